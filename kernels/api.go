@@ -1,0 +1,70 @@
+package kernels
+
+// The package-level functions run the kernels of the level chosen at
+// start-up ([Active]); see the methods of [Set] for the exact operations.
+
+// SGDF32 runs [Set.SGDF32] at the active level.
+func SGDF32(c *Coeffs, p, grad []float32) error { return active.SGDF32(c, p, grad) }
+
+// SGDF64 runs [Set.SGDF64] at the active level.
+func SGDF64(c *Coeffs, p, grad []float64) error { return active.SGDF64(c, p, grad) }
+
+// MomentumF32 runs [Set.MomentumF32] at the active level.
+func MomentumF32(c *Coeffs, p, grad, buf []float32) error {
+	return active.MomentumF32(c, p, grad, buf)
+}
+
+// MomentumF64 runs [Set.MomentumF64] at the active level.
+func MomentumF64(c *Coeffs, p, grad, buf []float64) error {
+	return active.MomentumF64(c, p, grad, buf)
+}
+
+// AdamF32 runs [Set.AdamF32] at the active level.
+func AdamF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
+	return active.AdamF32(c, p, grad, m, v, vmax)
+}
+
+// AdamF64 runs [Set.AdamF64] at the active level.
+func AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
+	return active.AdamF64(c, p, grad, m, v, vmax)
+}
+
+// AdamFastF32 runs [Set.AdamFastF32] at the active level.
+func AdamFastF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
+	return active.AdamFastF32(c, p, grad, m, v, vmax)
+}
+
+// AdamFastF64 runs [Set.AdamFastF64] at the active level.
+func AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
+	return active.AdamFastF64(c, p, grad, m, v, vmax)
+}
+
+// SumSquaresF32 runs [Set.SumSquaresF32] at the active level.
+func SumSquaresF32(x []float32) float64 { return active.SumSquaresF32(x) }
+
+// SumSquaresF64 runs [Set.SumSquaresF64] at the active level.
+func SumSquaresF64(x []float64) float64 { return active.SumSquaresF64(x) }
+
+// SumSquaresCheckF32 runs [Set.SumSquaresCheckF32] at the active level.
+func SumSquaresCheckF32(x []float32) (float64, bool) { return active.SumSquaresCheckF32(x) }
+
+// SumSquaresCheckF64 runs [Set.SumSquaresCheckF64] at the active level.
+func SumSquaresCheckF64(x []float64) (float64, bool) { return active.SumSquaresCheckF64(x) }
+
+// DotF32 runs [Set.DotF32] at the active level.
+func DotF32(x, y []float32) (float64, error) { return active.DotF32(x, y) }
+
+// DotF64 runs [Set.DotF64] at the active level.
+func DotF64(x, y []float64) (float64, error) { return active.DotF64(x, y) }
+
+// ScaleF32 runs [Set.ScaleF32] at the active level.
+func ScaleF32(x []float32, a float32) { active.ScaleF32(x, a) }
+
+// ScaleF64 runs [Set.ScaleF64] at the active level.
+func ScaleF64(x []float64, a float64) { active.ScaleF64(x, a) }
+
+// NonFiniteF32 runs [Set.NonFiniteF32] at the active level.
+func NonFiniteF32(x []float32) bool { return active.NonFiniteF32(x) }
+
+// NonFiniteF64 runs [Set.NonFiniteF64] at the active level.
+func NonFiniteF64(x []float64) bool { return active.NonFiniteF64(x) }

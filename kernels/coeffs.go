@@ -1,0 +1,335 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// Rows of the coefficient block. Each row holds one coefficient broadcast to
+// a full 64-byte vector, so that the assembly can use it as a memory operand
+// without a broadcast. The order is part of the assembly ABI (see _asm).
+const (
+	rowGS        = iota // gradient scale, negated when maximizing
+	rowWD               // weight decay (coupled)
+	rowDecay            // 1 - lr*wd (decoupled)
+	rowC1               // 1 - β1
+	rowC2               // 1 - β2
+	rowBeta2            // β2
+	rowIB2              // 1/sqrt(1 - β2^t)
+	rowEps              // ε
+	rowNegA             // -lr/(1 - β1^t)
+	rowNegLR            // -lr
+	rowMu               // momentum μ
+	rowDamp             // 1 - dampening
+	rowOne              // 1 (Fast Adam)
+	rowHalf             // 0.5 (Fast Adam)
+	rowThreeHalf        // 1.5 (Fast Adam)
+	rowTiny             // smallest normal number of the element type (Fast Adam)
+	numRows
+)
+
+// Mode bits, part of the assembly ABI.
+const (
+	modeWD       = 1 << 0 // SGD, momentum: coupled weight decay g = fma(wd, p, g)
+	modeNesterov = 1 << 1 // momentum
+	modeFirst    = 1 << 2 // momentum: the buffer is set to g (first step)
+
+	adamWDCoupled   = 1 // Adam: g = fma(wd, p, g)
+	adamWDDecoupled = 2 // AdamW: p = p·decay
+	adamWDMask      = 3
+	adamAMSGrad     = 1 << 2
+)
+
+type family uint8
+
+const (
+	famNone family = iota
+	famSGD
+	famMomentum
+	famAdam
+)
+
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam"}
+
+// Coeffs are the per-step coefficients of one kernel family, computed once
+// in float64 and rounded once to each element type. Build them with
+// [SGD.Coeffs], [Momentum.Coeffs] or [Adam.Coeffs]; the zero value is
+// rejected by every kernel. A Coeffs is read-only for the kernels and may be
+// shared by goroutines.
+type Coeffs struct {
+	fam  family
+	mode int
+	vals [numRows]float64
+	f32  [numRows][16]float32
+	f64  [numRows][8]float64
+}
+
+func (c *Coeffs) set(row int, v float64) {
+	c.vals[row] = v
+	v32 := float32(v)
+	for i := range c.f32[row] {
+		c.f32[row][i] = v32
+	}
+	for i := range c.f64[row] {
+		c.f64[row][i] = v
+	}
+}
+
+func (c *Coeffs) init(fam family, mode int) {
+	*c = Coeffs{fam: fam, mode: mode}
+	c.set(rowGS, 1)
+	c.set(rowOne, 1)
+	c.set(rowHalf, 0.5)
+	c.set(rowThreeHalf, 1.5)
+	c.set(rowDecay, 1)
+	c.set(rowDamp, 1)
+	c.set(rowTiny, 0) // per precision below
+	for i := range c.f32[rowTiny] {
+		c.f32[rowTiny][i] = math.Float32frombits(0x00800000)
+	}
+	for i := range c.f64[rowTiny] {
+		c.f64[rowTiny][i] = math.Float64frombits(0x0010000000000000)
+	}
+}
+
+// check returns an error unless c was built for family f.
+func (c *Coeffs) check(f family) error {
+	if c == nil {
+		return fmt.Errorf("%w: nil Coeffs", ErrCoeff)
+	}
+	if c.fam != f {
+		return fmt.Errorf("%w: %s given to a %s kernel", ErrCoeff, familyNames[c.fam], familyNames[f])
+	}
+	return nil
+}
+
+// Value returns the float64 value of a named coefficient, for tests and
+// diagnostics: "gs", "wd", "decay", "c1", "c2", "beta2", "ib2", "eps", "nega",
+// "neglr", "mu", "damp". The kernels use it rounded to their element type.
+func (c *Coeffs) Value(name string) (float64, bool) {
+	for i, n := range rowNames {
+		if n == name {
+			return c.vals[i], true
+		}
+	}
+	return 0, false
+}
+
+var rowNames = [numRows]string{"gs", "wd", "decay", "c1", "c2", "beta2", "ib2", "eps", "nega", "neglr", "mu", "damp", "one", "half", "threehalf", "tiny"}
+
+// Prelude is the gradient prelude shared by every optimizer: the gradient is
+// multiplied by Scale (0 means 1) and negated when Maximize is set. Both are
+// folded into one multiplication g·gs, gs = ±Scale, which equals the
+// sequence "g = g·s; g = -g" exactly (negation is exact and rounding is
+// symmetric) and is exact when gs = 1.
+type Prelude struct {
+	Scale    float64
+	Maximize bool
+}
+
+func (p Prelude) gs() (float64, error) {
+	s := p.Scale
+	if s == 0 {
+		s = 1
+	}
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		return 0, fmt.Errorf("%w: gradient scale %v is not finite", ErrCoeff, p.Scale)
+	}
+	if p.Maximize {
+		s = -s
+	}
+	return s, nil
+}
+
+func checkNonNeg(name string, v float64) error {
+	if !(v >= 0) || math.IsInf(v, 0) {
+		return fmt.Errorf("%w: %s = %v, want a finite value ≥ 0", ErrCoeff, name, v)
+	}
+	return nil
+}
+
+// SGD holds the hyperparameters of plain stochastic gradient descent.
+type SGD struct {
+	LR          float64 // learning rate, ≥ 0
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of an SGD step.
+func (h SGD) Coeffs() (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c, without a copy of the block.
+func (h SGD) CoeffsInto(c *Coeffs) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= modeWD
+	}
+	c.init(famSGD, mode)
+	c.set(rowGS, gs)
+	c.set(rowWD, h.WeightDecay)
+	c.set(rowNegLR, -h.LR)
+	return nil
+}
+
+// Momentum holds the hyperparameters of SGD with heavy-ball or Nesterov
+// momentum, as torch.optim.SGD has them.
+type Momentum struct {
+	LR          float64 // learning rate, ≥ 0
+	Momentum    float64 // μ, ≥ 0
+	Dampening   float64 // τ; the gradient enters the buffer as (1-τ)·g
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Nesterov    bool    // needs μ > 0 and τ = 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of a momentum step. first selects the
+// first step of PyTorch's heavy-ball form, where the buffer is set to the
+// gradient; the zero-initialised EMA form never sets it.
+func (h Momentum) Coeffs(first bool) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, first)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c.
+func (h Momentum) CoeffsInto(c *Coeffs, first bool) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if err := checkNonNeg("momentum", h.Momentum); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	if math.IsNaN(h.Dampening) || math.IsInf(h.Dampening, 0) {
+		return fmt.Errorf("%w: dampening = %v, want a finite value", ErrCoeff, h.Dampening)
+	}
+	if h.Nesterov && (h.Momentum <= 0 || h.Dampening != 0) {
+		return fmt.Errorf("%w: nesterov needs momentum > 0 and dampening = 0", ErrCoeff)
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= modeWD
+	}
+	if h.Nesterov {
+		mode |= modeNesterov
+	}
+	if first {
+		mode |= modeFirst
+	}
+	c.init(famMomentum, mode)
+	c.set(rowGS, gs)
+	c.set(rowWD, h.WeightDecay)
+	c.set(rowNegLR, -h.LR)
+	c.set(rowMu, h.Momentum)
+	c.set(rowDamp, 1-h.Dampening)
+	return nil
+}
+
+// Adam holds the hyperparameters of Adam and AdamW, as torch.optim has them.
+type Adam struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // in [0, 1)
+	Beta2       float64 // in [0, 1)
+	Eps         float64 // ≥ 0
+	WeightDecay float64 // ≥ 0
+	Decoupled   bool    // AdamW: p = p·(1 - lr·wd) instead of g += wd·p
+	AMSGrad     bool    // keep the running maximum of v and divide by it
+	Prelude
+}
+
+// Coeffs returns the coefficients of Adam step t (t ≥ 1).
+func (h Adam) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// powInt returns b^t by repeated squaring, with multiplications only, so
+// that it is the same on every machine.
+func powInt(b float64, t int64) float64 {
+	r := 1.0
+	for t > 0 {
+		if t&1 != 0 {
+			r *= b
+		}
+		b *= b
+		t >>= 1
+	}
+	return r
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number:
+//
+//	bc1 = 1-β1^t, bc2 = 1-β2^t, a = lr/bc1, ib2 = 1/sqrt(bc2),
+//	c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd
+//
+// all in float64, then rounded once to the element type.
+func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		if h.Decoupled {
+			mode |= adamWDDecoupled
+		} else {
+			mode |= adamWDCoupled
+		}
+	}
+	if h.AMSGrad {
+		mode |= adamAMSGrad
+	}
+	bc1 := 1 - powInt(h.Beta1, t)
+	bc2 := 1 - powInt(h.Beta2, t)
+	c.init(famAdam, mode)
+	c.set(rowGS, gs)
+	c.set(rowWD, h.WeightDecay)
+	c.set(rowDecay, 1-h.LR*h.WeightDecay)
+	c.set(rowC1, 1-h.Beta1)
+	c.set(rowC2, 1-h.Beta2)
+	c.set(rowBeta2, h.Beta2)
+	c.set(rowIB2, 1/math.Sqrt(bc2))
+	c.set(rowEps, h.Eps)
+	c.set(rowNegA, -(h.LR / bc1))
+	c.set(rowNegLR, -h.LR)
+	return nil
+}

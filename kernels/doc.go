@@ -1,0 +1,38 @@
+// Package kernels holds fuseopt's fused, one-pass optimizer update kernels and
+// the reductions a trainer needs, for float32 and float64, in a pure-Go
+// reference and in assembly for several instruction-set levels.
+//
+// # Exactness
+//
+// Every output element is produced by one fixed sequence of IEEE-754
+// operations in the element's own precision; fma is a fused multiply-add with
+// one rounding, every other operation rounds. The sequence is written in the
+// doc comment of each kernel. Because every level follows it, the generic
+// reference, AVX2, AVX-512 and NEON return bit-identical results for every
+// non-NaN output, and NaN exactly where the reference has NaN (the NaN bit
+// pattern itself is not specified). The one exception is [AdamFastF32] and
+// [AdamFastF64], which use approximate reciprocal square roots and carry a
+// documented error bound instead.
+//
+// Reductions ([SumSquaresF32], [DotF32], …) use 16 virtual lanes: element i is
+// accumulated, by fma, into lane i mod 16; the lanes are then combined by the
+// fixed tree ((l0+l8)+(l4+l12))+((l2+l10)+(l6+l14)) … written out in
+// [combine16]. float32 data is accumulated in float64.
+//
+// # Errors
+//
+// The exported functions check their arguments and return an error that
+// errors.Is matches against [ErrLength] or [ErrCoeff] before writing any
+// element; no input reaches the assembly unchecked. Coefficient structs are
+// built once per step by [SGD.Coeffs], [Momentum.Coeffs] and [Adam.Coeffs].
+//
+// # Levels
+//
+// The level is chosen once at start-up: on amd64 avx512 (AVX-512 F+VL+DQ and
+// FMA), then avx2 (AVX2 and FMA), then generic; on arm64 neon, then generic.
+// The environment variable FUSEOPT_CPU=generic|avx2|avx512|neon lowers it; the
+// purego build tag compiles no assembly at all. [Active] is the chosen set of
+// kernels and the package-level functions use it; [For] returns the set of
+// any level this CPU supports, which is how tests and benchmarks compare
+// levels.
+package kernels

@@ -1,0 +1,38 @@
+package kernels
+
+import "math"
+
+// fma64 is the fused multiply-add a·b+c with one rounding.
+func fma64(a, b, c float64) float64 { return math.FMA(a, b, c) }
+
+// fma32 is the correctly rounded float32 fused multiply-add a·b+c.
+//
+// The product of two float32 values is exact in float64. The sum p+c is
+// computed exactly as s+e (TwoSum); when e ≠ 0 and s has an even last bit,
+// s is moved one unit towards e, which rounds the sum to odd. A value rounded
+// to odd with 29 more bits than float32 rounds to float32 exactly as the
+// exact sum would, so the final conversion gives the correctly rounded
+// result (this holds for float32 subnormals too: float64 is still normal
+// there).
+func fma32(a, b, c float32) float32 {
+	p := float64(a) * float64(b) // exact
+	cc := float64(c)
+	s := p + cc
+	if math.IsInf(s, 0) || s != s {
+		return float32(s)
+	}
+	bb := s - p
+	e := (p - (s - bb)) + (cc - bb)
+	if e != 0 {
+		bits := math.Float64bits(s)
+		if bits&1 == 0 {
+			if (e > 0) == (s > 0) {
+				bits++
+			} else {
+				bits--
+			}
+			s = math.Float64frombits(bits)
+		}
+	}
+	return float32(s)
+}

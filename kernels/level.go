@@ -1,0 +1,127 @@
+package kernels
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// ISA is an instruction-set level that kernels are implemented for.
+type ISA uint8
+
+// The levels, from the reference up. Only the levels of the running
+// architecture are ever supported.
+const (
+	Generic ISA = iota // pure Go, the reference
+	AVX2                 // amd64: AVX2 and FMA3
+	AVX512               // amd64: AVX-512 F, VL and DQ, and FMA3
+	NEON                 // arm64: Advanced SIMD
+)
+
+var levelNames = [...]string{Generic: "generic", AVX2: "avx2", AVX512: "avx512", NEON: "neon"}
+
+func (l ISA) String() string {
+	if int(l) < len(levelNames) {
+		return levelNames[l]
+	}
+	return fmt.Sprintf("ISA(%d)", uint8(l))
+}
+
+// ParseLevel returns the level named s (generic, avx2, avx512, neon).
+func ParseLevel(s string) (ISA, error) {
+	for l, name := range levelNames {
+		if strings.EqualFold(strings.TrimSpace(s), name) {
+			return ISA(l), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %q (want one of %s)", ErrLevel, s, strings.Join(levelNames[:], ", "))
+}
+
+// Supported reports whether this binary has an implementation of l and the
+// CPU can run it.
+func (l ISA) Supported() bool {
+	return l == Generic || (int(l) < len(sets) && sets[l] != nil && cpuHas(l))
+}
+
+// Errors returned by this package. Test them with errors.Is.
+var (
+	// ErrLength: slices whose lengths do not fit together.
+	ErrLength = errors.New("kernels: slice lengths differ")
+	// ErrCoeff: an invalid hyperparameter, or coefficients of the wrong kind.
+	ErrCoeff = errors.New("kernels: invalid coefficients")
+	// ErrLevel: an unknown level, or one this CPU or build cannot run.
+	ErrLevel = errors.New("kernels: level not available")
+)
+
+// sets holds the implementation of every level compiled into this binary;
+// nil where a level is not compiled in. Filled by init functions of the
+// architecture files.
+var sets [len(levelNames)]*Set
+
+// Levels returns every level this CPU and build can run, from the reference
+// up to the best.
+func Levels() []ISA {
+	var out []ISA
+	for l := range levelNames {
+		if ISA(l).Supported() {
+			out = append(out, ISA(l))
+		}
+	}
+	return out
+}
+
+// Best returns the highest supported level, ignoring FUSEOPT_CPU.
+func Best() ISA {
+	ls := Levels()
+	return ls[len(ls)-1]
+}
+
+// For returns the kernels of level l, or an error wrapping ErrLevel when
+// this CPU or build cannot run it.
+func For(l ISA) (*Set, error) {
+	if !l.Supported() {
+		return nil, fmt.Errorf("%w: %v on this CPU/build (supported: %v)", ErrLevel, l, Levels())
+	}
+	return sets[l], nil
+}
+
+var active *Set
+
+// EnvVar is the environment variable that lowers the level at start-up.
+const EnvVar = "FUSEOPT_CPU"
+
+// envNote records what happened to FUSEOPT_CPU, for Describe.
+var envNote string
+
+func init() {
+	sets[Generic] = genericSet()
+	active = sets[Best()]
+	if s, ok := os.LookupEnv(EnvVar); ok && s != "" {
+		l, err := ParseLevel(s)
+		switch {
+		case err != nil:
+			envNote = fmt.Sprintf("%s=%q ignored: unknown level", EnvVar, s)
+		case !l.Supported():
+			envNote = fmt.Sprintf("%s=%q ignored: not supported here", EnvVar, s)
+		case l > active.level:
+			envNote = fmt.Sprintf("%s=%q ignored: it can only lower the level", EnvVar, s)
+		default:
+			active = sets[l]
+			envNote = fmt.Sprintf("%s=%s", EnvVar, l)
+		}
+	}
+}
+
+// Active returns the kernels chosen at start-up.
+func Active() *Set { return active }
+
+// Level returns the level chosen at start-up: the best the CPU supports,
+// unless FUSEOPT_CPU lowered it.
+func Level() ISA { return active.level }
+
+// EnvNote says how FUSEOPT_CPU affected the choice; empty when it is unset.
+func EnvNote() string { return envNote }
+
+// Level returns the level of the set.
+func (s *Set) Level() ISA { return s.level }

@@ -1,0 +1,241 @@
+package kernels
+
+import "fmt"
+
+// table holds one level's kernels for one element type. The pointers and
+// length have been checked by the exported methods: n ≥ 1, every slice holds
+// n elements (vmax only when the coefficients ask for AMSGrad).
+type table[T Float] struct {
+	sgd        func(c *Coeffs, p, g *T, n int)
+	momentum   func(c *Coeffs, p, g, b *T, n int)
+	adam       func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	adamFast   func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	sumSquares func(x *T, n int) float64
+	sumSqCheck func(x *T, n int) (float64, bool)
+	dot        func(x, y *T, n int) float64
+	scale      func(x *T, n int, s T)
+	nonFinite  func(x *T, n int) bool
+}
+
+// Set is the kernels of one level. Its methods check their arguments and
+// return an error before writing anything; they never panic on bad lengths.
+// Outputs may not partially overlap inputs or each other.
+type Set struct {
+	level ISA
+	f32   table[float32]
+	f64   table[float64]
+}
+
+func lengthErr(what string, want, got int) error {
+	return fmt.Errorf("%w: len(%s) = %d, want %d", ErrLength, what, got, want)
+}
+
+func sgd[T Float](k *table[T], c *Coeffs, p, g []T) error {
+	if err := c.check(famSGD); err != nil {
+		return err
+	}
+	if len(g) != len(p) {
+		return lengthErr("g", len(p), len(g))
+	}
+	if len(p) > 0 {
+		k.sgd(c, &p[0], &g[0], len(p))
+	}
+	return nil
+}
+
+func momentum[T Float](k *table[T], c *Coeffs, p, g, b []T) error {
+	if err := c.check(famMomentum); err != nil {
+		return err
+	}
+	if len(g) != len(p) {
+		return lengthErr("g", len(p), len(g))
+	}
+	if len(b) != len(p) {
+		return lengthErr("buf", len(p), len(b))
+	}
+	if len(p) > 0 {
+		k.momentum(c, &p[0], &g[0], &b[0], len(p))
+	}
+	return nil
+}
+
+func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) error {
+	if err := c.check(famAdam); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(m) != n:
+		return lengthErr("m", n, len(m))
+	case len(v) != n:
+		return lengthErr("v", n, len(v))
+	}
+	var vx *T
+	if c.mode&adamAMSGrad != 0 {
+		if len(vmax) != n {
+			return lengthErr("vmax (AMSGrad)", n, len(vmax))
+		}
+		if n > 0 {
+			vx = &vmax[0]
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if fast {
+		k.adamFast(c, &p[0], &g[0], &m[0], &v[0], vx, n)
+	} else {
+		k.adam(c, &p[0], &g[0], &m[0], &v[0], vx, n)
+	}
+	return nil
+}
+
+func sumSquares[T Float](k *table[T], x []T) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	return k.sumSquares(&x[0], len(x))
+}
+
+func sumSqCheck[T Float](k *table[T], x []T) (float64, bool) {
+	if len(x) == 0 {
+		return 0, false
+	}
+	return k.sumSqCheck(&x[0], len(x))
+}
+
+func dot[T Float](k *table[T], x, y []T) (float64, error) {
+	if len(y) != len(x) {
+		return 0, lengthErr("y", len(x), len(y))
+	}
+	if len(x) == 0 {
+		return 0, nil
+	}
+	return k.dot(&x[0], &y[0], len(x)), nil
+}
+
+func scale[T Float](k *table[T], x []T, s T) {
+	if len(x) > 0 {
+		k.scale(&x[0], len(x), s)
+	}
+}
+
+func nonFinite[T Float](k *table[T], x []T) bool {
+	return len(x) > 0 && k.nonFinite(&x[0], len(x))
+}
+
+// SGDF32 is one SGD step, for every i:
+//
+//	g := grad[i]·gs                       // gs = ±scale (prelude)
+//	if wd ≠ 0 { g = fma(wd, p[i], g) }
+//	p[i] = fma(-lr, g, p[i])
+func (s *Set) SGDF32(c *Coeffs, p, grad []float32) error { return sgd(&s.f32, c, p, grad) }
+
+// SGDF64 is [Set.SGDF32] for float64.
+func (s *Set) SGDF64(c *Coeffs, p, grad []float64) error { return sgd(&s.f64, c, p, grad) }
+
+// MomentumF32 is one step of SGD with momentum, for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p[i], g) }
+//	b := first ? g : fma(μ, buf[i], (1-τ)·g)
+//	buf[i] = b
+//	dir := nesterov ? fma(μ, b, g) : b
+//	p[i] = fma(-lr, dir, p[i])
+//
+// (1-τ)·g is a rounded product; with τ = 0 it is exactly g.
+func (s *Set) MomentumF32(c *Coeffs, p, grad, buf []float32) error {
+	return momentum(&s.f32, c, p, grad, buf)
+}
+
+// MomentumF64 is [Set.MomentumF32] for float64.
+func (s *Set) MomentumF64(c *Coeffs, p, grad, buf []float64) error {
+	return momentum(&s.f64, c, p, grad, buf)
+}
+
+// AdamF32 is one Adam or AdamW step, for every i:
+//
+//	g := grad[i]·gs
+//	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	vv := amsgrad ? (vmax = max(vmax, v)) : v      // max is NaN if either is
+//	d := fma(sqrt(vv), ib2, eps)
+//	p = fma(-a, m/d, p)
+//
+// with the coefficients of [Adam.CoeffsInto]. vmax is used only with AMSGrad
+// and may be nil otherwise.
+func (s *Set) AdamF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
+	return adam(&s.f32, false, c, p, grad, m, v, vmax)
+}
+
+// AdamF64 is [Set.AdamF32] for float64.
+func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
+	return adam(&s.f64, false, c, p, grad, m, v, vmax)
+}
+
+// AdamFastF32 is [Set.AdamF32] with sqrt and the division replaced by
+// hardware reciprocal-square-root and reciprocal approximations, each refined
+// by one Newton–Raphson step:
+//
+//	r ≈ 1/sqrt(vv); r = r·(1.5 - 0.5·vv·r·r); s := vv < tiny ? 0 : vv·r
+//	d := fma(s, ib2, eps); q ≈ 1/d; q = fma(q, fma(-d, q, 1), q)
+//	p = fma(-a, m·q, p)
+//
+// m and v (and vmax) are bit-identical to AdamF32's. The update of p differs
+// from AdamF32's by a relative error of at most 2⁻²⁰ (float32; 2⁻²⁰ for
+// float64 too: the approximations are float32-accurate) whenever the inputs
+// and d are finite, d is a normal number, and either vv is normal or
+// eps ≥ 2⁻²⁰·sqrt(tiny)·ib2 (with tiny the smallest normal number). The
+// generic level has no approximation instructions and computes the exact
+// AdamF32.
+func (s *Set) AdamFastF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
+	return adam(&s.f32, true, c, p, grad, m, v, vmax)
+}
+
+// AdamFastF64 is [Set.AdamFastF32] for float64.
+func (s *Set) AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
+	return adam(&s.f64, true, c, p, grad, m, v, vmax)
+}
+
+// SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:
+//
+//	lane[i mod 16] = fma(float64(x[i]), float64(x[i]), lane[i mod 16])
+//
+// then combined by the fixed tree of the package comment.
+func (s *Set) SumSquaresF32(x []float32) float64 { return sumSquares(&s.f32, x) }
+
+// SumSquaresF64 is [Set.SumSquaresF32] for float64.
+func (s *Set) SumSquaresF64(x []float64) float64 { return sumSquares(&s.f64, x) }
+
+// SumSquaresCheckF32 is SumSquaresF32 fused with NonFiniteF32: one pass
+// returns the sum of squares and whether any element is NaN or ±Inf.
+func (s *Set) SumSquaresCheckF32(x []float32) (sum float64, nonFinite bool) {
+	return sumSqCheck(&s.f32, x)
+}
+
+// SumSquaresCheckF64 is [Set.SumSquaresCheckF32] for float64.
+func (s *Set) SumSquaresCheckF64(x []float64) (sum float64, nonFinite bool) {
+	return sumSqCheck(&s.f64, x)
+}
+
+// DotF32 returns Σ x[i]·y[i], accumulated in float64 over 16 lanes as
+// SumSquaresF32 does.
+func (s *Set) DotF32(x, y []float32) (float64, error) { return dot(&s.f32, x, y) }
+
+// DotF64 is [Set.DotF32] for float64.
+func (s *Set) DotF64(x, y []float64) (float64, error) { return dot(&s.f64, x, y) }
+
+// ScaleF32 multiplies in place: x[i] = x[i]·a.
+func (s *Set) ScaleF32(x []float32, a float32) { scale(&s.f32, x, a) }
+
+// ScaleF64 is [Set.ScaleF32] for float64.
+func (s *Set) ScaleF64(x []float64, a float64) { scale(&s.f64, x, a) }
+
+// NonFiniteF32 reports whether any element of x is NaN or ±Inf.
+func (s *Set) NonFiniteF32(x []float32) bool { return nonFinite(&s.f32, x) }
+
+// NonFiniteF64 is [Set.NonFiniteF32] for float64.
+func (s *Set) NonFiniteF64(x []float64) bool { return nonFinite(&s.f64, x) }
