@@ -1,0 +1,3 @@
+module github.com/fuseopt/fuseopt/kernels/_neon
+
+go 1.26

@@ -1,0 +1,422 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// ewKernel is an element-wise kernel under test.
+type ewKernel[T Float] struct {
+	name    string
+	streams []string // stream names; stream 0 is p (or x)
+	nonneg  []bool   // streams whose normal values are non-negative
+	written []bool   // streams the kernel writes
+	coeffs  []Coeffs
+	run     func(s *Set, c *Coeffs, a [][]T) error
+}
+
+func must(c Coeffs, err error) Coeffs {
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+var preludes = []Prelude{{}, {Scale: 0.5, Maximize: true}, {Scale: 3}}
+
+func sgdCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, pr := range preludes {
+			out = append(out, must(SGD{LR: 0.01, WeightDecay: wd, Prelude: pr}.Coeffs()))
+		}
+	}
+	return out
+}
+
+func momentumCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.02} {
+		for _, nest := range []bool{false, true} {
+			for _, damp := range []float64{0, 0.1} {
+				if nest && damp != 0 {
+					continue
+				}
+				for _, first := range []bool{false, true} {
+					for _, pr := range preludes[:2] {
+						h := Momentum{LR: 0.05, Momentum: 0.9, Dampening: damp, WeightDecay: wd, Nesterov: nest, Prelude: pr}
+						out = append(out, must(h.Coeffs(first)))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func adamCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			if wd == 0 && dec {
+				continue
+			}
+			for _, ams := range []bool{false, true} {
+				for _, step := range []int64{1, 9} {
+					for _, pr := range preludes[:2] {
+						h := Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, AMSGrad: ams, Prelude: pr}
+						out = append(out, must(h.Coeffs(step)))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func sgdKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "SGD", streams: []string{"p", "grad"}, nonneg: []bool{false, false}, written: []bool{true, false},
+		coeffs: sgdCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.SGDF32(c, a[0], a[1])
+			case [][]float64:
+				return s.SGDF64(c, a[0], a[1])
+			}
+			panic("type")
+		},
+	}
+}
+
+func momentumKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Momentum", streams: []string{"p", "grad", "buf"}, nonneg: []bool{false, false, false},
+		written: []bool{true, false, true}, coeffs: momentumCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.MomentumF32(c, a[0], a[1], a[2])
+			case [][]float64:
+				return s.MomentumF64(c, a[0], a[1], a[2])
+			}
+			panic("type")
+		},
+	}
+}
+
+func adamKernel[T Float](fast bool) ewKernel[T] {
+	name := "Adam"
+	if fast {
+		name = "AdamFast"
+	}
+	return ewKernel[T]{
+		name: name, streams: []string{"p", "grad", "m", "v", "vmax"}, nonneg: []bool{false, false, false, true, true},
+		written: []bool{true, false, true, true, true}, coeffs: adamCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				if fast {
+					return s.AdamFastF32(c, a[0], a[1], a[2], a[3], a[4])
+				}
+				return s.AdamF32(c, a[0], a[1], a[2], a[3], a[4])
+			case [][]float64:
+				if fast {
+					return s.AdamFastF64(c, a[0], a[1], a[2], a[3], a[4])
+				}
+				return s.AdamF64(c, a[0], a[1], a[2], a[3], a[4])
+			}
+			panic("type")
+		},
+	}
+}
+
+func scaleKernel[T Float]() ewKernel[T] {
+	var cs []Coeffs
+	for range 3 {
+		cs = append(cs, Coeffs{}) // the factor comes from the index below
+	}
+	factors := []T{0.75, -3, 1e-3}
+	return ewKernel[T]{
+		name: "Scale", streams: []string{"x"}, nonneg: []bool{false}, written: []bool{true}, coeffs: cs,
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			f := factors[int(uintptr(len(a[0])))%len(factors)]
+			switch a := any(a).(type) {
+			case [][]float32:
+				s.ScaleF32(a[0], float32(f))
+			case [][]float64:
+				s.ScaleF64(a[0], float64(f))
+			}
+			return nil
+		},
+	}
+}
+
+// ewInput builds the guarded streams of one case.
+func ewInput[T Float](k *ewKernel[T], n, off int, special float64, seed uint64) []*guarded[T] {
+	r := rand.New(rand.NewPCG(seed, uint64(n)*131+uint64(off)))
+	in := make([]*guarded[T], len(k.streams))
+	for s := range in {
+		in[s] = newGuarded[T](n, off)
+		fill(r, in[s].s(), special, k.nonneg[s])
+	}
+	return in
+}
+
+func cloneAll[T Float](in []*guarded[T]) ([]*guarded[T], [][]T) {
+	out := make([]*guarded[T], len(in))
+	sl := make([][]T, len(in))
+	for i, g := range in {
+		out[i] = g.clone()
+		sl[i] = out[i].s()
+	}
+	return out, sl
+}
+
+// runParity compares every level with the reference for kernel k.
+func runParity[T Float](t *testing.T, k ewKernel[T], ns []int) {
+	ref := sets[Generic]
+	for _, s := range testLevels(t) {
+		t.Run(s.Level().String(), func(t *testing.T) {
+			for _, n := range ns {
+				offs := []int{0, 1, 2, 3, 4, 5, 6, 7}
+				if n > 5000 {
+					offs = []int{0, 3}
+				}
+				for _, off := range offs {
+					for ci := range k.coeffs {
+						if n > 5000 && ci%5 != 0 {
+							continue
+						}
+						special := 0.0
+						if (n+off+ci)%2 == 1 {
+							special = 0.15
+						}
+						in := ewInput(&k, n, off, special, uint64(ci))
+						want, ws := cloneAll(in)
+						got, gs := cloneAll(in)
+						c := &k.coeffs[ci]
+						if err := k.run(ref, c, ws); err != nil {
+							t.Fatal(err)
+						}
+						if err := k.run(s, c, gs); err != nil {
+							t.Fatal(err)
+						}
+						for st := range in {
+							what := fmt.Sprintf("%s n=%d off=%d coeffs#%d (mode %d) special=%v stream %s",
+								k.name, n, off, ci, c.mode, special, k.streams[st])
+							if k.written[st] {
+								compareBufs(t, what, want[st], got[st])
+							} else {
+								compareBufs(t, what+" (input changed)", in[st], got[st])
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestParitySGD(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runParity(t, sgdKernel[float32](), lengths(testing.Short())) })
+	t.Run("F64", func(t *testing.T) { runParity(t, sgdKernel[float64](), lengths(testing.Short())) })
+}
+
+func TestParityMomentum(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runParity(t, momentumKernel[float32](), lengths(testing.Short())) })
+	t.Run("F64", func(t *testing.T) { runParity(t, momentumKernel[float64](), lengths(testing.Short())) })
+}
+
+func TestParityAdam(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runParity(t, adamKernel[float32](false), lengths(testing.Short())) })
+	t.Run("F64", func(t *testing.T) { runParity(t, adamKernel[float64](false), lengths(testing.Short())) })
+}
+
+func TestParityScale(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runParity(t, scaleKernel[float32](), lengths(testing.Short())) })
+	t.Run("F64", func(t *testing.T) { runParity(t, scaleKernel[float64](), lengths(testing.Short())) })
+}
+
+// reduction cases
+
+func runReductions[T Float](t *testing.T, ns []int) {
+	ref := sets[Generic]
+	call := func(s *Set, x, y []T) (sum, sq, sqc float64, bad, nf bool) {
+		switch x := any(x).(type) {
+		case []float32:
+			y := any(y).([]float32)
+			sum, _ = s.DotF32(x, y)
+			sq = s.SumSquaresF32(x)
+			sqc, bad = s.SumSquaresCheckF32(x)
+			nf = s.NonFiniteF32(y)
+		case []float64:
+			y := any(y).([]float64)
+			sum, _ = s.DotF64(x, y)
+			sq = s.SumSquaresF64(x)
+			sqc, bad = s.SumSquaresCheckF64(x)
+			nf = s.NonFiniteF64(y)
+		}
+		return
+	}
+	for _, s := range testLevels(t) {
+		t.Run(s.Level().String(), func(t *testing.T) {
+			for _, n := range ns {
+				for off := range 8 {
+					for variant := range 4 {
+						r := rand.New(rand.NewPCG(uint64(n), uint64(off*4+variant)))
+						x, y := newGuarded[T](n, off), newGuarded[T](n, off)
+						switch variant {
+						case 0: // plain
+							fill(r, x.s(), 0, false)
+							fill(r, y.s(), 0, false)
+						case 1: // specials everywhere
+							fill(r, x.s(), 0.1, false)
+							fill(r, y.s(), 0.1, false)
+						case 2: // one non-finite value, anywhere (also in tails)
+							fill(r, x.s(), 0, false)
+							fill(r, y.s(), 0, false)
+							if n > 0 {
+								sp := specials[T]()
+								i := r.IntN(n)
+								x.s()[i] = sp[r.IntN(3)]
+								y.s()[n-1-i] = sp[r.IntN(3)]
+							}
+						case 3: // huge and subnormal values
+							fill(r, x.s(), 0, false)
+							fill(r, y.s(), 0, false)
+							for i := range x.s() {
+								if i%3 == 0 {
+									x.s()[i] = specials[T]()[5+i%6]
+								}
+							}
+						}
+						xc, yc := x.clone(), y.clone()
+						a, b, c, d, e := call(ref, x.s(), y.s())
+						a2, b2, c2, d2, e2 := call(s, xc.s(), yc.s())
+						what := fmt.Sprintf("n=%d off=%d variant=%d", n, off, variant)
+						if !sameBits(a, a2) || !sameBits(b, b2) || !sameBits(c, c2) {
+							t.Fatalf("%s: dot/sumsq/sumsqcheck got %v %v %v, want %v %v %v", what, a2, b2, c2, a, b, c)
+						}
+						if d != d2 || e != e2 {
+							t.Fatalf("%s: non-finite flags got %v %v, want %v %v", what, d2, e2, d, e)
+						}
+						compareBufs(t, what+" x changed", x, xc)
+						compareBufs(t, what+" y changed", y, yc)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestParityReductions(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runReductions[float32](t, lengths(testing.Short())) })
+	t.Run("F64", func(t *testing.T) { runReductions[float64](t, lengths(testing.Short())) })
+}
+
+// Fast Adam: m, v, vmax bit-identical to the exact kernel; the update of p
+// within the documented relative bound.
+
+const fastBound = 1.0 / (1 << 20)
+
+func runFast[T Float](t *testing.T, ns []int) {
+	exact := adamKernel[T](false)
+	fast := adamKernel[T](true)
+	ref := sets[Generic]
+	for _, s := range append([]*Set{ref}, testLevels(t)...) {
+		t.Run(s.Level().String(), func(t *testing.T) {
+			worst := 0.0
+			for _, n := range ns {
+				for off := range 8 {
+					if n > 5000 && off%3 != 0 {
+						continue
+					}
+					for ci := range exact.coeffs {
+						special := 0.0
+						if (n+off+ci)%3 == 2 {
+							special = 0.15
+						}
+						in := ewInput(&exact, n, off, special, uint64(ci))
+						if (n+ci)%2 == 0 {
+							// p = 0 makes the stored p the update itself.
+							for i := range in[0].s() {
+								in[0].s()[i] = 0
+							}
+						}
+						want, ws := cloneAll(in)
+						got, gs := cloneAll(in)
+						c := &exact.coeffs[ci]
+						if err := exact.run(ref, c, ws); err != nil {
+							t.Fatal(err)
+						}
+						if err := fast.run(s, c, gs); err != nil {
+							t.Fatal(err)
+						}
+						what := fmt.Sprintf("n=%d off=%d coeffs#%d special=%v", n, off, ci, special)
+						for st := 1; st < len(in); st++ {
+							if exact.written[st] {
+								compareBufs(t, what+" stream "+exact.streams[st], want[st], got[st])
+							} else {
+								compareBufs(t, what+" input changed", in[st], got[st])
+							}
+						}
+						got[0].checkGuards(t, what)
+						p0, pw, pg := in[0].s(), ws[0], gs[0]
+						decay := T(1)
+						if c.mode&adamWDMask == adamWDDecoupled {
+							decay = row[T](c, rowDecay)
+						}
+						for i := range pw {
+							if !finiteAll(ws[1][i], ws[2][i], ws[3][i], ws[4][i], p0[i], pw[i]) {
+								continue
+							}
+							base := T(p0[i] * decay)
+							upd := float64(pw[i]) - float64(base)
+							err := math.Abs(float64(pg[i]) - float64(pw[i]))
+							// the update's own error, plus one rounding of p.
+							allowed := fastBound*math.Abs(upd) + ulp(pw[i])
+							if err > allowed {
+								t.Fatalf("%s: p[%d] fast %v exact %v (input %v): error %g > %g", what, i, pg[i], pw[i], p0[i], err, allowed)
+							}
+							if p0[i] == 0 && decay == 1 && math.Abs(upd) >= 1e-30 {
+								worst = math.Max(worst, err/math.Abs(upd))
+							}
+						}
+					}
+				}
+			}
+			t.Logf("worst relative error of the update: %.3g (2^%.1f)", worst, math.Log2(worst))
+			if worst > fastBound {
+				t.Fatalf("relative error %g above the bound %g", worst, fastBound)
+			}
+		})
+	}
+}
+
+func finiteAll[T Float](xs ...T) bool {
+	for _, x := range xs {
+		if x-x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ulp is the spacing of the floats at |x|: what one rounding of p can add.
+func ulp[T Float](x T) float64 {
+	a := math.Abs(float64(x))
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return float64(math.Nextafter32(float32(a), math.MaxFloat32)) - a
+	}
+	return math.Nextafter(a, math.MaxFloat64) - a
+}
+
+func TestAdamFastBound(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runFast[float32](t, lengths(testing.Short())) })
+	t.Run("F64", func(t *testing.T) { runFast[float64](t, lengths(testing.Short())) })
+}
