@@ -14,9 +14,9 @@ type ISA uint8
 // architecture are ever supported.
 const (
 	Generic ISA = iota // pure Go, the reference
-	AVX2                 // amd64: AVX2 and FMA3
-	AVX512               // amd64: AVX-512 F, VL and DQ, and FMA3
-	NEON                 // arm64: Advanced SIMD
+	AVX2               // amd64: AVX2 and FMA3
+	AVX512             // amd64: AVX-512 F, VL and DQ, and FMA3
+	NEON               // arm64: Advanced SIMD
 )
 
 var levelNames = [...]string{Generic: "generic", AVX2: "avx2", AVX512: "avx512", NEON: "neon"}
