@@ -26,6 +26,10 @@ const (
 	rowThreeHalf        // 1.5 (Fast Adam)
 	rowTiny             // smallest normal number of the element type (Fast Adam)
 	numRows
+
+	// rowHalfIB2 is ½·ib2 (Fast Adam); Adam has no momentum, so it reuses
+	// that row.
+	rowHalfIB2 = rowMu
 )
 
 // Mode bits, part of the assembly ABI.
@@ -331,5 +335,6 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	c.set(rowEps, h.Eps)
 	c.set(rowNegA, -(h.LR / bc1))
 	c.set(rowNegLR, -h.LR)
+	c.set(rowHalfIB2, 0.5/math.Sqrt(bc2))
 	return nil
 }

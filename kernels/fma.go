@@ -15,6 +15,19 @@ func fma64(a, b, c float64) float64 { return math.FMA(a, b, c) }
 // result (this holds for float32 subnormals too: float64 is still normal
 // there).
 func fma32(a, b, c float32) float32 {
+	// Fast path: the float64 fma is correctly rounded to 53 bits; rounding it
+	// again to 24 bits can differ from one rounding only when the 29 dropped
+	// bits are exactly a tie (and the float64 result was inexact), or when
+	// the result is a float32 subnormal, where more bits are dropped.
+	r := math.FMA(float64(a), float64(b), float64(c))
+	bits := math.Float64bits(r)
+	if exp := bits >> 52 & 0x7ff; exp > 1023-126 && bits&(1<<29-1) != 1<<28 {
+		return float32(r)
+	}
+	return fma32Slow(a, b, c)
+}
+
+func fma32Slow(a, b, c float32) float32 {
 	p := float64(a) * float64(b) // exact
 	cc := float64(c)
 	s := p + cc

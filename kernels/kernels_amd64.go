@@ -17,6 +17,9 @@ func init() {
 			dot:        dotF32AVX2,
 			scale:      scaleF32AVX2,
 			nonFinite:  nonFiniteF32AVX2,
+			roof1:      roof1F32AVX2,
+			roof2:      roof2F32AVX2,
+			roof3:      roof3F32AVX2,
 		},
 		f64: table[float64]{
 			sgd:        func(c *Coeffs, p, g *float64, n int) { sgdF64AVX2(&c.f64, p, g, n, c.mode) },
@@ -28,6 +31,9 @@ func init() {
 			dot:        dotF64AVX2,
 			scale:      scaleF64AVX2,
 			nonFinite:  nonFiniteF64AVX2,
+			roof1:      roof1F64AVX2,
+			roof2:      roof2F64AVX2,
+			roof3:      roof3F64AVX2,
 		},
 	}
 	sets[AVX512] = &Set{
@@ -42,6 +48,9 @@ func init() {
 			dot:        dotF32AVX512,
 			scale:      scaleF32AVX512,
 			nonFinite:  nonFiniteF32AVX512,
+			roof1:      roof1F32AVX512,
+			roof2:      roof2F32AVX512,
+			roof3:      roof3F32AVX512,
 		},
 		f64: table[float64]{
 			sgd:        func(c *Coeffs, p, g *float64, n int) { sgdF64AVX512(&c.f64, p, g, n, c.mode) },
@@ -53,6 +62,9 @@ func init() {
 			dot:        dotF64AVX512,
 			scale:      scaleF64AVX512,
 			nonFinite:  nonFiniteF64AVX512,
+			roof1:      roof1F64AVX512,
+			roof2:      roof2F64AVX512,
+			roof3:      roof3F64AVX512,
 		},
 	}
 }

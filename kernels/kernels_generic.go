@@ -25,6 +25,9 @@ func genericTable[T Float]() table[T] {
 		dot:        dotGeneric[T],
 		scale:      scaleGeneric[T],
 		nonFinite:  nonFiniteGeneric[T],
+		roof1:      func(src, d0 *T, n int) { roofGeneric(src, n, d0) },
+		roof2:      func(src, d0, d1 *T, n int) { roofGeneric(src, n, d0, d1) },
+		roof3:      func(src, d0, d1, d2 *T, n int) { roofGeneric(src, n, d0, d1, d2) },
 	}
 }
 
@@ -184,4 +187,14 @@ func nonFiniteGeneric[T Float](x *T, n int) bool {
 		}
 	}
 	return false
+}
+
+func roofGeneric[T Float](src *T, n int, dst ...*T) {
+	s := unsafe.Slice(src, n)
+	for _, d := range dst {
+		ds := unsafe.Slice(d, n)
+		for i := range ds {
+			ds[i] += s[i]
+		}
+	}
 }

@@ -420,3 +420,29 @@ func TestAdamFastBound(t *testing.T) {
 	t.Run("F32", func(t *testing.T) { runFast[float32](t, lengths(testing.Short())) })
 	t.Run("F64", func(t *testing.T) { runFast[float64](t, lengths(testing.Short())) })
 }
+
+func roofKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Roof", streams: []string{"src", "d0", "d1", "d2"}, nonneg: make([]bool, 4),
+		written: []bool{false, true, true, true}, coeffs: make([]Coeffs, 3),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			w := 1 + len(a[0])%3 // one, two or three destinations
+			d := [3][]T{}
+			copy(d[:w], a[1:1+w])
+			switch a := any(a).(type) {
+			case [][]float32:
+				d := any(d).([3][]float32)
+				return s.RoofF32(a[0], d[0], d[1], d[2])
+			case [][]float64:
+				d := any(d).([3][]float64)
+				return s.RoofF64(a[0], d[0], d[1], d[2])
+			}
+			panic("type")
+		},
+	}
+}
+
+func TestParityRoof(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runParity(t, roofKernel[float32](), lengths(true)) })
+	t.Run("F64", func(t *testing.T) { runParity(t, roofKernel[float64](), lengths(true)) })
+}

@@ -15,6 +15,9 @@ type table[T Float] struct {
 	dot        func(x, y *T, n int) float64
 	scale      func(x *T, n int, s T)
 	nonFinite  func(x *T, n int) bool
+	roof1      func(src, d0 *T, n int)
+	roof2      func(src, d0, d1 *T, n int)
+	roof3      func(src, d0, d1, d2 *T, n int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and
@@ -239,3 +242,36 @@ func (s *Set) NonFiniteF32(x []float32) bool { return nonFinite(&s.f32, x) }
 
 // NonFiniteF64 is [Set.NonFiniteF32] for float64.
 func (s *Set) NonFiniteF64(x []float64) bool { return nonFinite(&s.f64, x) }
+
+func roof[T Float](k *table[T], src, d0, d1, d2 []T) error {
+	n := len(src)
+	switch {
+	case len(d0) != n:
+		return lengthErr("d0", n, len(d0))
+	case d1 != nil && len(d1) != n:
+		return lengthErr("d1", n, len(d1))
+	case d2 != nil && len(d2) != n:
+		return lengthErr("d2", n, len(d2))
+	case d2 != nil && d1 == nil:
+		return fmt.Errorf("%w: d2 without d1", ErrLength)
+	case n == 0:
+		return nil
+	case d2 != nil:
+		k.roof3(&src[0], &d0[0], &d1[0], &d2[0], n)
+	case d1 != nil:
+		k.roof2(&src[0], &d0[0], &d1[0], n)
+	default:
+		k.roof1(&src[0], &d0[0], n)
+	}
+	return nil
+}
+
+// RoofF32 is the memory roof of the element-wise kernels: d[i] += src[i] for
+// each of the one to three destinations (d1, d2 may be nil), with the loads,
+// stores and loop structure of the kernels and no other arithmetic. With
+// three destinations it moves the 28 bytes per element of AdamF32, with two
+// the 20 of MomentumF32, with one the 12 of SGDF32. Benchmarks compare with it.
+func (s *Set) RoofF32(src, d0, d1, d2 []float32) error { return roof(&s.f32, src, d0, d1, d2) }
+
+// RoofF64 is [Set.RoofF32] for float64.
+func (s *Set) RoofF64(src, d0, d1, d2 []float64) error { return roof(&s.f64, src, d0, d1, d2) }

@@ -49,6 +49,21 @@ func dotF32AVX2(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX2(x *float32, n int) bool
 
+// roof1F32AVX2 is the AVX2 roof1 kernel; see roof1Generic.
+//
+//go:noescape
+func roof1F32AVX2(src *float32, d0 *float32, n int)
+
+// roof2F32AVX2 is the AVX2 roof2 kernel; see roof2Generic.
+//
+//go:noescape
+func roof2F32AVX2(src *float32, d0 *float32, d1 *float32, n int)
+
+// roof3F32AVX2 is the AVX2 roof3 kernel; see roof3Generic.
+//
+//go:noescape
+func roof3F32AVX2(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
+
 // sgdF64AVX2 is the AVX2 sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -93,6 +108,21 @@ func dotF64AVX2(x *float64, y *float64, n int) float64
 //
 //go:noescape
 func nonFiniteF64AVX2(x *float64, n int) bool
+
+// roof1F64AVX2 is the AVX2 roof1 kernel; see roof1Generic.
+//
+//go:noescape
+func roof1F64AVX2(src *float64, d0 *float64, n int)
+
+// roof2F64AVX2 is the AVX2 roof2 kernel; see roof2Generic.
+//
+//go:noescape
+func roof2F64AVX2(src *float64, d0 *float64, d1 *float64, n int)
+
+// roof3F64AVX2 is the AVX2 roof3 kernel; see roof3Generic.
+//
+//go:noescape
+func roof3F64AVX2(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
 
 // sgdF32AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
@@ -139,6 +169,21 @@ func dotF32AVX512(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX512(x *float32, n int) bool
 
+// roof1F32AVX512 is the AVX512 roof1 kernel; see roof1Generic.
+//
+//go:noescape
+func roof1F32AVX512(src *float32, d0 *float32, n int)
+
+// roof2F32AVX512 is the AVX512 roof2 kernel; see roof2Generic.
+//
+//go:noescape
+func roof2F32AVX512(src *float32, d0 *float32, d1 *float32, n int)
+
+// roof3F32AVX512 is the AVX512 roof3 kernel; see roof3Generic.
+//
+//go:noescape
+func roof3F32AVX512(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
+
 // sgdF64AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -183,3 +228,18 @@ func dotF64AVX512(x *float64, y *float64, n int) float64
 //
 //go:noescape
 func nonFiniteF64AVX512(x *float64, n int) bool
+
+// roof1F64AVX512 is the AVX512 roof1 kernel; see roof1Generic.
+//
+//go:noescape
+func roof1F64AVX512(src *float64, d0 *float64, n int)
+
+// roof2F64AVX512 is the AVX512 roof2 kernel; see roof2Generic.
+//
+//go:noescape
+func roof2F64AVX512(src *float64, d0 *float64, d1 *float64, n int)
+
+// roof3F64AVX512 is the AVX512 roof3 kernel; see roof3Generic.
+//
+//go:noescape
+func roof3F64AVX512(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)

@@ -9,6 +9,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -33,6 +34,8 @@ const (
 	rowHalf
 	rowThreeHalf
 	rowTiny
+
+	rowHalfIB2 = rowMu // Adam only: ½·ib2
 )
 
 const (
@@ -104,10 +107,47 @@ func (t isa) vec() VecVirtual {
 
 // Element-type instruction selection.
 func (t isa) pick(ps, pd func(...Op)) func(...Op) {
+	f := ps
 	if t.f64 {
-		return pd
+		f = pd
 	}
-	return ps
+	return func(o ...Op) { do(func() { f(o...) }) }
+}
+
+// queue, when set, collects instructions instead of emitting them, so that
+// the unrolled vectors of an iteration can be interleaved: independent work
+// sits side by side in the scheduler instead of one long dependency chain
+// after another.
+var queue *[]func()
+
+func do(f func()) {
+	if queue != nil {
+		*queue = append(*queue, f)
+		return
+	}
+	f()
+}
+
+// interleaved runs body(j) for j < u, emitting their instructions round-robin.
+func interleaved(u int, body func(j int)) {
+	qs := make([][]func(), u)
+	for j := range qs {
+		queue = &qs[j]
+		body(j)
+	}
+	queue = nil
+	for step := 0; ; step++ {
+		more := false
+		for j := range qs {
+			if step < len(qs[j]) {
+				qs[j][step]()
+				more = true
+			}
+		}
+		if !more {
+			return
+		}
+	}
 }
 
 func (t isa) mul(a, b, d Op)          { t.pick(VMULPS, VMULPD)(a, b, d) }
@@ -208,13 +248,14 @@ func tables() {
 // env is what an element-wise body sees: the streams at the current index,
 // the coefficient block, and the lane mask.
 type env struct {
-	t     isa
-	c     GPVirtual   // coefficient block
-	ptr   []GPVirtual // stream bases
-	i     GPVirtual   // element index
-	disp  int         // byte offset of the vector within the iteration
-	mk    mask
-	extra []VecVirtual // registers set up by the prologue
+	t      isa
+	c      GPVirtual   // coefficient block
+	ptr    []GPVirtual // stream bases
+	i      GPVirtual   // element index
+	disp   int         // byte offset of the vector within the iteration
+	mk     mask
+	unroll int          // vectors in this iteration (1 in the single and tail loops)
+	extra  []VecVirtual // registers set up by the prologue
 }
 
 func (e *env) at(s int) Mem {
@@ -286,10 +327,11 @@ func elementwise(k kernel, t isa) {
 		SUBQ(i, rem)
 		CMPQ(rem, U32(U*L))
 		JLT(LabelRef(lbl("single")))
-		for j := 0; j < U; j++ {
+		e.unroll = U
+		interleaved(U, func(j int) {
 			e.disp = j * t.vbytes()
 			k.body(e, m)
-		}
+		})
 		ADDQ(U32(U*L), i)
 		JMP(LabelRef(lbl("loop")))
 
@@ -298,7 +340,7 @@ func elementwise(k kernel, t isa) {
 		SUBQ(i, rem)
 		CMPQ(rem, U32(L))
 		JLT(LabelRef(lbl("tail")))
-		e.disp = 0
+		e.disp, e.unroll = 0, 1
 		k.body(e, m)
 		ADDQ(U32(L), i)
 		JMP(LabelRef(lbl("single")))
@@ -445,14 +487,18 @@ func adamBody(e *env, mode int, fast bool) {
 		} else {
 			t.cmp(cmpUnord, vm, vm, g)
 			if t.f64 {
-				VBLENDVPD(g, vm, vv, vv)
+				do(func() { VBLENDVPD(g, vm, vv, vv) })
 			} else {
-				VBLENDVPS(g, vm, vv, vv)
+				do(func() { VBLENDVPS(g, vm, vv, vv) })
 			}
 		}
 		e.st(vv, 4)
 	}
-	if !fast || (!t.z && t.f64) {
+	// Fast on AVX-512: the last vector of each unrolled iteration takes the
+	// approximate path on the FMA pipes while the others use the exact one on
+	// the square-root/divide unit, so both units work at once.
+	approx := fast && !(!t.z && t.f64) && e.disp == (e.unroll-1)*t.vbytes() && e.unroll > 1
+	if !approx {
 		// Exact: d = fma(sqrt(vv), ib2, eps); p = fma(-a, m/d, p).
 		// (AVX2 has no float64 estimate instructions: its fast kernel is exact.)
 		s := t.vec()
@@ -463,52 +509,66 @@ func adamBody(e *env, mode int, fast bool) {
 		e.st(p, 0)
 		return
 	}
-	// Fast: r ≈ 1/sqrt(vv) refined once; s = vv·r (0 where vv < tiny);
-	// q ≈ 1/d refined once; p = fma(-a, m·q, p).
+	// Fast: no square root and no division. With r ≈ 1/sqrt(vv) and q ≈ 1/d
+	// from the estimate instructions, one combined Newton–Raphson correction:
+	//   r = vv < tiny ? 0 : rsqrt(vv); s = vv·r; e = 1 - s·r  (s ≈ sqrt(vv)(1-e/2)⁻¹)
+	//   d = fma(s, ib2, eps); q = rcp(d); e2 = 1 - d·q
+	//   E = e2 - (½ib2·s·e)·q                (relative correction of q)
+	//   u = m·q; p = fma(-a, fma(u, E, u), p)
+	// Both estimates' errors enter E only to second order.
 	r := t.vec()
-	switch {
-	case t.z && t.f64:
-		VRSQRT14PD(vv, r)
-	case t.z:
-		VRSQRT14PS(vv, r)
-	default:
-		VRSQRTPS(vv, r)
-	}
-	h := t.vec()
-	t.mul(e.coef(rowHalf), vv, h) // 0.5·vv
-	r2 := t.vec()
-	t.mul(r, r, r2)                        // r·r
-	t.fnma213(e.coef(rowThreeHalf), h, r2) // 1.5 - 0.5·vv·r·r
-	t.mul(r2, r, r)                        // refined r
+	er := t.vec()
+	t.movu(e.coef(rowOne), er)
 	s := t.vec()
 	if t.z {
+		// r is +Inf where vv is 0: s and e are zeroed there by the mask
+		// (a zero-masked VRSQRT14 is far slower on some cores).
 		k := K()
 		t.cmp(cmpNLT, e.coef(rowTiny), vv, k) // !(vv < tiny)
-		if t.f64 {
-			VMULPD_Z(r, vv, k, s)
-		} else {
-			VMULPS_Z(r, vv, k, s)
-		}
+		do(func() {
+			if t.f64 {
+				VRSQRT14PD(vv, r)
+				VMULPD_Z(r, vv, k, s)
+				VFNMADD231PD_Z(s, r, k, er)
+			} else {
+				VRSQRT14PS(vv, r)
+				VMULPS_Z(r, vv, k, s)
+				VFNMADD231PS_Z(s, r, k, er)
+			}
+		})
 	} else {
-		t.mul(r, vv, s)
-		t.cmp(cmpNLT, e.coef(rowTiny), vv, h)
-		VANDPS(h, s, s)
+		do(func() { VRSQRTPS(vv, r) })
+		mk := t.vec()
+		t.cmp(cmpNLT, e.coef(rowTiny), vv, mk)
+		do(func() { VANDPS(mk, r, r) })
+		t.mul(r, vv, s)     // s = vv·r
+		t.fnma231(s, r, er) // e = 1 - s·r
 	}
-	t.fma132(e.coef(rowIB2), eps, s) // d = s·ib2 + eps
+	d := t.vec()
+	t.movu(eps, d)
+	t.fma231(e.coef(rowIB2), s, d) // d = fma(s, ib2, eps)
 	q := t.vec()
-	switch {
-	case t.z && t.f64:
-		VRCP14PD(s, q)
-	case t.z:
-		VRCP14PS(s, q)
-	default:
-		VRCPPS(s, q)
-	}
-	t.movu(e.coef(rowOne), r2)
-	t.fnma231(s, q, r2) // 1 - d·q
-	t.fma231(r2, q, q)  // q = fma(q, 1-d·q, q)
-	t.mul(q, m, q)      // m·q
-	t.fma231(e.coef(rowNegA), q, p)
+	do(func() {
+		switch {
+		case t.z && t.f64:
+			VRCP14PD(d, q)
+		case t.z:
+			VRCP14PS(d, q)
+		default:
+			VRCPPS(d, q)
+		}
+	})
+	e2 := t.vec()
+	t.movu(e.coef(rowOne), e2)
+	t.fnma231(d, q, e2) // e2 = 1 - d·q
+	hs := t.vec()
+	t.mul(e.coef(rowHalfIB2), s, hs) // ½ib2·s
+	t.mul(er, hs, hs)                // ·e
+	t.fnma231(q, hs, e2)             // E = e2 - hs·q
+	u := t.vec()
+	t.mul(q, m, u)     // m·q
+	t.fma231(e2, u, u) // u·(1+E)
+	t.fma231(e.coef(rowNegA), u, p)
 	e.st(p, 0)
 }
 
@@ -537,6 +597,29 @@ var scale = kernel{
 	},
 }
 
+// roof is the memory roof of a kernel with w written streams: it reads the
+// source and w destinations and writes dst += src, one add per stream, with
+// the same loads, stores and loop structure as the kernels.
+func roof(w int) kernel {
+	streams := []string{"src", "d0", "d1", "d2"}[:w+1]
+	return kernel{
+		name: fmt.Sprintf("roof%d", w), streams: streams,
+		modes:  []int{0},
+		unroll: unrollBy(4, 4),
+		sig: func(t isa) string {
+			return fmt.Sprintf("func(%s *%s, n int)", strings.Join(streams, ", "), t.elem())
+		},
+		body: func(e *env, _ int) {
+			src := e.ld(0)
+			for d := 1; d <= w; d++ {
+				x := e.ld(d)
+				e.t.add(src, x, x)
+				e.st(x, d)
+			}
+		},
+	}
+}
+
 func main() {
 	ConstraintExpr("!purego")
 	tables()
@@ -549,6 +632,9 @@ func main() {
 			elementwise(adamKernel(true), t)
 			elementwise(scale, t)
 			reductions(t)
+			for w := 1; w <= 3; w++ {
+				elementwise(roof(w), t)
+			}
 		}
 	}
 	Generate()

@@ -1,0 +1,582 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Rows of the coefficient block (kernels/coeffs.go): row r of the block
+// starts at byte r·64 and holds one coefficient in every lane.
+const (
+	rowGS = iota
+	rowWD
+	rowDecay
+	rowC1
+	rowC2
+	rowBeta2
+	rowIB2
+	rowEps
+	rowNegA
+	rowNegLR
+	rowMu
+	rowDamp
+	rowOne
+	rowHalf
+	rowThreeHalf
+	rowTiny
+)
+
+const rowBytes = 64
+
+// Mode bits (kernels/coeffs.go).
+const (
+	modeWD       = 1 << 0
+	modeNesterov = 1 << 1
+	modeFirst    = 1 << 2
+
+	adamWDCoupled   = 1
+	adamWDDecoupled = 2
+	adamWDMask      = 3
+	adamAMSGrad     = 1 << 2
+)
+
+// Registers. Element-wise kernels: R0 the coefficient block, R1 p, R2 g,
+// R3 m or the momentum buffer, R4 v, R5 vmax, R6 n, R7 mode. V0–V19 hold
+// data (groups of four consecutive registers, one group per stream),
+// V20–V31 the coefficients. Only R0–R7 and V0–V31 are used: no reserved
+// register, no stack.
+
+// header writes the comment, TEXT line and argument loads of a kernel.
+func (g *gen) header(name, sig string, argSize int) {
+	g.raw("")
+	g.raw(fmt.Sprintf("// func %s%s", name, sig))
+	g.raw(fmt.Sprintf("TEXT ·%s(SB), NOSPLIT, $0-%d", name, argSize))
+}
+
+// row loads coefficient row r of the block at R0 into every lane of v.
+func (g *gen) row(v V, r int, what string) {
+	g.p("FMOVQ %d(R0), F%d // %s", r*rowBytes, v, what)
+}
+
+// dispatch masks the mode in rm and jumps to label "v<canon(k)>" for every
+// value k of the masked mode.
+func (g *gen) dispatch(rm string, mask int, canon func(int) int) {
+	g.p("AND $%d, %s, %s", mask, rm, rm)
+	for k := 0; k < mask; k++ {
+		g.p("CMP $%d, %s", k, rm)
+		g.p("BEQ v%d", canon(k))
+	}
+	g.p("B v%d", canon(mask))
+}
+
+// loops writes the loop nest of an element-wise kernel that counts its
+// elements down in register rn (n ≥ 1): passes of four vectors, then of one
+// vector, then of one element. body writes one pass, advancing the pointers.
+// The labels start with pfx. It ends with epilogue (if any) and RET.
+func (g *gen) loops(e elem, pfx, rn string, body func(shape), epilogue func()) {
+	per4, per1 := wide.elems(e), single.elems(e)
+	g.p("SUBS $%d, %s, %s", per4, rn, rn)
+	g.p("BLT %stail1", pfx)
+	g.label(pfx + "loop4")
+	body(wide)
+	g.p("SUBS $%d, %s, %s", per4, rn, rn)
+	g.p("BGE %sloop4", pfx)
+	g.label(pfx + "tail1")
+	g.p("ADDS $%d, %s, %s", per4-per1, rn, rn)
+	g.p("BLT %stail0", pfx)
+	g.label(pfx + "loop1")
+	body(single)
+	g.p("SUBS $%d, %s, %s", per1, rn, rn)
+	g.p("BGE %sloop1", pfx)
+	g.label(pfx + "tail0")
+	g.p("ADDS $%d, %s, %s", per1, rn, rn)
+	g.p("BEQ %sdone", pfx)
+	g.label(pfx + "loop0")
+	body(scalar)
+	g.p("SUBS $1, %s, %s", rn, rn)
+	g.p("BNE %sloop0", pfx)
+	g.label(pfx + "done")
+	if epilogue != nil {
+		epilogue()
+	}
+	g.p("RET")
+}
+
+func same(k int) int { return k }
+
+func (e elem) block() string {
+	if e.size == 4 {
+		return "[16][16]float32"
+	}
+	return "[16][8]float64"
+}
+
+// sgd: g = grad·gs; if wd: g = fma(wd, p, g); p = fma(-lr, g, p).
+func sgd(g *gen, e elem) {
+	name := "sgd" + e.name + "NEON"
+	g.header(name, fmt.Sprintf("(c *%s, p, grad *%s, n, mode int)", e.block(), e.goTyp), 40)
+	g.p("MOVD c+0(FP), R0")
+	g.p("MOVD p+8(FP), R1")
+	g.p("MOVD grad+16(FP), R2")
+	g.p("MOVD n+24(FP), R6")
+	g.p("MOVD mode+32(FP), R7")
+	const gs, wd, nlr V = 20, 21, 22
+	g.row(gs, rowGS, "gs")
+	g.row(wd, rowWD, "wd")
+	g.row(nlr, rowNegLR, "-lr")
+	g.dispatch("R7", modeWD, same)
+	for _, mode := range []int{0, modeWD} {
+		pfx := fmt.Sprintf("v%d", mode)
+		g.label(pfx)
+		g.loops(e, pfx, "R6", func(s shape) {
+			const G, P V = 0, 4
+			g.load(e, s, G, "R2", true)
+			g.load(e, s, P, "R1", false)
+			s.each(func(j V) { g.fmul(e, G+j, G+j, gs) })
+			if mode&modeWD != 0 {
+				s.each(func(j V) { g.fmla(e, G+j, wd, P+j) })
+			}
+			s.each(func(j V) { g.fmla(e, P+j, nlr, G+j) })
+			g.store(e, s, P, "R1")
+		}, nil)
+	}
+}
+
+// momentum: g = grad·gs; if wd: g = fma(wd, p, g);
+// b = first ? g : fma(μ, b, damp·g); dir = nesterov ? fma(μ, b, g) : b;
+// p = fma(-lr, dir, p).
+func momentum(g *gen, e elem) {
+	name := "momentum" + e.name + "NEON"
+	g.header(name, fmt.Sprintf("(c *%s, p, grad, b *%s, n, mode int)", e.block(), e.goTyp), 48)
+	g.p("MOVD c+0(FP), R0")
+	g.p("MOVD p+8(FP), R1")
+	g.p("MOVD grad+16(FP), R2")
+	g.p("MOVD b+24(FP), R3")
+	g.p("MOVD n+32(FP), R6")
+	g.p("MOVD mode+40(FP), R7")
+	const gs, wd, nlr, mu, damp V = 20, 21, 22, 23, 24
+	g.row(gs, rowGS, "gs")
+	g.row(wd, rowWD, "wd")
+	g.row(nlr, rowNegLR, "-lr")
+	g.row(mu, rowMu, "μ")
+	g.row(damp, rowDamp, "1-τ")
+	const mask = modeWD | modeNesterov | modeFirst
+	g.dispatch("R7", mask, same)
+	for mode := 0; mode <= mask; mode++ {
+		pfx := fmt.Sprintf("v%d", mode)
+		g.label(pfx)
+		first := mode&modeFirst != 0
+		g.loops(e, pfx, "R6", func(s shape) {
+			const G, P, B, T V = 0, 4, 8, 12
+			g.load(e, s, G, "R2", true)
+			g.load(e, s, P, "R1", false)
+			if !first {
+				g.load(e, s, B, "R3", false)
+			}
+			s.each(func(j V) { g.fmul(e, G+j, G+j, gs) })
+			if mode&modeWD != 0 {
+				s.each(func(j V) { g.fmla(e, G+j, wd, P+j) })
+			}
+			b := G
+			if !first {
+				s.each(func(j V) { g.fmul(e, T+j, G+j, damp) })
+				s.each(func(j V) { g.fmla(e, T+j, mu, B+j) })
+				b = T
+			}
+			g.store(e, s, b, "R3")
+			dir := b
+			if mode&modeNesterov != 0 {
+				s.each(func(j V) { g.fmla(e, G+j, mu, b+j) })
+				dir = G
+			}
+			s.each(func(j V) { g.fmla(e, P+j, nlr, dir+j) })
+			g.store(e, s, P, "R1")
+		}, nil)
+	}
+}
+
+// Coefficient registers of the Adam kernels.
+const (
+	aGS, aWD, aDecay, aC1, aC2, aBeta2, aIB2, aEps, aNegA, aOne, aHalf, aTiny V = 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+)
+
+// adam writes the exact Adam kernel, or with fast the one with estimated
+// reciprocals (AdamFast).
+func adam(g *gen, e elem, fast bool) {
+	name := "adam" + e.name + "NEON"
+	if fast {
+		name = "adamFast" + e.name + "NEON"
+	}
+	g.header(name, fmt.Sprintf("(c *%s, p, grad, m, v, vmax *%s, n, mode int)", e.block(), e.goTyp), 64)
+	g.p("MOVD c+0(FP), R0")
+	g.p("MOVD p+8(FP), R1")
+	g.p("MOVD grad+16(FP), R2")
+	g.p("MOVD m+24(FP), R3")
+	g.p("MOVD v+32(FP), R4")
+	g.p("MOVD vmax+40(FP), R5")
+	g.p("MOVD n+48(FP), R6")
+	g.p("MOVD mode+56(FP), R7")
+	g.row(aGS, rowGS, "gs")
+	g.row(aWD, rowWD, "wd")
+	g.row(aDecay, rowDecay, "decay")
+	g.row(aC1, rowC1, "c1")
+	g.row(aC2, rowC2, "c2")
+	g.row(aBeta2, rowBeta2, "β2")
+	g.row(aIB2, rowIB2, "ib2")
+	g.row(aEps, rowEps, "ε")
+	g.row(aNegA, rowNegA, "-a")
+	if fast {
+		g.row(aOne, rowOne, "1")
+		g.row(aHalf, rowHalf, "0.5")
+		g.row(aTiny, rowTiny, "smallest normal")
+	}
+	// Mode: bits 0–1 weight decay (3, not produced by Coeffs, is none, as
+	// in the reference), bit 2 AMSGrad.
+	canon := func(k int) int {
+		if k&adamWDMask == adamWDMask {
+			return k &^ adamWDMask
+		}
+		return k
+	}
+	const mask = adamWDMask | adamAMSGrad
+	g.dispatch("R7", mask, canon)
+	for mode := 0; mode <= mask; mode++ {
+		if canon(mode) != mode {
+			continue
+		}
+		pfx := fmt.Sprintf("v%d", mode)
+		g.label(pfx)
+		g.loops(e, pfx, "R6", func(s shape) { adamBody(g, e, s, mode, fast) }, nil)
+	}
+}
+
+func adamBody(g *gen, e elem, s shape, mode int, fast bool) {
+	const G, P, M, Vv, T V = 0, 4, 8, 12, 16
+	g.load(e, s, G, "R2", true)
+	g.load(e, s, P, "R1", false)
+	g.load(e, s, M, "R3", false)
+	g.load(e, s, Vv, "R4", false)
+	s.each(func(j V) { g.fmul(e, G+j, G+j, aGS) }) // g = grad·gs
+	switch mode & adamWDMask {
+	case adamWDDecoupled:
+		s.each(func(j V) { g.fmul(e, P+j, P+j, aDecay) }) // p = p·decay
+	case adamWDCoupled:
+		s.each(func(j V) { g.fmla(e, G+j, aWD, P+j) }) // g = fma(wd, p, g)
+	}
+	s.each(func(j V) { g.fsub(e, T+j, G+j, M+j) }) // m = fma(c1, g-m, m)
+	s.each(func(j V) { g.fmla(e, M+j, aC1, T+j) })
+	g.store(e, s, M, "R3")
+	s.each(func(j V) { g.fmul(e, T+j, G+j, aC2) })      // c2·g
+	s.each(func(j V) { g.fmul(e, Vv+j, Vv+j, aBeta2) }) // β2·v
+	s.each(func(j V) { g.fmla(e, Vv+j, T+j, G+j) })     // v = fma(c2·g, g, β2·v)
+	g.store(e, s, Vv, "R4")
+	// vv in x; t1, t2 free.
+	x, t1, t2 := Vv, G, T
+	if mode&adamAMSGrad != 0 {
+		// vmax = max(vmax, v): FMAX gives NaN if either is NaN and
+		// otherwise the larger, except that it prefers +0 to -0; where
+		// they compare equal, the reference returns v.
+		g.load(e, s, G, "R5", false)
+		s.each(func(j V) { g.fmax(e, T+j, G+j, Vv+j) })
+		s.each(func(j V) { g.fcmeq(e, G+j, G+j, Vv+j) })
+		s.each(func(j V) { g.bit(T+j, Vv+j, G+j) })
+		g.store(e, s, T, "R5")
+		x, t1, t2 = T, G, Vv
+	}
+	if !fast {
+		s.each(func(j V) { g.fsqrt(e, t1+j, x+j) }) // d = fma(sqrt(vv), ib2, ε)
+		s.each(func(j V) { g.mov(t2+j, aEps) })
+		s.each(func(j V) { g.fmla(e, t2+j, t1+j, aIB2) })
+		s.each(func(j V) { g.fdiv(e, t1+j, M+j, t2+j) }) // p = fma(-a, m/d, p)
+		s.each(func(j V) { g.fmla(e, P+j, aNegA, t1+j) })
+		g.store(e, s, P, "R1")
+		return
+	}
+	// r ≈ 1/sqrt(vv), one Newton–Raphson step: r = r·(3 - vv·r²)/2.
+	s.each(func(j V) { g.frsqrte(e, t1+j, x+j) })
+	s.each(func(j V) { g.fmul(e, t2+j, t1+j, t1+j) })
+	s.each(func(j V) { g.frsqrts(e, t2+j, x+j, t2+j) })
+	s.each(func(j V) { g.fmul(e, t1+j, t1+j, t2+j) })
+	// s = vv·r, h = r/2; both 0 where vv < tiny (this covers vv = 0, where
+	// r is +Inf, and subnormal vv).
+	s.each(func(j V) { g.fmul(e, t2+j, x+j, t1+j) })
+	s.each(func(j V) { g.fcmgt(e, x+j, aTiny, x+j) })
+	s.each(func(j V) { g.bic(t2+j, t2+j, x+j) })
+	s.each(func(j V) { g.bic(t1+j, t1+j, x+j) })
+	s.each(func(j V) { g.fmul(e, t1+j, t1+j, aHalf) })
+	// One Newton step on the square root itself: e = 0.5 - s·h, s = s + s·e.
+	s.each(func(j V) { g.mov(x+j, aHalf) })
+	s.each(func(j V) { g.fmls(e, x+j, t2+j, t1+j) })
+	s.each(func(j V) { g.fmla(e, t2+j, t2+j, x+j) })
+	// d = fma(s, ib2, ε).
+	s.each(func(j V) { g.mov(x+j, aEps) })
+	s.each(func(j V) { g.fmla(e, x+j, t2+j, aIB2) })
+	// q ≈ 1/d: estimate, q = q·(2 - d·q), then q = fma(q, fma(-d, q, 1), q).
+	s.each(func(j V) { g.frecpe(e, t1+j, x+j) })
+	s.each(func(j V) { g.frecps(e, t2+j, x+j, t1+j) })
+	s.each(func(j V) { g.fmul(e, t1+j, t1+j, t2+j) })
+	s.each(func(j V) { g.mov(t2+j, aOne) })
+	s.each(func(j V) { g.fmls(e, t2+j, x+j, t1+j) })
+	s.each(func(j V) { g.fmla(e, t1+j, t1+j, t2+j) })
+	// p = fma(-a, m·q, p).
+	s.each(func(j V) { g.fmul(e, t1+j, M+j, t1+j) })
+	s.each(func(j V) { g.fmla(e, P+j, aNegA, t1+j) })
+	g.store(e, s, P, "R1")
+}
+
+// Reductions. The 16 float64 lanes of the reference live in V16–V23:
+// register V16+k holds lanes 2k and 2k+1, so that one pass of 16 elements
+// adds element i to lane i mod 16. The tail (fewer than 16 elements) is
+// written out element by element, each into its own lane.
+
+const acc V = 16
+
+// lanesTail writes the tail of a reduction: up to 15 elements, element i
+// into lane i. The count is in rn. one(i) writes the work for element i.
+func (g *gen) lanesTail(rn string, one func(i int)) {
+	g.label("tail")
+	g.p("ADDS $16, %s, %s", rn, rn)
+	for i := 0; i < 15; i++ {
+		g.p("CBZ %s, combine", rn)
+		one(i)
+		g.p("SUB $1, %s, %s", rn, rn)
+	}
+	g.label("combine")
+	// l[i] += l[i+8]; l[i] += l[i+4]; l[i] += l[i+2]; l[0] + l[1].
+	for k := V(0); k < 4; k++ {
+		g.fadd(f64, acc+k, acc+k, acc+4+k)
+	}
+	for k := V(0); k < 2; k++ {
+		g.fadd(f64, acc+k, acc+k, acc+2+k)
+	}
+	g.fadd(f64, acc, acc, acc+1)
+	g.enc(FADDPD(0, acc))
+}
+
+// laneLoad loads element i of the tail from ptr into lane i mod 2 of v
+// (cleared first) and advances ptr.
+func (g *gen) laneLoad(e elem, v V, ptr string, i int) {
+	lane := "S"
+	if e.size == 8 {
+		lane = "D"
+	}
+	g.p("VLD1.P %d(%s), V%d.%s[%d]", e.size, ptr, v, lane, i%2)
+}
+
+// sumSquares: lane[i mod 16] = fma(x, x, lane) in float64, then the tree.
+// With check it also reports whether any element is NaN or ±Inf.
+func sumSquares(g *gen, e elem, check bool) {
+	name := "sumSquares" + e.name + "NEON"
+	sig := fmt.Sprintf("(x *%s, n int) float64", e.goTyp)
+	argSize, ret := 24, "ret+16(FP)"
+	if check {
+		name = "sumSquaresCheck" + e.name + "NEON"
+		sig = fmt.Sprintf("(x *%s, n int) (sum float64, nonFinite bool)", e.goTyp)
+		argSize, ret = 25, "sum+16(FP)"
+	}
+	g.header(name, sig, argSize)
+	g.p("MOVD x+0(FP), R0")
+	g.p("MOVD n+8(FP), R1")
+	for k := V(0); k < 8; k++ {
+		g.zero(acc + k)
+	}
+	// float32: the lanes cannot overflow (x² < 2^256 and n < 2^63), so the
+	// sum is finite exactly when every element is: the check is done on the
+	// result. float64: V24 collects the bits of x - x, which is +0 for a
+	// finite x and NaN otherwise.
+	const flag V = 24
+	vcheck := check && e.size == 8
+	if vcheck {
+		g.zero(flag)
+	}
+	g.p("SUBS $16, R1, R1")
+	g.p("BLT tail")
+	g.label("loop")
+	if e.size == 4 {
+		g.load(e, wide, 0, "R0", true)
+		for k := V(0); k < 4; k++ {
+			g.enc(FCVTL(4+2*k, k, false))
+			g.enc(FCVTL(5+2*k, k, true))
+		}
+		for k := V(0); k < 8; k++ {
+			g.fmla(f64, acc+k, 4+k, 4+k)
+		}
+	} else {
+		g.load(e, wide, 0, "R0", true)
+		g.load(e, wide, 4, "R0", true)
+		for k := V(0); k < 8; k++ {
+			g.fmla(f64, acc+k, k, k)
+		}
+		if vcheck {
+			for k := V(0); k < 8; k++ {
+				g.fsub(f64, 8+k, k, k)
+			}
+			g.orr(8, 8, 9)
+			g.orr(10, 10, 11)
+			g.orr(12, 12, 13)
+			g.orr(14, 14, 15)
+			g.orr(8, 8, 10)
+			g.orr(12, 12, 14)
+			g.orr(8, 8, 12)
+			g.orr(flag, flag, 8)
+		}
+	}
+	g.p("SUBS $16, R1, R1")
+	g.p("BGE loop")
+	g.lanesTail("R1", func(i int) {
+		g.zero(0)
+		g.laneLoad(e, 0, "R0", i)
+		x := V(0)
+		if e.size == 4 {
+			g.enc(FCVTL(1, 0, false))
+			x = 1
+		}
+		g.fmla(f64, acc+V(i/2), x, x)
+		if vcheck {
+			g.fsub(f64, 2, 0, 0)
+			g.orr(flag, flag, 2)
+		}
+	})
+	g.p("FMOVD F0, %s", ret)
+	if check {
+		if e.size == 4 {
+			g.p("FMOVD F0, R2")
+			g.p("UBFX $52, R2, $11, R2") // exponent
+			g.p("CMP $0x7ff, R2")
+			g.p("CSET EQ, R2")
+		} else {
+			g.p("VMOV V%d.D[0], R2", flag)
+			g.p("VMOV V%d.D[1], R3", flag)
+			g.p("ORR R3, R2, R2")
+			g.p("CMP $0, R2")
+			g.p("CSET NE, R2")
+		}
+		g.p("MOVB R2, nonFinite+24(FP)")
+	}
+	g.p("RET")
+}
+
+// dot: lane[i mod 16] = fma(x, y, lane) in float64, then the tree.
+func dot(g *gen, e elem) {
+	name := "dot" + e.name + "NEON"
+	g.header(name, fmt.Sprintf("(x, y *%s, n int) float64", e.goTyp), 32)
+	g.p("MOVD x+0(FP), R0")
+	g.p("MOVD y+8(FP), R1")
+	g.p("MOVD n+16(FP), R2")
+	for k := V(0); k < 8; k++ {
+		g.zero(acc + k)
+	}
+	g.p("SUBS $16, R2, R2")
+	g.p("BLT tail")
+	g.label("loop")
+	if e.size == 4 {
+		// x in V0–V3 → V8–V15, y in V4–V7 → V24–V31.
+		g.load(e, wide, 0, "R0", true)
+		g.load(e, wide, 4, "R1", true)
+		for k := V(0); k < 4; k++ {
+			g.enc(FCVTL(8+2*k, k, false))
+			g.enc(FCVTL(9+2*k, k, true))
+			g.enc(FCVTL(24+2*k, 4+k, false))
+			g.enc(FCVTL(25+2*k, 4+k, true))
+		}
+		for k := V(0); k < 8; k++ {
+			g.fmla(f64, acc+k, 8+k, 24+k)
+		}
+	} else {
+		g.load(e, wide, 0, "R0", true)
+		g.load(e, wide, 4, "R0", true)
+		g.load(e, wide, 8, "R1", true)
+		g.load(e, wide, 12, "R1", true)
+		for k := V(0); k < 8; k++ {
+			g.fmla(f64, acc+k, k, 8+k)
+		}
+	}
+	g.p("SUBS $16, R2, R2")
+	g.p("BGE loop")
+	g.lanesTail("R2", func(i int) {
+		g.zero(0)
+		g.zero(1)
+		g.laneLoad(e, 0, "R0", i)
+		g.laneLoad(e, 1, "R1", i)
+		x, y := V(0), V(1)
+		if e.size == 4 {
+			g.enc(FCVTL(2, 0, false))
+			g.enc(FCVTL(3, 1, false))
+			x, y = 2, 3
+		}
+		g.fmla(f64, acc+V(i/2), x, y)
+	})
+	g.p("FMOVD F0, ret+24(FP)")
+	g.p("RET")
+}
+
+// scale: x = x·s.
+func scale(g *gen, e elem) {
+	name := "scale" + e.name + "NEON"
+	g.header(name, fmt.Sprintf("(x *%s, n int, s %s)", e.goTyp, e.goTyp), 16+e.size)
+	g.p("MOVD x+0(FP), R0")
+	g.p("MOVD n+8(FP), R1")
+	const sv V = 31
+	g.p("%s s+16(FP), F%d", e.fmov, sv)
+	if e.size == 4 {
+		g.p("VDUP V%d.S[0], V%d.S4", sv, sv)
+	} else {
+		g.p("VDUP V%d.D[0], V%d.D2", sv, sv)
+	}
+	g.loops(e, "", "R1", func(s shape) {
+		g.load(e, s, 0, "R0", false)
+		s.each(func(j V) { g.fmul(e, j, j, sv) })
+		g.store(e, s, 0, "R0")
+	}, nil)
+}
+
+// nonFinite: whether any x - x is not 0 (it is NaN for NaN and ±Inf).
+func nonFinite(g *gen, e elem) {
+	name := "nonFinite" + e.name + "NEON"
+	g.header(name, fmt.Sprintf("(x *%s, n int) bool", e.goTyp), 17)
+	g.p("MOVD x+0(FP), R0")
+	g.p("MOVD n+8(FP), R1")
+	const flag V = 31
+	g.zero(flag)
+	g.loops(e, "", "R1", func(s shape) {
+		g.load(e, s, 0, "R0", true)
+		s.each(func(j V) { g.fsub(e, 4+j, j, j) })
+		if s.w == 4 {
+			g.orr(4, 4, 5)
+			g.orr(6, 6, 7)
+			g.orr(4, 4, 6)
+		}
+		g.orr(flag, flag, 4)
+	}, func() {
+		g.p("VMOV V%d.D[0], R2", flag)
+		g.p("VMOV V%d.D[1], R3", flag)
+		g.p("ORR R3, R2, R2")
+		g.p("CMP $0, R2")
+		g.p("CSET NE, R2")
+		g.p("MOVB R2, ret+16(FP)")
+	})
+}
+
+// roof: d[i] += src[i] for one to three destinations, the memory pattern of
+// the element-wise kernels without their arithmetic (for benchmarks).
+func roof(g *gen, e elem, k int) {
+	name := fmt.Sprintf("roof%d%sNEON", k, e.name)
+	args := []string{"d0", "d1", "d2"}[:k]
+	regs := []string{"R1", "R3", "R4"}
+	sig := fmt.Sprintf("(src, %s *%s, n int)", strings.Join(args, ", "), e.goTyp)
+	g.header(name, sig, 8*(k+2))
+	g.p("MOVD src+0(FP), R2")
+	for i, a := range args {
+		g.p("MOVD %s+%d(FP), %s", a, 8*(i+1), regs[i])
+	}
+	g.p("MOVD n+%d(FP), R6", 8*(k+1))
+	g.loops(e, "", "R6", func(s shape) {
+		g.load(e, s, 0, "R2", true)
+		for i := range args {
+			d := V(4 * (i + 1))
+			g.load(e, s, d, regs[i], false)
+			s.each(func(j V) { g.fadd(e, d+j, d+j, j) })
+			g.store(e, s, d, regs[i])
+		}
+	}, nil)
+}

@@ -1,0 +1,252 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Benchmark sizes: from L1 to far beyond the last-level cache.
+var benchSizes = []int{1024, 4096, 65536, 1048576, 16777216}
+
+// slab returns k slices of n elements cut from one allocation, each start
+// shifted by a different odd number of cache lines, so that no two streams
+// are a power of two apart. Separate large allocations can land exactly
+// 2^k bytes apart, and a multi-stream kernel then runs 5–17× slower (cache
+// and TLB set aliasing): every benchmark here allocates through slab.
+func slab[T Float](k, n int) [][]T {
+	var z T
+	line := 64 / int(sizeOf(z))
+	pad := func(i int) int { return (2*i + 1) * 17 * line }
+	total := 0
+	for i := range k {
+		total += n + pad(i)
+	}
+	buf := make([]T, total)
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([][]T, k)
+	at := 0
+	for i := range k {
+		at += pad(i)
+		out[i] = buf[at : at+n : at+n]
+		at += n
+		for j := range out[i] {
+			out[i][j] = T(r.Float64()*0.02 - 0.01)
+		}
+	}
+	return out
+}
+
+func sizeOf[T Float](z T) uintptr {
+	if _, ok := any(z).(float32); ok {
+		return 4
+	}
+	return 8
+}
+
+// benchLevels runs f for every supported level, and for n in benchSizes.
+func benchLevels(b *testing.B, f func(b *testing.B, s *Set, n int)) {
+	for _, l := range Levels() {
+		s, _ := For(l)
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%v/n=%d", l, n), func(b *testing.B) {
+				b.ReportAllocs()
+				f(b, s, n)
+			})
+		}
+	}
+}
+
+func benchAdam[T Float](b *testing.B, fast, ams bool) {
+	h := Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true, AMSGrad: ams}
+	c := must(h.Coeffs(10))
+	streams := 4
+	if ams {
+		streams = 5
+	}
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](streams, n)
+		for i := range a[3] {
+			a[3][i] *= a[3][i] // v ≥ 0
+		}
+		var vmax []T
+		if ams {
+			vmax = a[4]
+		}
+		var z T
+		moved := int64(n) * int64(sizeOf(z)) * int64(2*streams-1)
+		b.SetBytes(moved)
+		run := adamKernel[T](fast).run
+		args := [][]T{a[0], a[1], a[2], a[3], vmax}
+		for b.Loop() {
+			if err := run(s, &c, args); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkAdamF32(b *testing.B)        { benchAdam[float32](b, false, false) }
+func BenchmarkAdamF64(b *testing.B)        { benchAdam[float64](b, false, false) }
+func BenchmarkAdamFastF32(b *testing.B)    { benchAdam[float32](b, true, false) }
+func BenchmarkAdamFastF64(b *testing.B)    { benchAdam[float64](b, true, false) }
+func BenchmarkAdamAMSGradF32(b *testing.B) { benchAdam[float32](b, false, true) }
+
+func benchMomentum[T Float](b *testing.B, nesterov bool) {
+	c := must(Momentum{LR: 0.01, Momentum: 0.9, Nesterov: nesterov, WeightDecay: 1e-4}.Coeffs(false))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](3, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 5)
+		run := momentumKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkMomentumF32(b *testing.B) { benchMomentum[float32](b, false) }
+func BenchmarkMomentumF64(b *testing.B) { benchMomentum[float64](b, false) }
+func BenchmarkNesterovF32(b *testing.B) { benchMomentum[float32](b, true) }
+
+func benchSGD[T Float](b *testing.B) {
+	c := must(SGD{LR: 0.01}.Coeffs())
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](2, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 3)
+		run := sgdKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+	// gonum's axpy (y += α·x), the operation of an SGD step, as a baseline.
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("gonum/n=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var z T
+			b.SetBytes(int64(n) * int64(sizeOf(z)) * 3)
+			switch a := any(slab[T](2, n)).(type) {
+			case [][]float32:
+				x, y := blas32.Vector{N: n, Inc: 1, Data: a[1]}, blas32.Vector{N: n, Inc: 1, Data: a[0]}
+				for b.Loop() {
+					blas32.Axpy(-0.01, x, y)
+				}
+			case [][]float64:
+				x, y := blas64.Vector{N: n, Inc: 1, Data: a[1]}, blas64.Vector{N: n, Inc: 1, Data: a[0]}
+				for b.Loop() {
+					blas64.Axpy(-0.01, x, y)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+		})
+	}
+}
+
+func BenchmarkSGDF32(b *testing.B) { benchSGD[float32](b) }
+func BenchmarkSGDF64(b *testing.B) { benchSGD[float64](b) }
+
+func benchReduce[T Float](b *testing.B, streams int, f func(s *Set, x, y []T) float64) {
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](2, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * int64(streams))
+		sink := 0.0
+		for b.Loop() {
+			sink += f(s, a[0], a[1])
+		}
+		_ = sink
+	})
+}
+
+func BenchmarkSumSquaresF32(b *testing.B) {
+	benchReduce(b, 1, func(s *Set, x, _ []float32) float64 { return s.SumSquaresF32(x) })
+}
+
+func BenchmarkSumSquaresCheckF32(b *testing.B) {
+	benchReduce(b, 1, func(s *Set, x, _ []float32) float64 { v, _ := s.SumSquaresCheckF32(x); return v })
+}
+
+func BenchmarkSumSquaresF64(b *testing.B) {
+	benchReduce(b, 1, func(s *Set, x, _ []float64) float64 { return s.SumSquaresF64(x) })
+}
+
+func BenchmarkDotF32(b *testing.B) {
+	benchReduce(b, 2, func(s *Set, x, y []float32) float64 { v, _ := s.DotF32(x, y); return v })
+}
+
+func BenchmarkDotF64(b *testing.B) {
+	benchReduce(b, 2, func(s *Set, x, y []float64) float64 { v, _ := s.DotF64(x, y); return v })
+}
+
+func BenchmarkNonFiniteF32(b *testing.B) {
+	benchReduce(b, 1, func(s *Set, x, _ []float32) float64 {
+		if s.NonFiniteF32(x) {
+			return 1
+		}
+		return 0
+	})
+}
+
+func BenchmarkScaleF32(b *testing.B) {
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		x := slab[float32](1, n)[0]
+		b.SetBytes(int64(n) * 8)
+		f := float32(1.0000001)
+		for b.Loop() {
+			s.ScaleF32(x, f)
+			f = 1 / f
+		}
+	})
+}
+
+// BenchmarkRoof is the memory roof of each element-wise kernel at the best
+// level: the same streams, loads and stores, one add per stream.
+// adamF32 reads p, g, m, v and writes p, m, v: 28 bytes per parameter;
+// momentumF32 20; sgdF32 12 (float64: twice as many).
+func BenchmarkRoof(b *testing.B) {
+	s, _ := For(Best())
+	roofs := []struct {
+		name string
+		w    int
+		f64  bool
+	}{{"adamF32", 3, false}, {"momentumF32", 2, false}, {"sgdF32", 1, false}, {"adamF64", 3, true}, {"momentumF64", 2, true}, {"sgdF64", 1, true}}
+	for _, r := range roofs {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/n=%d", r.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				es := int64(4)
+				if r.f64 {
+					es = 8
+				}
+				b.SetBytes(int64(n) * es * int64(2*r.w+1))
+				if r.f64 {
+					a := slab[float64](4, n)
+					d := [3][]float64{}
+					copy(d[:r.w], a[1:1+r.w])
+					for b.Loop() {
+						_ = s.RoofF64(a[0], d[0], d[1], d[2])
+					}
+				} else {
+					a := slab[float32](4, n)
+					d := [3][]float32{}
+					copy(d[:r.w], a[1:1+r.w])
+					for b.Loop() {
+						_ = s.RoofF32(a[0], d[0], d[1], d[2])
+					}
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+			})
+		}
+	}
+}
