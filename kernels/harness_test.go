@@ -164,3 +164,5 @@ func lengths(short bool) []int {
 	}
 	return ls
 }
+
+func getenv(k string) string { return os.Getenv(k) }

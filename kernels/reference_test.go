@@ -1,0 +1,328 @@
+package kernels
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// The reference against textbook float64 implementations of each optimizer
+// (PyTorch's equations, no fused operations, no rounding to the element
+// type), so that a mistake in the reference cannot hide behind parity.
+
+type textbook struct {
+	p, b, m, v, vmax []float64
+	t                int
+}
+
+func (s *textbook) sgd(h Momentum, g []float64, first bool) {
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	for i := range s.p {
+		gi := sign * sc * g[i]
+		gi += h.WeightDecay * s.p[i]
+		dir := gi
+		if h.Momentum != 0 {
+			if first {
+				s.b[i] = gi
+			} else {
+				s.b[i] = h.Momentum*s.b[i] + (1-h.Dampening)*gi
+			}
+			dir = s.b[i]
+			if h.Nesterov {
+				dir = gi + h.Momentum*s.b[i]
+			}
+		}
+		s.p[i] -= h.LR * dir
+	}
+}
+
+func (s *textbook) adam(h Adam, g []float64) {
+	s.t++
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	bc1 := 1 - math.Pow(h.Beta1, float64(s.t))
+	bc2 := 1 - math.Pow(h.Beta2, float64(s.t))
+	for i := range s.p {
+		gi := sign * sc * g[i]
+		if h.Decoupled {
+			s.p[i] *= 1 - h.LR*h.WeightDecay
+		} else {
+			gi += h.WeightDecay * s.p[i]
+		}
+		s.m[i] = h.Beta1*s.m[i] + (1-h.Beta1)*gi
+		s.v[i] = h.Beta2*s.v[i] + (1-h.Beta2)*gi*gi
+		vv := s.v[i]
+		if h.AMSGrad {
+			s.vmax[i] = math.Max(s.vmax[i], s.v[i])
+			vv = s.vmax[i]
+		}
+		denom := math.Sqrt(vv)/math.Sqrt(bc2) + h.Eps
+		s.p[i] -= h.LR / bc1 * s.m[i] / denom
+	}
+}
+
+func toF64[T Float](x []T) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+func closeTo[T Float](t *testing.T, what string, got []T, want []float64, tol float64) {
+	t.Helper()
+	for i := range want {
+		if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*math.Max(1, math.Abs(want[i]))) {
+			t.Fatalf("%s: element %d: reference %v, textbook %v (diff %g > tol %g)", what, i, got[i], want[i], d, tol)
+		}
+	}
+}
+
+func referenceVsTextbook[T Float](t *testing.T, tol float64) {
+	const n, steps = 257, 100
+	r := rand.New(rand.NewPCG(11, 12))
+	newVec := func() []T { x := make([]T, n); fill(r, x, 0, false); return x }
+	grads := make([][]T, steps)
+	for i := range grads {
+		grads[i] = newVec()
+	}
+	ref := sets[Generic]
+	moms := []Momentum{
+		{LR: 0.01},
+		{LR: 0.01, WeightDecay: 0.1, Prelude: Prelude{Scale: 0.5, Maximize: true}},
+		{LR: 0.01, Momentum: 0.9},
+		{LR: 0.01, Momentum: 0.9, Dampening: 0.5, WeightDecay: 0.01},
+		{LR: 0.01, Momentum: 0.8, Nesterov: true, WeightDecay: 0.01},
+	}
+	for _, h := range moms {
+		p := newVec()
+		tb := textbook{p: toF64(p), b: make([]float64, n)}
+		buf := make([]T, n)
+		for s := range steps {
+			first := s == 0
+			tb.sgd(h, toF64(grads[s]), first)
+			var err error
+			if h.Momentum == 0 {
+				c := must(SGD{LR: h.LR, WeightDecay: h.WeightDecay, Prelude: h.Prelude}.Coeffs())
+				err = sgdKernel[T]().run(ref, &c, [][]T{p, grads[s]})
+			} else {
+				c := must(h.Coeffs(first))
+				err = momentumKernel[T]().run(ref, &c, [][]T{p, grads[s], buf})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeTo(t, "momentum/sgd p", p, tb.p, tol)
+		if h.Momentum != 0 {
+			closeTo(t, "momentum buffer", buf, tb.b, tol)
+		}
+	}
+	// The EMA form m = β·m + (1-β)·g, m₀ = 0.
+	{
+		p := newVec()
+		tbp := toF64(p)
+		m := make([]float64, n)
+		buf := make([]T, n)
+		h := Momentum{LR: 0.01, Momentum: 0.9, Dampening: 0.9}
+		c := must(h.Coeffs(false))
+		for s := range steps {
+			for i := range m {
+				m[i] = 0.9*m[i] + 0.1*float64(grads[s][i])
+				tbp[i] -= 0.01 * m[i]
+			}
+			if err := momentumKernel[T]().run(ref, &c, [][]T{p, grads[s], buf}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeTo(t, "ema p", p, tbp, tol)
+		closeTo(t, "ema m", buf, m, tol)
+	}
+	for _, wd := range []float64{0, 0.05} {
+		for _, dec := range []bool{false, true} {
+			for _, ams := range []bool{false, true} {
+				for _, pr := range preludes {
+					h := Adam{LR: 1e-2, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, AMSGrad: ams, Prelude: pr}
+					p := newVec()
+					m, v, vmax := make([]T, n), make([]T, n), make([]T, n)
+					tb := textbook{p: toF64(p), m: make([]float64, n), v: make([]float64, n), vmax: make([]float64, n)}
+					for s := range steps {
+						tb.adam(h, toF64(grads[s]))
+						c := must(h.Coeffs(int64(s + 1)))
+						if err := adamKernel[T](false).run(ref, &c, [][]T{p, grads[s], m, v, vmax}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					closeTo(t, "adam p", p, tb.p, tol)
+					closeTo(t, "adam m", m, tb.m, tol)
+					closeTo(t, "adam v", v, tb.v, tol)
+				}
+			}
+		}
+	}
+	// Reductions against plain float64 sums.
+	for _, n := range []int{0, 1, 15, 16, 17, 1000} {
+		x, y := newVec()[:0], newVec()[:0]
+		for range n {
+			x = append(x, T(r.NormFloat64()))
+			y = append(y, T(r.NormFloat64()))
+		}
+		var sq, dt float64
+		for i := range x {
+			sq += float64(x[i]) * float64(x[i])
+			dt += float64(x[i]) * float64(y[i])
+		}
+		var gotSq, gotDot float64
+		switch x := any(x).(type) {
+		case []float32:
+			y := any(y).([]float32)
+			gotSq = ref.SumSquaresF32(x)
+			gotDot, _ = ref.DotF32(x, y)
+		case []float64:
+			y := any(y).([]float64)
+			gotSq = ref.SumSquaresF64(x)
+			gotDot, _ = ref.DotF64(x, y)
+		}
+		if math.Abs(gotSq-sq) > 1e-12*math.Max(1, sq) || math.Abs(gotDot-dt) > 1e-12*math.Max(1, math.Abs(sq)) {
+			t.Fatalf("n=%d: sumsq %v (want %v), dot %v (want %v)", n, gotSq, sq, gotDot, dt)
+		}
+	}
+}
+
+func TestReferenceTextbook(t *testing.T) {
+	t.Run("F64", func(t *testing.T) { referenceVsTextbook[float64](t, 1e-11) })
+	t.Run("F32", func(t *testing.T) { referenceVsTextbook[float32](t, 2e-5) })
+}
+
+func TestCoeffsValidation(t *testing.T) {
+	bad := []struct {
+		name string
+		err  error
+	}{
+		{"sgd lr<0", func() error { _, e := SGD{LR: -1}.Coeffs(); return e }()},
+		{"sgd lr NaN", func() error { _, e := SGD{LR: math.NaN()}.Coeffs(); return e }()},
+		{"sgd wd<0", func() error { _, e := SGD{LR: 1, WeightDecay: -1}.Coeffs(); return e }()},
+		{"sgd scale inf", func() error { _, e := SGD{LR: 1, Prelude: Prelude{Scale: math.Inf(1)}}.Coeffs(); return e }()},
+		{"nesterov no momentum", func() error { _, e := Momentum{LR: 1, Nesterov: true}.Coeffs(false); return e }()},
+		{"nesterov dampening", func() error {
+			_, e := Momentum{LR: 1, Momentum: 0.9, Dampening: 0.1, Nesterov: true}.Coeffs(false)
+			return e
+		}()},
+		{"momentum<0", func() error { _, e := Momentum{LR: 1, Momentum: -0.1}.Coeffs(false); return e }()},
+		{"adam beta1=1", func() error { _, e := Adam{LR: 1, Beta1: 1, Beta2: 0.9}.Coeffs(1); return e }()},
+		{"adam beta2<0", func() error { _, e := Adam{LR: 1, Beta1: 0.9, Beta2: -0.1}.Coeffs(1); return e }()},
+		{"adam eps<0", func() error { _, e := Adam{LR: 1, Beta1: 0.9, Beta2: 0.9, Eps: -1}.Coeffs(1); return e }()},
+		{"adam step 0", func() error { _, e := Adam{LR: 1, Beta1: 0.9, Beta2: 0.9}.Coeffs(0); return e }()},
+	}
+	for _, b := range bad {
+		if !errors.Is(b.err, ErrCoeff) {
+			t.Errorf("%s: got %v, want ErrCoeff", b.name, b.err)
+		}
+	}
+	if _, err := (Adam{LR: 1e-3, Beta1: 0, Beta2: 0, Eps: 0}).Coeffs(1); err != nil {
+		t.Errorf("β = 0 and eps = 0 are valid: %v", err)
+	}
+}
+
+// Bad input never writes anything and never reaches the assembly.
+func TestBadInput(t *testing.T) {
+	adam := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, AMSGrad: true}.Coeffs(1))
+	sgd := must(SGD{LR: 0.1}.Coeffs())
+	mom := must(Momentum{LR: 0.1, Momentum: 0.9}.Coeffs(false))
+	for _, l := range Levels() {
+		s, _ := For(l)
+		p := []float32{1, 2, 3, 4}
+		orig := slices.Clone(p)
+		g3 := []float32{1, 1, 1}
+		g4 := []float32{1, 1, 1, 1}
+		checks := []struct {
+			name string
+			err  error
+			want error
+		}{
+			{"sgd short grad", s.SGDF32(&sgd, p, g3), ErrLength},
+			{"sgd nil grad", s.SGDF32(&sgd, p, nil), ErrLength},
+			{"sgd adam coeffs", s.SGDF32(&adam, p, g4), ErrCoeff},
+			{"sgd zero coeffs", s.SGDF32(&Coeffs{}, p, g4), ErrCoeff},
+			{"sgd nil coeffs", s.SGDF32(nil, p, g4), ErrCoeff},
+			{"momentum short buf", s.MomentumF32(&mom, p, g4, g3), ErrLength},
+			{"momentum sgd coeffs", s.MomentumF32(&sgd, p, g4, g4), ErrCoeff},
+			{"adam short m", s.AdamF32(&adam, p, g4, g3, g4, g4), ErrLength},
+			{"adam short v", s.AdamF32(&adam, p, g4, g4, g3, g4), ErrLength},
+			{"adam amsgrad without vmax", s.AdamF32(&adam, p, g4, g4, g4, nil), ErrLength},
+			{"adam fast short grad", s.AdamFastF32(&adam, p, g3, g4, g4, g4), ErrLength},
+		}
+		_, dotErr := s.DotF32(p, g3)
+		checks = append(checks, struct {
+			name string
+			err  error
+			want error
+		}{"dot", dotErr, ErrLength})
+		for _, c := range checks {
+			if !errors.Is(c.err, c.want) {
+				t.Errorf("%v %s: got %v, want %v", l, c.name, c.err, c.want)
+			}
+		}
+		if !slices.Equal(p, orig) {
+			t.Errorf("%v: p modified by rejected calls: %v", l, p)
+		}
+		if !slices.Equal(g4, []float32{1, 1, 1, 1}) {
+			t.Errorf("%v: inputs modified by rejected calls", l)
+		}
+	}
+	// Empty slices are valid and touch nothing.
+	if err := AdamF64(&adam, nil, nil, nil, nil, nil); err != nil {
+		t.Errorf("empty Adam: %v", err)
+	}
+	if v := SumSquaresF32(nil); v != 0 {
+		t.Errorf("empty sum of squares = %v", v)
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	ls := Levels()
+	if ls[0] != Generic {
+		t.Fatalf("levels %v do not start with generic", ls)
+	}
+	if Level() != Active().Level() {
+		t.Fatalf("Level() = %v, Active().Level() = %v", Level(), Active().Level())
+	}
+	if _, err := For(ISA(200)); !errors.Is(err, ErrLevel) {
+		t.Fatalf("For(unknown) = %v", err)
+	}
+	if _, err := ParseLevel("sse9"); !errors.Is(err, ErrLevel) {
+		t.Fatalf("ParseLevel(sse9) = %v", err)
+	}
+	for _, l := range ls {
+		if got, err := ParseLevel(l.String()); err != nil || got != l {
+			t.Fatalf("ParseLevel(%q) = %v, %v", l, got, err)
+		}
+	}
+	// FUSEOPT_WANT_LEVEL is set by CI where the expected level is known
+	// (qemu CPU models): the start-up choice must be exactly that.
+	if want := getenv("FUSEOPT_WANT_LEVEL"); want != "" {
+		l, err := ParseLevel(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Level() != l {
+			t.Fatalf("start-up level %v, want %v (levels %v, %s)", Level(), l, ls, EnvNote())
+		}
+	}
+	t.Logf("levels %v, active %v %s", ls, Level(), EnvNote())
+}
