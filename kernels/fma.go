@@ -18,10 +18,10 @@ func fma32(a, b, c float32) float32 {
 	// Fast path: the float64 fma is correctly rounded to 53 bits; rounding it
 	// again to 24 bits can differ from one rounding only when the 29 dropped
 	// bits are exactly a tie (and the float64 result was inexact), or when
-	// the result is a float32 subnormal, where more bits are dropped.
+	// the result is below the float32 normal range, where more bits are
+	// dropped (0x3810000000000000 is 2⁻¹²⁶ as float64 bits).
 	r := math.FMA(float64(a), float64(b), float64(c))
-	bits := math.Float64bits(r)
-	if exp := bits >> 52 & 0x7ff; exp > 1023-126 && bits&(1<<29-1) != 1<<28 {
+	if bits := math.Float64bits(r); bits&(1<<29-1) != 1<<28 && bits&^(1<<63) >= 0x3810000000000000 {
 		return float32(r)
 	}
 	return fma32Slow(a, b, c)

@@ -1,0 +1,52 @@
+package kernels
+
+import (
+	"runtime"
+
+	"github.com/klauspost/cpuid/v2"
+)
+
+// CPUInfo describes the machine as the dispatcher sees it.
+type CPUInfo struct {
+	Brand    string   // CPU model name
+	Arch     string   // GOARCH
+	Cores    int      // physical cores (0 if unknown)
+	Threads  int      // logical CPUs
+	Features []string // the features the levels depend on, where present
+	SVE      bool     // arm64 Scalable Vector Extension (no SVE kernel yet)
+	L1D      int      // bytes per core, -1 if unknown
+	L2       int      // bytes per core, -1 if unknown
+	L3       int      // bytes, -1 if unknown
+	Levels   []ISA    // levels this CPU and build run
+	Active   ISA      // the level in use
+	EnvNote  string   // what FUSEOPT_CPU did, if set
+}
+
+// Describe returns what the dispatcher detected.
+func Describe() CPUInfo {
+	c := &cpuid.CPU
+	info := CPUInfo{
+		Brand: c.BrandName, Arch: runtime.GOARCH, Cores: c.PhysicalCores, Threads: runtime.NumCPU(),
+		SVE: SVE(), L1D: c.Cache.L1D, L2: c.Cache.L2, L3: c.Cache.L3,
+		Levels: Levels(), Active: Level(), EnvNote: EnvNote(),
+	}
+	for _, f := range []struct {
+		name string
+		id   cpuid.FeatureID
+	}{
+		{"SSE4.2", cpuid.SSE42}, {"AVX", cpuid.AVX}, {"AVX2", cpuid.AVX2}, {"FMA3", cpuid.FMA3},
+		{"AVX512F", cpuid.AVX512F}, {"AVX512VL", cpuid.AVX512VL}, {"AVX512DQ", cpuid.AVX512DQ},
+		{"AVX512BW", cpuid.AVX512BW}, {"ASIMD", cpuid.ASIMD}, {"SVE", cpuid.SVE},
+	} {
+		if c.Supports(f.id) {
+			info.Features = append(info.Features, f.name)
+		}
+	}
+	if info.SVE && !c.Supports(cpuid.SVE) {
+		info.Features = append(info.Features, "SVE")
+	}
+	if info.Brand == "" {
+		info.Brand = "unknown " + runtime.GOARCH + " CPU"
+	}
+	return info
+}
