@@ -156,10 +156,12 @@ func testNEONModes[T Float](t *testing.T) {
 					} else {
 						k.adamFast(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], &a[4][0], n)
 					}
-					a[0] = nil // p is approximate
 				}},
 			} {
 				want, got := run(ref, kern.f), run(neon, kern.f)
+				if kern.name == "adamFast m, v, vmax" {
+					want[0], got[0] = nil, nil // p is approximate
+				}
 				for i := range want {
 					neonCompare(t, kern.name, want[i], got[i])
 				}

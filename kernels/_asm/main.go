@@ -256,6 +256,7 @@ type env struct {
 	mk     mask
 	unroll int          // vectors in this iteration (1 in the single and tail loops)
 	extra  []VecVirtual // registers set up by the prologue
+	regs   map[int]VecVirtual
 }
 
 func (e *env) at(s int) Mem {
@@ -266,7 +267,16 @@ func (e *env) st(v Op, s int)      { e.t.store(v, e.at(s), e.mk) }
 
 // coef returns row r of the coefficient block as a memory operand (the full
 // vector width holds the broadcast value).
-func (e *env) coef(r int) Mem { return Mem{Base: e.c, Disp: 64 * r} }
+//
+// On AVX-512 the rows a kernel names in regRows are loaded into registers
+// once per call: 64-byte memory operands would cost a load each, and the
+// loads, not the arithmetic, bound the in-cache speed.
+func (e *env) coef(r int) Op {
+	if v, ok := e.regs[r]; ok {
+		return v
+	}
+	return Mem{Base: e.c, Disp: 64 * r}
+}
 
 // kernel describes an element-wise kernel.
 type kernel struct {
@@ -277,7 +287,9 @@ type kernel struct {
 	unroll  func(t isa) int
 	// prologue runs once per mode block and returns extra registers.
 	prologue func(t isa, c GPVirtual, mode int) []VecVirtual
-	body     func(e *env, mode int)
+	// regRows lists the coefficient rows kept in registers on AVX-512.
+	regRows func(mode int) []int
+	body    func(e *env, mode int)
 	// epilogue runs at the end (single-mode kernels only).
 	epilogue func(t isa, extra []VecVirtual)
 	sig      func(t isa) string
@@ -320,7 +332,14 @@ func elementwise(k kernel, t isa) {
 		i := GP64()
 		XORQ(i, i)
 		rem := GP64()
-		e := &env{t: t, c: c, ptr: ptr, i: i, extra: extra}
+		e := &env{t: t, c: c, ptr: ptr, i: i, extra: extra, regs: map[int]VecVirtual{}}
+		if t.z && k.regRows != nil {
+			for _, r := range k.regRows(m) {
+				v := t.vec()
+				t.movu(Mem{Base: c, Disp: 64 * r}, v)
+				e.regs[r] = v
+			}
+		}
 
 		Label(lbl("loop"))
 		MOVQ(n, rem)
@@ -395,9 +414,10 @@ func prelude(e *env, coupled bool) (g, p VecVirtual) {
 
 var sgd = kernel{
 	name: "sgd", streams: []string{"p", "grad"}, coefs: true,
-	modes:  []int{0, modeWD},
-	unroll: unrollBy(4, 4),
-	sig:    sigCoef("p, grad"),
+	modes:   []int{0, modeWD},
+	unroll:  unrollBy(4, 4),
+	sig:     sigCoef("p, grad"),
+	regRows: func(int) []int { return []int{rowGS, rowWD, rowNegLR} },
 	body: func(e *env, mode int) {
 		g, p := prelude(e, mode&modeWD != 0)
 		e.t.fma231(e.coef(rowNegLR), g, p) // p = fma(-lr, g, p)
@@ -407,9 +427,10 @@ var sgd = kernel{
 
 var momentum = kernel{
 	name: "momentum", streams: []string{"p", "grad", "b"}, coefs: true,
-	modes:  []int{0, 1, 2, 3, 4, 5, 6, 7},
-	unroll: unrollBy(3, 4),
-	sig:    sigCoef("p, grad, b"),
+	modes:   []int{0, 1, 2, 3, 4, 5, 6, 7},
+	unroll:  unrollBy(3, 4),
+	sig:     sigCoef("p, grad, b"),
+	regRows: func(int) []int { return []int{rowGS, rowWD, rowNegLR, rowMu, rowDamp} },
 	body: func(e *env, mode int) {
 		t := e.t
 		g, p := prelude(e, mode&modeWD != 0)
@@ -448,6 +469,19 @@ func adamKernel(fast bool) kernel {
 			eps := t.vec()
 			t.movu(Mem{Base: c, Disp: 64 * rowEps}, eps)
 			return []VecVirtual{eps}
+		},
+		regRows: func(mode int) []int {
+			rows := []int{rowGS, rowC1, rowC2, rowBeta2, rowIB2, rowNegA}
+			switch mode & 3 {
+			case adamWDCoupled:
+				rows = append(rows, rowWD)
+			case adamWDDecoupled:
+				rows = append(rows, rowDecay)
+			}
+			if fast {
+				rows = append(rows, rowOne, rowTiny, rowHalfIB2)
+			}
+			return rows
 		},
 		body: func(e *env, mode int) { adamBody(e, mode, fast) },
 	}
