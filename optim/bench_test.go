@@ -1,0 +1,264 @@
+package optim
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// The benchmarks allocate parameters and gradients from one slab with
+// staggered page offsets (see staggered), as the optimizer does for its
+// state, so that no two streams of a kernel call are a power of two apart.
+// b.SetBytes counts the bytes each step moves: Adam reads p, g, m, v and
+// writes p, m, v (7 elements), momentum reads p, g, b and writes p, b (5).
+
+const flatN = 1 << 24
+
+// modelSizes is a 64-layer model of 256×256 weight matrices and their
+// biases, plus 36 layer norms (weight and bias of 256): 200 tensors,
+// 4 229 120 parameters.
+func modelSizes() []int {
+	var s []int
+	for range 64 {
+		s = append(s, 256*256, 256)
+	}
+	for range 36 {
+		s = append(s, 256, 256)
+	}
+	return s
+}
+
+func sum(s []int) int {
+	t := 0
+	for _, n := range s {
+		t += n
+	}
+	return t
+}
+
+// benchOptimizer builds an optimizer over tensors of the given sizes with
+// constant, finite gradients, and takes the first step (which allocates).
+func benchOptimizer[T Float](b *testing.B, h Hyper, sizes []int, opts Options) *Optimizer[T] {
+	o, err := New[T](h, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { o.Close() })
+	data, grad := pairs[T](sizes)
+	for k := range sizes {
+		for i := range data[k] {
+			data[k][i] = T(i%1013)*1e-3 - 0.5
+			grad[k][i] = T(i%997)*1e-3 - 0.5
+		}
+		if err := o.Add(fmt.Sprint("t", k), data[k], grad[k]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := o.Step(); err != nil {
+		b.Fatal(err)
+	}
+	return o
+}
+
+func benchSteps[T Float](b *testing.B, o *Optimizer[T], bytesPerParam int) {
+	b.SetBytes(int64(o.total * bytesPerParam))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := o.Step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchKind runs the optimizer over one flat tensor of 16M elements and
+// one of the model's size, over the model, and, for comparison in the same
+// run, the kernels' memory roof for the same streams ("roof": one add per
+// stream, split in equal halves over plain goroutines for 2 workers).
+func benchKind[T Float](b *testing.B, h Hyper, bytesPerParam int) {
+	model := modelSizes()
+	var z T
+	streams := (bytesPerParam/int(unsafe.Sizeof(z)) - 1) / 2
+	for _, n := range []int{flatN, sum(model)} {
+		for _, w := range []int{1, 2} {
+			b.Run(fmt.Sprintf("flat/n=%d/workers=%d", n, w), func(b *testing.B) {
+				benchSteps(b, benchOptimizer[T](b, h, []int{n}, Options{Workers: w}), bytesPerParam)
+			})
+		}
+		for _, w := range []int{1, 2} {
+			b.Run(fmt.Sprintf("roof/n=%d/workers=%d", n, w), func(b *testing.B) {
+				benchRoof[T](b, n, streams, w)
+			})
+		}
+	}
+	for _, w := range []int{1, 2} {
+		b.Run(fmt.Sprintf("model/workers=%d", w), func(b *testing.B) {
+			benchSteps(b, benchOptimizer[T](b, h, model, Options{Workers: w}), bytesPerParam)
+		})
+	}
+}
+
+func benchRoof[T Float](b *testing.B, n, streams, workers int) {
+	set := kernels.Active()
+	bufs := staggered[T]([]int{n, n, n, n})
+	for _, x := range bufs { // touch every page before timing
+		for i := range x {
+			x[i] = T(i%1013) * 1e-3
+		}
+	}
+	roof := func(lo, hi int) {
+		var d [3][]T
+		for k := range streams {
+			d[k] = bufs[1+k][lo:hi]
+		}
+		var err error
+		switch src := any(bufs[0][lo:hi]).(type) {
+		case []float32:
+			err = set.RoofF32(src, f32(d[0]), f32(d[1]), f32(d[2]))
+		case []float64:
+			err = set.RoofF64(src, f64(d[0]), f64(d[1]), f64(d[2]))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(n * (2*streams + 1) * int(unsafe.Sizeof(bufs[0][0]))))
+	b.ReportAllocs()
+	for b.Loop() {
+		if workers == 1 {
+			roof(0, n)
+			continue
+		}
+		var wg sync.WaitGroup
+		for k := range workers {
+			wg.Go(func() { roof(k*n/workers, (k+1)*n/workers) })
+		}
+		wg.Wait()
+	}
+}
+
+func f32[T Float](x []T) []float32 {
+	if x == nil {
+		return nil
+	}
+	return any(x).([]float32)
+}
+
+func f64[T Float](x []T) []float64 {
+	if x == nil {
+		return nil
+	}
+	return any(x).([]float64)
+}
+
+// BenchmarkStepAdamF32 is one Adam step over one flat 16M tensor, over a
+// flat tensor of the model's size, and over the 200-tensor model.
+func BenchmarkStepAdamF32(b *testing.B) { benchKind[float32](b, DefaultAdam(), 28) }
+
+// BenchmarkStepMomentumF32 is BenchmarkStepAdamF32 for SGD with momentum.
+func BenchmarkStepMomentumF32(b *testing.B) {
+	benchKind[float32](b, SGDConfig{LR: 0.01, Momentum: 0.9}, 20)
+}
+
+// BenchmarkStepAdamF64 is BenchmarkStepAdamF32 for float64.
+func BenchmarkStepAdamF64(b *testing.B) { benchKind[float64](b, DefaultAdam(), 56) }
+
+// BenchmarkShardThreshold measures an Adam float32 step of n parameters
+// (tensors of 16K elements, batched into tasks of DefaultChunkSize) on the
+// caller alone ("inline") and sharded over two workers that poll between
+// back-to-back steps ("sharded"); then, with the machine idle for 200 µs
+// between steps as in a training loop, on the caller alone ("inline-idle")
+// and sharded over workers that have parked and must be woken ("parked").
+// The smallest n where "sharded" beats "inline" sets DefaultShardThreshold;
+// where "parked" beats "inline-idle", DefaultWakeThreshold.
+func BenchmarkShardThreshold(b *testing.B) {
+	for _, n := range []int{1 << 16, 1 << 17, 1 << 18, 1 << 19, 1 << 20, 1 << 21} {
+		sizes := make([]int, n/(1<<14))
+		for i := range sizes {
+			sizes[i] = 1 << 14
+		}
+		for _, c := range []struct {
+			name string
+			idle bool
+			opts Options
+		}{
+			{"inline", false, Options{Workers: 1}},
+			{"sharded", false, Options{Workers: 2, ShardThreshold: -1, WakeThreshold: -1}},
+			{"inline-idle", true, Options{Workers: 1}},
+			{"parked", true, Options{Workers: 2, ShardThreshold: -1, WakeThreshold: -1, Spin: -1}},
+		} {
+			b.Run(fmt.Sprintf("n=%d/%s", n, c.name), func(b *testing.B) {
+				o := benchOptimizer[float32](b, DefaultAdam(), sizes, c.opts)
+				if !c.idle {
+					benchSteps(b, o, 28)
+					return
+				}
+				b.SetBytes(int64(n * 28))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					b.StopTimer()
+					time.Sleep(200 * time.Microsecond)
+					b.StartTimer()
+					if _, err := o.Step(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkLayoutTrap runs the Adam float32 kernel with AMSGrad (one call,
+// one goroutine; five streams, three written) on n-element tensors laid out
+// three ways: p and g staggered and the state from the optimizer's slab
+// ("optimizer"); p and g staggered and m, v, vmax exactly n·4 bytes apart,
+// the way separately allocated equal slices tend to land ("pow2-state");
+// all five streams exactly n·4 bytes apart ("pow2"). Every page is touched
+// before timing.
+func BenchmarkLayoutTrap(b *testing.B) {
+	h := AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}
+	c, err := kernels.Adam{LR: h.LR, Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, AMSGrad: true}.Coeffs(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := kernels.Active()
+	for _, n := range []int{1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22} {
+		pow2 := make([]float32, 5*n) // p, g, m, v, vmax, each n·4 bytes: a power of two apart
+		for i := range pow2 {
+			pow2[i] = float32(i%1013) * 1e-3
+		}
+		at := func(k int) []float32 { return pow2[k*n : (k+1)*n : (k+1)*n] }
+		pg := staggered[float32]([]int{n, n})
+		copy(pg[0], at(0))
+		copy(pg[1], at(1))
+		o, err := New[float32](h, Options{Workers: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Add("p", pg[0], pg[1])
+		o.Step()
+		q := &o.params[0]
+		for _, v := range []struct {
+			name            string
+			p, g, m, s, max []float32
+		}{
+			{"optimizer", pg[0], pg[1], q.buf[0], q.buf[1], q.buf[2]},
+			{"pow2-state", pg[0], pg[1], at(2), at(3), at(4)},
+			{"pow2", at(0), at(1), at(2), at(3), at(4)},
+		} {
+			b.Run(fmt.Sprintf("n=%d/%s", n, v.name), func(b *testing.B) {
+				b.SetBytes(int64(n * 36))
+				b.ReportAllocs()
+				for b.Loop() {
+					set.AdamF32(&c, v.p, v.g, v.m, v.s, v.max)
+				}
+			})
+		}
+		o.Close()
+	}
+}

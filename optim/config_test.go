@@ -1,0 +1,195 @@
+package optim
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+func TestDefaults(t *testing.T) {
+	if got := DefaultAdam(); got != (AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}) {
+		t.Errorf("DefaultAdam() = %+v", got)
+	}
+	if got := DefaultAdamW(); got != (AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2}) {
+		t.Errorf("DefaultAdamW() = %+v", got)
+	}
+	if got := DefaultSGD(0.1); got != (SGDConfig{LR: 0.1}) {
+		t.Errorf("DefaultSGD(0.1) = %+v", got)
+	}
+	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}} {
+		if err := h.Validate(); err != nil {
+			t.Errorf("%T: %v", h, err)
+		}
+		if h.hyper().config(h.Kind()) != h {
+			t.Errorf("%T does not round-trip through hyper", h)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	cases := []struct {
+		h     Hyper
+		field string
+	}{
+		{SGDConfig{LR: -1}, "LR"},
+		{SGDConfig{LR: nan}, "LR"},
+		{SGDConfig{LR: inf}, "LR"},
+		{SGDConfig{LR: 1, Momentum: -0.1}, "Momentum"},
+		{SGDConfig{LR: 1, WeightDecay: -1}, "WeightDecay"},
+		{SGDConfig{LR: 1, Dampening: nan}, "Dampening"},
+		{SGDConfig{LR: 1, Nesterov: true}, "Momentum"},
+		{SGDConfig{LR: 1, Momentum: 0.9, Dampening: 0.1, Nesterov: true}, "Dampening"},
+		{EMAConfig{LR: 1, Beta: 1}, "Beta"},
+		{EMAConfig{LR: 1, Beta: -0.5}, "Beta"},
+		{EMAConfig{LR: -1, Beta: 0.5}, "LR"},
+		{EMAConfig{LR: 1, Beta: 0.5, WeightDecay: -1}, "WeightDecay"},
+		{AdamConfig{LR: -1e-3, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{AdamConfig{LR: 1e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},
+		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 1.5}, "Beta2"},
+		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: nan}, "Beta2"},
+		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1}, "Eps"},
+		{AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -1e-2}, "WeightDecay"},
+		{AdamWConfig{LR: 1e-3, Beta1: -0.1, Beta2: 0.999}, "Beta1"},
+	}
+	for _, c := range cases {
+		err := c.h.Validate()
+		if !errors.Is(err, ErrHyper) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.field+" =") {
+			t.Errorf("%T%+v: err = %v, want ErrHyper naming %s", c.h, c.h, err, c.field)
+		}
+		if _, err := New[float32](c.h, Options{}); !errors.Is(err, ErrHyper) {
+			t.Errorf("New(%+v): err = %v", c.h, err)
+		}
+	}
+	if _, err := New[float32](nil, Options{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("New(nil): %v", err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for _, op := range []Options{{Workers: -1}, {ChunkSize: 100}, {ChunkSize: -16}, {NonFinite: 7}, {Kernels: new(kernels.Set)}} {
+		if _, err := New[float64](DefaultAdam(), op); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: err = %v", op, err)
+		}
+	}
+	o := mustNew[float64](t, DefaultAdam(), Options{})
+	op := o.Options()
+	if op.Workers < 1 || op.ChunkSize != DefaultChunkSize || op.ShardThreshold != DefaultShardThreshold || op.Kernels == nil {
+		t.Errorf("resolved options %+v", op)
+	}
+}
+
+func TestRegistration(t *testing.T) {
+	o := mustNew[float32](t, DefaultAdam(), Options{})
+	a, ga := make([]float32, 10), make([]float32, 10)
+	if err := o.Add("a", a, ga, 2, 5); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]float32, 100)
+	cases := []struct {
+		name       string
+		group      int
+		data, grad []float32
+		shape      []int
+		want       error
+		mention    string
+	}{
+		{"b", 0, make([]float32, 4), make([]float32, 3), nil, ErrLength, `"b"`},
+		{"a", 0, make([]float32, 4), make([]float32, 4), nil, ErrInvalid, `"a"`},
+		{"", 0, make([]float32, 4), make([]float32, 4), nil, ErrInvalid, "name"},
+		{"c", 0, make([]float32, 4), make([]float32, 4), []int{3}, ErrLength, `"c"`},
+		{"c", 0, make([]float32, 4), make([]float32, 4), []int{2, -2}, ErrInvalid, `"c"`},
+		{"c", 0, make([]float32, 4), make([]float32, 4), []int{1 << 40, 1 << 40, 4}, ErrLength, `"c"`},
+		{"d", 1, make([]float32, 4), make([]float32, 4), nil, ErrInvalid, "group 1"},
+		{"e", 0, a[2:4], make([]float32, 2), nil, ErrInvalid, `"a"`},
+		{"f", 0, make([]float32, 2), ga[8:], nil, ErrInvalid, `"a"`},
+		{"g", 0, big[:50], big[40:90], nil, ErrInvalid, `"g"`},
+	}
+	for _, c := range cases {
+		err := o.AddTo(c.group, c.name, c.data, c.grad, c.shape...)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.mention) {
+			t.Errorf("AddTo(%d, %q, len %d, len %d, %v): err = %v, want %v mentioning %s",
+				c.group, c.name, len(c.data), len(c.grad), c.shape, err, c.want, c.mention)
+		}
+	}
+	if o.NumParams() != 1 {
+		t.Fatalf("%d parameters after failed registrations, want 1", o.NumParams())
+	}
+	if err := o.Add("z", nil, nil, 0, 5); err != nil {
+		t.Errorf("empty parameter: %v", err)
+	}
+	if info, _ := o.Param("a"); info.Len != 10 || len(info.Shape) != 2 || info.Shape[1] != 5 {
+		t.Errorf("Param(a) = %+v", info)
+	}
+	if _, err := o.AddGroup(DefaultSGD(0.1)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("AddGroup of another kind: %v", err)
+	}
+	if _, err := o.AddGroup(AdamConfig{LR: 1, Beta1: 2}); !errors.Is(err, ErrHyper) {
+		t.Errorf("AddGroup invalid: %v", err)
+	}
+	if o.NumGroups() != 1 {
+		t.Errorf("%d groups after failed AddGroup", o.NumGroups())
+	}
+	if err := o.SetLR(0, -1); !errors.Is(err, ErrHyper) || !strings.Contains(err.Error(), "LR") {
+		t.Errorf("SetLR(-1): %v", err)
+	}
+	if err := o.SetLR(3, 1); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SetLR(group 3): %v", err)
+	}
+	if h, _ := o.Group(0); h.(AdamConfig).LR != 1e-3 {
+		t.Errorf("LR changed by a failed SetLR: %v", h)
+	}
+	for _, s := range []float64{0, -1, math.NaN(), math.Inf(1), 1e300} {
+		if err := o.SetLossScale(s); !errors.Is(err, ErrHyper) {
+			t.Errorf("SetLossScale(%v): %v", s, err)
+		}
+	}
+	if o.LossScale() != 1 {
+		t.Errorf("loss scale changed by failed calls: %v", o.LossScale())
+	}
+	if _, err := o.State("a", BufMomentumBuffer); !errors.Is(err, ErrInvalid) {
+		t.Errorf("State of a missing buffer: %v", err)
+	}
+	if _, err := o.State("nope", BufExpAvg); !errors.Is(err, ErrInvalid) {
+		t.Errorf("State of a missing parameter: %v", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	o := mustNew[float32](t, DefaultAdam(), Options{Workers: 2, ShardThreshold: -1, WakeThreshold: -1, ChunkSize: 16})
+	p, g := make([]float32, 100), make([]float32, 100)
+	if err := o.Add("p", p, g); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(t, o)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	if _, err := o.Step(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Step after Close: %v", err)
+	}
+	if err := o.Add("q", make([]float32, 1), make([]float32, 1)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Add after Close: %v", err)
+	}
+	if _, err := o.ClipGradNorm(1); !errors.Is(err, ErrClosed) {
+		t.Errorf("ClipGradNorm after Close: %v", err)
+	}
+	if err := o.Load(strings.NewReader("")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Load after Close: %v", err)
+	}
+	g[0] = 1
+	o.ZeroGrad()
+	if g[0] != 0 {
+		t.Error("ZeroGrad after Close did nothing")
+	}
+	var sb strings.Builder
+	if err := o.Save(&sb); err != nil {
+		t.Errorf("Save after Close: %v", err)
+	}
+}

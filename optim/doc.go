@@ -1,0 +1,65 @@
+// Package optim is fuseopt's optimizer API: SGD (with heavy-ball or
+// Nesterov momentum), SGD with zero-initialised EMA momentum, Adam and
+// AdamW (AMSGrad, maximize), over float32 or float64 parameters, with
+// PyTorch's semantics and defaults.
+//
+//	opt, err := optim.New[float32](optim.DefaultAdamW(), optim.Options{})
+//	opt.Add("fc.weight", w, gw, 256, 256) // data, gradient, shape
+//	opt.Add("fc.bias", b, gb)
+//	defer opt.Close()
+//	for … {
+//		opt.ZeroGrad()
+//		… // write the gradients into gw, gb
+//		opt.ClipGradNorm(1)
+//		opt.Step()
+//	}
+//
+// # Arithmetic
+//
+// Every element is updated by the kernels package alone
+// (kernels.Set.SGDF32 … AdamF64), with coefficient blocks that the optimizer
+// builds with kernels.SGD, kernels.Momentum and kernels.Adam once per step
+// for each group and each distinct step count (the step count is kept per
+// parameter, as PyTorch does, and Adam's bias correction uses it). Because
+// the kernels are exact (see the kernels package), a step gives bit-for-bit
+// the same result on every kernel level, with any number of workers, any
+// batching, and after a save and load.
+//
+// # Performance
+//
+// A step does not allocate after the first one. Tensors are cut into
+// chunks of Options.ChunkSize elements (a multiple of 16, so chunks start on
+// cache lines; the boundaries depend on the tensor's size only), small
+// tensors are batched into tasks of about the same total size, and the
+// tasks are run by a pool of Options.Workers goroutines (GOMAXPROCS by
+// default), the caller among them. Waking a parked goroutine costs about
+// 100 µs on the machines this was measured on, so idle workers poll for a
+// bounded time (Options.Spin) before they park, the caller never waits for
+// a worker that has not started, a step of fewer than
+// Options.ShardThreshold elements runs on the caller alone, and workers
+// that have parked are woken only for steps of Options.WakeThreshold
+// elements or more. BenchmarkShardThreshold measures both crossovers.
+//
+// The optimizer state (exp_avg, exp_avg_sq, max_exp_avg_sq,
+// momentum_buffer) of all parameters lives in one allocation, with every
+// large buffer placed at a page offset away from those of the other streams
+// of its kernel call, so that the power-of-two aliasing of separately
+// allocated equal slices (reported to make the fused kernels several times
+// slower) cannot happen to the state. The parameters and gradients are the
+// caller's: allocate them from one slab too, or with staggered offsets.
+//
+// # Errors and non-finite gradients
+//
+// Errors wrap the sentinels ErrInvalid, ErrHyper, ErrLength, ErrNonFinite,
+// ErrState, ErrMismatch and ErrClosed, and name the parameter or field.
+// Options.NonFinite chooses what a NaN or ±Inf gradient does: Propagate
+// (PyTorch's behaviour, no check), SkipStep (nothing changes, the step
+// reports Skipped) or Error (nothing changes, an error names the parameter).
+//
+// # State
+//
+// Save and Load write and read a versioned binary format with a CRC-64
+// (described in state.go); SaveFile replaces a file atomically. Load checks
+// everything before it changes anything; resuming from saved state is
+// bit-exact.
+package optim

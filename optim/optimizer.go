@@ -1,0 +1,452 @@
+package optim
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// Defaults of [Options].
+const (
+	// DefaultChunkSize is the number of elements of one chunk of a large
+	// tensor (256 KiB of float32, 512 KiB of float64).
+	DefaultChunkSize = 1 << 16
+	// DefaultShardThreshold is the total number of elements below which a
+	// step runs on the calling goroutine alone: two chunks, the smallest
+	// step with two tasks to share. BenchmarkShardThreshold ("inline" vs
+	// "sharded") measures where polling workers start to pay.
+	DefaultShardThreshold = 2 * DefaultChunkSize
+	// DefaultWakeThreshold is the total number of elements from which a
+	// step wakes parked workers; smaller steps use only the workers that
+	// are still polling. A wake-up costs about 100 µs, the time of a whole
+	// step below about 1M parameters; BenchmarkShardThreshold
+	// ("inline-idle" vs "parked") measures the crossover.
+	DefaultWakeThreshold = 1 << 20
+	// DefaultSpin is how long an idle worker polls for the next step before
+	// it parks.
+	DefaultSpin = 50 * time.Microsecond
+)
+
+// NonFinitePolicy says what a step does with a gradient that holds NaN or
+// ±Inf.
+type NonFinitePolicy uint8
+
+// The non-finite policies.
+const (
+	// Propagate does not look: NaN and ±Inf flow into the parameters and
+	// state, as in PyTorch. It costs nothing.
+	Propagate NonFinitePolicy = iota
+	// SkipStep checks every gradient first; when one is not finite, the
+	// step changes nothing (parameters, state and step counts) and
+	// reports Skipped, as a loss scaler does.
+	SkipStep
+	// Error checks every gradient first; when one is not finite, the step
+	// changes nothing and returns an error wrapping ErrNonFinite that
+	// names the parameter.
+	Error
+)
+
+func (p NonFinitePolicy) String() string {
+	switch p {
+	case Propagate:
+		return "Propagate"
+	case SkipStep:
+		return "SkipStep"
+	case Error:
+		return "Error"
+	}
+	return fmt.Sprintf("NonFinitePolicy(%d)", uint8(p))
+}
+
+// Options are the settings of an optimizer that are not hyperparameters.
+// The zero value selects the defaults.
+type Options struct {
+	// Kernels is the kernel set every element is updated by; nil selects
+	// kernels.Active(). Tests pass kernels.For(level) to run every level.
+	Kernels *kernels.Set
+	// Workers is the number of goroutines a large step is spread over,
+	// the caller included: 0 selects runtime.GOMAXPROCS(0), 1 runs every
+	// step on the caller.
+	Workers int
+	// ShardThreshold is the total number of elements below which a step
+	// (or a gradient pass) runs on the caller alone: 0 selects
+	// DefaultShardThreshold, a negative value shards every step.
+	ShardThreshold int
+	// WakeThreshold is the total number of elements from which a step
+	// wakes workers that have parked (waking one takes about 100 µs);
+	// smaller sharded steps are shared only with workers that are still
+	// polling. 0 selects DefaultWakeThreshold, a negative value always
+	// wakes them.
+	WakeThreshold int
+	// ChunkSize is the largest number of elements of one task: large
+	// tensors are cut into chunks of this size, small tensors are batched
+	// into tasks of at most this size. 0 selects DefaultChunkSize; it must
+	// be a multiple of 16, so that chunks start on cache-line boundaries.
+	ChunkSize int
+	// NoBatch gives every small tensor a task of its own instead of
+	// batching them (for tests and benchmarks; the results are the same).
+	NoBatch bool
+	// NonFinite is the policy for NaN and ±Inf gradients.
+	NonFinite NonFinitePolicy
+	// Spin is how long an idle worker polls before it parks: 0 selects
+	// DefaultSpin, a negative value parks at once.
+	Spin time.Duration
+}
+
+func (op Options) resolve() (Options, error) {
+	if op.Kernels == nil {
+		op.Kernels = kernels.Active()
+	} else if s, err := kernels.For(op.Kernels.Level()); err != nil || s != op.Kernels {
+		return op, fmt.Errorf("%w: Kernels is not a set from kernels.Active or kernels.For", ErrInvalid)
+	}
+	switch {
+	case op.Workers < 0:
+		return op, fmt.Errorf("%w: Workers = %d, want ≥ 0", ErrInvalid, op.Workers)
+	case op.Workers == 0:
+		op.Workers = runtime.GOMAXPROCS(0)
+	}
+	switch {
+	case op.ShardThreshold == 0:
+		op.ShardThreshold = DefaultShardThreshold
+	case op.ShardThreshold < 0:
+		op.ShardThreshold = 0
+	}
+	switch {
+	case op.WakeThreshold == 0:
+		op.WakeThreshold = DefaultWakeThreshold
+	case op.WakeThreshold < 0:
+		op.WakeThreshold = 0
+	}
+	switch {
+	case op.ChunkSize == 0:
+		op.ChunkSize = DefaultChunkSize
+	case op.ChunkSize < 0 || op.ChunkSize%16 != 0:
+		return op, fmt.Errorf("%w: ChunkSize = %d, want a positive multiple of 16", ErrInvalid, op.ChunkSize)
+	}
+	if op.NonFinite > Error {
+		return op, fmt.Errorf("%w: NonFinite = %v", ErrInvalid, op.NonFinite)
+	}
+	switch {
+	case op.Spin == 0:
+		op.Spin = DefaultSpin
+	case op.Spin < 0:
+		op.Spin = 0
+	}
+	return op, nil
+}
+
+// Optimizer updates a set of registered parameters from their gradients.
+// T is float32 or float64. Its methods are not safe for concurrent use; the
+// optimizer runs its own worker goroutines, which Close stops.
+type Optimizer[T Float] struct {
+	kind      Kind
+	ops       *ops[T]
+	opt       Options
+	groups    []hyper
+	params    []param[T]
+	names     map[string]int
+	lossScale float64
+	closed    bool
+
+	// Built by prepare when dirty: the state slab and the task plan.
+	dirty    bool
+	slab     []T
+	pieces   []piece
+	tasks    []int // task t is pieces[tasks[t]:tasks[t+1]]
+	total    int   // elements over all parameters
+	pieceSum []float64
+	pieceBad []bool
+	pool     *pool
+
+	// Per step: coefficient blocks by (group, step) and the scale factor
+	// of a Scale pass.
+	coeffs   []kernels.Coeffs
+	keys     []coeffKey
+	nkeys    int
+	scaleBy  T
+	errMu    sync.Mutex
+	taskErr  error // first kernel error of a job (never expected)
+	errIndex int   // task that set taskErr
+
+	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero func(int)
+}
+
+type param[T Float] struct {
+	name       string
+	group      int
+	shape      []int
+	data, grad []T
+	step       int64
+	buf        [3][]T // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
+	ci         int    // coefficient block of the current step
+	op         uint8
+}
+
+const (
+	opSGD uint8 = iota
+	opMomentum
+	opAdam
+)
+
+// New returns an optimizer of the kind of h (an [SGDConfig], [EMAConfig],
+// [AdamConfig] or [AdamWConfig]) with one parameter group, group 0, holding
+// the hyperparameters h. Register parameters with Add.
+func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	op, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	o := &Optimizer[T]{
+		kind:      h.Kind(),
+		ops:       opsFor[T](),
+		opt:       op,
+		groups:    []hyper{h.hyper()},
+		names:     make(map[string]int),
+		lossScale: 1,
+		dirty:     true,
+	}
+	o.jobUpdate = o.updateTask
+	o.jobCheck = o.checkTask
+	o.jobSumSq = o.sumSqTask
+	o.jobScale = o.scaleTask
+	o.jobZero = o.zeroTask
+	return o, nil
+}
+
+// Kind returns the optimizer's kind.
+func (o *Optimizer[T]) Kind() Kind { return o.kind }
+
+// Kernels returns the kernel set the optimizer runs.
+func (o *Optimizer[T]) Kernels() *kernels.Set { return o.opt.Kernels }
+
+// Options returns the optimizer's options with the defaults filled in.
+func (o *Optimizer[T]) Options() Options { return o.opt }
+
+// AddGroup adds a parameter group with hyperparameters h, which must be of
+// the optimizer's kind, and returns its index.
+func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
+	if o.closed {
+		return 0, ErrClosed
+	}
+	if h == nil {
+		return 0, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	if h.Kind() != o.kind {
+		return 0, fmt.Errorf("%w: a %v group for a %v optimizer", ErrInvalid, h.Kind(), o.kind)
+	}
+	if err := h.Validate(); err != nil {
+		return 0, err
+	}
+	o.groups = append(o.groups, h.hyper())
+	return len(o.groups) - 1, nil
+}
+
+// NumGroups returns the number of parameter groups.
+func (o *Optimizer[T]) NumGroups() int { return len(o.groups) }
+
+// Group returns the hyperparameters of group i, of the optimizer's config
+// type.
+func (o *Optimizer[T]) Group(i int) (Hyper, error) {
+	if i < 0 || i >= len(o.groups) {
+		return nil, o.groupErr(i)
+	}
+	return o.groups[i].config(o.kind), nil
+}
+
+func (o *Optimizer[T]) groupErr(i int) error {
+	return fmt.Errorf("%w: group %d of %d", ErrInvalid, i, len(o.groups))
+}
+
+// SetLR sets the learning rate of group i, for schedules. It takes effect
+// at the next Step.
+func (o *Optimizer[T]) SetLR(group int, lr float64) error {
+	if group < 0 || group >= len(o.groups) {
+		return o.groupErr(group)
+	}
+	if err := checkNonNeg("LR", lr); err != nil {
+		return err
+	}
+	o.groups[group].lr = lr
+	return nil
+}
+
+// Add registers a parameter in group 0; see AddTo.
+func (o *Optimizer[T]) Add(name string, data, grad []T, shape ...int) error {
+	return o.AddTo(0, name, data, grad, shape...)
+}
+
+// AddTo registers the parameter data, whose gradient the caller writes into
+// grad before each Step, in a group. name must be unique and not empty; it
+// identifies the parameter in saved state and in errors. shape is recorded
+// in saved state and defaults to [len(data)]; its product must be
+// len(data). The optimizer keeps data and grad (not copies): the caller
+// must not re-slice them, and no two registered slices may overlap. Its
+// state buffers start at zero, its step count at 0.
+func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...int) error {
+	if o.closed {
+		return ErrClosed
+	}
+	if group < 0 || group >= len(o.groups) {
+		return o.groupErr(group)
+	}
+	if name == "" || len(name) > maxName {
+		return fmt.Errorf("%w: parameter name %q: want 1 to %d bytes", ErrInvalid, name, maxName)
+	}
+	if _, dup := o.names[name]; dup {
+		return fmt.Errorf("%w: parameter %q registered twice", ErrInvalid, name)
+	}
+	if len(grad) != len(data) {
+		return fmt.Errorf("%w: parameter %q: len(grad) = %d, len(data) = %d", ErrLength, name, len(grad), len(data))
+	}
+	if len(shape) == 0 {
+		shape = []int{len(data)}
+	}
+	if len(shape) > maxRank {
+		return fmt.Errorf("%w: parameter %q: rank %d > %d", ErrInvalid, name, len(shape), maxRank)
+	}
+	prod := 1
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("%w: parameter %q: shape %v", ErrInvalid, name, shape)
+		}
+		if d != 0 && prod > len(data)/d {
+			prod = len(data) + 1 // overflow guard: certainly a mismatch
+			continue
+		}
+		prod *= d
+	}
+	if prod != len(data) {
+		return fmt.Errorf("%w: parameter %q: shape %v holds %d elements, len(data) = %d", ErrLength, name, shape, prod, len(data))
+	}
+	if overlap(data, grad) {
+		return fmt.Errorf("%w: parameter %q: data and grad overlap", ErrInvalid, name)
+	}
+	for i := range o.params {
+		q := &o.params[i]
+		if overlap(data, q.data) || overlap(data, q.grad) || overlap(grad, q.data) || overlap(grad, q.grad) {
+			return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, q.name)
+		}
+	}
+	o.params = append(o.params, param[T]{
+		name:  name,
+		group: group,
+		shape: append([]int(nil), shape...),
+		data:  data[:len(data):len(data)],
+		grad:  grad[:len(grad):len(grad)],
+	})
+	o.names[name] = len(o.params) - 1
+	o.dirty = true
+	return nil
+}
+
+const (
+	maxName = 1<<16 - 1
+	maxRank = 255
+)
+
+// overlap reports whether two non-empty slices share memory.
+func overlap[T Float](a, b []T) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	var z T
+	size := unsafe.Sizeof(z)
+	a0 := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	b0 := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return a0 < b0+uintptr(len(b))*size && b0 < a0+uintptr(len(a))*size
+}
+
+// ParamInfo describes a registered parameter.
+type ParamInfo struct {
+	Name  string
+	Group int
+	Shape []int
+	Len   int
+	Step  int64 // steps taken by this parameter
+}
+
+// NumParams returns the number of registered parameters.
+func (o *Optimizer[T]) NumParams() int { return len(o.params) }
+
+// Params describes the registered parameters in registration order.
+func (o *Optimizer[T]) Params() []ParamInfo {
+	out := make([]ParamInfo, len(o.params))
+	for i := range o.params {
+		out[i] = o.params[i].info()
+	}
+	return out
+}
+
+// Param describes the parameter called name.
+func (o *Optimizer[T]) Param(name string) (ParamInfo, bool) {
+	i, ok := o.names[name]
+	if !ok {
+		return ParamInfo{}, false
+	}
+	return o.params[i].info(), true
+}
+
+func (p *param[T]) info() ParamInfo {
+	return ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: len(p.data), Step: p.step}
+}
+
+// State returns a copy of the state buffer buf (BufExpAvg, BufExpAvgSq,
+// BufMaxExpAvgSq or BufMomentumBuffer) of parameter name.
+func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
+	i, ok := o.names[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	p := &o.params[i]
+	for k, b := range o.groups[p.group].buffers(o.kind) {
+		if b == buf {
+			out := make([]T, len(p.data))
+			copy(out, p.buf[k]) // nil before the first step: zeros
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: parameter %q has no state %q", ErrInvalid, name, buf)
+}
+
+// SetLossScale declares that the gradients are those of the loss
+// multiplied by s (mixed-precision loss scaling). Every later Step divides
+// them by s by folding the factor 1/s into the kernels' gradient prelude,
+// without a pass of its own, and ClipGradNorm measures the unscaled norm.
+// s = 1 turns it off. s must be finite and > 0, and 1/s must be a finite,
+// non-zero value of T. With s a power of two the unscaling is exact.
+func (o *Optimizer[T]) SetLossScale(s float64) error {
+	inv := T(1 / s)
+	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
+		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
+	}
+	o.lossScale = s
+	return nil
+}
+
+// LossScale returns the loss scale set by SetLossScale (1 when none).
+func (o *Optimizer[T]) LossScale() float64 { return o.lossScale }
+
+// Close stops the worker goroutines. The optimizer then refuses Step and
+// the other calls that change it (with ErrClosed); Save still works. Close
+// is idempotent.
+func (o *Optimizer[T]) Close() error {
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	if o.pool != nil {
+		o.pool.shutdown(true)
+		o.pool = nil
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+package optim
+
+// piece is a contiguous range of one parameter's elements, the unit the
+// kernels are called on.
+type piece struct {
+	param  int
+	lo, hi int
+}
+
+// plan cuts every parameter into chunks and groups the chunks into tasks.
+//
+// A parameter of n elements is cut at multiples of the chunk size C (a
+// multiple of 16 elements, so every chunk starts on a cache line when the
+// slice does): the boundaries depend on n and C only, never on the number
+// of workers. Chunks are then packed, in registration order, into tasks of
+// at most C elements, so that a full chunk is a task of its own and many
+// small tensors share one task and its scheduling cost. Since every kernel
+// is element-wise and every reduction is per chunk, neither the packing nor
+// the number of workers changes any result.
+func (o *Optimizer[T]) plan() {
+	c := o.opt.ChunkSize
+	o.pieces = o.pieces[:0]
+	o.tasks = append(o.tasks[:0], 0)
+	o.total = 0
+	cur := 0 // elements in the open task
+	for i := range o.params {
+		n := len(o.params[i].data)
+		o.total += n
+		for lo := 0; lo < n; lo += c {
+			hi := min(lo+c, n)
+			if cur > 0 && (o.opt.NoBatch || cur+hi-lo > c) {
+				o.tasks = append(o.tasks, len(o.pieces))
+				cur = 0
+			}
+			o.pieces = append(o.pieces, piece{param: i, lo: lo, hi: hi})
+			cur += hi - lo
+		}
+	}
+	if cur > 0 {
+		o.tasks = append(o.tasks, len(o.pieces))
+	}
+	o.pieceSum = make([]float64, len(o.pieces))
+	o.pieceBad = make([]bool, len(o.pieces))
+}

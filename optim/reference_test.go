@@ -1,0 +1,260 @@
+package optim
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// refTensor is the textbook state of one tensor, in float64.
+type refTensor struct {
+	p, buf, m, v, vmax []float64
+	step               int
+}
+
+// refStep is one step of PyTorch's update equations (torch.optim.SGD, Adam
+// and AdamW, single-tensor form), written as plainly as possible in
+// float64, independently of the kernels' operation order.
+func refStep(kind Kind, h hyper, r *refTensor, g []float64) {
+	r.step++
+	for i := range r.p {
+		d := g[i]
+		if h.maximize {
+			d = -d
+		}
+		switch kind {
+		case KindSGD, KindEMA:
+			if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			if kind == KindEMA {
+				r.buf[i] = h.momentum*r.buf[i] + (1-h.momentum)*d
+				d = r.buf[i]
+			} else if h.momentum != 0 {
+				if r.step == 1 {
+					r.buf[i] = d
+				} else {
+					r.buf[i] = h.momentum*r.buf[i] + (1-h.dampening)*d
+				}
+				if h.nesterov {
+					d += h.momentum * r.buf[i]
+				} else {
+					d = r.buf[i]
+				}
+			}
+			r.p[i] -= h.lr * d
+		case KindAdam, KindAdamW:
+			if kind == KindAdamW {
+				r.p[i] *= 1 - h.lr*h.wd
+			} else if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			r.m[i] = h.beta1*r.m[i] + (1-h.beta1)*d
+			r.v[i] = h.beta2*r.v[i] + (1-h.beta2)*d*d
+			bc1 := 1 - math.Pow(h.beta1, float64(r.step))
+			bc2 := 1 - math.Pow(h.beta2, float64(r.step))
+			vv := r.v[i]
+			if h.amsgrad {
+				r.vmax[i] = math.Max(r.vmax[i], r.v[i])
+				vv = r.vmax[i]
+			}
+			denom := math.Sqrt(vv)/math.Sqrt(bc2) + h.eps
+			r.p[i] -= h.lr / bc1 * r.m[i] / denom
+		}
+	}
+}
+
+type refCase struct {
+	name string
+	h    Hyper
+}
+
+func sgdCases() []refCase {
+	var out []refCase
+	for _, mom := range []float64{0, 0.9} {
+		for _, damp := range []float64{0, 0.3} {
+			for _, nest := range []bool{false, true} {
+				for _, wd := range []float64{0, 0.01} {
+					for _, max := range []bool{false, true} {
+						c := SGDConfig{LR: 0.05, Momentum: mom, Dampening: damp, Nesterov: nest, WeightDecay: wd, Maximize: max}
+						if c.Validate() != nil || (mom == 0 && damp != 0) {
+							continue
+						}
+						out = append(out, refCase{fmt.Sprintf("%+v", c), c})
+					}
+				}
+			}
+		}
+	}
+	for _, beta := range []float64{0, 0.9} {
+		for _, wd := range []float64{0, 0.01} {
+			for _, max := range []bool{false, true} {
+				c := EMAConfig{LR: 0.1, Beta: beta, WeightDecay: wd, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("EMA%+v", c), c})
+			}
+		}
+	}
+	return out
+}
+
+func adamCases() []refCase {
+	var out []refCase
+	for _, w := range []bool{false, true} {
+		for _, betas := range [][2]float64{{0.9, 0.999}, {0.5, 0.9}} {
+			for _, wd := range []float64{0, 0.05} {
+				for _, ams := range []bool{false, true} {
+					for _, max := range []bool{false, true} {
+						c := AdamConfig{LR: 0.01, Beta1: betas[0], Beta2: betas[1], Eps: 1e-8, WeightDecay: wd, AMSGrad: ams, Maximize: max}
+						if w {
+							out = append(out, refCase{fmt.Sprintf("AdamW%+v", c), AdamWConfig(c)})
+						} else {
+							out = append(out, refCase{fmt.Sprintf("Adam%+v", c), c})
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestReference runs every optimizer and option combination for 100 steps
+// against the textbook float64 equations.
+func TestReference(t *testing.T) {
+	cases := append(sgdCases(), adamCases()...)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Run("float64", func(t *testing.T) { checkReference[float64](t, c.h, 1e-9, 1) })
+			t.Run("float32", func(t *testing.T) { checkReference[float32](t, c.h, 2e-4, 1) })
+		})
+	}
+}
+
+// TestReferenceLossScale checks that a loss scale is undone exactly as if
+// the gradients had not been scaled.
+func TestReferenceLossScale(t *testing.T) {
+	for _, c := range []refCase{
+		{"SGD", SGDConfig{LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 0.01}},
+		{"AdamW", AdamWConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, AMSGrad: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			checkReference[float64](t, c.h, 1e-9, 1024)
+			checkReference[float32](t, c.h, 2e-4, 1024)
+		})
+	}
+}
+
+func checkReference[T Float](t *testing.T, h Hyper, tol, lossScale float64) {
+	t.Helper()
+	sizes := []int{37, 256, 1000}
+	m := newTestModel[T](sizes)
+	m.scale = lossScale
+	o := mustNew[T](t, h, Options{Workers: 1})
+	m.register(t, o, nil)
+	if lossScale != 1 {
+		if err := o.SetLossScale(lossScale); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kind, hy := h.Kind(), h.hyper()
+	refs := make([]*refTensor, len(sizes))
+	for k, n := range sizes {
+		refs[k] = &refTensor{p: toF64(m.data[k]), buf: make([]float64, n), m: make([]float64, n),
+			v: make([]float64, n), vmax: make([]float64, n)}
+	}
+	for s := range 100 {
+		m.fillGrads(s)
+		mustStep(t, o)
+		for k, r := range refs {
+			g := make([]float64, len(r.p))
+			for i := range g {
+				g[i] = m.gradAt(s, k, i, r.p[i])
+			}
+			refStep(kind, hy, r, g)
+		}
+	}
+	for k, r := range refs {
+		worst := 0.0
+		for i, want := range r.p {
+			got := float64(m.data[k][i])
+			if e := math.Abs(got-want) / math.Max(math.Abs(want), 0.1); e > worst || math.IsNaN(got) {
+				worst = e
+				if math.IsNaN(got) {
+					worst = math.Inf(1)
+				}
+			}
+		}
+		if worst > tol {
+			t.Errorf("tensor %d: relative error %.3g > %.3g", k, worst, tol)
+		}
+		if info, _ := o.Param(m.names[k]); info.Step != 100 {
+			t.Errorf("tensor %d: step count %d, want 100", k, info.Step)
+		}
+	}
+}
+
+// TestReferenceGroups checks per-group hyperparameters, SetLR, and per-
+// parameter step counts (a parameter registered after some steps starts its
+// bias correction at t = 1), against the textbook equations.
+func TestReferenceGroups(t *testing.T) {
+	a := AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.02}
+	b := a
+	b.LR, b.AMSGrad = 0.003, true
+	sizes := []int{100, 64, 300}
+	m := newTestModel[float64](sizes)
+	o := mustNew[float64](t, a, Options{Workers: 1})
+	g1, err := o.AddGroup(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := []int{0, g1, 0}
+	hy := []hyper{a.hyper(), b.hyper()}
+	// Tensors 0 and 1 from the start; tensor 2 after 10 steps.
+	for k := range 2 {
+		if err := o.AddTo(groups[k], m.names[k], m.data[k], m.grad[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refs := make([]*refTensor, len(sizes))
+	for k, n := range sizes {
+		refs[k] = &refTensor{p: toF64(m.data[k]), m: make([]float64, n), v: make([]float64, n), vmax: make([]float64, n)}
+	}
+	for s := range 50 {
+		if s == 10 {
+			if err := o.AddTo(groups[2], m.names[2], m.data[2], m.grad[2]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s == 30 {
+			if err := o.SetLR(g1, 0.001); err != nil {
+				t.Fatal(err)
+			}
+			hy[1].lr = 0.001
+		}
+		m.fillGrads(s)
+		mustStep(t, o)
+		for k, r := range refs {
+			if k == 2 && s < 10 {
+				continue
+			}
+			g := make([]float64, len(r.p))
+			for i := range g {
+				g[i] = m.gradAt(s, k, i, r.p[i])
+			}
+			refStep(KindAdam, hy[groups[k]], r, g)
+		}
+	}
+	for k, r := range refs {
+		for i, want := range r.p {
+			if got := m.data[k][i]; math.Abs(got-want) > 1e-9*math.Max(math.Abs(want), 0.1) {
+				t.Fatalf("tensor %d [%d] = %v, want %v", k, i, got, want)
+			}
+		}
+	}
+	if info, _ := o.Param(m.names[2]); info.Step != 40 {
+		t.Errorf("late parameter: step %d, want 40", info.Step)
+	}
+	if got, _ := o.Group(g1); got.(AdamConfig).LR != 0.001 {
+		t.Errorf("Group(%d).LR = %v after SetLR", g1, got.(AdamConfig).LR)
+	}
+}

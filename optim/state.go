@@ -1,0 +1,505 @@
+package optim
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc64"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+)
+
+// The state file, version 1. All integers and floats are little-endian; a
+// string is its length (u16 for names, u8 for buffer keys) then its bytes.
+//
+//	magic    [8]byte  "FUSEOPTS"
+//	version  u32      1
+//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW)
+//	elem     u8       bytes per element: 4 (float32) or 8 (float64)
+//	reserved u16      0
+//	groups   u32, then per group:
+//	    lr, momentum, dampening, weight_decay, beta1, beta2, eps  f64 ×7
+//	    flags u32: 1 nesterov, 2 maximize, 4 amsgrad
+//	params   u32, then per parameter, in registration order:
+//	    name   str16
+//	    group  u32
+//	    rank   u8, then dims i64 × rank
+//	    length i64
+//	    step   i64
+//	    nbuf   u8, then per buffer: key str8 (exp_avg, exp_avg_sq,
+//	           max_exp_avg_sq or momentum_buffer), length elements
+//	crc      u64      CRC-64 (ECMA) of every byte above
+//
+// For KindEMA, momentum = dampening = β.
+const (
+	stateMagic   = "FUSEOPTS"
+	stateVersion = 1
+)
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+const (
+	flagNesterov = 1 << iota
+	flagMaximize
+	flagAMSGrad
+)
+
+// Save writes the optimizer's state: kind, element type, group
+// hyperparameters, and per parameter its name, shape, step count and state
+// buffers, under PyTorch's buffer names, with a checksum. The loss scale and
+// the Options are not part of it.
+func (o *Optimizer[T]) Save(w io.Writer) error {
+	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
+	e.bytes([]byte(stateMagic))
+	e.u32(stateVersion)
+	e.u8(uint8(o.kind))
+	e.u8(uint8(o.ops.size))
+	e.u16(0)
+	e.u32(uint32(len(o.groups)))
+	for _, g := range o.groups {
+		for _, v := range [...]float64{g.lr, g.momentum, g.dampening, g.wd, g.beta1, g.beta2, g.eps} {
+			e.u64(math.Float64bits(v))
+		}
+		var flags uint32
+		if g.nesterov {
+			flags |= flagNesterov
+		}
+		if g.maximize {
+			flags |= flagMaximize
+		}
+		if g.amsgrad {
+			flags |= flagAMSGrad
+		}
+		e.u32(flags)
+	}
+	e.u32(uint32(len(o.params)))
+	for i := range o.params {
+		p := &o.params[i]
+		e.u16(uint16(len(p.name)))
+		e.bytes([]byte(p.name))
+		e.u32(uint32(p.group))
+		e.u8(uint8(len(p.shape)))
+		for _, d := range p.shape {
+			e.u64(uint64(d))
+		}
+		e.u64(uint64(len(p.data)))
+		e.u64(uint64(p.step))
+		bufs := o.groups[p.group].buffers(o.kind)
+		e.u8(uint8(len(bufs)))
+		for k, name := range bufs {
+			e.u8(uint8(len(name)))
+			e.bytes([]byte(name))
+			writeElems(&e, p.buf[k], len(p.data)) // nil before the first step: zeros
+		}
+	}
+	sum := e.h.Sum64()
+	e.h = nil
+	e.u64(sum)
+	if e.err != nil {
+		return e.err
+	}
+	return e.w.Flush()
+}
+
+// SaveFile writes the state to path atomically: to a temporary file in the
+// same directory, synced, then renamed over path, and the directory synced.
+// A crash leaves either the old file or the new one, never a mix.
+func (o *Optimizer[T]) SaveFile(path string) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = o.Save(f); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be synced there
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// LoadFile loads the state written by SaveFile; see Load.
+func (o *Optimizer[T]) LoadFile(path string) error {
+	if o.closed {
+		return ErrClosed
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return o.Load(f)
+}
+
+// Load reads state written by Save, to the end of r, and replaces the
+// optimizer's group hyperparameters, step counts and state buffers with it.
+// Registered parameter values are not part of the state.
+//
+// Everything is read and checked before anything is changed: on any error
+// the optimizer is exactly as before. Input that is truncated, corrupted
+// (checksum), of an unknown version, or holds invalid values gives an error
+// wrapping ErrState; intact state of another optimizer kind or element
+// type, or whose groups or parameters differ in number, names, groups,
+// shapes or sizes gives one wrapping ErrMismatch (which also matches
+// ErrState).
+func (o *Optimizer[T]) Load(r io.Reader) error {
+	if o.closed {
+		return ErrClosed
+	}
+	d := decoder{r: bufio.NewReaderSize(r, 1<<16), h: crc64.New(crcTable)}
+	var head [20]byte
+	d.read(head[:])
+	if d.err != nil {
+		return d.fail()
+	}
+	if string(head[:8]) != stateMagic {
+		return fmt.Errorf("%w: not an optimizer state (bad magic)", ErrState)
+	}
+	if v := binary.LittleEndian.Uint32(head[8:]); v != stateVersion {
+		return fmt.Errorf("%w: version %d, this build reads version %d", ErrState, v, stateVersion)
+	}
+	kind, elem := Kind(head[12]), int(head[13])
+	if kind < KindSGD || kind > KindAdamW || (elem != 4 && elem != 8) || head[14] != 0 || head[15] != 0 {
+		return fmt.Errorf("%w: bad header", ErrState)
+	}
+	switch {
+	case kind != o.kind:
+		d.mismatch("a %v state for a %v optimizer", kind, o.kind)
+	case elem != o.ops.size:
+		d.mismatch("%d-byte elements for a %d-byte optimizer", elem, o.ops.size)
+	}
+
+	ng := int64(binary.LittleEndian.Uint32(head[16:]))
+	if ng != int64(len(o.groups)) {
+		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
+	}
+	var groups []hyper // the file's groups
+	for i := int64(0); i < ng && d.err == nil; i++ {
+		var g hyper
+		for _, f := range []*float64{&g.lr, &g.momentum, &g.dampening, &g.wd, &g.beta1, &g.beta2, &g.eps} {
+			*f = math.Float64frombits(d.u64())
+		}
+		flags := d.u32()
+		g.nesterov, g.maximize, g.amsgrad = flags&flagNesterov != 0, flags&flagMaximize != 0, flags&flagAMSGrad != 0
+		if d.err != nil {
+			break
+		}
+		if flags&^(flagNesterov|flagMaximize|flagAMSGrad) != 0 {
+			d.invalid("group %d: unknown flags %#x", i, flags)
+		} else if err := g.config(kind).Validate(); err != nil {
+			d.invalid("group %d: %v", i, err)
+		}
+		groups = append(groups, g)
+	}
+
+	np := int64(d.u32())
+	if d.err == nil && np != int64(len(o.params)) {
+		d.mismatch("%d parameters in the file, %d here", np, len(o.params))
+	}
+	steps := make([]int64, 0, min(np, int64(len(o.params))))
+	loaded := make([][3][]T, 0, cap(steps))
+	scratch := make([]byte, 1<<16)
+	for i := int64(0); i < np && d.err == nil; i++ {
+		var p *param[T]
+		if i < int64(len(o.params)) {
+			p = &o.params[i]
+		}
+		name := d.str(int(d.u16()))
+		group := int64(d.u32())
+		rank := int(d.u8())
+		dims := make([]int64, rank)
+		for j := range dims {
+			dims[j] = int64(d.u64())
+		}
+		length := int64(d.u64())
+		step := int64(d.u64())
+		nbuf := int(d.u8())
+		if d.err != nil {
+			break
+		}
+		if length < 0 || length > math.MaxInt64/8 || step < 0 || group >= ng || !shapeHolds(dims, length) {
+			d.invalid("parameter %d (%q): bad group, shape, length or step", i, name)
+			break
+		}
+		want := groups[group].buffers(kind)
+		if nbuf != len(want) {
+			d.invalid("parameter %q: %d state buffers, its group has %d", name, nbuf, len(want))
+			break
+		}
+		match := false
+		switch {
+		case p == nil:
+		case name != p.name:
+			d.mismatch("parameter %d is %q in the file, %q here", i, name, p.name)
+		case group != int64(p.group):
+			d.mismatch("parameter %q is in group %d in the file, %d here", name, group, p.group)
+		case length != int64(len(p.data)) || !sameShape(dims, p.shape):
+			d.mismatch("parameter %q has shape %v in the file, %v here", name, dims, p.shape)
+		default:
+			match = d.why == "" // read the data only while everything matches
+		}
+		var bufs [3][]T
+		for k := 0; k < nbuf && d.err == nil; k++ {
+			if key := d.str(int(d.u8())); d.err == nil && key != want[k] {
+				d.invalid("parameter %q: buffer %d is %q, want %q", name, k, key, want[k])
+			}
+			if d.err != nil {
+				break
+			}
+			if match {
+				bufs[k] = make([]T, length)
+				readElems(&d, bufs[k], scratch)
+			} else {
+				d.skip(length * int64(elem))
+			}
+		}
+		if match {
+			steps = append(steps, step)
+			loaded = append(loaded, bufs)
+		}
+	}
+	if d.err != nil {
+		return d.fail()
+	}
+	sum := d.h.Sum64()
+	d.h = nil
+	if got := d.u64(); d.err != nil {
+		return d.fail()
+	} else if got != sum {
+		return fmt.Errorf("%w: checksum mismatch (corrupted)", ErrState)
+	}
+	if _, err := d.r.Peek(1); err != io.EOF {
+		if err != nil {
+			return fmt.Errorf("optim: load: %w", err)
+		}
+		return fmt.Errorf("%w: trailing data after the checksum", ErrState)
+	}
+	if d.why != "" {
+		return fmt.Errorf("%w: %s", ErrMismatch, d.why)
+	}
+
+	// Commit: nothing above has touched the optimizer.
+	copy(o.groups, groups) // as many as o.groups: they matched
+	for i := range o.params {
+		o.params[i].step = steps[i]
+		o.params[i].buf = loaded[i]
+	}
+	o.layout()
+	return nil
+}
+
+func shapeHolds(dims []int64, length int64) bool {
+	prod := int64(1)
+	for _, d := range dims {
+		if d < 0 {
+			return false
+		}
+		if d != 0 && prod > length/d {
+			prod = length + 1
+			continue
+		}
+		prod *= d
+	}
+	return prod == length
+}
+
+func sameShape(dims []int64, shape []int) bool {
+	return slices.EqualFunc(dims, shape, func(a int64, b int) bool { return a == int64(b) })
+}
+
+type encoder struct {
+	w   *bufio.Writer
+	h   hash.Hash64 // nil once the checksum is taken
+	buf [8]byte
+	err error
+}
+
+func (e *encoder) bytes(b []byte) {
+	if e.err != nil {
+		return
+	}
+	if e.h != nil {
+		e.h.Write(b)
+	}
+	_, e.err = e.w.Write(b)
+}
+
+func (e *encoder) u8(v uint8) { e.buf[0] = v; e.bytes(e.buf[:1]) }
+func (e *encoder) u16(v uint16) {
+	binary.LittleEndian.PutUint16(e.buf[:], v)
+	e.bytes(e.buf[:2])
+}
+func (e *encoder) u32(v uint32) {
+	binary.LittleEndian.PutUint32(e.buf[:], v)
+	e.bytes(e.buf[:4])
+}
+func (e *encoder) u64(v uint64) {
+	binary.LittleEndian.PutUint64(e.buf[:], v)
+	e.bytes(e.buf[:8])
+}
+
+// writeElems writes n elements of x, or n zeros when x is nil.
+func writeElems[T Float](e *encoder, x []T, n int) {
+	var scratch [1 << 12]byte
+	var z T
+	size := int(sizeOf(z))
+	per := len(scratch) / size
+	for lo := 0; lo < n && e.err == nil; lo += per {
+		hi := min(lo+per, n)
+		b := scratch[:0]
+		for i := lo; i < hi; i++ {
+			var v T
+			if x != nil {
+				v = x[i]
+			}
+			b = appendElem(b, v)
+		}
+		e.bytes(b)
+	}
+}
+
+func sizeOf[T Float](z T) uintptr {
+	if _, ok := any(z).(float32); ok {
+		return 4
+	}
+	return 8
+}
+
+func appendElem[T Float](b []byte, v T) []byte {
+	switch v := any(v).(type) {
+	case float32:
+		return binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	case float64:
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+type decoder struct {
+	r   *bufio.Reader
+	h   hash.Hash64
+	buf [8]byte
+	err error  // an I/O error: nothing more is read
+	why string // the first reason an intact state does not match (read on to check the sum)
+}
+
+func (d *decoder) read(b []byte) {
+	if d.err != nil {
+		return
+	}
+	_, d.err = io.ReadFull(d.r, b)
+	if d.err == nil && d.h != nil {
+		d.h.Write(b)
+	}
+}
+
+func (d *decoder) u8() uint8 {
+	d.read(d.buf[:1])
+	return d.buf[0]
+}
+func (d *decoder) u16() uint16 {
+	d.read(d.buf[:2])
+	return binary.LittleEndian.Uint16(d.buf[:])
+}
+func (d *decoder) u32() uint32 {
+	d.read(d.buf[:4])
+	return binary.LittleEndian.Uint32(d.buf[:])
+}
+func (d *decoder) u64() uint64 {
+	d.read(d.buf[:8])
+	return binary.LittleEndian.Uint64(d.buf[:])
+}
+
+func (d *decoder) str(n int) string {
+	b := make([]byte, n)
+	d.read(b)
+	return string(b)
+}
+
+// skip reads and hashes n bytes without keeping them.
+func (d *decoder) skip(n int64) {
+	if d.err != nil {
+		return
+	}
+	_, d.err = io.CopyN(d.h, d.r, n)
+}
+
+// mismatch records the first way the state does not fit the optimizer;
+// reading goes on, so that a corrupted file is reported as such.
+func (d *decoder) mismatch(format string, args ...any) {
+	if d.why == "" {
+		d.why = fmt.Sprintf(format, args...)
+	}
+}
+
+// invalid stops reading at a value no writer produces.
+func (d *decoder) invalid(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrState, fmt.Sprintf(format, args...))
+	}
+}
+
+// fail turns a read error into the error Load returns.
+func (d *decoder) fail() error {
+	if errors.Is(d.err, ErrState) {
+		return d.err
+	}
+	if errors.Is(d.err, io.EOF) || errors.Is(d.err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: truncated", ErrState)
+	}
+	return fmt.Errorf("optim: load: %w", d.err)
+}
+
+func readElems[T Float](d *decoder, x []T, scratch []byte) {
+	var z T
+	size := int(sizeOf(z))
+	per := len(scratch) / size
+	for lo := 0; lo < len(x) && d.err == nil; lo += per {
+		hi := min(lo+per, len(x))
+		b := scratch[:(hi-lo)*size]
+		d.read(b)
+		for i := lo; i < hi; i++ {
+			x[i] = decodeElem[T](b[(i-lo)*size:])
+		}
+	}
+}
+
+func decodeElem[T Float](b []byte) T {
+	var z T
+	switch any(z).(type) {
+	case float32:
+		return T(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+	}
+	return T(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+}

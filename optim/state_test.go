@@ -1,0 +1,300 @@
+package optim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// resumeCases is every optimizer kind, with the options that add state.
+var resumeCases = append([]refCase{
+	{"SGD/plain", SGDConfig{LR: 0.05}},
+	{"Adam/plain", DefaultAdam()},
+}, exactCases...)
+
+// TestResume checks that N steps, Save, Load into a fresh optimizer and M
+// more steps equal N+M steps straight, bit for bit, for every kind.
+func TestResume(t *testing.T) {
+	for _, c := range resumeCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Run("float32", func(t *testing.T) { checkResume[float32](t, c.h) })
+			t.Run("float64", func(t *testing.T) { checkResume[float64](t, c.h) })
+		})
+	}
+}
+
+func checkResume[T Float](t *testing.T, h Hyper) {
+	const n, m = 7, 5
+	sizes := []int{40, 1000, 3}
+	second := h
+	switch c := h.(type) { // a second group with other hyperparameters
+	case SGDConfig:
+		c.LR /= 2
+		second = c
+	case EMAConfig:
+		c.LR /= 2
+		second = c
+	case AdamConfig:
+		c.LR /= 2
+		second = c
+	case AdamWConfig:
+		c.LR /= 2
+		second = c
+	}
+	groups := []int{0, 1, 1}
+	setup := func(mod *testModel[T]) *Optimizer[T] {
+		o := mustNew[T](t, h, Options{Workers: 2, ChunkSize: 256, ShardThreshold: -1, WakeThreshold: -1})
+		if _, err := o.AddGroup(second); err != nil {
+			t.Fatal(err)
+		}
+		// The last tensor is registered after 2 steps: its step count differs.
+		for k := range 2 {
+			if err := o.AddTo(groups[k], mod.names[k], mod.data[k], mod.grad[k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return o
+	}
+	late := func(o *Optimizer[T], mod *testModel[T]) {
+		if err := o.AddTo(groups[2], mod.names[2], mod.data[2], mod.grad[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Straight: N+M steps, with an LR change after N.
+	straight := newTestModel[T](sizes)
+	a := setup(straight)
+	for s := range n + m {
+		if s == 2 {
+			late(a, straight)
+		}
+		if s == n {
+			a.SetLR(1, 0.001)
+		}
+		straight.fillGrads(s)
+		mustStep(t, a)
+	}
+
+	// Resumed: N steps, SaveFile, fresh optimizer and model copy, LoadFile, M steps.
+	first := newTestModel[T](sizes)
+	b := setup(first)
+	for s := range n {
+		if s == 2 {
+			late(b, first)
+		}
+		first.fillGrads(s)
+		mustStep(t, b)
+	}
+	path := filepath.Join(t.TempDir(), "opt.state")
+	if err := b.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	resumed := first.clone()
+	c := setup(resumed)
+	late(c, resumed)
+	c.SetLR(0, 123) // overwritten by the loaded hyperparameters
+	if err := c.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if !snap(t, c).equal(snap(t, b)) {
+		t.Fatal("loaded optimizer differs from the saved one")
+	}
+	for s := n; s < n+m; s++ {
+		if s == n {
+			c.SetLR(1, 0.001)
+		}
+		resumed.fillGrads(s)
+		mustStep(t, c)
+	}
+	if !snap(t, c).equal(snap(t, a)) {
+		t.Fatal("resumed run differs from the straight run")
+	}
+}
+
+// stateFile returns a small optimizer with a few steps taken and its state.
+func stateFile(t testing.TB, h Hyper) (*Optimizer[float32], []byte) {
+	m := newTestModel[float32]([]int{5, 33, 2})
+	o := mustNew[float32](t, h, Options{Workers: 1})
+	m.register(t, o, nil)
+	for s := range 3 {
+		m.fillGrads(s)
+		mustStep(t, o)
+	}
+	var buf bytes.Buffer
+	if err := o.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return o, buf.Bytes()
+}
+
+// loadFails loads data into o and checks the error and that o is unchanged.
+func loadFails(t *testing.T, o *Optimizer[float32], data []byte, want error, what string) {
+	t.Helper()
+	before := snap(t, o)
+	err := o.Load(bytes.NewReader(data))
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: err = %v, want %v", what, err, want)
+	}
+	if !snap(t, o).equal(before) {
+		t.Fatalf("%s: a failed Load changed the optimizer", what)
+	}
+}
+
+func TestLoadTruncatedCorrupted(t *testing.T) {
+	h := AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, AMSGrad: true}
+	_, data := stateFile(t, h)
+	// Load into another optimizer with other steps, so that a wrong commit shows.
+	o, _ := stateFile(t, AdamConfig{LR: 0.02, Beta1: 0.8, Beta2: 0.9, AMSGrad: true})
+	for n := range len(data) {
+		loadFails(t, o, data[:n], ErrState, "truncated")
+	}
+	for i := range data {
+		for _, bit := range []byte{0x01, 0x80} {
+			bad := bytes.Clone(data)
+			bad[i] ^= bit
+			loadFails(t, o, bad, ErrState, "corrupted")
+		}
+	}
+	loadFails(t, o, append(bytes.Clone(data), 0), ErrState, "trailing byte")
+	if err := o.Load(bytes.NewReader(data)); err != nil {
+		t.Fatalf("the intact file: %v", err)
+	}
+}
+
+// reseal recomputes the checksum of a state file edited by a test.
+func reseal(data []byte) []byte {
+	n := len(data) - 8
+	return binary.LittleEndian.AppendUint64(bytes.Clone(data[:n]), crc64.Checksum(data[:n], crc64.MakeTable(crc64.ECMA)))
+}
+
+func TestLoadInvalidValues(t *testing.T) {
+	o, data := stateFile(t, DefaultAdam())
+	edit := func(off int, b ...byte) []byte {
+		d := bytes.Clone(data)
+		copy(d[off:], b)
+		return reseal(d)
+	}
+	loadFails(t, o, edit(8, 2), ErrState, "version 2")
+	loadFails(t, o, edit(0, 'X'), ErrState, "magic")
+	loadFails(t, o, edit(12, 9), ErrState, "kind 9")
+	loadFails(t, o, edit(13, 3), ErrState, "element size 3")
+	loadFails(t, o, edit(20, 0, 0, 0, 0, 0, 0, 0xf0, 0xbf), ErrState, "lr = -1")
+	loadFails(t, o, edit(20+7*8, 8), ErrState, "unknown flag")
+	if err := o.Load(bytes.NewReader(edit(8, 2))); errors.Is(err, ErrMismatch) {
+		t.Error("an invalid file reported as a mismatch")
+	}
+}
+
+func TestLoadMismatch(t *testing.T) {
+	_, adam := stateFile(t, DefaultAdam())
+	_, adamw := stateFile(t, DefaultAdamW())
+	_, sgd := stateFile(t, SGDConfig{LR: 0.1, Momentum: 0.9})
+
+	o, _ := stateFile(t, DefaultAdam())
+	loadFails(t, o, adamw, ErrMismatch, "AdamW state into Adam")
+	loadFails(t, o, sgd, ErrMismatch, "SGD state into Adam")
+
+	reg := func(o *Optimizer[float32], names []string, sizes []int) {
+		for k, n := range sizes {
+			if err := o.Add(names[k], make([]float32, n), make([]float32, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	names := newTestModel[float32]([]int{5, 33, 2}).names
+	for _, c := range []struct {
+		what  string
+		names []string
+		sizes []int
+	}{
+		{"fewer parameters", names[:2], []int{5, 33}},
+		{"more parameters", append(names, "extra"), []int{5, 33, 2, 1}},
+		{"other names", []string{names[0], "other", names[2]}, []int{5, 33, 2}},
+		{"other sizes", names, []int{5, 34, 2}},
+	} {
+		o := mustNew[float32](t, DefaultAdam(), Options{})
+		reg(o, c.names, c.sizes)
+		loadFails(t, o, adam, ErrMismatch, c.what)
+	}
+	// Other shape, same size.
+	o = mustNew[float32](t, DefaultAdam(), Options{})
+	o.Add(names[0], make([]float32, 5), make([]float32, 5))
+	o.Add(names[1], make([]float32, 33), make([]float32, 33), 3, 11)
+	o.Add(names[2], make([]float32, 2), make([]float32, 2))
+	loadFails(t, o, adam, ErrMismatch, "other shape")
+	// Other groups.
+	o = mustNew[float32](t, DefaultAdam(), Options{})
+	o.AddGroup(DefaultAdam())
+	reg(o, names, []int{5, 33, 2})
+	loadFails(t, o, adam, ErrMismatch, "other group count")
+	// Other element type.
+	o64 := mustNew[float64](t, DefaultAdam(), Options{})
+	for k, n := range []int{5, 33, 2} {
+		o64.Add(names[k], make([]float64, n), make([]float64, n))
+	}
+	before := snap(t, o64)
+	if err := o64.Load(bytes.NewReader(adam)); !errors.Is(err, ErrMismatch) || !errors.Is(err, ErrState) {
+		t.Fatalf("float32 state into float64: %v", err)
+	}
+	if !snap(t, o64).equal(before) {
+		t.Fatal("a failed Load changed the optimizer")
+	}
+	if err := o64.Load(bytes.NewReader(adam)); !strings.Contains(err.Error(), "element") {
+		t.Errorf("message %q does not say why", err)
+	}
+}
+
+// TestLoadChangesBuffers loads state whose hyperparameters need other
+// buffers (AMSGrad on) than the optimizer had.
+func TestLoadChangesBuffers(t *testing.T) {
+	ams := AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, AMSGrad: true}
+	src, data := stateFile(t, ams)
+	o, _ := stateFile(t, DefaultAdam())
+	if err := o.Load(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if got := snap(t, o).state; !bytes.Equal(got, data) {
+		t.Fatal("loaded state differs")
+	}
+	want, _ := src.State(src.params[1].name, BufMaxExpAvgSq)
+	got, err := o.State(o.params[1].name, BufMaxExpAvgSq)
+	if err != nil || !bitsEqual(got, want) {
+		t.Fatalf("max_exp_avg_sq not loaded: %v", err)
+	}
+}
+
+func TestSaveFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ckpt")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, data := stateFile(t, DefaultAdamW())
+	if err := o.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("file holds %d bytes, want the %d of Save (%v)", len(got), len(data), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("directory holds %d entries, want 1 (a temporary file was left)", len(entries))
+	}
+	// A failing save leaves the old file and no temporary.
+	if err := o.SaveFile(filepath.Join(dir, "missing", "ckpt")); err == nil {
+		t.Fatal("SaveFile into a missing directory succeeded")
+	}
+	entries, _ = os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("directory holds %d entries after a failed save", len(entries))
+	}
+	if err := o.LoadFile(filepath.Join(dir, "nope")); err == nil {
+		t.Fatal("LoadFile of a missing file succeeded")
+	}
+}

@@ -1,0 +1,367 @@
+package optim
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// StepReport says what a Step did.
+type StepReport struct {
+	// Skipped is set when the step changed nothing because a gradient held
+	// NaN or ±Inf (policies SkipStep and Error).
+	Skipped bool
+	// NonFinite names the first parameter, in registration order, whose
+	// gradient holds NaN or ±Inf. It is empty when every gradient is
+	// finite, and always under the Propagate policy, which does not look.
+	NonFinite string
+}
+
+// Step updates every registered parameter from its gradient by one step of
+// its group's rule, and advances each parameter's step count. Under the
+// SkipStep and Error policies it first checks every gradient and, if one
+// is not finite, changes nothing at all. After the first call (which
+// allocates the state and the task plan) Step does not allocate.
+func (o *Optimizer[T]) Step() (StepReport, error) {
+	var rep StepReport
+	if o.closed {
+		return rep, ErrClosed
+	}
+	o.prepare()
+	if o.opt.NonFinite != Propagate {
+		if err := o.run(&o.jobCheck); err != nil {
+			return rep, err
+		}
+		if i := o.firstBad(); i >= 0 {
+			rep.Skipped = true
+			rep.NonFinite = o.params[i].name
+			if o.opt.NonFinite == Error {
+				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
+			}
+			return rep, nil
+		}
+	}
+	if err := o.computeCoeffs(); err != nil {
+		return rep, err
+	}
+	if err := o.run(&o.jobUpdate); err != nil {
+		return rep, err
+	}
+	for i := range o.params {
+		o.params[i].step++
+	}
+	return rep, nil
+}
+
+// ZeroGrad sets every gradient to zero.
+func (o *Optimizer[T]) ZeroGrad() {
+	if o.closed {
+		for i := range o.params {
+			clear(o.params[i].grad)
+		}
+		return
+	}
+	o.prepare()
+	_ = o.run(&o.jobZero) // clearing cannot fail
+}
+
+// ClipGradNorm scales the gradients in place so that their global L2 norm
+// is at most maxNorm, as torch.nn.utils.clip_grad_norm_ does, and returns
+// the norm before clipping. With a loss scale s set, the norm is that of
+// the unscaled gradients (the gradients stay scaled; Step unscales them).
+//
+// The sum of squares of a parameter is the sum, in chunk order, of
+// kernels.SumSquares over its chunks (one chunk, and so exactly
+// kernels.SumSquares of the whole gradient, for tensors of at most
+// ChunkSize elements); the parameters' sums are added in registration
+// order in float64. The result therefore depends on the chunk size but
+// never on the number of workers. With norm = sqrt(sum)/s, the gradients
+// are multiplied by coef = maxNorm/(norm+1e-6) (rounded to T, with
+// kernels.Scale) when coef < 1.
+//
+// A non-finite gradient gives a non-finite norm. Under the SkipStep policy
+// the gradients are then left alone (the next Step skips); under Error
+// they are left alone and the error wraps ErrNonFinite, naming the
+// parameter; under Propagate the rule above applies as it stands.
+func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
+	if o.closed {
+		return 0, ErrClosed
+	}
+	if !(maxNorm >= 0) {
+		return 0, fmt.Errorf("%w: maxNorm = %v, want ≥ 0", ErrInvalid, maxNorm)
+	}
+	o.prepare()
+	if err := o.run(&o.jobSumSq); err != nil {
+		return 0, err
+	}
+	norm := math.Sqrt(o.sumSquares())
+	if o.lossScale != 1 {
+		norm /= o.lossScale
+	}
+	if i := o.firstBad(); i >= 0 && o.opt.NonFinite != Propagate {
+		if o.opt.NonFinite == Error {
+			return norm, fmt.Errorf("%w: parameter %q", ErrNonFinite, o.params[i].name)
+		}
+		return norm, nil
+	}
+	if coef := maxNorm / (norm + 1e-6); coef < 1 {
+		o.scaleBy = T(coef)
+		if err := o.run(&o.jobScale); err != nil {
+			return norm, err
+		}
+	}
+	return norm, nil
+}
+
+// GradNorm returns the global L2 norm of the (unscaled) gradients as
+// ClipGradNorm computes it, and whether every gradient is finite, without
+// changing anything.
+func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
+	if o.closed {
+		return 0, false, ErrClosed
+	}
+	o.prepare()
+	if err := o.run(&o.jobSumSq); err != nil {
+		return 0, false, err
+	}
+	norm = math.Sqrt(o.sumSquares())
+	if o.lossScale != 1 {
+		norm /= o.lossScale
+	}
+	return norm, o.firstBad() < 0, nil
+}
+
+// UnscaleGrads divides the gradients by the loss scale now, in place (with
+// kernels.Scale by 1/s), and resets the loss scale to 1, for a caller that
+// wants to read or change the true gradients before Step. Without it the
+// division is folded into Step at no cost.
+func (o *Optimizer[T]) UnscaleGrads() error {
+	if o.closed {
+		return ErrClosed
+	}
+	if o.lossScale == 1 {
+		return nil
+	}
+	o.prepare()
+	o.scaleBy = T(1 / o.lossScale)
+	if err := o.run(&o.jobScale); err != nil {
+		return err
+	}
+	o.lossScale = 1
+	return nil
+}
+
+// prepare lays out the state and plans the tasks after a change of the
+// parameters or of the groups' buffer needs.
+func (o *Optimizer[T]) prepare() {
+	if !o.dirty {
+		return
+	}
+	o.layout()
+	o.plan()
+	o.dirty = false
+}
+
+// opFor returns the kernel a parameter of group g runs.
+func (o *Optimizer[T]) opFor(g int) uint8 {
+	switch o.kind {
+	case KindAdam, KindAdamW:
+		return opAdam
+	case KindSGD:
+		if o.groups[g].momentum == 0 {
+			return opSGD
+		}
+	}
+	return opMomentum
+}
+
+// run runs job over every task: on the caller when the step is small,
+// else on the worker pool. It returns the first error a task met.
+func (o *Optimizer[T]) run(job *func(int)) error {
+	n := len(o.tasks) - 1
+	if n <= 0 {
+		return nil
+	}
+	o.taskErr = nil
+	if n == 1 || o.opt.Workers <= 1 || o.total < o.opt.ShardThreshold || o.closed {
+		for t := range n {
+			(*job)(t)
+		}
+	} else {
+		if o.pool == nil {
+			o.pool = newPool(o.opt.Workers, o.opt.Spin)
+			// Stop the workers of an optimizer that was never closed.
+			runtime.AddCleanup(o, func(p *pool) { p.shutdown(false) }, o.pool)
+		}
+		o.pool.run(n, job, o.total >= o.opt.WakeThreshold)
+	}
+	return o.taskErr
+}
+
+// fail records the first error of a job. The kernels' arguments are checked
+// when parameters are registered, so it is not expected to happen.
+func (o *Optimizer[T]) fail(t int, err error) {
+	o.errMu.Lock()
+	if o.taskErr == nil || t < o.errIndex {
+		o.taskErr, o.errIndex = fmt.Errorf("optim: kernel: %w", err), t
+	}
+	o.errMu.Unlock()
+}
+
+func (o *Optimizer[T]) updateTask(t int) {
+	set, ops := o.opt.Kernels, o.ops
+	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+		p := &o.params[pc.param]
+		c := &o.coeffs[p.ci]
+		lo, hi := pc.lo, pc.hi
+		var err error
+		switch p.op {
+		case opSGD:
+			err = ops.sgd(set, c, p.data[lo:hi], p.grad[lo:hi])
+		case opMomentum:
+			err = ops.momentum(set, c, p.data[lo:hi], p.grad[lo:hi], p.buf[0][lo:hi])
+		case opAdam:
+			var vmax []T
+			if p.buf[2] != nil {
+				vmax = p.buf[2][lo:hi]
+			}
+			err = ops.adam(set, c, p.data[lo:hi], p.grad[lo:hi], p.buf[0][lo:hi], p.buf[1][lo:hi], vmax)
+		}
+		if err != nil {
+			o.fail(t, err)
+		}
+	}
+}
+
+func (o *Optimizer[T]) checkTask(t int) {
+	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
+		pc := o.pieces[j]
+		o.pieceBad[j] = o.ops.nonFinite(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
+	}
+}
+
+func (o *Optimizer[T]) sumSqTask(t int) {
+	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
+		pc := o.pieces[j]
+		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
+	}
+}
+
+func (o *Optimizer[T]) scaleTask(t int) {
+	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+		o.ops.scale(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi], o.scaleBy)
+	}
+}
+
+func (o *Optimizer[T]) zeroTask(t int) {
+	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+		clear(o.params[pc.param].grad[pc.lo:pc.hi])
+	}
+}
+
+// firstBad returns the first parameter, in registration order, with a
+// piece flagged by the last check, or -1.
+func (o *Optimizer[T]) firstBad() int {
+	for j, bad := range o.pieceBad {
+		if bad {
+			return o.pieces[j].param
+		}
+	}
+	return -1
+}
+
+// sumSquares adds the pieces' sums of squares: per parameter in chunk
+// order, then over the parameters in registration order.
+func (o *Optimizer[T]) sumSquares() float64 {
+	total, j := 0.0, 0
+	for i := range o.params {
+		s := 0.0
+		for ; j < len(o.pieces) && o.pieces[j].param == i; j++ {
+			s += o.pieceSum[j]
+		}
+		total += s
+	}
+	return total
+}
+
+// coeffKey identifies a coefficient block: a group and, for Adam, the step
+// number t ≥ 1; for heavy-ball momentum, t = 1 on a parameter's first step.
+type coeffKey struct {
+	group int
+	t     int64
+}
+
+// computeCoeffs builds one coefficient block per distinct (group, step)
+// and points every parameter at its block.
+func (o *Optimizer[T]) computeCoeffs() error {
+	o.nkeys = 0
+	last := -1
+	for i := range o.params {
+		p := &o.params[i]
+		k := coeffKey{group: p.group}
+		switch p.op {
+		case opAdam:
+			k.t = p.step + 1
+		case opMomentum:
+			if o.kind == KindSGD && p.step == 0 {
+				k.t = 1
+			}
+		}
+		idx := -1
+		if last >= 0 && o.keys[last] == k {
+			idx = last
+		} else {
+			for j := range o.nkeys {
+				if o.keys[j] == k {
+					idx = j
+					break
+				}
+			}
+		}
+		if idx < 0 {
+			idx = o.nkeys
+			if idx == len(o.coeffs) {
+				o.coeffs = append(o.coeffs, kernels.Coeffs{})
+				o.keys = append(o.keys, k)
+			}
+			o.keys[idx] = k
+			if err := o.fill(&o.coeffs[idx], k); err != nil {
+				return err
+			}
+			o.nkeys++
+		}
+		p.ci, last = idx, idx
+	}
+	return nil
+}
+
+// fill computes the coefficient block of key k with the kernels package.
+func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
+	h := &o.groups[k.group]
+	pre := kernels.Prelude{Maximize: h.maximize}
+	if o.lossScale != 1 {
+		pre.Scale = 1 / o.lossScale
+	}
+	var err error
+	switch o.kind {
+	case KindSGD:
+		if h.momentum == 0 {
+			err = kernels.SGD{LR: h.lr, WeightDecay: h.wd, Prelude: pre}.CoeffsInto(c)
+			break
+		}
+		err = kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
+			WeightDecay: h.wd, Nesterov: h.nesterov, Prelude: pre}.CoeffsInto(c, k.t == 1)
+	case KindEMA:
+		err = kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
+			WeightDecay: h.wd, Prelude: pre}.CoeffsInto(c, false)
+	case KindAdam, KindAdamW:
+		err = kernels.Adam{LR: h.lr, Beta1: h.beta1, Beta2: h.beta2, Eps: h.eps, WeightDecay: h.wd,
+			Decoupled: o.kind == KindAdamW, AMSGrad: h.amsgrad, Prelude: pre}.CoeffsInto(c, k.t)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
+	}
+	return nil
+}
