@@ -156,6 +156,12 @@ type AdamConfig struct {
 	WeightDecay float64 // ≥ 0
 	AMSGrad     bool    // divide by the running maximum of v
 	Maximize    bool    // ascend instead of descend
+	// Fast uses kernels.AdamFastF32/F64: part of the square roots and
+	// divisions come from the hardware estimates, refined, within a relative
+	// error of 2⁻²⁰ of the exact update. Results are then reproducible on
+	// one level (and across worker counts) but not bit-identical across
+	// levels. Off by default.
+	Fast bool
 }
 
 // DefaultAdam returns PyTorch's Adam defaults: LR 1e-3, betas (0.9, 0.999),
@@ -211,7 +217,7 @@ func validateAdam(c AdamConfig) error {
 
 func adamHyper(c AdamConfig) hyper {
 	return hyper{lr: c.LR, beta1: c.Beta1, beta2: c.Beta2, eps: c.Eps, wd: c.WeightDecay,
-		amsgrad: c.AMSGrad, maximize: c.Maximize}
+		amsgrad: c.AMSGrad, maximize: c.Maximize, fast: c.Fast}
 }
 
 func checkNonNeg(field string, v float64) error {
@@ -232,7 +238,7 @@ func checkUnit(field string, v float64) error {
 // and the state file stores. For KindEMA, momentum = dampening = β.
 type hyper struct {
 	lr, momentum, dampening, wd, beta1, beta2, eps float64
-	nesterov, maximize, amsgrad                    bool
+	nesterov, maximize, amsgrad, fast              bool
 }
 
 // config rebuilds the public config of kind k.
@@ -245,10 +251,10 @@ func (h hyper) config(k Kind) Hyper {
 		return EMAConfig{LR: h.lr, Beta: h.momentum, WeightDecay: h.wd, Maximize: h.maximize}
 	case KindAdam:
 		return AdamConfig{LR: h.lr, Beta1: h.beta1, Beta2: h.beta2, Eps: h.eps, WeightDecay: h.wd,
-			AMSGrad: h.amsgrad, Maximize: h.maximize}
+			AMSGrad: h.amsgrad, Maximize: h.maximize, Fast: h.fast}
 	case KindAdamW:
 		return AdamWConfig{LR: h.lr, Beta1: h.beta1, Beta2: h.beta2, Eps: h.eps, WeightDecay: h.wd,
-			AMSGrad: h.amsgrad, Maximize: h.maximize}
+			AMSGrad: h.amsgrad, Maximize: h.maximize, Fast: h.fast}
 	}
 	return nil
 }

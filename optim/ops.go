@@ -12,6 +12,7 @@ type ops[T Float] struct {
 	sgd        func(*kernels.Set, *kernels.Coeffs, []T, []T) error
 	momentum   func(*kernels.Set, *kernels.Coeffs, []T, []T, []T) error
 	adam       func(*kernels.Set, *kernels.Coeffs, []T, []T, []T, []T, []T) error
+	adamFast   func(*kernels.Set, *kernels.Coeffs, []T, []T, []T, []T, []T) error
 	sumSqCheck func(*kernels.Set, []T) (float64, bool)
 	nonFinite  func(*kernels.Set, []T) bool
 	scale      func(*kernels.Set, []T, T)
@@ -22,6 +23,7 @@ var ops32 = &ops[float32]{
 	sgd:        (*kernels.Set).SGDF32,
 	momentum:   (*kernels.Set).MomentumF32,
 	adam:       (*kernels.Set).AdamF32,
+	adamFast:   (*kernels.Set).AdamFastF32,
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
 	scale:      (*kernels.Set).ScaleF32,
@@ -32,6 +34,7 @@ var ops64 = &ops[float64]{
 	sgd:        (*kernels.Set).SGDF64,
 	momentum:   (*kernels.Set).MomentumF64,
 	adam:       (*kernels.Set).AdamF64,
+	adamFast:   (*kernels.Set).AdamFastF64,
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,
 	nonFinite:  (*kernels.Set).NonFiniteF64,
 	scale:      (*kernels.Set).ScaleF64,

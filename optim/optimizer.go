@@ -190,6 +190,7 @@ const (
 	opSGD uint8 = iota
 	opMomentum
 	opAdam
+	opAdamFast
 )
 
 // New returns an optimizer of the kind of h (an [SGDConfig], [EMAConfig],

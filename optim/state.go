@@ -25,7 +25,7 @@ import (
 //	reserved u16      0
 //	groups   u32, then per group:
 //	    lr, momentum, dampening, weight_decay, beta1, beta2, eps  f64 ×7
-//	    flags u32: 1 nesterov, 2 maximize, 4 amsgrad
+//	    flags u32: 1 nesterov, 2 maximize, 4 amsgrad, 8 fast
 //	params   u32, then per parameter, in registration order:
 //	    name   str16
 //	    group  u32
@@ -48,6 +48,7 @@ const (
 	flagNesterov = 1 << iota
 	flagMaximize
 	flagAMSGrad
+	flagFast
 )
 
 // Save writes the optimizer's state: kind, element type, group
@@ -75,6 +76,9 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 		}
 		if g.amsgrad {
 			flags |= flagAMSGrad
+		}
+		if g.fast {
+			flags |= flagFast
 		}
 		e.u32(flags)
 	}
@@ -212,10 +216,11 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		}
 		flags := d.u32()
 		g.nesterov, g.maximize, g.amsgrad = flags&flagNesterov != 0, flags&flagMaximize != 0, flags&flagAMSGrad != 0
+		g.fast = flags&flagFast != 0
 		if d.err != nil {
 			break
 		}
-		if flags&^(flagNesterov|flagMaximize|flagAMSGrad) != 0 {
+		if flags&^(flagNesterov|flagMaximize|flagAMSGrad|flagFast) != 0 {
 			d.invalid("group %d: unknown flags %#x", i, flags)
 		} else if err := g.config(kind).Validate(); err != nil {
 			d.invalid("group %d: %v", i, err)

@@ -184,7 +184,7 @@ func TestLoadInvalidValues(t *testing.T) {
 	loadFails(t, o, edit(12, 9), ErrState, "kind 9")
 	loadFails(t, o, edit(13, 3), ErrState, "element size 3")
 	loadFails(t, o, edit(20, 0, 0, 0, 0, 0, 0, 0xf0, 0xbf), ErrState, "lr = -1")
-	loadFails(t, o, edit(20+7*8, 8), ErrState, "unknown flag")
+	loadFails(t, o, edit(20+7*8, 16), ErrState, "unknown flag")
 	if err := o.Load(bytes.NewReader(edit(8, 2))); errors.Is(err, ErrMismatch) {
 		t.Error("an invalid file reported as a mismatch")
 	}

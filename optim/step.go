@@ -168,6 +168,9 @@ func (o *Optimizer[T]) prepare() {
 func (o *Optimizer[T]) opFor(g int) uint8 {
 	switch o.kind {
 	case KindAdam, KindAdamW:
+		if o.groups[g].fast {
+			return opAdamFast
+		}
 		return opAdam
 	case KindSGD:
 		if o.groups[g].momentum == 0 {
@@ -222,12 +225,16 @@ func (o *Optimizer[T]) updateTask(t int) {
 			err = ops.sgd(set, c, p.data[lo:hi], p.grad[lo:hi])
 		case opMomentum:
 			err = ops.momentum(set, c, p.data[lo:hi], p.grad[lo:hi], p.buf[0][lo:hi])
-		case opAdam:
+		case opAdam, opAdamFast:
 			var vmax []T
 			if p.buf[2] != nil {
 				vmax = p.buf[2][lo:hi]
 			}
-			err = ops.adam(set, c, p.data[lo:hi], p.grad[lo:hi], p.buf[0][lo:hi], p.buf[1][lo:hi], vmax)
+			adam := ops.adam
+			if p.op == opAdamFast {
+				adam = ops.adamFast
+			}
+			err = adam(set, c, p.data[lo:hi], p.grad[lo:hi], p.buf[0][lo:hi], p.buf[1][lo:hi], vmax)
 		}
 		if err != nil {
 			o.fail(t, err)
@@ -302,7 +309,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 		p := &o.params[i]
 		k := coeffKey{group: p.group}
 		switch p.op {
-		case opAdam:
+		case opAdam, opAdamFast:
 			k.t = p.step + 1
 		case opMomentum:
 			if o.kind == KindSGD && p.step == 0 {
