@@ -20,10 +20,6 @@ func (g *gen) p(format string, args ...any) {
 // raw writes a line as it is.
 func (g *gen) raw(s string) { g.buf.WriteString(s + "\n") }
 
-func (g *gen) comment(format string, args ...any) {
-	fmt.Fprintf(&g.buf, "\t// "+format+"\n", args...)
-}
-
 func (g *gen) label(l string) { fmt.Fprintf(&g.buf, "%s:\n", l) }
 
 // enc writes an instruction Go's assembler has no mnemonic for as a WORD,
