@@ -49,3 +49,9 @@ func fma32Slow(a, b, c float32) float32 {
 	}
 	return float32(s)
 }
+
+// FMA32 returns a·b+c computed exactly and rounded once to float32, the
+// float32 fused multiply-add that math.FMA is for float64. The reference
+// kernels use it; it is exported for other pure-Go code that must match
+// the assembly bit for bit.
+func FMA32(a, b, c float32) float32 { return fma32(a, b, c) }
