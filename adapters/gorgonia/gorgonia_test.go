@@ -1,0 +1,436 @@
+package fusegorgonia
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+const trainSteps = 300
+
+var dtypes = []tensor.Dtype{tensor.Float32, tensor.Float64}
+
+// gorgonia's solvers and the adapter's both train the model.
+func TestConverges(t *testing.T) {
+	for _, dt := range dtypes {
+		cases := []struct {
+			name   string
+			solver G.Solver
+		}{
+			{"gorgonia-adam", G.NewAdamSolver(G.WithLearnRate(0.01))},
+			{"fuseopt-adam", NewAdamSolver(WithLearnRate(0.01))},
+			{"fuseopt-adamw", NewAdamW(WithLearnRate(0.01))},
+			{"gorgonia-momentum", G.NewMomentum(G.WithLearnRate(0.05))},
+			{"fuseopt-momentum", NewMomentum(WithLearnRate(0.05))},
+			{"fuseopt-nesterov", NewMomentum(WithLearnRate(0.05), WithNesterov())},
+			{"gorgonia-vanilla", G.NewVanillaSolver(G.WithLearnRate(0.2), G.WithClip(5))},
+			{"fuseopt-vanilla", NewVanillaSolver(WithLearnRate(0.2), WithClip(5))},
+		}
+		for _, c := range cases {
+			before, after := newNet(t, dt, 1).train(t, c.solver, trainSteps)
+			t.Logf("%v %-18s cost %.5f → %.5f", dt, c.name, before, after)
+			if !(after < before/5) {
+				t.Errorf("%v %s: cost %.5f → %.5f, want at least a 5× reduction", dt, c.name, before, after)
+			}
+		}
+	}
+}
+
+// With the same gradients, the adapter follows gorgonia's own solvers step
+// for step, gradient preparation (batch, L1, L2, clip) included. In float64
+// the weights agree to 1e-12 after 300 steps. In float32 gorgonia's Adam
+// rounds β1 and β2 to float32 before it forms 1−β but computes the bias
+// corrections from the float64 βs, which scales its steps by about
+// 1 + 6.7e-6 early on (TestGorgoniaFloat32AdamScale); the float32 Adam
+// tolerance allows for that, and the L1 cases, whose sign(w) turns that
+// difference into a different path wherever a weight crosses zero, are
+// compared in float64 only. gorgonia's Momentum keeps no velocity for
+// scalar weights (TestGorgoniaScalarMomentum), so the Momentum cases
+// compare the matrices.
+func TestMatchesGorgonia(t *testing.T) {
+	all := func(n *net) []G.ValueGrad { return n.model() }
+	matrices := func(n *net) []G.ValueGrad { return G.NodesToValueGrads(n.learnables[:2]) }
+	for _, dt := range dtypes {
+		f32 := dt == tensor.Float32
+		cases := []struct {
+			name      string
+			gor, fuse G.Solver
+			model     func(*net) []G.ValueGrad
+			tol32     float64
+		}{
+			{"adam", G.NewAdamSolver(G.WithLearnRate(0.01)), NewAdamSolver(WithLearnRate(0.01)), all, 3e-4},
+			{"adam/batch,l2", G.NewAdamSolver(G.WithLearnRate(0.01), G.WithBatchSize(4), G.WithL2Reg(0.01), G.WithBeta1(0.8), G.WithBeta2(0.99), G.WithEps(1e-6)),
+				NewAdamSolver(WithLearnRate(0.01), WithBatchSize(4), WithL2Reg(0.01), WithBeta1(0.8), WithBeta2(0.99), WithEps(1e-6)), all, 3e-4},
+			{"adam/l2,clip", G.NewAdamSolver(G.WithLearnRate(0.01), G.WithL2Reg(0.01), G.WithClip(0.003)),
+				NewAdamSolver(WithLearnRate(0.01), WithL2Reg(0.01), WithClip(0.003)), all, 3e-4},
+			{"adam/l1,clip", G.NewAdamSolver(G.WithLearnRate(0.01), G.WithL1Reg(0.001), G.WithClip(0.003)),
+				NewAdamSolver(WithLearnRate(0.01), WithL1Reg(0.001), WithClip(0.003)), all, 0},
+			{"vanilla", G.NewVanillaSolver(G.WithLearnRate(0.3)), NewVanillaSolver(WithLearnRate(0.3)), all, 2e-5},
+			{"vanilla/batch,l2,clip", G.NewVanillaSolver(G.WithLearnRate(0.3), G.WithBatchSize(3), G.WithL2Reg(0.01), G.WithClip(0.003)),
+				NewVanillaSolver(WithLearnRate(0.3), WithBatchSize(3), WithL2Reg(0.01), WithClip(0.003)), all, 2e-5},
+			{"vanilla/batch,l1,l2,clip", G.NewVanillaSolver(G.WithLearnRate(0.3), G.WithBatchSize(3), G.WithL1Reg(0.001), G.WithL2Reg(0.01), G.WithClip(0.003)),
+				NewVanillaSolver(WithLearnRate(0.3), WithBatchSize(3), WithL1Reg(0.001), WithL2Reg(0.01), WithClip(0.003)), all, 0},
+			{"momentum", G.NewMomentum(G.WithLearnRate(0.05)), NewMomentum(WithLearnRate(0.05)), matrices, 2e-5},
+			{"momentum/batch", G.NewMomentum(G.WithLearnRate(0.05), G.WithMomentum(0.8), G.WithBatchSize(2)),
+				NewMomentum(WithLearnRate(0.05), WithMomentum(0.8), WithBatchSize(2)), matrices, 2e-5},
+		}
+		for _, c := range cases {
+			tol := 1e-12
+			if f32 {
+				if c.tol32 == 0 {
+					continue
+				}
+				tol = c.tol32
+			}
+			ng, nf := newNet(t, dt, 3), newNet(t, dt, 3)
+			nf.forward(t) // makes its gradient values
+			before := ng.forward(t)
+			clipped, total := 0, 0
+			for range trainSteps {
+				ng.forward(t)
+				copyGrads(t, nf, ng)
+				for _, l := range ng.learnables[:2] {
+					g, _ := l.Grad()
+					for _, x := range data(t, g) {
+						if math.Abs(x) > 0.003 {
+							clipped++
+						}
+						total++
+					}
+				}
+				if err := c.gor.Step(c.model(ng)); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.fuse.Step(c.model(nf)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after := ng.forward(t)
+			diff := maxRelDiff(weights(t, nf), weights(t, ng), 1e-2)
+			t.Logf("%v %-26s cost %.5f → %.5f; max relative weight difference %.3g (gradients above the clip 0.003: %d%%)",
+				dt, c.name, before, after, diff, 100*clipped/total)
+			if !(diff <= tol) {
+				t.Errorf("%v %s: weights differ by %.3g (relative), want ≤ %.3g", dt, c.name, diff, tol)
+			}
+			if !(after < before) {
+				t.Errorf("%v %s: cost %.5f → %.5f, want a reduction", dt, c.name, before, after)
+			}
+		}
+	}
+}
+
+// gorgonia's float32 Adam forms 1−β1 and 1−β2 from float32 βs (0.9f,
+// 0.999f) but the bias corrections from float64 ones, so that its first
+// step with a constant gradient is lr·(1+6.7e-6) instead of lr, about 56
+// float32 roundings away. The adapter's is lr to float32 accuracy.
+func TestGorgoniaFloat32AdamScale(t *testing.T) {
+	const lr = 0.01
+	step := func(s G.Solver) float64 {
+		p := &pair{
+			w: tensor.New(tensor.WithBacking([]float32{0}), tensor.WithShape(1)),
+			g: tensor.New(tensor.WithBacking([]float32{0.5}), tensor.WithShape(1)),
+		}
+		if err := s.Step([]G.ValueGrad{p}); err != nil {
+			t.Fatal(err)
+		}
+		return -float64(p.w.Float32s()[0]) / lr
+	}
+	gor, fuse := step(G.NewAdamSolver(G.WithLearnRate(lr))), step(NewAdamSolver(WithLearnRate(lr)))
+	t.Logf("first step / lr: gorgonia %.9f, fuseopt %.9f", gor, fuse)
+	if math.Abs(fuse-1) > 3e-7 {
+		t.Errorf("the adapter's first step is lr·%.9f, want lr to float32 accuracy", fuse)
+	}
+	if math.Abs(gor-1) < 3e-6 {
+		t.Logf("gorgonia's first step is now lr·%.9f: its float32 coefficients were fixed; the float32 tolerance of TestMatchesGorgonia can shrink", gor)
+	}
+}
+
+// gorgonia's Momentum keeps no velocity for scalar weights (*F32, *F64): it
+// computes c = c·μ − η·g into a local copy and never stores it, so a scalar
+// weight follows plain SGD. The adapter applies momentum to every weight.
+func TestGorgoniaScalarMomentum(t *testing.T) {
+	for _, dt := range dtypes {
+		nm, nv := newNet(t, dt, 4), newNet(t, dt, 4)
+		nv.forward(t)
+		mom, van := G.NewMomentum(G.WithLearnRate(0.05)), G.NewVanillaSolver(G.WithLearnRate(0.05))
+		for range 20 {
+			nm.forward(t)
+			copyGrads(t, nv, nm)
+			if err := mom.Step([]G.ValueGrad{nm.c}); err != nil {
+				t.Fatal(err)
+			}
+			if err := van.Step([]G.ValueGrad{nv.c}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, b := data(t, nm.c.Value())[0], data(t, nv.c.Value())[0]
+		if a != b {
+			t.Errorf("%v: gorgonia's Momentum now differs from its VanillaSolver on a scalar (%v, %v): the upstream defect is fixed; update the documentation", dt, a, b)
+		}
+	}
+}
+
+// gorgonia v0.9.18's AdamW leaves the weights exactly as they were: it
+// multiplies a copy of them by the decay (tensor.Mul without UseUnsafe) and
+// adds the update to that copy. The adapter's AdamW decays and updates them.
+func TestAdamWUpstreamDefect(t *testing.T) {
+	for _, dt := range dtypes {
+		ng, nf := newNet(t, dt, 5), newNet(t, dt, 5)
+		nf.forward(t)
+		w0 := weights(t, ng)
+		gor, fuse := G.NewAdamW(G.WithLearnRate(0.01)), NewAdamW(WithLearnRate(0.01))
+		// gorgonia's AdamW panics on scalar weights (*F32 is not a
+		// tensor.Tensor), so both get the two matrices only.
+		for range 10 {
+			ng.forward(t)
+			copyGrads(t, nf, ng)
+			if err := gor.Step(G.NodesToValueGrads(ng.learnables[:2])); err != nil {
+				t.Fatal(err)
+			}
+			if err := fuse.Step(G.NodesToValueGrads(nf.learnables[:2])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := maxRelDiff(weights(t, ng), w0, 1); d != 0 {
+			t.Errorf("%v: gorgonia's AdamW changed the weights (by %.3g): the upstream defect is fixed; update the documentation", dt, d)
+		}
+		if d := maxRelDiff(weights(t, nf), w0, 1); d < 1e-3 {
+			t.Errorf("%v: the adapter's AdamW moved the weights by only %.3g", dt, d)
+		}
+	}
+
+	// With a zero gradient, AdamW is the decay alone: w·(1 − η·λ) per step.
+	w := []float64{1, -2, 0.5, 3}
+	p := newPair(w, make([]float64, len(w)))
+	s := NewAdamW(WithLearnRate(0.1), WithWeightDecay(0.5))
+	for range 3 {
+		if err := s.Step([]G.ValueGrad{p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := data(t, p.w)
+	for i := range w {
+		want := w[i] * 0.95 * 0.95 * 0.95
+		if math.Abs(got[i]-want) > 1e-15*math.Abs(want) {
+			t.Errorf("element %d: %v after three steps of pure decay, want %v", i, got[i], want)
+		}
+	}
+}
+
+// textbookAdamW is torch.optim.AdamW in float64.
+func textbookAdamW(w, m, v []float64, g []float64, t int, lr, b1, b2, eps, wd float64) {
+	bc1, bc2 := 1-math.Pow(b1, float64(t)), 1-math.Pow(b2, float64(t))
+	for i := range w {
+		w[i] *= 1 - lr*wd
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		w[i] -= lr / bc1 * m[i] / (math.Sqrt(v[i])/math.Sqrt(bc2) + eps)
+	}
+}
+
+// Every step is the kernel's, bit for bit at every level this CPU has, and
+// within rounding of the textbook algorithm; gradients are zeroed and the
+// weights updated in their own arrays.
+func TestReference(t *testing.T) {
+	const n, steps = 67, 40
+	gen, err := kernels.For(kernels.Generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range kernels.Levels() {
+		ks, _ := kernels.For(level)
+		t.Run(level.String(), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, 1))
+			w0 := randSlice(r, n, 1)
+			p := newPair(w0, make([]float64, n))
+			own := p.w.Float64s()
+			ref, book := append([]float64(nil), w0...), append([]float64(nil), w0...)
+			m, v, bm, bv := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+			h := kernels.Adam{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Decoupled: true}
+			s := NewAdamW(WithLearnRate(0.01), WithWeightDecay(0.1), WithKernels(ks))
+			for step := 1; step <= steps; step++ {
+				g := randSlice(r, n, 1)
+				copy(p.g.Float64s(), g)
+				if err := s.Step([]G.ValueGrad{p}); err != nil {
+					t.Fatal(err)
+				}
+				c, err := h.Coeffs(int64(step))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := gen.AdamF64(&c, ref, g, m, v, nil); err != nil {
+					t.Fatal(err)
+				}
+				textbookAdamW(book, bm, bv, g, step, 0.01, 0.9, 0.999, 1e-8, 0.1)
+				for i, x := range p.w.Float64s() {
+					if math.Float64bits(x) != math.Float64bits(ref[i]) {
+						t.Fatalf("step %d element %d: %v, the generic kernel gives %v", step, i, x, ref[i])
+					}
+					if math.Abs(x-book[i]) > 1e-12*math.Max(1, math.Abs(book[i])) {
+						t.Fatalf("step %d element %d: %v, the textbook algorithm gives %v", step, i, x, book[i])
+					}
+				}
+				for i, x := range p.g.Float64s() {
+					if x != 0 {
+						t.Fatalf("step %d: gradient element %d is %v after the step, want 0", step, i, x)
+					}
+				}
+			}
+			if unsafe.SliceData(p.w.Float64s()) != unsafe.SliceData(own) {
+				t.Error("the weight's backing array was replaced")
+			}
+		})
+	}
+}
+
+// The state follows the ValueGrad, not its position: shuffling the model
+// between steps changes nothing.
+func TestStateFollowsWeights(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	const k, n = 5, 33
+	mk := func() []*pair {
+		r := rand.New(rand.NewPCG(8, 8))
+		ps := make([]*pair, k)
+		for i := range ps {
+			ps[i] = newPair(randSlice(r, n, 1), make([]float64, n))
+		}
+		return ps
+	}
+	a, b := mk(), mk()
+	sa, sb := NewAdamSolver(WithAMSGrad()), NewAdamSolver(WithAMSGrad())
+	for step := range 12 {
+		for i := range a {
+			g := randSlice(r, n, 1)
+			copy(a[i].g.Float64s(), g)
+			copy(b[i].g.Float64s(), g)
+		}
+		ma := make([]G.ValueGrad, k)
+		for i := range a {
+			ma[i] = a[i]
+		}
+		mb := make([]G.ValueGrad, 0, k)
+		for _, i := range r.Perm(k) {
+			mb = append(mb, b[i])
+		}
+		if step == 3 {
+			ma, mb = ma[:2], mb[:0] // a partial step: only some weights
+			for i := range 2 {
+				mb = append(mb, b[i])
+			}
+		}
+		if err := sa.Step(ma); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.Step(mb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range a {
+		x, y := a[i].w.Float64s(), b[i].w.Float64s()
+		for j := range x {
+			if x[j] != y[j] {
+				t.Fatalf("weight %d element %d: %v in order, %v shuffled", i, j, x[j], y[j])
+			}
+		}
+	}
+}
+
+// byValue is a ValueGrad of a type that cannot be a map key.
+type byValue struct {
+	w, g *tensor.Dense
+	tags []string
+}
+
+func (b byValue) Value() G.Value         { return b.w }
+func (b byValue) Grad() (G.Value, error) { return b.g, nil }
+
+func TestErrors(t *testing.T) {
+	p := newPair([]float64{1, 2, 3}, []float64{1, 1, 1})
+
+	s := NewAdamSolver(WithBeta2(1))
+	if err := s.Step([]G.ValueGrad{p}); !errors.Is(err, kernels.ErrCoeff) {
+		t.Errorf("β2 = 1: %v, want kernels.ErrCoeff", err)
+	}
+	if err := NewMomentum(WithMomentum(0), WithNesterov()).Step([]G.ValueGrad{p}); !errors.Is(err, kernels.ErrCoeff) {
+		t.Errorf("Nesterov without momentum: %v, want kernels.ErrCoeff", err)
+	}
+	if err := NewVanillaSolver(WithLearnRate(-1)).Step([]G.ValueGrad{p}); !errors.Is(err, kernels.ErrCoeff) {
+		t.Errorf("negative learning rate: %v, want kernels.ErrCoeff", err)
+	}
+
+	q := &pair{w: p.w, g: tensor.New(tensor.WithBacking([]float32{1, 1, 1}), tensor.WithShape(3))}
+	if err := NewAdamSolver().Step([]G.ValueGrad{p, q}); !errors.Is(err, ErrValue) {
+		t.Errorf("float32 gradient of a float64 weight: %v, want ErrValue", err)
+	}
+	q = newPair([]float64{1, 2, 3}, []float64{1, 1})
+	if err := NewAdamSolver().Step([]G.ValueGrad{p, q}); !errors.Is(err, ErrValue) {
+		t.Errorf("gradient of another size: %v, want ErrValue", err)
+	}
+	q = newPair([]float64{1, 2, 3, 4}, []float64{1, 1, 1, 1})
+	v, err := q.w.Slice(tensor.S(1, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.w = v.(*tensor.Dense)
+	q.g = tensor.New(tensor.WithBacking([]float64{1, 1}), tensor.WithShape(2))
+	if err := NewAdamSolver().Step([]G.ValueGrad{p, q}); !errors.Is(err, ErrValue) {
+		t.Errorf("a view: %v, want ErrValue", err)
+	}
+	ints := &pair{w: tensor.New(tensor.WithBacking([]int{1, 2}), tensor.WithShape(2)), g: tensor.New(tensor.WithBacking([]int{1, 2}), tensor.WithShape(2))}
+	if err := NewAdamSolver().Step([]G.ValueGrad{p, ints}); !errors.Is(err, ErrValue) {
+		t.Errorf("an int tensor: %v, want ErrValue", err)
+	}
+	u := newPair([]float64{1}, []float64{1})
+	if err := NewAdamSolver().Step([]G.ValueGrad{byValue{w: u.w, g: u.g}}); !errors.Is(err, ErrValue) {
+		t.Errorf("a non-comparable ValueGrad: %v, want ErrValue", err)
+	}
+	if got := p.w.Float64s(); got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Errorf("a failed Step changed a weight: %v", got)
+	}
+	if got := p.g.Float64s(); got[0] != 1 {
+		t.Errorf("a failed Step changed a gradient: %v", got)
+	}
+
+	// A weight that changes size is refused.
+	s = NewAdamSolver()
+	if err := s.Step([]G.ValueGrad{p}); err != nil {
+		t.Fatal(err)
+	}
+	p.w = tensor.New(tensor.WithBacking([]float64{1, 2}), tensor.WithShape(2))
+	p.g = tensor.New(tensor.WithBacking([]float64{1, 2}), tensor.WithShape(2))
+	if err := s.Step([]G.ValueGrad{p}); !errors.Is(err, ErrValue) {
+		t.Errorf("a weight that changed size: %v, want ErrValue", err)
+	}
+}
+
+// The scalar weights (*gorgonia.F32, *gorgonia.F64) of a graph are updated
+// in place too.
+func TestScalarWeights(t *testing.T) {
+	for _, dt := range dtypes {
+		n := newNet(t, dt, 2)
+		n.forward(t)
+		before := data(t, n.c.Value())[0]
+		ptr := fmt.Sprintf("%p", n.c.Value())
+		if err := NewAdamSolver(WithLearnRate(0.01)).Step(n.model()); err != nil {
+			t.Fatal(err)
+		}
+		after := data(t, n.c.Value())[0]
+		if math.Abs(math.Abs(after-before)-0.01) > 1e-6 {
+			t.Errorf("%v: the scalar moved from %v to %v, want a first Adam step of lr = 0.01", dt, before, after)
+		}
+		if got := fmt.Sprintf("%p", n.c.Value()); got != ptr {
+			t.Errorf("%v: the scalar's value was replaced (%s → %s)", dt, ptr, got)
+		}
+		g, _ := n.c.Grad()
+		if data(t, g)[0] != 0 {
+			t.Errorf("%v: the scalar's gradient is %v after the step", dt, data(t, g)[0])
+		}
+	}
+}

@@ -1,0 +1,333 @@
+// Package fusegorgonia is a gorgonia Solver that updates the weights with
+// fuseopt's fused kernels. Its constructors and options are named as
+// gorgonia's, so that the swap is the import and the constructor's package:
+//
+//	solver := fusegorgonia.NewAdamSolver(fusegorgonia.WithLearnRate(0.01), fusegorgonia.WithBatchSize(32))
+//	// was gorgonia.NewAdamSolver(gorgonia.WithLearnRate(0.01), gorgonia.WithBatchSize(32))
+//	…
+//	if err := solver.Step(gorgonia.NodesToValueGrads(learnables)); err != nil { … }
+//
+// # What a step does
+//
+// Step reads each weight and gradient as the backing slice of its
+// *tensor.Dense (or the *gorgonia.F32/F64 scalar itself), without a copy, and
+// updates the weight in place with one pass of a fuseopt kernel. Then it sets
+// the gradient to zero, as gorgonia's solvers do.
+//
+// gorgonia's gradient preparation is kept, in gorgonia's order:
+//
+//	g = (g + l1·sign(w) + l2·w) / batch      // l1, l2 with WithL1Reg, WithL2Reg; batch > 1 with WithBatchSize
+//	g = clamp(g, −clip, clip)                // with WithClip(clip), clip > 0
+//
+// Batch scaling and the L2 term are folded into the kernel (its gradient
+// scale and coupled weight decay), so that the usual configuration costs one
+// pass. L1, clipping, and L2 together with AdamW's decoupled decay need one
+// extra pass over the gradient before the kernel.
+//
+// # Rules
+//
+// After that preparation the updates are PyTorch's, as fuseopt's kernels
+// package documents them, with a step count per weight:
+//
+//   - NewVanillaSolver: w −= η·g (gorgonia's VanillaSolver).
+//   - NewMomentum: b = μ·b + g (b = g on the first step); w −= η·b. gorgonia
+//     keeps v = μ·v − η·g and adds v, which is the same while η is constant.
+//     gorgonia takes its L1 and L2 terms of the velocity, not of the weights;
+//     here they are of the weights.
+//   - NewAdamSolver: Adam; gorgonia's AdamSolver computes the same
+//     expression, with a step count for the solver.
+//   - NewAdamW: AdamW, w ·= 1 − η·λ before the Adam step. gorgonia's AdamW
+//     (v0.9.18) does not change the weights at all: it multiplies a copy of
+//     them by the decay and adds the update to that copy.
+//
+// Options that a rule does not use are ignored, as in gorgonia. Invalid
+// hyperparameters are reported by Step, with an error wrapping
+// kernels.ErrCoeff, before anything is changed.
+//
+// # State
+//
+// The solver keeps the state of each weight (exp_avg, exp_avg_sq,
+// max_exp_avg_sq, momentum_buffer and a step count) under the ValueGrad it was
+// given (a *gorgonia.Node, usually), so a model may be passed in any order
+// and may grow. A weight whose size changes is refused.
+package fusegorgonia
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"gorgonia.org/gorgonia"
+)
+
+// Errors returned by Step. Test them with errors.Is; an invalid
+// hyperparameter gives an error wrapping kernels.ErrCoeff.
+var (
+	// ErrValue: a weight or gradient that is not a float32 or float64
+	// *tensor.Dense (contiguous) or *gorgonia.F32/F64, a gradient of
+	// another type or size than its weight, or a weight whose size changed
+	// since its state was made.
+	ErrValue = errors.New("fusegorgonia: unsupported value")
+)
+
+type rule uint8
+
+const (
+	ruleVanilla rule = iota
+	ruleMomentum
+	ruleAdam
+	ruleAdamW
+)
+
+var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW"}
+
+// config holds every option; each rule reads the ones it has.
+type config struct {
+	eta, beta1, beta2, eps  float64
+	weightDecay             float64 // AdamW λ
+	momentum, dampening     float64
+	clip, l1, l2, batch     float64
+	useClip, useL1, useL2   bool
+	nesterov, amsgrad, fast bool
+	maximize                bool
+	kernels                 *kernels.Set
+}
+
+// Option configures a solver.
+type Option func(*config)
+
+// WithLearnRate sets the learning rate η.
+func WithLearnRate(eta float64) Option { return func(c *config) { c.eta = eta } }
+
+// WithBeta1 sets Adam's β1.
+func WithBeta1(beta1 float64) Option { return func(c *config) { c.beta1 = beta1 } }
+
+// WithBeta2 sets Adam's β2.
+func WithBeta2(beta2 float64) Option { return func(c *config) { c.beta2 = beta2 } }
+
+// WithEps sets Adam's ε.
+func WithEps(eps float64) Option { return func(c *config) { c.eps = eps } }
+
+// WithWeightDecay sets AdamW's decoupled weight decay λ (default 0.01).
+func WithWeightDecay(lambda float64) Option { return func(c *config) { c.weightDecay = lambda } }
+
+// WithRho is gorgonia's name for AdamW's λ: WithWeightDecay.
+func WithRho(rho float64) Option { return WithWeightDecay(rho) }
+
+// WithMomentum sets the momentum μ of NewMomentum.
+func WithMomentum(momentum float64) Option { return func(c *config) { c.momentum = momentum } }
+
+// WithDampening sets NewMomentum's dampening τ: b = μ·b + (1−τ)·g.
+func WithDampening(tau float64) Option { return func(c *config) { c.dampening = tau } }
+
+// WithNesterov makes NewMomentum use Nesterov momentum: w −= η·(g + μ·b).
+func WithNesterov() Option { return func(c *config) { c.nesterov = true } }
+
+// WithAMSGrad makes Adam and AdamW divide by the running maximum of v.
+func WithAMSGrad() Option { return func(c *config) { c.amsgrad = true } }
+
+// WithMaximize makes the solver ascend instead of descend.
+func WithMaximize() Option { return func(c *config) { c.maximize = true } }
+
+// WithFast makes Adam and AdamW use kernels.Set.AdamFastF32/F64: the moments
+// stay exact, the update of each weight is within a relative 2⁻²⁰ of the
+// exact kernel's.
+func WithFast() Option { return func(c *config) { c.fast = true } }
+
+// WithKernels selects the kernel set (a level from kernels.For); the default
+// is kernels.Active().
+func WithKernels(s *kernels.Set) Option { return func(c *config) { c.kernels = s } }
+
+// WithBatchSize divides the gradients by batch (when batch > 1) before the
+// update, as gorgonia's option does.
+func WithBatchSize(batch float64) Option { return func(c *config) { c.batch = batch } }
+
+// WithClip clamps each gradient element to [−clip, clip] (when clip > 0)
+// after the regularization terms and the batch scaling, as gorgonia does.
+func WithClip(clip float64) Option {
+	return func(c *config) { c.clip, c.useClip = clip, true }
+}
+
+// WithL1Reg adds l1·sign(w) to the gradient.
+func WithL1Reg(l1 float64) Option { return func(c *config) { c.l1, c.useL1 = l1, true } }
+
+// WithL2Reg adds l2·w to the gradient.
+func WithL2Reg(l2 float64) Option { return func(c *config) { c.l2, c.useL2 = l2, true } }
+
+// Solver is a gorgonia.Solver running fuseopt's kernels. Make it with
+// NewVanillaSolver, NewMomentum, NewAdamSolver or NewAdamW. Like gorgonia's
+// solvers it is not safe for concurrent use.
+type Solver struct {
+	rule rule
+	cfg  config
+
+	states []*state                      // by position in the last model
+	items  []item                        // scratch of Step
+	byKey  map[gorgonia.ValueGrad]*state // every state
+
+	// coefficients of the last (rule variant, step) computed
+	coeffs    kernels.Coeffs
+	coeffsKey int64 // Adam: the step; momentum: 1 on a first step, 2 otherwise
+	coeffsOK  bool
+	prepass   bool // the gradient needs a pass of its own before the kernel
+}
+
+var _ gorgonia.Solver = (*Solver)(nil)
+
+func newSolver(r rule, defaults config, opts []Option) *Solver {
+	s := &Solver{rule: r, cfg: defaults, byKey: make(map[gorgonia.ValueGrad]*state)}
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	return s
+}
+
+// NewVanillaSolver returns plain SGD with gorgonia's defaults: η 0.001,
+// batch 1.
+func NewVanillaSolver(opts ...Option) *Solver {
+	return newSolver(ruleVanilla, config{eta: 0.001, batch: 1}, opts)
+}
+
+// NewMomentum returns SGD with heavy-ball momentum, with gorgonia's defaults:
+// η 0.001, μ 0.9, batch 1.
+func NewMomentum(opts ...Option) *Solver {
+	return newSolver(ruleMomentum, config{eta: 0.001, momentum: 0.9, batch: 1}, opts)
+}
+
+// NewAdamSolver returns Adam with gorgonia's (and PyTorch's) defaults: η
+// 0.001, ε 1e-8, β1 0.9, β2 0.999, batch 1.
+func NewAdamSolver(opts ...Option) *Solver {
+	return newSolver(ruleAdam, config{eta: 0.001, eps: 1e-8, beta1: 0.9, beta2: 0.999, batch: 1}, opts)
+}
+
+// NewAdamW returns AdamW with gorgonia's (and PyTorch's) defaults: η 0.001,
+// ε 1e-8, λ 0.01, β1 0.9, β2 0.999.
+func NewAdamW(opts ...Option) *Solver {
+	return newSolver(ruleAdamW, config{eta: 0.001, eps: 1e-8, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, batch: 1}, opts)
+}
+
+// SetLearnRate sets η for the following steps, for schedules.
+func (s *Solver) SetLearnRate(eta float64) {
+	s.cfg.eta = eta
+	s.coeffsOK = false
+}
+
+// LearnRate returns η.
+func (s *Solver) LearnRate() float64 { return s.cfg.eta }
+
+func (s *Solver) String() string { return "fusegorgonia." + ruleNames[s.rule] }
+
+// coefficients returns the kernel coefficients for a weight whose step
+// count will be t; first reports a first momentum step.
+func (s *Solver) coefficients(t int64, first bool) (*kernels.Coeffs, error) {
+	key := t
+	if s.rule == ruleVanilla {
+		key = 0
+	} else if s.rule == ruleMomentum {
+		key = 2
+		if first {
+			key = 1
+		}
+	}
+	if s.coeffsOK && s.coeffsKey == key {
+		return &s.coeffs, nil
+	}
+	s.coeffsOK = false
+	if err := s.cfg.coeffsInto(&s.coeffs, s.rule, t, first); err != nil {
+		return nil, err
+	}
+	s.coeffsKey, s.coeffsOK = key, true
+	return &s.coeffs, nil
+}
+
+// needsPrepass reports whether the gradient needs gorgonia's preparation as
+// a pass of its own: the kernels fold only the batch scale and a coupled L2
+// term.
+func (c *config) needsPrepass(r rule) bool {
+	return (c.useL1 && c.l1 != 0) || (c.useClip && c.clip > 0) || (r == ruleAdamW && c.useL2 && c.l2 != 0)
+}
+
+// coeffsInto builds the kernel coefficients of rule r at step t.
+func (c *config) coeffsInto(k *kernels.Coeffs, r rule, t int64, first bool) error {
+	pre := kernels.Prelude{Maximize: c.maximize}
+	wd := 0.0
+	if !c.needsPrepass(r) {
+		if c.batch > 1 {
+			pre.Scale = 1 / c.batch
+		}
+		if c.useL2 {
+			// (g + l2·w)/batch = g·(1/batch) + (l2/batch)·w
+			wd = c.l2
+			if c.batch > 1 {
+				wd = c.l2 / c.batch
+			}
+		}
+	}
+	var err error
+	switch r {
+	case ruleVanilla:
+		err = kernels.SGD{LR: c.eta, WeightDecay: wd, Prelude: pre}.CoeffsInto(k)
+	case ruleMomentum:
+		err = kernels.Momentum{
+			LR: c.eta, Momentum: c.momentum, Dampening: c.dampening,
+			WeightDecay: wd, Nesterov: c.nesterov, Prelude: pre,
+		}.CoeffsInto(k, first)
+	case ruleAdam:
+		err = kernels.Adam{
+			LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps,
+			WeightDecay: wd, AMSGrad: c.amsgrad, Prelude: pre,
+		}.CoeffsInto(k, t)
+	case ruleAdamW:
+		err = kernels.Adam{
+			LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps,
+			WeightDecay: c.weightDecay, Decoupled: true, AMSGrad: c.amsgrad, Prelude: pre,
+		}.CoeffsInto(k, t)
+	}
+	if err != nil {
+		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[r], err)
+	}
+	return nil
+}
+
+func (c *config) check() error {
+	if c.batch != c.batch || (c.useClip && c.clip != c.clip) || (c.useL1 && c.l1 != c.l1) || (c.useL2 && c.l2 != c.l2) {
+		return fmt.Errorf("%w: NaN batch size, clip or regularization", kernels.ErrCoeff)
+	}
+	return nil
+}
+
+// Step updates every weight of model by one step from its gradient and sets
+// the gradients to zero. Every weight and gradient is checked, and the
+// coefficients built, before any weight is changed.
+func (s *Solver) Step(model []gorgonia.ValueGrad) error {
+	if err := s.cfg.check(); err != nil {
+		return err
+	}
+	// One Coeffs validates the hyperparameters for every step count.
+	if err := s.cfg.coeffsInto(new(kernels.Coeffs), s.rule, 1, true); err != nil {
+		return err
+	}
+	ks := s.cfg.kernels
+	if ks == nil {
+		ks = kernels.Active()
+	}
+	if len(s.states) < len(model) {
+		s.states = append(s.states, make([]*state, len(model)-len(s.states))...)
+	}
+	items := s.items[:0]
+	for i, vg := range model {
+		it, err := s.resolve(i, vg)
+		if err != nil {
+			return err
+		}
+		items = append(items, it)
+	}
+	s.items = items
+	defer clear(items) // keep no references to the model's data
+	for i := range items {
+		if err := s.update(ks, &items[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,356 @@
+package fusegorgonia
+
+import (
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+type float interface{ float32 | float64 }
+
+// Indices of the state buffers.
+const (
+	bufExpAvg = iota
+	bufExpAvgSq
+	bufMaxExpAvgSq
+	bufMomentum
+	numBufs
+)
+
+// state is what the solver keeps for one weight.
+type state struct {
+	key  gorgonia.ValueGrad
+	n    int
+	is32 bool
+	step int64
+	b32  [numBufs][]float32
+	b64  [numBufs][]float64
+}
+
+// item is one weight of a Step, resolved: its state and the backing slices
+// of its value and gradient (of the state's element type).
+type item struct {
+	st       *state
+	w32, g32 []float32
+	w64, g64 []float64
+}
+
+// resolve finds (or makes) the state of the i-th weight vg and reads its
+// value and gradient, changing nothing else.
+func (s *Solver) resolve(i int, vg gorgonia.ValueGrad) (item, error) {
+	var it item
+	if vg == nil {
+		return it, fmt.Errorf("%w: weight %d is nil", ErrValue, i)
+	}
+	w := vg.Value()
+	g, err := vg.Grad()
+	if err != nil {
+		return it, fmt.Errorf("fusegorgonia: no gradient for %s: %w", name(i, vg), err)
+	}
+	w32, w64, err := backing(w)
+	if err != nil {
+		return it, fmt.Errorf("%s: value: %w", name(i, vg), err)
+	}
+	g32, g64, err := backing(g)
+	if err != nil {
+		return it, fmt.Errorf("%s: gradient: %w", name(i, vg), err)
+	}
+	is32 := w32 != nil || (w64 == nil && g32 != nil)
+	n := max(len(w32), len(w64))
+	if (w32 == nil) != (g32 == nil) || len(g32)+len(g64) != n {
+		return it, fmt.Errorf("%w: %s: gradient %T of %d elements for a value %T of %d", ErrValue, name(i, vg), g, len(g32)+len(g64), w, n)
+	}
+	// Stored keys are of comparable types, so == cannot panic here.
+	st := s.states[i]
+	if st == nil || st.key != vg {
+		if !reflect.TypeOf(vg).Comparable() {
+			return it, fmt.Errorf("%w: %s: a ValueGrad of type %T cannot be a key (pass *gorgonia.Node or another pointer)", ErrValue, name(i, vg), vg)
+		}
+		if st = s.byKey[vg]; st == nil {
+			st = &state{key: vg, n: n, is32: is32}
+			s.byKey[vg] = st
+		}
+		s.states[i] = st
+	}
+	if st.n != n || st.is32 != is32 {
+		return it, fmt.Errorf("%w: %s: %d elements of %s, its state was made for %d of %s",
+			ErrValue, name(i, vg), n, dtypeName(is32), st.n, dtypeName(st.is32))
+	}
+	return item{st: st, w32: w32, g32: g32, w64: w64, g64: g64}, nil
+}
+
+func dtypeName(is32 bool) string {
+	if is32 {
+		return "float32"
+	}
+	return "float64"
+}
+
+func name(i int, vg gorgonia.ValueGrad) string {
+	if nm, ok := vg.(gorgonia.Namer); ok {
+		return fmt.Sprintf("weight %d (%s)", i, nm.Name())
+	}
+	return fmt.Sprintf("weight %d", i)
+}
+
+// backing returns the data of v without a copy: the backing slice of a
+// contiguous float32 or float64 *tensor.Dense, or a one-element slice over a
+// *gorgonia.F32 or *gorgonia.F64.
+func backing(v gorgonia.Value) ([]float32, []float64, error) {
+	switch x := v.(type) {
+	case *tensor.Dense:
+		if x == nil {
+			return nil, nil, fmt.Errorf("%w: nil *tensor.Dense", ErrValue)
+		}
+		if x.RequiresIterator() || x.IsMaterializable() {
+			return nil, nil, fmt.Errorf("%w: a view or non-contiguous *tensor.Dense (materialize it first)", ErrValue)
+		}
+		n := x.Size()
+		switch x.Dtype() {
+		case tensor.Float32:
+			if d := x.Float32s(); len(d) >= n {
+				return nonNil32(d[:n:n]), nil, nil
+			}
+		case tensor.Float64:
+			if d := x.Float64s(); len(d) >= n {
+				return nil, nonNil64(d[:n:n]), nil
+			}
+		default:
+			return nil, nil, fmt.Errorf("%w: *tensor.Dense of %v (want float32 or float64)", ErrValue, x.Dtype())
+		}
+		return nil, nil, fmt.Errorf("%w: *tensor.Dense of shape %v holds fewer than %d elements", ErrValue, x.Shape(), n)
+	case *gorgonia.F32:
+		if x == nil {
+			return nil, nil, fmt.Errorf("%w: nil *gorgonia.F32", ErrValue)
+		}
+		return unsafe.Slice((*float32)(x), 1), nil, nil
+	case *gorgonia.F64:
+		if x == nil {
+			return nil, nil, fmt.Errorf("%w: nil *gorgonia.F64", ErrValue)
+		}
+		return nil, unsafe.Slice((*float64)(x), 1), nil
+	}
+	return nil, nil, fmt.Errorf("%w: %T (want *tensor.Dense, *gorgonia.F32 or *gorgonia.F64)", ErrValue, v)
+}
+
+// nonNil32 and nonNil64 keep an empty tensor distinguishable from "not this
+// element type".
+func nonNil32(s []float32) []float32 {
+	if s == nil {
+		return []float32{}
+	}
+	return s
+}
+
+func nonNil64(s []float64) []float64 {
+	if s == nil {
+		return []float64{}
+	}
+	return s
+}
+
+// update runs the step of one resolved weight.
+func (s *Solver) update(ks *kernels.Set, it *item) error {
+	if it.st.is32 {
+		return updateT(s, ks, it.st, &it.st.b32, it.w32, it.g32)
+	}
+	return updateT(s, ks, it.st, &it.st.b64, it.w64, it.g64)
+}
+
+func updateT[T float](s *Solver, ks *kernels.Set, st *state, bufs *[numBufs][]T, w, g []T) error {
+	c := &s.cfg
+	if c.needsPrepass(s.rule) {
+		prepare(c, s.rule, w, g)
+	}
+	first := bufs[bufMomentum] == nil
+	k, err := s.coefficients(st.step+1, first)
+	if err != nil {
+		return err
+	}
+	switch s.rule {
+	case ruleVanilla:
+		err = runSGD(ks, k, w, g)
+	case ruleMomentum:
+		ensure(bufs, [numBufs]bool{bufMomentum: true}, w)
+		err = runMomentum(ks, k, w, g, bufs[bufMomentum])
+	case ruleAdam, ruleAdamW:
+		ensure(bufs, [numBufs]bool{bufExpAvg: true, bufExpAvgSq: true, bufMaxExpAvgSq: c.amsgrad}, w)
+		err = runAdam(ks, c.fast, k, w, g, bufs[bufExpAvg], bufs[bufExpAvgSq], bufs[bufMaxExpAvgSq])
+	}
+	if err != nil {
+		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+	}
+	clear(g)
+	st.step++
+	return nil
+}
+
+// prepare applies gorgonia's gradient preparation in place, in gorgonia's
+// order: g = clamp((g + l1·sign(w) + l2·w)/batch, −clip, clip). For AdamW the
+// L2 term is always here, since the kernel's weight decay is the decoupled
+// one; for the other rules the kernel would fold it, but once a pass is
+// needed it is done here too.
+func prepare[T float](c *config, r rule, w, g []T) {
+	l1, l2 := T(0), T(0)
+	if c.useL1 {
+		l1 = T(c.l1)
+	}
+	if c.useL2 {
+		l2 = T(c.l2)
+	}
+	scale := c.batch > 1
+	inv := T(1) / T(c.batch)
+	clip := c.useClip && c.clip > 0
+	hi := T(c.clip)
+	lo := -hi
+	w = w[:len(g)]
+	for i, x := range g {
+		if l1 != 0 {
+			switch {
+			case w[i] > 0:
+				x += l1
+			case w[i] < 0:
+				x -= l1
+			}
+		}
+		if l2 != 0 {
+			x += l2 * w[i]
+		}
+		if scale {
+			x *= inv
+		}
+		if clip {
+			x = min(max(x, lo), hi)
+		}
+		g[i] = x
+	}
+}
+
+// ensure makes the buffers selected by want exist, placing new ones (and the
+// existing ones with them) in one slab; see layout.
+func ensure[T float](bufs *[numBufs][]T, want [numBufs]bool, w []T) {
+	missing := false
+	for i := range bufs {
+		if want[i] && bufs[i] == nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return
+	}
+	k := 0
+	for i := range bufs {
+		if want[i] || bufs[i] != nil {
+			k++
+		}
+	}
+	out := layout[T](len(w), k, w)
+	j := 0
+	for i := range bufs {
+		if want[i] || bufs[i] != nil {
+			copy(out[j], bufs[i])
+			bufs[i] = out[j]
+			j++
+		}
+	}
+}
+
+const (
+	lineBytes = 64
+	pageBytes = 4096
+)
+
+// layout returns k zeroed buffers of n elements cut from one allocation.
+// Each starts on a cache line; a buffer of a page or more starts at the page
+// offset farthest (on the circle of one page) from the page offsets of the
+// weight and of the buffers before it. Separately allocated equal large
+// slices start at the same page offset, which makes a kernel that streams
+// through all of them at once several times slower.
+func layout[T float](n, k int, w []T) [][]T {
+	size := int(unsafe.Sizeof(T(0)))
+	pad := lineBytes / size
+	if n*size >= pageBytes {
+		pad = (pageBytes + lineBytes) / size
+	}
+	slab := make([]T, k*(n+pad))
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
+	streams := make([]uintptr, 0, k+1)
+	if len(w) > 0 {
+		streams = append(streams, uintptr(unsafe.Pointer(unsafe.SliceData(w))))
+	}
+	out := make([][]T, k)
+	cur := 0
+	for i := range out {
+		addr := base + uintptr(cur*size)
+		cur += int((lineBytes-addr%lineBytes)%lineBytes) / size
+		if n*size >= pageBytes && len(streams) > 0 {
+			from := int((base + uintptr(cur*size)) % pageBytes)
+			best, bestAdv := -1, 0
+			for off := 0; off < pageBytes; off += lineBytes {
+				d := pageBytes
+				for _, s := range streams {
+					d = min(d, circDist(off, int(s%pageBytes)))
+				}
+				adv := (off - from + pageBytes) % pageBytes
+				if d > best || (d == best && adv < bestAdv) {
+					best, bestAdv = d, adv
+				}
+			}
+			cur += bestAdv / size
+		}
+		out[i] = slab[cur : cur+n : cur+n]
+		streams = append(streams, base+uintptr(cur*size))
+		cur += n
+	}
+	return out
+}
+
+func circDist(a, b int) int {
+	d := a - b
+	if d < 0 {
+		d = -d
+	}
+	return min(d, pageBytes-d)
+}
+
+// f32 and f64 reinterpret a []T whose T the caller knows by its size.
+func f32[T float](s []T) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+func f64[T float](s []T) []float64 {
+	return unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+func is32[T float]() bool { return unsafe.Sizeof(T(0)) == 4 }
+
+func runSGD[T float](ks *kernels.Set, c *kernels.Coeffs, w, g []T) error {
+	if is32[T]() {
+		return ks.SGDF32(c, f32(w), f32(g))
+	}
+	return ks.SGDF64(c, f64(w), f64(g))
+}
+
+func runMomentum[T float](ks *kernels.Set, c *kernels.Coeffs, w, g, b []T) error {
+	if is32[T]() {
+		return ks.MomentumF32(c, f32(w), f32(g), f32(b))
+	}
+	return ks.MomentumF64(c, f64(w), f64(g), f64(b))
+}
+
+func runAdam[T float](ks *kernels.Set, fast bool, c *kernels.Coeffs, w, g, m, v, vmax []T) error {
+	switch {
+	case is32[T]() && fast:
+		return ks.AdamFastF32(c, f32(w), f32(g), f32(m), f32(v), f32(vmax))
+	case is32[T]():
+		return ks.AdamF32(c, f32(w), f32(g), f32(m), f32(v), f32(vmax))
+	case fast:
+		return ks.AdamFastF64(c, f64(w), f64(g), f64(m), f64(v), f64(vmax))
+	default:
+		return ks.AdamF64(c, f64(w), f64(g), f64(m), f64(v), f64(vmax))
+	}
+}

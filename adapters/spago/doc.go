@@ -1,0 +1,68 @@
+// Package fusespago runs spago's parameter updates with fuseopt's fused
+// kernels. [Adam] and [SGD] implement spago's
+// optimizers.OptimizationStrategy, in place of spago's adam.New and sgd.New:
+//
+//	// was optimizers.New(nn.Parameters(model), adam.New(adam.NewDefaultConfig()))
+//	optimizer := fusespago.NewOptimizer(nn.Parameters(model), fusespago.NewAdam(fusespago.DefaultAdam()))
+//	…
+//	if err := optimizer.Optimize(); err != nil { … }
+//
+// [Optimizer] is spago's optimizers.Optimizer made to wait for its updates
+// (spago v1.1.0's returns while they still run); the strategies work with
+// spago's too.
+//
+// # What a step does
+//
+// OptimizeParams reads the parameter's value and gradient through spago's
+// Dense.Data, which returns the matrix's own backing slice when the element
+// type matches, so the update is one pass of a fuseopt kernel over the
+// parameter in place, without a copy. Afterwards it drops the gradient
+// (Param.ZeroGrad), as spago's strategies do. float32 and float64 models are
+// both supported; a parameter whose value is not a *mat.Dense, or whose
+// gradient has another element type or size, is refused with an error.
+//
+// # Where the state lives
+//
+// A parameter's optimizer state is a [State] of its element type, kept in
+// nn.Param.State, where spago's own strategies keep theirs. State is
+// registered with encoding/gob, so spago's model saving (nn.Dump,
+// nn.DumpToFile) writes it with the model and nn.Load brings it back;
+// training then resumes exactly where it stopped. A parameter that holds
+// the state of another strategy (spago's *adam.State, say) is refused with an
+// error rather than silently reset.
+//
+// # Concurrency
+//
+// spago's Optimizer.Optimize calls OptimizeParams from several goroutines at
+// once, one parameter each. Every call writes only its own parameter and its
+// own State; the strategy itself is read through atomic pointers, so
+// [Adam.IncExample], [Adam.SetLR] and the other setters may run concurrently
+// with steps. As with spago's strategies, one parameter must not be given to
+// two concurrent calls.
+//
+// # Semantics
+//
+// By default the updates are PyTorch's (torch.optim.Adam, AdamW and SGD,
+// exactly as fuseopt's kernels package documents them), with a step count kept
+// per parameter in its State. spago's own Adam differs in three ways:
+//
+//   - It folds both bias corrections into the step size,
+//     α = lr·√(1−β2ᵗ)/(1−β1ᵗ), and divides by √v + ε. PyTorch divides by
+//     √v/√(1−β2ᵗ) + ε. Multiplying PyTorch's numerator and denominator by
+//     √(1−β2ᵗ) shows that spago's ε acts as a PyTorch ε' = ε/√(1−β2ᵗ):
+//     early in training (t = 1, β2 = 0.999) it weighs about 32 times as
+//     much as the same ε in PyTorch; the two agree as t grows. (Conversely,
+//     PyTorch's ε is spago's ε·√(1−β2ᵗ).)
+//   - Its step t is one counter for the whole optimizer that advances only
+//     when the caller invokes IncExample (spago's constructor sets it to 1).
+//     A loop that never calls IncExample trains with t = 1 throughout.
+//   - Its AdamW (a non-zero Lambda) adds λ·p inside the scaled step, so that
+//     the decay is p·(1 − α·λ) with spago's α, where PyTorch's AdamW decays by
+//     p·(1 − lr·λ).
+//
+// [AdamConfig.Semantics] = [Spago] reproduces all three with the same fused
+// kernel (ε' = ε·ib2 with ib2 = 1/√(1−β2ᵗ), λ' = λ·√(1−β2ᵗ)/(1−β1ᵗ), t from
+// IncExample); [AdamFromSpago] converts a spago adam.Config to it. spago's SGD
+// (with or without momentum and Nesterov) is PyTorch's SGD without dampening
+// or weight decay, so [SGDFromSpago] needs no special mode.
+package fusespago

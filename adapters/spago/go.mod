@@ -1,0 +1,16 @@
+module github.com/fuseopt/fuseopt/adapters/spago
+
+go 1.26.0
+
+require (
+	github.com/fuseopt/fuseopt v0.0.0
+	github.com/nlpodyssey/spago v1.1.0
+)
+
+require (
+	github.com/google/flatbuffers v23.5.26+incompatible // indirect
+	github.com/klauspost/cpuid/v2 v2.4.2 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)
+
+replace github.com/fuseopt/fuseopt => ../..

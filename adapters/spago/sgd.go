@@ -1,0 +1,166 @@
+package fusespago
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/mat/float"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/nlpodyssey/spago/optimizers"
+	"github.com/nlpodyssey/spago/optimizers/sgd"
+)
+
+// SGDConfig holds the hyperparameters of [SGD], as torch.optim.SGD has them.
+// One step is fuseopt's kernels.Set.SGDF32 (without momentum) or
+// MomentumF32 (with it), and the float64 forms:
+//
+//	if WeightDecay ≠ 0 { g = g + WeightDecay·p }
+//	b = first step ? g : Momentum·b + (1−Dampening)·g
+//	p = p − LR·(Nesterov ? g + Momentum·b : b)          // b = g without momentum
+type SGDConfig struct {
+	LR          float64 // learning rate, ≥ 0
+	Momentum    float64 // μ, ≥ 0
+	Dampening   float64 // τ
+	WeightDecay float64 // coupled L2 term, ≥ 0
+	Nesterov    bool    // needs Momentum > 0 and Dampening = 0
+	Maximize    bool    // ascend instead of descend
+	// Kernels is the kernel set to run; nil selects kernels.Active().
+	Kernels *kernels.Set
+}
+
+// SGDFromSpago returns the configuration of spago's sgd.New(c). spago
+// keeps its velocity as v = μ·v + lr·g and steps p −= v (Nesterov:
+// p −= (1+μ)·v − μ·v_prev); with a constant learning rate v = lr·b, and both
+// forms are PyTorch's.
+func SGDFromSpago(c sgd.Config) SGDConfig {
+	return SGDConfig{LR: c.LR, Momentum: c.Mu, Nesterov: c.Nesterov}
+}
+
+// Validate reports an invalid hyperparameter, with an error wrapping
+// kernels.ErrCoeff. OptimizeParams reports the same errors.
+func (c SGDConfig) Validate() error {
+	var k kernels.Coeffs
+	return c.coeffs(&k, true)
+}
+
+func (c SGDConfig) coeffs(k *kernels.Coeffs, first bool) error {
+	pre := kernels.Prelude{Maximize: c.Maximize}
+	var err error
+	if c.Momentum == 0 && !c.Nesterov {
+		err = kernels.SGD{LR: c.LR, WeightDecay: c.WeightDecay, Prelude: pre}.CoeffsInto(k)
+	} else {
+		err = kernels.Momentum{
+			LR: c.LR, Momentum: c.Momentum, Dampening: c.Dampening,
+			WeightDecay: c.WeightDecay, Nesterov: c.Nesterov, Prelude: pre,
+		}.CoeffsInto(k, first)
+	}
+	if err != nil {
+		return fmt.Errorf("fusespago: SGD: %w", err)
+	}
+	return nil
+}
+
+// SGD is an optimizers.OptimizationStrategy that updates a parameter by one
+// fused SGD step (see [SGDConfig]) and drops its gradient. Make it with
+// [NewSGD]; it is safe for the concurrent calls of spago's Optimizer.
+type SGD struct {
+	cfg   atomic.Pointer[SGDConfig]
+	cache [2]atomic.Pointer[sgdCoeffs] // later steps, first step
+}
+
+type sgdCoeffs struct {
+	cfg *SGDConfig
+	c   kernels.Coeffs
+}
+
+var _ optimizers.OptimizationStrategy = (*SGD)(nil)
+
+// NewSGD returns an SGD strategy with the hyperparameters c. Invalid
+// hyperparameters are reported by OptimizeParams (and by c.Validate).
+func NewSGD(c SGDConfig) *SGD {
+	o := new(SGD)
+	o.cfg.Store(&c)
+	return o
+}
+
+// Config returns the hyperparameters.
+func (o *SGD) Config() SGDConfig { return *o.cfg.Load() }
+
+// SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+func (o *SGD) SetConfig(c SGDConfig) { o.cfg.Store(&c) }
+
+// SetLR sets the learning rate, for schedules.
+func (o *SGD) SetLR(lr float64) {
+	for {
+		old := o.cfg.Load()
+		c := *old
+		c.LR = lr
+		if o.cfg.CompareAndSwap(old, &c) {
+			return
+		}
+	}
+}
+
+func (o *SGD) coeffsFor(cfg *SGDConfig, first bool) (*kernels.Coeffs, error) {
+	slot := &o.cache[0]
+	if first {
+		slot = &o.cache[1]
+	}
+	if e := slot.Load(); e != nil && e.cfg == cfg {
+		return &e.c, nil
+	}
+	e := &sgdCoeffs{cfg: cfg}
+	if err := cfg.coeffs(&e.c, first); err != nil {
+		return nil, err
+	}
+	slot.Store(e)
+	return &e.c, nil
+}
+
+// OptimizeParams updates p by one step from its gradient and drops the
+// gradient. A parameter without a gradient is left alone.
+func (o *SGD) OptimizeParams(p *nn.Param) error {
+	switch d := p.Matrix.(type) {
+	case *mat.Dense[float32]:
+		return sgdStep(o, p, d)
+	case *mat.Dense[float64]:
+		return sgdStep(o, p, d)
+	}
+	return unsupported(p)
+}
+
+func sgdStep[T float.DType](o *SGD, p *nn.Param, d *mat.Dense[T]) error {
+	data, grad, ok, err := paramSlices(p, d)
+	if !ok || err != nil {
+		return err
+	}
+	cfg := o.cfg.Load()
+	st, err := stateFor[T](p, KindSGD, len(data))
+	if err != nil {
+		return err
+	}
+	momentum := cfg.Momentum != 0 || cfg.Nesterov
+	c, err := o.coeffsFor(cfg, momentum && st.MomentumBuffer == nil)
+	if err != nil {
+		return err
+	}
+	s := cfg.Kernels
+	if s == nil {
+		s = kernels.Active()
+	}
+	if momentum {
+		st.ensure([4]bool{false, false, false, true}, len(data), data)
+		err = runMomentum(s, c, data, grad, st.MomentumBuffer)
+	} else {
+		err = runSGD(s, c, data, grad)
+	}
+	if err != nil {
+		return fmt.Errorf("fusespago: SGD step of a %v parameter: %w", d.Shape(), err)
+	}
+	st.Step++
+	p.State = st
+	p.ZeroGrad()
+	return nil
+}

@@ -1,0 +1,532 @@
+package fusespago
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/mat/float"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/nlpodyssey/spago/optimizers"
+	"github.com/nlpodyssey/spago/optimizers/adam"
+	"github.com/nlpodyssey/spago/optimizers/sgd"
+)
+
+const trainSteps = 300
+
+// Both spago's Adam and the adapter (PyTorch semantics) must train the model.
+func TestConverges(t *testing.T) {
+	t.Run("float32", testConverges[float32])
+	t.Run("float64", testConverges[float64])
+}
+
+func testConverges[T float.DType](t *testing.T) {
+	d := newDataset[T]()
+	cases := []struct {
+		name     string
+		strategy func() (optimizers.OptimizationStrategy, func())
+	}{
+		{"spago-adam", func() (optimizers.OptimizationStrategy, func()) {
+			s := adam.New(adam.NewConfig(0.01, 0.9, 0.999, 1e-8))
+			return s, s.IncExample
+		}},
+		{"fuseopt-adam", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultAdam()
+			c.LR = 0.01
+			return NewAdam(c), nil
+		}},
+		{"fuseopt-adamw", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultAdamW()
+			c.LR = 0.01
+			return NewAdam(c), nil
+		}},
+		{"spago-sgd-nesterov", func() (optimizers.OptimizationStrategy, func()) {
+			return sgd.New[T](sgd.NewConfig(0.05, 0.9, true)), nil
+		}},
+		{"fuseopt-sgd-nesterov", func() (optimizers.OptimizationStrategy, func()) {
+			return NewSGD(SGDConfig{LR: 0.05, Momentum: 0.9, Nesterov: true}), nil
+		}},
+	}
+	for _, c := range cases {
+		s, inc := c.strategy()
+		before, after := train(t, newMLP[T](1), d, s, trainSteps, inc)
+		t.Logf("%-22s loss %.5f → %.5f", c.name, before, after)
+		if !(after < before/5) {
+			t.Errorf("%s: loss %.5f → %.5f, want at least a 5× reduction", c.name, before, after)
+		}
+	}
+}
+
+// With Semantics = Spago the adapter follows spago's own Adam and AdamW step
+// for step; spago's SGD has PyTorch's semantics already. The two optimizers
+// see the same gradients (computed on spago's model, copied to the other),
+// so that only their arithmetic differs: spago's parallel backward pass
+// accumulates gradients in a varying order and would otherwise add noise of
+// its own.
+func TestMatchesSpago(t *testing.T) {
+	t.Run("float32", func(t *testing.T) { testMatchesSpago[float32](t, 2e-5) })
+	t.Run("float64", func(t *testing.T) { testMatchesSpago[float64](t, 1e-13) })
+}
+
+func testMatchesSpago[T float.DType](t *testing.T, tol float64) {
+	d := newDataset[T]()
+	type pair struct {
+		name         string
+		spago, fused optimizers.OptimizationStrategy
+		incS, incF   func()
+	}
+	var cases []pair
+	for _, cfg := range []adam.Config{
+		adam.NewConfig(0.01, 0.9, 0.999, 1e-8),
+		adam.NewConfig(0.005, 0.8, 0.99, 1e-3), // ε large enough to matter
+		adam.NewAdamWConfig(0.01, 0.9, 0.999, 1e-6, 0.05),
+	} {
+		s, f := adam.New(cfg), NewAdam(AdamFromSpago(cfg))
+		cases = append(cases, pair{fmt.Sprintf("adam%+v", cfg), s, f, s.IncExample, f.IncExample})
+	}
+	for _, cfg := range []sgd.Config{
+		sgd.NewConfig(0.05, 0, false),
+		sgd.NewConfig(0.05, 0.9, false),
+		sgd.NewConfig(0.05, 0.9, true),
+	} {
+		cases = append(cases, pair{fmt.Sprintf("sgd%+v", cfg), sgd.New[T](cfg), NewSGD(SGDFromSpago(cfg)), nil, nil})
+	}
+	for _, c := range cases {
+		ms, mf := newMLP[T](3), newMLP[T](3)
+		os := NewOptimizer(nn.StreamParams(ms.params()), c.spago)
+		of := NewOptimizer(nn.StreamParams(mf.params()), c.fused)
+		before := fullLoss(ms, d)
+		for k := range trainSteps {
+			lossGrad(t, ms, d, k)
+			for i, p := range ms.params() {
+				setGrad(mf.params()[i], backing(p.Grad().(*mat.Dense[T])))
+			}
+			if err := os.Optimize(); err != nil {
+				t.Fatal(err)
+			}
+			if err := of.Optimize(); err != nil {
+				t.Fatal(err)
+			}
+			if c.incS != nil {
+				c.incS()
+				c.incF()
+			}
+		}
+		ls, lf := fullLoss(ms, d), fullLoss(mf, d)
+		diff := maxRelDiff[T](mf, ms, 1e-2)
+		t.Logf("%s: loss %.5f → spago %.6f, fuseopt %.6f; max relative parameter difference %.3g", c.name, before, ls, lf, diff)
+		if !(diff <= tol) {
+			t.Errorf("%s: parameters differ by %.3g (relative), want ≤ %.3g", c.name, diff, tol)
+		}
+		if !(ls < before/5) {
+			t.Errorf("%s: loss %.5f → %.5f, want at least a 5× reduction", c.name, before, ls)
+		}
+	}
+}
+
+// The default semantics is PyTorch's; spago's Adam is not, and after a few
+// steps the two differ measurably (by more than the matched tolerance).
+func TestPyTorchDiffersFromSpago(t *testing.T) {
+	d := newDataset[float64]()
+	cfg := adam.NewConfig(0.01, 0.9, 0.999, 1e-3)
+	ms, mf := newMLP[float64](3), newMLP[float64](3)
+	s := adam.New(cfg)
+	train(t, ms, d, s, 20, s.IncExample)
+	pc := AdamFromSpago(cfg)
+	pc.Semantics = PyTorch
+	train(t, mf, d, NewAdam(pc), 20, nil)
+	if diff := maxRelDiff[float64](mf, ms, 1e-3); diff < 1e-6 {
+		t.Errorf("PyTorch and spago semantics agree to %.3g: the ε placement should differ", diff)
+	}
+}
+
+// textbookAdam is torch.optim.Adam/AdamW written out in float64.
+type textbookAdam struct {
+	lr, b1, b2, eps, wd float64
+	decoupled, amsgrad  bool
+	m, v, vmax          []float64
+	t                   int
+}
+
+func (a *textbookAdam) step(p, g []float64) {
+	if a.m == nil {
+		a.m, a.v, a.vmax = make([]float64, len(p)), make([]float64, len(p)), make([]float64, len(p))
+	}
+	a.t++
+	bc1 := 1 - math.Pow(a.b1, float64(a.t))
+	bc2 := 1 - math.Pow(a.b2, float64(a.t))
+	for i := range p {
+		gi := g[i]
+		if a.decoupled {
+			p[i] *= 1 - a.lr*a.wd
+		} else {
+			gi += a.wd * p[i]
+		}
+		a.m[i] = a.b1*a.m[i] + (1-a.b1)*gi
+		a.v[i] = a.b2*a.v[i] + (1-a.b2)*gi*gi
+		vv := a.v[i]
+		if a.amsgrad {
+			a.vmax[i] = math.Max(a.vmax[i], a.v[i])
+			vv = a.vmax[i]
+		}
+		p[i] -= a.lr / bc1 * a.m[i] / (math.Sqrt(vv)/math.Sqrt(bc2) + a.eps)
+	}
+}
+
+// Under PyTorch semantics each step is exactly the kernel's (bit for bit,
+// at every kernel level this CPU has) and within rounding of the textbook
+// float64 algorithm.
+func TestPyTorchReference(t *testing.T) {
+	for _, level := range kernels.Levels() {
+		ks, err := kernels.For(level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cfg := range []AdamConfig{
+			{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
+			{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1},
+			{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.1, Decoupled: true, AMSGrad: true},
+		} {
+			cfg.Kernels = ks
+			t.Run(fmt.Sprintf("%v/wd=%v,decoupled=%v,amsgrad=%v", level, cfg.WeightDecay, cfg.Decoupled, cfg.AMSGrad), func(t *testing.T) {
+				testPyTorchReference(t, cfg)
+			})
+		}
+	}
+}
+
+func testPyTorchReference(t *testing.T, cfg AdamConfig) {
+	const n, steps = 37, 50
+	r := rand.New(rand.NewPCG(5, 9))
+	init := make([]float64, n)
+	for i := range init {
+		init[i] = 2*r.Float64() - 1
+	}
+	p := nn.NewParam(mat.NewDense[float64](mat.WithBacking(append([]float64(nil), init...)), mat.WithShape(n)))
+	ref := append([]float64(nil), init...)
+	book := textbookAdam{lr: cfg.LR, b1: cfg.Beta1, b2: cfg.Beta2, eps: cfg.Eps, wd: cfg.WeightDecay, decoupled: cfg.Decoupled, amsgrad: cfg.AMSGrad}
+	bookP := append([]float64(nil), init...)
+	m, v, vmax := make([]float64, n), make([]float64, n), make([]float64, n)
+	h := kernels.Adam{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay, Decoupled: cfg.Decoupled, AMSGrad: cfg.AMSGrad}
+	o := NewAdam(cfg)
+	gen, err := kernels.For(kernels.Generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := 1; s <= steps; s++ {
+		g := make([]float64, n)
+		for i := range g {
+			g[i] = r.NormFloat64() * math.Exp2(float64(r.IntN(9)-4))
+		}
+		setGrad(p, g)
+		if err := o.OptimizeParams(p); err != nil {
+			t.Fatal(err)
+		}
+		if p.HasGrad() {
+			t.Fatal("the gradient was not dropped after the step")
+		}
+		c, err := h.Coeffs(int64(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gen.AdamF64(&c, ref, g, m, v, vmax); err != nil {
+			t.Fatal(err)
+		}
+		book.step(bookP, g)
+		got := values[float64](p)
+		for i := range got {
+			if math.Float64bits(got[i]) != math.Float64bits(ref[i]) {
+				t.Fatalf("step %d, element %d: %v, the generic kernel gives %v", s, i, got[i], ref[i])
+			}
+			if d := math.Abs(got[i] - bookP[i]); d > 1e-12*math.Max(1, math.Abs(bookP[i])) {
+				t.Fatalf("step %d, element %d: %v, the textbook algorithm gives %v", s, i, got[i], bookP[i])
+			}
+		}
+	}
+	st := p.State.(*State[float64])
+	if st.Step != steps {
+		t.Errorf("State.Step = %d, want %d", st.Step, steps)
+	}
+	for i := range m {
+		if st.ExpAvg[i] != m[i] || st.ExpAvgSq[i] != v[i] {
+			t.Fatalf("state element %d: m %v v %v, want %v %v", i, st.ExpAvg[i], st.ExpAvgSq[i], m[i], v[i])
+		}
+	}
+}
+
+// The update happens in the parameter's own backing array, and the state
+// buffers do not share page offsets with it.
+func TestInPlace(t *testing.T) {
+	t.Run("float32", testInPlace[float32])
+	t.Run("float64", testInPlace[float64])
+}
+
+func testInPlace[T float.DType](t *testing.T) {
+	const n = 3 * 1024
+	backingArr := make([]T, n)
+	for i := range backingArr {
+		backingArr[i] = T(i%7) - 3
+	}
+	d := mat.NewDense[T](mat.WithBacking(backingArr), mat.WithShape(n/4, 4))
+	p := &nn.Param{Matrix: d}
+	p.SetRequiresGrad(true)
+	own := backing(d)
+	if unsafe.SliceData(own) != unsafe.SliceData(values[T](p)) {
+		t.Fatal("backing returned a different array on a second call")
+	}
+	before := append([]T(nil), own...)
+	g := make([]T, n)
+	for i := range g {
+		g[i] = 1
+	}
+	setGrad(p, g)
+	if err := NewAdam(DefaultAdam()).OptimizeParams(p); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.SliceData(backing(d)) != unsafe.SliceData(own) {
+		t.Fatal("the parameter's data array was replaced")
+	}
+	for i := range own {
+		if want := before[i] - T(1e-3); math.Abs(float64(own[i]-want)) > 1e-6*math.Max(1, math.Abs(float64(want))) {
+			t.Fatalf("element %d: %v after one step with g = 1, want %v (lr 1e-3)", i, own[i], want)
+		}
+	}
+	st := p.State.(*State[T])
+	size := unsafe.Sizeof(T(0))
+	offs := []uintptr{
+		uintptr(unsafe.Pointer(unsafe.SliceData(own))) % pageBytes,
+		uintptr(unsafe.Pointer(unsafe.SliceData(st.ExpAvg))) % pageBytes,
+		uintptr(unsafe.Pointer(unsafe.SliceData(st.ExpAvgSq))) % pageBytes,
+	}
+	for i := range offs {
+		for j := range i {
+			if d := circDist(int(offs[i]), int(offs[j])); d < 1024 {
+				t.Errorf("streams %d and %d start %d bytes apart within a page (element size %d)", i, j, d, size)
+			}
+		}
+	}
+}
+
+// The state is saved and loaded with the model by spago's own nn.Dump and
+// nn.Load, and training resumes exactly.
+func TestSaveLoad(t *testing.T) {
+	t.Run("float32/adam", func(t *testing.T) {
+		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy { return NewAdam(DefaultAdamW()) })
+	})
+	t.Run("float64/adam-amsgrad", func(t *testing.T) {
+		testSaveLoad[float64](t, func() optimizers.OptimizationStrategy {
+			c := DefaultAdam()
+			c.AMSGrad = true
+			return NewAdam(c)
+		})
+	})
+	t.Run("float32/sgd", func(t *testing.T) {
+		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy {
+			return NewSGD(SGDConfig{LR: 0.05, Momentum: 0.9, Dampening: 0.1})
+		})
+	})
+}
+
+func testSaveLoad[T float.DType](t *testing.T, newStrategy func() optimizers.OptimizationStrategy) {
+	d := newDataset[T]()
+	m := newMLP[T](11)
+	train(t, m, d, newStrategy(), 25, nil)
+	var buf bytes.Buffer
+	if err := nn.Dump(m, &buf); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := nn.Load[*mlp](&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range loaded.params() {
+		st, ok := p.State.(*State[T])
+		if !ok {
+			t.Fatalf("param %d: loaded state is %T", i, p.State)
+		}
+		orig := m.params()[i].State.(*State[T])
+		if st.Step != orig.Step || st.Kind != orig.Kind {
+			t.Fatalf("param %d: loaded state step %d kind %q, want %d %q", i, st.Step, st.Kind, orig.Step, orig.Kind)
+		}
+		if !slices.Equal(st.ExpAvg, orig.ExpAvg) || !slices.Equal(st.ExpAvgSq, orig.ExpAvgSq) ||
+			!slices.Equal(st.MaxExpAvgSq, orig.MaxExpAvgSq) || !slices.Equal(st.MomentumBuffer, orig.MomentumBuffer) {
+			t.Fatalf("param %d: loaded state buffers differ", i)
+		}
+	}
+	// Resume both with the same gradients: bit-identical parameters.
+	r := rand.New(rand.NewPCG(2, 2))
+	sa, sb := newStrategy(), newStrategy()
+	for range 25 {
+		for i, p := range m.params() {
+			g := make([]T, p.Size())
+			for j := range g {
+				g[j] = T(r.NormFloat64())
+			}
+			q := loaded.params()[i]
+			setGrad(p, g)
+			setGrad(q, g)
+			if err := sa.OptimizeParams(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := sb.OptimizeParams(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if diff := maxRelDiff[T](loaded, m, 1); diff != 0 {
+		t.Errorf("resumed training differs from uninterrupted training by %.3g", diff)
+	}
+}
+
+// Many parameters through spago's concurrent Optimizer give the same result
+// as one parameter at a time.
+func TestConcurrentOptimize(t *testing.T) {
+	const nParams, n = 64, 257
+	mk := func() []*nn.Param {
+		r := rand.New(rand.NewPCG(3, 3))
+		ps := make([]*nn.Param, nParams)
+		for i := range ps {
+			v := make([]float32, n)
+			for j := range v {
+				v[j] = float32(r.NormFloat64())
+			}
+			ps[i] = nn.NewParam(mat.NewDense[float32](mat.WithBacking(v), mat.WithShape(n)))
+		}
+		return ps
+	}
+	conc, seq := mk(), mk()
+	oc, os := NewAdam(DefaultAdamW()), NewAdam(DefaultAdamW())
+	opt := NewOptimizer(nn.StreamParams(conc), oc)
+	r := rand.New(rand.NewPCG(4, 4))
+	for range 10 {
+		for i := range conc {
+			g := make([]float32, n)
+			for j := range g {
+				g[j] = float32(r.NormFloat64())
+			}
+			setGrad(conc[i], g)
+			setGrad(seq[i], g)
+		}
+		if err := opt.Optimize(); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range seq {
+			if err := os.OptimizeParams(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		oc.IncExample() // no effect under PyTorch semantics
+	}
+	for i := range conc {
+		a, b := values[float32](conc[i]), values[float32](seq[i])
+		for j := range a {
+			if a[j] != b[j] {
+				t.Fatalf("param %d element %d: %v concurrently, %v sequentially", i, j, a[j], b[j])
+			}
+		}
+	}
+}
+
+// wrapped is a mat.Matrix that is not a *mat.Dense.
+type wrapped struct{ mat.Matrix }
+
+func TestErrors(t *testing.T) {
+	newP := func() *nn.Param {
+		return nn.NewParam(mat.NewDense[float32](mat.WithBacking([]float32{1, 2, 3}), mat.WithShape(3)))
+	}
+
+	p := newP()
+	if err := NewAdam(DefaultAdam()).OptimizeParams(p); err != nil || p.State != nil {
+		t.Errorf("no gradient: err %v, state %v; want nothing done", err, p.State)
+	}
+
+	p = newP()
+	setGrad(p, []float32{1, 1, 1})
+	p.Matrix = wrapped{p.Matrix}
+	if err := NewSGD(SGDConfig{LR: 0.1}).OptimizeParams(p); !errors.Is(err, ErrParam) {
+		t.Errorf("a value that is not a *mat.Dense: %v, want ErrParam", err)
+	}
+
+	p = newP()
+	setGrad(p, []float32{1, 1, 1})
+	p.State = &adam.State{}
+	if err := NewAdam(DefaultAdam()).OptimizeParams(p); !errors.Is(err, ErrState) {
+		t.Errorf("spago's Adam state: %v, want ErrState", err)
+	}
+	if got := values[float32](p); got[0] != 1 {
+		t.Errorf("the parameter changed on error: %v", got)
+	}
+
+	p = newP()
+	setGrad(p, []float32{1, 1, 1})
+	if err := NewAdam(DefaultAdam()).OptimizeParams(p); err != nil {
+		t.Fatal(err)
+	}
+	setGrad(p, []float32{1, 1, 1})
+	if err := NewSGD(SGDConfig{LR: 0.1, Momentum: 0.9}).OptimizeParams(p); !errors.Is(err, ErrState) {
+		t.Errorf("SGD on Adam state: %v, want ErrState", err)
+	}
+
+	bad := DefaultAdam()
+	bad.Beta2 = 1
+	if err := bad.Validate(); !errors.Is(err, kernels.ErrCoeff) {
+		t.Errorf("Validate with β2 = 1: %v, want kernels.ErrCoeff", err)
+	}
+	p = newP()
+	setGrad(p, []float32{1, 1, 1})
+	if err := NewAdam(bad).OptimizeParams(p); !errors.Is(err, kernels.ErrCoeff) {
+		t.Errorf("OptimizeParams with β2 = 1: %v, want kernels.ErrCoeff", err)
+	}
+	if p.State != nil || !p.HasGrad() || values[float32](p)[0] != 1 {
+		t.Errorf("a failed step changed the parameter: state %v, has gradient %v, value %v", p.State, p.HasGrad(), values[float32](p))
+	}
+	if err := (SGDConfig{LR: 0.1, Nesterov: true}).Validate(); !errors.Is(err, kernels.ErrCoeff) {
+		t.Errorf("Nesterov without momentum: %v, want kernels.ErrCoeff", err)
+	}
+}
+
+// Under PyTorch semantics each parameter counts its own steps; under Spago
+// semantics the optimizer's IncExample counter is the step.
+func TestStepCounting(t *testing.T) {
+	mk := func() *nn.Param {
+		return nn.NewParam(mat.NewDense[float64](mat.WithBacking([]float64{1, -1}), mat.WithShape(2)))
+	}
+	for _, sem := range []Semantics{PyTorch, Spago} {
+		c := DefaultAdam()
+		c.Semantics = sem
+		o := NewAdam(c)
+		a, b := mk(), mk()
+		for range 3 {
+			setGrad(a, []float64{0.5, 0.5})
+			if err := o.OptimizeParams(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setGrad(b, []float64{0.5, 0.5})
+		if err := o.OptimizeParams(b); err != nil {
+			t.Fatal(err)
+		}
+		// A first step of Adam with a constant gradient moves by exactly lr
+		// (up to ε) under PyTorch semantics, whatever the other
+		// parameters did; spago's t = 1 (no IncExample) gives the same.
+		if got := values[float64](b)[0]; math.Abs(got-(1-1e-3)) > 1e-9 {
+			t.Errorf("%v: first step of a fresh parameter gave %v, want %v", sem, got, 1-1e-3)
+		}
+		if st := a.State.(*State[float64]); st.Step != 3 {
+			t.Errorf("%v: State.Step = %d, want 3", sem, st.Step)
+		}
+	}
+}
+
+func TestSemanticsString(t *testing.T) {
+	if PyTorch.String() != "pytorch" || Spago.String() != "spago" || Semantics(9).String() != "Semantics(9)" {
+		t.Error(PyTorch, Spago, Semantics(9))
+	}
+}
