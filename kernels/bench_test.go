@@ -49,12 +49,28 @@ func sizeOf[T Float](z T) uintptr {
 
 // benchLevels runs f for every supported level, and for n in benchSizes.
 func benchLevels(b *testing.B, f func(b *testing.B, s *Set, n int)) {
+	benchSets(b, nil, f)
+}
+
+// benchSets is benchLevels with extra named sets (variants of a level).
+func benchSets(b *testing.B, extra map[string]*Set, f func(b *testing.B, s *Set, n int)) {
+	type named struct {
+		name string
+		s    *Set
+	}
+	var all []named
 	for _, l := range Levels() {
 		s, _ := For(l)
+		all = append(all, named{l.String(), s})
+		if e, ok := extra[l.String()]; ok {
+			all = append(all, named{l.String() + "-estimates", e})
+		}
+	}
+	for _, ns := range all {
 		for _, n := range benchSizes {
-			b.Run(fmt.Sprintf("%v/n=%d", l, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/n=%d", ns.name, n), func(b *testing.B) {
 				b.ReportAllocs()
-				f(b, s, n)
+				f(b, ns.s, n)
 			})
 		}
 	}
@@ -67,7 +83,15 @@ func benchAdam[T Float](b *testing.B, fast, ams bool) {
 	if ams {
 		streams = 5
 	}
-	benchLevels(b, func(b *testing.B, s *Set, n int) {
+	// Where AdamFast runs the exact kernel (FastIsExact), the estimate path
+	// is measured as well, as <level>-estimates.
+	extra := map[string]*Set{}
+	for _, l := range Levels() {
+		if s, _ := For(l); fast && s.FastIsExact() {
+			extra[l.String()] = estimatePath(s)
+		}
+	}
+	benchSets(b, extra, func(b *testing.B, s *Set, n int) {
 		a := slab[T](streams, n)
 		for i := range a[3] {
 			a[3][i] *= a[3][i] // v ≥ 0

@@ -241,7 +241,7 @@ func TestGolden(t *testing.T) {
 	levels := append([]*Set{sets[Generic]}, testLevels(t)...)
 	for _, s := range levels {
 		t.Run(s.Level().String(), func(t *testing.T) {
-			got := allGolden(s)
+			got := allGolden(estimatePath(s))
 			keys := slices.Sorted(func(yield func(string) bool) {
 				for k := range want.Hashes {
 					if !yield(k) {

@@ -2,7 +2,17 @@
 
 package kernels
 
+import "github.com/klauspost/cpuid/v2"
+
 //go:generate sh -c "cd _asm && go run . -out ../kernels_amd64.s -stubs ../stubs_amd64.go -pkg kernels"
+
+// fastIsExactOn reports whether AdamFast should run the exact kernel on this
+// CPU: AMD family 0x19 (Zen 3/4) and later, whose dividers keep pace (see
+// the README's measurements).
+func fastIsExactOn() bool {
+	c := &cpuid.CPU
+	return c.VendorID == cpuid.AMD && c.Family >= 0x19
+}
 
 func init() {
 	sets[AVX2] = &Set{
@@ -67,4 +77,6 @@ func init() {
 			roof3:      roof3F64AVX512,
 		},
 	}
+	sets[AVX2].fastIsExact = fastIsExactOn()
+	sets[AVX512].fastIsExact = fastIsExactOn()
 }

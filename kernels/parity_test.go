@@ -327,7 +327,8 @@ func runFast[T Float](t *testing.T, ns []int) {
 	exact := adamKernel[T](false)
 	fast := adamKernel[T](true)
 	ref := sets[Generic]
-	for _, s := range append([]*Set{ref}, testLevels(t)...) {
+	for _, s0 := range append([]*Set{ref}, testLevels(t)...) {
+		s := estimatePath(s0)
 		t.Run(s.Level().String(), func(t *testing.T) {
 			worst := 0.0
 			for _, n := range ns {
@@ -449,3 +450,32 @@ func TestParityRoof(t *testing.T) {
 	t.Run("F32", func(t *testing.T) { runParity(t, roofKernel[float32](), lengths(true)) })
 	t.Run("F64", func(t *testing.T) { runParity(t, roofKernel[float64](), lengths(true)) })
 }
+
+// estimatePath returns a copy of s whose AdamFast takes the estimate path
+// even where the CPU model makes it run the exact kernel, so that the path is
+// tested on every machine.
+func estimatePath(s *Set) *Set {
+	c := *s
+	c.fastIsExact = false
+	return &c
+}
+
+// Where FastIsExact, AdamFast is bit-identical to Adam.
+func TestFastIsExact(t *testing.T) {
+	for _, s := range testLevels(t) {
+		if !s.FastIsExact() {
+			continue
+		}
+		c := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(3))
+		in := ewInput(ptr(adamKernel[float32](false)), 1000, 3, 0.1, 1)
+		want, ws := cloneAll(in)
+		got, gs := cloneAll(in)
+		_ = s.AdamF32(&c, ws[0], ws[1], ws[2], ws[3], ws[4])
+		_ = s.AdamFastF32(&c, gs[0], gs[1], gs[2], gs[3], gs[4])
+		for i := range in {
+			compareBufs(t, fmt.Sprintf("%v stream %d", s.Level(), i), want[i], got[i])
+		}
+	}
+}
+
+func ptr[T any](x T) *T { return &x }
