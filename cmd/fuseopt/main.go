@@ -1,94 +1,91 @@
-// Command fuseopt shows what the library does on this CPU: the detected
-// features and dispatch level, a parity self-check of every level against
-// the reference, and a quick timing of the fused Adam step.
+// Command fuseopt shows what fuseopt does on this CPU.
+//
+//	fuseopt           the tour: CPU, features and dispatch level, a bit-exact
+//	                  parity self-check of every level, a compact benchmark
+//	fuseopt bench     the full comparison with plain Go, gonum and the memory
+//	                  roof (text, -markdown or -json; -plot file.svg|png)
+//	fuseopt demo      training on generated data: an MLP with SGD, momentum,
+//	                  Adam and AdamW, and logistic regression with Newton
+//	                  against Adam (-plot file.svg|png)
+//
+// Usage errors (a bad flag, an unknown command, a plot file that cannot be
+// written) print one line on stderr and exit with status 2; a failed parity
+// check or measurement exits with status 1.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
 	"os"
 	"strings"
-	"time"
-
-	"github.com/fuseopt/fuseopt/kernels"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+const usage = `fuseopt shows what the fuseopt optimizer kernels do on this CPU.
+
+usage:
+  fuseopt [flags]          the tour: CPU, level, parity self-check, a short benchmark
+  fuseopt bench [flags]    the full comparison table (-json, -markdown, -plot file.svg|png)
+  fuseopt demo [flags]     train an MLP and a logistic regression on generated data
+  fuseopt help             this text
+
+"fuseopt <command> -h" lists the flags of a command.
+`
+
+// run is the command with its arguments, writing to stdout and stderr; it
+// returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fuseopt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("n", 65536, "parameters in the timing run")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cmd := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
 	}
-	if *n < 1 || *n > 1<<28 {
-		fmt.Fprintf(stderr, "fuseopt: -n %d out of range (1 … 2^28)\n", *n)
-		return 2
+	switch cmd {
+	case "", "tour":
+		return tourCmd(args, stdout, stderr)
+	case "bench":
+		return benchCmd(args, stdout, stderr)
+	case "demo":
+		return demoCmd(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
-	info := kernels.Describe()
-	fmt.Fprintf(stdout, "CPU       %s (%s, %d cores, %d threads)\n", info.Brand, info.Arch, info.Cores, info.Threads)
-	fmt.Fprintf(stdout, "features  %s\n", strings.Join(info.Features, " "))
-	fmt.Fprintf(stdout, "levels    %v  (active: %v; %s=generic|avx2|avx512|neon lowers it)\n", info.Levels, info.Active, kernels.EnvVar)
-	if info.EnvNote != "" {
-		fmt.Fprintf(stdout, "          %s\n", info.EnvNote)
-	}
-	ok := true
-	fmt.Fprintf(stdout, "\nAdam float32, n=%d, one goroutine:\n", *n)
-	fmt.Fprintf(stdout, "  %-8s %12s %10s  %s\n", "level", "Mparam/s", "speedup", "parity with generic")
-	var base float64
-	var ref []float32
-	for _, l := range info.Levels {
-		s, _ := kernels.For(l)
-		rate, p := timeAdam(s, *n)
-		if l == kernels.Generic {
-			base, ref = rate, p
-		}
-		parity := "bit-identical"
-		for i := range p {
-			if math.Float32bits(p[i]) != math.Float32bits(ref[i]) {
-				parity = fmt.Sprintf("DIFFERS at element %d", i)
-				ok = false
-				break
-			}
-		}
-		fmt.Fprintf(stdout, "  %-8v %12.0f %9.1fx  %s\n", l, rate, rate/base, parity)
-	}
-	if !ok {
-		return 1
-	}
-	return 0
+	fmt.Fprintf(stderr, "fuseopt: unknown command %q (want bench, demo or help)\n", cmd)
+	return 2
 }
 
-// timeAdam runs Adam steps on n parameters for about 0.3 s and returns the
-// rate and the parameters after the first 5 steps (for the parity check).
-func timeAdam(s *kernels.Set, n int) (float64, []float32) {
-	r := rand.New(rand.NewPCG(1, 1))
-	buf := make([]float32, 4*n+64)
-	p, g, m, v := buf[0:n], buf[n+16:2*n+16], buf[2*n+32:3*n+32], buf[3*n+48:4*n+48]
-	for i := range p {
-		p[i], g[i] = float32(r.NormFloat64()), float32(r.NormFloat64()*1e-2)
-	}
-	h := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}
-	var c kernels.Coeffs
-	var snap []float32
-	steps := 0
-	start := time.Now()
-	for time.Since(start) < 300*time.Millisecond || steps < 5 {
-		steps++
-		_ = h.CoeffsInto(&c, int64(steps))
-		_ = s.AdamF32(&c, p, g, m, v, nil)
-		if steps == 5 {
-			snap = append([]float32(nil), p...)
-			start = time.Now()
-			steps = 5
+// usageErr prints err as the one-line usage error of command name and
+// returns the exit status 2.
+func usageErr(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	return 2
+}
+
+// parseFlags parses args with fs. It returns done when the command must
+// stop, with the exit status: 0 after -h (the flags are listed on stdout),
+// 2 after a usage error (one line on stderr).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (status int, done bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		if fs.Name() == "fuseopt" {
+			fmt.Fprint(stdout, usage+"\nflags of the tour:\n")
+		} else {
+			fmt.Fprintf(stdout, "usage: %s [flags]\n\nflags:\n", fs.Name())
 		}
+		fs.PrintDefaults()
+		return 0, true
+	case err != nil:
+		return usageErr(stderr, fs.Name(), fmt.Errorf("%v (%s -h lists the flags)", err, fs.Name())), true
+	case fs.NArg() > 0:
+		return usageErr(stderr, fs.Name(), fmt.Errorf("unexpected argument %q (%s -h lists the flags)", fs.Arg(0), fs.Name())), true
 	}
-	el := time.Since(start).Seconds()
-	return float64(n) * float64(steps-5) / el / 1e6, snap
+	return 0, false
 }

@@ -1,0 +1,421 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Table is a table of text cells, written aligned for a terminal or as a
+// GitHub markdown table.
+type Table struct {
+	Title string
+	Head  []string
+	Rows  [][]string
+}
+
+// Write writes t to w: aligned columns (the first left-aligned, the others
+// right-aligned), or a markdown table under a bold title.
+func (t *Table) Write(w io.Writer, markdown bool) error {
+	var b strings.Builder
+	if markdown {
+		if t.Title != "" {
+			fmt.Fprintf(&b, "**%s**\n\n", t.Title)
+		}
+		b.WriteString("| " + strings.Join(t.Head, " | ") + " |\n|")
+		for i := range t.Head {
+			if i == 0 {
+				b.WriteString(":--|")
+			} else {
+				b.WriteString("--:|")
+			}
+		}
+		b.WriteString("\n")
+		for _, r := range t.Rows {
+			b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+		}
+	} else {
+		if t.Title != "" {
+			b.WriteString(t.Title + "\n")
+		}
+		width := make([]int, len(t.Head))
+		for _, r := range append([][]string{t.Head}, t.Rows...) {
+			for i, c := range r {
+				width[i] = max(width[i], utf8.RuneCountInString(c))
+			}
+		}
+		for _, r := range append([][]string{t.Head}, t.Rows...) {
+			for i, c := range r {
+				pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+				switch {
+				case i == 0:
+					b.WriteString("  " + c + pad)
+				default:
+					b.WriteString("  " + pad + c)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// FormatSize writes n with a binary suffix where it is a whole number of
+// Ki or Mi: 4096 → "4K", 16777216 → "16M".
+func FormatSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "M"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "K"
+	}
+	return strconv.Itoa(n)
+}
+
+// ParseSize parses a size written as FormatSize writes it (or a plain
+// number; k, m, g are accepted in either case).
+func ParseSize(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	mul := 1
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'k', 'K':
+			mul = 1 << 10
+		case 'm', 'M':
+			mul = 1 << 20
+		case 'g', 'G':
+			mul = 1 << 30
+		}
+		if mul != 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > (1<<30)/mul {
+		return 0, fmt.Errorf("bad size %q (want a positive number, optionally with K or M)", s)
+	}
+	return n * mul, nil
+}
+
+// ParseSizes parses a comma-separated list of sizes.
+func ParseSizes(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := ParseSize(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// rate formats a rate with three significant figures.
+func rate(x float64) string {
+	switch {
+	case x != x || x <= 0:
+		return "–"
+	case x >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case x >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	}
+}
+
+func ratio(x float64) string {
+	if x != x || x <= 0 {
+		return "–"
+	}
+	if x >= 10 {
+		return strconv.FormatFloat(x, 'f', 0, 64) + "×"
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64) + "×"
+}
+
+func percent(x float64) string {
+	if x != x || x <= 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(100*x, 'f', 0, 64) + "%"
+}
+
+// contenderNames returns the contender names of cases in first-seen order.
+func contenderNames(results ...[]Measure) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, rs := range results {
+		for _, m := range rs {
+			if !seen[m.Contender] {
+				seen[m.Contender] = true
+				names = append(names, m.Contender)
+			}
+		}
+	}
+	return names
+}
+
+// StepTables returns one table per step and precision: parameters per
+// second of every contender, the best level's speedup over the scalar
+// loop and its fraction of the roof, and the roof in GB/s.
+func (r *Report) StepTables() []Table {
+	best := r.BestLevel()
+	var out []Table
+	for i := 0; i < len(r.Steps); {
+		j := i
+		for j < len(r.Steps) && r.Steps[j].Op == r.Steps[i].Op && r.Steps[j].Prec == r.Steps[i].Prec {
+			j++
+		}
+		cases := r.Steps[i:j]
+		var all [][]Measure
+		for _, c := range cases {
+			all = append(all, c.Results)
+		}
+		names := contenderNames(all...)
+		t := Table{Title: fmt.Sprintf("%s %s — Mparam/s on one goroutine (%d B/param moved)",
+			cases[0].Op.Title(), cases[0].Prec.Title(), cases[0].BytesPerParam)}
+		t.Head = append(append([]string{"n"}, names...), best+" ÷ "+NameScalar, best+" % of roof", "roof GB/s")
+		for _, c := range cases {
+			row := []string{FormatSize(c.N)}
+			for _, n := range names {
+				if m := c.Get(n); m != nil {
+					row = append(row, rate(c.MParams(m)))
+				} else {
+					row = append(row, "–")
+				}
+			}
+			b, s, rf := c.Get(best), c.Get(NameScalar), c.Get(NameRoof)
+			sp, fr, gb := 0.0, 0.0, 0.0
+			if b != nil && s != nil {
+				sp = s.NsPerOp / b.NsPerOp
+			}
+			if b != nil && rf != nil {
+				fr = rf.NsPerOp / b.NsPerOp
+			}
+			if rf != nil {
+				gb = c.GBps(rf)
+			}
+			row = append(row, ratio(sp), percent(fr), rate(gb))
+			t.Rows = append(t.Rows, row)
+		}
+		out = append(out, t)
+		i = j
+	}
+	return out
+}
+
+// CompactTable returns every step case in one table: parameters per second
+// of every contender and the best level's speedup over the scalar loop.
+func (r *Report) CompactTable() Table {
+	best := r.BestLevel()
+	var all [][]Measure
+	for _, c := range r.Steps {
+		all = append(all, c.Results)
+	}
+	names := contenderNames(all...)
+	t := Table{Title: "Mparam/s, one goroutine (median of " + strconv.Itoa(r.Settings.Runs) + " alternated runs)"}
+	t.Head = append(append([]string{"step"}, names...), best+" ÷ "+NameScalar, best+" % of roof")
+	for _, c := range r.Steps {
+		row := []string{fmt.Sprintf("%s %s n=%s", c.Op.Title(), c.Prec, FormatSize(c.N))}
+		for _, n := range names {
+			if m := c.Get(n); m != nil {
+				row = append(row, rate(c.MParams(m)))
+			} else {
+				row = append(row, "–")
+			}
+		}
+		b, s, rf := c.Get(best), c.Get(NameScalar), c.Get(NameRoof)
+		sp, fr := 0.0, 0.0
+		if b != nil && s != nil {
+			sp = s.NsPerOp / b.NsPerOp
+		}
+		if b != nil && rf != nil {
+			fr = rf.NsPerOp / b.NsPerOp
+		}
+		t.Rows = append(t.Rows, append(row, ratio(sp), percent(fr)))
+	}
+	return t
+}
+
+// PeakLine describes the measured FMA peak in one line.
+func (r *Report) PeakLine() string {
+	if r.Peak == nil {
+		return ""
+	}
+	var parts []string
+	for i := range r.Peak.Results {
+		m := &r.Peak.Results[i]
+		parts = append(parts, fmt.Sprintf("%s GFLOP/s on %d goroutine%s", rate(r.Peak.GFLOPS(m)), m.Workers, plural(m.Workers)))
+	}
+	return fmt.Sprintf("float64 FMA peak (%s): %s", r.Peak.Kernel, strings.Join(parts, ", "))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// SolveTable returns the Newton solve comparison: GFLOP/s of every
+// contender, each as a fraction of the FMA peak on as many goroutines, and
+// the best fuseopt figure over gonum's.
+func (r *Report) SolveTable() Table {
+	var all [][]Measure
+	for _, c := range r.Solve {
+		all = append(all, c.Results)
+	}
+	names := contenderNames(all...)
+	t := Table{Title: "Newton solve, float64: Cholesky factorisation and one solve — GFLOP/s (n³/3 + 2n² flops), % of FMA peak"}
+	t.Head = []string{"n"}
+	t.Head = append(t.Head, names...)
+	for _, n := range names {
+		t.Head = append(t.Head, n+" % peak")
+	}
+	t.Head = append(t.Head, "fuseopt ÷ gonum")
+	for _, c := range r.Solve {
+		row := []string{strconv.Itoa(c.N)}
+		for _, n := range names {
+			if m := c.Get(n); m != nil {
+				row = append(row, rate(c.GFLOPS(m)))
+			} else {
+				row = append(row, "–")
+			}
+		}
+		bestNs := 0.0
+		for _, n := range names {
+			m := c.Get(n)
+			if m == nil {
+				row = append(row, "–")
+				continue
+			}
+			row = append(row, percent(c.GFLOPS(m)/r.Peak.For(m.Workers)))
+			if m.Kind == KindSolve && (bestNs == 0 || m.NsPerOp < bestNs) {
+				bestNs = m.NsPerOp
+			}
+		}
+		sp := 0.0
+		if g := c.Get(NameGonumCholesky); g != nil && bestNs > 0 {
+			sp = g.NsPerOp / bestNs
+		}
+		t.Rows = append(t.Rows, append(row, ratio(sp)))
+	}
+	return t
+}
+
+// ModelTable returns the model-like step comparison.
+func (r *Report) ModelTable() Table {
+	var all [][]Measure
+	for _, c := range r.Model {
+		all = append(all, c.Results)
+	}
+	names := contenderNames(all...)
+	title := "Model step"
+	if s := r.Settings.Model; s != nil && len(r.Model) > 0 {
+		title = fmt.Sprintf("Model step: %d tensors (%d matrices %d×%d with biases, %d norms), %d parameters — Mparam/s",
+			r.Model[0].Tensors, s.Layers, s.Width, s.Width, s.Norms, r.Model[0].Params)
+	}
+	t := Table{Title: title}
+	fastest := ""
+	for _, n := range names {
+		if strings.HasPrefix(n, "optim/") {
+			fastest = n // the one with most workers: listed last
+		}
+	}
+	roof := ""
+	for _, n := range names {
+		if strings.HasPrefix(n, "roof/") {
+			roof = n
+		}
+	}
+	t.Head = append(append([]string{"step"}, names...), fastest+" ÷ "+NameScalar, fastest+" % of "+roof)
+	for _, c := range r.Model {
+		row := []string{c.Op.Title() + " " + string(c.Prec)}
+		for _, n := range names {
+			if m := c.Get(n); m != nil {
+				row = append(row, rate(c.MParams(m)))
+			} else {
+				row = append(row, "–")
+			}
+		}
+		f, s, rf := c.Get(fastest), c.Get(NameScalar), c.Get(roof)
+		sp, fr := 0.0, 0.0
+		if f != nil && s != nil {
+			sp = s.NsPerOp / f.NsPerOp
+		}
+		if f != nil && rf != nil {
+			fr = rf.NsPerOp / f.NsPerOp
+		}
+		t.Rows = append(t.Rows, append(row, ratio(sp), percent(fr)))
+	}
+	return t
+}
+
+// Header returns the lines that describe the machine and the method.
+func (r *Report) Header() []string {
+	m := r.Machine
+	lines := []string{
+		fmt.Sprintf("machine  %s (%s, %d threads, GOMAXPROCS %d), %s", m.CPU, m.Arch, m.Threads, m.GOMAXPROCS, m.Go),
+		fmt.Sprintf("levels   %s compared (active at start-up: %s); roof at %s",
+			strings.Join(r.Settings.Levels, ", "), m.Active, r.Settings.Roof),
+		fmt.Sprintf("method   median of %d runs of ≈%s per contender, contenders alternated round-robin;",
+			r.Settings.Runs, fmtDuration(r.Settings.SampleNs)),
+		"         streams cut from one slab with staggered offsets; per-step coefficients computed once",
+	}
+	if m.EnvNote != "" {
+		lines = append(lines, "         "+m.EnvNote)
+	}
+	return lines
+}
+
+func fmtDuration(ns int64) string {
+	switch {
+	case ns >= 1e9 && ns%1e9 == 0:
+		return strconv.FormatInt(ns/1e9, 10) + "s"
+	case ns >= 1e6:
+		return strconv.FormatFloat(float64(ns)/1e6, 'g', 3, 64) + "ms"
+	case ns >= 1e3:
+		return strconv.FormatFloat(float64(ns)/1e3, 'g', 3, 64) + "µs"
+	}
+	return strconv.FormatInt(ns, 10) + "ns"
+}
+
+// Write writes the whole report as text or markdown tables.
+func (r *Report) Write(w io.Writer, markdown bool) error {
+	var b strings.Builder
+	for _, l := range r.Header() {
+		if markdown {
+			l = strings.TrimSpace(l) + "  "
+		}
+		b.WriteString(l + "\n")
+	}
+	b.WriteString("\n")
+	for _, t := range r.StepTables() {
+		if err := t.Write(&b, markdown); err != nil {
+			return err
+		}
+	}
+	if len(r.Solve) > 0 {
+		b.WriteString(r.PeakLine() + "\n\n")
+		t := r.SolveTable()
+		if err := t.Write(&b, markdown); err != nil {
+			return err
+		}
+	}
+	if len(r.Model) > 0 {
+		t := r.ModelTable()
+		if err := t.Write(&b, markdown); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

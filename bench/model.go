@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
+)
+
+// ModelSpec is the shape of the model-like multi-tensor step: Layers
+// weight matrices of Width×Width, each with a bias of Width, and Norms layer
+// norms, each a weight and a bias of Width.
+type ModelSpec struct {
+	Layers int `json:"layers"`
+	Width  int `json:"width"`
+	Norms  int `json:"norms"`
+}
+
+// DefaultModel is 64 layers of 256×256 with their biases and 36 layer norms:
+// 200 tensors, 4 229 120 parameters (the optim package's benchmark model).
+func DefaultModel() ModelSpec { return ModelSpec{Layers: 64, Width: 256, Norms: 36} }
+
+// Sizes returns the tensor sizes in registration order.
+func (m ModelSpec) Sizes() []int {
+	var s []int
+	for range m.Layers {
+		s = append(s, m.Width*m.Width, m.Width)
+	}
+	for range m.Norms {
+		s = append(s, m.Width, m.Width)
+	}
+	return s
+}
+
+// Params returns the number of parameters.
+func (m ModelSpec) Params() int {
+	t := 0
+	for _, n := range m.Sizes() {
+		t += n
+	}
+	return t
+}
+
+func (m ModelSpec) validate() error {
+	if m.Layers < 0 || m.Norms < 0 || m.Width < 1 || m.Layers+m.Norms == 0 {
+		return fmt.Errorf("bench: model %d layers × %d wide, %d norms: want width ≥ 1 and at least one tensor", m.Layers, m.Width, m.Norms)
+	}
+	return nil
+}
+
+// modelStreams returns the memory of a model step: per tensor its streams,
+// p, g and the state, all cut from one slab, the streams of each tensor
+// staggered as slab staggers them.
+func modelStreams[T Float](o Op, sizes []int) [][][]T {
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	k := o.Streams()
+	var out [][][]T
+	// k streams per tensor and k² · 17 lines of padding.
+	line := 64 / elemSize[T]()
+	buf := make([]T, k*total+len(sizes)*k*k*17*line)
+	at := 0
+	for _, n := range sizes {
+		streams := make([][]T, k)
+		for s := range k {
+			at += (2*s + 1) * 17 * line
+			streams[s] = buf[at : at+n : at+n]
+			at += n
+		}
+		fillParams(streams[0])
+		fillGrads(streams[1])
+		if k > 2 {
+			fillMoment(streams[2])
+		}
+		if k > 3 {
+			fillSecond(streams[3])
+		}
+		out = append(out, streams)
+	}
+	return out
+}
+
+// numModelContenders is the number of contenders of a model case.
+func numModelContenders(workers int) int {
+	if workers > 1 {
+		return 6
+	}
+	return 4
+}
+
+// modelContenders returns the contenders of a step of o over a model of the
+// given tensor sizes, and a function that releases the optimizers:
+// "scalar-go" (the scalar loop per tensor), "kernels/<l>" (a kernel call per
+// tensor), "optim/w=1" and "optim/w=W" (the optim package on 1 and W
+// workers, with the kernels of level l), "roof/w=1" and "roof/w=W" (the roof
+// of every tensor's streams at level l, the tensors split between W
+// goroutines). All work on the same parameters and gradients.
+func modelContenders[T Float](o Op, sizes []int, l kernels.ISA, workers int) ([]contender, func(), error) {
+	s, err := kernels.For(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	k := bind[T](s)
+	c, err := coeffs(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	tensors := modelStreams[T](o, sizes)
+	var scalar, fused, roofs []func() error
+	for _, a := range tensors {
+		scalar = append(scalar, scalarOf(o, a))
+		fused = append(fused, stepOf(k, o, &c, a))
+		roofs = append(roofs, roofOf(k, a))
+	}
+	seq := func(fs []func() error) func() error {
+		return func() error {
+			for _, f := range fs {
+				if err := f(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	cs := []contender{
+		{name: NameScalar, kind: KindScalar, workers: 1, step: seq(scalar)},
+		{name: "kernels/" + l.String(), kind: KindLevel, workers: 1, step: seq(fused)},
+	}
+	var opts []*optim.Optimizer[T]
+	release := func() {
+		for _, op := range opts {
+			op.Close()
+		}
+	}
+	ws := []int{1}
+	if workers > 1 {
+		ws = append(ws, workers)
+	}
+	for _, w := range ws {
+		op, err := optim.New[T](hyper(o), optim.Options{Kernels: s, Workers: w})
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		opts = append(opts, op)
+		for i, a := range tensors {
+			if err := op.Add("t"+strconv.Itoa(i), a[0], a[1]); err != nil {
+				release()
+				return nil, nil, err
+			}
+		}
+		cs = append(cs, contender{name: "optim/w=" + strconv.Itoa(w), kind: KindOptim, workers: w,
+			step: func() error { _, err := op.Step(); return err }})
+	}
+	for _, w := range ws {
+		cs = append(cs, contender{name: "roof/w=" + strconv.Itoa(w), kind: KindRoof, workers: w,
+			step: parallel(roofs, sizes, w)})
+	}
+	return cs, release, nil
+}
+
+// parallel returns a step that runs fs split into w contiguous runs of
+// about equal total size, one per goroutine (the caller runs the first).
+func parallel(fs []func() error, sizes []int, w int) func() error {
+	if w <= 1 {
+		return func() error {
+			for _, f := range fs {
+				if err := f(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	// bounds[i] is the first tensor of run i.
+	bounds := []int{0}
+	acc := 0
+	for i, n := range sizes {
+		acc += n
+		if len(bounds) < w && acc >= total*len(bounds)/w && i+1 < len(sizes) {
+			bounds = append(bounds, i+1)
+		}
+	}
+	bounds = append(bounds, len(fs))
+	errs := make([]error, len(bounds)-1)
+	var wg sync.WaitGroup
+	run := func(r int) {
+		errs[r] = nil
+		for _, f := range fs[bounds[r]:bounds[r+1]] {
+			if err := f(); err != nil {
+				errs[r] = err
+				return
+			}
+		}
+	}
+	return func() error {
+		for r := 1; r < len(bounds)-1; r++ {
+			wg.Go(func() { run(r) })
+		}
+		run(0)
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,55 @@
+package bench
+
+import (
+	"math"
+	"strconv"
+	"sync"
+)
+
+// peakIters is the number of loop iterations of one peak operation: about
+// 10⁷ flops on one AVX-512 core, a fraction of a millisecond.
+const peakIters = 1 << 16
+
+// peakSink keeps the scalar loop's result alive.
+var peakSink float64
+
+// scalarPeakLoop is the peak of scalar math.FMA with 8 independent chains,
+// for builds without vector code.
+func scalarPeakLoop() (string, int, func(n int)) {
+	return "scalar math.FMA ×8", 8 * 2, func(n int) {
+		a, b := 1.0000001, 0.9999999
+		var s [8]float64
+		for range n {
+			s[0] = math.FMA(a, b, s[0])
+			s[1] = math.FMA(a, b, s[1])
+			s[2] = math.FMA(a, b, s[2])
+			s[3] = math.FMA(a, b, s[3])
+			s[4] = math.FMA(a, b, s[4])
+			s[5] = math.FMA(a, b, s[5])
+			s[6] = math.FMA(a, b, s[6])
+			s[7] = math.FMA(a, b, s[7])
+		}
+		peakSink = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]
+	}
+}
+
+// peakContenders returns the peak loop on one goroutine and, when workers
+// > 1, on workers goroutines at once (the caller and workers-1 others).
+func peakContenders(workers int) (kernel string, flops float64, cs []contender) {
+	name, perIter, loop := peakLoop()
+	one := func() error { loop(peakIters); return nil }
+	cs = append(cs, contender{name: "peak/w=1", kind: KindPeak, workers: 1, step: one})
+	if workers > 1 {
+		var wg sync.WaitGroup
+		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(workers), kind: KindPeak, workers: workers,
+			step: func() error {
+				for range workers - 1 {
+					wg.Go(func() { loop(peakIters) })
+				}
+				loop(peakIters)
+				wg.Wait()
+				return nil
+			}})
+	}
+	return name, float64(perIter) * peakIters, cs
+}

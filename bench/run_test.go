@@ -1,0 +1,315 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/solve"
+)
+
+// tinyConfig is a run of every part at sizes and durations a test affords.
+func tinyConfig() Config {
+	return Config{Ops: Ops, Precs: Precs, Sizes: []int{33, 1000}, Sample: 200 * time.Microsecond, Runs: 3,
+		SolveSizes: []int{40}, Model: &ModelSpec{Layers: 2, Width: 16, Norms: 1}, Workers: 2}
+}
+
+func TestRunTiny(t *testing.T) {
+	cfg := tinyConfig()
+	var calls, last, total int
+	cfg.Progress = func(done, tot int, what string) {
+		calls++
+		if done != last+1 || what == "" {
+			t.Errorf("progress %d/%d %q after %d", done, tot, what, last)
+		}
+		last, total = done, tot
+	}
+	r, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != total || calls != total {
+		t.Errorf("progress ended at %d of %d after %d calls", last, total, calls)
+	}
+	levels := kernels.Levels()
+	if want := len(Ops) * len(Precs) * 2; len(r.Steps) != want {
+		t.Fatalf("%d step cases, want %d", len(r.Steps), want)
+	}
+	for _, c := range r.Steps {
+		if len(c.Results) != numStepContenders(c.Op, c.Prec, len(levels)) {
+			t.Errorf("%s %s n=%d: %d contenders", c.Op, c.Prec, c.N, len(c.Results))
+		}
+		for _, name := range []string{NameScalar, NameRoof, levels[len(levels)-1].String()} {
+			m := c.Get(name)
+			if m == nil {
+				t.Fatalf("%s %s n=%d: no %s", c.Op, c.Prec, c.N, name)
+			}
+			if len(m.SamplesNs) != 3 || !(m.NsPerOp > 0) || m.Iters < 1 {
+				t.Errorf("%s %s n=%d %s: %+v", c.Op, c.Prec, c.N, name, m)
+			}
+		}
+		if c.BytesPerParam != c.Op.BytesPerParam(c.Prec) {
+			t.Errorf("bytes per param %d", c.BytesPerParam)
+		}
+	}
+	if r.Peak == nil || r.Peak.For(1) <= 0 || r.Peak.For(2) <= 0 {
+		t.Errorf("peak %+v", r.Peak)
+	}
+	if len(r.Solve) != 1 || len(r.Solve[0].Results) != 3 || r.Solve[0].Get(NameGonumCholesky) == nil {
+		t.Errorf("solve %+v", r.Solve)
+	}
+	if len(r.Model) != len(Ops)*len(Precs) || len(r.Model[0].Results) != numModelContenders(2) {
+		t.Errorf("model %+v", r.Model)
+	}
+
+	// JSON round trip.
+	js, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&back, r) {
+		t.Errorf("JSON round trip changed the report")
+	}
+
+	for _, md := range []bool{false, true} {
+		var b bytes.Buffer
+		if err := r.Write(&b, md); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, want := range []string{"AdamW float64", "Nesterov float32", "scalar-go", "gonum-blas", "gonum-floats",
+			"roof GB/s", "FMA peak", "fuseopt/w=2", "Model step", "optim/w=2"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("markdown=%v: output lacks %q:\n%s", md, want, out)
+			}
+		}
+		if md && !strings.Contains(out, "|:--|--:|") {
+			t.Errorf("no markdown table:\n%s", out)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []Config{
+		{Sizes: []int{0}},
+		{Runs: -1},
+		{Sample: -time.Second},
+		{SolveSizes: []int{-3}},
+		{Levels: []kernels.ISA{kernels.ISA(99)}},
+		{Model: &ModelSpec{Width: 0, Layers: 1}},
+	} {
+		if _, err := Run(c); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: error %v, want ErrConfig", c, err)
+		}
+	}
+}
+
+// The scalar loops, gonum and the kernels compute the same steps (the
+// scalar loops in their own operation order, so within a tolerance).
+func TestContendersAgree(t *testing.T) {
+	for _, o := range Ops {
+		t.Run(string(o)+"/f32", func(t *testing.T) { contendersAgree[float32](t, o, 1e-5) })
+		t.Run(string(o)+"/f64", func(t *testing.T) { contendersAgree[float64](t, o, 1e-12) })
+	}
+}
+
+func contendersAgree[T Float](t *testing.T, o Op, tol float64) {
+	const n, steps = 1003, 4
+	levels := kernels.Levels()
+	var want [][]T
+	for i := 0; ; i++ {
+		// Each contender runs on fresh streams.
+		a := stepStreams[T](o, n)
+		cs, err := contendersOn(o, a, levels, kernels.Best())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cs[i]
+		if c.kind == KindRoof {
+			return
+		}
+		for range steps {
+			if err := c.step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want == nil { // the scalar loop comes first
+			want = a
+			continue
+		}
+		for s := range a {
+			for j := range a[s] {
+				w, g := float64(want[s][j]), float64(a[s][j])
+				if math.Abs(g-w) > tol*(math.Abs(w)+1e-3) {
+					t.Fatalf("%s: stream %d [%d] = %v, scalar loop %v", c.name, s, j, g, w)
+				}
+			}
+		}
+	}
+}
+
+func TestParity(t *testing.T) {
+	res, err := Parity(kernels.Levels())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(kernels.Levels())-1 {
+		t.Fatalf("%d results for levels %v", len(res), kernels.Levels())
+	}
+	for _, r := range res {
+		if !r.OK() || r.Checks == 0 || r.Elements == 0 {
+			t.Errorf("%+v", r)
+		}
+	}
+}
+
+// A level that differs from the reference in one bit is caught.
+func TestParityDetects(t *testing.T) {
+	g, _ := kernels.For(kernels.Generic)
+	ref := bind[float32](g)
+	bad := ref
+	bad.level = kernels.ISA(9)
+	bad.sgd = func(c *kernels.Coeffs, p, gr []float32) error {
+		err := ref.sgd(c, p, gr)
+		if len(p) > 20 {
+			p[20] = math.Nextafter32(p[20], 10)
+		}
+		return err
+	}
+	bad.sumSq = func(x []float32) float64 { return math.Nextafter(ref.sumSq(x), 1e300) }
+	out := []ParityResult{{Level: "bad"}}
+	if err := parityT(ref, []kset[float32]{bad}, out); err != nil {
+		t.Fatal(err)
+	}
+	if out[0].OK() {
+		t.Fatal("a changed bit went unnoticed")
+	}
+	joined := strings.Join(out[0].Failures, "\n")
+	if !strings.Contains(joined, "p[20]") || len(out[0].Failures) != maxFailures {
+		t.Errorf("failures:\n%s", joined)
+	}
+}
+
+func TestSolveContendersSolve(t *testing.T) {
+	pool := solve.NewPool(2)
+	defer pool.Close()
+	for _, n := range []int{1, 17, 70} {
+		cs, err := solveContenders(n, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if err := c.step(); err != nil {
+				t.Fatalf("n=%d %s: %v", n, c.name, err)
+			}
+		}
+	}
+}
+
+func TestModelContenders(t *testing.T) {
+	spec := ModelSpec{Layers: 3, Width: 24, Norms: 2}
+	if spec.Params() != 3*(24*24+24)+2*48 || len(spec.Sizes()) != 10 {
+		t.Fatalf("spec %v: %d params, %d tensors", spec, spec.Params(), len(spec.Sizes()))
+	}
+	if d := DefaultModel(); len(d.Sizes()) != 200 || d.Params() != 4229120 {
+		t.Errorf("default model: %d tensors, %d params", len(d.Sizes()), d.Params())
+	}
+	for _, o := range Ops {
+		cs, release, err := modelContenders[float32](o, spec.Sizes(), kernels.Best(), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != numModelContenders(3) {
+			t.Errorf("%d contenders", len(cs))
+		}
+		for _, c := range cs {
+			for range 3 {
+				if err := c.step(); err != nil {
+					t.Fatalf("%s %s: %v", o, c.name, err)
+				}
+			}
+		}
+		release()
+	}
+}
+
+// parallel runs every function exactly once, whatever the split.
+func TestParallel(t *testing.T) {
+	for _, w := range []int{1, 2, 3, 7} {
+		for _, sizes := range [][]int{{5}, {1, 1}, {100, 1, 1, 1}, {1, 2, 3, 4, 5, 6, 7, 8, 9}} {
+			counts := make([]int, len(sizes))
+			var fs []func() error
+			for i := range sizes {
+				fs = append(fs, func() error { counts[i]++; return nil })
+			}
+			if err := parallel(fs, sizes, w)(); err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range counts {
+				if c != 1 {
+					t.Fatalf("w=%d sizes %v: function %d ran %d times", w, sizes, i, c)
+				}
+			}
+		}
+	}
+}
+
+func TestSteadyStepsDoNotAllocate(t *testing.T) {
+	cs, err := stepContenders[float32](Adam, 512, kernels.Levels(), kernels.Best())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if a := testing.AllocsPerRun(10, func() { _ = c.step() }); a != 0 {
+			t.Errorf("%s: %v allocations per step", c.name, a)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestSizes(t *testing.T) {
+	got, err := ParseSizes("4K, 64k,1M,100,16M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{4096, 65536, 1 << 20, 100, 16 << 20}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseSizes = %v, want %v", got, want)
+	}
+	for _, n := range got {
+		back, err := ParseSize(FormatSize(n))
+		if err != nil || back != n {
+			t.Errorf("FormatSize(%d) = %q parses to %d, %v", n, FormatSize(n), back, err)
+		}
+	}
+	for _, bad := range []string{"", "0", "-4K", "x", "2G0", "5G"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) succeeded", bad)
+		}
+	}
+	if _, err := ParseOps("adam,rmsprop"); err == nil {
+		t.Error("ParseOps accepted rmsprop")
+	}
+	if _, err := ParsePrecs("f16"); err == nil {
+		t.Error("ParsePrecs accepted f16")
+	}
+}

@@ -1,0 +1,94 @@
+package bench
+
+import "math"
+
+// The plain scalar loops of a Go ML stack: one optimizer step written as a
+// Go program writes it today (as gorgonia's and spago's solvers do), with
+// PyTorch's semantics, in the parameters' own precision. The bias
+// corrections are computed once per step outside the loop, and the slices
+// are re-sliced to len(p) so that the compiler drops the bounds checks: the
+// loops get their best chance.
+
+func pow(b float64, t int) float64 { return math.Pow(b, float64(t)) }
+
+func sgdScalarF32(p, g []float32, lr float32) {
+	g = g[:len(p)]
+	for i := range p {
+		p[i] -= lr * g[i]
+	}
+}
+
+func sgdScalarF64(p, g []float64, lr float64) {
+	g = g[:len(p)]
+	for i := range p {
+		p[i] -= lr * g[i]
+	}
+}
+
+// momentumScalarF32 is torch.optim.SGD with momentum (dampening 0) after
+// its first step: buf = μ·buf + g; p -= lr·buf (Nesterov: p -= lr·(g + μ·buf)).
+func momentumScalarF32(p, g, buf []float32, lr, mu float32, nesterov bool) {
+	g, buf = g[:len(p)], buf[:len(p)]
+	if nesterov {
+		for i := range p {
+			buf[i] = mu*buf[i] + g[i]
+			p[i] -= lr * (g[i] + mu*buf[i])
+		}
+		return
+	}
+	for i := range p {
+		buf[i] = mu*buf[i] + g[i]
+		p[i] -= lr * buf[i]
+	}
+}
+
+func momentumScalarF64(p, g, buf []float64, lr, mu float64, nesterov bool) {
+	g, buf = g[:len(p)], buf[:len(p)]
+	if nesterov {
+		for i := range p {
+			buf[i] = mu*buf[i] + g[i]
+			p[i] -= lr * (g[i] + mu*buf[i])
+		}
+		return
+	}
+	for i := range p {
+		buf[i] = mu*buf[i] + g[i]
+		p[i] -= lr * buf[i]
+	}
+}
+
+// adamScalarF32 is one Adam step (wd = 0) or AdamW step (wd > 0, decoupled):
+//
+//	p *= 1 - lr·wd                       (AdamW)
+//	m = β1·m + (1-β1)·g
+//	v = β2·v + (1-β2)·g²
+//	p -= lr · (m/bc1) / (sqrt(v/bc2) + eps)
+func adamScalarF32(p, g, m, v []float32, lr, b1, b2, eps, wd, bc1, bc2 float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	decay := 1 - lr*wd
+	for i := range p {
+		if wd != 0 {
+			p[i] *= decay
+		}
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		mhat := m[i] / bc1
+		vhat := v[i] / bc2
+		p[i] -= lr * mhat / (float32(math.Sqrt(float64(vhat))) + eps)
+	}
+}
+
+func adamScalarF64(p, g, m, v []float64, lr, b1, b2, eps, wd, bc1, bc2 float64) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	decay := 1 - lr*wd
+	for i := range p {
+		if wd != 0 {
+			p[i] *= decay
+		}
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		mhat := m[i] / bc1
+		vhat := v[i] / bc2
+		p[i] -= lr * mhat / (math.Sqrt(vhat) + eps)
+	}
+}

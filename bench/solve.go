@@ -1,0 +1,79 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/fuseopt/fuseopt/solve"
+)
+
+// Contender names of the solve comparison: "fuseopt/w=1", "fuseopt/w=W"
+// (the solve package on 1 and on W goroutines) and:
+const NameGonumCholesky = "gonum" // mat.Cholesky Factorize and SolveVecTo
+
+// spd returns a symmetric, diagonally dominant (so positive definite) n×n
+// matrix, row-major, and a right-hand side.
+func spd(n int) (h, g []float64) {
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	h = make([]float64, n*n)
+	for i := range n {
+		for j := range i {
+			v := 2*r.Float64() - 1
+			h[i*n+j], h[j*n+i] = v, v
+		}
+		h[i*n+i] = float64(n) * (1 + r.Float64())
+	}
+	g = make([]float64, n)
+	for i := range g {
+		g[i] = r.NormFloat64()
+	}
+	return h, g
+}
+
+// solveContenders returns the contenders of a Newton solve of size n: the
+// solve package on 1 and on every goroutine of pool, and gonum. Each
+// operation factors a copy of the matrix (the solve package with FactorTo,
+// gonum's Factorize copies) and solves one right-hand side.
+func solveContenders(n int, pool *solve.Pool) ([]contender, error) {
+	h, g := spd(n)
+	src, err := solve.Square(h, n)
+	if err != nil {
+		return nil, err
+	}
+	var cs []contender
+	ws := []int{1}
+	if pool.Size() > 1 {
+		ws = append(ws, pool.Size())
+	}
+	for _, w := range ws {
+		s, err := solve.New[float64](solve.Options{Workers: w, Pool: pool})
+		if err != nil {
+			return nil, err
+		}
+		dst := solve.NewMatrix[float64](n, solve.Lower)
+		x := make([]float64, n)
+		cs = append(cs, contender{name: "fuseopt/w=" + strconv.Itoa(w), kind: KindSolve, workers: w,
+			step: func() error {
+				copy(x, g)
+				if err := s.FactorTo(dst, src); err != nil {
+					return err
+				}
+				return s.Solve(dst, x)
+			}})
+	}
+	sym := mat.NewSymDense(n, h)
+	rhs := mat.NewVecDense(n, g)
+	var ch mat.Cholesky
+	var x mat.VecDense
+	cs = append(cs, contender{name: NameGonumCholesky, kind: KindGonum, workers: pool.Size(),
+		step: func() error {
+			if !ch.Factorize(sym) {
+				return fmt.Errorf("gonum: matrix not positive definite")
+			}
+			return ch.SolveVecTo(&x, rhs)
+		}})
+	return cs, nil
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fuseopt/fuseopt/bench"
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// sizeList formats sizes for a flag default: "4K,16K,…".
+func sizeList(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = bench.FormatSize(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func intList(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// parseLevels parses -cpu: a comma-separated list of levels, or "all".
+func parseLevels(s string) ([]kernels.ISA, error) {
+	if strings.TrimSpace(s) == "all" {
+		return kernels.Levels(), nil
+	}
+	var out []kernels.ISA
+	for _, f := range strings.Split(s, ",") {
+		l, err := kernels.ParseLevel(f)
+		if err != nil {
+			return nil, fmt.Errorf("-cpu: unknown level %q (this CPU runs %v)", strings.TrimSpace(f), kernels.Levels())
+		}
+		if !l.Supported() {
+			return nil, fmt.Errorf("-cpu: level %v is not supported here (this CPU runs %v)", l, kernels.Levels())
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// parseModel parses -model: "LAYERSxWIDTH+NORMS" (e.g. 64x256+36), or
+// "none".
+func parseModel(s string) (*bench.ModelSpec, error) {
+	if s == "none" || s == "" {
+		return nil, nil
+	}
+	bad := fmt.Errorf("-model %q: want LAYERSxWIDTH+NORMS, e.g. 64x256+36, or none", s)
+	lw, norms, ok := strings.Cut(s, "+")
+	if !ok {
+		norms = "0"
+	}
+	l, w, ok := strings.Cut(lw, "x")
+	if !ok {
+		return nil, bad
+	}
+	var m bench.ModelSpec
+	var err1, err2, err3 error
+	m.Layers, err1 = strconv.Atoi(l)
+	m.Width, err2 = strconv.Atoi(w)
+	m.Norms, err3 = strconv.Atoi(norms)
+	if err1 != nil || err2 != nil || err3 != nil || m.Layers < 0 || m.Norms < 0 || m.Width < 1 ||
+		m.Layers+m.Norms == 0 || m.Params() > 1<<28 {
+		return nil, bad
+	}
+	return &m, nil
+}
+
+// measureFlags are the flags that the tour and bench share.
+type measureFlags struct {
+	ops, precs, sizes, cpu, progress string
+	sample                           time.Duration
+	runs                             int
+	markdown                         bool
+}
+
+func (m *measureFlags) register(fs *flag.FlagSet, ops, precs, sizes string, sample time.Duration, runs int) {
+	fs.StringVar(&m.ops, "ops", ops, "optimizer steps: sgd,momentum,nesterov,adam,adamw or all")
+	fs.StringVar(&m.precs, "prec", precs, "precisions: f32,f64 or all")
+	fs.StringVar(&m.sizes, "sizes", sizes, "parameters per step, comma-separated (K and M suffixes)")
+	fs.StringVar(&m.cpu, "cpu", "all", "levels to compare, e.g. avx2,avx512, or all (every level this CPU runs)")
+	fs.DurationVar(&m.sample, "time", sample, "length of one timed run of one contender")
+	fs.IntVar(&m.runs, "runs", runs, "timed runs per contender (figures are medians)")
+	fs.BoolVar(&m.markdown, "markdown", false, "print markdown tables")
+	fs.StringVar(&m.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always, never")
+}
+
+// config returns the bench.Config of the flags.
+func (m *measureFlags) config() (bench.Config, error) {
+	var c bench.Config
+	var err error
+	if c.Ops, err = bench.ParseOps(m.ops); err != nil {
+		return c, fmt.Errorf("-ops: %w", err)
+	}
+	if c.Precs, err = bench.ParsePrecs(m.precs); err != nil {
+		return c, fmt.Errorf("-prec: %w", err)
+	}
+	if c.Sizes, err = bench.ParseSizes(m.sizes); err != nil {
+		return c, fmt.Errorf("-sizes: %w", err)
+	}
+	if c.Levels, err = parseLevels(m.cpu); err != nil {
+		return c, err
+	}
+	if m.sample <= 0 || m.sample > time.Minute {
+		return c, fmt.Errorf("-time %v: want more than 0 and at most 1m", m.sample)
+	}
+	if m.runs < 1 || m.runs > 1000 {
+		return c, fmt.Errorf("-runs %d: want 1 … 1000", m.runs)
+	}
+	c.Sample, c.Runs = m.sample, m.runs
+	return c, nil
+}
+
+func benchCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fuseopt bench", flag.ContinueOnError)
+	var mf measureFlags
+	mf.register(fs, "all", "all", sizeList(bench.DefaultSizes), bench.DefaultSample, bench.DefaultRuns)
+	solveSizes := fs.String("solve", intList(bench.DefaultSolveSizes), "Newton solve matrix sizes, comma-separated, or none")
+	model := fs.String("model", "64x256+36", "model-like step: LAYERSxWIDTH+NORMS tensors, or none")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "goroutines of the multi-core contenders (solve, optim, model roof)")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	plotPath := fs.String("plot", "", "draw throughput against size per contender into `file` (.svg or .png)")
+	if status, done := parseFlags(fs, args, stdout, stderr); done {
+		return status
+	}
+	cfg, err := mf.config()
+	if err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
+	if *solveSizes != "none" {
+		if cfg.SolveSizes, err = bench.ParseSizes(*solveSizes); err != nil {
+			return usageErr(stderr, fs.Name(), fmt.Errorf("-solve: %w", err))
+		}
+	}
+	if cfg.Model, err = parseModel(*model); err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
+	if *workers < 1 || *workers > 1024 {
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-workers %d: want 1 … 1024", *workers))
+	}
+	cfg.Workers = *workers
+	if *jsonOut && mf.markdown {
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-json and -markdown exclude each other"))
+	}
+	bar, err := newProgress(mf.progress, stderr)
+	if err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
+	var plot *plotFile
+	if *plotPath != "" {
+		if plot, err = createPlot(*plotPath); err != nil {
+			return usageErr(stderr, fs.Name(), err)
+		}
+	}
+	cfg.Progress = bar.callback()
+	r, err := bench.Run(cfg)
+	bar.finish()
+	if err != nil {
+		plot.abandon()
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 1
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r)
+	} else {
+		err = r.Write(stdout, mf.markdown)
+	}
+	if err != nil {
+		plot.abandon()
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 1
+	}
+	if plot != nil {
+		if err := plot.write(benchPlots(r)); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+			return 1
+		}
+		if !*jsonOut {
+			fmt.Fprintf(stdout, "plot written to %s\n", plot.path)
+		}
+	}
+	return 0
+}

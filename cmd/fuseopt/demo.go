@@ -1,0 +1,205 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+)
+
+// DemoReport is what the demo prints with -json.
+type DemoReport struct {
+	MLP struct {
+		Config mlpConfig `json:"config"`
+		Runs   []MLPRun  `json:"runs"`
+	} `json:"mlp"`
+	LogReg struct {
+		Config logRegConfig `json:"config"`
+		Newton LogRegRun    `json:"newton"`
+		Adam   LogRegRun    `json:"adam"`
+	} `json:"logistic_regression"`
+}
+
+func demoCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fuseopt demo", flag.ContinueOnError)
+	mc, lc := defaultMLP(), defaultLogReg()
+	fs.IntVar(&mc.Epochs, "epochs", mc.Epochs, "MLP training epochs")
+	fs.IntVar(&mc.Train, "train", mc.Train, "MLP training points")
+	fs.IntVar(&mc.Hidden, "hidden", mc.Hidden, "MLP hidden units")
+	fs.IntVar(&lc.Samples, "samples", lc.Samples, "logistic regression samples")
+	fs.IntVar(&lc.Features, "features", lc.Features, "logistic regression features")
+	fs.IntVar(&lc.AdamSteps, "adam-steps", lc.AdamSteps, "Adam steps on the logistic regression")
+	fs.IntVar(&lc.NewtonIters, "newton-iters", lc.NewtonIters, "Newton iterations at most")
+	seed := fs.Uint64("seed", 1, "seed of the generated data and initial weights")
+	jsonOut := fs.Bool("json", false, "print the losses as JSON")
+	plotPath := fs.String("plot", "", "draw the loss curves into `file` (.svg or .png)")
+	if status, done := parseFlags(fs, args, stdout, stderr); done {
+		return status
+	}
+	mc.Seed, lc.Seed = *seed, *seed
+	mc.Test = mc.Train
+	for _, c := range []struct {
+		name      string
+		v, lo, hi int
+	}{
+		{"-epochs", mc.Epochs, 1, 100000}, {"-train", mc.Train, 2, 1 << 20}, {"-hidden", mc.Hidden, 1, 4096},
+		{"-samples", lc.Samples, 2, 1 << 20}, {"-features", lc.Features, 1, 2000},
+		{"-adam-steps", lc.AdamSteps, 1, 1 << 20}, {"-newton-iters", lc.NewtonIters, 1, 1000},
+	} {
+		if c.v < c.lo || c.v > c.hi {
+			return usageErr(stderr, fs.Name(), fmt.Errorf("%s %d: want %d … %d", c.name, c.v, c.lo, c.hi))
+		}
+	}
+	var pf *plotFile
+	var err error
+	if *plotPath != "" {
+		if pf, err = createPlot(*plotPath); err != nil {
+			return usageErr(stderr, fs.Name(), err)
+		}
+	}
+	var rep DemoReport
+	rep.MLP.Config, rep.LogReg.Config = mc, lc
+	if rep.MLP.Runs, err = trainMLP(mc); err == nil {
+		rep.LogReg.Newton, rep.LogReg.Adam, err = fitLogReg(lc)
+	}
+	if err != nil {
+		pf.abandon()
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 1
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(&rep)
+	} else {
+		err = writeDemo(stdout, &rep)
+	}
+	if err != nil {
+		pf.abandon()
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 1
+	}
+	if pf != nil {
+		if err := pf.write(demoPlots(&rep)); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+			return 1
+		}
+		if !*jsonOut {
+			fmt.Fprintf(stdout, "plot written to %s\n", pf.path)
+		}
+	}
+	return 0
+}
+
+func ms(ns int64) string {
+	return fmt.Sprintf("%.1f ms", float64(ns)/1e6)
+}
+
+func writeDemo(w io.Writer, rep *DemoReport) error {
+	var b strings.Builder
+	mc, runs := rep.MLP.Config, rep.MLP.Runs
+	fmt.Fprintf(&b, "(a) MLP 2 → %d tanh → 2 softmax, two moons (%d training and %d test points, noise %.2g),\n",
+		mc.Hidden, mc.Train, mc.Test, mc.Noise)
+	fmt.Fprintf(&b, "    minibatches of %d, float32, plain-Go backprop, optim for the step; the same start and batches for all\n", mc.Batch)
+	for _, r := range runs {
+		fmt.Fprintf(&b, "    %-9s %s\n", r.Optimizer, r.Config)
+	}
+	b.WriteString("\n  training loss (mean cross-entropy)\n")
+	fmt.Fprintf(&b, "  %6s", "epoch")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "  %10s", r.Optimizer)
+	}
+	b.WriteString("\n")
+	for e := range runs[0].Loss {
+		fmt.Fprintf(&b, "  %6d", e)
+		for _, r := range runs {
+			fmt.Fprintf(&b, "  %10.4f", r.Loss[e])
+		}
+		b.WriteString("\n")
+	}
+	row := func(name string, f func(r MLPRun) string) {
+		fmt.Fprintf(&b, "  %-10s", name)
+		for _, r := range runs {
+			fmt.Fprintf(&b, "  %10s", f(r))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	row("train acc", func(r MLPRun) string { return fmt.Sprintf("%.1f%%", 100*r.TrainAcc) })
+	row("test acc", func(r MLPRun) string { return fmt.Sprintf("%.1f%%", 100*r.TestAcc) })
+	row("wall", func(r MLPRun) string { return ms(r.WallNs) })
+	row("in Step", func(r MLPRun) string { return ms(r.StepNs) })
+	row("steps", func(r MLPRun) string { return fmt.Sprint(r.Steps) })
+
+	lc, nt, ad := rep.LogReg.Config, rep.LogReg.Newton, rep.LogReg.Adam
+	opt := nt.Loss[len(nt.Loss)-1]
+	fmt.Fprintf(&b, "\n(b) logistic regression, %d samples × %d features + bias, L2 λ = %g, float64, full batch:\n",
+		lc.Samples, lc.Features, lc.Lambda)
+	b.WriteString("    Newton (optim.Newton: Cholesky solve of (H + τI) d = g, w -= α·d) against Adam (lr " +
+		fmt.Sprint(lc.AdamLR) + ")\n\n")
+	fmt.Fprintf(&b, "  %5s  %16s  %9s  %8s  %16s  %9s\n", "iter", "Newton loss", "max|g|", "τ", "Adam loss", "max|g|")
+	for i := range nt.Loss {
+		tau := ""
+		if i > 0 {
+			tau = fmt.Sprintf("%.2g", nt.Tau[i-1])
+		}
+		al, ag := "", ""
+		if i < len(ad.Loss) {
+			al, ag = fmt.Sprintf("%.12f", ad.Loss[i]), fmt.Sprintf("%.2e", ad.GradNorm[i])
+		}
+		fmt.Fprintf(&b, "  %5d  %16.12f  %9.2e  %8s  %16s  %9s\n", i, nt.Loss[i], nt.GradNorm[i], tau, al, ag)
+	}
+	for _, s := range adamMarks(ad.Iters) {
+		if s >= len(nt.Loss) {
+			fmt.Fprintf(&b, "  %5d  %16s  %9s  %8s  %16.12f  %9.2e\n", s, "", "", "", ad.Loss[s], ad.GradNorm[s])
+		}
+	}
+	fmt.Fprintf(&b, "\n  Newton: max|g| = %.1e after %d iterations, %s\n", nt.GradNorm[len(nt.GradNorm)-1], nt.Iters, ms(nt.WallNs))
+	fmt.Fprintf(&b, "  Adam:   loss %.2e above Newton's after %d steps, %s\n", ad.Loss[len(ad.Loss)-1]-opt, ad.Iters, ms(ad.WallNs))
+	b.WriteString("  (times include the gradients, Newton's Hessians, and the losses printed here)\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// adamMarks are the Adam steps the table shows after Newton's last
+// iteration: a roughly logarithmic selection up to the last step.
+func adamMarks(last int) []int {
+	var out []int
+	for _, s := range []int{10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000} {
+		if s < last {
+			out = append(out, s)
+		}
+	}
+	return append(out, last)
+}
+
+// demoPlots returns the two loss panels of the demo.
+func demoPlots(rep *DemoReport) [][]*plot.Plot {
+	var ss []series
+	for _, r := range rep.MLP.Runs {
+		s := series{name: r.Optimizer, colour: -1}
+		for e, l := range r.Loss {
+			s.xy = append(s.xy, plotter.XY{X: float64(e), Y: l})
+		}
+		ss = append(ss, s)
+	}
+	mlpPanel := panel("MLP on two moons: training loss", "epoch", "cross-entropy", false, true, nil, ss)
+
+	nt, ad := rep.LogReg.Newton, rep.LogReg.Adam
+	opt := nt.Loss[len(nt.Loss)-1]
+	gap := func(name string, ls []float64) series {
+		s := series{name: name, colour: -1}
+		for i, l := range ls {
+			s.xy = append(s.xy, plotter.XY{X: float64(i + 1), Y: math.Max(l-opt, 1e-16)})
+		}
+		return s
+	}
+	lrPanel := panel("Logistic regression: loss − optimum", "iteration + 1", "loss − optimum", true, true, nil,
+		[]series{gap("Newton", nt.Loss), gap("Adam", ad.Loss)})
+	return [][]*plot.Plot{{mlpPanel, lrPanel}}
+}

@@ -1,0 +1,428 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fuseopt/fuseopt/bench"
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// runCmd runs the command and returns its exit status, stdout and stderr.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	status := run(args, &out, &errb)
+	return status, out.String(), errb.String()
+}
+
+// tinyBench are bench flags that make a run take a fraction of a second.
+var tinyBench = []string{"bench", "-sizes", "1K,4K", "-time", "200us", "-runs", "2", "-solve", "24,40",
+	"-model", "2x16+1", "-progress", "never"}
+
+func TestTour(t *testing.T) {
+	status, out, errs := runCmd(t, "-sizes", "2K", "-time", "200us", "-runs", "1", "-ops", "sgd,adam")
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	want := []string{"CPU", "features", "active     " + kernels.Level().String(), kernels.EnvVar, "parity",
+		"scalar-go", "roof", "SGD f32 n=2K", "Adam f32 n=2K", "fuseopt bench"}
+	for _, l := range kernels.Levels()[1:] {
+		want = append(want, l.String()+"  ", "bit-identical")
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("tour output lacks %q:\n%s", w, out)
+		}
+	}
+	if errs != "" {
+		t.Errorf("stderr: %s", errs)
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	status, out, errs := runCmd(t, append(tinyBench, "-json")...)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	var r bench.Report
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("output does not parse: %v\n%s", err, out)
+	}
+	// Round trip: the decoded report encodes to the same bytes.
+	var again bytes.Buffer
+	enc := json.NewEncoder(&again)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != out {
+		t.Errorf("JSON round trip differs")
+	}
+	var r2 bench.Report
+	if err := json.Unmarshal(again.Bytes(), &r2); err != nil || !reflect.DeepEqual(r, r2) {
+		t.Errorf("second decode differs (%v)", err)
+	}
+	if len(r.Steps) != len(bench.Ops)*len(bench.Precs)*2 || len(r.Solve) != 2 || r.Peak == nil ||
+		len(r.Model) != len(bench.Ops)*len(bench.Precs) {
+		t.Errorf("report has %d step cases, %d solve cases, %d model cases", len(r.Steps), len(r.Solve), len(r.Model))
+	}
+	if r.Settings.Runs != 2 || r.Settings.SampleNs != 200e3 || !reflect.DeepEqual(r.Settings.Sizes, []int{1024, 4096}) {
+		t.Errorf("settings %+v", r.Settings)
+	}
+	for _, c := range r.Steps {
+		for _, m := range c.Results {
+			if len(m.SamplesNs) != 2 || !(m.NsPerOp > 0) {
+				t.Errorf("%s %s %d %s: %+v", c.Op, c.Prec, c.N, m.Contender, m)
+			}
+		}
+	}
+}
+
+func TestBenchText(t *testing.T) {
+	for _, md := range []bool{false, true} {
+		args := append([]string(nil), tinyBench...)
+		args = append(args, "-ops", "sgd,adamw", "-prec", "f64", "-cpu", kernels.Best().String())
+		if md {
+			args = append(args, "-markdown")
+		}
+		status, out, errs := runCmd(t, args...)
+		if status != 0 {
+			t.Fatalf("status %d, stderr %s", status, errs)
+		}
+		for _, w := range []string{"SGD float64", "AdamW float64", "gonum-floats", "gonum-blas", "scalar-go",
+			kernels.Best().String() + " ÷ scalar-go", "roof GB/s", "FMA peak", "Newton solve", "fuseopt/w=1", "Model step", "optim/w=1"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("markdown=%v: output lacks %q:\n%s", md, w, out)
+			}
+		}
+		if strings.Contains(out, "Adam float64") || strings.Contains(out, "float32") {
+			t.Errorf("-ops/-prec not honoured:\n%s", out)
+		}
+		if md != strings.Contains(out, "|:--|") {
+			t.Errorf("markdown=%v:\n%s", md, out)
+		}
+		if kernels.Best() != kernels.Generic && strings.Contains(out, "| generic |") {
+			t.Errorf("-cpu not honoured:\n%s", out)
+		}
+	}
+}
+
+// svgTexts returns the text elements of an SVG document.
+func svgTexts(t *testing.T, data []byte) []string {
+	t.Helper()
+	var texts []string
+	d := xml.NewDecoder(bytes.NewReader(data))
+	inText, root := false, ""
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not XML: %v", err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = e.Name.Local
+			}
+			inText = e.Name.Local == "text"
+		case xml.CharData:
+			if inText {
+				texts = append(texts, strings.TrimSpace(string(e)))
+			}
+		case xml.EndElement:
+			inText = false
+		}
+	}
+	if root != "svg" {
+		t.Fatalf("root element %q, want svg", root)
+	}
+	return texts
+}
+
+func TestBenchPlotSVG(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bench.svg")
+	status, out, errs := runCmd(t, append(tinyBench, "-ops", "sgd,momentum", "-plot", path)...)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	if !strings.Contains(out, "plot written to "+path) {
+		t.Errorf("output does not name the plot:\n%s", out)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := strings.Join(svgTexts(t, data), "\n")
+	want := []string{"scalar-go", "gonum-blas", "gonum-floats", "roof (" + kernels.Best().String() + ")",
+		"SGD float32", "Momentum float64", "GB/s moved", "Newton solve", "fuseopt/w=1", "gonum", "FMA peak, 1 goroutine"}
+	for _, l := range kernels.Levels() {
+		want = append(want, l.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(texts, w) {
+			t.Errorf("SVG lacks the text %q", w)
+		}
+	}
+}
+
+// hasColour reports whether img has a pixel of exactly colour c.
+func hasColour(img image.Image, c color.Color) bool {
+	r0, g0, b0, _ := c.RGBA()
+	bd := img.Bounds()
+	for y := bd.Min.Y; y < bd.Max.Y; y++ {
+		for x := bd.Min.X; x < bd.Max.X; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if r == r0 && g == g0 && b == b0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestBenchPlotPNG(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bench.PNG")
+	args := append(append([]string(nil), tinyBench...), "-ops", "adam", "-prec", "f32", "-solve", "none", "-model", "none", "-plot", path)
+	status, _, errs := runCmd(t, args...)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 300 || b.Dy() < 200 {
+		t.Fatalf("image %v", b)
+	}
+	// Every series is drawn in its own colour.
+	for _, name := range []string{bench.NameScalar, kernels.Best().String()} {
+		if !hasColour(img, colour(colourOf(name))) {
+			t.Errorf("no pixel in the colour of %s", name)
+		}
+	}
+	if !hasColour(img, color.Black) {
+		t.Error("no black pixel (roof)")
+	}
+}
+
+func TestDemo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "demo.svg")
+	status, out, errs := runCmd(t, "demo", "-samples", "600", "-adam-steps", "200", "-json", "-plot", path)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	var rep DemoReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("output does not parse: %v", err)
+	}
+	if len(rep.MLP.Runs) != 4 {
+		t.Fatalf("%d MLP runs", len(rep.MLP.Runs))
+	}
+	for _, r := range rep.MLP.Runs {
+		if len(r.Loss) != rep.MLP.Config.Epochs+1 {
+			t.Fatalf("%s: %d losses", r.Optimizer, len(r.Loss))
+		}
+		first, last := r.Loss[0], r.Loss[len(r.Loss)-1]
+		if !(last < 0.6*first && last < 0.3) || r.TestAcc < 0.85 {
+			t.Errorf("%s: loss %.4f → %.4f, test accuracy %.3f", r.Optimizer, first, last, r.TestAcc)
+		}
+	}
+	nt, ad := rep.LogReg.Newton, rep.LogReg.Adam
+	opt := nt.Loss[len(nt.Loss)-1]
+	if nt.Iters > 15 || nt.GradNorm[len(nt.GradNorm)-1] > 1e-8 {
+		t.Errorf("Newton: max|g| %.3g after %d iterations", nt.GradNorm[len(nt.GradNorm)-1], nt.Iters)
+	}
+	for i := 1; i < len(nt.Loss); i++ {
+		if nt.Loss[i] > nt.Loss[i-1] {
+			t.Errorf("Newton loss rose at iteration %d: %v", i, nt.Loss)
+		}
+	}
+	if last := ad.Loss[len(ad.Loss)-1]; !(last < ad.Loss[0]-0.3) || last < opt-1e-12 {
+		t.Errorf("Adam: loss %.6f → %.6f, Newton's optimum %.12f", ad.Loss[0], last, opt)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := strings.Join(svgTexts(t, data), "\n")
+	for _, w := range []string{"SGD", "Momentum", "Adam", "AdamW", "Newton", "loss − optimum"} {
+		if !strings.Contains(texts, w) {
+			t.Errorf("demo SVG lacks %q", w)
+		}
+	}
+}
+
+func TestDemoText(t *testing.T) {
+	status, out, errs := runCmd(t, "demo", "-epochs", "3", "-samples", "300", "-adam-steps", "30")
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	for _, w := range []string{"epoch", "SGD", "Momentum", "AdamW", "test acc", "wall", "Newton loss", "Adam loss", "iterations"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("demo output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// unsupportedLevel returns a level name this CPU or build cannot run, or "".
+func unsupportedLevel() string {
+	for _, l := range []kernels.ISA{kernels.NEON, kernels.AVX512, kernels.AVX2} {
+		if !l.Supported() {
+			return l.String()
+		}
+	}
+	return ""
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := [][]string{
+		{"frobnicate"},
+		{"bench", "-bogus"},
+		{"bench", "extra"},
+		{"bench", "-sizes", "0"},
+		{"bench", "-sizes", "4Q"},
+		{"bench", "-ops", "rmsprop"},
+		{"bench", "-prec", "f16"},
+		{"bench", "-cpu", "sse9"},
+		{"bench", "-runs", "0"},
+		{"bench", "-time", "-1s"},
+		{"bench", "-solve", "12,x"},
+		{"bench", "-model", "3y4"},
+		{"bench", "-workers", "0"},
+		{"bench", "-json", "-markdown"},
+		{"bench", "-progress", "sometimes"},
+		{"bench", "-plot", filepath.Join(dir, "no", "such", "dir", "p.svg")},
+		{"bench", "-plot", filepath.Join(dir, "p.pdf")},
+		{"demo", "-epochs", "0"},
+		{"demo", "-plot", filepath.Join(dir, "missing", "d.png")},
+		{"-time", "x"},
+		{"tour", "-runs", "-2"},
+	}
+	if l := unsupportedLevel(); l != "" {
+		cases = append(cases, []string{"bench", "-cpu", l})
+	}
+	if runtime.GOOS != "windows" && os.Getuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		if err := os.Mkdir(ro, 0o500); err == nil {
+			cases = append(cases, []string{"bench", "-plot", filepath.Join(ro, "p.svg")})
+		}
+	}
+	for _, c := range cases {
+		start := time.Now()
+		status, out, errs := runCmd(t, c...)
+		if status != 2 {
+			t.Errorf("%q: status %d, want 2", c, status)
+		}
+		if out != "" {
+			t.Errorf("%q: stdout %q", c, out)
+		}
+		if strings.Count(errs, "\n") != 1 || !strings.HasSuffix(errs, "\n") || !strings.HasPrefix(errs, "fuseopt") {
+			t.Errorf("%q: stderr is not one line: %q", c, errs)
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Errorf("%q: the error took %v (checked after the work?)", c, time.Since(start))
+		}
+	}
+	// A plot path that was refused leaves nothing behind.
+	if _, err := os.Stat(filepath.Join(dir, "p.pdf")); !os.IsNotExist(err) {
+		t.Errorf("p.pdf exists after the refusal: %v", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	status, out, _ := runCmd(t, "help")
+	if status != 0 || !strings.Contains(out, "fuseopt bench") {
+		t.Errorf("help: status %d\n%s", status, out)
+	}
+	for _, c := range [][]string{{"bench", "-h"}, {"demo", "-help"}, {"-h"}} {
+		status, out, errs := runCmd(t, c...)
+		if status != 0 || !strings.Contains(out, "-plot") && c[0] != "-h" || !strings.Contains(out, "-") || errs != "" {
+			t.Errorf("%q: status %d\n%s\n%s", c, status, out, errs)
+		}
+	}
+}
+
+func TestProgressBar(t *testing.T) {
+	var b bytes.Buffer
+	p, err := newProgress("always", &b)
+	if err != nil || p == nil {
+		t.Fatal(p, err)
+	}
+	now := time.Unix(0, 0)
+	p.now = func() time.Time { return now }
+	p.update(1, 10, "early")
+	if b.Len() != 0 {
+		t.Fatalf("drawn before the delay: %q", b.String())
+	}
+	now = now.Add(3 * time.Second)
+	p.update(5, 10, "adam f32 n=4096")
+	got := b.String()
+	if !strings.HasPrefix(got, "\r[") || !strings.Contains(got, " 50%") || !strings.Contains(got, "adam f32 n=4096") ||
+		!strings.Contains(got, "eta 3s") {
+		t.Errorf("bar %q", got)
+	}
+	b.Reset()
+	now = now.Add(10 * time.Millisecond)
+	p.update(6, 10, "x")
+	if b.Len() != 0 {
+		t.Errorf("redrawn within the interval: %q", b.String())
+	}
+	p.update(10, 10, "done")
+	p.finish()
+	if s := b.String(); !strings.HasSuffix(s, "\r") || !strings.Contains(s, "100%") {
+		t.Errorf("finish %q", s)
+	}
+	if p, err := newProgress("auto", &b); p != nil || err != nil {
+		t.Errorf("auto on a buffer: %v, %v", p, err)
+	}
+	if _, err := newProgress("loud", &b); err == nil {
+		t.Error("newProgress accepted loud")
+	}
+	var nilBar *progressBar
+	nilBar.update(1, 2, "")
+	nilBar.finish()
+	if nilBar.callback() != nil {
+		t.Error("nil bar has a callback")
+	}
+}
+
+func TestParseModel(t *testing.T) {
+	m, err := parseModel("64x256+36")
+	if err != nil || *m != bench.DefaultModel() {
+		t.Errorf("parseModel = %v, %v", m, err)
+	}
+	if m, err := parseModel("3x8"); err != nil || m.Norms != 0 || m.Params() != 3*(64+8) {
+		t.Errorf("3x8: %v, %v", m, err)
+	}
+	if m, err := parseModel("none"); m != nil || err != nil {
+		t.Errorf("none: %v, %v", m, err)
+	}
+	for _, bad := range []string{"x", "3x", "ax4", "3x0", "-1x4", "0x4+0", "3x4+z"} {
+		if _, err := parseModel(bad); err == nil {
+			t.Errorf("parseModel(%q) succeeded", bad)
+		}
+	}
+}

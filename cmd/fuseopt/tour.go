@@ -1,0 +1,137 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/fuseopt/fuseopt/bench"
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// tourCmd is the newcomer's first run: what the CPU has, the level chosen,
+// a bit-exact parity check of every level and a short benchmark.
+func tourCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fuseopt", flag.ContinueOnError)
+	var mf measureFlags
+	mf.register(fs, "sgd,momentum,adam", "f32", "64K,4M", 10*time.Millisecond, 5)
+	if status, done := parseFlags(fs, args, stdout, stderr); done {
+		return status
+	}
+	cfg, err := mf.config()
+	if err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
+	bar, err := newProgress(mf.progress, stderr)
+	if err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
+
+	m := bench.DescribeMachine()
+	var names []string
+	for _, l := range kernels.Levels() {
+		names = append(names, l.String())
+	}
+	fmt.Fprintf(stdout, "fuseopt: fused, bit-exact optimizer steps for this CPU\n\n")
+	fmt.Fprintf(stdout, "CPU        %s (%s, %d logical CPUs, GOMAXPROCS %d)\n", m.CPU, m.Arch, m.Threads, m.GOMAXPROCS)
+	if c := caches(m); c != "" {
+		fmt.Fprintf(stdout, "caches     %s\n", c)
+	}
+	fmt.Fprintf(stdout, "features   %s\n", strings.Join(m.Features, " "))
+	fmt.Fprintf(stdout, "levels     %s (this CPU and build)\n", strings.Join(names, " "))
+	fmt.Fprintf(stdout, "active     %s", m.Active)
+	switch lo := lower(kernels.Level()); {
+	case m.EnvNote != "":
+		fmt.Fprintf(stdout, " (%s)\n", m.EnvNote)
+	case len(lo) == 0:
+		fmt.Fprintf(stdout, " (the only level here)\n")
+	default:
+		fmt.Fprintf(stdout, " (the best level; %s=%s lowers it)\n", kernels.EnvVar, strings.Join(lo, "|"))
+	}
+	fmt.Fprintf(stdout, "solve      the Newton solve runs at %s\n\n", m.SolveLevel)
+
+	fmt.Fprintf(stdout, "parity     every level against the generic reference, bit for bit: SGD, momentum\n")
+	fmt.Fprintf(stdout, "           (heavy-ball, Nesterov, dampened, EMA), Adam, AdamW, AMSGrad, maximize, Fast Adam\n")
+	fmt.Fprintf(stdout, "           (m, v exact; p within 2^-20), reductions, scale, roof; float32 and float64;\n")
+	fmt.Fprintf(stdout, "           5 steps; lengths 1…4099 at offsets 0, 1, 3; with and without NaN, ±Inf, subnormals\n")
+	res, err := bench.Parity(kernels.Levels())
+	if err != nil {
+		fmt.Fprintf(stderr, "fuseopt: parity check: %v\n", err)
+		return 1
+	}
+	ok := true
+	if len(res) == 0 {
+		fmt.Fprintf(stdout, "           only the generic reference runs here: nothing to compare\n")
+	}
+	for _, r := range res {
+		if r.OK() {
+			fmt.Fprintf(stdout, "  %-8s bit-identical (%d kernel runs, %d values)\n", r.Level, r.Checks, r.Elements)
+			continue
+		}
+		ok = false
+		fmt.Fprintf(stdout, "  %-8s DIFFERS from the reference:\n", r.Level)
+		for _, f := range r.Failures {
+			fmt.Fprintf(stdout, "             %s\n", f)
+		}
+	}
+	fmt.Fprintln(stdout)
+
+	cfg.Progress = bar.callback()
+	rep, err := bench.Run(cfg)
+	bar.finish()
+	if err != nil {
+		fmt.Fprintf(stderr, "fuseopt: %v\n", err)
+		return 1
+	}
+	t := rep.CompactTable()
+	if err := t.Write(stdout, mf.markdown); err != nil {
+		fmt.Fprintf(stderr, "fuseopt: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "scalar-go is the plain Go loop of a Go ML stack; roof is the memory roof of the same streams\n")
+	fmt.Fprintf(stdout, "(%s); figures are medians of contenders timed in turn, on one goroutine.\n\n", rep.Settings.Roof)
+	fmt.Fprintf(stdout, "next: fuseopt bench (all steps, sizes, gonum, the Newton solve; -plot out.svg),\n")
+	fmt.Fprintf(stdout, "      fuseopt demo (training with SGD, momentum, Adam, AdamW and Newton), go test ./...\n")
+	if !ok {
+		fmt.Fprintf(stderr, "fuseopt: a level differs from the reference on this machine\n")
+		return 1
+	}
+	return 0
+}
+
+// lower returns the names of the levels below l, from the highest down.
+func lower(l kernels.ISA) []string {
+	var out []string
+	ls := kernels.Levels()
+	for i := len(ls) - 1; i >= 0; i-- {
+		if ls[i] < l {
+			out = append(out, ls[i].String())
+		}
+	}
+	return out
+}
+
+func caches(m bench.Machine) string {
+	var parts []string
+	for _, c := range []struct {
+		name string
+		b    int
+	}{{"L1d", m.L1D}, {"L2", m.L2}, {"L3", m.L3}} {
+		if c.b > 0 {
+			parts = append(parts, c.name+" "+bytesStr(c.b))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func bytesStr(b int) string {
+	switch {
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", b>>20)
+	case b >= 1<<10 && b%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", b>>10)
+	}
+	return fmt.Sprintf("%d B", b)
+}

@@ -1,0 +1,495 @@
+package optim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/solve"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Errors of Newton. Argument errors wrap the sentinels of package solve:
+// solve.ErrDimension (sizes that do not fit, a non-square H),
+// solve.ErrNonFinite (NaN or ±Inf in H or g), solve.ErrNotSymmetric (with
+// Newton.CheckSymmetry); nothing is written when one is returned.
+var (
+	// ErrLineSearch: the backtracking line search found no step length
+	// with a sufficient decrease of the loss; w is left unchanged.
+	ErrLineSearch = errors.New("optim: Newton line search found no sufficient decrease")
+	// ErrNewtonConfig: an invalid field of Newton. It also matches
+	// solve.ErrOptions.
+	ErrNewtonConfig = fmt.Errorf("%w: Newton", solve.ErrOptions)
+)
+
+// Newton computes damped Newton steps for float64 parameters:
+//
+//	(H + τI) d = g,   w ← w − α·d
+//
+// with τ chosen by Nocedal and Wright's Algorithm 3.3 (Cholesky with added
+// multiple of the identity): τ = 0 when min_i H[i][i] > 0, else
+// −min_i H[i][i] + Beta; while the Cholesky factorisation of H + τI fails,
+// τ = max(Growth·τ, Beta); after MaxTries failures d = g (a gradient step).
+// d is a descent direction (gᵀd > 0) whenever a factorisation succeeded.
+//
+// The step length α is Alpha, or, when Loss is set, the first of Alpha,
+// Alpha·Shrink, Alpha·Shrink², … that satisfies Armijo's condition
+// f(w − α·d) ≤ f(w) − C1·α·gᵀd (backtracking).
+//
+// The arithmetic is exact in the sense of the project's contract: the
+// shifted diagonal is H[i][i] + τ (one rounding), the factorisation and the
+// solves are those of package solve, gᵀd is kernels.DotF64, and the update
+// is w[i] = fma(−α, d[i], w[i]). A step is bit-identical on every level,
+// block size and worker count.
+//
+// The zero value is ready to use with the defaults. A Newton keeps scratch
+// space (and a solver) between steps and is not safe for concurrent use; a
+// step of an unchanged size does not allocate.
+type Newton struct {
+	// Alpha is the step length, and the first one the line search tries.
+	// 0 means 1.
+	Alpha float64
+	// Beta is the smallest shift of Algorithm 3.3. 0 means 1e-3.
+	Beta float64
+	// Growth is the factor τ grows by after a failed factorisation. 0
+	// means 2.
+	Growth float64
+	// MaxTries bounds the factorisations tried before falling back to the
+	// gradient direction. 0 means 60.
+	MaxTries int
+	// Loss, when set, turns on the backtracking line search. It returns
+	// the loss at the parameters as they are when it is called: the search
+	// writes each trial point into w (into every block's W) before calling
+	// it. It is called once at the start point first.
+	Loss func() float64
+	// C1 is Armijo's constant (0 means 1e-4), Shrink the factor of the
+	// backtracking (0 means 0.5) and MaxBacktracks the number of step
+	// lengths tried (0 means 40).
+	C1, Shrink    float64
+	MaxBacktracks int
+	// CheckSymmetry refuses an H with H[i][j] ≠ H[j][i] (beyond the
+	// relative tolerance SymmetryTol; 0: exactly). Otherwise only the lower
+	// triangle of H is read.
+	CheckSymmetry bool
+	SymmetryTol   float64
+	// Solve configures the factorisation: block size, workers, pool, level.
+	// Its symmetry fields are ignored (see CheckSymmetry). In block mode
+	// each block is solved on its own goroutine by a solver of one worker.
+	Solve solve.Options
+
+	solver *solve.Solver[float64]
+	one    newtonScratch
+	blocks []newtonScratch
+	wtmp   []float64 // StepMat's copy of H
+}
+
+// NewtonResult reports one Newton direction and step.
+type NewtonResult struct {
+	// Tau is the multiple of the identity added to H (0: H itself was
+	// factored).
+	Tau float64
+	// Attempts is the number of factorisations tried.
+	Attempts int
+	// FellBack is set when none succeeded: the direction is g itself (Tau
+	// is then the last shift tried).
+	FellBack bool
+	// Slope is gᵀd (positive: −d is a descent direction).
+	Slope float64
+	// Alpha is the step length taken (0 when no step was taken).
+	Alpha float64
+	// Evals counts the calls of Loss; Loss0 and Loss are the loss before
+	// and after the step (when Loss is set).
+	Evals       int
+	Loss0, Loss float64
+}
+
+// NewtonBlock is one diagonal block of a block-diagonal Hessian: the
+// parameters W, their gradient G and the Hessian H of W (len(W)² values,
+// row-major; only its lower triangle is read). The blocks are independent:
+// one per parameter tensor, or ranges of one flat vector.
+type NewtonBlock struct {
+	W, G, H []float64
+}
+
+// NewtonBlocks splits the flat parameters w and gradient g into blocks of
+// the given sizes, with the Hessian blocks hs (hs[b] has sizes[b]² values).
+// The blocks' W and G share storage with w and g.
+func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, error) {
+	if len(g) != len(w) {
+		return nil, fmt.Errorf("%w: len(g) = %d, len(w) = %d", solve.ErrDimension, len(g), len(w))
+	}
+	if len(hs) != len(sizes) {
+		return nil, fmt.Errorf("%w: %d Hessian blocks for %d sizes", solve.ErrDimension, len(hs), len(sizes))
+	}
+	out := make([]NewtonBlock, len(sizes))
+	off := 0
+	for b, n := range sizes {
+		if n < 0 || off+n > len(w) {
+			return nil, fmt.Errorf("%w: block %d of size %d does not fit in %d parameters", solve.ErrDimension, b, n, len(w))
+		}
+		out[b] = NewtonBlock{W: w[off : off+n], G: g[off : off+n], H: hs[b]}
+		off += n
+	}
+	if off != len(w) {
+		return nil, fmt.Errorf("%w: the blocks cover %d of %d parameters", solve.ErrDimension, off, len(w))
+	}
+	return out, nil
+}
+
+// newtonScratch is the space of one direction.
+type newtonScratch struct {
+	solver *solve.Solver[float64]
+	work   []float64 // H + τI, then its factor
+	d      []float64
+	w0     []float64
+	res    NewtonResult
+	err    error
+}
+
+type newtonConf struct {
+	alpha, beta, growth, c1, shrink float64
+	tries, backtracks               int
+}
+
+func (nt *Newton) conf() (newtonConf, error) {
+	c := newtonConf{alpha: nt.Alpha, beta: nt.Beta, growth: nt.Growth, c1: nt.C1, shrink: nt.Shrink,
+		tries: nt.MaxTries, backtracks: nt.MaxBacktracks}
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.alpha, 1)
+	def(&c.beta, 1e-3)
+	def(&c.growth, 2)
+	def(&c.c1, 1e-4)
+	def(&c.shrink, 0.5)
+	if c.tries == 0 {
+		c.tries = 60
+	}
+	if c.backtracks == 0 {
+		c.backtracks = 40
+	}
+	bad := func(field string, v any) error { return fmt.Errorf("%w: %s = %v", ErrNewtonConfig, field, v) }
+	finitePos := func(v float64) bool { return v > 0 && !math.IsInf(v, 1) }
+	switch {
+	case !finitePos(c.alpha):
+		return c, bad("Alpha", nt.Alpha)
+	case !finitePos(c.beta):
+		return c, bad("Beta", nt.Beta)
+	case !(c.growth > 1) || math.IsInf(c.growth, 1):
+		return c, bad("Growth", nt.Growth)
+	case !(c.c1 > 0 && c.c1 < 1):
+		return c, bad("C1", nt.C1)
+	case !(c.shrink > 0 && c.shrink < 1):
+		return c, bad("Shrink", nt.Shrink)
+	case c.tries < 0:
+		return c, bad("MaxTries", nt.MaxTries)
+	case c.backtracks < 0:
+		return c, bad("MaxBacktracks", nt.MaxBacktracks)
+	case nt.SymmetryTol < 0 || math.IsNaN(nt.SymmetryTol):
+		return c, bad("SymmetryTol", nt.SymmetryTol)
+	}
+	return c, nil
+}
+
+func (nt *Newton) newSolver(workers int) (*solve.Solver[float64], error) {
+	o := nt.Solve
+	o.CheckSymmetry, o.SymmetryTol = false, 0
+	if workers > 0 {
+		o.Workers = workers
+	}
+	s, err := solve.New[float64](o)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNewtonConfig, err)
+	}
+	return s, nil
+}
+
+// check validates one block's arguments.
+func (nt *Newton) check(w, g, h []float64, name string) error {
+	n := len(w)
+	switch {
+	case len(g) != n:
+		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, len(g), n)
+	case len(h) != n*n:
+		return fmt.Errorf("%w: %sH has %d values, want %d×%d (square, of the size of w)", solve.ErrDimension, name, len(h), n, n)
+	}
+	if n > 0 && kernels.NonFiniteF64(g) {
+		return fmt.Errorf("%w: %sin g", solve.ErrNonFinite, name)
+	}
+	for i := 0; i < n; i++ {
+		row := h[i*n : i*n+i+1] // the lower triangle, unless both are read
+		if nt.CheckSymmetry {
+			row = h[i*n : i*n+n]
+		}
+		if kernels.NonFiniteF64(row) {
+			return fmt.Errorf("%w: %sin row %d of H", solve.ErrNonFinite, name, i)
+		}
+	}
+	if nt.CheckSymmetry {
+		for i := 0; i < n; i++ {
+			for j := 0; j < i; j++ {
+				a, b := h[i*n+j], h[j*n+i]
+				if a != b && !(math.Abs(a-b) <= nt.SymmetryTol*math.Max(math.Abs(a), math.Abs(b))) {
+					return fmt.Errorf("%w: %sH[%d][%d] = %g, H[%d][%d] = %g", solve.ErrNotSymmetric, name, i, j, a, j, i, b)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// direction computes d and the damping into sc (arguments checked).
+func (sc *newtonScratch) direction(c *newtonConf, g, h []float64) error {
+	n := len(g)
+	sc.res = NewtonResult{}
+	if cap(sc.work) < n*n {
+		sc.work = make([]float64, n*n)
+		sc.d = make([]float64, n)
+	}
+	sc.work, sc.d = sc.work[:n*n], sc.d[:n]
+	copy(sc.d, g)
+	if n == 0 {
+		return nil
+	}
+	minDiag := math.Inf(1)
+	for i := 0; i < n; i++ {
+		minDiag = min(minDiag, h[i*n+i])
+	}
+	tau := 0.0
+	if !(minDiag > 0) {
+		tau = -minDiag + c.beta
+	}
+	m, _ := solve.Square(sc.work, n)
+	for try := 0; try < c.tries; try++ {
+		for i := 0; i < n; i++ {
+			row := sc.work[i*n : i*n+i+1]
+			copy(row, h[i*n:i*n+i+1])
+			row[i] = row[i] + tau
+		}
+		sc.res.Attempts++
+		err := sc.solver.Factor(m)
+		if err == nil {
+			sc.res.Tau = tau
+			if err := sc.solver.Solve(m, sc.d); err != nil {
+				return err
+			}
+			sc.res.Slope = newtonDot(g, sc.d)
+			return nil
+		}
+		if !errors.Is(err, solve.ErrNotPositiveDefinite) {
+			return err
+		}
+		sc.res.Tau = tau // the last shift tried
+		tau = max(c.growth*tau, c.beta)
+	}
+	sc.res.FellBack = true
+	sc.res.Slope = newtonDot(g, sc.d)
+	return nil
+}
+
+func newtonDot(x, y []float64) float64 {
+	s, _ := kernels.DotF64(x, y)
+	return s
+}
+
+// newtonAxpy is w[i] = fma(−α, d[i], w0[i]).
+func newtonAxpy(w, w0, d []float64, alpha float64) {
+	for i := range w {
+		w[i] = math.FMA(-alpha, d[i], w0[i])
+	}
+}
+
+// Direction computes the damped Newton direction d ((H + τI) d = g) into
+// d without a step; see Newton. H is len(g)² values, row-major.
+func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
+	c, err := nt.conf()
+	if err != nil {
+		return NewtonResult{}, err
+	}
+	if len(d) != len(g) {
+		return NewtonResult{}, fmt.Errorf("%w: len(d) = %d, len(g) = %d", solve.ErrDimension, len(d), len(g))
+	}
+	if err := nt.check(g, g, h, ""); err != nil {
+		return NewtonResult{}, err
+	}
+	if err := nt.ensure(&nt.one, 0); err != nil {
+		return NewtonResult{}, err
+	}
+	if err := nt.one.direction(&c, g, h); err != nil {
+		return NewtonResult{}, err
+	}
+	copy(d, nt.one.d)
+	return nt.one.res, nil
+}
+
+func (nt *Newton) ensure(sc *newtonScratch, workers int) error {
+	if sc.solver != nil {
+		return nil
+	}
+	s, err := nt.newSolver(workers)
+	sc.solver = s
+	return err
+}
+
+// Step takes one damped Newton step in place on w, for the gradient g and
+// the Hessian h (len(w)² values, row-major; only the lower triangle is read
+// unless CheckSymmetry is set). On an error w is unchanged.
+func (nt *Newton) Step(w, g, h []float64) (NewtonResult, error) {
+	c, err := nt.conf()
+	if err != nil {
+		return NewtonResult{}, err
+	}
+	if err := nt.check(w, g, h, ""); err != nil {
+		return NewtonResult{}, err
+	}
+	if err := nt.ensure(&nt.one, 0); err != nil {
+		return NewtonResult{}, err
+	}
+	sc := &nt.one
+	if err := sc.direction(&c, g, h); err != nil {
+		return NewtonResult{}, err
+	}
+	res := sc.res
+	ws := [1][]float64{w}
+	scs := [1]*newtonScratch{sc}
+	alpha, evals, f0, f, err := nt.search(&c, ws[:], scs[:], res.Slope)
+	res.Alpha, res.Evals, res.Loss0, res.Loss = alpha, evals, f0, f
+	return res, err
+}
+
+// search applies the step to every block: α fixed, or backtracking on
+// Loss. On failure the parameters are restored.
+func (nt *Newton) search(c *newtonConf, ws [][]float64, scs []*newtonScratch, slope float64) (alpha float64, evals int, f0, f float64, err error) {
+	for b, sc := range scs {
+		if cap(sc.w0) < len(ws[b]) {
+			sc.w0 = make([]float64, len(ws[b]))
+		}
+		sc.w0 = sc.w0[:len(ws[b])]
+		copy(sc.w0, ws[b])
+	}
+	apply := func(a float64) {
+		for b, sc := range scs {
+			newtonAxpy(ws[b], sc.w0, sc.d, a)
+		}
+	}
+	if nt.Loss == nil {
+		apply(c.alpha)
+		return c.alpha, 0, 0, 0, nil
+	}
+	f0 = nt.Loss()
+	evals = 1
+	a := c.alpha
+	for i := 0; i < c.backtracks; i++ {
+		apply(a)
+		f = nt.Loss()
+		evals++
+		if f <= f0-float64(c.c1*a*slope) { // rounded: no platform fuses it
+			return a, evals, f0, f, nil
+		}
+		a *= c.shrink
+	}
+	for b, sc := range scs {
+		copy(ws[b], sc.w0)
+	}
+	return 0, evals, f0, f0, fmt.Errorf("%w after %d step lengths (gᵀd = %g)", ErrLineSearch, c.backtracks, slope)
+}
+
+// NewtonBlocksResult reports a block-diagonal Newton step.
+type NewtonBlocksResult struct {
+	// Blocks holds each block's damping (Tau, Attempts, FellBack, Slope);
+	// the step fields of the blocks are those of the whole step.
+	Blocks []NewtonResult
+	// Slope is Σ gᵀd over the blocks; Alpha, Evals, Loss0 and Loss are
+	// those of the common step (one line search over all blocks).
+	Slope       float64
+	Alpha       float64
+	Evals       int
+	Loss0, Loss float64
+}
+
+// StepBlocks takes one Newton step with a block-diagonal Hessian: each
+// block's damped direction is computed on its own goroutine (concurrently,
+// by a solver of one worker), then all blocks move with one step length
+// (one line search over the whole loss when Loss is set). Each block's
+// direction is bit-identical to Step's on that block alone. On an error no
+// W is changed. Unlike Step it allocates a little (the goroutines and the
+// result's Blocks).
+func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
+	c, err := nt.conf()
+	if err != nil {
+		return NewtonBlocksResult{}, err
+	}
+	for b, bl := range blocks {
+		if err := nt.check(bl.W, bl.G, bl.H, fmt.Sprintf("block %d: ", b)); err != nil {
+			return NewtonBlocksResult{}, err
+		}
+	}
+	for len(nt.blocks) < len(blocks) {
+		nt.blocks = append(nt.blocks, newtonScratch{})
+	}
+	for b := range blocks {
+		if err := nt.ensure(&nt.blocks[b], 1); err != nil {
+			return NewtonBlocksResult{}, err
+		}
+	}
+	var wg sync.WaitGroup
+	for b := range blocks {
+		wg.Go(func() {
+			sc := &nt.blocks[b]
+			sc.err = sc.direction(&c, blocks[b].G, blocks[b].H)
+		})
+	}
+	wg.Wait()
+	res := NewtonBlocksResult{Blocks: make([]NewtonResult, len(blocks))}
+	ws := make([][]float64, len(blocks))
+	scs := make([]*newtonScratch, len(blocks))
+	for b := range blocks {
+		sc := &nt.blocks[b]
+		if sc.err != nil {
+			return NewtonBlocksResult{}, fmt.Errorf("block %d: %w", b, sc.err)
+		}
+		res.Blocks[b] = sc.res
+		res.Slope += sc.res.Slope
+		ws[b], scs[b] = blocks[b].W, sc
+	}
+	res.Alpha, res.Evals, res.Loss0, res.Loss, err = nt.search(&c, ws, scs, res.Slope)
+	for b := range res.Blocks {
+		res.Blocks[b].Alpha, res.Blocks[b].Evals = res.Alpha, res.Evals
+		res.Blocks[b].Loss0, res.Blocks[b].Loss = res.Loss0, res.Loss
+	}
+	return res, err
+}
+
+// StepMat is Step with a gonum Hessian: any mat.Matrix (a *mat.SymDense, a
+// *mat.Dense…), which must be len(w)×len(w). It is read into scratch space
+// (both triangles, for CheckSymmetry).
+func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
+	r, cols := h.Dims()
+	if r != cols || r != len(w) {
+		return NewtonResult{}, fmt.Errorf("%w: H is %d×%d for %d parameters", solve.ErrDimension, r, cols, len(w))
+	}
+	n := r
+	if cap(nt.wtmp) < n*n {
+		nt.wtmp = make([]float64, n*n)
+	}
+	hd := nt.wtmp[:n*n]
+	if s, ok := h.(*mat.SymDense); ok {
+		for i := 0; i < n; i++ {
+			for j := 0; j <= i; j++ {
+				v := s.At(i, j)
+				hd[i*n+j], hd[j*n+i] = v, v
+			}
+		}
+	} else {
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				hd[i*n+j] = h.At(i, j)
+			}
+		}
+	}
+	return nt.Step(w, g, hd)
+}

@@ -1,0 +1,42 @@
+package solve
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by this package. Test them with errors.Is. Every error
+// about the arguments (dimensions, options, non-finite or non-symmetric
+// input) is returned before anything is written.
+var (
+	// ErrNotPositiveDefinite: a pivot of the factorisation was not a finite
+	// positive number. The error is a *NotPositiveDefiniteError.
+	ErrNotPositiveDefinite = errors.New("solve: matrix is not positive definite")
+	// ErrDimension: a matrix that is not square or whose storage is too
+	// short, a stride smaller than the row, or sizes that do not fit
+	// together.
+	ErrDimension = errors.New("solve: dimension mismatch")
+	// ErrNotSymmetric: Options.CheckSymmetry found H[i][j] ≠ H[j][i].
+	ErrNotSymmetric = errors.New("solve: matrix is not symmetric")
+	// ErrNonFinite: NaN or ±Inf in the matrix or the right-hand side.
+	ErrNonFinite = errors.New("solve: non-finite value")
+	// ErrOptions: an invalid option (negative block size or worker count…).
+	ErrOptions = errors.New("solve: invalid options")
+)
+
+// NotPositiveDefiniteError says where the factorisation stopped: Column is
+// the first column j whose pivot (a[j][j] after its updates from the columns
+// before it) is not a finite positive number, and Pivot is that value (≤ 0,
+// NaN, or +Inf when the factor overflows). The same column and pivot are
+// reported at every level, block size and worker count.
+type NotPositiveDefiniteError struct {
+	Column int
+	Pivot  float64
+}
+
+func (e *NotPositiveDefiniteError) Error() string {
+	return fmt.Sprintf("solve: matrix is not positive definite: pivot %g at column %d", e.Pivot, e.Column)
+}
+
+// Unwrap makes errors.Is(err, ErrNotPositiveDefinite) true.
+func (e *NotPositiveDefiniteError) Unwrap() error { return ErrNotPositiveDefinite }

@@ -1,0 +1,429 @@
+package solve
+
+import "math"
+
+// The blocked right-looking Cholesky factorisation.
+//
+// For each panel of columns [p, p+b), in increasing p:
+//
+//  1. the diagonal block is factored (recursively, with a smaller panel
+//     width, down to blocks of at most leafMax that the leaf kernel
+//     factors column by column);
+//  2. the rows below it are packed into groups of g rows, solved against
+//     the diagonal block (trsm) and written back — the packed groups are
+//     the panel of L that the next step reads;
+//  3. the trailing matrix receives the panel's updates, tile by tile:
+//     every element gets k = p, p+1, …, p+b-1 in increasing order, one fma
+//     each, in one call of the micro-kernel (gemm).
+//
+// Every element of the factor thus receives the updates of every k below
+// its column in increasing order, each one fma, before its division by the
+// diagonal (or its square root); which block, tile or goroutine did the
+// work does not change a bit of the result.
+
+// leafMax is the largest diagonal block the leaf kernel factors.
+const leafMax = 16
+
+// innerBlock is the panel width used inside a diagonal block of width b.
+func innerBlock(b int) int {
+	nb := b / 4 &^ 7
+	if nb < leafMax {
+		nb = leafMax
+	}
+	return nb
+}
+
+// Phases of a job.
+const (
+	phaseTRSM = iota
+	phaseSYRK
+)
+
+// factorizer holds the scratch space of factorisations of one solver.
+type factorizer[T Float] struct {
+	im      *impl[T]
+	pool    *Pool
+	workers int
+
+	m       Matrix[T] // the matrix being factored
+	rs, cs  int       // its storage strides (Matrix.strides)
+	pack    []T       // the packed panel: group q, row r, column k at pack[q*b*g + k*g + r]
+	tri     []T       // the diagonal block, transposed, in strips of mr columns (buildTri)
+	leafBuf []T
+	tmp     [][]T // per worker: one tile of C, for tiles at an edge or across the diagonal
+	tasks   []tileTask
+
+	// The job in progress.
+	phase          int
+	off, n, p, b   int // view offset and size; panel start and width (view indices)
+	t0, mt         int // trailing rows: t0 … n-1, mt of them
+	groups, gchunk int
+}
+
+// tileTask is a run of tiles of the trailing update: column sliver ct,
+// row tiles r0 … r1-1.
+type tileTask struct{ ct, r0, r1 int32 }
+
+func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
+	f.im, f.pool, f.workers = im, pool, workers
+	if workers < 1 {
+		f.workers = 1
+	}
+	f.tmp = make([][]T, max(f.workers, poolSize(pool)))
+	for w := range f.tmp {
+		f.tmp[w] = make([]T, im.mr*im.nc())
+	}
+	f.leafBuf = make([]T, leafMax*leafMax)
+}
+
+func poolSize(p *Pool) int {
+	if p == nil {
+		return 1
+	}
+	return p.n
+}
+
+func grow[T Float](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// factor factors m in place with panel width nb and returns the first
+// failing column, or -1.
+func (f *factorizer[T]) factor(m Matrix[T], nb int) int {
+	if m.N == 0 {
+		return -1
+	}
+	f.m = m
+	f.rs, f.cs = m.strides()
+	g := f.im.g
+	if nb > m.N {
+		nb = m.N
+	}
+	// Space for the panel of the outermost level, which is the largest;
+	// the vector side of a tile may read up to nv-1 groups past the last.
+	rows := (m.N + f.im.nc()) / g * g
+	f.pack = grow(f.pack, rows*nb)
+	f.tri = grow(f.tri, nb*(nb+f.im.mr))
+	return f.factorView(0, m.N, nb)
+}
+
+// factorView factors the diagonal block of size n whose element (0,0) is at
+// storage offset off, with panel width nb.
+func (f *factorizer[T]) factorView(off, n, nb int) int {
+	if n <= leafMax {
+		return f.leaf(off, n)
+	}
+	if nb >= n {
+		nb = innerBlock(n)
+	}
+	step := f.rs + f.cs
+	for p := 0; p < n; p += nb {
+		b := min(nb, n-p)
+		var fail int
+		if b <= leafMax {
+			fail = f.leaf(off+p*step, b)
+		} else {
+			fail = f.factorView(off+p*step, b, innerBlock(b))
+		}
+		if fail >= 0 {
+			return p + fail
+		}
+		if p+b == n {
+			break
+		}
+		f.off, f.n, f.p, f.b = off, n, p, b
+		f.t0, f.mt = p+b, n-p-b
+		f.trsmPhase()
+		f.syrkPhase()
+	}
+	return -1
+}
+
+// leaf factors the block of size n ≤ leafMax at off with the leaf kernel,
+// on a column-major copy whose other entries are zero.
+func (f *factorizer[T]) leaf(off, n int) int {
+	const ld = leafMax
+	buf := f.leafBuf[:ld*ld]
+	clear(buf)
+	d := f.m.Data
+	for j := 0; j < n; j++ {
+		for i := j; i < n; i++ {
+			buf[j*ld+i] = d[off+i*f.rs+j*f.cs]
+		}
+	}
+	fail := f.im.leaf(n, &buf[0])
+	last := n
+	if fail >= 0 {
+		last = fail
+	}
+	for j := 0; j < last; j++ {
+		if v := float64(buf[j*ld+j]); v > maxOf[T]() {
+			fail = j
+			break
+		}
+	}
+	for j := 0; j < n; j++ {
+		for i := j; i < n; i++ {
+			d[off+i*f.rs+j*f.cs] = buf[j*ld+i]
+		}
+	}
+	return fail
+}
+
+// maxOf returns the largest finite value of T.
+func maxOf[T Float]() float64 {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return math.MaxFloat32
+	}
+	return math.MaxFloat64
+}
+
+// trsmPhase solves the rows below the diagonal block of the current panel.
+func (f *factorizer[T]) trsmPhase() {
+	g, b, nv := f.im.g, f.b, f.im.nv
+	f.buildTri()
+	f.groups = (f.mt + g - 1) / g
+	units := (f.groups + nv - 1) / nv
+	// Zero the groups past the last: the trsm kernel solves whole units of
+	// nv groups, and the tiles' vector side reads whole units too.
+	clear(f.pack[f.groups*b*g : units*nv*b*g])
+	// About 64k fma per task.
+	f.gchunk = max(1, (1<<16)/(b*b*g*nv/2+1))
+	ntask := (units + f.gchunk - 1) / f.gchunk
+	f.phase = phaseTRSM
+	f.dispatch(ntask, f.groups*b*b*g/2)
+}
+
+// buildTri copies the diagonal block of the panel, transposed, into tri
+// in strips of mr columns: tri[(j/mr)*b*mr + k*mr + j%mr] = l[p+j][p+k] for
+// k ≤ j (see trsmGeneric).
+func (f *factorizer[T]) buildTri() {
+	b, d, w := f.b, f.m.Data, f.im.mr
+	base := f.off + f.p*(f.rs+f.cs)
+	for j0 := 0; j0 < b; j0 += w {
+		strip := f.tri[j0*b : j0*b+b*w]
+		j1 := min(j0+w, b)
+		if f.rs == 1 {
+			// Upper: storage row k holds l[p+j][p+k], j ≥ k, contiguously.
+			for k := 0; k < j1; k++ {
+				src := base + k*f.cs
+				lo := max(j0, k)
+				copy(strip[k*w+lo-j0:k*w+j1-j0], d[src+lo:src+j1])
+			}
+			continue
+		}
+		for j := j0; j < j1; j++ {
+			row := d[base+j*f.rs : base+j*f.rs+j+1]
+			for k, v := range row {
+				strip[k*w+j-j0] = v
+			}
+		}
+	}
+}
+
+// syrkPhase applies the panel's updates to the trailing matrix.
+func (f *factorizer[T]) syrkPhase() {
+	mr, nc, b := f.im.mr, f.im.nc(), f.b
+	mt := f.mt
+	rt := (mt + mr - 1) / mr
+	ct := (mt + nc - 1) / nc
+	// About 128k fma per task, and at most about 64k tasks.
+	chunk := max(1, (1<<17)/(mr*nc*b), rt*ct/(1<<16)+1)
+	f.tasks = f.tasks[:0]
+	for c := 0; c < ct; c++ {
+		var lo, hi int
+		if f.m.Uplo == Lower {
+			lo, hi = c*nc/mr, rt
+		} else {
+			lo, hi = 0, min(rt, (c*nc+nc-1)/mr+1)
+		}
+		for r := lo; r < hi; r += chunk {
+			f.tasks = append(f.tasks, tileTask{int32(c), int32(r), int32(min(r+chunk, hi))})
+		}
+	}
+	f.phase = phaseSYRK
+	f.dispatch(len(f.tasks), mt*mt*b/2)
+}
+
+// minParallelWork is the fma count of a phase below which it runs on the
+// caller alone: about 40 µs of one core. Below it, moving the panel and the
+// tiles between the cores' caches and waiting for the slowest worker cost
+// more than the second core saves (measured on a 2-core Zen 5: 2^18 made
+// 2 workers slower than 1 up to n = 512, 2^20 to 2^22 were best).
+const minParallelWork = 1 << 21
+
+// dispatch runs the tasks of the current phase, on the pool when the work
+// (fma count) is worth it.
+func (f *factorizer[T]) dispatch(ntask, work int) {
+	if f.workers <= 1 || work < minParallelWork {
+		for t := 0; t < ntask; t++ {
+			f.run(0, t)
+		}
+		return
+	}
+	f.pool.run(f, ntask, f.workers)
+}
+
+func (f *factorizer[T]) run(w, task int) {
+	if f.phase == phaseTRSM {
+		u0 := task * f.gchunk
+		nv := f.im.nv
+		for u := u0; u < min(u0+f.gchunk, (f.groups+nv-1)/nv); u++ {
+			f.trsmUnit(u)
+		}
+		return
+	}
+	t := f.tasks[task]
+	for r := int(t.r0); r < int(t.r1); r++ {
+		f.tile(w, int(t.ct), r, r+1 < int(t.r1))
+	}
+}
+
+// trsmUnit packs the nv groups of unit u of the trailing rows, solves them
+// and writes them back.
+func (f *factorizer[T]) trsmUnit(u int) {
+	g, b, nv := f.im.g, f.b, f.im.nv
+	for q := u * nv; q < min(u*nv+nv, f.groups); q++ {
+		f.packGroup(q, false)
+	}
+	x := f.pack[u*nv*b*g:]
+	f.im.trsm(b, &x[0], b*g, &f.tri[0])
+	for q := u * nv; q < min(u*nv+nv, f.groups); q++ {
+		f.packGroup(q, true)
+	}
+}
+
+// packGroup copies group q of the panel's trailing rows from the matrix
+// into the packed panel (rows past the end become zero), or back when
+// unpack is set.
+func (f *factorizer[T]) packGroup(q int, unpack bool) {
+	g, b := f.im.g, f.b
+	x := f.pack[q*b*g : (q+1)*b*g]
+	d := f.m.Data
+	r0 := f.t0 + q*g // first row of the group (view index)
+	nr := min(g, f.n-r0)
+	colBase := f.off + f.p*f.cs // column p, row 0
+	if f.rs == 1 {
+		// Upper storage: the g rows of one column are contiguous.
+		for k := 0; k < b; k++ {
+			src := d[colBase+k*f.cs+r0:]
+			src = src[:nr]
+			if unpack {
+				copy(src, x[k*g:k*g+nr])
+			} else {
+				copy(x[k*g:k*g+nr], src)
+				clear(x[k*g+nr : k*g+g])
+			}
+		}
+		return
+	}
+	if nr == g {
+		// Lower storage, a whole group: the kernel transposes blocks of g
+		// columns, the loop below the rest.
+		src := colBase + r0*f.rs
+		kb := b &^ (g - 1)
+		if kb > 0 {
+			if unpack {
+				f.im.unpack(kb, &d[src], f.rs, &x[0])
+			} else {
+				f.im.pack(kb, &d[src], f.rs, &x[0])
+			}
+		}
+		for r := 0; r < g; r++ {
+			row := d[src+r*f.rs+kb : src+r*f.rs+b]
+			for k := range row {
+				if unpack {
+					row[k] = x[(kb+k)*g+r]
+				} else {
+					x[(kb+k)*g+r] = row[k]
+				}
+			}
+		}
+		return
+	}
+	// The last, partial group.
+	if !unpack {
+		clear(x)
+	}
+	for r := 0; r < nr; r++ {
+		s := colBase + (r0+r)*f.rs
+		row := d[s : s+b]
+		for k := range row {
+			if unpack {
+				row[k] = x[k*g+r]
+			} else {
+				x[k*g+r] = row[k]
+			}
+		}
+	}
+}
+
+// tile applies the panel's updates to the tile of the trailing matrix in
+// column sliver ct and row tile rt. The tile's rows (the micro-kernel's
+// broadcast side) are storage rows, its columns (the vector side) storage
+// columns: for Lower, row i and column j of the trailing matrix; for Upper
+// the other way round. Both sides read the same packed panel.
+func (f *factorizer[T]) tile(w, ct, rt int, prefetchNext bool) {
+	im := f.im
+	g, mr, nc, b, mt := im.g, im.mr, im.nc(), f.b, f.mt
+	bi0, vi0 := rt*mr, ct*nc
+	a := &f.pack[(bi0/g)*b*g+bi0%g]
+	bp := &f.pack[(vi0/g)*b*g]
+	lower := f.m.Uplo == Lower
+	stride := f.m.Stride
+	cOff := f.off + f.t0*(f.rs+f.cs) + bi0*stride + vi0
+	full := bi0+mr <= mt && vi0+nc <= mt
+	if lower {
+		full = full && bi0 >= vi0+nc-1
+	} else {
+		full = full && vi0 >= bi0+mr-1
+	}
+	if full {
+		c := &f.m.Data[cOff]
+		pf := c
+		if prefetchNext && bi0+2*mr <= mt {
+			pf = &f.m.Data[cOff+mr*stride]
+		}
+		im.gemm(b, a, g, bp, g, b*g, c, stride, pf)
+		return
+	}
+	// An edge or diagonal tile: on a copy holding the tile's elements of
+	// the referenced triangle (a contiguous run of each row) and zeros.
+	tmp := f.tmp[w]
+	d := f.m.Data
+	for r := 0; r < mr; r++ {
+		lo, hi := tileRun(lower, bi0+r, vi0, nc, mt)
+		row := tmp[r*nc : r*nc+nc]
+		clear(row)
+		if lo < hi {
+			copy(row[lo:hi], d[cOff+r*stride+lo:cOff+r*stride+hi])
+		}
+	}
+	im.gemm(b, a, g, bp, g, b*g, &tmp[0], nc, &tmp[0])
+	for r := 0; r < mr; r++ {
+		lo, hi := tileRun(lower, bi0+r, vi0, nc, mt)
+		if lo < hi {
+			copy(d[cOff+r*stride+lo:cOff+r*stride+hi], tmp[r*nc+lo:r*nc+hi])
+		}
+	}
+}
+
+// tileRun returns the columns lo … hi-1 of a tile row that lie in the
+// referenced triangle of the trailing matrix of size mt: the row is bi, the
+// tile's columns are vi0 … vi0+nc-1.
+func tileRun(lower bool, bi, vi0, nc, mt int) (lo, hi int) {
+	if bi >= mt {
+		return 0, 0
+	}
+	hi = min(nc, mt-vi0)
+	if lower {
+		hi = min(hi, bi-vi0+1)
+	} else {
+		lo = max(0, bi-vi0)
+	}
+	return lo, hi
+}

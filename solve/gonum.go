@@ -1,0 +1,134 @@
+package solve
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Interoperation with gonum's mat types. The views share storage with the
+// gonum values: no copy is made, and writing through one is seen by the
+// other.
+
+// FromSymDense returns a view of h's storage: its referenced triangle is
+// the one h stores (Upper for every SymDense that gonum makes). Factoring
+// the view overwrites h with its factor (U = Lᵀ for Upper); use
+// [Solver.FactorTo] or [FactorSymDense] to keep h.
+func FromSymDense(h *mat.SymDense) Matrix[float64] {
+	if h == nil || h.IsEmpty() {
+		return Matrix[float64]{}
+	}
+	r := h.RawSymmetric()
+	return Matrix[float64]{N: r.N, Stride: r.Stride, Data: r.Data, Uplo: uploOf(r.Uplo)}
+}
+
+// FromTriDense returns a view of a factor held by t: a lower TriDense holds
+// L, an upper one U = Lᵀ (as gonum's mat.Cholesky does). A unit-diagonal t
+// is refused.
+func FromTriDense(t *mat.TriDense) (Matrix[float64], error) {
+	if t == nil || t.IsEmpty() {
+		return Matrix[float64]{}, nil
+	}
+	r := t.RawTriangular()
+	if r.Diag == blas.Unit {
+		return Matrix[float64]{}, fmt.Errorf("%w: a unit-diagonal TriDense is not a Cholesky factor", ErrDimension)
+	}
+	return Matrix[float64]{N: r.N, Stride: r.Stride, Data: r.Data, Uplo: uploOf(r.Uplo)}, nil
+}
+
+func uploOf(u blas.Uplo) Uplo {
+	if u == blas.Lower {
+		return Lower
+	}
+	return Upper
+}
+
+// TriDense returns the factor held by l as a *mat.TriDense sharing l's
+// storage: mat.Lower holding L for a Lower matrix, mat.Upper holding U = Lᵀ
+// for an Upper one. Its T method gives the other one as a view.
+func TriDense(l Matrix[float64]) *mat.TriDense {
+	t := &mat.TriDense{}
+	if l.N == 0 {
+		return t
+	}
+	u := blas.Lower
+	if l.Uplo == Upper {
+		u = blas.Upper
+	}
+	t.SetRawTriangular(blas64.Triangular{N: l.N, Stride: l.Stride, Data: l.Data, Uplo: u, Diag: blas.NonUnit})
+	return t
+}
+
+// FactorSymDense factors h = L·Lᵀ into a new lower-triangular TriDense,
+// leaving h unchanged. A nil solver means a solver with the default
+// options.
+func FactorSymDense(s *Solver[float64], h *mat.SymDense) (*mat.TriDense, error) {
+	s, err := orDefault(s)
+	if err != nil {
+		return nil, err
+	}
+	src := FromSymDense(h)
+	dst := NewMatrix[float64](src.N, Lower)
+	if err := s.FactorTo(dst, src); err != nil {
+		return nil, err
+	}
+	return TriDense(dst), nil
+}
+
+// SolveVecDense solves H d = g with the factor l (H = L·Lᵀ) and returns d
+// in dst, which may be g itself, or a new vector when dst is nil. It works
+// in dst's storage when dst has unit increment, and copies otherwise.
+func SolveVecDense(s *Solver[float64], dst *mat.VecDense, l Matrix[float64], g mat.Vector) (*mat.VecDense, error) {
+	s, err := orDefault(s)
+	if err != nil {
+		return nil, err
+	}
+	if g == nil || g.Len() != l.N {
+		n := 0
+		if g != nil {
+			n = g.Len()
+		}
+		return nil, fmt.Errorf("%w: len(g) = %d for a %d×%d factor", ErrDimension, n, l.N, l.N)
+	}
+	if err := l.check("L"); err != nil {
+		return nil, err
+	}
+	n := l.N
+	if dst != nil && dst.Len() != n {
+		return nil, fmt.Errorf("%w: len(dst) = %d for a %d×%d factor", ErrDimension, dst.Len(), n, n)
+	}
+	for i := 0; i < n; i++ {
+		if v := g.AtVec(i); math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%w: g[%d] = %g", ErrNonFinite, i, v)
+		}
+	}
+	if n == 0 {
+		if dst == nil {
+			dst = &mat.VecDense{}
+		}
+		return dst, nil
+	}
+	if dst == nil {
+		dst = mat.NewVecDense(n, nil)
+	}
+	dst.CopyVec(g)
+	r := dst.RawVector()
+	x := r.Data[:n]
+	if r.Inc != 1 {
+		x = make([]float64, n)
+		for i := range x {
+			x[i] = dst.AtVec(i)
+		}
+	}
+	trsv(s.im, l, x, false)
+	trsv(s.im, l, x, true)
+	if r.Inc != 1 {
+		for i, v := range x {
+			dst.SetVec(i, v)
+		}
+	}
+	return dst, nil
+}

@@ -1,0 +1,183 @@
+package solve
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"gonum.org/v1/gonum/floats"
+	"gonum.org/v1/gonum/mat"
+)
+
+// backwardError is ‖H d − g‖∞ / (‖H‖∞ ‖d‖∞), H symmetric from its lower
+// triangle.
+func backwardError(h []float64, n int, d, g []float64) float64 {
+	var rmax, hmax, dmax float64
+	for i := 0; i < n; i++ {
+		var r, row float64
+		for j := 0; j < n; j++ {
+			hij := h[i*n+j]
+			if j > i {
+				hij = h[j*n+i]
+			}
+			r += hij * d[j]
+			row += math.Abs(hij)
+		}
+		rmax = max(rmax, math.Abs(r-g[i]))
+		hmax = max(hmax, row)
+		dmax = max(dmax, math.Abs(d[i]))
+	}
+	return rmax / (hmax * dmax)
+}
+
+// TestAgainstGonum compares the factor and the solution with gonum's
+// mat.Cholesky: both must have a backward error within c·n·ε, and the
+// factors must agree to rounding.
+func TestAgainstGonum(t *testing.T) {
+	const eps = 0x1p-52
+	for _, n := range []int{1, 2, 3, 7, 64, 65, 257, 1000} {
+		r := rng(uint64(100 + n))
+		h := randSPD[float64](r, n)
+		g := randVec[float64](r, n)
+
+		var ch mat.Cholesky
+		if !ch.Factorize(mat.NewSymDense(n, slices.Clone(h))) {
+			t.Fatalf("n=%d: gonum: not positive definite", n)
+		}
+		var u mat.TriDense
+		ch.UTo(&u)
+		var dg mat.VecDense
+		if err := ch.SolveVecTo(&dg, mat.NewVecDense(n, slices.Clone(g))); err != nil {
+			t.Fatal(err)
+		}
+		gonumBE := backwardError(h, n, dg.RawVector().Data, g)
+
+		forEachLevel(t, func(t *testing.T, lv kernels.ISA) {
+			if n == 1000 && lv != Level() {
+				t.Skip("n=1000 at the default level only")
+			}
+			s := newSolver[float64](t, lv, 0, 0)
+			m, _ := Square(slices.Clone(h), n)
+			d := slices.Clone(g)
+			if err := s.FactorSolve(m, d); err != nil {
+				t.Fatal(err)
+			}
+			be := backwardError(h, n, d, g)
+			if be > 4*float64(n)*eps || gonumBE > 4*float64(n)*eps {
+				t.Errorf("n=%d: backward error %.3g (gonum %.3g), bound %.3g", n, be, gonumBE, 4*float64(n)*eps)
+			}
+			// Factor: L here, Uᵀ from gonum.
+			var diff, norm float64
+			for i := 0; i < n; i++ {
+				for j := 0; j <= i; j++ {
+					diff = max(diff, math.Abs(m.Data[i*n+j]-u.At(j, i)))
+					norm = max(norm, math.Abs(u.At(j, i)))
+				}
+			}
+			if diff > 64*float64(n)*eps*norm {
+				t.Errorf("n=%d: factors differ by %.3g (max |L| %.3g)", n, diff, norm)
+			}
+			if rel := floats.Distance(d, dg.RawVector().Data, math.Inf(1)) / floats.Norm(d, math.Inf(1)); rel > 1e-10 {
+				t.Errorf("n=%d: solutions differ by %.3g relatively", n, rel)
+			}
+		})
+	}
+}
+
+// TestGonumInterop: views share storage; FactorSymDense keeps its input;
+// SolveVecDense works in place and with strided vectors.
+func TestGonumInterop(t *testing.T) {
+	n := 45
+	h := randSPD[float64](rng(7), n)
+	l := slices.Clone(h)
+	refCholesky(l, n)
+	g := randVec[float64](rng(8), n)
+	want := slices.Clone(g)
+	refSolve(l, n, want)
+
+	s, _ := New[float64](Options{})
+	sym := mat.NewSymDense(n, slices.Clone(h))
+	// Keep: a new lower factor.
+	tri, err := FactorSymDense(s, sym)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mat.Equal(sym, mat.NewSymDense(n, slices.Clone(h))) {
+		t.Fatal("FactorSymDense wrote its input")
+	}
+	fm, err := FromTriDense(tri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameLower(t, "FactorSymDense", lowerOf(fm), l, n)
+
+	// In place on the SymDense's own (upper) storage: zero copy.
+	view := FromSymDense(sym)
+	if view.Uplo != Upper || &view.Data[0] != &sym.RawSymmetric().Data[0] {
+		t.Fatal("FromSymDense did not share storage")
+	}
+	if err := s.Factor(view); err != nil {
+		t.Fatal(err)
+	}
+	sameLower(t, "SymDense in place", lowerOf(view), l, n)
+	ut := TriDense(view)
+	if &ut.RawTriangular().Data[0] != &sym.RawSymmetric().Data[0] {
+		t.Fatal("TriDense did not share storage")
+	}
+	for i := 0; i < n; i++ {
+		for j := 0; j <= i; j++ {
+			if ut.At(j, i) != l[i*n+j] || ut.T().At(i, j) != l[i*n+j] {
+				t.Fatalf("TriDense(%d,%d)", i, j)
+			}
+		}
+	}
+
+	// Solve into a new vector, in place, and through a strided vector.
+	gv := mat.NewVecDense(n, slices.Clone(g))
+	d, err := SolveVecDense(s, nil, view, gv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameVec(t, "SolveVecDense new", d.RawVector().Data, want)
+	if _, err := SolveVecDense(s, gv, view, gv); err != nil {
+		t.Fatal(err)
+	}
+	sameVec(t, "SolveVecDense in place", gv.RawVector().Data, want)
+	back := make([]float64, 2*n)
+	strided := mat.NewDense(n, 2, back).ColView(1).(*mat.VecDense)
+	strided.CopyVec(mat.NewVecDense(n, slices.Clone(g)))
+	if _, err := SolveVecDense(s, strided, view, strided); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if strided.AtVec(i) != want[i] || back[2*i] != 0 {
+			t.Fatalf("strided solve, element %d", i)
+		}
+	}
+	// Errors.
+	if _, err := SolveVecDense(s, nil, view, mat.NewVecDense(n-1, nil)); err == nil {
+		t.Fatal("length mismatch accepted")
+	}
+	bad := mat.NewVecDense(n, slices.Clone(g))
+	bad.SetVec(3, math.NaN())
+	if _, err := SolveVecDense(s, nil, view, bad); err == nil {
+		t.Fatal("NaN accepted")
+	}
+	// gonum's own factor as input.
+	var ch mat.Cholesky
+	ch.Factorize(mat.NewSymDense(n, slices.Clone(h)))
+	var u mat.TriDense
+	ch.UTo(&u)
+	um, err := FromTriDense(&u)
+	if err != nil || um.Uplo != Upper {
+		t.Fatal(err)
+	}
+	dd, err := SolveVecDense(nil, nil, um, mat.NewVecDense(n, slices.Clone(g)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel := floats.Distance(dd.RawVector().Data, want, math.Inf(1)); rel > 1e-12 {
+		t.Fatalf("solve with gonum's factor: %v", rel)
+	}
+}

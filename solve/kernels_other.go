@@ -1,0 +1,12 @@
+//go:build purego || !amd64
+
+package solve
+
+import "github.com/fuseopt/fuseopt/kernels"
+
+// Without assembly (the purego tag, or an architecture other than amd64;
+// arm64 runs the reference until a NEON port exists) the table holds only
+// the generic level.
+
+// fmaPeak has no kernel without assembly.
+func fmaPeak(l kernels.ISA, n int) (flopsPerIter int, ok bool) { return 0, false }

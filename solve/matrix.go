@@ -1,0 +1,251 @@
+package solve
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// Uplo says which triangle of a symmetric matrix's storage is referenced.
+type Uplo uint8
+
+const (
+	// Lower: element (i, j), i ≥ j, is Data[i*Stride+j]; a factor held this
+	// way is L.
+	Lower Uplo = iota
+	// Upper: element (i, j), i ≥ j, is Data[j*Stride+i]; a factor held this
+	// way is U = Lᵀ. This is how gonum's mat.SymDense and mat.Cholesky store
+	// their matrices.
+	Upper
+)
+
+func (u Uplo) String() string {
+	switch u {
+	case Lower:
+		return "Lower"
+	case Upper:
+		return "Upper"
+	}
+	return fmt.Sprintf("Uplo(%d)", uint8(u))
+}
+
+// Matrix is a square N×N matrix in row-major storage with row stride
+// Stride: row i is Data[i*Stride : i*Stride+N]. As a symmetric matrix only
+// the triangle named by Uplo is referenced (read, and overwritten by a
+// factorisation); the other triangle is neither read nor written, except by
+// the symmetry check of Options.CheckSymmetry, which reads both.
+type Matrix[T Float] struct {
+	N, Stride int
+	Data      []T
+	Uplo      Uplo
+}
+
+// NewMatrix returns an n×n zero matrix with stride n.
+func NewMatrix[T Float](n int, uplo Uplo) Matrix[T] {
+	return Matrix[T]{N: n, Stride: n, Data: make([]T, n*n), Uplo: uplo}
+}
+
+// Square returns the n×n matrix held row-major in data (stride n, lower
+// triangle referenced); len(data) must be n·n.
+func Square[T Float](data []T, n int) (Matrix[T], error) {
+	if n < 0 || len(data) != n*n {
+		return Matrix[T]{}, fmt.Errorf("%w: %d elements do not make a %d×%d matrix", ErrDimension, len(data), n, n)
+	}
+	return Matrix[T]{N: n, Stride: n, Data: data, Uplo: Lower}, nil
+}
+
+// check validates the shape and storage of m.
+func (m Matrix[T]) check(what string) error {
+	switch {
+	case m.Uplo != Lower && m.Uplo != Upper:
+		return fmt.Errorf("%w: %s: %v", ErrDimension, what, m.Uplo)
+	case m.N < 0:
+		return fmt.Errorf("%w: %s: N = %d", ErrDimension, what, m.N)
+	case m.N == 0:
+		return nil
+	case m.Stride < m.N:
+		return fmt.Errorf("%w: %s: stride %d < N = %d", ErrDimension, what, m.Stride, m.N)
+	case (m.N-1) > (len(m.Data)-m.N)/m.Stride || len(m.Data) < m.N:
+		return fmt.Errorf("%w: %s: %d elements cannot hold %d rows of stride %d", ErrDimension, what, len(m.Data), m.N, m.Stride)
+	}
+	return nil
+}
+
+// idx returns the storage index of element (i, j), i ≥ j, of the
+// referenced triangle.
+func (m Matrix[T]) idx(i, j int) int {
+	if m.Uplo == Lower {
+		return i*m.Stride + j
+	}
+	return j*m.Stride + i
+}
+
+// rs and cs are the storage strides of the logical row and column index of
+// the referenced triangle: element (i, j) is Data[i*rs+j*cs].
+func (m Matrix[T]) strides() (rs, cs int) {
+	if m.Uplo == Lower {
+		return m.Stride, 1
+	}
+	return 1, m.Stride
+}
+
+// segment returns the referenced elements of logical column or row r that
+// are contiguous in storage: for Lower, row r's elements 0…r; for Upper,
+// the same elements, which lie in storage row r from column r to N-1.
+func (m Matrix[T]) segment(r int) []T {
+	if m.Uplo == Lower {
+		return m.Data[r*m.Stride : r*m.Stride+r+1]
+	}
+	return m.Data[r*m.Stride+r : r*m.Stride+m.N]
+}
+
+// segNonFinite reports whether a run of the matrix holds NaN or ±Inf.
+func segNonFinite[T Float](seg []T) bool {
+	switch s := any(seg).(type) {
+	case []float64:
+		return kernels.NonFiniteF64(s)
+	case []float32:
+		return kernels.NonFiniteF32(s)
+	}
+	return false
+}
+
+// firstNonFinite returns the element of the referenced triangle, in row r
+// (a segment), that is NaN or ±Inf.
+func (m Matrix[T]) firstNonFinite(r int) (i, j int) {
+	for c, v := range m.segment(r) {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			if m.Uplo == Lower {
+				return r, c
+			}
+			return r + c, r
+		}
+	}
+	return r, r
+}
+
+// finiteCheck looks for NaN and ±Inf in the referenced triangle, runs of
+// rows per task, on a pool: first[t] is the first segment of task t that
+// holds one, or -1.
+type finiteCheck[T Float] struct {
+	m     Matrix[T]
+	rows  int
+	first []int
+}
+
+func (c *finiteCheck[T]) run(_, task int) {
+	c.first[task] = -1
+	for r := task * c.rows; r < min(task*c.rows+c.rows, c.m.N); r++ {
+		if segNonFinite(c.m.segment(r)) {
+			c.first[task] = r
+			return
+		}
+	}
+}
+
+// nonFinite reports the first non-finite element of the referenced
+// triangle (in the order of the segments), checking on the pool when the
+// matrix is large.
+func (c *finiteCheck[T]) nonFinite(m Matrix[T], pool *Pool, workers int) (i, j int, found bool) {
+	n := m.N
+	if n == 0 {
+		return 0, 0, false
+	}
+	c.m = m
+	defer func() { c.m = Matrix[T]{} }()
+	c.rows = max(1, (1<<16)/n)
+	ntask := (n + c.rows - 1) / c.rows
+	if cap(c.first) < ntask {
+		c.first = make([]int, ntask)
+	}
+	c.first = c.first[:ntask]
+	if workers > 1 && n*n/2 >= minParallelWork {
+		pool.run(c, ntask, workers)
+	} else {
+		for t := 0; t < ntask; t++ {
+			c.run(0, t)
+			if c.first[t] >= 0 {
+				break
+			}
+		}
+	}
+	for _, r := range c.first {
+		if r >= 0 {
+			i, j = m.firstNonFinite(r)
+			return i, j, true
+		}
+	}
+	return 0, 0, false
+}
+
+// checkSymmetric compares element (i, j) with (j, i) for every i > j:
+// exactly when tol is 0, else |a−b| ≤ tol·max(|a|, |b|).
+func (m Matrix[T]) checkSymmetric(tol float64) error {
+	for i := 0; i < m.N; i++ {
+		for j := 0; j < i; j++ {
+			a := float64(m.Data[i*m.Stride+j])
+			b := float64(m.Data[j*m.Stride+i])
+			if a == b {
+				continue
+			}
+			if tol > 0 && math.Abs(a-b) <= tol*math.Max(math.Abs(a), math.Abs(b)) {
+				continue
+			}
+			return fmt.Errorf("%w: H[%d][%d] = %g, H[%d][%d] = %g", ErrNotSymmetric, i, j, a, j, i, b)
+		}
+	}
+	return nil
+}
+
+// copyTriangle copies the referenced triangle of src into the referenced
+// triangle of dst (same N; the Uplo may differ).
+func copyTriangle[T Float](dst, src Matrix[T]) {
+	if dst.Uplo == src.Uplo {
+		for r := 0; r < src.N; r++ {
+			copy(dst.segment(r), src.segment(r))
+		}
+		return
+	}
+	for i := 0; i < src.N; i++ {
+		for j := 0; j <= i; j++ {
+			dst.Data[dst.idx(i, j)] = src.Data[src.idx(i, j)]
+		}
+	}
+}
+
+// Dense is an R×C matrix of right-hand sides in row-major storage: column
+// c of the matrix is one right-hand side, element (i, c) is
+// Data[i*Stride+c].
+type Dense[T Float] struct {
+	Rows, Cols, Stride int
+	Data               []T
+}
+
+func (d Dense[T]) check(n int) error {
+	switch {
+	case d.Rows != n:
+		return fmt.Errorf("%w: %d rows of right-hand sides for a %d×%d factor", ErrDimension, d.Rows, n, n)
+	case d.Cols < 0:
+		return fmt.Errorf("%w: %d columns", ErrDimension, d.Cols)
+	case d.Rows == 0 || d.Cols == 0:
+		return nil
+	case d.Stride < d.Cols:
+		return fmt.Errorf("%w: stride %d < %d columns", ErrDimension, d.Stride, d.Cols)
+	case (d.Rows-1) > (len(d.Data)-d.Cols)/d.Stride || len(d.Data) < d.Cols:
+		return fmt.Errorf("%w: %d elements cannot hold %d rows of stride %d", ErrDimension, len(d.Data), d.Rows, d.Stride)
+	}
+	return nil
+}
+
+func (d Dense[T]) row(i int) []T { return d.Data[i*d.Stride : i*d.Stride+d.Cols] }
+
+func vecNonFinite[T Float](x []T) bool {
+	switch s := any(x).(type) {
+	case []float64:
+		return kernels.NonFiniteF64(s)
+	case []float32:
+		return kernels.NonFiniteF32(s)
+	}
+	return false
+}
