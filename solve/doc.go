@@ -26,7 +26,7 @@
 // tile of the trailing matrix in registers and applies the whole panel,
 // k ascending, one fma per element per k, and panels are applied in
 // increasing order. So the factor and the solution are bit-identical for
-// every level (generic, avx2, avx512), block size, number of workers and
+// every level (generic, avx2, avx512, neon), block size, number of workers and
 // storage layout (Lower or Upper); the tests compare bits, and a golden
 // hash of a fixed-seed solve (testdata/golden.txt) is reproduced on every
 // level. NaN is the exception the project allows: its bit pattern may
@@ -48,9 +48,11 @@
 // The amd64 kernels are written by the avo generator in _asm (its own
 // module: avo is no dependency of this one): AVX-512 (tiles of 8×24
 // float64 or 8×48 float32 in registers) and AVX2+FMA (4×12, 4×24). go
-// generate in this directory rewrites solve_amd64.s and stubs_amd64.go. With
-// the purego build tag, and on other architectures (arm64 included, until
-// a NEON port), the pure-Go reference of kernels_generic.go runs; it uses
+// generate in this directory rewrites solve_amd64.s and stubs_amd64.go. On
+// arm64 the NEON level's micro-kernel is solve_arm64.s (tiles of 4×8
+// float64 or 4×16 float32 in registers); its other kernels are the generic
+// ones (kernels_arm64.go). With the purego build tag, and on other
+// architectures, the pure-Go reference of kernels_generic.go runs; it uses
 // math.FMA and an exact float32 fma explicitly, so the Go compiler's own
 // fusing cannot change a result.
 //

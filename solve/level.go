@@ -58,7 +58,7 @@ func has(l kernels.ISA) bool { return int(l) < len(table) && table[l] != nil }
 
 // Levels returns the levels this package can run on this CPU and build, from
 // the reference up: the levels of [kernels.Levels] this package has kernels
-// for. On arm64 the solver runs the pure-Go reference (kernels.Generic).
+// for (on arm64, generic and neon unless built with purego).
 func Levels() []kernels.ISA {
 	var out []kernels.ISA
 	for _, l := range kernels.Levels() {

@@ -46,7 +46,7 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	case m.EnvNote != "":
 		fmt.Fprintf(stdout, " (%s)\n", m.EnvNote)
 	case len(lo) == 0:
-		fmt.Fprintf(stdout, " (the only level here)\n")
+		fmt.Fprintf(stdout, " (the only level here; %s can only lower the level)\n", kernels.EnvVar)
 	default:
 		fmt.Fprintf(stdout, " (the best level; %s=%s lowers it)\n", kernels.EnvVar, strings.Join(lo, "|"))
 	}
