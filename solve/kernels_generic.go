@@ -3,6 +3,8 @@ package solve
 import (
 	"math"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // The pure-Go reference kernels. Each doc comment is the exact operation
@@ -47,43 +49,13 @@ func fmaT[T Float](a, b, c T) T {
 	if unsafe.Sizeof(a) == 8 {
 		return T(math.FMA(float64(a), float64(b), float64(c)))
 	}
-	return T(fma32(float32(a), float32(b), float32(c)))
+	return T(kernels.FMA32(float32(a), float32(b), float32(c)))
 }
 
 // sqrtT is the correctly rounded square root of T. (The float64 square
 // root of a float32 value, rounded to float32, is the correctly rounded
 // float32 square root.)
 func sqrtT[T Float](x T) T { return T(math.Sqrt(float64(x))) }
-
-// fma32 is the correctly rounded float32 fused multiply-add a·b+c.
-//
-// The product of two float32 values is exact in float64. The sum p+c is
-// computed exactly as s+e (TwoSum); when e ≠ 0 and s has an even last bit,
-// s is moved one unit towards e, which rounds the sum to odd. A value
-// rounded to odd with 29 more bits than float32 rounds to float32 exactly
-// as the exact sum would.
-func fma32(a, b, c float32) float32 {
-	p := float64(a) * float64(b) // exact
-	cc := float64(c)
-	s := p + cc
-	if math.IsInf(s, 0) || s != s {
-		return float32(s)
-	}
-	bb := s - p
-	e := (p - (s - bb)) + (cc - bb)
-	if e != 0 {
-		bits := math.Float64bits(s)
-		if bits&1 == 0 {
-			if (e > 0) == (s > 0) {
-				bits++
-			} else {
-				bits--
-			}
-			s = math.Float64frombits(bits)
-		}
-	}
-	return float32(s)
-}
 
 // gemmGeneric is the micro-kernel of the trailing update on a tile of C of
 // mr rows and nv·g columns; column j of the tile is lane j mod g of vector
