@@ -248,7 +248,7 @@ func ensure[T float](bufs *[numBufs][]T, want [numBufs]bool, w []T) {
 			k++
 		}
 	}
-	out := layout[T](len(w), k, w)
+	out := kernels.Staggered[T](len(w), k, w)
 	j := 0
 	for i := range bufs {
 		if want[i] || bufs[i] != nil {
@@ -257,64 +257,6 @@ func ensure[T float](bufs *[numBufs][]T, want [numBufs]bool, w []T) {
 			j++
 		}
 	}
-}
-
-const (
-	lineBytes = 64
-	pageBytes = 4096
-)
-
-// layout returns k zeroed buffers of n elements cut from one allocation.
-// Each starts on a cache line; a buffer of a page or more starts at the page
-// offset farthest (on the circle of one page) from the page offsets of the
-// weight and of the buffers before it. Separately allocated equal large
-// slices start at the same page offset, which makes a kernel that streams
-// through all of them at once several times slower.
-func layout[T float](n, k int, w []T) [][]T {
-	size := int(unsafe.Sizeof(T(0)))
-	pad := lineBytes / size
-	if n*size >= pageBytes {
-		pad = (pageBytes + lineBytes) / size
-	}
-	slab := make([]T, k*(n+pad))
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
-	streams := make([]uintptr, 0, k+1)
-	if len(w) > 0 {
-		streams = append(streams, uintptr(unsafe.Pointer(unsafe.SliceData(w))))
-	}
-	out := make([][]T, k)
-	cur := 0
-	for i := range out {
-		addr := base + uintptr(cur*size)
-		cur += int((lineBytes-addr%lineBytes)%lineBytes) / size
-		if n*size >= pageBytes && len(streams) > 0 {
-			from := int((base + uintptr(cur*size)) % pageBytes)
-			best, bestAdv := -1, 0
-			for off := 0; off < pageBytes; off += lineBytes {
-				d := pageBytes
-				for _, s := range streams {
-					d = min(d, circDist(off, int(s%pageBytes)))
-				}
-				adv := (off - from + pageBytes) % pageBytes
-				if d > best || (d == best && adv < bestAdv) {
-					best, bestAdv = d, adv
-				}
-			}
-			cur += bestAdv / size
-		}
-		out[i] = slab[cur : cur+n : cur+n]
-		streams = append(streams, base+uintptr(cur*size))
-		cur += n
-	}
-	return out
-}
-
-func circDist(a, b int) int {
-	d := a - b
-	if d < 0 {
-		d = -d
-	}
-	return min(d, pageBytes-d)
 }
 
 // f32 and f64 reinterpret a []T whose T the caller knows by its size.

@@ -147,3 +147,14 @@ func setGrad[T float.DType](p *nn.Param, g []T) {
 	p.ZeroGrad()
 	p.AccGrad(mat.NewDense[T](mat.WithBacking(append([]T(nil), g...)), mat.WithShape(p.Shape()...)))
 }
+
+const pageBytes = 4096
+
+// circDist is the distance of two page offsets on the circle of a page.
+func circDist(a, b int) int {
+	d := a - b
+	if d < 0 {
+		d = -d
+	}
+	return min(d, pageBytes-d)
+}

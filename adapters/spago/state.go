@@ -3,7 +3,7 @@ package fusespago
 import (
 	"encoding/gob"
 	"fmt"
-	"unsafe"
+	"github.com/fuseopt/fuseopt/kernels"
 
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
@@ -85,7 +85,7 @@ func (st *State[T]) ensure(want [4]bool, n int, data []T) {
 			k++
 		}
 	}
-	slabs := layout[T](n, k, data)
+	slabs := kernels.Staggered[T](n, k, data)
 	j := 0
 	for i, b := range bufs {
 		if want[i] || *b != nil {
@@ -95,62 +95,4 @@ func (st *State[T]) ensure(want [4]bool, n int, data []T) {
 		}
 	}
 	st.placed = true
-}
-
-const (
-	lineBytes = 64
-	pageBytes = 4096
-)
-
-// layout returns k zeroed buffers of n elements cut from one allocation.
-// Each starts on a cache line; a buffer of a page or more starts at the page
-// offset farthest (on the circle of one page) from the page offsets of the
-// parameter and of the buffers before it. Separately allocated equal large
-// slices start at the same page offset, which makes a kernel that streams
-// through all of them at once several times slower.
-func layout[T float.DType](n, k int, data []T) [][]T {
-	size := int(unsafe.Sizeof(T(0)))
-	pad := lineBytes / size
-	if n*size >= pageBytes {
-		pad = (pageBytes + lineBytes) / size
-	}
-	slab := make([]T, k*(n+pad))
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
-	streams := make([]uintptr, 0, k+1)
-	if len(data) > 0 {
-		streams = append(streams, uintptr(unsafe.Pointer(unsafe.SliceData(data))))
-	}
-	out := make([][]T, k)
-	cur := 0
-	for i := range out {
-		addr := base + uintptr(cur*size)
-		cur += int((lineBytes-addr%lineBytes)%lineBytes) / size
-		if n*size >= pageBytes && len(streams) > 0 {
-			from := int((base + uintptr(cur*size)) % pageBytes)
-			best, bestAdv := -1, 0
-			for off := 0; off < pageBytes; off += lineBytes {
-				d := pageBytes
-				for _, s := range streams {
-					d = min(d, circDist(off, int(s%pageBytes)))
-				}
-				adv := (off - from + pageBytes) % pageBytes
-				if d > best || (d == best && adv < bestAdv) {
-					best, bestAdv = d, adv
-				}
-			}
-			cur += bestAdv / size
-		}
-		out[i] = slab[cur : cur+n : cur+n]
-		streams = append(streams, base+uintptr(cur*size))
-		cur += n
-	}
-	return out
-}
-
-func circDist(a, b int) int {
-	d := a - b
-	if d < 0 {
-		d = -d
-	}
-	return min(d, pageBytes-d)
 }

@@ -1,0 +1,40 @@
+package kernels
+
+import (
+	"testing"
+	"unsafe"
+)
+
+func TestStaggered(t *testing.T) {
+	for _, n := range []int{0, 1, 17, 1000, 4096, 1 << 20} {
+		near := make([]float32, n)
+		bufs := Staggered[float32](n, 3, near)
+		addrs := []uintptr{uintptr(unsafe.Pointer(unsafe.SliceData(near)))}
+		for i, b := range bufs {
+			if len(b) != n || cap(b) != n {
+				t.Fatalf("n=%d buffer %d: len %d cap %d", n, i, len(b), cap(b))
+			}
+			for _, v := range b {
+				if v != 0 {
+					t.Fatalf("n=%d: buffer not zeroed", n)
+				}
+			}
+			if n == 0 {
+				continue
+			}
+			a := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+			if a%lineBytes != 0 {
+				t.Errorf("n=%d buffer %d not on a cache line: %#x", n, i, a)
+			}
+			if n*4 >= pageBytes {
+				for _, o := range addrs {
+					if d := pageDistance(int(a%pageBytes), int(o%pageBytes)); d < 512 {
+						t.Errorf("n=%d buffer %d: page offset %d from another stream", n, i, d)
+					}
+				}
+			}
+			addrs = append(addrs, a)
+			b[0], b[n-1] = 1, 1 // within the slab
+		}
+	}
+}
