@@ -1,10 +1,9 @@
 package kernels
 
-import "unsafe"
+import (
+	"unsafe"
 
-const (
-	lineBytes = 64
-	pageBytes = 4096
+	"github.com/fuseopt/fuseopt/internal/layout"
 )
 
 // Staggered returns k zeroed buffers of n elements cut from one allocation,
@@ -19,12 +18,7 @@ const (
 // into that. The padding costs at most a page and a line per buffer.
 func Staggered[T Float](n, k int, near []T) [][]T {
 	size := int(unsafe.Sizeof(T(0)))
-	big := n*size >= pageBytes
-	pad := lineBytes / size
-	if big {
-		pad = (pageBytes + lineBytes) / size
-	}
-	slab := make([]T, k*(n+pad))
+	slab := make([]T, k*(n+layout.Pad(n, size)))
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
 	streams := make([]uintptr, 0, k+1)
 	if len(near) > 0 {
@@ -33,35 +27,10 @@ func Staggered[T Float](n, k int, near []T) [][]T {
 	out := make([][]T, k)
 	cur := 0
 	for i := range out {
-		addr := base + uintptr(cur*size)
-		cur += int((lineBytes-addr%lineBytes)%lineBytes) / size
-		if big && len(streams) > 0 {
-			from := int((base + uintptr(cur*size)) % pageBytes)
-			best, bestAdv := -1, 0
-			for off := 0; off < pageBytes; off += lineBytes {
-				d := pageBytes
-				for _, s := range streams {
-					d = min(d, pageDistance(off, int(s%pageBytes)))
-				}
-				adv := (off - from + pageBytes) % pageBytes
-				if d > best || (d == best && adv < bestAdv) {
-					best, bestAdv = d, adv
-				}
-			}
-			cur += bestAdv / size
-		}
+		cur = layout.Place(base, cur, n, size, streams)
 		out[i] = slab[cur : cur+n : cur+n]
 		streams = append(streams, base+uintptr(cur*size))
 		cur += n
 	}
 	return out
-}
-
-// pageDistance is the distance of two page offsets on the circle of a page.
-func pageDistance(a, b int) int {
-	d := a - b
-	if d < 0 {
-		d = -d
-	}
-	return min(d, pageBytes-d)
 }

@@ -3,6 +3,8 @@ package kernels
 import (
 	"testing"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/layout"
 )
 
 func TestStaggered(t *testing.T) {
@@ -23,12 +25,12 @@ func TestStaggered(t *testing.T) {
 				continue
 			}
 			a := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-			if a%lineBytes != 0 {
+			if a%layout.Line != 0 {
 				t.Errorf("n=%d buffer %d not on a cache line: %#x", n, i, a)
 			}
-			if n*4 >= pageBytes {
+			if n*4 >= layout.Page {
 				for _, o := range addrs {
-					if d := pageDistance(int(a%pageBytes), int(o%pageBytes)); d < 512 {
+					if d := layout.Distance(int(a%layout.Page), int(o%layout.Page)); d < 512 {
 						t.Errorf("n=%d buffer %d: page offset %d from another stream", n, i, d)
 					}
 				}

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
+
+	"github.com/fuseopt/fuseopt/internal/layout"
 )
 
 // splitmix returns a well-mixed 64-bit hash of x.
@@ -112,7 +114,7 @@ func staggered[T Float](sizes []int) [][]T {
 	size := int(unsafe.Sizeof(z))
 	total := 0
 	for _, n := range sizes {
-		total += n + (pageBytes+lineBytes)/size
+		total += n + (layout.Page+layout.Line)/size
 	}
 	slab := make([]T, total)
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
@@ -121,9 +123,9 @@ func staggered[T Float](sizes []int) [][]T {
 	for k, n := range sizes {
 		// Page offset 64·(13k mod 64) + 64: 13 is odd, so 64 successive
 		// slices take 64 different offsets.
-		want := uintptr(lineBytes * (1 + (13*k)%63))
+		want := uintptr(layout.Line * (1 + (13*k)%63))
 		addr := base + uintptr(cur*size)
-		cur += int((want-addr%pageBytes+pageBytes)%pageBytes) / size
+		cur += int((want-addr%layout.Page+layout.Page)%layout.Page) / size
 		out[k] = slab[cur : cur+n : cur+n]
 		cur += n
 	}

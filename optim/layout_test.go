@@ -3,6 +3,8 @@ package optim
 import (
 	"testing"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/layout"
 )
 
 func addr[T Float](x []T) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(x))) }
@@ -45,12 +47,12 @@ func TestLayoutStaggered(t *testing.T) {
 				if a < lo || a+uintptr(len(b))*4 > hi {
 					t.Fatalf("%s buffer %d lies outside the slab", p.name, k)
 				}
-				if a%lineBytes != 0 {
+				if a%layout.Line != 0 {
 					t.Errorf("%s buffer %d not on a cache line", p.name, k)
 				}
-				if len(b)*4 >= pageBytes {
+				if len(b)*4 >= layout.Page {
 					for _, s := range streams {
-						if d := circDist(int(a%pageBytes), int(s%pageBytes)); d < 448 {
+						if d := layout.Distance(int(a%layout.Page), int(s%layout.Page)); d < 448 {
 							t.Errorf("%s buffer %d is %d bytes (mod 4096) from another stream", p.name, k, d)
 						}
 					}

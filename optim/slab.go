@@ -1,6 +1,10 @@
 package optim
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/layout"
+)
 
 // The optimizer state of all parameters lives in one slab.
 //
@@ -16,11 +20,8 @@ import "unsafe"
 // buffers placed before it. Smaller buffers are only cache-line aligned. The
 // padding is at most 4160 bytes per large buffer. TestLayoutStaggered checks
 // the distances; BenchmarkLayoutTrap compares this layout with
-// power-of-two-aligned ones on the machine at hand.
-const (
-	lineBytes = 64
-	pageBytes = 4096
-)
+// power-of-two-aligned ones on the machine at hand. The placement rule is
+// package internal/layout's, shared with kernels.Staggered.
 
 // layout allocates a new slab for the state buffers the groups need and
 // moves every parameter's existing buffers (or buffers loaded from a file)
@@ -33,7 +34,7 @@ func (o *Optimizer[T]) layout() {
 		p.op = o.opFor(p.group)
 		n := len(p.data)
 		for range o.groups[p.group].buffers(o.kind) {
-			total += n + padFor(n, size)
+			total += n + layout.Pad(n, size)
 		}
 	}
 	var slab []T
@@ -59,7 +60,7 @@ func (o *Optimizer[T]) layout() {
 				p.buf[k] = nil
 				continue
 			}
-			cur = place(base, cur, n, size, streams[:ns])
+			cur = layout.Place(base, cur, n, size, streams[:ns])
 			b := slab[cur : cur+n : cur+n]
 			if len(p.buf[k]) == n {
 				copy(b, p.buf[k])
@@ -73,48 +74,4 @@ func (o *Optimizer[T]) layout() {
 		}
 	}
 	o.slab = slab
-}
-
-// padFor is the most padding place adds in front of a buffer of n
-// elements.
-func padFor(n, size int) int {
-	if n*size >= pageBytes {
-		return (pageBytes + lineBytes) / size
-	}
-	return lineBytes / size
-}
-
-// place returns the index, at or after cur, where a buffer of n elements of
-// size bytes starts in the slab at address base: the next cache line, and,
-// for a buffer of a page or more, the next cache line at the page offset
-// farthest from the page offsets of streams.
-func place(base uintptr, cur, n, size int, streams []uintptr) int {
-	addr := base + uintptr(cur*size)
-	cur += int((lineBytes-addr%lineBytes)%lineBytes) / size
-	if n*size < pageBytes || len(streams) == 0 {
-		return cur
-	}
-	addr = base + uintptr(cur*size)
-	from := int(addr % pageBytes)
-	bestDist, bestAdv := -1, 0
-	for off := 0; off < pageBytes; off += lineBytes {
-		d := pageBytes
-		for _, s := range streams {
-			d = min(d, circDist(off, int(s%pageBytes)))
-		}
-		adv := (off - from + pageBytes) % pageBytes
-		if d > bestDist || (d == bestDist && adv < bestAdv) {
-			bestDist, bestAdv = d, adv
-		}
-	}
-	return cur + bestAdv/size
-}
-
-// circDist is the distance of two page offsets on the circle of one page.
-func circDist(a, b int) int {
-	d := a - b
-	if d < 0 {
-		d = -d
-	}
-	return min(d, pageBytes-d)
 }
