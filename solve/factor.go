@@ -45,13 +45,14 @@ type factorizer[T Float] struct {
 	pool    *Pool
 	workers int
 
-	m       Matrix[T] // the matrix being factored
-	rs, cs  int       // its storage strides (Matrix.strides)
-	pack    []T       // the packed panel: group q, row r, column k at pack[q*b*g + k*g + r]
-	tri     []T       // the diagonal block, transposed, in strips of mr columns (buildTri)
-	leafBuf []T
-	tmp     [][]T // per worker: one tile of C, for tiles at an edge or across the diagonal
-	tasks   []tileTask
+	m        Matrix[T] // the matrix being factored
+	rs, cs   int       // its storage strides (Matrix.strides)
+	pack     []T       // the packed panel: group q, row r, column k at pack[q*b*g + k*g + r]
+	tri      []T       // the diagonal block, transposed, in strips of mr columns (buildTri)
+	leafBuf  []T
+	tmp      [][]T // per worker: one tile of C, for tiles at an edge or across the diagonal
+	tasks    []tileTask
+	rowBlock int // bytes of the packed panel a task's row tiles may span
 
 	// The job in progress.
 	phase          int
@@ -60,9 +61,10 @@ type factorizer[T Float] struct {
 	groups, gchunk int
 }
 
-// tileTask is a run of tiles of the trailing update: column sliver ct,
-// row tiles r0 … r1-1.
-type tileTask struct{ ct, r0, r1 int32 }
+// tileTask is a block of tiles of the trailing update: column slivers
+// c0 … c1-1 crossed with row tiles r0 … r1-1 (those of the referenced
+// triangle).
+type tileTask struct{ c0, c1, r0, r1 int32 }
 
 func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
 	f.im, f.pool, f.workers = im, pool, workers
@@ -74,6 +76,8 @@ func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
 		f.tmp[w] = make([]T, im.mr*im.nc())
 	}
 	f.leafBuf = make([]T, leafMax*leafMax)
+	_, l2 := CacheSizes()
+	f.rowBlock = l2 / 2
 }
 
 func poolSize(p *Pool) int {
@@ -200,9 +204,9 @@ func (f *factorizer[T]) trsmPhase() {
 
 // buildTri copies the diagonal block of the panel, transposed, into tri
 // in strips of mr columns: tri[(j/mr)*b*mr + k*mr + j%mr] = l[p+j][p+k] for
-// k ≤ j (see trsmGeneric).
+// k ≤ j (see trsmGeneric). The entries k > j of a strip are zero.
 func (f *factorizer[T]) buildTri() {
-	b, d, w := f.b, f.m.Data, f.im.mr
+	b, d, w, g := f.b, f.m.Data, f.im.mr, f.im.g
 	base := f.off + f.p*(f.rs+f.cs)
 	for j0 := 0; j0 < b; j0 += w {
 		strip := f.tri[j0*b : j0*b+b*w]
@@ -212,37 +216,58 @@ func (f *factorizer[T]) buildTri() {
 			for k := 0; k < j1; k++ {
 				src := base + k*f.cs
 				lo := max(j0, k)
+				clear(strip[k*w : k*w+lo-j0])
 				copy(strip[k*w+lo-j0:k*w+j1-j0], d[src+lo:src+j1])
 			}
 			continue
 		}
-		for j := j0; j < j1; j++ {
-			row := d[base+j*f.rs : base+j*f.rs+j+1]
-			for k, v := range row {
-				strip[k*w+j-j0] = v
+		k0 := 0
+		if w == g && j1-j0 == w && j0 > 0 {
+			// Lower, a whole strip: the rows j0 … j1-1 in the columns left
+			// of the strip are what the pack kernel transposes.
+			f.im.pack(j0, &d[base+j0*f.rs], f.rs, &strip[0])
+			k0 = j0
+		}
+		for k := k0; k < j1; k++ {
+			lo := max(j0, k)
+			clear(strip[k*w : k*w+lo-j0])
+			for j := lo; j < j1; j++ {
+				strip[k*w+j-j0] = d[base+j*f.rs+k]
 			}
 		}
 	}
 }
 
 // syrkPhase applies the panel's updates to the trailing matrix.
+//
+// The tiles are visited as a blocked matrix product would: the row tiles
+// are grouped in blocks whose part of the packed panel (the broadcast side)
+// fits in half the L2 cache, and a task is one block crossed with a run of
+// column slivers. A core thus reads its block of the panel from L2 for every
+// sliver, and each sliver (the vector side) once per block, instead of
+// streaming the whole panel from memory for every sliver.
 func (f *factorizer[T]) syrkPhase() {
 	mr, nc, b := f.im.mr, f.im.nc(), f.b
 	mt := f.mt
 	rt := (mt + mr - 1) / mr
 	ct := (mt + nc - 1) / nc
-	// About 128k fma per task, and at most about 64k tasks.
-	chunk := max(1, (1<<17)/(mr*nc*b), rt*ct/(1<<16)+1)
+	rb := max(1, f.rowBlock/(b*mr)) // row tiles per block
+	// Slivers per task: about 1M fma, and at most about 64k tasks.
+	cchunk := max(1, (1<<20)/(mr*nc*b*rb), (rt/rb+1)*ct/(1<<16)+1)
 	f.tasks = f.tasks[:0]
-	for c := 0; c < ct; c++ {
-		var lo, hi int
-		if f.m.Uplo == Lower {
-			lo, hi = c*nc/mr, rt
+	lower := f.m.Uplo == Lower
+	for r0 := 0; r0 < rt; r0 += rb {
+		r1 := min(r0+rb, rt)
+		// The slivers that have a tile of the referenced triangle in rows
+		// r0 … r1-1.
+		var c0, c1 int
+		if lower {
+			c0, c1 = 0, min(ct, ((r1*mr-1)/nc)+1)
 		} else {
-			lo, hi = 0, min(rt, (c*nc+nc-1)/mr+1)
+			c0, c1 = (r0*mr)/nc, ct
 		}
-		for r := lo; r < hi; r += chunk {
-			f.tasks = append(f.tasks, tileTask{int32(c), int32(r), int32(min(r+chunk, hi))})
+		for c := c0; c < c1; c += cchunk {
+			f.tasks = append(f.tasks, tileTask{int32(c), int32(min(c+cchunk, c1)), int32(r0), int32(r1)})
 		}
 	}
 	f.phase = phaseSYRK
@@ -278,8 +303,18 @@ func (f *factorizer[T]) run(w, task int) {
 		return
 	}
 	t := f.tasks[task]
-	for r := int(t.r0); r < int(t.r1); r++ {
-		f.tile(w, int(t.ct), r, r+1 < int(t.r1))
+	mr, nc := f.im.mr, f.im.nc()
+	lower := f.m.Uplo == Lower
+	for c := int(t.c0); c < int(t.c1); c++ {
+		lo, hi := int(t.r0), int(t.r1)
+		if lower {
+			lo = max(lo, c*nc/mr)
+		} else {
+			hi = min(hi, (c*nc+nc-1)/mr+1)
+		}
+		for r := lo; r < hi; r++ {
+			f.tile(w, c, r, r+1 < hi)
+		}
 	}
 }
 

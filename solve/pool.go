@@ -140,18 +140,26 @@ func (p *Pool) run(r runner, ntask, workers int) {
 // claim runs tasks of the job of generation gen until none is left or
 // another job has started. (A worker checks the job's limit before it
 // claims, so it must not go on to the tasks of a later job.)
+//
+// The tasks it ran are added to done once, when it leaves: every update of
+// a word the other cores read moves its cache line between the cores, and
+// on some machines that costs as much as a few microseconds of the tasks.
 func (p *Pool) claim(id int, gen uint64) {
+	ran := int64(0)
 	for {
 		t := p.ticket.Load()
 		next, n := t&ticketMask, (t>>ticketBits)&ticketMask
 		if t>>(2*ticketBits) != gen || next >= n {
-			return
+			break
 		}
 		if !p.ticket.CompareAndSwap(t, t+1) {
 			continue
 		}
 		p.job.run(id, int(next))
-		p.done.Add(1)
+		ran++
+	}
+	if ran > 0 {
+		p.done.Add(ran)
 	}
 }
 
