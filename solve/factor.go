@@ -1,6 +1,10 @@
 package solve
 
-import "math"
+import (
+	"math"
+	"runtime"
+	"sync/atomic"
+)
 
 // The blocked right-looking Cholesky factorisation.
 //
@@ -35,8 +39,9 @@ func innerBlock(b int) int {
 
 // Phases of a job.
 const (
-	phaseTRSM = iota
-	phaseSYRK
+	phaseTRSM  = iota // the triangular solve of panel jp
+	phaseSYRK         // the trailing update of panel jp (the tasks)
+	phaseAhead        // the lookahead job (factorAhead)
 )
 
 // factorizer holds the scratch space of factorisations of one solver.
@@ -47,19 +52,43 @@ type factorizer[T Float] struct {
 
 	m        Matrix[T] // the matrix being factored
 	rs, cs   int       // its storage strides (Matrix.strides)
-	pack     []T       // the packed panel: group q, row r, column k at pack[q*b*g + k*g + r]
-	tri      []T       // the diagonal block, transposed, in strips of mr columns (buildTri)
+	pn       [2]panel[T]
+	tri      []T // the diagonal block, transposed, in strips of mr columns (buildTri)
 	leafBuf  []T
 	tmp      [][]T // per worker: one tile of C, for tiles at an edge or across the diagonal
 	tasks    []tileTask
 	rowBlock int // bytes of the packed panel a task's row tiles may span
 
-	// The job in progress.
-	phase          int
-	off, n, p, b   int // view offset and size; panel start and width (view indices)
-	t0, mt         int // trailing rows: t0 … n-1, mt of them
-	groups, gchunk int
+	// The job in progress: its phase and panel, and for the lookahead job
+	// the next panel, whose diagonal block sub factors.
+	phase     int
+	jp, np    *panel[T]
+	sub       *factorizer[T]
+	aheadFail int
+	aheadDone atomic.Bool
 }
+
+// panel is the state of the triangular solve and the trailing update of
+// one panel of a diagonal block (a view) of the matrix.
+type panel[T Float] struct {
+	off, n         int // the view: storage offset of its element (0,0), size
+	p, b           int // the panel's first column (view index) and width
+	t0, mt         int // trailing rows: t0 … n-1, mt of them
+	groups, gchunk int // groups of g trailing rows; units of nv groups per trsm task
+	pack           []T // the packed panel: group q, row r, column k at pack[q*b*g + k*g + r]
+}
+
+// set makes pn the panel of width b at column p of the view (off, n).
+func (pn *panel[T]) set(im *impl[T], off, n, p, b int) {
+	pn.off, pn.n, pn.p, pn.b = off, n, p, b
+	pn.t0, pn.mt = p+b, n-p-b
+	pn.groups = (pn.mt + im.g - 1) / im.g
+	// About 64k fma per trsm task.
+	pn.gchunk = max(1, (1<<16)/(b*b*im.g*im.nv/2+1))
+}
+
+// units returns the number of units of nv groups of the trailing rows.
+func (pn *panel[T]) units(im *impl[T]) int { return (pn.groups + im.nv - 1) / im.nv }
 
 // tileTask is a block of tiles of the trailing update: column slivers
 // c0 … c1-1 crossed with row tiles r0 … r1-1 (those of the referenced
@@ -78,6 +107,10 @@ func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
 	f.leafBuf = make([]T, leafMax*leafMax)
 	_, l2 := CacheSizes()
 	f.rowBlock = l2 / 2
+	if f.workers > 1 {
+		f.sub = new(factorizer[T])
+		f.sub.init(im, nil, 1)
+	}
 }
 
 func poolSize(p *Pool) int {
@@ -100,18 +133,30 @@ func (f *factorizer[T]) factor(m Matrix[T], nb int) int {
 	if m.N == 0 {
 		return -1
 	}
-	f.m = m
-	f.rs, f.cs = m.strides()
-	g := f.im.g
 	if nb > m.N {
 		nb = m.N
 	}
+	if f.sub != nil && nb < m.N {
+		defer func() { f.m, f.sub.m = Matrix[T]{}, Matrix[T]{} }()
+		f.prepare(m, m.N, nb, 2)
+		return f.factorAhead(nb)
+	}
+	f.prepare(m, m.N, nb, 1)
+	return f.factorView(0, m.N, nb)
+}
+
+// prepare sets the matrix and sizes npack packed panels of width nb for a
+// block of size n, and the diagonal block's buffer.
+func (f *factorizer[T]) prepare(m Matrix[T], n, nb, npack int) {
+	f.m = m
+	f.rs, f.cs = m.strides()
 	// Space for the panel of the outermost level, which is the largest;
 	// the vector side of a tile may read up to nv-1 groups past the last.
-	rows := (m.N + f.im.nc()) / g * g
-	f.pack = grow(f.pack, rows*nb)
+	rows := (n + f.im.nc()) / f.im.g * f.im.g
+	for i := range npack {
+		f.pn[i].pack = grow(f.pn[i].pack, rows*nb)
+	}
 	f.tri = grow(f.tri, nb*(nb+f.im.mr))
-	return f.factorView(0, m.N, nb)
 }
 
 // factorView factors the diagonal block of size n whose element (0,0) is at
@@ -138,12 +183,94 @@ func (f *factorizer[T]) factorView(off, n, nb int) int {
 		if p+b == n {
 			break
 		}
-		f.off, f.n, f.p, f.b = off, n, p, b
-		f.t0, f.mt = p+b, n-p-b
-		f.trsmPhase()
-		f.syrkPhase()
+		// (The recursion above used pn[0] too; it is done with it.)
+		pn := &f.pn[0]
+		pn.set(f.im, off, n, p, b)
+		f.buildTri(pn)
+		f.trsmPhase(pn)
+		f.syrkPhase(pn, syrkAll)
 	}
 	return -1
+}
+
+// factorAhead factors the whole matrix with panel width nb, looking one
+// panel ahead: once a panel's update has reached the columns of the next
+// panel, the next diagonal block is factored (by one goroutine, on sub's
+// scratch space) and the rows below it are solved while the other
+// goroutines apply the rest of the update. Every element still receives
+// its updates in the order of factorView, so the bits are the same.
+func (f *factorizer[T]) factorAhead(nb int) int {
+	n := f.m.N
+	if fail := f.sub.factorBlock(f.m, 0, nb); fail >= 0 {
+		return fail
+	}
+	cur := &f.pn[0]
+	cur.set(f.im, 0, n, 0, nb)
+	f.buildTri(cur)
+	f.trsmPhase(cur)
+	for k := 1; ; k++ {
+		next := cur.t0
+		bn := min(nb, n-next)
+		// The columns of the next panel receive this panel's update first.
+		f.syrkPhase(cur, syrkHead)
+		nxt := &f.pn[k%2]
+		nxt.set(f.im, 0, n, next, bn)
+		f.clearTail(nxt)
+		f.aheadJob(cur, nxt)
+		if f.aheadFail >= 0 {
+			return next + f.aheadFail
+		}
+		if nxt.mt == 0 {
+			return -1
+		}
+		cur = nxt
+	}
+}
+
+// factorBlock factors the diagonal block of size n at storage offset off
+// of m on f alone (the lookahead task).
+func (f *factorizer[T]) factorBlock(m Matrix[T], off, n int) int {
+	ib := innerBlock(n)
+	f.prepare(m, n, ib, 1)
+	return f.factorView(off, n, ib)
+}
+
+// aheadJob runs, as one job: the next panel's diagonal block (task 0,
+// which also builds its transposed strips), the rest of the current
+// panel's update, and the next panel's triangular solve, whose tasks wait
+// for task 0.
+func (f *factorizer[T]) aheadJob(cur, nxt *panel[T]) {
+	f.makeTiles(cur, syrkRest)
+	f.jp, f.np = cur, nxt
+	f.aheadFail = -1
+	f.aheadDone.Store(false)
+	ntrsm := 0
+	if nxt.mt > 0 {
+		ntrsm = (nxt.units(f.im) + nxt.gchunk - 1) / nxt.gchunk
+	}
+	f.phase = phaseAhead
+	rest := cur.mt * (cur.mt - nxt.b) * cur.b / 2
+	f.dispatch(1+len(f.tasks)+ntrsm, rest+nxt.mt*nxt.b*nxt.b/2)
+}
+
+// ahead is the lookahead job's task 0.
+func (f *factorizer[T]) ahead() {
+	nxt := f.np
+	fail := f.sub.factorBlock(f.m, nxt.off+nxt.p*(f.rs+f.cs), nxt.b)
+	if fail < 0 && nxt.mt > 0 {
+		f.buildTri(nxt)
+	}
+	f.aheadFail = fail
+	f.aheadDone.Store(true)
+}
+
+// waitAhead waits for the lookahead job's task 0.
+func (f *factorizer[T]) waitAhead() {
+	for i := 0; !f.aheadDone.Load(); i++ {
+		if i >= spinPure {
+			runtime.Gosched()
+		}
+	}
 }
 
 // leaf factors the block of size n ≤ leafMax at off with the leaf kernel,
@@ -186,28 +313,37 @@ func maxOf[T Float]() float64 {
 	return math.MaxFloat64
 }
 
-// trsmPhase solves the rows below the diagonal block of the current panel.
-func (f *factorizer[T]) trsmPhase() {
-	g, b, nv := f.im.g, f.b, f.im.nv
-	f.buildTri()
-	f.groups = (f.mt + g - 1) / g
-	units := (f.groups + nv - 1) / nv
-	// Zero the groups past the last: the trsm kernel solves whole units of
-	// nv groups, and the tiles' vector side reads whole units too.
-	clear(f.pack[f.groups*b*g : units*nv*b*g])
-	// About 64k fma per task.
-	f.gchunk = max(1, (1<<16)/(b*b*g*nv/2+1))
-	ntask := (units + f.gchunk - 1) / f.gchunk
-	f.phase = phaseTRSM
-	f.dispatch(ntask, f.groups*b*b*g/2)
+// trsmPhase solves the rows below the diagonal block of panel pn (whose
+// strips buildTri has made).
+func (f *factorizer[T]) trsmPhase(pn *panel[T]) {
+	f.clearTail(pn)
+	ntask := (pn.units(f.im) + pn.gchunk - 1) / pn.gchunk
+	f.phase, f.jp = phaseTRSM, pn
+	f.dispatch(ntask, pn.groups*pn.b*pn.b*f.im.g/2)
 }
 
-// buildTri copies the diagonal block of the panel, transposed, into tri
-// in strips of mr columns: tri[(j/mr)*b*mr + k*mr + j%mr] = l[p+j][p+k] for
+// clearTail zeroes the groups of pn's packed panel past the last: the trsm
+// kernel solves whole units of nv groups, and the tiles' vector side reads
+// whole units too.
+func (f *factorizer[T]) clearTail(pn *panel[T]) {
+	bg := pn.b * f.im.g
+	clear(pn.pack[pn.groups*bg : pn.units(f.im)*f.im.nv*bg])
+}
+
+// trsmTask runs task number task of pn's triangular solve.
+func (f *factorizer[T]) trsmTask(pn *panel[T], task int) {
+	u0 := task * pn.gchunk
+	for u := u0; u < min(u0+pn.gchunk, pn.units(f.im)); u++ {
+		f.trsmUnit(pn, u)
+	}
+}
+
+// buildTri copies the diagonal block of panel pn, transposed, into tri in
+// strips of mr columns: tri[(j/mr)*b*mr + k*mr + j%mr] = l[p+j][p+k] for
 // k ≤ j (see trsmGeneric). The entries k > j of a strip are zero.
-func (f *factorizer[T]) buildTri() {
-	b, d, w, g := f.b, f.m.Data, f.im.mr, f.im.g
-	base := f.off + f.p*(f.rs+f.cs)
+func (f *factorizer[T]) buildTri(pn *panel[T]) {
+	b, d, w, g := pn.b, f.m.Data, f.im.mr, f.im.g
+	base := pn.off + pn.p*(f.rs+f.cs)
 	for j0 := 0; j0 < b; j0 += w {
 		strip := f.tri[j0*b : j0*b+b*w]
 		j1 := min(j0+w, b)
@@ -238,7 +374,22 @@ func (f *factorizer[T]) buildTri() {
 	}
 }
 
-// syrkPhase applies the panel's updates to the trailing matrix.
+// Parts of a trailing update (syrkPhase, makeTiles).
+const (
+	syrkAll  = iota
+	syrkHead // the tiles that reach into the first b' columns of the trailing matrix, b' the next panel's width
+	syrkRest // the others
+)
+
+// syrkPhase applies part of panel pn's update to the trailing matrix.
+func (f *factorizer[T]) syrkPhase(pn *panel[T], part int) {
+	work := f.makeTiles(pn, part)
+	f.phase, f.jp = phaseSYRK, pn
+	f.dispatch(len(f.tasks), work)
+}
+
+// makeTiles sets f.tasks to the tile tasks of part of pn's update and
+// returns their fma count, roughly.
 //
 // The tiles are visited as a blocked matrix product would: the row tiles
 // are grouped in blocks whose part of the packed panel (the broadcast side)
@@ -246,18 +397,39 @@ func (f *factorizer[T]) buildTri() {
 // column slivers. A core thus reads its block of the panel from L2 for every
 // sliver, and each sliver (the vector side) once per block, instead of
 // streaming the whole panel from memory for every sliver.
-func (f *factorizer[T]) syrkPhase() {
-	mr, nc, b := f.im.mr, f.im.nc(), f.b
-	mt := f.mt
+func (f *factorizer[T]) makeTiles(pn *panel[T], part int) int {
+	mr, nc, b := f.im.mr, f.im.nc(), pn.b
+	mt := pn.mt
 	rt := (mt + mr - 1) / mr
 	ct := (mt + nc - 1) / nc
 	rb := max(1, f.rowBlock/(b*mr)) // row tiles per block
 	// Slivers per task: about 1M fma, and at most about 64k tasks.
 	cchunk := max(1, (1<<20)/(mr*nc*b*rb), (rt/rb+1)*ct/(1<<16)+1)
-	f.tasks = f.tasks[:0]
 	lower := f.m.Uplo == Lower
-	for r0 := 0; r0 < rt; r0 += rb {
-		r1 := min(r0+rb, rt)
+	// The tiles of the head are the slivers (Lower) or the row tiles
+	// (Upper) that start in the first bn columns of the trailing matrix.
+	bn := min(mt, pn.b)
+	cLo, cHi, rLo, rHi := 0, ct, 0, rt
+	work := mt * mt * b / 2
+	switch part {
+	case syrkHead:
+		if lower {
+			cHi = (bn + nc - 1) / nc
+		} else {
+			rHi = (bn + mr - 1) / mr
+		}
+		work = mt * bn * b
+	case syrkRest:
+		if lower {
+			cLo = (bn + nc - 1) / nc
+		} else {
+			rLo = (bn + mr - 1) / mr
+		}
+		work -= mt * bn * b
+	}
+	f.tasks = f.tasks[:0]
+	for r0 := rLo; r0 < rHi; r0 += rb {
+		r1 := min(r0+rb, rHi)
 		// The slivers that have a tile of the referenced triangle in rows
 		// r0 … r1-1.
 		var c0, c1 int
@@ -266,12 +438,12 @@ func (f *factorizer[T]) syrkPhase() {
 		} else {
 			c0, c1 = (r0*mr)/nc, ct
 		}
+		c0, c1 = max(c0, cLo), min(c1, cHi)
 		for c := c0; c < c1; c += cchunk {
 			f.tasks = append(f.tasks, tileTask{int32(c), int32(min(c+cchunk, c1)), int32(r0), int32(r1)})
 		}
 	}
-	f.phase = phaseSYRK
-	f.dispatch(len(f.tasks), mt*mt*b/2)
+	return max(work, 0)
 }
 
 // minParallelWork is the fma count of a phase below which it runs on the
@@ -279,9 +451,11 @@ func (f *factorizer[T]) syrkPhase() {
 // tiles between the cores' caches and waiting for the slowest worker cost
 // more than the second core saves (measured on a 2-core Zen 5: 2^18 made
 // 2 workers slower than 1 up to n = 512, 2^20 to 2^22 were best).
-const minParallelWork = 1 << 21
+//
+// It is a variable so that the tests can force every phase onto the pool.
+var minParallelWork = 1 << 21
 
-// dispatch runs the tasks of the current phase, on the pool when the work
+// dispatch runs the tasks of the current job, on the pool when the work
 // (fma count) is worth it.
 func (f *factorizer[T]) dispatch(ntask, work int) {
 	if f.workers <= 1 || work < minParallelWork {
@@ -294,15 +468,30 @@ func (f *factorizer[T]) dispatch(ntask, work int) {
 }
 
 func (f *factorizer[T]) run(w, task int) {
-	if f.phase == phaseTRSM {
-		u0 := task * f.gchunk
-		nv := f.im.nv
-		for u := u0; u < min(u0+f.gchunk, (f.groups+nv-1)/nv); u++ {
-			f.trsmUnit(u)
+	switch f.phase {
+	case phaseTRSM:
+		f.trsmTask(f.jp, task)
+	case phaseSYRK:
+		f.tileTask(w, f.jp, f.tasks[task])
+	case phaseAhead:
+		if task == 0 {
+			f.ahead()
+			return
 		}
-		return
+		task--
+		if task < len(f.tasks) {
+			f.tileTask(w, f.jp, f.tasks[task])
+			return
+		}
+		f.waitAhead()
+		if f.aheadFail < 0 {
+			f.trsmTask(f.np, task-len(f.tasks))
+		}
 	}
-	t := f.tasks[task]
+}
+
+// tileTask applies pn's update to the tiles of t.
+func (f *factorizer[T]) tileTask(w int, pn *panel[T], t tileTask) {
 	mr, nc := f.im.mr, f.im.nc()
 	lower := f.m.Uplo == Lower
 	for c := int(t.c0); c < int(t.c1); c++ {
@@ -313,35 +502,35 @@ func (f *factorizer[T]) run(w, task int) {
 			hi = min(hi, (c*nc+nc-1)/mr+1)
 		}
 		for r := lo; r < hi; r++ {
-			f.tile(w, c, r, r+1 < hi)
+			f.tile(w, pn, c, r, r+1 < hi)
 		}
 	}
 }
 
-// trsmUnit packs the nv groups of unit u of the trailing rows, solves them
+// trsmUnit packs the nv groups of unit u of pn's trailing rows, solves them
 // and writes them back.
-func (f *factorizer[T]) trsmUnit(u int) {
-	g, b, nv := f.im.g, f.b, f.im.nv
-	for q := u * nv; q < min(u*nv+nv, f.groups); q++ {
-		f.packGroup(q, false)
+func (f *factorizer[T]) trsmUnit(pn *panel[T], u int) {
+	g, b, nv := f.im.g, pn.b, f.im.nv
+	for q := u * nv; q < min(u*nv+nv, pn.groups); q++ {
+		f.packGroup(pn, q, false)
 	}
-	x := f.pack[u*nv*b*g:]
+	x := pn.pack[u*nv*b*g:]
 	f.im.trsm(b, &x[0], b*g, &f.tri[0])
-	for q := u * nv; q < min(u*nv+nv, f.groups); q++ {
-		f.packGroup(q, true)
+	for q := u * nv; q < min(u*nv+nv, pn.groups); q++ {
+		f.packGroup(pn, q, true)
 	}
 }
 
 // packGroup copies group q of the panel's trailing rows from the matrix
 // into the packed panel (rows past the end become zero), or back when
 // unpack is set.
-func (f *factorizer[T]) packGroup(q int, unpack bool) {
-	g, b := f.im.g, f.b
-	x := f.pack[q*b*g : (q+1)*b*g]
+func (f *factorizer[T]) packGroup(pn *panel[T], q int, unpack bool) {
+	g, b := f.im.g, pn.b
+	x := pn.pack[q*b*g : (q+1)*b*g]
 	d := f.m.Data
-	r0 := f.t0 + q*g // first row of the group (view index)
-	nr := min(g, f.n-r0)
-	colBase := f.off + f.p*f.cs // column p, row 0
+	r0 := pn.t0 + q*g // first row of the group (view index)
+	nr := min(g, pn.n-r0)
+	colBase := pn.off + pn.p*f.cs // column p, row 0
 	if f.rs == 1 {
 		// Upper storage: the g rows of one column are contiguous.
 		for k := 0; k < b; k++ {
@@ -402,15 +591,15 @@ func (f *factorizer[T]) packGroup(q int, unpack bool) {
 // broadcast side) are storage rows, its columns (the vector side) storage
 // columns: for Lower, row i and column j of the trailing matrix; for Upper
 // the other way round. Both sides read the same packed panel.
-func (f *factorizer[T]) tile(w, ct, rt int, prefetchNext bool) {
+func (f *factorizer[T]) tile(w int, pn *panel[T], ct, rt int, prefetchNext bool) {
 	im := f.im
-	g, mr, nc, b, mt := im.g, im.mr, im.nc(), f.b, f.mt
+	g, mr, nc, b, mt := im.g, im.mr, im.nc(), pn.b, pn.mt
 	bi0, vi0 := rt*mr, ct*nc
-	a := &f.pack[(bi0/g)*b*g+bi0%g]
-	bp := &f.pack[(vi0/g)*b*g]
+	a := &pn.pack[(bi0/g)*b*g+bi0%g]
+	bp := &pn.pack[(vi0/g)*b*g]
 	lower := f.m.Uplo == Lower
 	stride := f.m.Stride
-	cOff := f.off + f.t0*(f.rs+f.cs) + bi0*stride + vi0
+	cOff := pn.off + pn.t0*(f.rs+f.cs) + bi0*stride + vi0
 	full := bi0+mr <= mt && vi0+nc <= mt
 	if lower {
 		full = full && bi0 >= vi0+nc-1

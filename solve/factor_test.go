@@ -367,3 +367,67 @@ func TestNonFiniteLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestFactorConcurrent runs every phase on the pool, however small (the
+// parity test's sizes fall below the threshold that keeps small phases on
+// the caller), and a size above the threshold: the lookahead job, the
+// trailing update and the triangular solves really run on several
+// goroutines at once (under -race in CI), and the bits stay those of one
+// goroutine.
+func TestFactorConcurrent(t *testing.T) {
+	saved := minParallelWork
+	defer func() { minParallelWork = saved }()
+	r := rng(11)
+	sizes := []int{33, 130, 300, 700}
+	if testing.Short() {
+		sizes = sizes[:3]
+	}
+	for _, n := range sizes {
+		h := randSPD[float64](r, n)
+		g := randVec[float64](r, n)
+		for _, uplo := range []Uplo{Lower, Upper} {
+			for _, nb := range []int{8, 32, 96} {
+				minParallelWork = saved
+				one := newSolver[float64](t, Level(), nb, 1)
+				want := withLayout(h, n, 0, uplo, 0)
+				wx := slices.Clone(g)
+				if err := one.FactorSolve(want, wx); err != nil {
+					t.Fatal(err)
+				}
+				for _, threshold := range []int{0, saved} {
+					minParallelWork = threshold
+					for _, w := range []int{2, 3} {
+						name := fmt.Sprintf("n=%d/%v/nb=%d/w=%d/threshold=%d", n, uplo, nb, w, threshold)
+						s := newSolver[float64](t, Level(), nb, w)
+						m := withLayout(h, n, 0, uplo, 0)
+						x := slices.Clone(g)
+						if err := s.FactorSolve(m, x); err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						sameLower(t, name+": factor", lowerOf(m), lowerOf(want), n)
+						sameVec(t, name+": solution", x, wx)
+					}
+				}
+			}
+		}
+	}
+	// A failure found by the lookahead task: the same column and pivot.
+	minParallelWork = 0
+	h := randSPD[float64](r, 300)
+	h[200*300+200] = -1
+	var cols [2]int
+	var pivots [2]uint64
+	for i, w := range []int{1, 2} {
+		s := newSolver[float64](t, Level(), 32, w)
+		m, _ := Square(slices.Clone(h), 300)
+		var npd *NotPositiveDefiniteError
+		if err := s.Factor(m); !errors.As(err, &npd) {
+			t.Fatalf("workers=%d: err = %v", w, err)
+		}
+		cols[i], pivots[i] = npd.Column, math.Float64bits(npd.Pivot)
+	}
+	ref := slices.Clone(h)
+	if want := refCholesky(ref, 300); cols[0] != want || cols[1] != want || pivots[0] != pivots[1] {
+		t.Fatalf("columns %v, pivots %x; want column %d", cols, pivots, want)
+	}
+}
