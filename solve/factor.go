@@ -65,7 +65,47 @@ type factorizer[T Float] struct {
 	jp, np    *panel[T]
 	sub       *factorizer[T]
 	aheadFail int
-	aheadDone atomic.Bool
+	aheadRun  atomic.Bool // task 0 has been started
+	aheadDone atomic.Bool // and has finished
+
+	// The job's tasks, grouped by the goroutine they belong to (queue):
+	// queue q holds positions of order. owners is scratch space.
+	order  []int32
+	owners []int32
+	byRow  bool // the tile tasks' owners are those of their rows, not their slivers
+	qs     []workQueue
+	nq     int
+}
+
+// workQueue is one goroutine's share of a job's tasks: positions lo … hi-1
+// of factorizer.order, kept as lo<<32 | hi in one word, so that the owner
+// (taking from the front) and a thief (from the back) claim a task with
+// one compare-and-swap. Each queue has a cache line of its own: the owner's
+// claims stay on its core until someone steals.
+type workQueue struct {
+	span atomic.Uint64
+	_    [56]byte
+}
+
+// take claims the task at the front (or the back) of the queue.
+func (q *workQueue) take(back bool) (int, bool) {
+	for {
+		s := q.span.Load()
+		lo, hi := uint32(s>>32), uint32(s)
+		if lo >= hi {
+			return 0, false
+		}
+		pos := lo
+		if back {
+			hi--
+			pos = hi
+		} else {
+			lo++
+		}
+		if q.span.CompareAndSwap(s, uint64(lo)<<32|uint64(hi)) {
+			return int(pos), true
+		}
+	}
 }
 
 // panel is the state of the triangular solve and the trailing update of
@@ -73,6 +113,7 @@ type factorizer[T Float] struct {
 type panel[T Float] struct {
 	off, n         int // the view: storage offset of its element (0,0), size
 	p, b           int // the panel's first column (view index) and width
+	hb             int // the width of the head of its update (the next panel's)
 	t0, mt         int // trailing rows: t0 … n-1, mt of them
 	groups, gchunk int // groups of g trailing rows; units of nv groups per trsm task
 	pack           []T // the packed panel: group q, row r, column k at pack[q*b*g + k*g + r]
@@ -110,6 +151,7 @@ func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
 	if f.workers > 1 {
 		f.sub = new(factorizer[T])
 		f.sub.init(im, nil, 1)
+		f.qs = make([]workQueue, min(f.workers, poolSize(pool)))
 	}
 }
 
@@ -212,6 +254,7 @@ func (f *factorizer[T]) factorAhead(nb int) int {
 		next := cur.t0
 		bn := min(nb, n-next)
 		// The columns of the next panel receive this panel's update first.
+		cur.hb = bn
 		f.syrkPhase(cur, syrkHead)
 		nxt := &f.pn[k%2]
 		nxt.set(f.im, 0, n, next, bn)
@@ -243,6 +286,7 @@ func (f *factorizer[T]) aheadJob(cur, nxt *panel[T]) {
 	f.makeTiles(cur, syrkRest)
 	f.jp, f.np = cur, nxt
 	f.aheadFail = -1
+	f.aheadRun.Store(false)
 	f.aheadDone.Store(false)
 	ntrsm := 0
 	if nxt.mt > 0 {
@@ -253,8 +297,12 @@ func (f *factorizer[T]) aheadJob(cur, nxt *panel[T]) {
 	f.dispatch(1+len(f.tasks)+ntrsm, rest+nxt.mt*nxt.b*nxt.b/2)
 }
 
-// ahead is the lookahead job's task 0.
+// ahead is the lookahead job's task 0. It runs once: on the goroutine that
+// takes it from its queue, or on one that needs it done first (waitAhead).
 func (f *factorizer[T]) ahead() {
+	if !f.aheadRun.CompareAndSwap(false, true) {
+		return
+	}
 	nxt := f.np
 	fail := f.sub.factorBlock(f.m, nxt.off+nxt.p*(f.rs+f.cs), nxt.b)
 	if fail < 0 && nxt.mt > 0 {
@@ -264,8 +312,10 @@ func (f *factorizer[T]) ahead() {
 	f.aheadDone.Store(true)
 }
 
-// waitAhead waits for the lookahead job's task 0.
+// waitAhead waits for the lookahead job's task 0, and runs it if no one
+// has started it (the goroutine whose queue holds it may not have come).
 func (f *factorizer[T]) waitAhead() {
+	f.ahead()
 	for i := 0; !f.aheadDone.Load(); i++ {
 		if i >= spinPure {
 			runtime.Gosched()
@@ -408,7 +458,7 @@ func (f *factorizer[T]) makeTiles(pn *panel[T], part int) int {
 	lower := f.m.Uplo == Lower
 	// The tiles of the head are the slivers (Lower) or the row tiles
 	// (Upper) that start in the first bn columns of the trailing matrix.
-	bn := min(mt, pn.b)
+	bn := min(mt, pn.hb)
 	cLo, cHi, rLo, rHi := 0, ct, 0, rt
 	work := mt * mt * b / 2
 	switch part {
@@ -428,6 +478,15 @@ func (f *factorizer[T]) makeTiles(pn *panel[T], part int) int {
 		work -= mt * bn * b
 	}
 	f.tasks = f.tasks[:0]
+	f.byRow = part == syrkHead && lower
+	if f.byRow {
+		// The head of a Lower update is a few slivers over all the rows: a
+		// task is a short run of row tiles crossed with all the slivers,
+		// which stay in L2 while each row tile is read once. Its owner is
+		// that of its rows, which the next panel's triangular solve reads.
+		rb = max(1, (1<<20)/(mr*nc*b*max(1, cHi)))
+		cchunk = max(1, cHi)
+	}
 	for r0 := rLo; r0 < rHi; r0 += rb {
 		r1 := min(r0+rb, rHi)
 		// The slivers that have a tile of the referenced triangle in rows
@@ -457,17 +516,110 @@ var minParallelWork = 1 << 21
 
 // dispatch runs the tasks of the current job, on the pool when the work
 // (fma count) is worth it.
+//
+// On the pool every task has an owner: the goroutine that solves a unit of
+// trailing rows also updates the column sliver of the same indices, and
+// the owner of a sliver is fixed by its column in the matrix, so that from
+// panel to panel the same goroutine writes the same tiles and reads the
+// packed rows it wrote. (Data written by another core has to cross
+// between the cores' caches, which on a 2-core Zen 5 virtual machine cost
+// a quarter of the trailing update's speed.) A goroutine that runs out of
+// its own tasks takes the others' from the back.
 func (f *factorizer[T]) dispatch(ntask, work int) {
-	if f.workers <= 1 || work < minParallelWork {
+	if f.workers <= 1 || work < minParallelWork || len(f.qs) < 2 {
 		for t := 0; t < ntask; t++ {
-			f.run(0, t)
+			f.runTask(0, t)
 		}
 		return
 	}
-	f.pool.run(f, ntask, f.workers)
+	f.nq = len(f.qs)
+	f.owners = growInt32(f.owners, ntask)
+	f.order = growInt32(f.order, ntask)
+	var count [maxQueues + 1]int
+	if f.nq > maxQueues {
+		f.nq = maxQueues
+	}
+	for t := range ntask {
+		o := f.owner(t)
+		f.owners[t] = int32(o)
+		count[o+1]++
+	}
+	for q := 1; q <= f.nq; q++ {
+		count[q] += count[q-1]
+	}
+	for q := range f.nq {
+		f.qs[q].span.Store(uint64(count[q])<<32 | uint64(count[q+1]))
+	}
+	for t := range ntask {
+		o := f.owners[t]
+		f.order[count[o]] = int32(t)
+		count[o]++
+	}
+	f.pool.run(f, f.nq, f.workers)
 }
 
-func (f *factorizer[T]) run(w, task int) {
+// maxQueues bounds the goroutines a job is divided between by owner.
+const maxQueues = 64
+
+// ownerBlock is the number of slivers (of trailing rows) that one goroutine
+// owns in a row before the next one's start.
+const ownerBlock = 8
+
+// owner returns the queue of task t of the current job.
+func (f *factorizer[T]) owner(t int) int {
+	nc := f.im.nc()
+	col := 0 // a column of the matrix the task's results lie in (view index)
+	switch {
+	case f.phase == phaseTRSM:
+		col = f.jp.t0 + t*f.jp.gchunk*nc
+	case f.phase == phaseSYRK && f.byRow:
+		col = f.jp.t0 + int(f.tasks[t].r0)*f.im.mr
+	case f.phase == phaseSYRK:
+		col = f.jp.t0 + int(f.tasks[t].c0)*nc
+	case t == 0: // the lookahead's diagonal block: first on the caller
+		return 0
+	case t-1 < len(f.tasks):
+		col = f.jp.t0 + int(f.tasks[t-1].c0)*nc
+	default:
+		col = f.np.t0 + (t-1-len(f.tasks))*f.np.gchunk*nc
+	}
+	return col / (ownerBlock * nc) % f.nq
+}
+
+func growInt32(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n)
+	}
+	return s[:n]
+}
+
+// run is the pool's entry: goroutine w runs its own queue, then the
+// others' (the ticket number does not matter: a goroutine that gets two
+// finds its queue empty the second time).
+func (f *factorizer[T]) run(w, _ int) {
+	if w < f.nq {
+		for {
+			pos, ok := f.qs[w].take(false)
+			if !ok {
+				break
+			}
+			f.runTask(w, int(f.order[pos]))
+		}
+	}
+	for i := 1; i <= f.nq; i++ {
+		q := &f.qs[(w+i)%f.nq]
+		for {
+			pos, ok := q.take(true)
+			if !ok {
+				break
+			}
+			f.runTask(w, int(f.order[pos]))
+		}
+	}
+}
+
+// runTask runs task number task of the current job on goroutine w.
+func (f *factorizer[T]) runTask(w, task int) {
 	switch f.phase {
 	case phaseTRSM:
 		f.trsmTask(f.jp, task)
