@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"gonum.org/v1/gonum/mat"
@@ -29,7 +30,9 @@ func benchSPD(n int) []float64 {
 }
 
 // BenchmarkCholeskySolveF64 times Factor (in place) and Solve of one
-// right-hand side with the default level and block size. The input is
+// right-hand side with the default level and block size, and reports the
+// rate as a percentage of the FMA peak measured on as many goroutines
+// (%peak; see measuredPeak and BenchmarkFMAPeak). The input is
 // restored between factorisations with the timer stopped, in batches of
 // copies that together fit about 1 MiB (so that stopping the timer, which
 // stops the world, is amortised at small n).
@@ -71,10 +74,48 @@ func BenchmarkCholeskySolveF64(b *testing.B) {
 						}
 					}
 				}
-				b.ReportMetric(solveFlops(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				gflops := solveFlops(n) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+				b.ReportMetric(gflops, "GFLOP/s")
+				if peak := measuredPeak(s.Level(), w); peak > 0 {
+					b.ReportMetric(100*gflops/peak, "%peak")
+				}
 			})
 		}
 	}
+}
+
+var (
+	peakMu    sync.Mutex
+	peakCache = map[[2]int]float64{}
+)
+
+// measuredPeak returns the float64 FMA peak of level l on w goroutines in
+// GFLOP/s (the best of a few runs of the FMA-peak kernel, once per
+// process), or 0 where l has no such kernel.
+func measuredPeak(l kernels.ISA, w int) float64 {
+	peakMu.Lock()
+	defer peakMu.Unlock()
+	key := [2]int{int(l), w}
+	if p, ok := peakCache[key]; ok {
+		return p
+	}
+	per, ok := fmaPeak(l, 0)
+	if !ok {
+		return 0
+	}
+	const iters = 1 << 18
+	best := 0.0
+	for range 8 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range w {
+			wg.Go(func() { fmaPeak(l, iters) })
+		}
+		wg.Wait()
+		best = max(best, float64(per)*iters*float64(w)/time.Since(start).Seconds()/1e9)
+	}
+	peakCache[key] = best
+	return best
 }
 
 // BenchmarkCholeskySolveF64Gonum times gonum's mat.Cholesky.Factorize and

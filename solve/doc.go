@@ -41,9 +41,21 @@
 // diagonal block and written back, and the trailing matrix (its referenced
 // triangle only) is updated tile by tile by the micro-kernel reading the
 // packed panel. The triangular solve of the panel and the trailing update
-// are shared by the goroutines of a [Pool] (GOMAXPROCS by default), which
-// take tasks of about equal size from an atomic counter; the goroutines
-// start once and spin briefly between phases before parking.
+// are shared by the goroutines of a [Pool] (GOMAXPROCS by default); the
+// goroutines start once and spin briefly between phases before parking.
+//
+// With more than one worker the factorisation looks one panel ahead: once
+// a panel's update has reached the next panel's columns, one goroutine
+// factors the next diagonal block while the others apply the rest of the
+// update, and the next panel's rows are solved as soon as that block is
+// done, so the diagonal blocks (the sequential part) overlap the update.
+// Each task belongs to one goroutine, chosen by the matrix columns it
+// writes: the goroutine that solves a run of trailing rows also updates
+// the column sliver of the same indices, panel after panel, so each core
+// mostly reads and writes data already in its own caches; a goroutine that
+// runs out of work takes other goroutines' tasks. The tiles are visited
+// as in a blocked matrix product: a block of rows whose part of the packed
+// panel fits in half the L2 cache, crossed with the column slivers.
 //
 // The amd64 kernels are written by the avo generator in _asm (its own
 // module: avo is no dependency of this one): AVX-512 (tiles of 8×24
