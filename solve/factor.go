@@ -73,6 +73,7 @@ type factorizer[T Float] struct {
 	order  []int32
 	owners []int32
 	byRow  bool // the tile tasks' owners are those of their rows, not their slivers
+	ob     int  // slivers per run of one owner (ownerSlivers)
 	qs     []workQueue
 	nq     int
 }
@@ -192,6 +193,7 @@ func (f *factorizer[T]) factor(m Matrix[T], nb int) int {
 func (f *factorizer[T]) prepare(m Matrix[T], n, nb, npack int) {
 	f.m = m
 	f.rs, f.cs = m.strides()
+	f.ob = ownerSlivers(n, f.im.nc(), max(1, len(f.qs)))
 	// Space for the panel of the outermost level, which is the largest;
 	// the vector side of a tile may read up to nv-1 groups past the last.
 	rows := (n + f.im.nc()) / f.im.g * f.im.g
@@ -561,9 +563,14 @@ func (f *factorizer[T]) dispatch(ntask, work int) {
 // maxQueues bounds the goroutines a job is divided between by owner.
 const maxQueues = 64
 
-// ownerBlock is the number of slivers (of trailing rows) that one goroutine
-// owns in a row before the next one's start.
-const ownerBlock = 8
+// ownerSlivers returns the number of slivers (of nc columns) that one
+// goroutine owns in a row before the next one's start, for a matrix of
+// size n and nq goroutines: 8, or fewer where the matrix is too small for
+// each goroutine to own several runs of 8. It is fixed for a whole
+// factorisation, so that ownership does not move from panel to panel.
+func ownerSlivers(n, nc, nq int) int {
+	return min(8, max(1, n/(nc*nq*4)))
+}
 
 // owner returns the queue of task t of the current job.
 func (f *factorizer[T]) owner(t int) int {
@@ -583,7 +590,7 @@ func (f *factorizer[T]) owner(t int) int {
 	default:
 		col = f.np.t0 + (t-1-len(f.tasks))*f.np.gchunk*nc
 	}
-	return col / (ownerBlock * nc) % f.nq
+	return col / (f.ob * nc) % f.nq
 }
 
 func growInt32(s []int32, n int) []int32 {
