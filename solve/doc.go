@@ -61,9 +61,10 @@
 // module: avo is no dependency of this one): AVX-512 (tiles of 8×24
 // float64 or 8×48 float32 in registers) and AVX2+FMA (4×12, 4×24). go
 // generate in this directory rewrites solve_amd64.s and stubs_amd64.go. On
-// arm64 the NEON level's micro-kernel is solve_arm64.s (tiles of 4×8
-// float64 or 4×16 float32 in registers); its other kernels are the generic
-// ones (kernels_arm64.go). With the purego build tag, and on other
+// arm64 every kernel of the NEON level is the hand-written solve_arm64.s
+// (micro-kernel tiles of 4×8 float64 or 4×16 float32 in registers), in
+// mnemonics only: where Go's assembler has no vector FDIV or FSQRT, the
+// divisions and square roots are scalar, one per element. With the purego build tag, and on other
 // architectures, the pure-Go reference of kernels_generic.go runs; it uses
 // math.FMA and an exact float32 fma explicitly, so the Go compiler's own
 // fusing cannot change a result.
