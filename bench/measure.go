@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"time"
 )
@@ -81,6 +82,7 @@ func (m *meter) compare(what string, cs []contender) ([]Measure, error) {
 	}
 	for range m.runs {
 		for i := range cs {
+			settle()
 			ns, err := timeSteps(cs[i].step, iters[i])
 			if err != nil {
 				return nil, fmt.Errorf("%s, %s: %w", what, cs[i].name, err)
@@ -118,6 +120,22 @@ func (m *meter) calibrate(c *contender) (int, error) {
 			next = int(1.2 * float64(n) * float64(m.sample) / float64(el))
 		}
 		n = min(max(next, n+1), 100*n, 1<<30)
+	}
+}
+
+// allocSample reads the bytes the program has allocated so far.
+var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+
+// settle runs a garbage collection when anything was allocated since the
+// last call, so that a collection started by one contender's garbage
+// (gonum allocates per factorisation) does not run on the cores while the
+// next contender is timed.
+func settle() {
+	before := allocSample[0].Value
+	metrics.Read(allocSample)
+	if before.Kind() == metrics.KindBad || allocSample[0].Value.Uint64() != before.Uint64() {
+		runtime.GC()
+		metrics.Read(allocSample)
 	}
 }
 

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"strconv"
-	"sync"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -191,7 +190,7 @@ func parallel(fs []func() error, sizes []int, w int) func() error {
 	}
 	bounds = append(bounds, len(fs))
 	errs := make([]error, len(bounds)-1)
-	var wg sync.WaitGroup
+	team := crewOf(len(bounds) - 1)
 	run := func(r int) {
 		errs[r] = nil
 		for _, f := range fs[bounds[r]:bounds[r+1]] {
@@ -202,11 +201,7 @@ func parallel(fs []func() error, sizes []int, w int) func() error {
 		}
 	}
 	return func() error {
-		for r := 1; r < len(bounds)-1; r++ {
-			wg.Go(func() { run(r) })
-		}
-		run(0)
-		wg.Wait()
+		team.run(run)
 		for _, err := range errs {
 			if err != nil {
 				return err

@@ -3,7 +3,6 @@ package bench
 import (
 	"math"
 	"strconv"
-	"sync"
 )
 
 // peakIters is the number of loop iterations of one peak operation: about
@@ -40,14 +39,10 @@ func peakContenders(workers int) (kernel string, flops float64, cs []contender) 
 	one := func() error { loop(peakIters); return nil }
 	cs = append(cs, contender{name: "peak/w=1", kind: KindPeak, workers: 1, step: one})
 	if workers > 1 {
-		var wg sync.WaitGroup
+		team := crewOf(workers)
 		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(workers), kind: KindPeak, workers: workers,
 			step: func() error {
-				for range workers - 1 {
-					wg.Go(func() { loop(peakIters) })
-				}
-				loop(peakIters)
-				wg.Wait()
+				team.run(func(int) { loop(peakIters) })
 				return nil
 			}})
 	}

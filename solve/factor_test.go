@@ -296,22 +296,52 @@ func hasNaN(x []float64) bool {
 }
 
 // TestFactorTo keeps the input and converts layouts.
+// TestFactorTo: the factor of a copy, for every pair of layouts, with the
+// copy on one goroutine and (threshold 0) shared by the pool; the input
+// is left as it was and nothing outside dst's triangle is written.
 func TestFactorTo(t *testing.T) {
+	saved := minParallelWork
+	defer func() { minParallelWork = saved }()
 	n := 37
 	h := randSPD[float64](rng(5), n)
 	l := slices.Clone(h)
 	refCholesky(l, n)
-	s, _ := New[float64](Options{})
-	src := withLayout(h, n, 0, Upper, 0)
-	keep := slices.Clone(src.Data)
-	dst := NewMatrix[float64](n, Lower)
-	if err := s.FactorTo(dst, src); err != nil {
-		t.Fatal(err)
+	for _, threshold := range []int{saved, 0} {
+		minParallelWork = threshold
+		for _, w := range []int{1, 3} {
+			s := newSolver[float64](t, Level(), 0, w)
+			for _, from := range []Uplo{Lower, Upper} {
+				for _, to := range []Uplo{Lower, Upper} {
+					name := fmt.Sprintf("threshold=%d/w=%d/%v→%v", threshold, w, from, to)
+					src := withLayout(h, n, 2, from, 0)
+					keep := slices.Clone(src.Data)
+					const poison = -3.5
+					dst := withLayout(make([]float64, n*n), n, 1, to, poison)
+					if err := s.FactorTo(dst, src); err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if !slices.Equal(keep, src.Data) {
+						t.Fatalf("%s: FactorTo wrote its input", name)
+					}
+					sameLower(t, name, lowerOf(dst), l, n)
+					for i := 0; i < n; i++ {
+						for j := i + 1; j < dst.Stride; j++ {
+							k := i*dst.Stride + j
+							if to == Upper {
+								if j >= n {
+									continue
+								}
+								k = j*dst.Stride + i
+							}
+							if dst.Data[k] != poison {
+								t.Fatalf("%s: element %d outside the triangle was written", name, k)
+							}
+						}
+					}
+				}
+			}
+		}
 	}
-	if !slices.Equal(keep, src.Data) {
-		t.Fatal("FactorTo wrote its input")
-	}
-	sameLower(t, "FactorTo", lowerOf(dst), l, n)
 }
 
 // TestSolverAllocs: factorisations and solves of one size allocate nothing

@@ -198,18 +198,53 @@ func (m Matrix[T]) checkSymmetric(tol float64) error {
 	return nil
 }
 
-// copyTriangle copies the referenced triangle of src into the referenced
-// triangle of dst (same N; the Uplo may differ).
-func copyTriangle[T Float](dst, src Matrix[T]) {
-	if dst.Uplo == src.Uplo {
-		for r := 0; r < src.N; r++ {
-			copy(dst.segment(r), src.segment(r))
-		}
+// triCopy copies the referenced triangle of src into the referenced
+// triangle of dst (same N; the Uplo may differ), on the pool when the
+// matrix is large: a copy of n = 2048 is about 3 ms of one core, an eighth
+// of its factorisation on two.
+type triCopy[T Float] struct {
+	dst, src Matrix[T]
+	rows     int // storage rows of src per task
+}
+
+func (c *triCopy[T]) copy(dst, src Matrix[T], pool *Pool, workers int) {
+	n := src.N
+	if n == 0 {
 		return
 	}
-	for i := 0; i < src.N; i++ {
-		for j := 0; j <= i; j++ {
-			dst.Data[dst.idx(i, j)] = src.Data[src.idx(i, j)]
+	c.dst, c.src = dst, src
+	defer func() { c.dst, c.src = Matrix[T]{}, Matrix[T]{} }()
+	c.rows = max(1, (1<<16)/n)
+	ntask := (n + c.rows - 1) / c.rows
+	if workers > 1 && n*n/2 >= minParallelWork {
+		pool.run(c, ntask, workers)
+		return
+	}
+	for t := 0; t < ntask; t++ {
+		c.run(0, t)
+	}
+}
+
+// run copies the storage rows task*rows … of src: for equal layouts, its
+// segments; else each element (i, j), i ≥ j, of the rows i (Lower src) or
+// the columns j (Upper src) of the task, to its place in dst.
+func (c *triCopy[T]) run(_, task int) {
+	dst, src := c.dst, c.src
+	r0, r1 := task*c.rows, min(task*c.rows+c.rows, src.N)
+	for r := r0; r < r1; r++ {
+		if dst.Uplo == src.Uplo {
+			copy(dst.segment(r), src.segment(r))
+			continue
+		}
+		seg := src.segment(r)
+		if src.Uplo == Lower {
+			for j, v := range seg { // (r, j)
+				dst.Data[dst.idx(r, j)] = v
+			}
+		} else {
+			for k, v := range seg { // (r+k, r)
+				dst.Data[dst.idx(r+k, r)] = v
+			}
 		}
 	}
 }

@@ -40,6 +40,7 @@ type Solver[T Float] struct {
 	symTol   float64
 	f        factorizer[T]
 	fc       finiteCheck[T]
+	cp       triCopy[T]
 	ybuf     []T
 	apack    []T
 	work     Matrix[T]
@@ -155,7 +156,7 @@ func (s *Solver[T]) FactorTo(dst, h Matrix[T]) error {
 	if dst.N != h.N {
 		return fmt.Errorf("%w: dst is %d×%d, H is %d×%d", ErrDimension, dst.N, dst.N, h.N, h.N)
 	}
-	copyTriangle(dst, h)
+	s.cp.copy(dst, h, s.f.pool, s.f.workers)
 	return s.factor(dst)
 }
 
