@@ -2,7 +2,6 @@ package optim
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -128,16 +127,22 @@ func benchRoof[T Float](b *testing.B, n, streams, workers int) {
 	}
 	b.SetBytes(int64(n * (2*streams + 1) * int(unsafe.Sizeof(bufs[0][0]))))
 	b.ReportAllocs()
+	// Several workers: the halves on a pool like the optimizer's (standing
+	// goroutines, each with the same half every time), not on goroutines
+	// started per step, whose start-up and changing cores the roof would
+	// count.
+	var p *pool
+	if workers > 1 {
+		p = newPool(workers, time.Millisecond)
+		defer p.shutdown(true)
+	}
+	part := func(k int) { roof(k*n/workers, (k+1)*n/workers) }
 	for b.Loop() {
 		if workers == 1 {
 			roof(0, n)
 			continue
 		}
-		var wg sync.WaitGroup
-		for k := range workers {
-			wg.Go(func() { roof(k*n/workers, (k+1)*n/workers) })
-		}
-		wg.Wait()
+		p.run(workers, &part, true)
 	}
 }
 
