@@ -35,13 +35,14 @@
 // default), the caller among them. Each worker owns the same contiguous run
 // of the tasks in every step and takes other workers' tasks only when its
 // own are done, so a model whose parameters and state fit in the cores'
-// caches together stays in them from step to step. Waking a parked goroutine costs about
-// 100 µs on the machines this was measured on, so idle workers poll for a
-// bounded time (Options.Spin) before they park, the caller never waits for
-// a worker that has not started, a step of fewer than
-// Options.ShardThreshold elements runs on the caller alone, and workers
-// that have parked are woken only for steps of Options.WakeThreshold
-// elements or more. BenchmarkShardThreshold measures both crossovers.
+// caches together stays in them from step to step. Waking a parked
+// goroutine costs about 100 µs on the machines this was measured on, so
+// idle workers poll for a bounded time (Options.Spin) before they park, the
+// caller never waits for a worker that has not started, a step of fewer
+// than Options.ShardThreshold elements runs on the caller alone, and
+// workers that have parked are woken only for steps of
+// Options.WakeThreshold elements or more. BenchmarkShardThreshold measures
+// both crossovers.
 //
 // The optimizer state (exp_avg, exp_avg_sq, max_exp_avg_sq,
 // momentum_buffer) of all parameters lives in one allocation, with every
