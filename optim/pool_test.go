@@ -49,6 +49,22 @@ func TestPool(t *testing.T) {
 	}
 }
 
+// TestPoolManyTasks: a job of more tasks than a run's word holds runs in
+// parts, each task once.
+func TestPoolManyTasks(t *testing.T) {
+	p := newPool(3, 20*time.Microsecond)
+	defer p.shutdown(true)
+	n := maxTasks + 3
+	counts := make([]atomic.Int32, n)
+	job := func(i int) { counts[i].Add(1) }
+	p.run(n, &job, true)
+	for i := range counts {
+		if c := counts[i].Load(); c != 1 {
+			t.Fatalf("task %d ran %d times", i, c)
+		}
+	}
+}
+
 // TestNoLeak checks that Close stops every worker, and that an optimizer
 // dropped without Close does not keep its workers.
 func TestNoLeak(t *testing.T) {
