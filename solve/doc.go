@@ -44,6 +44,10 @@
 // are shared by the goroutines of a [Pool] (GOMAXPROCS by default); the
 // goroutines start once and spin briefly between phases before parking.
 //
+// Phases smaller than about 40 µs of one core, and whole factorisations of
+// at most two panels, run on the calling goroutine: there, moving the panel
+// between the cores' caches costs more than a second core saves.
+//
 // With more than one worker the factorisation looks one panel ahead: once
 // a panel's update has reached the next panel's columns, one goroutine
 // factors the next diagonal block while the others apply the rest of the

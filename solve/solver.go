@@ -14,7 +14,10 @@ type Options struct {
 	BlockSize int
 	// Workers is the number of goroutines, the caller's included, that share
 	// a factorisation: at most the pool's size. 0 means all of the pool; 1
-	// runs on the calling goroutine alone. The result does not depend on it.
+	// runs on the calling goroutine alone. A matrix of at most two panels
+	// (N ≤ 2·BlockSize) is factored on the calling goroutine whatever the
+	// count, and small phases run there too (see the package doc). The
+	// result does not depend on it.
 	Workers int
 	// Pool is the pool of worker goroutines; nil means [DefaultPool].
 	Pool *Pool
