@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fuseopt/fuseopt/internal/taskrun"
 )
 
 // pool is a fixed set of helper goroutines that, with the caller, run the
@@ -46,45 +48,8 @@ type pool struct {
 	stop  atomic.Bool
 	spin  time.Duration
 	hs    []*helper
-	runs  []taskRun // per worker; the caller's is the last
+	runs  []taskrun.Run // per worker; the caller's is the last
 	wg    sync.WaitGroup
-}
-
-// taskRun is one worker's share of a job: tasks lo … hi-1 of the
-// generation whose low genBits bits are gen, as gen<<(2·runBits) | lo<<runBits | hi.
-type taskRun struct {
-	word atomic.Uint64
-	_    [56]byte
-}
-
-const (
-	runBits  = 20 // tasks per job < 2^20 (a task is a chunk of 64K parameters by default)
-	runMask  = 1<<runBits - 1
-	genBits  = 64 - 2*runBits
-	genMask  = 1<<genBits - 1
-	maxTasks = runMask
-)
-
-// take claims a task of generation gen from the front (or the back) of r.
-func (r *taskRun) take(gen uint32, back bool) (int, bool) {
-	g := uint64(gen) & genMask
-	for {
-		w := r.word.Load()
-		lo, hi := (w>>runBits)&runMask, w&runMask
-		if w>>(2*runBits) != g || lo >= hi {
-			return 0, false
-		}
-		t := lo
-		if back {
-			hi--
-			t = hi
-		} else {
-			lo++
-		}
-		if r.word.CompareAndSwap(w, g<<(2*runBits)|lo<<runBits|hi) {
-			return int(t), true
-		}
-	}
 }
 
 type helper struct {
@@ -96,7 +61,7 @@ type helper struct {
 
 // newPool starts workers-1 helpers; the caller of run is the last worker.
 func newPool(workers int, spin time.Duration) *pool {
-	p := &pool{spin: spin, hs: make([]*helper, workers-1), runs: make([]taskRun, workers)}
+	p := &pool{spin: spin, hs: make([]*helper, workers-1), runs: make([]taskrun.Run, workers)}
 	for i := range p.hs {
 		h := &helper{id: i, wake: make(chan struct{}, 1)}
 		p.hs[i] = h
@@ -106,31 +71,29 @@ func newPool(workers int, spin time.Duration) *pool {
 	return p
 }
 
-// run runs job(0) … job(n-1) (n < maxTasks) on the caller and the helpers
+// run runs job(0) … job(n-1) on the caller and the helpers
 // and returns when all are done. Helpers that poll join at once; parked
 // helpers are woken only with wake, since they take about 100 µs to start.
 func (p *pool) run(n int, job *func(int), wake bool) {
-	if n >= maxTasks {
+	if n > taskrun.MaxTasks {
 		// Beyond what a run's word holds (never with the optimizer's
 		// chunks): in parts.
-		for lo := 0; lo < n; lo += maxTasks - 1 {
+		for lo := 0; lo < n; lo += taskrun.MaxTasks {
 			part := func(t int) { (*job)(lo + t) }
-			p.run(min(maxTasks-1, n-lo), &part, wake)
+			p.run(min(taskrun.MaxTasks, n-lo), &part, wake)
 		}
 		return
 	}
 	gen := uint32(p.state.Load()>>32) + 1
-	if gen&genMask == 0 { // 0 means "none" in pub, and runs hold gen's low bits
+	if taskrun.SameGen(gen, 0) { // 0 means "none" in pub, and runs hold gen's low bits
 		gen++
 	}
 	p.pub.Store(0)
 	p.job.Store(job)
 	p.done.Store(0)
 	w := len(p.runs)
-	g := uint64(gen) & genMask
 	for i := range p.runs {
-		lo, hi := uint64(i*n/w), uint64((i+1)*n/w)
-		p.runs[i].word.Store(g<<(2*runBits) | lo<<runBits | hi)
+		p.runs[i].Set(gen, i*n/w, (i+1)*n/w)
 	}
 	p.pub.Store(gen)
 	p.state.Store(uint64(gen) << 32)
@@ -169,7 +132,7 @@ func (p *pool) work(gen uint32, id int) {
 	for i := 0; i < w; i++ {
 		r := &p.runs[(id+i)%w]
 		for {
-			t, ok := r.take(gen, i > 0)
+			t, ok := r.Take(gen, i > 0)
 			if !ok {
 				break
 			}

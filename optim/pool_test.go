@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fuseopt/fuseopt/internal/taskrun"
 )
 
 // waitGoroutines waits until at most n goroutines run.
@@ -54,7 +56,7 @@ func TestPool(t *testing.T) {
 func TestPoolManyTasks(t *testing.T) {
 	p := newPool(3, 20*time.Microsecond)
 	defer p.shutdown(true)
-	n := maxTasks + 3
+	n := taskrun.MaxTasks + 3
 	counts := make([]atomic.Int32, n)
 	job := func(i int) { counts[i].Add(1) }
 	p.run(n, &job, true)

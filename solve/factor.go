@@ -4,6 +4,8 @@ import (
 	"math"
 	"runtime"
 	"sync/atomic"
+
+	"github.com/fuseopt/fuseopt/internal/taskrun"
 )
 
 // The blocked right-looking Cholesky factorisation.
@@ -72,42 +74,12 @@ type factorizer[T Float] struct {
 	// queue q holds positions of order. owners is scratch space.
 	order  []int32
 	owners []int32
-	byRow  bool // the tile tasks' owners are those of their rows, not their slivers
-	ob     int  // slivers per run of one owner (ownerSlivers)
-	alone  bool // this factorisation runs on the caller alone (factor)
-	qs     []workQueue
+	byRow  bool          // the tile tasks' owners are those of their rows, not their slivers
+	ob     int           // slivers per run of one owner (ownerSlivers)
+	alone  bool          // this factorisation runs on the caller alone (factor)
+	qs     []taskrun.Run // per goroutine: its positions of order
 	nq     int
-}
-
-// workQueue is one goroutine's share of a job's tasks: positions lo … hi-1
-// of factorizer.order, kept as lo<<32 | hi in one word, so that the owner
-// (taking from the front) and a thief (from the back) claim a task with
-// one compare-and-swap. Each queue has a cache line of its own: the owner's
-// claims stay on its core until someone steals.
-type workQueue struct {
-	span atomic.Uint64
-	_    [56]byte
-}
-
-// take claims the task at the front (or the back) of the queue.
-func (q *workQueue) take(back bool) (int, bool) {
-	for {
-		s := q.span.Load()
-		lo, hi := uint32(s>>32), uint32(s)
-		if lo >= hi {
-			return 0, false
-		}
-		pos := lo
-		if back {
-			hi--
-			pos = hi
-		} else {
-			lo++
-		}
-		if q.span.CompareAndSwap(s, uint64(lo)<<32|uint64(hi)) {
-			return int(pos), true
-		}
-	}
+	gen    uint32 // the number of the job on the pool, for qs
 }
 
 // panel is the state of the triangular solve and the trailing update of
@@ -153,7 +125,7 @@ func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
 	if f.workers > 1 {
 		f.sub = new(factorizer[T])
 		f.sub.init(im, nil, 1)
-		f.qs = make([]workQueue, min(f.workers, poolSize(pool)))
+		f.qs = make([]taskrun.Run, min(f.workers, poolSize(pool)))
 	}
 }
 
@@ -537,7 +509,7 @@ var minParallelWork = 1 << 21
 // a quarter of the trailing update's speed.) A goroutine that runs out of
 // its own tasks takes the others' from the back.
 func (f *factorizer[T]) dispatch(ntask, work int) {
-	if f.workers <= 1 || f.alone || work < minParallelWork || len(f.qs) < 2 {
+	if f.workers <= 1 || f.alone || work < minParallelWork || len(f.qs) < 2 || ntask > taskrun.MaxTasks {
 		for t := 0; t < ntask; t++ {
 			f.runTask(0, t)
 		}
@@ -558,8 +530,9 @@ func (f *factorizer[T]) dispatch(ntask, work int) {
 	for q := 1; q <= f.nq; q++ {
 		count[q] += count[q-1]
 	}
+	f.gen++
 	for q := range f.nq {
-		f.qs[q].span.Store(uint64(count[q])<<32 | uint64(count[q+1]))
+		f.qs[q].Set(f.gen, count[q], count[q+1])
 	}
 	for t := range ntask {
 		o := f.owners[t]
@@ -615,7 +588,7 @@ func growInt32(s []int32, n int) []int32 {
 func (f *factorizer[T]) run(w, _ int) {
 	if w < f.nq {
 		for {
-			pos, ok := f.qs[w].take(false)
+			pos, ok := f.qs[w].Take(f.gen, false)
 			if !ok {
 				break
 			}
@@ -625,7 +598,7 @@ func (f *factorizer[T]) run(w, _ int) {
 	for i := 1; i <= f.nq; i++ {
 		q := &f.qs[(w+i)%f.nq]
 		for {
-			pos, ok := q.take(true)
+			pos, ok := q.Take(f.gen, true)
 			if !ok {
 				break
 			}
