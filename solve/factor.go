@@ -266,7 +266,7 @@ func (f *factorizer[T]) factorBlock(m Matrix[T], off, n int) int {
 // panel's update, and the next panel's triangular solve, whose tasks wait
 // for task 0.
 func (f *factorizer[T]) aheadJob(cur, nxt *panel[T]) {
-	f.makeTiles(cur, syrkRest)
+	rest := f.makeTiles(cur, syrkRest)
 	f.jp, f.np = cur, nxt
 	f.aheadFail = -1
 	f.aheadRun.Store(false)
@@ -276,7 +276,6 @@ func (f *factorizer[T]) aheadJob(cur, nxt *panel[T]) {
 		ntrsm = (nxt.units(f.im) + nxt.gchunk - 1) / nxt.gchunk
 	}
 	f.phase = phaseAhead
-	rest := cur.mt * (cur.mt - nxt.b) * cur.b / 2
 	f.dispatch(1+len(f.tasks)+ntrsm, rest+nxt.mt*nxt.b*nxt.b/2)
 }
 
@@ -443,7 +442,9 @@ func (f *factorizer[T]) makeTiles(pn *panel[T], part int) int {
 	// (Upper) that start in the first bn columns of the trailing matrix.
 	bn := min(mt, pn.hb)
 	cLo, cHi, rLo, rHi := 0, ct, 0, rt
-	work := mt * mt * b / 2
+	// The fma counts of the triangle's first bn columns and of the rest.
+	head, rest := (mt*bn-bn*bn/2)*b, (mt-bn)*(mt-bn)/2*b
+	work := head + rest
 	switch part {
 	case syrkHead:
 		if lower {
@@ -451,14 +452,14 @@ func (f *factorizer[T]) makeTiles(pn *panel[T], part int) int {
 		} else {
 			rHi = (bn + mr - 1) / mr
 		}
-		work = mt * bn * b
+		work = head
 	case syrkRest:
 		if lower {
 			cLo = (bn + nc - 1) / nc
 		} else {
 			rLo = (bn + mr - 1) / mr
 		}
-		work -= mt * bn * b
+		work = rest
 	}
 	f.tasks = f.tasks[:0]
 	f.byRow = part == syrkHead && lower
@@ -485,7 +486,7 @@ func (f *factorizer[T]) makeTiles(pn *panel[T], part int) int {
 			f.tasks = append(f.tasks, tileTask{int32(c), int32(min(c+cchunk, c1)), int32(r0), int32(r1)})
 		}
 	}
-	return max(work, 0)
+	return work
 }
 
 // minParallelWork is the fma count of a phase below which it runs on the
