@@ -63,7 +63,10 @@ var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam"}
 type Coeffs struct {
 	fam  family
 	mode int
-	vals [numRows]float64
+	// bad32 and bad64 are 1 + the first row whose value is not usable in
+	// float32 or float64 (see finish); 0 when every row is.
+	bad32, bad64 int8
+	vals         [numRows]float64
 	f32  [numRows][16]float32
 	f64  [numRows][8]float64
 }
@@ -96,15 +99,86 @@ func (c *Coeffs) init(fam family, mode int) {
 	}
 }
 
-// check returns an error unless c was built for family f.
-func (c *Coeffs) check(f family) error {
+// finish records, per element type, the first coefficient that the
+// rounding to that type does not carry: a value that is not finite, or a
+// non-zero value that rounds to zero (a loss scale whose inverse underflows
+// would drop the gradient, an lr that underflows would skip the step). It
+// returns an error when a coefficient is not finite even in float64, so
+// that no precision can use the block.
+func (c *Coeffs) finish() error {
+	for r := range numRows {
+		v := c.vals[r]
+		if c.bad64 == 0 && (math.IsInf(v, 0) || math.IsNaN(v)) {
+			c.bad64 = int8(r + 1)
+		}
+		if v32 := c.f32[r][0]; c.bad32 == 0 && (math.IsInf(float64(v32), 0) || v32 != v32 || (v != 0 && v32 == 0)) {
+			c.bad32 = int8(r + 1)
+		}
+	}
+	if c.bad64 != 0 {
+		return c.rowErr(int(c.bad64-1), "float64")
+	}
+	return nil
+}
+
+// rowErr describes why row r cannot be used in the named element type.
+func (c *Coeffs) rowErr(r int, elem string) error {
+	v := c.vals[r]
+	what := "is not finite in"
+	if !math.IsInf(v, 0) && !math.IsNaN(v) {
+		if v32 := float32(v); math.IsInf(float64(v32), 0) {
+			what = "overflows"
+		} else {
+			what = "underflows to 0 in"
+		}
+	}
+	return fmt.Errorf("%w: %s = %g %s %s", ErrCoeff, rowDesc[r], v, what, elem)
+}
+
+// rowDesc names each row by the hyperparameters it is computed from.
+var rowDesc = [numRows]string{
+	rowGS: "gradient scale", rowWD: "weight_decay", rowDecay: "1 - lr·weight_decay",
+	rowC1: "1 - beta1", rowC2: "1 - beta2", rowBeta2: "beta2", rowIB2: "1/sqrt(1 - beta2^t)",
+	rowEps: "eps", rowNegA: "-lr/(1 - beta1^t)", rowNegLR: "-lr", rowMu: "momentum (or ½/sqrt(1 - beta2^t))",
+	rowDamp: "1 - dampening", rowOne: "1", rowHalf: "0.5", rowThreeHalf: "1.5", rowTiny: "tiny",
+}
+
+// check returns an error unless c was built for family f and every
+// coefficient is usable in the element type of size bytes (4 or 8).
+func (c *Coeffs) check(f family, size uintptr) error {
 	if c == nil {
 		return fmt.Errorf("%w: nil Coeffs", ErrCoeff)
 	}
 	if c.fam != f {
 		return fmt.Errorf("%w: %s given to a %s kernel", ErrCoeff, familyNames[c.fam], familyNames[f])
 	}
+	if size == 4 && c.bad32 != 0 {
+		return c.rowErr(int(c.bad32-1), "float32")
+	}
+	if c.bad64 != 0 { // only a Coeffs that CoeffsInto rejected
+		return c.rowErr(int(c.bad64-1), "float64")
+	}
 	return nil
+}
+
+// CheckF32 returns an error wrapping ErrCoeff unless c holds coefficients
+// that the float32 kernels accept: every coefficient finite and, when it is
+// not zero, not rounded to zero in float32. The float32 kernels make this
+// check themselves before writing anything; a caller that runs many of
+// them can make it once, before the first.
+func (c *Coeffs) CheckF32() error {
+	if c == nil || c.fam == famNone {
+		return fmt.Errorf("%w: zero Coeffs", ErrCoeff)
+	}
+	return c.check(c.fam, 4)
+}
+
+// CheckF64 is [Coeffs.CheckF32] for the float64 kernels.
+func (c *Coeffs) CheckF64() error {
+	if c == nil || c.fam == famNone {
+		return fmt.Errorf("%w: zero Coeffs", ErrCoeff)
+	}
+	return c.check(c.fam, 8)
 }
 
 // Value returns the float64 value of a named coefficient, for tests and
@@ -186,7 +260,7 @@ func (h SGD) CoeffsInto(c *Coeffs) error {
 	c.set(rowGS, gs)
 	c.set(rowWD, h.WeightDecay)
 	c.set(rowNegLR, -h.LR)
-	return nil
+	return c.finish()
 }
 
 // Momentum holds the hyperparameters of SGD with heavy-ball or Nesterov
@@ -246,7 +320,7 @@ func (h Momentum) CoeffsInto(c *Coeffs, first bool) error {
 	c.set(rowNegLR, -h.LR)
 	c.set(rowMu, h.Momentum)
 	c.set(rowDamp, 1-h.Dampening)
-	return nil
+	return c.finish()
 }
 
 // Adam holds the hyperparameters of Adam and AdamW, as torch.optim has them.
@@ -336,5 +410,5 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	c.set(rowNegA, -(h.LR / bc1))
 	c.set(rowNegLR, -h.LR)
 	c.set(rowHalfIB2, 0.5/math.Sqrt(bc2))
-	return nil
+	return c.finish()
 }

@@ -50,6 +50,9 @@ var (
 	ErrLength = errors.New("kernels: slice lengths differ")
 	// ErrCoeff: an invalid hyperparameter, or coefficients of the wrong kind.
 	ErrCoeff = errors.New("kernels: invalid coefficients")
+	// ErrOverlap: slices of one call that share memory where the kernel
+	// writes (see [Set]).
+	ErrOverlap = errors.New("kernels: slices overlap")
 	// ErrLevel: an unknown level, or one this CPU or build cannot run.
 	ErrLevel = errors.New("kernels: level not available")
 )

@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // table holds one level's kernels for one element type. The pointers and
 // length have been checked by the exported methods: n ≥ 1, every slice holds
@@ -22,7 +25,11 @@ type table[T Float] struct {
 
 // Set is the kernels of one level. Its methods check their arguments and
 // return an error before writing anything; they never panic on bad lengths.
-// Outputs may not partially overlap inputs or each other.
+// The slices of one call may not share memory at all (an error wrapping
+// ErrOverlap): not partially, and not fully either, since the result of
+// two outputs in the same place would depend on the order of the stores,
+// which differs between levels. Only the inputs of a reduction (Dot's x
+// and y) may be the same slice.
 type Set struct {
 	level ISA
 	f32   table[float32]
@@ -38,12 +45,63 @@ func lengthErr(what string, want, got int) error {
 	return fmt.Errorf("%w: len(%s) = %d, want %d", ErrLength, what, got, want)
 }
 
+// elemSize returns the size of T in bytes.
+func elemSize[T Float]() uintptr {
+	var z T
+	return unsafe.Sizeof(z)
+}
+
+// overlap reports whether two non-empty slices share memory.
+func overlap[T Float](a, b []T) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	size := elemSize[T]()
+	a0 := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	b0 := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return a0 < b0+uintptr(len(b))*size && b0 < a0+uintptr(len(a))*size
+}
+
+// disjoint returns an error wrapping ErrOverlap naming the first two of xs
+// (named by names) that share memory.
+func disjoint[T Float](names string, xs ...[]T) error {
+	for i := range xs {
+		for j := i + 1; j < len(xs); j++ {
+			if overlap(xs[i], xs[j]) {
+				return fmt.Errorf("%w: %s and %s", ErrOverlap, field(names, i), field(names, j))
+			}
+		}
+	}
+	return nil
+}
+
+// field returns the i-th space-separated word of names.
+func field(names string, i int) string {
+	for ; i > 0; i-- {
+		for len(names) > 0 && names[0] != ' ' {
+			names = names[1:]
+		}
+		if len(names) > 0 {
+			names = names[1:]
+		}
+	}
+	for j := range len(names) {
+		if names[j] == ' ' {
+			return names[:j]
+		}
+	}
+	return names
+}
+
 func sgd[T Float](k *table[T], c *Coeffs, p, g []T) error {
-	if err := c.check(famSGD); err != nil {
+	if err := c.check(famSGD, elemSize[T]()); err != nil {
 		return err
 	}
 	if len(g) != len(p) {
 		return lengthErr("g", len(p), len(g))
+	}
+	if overlap(p, g) {
+		return fmt.Errorf("%w: p and grad", ErrOverlap)
 	}
 	if len(p) > 0 {
 		k.sgd(c, &p[0], &g[0], len(p))
@@ -52,7 +110,7 @@ func sgd[T Float](k *table[T], c *Coeffs, p, g []T) error {
 }
 
 func momentum[T Float](k *table[T], c *Coeffs, p, g, b []T) error {
-	if err := c.check(famMomentum); err != nil {
+	if err := c.check(famMomentum, elemSize[T]()); err != nil {
 		return err
 	}
 	if len(g) != len(p) {
@@ -61,6 +119,9 @@ func momentum[T Float](k *table[T], c *Coeffs, p, g, b []T) error {
 	if len(b) != len(p) {
 		return lengthErr("buf", len(p), len(b))
 	}
+	if err := disjoint("p grad buf", p, g, b); err != nil {
+		return err
+	}
 	if len(p) > 0 {
 		k.momentum(c, &p[0], &g[0], &b[0], len(p))
 	}
@@ -68,7 +129,7 @@ func momentum[T Float](k *table[T], c *Coeffs, p, g, b []T) error {
 }
 
 func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) error {
-	if err := c.check(famAdam); err != nil {
+	if err := c.check(famAdam, elemSize[T]()); err != nil {
 		return err
 	}
 	n := len(p)
@@ -88,6 +149,11 @@ func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) erro
 		if n > 0 {
 			vx = &vmax[0]
 		}
+	} else {
+		vmax = nil // not used: may be anything
+	}
+	if err := disjoint("p grad m v vmax", p, g, m, v, vmax); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
@@ -279,6 +345,11 @@ func roof[T Float](k *table[T], src, d0, d1, d2 []T) error {
 		return lengthErr("d2", n, len(d2))
 	case d2 != nil && d1 == nil:
 		return fmt.Errorf("%w: d2 without d1", ErrLength)
+	}
+	if err := disjoint("src d0 d1 d2", src, d0, d1, d2); err != nil {
+		return err
+	}
+	switch {
 	case n == 0:
 		return nil
 	case d2 != nil:

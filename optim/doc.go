@@ -58,7 +58,7 @@
 // ErrState, ErrMismatch and ErrClosed, and name the parameter or field.
 // Options.NonFinite chooses what a NaN or ±Inf gradient does: Propagate
 // (PyTorch's behaviour, no check), SkipStep (nothing changes, the step
-// reports Skipped) or Error (nothing changes, an error names the parameter).
+// reports Skipped) or ErrorOnNonFinite (nothing changes, an error names the parameter).
 //
 // # State
 //

@@ -16,7 +16,7 @@ var (
 	// is not as long as its parameter, a shape that does not match).
 	ErrLength = errors.New("optim: length mismatch")
 	// ErrNonFinite: a gradient holds NaN or ±Inf and the optimizer's policy
-	// is [NonFiniteError].
+	// is [ErrorOnNonFinite].
 	ErrNonFinite = errors.New("optim: non-finite gradient")
 	// ErrState: saved state that cannot be read: truncated, corrupted, of an
 	// unknown version, or holding invalid values.
@@ -25,6 +25,11 @@ var (
 	// optimizer (another kind or element type, other parameters, names,
 	// sizes or groups). It also matches ErrState.
 	ErrMismatch = fmt.Errorf("%w: it does not match the optimizer", ErrState)
+	// ErrRange: a finite result that the float64 range, or the element
+	// type's, cannot hold: the norm of finite gradients above
+	// math.MaxFloat64, a clip factor below the element type's range.
+	// Nothing is changed.
+	ErrRange = errors.New("optim: value out of range")
 	// ErrClosed: the optimizer was closed.
 	ErrClosed = errors.New("optim: optimizer is closed")
 )

@@ -16,6 +16,7 @@ type ops[T Float] struct {
 	sumSqCheck func(*kernels.Set, []T) (float64, bool)
 	nonFinite  func(*kernels.Set, []T) bool
 	scale      func(*kernels.Set, []T, T)
+	check      func(*kernels.Coeffs) error // the coefficients are usable in T
 }
 
 var ops32 = &ops[float32]{
@@ -27,6 +28,7 @@ var ops32 = &ops[float32]{
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
 	scale:      (*kernels.Set).ScaleF32,
+	check:      (*kernels.Coeffs).CheckF32,
 }
 
 var ops64 = &ops[float64]{
@@ -38,6 +40,7 @@ var ops64 = &ops[float64]{
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,
 	nonFinite:  (*kernels.Set).NonFiniteF64,
 	scale:      (*kernels.Set).ScaleF64,
+	check:      (*kernels.Coeffs).CheckF64,
 }
 
 func opsFor[T Float]() *ops[T] {

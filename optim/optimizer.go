@@ -2,6 +2,8 @@ package optim
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"runtime"
 	"sync"
 	"time"
@@ -29,6 +31,17 @@ const (
 	// DefaultSpin is how long an idle worker polls for the next step before
 	// it parks.
 	DefaultSpin = 50 * time.Microsecond
+	// MaxWorkers is the largest Options.Workers accepted: a larger count
+	// is an error, not a cap, since it can only be a mistake (each worker
+	// is a goroutine with its own stack). The default, GOMAXPROCS, is
+	// capped at it.
+	MaxWorkers = 1024
+	// MaxStep is the largest step count a parameter can reach, 2⁵³ (the
+	// largest count a float64 holds exactly, as PyTorch's state_dict
+	// stores it). A Step that would take a parameter past it fails with
+	// an error wrapping ErrInvalid and changes nothing; Load refuses a
+	// larger count.
+	MaxStep int64 = 1 << 53
 )
 
 // NonFinitePolicy says what a step does with a gradient that holds NaN or
@@ -44,10 +57,15 @@ const (
 	// step changes nothing (parameters, state and step counts) and
 	// reports Skipped, as a loss scaler does.
 	SkipStep
-	// Error checks every gradient first; when one is not finite, the step
-	// changes nothing and returns an error wrapping ErrNonFinite that
-	// names the parameter.
-	Error
+	// ErrorOnNonFinite checks every gradient first; when one is not
+	// finite, the step changes nothing and returns an error wrapping
+	// ErrNonFinite that names the parameter.
+	ErrorOnNonFinite
+
+	// Error is the old name of ErrorOnNonFinite.
+	//
+	// Deprecated: use ErrorOnNonFinite, whose name says what it does.
+	Error = ErrorOnNonFinite
 )
 
 func (p NonFinitePolicy) String() string {
@@ -56,8 +74,8 @@ func (p NonFinitePolicy) String() string {
 		return "Propagate"
 	case SkipStep:
 		return "SkipStep"
-	case Error:
-		return "Error"
+	case ErrorOnNonFinite:
+		return "ErrorOnNonFinite"
 	}
 	return fmt.Sprintf("NonFinitePolicy(%d)", uint8(p))
 }
@@ -69,8 +87,9 @@ type Options struct {
 	// kernels.Active(). Tests pass kernels.For(level) to run every level.
 	Kernels *kernels.Set
 	// Workers is the number of goroutines a large step is spread over,
-	// the caller included: 0 selects runtime.GOMAXPROCS(0), 1 runs every
-	// step on the caller.
+	// the caller included: 0 selects runtime.GOMAXPROCS(0) (at most
+	// MaxWorkers), 1 runs every step on the caller. More than MaxWorkers
+	// is an error.
 	Workers int
 	// ShardThreshold is the total number of elements below which a step
 	// (or a gradient pass) runs on the caller alone: 0 selects
@@ -104,10 +123,10 @@ func (op Options) resolve() (Options, error) {
 		return op, fmt.Errorf("%w: Kernels is not a set from kernels.Active or kernels.For", ErrInvalid)
 	}
 	switch {
-	case op.Workers < 0:
-		return op, fmt.Errorf("%w: Workers = %d, want ≥ 0", ErrInvalid, op.Workers)
+	case op.Workers < 0 || op.Workers > MaxWorkers:
+		return op, fmt.Errorf("%w: Workers = %d, want 0 to %d", ErrInvalid, op.Workers, MaxWorkers)
 	case op.Workers == 0:
-		op.Workers = runtime.GOMAXPROCS(0)
+		op.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers)
 	}
 	switch {
 	case op.ShardThreshold == 0:
@@ -127,7 +146,7 @@ func (op Options) resolve() (Options, error) {
 	case op.ChunkSize < 0 || op.ChunkSize%16 != 0:
 		return op, fmt.Errorf("%w: ChunkSize = %d, want a positive multiple of 16", ErrInvalid, op.ChunkSize)
 	}
-	if op.NonFinite > Error {
+	if op.NonFinite > ErrorOnNonFinite {
 		return op, fmt.Errorf("%w: NonFinite = %v", ErrInvalid, op.NonFinite)
 	}
 	switch {
@@ -164,15 +183,17 @@ type Optimizer[T Float] struct {
 
 	// Per step: coefficient blocks by (group, step) and the scale factor
 	// of a Scale pass.
-	coeffs   []kernels.Coeffs
-	keys     []coeffKey
-	nkeys    int
-	scaleBy  T
-	errMu    sync.Mutex
-	taskErr  error // first kernel error of a job (never expected)
-	errIndex int   // task that set taskErr
+	coeffs  []kernels.Coeffs
+	keys    []coeffKey
+	nkeys   int
+	scaleBy T
+	// normScale is the power of two that scaledNorm multiplies by.
+	normScale float64
+	errMu     sync.Mutex
+	taskErr   error // first kernel error of a job (never expected)
+	errIndex  int   // task that set taskErr
 
-	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero func(int)
+	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq func(int)
 }
 
 type param[T Float] struct {
@@ -196,11 +217,22 @@ const (
 // New returns an optimizer of the kind of h (an [SGDConfig], [EMAConfig],
 // [AdamConfig] or [AdamWConfig]) with one parameter group, group 0, holding
 // the hyperparameters h. Register parameters with Add.
+//
+// Besides h.Validate, the hyperparameters of every group (New, AddGroup,
+// SetLR, SetLossScale, Load) must give per-step coefficients that the
+// kernels of T can use: each finite in T, and not rounded to zero in T
+// unless it is zero (an lr of 1e39 overflows float32; a weight decay of
+// 1e-50 would vanish in it). Otherwise the call fails with an error
+// wrapping ErrHyper that names the coefficient, before anything changes.
 func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil Hyper", ErrInvalid)
 	}
 	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	hy := h.hyper()
+	if err := checkIn[T](h.Kind(), &hy, 1); err != nil {
 		return nil, err
 	}
 	op, err := opts.resolve()
@@ -211,7 +243,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 		kind:      h.Kind(),
 		ops:       opsFor[T](),
 		opt:       op,
-		groups:    []hyper{h.hyper()},
+		groups:    []hyper{hy},
 		names:     make(map[string]int),
 		lossScale: 1,
 		dirty:     true,
@@ -221,6 +253,8 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	o.jobSumSq = o.sumSqTask
 	o.jobScale = o.scaleTask
 	o.jobZero = o.zeroTask
+	o.jobMaxAbs = o.maxAbsTask
+	o.jobScaledSq = o.scaledSqTask
 	return o, nil
 }
 
@@ -248,7 +282,11 @@ func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
 	if err := h.Validate(); err != nil {
 		return 0, err
 	}
-	o.groups = append(o.groups, h.hyper())
+	hy := h.hyper()
+	if err := checkIn[T](o.kind, &hy, o.lossScale); err != nil {
+		return 0, err
+	}
+	o.groups = append(o.groups, hy)
 	return len(o.groups) - 1, nil
 }
 
@@ -269,12 +307,21 @@ func (o *Optimizer[T]) groupErr(i int) error {
 }
 
 // SetLR sets the learning rate of group i, for schedules. It takes effect
-// at the next Step.
+// at the next Step. lr must be finite and ≥ 0, and the coefficients it
+// gives must be usable in T (see [New]); otherwise nothing changes.
 func (o *Optimizer[T]) SetLR(group int, lr float64) error {
+	if o.closed {
+		return ErrClosed
+	}
 	if group < 0 || group >= len(o.groups) {
 		return o.groupErr(group)
 	}
 	if err := checkNonNeg("LR", lr); err != nil {
+		return err
+	}
+	h := o.groups[group]
+	h.lr = lr
+	if err := checkIn[T](o.kind, &h, o.lossScale); err != nil {
 		return err
 	}
 	o.groups[group].lr = lr
@@ -315,18 +362,14 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 	if len(shape) > maxRank {
 		return fmt.Errorf("%w: parameter %q: rank %d > %d", ErrInvalid, name, len(shape), maxRank)
 	}
-	prod := 1
 	for _, d := range shape {
 		if d < 0 {
-			return fmt.Errorf("%w: parameter %q: shape %v", ErrInvalid, name, shape)
+			return fmt.Errorf("%w: parameter %q: shape %v has a negative dimension", ErrInvalid, name, shape)
 		}
-		if d != 0 && prod > len(data)/d {
-			prod = len(data) + 1 // overflow guard: certainly a mismatch
-			continue
-		}
-		prod *= d
 	}
-	if prod != len(data) {
+	if prod, ok := shapeProduct(shape); !ok {
+		return fmt.Errorf("%w: parameter %q: shape %v holds more elements than an int counts, len(data) = %d", ErrLength, name, shape, len(data))
+	} else if prod != len(data) {
 		return fmt.Errorf("%w: parameter %q: shape %v holds %d elements, len(data) = %d", ErrLength, name, shape, prod, len(data))
 	}
 	if overlap(data, grad) {
@@ -354,6 +397,26 @@ const (
 	maxName = 1<<16 - 1
 	maxRank = 255
 )
+
+// shapeProduct returns the number of elements of a shape of non-negative
+// dimensions, and false when it does not fit in an int (a shape with a zero
+// dimension holds 0 elements whatever the others are).
+func shapeProduct(shape []int) (int, bool) {
+	prod := 1
+	for _, d := range shape {
+		if d == 0 {
+			return 0, true
+		}
+	}
+	for _, d := range shape {
+		hi, lo := bits.Mul64(uint64(prod), uint64(d))
+		if hi != 0 || lo > math.MaxInt {
+			return 0, false
+		}
+		prod = int(lo)
+	}
+	return prod, true
+}
 
 // overlap reports whether two non-empty slices share memory.
 func overlap[T Float](a, b []T) bool {
@@ -424,11 +487,21 @@ func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 // them by s by folding the factor 1/s into the kernels' gradient prelude,
 // without a pass of its own, and ClipGradNorm measures the unscaled norm.
 // s = 1 turns it off. s must be finite and > 0, and 1/s must be a finite,
-// non-zero value of T. With s a power of two the unscaling is exact.
+// non-zero value of T (otherwise the gradients would be dropped or
+// overflow); with s a power of two the unscaling is exact. On an error
+// nothing changes.
 func (o *Optimizer[T]) SetLossScale(s float64) error {
+	if o.closed {
+		return ErrClosed
+	}
 	inv := T(1 / s)
 	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
 		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
+	}
+	for g := range o.groups {
+		if err := checkIn[T](o.kind, &o.groups[g], s); err != nil {
+			return fmt.Errorf("loss scale %v: group %d: %w", s, g, err)
+		}
 	}
 	o.lossScale = s
 	return nil

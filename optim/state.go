@@ -8,6 +8,7 @@ import (
 	"hash"
 	"hash/crc64"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -114,7 +115,25 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 // SaveFile writes the state to path atomically: to a temporary file in the
 // same directory, synced, then renamed over path, and the directory synced.
 // A crash leaves either the old file or the new one, never a mix.
+//
+// A file that already exists keeps its permission bits; a new one gets
+// 0644. When path is a symbolic link (or a chain of them), the file it
+// points to is replaced and the link is kept, as a plain write through the
+// link would do.
 func (o *Optimizer[T]) SaveFile(path string) (err error) {
+	path, err = resolveLinks(path)
+	if err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("optim: save: %s is not a regular file", path)
+		}
+		mode = fi.Mode().Perm()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -130,7 +149,7 @@ func (o *Optimizer[T]) SaveFile(path string) (err error) {
 	if err = o.Save(f); err != nil {
 		return err
 	}
-	if err = f.Chmod(0o644); err != nil {
+	if err = f.Chmod(mode); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {
@@ -153,6 +172,26 @@ func (o *Optimizer[T]) SaveFile(path string) (err error) {
 	return d.Sync()
 }
 
+// resolveLinks follows path while it names a symbolic link and returns the
+// path of what the last link points to (which need not exist yet).
+func resolveLinks(path string) (string, error) {
+	for range 40 { // as many links as Linux follows
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return "", fmt.Errorf("optim: save: %s: too many levels of symbolic links", path)
+}
+
 // LoadFile loads the state written by SaveFile; see Load.
 func (o *Optimizer[T]) LoadFile(path string) error {
 	if o.closed {
@@ -173,7 +212,13 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 // Everything is read and checked before anything is changed: on any error
 // the optimizer is exactly as before. Input that is truncated, corrupted
 // (checksum), of an unknown version, or holds invalid values gives an error
-// wrapping ErrState; intact state of another optimizer kind or element
+// wrapping ErrState. Invalid values are those Save never writes: group
+// hyperparameters that fail the config's Validate or that the kernels of T
+// cannot use (see [New]), values of fields the kind's config does not have,
+// a step count above MaxStep, a second moment (exp_avg_sq,
+// max_exp_avg_sq) that is negative or NaN, a max_exp_avg_sq below
+// exp_avg_sq, and buffers that are not zero at step 0. What is stored is
+// exactly what was checked. intact state of another optimizer kind or element
 // type, or whose groups or parameters differ in number, names, groups,
 // shapes or sizes gives one wrapping ErrMismatch (which also matches
 // ErrState).
@@ -222,10 +267,27 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		}
 		if flags&^(flagNesterov|flagMaximize|flagAMSGrad|flagFast) != 0 {
 			d.invalid("group %d: unknown flags %#x", i, flags)
-		} else if err := g.config(kind).Validate(); err != nil {
-			d.invalid("group %d: %v", i, err)
+			break
 		}
-		groups = append(groups, g)
+		// Validate the config of the kind, and keep exactly what was
+		// validated: a value that the kind's config does not carry (an
+		// SGD group's beta2, an EMA group's dampening ≠ β) was not
+		// written by Save.
+		cfg := g.config(kind)
+		if err := cfg.Validate(); err != nil {
+			d.invalid("group %d: %v", i, err)
+			break
+		}
+		canon := cfg.hyper()
+		if !sameHyper(canon, g) {
+			d.invalid("group %d: values that a %v group does not have", i, kind)
+			break
+		}
+		if err := checkIn[T](kind, &canon, o.lossScale); err != nil {
+			d.invalid("group %d: %v", i, err)
+			break
+		}
+		groups = append(groups, canon)
 	}
 
 	np := int64(d.u32())
@@ -253,8 +315,12 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		if d.err != nil {
 			break
 		}
-		if length < 0 || length > math.MaxInt64/8 || step < 0 || group >= ng || !shapeHolds(dims, length) {
-			d.invalid("parameter %d (%q): bad group, shape, length or step", i, name)
+		if length < 0 || length > math.MaxInt64/8 || group >= ng || !shapeHolds(dims, length) {
+			d.invalid("parameter %d (%q): bad group, shape or length", i, name)
+			break
+		}
+		if step < 0 || step > MaxStep {
+			d.invalid("parameter %q: step %d, want 0 to MaxStep = %d", name, step, MaxStep)
 			break
 		}
 		want := groups[group].buffers(kind)
@@ -289,7 +355,11 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 				d.skip(length * int64(elem))
 			}
 		}
-		if match {
+		if match && d.err == nil {
+			if err := checkBuffers(want, bufs[:nbuf], step); err != nil {
+				d.invalid("parameter %q: %v", name, err)
+				break
+			}
 			steps = append(steps, step)
 			loaded = append(loaded, bufs)
 		}
@@ -321,6 +391,56 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		o.params[i].buf = loaded[i]
 	}
 	o.layout()
+	return nil
+}
+
+// sameHyper reports whether a and b hold the same bits in every field.
+func sameHyper(a, b hyper) bool {
+	fa := [...]float64{a.lr, a.momentum, a.dampening, a.wd, a.beta1, a.beta2, a.eps}
+	fb := [...]float64{b.lr, b.momentum, b.dampening, b.wd, b.beta1, b.beta2, b.eps}
+	for i := range fa {
+		if math.Float64bits(fa[i]) != math.Float64bits(fb[i]) {
+			return false
+		}
+	}
+	return a.nesterov == b.nesterov && a.maximize == b.maximize && a.amsgrad == b.amsgrad && a.fast == b.fast
+}
+
+// checkBuffers returns an error when loaded state buffers (named by names)
+// hold what no optimizer step produces: a second moment that is negative or
+// NaN, a max_exp_avg_sq below exp_avg_sq, or anything but zeros before the
+// first step. (exp_avg and momentum_buffer can hold any value, NaN
+// included, after steps under the Propagate policy.)
+func checkBuffers[T Float](names []string, bufs [][]T, step int64) error {
+	var v []T
+	for k, b := range bufs {
+		if step == 0 {
+			for i, x := range b {
+				if x != 0 || math.Signbit(float64(x)) {
+					return fmt.Errorf("%s[%d] = %v before the first step, want 0", names[k], i, x)
+				}
+			}
+			continue
+		}
+		switch names[k] {
+		case BufExpAvgSq:
+			v = b
+			fallthrough
+		case BufMaxExpAvgSq:
+			for i, x := range b {
+				if !(x >= 0) {
+					return fmt.Errorf("%s[%d] = %v, want ≥ 0", names[k], i, x)
+				}
+			}
+		}
+		if names[k] == BufMaxExpAvgSq && v != nil {
+			for i, x := range b {
+				if x < v[i] {
+					return fmt.Errorf("%s[%d] = %v is below %s[%d] = %v", names[k], i, x, BufExpAvgSq, i, v[i])
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -11,7 +11,7 @@ import (
 // StepReport says what a Step did.
 type StepReport struct {
 	// Skipped is set when the step changed nothing because a gradient held
-	// NaN or ±Inf (policies SkipStep and Error).
+	// NaN or ±Inf (policies SkipStep and ErrorOnNonFinite).
 	Skipped bool
 	// NonFinite names the first parameter, in registration order, whose
 	// gradient holds NaN or ±Inf. It is empty when every gradient is
@@ -21,7 +21,7 @@ type StepReport struct {
 
 // Step updates every registered parameter from its gradient by one step of
 // its group's rule, and advances each parameter's step count. Under the
-// SkipStep and Error policies it first checks every gradient and, if one
+// SkipStep and ErrorOnNonFinite policies it first checks every gradient and, if one
 // is not finite, changes nothing at all. After the first call (which
 // allocates the state and the task plan) Step does not allocate.
 func (o *Optimizer[T]) Step() (StepReport, error) {
@@ -37,7 +37,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		if i := o.firstBad(); i >= 0 {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
-			if o.opt.NonFinite == Error {
+			if o.opt.NonFinite == ErrorOnNonFinite {
 				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
 			}
 			return rep, nil
@@ -81,10 +81,26 @@ func (o *Optimizer[T]) ZeroGrad() {
 // are multiplied by coef = maxNorm/(norm+1e-6) (rounded to T, with
 // kernels.Scale) when coef < 1.
 //
+// The squares of float64 gradients can leave the float64 range (|g| above
+// about 1.3e154 or below about 1e-154) where their norm does not. When the
+// sum is +Inf or below 2⁻⁹⁶⁸ (and every gradient is finite), the norm is
+// computed again from the gradients scaled by a power of two: M = max |g|,
+// M = f·2ᵉ with f in [0.5, 1), and norm = sqrt(Σ (g·2⁻ᵉ)²)·2ᵉ/s, the sum
+// taken in the same chunk and parameter order with a fixed 16-lane tree,
+// so it too is the same for every worker count and level. float32
+// gradients, summed in float64, never need it. A norm above the float64
+// range gives an error wrapping ErrRange, with the gradients unchanged.
+// When coef is below the normal range of T (so that a single factor would
+// keep too few bits), the gradients are scaled twice, by the smallest
+// normal power of two of T and then by the rest of coef; when even that
+// cannot hold coef, the error wraps ErrRange and nothing changes. The
+// gradients are never zeroed unless maxNorm is 0.
+//
 // A non-finite gradient gives a non-finite norm. Under the SkipStep policy
-// the gradients are then left alone (the next Step skips); under Error
-// they are left alone and the error wraps ErrNonFinite, naming the
-// parameter; under Propagate the rule above applies as it stands.
+// the gradients are then left alone (the next Step skips); under
+// ErrorOnNonFinite they are left alone and the error wraps ErrNonFinite,
+// naming the parameter; under Propagate the rule above applies as it
+// stands.
 func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if o.closed {
 		return 0, ErrClosed
@@ -92,22 +108,36 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if !(maxNorm >= 0) {
 		return 0, fmt.Errorf("%w: maxNorm = %v, want ≥ 0", ErrInvalid, maxNorm)
 	}
-	o.prepare()
-	if err := o.run(&o.jobSumSq); err != nil {
-		return 0, err
+	norm, bad, err := o.gradNorm()
+	if err != nil {
+		return norm, err
 	}
-	norm := math.Sqrt(o.sumSquares())
-	if o.lossScale != 1 {
-		norm /= o.lossScale
-	}
-	if i := o.firstBad(); i >= 0 && o.opt.NonFinite != Propagate {
-		if o.opt.NonFinite == Error {
-			return norm, fmt.Errorf("%w: parameter %q", ErrNonFinite, o.params[i].name)
+	if bad >= 0 && o.opt.NonFinite != Propagate {
+		if o.opt.NonFinite == ErrorOnNonFinite {
+			return norm, fmt.Errorf("%w: parameter %q", ErrNonFinite, o.params[bad].name)
 		}
 		return norm, nil
 	}
-	if coef := maxNorm / (norm + 1e-6); coef < 1 {
-		o.scaleBy = T(coef)
+	coef := maxNorm / (norm + 1e-6)
+	if !(coef < 1) {
+		return norm, nil
+	}
+	tiny := T(minNormal32)
+	if o.ops.size == 8 {
+		tiny = T(minNormal64)
+	}
+	f := T(coef)
+	if coef == 0 || f >= tiny || bad >= 0 {
+		o.scaleBy = f
+		return norm, o.run(&o.jobScale)
+	}
+	// coef is below T's normal range: coef = tiny·rest, each normal.
+	rest := T(coef / float64(tiny))
+	if rest < tiny {
+		return norm, fmt.Errorf("%w: clip factor maxNorm/norm = %g is below the range of %T", ErrRange, coef, f)
+	}
+	for _, f := range [...]T{tiny, rest} {
+		o.scaleBy = f
 		if err := o.run(&o.jobScale); err != nil {
 			return norm, err
 		}
@@ -115,22 +145,114 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	return norm, nil
 }
 
+// The smallest normal float32 and float64.
+const (
+	minNormal32 = 0x1p-126
+	minNormal64 = 0x1p-1022
+)
+
 // GradNorm returns the global L2 norm of the (unscaled) gradients as
 // ClipGradNorm computes it, and whether every gradient is finite, without
-// changing anything.
+// changing anything. When every gradient is finite but their norm exceeds
+// the float64 range, it returns +Inf, true and an error wrapping ErrRange.
 func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 	if o.closed {
 		return 0, false, ErrClosed
 	}
+	norm, bad, err := o.gradNorm()
+	return norm, bad < 0, err
+}
+
+// gradNorm returns the global norm of the unscaled gradients and the first
+// parameter whose gradient is not finite (-1 when none); see ClipGradNorm.
+func (o *Optimizer[T]) gradNorm() (norm float64, bad int, err error) {
 	o.prepare()
 	if err := o.run(&o.jobSumSq); err != nil {
-		return 0, false, err
+		return 0, -1, err
 	}
-	norm = math.Sqrt(o.sumSquares())
-	if o.lossScale != 1 {
-		norm /= o.lossScale
+	sum := o.sumSquares()
+	bad = o.firstBad()
+	if bad >= 0 || o.ops.size == 4 || (sum <= math.MaxFloat64 && sum >= minSafeSum) {
+		norm = math.Sqrt(sum)
+		if o.lossScale != 1 {
+			norm /= o.lossScale
+		}
+	} else {
+		norm = o.scaledNorm()
 	}
-	return norm, o.firstBad() < 0, nil
+	if bad < 0 && math.IsInf(norm, 1) {
+		return norm, bad, fmt.Errorf("%w: the norm of the (finite) gradients exceeds the float64 range", ErrRange)
+	}
+	return norm, bad, nil
+}
+
+// minSafeSum is the smallest sum of squares of float64 gradients that is
+// taken as it is: below it, squares may have lost bits to underflow.
+const minSafeSum = 0x1p-968
+
+// scaledNorm computes the norm of finite float64 gradients whose sum of
+// squares left the float64 range, from the gradients scaled by a power of
+// two (see ClipGradNorm).
+func (o *Optimizer[T]) scaledNorm() float64 {
+	if err := o.run(&o.jobMaxAbs); err != nil {
+		return math.NaN() // cannot happen: the job has no kernel call
+	}
+	m := 0.0
+	for _, v := range o.pieceSum {
+		m = max(m, v)
+	}
+	if m == 0 {
+		return 0
+	}
+	// Scale by 2^k, k = -e, so that the largest |g|·2^k is in [0.5, 1);
+	// for subnormal m, 2^-e would overflow: 2^1023 still brings every
+	// gradient into the normal range. The products are exact except
+	// those that fall below the normal range, far below the largest.
+	_, e := math.Frexp(m)
+	k := min(-e, 1023)
+	o.normScale = math.Ldexp(1, k)
+	_ = o.run(&o.jobScaledSq)
+	ssq := o.sumSquares()
+	// norm = sqrt(ssq)·2^-k/s, in exponent arithmetic so that no
+	// intermediate leaves the range.
+	fr, er := math.Frexp(math.Sqrt(ssq))
+	fs, es := math.Frexp(o.lossScale)
+	return math.Ldexp(fr/fs, er-k-es)
+}
+
+func (o *Optimizer[T]) maxAbsTask(t int) {
+	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
+		pc := o.pieces[j]
+		m := 0.0
+		for _, v := range o.params[pc.param].grad[pc.lo:pc.hi] {
+			m = max(m, math.Abs(float64(v)))
+		}
+		o.pieceSum[j] = m
+	}
+}
+
+func (o *Optimizer[T]) scaledSqTask(t int) {
+	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
+		pc := o.pieces[j]
+		o.pieceSum[j] = scaledSumSquares(o.params[pc.param].grad[pc.lo:pc.hi], o.normScale)
+	}
+}
+
+// scaledSumSquares returns Σ (x[i]·s)², with element i accumulated by fma
+// into lane i mod 16 and the lanes added by a fixed tree: the same result
+// on every machine.
+func scaledSumSquares[T Float](x []T, s float64) float64 {
+	var l [16]float64
+	for i, v := range x {
+		y := float64(v) * s
+		l[i&15] = math.FMA(y, y, l[i&15])
+	}
+	for w := 8; w >= 1; w /= 2 {
+		for i := range w {
+			l[i] += l[i+w]
+		}
+	}
+	return l[0]
 }
 
 // UnscaleGrads divides the gradients by the loss scale now, in place (with
@@ -307,6 +429,9 @@ func (o *Optimizer[T]) computeCoeffs() error {
 	last := -1
 	for i := range o.params {
 		p := &o.params[i]
+		if p.step >= MaxStep {
+			return fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
+		}
 		k := coeffKey{group: p.group}
 		switch p.op {
 		case opAdam, opAdamFast:
@@ -346,29 +471,57 @@ func (o *Optimizer[T]) computeCoeffs() error {
 
 // fill computes the coefficient block of key k with the kernels package.
 func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
-	h := &o.groups[k.group]
-	pre := kernels.Prelude{Maximize: h.maximize}
-	if o.lossScale != 1 {
-		pre.Scale = 1 / o.lossScale
+	if err := coeffsFor(c, o.kind, &o.groups[k.group], o.lossScale, k.t); err != nil {
+		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 	}
-	var err error
-	switch o.kind {
+	if err := o.ops.check(c); err != nil {
+		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
+	}
+	return nil
+}
+
+// coeffsFor computes into c the coefficient block of a group of kind with
+// hyperparameters h and loss scale ls, for step t (Adam: t ≥ 1; heavy-ball
+// momentum: t = 1 on a parameter's first step, else 0).
+func coeffsFor(c *kernels.Coeffs, kind Kind, h *hyper, ls float64, t int64) error {
+	pre := kernels.Prelude{Maximize: h.maximize}
+	if ls != 1 {
+		pre.Scale = 1 / ls
+	}
+	switch kind {
 	case KindSGD:
 		if h.momentum == 0 {
-			err = kernels.SGD{LR: h.lr, WeightDecay: h.wd, Prelude: pre}.CoeffsInto(c)
-			break
+			return kernels.SGD{LR: h.lr, WeightDecay: h.wd, Prelude: pre}.CoeffsInto(c)
 		}
-		err = kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
-			WeightDecay: h.wd, Nesterov: h.nesterov, Prelude: pre}.CoeffsInto(c, k.t == 1)
+		return kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
+			WeightDecay: h.wd, Nesterov: h.nesterov, Prelude: pre}.CoeffsInto(c, t == 1)
 	case KindEMA:
-		err = kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
+		return kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
 			WeightDecay: h.wd, Prelude: pre}.CoeffsInto(c, false)
 	case KindAdam, KindAdamW:
-		err = kernels.Adam{LR: h.lr, Beta1: h.beta1, Beta2: h.beta2, Eps: h.eps, WeightDecay: h.wd,
-			Decoupled: o.kind == KindAdamW, AMSGrad: h.amsgrad, Prelude: pre}.CoeffsInto(c, k.t)
+		return kernels.Adam{LR: h.lr, Beta1: h.beta1, Beta2: h.beta2, Eps: h.eps, WeightDecay: h.wd,
+			Decoupled: kind == KindAdamW, AMSGrad: h.amsgrad, Prelude: pre}.CoeffsInto(c, t)
 	}
-	if err != nil {
-		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
+	return fmt.Errorf("%w: kind %v", ErrInvalid, kind)
+}
+
+// checkIn returns an error wrapping ErrHyper unless the coefficient blocks
+// of a group of kind with hyperparameters h and loss scale ls are usable
+// by the kernels of element type T at every step count: every coefficient
+// finite in T, and not rounded to zero unless it is zero. The blocks are
+// computed as Step computes them, at the first step and at MaxStep; Adam's
+// coefficients move monotonically between the two (β^t only falls), so
+// those two bound every step. Step checks each block again before it runs.
+func checkIn[T Float](kind Kind, h *hyper, ls float64) error {
+	var c kernels.Coeffs
+	for _, t := range [...]int64{1, MaxStep} {
+		err := coeffsFor(&c, kind, h, ls, t)
+		if err == nil {
+			err = opsFor[T]().check(&c)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrHyper, err)
+		}
 	}
 	return nil
 }
