@@ -67,8 +67,8 @@ type Coeffs struct {
 	// float32 or float64 (see finish); 0 when every row is.
 	bad32, bad64 int8
 	vals         [numRows]float64
-	f32  [numRows][16]float32
-	f64  [numRows][8]float64
+	f32          [numRows][16]float32
+	f64          [numRows][8]float64
 }
 
 func (c *Coeffs) set(row int, v float64) {

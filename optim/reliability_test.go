@@ -201,7 +201,7 @@ func TestCoeffsInElementType(t *testing.T) {
 	}
 	for _, h := range []Hyper{
 		AdamWConfig{LR: 1e200, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e200}, // 1 - lr·wd = -Inf
-		AdamConfig{LR: 1e308, Beta1: 0.9, Beta2: 0.999}, // lr/(1-β1) = +Inf
+		AdamConfig{LR: 1e308, Beta1: 0.9, Beta2: 0.999},                                 // lr/(1-β1) = +Inf
 	} {
 		if _, err := New[float64](h, Options{}); !errors.Is(err, ErrHyper) {
 			t.Errorf("New[float64](%+v): %v, want ErrHyper", h, err)
