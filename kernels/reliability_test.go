@@ -1,0 +1,162 @@
+package kernels
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"testing"
+)
+
+// allSets returns the set of every level this CPU runs.
+func allSets(t *testing.T) []*Set {
+	var out []*Set
+	for _, l := range Levels() {
+		s, err := For(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestOverlapRejected: slices of one call that share memory (fully or in
+// part) are refused on every level before anything is written.
+func TestOverlapRejected(t *testing.T) {
+	sgd, _ := SGD{LR: 0.1}.Coeffs()
+	mom, _ := Momentum{LR: 0.1, Momentum: 0.9}.Coeffs(false)
+	adam, _ := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}.Coeffs(1)
+	ams, _ := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, AMSGrad: true}.Coeffs(1)
+	const n = 40
+	for _, s := range allSets(t) {
+		buf := make([]float32, 4*n)
+		for i := range buf {
+			buf[i] = float32(i%7) + 0.5
+		}
+		a, b, c, d := buf[:n], buf[n:2*n], buf[2*n:3*n], buf[3*n:]
+		shift := buf[3 : n+3] // overlaps a in part
+		calls := map[string]func() error{
+			"SGD p=g":              func() error { return s.SGDF32(&sgd, a, a) },
+			"SGD g overlaps p":     func() error { return s.SGDF32(&sgd, a, shift) },
+			"Momentum p=buf":       func() error { return s.MomentumF32(&mom, a, b, a) },
+			"Momentum g=buf":       func() error { return s.MomentumF32(&mom, a, b, b) },
+			"Momentum buf shifted": func() error { return s.MomentumF32(&mom, a, b, shift) },
+			"Adam m=v":             func() error { return s.AdamF32(&adam, a, b, c, c, nil) },
+			"Adam p=v":             func() error { return s.AdamF32(&adam, a, b, c, a, nil) },
+			"Adam g=m":             func() error { return s.AdamF32(&adam, a, b, b, d, nil) },
+			"Adam v shifted":       func() error { return s.AdamF32(&adam, a, b, c, shift, nil) },
+			"AdamFast m=v":         func() error { return s.AdamFastF32(&adam, a, b, c, c, nil) },
+			"AMSGrad vmax=v":       func() error { return s.AdamF32(&ams, a, b, c, d, d) },
+			"AMSGrad vmax=p":       func() error { return s.AdamF32(&ams, a, b, c, d, a) },
+			"Roof d0=d1":           func() error { return s.RoofF32(a, b, b, nil) },
+			"Roof src=d2":          func() error { return s.RoofF32(a, b, c, a) },
+		}
+		for name, call := range calls {
+			before := slices.Clone(buf)
+			err := call()
+			if !errors.Is(err, ErrOverlap) {
+				t.Errorf("%v %s: err = %v, want ErrOverlap", s.Level(), name, err)
+			}
+			if !slices.Equal(before, buf) {
+				t.Errorf("%v %s: a refused call wrote", s.Level(), name)
+			}
+		}
+		// float64 too, and what stays allowed: vmax ignored without AMSGrad,
+		// Dot of a slice with itself, disjoint neighbours.
+		x := make([]float64, 3*n)
+		if err := s.MomentumF64(&mom, x[:n], x[n:2*n], x[:n]); !errors.Is(err, ErrOverlap) {
+			t.Errorf("%v MomentumF64 p=buf: %v", s.Level(), err)
+		}
+		if err := s.AdamF32(&adam, a, b, c, d, a); err != nil {
+			t.Errorf("%v Adam with an unused vmax aliasing p: %v", s.Level(), err)
+		}
+		if _, err := s.DotF32(a, a); err != nil {
+			t.Errorf("%v Dot(x, x): %v", s.Level(), err)
+		}
+		if err := s.SGDF32(&sgd, buf[:n], buf[n:2*n]); err != nil {
+			t.Errorf("%v adjacent slices: %v", s.Level(), err)
+		}
+	}
+}
+
+// TestCoeffsElementRange: coefficients that overflow or vanish when rounded
+// to the element type are refused by that type's kernels (before writing),
+// and accepted by the other where they fit.
+func TestCoeffsElementRange(t *testing.T) {
+	type build func() (Coeffs, error)
+	fit64 := map[string]build{
+		"SGD lr 1e39":                   func() (Coeffs, error) { return SGD{LR: 1e39}.Coeffs() },
+		"SGD scale 1e-46":               func() (Coeffs, error) { return SGD{LR: 0.1, Prelude: Prelude{Scale: 1e-46}}.Coeffs() },
+		"SGD wd 1e-50":                  func() (Coeffs, error) { return SGD{LR: 0.1, WeightDecay: 1e-50}.Coeffs() },
+		"Momentum dampening -1e300":     func() (Coeffs, error) { return Momentum{LR: 0.1, Momentum: 0.9, Dampening: -1e300}.Coeffs(false) },
+		"Momentum 1e300":                func() (Coeffs, error) { return Momentum{LR: 0.1, Momentum: 1e300}.Coeffs(true) },
+		"Adam lr/(1-β1) overflows":      func() (Coeffs, error) { return Adam{LR: 3e38, Beta1: 0.9, Beta2: 0.9, Eps: 1e-8}.Coeffs(1) },
+		"Adam eps 1e-50":                func() (Coeffs, error) { return Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.9, Eps: 1e-50}.Coeffs(1) },
+		"AdamW decay overflows float32": func() (Coeffs, error) { return Adam{LR: 1e20, WeightDecay: 1e20, Decoupled: true}.Coeffs(1) },
+	}
+	for name, mk := range fit64 {
+		c, err := mk()
+		if err != nil {
+			t.Fatalf("%s: CoeffsInto: %v", name, err)
+		}
+		if err := c.CheckF32(); !errors.Is(err, ErrCoeff) {
+			t.Errorf("%s: CheckF32 = %v, want ErrCoeff", name, err)
+		}
+		if err := c.CheckF64(); err != nil {
+			t.Errorf("%s: CheckF64 = %v", name, err)
+		}
+		for _, s := range allSets(t) {
+			p32, g32 := []float32{1, 2, 3}, []float32{1, 1, 1}
+			b32, v32 := []float32{1, 1, 1}, []float32{1, 1, 1}
+			p64, g64 := []float64{1, 2, 3}, []float64{1, 1, 1}
+			b64, v64 := []float64{1, 1, 1}, []float64{1, 1, 1}
+			var e32, e64 error
+			switch c.fam {
+			case famSGD:
+				e32, e64 = s.SGDF32(&c, p32, g32), s.SGDF64(&c, p64, g64)
+			case famMomentum:
+				e32, e64 = s.MomentumF32(&c, p32, g32, b32), s.MomentumF64(&c, p64, g64, b64)
+			case famAdam:
+				e32, e64 = s.AdamF32(&c, p32, g32, b32, v32, nil), s.AdamF64(&c, p64, g64, b64, v64, nil)
+			}
+			if !errors.Is(e32, ErrCoeff) || p32[0] != 1 || b32[0] != 1 || v32[0] != 1 {
+				t.Errorf("%v %s: float32 kernel err = %v, p = %v", s.Level(), name, e32, p32)
+			}
+			if e64 != nil {
+				t.Errorf("%v %s: float64 kernel: %v", s.Level(), name, e64)
+			}
+		}
+	}
+	// Not finite even in float64: CoeffsInto itself refuses, and the
+	// block it leaves is refused by every kernel.
+	for name, mk := range map[string]build{
+		"AdamW 1 - lr·wd = -Inf": func() (Coeffs, error) {
+			return Adam{LR: 1e200, WeightDecay: 1e200, Decoupled: true}.Coeffs(1)
+		},
+		"Adam lr/(1-β1) = +Inf":  func() (Coeffs, error) { return Adam{LR: 1e308, Beta1: 0.5}.Coeffs(1) },
+		"Momentum 1-τ = +Inf":    func() (Coeffs, error) { return Momentum{LR: 1, Momentum: 1, Dampening: -math.MaxFloat64}.Coeffs(false) },
+		"SGD scale +Inf": func() (Coeffs, error) { return SGD{LR: 1, Prelude: Prelude{Scale: math.Inf(1)}}.Coeffs() },
+	} {
+		c, err := mk()
+		if name == "Momentum 1-τ = +Inf" && err == nil {
+			continue // 1 + MaxFloat64 rounds to MaxFloat64: finite, fine
+		}
+		if !errors.Is(err, ErrCoeff) {
+			t.Errorf("%s: CoeffsInto = %v, want ErrCoeff", name, err)
+		}
+		if c.fam != famNone {
+			p, g := []float64{1}, []float64{1}
+			if err := c.CheckF64(); !errors.Is(err, ErrCoeff) {
+				t.Errorf("%s: CheckF64 = %v", name, err)
+			}
+			if err := SGDF64(&c, p, g); !errors.Is(err, ErrCoeff) {
+				t.Errorf("%s: kernel accepted it: %v", name, err)
+			}
+		}
+	}
+	// Subnormal coefficients are kept: they are not zero.
+	c, err := SGD{LR: 1e-40}.Coeffs()
+	if err != nil || c.CheckF32() != nil {
+		t.Errorf("lr 1e-40 (subnormal in float32): %v, %v", err, c.CheckF32())
+	}
+}
