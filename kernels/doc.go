@@ -22,9 +22,20 @@
 // # Errors
 //
 // The exported functions check their arguments and return an error that
-// errors.Is matches against [ErrLength] or [ErrCoeff] before writing any
-// element; no input reaches the assembly unchecked. Coefficient structs are
-// built once per step by [SGD.Coeffs], [Momentum.Coeffs] and [Adam.Coeffs].
+// errors.Is matches against [ErrLength], [ErrCoeff] or [ErrOverlap] before
+// writing any element; no input reaches the assembly unchecked. Coefficient
+// structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs] and
+// [Adam.Coeffs], in float64, and rounded once to each element type; a
+// kernel refuses (ErrCoeff) a block with a coefficient that its element
+// type cannot carry: one that overflows it, or a non-zero one that rounds
+// to zero in it ([Coeffs.CheckF32]). Slices of one call may not share
+// memory (ErrOverlap), since the result would depend on the level.
+//
+// The reductions return the float64 value of their sum: [SumSquaresF64] of
+// elements above about 1.3e154 overflows to +Inf, and of elements below
+// about 1e-154 loses bits to underflow, as any float64 sum of squares does.
+// A norm needs scaling at those extremes (optim.ClipGradNorm does it).
+// float32 data, summed in float64, never reaches them.
 //
 // # Levels
 //

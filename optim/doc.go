@@ -4,15 +4,29 @@
 // PyTorch's semantics and defaults.
 //
 //	opt, err := optim.New[float32](optim.DefaultAdamW(), optim.Options{})
-//	opt.Add("fc.weight", w, gw, 256, 256) // data, gradient, shape
-//	opt.Add("fc.bias", b, gb)
+//	if err != nil {
+//		return err
+//	}
 //	defer opt.Close()
+//	if err := opt.Add("fc.weight", w, gw, 256, 256); err != nil { // data, gradient, shape
+//		return err
+//	}
+//	if err := opt.Add("fc.bias", b, gb); err != nil {
+//		return err
+//	}
 //	for … {
 //		opt.ZeroGrad()
 //		… // write the gradients into gw, gb
-//		opt.ClipGradNorm(1)
-//		opt.Step()
+//		if _, err := opt.ClipGradNorm(1); err != nil {
+//			return err
+//		}
+//		if _, err := opt.Step(); err != nil {
+//			return err
+//		}
 //	}
+//
+// Example_trainingLoop (example_test.go) is this loop as a program that
+// go test runs.
 //
 // # Arithmetic
 //
@@ -55,7 +69,8 @@
 // # Errors and non-finite gradients
 //
 // Errors wrap the sentinels ErrInvalid, ErrHyper, ErrLength, ErrNonFinite,
-// ErrState, ErrMismatch and ErrClosed, and name the parameter or field.
+// ErrRange, ErrState, ErrMismatch and ErrClosed, and name the parameter or
+// field. A call that fails changes nothing.
 // Options.NonFinite chooses what a NaN or ±Inf gradient does: Propagate
 // (PyTorch's behaviour, no check), SkipStep (nothing changes, the step
 // reports Skipped) or ErrorOnNonFinite (nothing changes, an error names the parameter).
