@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/layout"
@@ -16,8 +18,14 @@ import (
 // a multi-stream kernel over them then runs several times slower (cache and
 // TLB set aliasing); optimizer state allocated with Staggered cannot fall
 // into that. The padding costs at most a page and a line per buffer.
+//
+// Like make, Staggered panics when n or k is negative or the slab's size
+// overflows int (sizes no slice of n elements can have).
 func Staggered[T Float](n, k int, near []T) [][]T {
 	size := int(unsafe.Sizeof(T(0)))
+	if n < 0 || k < 0 || n > math.MaxInt/size-layout.Page || (k > 0 && n+layout.Pad(n, size) > math.MaxInt/size/k) {
+		panic(fmt.Sprintf("kernels.Staggered: %d buffers of %d elements do not fit in memory", k, n))
+	}
 	slab := make([]T, k*(n+layout.Pad(n, size)))
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
 	streams := make([]uintptr, 0, k+1)

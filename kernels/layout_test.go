@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"math"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -38,5 +40,21 @@ func TestStaggered(t *testing.T) {
 			addrs = append(addrs, a)
 			b[0], b[n-1] = 1, 1 // within the slab
 		}
+	}
+}
+
+// TestStaggeredBadSizes: sizes that cannot be allocated panic with the
+// function's name instead of wrapping around.
+func TestStaggeredBadSizes(t *testing.T) {
+	for _, c := range [][2]int{{-1, 1}, {1, -1}, {math.MaxInt / 4, 3}, {math.MaxInt / 8, 2}, {1 << 40, 1 << 30}} {
+		func() {
+			defer func() {
+				r := recover()
+				if s, ok := r.(string); !ok || !strings.Contains(s, "kernels.Staggered") {
+					t.Errorf("Staggered(%d, %d): recovered %v", c[0], c[1], r)
+				}
+			}()
+			Staggered[float32](c[0], c[1], nil)
+		}()
 	}
 }

@@ -36,6 +36,10 @@ const (
 	// is a goroutine with its own stack). The default, GOMAXPROCS, is
 	// capped at it.
 	MaxWorkers = 1024
+	// MaxSpin is the longest Options.Spin accepted: polling for longer
+	// than a second keeps a core busy between steps for no gain, since a
+	// wake-up costs well under a millisecond.
+	MaxSpin = time.Second
 	// MaxStep is the largest step count a parameter can reach, 2⁵³ (the
 	// largest count a float64 holds exactly, as PyTorch's state_dict
 	// stores it). A Step that would take a parameter past it fails with
@@ -112,7 +116,8 @@ type Options struct {
 	// NonFinite is the policy for NaN and ±Inf gradients.
 	NonFinite NonFinitePolicy
 	// Spin is how long an idle worker polls before it parks: 0 selects
-	// DefaultSpin, a negative value parks at once.
+	// DefaultSpin, a negative value parks at once. More than MaxSpin is an
+	// error: a polling worker keeps its core busy between steps.
 	Spin time.Duration
 }
 
@@ -154,6 +159,8 @@ func (op Options) resolve() (Options, error) {
 		op.Spin = DefaultSpin
 	case op.Spin < 0:
 		op.Spin = 0
+	case op.Spin > MaxSpin:
+		return op, fmt.Errorf("%w: Spin = %v, want at most %v", ErrInvalid, op.Spin, MaxSpin)
 	}
 	return op, nil
 }

@@ -406,6 +406,9 @@ func TestWorkersBound(t *testing.T) {
 			t.Errorf("Workers = %d: %v, want ErrInvalid", w, err)
 		}
 	}
+	if _, err := New[float32](DefaultAdam(), Options{Spin: time.Hour}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Spin = 1h: %v, want ErrInvalid", err)
+	}
 	o := mustNew[float32](t, DefaultAdam(), Options{Workers: MaxWorkers, ShardThreshold: -1, WakeThreshold: -1, ChunkSize: 16})
 	m := newTestModel[float32]([]int{64})
 	m.register(t, o, nil)
