@@ -428,6 +428,9 @@ func checkBuffers[T Float](names []string, bufs [][]T, step int64) error {
 			fallthrough
 		case BufMaxExpAvgSq:
 			for i, x := range b {
+				if x != x {
+					return fmt.Errorf("%s[%d] is NaN: state that a NaN gradient reached (under Propagate) cannot be resumed", names[k], i)
+				}
 				if !(x >= 0) {
 					return fmt.Errorf("%s[%d] = %v, want ≥ 0", names[k], i, x)
 				}
