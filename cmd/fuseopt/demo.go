@@ -25,6 +25,10 @@ type DemoReport struct {
 	} `json:"logistic_regression"`
 }
 
+// maxLogRegValues bounds -samples × -features: the float64 design matrix
+// of the logistic regression (128 MiB).
+const maxLogRegValues = 1 << 24
+
 func demoCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fuseopt demo", flag.ContinueOnError)
 	mc, lc := defaultMLP(), defaultLogReg()
@@ -54,6 +58,11 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		if c.v < c.lo || c.v > c.hi {
 			return usageErr(stderr, fs.Name(), fmt.Errorf("%s %d: want %d … %d", c.name, c.v, c.lo, c.hi))
 		}
+	}
+	// The logistic regression holds its samples × features matrix.
+	if lc.Samples > maxLogRegValues/lc.Features {
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-samples %d × -features %d: want at most %d values (2^24)",
+			lc.Samples, lc.Features, maxLogRegValues))
 	}
 	var pf *plotFile
 	var err error

@@ -311,6 +311,14 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "-time", "-1s"},
 		{"bench", "-solve", "12,x"},
 		{"bench", "-model", "3y4"},
+		{"bench", "-model", "99999999999x1+0"},
+		{"bench", "-model", "1x3037000500+0"},
+		{"bench", "-model", "1x99999999999999999999"},
+		{"bench", "-model", "0x3037000500+1"},
+		{"bench", "-model", "4096x1"},
+		{"bench", "-solve", "32769"},
+		{"bench", "-solve", "1G"},
+		{"demo", "-samples", "1048576", "-features", "2000"},
 		{"bench", "-workers", "0"},
 		{"bench", "-json", "-markdown"},
 		{"bench", "-progress", "sometimes"},
@@ -420,9 +428,34 @@ func TestParseModel(t *testing.T) {
 	if m, err := parseModel("none"); m != nil || err != nil {
 		t.Errorf("none: %v, %v", m, err)
 	}
-	for _, bad := range []string{"x", "3x", "ax4", "3x0", "-1x4", "0x4+0", "3x4+z"} {
-		if _, err := parseModel(bad); err == nil {
-			t.Errorf("parseModel(%q) succeeded", bad)
+	for _, bad := range []string{"x", "3x", "ax4", "3x0", "-1x4", "0x4+0", "3x4+z", "3x-4", "3x4+-1", "-99999999999999999999x4",
+		"0x99999999999999999999+0"} {
+		if _, err := parseModel(bad); err == nil || !strings.Contains(err.Error(), "want LAYERSxWIDTH+NORMS") {
+			t.Errorf("parseModel(%q): %v", bad, err)
+		}
+	}
+	// Too large: refused at once, with overflow-safe arithmetic, before any
+	// size list is built.
+	for _, big := range []string{"99999999999x1+0", "1x3037000500+0", "1x4294967296", "0x3037000500+1",
+		"99999999999999999999x1", "1x99999999999999999999", "1x1+99999999999999999999", "2049x1", "1x1+2048",
+		"1x16384", "1025x256+1024", "0x134217729+1"} {
+		start := time.Now()
+		if _, err := parseModel(big); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("parseModel(%q): %v", big, err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("parseModel(%q) took %v", big, d)
+		}
+	}
+	// At the limits, and the count agrees with ModelSpec.Params.
+	for _, ok := range []string{"1024x1+1024", "1x16383", "0x134217728+1", "2048x11", "1000x500+1000", "1x1"} {
+		m, err := parseModel(ok)
+		if err != nil {
+			t.Errorf("parseModel(%q): %v", ok, err)
+			continue
+		}
+		if got, want := modelParams(*m), m.Params(); got != want || want > maxModelParams {
+			t.Errorf("%q: modelParams %d, Params %d", ok, got, want)
 		}
 	}
 }
