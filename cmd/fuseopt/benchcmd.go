@@ -32,9 +32,10 @@ func intList(ns []int) string {
 	return strings.Join(s, ",")
 }
 
-// parseLevels parses -cpu: a comma-separated list of levels, or "all".
+// parseLevels parses -cpu: a comma-separated list of levels, or "all"
+// (names in any case).
 func parseLevels(s string) ([]kernels.ISA, error) {
-	if strings.TrimSpace(s) == "all" {
+	if strings.EqualFold(strings.TrimSpace(s), "all") {
 		return kernels.Levels(), nil
 	}
 	var out []kernels.ISA

@@ -459,3 +459,14 @@ func TestParseModel(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLevels(t *testing.T) {
+	for _, s := range []string{"all", "ALL", " All "} {
+		if ls, err := parseLevels(s); err != nil || !reflect.DeepEqual(ls, kernels.Levels()) {
+			t.Errorf("parseLevels(%q) = %v, %v", s, ls, err)
+		}
+	}
+	if ls, err := parseLevels(" Generic "); err != nil || !reflect.DeepEqual(ls, []kernels.ISA{kernels.Generic}) {
+		t.Errorf("parseLevels(Generic) = %v, %v", ls, err)
+	}
+}
