@@ -212,7 +212,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	var plot *plotFile
 	if *plotPath != "" {
-		if plot, err = createPlot(*plotPath); err != nil {
+		if plot, err = checkPlot(*plotPath); err != nil {
 			return usageErr(stderr, fs.Name(), err)
 		}
 	}
@@ -220,7 +220,6 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	r, err := bench.Run(cfg)
 	bar.finish()
 	if err != nil {
-		plot.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}
@@ -232,7 +231,6 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		err = r.Write(stdout, mf.markdown)
 	}
 	if err != nil {
-		plot.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}

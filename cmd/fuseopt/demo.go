@@ -67,7 +67,7 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	var pf *plotFile
 	var err error
 	if *plotPath != "" {
-		if pf, err = createPlot(*plotPath); err != nil {
+		if pf, err = checkPlot(*plotPath); err != nil {
 			return usageErr(stderr, fs.Name(), err)
 		}
 	}
@@ -77,7 +77,6 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		rep.LogReg.Newton, rep.LogReg.Adam, err = fitLogReg(lc)
 	}
 	if err != nil {
-		pf.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}
@@ -89,7 +88,6 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		err = writeDemo(stdout, &rep)
 	}
 	if err != nil {
-		pf.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}
