@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -29,34 +30,60 @@ func main() {
 const usage = `fuseopt shows what the fuseopt optimizer kernels do on this CPU.
 
 usage:
-  fuseopt [flags]          the tour: CPU, level, parity self-check, a short benchmark
+  fuseopt [tour] [flags]   the tour: CPU, level, parity self-check, a short benchmark
   fuseopt bench [flags]    the full comparison table (-json, -markdown, -plot file.svg|png)
   fuseopt demo [flags]     train an MLP and a logistic regression on generated data
-  fuseopt help             this text
+  fuseopt help [command]   this text, or the flags of a command
 
-"fuseopt <command> -h" lists the flags of a command.
+"fuseopt <command> -h" lists the flags of a command too. In a clone of the
+repository, run it as "go run ./cmd/fuseopt <command>"; install it with
+"go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest".
 `
+
+// commands runs each command with its arguments.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"tour":  tourCmd,
+	"bench": benchCmd,
+	"demo":  demoCmd,
+}
+
+const commandList = "tour, bench, demo or help"
 
 // run is the command with its arguments, writing to stdout and stderr; it
 // returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := ""
+	name := "tour"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+		name, args = args[0], args[1:]
 	}
-	switch cmd {
-	case "", "tour":
-		return tourCmd(args, stdout, stderr)
-	case "bench":
-		return benchCmd(args, stdout, stderr)
-	case "demo":
-		return demoCmd(args, stdout, stderr)
-	case "help":
+	if name == "help" {
+		return help(args, stdout, stderr)
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		return unknownCmd(stderr, name)
+	}
+	return cmd(args, stdout, stderr)
+}
+
+// help prints the usage, or with one argument the flags of that command.
+func help(args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 0 || len(args) == 1 && slices.Contains([]string{"help", "-h", "-help", "--help"}, args[0]):
 		fmt.Fprint(stdout, usage)
 		return 0
+	case len(args) > 1:
+		return usageErr(stderr, "fuseopt help", fmt.Errorf("too many arguments %q (want at most one command)", args))
 	}
-	fmt.Fprintf(stderr, "fuseopt: unknown command %q (want bench, demo or help)\n", cmd)
-	return 2
+	cmd, ok := commands[args[0]]
+	if !ok {
+		return unknownCmd(stderr, args[0])
+	}
+	return cmd([]string{"-h"}, stdout, stderr)
+}
+
+func unknownCmd(stderr io.Writer, name string) int {
+	return usageErr(stderr, "fuseopt", fmt.Errorf("unknown command %q (want %s)", name, commandList))
 }
 
 // usageErr prints err as the one-line usage error of command name and

@@ -319,6 +319,11 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "-solve", "32769"},
 		{"bench", "-solve", "1G"},
 		{"demo", "-samples", "1048576", "-features", "2000"},
+		{""},
+		{"", "bench"},
+		{"help", "frobnicate"},
+		{"help", "bench", "demo"},
+		{"tour", "extra"},
 		{"bench", "-workers", "0"},
 		{"bench", "-json", "-markdown"},
 		{"bench", "-progress", "sometimes"},
@@ -354,6 +359,12 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: the error took %v (checked after the work?)", c, time.Since(start))
 		}
 	}
+	// The unknown-command message names every command.
+	for _, c := range [][]string{{"frobnicate"}, {""}, {"help", "frobnicate"}} {
+		if _, _, errs := runCmd(t, c...); !strings.Contains(errs, "(want tour, bench, demo or help)") {
+			t.Errorf("%q: %q", c, errs)
+		}
+	}
 	// A plot path that was refused leaves nothing behind.
 	if _, err := os.Stat(filepath.Join(dir, "p.pdf")); !os.IsNotExist(err) {
 		t.Errorf("p.pdf exists after the refusal: %v", err)
@@ -362,13 +373,27 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	status, out, _ := runCmd(t, "help")
-	if status != 0 || !strings.Contains(out, "fuseopt bench") {
+	if status != 0 || !strings.Contains(out, "fuseopt bench") || !strings.Contains(out, "fuseopt [tour] [flags]") ||
+		!strings.Contains(out, "go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest") {
 		t.Errorf("help: status %d\n%s", status, out)
+	}
+	for _, arg := range []string{"help", "-h", "--help"} {
+		if status, again, _ := runCmd(t, "help", arg); status != 0 || again != out {
+			t.Errorf("help %s: status %d\n%s", arg, status, again)
+		}
 	}
 	for _, c := range [][]string{{"bench", "-h"}, {"demo", "-help"}, {"-h"}} {
 		status, out, errs := runCmd(t, c...)
 		if status != 0 || !strings.Contains(out, "-plot") && c[0] != "-h" || !strings.Contains(out, "-") || errs != "" {
 			t.Errorf("%q: status %d\n%s\n%s", c, status, out, errs)
+		}
+	}
+	// help <command> prints what <command> -h prints.
+	for cmd, flag := range map[string]string{"tour": "-sizes", "bench": "-model", "demo": "-epochs"} {
+		status, out, errs := runCmd(t, "help", cmd)
+		_, want, _ := runCmd(t, cmd, "-h")
+		if status != 0 || errs != "" || out != want || !strings.Contains(out, flag) {
+			t.Errorf("help %s: status %d, stderr %q\n%s", cmd, status, errs, out)
 		}
 	}
 }
