@@ -230,6 +230,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		err = r.Write(stdout, mf.markdown)
 	}
+	if werr := writeFailed(stdout); werr != nil {
+		return outputErr(stderr, fs.Name(), werr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1

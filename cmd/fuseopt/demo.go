@@ -87,6 +87,9 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		err = writeDemo(stdout, &rep)
 	}
+	if werr := writeFailed(stdout); werr != nil {
+		return outputErr(stderr, fs.Name(), werr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1

@@ -50,8 +50,18 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 const commandList = "tour, bench, demo or help"
 
 // run is the command with its arguments, writing to stdout and stderr; it
-// returns the exit status.
+// returns the exit status. A command that otherwise succeeds exits with
+// status 1 when its output could not be written.
 func run(args []string, stdout, stderr io.Writer) int {
+	out := &errWriter{w: stdout}
+	status := dispatch(args, out, stderr)
+	if out.err != nil && status == 0 {
+		return outputErr(stderr, "fuseopt", out.err)
+	}
+	return status
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	name := "tour"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
@@ -84,6 +94,41 @@ func help(args []string, stdout, stderr io.Writer) int {
 
 func unknownCmd(stderr io.Writer, name string) int {
 	return usageErr(stderr, "fuseopt", fmt.Errorf("unknown command %q (want %s)", name, commandList))
+}
+
+// errWriter passes writes on to w until one fails; it then keeps the error
+// and fails every later write with it.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	e.err = err
+	return n, err
+}
+
+// writeFailed returns the error of the first failed write to w, if w is
+// the stdout that run gives a command.
+func writeFailed(w io.Writer) error {
+	if e, ok := w.(*errWriter); ok {
+		return e.err
+	}
+	return nil
+}
+
+// outputErr prints that the output of command name could not be written
+// and returns the exit status 1.
+func outputErr(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "%s: cannot write the output: %v\n", name, err)
+	return 1
 }
 
 // usageErr prints err as the one-line usage error of command name and

@@ -77,6 +77,9 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintln(stdout)
+	if err := writeFailed(stdout); err != nil {
+		return outputErr(stderr, fs.Name(), err) // before the benchmark, whose table could not be shown
+	}
 
 	cfg.Progress = bar.callback()
 	rep, err := bench.Run(cfg)
@@ -87,6 +90,9 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	t := rep.CompactTable()
 	if err := t.Write(stdout, mf.markdown); err != nil {
+		if werr := writeFailed(stdout); werr != nil {
+			return outputErr(stderr, fs.Name(), werr)
+		}
 		fmt.Fprintf(stderr, "fuseopt: %v\n", err)
 		return 1
 	}
