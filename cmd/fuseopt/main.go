@@ -21,6 +21,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 func main() {
@@ -51,8 +53,12 @@ const commandList = "tour, bench, demo or help"
 
 // run is the command with its arguments, writing to stdout and stderr; it
 // returns the exit status. A command that otherwise succeeds exits with
-// status 1 when its output could not be written.
+// status 1 when its output could not be written. An ignored FUSEOPT_CPU
+// value is warned of first.
 func run(args []string, stdout, stderr io.Writer) int {
+	if kernels.EnvWarning() {
+		fmt.Fprintf(stderr, "fuseopt: warning: %s\n", kernels.EnvNote())
+	}
 	out := &errWriter{w: stdout}
 	status := dispatch(args, out, stderr)
 	if out.err != nil && status == 0 {

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // failWriter fails every write, as stdout does on a full disk.
@@ -75,3 +80,65 @@ func TestErrWriter(t *testing.T) {
 type shortWriter struct{}
 
 func (shortWriter) Write(p []byte) (int, error) { return len(p) / 2, nil }
+
+// envChild is set in the environment of the test binary that
+// TestEnvWarning runs with an unknown FUSEOPT_CPU.
+const envChild = "FUSEOPT_TEST_CMD_ENV_CHILD"
+
+type childRun struct {
+	Args   []string
+	Status int
+	Stderr string
+}
+
+// TestEnvWarningChild runs every command of tinyRuns; it runs only in the
+// subprocess of TestEnvWarning, since the kernels read FUSEOPT_CPU once.
+func TestEnvWarningChild(t *testing.T) {
+	if os.Getenv(envChild) != "1" {
+		t.Skip("run by TestEnvWarning in a subprocess")
+	}
+	var runs []childRun
+	for _, c := range tinyRuns {
+		var out, errb bytes.Buffer
+		status := run(c, &out, &errb)
+		runs = append(runs, childRun{c, status, errb.String()})
+	}
+	b, err := json.Marshal(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.Write(append(append([]byte("CHILDRUNS "), b...), '\n'))
+}
+
+// Every command warns once, on stderr, of an ignored FUSEOPT_CPU.
+func TestEnvWarning(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEnvWarningChild$", "-test.count=1")
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, kernels.EnvVar+"=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, envChild+"=1", kernels.EnvVar+"= Bogus")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("subprocess: %v\n%s", err, out)
+	}
+	var runs []childRun
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "CHILDRUNS "); ok {
+			if err := json.Unmarshal([]byte(rest), &runs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(runs) != len(tinyRuns) {
+		t.Fatalf("subprocess reported %d runs:\n%s", len(runs), out)
+	}
+	const want = `fuseopt: warning: FUSEOPT_CPU=" Bogus" ignored: unknown level (want generic, avx2, avx512, neon)` + "\n"
+	for _, r := range runs {
+		if r.Status != 0 || r.Stderr != want {
+			t.Errorf("%q: status %d, stderr %q, want %q", r.Args, r.Status, r.Stderr, want)
+		}
+	}
+}
