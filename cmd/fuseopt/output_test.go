@@ -81,6 +81,42 @@ type shortWriter struct{}
 
 func (shortWriter) Write(p []byte) (int, error) { return len(p) / 2, nil }
 
+func TestFastAdam(t *testing.T) {
+	exact := kernels.FastPath{Exact: true, Reason: "AMD family 0x1A: fast divider"}
+	noF64 := kernels.FastPath{Exact: true, Reason: "avx2 has no float64 estimate instructions"}
+	for _, c := range []struct {
+		f32, f64 kernels.FastPath
+		want     string
+	}{
+		{exact, exact, "exact kernel (AMD family 0x1A: fast divider)"},
+		{kernels.FastPath{Estimated: 1, Of: 4}, kernels.FastPath{Estimated: 1, Of: 4}, "estimates on 1 of 4 vectors, the others exact"},
+		{kernels.FastPath{Estimated: 1, Of: 1}, kernels.FastPath{Estimated: 1, Of: 1}, "estimates on every vector"},
+		{kernels.FastPath{Estimated: 1, Of: 2}, noF64,
+			"float32: estimates on 1 of 2 vectors, the others exact; float64: exact kernel (avx2 has no float64 estimate instructions)"},
+	} {
+		if got := fastAdam(c.f32, c.f64); got != c.want {
+			t.Errorf("fastAdam(%+v, %+v) = %q, want %q", c.f32, c.f64, got, c.want)
+		}
+	}
+	// On this machine: the line follows the active level's FastIsExact.
+	a := kernels.Active()
+	got := fastAdam(a.FastPathF32(), a.FastPathF64())
+	switch {
+	case a.FastIsExact():
+		if !strings.HasPrefix(got, "exact kernel (") || !strings.Contains(got, "fast divider") {
+			t.Errorf("%v is FastIsExact, tour says %q", a.Level(), got)
+		}
+	case a.Level() == kernels.Generic:
+		if got != "exact kernel (the generic level has no estimates)" {
+			t.Errorf("generic: %q", got)
+		}
+	default:
+		if !strings.Contains(got, "estimates on") {
+			t.Errorf("%v: %q", a.Level(), got)
+		}
+	}
+}
+
 // envChild is set in the environment of the test binary that
 // TestEnvWarning runs with an unknown FUSEOPT_CPU.
 const envChild = "FUSEOPT_TEST_CMD_ENV_CHILD"

@@ -50,6 +50,8 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stdout, " (the best level; %s=%s lowers it)\n", kernels.EnvVar, strings.Join(lo, "|"))
 	}
+	a := kernels.Active()
+	fmt.Fprintf(stdout, "fast adam  %s\n", fastAdam(a.FastPathF32(), a.FastPathF64()))
 	fmt.Fprintf(stdout, "solve      the Newton solve runs at %s\n\n", m.SolveLevel)
 
 	fmt.Fprintf(stdout, "parity     every level against the generic reference, bit for bit: SGD, momentum\n")
@@ -105,6 +107,25 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// fastAdam says which path AdamFast takes, given its float32 and float64
+// paths: "exact kernel (AMD family 0x1A: fast divider)", "estimates on 1 of
+// 4 vectors, the others exact", or each precision's when they differ.
+func fastAdam(f32, f64 kernels.FastPath) string {
+	one := func(p kernels.FastPath) string {
+		switch {
+		case p.Exact:
+			return "exact kernel (" + p.Reason + ")"
+		case p.Estimated == p.Of:
+			return "estimates on every vector"
+		}
+		return fmt.Sprintf("estimates on %d of %d vectors, the others exact", p.Estimated, p.Of)
+	}
+	if a, b := one(f32), one(f64); a != b {
+		return "float32: " + a + "; float64: " + b
+	}
+	return one(f32)
 }
 
 // lower returns the names of the levels below l, from the highest down.
