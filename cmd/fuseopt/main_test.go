@@ -38,7 +38,8 @@ func TestTour(t *testing.T) {
 		t.Fatalf("status %d, stderr %s", status, errs)
 	}
 	want := []string{"CPU", "features", "active     " + kernels.Level().String(), kernels.EnvVar, "parity",
-		"scalar-go", "roof", "SGD f32 n=2K", "Adam f32 n=2K", "fuseopt bench",
+		"scalar-go", "roof", "SGD f32 n=2K", "Adam f32 n=2K", "go run ./cmd/fuseopt bench", "go run ./cmd/fuseopt demo",
+		"go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest",
 		"\nfast adam  " + fastAdam(kernels.Active().FastPathF32(), kernels.Active().FastPathF64()) + "\n"}
 	for _, l := range kernels.Levels()[1:] {
 		want = append(want, l.String()+"  ", "bit-identical")

@@ -100,14 +100,23 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "scalar-go is the plain Go loop of a Go ML stack; roof is the memory roof of the same streams\n")
 	fmt.Fprintf(stdout, "(%s); figures are medians of contenders timed in turn, on one goroutine.\n\n", rep.Settings.Roof)
-	fmt.Fprintf(stdout, "next: fuseopt bench (all steps, sizes, gonum, the Newton solve; -plot out.svg),\n")
-	fmt.Fprintf(stdout, "      fuseopt demo (training with SGD, momentum, Adam, AdamW and Newton), go test ./...\n")
+	fmt.Fprint(stdout, next)
 	if !ok {
 		fmt.Fprintf(stderr, "fuseopt: a level differs from the reference on this machine\n")
 		return 1
 	}
 	return 0
 }
+
+// next ends the tour. A reader of the README has the repository, not the
+// command: the go run form works in a clone, go install puts fuseopt on
+// the PATH.
+const next = `next: go run ./cmd/fuseopt bench   all steps and sizes, gonum, the Newton solve (-plot out.svg)
+      go run ./cmd/fuseopt demo    training with SGD, momentum, Adam, AdamW and Newton
+      go test ./...                the tests
+(in a clone of the repository; go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest
+installs the command as fuseopt, then: fuseopt bench, fuseopt demo)
+`
 
 // fastAdam says which path AdamFast takes, given its float32 and float64
 // paths: "exact kernel (AMD family 0x1A: fast divider)", "estimates on 1 of
