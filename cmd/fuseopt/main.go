@@ -1,16 +1,24 @@
 // Command fuseopt shows what fuseopt does on this CPU.
 //
-//	fuseopt           the tour: CPU, features and dispatch level, a bit-exact
-//	                  parity self-check of every level, a compact benchmark
-//	fuseopt bench     the full comparison with plain Go, gonum and the memory
-//	                  roof (text, -markdown or -json; -plot file.svg|png)
-//	fuseopt demo      training on generated data: an MLP with SGD, momentum,
-//	                  Adam and AdamW, and logistic regression with Newton
-//	                  against Adam (-plot file.svg|png)
+//	fuseopt [tour]       the tour: CPU, features and dispatch level, which path
+//	                     AdamFast takes, a bit-exact parity self-check of every
+//	                     level, a compact benchmark
+//	fuseopt bench        the full comparison with plain Go, gonum and the memory
+//	                     roof (text, -markdown or -json; -plot file.svg|png)
+//	fuseopt demo         training on generated data: an MLP with SGD, momentum,
+//	                     Adam and AdamW, and logistic regression with Newton
+//	                     against Adam (-plot file.svg|png)
+//	fuseopt help [cmd]   the commands, or the flags of one
+//
+// In a clone of the repository, run it as go run ./cmd/fuseopt [command];
+// go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest installs it as
+// fuseopt.
 //
 // Usage errors (a bad flag, an unknown command, a plot file that cannot be
 // written) print one line on stderr and exit with status 2; a failed parity
-// check or measurement exits with status 1.
+// check or measurement, or output that cannot be written, exits with
+// status 1. A FUSEOPT_CPU value that was ignored is reported by one warning
+// line on stderr.
 package main
 
 import (
