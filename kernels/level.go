@@ -94,26 +94,45 @@ var active *Set
 // EnvVar is the environment variable that lowers the level at start-up.
 const EnvVar = "FUSEOPT_CPU"
 
-// envNote records what happened to FUSEOPT_CPU, for Describe.
-var envNote string
+// envNote records what happened to FUSEOPT_CPU, for Describe; envWarn
+// says whether the value was ignored.
+var (
+	envNote string
+	envWarn bool
+)
 
 func init() {
 	sets[Generic] = genericSet()
 	active = sets[Best()]
 	if s, ok := os.LookupEnv(EnvVar); ok && s != "" {
-		l, err := ParseLevel(s)
-		switch {
-		case err != nil:
-			envNote = fmt.Sprintf("%s=%q ignored: unknown level", EnvVar, s)
-		case !l.Supported():
-			envNote = fmt.Sprintf("%s=%q ignored: not supported here", EnvVar, s)
-		case l > active.level:
-			envNote = fmt.Sprintf("%s=%q ignored: it can only lower the level", EnvVar, s)
-		default:
-			active = sets[l]
-			envNote = fmt.Sprintf("%s=%s", EnvVar, l)
-		}
+		var l ISA
+		l, envNote, envWarn = envLevel(s)
+		active = sets[l]
 	}
+}
+
+// envLevel returns the level that the FUSEOPT_CPU value s selects, what
+// happened to it, and whether that is a warning: s names a level as
+// ParseLevel reads it (any case, surrounding spaces ignored) that this CPU
+// and build run; anything else is ignored and the best level kept.
+func envLevel(s string) (l ISA, note string, warn bool) {
+	l, err := ParseLevel(s)
+	switch {
+	case err != nil:
+		return Best(), fmt.Sprintf("%s=%q ignored: unknown level (want %s)", EnvVar, s, strings.Join(levelNames[:], ", ")), true
+	case !l.Supported():
+		return Best(), fmt.Sprintf("%s=%q ignored: %v is not supported here (this CPU and build run %s)",
+			EnvVar, s, l, levelList(Levels())), true
+	}
+	return l, fmt.Sprintf("%s=%s", EnvVar, l), false
+}
+
+func levelList(ls []ISA) string {
+	names := make([]string, len(ls))
+	for i, l := range ls {
+		names[i] = l.String()
+	}
+	return strings.Join(names, ", ")
 }
 
 // Active returns the kernels chosen at start-up.
@@ -123,8 +142,16 @@ func Active() *Set { return active }
 // unless FUSEOPT_CPU lowered it.
 func Level() ISA { return active.level }
 
-// EnvNote says how FUSEOPT_CPU affected the choice; empty when it is unset.
+// EnvNote says how FUSEOPT_CPU affected the choice; empty when it is unset
+// or empty. The value selects a level by name, in any case and with
+// surrounding spaces ignored ("FUSEOPT_CPU=avx2"); an unknown level, or one
+// this CPU or build cannot run, is ignored and the best level kept, and the
+// note says why (then EnvWarning reports true).
 func EnvNote() string { return envNote }
+
+// EnvWarning reports whether FUSEOPT_CPU was set to a value that was
+// ignored; EnvNote says why, in one line fit for a warning.
+func EnvWarning() bool { return envWarn }
 
 // Level returns the level of the set.
 func (s *Set) Level() ISA { return s.level }

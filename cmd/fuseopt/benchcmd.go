@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,9 +32,10 @@ func intList(ns []int) string {
 	return strings.Join(s, ",")
 }
 
-// parseLevels parses -cpu: a comma-separated list of levels, or "all".
+// parseLevels parses -cpu: a comma-separated list of levels, or "all"
+// (names in any case).
 func parseLevels(s string) ([]kernels.ISA, error) {
-	if strings.TrimSpace(s) == "all" {
+	if strings.EqualFold(strings.TrimSpace(s), "all") {
 		return kernels.Levels(), nil
 	}
 	var out []kernels.ISA
@@ -50,8 +52,16 @@ func parseLevels(s string) ([]kernels.ISA, error) {
 	return out, nil
 }
 
+// The limits of -model: the tensors of a model step are registered one by
+// one, and each carries padding, so their number is bounded as well as the
+// parameters.
+const (
+	maxModelParams = 1 << 28 // parameters
+	maxModelLayers = 2048    // layers plus norms: at most 4096 tensors
+)
+
 // parseModel parses -model: "LAYERSxWIDTH+NORMS" (e.g. 64x256+36), or
-// "none".
+// "none". The size is checked, without overflow, before anything is built.
 func parseModel(s string) (*bench.ModelSpec, error) {
 	if s == "none" || s == "" {
 		return nil, nil
@@ -66,16 +76,54 @@ func parseModel(s string) (*bench.ModelSpec, error) {
 		return nil, bad
 	}
 	var m bench.ModelSpec
-	var err1, err2, err3 error
-	m.Layers, err1 = strconv.Atoi(l)
-	m.Width, err2 = strconv.Atoi(w)
-	m.Norms, err3 = strconv.Atoi(norms)
-	if err1 != nil || err2 != nil || err3 != nil || m.Layers < 0 || m.Norms < 0 || m.Width < 1 ||
-		m.Layers+m.Norms == 0 || m.Params() > 1<<28 {
+	huge := false
+	for _, f := range []struct {
+		s string
+		v *int
+	}{{l, &m.Layers}, {w, &m.Width}, {norms, &m.Norms}} {
+		n, err := strconv.Atoi(f.s)
+		switch {
+		case errors.Is(err, strconv.ErrRange) && n > 0:
+			huge = true // n is the largest int
+		case err != nil || n < 0:
+			return nil, bad
+		}
+		*f.v = n
+	}
+	// Layers + Norms cannot wrap round to 0: both are below 2^63.
+	if m.Width < 1 || m.Layers+m.Norms == 0 {
 		return nil, bad
+	}
+	if huge || m.Layers > maxModelLayers || m.Norms > maxModelLayers || m.Layers+m.Norms > maxModelLayers ||
+		modelParams(m) > maxModelParams {
+		return nil, modelTooLarge(s)
 	}
 	return &m, nil
 }
+
+func modelTooLarge(s string) error {
+	return fmt.Errorf("-model %q: too large (want at most %d layers plus norms and 2^28 parameters)", s, maxModelLayers)
+}
+
+// modelParams returns the parameters of m as ModelSpec.Params counts them,
+// or maxModelParams+1 when they are more, without building the size list
+// and without overflow. m has 0 ≤ Layers, Norms ≤ maxModelLayers and
+// Width ≥ 1.
+func modelParams(m bench.ModelSpec) int {
+	const over = maxModelParams + 1
+	if m.Width > maxModelParams {
+		return over
+	}
+	// W ≤ 2^28: W² + W < 2^57, and each count is at most 2^11.
+	layer := m.Width*m.Width + m.Width
+	if m.Layers > 0 && layer > maxModelParams {
+		return over
+	}
+	return min(over, m.Layers*layer+m.Norms*2*m.Width)
+}
+
+// maxSolveSize is the largest -solve matrix that bench.Run accepts.
+const maxSolveSize = 1 << 15
 
 // measureFlags are the flags that the tour and bench share.
 type measureFlags struct {
@@ -142,6 +190,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		if cfg.SolveSizes, err = bench.ParseSizes(*solveSizes); err != nil {
 			return usageErr(stderr, fs.Name(), fmt.Errorf("-solve: %w", err))
 		}
+		for _, n := range cfg.SolveSizes {
+			if n > maxSolveSize {
+				return usageErr(stderr, fs.Name(), fmt.Errorf("-solve %d: want matrix sizes 1 … %d", n, maxSolveSize))
+			}
+		}
 	}
 	if cfg.Model, err = parseModel(*model); err != nil {
 		return usageErr(stderr, fs.Name(), err)
@@ -159,7 +212,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	var plot *plotFile
 	if *plotPath != "" {
-		if plot, err = createPlot(*plotPath); err != nil {
+		if plot, err = checkPlot(*plotPath); err != nil {
 			return usageErr(stderr, fs.Name(), err)
 		}
 	}
@@ -167,7 +220,6 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	r, err := bench.Run(cfg)
 	bar.finish()
 	if err != nil {
-		plot.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}
@@ -178,8 +230,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		err = r.Write(stdout, mf.markdown)
 	}
+	if werr := writeFailed(stdout); werr != nil {
+		return outputErr(stderr, fs.Name(), werr)
+	}
 	if err != nil {
-		plot.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}

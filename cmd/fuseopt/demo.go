@@ -25,6 +25,10 @@ type DemoReport struct {
 	} `json:"logistic_regression"`
 }
 
+// maxLogRegValues bounds -samples × -features: the float64 design matrix
+// of the logistic regression (128 MiB).
+const maxLogRegValues = 1 << 24
+
 func demoCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fuseopt demo", flag.ContinueOnError)
 	mc, lc := defaultMLP(), defaultLogReg()
@@ -55,10 +59,15 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 			return usageErr(stderr, fs.Name(), fmt.Errorf("%s %d: want %d … %d", c.name, c.v, c.lo, c.hi))
 		}
 	}
+	// The logistic regression holds its samples × features matrix.
+	if lc.Samples > maxLogRegValues/lc.Features {
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-samples %d × -features %d: want at most %d values (2^24)",
+			lc.Samples, lc.Features, maxLogRegValues))
+	}
 	var pf *plotFile
 	var err error
 	if *plotPath != "" {
-		if pf, err = createPlot(*plotPath); err != nil {
+		if pf, err = checkPlot(*plotPath); err != nil {
 			return usageErr(stderr, fs.Name(), err)
 		}
 	}
@@ -68,7 +77,6 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		rep.LogReg.Newton, rep.LogReg.Adam, err = fitLogReg(lc)
 	}
 	if err != nil {
-		pf.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}
@@ -79,8 +87,10 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		err = writeDemo(stdout, &rep)
 	}
+	if werr := writeFailed(stdout); werr != nil {
+		return outputErr(stderr, fs.Name(), werr)
+	}
 	if err != nil {
-		pf.abandon()
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}

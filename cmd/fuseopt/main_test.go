@@ -38,7 +38,9 @@ func TestTour(t *testing.T) {
 		t.Fatalf("status %d, stderr %s", status, errs)
 	}
 	want := []string{"CPU", "features", "active     " + kernels.Level().String(), kernels.EnvVar, "parity",
-		"scalar-go", "roof", "SGD f32 n=2K", "Adam f32 n=2K", "fuseopt bench"}
+		"scalar-go", "roof", "SGD f32 n=2K", "Adam f32 n=2K", "go run ./cmd/fuseopt bench", "go run ./cmd/fuseopt demo",
+		"go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest",
+		"\nfast adam  " + fastAdam(kernels.Active().FastPathF32(), kernels.Active().FastPathF64()) + "\n"}
 	for _, l := range kernels.Levels()[1:] {
 		want = append(want, l.String()+"  ", "bit-identical")
 	}
@@ -311,6 +313,19 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "-time", "-1s"},
 		{"bench", "-solve", "12,x"},
 		{"bench", "-model", "3y4"},
+		{"bench", "-model", "99999999999x1+0"},
+		{"bench", "-model", "1x3037000500+0"},
+		{"bench", "-model", "1x99999999999999999999"},
+		{"bench", "-model", "0x3037000500+1"},
+		{"bench", "-model", "4096x1"},
+		{"bench", "-solve", "32769"},
+		{"bench", "-solve", "1G"},
+		{"demo", "-samples", "1048576", "-features", "2000"},
+		{""},
+		{"", "bench"},
+		{"help", "frobnicate"},
+		{"help", "bench", "demo"},
+		{"tour", "extra"},
 		{"bench", "-workers", "0"},
 		{"bench", "-json", "-markdown"},
 		{"bench", "-progress", "sometimes"},
@@ -346,6 +361,12 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: the error took %v (checked after the work?)", c, time.Since(start))
 		}
 	}
+	// The unknown-command message names every command.
+	for _, c := range [][]string{{"frobnicate"}, {""}, {"help", "frobnicate"}} {
+		if _, _, errs := runCmd(t, c...); !strings.Contains(errs, "(want tour, bench, demo or help)") {
+			t.Errorf("%q: %q", c, errs)
+		}
+	}
 	// A plot path that was refused leaves nothing behind.
 	if _, err := os.Stat(filepath.Join(dir, "p.pdf")); !os.IsNotExist(err) {
 		t.Errorf("p.pdf exists after the refusal: %v", err)
@@ -354,13 +375,27 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	status, out, _ := runCmd(t, "help")
-	if status != 0 || !strings.Contains(out, "fuseopt bench") {
+	if status != 0 || !strings.Contains(out, "fuseopt bench") || !strings.Contains(out, "fuseopt [tour] [flags]") ||
+		!strings.Contains(out, "go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest") {
 		t.Errorf("help: status %d\n%s", status, out)
+	}
+	for _, arg := range []string{"help", "-h", "--help"} {
+		if status, again, _ := runCmd(t, "help", arg); status != 0 || again != out {
+			t.Errorf("help %s: status %d\n%s", arg, status, again)
+		}
 	}
 	for _, c := range [][]string{{"bench", "-h"}, {"demo", "-help"}, {"-h"}} {
 		status, out, errs := runCmd(t, c...)
 		if status != 0 || !strings.Contains(out, "-plot") && c[0] != "-h" || !strings.Contains(out, "-") || errs != "" {
 			t.Errorf("%q: status %d\n%s\n%s", c, status, out, errs)
+		}
+	}
+	// help <command> prints what <command> -h prints.
+	for cmd, flag := range map[string]string{"tour": "-sizes", "bench": "-model", "demo": "-epochs"} {
+		status, out, errs := runCmd(t, "help", cmd)
+		_, want, _ := runCmd(t, cmd, "-h")
+		if status != 0 || errs != "" || out != want || !strings.Contains(out, flag) {
+			t.Errorf("help %s: status %d, stderr %q\n%s", cmd, status, errs, out)
 		}
 	}
 }
@@ -420,9 +455,45 @@ func TestParseModel(t *testing.T) {
 	if m, err := parseModel("none"); m != nil || err != nil {
 		t.Errorf("none: %v, %v", m, err)
 	}
-	for _, bad := range []string{"x", "3x", "ax4", "3x0", "-1x4", "0x4+0", "3x4+z"} {
-		if _, err := parseModel(bad); err == nil {
-			t.Errorf("parseModel(%q) succeeded", bad)
+	for _, bad := range []string{"x", "3x", "ax4", "3x0", "-1x4", "0x4+0", "3x4+z", "3x-4", "3x4+-1", "-99999999999999999999x4",
+		"0x99999999999999999999+0"} {
+		if _, err := parseModel(bad); err == nil || !strings.Contains(err.Error(), "want LAYERSxWIDTH+NORMS") {
+			t.Errorf("parseModel(%q): %v", bad, err)
 		}
+	}
+	// Too large: refused at once, with overflow-safe arithmetic, before any
+	// size list is built.
+	for _, big := range []string{"99999999999x1+0", "1x3037000500+0", "1x4294967296", "0x3037000500+1",
+		"99999999999999999999x1", "1x99999999999999999999", "1x1+99999999999999999999", "2049x1", "1x1+2048",
+		"1x16384", "1025x256+1024", "0x134217729+1"} {
+		start := time.Now()
+		if _, err := parseModel(big); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("parseModel(%q): %v", big, err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("parseModel(%q) took %v", big, d)
+		}
+	}
+	// At the limits, and the count agrees with ModelSpec.Params.
+	for _, ok := range []string{"1024x1+1024", "1x16383", "0x134217728+1", "2048x11", "1000x500+1000", "1x1"} {
+		m, err := parseModel(ok)
+		if err != nil {
+			t.Errorf("parseModel(%q): %v", ok, err)
+			continue
+		}
+		if got, want := modelParams(*m), m.Params(); got != want || want > maxModelParams {
+			t.Errorf("%q: modelParams %d, Params %d", ok, got, want)
+		}
+	}
+}
+
+func TestParseLevels(t *testing.T) {
+	for _, s := range []string{"all", "ALL", " All "} {
+		if ls, err := parseLevels(s); err != nil || !reflect.DeepEqual(ls, kernels.Levels()) {
+			t.Errorf("parseLevels(%q) = %v, %v", s, ls, err)
+		}
+	}
+	if ls, err := parseLevels(" Generic "); err != nil || !reflect.DeepEqual(ls, []kernels.ISA{kernels.Generic}) {
+		t.Errorf("parseLevels(Generic) = %v, %v", ls, err)
 	}
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
+	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -20,48 +24,88 @@ import (
 	"github.com/fuseopt/fuseopt/bench"
 )
 
-// plotFile is a plot output, opened before the work starts so that a path
-// that cannot be written is a usage error and not the end of a long run.
+// plotFile is a plot output. Its path is checked before the work starts,
+// so that a path that cannot be written is a usage error and not the end of
+// a long run; but nothing is written there until the plot is drawn. The plot
+// goes to a temporary file in the same directory, synced, then renamed over
+// the path: a run that fails or is interrupted leaves an existing file as it
+// was and creates none.
 type plotFile struct {
-	path    string
-	format  string // "svg" or "png"
-	f       *os.File
-	created bool
+	path   string      // as given
+	target string      // the file replaced: path with symbolic links resolved
+	format string      // "svg" or "png"
+	mode   os.FileMode // of the file replaced; 0644 for a new one
 }
 
-func createPlot(path string) (*plotFile, error) {
+// checkPlot checks the -plot path: an .svg or .png name, and either a
+// regular file this process may write or a new name in a directory where
+// it may create a file. It changes nothing.
+func checkPlot(path string) (*plotFile, error) {
 	format := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
 	if format != "svg" && format != "png" {
 		return nil, fmt.Errorf("-plot %s: the file name must end in .svg or .png", path)
 	}
-	_, statErr := os.Stat(path)
-	f, err := os.Create(path)
+	pf := &plotFile{path: path, target: path, format: format, mode: 0o644}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if pf.target, err = filepath.EvalSymlinks(path); err != nil {
+			return nil, fmt.Errorf("-plot %s: %v", path, cause(err))
+		}
+	}
+	fi, err := os.Stat(pf.target)
+	switch {
+	case err == nil && !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("-plot %s: not a regular file", path)
+	case err == nil:
+		pf.mode = fi.Mode().Perm()
+		// Opened for writing without truncation, and closed: the file is
+		// left as it is.
+		f, err := os.OpenFile(pf.target, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("-plot %s: %v", path, cause(err))
+		}
+		f.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("-plot %s: %v", path, cause(err))
+	}
+	// The directory must take the temporary file: try it with an empty one.
+	f, err := pf.createTemp()
 	if err != nil {
-		return nil, fmt.Errorf("-plot: %w", err)
+		return nil, err
 	}
-	return &plotFile{path: path, format: format, f: f, created: os.IsNotExist(statErr)}, nil
+	f.Close()
+	os.Remove(f.Name())
+	return pf, nil
 }
 
-// abandon closes the file and removes it if this run created it.
-func (pf *plotFile) abandon() {
-	if pf == nil {
-		return
+// cause returns the error of a failed file operation without the path.
+func cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
 	}
-	pf.f.Close()
-	if pf.created {
-		os.Remove(pf.path)
-	}
+	return err
 }
 
-// write draws the panels (rows of plots; nil leaves a tile empty) and
-// closes the file.
-func (pf *plotFile) write(grid [][]*plot.Plot) error {
+// createTemp creates an empty temporary file next to the target.
+func (pf *plotFile) createTemp() (*os.File, error) {
+	dir := filepath.Dir(pf.target)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(pf.target)+".tmp*")
+	if err != nil {
+		return nil, fmt.Errorf("-plot %s: cannot create a file in %s: %v", pf.path, dir, cause(err))
+	}
+	return f, nil
+}
+
+// write draws the panels (rows of plots; nil leaves a tile empty) and puts
+// the file in place: written to a temporary file, synced, given the mode,
+// renamed over the target, and the directory synced. On an error the
+// temporary file is removed and the target left as it was.
+func (pf *plotFile) write(grid [][]*plot.Plot) (err error) {
 	rows, cols := len(grid), 0
 	for _, r := range grid {
 		cols = max(cols, len(r))
 	}
 	if rows == 0 || cols == 0 {
-		pf.abandon()
 		return fmt.Errorf("plot: nothing to draw")
 	}
 	for i := range grid {
@@ -71,16 +115,16 @@ func (pf *plotFile) write(grid [][]*plot.Plot) error {
 	}
 	w, h := vg.Length(cols)*15*vg.Centimeter, vg.Length(rows)*10*vg.Centimeter
 	var dc draw.Canvas
-	var writeTo func() error
+	var writeTo func(io.Writer) error
 	switch pf.format {
 	case "svg":
 		cv := vgsvg.New(w, h)
 		dc = draw.New(cv)
-		writeTo = func() error { _, err := cv.WriteTo(pf.f); return err }
+		writeTo = func(w io.Writer) error { _, err := cv.WriteTo(w); return err }
 	default:
 		cv := vgimg.New(w, h)
 		dc = draw.New(cv)
-		writeTo = func() error { _, err := vgimg.PngCanvas{Canvas: cv}.WriteTo(pf.f); return err }
+		writeTo = func(w io.Writer) error { _, err := vgimg.PngCanvas{Canvas: cv}.WriteTo(w); return err }
 	}
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Centimeter, PadY: vg.Centimeter,
 		PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(6)}
@@ -92,14 +136,43 @@ func (pf *plotFile) write(grid [][]*plot.Plot) error {
 			}
 		}
 	}
-	if err := writeTo(); err != nil {
-		pf.abandon()
-		return fmt.Errorf("plot %s: %w", pf.path, err)
+
+	f, err := pf.createTemp()
+	if err != nil {
+		return err
 	}
-	if err := pf.f.Close(); err != nil {
-		return fmt.Errorf("plot %s: %w", pf.path, err)
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			err = fmt.Errorf("plot %s: %w", pf.path, err)
+		}
+	}()
+	if err = writeTo(f); err != nil {
+		return err
 	}
-	return nil
+	if err = f.Chmod(pf.mode); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, pf.target); err != nil {
+		return err
+	}
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be synced there
+	}
+	d, err := os.Open(filepath.Dir(pf.target))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // series is one curve of a panel.

@@ -50,6 +50,8 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stdout, " (the best level; %s=%s lowers it)\n", kernels.EnvVar, strings.Join(lo, "|"))
 	}
+	a := kernels.Active()
+	fmt.Fprintf(stdout, "fast adam  %s\n", fastAdam(a.FastPathF32(), a.FastPathF64()))
 	fmt.Fprintf(stdout, "solve      the Newton solve runs at %s\n\n", m.SolveLevel)
 
 	fmt.Fprintf(stdout, "parity     every level against the generic reference, bit for bit: SGD, momentum\n")
@@ -77,6 +79,9 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintln(stdout)
+	if err := writeFailed(stdout); err != nil {
+		return outputErr(stderr, fs.Name(), err) // before the benchmark, whose table could not be shown
+	}
 
 	cfg.Progress = bar.callback()
 	rep, err := bench.Run(cfg)
@@ -87,18 +92,49 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	t := rep.CompactTable()
 	if err := t.Write(stdout, mf.markdown); err != nil {
+		if werr := writeFailed(stdout); werr != nil {
+			return outputErr(stderr, fs.Name(), werr)
+		}
 		fmt.Fprintf(stderr, "fuseopt: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "scalar-go is the plain Go loop of a Go ML stack; roof is the memory roof of the same streams\n")
 	fmt.Fprintf(stdout, "(%s); figures are medians of contenders timed in turn, on one goroutine.\n\n", rep.Settings.Roof)
-	fmt.Fprintf(stdout, "next: fuseopt bench (all steps, sizes, gonum, the Newton solve; -plot out.svg),\n")
-	fmt.Fprintf(stdout, "      fuseopt demo (training with SGD, momentum, Adam, AdamW and Newton), go test ./...\n")
+	fmt.Fprint(stdout, next)
 	if !ok {
 		fmt.Fprintf(stderr, "fuseopt: a level differs from the reference on this machine\n")
 		return 1
 	}
 	return 0
+}
+
+// next ends the tour. A reader of the README has the repository, not the
+// command: the go run form works in a clone, go install puts fuseopt on
+// the PATH.
+const next = `next: go run ./cmd/fuseopt bench   all steps and sizes, gonum, the Newton solve (-plot out.svg)
+      go run ./cmd/fuseopt demo    training with SGD, momentum, Adam, AdamW and Newton
+      go test ./...                the tests
+(in a clone of the repository; go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest
+installs the command as fuseopt, then: fuseopt bench, fuseopt demo)
+`
+
+// fastAdam says which path AdamFast takes, given its float32 and float64
+// paths: "exact kernel (AMD family 0x1A: fast divider)", "estimates on 1 of
+// 4 vectors, the others exact", or each precision's when they differ.
+func fastAdam(f32, f64 kernels.FastPath) string {
+	one := func(p kernels.FastPath) string {
+		switch {
+		case p.Exact:
+			return "exact kernel (" + p.Reason + ")"
+		case p.Estimated == p.Of:
+			return "estimates on every vector"
+		}
+		return fmt.Sprintf("estimates on %d of %d vectors, the others exact", p.Estimated, p.Of)
+	}
+	if a, b := one(f32), one(f64); a != b {
+		return "float32: " + a + "; float64: " + b
+	}
+	return one(f32)
 }
 
 // lower returns the names of the levels below l, from the highest down.
