@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"strconv"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -33,18 +35,40 @@ func (m ModelSpec) Sizes() []int {
 	return s
 }
 
-// Params returns the number of parameters.
+// Params returns the number of parameters, counted without building the
+// size list; math.MaxInt when the count does not fit in an int (or a
+// field is negative).
 func (m ModelSpec) Params() int {
-	t := 0
-	for _, n := range m.Sizes() {
-		t += n
+	if m.Layers < 0 || m.Norms < 0 || m.Width < 0 {
+		return math.MaxInt
 	}
-	return t
+	w := uint64(m.Width)
+	hi, sq := bits.Mul64(w, w)
+	h1, a := bits.Mul64(uint64(m.Layers), sq+w)
+	h2, b := bits.Mul64(uint64(m.Norms), 2*w)
+	t, carry := bits.Add64(a, b, 0)
+	if hi != 0 || sq+w < sq || h1 != 0 || h2 != 0 || w > math.MaxInt64/2 || carry != 0 || t > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(t)
 }
+
+// Limits of a model that validate accepts.
+const (
+	MaxModelTensors = 1 << 16
+	MaxModelParams  = 1 << 30
+)
 
 func (m ModelSpec) validate() error {
 	if m.Layers < 0 || m.Norms < 0 || m.Width < 1 || m.Layers+m.Norms == 0 {
 		return fmt.Errorf("bench: model %d layers × %d wide, %d norms: want width ≥ 1 and at least one tensor", m.Layers, m.Width, m.Norms)
+	}
+	// Checked before Sizes builds anything, in arithmetic that cannot wrap.
+	w := uint64(m.Width)
+	if m.Layers > MaxModelTensors/2 || m.Norms > MaxModelTensors/2 || w > 1<<15 ||
+		uint64(m.Layers)*(w*w+w)+uint64(m.Norms)*2*w > MaxModelParams {
+		return fmt.Errorf("bench: model %d layers × %d wide, %d norms: more than %d tensors or %d parameters",
+			m.Layers, m.Width, m.Norms, MaxModelTensors, MaxModelParams)
 	}
 	return nil
 }

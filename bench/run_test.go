@@ -313,3 +313,24 @@ func TestSizes(t *testing.T) {
 		t.Error("ParsePrecs accepted f16")
 	}
 }
+
+// TestModelSpecBounds: huge or overflowing models are refused before a
+// size list is built, and Params counts without one.
+func TestModelSpecBounds(t *testing.T) {
+	if got, want := DefaultModel().Params(), 4229120; got != want {
+		t.Fatalf("DefaultModel().Params() = %d, want %d", got, want)
+	}
+	for _, m := range []ModelSpec{
+		{Layers: 99999999999, Width: 1},
+		{Layers: 1, Width: 3037000500},
+		{Layers: 1 << 40, Width: 1 << 40, Norms: 1 << 40},
+		{Norms: MaxModelTensors, Width: 1},
+	} {
+		if err := m.validate(); err == nil {
+			t.Errorf("%+v accepted", m)
+		}
+		if m.Layers >= 1<<40 && m.Params() != math.MaxInt {
+			t.Errorf("%+v: Params = %d, want MaxInt", m, m.Params())
+		}
+	}
+}
