@@ -23,8 +23,9 @@ func TestDefaults(t *testing.T) {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
 		}
-		if h.hyper().config(h.Kind()) != h {
-			t.Errorf("%T does not round-trip through hyper", h)
+		names, vals := values(h)
+		if back, err := fromValues(h.Kind(), names, vals); err != nil || back != h {
+			t.Errorf("%T does not round-trip through its named values: %v, %v", h, back, err)
 		}
 	}
 }

@@ -8,39 +8,56 @@ type Float interface{ float32 | float64 }
 // ops holds the kernels.Set methods of one element type, so that the
 // generic optimizer calls the exact kernels without a type switch per call.
 type ops[T Float] struct {
-	size       int // bytes per element
-	sgd        func(*kernels.Set, *kernels.Coeffs, []T, []T) error
-	momentum   func(*kernels.Set, *kernels.Coeffs, []T, []T, []T) error
-	adam       func(*kernels.Set, *kernels.Coeffs, []T, []T, []T, []T, []T) error
-	adamFast   func(*kernels.Set, *kernels.Coeffs, []T, []T, []T, []T, []T) error
+	size int // bytes per element
+	// run[k] runs kernel k on a chunk: p and g (already cut to the
+	// chunk), and elements lo to hi of the parameter's state buffers, in
+	// the order its rule names them.
+	run        [numKernels]func(*kernels.Set, *kernels.Coeffs, []T, []T, *[3][]T, int, int) error
 	sumSqCheck func(*kernels.Set, []T) (float64, bool)
 	nonFinite  func(*kernels.Set, []T) bool
 	scale      func(*kernels.Set, []T, T)
-	check      func(*kernels.Coeffs) error // the coefficients are usable in T
 }
 
 var ops32 = &ops[float32]{
-	size:       4,
-	sgd:        (*kernels.Set).SGDF32,
-	momentum:   (*kernels.Set).MomentumF32,
-	adam:       (*kernels.Set).AdamF32,
-	adamFast:   (*kernels.Set).AdamFastF32,
+	size: 4,
+	run: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []float32, *[3][]float32, int, int) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, _ *[3][]float32, _, _ int) error {
+			return s.SGDF32(c, p, g)
+		},
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
+			return s.MomentumF32(c, p, g, b[0][lo:hi])
+		},
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
+			return s.AdamF32(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		},
+		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
+			return s.AdamFastF32(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		},
+	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
 	scale:      (*kernels.Set).ScaleF32,
-	check:      (*kernels.Coeffs).CheckF32,
 }
 
 var ops64 = &ops[float64]{
-	size:       8,
-	sgd:        (*kernels.Set).SGDF64,
-	momentum:   (*kernels.Set).MomentumF64,
-	adam:       (*kernels.Set).AdamF64,
-	adamFast:   (*kernels.Set).AdamFastF64,
+	size: 8,
+	run: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, []float64, *[3][]float64, int, int) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, _ *[3][]float64, _, _ int) error {
+			return s.SGDF64(c, p, g)
+		},
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
+			return s.MomentumF64(c, p, g, b[0][lo:hi])
+		},
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
+			return s.AdamF64(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		},
+		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
+			return s.AdamFastF64(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		},
+	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,
 	nonFinite:  (*kernels.Set).NonFiniteF64,
 	scale:      (*kernels.Set).ScaleF64,
-	check:      (*kernels.Coeffs).CheckF64,
 }
 
 func opsFor[T Float]() *ops[T] {
@@ -48,4 +65,12 @@ func opsFor[T Float]() *ops[T] {
 		return o
 	}
 	return any(ops64).(*ops[T])
+}
+
+// sub returns b[lo:hi], or nil for a buffer the parameter does not keep.
+func sub[T Float](b []T, lo, hi int) []T {
+	if b == nil {
+		return nil
+	}
+	return b[lo:hi]
 }

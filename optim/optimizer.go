@@ -172,7 +172,7 @@ type Optimizer[T Float] struct {
 	kind      Kind
 	ops       *ops[T]
 	opt       Options
-	groups    []hyper
+	groups    []Hyper
 	params    []param[T]
 	names     map[string]int
 	lossScale float64
@@ -211,18 +211,11 @@ type param[T Float] struct {
 	step       int64
 	buf        [3][]T // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
 	ci         int    // coefficient block of the current step
-	op         uint8
+	op         kernelID
 }
 
-const (
-	opSGD uint8 = iota
-	opMomentum
-	opAdam
-	opAdamFast
-)
-
-// New returns an optimizer of the kind of h (an [SGDConfig], [EMAConfig],
-// [AdamConfig] or [AdamWConfig]) with one parameter group, group 0, holding
+// New returns an optimizer of the kind of h (a config such as
+// [SGDConfig], [EMAConfig], [AdamConfig] or [AdamWConfig]) with one parameter group, group 0, holding
 // the hyperparameters h. Register parameters with Add.
 //
 // Besides h.Validate, the hyperparameters of every group (New, AddGroup,
@@ -238,8 +231,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	if err := h.Validate(); err != nil {
 		return nil, err
 	}
-	hy := h.hyper()
-	if err := checkIn[T](h.Kind(), &hy, 1); err != nil {
+	if err := checkIn[T](h, 1); err != nil {
 		return nil, err
 	}
 	op, err := opts.resolve()
@@ -250,7 +242,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 		kind:      h.Kind(),
 		ops:       opsFor[T](),
 		opt:       op,
-		groups:    []hyper{hy},
+		groups:    []Hyper{h},
 		names:     make(map[string]int),
 		lossScale: 1,
 		dirty:     true,
@@ -289,11 +281,10 @@ func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
 	if err := h.Validate(); err != nil {
 		return 0, err
 	}
-	hy := h.hyper()
-	if err := checkIn[T](o.kind, &hy, o.lossScale); err != nil {
+	if err := checkIn[T](h, o.lossScale); err != nil {
 		return 0, err
 	}
-	o.groups = append(o.groups, hy)
+	o.groups = append(o.groups, h)
 	return len(o.groups) - 1, nil
 }
 
@@ -306,7 +297,7 @@ func (o *Optimizer[T]) Group(i int) (Hyper, error) {
 	if i < 0 || i >= len(o.groups) {
 		return nil, o.groupErr(i)
 	}
-	return o.groups[i].config(o.kind), nil
+	return o.groups[i], nil
 }
 
 func (o *Optimizer[T]) groupErr(i int) error {
@@ -326,12 +317,11 @@ func (o *Optimizer[T]) SetLR(group int, lr float64) error {
 	if err := checkNonNeg("LR", lr); err != nil {
 		return err
 	}
-	h := o.groups[group]
-	h.lr = lr
-	if err := checkIn[T](o.kind, &h, o.lossScale); err != nil {
+	h := o.groups[group].withLR(lr)
+	if err := checkIn[T](h, o.lossScale); err != nil {
 		return err
 	}
-	o.groups[group].lr = lr
+	o.groups[group] = h
 	return nil
 }
 
@@ -479,7 +469,7 @@ func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
 	}
 	p := &o.params[i]
-	for k, b := range o.groups[p.group].buffers(o.kind) {
+	for k, b := range o.groups[p.group].buffers() {
 		if b == buf {
 			out := make([]T, len(p.data))
 			copy(out, p.buf[k]) // nil before the first step: zeros
@@ -506,7 +496,7 @@ func (o *Optimizer[T]) SetLossScale(s float64) error {
 		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
 	}
 	for g := range o.groups {
-		if err := checkIn[T](o.kind, &o.groups[g], s); err != nil {
+		if err := checkIn[T](o.groups[g], s); err != nil {
 			return fmt.Errorf("loss scale %v: group %d: %w", s, g, err)
 		}
 	}

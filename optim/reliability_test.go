@@ -248,13 +248,35 @@ func TestCoeffsInElementType(t *testing.T) {
 func TestCoeffsStateFile(t *testing.T) {
 	o, data := stateFile(t, DefaultAdamW())
 	d := bytes.Clone(data)
-	binary.LittleEndian.PutUint64(d[20:], math.Float64bits(1e39)) // lr
+	binary.LittleEndian.PutUint64(d[valueAt(t, data, "lr"):], math.Float64bits(1e39))
 	loadFails(t, o, reseal(d), ErrState, "lr 1e39 for float32")
 }
 
 // groupOffset is where field f (0 lr … 6 eps, 7 flags) of group 0 starts in
-// a state file.
+// a version-1 state file.
 func groupOffset(f int) int { return 20 + 8*f }
+
+// v1File returns testdata/state-v1-<name>.bin, written by format version 1
+// from the model of stateFile.
+func v1File(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "state-v1-"+name+".bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// valueAt returns the offset of the value of hyperparameter name of group 0
+// in a version-2 state file.
+func valueAt(t *testing.T, data []byte, name string) int {
+	t.Helper()
+	i := bytes.Index(data[20:], append([]byte{byte(len(name))}, name...))
+	if i < 0 {
+		t.Fatalf("no hyperparameter %q", name)
+	}
+	return 20 + i + 1 + len(name)
+}
 
 // bufferAt returns the offset of the first element of the buffer key (the
 // first parameter that has it) in a state file.
@@ -281,17 +303,33 @@ func TestLoadStoresWhatItChecks(t *testing.T) {
 		binary.LittleEndian.PutUint64(d[off:], math.Float64bits(v))
 		return reseal(d)
 	}
-	ema, emaData := stateFile(t, DefaultEMA(0.1))
+	// Version 1 stored every kind's group as one record of all fields:
+	// values the kind does not have are refused.
+	ema, _ := stateFile(t, EMAConfig{LR: 0.1, Beta: 0.8, WeightDecay: 0.02})
+	emaData := v1File(t, "ema-f32")
 	loadFails(t, ema, put(emaData, groupOffset(2), -50), ErrState, "EMA dampening -50")
-	sgd, sgdData := stateFile(t, SGDConfig{LR: 0.1, Momentum: 0.9})
+	sgd, _ := stateFile(t, SGDConfig{LR: 0.1, Momentum: 0.9, Dampening: 0.1, WeightDecay: 0.01, Maximize: true})
+	sgdData := v1File(t, "sgd-momentum-f32")
 	loadFails(t, sgd, put(sgdData, groupOffset(5), math.NaN()), ErrState, "SGD beta2 NaN")
 	loadFails(t, sgd, put(sgdData, groupOffset(6), 1e-8), ErrState, "SGD eps")
 	d := bytes.Clone(sgdData)
-	d[groupOffset(7)] |= flagAMSGrad
+	d[groupOffset(7)] |= 4 // amsgrad
 	loadFails(t, sgd, reseal(d), ErrState, "SGD amsgrad flag")
-	adam, adamData := stateFile(t, DefaultAdam())
-	loadFails(t, adam, put(adamData, groupOffset(2), 0.5), ErrState, "Adam dampening")
+	adam, _ := stateFile(t, AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, AMSGrad: true})
+	loadFails(t, adam, put(v1File(t, "adam-amsgrad-f32"), groupOffset(2), 0.5), ErrState, "Adam dampening")
+	if err := adam.Load(bytes.NewReader(v1File(t, "adam-amsgrad-f32"))); err != nil {
+		t.Fatalf("the intact version-1 file: %v", err)
+	}
 
+	// Version 2 names the values: the names of the kind, in order, once.
+	adam, adamData := stateFile(t, DefaultAdam())
+	rename := func(from, to string) []byte {
+		return reseal(bytes.Replace(adamData, append([]byte{byte(len(from))}, from...), append([]byte{byte(len(to))}, to...), 1))
+	}
+	loadFails(t, adam, rename("eps", "epz"), ErrState, "unknown name")
+	loadFails(t, adam, rename("beta2", "beta1"), ErrState, "a name twice")
+	loadFails(t, adam, put(adamData, valueAt(t, adamData, "amsgrad"), 0.5), ErrState, "bool 0.5")
+	loadFails(t, adam, put(adamData, valueAt(t, adamData, "lr"), -1), ErrState, "lr -1")
 	v := bufferAt(t, adamData, BufExpAvgSq)
 	loadFails(t, adam, putF32(adamData, v, -1), ErrState, "exp_avg_sq -1")
 	loadFails(t, adam, putF32(adamData, v+4, float32(math.NaN())), ErrState, "exp_avg_sq NaN")
@@ -330,10 +368,9 @@ func TestLoadStoresWhatItChecks(t *testing.T) {
 func TestStepBound(t *testing.T) {
 	for _, h := range []Hyper{DefaultAdam(), SGDConfig{LR: 0.1}, SGDConfig{LR: 0.1, Momentum: 0.9}} {
 		o, data := stateFile(t, h)
-		// The first parameter's step count: after the header, one group,
-		// the parameter count, and the first parameter's name ("ta0"),
-		// group, rank 1, one dimension and length.
-		off := 20 + 60 + 4 + 2 + 3 + 4 + 1 + 8 + 8
+		// The first parameter's step count: before its nbuf byte, right
+		// after its name ("ta0"), group, rank 1, one dimension and length.
+		off := bytes.Index(data, []byte("\x03\x00ta0")) + 2 + 3 + 4 + 1 + 8 + 8
 		if got := binary.LittleEndian.Uint64(data[off:]); got != 3 {
 			t.Fatalf("step count at %d is %d, want 3", off, got)
 		}

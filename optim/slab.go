@@ -31,9 +31,9 @@ func (o *Optimizer[T]) layout() {
 	total := 0
 	for i := range o.params {
 		p := &o.params[i]
-		p.op = o.opFor(p.group)
+		p.op = o.groups[p.group].kernel()
 		n := len(p.data)
-		for range o.groups[p.group].buffers(o.kind) {
+		for range o.groups[p.group].buffers() {
 			total += n + layout.Pad(n, size)
 		}
 	}
@@ -46,7 +46,7 @@ func (o *Optimizer[T]) layout() {
 	for i := range o.params {
 		p := &o.params[i]
 		n := len(p.data)
-		bufs := o.groups[p.group].buffers(o.kind)
+		bufs := o.groups[p.group].buffers()
 		var streams [5]uintptr
 		ns := 0
 		for _, s := range [][]T{p.data, p.grad} {

@@ -16,41 +16,104 @@ import (
 	"slices"
 )
 
-// The state file, version 1. All integers and floats are little-endian; a
-// string is its length (u16 for names, u8 for buffer keys) then its bytes.
+// The state file, version 2. All integers and floats are little-endian; a
+// string is its length (u16 for names, u8 for keys) then its bytes.
 //
 //	magic    [8]byte  "FUSEOPTS"
-//	version  u32      1
-//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW)
+//	version  u32      2
+//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW, 5 Lion, …)
 //	elem     u8       bytes per element: 4 (float32) or 8 (float64)
 //	reserved u16      0
 //	groups   u32, then per group:
-//	    lr, momentum, dampening, weight_decay, beta1, beta2, eps  f64 ×7
-//	    flags u32: 1 nesterov, 2 maximize, 4 amsgrad, 8 fast
+//	    nvals  u8, then per hyperparameter, in its rule's order:
+//	           name str8 (PyTorch's: lr, weight_decay, …), value f64
+//	           (a bool is 0 or 1)
 //	params   u32, then per parameter, in registration order:
 //	    name   str16
 //	    group  u32
 //	    rank   u8, then dims i64 × rank
 //	    length i64
 //	    step   i64
-//	    nbuf   u8, then per buffer: key str8 (exp_avg, exp_avg_sq,
-//	           max_exp_avg_sq or momentum_buffer), length elements
+//	    nbuf   u8, then per buffer: key str8 (its rule's buffer names:
+//	           exp_avg, exp_avg_sq, …), length elements
 //	crc      u64      CRC-64 (ECMA) of every byte above
 //
-// For KindEMA, momentum = dampening = β.
+// Version 1, which Load still reads, stored each group as a fixed record
+// of seven f64 (lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+// for EMA, momentum = dampening = β) and u32 flags (1 nesterov, 2 maximize,
+// 4 amsgrad, 8 fast), for kinds 1 to 4 only.
 const (
 	stateMagic   = "FUSEOPTS"
-	stateVersion = 1
+	stateVersion = 2
 )
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
 
-const (
-	flagNesterov = 1 << iota
-	flagMaximize
-	flagAMSGrad
-	flagFast
+// The group record of version 1: the value names and the flag names (bit i
+// is v1Flags[i]).
+var (
+	v1Names = [7]string{"lr", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps"}
+	v1Flags = [4]string{"nesterov", "maximize", "amsgrad", "fast"}
 )
+
+// v1Record returns the group record a version-1 Save wrote for h: each
+// hyperparameter in the slot of its name, "beta" (EMA) in both momentum and
+// dampening.
+func v1Record(h Hyper) (vals [7]float64, flags uint32) {
+	fs, _ := h.named()
+	for _, f := range fs {
+		if f.name == "beta" {
+			vals[1], vals[2] = f.get(), f.get()
+		}
+		for i, n := range v1Names {
+			if n == f.name {
+				vals[i] = f.get()
+			}
+		}
+		for i, n := range v1Flags {
+			if n == f.name && f.get() == 1 {
+				flags |= 1 << i
+			}
+		}
+	}
+	return vals, flags
+}
+
+// fromV1 builds the config of kind k from a version-1 group record, which
+// must be exactly the record v1Record gives for it.
+func fromV1(k Kind, vals [7]float64, flags uint32) (Hyper, error) {
+	zero := kinds[k]
+	if zero == nil || k > KindAdamW {
+		return nil, fmt.Errorf("kind %v in a version-1 file", k)
+	}
+	fs, get := zero.named()
+	for _, f := range fs {
+		if f.name == "beta" {
+			f.set(vals[1])
+		}
+		for i, n := range v1Names {
+			if n == f.name {
+				f.set(vals[i])
+			}
+		}
+		for i, n := range v1Flags {
+			if n == f.name {
+				f.set(float64(flags >> i & 1))
+			}
+		}
+	}
+	h := get()
+	rv, rf := v1Record(h)
+	for i := range rv {
+		if math.Float64bits(rv[i]) != math.Float64bits(vals[i]) {
+			return nil, fmt.Errorf("%s = %v, which a %v group does not have", v1Names[i], vals[i], k)
+		}
+	}
+	if rf != flags {
+		return nil, fmt.Errorf("flags %#x, which a %v group does not have", flags, k)
+	}
+	return h, nil
+}
 
 // Save writes the optimizer's state: kind, element type, group
 // hyperparameters, and per parameter its name, shape, step count and state
@@ -65,23 +128,13 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 	e.u16(0)
 	e.u32(uint32(len(o.groups)))
 	for _, g := range o.groups {
-		for _, v := range [...]float64{g.lr, g.momentum, g.dampening, g.wd, g.beta1, g.beta2, g.eps} {
-			e.u64(math.Float64bits(v))
+		names, vals := values(g)
+		e.u8(uint8(len(names)))
+		for i, n := range names {
+			e.u8(uint8(len(n)))
+			e.bytes([]byte(n))
+			e.u64(math.Float64bits(vals[i]))
 		}
-		var flags uint32
-		if g.nesterov {
-			flags |= flagNesterov
-		}
-		if g.maximize {
-			flags |= flagMaximize
-		}
-		if g.amsgrad {
-			flags |= flagAMSGrad
-		}
-		if g.fast {
-			flags |= flagFast
-		}
-		e.u32(flags)
 	}
 	e.u32(uint32(len(o.params)))
 	for i := range o.params {
@@ -95,7 +148,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 		}
 		e.u64(uint64(len(p.data)))
 		e.u64(uint64(p.step))
-		bufs := o.groups[p.group].buffers(o.kind)
+		bufs := o.groups[p.group].buffers()
 		e.u8(uint8(len(bufs)))
 		for k, name := range bufs {
 			e.u8(uint8(len(name)))
@@ -235,11 +288,12 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	if string(head[:8]) != stateMagic {
 		return fmt.Errorf("%w: not an optimizer state (bad magic)", ErrState)
 	}
-	if v := binary.LittleEndian.Uint32(head[8:]); v != stateVersion {
-		return fmt.Errorf("%w: version %d, this build reads version %d", ErrState, v, stateVersion)
+	version := binary.LittleEndian.Uint32(head[8:])
+	if version != 1 && version != stateVersion {
+		return fmt.Errorf("%w: version %d, this build reads versions 1 and %d", ErrState, version, stateVersion)
 	}
 	kind, elem := Kind(head[12]), int(head[13])
-	if kind < KindSGD || kind > KindAdamW || (elem != 4 && elem != 8) || head[14] != 0 || head[15] != 0 {
+	if kinds[kind] == nil || (version == 1 && kind > KindAdamW) || (elem != 4 && elem != 8) || head[14] != 0 || head[15] != 0 {
 		return fmt.Errorf("%w: bad header", ErrState)
 	}
 	switch {
@@ -253,41 +307,46 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	if ng != int64(len(o.groups)) {
 		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
 	}
-	var groups []hyper // the file's groups
+	var groups []Hyper // the file's groups
 	for i := int64(0); i < ng && d.err == nil; i++ {
-		var g hyper
-		for _, f := range []*float64{&g.lr, &g.momentum, &g.dampening, &g.wd, &g.beta1, &g.beta2, &g.eps} {
-			*f = math.Float64frombits(d.u64())
+		var h Hyper
+		var err error
+		if version == 1 {
+			var vals [7]float64
+			for j := range vals {
+				vals[j] = math.Float64frombits(d.u64())
+			}
+			flags := d.u32()
+			if d.err != nil {
+				break
+			}
+			h, err = fromV1(kind, vals, flags)
+		} else {
+			n := int(d.u8())
+			names, vals := make([]string, n), make([]float64, n)
+			for j := range n {
+				names[j] = d.str(int(d.u8()))
+				vals[j] = math.Float64frombits(d.u64())
+			}
+			if d.err != nil {
+				break
+			}
+			h, err = fromValues(kind, names, vals)
 		}
-		flags := d.u32()
-		g.nesterov, g.maximize, g.amsgrad = flags&flagNesterov != 0, flags&flagMaximize != 0, flags&flagAMSGrad != 0
-		g.fast = flags&flagFast != 0
-		if d.err != nil {
-			break
+		// What is stored is exactly what is checked here: the config
+		// built from the file's values, validated, and usable by the
+		// kernels of T.
+		if err == nil {
+			err = h.Validate()
 		}
-		if flags&^(flagNesterov|flagMaximize|flagAMSGrad|flagFast) != 0 {
-			d.invalid("group %d: unknown flags %#x", i, flags)
-			break
+		if err == nil {
+			err = checkIn[T](h, o.lossScale)
 		}
-		// Validate the config of the kind, and keep exactly what was
-		// validated: a value that the kind's config does not carry (an
-		// SGD group's beta2, an EMA group's dampening ≠ β) was not
-		// written by Save.
-		cfg := g.config(kind)
-		if err := cfg.Validate(); err != nil {
+		if err != nil {
 			d.invalid("group %d: %v", i, err)
 			break
 		}
-		canon := cfg.hyper()
-		if !sameHyper(canon, g) {
-			d.invalid("group %d: values that a %v group does not have", i, kind)
-			break
-		}
-		if err := checkIn[T](kind, &canon, o.lossScale); err != nil {
-			d.invalid("group %d: %v", i, err)
-			break
-		}
-		groups = append(groups, canon)
+		groups = append(groups, h)
 	}
 
 	np := int64(d.u32())
@@ -323,7 +382,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			d.invalid("parameter %q: step %d, want 0 to MaxStep = %d", name, step, MaxStep)
 			break
 		}
-		want := groups[group].buffers(kind)
+		want := groups[group].buffers()
 		if nbuf != len(want) {
 			d.invalid("parameter %q: %d state buffers, its group has %d", name, nbuf, len(want))
 			break
@@ -392,18 +451,6 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	}
 	o.layout()
 	return nil
-}
-
-// sameHyper reports whether a and b hold the same bits in every field.
-func sameHyper(a, b hyper) bool {
-	fa := [...]float64{a.lr, a.momentum, a.dampening, a.wd, a.beta1, a.beta2, a.eps}
-	fb := [...]float64{b.lr, b.momentum, b.dampening, b.wd, b.beta1, b.beta2, b.eps}
-	for i := range fa {
-		if math.Float64bits(fa[i]) != math.Float64bits(fb[i]) {
-			return false
-		}
-	}
-	return a.nesterov == b.nesterov && a.maximize == b.maximize && a.amsgrad == b.amsgrad && a.fast == b.fast
 }
 
 // checkBuffers returns an error when loaded state buffers (named by names)

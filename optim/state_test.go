@@ -179,13 +179,13 @@ func TestLoadInvalidValues(t *testing.T) {
 		copy(d[off:], b)
 		return reseal(d)
 	}
-	loadFails(t, o, edit(8, 2), ErrState, "version 2")
+	loadFails(t, o, edit(8, 3), ErrState, "version 3")
 	loadFails(t, o, edit(0, 'X'), ErrState, "magic")
 	loadFails(t, o, edit(12, 9), ErrState, "kind 9")
 	loadFails(t, o, edit(13, 3), ErrState, "element size 3")
-	loadFails(t, o, edit(20, 0, 0, 0, 0, 0, 0, 0xf0, 0xbf), ErrState, "lr = -1")
-	loadFails(t, o, edit(20+7*8, 16), ErrState, "unknown flag")
-	if err := o.Load(bytes.NewReader(edit(8, 2))); errors.Is(err, ErrMismatch) {
+	loadFails(t, o, edit(valueAt(t, data, "lr"), 0, 0, 0, 0, 0, 0, 0xf0, 0xbf), ErrState, "lr = -1")
+	loadFails(t, o, edit(20, 9), ErrState, "a hyperparameter count of 9")
+	if err := o.Load(bytes.NewReader(edit(8, 3))); errors.Is(err, ErrMismatch) {
 		t.Error("an invalid file reported as a mismatch")
 	}
 }
@@ -296,5 +296,55 @@ func TestSaveFileAtomic(t *testing.T) {
 	}
 	if err := o.LoadFile(filepath.Join(dir, "nope")); err == nil {
 		t.Fatal("LoadFile of a missing file succeeded")
+	}
+}
+
+// TestLoadVersion1: the state files of format version 1 in testdata load,
+// and hold exactly the state that the same three steps make now (they were
+// written from the model of the test below, float32 and float64).
+func TestLoadVersion1(t *testing.T) {
+	cases := map[string]Hyper{
+		"sgd-momentum": SGDConfig{LR: 0.1, Momentum: 0.9, Dampening: 0.1, WeightDecay: 0.01, Maximize: true},
+		"sgd-nesterov": SGDConfig{LR: 0.05, Momentum: 0.8, Nesterov: true},
+		"sgd":          SGDConfig{LR: 0.1, WeightDecay: 0.001},
+		"ema":          EMAConfig{LR: 0.1, Beta: 0.8, WeightDecay: 0.02},
+		"adam-amsgrad": AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, AMSGrad: true},
+		"adamw":        AdamWConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.95, Eps: 1e-6, WeightDecay: 0.1, Fast: true},
+	}
+	for name, h := range cases {
+		checkV1[float32](t, name+"-f32", h)
+		checkV1[float64](t, name+"-f64", h)
+	}
+}
+
+func checkV1[T Float](t *testing.T, name string, h Hyper) {
+	// The same run as when the file was written.
+	m := newTestModel[T]([]int{5, 33, 2})
+	o := mustNew[T](t, h, Options{Workers: 1})
+	m.register(t, o, nil)
+	for s := range 3 {
+		m.fillGrads(s)
+		mustStep(t, o)
+	}
+	var want bytes.Buffer
+	if err := o.Save(&want); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh optimizer of the same parameters loads the old file.
+	m2 := newTestModel[T]([]int{5, 33, 2})
+	o2 := mustNew[T](t, h, Options{Workers: 1})
+	m2.register(t, o2, nil)
+	if err := o2.Load(bytes.NewReader(v1File(t, name))); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var got bytes.Buffer
+	if err := o2.Save(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Errorf("%s: the version-1 file does not load to the state the same steps make", name)
+	}
+	if g, _ := o2.Group(0); g != h {
+		t.Errorf("%s: group %+v, want %+v", name, g, h)
 	}
 }

@@ -286,22 +286,6 @@ func (o *Optimizer[T]) prepare() {
 	o.dirty = false
 }
 
-// opFor returns the kernel a parameter of group g runs.
-func (o *Optimizer[T]) opFor(g int) uint8 {
-	switch o.kind {
-	case KindAdam, KindAdamW:
-		if o.groups[g].fast {
-			return opAdamFast
-		}
-		return opAdam
-	case KindSGD:
-		if o.groups[g].momentum == 0 {
-			return opSGD
-		}
-	}
-	return opMomentum
-}
-
 // run runs job over every task: on the caller when the step is small,
 // else on the worker pool. It returns the first error a task met.
 func (o *Optimizer[T]) run(job *func(int)) error {
@@ -336,29 +320,11 @@ func (o *Optimizer[T]) fail(t int, err error) {
 }
 
 func (o *Optimizer[T]) updateTask(t int) {
-	set, ops := o.opt.Kernels, o.ops
+	set, run := o.opt.Kernels, &o.ops.run
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		p := &o.params[pc.param]
-		c := &o.coeffs[p.ci]
 		lo, hi := pc.lo, pc.hi
-		var err error
-		switch p.op {
-		case opSGD:
-			err = ops.sgd(set, c, p.data[lo:hi], p.grad[lo:hi])
-		case opMomentum:
-			err = ops.momentum(set, c, p.data[lo:hi], p.grad[lo:hi], p.buf[0][lo:hi])
-		case opAdam, opAdamFast:
-			var vmax []T
-			if p.buf[2] != nil {
-				vmax = p.buf[2][lo:hi]
-			}
-			adam := ops.adam
-			if p.op == opAdamFast {
-				adam = ops.adamFast
-			}
-			err = adam(set, c, p.data[lo:hi], p.grad[lo:hi], p.buf[0][lo:hi], p.buf[1][lo:hi], vmax)
-		}
-		if err != nil {
+		if err := run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], &p.buf, lo, hi); err != nil {
 			o.fail(t, err)
 		}
 	}
@@ -415,8 +381,9 @@ func (o *Optimizer[T]) sumSquares() float64 {
 	return total
 }
 
-// coeffKey identifies a coefficient block: a group and, for Adam, the step
-// number t ≥ 1; for heavy-ball momentum, t = 1 on a parameter's first step.
+// coeffKey identifies a coefficient block: a group and the key its rule
+// gives a parameter's step count (Adam: the step number t ≥ 1; heavy-ball
+// momentum: 1 on a parameter's first step).
 type coeffKey struct {
 	group int
 	t     int64
@@ -432,15 +399,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 		if p.step >= MaxStep {
 			return fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
 		}
-		k := coeffKey{group: p.group}
-		switch p.op {
-		case opAdam, opAdamFast:
-			k.t = p.step + 1
-		case opMomentum:
-			if o.kind == KindSGD && p.step == 0 {
-				k.t = 1
-			}
-		}
+		k := coeffKey{group: p.group, t: o.groups[p.group].coeffKey(p.step)}
 		idx := -1
 		if last >= 0 && o.keys[last] == k {
 			idx = last
@@ -469,59 +428,11 @@ func (o *Optimizer[T]) computeCoeffs() error {
 	return nil
 }
 
-// fill computes the coefficient block of key k with the kernels package.
+// fill computes the coefficient block of key k and checks that the
+// kernels of T can use it.
 func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
-	if err := coeffsFor(c, o.kind, &o.groups[k.group], o.lossScale, k.t); err != nil {
+	if err := coeffsIn(c, o.groups[k.group], o.lossScale, k.t, o.ops.size); err != nil {
 		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
-	}
-	if err := o.ops.check(c); err != nil {
-		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
-	}
-	return nil
-}
-
-// coeffsFor computes into c the coefficient block of a group of kind with
-// hyperparameters h and loss scale ls, for step t (Adam: t ≥ 1; heavy-ball
-// momentum: t = 1 on a parameter's first step, else 0).
-func coeffsFor(c *kernels.Coeffs, kind Kind, h *hyper, ls float64, t int64) error {
-	pre := kernels.Prelude{Maximize: h.maximize}
-	if ls != 1 {
-		pre.Scale = 1 / ls
-	}
-	switch kind {
-	case KindSGD:
-		if h.momentum == 0 {
-			return kernels.SGD{LR: h.lr, WeightDecay: h.wd, Prelude: pre}.CoeffsInto(c)
-		}
-		return kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
-			WeightDecay: h.wd, Nesterov: h.nesterov, Prelude: pre}.CoeffsInto(c, t == 1)
-	case KindEMA:
-		return kernels.Momentum{LR: h.lr, Momentum: h.momentum, Dampening: h.dampening,
-			WeightDecay: h.wd, Prelude: pre}.CoeffsInto(c, false)
-	case KindAdam, KindAdamW:
-		return kernels.Adam{LR: h.lr, Beta1: h.beta1, Beta2: h.beta2, Eps: h.eps, WeightDecay: h.wd,
-			Decoupled: kind == KindAdamW, AMSGrad: h.amsgrad, Prelude: pre}.CoeffsInto(c, t)
-	}
-	return fmt.Errorf("%w: kind %v", ErrInvalid, kind)
-}
-
-// checkIn returns an error wrapping ErrHyper unless the coefficient blocks
-// of a group of kind with hyperparameters h and loss scale ls are usable
-// by the kernels of element type T at every step count: every coefficient
-// finite in T, and not rounded to zero unless it is zero. The blocks are
-// computed as Step computes them, at the first step and at MaxStep; Adam's
-// coefficients move monotonically between the two (β^t only falls), so
-// those two bound every step. Step checks each block again before it runs.
-func checkIn[T Float](kind Kind, h *hyper, ls float64) error {
-	var c kernels.Coeffs
-	for _, t := range [...]int64{1, MaxStep} {
-		err := coeffsFor(&c, kind, h, ls, t)
-		if err == nil {
-			err = opsFor[T]().check(&c)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrHyper, err)
-		}
 	}
 	return nil
 }

@@ -1,0 +1,215 @@
+package optim
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// An optimizer is described by its rule: one file (rule_<name>.go) that
+// holds its config type with PyTorch's defaults and Validate, the names of
+// its hyperparameters as state files store them, the names of its state
+// buffers, the coefficients of its kernel at each step, and which kernel
+// runs it. The config type implements [Hyper]; the Optimizer, its state
+// files and the Stepper only call these methods, so adding an optimizer
+// means adding a rule file, its kernel, and their tests.
+
+// Kind is the update rule of an optimizer. It is fixed when the optimizer is
+// made and recorded in saved state. Each rule file declares its own.
+type Kind uint8
+
+func (k Kind) String() string {
+	if h := kinds[k]; h != nil {
+		return h.name()
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Hyper is the hyperparameters of one parameter group: a config such as
+// [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig] or [LionConfig].
+// The type of the config given to [New] selects the optimizer's [Kind];
+// every group of an optimizer has a config of that same type. Only this
+// package's configs implement it.
+type Hyper interface {
+	// Kind returns the optimizer kind the config belongs to.
+	Kind() Kind
+	// Validate returns an error wrapping ErrHyper, naming the field, unless
+	// every hyperparameter is valid.
+	Validate() error
+	rule
+}
+
+// rule is what the optimizer needs of a config beyond Kind and Validate.
+type rule interface {
+	// name is the optimizer's name ("Adam").
+	name() string
+	// named returns the hyperparameters by name, in the order state files
+	// store them, as pointers into a copy of the config, and a function
+	// that returns that copy (after a reader has written through them).
+	named() ([]field, func() Hyper)
+	// learningRate and withLR read and replace the learning rate.
+	learningRate() float64
+	withLR(lr float64) Hyper
+	// buffers returns the names of the state buffers a parameter keeps
+	// (PyTorch's state_dict names), in storage order; at most 3.
+	buffers() []string
+	// kernel returns the kernel that runs a step.
+	kernel() kernelID
+	// coeffKey returns the key of the coefficient block of a parameter
+	// that has taken step steps: parameters of a group whose keys are
+	// equal share a block in a step. A rule whose coefficients do not
+	// depend on the step returns 0.
+	coeffKey(step int64) int64
+	// coeffs computes the block of key into c, with the gradient prelude
+	// pre (loss scale and maximize).
+	coeffs(c *kernels.Coeffs, pre kernels.Prelude, key int64) error
+}
+
+// field is a named hyperparameter: a float64 or a bool (stored as 0 or 1).
+type field struct {
+	name string
+	f    *float64
+	b    *bool
+}
+
+func fl(name string, f *float64) field { return field{name: name, f: f} }
+func bl(name string, b *bool) field    { return field{name: name, b: b} }
+
+// get returns the field's value as stored.
+func (f field) get() float64 {
+	if f.b != nil {
+		if *f.b {
+			return 1
+		}
+		return 0
+	}
+	return *f.f
+}
+
+// set writes v, which must be 0 or 1 for a bool.
+func (f field) set(v float64) bool {
+	if f.b != nil {
+		if v != 0 && v != 1 || math.Signbit(v) {
+			return false
+		}
+		*f.b = v == 1
+		return true
+	}
+	*f.f = v
+	return true
+}
+
+// kinds holds the zero config of every kind, filled by the rule files.
+var kinds [256]Hyper
+
+// register records the rule of kind k; each rule file calls it once in a
+// package-level variable initialiser.
+func register(h Hyper) Kind {
+	k := h.Kind()
+	if k == 0 || kinds[k] != nil {
+		panic(fmt.Sprintf("optim: kind %d registered twice", k))
+	}
+	kinds[k] = h
+	return k
+}
+
+// kernelID names a kernel the optimizer runs; ops.go maps each to the
+// kernels package's function of each element type.
+type kernelID uint8
+
+const (
+	kernelSGD kernelID = iota
+	kernelMomentum
+	kernelAdam
+	kernelAdamFast
+	kernelLion
+	numKernels
+)
+
+// Shared checks of the rules' Validate methods.
+
+func checkNonNeg(field string, v float64) error {
+	if !(v >= 0) || math.IsInf(v, 1) {
+		return hyperErr(field, v, "a finite value ≥ 0")
+	}
+	return nil
+}
+
+func checkUnit(field string, v float64) error {
+	if !(v >= 0 && v < 1) {
+		return hyperErr(field, v, "0 ≤ "+field+" < 1")
+	}
+	return nil
+}
+
+// values returns h's hyperparameters in order, for state files and tests.
+func values(h Hyper) (names []string, vals []float64) {
+	fs, _ := h.named()
+	for _, f := range fs {
+		names = append(names, f.name)
+		vals = append(vals, f.get())
+	}
+	return names, vals
+}
+
+// fromValues builds the config of kind k from named values: the names of
+// the kind's hyperparameters, each once, in its rule's order (as Save
+// writes them). It does not validate.
+func fromValues(k Kind, names []string, vals []float64) (Hyper, error) {
+	zero := kinds[k]
+	if zero == nil {
+		return nil, fmt.Errorf("unknown kind %d", k)
+	}
+	fs, get := zero.named()
+	if len(names) != len(fs) {
+		return nil, fmt.Errorf("%d hyperparameters, a %v group has %d", len(names), k, len(fs))
+	}
+	for i, n := range names {
+		if n != fs[i].name {
+			return nil, fmt.Errorf("hyperparameter %d is %q, a %v group's is %q", i, n, k, fs[i].name)
+		}
+		if !fs[i].set(vals[i]) {
+			return nil, fmt.Errorf("hyperparameter %q = %v, want 0 or 1", n, vals[i])
+		}
+	}
+	return get(), nil
+}
+
+// coeffsIn computes into c the coefficient block of key for a group with
+// hyperparameters h under loss scale ls, and checks that the kernels of
+// element size size (4 or 8) can use it.
+func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, size int) error {
+	pre := kernels.Prelude{}
+	if ls != 1 {
+		pre.Scale = 1 / ls
+	}
+	err := h.coeffs(c, pre, key)
+	if err == nil {
+		if size == 4 {
+			err = c.CheckF32()
+		} else {
+			err = c.CheckF64()
+		}
+	}
+	return err
+}
+
+// checkIn returns an error wrapping ErrHyper unless the coefficient blocks
+// of a group with hyperparameters h under loss scale ls are usable by the
+// kernels of element type T at every step count: every coefficient finite
+// in T, and not rounded to zero unless it is zero. The blocks are computed
+// as Step computes them, for the first step and for the last one below
+// MaxStep; the coefficients move monotonically between the two (β^t only
+// falls), so those two bound every step. Step checks each block again
+// before it runs.
+func checkIn[T Float](h Hyper, ls float64) error {
+	var c kernels.Coeffs
+	size := opsFor[T]().size
+	for _, step := range [...]int64{0, MaxStep - 1} {
+		if err := coeffsIn(&c, h, ls, h.coeffKey(step), size); err != nil {
+			return fmt.Errorf("%w: %w", ErrHyper, err)
+		}
+	}
+	return nil
+}
