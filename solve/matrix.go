@@ -3,6 +3,7 @@ package solve
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
@@ -41,15 +42,36 @@ type Matrix[T Float] struct {
 	Uplo      Uplo
 }
 
-// NewMatrix returns an n×n zero matrix with stride n.
+// NewMatrix returns an n×n zero matrix with stride n. When n < 0, or when
+// its n·n elements would take more than 2⁴⁷ bytes (128 TiB; math.MaxInt
+// bytes where int has 32 bits), or n·n overflows, it allocates nothing and
+// returns a matrix without storage (Data nil) that every method refuses
+// with ErrDimension.
 func NewMatrix[T Float](n int, uplo Uplo) Matrix[T] {
-	return Matrix[T]{N: n, Stride: n, Data: make([]T, n*n), Uplo: uplo}
+	m := Matrix[T]{N: n, Stride: n, Uplo: uplo}
+	var z T
+	if n >= 0 && (n == 0 || uint64(n) <= maxMatrixBytes/uint64(unsafe.Sizeof(z))/uint64(n)) {
+		m.Data = make([]T, n*n)
+	}
+	return m
+}
+
+// maxMatrixBytes bounds the storage NewMatrix allocates.
+const maxMatrixBytes = min(uint64(math.MaxInt), 1<<47)
+
+// isSquare reports whether l elements make an n×n matrix, l = n·n, without
+// overflow.
+func isSquare(l, n int) bool {
+	if n <= 0 {
+		return n == 0 && l == 0
+	}
+	return l%n == 0 && l/n == n
 }
 
 // Square returns the n×n matrix held row-major in data (stride n, lower
 // triangle referenced); len(data) must be n·n.
 func Square[T Float](data []T, n int) (Matrix[T], error) {
-	if n < 0 || len(data) != n*n {
+	if !isSquare(len(data), n) {
 		return Matrix[T]{}, fmt.Errorf("%w: %d elements do not make a %d×%d matrix", ErrDimension, len(data), n, n)
 	}
 	return Matrix[T]{N: n, Stride: n, Data: data, Uplo: Lower}, nil
