@@ -98,7 +98,8 @@
 // the column and the pivot — the same on every level; the matrix then
 // holds intermediate values. Nothing panics on user input, and no input
 // reaches the assembly unchecked. Sizes are checked without overflow:
-// Square(nil, 1<<32) is ErrDimension.
+// Square(nil, 1<<32) is ErrDimension. A Pool has at most MaxPoolSize
+// goroutines.
 //
 // # Performance
 //

@@ -20,7 +20,8 @@ var (
 	ErrNotSymmetric = errors.New("solve: matrix is not symmetric")
 	// ErrNonFinite: NaN or ±Inf in the matrix or the right-hand side.
 	ErrNonFinite = errors.New("solve: non-finite value")
-	// ErrOptions: an invalid option (negative block size or worker count…).
+	// ErrOptions: an invalid option (negative block size, a worker count
+	// below 0 or above MaxPoolSize…).
 	ErrOptions = errors.New("solve: invalid options")
 )
 

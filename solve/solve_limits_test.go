@@ -3,8 +3,11 @@ package solve
 import (
 	"errors"
 	"math"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestSquareOverflow: n·n that wraps around is not a match for the length
@@ -76,6 +79,55 @@ func TestNewMatrixSize(t *testing.T) {
 		if m := NewMatrix[float32](n, Upper); len(m.Data) != n*n || m.Stride != n || m.Uplo != Upper {
 			t.Fatalf("NewMatrix(%d): %+v", n, m)
 		}
+	}
+}
+
+type hitJob struct{ hits []atomic.Int32 }
+
+func (j *hitJob) run(_, task int) { j.hits[task].Add(1) }
+
+// TestPoolMaxSize: NewPool caps its goroutines at MaxPoolSize, and New
+// refuses a worker count above it.
+func TestPoolMaxSize(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := NewPool(4 * MaxPoolSize)
+	started := runtime.NumGoroutine() - before
+	if p.Size() != MaxPoolSize {
+		t.Errorf("NewPool(%d).Size() = %d, want %d", 4*MaxPoolSize, p.Size(), MaxPoolSize)
+	}
+	// (Other tests' goroutines may come and go meanwhile: a margin.)
+	if started > MaxPoolSize+16 {
+		t.Errorf("NewPool(%d) started %d goroutines", 4*MaxPoolSize, started)
+	}
+	// The pool works, and Close stops its workers.
+	j := &hitJob{hits: make([]atomic.Int32, 100)}
+	p.run(j, 100, MaxPoolSize)
+	for i := range j.hits {
+		if h := j.hits[i].Load(); h != 1 {
+			t.Fatalf("task %d ran %d times", i, h)
+		}
+	}
+	p.Close()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before+16; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after Close (%d before)", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if DefaultPool().Size() > MaxPoolSize {
+		t.Fatalf("DefaultPool().Size() = %d", DefaultPool().Size())
+	}
+
+	pool := testPool(2)
+	for _, w := range []int{-1, MaxPoolSize + 1, math.MaxInt} {
+		if _, err := New[float64](Options{Workers: w, Pool: pool}); !errors.Is(err, ErrOptions) {
+			t.Fatalf("Workers = %d: %v", w, err)
+		}
+	}
+	// Up to MaxPoolSize, a count larger than the pool means the pool.
+	s, err := New[float64](Options{Workers: MaxPoolSize, Pool: pool})
+	if err != nil || s.Workers() != 2 {
+		t.Fatalf("Workers = MaxPoolSize on a pool of 2: %v, %d workers", err, s.Workers())
 	}
 }
 

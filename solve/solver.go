@@ -13,8 +13,10 @@ type Options struct {
 	// not depend on it.
 	BlockSize int
 	// Workers is the number of goroutines, the caller's included, that share
-	// a factorisation: at most the pool's size. 0 means all of the pool; 1
-	// runs on the calling goroutine alone. A matrix of at most two panels
+	// a factorisation: at most the pool's size (a larger count means the
+	// pool's size), and New refuses a count above [MaxPoolSize] with
+	// ErrOptions. 0 means all of the pool; 1 runs on the calling goroutine
+	// alone. A matrix of at most two panels
 	// (N ≤ 2·BlockSize) is factored on the calling goroutine whatever the
 	// count, and small phases run there too (see the package doc). The
 	// result does not depend on it.
@@ -54,8 +56,8 @@ func New[T Float](o Options) (*Solver[T], error) {
 	switch {
 	case o.BlockSize < 0:
 		return nil, fmt.Errorf("%w: BlockSize = %d", ErrOptions, o.BlockSize)
-	case o.Workers < 0:
-		return nil, fmt.Errorf("%w: Workers = %d", ErrOptions, o.Workers)
+	case o.Workers < 0 || o.Workers > MaxPoolSize:
+		return nil, fmt.Errorf("%w: Workers = %d, want 0 … %d", ErrOptions, o.Workers, MaxPoolSize)
 	case o.SymmetryTol < 0 || o.SymmetryTol != o.SymmetryTol:
 		return nil, fmt.Errorf("%w: SymmetryTol = %g", ErrOptions, o.SymmetryTol)
 	}
