@@ -94,6 +94,28 @@ func (m Matrix[T]) check(what string) error {
 	return nil
 }
 
+// span returns the number of elements of m's memory, from Data[0] to
+// element (N−1, N−1) (both triangles and the padding of the stride in
+// between); m has been checked.
+func (m Matrix[T]) span() int {
+	if m.N == 0 {
+		return 0
+	}
+	return (m.N-1)*m.Stride + m.N
+}
+
+// overlap reports whether the na elements from a[0] and the nb elements
+// from b[0] share memory (na ≤ len(a), nb ≤ len(b)).
+func overlap[T Float](a []T, na int, b []T, nb int) bool {
+	if na == 0 || nb == 0 {
+		return false
+	}
+	size := unsafe.Sizeof(a[0])
+	pa := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	pb := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(nb)*size && pb < pa+uintptr(na)*size
+}
+
 // idx returns the storage index of element (i, j), i ≥ j, of the
 // referenced triangle.
 func (m Matrix[T]) idx(i, j int) int {
@@ -293,6 +315,15 @@ func (d Dense[T]) check(n int) error {
 		return fmt.Errorf("%w: %d elements cannot hold %d rows of stride %d", ErrDimension, len(d.Data), d.Rows, d.Stride)
 	}
 	return nil
+}
+
+// span returns the number of elements of d's memory, from Data[0] to its
+// last element; d has been checked.
+func (d Dense[T]) span() int {
+	if d.Rows == 0 || d.Cols == 0 {
+		return 0
+	}
+	return (d.Rows-1)*d.Stride + d.Cols
 }
 
 func (d Dense[T]) row(i int) []T { return d.Data[i*d.Stride : i*d.Stride+d.Cols] }

@@ -4,10 +4,14 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/blas/blas64"
+	gmat "gonum.org/v1/gonum/mat"
 )
 
 // TestSquareOverflow: n·n that wraps around is not a match for the length
@@ -141,5 +145,171 @@ func TestDefaultBlockSizeArgs(t *testing.T) {
 	}
 	if DefaultBlockSize(0) != DefaultBlockSize(1) {
 		t.Fatal("an element size of 0 does not count as 1")
+	}
+}
+
+// TestOverlap: a destination or right-hand side that shares memory with
+// the matrix it is computed from is refused before anything is written;
+// storage next to it (even in the same slice) is fine.
+func TestOverlap(t *testing.T) {
+	const n = 9
+	s, err := New[float64](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := randSPD[float64](rng(31), n)
+	g := randVec[float64](rng(32), n)
+	want := slices.Clone(h)
+	refCholesky(want, n)
+
+	// buf holds h, then room for a second matrix and a vector.
+	buf := make([]float64, 2*n*n+n)
+	reset := func() {
+		clear(buf)
+		copy(buf, h)
+	}
+	same := func(name string, keep []float64) {
+		t.Helper()
+		for i := range keep {
+			if math.Float64bits(keep[i]) != math.Float64bits(buf[i]) {
+				t.Fatalf("%s: element %d of the buffer written", name, i)
+			}
+		}
+	}
+	refuse := func(name string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrOverlap) {
+			t.Fatalf("%s: %v, want ErrOverlap", name, err)
+		}
+	}
+	mat := func(off, stride int, uplo Uplo) Matrix[float64] {
+		return Matrix[float64]{N: n, Stride: stride, Data: buf[off:], Uplo: uplo}
+	}
+
+	// FactorTo onto itself, onto the other triangle of its own storage,
+	// onto a matrix shifted by a row or an element.
+	for _, c := range []struct {
+		name     string
+		dst, src Matrix[float64]
+	}{
+		{"FactorTo(h, h)", mat(0, n, Lower), mat(0, n, Lower)},
+		{"dst the upper triangle of h's storage", mat(0, n, Upper), mat(0, n, Lower)},
+		{"dst one row into h", mat(n, n, Lower), mat(0, n, Lower)},
+		{"h one element into dst", mat(0, n, Lower), mat(1, n, Lower)},
+		{"dst ending at h's first element", mat(0, n, Lower), mat(n*n-1, n, Lower)},
+	} {
+		reset()
+		keep := slices.Clone(buf)
+		refuse(c.name, s.FactorTo(c.dst, c.src))
+		same(c.name, keep)
+	}
+	// Next to each other in one slice: h's Data runs past its span into dst.
+	reset()
+	src := mat(0, n, Lower)
+	dst := mat(n*n, n, Lower)
+	if err := s.FactorTo(dst, src); err != nil {
+		t.Fatalf("FactorTo into the rest of h's slice: %v", err)
+	}
+	same("FactorTo's source", h)
+	sameLower(t, "FactorTo's factor", lowerOf(dst), want, n)
+
+	// The solves with a right-hand side in the factor's memory: its first
+	// row, the padding of its stride, its last element.
+	l := slices.Clone(want)
+	for _, c := range []struct {
+		name   string
+		stride int
+		off    int // of x in buf
+	}{
+		{"x = the first row", n, 0},
+		{"x over the last element", n, n*n - 1},
+		{"x in the padding of the stride", n + n, n},
+		{"x across the diagonal", n, 3*n + 1},
+	} {
+		reset()
+		m := mat(0, c.stride, Lower)
+		for i := 0; i < n; i++ {
+			copy(buf[i*c.stride:i*c.stride+i+1], l[i*n:i*n+i+1])
+		}
+		if c.stride > n && c.off+n > (n-1)*c.stride+n {
+			t.Fatalf("%s: x is not in the span", c.name)
+		}
+		x := buf[c.off : c.off+n]
+		keep := slices.Clone(buf)
+		refuse(c.name+": SolveL", s.SolveL(m, x))
+		refuse(c.name+": SolveLT", s.SolveLT(m, x))
+		refuse(c.name+": Solve", s.Solve(m, x))
+		refuse(c.name+": FactorSolve", s.FactorSolve(m, x))
+		d := Dense[float64]{Rows: n, Cols: 1, Stride: 1, Data: x}
+		refuse(c.name+": SolveLMany", s.SolveLMany(m, d))
+		refuse(c.name+": SolveLTMany", s.SolveLTMany(m, d))
+		refuse(c.name+": SolveMany", s.SolveMany(m, d))
+		same(c.name, keep)
+	}
+	// A Dense of stride 2n before the factor whose last row is the
+	// factor's first element.
+	{
+		big := make([]float64, (n-1)*2*n+n*n)
+		f := big[(n-1)*2*n:]
+		copy(f, l)
+		keep := slices.Clone(big)
+		d := Dense[float64]{Rows: n, Cols: 1, Stride: 2 * n, Data: big}
+		refuse("Dense ending in the factor", s.SolveMany(Matrix[float64]{N: n, Stride: n, Data: f}, d))
+		if !slices.Equal(keep, big) {
+			t.Fatal("Dense ending in the factor: written")
+		}
+	}
+	// The package functions and the gonum one.
+	reset()
+	copy(buf, l)
+	keep := slices.Clone(buf)
+	refuse("SolveF64", SolveF64(buf[:n*n], n, buf[n:2*n]))
+	refuse("FactorSolveF64", FactorSolveF64(buf[:n*n], n, buf[n*n-1:n*n-1+n]))
+	fm := Matrix[float64]{N: n, Stride: n, Data: buf[:n*n]}
+	_, err = SolveVecDense(s, gmat.NewVecDense(n, buf[2*n:3*n]), fm, gmat.NewVecDense(n, slices.Clone(g)))
+	refuse("SolveVecDense with dst in the factor", err)
+	strided := &gmat.VecDense{}
+	strided.SetRawVector(blas64.Vector{N: n, Inc: n + 1, Data: buf[:(n-1)*(n+1)+1]}) // the diagonal
+	_, err = SolveVecDense(s, strided, fm, gmat.NewVecDense(n, slices.Clone(g)))
+	refuse("SolveVecDense with dst the diagonal", err)
+	same("package functions", keep)
+	// g may share the factor's memory: it is only read.
+	got, err := SolveVecDense(s, nil, fm, gmat.NewVecDense(n, buf[n*n-n:n*n]))
+	if err != nil {
+		t.Fatalf("SolveVecDense with g in the factor: %v", err)
+	}
+	wantG := slices.Clone(buf[n*n-n : n*n])
+	refSolve(slices.Clone(l), n, wantG)
+	sameVec(t, "SolveVecDense with g in the factor", got.RawVector().Data, wantG)
+	same("SolveVecDense with g in the factor", keep)
+
+	// Right after the factor in the same slice: fine, and the same bits as
+	// a separate vector.
+	reset()
+	copy(buf, l)
+	x := buf[n*n : n*n+n]
+	copy(x, g)
+	wantX := slices.Clone(g)
+	refSolve(slices.Clone(l), n, wantX)
+	if err := s.Solve(Matrix[float64]{N: n, Stride: n, Data: buf}, x); err != nil {
+		t.Fatalf("x right after the factor: %v", err)
+	}
+	sameVec(t, "x right after the factor", x, wantX)
+	copy(x, g)
+	if err := s.SolveMany(Matrix[float64]{N: n, Stride: n, Data: buf}, Dense[float64]{Rows: n, Cols: 1, Stride: 1, Data: x}); err != nil {
+		t.Fatalf("Dense right after the factor: %v", err)
+	}
+	sameVec(t, "Dense right after the factor", x, wantX)
+	// In place on a float32 matrix too: the byte arithmetic of the check.
+	h32 := randSPD[float32](rng(33), n)
+	if err := CholeskyF32(h32, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := SolveF32(h32, n, h32[n*n-n:]); !errors.Is(err, ErrOverlap) {
+		t.Fatalf("SolveF32 with x the last row: %v", err)
+	}
+	buf32 := append(slices.Clone(h32), make([]float32, n)...)
+	if err := SolveF32(buf32[:n*n], n, buf32[n*n:]); err != nil {
+		t.Fatalf("SolveF32 with x right after: %v", err)
 	}
 }
