@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/solve"
@@ -76,11 +78,14 @@ type Newton struct {
 	SymmetryTol   float64
 	// Solve configures the factorisation: block size, workers, pool, level.
 	// Its symmetry fields are ignored (see CheckSymmetry). In block mode
-	// each block is solved on its own goroutine by a solver of one worker.
+	// the blocks are shared by at most Solve.Workers goroutines
+	// (GOMAXPROCS when 0; never more than the blocks or solve.MaxPoolSize),
+	// each with a solver of one worker.
 	Solve solve.Options
 
-	solver *solve.Solver[float64]
-	one    newtonScratch
+	one    newtonWorker  // Step's and Direction's solver
+	oneSc  newtonScratch // and direction
+	crew   []newtonWorker
 	blocks []newtonScratch
 	wtmp   []float64 // StepMat's copy of H
 }
@@ -138,14 +143,18 @@ func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, e
 	return out, nil
 }
 
-// newtonScratch is the space of one direction.
-type newtonScratch struct {
+// newtonWorker is a solver and the matrix it factors: one per goroutine.
+type newtonWorker struct {
 	solver *solve.Solver[float64]
 	work   []float64 // H + τI, then its factor
-	d      []float64
-	w0     []float64
-	res    NewtonResult
-	err    error
+}
+
+// newtonScratch is the space of one direction.
+type newtonScratch struct {
+	d   []float64
+	w0  []float64
+	res NewtonResult
+	err error
 }
 
 type newtonConf struct {
@@ -191,6 +200,9 @@ func (nt *Newton) conf() (newtonConf, error) {
 		return c, bad("MaxBacktracks", nt.MaxBacktracks)
 	case nt.SymmetryTol < 0 || math.IsNaN(nt.SymmetryTol):
 		return c, bad("SymmetryTol", nt.SymmetryTol)
+	case nt.Solve.Workers < 0 || nt.Solve.Workers > solve.MaxPoolSize:
+		// (Checked here too: block mode sets the solvers' count to 1.)
+		return c, bad("Solve.Workers", nt.Solve.Workers)
 	}
 	return c, nil
 }
@@ -242,19 +254,23 @@ func (nt *Newton) check(w, g, h []float64, name string) error {
 	return nil
 }
 
-// direction computes d and the damping into sc (arguments checked).
-func (sc *newtonScratch) direction(c *newtonConf, g, h []float64) error {
+// direction computes d and the damping into sc (arguments checked), with
+// the solver and matrix space of wk.
+func (sc *newtonScratch) direction(wk *newtonWorker, c *newtonConf, g, h []float64) error {
 	n := len(g)
 	sc.res = NewtonResult{}
-	if cap(sc.work) < n*n {
-		sc.work = make([]float64, n*n)
+	if cap(sc.d) < n {
 		sc.d = make([]float64, n)
 	}
-	sc.work, sc.d = sc.work[:n*n], sc.d[:n]
+	sc.d = sc.d[:n]
 	copy(sc.d, g)
 	if n == 0 {
 		return nil
 	}
+	if cap(wk.work) < n*n {
+		wk.work = make([]float64, n*n)
+	}
+	wk.work = wk.work[:n*n]
 	minDiag := math.Inf(1)
 	for i := 0; i < n; i++ {
 		minDiag = min(minDiag, h[i*n+i])
@@ -263,18 +279,18 @@ func (sc *newtonScratch) direction(c *newtonConf, g, h []float64) error {
 	if !(minDiag > 0) {
 		tau = -minDiag + c.beta
 	}
-	m, _ := solve.Square(sc.work, n)
+	m, _ := solve.Square(wk.work, n)
 	for try := 0; try < c.tries; try++ {
 		for i := 0; i < n; i++ {
-			row := sc.work[i*n : i*n+i+1]
+			row := wk.work[i*n : i*n+i+1]
 			copy(row, h[i*n:i*n+i+1])
 			row[i] = row[i] + tau
 		}
 		sc.res.Attempts++
-		err := sc.solver.Factor(m)
+		err := wk.solver.Factor(m)
 		if err == nil {
 			sc.res.Tau = tau
-			if err := sc.solver.Solve(m, sc.d); err != nil {
+			if err := wk.solver.Solve(m, sc.d); err != nil {
 				return err
 			}
 			sc.res.Slope = newtonDot(g, sc.d)
@@ -319,19 +335,19 @@ func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	if err := nt.ensure(&nt.one, 0); err != nil {
 		return NewtonResult{}, err
 	}
-	if err := nt.one.direction(&c, g, h); err != nil {
+	if err := nt.oneSc.direction(&nt.one, &c, g, h); err != nil {
 		return NewtonResult{}, err
 	}
-	copy(d, nt.one.d)
-	return nt.one.res, nil
+	copy(d, nt.oneSc.d)
+	return nt.oneSc.res, nil
 }
 
-func (nt *Newton) ensure(sc *newtonScratch, workers int) error {
-	if sc.solver != nil {
+func (nt *Newton) ensure(wk *newtonWorker, workers int) error {
+	if wk.solver != nil {
 		return nil
 	}
 	s, err := nt.newSolver(workers)
-	sc.solver = s
+	wk.solver = s
 	return err
 }
 
@@ -349,8 +365,8 @@ func (nt *Newton) Step(w, g, h []float64) (NewtonResult, error) {
 	if err := nt.ensure(&nt.one, 0); err != nil {
 		return NewtonResult{}, err
 	}
-	sc := &nt.one
-	if err := sc.direction(&c, g, h); err != nil {
+	sc := &nt.oneSc
+	if err := sc.direction(&nt.one, &c, g, h); err != nil {
 		return NewtonResult{}, err
 	}
 	res := sc.res
@@ -411,13 +427,14 @@ type NewtonBlocksResult struct {
 	Loss0, Loss float64
 }
 
-// StepBlocks takes one Newton step with a block-diagonal Hessian: each
-// block's damped direction is computed on its own goroutine (concurrently,
-// by a solver of one worker), then all blocks move with one step length
-// (one line search over the whole loss when Loss is set). Each block's
-// direction is bit-identical to Step's on that block alone. On an error no
-// W is changed. Unlike Step it allocates a little (the goroutines and the
-// result's Blocks).
+// StepBlocks takes one Newton step with a block-diagonal Hessian: the
+// blocks' damped directions are computed concurrently, by at most
+// Solve.Workers goroutines (GOMAXPROCS when 0) that each take the next
+// block with a solver of one worker, then all blocks move with one step
+// length (one line search over the whole loss when Loss is set). Each
+// block's direction is bit-identical to Step's on that block alone. On an
+// error no W is changed. Unlike Step it allocates a little (the
+// goroutines and the result's Blocks).
 func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 	c, err := nt.conf()
 	if err != nil {
@@ -428,20 +445,39 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 			return NewtonBlocksResult{}, err
 		}
 	}
-	for len(nt.blocks) < len(blocks) {
-		nt.blocks = append(nt.blocks, newtonScratch{})
+	workers := nt.Solve.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
 	}
-	for b := range blocks {
-		if err := nt.ensure(&nt.blocks[b], 1); err != nil {
+	workers = min(workers, len(blocks), solve.MaxPoolSize)
+	for len(nt.crew) < workers {
+		nt.crew = append(nt.crew, newtonWorker{})
+	}
+	for k := range workers {
+		if err := nt.ensure(&nt.crew[k], 1); err != nil {
 			return NewtonBlocksResult{}, err
 		}
 	}
-	var wg sync.WaitGroup
-	for b := range blocks {
-		wg.Go(func() {
+	for len(nt.blocks) < len(blocks) {
+		nt.blocks = append(nt.blocks, newtonScratch{})
+	}
+	var next atomic.Int64
+	run := func(wk *newtonWorker) {
+		for {
+			b := int(next.Add(1) - 1)
+			if b >= len(blocks) {
+				return
+			}
 			sc := &nt.blocks[b]
-			sc.err = sc.direction(&c, blocks[b].G, blocks[b].H)
-		})
+			sc.err = sc.direction(wk, &c, blocks[b].G, blocks[b].H)
+		}
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { run(&nt.crew[k]) })
+	}
+	if workers > 0 {
+		run(&nt.crew[0])
 	}
 	wg.Wait()
 	res := NewtonBlocksResult{Blocks: make([]NewtonResult, len(blocks))}
