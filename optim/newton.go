@@ -15,8 +15,8 @@ import (
 
 // Errors of Newton. Argument errors wrap the sentinels of package solve:
 // solve.ErrDimension (sizes that do not fit, a non-square H),
-// solve.ErrNonFinite (NaN or ±Inf in H or g), solve.ErrNotSymmetric (with
-// Newton.CheckSymmetry); nothing is written when one is returned.
+// solve.ErrNonFinite (NaN or ±Inf in w, g or H), solve.ErrNotSymmetric
+// (with Newton.CheckSymmetry); nothing is written when one is returned.
 var (
 	// ErrLineSearch: the backtracking line search found no step length
 	// with a sufficient decrease of the loss; w is left unchanged.
@@ -24,6 +24,13 @@ var (
 	// ErrNewtonConfig: an invalid field of Newton. It also matches
 	// solve.ErrOptions.
 	ErrNewtonConfig = fmt.Errorf("%w: Newton", solve.ErrOptions)
+	// ErrNonFiniteStep: the step overflowed although w, g and H were
+	// finite: the direction d (H + τI is too close to singular for g), gᵀd
+	// (or its sum over the blocks of StepBlocks), or, with the fixed step
+	// length, an element of w − α·d is ±Inf or NaN; or Loss returned NaN or
+	// ±Inf at the start point. Nothing is left written: w (every block's
+	// W; Direction's d) is unchanged.
+	ErrNonFiniteStep = errors.New("optim: Newton step is not finite")
 )
 
 // Newton computes damped Newton steps for float64 parameters:
@@ -39,6 +46,17 @@ var (
 // The step length α is Alpha, or, when Loss is set, the first of Alpha,
 // Alpha·Shrink, Alpha·Shrink², … that satisfies Armijo's condition
 // f(w − α·d) ≤ f(w) − C1·α·gᵀd (backtracking).
+//
+// At the edges of float64: when τ or a shifted diagonal element
+// H[i][i] + τ would overflow, no larger shift can be factored, so the
+// direction falls back to g at once (FellBack, as after MaxTries failures;
+// Tau is the last shift tried, 0 when none was). A direction, slope or
+// fixed-length step that is not finite is ErrNonFiniteStep, with w
+// unchanged. The line search does not evaluate a trial point with an
+// element ±Inf or NaN, and rejects a trial loss that is not finite; both
+// count as an insufficient decrease, and it stops (ErrLineSearch) when the
+// step length underflows to 0. Every field of a result returned without an
+// error is finite.
 //
 // The arithmetic is exact in the sense of the project's contract: the
 // shifted diagonal is H[i][i] + τ (one rounding), the factorisation and the
@@ -232,6 +250,9 @@ func (nt *Newton) check(w, g, h []float64, name string) error {
 	if n > 0 && kernels.NonFiniteF64(g) {
 		return fmt.Errorf("%w: %sin g", solve.ErrNonFinite, name)
 	}
+	if n > 0 && kernels.NonFiniteF64(w) {
+		return fmt.Errorf("%w: %sin w", solve.ErrNonFinite, name)
+	}
 	for i := 0; i < n; i++ {
 		row := h[i*n : i*n+i+1] // the lower triangle, unless both are read
 		if nt.CheckSymmetry {
@@ -280,11 +301,18 @@ func (sc *newtonScratch) direction(wk *newtonWorker, c *newtonConf, g, h []float
 		tau = -minDiag + c.beta
 	}
 	m, _ := solve.Square(wk.work, n)
-	for try := 0; try < c.tries; try++ {
+	// Every τ tried and every shifted diagonal element is finite: once one
+	// overflows, no larger shift can be factored, and d = g.
+	for try := 0; try < c.tries && !math.IsInf(tau, 1); try++ {
+		overflow := false
 		for i := 0; i < n; i++ {
 			row := wk.work[i*n : i*n+i+1]
 			copy(row, h[i*n:i*n+i+1])
 			row[i] = row[i] + tau
+			overflow = overflow || math.IsInf(row[i], 1)
+		}
+		if overflow {
+			break
 		}
 		sc.res.Attempts++
 		err := wk.solver.Factor(m)
@@ -293,8 +321,10 @@ func (sc *newtonScratch) direction(wk *newtonWorker, c *newtonConf, g, h []float
 			if err := wk.solver.Solve(m, sc.d); err != nil {
 				return err
 			}
-			sc.res.Slope = newtonDot(g, sc.d)
-			return nil
+			if kernels.NonFiniteF64(sc.d) {
+				return fmt.Errorf("%w: the direction d overflowed (τ = %g)", ErrNonFiniteStep, tau)
+			}
+			return sc.slope(g)
 		}
 		if !errors.Is(err, solve.ErrNotPositiveDefinite) {
 			return err
@@ -303,7 +333,15 @@ func (sc *newtonScratch) direction(wk *newtonWorker, c *newtonConf, g, h []float
 		tau = max(c.growth*tau, c.beta)
 	}
 	sc.res.FellBack = true
+	return sc.slope(g)
+}
+
+// slope sets the result's gᵀd.
+func (sc *newtonScratch) slope(g []float64) error {
 	sc.res.Slope = newtonDot(g, sc.d)
+	if math.IsInf(sc.res.Slope, 0) || math.IsNaN(sc.res.Slope) {
+		return fmt.Errorf("%w: gᵀd = %g", ErrNonFiniteStep, sc.res.Slope)
+	}
 	return nil
 }
 
@@ -320,7 +358,8 @@ func newtonAxpy(w, w0, d []float64, alpha float64) {
 }
 
 // Direction computes the damped Newton direction d ((H + τI) d = g) into
-// d without a step; see Newton. H is len(g)² values, row-major.
+// d without a step; see Newton. H is len(g)² values, row-major. d is
+// written only without an error.
 func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	c, err := nt.conf()
 	if err != nil {
@@ -378,7 +417,8 @@ func (nt *Newton) Step(w, g, h []float64) (NewtonResult, error) {
 }
 
 // search applies the step to every block: α fixed, or backtracking on
-// Loss. On failure the parameters are restored.
+// Loss. A trial point with a non-finite element is not evaluated (nor
+// accepted). On failure the parameters are restored.
 func (nt *Newton) search(c *newtonConf, ws [][]float64, scs []*newtonScratch, slope float64) (alpha float64, evals int, f0, f float64, err error) {
 	for b, sc := range scs {
 		if cap(sc.w0) < len(ws[b]) {
@@ -387,31 +427,47 @@ func (nt *Newton) search(c *newtonConf, ws [][]float64, scs []*newtonScratch, sl
 		sc.w0 = sc.w0[:len(ws[b])]
 		copy(sc.w0, ws[b])
 	}
-	apply := func(a float64) {
+	// apply writes w0 − a·d and reports whether every element is finite.
+	apply := func(a float64) bool {
+		finite := true
 		for b, sc := range scs {
 			newtonAxpy(ws[b], sc.w0, sc.d, a)
+			finite = finite && !kernels.NonFiniteF64(ws[b])
+		}
+		return finite
+	}
+	restore := func() {
+		for b, sc := range scs {
+			copy(ws[b], sc.w0)
 		}
 	}
 	if nt.Loss == nil {
-		apply(c.alpha)
+		if !apply(c.alpha) {
+			restore()
+			return 0, 0, 0, 0, fmt.Errorf("%w: w − α·d overflowed (α = %g)", ErrNonFiniteStep, c.alpha)
+		}
 		return c.alpha, 0, 0, 0, nil
 	}
 	f0 = nt.Loss()
 	evals = 1
+	if math.IsInf(f0, 0) || math.IsNaN(f0) {
+		return 0, evals, f0, f0, fmt.Errorf("%w: the loss at the start point is %g", ErrNonFiniteStep, f0)
+	}
 	a := c.alpha
-	for i := 0; i < c.backtracks; i++ {
-		apply(a)
-		f = nt.Loss()
-		evals++
-		if f <= f0-float64(c.c1*a*slope) { // rounded: no platform fuses it
-			return a, evals, f0, f, nil
+	tried := 0
+	for ; tried < c.backtracks && a > 0; tried++ {
+		if apply(a) {
+			f = nt.Loss()
+			evals++
+			// f is finite: +Inf and NaN fail the comparison, −Inf is refused.
+			if !math.IsInf(f, -1) && f <= f0-float64(c.c1*a*slope) { // rounded: no platform fuses it
+				return a, evals, f0, f, nil
+			}
 		}
 		a *= c.shrink
 	}
-	for b, sc := range scs {
-		copy(ws[b], sc.w0)
-	}
-	return 0, evals, f0, f0, fmt.Errorf("%w after %d step lengths (gᵀd = %g)", ErrLineSearch, c.backtracks, slope)
+	restore()
+	return 0, evals, f0, f0, fmt.Errorf("%w after %d step lengths (gᵀd = %g)", ErrLineSearch, tried, slope)
 }
 
 // NewtonBlocksResult reports a block-diagonal Newton step.
@@ -491,6 +547,9 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 		res.Blocks[b] = sc.res
 		res.Slope += sc.res.Slope
 		ws[b], scs[b] = blocks[b].W, sc
+	}
+	if math.IsInf(res.Slope, 0) {
+		return NewtonBlocksResult{}, fmt.Errorf("%w: Σ gᵀd over the blocks = %g", ErrNonFiniteStep, res.Slope)
 	}
 	res.Alpha, res.Evals, res.Loss0, res.Loss, err = nt.search(&c, ws, scs, res.Slope)
 	for b := range res.Blocks {
