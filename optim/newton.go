@@ -1,12 +1,15 @@
 package optim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/solve"
@@ -15,8 +18,10 @@ import (
 
 // Errors of Newton. Argument errors wrap the sentinels of package solve:
 // solve.ErrDimension (sizes that do not fit, a non-square H),
-// solve.ErrNonFinite (NaN or ±Inf in w, g or H), solve.ErrNotSymmetric
-// (with Newton.CheckSymmetry); nothing is written when one is returned.
+// solve.ErrNonFinite (NaN or ±Inf in w, g or H), solve.ErrOverlap (w
+// sharing memory with g or H; see NewtonBlock for blocks),
+// solve.ErrNotSymmetric (with Newton.CheckSymmetry); nothing is written
+// when one is returned.
 var (
 	// ErrLineSearch: the backtracking line search found no step length
 	// with a sufficient decrease of the loss; w is left unchanged.
@@ -105,6 +110,7 @@ type Newton struct {
 	oneSc  newtonScratch // and direction
 	crew   []newtonWorker
 	blocks []newtonScratch
+	spans  []newtonSpan
 	wtmp   []float64 // StepMat's copy of H
 }
 
@@ -131,14 +137,18 @@ type NewtonResult struct {
 // NewtonBlock is one diagonal block of a block-diagonal Hessian: the
 // parameters W, their gradient G and the Hessian H of W (len(W)² values,
 // row-major; only its lower triangle is read). The blocks are independent:
-// one per parameter tensor, or ranges of one flat vector.
+// one per parameter tensor, or ranges of one flat vector. No block's W may
+// share memory with another's W, nor with any block's G or H
+// (solve.ErrOverlap); the Gs and Hs are only read and may share memory
+// (one H for several blocks, say).
 type NewtonBlock struct {
 	W, G, H []float64
 }
 
 // NewtonBlocks splits the flat parameters w and gradient g into blocks of
 // the given sizes, with the Hessian blocks hs (hs[b] has sizes[b]² values).
-// The blocks' W and G share storage with w and g.
+// The blocks' W and G share storage with w and g, which must not share
+// memory with each other or with an hs[b] (solve.ErrOverlap).
 func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, error) {
 	if len(g) != len(w) {
 		return nil, fmt.Errorf("%w: len(g) = %d, len(w) = %d", solve.ErrDimension, len(g), len(w))
@@ -149,14 +159,17 @@ func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, e
 	out := make([]NewtonBlock, len(sizes))
 	off := 0
 	for b, n := range sizes {
-		if n < 0 || off+n > len(w) {
-			return nil, fmt.Errorf("%w: block %d of size %d does not fit in %d parameters", solve.ErrDimension, b, n, len(w))
+		if n < 0 || n > len(w)-off {
+			return nil, fmt.Errorf("%w: block %d of size %d does not fit in the %d parameters left of %d", solve.ErrDimension, b, n, len(w)-off, len(w))
 		}
 		out[b] = NewtonBlock{W: w[off : off+n], G: g[off : off+n], H: hs[b]}
 		off += n
 	}
 	if off != len(w) {
 		return nil, fmt.Errorf("%w: the blocks cover %d of %d parameters", solve.ErrDimension, off, len(w))
+	}
+	if _, err := checkBlockOverlap(out, nil); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -238,19 +251,24 @@ func (nt *Newton) newSolver(workers int) (*solve.Solver[float64], error) {
 	return s, nil
 }
 
-// check validates one block's arguments.
-func (nt *Newton) check(w, g, h []float64, name string) error {
-	n := len(w)
+// check validates one block's arguments: w (unless hasW is false, for
+// Direction), g and h.
+func (nt *Newton) check(w, g, h []float64, hasW bool, name string) error {
+	n := len(g)
 	switch {
-	case len(g) != n:
-		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, len(g), n)
-	case len(h) != n*n:
+	case hasW && len(w) != n:
+		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, n, len(w))
+	case !isSquareLen(len(h), n):
 		return fmt.Errorf("%w: %sH has %d values, want %d×%d (square, of the size of w)", solve.ErrDimension, name, len(h), n, n)
+	case hasW && overlaps(w, g):
+		return fmt.Errorf("%w: %sw and g", solve.ErrOverlap, name)
+	case hasW && overlaps(w, h):
+		return fmt.Errorf("%w: %sw and H", solve.ErrOverlap, name)
 	}
 	if n > 0 && kernels.NonFiniteF64(g) {
 		return fmt.Errorf("%w: %sin g", solve.ErrNonFinite, name)
 	}
-	if n > 0 && kernels.NonFiniteF64(w) {
+	if hasW && n > 0 && kernels.NonFiniteF64(w) {
 		return fmt.Errorf("%w: %sin w", solve.ErrNonFinite, name)
 	}
 	for i := 0; i < n; i++ {
@@ -273,6 +291,80 @@ func (nt *Newton) check(w, g, h []float64, name string) error {
 		}
 	}
 	return nil
+}
+
+// isSquareLen reports whether l values make an n×n matrix, l = n·n,
+// without overflow.
+func isSquareLen(l, n int) bool {
+	if n == 0 {
+		return l == 0
+	}
+	return l%n == 0 && l/n == n
+}
+
+// overlaps reports whether a and b share memory.
+func overlaps(a, b []float64) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	pb := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b))*8 && pb < pa+uintptr(len(a))*8
+}
+
+// newtonSpan is the memory of a slice of block b: [lo, hi) in bytes.
+type newtonSpan struct {
+	lo, hi uintptr
+	b      int
+}
+
+func spanOf(x []float64, b int) newtonSpan {
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+	return newtonSpan{lo, lo + uintptr(len(x))*8, b}
+}
+
+// checkBlockOverlap refuses blocks whose Ws share memory with each other
+// or with a G or an H, in O(B log B) for B blocks: the Ws sorted by
+// address, each G and H looked up among them. spans is scratch space.
+func checkBlockOverlap(blocks []NewtonBlock, spans []newtonSpan) ([]newtonSpan, error) {
+	spans = spans[:0]
+	for b, bl := range blocks {
+		if len(bl.W) > 0 {
+			spans = append(spans, spanOf(bl.W, b))
+		}
+	}
+	slices.SortFunc(spans, func(x, y newtonSpan) int { return cmp.Compare(x.lo, y.lo) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].lo < spans[i-1].hi {
+			b0, b1 := min(spans[i-1].b, spans[i].b), max(spans[i-1].b, spans[i].b)
+			return spans, fmt.Errorf("%w: the W of blocks %d and %d", solve.ErrOverlap, b0, b1)
+		}
+	}
+	// The Ws are disjoint and sorted: their ends increase too. The first W
+	// that ends after x starts is the only one that can hold x's start.
+	for b, bl := range blocks {
+		for _, x := range [2]struct {
+			name string
+			v    []float64
+		}{{"G", bl.G}, {"H", bl.H}} {
+			if len(x.v) == 0 {
+				continue
+			}
+			sp := spanOf(x.v, b)
+			lo, hi := 0, len(spans)
+			for lo < hi {
+				if m := int(uint(lo+hi) >> 1); spans[m].hi <= sp.lo {
+					lo = m + 1
+				} else {
+					hi = m
+				}
+			}
+			if lo < len(spans) && spans[lo].lo < sp.hi {
+				return spans, fmt.Errorf("%w: the W of block %d and the %s of block %d", solve.ErrOverlap, spans[lo].b, x.name, b)
+			}
+		}
+	}
+	return spans, nil
 }
 
 // direction computes d and the damping into sc (arguments checked), with
@@ -359,7 +451,7 @@ func newtonAxpy(w, w0, d []float64, alpha float64) {
 
 // Direction computes the damped Newton direction d ((H + τI) d = g) into
 // d without a step; see Newton. H is len(g)² values, row-major. d is
-// written only without an error.
+// written last, only without an error, and may share memory with g or H.
 func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	c, err := nt.conf()
 	if err != nil {
@@ -368,7 +460,7 @@ func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	if len(d) != len(g) {
 		return NewtonResult{}, fmt.Errorf("%w: len(d) = %d, len(g) = %d", solve.ErrDimension, len(d), len(g))
 	}
-	if err := nt.check(g, g, h, ""); err != nil {
+	if err := nt.check(nil, g, h, false, ""); err != nil {
 		return NewtonResult{}, err
 	}
 	if err := nt.ensure(&nt.one, 0); err != nil {
@@ -392,13 +484,14 @@ func (nt *Newton) ensure(wk *newtonWorker, workers int) error {
 
 // Step takes one damped Newton step in place on w, for the gradient g and
 // the Hessian h (len(w)² values, row-major; only the lower triangle is read
-// unless CheckSymmetry is set). On an error w is unchanged.
+// unless CheckSymmetry is set). w must not share memory with g or h
+// (solve.ErrOverlap). On an error w is unchanged.
 func (nt *Newton) Step(w, g, h []float64) (NewtonResult, error) {
 	c, err := nt.conf()
 	if err != nil {
 		return NewtonResult{}, err
 	}
-	if err := nt.check(w, g, h, ""); err != nil {
+	if err := nt.check(w, g, h, true, ""); err != nil {
 		return NewtonResult{}, err
 	}
 	if err := nt.ensure(&nt.one, 0); err != nil {
@@ -488,8 +581,9 @@ type NewtonBlocksResult struct {
 // Solve.Workers goroutines (GOMAXPROCS when 0) that each take the next
 // block with a solver of one worker, then all blocks move with one step
 // length (one line search over the whole loss when Loss is set). Each
-// block's direction is bit-identical to Step's on that block alone. On an
-// error no W is changed. Unlike Step it allocates a little (the
+// block's direction is bit-identical to Step's on that block alone. The
+// blocks' memory must not overlap as NewtonBlock says (solve.ErrOverlap).
+// On an error no W is changed. Unlike Step it allocates a little (the
 // goroutines and the result's Blocks).
 func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 	c, err := nt.conf()
@@ -497,9 +591,12 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 		return NewtonBlocksResult{}, err
 	}
 	for b, bl := range blocks {
-		if err := nt.check(bl.W, bl.G, bl.H, fmt.Sprintf("block %d: ", b)); err != nil {
+		if err := nt.check(bl.W, bl.G, bl.H, true, fmt.Sprintf("block %d: ", b)); err != nil {
 			return NewtonBlocksResult{}, err
 		}
+	}
+	if nt.spans, err = checkBlockOverlap(blocks, nt.spans); err != nil {
+		return NewtonBlocksResult{}, err
 	}
 	workers := nt.Solve.Workers
 	if workers == 0 {
@@ -561,10 +658,13 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 
 // StepMat is Step with a gonum Hessian: any mat.Matrix (a *mat.SymDense, a
 // *mat.Dense…), which must be len(w)×len(w). It is read into scratch space
-// (both triangles, for CheckSymmetry).
+// (both triangles, for CheckSymmetry), so it may share memory with w.
 func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
+	if h == nil {
+		return NewtonResult{}, fmt.Errorf("%w: H is nil", solve.ErrDimension)
+	}
 	r, cols := h.Dims()
-	if r != cols || r != len(w) {
+	if r != cols || r != len(w) || (r > 0 && r > math.MaxInt/r) {
 		return NewtonResult{}, fmt.Errorf("%w: H is %d×%d for %d parameters", solve.ErrDimension, r, cols, len(w))
 	}
 	n := r
