@@ -1,10 +1,15 @@
 package optim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/solve"
@@ -13,8 +18,10 @@ import (
 
 // Errors of Newton. Argument errors wrap the sentinels of package solve:
 // solve.ErrDimension (sizes that do not fit, a non-square H),
-// solve.ErrNonFinite (NaN or ±Inf in H or g), solve.ErrNotSymmetric (with
-// Newton.CheckSymmetry); nothing is written when one is returned.
+// solve.ErrNonFinite (NaN or ±Inf in w, g or H), solve.ErrOverlap (w
+// sharing memory with g or H; see NewtonBlock for blocks),
+// solve.ErrNotSymmetric (with Newton.CheckSymmetry); nothing is written
+// when one is returned.
 var (
 	// ErrLineSearch: the backtracking line search found no step length
 	// with a sufficient decrease of the loss; w is left unchanged.
@@ -22,6 +29,13 @@ var (
 	// ErrNewtonConfig: an invalid field of Newton. It also matches
 	// solve.ErrOptions.
 	ErrNewtonConfig = fmt.Errorf("%w: Newton", solve.ErrOptions)
+	// ErrNonFiniteStep: the step overflowed although w, g and H were
+	// finite: the direction d (H + τI is too close to singular for g), gᵀd
+	// (or its sum over the blocks of StepBlocks), or, with the fixed step
+	// length, an element of w − α·d is ±Inf or NaN; or Loss returned NaN or
+	// ±Inf at the start point. Nothing is left written: w (every block's
+	// W; Direction's d) is unchanged.
+	ErrNonFiniteStep = errors.New("optim: Newton step is not finite")
 )
 
 // Newton computes damped Newton steps for float64 parameters:
@@ -37,6 +51,17 @@ var (
 // The step length α is Alpha, or, when Loss is set, the first of Alpha,
 // Alpha·Shrink, Alpha·Shrink², … that satisfies Armijo's condition
 // f(w − α·d) ≤ f(w) − C1·α·gᵀd (backtracking).
+//
+// At the edges of float64: when τ or a shifted diagonal element
+// H[i][i] + τ would overflow, no larger shift can be factored, so the
+// direction falls back to g at once (FellBack, as after MaxTries failures;
+// Tau is the last shift tried, 0 when none was). A direction, slope or
+// fixed-length step that is not finite is ErrNonFiniteStep, with w
+// unchanged. The line search does not evaluate a trial point with an
+// element ±Inf or NaN, and rejects a trial loss that is not finite; both
+// count as an insufficient decrease, and it stops (ErrLineSearch) when the
+// step length underflows to 0. Every field of a result returned without an
+// error is finite.
 //
 // The arithmetic is exact in the sense of the project's contract: the
 // shifted diagonal is H[i][i] + τ (one rounding), the factorisation and the
@@ -76,12 +101,16 @@ type Newton struct {
 	SymmetryTol   float64
 	// Solve configures the factorisation: block size, workers, pool, level.
 	// Its symmetry fields are ignored (see CheckSymmetry). In block mode
-	// each block is solved on its own goroutine by a solver of one worker.
+	// the blocks are shared by at most Solve.Workers goroutines
+	// (GOMAXPROCS when 0; never more than the blocks or solve.MaxPoolSize),
+	// each with a solver of one worker.
 	Solve solve.Options
 
-	solver *solve.Solver[float64]
-	one    newtonScratch
+	one    newtonWorker  // Step's and Direction's solver
+	oneSc  newtonScratch // and direction
+	crew   []newtonWorker
 	blocks []newtonScratch
+	spans  []newtonSpan
 	wtmp   []float64 // StepMat's copy of H
 }
 
@@ -108,14 +137,18 @@ type NewtonResult struct {
 // NewtonBlock is one diagonal block of a block-diagonal Hessian: the
 // parameters W, their gradient G and the Hessian H of W (len(W)² values,
 // row-major; only its lower triangle is read). The blocks are independent:
-// one per parameter tensor, or ranges of one flat vector.
+// one per parameter tensor, or ranges of one flat vector. No block's W may
+// share memory with another's W, nor with any block's G or H
+// (solve.ErrOverlap); the Gs and Hs are only read and may share memory
+// (one H for several blocks, say).
 type NewtonBlock struct {
 	W, G, H []float64
 }
 
 // NewtonBlocks splits the flat parameters w and gradient g into blocks of
 // the given sizes, with the Hessian blocks hs (hs[b] has sizes[b]² values).
-// The blocks' W and G share storage with w and g.
+// The blocks' W and G share storage with w and g, which must not share
+// memory with each other or with an hs[b] (solve.ErrOverlap).
 func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, error) {
 	if len(g) != len(w) {
 		return nil, fmt.Errorf("%w: len(g) = %d, len(w) = %d", solve.ErrDimension, len(g), len(w))
@@ -126,8 +159,8 @@ func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, e
 	out := make([]NewtonBlock, len(sizes))
 	off := 0
 	for b, n := range sizes {
-		if n < 0 || off+n > len(w) {
-			return nil, fmt.Errorf("%w: block %d of size %d does not fit in %d parameters", solve.ErrDimension, b, n, len(w))
+		if n < 0 || n > len(w)-off {
+			return nil, fmt.Errorf("%w: block %d of size %d does not fit in the %d parameters left of %d", solve.ErrDimension, b, n, len(w)-off, len(w))
 		}
 		out[b] = NewtonBlock{W: w[off : off+n], G: g[off : off+n], H: hs[b]}
 		off += n
@@ -135,17 +168,24 @@ func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, e
 	if off != len(w) {
 		return nil, fmt.Errorf("%w: the blocks cover %d of %d parameters", solve.ErrDimension, off, len(w))
 	}
+	if _, err := checkBlockOverlap(out, nil); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// newtonWorker is a solver and the matrix it factors: one per goroutine.
+type newtonWorker struct {
+	solver *solve.Solver[float64]
+	work   []float64 // H + τI, then its factor
 }
 
 // newtonScratch is the space of one direction.
 type newtonScratch struct {
-	solver *solve.Solver[float64]
-	work   []float64 // H + τI, then its factor
-	d      []float64
-	w0     []float64
-	res    NewtonResult
-	err    error
+	d   []float64
+	w0  []float64
+	res NewtonResult
+	err error
 }
 
 type newtonConf struct {
@@ -191,6 +231,9 @@ func (nt *Newton) conf() (newtonConf, error) {
 		return c, bad("MaxBacktracks", nt.MaxBacktracks)
 	case nt.SymmetryTol < 0 || math.IsNaN(nt.SymmetryTol):
 		return c, bad("SymmetryTol", nt.SymmetryTol)
+	case nt.Solve.Workers < 0 || nt.Solve.Workers > solve.MaxPoolSize:
+		// (Checked here too: block mode sets the solvers' count to 1.)
+		return c, bad("Solve.Workers", nt.Solve.Workers)
 	}
 	return c, nil
 }
@@ -208,17 +251,25 @@ func (nt *Newton) newSolver(workers int) (*solve.Solver[float64], error) {
 	return s, nil
 }
 
-// check validates one block's arguments.
-func (nt *Newton) check(w, g, h []float64, name string) error {
-	n := len(w)
+// check validates one block's arguments: w (unless hasW is false, for
+// Direction), g and h.
+func (nt *Newton) check(w, g, h []float64, hasW bool, name string) error {
+	n := len(g)
 	switch {
-	case len(g) != n:
-		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, len(g), n)
-	case len(h) != n*n:
+	case hasW && len(w) != n:
+		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, n, len(w))
+	case !isSquareLen(len(h), n):
 		return fmt.Errorf("%w: %sH has %d values, want %d×%d (square, of the size of w)", solve.ErrDimension, name, len(h), n, n)
+	case hasW && overlaps(w, g):
+		return fmt.Errorf("%w: %sw and g", solve.ErrOverlap, name)
+	case hasW && overlaps(w, h):
+		return fmt.Errorf("%w: %sw and H", solve.ErrOverlap, name)
 	}
 	if n > 0 && kernels.NonFiniteF64(g) {
 		return fmt.Errorf("%w: %sin g", solve.ErrNonFinite, name)
+	}
+	if hasW && n > 0 && kernels.NonFiniteF64(w) {
+		return fmt.Errorf("%w: %sin w", solve.ErrNonFinite, name)
 	}
 	for i := 0; i < n; i++ {
 		row := h[i*n : i*n+i+1] // the lower triangle, unless both are read
@@ -242,19 +293,97 @@ func (nt *Newton) check(w, g, h []float64, name string) error {
 	return nil
 }
 
-// direction computes d and the damping into sc (arguments checked).
-func (sc *newtonScratch) direction(c *newtonConf, g, h []float64) error {
+// isSquareLen reports whether l values make an n×n matrix, l = n·n,
+// without overflow.
+func isSquareLen(l, n int) bool {
+	if n == 0 {
+		return l == 0
+	}
+	return l%n == 0 && l/n == n
+}
+
+// overlaps reports whether a and b share memory.
+func overlaps(a, b []float64) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	pb := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b))*8 && pb < pa+uintptr(len(a))*8
+}
+
+// newtonSpan is the memory of a slice of block b: [lo, hi) in bytes.
+type newtonSpan struct {
+	lo, hi uintptr
+	b      int
+}
+
+func spanOf(x []float64, b int) newtonSpan {
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+	return newtonSpan{lo, lo + uintptr(len(x))*8, b}
+}
+
+// checkBlockOverlap refuses blocks whose Ws share memory with each other
+// or with a G or an H, in O(B log B) for B blocks: the Ws sorted by
+// address, each G and H looked up among them. spans is scratch space.
+func checkBlockOverlap(blocks []NewtonBlock, spans []newtonSpan) ([]newtonSpan, error) {
+	spans = spans[:0]
+	for b, bl := range blocks {
+		if len(bl.W) > 0 {
+			spans = append(spans, spanOf(bl.W, b))
+		}
+	}
+	slices.SortFunc(spans, func(x, y newtonSpan) int { return cmp.Compare(x.lo, y.lo) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].lo < spans[i-1].hi {
+			b0, b1 := min(spans[i-1].b, spans[i].b), max(spans[i-1].b, spans[i].b)
+			return spans, fmt.Errorf("%w: the W of blocks %d and %d", solve.ErrOverlap, b0, b1)
+		}
+	}
+	// The Ws are disjoint and sorted: their ends increase too. The first W
+	// that ends after x starts is the only one that can hold x's start.
+	for b, bl := range blocks {
+		for _, x := range [2]struct {
+			name string
+			v    []float64
+		}{{"G", bl.G}, {"H", bl.H}} {
+			if len(x.v) == 0 {
+				continue
+			}
+			sp := spanOf(x.v, b)
+			lo, hi := 0, len(spans)
+			for lo < hi {
+				if m := int(uint(lo+hi) >> 1); spans[m].hi <= sp.lo {
+					lo = m + 1
+				} else {
+					hi = m
+				}
+			}
+			if lo < len(spans) && spans[lo].lo < sp.hi {
+				return spans, fmt.Errorf("%w: the W of block %d and the %s of block %d", solve.ErrOverlap, spans[lo].b, x.name, b)
+			}
+		}
+	}
+	return spans, nil
+}
+
+// direction computes d and the damping into sc (arguments checked), with
+// the solver and matrix space of wk.
+func (sc *newtonScratch) direction(wk *newtonWorker, c *newtonConf, g, h []float64) error {
 	n := len(g)
 	sc.res = NewtonResult{}
-	if cap(sc.work) < n*n {
-		sc.work = make([]float64, n*n)
+	if cap(sc.d) < n {
 		sc.d = make([]float64, n)
 	}
-	sc.work, sc.d = sc.work[:n*n], sc.d[:n]
+	sc.d = sc.d[:n]
 	copy(sc.d, g)
 	if n == 0 {
 		return nil
 	}
+	if cap(wk.work) < n*n {
+		wk.work = make([]float64, n*n)
+	}
+	wk.work = wk.work[:n*n]
 	minDiag := math.Inf(1)
 	for i := 0; i < n; i++ {
 		minDiag = min(minDiag, h[i*n+i])
@@ -263,22 +392,31 @@ func (sc *newtonScratch) direction(c *newtonConf, g, h []float64) error {
 	if !(minDiag > 0) {
 		tau = -minDiag + c.beta
 	}
-	m, _ := solve.Square(sc.work, n)
-	for try := 0; try < c.tries; try++ {
+	m, _ := solve.Square(wk.work, n)
+	// Every τ tried and every shifted diagonal element is finite: once one
+	// overflows, no larger shift can be factored, and d = g.
+	for try := 0; try < c.tries && !math.IsInf(tau, 1); try++ {
+		overflow := false
 		for i := 0; i < n; i++ {
-			row := sc.work[i*n : i*n+i+1]
+			row := wk.work[i*n : i*n+i+1]
 			copy(row, h[i*n:i*n+i+1])
 			row[i] = row[i] + tau
+			overflow = overflow || math.IsInf(row[i], 1)
+		}
+		if overflow {
+			break
 		}
 		sc.res.Attempts++
-		err := sc.solver.Factor(m)
+		err := wk.solver.Factor(m)
 		if err == nil {
 			sc.res.Tau = tau
-			if err := sc.solver.Solve(m, sc.d); err != nil {
+			if err := wk.solver.Solve(m, sc.d); err != nil {
 				return err
 			}
-			sc.res.Slope = newtonDot(g, sc.d)
-			return nil
+			if kernels.NonFiniteF64(sc.d) {
+				return fmt.Errorf("%w: the direction d overflowed (τ = %g)", ErrNonFiniteStep, tau)
+			}
+			return sc.slope(g)
 		}
 		if !errors.Is(err, solve.ErrNotPositiveDefinite) {
 			return err
@@ -287,7 +425,15 @@ func (sc *newtonScratch) direction(c *newtonConf, g, h []float64) error {
 		tau = max(c.growth*tau, c.beta)
 	}
 	sc.res.FellBack = true
+	return sc.slope(g)
+}
+
+// slope sets the result's gᵀd.
+func (sc *newtonScratch) slope(g []float64) error {
 	sc.res.Slope = newtonDot(g, sc.d)
+	if math.IsInf(sc.res.Slope, 0) || math.IsNaN(sc.res.Slope) {
+		return fmt.Errorf("%w: gᵀd = %g", ErrNonFiniteStep, sc.res.Slope)
+	}
 	return nil
 }
 
@@ -304,7 +450,8 @@ func newtonAxpy(w, w0, d []float64, alpha float64) {
 }
 
 // Direction computes the damped Newton direction d ((H + τI) d = g) into
-// d without a step; see Newton. H is len(g)² values, row-major.
+// d without a step; see Newton. H is len(g)² values, row-major. d is
+// written last, only without an error, and may share memory with g or H.
 func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	c, err := nt.conf()
 	if err != nil {
@@ -313,44 +460,45 @@ func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	if len(d) != len(g) {
 		return NewtonResult{}, fmt.Errorf("%w: len(d) = %d, len(g) = %d", solve.ErrDimension, len(d), len(g))
 	}
-	if err := nt.check(g, g, h, ""); err != nil {
+	if err := nt.check(nil, g, h, false, ""); err != nil {
 		return NewtonResult{}, err
 	}
 	if err := nt.ensure(&nt.one, 0); err != nil {
 		return NewtonResult{}, err
 	}
-	if err := nt.one.direction(&c, g, h); err != nil {
+	if err := nt.oneSc.direction(&nt.one, &c, g, h); err != nil {
 		return NewtonResult{}, err
 	}
-	copy(d, nt.one.d)
-	return nt.one.res, nil
+	copy(d, nt.oneSc.d)
+	return nt.oneSc.res, nil
 }
 
-func (nt *Newton) ensure(sc *newtonScratch, workers int) error {
-	if sc.solver != nil {
+func (nt *Newton) ensure(wk *newtonWorker, workers int) error {
+	if wk.solver != nil {
 		return nil
 	}
 	s, err := nt.newSolver(workers)
-	sc.solver = s
+	wk.solver = s
 	return err
 }
 
 // Step takes one damped Newton step in place on w, for the gradient g and
 // the Hessian h (len(w)² values, row-major; only the lower triangle is read
-// unless CheckSymmetry is set). On an error w is unchanged.
+// unless CheckSymmetry is set). w must not share memory with g or h
+// (solve.ErrOverlap). On an error w is unchanged.
 func (nt *Newton) Step(w, g, h []float64) (NewtonResult, error) {
 	c, err := nt.conf()
 	if err != nil {
 		return NewtonResult{}, err
 	}
-	if err := nt.check(w, g, h, ""); err != nil {
+	if err := nt.check(w, g, h, true, ""); err != nil {
 		return NewtonResult{}, err
 	}
 	if err := nt.ensure(&nt.one, 0); err != nil {
 		return NewtonResult{}, err
 	}
-	sc := &nt.one
-	if err := sc.direction(&c, g, h); err != nil {
+	sc := &nt.oneSc
+	if err := sc.direction(&nt.one, &c, g, h); err != nil {
 		return NewtonResult{}, err
 	}
 	res := sc.res
@@ -362,7 +510,8 @@ func (nt *Newton) Step(w, g, h []float64) (NewtonResult, error) {
 }
 
 // search applies the step to every block: α fixed, or backtracking on
-// Loss. On failure the parameters are restored.
+// Loss. A trial point with a non-finite element is not evaluated (nor
+// accepted). On failure the parameters are restored.
 func (nt *Newton) search(c *newtonConf, ws [][]float64, scs []*newtonScratch, slope float64) (alpha float64, evals int, f0, f float64, err error) {
 	for b, sc := range scs {
 		if cap(sc.w0) < len(ws[b]) {
@@ -371,31 +520,47 @@ func (nt *Newton) search(c *newtonConf, ws [][]float64, scs []*newtonScratch, sl
 		sc.w0 = sc.w0[:len(ws[b])]
 		copy(sc.w0, ws[b])
 	}
-	apply := func(a float64) {
+	// apply writes w0 − a·d and reports whether every element is finite.
+	apply := func(a float64) bool {
+		finite := true
 		for b, sc := range scs {
 			newtonAxpy(ws[b], sc.w0, sc.d, a)
+			finite = finite && !kernels.NonFiniteF64(ws[b])
+		}
+		return finite
+	}
+	restore := func() {
+		for b, sc := range scs {
+			copy(ws[b], sc.w0)
 		}
 	}
 	if nt.Loss == nil {
-		apply(c.alpha)
+		if !apply(c.alpha) {
+			restore()
+			return 0, 0, 0, 0, fmt.Errorf("%w: w − α·d overflowed (α = %g)", ErrNonFiniteStep, c.alpha)
+		}
 		return c.alpha, 0, 0, 0, nil
 	}
 	f0 = nt.Loss()
 	evals = 1
+	if math.IsInf(f0, 0) || math.IsNaN(f0) {
+		return 0, evals, f0, f0, fmt.Errorf("%w: the loss at the start point is %g", ErrNonFiniteStep, f0)
+	}
 	a := c.alpha
-	for i := 0; i < c.backtracks; i++ {
-		apply(a)
-		f = nt.Loss()
-		evals++
-		if f <= f0-float64(c.c1*a*slope) { // rounded: no platform fuses it
-			return a, evals, f0, f, nil
+	tried := 0
+	for ; tried < c.backtracks && a > 0; tried++ {
+		if apply(a) {
+			f = nt.Loss()
+			evals++
+			// f is finite: +Inf and NaN fail the comparison, −Inf is refused.
+			if !math.IsInf(f, -1) && f <= f0-float64(c.c1*a*slope) { // rounded: no platform fuses it
+				return a, evals, f0, f, nil
+			}
 		}
 		a *= c.shrink
 	}
-	for b, sc := range scs {
-		copy(ws[b], sc.w0)
-	}
-	return 0, evals, f0, f0, fmt.Errorf("%w after %d step lengths (gᵀd = %g)", ErrLineSearch, c.backtracks, slope)
+	restore()
+	return 0, evals, f0, f0, fmt.Errorf("%w after %d step lengths (gᵀd = %g)", ErrLineSearch, tried, slope)
 }
 
 // NewtonBlocksResult reports a block-diagonal Newton step.
@@ -411,37 +576,61 @@ type NewtonBlocksResult struct {
 	Loss0, Loss float64
 }
 
-// StepBlocks takes one Newton step with a block-diagonal Hessian: each
-// block's damped direction is computed on its own goroutine (concurrently,
-// by a solver of one worker), then all blocks move with one step length
-// (one line search over the whole loss when Loss is set). Each block's
-// direction is bit-identical to Step's on that block alone. On an error no
-// W is changed. Unlike Step it allocates a little (the goroutines and the
-// result's Blocks).
+// StepBlocks takes one Newton step with a block-diagonal Hessian: the
+// blocks' damped directions are computed concurrently, by at most
+// Solve.Workers goroutines (GOMAXPROCS when 0) that each take the next
+// block with a solver of one worker, then all blocks move with one step
+// length (one line search over the whole loss when Loss is set). Each
+// block's direction is bit-identical to Step's on that block alone. The
+// blocks' memory must not overlap as NewtonBlock says (solve.ErrOverlap).
+// On an error no W is changed. Unlike Step it allocates a little (the
+// goroutines and the result's Blocks).
 func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 	c, err := nt.conf()
 	if err != nil {
 		return NewtonBlocksResult{}, err
 	}
 	for b, bl := range blocks {
-		if err := nt.check(bl.W, bl.G, bl.H, fmt.Sprintf("block %d: ", b)); err != nil {
+		if err := nt.check(bl.W, bl.G, bl.H, true, fmt.Sprintf("block %d: ", b)); err != nil {
+			return NewtonBlocksResult{}, err
+		}
+	}
+	if nt.spans, err = checkBlockOverlap(blocks, nt.spans); err != nil {
+		return NewtonBlocksResult{}, err
+	}
+	workers := nt.Solve.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(blocks), solve.MaxPoolSize)
+	for len(nt.crew) < workers {
+		nt.crew = append(nt.crew, newtonWorker{})
+	}
+	for k := range workers {
+		if err := nt.ensure(&nt.crew[k], 1); err != nil {
 			return NewtonBlocksResult{}, err
 		}
 	}
 	for len(nt.blocks) < len(blocks) {
 		nt.blocks = append(nt.blocks, newtonScratch{})
 	}
-	for b := range blocks {
-		if err := nt.ensure(&nt.blocks[b], 1); err != nil {
-			return NewtonBlocksResult{}, err
+	var next atomic.Int64
+	run := func(wk *newtonWorker) {
+		for {
+			b := int(next.Add(1) - 1)
+			if b >= len(blocks) {
+				return
+			}
+			sc := &nt.blocks[b]
+			sc.err = sc.direction(wk, &c, blocks[b].G, blocks[b].H)
 		}
 	}
 	var wg sync.WaitGroup
-	for b := range blocks {
-		wg.Go(func() {
-			sc := &nt.blocks[b]
-			sc.err = sc.direction(&c, blocks[b].G, blocks[b].H)
-		})
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { run(&nt.crew[k]) })
+	}
+	if workers > 0 {
+		run(&nt.crew[0])
 	}
 	wg.Wait()
 	res := NewtonBlocksResult{Blocks: make([]NewtonResult, len(blocks))}
@@ -456,6 +645,9 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 		res.Slope += sc.res.Slope
 		ws[b], scs[b] = blocks[b].W, sc
 	}
+	if math.IsInf(res.Slope, 0) {
+		return NewtonBlocksResult{}, fmt.Errorf("%w: Σ gᵀd over the blocks = %g", ErrNonFiniteStep, res.Slope)
+	}
 	res.Alpha, res.Evals, res.Loss0, res.Loss, err = nt.search(&c, ws, scs, res.Slope)
 	for b := range res.Blocks {
 		res.Blocks[b].Alpha, res.Blocks[b].Evals = res.Alpha, res.Evals
@@ -466,10 +658,13 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 
 // StepMat is Step with a gonum Hessian: any mat.Matrix (a *mat.SymDense, a
 // *mat.Dense…), which must be len(w)×len(w). It is read into scratch space
-// (both triangles, for CheckSymmetry).
+// (both triangles, for CheckSymmetry), so it may share memory with w.
 func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
+	if h == nil {
+		return NewtonResult{}, fmt.Errorf("%w: H is nil", solve.ErrDimension)
+	}
 	r, cols := h.Dims()
-	if r != cols || r != len(w) {
+	if r != cols || r != len(w) || (r > 0 && r > math.MaxInt/r) {
 		return NewtonResult{}, fmt.Errorf("%w: H is %d×%d for %d parameters", solve.ErrDimension, r, cols, len(w))
 	}
 	n := r

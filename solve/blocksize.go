@@ -27,10 +27,11 @@ func CacheSizes() (l1d, l2 int) {
 }
 
 // DefaultBlockSize returns the panel width a solver of element size
-// elemSize bytes uses when Options.BlockSize is 0.
+// elemSize bytes uses when Options.BlockSize is 0 (64 … 256). An elemSize
+// below 1 counts as 1.
 func DefaultBlockSize(elemSize int) int {
 	l1d, l2 := CacheSizes()
-	return blockSizeFor(l1d, l2, elemSize)
+	return blockSizeFor(l1d, l2, max(elemSize, 1))
 }
 
 func defaultBlockSize[T Float](im *impl[T]) int {

@@ -97,7 +97,11 @@
 // *NotPositiveDefiniteError (errors.Is ErrNotPositiveDefinite) that names
 // the column and the pivot — the same on every level; the matrix then
 // holds intermediate values. Nothing panics on user input, and no input
-// reaches the assembly unchecked.
+// reaches the assembly unchecked. Sizes are checked without overflow:
+// Square(nil, 1<<32) is ErrDimension. A Pool has at most MaxPoolSize
+// goroutines. What a call writes must not share memory with what it
+// reads: a right-hand side and its factor, FactorTo's dst and h
+// (ErrOverlap, an argument error).
 //
 // # Performance
 //

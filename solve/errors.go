@@ -20,8 +20,18 @@ var (
 	ErrNotSymmetric = errors.New("solve: matrix is not symmetric")
 	// ErrNonFinite: NaN or ±Inf in the matrix or the right-hand side.
 	ErrNonFinite = errors.New("solve: non-finite value")
-	// ErrOptions: an invalid option (negative block size or worker count…).
+	// ErrOptions: an invalid option (negative block size, a worker count
+	// below 0 or above MaxPoolSize…).
 	ErrOptions = errors.New("solve: invalid options")
+	// ErrOverlap: arguments that share memory where the call writes one
+	// while it reads the other: FactorTo's dst and h; the right-hand side
+	// of a solve (a vector, a Dense, SolveVecDense's dst) and the factor;
+	// FactorSolve's x and h. The memory of a Matrix is its span from
+	// Data[0] to element (N−1, N−1): (N−1)·Stride+N elements, both
+	// triangles and the padding of the stride included; that of a Dense
+	// runs from Data[0] to its last element; that of a vector is its len
+	// elements.
+	ErrOverlap = errors.New("solve: arguments overlap in memory")
 )
 
 // NotPositiveDefiniteError says where the factorisation stopped: Column is

@@ -80,7 +80,8 @@ func FactorSymDense(s *Solver[float64], h *mat.SymDense) (*mat.TriDense, error) 
 
 // SolveVecDense solves H d = g with the factor l (H = L·Lᵀ) and returns d
 // in dst, which may be g itself, or a new vector when dst is nil. It works
-// in dst's storage when dst has unit increment, and copies otherwise.
+// in dst's storage when dst has unit increment, and copies otherwise. dst
+// must not share memory with l (ErrOverlap); g may.
 func SolveVecDense(s *Solver[float64], dst *mat.VecDense, l Matrix[float64], g mat.Vector) (*mat.VecDense, error) {
 	s, err := orDefault(s)
 	if err != nil {
@@ -99,6 +100,11 @@ func SolveVecDense(s *Solver[float64], dst *mat.VecDense, l Matrix[float64], g m
 	n := l.N
 	if dst != nil && dst.Len() != n {
 		return nil, fmt.Errorf("%w: len(dst) = %d for a %d×%d factor", ErrDimension, dst.Len(), n, n)
+	}
+	if dst != nil && n > 0 {
+		if r := dst.RawVector(); r.Inc > 0 && overlap(r.Data, (n-1)*r.Inc+1, l.Data, l.span()) {
+			return nil, fmt.Errorf("%w: dst and the factor", ErrOverlap)
+		}
 	}
 	for i := 0; i < n; i++ {
 		if v := g.AtVec(i); math.IsNaN(v) || math.IsInf(v, 0) {

@@ -3,6 +3,7 @@ package solve
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
@@ -41,15 +42,36 @@ type Matrix[T Float] struct {
 	Uplo      Uplo
 }
 
-// NewMatrix returns an n×n zero matrix with stride n.
+// NewMatrix returns an n×n zero matrix with stride n. When n < 0, or when
+// its n·n elements would take more than 2⁴⁷ bytes (128 TiB; math.MaxInt
+// bytes where int has 32 bits), or n·n overflows, it allocates nothing and
+// returns a matrix without storage (Data nil) that every method refuses
+// with ErrDimension.
 func NewMatrix[T Float](n int, uplo Uplo) Matrix[T] {
-	return Matrix[T]{N: n, Stride: n, Data: make([]T, n*n), Uplo: uplo}
+	m := Matrix[T]{N: n, Stride: n, Uplo: uplo}
+	var z T
+	if n >= 0 && (n == 0 || uint64(n) <= maxMatrixBytes/uint64(unsafe.Sizeof(z))/uint64(n)) {
+		m.Data = make([]T, n*n)
+	}
+	return m
+}
+
+// maxMatrixBytes bounds the storage NewMatrix allocates.
+const maxMatrixBytes = min(uint64(math.MaxInt), 1<<47)
+
+// isSquare reports whether l elements make an n×n matrix, l = n·n, without
+// overflow.
+func isSquare(l, n int) bool {
+	if n <= 0 {
+		return n == 0 && l == 0
+	}
+	return l%n == 0 && l/n == n
 }
 
 // Square returns the n×n matrix held row-major in data (stride n, lower
 // triangle referenced); len(data) must be n·n.
 func Square[T Float](data []T, n int) (Matrix[T], error) {
-	if n < 0 || len(data) != n*n {
+	if !isSquare(len(data), n) {
 		return Matrix[T]{}, fmt.Errorf("%w: %d elements do not make a %d×%d matrix", ErrDimension, len(data), n, n)
 	}
 	return Matrix[T]{N: n, Stride: n, Data: data, Uplo: Lower}, nil
@@ -70,6 +92,28 @@ func (m Matrix[T]) check(what string) error {
 		return fmt.Errorf("%w: %s: %d elements cannot hold %d rows of stride %d", ErrDimension, what, len(m.Data), m.N, m.Stride)
 	}
 	return nil
+}
+
+// span returns the number of elements of m's memory, from Data[0] to
+// element (N−1, N−1) (both triangles and the padding of the stride in
+// between); m has been checked.
+func (m Matrix[T]) span() int {
+	if m.N == 0 {
+		return 0
+	}
+	return (m.N-1)*m.Stride + m.N
+}
+
+// overlap reports whether the na elements from a[0] and the nb elements
+// from b[0] share memory (na ≤ len(a), nb ≤ len(b)).
+func overlap[T Float](a []T, na int, b []T, nb int) bool {
+	if na == 0 || nb == 0 {
+		return false
+	}
+	size := unsafe.Sizeof(a[0])
+	pa := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	pb := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(nb)*size && pb < pa+uintptr(na)*size
 }
 
 // idx returns the storage index of element (i, j), i ≥ j, of the
@@ -271,6 +315,15 @@ func (d Dense[T]) check(n int) error {
 		return fmt.Errorf("%w: %d elements cannot hold %d rows of stride %d", ErrDimension, len(d.Data), d.Rows, d.Stride)
 	}
 	return nil
+}
+
+// span returns the number of elements of d's memory, from Data[0] to its
+// last element; d has been checked.
+func (d Dense[T]) span() int {
+	if d.Rows == 0 || d.Cols == 0 {
+		return 0
+	}
+	return (d.Rows-1)*d.Stride + d.Cols
 }
 
 func (d Dense[T]) row(i int) []T { return d.Data[i*d.Stride : i*d.Stride+d.Cols] }

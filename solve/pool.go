@@ -52,12 +52,22 @@ const (
 	maxTasks   = ticketMask
 )
 
+// MaxPoolSize is the largest number of goroutines a Pool has, and the
+// largest Options.Workers that New accepts. A factorisation divides its
+// work between at most 64 of them; the bound keeps a mistaken count from
+// starting that many goroutines (each solver also keeps a tile of scratch
+// space per goroutine of its pool).
+const MaxPoolSize = 1024
+
 // NewPool starts a pool of n goroutines in all: the caller of a job and
-// n-1 workers. n ≤ 0 means runtime.GOMAXPROCS(0).
+// n-1 workers. n ≤ 0 means runtime.GOMAXPROCS(0). A count above
+// MaxPoolSize is capped to MaxPoolSize (NewPool returns no error; Size
+// reports the count started).
 func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
+	n = min(n, MaxPoolSize)
 	p := &Pool{n: n, spin: 200 * time.Microsecond}
 	p.cond = sync.NewCond(&p.park)
 	for id := 1; id < n; id++ {
@@ -73,7 +83,8 @@ var (
 )
 
 // DefaultPool returns the pool shared by solvers that name none: GOMAXPROCS
-// goroutines (as it was at the first call), started at the first call.
+// goroutines (as it was at the first call; at most MaxPoolSize), started at
+// the first call.
 func DefaultPool() *Pool {
 	defaultPoolOnce.Do(func() { defaultPool = NewPool(0) })
 	return defaultPool

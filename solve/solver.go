@@ -13,8 +13,10 @@ type Options struct {
 	// not depend on it.
 	BlockSize int
 	// Workers is the number of goroutines, the caller's included, that share
-	// a factorisation: at most the pool's size. 0 means all of the pool; 1
-	// runs on the calling goroutine alone. A matrix of at most two panels
+	// a factorisation: at most the pool's size (a larger count means the
+	// pool's size), and New refuses a count above [MaxPoolSize] with
+	// ErrOptions. 0 means all of the pool; 1 runs on the calling goroutine
+	// alone. A matrix of at most two panels
 	// (N ≤ 2·BlockSize) is factored on the calling goroutine whatever the
 	// count, and small phases run there too (see the package doc). The
 	// result does not depend on it.
@@ -54,8 +56,8 @@ func New[T Float](o Options) (*Solver[T], error) {
 	switch {
 	case o.BlockSize < 0:
 		return nil, fmt.Errorf("%w: BlockSize = %d", ErrOptions, o.BlockSize)
-	case o.Workers < 0:
-		return nil, fmt.Errorf("%w: Workers = %d", ErrOptions, o.Workers)
+	case o.Workers < 0 || o.Workers > MaxPoolSize:
+		return nil, fmt.Errorf("%w: Workers = %d, want 0 … %d", ErrOptions, o.Workers, MaxPoolSize)
 	case o.SymmetryTol < 0 || o.SymmetryTol != o.SymmetryTol:
 		return nil, fmt.Errorf("%w: SymmetryTol = %g", ErrOptions, o.SymmetryTol)
 	}
@@ -148,9 +150,12 @@ func (s *Solver[T]) factor(h Matrix[T]) error {
 
 // FactorTo copies the referenced triangle of h into the referenced triangle
 // of dst (same N; the Uplo may differ) and factors dst, leaving h
-// unchanged. dst must not overlap h.
+// unchanged. The memory of dst must not overlap that of h (their spans,
+// from Data[0] to the element (N−1, N−1), whichever triangles they
+// reference): FactorTo(h, h), or the other triangle of h's own storage as
+// dst, is refused with ErrOverlap. Use [Solver.Factor] to factor in place.
 func (s *Solver[T]) FactorTo(dst, h Matrix[T]) error {
-	if err := s.checkH(h); err != nil {
+	if err := h.check("H"); err != nil {
 		return err
 	}
 	if err := dst.check("dst"); err != nil {
@@ -158,6 +163,12 @@ func (s *Solver[T]) FactorTo(dst, h Matrix[T]) error {
 	}
 	if dst.N != h.N {
 		return fmt.Errorf("%w: dst is %d×%d, H is %d×%d", ErrDimension, dst.N, dst.N, h.N, h.N)
+	}
+	if overlap(dst.Data, dst.span(), h.Data, h.span()) {
+		return fmt.Errorf("%w: FactorTo's dst and H", ErrOverlap)
+	}
+	if err := s.checkH(h); err != nil {
+		return err
 	}
 	s.cp.copy(dst, h, s.f.pool, s.f.workers)
 	return s.factor(dst)
@@ -169,6 +180,9 @@ func checkVec[T Float](l Matrix[T], x []T) error {
 	}
 	if len(x) != l.N {
 		return fmt.Errorf("%w: len(x) = %d for a %d×%d factor", ErrDimension, len(x), l.N, l.N)
+	}
+	if overlap(x, len(x), l.Data, l.span()) {
+		return fmt.Errorf("%w: the right-hand side and the matrix", ErrOverlap)
 	}
 	if vecNonFinite(x) {
 		return fmt.Errorf("%w: in the right-hand side", ErrNonFinite)
@@ -183,6 +197,9 @@ func checkVec[T Float](l Matrix[T], x []T) error {
 //		for k := 0; k < i; k++ { y[i] = fma(-l[i][k], y[k], y[i]) }
 //		y[i] = y[i] / l[i][i]
 //	}
+//
+// In this solve and every other one, the right-hand side (x, or the Dense
+// of the Many forms) must not share memory with the factor: ErrOverlap.
 func (s *Solver[T]) SolveL(l Matrix[T], x []T) error {
 	if err := checkVec(l, x); err != nil {
 		return err
@@ -224,6 +241,9 @@ func (s *Solver[T]) checkMany(l Matrix[T], x Dense[T]) error {
 	if err := x.check(l.N); err != nil {
 		return err
 	}
+	if overlap(x.Data, x.span(), l.Data, l.span()) {
+		return fmt.Errorf("%w: the right-hand sides and the factor", ErrOverlap)
+	}
 	for i := 0; i < x.Rows; i++ {
 		if vecNonFinite(x.row(i)) {
 			return fmt.Errorf("%w: in row %d of the right-hand sides", ErrNonFinite, i)
@@ -264,7 +284,8 @@ func (s *Solver[T]) SolveMany(l Matrix[T], x Dense[T]) error {
 }
 
 // FactorSolve factors h in place (as Factor) and solves H d = x in place
-// (as Solve). Nothing is written when an argument is bad.
+// (as Solve). Nothing is written when an argument is bad, x sharing memory
+// with h included (ErrOverlap).
 func (s *Solver[T]) FactorSolve(h Matrix[T], x []T) error {
 	if err := s.checkH(h); err != nil {
 		return err

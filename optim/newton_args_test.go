@@ -1,0 +1,138 @@
+package optim
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/solve"
+	"gonum.org/v1/gonum/mat"
+)
+
+// TestNewtonOverlap: w sharing memory with g or H, and blocks whose W
+// share memory with another W or with any G or H, are refused before
+// anything is written; Gs and Hs may share memory, and Direction's d may
+// be g itself.
+func TestNewtonOverlap(t *testing.T) {
+	h := []float64{4, 0, 0, 16}
+	buf := []float64{1, 2, 3, 4, 5, 6, 7, 8}
+	keep := slices.Clone(buf)
+	refuse := func(name string, err error) {
+		t.Helper()
+		if !errors.Is(err, solve.ErrOverlap) {
+			t.Fatalf("%s: %v, want ErrOverlap", name, err)
+		}
+		if !sameBits64(buf, keep) {
+			t.Fatalf("%s: written: %v", name, buf)
+		}
+	}
+	var nt Newton
+	_, err := nt.Step(buf[0:2], buf[0:2], h)
+	refuse("Step(w, w, h)", err)
+	_, err = nt.Step(buf[0:2], buf[1:3], h)
+	refuse("w and g overlap by one", err)
+	_, err = nt.Step(buf[2:4], []float64{1, 1}, buf[0:4])
+	refuse("w in H", err)
+	_, err = (&Newton{Loss: func() float64 { return 0 }}).Step(buf[3:5], buf[2:4], buf[4:8])
+	refuse("w across g and H, line search", err)
+	_, err = nt.StepMat(buf[0:2], buf[1:3], mat.NewDense(2, 2, []float64{2, 0, 0, 4}))
+	refuse("StepMat: w and g overlap", err)
+	// StepMat reads H into scratch space first: H may share w's memory.
+	hdata := []float64{4, 0, 0, 16}
+	if _, err := nt.StepMat(hdata[1:3], []float64{1, 1}, mat.NewDense(2, 2, hdata)); err != nil || hdata[1] != -0.25 || hdata[2] != -0.0625 {
+		t.Fatalf("StepMat with w in H's memory: %v, %v", hdata, err)
+	}
+	if _, err := nt.StepMat(buf[0:2], buf[2:4], nil); !errors.Is(err, solve.ErrDimension) {
+		t.Fatalf("StepMat with a nil H: %v", err)
+	}
+
+	// Next to each other: fine.
+	w, g := buf[0:2], buf[2:4]
+	res, err := nt.Step(w, g, h)
+	if err != nil || w[0] != 1-0.75 || w[1] != 2-0.25 || res.Attempts != 1 || res.FellBack {
+		t.Fatalf("adjacent w and g: %v, %v, %+v", w, err, res)
+	}
+	copy(buf, keep)
+
+	// Direction may write d over g (or H): d is written last.
+	d := make([]float64, 2)
+	if _, err := nt.Direction(d, []float64{3, 4}, h); err != nil {
+		t.Fatal(err)
+	}
+	gd := []float64{3, 4}
+	if _, err := nt.Direction(gd, gd, h); err != nil || !sameBits64(gd, d) {
+		t.Fatalf("Direction(g, g, H): %v, %v; want %v", gd, err, d)
+	}
+	hd := slices.Clone(h)
+	if _, err := nt.Direction(hd[2:4], []float64{3, 4}, hd); err != nil || !sameBits64(hd[2:4], d) {
+		t.Fatalf("Direction(d in H): %v, %v; want %v", hd, err, d)
+	}
+
+	// Blocks.
+	b := func(w, g, h []float64) NewtonBlock { return NewtonBlock{W: w, G: g, H: h} }
+	g2, h1 := []float64{1, 1}, []float64{2}
+	for _, c := range []struct {
+		name   string
+		blocks []NewtonBlock
+	}{
+		{"the same W twice", []NewtonBlock{b(buf[0:2], g2, h), b(buf[0:2], g2, h)}},
+		{"Ws overlapping by one", []NewtonBlock{b(buf[0:2], g2, h), b(buf[5:6], g2[:1], h1), b(buf[1:3], g2, h)}},
+		{"a W inside another", []NewtonBlock{b(buf[0:4], []float64{1, 1, 1, 1}, make([]float64, 16)), b(buf[2:3], g2[:1], h1)}},
+		{"a W over another block's G", []NewtonBlock{b(buf[0:2], buf[4:6], h), b(buf[5:7], g2, h)}},
+		{"a W over another block's H", []NewtonBlock{b(buf[0:1], g2[:1], buf[7:8]), b(buf[6:8], g2, h)}},
+		{"a W over its own G", []NewtonBlock{b(buf[0:2], buf[1:3], h)}},
+	} {
+		var nt Newton
+		_, err := nt.StepBlocks(c.blocks)
+		refuse(c.name, err)
+	}
+	_, err = NewtonBlocks(buf[0:4], buf[2:6], []int{2, 2}, [][]float64{h, h})
+	refuse("NewtonBlocks: w and g overlap", err)
+	_, err = NewtonBlocks(buf[0:2], []float64{1, 1}, []int{1, 1}, [][]float64{{1}, buf[1:2]})
+	refuse("NewtonBlocks: an H in w", err)
+
+	// Many disjoint blocks, in reverse order of their memory, sharing one G
+	// and one H (only read): fine, and each block's step is Step's.
+	const nb = 500
+	r := rand.New(rand.NewPCG(5, 6))
+	flat := make([]float64, 2*nb)
+	for i := range flat {
+		flat[i] = r.NormFloat64()
+	}
+	want := slices.Clone(flat)
+	shared := []float64{3, 1, 1, 2}
+	var one Newton
+	for k := 0; k < nb; k++ {
+		if _, err := one.Step(want[2*k:2*k+2], g2, shared); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocks := make([]NewtonBlock, nb)
+	for k := range blocks {
+		j := nb - 1 - k
+		blocks[k] = b(flat[2*j:2*j+2], g2, shared)
+	}
+	if _, err := nt.StepBlocks(blocks); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits64(flat, want) {
+		t.Fatal("blocks sharing G and H: not the steps of each block alone")
+	}
+}
+
+// TestNewtonBlocksSizes: sizes whose sum overflows are refused, not
+// sliced.
+func TestNewtonBlocksSizes(t *testing.T) {
+	w, g := []float64{1, 2, 3}, []float64{1, 1, 1}
+	hs := [][]float64{{1}, {1}}
+	for _, sizes := range [][]int{{1, math.MaxInt}, {math.MaxInt, 1}, {2, math.MaxInt - 1}, {3, -1}, {-1, 4}, {2, 2}} {
+		if _, err := NewtonBlocks(w, g, sizes, hs); !errors.Is(err, solve.ErrDimension) {
+			t.Fatalf("sizes %v: %v", sizes, err)
+		}
+	}
+	if bl, err := NewtonBlocks(w, g, []int{1, 2}, [][]float64{{1}, {1, 0, 0, 1}}); err != nil || len(bl[1].W) != 2 {
+		t.Fatalf("sizes 1, 2: %v", err)
+	}
+}

@@ -1,0 +1,315 @@
+package solve
+
+import (
+	"errors"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/blas/blas64"
+	gmat "gonum.org/v1/gonum/mat"
+)
+
+// TestSquareOverflow: n·n that wraps around is not a match for the length
+// of the data; the convenience functions refuse it before reading.
+func TestSquareOverflow(t *testing.T) {
+	// 2^32 on 64-bit platforms (2^16 on 32-bit ones): n·n wraps to 0.
+	const n = 1 << (strconv.IntSize / 2)
+	if _, err := Square[float64](nil, n); !errors.Is(err, ErrDimension) {
+		t.Fatalf("Square(nil, %d): %v", n, err)
+	}
+	if _, err := Square[float32]([]float32{}, n); !errors.Is(err, ErrDimension) {
+		t.Fatalf("Square(empty, %d): %v", n, err)
+	}
+	x := []float64{1}
+	for name, err := range map[string]error{
+		"CholeskyF64":    CholeskyF64(nil, n),
+		"CholeskyF32":    CholeskyF32(nil, n),
+		"SolveF64":       SolveF64(nil, n, x),
+		"FactorSolveF64": FactorSolveF64(nil, n, x),
+	} {
+		if !errors.Is(err, ErrDimension) {
+			t.Fatalf("%s(nil, %d): %v", name, n, err)
+		}
+	}
+	// The sizes that fit are still fine.
+	for _, c := range []struct{ l, n int }{{0, 0}, {1, 1}, {9, 3}} {
+		if _, err := Square(make([]float64, c.l), c.n); err != nil {
+			t.Fatalf("Square(%d elements, %d): %v", c.l, c.n, err)
+		}
+	}
+	for _, c := range []struct{ l, n int }{{1, 0}, {0, -1}, {1, -1}, {8, 3}, {10, 3}, {6, 2}} {
+		if _, err := Square(make([]float64, c.l), c.n); !errors.Is(err, ErrDimension) {
+			t.Fatalf("Square(%d elements, %d): %v", c.l, c.n, err)
+		}
+	}
+}
+
+// TestNewMatrixSize: a negative size or one whose storage cannot be
+// allocated gives a matrix without storage, which every method refuses;
+// NewMatrix does not panic, nor allocate a wrapped-around size.
+func TestNewMatrixSize(t *testing.T) {
+	s, err := New[float64](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1<<24: 2^51 bytes, past what Go can allocate (make panics). 1<<32:
+	// n·n wraps to 0 on 64-bit platforms. 3037000500: n·n wraps to a
+	// negative number.
+	sizes := []int{-1, -3, 1 << 24}
+	if strconv.IntSize == 64 {
+		sizes = append(sizes, 1<<(strconv.IntSize/2), 3037000500)
+	}
+	for _, n := range sizes {
+		m := NewMatrix[float64](n, Lower)
+		if m.Data != nil || m.N != n {
+			t.Fatalf("NewMatrix(%d): N = %d, %d elements", n, m.N, len(m.Data))
+		}
+		if err := s.Factor(m); !errors.Is(err, ErrDimension) {
+			t.Fatalf("Factor(NewMatrix(%d)): %v", n, err)
+		}
+		if err := s.Solve(m, []float64{1}); !errors.Is(err, ErrDimension) {
+			t.Fatalf("Solve(NewMatrix(%d)): %v", n, err)
+		}
+		if err := s.FactorTo(NewMatrix[float64](1, Lower), m); !errors.Is(err, ErrDimension) {
+			t.Fatalf("FactorTo(NewMatrix(%d)): %v", n, err)
+		}
+	}
+	for _, n := range []int{0, 1, 5} {
+		if m := NewMatrix[float32](n, Upper); len(m.Data) != n*n || m.Stride != n || m.Uplo != Upper {
+			t.Fatalf("NewMatrix(%d): %+v", n, m)
+		}
+	}
+}
+
+type hitJob struct{ hits []atomic.Int32 }
+
+func (j *hitJob) run(_, task int) { j.hits[task].Add(1) }
+
+// TestPoolMaxSize: NewPool caps its goroutines at MaxPoolSize, and New
+// refuses a worker count above it.
+func TestPoolMaxSize(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := NewPool(4 * MaxPoolSize)
+	started := runtime.NumGoroutine() - before
+	if p.Size() != MaxPoolSize {
+		t.Errorf("NewPool(%d).Size() = %d, want %d", 4*MaxPoolSize, p.Size(), MaxPoolSize)
+	}
+	// (Other tests' goroutines may come and go meanwhile: a margin.)
+	if started > MaxPoolSize+16 {
+		t.Errorf("NewPool(%d) started %d goroutines", 4*MaxPoolSize, started)
+	}
+	// The pool works, and Close stops its workers.
+	j := &hitJob{hits: make([]atomic.Int32, 100)}
+	p.run(j, 100, MaxPoolSize)
+	for i := range j.hits {
+		if h := j.hits[i].Load(); h != 1 {
+			t.Fatalf("task %d ran %d times", i, h)
+		}
+	}
+	p.Close()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before+16; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after Close (%d before)", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if DefaultPool().Size() > MaxPoolSize {
+		t.Fatalf("DefaultPool().Size() = %d", DefaultPool().Size())
+	}
+
+	pool := testPool(2)
+	for _, w := range []int{-1, MaxPoolSize + 1, math.MaxInt} {
+		if _, err := New[float64](Options{Workers: w, Pool: pool}); !errors.Is(err, ErrOptions) {
+			t.Fatalf("Workers = %d: %v", w, err)
+		}
+	}
+	// Up to MaxPoolSize, a count larger than the pool means the pool.
+	s, err := New[float64](Options{Workers: MaxPoolSize, Pool: pool})
+	if err != nil || s.Workers() != 2 {
+		t.Fatalf("Workers = MaxPoolSize on a pool of 2: %v, %d workers", err, s.Workers())
+	}
+}
+
+// TestDefaultBlockSizeArgs: an element size below 1 neither panics nor
+// leaves the documented range.
+func TestDefaultBlockSizeArgs(t *testing.T) {
+	for _, e := range []int{math.MinInt, -8, 0, 1, 4, 8, 1 << 40} {
+		if nb := DefaultBlockSize(e); nb < 64 || nb > 256 {
+			t.Fatalf("DefaultBlockSize(%d) = %d", e, nb)
+		}
+	}
+	if DefaultBlockSize(0) != DefaultBlockSize(1) {
+		t.Fatal("an element size of 0 does not count as 1")
+	}
+}
+
+// TestOverlap: a destination or right-hand side that shares memory with
+// the matrix it is computed from is refused before anything is written;
+// storage next to it (even in the same slice) is fine.
+func TestOverlap(t *testing.T) {
+	const n = 9
+	s, err := New[float64](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := randSPD[float64](rng(31), n)
+	g := randVec[float64](rng(32), n)
+	want := slices.Clone(h)
+	refCholesky(want, n)
+
+	// buf holds h, then room for a second matrix and a vector.
+	buf := make([]float64, 2*n*n+n)
+	reset := func() {
+		clear(buf)
+		copy(buf, h)
+	}
+	same := func(name string, keep []float64) {
+		t.Helper()
+		for i := range keep {
+			if math.Float64bits(keep[i]) != math.Float64bits(buf[i]) {
+				t.Fatalf("%s: element %d of the buffer written", name, i)
+			}
+		}
+	}
+	refuse := func(name string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrOverlap) {
+			t.Fatalf("%s: %v, want ErrOverlap", name, err)
+		}
+	}
+	mat := func(off, stride int, uplo Uplo) Matrix[float64] {
+		return Matrix[float64]{N: n, Stride: stride, Data: buf[off:], Uplo: uplo}
+	}
+
+	// FactorTo onto itself, onto the other triangle of its own storage,
+	// onto a matrix shifted by a row or an element.
+	for _, c := range []struct {
+		name     string
+		dst, src Matrix[float64]
+	}{
+		{"FactorTo(h, h)", mat(0, n, Lower), mat(0, n, Lower)},
+		{"dst the upper triangle of h's storage", mat(0, n, Upper), mat(0, n, Lower)},
+		{"dst one row into h", mat(n, n, Lower), mat(0, n, Lower)},
+		{"h one element into dst", mat(0, n, Lower), mat(1, n, Lower)},
+		{"dst ending at h's first element", mat(0, n, Lower), mat(n*n-1, n, Lower)},
+	} {
+		reset()
+		keep := slices.Clone(buf)
+		refuse(c.name, s.FactorTo(c.dst, c.src))
+		same(c.name, keep)
+	}
+	// Next to each other in one slice: h's Data runs past its span into dst.
+	reset()
+	src := mat(0, n, Lower)
+	dst := mat(n*n, n, Lower)
+	if err := s.FactorTo(dst, src); err != nil {
+		t.Fatalf("FactorTo into the rest of h's slice: %v", err)
+	}
+	same("FactorTo's source", h)
+	sameLower(t, "FactorTo's factor", lowerOf(dst), want, n)
+
+	// The solves with a right-hand side in the factor's memory: its first
+	// row, the padding of its stride, its last element.
+	l := slices.Clone(want)
+	for _, c := range []struct {
+		name   string
+		stride int
+		off    int // of x in buf
+	}{
+		{"x = the first row", n, 0},
+		{"x over the last element", n, n*n - 1},
+		{"x in the padding of the stride", n + n, n},
+		{"x across the diagonal", n, 3*n + 1},
+	} {
+		reset()
+		m := mat(0, c.stride, Lower)
+		for i := 0; i < n; i++ {
+			copy(buf[i*c.stride:i*c.stride+i+1], l[i*n:i*n+i+1])
+		}
+		if c.stride > n && c.off+n > (n-1)*c.stride+n {
+			t.Fatalf("%s: x is not in the span", c.name)
+		}
+		x := buf[c.off : c.off+n]
+		keep := slices.Clone(buf)
+		refuse(c.name+": SolveL", s.SolveL(m, x))
+		refuse(c.name+": SolveLT", s.SolveLT(m, x))
+		refuse(c.name+": Solve", s.Solve(m, x))
+		refuse(c.name+": FactorSolve", s.FactorSolve(m, x))
+		d := Dense[float64]{Rows: n, Cols: 1, Stride: 1, Data: x}
+		refuse(c.name+": SolveLMany", s.SolveLMany(m, d))
+		refuse(c.name+": SolveLTMany", s.SolveLTMany(m, d))
+		refuse(c.name+": SolveMany", s.SolveMany(m, d))
+		same(c.name, keep)
+	}
+	// A Dense of stride 2n before the factor whose last row is the
+	// factor's first element.
+	{
+		big := make([]float64, (n-1)*2*n+n*n)
+		f := big[(n-1)*2*n:]
+		copy(f, l)
+		keep := slices.Clone(big)
+		d := Dense[float64]{Rows: n, Cols: 1, Stride: 2 * n, Data: big}
+		refuse("Dense ending in the factor", s.SolveMany(Matrix[float64]{N: n, Stride: n, Data: f}, d))
+		if !slices.Equal(keep, big) {
+			t.Fatal("Dense ending in the factor: written")
+		}
+	}
+	// The package functions and the gonum one.
+	reset()
+	copy(buf, l)
+	keep := slices.Clone(buf)
+	refuse("SolveF64", SolveF64(buf[:n*n], n, buf[n:2*n]))
+	refuse("FactorSolveF64", FactorSolveF64(buf[:n*n], n, buf[n*n-1:n*n-1+n]))
+	fm := Matrix[float64]{N: n, Stride: n, Data: buf[:n*n]}
+	_, err = SolveVecDense(s, gmat.NewVecDense(n, buf[2*n:3*n]), fm, gmat.NewVecDense(n, slices.Clone(g)))
+	refuse("SolveVecDense with dst in the factor", err)
+	strided := &gmat.VecDense{}
+	strided.SetRawVector(blas64.Vector{N: n, Inc: n + 1, Data: buf[:(n-1)*(n+1)+1]}) // the diagonal
+	_, err = SolveVecDense(s, strided, fm, gmat.NewVecDense(n, slices.Clone(g)))
+	refuse("SolveVecDense with dst the diagonal", err)
+	same("package functions", keep)
+	// g may share the factor's memory: it is only read.
+	got, err := SolveVecDense(s, nil, fm, gmat.NewVecDense(n, buf[n*n-n:n*n]))
+	if err != nil {
+		t.Fatalf("SolveVecDense with g in the factor: %v", err)
+	}
+	wantG := slices.Clone(buf[n*n-n : n*n])
+	refSolve(slices.Clone(l), n, wantG)
+	sameVec(t, "SolveVecDense with g in the factor", got.RawVector().Data, wantG)
+	same("SolveVecDense with g in the factor", keep)
+
+	// Right after the factor in the same slice: fine, and the same bits as
+	// a separate vector.
+	reset()
+	copy(buf, l)
+	x := buf[n*n : n*n+n]
+	copy(x, g)
+	wantX := slices.Clone(g)
+	refSolve(slices.Clone(l), n, wantX)
+	if err := s.Solve(Matrix[float64]{N: n, Stride: n, Data: buf}, x); err != nil {
+		t.Fatalf("x right after the factor: %v", err)
+	}
+	sameVec(t, "x right after the factor", x, wantX)
+	copy(x, g)
+	if err := s.SolveMany(Matrix[float64]{N: n, Stride: n, Data: buf}, Dense[float64]{Rows: n, Cols: 1, Stride: 1, Data: x}); err != nil {
+		t.Fatalf("Dense right after the factor: %v", err)
+	}
+	sameVec(t, "Dense right after the factor", x, wantX)
+	// In place on a float32 matrix too: the byte arithmetic of the check.
+	h32 := randSPD[float32](rng(33), n)
+	if err := CholeskyF32(h32, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := SolveF32(h32, n, h32[n*n-n:]); !errors.Is(err, ErrOverlap) {
+		t.Fatalf("SolveF32 with x the last row: %v", err)
+	}
+	buf32 := append(slices.Clone(h32), make([]float32, n)...)
+	if err := SolveF32(buf32[:n*n], n, buf32[n*n:]); err != nil {
+		t.Fatalf("SolveF32 with x right after: %v", err)
+	}
+}
