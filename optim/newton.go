@@ -82,7 +82,7 @@ type Newton struct {
 	// means 2.
 	Growth float64
 	// MaxTries bounds the factorisations tried before falling back to the
-	// gradient direction. 0 means 60.
+	// gradient direction. 0 means 60; at most MaxNewtonTries.
 	MaxTries int
 	// Loss, when set, turns on the backtracking line search. It returns
 	// the loss at the parameters as they are when it is called: the search
@@ -91,7 +91,7 @@ type Newton struct {
 	Loss func() float64
 	// C1 is Armijo's constant (0 means 1e-4), Shrink the factor of the
 	// backtracking (0 means 0.5) and MaxBacktracks the number of step
-	// lengths tried (0 means 40).
+	// lengths tried (0 means 40; at most MaxNewtonTries).
 	C1, Shrink    float64
 	MaxBacktracks int
 	// CheckSymmetry refuses an H with H[i][j] ≠ H[j][i] (beyond the
@@ -193,6 +193,11 @@ type newtonConf struct {
 	tries, backtracks               int
 }
 
+// MaxNewtonTries bounds Newton.MaxTries and Newton.MaxBacktracks: each
+// try is a factorisation or a loss evaluation, and beyond a few thousand
+// the shift or the step length has left the float64 range anyway.
+const MaxNewtonTries = 4096
+
 func (nt *Newton) conf() (newtonConf, error) {
 	c := newtonConf{alpha: nt.Alpha, beta: nt.Beta, growth: nt.Growth, c1: nt.C1, shrink: nt.Shrink,
 		tries: nt.MaxTries, backtracks: nt.MaxBacktracks}
@@ -225,9 +230,9 @@ func (nt *Newton) conf() (newtonConf, error) {
 		return c, bad("C1", nt.C1)
 	case !(c.shrink > 0 && c.shrink < 1):
 		return c, bad("Shrink", nt.Shrink)
-	case c.tries < 0:
+	case c.tries < 0 || c.tries > MaxNewtonTries:
 		return c, bad("MaxTries", nt.MaxTries)
-	case c.backtracks < 0:
+	case c.backtracks < 0 || c.backtracks > MaxNewtonTries:
 		return c, bad("MaxBacktracks", nt.MaxBacktracks)
 	case nt.SymmetryTol < 0 || math.IsNaN(nt.SymmetryTol):
 		return c, bad("SymmetryTol", nt.SymmetryTol)

@@ -136,3 +136,16 @@ func TestNewtonBlocksSizes(t *testing.T) {
 		t.Fatalf("sizes 1, 2: %v", err)
 	}
 }
+
+// TestNewtonTriesBound: the counts of tries are bounded.
+func TestNewtonTriesBound(t *testing.T) {
+	w, g, h := []float64{0}, []float64{1}, []float64{2}
+	for _, nt := range []Newton{{MaxTries: MaxNewtonTries + 1}, {MaxBacktracks: 1 << 40}} {
+		if _, err := nt.Step(w, g, h); !errors.Is(err, ErrNewtonConfig) {
+			t.Errorf("%+v: %v, want ErrNewtonConfig", nt, err)
+		}
+	}
+	if w[0] != 0 {
+		t.Error("a refused Newton step wrote w")
+	}
+}
