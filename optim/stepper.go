@@ -1,0 +1,285 @@
+package optim
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/layout"
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// Group and Stepper are the per-parameter form of the optimizer, for stacks
+// that step each parameter themselves (the spago and gorgonia adapters):
+// a Group holds the hyperparameters (a config of any kind), a loss scale and
+// the kernel set, and computes each step's coefficient block once for all
+// its Steppers; a Stepper holds one parameter's step count and state
+// buffers, placed as the Optimizer places them, and runs one fused kernel
+// call per Step. The arithmetic is the Optimizer's: a parameter stepped by
+// a Stepper gets the same bits as the same parameter in an Optimizer with
+// the same hyperparameters.
+//
+// The Steppers of a Group may step concurrently (each Stepper from one
+// goroutine at a time); the Group's setters may be called concurrently
+// with them and take effect at the following Steps.
+
+// Group is the hyperparameters shared by a set of [Stepper]s.
+type Group[T Float] struct {
+	conf  atomic.Pointer[groupConf]
+	cache [4]atomic.Pointer[coeffEntry]
+	ops   *ops[T]
+}
+
+// groupConf is one immutable setting of a Group.
+type groupConf struct {
+	h    Hyper
+	ls   float64
+	set  *kernels.Set
+	bufs []string
+}
+
+// coeffEntry is a coefficient block computed for one groupConf and key.
+type coeffEntry struct {
+	conf *groupConf
+	key  int64
+	c    kernels.Coeffs
+}
+
+// NewGroup returns a Group with hyperparameters h, which must be valid and
+// usable by the kernels of T (see [New]), running the kernel set ks (nil
+// selects kernels.Active()).
+func NewGroup[T Float](h Hyper, ks *kernels.Set) (*Group[T], error) {
+	if ks == nil {
+		ks = kernels.Active()
+	} else if s, err := kernels.For(ks.Level()); err != nil || s != ks {
+		return nil, fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
+	}
+	g := &Group[T]{ops: opsFor[T]()}
+	if err := g.swap(h, 1, ks); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// swap validates a new setting and stores it.
+func (g *Group[T]) swap(h Hyper, ls float64, ks *kernels.Set) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if err := checkIn[T](h, ls); err != nil {
+		return err
+	}
+	g.conf.Store(&groupConf{h: h, ls: ls, set: ks, bufs: h.buffers()})
+	return nil
+}
+
+// Hyper returns the hyperparameters.
+func (g *Group[T]) Hyper() Hyper { return g.conf.Load().h }
+
+// SetHyper replaces the hyperparameters with h, of the same kind. On an
+// error nothing changes. A Stepper whose state buffers change (AMSGrad
+// turned on, momentum turned on) gets the new ones at zero at its next
+// Step and keeps the others.
+func (g *Group[T]) SetHyper(h Hyper) error {
+	c := g.conf.Load()
+	if h != nil && h.Kind() != c.h.Kind() {
+		return fmt.Errorf("%w: a %v config for a %v group", ErrInvalid, h.Kind(), c.h.Kind())
+	}
+	return g.swap(h, c.ls, c.set)
+}
+
+// SetLR sets the learning rate, for schedules; see [Optimizer.SetLR].
+func (g *Group[T]) SetLR(lr float64) error {
+	if err := checkNonNeg("LR", lr); err != nil {
+		return err
+	}
+	c := g.conf.Load()
+	return g.swap(c.h.withLR(lr), c.ls, c.set)
+}
+
+// SetLossScale declares that the gradients are those of the loss times s;
+// see [Optimizer.SetLossScale]. It is also how a stack's division of the
+// gradient by a batch size is folded into the kernels.
+func (g *Group[T]) SetLossScale(s float64) error {
+	inv := T(1 / s)
+	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
+		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
+	}
+	c := g.conf.Load()
+	return g.swap(c.h, s, c.set)
+}
+
+// LossScale returns the loss scale (1 when none is set).
+func (g *Group[T]) LossScale() float64 { return g.conf.Load().ls }
+
+// Kernels returns the kernel set the group's Steppers run.
+func (g *Group[T]) Kernels() *kernels.Set { return g.conf.Load().set }
+
+// coeffs returns the block of key under setting c, computed once per
+// setting and key for all the group's Steppers.
+func (g *Group[T]) coeffs(c *groupConf, key int64) (*kernels.Coeffs, error) {
+	slot := &g.cache[uint64(key)%uint64(len(g.cache))]
+	if e := slot.Load(); e != nil && e.conf == c && e.key == key {
+		return &e.c, nil
+	}
+	e := &coeffEntry{conf: c, key: key}
+	if err := coeffsIn(&e.c, c.h, c.ls, key, g.ops.size); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHyper, err)
+	}
+	slot.Store(e)
+	return &e.c, nil
+}
+
+// Stepper is the step count and state of one parameter of n elements,
+// stepped with the hyperparameters of its [Group].
+type Stepper[T Float] struct {
+	g     *Group[T]
+	n     int
+	step  int64
+	names []string // the buffers buf holds, by name
+	buf   [3][]T
+}
+
+// NewStepper returns a Stepper for a parameter of n elements, at step
+// count 0 with no state yet: its buffers are made, at zero, by the first
+// Step (placed away from that Step's parameter and gradient, as the
+// Optimizer places its state) or by Restore.
+func (g *Group[T]) NewStepper(n int) (*Stepper[T], error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: a parameter of %d elements", ErrLength, n)
+	}
+	return &Stepper[T]{g: g, n: n}, nil
+}
+
+// Len returns the number of elements of the parameter.
+func (s *Stepper[T]) Len() int { return s.n }
+
+// Steps returns the number of steps taken.
+func (s *Stepper[T]) Steps() int64 { return s.step }
+
+// SetSteps sets the number of steps taken, 0 to MaxStep, for stacks that
+// count steps for the whole model (the next Step is step n+1).
+func (s *Stepper[T]) SetSteps(n int64) error {
+	if n < 0 || n > MaxStep {
+		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrInvalid, n)
+	}
+	s.step = n
+	return nil
+}
+
+// Buffer returns the state buffer called name (the names of the group's
+// rule: exp_avg, exp_avg_sq, momentum_buffer, …), the Stepper's own
+// memory, or nil when the Stepper has none of that name yet.
+func (s *Stepper[T]) Buffer(name string) []T {
+	if i := slices.Index(s.names, name); i >= 0 {
+		return s.buf[i]
+	}
+	return nil
+}
+
+// Step updates p by one step from its gradient g, both of Len elements,
+// and advances the step count. Everything is checked before anything is
+// written: lengths, overlaps (ErrInvalid), a step count at MaxStep
+// (ErrInvalid), and the coefficients of this step (ErrHyper).
+func (s *Stepper[T]) Step(p, g []T) error {
+	if len(p) != s.n || len(g) != s.n {
+		return fmt.Errorf("%w: len(p) = %d, len(g) = %d, the stepper's parameter has %d", ErrLength, len(p), len(g), s.n)
+	}
+	if overlap(p, g) {
+		return fmt.Errorf("%w: p and g overlap", ErrInvalid)
+	}
+	if s.step >= MaxStep {
+		return fmt.Errorf("%w: the parameter has taken MaxStep = %d steps", ErrInvalid, MaxStep)
+	}
+	c := s.g.conf.Load()
+	k, err := s.g.coeffs(c, c.h.coeffKey(s.step))
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(s.names, c.bufs) {
+		s.place(c.bufs, p, g)
+	}
+	for _, b := range s.buf {
+		if overlap(p, b) || overlap(g, b) {
+			return fmt.Errorf("%w: p or g overlaps the stepper's state", ErrInvalid)
+		}
+	}
+	if err := s.g.ops.run[c.h.kernel()](c.set, k, p, g, &s.buf, 0, s.n); err != nil {
+		return err
+	}
+	s.step++
+	return nil
+}
+
+// place lays out the buffers names in one slab, staggered from p and g and
+// from each other, keeping the values of buffers already held by name.
+func (s *Stepper[T]) place(names []string, p, g []T) {
+	size := s.g.ops.size
+	n := s.n
+	var slab []T
+	if total := len(names) * (n + layout.Pad(n, size)); total > 0 {
+		slab = make([]T, total)
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
+	var streams []uintptr
+	for _, x := range [][]T{p, g} {
+		if len(x) > 0 {
+			streams = append(streams, uintptr(unsafe.Pointer(unsafe.SliceData(x))))
+		}
+	}
+	var buf [3][]T
+	cur := 0
+	for i, name := range names {
+		cur = layout.Place(base, cur, n, size, streams)
+		buf[i] = slab[cur : cur+n : cur+n]
+		streams = append(streams, base+uintptr(cur*size))
+		cur += n
+		copy(buf[i], s.Buffer(name))
+	}
+	s.names, s.buf = slices.Clone(names), buf
+}
+
+// Restore sets the step count and the state buffers from saved values:
+// bufs[i] holds the buffer names[i], every name one of the group's rule,
+// each of Len elements (a missing one starts at zero). The values are
+// checked as Optimizer.Load checks them (no negative or NaN second moment,
+// max_exp_avg_sq not below exp_avg_sq, zeros at step 0); on an error,
+// wrapping ErrState, nothing changes. The values are copied.
+func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
+	if step < 0 || step > MaxStep {
+		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrState, step)
+	}
+	want := s.g.conf.Load().bufs
+	ordered := make([][]T, len(want))
+	for i, name := range names {
+		j := slices.Index(want, name)
+		switch {
+		case j < 0:
+			return fmt.Errorf("%w: a %v parameter has no state %q", ErrState, s.g.Hyper().Kind(), name)
+		case ordered[j] != nil:
+			return fmt.Errorf("%w: state %q twice", ErrState, name)
+		case len(bufs[i]) != s.n:
+			return fmt.Errorf("%w: state %q holds %d elements, the parameter %d", ErrState, name, len(bufs[i]), s.n)
+		}
+		ordered[j] = bufs[i]
+	}
+	for j := range ordered {
+		if ordered[j] == nil {
+			ordered[j] = make([]T, s.n)
+		}
+	}
+	if err := checkBuffers(want, ordered, step); err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
+	s.names, s.buf = nil, [3][]T{}
+	s.place(want, nil, nil)
+	for j := range ordered {
+		copy(s.buf[j], ordered[j])
+	}
+	s.step = step
+	return nil
+}

@@ -1,0 +1,226 @@
+package optim
+
+import (
+	"errors"
+	"math"
+	"sync"
+	"testing"
+)
+
+// stepperConfigs are the configs the Stepper tests run, every kind and
+// buffer layout.
+var stepperConfigs = []Hyper{
+	SGDConfig{LR: 0.1, WeightDecay: 0.01},
+	SGDConfig{LR: 0.1, Momentum: 0.9, Dampening: 0.1, Maximize: true},
+	SGDConfig{LR: 0.05, Momentum: 0.8, Nesterov: true, WeightDecay: 0.001},
+	EMAConfig{LR: 0.1, Beta: 0.8, WeightDecay: 0.02},
+	AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, AMSGrad: true},
+	AdamWConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.95, Eps: 1e-6, WeightDecay: 0.1},
+}
+
+// TestStepperMatchesOptimizer: a parameter stepped by a Stepper gets the
+// bits it gets in an Optimizer, state included, with a loss scale and a
+// learning-rate change on the way.
+func TestStepperMatchesOptimizer(t *testing.T) {
+	for _, h := range stepperConfigs {
+		checkStepper[float32](t, h)
+		checkStepper[float64](t, h)
+	}
+}
+
+func checkStepper[T Float](t *testing.T, h Hyper) {
+	sizes := []int{5, 33, 2, 1000}
+	a, b := newTestModel[T](sizes), newTestModel[T](sizes)
+	a.scale, b.scale = 4, 4
+	o := mustNew[T](t, h, Options{Workers: 1})
+	a.register(t, o, nil)
+	if err := o.SetLossScale(4); err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGroup[T](h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetLossScale(4); err != nil {
+		t.Fatal(err)
+	}
+	steppers := make([]*Stepper[T], len(sizes))
+	for k, n := range sizes {
+		if steppers[k], err = g.NewStepper(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for s := range 12 {
+		if s == 7 {
+			if err := o.SetLR(0, h.learningRate()/2); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.SetLR(h.learningRate() / 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.fillGrads(s)
+		b.fillGrads(s)
+		mustStep(t, o)
+		for k := range sizes {
+			if err := steppers[k].Step(b.data[k], b.grad[k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k := range sizes {
+		if !bitsEqual(a.data[k], b.data[k]) {
+			t.Fatalf("%T %+v: tensor %d differs from the Optimizer's", h, h, k)
+		}
+		for _, name := range h.buffers() {
+			want, _ := o.State(a.names[k], name)
+			if !bitsEqual(want, steppers[k].Buffer(name)) {
+				t.Fatalf("%T: tensor %d state %s differs from the Optimizer's", h, k, name)
+			}
+		}
+		if steppers[k].Steps() != 12 {
+			t.Fatalf("steps %d", steppers[k].Steps())
+		}
+	}
+}
+
+// TestStepperErrors: bad input is refused before anything is written.
+func TestStepperErrors(t *testing.T) {
+	g, err := NewGroup[float32](DefaultAdam(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := g.NewStepper(4)
+	p, gr := []float32{1, 2, 3, 4}, []float32{1, 1, 1, 1}
+	if err := s.Step(p[:3], gr[:3]); !errors.Is(err, ErrLength) {
+		t.Errorf("short slices: %v", err)
+	}
+	if err := s.Step(p, p); !errors.Is(err, ErrInvalid) {
+		t.Errorf("p = g: %v", err)
+	}
+	if err := g.SetLR(1e39); !errors.Is(err, ErrHyper) {
+		t.Errorf("SetLR(1e39) for float32: %v", err)
+	}
+	if err := g.SetHyper(DefaultSGD(0.1)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SetHyper of another kind: %v", err)
+	}
+	if err := g.SetLossScale(0); !errors.Is(err, ErrHyper) {
+		t.Errorf("SetLossScale(0): %v", err)
+	}
+	if _, err := NewGroup[float32](AdamConfig{LR: -1}, nil); !errors.Is(err, ErrHyper) {
+		t.Errorf("NewGroup with lr -1: %v", err)
+	}
+	if err := s.SetSteps(MaxStep); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Step(p, gr); !errors.Is(err, ErrInvalid) || p[0] != 1 {
+		t.Errorf("Step at MaxStep: %v, p = %v", err, p)
+	}
+	if err := s.SetSteps(MaxStep + 1); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SetSteps(MaxStep+1): %v", err)
+	}
+	if p[0] != 1 || p[3] != 4 {
+		t.Fatal("a refused call wrote p")
+	}
+	// Restore checks what it is given.
+	s.SetSteps(0)
+	for _, c := range []struct {
+		names []string
+		bufs  [][]float32
+		step  int64
+	}{
+		{[]string{BufExpAvgSq}, [][]float32{{-1, 0, 0, 0}}, 3},
+		{[]string{BufExpAvgSq}, [][]float32{{float32(math.NaN()), 0, 0, 0}}, 3},
+		{[]string{BufExpAvg}, [][]float32{{1, 0, 0, 0}}, 0},
+		{[]string{BufMomentumBuffer}, [][]float32{{0, 0, 0, 0}}, 3},
+		{[]string{BufExpAvg}, [][]float32{{0, 0}}, 3},
+		{[]string{BufExpAvg, BufExpAvg}, [][]float32{{0, 0, 0, 0}, {0, 0, 0, 0}}, 3},
+		{nil, nil, -1},
+	} {
+		if err := s.Restore(c.step, c.names, c.bufs); !errors.Is(err, ErrState) {
+			t.Errorf("Restore(%d, %v): %v, want ErrState", c.step, c.names, err)
+		}
+	}
+	if s.Buffer(BufExpAvg) != nil || s.Steps() != 0 {
+		t.Error("a refused Restore changed the stepper")
+	}
+	if err := s.Restore(2, []string{BufExpAvgSq, BufExpAvg}, [][]float32{{1, 2, 3, 4}, {5, 6, 7, 8}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Steps() != 2 || s.Buffer(BufExpAvg)[0] != 5 || s.Buffer(BufExpAvgSq)[3] != 4 {
+		t.Error("Restore did not set the state")
+	}
+}
+
+// TestStepperBuffersChange: turning AMSGrad on keeps m and v and starts
+// vmax at zero.
+func TestStepperBuffersChange(t *testing.T) {
+	g, _ := NewGroup[float64](DefaultAdam(), nil)
+	s, _ := g.NewStepper(3)
+	p, gr := []float64{1, 2, 3}, []float64{0.5, -0.5, 1}
+	for range 3 {
+		if err := s.Step(p, gr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := append([]float64(nil), s.Buffer(BufExpAvg)...)
+	h := DefaultAdam()
+	h.AMSGrad = true
+	if err := g.SetHyper(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Step(p, gr); err != nil {
+		t.Fatal(err)
+	}
+	if s.Buffer(BufMaxExpAvgSq) == nil || s.Buffer(BufExpAvg)[0] == 0 || m[0] == 0 {
+		t.Fatal("buffers after turning AMSGrad on")
+	}
+}
+
+// TestStepperConcurrent: the Steppers of a group step concurrently while
+// the learning rate changes (run with -race).
+func TestStepperConcurrent(t *testing.T) {
+	g, _ := NewGroup[float32](DefaultAdamW(), nil)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, _ := g.NewStepper(64)
+			p, gr := make([]float32, 64), make([]float32, 64)
+			for i := range gr {
+				gr[i] = float32(i+w) / 64
+			}
+			for range 50 {
+				if err := s.Step(p, gr); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 50 {
+		if err := g.SetLR(1e-3 / float64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// TestStepperAllocs: a step allocates nothing after the first.
+func TestStepperAllocs(t *testing.T) {
+	g, _ := NewGroup[float32](DefaultAdam(), nil)
+	s, _ := g.NewStepper(1000)
+	p, gr := make([]float32, 1000), make([]float32, 1000)
+	if err := s.Step(p, gr); err != nil {
+		t.Fatal(err)
+	}
+	// One block per step count: the cache is refilled each step, so count
+	// a group whose coefficients do not depend on the step.
+	g2, _ := NewGroup[float32](SGDConfig{LR: 0.1, Momentum: 0.9}, nil)
+	s2, _ := g2.NewStepper(1000)
+	s2.Step(p, gr)
+	if n := testing.AllocsPerRun(20, func() { s2.Step(p, gr) }); n != 0 {
+		t.Errorf("momentum: %v allocations per step", n)
+	}
+}
