@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -355,14 +356,14 @@ func TestErrors(t *testing.T) {
 	p := newPair([]float64{1, 2, 3}, []float64{1, 1, 1})
 
 	s := NewAdamSolver(WithBeta2(1))
-	if err := s.Step([]G.ValueGrad{p}); !errors.Is(err, kernels.ErrCoeff) {
-		t.Errorf("β2 = 1: %v, want kernels.ErrCoeff", err)
+	if err := s.Step([]G.ValueGrad{p}); !errors.Is(err, optim.ErrHyper) {
+		t.Errorf("β2 = 1: %v, want optim.ErrHyper", err)
 	}
-	if err := NewMomentum(WithMomentum(0), WithNesterov()).Step([]G.ValueGrad{p}); !errors.Is(err, kernels.ErrCoeff) {
-		t.Errorf("Nesterov without momentum: %v, want kernels.ErrCoeff", err)
+	if err := NewMomentum(WithMomentum(0), WithNesterov()).Step([]G.ValueGrad{p}); !errors.Is(err, optim.ErrHyper) {
+		t.Errorf("Nesterov without momentum: %v, want optim.ErrHyper", err)
 	}
-	if err := NewVanillaSolver(WithLearnRate(-1)).Step([]G.ValueGrad{p}); !errors.Is(err, kernels.ErrCoeff) {
-		t.Errorf("negative learning rate: %v, want kernels.ErrCoeff", err)
+	if err := NewVanillaSolver(WithLearnRate(-1)).Step([]G.ValueGrad{p}); !errors.Is(err, optim.ErrHyper) {
+		t.Errorf("negative learning rate: %v, want optim.ErrHyper", err)
 	}
 
 	q := &pair{w: p.w, g: tensor.New(tensor.WithBacking([]float32{1, 1, 1}), tensor.WithShape(3))}

@@ -40,9 +40,12 @@
 //     (v0.9.18) does not change the weights at all: it multiplies a copy of
 //     them by the decay and adds the update to that copy.
 //
-// Options that a rule does not use are ignored, as in gorgonia. Invalid
-// hyperparameters are reported by Step, with an error wrapping
-// kernels.ErrCoeff, before anything is changed.
+// The arithmetic is optim's: each weight is stepped by an optim.Stepper of
+// an optim.Group holding the rule's optim config (SGDConfig, AdamConfig,
+// AdamWConfig), with the batch size as the group's loss scale. Options that
+// a rule does not use are ignored, as in gorgonia. Invalid hyperparameters
+// are reported by Step, with an error wrapping optim.ErrHyper, before
+// anything is changed.
 //
 // # State
 //
@@ -57,11 +60,12 @@ import (
 	"fmt"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	"gorgonia.org/gorgonia"
 )
 
 // Errors returned by Step. Test them with errors.Is; an invalid
-// hyperparameter gives an error wrapping kernels.ErrCoeff.
+// hyperparameter gives an error wrapping optim.ErrHyper.
 var (
 	// ErrValue: a weight or gradient that is not a float32 or float64
 	// *tensor.Dense (contiguous) or *gorgonia.F32/F64, a gradient of
@@ -165,11 +169,10 @@ type Solver struct {
 	items  []item                        // scratch of Step
 	byKey  map[gorgonia.ValueGrad]*state // every state
 
-	// coefficients of the last (rule variant, step) computed
-	coeffs    kernels.Coeffs
-	coeffsKey int64 // Adam: the step; momentum: 1 on a first step, 2 otherwise
-	coeffsOK  bool
-	prepass   bool // the gradient needs a pass of its own before the kernel
+	// the hyperparameters of the weights of each element type, and the
+	// coefficient blocks of each step, shared by their steppers
+	g32 *optim.Group[float32]
+	g64 *optim.Group[float64]
 }
 
 var _ gorgonia.Solver = (*Solver)(nil)
@@ -207,38 +210,12 @@ func NewAdamW(opts ...Option) *Solver {
 }
 
 // SetLearnRate sets η for the following steps, for schedules.
-func (s *Solver) SetLearnRate(eta float64) {
-	s.cfg.eta = eta
-	s.coeffsOK = false
-}
+func (s *Solver) SetLearnRate(eta float64) { s.cfg.eta = eta }
 
 // LearnRate returns η.
 func (s *Solver) LearnRate() float64 { return s.cfg.eta }
 
 func (s *Solver) String() string { return "fusegorgonia." + ruleNames[s.rule] }
-
-// coefficients returns the kernel coefficients for a weight whose step
-// count will be t; first reports a first momentum step.
-func (s *Solver) coefficients(t int64, first bool) (*kernels.Coeffs, error) {
-	key := t
-	if s.rule == ruleVanilla {
-		key = 0
-	} else if s.rule == ruleMomentum {
-		key = 2
-		if first {
-			key = 1
-		}
-	}
-	if s.coeffsOK && s.coeffsKey == key {
-		return &s.coeffs, nil
-	}
-	s.coeffsOK = false
-	if err := s.cfg.coeffsInto(&s.coeffs, s.rule, t, first); err != nil {
-		return nil, err
-	}
-	s.coeffsKey, s.coeffsOK = key, true
-	return &s.coeffs, nil
-}
 
 // needsPrepass reports whether the gradient needs gorgonia's preparation as
 // a pass of its own: the kernels fold only the batch scale and a coupled L2
@@ -247,51 +224,93 @@ func (c *config) needsPrepass(r rule) bool {
 	return (c.useL1 && c.l1 != 0) || (c.useClip && c.clip > 0) || (r == ruleAdamW && c.useL2 && c.l2 != 0)
 }
 
-// coeffsInto builds the kernel coefficients of rule r at step t.
-func (c *config) coeffsInto(k *kernels.Coeffs, r rule, t int64, first bool) error {
-	pre := kernels.Prelude{Maximize: c.maximize}
-	wd := 0.0
+// hyper returns the optim config of rule r and the loss scale that fold
+// gorgonia's batch scaling and coupled L2 term into the kernel when no
+// pass of their own is needed: (g + l2·w)/batch = g·(1/batch) + (l2/batch)·w,
+// the gradient scale 1/batch being optim's loss scale batch.
+func (c *config) hyper(r rule) (optim.Hyper, float64) {
+	ls, wd := 1.0, 0.0
 	if !c.needsPrepass(r) {
 		if c.batch > 1 {
-			pre.Scale = 1 / c.batch
+			ls = c.batch
 		}
 		if c.useL2 {
-			// (g + l2·w)/batch = g·(1/batch) + (l2/batch)·w
 			wd = c.l2
 			if c.batch > 1 {
 				wd = c.l2 / c.batch
 			}
 		}
 	}
-	var err error
 	switch r {
 	case ruleVanilla:
-		err = kernels.SGD{LR: c.eta, WeightDecay: wd, Prelude: pre}.CoeffsInto(k)
+		return optim.SGDConfig{LR: c.eta, WeightDecay: wd, Maximize: c.maximize}, ls
 	case ruleMomentum:
-		err = kernels.Momentum{
-			LR: c.eta, Momentum: c.momentum, Dampening: c.dampening,
-			WeightDecay: wd, Nesterov: c.nesterov, Prelude: pre,
-		}.CoeffsInto(k, first)
+		return optim.SGDConfig{LR: c.eta, Momentum: c.momentum, Dampening: c.dampening, WeightDecay: wd,
+			Nesterov: c.nesterov, Maximize: c.maximize}, ls
 	case ruleAdam:
-		err = kernels.Adam{
-			LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps,
-			WeightDecay: wd, AMSGrad: c.amsgrad, Prelude: pre,
-		}.CoeffsInto(k, t)
-	case ruleAdamW:
-		err = kernels.Adam{
-			LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps,
-			WeightDecay: c.weightDecay, Decoupled: true, AMSGrad: c.amsgrad, Prelude: pre,
-		}.CoeffsInto(k, t)
+		return optim.AdamConfig{LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps, WeightDecay: wd,
+			AMSGrad: c.amsgrad, Maximize: c.maximize, Fast: c.fast}, ls
 	}
-	if err != nil {
-		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[r], err)
+	return optim.AdamWConfig{LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps, WeightDecay: c.weightDecay,
+		AMSGrad: c.amsgrad, Maximize: c.maximize, Fast: c.fast}, ls
+}
+
+// groups brings the solver's optim groups of the element types in items up
+// to date with the options, creating them at first use; an invalid
+// hyperparameter is an error before anything changes.
+func (s *Solver) groups(items []item) error {
+	var need32, need64 bool
+	for i := range items {
+		need32 = need32 || items[i].st.is32
+		need64 = need64 || !items[i].st.is32
+	}
+	h, ls := s.cfg.hyper(s.rule)
+	if err := s.cfg.check(); err != nil {
+		return err
+	}
+	if err := h.Validate(); err != nil {
+		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+	}
+	if need32 {
+		if err := syncGroup(&s.g32, h, ls, s.cfg.kernels); err != nil {
+			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+		}
+	}
+	if need64 {
+		if err := syncGroup(&s.g64, h, ls, s.cfg.kernels); err != nil {
+			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+		}
+	}
+	return nil
+}
+
+// syncGroup makes *g a group with hyperparameters h and loss scale ls.
+func syncGroup[T optim.Float](g **optim.Group[T], h optim.Hyper, ls float64, ks *kernels.Set) error {
+	if *g == nil { // the kernel set is fixed when the solver is made
+		ng, err := optim.NewGroup[T](h, ks)
+		if err != nil {
+			return err
+		}
+		if err := ng.SetLossScale(ls); err != nil {
+			return err
+		}
+		*g = ng
+		return nil
+	}
+	if (*g).Hyper() != h {
+		if err := (*g).SetHyper(h); err != nil {
+			return err
+		}
+	}
+	if (*g).LossScale() != ls {
+		return (*g).SetLossScale(ls)
 	}
 	return nil
 }
 
 func (c *config) check() error {
 	if c.batch != c.batch || (c.useClip && c.clip != c.clip) || (c.useL1 && c.l1 != c.l1) || (c.useL2 && c.l2 != c.l2) {
-		return fmt.Errorf("%w: NaN batch size, clip or regularization", kernels.ErrCoeff)
+		return fmt.Errorf("%w: NaN batch size, clip or regularization", optim.ErrHyper)
 	}
 	return nil
 }
@@ -300,17 +319,6 @@ func (c *config) check() error {
 // the gradients to zero. Every weight and gradient is checked, and the
 // coefficients built, before any weight is changed.
 func (s *Solver) Step(model []gorgonia.ValueGrad) error {
-	if err := s.cfg.check(); err != nil {
-		return err
-	}
-	// One Coeffs validates the hyperparameters for every step count.
-	if err := s.cfg.coeffsInto(new(kernels.Coeffs), s.rule, 1, true); err != nil {
-		return err
-	}
-	ks := s.cfg.kernels
-	if ks == nil {
-		ks = kernels.Active()
-	}
 	if len(s.states) < len(model) {
 		s.states = append(s.states, make([]*state, len(model)-len(s.states))...)
 	}
@@ -324,8 +332,11 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 	}
 	s.items = items
 	defer clear(items) // keep no references to the model's data
+	if err := s.groups(items); err != nil {
+		return err
+	}
 	for i := range items {
-		if err := s.update(ks, &items[i]); err != nil {
+		if err := s.update(&items[i]); err != nil {
 			return err
 		}
 	}

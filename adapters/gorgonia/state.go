@@ -5,30 +5,21 @@ import (
 	"reflect"
 	"unsafe"
 
-	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-type float interface{ float32 | float64 }
+type float = optim.Float
 
-// Indices of the state buffers.
-const (
-	bufExpAvg = iota
-	bufExpAvgSq
-	bufMaxExpAvgSq
-	bufMomentum
-	numBufs
-)
-
-// state is what the solver keeps for one weight.
+// state is what the solver keeps for one weight: its stepper (step count
+// and state buffers), of the weight's element type.
 type state struct {
 	key  gorgonia.ValueGrad
 	n    int
 	is32 bool
-	step int64
-	b32  [numBufs][]float32
-	b64  [numBufs][]float64
+	s32  *optim.Stepper[float32]
+	s64  *optim.Stepper[float64]
 }
 
 // item is one weight of a Step, resolved: its state and the backing slices
@@ -154,38 +145,27 @@ func nonNil64(s []float64) []float64 {
 }
 
 // update runs the step of one resolved weight.
-func (s *Solver) update(ks *kernels.Set, it *item) error {
+func (s *Solver) update(it *item) error {
 	if it.st.is32 {
-		return updateT(s, ks, it.st, &it.st.b32, it.w32, it.g32)
+		return updateT(s, s.g32, &it.st.s32, it.st.n, it.w32, it.g32)
 	}
-	return updateT(s, ks, it.st, &it.st.b64, it.w64, it.g64)
+	return updateT(s, s.g64, &it.st.s64, it.st.n, it.w64, it.g64)
 }
 
-func updateT[T float](s *Solver, ks *kernels.Set, st *state, bufs *[numBufs][]T, w, g []T) error {
-	c := &s.cfg
-	if c.needsPrepass(s.rule) {
-		prepare(c, s.rule, w, g)
+func updateT[T float](s *Solver, g *optim.Group[T], st **optim.Stepper[T], n int, w, gr []T) error {
+	if *st == nil {
+		var err error
+		if *st, err = g.NewStepper(n); err != nil {
+			return err
+		}
 	}
-	first := bufs[bufMomentum] == nil
-	k, err := s.coefficients(st.step+1, first)
-	if err != nil {
-		return err
+	if s.cfg.needsPrepass(s.rule) {
+		prepare(&s.cfg, s.rule, w, gr)
 	}
-	switch s.rule {
-	case ruleVanilla:
-		err = runSGD(ks, k, w, g)
-	case ruleMomentum:
-		ensure(bufs, [numBufs]bool{bufMomentum: true}, w)
-		err = runMomentum(ks, k, w, g, bufs[bufMomentum])
-	case ruleAdam, ruleAdamW:
-		ensure(bufs, [numBufs]bool{bufExpAvg: true, bufExpAvgSq: true, bufMaxExpAvgSq: c.amsgrad}, w)
-		err = runAdam(ks, c.fast, k, w, g, bufs[bufExpAvg], bufs[bufExpAvgSq], bufs[bufMaxExpAvgSq])
-	}
-	if err != nil {
+	if err := (*st).Step(w, gr); err != nil {
 		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
 	}
-	clear(g)
-	st.step++
+	clear(gr)
 	return nil
 }
 
@@ -230,69 +210,3 @@ func prepare[T float](c *config, r rule, w, g []T) {
 	}
 }
 
-// ensure makes the buffers selected by want exist, placing new ones (and the
-// existing ones with them) in one slab; see layout.
-func ensure[T float](bufs *[numBufs][]T, want [numBufs]bool, w []T) {
-	missing := false
-	for i := range bufs {
-		if want[i] && bufs[i] == nil {
-			missing = true
-		}
-	}
-	if !missing {
-		return
-	}
-	k := 0
-	for i := range bufs {
-		if want[i] || bufs[i] != nil {
-			k++
-		}
-	}
-	out := kernels.Staggered[T](len(w), k, w)
-	j := 0
-	for i := range bufs {
-		if want[i] || bufs[i] != nil {
-			copy(out[j], bufs[i])
-			bufs[i] = out[j]
-			j++
-		}
-	}
-}
-
-// f32 and f64 reinterpret a []T whose T the caller knows by its size.
-func f32[T float](s []T) []float32 {
-	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
-}
-
-func f64[T float](s []T) []float64 {
-	return unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
-}
-
-func is32[T float]() bool { return unsafe.Sizeof(T(0)) == 4 }
-
-func runSGD[T float](ks *kernels.Set, c *kernels.Coeffs, w, g []T) error {
-	if is32[T]() {
-		return ks.SGDF32(c, f32(w), f32(g))
-	}
-	return ks.SGDF64(c, f64(w), f64(g))
-}
-
-func runMomentum[T float](ks *kernels.Set, c *kernels.Coeffs, w, g, b []T) error {
-	if is32[T]() {
-		return ks.MomentumF32(c, f32(w), f32(g), f32(b))
-	}
-	return ks.MomentumF64(c, f64(w), f64(g), f64(b))
-}
-
-func runAdam[T float](ks *kernels.Set, fast bool, c *kernels.Coeffs, w, g, m, v, vmax []T) error {
-	switch {
-	case is32[T]() && fast:
-		return ks.AdamFastF32(c, f32(w), f32(g), f32(m), f32(v), f32(vmax))
-	case is32[T]():
-		return ks.AdamF32(c, f32(w), f32(g), f32(m), f32(v), f32(vmax))
-	case fast:
-		return ks.AdamFastF64(c, f64(w), f64(g), f64(m), f64(v), f64(vmax))
-	default:
-		return ks.AdamF64(c, f64(w), f64(g), f64(m), f64(v), f64(vmax))
-	}
-}
