@@ -209,4 +209,3 @@ func prepare[T float](c *config, r rule, w, g []T) {
 		g[i] = x
 	}
 }
-
