@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
@@ -87,42 +88,43 @@ func AdamFromSpago(c adam.Config) AdamConfig {
 }
 
 // Validate reports an invalid hyperparameter, with an error wrapping
-// kernels.ErrCoeff. OptimizeParams reports the same errors.
+// optim.ErrHyper. OptimizeParams reports the same errors, and those of
+// coefficients that the parameter's element type cannot hold.
 func (c AdamConfig) Validate() error {
 	if c.Semantics > Spago {
-		return fmt.Errorf("%w: unknown semantics %v", kernels.ErrCoeff, c.Semantics)
+		return fmt.Errorf("%w: unknown semantics %v", optim.ErrHyper, c.Semantics)
 	}
-	var k kernels.Coeffs
-	return c.coeffs(&k, 1)
-}
-
-// coeffs writes the coefficients of step t into k.
-func (c AdamConfig) coeffs(k *kernels.Coeffs, t int64) error {
-	h := kernels.Adam{
-		LR: c.LR, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps,
-		WeightDecay: c.WeightDecay, Decoupled: c.Decoupled, AMSGrad: c.AMSGrad,
-		Prelude: kernels.Prelude{Maximize: c.Maximize},
-	}
-	if c.Semantics == Spago {
-		// spago: p −= α·(m/(√v + ε) [+ λ·p]), α = lr·√bc2/bc1. With
-		// ib2 = 1/√bc2 this is the kernel's p −= lr/bc1 · m/(√v·ib2 + ε·ib2)
-		// after p ·= 1 − lr·(λ·√bc2/bc1).
-		bc1, bc2 := 1-powInt(c.Beta1, t), 1-powInt(c.Beta2, t)
-		if bc2 > 0 && !math.IsNaN(bc2) {
-			h.Eps = c.Eps / math.Sqrt(bc2)
-		}
-		if c.Decoupled && bc1 > 0 {
-			h.WeightDecay = c.WeightDecay * math.Sqrt(bc2) / bc1
-		}
-	}
-	if err := h.CoeffsInto(k, t); err != nil {
+	if err := c.hyper(1).Validate(); err != nil {
 		return fmt.Errorf("fusespago: Adam: %w", err)
 	}
 	return nil
 }
 
-// powInt returns b^t by repeated squaring, as the kernels package computes
-// its bias corrections.
+// hyper returns optim's config of step t. Under Spago semantics, spago's
+// update p −= α·(m/(√v + ε) [+ λ·p]), α = lr·√bc2/bc1, is optim's
+// p −= lr/bc1 · m/(√v·ib2 + ε·ib2) (ib2 = 1/√bc2) after
+// p ·= 1 − lr·(λ·√bc2/bc1): ε and λ are rescaled for each t.
+func (c AdamConfig) hyper(t int64) optim.Hyper {
+	eps, wd := c.Eps, c.WeightDecay
+	if c.Semantics == Spago {
+		bc1, bc2 := 1-powInt(c.Beta1, t), 1-powInt(c.Beta2, t)
+		if bc2 > 0 && !math.IsNaN(bc2) {
+			eps = c.Eps / math.Sqrt(bc2)
+		}
+		if c.Decoupled && bc1 > 0 {
+			wd = c.WeightDecay * math.Sqrt(bc2) / bc1
+		}
+	}
+	h := optim.AdamConfig{LR: c.LR, Beta1: c.Beta1, Beta2: c.Beta2, Eps: eps, WeightDecay: wd,
+		AMSGrad: c.AMSGrad, Maximize: c.Maximize, Fast: c.Fast}
+	if c.Decoupled {
+		return optim.AdamWConfig(h)
+	}
+	return h
+}
+
+// powInt returns b^t by repeated squaring, as optim and the kernels package
+// compute their bias corrections.
 func powInt(b float64, t int64) float64 {
 	r := 1.0
 	for t > 0 {
@@ -140,16 +142,9 @@ func powInt(b float64, t int64) float64 {
 // Make it with [NewAdam]; it is safe for the concurrent calls of spago's
 // Optimizer.
 type Adam struct {
-	cfg   atomic.Pointer[AdamConfig]
-	step  atomic.Int64 // Spago semantics: the optimizer's step count
-	cache atomic.Pointer[adamCoeffs]
-}
-
-// adamCoeffs are the coefficients of step t for the configuration cfg.
-type adamCoeffs struct {
-	cfg *AdamConfig
-	t   int64
-	c   kernels.Coeffs
+	cfg    atomic.Pointer[AdamConfig]
+	step   atomic.Int64 // Spago semantics: the optimizer's step count
+	groups groups
 }
 
 var _ optimizers.OptimizationStrategy = (*Adam)(nil)
@@ -191,20 +186,6 @@ func (o *Adam) IncExample() { o.step.Add(1) }
 // TimeStep returns the optimizer's step count (spago's Adam.TimeStep).
 func (o *Adam) TimeStep() int64 { return o.step.Load() }
 
-// coeffsFor returns the coefficients of step t, from the cache when the
-// last call used the same step and configuration.
-func (o *Adam) coeffsFor(cfg *AdamConfig, t int64) (*kernels.Coeffs, error) {
-	if e := o.cache.Load(); e != nil && e.cfg == cfg && e.t == t {
-		return &e.c, nil
-	}
-	e := &adamCoeffs{cfg: cfg, t: t}
-	if err := cfg.coeffs(&e.c, t); err != nil {
-		return nil, err
-	}
-	o.cache.Store(e)
-	return &e.c, nil
-}
-
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Adam) OptimizeParams(p *nn.Param) error {
@@ -223,27 +204,40 @@ func adamStep[T float.DType](o *Adam, p *nn.Param, d *mat.Dense[T]) error {
 		return err
 	}
 	cfg := o.cfg.Load()
+	if cfg.Semantics > Spago {
+		return fmt.Errorf("%w: unknown semantics %v", optim.ErrHyper, cfg.Semantics)
+	}
 	st, err := stateFor[T](p, KindAdam, len(data))
 	if err != nil {
 		return err
 	}
-	t := st.Step + 1
+	key := groupKey{cfg: cfg}
 	if cfg.Semantics == Spago {
-		t = o.step.Load()
+		key.t = o.step.Load()
 	}
-	c, err := o.coeffsFor(cfg, t)
+	g, err := group[T](&o.groups, key, cfg.hyper(key.t), cfg.Kernels)
+	if err != nil {
+		return fmt.Errorf("fusespago: Adam: %w", err)
+	}
+	s, err := stepperOf(st, g, len(data))
 	if err != nil {
 		return err
 	}
-	st.ensure([4]bool{true, true, cfg.AMSGrad, false}, len(data), data)
-	s := cfg.Kernels
-	if s == nil {
-		s = kernels.Active()
+	if cfg.Semantics == Spago {
+		if err := s.SetSteps(key.t - 1); err != nil {
+			return fmt.Errorf("fusespago: Adam: %w", err)
+		}
 	}
-	if err := runAdam(s, cfg.Fast, c, data, grad, st.ExpAvg, st.ExpAvgSq, st.MaxExpAvgSq); err != nil {
+	if err := s.Step(data, grad); err != nil {
 		return fmt.Errorf("fusespago: Adam step of a %v parameter: %w", d.Shape(), err)
 	}
+	st.sync()
 	st.Step++
+	if cfg.Semantics == Spago {
+		// The stepper counts spago's global steps; keep the parameter's
+		// own count in State.Step, and restore it at the next step.
+		_ = s.SetSteps(st.Step)
+	}
 	p.State = st
 	p.ZeroGrad()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
@@ -39,40 +40,27 @@ func SGDFromSpago(c sgd.Config) SGDConfig {
 }
 
 // Validate reports an invalid hyperparameter, with an error wrapping
-// kernels.ErrCoeff. OptimizeParams reports the same errors.
+// optim.ErrHyper. OptimizeParams reports the same errors, and those of
+// coefficients that the parameter's element type cannot hold.
 func (c SGDConfig) Validate() error {
-	var k kernels.Coeffs
-	return c.coeffs(&k, true)
-}
-
-func (c SGDConfig) coeffs(k *kernels.Coeffs, first bool) error {
-	pre := kernels.Prelude{Maximize: c.Maximize}
-	var err error
-	if c.Momentum == 0 && !c.Nesterov {
-		err = kernels.SGD{LR: c.LR, WeightDecay: c.WeightDecay, Prelude: pre}.CoeffsInto(k)
-	} else {
-		err = kernels.Momentum{
-			LR: c.LR, Momentum: c.Momentum, Dampening: c.Dampening,
-			WeightDecay: c.WeightDecay, Nesterov: c.Nesterov, Prelude: pre,
-		}.CoeffsInto(k, first)
-	}
-	if err != nil {
+	if err := c.hyper().Validate(); err != nil {
 		return fmt.Errorf("fusespago: SGD: %w", err)
 	}
 	return nil
+}
+
+// hyper returns optim's config of the same hyperparameters.
+func (c SGDConfig) hyper() optim.SGDConfig {
+	return optim.SGDConfig{LR: c.LR, Momentum: c.Momentum, Dampening: c.Dampening, WeightDecay: c.WeightDecay,
+		Nesterov: c.Nesterov, Maximize: c.Maximize}
 }
 
 // SGD is an optimizers.OptimizationStrategy that updates a parameter by one
 // fused SGD step (see [SGDConfig]) and drops its gradient. Make it with
 // [NewSGD]; it is safe for the concurrent calls of spago's Optimizer.
 type SGD struct {
-	cfg   atomic.Pointer[SGDConfig]
-	cache [2]atomic.Pointer[sgdCoeffs] // later steps, first step
-}
-
-type sgdCoeffs struct {
-	cfg *SGDConfig
-	c   kernels.Coeffs
+	cfg    atomic.Pointer[SGDConfig]
+	groups groups
 }
 
 var _ optimizers.OptimizationStrategy = (*SGD)(nil)
@@ -103,22 +91,6 @@ func (o *SGD) SetLR(lr float64) {
 	}
 }
 
-func (o *SGD) coeffsFor(cfg *SGDConfig, first bool) (*kernels.Coeffs, error) {
-	slot := &o.cache[0]
-	if first {
-		slot = &o.cache[1]
-	}
-	if e := slot.Load(); e != nil && e.cfg == cfg {
-		return &e.c, nil
-	}
-	e := &sgdCoeffs{cfg: cfg}
-	if err := cfg.coeffs(&e.c, first); err != nil {
-		return nil, err
-	}
-	slot.Store(e)
-	return &e.c, nil
-}
-
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *SGD) OptimizeParams(p *nn.Param) error {
@@ -141,25 +113,19 @@ func sgdStep[T float.DType](o *SGD, p *nn.Param, d *mat.Dense[T]) error {
 	if err != nil {
 		return err
 	}
-	momentum := cfg.Momentum != 0 || cfg.Nesterov
-	c, err := o.coeffsFor(cfg, momentum && st.MomentumBuffer == nil)
+	g, err := group[T](&o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels)
+	if err != nil {
+		return fmt.Errorf("fusespago: SGD: %w", err)
+	}
+	s, err := stepperOf(st, g, len(data))
 	if err != nil {
 		return err
 	}
-	s := cfg.Kernels
-	if s == nil {
-		s = kernels.Active()
-	}
-	if momentum {
-		st.ensure([4]bool{false, false, false, true}, len(data), data)
-		err = runMomentum(s, c, data, grad, st.MomentumBuffer)
-	} else {
-		err = runSGD(s, c, data, grad)
-	}
-	if err != nil {
+	if err := s.Step(data, grad); err != nil {
 		return fmt.Errorf("fusespago: SGD step of a %v parameter: %w", d.Shape(), err)
 	}
-	st.Step++
+	st.sync()
+	st.Step = s.Steps()
 	p.State = st
 	p.ZeroGrad()
 	return nil

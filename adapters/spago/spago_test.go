@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
@@ -476,19 +477,19 @@ func TestErrors(t *testing.T) {
 
 	bad := DefaultAdam()
 	bad.Beta2 = 1
-	if err := bad.Validate(); !errors.Is(err, kernels.ErrCoeff) {
-		t.Errorf("Validate with β2 = 1: %v, want kernels.ErrCoeff", err)
+	if err := bad.Validate(); !errors.Is(err, optim.ErrHyper) {
+		t.Errorf("Validate with β2 = 1: %v, want optim.ErrHyper", err)
 	}
 	p = newP()
 	setGrad(p, []float32{1, 1, 1})
-	if err := NewAdam(bad).OptimizeParams(p); !errors.Is(err, kernels.ErrCoeff) {
-		t.Errorf("OptimizeParams with β2 = 1: %v, want kernels.ErrCoeff", err)
+	if err := NewAdam(bad).OptimizeParams(p); !errors.Is(err, optim.ErrHyper) {
+		t.Errorf("OptimizeParams with β2 = 1: %v, want optim.ErrHyper", err)
 	}
 	if p.State != nil || !p.HasGrad() || values[float32](p)[0] != 1 {
 		t.Errorf("a failed step changed the parameter: state %v, has gradient %v, value %v", p.State, p.HasGrad(), values[float32](p))
 	}
-	if err := (SGDConfig{LR: 0.1, Nesterov: true}).Validate(); !errors.Is(err, kernels.ErrCoeff) {
-		t.Errorf("Nesterov without momentum: %v, want kernels.ErrCoeff", err)
+	if err := (SGDConfig{LR: 0.1, Nesterov: true}).Validate(); !errors.Is(err, optim.ErrHyper) {
+		t.Errorf("Nesterov without momentum: %v, want optim.ErrHyper", err)
 	}
 }
 

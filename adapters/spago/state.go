@@ -3,7 +3,7 @@ package fusespago
 import (
 	"encoding/gob"
 	"fmt"
-	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
@@ -27,9 +27,27 @@ type State[T float.DType] struct {
 	MaxExpAvgSq    []T    // Adam with AMSGrad: running maximum of v
 	MomentumBuffer []T    // SGD with momentum
 
-	// placed reports that the buffers live in one slab laid out by
-	// newState or relaid after a load (gob leaves it false).
-	placed bool
+	// stepper steps the parameter, in group (gob leaves both nil: the
+	// next step makes them from the fields above).
+	stepper *optim.Stepper[T]
+	group   *optim.Group[T]
+}
+
+// bufNames are optim's names of the buffers of buffers(), in that order.
+var bufNames = [4]string{optim.BufExpAvg, optim.BufExpAvgSq, optim.BufMaxExpAvgSq, optim.BufMomentumBuffer}
+
+func (st *State[T]) buffers() [4]*[]T {
+	return [4]*[]T{&st.ExpAvg, &st.ExpAvgSq, &st.MaxExpAvgSq, &st.MomentumBuffer}
+}
+
+// sync makes the exported fields show the stepper's buffers (its own
+// memory, so that gob saves the current values).
+func (st *State[T]) sync() {
+	for i, b := range st.buffers() {
+		if x := st.stepper.Buffer(bufNames[i]); x != nil {
+			*b = x
+		}
+	}
 }
 
 func init() {
@@ -62,37 +80,4 @@ func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error)
 		return nil, fmt.Errorf("%w: step count %d", ErrState, st.Step)
 	}
 	return st, nil
-}
-
-// ensure makes sure that the buffers selected by want (in the order ExpAvg,
-// ExpAvgSq, MaxExpAvgSq, MomentumBuffer) exist, laying all of them out in
-// one slab when one is missing or they were loaded from a file. Buffers that
-// already hold values keep them.
-func (st *State[T]) ensure(want [4]bool, n int, data []T) {
-	bufs := [4]*[]T{&st.ExpAvg, &st.ExpAvgSq, &st.MaxExpAvgSq, &st.MomentumBuffer}
-	ok := st.placed
-	for i, b := range bufs {
-		if want[i] && *b == nil {
-			ok = false
-		}
-	}
-	if ok {
-		return
-	}
-	k := 0
-	for i, b := range bufs {
-		if want[i] || *b != nil {
-			k++
-		}
-	}
-	slabs := kernels.Staggered[T](n, k, data)
-	j := 0
-	for i, b := range bufs {
-		if want[i] || *b != nil {
-			copy(slabs[j], *b)
-			*b = slabs[j]
-			j++
-		}
-	}
-	st.placed = true
 }

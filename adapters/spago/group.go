@@ -1,0 +1,95 @@
+package fusespago
+
+import (
+	"sync"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
+	"github.com/nlpodyssey/spago/mat/float"
+)
+
+// groups holds a strategy's optim groups, one per element type, and the
+// setting each was last brought to (the config pointer, and for spago's
+// Adam the optimizer's step count). Every parameter's stepper belongs to
+// the group of its element type; a new setting is given to the group (its
+// coefficient blocks are then computed once per step for all parameters).
+type groups struct {
+	mu       sync.Mutex
+	g32      *optim.Group[float32]
+	g64      *optim.Group[float64]
+	key32    groupKey
+	key64    groupKey
+	kernel32 *kernels.Set
+	kernel64 *kernels.Set
+}
+
+type groupKey struct {
+	cfg any   // the strategy's config pointer
+	t   int64 // spago's Adam: the optimizer's step count
+}
+
+// group returns the group of element type T, brought to the setting key
+// with hyperparameters h on the kernel set ks (nil: kernels.Active()). An
+// invalid setting is an error before anything changes.
+func group[T float.DType](gs *groups, key groupKey, h optim.Hyper, ks *kernels.Set) (*optim.Group[T], error) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if is32[T]() {
+		g, err := sync1(&gs.g32, &gs.key32, &gs.kernel32, key, h, ks)
+		return any(g).(*optim.Group[T]), err
+	}
+	g, err := sync1(&gs.g64, &gs.key64, &gs.kernel64, key, h, ks)
+	return any(g).(*optim.Group[T]), err
+}
+
+func sync1[T optim.Float](g **optim.Group[T], k *groupKey, kset **kernels.Set, key groupKey, h optim.Hyper, ks *kernels.Set) (*optim.Group[T], error) {
+	if ks == nil {
+		ks = kernels.Active()
+	}
+	if *g != nil && *k == key {
+		return *g, nil
+	}
+	if *g == nil || *kset != ks {
+		// A new kernel set (or the first call): a new group; the
+		// parameters' steppers follow it (see stepperOf).
+		ng, err := optim.NewGroup[T](h, ks)
+		if err != nil {
+			return nil, err
+		}
+		*g, *k, *kset = ng, key, ks
+		return ng, nil
+	}
+	if err := (*g).SetHyper(h); err != nil {
+		return nil, err
+	}
+	*k = key
+	return *g, nil
+}
+
+// stepperOf returns the stepper of st in group g, making one (from the
+// buffers st holds, as gob or an earlier group left them) when st has none
+// of that group.
+func stepperOf[T float.DType](st *State[T], g *optim.Group[T], n int) (*optim.Stepper[T], error) {
+	if st.stepper != nil && st.group == g {
+		return st.stepper, nil
+	}
+	s, err := g.NewStepper(n)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	var bufs [][]T
+	for i, b := range st.buffers() {
+		if *b != nil {
+			names = append(names, bufNames[i])
+			bufs = append(bufs, *b)
+		}
+	}
+	if len(names) > 0 || st.Step > 0 {
+		if err := s.Restore(st.Step, names, bufs); err != nil {
+			return nil, err
+		}
+	}
+	st.stepper, st.group = s, g
+	return s, nil
+}
