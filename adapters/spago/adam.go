@@ -107,7 +107,7 @@ func (c AdamConfig) Validate() error {
 func (c AdamConfig) hyper(t int64) optim.Hyper {
 	eps, wd := c.Eps, c.WeightDecay
 	if c.Semantics == Spago {
-		bc1, bc2 := 1-powInt(c.Beta1, t), 1-powInt(c.Beta2, t)
+		bc1, bc2 := 1-kernels.PowInt(c.Beta1, t), 1-kernels.PowInt(c.Beta2, t)
 		if bc2 > 0 && !math.IsNaN(bc2) {
 			eps = c.Eps / math.Sqrt(bc2)
 		}
@@ -121,20 +121,6 @@ func (c AdamConfig) hyper(t int64) optim.Hyper {
 		return optim.AdamWConfig(h)
 	}
 	return h
-}
-
-// powInt returns b^t by repeated squaring, as optim and the kernels package
-// compute their bias corrections.
-func powInt(b float64, t int64) float64 {
-	r := 1.0
-	for t > 0 {
-		if t&1 != 0 {
-			r *= b
-		}
-		b *= b
-		t >>= 1
-	}
-	return r
 }
 
 // Adam is an optimizers.OptimizationStrategy that updates a parameter by
