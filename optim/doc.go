@@ -28,6 +28,23 @@
 // Example_trainingLoop (example_test.go) is this loop as a program that
 // go test runs.
 //
+// # Rules
+//
+// Each optimizer is a rule: one file (rule_sgd.go, rule_ema.go,
+// rule_adam.go, …) holding its config type with PyTorch's defaults and
+// Validate, its hyperparameters by the names state files store, its state
+// buffers, the coefficients of its kernel at each step, and which kernel
+// runs it. The Optimizer, Save and Load, and the per-parameter Group and
+// Stepper use only those methods.
+//
+// # Per-parameter stepping
+//
+// A stack that steps each parameter itself (spago, gorgonia) uses a Group
+// (the hyperparameters, a loss scale, the kernel set; each step's
+// coefficient block computed once for all its Steppers) and one Stepper per
+// parameter (its step count and state buffers). A Stepper gives the same
+// bits as the Optimizer.
+//
 // # Arithmetic
 //
 // Every element is updated by the kernels package alone
