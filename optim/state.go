@@ -8,12 +8,11 @@ import (
 	"hash"
 	"hash/crc64"
 	"io"
-	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
+
+	"github.com/fuseopt/fuseopt/internal/atomicfile"
 )
 
 // The state file, version 2. All integers and floats are little-endian; a
@@ -173,76 +172,8 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 // 0644. When path is a symbolic link (or a chain of them), the file it
 // points to is replaced and the link is kept, as a plain write through the
 // link would do.
-func (o *Optimizer[T]) SaveFile(path string) (err error) {
-	path, err = resolveLinks(path)
-	if err != nil {
-		return err
-	}
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("optim: save: %s is not a regular file", path)
-		}
-		mode = fi.Mode().Perm()
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = o.Save(f); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be synced there
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// resolveLinks follows path while it names a symbolic link and returns the
-// path of what the last link points to (which need not exist yet).
-func resolveLinks(path string) (string, error) {
-	for range 40 { // as many links as Linux follows
-		fi, err := os.Lstat(path)
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			return path, nil
-		}
-		target, err := os.Readlink(path)
-		if err != nil {
-			return "", err
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(path), target)
-		}
-		path = target
-	}
-	return "", fmt.Errorf("optim: save: %s: too many levels of symbolic links", path)
+func (o *Optimizer[T]) SaveFile(path string) error {
+	return atomicfile.Write(path, func(w io.Writer) error { return o.Save(w) })
 }
 
 // LoadFile loads the state written by SaveFile; see Load.

@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -22,6 +21,7 @@ import (
 	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/fuseopt/fuseopt/bench"
+	"github.com/fuseopt/fuseopt/internal/atomicfile"
 )
 
 // plotFile is a plot output. Its path is checked before the work starts,
@@ -45,27 +45,22 @@ func checkPlot(path string) (*plotFile, error) {
 	if format != "svg" && format != "png" {
 		return nil, fmt.Errorf("-plot %s: the file name must end in .svg or .png", path)
 	}
-	pf := &plotFile{path: path, target: path, format: format, mode: 0o644}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		if pf.target, err = filepath.EvalSymlinks(path); err != nil {
+	target, mode, err := atomicfile.Resolve(path)
+	if err != nil {
+		if errors.As(err, new(*fs.PathError)) {
 			return nil, fmt.Errorf("-plot %s: %v", path, cause(err))
 		}
+		return nil, fmt.Errorf("-plot %v", err) // names the path already
 	}
-	fi, err := os.Stat(pf.target)
-	switch {
-	case err == nil && !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("-plot %s: not a regular file", path)
-	case err == nil:
-		pf.mode = fi.Mode().Perm()
+	pf := &plotFile{path: path, target: target, format: format, mode: mode}
+	if _, err := os.Stat(target); err == nil {
 		// Opened for writing without truncation, and closed: the file is
 		// left as it is.
-		f, err := os.OpenFile(pf.target, os.O_WRONLY, 0)
+		f, err := os.OpenFile(target, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("-plot %s: %v", path, cause(err))
 		}
 		f.Close()
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("-plot %s: %v", path, cause(err))
 	}
 	// The directory must take the temporary file: try it with an empty one.
 	f, err := pf.createTemp()
@@ -89,7 +84,7 @@ func cause(err error) error {
 // createTemp creates an empty temporary file next to the target.
 func (pf *plotFile) createTemp() (*os.File, error) {
 	dir := filepath.Dir(pf.target)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(pf.target)+".tmp*")
+	f, err := atomicfile.CreateTemp(pf.target)
 	if err != nil {
 		return nil, fmt.Errorf("-plot %s: cannot create a file in %s: %v", pf.path, dir, cause(err))
 	}
@@ -100,7 +95,7 @@ func (pf *plotFile) createTemp() (*os.File, error) {
 // the file in place: written to a temporary file, synced, given the mode,
 // renamed over the target, and the directory synced. On an error the
 // temporary file is removed and the target left as it was.
-func (pf *plotFile) write(grid [][]*plot.Plot) (err error) {
+func (pf *plotFile) write(grid [][]*plot.Plot) error {
 	rows, cols := len(grid), 0
 	for _, r := range grid {
 		cols = max(cols, len(r))
@@ -137,42 +132,10 @@ func (pf *plotFile) write(grid [][]*plot.Plot) (err error) {
 		}
 	}
 
-	f, err := pf.createTemp()
-	if err != nil {
-		return err
+	if err := atomicfile.Replace(pf.target, pf.mode, writeTo); err != nil {
+		return fmt.Errorf("plot %s: %w", pf.path, err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("plot %s: %w", pf.path, err)
-		}
-	}()
-	if err = writeTo(f); err != nil {
-		return err
-	}
-	if err = f.Chmod(pf.mode); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, pf.target); err != nil {
-		return err
-	}
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be synced there
-	}
-	d, err := os.Open(filepath.Dir(pf.target))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // series is one curve of a panel.
