@@ -89,7 +89,7 @@ DATA tailones<>+62(SB)/1, $0x00
 DATA tailones<>+63(SB)/1, $0x00
 GLOBL tailones<>(SB), RODATA|NOPTR, $64
 
-// func sgdF32AVX2(c *[16][16]float32, p *float32, grad *float32, n int, mode int)
+// func sgdF32AVX2(c *[15][16]float32, p *float32, grad *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·sgdF32AVX2(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -226,7 +226,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF32AVX2(c *[16][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
+// func momentumF32AVX2(c *[15][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·momentumF32AVX2(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -832,7 +832,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamF32AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -1512,7 +1512,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamFastF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamFastF32AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -1575,7 +1575,7 @@ m0_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 960(AX), Y10, Y3
+	VCMPPS       $0x05, 896(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(DI*4)
@@ -1686,7 +1686,7 @@ m1_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 960(AX), Y10, Y3
+	VCMPPS       $0x05, 896(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(DI*4)
@@ -1799,7 +1799,7 @@ m2_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 960(AX), Y10, Y3
+	VCMPPS       $0x05, 896(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(DI*4)
@@ -1920,7 +1920,7 @@ m4_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 960(AX), Y10, Y3
+	VCMPPS       $0x05, 896(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(R9*4)
@@ -2051,7 +2051,7 @@ m5_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 960(AX), Y10, Y3
+	VCMPPS       $0x05, 896(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(R9*4)
@@ -2184,7 +2184,7 @@ m6_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 960(AX), Y10, Y3
+	VCMPPS       $0x05, 896(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(R9*4)
@@ -2965,7 +2965,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func sgdF64AVX2(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
+// func sgdF64AVX2(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·sgdF64AVX2(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -3102,7 +3102,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF64AVX2(c *[16][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
+// func momentumF64AVX2(c *[15][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·momentumF64AVX2(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -3708,7 +3708,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamF64AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -4388,7 +4388,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamFastF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamFastF64AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -5747,7 +5747,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func sgdF32AVX512(c *[16][16]float32, p *float32, grad *float32, n int, mode int)
+// func sgdF32AVX512(c *[15][16]float32, p *float32, grad *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·sgdF32AVX512(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -5888,7 +5888,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF32AVX512(c *[16][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
+// func momentumF32AVX512(c *[15][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·momentumF32AVX512(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -6598,7 +6598,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·adamF32AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -7554,7 +7554,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamFastF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·adamFastF32AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -7589,7 +7589,7 @@ mode0:
 	VMOVUPS 384(AX), Z5
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 768(AX), Z7
-	VMOVUPS 960(AX), Z8
+	VMOVUPS 896(AX), Z8
 	VMOVUPS 640(AX), Z9
 
 m0_loop:
@@ -7740,7 +7740,7 @@ mode1:
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 64(AX), Z7
 	VMOVUPS 768(AX), Z8
-	VMOVUPS 960(AX), Z9
+	VMOVUPS 896(AX), Z9
 	VMOVUPS 640(AX), Z10
 
 m1_loop:
@@ -7897,7 +7897,7 @@ mode2:
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 128(AX), Z7
 	VMOVUPS 768(AX), Z8
-	VMOVUPS 960(AX), Z9
+	VMOVUPS 896(AX), Z9
 	VMOVUPS 640(AX), Z10
 
 m2_loop:
@@ -8053,7 +8053,7 @@ mode4:
 	VMOVUPS 384(AX), Z5
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 768(AX), Z7
-	VMOVUPS 960(AX), Z8
+	VMOVUPS 896(AX), Z8
 	VMOVUPS 640(AX), Z9
 
 m4_loop:
@@ -8234,7 +8234,7 @@ mode5:
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 64(AX), Z7
 	VMOVUPS 768(AX), Z8
-	VMOVUPS 960(AX), Z9
+	VMOVUPS 896(AX), Z9
 	VMOVUPS 640(AX), Z10
 
 m5_loop:
@@ -8421,7 +8421,7 @@ mode6:
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 128(AX), Z7
 	VMOVUPS 768(AX), Z8
-	VMOVUPS 960(AX), Z9
+	VMOVUPS 896(AX), Z9
 	VMOVUPS 640(AX), Z10
 
 m6_loop:
@@ -9090,7 +9090,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func sgdF64AVX512(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
+// func sgdF64AVX512(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·sgdF64AVX512(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -9231,7 +9231,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF64AVX512(c *[16][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
+// func momentumF64AVX512(c *[15][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·momentumF64AVX512(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -9941,7 +9941,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·adamF64AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -10897,7 +10897,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamFastF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·adamFastF64AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -10932,7 +10932,7 @@ mode0:
 	VMOVUPD 384(AX), Z5
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 768(AX), Z7
-	VMOVUPD 960(AX), Z8
+	VMOVUPD 896(AX), Z8
 	VMOVUPD 640(AX), Z9
 
 m0_loop:
@@ -11083,7 +11083,7 @@ mode1:
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 64(AX), Z7
 	VMOVUPD 768(AX), Z8
-	VMOVUPD 960(AX), Z9
+	VMOVUPD 896(AX), Z9
 	VMOVUPD 640(AX), Z10
 
 m1_loop:
@@ -11240,7 +11240,7 @@ mode2:
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 128(AX), Z7
 	VMOVUPD 768(AX), Z8
-	VMOVUPD 960(AX), Z9
+	VMOVUPD 896(AX), Z9
 	VMOVUPD 640(AX), Z10
 
 m2_loop:
@@ -11396,7 +11396,7 @@ mode4:
 	VMOVUPD 384(AX), Z5
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 768(AX), Z7
-	VMOVUPD 960(AX), Z8
+	VMOVUPD 896(AX), Z8
 	VMOVUPD 640(AX), Z9
 
 m4_loop:
@@ -11577,7 +11577,7 @@ mode5:
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 64(AX), Z7
 	VMOVUPD 768(AX), Z8
-	VMOVUPD 960(AX), Z9
+	VMOVUPD 896(AX), Z9
 	VMOVUPD 640(AX), Z10
 
 m5_loop:
@@ -11764,7 +11764,7 @@ mode6:
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 128(AX), Z7
 	VMOVUPD 768(AX), Z8
-	VMOVUPD 960(AX), Z9
+	VMOVUPD 896(AX), Z9
 	VMOVUPD 640(AX), Z10
 
 m6_loop:

@@ -18,7 +18,7 @@
 
 #include "textflag.h"
 
-// func sgdF32NEON(c *[16][16]float32, p, grad *float32, n, mode int)
+// func sgdF32NEON(c *[15][16]float32, p, grad *float32, n, mode int)
 TEXT ·sgdF32NEON(SB), NOSPLIT, $0-40
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -121,7 +121,7 @@ v1loop0:
 v1done:
 	RET
 
-// func momentumF32NEON(c *[16][16]float32, p, grad, b *float32, n, mode int)
+// func momentumF32NEON(c *[15][16]float32, p, grad, b *float32, n, mode int)
 TEXT ·momentumF32NEON(SB), NOSPLIT, $0-48
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -611,7 +611,7 @@ v7loop0:
 v7done:
 	RET
 
-// func adamF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+// func adamF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 TEXT ·adamF32NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -1385,7 +1385,7 @@ v6loop0:
 v6done:
 	RET
 
-// func adamFastF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+// func adamFastF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 TEXT ·adamFastF32NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -1406,7 +1406,7 @@ TEXT ·adamFastF32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 512(R0), F28 // -a
 	FMOVQ 768(R0), F29 // 1
 	FMOVQ 832(R0), F30 // 0.5
-	FMOVQ 960(R0), F31 // smallest normal
+	FMOVQ 896(R0), F31 // smallest normal
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -3491,7 +3491,7 @@ loop0:
 done:
 	RET
 
-// func sgdF64NEON(c *[16][8]float64, p, grad *float64, n, mode int)
+// func sgdF64NEON(c *[15][8]float64, p, grad *float64, n, mode int)
 TEXT ·sgdF64NEON(SB), NOSPLIT, $0-40
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -3594,7 +3594,7 @@ v1loop0:
 v1done:
 	RET
 
-// func momentumF64NEON(c *[16][8]float64, p, grad, b *float64, n, mode int)
+// func momentumF64NEON(c *[15][8]float64, p, grad, b *float64, n, mode int)
 TEXT ·momentumF64NEON(SB), NOSPLIT, $0-48
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -4084,7 +4084,7 @@ v7loop0:
 v7done:
 	RET
 
-// func adamF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+// func adamF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 TEXT ·adamF64NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -4858,7 +4858,7 @@ v6loop0:
 v6done:
 	RET
 
-// func adamFastF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+// func adamFastF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 TEXT ·adamFastF64NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -4879,7 +4879,7 @@ TEXT ·adamFastF64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 512(R0), F28 // -a
 	FMOVQ 768(R0), F29 // 1
 	FMOVQ 832(R0), F30 // 0.5
-	FMOVQ 960(R0), F31 // smallest normal
+	FMOVQ 896(R0), F31 // smallest normal
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0

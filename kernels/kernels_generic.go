@@ -3,6 +3,8 @@ package kernels
 import (
 	"math"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // The pure-Go reference. Every level must match it bit for bit (NaN payloads
@@ -16,18 +18,18 @@ func genericSet() *Set {
 
 func genericTable[T Float]() table[T] {
 	return table[T]{
-		sgd:        sgdGeneric[T],
-		momentum:   momentumGeneric[T],
-		adam:       adamGeneric[T],
-		adamFast:   adamGeneric[T],
-		sumSquares: sumSquaresGeneric[T],
-		sumSqCheck: sumSquaresCheckGeneric[T],
-		dot:        dotGeneric[T],
-		scale:      scaleGeneric[T],
-		nonFinite:  nonFiniteGeneric[T],
-		roof1:      func(src, d0 *T, n int) { roofGeneric(src, n, d0) },
-		roof2:      func(src, d0, d1 *T, n int) { roofGeneric(src, n, d0, d1) },
-		roof3:      func(src, d0, d1, d2 *T, n int) { roofGeneric(src, n, d0, d1, d2) },
+		sgd:             sgdGeneric[T],
+		momentum:        momentumGeneric[T],
+		adam:            adamGeneric[T],
+		adamFast:        adamGeneric[T],
+		sumSquares:      sumSquaresGeneric[T],
+		sumSquaresCheck: sumSquaresCheckGeneric[T],
+		dot:             dotGeneric[T],
+		scale:           scaleGeneric[T],
+		nonFinite:       nonFiniteGeneric[T],
+		roof1:           func(src, d0 *T, n int) { roofGeneric(src, n, d0) },
+		roof2:           func(src, d0, d1 *T, n int) { roofGeneric(src, n, d0, d1) },
+		roof3:           func(src, d0, d1, d2 *T, n int) { roofGeneric(src, n, d0, d1, d2) },
 	}
 }
 
@@ -66,8 +68,8 @@ func row[T Float](c *Coeffs, r int) T {
 
 func sgdGeneric[T Float](c *Coeffs, p, g *T, n int) {
 	ps, gs := unsafe.Slice(p, n), unsafe.Slice(g, n)
-	sc, wd, nlr := row[T](c, rowGS), row[T](c, rowWD), row[T](c, rowNegLR)
-	coupled := c.mode&modeWD != 0
+	sc, wd, nlr := row[T](c, abi.RowGS), row[T](c, abi.RowWD), row[T](c, abi.RowNegLR)
+	coupled := c.mode&abi.ModeWD != 0
 	for i := range ps {
 		gi := T(gs[i] * sc)
 		if coupled {
@@ -79,11 +81,11 @@ func sgdGeneric[T Float](c *Coeffs, p, g *T, n int) {
 
 func momentumGeneric[T Float](c *Coeffs, p, g, b *T, n int) {
 	ps, gs, bs := unsafe.Slice(p, n), unsafe.Slice(g, n), unsafe.Slice(b, n)
-	sc, wd, nlr := row[T](c, rowGS), row[T](c, rowWD), row[T](c, rowNegLR)
-	mu, damp := row[T](c, rowMu), row[T](c, rowDamp)
-	coupled := c.mode&modeWD != 0
-	nesterov := c.mode&modeNesterov != 0
-	first := c.mode&modeFirst != 0
+	sc, wd, nlr := row[T](c, abi.RowGS), row[T](c, abi.RowWD), row[T](c, abi.RowNegLR)
+	mu, damp := row[T](c, abi.RowMu), row[T](c, abi.RowDamp)
+	coupled := c.mode&abi.ModeWD != 0
+	nesterov := c.mode&abi.ModeNesterov != 0
+	first := c.mode&abi.ModeFirst != 0
 	for i := range ps {
 		gi := T(gs[i] * sc)
 		if coupled {
@@ -108,21 +110,21 @@ func adamGeneric[T Float](c *Coeffs, p, g, m, v, vmax *T, n int) {
 	ps, gs := unsafe.Slice(p, n), unsafe.Slice(g, n)
 	ms, vs := unsafe.Slice(m, n), unsafe.Slice(v, n)
 	var vxs []T
-	ams := c.mode&adamAMSGrad != 0
+	ams := c.mode&abi.AdamAMSGrad != 0
 	if ams {
 		vxs = unsafe.Slice(vmax, n)
 	}
-	sc, wd, decay := row[T](c, rowGS), row[T](c, rowWD), row[T](c, rowDecay)
-	c1, c2, beta2 := row[T](c, rowC1), row[T](c, rowC2), row[T](c, rowBeta2)
-	ib2, eps, nega := row[T](c, rowIB2), row[T](c, rowEps), row[T](c, rowNegA)
-	wdMode := c.mode & adamWDMask
+	sc, wd, decay := row[T](c, abi.RowGS), row[T](c, abi.RowWD), row[T](c, abi.RowDecay)
+	c1, c2, beta2 := row[T](c, abi.RowC1), row[T](c, abi.RowC2), row[T](c, abi.RowBeta2)
+	ib2, eps, nega := row[T](c, abi.RowIB2), row[T](c, abi.RowEps), row[T](c, abi.RowNegA)
+	wdMode := c.mode & abi.AdamWDMask
 	for i := range ps {
 		gi := T(gs[i] * sc)
 		pi := ps[i]
 		switch wdMode {
-		case adamWDDecoupled:
+		case abi.AdamWDDecoupled:
 			pi = T(pi * decay)
-		case adamWDCoupled:
+		case abi.AdamWDCoupled:
 			gi = fmaT(wd, pi, gi)
 		}
 		mi := fmaT(c1, T(gi-ms[i]), ms[i])

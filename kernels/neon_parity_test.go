@@ -270,8 +270,8 @@ func testNEONLanes[T Float](t *testing.T) {
 			if a, b := ref.sumSquares(x, n), neon.sumSquares(x, n); !neonSame(a, b) {
 				t.Fatalf("sumSquares n=%d off=%d: got %v, want %v", n, off, b, a)
 			}
-			a, af := ref.sumSqCheck(x, n)
-			b, bf := neon.sumSqCheck(x, n)
+			a, af := ref.sumSquaresCheck(x, n)
+			b, bf := neon.sumSquaresCheck(x, n)
 			if !neonSame(a, b) || af != bf {
 				t.Fatalf("sumSquaresCheck n=%d off=%d: got %v %v, want %v %v", n, off, b, bf, a, af)
 			}
@@ -286,7 +286,7 @@ func testNEONLanes[T Float](t *testing.T) {
 					if !neon.nonFinite(x, n) {
 						t.Fatalf("nonFinite n=%d off=%d: %v at %d not seen", n, off, bad, i)
 					}
-					if _, f := neon.sumSqCheck(x, n); !f {
+					if _, f := neon.sumSquaresCheck(x, n); !f {
 						t.Fatalf("sumSquaresCheck n=%d off=%d: %v at %d not seen", n, off, bad, i)
 					}
 					buf[off+i] = old

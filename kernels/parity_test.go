@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // ewKernel is an element-wise kernel under test.
@@ -371,8 +373,8 @@ func runFast[T Float](t *testing.T, ns []int) {
 						got[0].checkGuards(t, what)
 						p0, pw, pg := in[0].s(), ws[0], gs[0]
 						decay := T(1)
-						if c.mode&adamWDMask == adamWDDecoupled {
-							decay = row[T](c, rowDecay)
+						if c.mode&abi.AdamWDMask == abi.AdamWDDecoupled {
+							decay = row[T](c, abi.RowDecay)
 						}
 						for i := range pw {
 							if !finiteAll(ws[1][i], ws[2][i], ws[3][i], ws[4][i], p0[i], pw[i]) {

@@ -133,9 +133,9 @@ func TestCoeffsElementRange(t *testing.T) {
 		"AdamW 1 - lr·wd = -Inf": func() (Coeffs, error) {
 			return Adam{LR: 1e200, WeightDecay: 1e200, Decoupled: true}.Coeffs(1)
 		},
-		"Adam lr/(1-β1) = +Inf":  func() (Coeffs, error) { return Adam{LR: 1e308, Beta1: 0.5}.Coeffs(1) },
-		"Momentum 1-τ = +Inf":    func() (Coeffs, error) { return Momentum{LR: 1, Momentum: 1, Dampening: -math.MaxFloat64}.Coeffs(false) },
-		"SGD scale +Inf": func() (Coeffs, error) { return SGD{LR: 1, Prelude: Prelude{Scale: math.Inf(1)}}.Coeffs() },
+		"Adam lr/(1-β1) = +Inf": func() (Coeffs, error) { return Adam{LR: 1e308, Beta1: 0.5}.Coeffs(1) },
+		"Momentum 1-τ = +Inf":   func() (Coeffs, error) { return Momentum{LR: 1, Momentum: 1, Dampening: -math.MaxFloat64}.Coeffs(false) },
+		"SGD scale +Inf":        func() (Coeffs, error) { return SGD{LR: 1, Prelude: Prelude{Scale: math.Inf(1)}}.Coeffs() },
 	} {
 		c, err := mk()
 		if name == "Momentum 1-τ = +Inf" && err == nil {

@@ -3,24 +3,26 @@ package kernels
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // table holds one level's kernels for one element type. The pointers and
 // length have been checked by the exported methods: n ≥ 1, every slice holds
 // n elements (vmax only when the coefficients ask for AMSGrad).
 type table[T Float] struct {
-	sgd        func(c *Coeffs, p, g *T, n int)
-	momentum   func(c *Coeffs, p, g, b *T, n int)
-	adam       func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	adamFast   func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	sumSquares func(x *T, n int) float64
-	sumSqCheck func(x *T, n int) (float64, bool)
-	dot        func(x, y *T, n int) float64
-	scale      func(x *T, n int, s T)
-	nonFinite  func(x *T, n int) bool
-	roof1      func(src, d0 *T, n int)
-	roof2      func(src, d0, d1 *T, n int)
-	roof3      func(src, d0, d1, d2 *T, n int)
+	sgd             func(c *Coeffs, p, g *T, n int)
+	momentum        func(c *Coeffs, p, g, b *T, n int)
+	adam            func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	sumSquares      func(x *T, n int) float64
+	sumSquaresCheck func(x *T, n int) (float64, bool)
+	dot             func(x, y *T, n int) float64
+	scale           func(x *T, n int, s T)
+	nonFinite       func(x *T, n int) bool
+	roof1           func(src, d0 *T, n int)
+	roof2           func(src, d0, d1 *T, n int)
+	roof3           func(src, d0, d1, d2 *T, n int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and
@@ -142,7 +144,7 @@ func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) erro
 		return lengthErr("v", n, len(v))
 	}
 	var vx *T
-	if c.mode&adamAMSGrad != 0 {
+	if c.mode&abi.AdamAMSGrad != 0 {
 		if len(vmax) != n {
 			return lengthErr("vmax (AMSGrad)", n, len(vmax))
 		}
@@ -177,7 +179,7 @@ func sumSqCheck[T Float](k *table[T], x []T) (float64, bool) {
 	if len(x) == 0 {
 		return 0, false
 	}
-	return k.sumSqCheck(&x[0], len(x))
+	return k.sumSquaresCheck(&x[0], len(x))
 }
 
 func dot[T Float](k *table[T], x, y []T) (float64, error) {

@@ -9,43 +9,14 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
-)
-
-// Rows of the coefficient block and mode bits: must match coeffs.go.
-const (
-	rowGS = iota
-	rowWD
-	rowDecay
-	rowC1
-	rowC2
-	rowBeta2
-	rowIB2
-	rowEps
-	rowNegA
-	rowNegLR
-	rowMu
-	rowDamp
-	rowOne
-	rowHalf
-	rowThreeHalf
-	rowTiny
-
-	rowHalfIB2 = rowMu // Adam only: ½·ib2
-)
-
-const (
-	modeWD       = 1 << 0
-	modeNesterov = 1 << 1
-	modeFirst    = 1 << 2
-
-	adamWDCoupled   = 1
-	adamWDDecoupled = 2
-	adamAMSGrad     = 1 << 2
 )
 
 // isa is one level and one precision.
@@ -77,9 +48,9 @@ func (t isa) elem() string {
 
 func (t isa) coefType() string {
 	if t.f64 {
-		return "*[16][8]float64"
+		return fmt.Sprintf("*[%d][%d]float64", abi.NumRows, abi.LanesF64)
 	}
-	return "*[16][16]float32"
+	return fmt.Sprintf("*[%d][%d]float32", abi.NumRows, abi.LanesF32)
 }
 
 func (t isa) es() int { // element size in bytes
@@ -275,7 +246,7 @@ func (e *env) coef(r int) Op {
 	if v, ok := e.regs[r]; ok {
 		return v
 	}
-	return Mem{Base: e.c, Disp: 64 * r}
+	return Mem{Base: e.c, Disp: abi.RowBytes * r}
 }
 
 // kernel describes an element-wise kernel.
@@ -300,6 +271,7 @@ func elementwise(k kernel, t isa) {
 	TEXT(name, NOSPLIT, k.sig(t))
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the %s %s kernel; see %sGeneric.", name, t.level(), k.name, k.name))
+	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams})
 	var c GPVirtual
 	if k.coefs {
 		c = param("c")
@@ -336,7 +308,7 @@ func elementwise(k kernel, t isa) {
 		if t.z && k.regRows != nil {
 			for _, r := range k.regRows(m) {
 				v := t.vec()
-				t.movu(Mem{Base: c, Disp: 64 * r}, v)
+				t.movu(Mem{Base: c, Disp: abi.RowBytes * r}, v)
 				e.regs[r] = v
 			}
 		}
@@ -404,23 +376,23 @@ func unrollBy(avx2, avx512 int) func(isa) int {
 func prelude(e *env, coupled bool) (g, p VecVirtual) {
 	t := e.t
 	g = e.ld(1)
-	t.mul(e.coef(rowGS), g, g)
+	t.mul(e.coef(abi.RowGS), g, g)
 	p = e.ld(0)
 	if coupled {
-		t.fma231(e.coef(rowWD), p, g) // g = fma(wd, p, g)
+		t.fma231(e.coef(abi.RowWD), p, g) // g = fma(wd, p, g)
 	}
 	return g, p
 }
 
 var sgd = kernel{
 	name: "sgd", streams: []string{"p", "grad"}, coefs: true,
-	modes:   []int{0, modeWD},
+	modes:   []int{0, abi.ModeWD},
 	unroll:  unrollBy(4, 4),
 	sig:     sigCoef("p, grad"),
-	regRows: func(int) []int { return []int{rowGS, rowWD, rowNegLR} },
+	regRows: func(int) []int { return []int{abi.RowGS, abi.RowWD, abi.RowNegLR} },
 	body: func(e *env, mode int) {
-		g, p := prelude(e, mode&modeWD != 0)
-		e.t.fma231(e.coef(rowNegLR), g, p) // p = fma(-lr, g, p)
+		g, p := prelude(e, mode&abi.ModeWD != 0)
+		e.t.fma231(e.coef(abi.RowNegLR), g, p) // p = fma(-lr, g, p)
 		e.st(p, 0)
 	},
 }
@@ -430,27 +402,27 @@ var momentum = kernel{
 	modes:   []int{0, 1, 2, 3, 4, 5, 6, 7},
 	unroll:  unrollBy(3, 4),
 	sig:     sigCoef("p, grad, b"),
-	regRows: func(int) []int { return []int{rowGS, rowWD, rowNegLR, rowMu, rowDamp} },
+	regRows: func(int) []int { return []int{abi.RowGS, abi.RowWD, abi.RowNegLR, abi.RowMu, abi.RowDamp} },
 	body: func(e *env, mode int) {
 		t := e.t
-		g, p := prelude(e, mode&modeWD != 0)
+		g, p := prelude(e, mode&abi.ModeWD != 0)
 		var b VecVirtual
-		if mode&modeFirst != 0 {
+		if mode&abi.ModeFirst != 0 {
 			b = g // b = g
 		} else {
 			dg := t.vec()
-			t.mul(e.coef(rowDamp), g, dg) // (1-τ)·g
+			t.mul(e.coef(abi.RowDamp), g, dg) // (1-τ)·g
 			b = e.ld(2)
-			t.fma132(e.coef(rowMu), dg, b) // b = fma(μ, b, (1-τ)·g)
+			t.fma132(e.coef(abi.RowMu), dg, b) // b = fma(μ, b, (1-τ)·g)
 		}
 		e.st(b, 2)
 		dir := b
-		if mode&modeNesterov != 0 {
+		if mode&abi.ModeNesterov != 0 {
 			dir = t.vec()
 			t.movu(g, dir)
-			t.fma231(e.coef(rowMu), b, dir) // dir = fma(μ, b, g)
+			t.fma231(e.coef(abi.RowMu), b, dir) // dir = fma(μ, b, g)
 		}
-		t.fma231(e.coef(rowNegLR), dir, p) // p = fma(-lr, dir, p)
+		t.fma231(e.coef(abi.RowNegLR), dir, p) // p = fma(-lr, dir, p)
 		e.st(p, 0)
 	},
 }
@@ -467,19 +439,19 @@ func adamKernel(fast bool) kernel {
 		sig:    sigCoef("p, grad, m, v, vmax"),
 		prologue: func(t isa, c GPVirtual, mode int) []VecVirtual {
 			eps := t.vec()
-			t.movu(Mem{Base: c, Disp: 64 * rowEps}, eps)
+			t.movu(Mem{Base: c, Disp: abi.RowBytes * abi.RowEps}, eps)
 			return []VecVirtual{eps}
 		},
 		regRows: func(mode int) []int {
-			rows := []int{rowGS, rowC1, rowC2, rowBeta2, rowIB2, rowNegA}
+			rows := []int{abi.RowGS, abi.RowC1, abi.RowC2, abi.RowBeta2, abi.RowIB2, abi.RowNegA}
 			switch mode & 3 {
-			case adamWDCoupled:
-				rows = append(rows, rowWD)
-			case adamWDDecoupled:
-				rows = append(rows, rowDecay)
+			case abi.AdamWDCoupled:
+				rows = append(rows, abi.RowWD)
+			case abi.AdamWDDecoupled:
+				rows = append(rows, abi.RowDecay)
 			}
 			if fast {
-				rows = append(rows, rowOne, rowTiny, rowHalfIB2)
+				rows = append(rows, abi.RowOne, abi.RowTiny, abi.RowHalfIB2)
 			}
 			return rows
 		},
@@ -491,26 +463,26 @@ func adamBody(e *env, mode int, fast bool) {
 	t := e.t
 	eps := e.extra[0]
 	g := e.ld(1)
-	t.mul(e.coef(rowGS), g, g) // g = grad·gs
+	t.mul(e.coef(abi.RowGS), g, g) // g = grad·gs
 	p := e.ld(0)
 	switch mode & 3 {
-	case adamWDDecoupled:
-		t.mul(e.coef(rowDecay), p, p) // p = p·decay
-	case adamWDCoupled:
-		t.fma231(e.coef(rowWD), p, g) // g = fma(wd, p, g)
+	case abi.AdamWDDecoupled:
+		t.mul(e.coef(abi.RowDecay), p, p) // p = p·decay
+	case abi.AdamWDCoupled:
+		t.fma231(e.coef(abi.RowWD), p, g) // g = fma(wd, p, g)
 	}
 	m := e.ld(2)
 	tmp := t.vec()
-	t.sub(m, g, tmp)                // g - m
-	t.fma231(e.coef(rowC1), tmp, m) // m = fma(c1, g-m, m)
+	t.sub(m, g, tmp)                    // g - m
+	t.fma231(e.coef(abi.RowC1), tmp, m) // m = fma(c1, g-m, m)
 	e.st(m, 2)
 	v := e.ld(3)
-	t.mul(e.coef(rowBeta2), v, v) // β2·v
-	t.mul(e.coef(rowC2), g, tmp)  // c2·g
-	t.fma231(g, tmp, v)           // v = fma(c2·g, g, β2·v)
+	t.mul(e.coef(abi.RowBeta2), v, v) // β2·v
+	t.mul(e.coef(abi.RowC2), g, tmp)  // c2·g
+	t.fma231(g, tmp, v)               // v = fma(c2·g, g, β2·v)
 	e.st(v, 3)
 	vv := v
-	if mode&adamAMSGrad != 0 {
+	if mode&abi.AdamAMSGrad != 0 {
 		vm := e.ld(4)
 		vv = t.vec()
 		t.max(v, vm, vv) // vmax > v ? vmax : v; v when either is NaN
@@ -537,9 +509,9 @@ func adamBody(e *env, mode int, fast bool) {
 		// (AVX2 has no float64 estimate instructions: its fast kernel is exact.)
 		s := t.vec()
 		t.sqrt(vv, s)
-		t.fma132(e.coef(rowIB2), eps, s) // s·ib2 + eps
-		t.div(s, m, s)                   // m / d
-		t.fma231(e.coef(rowNegA), s, p)  // p = fma(-a, m/d, p)
+		t.fma132(e.coef(abi.RowIB2), eps, s) // s·ib2 + eps
+		t.div(s, m, s)                       // m / d
+		t.fma231(e.coef(abi.RowNegA), s, p)  // p = fma(-a, m/d, p)
 		e.st(p, 0)
 		return
 	}
@@ -552,13 +524,13 @@ func adamBody(e *env, mode int, fast bool) {
 	// Both estimates' errors enter E only to second order.
 	r := t.vec()
 	er := t.vec()
-	t.movu(e.coef(rowOne), er)
+	t.movu(e.coef(abi.RowOne), er)
 	s := t.vec()
 	if t.z {
 		// r is +Inf where vv is 0: s and e are zeroed there by the mask
 		// (a zero-masked VRSQRT14 is far slower on some cores).
 		k := K()
-		t.cmp(cmpNLT, e.coef(rowTiny), vv, k) // !(vv < tiny)
+		t.cmp(cmpNLT, e.coef(abi.RowTiny), vv, k) // !(vv < tiny)
 		do(func() {
 			if t.f64 {
 				VRSQRT14PD(vv, r)
@@ -573,14 +545,14 @@ func adamBody(e *env, mode int, fast bool) {
 	} else {
 		do(func() { VRSQRTPS(vv, r) })
 		mk := t.vec()
-		t.cmp(cmpNLT, e.coef(rowTiny), vv, mk)
+		t.cmp(cmpNLT, e.coef(abi.RowTiny), vv, mk)
 		do(func() { VANDPS(mk, r, r) })
 		t.mul(r, vv, s)     // s = vv·r
 		t.fnma231(s, r, er) // e = 1 - s·r
 	}
 	d := t.vec()
 	t.movu(eps, d)
-	t.fma231(e.coef(rowIB2), s, d) // d = fma(s, ib2, eps)
+	t.fma231(e.coef(abi.RowIB2), s, d) // d = fma(s, ib2, eps)
 	q := t.vec()
 	do(func() {
 		switch {
@@ -593,16 +565,16 @@ func adamBody(e *env, mode int, fast bool) {
 		}
 	})
 	e2 := t.vec()
-	t.movu(e.coef(rowOne), e2)
+	t.movu(e.coef(abi.RowOne), e2)
 	t.fnma231(d, q, e2) // e2 = 1 - d·q
 	hs := t.vec()
-	t.mul(e.coef(rowHalfIB2), s, hs) // ½ib2·s
-	t.mul(er, hs, hs)                // ·e
-	t.fnma231(q, hs, e2)             // E = e2 - hs·q
+	t.mul(e.coef(abi.RowHalfIB2), s, hs) // ½ib2·s
+	t.mul(er, hs, hs)                    // ·e
+	t.fnma231(q, hs, e2)                 // E = e2 - hs·q
 	u := t.vec()
 	t.mul(q, m, u)     // m·q
 	t.fma231(e2, u, u) // u·(1+E)
-	t.fma231(e.coef(rowNegA), u, p)
+	t.fma231(e.coef(abi.RowNegA), u, p)
 	e.st(p, 0)
 }
 
@@ -672,4 +644,8 @@ func main() {
 		}
 	}
 	Generate()
+	if err := writeWiring(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }

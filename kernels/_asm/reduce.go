@@ -63,6 +63,7 @@ func reduce(t isa, name string, nstreams int, check bool) {
 	}
 	TEXT(fn, NOSPLIT, sig)
 	Pragma("noescape")
+	addSlot(t, slot{field: name, fn: fn})
 	Doc(fmt.Sprintf("%s is the %s %s reduction; see %sGeneric.", fn, t.level(), name, name))
 	x := param("x")
 	var y GPVirtual

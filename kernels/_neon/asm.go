@@ -10,6 +10,14 @@ import (
 type gen struct {
 	buf   bytes.Buffer
 	insts []Inst // every encoded instruction, in order (for the tests)
+	funcs []stub // every function, in order
+}
+
+// stub is the Go declaration of one generated function and the field of
+// package kernels' table that it fills.
+type stub struct {
+	field, name, sig string
+	streams          []string // with the coefficient block: the pointer parameters
 }
 
 // p writes one instruction line in Go assembler syntax.
