@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // TestGeneratedAssembly runs the generators in _asm and _neon, writing into
@@ -62,5 +64,21 @@ func TestGeneratedAssembly(t *testing.T) {
 		if !bytes.Equal(fresh, committed) {
 			t.Errorf("%s differs from a fresh go generate: run go generate in kernels/ (and GOARCH=arm64 go generate)", name)
 		}
+	}
+}
+
+// TestGeneratedReference checks that kernels_generic_gen.go is what the
+// descriptions in internal/abi make now (go generate writes it).
+func TestGeneratedReference(t *testing.T) {
+	fresh, err := abi.GoReference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := os.ReadFile("kernels_generic_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fresh, committed) {
+		t.Errorf("kernels_generic_gen.go differs from the descriptions in internal/abi: run go generate in kernels/")
 	}
 }

@@ -12,14 +12,14 @@ func sgdF32AVX2(c *[15][16]float32, p *float32, grad *float32, n int, mode int)
 // momentumF32AVX2 is the AVX2 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32AVX2(c *[15][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
+func momentumF32AVX2(c *[15][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 
 // adamF32AVX2 is the AVX2 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
-// adamFastF32AVX2 is the AVX2 adamFast kernel; see adamFastGeneric.
+// adamFastF32AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
@@ -49,17 +49,17 @@ func dotF32AVX2(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX2(x *float32, n int) bool
 
-// roof1F32AVX2 is the AVX2 roof1 kernel; see roof1Generic.
+// roof1F32AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F32AVX2(src *float32, d0 *float32, n int)
 
-// roof2F32AVX2 is the AVX2 roof2 kernel; see roof2Generic.
+// roof2F32AVX2 is the AVX2 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F32AVX2(src *float32, d0 *float32, d1 *float32, n int)
 
-// roof3F32AVX2 is the AVX2 roof3 kernel; see roof3Generic.
+// roof3F32AVX2 is the AVX2 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F32AVX2(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
@@ -72,14 +72,14 @@ func sgdF64AVX2(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
 // momentumF64AVX2 is the AVX2 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64AVX2(c *[15][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
+func momentumF64AVX2(c *[15][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 
 // adamF64AVX2 is the AVX2 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
-// adamFastF64AVX2 is the AVX2 adamFast kernel; see adamFastGeneric.
+// adamFastF64AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
@@ -109,17 +109,17 @@ func dotF64AVX2(x *float64, y *float64, n int) float64
 //go:noescape
 func nonFiniteF64AVX2(x *float64, n int) bool
 
-// roof1F64AVX2 is the AVX2 roof1 kernel; see roof1Generic.
+// roof1F64AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F64AVX2(src *float64, d0 *float64, n int)
 
-// roof2F64AVX2 is the AVX2 roof2 kernel; see roof2Generic.
+// roof2F64AVX2 is the AVX2 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F64AVX2(src *float64, d0 *float64, d1 *float64, n int)
 
-// roof3F64AVX2 is the AVX2 roof3 kernel; see roof3Generic.
+// roof3F64AVX2 is the AVX2 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F64AVX2(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
@@ -132,14 +132,14 @@ func sgdF32AVX512(c *[15][16]float32, p *float32, grad *float32, n int, mode int
 // momentumF32AVX512 is the AVX512 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32AVX512(c *[15][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
+func momentumF32AVX512(c *[15][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 
 // adamF32AVX512 is the AVX512 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
-// adamFastF32AVX512 is the AVX512 adamFast kernel; see adamFastGeneric.
+// adamFastF32AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
@@ -169,17 +169,17 @@ func dotF32AVX512(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX512(x *float32, n int) bool
 
-// roof1F32AVX512 is the AVX512 roof1 kernel; see roof1Generic.
+// roof1F32AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F32AVX512(src *float32, d0 *float32, n int)
 
-// roof2F32AVX512 is the AVX512 roof2 kernel; see roof2Generic.
+// roof2F32AVX512 is the AVX512 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F32AVX512(src *float32, d0 *float32, d1 *float32, n int)
 
-// roof3F32AVX512 is the AVX512 roof3 kernel; see roof3Generic.
+// roof3F32AVX512 is the AVX512 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F32AVX512(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
@@ -192,14 +192,14 @@ func sgdF64AVX512(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
 // momentumF64AVX512 is the AVX512 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64AVX512(c *[15][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
+func momentumF64AVX512(c *[15][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 
 // adamF64AVX512 is the AVX512 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
-// adamFastF64AVX512 is the AVX512 adamFast kernel; see adamFastGeneric.
+// adamFastF64AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
@@ -229,17 +229,17 @@ func dotF64AVX512(x *float64, y *float64, n int) float64
 //go:noescape
 func nonFiniteF64AVX512(x *float64, n int) bool
 
-// roof1F64AVX512 is the AVX512 roof1 kernel; see roof1Generic.
+// roof1F64AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F64AVX512(src *float64, d0 *float64, n int)
 
-// roof2F64AVX512 is the AVX512 roof2 kernel; see roof2Generic.
+// roof2F64AVX512 is the AVX512 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F64AVX512(src *float64, d0 *float64, d1 *float64, n int)
 
-// roof3F64AVX512 is the AVX512 roof3 kernel; see roof3Generic.
+// roof3F64AVX512 is the AVX512 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F64AVX512(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
@@ -252,7 +252,7 @@ var archSets = []*Set{
 		fastIsExact: fastIsExactOn(),
 		f32: table[float32]{
 			sgd:      func(c *Coeffs, p, grad *float32, n int) { sgdF32AVX2(&c.f32, p, grad, n, c.mode) },
-			momentum: func(c *Coeffs, p, grad, b *float32, n int) { momentumF32AVX2(&c.f32, p, grad, b, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float32, n int) { momentumF32AVX2(&c.f32, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
@@ -270,7 +270,7 @@ var archSets = []*Set{
 		},
 		f64: table[float64]{
 			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX2(&c.f64, p, grad, n, c.mode) },
-			momentum: func(c *Coeffs, p, grad, b *float64, n int) { momentumF64AVX2(&c.f64, p, grad, b, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64AVX2(&c.f64, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
@@ -292,7 +292,7 @@ var archSets = []*Set{
 		fastIsExact: fastIsExactOn(),
 		f32: table[float32]{
 			sgd:      func(c *Coeffs, p, grad *float32, n int) { sgdF32AVX512(&c.f32, p, grad, n, c.mode) },
-			momentum: func(c *Coeffs, p, grad, b *float32, n int) { momentumF32AVX512(&c.f32, p, grad, b, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float32, n int) { momentumF32AVX512(&c.f32, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
@@ -310,7 +310,7 @@ var archSets = []*Set{
 		},
 		f64: table[float64]{
 			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX512(&c.f64, p, grad, n, c.mode) },
-			momentum: func(c *Coeffs, p, grad, b *float64, n int) { momentumF64AVX512(&c.f64, p, grad, b, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64AVX512(&c.f64, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},

@@ -15,14 +15,14 @@ func sgdF32NEON(c *[15][16]float32, p, grad *float32, n, mode int)
 // momentumF32NEON is the NEON momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32NEON(c *[15][16]float32, p, grad, b *float32, n, mode int)
+func momentumF32NEON(c *[15][16]float32, p, grad, buf *float32, n, mode int)
 
 // adamF32NEON is the NEON adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 
-// adamFastF32NEON is the NEON adamFast kernel; see adamFastGeneric.
+// adamFastF32NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
@@ -75,14 +75,14 @@ func sgdF64NEON(c *[15][8]float64, p, grad *float64, n, mode int)
 // momentumF64NEON is the NEON momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64NEON(c *[15][8]float64, p, grad, b *float64, n, mode int)
+func momentumF64NEON(c *[15][8]float64, p, grad, buf *float64, n, mode int)
 
 // adamF64NEON is the NEON adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 
-// adamFastF64NEON is the NEON adamFast kernel; see adamFastGeneric.
+// adamFastF64NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
@@ -132,7 +132,7 @@ var archSets = []*Set{{
 	level: NEON,
 	f32: table[float32]{
 		sgd:      func(c *Coeffs, p, grad *float32, n int) { sgdF32NEON(&c.f32, p, grad, n, c.mode) },
-		momentum: func(c *Coeffs, p, grad, b *float32, n int) { momentumF32NEON(&c.f32, p, grad, b, n, c.mode) },
+		momentum: func(c *Coeffs, p, grad, buf *float32, n int) { momentumF32NEON(&c.f32, p, grad, buf, n, c.mode) },
 		adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 			adamF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
 		},
@@ -150,7 +150,7 @@ var archSets = []*Set{{
 	},
 	f64: table[float64]{
 		sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64NEON(&c.f64, p, grad, n, c.mode) },
-		momentum: func(c *Coeffs, p, grad, b *float64, n int) { momentumF64NEON(&c.f64, p, grad, b, n, c.mode) },
+		momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64NEON(&c.f64, p, grad, buf, n, c.mode) },
 		adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 			adamF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
 		},
