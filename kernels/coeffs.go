@@ -18,13 +18,14 @@ const (
 	famSGD
 	famMomentum
 	famAdam
+	famLion
 )
 
-var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam"}
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
-// [SGD.Coeffs], [Momentum.Coeffs] or [Adam.Coeffs]; the zero value is
+// [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs] or [Lion.Coeffs]; the zero value is
 // rejected by every kernel. A Coeffs is read-only for the kernels and may be
 // shared by goroutines.
 type Coeffs struct {
@@ -54,6 +55,7 @@ func (c *Coeffs) init(fam family, mode int) {
 	c.set(abi.RowGS, 1)
 	c.set(abi.RowOne, 1)
 	c.set(abi.RowHalf, 0.5)
+	c.set(abi.RowNegZero, math.Copysign(0, -1))
 	c.set(abi.RowDecay, 1)
 	c.set(abi.RowDamp, 1)
 	c.set(abi.RowTiny, 0) // per precision below
@@ -106,7 +108,7 @@ var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
 	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2", abi.RowBeta2: "beta2", abi.RowIB2: "1/sqrt(1 - beta2^t)",
 	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
-	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowTiny: "tiny",
+	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
 
 // check returns an error unless c was built for family f and every
@@ -374,5 +376,61 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	c.set(abi.RowNegA, -(h.LR / bc1))
 	c.set(abi.RowNegLR, -h.LR)
 	c.set(abi.RowHalfIB2, 0.5/math.Sqrt(bc2))
+	return c.finish()
+}
+
+// Lion holds the hyperparameters of Lion (Chen et al. 2023, "Symbolic
+// Discovery of Optimization Algorithms"). The authors' defaults, which
+// optim uses, are LR 1e-4, Beta1 0.9, Beta2 0.99 and WeightDecay 0; Lion
+// wants a learning rate 3–10 times smaller, and a weight decay as many
+// times larger, than AdamW.
+type Lion struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // interpolation of the update direction, in [0, 1)
+	Beta2       float64 // decay of the momentum, in [0, 1)
+	WeightDecay float64 // decoupled: p = p·(1 - lr·wd); ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of a Lion step.
+func (h Lion) Coeffs() (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c:
+//
+//	c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd, -lr
+//
+// in float64, then rounded once to the element type.
+func (h Lion) CoeffsInto(c *Coeffs) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.LionWD
+	}
+	c.init(famLion, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowDecay, 1-h.LR*h.WeightDecay)
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowNegLR, -h.LR)
 	return c.finish()
 }

@@ -89,7 +89,7 @@ DATA tailones<>+62(SB)/1, $0x00
 DATA tailones<>+63(SB)/1, $0x00
 GLOBL tailones<>(SB), RODATA|NOPTR, $64
 
-// func sgdF32AVX2(c *[15][16]float32, p *float32, grad *float32, n int, mode int)
+// func sgdF32AVX2(c *[16][16]float32, p *float32, grad *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·sgdF32AVX2(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -225,7 +225,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF32AVX2(c *[15][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
+// func momentumF32AVX2(c *[16][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·momentumF32AVX2(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -810,7 +810,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamF32AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -1493,7 +1493,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamFastF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamFastF32AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -1559,7 +1559,7 @@ m0_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 896(AX), Y10, Y3
+	VCMPPS       $0x05, 960(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(DI*4)
@@ -1670,7 +1670,7 @@ m1_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 896(AX), Y10, Y3
+	VCMPPS       $0x05, 960(AX), Y10, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(DI*4)
@@ -1783,7 +1783,7 @@ m2_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y10, Y3
 	VDIVPS       Y1, Y4, Y1
-	VCMPPS       $0x05, 896(AX), Y10, Y4
+	VCMPPS       $0x05, 960(AX), Y10, Y4
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y4, Y3, Y3
 	VMOVUPS      Y2, (CX)(DI*4)
@@ -1904,7 +1904,7 @@ m4_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y9, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 896(AX), Y9, Y3
+	VCMPPS       $0x05, 960(AX), Y9, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(R9*4)
@@ -2035,7 +2035,7 @@ m5_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y9, Y4
 	VDIVPS       Y1, Y3, Y1
-	VCMPPS       $0x05, 896(AX), Y9, Y3
+	VCMPPS       $0x05, 960(AX), Y9, Y3
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y3, Y4, Y4
 	VMOVUPS      Y2, (CX)(R9*4)
@@ -2168,7 +2168,7 @@ m6_loop:
 	VFMADD132PS  384(AX), Y0, Y1
 	VRSQRTPS     Y9, Y3
 	VDIVPS       Y1, Y4, Y1
-	VCMPPS       $0x05, 896(AX), Y9, Y4
+	VCMPPS       $0x05, 960(AX), Y9, Y4
 	VFMADD231PS  512(AX), Y1, Y2
 	VANDPS       Y4, Y3, Y3
 	VMOVUPS      Y2, (CX)(R9*4)
@@ -2249,6 +2249,232 @@ m6_tail:
 	VDIVPS      Y2, Y4, Y0
 	VFMADD231PS 512(AX), Y0, Y3
 	VMASKMOVPS  Y3, Y1, (CX)(R9*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lionF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·lionF32AVX2(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ DI, DI
+
+m0_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000018
+	JLT         m0_single
+	VMOVUPS     (DX)(DI*4), Y0
+	VMOVUPS     32(DX)(DI*4), Y1
+	VMOVUPS     64(DX)(DI*4), Y2
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y6
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     32(CX)(DI*4), Y4
+	VMOVUPS     64(CX)(DI*4), Y7
+	VMOVUPS     (BX)(DI*4), Y3
+	VMOVUPS     32(BX)(DI*4), Y5
+	VMOVUPS     64(BX)(DI*4), Y8
+	VSUBPS      Y3, Y0, Y0
+	VSUBPS      Y5, Y1, Y1
+	VSUBPS      Y8, Y6, Y10
+	VMOVUPS     Y3, Y6
+	VMOVUPS     Y5, Y9
+	VMOVUPS     Y8, Y11
+	VFMADD231PS 192(AX), Y0, Y6
+	VFMADD231PS 192(AX), Y1, Y9
+	VFMADD231PS 192(AX), Y10, Y11
+	VFMADD231PS 256(AX), Y0, Y3
+	VFMADD231PS 256(AX), Y1, Y5
+	VFMADD231PS 256(AX), Y10, Y8
+	VMOVUPS     Y3, (BX)(DI*4)
+	VMOVUPS     Y5, 32(BX)(DI*4)
+	VMOVUPS     Y8, 64(BX)(DI*4)
+	VCMPPS      $0x0c, 896(AX), Y6, Y0
+	VCMPPS      $0x0c, 896(AX), Y9, Y3
+	VCMPPS      $0x0c, 896(AX), Y11, Y5
+	VANDPS      896(AX), Y6, Y1
+	VORPS       768(AX), Y1, Y1
+	VBLENDVPS   Y0, Y1, Y6, Y0
+	VANDPS      896(AX), Y9, Y1
+	VORPS       768(AX), Y1, Y1
+	VBLENDVPS   Y3, Y1, Y9, Y1
+	VANDPS      896(AX), Y11, Y3
+	VORPS       768(AX), Y3, Y3
+	VBLENDVPS   Y5, Y3, Y11, Y3
+	VFMADD231PS 576(AX), Y0, Y2
+	VFMADD231PS 576(AX), Y1, Y4
+	VFMADD231PS 576(AX), Y3, Y7
+	VMOVUPS     Y2, (CX)(DI*4)
+	VMOVUPS     Y4, 32(CX)(DI*4)
+	VMOVUPS     Y7, 64(CX)(DI*4)
+	ADDQ        $0x00000018, DI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(DI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(DI*4), Y1
+	VMOVUPS     (BX)(DI*4), Y2
+	VSUBPS      Y2, Y0, Y0
+	VMOVUPS     Y2, Y3
+	VFMADD231PS 192(AX), Y0, Y3
+	VFMADD231PS 256(AX), Y0, Y2
+	VMOVUPS     Y2, (BX)(DI*4)
+	VCMPPS      $0x0c, 896(AX), Y3, Y0
+	VANDPS      896(AX), Y3, Y2
+	VORPS       768(AX), Y2, Y2
+	VBLENDVPS   Y0, Y2, Y3, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*4), Y0
+	VMASKMOVPS  (DX)(DI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(DI*4), Y0, Y2
+	VMASKMOVPS  (BX)(DI*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y1
+	VMOVUPS     Y3, Y4
+	VFMADD231PS 192(AX), Y1, Y4
+	VFMADD231PS 256(AX), Y1, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(DI*4)
+	VCMPPS      $0x0c, 896(AX), Y4, Y1
+	VANDPS      896(AX), Y4, Y3
+	VORPS       768(AX), Y3, Y3
+	VBLENDVPS   Y1, Y3, Y4, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(DI*4)
+	JMP         done
+
+mode1:
+	XORQ DI, DI
+
+m1_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000018
+	JLT         m1_single
+	VMOVUPS     (DX)(DI*4), Y0
+	VMOVUPS     32(DX)(DI*4), Y1
+	VMOVUPS     64(DX)(DI*4), Y2
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y4
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     32(CX)(DI*4), Y3
+	VMOVUPS     64(CX)(DI*4), Y5
+	VMULPS      128(AX), Y2, Y2
+	VMULPS      128(AX), Y3, Y3
+	VMULPS      128(AX), Y5, Y7
+	VMOVUPS     (BX)(DI*4), Y5
+	VMOVUPS     32(BX)(DI*4), Y6
+	VMOVUPS     64(BX)(DI*4), Y8
+	VSUBPS      Y5, Y0, Y0
+	VSUBPS      Y6, Y1, Y1
+	VSUBPS      Y8, Y4, Y10
+	VMOVUPS     Y5, Y4
+	VMOVUPS     Y6, Y9
+	VMOVUPS     Y8, Y11
+	VFMADD231PS 192(AX), Y0, Y4
+	VFMADD231PS 192(AX), Y1, Y9
+	VFMADD231PS 192(AX), Y10, Y11
+	VFMADD231PS 256(AX), Y0, Y5
+	VFMADD231PS 256(AX), Y1, Y6
+	VFMADD231PS 256(AX), Y10, Y8
+	VMOVUPS     Y5, (BX)(DI*4)
+	VMOVUPS     Y6, 32(BX)(DI*4)
+	VMOVUPS     Y8, 64(BX)(DI*4)
+	VCMPPS      $0x0c, 896(AX), Y4, Y0
+	VCMPPS      $0x0c, 896(AX), Y9, Y5
+	VCMPPS      $0x0c, 896(AX), Y11, Y6
+	VANDPS      896(AX), Y4, Y1
+	VORPS       768(AX), Y1, Y1
+	VBLENDVPS   Y0, Y1, Y4, Y0
+	VANDPS      896(AX), Y9, Y1
+	VORPS       768(AX), Y1, Y1
+	VBLENDVPS   Y5, Y1, Y9, Y1
+	VANDPS      896(AX), Y11, Y4
+	VORPS       768(AX), Y4, Y4
+	VBLENDVPS   Y6, Y4, Y11, Y4
+	VFMADD231PS 576(AX), Y0, Y2
+	VFMADD231PS 576(AX), Y1, Y3
+	VFMADD231PS 576(AX), Y4, Y7
+	VMOVUPS     Y2, (CX)(DI*4)
+	VMOVUPS     Y3, 32(CX)(DI*4)
+	VMOVUPS     Y7, 64(CX)(DI*4)
+	ADDQ        $0x00000018, DI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(DI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(DI*4), Y1
+	VMULPS      128(AX), Y1, Y1
+	VMOVUPS     (BX)(DI*4), Y2
+	VSUBPS      Y2, Y0, Y0
+	VMOVUPS     Y2, Y3
+	VFMADD231PS 192(AX), Y0, Y3
+	VFMADD231PS 256(AX), Y0, Y2
+	VMOVUPS     Y2, (BX)(DI*4)
+	VCMPPS      $0x0c, 896(AX), Y3, Y0
+	VANDPS      896(AX), Y3, Y2
+	VORPS       768(AX), Y2, Y2
+	VBLENDVPS   Y0, Y2, Y3, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*4), Y0
+	VMASKMOVPS  (DX)(DI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(DI*4), Y0, Y2
+	VMULPS      128(AX), Y2, Y2
+	VMASKMOVPS  (BX)(DI*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y1
+	VMOVUPS     Y3, Y4
+	VFMADD231PS 192(AX), Y1, Y4
+	VFMADD231PS 256(AX), Y1, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(DI*4)
+	VCMPPS      $0x0c, 896(AX), Y4, Y1
+	VANDPS      896(AX), Y4, Y3
+	VORPS       768(AX), Y3, Y3
+	VBLENDVPS   Y1, Y3, Y4, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(DI*4)
 
 done:
 	VZEROUPPER
@@ -2949,7 +3175,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func sgdF64AVX2(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
+// func sgdF64AVX2(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·sgdF64AVX2(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -3085,7 +3311,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF64AVX2(c *[15][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
+// func momentumF64AVX2(c *[16][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·momentumF64AVX2(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -3670,7 +3896,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamF64AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -4353,7 +4579,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamFastF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adamFastF64AVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -5031,6 +5257,232 @@ m6_tail:
 	VDIVPD      Y2, Y4, Y0
 	VFMADD231PD 512(AX), Y0, Y3
 	VMASKMOVPD  Y3, Y1, (CX)(R9*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lionF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·lionF64AVX2(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ DI, DI
+
+m0_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x0000000c
+	JLT         m0_single
+	VMOVUPD     (DX)(DI*8), Y0
+	VMOVUPD     32(DX)(DI*8), Y1
+	VMOVUPD     64(DX)(DI*8), Y2
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y6
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     32(CX)(DI*8), Y4
+	VMOVUPD     64(CX)(DI*8), Y7
+	VMOVUPD     (BX)(DI*8), Y3
+	VMOVUPD     32(BX)(DI*8), Y5
+	VMOVUPD     64(BX)(DI*8), Y8
+	VSUBPD      Y3, Y0, Y0
+	VSUBPD      Y5, Y1, Y1
+	VSUBPD      Y8, Y6, Y10
+	VMOVUPD     Y3, Y6
+	VMOVUPD     Y5, Y9
+	VMOVUPD     Y8, Y11
+	VFMADD231PD 192(AX), Y0, Y6
+	VFMADD231PD 192(AX), Y1, Y9
+	VFMADD231PD 192(AX), Y10, Y11
+	VFMADD231PD 256(AX), Y0, Y3
+	VFMADD231PD 256(AX), Y1, Y5
+	VFMADD231PD 256(AX), Y10, Y8
+	VMOVUPD     Y3, (BX)(DI*8)
+	VMOVUPD     Y5, 32(BX)(DI*8)
+	VMOVUPD     Y8, 64(BX)(DI*8)
+	VCMPPD      $0x0c, 896(AX), Y6, Y0
+	VCMPPD      $0x0c, 896(AX), Y9, Y3
+	VCMPPD      $0x0c, 896(AX), Y11, Y5
+	VANDPD      896(AX), Y6, Y1
+	VORPD       768(AX), Y1, Y1
+	VBLENDVPD   Y0, Y1, Y6, Y0
+	VANDPD      896(AX), Y9, Y1
+	VORPD       768(AX), Y1, Y1
+	VBLENDVPD   Y3, Y1, Y9, Y1
+	VANDPD      896(AX), Y11, Y3
+	VORPD       768(AX), Y3, Y3
+	VBLENDVPD   Y5, Y3, Y11, Y3
+	VFMADD231PD 576(AX), Y0, Y2
+	VFMADD231PD 576(AX), Y1, Y4
+	VFMADD231PD 576(AX), Y3, Y7
+	VMOVUPD     Y2, (CX)(DI*8)
+	VMOVUPD     Y4, 32(CX)(DI*8)
+	VMOVUPD     Y7, 64(CX)(DI*8)
+	ADDQ        $0x0000000c, DI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(DI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(DI*8), Y1
+	VMOVUPD     (BX)(DI*8), Y2
+	VSUBPD      Y2, Y0, Y0
+	VMOVUPD     Y2, Y3
+	VFMADD231PD 192(AX), Y0, Y3
+	VFMADD231PD 256(AX), Y0, Y2
+	VMOVUPD     Y2, (BX)(DI*8)
+	VCMPPD      $0x0c, 896(AX), Y3, Y0
+	VANDPD      896(AX), Y3, Y2
+	VORPD       768(AX), Y2, Y2
+	VBLENDVPD   Y0, Y2, Y3, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*8), Y0
+	VMASKMOVPD  (DX)(DI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(DI*8), Y0, Y2
+	VMASKMOVPD  (BX)(DI*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y1
+	VMOVUPD     Y3, Y4
+	VFMADD231PD 192(AX), Y1, Y4
+	VFMADD231PD 256(AX), Y1, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(DI*8)
+	VCMPPD      $0x0c, 896(AX), Y4, Y1
+	VANDPD      896(AX), Y4, Y3
+	VORPD       768(AX), Y3, Y3
+	VBLENDVPD   Y1, Y3, Y4, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
+	JMP         done
+
+mode1:
+	XORQ DI, DI
+
+m1_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x0000000c
+	JLT         m1_single
+	VMOVUPD     (DX)(DI*8), Y0
+	VMOVUPD     32(DX)(DI*8), Y1
+	VMOVUPD     64(DX)(DI*8), Y2
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y4
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     32(CX)(DI*8), Y3
+	VMOVUPD     64(CX)(DI*8), Y5
+	VMULPD      128(AX), Y2, Y2
+	VMULPD      128(AX), Y3, Y3
+	VMULPD      128(AX), Y5, Y7
+	VMOVUPD     (BX)(DI*8), Y5
+	VMOVUPD     32(BX)(DI*8), Y6
+	VMOVUPD     64(BX)(DI*8), Y8
+	VSUBPD      Y5, Y0, Y0
+	VSUBPD      Y6, Y1, Y1
+	VSUBPD      Y8, Y4, Y10
+	VMOVUPD     Y5, Y4
+	VMOVUPD     Y6, Y9
+	VMOVUPD     Y8, Y11
+	VFMADD231PD 192(AX), Y0, Y4
+	VFMADD231PD 192(AX), Y1, Y9
+	VFMADD231PD 192(AX), Y10, Y11
+	VFMADD231PD 256(AX), Y0, Y5
+	VFMADD231PD 256(AX), Y1, Y6
+	VFMADD231PD 256(AX), Y10, Y8
+	VMOVUPD     Y5, (BX)(DI*8)
+	VMOVUPD     Y6, 32(BX)(DI*8)
+	VMOVUPD     Y8, 64(BX)(DI*8)
+	VCMPPD      $0x0c, 896(AX), Y4, Y0
+	VCMPPD      $0x0c, 896(AX), Y9, Y5
+	VCMPPD      $0x0c, 896(AX), Y11, Y6
+	VANDPD      896(AX), Y4, Y1
+	VORPD       768(AX), Y1, Y1
+	VBLENDVPD   Y0, Y1, Y4, Y0
+	VANDPD      896(AX), Y9, Y1
+	VORPD       768(AX), Y1, Y1
+	VBLENDVPD   Y5, Y1, Y9, Y1
+	VANDPD      896(AX), Y11, Y4
+	VORPD       768(AX), Y4, Y4
+	VBLENDVPD   Y6, Y4, Y11, Y4
+	VFMADD231PD 576(AX), Y0, Y2
+	VFMADD231PD 576(AX), Y1, Y3
+	VFMADD231PD 576(AX), Y4, Y7
+	VMOVUPD     Y2, (CX)(DI*8)
+	VMOVUPD     Y3, 32(CX)(DI*8)
+	VMOVUPD     Y7, 64(CX)(DI*8)
+	ADDQ        $0x0000000c, DI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(DI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(DI*8), Y1
+	VMULPD      128(AX), Y1, Y1
+	VMOVUPD     (BX)(DI*8), Y2
+	VSUBPD      Y2, Y0, Y0
+	VMOVUPD     Y2, Y3
+	VFMADD231PD 192(AX), Y0, Y3
+	VFMADD231PD 256(AX), Y0, Y2
+	VMOVUPD     Y2, (BX)(DI*8)
+	VCMPPD      $0x0c, 896(AX), Y3, Y0
+	VANDPD      896(AX), Y3, Y2
+	VORPD       768(AX), Y2, Y2
+	VBLENDVPD   Y0, Y2, Y3, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*8), Y0
+	VMASKMOVPD  (DX)(DI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(DI*8), Y0, Y2
+	VMULPD      128(AX), Y2, Y2
+	VMASKMOVPD  (BX)(DI*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y1
+	VMOVUPD     Y3, Y4
+	VFMADD231PD 192(AX), Y1, Y4
+	VFMADD231PD 256(AX), Y1, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(DI*8)
+	VCMPPD      $0x0c, 896(AX), Y4, Y1
+	VANDPD      896(AX), Y4, Y3
+	VORPD       768(AX), Y3, Y3
+	VBLENDVPD   Y1, Y3, Y4, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
 
 done:
 	VZEROUPPER
@@ -5715,7 +6167,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func sgdF32AVX512(c *[15][16]float32, p *float32, grad *float32, n int, mode int)
+// func sgdF32AVX512(c *[16][16]float32, p *float32, grad *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·sgdF32AVX512(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -5854,7 +6306,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF32AVX512(c *[15][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
+// func momentumF32AVX512(c *[16][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·momentumF32AVX512(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -6529,7 +6981,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·adamF32AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -7488,7 +7940,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+// func adamFastF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·adamFastF32AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -7526,7 +7978,7 @@ mode0:
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 640(AX), Z7
 	VMOVUPS 768(AX), Z8
-	VMOVUPS 896(AX), Z9
+	VMOVUPS 960(AX), Z9
 	XORQ    AX, AX
 
 m0_loop:
@@ -7677,7 +8129,7 @@ mode1:
 	VMOVUPS 512(AX), Z7
 	VMOVUPS 640(AX), Z8
 	VMOVUPS 768(AX), Z9
-	VMOVUPS 896(AX), Z10
+	VMOVUPS 960(AX), Z10
 	XORQ    AX, AX
 
 m1_loop:
@@ -7834,7 +8286,7 @@ mode2:
 	VMOVUPS 512(AX), Z7
 	VMOVUPS 640(AX), Z8
 	VMOVUPS 768(AX), Z9
-	VMOVUPS 896(AX), Z10
+	VMOVUPS 960(AX), Z10
 	XORQ    AX, AX
 
 m2_loop:
@@ -7990,7 +8442,7 @@ mode4:
 	VMOVUPS 512(AX), Z6
 	VMOVUPS 640(AX), Z7
 	VMOVUPS 768(AX), Z8
-	VMOVUPS 896(AX), Z9
+	VMOVUPS 960(AX), Z9
 	XORQ    AX, AX
 
 m4_loop:
@@ -8171,7 +8623,7 @@ mode5:
 	VMOVUPS 512(AX), Z7
 	VMOVUPS 640(AX), Z8
 	VMOVUPS 768(AX), Z9
-	VMOVUPS 896(AX), Z10
+	VMOVUPS 960(AX), Z10
 	XORQ    AX, AX
 
 m5_loop:
@@ -8358,7 +8810,7 @@ mode6:
 	VMOVUPS 512(AX), Z7
 	VMOVUPS 640(AX), Z8
 	VMOVUPS 768(AX), Z9
-	VMOVUPS 896(AX), Z10
+	VMOVUPS 960(AX), Z10
 	XORQ    AX, AX
 
 m6_loop:
@@ -8531,6 +8983,250 @@ m6_tail:
 	VFMADD132PS Z5, Z6, Z0
 	VDIVPS      Z0, Z8, Z0
 	VFMADD231PS Z7, Z0, Z1
+	VMOVUPS     Z1, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lionF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·lionF32AVX512(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 192(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 576(AX), Z3
+	VMOVUPS 768(AX), Z4
+	VMOVUPS 896(AX), Z5
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z15
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z13
+	VMOVUPS     192(CX)(AX*4), Z16
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z12
+	VMOVUPS     128(BX)(AX*4), Z14
+	VMOVUPS     192(BX)(AX*4), Z17
+	VSUBPS      Z10, Z6, Z6
+	VSUBPS      Z12, Z7, Z7
+	VSUBPS      Z14, Z8, Z8
+	VSUBPS      Z17, Z15, Z20
+	VMOVUPS     Z10, Z15
+	VMOVUPS     Z12, Z18
+	VMOVUPS     Z14, Z19
+	VMOVUPS     Z17, Z21
+	VFMADD231PS Z1, Z6, Z15
+	VFMADD231PS Z1, Z7, Z18
+	VFMADD231PS Z1, Z8, Z19
+	VFMADD231PS Z1, Z20, Z21
+	VFMADD231PS Z2, Z6, Z10
+	VFMADD231PS Z2, Z7, Z12
+	VFMADD231PS Z2, Z8, Z14
+	VFMADD231PS Z2, Z20, Z17
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z12, 64(BX)(AX*4)
+	VMOVUPS     Z14, 128(BX)(AX*4)
+	VMOVUPS     Z17, 192(BX)(AX*4)
+	VCMPPS      $0x0c, Z5, Z15, K1
+	VCMPPS      $0x0c, Z5, Z18, K2
+	VCMPPS      $0x0c, Z5, Z19, K3
+	VCMPPS      $0x0c, Z5, Z21, K4
+	VPTERNLOGD  $0xea, Z4, Z5, K1, Z15
+	VPTERNLOGD  $0xea, Z4, Z5, K2, Z18
+	VPTERNLOGD  $0xea, Z4, Z5, K3, Z19
+	VPTERNLOGD  $0xea, Z4, Z5, K4, Z21
+	VFMADD231PS Z3, Z15, Z9
+	VFMADD231PS Z3, Z18, Z11
+	VFMADD231PS Z3, Z19, Z13
+	VFMADD231PS Z3, Z21, Z16
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z13, 128(CX)(AX*4)
+	VMOVUPS     Z16, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z6
+	VMOVUPS     Z8, Z9
+	VFMADD231PS Z1, Z6, Z9
+	VFMADD231PS Z2, Z6, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VCMPPS      $0x0c, Z5, Z9, K1
+	VPTERNLOGD  $0xea, Z4, Z5, K1, Z9
+	VFMADD231PS Z3, Z9, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVW       (SI)(DI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VSUBPS      Z7, Z0, Z0
+	VMOVUPS     Z7, Z8
+	VFMADD231PS Z1, Z0, Z8
+	VFMADD231PS Z2, Z0, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VCMPPS      $0x0c, Z5, Z8, K2
+	VPTERNLOGD  $0xea, Z4, Z5, K2, Z8
+	VFMADD231PS Z3, Z8, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 576(AX), Z4
+	VMOVUPS 768(AX), Z5
+	VMOVUPS 896(AX), Z6
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z7
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z9
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z13
+	VMOVUPS     (CX)(AX*4), Z10
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z12
+	VMOVUPS     192(CX)(AX*4), Z14
+	VMULPS      Z10, Z1, Z10
+	VMULPS      Z11, Z1, Z11
+	VMULPS      Z12, Z1, Z12
+	VMULPS      Z14, Z1, Z17
+	VMOVUPS     (BX)(AX*4), Z14
+	VMOVUPS     64(BX)(AX*4), Z15
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z18
+	VSUBPS      Z14, Z7, Z7
+	VSUBPS      Z15, Z8, Z8
+	VSUBPS      Z16, Z9, Z9
+	VSUBPS      Z18, Z13, Z21
+	VMOVUPS     Z14, Z13
+	VMOVUPS     Z15, Z19
+	VMOVUPS     Z16, Z20
+	VMOVUPS     Z18, Z22
+	VFMADD231PS Z2, Z7, Z13
+	VFMADD231PS Z2, Z8, Z19
+	VFMADD231PS Z2, Z9, Z20
+	VFMADD231PS Z2, Z21, Z22
+	VFMADD231PS Z3, Z7, Z14
+	VFMADD231PS Z3, Z8, Z15
+	VFMADD231PS Z3, Z9, Z16
+	VFMADD231PS Z3, Z21, Z18
+	VMOVUPS     Z14, (BX)(AX*4)
+	VMOVUPS     Z15, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z18, 192(BX)(AX*4)
+	VCMPPS      $0x0c, Z6, Z13, K1
+	VCMPPS      $0x0c, Z6, Z19, K2
+	VCMPPS      $0x0c, Z6, Z20, K3
+	VCMPPS      $0x0c, Z6, Z22, K4
+	VPTERNLOGD  $0xea, Z5, Z6, K1, Z13
+	VPTERNLOGD  $0xea, Z5, Z6, K2, Z19
+	VPTERNLOGD  $0xea, Z5, Z6, K3, Z20
+	VPTERNLOGD  $0xea, Z5, Z6, K4, Z22
+	VFMADD231PS Z4, Z13, Z10
+	VFMADD231PS Z4, Z19, Z11
+	VFMADD231PS Z4, Z20, Z12
+	VFMADD231PS Z4, Z22, Z17
+	VMOVUPS     Z10, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z12, 128(CX)(AX*4)
+	VMOVUPS     Z17, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z7
+	VMULPS      Z7, Z0, Z7
+	VMOVUPS     (CX)(AX*4), Z8
+	VMULPS      Z8, Z1, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VSUBPS      Z9, Z7, Z7
+	VMOVUPS     Z9, Z10
+	VFMADD231PS Z2, Z7, Z10
+	VFMADD231PS Z3, Z7, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VCMPPS      $0x0c, Z6, Z10, K1
+	VPTERNLOGD  $0xea, Z5, Z6, K1, Z10
+	VFMADD231PS Z4, Z10, Z8
+	VMOVUPS     Z8, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVW       (SI)(DI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z7
+	VMULPS      Z7, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z7
+	VMULPS      Z7, Z1, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VSUBPS      Z7, Z0, Z0
+	VMOVUPS     Z7, Z8
+	VFMADD231PS Z2, Z0, Z8
+	VFMADD231PS Z3, Z0, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VCMPPS      $0x0c, Z6, Z8, K2
+	VPTERNLOGD  $0xea, Z5, Z6, K2, Z8
+	VFMADD231PS Z4, Z8, Z1
 	VMOVUPS     Z1, K1, (CX)(AX*4)
 
 done:
@@ -9027,7 +9723,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func sgdF64AVX512(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
+// func sgdF64AVX512(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·sgdF64AVX512(SB), NOSPLIT, $0-40
 	MOVQ c+0(FP), AX
@@ -9166,7 +9862,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func momentumF64AVX512(c *[15][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
+// func momentumF64AVX512(c *[16][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·momentumF64AVX512(SB), NOSPLIT, $0-48
 	MOVQ c+0(FP), AX
@@ -9841,7 +10537,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·adamF64AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -10800,7 +11496,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func adamFastF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+// func adamFastF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·adamFastF64AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), AX
@@ -10838,7 +11534,7 @@ mode0:
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 640(AX), Z7
 	VMOVUPD 768(AX), Z8
-	VMOVUPD 896(AX), Z9
+	VMOVUPD 960(AX), Z9
 	XORQ    AX, AX
 
 m0_loop:
@@ -10989,7 +11685,7 @@ mode1:
 	VMOVUPD 512(AX), Z7
 	VMOVUPD 640(AX), Z8
 	VMOVUPD 768(AX), Z9
-	VMOVUPD 896(AX), Z10
+	VMOVUPD 960(AX), Z10
 	XORQ    AX, AX
 
 m1_loop:
@@ -11146,7 +11842,7 @@ mode2:
 	VMOVUPD 512(AX), Z7
 	VMOVUPD 640(AX), Z8
 	VMOVUPD 768(AX), Z9
-	VMOVUPD 896(AX), Z10
+	VMOVUPD 960(AX), Z10
 	XORQ    AX, AX
 
 m2_loop:
@@ -11302,7 +11998,7 @@ mode4:
 	VMOVUPD 512(AX), Z6
 	VMOVUPD 640(AX), Z7
 	VMOVUPD 768(AX), Z8
-	VMOVUPD 896(AX), Z9
+	VMOVUPD 960(AX), Z9
 	XORQ    AX, AX
 
 m4_loop:
@@ -11483,7 +12179,7 @@ mode5:
 	VMOVUPD 512(AX), Z7
 	VMOVUPD 640(AX), Z8
 	VMOVUPD 768(AX), Z9
-	VMOVUPD 896(AX), Z10
+	VMOVUPD 960(AX), Z10
 	XORQ    AX, AX
 
 m5_loop:
@@ -11670,7 +12366,7 @@ mode6:
 	VMOVUPD 512(AX), Z7
 	VMOVUPD 640(AX), Z8
 	VMOVUPD 768(AX), Z9
-	VMOVUPD 896(AX), Z10
+	VMOVUPD 960(AX), Z10
 	XORQ    AX, AX
 
 m6_loop:
@@ -11843,6 +12539,250 @@ m6_tail:
 	VFMADD132PD Z5, Z6, Z0
 	VDIVPD      Z0, Z8, Z0
 	VFMADD231PD Z7, Z0, Z1
+	VMOVUPD     Z1, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lionF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·lionF64AVX512(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 192(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 576(AX), Z3
+	VMOVUPD 768(AX), Z4
+	VMOVUPD 896(AX), Z5
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z15
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z13
+	VMOVUPD     192(CX)(AX*8), Z16
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z12
+	VMOVUPD     128(BX)(AX*8), Z14
+	VMOVUPD     192(BX)(AX*8), Z17
+	VSUBPD      Z10, Z6, Z6
+	VSUBPD      Z12, Z7, Z7
+	VSUBPD      Z14, Z8, Z8
+	VSUBPD      Z17, Z15, Z20
+	VMOVUPD     Z10, Z15
+	VMOVUPD     Z12, Z18
+	VMOVUPD     Z14, Z19
+	VMOVUPD     Z17, Z21
+	VFMADD231PD Z1, Z6, Z15
+	VFMADD231PD Z1, Z7, Z18
+	VFMADD231PD Z1, Z8, Z19
+	VFMADD231PD Z1, Z20, Z21
+	VFMADD231PD Z2, Z6, Z10
+	VFMADD231PD Z2, Z7, Z12
+	VFMADD231PD Z2, Z8, Z14
+	VFMADD231PD Z2, Z20, Z17
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z12, 64(BX)(AX*8)
+	VMOVUPD     Z14, 128(BX)(AX*8)
+	VMOVUPD     Z17, 192(BX)(AX*8)
+	VCMPPD      $0x0c, Z5, Z15, K1
+	VCMPPD      $0x0c, Z5, Z18, K2
+	VCMPPD      $0x0c, Z5, Z19, K3
+	VCMPPD      $0x0c, Z5, Z21, K4
+	VPTERNLOGQ  $0xea, Z4, Z5, K1, Z15
+	VPTERNLOGQ  $0xea, Z4, Z5, K2, Z18
+	VPTERNLOGQ  $0xea, Z4, Z5, K3, Z19
+	VPTERNLOGQ  $0xea, Z4, Z5, K4, Z21
+	VFMADD231PD Z3, Z15, Z9
+	VFMADD231PD Z3, Z18, Z11
+	VFMADD231PD Z3, Z19, Z13
+	VFMADD231PD Z3, Z21, Z16
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z13, 128(CX)(AX*8)
+	VMOVUPD     Z16, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z6
+	VMOVUPD     Z8, Z9
+	VFMADD231PD Z1, Z6, Z9
+	VFMADD231PD Z2, Z6, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VCMPPD      $0x0c, Z5, Z9, K1
+	VPTERNLOGQ  $0xea, Z4, Z5, K1, Z9
+	VFMADD231PD Z3, Z9, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VSUBPD      Z7, Z0, Z0
+	VMOVUPD     Z7, Z8
+	VFMADD231PD Z1, Z0, Z8
+	VFMADD231PD Z2, Z0, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VCMPPD      $0x0c, Z5, Z8, K2
+	VPTERNLOGQ  $0xea, Z4, Z5, K2, Z8
+	VFMADD231PD Z3, Z8, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 128(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 576(AX), Z4
+	VMOVUPD 768(AX), Z5
+	VMOVUPD 896(AX), Z6
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z7
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z9
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z13
+	VMOVUPD     (CX)(AX*8), Z10
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z12
+	VMOVUPD     192(CX)(AX*8), Z14
+	VMULPD      Z10, Z1, Z10
+	VMULPD      Z11, Z1, Z11
+	VMULPD      Z12, Z1, Z12
+	VMULPD      Z14, Z1, Z17
+	VMOVUPD     (BX)(AX*8), Z14
+	VMOVUPD     64(BX)(AX*8), Z15
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z18
+	VSUBPD      Z14, Z7, Z7
+	VSUBPD      Z15, Z8, Z8
+	VSUBPD      Z16, Z9, Z9
+	VSUBPD      Z18, Z13, Z21
+	VMOVUPD     Z14, Z13
+	VMOVUPD     Z15, Z19
+	VMOVUPD     Z16, Z20
+	VMOVUPD     Z18, Z22
+	VFMADD231PD Z2, Z7, Z13
+	VFMADD231PD Z2, Z8, Z19
+	VFMADD231PD Z2, Z9, Z20
+	VFMADD231PD Z2, Z21, Z22
+	VFMADD231PD Z3, Z7, Z14
+	VFMADD231PD Z3, Z8, Z15
+	VFMADD231PD Z3, Z9, Z16
+	VFMADD231PD Z3, Z21, Z18
+	VMOVUPD     Z14, (BX)(AX*8)
+	VMOVUPD     Z15, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z18, 192(BX)(AX*8)
+	VCMPPD      $0x0c, Z6, Z13, K1
+	VCMPPD      $0x0c, Z6, Z19, K2
+	VCMPPD      $0x0c, Z6, Z20, K3
+	VCMPPD      $0x0c, Z6, Z22, K4
+	VPTERNLOGQ  $0xea, Z5, Z6, K1, Z13
+	VPTERNLOGQ  $0xea, Z5, Z6, K2, Z19
+	VPTERNLOGQ  $0xea, Z5, Z6, K3, Z20
+	VPTERNLOGQ  $0xea, Z5, Z6, K4, Z22
+	VFMADD231PD Z4, Z13, Z10
+	VFMADD231PD Z4, Z19, Z11
+	VFMADD231PD Z4, Z20, Z12
+	VFMADD231PD Z4, Z22, Z17
+	VMOVUPD     Z10, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z12, 128(CX)(AX*8)
+	VMOVUPD     Z17, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z7
+	VMULPD      Z7, Z0, Z7
+	VMOVUPD     (CX)(AX*8), Z8
+	VMULPD      Z8, Z1, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VSUBPD      Z9, Z7, Z7
+	VMOVUPD     Z9, Z10
+	VFMADD231PD Z2, Z7, Z10
+	VFMADD231PD Z3, Z7, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VCMPPD      $0x0c, Z6, Z10, K1
+	VPTERNLOGQ  $0xea, Z5, Z6, K1, Z10
+	VFMADD231PD Z4, Z10, Z8
+	VMOVUPD     Z8, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z7
+	VMULPD      Z7, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z7
+	VMULPD      Z7, Z1, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VSUBPD      Z7, Z0, Z0
+	VMOVUPD     Z7, Z8
+	VFMADD231PD Z2, Z0, Z8
+	VFMADD231PD Z3, Z0, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VCMPPD      $0x0c, Z6, Z8, K2
+	VPTERNLOGQ  $0xea, Z5, Z6, K2, Z8
+	VFMADD231PD Z4, Z8, Z1
 	VMOVUPD     Z1, K1, (CX)(AX*8)
 
 done:

@@ -19,7 +19,7 @@
 
 #include "textflag.h"
 
-// func sgdF32NEON(c *[15][16]float32, p, grad *float32, n, mode int)
+// func sgdF32NEON(c *[16][16]float32, p, grad *float32, n, mode int)
 TEXT ·sgdF32NEON(SB), NOSPLIT, $0-40
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -122,7 +122,7 @@ v1loop0:
 v1done:
 	RET
 
-// func momentumF32NEON(c *[15][16]float32, p, grad, buf *float32, n, mode int)
+// func momentumF32NEON(c *[16][16]float32, p, grad, buf *float32, n, mode int)
 TEXT ·momentumF32NEON(SB), NOSPLIT, $0-48
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -612,7 +612,7 @@ v7loop0:
 v7done:
 	RET
 
-// func adamF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+// func adamF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 TEXT ·adamF32NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -1386,7 +1386,7 @@ v6loop0:
 v6done:
 	RET
 
-// func adamFastF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+// func adamFastF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 TEXT ·adamFastF32NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -1407,7 +1407,7 @@ TEXT ·adamFastF32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 512(R0), F28 // nega
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
-	FMOVQ 896(R0), F31 // tiny
+	FMOVQ 960(R0), F31 // tiny
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -2775,6 +2775,222 @@ v6loop0:
 v6done:
 	RET
 
+// func lionF32NEON(c *[16][16]float32, p, grad, m *float32, n, mode int)
+TEXT ·lionF32NEON(SB), NOSPLIT, $0-48
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 128(R0), F21 // decay
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 576(R0), F24 // neglr
+	FMOVQ 768(R0), F25 // one
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	WORD $0x4ea9d421 // fsub v1.4s, v1.4s, v9.4s
+	WORD $0x4eaad442 // fsub v2.4s, v2.4s, v10.4s
+	WORD $0x4eabd463 // fsub v3.4s, v3.4s, v11.4s
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V1.S4, V22.S4, V13.S4
+	VFMLA V2.S4, V22.S4, V14.S4
+	VFMLA V3.S4, V22.S4, V15.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VFMLA V1.S4, V23.S4, V9.S4
+	VFMLA V2.S4, V23.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	WORD $0x6ebaeda9 // facgt v9.4s, v13.4s, v26.4s
+	WORD $0x6ebaedca // facgt v10.4s, v14.4s, v26.4s
+	WORD $0x6ebaedeb // facgt v11.4s, v15.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VFMLA V1.S4, V24.S4, V5.S4
+	VFMLA V2.S4, V24.S4, V6.S4
+	VFMLA V3.S4, V24.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e35dc84 // fmul v4.4s, v4.4s, v21.4s
+	WORD $0x6e35dca5 // fmul v5.4s, v5.4s, v21.4s
+	WORD $0x6e35dcc6 // fmul v6.4s, v6.4s, v21.4s
+	WORD $0x6e35dce7 // fmul v7.4s, v7.4s, v21.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	WORD $0x4ea9d421 // fsub v1.4s, v1.4s, v9.4s
+	WORD $0x4eaad442 // fsub v2.4s, v2.4s, v10.4s
+	WORD $0x4eabd463 // fsub v3.4s, v3.4s, v11.4s
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V1.S4, V22.S4, V13.S4
+	VFMLA V2.S4, V22.S4, V14.S4
+	VFMLA V3.S4, V22.S4, V15.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VFMLA V1.S4, V23.S4, V9.S4
+	VFMLA V2.S4, V23.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	WORD $0x6ebaeda9 // facgt v9.4s, v13.4s, v26.4s
+	WORD $0x6ebaedca // facgt v10.4s, v14.4s, v26.4s
+	WORD $0x6ebaedeb // facgt v11.4s, v15.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VFMLA V1.S4, V24.S4, V5.S4
+	VFMLA V2.S4, V24.S4, V6.S4
+	VFMLA V3.S4, V24.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e35dc84 // fmul v4.4s, v4.4s, v21.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e35dc84 // fmul v4.4s, v4.4s, v21.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -3492,7 +3708,7 @@ loop0:
 done:
 	RET
 
-// func sgdF64NEON(c *[15][8]float64, p, grad *float64, n, mode int)
+// func sgdF64NEON(c *[16][8]float64, p, grad *float64, n, mode int)
 TEXT ·sgdF64NEON(SB), NOSPLIT, $0-40
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -3595,7 +3811,7 @@ v1loop0:
 v1done:
 	RET
 
-// func momentumF64NEON(c *[15][8]float64, p, grad, buf *float64, n, mode int)
+// func momentumF64NEON(c *[16][8]float64, p, grad, buf *float64, n, mode int)
 TEXT ·momentumF64NEON(SB), NOSPLIT, $0-48
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -4085,7 +4301,7 @@ v7loop0:
 v7done:
 	RET
 
-// func adamF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+// func adamF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 TEXT ·adamF64NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -4859,7 +5075,7 @@ v6loop0:
 v6done:
 	RET
 
-// func adamFastF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+// func adamFastF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 TEXT ·adamFastF64NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
@@ -4880,7 +5096,7 @@ TEXT ·adamFastF64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 512(R0), F28 // nega
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
-	FMOVQ 896(R0), F31 // tiny
+	FMOVQ 960(R0), F31 // tiny
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -6246,6 +6462,222 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+
+// func lionF64NEON(c *[16][8]float64, p, grad, m *float64, n, mode int)
+TEXT ·lionF64NEON(SB), NOSPLIT, $0-48
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 128(R0), F21 // decay
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 576(R0), F24 // neglr
+	FMOVQ 768(R0), F25 // one
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	WORD $0x4ee9d421 // fsub v1.2d, v1.2d, v9.2d
+	WORD $0x4eead442 // fsub v2.2d, v2.2d, v10.2d
+	WORD $0x4eebd463 // fsub v3.2d, v3.2d, v11.2d
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V1.D2, V22.D2, V13.D2
+	VFMLA V2.D2, V22.D2, V14.D2
+	VFMLA V3.D2, V22.D2, V15.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VFMLA V1.D2, V23.D2, V9.D2
+	VFMLA V2.D2, V23.D2, V10.D2
+	VFMLA V3.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	WORD $0x6efaeda9 // facgt v9.2d, v13.2d, v26.2d
+	WORD $0x6efaedca // facgt v10.2d, v14.2d, v26.2d
+	WORD $0x6efaedeb // facgt v11.2d, v15.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VFMLA V1.D2, V24.D2, V5.D2
+	VFMLA V2.D2, V24.D2, V6.D2
+	VFMLA V3.D2, V24.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e75dc84 // fmul v4.2d, v4.2d, v21.2d
+	WORD $0x6e75dca5 // fmul v5.2d, v5.2d, v21.2d
+	WORD $0x6e75dcc6 // fmul v6.2d, v6.2d, v21.2d
+	WORD $0x6e75dce7 // fmul v7.2d, v7.2d, v21.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	WORD $0x4ee9d421 // fsub v1.2d, v1.2d, v9.2d
+	WORD $0x4eead442 // fsub v2.2d, v2.2d, v10.2d
+	WORD $0x4eebd463 // fsub v3.2d, v3.2d, v11.2d
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V1.D2, V22.D2, V13.D2
+	VFMLA V2.D2, V22.D2, V14.D2
+	VFMLA V3.D2, V22.D2, V15.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VFMLA V1.D2, V23.D2, V9.D2
+	VFMLA V2.D2, V23.D2, V10.D2
+	VFMLA V3.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	WORD $0x6efaeda9 // facgt v9.2d, v13.2d, v26.2d
+	WORD $0x6efaedca // facgt v10.2d, v14.2d, v26.2d
+	WORD $0x6efaedeb // facgt v11.2d, v15.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VFMLA V1.D2, V24.D2, V5.D2
+	VFMLA V2.D2, V24.D2, V6.D2
+	VFMLA V3.D2, V24.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e75dc84 // fmul v4.2d, v4.2d, v21.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e75dc84 // fmul v4.2d, v4.2d, v21.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
 	RET
 
 // func sumSquaresF64NEON(x *float64, n int) float64

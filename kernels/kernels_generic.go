@@ -61,6 +61,18 @@ func maxNaN[T Float](a, b T) T {
 	return b
 }
 
+// signT is Lion's sign: +1 for x > 0, -1 for x < 0, and x itself otherwise
+// (±0 stays ±0, NaN stays NaN).
+func signT[T Float](x T) T {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return -1
+	}
+	return x
+}
+
 // row returns coefficient r of c rounded to T.
 func row[T Float](c *Coeffs, r int) T {
 	var z T

@@ -13,6 +13,7 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.sgd = sgdGeneric[T]
 	t.momentum = momentumGeneric[T]
 	t.adam = adamGeneric[T]
+	t.lion = lionGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -118,5 +119,32 @@ func adamGeneric[T Float](cf *Coeffs, p, grad, m, v, vmax *T, n int) {
 		}
 		d := fmaT(sqrtT(vv), ib2, eps)
 		ps[i] = fmaT(nega, T(m/d), p)
+	}
+}
+
+// lionGeneric is the reference lion kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func lionGeneric[T Float](cf *Coeffs, p, grad, m *T, n int) {
+	decoupled := cf.mode&1 == 1 // weight decay: p = p·decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		u := T(g - ms[i])
+		c := fmaT(c1, u, ms[i])
+		ms[i] = fmaT(c2, u, ms[i])
+		ps[i] = fmaT(neglr, signT(c), p)
 	}
 }

@@ -117,6 +117,11 @@ func testNEONModes[T Float](t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lionC, err := Lion{LR: 0.01, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1,
+		Prelude: Prelude{Scale: 2, Maximize: true}}.Coeffs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{1, 5, 19, 37} {
 		for mode := 0; mode < 16; mode++ {
 			in := [5][]T{neonRand[T](r, n, false), neonRand[T](r, n, false), neonRand[T](r, n, false),
@@ -147,6 +152,11 @@ func testNEONModes[T Float](t *testing.T) {
 					c := adamC
 					c.mode = mode
 					k.adam(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], &a[4][0], n)
+				}},
+				{"lion", func(k *table[T], a [5][]T) {
+					c := lionC
+					c.mode = mode
+					k.lion(&c, &a[0][0], &a[1][0], &a[2][0], n)
 				}},
 				{"adamFast m, v, vmax", func(k *table[T], a [5][]T) {
 					c := adamC

@@ -15,6 +15,7 @@ type table[T Float] struct {
 	momentum        func(c *Coeffs, p, g, b *T, n int)
 	adam            func(c *Coeffs, p, g, m, v, vmax *T, n int)
 	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	lion            func(c *Coeffs, p, g, m *T, n int)
 	sumSquares      func(x *T, n int) float64
 	sumSquaresCheck func(x *T, n int) (float64, bool)
 	dot             func(x, y *T, n int) float64
@@ -168,6 +169,25 @@ func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) erro
 	return nil
 }
 
+func lion[T Float](k *table[T], c *Coeffs, p, g, m []T) error {
+	if err := c.check(famLion, elemSize[T]()); err != nil {
+		return err
+	}
+	if len(g) != len(p) {
+		return lengthErr("g", len(p), len(g))
+	}
+	if len(m) != len(p) {
+		return lengthErr("m", len(p), len(m))
+	}
+	if err := disjoint("p grad m", p, g, m); err != nil {
+		return err
+	}
+	if len(p) > 0 {
+		k.lion(c, &p[0], &g[0], &m[0], len(p))
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -295,6 +315,23 @@ func (s *Set) AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // FastIsExact reports whether AdamFast runs the exact kernel on this set
 // (chosen once per CPU model, see [Set.AdamFastF32]).
 func (s *Set) FastIsExact() bool { return s.fastIsExact }
+
+// LionF32 is one Lion step (Chen et al. 2023), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { p = p·decay }
+//	c := fma(c1, g - m, m)
+//	p = fma(-lr, sign(c), p)
+//	m = fma(c2, g - m, m)
+//
+// with the coefficients of [Lion.CoeffsInto]: c1 = 1-β1, c2 = 1-β2,
+// decay = 1-lr·wd. sign(c) is +1 for c > 0, -1 for c < 0 and c itself
+// otherwise, so that ±0 stays ±0 and NaN stays NaN. c and the new m both
+// use the m of the previous step (g - m is one rounded subtraction).
+func (s *Set) LionF32(c *Coeffs, p, grad, m []float32) error { return lion(&s.f32, c, p, grad, m) }
+
+// LionF64 is [Set.LionF32] for float64.
+func (s *Set) LionF64(c *Coeffs, p, grad, m []float64) error { return lion(&s.f64, c, p, grad, m) }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:
 //

@@ -7,22 +7,27 @@ package kernels
 // sgdF32AVX2 is the AVX2 sgd kernel; see sgdGeneric.
 //
 //go:noescape
-func sgdF32AVX2(c *[15][16]float32, p *float32, grad *float32, n int, mode int)
+func sgdF32AVX2(c *[16][16]float32, p *float32, grad *float32, n int, mode int)
 
 // momentumF32AVX2 is the AVX2 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32AVX2(c *[15][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
+func momentumF32AVX2(c *[16][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 
 // adamF32AVX2 is the AVX2 adam kernel; see adamGeneric.
 //
 //go:noescape
-func adamF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+func adamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
 // adamFastF32AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF32AVX2(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+func adamFastF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// lionF32AVX2 is the AVX2 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
 
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -67,22 +72,27 @@ func roof3F32AVX2(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
 // sgdF64AVX2 is the AVX2 sgd kernel; see sgdGeneric.
 //
 //go:noescape
-func sgdF64AVX2(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
+func sgdF64AVX2(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
 
 // momentumF64AVX2 is the AVX2 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64AVX2(c *[15][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
+func momentumF64AVX2(c *[16][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 
 // adamF64AVX2 is the AVX2 adam kernel; see adamGeneric.
 //
 //go:noescape
-func adamF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+func adamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
 // adamFastF64AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF64AVX2(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+func adamFastF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+
+// lionF64AVX2 is the AVX2 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -127,22 +137,27 @@ func roof3F64AVX2(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
 // sgdF32AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
 //go:noescape
-func sgdF32AVX512(c *[15][16]float32, p *float32, grad *float32, n int, mode int)
+func sgdF32AVX512(c *[16][16]float32, p *float32, grad *float32, n int, mode int)
 
 // momentumF32AVX512 is the AVX512 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32AVX512(c *[15][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
+func momentumF32AVX512(c *[16][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 
 // adamF32AVX512 is the AVX512 adam kernel; see adamGeneric.
 //
 //go:noescape
-func adamF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+func adamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
 // adamFastF32AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF32AVX512(c *[15][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+func adamFastF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// lionF32AVX512 is the AVX512 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
 
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
@@ -187,22 +202,27 @@ func roof3F32AVX512(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
 // sgdF64AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
 //go:noescape
-func sgdF64AVX512(c *[15][8]float64, p *float64, grad *float64, n int, mode int)
+func sgdF64AVX512(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
 
 // momentumF64AVX512 is the AVX512 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64AVX512(c *[15][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
+func momentumF64AVX512(c *[16][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 
 // adamF64AVX512 is the AVX512 adam kernel; see adamGeneric.
 //
 //go:noescape
-func adamF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+func adamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
 // adamFastF64AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF64AVX512(c *[15][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+func adamFastF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+
+// lionF64AVX512 is the AVX512 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
 
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
@@ -259,6 +279,7 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamFastF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
+			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX2(&c.f32, p, grad, m, n, c.mode) },
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -277,6 +298,7 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamFastF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
+			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX2(&c.f64, p, grad, m, n, c.mode) },
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
@@ -299,6 +321,7 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamFastF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
+			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX512(&c.f32, p, grad, m, n, c.mode) },
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -317,6 +340,7 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamFastF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
+			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX512(&c.f64, p, grad, m, n, c.mode) },
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,

@@ -10,22 +10,27 @@ package kernels
 // sgdF32NEON is the NEON sgd kernel; see sgdGeneric.
 //
 //go:noescape
-func sgdF32NEON(c *[15][16]float32, p, grad *float32, n, mode int)
+func sgdF32NEON(c *[16][16]float32, p, grad *float32, n, mode int)
 
 // momentumF32NEON is the NEON momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32NEON(c *[15][16]float32, p, grad, buf *float32, n, mode int)
+func momentumF32NEON(c *[16][16]float32, p, grad, buf *float32, n, mode int)
 
 // adamF32NEON is the NEON adam kernel; see adamGeneric.
 //
 //go:noescape
-func adamF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+func adamF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 
 // adamFastF32NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF32NEON(c *[15][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+func adamFastF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+
+// lionF32NEON is the NEON lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF32NEON(c *[16][16]float32, p, grad, m *float32, n, mode int)
 
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
@@ -70,22 +75,27 @@ func roof3F32NEON(src, d0, d1, d2 *float32, n int)
 // sgdF64NEON is the NEON sgd kernel; see sgdGeneric.
 //
 //go:noescape
-func sgdF64NEON(c *[15][8]float64, p, grad *float64, n, mode int)
+func sgdF64NEON(c *[16][8]float64, p, grad *float64, n, mode int)
 
 // momentumF64NEON is the NEON momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64NEON(c *[15][8]float64, p, grad, buf *float64, n, mode int)
+func momentumF64NEON(c *[16][8]float64, p, grad, buf *float64, n, mode int)
 
 // adamF64NEON is the NEON adam kernel; see adamGeneric.
 //
 //go:noescape
-func adamF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+func adamF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 
 // adamFastF64NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF64NEON(c *[15][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+func adamFastF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+
+// lionF64NEON is the NEON lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF64NEON(c *[16][8]float64, p, grad, m *float64, n, mode int)
 
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
@@ -139,6 +149,7 @@ var archSets = []*Set{{
 		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 			adamFastF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
 		},
+		lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32NEON(&c.f32, p, grad, m, n, c.mode) },
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -157,6 +168,7 @@ var archSets = []*Set{{
 		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 			adamFastF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
 		},
+		lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64NEON(&c.f64, p, grad, m, n, c.mode) },
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
 		dot:             dotF64NEON,

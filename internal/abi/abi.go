@@ -12,21 +12,22 @@ package abi
 // coefficient in every lane (16 float32 or 8 float64), so that the assembly
 // can use it as a vector memory operand without a broadcast.
 const (
-	RowGS    = iota // gradient scale, negated when maximizing
-	RowWD           // weight decay (coupled)
-	RowDecay        // 1 - lr·wd (decoupled)
-	RowC1           // 1 - β1
-	RowC2           // 1 - β2
-	RowBeta2        // β2
-	RowIB2          // 1/sqrt(1 - β2^t)
-	RowEps          // ε
-	RowNegA         // -lr/(1 - β1^t)
-	RowNegLR        // -lr
-	RowMu           // momentum μ
-	RowDamp         // 1 - dampening
-	RowOne          // 1
-	RowHalf         // 0.5 (AdamFast on NEON)
-	RowTiny         // smallest normal number of the element type (AdamFast)
+	RowGS      = iota // gradient scale, negated when maximizing
+	RowWD             // weight decay (coupled)
+	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion)
+	RowC1             // 1 - β1
+	RowC2             // 1 - β2
+	RowBeta2          // β2
+	RowIB2            // 1/sqrt(1 - β2^t)
+	RowEps            // ε
+	RowNegA           // -lr/(1 - β1^t)
+	RowNegLR          // -lr
+	RowMu             // momentum μ
+	RowDamp           // 1 - dampening
+	RowOne            // 1
+	RowHalf           // 0.5 (AdamFast on NEON)
+	RowNegZero        // -0: the sign bit alone (Sign)
+	RowTiny           // smallest normal number of the element type (AdamFast)
 	NumRows
 
 	// RowHalfIB2 is ½·ib2 (AdamFast); Adam has no momentum, so it reuses
@@ -47,7 +48,7 @@ const (
 var RowNames = [NumRows]string{
 	RowGS: "gs", RowWD: "wd", RowDecay: "decay", RowC1: "c1", RowC2: "c2", RowBeta2: "beta2",
 	RowIB2: "ib2", RowEps: "eps", RowNegA: "nega", RowNegLR: "neglr", RowMu: "mu", RowDamp: "damp",
-	RowOne: "one", RowHalf: "half", RowTiny: "tiny",
+	RowOne: "one", RowHalf: "half", RowNegZero: "negzero", RowTiny: "tiny",
 }
 
 // Mode bits: the variant of a kernel, passed to the assembly with the block.
@@ -60,4 +61,6 @@ const (
 	AdamWDDecoupled = 2      // AdamW: p = p·decay
 	AdamWDMask      = 3      // the weight-decay field of Adam's mode (3 is none)
 	AdamAMSGrad     = 1 << 2 // Adam: keep the running maximum of v
+
+	LionWD = 1 << 0 // Lion: decoupled weight decay p = p·decay
 )

@@ -375,5 +375,6 @@ func Rows(vals []Value) []int {
 	return slices.Compact(rows)
 }
 
-// SignRows are the rows that Sign uses in the assembly: its constants.
-var SignRows []int
+// SignRows are the rows that Sign uses in the assembly, as constants: 1,
+// and -0 (the sign bit, which also compares equal to 0).
+var SignRows = []int{RowOne, RowNegZero}

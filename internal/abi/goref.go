@@ -11,7 +11,7 @@ import (
 var RowSyms = [NumRows]string{
 	RowGS: "RowGS", RowWD: "RowWD", RowDecay: "RowDecay", RowC1: "RowC1", RowC2: "RowC2", RowBeta2: "RowBeta2",
 	RowIB2: "RowIB2", RowEps: "RowEps", RowNegA: "RowNegA", RowNegLR: "RowNegLR", RowMu: "RowMu", RowDamp: "RowDamp",
-	RowOne: "RowOne", RowHalf: "RowHalf", RowTiny: "RowTiny",
+	RowOne: "RowOne", RowHalf: "RowHalf", RowNegZero: "RowNegZero", RowTiny: "RowTiny",
 }
 
 // GoReferenceHeader starts the generated reference.

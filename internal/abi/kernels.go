@@ -7,7 +7,7 @@ package abi
 
 // Elementwise lists the described kernels, in the order the generators
 // write them.
-var Elementwise = []*Kernel{SGD, Momentum, Adam}
+var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion}
 
 // The conditions of the modes.
 var (
@@ -19,6 +19,8 @@ var (
 	CondAdamDecoupled = &Cond{Name: "decoupled", Mask: AdamWDMask, Value: AdamWDDecoupled, Doc: "AdamW: p = p·decay"}
 	CondAdamCoupled   = &Cond{Name: "coupled", Mask: AdamWDMask, Value: AdamWDCoupled, Doc: "Adam: g = fma(wd, p, g)"}
 	CondAMSGrad       = &Cond{Name: "amsgrad", Mask: AdamAMSGrad, Value: AdamAMSGrad, Doc: "AMSGrad: divide by the running maximum of v"}
+
+	CondLionWD = &Cond{Name: "decoupled", Mask: LionWD, Value: LionWD, Doc: "weight decay: p = p·decay"}
 )
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
@@ -110,4 +112,32 @@ var Adam = &Kernel{
 		Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("d")), Var("p"))),
 	},
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// Lion is the Lion optimizer (Chen et al. 2023, "Symbolic Discovery of
+// Optimization Algorithms"), with the interpolations in the lerp form of
+// Adam's m:
+//
+//	g := grad·gs
+//	if decoupled { p = p·decay }
+//	u := g - m
+//	c := fma(c1, u, m)
+//	m = fma(c2, u, m)
+//	p = fma(-lr, sign(c), p)
+//
+// u is computed once; c and the new m both use the old m.
+var Lion = &Kernel{
+	Name:    "lion",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}},
+	Conds:   []*Cond{CondLionWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondLionWD, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		Set("u", Sub(Var("g"), Load("m"))),
+		Set("c", FMA(Row(RowC1), Var("u"), Load("m"))),
+		Store("m", FMA(Row(RowC2), Var("u"), Load("m"))),
+		Store("p", FMA(Row(RowNegLR), Sign(Var("c")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{3, 4},
 }

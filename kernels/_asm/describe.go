@@ -144,6 +144,8 @@ func (e *env) emit(vals []abi.Value) []Op {
 			reg[i] = e.fma(v, a(0), a(1), a(2))
 		case abi.OpMax:
 			reg[i] = e.maxNaN(a(0), a(1))
+		case abi.OpSign:
+			reg[i] = e.sign(a(0), v.Dies[0])
 		default:
 			panic(fmt.Sprintf("amd64: no lowering of %v", v.Op))
 		}
@@ -200,6 +202,48 @@ func (e *env) maxNaN(a, b Op) Op {
 			do(func() { VBLENDVPS(nan, a, d, d) })
 		}
 	}
+	return d
+}
+
+// sign returns a register holding x > 0 ? 1 : x < 0 ? -1 : x: where x is
+// neither ±0 nor NaN (x != -0, ordered) its sign bit with the other bits
+// of 1, else x itself. dies says x may be overwritten.
+func (e *env) sign(x Op, dies bool) Op {
+	t := e.t
+	one, negzero := e.coef(abi.RowOne), e.coef(abi.RowNegZero)
+	if t.z {
+		k := K()
+		t.cmp(cmpNEQOQ, negzero, x, k)
+		d := x
+		if !dies {
+			d = t.vec()
+			t.movu(x, d)
+		}
+		// d = (d & negzero) | one where k, by the truth table 0xEA.
+		do(func() {
+			if t.f64 {
+				VPTERNLOGQ(U8(0xea), one, negzero, k, d)
+			} else {
+				VPTERNLOGD(U8(0xea), one, negzero, k, d)
+			}
+		})
+		return d
+	}
+	nz := t.vec()
+	t.cmp(cmpNEQOQ, negzero, x, nz)
+	s := t.vec()
+	d := t.vec()
+	do(func() {
+		if t.f64 {
+			VANDPD(negzero, x, s)
+			VORPD(one, s, s)
+			VBLENDVPD(nz, s, x, d)
+		} else {
+			VANDPS(negzero, x, s)
+			VORPS(one, s, s)
+			VBLENDVPS(nz, s, x, d)
+		}
+	})
 	return d
 }
 

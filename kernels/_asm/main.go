@@ -141,7 +141,8 @@ func (t isa) cmp(imm int, a, b, d Op) { t.pick(VCMPPS, VCMPPD)(U8(imm), a, b, d)
 
 const (
 	cmpUnord = 3
-	cmpNLT   = 5 // not less than: true for unordered
+	cmpNLT   = 5    // not less than: true for unordered
+	cmpNEQOQ = 0x0c // not equal, ordered: false for NaN
 )
 
 // mask is the active-lane mask of a tail: an opmask register on AVX-512, a

@@ -124,6 +124,7 @@ func (g *gen) fdiv(e elem, d, n, m V)    { g.enc(FDIV(e.a, d, n, m)) }
 func (g *gen) fmax(e elem, d, n, m V)    { g.enc(FMAX(e.a, d, n, m)) }
 func (g *gen) fcmeq(e elem, d, n, m V)   { g.enc(FCMEQ(e.a, d, n, m)) }
 func (g *gen) fcmgt(e elem, d, n, m V)   { g.enc(FCMGT(e.a, d, n, m)) }
+func (g *gen) facgt(e elem, d, n, m V)   { g.enc(FACGT(e.a, d, n, m)) }
 func (g *gen) frecps(e elem, d, n, m V)  { g.enc(FRECPS(e.a, d, n, m)) }
 func (g *gen) frsqrts(e elem, d, n, m V) { g.enc(FRSQRTS(e.a, d, n, m)) }
 func (g *gen) fsqrt(e elem, d, n V)      { g.enc(FSQRT(e.a, d, n)) }
@@ -146,6 +147,9 @@ func (g *gen) mov(d, n V) { g.p("VMOV V%d.B16, V%d.B16", n, d) }
 
 // bit is d = mask ? n : d, bit by bit.
 func (g *gen) bit(d, n, mask V) { g.p("VBIT V%d.B16, V%d.B16, V%d.B16", mask, n, d) }
+
+// bif is d = mask ? d : n, bit by bit.
+func (g *gen) bif(d, n, mask V) { g.p("VBIF V%d.B16, V%d.B16, V%d.B16", mask, n, d) }
 
 // orr is d = n | m.
 func (g *gen) orr(d, n, m V) { g.p("VORR V%d.B16, V%d.B16, V%d.B16", m, n, d) }

@@ -190,6 +190,18 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 				b.free(eq)
 			}
 			b.grp[i] = d
+		case abi.OpSign:
+			// d = copysign(1, x): the sign bit of x, the rest of 1; then
+			// x itself where |x| > 0 does not hold (±0, NaN).
+			one, negzero := b.coef[abi.RowOne], b.coef[abi.RowNegZero]
+			d := b.alloc()
+			s.each(func(j V) { g.mov(d+j, one) })
+			s.each(func(j V) { g.bit(d+j, r(0, j), negzero) })
+			nz := b.alloc()
+			s.each(func(j V) { g.facgt(e, nz+j, r(0, j), negzero) })
+			s.each(func(j V) { g.bif(d+j, r(0, j), nz+j) })
+			b.free(nz)
+			b.grp[i] = d
 		default:
 			panic(fmt.Sprintf("arm64: no lowering of %v", v.Op))
 		}
