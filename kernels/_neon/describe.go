@@ -51,7 +51,7 @@ func described(g *gen, e elem, d *abi.Kernel, fast bool) {
 	coef := map[int]V{}
 	for i, r := range rows {
 		coef[r] = V(20 + i)
-		g.row(coef[r], r, abi.RowNames[r])
+		g.row(coef[r], r)
 	}
 	g.dispatch("R7", d.Mask(), d.Canon)
 	for _, v := range d.Variants() {

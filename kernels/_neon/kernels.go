@@ -25,8 +25,8 @@ func (g *gen) header(field, name, sig string, argSize int, streams ...string) {
 }
 
 // row loads coefficient row r of the block at R0 into every lane of v.
-func (g *gen) row(v V, r int, what string) {
-	g.p("FMOVQ %d(R0), F%d // %s", r*abi.RowBytes, v, what)
+func (g *gen) row(v V, r int) {
+	g.p("FMOVQ %d(R0), F%d // %s", r*abi.RowBytes, v, abi.RowNames[r])
 }
 
 // dispatch masks the mode in rm and jumps to label "v<canon(k)>" for every
