@@ -39,6 +39,12 @@ func AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 	return active.AdamFastF64(c, p, grad, m, v, vmax)
 }
 
+// LionF32 runs [Set.LionF32] at the active level.
+func LionF32(c *Coeffs, p, grad, m []float32) error { return active.LionF32(c, p, grad, m) }
+
+// LionF64 runs [Set.LionF64] at the active level.
+func LionF64(c *Coeffs, p, grad, m []float64) error { return active.LionF64(c, p, grad, m) }
+
 // SumSquaresF32 runs [Set.SumSquaresF32] at the active level.
 func SumSquaresF32(x []float32) float64 { return active.SumSquaresF32(x) }
 

@@ -140,6 +140,25 @@ func BenchmarkMomentumF32(b *testing.B) { benchMomentum[float32](b, false) }
 func BenchmarkMomentumF64(b *testing.B) { benchMomentum[float64](b, false) }
 func BenchmarkNesterovF32(b *testing.B) { benchMomentum[float32](b, true) }
 
+func benchLion[T Float](b *testing.B) {
+	c := must(Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1}.Coeffs())
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](3, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 5)
+		run := lionKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkLionF32(b *testing.B) { benchLion[float32](b) }
+func BenchmarkLionF64(b *testing.B) { benchLion[float64](b) }
+
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())
 	benchLevels(b, func(b *testing.B, s *Set, n int) {

@@ -3,46 +3,13 @@ package kernels
 import (
 	"fmt"
 	"math"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
-// Rows of the coefficient block. Each row holds one coefficient broadcast to
-// a full 64-byte vector, so that the assembly can use it as a memory operand
-// without a broadcast. The order is part of the assembly ABI (see _asm).
-const (
-	rowGS        = iota // gradient scale, negated when maximizing
-	rowWD               // weight decay (coupled)
-	rowDecay            // 1 - lr*wd (decoupled)
-	rowC1               // 1 - β1
-	rowC2               // 1 - β2
-	rowBeta2            // β2
-	rowIB2              // 1/sqrt(1 - β2^t)
-	rowEps              // ε
-	rowNegA             // -lr/(1 - β1^t)
-	rowNegLR            // -lr
-	rowMu               // momentum μ
-	rowDamp             // 1 - dampening
-	rowOne              // 1 (Fast Adam)
-	rowHalf             // 0.5 (Fast Adam)
-	rowThreeHalf        // 1.5 (Fast Adam)
-	rowTiny             // smallest normal number of the element type (Fast Adam)
-	numRows
-
-	// rowHalfIB2 is ½·ib2 (Fast Adam); Adam has no momentum, so it reuses
-	// that row.
-	rowHalfIB2 = rowMu
-)
-
-// Mode bits, part of the assembly ABI.
-const (
-	modeWD       = 1 << 0 // SGD, momentum: coupled weight decay g = fma(wd, p, g)
-	modeNesterov = 1 << 1 // momentum
-	modeFirst    = 1 << 2 // momentum: the buffer is set to g (first step)
-
-	adamWDCoupled   = 1 // Adam: g = fma(wd, p, g)
-	adamWDDecoupled = 2 // AdamW: p = p·decay
-	adamWDMask      = 3
-	adamAMSGrad     = 1 << 2
-)
+// The rows of the coefficient block and the mode bits are the assembly ABI:
+// they are defined once, in internal/abi, for this package and the
+// generators of its assembly.
 
 type family uint8
 
@@ -51,13 +18,14 @@ const (
 	famSGD
 	famMomentum
 	famAdam
+	famLion
 )
 
-var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam"}
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
-// [SGD.Coeffs], [Momentum.Coeffs] or [Adam.Coeffs]; the zero value is
+// [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs] or [Lion.Coeffs]; the zero value is
 // rejected by every kernel. A Coeffs is read-only for the kernels and may be
 // shared by goroutines.
 type Coeffs struct {
@@ -66,9 +34,9 @@ type Coeffs struct {
 	// bad32 and bad64 are 1 + the first row whose value is not usable in
 	// float32 or float64 (see finish); 0 when every row is.
 	bad32, bad64 int8
-	vals         [numRows]float64
-	f32          [numRows][16]float32
-	f64          [numRows][8]float64
+	vals         [abi.NumRows]float64
+	f32          [abi.NumRows][abi.LanesF32]float32
+	f64          [abi.NumRows][abi.LanesF64]float64
 }
 
 func (c *Coeffs) set(row int, v float64) {
@@ -84,18 +52,18 @@ func (c *Coeffs) set(row int, v float64) {
 
 func (c *Coeffs) init(fam family, mode int) {
 	*c = Coeffs{fam: fam, mode: mode}
-	c.set(rowGS, 1)
-	c.set(rowOne, 1)
-	c.set(rowHalf, 0.5)
-	c.set(rowThreeHalf, 1.5)
-	c.set(rowDecay, 1)
-	c.set(rowDamp, 1)
-	c.set(rowTiny, 0) // per precision below
-	for i := range c.f32[rowTiny] {
-		c.f32[rowTiny][i] = math.Float32frombits(0x00800000)
+	c.set(abi.RowGS, 1)
+	c.set(abi.RowOne, 1)
+	c.set(abi.RowHalf, 0.5)
+	c.set(abi.RowNegZero, math.Copysign(0, -1))
+	c.set(abi.RowDecay, 1)
+	c.set(abi.RowDamp, 1)
+	c.set(abi.RowTiny, 0) // per precision below
+	for i := range c.f32[abi.RowTiny] {
+		c.f32[abi.RowTiny][i] = math.Float32frombits(0x00800000)
 	}
-	for i := range c.f64[rowTiny] {
-		c.f64[rowTiny][i] = math.Float64frombits(0x0010000000000000)
+	for i := range c.f64[abi.RowTiny] {
+		c.f64[abi.RowTiny][i] = math.Float64frombits(0x0010000000000000)
 	}
 }
 
@@ -106,7 +74,7 @@ func (c *Coeffs) init(fam family, mode int) {
 // returns an error when a coefficient is not finite even in float64, so
 // that no precision can use the block.
 func (c *Coeffs) finish() error {
-	for r := range numRows {
+	for r := range abi.NumRows {
 		v := c.vals[r]
 		if c.bad64 == 0 && (math.IsInf(v, 0) || math.IsNaN(v)) {
 			c.bad64 = int8(r + 1)
@@ -136,11 +104,11 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 }
 
 // rowDesc names each row by the hyperparameters it is computed from.
-var rowDesc = [numRows]string{
-	rowGS: "gradient scale", rowWD: "weight_decay", rowDecay: "1 - lr·weight_decay",
-	rowC1: "1 - beta1", rowC2: "1 - beta2", rowBeta2: "beta2", rowIB2: "1/sqrt(1 - beta2^t)",
-	rowEps: "eps", rowNegA: "-lr/(1 - beta1^t)", rowNegLR: "-lr", rowMu: "momentum (or ½/sqrt(1 - beta2^t))",
-	rowDamp: "1 - dampening", rowOne: "1", rowHalf: "0.5", rowThreeHalf: "1.5", rowTiny: "tiny",
+var rowDesc = [abi.NumRows]string{
+	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
+	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2", abi.RowBeta2: "beta2", abi.RowIB2: "1/sqrt(1 - beta2^t)",
+	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
+	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
 
 // check returns an error unless c was built for family f and every
@@ -185,15 +153,13 @@ func (c *Coeffs) CheckF64() error {
 // diagnostics: "gs", "wd", "decay", "c1", "c2", "beta2", "ib2", "eps", "nega",
 // "neglr", "mu", "damp". The kernels use it rounded to their element type.
 func (c *Coeffs) Value(name string) (float64, bool) {
-	for i, n := range rowNames {
+	for i, n := range abi.RowNames {
 		if n == name {
 			return c.vals[i], true
 		}
 	}
 	return 0, false
 }
-
-var rowNames = [numRows]string{"gs", "wd", "decay", "c1", "c2", "beta2", "ib2", "eps", "nega", "neglr", "mu", "damp", "one", "half", "threehalf", "tiny"}
 
 // Prelude is the gradient prelude shared by every optimizer: the gradient is
 // multiplied by Scale (0 means 1) and negated when Maximize is set. Both are
@@ -254,12 +220,12 @@ func (h SGD) CoeffsInto(c *Coeffs) error {
 	}
 	mode := 0
 	if h.WeightDecay != 0 {
-		mode |= modeWD
+		mode |= abi.ModeWD
 	}
 	c.init(famSGD, mode)
-	c.set(rowGS, gs)
-	c.set(rowWD, h.WeightDecay)
-	c.set(rowNegLR, -h.LR)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowNegLR, -h.LR)
 	return c.finish()
 }
 
@@ -306,20 +272,20 @@ func (h Momentum) CoeffsInto(c *Coeffs, first bool) error {
 	}
 	mode := 0
 	if h.WeightDecay != 0 {
-		mode |= modeWD
+		mode |= abi.ModeWD
 	}
 	if h.Nesterov {
-		mode |= modeNesterov
+		mode |= abi.ModeNesterov
 	}
 	if first {
-		mode |= modeFirst
+		mode |= abi.ModeFirst
 	}
 	c.init(famMomentum, mode)
-	c.set(rowGS, gs)
-	c.set(rowWD, h.WeightDecay)
-	c.set(rowNegLR, -h.LR)
-	c.set(rowMu, h.Momentum)
-	c.set(rowDamp, 1-h.Dampening)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowNegLR, -h.LR)
+	c.set(abi.RowMu, h.Momentum)
+	c.set(abi.RowDamp, 1-h.Dampening)
 	return c.finish()
 }
 
@@ -388,27 +354,83 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	mode := 0
 	if h.WeightDecay != 0 {
 		if h.Decoupled {
-			mode |= adamWDDecoupled
+			mode |= abi.AdamWDDecoupled
 		} else {
-			mode |= adamWDCoupled
+			mode |= abi.AdamWDCoupled
 		}
 	}
 	if h.AMSGrad {
-		mode |= adamAMSGrad
+		mode |= abi.AdamAMSGrad
 	}
 	bc1 := 1 - powInt(h.Beta1, t)
 	bc2 := 1 - powInt(h.Beta2, t)
 	c.init(famAdam, mode)
-	c.set(rowGS, gs)
-	c.set(rowWD, h.WeightDecay)
-	c.set(rowDecay, 1-h.LR*h.WeightDecay)
-	c.set(rowC1, 1-h.Beta1)
-	c.set(rowC2, 1-h.Beta2)
-	c.set(rowBeta2, h.Beta2)
-	c.set(rowIB2, 1/math.Sqrt(bc2))
-	c.set(rowEps, h.Eps)
-	c.set(rowNegA, -(h.LR / bc1))
-	c.set(rowNegLR, -h.LR)
-	c.set(rowHalfIB2, 0.5/math.Sqrt(bc2))
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowDecay, 1-h.LR*h.WeightDecay)
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowBeta2, h.Beta2)
+	c.set(abi.RowIB2, 1/math.Sqrt(bc2))
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegA, -(h.LR / bc1))
+	c.set(abi.RowNegLR, -h.LR)
+	c.set(abi.RowHalfIB2, 0.5/math.Sqrt(bc2))
+	return c.finish()
+}
+
+// Lion holds the hyperparameters of Lion (Chen et al. 2023, "Symbolic
+// Discovery of Optimization Algorithms"). The authors' defaults, which
+// optim uses, are LR 1e-4, Beta1 0.9, Beta2 0.99 and WeightDecay 0; Lion
+// wants a learning rate 3–10 times smaller, and a weight decay as many
+// times larger, than AdamW.
+type Lion struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // interpolation of the update direction, in [0, 1)
+	Beta2       float64 // decay of the momentum, in [0, 1)
+	WeightDecay float64 // decoupled: p = p·(1 - lr·wd); ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of a Lion step.
+func (h Lion) Coeffs() (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c:
+//
+//	c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd, -lr
+//
+// in float64, then rounded once to the element type.
+func (h Lion) CoeffsInto(c *Coeffs) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.LionWD
+	}
+	c.init(famLion, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowDecay, 1-h.LR*h.WeightDecay)
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowNegLR, -h.LR)
 	return c.finish()
 }

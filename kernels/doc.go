@@ -7,7 +7,10 @@
 // Every output element is produced by one fixed sequence of IEEE-754
 // operations in the element's own precision; fma is a fused multiply-add with
 // one rounding, every other operation rounds. The sequence is written in the
-// doc comment of each kernel. Because every level follows it, the generic
+// doc comment of each kernel. For the element-wise optimizer kernels it is
+// also written once as data, in internal/abi: the reference
+// (kernels_generic_gen.go) and the assembly of every level are generated
+// from that one description. Because every level follows it, the generic
 // reference, AVX2, AVX-512 and NEON return bit-identical results for every
 // non-NaN output, and NaN exactly where the reference has NaN (the NaN bit
 // pattern itself is not specified). The one exception is [AdamFastF32] and
@@ -24,12 +27,12 @@
 // The exported functions check their arguments and return an error that
 // errors.Is matches against [ErrLength], [ErrCoeff] or [ErrOverlap] before
 // writing any element; no input reaches the assembly unchecked. Coefficient
-// structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs] and
-// [Adam.Coeffs], in float64, and rounded once to each element type; a
-// kernel refuses (ErrCoeff) a block with a coefficient that its element
-// type cannot carry: one that overflows it, or a non-zero one that rounds
-// to zero in it ([Coeffs.CheckF32]). Slices of one call may not share
-// memory (ErrOverlap), since the result would depend on the level.
+// structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs],
+// [Adam.Coeffs] and [Lion.Coeffs], in float64, and rounded once to each
+// element type; a kernel refuses (ErrCoeff) a block with a coefficient
+// that its element type cannot carry: one that overflows it, or a non-zero
+// one that rounds to zero in it ([Coeffs.CheckF32]). Slices of one call may
+// not share memory (ErrOverlap), since the result would depend on the level.
 //
 // The reductions return the float64 value of their sum: [SumSquaresF64] of
 // elements above about 1.3e154 overflows to +Inf, and of elements below

@@ -42,7 +42,7 @@ func value[T Float](d *decoder, i int) T {
 
 func fuzzElementwise[T Float](t *testing.T, data []byte) {
 	d := &decoder{b: data}
-	kinds := []ewKernel[T]{sgdKernel[T](), momentumKernel[T](), adamKernel[T](false), scaleKernel[T](), roofKernel[T]()}
+	kinds := []ewKernel[T]{sgdKernel[T](), momentumKernel[T](), adamKernel[T](false), scaleKernel[T](), roofKernel[T](), lionKernel[T]()}
 	k := kinds[int(d.byte())%len(kinds)]
 	ci := int(d.byte()) % len(k.coeffs)
 	n := int(d.byte()) + int(d.byte()&1)*256
@@ -83,6 +83,8 @@ func FuzzElementwise(f *testing.F) {
 	f.Add([]byte{1, 5, 200, 1, 7, 0, 0, 0x80, 0x7f, 0, 0, 0xc0, 0x7f})
 	f.Add([]byte{2, 9, 65, 0, 2, 1, 0, 0, 0, 0xff, 0xff, 0x7f, 0x7f})
 	f.Add([]byte{3, 1, 33, 0, 5})
+	f.Add([]byte{0, 5, 7, 70, 1, 6, 0, 0, 0, 0x80, 1, 0, 0, 0, 0, 0, 0xc0, 0x7f})
+	f.Add([]byte{0x80, 5, 11, 40, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 0 && data[0]&0x80 != 0 {
 			fuzzElementwise[float64](t, data[1:])

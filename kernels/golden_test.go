@@ -152,6 +152,17 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			}
 		}
 	}
+	for _, wd := range []float64{0, 0.1} {
+		for i, pr := range preludes[:2] {
+			h := Lion{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: wd, Prelude: pr}
+			st, gr := goldenData[T](6)
+			c := must(h.Coeffs())
+			for step := range goldenSteps {
+				_ = lionKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1]})
+			}
+			hashes[fmt.Sprintf("Lion%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1])
+		}
+	}
 	{
 		st, _ := goldenData[T](4)
 		for step := range goldenSteps {

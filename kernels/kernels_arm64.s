@@ -3,7 +3,8 @@
 //go:build !purego
 
 // NEON (Advanced SIMD) kernels. Every kernel computes, element by element,
-// the operation sequence of kernels_generic.go, so that the results are
+// the operation sequence of the reference (kernels_generic_gen.go, from
+// the descriptions in internal/abi), so that the results are
 // bit-identical to the reference (NaN payloads aside); see DESIGN.md §3.
 // Instructions Go's assembler has no mnemonic for are WORDs, each with the
 // instruction in Arm syntax beside it.
@@ -27,7 +28,7 @@ TEXT ·sgdF32NEON(SB), NOSPLIT, $0-40
 	MOVD mode+32(FP), R7
 	FMOVQ 0(R0), F20 // gs
 	FMOVQ 64(R0), F21 // wd
-	FMOVQ 576(R0), F22 // -lr
+	FMOVQ 576(R0), F22 // neglr
 	AND $1, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -37,11 +38,11 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V0.S4, V22.S4, V4.S4
 	VFMLA V1.S4, V22.S4, V5.S4
 	VFMLA V2.S4, V22.S4, V6.S4
@@ -54,8 +55,8 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V0.S4, V22.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
@@ -65,8 +66,8 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V0.S4, V22.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
@@ -78,11 +79,11 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
@@ -99,8 +100,8 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V0.S4, V22.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
@@ -111,8 +112,8 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V0.S4, V22.S4, V4.S4
 	FMOVS.P F4, 4(R1)
@@ -121,19 +122,19 @@ v1loop0:
 v1done:
 	RET
 
-// func momentumF32NEON(c *[16][16]float32, p, grad, b *float32, n, mode int)
+// func momentumF32NEON(c *[16][16]float32, p, grad, buf *float32, n, mode int)
 TEXT ·momentumF32NEON(SB), NOSPLIT, $0-48
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
-	MOVD b+24(FP), R3
+	MOVD buf+24(FP), R3
 	MOVD n+32(FP), R6
 	MOVD mode+40(FP), R7
 	FMOVQ 0(R0), F20 // gs
 	FMOVQ 64(R0), F21 // wd
-	FMOVQ 576(R0), F22 // -lr
-	FMOVQ 640(R0), F23 // μ
-	FMOVQ 704(R0), F24 // 1-τ
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -155,25 +156,25 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	WORD $0x6e38dc2d // fmul v13.4s, v1.4s, v24.4s
-	WORD $0x6e38dc4e // fmul v14.4s, v2.4s, v24.4s
-	WORD $0x6e38dc6f // fmul v15.4s, v3.4s, v24.4s
-	VFMLA V8.S4, V23.S4, V12.S4
-	VFMLA V9.S4, V23.S4, V13.S4
-	VFMLA V10.S4, V23.S4, V14.S4
-	VFMLA V11.S4, V23.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
-	VFMLA V12.S4, V22.S4, V4.S4
-	VFMLA V13.S4, V22.S4, V5.S4
-	VFMLA V14.S4, V22.S4, V6.S4
-	VFMLA V15.S4, V22.S4, V7.S4
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	WORD $0x6e21df01 // fmul v1.4s, v24.4s, v1.4s
+	WORD $0x6e22df02 // fmul v2.4s, v24.4s, v2.4s
+	WORD $0x6e23df03 // fmul v3.4s, v24.4s, v3.4s
+	VFMLA V8.S4, V23.S4, V0.S4
+	VFMLA V9.S4, V23.S4, V1.S4
+	VFMLA V10.S4, V23.S4, V2.S4
+	VFMLA V11.S4, V23.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VFMLA V0.S4, V22.S4, V4.S4
+	VFMLA V1.S4, V22.S4, V5.S4
+	VFMLA V2.S4, V22.S4, V6.S4
+	VFMLA V3.S4, V22.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v0loop4
@@ -182,13 +183,13 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VLD1 (R3), [V8.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	VFMLA V8.S4, V23.S4, V12.S4
-	VST1.P [V12.S4], 16(R3)
-	VFMLA V12.S4, V22.S4, V4.S4
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V8.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R3)
+	VFMLA V0.S4, V22.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v0loop1
@@ -197,13 +198,13 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	FMOVS (R3), F8
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	VFMLA V8.S4, V23.S4, V12.S4
-	FMOVS.P F12, 4(R3)
-	VFMLA V12.S4, V22.S4, V4.S4
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V8.S4, V23.S4, V0.S4
+	FMOVS.P F0, 4(R3)
+	VFMLA V0.S4, V22.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v0loop0
@@ -214,29 +215,29 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	WORD $0x6e38dc2d // fmul v13.4s, v1.4s, v24.4s
-	WORD $0x6e38dc4e // fmul v14.4s, v2.4s, v24.4s
-	WORD $0x6e38dc6f // fmul v15.4s, v3.4s, v24.4s
-	VFMLA V8.S4, V23.S4, V12.S4
-	VFMLA V9.S4, V23.S4, V13.S4
-	VFMLA V10.S4, V23.S4, V14.S4
-	VFMLA V11.S4, V23.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
-	VFMLA V12.S4, V22.S4, V4.S4
-	VFMLA V13.S4, V22.S4, V5.S4
-	VFMLA V14.S4, V22.S4, V6.S4
-	VFMLA V15.S4, V22.S4, V7.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	WORD $0x6e21df01 // fmul v1.4s, v24.4s, v1.4s
+	WORD $0x6e22df02 // fmul v2.4s, v24.4s, v2.4s
+	WORD $0x6e23df03 // fmul v3.4s, v24.4s, v3.4s
+	VFMLA V8.S4, V23.S4, V0.S4
+	VFMLA V9.S4, V23.S4, V1.S4
+	VFMLA V10.S4, V23.S4, V2.S4
+	VFMLA V11.S4, V23.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VFMLA V0.S4, V22.S4, V4.S4
+	VFMLA V1.S4, V22.S4, V5.S4
+	VFMLA V2.S4, V22.S4, V6.S4
+	VFMLA V3.S4, V22.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v1loop4
@@ -245,14 +246,14 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	VFMLA V8.S4, V23.S4, V12.S4
-	VST1.P [V12.S4], 16(R3)
-	VFMLA V12.S4, V22.S4, V4.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V8.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R3)
+	VFMLA V0.S4, V22.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v1loop1
@@ -261,14 +262,14 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	VFMLA V8.S4, V23.S4, V12.S4
-	FMOVS.P F12, 4(R3)
-	VFMLA V12.S4, V22.S4, V4.S4
+	FMOVS (R3), F8
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V8.S4, V23.S4, V0.S4
+	FMOVS.P F0, 4(R3)
+	VFMLA V0.S4, V22.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v1loop0
@@ -279,16 +280,16 @@ v2:
 	BLT v2tail1
 v2loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	WORD $0x6e38dc2d // fmul v13.4s, v1.4s, v24.4s
-	WORD $0x6e38dc4e // fmul v14.4s, v2.4s, v24.4s
-	WORD $0x6e38dc6f // fmul v15.4s, v3.4s, v24.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
 	VFMLA V8.S4, V23.S4, V12.S4
 	VFMLA V9.S4, V23.S4, V13.S4
 	VFMLA V10.S4, V23.S4, V14.S4
@@ -310,10 +311,10 @@ v2tail1:
 	BLT v2tail0
 v2loop1:
 	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VLD1 (R3), [V8.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
 	VFMLA V8.S4, V23.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	VFMLA V12.S4, V23.S4, V0.S4
@@ -326,10 +327,10 @@ v2tail0:
 	BEQ v2done
 v2loop0:
 	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	FMOVS (R3), F8
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
 	VFMLA V8.S4, V23.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	VFMLA V12.S4, V23.S4, V0.S4
@@ -344,20 +345,20 @@ v3:
 	BLT v3tail1
 v3loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
-	WORD $0x6e38dc2d // fmul v13.4s, v1.4s, v24.4s
-	WORD $0x6e38dc4e // fmul v14.4s, v2.4s, v24.4s
-	WORD $0x6e38dc6f // fmul v15.4s, v3.4s, v24.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
 	VFMLA V8.S4, V23.S4, V12.S4
 	VFMLA V9.S4, V23.S4, V13.S4
 	VFMLA V10.S4, V23.S4, V14.S4
@@ -379,11 +380,11 @@ v3tail1:
 	BLT v3tail0
 v3loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
 	VFMLA V8.S4, V23.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	VFMLA V12.S4, V23.S4, V0.S4
@@ -396,11 +397,11 @@ v3tail0:
 	BEQ v3done
 v3loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e38dc0c // fmul v12.4s, v0.4s, v24.4s
+	FMOVS (R3), F8
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
 	VFMLA V8.S4, V23.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	VFMLA V12.S4, V23.S4, V0.S4
@@ -415,11 +416,11 @@ v4:
 	BLT v4tail1
 v4loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
 	VFMLA V0.S4, V22.S4, V4.S4
 	VFMLA V1.S4, V22.S4, V5.S4
@@ -433,8 +434,8 @@ v4tail1:
 	BLT v4tail0
 v4loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VST1.P [V0.S4], 16(R3)
 	VFMLA V0.S4, V22.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
@@ -445,8 +446,8 @@ v4tail0:
 	BEQ v4done
 v4loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	FMOVS.P F0, 4(R3)
 	VFMLA V0.S4, V22.S4, V4.S4
 	FMOVS.P F4, 4(R1)
@@ -459,11 +460,11 @@ v5:
 	BLT v5tail1
 v5loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
@@ -481,8 +482,8 @@ v5tail1:
 	BLT v5tail0
 v5loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VST1.P [V0.S4], 16(R3)
 	VFMLA V0.S4, V22.S4, V4.S4
@@ -494,8 +495,8 @@ v5tail0:
 	BEQ v5done
 v5loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
 	FMOVS.P F0, 4(R3)
 	VFMLA V0.S4, V22.S4, V4.S4
@@ -509,11 +510,11 @@ v6:
 	BLT v6tail1
 v6loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
 	VFMLA V0.S4, V23.S4, V0.S4
 	VFMLA V1.S4, V23.S4, V1.S4
@@ -531,8 +532,8 @@ v6tail1:
 	BLT v6tail0
 v6loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VST1.P [V0.S4], 16(R3)
 	VFMLA V0.S4, V23.S4, V0.S4
 	VFMLA V0.S4, V22.S4, V4.S4
@@ -544,8 +545,8 @@ v6tail0:
 	BEQ v6done
 v6loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	FMOVS.P F0, 4(R3)
 	VFMLA V0.S4, V23.S4, V0.S4
 	VFMLA V0.S4, V22.S4, V4.S4
@@ -559,11 +560,11 @@ v7:
 	BLT v7tail1
 v7loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
@@ -585,8 +586,8 @@ v7tail1:
 	BLT v7tail0
 v7loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VST1.P [V0.S4], 16(R3)
 	VFMLA V0.S4, V23.S4, V0.S4
@@ -599,8 +600,8 @@ v7tail0:
 	BEQ v7done
 v7loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
 	FMOVS.P F0, 4(R3)
 	VFMLA V0.S4, V23.S4, V0.S4
@@ -626,10 +627,10 @@ TEXT ·adamF32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 128(R0), F22 // decay
 	FMOVQ 192(R0), F23 // c1
 	FMOVQ 256(R0), F24 // c2
-	FMOVQ 320(R0), F25 // β2
+	FMOVQ 320(R0), F25 // beta2
 	FMOVQ 384(R0), F26 // ib2
-	FMOVQ 448(R0), F27 // ε
-	FMOVQ 512(R0), F28 // -a
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -651,55 +652,55 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	WORD $0x6ea1f9a1 // fsqrt v1.4s, v13.4s
-	WORD $0x6ea1f9c2 // fsqrt v2.4s, v14.4s
-	WORD $0x6ea1f9e3 // fsqrt v3.4s, v15.4s
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	VFMLA V26.S4, V1.S4, V17.S4
-	VFMLA V26.S4, V2.S4, V18.S4
-	VFMLA V26.S4, V3.S4, V19.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	WORD $0x6e31fd21 // fdiv v1.4s, v9.4s, v17.4s
-	WORD $0x6e32fd42 // fdiv v2.4s, v10.4s, v18.4s
-	WORD $0x6e33fd63 // fdiv v3.4s, v11.4s, v19.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VFMLA V1.S4, V28.S4, V5.S4
-	VFMLA V2.S4, V28.S4, V6.S4
-	VFMLA V3.S4, V28.S4, V7.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	VFMLA V26.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v0loop4
@@ -708,22 +709,22 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v0loop1
@@ -732,22 +733,22 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	FMOVS (R3), F8
-	FMOVS (R4), F12
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v0loop0
@@ -758,59 +759,59 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	WORD $0x6ea1f9a1 // fsqrt v1.4s, v13.4s
-	WORD $0x6ea1f9c2 // fsqrt v2.4s, v14.4s
-	WORD $0x6ea1f9e3 // fsqrt v3.4s, v15.4s
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	VFMLA V26.S4, V1.S4, V17.S4
-	VFMLA V26.S4, V2.S4, V18.S4
-	VFMLA V26.S4, V3.S4, V19.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	WORD $0x6e31fd21 // fdiv v1.4s, v9.4s, v17.4s
-	WORD $0x6e32fd42 // fdiv v2.4s, v10.4s, v18.4s
-	WORD $0x6e33fd63 // fdiv v3.4s, v11.4s, v19.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VFMLA V1.S4, V28.S4, V5.S4
-	VFMLA V2.S4, V28.S4, V6.S4
-	VFMLA V3.S4, V28.S4, V7.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	VFMLA V26.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v1loop4
@@ -819,23 +820,23 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v1loop1
@@ -844,23 +845,23 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v1loop0
@@ -871,59 +872,59 @@ v2:
 	BLT v2tail1
 v2loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
 	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
 	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
 	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	WORD $0x6ea1f9a1 // fsqrt v1.4s, v13.4s
-	WORD $0x6ea1f9c2 // fsqrt v2.4s, v14.4s
-	WORD $0x6ea1f9e3 // fsqrt v3.4s, v15.4s
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	VFMLA V26.S4, V1.S4, V17.S4
-	VFMLA V26.S4, V2.S4, V18.S4
-	VFMLA V26.S4, V3.S4, V19.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	WORD $0x6e31fd21 // fdiv v1.4s, v9.4s, v17.4s
-	WORD $0x6e32fd42 // fdiv v2.4s, v10.4s, v18.4s
-	WORD $0x6e33fd63 // fdiv v3.4s, v11.4s, v19.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VFMLA V1.S4, V28.S4, V5.S4
-	VFMLA V2.S4, V28.S4, V6.S4
-	VFMLA V3.S4, V28.S4, V7.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	VFMLA V26.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v2loop4
@@ -932,23 +933,23 @@ v2tail1:
 	BLT v2tail0
 v2loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v2loop1
@@ -957,23 +958,23 @@ v2tail0:
 	BEQ v2done
 v2loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
-	WORD $0x6ea1f980 // fsqrt v0.4s, v12.4s
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V0.S4, V16.S4
-	WORD $0x6e30fd00 // fdiv v0.4s, v8.4s, v16.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v2loop0
@@ -984,69 +985,69 @@ v4:
 	BLT v4tail1
 v4loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
 	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2df431 // fmax v17.4s, v1.4s, v13.4s
-	WORD $0x4e2ef452 // fmax v18.4s, v2.4s, v14.4s
-	WORD $0x4e2ff473 // fmax v19.4s, v3.4s, v15.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	WORD $0x4e2de421 // fcmeq v1.4s, v1.4s, v13.4s
-	WORD $0x4e2ee442 // fcmeq v2.4s, v2.4s, v14.4s
-	WORD $0x4e2fe463 // fcmeq v3.4s, v3.4s, v15.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	WORD $0x6ea1fa21 // fsqrt v1.4s, v17.4s
-	WORD $0x6ea1fa42 // fsqrt v2.4s, v18.4s
-	WORD $0x6ea1fa63 // fsqrt v3.4s, v19.4s
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	VFMLA V26.S4, V1.S4, V13.S4
-	VFMLA V26.S4, V2.S4, V14.S4
-	VFMLA V26.S4, V3.S4, V15.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	WORD $0x6e2dfd21 // fdiv v1.4s, v9.4s, v13.4s
-	WORD $0x6e2efd42 // fdiv v2.4s, v10.4s, v14.4s
-	WORD $0x6e2ffd63 // fdiv v3.4s, v11.4s, v15.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VFMLA V1.S4, V28.S4, V5.S4
-	VFMLA V2.S4, V28.S4, V6.S4
-	VFMLA V3.S4, V28.S4, V7.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e33f46f // fmax v15.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	VFMLA V26.S4, V14.S4, V2.S4
+	VFMLA V26.S4, V15.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v4loop4
@@ -1055,27 +1056,27 @@ v4tail1:
 	BLT v4tail0
 v4loop1:
 	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
 	VLD1 (R5), [V0.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.S4], 16(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v4loop1
@@ -1084,27 +1085,27 @@ v4tail0:
 	BEQ v4done
 v4loop0:
 	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	FMOVS (R3), F8
-	FMOVS (R4), F12
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
 	FMOVS (R5), F0
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVS.P F16, 4(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v4loop0
@@ -1115,73 +1116,73 @@ v5:
 	BLT v5tail1
 v5loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
 	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2df431 // fmax v17.4s, v1.4s, v13.4s
-	WORD $0x4e2ef452 // fmax v18.4s, v2.4s, v14.4s
-	WORD $0x4e2ff473 // fmax v19.4s, v3.4s, v15.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	WORD $0x4e2de421 // fcmeq v1.4s, v1.4s, v13.4s
-	WORD $0x4e2ee442 // fcmeq v2.4s, v2.4s, v14.4s
-	WORD $0x4e2fe463 // fcmeq v3.4s, v3.4s, v15.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	WORD $0x6ea1fa21 // fsqrt v1.4s, v17.4s
-	WORD $0x6ea1fa42 // fsqrt v2.4s, v18.4s
-	WORD $0x6ea1fa63 // fsqrt v3.4s, v19.4s
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	VFMLA V26.S4, V1.S4, V13.S4
-	VFMLA V26.S4, V2.S4, V14.S4
-	VFMLA V26.S4, V3.S4, V15.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	WORD $0x6e2dfd21 // fdiv v1.4s, v9.4s, v13.4s
-	WORD $0x6e2efd42 // fdiv v2.4s, v10.4s, v14.4s
-	WORD $0x6e2ffd63 // fdiv v3.4s, v11.4s, v15.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VFMLA V1.S4, V28.S4, V5.S4
-	VFMLA V2.S4, V28.S4, V6.S4
-	VFMLA V3.S4, V28.S4, V7.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e33f46f // fmax v15.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	VFMLA V26.S4, V14.S4, V2.S4
+	VFMLA V26.S4, V15.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v5loop4
@@ -1190,28 +1191,28 @@ v5tail1:
 	BLT v5tail0
 v5loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
 	VLD1 (R5), [V0.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.S4], 16(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v5loop1
@@ -1220,28 +1221,28 @@ v5tail0:
 	BEQ v5done
 v5loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
 	FMOVS (R5), F0
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVS.P F16, 4(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v5loop0
@@ -1252,73 +1253,73 @@ v6:
 	BLT v6tail1
 v6loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
 	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
 	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
 	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
 	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2df431 // fmax v17.4s, v1.4s, v13.4s
-	WORD $0x4e2ef452 // fmax v18.4s, v2.4s, v14.4s
-	WORD $0x4e2ff473 // fmax v19.4s, v3.4s, v15.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	WORD $0x4e2de421 // fcmeq v1.4s, v1.4s, v13.4s
-	WORD $0x4e2ee442 // fcmeq v2.4s, v2.4s, v14.4s
-	WORD $0x4e2fe463 // fcmeq v3.4s, v3.4s, v15.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	WORD $0x6ea1fa21 // fsqrt v1.4s, v17.4s
-	WORD $0x6ea1fa42 // fsqrt v2.4s, v18.4s
-	WORD $0x6ea1fa63 // fsqrt v3.4s, v19.4s
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	VFMLA V26.S4, V1.S4, V13.S4
-	VFMLA V26.S4, V2.S4, V14.S4
-	VFMLA V26.S4, V3.S4, V15.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	WORD $0x6e2dfd21 // fdiv v1.4s, v9.4s, v13.4s
-	WORD $0x6e2efd42 // fdiv v2.4s, v10.4s, v14.4s
-	WORD $0x6e2ffd63 // fdiv v3.4s, v11.4s, v15.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VFMLA V1.S4, V28.S4, V5.S4
-	VFMLA V2.S4, V28.S4, V6.S4
-	VFMLA V3.S4, V28.S4, V7.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e33f46f // fmax v15.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	VFMLA V26.S4, V14.S4, V2.S4
+	VFMLA V26.S4, V15.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v6loop4
@@ -1327,28 +1328,28 @@ v6tail1:
 	BLT v6tail0
 v6loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
 	VLD1 (R5), [V0.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.S4], 16(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v6loop1
@@ -1357,28 +1358,28 @@ v6tail0:
 	BEQ v6done
 v6loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
 	FMOVS (R5), F0
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVS.P F16, 4(R5)
-	WORD $0x6ea1fa00 // fsqrt v0.4s, v16.4s
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V0.S4, V12.S4
-	WORD $0x6e2cfd00 // fdiv v0.4s, v8.4s, v12.4s
-	VFMLA V0.S4, V28.S4, V4.S4
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v6loop0
@@ -1400,13 +1401,13 @@ TEXT ·adamFastF32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 128(R0), F22 // decay
 	FMOVQ 192(R0), F23 // c1
 	FMOVQ 256(R0), F24 // c2
-	FMOVQ 320(R0), F25 // β2
+	FMOVQ 320(R0), F25 // beta2
 	FMOVQ 384(R0), F26 // ib2
-	FMOVQ 448(R0), F27 // ε
-	FMOVQ 512(R0), F28 // -a
-	FMOVQ 768(R0), F29 // 1
-	FMOVQ 832(R0), F30 // 0.5
-	FMOVQ 960(R0), F31 // smallest normal
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -1428,115 +1429,115 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
-	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
-	WORD $0x6ea1d9e3 // frsqrte v3.4s, v15.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
-	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
-	WORD $0x6e23dc73 // fmul v19.4s, v3.4s, v3.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
-	WORD $0x4eb2fdd2 // frsqrts v18.4s, v14.4s, v18.4s
-	WORD $0x4eb3fdf3 // frsqrts v19.4s, v15.4s, v19.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
-	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
-	WORD $0x6e22ddd2 // fmul v18.4s, v14.4s, v2.4s
-	WORD $0x6e23ddf3 // fmul v19.4s, v15.4s, v3.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
-	WORD $0x6eaee7ee // fcmgt v14.4s, v31.4s, v14.4s
-	WORD $0x6eafe7ef // fcmgt v15.4s, v31.4s, v15.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
-	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
-	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
-	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
-	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
+	WORD $0x6e23dc6f // fmul v15.4s, v3.4s, v3.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
+	WORD $0x4eaffe6f // frsqrts v15.4s, v19.4s, v15.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
+	WORD $0x6e23de6f // fmul v15.4s, v19.4s, v3.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
 	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
 	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
 	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VMOV V30.B16, V13.B16
-	VMOV V30.B16, V14.B16
-	VMOV V30.B16, V15.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLS V1.S4, V17.S4, V13.S4
-	VFMLS V2.S4, V18.S4, V14.S4
-	VFMLS V3.S4, V19.S4, V15.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VFMLA V13.S4, V17.S4, V17.S4
-	VFMLA V14.S4, V18.S4, V18.S4
-	VFMLA V15.S4, V19.S4, V19.S4
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	VFMLA V26.S4, V17.S4, V13.S4
-	VFMLA V26.S4, V18.S4, V14.S4
-	VFMLA V26.S4, V19.S4, V15.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
-	WORD $0x4ea1d9c2 // frecpe v2.4s, v14.4s
-	WORD $0x4ea1d9e3 // frecpe v3.4s, v15.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
-	WORD $0x4e22fdd2 // frecps v18.4s, v14.4s, v2.4s
-	WORD $0x4e23fdf3 // frecps v19.4s, v15.4s, v3.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
-	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
-	VMOV V29.B16, V16.B16
-	VMOV V29.B16, V17.B16
-	VMOV V29.B16, V18.B16
-	VMOV V29.B16, V19.B16
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
 	VFMLS V0.S4, V12.S4, V16.S4
 	VFMLS V1.S4, V13.S4, V17.S4
 	VFMLS V2.S4, V14.S4, V18.S4
 	VFMLS V3.S4, V15.S4, V19.S4
-	VFMLA V16.S4, V0.S4, V0.S4
-	VFMLA V17.S4, V1.S4, V1.S4
-	VFMLA V18.S4, V2.S4, V2.S4
-	VFMLA V19.S4, V3.S4, V3.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VFMLA V18.S4, V14.S4, V14.S4
+	VFMLA V19.S4, V15.S4, V15.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	VFMLA V26.S4, V14.S4, V18.S4
+	VFMLA V26.S4, V15.S4, V19.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
+	WORD $0x4e23fe6f // frecps v15.4s, v19.4s, v3.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VMOV V29.B16, V15.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLS V3.S4, V19.S4, V15.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	VFMLA V14.S4, V2.S4, V2.S4
+	VFMLA V15.S4, V3.S4, V3.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
 	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
@@ -1553,37 +1554,37 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
@@ -1594,37 +1595,37 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	FMOVS (R3), F8
-	FMOVS (R4), F12
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
@@ -1637,119 +1638,119 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
-	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
-	WORD $0x6ea1d9e3 // frsqrte v3.4s, v15.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
-	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
-	WORD $0x6e23dc73 // fmul v19.4s, v3.4s, v3.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
-	WORD $0x4eb2fdd2 // frsqrts v18.4s, v14.4s, v18.4s
-	WORD $0x4eb3fdf3 // frsqrts v19.4s, v15.4s, v19.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
-	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
-	WORD $0x6e22ddd2 // fmul v18.4s, v14.4s, v2.4s
-	WORD $0x6e23ddf3 // fmul v19.4s, v15.4s, v3.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
-	WORD $0x6eaee7ee // fcmgt v14.4s, v31.4s, v14.4s
-	WORD $0x6eafe7ef // fcmgt v15.4s, v31.4s, v15.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
-	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
-	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
-	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
-	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
+	WORD $0x6e23dc6f // fmul v15.4s, v3.4s, v3.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
+	WORD $0x4eaffe6f // frsqrts v15.4s, v19.4s, v15.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
+	WORD $0x6e23de6f // fmul v15.4s, v19.4s, v3.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
 	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
 	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
 	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VMOV V30.B16, V13.B16
-	VMOV V30.B16, V14.B16
-	VMOV V30.B16, V15.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLS V1.S4, V17.S4, V13.S4
-	VFMLS V2.S4, V18.S4, V14.S4
-	VFMLS V3.S4, V19.S4, V15.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VFMLA V13.S4, V17.S4, V17.S4
-	VFMLA V14.S4, V18.S4, V18.S4
-	VFMLA V15.S4, V19.S4, V19.S4
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	VFMLA V26.S4, V17.S4, V13.S4
-	VFMLA V26.S4, V18.S4, V14.S4
-	VFMLA V26.S4, V19.S4, V15.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
-	WORD $0x4ea1d9c2 // frecpe v2.4s, v14.4s
-	WORD $0x4ea1d9e3 // frecpe v3.4s, v15.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
-	WORD $0x4e22fdd2 // frecps v18.4s, v14.4s, v2.4s
-	WORD $0x4e23fdf3 // frecps v19.4s, v15.4s, v3.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
-	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
-	VMOV V29.B16, V16.B16
-	VMOV V29.B16, V17.B16
-	VMOV V29.B16, V18.B16
-	VMOV V29.B16, V19.B16
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
 	VFMLS V0.S4, V12.S4, V16.S4
 	VFMLS V1.S4, V13.S4, V17.S4
 	VFMLS V2.S4, V14.S4, V18.S4
 	VFMLS V3.S4, V15.S4, V19.S4
-	VFMLA V16.S4, V0.S4, V0.S4
-	VFMLA V17.S4, V1.S4, V1.S4
-	VFMLA V18.S4, V2.S4, V2.S4
-	VFMLA V19.S4, V3.S4, V3.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VFMLA V18.S4, V14.S4, V14.S4
+	VFMLA V19.S4, V15.S4, V15.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	VFMLA V26.S4, V14.S4, V18.S4
+	VFMLA V26.S4, V15.S4, V19.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
+	WORD $0x4e23fe6f // frecps v15.4s, v19.4s, v3.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VMOV V29.B16, V15.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLS V3.S4, V19.S4, V15.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	VFMLA V14.S4, V2.S4, V2.S4
+	VFMLA V15.S4, V3.S4, V3.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
 	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
@@ -1766,38 +1767,38 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
@@ -1808,38 +1809,38 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
@@ -1852,39 +1853,264 @@ v2:
 	BLT v2tail1
 v2loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
 	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
 	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
 	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
+	WORD $0x6e23dc6f // fmul v15.4s, v3.4s, v3.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
+	WORD $0x4eaffe6f // frsqrts v15.4s, v19.4s, v15.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
+	WORD $0x6e23de6f // fmul v15.4s, v19.4s, v3.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLS V3.S4, V15.S4, V19.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VFMLA V18.S4, V14.S4, V14.S4
+	VFMLA V19.S4, V15.S4, V15.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	VFMLA V26.S4, V14.S4, V18.S4
+	VFMLA V26.S4, V15.S4, V19.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
+	WORD $0x4e23fe6f // frecps v15.4s, v19.4s, v3.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VMOV V29.B16, V15.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLS V3.S4, V19.S4, V15.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	VFMLA V14.S4, V2.S4, V2.S4
+	VFMLA V15.S4, V3.S4, V3.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
+	WORD $0x6e23dd63 // fmul v3.4s, v11.4s, v3.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VFMLA V3.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e33f46f // fmax v15.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R5)
 	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
 	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
 	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
@@ -1975,273 +2201,48 @@ v2loop4:
 	VFMLA V3.S4, V28.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
-	BGE v2loop4
-v2tail1:
-	ADDS $12, R6, R6
-	BLT v2tail0
-v2loop1:
-	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	VMOV V29.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V0.S4, V0.S4
-	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VST1.P [V4.S4], 16(R1)
-	SUBS $4, R6, R6
-	BGE v2loop1
-v2tail0:
-	ADDS $4, R6, R6
-	BEQ v2done
-v2loop0:
-	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
-	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
-	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
-	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
-	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V12.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V16.S4, V16.S4
-	VMOV V27.B16, V12.B16
-	VFMLA V26.S4, V16.S4, V12.S4
-	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
-	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
-	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
-	VMOV V29.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V0.S4, V0.S4
-	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	FMOVS.P F4, 4(R1)
-	SUBS $1, R6, R6
-	BNE v2loop0
-v2done:
-	RET
-v4:
-	SUBS $16, R6, R6
-	BLT v4tail1
-v4loop4:
-	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
-	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
-	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
-	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
-	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2df431 // fmax v17.4s, v1.4s, v13.4s
-	WORD $0x4e2ef452 // fmax v18.4s, v2.4s, v14.4s
-	WORD $0x4e2ff473 // fmax v19.4s, v3.4s, v15.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	WORD $0x4e2de421 // fcmeq v1.4s, v1.4s, v13.4s
-	WORD $0x4e2ee442 // fcmeq v2.4s, v2.4s, v14.4s
-	WORD $0x4e2fe463 // fcmeq v3.4s, v3.4s, v15.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
-	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
-	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
-	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
-	WORD $0x6e23dc6f // fmul v15.4s, v3.4s, v3.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
-	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
-	WORD $0x4eaffe6f // frsqrts v15.4s, v19.4s, v15.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
-	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
-	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
-	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
-	WORD $0x6e23de6f // fmul v15.4s, v19.4s, v3.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
-	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
-	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
-	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
-	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
-	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
-	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
-	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
-	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
-	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
-	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VMOV V30.B16, V17.B16
-	VMOV V30.B16, V18.B16
-	VMOV V30.B16, V19.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLS V1.S4, V13.S4, V17.S4
-	VFMLS V2.S4, V14.S4, V18.S4
-	VFMLS V3.S4, V15.S4, V19.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VFMLA V17.S4, V13.S4, V13.S4
-	VFMLA V18.S4, V14.S4, V14.S4
-	VFMLA V19.S4, V15.S4, V15.S4
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	VFMLA V26.S4, V13.S4, V17.S4
-	VFMLA V26.S4, V14.S4, V18.S4
-	VFMLA V26.S4, V15.S4, V19.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
-	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
-	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
-	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
-	WORD $0x4e23fe6f // frecps v15.4s, v19.4s, v3.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
-	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
-	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
-	VMOV V29.B16, V12.B16
-	VMOV V29.B16, V13.B16
-	VMOV V29.B16, V14.B16
-	VMOV V29.B16, V15.B16
-	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLS V1.S4, V17.S4, V13.S4
-	VFMLS V2.S4, V18.S4, V14.S4
-	VFMLS V3.S4, V19.S4, V15.S4
-	VFMLA V12.S4, V0.S4, V0.S4
-	VFMLA V13.S4, V1.S4, V1.S4
-	VFMLA V14.S4, V2.S4, V2.S4
-	VFMLA V15.S4, V3.S4, V3.S4
-	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
-	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
-	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
-	WORD $0x6e23dd63 // fmul v3.4s, v11.4s, v3.4s
-	VFMLA V0.S4, V28.S4, V4.S4
-	VFMLA V1.S4, V28.S4, V5.S4
-	VFMLA V2.S4, V28.S4, V6.S4
-	VFMLA V3.S4, V28.S4, V7.S4
-	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
-	SUBS $16, R6, R6
 	BGE v4loop4
 v4tail1:
 	ADDS $12, R6, R6
 	BLT v4tail0
 v4loop1:
 	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
 	VLD1 (R5), [V0.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.S4], 16(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
@@ -2252,42 +2253,42 @@ v4tail0:
 	BEQ v4done
 v4loop0:
 	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	FMOVS (R3), F8
-	FMOVS (R4), F12
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
 	FMOVS (R5), F0
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVS.P F16, 4(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
@@ -2300,133 +2301,133 @@ v5:
 	BLT v5tail1
 v5loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
 	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2df431 // fmax v17.4s, v1.4s, v13.4s
-	WORD $0x4e2ef452 // fmax v18.4s, v2.4s, v14.4s
-	WORD $0x4e2ff473 // fmax v19.4s, v3.4s, v15.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	WORD $0x4e2de421 // fcmeq v1.4s, v1.4s, v13.4s
-	WORD $0x4e2ee442 // fcmeq v2.4s, v2.4s, v14.4s
-	WORD $0x4e2fe463 // fcmeq v3.4s, v3.4s, v15.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
-	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
-	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
-	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
-	WORD $0x6e23dc6f // fmul v15.4s, v3.4s, v3.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
-	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
-	WORD $0x4eaffe6f // frsqrts v15.4s, v19.4s, v15.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
-	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
-	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
-	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
-	WORD $0x6e23de6f // fmul v15.4s, v19.4s, v3.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
-	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
-	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
-	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
-	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
-	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
-	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
-	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e33f46f // fmax v15.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
+	WORD $0x6ea1d9e3 // frsqrte v3.4s, v15.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x6e23dc73 // fmul v19.4s, v3.4s, v3.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x4eb2fdd2 // frsqrts v18.4s, v14.4s, v18.4s
+	WORD $0x4eb3fdf3 // frsqrts v19.4s, v15.4s, v19.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6e22ddd2 // fmul v18.4s, v14.4s, v2.4s
+	WORD $0x6e23ddf3 // fmul v19.4s, v15.4s, v3.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x6eaee7ee // fcmgt v14.4s, v31.4s, v14.4s
+	WORD $0x6eafe7ef // fcmgt v15.4s, v31.4s, v15.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
 	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
 	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
 	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VMOV V30.B16, V17.B16
-	VMOV V30.B16, V18.B16
-	VMOV V30.B16, V19.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLS V1.S4, V13.S4, V17.S4
-	VFMLS V2.S4, V14.S4, V18.S4
-	VFMLS V3.S4, V15.S4, V19.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VFMLA V17.S4, V13.S4, V13.S4
-	VFMLA V18.S4, V14.S4, V14.S4
-	VFMLA V19.S4, V15.S4, V15.S4
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	VFMLA V26.S4, V13.S4, V17.S4
-	VFMLA V26.S4, V14.S4, V18.S4
-	VFMLA V26.S4, V15.S4, V19.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
-	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
-	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
-	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
-	WORD $0x4e23fe6f // frecps v15.4s, v19.4s, v3.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
-	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
-	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
-	VMOV V29.B16, V12.B16
-	VMOV V29.B16, V13.B16
-	VMOV V29.B16, V14.B16
-	VMOV V29.B16, V15.B16
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VMOV V30.B16, V15.B16
 	VFMLS V0.S4, V16.S4, V12.S4
 	VFMLS V1.S4, V17.S4, V13.S4
 	VFMLS V2.S4, V18.S4, V14.S4
 	VFMLS V3.S4, V19.S4, V15.S4
-	VFMLA V12.S4, V0.S4, V0.S4
-	VFMLA V13.S4, V1.S4, V1.S4
-	VFMLA V14.S4, V2.S4, V2.S4
-	VFMLA V15.S4, V3.S4, V3.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VFMLA V14.S4, V18.S4, V18.S4
+	VFMLA V15.S4, V19.S4, V19.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4ea1d9c2 // frecpe v2.4s, v14.4s
+	WORD $0x4ea1d9e3 // frecpe v3.4s, v15.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x4e22fdd2 // frecps v18.4s, v14.4s, v2.4s
+	WORD $0x4e23fdf3 // frecps v19.4s, v15.4s, v3.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLS V3.S4, V15.S4, V19.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	VFMLA V19.S4, V3.S4, V3.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
 	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
@@ -2443,43 +2444,43 @@ v5tail1:
 	BLT v5tail0
 v5loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
 	VLD1 (R5), [V0.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.S4], 16(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
@@ -2490,43 +2491,43 @@ v5tail0:
 	BEQ v5done
 v5loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
 	FMOVS (R5), F0
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVS.P F16, 4(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
@@ -2539,133 +2540,133 @@ v6:
 	BLT v6tail1
 v6loop4:
 	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
-	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
 	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
 	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
 	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
-	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
-	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
-	VFMLA V16.S4, V23.S4, V8.S4
-	VFMLA V17.S4, V23.S4, V9.S4
-	VFMLA V18.S4, V23.S4, V10.S4
-	VFMLA V19.S4, V23.S4, V11.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
 	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e38dc31 // fmul v17.4s, v1.4s, v24.4s
-	WORD $0x6e38dc52 // fmul v18.4s, v2.4s, v24.4s
-	WORD $0x6e38dc73 // fmul v19.4s, v3.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	WORD $0x6e39ddad // fmul v13.4s, v13.4s, v25.4s
-	WORD $0x6e39ddce // fmul v14.4s, v14.4s, v25.4s
-	WORD $0x6e39ddef // fmul v15.4s, v15.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VFMLA V1.S4, V17.S4, V13.S4
-	VFMLA V2.S4, V18.S4, V14.S4
-	VFMLA V3.S4, V19.S4, V15.S4
-	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
 	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2df431 // fmax v17.4s, v1.4s, v13.4s
-	WORD $0x4e2ef452 // fmax v18.4s, v2.4s, v14.4s
-	WORD $0x4e2ff473 // fmax v19.4s, v3.4s, v15.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	WORD $0x4e2de421 // fcmeq v1.4s, v1.4s, v13.4s
-	WORD $0x4e2ee442 // fcmeq v2.4s, v2.4s, v14.4s
-	WORD $0x4e2fe463 // fcmeq v3.4s, v3.4s, v15.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
-	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
-	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
-	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
-	WORD $0x6e23dc6f // fmul v15.4s, v3.4s, v3.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
-	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
-	WORD $0x4eaffe6f // frsqrts v15.4s, v19.4s, v15.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
-	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
-	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
-	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
-	WORD $0x6e23de6f // fmul v15.4s, v19.4s, v3.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
-	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
-	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
-	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
-	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
-	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
-	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
-	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e33f46f // fmax v15.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
+	WORD $0x6ea1d9e3 // frsqrte v3.4s, v15.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x6e23dc73 // fmul v19.4s, v3.4s, v3.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x4eb2fdd2 // frsqrts v18.4s, v14.4s, v18.4s
+	WORD $0x4eb3fdf3 // frsqrts v19.4s, v15.4s, v19.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6e22ddd2 // fmul v18.4s, v14.4s, v2.4s
+	WORD $0x6e23ddf3 // fmul v19.4s, v15.4s, v3.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x6eaee7ee // fcmgt v14.4s, v31.4s, v14.4s
+	WORD $0x6eafe7ef // fcmgt v15.4s, v31.4s, v15.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
 	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
 	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
 	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VMOV V30.B16, V17.B16
-	VMOV V30.B16, V18.B16
-	VMOV V30.B16, V19.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLS V1.S4, V13.S4, V17.S4
-	VFMLS V2.S4, V14.S4, V18.S4
-	VFMLS V3.S4, V15.S4, V19.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VFMLA V17.S4, V13.S4, V13.S4
-	VFMLA V18.S4, V14.S4, V14.S4
-	VFMLA V19.S4, V15.S4, V15.S4
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	VFMLA V26.S4, V13.S4, V17.S4
-	VFMLA V26.S4, V14.S4, V18.S4
-	VFMLA V26.S4, V15.S4, V19.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
-	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
-	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
-	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
-	WORD $0x4e23fe6f // frecps v15.4s, v19.4s, v3.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
-	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
-	WORD $0x6e2fdc63 // fmul v3.4s, v3.4s, v15.4s
-	VMOV V29.B16, V12.B16
-	VMOV V29.B16, V13.B16
-	VMOV V29.B16, V14.B16
-	VMOV V29.B16, V15.B16
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VMOV V30.B16, V15.B16
 	VFMLS V0.S4, V16.S4, V12.S4
 	VFMLS V1.S4, V17.S4, V13.S4
 	VFMLS V2.S4, V18.S4, V14.S4
 	VFMLS V3.S4, V19.S4, V15.S4
-	VFMLA V12.S4, V0.S4, V0.S4
-	VFMLA V13.S4, V1.S4, V1.S4
-	VFMLA V14.S4, V2.S4, V2.S4
-	VFMLA V15.S4, V3.S4, V3.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VFMLA V14.S4, V18.S4, V18.S4
+	VFMLA V15.S4, V19.S4, V19.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4ea1d9c2 // frecpe v2.4s, v14.4s
+	WORD $0x4ea1d9e3 // frecpe v3.4s, v15.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x4e22fdd2 // frecps v18.4s, v14.4s, v2.4s
+	WORD $0x4e23fdf3 // frecps v19.4s, v15.4s, v3.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLS V3.S4, V15.S4, V19.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	VFMLA V19.S4, V3.S4, V3.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
 	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
@@ -2682,43 +2683,43 @@ v6tail1:
 	BLT v6tail0
 v6loop1:
 	VLD1.P 16(R2), [V0.S4]
-	VLD1 (R1), [V4.S4]
-	VLD1 (R3), [V8.S4]
-	VLD1 (R4), [V12.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	VST1.P [V8.S4], 16(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	VST1.P [V12.S4], 16(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
 	VLD1 (R5), [V0.S4]
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.S4], 16(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
@@ -2729,49 +2730,265 @@ v6tail0:
 	BEQ v6done
 v6loop0:
 	FMOVS.P 4(R2), F0
-	FMOVS (R1), F4
-	FMOVS (R3), F8
-	FMOVS (R4), F12
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
 	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
-	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
-	VFMLA V16.S4, V23.S4, V8.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
 	FMOVS.P F8, 4(R3)
-	WORD $0x6e38dc10 // fmul v16.4s, v0.4s, v24.4s
-	WORD $0x6e39dd8c // fmul v12.4s, v12.4s, v25.4s
-	VFMLA V0.S4, V16.S4, V12.S4
-	FMOVS.P F12, 4(R4)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
 	FMOVS (R5), F0
-	WORD $0x4e2cf410 // fmax v16.4s, v0.4s, v12.4s
-	WORD $0x4e2ce400 // fcmeq v0.4s, v0.4s, v12.4s
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVS.P F16, 4(R5)
-	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
-	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
-	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
-	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
-	VMOV V30.B16, V16.B16
-	VFMLS V0.S4, V12.S4, V16.S4
-	VFMLA V16.S4, V12.S4, V12.S4
-	VMOV V27.B16, V16.B16
-	VFMLA V26.S4, V12.S4, V16.S4
-	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
-	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
-	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.S4, V16.S4, V12.S4
-	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
 	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
 	VFMLA V0.S4, V28.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+
+// func lionF32NEON(c *[16][16]float32, p, grad, m *float32, n, mode int)
+TEXT ·lionF32NEON(SB), NOSPLIT, $0-48
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 128(R0), F21 // decay
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 576(R0), F24 // neglr
+	FMOVQ 768(R0), F25 // one
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	WORD $0x4ea9d421 // fsub v1.4s, v1.4s, v9.4s
+	WORD $0x4eaad442 // fsub v2.4s, v2.4s, v10.4s
+	WORD $0x4eabd463 // fsub v3.4s, v3.4s, v11.4s
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V1.S4, V22.S4, V13.S4
+	VFMLA V2.S4, V22.S4, V14.S4
+	VFMLA V3.S4, V22.S4, V15.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VFMLA V1.S4, V23.S4, V9.S4
+	VFMLA V2.S4, V23.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	WORD $0x6ebaeda9 // facgt v9.4s, v13.4s, v26.4s
+	WORD $0x6ebaedca // facgt v10.4s, v14.4s, v26.4s
+	WORD $0x6ebaedeb // facgt v11.4s, v15.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VFMLA V1.S4, V24.S4, V5.S4
+	VFMLA V2.S4, V24.S4, V6.S4
+	VFMLA V3.S4, V24.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e35dc84 // fmul v4.4s, v4.4s, v21.4s
+	WORD $0x6e35dca5 // fmul v5.4s, v5.4s, v21.4s
+	WORD $0x6e35dcc6 // fmul v6.4s, v6.4s, v21.4s
+	WORD $0x6e35dce7 // fmul v7.4s, v7.4s, v21.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	WORD $0x4ea9d421 // fsub v1.4s, v1.4s, v9.4s
+	WORD $0x4eaad442 // fsub v2.4s, v2.4s, v10.4s
+	WORD $0x4eabd463 // fsub v3.4s, v3.4s, v11.4s
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V1.S4, V22.S4, V13.S4
+	VFMLA V2.S4, V22.S4, V14.S4
+	VFMLA V3.S4, V22.S4, V15.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VFMLA V1.S4, V23.S4, V9.S4
+	VFMLA V2.S4, V23.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	WORD $0x6ebaeda9 // facgt v9.4s, v13.4s, v26.4s
+	WORD $0x6ebaedca // facgt v10.4s, v14.4s, v26.4s
+	WORD $0x6ebaedeb // facgt v11.4s, v15.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VFMLA V1.S4, V24.S4, V5.S4
+	VFMLA V2.S4, V24.S4, V6.S4
+	VFMLA V3.S4, V24.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e35dc84 // fmul v4.4s, v4.4s, v21.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e35dc84 // fmul v4.4s, v4.4s, v21.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d400 // fsub v0.4s, v0.4s, v8.4s
+	VMOV V8.B16, V12.B16
+	VFMLA V0.S4, V22.S4, V12.S4
+	VFMLA V0.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6ebaed88 // facgt v8.4s, v12.4s, v26.4s
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
 	RET
 
 // func sumSquaresF32NEON(x *float32, n int) float64
@@ -3500,7 +3717,7 @@ TEXT ·sgdF64NEON(SB), NOSPLIT, $0-40
 	MOVD mode+32(FP), R7
 	FMOVQ 0(R0), F20 // gs
 	FMOVQ 64(R0), F21 // wd
-	FMOVQ 576(R0), F22 // -lr
+	FMOVQ 576(R0), F22 // neglr
 	AND $1, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -3510,11 +3727,11 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V0.D2, V22.D2, V4.D2
 	VFMLA V1.D2, V22.D2, V5.D2
 	VFMLA V2.D2, V22.D2, V6.D2
@@ -3527,8 +3744,8 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V0.D2, V22.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
@@ -3538,8 +3755,8 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V0.D2, V22.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
@@ -3551,11 +3768,11 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
@@ -3572,8 +3789,8 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V0.D2, V22.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
@@ -3584,8 +3801,8 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V0.D2, V22.D2, V4.D2
 	FMOVD.P F4, 8(R1)
@@ -3594,19 +3811,19 @@ v1loop0:
 v1done:
 	RET
 
-// func momentumF64NEON(c *[16][8]float64, p, grad, b *float64, n, mode int)
+// func momentumF64NEON(c *[16][8]float64, p, grad, buf *float64, n, mode int)
 TEXT ·momentumF64NEON(SB), NOSPLIT, $0-48
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
-	MOVD b+24(FP), R3
+	MOVD buf+24(FP), R3
 	MOVD n+32(FP), R6
 	MOVD mode+40(FP), R7
 	FMOVQ 0(R0), F20 // gs
 	FMOVQ 64(R0), F21 // wd
-	FMOVQ 576(R0), F22 // -lr
-	FMOVQ 640(R0), F23 // μ
-	FMOVQ 704(R0), F24 // 1-τ
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -3628,25 +3845,25 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	WORD $0x6e78dc2d // fmul v13.2d, v1.2d, v24.2d
-	WORD $0x6e78dc4e // fmul v14.2d, v2.2d, v24.2d
-	WORD $0x6e78dc6f // fmul v15.2d, v3.2d, v24.2d
-	VFMLA V8.D2, V23.D2, V12.D2
-	VFMLA V9.D2, V23.D2, V13.D2
-	VFMLA V10.D2, V23.D2, V14.D2
-	VFMLA V11.D2, V23.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
-	VFMLA V12.D2, V22.D2, V4.D2
-	VFMLA V13.D2, V22.D2, V5.D2
-	VFMLA V14.D2, V22.D2, V6.D2
-	VFMLA V15.D2, V22.D2, V7.D2
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e60df00 // fmul v0.2d, v24.2d, v0.2d
+	WORD $0x6e61df01 // fmul v1.2d, v24.2d, v1.2d
+	WORD $0x6e62df02 // fmul v2.2d, v24.2d, v2.2d
+	WORD $0x6e63df03 // fmul v3.2d, v24.2d, v3.2d
+	VFMLA V8.D2, V23.D2, V0.D2
+	VFMLA V9.D2, V23.D2, V1.D2
+	VFMLA V10.D2, V23.D2, V2.D2
+	VFMLA V11.D2, V23.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VFMLA V0.D2, V22.D2, V4.D2
+	VFMLA V1.D2, V22.D2, V5.D2
+	VFMLA V2.D2, V22.D2, V6.D2
+	VFMLA V3.D2, V22.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v0loop4
@@ -3655,13 +3872,13 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VLD1 (R3), [V8.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	VFMLA V8.D2, V23.D2, V12.D2
-	VST1.P [V12.D2], 16(R3)
-	VFMLA V12.D2, V22.D2, V4.D2
+	WORD $0x6e60df00 // fmul v0.2d, v24.2d, v0.2d
+	VFMLA V8.D2, V23.D2, V0.D2
+	VST1.P [V0.D2], 16(R3)
+	VFMLA V0.D2, V22.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v0loop1
@@ -3670,13 +3887,13 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	FMOVD (R3), F8
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	VFMLA V8.D2, V23.D2, V12.D2
-	FMOVD.P F12, 8(R3)
-	VFMLA V12.D2, V22.D2, V4.D2
+	WORD $0x6e60df00 // fmul v0.2d, v24.2d, v0.2d
+	VFMLA V8.D2, V23.D2, V0.D2
+	FMOVD.P F0, 8(R3)
+	VFMLA V0.D2, V22.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v0loop0
@@ -3687,29 +3904,29 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	WORD $0x6e78dc2d // fmul v13.2d, v1.2d, v24.2d
-	WORD $0x6e78dc4e // fmul v14.2d, v2.2d, v24.2d
-	WORD $0x6e78dc6f // fmul v15.2d, v3.2d, v24.2d
-	VFMLA V8.D2, V23.D2, V12.D2
-	VFMLA V9.D2, V23.D2, V13.D2
-	VFMLA V10.D2, V23.D2, V14.D2
-	VFMLA V11.D2, V23.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
-	VFMLA V12.D2, V22.D2, V4.D2
-	VFMLA V13.D2, V22.D2, V5.D2
-	VFMLA V14.D2, V22.D2, V6.D2
-	VFMLA V15.D2, V22.D2, V7.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e60df00 // fmul v0.2d, v24.2d, v0.2d
+	WORD $0x6e61df01 // fmul v1.2d, v24.2d, v1.2d
+	WORD $0x6e62df02 // fmul v2.2d, v24.2d, v2.2d
+	WORD $0x6e63df03 // fmul v3.2d, v24.2d, v3.2d
+	VFMLA V8.D2, V23.D2, V0.D2
+	VFMLA V9.D2, V23.D2, V1.D2
+	VFMLA V10.D2, V23.D2, V2.D2
+	VFMLA V11.D2, V23.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VFMLA V0.D2, V22.D2, V4.D2
+	VFMLA V1.D2, V22.D2, V5.D2
+	VFMLA V2.D2, V22.D2, V6.D2
+	VFMLA V3.D2, V22.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v1loop4
@@ -3718,14 +3935,14 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	VFMLA V8.D2, V23.D2, V12.D2
-	VST1.P [V12.D2], 16(R3)
-	VFMLA V12.D2, V22.D2, V4.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x6e60df00 // fmul v0.2d, v24.2d, v0.2d
+	VFMLA V8.D2, V23.D2, V0.D2
+	VST1.P [V0.D2], 16(R3)
+	VFMLA V0.D2, V22.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v1loop1
@@ -3734,14 +3951,14 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	VFMLA V8.D2, V23.D2, V12.D2
-	FMOVD.P F12, 8(R3)
-	VFMLA V12.D2, V22.D2, V4.D2
+	FMOVD (R3), F8
+	WORD $0x6e60df00 // fmul v0.2d, v24.2d, v0.2d
+	VFMLA V8.D2, V23.D2, V0.D2
+	FMOVD.P F0, 8(R3)
+	VFMLA V0.D2, V22.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v1loop0
@@ -3752,16 +3969,16 @@ v2:
 	BLT v2tail1
 v2loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	WORD $0x6e78dc2d // fmul v13.2d, v1.2d, v24.2d
-	WORD $0x6e78dc4e // fmul v14.2d, v2.2d, v24.2d
-	WORD $0x6e78dc6f // fmul v15.2d, v3.2d, v24.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
 	VFMLA V8.D2, V23.D2, V12.D2
 	VFMLA V9.D2, V23.D2, V13.D2
 	VFMLA V10.D2, V23.D2, V14.D2
@@ -3783,10 +4000,10 @@ v2tail1:
 	BLT v2tail0
 v2loop1:
 	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VLD1 (R3), [V8.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
 	VFMLA V8.D2, V23.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	VFMLA V12.D2, V23.D2, V0.D2
@@ -3799,10 +4016,10 @@ v2tail0:
 	BEQ v2done
 v2loop0:
 	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	FMOVD (R3), F8
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
 	VFMLA V8.D2, V23.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	VFMLA V12.D2, V23.D2, V0.D2
@@ -3817,20 +4034,20 @@ v3:
 	BLT v3tail1
 v3loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
-	WORD $0x6e78dc2d // fmul v13.2d, v1.2d, v24.2d
-	WORD $0x6e78dc4e // fmul v14.2d, v2.2d, v24.2d
-	WORD $0x6e78dc6f // fmul v15.2d, v3.2d, v24.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
 	VFMLA V8.D2, V23.D2, V12.D2
 	VFMLA V9.D2, V23.D2, V13.D2
 	VFMLA V10.D2, V23.D2, V14.D2
@@ -3852,11 +4069,11 @@ v3tail1:
 	BLT v3tail0
 v3loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
 	VFMLA V8.D2, V23.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	VFMLA V12.D2, V23.D2, V0.D2
@@ -3869,11 +4086,11 @@ v3tail0:
 	BEQ v3done
 v3loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e78dc0c // fmul v12.2d, v0.2d, v24.2d
+	FMOVD (R3), F8
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
 	VFMLA V8.D2, V23.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	VFMLA V12.D2, V23.D2, V0.D2
@@ -3888,11 +4105,11 @@ v4:
 	BLT v4tail1
 v4loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
 	VFMLA V0.D2, V22.D2, V4.D2
 	VFMLA V1.D2, V22.D2, V5.D2
@@ -3906,8 +4123,8 @@ v4tail1:
 	BLT v4tail0
 v4loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VST1.P [V0.D2], 16(R3)
 	VFMLA V0.D2, V22.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
@@ -3918,8 +4135,8 @@ v4tail0:
 	BEQ v4done
 v4loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	FMOVD.P F0, 8(R3)
 	VFMLA V0.D2, V22.D2, V4.D2
 	FMOVD.P F4, 8(R1)
@@ -3932,11 +4149,11 @@ v5:
 	BLT v5tail1
 v5loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
@@ -3954,8 +4171,8 @@ v5tail1:
 	BLT v5tail0
 v5loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VST1.P [V0.D2], 16(R3)
 	VFMLA V0.D2, V22.D2, V4.D2
@@ -3967,8 +4184,8 @@ v5tail0:
 	BEQ v5done
 v5loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
 	FMOVD.P F0, 8(R3)
 	VFMLA V0.D2, V22.D2, V4.D2
@@ -3982,11 +4199,11 @@ v6:
 	BLT v6tail1
 v6loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
 	VFMLA V0.D2, V23.D2, V0.D2
 	VFMLA V1.D2, V23.D2, V1.D2
@@ -4004,8 +4221,8 @@ v6tail1:
 	BLT v6tail0
 v6loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VST1.P [V0.D2], 16(R3)
 	VFMLA V0.D2, V23.D2, V0.D2
 	VFMLA V0.D2, V22.D2, V4.D2
@@ -4017,8 +4234,8 @@ v6tail0:
 	BEQ v6done
 v6loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	FMOVD.P F0, 8(R3)
 	VFMLA V0.D2, V23.D2, V0.D2
 	VFMLA V0.D2, V22.D2, V4.D2
@@ -4032,11 +4249,11 @@ v7:
 	BLT v7tail1
 v7loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
@@ -4058,8 +4275,8 @@ v7tail1:
 	BLT v7tail0
 v7loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VST1.P [V0.D2], 16(R3)
 	VFMLA V0.D2, V23.D2, V0.D2
@@ -4072,8 +4289,8 @@ v7tail0:
 	BEQ v7done
 v7loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
 	FMOVD.P F0, 8(R3)
 	VFMLA V0.D2, V23.D2, V0.D2
@@ -4099,10 +4316,10 @@ TEXT ·adamF64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 128(R0), F22 // decay
 	FMOVQ 192(R0), F23 // c1
 	FMOVQ 256(R0), F24 // c2
-	FMOVQ 320(R0), F25 // β2
+	FMOVQ 320(R0), F25 // beta2
 	FMOVQ 384(R0), F26 // ib2
-	FMOVQ 448(R0), F27 // ε
-	FMOVQ 512(R0), F28 // -a
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -4124,55 +4341,55 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	WORD $0x6ee1f9a1 // fsqrt v1.2d, v13.2d
-	WORD $0x6ee1f9c2 // fsqrt v2.2d, v14.2d
-	WORD $0x6ee1f9e3 // fsqrt v3.2d, v15.2d
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	VFMLA V26.D2, V1.D2, V17.D2
-	VFMLA V26.D2, V2.D2, V18.D2
-	VFMLA V26.D2, V3.D2, V19.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	WORD $0x6e71fd21 // fdiv v1.2d, v9.2d, v17.2d
-	WORD $0x6e72fd42 // fdiv v2.2d, v10.2d, v18.2d
-	WORD $0x6e73fd63 // fdiv v3.2d, v11.2d, v19.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VFMLA V1.D2, V28.D2, V5.D2
-	VFMLA V2.D2, V28.D2, V6.D2
-	VFMLA V3.D2, V28.D2, V7.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	VFMLA V26.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v0loop4
@@ -4181,22 +4398,22 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v0loop1
@@ -4205,22 +4422,22 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	FMOVD (R3), F8
-	FMOVD (R4), F12
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v0loop0
@@ -4231,59 +4448,59 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	WORD $0x6ee1f9a1 // fsqrt v1.2d, v13.2d
-	WORD $0x6ee1f9c2 // fsqrt v2.2d, v14.2d
-	WORD $0x6ee1f9e3 // fsqrt v3.2d, v15.2d
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	VFMLA V26.D2, V1.D2, V17.D2
-	VFMLA V26.D2, V2.D2, V18.D2
-	VFMLA V26.D2, V3.D2, V19.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	WORD $0x6e71fd21 // fdiv v1.2d, v9.2d, v17.2d
-	WORD $0x6e72fd42 // fdiv v2.2d, v10.2d, v18.2d
-	WORD $0x6e73fd63 // fdiv v3.2d, v11.2d, v19.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VFMLA V1.D2, V28.D2, V5.D2
-	VFMLA V2.D2, V28.D2, V6.D2
-	VFMLA V3.D2, V28.D2, V7.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	VFMLA V26.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v1loop4
@@ -4292,23 +4509,23 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v1loop1
@@ -4317,23 +4534,23 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v1loop0
@@ -4344,59 +4561,59 @@ v2:
 	BLT v2tail1
 v2loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
 	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
 	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
 	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	WORD $0x6ee1f9a1 // fsqrt v1.2d, v13.2d
-	WORD $0x6ee1f9c2 // fsqrt v2.2d, v14.2d
-	WORD $0x6ee1f9e3 // fsqrt v3.2d, v15.2d
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	VFMLA V26.D2, V1.D2, V17.D2
-	VFMLA V26.D2, V2.D2, V18.D2
-	VFMLA V26.D2, V3.D2, V19.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	WORD $0x6e71fd21 // fdiv v1.2d, v9.2d, v17.2d
-	WORD $0x6e72fd42 // fdiv v2.2d, v10.2d, v18.2d
-	WORD $0x6e73fd63 // fdiv v3.2d, v11.2d, v19.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VFMLA V1.D2, V28.D2, V5.D2
-	VFMLA V2.D2, V28.D2, V6.D2
-	VFMLA V3.D2, V28.D2, V7.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	VFMLA V26.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v2loop4
@@ -4405,23 +4622,23 @@ v2tail1:
 	BLT v2tail0
 v2loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v2loop1
@@ -4430,23 +4647,23 @@ v2tail0:
 	BEQ v2done
 v2loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
-	WORD $0x6ee1f980 // fsqrt v0.2d, v12.2d
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V0.D2, V16.D2
-	WORD $0x6e70fd00 // fdiv v0.2d, v8.2d, v16.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v2loop0
@@ -4457,69 +4674,69 @@ v4:
 	BLT v4tail1
 v4loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
 	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6df431 // fmax v17.2d, v1.2d, v13.2d
-	WORD $0x4e6ef452 // fmax v18.2d, v2.2d, v14.2d
-	WORD $0x4e6ff473 // fmax v19.2d, v3.2d, v15.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	WORD $0x4e6de421 // fcmeq v1.2d, v1.2d, v13.2d
-	WORD $0x4e6ee442 // fcmeq v2.2d, v2.2d, v14.2d
-	WORD $0x4e6fe463 // fcmeq v3.2d, v3.2d, v15.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	WORD $0x6ee1fa21 // fsqrt v1.2d, v17.2d
-	WORD $0x6ee1fa42 // fsqrt v2.2d, v18.2d
-	WORD $0x6ee1fa63 // fsqrt v3.2d, v19.2d
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	VFMLA V26.D2, V1.D2, V13.D2
-	VFMLA V26.D2, V2.D2, V14.D2
-	VFMLA V26.D2, V3.D2, V15.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	WORD $0x6e6dfd21 // fdiv v1.2d, v9.2d, v13.2d
-	WORD $0x6e6efd42 // fdiv v2.2d, v10.2d, v14.2d
-	WORD $0x6e6ffd63 // fdiv v3.2d, v11.2d, v15.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VFMLA V1.D2, V28.D2, V5.D2
-	VFMLA V2.D2, V28.D2, V6.D2
-	VFMLA V3.D2, V28.D2, V7.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e73f46f // fmax v15.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	VFMLA V26.D2, V14.D2, V2.D2
+	VFMLA V26.D2, V15.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v4loop4
@@ -4528,27 +4745,27 @@ v4tail1:
 	BLT v4tail0
 v4loop1:
 	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
 	VLD1 (R5), [V0.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.D2], 16(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v4loop1
@@ -4557,27 +4774,27 @@ v4tail0:
 	BEQ v4done
 v4loop0:
 	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	FMOVD (R3), F8
-	FMOVD (R4), F12
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
 	FMOVD (R5), F0
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVD.P F16, 8(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v4loop0
@@ -4588,73 +4805,73 @@ v5:
 	BLT v5tail1
 v5loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
 	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6df431 // fmax v17.2d, v1.2d, v13.2d
-	WORD $0x4e6ef452 // fmax v18.2d, v2.2d, v14.2d
-	WORD $0x4e6ff473 // fmax v19.2d, v3.2d, v15.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	WORD $0x4e6de421 // fcmeq v1.2d, v1.2d, v13.2d
-	WORD $0x4e6ee442 // fcmeq v2.2d, v2.2d, v14.2d
-	WORD $0x4e6fe463 // fcmeq v3.2d, v3.2d, v15.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	WORD $0x6ee1fa21 // fsqrt v1.2d, v17.2d
-	WORD $0x6ee1fa42 // fsqrt v2.2d, v18.2d
-	WORD $0x6ee1fa63 // fsqrt v3.2d, v19.2d
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	VFMLA V26.D2, V1.D2, V13.D2
-	VFMLA V26.D2, V2.D2, V14.D2
-	VFMLA V26.D2, V3.D2, V15.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	WORD $0x6e6dfd21 // fdiv v1.2d, v9.2d, v13.2d
-	WORD $0x6e6efd42 // fdiv v2.2d, v10.2d, v14.2d
-	WORD $0x6e6ffd63 // fdiv v3.2d, v11.2d, v15.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VFMLA V1.D2, V28.D2, V5.D2
-	VFMLA V2.D2, V28.D2, V6.D2
-	VFMLA V3.D2, V28.D2, V7.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e73f46f // fmax v15.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	VFMLA V26.D2, V14.D2, V2.D2
+	VFMLA V26.D2, V15.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v5loop4
@@ -4663,28 +4880,28 @@ v5tail1:
 	BLT v5tail0
 v5loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
 	VLD1 (R5), [V0.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.D2], 16(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v5loop1
@@ -4693,28 +4910,28 @@ v5tail0:
 	BEQ v5done
 v5loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
 	FMOVD (R5), F0
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVD.P F16, 8(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v5loop0
@@ -4725,73 +4942,73 @@ v6:
 	BLT v6tail1
 v6loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
 	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
 	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
 	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
 	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6df431 // fmax v17.2d, v1.2d, v13.2d
-	WORD $0x4e6ef452 // fmax v18.2d, v2.2d, v14.2d
-	WORD $0x4e6ff473 // fmax v19.2d, v3.2d, v15.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	WORD $0x4e6de421 // fcmeq v1.2d, v1.2d, v13.2d
-	WORD $0x4e6ee442 // fcmeq v2.2d, v2.2d, v14.2d
-	WORD $0x4e6fe463 // fcmeq v3.2d, v3.2d, v15.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	WORD $0x6ee1fa21 // fsqrt v1.2d, v17.2d
-	WORD $0x6ee1fa42 // fsqrt v2.2d, v18.2d
-	WORD $0x6ee1fa63 // fsqrt v3.2d, v19.2d
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	VFMLA V26.D2, V1.D2, V13.D2
-	VFMLA V26.D2, V2.D2, V14.D2
-	VFMLA V26.D2, V3.D2, V15.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	WORD $0x6e6dfd21 // fdiv v1.2d, v9.2d, v13.2d
-	WORD $0x6e6efd42 // fdiv v2.2d, v10.2d, v14.2d
-	WORD $0x6e6ffd63 // fdiv v3.2d, v11.2d, v15.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VFMLA V1.D2, V28.D2, V5.D2
-	VFMLA V2.D2, V28.D2, V6.D2
-	VFMLA V3.D2, V28.D2, V7.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e73f46f // fmax v15.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	VFMLA V26.D2, V14.D2, V2.D2
+	VFMLA V26.D2, V15.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v6loop4
@@ -4800,28 +5017,28 @@ v6tail1:
 	BLT v6tail0
 v6loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
 	VLD1 (R5), [V0.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.D2], 16(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v6loop1
@@ -4830,28 +5047,28 @@ v6tail0:
 	BEQ v6done
 v6loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
 	FMOVD (R5), F0
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVD.P F16, 8(R5)
-	WORD $0x6ee1fa00 // fsqrt v0.2d, v16.2d
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V0.D2, V12.D2
-	WORD $0x6e6cfd00 // fdiv v0.2d, v8.2d, v12.2d
-	VFMLA V0.D2, V28.D2, V4.D2
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v6loop0
@@ -4873,13 +5090,13 @@ TEXT ·adamFastF64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 128(R0), F22 // decay
 	FMOVQ 192(R0), F23 // c1
 	FMOVQ 256(R0), F24 // c2
-	FMOVQ 320(R0), F25 // β2
+	FMOVQ 320(R0), F25 // beta2
 	FMOVQ 384(R0), F26 // ib2
-	FMOVQ 448(R0), F27 // ε
-	FMOVQ 512(R0), F28 // -a
-	FMOVQ 768(R0), F29 // 1
-	FMOVQ 832(R0), F30 // 0.5
-	FMOVQ 960(R0), F31 // smallest normal
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
 	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
@@ -4901,115 +5118,115 @@ v0:
 	BLT v0tail1
 v0loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
-	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
-	WORD $0x6ee1d9e3 // frsqrte v3.2d, v15.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
-	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
-	WORD $0x6e63dc73 // fmul v19.2d, v3.2d, v3.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
-	WORD $0x4ef2fdd2 // frsqrts v18.2d, v14.2d, v18.2d
-	WORD $0x4ef3fdf3 // frsqrts v19.2d, v15.2d, v19.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
-	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
-	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
-	WORD $0x6e62ddd2 // fmul v18.2d, v14.2d, v2.2d
-	WORD $0x6e63ddf3 // fmul v19.2d, v15.2d, v3.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
-	WORD $0x6eeee7ee // fcmgt v14.2d, v31.2d, v14.2d
-	WORD $0x6eefe7ef // fcmgt v15.2d, v31.2d, v15.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
-	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
-	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
-	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
-	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
+	WORD $0x6e63dc6f // fmul v15.2d, v3.2d, v3.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
+	WORD $0x4eeffe6f // frsqrts v15.2d, v19.2d, v15.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
+	WORD $0x6e63de6f // fmul v15.2d, v19.2d, v3.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
 	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
 	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
 	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VMOV V30.B16, V13.B16
-	VMOV V30.B16, V14.B16
-	VMOV V30.B16, V15.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLS V1.D2, V17.D2, V13.D2
-	VFMLS V2.D2, V18.D2, V14.D2
-	VFMLS V3.D2, V19.D2, V15.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VFMLA V13.D2, V17.D2, V17.D2
-	VFMLA V14.D2, V18.D2, V18.D2
-	VFMLA V15.D2, V19.D2, V19.D2
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	VFMLA V26.D2, V17.D2, V13.D2
-	VFMLA V26.D2, V18.D2, V14.D2
-	VFMLA V26.D2, V19.D2, V15.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
-	WORD $0x4ee1d9c2 // frecpe v2.2d, v14.2d
-	WORD $0x4ee1d9e3 // frecpe v3.2d, v15.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
-	WORD $0x4e62fdd2 // frecps v18.2d, v14.2d, v2.2d
-	WORD $0x4e63fdf3 // frecps v19.2d, v15.2d, v3.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
-	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
-	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
-	VMOV V29.B16, V16.B16
-	VMOV V29.B16, V17.B16
-	VMOV V29.B16, V18.B16
-	VMOV V29.B16, V19.B16
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
 	VFMLS V0.D2, V12.D2, V16.D2
 	VFMLS V1.D2, V13.D2, V17.D2
 	VFMLS V2.D2, V14.D2, V18.D2
 	VFMLS V3.D2, V15.D2, V19.D2
-	VFMLA V16.D2, V0.D2, V0.D2
-	VFMLA V17.D2, V1.D2, V1.D2
-	VFMLA V18.D2, V2.D2, V2.D2
-	VFMLA V19.D2, V3.D2, V3.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VFMLA V18.D2, V14.D2, V14.D2
+	VFMLA V19.D2, V15.D2, V15.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	VFMLA V26.D2, V14.D2, V18.D2
+	VFMLA V26.D2, V15.D2, V19.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
+	WORD $0x4e63fe6f // frecps v15.2d, v19.2d, v3.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VMOV V29.B16, V15.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLS V3.D2, V19.D2, V15.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	VFMLA V14.D2, V2.D2, V2.D2
+	VFMLA V15.D2, V3.D2, V3.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
 	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
@@ -5026,37 +5243,37 @@ v0tail1:
 	BLT v0tail0
 v0loop1:
 	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
@@ -5067,37 +5284,37 @@ v0tail0:
 	BEQ v0done
 v0loop0:
 	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	FMOVD (R3), F8
-	FMOVD (R4), F12
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
@@ -5110,119 +5327,119 @@ v1:
 	BLT v1tail1
 v1loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
-	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
-	WORD $0x6ee1d9e3 // frsqrte v3.2d, v15.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
-	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
-	WORD $0x6e63dc73 // fmul v19.2d, v3.2d, v3.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
-	WORD $0x4ef2fdd2 // frsqrts v18.2d, v14.2d, v18.2d
-	WORD $0x4ef3fdf3 // frsqrts v19.2d, v15.2d, v19.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
-	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
-	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
-	WORD $0x6e62ddd2 // fmul v18.2d, v14.2d, v2.2d
-	WORD $0x6e63ddf3 // fmul v19.2d, v15.2d, v3.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
-	WORD $0x6eeee7ee // fcmgt v14.2d, v31.2d, v14.2d
-	WORD $0x6eefe7ef // fcmgt v15.2d, v31.2d, v15.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
-	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
-	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
-	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
-	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
+	WORD $0x6e63dc6f // fmul v15.2d, v3.2d, v3.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
+	WORD $0x4eeffe6f // frsqrts v15.2d, v19.2d, v15.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
+	WORD $0x6e63de6f // fmul v15.2d, v19.2d, v3.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
 	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
 	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
 	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VMOV V30.B16, V13.B16
-	VMOV V30.B16, V14.B16
-	VMOV V30.B16, V15.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLS V1.D2, V17.D2, V13.D2
-	VFMLS V2.D2, V18.D2, V14.D2
-	VFMLS V3.D2, V19.D2, V15.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VFMLA V13.D2, V17.D2, V17.D2
-	VFMLA V14.D2, V18.D2, V18.D2
-	VFMLA V15.D2, V19.D2, V19.D2
-	VMOV V27.B16, V12.B16
-	VMOV V27.B16, V13.B16
-	VMOV V27.B16, V14.B16
-	VMOV V27.B16, V15.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	VFMLA V26.D2, V17.D2, V13.D2
-	VFMLA V26.D2, V18.D2, V14.D2
-	VFMLA V26.D2, V19.D2, V15.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
-	WORD $0x4ee1d9c2 // frecpe v2.2d, v14.2d
-	WORD $0x4ee1d9e3 // frecpe v3.2d, v15.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
-	WORD $0x4e62fdd2 // frecps v18.2d, v14.2d, v2.2d
-	WORD $0x4e63fdf3 // frecps v19.2d, v15.2d, v3.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
-	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
-	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
-	VMOV V29.B16, V16.B16
-	VMOV V29.B16, V17.B16
-	VMOV V29.B16, V18.B16
-	VMOV V29.B16, V19.B16
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
 	VFMLS V0.D2, V12.D2, V16.D2
 	VFMLS V1.D2, V13.D2, V17.D2
 	VFMLS V2.D2, V14.D2, V18.D2
 	VFMLS V3.D2, V15.D2, V19.D2
-	VFMLA V16.D2, V0.D2, V0.D2
-	VFMLA V17.D2, V1.D2, V1.D2
-	VFMLA V18.D2, V2.D2, V2.D2
-	VFMLA V19.D2, V3.D2, V3.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VFMLA V18.D2, V14.D2, V14.D2
+	VFMLA V19.D2, V15.D2, V15.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	VFMLA V26.D2, V14.D2, V18.D2
+	VFMLA V26.D2, V15.D2, V19.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
+	WORD $0x4e63fe6f // frecps v15.2d, v19.2d, v3.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VMOV V29.B16, V15.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLS V3.D2, V19.D2, V15.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	VFMLA V14.D2, V2.D2, V2.D2
+	VFMLA V15.D2, V3.D2, V3.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
 	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
@@ -5239,38 +5456,38 @@ v1tail1:
 	BLT v1tail0
 v1loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
@@ -5281,38 +5498,38 @@ v1tail0:
 	BEQ v1done
 v1loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	VMOV V29.B16, V16.B16
+	VMOV V30.B16, V16.B16
 	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
@@ -5325,39 +5542,264 @@ v2:
 	BLT v2tail1
 v2loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
 	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
 	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
 	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
+	WORD $0x6e63dc6f // fmul v15.2d, v3.2d, v3.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
+	WORD $0x4eeffe6f // frsqrts v15.2d, v19.2d, v15.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
+	WORD $0x6e63de6f // fmul v15.2d, v19.2d, v3.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLS V3.D2, V15.D2, V19.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VFMLA V18.D2, V14.D2, V14.D2
+	VFMLA V19.D2, V15.D2, V15.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	VFMLA V26.D2, V14.D2, V18.D2
+	VFMLA V26.D2, V15.D2, V19.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
+	WORD $0x4e63fe6f // frecps v15.2d, v19.2d, v3.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VMOV V29.B16, V15.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLS V3.D2, V19.D2, V15.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	VFMLA V14.D2, V2.D2, V2.D2
+	VFMLA V15.D2, V3.D2, V3.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
+	WORD $0x6e63dd63 // fmul v3.2d, v11.2d, v3.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VFMLA V3.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e73f46f // fmax v15.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R5)
 	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
 	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
 	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
@@ -5448,273 +5890,48 @@ v2loop4:
 	VFMLA V3.D2, V28.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
-	BGE v2loop4
-v2tail1:
-	ADDS $6, R6, R6
-	BLT v2tail0
-v2loop1:
-	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	VMOV V29.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V0.D2, V0.D2
-	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VST1.P [V4.D2], 16(R1)
-	SUBS $2, R6, R6
-	BGE v2loop1
-v2tail0:
-	ADDS $2, R6, R6
-	BEQ v2done
-v2loop0:
-	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
-	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
-	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
-	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
-	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
-	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
-	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
-	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V12.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V16.D2, V16.D2
-	VMOV V27.B16, V12.B16
-	VFMLA V26.D2, V16.D2, V12.D2
-	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
-	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
-	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
-	VMOV V29.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V0.D2, V0.D2
-	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	FMOVD.P F4, 8(R1)
-	SUBS $1, R6, R6
-	BNE v2loop0
-v2done:
-	RET
-v4:
-	SUBS $8, R6, R6
-	BLT v4tail1
-v4loop4:
-	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
-	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
-	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
-	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
-	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6df431 // fmax v17.2d, v1.2d, v13.2d
-	WORD $0x4e6ef452 // fmax v18.2d, v2.2d, v14.2d
-	WORD $0x4e6ff473 // fmax v19.2d, v3.2d, v15.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	WORD $0x4e6de421 // fcmeq v1.2d, v1.2d, v13.2d
-	WORD $0x4e6ee442 // fcmeq v2.2d, v2.2d, v14.2d
-	WORD $0x4e6fe463 // fcmeq v3.2d, v3.2d, v15.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
-	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
-	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
-	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
-	WORD $0x6e63dc6f // fmul v15.2d, v3.2d, v3.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
-	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
-	WORD $0x4eeffe6f // frsqrts v15.2d, v19.2d, v15.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
-	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
-	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
-	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
-	WORD $0x6e63de6f // fmul v15.2d, v19.2d, v3.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
-	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
-	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
-	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
-	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
-	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
-	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
-	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
-	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
-	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
-	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VMOV V30.B16, V17.B16
-	VMOV V30.B16, V18.B16
-	VMOV V30.B16, V19.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLS V1.D2, V13.D2, V17.D2
-	VFMLS V2.D2, V14.D2, V18.D2
-	VFMLS V3.D2, V15.D2, V19.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VFMLA V17.D2, V13.D2, V13.D2
-	VFMLA V18.D2, V14.D2, V14.D2
-	VFMLA V19.D2, V15.D2, V15.D2
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	VFMLA V26.D2, V13.D2, V17.D2
-	VFMLA V26.D2, V14.D2, V18.D2
-	VFMLA V26.D2, V15.D2, V19.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
-	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
-	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
-	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
-	WORD $0x4e63fe6f // frecps v15.2d, v19.2d, v3.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
-	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
-	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
-	VMOV V29.B16, V12.B16
-	VMOV V29.B16, V13.B16
-	VMOV V29.B16, V14.B16
-	VMOV V29.B16, V15.B16
-	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLS V1.D2, V17.D2, V13.D2
-	VFMLS V2.D2, V18.D2, V14.D2
-	VFMLS V3.D2, V19.D2, V15.D2
-	VFMLA V12.D2, V0.D2, V0.D2
-	VFMLA V13.D2, V1.D2, V1.D2
-	VFMLA V14.D2, V2.D2, V2.D2
-	VFMLA V15.D2, V3.D2, V3.D2
-	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
-	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
-	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
-	WORD $0x6e63dd63 // fmul v3.2d, v11.2d, v3.2d
-	VFMLA V0.D2, V28.D2, V4.D2
-	VFMLA V1.D2, V28.D2, V5.D2
-	VFMLA V2.D2, V28.D2, V6.D2
-	VFMLA V3.D2, V28.D2, V7.D2
-	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
-	SUBS $8, R6, R6
 	BGE v4loop4
 v4tail1:
 	ADDS $6, R6, R6
 	BLT v4tail0
 v4loop1:
 	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
 	VLD1 (R5), [V0.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.D2], 16(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
@@ -5725,42 +5942,42 @@ v4tail0:
 	BEQ v4done
 v4loop0:
 	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	FMOVD (R3), F8
-	FMOVD (R4), F12
-	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
 	FMOVD (R5), F0
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVD.P F16, 8(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
@@ -5773,133 +5990,133 @@ v5:
 	BLT v5tail1
 v5loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
 	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6df431 // fmax v17.2d, v1.2d, v13.2d
-	WORD $0x4e6ef452 // fmax v18.2d, v2.2d, v14.2d
-	WORD $0x4e6ff473 // fmax v19.2d, v3.2d, v15.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	WORD $0x4e6de421 // fcmeq v1.2d, v1.2d, v13.2d
-	WORD $0x4e6ee442 // fcmeq v2.2d, v2.2d, v14.2d
-	WORD $0x4e6fe463 // fcmeq v3.2d, v3.2d, v15.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
-	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
-	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
-	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
-	WORD $0x6e63dc6f // fmul v15.2d, v3.2d, v3.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
-	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
-	WORD $0x4eeffe6f // frsqrts v15.2d, v19.2d, v15.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
-	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
-	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
-	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
-	WORD $0x6e63de6f // fmul v15.2d, v19.2d, v3.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
-	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
-	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
-	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
-	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
-	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
-	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
-	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e73f46f // fmax v15.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
+	WORD $0x6ee1d9e3 // frsqrte v3.2d, v15.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x6e63dc73 // fmul v19.2d, v3.2d, v3.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x4ef2fdd2 // frsqrts v18.2d, v14.2d, v18.2d
+	WORD $0x4ef3fdf3 // frsqrts v19.2d, v15.2d, v19.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6e62ddd2 // fmul v18.2d, v14.2d, v2.2d
+	WORD $0x6e63ddf3 // fmul v19.2d, v15.2d, v3.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x6eeee7ee // fcmgt v14.2d, v31.2d, v14.2d
+	WORD $0x6eefe7ef // fcmgt v15.2d, v31.2d, v15.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
 	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
 	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
 	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VMOV V30.B16, V17.B16
-	VMOV V30.B16, V18.B16
-	VMOV V30.B16, V19.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLS V1.D2, V13.D2, V17.D2
-	VFMLS V2.D2, V14.D2, V18.D2
-	VFMLS V3.D2, V15.D2, V19.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VFMLA V17.D2, V13.D2, V13.D2
-	VFMLA V18.D2, V14.D2, V14.D2
-	VFMLA V19.D2, V15.D2, V15.D2
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	VFMLA V26.D2, V13.D2, V17.D2
-	VFMLA V26.D2, V14.D2, V18.D2
-	VFMLA V26.D2, V15.D2, V19.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
-	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
-	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
-	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
-	WORD $0x4e63fe6f // frecps v15.2d, v19.2d, v3.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
-	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
-	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
-	VMOV V29.B16, V12.B16
-	VMOV V29.B16, V13.B16
-	VMOV V29.B16, V14.B16
-	VMOV V29.B16, V15.B16
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VMOV V30.B16, V15.B16
 	VFMLS V0.D2, V16.D2, V12.D2
 	VFMLS V1.D2, V17.D2, V13.D2
 	VFMLS V2.D2, V18.D2, V14.D2
 	VFMLS V3.D2, V19.D2, V15.D2
-	VFMLA V12.D2, V0.D2, V0.D2
-	VFMLA V13.D2, V1.D2, V1.D2
-	VFMLA V14.D2, V2.D2, V2.D2
-	VFMLA V15.D2, V3.D2, V3.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VFMLA V14.D2, V18.D2, V18.D2
+	VFMLA V15.D2, V19.D2, V19.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4ee1d9c2 // frecpe v2.2d, v14.2d
+	WORD $0x4ee1d9e3 // frecpe v3.2d, v15.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x4e62fdd2 // frecps v18.2d, v14.2d, v2.2d
+	WORD $0x4e63fdf3 // frecps v19.2d, v15.2d, v3.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLS V3.D2, V15.D2, V19.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	VFMLA V19.D2, V3.D2, V3.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
 	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
@@ -5916,43 +6133,43 @@ v5tail1:
 	BLT v5tail0
 v5loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
 	VLD1 (R5), [V0.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.D2], 16(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
@@ -5963,43 +6180,43 @@ v5tail0:
 	BEQ v5done
 v5loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
 	FMOVD (R5), F0
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVD.P F16, 8(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
@@ -6012,133 +6229,133 @@ v6:
 	BLT v6tail1
 v6loop4:
 	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
-	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
-	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
 	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
 	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
 	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
-	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
-	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
-	VFMLA V16.D2, V23.D2, V8.D2
-	VFMLA V17.D2, V23.D2, V9.D2
-	VFMLA V18.D2, V23.D2, V10.D2
-	VFMLA V19.D2, V23.D2, V11.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
 	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e78dc31 // fmul v17.2d, v1.2d, v24.2d
-	WORD $0x6e78dc52 // fmul v18.2d, v2.2d, v24.2d
-	WORD $0x6e78dc73 // fmul v19.2d, v3.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	WORD $0x6e79ddad // fmul v13.2d, v13.2d, v25.2d
-	WORD $0x6e79ddce // fmul v14.2d, v14.2d, v25.2d
-	WORD $0x6e79ddef // fmul v15.2d, v15.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VFMLA V1.D2, V17.D2, V13.D2
-	VFMLA V2.D2, V18.D2, V14.D2
-	VFMLA V3.D2, V19.D2, V15.D2
-	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
 	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6df431 // fmax v17.2d, v1.2d, v13.2d
-	WORD $0x4e6ef452 // fmax v18.2d, v2.2d, v14.2d
-	WORD $0x4e6ff473 // fmax v19.2d, v3.2d, v15.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	WORD $0x4e6de421 // fcmeq v1.2d, v1.2d, v13.2d
-	WORD $0x4e6ee442 // fcmeq v2.2d, v2.2d, v14.2d
-	WORD $0x4e6fe463 // fcmeq v3.2d, v3.2d, v15.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VBIT V1.B16, V13.B16, V17.B16
-	VBIT V2.B16, V14.B16, V18.B16
-	VBIT V3.B16, V15.B16, V19.B16
-	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
-	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
-	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
-	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
-	WORD $0x6e63dc6f // fmul v15.2d, v3.2d, v3.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
-	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
-	WORD $0x4eeffe6f // frsqrts v15.2d, v19.2d, v15.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
-	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
-	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
-	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
-	WORD $0x6e63de6f // fmul v15.2d, v19.2d, v3.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
-	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
-	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
-	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
-	WORD $0x4e731def // bic v15.16b, v15.16b, v19.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
-	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
-	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
-	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e73f46f // fmax v15.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VBIT V3.B16, V19.B16, V15.B16
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
+	WORD $0x6ee1d9e3 // frsqrte v3.2d, v15.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x6e63dc73 // fmul v19.2d, v3.2d, v3.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x4ef2fdd2 // frsqrts v18.2d, v14.2d, v18.2d
+	WORD $0x4ef3fdf3 // frsqrts v19.2d, v15.2d, v19.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6e62ddd2 // fmul v18.2d, v14.2d, v2.2d
+	WORD $0x6e63ddf3 // fmul v19.2d, v15.2d, v3.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x6eeee7ee // fcmgt v14.2d, v31.2d, v14.2d
+	WORD $0x6eefe7ef // fcmgt v15.2d, v31.2d, v15.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6f1e73 // bic v19.16b, v19.16b, v15.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x4e6f1c63 // bic v3.16b, v3.16b, v15.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
 	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
 	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
 	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VMOV V30.B16, V17.B16
-	VMOV V30.B16, V18.B16
-	VMOV V30.B16, V19.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLS V1.D2, V13.D2, V17.D2
-	VFMLS V2.D2, V14.D2, V18.D2
-	VFMLS V3.D2, V15.D2, V19.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VFMLA V17.D2, V13.D2, V13.D2
-	VFMLA V18.D2, V14.D2, V14.D2
-	VFMLA V19.D2, V15.D2, V15.D2
-	VMOV V27.B16, V16.B16
-	VMOV V27.B16, V17.B16
-	VMOV V27.B16, V18.B16
-	VMOV V27.B16, V19.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	VFMLA V26.D2, V13.D2, V17.D2
-	VFMLA V26.D2, V14.D2, V18.D2
-	VFMLA V26.D2, V15.D2, V19.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
-	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
-	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
-	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
-	WORD $0x4e63fe6f // frecps v15.2d, v19.2d, v3.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
-	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
-	WORD $0x6e6fdc63 // fmul v3.2d, v3.2d, v15.2d
-	VMOV V29.B16, V12.B16
-	VMOV V29.B16, V13.B16
-	VMOV V29.B16, V14.B16
-	VMOV V29.B16, V15.B16
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VMOV V30.B16, V15.B16
 	VFMLS V0.D2, V16.D2, V12.D2
 	VFMLS V1.D2, V17.D2, V13.D2
 	VFMLS V2.D2, V18.D2, V14.D2
 	VFMLS V3.D2, V19.D2, V15.D2
-	VFMLA V12.D2, V0.D2, V0.D2
-	VFMLA V13.D2, V1.D2, V1.D2
-	VFMLA V14.D2, V2.D2, V2.D2
-	VFMLA V15.D2, V3.D2, V3.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VFMLA V14.D2, V18.D2, V18.D2
+	VFMLA V15.D2, V19.D2, V19.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4ee1d9c2 // frecpe v2.2d, v14.2d
+	WORD $0x4ee1d9e3 // frecpe v3.2d, v15.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x4e62fdd2 // frecps v18.2d, v14.2d, v2.2d
+	WORD $0x4e63fdf3 // frecps v19.2d, v15.2d, v3.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLS V3.D2, V15.D2, V19.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	VFMLA V19.D2, V3.D2, V3.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
 	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
@@ -6155,43 +6372,43 @@ v6tail1:
 	BLT v6tail0
 v6loop1:
 	VLD1.P 16(R2), [V0.D2]
-	VLD1 (R1), [V4.D2]
-	VLD1 (R3), [V8.D2]
-	VLD1 (R4), [V12.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	VST1.P [V8.D2], 16(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	VST1.P [V12.D2], 16(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
 	VLD1 (R5), [V0.D2]
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	VST1.P [V16.D2], 16(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
@@ -6202,49 +6419,265 @@ v6tail0:
 	BEQ v6done
 v6loop0:
 	FMOVD.P 8(R2), F0
-	FMOVD (R1), F4
-	FMOVD (R3), F8
-	FMOVD (R4), F12
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
 	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
-	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
-	VFMLA V16.D2, V23.D2, V8.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
 	FMOVD.P F8, 8(R3)
-	WORD $0x6e78dc10 // fmul v16.2d, v0.2d, v24.2d
-	WORD $0x6e79dd8c // fmul v12.2d, v12.2d, v25.2d
-	VFMLA V0.D2, V16.D2, V12.D2
-	FMOVD.P F12, 8(R4)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
 	FMOVD (R5), F0
-	WORD $0x4e6cf410 // fmax v16.2d, v0.2d, v12.2d
-	WORD $0x4e6ce400 // fcmeq v0.2d, v0.2d, v12.2d
-	VBIT V0.B16, V12.B16, V16.B16
-	FMOVD.P F16, 8(R5)
-	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
-	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
-	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
-	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
-	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
-	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
 	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
-	VMOV V30.B16, V16.B16
-	VFMLS V0.D2, V12.D2, V16.D2
-	VFMLA V16.D2, V12.D2, V12.D2
-	VMOV V27.B16, V16.B16
-	VFMLA V26.D2, V12.D2, V16.D2
-	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
-	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
-	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
-	VMOV V29.B16, V12.B16
+	VMOV V30.B16, V12.B16
 	VFMLS V0.D2, V16.D2, V12.D2
-	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
 	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
 	VFMLA V0.D2, V28.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+
+// func lionF64NEON(c *[16][8]float64, p, grad, m *float64, n, mode int)
+TEXT ·lionF64NEON(SB), NOSPLIT, $0-48
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 128(R0), F21 // decay
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 576(R0), F24 // neglr
+	FMOVQ 768(R0), F25 // one
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	WORD $0x4ee9d421 // fsub v1.2d, v1.2d, v9.2d
+	WORD $0x4eead442 // fsub v2.2d, v2.2d, v10.2d
+	WORD $0x4eebd463 // fsub v3.2d, v3.2d, v11.2d
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V1.D2, V22.D2, V13.D2
+	VFMLA V2.D2, V22.D2, V14.D2
+	VFMLA V3.D2, V22.D2, V15.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VFMLA V1.D2, V23.D2, V9.D2
+	VFMLA V2.D2, V23.D2, V10.D2
+	VFMLA V3.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	WORD $0x6efaeda9 // facgt v9.2d, v13.2d, v26.2d
+	WORD $0x6efaedca // facgt v10.2d, v14.2d, v26.2d
+	WORD $0x6efaedeb // facgt v11.2d, v15.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VFMLA V1.D2, V24.D2, V5.D2
+	VFMLA V2.D2, V24.D2, V6.D2
+	VFMLA V3.D2, V24.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e75dc84 // fmul v4.2d, v4.2d, v21.2d
+	WORD $0x6e75dca5 // fmul v5.2d, v5.2d, v21.2d
+	WORD $0x6e75dcc6 // fmul v6.2d, v6.2d, v21.2d
+	WORD $0x6e75dce7 // fmul v7.2d, v7.2d, v21.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	WORD $0x4ee9d421 // fsub v1.2d, v1.2d, v9.2d
+	WORD $0x4eead442 // fsub v2.2d, v2.2d, v10.2d
+	WORD $0x4eebd463 // fsub v3.2d, v3.2d, v11.2d
+	VMOV V8.B16, V12.B16
+	VMOV V9.B16, V13.B16
+	VMOV V10.B16, V14.B16
+	VMOV V11.B16, V15.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V1.D2, V22.D2, V13.D2
+	VFMLA V2.D2, V22.D2, V14.D2
+	VFMLA V3.D2, V22.D2, V15.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VFMLA V1.D2, V23.D2, V9.D2
+	VFMLA V2.D2, V23.D2, V10.D2
+	VFMLA V3.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VMOV V25.B16, V0.B16
+	VMOV V25.B16, V1.B16
+	VMOV V25.B16, V2.B16
+	VMOV V25.B16, V3.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	VBIT V26.B16, V13.B16, V1.B16
+	VBIT V26.B16, V14.B16, V2.B16
+	VBIT V26.B16, V15.B16, V3.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	WORD $0x6efaeda9 // facgt v9.2d, v13.2d, v26.2d
+	WORD $0x6efaedca // facgt v10.2d, v14.2d, v26.2d
+	WORD $0x6efaedeb // facgt v11.2d, v15.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VBIF V9.B16, V13.B16, V1.B16
+	VBIF V10.B16, V14.B16, V2.B16
+	VBIF V11.B16, V15.B16, V3.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VFMLA V1.D2, V24.D2, V5.D2
+	VFMLA V2.D2, V24.D2, V6.D2
+	VFMLA V3.D2, V24.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e75dc84 // fmul v4.2d, v4.2d, v21.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e75dc84 // fmul v4.2d, v4.2d, v21.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d400 // fsub v0.2d, v0.2d, v8.2d
+	VMOV V8.B16, V12.B16
+	VFMLA V0.D2, V22.D2, V12.D2
+	VFMLA V0.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V12.B16, V0.B16
+	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
+	VBIF V8.B16, V12.B16, V0.B16
+	VFMLA V0.D2, V24.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
 	RET
 
 // func sumSquaresF64NEON(x *float64, n int) float64

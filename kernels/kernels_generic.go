@@ -9,26 +9,32 @@ import (
 // aside). Products that are not meant to be fused are written T(x*y): an
 // explicit conversion stops the compiler from fusing them into an fma, which
 // Go does on arm64 and on amd64 with GOAMD64=v3.
+//
+// The element-wise kernels (sgdGeneric, momentumGeneric, adamGeneric, …) are
+// generated from their descriptions in internal/abi, the same descriptions
+// the generators of the assembly lower: kernels_generic_gen.go. This file
+// holds the helpers they use and the reductions.
+
+//go:generate env -u GOOS -u GOARCH go run ../internal/abi/genref -out kernels_generic_gen.go
 
 func genericSet() *Set {
 	return &Set{level: Generic, f32: genericTable[float32](), f64: genericTable[float64]()}
 }
 
 func genericTable[T Float]() table[T] {
-	return table[T]{
-		sgd:        sgdGeneric[T],
-		momentum:   momentumGeneric[T],
-		adam:       adamGeneric[T],
-		adamFast:   adamGeneric[T],
-		sumSquares: sumSquaresGeneric[T],
-		sumSqCheck: sumSquaresCheckGeneric[T],
-		dot:        dotGeneric[T],
-		scale:      scaleGeneric[T],
-		nonFinite:  nonFiniteGeneric[T],
-		roof1:      func(src, d0 *T, n int) { roofGeneric(src, n, d0) },
-		roof2:      func(src, d0, d1 *T, n int) { roofGeneric(src, n, d0, d1) },
-		roof3:      func(src, d0, d1, d2 *T, n int) { roofGeneric(src, n, d0, d1, d2) },
+	t := table[T]{
+		adamFast:        adamGeneric[T], // the reference has no estimates
+		sumSquares:      sumSquaresGeneric[T],
+		sumSquaresCheck: sumSquaresCheckGeneric[T],
+		dot:             dotGeneric[T],
+		scale:           scaleGeneric[T],
+		nonFinite:       nonFiniteGeneric[T],
+		roof1:           func(src, d0 *T, n int) { roofGeneric(src, n, d0) },
+		roof2:           func(src, d0, d1 *T, n int) { roofGeneric(src, n, d0, d1) },
+		roof3:           func(src, d0, d1, d2 *T, n int) { roofGeneric(src, n, d0, d1, d2) },
 	}
+	setGenericElementwise(&t)
+	return t
 }
 
 // Float is the element type of the kernels.
@@ -55,6 +61,18 @@ func maxNaN[T Float](a, b T) T {
 	return b
 }
 
+// signT is Lion's sign: +1 for x > 0, -1 for x < 0, and x itself otherwise
+// (±0 stays ±0, NaN stays NaN).
+func signT[T Float](x T) T {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return -1
+	}
+	return x
+}
+
 // row returns coefficient r of c rounded to T.
 func row[T Float](c *Coeffs, r int) T {
 	var z T
@@ -62,80 +80,6 @@ func row[T Float](c *Coeffs, r int) T {
 		return T(c.f32[r][0])
 	}
 	return T(c.f64[r][0])
-}
-
-func sgdGeneric[T Float](c *Coeffs, p, g *T, n int) {
-	ps, gs := unsafe.Slice(p, n), unsafe.Slice(g, n)
-	sc, wd, nlr := row[T](c, rowGS), row[T](c, rowWD), row[T](c, rowNegLR)
-	coupled := c.mode&modeWD != 0
-	for i := range ps {
-		gi := T(gs[i] * sc)
-		if coupled {
-			gi = fmaT(wd, ps[i], gi)
-		}
-		ps[i] = fmaT(nlr, gi, ps[i])
-	}
-}
-
-func momentumGeneric[T Float](c *Coeffs, p, g, b *T, n int) {
-	ps, gs, bs := unsafe.Slice(p, n), unsafe.Slice(g, n), unsafe.Slice(b, n)
-	sc, wd, nlr := row[T](c, rowGS), row[T](c, rowWD), row[T](c, rowNegLR)
-	mu, damp := row[T](c, rowMu), row[T](c, rowDamp)
-	coupled := c.mode&modeWD != 0
-	nesterov := c.mode&modeNesterov != 0
-	first := c.mode&modeFirst != 0
-	for i := range ps {
-		gi := T(gs[i] * sc)
-		if coupled {
-			gi = fmaT(wd, ps[i], gi)
-		}
-		var bi T
-		if first {
-			bi = gi
-		} else {
-			bi = fmaT(mu, bs[i], T(damp*gi))
-		}
-		bs[i] = bi
-		dir := bi
-		if nesterov {
-			dir = fmaT(mu, bi, gi)
-		}
-		ps[i] = fmaT(nlr, dir, ps[i])
-	}
-}
-
-func adamGeneric[T Float](c *Coeffs, p, g, m, v, vmax *T, n int) {
-	ps, gs := unsafe.Slice(p, n), unsafe.Slice(g, n)
-	ms, vs := unsafe.Slice(m, n), unsafe.Slice(v, n)
-	var vxs []T
-	ams := c.mode&adamAMSGrad != 0
-	if ams {
-		vxs = unsafe.Slice(vmax, n)
-	}
-	sc, wd, decay := row[T](c, rowGS), row[T](c, rowWD), row[T](c, rowDecay)
-	c1, c2, beta2 := row[T](c, rowC1), row[T](c, rowC2), row[T](c, rowBeta2)
-	ib2, eps, nega := row[T](c, rowIB2), row[T](c, rowEps), row[T](c, rowNegA)
-	wdMode := c.mode & adamWDMask
-	for i := range ps {
-		gi := T(gs[i] * sc)
-		pi := ps[i]
-		switch wdMode {
-		case adamWDDecoupled:
-			pi = T(pi * decay)
-		case adamWDCoupled:
-			gi = fmaT(wd, pi, gi)
-		}
-		mi := fmaT(c1, T(gi-ms[i]), ms[i])
-		vi := fmaT(T(c2*gi), gi, T(beta2*vs[i]))
-		ms[i], vs[i] = mi, vi
-		vv := vi
-		if ams {
-			vv = maxNaN(vxs[i], vi)
-			vxs[i] = vv
-		}
-		d := fmaT(sqrtT(vv), ib2, eps)
-		ps[i] = fmaT(nega, T(mi/d), pi)
-	}
 }
 
 // combine16 adds the 16 lanes of a reduction by the fixed tree every level

@@ -58,9 +58,20 @@ var (
 )
 
 // sets holds the implementation of every level compiled into this binary;
-// nil where a level is not compiled in. Filled by init functions of the
-// architecture files.
-var sets [len(levelNames)]*Set
+// nil where a level is not compiled in: the reference and the assembly
+// levels of this architecture (archSets, generated with the assembly).
+// Package-level variables are initialised in the order of their
+// dependencies, so sets is complete before active is chosen.
+var sets = levelSets()
+
+func levelSets() [len(levelNames)]*Set {
+	var s [len(levelNames)]*Set
+	s[Generic] = genericSet()
+	for _, a := range archSets {
+		s[a.level] = a
+	}
+	return s
+}
 
 // Levels returns every level this CPU and build can run, from the reference
 // up to the best.
@@ -89,26 +100,19 @@ func For(l ISA) (*Set, error) {
 	return sets[l], nil
 }
 
-var active *Set
-
 // EnvVar is the environment variable that lowers the level at start-up.
 const EnvVar = "FUSEOPT_CPU"
 
-// envNote records what happened to FUSEOPT_CPU, for Describe; envWarn
-// says whether the value was ignored.
-var (
-	envNote string
-	envWarn bool
-)
+// active is the set chosen at start-up; envNote records what happened to
+// FUSEOPT_CPU, for Describe; envWarn says whether the value was ignored.
+var active, envNote, envWarn = startLevel()
 
-func init() {
-	sets[Generic] = genericSet()
-	active = sets[Best()]
-	if s, ok := os.LookupEnv(EnvVar); ok && s != "" {
-		var l ISA
-		l, envNote, envWarn = envLevel(s)
-		active = sets[l]
+func startLevel() (s *Set, note string, warn bool) {
+	l := Best()
+	if v, ok := os.LookupEnv(EnvVar); ok && v != "" {
+		l, note, warn = envLevel(v)
 	}
+	return sets[l], note, warn
 }
 
 // envLevel returns the level that the FUSEOPT_CPU value s selects, what

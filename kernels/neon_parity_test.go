@@ -117,6 +117,11 @@ func testNEONModes[T Float](t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lionC, err := Lion{LR: 0.01, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1,
+		Prelude: Prelude{Scale: 2, Maximize: true}}.Coeffs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{1, 5, 19, 37} {
 		for mode := 0; mode < 16; mode++ {
 			in := [5][]T{neonRand[T](r, n, false), neonRand[T](r, n, false), neonRand[T](r, n, false),
@@ -147,6 +152,11 @@ func testNEONModes[T Float](t *testing.T) {
 					c := adamC
 					c.mode = mode
 					k.adam(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], &a[4][0], n)
+				}},
+				{"lion", func(k *table[T], a [5][]T) {
+					c := lionC
+					c.mode = mode
+					k.lion(&c, &a[0][0], &a[1][0], &a[2][0], n)
 				}},
 				{"adamFast m, v, vmax", func(k *table[T], a [5][]T) {
 					c := adamC
@@ -270,8 +280,8 @@ func testNEONLanes[T Float](t *testing.T) {
 			if a, b := ref.sumSquares(x, n), neon.sumSquares(x, n); !neonSame(a, b) {
 				t.Fatalf("sumSquares n=%d off=%d: got %v, want %v", n, off, b, a)
 			}
-			a, af := ref.sumSqCheck(x, n)
-			b, bf := neon.sumSqCheck(x, n)
+			a, af := ref.sumSquaresCheck(x, n)
+			b, bf := neon.sumSquaresCheck(x, n)
 			if !neonSame(a, b) || af != bf {
 				t.Fatalf("sumSquaresCheck n=%d off=%d: got %v %v, want %v %v", n, off, b, bf, a, af)
 			}
@@ -286,7 +296,7 @@ func testNEONLanes[T Float](t *testing.T) {
 					if !neon.nonFinite(x, n) {
 						t.Fatalf("nonFinite n=%d off=%d: %v at %d not seen", n, off, bad, i)
 					}
-					if _, f := neon.sumSqCheck(x, n); !f {
+					if _, f := neon.sumSquaresCheck(x, n); !f {
 						t.Fatalf("sumSquaresCheck n=%d off=%d: %v at %d not seen", n, off, bad, i)
 					}
 					buf[off+i] = old

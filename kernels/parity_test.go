@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // ewKernel is an element-wise kernel under test.
@@ -76,6 +78,19 @@ func adamCoeffs() []Coeffs {
 	return out
 }
 
+func lionCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.1} {
+		for _, betas := range [][2]float64{{0.9, 0.99}, {0, 0.5}} {
+			for _, pr := range preludes {
+				h := Lion{LR: 1e-4, Beta1: betas[0], Beta2: betas[1], WeightDecay: wd, Prelude: pr}
+				out = append(out, must(h.Coeffs()))
+			}
+		}
+	}
+	return out
+}
+
 func sgdKernel[T Float]() ewKernel[T] {
 	return ewKernel[T]{
 		name: "SGD", streams: []string{"p", "grad"}, nonneg: []bool{false, false}, written: []bool{true, false},
@@ -128,6 +143,22 @@ func adamKernel[T Float](fast bool) ewKernel[T] {
 					return s.AdamFastF64(c, a[0], a[1], a[2], a[3], a[4])
 				}
 				return s.AdamF64(c, a[0], a[1], a[2], a[3], a[4])
+			}
+			panic("type")
+		},
+	}
+}
+
+func lionKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Lion", streams: []string{"p", "grad", "m"}, nonneg: []bool{false, false, false},
+		written: []bool{true, false, true}, coeffs: lionCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.LionF32(c, a[0], a[1], a[2])
+			case [][]float64:
+				return s.LionF64(c, a[0], a[1], a[2])
 			}
 			panic("type")
 		},
@@ -234,6 +265,11 @@ func TestParityMomentum(t *testing.T) {
 func TestParityAdam(t *testing.T) {
 	t.Run("F32", func(t *testing.T) { runParity(t, adamKernel[float32](false), lengths(testing.Short())) })
 	t.Run("F64", func(t *testing.T) { runParity(t, adamKernel[float64](false), lengths(testing.Short())) })
+}
+
+func TestParityLion(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { runParity(t, lionKernel[float32](), lengths(testing.Short())) })
+	t.Run("F64", func(t *testing.T) { runParity(t, lionKernel[float64](), lengths(testing.Short())) })
 }
 
 func TestParityScale(t *testing.T) {
@@ -371,8 +407,8 @@ func runFast[T Float](t *testing.T, ns []int) {
 						got[0].checkGuards(t, what)
 						p0, pw, pg := in[0].s(), ws[0], gs[0]
 						decay := T(1)
-						if c.mode&adamWDMask == adamWDDecoupled {
-							decay = row[T](c, rowDecay)
+						if c.mode&abi.AdamWDMask == abi.AdamWDDecoupled {
+							decay = row[T](c, abi.RowDecay)
 						}
 						for i := range pw {
 							if !finiteAll(ws[1][i], ws[2][i], ws[3][i], ws[4][i], p0[i], pw[i]) {

@@ -76,6 +76,34 @@ func (s *textbook) adam(h Adam, g []float64) {
 	}
 }
 
+// lion is Chen et al. 2023, Algorithm 2 (decoupled weight decay):
+//
+//	c = β1·m + (1-β1)·g
+//	p = p - lr·(sign(c) + wd·p)
+//	m = β2·m + (1-β2)·g
+func (s *textbook) lion(h Lion, g []float64) {
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	for i := range s.p {
+		gi := sign * sc * g[i]
+		c := h.Beta1*s.m[i] + (1-h.Beta1)*gi
+		sg := 0.0
+		if c > 0 {
+			sg = 1
+		} else if c < 0 {
+			sg = -1
+		}
+		s.p[i] -= h.LR * (sg + h.WeightDecay*s.p[i])
+		s.m[i] = h.Beta2*s.m[i] + (1-h.Beta2)*gi
+	}
+}
+
 func toF64[T Float](x []T) []float64 {
 	out := make([]float64, len(x))
 	for i, v := range x {
@@ -175,6 +203,39 @@ func referenceVsTextbook[T Float](t *testing.T, tol float64) {
 			}
 		}
 	}
+	for _, wd := range []float64{0, 0.1} {
+		for _, betas := range [][2]float64{{0.9, 0.99}, {0.5, 0.9}} {
+			for _, pr := range preludes {
+				h := Lion{LR: 1e-3, Beta1: betas[0], Beta2: betas[1], WeightDecay: wd, Prelude: pr}
+				p, m := newVec(), make([]T, n)
+				tb := textbook{p: toF64(p), m: make([]float64, n)}
+				c := must(h.Coeffs())
+				for s := range steps {
+					tb.lion(h, toF64(grads[s]))
+					if err := lionKernel[T]().run(ref, &c, [][]T{p, grads[s], m}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// sign(c) is ±1 whatever the size of c, so the rounding of c
+				// to T decides it where c is near 0: count those elements
+				// (each step there moves p by 2·lr) rather than fail.
+				closeTo(t, "lion m", m, tb.m, tol)
+				flips := 0
+				for i := range p {
+					d := math.Abs(float64(p[i]) - tb.p[i])
+					if d > tol*math.Max(1, math.Abs(tb.p[i])) {
+						flips++
+						if d > 2*h.LR*steps {
+							t.Fatalf("lion p[%d]: reference %v, textbook %v", i, p[i], tb.p[i])
+						}
+					}
+				}
+				if flips > n/50 {
+					t.Fatalf("lion %+v: %d of %d elements of p differ from the textbook", h, flips, n)
+				}
+			}
+		}
+	}
 	// Reductions against plain float64 sums.
 	for _, n := range []int{0, 1, 15, 16, 17, 1000} {
 		x, y := newVec()[:0], newVec()[:0]
@@ -228,6 +289,12 @@ func TestCoeffsValidation(t *testing.T) {
 		{"adam beta2<0", func() error { _, e := Adam{LR: 1, Beta1: 0.9, Beta2: -0.1}.Coeffs(1); return e }()},
 		{"adam eps<0", func() error { _, e := Adam{LR: 1, Beta1: 0.9, Beta2: 0.9, Eps: -1}.Coeffs(1); return e }()},
 		{"adam step 0", func() error { _, e := Adam{LR: 1, Beta1: 0.9, Beta2: 0.9}.Coeffs(0); return e }()},
+		{"lion lr<0", func() error { _, e := Lion{LR: -1, Beta1: 0.9, Beta2: 0.99}.Coeffs(); return e }()},
+		{"lion lr inf", func() error { _, e := Lion{LR: math.Inf(1), Beta1: 0.9, Beta2: 0.99}.Coeffs(); return e }()},
+		{"lion beta1=1", func() error { _, e := Lion{LR: 1, Beta1: 1, Beta2: 0.99}.Coeffs(); return e }()},
+		{"lion beta2 NaN", func() error { _, e := Lion{LR: 1, Beta1: 0.9, Beta2: math.NaN()}.Coeffs(); return e }()},
+		{"lion beta2<0", func() error { _, e := Lion{LR: 1, Beta1: 0.9, Beta2: -0.5}.Coeffs(); return e }()},
+		{"lion wd<0", func() error { _, e := Lion{LR: 1, Beta1: 0.9, Beta2: 0.99, WeightDecay: -1}.Coeffs(); return e }()},
 	}
 	for _, b := range bad {
 		if !errors.Is(b.err, ErrCoeff) {
@@ -237,6 +304,9 @@ func TestCoeffsValidation(t *testing.T) {
 	if _, err := (Adam{LR: 1e-3, Beta1: 0, Beta2: 0, Eps: 0}).Coeffs(1); err != nil {
 		t.Errorf("β = 0 and eps = 0 are valid: %v", err)
 	}
+	if _, err := (Lion{LR: 1e-4, Beta1: 0, Beta2: 0}).Coeffs(); err != nil {
+		t.Errorf("Lion β = 0 is valid: %v", err)
+	}
 }
 
 // Bad input never writes anything and never reaches the assembly.
@@ -244,6 +314,7 @@ func TestBadInput(t *testing.T) {
 	adam := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, AMSGrad: true}.Coeffs(1))
 	sgd := must(SGD{LR: 0.1}.Coeffs())
 	mom := must(Momentum{LR: 0.1, Momentum: 0.9}.Coeffs(false))
+	lion := must(Lion{LR: 0.1, Beta1: 0.9, Beta2: 0.99}.Coeffs())
 	for _, l := range Levels() {
 		s, _ := For(l)
 		p := []float32{1, 2, 3, 4}
@@ -266,6 +337,10 @@ func TestBadInput(t *testing.T) {
 			{"adam short v", s.AdamF32(&adam, p, g4, g4, g3, g4), ErrLength},
 			{"adam amsgrad without vmax", s.AdamF32(&adam, p, g4, g4, g4, nil), ErrLength},
 			{"adam fast short grad", s.AdamFastF32(&adam, p, g3, g4, g4, g4), ErrLength},
+			{"lion short m", s.LionF32(&lion, p, g4, g3), ErrLength},
+			{"lion short grad", s.LionF32(&lion, p, g3, g4), ErrLength},
+			{"lion adam coeffs", s.LionF32(&adam, p, g4, g4), ErrCoeff},
+			{"adam lion coeffs", s.AdamF32(&lion, p, g4, g4, g4, g4), ErrCoeff},
 		}
 		_, dotErr := s.DotF32(p, g3)
 		checks = append(checks, struct {

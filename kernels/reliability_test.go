@@ -27,6 +27,7 @@ func TestOverlapRejected(t *testing.T) {
 	mom, _ := Momentum{LR: 0.1, Momentum: 0.9}.Coeffs(false)
 	adam, _ := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}.Coeffs(1)
 	ams, _ := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, AMSGrad: true}.Coeffs(1)
+	lion, _ := Lion{LR: 0.1, Beta1: 0.9, Beta2: 0.99}.Coeffs()
 	const n = 40
 	for _, s := range allSets(t) {
 		buf := make([]float32, 4*n)
@@ -48,6 +49,9 @@ func TestOverlapRejected(t *testing.T) {
 			"AdamFast m=v":         func() error { return s.AdamFastF32(&adam, a, b, c, c, nil) },
 			"AMSGrad vmax=v":       func() error { return s.AdamF32(&ams, a, b, c, d, d) },
 			"AMSGrad vmax=p":       func() error { return s.AdamF32(&ams, a, b, c, d, a) },
+			"Lion p=m":             func() error { return s.LionF32(&lion, a, b, a) },
+			"Lion g=m":             func() error { return s.LionF32(&lion, a, b, b) },
+			"Lion m shifted":       func() error { return s.LionF32(&lion, a, b, shift) },
 			"Roof d0=d1":           func() error { return s.RoofF32(a, b, b, nil) },
 			"Roof src=d2":          func() error { return s.RoofF32(a, b, c, a) },
 		}
@@ -93,6 +97,8 @@ func TestCoeffsElementRange(t *testing.T) {
 		"Adam lr/(1-β1) overflows":      func() (Coeffs, error) { return Adam{LR: 3e38, Beta1: 0.9, Beta2: 0.9, Eps: 1e-8}.Coeffs(1) },
 		"Adam eps 1e-50":                func() (Coeffs, error) { return Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.9, Eps: 1e-50}.Coeffs(1) },
 		"AdamW decay overflows float32": func() (Coeffs, error) { return Adam{LR: 1e20, WeightDecay: 1e20, Decoupled: true}.Coeffs(1) },
+		"Lion lr 1e-50":                 func() (Coeffs, error) { return Lion{LR: 1e-50, Beta1: 0.9, Beta2: 0.99}.Coeffs() },
+		"Lion decay overflows float32":  func() (Coeffs, error) { return Lion{LR: 1e20, WeightDecay: 1e20}.Coeffs() },
 	}
 	for name, mk := range fit64 {
 		c, err := mk()
@@ -118,6 +124,8 @@ func TestCoeffsElementRange(t *testing.T) {
 				e32, e64 = s.MomentumF32(&c, p32, g32, b32), s.MomentumF64(&c, p64, g64, b64)
 			case famAdam:
 				e32, e64 = s.AdamF32(&c, p32, g32, b32, v32, nil), s.AdamF64(&c, p64, g64, b64, v64, nil)
+			case famLion:
+				e32, e64 = s.LionF32(&c, p32, g32, b32), s.LionF64(&c, p64, g64, b64)
 			}
 			if !errors.Is(e32, ErrCoeff) || p32[0] != 1 || b32[0] != 1 || v32[0] != 1 {
 				t.Errorf("%v %s: float32 kernel err = %v, p = %v", s.Level(), name, e32, p32)

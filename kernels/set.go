@@ -3,24 +3,27 @@ package kernels
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // table holds one level's kernels for one element type. The pointers and
 // length have been checked by the exported methods: n ≥ 1, every slice holds
 // n elements (vmax only when the coefficients ask for AMSGrad).
 type table[T Float] struct {
-	sgd        func(c *Coeffs, p, g *T, n int)
-	momentum   func(c *Coeffs, p, g, b *T, n int)
-	adam       func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	adamFast   func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	sumSquares func(x *T, n int) float64
-	sumSqCheck func(x *T, n int) (float64, bool)
-	dot        func(x, y *T, n int) float64
-	scale      func(x *T, n int, s T)
-	nonFinite  func(x *T, n int) bool
-	roof1      func(src, d0 *T, n int)
-	roof2      func(src, d0, d1 *T, n int)
-	roof3      func(src, d0, d1, d2 *T, n int)
+	sgd             func(c *Coeffs, p, g *T, n int)
+	momentum        func(c *Coeffs, p, g, b *T, n int)
+	adam            func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	lion            func(c *Coeffs, p, g, m *T, n int)
+	sumSquares      func(x *T, n int) float64
+	sumSquaresCheck func(x *T, n int) (float64, bool)
+	dot             func(x, y *T, n int) float64
+	scale           func(x *T, n int, s T)
+	nonFinite       func(x *T, n int) bool
+	roof1           func(src, d0 *T, n int)
+	roof2           func(src, d0, d1 *T, n int)
+	roof3           func(src, d0, d1, d2 *T, n int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and
@@ -142,7 +145,7 @@ func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) erro
 		return lengthErr("v", n, len(v))
 	}
 	var vx *T
-	if c.mode&adamAMSGrad != 0 {
+	if c.mode&abi.AdamAMSGrad != 0 {
 		if len(vmax) != n {
 			return lengthErr("vmax (AMSGrad)", n, len(vmax))
 		}
@@ -166,6 +169,25 @@ func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) erro
 	return nil
 }
 
+func lion[T Float](k *table[T], c *Coeffs, p, g, m []T) error {
+	if err := c.check(famLion, elemSize[T]()); err != nil {
+		return err
+	}
+	if len(g) != len(p) {
+		return lengthErr("g", len(p), len(g))
+	}
+	if len(m) != len(p) {
+		return lengthErr("m", len(p), len(m))
+	}
+	if err := disjoint("p grad m", p, g, m); err != nil {
+		return err
+	}
+	if len(p) > 0 {
+		k.lion(c, &p[0], &g[0], &m[0], len(p))
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -177,7 +199,7 @@ func sumSqCheck[T Float](k *table[T], x []T) (float64, bool) {
 	if len(x) == 0 {
 		return 0, false
 	}
-	return k.sumSqCheck(&x[0], len(x))
+	return k.sumSquaresCheck(&x[0], len(x))
 }
 
 func dot[T Float](k *table[T], x, y []T) (float64, error) {
@@ -293,6 +315,23 @@ func (s *Set) AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // FastIsExact reports whether AdamFast runs the exact kernel on this set
 // (chosen once per CPU model, see [Set.AdamFastF32]).
 func (s *Set) FastIsExact() bool { return s.fastIsExact }
+
+// LionF32 is one Lion step (Chen et al. 2023), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { p = p·decay }
+//	c := fma(c1, g - m, m)
+//	p = fma(-lr, sign(c), p)
+//	m = fma(c2, g - m, m)
+//
+// with the coefficients of [Lion.CoeffsInto]: c1 = 1-β1, c2 = 1-β2,
+// decay = 1-lr·wd. sign(c) is +1 for c > 0, -1 for c < 0 and c itself
+// otherwise, so that ±0 stays ±0 and NaN stays NaN. c and the new m both
+// use the m of the previous step (g - m is one rounded subtraction).
+func (s *Set) LionF32(c *Coeffs, p, grad, m []float32) error { return lion(&s.f32, c, p, grad, m) }
+
+// LionF64 is [Set.LionF32] for float64.
+func (s *Set) LionF64(c *Coeffs, p, grad, m []float64) error { return lion(&s.f64, c, p, grad, m) }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:
 //

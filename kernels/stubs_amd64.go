@@ -12,17 +12,22 @@ func sgdF32AVX2(c *[16][16]float32, p *float32, grad *float32, n int, mode int)
 // momentumF32AVX2 is the AVX2 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32AVX2(c *[16][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
+func momentumF32AVX2(c *[16][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 
 // adamF32AVX2 is the AVX2 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
-// adamFastF32AVX2 is the AVX2 adamFast kernel; see adamFastGeneric.
+// adamFastF32AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// lionF32AVX2 is the AVX2 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
 
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -49,17 +54,17 @@ func dotF32AVX2(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX2(x *float32, n int) bool
 
-// roof1F32AVX2 is the AVX2 roof1 kernel; see roof1Generic.
+// roof1F32AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F32AVX2(src *float32, d0 *float32, n int)
 
-// roof2F32AVX2 is the AVX2 roof2 kernel; see roof2Generic.
+// roof2F32AVX2 is the AVX2 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F32AVX2(src *float32, d0 *float32, d1 *float32, n int)
 
-// roof3F32AVX2 is the AVX2 roof3 kernel; see roof3Generic.
+// roof3F32AVX2 is the AVX2 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F32AVX2(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
@@ -72,17 +77,22 @@ func sgdF64AVX2(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
 // momentumF64AVX2 is the AVX2 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64AVX2(c *[16][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
+func momentumF64AVX2(c *[16][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 
 // adamF64AVX2 is the AVX2 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
-// adamFastF64AVX2 is the AVX2 adamFast kernel; see adamFastGeneric.
+// adamFastF64AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+
+// lionF64AVX2 is the AVX2 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -109,17 +119,17 @@ func dotF64AVX2(x *float64, y *float64, n int) float64
 //go:noescape
 func nonFiniteF64AVX2(x *float64, n int) bool
 
-// roof1F64AVX2 is the AVX2 roof1 kernel; see roof1Generic.
+// roof1F64AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F64AVX2(src *float64, d0 *float64, n int)
 
-// roof2F64AVX2 is the AVX2 roof2 kernel; see roof2Generic.
+// roof2F64AVX2 is the AVX2 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F64AVX2(src *float64, d0 *float64, d1 *float64, n int)
 
-// roof3F64AVX2 is the AVX2 roof3 kernel; see roof3Generic.
+// roof3F64AVX2 is the AVX2 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F64AVX2(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
@@ -132,17 +142,22 @@ func sgdF32AVX512(c *[16][16]float32, p *float32, grad *float32, n int, mode int
 // momentumF32AVX512 is the AVX512 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF32AVX512(c *[16][16]float32, p *float32, grad *float32, b *float32, n int, mode int)
+func momentumF32AVX512(c *[16][16]float32, p *float32, grad *float32, buf *float32, n int, mode int)
 
 // adamF32AVX512 is the AVX512 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
-// adamFastF32AVX512 is the AVX512 adamFast kernel; see adamFastGeneric.
+// adamFastF32AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// lionF32AVX512 is the AVX512 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
 
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
@@ -169,17 +184,17 @@ func dotF32AVX512(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX512(x *float32, n int) bool
 
-// roof1F32AVX512 is the AVX512 roof1 kernel; see roof1Generic.
+// roof1F32AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F32AVX512(src *float32, d0 *float32, n int)
 
-// roof2F32AVX512 is the AVX512 roof2 kernel; see roof2Generic.
+// roof2F32AVX512 is the AVX512 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F32AVX512(src *float32, d0 *float32, d1 *float32, n int)
 
-// roof3F32AVX512 is the AVX512 roof3 kernel; see roof3Generic.
+// roof3F32AVX512 is the AVX512 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F32AVX512(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
@@ -192,17 +207,22 @@ func sgdF64AVX512(c *[16][8]float64, p *float64, grad *float64, n int, mode int)
 // momentumF64AVX512 is the AVX512 momentum kernel; see momentumGeneric.
 //
 //go:noescape
-func momentumF64AVX512(c *[16][8]float64, p *float64, grad *float64, b *float64, n int, mode int)
+func momentumF64AVX512(c *[16][8]float64, p *float64, grad *float64, buf *float64, n int, mode int)
 
 // adamF64AVX512 is the AVX512 adam kernel; see adamGeneric.
 //
 //go:noescape
 func adamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
-// adamFastF64AVX512 is the AVX512 adamFast kernel; see adamFastGeneric.
+// adamFastF64AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
 func adamFastF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+
+// lionF64AVX512 is the AVX512 lion kernel; see lionGeneric.
+//
+//go:noescape
+func lionF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
 
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
@@ -229,17 +249,106 @@ func dotF64AVX512(x *float64, y *float64, n int) float64
 //go:noescape
 func nonFiniteF64AVX512(x *float64, n int) bool
 
-// roof1F64AVX512 is the AVX512 roof1 kernel; see roof1Generic.
+// roof1F64AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
 //go:noescape
 func roof1F64AVX512(src *float64, d0 *float64, n int)
 
-// roof2F64AVX512 is the AVX512 roof2 kernel; see roof2Generic.
+// roof2F64AVX512 is the AVX512 roof2 kernel; see roofGeneric.
 //
 //go:noescape
 func roof2F64AVX512(src *float64, d0 *float64, d1 *float64, n int)
 
-// roof3F64AVX512 is the AVX512 roof3 kernel; see roof3Generic.
+// roof3F64AVX512 is the AVX512 roof3 kernel; see roofGeneric.
 //
 //go:noescape
 func roof3F64AVX512(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
+
+// archSets are the assembly levels of this architecture, lowest first:
+// the functions above, wired into the tables of package kernels.
+var archSets = []*Set{
+	{
+		level:       AVX2,
+		fastIsExact: fastIsExactOn(),
+		f32: table[float32]{
+			sgd:      func(c *Coeffs, p, grad *float32, n int) { sgdF32AVX2(&c.f32, p, grad, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float32, n int) { momentumF32AVX2(&c.f32, p, grad, buf, n, c.mode) },
+			adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFastF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX2(&c.f32, p, grad, m, n, c.mode) },
+			scale:           scaleF32AVX2,
+			sumSquares:      sumSquaresF32AVX2,
+			sumSquaresCheck: sumSquaresCheckF32AVX2,
+			dot:             dotF32AVX2,
+			nonFinite:       nonFiniteF32AVX2,
+			roof1:           roof1F32AVX2,
+			roof2:           roof2F32AVX2,
+			roof3:           roof3F32AVX2,
+		},
+		f64: table[float64]{
+			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX2(&c.f64, p, grad, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64AVX2(&c.f64, p, grad, buf, n, c.mode) },
+			adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFastF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX2(&c.f64, p, grad, m, n, c.mode) },
+			scale:           scaleF64AVX2,
+			sumSquares:      sumSquaresF64AVX2,
+			sumSquaresCheck: sumSquaresCheckF64AVX2,
+			dot:             dotF64AVX2,
+			nonFinite:       nonFiniteF64AVX2,
+			roof1:           roof1F64AVX2,
+			roof2:           roof2F64AVX2,
+			roof3:           roof3F64AVX2,
+		},
+	},
+	{
+		level:       AVX512,
+		fastIsExact: fastIsExactOn(),
+		f32: table[float32]{
+			sgd:      func(c *Coeffs, p, grad *float32, n int) { sgdF32AVX512(&c.f32, p, grad, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float32, n int) { momentumF32AVX512(&c.f32, p, grad, buf, n, c.mode) },
+			adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFastF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX512(&c.f32, p, grad, m, n, c.mode) },
+			scale:           scaleF32AVX512,
+			sumSquares:      sumSquaresF32AVX512,
+			sumSquaresCheck: sumSquaresCheckF32AVX512,
+			dot:             dotF32AVX512,
+			nonFinite:       nonFiniteF32AVX512,
+			roof1:           roof1F32AVX512,
+			roof2:           roof2F32AVX512,
+			roof3:           roof3F32AVX512,
+		},
+		f64: table[float64]{
+			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX512(&c.f64, p, grad, n, c.mode) },
+			momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64AVX512(&c.f64, p, grad, buf, n, c.mode) },
+			adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFastF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX512(&c.f64, p, grad, m, n, c.mode) },
+			scale:           scaleF64AVX512,
+			sumSquares:      sumSquaresF64AVX512,
+			sumSquaresCheck: sumSquaresCheckF64AVX512,
+			dot:             dotF64AVX512,
+			nonFinite:       nonFiniteF64AVX512,
+			roof1:           roof1F64AVX512,
+			roof2:           roof2F64AVX512,
+			roof3:           roof3F64AVX512,
+		},
+	},
+}

@@ -1,11 +1,15 @@
 module github.com/fuseopt/fuseopt/kernels/_asm
 
-go 1.26
+go 1.26.0
 
 require github.com/mmcloughlin/avo v0.5.0
 
 require (
-	golang.org/x/mod v0.6.0 // indirect
-	golang.org/x/sys v0.1.0 // indirect
-	golang.org/x/tools v0.2.0 // indirect
+	golang.org/x/mod v0.27.0 // indirect
+	golang.org/x/sync v0.16.0 // indirect
+	golang.org/x/tools v0.36.0 // indirect
 )
+
+require github.com/fuseopt/fuseopt v0.0.0
+
+replace github.com/fuseopt/fuseopt => ../..

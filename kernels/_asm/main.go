@@ -1,51 +1,26 @@
-// Command _asm writes kernels_amd64.s: the AVX2+FMA and AVX-512 levels of
-// every kernel of package kernels, float32 and float64, from one description
-// per kernel. Run it with go generate in package kernels.
+// Command _asm writes kernels_amd64.s and stubs_amd64.go: the AVX2+FMA and
+// AVX-512 levels of every kernel of package kernels, float32 and float64,
+// with the tables that wire them in. Run it with go generate in package
+// kernels.
 //
-// Every kernel follows, element by element, the operation sequence of the
-// pure-Go reference in kernels_generic.go; the parity tests compare the
-// results bit for bit.
+// The element-wise optimizer kernels (SGD, momentum, Adam, …) are lowered
+// from their descriptions in internal/abi (describe.go), the descriptions
+// the pure-Go reference is generated from, one instruction per operation;
+// the parity tests compare the results bit for bit. AdamFast's estimate
+// sequence, the reductions (reduce.go), scale and the memory roof are
+// written here.
 package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
-)
-
-// Rows of the coefficient block and mode bits: must match coeffs.go.
-const (
-	rowGS = iota
-	rowWD
-	rowDecay
-	rowC1
-	rowC2
-	rowBeta2
-	rowIB2
-	rowEps
-	rowNegA
-	rowNegLR
-	rowMu
-	rowDamp
-	rowOne
-	rowHalf
-	rowThreeHalf
-	rowTiny
-
-	rowHalfIB2 = rowMu // Adam only: ½·ib2
-)
-
-const (
-	modeWD       = 1 << 0
-	modeNesterov = 1 << 1
-	modeFirst    = 1 << 2
-
-	adamWDCoupled   = 1
-	adamWDDecoupled = 2
-	adamAMSGrad     = 1 << 2
 )
 
 // isa is one level and one precision.
@@ -77,9 +52,9 @@ func (t isa) elem() string {
 
 func (t isa) coefType() string {
 	if t.f64 {
-		return "*[16][8]float64"
+		return fmt.Sprintf("*[%d][%d]float64", abi.NumRows, abi.LanesF64)
 	}
-	return "*[16][16]float32"
+	return fmt.Sprintf("*[%d][%d]float32", abi.NumRows, abi.LanesF32)
 }
 
 func (t isa) es() int { // element size in bytes
@@ -159,14 +134,15 @@ func (t isa) max(a, b, d Op)          { t.pick(VMAXPS, VMAXPD)(a, b, d) }       
 func (t isa) fma231(a, b, d Op)       { t.pick(VFMADD231PS, VFMADD231PD)(a, b, d) }   // d = b·a + d
 func (t isa) fnma231(a, b, d Op)      { t.pick(VFNMADD231PS, VFNMADD231PD)(a, b, d) } // d = -(b·a) + d
 func (t isa) fma132(a, b, d Op)       { t.pick(VFMADD132PS, VFMADD132PD)(a, b, d) }   // d = d·a + b
-func (t isa) fnma213(a, b, d Op)      { t.pick(VFNMADD213PS, VFNMADD213PD)(a, b, d) } // d = -(b·d) + a
+func (t isa) fma213(a, b, d Op)       { t.pick(VFMADD213PS, VFMADD213PD)(a, b, d) }   // d = b·d + a
 func (t isa) movu(a, d Op)            { t.pick(VMOVUPS, VMOVUPD)(a, d) }
 func (t isa) zero(d Op)               { t.pick(VXORPS, VXORPD)(d, d, d) }
 func (t isa) cmp(imm int, a, b, d Op) { t.pick(VCMPPS, VCMPPD)(U8(imm), a, b, d) } // d = b <imm> a
 
 const (
 	cmpUnord = 3
-	cmpNLT   = 5 // not less than: true for unordered
+	cmpNLT   = 5    // not less than: true for unordered
+	cmpNEQOQ = 0x0c // not equal, ordered: false for NaN
 )
 
 // mask is the active-lane mask of a tail: an opmask register on AVX-512, a
@@ -265,32 +241,38 @@ func (e *env) at(s int) Mem {
 func (e *env) ld(s int) VecVirtual { return e.t.load(e.at(s), e.mk) }
 func (e *env) st(v Op, s int)      { e.t.store(v, e.at(s), e.mk) }
 
-// coef returns row r of the coefficient block as a memory operand (the full
-// vector width holds the broadcast value).
-//
-// On AVX-512 the rows a kernel names in regRows are loaded into registers
-// once per call: 64-byte memory operands would cost a load each, and the
-// loads, not the arithmetic, bound the in-cache speed.
+// last reports whether the vector being written is the last of an unrolled
+// iteration (of more than one vector).
+func (e *env) last() bool { return e.unroll > 1 && e.disp == (e.unroll-1)*e.t.vbytes() }
+
+// coef returns row r of the coefficient block: the register it was loaded
+// into at entry, or else the row as a memory operand (the full vector
+// width holds the broadcast value).
 func (e *env) coef(r int) Op {
 	if v, ok := e.regs[r]; ok {
 		return v
 	}
-	return Mem{Base: e.c, Disp: 64 * r}
+	return Mem{Base: e.c, Disp: abi.RowBytes * r}
 }
 
-// kernel describes an element-wise kernel.
+// kernel is an element-wise kernel: the loops, tails and mode dispatch
+// around a body that computes one vector.
 type kernel struct {
-	name    string   // Go name without precision and level
+	name    string   // Go name without precision and level; the table field
 	streams []string // pointer parameters, in order
-	coefs   bool     // takes c and mode
-	modes   []int
-	unroll  func(t isa) int
-	// prologue runs once per mode block and returns extra registers.
-	prologue func(t isa, c GPVirtual, mode int) []VecVirtual
-	// regRows lists the coefficient rows kept in registers on AVX-512.
-	regRows func(mode int) []int
-	body    func(e *env, mode int)
-	// epilogue runs at the end (single-mode kernels only).
+	coefs   bool     // takes the coefficient block first and the mode last
+	// variants are the specialised loops, by first mode; modes[m] is the
+	// variant of mode m&mask (coefficient kernels only).
+	variants []int
+	mask     int
+	canon    func(mode int) int
+	unroll   func(t isa) int
+	// rows returns the coefficient rows kept in registers in a variant.
+	rows func(t isa, mode int) []int
+	// prologue runs once per variant and returns extra registers.
+	prologue func(t isa) []VecVirtual
+	body     func(e *env, mode int)
+	// epilogue runs at the end (single-variant kernels only).
 	epilogue func(t isa, extra []VecVirtual)
 	sig      func(t isa) string
 }
@@ -299,7 +281,8 @@ func elementwise(k kernel, t isa) {
 	name := k.name + t.prec() + t.level()
 	TEXT(name, NOSPLIT, k.sig(t))
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the %s %s kernel; see %sGeneric.", name, t.level(), k.name, k.name))
+	Doc(docLine(name, t.level(), k.name))
+	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams})
 	var c GPVirtual
 	if k.coefs {
 		c = param("c")
@@ -309,37 +292,46 @@ func elementwise(k kernel, t isa) {
 		ptr[s] = param(p)
 	}
 	n := param("n")
-	modes := k.modes
-	var mode GPVirtual
-	if len(modes) > 1 {
-		mode = param("mode")
-		for _, m := range modes {
-			CMPQ(mode, U32(m))
-			JEQ(LabelRef(fmt.Sprintf("mode%d", m)))
+	variants := k.variants
+	if len(variants) == 0 {
+		variants = []int{0}
+	}
+	if len(variants) > 1 {
+		// Every mode value means what it means to the reference: the bits
+		// no condition tests are dropped, and each remaining value goes
+		// to its variant.
+		mode := param("mode")
+		ANDQ(U32(k.mask), mode)
+		for m := 0; m < k.mask; m++ {
+			if m&k.mask == m {
+				CMPQ(mode, U32(m))
+				JEQ(LabelRef(fmt.Sprintf("mode%d", k.canon(m))))
+			}
 		}
-		JMP(LabelRef("done"))
+		JMP(LabelRef(fmt.Sprintf("mode%d", k.canon(k.mask))))
 	}
 	L, U := t.lanes(), k.unroll(t)
 	var extra []VecVirtual
-	for _, m := range modes {
+	for _, m := range variants {
 		lbl := func(s string) string { return fmt.Sprintf("m%d_%s", m, s) }
-		if len(modes) > 1 {
+		if len(variants) > 1 {
 			Label(fmt.Sprintf("mode%d", m))
 		}
 		if k.prologue != nil {
-			extra = k.prologue(t, c, m)
+			extra = k.prologue(t)
 		}
-		i := GP64()
-		XORQ(i, i)
-		rem := GP64()
-		e := &env{t: t, c: c, ptr: ptr, i: i, extra: extra, regs: map[int]VecVirtual{}}
-		if t.z && k.regRows != nil {
-			for _, r := range k.regRows(m) {
+		e := &env{t: t, c: c, ptr: ptr, extra: extra, regs: map[int]VecVirtual{}}
+		if k.rows != nil {
+			for _, r := range k.rows(t, m) {
 				v := t.vec()
-				t.movu(Mem{Base: c, Disp: 64 * r}, v)
+				t.movu(Mem{Base: c, Disp: abi.RowBytes * r}, v)
 				e.regs[r] = v
 			}
 		}
+		i := GP64()
+		XORQ(i, i)
+		e.i = i
+		rem := GP64()
 
 		Label(lbl("loop"))
 		MOVQ(n, rem)
@@ -379,16 +371,18 @@ func elementwise(k kernel, t isa) {
 	RET()
 }
 
+// docLine is the doc comment of the stub of a kernel.
+func docLine(name, level, kernel string) string {
+	if ref, ok := strings.CutSuffix(kernel, "Fast"); ok {
+		return fmt.Sprintf("%s is the %s %s kernel: %sGeneric with estimates, see Set.AdamFastF32.", name, level, kernel, ref)
+	}
+	return fmt.Sprintf("%s is the %s %s kernel; see %sGeneric.", name, level, kernel, strings.TrimRight(kernel, "0123456789"))
+}
+
 func param(name string) GPVirtual {
 	r := GP64()
 	Load(Param(name), r)
 	return r
-}
-
-func sigCoef(streams string) func(t isa) string {
-	return func(t isa) string {
-		return fmt.Sprintf("func(c %s, %s *%s, n, mode int)", t.coefType(), streams, t.elem())
-	}
 }
 
 func unrollBy(avx2, avx512 int) func(isa) int {
@@ -400,220 +394,13 @@ func unrollBy(avx2, avx512 int) func(isa) int {
 	}
 }
 
-// prelude loads g·gs and p, and applies the weight decay of SGD/momentum.
-func prelude(e *env, coupled bool) (g, p VecVirtual) {
-	t := e.t
-	g = e.ld(1)
-	t.mul(e.coef(rowGS), g, g)
-	p = e.ld(0)
-	if coupled {
-		t.fma231(e.coef(rowWD), p, g) // g = fma(wd, p, g)
-	}
-	return g, p
-}
-
-var sgd = kernel{
-	name: "sgd", streams: []string{"p", "grad"}, coefs: true,
-	modes:   []int{0, modeWD},
-	unroll:  unrollBy(4, 4),
-	sig:     sigCoef("p, grad"),
-	regRows: func(int) []int { return []int{rowGS, rowWD, rowNegLR} },
-	body: func(e *env, mode int) {
-		g, p := prelude(e, mode&modeWD != 0)
-		e.t.fma231(e.coef(rowNegLR), g, p) // p = fma(-lr, g, p)
-		e.st(p, 0)
-	},
-}
-
-var momentum = kernel{
-	name: "momentum", streams: []string{"p", "grad", "b"}, coefs: true,
-	modes:   []int{0, 1, 2, 3, 4, 5, 6, 7},
-	unroll:  unrollBy(3, 4),
-	sig:     sigCoef("p, grad, b"),
-	regRows: func(int) []int { return []int{rowGS, rowWD, rowNegLR, rowMu, rowDamp} },
-	body: func(e *env, mode int) {
-		t := e.t
-		g, p := prelude(e, mode&modeWD != 0)
-		var b VecVirtual
-		if mode&modeFirst != 0 {
-			b = g // b = g
-		} else {
-			dg := t.vec()
-			t.mul(e.coef(rowDamp), g, dg) // (1-τ)·g
-			b = e.ld(2)
-			t.fma132(e.coef(rowMu), dg, b) // b = fma(μ, b, (1-τ)·g)
-		}
-		e.st(b, 2)
-		dir := b
-		if mode&modeNesterov != 0 {
-			dir = t.vec()
-			t.movu(g, dir)
-			t.fma231(e.coef(rowMu), b, dir) // dir = fma(μ, b, g)
-		}
-		t.fma231(e.coef(rowNegLR), dir, p) // p = fma(-lr, dir, p)
-		e.st(p, 0)
-	},
-}
-
-func adamKernel(fast bool) kernel {
-	name := "adam"
-	if fast {
-		name = "adamFast"
-	}
-	return kernel{
-		name: name, streams: []string{"p", "grad", "m", "v", "vmax"}, coefs: true,
-		modes:  []int{0, 1, 2, 4, 5, 6},
-		unroll: unrollBy(2, 4),
-		sig:    sigCoef("p, grad, m, v, vmax"),
-		prologue: func(t isa, c GPVirtual, mode int) []VecVirtual {
-			eps := t.vec()
-			t.movu(Mem{Base: c, Disp: 64 * rowEps}, eps)
-			return []VecVirtual{eps}
-		},
-		regRows: func(mode int) []int {
-			rows := []int{rowGS, rowC1, rowC2, rowBeta2, rowIB2, rowNegA}
-			switch mode & 3 {
-			case adamWDCoupled:
-				rows = append(rows, rowWD)
-			case adamWDDecoupled:
-				rows = append(rows, rowDecay)
-			}
-			if fast {
-				rows = append(rows, rowOne, rowTiny, rowHalfIB2)
-			}
-			return rows
-		},
-		body: func(e *env, mode int) { adamBody(e, mode, fast) },
-	}
-}
-
-func adamBody(e *env, mode int, fast bool) {
-	t := e.t
-	eps := e.extra[0]
-	g := e.ld(1)
-	t.mul(e.coef(rowGS), g, g) // g = grad·gs
-	p := e.ld(0)
-	switch mode & 3 {
-	case adamWDDecoupled:
-		t.mul(e.coef(rowDecay), p, p) // p = p·decay
-	case adamWDCoupled:
-		t.fma231(e.coef(rowWD), p, g) // g = fma(wd, p, g)
-	}
-	m := e.ld(2)
-	tmp := t.vec()
-	t.sub(m, g, tmp)                // g - m
-	t.fma231(e.coef(rowC1), tmp, m) // m = fma(c1, g-m, m)
-	e.st(m, 2)
-	v := e.ld(3)
-	t.mul(e.coef(rowBeta2), v, v) // β2·v
-	t.mul(e.coef(rowC2), g, tmp)  // c2·g
-	t.fma231(g, tmp, v)           // v = fma(c2·g, g, β2·v)
-	e.st(v, 3)
-	vv := v
-	if mode&adamAMSGrad != 0 {
-		vm := e.ld(4)
-		vv = t.vec()
-		t.max(v, vm, vv) // vmax > v ? vmax : v; v when either is NaN
-		if t.z {
-			k := K()
-			t.cmp(cmpUnord, vm, vm, k)
-			t.movu3(vm, k, vv) // NaN vmax stays NaN
-		} else {
-			t.cmp(cmpUnord, vm, vm, g)
-			if t.f64 {
-				do(func() { VBLENDVPD(g, vm, vv, vv) })
-			} else {
-				do(func() { VBLENDVPS(g, vm, vv, vv) })
-			}
-		}
-		e.st(vv, 4)
-	}
-	// Fast on AVX-512: the last vector of each unrolled iteration takes the
-	// approximate path on the FMA pipes while the others use the exact one on
-	// the square-root/divide unit, so both units work at once.
-	approx := fast && !(!t.z && t.f64) && e.disp == (e.unroll-1)*t.vbytes() && e.unroll > 1
-	if !approx {
-		// Exact: d = fma(sqrt(vv), ib2, eps); p = fma(-a, m/d, p).
-		// (AVX2 has no float64 estimate instructions: its fast kernel is exact.)
-		s := t.vec()
-		t.sqrt(vv, s)
-		t.fma132(e.coef(rowIB2), eps, s) // s·ib2 + eps
-		t.div(s, m, s)                   // m / d
-		t.fma231(e.coef(rowNegA), s, p)  // p = fma(-a, m/d, p)
-		e.st(p, 0)
-		return
-	}
-	// Fast: no square root and no division. With r ≈ 1/sqrt(vv) and q ≈ 1/d
-	// from the estimate instructions, one combined Newton–Raphson correction:
-	//   r = vv < tiny ? 0 : rsqrt(vv); s = vv·r; e = 1 - s·r  (s ≈ sqrt(vv)(1-e/2)⁻¹)
-	//   d = fma(s, ib2, eps); q = rcp(d); e2 = 1 - d·q
-	//   E = e2 - (½ib2·s·e)·q                (relative correction of q)
-	//   u = m·q; p = fma(-a, fma(u, E, u), p)
-	// Both estimates' errors enter E only to second order.
-	r := t.vec()
-	er := t.vec()
-	t.movu(e.coef(rowOne), er)
-	s := t.vec()
-	if t.z {
-		// r is +Inf where vv is 0: s and e are zeroed there by the mask
-		// (a zero-masked VRSQRT14 is far slower on some cores).
-		k := K()
-		t.cmp(cmpNLT, e.coef(rowTiny), vv, k) // !(vv < tiny)
-		do(func() {
-			if t.f64 {
-				VRSQRT14PD(vv, r)
-				VMULPD_Z(r, vv, k, s)
-				VFNMADD231PD_Z(s, r, k, er)
-			} else {
-				VRSQRT14PS(vv, r)
-				VMULPS_Z(r, vv, k, s)
-				VFNMADD231PS_Z(s, r, k, er)
-			}
-		})
-	} else {
-		do(func() { VRSQRTPS(vv, r) })
-		mk := t.vec()
-		t.cmp(cmpNLT, e.coef(rowTiny), vv, mk)
-		do(func() { VANDPS(mk, r, r) })
-		t.mul(r, vv, s)     // s = vv·r
-		t.fnma231(s, r, er) // e = 1 - s·r
-	}
-	d := t.vec()
-	t.movu(eps, d)
-	t.fma231(e.coef(rowIB2), s, d) // d = fma(s, ib2, eps)
-	q := t.vec()
-	do(func() {
-		switch {
-		case t.z && t.f64:
-			VRCP14PD(d, q)
-		case t.z:
-			VRCP14PS(d, q)
-		default:
-			VRCPPS(d, q)
-		}
-	})
-	e2 := t.vec()
-	t.movu(e.coef(rowOne), e2)
-	t.fnma231(d, q, e2) // e2 = 1 - d·q
-	hs := t.vec()
-	t.mul(e.coef(rowHalfIB2), s, hs) // ½ib2·s
-	t.mul(er, hs, hs)                // ·e
-	t.fnma231(q, hs, e2)             // E = e2 - hs·q
-	u := t.vec()
-	t.mul(q, m, u)     // m·q
-	t.fma231(e2, u, u) // u·(1+E)
-	t.fma231(e.coef(rowNegA), u, p)
-	e.st(p, 0)
-}
-
 var scale = kernel{
 	name: "scale", streams: []string{"x"},
-	modes:  []int{0},
 	unroll: unrollBy(4, 4),
 	sig: func(t isa) string {
 		return fmt.Sprintf("func(x *%s, n int, s %s)", t.elem(), t.elem())
 	},
-	prologue: func(t isa, _ GPVirtual, _ int) []VecVirtual {
+	prologue: func(t isa) []VecVirtual {
 		s := XMM()
 		Load(Param("s"), s)
 		v := t.vec()
@@ -638,7 +425,6 @@ func roof(w int) kernel {
 	streams := []string{"src", "d0", "d1", "d2"}[:w+1]
 	return kernel{
 		name: fmt.Sprintf("roof%d", w), streams: streams,
-		modes:  []int{0},
 		unroll: unrollBy(4, 4),
 		sig: func(t isa) string {
 			return fmt.Sprintf("func(%s *%s, n int)", strings.Join(streams, ", "), t.elem())
@@ -660,10 +446,12 @@ func main() {
 	for _, z := range []bool{false, true} {
 		for _, f := range []bool{false, true} {
 			t := isa{z: z, f64: f}
-			elementwise(sgd, t)
-			elementwise(momentum, t)
-			elementwise(adamKernel(false), t)
-			elementwise(adamKernel(true), t)
+			for _, k := range abi.Elementwise {
+				elementwise(described(k, false), t)
+				if k == abi.Adam {
+					elementwise(described(k, true), t)
+				}
+			}
 			elementwise(scale, t)
 			reductions(t)
 			for w := 1; w <= 3; w++ {
@@ -672,4 +460,8 @@ func main() {
 		}
 	}
 	Generate()
+	if err := writeWiring(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }

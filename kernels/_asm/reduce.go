@@ -63,6 +63,7 @@ func reduce(t isa, name string, nstreams int, check bool) {
 	}
 	TEXT(fn, NOSPLIT, sig)
 	Pragma("noescape")
+	addSlot(t, slot{field: name, fn: fn})
 	Doc(fmt.Sprintf("%s is the %s %s reduction; see %sGeneric.", fn, t.level(), name, name))
 	x := param("x")
 	var y GPVirtual
@@ -234,12 +235,11 @@ func anyNaN(t isa, v VecVirtual, f64 bool, b GPVirtual) {
 // +0 until then.
 var nonFinite = kernel{
 	name: "nonFinite", streams: []string{"x"},
-	modes:  []int{0},
 	unroll: unrollBy(4, 4),
 	sig: func(t isa) string {
 		return fmt.Sprintf("func(x *%s, n int) bool", t.elem())
 	},
-	prologue: func(t isa, _ GPVirtual, _ int) []VecVirtual {
+	prologue: func(t isa) []VecVirtual {
 		regs := make([]VecVirtual, 5) // zero, then one accumulator per unrolled vector
 		for j := range regs {
 			regs[j] = t.vec()

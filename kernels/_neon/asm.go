@@ -10,6 +10,14 @@ import (
 type gen struct {
 	buf   bytes.Buffer
 	insts []Inst // every encoded instruction, in order (for the tests)
+	funcs []stub // every function, in order
+}
+
+// stub is the Go declaration of one generated function and the field of
+// package kernels' table that it fills.
+type stub struct {
+	field, name, sig string
+	streams          []string // with the coefficient block: the pointer parameters
 }
 
 // p writes one instruction line in Go assembler syntax.
@@ -116,6 +124,7 @@ func (g *gen) fdiv(e elem, d, n, m V)    { g.enc(FDIV(e.a, d, n, m)) }
 func (g *gen) fmax(e elem, d, n, m V)    { g.enc(FMAX(e.a, d, n, m)) }
 func (g *gen) fcmeq(e elem, d, n, m V)   { g.enc(FCMEQ(e.a, d, n, m)) }
 func (g *gen) fcmgt(e elem, d, n, m V)   { g.enc(FCMGT(e.a, d, n, m)) }
+func (g *gen) facgt(e elem, d, n, m V)   { g.enc(FACGT(e.a, d, n, m)) }
 func (g *gen) frecps(e elem, d, n, m V)  { g.enc(FRECPS(e.a, d, n, m)) }
 func (g *gen) frsqrts(e elem, d, n, m V) { g.enc(FRSQRTS(e.a, d, n, m)) }
 func (g *gen) fsqrt(e elem, d, n V)      { g.enc(FSQRT(e.a, d, n)) }
@@ -138,6 +147,9 @@ func (g *gen) mov(d, n V) { g.p("VMOV V%d.B16, V%d.B16", n, d) }
 
 // bit is d = mask ? n : d, bit by bit.
 func (g *gen) bit(d, n, mask V) { g.p("VBIT V%d.B16, V%d.B16, V%d.B16", mask, n, d) }
+
+// bif is d = mask ? d : n, bit by bit.
+func (g *gen) bif(d, n, mask V) { g.p("VBIF V%d.B16, V%d.B16, V%d.B16", mask, n, d) }
 
 // orr is d = n | m.
 func (g *gen) orr(d, n, m V) { g.p("VORR V%d.B16, V%d.B16, V%d.B16", m, n, d) }

@@ -110,6 +110,9 @@ func FCMGE(a Arr, d, n, m V) Inst { return threeSame(0x2e20e400, "fcmge", a, d, 
 // FCMGT is d = n > m ? all ones : 0.
 func FCMGT(a Arr, d, n, m V) Inst { return threeSame(0x2ea0e400, "fcmgt", a, d, n, m) }
 
+// FACGT is d = |n| > |m| ? all ones : 0.
+func FACGT(a Arr, d, n, m V) Inst { return threeSame(0x2ea0ec00, "facgt", a, d, n, m) }
+
 // FRECPS is the reciprocal step d = 2 - n·m, fused.
 func FRECPS(a Arr, d, n, m V) Inst { return threeSame(0x0e20fc00, "frecps", a, d, n, m) }
 

@@ -81,7 +81,7 @@ func assemble(t *testing.T, as string, lines []string) []uint32 {
 func sample() []Inst {
 	regs := []V{0, 1, 5, 16, 30, 31}
 	var out []Inst
-	three := []func(Arr, V, V, V) Inst{FADD, FSUB, FMUL, FDIV, FMAX, FCMEQ, FCMGE, FCMGT, FRECPS, FRSQRTS}
+	three := []func(Arr, V, V, V) Inst{FADD, FSUB, FMUL, FDIV, FMAX, FCMEQ, FCMGE, FCMGT, FACGT, FRECPS, FRSQRTS}
 	two := []func(Arr, V, V) Inst{FSQRT, FRSQRTE, FRECPE}
 	for _, a := range []Arr{S2, S4, D2} {
 		for i, d := range regs {
@@ -153,6 +153,7 @@ func TestGolden(t *testing.T) {
 		{FCVTL(9, 2, true), 0x4e617849, "fcvtl2 v9.2d, v2.4s"},
 		{FADDPD(0, 16), 0x7e70da00, "faddp d0, v16.2d"},
 		{BIC(4, 4, 16), 0x4e701c84, "bic v4.16b, v4.16b, v16.16b"},
+		{FACGT(S4, 1, 2, 3), 0x6ea3ec41, "facgt v1.4s, v2.4s, v3.4s"},
 	} {
 		if c.in.Word != c.word || c.in.Text != c.text {
 			t.Errorf("got %#08x %q, want %#08x %q", c.in.Word, c.in.Text, c.word, c.text)

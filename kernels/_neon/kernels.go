@@ -3,59 +3,30 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
-// Rows of the coefficient block (kernels/coeffs.go): row r of the block
-// starts at byte r·64 and holds one coefficient in every lane.
-const (
-	rowGS = iota
-	rowWD
-	rowDecay
-	rowC1
-	rowC2
-	rowBeta2
-	rowIB2
-	rowEps
-	rowNegA
-	rowNegLR
-	rowMu
-	rowDamp
-	rowOne
-	rowHalf
-	rowThreeHalf
-	rowTiny
-)
+// Registers. Element-wise kernels: R0 the coefficient block, R1–R5 the
+// streams in order (p, grad, …), R6 n, R7 mode. V0–V19 hold data (five
+// groups of four consecutive registers, one vector of each group per
+// vector of the pass), V20–V31 the coefficients. Only R0–R7 and V0–V31 are
+// used: no reserved register, no stack.
 
-const rowBytes = 64
-
-// Mode bits (kernels/coeffs.go).
-const (
-	modeWD       = 1 << 0
-	modeNesterov = 1 << 1
-	modeFirst    = 1 << 2
-
-	adamWDCoupled   = 1
-	adamWDDecoupled = 2
-	adamWDMask      = 3
-	adamAMSGrad     = 1 << 2
-)
-
-// Registers. Element-wise kernels: R0 the coefficient block, R1 p, R2 g,
-// R3 m or the momentum buffer, R4 v, R5 vmax, R6 n, R7 mode. V0–V19 hold
-// data (groups of four consecutive registers, one group per stream),
-// V20–V31 the coefficients. Only R0–R7 and V0–V31 are used: no reserved
-// register, no stack.
-
-// header writes the comment, TEXT line and argument loads of a kernel.
-func (g *gen) header(name, sig string, argSize int) {
+// header writes the comment and TEXT line of a kernel, and records its Go
+// declaration for the stubs file and the table field it fills. A kernel
+// given streams takes the coefficient block first and the mode last, and
+// streams are its pointer parameters.
+func (g *gen) header(field, name, sig string, argSize int, streams ...string) {
+	g.funcs = append(g.funcs, stub{field: field, name: name, sig: sig, streams: streams})
 	g.raw("")
 	g.raw(fmt.Sprintf("// func %s%s", name, sig))
 	g.raw(fmt.Sprintf("TEXT ·%s(SB), NOSPLIT, $0-%d", name, argSize))
 }
 
 // row loads coefficient row r of the block at R0 into every lane of v.
-func (g *gen) row(v V, r int, what string) {
-	g.p("FMOVQ %d(R0), F%d // %s", r*rowBytes, v, what)
+func (g *gen) row(v V, r int) {
+	g.p("FMOVQ %d(R0), F%d // %s", r*abi.RowBytes, v, abi.RowNames[r])
 }
 
 // dispatch masks the mode in rm and jumps to label "v<canon(k)>" for every
@@ -102,226 +73,8 @@ func (g *gen) loops(e elem, pfx, rn string, body func(shape), epilogue func()) {
 	g.p("RET")
 }
 
-func same(k int) int { return k }
-
 func (e elem) block() string {
-	if e.size == 4 {
-		return "[16][16]float32"
-	}
-	return "[16][8]float64"
-}
-
-// sgd: g = grad·gs; if wd: g = fma(wd, p, g); p = fma(-lr, g, p).
-func sgd(g *gen, e elem) {
-	name := "sgd" + e.name + "NEON"
-	g.header(name, fmt.Sprintf("(c *%s, p, grad *%s, n, mode int)", e.block(), e.goTyp), 40)
-	g.p("MOVD c+0(FP), R0")
-	g.p("MOVD p+8(FP), R1")
-	g.p("MOVD grad+16(FP), R2")
-	g.p("MOVD n+24(FP), R6")
-	g.p("MOVD mode+32(FP), R7")
-	const gs, wd, nlr V = 20, 21, 22
-	g.row(gs, rowGS, "gs")
-	g.row(wd, rowWD, "wd")
-	g.row(nlr, rowNegLR, "-lr")
-	g.dispatch("R7", modeWD, same)
-	for _, mode := range []int{0, modeWD} {
-		pfx := fmt.Sprintf("v%d", mode)
-		g.label(pfx)
-		g.loops(e, pfx, "R6", func(s shape) {
-			const G, P V = 0, 4
-			g.load(e, s, G, "R2", true)
-			g.load(e, s, P, "R1", false)
-			s.each(func(j V) { g.fmul(e, G+j, G+j, gs) })
-			if mode&modeWD != 0 {
-				s.each(func(j V) { g.fmla(e, G+j, wd, P+j) })
-			}
-			s.each(func(j V) { g.fmla(e, P+j, nlr, G+j) })
-			g.store(e, s, P, "R1")
-		}, nil)
-	}
-}
-
-// momentum: g = grad·gs; if wd: g = fma(wd, p, g);
-// b = first ? g : fma(μ, b, damp·g); dir = nesterov ? fma(μ, b, g) : b;
-// p = fma(-lr, dir, p).
-func momentum(g *gen, e elem) {
-	name := "momentum" + e.name + "NEON"
-	g.header(name, fmt.Sprintf("(c *%s, p, grad, b *%s, n, mode int)", e.block(), e.goTyp), 48)
-	g.p("MOVD c+0(FP), R0")
-	g.p("MOVD p+8(FP), R1")
-	g.p("MOVD grad+16(FP), R2")
-	g.p("MOVD b+24(FP), R3")
-	g.p("MOVD n+32(FP), R6")
-	g.p("MOVD mode+40(FP), R7")
-	const gs, wd, nlr, mu, damp V = 20, 21, 22, 23, 24
-	g.row(gs, rowGS, "gs")
-	g.row(wd, rowWD, "wd")
-	g.row(nlr, rowNegLR, "-lr")
-	g.row(mu, rowMu, "μ")
-	g.row(damp, rowDamp, "1-τ")
-	const mask = modeWD | modeNesterov | modeFirst
-	g.dispatch("R7", mask, same)
-	for mode := 0; mode <= mask; mode++ {
-		pfx := fmt.Sprintf("v%d", mode)
-		g.label(pfx)
-		first := mode&modeFirst != 0
-		g.loops(e, pfx, "R6", func(s shape) {
-			const G, P, B, T V = 0, 4, 8, 12
-			g.load(e, s, G, "R2", true)
-			g.load(e, s, P, "R1", false)
-			if !first {
-				g.load(e, s, B, "R3", false)
-			}
-			s.each(func(j V) { g.fmul(e, G+j, G+j, gs) })
-			if mode&modeWD != 0 {
-				s.each(func(j V) { g.fmla(e, G+j, wd, P+j) })
-			}
-			b := G
-			if !first {
-				s.each(func(j V) { g.fmul(e, T+j, G+j, damp) })
-				s.each(func(j V) { g.fmla(e, T+j, mu, B+j) })
-				b = T
-			}
-			g.store(e, s, b, "R3")
-			dir := b
-			if mode&modeNesterov != 0 {
-				s.each(func(j V) { g.fmla(e, G+j, mu, b+j) })
-				dir = G
-			}
-			s.each(func(j V) { g.fmla(e, P+j, nlr, dir+j) })
-			g.store(e, s, P, "R1")
-		}, nil)
-	}
-}
-
-// Coefficient registers of the Adam kernels.
-const (
-	aGS, aWD, aDecay, aC1, aC2, aBeta2, aIB2, aEps, aNegA, aOne, aHalf, aTiny V = 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
-)
-
-// adam writes the exact Adam kernel, or with fast the one with estimated
-// reciprocals (AdamFast).
-func adam(g *gen, e elem, fast bool) {
-	name := "adam" + e.name + "NEON"
-	if fast {
-		name = "adamFast" + e.name + "NEON"
-	}
-	g.header(name, fmt.Sprintf("(c *%s, p, grad, m, v, vmax *%s, n, mode int)", e.block(), e.goTyp), 64)
-	g.p("MOVD c+0(FP), R0")
-	g.p("MOVD p+8(FP), R1")
-	g.p("MOVD grad+16(FP), R2")
-	g.p("MOVD m+24(FP), R3")
-	g.p("MOVD v+32(FP), R4")
-	g.p("MOVD vmax+40(FP), R5")
-	g.p("MOVD n+48(FP), R6")
-	g.p("MOVD mode+56(FP), R7")
-	g.row(aGS, rowGS, "gs")
-	g.row(aWD, rowWD, "wd")
-	g.row(aDecay, rowDecay, "decay")
-	g.row(aC1, rowC1, "c1")
-	g.row(aC2, rowC2, "c2")
-	g.row(aBeta2, rowBeta2, "β2")
-	g.row(aIB2, rowIB2, "ib2")
-	g.row(aEps, rowEps, "ε")
-	g.row(aNegA, rowNegA, "-a")
-	if fast {
-		g.row(aOne, rowOne, "1")
-		g.row(aHalf, rowHalf, "0.5")
-		g.row(aTiny, rowTiny, "smallest normal")
-	}
-	// Mode: bits 0–1 weight decay (3, not produced by Coeffs, is none, as
-	// in the reference), bit 2 AMSGrad.
-	canon := func(k int) int {
-		if k&adamWDMask == adamWDMask {
-			return k &^ adamWDMask
-		}
-		return k
-	}
-	const mask = adamWDMask | adamAMSGrad
-	g.dispatch("R7", mask, canon)
-	for mode := 0; mode <= mask; mode++ {
-		if canon(mode) != mode {
-			continue
-		}
-		pfx := fmt.Sprintf("v%d", mode)
-		g.label(pfx)
-		g.loops(e, pfx, "R6", func(s shape) { adamBody(g, e, s, mode, fast) }, nil)
-	}
-}
-
-func adamBody(g *gen, e elem, s shape, mode int, fast bool) {
-	const G, P, M, Vv, T V = 0, 4, 8, 12, 16
-	g.load(e, s, G, "R2", true)
-	g.load(e, s, P, "R1", false)
-	g.load(e, s, M, "R3", false)
-	g.load(e, s, Vv, "R4", false)
-	s.each(func(j V) { g.fmul(e, G+j, G+j, aGS) }) // g = grad·gs
-	switch mode & adamWDMask {
-	case adamWDDecoupled:
-		s.each(func(j V) { g.fmul(e, P+j, P+j, aDecay) }) // p = p·decay
-	case adamWDCoupled:
-		s.each(func(j V) { g.fmla(e, G+j, aWD, P+j) }) // g = fma(wd, p, g)
-	}
-	s.each(func(j V) { g.fsub(e, T+j, G+j, M+j) }) // m = fma(c1, g-m, m)
-	s.each(func(j V) { g.fmla(e, M+j, aC1, T+j) })
-	g.store(e, s, M, "R3")
-	s.each(func(j V) { g.fmul(e, T+j, G+j, aC2) })      // c2·g
-	s.each(func(j V) { g.fmul(e, Vv+j, Vv+j, aBeta2) }) // β2·v
-	s.each(func(j V) { g.fmla(e, Vv+j, T+j, G+j) })     // v = fma(c2·g, g, β2·v)
-	g.store(e, s, Vv, "R4")
-	// vv in x; t1, t2 free.
-	x, t1, t2 := Vv, G, T
-	if mode&adamAMSGrad != 0 {
-		// vmax = max(vmax, v): FMAX gives NaN if either is NaN and
-		// otherwise the larger, except that it prefers +0 to -0; where
-		// they compare equal, the reference returns v.
-		g.load(e, s, G, "R5", false)
-		s.each(func(j V) { g.fmax(e, T+j, G+j, Vv+j) })
-		s.each(func(j V) { g.fcmeq(e, G+j, G+j, Vv+j) })
-		s.each(func(j V) { g.bit(T+j, Vv+j, G+j) })
-		g.store(e, s, T, "R5")
-		x, t1, t2 = T, G, Vv
-	}
-	if !fast {
-		s.each(func(j V) { g.fsqrt(e, t1+j, x+j) }) // d = fma(sqrt(vv), ib2, ε)
-		s.each(func(j V) { g.mov(t2+j, aEps) })
-		s.each(func(j V) { g.fmla(e, t2+j, t1+j, aIB2) })
-		s.each(func(j V) { g.fdiv(e, t1+j, M+j, t2+j) }) // p = fma(-a, m/d, p)
-		s.each(func(j V) { g.fmla(e, P+j, aNegA, t1+j) })
-		g.store(e, s, P, "R1")
-		return
-	}
-	// r ≈ 1/sqrt(vv), one Newton–Raphson step: r = r·(3 - vv·r²)/2.
-	s.each(func(j V) { g.frsqrte(e, t1+j, x+j) })
-	s.each(func(j V) { g.fmul(e, t2+j, t1+j, t1+j) })
-	s.each(func(j V) { g.frsqrts(e, t2+j, x+j, t2+j) })
-	s.each(func(j V) { g.fmul(e, t1+j, t1+j, t2+j) })
-	// s = vv·r, h = r/2; both 0 where vv < tiny (this covers vv = 0, where
-	// r is +Inf, and subnormal vv).
-	s.each(func(j V) { g.fmul(e, t2+j, x+j, t1+j) })
-	s.each(func(j V) { g.fcmgt(e, x+j, aTiny, x+j) })
-	s.each(func(j V) { g.bic(t2+j, t2+j, x+j) })
-	s.each(func(j V) { g.bic(t1+j, t1+j, x+j) })
-	s.each(func(j V) { g.fmul(e, t1+j, t1+j, aHalf) })
-	// One Newton step on the square root itself: e = 0.5 - s·h, s = s + s·e.
-	s.each(func(j V) { g.mov(x+j, aHalf) })
-	s.each(func(j V) { g.fmls(e, x+j, t2+j, t1+j) })
-	s.each(func(j V) { g.fmla(e, t2+j, t2+j, x+j) })
-	// d = fma(s, ib2, ε).
-	s.each(func(j V) { g.mov(x+j, aEps) })
-	s.each(func(j V) { g.fmla(e, x+j, t2+j, aIB2) })
-	// q ≈ 1/d: estimate, q = q·(2 - d·q), then q = fma(q, fma(-d, q, 1), q).
-	s.each(func(j V) { g.frecpe(e, t1+j, x+j) })
-	s.each(func(j V) { g.frecps(e, t2+j, x+j, t1+j) })
-	s.each(func(j V) { g.fmul(e, t1+j, t1+j, t2+j) })
-	s.each(func(j V) { g.mov(t2+j, aOne) })
-	s.each(func(j V) { g.fmls(e, t2+j, x+j, t1+j) })
-	s.each(func(j V) { g.fmla(e, t1+j, t1+j, t2+j) })
-	// p = fma(-a, m·q, p).
-	s.each(func(j V) { g.fmul(e, t1+j, M+j, t1+j) })
-	s.each(func(j V) { g.fmla(e, P+j, aNegA, t1+j) })
-	g.store(e, s, P, "R1")
+	return fmt.Sprintf("[%d][%d]%s", abi.NumRows, abi.RowBytes/e.size, e.goTyp)
 }
 
 // Reductions. The 16 float64 lanes of the reference live in V16–V23:
@@ -366,15 +119,16 @@ func (g *gen) laneLoad(e elem, v V, ptr string, i int) {
 // sumSquares: lane[i mod 16] = fma(x, x, lane) in float64, then the tree.
 // With check it also reports whether any element is NaN or ±Inf.
 func sumSquares(g *gen, e elem, check bool) {
-	name := "sumSquares" + e.name + "NEON"
+	field := "sumSquares"
 	sig := fmt.Sprintf("(x *%s, n int) float64", e.goTyp)
 	argSize, ret := 24, "ret+16(FP)"
 	if check {
-		name = "sumSquaresCheck" + e.name + "NEON"
+		field = "sumSquaresCheck"
 		sig = fmt.Sprintf("(x *%s, n int) (sum float64, nonFinite bool)", e.goTyp)
 		argSize, ret = 25, "sum+16(FP)"
 	}
-	g.header(name, sig, argSize)
+	name := field + e.name + "NEON"
+	g.header(field, name, sig, argSize)
 	g.p("MOVD x+0(FP), R0")
 	g.p("MOVD n+8(FP), R1")
 	for k := V(0); k < 8; k++ {
@@ -459,7 +213,7 @@ func sumSquares(g *gen, e elem, check bool) {
 // dot: lane[i mod 16] = fma(x, y, lane) in float64, then the tree.
 func dot(g *gen, e elem) {
 	name := "dot" + e.name + "NEON"
-	g.header(name, fmt.Sprintf("(x, y *%s, n int) float64", e.goTyp), 32)
+	g.header("dot", name, fmt.Sprintf("(x, y *%s, n int) float64", e.goTyp), 32)
 	g.p("MOVD x+0(FP), R0")
 	g.p("MOVD y+8(FP), R1")
 	g.p("MOVD n+16(FP), R2")
@@ -513,7 +267,7 @@ func dot(g *gen, e elem) {
 // scale: x = x·s.
 func scale(g *gen, e elem) {
 	name := "scale" + e.name + "NEON"
-	g.header(name, fmt.Sprintf("(x *%s, n int, s %s)", e.goTyp, e.goTyp), 16+e.size)
+	g.header("scale", name, fmt.Sprintf("(x *%s, n int, s %s)", e.goTyp, e.goTyp), 16+e.size)
 	g.p("MOVD x+0(FP), R0")
 	g.p("MOVD n+8(FP), R1")
 	const sv V = 31
@@ -533,7 +287,7 @@ func scale(g *gen, e elem) {
 // nonFinite: whether any x - x is not 0 (it is NaN for NaN and ±Inf).
 func nonFinite(g *gen, e elem) {
 	name := "nonFinite" + e.name + "NEON"
-	g.header(name, fmt.Sprintf("(x *%s, n int) bool", e.goTyp), 17)
+	g.header("nonFinite", name, fmt.Sprintf("(x *%s, n int) bool", e.goTyp), 17)
 	g.p("MOVD x+0(FP), R0")
 	g.p("MOVD n+8(FP), R1")
 	const flag V = 31
@@ -564,7 +318,7 @@ func roof(g *gen, e elem, k int) {
 	args := []string{"d0", "d1", "d2"}[:k]
 	regs := []string{"R1", "R3", "R4"}
 	sig := fmt.Sprintf("(src, %s *%s, n int)", strings.Join(args, ", "), e.goTyp)
-	g.header(name, sig, 8*(k+2))
+	g.header(fmt.Sprintf("roof%d", k), name, sig, 8*(k+2))
 	g.p("MOVD src+0(FP), R2")
 	for i, a := range args {
 		g.p("MOVD %s+%d(FP), %s", a, 8*(i+1), regs[i])

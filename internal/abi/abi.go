@@ -1,0 +1,66 @@
+// Package abi is the one description of fuseopt's element-wise kernels and
+// of the assembly ABI they share: the rows of the coefficient block, the
+// mode bits, and for every element-wise kernel its operation sequence. The
+// package kernels and the generators of its assembly (kernels/_asm for
+// amd64, kernels/_neon for arm64) all import it, so that nothing is written
+// twice: the reference kernels (kernels/kernels_generic_gen.go), the AVX2,
+// AVX-512 and NEON bodies, the assembly stubs and the per-level tables all
+// come from the descriptions in this package.
+package abi
+
+// Rows of the coefficient block. Each row is RowBytes long and holds one
+// coefficient in every lane (16 float32 or 8 float64), so that the assembly
+// can use it as a vector memory operand without a broadcast.
+const (
+	RowGS      = iota // gradient scale, negated when maximizing
+	RowWD             // weight decay (coupled)
+	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion)
+	RowC1             // 1 - β1
+	RowC2             // 1 - β2
+	RowBeta2          // β2
+	RowIB2            // 1/sqrt(1 - β2^t)
+	RowEps            // ε
+	RowNegA           // -lr/(1 - β1^t)
+	RowNegLR          // -lr
+	RowMu             // momentum μ
+	RowDamp           // 1 - dampening
+	RowOne            // 1
+	RowHalf           // 0.5 (AdamFast on NEON)
+	RowNegZero        // -0: the sign bit alone (Sign)
+	RowTiny           // smallest normal number of the element type (AdamFast)
+	NumRows
+
+	// RowHalfIB2 is ½·ib2 (AdamFast); Adam has no momentum, so it reuses
+	// that row.
+	RowHalfIB2 = RowMu
+)
+
+// RowBytes is the size of one row of the coefficient block; a row holds
+// LanesF32 float32 or LanesF64 float64 copies of its coefficient.
+const (
+	RowBytes = 64
+	LanesF32 = RowBytes / 4
+	LanesF64 = RowBytes / 8
+)
+
+// RowNames are the short names of the rows (the names the reference kernels
+// give their coefficients, and kernels.Coeffs.Value takes).
+var RowNames = [NumRows]string{
+	RowGS: "gs", RowWD: "wd", RowDecay: "decay", RowC1: "c1", RowC2: "c2", RowBeta2: "beta2",
+	RowIB2: "ib2", RowEps: "eps", RowNegA: "nega", RowNegLR: "neglr", RowMu: "mu", RowDamp: "damp",
+	RowOne: "one", RowHalf: "half", RowNegZero: "negzero", RowTiny: "tiny",
+}
+
+// Mode bits: the variant of a kernel, passed to the assembly with the block.
+const (
+	ModeWD       = 1 << 0 // SGD, momentum: coupled weight decay g = fma(wd, p, g)
+	ModeNesterov = 1 << 1 // momentum
+	ModeFirst    = 1 << 2 // momentum: the buffer is set to g (first step)
+
+	AdamWDCoupled   = 1      // Adam: g = fma(wd, p, g)
+	AdamWDDecoupled = 2      // AdamW: p = p·decay
+	AdamWDMask      = 3      // the weight-decay field of Adam's mode (3 is none)
+	AdamAMSGrad     = 1 << 2 // Adam: keep the running maximum of v
+
+	LionWD = 1 << 0 // Lion: decoupled weight decay p = p·decay
+)

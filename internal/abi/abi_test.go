@@ -1,0 +1,105 @@
+package abi
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"testing"
+)
+
+// TestRowSyms checks that RowSyms names each row by its constant: the
+// generated reference refers to the rows by these names.
+func TestRowSyms(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "abi.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := map[string]int{}
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		iota := -1
+		for i, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			if i == 0 {
+				if len(vs.Values) != 1 || vs.Names[0].Name != "RowGS" {
+					break
+				}
+				iota = 0
+			}
+			if len(vs.Values) > 0 && i > 0 {
+				break // the rows end where an explicit value starts
+			}
+			index[vs.Names[0].Name] = iota
+			iota++
+		}
+	}
+	if index["NumRows"] != NumRows {
+		t.Fatalf("parsed NumRows = %d, want %d", index["NumRows"], NumRows)
+	}
+	for r, sym := range RowSyms {
+		if i, ok := index[sym]; !ok || i != r {
+			t.Errorf("RowSyms[%d] = %q, which is row %d (found %v)", r, sym, i, ok)
+		}
+		if RowNames[r] == "" {
+			t.Errorf("row %d has no name", r)
+		}
+	}
+}
+
+// TestDescriptions lowers every variant of every described kernel and
+// checks what the generators rely on: each condition is tested, each
+// stream is used, a stream used only under a condition is used only there,
+// and each variant stores p.
+func TestDescriptions(t *testing.T) {
+	for _, k := range Elementwise {
+		used := map[*Cond]bool{}
+		var walk func(ss []Stmt)
+		walk = func(ss []Stmt) {
+			for _, s := range ss {
+				if s.Kind == StmtIf {
+					used[s.Cond] = true
+					walk(s.Then)
+					walk(s.Else)
+				}
+			}
+		}
+		walk(k.Body)
+		for _, c := range k.Conds {
+			if !used[c] {
+				t.Errorf("%s: condition %s is never tested", k.Name, c.Name)
+			}
+		}
+		if k.Unroll.AVX2 < 1 || k.Unroll.AVX512 < 1 {
+			t.Errorf("%s: unroll %v", k.Name, k.Unroll)
+		}
+		streamUsed := make([]bool, len(k.Streams))
+		for _, v := range k.Variants() {
+			for _, m := range v.Modes {
+				if k.Canon(m) != v.Mode || k.Canon(m|^k.Mask()) != v.Mode {
+					t.Errorf("%s: Canon(%d) = %d, want %d", k.Name, m, k.Canon(m), v.Mode)
+				}
+			}
+			storesP := false
+			for _, x := range k.Lower(v.Mode) {
+				if x.Op == OpLoad || x.Op == OpStore {
+					streamUsed[x.Stream] = true
+					if c := k.Streams[x.Stream].Only; c != nil && !c.Holds(v.Mode) {
+						t.Errorf("%s mode %d: stream %s used where %s does not hold", k.Name, v.Mode, k.Streams[x.Stream].Name, c.Name)
+					}
+				}
+				storesP = storesP || x.Op == OpStore && x.Stream == 0
+			}
+			if !storesP {
+				t.Errorf("%s mode %d: p is not stored", k.Name, v.Mode)
+			}
+		}
+		for i, u := range streamUsed {
+			if !u {
+				t.Errorf("%s: stream %s is never used", k.Name, k.Streams[i].Name)
+			}
+		}
+	}
+}

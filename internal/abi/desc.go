@@ -1,0 +1,380 @@
+package abi
+
+import (
+	"fmt"
+	"slices"
+)
+
+// A Kernel describes an element-wise kernel: the operation sequence that
+// produces each output element, written once. Every implementation comes
+// from it: the pure-Go reference is generated from it as Go source
+// ([GoReference]), and the generators lower it ([Kernel.Lower]) to AVX2,
+// AVX-512 and NEON instructions, one instruction per operation.
+//
+// Every operation rounds to the element type, except that FMA rounds once;
+// the generated reference writes it in Go in that way, and the assembly
+// uses the one instruction that does exactly that operation. So every
+// level computes the same bits.
+type Kernel struct {
+	Name    string   // Go name of the kernel without precision and level: "adam"
+	Streams []Stream // pointer parameters, in order; Streams[0] is p
+	// Conds are the conditions of the mode argument that the body tests,
+	// in the order the reference evaluates them.
+	Conds []*Cond
+	Body  []Stmt
+	// Unroll is the number of vectors per iteration of the AVX2 and
+	// AVX-512 loops (NEON always does four): a performance choice, bounded
+	// by the registers the body needs.
+	Unroll struct{ AVX2, AVX512 int }
+}
+
+// A Stream is a pointer parameter of a kernel: n elements that the body
+// loads and stores. Only, when set, is the condition under which the
+// stream is used at all; otherwise the pointer may be anything (nil).
+type Stream struct {
+	Name string
+	Only *Cond
+}
+
+// A Cond is a condition on the mode argument: it holds when
+// mode&Mask == Value. Name is the boolean the reference gives it.
+type Cond struct {
+	Name        string
+	Mask, Value int
+	Doc         string // what the condition selects, for the reference
+}
+
+// Holds reports whether c holds for mode.
+func (c *Cond) Holds(mode int) bool { return mode&c.Mask == c.Value }
+
+// Op is an operation of a description.
+type Op uint8
+
+// The operations. Every arithmetic operation rounds its exact result once
+// to the element type.
+const (
+	OpLoad  Op = iota // element i of a stream
+	OpRow             // a coefficient of the block (the same for every element)
+	OpVar             // the value of a variable
+	OpMul             // a·b
+	OpAdd             // a + b
+	OpSub             // a - b
+	OpDiv             // a / b
+	OpSqrt            // sqrt(a)
+	OpFMA             // a·b + c, rounded once
+	OpMax             // a != a || a > b ? a : b: NaN if either is, b where they are equal
+	OpSign            // a > 0 ? 1 : a < 0 ? -1 : a (so ±0 and NaN stay what they are)
+	OpStore           // (lowered form only) store a into element i of a stream
+)
+
+var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "store"}
+
+func (o Op) String() string { return opNames[o] }
+
+// Args returns the number of operands of o.
+func (o Op) Args() int {
+	switch o {
+	case OpLoad, OpRow, OpVar:
+		return 0
+	case OpSqrt, OpSign, OpStore:
+		return 1
+	case OpFMA:
+		return 3
+	}
+	return 2
+}
+
+// An Expr is an expression of a description.
+type Expr struct {
+	Op   Op
+	Args []*Expr
+	Name string // OpLoad: the stream; OpVar: the variable
+	Row  int    // OpRow
+}
+
+// Load is element i of stream s.
+func Load(s string) *Expr { return &Expr{Op: OpLoad, Name: s} }
+
+// Row is coefficient row r of the block.
+func Row(r int) *Expr { return &Expr{Op: OpRow, Row: r} }
+
+// Var is the current value of variable v.
+func Var(v string) *Expr { return &Expr{Op: OpVar, Name: v} }
+
+// Mul is a·b, rounded.
+func Mul(a, b *Expr) *Expr { return &Expr{Op: OpMul, Args: []*Expr{a, b}} }
+
+// Add is a + b, rounded.
+func Add(a, b *Expr) *Expr { return &Expr{Op: OpAdd, Args: []*Expr{a, b}} }
+
+// Sub is a - b, rounded.
+func Sub(a, b *Expr) *Expr { return &Expr{Op: OpSub, Args: []*Expr{a, b}} }
+
+// Div is a / b, rounded.
+func Div(a, b *Expr) *Expr { return &Expr{Op: OpDiv, Args: []*Expr{a, b}} }
+
+// Sqrt is the square root of a, rounded.
+func Sqrt(a *Expr) *Expr { return &Expr{Op: OpSqrt, Args: []*Expr{a}} }
+
+// FMA is a·b + c, rounded once.
+func FMA(a, b, c *Expr) *Expr { return &Expr{Op: OpFMA, Args: []*Expr{a, b, c}} }
+
+// Max is a != a || a > b ? a : b: NaN when either is NaN, and b when they
+// are equal (so max(+0, -0) is -0 and max(-0, +0) is +0).
+func Max(a, b *Expr) *Expr { return &Expr{Op: OpMax, Args: []*Expr{a, b}} }
+
+// Sign is +1 for a > 0, -1 for a < 0, and a itself otherwise (±0, NaN).
+func Sign(a *Expr) *Expr { return &Expr{Op: OpSign, Args: []*Expr{a}} }
+
+// StmtKind is the kind of a statement.
+type StmtKind uint8
+
+const (
+	StmtSet   StmtKind = iota // Dst = X
+	StmtStore                 // stream Dst, element i = X
+	StmtIf                    // if Cond { Then } else { Else }
+)
+
+// A Stmt is a statement of a description.
+type Stmt struct {
+	Kind       StmtKind
+	Dst        string
+	X          *Expr
+	Cond       *Cond
+	Then, Else []Stmt
+}
+
+// Set assigns x to variable v.
+func Set(v string, x *Expr) Stmt { return Stmt{Kind: StmtSet, Dst: v, X: x} }
+
+// Store writes x to element i of stream s.
+func Store(s string, x *Expr) Stmt { return Stmt{Kind: StmtStore, Dst: s, X: x} }
+
+// If runs then when c holds.
+func If(c *Cond, then ...Stmt) Stmt { return Stmt{Kind: StmtIf, Cond: c, Then: then} }
+
+// IfElse runs then when c holds, and els when it does not.
+func IfElse(c *Cond, then, els []Stmt) Stmt {
+	return Stmt{Kind: StmtIf, Cond: c, Then: then, Else: els}
+}
+
+// Mask is the union of the mode bits the conditions test: the assembly
+// masks the mode with it before dispatching, so that every mode value
+// means what it means to the reference.
+func (k *Kernel) Mask() int {
+	m := 0
+	for _, c := range k.Conds {
+		m |= c.Mask
+	}
+	return m
+}
+
+// Variant is one specialised loop of a kernel: the mode values that select
+// it (all of 0…Mask that give the conditions the same truth values), the
+// first of which is Mode.
+type Variant struct {
+	Mode  int
+	Modes []int
+}
+
+// Variants returns the distinct variants of the kernel, by first mode.
+func (k *Kernel) Variants() []Variant {
+	var out []Variant
+	key := func(m int) (s string) {
+		for _, c := range k.Conds {
+			s += fmt.Sprint(c.Holds(m))
+		}
+		return s
+	}
+	idx := map[string]int{}
+	for m := 0; m <= k.Mask(); m++ {
+		if k.Mask()&m != m {
+			continue // bits outside the mask: never seen after masking
+		}
+		kk := key(m)
+		if i, ok := idx[kk]; ok {
+			out[i].Modes = append(out[i].Modes, m)
+			continue
+		}
+		idx[kk] = len(out)
+		out = append(out, Variant{Mode: m, Modes: []int{m}})
+	}
+	return out
+}
+
+// Canon returns the first mode of the variant that mode (any value)
+// selects.
+func (k *Kernel) Canon(mode int) int {
+	mode &= k.Mask()
+	for _, v := range k.Variants() {
+		if slices.Contains(v.Modes, mode) {
+			return v.Mode
+		}
+	}
+	panic("unreachable")
+}
+
+// StreamIndex returns the index of stream s.
+func (k *Kernel) StreamIndex(s string) int {
+	for i, st := range k.Streams {
+		if st.Name == s {
+			return i
+		}
+	}
+	panic(fmt.Sprintf("kernel %s has no stream %q", k.Name, s))
+}
+
+// A Value is one operation of a lowered body: its result is the value of
+// that index. Coefficient rows and loads are values too, so that every
+// operand is a value index.
+type Value struct {
+	Op     Op
+	Args   []int // operand values
+	Stream int   // OpLoad, OpStore: index into Kernel.Streams
+	Row    int   // OpRow
+	Var    string
+	// Dies[j] reports whether this is the last use of Args[j]: the result
+	// may overwrite it. A value that occurs more than once in Args dies at
+	// its last occurrence only; rows never die.
+	Dies []bool
+}
+
+// Lower returns the body of k for mode, as the sequence of values that the
+// assembly computes for each vector: the statements whose conditions hold,
+// in order, each expression evaluated operands first, left to right; a
+// stream is loaded once, where it is first used, and a row appears once.
+func (k *Kernel) Lower(mode int) []Value {
+	vals, _ := k.LowerUntil(mode, "")
+	return vals
+}
+
+// LowerUntil is Lower stopped before the first statement that sets
+// variable stop, which returns also the values of the variables there (a
+// generator that replaces the end of a body, as AdamFast does, continues
+// from them). The variables named in live are used after the end; no
+// other value is.
+func (k *Kernel) LowerUntil(mode int, stop string, live ...string) ([]Value, map[string]int) {
+	l := &lowering{k: k, vars: map[string]int{}, loads: map[int]int{}, rows: map[int]int{}, stored: map[int]bool{}}
+	l.stmts(k.Body, mode, stop)
+	if stop != "" && !l.stopped {
+		panic(fmt.Sprintf("kernel %s: no statement sets %q", k.Name, stop))
+	}
+	vals := l.vals
+	last := map[int]int{}
+	for i, v := range vals {
+		for _, a := range v.Args {
+			last[a] = i
+		}
+	}
+	for _, v := range live {
+		x, ok := l.vars[v]
+		if !ok {
+			panic(fmt.Sprintf("kernel %s: no variable %q at %q", k.Name, v, stop))
+		}
+		last[x] = len(vals)
+	}
+	for i := range vals {
+		v := &vals[i]
+		v.Dies = make([]bool, len(v.Args))
+		for j, a := range v.Args {
+			v.Dies[j] = last[a] == i && vals[a].Op != OpRow && !slices.Contains(v.Args[j+1:], a)
+		}
+	}
+	return vals, l.vars
+}
+
+type lowering struct {
+	k       *Kernel
+	vals    []Value
+	vars    map[string]int
+	loads   map[int]int // stream → value
+	rows    map[int]int // row → value
+	stored  map[int]bool
+	stopped bool
+}
+
+func (l *lowering) stmts(ss []Stmt, mode int, stop string) {
+	for _, s := range ss {
+		if l.stopped {
+			return
+		}
+		switch s.Kind {
+		case StmtSet:
+			if s.Dst == stop {
+				l.stopped = true
+				return
+			}
+			l.vars[s.Dst] = l.expr(s.X)
+		case StmtStore:
+			st := l.k.StreamIndex(s.Dst)
+			x := l.expr(s.X)
+			l.vals = append(l.vals, Value{Op: OpStore, Args: []int{x}, Stream: st})
+			l.stored[st] = true
+		case StmtIf:
+			if s.Cond.Holds(mode) {
+				l.stmts(s.Then, mode, stop)
+			} else {
+				l.stmts(s.Else, mode, stop)
+			}
+		}
+	}
+}
+
+func (l *lowering) expr(x *Expr) int {
+	switch x.Op {
+	case OpVar:
+		v, ok := l.vars[x.Name]
+		if !ok {
+			panic(fmt.Sprintf("kernel %s: variable %s used before it is set", l.k.Name, x.Name))
+		}
+		return v
+	case OpLoad:
+		st := l.k.StreamIndex(x.Name)
+		if l.stored[st] {
+			panic(fmt.Sprintf("kernel %s: stream %s loaded after it is stored", l.k.Name, x.Name))
+		}
+		if v, ok := l.loads[st]; ok {
+			return v
+		}
+		l.loads[st] = l.add(Value{Op: OpLoad, Stream: st})
+		return l.loads[st]
+	case OpRow:
+		if v, ok := l.rows[x.Row]; ok {
+			return v
+		}
+		l.rows[x.Row] = l.add(Value{Op: OpRow, Row: x.Row})
+		return l.rows[x.Row]
+	}
+	if len(x.Args) != x.Op.Args() {
+		panic(fmt.Sprintf("kernel %s: %v with %d operands", l.k.Name, x.Op, len(x.Args)))
+	}
+	args := make([]int, len(x.Args))
+	for i, a := range x.Args {
+		args[i] = l.expr(a)
+	}
+	return l.add(Value{Op: x.Op, Args: args})
+}
+
+func (l *lowering) add(v Value) int {
+	l.vals = append(l.vals, v)
+	return len(l.vals) - 1
+}
+
+// Rows returns the coefficient rows that vals use.
+func Rows(vals []Value) []int {
+	var rows []int
+	for _, v := range vals {
+		if v.Op == OpRow {
+			rows = append(rows, v.Row)
+		}
+		if v.Op == OpSign {
+			rows = append(rows, SignRows...)
+		}
+	}
+	slices.Sort(rows)
+	return slices.Compact(rows)
+}
+
+// SignRows are the rows that Sign uses in the assembly, as constants: 1,
+// and -0 (the sign bit, which also compares equal to 0).
+var SignRows = []int{RowOne, RowNegZero}

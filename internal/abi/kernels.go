@@ -1,0 +1,143 @@
+package abi
+
+// The element-wise kernels. Each is its operation sequence, element by
+// element (DESIGN.md §3); the doc comment of the kernel's exported function
+// in package kernels shows the same sequence. The generated reference
+// (kernels/kernels_generic_gen.go) reads as these descriptions do.
+
+// Elementwise lists the described kernels, in the order the generators
+// write them.
+var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion}
+
+// The conditions of the modes.
+var (
+	CondSGDWD = &Cond{Name: "coupled", Mask: ModeWD, Value: ModeWD, Doc: "coupled weight decay"}
+
+	CondNesterov = &Cond{Name: "nesterov", Mask: ModeNesterov, Value: ModeNesterov, Doc: "Nesterov momentum"}
+	CondFirst    = &Cond{Name: "first", Mask: ModeFirst, Value: ModeFirst, Doc: "first step: the buffer is set to g"}
+
+	CondAdamDecoupled = &Cond{Name: "decoupled", Mask: AdamWDMask, Value: AdamWDDecoupled, Doc: "AdamW: p = p·decay"}
+	CondAdamCoupled   = &Cond{Name: "coupled", Mask: AdamWDMask, Value: AdamWDCoupled, Doc: "Adam: g = fma(wd, p, g)"}
+	CondAMSGrad       = &Cond{Name: "amsgrad", Mask: AdamAMSGrad, Value: AdamAMSGrad, Doc: "AMSGrad: divide by the running maximum of v"}
+
+	CondLionWD = &Cond{Name: "decoupled", Mask: LionWD, Value: LionWD, Doc: "weight decay: p = p·decay"}
+)
+
+// gradient is the prelude of every optimizer: g = grad·gs, where gs is the
+// gradient scale, negated when maximizing.
+func gradient() Stmt { return Set("g", Mul(Load("grad"), Row(RowGS))) }
+
+// SGD is plain stochastic gradient descent:
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	p = fma(-lr, g, p)
+var SGD = &Kernel{
+	Name:    "sgd",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}},
+	Conds:   []*Cond{CondSGDWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondSGDWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Store("p", FMA(Row(RowNegLR), Var("g"), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{4, 4},
+}
+
+// Momentum is SGD with heavy-ball or Nesterov momentum:
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	b := first ? g : fma(μ, buf, damp·g)
+//	buf = b
+//	dir := nesterov ? fma(μ, b, g) : b
+//	p = fma(-lr, dir, p)
+var Momentum = &Kernel{
+	Name:    "momentum",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "buf"}},
+	Conds:   []*Cond{CondSGDWD, CondNesterov, CondFirst},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondSGDWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		IfElse(CondFirst,
+			[]Stmt{Set("b", Var("g"))},
+			[]Stmt{Set("b", FMA(Row(RowMu), Load("buf"), Mul(Row(RowDamp), Var("g"))))}),
+		Store("buf", Var("b")),
+		Set("dir", Var("b")),
+		If(CondNesterov, Set("dir", FMA(Row(RowMu), Var("b"), Var("g")))),
+		Store("p", FMA(Row(RowNegLR), Var("dir"), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{3, 4},
+}
+
+// AdamFastSplit is the variable whose computation AdamFast replaces: its
+// generators lower Adam up to the statement that sets it, and continue
+// with their estimate sequence from the variables AdamFastLive.
+const AdamFastSplit = "d"
+
+// AdamFastLive are the variables AdamFast's estimate sequence starts from:
+// the second moment it divides by, m and p.
+var AdamFastLive = []string{"vv", "m", "p"}
+
+// Adam is Adam and AdamW, with AMSGrad:
+//
+//	g := grad·gs
+//	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	vv := amsgrad ? (vmax = max(vmax, v)) : v
+//	d := fma(sqrt(vv), ib2, eps)
+//	p = fma(-a, m/d, p)
+var Adam = &Kernel{
+	Name: "adam",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"},
+		{Name: "vmax", Only: CondAMSGrad}},
+	Conds: []*Cond{CondAdamDecoupled, CondAdamCoupled, CondAMSGrad},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		If(CondAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
+		Store("v", Var("v")),
+		Set("vv", Var("v")),
+		If(CondAMSGrad,
+			Set("vv", Max(Load("vmax"), Var("v"))),
+			Store("vmax", Var("vv"))),
+		Set("d", FMA(Sqrt(Var("vv")), Row(RowIB2), Row(RowEps))),
+		Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("d")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// Lion is the Lion optimizer (Chen et al. 2023, "Symbolic Discovery of
+// Optimization Algorithms"), with the interpolations in the lerp form of
+// Adam's m:
+//
+//	g := grad·gs
+//	if decoupled { p = p·decay }
+//	u := g - m
+//	c := fma(c1, u, m)
+//	m = fma(c2, u, m)
+//	p = fma(-lr, sign(c), p)
+//
+// u is computed once; c and the new m both use the old m.
+var Lion = &Kernel{
+	Name:    "lion",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}},
+	Conds:   []*Cond{CondLionWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondLionWD, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		Set("u", Sub(Var("g"), Load("m"))),
+		Set("c", FMA(Row(RowC1), Var("u"), Load("m"))),
+		Store("m", FMA(Row(RowC2), Var("u"), Load("m"))),
+		Store("p", FMA(Row(RowNegLR), Sign(Var("c")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{3, 4},
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+)
+
+// described returns the kernel of description d (internal/abi): one
+// variant per distinct mode, whose body is d lowered for that mode, one
+// instruction per operation. With fast it is AdamFast: Adam's description
+// up to d's computation, then the estimate sequence of fastTail in the
+// last vector of each unrolled iteration.
+func described(d *abi.Kernel, fast bool) kernel {
+	name := d.Name
+	if fast {
+		name += "Fast"
+	}
+	var streams []string
+	for _, s := range d.Streams {
+		streams = append(streams, s.Name)
+	}
+	var variants []int
+	for _, v := range d.Variants() {
+		variants = append(variants, v.Mode)
+	}
+	// estimates reports whether vector e takes the estimate path. AVX2
+	// has no float64 estimate instructions: its fast kernel is exact.
+	estimates := func(e *env) bool { return fast && !(!e.t.z && e.t.f64) && e.last() }
+	return kernel{
+		name: name, streams: streams, coefs: true,
+		variants: variants, mask: d.Mask(), canon: d.Canon,
+		unroll: unrollBy(d.Unroll.AVX2, d.Unroll.AVX512),
+		sig: func(t isa) string {
+			return fmt.Sprintf("func(c %s, %s *%s, n, mode int)", t.coefType(), strings.Join(streams, ", "), t.elem())
+		},
+		rows: func(t isa, mode int) []int {
+			exact := d.Lower(mode)
+			if t.z {
+				// AVX-512: every row the variant uses lives in a register
+				// (as 64-byte memory operands they made the loads, not the
+				// arithmetic, the bound in cache).
+				rows := abi.Rows(exact)
+				if fast {
+					rows = append(rows, fastRows...)
+				}
+				slices.Sort(rows)
+				return slices.Compact(rows)
+			}
+			// AVX2, 16 registers: rows are memory operands, except where
+			// an instruction cannot take one.
+			in := map[int]bool{}
+			for {
+				need := regRows(exact, in)
+				if fast && !t.f64 {
+					vals, _ := d.LowerUntil(mode, abi.AdamFastSplit, abi.AdamFastLive...)
+					need = append(need, regRows(vals, in)...)
+				}
+				grew := false
+				for _, r := range need {
+					if !in[r] {
+						in[r], grew = true, true
+					}
+				}
+				if !grew {
+					break
+				}
+			}
+			var rows []int
+			for r := range abi.NumRows {
+				if in[r] {
+					rows = append(rows, r)
+				}
+			}
+			return rows
+		},
+		body: func(e *env, mode int) {
+			if estimates(e) {
+				vals, vars := d.LowerUntil(mode, abi.AdamFastSplit, abi.AdamFastLive...)
+				reg := e.emit(vals)
+				fastTail(e, reg[vars["vv"]], reg[vars["m"]], reg[vars["p"]])
+				return
+			}
+			e.emit(d.Lower(mode))
+		},
+	}
+}
+
+func isMem(o Op) bool {
+	_, ok := o.(Mem)
+	return ok
+}
+
+// emit writes the instructions of vals for the vector of e and returns the
+// operand that holds each value: a register, or a row as a memory operand.
+//
+// Each operation is one instruction (max and sign a few), chosen so that
+// no copy is needed where an operand dies: an fma accumulates into its
+// addend when the addend dies (231), else into a multiplicand that dies
+// (132, or 213 when the addend is a memory operand), and copies the
+// addend into a new register only when no operand dies.
+func (e *env) emit(vals []abi.Value) []Op {
+	t := e.t
+	reg := make([]Op, len(vals))
+	for i, v := range vals {
+		a := func(j int) Op { return reg[v.Args[j]] }
+		switch v.Op {
+		case abi.OpRow:
+			reg[i] = e.coef(v.Row)
+		case abi.OpLoad:
+			reg[i] = e.ld(v.Stream)
+		case abi.OpStore:
+			e.st(a(0), v.Stream)
+		case abi.OpMul, abi.OpAdd:
+			x, y := a(0), a(1)
+			if isMem(y) {
+				x, y = y, x
+			}
+			d := t.vec()
+			if v.Op == abi.OpMul {
+				t.mul(x, y, d)
+			} else {
+				t.add(x, y, d)
+			}
+			reg[i] = d
+		case abi.OpSub:
+			d := t.vec()
+			t.sub(a(1), a(0), d)
+			reg[i] = d
+		case abi.OpDiv:
+			d := t.vec()
+			t.div(a(1), a(0), d)
+			reg[i] = d
+		case abi.OpSqrt:
+			d := t.vec()
+			t.sqrt(a(0), d)
+			reg[i] = d
+		case abi.OpFMA:
+			reg[i] = e.fma(v, a(0), a(1), a(2))
+		case abi.OpMax:
+			reg[i] = e.maxNaN(a(0), a(1))
+		case abi.OpSign:
+			reg[i] = e.sign(a(0), v.Dies[0])
+		default:
+			panic(fmt.Sprintf("amd64: no lowering of %v", v.Op))
+		}
+	}
+	return reg
+}
+
+// fma returns a register holding a·b + c, rounded once.
+func (e *env) fma(v abi.Value, a, b, c Op) Op {
+	t := e.t
+	switch {
+	case v.Dies[2]:
+		if isMem(b) {
+			a, b = b, a
+		}
+		t.fma231(a, b, c) // c = b·a + c
+		return c
+	case v.Dies[0] || v.Dies[1]:
+		x, y := a, b
+		if !v.Dies[0] {
+			x, y = b, a
+		}
+		if isMem(c) && !isMem(y) {
+			t.fma213(c, y, x) // x = y·x + c
+		} else {
+			t.fma132(y, c, x) // x = x·y + c
+		}
+		return x
+	}
+	d := t.vec()
+	t.movu(c, d)
+	if isMem(b) {
+		a, b = b, a
+	}
+	t.fma231(a, b, d) // d = b·a + d
+	return d
+}
+
+// maxNaN returns a register holding a != a || a > b ? a : b.
+func (e *env) maxNaN(a, b Op) Op {
+	t := e.t
+	d := t.vec()
+	t.max(b, a, d) // a > b ? a : b; b when either is NaN
+	if t.z {
+		k := K()
+		t.cmp(cmpUnord, a, a, k)
+		t.movu3(a, k, d) // a NaN stays NaN
+	} else {
+		nan := t.vec()
+		t.cmp(cmpUnord, a, a, nan)
+		if t.f64 {
+			do(func() { VBLENDVPD(nan, a, d, d) })
+		} else {
+			do(func() { VBLENDVPS(nan, a, d, d) })
+		}
+	}
+	return d
+}
+
+// sign returns a register holding x > 0 ? 1 : x < 0 ? -1 : x: where x is
+// neither ±0 nor NaN (x != -0, ordered) its sign bit with the other bits
+// of 1, else x itself. dies says x may be overwritten.
+func (e *env) sign(x Op, dies bool) Op {
+	t := e.t
+	one, negzero := e.coef(abi.RowOne), e.coef(abi.RowNegZero)
+	if t.z {
+		k := K()
+		t.cmp(cmpNEQOQ, negzero, x, k)
+		d := x
+		if !dies {
+			d = t.vec()
+			t.movu(x, d)
+		}
+		// d = (d & negzero) | one where k, by the truth table 0xEA.
+		do(func() {
+			if t.f64 {
+				VPTERNLOGQ(U8(0xea), one, negzero, k, d)
+			} else {
+				VPTERNLOGD(U8(0xea), one, negzero, k, d)
+			}
+		})
+		return d
+	}
+	nz := t.vec()
+	t.cmp(cmpNEQOQ, negzero, x, nz)
+	s := t.vec()
+	d := t.vec()
+	do(func() {
+		if t.f64 {
+			VANDPD(negzero, x, s)
+			VORPD(one, s, s)
+			VBLENDVPD(nz, s, x, d)
+		} else {
+			VANDPS(negzero, x, s)
+			VORPS(one, s, s)
+			VBLENDVPS(nz, s, x, d)
+		}
+	})
+	return d
+}
+
+// regRows returns the rows that emit needs in registers for vals when the
+// rows in in are registers and the others memory operands: where an
+// instruction can take no memory operand in that place.
+func regRows(vals []abi.Value, in map[int]bool) []int {
+	var need []int
+	mem := func(x int) bool { return vals[x].Op == abi.OpRow && !in[vals[x].Row] }
+	want := func(x int) {
+		if mem(x) {
+			need = append(need, vals[x].Row)
+		}
+	}
+	for _, v := range vals {
+		switch v.Op {
+		case abi.OpMul, abi.OpAdd:
+			if mem(v.Args[0]) {
+				want(v.Args[1])
+			}
+		case abi.OpSub, abi.OpDiv:
+			want(v.Args[0])
+		case abi.OpMax, abi.OpSign, abi.OpStore:
+			for _, x := range v.Args {
+				want(x)
+			}
+		case abi.OpFMA:
+			a, b, c := v.Args[0], v.Args[1], v.Args[2]
+			switch {
+			case v.Dies[2]:
+				if mem(a) {
+					want(b)
+				}
+			case v.Dies[0] || v.Dies[1]:
+				y := b
+				if !v.Dies[0] {
+					y = a
+				}
+				if mem(c) && mem(y) {
+					want(c) // 132 with the addend in a register
+				}
+			default:
+				if mem(a) {
+					want(b)
+				}
+			}
+		}
+	}
+	return need
+}
+
+// fastRows are the rows fastTail uses, in registers on AVX-512.
+var fastRows = []int{abi.RowOne, abi.RowTiny, abi.RowHalfIB2, abi.RowIB2, abi.RowEps, abi.RowNegA}
+
+// fastTail is AdamFast's end of the body, from vv, m and p: no square
+// root and no division.
+func fastTail(e *env, vv, m, p Op) {
+	t := e.t
+	// With r ≈ 1/sqrt(vv) and q ≈ 1/d
+	// from the estimate instructions, one combined Newton–Raphson correction:
+	//   r = vv < tiny ? 0 : rsqrt(vv); s = vv·r; e = 1 - s·r  (s ≈ sqrt(vv)(1-e/2)⁻¹)
+	//   d = fma(s, ib2, eps); q = rcp(d); e2 = 1 - d·q
+	//   E = e2 - (½ib2·s·e)·q                (relative correction of q)
+	//   u = m·q; p = fma(-a, fma(u, E, u), p)
+	// Both estimates' errors enter E only to second order.
+	r := t.vec()
+	er := t.vec()
+	t.movu(e.coef(abi.RowOne), er)
+	s := t.vec()
+	if t.z {
+		// r is +Inf where vv is 0: s and e are zeroed there by the mask
+		// (a zero-masked VRSQRT14 is far slower on some cores).
+		k := K()
+		t.cmp(cmpNLT, e.coef(abi.RowTiny), vv, k) // !(vv < tiny)
+		do(func() {
+			if t.f64 {
+				VRSQRT14PD(vv, r)
+				VMULPD_Z(r, vv, k, s)
+				VFNMADD231PD_Z(s, r, k, er)
+			} else {
+				VRSQRT14PS(vv, r)
+				VMULPS_Z(r, vv, k, s)
+				VFNMADD231PS_Z(s, r, k, er)
+			}
+		})
+	} else {
+		do(func() { VRSQRTPS(vv, r) })
+		mk := t.vec()
+		t.cmp(cmpNLT, e.coef(abi.RowTiny), vv, mk)
+		do(func() { VANDPS(mk, r, r) })
+		t.mul(r, vv, s)     // s = vv·r
+		t.fnma231(s, r, er) // e = 1 - s·r
+	}
+	d := t.vec()
+	t.movu(e.coef(abi.RowEps), d)
+	t.fma231(e.coef(abi.RowIB2), s, d) // d = fma(s, ib2, eps)
+	q := t.vec()
+	do(func() {
+		switch {
+		case t.z && t.f64:
+			VRCP14PD(d, q)
+		case t.z:
+			VRCP14PS(d, q)
+		default:
+			VRCPPS(d, q)
+		}
+	})
+	e2 := t.vec()
+	t.movu(e.coef(abi.RowOne), e2)
+	t.fnma231(d, q, e2) // e2 = 1 - d·q
+	hs := t.vec()
+	t.mul(e.coef(abi.RowHalfIB2), s, hs) // ½ib2·s
+	t.mul(er, hs, hs)                    // ·e
+	t.fnma231(q, hs, e2)                 // E = e2 - hs·q
+	u := t.vec()
+	t.mul(q, m, u)     // m·q
+	t.fma231(e2, u, u) // u·(1+E)
+	t.fma231(e.coef(abi.RowNegA), u, p)
+	e.st(p, 0)
+}

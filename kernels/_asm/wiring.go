@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"go/format"
+	"os"
+	"strings"
+)
+
+// slot is one entry of a level's table in package kernels (set.go's table
+// type) filled by a generated function.
+type slot struct {
+	field   string   // the field of the table
+	fn      string   // the assembly function
+	coefs   bool     // fn takes the coefficient block first and the mode last
+	streams []string // the pointer parameters of a kernel with coefs
+}
+
+// slots collects the table entries of every level and precision, in the
+// order the functions are generated.
+var slots = map[isa][]slot{}
+
+func addSlot(t isa, s slot) { slots[t] = append(slots[t], s) }
+
+// writeWiring appends to the stubs file the tables that wire the generated
+// functions into package kernels: archSets, the assembly levels of amd64.
+// Package kernels initialises its level list from archSets, so the order of
+// initialisation follows from the variables, not from file names.
+func writeWiring() error {
+	path := flag.Lookup("stubs").Value.String()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.Write(src)
+	b.WriteString(`
+// archSets are the assembly levels of this architecture, lowest first:
+// the functions above, wired into the tables of package kernels.
+var archSets = []*Set{
+`)
+	for _, z := range []bool{false, true} {
+		t := isa{z: z}
+		fmt.Fprintf(&b, "{\nlevel: %s,\nfastIsExact: fastIsExactOn(),\n", t.level())
+		for _, f64 := range []bool{false, true} {
+			t.f64 = f64
+			prec := strings.ToLower(t.prec())
+			fmt.Fprintf(&b, "%s: table[%s]{\n", prec, t.elem())
+			for _, s := range slots[t] {
+				if s.coefs {
+					args := strings.Join(s.streams, ", ")
+					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int) { %s(&c.%s, %s, n, c.mode) },\n",
+						s.field, args, t.elem(), s.fn, prec, args)
+				} else {
+					fmt.Fprintf(&b, "%s: %s,\n", s.field, s.fn)
+				}
+			}
+			b.WriteString("},\n")
+		}
+		b.WriteString("},\n")
+	}
+	b.WriteString("}\n")
+	out, err := format.Source(b.Bytes())
+	if err != nil {
+		return fmt.Errorf("wiring: %v", err)
+	}
+	return os.WriteFile(path, out, 0o644)
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
+)
+
+// described writes the NEON kernel of description d (internal/abi): one
+// variant per distinct mode, whose loop body is d lowered for that mode,
+// each operation one instruction per vector (max a few). With fast it is
+// AdamFast: Adam's description up to d's computation, then the estimate
+// sequence of fastTail.
+func described(g *gen, e elem, d *abi.Kernel, fast bool) {
+	field := d.Name
+	if fast {
+		field += "Fast"
+	}
+	name := field + e.name + "NEON"
+	var streams []string
+	for _, s := range d.Streams {
+		streams = append(streams, s.Name)
+	}
+	if len(streams) > 5 {
+		panic(fmt.Sprintf("%s: %d streams, R1–R5 hold at most five", name, len(streams)))
+	}
+	ns := len(streams)
+	g.header(field, name, fmt.Sprintf("(c *%s, %s *%s, n, mode int)", e.block(), strings.Join(streams, ", "), e.goTyp),
+		8*(ns+3), streams...)
+	g.p("MOVD c+0(FP), R0")
+	for i, s := range streams {
+		g.p("MOVD %s+%d(FP), R%d", s, 8*(i+1), i+1)
+	}
+	g.p("MOVD n+%d(FP), R6", 8*(ns+1))
+	g.p("MOVD mode+%d(FP), R7", 8*(ns+2))
+	// Every row a variant uses, in V20 upward, loaded once.
+	var rows []int
+	for _, v := range d.Variants() {
+		rows = append(rows, abi.Rows(d.Lower(v.Mode))...)
+	}
+	if fast {
+		rows = append(rows, fastRows...)
+	}
+	slices.Sort(rows)
+	rows = slices.Compact(rows)
+	if len(rows) > 12 {
+		panic(fmt.Sprintf("%s: %d coefficient rows, V20–V31 hold twelve", name, len(rows)))
+	}
+	coef := map[int]V{}
+	for i, r := range rows {
+		coef[r] = V(20 + i)
+		g.row(coef[r], r)
+	}
+	g.dispatch("R7", d.Mask(), d.Canon)
+	for _, v := range d.Variants() {
+		pfx := fmt.Sprintf("v%d", v.Mode)
+		g.label(pfx)
+		g.loops(e, pfx, "R6", func(s shape) {
+			b := &body{g: g, e: e, s: s, coef: coef}
+			if !fast {
+				b.emit(d.Lower(v.Mode))
+				return
+			}
+			vals, vars := d.LowerUntil(v.Mode, abi.AdamFastSplit, abi.AdamFastLive...)
+			b.emit(vals, 0) // fastTail stores p
+			b.fastTail(b.grp[vars["vv"]], b.grp[vars["m"]], b.grp[vars["p"]])
+		}, nil)
+	}
+}
+
+// body writes one pass of a described kernel's loop.
+type body struct {
+	g    *gen
+	e    elem
+	s    shape
+	coef map[int]V // row → register
+	grp  []V       // value → first register of its group
+	used [5]bool   // data groups V0–V3, …, V16–V19 in use
+}
+
+// alloc returns the first register of a free data group.
+func (b *body) alloc() V {
+	for i, u := range b.used {
+		if !u {
+			b.used[i] = true
+			return V(4 * i)
+		}
+	}
+	panic("out of data registers: the body keeps more than five values live")
+}
+
+func (b *body) free(v V) { b.used[v/4] = false }
+
+// streamReg returns the register that holds the pointer of stream st.
+func streamReg(st int) string { return fmt.Sprintf("R%d", st+1) }
+
+// emit writes the instructions of vals, one operation for every vector of
+// the pass before the next, so that the vectors' chains are independent
+// work side by side. A value lives in a group of four registers (lane 0 of
+// the first in a scalar pass); an operation writes over an operand that
+// dies where it can.
+//
+// The streams in also (and those vals store) are written in this variant.
+func (b *body) emit(vals []abi.Value, also ...int) {
+	g, e, s := b.g, b.e, b.s
+	stored := map[int]bool{}
+	for _, st := range also {
+		stored[st] = true
+	}
+	for _, v := range vals {
+		if v.Op == abi.OpStore {
+			stored[v.Stream] = true
+		}
+	}
+	b.grp = make([]V, len(vals))
+	for i, v := range vals {
+		v.Dies = slices.Clone(v.Dies)
+		// r returns the register of operand k for vector j.
+		r := func(k int, j V) V {
+			x := v.Args[k]
+			if vals[x].Op == abi.OpRow {
+				return b.coef[vals[x].Row]
+			}
+			return b.grp[x] + j
+		}
+		data := func(k int) bool { return vals[v.Args[k]].Op != abi.OpRow }
+		// dst returns the group of the result: that of the first operand
+		// that dies, or a free one.
+		dst := func() V {
+			for k := range v.Args {
+				if v.Dies[k] {
+					v.Dies[k] = false // not freed below: it is the result now
+					return b.grp[v.Args[k]]
+				}
+			}
+			return b.alloc()
+		}
+		switch v.Op {
+		case abi.OpRow:
+		case abi.OpLoad:
+			d := b.alloc()
+			// A stream the variant writes advances its pointer with the
+			// store; the others with the load.
+			g.load(e, s, d, streamReg(v.Stream), !stored[v.Stream])
+			b.grp[i] = d
+		case abi.OpStore:
+			if !data(0) {
+				panic("store of a coefficient")
+			}
+			g.store(e, s, b.grp[v.Args[0]], streamReg(v.Stream))
+		case abi.OpMul, abi.OpAdd, abi.OpSub, abi.OpDiv:
+			f := map[abi.Op]func(elem, V, V, V){abi.OpMul: g.fmul, abi.OpAdd: g.fadd, abi.OpSub: g.fsub, abi.OpDiv: g.fdiv}[v.Op]
+			d := dst()
+			s.each(func(j V) { f(e, d+j, r(0, j), r(1, j)) })
+			b.grp[i] = d
+		case abi.OpSqrt:
+			d := dst()
+			s.each(func(j V) { g.fsqrt(e, d+j, r(0, j)) })
+			b.grp[i] = d
+		case abi.OpFMA:
+			// FMLA accumulates into its destination: the addend, if it
+			// dies, else a copy of it.
+			var d V
+			if v.Dies[2] {
+				d = b.grp[v.Args[2]]
+				v.Dies[2] = false
+			} else {
+				d = b.alloc()
+				s.each(func(j V) { g.mov(d+j, r(2, j)) })
+			}
+			s.each(func(j V) { g.fmla(e, d+j, r(0, j), r(1, j)) })
+			b.grp[i] = d
+		case abi.OpMax:
+			// FMAX is NaN if either is and otherwise the larger, except
+			// that it prefers +0 to -0; where a and b compare equal the
+			// reference returns b.
+			d := b.alloc()
+			s.each(func(j V) { g.fmax(e, d+j, r(0, j), r(1, j)) })
+			// The mask of a == b goes over a when a dies (it is freed
+			// below), else into a free group.
+			eq := b.grp[v.Args[0]]
+			if !v.Dies[0] {
+				eq = b.alloc()
+			}
+			s.each(func(j V) { g.fcmeq(e, eq+j, r(0, j), r(1, j)) })
+			s.each(func(j V) { g.bit(d+j, r(1, j), eq+j) })
+			if !v.Dies[0] {
+				b.free(eq)
+			}
+			b.grp[i] = d
+		case abi.OpSign:
+			// d = copysign(1, x): the sign bit of x, the rest of 1; then
+			// x itself where |x| > 0 does not hold (±0, NaN).
+			one, negzero := b.coef[abi.RowOne], b.coef[abi.RowNegZero]
+			d := b.alloc()
+			s.each(func(j V) { g.mov(d+j, one) })
+			s.each(func(j V) { g.bit(d+j, r(0, j), negzero) })
+			nz := b.alloc()
+			s.each(func(j V) { g.facgt(e, nz+j, r(0, j), negzero) })
+			s.each(func(j V) { g.bif(d+j, r(0, j), nz+j) })
+			b.free(nz)
+			b.grp[i] = d
+		default:
+			panic(fmt.Sprintf("arm64: no lowering of %v", v.Op))
+		}
+		for k, x := range v.Args {
+			if v.Dies[k] {
+				b.free(b.grp[x])
+			}
+		}
+	}
+}
+
+// fastRows are the rows fastTail uses.
+var fastRows = []int{abi.RowOne, abi.RowHalf, abi.RowTiny, abi.RowIB2, abi.RowEps, abi.RowNegA}
+
+// fastTail is AdamFast's end of the body, from the groups of vv, m and p:
+// no square root and no division.
+func (b *body) fastTail(x, m, p V) {
+	g, e, s := b.g, b.e, b.s
+	one, half, tiny := b.coef[abi.RowOne], b.coef[abi.RowHalf], b.coef[abi.RowTiny]
+	ib2, eps, nega := b.coef[abi.RowIB2], b.coef[abi.RowEps], b.coef[abi.RowNegA]
+	t1, t2 := b.alloc(), b.alloc()
+	// r ≈ 1/sqrt(vv), one Newton–Raphson step: r = r·(3 - vv·r²)/2.
+	s.each(func(j V) { g.frsqrte(e, t1+j, x+j) })
+	s.each(func(j V) { g.fmul(e, t2+j, t1+j, t1+j) })
+	s.each(func(j V) { g.frsqrts(e, t2+j, x+j, t2+j) })
+	s.each(func(j V) { g.fmul(e, t1+j, t1+j, t2+j) })
+	// s = vv·r, h = r/2; both 0 where vv < tiny (this covers vv = 0, where
+	// r is +Inf, and subnormal vv).
+	s.each(func(j V) { g.fmul(e, t2+j, x+j, t1+j) })
+	s.each(func(j V) { g.fcmgt(e, x+j, tiny, x+j) })
+	s.each(func(j V) { g.bic(t2+j, t2+j, x+j) })
+	s.each(func(j V) { g.bic(t1+j, t1+j, x+j) })
+	s.each(func(j V) { g.fmul(e, t1+j, t1+j, half) })
+	// One Newton step on the square root itself: e = 0.5 - s·h, s = s + s·e.
+	s.each(func(j V) { g.mov(x+j, half) })
+	s.each(func(j V) { g.fmls(e, x+j, t2+j, t1+j) })
+	s.each(func(j V) { g.fmla(e, t2+j, t2+j, x+j) })
+	// d = fma(s, ib2, ε).
+	s.each(func(j V) { g.mov(x+j, eps) })
+	s.each(func(j V) { g.fmla(e, x+j, t2+j, ib2) })
+	// q ≈ 1/d: estimate, q = q·(2 - d·q), then q = fma(q, fma(-d, q, 1), q).
+	s.each(func(j V) { g.frecpe(e, t1+j, x+j) })
+	s.each(func(j V) { g.frecps(e, t2+j, x+j, t1+j) })
+	s.each(func(j V) { g.fmul(e, t1+j, t1+j, t2+j) })
+	s.each(func(j V) { g.mov(t2+j, one) })
+	s.each(func(j V) { g.fmls(e, t2+j, x+j, t1+j) })
+	s.each(func(j V) { g.fmla(e, t1+j, t1+j, t2+j) })
+	// p = fma(-a, m·q, p).
+	s.each(func(j V) { g.fmul(e, t1+j, m+j, t1+j) })
+	s.each(func(j V) { g.fmla(e, p+j, nega, t1+j) })
+	g.store(e, s, p, streamReg(0))
+}
