@@ -19,7 +19,10 @@ func TestDefaults(t *testing.T) {
 	if got := DefaultSGD(0.1); got != (SGDConfig{LR: 0.1}) {
 		t.Errorf("DefaultSGD(0.1) = %+v", got)
 	}
-	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}} {
+	if got := DefaultLion(); got != (LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99}) {
+		t.Errorf("DefaultLion() = %+v", got)
+	}
+	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}, DefaultLion()} {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
 		}
@@ -55,6 +58,10 @@ func TestValidate(t *testing.T) {
 		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1}, "Eps"},
 		{AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -1e-2}, "WeightDecay"},
 		{AdamWConfig{LR: 1e-3, Beta1: -0.1, Beta2: 0.999}, "Beta1"},
+		{LionConfig{LR: -1, Beta1: 0.9, Beta2: 0.99}, "LR"},
+		{LionConfig{LR: 1e-4, Beta1: 1, Beta2: 0.99}, "Beta1"},
+		{LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: math.NaN()}, "Beta2"},
+		{LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: -1}, "WeightDecay"},
 	}
 	for _, c := range cases {
 		err := c.h.Validate()

@@ -17,6 +17,7 @@ var exactCases = []refCase{
 	{"EMA", EMAConfig{LR: 0.1, Beta: 0.9, WeightDecay: 0.01}},
 	{"Adam", AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, AMSGrad: true, Maximize: true}},
 	{"AdamW", AdamWConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, AMSGrad: true}},
+	{"Lion", LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1, Maximize: true}},
 }
 
 // exactSizes has lengths around the multiples of 16 and of the small chunk

@@ -33,6 +33,9 @@ var ops32 = &ops[float32]{
 		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
 			return s.AdamFastF32(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
 		},
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
+			return s.LionF32(c, p, g, b[0][lo:hi])
+		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
@@ -53,6 +56,9 @@ var ops64 = &ops[float64]{
 		},
 		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
 			return s.AdamFastF64(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		},
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
+			return s.LionF64(c, p, g, b[0][lo:hi])
 		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,

@@ -100,7 +100,43 @@ func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 			}
 			denom := math.Sqrt(vv)/math.Sqrt(bc2) + h.eps
 			r.p[i] -= h.lr / bc1 * r.m[i] / denom
+		case KindLion: // Chen et al. 2023, Algorithm 1 (decoupled weight decay)
+			r.p[i] *= 1 - h.lr*h.wd
+			c := h.beta1*r.m[i] + (1-h.beta1)*d
+			sign := 0.0
+			if c > 0 {
+				sign = 1
+			} else if c < 0 {
+				sign = -1
+			}
+			r.p[i] -= h.lr * sign
+			r.m[i] = h.beta2*r.m[i] + (1-h.beta2)*d
 		}
+	}
+}
+
+func lionCases() []refCase {
+	var out []refCase
+	for _, betas := range [][2]float64{{0.9, 0.99}, {0.5, 0.8}} {
+		for _, wd := range []float64{0, 0.1} {
+			for _, max := range []bool{false, true} {
+				c := LionConfig{LR: 1e-3, Beta1: betas[0], Beta2: betas[1], WeightDecay: wd, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("Lion%+v", c), c})
+			}
+		}
+	}
+	return out
+}
+
+// TestReferenceLion runs Lion against the paper's equations in float64.
+// (In float32 a c within rounding of 0 can take the other sign than in
+// float64, which moves p by 2·lr; the float32 run is only checked loosely.)
+func TestReferenceLion(t *testing.T) {
+	for _, c := range lionCases() {
+		t.Run(c.name, func(t *testing.T) {
+			checkReference[float64](t, c.h, 1e-9, 1)
+			checkReference[float32](t, c.h, 0.05, 1)
+		})
 	}
 }
 

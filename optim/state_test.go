@@ -45,6 +45,9 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 	case AdamWConfig:
 		c.LR /= 2
 		second = c
+	case LionConfig:
+		c.LR /= 2
+		second = c
 	}
 	groups := []int{0, 1, 1}
 	setup := func(mod *testModel[T]) *Optimizer[T] {

@@ -16,6 +16,7 @@ var stepperConfigs = []Hyper{
 	EMAConfig{LR: 0.1, Beta: 0.8, WeightDecay: 0.02},
 	AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, AMSGrad: true},
 	AdamWConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.95, Eps: 1e-6, WeightDecay: 0.1},
+	LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1},
 }
 
 // TestStepperMatchesOptimizer: a parameter stepped by a Stepper gets the
