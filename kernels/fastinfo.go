@@ -2,8 +2,6 @@ package kernels
 
 import (
 	"fmt"
-
-	"github.com/klauspost/cpuid/v2"
 )
 
 // FastPath says which path [Set.AdamFastF32] or [Set.AdamFastF64] takes.
@@ -28,8 +26,9 @@ func (s *Set) fastPath(f64 bool) FastPath {
 	est, of := fastSplit(s.level, f64)
 	switch {
 	case s.fastIsExact:
-		// Set on amd64 by fastIsExactOn: AMD family 0x19 and later.
-		return FastPath{Exact: true, Reason: fmt.Sprintf("AMD family 0x%02X: fast divider", cpuid.CPU.Family)}
+		// Set on amd64 by fastIsExactOn, from the table fastExactModels.
+		why, _ := fastExactReason()
+		return FastPath{Exact: true, Reason: why}
 	case est == 0 && s.level == Generic:
 		return FastPath{Exact: true, Reason: "the generic level has no estimates"}
 	case est == 0:

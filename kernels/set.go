@@ -291,11 +291,12 @@ func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // AVX2 float64 has no float64 estimate instructions and the generic level
 // none at all: there AdamFast is exactly Adam.
 //
-// Where the exact kernel is faster, AdamFast runs it instead ([Set.FastIsExact]):
-// on AMD Zen 4 and later the exact AVX-512 kernel reaches about 5.7 Gparam/s
-// in cache on one core and the estimate path about 4.5, because the divide
-// unit is no longer the bottleneck. The choice is made once per CPU model
-// at start-up, so results never depend on timing.
+// Where the exact kernel was measured faster, AdamFast runs it instead
+// ([Set.FastIsExact]), from a table of CPU models filled from measurements:
+// so far AMD family 0x1A (Zen 5 class), where the exact AVX-512 kernel
+// reaches about 5.7 Gparam/s in cache on one core and the estimate path
+// about 4.5, because the divide unit is not the bottleneck. The choice is
+// made once per CPU model at start-up, so results never depend on timing.
 //
 // m and v (and vmax) are bit-identical to AdamF32's. The update of p is
 // within a relative error of 2⁻²⁰ of AdamF32's (plus one rounding of p)

@@ -119,7 +119,7 @@ installs the command as fuseopt, then: fuseopt bench, fuseopt demo)
 `
 
 // fastAdam says which path AdamFast takes, given its float32 and float64
-// paths: "exact kernel (AMD family 0x1A: fast divider)", "estimates on 1 of
+// paths: "exact kernel (fast divider, measured on AMD family 0x1A)", "estimates on 1 of
 // 4 vectors, the others exact", or each precision's when they differ.
 func fastAdam(f32, f64 kernels.FastPath) string {
 	one := func(p kernels.FastPath) string {
