@@ -49,4 +49,10 @@
 // kernels and the package-level functions use it; [For] returns the set of
 // any level this CPU supports, which is how tests and benchmarks compare
 // levels.
+//
+// The methods of [Set] are the primary API, and their doc comments hold the
+// operation sequences: every level is a Set, the tests, benchmarks and the
+// tour iterate them, and optim and the adapters run the Set they are given
+// (Options.Kernels). The package-level functions (api.go) are one-line
+// conveniences that run [Active], for callers who never choose a level.
 package kernels
