@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strconv"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 )
@@ -215,7 +216,7 @@ func parallel(fs []func() error, sizes []int, w int) func() error {
 	bounds = append(bounds, len(fs))
 	errs := make([]error, len(bounds)-1)
 	team := crewOf(len(bounds) - 1)
-	run := func(r int) {
+	run := pool.Job(func(_, r int) {
 		errs[r] = nil
 		for _, f := range fs[bounds[r]:bounds[r+1]] {
 			if err := f(); err != nil {
@@ -223,9 +224,9 @@ func parallel(fs []func() error, sizes []int, w int) func() error {
 				return
 			}
 		}
-	}
+	})
 	return func() error {
-		team.run(run)
+		team.Each(&run)
 		for _, err := range errs {
 			if err != nil {
 				return err

@@ -3,6 +3,8 @@ package bench
 import (
 	"math"
 	"strconv"
+
+	"github.com/fuseopt/fuseopt/internal/pool"
 )
 
 // peakIters is the number of loop iterations of one peak operation: about
@@ -40,9 +42,10 @@ func peakContenders(workers int) (kernel string, flops float64, cs []contender) 
 	cs = append(cs, contender{name: "peak/w=1", kind: KindPeak, workers: 1, step: one})
 	if workers > 1 {
 		team := crewOf(workers)
+		each := pool.Job(func(int, int) { loop(peakIters) })
 		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(workers), kind: KindPeak, workers: workers,
 			step: func() error {
-				team.run(func(int) { loop(peakIters) })
+				team.Each(&each)
 				return nil
 			}})
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -186,7 +187,7 @@ type Optimizer[T Float] struct {
 	total    int   // elements over all parameters
 	pieceSum []float64
 	pieceBad []bool
-	pool     *pool
+	pool     *pool.Pool
 
 	// Per step: coefficient blocks by (group, step) and the scale factor
 	// of a Scale pass.
@@ -200,7 +201,7 @@ type Optimizer[T Float] struct {
 	taskErr   error // first kernel error of a job (never expected)
 	errIndex  int   // task that set taskErr
 
-	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq func(int)
+	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
 }
 
 type param[T Float] struct {
@@ -516,7 +517,7 @@ func (o *Optimizer[T]) Close() error {
 	}
 	o.closed = true
 	if o.pool != nil {
-		o.pool.shutdown(true)
+		o.pool.Close()
 		o.pool = nil
 	}
 	return nil

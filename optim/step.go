@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -220,7 +221,7 @@ func (o *Optimizer[T]) scaledNorm() float64 {
 	return math.Ldexp(fr/fs, er-k-es)
 }
 
-func (o *Optimizer[T]) maxAbsTask(t int) {
+func (o *Optimizer[T]) maxAbsTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		m := 0.0
@@ -231,7 +232,7 @@ func (o *Optimizer[T]) maxAbsTask(t int) {
 	}
 }
 
-func (o *Optimizer[T]) scaledSqTask(t int) {
+func (o *Optimizer[T]) scaledSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		o.pieceSum[j] = scaledSumSquares(o.params[pc.param].grad[pc.lo:pc.hi], o.normScale)
@@ -288,7 +289,7 @@ func (o *Optimizer[T]) prepare() {
 
 // run runs job over every task: on the caller when the step is small,
 // else on the worker pool. It returns the first error a task met.
-func (o *Optimizer[T]) run(job *func(int)) error {
+func (o *Optimizer[T]) run(job *pool.Job) error {
 	n := len(o.tasks) - 1
 	if n <= 0 {
 		return nil
@@ -296,15 +297,15 @@ func (o *Optimizer[T]) run(job *func(int)) error {
 	o.taskErr = nil
 	if n == 1 || o.opt.Workers <= 1 || o.total < o.opt.ShardThreshold || o.closed {
 		for t := range n {
-			(*job)(t)
+			(*job)(0, t)
 		}
 	} else {
 		if o.pool == nil {
-			o.pool = newPool(o.opt.Workers, o.opt.Spin)
+			o.pool = pool.New(o.opt.Workers, o.opt.Spin)
 			// Stop the workers of an optimizer that was never closed.
-			runtime.AddCleanup(o, func(p *pool) { p.shutdown(false) }, o.pool)
+			runtime.AddCleanup(o, (*pool.Pool).Stop, o.pool)
 		}
-		o.pool.run(n, job, o.total >= o.opt.WakeThreshold)
+		o.pool.Run(job, n, o.opt.Workers, o.total >= o.opt.WakeThreshold)
 	}
 	return o.taskErr
 }
@@ -319,7 +320,7 @@ func (o *Optimizer[T]) fail(t int, err error) {
 	o.errMu.Unlock()
 }
 
-func (o *Optimizer[T]) updateTask(t int) {
+func (o *Optimizer[T]) updateTask(_, t int) {
 	set, run := o.opt.Kernels, &o.ops.run
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		p := &o.params[pc.param]
@@ -330,27 +331,27 @@ func (o *Optimizer[T]) updateTask(t int) {
 	}
 }
 
-func (o *Optimizer[T]) checkTask(t int) {
+func (o *Optimizer[T]) checkTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		o.pieceBad[j] = o.ops.nonFinite(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
 	}
 }
 
-func (o *Optimizer[T]) sumSqTask(t int) {
+func (o *Optimizer[T]) sumSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
 	}
 }
 
-func (o *Optimizer[T]) scaleTask(t int) {
+func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		o.ops.scale(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi], o.scaleBy)
 	}
 }
 
-func (o *Optimizer[T]) zeroTask(t int) {
+func (o *Optimizer[T]) zeroTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		clear(o.params[pc.param].grad[pc.lo:pc.hi])
 	}

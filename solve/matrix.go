@@ -5,6 +5,7 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -176,6 +177,7 @@ type finiteCheck[T Float] struct {
 	m     Matrix[T]
 	rows  int
 	first []int
+	job   pool.Job // run, made at the first parallel check
 }
 
 func (c *finiteCheck[T]) run(_, task int) {
@@ -191,7 +193,7 @@ func (c *finiteCheck[T]) run(_, task int) {
 // nonFinite reports the first non-finite element of the referenced
 // triangle (in the order of the segments), checking on the pool when the
 // matrix is large.
-func (c *finiteCheck[T]) nonFinite(m Matrix[T], pool *Pool, workers int) (i, j int, found bool) {
+func (c *finiteCheck[T]) nonFinite(m Matrix[T], p *Pool, workers int) (i, j int, found bool) {
 	n := m.N
 	if n == 0 {
 		return 0, 0, false
@@ -205,7 +207,10 @@ func (c *finiteCheck[T]) nonFinite(m Matrix[T], pool *Pool, workers int) (i, j i
 	}
 	c.first = c.first[:ntask]
 	if workers > 1 && n*n/2 >= minParallelWork {
-		pool.run(c, ntask, workers)
+		if c.job == nil {
+			c.job = c.run
+		}
+		p.run(&c.job, ntask, workers)
 	} else {
 		for t := 0; t < ntask; t++ {
 			c.run(0, t)
@@ -248,10 +253,11 @@ func (m Matrix[T]) checkSymmetric(tol float64) error {
 // of its factorisation on two.
 type triCopy[T Float] struct {
 	dst, src Matrix[T]
-	rows     int // storage rows of src per task
+	rows     int      // storage rows of src per task
+	job      pool.Job // run, made at the first parallel copy
 }
 
-func (c *triCopy[T]) copy(dst, src Matrix[T], pool *Pool, workers int) {
+func (c *triCopy[T]) copy(dst, src Matrix[T], p *Pool, workers int) {
 	n := src.N
 	if n == 0 {
 		return
@@ -261,7 +267,10 @@ func (c *triCopy[T]) copy(dst, src Matrix[T], pool *Pool, workers int) {
 	c.rows = max(1, (1<<16)/n)
 	ntask := (n + c.rows - 1) / c.rows
 	if workers > 1 && n*n/2 >= minParallelWork {
-		pool.run(c, ntask, workers)
+		if c.job == nil {
+			c.job = c.run
+		}
+		p.run(&c.job, ntask, workers)
 		return
 	}
 	for t := 0; t < ntask; t++ {
