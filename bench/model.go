@@ -75,26 +75,13 @@ func (m ModelSpec) validate() error {
 }
 
 // modelStreams returns the memory of a model step: per tensor its streams,
-// p, g and the state, all cut from one slab, the streams of each tensor
-// staggered as slab staggers them.
+// p, g and the state, cut from one allocation per tensor by slab
+// (kernels.Staggered), as an optimizer places its state.
 func modelStreams[T Float](o Op, sizes []int) [][][]T {
-	total := 0
-	for _, n := range sizes {
-		total += n
-	}
 	k := o.Streams()
 	var out [][][]T
-	// k streams per tensor and k² · 17 lines of padding.
-	line := 64 / elemSize[T]()
-	buf := make([]T, k*total+len(sizes)*k*k*17*line)
-	at := 0
 	for _, n := range sizes {
-		streams := make([][]T, k)
-		for s := range k {
-			at += (2*s + 1) * 17 * line
-			streams[s] = buf[at : at+n : at+n]
-			at += n
-		}
+		streams := slab[T](k, n)
 		fillParams(streams[0])
 		fillGrads(streams[1])
 		if k > 2 {

@@ -1,6 +1,10 @@
 package bench
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
 
 // Float is the element type of a comparison.
 type Float interface{ float32 | float64 }
@@ -17,27 +21,11 @@ func precOf[T Float]() Prec {
 	return F32
 }
 
-// slab returns k slices of n elements cut from one allocation, each start
-// shifted by a different odd number of 17 cache lines, so that no two streams
-// are a power of two apart (as kernels/bench_test.go allocates). The slices
-// are zero; the caller fills them.
-func slab[T Float](k, n int) [][]T {
-	line := 64 / elemSize[T]()
-	pad := func(i int) int { return (2*i + 1) * 17 * line }
-	total := 0
-	for i := range k {
-		total += n + pad(i)
-	}
-	buf := make([]T, total)
-	out := make([][]T, k)
-	at := 0
-	for i := range k {
-		at += pad(i)
-		out[i] = buf[at : at+n : at+n]
-		at += n
-	}
-	return out
-}
+// slab returns k zeroed slices of n elements cut from one allocation by
+// kernels.Staggered, so that no two streams share a page offset (as every
+// buffer of the benchmarks, the kernels' own and the optimizer's state).
+// The caller fills them.
+func slab[T Float](k, n int) [][]T { return kernels.Staggered[T](n, k, nil) }
 
 // The stream contents of a step case. They are deterministic, cheap to make
 // and keep every value of every contender finite and normal however many
