@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 
+	"github.com/fuseopt/fuseopt/internal/peak"
 	"github.com/fuseopt/fuseopt/internal/pool"
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // peakIters is the number of loop iterations of one peak operation: about
@@ -32,6 +35,28 @@ func scalarPeakLoop() (string, int, func(n int)) {
 		}
 		peakSink = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]
 	}
+}
+
+// peakLoop returns the FMA-peak loop of the best vector level of this CPU,
+// solve's (through internal/peak; this package imports solve), or the
+// scalar loop where that level has none: its name, the float64 flops of one
+// iteration and the loop itself.
+func peakLoop() (string, int, func(n int)) {
+	l := kernels.Best()
+	per, ok := peak.Kernel(l, 0)
+	if !ok {
+		return scalarPeakLoop()
+	}
+	name, lanes := l.String()+" FMA", 1 // the fma and the float64 lanes of one instruction
+	switch l {
+	case kernels.AVX512:
+		name, lanes = "avx512 VFMADD231PD zmm", 8
+	case kernels.AVX2:
+		name, lanes = "avx2 VFMADD231PD ymm", 4
+	case kernels.NEON:
+		name, lanes = "neon FMLA .2D", 2
+	}
+	return fmt.Sprintf("%s ×%d", name, per/(2*lanes)), per, func(n int) { peak.Kernel(l, n) }
 }
 
 // peakContenders returns the peak loop on one goroutine and, when workers
