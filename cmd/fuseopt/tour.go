@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fuseopt/fuseopt/bench"
+	"github.com/fuseopt/fuseopt/internal/bench"
 	"github.com/fuseopt/fuseopt/internal/paritytest"
 	"github.com/fuseopt/fuseopt/kernels"
 )

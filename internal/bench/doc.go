@@ -1,5 +1,6 @@
 // Package bench compares fuseopt with what a Go program does today, on the
-// machine it runs on, and holds the cross-package Go benchmarks.
+// machine it runs on, and holds the cross-package Go benchmarks. It serves
+// the command (cmd/fuseopt: the tour and fuseopt bench) only.
 //
 // It measures
 //
