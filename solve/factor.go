@@ -3,6 +3,7 @@ package solve
 import (
 	"math"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/pool"
 )
@@ -342,7 +343,7 @@ func (f *factorizer[T]) leaf(off, n int) int {
 // maxOf returns the largest finite value of T.
 func maxOf[T Float]() float64 {
 	var z T
-	if _, ok := any(z).(float32); ok {
+	if unsafe.Sizeof(z) == 4 {
 		return math.MaxFloat32
 	}
 	return math.MaxFloat64

@@ -145,15 +145,17 @@ func (m Matrix[T]) segment(r int) []T {
 	return m.Data[r*m.Stride+r : r*m.Stride+m.N]
 }
 
-// segNonFinite reports whether a run of the matrix holds NaN or ±Inf.
-func segNonFinite[T Float](seg []T) bool {
-	switch s := any(seg).(type) {
-	case []float64:
-		return kernels.NonFiniteF64(s)
-	case []float32:
-		return kernels.NonFiniteF32(s)
+// anyNonFinite reports whether x holds NaN or ±Inf, by the kernels of T's
+// underlying type (x viewed as a slice of it).
+func anyNonFinite[T Float](x []T) bool {
+	if len(x) == 0 {
+		return false
 	}
-	return false
+	p := unsafe.Pointer(unsafe.SliceData(x))
+	if unsafe.Sizeof(x[0]) == 8 {
+		return kernels.NonFiniteF64(unsafe.Slice((*float64)(p), len(x)))
+	}
+	return kernels.NonFiniteF32(unsafe.Slice((*float32)(p), len(x)))
 }
 
 // firstNonFinite returns the element of the referenced triangle, in row r
@@ -183,7 +185,7 @@ type finiteCheck[T Float] struct {
 func (c *finiteCheck[T]) run(_, task int) {
 	c.first[task] = -1
 	for r := task * c.rows; r < min(task*c.rows+c.rows, c.m.N); r++ {
-		if segNonFinite(c.m.segment(r)) {
+		if anyNonFinite(c.m.segment(r)) {
 			c.first[task] = r
 			return
 		}
@@ -336,13 +338,3 @@ func (d Dense[T]) span() int {
 }
 
 func (d Dense[T]) row(i int) []T { return d.Data[i*d.Stride : i*d.Stride+d.Cols] }
-
-func vecNonFinite[T Float](x []T) bool {
-	switch s := any(x).(type) {
-	case []float64:
-		return kernels.NonFiniteF64(s)
-	case []float32:
-		return kernels.NonFiniteF32(s)
-	}
-	return false
-}

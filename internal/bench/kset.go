@@ -7,13 +7,13 @@ import (
 
 // kset is the kernels of one level bound to one element type: the parity
 // harness's binding.
-type kset[T Float] = paritytest.Kernels[T]
+type kset[T kernels.Float] = paritytest.Kernels[T]
 
-func bind[T Float](s *kernels.Set) kset[T] { return paritytest.Bind[T](s) }
+func bind[T kernels.Float](s *kernels.Set) kset[T] { return paritytest.Bind[T](s) }
 
 // stepOf returns one step of o by the kernels k on the streams a (p, g and
 // the state), with the coefficients c.
-func stepOf[T Float](k kset[T], o Op, c *kernels.Coeffs, a [][]T) func() error {
+func stepOf[T kernels.Float](k kset[T], o Op, c *kernels.Coeffs, a [][]T) func() error {
 	p, g := a[0], a[1]
 	switch o {
 	case SGD:
@@ -30,7 +30,7 @@ func stepOf[T Float](k kset[T], o Op, c *kernels.Coeffs, a [][]T) func() error {
 // roofOf returns the memory roof of a step on the streams a: g is read and
 // added into p and each state stream, so the roof moves the bytes of the
 // step with the kernels' loads, stores and loop and no other arithmetic.
-func roofOf[T Float](k kset[T], a [][]T) func() error {
+func roofOf[T kernels.Float](k kset[T], a [][]T) func() error {
 	src := a[1]
 	d := [3][]T{a[0]}
 	copy(d[1:], a[2:])
@@ -39,7 +39,7 @@ func roofOf[T Float](k kset[T], a [][]T) func() error {
 
 // scalarOf returns one step of o by the plain scalar Go loop on the
 // streams a.
-func scalarOf[T Float](o Op, a [][]T) func() error {
+func scalarOf[T kernels.Float](o Op, a [][]T) func() error {
 	bc1, bc2 := biasCorrections(adamT)
 	wd := 0.0
 	if o == AdamW {

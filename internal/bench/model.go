@@ -77,7 +77,7 @@ func (m ModelSpec) validate() error {
 // modelStreams returns the memory of a model step: per tensor its streams,
 // p, g and the state, cut from one allocation per tensor by slab
 // (kernels.Staggered), as an optimizer places its state.
-func modelStreams[T Float](o Op, sizes []int) [][][]T {
+func modelStreams[T kernels.Float](o Op, sizes []int) [][][]T {
 	k := o.Streams()
 	var out [][][]T
 	for _, n := range sizes {
@@ -110,7 +110,7 @@ func numModelContenders(workers int) int {
 // workers, with the kernels of level l), "roof/w=1" and "roof/w=W" (the roof
 // of every tensor's streams at level l, the tensors split between W
 // goroutines). All work on the same parameters and gradients.
-func modelContenders[T Float](o Op, sizes []int, l kernels.ISA, workers int) ([]contender, func(), error) {
+func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers int) ([]contender, func(), error) {
 	s, err := kernels.For(l)
 	if err != nil {
 		return nil, nil, err

@@ -123,7 +123,7 @@ func TestContendersAgree(t *testing.T) {
 	}
 }
 
-func contendersAgree[T Float](t *testing.T, o Op, tol float64) {
+func contendersAgree[T kernels.Float](t *testing.T, o Op, tol float64) {
 	const n, steps = 1003, 4
 	levels := kernels.Levels()
 	var want [][]T

@@ -6,15 +6,12 @@ import (
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
-// Float is the element type of a comparison.
-type Float interface{ float32 | float64 }
-
-func elemSize[T Float]() int {
+func elemSize[T kernels.Float]() int {
 	var z T
 	return int(unsafe.Sizeof(z))
 }
 
-func precOf[T Float]() Prec {
+func precOf[T kernels.Float]() Prec {
 	if elemSize[T]() == 8 {
 		return F64
 	}
@@ -25,31 +22,31 @@ func precOf[T Float]() Prec {
 // kernels.Staggered, so that no two streams share a page offset (as every
 // buffer of the benchmarks, the kernels' own and the optimizer's state).
 // The caller fills them.
-func slab[T Float](k, n int) [][]T { return kernels.Staggered[T](n, k, nil) }
+func slab[T kernels.Float](k, n int) [][]T { return kernels.Staggered[T](n, k, nil) }
 
 // The stream contents of a step case. They are deterministic, cheap to make
 // and keep every value of every contender finite and normal however many
 // steps run on them: gradients lie in [1e-3, 1e-2), second moments are
 // positive.
-func fillParams[T Float](p []T) {
+func fillParams[T kernels.Float](p []T) {
 	for i := range p {
 		p[i] = T(i%1013)*1e-3 - 0.5
 	}
 }
 
-func fillGrads[T Float](g []T) {
+func fillGrads[T kernels.Float](g []T) {
 	for i := range g {
 		g[i] = 1e-3 + T(i%997)*9e-6
 	}
 }
 
-func fillMoment[T Float](m []T) {
+func fillMoment[T kernels.Float](m []T) {
 	for i := range m {
 		m[i] = 1e-3 + T(i%991)*5e-6
 	}
 }
 
-func fillSecond[T Float](v []T) {
+func fillSecond[T kernels.Float](v []T) {
 	for i := range v {
 		x := 1e-3 + T(i%983)*9e-6
 		v[i] = x * x
