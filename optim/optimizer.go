@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -197,9 +196,6 @@ type Optimizer[T Float] struct {
 	scaleBy T
 	// normScale is the power of two that scaledNorm multiplies by.
 	normScale float64
-	errMu     sync.Mutex
-	taskErr   error // first kernel error of a job (never expected)
-	errIndex  int   // task that set taskErr
 
 	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
 }
