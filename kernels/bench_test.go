@@ -12,29 +12,16 @@ import (
 // Benchmark sizes: from L1 to far beyond the last-level cache.
 var benchSizes = []int{1024, 4096, 65536, 1048576, 16777216}
 
-// slab returns k slices of n elements cut from one allocation, each start
-// shifted by a different odd number of cache lines, so that no two streams
-// are a power of two apart. Separate large allocations can land exactly
-// 2^k bytes apart, and a multi-stream kernel then runs 5–17× slower (cache
-// and TLB set aliasing): every benchmark here allocates through slab.
+// slab returns k slices of n elements, filled with small random values,
+// cut from one allocation by Staggered: separate large allocations can land
+// exactly 2^k bytes apart, and a multi-stream kernel then runs 5–17× slower
+// (cache and TLB set aliasing). Every benchmark here allocates through slab.
 func slab[T Float](k, n int) [][]T {
-	var z T
-	line := 64 / int(sizeOf(z))
-	pad := func(i int) int { return (2*i + 1) * 17 * line }
-	total := 0
-	for i := range k {
-		total += n + pad(i)
-	}
-	buf := make([]T, total)
 	r := rand.New(rand.NewPCG(1, 2))
-	out := make([][]T, k)
-	at := 0
-	for i := range k {
-		at += pad(i)
-		out[i] = buf[at : at+n : at+n]
-		at += n
-		for j := range out[i] {
-			out[i][j] = T(r.Float64()*0.02 - 0.01)
+	out := Staggered[T](n, k, nil)
+	for _, x := range out {
+		for j := range x {
+			x[j] = T(r.Float64()*0.02 - 0.01)
 		}
 	}
 	return out

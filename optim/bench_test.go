@@ -6,6 +6,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -131,18 +132,18 @@ func benchRoof[T Float](b *testing.B, n, streams, workers int) {
 	// goroutines, each with the same half every time), not on goroutines
 	// started per step, whose start-up and changing cores the roof would
 	// count.
-	var p *pool
+	var p *pool.Pool
 	if workers > 1 {
-		p = newPool(workers, time.Millisecond)
-		defer p.shutdown(true)
+		p = pool.New(workers, time.Millisecond)
+		defer p.Close()
 	}
-	part := func(k int) { roof(k*n/workers, (k+1)*n/workers) }
+	part := pool.Job(func(_, k int) { roof(k*n/workers, (k+1)*n/workers) })
 	for b.Loop() {
 		if workers == 1 {
 			roof(0, n)
 			continue
 		}
-		p.run(workers, &part, true)
+		p.Run(&part, workers, workers, true)
 	}
 }
 

@@ -5,10 +5,10 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -186,7 +186,7 @@ type Optimizer[T Float] struct {
 	total    int   // elements over all parameters
 	pieceSum []float64
 	pieceBad []bool
-	pool     *pool
+	pool     *pool.Pool
 
 	// Per step: coefficient blocks by (group, step) and the scale factor
 	// of a Scale pass.
@@ -196,11 +196,8 @@ type Optimizer[T Float] struct {
 	scaleBy T
 	// normScale is the power of two that scaledNorm multiplies by.
 	normScale float64
-	errMu     sync.Mutex
-	taskErr   error // first kernel error of a job (never expected)
-	errIndex  int   // task that set taskErr
 
-	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq func(int)
+	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
 }
 
 type param[T Float] struct {
@@ -516,7 +513,7 @@ func (o *Optimizer[T]) Close() error {
 	}
 	o.closed = true
 	if o.pool != nil {
-		o.pool.shutdown(true)
+		o.pool.Close()
 		o.pool = nil
 	}
 	return nil

@@ -2,11 +2,8 @@ package optim
 
 import (
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/fuseopt/fuseopt/internal/taskrun"
 )
 
 // waitGoroutines waits until at most n goroutines run.
@@ -19,51 +16,6 @@ func waitGoroutines(t *testing.T, n int) {
 		}
 		runtime.GC()
 		time.Sleep(time.Millisecond)
-	}
-}
-
-// TestPool runs jobs of every size on pools that spin and pools that park
-// at once, and checks that every task runs exactly once per job.
-func TestPool(t *testing.T) {
-	for _, spin := range []time.Duration{0, 20 * time.Microsecond} {
-		for _, workers := range []int{2, 3, 7} {
-			p := newPool(workers, spin)
-			var prev []atomic.Int32
-			for round := range 300 {
-				n := 1 + (round*37)%50
-				counts := make([]atomic.Int32, n)
-				job := func(i int) { counts[i].Add(1) }
-				p.run(n, &job, round%3 != 0)
-				for r, cs := range [][]atomic.Int32{counts, prev} { // no task runs late either
-					for i := range cs {
-						if c := cs[i].Load(); c != 1 {
-							t.Fatalf("spin %v, workers %d, round %d: task %d ran %d times", spin, workers, round-r, i, c)
-						}
-					}
-				}
-				prev = counts
-				if round%50 == 0 {
-					time.Sleep(200 * time.Microsecond) // let the helpers park
-				}
-			}
-			p.shutdown(true)
-		}
-	}
-}
-
-// TestPoolManyTasks: a job of more tasks than a run's word holds runs in
-// parts, each task once.
-func TestPoolManyTasks(t *testing.T) {
-	p := newPool(3, 20*time.Microsecond)
-	defer p.shutdown(true)
-	n := taskrun.MaxTasks + 3
-	counts := make([]atomic.Int32, n)
-	job := func(i int) { counts[i].Add(1) }
-	p.run(n, &job, true)
-	for i := range counts {
-		if c := counts[i].Load(); c != 1 {
-			t.Fatalf("task %d ran %d times", i, c)
-		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -31,9 +32,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	}
 	o.prepare()
 	if o.opt.NonFinite != Propagate {
-		if err := o.run(&o.jobCheck); err != nil {
-			return rep, err
-		}
+		o.run(&o.jobCheck)
 		if i := o.firstBad(); i >= 0 {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
@@ -46,9 +45,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	if err := o.computeCoeffs(); err != nil {
 		return rep, err
 	}
-	if err := o.run(&o.jobUpdate); err != nil {
-		return rep, err
-	}
+	o.run(&o.jobUpdate)
 	for i := range o.params {
 		o.params[i].step++
 	}
@@ -64,7 +61,7 @@ func (o *Optimizer[T]) ZeroGrad() {
 		return
 	}
 	o.prepare()
-	_ = o.run(&o.jobZero) // clearing cannot fail
+	o.run(&o.jobZero)
 }
 
 // ClipGradNorm scales the gradients in place so that their global L2 norm
@@ -129,7 +126,8 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	f := T(coef)
 	if coef == 0 || f >= tiny || bad >= 0 {
 		o.scaleBy = f
-		return norm, o.run(&o.jobScale)
+		o.run(&o.jobScale)
+		return norm, nil
 	}
 	// coef is below T's normal range: coef = tiny·rest, each normal.
 	rest := T(coef / float64(tiny))
@@ -138,9 +136,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	}
 	for _, f := range [...]T{tiny, rest} {
 		o.scaleBy = f
-		if err := o.run(&o.jobScale); err != nil {
-			return norm, err
-		}
+		o.run(&o.jobScale)
 	}
 	return norm, nil
 }
@@ -167,9 +163,7 @@ func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 // parameter whose gradient is not finite (-1 when none); see ClipGradNorm.
 func (o *Optimizer[T]) gradNorm() (norm float64, bad int, err error) {
 	o.prepare()
-	if err := o.run(&o.jobSumSq); err != nil {
-		return 0, -1, err
-	}
+	o.run(&o.jobSumSq)
 	sum := o.sumSquares()
 	bad = o.firstBad()
 	if bad >= 0 || o.ops.size == 4 || (sum <= math.MaxFloat64 && sum >= minSafeSum) {
@@ -194,9 +188,7 @@ const minSafeSum = 0x1p-968
 // squares left the float64 range, from the gradients scaled by a power of
 // two (see ClipGradNorm).
 func (o *Optimizer[T]) scaledNorm() float64 {
-	if err := o.run(&o.jobMaxAbs); err != nil {
-		return math.NaN() // cannot happen: the job has no kernel call
-	}
+	o.run(&o.jobMaxAbs)
 	m := 0.0
 	for _, v := range o.pieceSum {
 		m = max(m, v)
@@ -211,7 +203,7 @@ func (o *Optimizer[T]) scaledNorm() float64 {
 	_, e := math.Frexp(m)
 	k := min(-e, 1023)
 	o.normScale = math.Ldexp(1, k)
-	_ = o.run(&o.jobScaledSq)
+	o.run(&o.jobScaledSq)
 	ssq := o.sumSquares()
 	// norm = sqrt(ssq)·2^-k/s, in exponent arithmetic so that no
 	// intermediate leaves the range.
@@ -220,7 +212,7 @@ func (o *Optimizer[T]) scaledNorm() float64 {
 	return math.Ldexp(fr/fs, er-k-es)
 }
 
-func (o *Optimizer[T]) maxAbsTask(t int) {
+func (o *Optimizer[T]) maxAbsTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		m := 0.0
@@ -231,7 +223,7 @@ func (o *Optimizer[T]) maxAbsTask(t int) {
 	}
 }
 
-func (o *Optimizer[T]) scaledSqTask(t int) {
+func (o *Optimizer[T]) scaledSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		o.pieceSum[j] = scaledSumSquares(o.params[pc.param].grad[pc.lo:pc.hi], o.normScale)
@@ -268,9 +260,7 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	}
 	o.prepare()
 	o.scaleBy = T(1 / o.lossScale)
-	if err := o.run(&o.jobScale); err != nil {
-		return err
-	}
+	o.run(&o.jobScale)
 	o.lossScale = 1
 	return nil
 }
@@ -287,70 +277,70 @@ func (o *Optimizer[T]) prepare() {
 }
 
 // run runs job over every task: on the caller when the step is small,
-// else on the worker pool. It returns the first error a task met.
-func (o *Optimizer[T]) run(job *func(int)) error {
+// else on the worker pool. A job cannot fail: what its tasks could refuse
+// is checked before it runs (see updateTask).
+func (o *Optimizer[T]) run(job *pool.Job) {
 	n := len(o.tasks) - 1
 	if n <= 0 {
-		return nil
+		return
 	}
-	o.taskErr = nil
 	if n == 1 || o.opt.Workers <= 1 || o.total < o.opt.ShardThreshold || o.closed {
 		for t := range n {
-			(*job)(t)
+			(*job)(0, t)
 		}
 	} else {
 		if o.pool == nil {
-			o.pool = newPool(o.opt.Workers, o.opt.Spin)
+			o.pool = pool.New(o.opt.Workers, o.opt.Spin)
 			// Stop the workers of an optimizer that was never closed.
-			runtime.AddCleanup(o, func(p *pool) { p.shutdown(false) }, o.pool)
+			runtime.AddCleanup(o, (*pool.Pool).Stop, o.pool)
 		}
-		o.pool.run(n, job, o.total >= o.opt.WakeThreshold)
+		o.pool.Run(job, n, o.opt.Workers, o.total >= o.opt.WakeThreshold)
 	}
-	return o.taskErr
 }
 
-// fail records the first error of a job. The kernels' arguments are checked
-// when parameters are registered, so it is not expected to happen.
-func (o *Optimizer[T]) fail(t int, err error) {
-	o.errMu.Lock()
-	if o.taskErr == nil || t < o.errIndex {
-		o.taskErr, o.errIndex = fmt.Errorf("optim: kernel: %w", err), t
-	}
-	o.errMu.Unlock()
-}
-
-func (o *Optimizer[T]) updateTask(t int) {
+// updateTask runs the kernels of task t. A kernel refuses (1) coefficients
+// of another family or unusable in T, (2) lengths that differ and (3)
+// arguments that overlap. None of them can reach a chunk here: (1) is
+// asked of each parameter's kernel, on an empty chunk, when computeCoeffs
+// makes the step's blocks, before the update job starts; (2) holds by
+// construction (Add checks len(grad) = len(data), layout gives every
+// buffer the group's rule names that length and the others none, and a
+// chunk cuts them all alike); (3) likewise (Add refuses p and grad that
+// overlap, the state is the optimizer's own slab). So the job never stops
+// half-way, and an error here would be a bug in those invariants: it
+// panics rather than leave part of the step undone.
+func (o *Optimizer[T]) updateTask(_, t int) {
 	set, run := o.opt.Kernels, &o.ops.run
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		p := &o.params[pc.param]
 		lo, hi := pc.lo, pc.hi
 		if err := run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], &p.buf, lo, hi); err != nil {
-			o.fail(t, err)
+			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
 		}
 	}
 }
 
-func (o *Optimizer[T]) checkTask(t int) {
+func (o *Optimizer[T]) checkTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		o.pieceBad[j] = o.ops.nonFinite(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
 	}
 }
 
-func (o *Optimizer[T]) sumSqTask(t int) {
+func (o *Optimizer[T]) sumSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
 	}
 }
 
-func (o *Optimizer[T]) scaleTask(t int) {
+func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		o.ops.scale(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi], o.scaleBy)
 	}
 }
 
-func (o *Optimizer[T]) zeroTask(t int) {
+func (o *Optimizer[T]) zeroTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		clear(o.params[pc.param].grad[pc.lo:pc.hi])
 	}
@@ -420,6 +410,13 @@ func (o *Optimizer[T]) computeCoeffs() error {
 			o.keys[idx] = k
 			if err := o.fill(&o.coeffs[idx], k); err != nil {
 				return err
+			}
+			// The update job does not look at the kernels' errors (see
+			// updateTask): the kernel of this group (every parameter of a
+			// group has its group's, layout) takes the block, or the step
+			// stops here, before anything is written.
+			if err := o.ops.run[p.op](o.opt.Kernels, &o.coeffs[idx], p.data[:0], p.grad[:0], &p.buf, 0, 0); err != nil {
+				return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 			}
 			o.nkeys++
 		}

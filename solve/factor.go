@@ -2,10 +2,10 @@ package solve
 
 import (
 	"math"
-	"runtime"
 	"sync/atomic"
+	"unsafe"
 
-	"github.com/fuseopt/fuseopt/internal/taskrun"
+	"github.com/fuseopt/fuseopt/internal/pool"
 )
 
 // The blocked right-looking Cholesky factorisation.
@@ -71,15 +71,17 @@ type factorizer[T Float] struct {
 	aheadDone atomic.Bool // and has finished
 
 	// The job's tasks, grouped by the goroutine they belong to (queue):
-	// queue q holds positions of order. owners is scratch space.
+	// queue q is order[bounds[q]:bounds[q+1]], the tasks goroutine q of the
+	// pool owns. owners is scratch space.
 	order  []int32
 	owners []int32
-	byRow  bool          // the tile tasks' owners are those of their rows, not their slivers
-	ob     int           // slivers per run of one owner (ownerSlivers)
-	alone  bool          // this factorisation runs on the caller alone (factor)
-	qs     []taskrun.Run // per goroutine: its positions of order
-	nq     int
-	gen    uint32 // the number of the job on the pool, for qs
+	bounds []int
+	byRow  bool     // the tile tasks' owners are those of their rows, not their slivers
+	ob     int      // slivers per run of one owner (ownerSlivers)
+	alone  bool     // this factorisation runs on the caller alone (factor)
+	queues int      // goroutines a job may be divided between (0 or ≥ 2)
+	nq     int      // those of the current job
+	job    pool.Job // runs the task at a position of order
 }
 
 // panel is the state of the triangular solve and the trailing update of
@@ -110,12 +112,12 @@ func (pn *panel[T]) units(im *impl[T]) int { return (pn.groups + im.nv - 1) / im
 // triangle).
 type tileTask struct{ c0, c1, r0, r1 int32 }
 
-func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
-	f.im, f.pool, f.workers = im, pool, workers
+func (f *factorizer[T]) init(im *impl[T], p *Pool, workers int) {
+	f.im, f.pool, f.workers = im, p, workers
 	if workers < 1 {
 		f.workers = 1
 	}
-	f.tmp = make([][]T, max(f.workers, poolSize(pool)))
+	f.tmp = make([][]T, max(f.workers, poolSize(p)))
 	for w := range f.tmp {
 		f.tmp[w] = make([]T, im.mr*im.nc())
 	}
@@ -125,7 +127,11 @@ func (f *factorizer[T]) init(im *impl[T], pool *Pool, workers int) {
 	if f.workers > 1 {
 		f.sub = new(factorizer[T])
 		f.sub.init(im, nil, 1)
-		f.qs = make([]taskrun.Run, min(f.workers, poolSize(pool)))
+		if q := min(f.workers, poolSize(p), maxQueues); q >= 2 {
+			f.queues = q
+			f.bounds = make([]int, q+1)
+			f.job = func(w, pos int) { f.runTask(w, int(f.order[pos])) }
+		}
 	}
 }
 
@@ -133,7 +139,7 @@ func poolSize(p *Pool) int {
 	if p == nil {
 		return 1
 	}
-	return p.n
+	return p.Size()
 }
 
 func grow[T Float](s []T, n int) []T {
@@ -174,7 +180,7 @@ func (f *factorizer[T]) factor(m Matrix[T], nb int) int {
 func (f *factorizer[T]) prepare(m Matrix[T], n, nb, npack int) {
 	f.m = m
 	f.rs, f.cs = m.strides()
-	f.ob = ownerSlivers(n, f.im.nc(), max(1, len(f.qs)))
+	f.ob = ownerSlivers(n, f.im.nc(), max(1, f.queues))
 	// Space for the panel of the outermost level, which is the largest;
 	// the vector side of a tile may read up to nv-1 groups past the last.
 	rows := (n + f.im.nc()) / f.im.g * f.im.g
@@ -299,9 +305,7 @@ func (f *factorizer[T]) ahead() {
 func (f *factorizer[T]) waitAhead() {
 	f.ahead()
 	for i := 0; !f.aheadDone.Load(); i++ {
-		if i >= spinPure {
-			runtime.Gosched()
-		}
+		pool.Backoff(i)
 	}
 }
 
@@ -339,7 +343,7 @@ func (f *factorizer[T]) leaf(off, n int) int {
 // maxOf returns the largest finite value of T.
 func maxOf[T Float]() float64 {
 	var z T
-	if _, ok := any(z).(float32); ok {
+	if unsafe.Sizeof(z) == 4 {
 		return math.MaxFloat32
 	}
 	return math.MaxFloat64
@@ -510,19 +514,16 @@ var minParallelWork = 1 << 21
 // a quarter of the trailing update's speed.) A goroutine that runs out of
 // its own tasks takes the others' from the back.
 func (f *factorizer[T]) dispatch(ntask, work int) {
-	if f.workers <= 1 || f.alone || work < minParallelWork || len(f.qs) < 2 || ntask > taskrun.MaxTasks {
+	if f.workers <= 1 || f.alone || work < minParallelWork || f.queues < 2 || ntask > pool.MaxTasks {
 		for t := 0; t < ntask; t++ {
 			f.runTask(0, t)
 		}
 		return
 	}
-	f.nq = len(f.qs)
+	f.nq = f.queues
 	f.owners = growInt32(f.owners, ntask)
 	f.order = growInt32(f.order, ntask)
 	var count [maxQueues + 1]int
-	if f.nq > maxQueues {
-		f.nq = maxQueues
-	}
 	for t := range ntask {
 		o := f.owner(t)
 		f.owners[t] = int32(o)
@@ -531,16 +532,13 @@ func (f *factorizer[T]) dispatch(ntask, work int) {
 	for q := 1; q <= f.nq; q++ {
 		count[q] += count[q-1]
 	}
-	f.gen++
-	for q := range f.nq {
-		f.qs[q].Set(f.gen, count[q], count[q+1])
-	}
+	copy(f.bounds, count[:f.nq+1])
 	for t := range ntask {
 		o := f.owners[t]
 		f.order[count[o]] = int32(t)
 		count[o]++
 	}
-	f.pool.run(f, f.nq, f.workers)
+	f.pool.runOwned(&f.job, f.bounds[:f.nq+1])
 }
 
 // maxQueues bounds the goroutines a job is divided between by owner.
@@ -581,31 +579,6 @@ func growInt32(s []int32, n int) []int32 {
 		return make([]int32, n)
 	}
 	return s[:n]
-}
-
-// run is the pool's entry: goroutine w runs its own queue, then the
-// others' (the ticket number does not matter: a goroutine that gets two
-// finds its queue empty the second time).
-func (f *factorizer[T]) run(w, _ int) {
-	if w < f.nq {
-		for {
-			pos, ok := f.qs[w].Take(f.gen, false)
-			if !ok {
-				break
-			}
-			f.runTask(w, int(f.order[pos]))
-		}
-	}
-	for i := 1; i <= f.nq; i++ {
-		q := &f.qs[(w+i)%f.nq]
-		for {
-			pos, ok := q.Take(f.gen, true)
-			if !ok {
-				break
-			}
-			f.runTask(w, int(f.order[pos]))
-		}
-	}
 }
 
 // runTask runs task number task of the current job on goroutine w.

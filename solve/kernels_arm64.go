@@ -128,8 +128,19 @@ func neonImpl[T Float](g int, k *impl[T]) *impl[T] {
 	return k
 }
 
-// fmaPeak has no NEON kernel.
-func fmaPeak(l kernels.ISA, n int) (flopsPerIter int, ok bool) { return 0, false }
+// fmaPeakNEON runs n iterations of 22 independent 2-lane float64 FMAs (88
+// flops each).
+func fmaPeakNEON(n int)
+
+// fmaPeak runs n iterations of the FMA-peak kernel of level l and returns the
+// float64 flops of one iteration; ok is false where l has no such kernel.
+func fmaPeak(l kernels.ISA, n int) (flopsPerIter int, ok bool) {
+	if l != kernels.NEON {
+		return 0, false
+	}
+	fmaPeakNEON(n)
+	return 22 * 2 * 2, true
+}
 
 func init() {
 	table[kernels.NEON] = &impls{

@@ -5,6 +5,7 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -144,15 +145,17 @@ func (m Matrix[T]) segment(r int) []T {
 	return m.Data[r*m.Stride+r : r*m.Stride+m.N]
 }
 
-// segNonFinite reports whether a run of the matrix holds NaN or ±Inf.
-func segNonFinite[T Float](seg []T) bool {
-	switch s := any(seg).(type) {
-	case []float64:
-		return kernels.NonFiniteF64(s)
-	case []float32:
-		return kernels.NonFiniteF32(s)
+// anyNonFinite reports whether x holds NaN or ±Inf, by the kernels of T's
+// underlying type (x viewed as a slice of it).
+func anyNonFinite[T Float](x []T) bool {
+	if len(x) == 0 {
+		return false
 	}
-	return false
+	p := unsafe.Pointer(unsafe.SliceData(x))
+	if unsafe.Sizeof(x[0]) == 8 {
+		return kernels.NonFiniteF64(unsafe.Slice((*float64)(p), len(x)))
+	}
+	return kernels.NonFiniteF32(unsafe.Slice((*float32)(p), len(x)))
 }
 
 // firstNonFinite returns the element of the referenced triangle, in row r
@@ -176,12 +179,13 @@ type finiteCheck[T Float] struct {
 	m     Matrix[T]
 	rows  int
 	first []int
+	job   pool.Job // run, made at the first parallel check
 }
 
 func (c *finiteCheck[T]) run(_, task int) {
 	c.first[task] = -1
 	for r := task * c.rows; r < min(task*c.rows+c.rows, c.m.N); r++ {
-		if segNonFinite(c.m.segment(r)) {
+		if anyNonFinite(c.m.segment(r)) {
 			c.first[task] = r
 			return
 		}
@@ -191,7 +195,7 @@ func (c *finiteCheck[T]) run(_, task int) {
 // nonFinite reports the first non-finite element of the referenced
 // triangle (in the order of the segments), checking on the pool when the
 // matrix is large.
-func (c *finiteCheck[T]) nonFinite(m Matrix[T], pool *Pool, workers int) (i, j int, found bool) {
+func (c *finiteCheck[T]) nonFinite(m Matrix[T], p *Pool, workers int) (i, j int, found bool) {
 	n := m.N
 	if n == 0 {
 		return 0, 0, false
@@ -205,7 +209,10 @@ func (c *finiteCheck[T]) nonFinite(m Matrix[T], pool *Pool, workers int) (i, j i
 	}
 	c.first = c.first[:ntask]
 	if workers > 1 && n*n/2 >= minParallelWork {
-		pool.run(c, ntask, workers)
+		if c.job == nil {
+			c.job = c.run
+		}
+		p.run(&c.job, ntask, workers)
 	} else {
 		for t := 0; t < ntask; t++ {
 			c.run(0, t)
@@ -248,10 +255,11 @@ func (m Matrix[T]) checkSymmetric(tol float64) error {
 // of its factorisation on two.
 type triCopy[T Float] struct {
 	dst, src Matrix[T]
-	rows     int // storage rows of src per task
+	rows     int      // storage rows of src per task
+	job      pool.Job // run, made at the first parallel copy
 }
 
-func (c *triCopy[T]) copy(dst, src Matrix[T], pool *Pool, workers int) {
+func (c *triCopy[T]) copy(dst, src Matrix[T], p *Pool, workers int) {
 	n := src.N
 	if n == 0 {
 		return
@@ -261,7 +269,10 @@ func (c *triCopy[T]) copy(dst, src Matrix[T], pool *Pool, workers int) {
 	c.rows = max(1, (1<<16)/n)
 	ntask := (n + c.rows - 1) / c.rows
 	if workers > 1 && n*n/2 >= minParallelWork {
-		pool.run(c, ntask, workers)
+		if c.job == nil {
+			c.job = c.run
+		}
+		p.run(&c.job, ntask, workers)
 		return
 	}
 	for t := 0; t < ntask; t++ {
@@ -327,13 +338,3 @@ func (d Dense[T]) span() int {
 }
 
 func (d Dense[T]) row(i int) []T { return d.Data[i*d.Stride : i*d.Stride+d.Cols] }
-
-func vecNonFinite[T Float](x []T) bool {
-	switch s := any(x).(type) {
-	case []float64:
-		return kernels.NonFiniteF64(s)
-	case []float32:
-		return kernels.NonFiniteF32(s)
-	}
-	return false
-}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"gonum.org/v1/gonum/blas/blas64"
 	gmat "gonum.org/v1/gonum/mat"
 )
@@ -86,9 +87,16 @@ func TestNewMatrixSize(t *testing.T) {
 	}
 }
 
-type hitJob struct{ hits []atomic.Int32 }
+type hitJob struct {
+	hits []atomic.Int32
+	job  pool.Job
+}
 
-func (j *hitJob) run(_, task int) { j.hits[task].Add(1) }
+func newHitJob(n int) *hitJob {
+	j := &hitJob{hits: make([]atomic.Int32, n)}
+	j.job = func(_, task int) { j.hits[task].Add(1) }
+	return j
+}
 
 // TestPoolMaxSize: NewPool caps its goroutines at MaxPoolSize, and New
 // refuses a worker count above it.
@@ -104,8 +112,8 @@ func TestPoolMaxSize(t *testing.T) {
 		t.Errorf("NewPool(%d) started %d goroutines", 4*MaxPoolSize, started)
 	}
 	// The pool works, and Close stops its workers.
-	j := &hitJob{hits: make([]atomic.Int32, 100)}
-	p.run(j, 100, MaxPoolSize)
+	j := newHitJob(100)
+	p.run(&j.job, 100, MaxPoolSize)
 	for i := range j.hits {
 		if h := j.hits[i].Load(); h != 1 {
 			t.Fatalf("task %d ran %d times", i, h)

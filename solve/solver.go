@@ -184,7 +184,7 @@ func checkVec[T Float](l Matrix[T], x []T) error {
 	if overlap(x, len(x), l.Data, l.span()) {
 		return fmt.Errorf("%w: the right-hand side and the matrix", ErrOverlap)
 	}
-	if vecNonFinite(x) {
+	if anyNonFinite(x) {
 		return fmt.Errorf("%w: in the right-hand side", ErrNonFinite)
 	}
 	return nil
@@ -245,7 +245,7 @@ func (s *Solver[T]) checkMany(l Matrix[T], x Dense[T]) error {
 		return fmt.Errorf("%w: the right-hand sides and the factor", ErrOverlap)
 	}
 	for i := 0; i < x.Rows; i++ {
-		if vecNonFinite(x.row(i)) {
+		if anyNonFinite(x.row(i)) {
 			return fmt.Errorf("%w: in row %d of the right-hand sides", ErrNonFinite, i)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fuseopt/fuseopt/bench"
+	"github.com/fuseopt/fuseopt/internal/bench"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fuseopt/fuseopt/bench"
+	"github.com/fuseopt/fuseopt/internal/bench"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 

@@ -20,8 +20,8 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 
-	"github.com/fuseopt/fuseopt/bench"
 	"github.com/fuseopt/fuseopt/internal/atomicfile"
+	"github.com/fuseopt/fuseopt/internal/bench"
 )
 
 // plotFile is a plot output. Its path is checked before the work starts,

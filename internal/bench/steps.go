@@ -19,7 +19,7 @@ const (
 
 // stepStreams allocates and fills the streams of a step of o on n
 // parameters: p, g and the state (momentum buffer, or m and v).
-func stepStreams[T Float](o Op, n int) [][]T {
+func stepStreams[T kernels.Float](o Op, n int) [][]T {
 	a := slab[T](o.Streams(), n)
 	fillParams(a[0])
 	fillGrads(a[1])
@@ -45,7 +45,7 @@ func gonumNames(o Op, p Prec) []string {
 }
 
 // gonumOf returns the gonum routine name running an SGD step on a.
-func gonumOf[T Float](name string, a [][]T) func() error {
+func gonumOf[T kernels.Float](name string, a [][]T) func() error {
 	switch a := any(a).(type) {
 	case [][]float32:
 		x, y := blas32.Vector{N: len(a[0]), Inc: 1, Data: a[1]}, blas32.Vector{N: len(a[0]), Inc: 1, Data: a[0]}
@@ -69,12 +69,12 @@ func numStepContenders(o Op, p Prec, levels int) int {
 // stepContenders returns the contenders of a step of o on n parameters:
 // the scalar loop, gonum where it has the operation, every level, and the
 // roof at level roof, all on the same streams.
-func stepContenders[T Float](o Op, n int, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
+func stepContenders[T kernels.Float](o Op, n int, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
 	return contendersOn(o, stepStreams[T](o, n), levels, roof)
 }
 
 // contendersOn is stepContenders on the streams a.
-func contendersOn[T Float](o Op, a [][]T, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
+func contendersOn[T kernels.Float](o Op, a [][]T, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
 	c, err := coeffs(o)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,11 @@
-package bench
+// Package paritytest is the parity harness of the command's self-check
+// (fuseopt tour) and of its own tests: a few steps of every kernel family at
+// the levels named, every output compared bit for bit with the generic
+// reference. Like the standard library's crypto/internal/cryptotest it is a
+// package of checks that a caller runs against the implementations it
+// names; unlike it, Check needs no *testing.T, so that a command can run it
+// (the kernels package's own, more thorough harness lives in its tests).
+package paritytest
 
 import (
 	"fmt"
@@ -8,8 +15,8 @@ import (
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
-// ParityResult is the comparison of one level with the generic reference.
-type ParityResult struct {
+// Result is the comparison of one level with the generic reference.
+type Result struct {
 	Level    string   `json:"level"`
 	Checks   int      `json:"checks"`             // kernel runs compared
 	Elements int64    `json:"elements"`           // output values compared
@@ -17,17 +24,17 @@ type ParityResult struct {
 }
 
 // OK reports whether every comparison matched.
-func (r *ParityResult) OK() bool { return len(r.Failures) == 0 }
+func (r *Result) OK() bool { return len(r.Failures) == 0 }
 
 const maxFailures = 5
 
-func (r *ParityResult) fail(format string, args ...any) {
+func (r *Result) fail(format string, args ...any) {
 	if len(r.Failures) < maxFailures {
 		r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
 	}
 }
 
-// Parity runs a few steps of every kernel family (SGD, momentum in its
+// Check runs a few steps of every kernel family (SGD, momentum in its
 // heavy-ball, Nesterov, dampened and EMA forms, Adam, AdamW, AMSGrad,
 // maximize and gradient scaling, the Fast Adam, the reductions, scale and
 // the roof), in float32 and float64, at every level of levels other than
@@ -36,10 +43,10 @@ func (r *ParityResult) fail(format string, args ...any) {
 // output with those of the generic reference: equal, or NaN where the
 // reference is NaN. The Fast Adam's m and v must be bit-identical and its
 // p within the documented bound (2⁻²⁰ of the update, plus one rounding).
-func Parity(levels []kernels.ISA) ([]ParityResult, error) {
-	var out []ParityResult
-	var s32 []kset[float32]
-	var s64 []kset[float64]
+func Check(levels []kernels.ISA) ([]Result, error) {
+	var out []Result
+	var s32 []Kernels[float32]
+	var s64 []Kernels[float64]
 	for _, l := range levels {
 		if l == kernels.Generic {
 			continue
@@ -48,18 +55,18 @@ func Parity(levels []kernels.ISA) ([]ParityResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ParityResult{Level: l.String()})
-		s32 = append(s32, bind[float32](s))
-		s64 = append(s64, bind[float64](s))
+		out = append(out, Result{Level: l.String()})
+		s32 = append(s32, Bind[float32](s))
+		s64 = append(s64, Bind[float64](s))
 	}
 	if len(out) == 0 {
 		return nil, nil
 	}
 	g, _ := kernels.For(kernels.Generic)
-	if err := parityT(bind[float32](g), s32, out); err != nil {
+	if err := parityT(Bind[float32](g), s32, out); err != nil {
 		return nil, err
 	}
-	if err := parityT(bind[float64](g), s64, out); err != nil {
+	if err := parityT(Bind[float64](g), s64, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -118,7 +125,7 @@ func parityCases() []pcase {
 // parityInput returns k streams of n values at start offset off, made from
 // seed; with special set, some values are NaN, ±Inf, ±0, subnormal or huge.
 // Streams named in square are squared (Adam's v and vmax must be ≥ 0).
-func parityInput[T Float](k, n, off int, seed uint64, special bool, square map[int]bool) [][]T {
+func parityInput[T kernels.Float](k, n, off int, seed uint64, special bool, square map[int]bool) [][]T {
 	r := rand.New(rand.NewPCG(seed, uint64(n*8+off)))
 	var z T
 	specials := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(), 1e30, -1e30}
@@ -150,7 +157,7 @@ func parityInput[T Float](k, n, off int, seed uint64, special bool, square map[i
 }
 
 // clone copies the streams a, each at start offset off of a new buffer.
-func clone[T Float](a [][]T, off int) [][]T {
+func clone[T kernels.Float](a [][]T, off int) [][]T {
 	out := make([][]T, len(a))
 	for i, s := range a {
 		out[i] = make([]T, len(s)+off)[off:]
@@ -160,7 +167,7 @@ func clone[T Float](a [][]T, off int) [][]T {
 }
 
 // same reports whether x and y have the same bits, or are both NaN.
-func same[T Float](x, y T) bool {
+func same[T kernels.Float](x, y T) bool {
 	if x != x {
 		return y != y
 	}
@@ -172,8 +179,8 @@ func same[T Float](x, y T) bool {
 	}
 }
 
-func parityT[T Float](ref kset[T], levs []kset[T], out []ParityResult) error {
-	prec := precOf[T]()
+func parityT[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result) error {
+	prec := precName[T]()
 	for ci, pc := range parityCases() {
 		for _, n := range parityLengths {
 			for _, off := range parityOffsets {
@@ -194,7 +201,7 @@ func parityT[T Float](ref kset[T], levs []kset[T], out []ParityResult) error {
 }
 
 // runSteps runs paritySteps steps of the element-wise check pc on a.
-func runSteps[T Float](k kset[T], pc *pcase, a [][]T) error {
+func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 	for t := int64(1); t <= paritySteps; t++ {
 		c, err := pc.coeffs(t)
 		if err != nil {
@@ -202,15 +209,15 @@ func runSteps[T Float](k kset[T], pc *pcase, a [][]T) error {
 		}
 		switch pc.fam {
 		case "sgd":
-			err = k.sgd(&c, a[0], a[1])
+			err = k.SGD(&c, a[0], a[1])
 		case "momentum":
-			err = k.momentum(&c, a[0], a[1], a[2])
+			err = k.Momentum(&c, a[0], a[1], a[2])
 		default:
 			var vmax []T
 			if pc.ams {
 				vmax = a[4]
 			}
-			err = k.adam(&c, a[0], a[1], a[2], a[3], vmax)
+			err = k.Adam(&c, a[0], a[1], a[2], a[3], vmax)
 		}
 		if err != nil {
 			return err
@@ -220,7 +227,7 @@ func runSteps[T Float](k kset[T], pc *pcase, a [][]T) error {
 }
 
 // compareStreams compares want and got element by element.
-func compareStreams[T Float](r *ParityResult, what string, names []string, want, got [][]T) {
+func compareStreams[T kernels.Float](r *Result, what string, names []string, want, got [][]T) {
 	r.Checks++
 	for s := range want {
 		r.Elements += int64(len(want[s]))
@@ -233,7 +240,7 @@ func compareStreams[T Float](r *ParityResult, what string, names []string, want,
 	}
 }
 
-func compareScalar(r *ParityResult, what, name string, want, got float64) {
+func compareScalar(r *Result, what, name string, want, got float64) {
 	r.Elements++
 	if !same(want, got) {
 		r.fail("%s: %s = %v, reference %v", what, name, got, want)
@@ -241,7 +248,7 @@ func compareScalar(r *ParityResult, what, name string, want, got float64) {
 }
 
 // parityOne runs one check on one input at the reference and every level.
-func parityOne[T Float](ref kset[T], levs []kset[T], out []ParityResult, pc pcase, n, off int, seed uint64, special bool, what string) error {
+func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result, pc pcase, n, off int, seed uint64, special bool, what string) error {
 	switch pc.fam {
 	case "sgd", "momentum", "adam":
 		names := []string{"p", "g", "buf"}
@@ -259,7 +266,7 @@ func parityOne[T Float](ref kset[T], levs []kset[T], out []ParityResult, pc pcas
 		for li, l := range levs {
 			got := clone(in, off)
 			if err := runSteps(l, &pc, got); err != nil {
-				return fmt.Errorf("%s, %v: %w", what, l.level, err)
+				return fmt.Errorf("%s, %v: %w", what, l.Level, err)
 			}
 			compareStreams(&out[li], what, names, want, got)
 		}
@@ -270,14 +277,14 @@ func parityOne[T Float](ref kset[T], levs []kset[T], out []ParityResult, pc pcas
 			return err
 		}
 		want := clone(in, off)
-		if err := ref.adam(&c, want[0], want[1], want[2], want[3], nil); err != nil {
+		if err := ref.Adam(&c, want[0], want[1], want[2], want[3], nil); err != nil {
 			return fmt.Errorf("%s, reference: %w", what, err)
 		}
 		decay, _ := c.Value("decay")
 		for li, l := range levs {
 			got := clone(in, off)
-			if err := l.adamFast(&c, got[0], got[1], got[2], got[3], nil); err != nil {
-				return fmt.Errorf("%s, %v: %w", what, l.level, err)
+			if err := l.AdamFast(&c, got[0], got[1], got[2], got[3], nil); err != nil {
+				return fmt.Errorf("%s, %v: %w", what, l.Level, err)
 			}
 			r := &out[li]
 			compareStreams(r, what, []string{"m", "v"}, want[2:], got[2:])
@@ -295,41 +302,41 @@ func parityOne[T Float](ref kset[T], levs []kset[T], out []ParityResult, pc pcas
 	case "reduce":
 		in := parityInput[T](2, n, off, seed, special, nil)
 		x, y := in[0], in[1]
-		wantSq := ref.sumSq(x)
-		wantChk, wantNF := ref.sumSqChk(x)
-		wantDot, err := ref.dot(x, y)
+		wantSq := ref.SumSquares(x)
+		wantChk, wantNF := ref.SumSquaresCheck(x)
+		wantDot, err := ref.Dot(x, y)
 		if err != nil {
 			return err
 		}
 		wantScale := clone(in[:1], off)
-		ref.scale(wantScale[0], 0.75)
+		ref.Scale(wantScale[0], 0.75)
 		for li, l := range levs {
 			r := &out[li]
 			r.Checks++
-			compareScalar(r, what, "SumSquares", wantSq, l.sumSq(x))
-			chk, nf := l.sumSqChk(x)
+			compareScalar(r, what, "SumSquares", wantSq, l.SumSquares(x))
+			chk, nf := l.SumSquaresCheck(x)
 			compareScalar(r, what, "SumSquaresCheck", wantChk, chk)
-			if nf != wantNF || l.nonFin(x) != wantNF {
-				r.fail("%s: non-finite flag %v/%v, reference %v", what, nf, l.nonFin(x), wantNF)
+			if nf != wantNF || l.NonFinite(x) != wantNF {
+				r.fail("%s: non-finite flag %v/%v, reference %v", what, nf, l.NonFinite(x), wantNF)
 			}
-			d, err := l.dot(x, y)
+			d, err := l.Dot(x, y)
 			if err != nil {
 				return err
 			}
 			compareScalar(r, what, "Dot", wantDot, d)
 			got := clone(in[:1], off)
-			l.scale(got[0], 0.75)
+			l.Scale(got[0], 0.75)
 			compareStreams(r, what, []string{"Scale"}, wantScale, got)
 		}
 	case "roof":
 		in := parityInput[T](4, n, off, seed, special, nil)
 		want := clone(in, off)
-		if err := ref.roof(want[0], want[1], want[2], want[3]); err != nil {
+		if err := ref.Roof(want[0], want[1], want[2], want[3]); err != nil {
 			return err
 		}
 		for li, l := range levs {
 			got := clone(in, off)
-			if err := l.roof(got[0], got[1], got[2], got[3]); err != nil {
+			if err := l.Roof(got[0], got[1], got[2], got[3]); err != nil {
 				return err
 			}
 			compareStreams(&out[li], what, []string{"src", "d0", "d1", "d2"}, want, got)
@@ -339,7 +346,7 @@ func parityOne[T Float](ref kset[T], levs []kset[T], out []ParityResult, pc pcas
 }
 
 // ulp is the spacing of the floats at |x|: one rounding of p.
-func ulp[T Float](x T) float64 {
+func ulp[T kernels.Float](x T) float64 {
 	a := math.Abs(float64(x))
 	if _, ok := any(x).(float32); ok {
 		return float64(math.Nextafter32(float32(a), math.MaxFloat32)) - a

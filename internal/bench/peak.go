@@ -1,8 +1,13 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/fuseopt/fuseopt/internal/peak"
+	"github.com/fuseopt/fuseopt/internal/pool"
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // peakIters is the number of loop iterations of one peak operation: about
@@ -32,6 +37,28 @@ func scalarPeakLoop() (string, int, func(n int)) {
 	}
 }
 
+// peakLoop returns the FMA-peak loop of the best vector level of this CPU,
+// solve's (through internal/peak; this package imports solve), or the
+// scalar loop where that level has none: its name, the float64 flops of one
+// iteration and the loop itself.
+func peakLoop() (string, int, func(n int)) {
+	l := kernels.Best()
+	per, ok := peak.Kernel(l, 0)
+	if !ok {
+		return scalarPeakLoop()
+	}
+	name, lanes := l.String()+" FMA", 1 // the fma and the float64 lanes of one instruction
+	switch l {
+	case kernels.AVX512:
+		name, lanes = "avx512 VFMADD231PD zmm", 8
+	case kernels.AVX2:
+		name, lanes = "avx2 VFMADD231PD ymm", 4
+	case kernels.NEON:
+		name, lanes = "neon FMLA .2D", 2
+	}
+	return fmt.Sprintf("%s ×%d", name, per/(2*lanes)), per, func(n int) { peak.Kernel(l, n) }
+}
+
 // peakContenders returns the peak loop on one goroutine and, when workers
 // > 1, on workers goroutines at once (the caller and workers-1 others).
 func peakContenders(workers int) (kernel string, flops float64, cs []contender) {
@@ -40,9 +67,10 @@ func peakContenders(workers int) (kernel string, flops float64, cs []contender) 
 	cs = append(cs, contender{name: "peak/w=1", kind: KindPeak, workers: 1, step: one})
 	if workers > 1 {
 		team := crewOf(workers)
+		each := pool.Job(func(int, int) { loop(peakIters) })
 		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(workers), kind: KindPeak, workers: workers,
 			step: func() error {
-				team.run(func(int) { loop(peakIters) })
+				team.Each(&each)
 				return nil
 			}})
 	}

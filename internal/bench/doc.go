@@ -1,5 +1,6 @@
 // Package bench compares fuseopt with what a Go program does today, on the
-// machine it runs on, and holds the cross-package Go benchmarks.
+// machine it runs on, and holds the cross-package Go benchmarks. It serves
+// the command (cmd/fuseopt: the tour and fuseopt bench) only.
 //
 // It measures
 //
@@ -15,9 +16,10 @@
 //     measured in the same run ([RunSolve], [MeasurePeak]);
 //   - a model-like step of about 200 mixed tensors (256×256 matrices and
 //     256-vectors, about 4.2M parameters) through the optim package,
-//     against the scalar loop and per-tensor kernel calls ([RunModel]);
-//   - the bit-exact parity of every level with the pure-Go reference
-//     ([Parity]).
+//     against the scalar loop and per-tensor kernel calls ([RunModel]).
+//
+// The bit-exact parity of every level with the pure-Go reference, the
+// tour's self-check, is package internal/paritytest.
 //
 // # How it measures
 //

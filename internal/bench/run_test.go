@@ -123,7 +123,7 @@ func TestContendersAgree(t *testing.T) {
 	}
 }
 
-func contendersAgree[T Float](t *testing.T, o Op, tol float64) {
+func contendersAgree[T kernels.Float](t *testing.T, o Op, tol float64) {
 	const n, steps = 1003, 4
 	levels := kernels.Levels()
 	var want [][]T
@@ -155,48 +155,6 @@ func contendersAgree[T Float](t *testing.T, o Op, tol float64) {
 				}
 			}
 		}
-	}
-}
-
-func TestParity(t *testing.T) {
-	res, err := Parity(kernels.Levels())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != len(kernels.Levels())-1 {
-		t.Fatalf("%d results for levels %v", len(res), kernels.Levels())
-	}
-	for _, r := range res {
-		if !r.OK() || r.Checks == 0 || r.Elements == 0 {
-			t.Errorf("%+v", r)
-		}
-	}
-}
-
-// A level that differs from the reference in one bit is caught.
-func TestParityDetects(t *testing.T) {
-	g, _ := kernels.For(kernels.Generic)
-	ref := bind[float32](g)
-	bad := ref
-	bad.level = kernels.ISA(9)
-	bad.sgd = func(c *kernels.Coeffs, p, gr []float32) error {
-		err := ref.sgd(c, p, gr)
-		if len(p) > 20 {
-			p[20] = math.Nextafter32(p[20], 10)
-		}
-		return err
-	}
-	bad.sumSq = func(x []float32) float64 { return math.Nextafter(ref.sumSq(x), 1e300) }
-	out := []ParityResult{{Level: "bad"}}
-	if err := parityT(ref, []kset[float32]{bad}, out); err != nil {
-		t.Fatal(err)
-	}
-	if out[0].OK() {
-		t.Fatal("a changed bit went unnoticed")
-	}
-	joined := strings.Join(out[0].Failures, "\n")
-	if !strings.Contains(joined, "p[20]") || len(out[0].Failures) != maxFailures {
-		t.Errorf("failures:\n%s", joined)
 	}
 }
 

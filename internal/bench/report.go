@@ -66,7 +66,7 @@ type Settings struct {
 // method is Settings.Method: how the figures were taken.
 const method = "each contender calibrated to about sample_ns per run, then all contenders of a case " +
 	"timed round-robin (A,B,C,A,B,C,…) runs times; figures are medians. The streams of a case " +
-	"are cut from one allocation with staggered offsets (odd multiples of 17 cache lines apart). " +
+	"are cut from one allocation by kernels.Staggered (each large stream at the page offset farthest from the others'). " +
 	"Element-wise steps run on one goroutine with the per-step coefficients computed once."
 
 // StepCase is one element-wise optimizer step at one size.

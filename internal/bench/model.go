@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strconv"
 
+	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 )
@@ -74,26 +75,13 @@ func (m ModelSpec) validate() error {
 }
 
 // modelStreams returns the memory of a model step: per tensor its streams,
-// p, g and the state, all cut from one slab, the streams of each tensor
-// staggered as slab staggers them.
-func modelStreams[T Float](o Op, sizes []int) [][][]T {
-	total := 0
-	for _, n := range sizes {
-		total += n
-	}
+// p, g and the state, cut from one allocation per tensor by slab
+// (kernels.Staggered), as an optimizer places its state.
+func modelStreams[T kernels.Float](o Op, sizes []int) [][][]T {
 	k := o.Streams()
 	var out [][][]T
-	// k streams per tensor and k² · 17 lines of padding.
-	line := 64 / elemSize[T]()
-	buf := make([]T, k*total+len(sizes)*k*k*17*line)
-	at := 0
 	for _, n := range sizes {
-		streams := make([][]T, k)
-		for s := range k {
-			at += (2*s + 1) * 17 * line
-			streams[s] = buf[at : at+n : at+n]
-			at += n
-		}
+		streams := slab[T](k, n)
 		fillParams(streams[0])
 		fillGrads(streams[1])
 		if k > 2 {
@@ -122,7 +110,7 @@ func numModelContenders(workers int) int {
 // workers, with the kernels of level l), "roof/w=1" and "roof/w=W" (the roof
 // of every tensor's streams at level l, the tensors split between W
 // goroutines). All work on the same parameters and gradients.
-func modelContenders[T Float](o Op, sizes []int, l kernels.ISA, workers int) ([]contender, func(), error) {
+func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers int) ([]contender, func(), error) {
 	s, err := kernels.For(l)
 	if err != nil {
 		return nil, nil, err
@@ -215,7 +203,7 @@ func parallel(fs []func() error, sizes []int, w int) func() error {
 	bounds = append(bounds, len(fs))
 	errs := make([]error, len(bounds)-1)
 	team := crewOf(len(bounds) - 1)
-	run := func(r int) {
+	run := pool.Job(func(_, r int) {
 		errs[r] = nil
 		for _, f := range fs[bounds[r]:bounds[r+1]] {
 			if err := f(); err != nil {
@@ -223,9 +211,9 @@ func parallel(fs []func() error, sizes []int, w int) func() error {
 				return
 			}
 		}
-	}
+	})
 	return func() error {
-		team.run(run)
+		team.Each(&run)
 		for _, err := range errs {
 			if err != nil {
 				return err

@@ -1,4 +1,4 @@
-package taskrun
+package pool
 
 import (
 	"sync"
@@ -9,28 +9,28 @@ import (
 // TestTake: the owner's front and a thief's back meet without losing or
 // repeating a task, and a run answers only its own generation.
 func TestTake(t *testing.T) {
-	var r Run
-	if _, ok := r.Take(0, false); ok {
+	var r run
+	if _, ok := r.take(0, false); ok {
 		t.Fatal("zero run gave a task")
 	}
-	r.Set(7, 3, 6)
-	if _, ok := r.Take(8, false); ok {
+	r.set(7, 3, 6)
+	if _, ok := r.take(8, false); ok {
 		t.Fatal("a task of generation 7 went to generation 8")
 	}
-	if !SameGen(7, 7+1<<GenBits) || SameGen(7, 8) {
-		t.Fatal("SameGen compares other bits than the low GenBits")
+	if !sameGen(7, 7+1<<genBits) || sameGen(7, 8) {
+		t.Fatal("sameGen compares other bits than the low genBits")
 	}
 	var got []int
 	for _, back := range []bool{false, true, false, true} {
-		if task, ok := r.Take(7, back); ok {
+		if task, ok := r.take(7, back); ok {
 			got = append(got, task)
 		}
 	}
 	if len(got) != 3 || got[0] != 3 || got[1] != 5 || got[2] != 4 {
 		t.Fatalf("took %v, want [3 5 4]", got)
 	}
-	r.Set(1, MaxTasks-1, MaxTasks)
-	if task, ok := r.Take(1, true); !ok || task != MaxTasks-1 {
+	r.set(1, MaxTasks-1, MaxTasks)
+	if task, ok := r.take(1, true); !ok || task != MaxTasks-1 {
 		t.Fatalf("last task: %d %v", task, ok)
 	}
 }
@@ -39,9 +39,9 @@ func TestTake(t *testing.T) {
 // exactly once.
 func TestTakeConcurrent(t *testing.T) {
 	const runs, per = 4, 5000
-	rs := make([]Run, runs)
+	rs := make([]run, runs)
 	for i := range rs {
-		rs[i].Set(3, i*per, (i+1)*per)
+		rs[i].set(3, i*per, (i+1)*per)
 	}
 	counts := make([]atomic.Int32, runs*per)
 	var wg sync.WaitGroup
@@ -49,7 +49,7 @@ func TestTakeConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range runs {
 				for {
-					task, ok := rs[(w+i)%runs].Take(3, i > 0)
+					task, ok := rs[(w+i)%runs].take(3, i > 0)
 					if !ok {
 						break
 					}

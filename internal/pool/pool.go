@@ -1,0 +1,356 @@
+// Package pool is the one worker pool of the module, shared by optim, solve
+// and the command's benchmarks: a fixed set of helper goroutines that, with
+// the caller, run the tasks of one job at a time.
+//
+// # Ownership
+//
+// Each worker taking part in a job (the caller is worker 0, helper i is
+// worker i) owns a contiguous run of its tasks: Run gives worker w of W the
+// tasks w·n/W … (w+1)·n/W-1, RunOwned the runs its caller names. A worker
+// takes its own tasks from the front and, when it has none left, the
+// others' from the back, so a slow or late worker holds nobody up, and
+// otherwise the same worker runs the same tasks job after job. optim's jobs
+// walk the same task list step after step and solve gives each goroutine
+// the tiles of its own columns, so a worker keeps finding its part of the
+// data in its own core's caches (a line written by another core takes
+// about 230 ns to arrive on the 2-core virtual machine this was measured
+// on, and two cores' caches can hold what one cannot). Each runs a function
+// once on each goroutine at the same time, with no stealing: the
+// benchmarks' loops that must run side by side.
+//
+// # Waiting
+//
+// Waking a parked goroutine costs 100–400 µs on the machines this was
+// measured on, as much as an optimizer step of a 1M-parameter model or
+// several phases of a factorisation, so an idle helper polls for the next
+// job for a bounded time (the spin given to New) before it parks, and a
+// job wakes parked helpers only when asked to (wake): for a small job the
+// caller and the helpers still polling are quicker than a wake-up.
+//
+// # Publication
+//
+// The caller publishes a job by storing a new generation in gen, after it
+// has filled every run with the generation's low bits; a task is claimed by
+// compare-and-swap on its run's word, which therefore also checks that the
+// task belongs to the claimant's generation. The job's fields are valid
+// while pub holds the generation: the caller clears pub before it changes
+// them and sets it after, and a helper reads them between two loads of pub
+// (a sequence lock), so a helper that wakes late, after its generation is
+// over, can neither claim a task of the next one nor run another job. The
+// caller takes tasks too and returns when all n are done: it never waits
+// for a helper that has not started (except in Each, which wakes them all).
+// A worker adds the tasks it ran to done once, when it leaves the job:
+// every update of a word the other cores read moves its cache line.
+//
+// A Pool runs one job at a time. Run and RunOwned on a pool that is busy
+// with another goroutine's job, or closed, run the job on their caller
+// alone; the results of a job must not depend on which worker ran which
+// task. docs/pool.md has the measurements.
+package pool
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Job is the work of one job: task number task, run by worker number
+// worker (0 is the caller; workers are numbered below the pool's Size).
+type Job func(worker, task int)
+
+// spinPure is the number of polls a waiting goroutine makes before it
+// starts yielding its processor: about 10 to 20 µs.
+const spinPure = 1 << 14
+
+// Backoff is called by a goroutine that polls for another's result, at its
+// i-th poll (from 0): it returns at once for the first 2¹⁴ polls (about 10
+// to 20 µs), then yields the processor, which a goroutine it waits for may
+// need (a yield can also hand the poller's processor to another goroutine,
+// so not at once).
+func Backoff(i int) {
+	if i >= spinPure {
+		runtime.Gosched()
+	}
+}
+
+// Pool is a fixed set of helper goroutines that run jobs with their
+// caller. Its methods may be called from any goroutine; New makes one.
+type Pool struct {
+	gen  atomic.Uint32 // the generation of the latest job
+	_    [60]byte
+	done atomic.Int64 // tasks finished in this generation
+	_    [56]byte
+
+	pub     atomic.Uint32       // the generation job, workers and steal belong to; 0 while they change
+	job     atomic.Pointer[Job] // nil between generations
+	workers atomic.Int32        // workers taking part: ids 0 … workers-1
+	steal   atomic.Bool         // whether a worker takes others' tasks
+	stop    atomic.Bool
+
+	busy sync.Mutex // held by the caller of a job
+	spin time.Duration
+	hs   []*helper // hs[i] is worker i+1
+	runs []run     // per worker
+	wg   sync.WaitGroup
+}
+
+type helper struct {
+	id       int // its worker number
+	sleeping atomic.Bool
+	wake     chan struct{} // one token per wake-up of a sleeping helper
+	_        [48]byte
+}
+
+// New starts a pool of size workers in all (at least 1): the caller of a
+// job and size-1 helper goroutines, which poll for the next job for spin
+// before they park (spin ≤ 0 parks at once). Close stops them.
+func New(size int, spin time.Duration) *Pool {
+	size = max(size, 1)
+	p := &Pool{spin: max(spin, 0), hs: make([]*helper, size-1), runs: make([]run, size)}
+	for i := range p.hs {
+		h := &helper{id: i + 1, wake: make(chan struct{}, 1)}
+		p.hs[i] = h
+		p.wg.Add(1)
+		go p.loop(h, 0)
+	}
+	return p
+}
+
+// Size returns the number of workers of the pool, the caller's included.
+func (p *Pool) Size() int { return len(p.runs) }
+
+// Run runs (*job)(w, t) for every task t = 0 … n-1 on the caller and at
+// most workers-1 helpers (at most Size()-1), and returns when all are done.
+// Worker w of the W taking part owns tasks w·n/W … (w+1)·n/W-1. Helpers
+// still polling join at once; parked helpers are woken only with wake.
+// A job of more than MaxTasks tasks runs in parts of MaxTasks.
+func (p *Pool) Run(job *Job, n, workers int, wake bool) {
+	if n > MaxTasks {
+		for lo := 0; lo < n; lo += MaxTasks {
+			part := Job(func(w, t int) { (*job)(w, lo+t) })
+			p.Run(&part, min(MaxTasks, n-lo), workers, wake)
+		}
+		return
+	}
+	w := p.acquire(n, workers)
+	if w == 0 {
+		for t := range n {
+			(*job)(0, t)
+		}
+		return
+	}
+	defer p.busy.Unlock()
+	p.start(job, n, w, true, wake, nil)
+}
+
+// RunOwned runs (*job)(w, t) for every task t = 0 … bounds[W]-1, where
+// W = len(bounds)-1, on the caller and W-1 helpers: worker w owns tasks
+// bounds[w] … bounds[w+1]-1 (0 = bounds[0] ≤ bounds[1] ≤ … ≤ bounds[W]).
+// It returns when all are done. Parked helpers are woken only with wake.
+// With W above Size() or more than MaxTasks tasks it runs the job on the
+// caller alone.
+func (p *Pool) RunOwned(job *Job, bounds []int, wake bool) {
+	nw := len(bounds) - 1
+	if nw < 1 {
+		return
+	}
+	n := bounds[nw]
+	w := 0
+	if nw <= p.Size() && n <= MaxTasks {
+		w = p.acquire(n, nw)
+	}
+	if w == 0 {
+		for t := range n {
+			(*job)(0, t)
+		}
+		return
+	}
+	defer p.busy.Unlock()
+	p.start(job, n, w, true, wake, bounds)
+}
+
+// Each runs (*job)(w, w) on every worker w of the pool at the same time,
+// no worker taking another's call, and returns when all have returned. It
+// wakes the helpers that have parked, and it waits for the pool when
+// another goroutine's job runs. On a closed pool the calls run one after
+// the other on the caller.
+func (p *Pool) Each(job *Job) {
+	n := p.Size()
+	p.busy.Lock()
+	defer p.busy.Unlock()
+	if n == 1 || p.stop.Load() {
+		for w := range n {
+			(*job)(0, w)
+		}
+		return
+	}
+	p.start(job, n, n, false, true, nil)
+}
+
+// acquire takes the pool for a job of n tasks on at most workers workers
+// and returns the number of workers to use, or 0 when the job runs on its
+// caller alone: one task or one worker, a closed pool, or a pool busy with
+// another goroutine's job.
+func (p *Pool) acquire(n, workers int) int {
+	w := min(workers, p.Size())
+	if w <= 1 || n <= 1 || p.stop.Load() || !p.busy.TryLock() {
+		return 0
+	}
+	if p.stop.Load() {
+		p.busy.Unlock()
+		return 0
+	}
+	return w
+}
+
+// start publishes a job of n tasks on w workers (with bounds, or evenly
+// divided), works on it as worker 0 and waits for the rest. The caller
+// holds busy.
+func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
+	gen := p.gen.Load() + 1
+	if sameGen(gen, 0) { // 0 means "none" in pub, and runs hold gen's low bits
+		gen++
+	}
+	p.pub.Store(0)
+	p.job.Store(job)
+	p.workers.Store(int32(w))
+	p.steal.Store(steal)
+	p.done.Store(0)
+	for i := range w {
+		if bounds != nil {
+			p.runs[i].set(gen, bounds[i], bounds[i+1])
+		} else {
+			p.runs[i].set(gen, i*n/w, (i+1)*n/w)
+		}
+	}
+	p.pub.Store(gen)
+	p.gen.Store(gen)
+	if wake {
+		woken := 0
+		for _, h := range p.hs[:w-1] {
+			if woken >= n-1 {
+				break
+			}
+			if h.sleeping.Load() && h.sleeping.CompareAndSwap(true, false) {
+				h.wake <- struct{}{}
+				woken++
+			}
+		}
+	}
+	p.work(gen, 0)
+	for i := 0; p.done.Load() < int64(n); i++ { // the helpers' last tasks
+		Backoff(i)
+	}
+	p.pub.Store(0)
+	p.job.Store(nil)
+}
+
+// work runs tasks of generation gen as worker id: its own run from the
+// front, then (if the job steals) the others' from the back, until none is
+// left.
+func (p *Pool) work(gen uint32, id int) {
+	if p.gen.Load() != gen || p.pub.Load() != gen {
+		return
+	}
+	job := p.job.Load()
+	w := int(p.workers.Load())
+	steal := p.steal.Load()
+	if p.pub.Load() != gen || id >= w {
+		return // gen is over (job may be the next one's), or id takes no part
+	}
+	ran := int64(0)
+	for i := range w {
+		if i > 0 && !steal {
+			break
+		}
+		r := &p.runs[(id+i)%w]
+		for {
+			t, ok := r.take(gen, i > 0)
+			if !ok {
+				break
+			}
+			(*job)(id, t)
+			ran++
+		}
+	}
+	if ran > 0 {
+		p.done.Add(ran)
+	}
+}
+
+// loop runs the jobs of the generations after seen as helper h. (seen is
+// the generation at the helper's start, passed in: a job published before
+// the goroutine first runs is still its to take.)
+func (p *Pool) loop(h *helper, seen uint32) {
+	defer p.wg.Done()
+	for p.await(h, seen) {
+		seen = p.gen.Load()
+		p.work(seen, h.id)
+	}
+}
+
+// await returns true when a generation other than seen is published and
+// false when the pool stops. It polls for p.spin, then parks.
+func (p *Pool) await(h *helper, seen uint32) bool {
+	if p.spin > 0 {
+		start := time.Now()
+		for i := 1; ; i++ {
+			if p.gen.Load() != seen {
+				return true
+			}
+			if p.stop.Load() {
+				return false
+			}
+			if i%64 == 0 {
+				if i > spinPure {
+					runtime.Gosched() // let a goroutine that shares our P run
+				}
+				if time.Since(start) >= p.spin {
+					break
+				}
+			}
+		}
+	}
+	for {
+		h.sleeping.Store(true)
+		if p.gen.Load() != seen || p.stop.Load() {
+			// Work arrived meanwhile: take the flag back, or, if a waker
+			// took it first, the token it sends.
+			if !h.sleeping.CompareAndSwap(true, false) {
+				<-h.wake
+			}
+		} else {
+			<-h.wake
+		}
+		if p.stop.Load() {
+			return false
+		}
+		if p.gen.Load() != seen {
+			return true
+		}
+	}
+}
+
+// Close stops the helpers after the job in progress, if any, and waits for
+// them to exit. Jobs run later run on their caller alone. Close is
+// idempotent.
+func (p *Pool) Close() {
+	p.Stop()
+	p.wg.Wait()
+}
+
+// Stop is Close without the wait for the helpers to exit (for a cleanup
+// function, which must not block).
+func (p *Pool) Stop() {
+	p.busy.Lock()
+	defer p.busy.Unlock()
+	if p.stop.Swap(true) {
+		return
+	}
+	for _, h := range p.hs {
+		if h.sleeping.CompareAndSwap(true, false) {
+			h.wake <- struct{}{}
+		}
+	}
+}

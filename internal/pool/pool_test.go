@@ -1,0 +1,256 @@
+package pool
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitGoroutines waits until at most n goroutines run.
+func waitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, want at most %d: helpers leaked", runtime.NumGoroutine(), n)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// counter is a job that counts the runs of each task and the tasks of each
+// worker, and can take a while per task.
+type counter struct {
+	hits    []atomic.Int32
+	workers [16]atomic.Int64
+	delay   time.Duration
+	job     Job
+}
+
+func newCounter(n int, delay time.Duration) *counter {
+	c := &counter{hits: make([]atomic.Int32, n), delay: delay}
+	c.job = func(w, task int) {
+		c.hits[task].Add(1)
+		c.workers[w].Add(1)
+		if c.delay > 0 {
+			t0 := time.Now()
+			for time.Since(t0) < c.delay {
+			}
+		}
+	}
+	return c
+}
+
+// check fails unless every task ran once, on worker ids below limit.
+func (c *counter) check(t *testing.T, what string, limit int) {
+	t.Helper()
+	for i := range c.hits {
+		if h := c.hits[i].Load(); h != 1 {
+			t.Fatalf("%s: task %d ran %d times", what, i, h)
+		}
+	}
+	for id := max(limit, 1); id < len(c.workers); id++ {
+		if c.workers[id].Load() != 0 {
+			t.Fatalf("%s: worker %d ran with %d workers", what, id, limit)
+		}
+	}
+}
+
+// TestRun runs jobs of every size on pools that spin and pools that park
+// at once, with and without waking, and checks that every task runs
+// exactly once per job (and no task of a job runs late, during the next).
+func TestRun(t *testing.T) {
+	for _, spin := range []time.Duration{0, 20 * time.Microsecond} {
+		for _, size := range []int{2, 3, 7} {
+			p := New(size, spin)
+			var prev *counter
+			for round := range 300 {
+				n := 1 + (round*37)%50
+				c := newCounter(n, 0)
+				p.Run(&c.job, n, size, round%3 != 0)
+				c.check(t, "this round", size)
+				if prev != nil {
+					prev.check(t, "previous round", size)
+				}
+				prev = c
+				if round%50 == 0 {
+					time.Sleep(200 * time.Microsecond) // let the helpers park
+				}
+			}
+			p.Close()
+		}
+	}
+}
+
+// TestRunWorkers: a job names how many workers take part, and workers at or
+// above that number run none of its tasks.
+func TestRunWorkers(t *testing.T) {
+	p := New(4, 200*time.Microsecond)
+	defer p.Close()
+	for round := range 2000 {
+		n := 1 + round%37
+		w := 1 + round%5
+		c := newCounter(n, 0)
+		p.Run(&c.job, n, w, true)
+		c.check(t, "round", w)
+	}
+	// Helpers take part when tasks are slow enough.
+	c := newCounter(64, 200*time.Microsecond)
+	p.Run(&c.job, 64, 4, true)
+	c.check(t, "slow tasks", 4)
+	if c.workers[0].Load() == 64 {
+		t.Log("note: the caller ran every task (a loaded machine?)")
+	}
+	// Parked helpers wake up.
+	time.Sleep(5 * p.spin)
+	c = newCounter(8, time.Millisecond)
+	p.Run(&c.job, 8, 4, true)
+	c.check(t, "after parking", 4)
+	t.Logf("after parking, tasks per worker: %d %d %d %d", c.workers[0].Load(), c.workers[1].Load(), c.workers[2].Load(), c.workers[3].Load())
+}
+
+// TestRunOwned: the runs a caller names are each task once, and without
+// stealing pressure each worker runs its own.
+func TestRunOwned(t *testing.T) {
+	p := New(3, time.Millisecond)
+	defer p.Close()
+	for round := range 500 {
+		a, b := round%7, round%11
+		bounds := []int{0, a, a + b, a + b + round%5}
+		c := newCounter(bounds[3], 0)
+		p.RunOwned(&c.job, bounds, round%2 == 0)
+		c.check(t, "round", 3)
+	}
+	// Slow tasks: every worker that came ran its own first.
+	var owner [12]atomic.Int32
+	job := Job(func(w, task int) {
+		owner[task].Store(int32(w))
+		t0 := time.Now()
+		for time.Since(t0) < 100*time.Microsecond {
+		}
+	})
+	p.RunOwned(&job, []int{0, 4, 8, 12}, true)
+	for w := range 3 {
+		if got := owner[4*w].Load(); got != int32(w) && w != 0 {
+			t.Logf("note: task %d of worker %d ran on worker %d (a loaded machine?)", 4*w, w, got)
+		}
+	}
+	// More runs than workers: on the caller alone.
+	c := newCounter(5, 0)
+	p.RunOwned(&c.job, []int{0, 1, 2, 3, 4, 5}, true)
+	c.check(t, "too many runs", 1)
+}
+
+// TestRunManyTasks: a job of more tasks than a run's word holds runs in
+// parts, each task once.
+func TestRunManyTasks(t *testing.T) {
+	p := New(3, 20*time.Microsecond)
+	defer p.Close()
+	n := MaxTasks + 3
+	c := newCounter(n, 0)
+	p.Run(&c.job, n, 3, true)
+	c.check(t, "many tasks", 3)
+}
+
+// TestRunConcurrent: callers that find the pool busy run their job alone.
+func TestRunConcurrent(t *testing.T) {
+	p := New(4, 200*time.Microsecond)
+	defer p.Close()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				c := newCounter(20, 0)
+				p.Run(&c.job, 20, 4, true)
+				for i := range c.hits {
+					if h := c.hits[i].Load(); h != 1 {
+						t.Errorf("concurrent: task %d ran %d times", i, h)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestClose: Close is idempotent, stops every helper, and jobs run after it
+// run on the caller.
+func TestClose(t *testing.T) {
+	base := runtime.NumGoroutine()
+	p := New(3, 20*time.Microsecond)
+	p.Close()
+	p.Close()
+	waitGoroutines(t, base)
+	c := newCounter(5, 0)
+	p.Run(&c.job, 5, 3, true)
+	c.check(t, "closed pool", 1)
+	p.Each(&c.job) // tasks 0, 1, 2 once more, on the caller
+	if c.hits[2].Load() != 2 || c.workers[0].Load() != 8 {
+		t.Fatalf("Each on a closed pool: %d %d", c.hits[2].Load(), c.workers[0].Load())
+	}
+	q := New(4, 0)
+	q.Stop()
+	waitGoroutines(t, base)
+}
+
+// TestEach: every call runs each worker's part exactly once, the parts of
+// one call at the same time (each waits for all to have started), and calls
+// made after the helpers have parked still run, also with fewer threads
+// than parts.
+func TestEach(t *testing.T) {
+	const spin = 200 * time.Microsecond
+	for _, procs := range []int{runtime.GOMAXPROCS(0), 1} {
+		old := runtime.GOMAXPROCS(procs)
+		for _, n := range []int{1, 2, 3} {
+			p := New(n, spin)
+			for call := range 50 {
+				var started atomic.Int64
+				counts := make([]atomic.Int64, n)
+				job := Job(func(w, part int) {
+					if w != part {
+						t.Errorf("part %d ran on worker %d", part, w)
+					}
+					counts[part].Add(1)
+					started.Add(1)
+					for started.Load() < int64(n) {
+						runtime.Gosched()
+					}
+				})
+				p.Each(&job)
+				for i := range counts {
+					if got := counts[i].Load(); got != 1 {
+						t.Fatalf("GOMAXPROCS %d, n=%d, call %d: part %d ran %d times", procs, n, call, i, got)
+					}
+				}
+				if call%10 == 9 {
+					time.Sleep(2 * spin) // let the helpers park
+				}
+			}
+			p.Close()
+		}
+		runtime.GOMAXPROCS(old)
+	}
+}
+
+// TestRunAllocs: a job on the pool allocates nothing.
+func TestRunAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	p := New(3, time.Millisecond)
+	defer p.Close()
+	var sum atomic.Int64
+	job := Job(func(_, task int) { sum.Add(int64(task)) })
+	bounds := []int{0, 10, 20, 30}
+	if a := testing.AllocsPerRun(100, func() {
+		p.Run(&job, 100, 3, true)
+		p.RunOwned(&job, bounds, false)
+		p.Each(&job)
+	}); a != 0 {
+		t.Fatalf("%v allocations per job", a)
+	}
+}
