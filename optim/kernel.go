@@ -1,0 +1,69 @@
+package optim
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// The stateless form of a rule, for callers that keep the state buffers
+// themselves (benchmarks, stacks whose variables hold the optimizer state):
+// the names of the buffers a rule keeps, its coefficient block at a step,
+// and one fused kernel call on buffers the caller owns. An Optimizer, a
+// Stepper and these calls give the same bits for the same inputs.
+
+// StateNames returns the names of the state buffers a parameter with
+// hyperparameters h keeps, in the order KernelStep takes them
+// (PyTorch's state_dict names: exp_avg, exp_avg_sq, momentum_buffer, …).
+func StateNames(h Hyper) []string { return slices.Clone(h.buffers()) }
+
+// Coefficients returns the kernel coefficients of the step that a
+// parameter with hyperparameters h takes after steps earlier steps, with
+// gradients scaled by lossScale (1: none), checked for the kernels of T
+// (see [New]): errors wrap ErrHyper.
+func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coeffs, error) {
+	var c kernels.Coeffs
+	if h == nil {
+		return c, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	if err := h.Validate(); err != nil {
+		return c, err
+	}
+	if steps < 0 || steps >= MaxStep {
+		return c, fmt.Errorf("%w: %d earlier steps, want 0 to MaxStep-1", ErrInvalid, steps)
+	}
+	if !(lossScale > 0) || lossScale-lossScale != 0 {
+		return c, hyperErr("loss scale", lossScale, "a finite value > 0")
+	}
+	if err := coeffsIn(&c, h, lossScale, h.coeffKey(steps), opsFor[T]().size); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrHyper, err)
+	}
+	return c, nil
+}
+
+// KernelStep updates p from g by one step of the rule of h on the kernel
+// set ks (nil: kernels.Active()), with the coefficients c (from
+// Coefficients for the same h) and the state buffers state, named as
+// StateNames(h) says, each as long as p. It checks everything the kernels
+// check (lengths, overlaps, the coefficients) before writing.
+func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, state ...[]T) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	if ks == nil {
+		ks = kernels.Active()
+	}
+	names := h.buffers()
+	if len(state) != len(names) {
+		return fmt.Errorf("%w: %d state buffers, a %v parameter keeps %d (%v)", ErrLength, len(state), h.Kind(), len(names), names)
+	}
+	var b [3][]T
+	for i, s := range state {
+		if len(s) != len(p) {
+			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
+		}
+		b[i] = s
+	}
+	return opsFor[T]().run[h.kernel()](ks, c, p, g, &b, 0, len(p))
+}
