@@ -58,12 +58,10 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 	if len(state) != len(names) {
 		return fmt.Errorf("%w: %d state buffers, a %v parameter keeps %d (%v)", ErrLength, len(state), h.Kind(), len(names), names)
 	}
-	var b [3][]T
 	for i, s := range state {
 		if len(s) != len(p) {
 			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
 		}
-		b[i] = s
 	}
-	return opsFor[T]().run[h.kernel()](ks, c, p, g, &b, 0, len(p))
+	return opsFor[T]().run[h.kernel()](ks, c, p, g, state, 0, len(p))
 }

@@ -12,7 +12,7 @@ type ops[T Float] struct {
 	// run[k] runs kernel k on a chunk: p and g (already cut to the
 	// chunk), and elements lo to hi of the parameter's state buffers, in
 	// the order its rule names them.
-	run        [numKernels]func(*kernels.Set, *kernels.Coeffs, []T, []T, *[3][]T, int, int) error
+	run        [numKernels]func(*kernels.Set, *kernels.Coeffs, []T, []T, [][]T, int, int) error
 	sumSqCheck func(*kernels.Set, []T) (float64, bool)
 	nonFinite  func(*kernels.Set, []T) bool
 	scale      func(*kernels.Set, []T, T)
@@ -20,21 +20,21 @@ type ops[T Float] struct {
 
 var ops32 = &ops[float32]{
 	size: 4,
-	run: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []float32, *[3][]float32, int, int) error{
-		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, _ *[3][]float32, _, _ int) error {
+	run: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []float32, [][]float32, int, int) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, _ [][]float32, _, _ int) error {
 			return s.SGDF32(c, p, g)
 		},
-		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
-			return s.MomentumF32(c, p, g, b[0][lo:hi])
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.MomentumF32(c, p, g, sub(b, 0, lo, hi))
 		},
-		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
-			return s.AdamF32(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.AdamF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), sub(b, 2, lo, hi))
 		},
-		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
-			return s.AdamFastF32(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.AdamFastF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), sub(b, 2, lo, hi))
 		},
-		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b *[3][]float32, lo, hi int) error {
-			return s.LionF32(c, p, g, b[0][lo:hi])
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.LionF32(c, p, g, sub(b, 0, lo, hi))
 		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
@@ -44,21 +44,21 @@ var ops32 = &ops[float32]{
 
 var ops64 = &ops[float64]{
 	size: 8,
-	run: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, []float64, *[3][]float64, int, int) error{
-		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, _ *[3][]float64, _, _ int) error {
+	run: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, []float64, [][]float64, int, int) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, _ [][]float64, _, _ int) error {
 			return s.SGDF64(c, p, g)
 		},
-		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
-			return s.MomentumF64(c, p, g, b[0][lo:hi])
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.MomentumF64(c, p, g, sub(b, 0, lo, hi))
 		},
-		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
-			return s.AdamF64(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.AdamF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), sub(b, 2, lo, hi))
 		},
-		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
-			return s.AdamFastF64(c, p, g, sub(b[0], lo, hi), sub(b[1], lo, hi), sub(b[2], lo, hi))
+		kernelAdamFast: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.AdamFastF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), sub(b, 2, lo, hi))
 		},
-		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b *[3][]float64, lo, hi int) error {
-			return s.LionF64(c, p, g, b[0][lo:hi])
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.LionF64(c, p, g, sub(b, 0, lo, hi))
 		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,
@@ -73,10 +73,11 @@ func opsFor[T Float]() *ops[T] {
 	return any(ops64).(*ops[T])
 }
 
-// sub returns b[lo:hi], or nil for a buffer the parameter does not keep.
-func sub[T Float](b []T, lo, hi int) []T {
-	if b == nil {
+// sub returns elements lo to hi of buffer i of b, or nil for a buffer the
+// parameter does not keep.
+func sub[T Float](b [][]T, i, lo, hi int) []T {
+	if i >= len(b) || b[i] == nil {
 		return nil
 	}
-	return b[lo:hi]
+	return b[i][lo:hi]
 }

@@ -52,7 +52,8 @@ type rule interface {
 	learningRate() float64
 	withLR(lr float64) Hyper
 	// buffers returns the names of the state buffers a parameter keeps
-	// (PyTorch's state_dict names), in storage order; at most 3.
+	// (PyTorch's state_dict names), in storage order; at most 3. The
+	// slice is shared: callers do not change it.
 	buffers() []string
 	// kernel returns the kernel that runs a step.
 	kernel() kernelID

@@ -84,10 +84,16 @@ func (c AdamConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (c AdamConfig) buffers() []string {
 	if c.AMSGrad {
-		return []string{BufExpAvg, BufExpAvgSq, BufMaxExpAvgSq}
+		return bufsAMSGrad
 	}
-	return []string{BufExpAvg, BufExpAvgSq}
+	return bufsAdam
 }
+
+// The buffer lists, made once: a step asks for them.
+var (
+	bufsAdam    = []string{BufExpAvg, BufExpAvgSq}
+	bufsAMSGrad = []string{BufExpAvg, BufExpAvgSq, BufMaxExpAvgSq}
+)
 
 func (c AdamConfig) kernel() kernelID {
 	if c.Fast {

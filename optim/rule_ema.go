@@ -52,7 +52,7 @@ func (c EMAConfig) learningRate() float64 { return c.LR }
 
 func (c EMAConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
-func (EMAConfig) buffers() []string { return []string{BufMomentumBuffer} }
+func (EMAConfig) buffers() []string { return bufsMomentum }
 
 func (EMAConfig) kernel() kernelID { return kernelMomentum }
 

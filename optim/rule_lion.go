@@ -60,7 +60,9 @@ func (c LionConfig) learningRate() float64 { return c.LR }
 
 func (c LionConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
-func (LionConfig) buffers() []string { return []string{BufExpAvg} }
+func (LionConfig) buffers() []string { return bufsLion }
+
+var bufsLion = []string{BufExpAvg}
 
 func (LionConfig) kernel() kernelID { return kernelLion }
 

@@ -83,8 +83,10 @@ func (c SGDConfig) buffers() []string {
 	if c.Momentum == 0 {
 		return nil
 	}
-	return []string{BufMomentumBuffer}
+	return bufsMomentum
 }
+
+var bufsMomentum = []string{BufMomentumBuffer}
 
 func (c SGDConfig) kernel() kernelID {
 	if c.Momentum == 0 {

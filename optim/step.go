@@ -314,7 +314,7 @@ func (o *Optimizer[T]) updateTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		p := &o.params[pc.param]
 		lo, hi := pc.lo, pc.hi
-		if err := run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], &p.buf, lo, hi); err != nil {
+		if err := run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi); err != nil {
 			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
 		}
 	}
@@ -415,7 +415,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 			// updateTask): the kernel of this group (every parameter of a
 			// group has its group's, layout) takes the block, or the step
 			// stops here, before anything is written.
-			if err := o.ops.run[p.op](o.opt.Kernels, &o.coeffs[idx], p.data[:0], p.grad[:0], &p.buf, 0, 0); err != nil {
+			if err := o.ops.run[p.op](o.opt.Kernels, &o.coeffs[idx], p.data[:0], p.grad[:0], p.buf[:], 0, 0); err != nil {
 				return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 			}
 			o.nkeys++

@@ -208,7 +208,7 @@ func (s *Stepper[T]) Step(p, g []T) error {
 			return fmt.Errorf("%w: p or g overlaps the stepper's state", ErrInvalid)
 		}
 	}
-	if err := s.g.ops.run[c.h.kernel()](c.set, k, p, g, &s.buf, 0, s.n); err != nil {
+	if err := s.g.ops.run[c.h.kernel()](c.set, k, p, g, s.buf[:], 0, s.n); err != nil {
 		return err
 	}
 	s.step++

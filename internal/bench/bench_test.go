@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/fuseopt/fuseopt/solve"
 )
 
@@ -21,7 +22,7 @@ import (
 // benchSizes: from L1 to far beyond L3.
 var benchSizes = []int{4 << 10, 64 << 10, 1 << 20, 16 << 20}
 
-func benchStep[T kernels.Float](b *testing.B, o Op) {
+func benchStep[T optim.Float](b *testing.B, o Op) {
 	levels := kernels.Levels()
 	for _, n := range benchSizes {
 		// The streams are made on the first sub-benchmark of the size that

@@ -3,6 +3,7 @@ package bench
 import (
 	"github.com/fuseopt/fuseopt/internal/paritytest"
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 )
 
 // kset is the kernels of one level bound to one element type: the parity
@@ -11,20 +12,12 @@ type kset[T kernels.Float] = paritytest.Kernels[T]
 
 func bind[T kernels.Float](s *kernels.Set) kset[T] { return paritytest.Bind[T](s) }
 
-// stepOf returns one step of o by the kernels k on the streams a (p, g and
-// the state), with the coefficients c.
-func stepOf[T kernels.Float](k kset[T], o Op, c *kernels.Coeffs, a [][]T) func() error {
-	p, g := a[0], a[1]
-	switch o {
-	case SGD:
-		return func() error { return k.SGD(c, p, g) }
-	case Momentum, Nesterov:
-		b := a[2]
-		return func() error { return k.Momentum(c, p, g, b) }
-	default:
-		m, v := a[2], a[3]
-		return func() error { return k.Adam(c, p, g, m, v, nil) }
-	}
+// stepOf returns one step of o by the kernels of s on the streams a (p, g
+// and the state), with the coefficients c: the rule's kernel, as optim
+// runs it.
+func stepOf[T optim.Float](s *kernels.Set, o Op, c *kernels.Coeffs, a [][]T) func() error {
+	h, p, g, st := specs[o].hyper, a[0], a[1], a[2:]
+	return func() error { return optim.KernelStep(s, h, c, p, g, st...) }
 }
 
 // roofOf returns the memory roof of a step on the streams a: g is read and
@@ -40,44 +33,12 @@ func roofOf[T kernels.Float](k kset[T], a [][]T) func() error {
 // scalarOf returns one step of o by the plain scalar Go loop on the
 // streams a.
 func scalarOf[T kernels.Float](o Op, a [][]T) func() error {
-	bc1, bc2 := biasCorrections(adamT)
-	wd := 0.0
-	if o == AdamW {
-		wd = wdAdamW
-	}
-	nesterov := o == Nesterov
+	sp := specs[o]
 	switch a := any(a).(type) {
 	case [][]float32:
-		p, g := a[0], a[1]
-		switch o {
-		case SGD:
-			return func() error { sgdScalarF32(p, g, lrSGD); return nil }
-		case Momentum, Nesterov:
-			b := a[2]
-			return func() error { momentumScalarF32(p, g, b, lrSGD, mu, nesterov); return nil }
-		default:
-			m, v := a[2], a[3]
-			w, c1, c2 := float32(wd), float32(bc1), float32(bc2)
-			return func() error {
-				adamScalarF32(p, g, m, v, lrAdam, beta1, beta2, eps, w, c1, c2)
-				return nil
-			}
-		}
+		return func() error { sp.scalar32(a[0], a[1], a[2:]); return nil }
 	case [][]float64:
-		p, g := a[0], a[1]
-		switch o {
-		case SGD:
-			return func() error { sgdScalarF64(p, g, lrSGD); return nil }
-		case Momentum, Nesterov:
-			b := a[2]
-			return func() error { momentumScalarF64(p, g, b, lrSGD, mu, nesterov); return nil }
-		default:
-			m, v := a[2], a[3]
-			return func() error {
-				adamScalarF64(p, g, m, v, lrAdam, beta1, beta2, eps, wd, bc1, bc2)
-				return nil
-			}
-		}
+		return func() error { sp.scalar64(a[0], a[1], a[2:]); return nil }
 	}
 	panic("unreachable")
 }

@@ -116,7 +116,7 @@ func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers in
 		return nil, nil, err
 	}
 	k := bind[T](s)
-	c, err := coeffs(o)
+	c, err := coeffs[T](o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -124,7 +124,7 @@ func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers in
 	var scalar, fused, roofs []func() error
 	for _, a := range tensors {
 		scalar = append(scalar, scalarOf(o, a))
-		fused = append(fused, stepOf(k, o, &c, a))
+		fused = append(fused, stepOf(s, o, &c, a))
 		roofs = append(roofs, roofOf(k, a))
 	}
 	seq := func(fs []func() error) func() error {

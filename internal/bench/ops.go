@@ -18,10 +18,60 @@ const (
 	Nesterov Op = "nesterov" // Nesterov momentum, μ = 0.9
 	Adam     Op = "adam"     // Adam, no weight decay
 	AdamW    Op = "adamw"    // AdamW, decoupled weight decay 0.01
+	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion}
+
+// opSpec is what the comparisons know of a step: its title, its optim
+// config (whose rule gives the state buffers, the coefficients and the
+// kernel of fuseopt's contenders), the plain Go loop a stack would write
+// for it, and whether gonum has it (SGD is an axpy).
+type opSpec struct {
+	title    string
+	hyper    optim.Hyper
+	scalar32 func(p, g []float32, state [][]float32)
+	scalar64 func(p, g []float64, state [][]float64)
+	axpy     bool
+}
+
+// specs holds the spec of every Op. The hyperparameters are those of
+// every comparison; the scalar loops use the same values.
+var specs = map[Op]opSpec{
+	SGD: {title: "SGD", hyper: optim.SGDConfig{LR: lrSGD}, axpy: true,
+		scalar32: func(p, g []float32, _ [][]float32) { sgdScalarF32(p, g, lrSGD) },
+		scalar64: func(p, g []float64, _ [][]float64) { sgdScalarF64(p, g, lrSGD) }},
+	Momentum: {title: "Momentum", hyper: optim.SGDConfig{LR: lrSGD, Momentum: mu},
+		scalar32: func(p, g []float32, s [][]float32) { momentumScalarF32(p, g, s[0], lrSGD, mu, false) },
+		scalar64: func(p, g []float64, s [][]float64) { momentumScalarF64(p, g, s[0], lrSGD, mu, false) }},
+	Nesterov: {title: "Nesterov", hyper: optim.SGDConfig{LR: lrSGD, Momentum: mu, Nesterov: true},
+		scalar32: func(p, g []float32, s [][]float32) { momentumScalarF32(p, g, s[0], lrSGD, mu, true) },
+		scalar64: func(p, g []float64, s [][]float64) { momentumScalarF64(p, g, s[0], lrSGD, mu, true) }},
+	Adam: {title: "Adam", hyper: optim.AdamConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps},
+		scalar32: func(p, g []float32, s [][]float32) { adamScalar32(p, g, s, 0) },
+		scalar64: func(p, g []float64, s [][]float64) { adamScalar64(p, g, s, 0) }},
+	AdamW: {title: "AdamW", hyper: optim.AdamWConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: wdAdamW},
+		scalar32: func(p, g []float32, s [][]float32) { adamScalar32(p, g, s, wdAdamW) },
+		scalar64: func(p, g []float64, s [][]float64) { adamScalar64(p, g, s, wdAdamW) }},
+	Lion: {title: "Lion", hyper: optim.LionConfig{LR: lrLion, Beta1: beta1, Beta2: beta2Lion, WeightDecay: wdAdamW},
+		scalar32: func(p, g []float32, s [][]float32) {
+			lionScalarF32(p, g, s[0], lrLion, beta1, beta2Lion, wdAdamW)
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			lionScalarF64(p, g, s[0], lrLion, beta1, beta2Lion, wdAdamW)
+		}},
+}
+
+func adamScalar32(p, g []float32, s [][]float32, wd float64) {
+	bc1, bc2 := biasCorrections(adamT)
+	adamScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, float32(wd), float32(bc1), float32(bc2))
+}
+
+func adamScalar64(p, g []float64, s [][]float64, wd float64) {
+	bc1, bc2 := biasCorrections(adamT)
+	adamScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, wd, bc1, bc2)
+}
 
 // ParseOps parses a comma-separated list of steps ("all" for every one).
 func ParseOps(s string) ([]Op, error) {
@@ -55,33 +105,15 @@ func joinOps(ops []Op) string {
 
 // Title is the name of the step in a table heading.
 func (o Op) Title() string {
-	switch o {
-	case SGD:
-		return "SGD"
-	case Momentum:
-		return "Momentum"
-	case Nesterov:
-		return "Nesterov"
-	case Adam:
-		return "Adam"
-	case AdamW:
-		return "AdamW"
+	if sp, ok := specs[o]; ok {
+		return sp.title
 	}
 	return string(o)
 }
 
 // Streams is the number of arrays a step of o walks: p and g, plus the
-// momentum buffer or Adam's m and v.
-func (o Op) Streams() int {
-	switch o {
-	case SGD:
-		return 2
-	case Momentum, Nesterov:
-		return 3
-	default:
-		return 4
-	}
-}
+// state buffers of its rule.
+func (o Op) Streams() int { return 2 + len(optim.StateNames(specs[o].hyper)) }
 
 // BytesPerParam is the memory a step of o moves per parameter: it reads
 // every stream and writes every stream but the gradient.
@@ -135,51 +167,35 @@ func (p Prec) Title() string {
 	return "float32"
 }
 
-// The hyperparameters of every comparison. The scalar loops use the same
-// values; the kernels' coefficients are computed once, for step adamT.
+// The hyperparameters of every comparison. The kernels' coefficients are
+// those of step adamT (Adam's bias corrections).
 const (
-	lrSGD   = 0.01
-	mu      = 0.9
-	lrAdam  = 1e-3
-	beta1   = 0.9
-	beta2   = 0.999
-	eps     = 1e-8
-	wdAdamW = 0.01
-	adamT   = 10 // the Adam step number the bias corrections are those of
+	lrSGD     = 0.01
+	mu        = 0.9
+	lrAdam    = 1e-3
+	beta1     = 0.9
+	beta2     = 0.999
+	eps       = 1e-8
+	wdAdamW   = 0.01
+	lrLion    = 1e-4
+	beta2Lion = 0.99
+	adamT     = 10 // the Adam step number the bias corrections are those of
 )
 
-// coeffs returns the kernels' coefficients of a step of o.
-func coeffs(o Op) (kernels.Coeffs, error) {
-	switch o {
-	case SGD:
-		return kernels.SGD{LR: lrSGD}.Coeffs()
-	case Momentum:
-		return kernels.Momentum{LR: lrSGD, Momentum: mu}.Coeffs(false)
-	case Nesterov:
-		return kernels.Momentum{LR: lrSGD, Momentum: mu, Nesterov: true}.Coeffs(false)
-	case Adam:
-		return kernels.Adam{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps}.Coeffs(adamT)
-	case AdamW:
-		return kernels.Adam{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: wdAdamW, Decoupled: true}.Coeffs(adamT)
+// coeffs returns the kernels' coefficients of a step of o in element type T.
+func coeffs[T kernels.Float](o Op) (kernels.Coeffs, error) {
+	sp, ok := specs[o]
+	if !ok {
+		return kernels.Coeffs{}, fmt.Errorf("bench: unknown step %q", o)
 	}
-	return kernels.Coeffs{}, fmt.Errorf("bench: unknown step %q", o)
+	if _, is32 := any(T(0)).(float32); is32 {
+		return optim.Coefficients[float32](sp.hyper, adamT-1, 1)
+	}
+	return optim.Coefficients[float64](sp.hyper, adamT-1, 1)
 }
 
 // hyper returns the optim configuration of a step of o.
-func hyper(o Op) optim.Hyper {
-	switch o {
-	case SGD:
-		return optim.SGDConfig{LR: lrSGD}
-	case Momentum:
-		return optim.SGDConfig{LR: lrSGD, Momentum: mu}
-	case Nesterov:
-		return optim.SGDConfig{LR: lrSGD, Momentum: mu, Nesterov: true}
-	case Adam:
-		return optim.AdamConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps}
-	default:
-		return optim.AdamWConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: wdAdamW}
-	}
-}
+func hyper(o Op) optim.Hyper { return specs[o].hyper }
 
 // biasCorrections returns 1-β1^t and 1-β2^t as the scalar loops compute
 // them, once per step, with math.Pow.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/fuseopt/fuseopt/solve"
 )
 
@@ -123,7 +124,7 @@ func TestContendersAgree(t *testing.T) {
 	}
 }
 
-func contendersAgree[T kernels.Float](t *testing.T, o Op, tol float64) {
+func contendersAgree[T optim.Float](t *testing.T, o Op, tol float64) {
 	const n, steps = 1003, 4
 	levels := kernels.Levels()
 	var want [][]T

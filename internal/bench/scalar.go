@@ -92,3 +92,41 @@ func adamScalarF64(p, g, m, v []float64, lr, b1, b2, eps, wd, bc1, bc2 float64) 
 		p[i] -= lr * mhat / (math.Sqrt(vhat) + eps)
 	}
 }
+
+// lionScalarF32 is one Lion step (Chen et al. 2023) as the paper writes it:
+//
+//	p *= 1 - lr·wd
+//	c = β1·m + (1-β1)·g
+//	p -= lr·sign(c)
+//	m = β2·m + (1-β2)·g
+func lionScalarF32(p, g, m []float32, lr, b1, b2, wd float32) {
+	g, m = g[:len(p)], m[:len(p)]
+	decay := 1 - lr*wd
+	for i := range p {
+		p[i] *= decay
+		c := b1*m[i] + (1-b1)*g[i]
+		switch {
+		case c > 0:
+			p[i] -= lr
+		case c < 0:
+			p[i] += lr
+		}
+		m[i] = b2*m[i] + (1-b2)*g[i]
+	}
+}
+
+func lionScalarF64(p, g, m []float64, lr, b1, b2, wd float64) {
+	g, m = g[:len(p)], m[:len(p)]
+	decay := 1 - lr*wd
+	for i := range p {
+		p[i] *= decay
+		c := b1*m[i] + (1-b1)*g[i]
+		switch {
+		case c > 0:
+			p[i] -= lr
+		case c < 0:
+			p[i] += lr
+		}
+		m[i] = b2*m[i] + (1-b2)*g[i]
+	}
+}

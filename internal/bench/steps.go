@@ -6,6 +6,7 @@ import (
 	"gonum.org/v1/gonum/floats"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 )
 
 // Contender names of the element-wise comparisons; the levels are named by
@@ -35,7 +36,7 @@ func stepStreams[T kernels.Float](o Op, n int) [][]T {
 // gonumNames returns the gonum contenders of a step of o in precision p.
 func gonumNames(o Op, p Prec) []string {
 	switch {
-	case o != SGD:
+	case !specs[o].axpy:
 		return nil
 	case p == F64:
 		return []string{NameGonumFloats, NameGonumBLAS}
@@ -69,13 +70,13 @@ func numStepContenders(o Op, p Prec, levels int) int {
 // stepContenders returns the contenders of a step of o on n parameters:
 // the scalar loop, gonum where it has the operation, every level, and the
 // roof at level roof, all on the same streams.
-func stepContenders[T kernels.Float](o Op, n int, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
+func stepContenders[T optim.Float](o Op, n int, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
 	return contendersOn(o, stepStreams[T](o, n), levels, roof)
 }
 
 // contendersOn is stepContenders on the streams a.
-func contendersOn[T kernels.Float](o Op, a [][]T, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
-	c, err := coeffs(o)
+func contendersOn[T optim.Float](o Op, a [][]T, levels []kernels.ISA, roof kernels.ISA) ([]contender, error) {
+	c, err := coeffs[T](o)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +89,7 @@ func contendersOn[T kernels.Float](o Op, a [][]T, levels []kernels.ISA, roof ker
 		if err != nil {
 			return nil, err
 		}
-		cs = append(cs, contender{name: l.String(), kind: KindLevel, workers: 1, step: stepOf(bind[T](s), o, &c, a)})
+		cs = append(cs, contender{name: l.String(), kind: KindLevel, workers: 1, step: stepOf(s, o, &c, a)})
 	}
 	s, err := kernels.For(roof)
 	if err != nil {

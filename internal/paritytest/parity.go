@@ -82,7 +82,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, fast, reduce, roof
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -96,6 +96,9 @@ func parityCases() []pcase {
 	}
 	adam := func(h kernels.Adam) func(int64) (kernels.Coeffs, error) {
 		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
+	}
+	lion := func(h kernels.Lion) func(int64) (kernels.Coeffs, error) {
+		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
 	}
 	base := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	wd, w, ams, maxi := base, base, base, base
@@ -116,6 +119,9 @@ func parityCases() []pcase {
 		{name: "AdamW", fam: "adam", coeffs: adam(w)},
 		{name: "AdamW AMSGrad", fam: "adam", coeffs: adam(ams), ams: true},
 		{name: "Adam maximize, scale", fam: "adam", coeffs: adam(maxi)},
+		{name: "Lion", fam: "lion", coeffs: lion(kernels.Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.01})},
+		{name: "Lion maximize, scale", fam: "lion", coeffs: lion(kernels.Lion{LR: 1e-4, Beta1: 0.5, Beta2: 0.9,
+			Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
 		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
@@ -212,6 +218,8 @@ func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 			err = k.SGD(&c, a[0], a[1])
 		case "momentum":
 			err = k.Momentum(&c, a[0], a[1], a[2])
+		case "lion":
+			err = k.Lion(&c, a[0], a[1], a[2])
 		default:
 			var vmax []T
 			if pc.ams {
@@ -250,8 +258,11 @@ func compareScalar(r *Result, what, name string, want, got float64) {
 // parityOne runs one check on one input at the reference and every level.
 func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result, pc pcase, n, off int, seed uint64, special bool, what string) error {
 	switch pc.fam {
-	case "sgd", "momentum", "adam":
+	case "sgd", "momentum", "adam", "lion":
 		names := []string{"p", "g", "buf"}
+		if pc.fam == "lion" {
+			names = []string{"p", "g", "m"}
+		}
 		if pc.fam == "adam" {
 			names = []string{"p", "g", "m", "v", "vmax"}
 			if !pc.ams {
