@@ -31,6 +31,7 @@ func TestConverges(t *testing.T) {
 			{"gorgonia-momentum", G.NewMomentum(G.WithLearnRate(0.05))},
 			{"fuseopt-momentum", NewMomentum(WithLearnRate(0.05))},
 			{"fuseopt-nesterov", NewMomentum(WithLearnRate(0.05), WithNesterov())},
+			{"fuseopt-lion", NewLion(WithLearnRate(0.003))},
 			{"gorgonia-vanilla", G.NewVanillaSolver(G.WithLearnRate(0.2), G.WithClip(5))},
 			{"fuseopt-vanilla", NewVanillaSolver(WithLearnRate(0.2), WithClip(5))},
 		}
@@ -434,4 +435,57 @@ func TestScalarWeights(t *testing.T) {
 			t.Errorf("%v: the scalar's gradient is %v after the step", dt, data(t, g)[0])
 		}
 	}
+}
+
+// TestLion: the Lion solver is optim's Lion, step for step and bit for
+// bit, with gorgonia's gradient preparation (an L2 term and the batch
+// scaling, in a pass of their own since Lion's weight decay is decoupled).
+func TestLion(t *testing.T) {
+	n := newNet(t, tensor.Float64, 3)
+	s := NewLion(WithLearnRate(0.003), WithWeightDecay(0.1), WithBatchSize(4), WithL2Reg(0.01))
+	g, err := optim.NewGroup[float64](optim.LionConfig{LR: 0.003, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref []*optim.Stepper[float64]
+	var want [][]float64
+	for _, w := range weights(t, n) {
+		st, _ := g.NewStepper(len(w))
+		ref = append(ref, st)
+		want = append(want, w)
+	}
+	for range 5 {
+		n.forward(t)
+		for i, l := range n.learnables {
+			gr := data(t, mustGrad(t, l))
+			l2, inv := 0.01, 1.0/4
+			for j, x := range gr {
+				x += l2 * want[i][j]
+				x *= inv
+				gr[j] = x
+			}
+			if err := ref[i].Step(want[i], gr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Step(n.model()); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range weights(t, n) {
+			for j := range w {
+				if math.Float64bits(w[j]) != math.Float64bits(want[i][j]) {
+					t.Fatalf("weight %d[%d] = %v, optim's Lion %v", i, j, w[j], want[i][j])
+				}
+			}
+		}
+	}
+}
+
+func mustGrad(t *testing.T, n *G.Node) G.Value {
+	t.Helper()
+	g, err := n.Grad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

@@ -81,9 +81,10 @@ const (
 	ruleMomentum
 	ruleAdam
 	ruleAdamW
+	ruleLion
 )
 
-var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW"}
+var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", "Lion"}
 
 // config holds every option; each rule reads the ones it has.
 type config struct {
@@ -103,16 +104,16 @@ type Option func(*config)
 // WithLearnRate sets the learning rate η.
 func WithLearnRate(eta float64) Option { return func(c *config) { c.eta = eta } }
 
-// WithBeta1 sets Adam's β1.
+// WithBeta1 sets Adam's (and Lion's) β1.
 func WithBeta1(beta1 float64) Option { return func(c *config) { c.beta1 = beta1 } }
 
-// WithBeta2 sets Adam's β2.
+// WithBeta2 sets Adam's (and Lion's) β2.
 func WithBeta2(beta2 float64) Option { return func(c *config) { c.beta2 = beta2 } }
 
 // WithEps sets Adam's ε.
 func WithEps(eps float64) Option { return func(c *config) { c.eps = eps } }
 
-// WithWeightDecay sets AdamW's decoupled weight decay λ (default 0.01).
+// WithWeightDecay sets the decoupled weight decay λ of AdamW (default 0.01) and Lion (default 0).
 func WithWeightDecay(lambda float64) Option { return func(c *config) { c.weightDecay = lambda } }
 
 // WithRho is gorgonia's name for AdamW's λ: WithWeightDecay.
@@ -209,6 +210,13 @@ func NewAdamW(opts ...Option) *Solver {
 	return newSolver(ruleAdamW, config{eta: 0.001, eps: 1e-8, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, batch: 1}, opts)
 }
 
+// NewLion returns Lion (Chen et al. 2023; gorgonia has none) with the
+// paper's defaults: η 1e-4, β1 0.9, β2 0.99, decoupled weight decay λ 0
+// (WithWeightDecay), batch 1. Its update is optim.LionConfig's.
+func NewLion(opts ...Option) *Solver {
+	return newSolver(ruleLion, config{eta: 1e-4, beta1: 0.9, beta2: 0.99, batch: 1}, opts)
+}
+
 // SetLearnRate sets η for the following steps, for schedules.
 func (s *Solver) SetLearnRate(eta float64) { s.cfg.eta = eta }
 
@@ -221,7 +229,7 @@ func (s *Solver) String() string { return "fusegorgonia." + ruleNames[s.rule] }
 // a pass of its own: the kernels fold only the batch scale and a coupled L2
 // term.
 func (c *config) needsPrepass(r rule) bool {
-	return (c.useL1 && c.l1 != 0) || (c.useClip && c.clip > 0) || (r == ruleAdamW && c.useL2 && c.l2 != 0)
+	return (c.useL1 && c.l1 != 0) || (c.useClip && c.clip > 0) || ((r == ruleAdamW || r == ruleLion) && c.useL2 && c.l2 != 0)
 }
 
 // hyper returns the optim config of rule r and the loss scale that fold
@@ -250,6 +258,9 @@ func (c *config) hyper(r rule) (optim.Hyper, float64) {
 	case ruleAdam:
 		return optim.AdamConfig{LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps, WeightDecay: wd,
 			AMSGrad: c.amsgrad, Maximize: c.maximize, Fast: c.fast}, ls
+	case ruleLion:
+		return optim.LionConfig{LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, WeightDecay: c.weightDecay,
+			Maximize: c.maximize}, ls
 	}
 	return optim.AdamWConfig{LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps, WeightDecay: c.weightDecay,
 		AMSGrad: c.amsgrad, Maximize: c.maximize, Fast: c.fast}, ls

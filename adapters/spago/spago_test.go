@@ -54,6 +54,11 @@ func testConverges[T float.DType](t *testing.T) {
 		{"fuseopt-sgd-nesterov", func() (optimizers.OptimizationStrategy, func()) {
 			return NewSGD(SGDConfig{LR: 0.05, Momentum: 0.9, Nesterov: true}), nil
 		}},
+		{"fuseopt-lion", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultLion()
+			c.LR = 0.002
+			return NewLion(c), nil
+		}},
 	}
 	for _, c := range cases {
 		s, inc := c.strategy()
@@ -331,6 +336,11 @@ func TestSaveLoad(t *testing.T) {
 	t.Run("float32/sgd", func(t *testing.T) {
 		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy {
 			return NewSGD(SGDConfig{LR: 0.05, Momentum: 0.9, Dampening: 0.1})
+		})
+	})
+	t.Run("float64/lion", func(t *testing.T) {
+		testSaveLoad[float64](t, func() optimizers.OptimizationStrategy {
+			return NewLion(LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1})
 		})
 	})
 }

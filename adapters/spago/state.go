@@ -13,6 +13,7 @@ import (
 const (
 	KindAdam = "adam" // ExpAvg, ExpAvgSq and, with AMSGrad, MaxExpAvgSq
 	KindSGD  = "sgd"  // MomentumBuffer, with momentum
+	KindLion = "lion" // ExpAvg
 )
 
 // State is the optimizer state of one parameter, kept in nn.Param.State. Its
@@ -20,9 +21,9 @@ const (
 // a buffer the rule does not use is nil. Its exported fields are what
 // encoding/gob writes when spago saves the model.
 type State[T float.DType] struct {
-	Kind           string // KindAdam or KindSGD
+	Kind           string // KindAdam, KindSGD or KindLion
 	Step           int64  // steps this parameter has taken
-	ExpAvg         []T    // Adam: first moment m
+	ExpAvg         []T    // Adam: first moment m; Lion: its momentum m
 	ExpAvgSq       []T    // Adam: second moment v
 	MaxExpAvgSq    []T    // Adam with AMSGrad: running maximum of v
 	MomentumBuffer []T    // SGD with momentum

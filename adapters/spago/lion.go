@@ -1,0 +1,110 @@
+package fusespago
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/mat/float"
+	"github.com/nlpodyssey/spago/nn"
+	"github.com/nlpodyssey/spago/optimizers"
+)
+
+// LionConfig holds the hyperparameters of [Lion] (Chen et al. 2023; spago
+// has none). One step is optim.LionConfig's:
+//
+//	p = p·(1 − LR·WeightDecay)
+//	c = β1·m + (1−β1)·g;  p = p − LR·sign(c);  m = β2·m + (1−β2)·g
+type LionConfig struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // in [0, 1)
+	Beta2       float64 // in [0, 1)
+	WeightDecay float64 // decoupled, ≥ 0
+	Maximize    bool    // ascend instead of descend
+	// Kernels is the kernel set to run; nil selects kernels.Active().
+	Kernels *kernels.Set
+}
+
+// DefaultLion returns the paper's defaults: LR 1e-4, betas (0.9, 0.99), no
+// weight decay.
+func DefaultLion() LionConfig { return LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99} }
+
+// Validate reports an invalid hyperparameter, with an error wrapping
+// optim.ErrHyper.
+func (c LionConfig) Validate() error {
+	if err := c.hyper().Validate(); err != nil {
+		return fmt.Errorf("fusespago: Lion: %w", err)
+	}
+	return nil
+}
+
+func (c LionConfig) hyper() optim.LionConfig {
+	return optim.LionConfig{LR: c.LR, Beta1: c.Beta1, Beta2: c.Beta2, WeightDecay: c.WeightDecay, Maximize: c.Maximize}
+}
+
+// Lion is an optimizers.OptimizationStrategy that updates a parameter by
+// one fused Lion step and drops its gradient; its state (exp_avg, the
+// momentum m) is a *State in the parameter's State, kind KindLion. Make it
+// with [NewLion]; it is safe for the concurrent calls of spago's Optimizer.
+type Lion struct {
+	cfg    atomic.Pointer[LionConfig]
+	groups groups
+}
+
+var _ optimizers.OptimizationStrategy = (*Lion)(nil)
+
+// NewLion returns a Lion strategy with the hyperparameters c; invalid ones
+// are reported by OptimizeParams (and by c.Validate).
+func NewLion(c LionConfig) *Lion {
+	o := new(Lion)
+	o.cfg.Store(&c)
+	return o
+}
+
+// Config returns the hyperparameters.
+func (o *Lion) Config() LionConfig { return *o.cfg.Load() }
+
+// SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+func (o *Lion) SetConfig(c LionConfig) { o.cfg.Store(&c) }
+
+// OptimizeParams updates p by one step from its gradient and drops the
+// gradient. A parameter without a gradient is left alone.
+func (o *Lion) OptimizeParams(p *nn.Param) error {
+	switch d := p.Matrix.(type) {
+	case *mat.Dense[float32]:
+		return lionStep(o, p, d)
+	case *mat.Dense[float64]:
+		return lionStep(o, p, d)
+	}
+	return unsupported(p)
+}
+
+func lionStep[T float.DType](o *Lion, p *nn.Param, d *mat.Dense[T]) error {
+	data, grad, ok, err := paramSlices(p, d)
+	if !ok || err != nil {
+		return err
+	}
+	cfg := o.cfg.Load()
+	st, err := stateFor[T](p, KindLion, len(data))
+	if err != nil {
+		return err
+	}
+	g, err := group[T](&o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels)
+	if err != nil {
+		return fmt.Errorf("fusespago: Lion: %w", err)
+	}
+	s, err := stepperOf(st, g, len(data))
+	if err != nil {
+		return err
+	}
+	if err := s.Step(data, grad); err != nil {
+		return fmt.Errorf("fusespago: Lion step of a %v parameter: %w", d.Shape(), err)
+	}
+	st.sync()
+	st.Step = s.Steps()
+	p.State = st
+	p.ZeroGrad()
+	return nil
+}
