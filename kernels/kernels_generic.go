@@ -37,8 +37,11 @@ func genericTable[T Float]() table[T] {
 	return t
 }
 
-// Float is the element type of the kernels.
-type Float interface{ ~float32 | ~float64 }
+// Float is the element type of the kernels, and of every generic type and
+// function of the module (optim.Float and solve.Float are this
+// constraint): exactly float32 or float64. Types defined on them are not
+// admitted: state files and dispatch go by the element type itself.
+type Float interface{ float32 | float64 }
 
 func fmaT[T Float](a, b, c T) T {
 	if unsafe.Sizeof(a) == 4 {

@@ -2,8 +2,9 @@ package optim
 
 import "github.com/fuseopt/fuseopt/kernels"
 
-// Float is the element type of an optimizer: float32 or float64.
-type Float interface{ float32 | float64 }
+// Float is the element type of an optimizer: float32 or float64 (the
+// kernels package's constraint).
+type Float = kernels.Float
 
 // ops holds the kernels.Set methods of one element type, so that the
 // generic optimizer calls the exact kernels without a type switch per call.

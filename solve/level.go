@@ -2,14 +2,12 @@ package solve
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
-// Float is the element type of the solver: float32 or float64, or a type
-// defined on one of them (the constraint of package kernels). A defined
-// type runs the kernels of its underlying type, with the same bits.
+// Float is the element type of the solver: float32 or float64 (the
+// constraint of package kernels).
 type Float = kernels.Float
 
 // impl is one level's kernels for one element type, with the geometry they
@@ -100,16 +98,5 @@ func implFor[T Float](l kernels.ISA) (*impl[T], error) {
 	if k, ok := any(table[l].f32).(*impl[T]); ok {
 		return k, nil
 	}
-	if k, ok := any(table[l].f64).(*impl[T]); ok {
-		return k, nil
-	}
-	// T is defined on float32 or float64 (type F float32). impl[T] and the
-	// impl of the underlying type differ only in the element type their
-	// kernels' arguments name, which has the same size, alignment and
-	// register class: the underlying type's table serves T as it is.
-	var z T
-	if unsafe.Sizeof(z) == 4 {
-		return (*impl[T])(unsafe.Pointer(table[l].f32)), nil
-	}
-	return (*impl[T])(unsafe.Pointer(table[l].f64)), nil
+	return any(table[l].f64).(*impl[T]), nil
 }
