@@ -1,7 +1,7 @@
-// Command _asm writes kernels_amd64.s and stubs_amd64.go: the AVX2+FMA and
-// AVX-512 levels of every kernel of package kernels, float32 and float64,
-// with the tables that wire them in. Run it with go generate in package
-// kernels.
+// Command kernels writes kernels_amd64.s and stubs_amd64.go: the AVX2+FMA
+// and AVX-512 levels of every kernel of package kernels, float32 and
+// float64, with the tables that wire them in. Run it with go generate in
+// package kernels.
 //
 // The element-wise optimizer kernels (SGD, momentum, Adam, …) are lowered
 // from their descriptions in internal/abi (describe.go), the descriptions

@@ -1,4 +1,4 @@
-// Command _asm writes solve_amd64.s and stubs_amd64.go: the AVX2+FMA and
+// Command solve writes solve_amd64.s and stubs_amd64.go: the AVX2+FMA and
 // AVX-512 kernels of package solve, float32 and float64, from one
 // description per kernel. Run it with go generate in package solve.
 //
