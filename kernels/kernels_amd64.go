@@ -6,9 +6,9 @@ import "github.com/klauspost/cpuid/v2"
 
 // The AVX2 and AVX-512 levels: kernels_amd64.s, its stubs and the tables
 // that wire them in (archSets, in stubs_amd64.go) are written by the
-// generator in _asm.
+// command kernels of the generator module in ../_asm.
 //
-//go:generate sh -c "cd _asm && go run . -out ../kernels_amd64.s -stubs ../stubs_amd64.go -pkg kernels"
+//go:generate go run -C ../_asm ./kernels -out ../kernels/kernels_amd64.s -stubs ../kernels/stubs_amd64.go -pkg kernels
 
 // fastExactModels lists the CPU models on which AdamFast runs the exact
 // kernel, because the estimate path was measured slower there; each entry

@@ -4,7 +4,10 @@ package solve
 
 import "github.com/fuseopt/fuseopt/kernels"
 
-//go:generate sh -c "cd _asm && go run . -out ../solve_amd64.s -stubs ../stubs_amd64.go -pkg solve"
+// solve_amd64.s and its stubs are written by the command solve of the
+// generator module in ../_asm.
+//
+//go:generate go run -C ../_asm ./solve -out ../solve/solve_amd64.s -stubs ../solve/stubs_amd64.go -pkg solve
 
 // fmaPeak runs n iterations of the FMA-peak kernel of level l and returns the
 // float64 flops of one iteration; ok is false where l has no such kernel.

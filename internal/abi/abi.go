@@ -1,7 +1,7 @@
 // Package abi is the one description of fuseopt's element-wise kernels and
 // of the assembly ABI they share: the rows of the coefficient block, the
 // mode bits, and for every element-wise kernel its operation sequence. The
-// package kernels and the generators of its assembly (kernels/_asm for
+// package kernels and the generators of its assembly (_asm/kernels for
 // amd64, kernels/_neon for arm64) all import it, so that nothing is written
 // twice: the reference kernels (kernels/kernels_generic_gen.go), the AVX2,
 // AVX-512 and NEON bodies, the assembly stubs and the per-level tables all

@@ -1,6 +1,6 @@
 // Package peak hands the command's benchmarks the float64 FMA-peak kernels.
 // They live in package solve (generated with its amd64 kernels by
-// solve/_asm, written by hand beside its NEON kernels), whose own
+// _asm/solve, written by hand beside its NEON kernels), whose own
 // benchmarks report each factorisation rate as a share of the peak; solve
 // sets Kernel when it is initialised, so a program that imports solve can
 // call it.

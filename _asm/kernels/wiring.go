@@ -7,6 +7,8 @@ import (
 	"go/format"
 	"os"
 	"strings"
+
+	"github.com/fuseopt/fuseopt/_asm/x86"
 )
 
 // slot is one entry of a level's table in package kernels (set.go's table
@@ -42,17 +44,17 @@ func writeWiring() error {
 var archSets = []*Set{
 `)
 	for _, z := range []bool{false, true} {
-		t := isa{z: z}
-		fmt.Fprintf(&b, "{\nlevel: %s,\nfastIsExact: fastIsExactOn(),\n", t.level())
+		t := isa{x86.ISA{Z: z}}
+		fmt.Fprintf(&b, "{\nlevel: %s,\nfastIsExact: fastIsExactOn(),\n", t.Level())
 		for _, f64 := range []bool{false, true} {
-			t.f64 = f64
-			prec := strings.ToLower(t.prec())
-			fmt.Fprintf(&b, "%s: table[%s]{\n", prec, t.elem())
+			t.F64 = f64
+			prec := strings.ToLower(t.Prec())
+			fmt.Fprintf(&b, "%s: table[%s]{\n", prec, t.Elem())
 			for _, s := range slots[t] {
 				if s.coefs {
 					args := strings.Join(s.streams, ", ")
 					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int) { %s(&c.%s, %s, n, c.mode) },\n",
-						s.field, args, t.elem(), s.fn, prec, args)
+						s.field, args, t.Elem(), s.fn, prec, args)
 				} else {
 					fmt.Fprintf(&b, "%s: %s,\n", s.field, s.fn)
 				}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fuseopt/fuseopt/_asm/x86"
 	"github.com/fuseopt/fuseopt/internal/abi"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -31,17 +32,17 @@ func described(d *abi.Kernel, fast bool) kernel {
 	}
 	// estimates reports whether vector e takes the estimate path. AVX2
 	// has no float64 estimate instructions: its fast kernel is exact.
-	estimates := func(e *env) bool { return fast && !(!e.t.z && e.t.f64) && e.last() }
+	estimates := func(e *env) bool { return fast && !(!e.t.Z && e.t.F64) && e.last() }
 	return kernel{
 		name: name, streams: streams, coefs: true,
 		variants: variants, mask: d.Mask(), canon: d.Canon,
 		unroll: unrollBy(d.Unroll.AVX2, d.Unroll.AVX512),
 		sig: func(t isa) string {
-			return fmt.Sprintf("func(c %s, %s *%s, n, mode int)", t.coefType(), strings.Join(streams, ", "), t.elem())
+			return fmt.Sprintf("func(c %s, %s *%s, n, mode int)", t.coefType(), strings.Join(streams, ", "), t.Elem())
 		},
 		rows: func(t isa, mode int) []int {
 			exact := d.Lower(mode)
-			if t.z {
+			if t.Z {
 				// AVX-512: every row the variant uses lives in a register
 				// (as 64-byte memory operands they made the loads, not the
 				// arithmetic, the bound in cache).
@@ -57,7 +58,7 @@ func described(d *abi.Kernel, fast bool) kernel {
 			in := map[int]bool{}
 			for {
 				need := regRows(exact, in)
-				if fast && !t.f64 {
+				if fast && !t.F64 {
 					vals, _ := d.LowerUntil(mode, abi.AdamFastSplit, abi.AdamFastLive...)
 					need = append(need, regRows(vals, in)...)
 				}
@@ -121,24 +122,24 @@ func (e *env) emit(vals []abi.Value) []Op {
 			if isMem(y) {
 				x, y = y, x
 			}
-			d := t.vec()
+			d := t.Vec()
 			if v.Op == abi.OpMul {
-				t.mul(x, y, d)
+				t.Mul(x, y, d)
 			} else {
-				t.add(x, y, d)
+				t.Add(x, y, d)
 			}
 			reg[i] = d
 		case abi.OpSub:
-			d := t.vec()
-			t.sub(a(1), a(0), d)
+			d := t.Vec()
+			t.Sub(a(1), a(0), d)
 			reg[i] = d
 		case abi.OpDiv:
-			d := t.vec()
-			t.div(a(1), a(0), d)
+			d := t.Vec()
+			t.Div(a(1), a(0), d)
 			reg[i] = d
 		case abi.OpSqrt:
-			d := t.vec()
-			t.sqrt(a(0), d)
+			d := t.Vec()
+			t.Sqrt(a(0), d)
 			reg[i] = d
 		case abi.OpFMA:
 			reg[i] = e.fma(v, a(0), a(1), a(2))
@@ -161,7 +162,7 @@ func (e *env) fma(v abi.Value, a, b, c Op) Op {
 		if isMem(b) {
 			a, b = b, a
 		}
-		t.fma231(a, b, c) // c = b·a + c
+		t.FMA231(a, b, c) // c = b·a + c
 		return c
 	case v.Dies[0] || v.Dies[1]:
 		x, y := a, b
@@ -169,37 +170,37 @@ func (e *env) fma(v abi.Value, a, b, c Op) Op {
 			x, y = b, a
 		}
 		if isMem(c) && !isMem(y) {
-			t.fma213(c, y, x) // x = y·x + c
+			t.FMA213(c, y, x) // x = y·x + c
 		} else {
-			t.fma132(y, c, x) // x = x·y + c
+			t.FMA132(y, c, x) // x = x·y + c
 		}
 		return x
 	}
-	d := t.vec()
-	t.movu(c, d)
+	d := t.Vec()
+	t.MovU(c, d)
 	if isMem(b) {
 		a, b = b, a
 	}
-	t.fma231(a, b, d) // d = b·a + d
+	t.FMA231(a, b, d) // d = b·a + d
 	return d
 }
 
 // maxNaN returns a register holding a != a || a > b ? a : b.
 func (e *env) maxNaN(a, b Op) Op {
 	t := e.t
-	d := t.vec()
-	t.max(b, a, d) // a > b ? a : b; b when either is NaN
-	if t.z {
+	d := t.Vec()
+	t.Max(b, a, d) // a > b ? a : b; b when either is NaN
+	if t.Z {
 		k := K()
-		t.cmp(cmpUnord, a, a, k)
-		t.movu3(a, k, d) // a NaN stays NaN
+		t.Cmp(cmpUnord, a, a, k)
+		t.MovUK(a, k, d) // a NaN stays NaN
 	} else {
-		nan := t.vec()
-		t.cmp(cmpUnord, a, a, nan)
-		if t.f64 {
-			do(func() { VBLENDVPD(nan, a, d, d) })
+		nan := t.Vec()
+		t.Cmp(cmpUnord, a, a, nan)
+		if t.F64 {
+			x86.Do(func() { VBLENDVPD(nan, a, d, d) })
 		} else {
-			do(func() { VBLENDVPS(nan, a, d, d) })
+			x86.Do(func() { VBLENDVPS(nan, a, d, d) })
 		}
 	}
 	return d
@@ -211,17 +212,17 @@ func (e *env) maxNaN(a, b Op) Op {
 func (e *env) sign(x Op, dies bool) Op {
 	t := e.t
 	one, negzero := e.coef(abi.RowOne), e.coef(abi.RowNegZero)
-	if t.z {
+	if t.Z {
 		k := K()
-		t.cmp(cmpNEQOQ, negzero, x, k)
+		t.Cmp(cmpNEQOQ, negzero, x, k)
 		d := x
 		if !dies {
-			d = t.vec()
-			t.movu(x, d)
+			d = t.Vec()
+			t.MovU(x, d)
 		}
 		// d = (d & negzero) | one where k, by the truth table 0xEA.
-		do(func() {
-			if t.f64 {
+		x86.Do(func() {
+			if t.F64 {
 				VPTERNLOGQ(U8(0xea), one, negzero, k, d)
 			} else {
 				VPTERNLOGD(U8(0xea), one, negzero, k, d)
@@ -229,12 +230,12 @@ func (e *env) sign(x Op, dies bool) Op {
 		})
 		return d
 	}
-	nz := t.vec()
-	t.cmp(cmpNEQOQ, negzero, x, nz)
-	s := t.vec()
-	d := t.vec()
-	do(func() {
-		if t.f64 {
+	nz := t.Vec()
+	t.Cmp(cmpNEQOQ, negzero, x, nz)
+	s := t.Vec()
+	d := t.Vec()
+	x86.Do(func() {
+		if t.F64 {
 			VANDPD(negzero, x, s)
 			VORPD(one, s, s)
 			VBLENDVPD(nz, s, x, d)
@@ -309,17 +310,17 @@ func fastTail(e *env, vv, m, p Op) {
 	//   E = e2 - (½ib2·s·e)·q                (relative correction of q)
 	//   u = m·q; p = fma(-a, fma(u, E, u), p)
 	// Both estimates' errors enter E only to second order.
-	r := t.vec()
-	er := t.vec()
-	t.movu(e.coef(abi.RowOne), er)
-	s := t.vec()
-	if t.z {
+	r := t.Vec()
+	er := t.Vec()
+	t.MovU(e.coef(abi.RowOne), er)
+	s := t.Vec()
+	if t.Z {
 		// r is +Inf where vv is 0: s and e are zeroed there by the mask
 		// (a zero-masked VRSQRT14 is far slower on some cores).
 		k := K()
-		t.cmp(cmpNLT, e.coef(abi.RowTiny), vv, k) // !(vv < tiny)
-		do(func() {
-			if t.f64 {
+		t.Cmp(cmpNLT, e.coef(abi.RowTiny), vv, k) // !(vv < tiny)
+		x86.Do(func() {
+			if t.F64 {
 				VRSQRT14PD(vv, r)
 				VMULPD_Z(r, vv, k, s)
 				VFNMADD231PD_Z(s, r, k, er)
@@ -330,37 +331,37 @@ func fastTail(e *env, vv, m, p Op) {
 			}
 		})
 	} else {
-		do(func() { VRSQRTPS(vv, r) })
-		mk := t.vec()
-		t.cmp(cmpNLT, e.coef(abi.RowTiny), vv, mk)
-		do(func() { VANDPS(mk, r, r) })
-		t.mul(r, vv, s)     // s = vv·r
-		t.fnma231(s, r, er) // e = 1 - s·r
+		x86.Do(func() { VRSQRTPS(vv, r) })
+		mk := t.Vec()
+		t.Cmp(cmpNLT, e.coef(abi.RowTiny), vv, mk)
+		x86.Do(func() { VANDPS(mk, r, r) })
+		t.Mul(r, vv, s)     // s = vv·r
+		t.FNMA231(s, r, er) // e = 1 - s·r
 	}
-	d := t.vec()
-	t.movu(e.coef(abi.RowEps), d)
-	t.fma231(e.coef(abi.RowIB2), s, d) // d = fma(s, ib2, eps)
-	q := t.vec()
-	do(func() {
+	d := t.Vec()
+	t.MovU(e.coef(abi.RowEps), d)
+	t.FMA231(e.coef(abi.RowIB2), s, d) // d = fma(s, ib2, eps)
+	q := t.Vec()
+	x86.Do(func() {
 		switch {
-		case t.z && t.f64:
+		case t.Z && t.F64:
 			VRCP14PD(d, q)
-		case t.z:
+		case t.Z:
 			VRCP14PS(d, q)
 		default:
 			VRCPPS(d, q)
 		}
 	})
-	e2 := t.vec()
-	t.movu(e.coef(abi.RowOne), e2)
-	t.fnma231(d, q, e2) // e2 = 1 - d·q
-	hs := t.vec()
-	t.mul(e.coef(abi.RowHalfIB2), s, hs) // ½ib2·s
-	t.mul(er, hs, hs)                    // ·e
-	t.fnma231(q, hs, e2)                 // E = e2 - hs·q
-	u := t.vec()
-	t.mul(q, m, u)     // m·q
-	t.fma231(e2, u, u) // u·(1+E)
-	t.fma231(e.coef(abi.RowNegA), u, p)
+	e2 := t.Vec()
+	t.MovU(e.coef(abi.RowOne), e2)
+	t.FNMA231(d, q, e2) // e2 = 1 - d·q
+	hs := t.Vec()
+	t.Mul(e.coef(abi.RowHalfIB2), s, hs) // ½ib2·s
+	t.Mul(er, hs, hs)                    // ·e
+	t.FNMA231(q, hs, e2)                 // E = e2 - hs·q
+	u := t.Vec()
+	t.Mul(q, m, u)     // m·q
+	t.FMA231(e2, u, u) // u·(1+E)
+	t.FMA231(e.coef(abi.RowNegA), u, p)
 	e.st(p, 0)
 }

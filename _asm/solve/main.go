@@ -1,4 +1,4 @@
-// Command _asm writes solve_amd64.s and stubs_amd64.go: the AVX2+FMA and
+// Command solve writes solve_amd64.s and stubs_amd64.go: the AVX2+FMA and
 // AVX-512 kernels of package solve, float32 and float64, from one
 // description per kernel. Run it with go generate in package solve.
 //
@@ -10,66 +10,28 @@ package main
 import (
 	"fmt"
 
+	"github.com/fuseopt/fuseopt/_asm/x86"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// isa is one level and one precision.
-type isa struct {
-	z   bool // AVX-512 (ZMM); else AVX2+FMA (YMM)
-	f64 bool
-}
-
-func (t isa) level() string {
-	if t.z {
-		return "AVX512"
-	}
-	return "AVX2"
-}
-
-func (t isa) prec() string {
-	if t.f64 {
-		return "F64"
-	}
-	return "F32"
-}
-
-func (t isa) elem() string {
-	if t.f64 {
-		return "float64"
-	}
-	return "float32"
-}
-
-func (t isa) es() int {
-	if t.f64 {
-		return 8
-	}
-	return 4
-}
+// isa is one level and one precision, with what only these kernels need.
+type isa struct{ x86.ISA }
 
 // sh is log2 of the element size: strides arrive in elements.
 func (t isa) sh() int {
-	if t.f64 {
+	if t.F64 {
 		return 3
 	}
 	return 2
 }
 
-func (t isa) vb() int { // vector size in bytes
-	if t.z {
-		return 64
-	}
-	return 32
-}
-
-func (t isa) lanes() int { return t.vb() / t.es() }
-
 // mr is the number of rows of the micro-kernel's tile of C; the tile has nv
 // vectors per row.
 func (t isa) mr() int {
-	if t.z {
+	if t.Z {
 		return 8
 	}
 	return 4
@@ -83,36 +45,16 @@ var ymm = []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y
 var xmm = []VecPhysical{X0, X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12, X13, X14, X15}
 
 func (t isa) v(i int) VecPhysical {
-	if t.z {
+	if t.Z {
 		return zmm[i]
 	}
 	return ymm[i]
 }
 
-func (t isa) pick(ps, pd func(...Op)) func(...Op) {
-	if t.f64 {
-		return pd
-	}
-	return ps
-}
-
-func (t isa) movu(a, d Op)     { t.pick(VMOVUPS, VMOVUPD)(a, d) }
-func (t isa) bcast(a, d Op)    { t.pick(VBROADCASTSS, VBROADCASTSD)(a, d) }
-func (t isa) fnma(a, b, d Op)  { t.pick(VFNMADD231PS, VFNMADD231PD)(a, b, d) } // d = -(b·a) + d
-func (t isa) div(a, b, d Op)   { t.pick(VDIVPS, VDIVPD)(a, b, d) }             // d = b / a
-func (t isa) movs(a, d Op)     { t.pick(VMOVSS, VMOVSD)(a, d) }
-func (t isa) fnmas(a, b, d Op) { t.pick(VFNMADD231SS, VFNMADD231SD)(a, b, d) } // d = -(b·a) + d, scalar
-func (t isa) divs(a, b, d Op)  { t.pick(VDIVSS, VDIVSD)(a, b, d) }             // d = b / a, scalar
-func (t isa) sqrts(a, d Op)    { t.pick(VSQRTSS, VSQRTSD)(a, a, d) }
-func (t isa) ucomis(a, b Op) {
-	t.pick(func(o ...Op) { VUCOMISS(o[0], o[1]) }, func(o ...Op) { VUCOMISD(o[0], o[1]) })(a, b)
-}
-func (t isa) xorp(d Op) { t.pick(VXORPS, VXORPD)(d, d, d) }
-
 func (t isa) scale(r Op) { SHLQ(U8(t.sh()), r) }
 
 func (t isa) sig(format string) string {
-	return fmt.Sprintf(format, t.elem())
+	return fmt.Sprintf(format, t.Elem())
 }
 
 func mem(b Register, disp int) Mem { return Mem{Base: b, Disp: disp} }
@@ -121,12 +63,12 @@ func mem(b Register, disp int) Mem { return Mem{Base: b, Disp: disp} }
 // nv vectors of C receives, for k = 0, 1, …, kc-1 in that order, one fused
 // multiply-add per element.
 func gemm(t isa) {
-	name := "gemm" + t.prec() + t.level()
+	name := "gemm" + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, t.sig("func(kc int, a *%[1]s, as int, b *%[1]s, bs int, bg int, c *%[1]s, ldc int, pf *%[1]s)"))
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the %s micro-kernel of the trailing update, on a tile of %d×%d; see gemmGeneric.",
-		name, t.level(), t.mr(), nv*t.lanes()))
-	mr, vb, es := t.mr(), t.vb(), t.es()
+		name, t.Level(), t.mr(), nv*t.Lanes()))
+	mr, vb, es := t.mr(), t.VBytes(), t.ES()
 	kc := Load(Param("kc"), GP64())
 	TESTQ(kc, kc)
 	JZ(LabelRef("done"))
@@ -155,7 +97,7 @@ func gemm(t isa) {
 	acc := func(r, v int) VecPhysical { return t.v(r*nv + v) }
 	bv := func(v int) VecPhysical { return t.v(mr*nv + v) }
 	nbc := 1
-	if t.z {
+	if t.Z {
 		nbc = 32 - mr*nv - nv
 	}
 	bc := func(r int) VecPhysical { return t.v(mr*nv + nv + r%nbc) }
@@ -166,7 +108,7 @@ func gemm(t isa) {
 	MOVQ(c, cp)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nv; v++ {
-			t.movu(mem(cp, v*vb), acc(r, v))
+			t.MovU(mem(cp, v*vb), acc(r, v))
 		}
 		if r < mr-1 {
 			ADDQ(ldc, cp)
@@ -175,13 +117,13 @@ func gemm(t isa) {
 
 	Comment("k = 0, 1, …: C[r][:] = fma(-a[k][r], b[k][:], C[r][:]).")
 	Label("loop")
-	t.movu(mem(b, 0), bv(0))
-	t.movu(Mem{Base: b, Index: bg, Scale: 1}, bv(1))
-	t.movu(Mem{Base: b, Index: bg, Scale: 2}, bv(2))
+	t.MovU(mem(b, 0), bv(0))
+	t.MovU(Mem{Base: b, Index: bg, Scale: 1}, bv(1))
+	t.MovU(Mem{Base: b, Index: bg, Scale: 2}, bv(2))
 	for r := 0; r < mr; r++ {
-		t.bcast(mem(a, r*es), bc(r))
+		t.Bcast(mem(a, r*es), bc(r))
 		for v := 0; v < nv; v++ {
-			t.fnma(bv(v), bc(r), acc(r, v))
+			t.FNMA231(bv(v), bc(r), acc(r, v))
 		}
 	}
 	ADDQ(as, a)
@@ -193,7 +135,7 @@ func gemm(t isa) {
 	MOVQ(c, cp)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nv; v++ {
-			t.movu(acc(r, v), mem(cp, v*vb))
+			t.MovU(acc(r, v), mem(cp, v*vb))
 		}
 		if r < mr-1 {
 			ADDQ(ldc, cp)
@@ -208,12 +150,12 @@ func gemm(t isa) {
 // block, mr columns at a time. The block is stored in strips of mr
 // columns: element (k, j) at t[(j/mr)*nb*mr + k*mr + j%mr].
 func trsm(t isa) {
-	name := "trsm" + t.prec() + t.level()
+	name := "trsm" + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, t.sig("func(nb int, x *%[1]s, xs int, t *%[1]s)"))
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the %s triangular solve of %d packed groups of %d rows; see trsmGeneric.",
-		name, t.level(), nv, t.lanes()))
-	vb, es := t.vb(), t.es()
+		name, t.Level(), nv, t.Lanes()))
+	vb, es := t.VBytes(), t.ES()
 	w := t.mr() // columns per chunk and per strip
 	rowB := w * es
 	nb := Load(Param("nb"), GP64())
@@ -235,7 +177,7 @@ func trsm(t isa) {
 	acc := func(j, v int) VecPhysical { return t.v(j*nv + v) }
 	vk := func(v int) VecPhysical { return t.v(w*nv + v) }
 	nbc := 1
-	if t.z {
+	if t.Z {
 		nbc = 32 - w*nv - nv
 	}
 	bc := func(j int) VecPhysical { return t.v(w*nv + nv + j%nbc) }
@@ -253,7 +195,7 @@ func trsm(t isa) {
 	JL(LabelRef("tail"))
 	for j := 0; j < w; j++ {
 		for v := 0; v < nv; v++ {
-			t.movu(vec(xq, v, j*vb), acc(j, v))
+			t.MovU(vec(xq, v, j*vb), acc(j, v))
 		}
 	}
 	Comment("Columns k < q, ascending.")
@@ -264,12 +206,12 @@ func trsm(t isa) {
 	JZ(LabelRef("tri"))
 	Label("kloop")
 	for v := 0; v < nv; v++ {
-		t.movu(vec(xk, v, 0), vk(v))
+		t.MovU(vec(xk, v, 0), vk(v))
 	}
 	for j := 0; j < w; j++ {
-		t.bcast(mem(tk, j*es), bc(j))
+		t.Bcast(mem(tk, j*es), bc(j))
 		for v := 0; v < nv; v++ {
-			t.fnma(vk(v), bc(j), acc(j, v))
+			t.FNMA231(vk(v), bc(j), acc(j, v))
 		}
 	}
 	ADDQ(U32(vb), xk)
@@ -280,20 +222,20 @@ func trsm(t isa) {
 	Comment("The triangle of the chunk: tk = row q of the strip.")
 	Label("tri")
 	for j := 0; j < w; j++ {
-		t.bcast(mem(tk, j*rowB+j*es), bc(0))
+		t.Bcast(mem(tk, j*rowB+j*es), bc(0))
 		for v := 0; v < nv; v++ {
-			t.div(bc(0), acc(j, v), acc(j, v))
+			t.Div(bc(0), acc(j, v), acc(j, v))
 		}
 		for j2 := j + 1; j2 < w; j2++ {
-			t.bcast(mem(tk, j*rowB+j2*es), bc(j2))
+			t.Bcast(mem(tk, j*rowB+j2*es), bc(j2))
 			for v := 0; v < nv; v++ {
-				t.fnma(acc(j, v), bc(j2), acc(j2, v))
+				t.FNMA231(acc(j, v), bc(j2), acc(j2, v))
 			}
 		}
 	}
 	for j := 0; j < w; j++ {
 		for v := 0; v < nv; v++ {
-			t.movu(acc(j, v), vec(xq, v, j*vb))
+			t.MovU(acc(j, v), vec(xq, v, j*vb))
 		}
 	}
 	ADDQ(U8(w), q)
@@ -306,7 +248,7 @@ func trsm(t isa) {
 	CMPQ(q, nb)
 	JGE(LabelRef("done"))
 	for v := 0; v < nv; v++ {
-		t.movu(vec(xq, v, 0), acc(0, v))
+		t.MovU(vec(xq, v, 0), acc(0, v))
 	}
 	MOVQ(x, xk)
 	MOVQ(tq, tk)
@@ -314,20 +256,20 @@ func trsm(t isa) {
 	TESTQ(cnt, cnt)
 	JZ(LabelRef("tdiv"))
 	Label("tloop")
-	t.bcast(mem(tk, 0), bc(0))
+	t.Bcast(mem(tk, 0), bc(0))
 	for v := 0; v < nv; v++ {
-		t.movu(vec(xk, v, 0), vk(v))
-		t.fnma(vk(v), bc(0), acc(0, v))
+		t.MovU(vec(xk, v, 0), vk(v))
+		t.FNMA231(vk(v), bc(0), acc(0, v))
 	}
 	ADDQ(U32(vb), xk)
 	ADDQ(U8(rowB), tk)
 	DECQ(cnt)
 	JNZ(LabelRef("tloop"))
 	Label("tdiv")
-	t.bcast(mem(tk, 0), bc(0))
+	t.Bcast(mem(tk, 0), bc(0))
 	for v := 0; v < nv; v++ {
-		t.div(bc(0), acc(0, v), acc(0, v))
-		t.movu(acc(0, v), vec(xq, v, 0))
+		t.Div(bc(0), acc(0, v), acc(0, v))
+		t.MovU(acc(0, v), vec(xq, v, 0))
 	}
 	INCQ(q)
 	ADDQ(U32(vb), xq)
@@ -345,13 +287,13 @@ const leafLD = 16
 // leaf is the unblocked factorisation of a small block held column-major,
 // vectorised over the rows of a column.
 func leaf(t isa) {
-	name := "potrfLeaf" + t.prec() + t.level()
+	name := "potrfLeaf" + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, t.sig("func(n int, a *%[1]s) int"))
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the %s factorisation of a block of at most %d columns; see potrfLeafGeneric.",
-		name, t.level(), leafLD))
-	vb, es := t.vb(), t.es()
-	nvec := leafLD / t.lanes()
+		name, t.Level(), leafLD))
+	vb, es := t.VBytes(), t.ES()
+	nvec := leafLD / t.Lanes()
 	colBytes := leafLD * es
 	acc := func(v int) VecPhysical { return t.v(v) }
 	bc := t.v(nvec)
@@ -359,7 +301,7 @@ func leaf(t isa) {
 	a := Load(Param("a"), GP64())
 	j, jo, cj, ck, cnt := GP64(), GP64(), GP64(), GP64(), GP64()
 	s, zero := xmm[nvec+1], xmm[nvec+2]
-	t.xorp(zero)
+	t.Zero(zero)
 	XORQ(j, j)
 	XORQ(jo, jo)
 	MOVQ(a, cj)
@@ -367,7 +309,7 @@ func leaf(t isa) {
 	CMPQ(j, n)
 	JGE(LabelRef("ok"))
 	for v := 0; v < nvec; v++ {
-		t.movu(mem(cj, v*vb), acc(v))
+		t.MovU(mem(cj, v*vb), acc(v))
 	}
 	Comment("k = 0 … j-1: column j = fma(-column k, l[j][k], column j).")
 	MOVQ(a, ck)
@@ -375,32 +317,32 @@ func leaf(t isa) {
 	TESTQ(cnt, cnt)
 	JZ(LabelRef("kdone"))
 	Label("kloop")
-	t.bcast(Mem{Base: ck, Index: jo, Scale: 1}, bc)
+	t.Bcast(Mem{Base: ck, Index: jo, Scale: 1}, bc)
 	for v := 0; v < nvec; v++ {
-		t.fnma(mem(ck, v*vb), bc, acc(v))
+		t.FNMA231(mem(ck, v*vb), bc, acc(v))
 	}
 	ADDQ(U32(colBytes), ck)
 	DECQ(cnt)
 	JNZ(LabelRef("kloop"))
 	Label("kdone")
 	for v := 0; v < nvec; v++ {
-		t.movu(acc(v), mem(cj, v*vb))
+		t.MovU(acc(v), mem(cj, v*vb))
 	}
 	Comment("The pivot s = column j's row j: unless s > 0 (false for NaN), return j.")
-	t.movs(Mem{Base: cj, Index: jo, Scale: 1}, s)
-	t.ucomis(zero, s)
+	t.MovS(Mem{Base: cj, Index: jo, Scale: 1}, s)
+	t.UComiS(zero, s)
 	JHI(LabelRef("pos"))
 	Store(j, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 	Label("pos")
-	t.sqrts(s, s)
-	t.bcast(s, bc)
+	t.SqrtS(s, s)
+	t.Bcast(s, bc)
 	for v := 0; v < nvec; v++ {
-		t.div(bc, acc(v), acc(v))
-		t.movu(acc(v), mem(cj, v*vb))
+		t.Div(bc, acc(v), acc(v))
+		t.MovU(acc(v), mem(cj, v*vb))
 	}
-	t.movs(s, Mem{Base: cj, Index: jo, Scale: 1})
+	t.MovS(s, Mem{Base: cj, Index: jo, Scale: 1})
 	INCQ(j)
 	ADDQ(U8(es), jo)
 	ADDQ(U32(colBytes), cj)
@@ -414,24 +356,24 @@ func leaf(t isa) {
 
 // axpy is y[i] = fma(-x[i], s, y[i]).
 func axpy(t isa) {
-	name := "axpyNeg" + t.prec() + t.level()
+	name := "axpyNeg" + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, t.sig("func(n int, s %[1]s, x *%[1]s, y *%[1]s)"))
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the %s kernel of axpyNegGeneric.", name, t.level()))
-	vb, es, ln := t.vb(), t.es(), t.lanes()
+	Doc(fmt.Sprintf("%s is the %s kernel of axpyNegGeneric.", name, t.Level()))
+	vb, es, ln := t.VBytes(), t.ES(), t.Lanes()
 	n := Load(Param("n"), GP64())
 	sx := Load(Param("s"), XMM())
 	x := Load(Param("x"), GP64())
 	y := Load(Param("y"), GP64())
 	sv := t.v(8)
-	t.bcast(sx, sv)
+	t.Bcast(sx, sv)
 	Label("loop4")
 	CMPQ(n, U32(4*ln))
 	JL(LabelRef("loop1"))
 	for u := 0; u < 4; u++ {
-		t.movu(mem(y, u*vb), t.v(u))
-		t.fnma(mem(x, u*vb), sv, t.v(u))
-		t.movu(t.v(u), mem(y, u*vb))
+		t.MovU(mem(y, u*vb), t.v(u))
+		t.FNMA231(mem(x, u*vb), sv, t.v(u))
+		t.MovU(t.v(u), mem(y, u*vb))
 	}
 	ADDQ(U32(4*vb), x)
 	ADDQ(U32(4*vb), y)
@@ -440,9 +382,9 @@ func axpy(t isa) {
 	Label("loop1")
 	CMPQ(n, U32(ln))
 	JL(LabelRef("tail"))
-	t.movu(mem(y, 0), t.v(0))
-	t.fnma(mem(x, 0), sv, t.v(0))
-	t.movu(t.v(0), mem(y, 0))
+	t.MovU(mem(y, 0), t.v(0))
+	t.FNMA231(mem(x, 0), sv, t.v(0))
+	t.MovU(t.v(0), mem(y, 0))
 	ADDQ(U32(vb), x)
 	ADDQ(U32(vb), y)
 	SUBQ(U32(ln), n)
@@ -450,24 +392,20 @@ func axpy(t isa) {
 	Label("tail")
 	TESTQ(n, n)
 	JZ(LabelRef("done"))
-	if t.z {
+	if t.Z {
 		k := K()
 		m := GP64()
 		LEAQ(kmaskTab, m)
-		if t.f64 {
-			KMOVB(Mem{Base: m, Index: n, Scale: 2}, k)
-		} else {
-			KMOVW(Mem{Base: m, Index: n, Scale: 2}, k)
-		}
-		t.pick(func(o ...Op) { VMOVUPS_Z(o[0], o[1], o[2]) }, func(o ...Op) { VMOVUPD_Z(o[0], o[1], o[2]) })(mem(x, 0), k, t.v(1))
-		t.pick(func(o ...Op) { VMOVUPS_Z(o[0], o[1], o[2]) }, func(o ...Op) { VMOVUPD_Z(o[0], o[1], o[2]) })(mem(y, 0), k, t.v(0))
-		t.fnma(t.v(1), sv, t.v(0))
-		t.pick(VMOVUPS, VMOVUPD)(t.v(0), k, mem(y, 0))
+		t.KMask(m, n, k)
+		t.MovUZ(mem(x, 0), k, t.v(1))
+		t.MovUZ(mem(y, 0), k, t.v(0))
+		t.FNMA231(t.v(1), sv, t.v(0))
+		t.MovUK(t.v(0), k, mem(y, 0))
 	} else {
 		Label("sloop")
-		t.movs(mem(y, 0), xmm[0])
-		t.fnmas(mem(x, 0), sx, xmm[0])
-		t.movs(xmm[0], mem(y, 0))
+		t.MovS(mem(y, 0), xmm[0])
+		t.FNMA231S(mem(x, 0), sx, xmm[0])
+		t.MovS(xmm[0], mem(y, 0))
 		ADDQ(U8(es), x)
 		ADDQ(U8(es), y)
 		DECQ(n)
@@ -482,15 +420,10 @@ func axpy(t isa) {
 // (lanes rows of lanes elements): out[c] holds element c of every row.
 func (t isa) transpose(in []VecVirtual) []VecVirtual {
 	n := len(in)
-	mk := func() VecVirtual {
-		if t.z {
-			return ZMM()
-		}
-		return YMM()
-	}
+	mk := t.Vec
 	out := make([]VecVirtual, n)
 	switch {
-	case !t.z && t.f64: // 4×4
+	case !t.Z && t.F64: // 4×4
 		tt := make([]VecVirtual, 4)
 		for i := 0; i < 4; i += 2 {
 			tt[i], tt[i+1] = mk(), mk()
@@ -502,7 +435,7 @@ func (t isa) transpose(in []VecVirtual) []VecVirtual {
 			VPERM2F128(U8(0x20), tt[2+c], tt[c], out[c])
 			VPERM2F128(U8(0x31), tt[2+c], tt[c], out[c+2])
 		}
-	case t.z && t.f64: // 8×8
+	case t.Z && t.F64: // 8×8
 		tt := make([]VecVirtual, 8)
 		for i := 0; i < 8; i += 2 {
 			tt[i], tt[i+1] = mk(), mk()
@@ -538,7 +471,7 @@ func (t isa) transpose(in []VecVirtual) []VecVirtual {
 				VSHUFPS(U8(0xEE), tt[4*q+2+h], tt[4*q+h], sv[4*q+2*h+1])
 			}
 		}
-		if !t.z {
+		if !t.Z {
 			for c := 0; c < 4; c++ {
 				out[c], out[c+4] = mk(), mk()
 				VPERM2F128(U8(0x20), sv[4+c], sv[c], out[c])
@@ -568,19 +501,19 @@ func (t isa) transpose(in []VecVirtual) []VecVirtual {
 // pack copies a block of lanes rows (row stride ld) and nb columns into
 // the packed layout p[k*lanes+r], or back (unpack), lanes columns at a time.
 func pack(t isa, unpack bool) {
-	name := "pack" + t.prec() + t.level()
+	name := "pack" + t.Prec() + t.Level()
 	sig := "func(nb int, a *%[1]s, ld int, p *%[1]s)"
 	if unpack {
-		name = "unpack" + t.prec() + t.level()
+		name = "unpack" + t.Prec() + t.Level()
 	}
 	TEXT(name, NOSPLIT, t.sig(sig))
 	Pragma("noescape")
 	if unpack {
-		Doc(fmt.Sprintf("%s is the %s kernel of unpackGeneric.", name, t.level()))
+		Doc(fmt.Sprintf("%s is the %s kernel of unpackGeneric.", name, t.Level()))
 	} else {
-		Doc(fmt.Sprintf("%s is the %s kernel of packGeneric.", name, t.level()))
+		Doc(fmt.Sprintf("%s is the %s kernel of packGeneric.", name, t.Level()))
 	}
-	g, vb := t.lanes(), t.vb()
+	g, vb := t.Lanes(), t.VBytes()
 	nb := Load(Param("nb"), GP64())
 	a := Load(Param("a"), GP64())
 	ld := Load(Param("ld"), GP64())
@@ -593,15 +526,11 @@ func pack(t isa, unpack bool) {
 	in := make([]VecVirtual, g)
 	MOVQ(a, rp)
 	for r := 0; r < g; r++ {
-		if t.z {
-			in[r] = ZMM()
-		} else {
-			in[r] = YMM()
-		}
+		in[r] = t.Vec()
 		if unpack {
-			t.movu(mem(p, r*vb), in[r])
+			t.MovU(mem(p, r*vb), in[r])
 		} else {
-			t.movu(mem(rp, 0), in[r])
+			t.MovU(mem(rp, 0), in[r])
 			if r < g-1 {
 				ADDQ(ld, rp)
 			}
@@ -610,12 +539,12 @@ func pack(t isa, unpack bool) {
 	out := t.transpose(in)
 	for c := 0; c < g; c++ {
 		if unpack {
-			t.movu(out[c], mem(rp, 0))
+			t.MovU(out[c], mem(rp, 0))
 			if c < g-1 {
 				ADDQ(ld, rp)
 			}
 		} else {
-			t.movu(out[c], mem(p, c*vb))
+			t.MovU(out[c], mem(p, c*vb))
 		}
 	}
 	ADDQ(U32(vb), a)
@@ -635,11 +564,11 @@ func trsvAxpy(t isa, s int) {
 	if s < 0 {
 		dir = "Bwd"
 	}
-	name := "trsvAxpy" + dir + t.prec() + t.level()
+	name := "trsvAxpy" + dir + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, t.sig("func(n int, a *%[1]s, cs int, z *%[1]s)"))
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the %s kernel of trsvAxpyGeneric with s = %+d.", name, t.level(), s))
-	vb, es, ln := t.vb(), t.es(), t.lanes()
+	Doc(fmt.Sprintf("%s is the %s kernel of trsvAxpyGeneric with s = %+d.", name, t.Level(), s))
+	vb, es, ln := t.VBytes(), t.ES(), t.Lanes()
 	cs := Load(Param("cs"), GP64())
 	t.scale(cs)
 	k := GP64()
@@ -684,13 +613,13 @@ func trsvAxpy(t isa, s int) {
 			SUBQ(tmp, zr)
 		}
 		for m := 0; m < G; m++ {
-			t.movs(mem(zr, s*m*es), sc[m])
+			t.MovS(mem(zr, s*m*es), sc[m])
 		}
 		for m := 0; m < G; m++ {
-			t.divs(mem(P[m], s*m*es), sc[m], sc[m])
-			t.movs(sc[m], mem(zr, s*m*es))
+			t.DivS(mem(P[m], s*m*es), sc[m], sc[m])
+			t.MovS(sc[m], mem(zr, s*m*es))
 			for j := m + 1; j < G; j++ {
-				t.fnmas(mem(P[m], s*j*es), sc[m], sc[j])
+				t.FNMA231S(mem(P[m], s*j*es), sc[m], sc[j])
 			}
 		}
 		Comment("The unknowns after them: L = n-k-G of them, from the lowest address up.")
@@ -717,21 +646,21 @@ func trsvAxpy(t isa, s int) {
 			SUBQ(tmp, zr)
 		}
 		for m := 0; m < G; m++ {
-			t.bcast(sc[m], B[m])
+			t.Bcast(sc[m], B[m])
 		}
 		Label(label + "v2")
 		CMPQ(L, U32(2*ln))
 		JL(LabelRef(label + "v1"))
 		for u := 0; u < 2; u++ {
-			t.movu(mem(zr, u*vb), V[u])
+			t.MovU(mem(zr, u*vb), V[u])
 		}
 		for m := 0; m < G; m++ {
 			for u := 0; u < 2; u++ {
-				t.fnma(mem(P[m], u*vb), B[m], V[u])
+				t.FNMA231(mem(P[m], u*vb), B[m], V[u])
 			}
 		}
 		for u := 0; u < 2; u++ {
-			t.movu(V[u], mem(zr, u*vb))
+			t.MovU(V[u], mem(zr, u*vb))
 		}
 		for m := 0; m < G; m++ {
 			ADDQ(U32(2*vb), P[m])
@@ -742,11 +671,11 @@ func trsvAxpy(t isa, s int) {
 		Label(label + "v1")
 		CMPQ(L, U32(ln))
 		JL(LabelRef(label + "tail"))
-		t.movu(mem(zr, 0), V[0])
+		t.MovU(mem(zr, 0), V[0])
 		for m := 0; m < G; m++ {
-			t.fnma(mem(P[m], 0), B[m], V[0])
+			t.FNMA231(mem(P[m], 0), B[m], V[0])
 		}
-		t.movu(V[0], mem(zr, 0))
+		t.MovU(V[0], mem(zr, 0))
 		for m := 0; m < G; m++ {
 			ADDQ(U32(vb), P[m])
 		}
@@ -755,31 +684,25 @@ func trsvAxpy(t isa, s int) {
 		Label(label + "tail")
 		TESTQ(L, L)
 		JZ(LabelRef(label + "next"))
-		if t.z {
+		if t.Z {
 			kr := K()
 			LEAQ(kmaskTab, tmp)
-			if t.f64 {
-				KMOVB(Mem{Base: tmp, Index: L, Scale: 2}, kr)
-			} else {
-				KMOVW(Mem{Base: tmp, Index: L, Scale: 2}, kr)
-			}
-			mz := func(m Mem, d Op) {
-				t.pick(func(o ...Op) { VMOVUPS_Z(o[0], o[1], o[2]) }, func(o ...Op) { VMOVUPD_Z(o[0], o[1], o[2]) })(m, kr, d)
-			}
+			t.KMask(tmp, L, kr)
+			mz := func(m Mem, d Op) { t.MovUZ(m, kr, d) }
 			mz(mem(zr, 0), V[0])
 			for m := 0; m < G; m++ {
 				mz(mem(P[m], 0), V[1])
-				t.fnma(V[1], B[m], V[0])
+				t.FNMA231(V[1], B[m], V[0])
 			}
-			t.pick(VMOVUPS, VMOVUPD)(V[0], kr, mem(zr, 0))
+			t.MovUK(V[0], kr, mem(zr, 0))
 		} else {
 			Label(label + "s")
-			t.movs(mem(zr, 0), xmm[8])
+			t.MovS(mem(zr, 0), xmm[8])
 			for m := 0; m < G; m++ {
-				t.fnmas(mem(P[m], 0), sc[m], xmm[8])
+				t.FNMA231S(mem(P[m], 0), sc[m], xmm[8])
 				ADDQ(U8(es), P[m])
 			}
-			t.movs(xmm[8], mem(zr, 0))
+			t.MovS(xmm[8], mem(zr, 0))
 			ADDQ(U8(es), zr)
 			DECQ(L)
 			JNZ(LabelRef(label + "s"))
@@ -797,7 +720,7 @@ func trsvAxpy(t isa, s int) {
 
 // trsvDot is the dot-form triangular solve; scalar, shared by both levels.
 func trsvDot(t isa) {
-	name := "trsvDot" + t.prec() + "FMA"
+	name := "trsvDot" + t.Prec() + "FMA"
 	TEXT(name, NOSPLIT, t.sig("func(n int, a *%[1]s, rs int, cs int, z *%[1]s)"))
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is the scalar FMA3 kernel of trsvDotGeneric, eight rows at a time.", name))
@@ -834,7 +757,7 @@ func trsvDot(t isa) {
 	MOVQ(i0, kk)
 	IMULQ(cs, kk)
 	for r := 0; r < R; r++ {
-		t.movs(Mem{Base: zk, Index: kk, Scale: 1}, acc(r))
+		t.MovS(Mem{Base: zk, Index: kk, Scale: 1}, acc(r))
 		ADDQ(cs, kk)
 	}
 	Comment("k = 0 … i0-1: acc[r] = fma(-a(i0+r, k), z[k], acc[r]).")
@@ -843,9 +766,9 @@ func trsvDot(t isa) {
 	TESTQ(cnt, cnt)
 	JZ(LabelRef("tri"))
 	Label("kloop")
-	t.movs(mem(zk, 0), zv)
+	t.MovS(mem(zk, 0), zv)
 	for r := 0; r < R; r++ {
-		t.fnmas(Mem{Base: rb[r], Index: kk, Scale: 1}, zv, acc(r))
+		t.FNMA231S(Mem{Base: rb[r], Index: kk, Scale: 1}, zv, acc(r))
 	}
 	ADDQ(cs, kk)
 	ADDQ(cs, zk)
@@ -854,10 +777,10 @@ func trsvDot(t isa) {
 	Comment("The triangle of the block: zk = &z[i0], kk = i0·cs.")
 	Label("tri")
 	for r := 0; r < R; r++ {
-		t.divs(Mem{Base: rb[r], Index: kk, Scale: 1}, acc(r), acc(r))
-		t.movs(acc(r), mem(zk, 0))
+		t.DivS(Mem{Base: rb[r], Index: kk, Scale: 1}, acc(r), acc(r))
+		t.MovS(acc(r), mem(zk, 0))
 		for r2 := r + 1; r2 < R; r2++ {
-			t.fnmas(Mem{Base: rb[r2], Index: kk, Scale: 1}, acc(r), acc(r2))
+			t.FNMA231S(Mem{Base: rb[r2], Index: kk, Scale: 1}, acc(r), acc(r2))
 		}
 		ADDQ(cs, kk)
 		ADDQ(cs, zk)
@@ -879,21 +802,21 @@ func trsvDot(t isa) {
 	Load(Param("z"), zk)
 	MOVQ(i0, kk)
 	IMULQ(cs, kk)
-	t.movs(Mem{Base: zk, Index: kk, Scale: 1}, acc(0))
+	t.MovS(Mem{Base: zk, Index: kk, Scale: 1}, acc(0))
 	XORQ(kk, kk)
 	MOVQ(i0, cnt)
 	TESTQ(cnt, cnt)
 	JZ(LabelRef("tdiv"))
 	Label("tloop")
-	t.movs(mem(zk, 0), zv)
-	t.fnmas(Mem{Base: rb[0], Index: kk, Scale: 1}, zv, acc(0))
+	t.MovS(mem(zk, 0), zv)
+	t.FNMA231S(Mem{Base: rb[0], Index: kk, Scale: 1}, zv, acc(0))
 	ADDQ(cs, kk)
 	ADDQ(cs, zk)
 	DECQ(cnt)
 	JNZ(LabelRef("tloop"))
 	Label("tdiv")
-	t.divs(Mem{Base: rb[0], Index: kk, Scale: 1}, acc(0), acc(0))
-	t.movs(acc(0), mem(zk, 0))
+	t.DivS(Mem{Base: rb[0], Index: kk, Scale: 1}, acc(0), acc(0))
+	t.MovS(acc(0), mem(zk, 0))
 	INCQ(i0)
 	JMP(LabelRef("tail"))
 	Label("done")
@@ -902,15 +825,15 @@ func trsvDot(t isa) {
 
 // fmaPeak runs n iterations of independent vector FMAs: the machine's peak.
 func fmaPeak(z bool) {
-	t := isa{z: z, f64: true}
-	name := "fmaPeak" + t.level()
+	t := isa{x86.ISA{Z: z, F64: true}}
+	name := "fmaPeak" + t.Level()
 	TEXT(name, NOSPLIT, "func(n int)")
 	Doc(fmt.Sprintf("%s runs n iterations of %d independent %d-lane float64 FMAs (%d flops each).",
-		name, peakChains(z), t.lanes(), 2*peakChains(z)*t.lanes()))
+		name, peakChains(z), t.Lanes(), 2*peakChains(z)*t.Lanes()))
 	n := Load(Param("n"), GP64())
 	ch := peakChains(z)
 	for i := 0; i < ch+2; i++ {
-		t.xorp(t.v(i))
+		t.Zero(t.v(i))
 	}
 	TESTQ(n, n)
 	JZ(LabelRef("done"))
@@ -944,13 +867,10 @@ var kmaskTab Mem
 
 func main() {
 	ConstraintExpr("!purego")
-	kmaskTab = GLOBL("solvekmask", RODATA|NOPTR)
-	for r := 0; r <= 16; r++ {
-		DATA(2*r, U16(uint16(1<<r-1)))
-	}
+	kmaskTab = x86.KMaskTable("solvekmask")
 	for _, z := range []bool{false, true} {
 		for _, f := range []bool{true, false} {
-			t := isa{z: z, f64: f}
+			t := isa{x86.ISA{Z: z, F64: f}}
 			gemm(t)
 			trsm(t)
 			leaf(t)
@@ -962,7 +882,7 @@ func main() {
 		}
 	}
 	for _, f := range []bool{true, false} {
-		trsvDot(isa{f64: f})
+		trsvDot(isa{x86.ISA{F64: f}})
 	}
 	fmaPeak(false)
 	fmaPeak(true)

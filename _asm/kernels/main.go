@@ -1,7 +1,7 @@
-// Command _asm writes kernels_amd64.s and stubs_amd64.go: the AVX2+FMA and
-// AVX-512 levels of every kernel of package kernels, float32 and float64,
-// with the tables that wire them in. Run it with go generate in package
-// kernels.
+// Command kernels writes kernels_amd64.s and stubs_amd64.go: the AVX2+FMA
+// and AVX-512 levels of every kernel of package kernels, float32 and
+// float64, with the tables that wire them in. Run it with go generate in
+// package kernels.
 //
 // The element-wise optimizer kernels (SGD, momentum, Adam, …) are lowered
 // from their descriptions in internal/abi (describe.go), the descriptions
@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/fuseopt/fuseopt/_asm/x86"
 	"github.com/fuseopt/fuseopt/internal/abi"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -23,122 +24,17 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// isa is one level and one precision.
-type isa struct {
-	z   bool // AVX-512 (ZMM, opmask tails); else AVX2 (YMM, VMASKMOV tails)
-	f64 bool
-}
-
-func (t isa) level() string {
-	if t.z {
-		return "AVX512"
-	}
-	return "AVX2"
-}
-
-func (t isa) prec() string {
-	if t.f64 {
-		return "F64"
-	}
-	return "F32"
-}
-
-func (t isa) elem() string {
-	if t.f64 {
-		return "float64"
-	}
-	return "float32"
-}
+// isa is one level and one precision, with what only these kernels need.
+type isa struct{ x86.ISA }
 
 func (t isa) coefType() string {
-	if t.f64 {
+	if t.F64 {
 		return fmt.Sprintf("*[%d][%d]float64", abi.NumRows, abi.LanesF64)
 	}
 	return fmt.Sprintf("*[%d][%d]float32", abi.NumRows, abi.LanesF32)
 }
 
-func (t isa) es() int { // element size in bytes
-	if t.f64 {
-		return 8
-	}
-	return 4
-}
-
-func (t isa) vbytes() int {
-	if t.z {
-		return 64
-	}
-	return 32
-}
-
-func (t isa) lanes() int { return t.vbytes() / t.es() }
-
-func (t isa) vec() VecVirtual {
-	if t.z {
-		return ZMM()
-	}
-	return YMM()
-}
-
-// Element-type instruction selection.
-func (t isa) pick(ps, pd func(...Op)) func(...Op) {
-	f := ps
-	if t.f64 {
-		f = pd
-	}
-	return func(o ...Op) { do(func() { f(o...) }) }
-}
-
-// queue, when set, collects instructions instead of emitting them, so that
-// the unrolled vectors of an iteration can be interleaved: independent work
-// sits side by side in the scheduler instead of one long dependency chain
-// after another.
-var queue *[]func()
-
-func do(f func()) {
-	if queue != nil {
-		*queue = append(*queue, f)
-		return
-	}
-	f()
-}
-
-// interleaved runs body(j) for j < u, emitting their instructions round-robin.
-func interleaved(u int, body func(j int)) {
-	qs := make([][]func(), u)
-	for j := range qs {
-		queue = &qs[j]
-		body(j)
-	}
-	queue = nil
-	for step := 0; ; step++ {
-		more := false
-		for j := range qs {
-			if step < len(qs[j]) {
-				qs[j][step]()
-				more = true
-			}
-		}
-		if !more {
-			return
-		}
-	}
-}
-
-func (t isa) mul(a, b, d Op)          { t.pick(VMULPS, VMULPD)(a, b, d) }
-func (t isa) add(a, b, d Op)          { t.pick(VADDPS, VADDPD)(a, b, d) }
-func (t isa) sub(a, b, d Op)          { t.pick(VSUBPS, VSUBPD)(a, b, d) } // d = b - a
-func (t isa) div(a, b, d Op)          { t.pick(VDIVPS, VDIVPD)(a, b, d) } // d = b / a
-func (t isa) sqrt(a, d Op)            { t.pick(VSQRTPS, VSQRTPD)(a, d) }
-func (t isa) max(a, b, d Op)          { t.pick(VMAXPS, VMAXPD)(a, b, d) }             // d = b > a ? b : a
-func (t isa) fma231(a, b, d Op)       { t.pick(VFMADD231PS, VFMADD231PD)(a, b, d) }   // d = b·a + d
-func (t isa) fnma231(a, b, d Op)      { t.pick(VFNMADD231PS, VFNMADD231PD)(a, b, d) } // d = -(b·a) + d
-func (t isa) fma132(a, b, d Op)       { t.pick(VFMADD132PS, VFMADD132PD)(a, b, d) }   // d = d·a + b
-func (t isa) fma213(a, b, d Op)       { t.pick(VFMADD213PS, VFMADD213PD)(a, b, d) }   // d = b·d + a
-func (t isa) movu(a, d Op)            { t.pick(VMOVUPS, VMOVUPD)(a, d) }
-func (t isa) zero(d Op)               { t.pick(VXORPS, VXORPD)(d, d, d) }
-func (t isa) cmp(imm int, a, b, d Op) { t.pick(VCMPPS, VCMPPD)(U8(imm), a, b, d) } // d = b <imm> a
-
+// Predicates of Cmp (the immediate of VCMPPS and VCMPPD).
 const (
 	cmpUnord = 3
 	cmpNLT   = 5    // not less than: true for unordered
@@ -155,14 +51,14 @@ type mask struct {
 
 // load returns a vector register holding m (masked lanes zero).
 func (t isa) load(m Mem, mk mask) VecVirtual {
-	v := t.vec()
+	v := t.Vec()
 	switch {
 	case !mk.on:
-		t.movu(m, v)
-	case t.z:
-		t.pick(func(o ...Op) { VMOVUPS_Z(o[0], o[1], o[2]) }, func(o ...Op) { VMOVUPD_Z(o[0], o[1], o[2]) })(m, mk.k, v)
+		t.MovU(m, v)
+	case t.Z:
+		t.MovUZ(m, mk.k, v)
 	default:
-		t.pick(func(o ...Op) { VMASKMOVPS(o[0], o[1], o[2]) }, func(o ...Op) { VMASKMOVPD(o[0], o[1], o[2]) })(m, mk.y, v)
+		t.MaskMov(m, mk.y, v)
 	}
 	return v
 }
@@ -170,29 +66,23 @@ func (t isa) load(m Mem, mk mask) VecVirtual {
 func (t isa) store(v Op, m Mem, mk mask) {
 	switch {
 	case !mk.on:
-		t.movu(v, m)
-	case t.z:
-		t.movu3(v, mk.k, m)
+		t.MovU(v, m)
+	case t.Z:
+		t.MovUK(v, mk.k, m)
 	default:
-		t.pick(func(o ...Op) { VMASKMOVPS(o[0], o[1], o[2]) }, func(o ...Op) { VMASKMOVPD(o[0], o[1], o[2]) })(v, mk.y, m)
+		t.MaskMov(v, mk.y, m)
 	}
 }
-
-func (t isa) movu3(a, k, d Op) { t.pick(VMOVUPS, VMOVUPD)(a, k, d) }
 
 // tailMask builds the mask of the first r lanes (0 < r < lanes) from the
 // tables: on AVX-512 kmask[r] = (1<<r)-1 (16-bit words), on AVX2 a window of
 // the byte table ones[32]·zeros[32] that starts r elements before the zeros.
 func (t isa) tailMask(r GPVirtual) mask {
 	tab := GP64()
-	if t.z {
+	if t.Z {
 		LEAQ(kmaskTab, tab)
 		k := K()
-		if t.f64 {
-			KMOVB(Mem{Base: tab, Index: r, Scale: 2}, k)
-		} else {
-			KMOVW(Mem{Base: tab, Index: r, Scale: 2}, k)
-		}
+		t.KMask(tab, r, k)
 		return mask{on: true, k: k}
 	}
 	LEAQ(onesTab, tab)
@@ -200,17 +90,14 @@ func (t isa) tailMask(r GPVirtual) mask {
 	MOVQ(r, neg)
 	NEGQ(neg)
 	y := YMM()
-	VMOVDQU(Mem{Base: tab, Index: neg, Scale: uint8(t.es()), Disp: 32}, y)
+	VMOVDQU(Mem{Base: tab, Index: neg, Scale: uint8(t.ES()), Disp: 32}, y)
 	return mask{on: true, y: y}
 }
 
 var kmaskTab, onesTab Mem
 
 func tables() {
-	kmaskTab = GLOBL("kmask16", RODATA|NOPTR)
-	for r := 0; r <= 16; r++ {
-		DATA(2*r, U16(uint16(1<<r-1)))
-	}
+	kmaskTab = x86.KMaskTable("kmask16")
 	onesTab = GLOBL("tailones", RODATA|NOPTR)
 	for i := 0; i < 64; i++ {
 		v := uint8(0)
@@ -236,14 +123,14 @@ type env struct {
 }
 
 func (e *env) at(s int) Mem {
-	return Mem{Base: e.ptr[s], Index: e.i, Scale: uint8(e.t.es()), Disp: e.disp}
+	return Mem{Base: e.ptr[s], Index: e.i, Scale: uint8(e.t.ES()), Disp: e.disp}
 }
 func (e *env) ld(s int) VecVirtual { return e.t.load(e.at(s), e.mk) }
 func (e *env) st(v Op, s int)      { e.t.store(v, e.at(s), e.mk) }
 
 // last reports whether the vector being written is the last of an unrolled
 // iteration (of more than one vector).
-func (e *env) last() bool { return e.unroll > 1 && e.disp == (e.unroll-1)*e.t.vbytes() }
+func (e *env) last() bool { return e.unroll > 1 && e.disp == (e.unroll-1)*e.t.VBytes() }
 
 // coef returns row r of the coefficient block: the register it was loaded
 // into at entry, or else the row as a memory operand (the full vector
@@ -278,10 +165,10 @@ type kernel struct {
 }
 
 func elementwise(k kernel, t isa) {
-	name := k.name + t.prec() + t.level()
+	name := k.name + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, k.sig(t))
 	Pragma("noescape")
-	Doc(docLine(name, t.level(), k.name))
+	Doc(docLine(name, t.Level(), k.name))
 	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams})
 	var c GPVirtual
 	if k.coefs {
@@ -310,7 +197,7 @@ func elementwise(k kernel, t isa) {
 		}
 		JMP(LabelRef(fmt.Sprintf("mode%d", k.canon(k.mask))))
 	}
-	L, U := t.lanes(), k.unroll(t)
+	L, U := t.Lanes(), k.unroll(t)
 	var extra []VecVirtual
 	for _, m := range variants {
 		lbl := func(s string) string { return fmt.Sprintf("m%d_%s", m, s) }
@@ -323,8 +210,8 @@ func elementwise(k kernel, t isa) {
 		e := &env{t: t, c: c, ptr: ptr, extra: extra, regs: map[int]VecVirtual{}}
 		if k.rows != nil {
 			for _, r := range k.rows(t, m) {
-				v := t.vec()
-				t.movu(Mem{Base: c, Disp: abi.RowBytes * r}, v)
+				v := t.Vec()
+				t.MovU(Mem{Base: c, Disp: abi.RowBytes * r}, v)
 				e.regs[r] = v
 			}
 		}
@@ -339,8 +226,8 @@ func elementwise(k kernel, t isa) {
 		CMPQ(rem, U32(U*L))
 		JLT(LabelRef(lbl("single")))
 		e.unroll = U
-		interleaved(U, func(j int) {
-			e.disp = j * t.vbytes()
+		x86.Interleaved(U, func(j int) {
+			e.disp = j * t.VBytes()
 			k.body(e, m)
 		})
 		ADDQ(U32(U*L), i)
@@ -387,7 +274,7 @@ func param(name string) GPVirtual {
 
 func unrollBy(avx2, avx512 int) func(isa) int {
 	return func(t isa) int {
-		if t.z {
+		if t.Z {
 			return avx512
 		}
 		return avx2
@@ -398,13 +285,13 @@ var scale = kernel{
 	name: "scale", streams: []string{"x"},
 	unroll: unrollBy(4, 4),
 	sig: func(t isa) string {
-		return fmt.Sprintf("func(x *%s, n int, s %s)", t.elem(), t.elem())
+		return fmt.Sprintf("func(x *%s, n int, s %s)", t.Elem(), t.Elem())
 	},
 	prologue: func(t isa) []VecVirtual {
 		s := XMM()
 		Load(Param("s"), s)
-		v := t.vec()
-		if t.f64 {
+		v := t.Vec()
+		if t.F64 {
 			VBROADCASTSD(s, v)
 		} else {
 			VBROADCASTSS(s, v)
@@ -413,7 +300,7 @@ var scale = kernel{
 	},
 	body: func(e *env, _ int) {
 		x := e.ld(0)
-		e.t.mul(e.extra[0], x, x)
+		e.t.Mul(e.extra[0], x, x)
 		e.st(x, 0)
 	},
 }
@@ -427,13 +314,13 @@ func roof(w int) kernel {
 		name: fmt.Sprintf("roof%d", w), streams: streams,
 		unroll: unrollBy(4, 4),
 		sig: func(t isa) string {
-			return fmt.Sprintf("func(%s *%s, n int)", strings.Join(streams, ", "), t.elem())
+			return fmt.Sprintf("func(%s *%s, n int)", strings.Join(streams, ", "), t.Elem())
 		},
 		body: func(e *env, _ int) {
 			src := e.ld(0)
 			for d := 1; d <= w; d++ {
 				x := e.ld(d)
-				e.t.add(src, x, x)
+				e.t.Add(src, x, x)
 				e.st(x, d)
 			}
 		},
@@ -445,7 +332,7 @@ func main() {
 	tables()
 	for _, z := range []bool{false, true} {
 		for _, f := range []bool{false, true} {
-			t := isa{z: z, f64: f}
+			t := isa{x86.ISA{Z: z, F64: f}}
 			for _, k := range abi.Elementwise {
 				elementwise(described(k, false), t)
 				if k == abi.Adam {

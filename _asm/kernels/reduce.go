@@ -22,7 +22,7 @@ func reductions(t isa) {
 
 // groups returns the number of float64 vectors that hold the 16 lanes.
 func (t isa) groups() int {
-	if t.z {
+	if t.Z {
 		return 2
 	}
 	return 4
@@ -32,15 +32,15 @@ func (t isa) groups() int {
 // stream base at element index i, as float64 lanes; mk masks the lanes.
 func (t isa) ldGroup(base, i GPVirtual, j int, mk mask) VecVirtual {
 	d := 16 / t.groups()
-	m := Mem{Base: base, Index: i, Scale: uint8(t.es()), Disp: j * d * t.es()}
-	if t.f64 {
+	m := Mem{Base: base, Index: i, Scale: uint8(t.ES()), Disp: j * d * t.ES()}
+	if t.F64 {
 		return t.load(m, mk)
 	}
-	v := t.vec()
+	v := t.Vec()
 	switch {
 	case !mk.on:
 		VCVTPS2PD(m, v)
-	case t.z:
+	case t.Z:
 		VCVTPS2PD_Z(m, mk.k, v)
 	default:
 		x := XMM()
@@ -51,20 +51,20 @@ func (t isa) ldGroup(base, i GPVirtual, j int, mk mask) VecVirtual {
 }
 
 func reduce(t isa, name string, nstreams int, check bool) {
-	fn := name + t.prec() + t.level()
+	fn := name + t.Prec() + t.Level()
 	var sig string
 	switch {
 	case nstreams == 2:
-		sig = fmt.Sprintf("func(x, y *%s, n int) float64", t.elem())
+		sig = fmt.Sprintf("func(x, y *%s, n int) float64", t.Elem())
 	case check:
-		sig = fmt.Sprintf("func(x *%s, n int) (sum float64, nonFinite bool)", t.elem())
+		sig = fmt.Sprintf("func(x *%s, n int) (sum float64, nonFinite bool)", t.Elem())
 	default:
-		sig = fmt.Sprintf("func(x *%s, n int) float64", t.elem())
+		sig = fmt.Sprintf("func(x *%s, n int) float64", t.Elem())
 	}
 	TEXT(fn, NOSPLIT, sig)
 	Pragma("noescape")
 	addSlot(t, slot{field: name, fn: fn})
-	Doc(fmt.Sprintf("%s is the %s %s reduction; see %sGeneric.", fn, t.level(), name, name))
+	Doc(fmt.Sprintf("%s is the %s %s reduction; see %sGeneric.", fn, t.Level(), name, name))
 	x := param("x")
 	var y GPVirtual
 	if nstreams == 2 {
@@ -72,25 +72,19 @@ func reduce(t isa, name string, nstreams int, check bool) {
 	}
 	n := param("n")
 	G := t.groups()
-	dvec := func() VecVirtual {
-		if t.z {
-			return ZMM()
-		}
-		return YMM()
-	}
 	acc := make([]VecVirtual, G)
 	nf := make([]VecVirtual, G)
 	var zero VecVirtual
 	for j := range acc {
-		acc[j] = dvec()
+		acc[j] = t.Vec()
 		VXORPD(acc[j], acc[j], acc[j])
 		if check {
-			nf[j] = dvec()
+			nf[j] = t.Vec()
 			VXORPD(nf[j], nf[j], nf[j])
 		}
 	}
 	if check {
-		zero = dvec()
+		zero = t.Vec()
 		VXORPD(zero, zero, zero)
 	}
 	step := func(j int, mk mask) {
@@ -122,7 +116,7 @@ func reduce(t isa, name string, nstreams int, check bool) {
 	Label("tail")
 	TESTQ(rem, rem)
 	JZ(LabelRef("combine"))
-	if t.z {
+	if t.Z {
 		tab := GP64()
 		LEAQ(kmaskTab, tab)
 		for j := 0; j < G; j++ {
@@ -144,7 +138,7 @@ func reduce(t isa, name string, nstreams int, check bool) {
 			JGE(LabelRef(fmt.Sprintf("full%d", j)))
 			NEGQ(rj)
 			mk := mask{on: true}
-			if t.f64 {
+			if t.F64 {
 				ym := YMM()
 				VMOVDQU(Mem{Base: tab, Index: rj, Scale: 8, Disp: 32}, ym)
 				mk.y = ym
@@ -182,7 +176,7 @@ var i0 GPVirtual
 // combine adds the 16 lanes by the fixed tree and returns the scalar.
 func combine(t isa, acc []VecVirtual) VecVirtual {
 	var y VecVirtual
-	if t.z {
+	if t.Z {
 		VADDPD(acc[1], acc[0], acc[0]) // l[i] + l[i+8]
 		hi := YMM()
 		VEXTRACTF64X4(U8(1), acc[0], hi)
@@ -206,7 +200,7 @@ func combine(t isa, acc []VecVirtual) VecVirtual {
 
 // anyNaN sets b to whether any lane of v is NaN.
 func anyNaN(t isa, v VecVirtual, f64 bool, b GPVirtual) {
-	if t.z {
+	if t.Z {
 		k := K()
 		if f64 {
 			VCMPPD(U8(cmpUnord), v, v, k)
@@ -237,27 +231,27 @@ var nonFinite = kernel{
 	name: "nonFinite", streams: []string{"x"},
 	unroll: unrollBy(4, 4),
 	sig: func(t isa) string {
-		return fmt.Sprintf("func(x *%s, n int) bool", t.elem())
+		return fmt.Sprintf("func(x *%s, n int) bool", t.Elem())
 	},
 	prologue: func(t isa) []VecVirtual {
 		regs := make([]VecVirtual, 5) // zero, then one accumulator per unrolled vector
 		for j := range regs {
-			regs[j] = t.vec()
-			t.zero(regs[j])
+			regs[j] = t.Vec()
+			t.Zero(regs[j])
 		}
 		return regs
 	},
 	body: func(e *env, _ int) {
 		x := e.ld(0)
-		acc := e.extra[1+e.disp/e.t.vbytes()]
-		e.t.fma231(e.extra[0], x, acc)
+		acc := e.extra[1+e.disp/e.t.VBytes()]
+		e.t.FMA231(e.extra[0], x, acc)
 	},
 	epilogue: func(t isa, extra []VecVirtual) {
 		for j := 2; j < len(extra); j++ {
-			t.add(extra[j], extra[1], extra[1])
+			t.Add(extra[j], extra[1], extra[1])
 		}
 		b := GP8()
-		anyNaN(t, extra[1], t.f64, b)
+		anyNaN(t, extra[1], t.F64, b)
 		Store(b, ReturnIndex(0))
 	},
 }
