@@ -43,7 +43,7 @@ func (s *Set) fastPath(f64 bool) FastPath {
 
 // fastSplit is how the generated AdamFast kernels of level l divide the
 // vectors of their unrolled loop: est of every of take the estimate path
-// (0, 0: none). It follows the generators: _asm/kernels (adamKernel unrolls
+// (0, 0: none). It follows the generators: _asm/kernels (described(Adam, fast) unrolls
 // by 2 on AVX2 and 4 on AVX-512 and sends the last vector of each
 // iteration through the estimates; AVX2 has no float64 estimates) and
 // kernels/_neon (adam: every vector). TestFastSplit checks it against what
