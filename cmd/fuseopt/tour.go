@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/fuseopt/fuseopt/internal/bench"
-	"github.com/fuseopt/fuseopt/internal/paritytest"
+	"github.com/fuseopt/fuseopt/internal/paritycheck"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -59,7 +59,7 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "           (heavy-ball, Nesterov, dampened, EMA), Adam, AdamW, AMSGrad, maximize, Lion, Fast Adam\n")
 	fmt.Fprintf(stdout, "           (m, v exact; p within 2^-20), reductions, scale, roof; float32 and float64;\n")
 	fmt.Fprintf(stdout, "           5 steps; lengths 1…4099 at offsets 0, 1, 3; with and without NaN, ±Inf, subnormals\n")
-	res, err := paritytest.Check(kernels.Levels())
+	res, err := paritycheck.Check(kernels.Levels())
 	if err != nil {
 		fmt.Fprintf(stderr, "fuseopt: parity check: %v\n", err)
 		return 1

@@ -19,7 +19,7 @@
 //     against the scalar loop and per-tensor kernel calls ([RunModel]).
 //
 // The bit-exact parity of every level with the pure-Go reference, the
-// tour's self-check, is package internal/paritytest.
+// tour's self-check, is package internal/paritycheck.
 //
 // # How it measures
 //

@@ -1,16 +1,16 @@
 package bench
 
 import (
-	"github.com/fuseopt/fuseopt/internal/paritytest"
+	"github.com/fuseopt/fuseopt/internal/paritycheck"
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 )
 
 // kset is the kernels of one level bound to one element type: the parity
 // harness's binding.
-type kset[T kernels.Float] = paritytest.Kernels[T]
+type kset[T kernels.Float] = paritycheck.Kernels[T]
 
-func bind[T kernels.Float](s *kernels.Set) kset[T] { return paritytest.Bind[T](s) }
+func bind[T kernels.Float](s *kernels.Set) kset[T] { return paritycheck.Bind[T](s) }
 
 // stepOf returns one step of o by the kernels of s on the streams a (p, g
 // and the state), with the coefficients c: the rule's kernel, as optim

@@ -1,11 +1,10 @@
-// Package paritytest is the parity harness of the command's self-check
-// (fuseopt tour) and of its own tests: a few steps of every kernel family at
-// the levels named, every output compared bit for bit with the generic
-// reference. Like the standard library's crypto/internal/cryptotest it is a
-// package of checks that a caller runs against the implementations it
-// names; unlike it, Check needs no *testing.T, so that a command can run it
-// (the kernels package's own, more thorough harness lives in its tests).
-package paritytest
+// Package paritycheck is the command's self-check (fuseopt tour): a few
+// steps of every kernel family at the levels named, every output compared
+// bit for bit with the generic reference. Check needs no *testing.T, so that
+// a command can run it (the kernels package's own, more thorough harness
+// lives in its tests). Kernels binds the kernels of one level to one element
+// type, for this check and for internal/bench.
+package paritycheck
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package paritytest
+package paritycheck
 
 import (
 	"math"
