@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // fma32Exact rounds a·b+c computed exactly with big.Float.
@@ -26,7 +28,7 @@ func fma32Exact(a, b, c float32) float32 {
 
 func TestFMA32(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
-	sp := specials[float32]()
+	sp := paritytest.Specials[float32]()
 	pick := func() float32 {
 		switch r.IntN(4) {
 		case 0:
@@ -39,10 +41,10 @@ func TestFMA32(t *testing.T) {
 	}
 	check := func(a, b, c float32) {
 		got, want := fma32(a, b, c), fma32Exact(a, b, c)
-		if !sameBits(got, want) {
+		if !paritytest.Same(got, want) {
 			t.Fatalf("fma32(%g, %g, %g) = %g (%#x), want %g (%#x)", a, b, c, got, math.Float32bits(got), want, math.Float32bits(want))
 		}
-		if slow := fma32Slow(a, b, c); !sameBits(slow, want) {
+		if slow := fma32Slow(a, b, c); !paritytest.Same(slow, want) {
 			t.Fatalf("fma32Slow(%g, %g, %g) = %g, want %g", a, b, c, slow, want)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // Fuzz targets: bytes become a kernel variant, a length, an offset and the
@@ -47,19 +49,19 @@ func fuzzElementwise[T Float](t *testing.T, data []byte) {
 	ci := int(d.byte()) % len(k.coeffs)
 	n := int(d.byte()) + int(d.byte()&1)*256
 	off := int(d.byte() % 8)
-	in := make([]*guarded[T], len(k.streams))
+	in := make([]*paritytest.Guarded[T], len(k.streams))
 	for s := range in {
-		in[s] = newGuarded[T](n, off)
+		in[s] = paritytest.NewGuarded[T](n, off)
 	}
 	for i := range n {
 		for s := range in {
-			in[s].s()[i] = value[T](d, i*7+s)
+			in[s].Slice()[i] = value[T](d, i*7+s)
 		}
 	}
 	ref := sets[Generic]
 	for _, s := range testLevels(t) {
-		want, ws := cloneAll(in)
-		got, gs := cloneAll(in)
+		want, ws := paritytest.CloneAll(in)
+		got, gs := paritytest.CloneAll(in)
 		c := &k.coeffs[ci]
 		if err := k.run(ref, c, ws); err != nil {
 			t.Fatal(err)
@@ -70,9 +72,9 @@ func fuzzElementwise[T Float](t *testing.T, data []byte) {
 		for st := range in {
 			what := fmt.Sprintf("%v %s n=%d off=%d coeffs#%d stream %s", s.Level(), k.name, n, off, ci, k.streams[st])
 			if k.written[st] {
-				compareBufs(t, what, want[st], got[st])
+				paritytest.Match(t, what, want[st], got[st])
 			} else {
-				compareBufs(t, what+" (input changed)", in[st], got[st])
+				paritytest.Match(t, what+" (input changed)", in[st], got[st])
 			}
 		}
 	}
@@ -98,10 +100,10 @@ func fuzzReductions[T Float](t *testing.T, data []byte) {
 	d := &decoder{b: data}
 	n := int(d.byte()) + int(d.byte()&3)*256
 	off := int(d.byte() % 8)
-	x, y := newGuarded[T](n, off), newGuarded[T](n, off)
+	x, y := paritytest.NewGuarded[T](n, off), paritytest.NewGuarded[T](n, off)
 	for i := range n {
-		x.s()[i] = value[T](d, i)
-		y.s()[i] = value[T](d, 3*i+1)
+		x.Slice()[i] = value[T](d, i)
+		y.Slice()[i] = value[T](d, 3*i+1)
 	}
 	ref := sets[Generic]
 	type out struct {
@@ -109,15 +111,15 @@ func fuzzReductions[T Float](t *testing.T, data []byte) {
 		bad, nf      bool
 	}
 	run := func(s *Set) (o out) {
-		switch xs := any(x.s()).(type) {
+		switch xs := any(x.Slice()).(type) {
 		case []float32:
-			ys := any(y.s()).([]float32)
+			ys := any(y.Slice()).([]float32)
 			o.dot, _ = s.DotF32(xs, ys)
 			o.sq = s.SumSquaresF32(ys)
 			o.sqc, o.bad = s.SumSquaresCheckF32(xs)
 			o.nf = s.NonFiniteF32(ys)
 		case []float64:
-			ys := any(y.s()).([]float64)
+			ys := any(y.Slice()).([]float64)
 			o.dot, _ = s.DotF64(xs, ys)
 			o.sq = s.SumSquaresF64(ys)
 			o.sqc, o.bad = s.SumSquaresCheckF64(xs)
@@ -128,7 +130,7 @@ func fuzzReductions[T Float](t *testing.T, data []byte) {
 	want := run(ref)
 	for _, s := range testLevels(t) {
 		got := run(s)
-		if !sameBits(got.dot, want.dot) || !sameBits(got.sq, want.sq) || !sameBits(got.sqc, want.sqc) ||
+		if !paritytest.Same(got.dot, want.dot) || !paritytest.Same(got.sq, want.sq) || !paritytest.Same(got.sqc, want.sqc) ||
 			got.bad != want.bad || got.nf != want.nf {
 			t.Fatalf("%v n=%d off=%d: got %+v, want %+v", s.Level(), n, off, got, want)
 		}

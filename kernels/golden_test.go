@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // The golden file holds the SHA-256 of the bit patterns (NaN canonicalised)
@@ -51,7 +53,7 @@ func hashSlices[T Float](xs ...[]T) string {
 			if v != v {
 				h.add(math.NaN())
 			} else {
-				h.b = binary.LittleEndian.AppendUint64(h.b, bitsOf(v))
+				h.b = binary.LittleEndian.AppendUint64(h.b, paritytest.Bits(v))
 			}
 		}
 	}
@@ -65,7 +67,7 @@ func goldenData[T Float](seed uint64) (state [4][]T, grads [][]T) {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	for i := range state {
 		state[i] = make([]T, goldenN)
-		fill(r, state[i], 0, i >= 2)
+		paritytest.Fill(r, state[i], 0, i >= 2)
 	}
 	for i := range state[1] {
 		state[1][i] *= 0.1 // m
@@ -76,7 +78,7 @@ func goldenData[T Float](seed uint64) (state [4][]T, grads [][]T) {
 	grads = make([][]T, goldenSteps)
 	for s := range grads {
 		grads[s] = make([]T, goldenN)
-		fill(r, grads[s], 0.001, false)
+		paritytest.Fill(r, grads[s], 0.001, false)
 	}
 	return
 }

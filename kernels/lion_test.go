@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // TestLionSign checks Lion's sign on every level against values worked out
@@ -53,12 +55,12 @@ func testLionSign[T Float](t *testing.T) {
 				}
 				for i := range n {
 					k := cases[(i+rot)%len(cases)]
-					if !sameBits(p[i], k.want) {
+					if !paritytest.Same(p[i], k.want) {
 						t.Fatalf("%v n=%d: g = %v, p = %v: p became %v (%#x), want %v (%#x)", s.Level(), n,
-							k.g, k.p, p[i], bitsOf(p[i]), k.want, bitsOf(k.want))
+							k.g, k.p, p[i], paritytest.Bits(p[i]), k.want, paritytest.Bits(k.want))
 					}
 					// m = fma(0.5, g - 0, 0), g/2 rounded.
-					if wm := T(k.g * 0.5); !sameBits(m[i], wm) && !(k.g == 0 && m[i] == 0) {
+					if wm := T(k.g * 0.5); !paritytest.Same(m[i], wm) && !(k.g == 0 && m[i] == 0) {
 						t.Fatalf("%v n=%d: g = %v: m became %v, want %v", s.Level(), n, k.g, m[i], wm)
 					}
 				}
@@ -74,7 +76,7 @@ func TestSignT(t *testing.T) {
 }
 
 func testSignT[T Float](t *testing.T) {
-	for _, x := range specials[T]() {
+	for _, x := range paritytest.Specials[T]() {
 		want := x
 		switch {
 		case x > 0:
@@ -82,7 +84,7 @@ func testSignT[T Float](t *testing.T) {
 		case x < 0:
 			want = -1
 		}
-		if got := signT(x); !sameBits(got, want) {
+		if got := signT(x); !paritytest.Same(got, want) {
 			t.Errorf("signT(%v) = %v, want %v", x, got, want)
 		}
 	}

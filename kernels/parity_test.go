@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // ewKernel is an element-wise kernel under test.
@@ -187,24 +188,14 @@ func scaleKernel[T Float]() ewKernel[T] {
 }
 
 // ewInput builds the guarded streams of one case.
-func ewInput[T Float](k *ewKernel[T], n, off int, special float64, seed uint64) []*guarded[T] {
+func ewInput[T Float](k *ewKernel[T], n, off int, special float64, seed uint64) []*paritytest.Guarded[T] {
 	r := rand.New(rand.NewPCG(seed, uint64(n)*131+uint64(off)))
-	in := make([]*guarded[T], len(k.streams))
+	in := make([]*paritytest.Guarded[T], len(k.streams))
 	for s := range in {
-		in[s] = newGuarded[T](n, off)
-		fill(r, in[s].s(), special, k.nonneg[s])
+		in[s] = paritytest.NewGuarded[T](n, off)
+		paritytest.Fill(r, in[s].Slice(), special, k.nonneg[s])
 	}
 	return in
-}
-
-func cloneAll[T Float](in []*guarded[T]) ([]*guarded[T], [][]T) {
-	out := make([]*guarded[T], len(in))
-	sl := make([][]T, len(in))
-	for i, g := range in {
-		out[i] = g.clone()
-		sl[i] = out[i].s()
-	}
-	return out, sl
 }
 
 // runParity compares every level with the reference for kernel k.
@@ -227,8 +218,8 @@ func runParity[T Float](t *testing.T, k ewKernel[T], ns []int) {
 							special = 0.15
 						}
 						in := ewInput(&k, n, off, special, uint64(ci))
-						want, ws := cloneAll(in)
-						got, gs := cloneAll(in)
+						want, ws := paritytest.CloneAll(in)
+						got, gs := paritytest.CloneAll(in)
 						c := &k.coeffs[ci]
 						if err := k.run(ref, c, ws); err != nil {
 							t.Fatal(err)
@@ -240,9 +231,9 @@ func runParity[T Float](t *testing.T, k ewKernel[T], ns []int) {
 							what := fmt.Sprintf("%s n=%d off=%d coeffs#%d (mode %d) special=%v stream %s",
 								k.name, n, off, ci, c.mode, special, k.streams[st])
 							if k.written[st] {
-								compareBufs(t, what, want[st], got[st])
+								paritytest.Match(t, what, want[st], got[st])
 							} else {
-								compareBufs(t, what+" (input changed)", in[st], got[st])
+								paritytest.Match(t, what+" (input changed)", in[st], got[st])
 							}
 						}
 					}
@@ -253,28 +244,33 @@ func runParity[T Float](t *testing.T, k ewKernel[T], ns []int) {
 }
 
 func TestParitySGD(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runParity(t, sgdKernel[float32](), lengths(testing.Short())) })
-	t.Run("F64", func(t *testing.T) { runParity(t, sgdKernel[float64](), lengths(testing.Short())) })
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, sgdKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, sgdKernel[float64](), ns) })
 }
 
 func TestParityMomentum(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runParity(t, momentumKernel[float32](), lengths(testing.Short())) })
-	t.Run("F64", func(t *testing.T) { runParity(t, momentumKernel[float64](), lengths(testing.Short())) })
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, momentumKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, momentumKernel[float64](), ns) })
 }
 
 func TestParityAdam(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runParity(t, adamKernel[float32](false), lengths(testing.Short())) })
-	t.Run("F64", func(t *testing.T) { runParity(t, adamKernel[float64](false), lengths(testing.Short())) })
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, adamKernel[float32](false), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, adamKernel[float64](false), ns) })
 }
 
 func TestParityLion(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runParity(t, lionKernel[float32](), lengths(testing.Short())) })
-	t.Run("F64", func(t *testing.T) { runParity(t, lionKernel[float64](), lengths(testing.Short())) })
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, lionKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, lionKernel[float64](), ns) })
 }
 
 func TestParityScale(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runParity(t, scaleKernel[float32](), lengths(testing.Short())) })
-	t.Run("F64", func(t *testing.T) { runParity(t, scaleKernel[float64](), lengths(testing.Short())) })
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, scaleKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, scaleKernel[float64](), ns) })
 }
 
 // reduction cases
@@ -304,44 +300,46 @@ func runReductions[T Float](t *testing.T, ns []int) {
 				for off := range 8 {
 					for variant := range 4 {
 						r := rand.New(rand.NewPCG(uint64(n), uint64(off*4+variant)))
-						x, y := newGuarded[T](n, off), newGuarded[T](n, off)
+						x, y := paritytest.NewGuarded[T](n, off), paritytest.NewGuarded[T](n, off)
+						xs, ys := x.Slice(), y.Slice()
 						switch variant {
 						case 0: // plain
-							fill(r, x.s(), 0, false)
-							fill(r, y.s(), 0, false)
+							paritytest.Fill(r, xs, 0, false)
+							paritytest.Fill(r, ys, 0, false)
 						case 1: // specials everywhere
-							fill(r, x.s(), 0.1, false)
-							fill(r, y.s(), 0.1, false)
+							paritytest.Fill(r, xs, 0.1, false)
+							paritytest.Fill(r, ys, 0.1, false)
 						case 2: // one non-finite value, anywhere (also in tails)
-							fill(r, x.s(), 0, false)
-							fill(r, y.s(), 0, false)
+							paritytest.Fill(r, xs, 0, false)
+							paritytest.Fill(r, ys, 0, false)
 							if n > 0 {
-								sp := specials[T]()
+								sp := paritytest.Specials[T]()
 								i := r.IntN(n)
-								x.s()[i] = sp[r.IntN(3)]
-								y.s()[n-1-i] = sp[r.IntN(3)]
+								xs[i] = sp[r.IntN(3)]
+								ys[n-1-i] = sp[r.IntN(3)]
 							}
 						case 3: // huge and subnormal values
-							fill(r, x.s(), 0, false)
-							fill(r, y.s(), 0, false)
-							for i := range x.s() {
+							paritytest.Fill(r, xs, 0, false)
+							paritytest.Fill(r, ys, 0, false)
+							sp := paritytest.Specials[T]()
+							for i := range xs {
 								if i%3 == 0 {
-									x.s()[i] = specials[T]()[5+i%6]
+									xs[i] = sp[5+i%6]
 								}
 							}
 						}
-						xc, yc := x.clone(), y.clone()
-						a, b, c, d, e := call(ref, x.s(), y.s())
-						a2, b2, c2, d2, e2 := call(s, xc.s(), yc.s())
+						xc, yc := x.Clone(), y.Clone()
+						a, b, c, d, e := call(ref, xs, ys)
+						a2, b2, c2, d2, e2 := call(s, xc.Slice(), yc.Slice())
 						what := fmt.Sprintf("n=%d off=%d variant=%d", n, off, variant)
-						if !sameBits(a, a2) || !sameBits(b, b2) || !sameBits(c, c2) {
+						if !paritytest.Same(a, a2) || !paritytest.Same(b, b2) || !paritytest.Same(c, c2) {
 							t.Fatalf("%s: dot/sumsq/sumsqcheck got %v %v %v, want %v %v %v", what, a2, b2, c2, a, b, c)
 						}
 						if d != d2 || e != e2 {
 							t.Fatalf("%s: non-finite flags got %v %v, want %v %v", what, d2, e2, d, e)
 						}
-						compareBufs(t, what+" x changed", x, xc)
-						compareBufs(t, what+" y changed", y, yc)
+						paritytest.Match(t, what+" x changed", x, xc)
+						paritytest.Match(t, what+" y changed", y, yc)
 					}
 				}
 			}
@@ -350,14 +348,13 @@ func runReductions[T Float](t *testing.T, ns []int) {
 }
 
 func TestParityReductions(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runReductions[float32](t, lengths(testing.Short())) })
-	t.Run("F64", func(t *testing.T) { runReductions[float64](t, lengths(testing.Short())) })
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runReductions[float32](t, ns) })
+	t.Run("F64", func(t *testing.T) { runReductions[float64](t, ns) })
 }
 
 // Fast Adam: m, v, vmax bit-identical to the exact kernel; the update of p
-// within the documented relative bound.
-
-const fastBound = 1.0 / (1 << 20)
+// within the documented relative bound (paritytest.FastBound).
 
 func runFast[T Float](t *testing.T, ns []int) {
 	exact := adamKernel[T](false)
@@ -383,12 +380,10 @@ func runFast[T Float](t *testing.T, ns []int) {
 						in := ewInput(&exact, n, off, special, uint64(ci))
 						if (n+ci)%2 == 0 {
 							// p = 0 makes the stored p the update itself.
-							for i := range in[0].s() {
-								in[0].s()[i] = 0
-							}
+							clear(in[0].Slice())
 						}
-						want, ws := cloneAll(in)
-						got, gs := cloneAll(in)
+						want, ws := paritytest.CloneAll(in)
+						got, gs := paritytest.CloneAll(in)
 						c := &exact.coeffs[ci]
 						if err := exact.run(ref, c, ws); err != nil {
 							t.Fatal(err)
@@ -399,13 +394,15 @@ func runFast[T Float](t *testing.T, ns []int) {
 						what := fmt.Sprintf("n=%d off=%d coeffs#%d special=%v", n, off, ci, special)
 						for st := 1; st < len(in); st++ {
 							if exact.written[st] {
-								compareBufs(t, what+" stream "+exact.streams[st], want[st], got[st])
+								paritytest.Match(t, what+" stream "+exact.streams[st], want[st], got[st])
 							} else {
-								compareBufs(t, what+" input changed", in[st], got[st])
+								paritytest.Match(t, what+" input changed", in[st], got[st])
 							}
 						}
-						got[0].checkGuards(t, what)
-						p0, pw, pg := in[0].s(), ws[0], gs[0]
+						if err := got[0].Guards(); err != nil {
+							t.Fatalf("%s stream p: %v", what, err)
+						}
+						p0, pw, pg := in[0].Slice(), ws[0], gs[0]
 						decay := T(1)
 						if c.mode&abi.AdamWDMask == abi.AdamWDDecoupled {
 							decay = row[T](c, abi.RowDecay)
@@ -417,8 +414,7 @@ func runFast[T Float](t *testing.T, ns []int) {
 							base := T(p0[i] * decay)
 							upd := float64(pw[i]) - float64(base)
 							err := math.Abs(float64(pg[i]) - float64(pw[i]))
-							// the update's own error, plus one rounding of p.
-							allowed := fastBound*math.Abs(upd) + ulp(pw[i])
+							allowed := paritytest.FastAllowed(base, pw[i])
 							if err > allowed {
 								t.Fatalf("%s: p[%d] fast %v exact %v (input %v): error %g > %g", what, i, pg[i], pw[i], p0[i], err, allowed)
 							}
@@ -430,8 +426,8 @@ func runFast[T Float](t *testing.T, ns []int) {
 				}
 			}
 			t.Logf("worst relative error of the update: %.3g (2^%.1f)", worst, math.Log2(worst))
-			if worst > fastBound {
-				t.Fatalf("relative error %g above the bound %g", worst, fastBound)
+			if worst > paritytest.FastBound {
+				t.Fatalf("relative error %g above the bound %g", worst, paritytest.FastBound)
 			}
 		})
 	}
@@ -446,19 +442,10 @@ func finiteAll[T Float](xs ...T) bool {
 	return true
 }
 
-// ulp is the spacing of the floats at |x|: what one rounding of p can add.
-func ulp[T Float](x T) float64 {
-	a := math.Abs(float64(x))
-	var z T
-	if _, ok := any(z).(float32); ok {
-		return float64(math.Nextafter32(float32(a), math.MaxFloat32)) - a
-	}
-	return math.Nextafter(a, math.MaxFloat64) - a
-}
-
 func TestAdamFastBound(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runFast[float32](t, lengths(testing.Short())) })
-	t.Run("F64", func(t *testing.T) { runFast[float64](t, lengths(testing.Short())) })
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runFast[float32](t, ns) })
+	t.Run("F64", func(t *testing.T) { runFast[float64](t, ns) })
 }
 
 func roofKernel[T Float]() ewKernel[T] {
@@ -483,8 +470,8 @@ func roofKernel[T Float]() ewKernel[T] {
 }
 
 func TestParityRoof(t *testing.T) {
-	t.Run("F32", func(t *testing.T) { runParity(t, roofKernel[float32](), lengths(true)) })
-	t.Run("F64", func(t *testing.T) { runParity(t, roofKernel[float64](), lengths(true)) })
+	t.Run("F32", func(t *testing.T) { runParity(t, roofKernel[float32](), paritytest.Lengths(true)) })
+	t.Run("F64", func(t *testing.T) { runParity(t, roofKernel[float64](), paritytest.Lengths(true)) })
 }
 
 // estimatePath returns a copy of s whose AdamFast takes the estimate path
@@ -504,12 +491,12 @@ func TestFastIsExact(t *testing.T) {
 		}
 		c := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(3))
 		in := ewInput(ptr(adamKernel[float32](false)), 1000, 3, 0.1, 1)
-		want, ws := cloneAll(in)
-		got, gs := cloneAll(in)
+		want, ws := paritytest.CloneAll(in)
+		got, gs := paritytest.CloneAll(in)
 		_ = s.AdamF32(&c, ws[0], ws[1], ws[2], ws[3], ws[4])
 		_ = s.AdamFastF32(&c, gs[0], gs[1], gs[2], gs[3], gs[4])
 		for i := range in {
-			compareBufs(t, fmt.Sprintf("%v stream %d", s.Level(), i), want[i], got[i])
+			paritytest.Match(t, fmt.Sprintf("%v stream %d", s.Level(), i), want[i], got[i])
 		}
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // The reference against textbook float64 implementations of each optimizer
@@ -124,7 +127,7 @@ func closeTo[T Float](t *testing.T, what string, got []T, want []float64, tol fl
 func referenceVsTextbook[T Float](t *testing.T, tol float64) {
 	const n, steps = 257, 100
 	r := rand.New(rand.NewPCG(11, 12))
-	newVec := func() []T { x := make([]T, n); fill(r, x, 0, false); return x }
+	newVec := func() []T { x := make([]T, n); paritytest.Fill(r, x, 0, false); return x }
 	grads := make([][]T, steps)
 	for i := range grads {
 		grads[i] = newVec()
@@ -390,7 +393,7 @@ func TestDispatch(t *testing.T) {
 	}
 	// FUSEOPT_WANT_LEVEL is set by CI where the expected level is known
 	// (qemu CPU models): the start-up choice must be exactly that.
-	if want := getenv("FUSEOPT_WANT_LEVEL"); want != "" {
+	if want := os.Getenv("FUSEOPT_WANT_LEVEL"); want != "" {
 		l, err := ParseLevel(want)
 		if err != nil {
 			t.Fatal(err)
