@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // NEON-specific checks. The parity harness (parity_test.go) compares every
@@ -55,50 +57,12 @@ func TestNEONLevel(t *testing.T) {
 	}
 }
 
-func neonBits[T Float](x T) uint64 {
-	if unsafe.Sizeof(x) == 4 {
-		return uint64(math.Float32bits(float32(x)))
-	}
-	return math.Float64bits(float64(x))
-}
-
-// neonSame is the exactness contract: the same bits, or NaN on both sides.
-func neonSame[T Float](a, b T) bool {
-	if a != a || b != b {
-		return a != a && b != b
-	}
-	return neonBits(a) == neonBits(b)
-}
-
 func neonTable[T Float](s *Set) *table[T] {
 	var z T
 	if unsafe.Sizeof(z) == 4 {
 		return any(&s.f32).(*table[T])
 	}
 	return any(&s.f64).(*table[T])
-}
-
-func neonRand[T Float](r *rand.Rand, n int, nonneg bool) []T {
-	x := make([]T, n)
-	for i := range x {
-		v := (r.Float64()*2 - 1) * math.Pow(2, float64(r.IntN(20)-10))
-		if nonneg {
-			v *= v
-		}
-		x[i] = T(v)
-	}
-	return x
-}
-
-// neonCompare fails unless want and got agree element by element.
-func neonCompare[T Float](t *testing.T, what string, want, got []T) {
-	t.Helper()
-	for i := range want {
-		if !neonSame(want[i], got[i]) {
-			t.Fatalf("%s: element %d of %d: got %v (%#x), want %v (%#x)", what, i, len(want),
-				got[i], neonBits(got[i]), want[i], neonBits(want[i]))
-		}
-	}
 }
 
 // Every mode value the raw kernels can be given, including weight-decay mode
@@ -124,8 +88,11 @@ func testNEONModes[T Float](t *testing.T) {
 	}
 	for _, n := range []int{1, 5, 19, 37} {
 		for mode := 0; mode < 16; mode++ {
-			in := [5][]T{neonRand[T](r, n, false), neonRand[T](r, n, false), neonRand[T](r, n, false),
-				neonRand[T](r, n, true), neonRand[T](r, n, true)}
+			var in [5][]T
+			for i := range in {
+				in[i] = make([]T, n)
+				paritytest.Fill(r, in[i], 0.1, i >= 3) // v and vmax: normal values non-negative
+			}
 			run := func(k *table[T], f func(k *table[T], a [5][]T)) [5][]T {
 				var a [5][]T
 				for i := range in {
@@ -173,7 +140,9 @@ func testNEONModes[T Float](t *testing.T) {
 					want[0], got[0] = nil, nil // p is approximate
 				}
 				for i := range want {
-					neonCompare(t, kern.name, want[i], got[i])
+					if err := paritytest.Diff(want[i], got[i]); err != nil {
+						t.Fatalf("%s n=%d mode %d stream %d: %v", kern.name, n, mode, i, err)
+					}
 				}
 			}
 		}
@@ -231,7 +200,9 @@ func testNEONAdamEdges[T Float](t *testing.T) {
 				name      string
 				want, got []T
 			}{{"p", p0, p1}, {"m", m0, m1}, {"v", v0, v1}, {"vmax", x0, x1}, {"fast m", m0, m2}, {"fast v", v0, v2}, {"fast vmax", x0, x2}} {
-				neonCompare(t, o.name, o.want, o.got)
+				if err := paritytest.Diff(o.want, o.got); err != nil {
+					t.Fatalf("n=%d rotation %d: %s: %v", n, rot, o.name, err)
+				}
 			}
 			// Fast p: exact where the step is 0 or NaN; within the bound
 			// where vv is 0 or subnormal (s = 0, d = ε) or normal.
@@ -277,15 +248,15 @@ func testNEONLanes[T Float](t *testing.T) {
 				}
 			}
 			x, y := &buf[off], &ybuf[off]
-			if a, b := ref.sumSquares(x, n), neon.sumSquares(x, n); !neonSame(a, b) {
+			if a, b := ref.sumSquares(x, n), neon.sumSquares(x, n); !paritytest.Same(a, b) {
 				t.Fatalf("sumSquares n=%d off=%d: got %v, want %v", n, off, b, a)
 			}
 			a, af := ref.sumSquaresCheck(x, n)
 			b, bf := neon.sumSquaresCheck(x, n)
-			if !neonSame(a, b) || af != bf {
+			if !paritytest.Same(a, b) || af != bf {
 				t.Fatalf("sumSquaresCheck n=%d off=%d: got %v %v, want %v %v", n, off, b, bf, a, af)
 			}
-			if a, b := ref.dot(x, y, n), neon.dot(x, y, n); !neonSame(a, b) {
+			if a, b := ref.dot(x, y, n), neon.dot(x, y, n); !paritytest.Same(a, b) {
 				t.Fatalf("dot n=%d off=%d: got %v, want %v", n, off, b, a)
 			}
 			// One non-finite element in every position.
