@@ -1,9 +1,11 @@
 // Package paritycheck is the command's self-check (fuseopt tour): a few
 // steps of every kernel family at the levels named, every output compared
-// bit for bit with the generic reference. Check needs no *testing.T, so that
-// a command can run it (the kernels package's own, more thorough harness
-// lives in its tests). Kernels binds the kernels of one level to one element
-// type, for this check and for internal/bench.
+// bit for bit with the generic reference. It runs on the parity harness of
+// internal/paritytest (guarded slices, special values, the comparison) that
+// the kernels package's own, more thorough tests use too; unlike those,
+// Check needs no *testing.T, so that a command can run it. Kernels binds
+// the kernels of one level to one element type, for this check and for
+// internal/bench.
 package paritycheck
 
 import (
@@ -11,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -38,10 +41,12 @@ func (r *Result) fail(format string, args ...any) {
 // maximize and gradient scaling, the Fast Adam, the reductions, scale and
 // the roof), in float32 and float64, at every level of levels other than
 // generic, on lengths 1 … 4099 at several start offsets, with and without
-// NaN, ±Inf, ±0, subnormal and huge inputs, and compares the bits of every
-// output with those of the generic reference: equal, or NaN where the
-// reference is NaN. The Fast Adam's m and v must be bit-identical and its
-// p within the documented bound (2⁻²⁰ of the update, plus one rounding).
+// NaN, ±Inf, ±0, subnormal and huge inputs (paritytest.Specials), and
+// compares the bits of every output with those of the generic reference:
+// equal, or NaN where the reference is NaN. Every slice is guarded
+// (paritytest.Guarded): a write outside it, or into an input, is a failure.
+// The Fast Adam's m and v must be bit-identical and its p within the
+// documented bound (paritytest.FastAllowed).
 func Check(levels []kernels.ISA) ([]Result, error) {
 	var out []Result
 	var s32 []Kernels[float32]
@@ -127,61 +132,26 @@ func parityCases() []pcase {
 	}
 }
 
-// parityInput returns k streams of n values at start offset off, made from
-// seed; with special set, some values are NaN, ±Inf, ±0, subnormal or huge.
-// Streams named in square are squared (Adam's v and vmax must be ≥ 0).
-func parityInput[T kernels.Float](k, n, off int, seed uint64, special bool, square map[int]bool) [][]T {
+// specialRate is the fraction of special values in an input with special
+// values.
+const specialRate = 0.05
+
+// parityInput returns k guarded streams of n values at start offset off,
+// made from seed by paritytest.Fill; with special set, some values are NaN,
+// ±Inf, ±0, subnormal or huge. Streams in nonneg have non-negative normal
+// values (Adam's v and vmax).
+func parityInput[T kernels.Float](k, n, off int, seed uint64, special bool, nonneg map[int]bool) []*paritytest.Guarded[T] {
 	r := rand.New(rand.NewPCG(seed, uint64(n*8+off)))
-	var z T
-	specials := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(), 1e30, -1e30}
-	if _, ok := any(z).(float32); ok {
-		specials = append(specials, float64(math.Float32frombits(3)), float64(-math.Float32frombits(0x7ff)))
-	} else {
-		specials = append(specials, math.Float64frombits(5), -math.Float64frombits(0xfffff))
+	rate := 0.0
+	if special {
+		rate = specialRate
 	}
-	out := make([][]T, k)
-	for s := range k {
-		buf := make([]T, n+off)
-		x := buf[off:]
-		for i := range x {
-			v := r.NormFloat64()
-			if s == 1 {
-				v *= 0.1
-			}
-			if special && (i*7+s*3)%23 == 5 {
-				v = specials[(i+s)%len(specials)]
-			}
-			x[i] = T(v)
-			if square[s] {
-				x[i] *= x[i]
-			}
-		}
-		out[s] = x
+	in := make([]*paritytest.Guarded[T], k)
+	for s := range in {
+		in[s] = paritytest.NewGuarded[T](n, off)
+		paritytest.Fill(r, in[s].Slice(), rate, nonneg[s])
 	}
-	return out
-}
-
-// clone copies the streams a, each at start offset off of a new buffer.
-func clone[T kernels.Float](a [][]T, off int) [][]T {
-	out := make([][]T, len(a))
-	for i, s := range a {
-		out[i] = make([]T, len(s)+off)[off:]
-		copy(out[i], s)
-	}
-	return out
-}
-
-// same reports whether x and y have the same bits, or are both NaN.
-func same[T kernels.Float](x, y T) bool {
-	if x != x {
-		return y != y
-	}
-	switch x := any(x).(type) {
-	case float32:
-		return math.Float32bits(x) == math.Float32bits(any(y).(float32))
-	default:
-		return math.Float64bits(any(x).(float64)) == math.Float64bits(any(y).(float64))
-	}
+	return in
 }
 
 func parityT[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result) error {
@@ -233,23 +203,21 @@ func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 	return nil
 }
 
-// compareStreams compares want and got element by element.
-func compareStreams[T kernels.Float](r *Result, what string, names []string, want, got [][]T) {
+// compareStreams compares want and got stream by stream: the slices bit
+// for bit, and got's guards intact.
+func compareStreams[T kernels.Float](r *Result, what string, names []string, want, got []*paritytest.Guarded[T]) {
 	r.Checks++
 	for s := range want {
-		r.Elements += int64(len(want[s]))
-		for i := range want[s] {
-			if !same(want[s][i], got[s][i]) {
-				r.fail("%s: %s[%d] = %v, reference %v", what, names[s], i, got[s][i], want[s][i])
-				break
-			}
+		r.Elements += int64(len(want[s].Slice()))
+		if err := paritytest.Compare(want[s], got[s]); err != nil {
+			r.fail("%s: %s: %v", what, names[s], err)
 		}
 	}
 }
 
 func compareScalar(r *Result, what, name string, want, got float64) {
 	r.Elements++
-	if !same(want, got) {
+	if !paritytest.Same(want, got) {
 		r.fail("%s: %s = %v, reference %v", what, name, got, want)
 	}
 }
@@ -269,13 +237,13 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 			}
 		}
 		in := parityInput[T](len(names), n, off, seed, special, map[int]bool{3: pc.fam == "adam", 4: true})
-		want := clone(in, off)
-		if err := runSteps(ref, &pc, want); err != nil {
+		want, ws := paritytest.CloneAll(in)
+		if err := runSteps(ref, &pc, ws); err != nil {
 			return fmt.Errorf("%s, reference: %w", what, err)
 		}
 		for li, l := range levs {
-			got := clone(in, off)
-			if err := runSteps(l, &pc, got); err != nil {
+			got, gs := paritytest.CloneAll(in)
+			if err := runSteps(l, &pc, gs); err != nil {
 				return fmt.Errorf("%s, %v: %w", what, l.Level, err)
 			}
 			compareStreams(&out[li], what, names, want, got)
@@ -286,80 +254,76 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 		if err != nil {
 			return err
 		}
-		want := clone(in, off)
-		if err := ref.Adam(&c, want[0], want[1], want[2], want[3], nil); err != nil {
+		want, ws := paritytest.CloneAll(in)
+		if err := ref.Adam(&c, ws[0], ws[1], ws[2], ws[3], nil); err != nil {
 			return fmt.Errorf("%s, reference: %w", what, err)
 		}
 		decay, _ := c.Value("decay")
+		p0 := in[0].Slice()
 		for li, l := range levs {
-			got := clone(in, off)
-			if err := l.AdamFast(&c, got[0], got[1], got[2], got[3], nil); err != nil {
+			got, gs := paritytest.CloneAll(in)
+			if err := l.AdamFast(&c, gs[0], gs[1], gs[2], gs[3], nil); err != nil {
 				return fmt.Errorf("%s, %v: %w", what, l.Level, err)
 			}
 			r := &out[li]
-			compareStreams(r, what, []string{"m", "v"}, want[2:], got[2:])
+			compareStreams(r, what, []string{"g", "m", "v"}, want[1:], got[1:])
+			if err := got[0].Guards(); err != nil {
+				r.fail("%s: p: %v", what, err)
+			}
 			r.Elements += int64(n)
 			for i := range n {
-				base := float64(in[0][i] * T(decay))
-				upd := float64(want[0][i]) - base
-				allowed := math.Ldexp(math.Abs(upd), -20) + ulp(want[0][i])
-				if e := math.Abs(float64(got[0][i]) - float64(want[0][i])); !(e <= allowed) {
-					r.fail("%s: p[%d] = %v, exact %v: error %g > %g", what, i, got[0][i], want[0][i], e, allowed)
+				exact, fast := ws[0][i], gs[0][i]
+				allowed := paritytest.FastAllowed(p0[i]*T(decay), exact)
+				if e := math.Abs(float64(fast) - float64(exact)); !(e <= allowed) {
+					r.fail("%s: p[%d] = %v, exact %v: error %g > %g", what, i, fast, exact, e, allowed)
 					break
 				}
 			}
 		}
 	case "reduce":
 		in := parityInput[T](2, n, off, seed, special, nil)
-		x, y := in[0], in[1]
+		x, y := in[0].Slice(), in[1].Slice()
 		wantSq := ref.SumSquares(x)
 		wantChk, wantNF := ref.SumSquaresCheck(x)
 		wantDot, err := ref.Dot(x, y)
 		if err != nil {
 			return err
 		}
-		wantScale := clone(in[:1], off)
-		ref.Scale(wantScale[0], 0.75)
+		wantScale, ws := paritytest.CloneAll(in[:1])
+		ref.Scale(ws[0], 0.75)
 		for li, l := range levs {
 			r := &out[li]
-			r.Checks++
+			got, gs := paritytest.CloneAll(in)
+			x, y := gs[0], gs[1]
 			compareScalar(r, what, "SumSquares", wantSq, l.SumSquares(x))
 			chk, nf := l.SumSquaresCheck(x)
 			compareScalar(r, what, "SumSquaresCheck", wantChk, chk)
-			if nf != wantNF || l.NonFinite(x) != wantNF {
-				r.fail("%s: non-finite flag %v/%v, reference %v", what, nf, l.NonFinite(x), wantNF)
+			if nfx := l.NonFinite(x); nf != wantNF || nfx != wantNF {
+				r.fail("%s: non-finite flag %v/%v, reference %v", what, nf, nfx, wantNF)
 			}
 			d, err := l.Dot(x, y)
 			if err != nil {
 				return err
 			}
 			compareScalar(r, what, "Dot", wantDot, d)
-			got := clone(in[:1], off)
-			l.Scale(got[0], 0.75)
+			compareStreams(r, what, []string{"x", "y"}, in, got) // the inputs unchanged
+			got, gs = paritytest.CloneAll(in[:1])
+			l.Scale(gs[0], 0.75)
 			compareStreams(r, what, []string{"Scale"}, wantScale, got)
 		}
 	case "roof":
 		in := parityInput[T](4, n, off, seed, special, nil)
-		want := clone(in, off)
-		if err := ref.Roof(want[0], want[1], want[2], want[3]); err != nil {
+		want, ws := paritytest.CloneAll(in)
+		if err := ref.Roof(ws[0], ws[1], ws[2], ws[3]); err != nil {
 			return err
 		}
 		for li, l := range levs {
-			got := clone(in, off)
-			if err := l.Roof(got[0], got[1], got[2], got[3]); err != nil {
+			got, gs := paritytest.CloneAll(in)
+			if err := l.Roof(gs[0], gs[1], gs[2], gs[3]); err != nil {
 				return err
 			}
 			compareStreams(&out[li], what, []string{"src", "d0", "d1", "d2"}, want, got)
 		}
 	}
 	return nil
-}
-
-// ulp is the spacing of the floats at |x|: one rounding of p.
-func ulp[T kernels.Float](x T) float64 {
-	a := math.Abs(float64(x))
-	if _, ok := any(x).(float32); ok {
-		return float64(math.Nextafter32(float32(a), math.MaxFloat32)) - a
-	}
-	return math.Nextafter(a, math.MaxFloat64) - a
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
@@ -24,7 +25,8 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// A level that differs from the reference in one bit is caught.
+// A level that differs from the reference in one bit, writes outside its
+// slice or into an input is caught.
 func TestCheckDetects(t *testing.T) {
 	g, _ := kernels.For(kernels.Generic)
 	ref := Bind[float32](g)
@@ -46,7 +48,42 @@ func TestCheckDetects(t *testing.T) {
 		t.Fatal("a changed bit went unnoticed")
 	}
 	joined := strings.Join(out[0].Failures, "\n")
-	if !strings.Contains(joined, "p[20]") || len(out[0].Failures) != maxFailures {
+	if !strings.Contains(joined, "p: element 20 of") || len(out[0].Failures) != maxFailures {
 		t.Errorf("failures:\n%s", joined)
+	}
+
+	for name, c := range map[string]struct {
+		set  func(k *Kernels[float32])
+		want string
+	}{
+		"write past the end": {func(k *Kernels[float32]) {
+			k.Momentum = func(c *kernels.Coeffs, p, g, b []float32) error {
+				err := ref.Momentum(c, p, g, b)
+				if len(b) > 0 {
+					unsafe.Slice(&b[0], len(b)+1)[len(b)] = 0 // the element after the slice
+				}
+				return err
+			}
+		}, "buf: guard element"},
+		"write into an input": {func(k *Kernels[float32]) {
+			k.Dot = func(x, y []float32) (float64, error) {
+				d, err := ref.Dot(x, y)
+				if len(y) > 0 {
+					y[len(y)-1] = 0
+				}
+				return d, err
+			}
+		}, "y: element"},
+	} {
+		bad := ref
+		bad.Level = kernels.ISA(9)
+		c.set(&bad)
+		out := []Result{{Level: "bad"}}
+		if err := parityT(ref, []Kernels[float32]{bad}, out); err != nil {
+			t.Fatal(err)
+		}
+		if joined := strings.Join(out[0].Failures, "\n"); !strings.Contains(joined, c.want) {
+			t.Errorf("%s: failures:\n%s", name, joined)
+		}
 	}
 }
