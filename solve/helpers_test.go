@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -21,12 +20,13 @@ import (
 func forEachLevel(t *testing.T, f func(t *testing.T, l kernels.ISA)) {
 	t.Helper()
 	have := Levels()
-	for _, l := range []kernels.ISA{kernels.Generic, kernels.AVX2, kernels.AVX512, kernels.NEON} {
+	all := []kernels.ISA{kernels.Generic, kernels.AVX2, kernels.AVX512, kernels.NEON}
+	if err := paritytest.CheckRequired(names(all), names(have)); err != nil {
+		t.Fatal(err) // the rule of every parity test: internal/paritytest
+	}
+	for _, l := range all {
 		t.Run(l.String(), func(t *testing.T) {
 			if !slices.Contains(have, l) {
-				if required(l) {
-					t.Fatalf("level %v is required (FUSEOPT_REQUIRE_LEVELS) but solve runs only %v here", l, have)
-				}
 				t.Skipf("level %v not available here (solve runs %v)", l, have)
 			}
 			f(t, l)
@@ -34,13 +34,12 @@ func forEachLevel(t *testing.T, f func(t *testing.T, l kernels.ISA)) {
 	}
 }
 
-func required(l kernels.ISA) bool {
-	for _, s := range strings.Split(os.Getenv("FUSEOPT_REQUIRE_LEVELS"), ",") {
-		if strings.EqualFold(strings.TrimSpace(s), l.String()) {
-			return true
-		}
+func names(ls []kernels.ISA) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.String()
 	}
-	return false
+	return out
 }
 
 var (
