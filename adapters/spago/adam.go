@@ -185,46 +185,13 @@ func (o *Adam) OptimizeParams(p *nn.Param) error {
 }
 
 func adamStep[T float.DType](o *Adam, p *nn.Param, d *mat.Dense[T]) error {
-	data, grad, ok, err := paramSlices(p, d)
-	if !ok || err != nil {
-		return err
-	}
 	cfg := o.cfg.Load()
 	if cfg.Semantics > Spago {
 		return fmt.Errorf("%w: unknown semantics %v", optim.ErrHyper, cfg.Semantics)
-	}
-	st, err := stateFor[T](p, KindAdam, len(data))
-	if err != nil {
-		return err
 	}
 	key := groupKey{cfg: cfg}
 	if cfg.Semantics == Spago {
 		key.t = o.step.Load()
 	}
-	g, err := group[T](&o.groups, key, cfg.hyper(key.t), cfg.Kernels)
-	if err != nil {
-		return fmt.Errorf("fusespago: Adam: %w", err)
-	}
-	s, err := stepperOf(st, g, len(data))
-	if err != nil {
-		return err
-	}
-	if cfg.Semantics == Spago {
-		if err := s.SetSteps(key.t - 1); err != nil {
-			return fmt.Errorf("fusespago: Adam: %w", err)
-		}
-	}
-	if err := s.Step(data, grad); err != nil {
-		return fmt.Errorf("fusespago: Adam step of a %v parameter: %w", d.Shape(), err)
-	}
-	st.sync()
-	st.Step++
-	if cfg.Semantics == Spago {
-		// The stepper counts spago's global steps; keep the parameter's
-		// own count in State.Step, and restore it at the next step.
-		_ = s.SetSteps(st.Step)
-	}
-	p.State = st
-	p.ZeroGrad()
-	return nil
+	return stepParam(p, d, "Adam", KindAdam, &o.groups, key, cfg.hyper(key.t), cfg.Kernels, key.t)
 }

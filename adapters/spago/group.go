@@ -1,11 +1,14 @@
 package fusespago
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
+	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/mat/float"
+	"github.com/nlpodyssey/spago/nn"
 )
 
 // groups holds a strategy's optim groups, one per element type, and the
@@ -92,4 +95,47 @@ func stepperOf[T float.DType](st *State[T], g *optim.Group[T], n int) (*optim.St
 	}
 	st.stepper, st.group = s, g
 	return s, nil
+}
+
+// stepParam is one step of every strategy: the parameter's slices, its
+// State of kind, the group of the setting key with hyperparameters h, its
+// stepper, the step, and the State's fields brought up to date. global > 0
+// is spago's global step count (its Adam semantics): the stepper steps as
+// step global, and State.Step keeps the parameter's own count.
+func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, gs *groups, key groupKey,
+	h optim.Hyper, ks *kernels.Set, global int64) error {
+	data, grad, ok, err := paramSlices(p, d)
+	if !ok || err != nil {
+		return err
+	}
+	st, err := stateFor[T](p, kind, len(data))
+	if err != nil {
+		return err
+	}
+	g, err := group[T](gs, key, h, ks)
+	if err != nil {
+		return fmt.Errorf("fusespago: %s: %w", name, err)
+	}
+	s, err := stepperOf(st, g, len(data))
+	if err != nil {
+		return err
+	}
+	if global > 0 {
+		if err := s.SetSteps(global - 1); err != nil {
+			return fmt.Errorf("fusespago: %s: %w", name, err)
+		}
+	}
+	if err := s.Step(data, grad); err != nil {
+		return fmt.Errorf("fusespago: %s step of a %v parameter: %w", name, d.Shape(), err)
+	}
+	st.sync()
+	st.Step++
+	if global > 0 {
+		// The stepper counted spago's global step; it resumes from the
+		// parameter's own count the next time it is made from State.
+		_ = s.SetSteps(st.Step)
+	}
+	p.State = st
+	p.ZeroGrad()
+	return nil
 }

@@ -82,29 +82,6 @@ func (o *Lion) OptimizeParams(p *nn.Param) error {
 }
 
 func lionStep[T float.DType](o *Lion, p *nn.Param, d *mat.Dense[T]) error {
-	data, grad, ok, err := paramSlices(p, d)
-	if !ok || err != nil {
-		return err
-	}
 	cfg := o.cfg.Load()
-	st, err := stateFor[T](p, KindLion, len(data))
-	if err != nil {
-		return err
-	}
-	g, err := group[T](&o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels)
-	if err != nil {
-		return fmt.Errorf("fusespago: Lion: %w", err)
-	}
-	s, err := stepperOf(st, g, len(data))
-	if err != nil {
-		return err
-	}
-	if err := s.Step(data, grad); err != nil {
-		return fmt.Errorf("fusespago: Lion step of a %v parameter: %w", d.Shape(), err)
-	}
-	st.sync()
-	st.Step = s.Steps()
-	p.State = st
-	p.ZeroGrad()
-	return nil
+	return stepParam(p, d, "Lion", KindLion, &o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }

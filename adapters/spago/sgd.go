@@ -104,29 +104,6 @@ func (o *SGD) OptimizeParams(p *nn.Param) error {
 }
 
 func sgdStep[T float.DType](o *SGD, p *nn.Param, d *mat.Dense[T]) error {
-	data, grad, ok, err := paramSlices(p, d)
-	if !ok || err != nil {
-		return err
-	}
 	cfg := o.cfg.Load()
-	st, err := stateFor[T](p, KindSGD, len(data))
-	if err != nil {
-		return err
-	}
-	g, err := group[T](&o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels)
-	if err != nil {
-		return fmt.Errorf("fusespago: SGD: %w", err)
-	}
-	s, err := stepperOf(st, g, len(data))
-	if err != nil {
-		return err
-	}
-	if err := s.Step(data, grad); err != nil {
-		return fmt.Errorf("fusespago: SGD step of a %v parameter: %w", d.Shape(), err)
-	}
-	st.sync()
-	st.Step = s.Steps()
-	p.State = st
-	p.ZeroGrad()
-	return nil
+	return stepParam(p, d, "SGD", KindSGD, &o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }
