@@ -23,6 +23,15 @@ import (
 // The Steppers of a Group may step concurrently (each Stepper from one
 // goroutine at a time); the Group's setters may be called concurrently
 // with them and take effect at the following Steps.
+//
+// Two differences from a parameter in an Optimizer, both only where a
+// Group's hyperparameters change under way: a heavy-ball momentum buffer
+// that SetHyper turns on starts at zero and is not set to the gradient on
+// its first step (the first-step copy is that of step count 0, while
+// PyTorch copies whenever the buffer is new; with dampening 0 the two
+// agree), and buffers that a new config no longer names are dropped. A
+// Group whose coefficients depend on the step count (Adam) makes one
+// coefficient block per step count, shared by all its Steppers.
 
 // Group is the hyperparameters shared by a set of [Stepper]s.
 type Group[T Float] struct {
