@@ -489,3 +489,19 @@ func mustGrad(t *testing.T, n *G.Node) G.Value {
 	}
 	return g
 }
+
+// TestLionErrors: invalid Lion hyperparameters are refused before any
+// weight changes.
+func TestLionErrors(t *testing.T) {
+	n := newNet(t, tensor.Float64, 4)
+	n.forward(t)
+	before := weights(t, n)
+	for _, s := range []*Solver{NewLion(WithBeta1(1)), NewLion(WithBeta2(-0.1)), NewLion(WithLearnRate(-1)), NewLion(WithWeightDecay(math.NaN()))} {
+		if err := s.Step(n.model()); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("%v: %v, want optim.ErrHyper", s, err)
+		}
+	}
+	if maxRelDiff(weights(t, n), before, 1) != 0 {
+		t.Error("a refused Lion step changed the weights")
+	}
+}

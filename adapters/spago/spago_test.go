@@ -541,3 +541,22 @@ func TestSemanticsString(t *testing.T) {
 		t.Error(PyTorch, Spago, Semantics(9))
 	}
 }
+
+// TestLionErrors: invalid Lion hyperparameters are refused, by Validate and
+// by OptimizeParams, before the parameter changes.
+func TestLionErrors(t *testing.T) {
+	for _, c := range []LionConfig{{LR: 1e-4, Beta1: 1, Beta2: 0.99}, {LR: -1, Beta1: 0.9, Beta2: 0.99},
+		{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: math.Inf(1)}} {
+		if err := c.Validate(); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("%+v: Validate = %v, want optim.ErrHyper", c, err)
+		}
+		p := nn.NewParam(mat.NewDense[float32](mat.WithBacking([]float32{1, 2})))
+		setGrad(p, []float32{1, 1})
+		if err := NewLion(c).OptimizeParams(p); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("%+v: OptimizeParams = %v, want optim.ErrHyper", c, err)
+		}
+		if d := p.Data().F32(); d[0] != 1 || d[1] != 2 {
+			t.Errorf("%+v: a refused step changed the parameter: %v", c, d)
+		}
+	}
+}
