@@ -45,6 +45,12 @@ func LionF32(c *Coeffs, p, grad, m []float32) error { return active.LionF32(c, p
 // LionF64 runs [Set.LionF64] at the active level.
 func LionF64(c *Coeffs, p, grad, m []float64) error { return active.LionF64(c, p, grad, m) }
 
+// AdagradF32 runs [Set.AdagradF32] at the active level.
+func AdagradF32(c *Coeffs, p, grad, sum []float32) error { return active.AdagradF32(c, p, grad, sum) }
+
+// AdagradF64 runs [Set.AdagradF64] at the active level.
+func AdagradF64(c *Coeffs, p, grad, sum []float64) error { return active.AdagradF64(c, p, grad, sum) }
+
 // SumSquaresF32 runs [Set.SumSquaresF32] at the active level.
 func SumSquaresF32(x []float32) float64 { return active.SumSquaresF32(x) }
 

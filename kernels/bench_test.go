@@ -146,6 +146,25 @@ func benchLion[T Float](b *testing.B) {
 func BenchmarkLionF32(b *testing.B) { benchLion[float32](b) }
 func BenchmarkLionF64(b *testing.B) { benchLion[float64](b) }
 
+func benchAdagrad[T Float](b *testing.B) {
+	c := must(Adagrad{LR: 1e-2, WeightDecay: 0.01, Eps: 1e-10}.Coeffs(1))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](3, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 5)
+		run := adagradKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkAdagradF32(b *testing.B) { benchAdagrad[float32](b) }
+func BenchmarkAdagradF64(b *testing.B) { benchAdagrad[float64](b) }
+
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())
 	benchLevels(b, func(b *testing.B, s *Set, n int) {

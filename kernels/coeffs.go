@@ -19,14 +19,15 @@ const (
 	famMomentum
 	famAdam
 	famLion
+	famAdagrad
 )
 
-var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion"}
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
-// [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs] or [Lion.Coeffs]; the zero value is
-// rejected by every kernel. A Coeffs is read-only for the kernels and may be
+// [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs], [Lion.Coeffs] or
+// [Adagrad.Coeffs]; the zero value is rejected by every kernel. A Coeffs is read-only for the kernels and may be
 // shared by goroutines.
 type Coeffs struct {
 	fam  family
@@ -107,7 +108,7 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
 	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2", abi.RowBeta2: "beta2", abi.RowIB2: "1/sqrt(1 - beta2^t)",
-	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
+	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
 
@@ -432,5 +433,64 @@ func (h Lion) CoeffsInto(c *Coeffs) error {
 	c.set(abi.RowC1, 1-h.Beta1)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowNegLR, -h.LR)
+	return c.finish()
+}
+
+// Adagrad holds the hyperparameters of Adagrad (Duchi et al. 2011), as
+// torch.optim.Adagrad has them for dense gradients. Its
+// initial_accumulator_value is the starting value of the sum buffer, which
+// the caller owns; it is no coefficient.
+type Adagrad struct {
+	LR          float64 // learning rate, ≥ 0
+	LRDecay     float64 // step t uses lr/(1 + (t-1)·lr_decay); ≥ 0
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Eps         float64 // added to sqrt(sum), ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of Adagrad step t (t ≥ 1).
+func (h Adagrad) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number:
+//
+//	clr = lr/(1 + (t-1)·lr_decay), -clr
+//
+// in float64 with every operation rounded (PyTorch computes clr in Python
+// floats the same way), then rounded once to the element type.
+func (h Adagrad) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if err := checkNonNeg("lr_decay", h.LRDecay); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.AdagradWD
+	}
+	c.init(famAdagrad, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowEps, h.Eps)
+	// float64(…) rounds the product, as Python does: without it the
+	// compiler may fuse the multiply-add (it does on arm64).
+	c.set(abi.RowNegLR, -(h.LR / (1 + float64(float64(t-1)*h.LRDecay))))
 	return c.finish()
 }

@@ -165,6 +165,20 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			hashes[fmt.Sprintf("Lion%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1])
 		}
 	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, decay := range []float64{0, 0.05} {
+			h := Adagrad{LR: 1e-2, LRDecay: decay, WeightDecay: wd, Eps: 1e-10}
+			st, gr := goldenData[T](7)
+			for i := range st[1] {
+				st[1][i] = 0.1 // initial_accumulator_value
+			}
+			for step := range goldenSteps {
+				c := must(h.Coeffs(int64(step + 1)))
+				_ = adagradKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1]})
+			}
+			hashes[fmt.Sprintf("Adagrad%s/wd=%v/lr_decay=%v", prec, wd, decay)] = hashSlices(st[0], st[1])
+		}
+	}
 	{
 		st, _ := goldenData[T](4)
 		for step := range goldenSteps {

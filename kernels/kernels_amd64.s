@@ -2480,6 +2480,192 @@ done:
 	VZEROUPPER
 	RET
 
+// func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adagradF32AVX2(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sum+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ DI, DI
+
+m0_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000018
+	JLT         m0_single
+	VMOVUPS     (DX)(DI*4), Y0
+	VMOVUPS     32(DX)(DI*4), Y1
+	VMOVUPS     64(DX)(DI*4), Y2
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y6
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     32(CX)(DI*4), Y4
+	VMOVUPS     64(CX)(DI*4), Y7
+	VMOVUPS     (BX)(DI*4), Y3
+	VMOVUPS     32(BX)(DI*4), Y5
+	VMOVUPS     64(BX)(DI*4), Y8
+	VFMADD231PS Y0, Y0, Y3
+	VFMADD231PS Y1, Y1, Y5
+	VFMADD231PS Y6, Y6, Y8
+	VMOVUPS     Y3, (BX)(DI*4)
+	VMOVUPS     Y5, 32(BX)(DI*4)
+	VMOVUPS     Y8, 64(BX)(DI*4)
+	VSQRTPS     Y3, Y3
+	VSQRTPS     Y5, Y5
+	VSQRTPS     Y8, Y8
+	VADDPS      448(AX), Y3, Y3
+	VADDPS      448(AX), Y5, Y5
+	VADDPS      448(AX), Y8, Y8
+	VDIVPS      Y3, Y0, Y0
+	VDIVPS      Y5, Y1, Y1
+	VDIVPS      Y8, Y6, Y3
+	VFMADD231PS 576(AX), Y0, Y2
+	VFMADD231PS 576(AX), Y1, Y4
+	VFMADD231PS 576(AX), Y3, Y7
+	VMOVUPS     Y2, (CX)(DI*4)
+	VMOVUPS     Y4, 32(CX)(DI*4)
+	VMOVUPS     Y7, 64(CX)(DI*4)
+	ADDQ        $0x00000018, DI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(DI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(DI*4), Y1
+	VMOVUPS     (BX)(DI*4), Y2
+	VFMADD231PS Y0, Y0, Y2
+	VMOVUPS     Y2, (BX)(DI*4)
+	VSQRTPS     Y2, Y2
+	VADDPS      448(AX), Y2, Y2
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*4), Y0
+	VMASKMOVPS  (DX)(DI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(DI*4), Y0, Y2
+	VMASKMOVPS  (BX)(DI*4), Y0, Y3
+	VFMADD231PS Y1, Y1, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(DI*4)
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(DI*4)
+	JMP         done
+
+mode1:
+	XORQ DI, DI
+
+m1_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000018
+	JLT         m1_single
+	VMOVUPS     (DX)(DI*4), Y0
+	VMOVUPS     32(DX)(DI*4), Y1
+	VMOVUPS     64(DX)(DI*4), Y2
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y6
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     32(CX)(DI*4), Y4
+	VMOVUPS     64(CX)(DI*4), Y7
+	VFMADD231PS 64(AX), Y2, Y0
+	VFMADD231PS 64(AX), Y4, Y1
+	VFMADD231PS 64(AX), Y7, Y6
+	VMOVUPS     (BX)(DI*4), Y3
+	VMOVUPS     32(BX)(DI*4), Y5
+	VMOVUPS     64(BX)(DI*4), Y8
+	VFMADD231PS Y0, Y0, Y3
+	VFMADD231PS Y1, Y1, Y5
+	VFMADD231PS Y6, Y6, Y8
+	VMOVUPS     Y3, (BX)(DI*4)
+	VMOVUPS     Y5, 32(BX)(DI*4)
+	VMOVUPS     Y8, 64(BX)(DI*4)
+	VSQRTPS     Y3, Y3
+	VSQRTPS     Y5, Y5
+	VSQRTPS     Y8, Y8
+	VADDPS      448(AX), Y3, Y3
+	VADDPS      448(AX), Y5, Y5
+	VADDPS      448(AX), Y8, Y8
+	VDIVPS      Y3, Y0, Y0
+	VDIVPS      Y5, Y1, Y1
+	VDIVPS      Y8, Y6, Y3
+	VFMADD231PS 576(AX), Y0, Y2
+	VFMADD231PS 576(AX), Y1, Y4
+	VFMADD231PS 576(AX), Y3, Y7
+	VMOVUPS     Y2, (CX)(DI*4)
+	VMOVUPS     Y4, 32(CX)(DI*4)
+	VMOVUPS     Y7, 64(CX)(DI*4)
+	ADDQ        $0x00000018, DI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(DI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(DI*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMOVUPS     (BX)(DI*4), Y2
+	VFMADD231PS Y0, Y0, Y2
+	VMOVUPS     Y2, (BX)(DI*4)
+	VSQRTPS     Y2, Y2
+	VADDPS      448(AX), Y2, Y2
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*4), Y0
+	VMASKMOVPS  (DX)(DI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(DI*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMASKMOVPS  (BX)(DI*4), Y0, Y3
+	VFMADD231PS Y1, Y1, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(DI*4)
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(DI*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX2(x *float32, n int, s float32)
 // Requires: AVX, AVX2, SSE
 TEXT ·scaleF32AVX2(SB), NOSPLIT, $0-20
@@ -5481,6 +5667,192 @@ m1_tail:
 	VANDPD      896(AX), Y4, Y3
 	VORPD       768(AX), Y3, Y3
 	VBLENDVPD   Y1, Y3, Y4, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adagradF64AVX2(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sum+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ DI, DI
+
+m0_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x0000000c
+	JLT         m0_single
+	VMOVUPD     (DX)(DI*8), Y0
+	VMOVUPD     32(DX)(DI*8), Y1
+	VMOVUPD     64(DX)(DI*8), Y2
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y6
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     32(CX)(DI*8), Y4
+	VMOVUPD     64(CX)(DI*8), Y7
+	VMOVUPD     (BX)(DI*8), Y3
+	VMOVUPD     32(BX)(DI*8), Y5
+	VMOVUPD     64(BX)(DI*8), Y8
+	VFMADD231PD Y0, Y0, Y3
+	VFMADD231PD Y1, Y1, Y5
+	VFMADD231PD Y6, Y6, Y8
+	VMOVUPD     Y3, (BX)(DI*8)
+	VMOVUPD     Y5, 32(BX)(DI*8)
+	VMOVUPD     Y8, 64(BX)(DI*8)
+	VSQRTPD     Y3, Y3
+	VSQRTPD     Y5, Y5
+	VSQRTPD     Y8, Y8
+	VADDPD      448(AX), Y3, Y3
+	VADDPD      448(AX), Y5, Y5
+	VADDPD      448(AX), Y8, Y8
+	VDIVPD      Y3, Y0, Y0
+	VDIVPD      Y5, Y1, Y1
+	VDIVPD      Y8, Y6, Y3
+	VFMADD231PD 576(AX), Y0, Y2
+	VFMADD231PD 576(AX), Y1, Y4
+	VFMADD231PD 576(AX), Y3, Y7
+	VMOVUPD     Y2, (CX)(DI*8)
+	VMOVUPD     Y4, 32(CX)(DI*8)
+	VMOVUPD     Y7, 64(CX)(DI*8)
+	ADDQ        $0x0000000c, DI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(DI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(DI*8), Y1
+	VMOVUPD     (BX)(DI*8), Y2
+	VFMADD231PD Y0, Y0, Y2
+	VMOVUPD     Y2, (BX)(DI*8)
+	VSQRTPD     Y2, Y2
+	VADDPD      448(AX), Y2, Y2
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*8), Y0
+	VMASKMOVPD  (DX)(DI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(DI*8), Y0, Y2
+	VMASKMOVPD  (BX)(DI*8), Y0, Y3
+	VFMADD231PD Y1, Y1, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(DI*8)
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
+	JMP         done
+
+mode1:
+	XORQ DI, DI
+
+m1_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x0000000c
+	JLT         m1_single
+	VMOVUPD     (DX)(DI*8), Y0
+	VMOVUPD     32(DX)(DI*8), Y1
+	VMOVUPD     64(DX)(DI*8), Y2
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y6
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     32(CX)(DI*8), Y4
+	VMOVUPD     64(CX)(DI*8), Y7
+	VFMADD231PD 64(AX), Y2, Y0
+	VFMADD231PD 64(AX), Y4, Y1
+	VFMADD231PD 64(AX), Y7, Y6
+	VMOVUPD     (BX)(DI*8), Y3
+	VMOVUPD     32(BX)(DI*8), Y5
+	VMOVUPD     64(BX)(DI*8), Y8
+	VFMADD231PD Y0, Y0, Y3
+	VFMADD231PD Y1, Y1, Y5
+	VFMADD231PD Y6, Y6, Y8
+	VMOVUPD     Y3, (BX)(DI*8)
+	VMOVUPD     Y5, 32(BX)(DI*8)
+	VMOVUPD     Y8, 64(BX)(DI*8)
+	VSQRTPD     Y3, Y3
+	VSQRTPD     Y5, Y5
+	VSQRTPD     Y8, Y8
+	VADDPD      448(AX), Y3, Y3
+	VADDPD      448(AX), Y5, Y5
+	VADDPD      448(AX), Y8, Y8
+	VDIVPD      Y3, Y0, Y0
+	VDIVPD      Y5, Y1, Y1
+	VDIVPD      Y8, Y6, Y3
+	VFMADD231PD 576(AX), Y0, Y2
+	VFMADD231PD 576(AX), Y1, Y4
+	VFMADD231PD 576(AX), Y3, Y7
+	VMOVUPD     Y2, (CX)(DI*8)
+	VMOVUPD     Y4, 32(CX)(DI*8)
+	VMOVUPD     Y7, 64(CX)(DI*8)
+	ADDQ        $0x0000000c, DI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(DI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(DI*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMOVUPD     (BX)(DI*8), Y2
+	VFMADD231PD Y0, Y0, Y2
+	VMOVUPD     Y2, (BX)(DI*8)
+	VSQRTPD     Y2, Y2
+	VADDPD      448(AX), Y2, Y2
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*8), Y0
+	VMASKMOVPD  (DX)(DI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(DI*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMASKMOVPD  (BX)(DI*8), Y0, Y3
+	VFMADD231PD Y1, Y1, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(DI*8)
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y3, Y1, Y1
 	VFMADD231PD 576(AX), Y1, Y2
 	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
 
@@ -9233,6 +9605,220 @@ done:
 	VZEROUPPER
 	RET
 
+// func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·adagradF32AVX512(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sum+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 448(AX), Z1
+	VMOVUPS 576(AX), Z2
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z3
+	VMOVUPS     64(DX)(AX*4), Z4
+	VMOVUPS     128(DX)(AX*4), Z5
+	VMOVUPS     192(DX)(AX*4), Z6
+	VMULPS      Z3, Z0, Z3
+	VMULPS      Z4, Z0, Z4
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z6, Z0, Z12
+	VMOVUPS     (CX)(AX*4), Z6
+	VMOVUPS     64(CX)(AX*4), Z8
+	VMOVUPS     128(CX)(AX*4), Z10
+	VMOVUPS     192(CX)(AX*4), Z13
+	VMOVUPS     (BX)(AX*4), Z7
+	VMOVUPS     64(BX)(AX*4), Z9
+	VMOVUPS     128(BX)(AX*4), Z11
+	VMOVUPS     192(BX)(AX*4), Z14
+	VFMADD231PS Z3, Z3, Z7
+	VFMADD231PS Z4, Z4, Z9
+	VFMADD231PS Z5, Z5, Z11
+	VFMADD231PS Z12, Z12, Z14
+	VMOVUPS     Z7, (BX)(AX*4)
+	VMOVUPS     Z9, 64(BX)(AX*4)
+	VMOVUPS     Z11, 128(BX)(AX*4)
+	VMOVUPS     Z14, 192(BX)(AX*4)
+	VSQRTPS     Z7, Z7
+	VSQRTPS     Z9, Z9
+	VSQRTPS     Z11, Z11
+	VSQRTPS     Z14, Z14
+	VADDPS      Z7, Z1, Z7
+	VADDPS      Z9, Z1, Z9
+	VADDPS      Z11, Z1, Z11
+	VADDPS      Z14, Z1, Z14
+	VDIVPS      Z7, Z3, Z3
+	VDIVPS      Z9, Z4, Z4
+	VDIVPS      Z11, Z5, Z5
+	VDIVPS      Z14, Z12, Z7
+	VFMADD231PS Z2, Z3, Z6
+	VFMADD231PS Z2, Z4, Z8
+	VFMADD231PS Z2, Z5, Z10
+	VFMADD231PS Z2, Z7, Z13
+	VMOVUPS     Z6, (CX)(AX*4)
+	VMOVUPS     Z8, 64(CX)(AX*4)
+	VMOVUPS     Z10, 128(CX)(AX*4)
+	VMOVUPS     Z13, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z3
+	VMULPS      Z3, Z0, Z3
+	VMOVUPS     (CX)(AX*4), Z4
+	VMOVUPS     (BX)(AX*4), Z5
+	VFMADD231PS Z3, Z3, Z5
+	VMOVUPS     Z5, (BX)(AX*4)
+	VSQRTPS     Z5, Z5
+	VADDPS      Z5, Z1, Z5
+	VDIVPS      Z5, Z3, Z3
+	VFMADD231PS Z2, Z3, Z4
+	VMOVUPS     Z4, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVW       (SI)(DI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z3
+	VMULPS      Z3, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z3
+	VMOVUPS.Z   (BX)(AX*4), K1, Z4
+	VFMADD231PS Z0, Z0, Z4
+	VMOVUPS     Z4, K1, (BX)(AX*4)
+	VSQRTPS     Z4, Z4
+	VADDPS      Z4, Z1, Z1
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 448(AX), Z2
+	VMOVUPS 576(AX), Z3
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z4
+	VMOVUPS     64(DX)(AX*4), Z5
+	VMOVUPS     128(DX)(AX*4), Z6
+	VMOVUPS     192(DX)(AX*4), Z7
+	VMULPS      Z4, Z0, Z4
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z13
+	VMOVUPS     (CX)(AX*4), Z7
+	VMOVUPS     64(CX)(AX*4), Z9
+	VMOVUPS     128(CX)(AX*4), Z11
+	VMOVUPS     192(CX)(AX*4), Z14
+	VFMADD231PS Z1, Z7, Z4
+	VFMADD231PS Z1, Z9, Z5
+	VFMADD231PS Z1, Z11, Z6
+	VFMADD231PS Z1, Z14, Z13
+	VMOVUPS     (BX)(AX*4), Z8
+	VMOVUPS     64(BX)(AX*4), Z10
+	VMOVUPS     128(BX)(AX*4), Z12
+	VMOVUPS     192(BX)(AX*4), Z15
+	VFMADD231PS Z4, Z4, Z8
+	VFMADD231PS Z5, Z5, Z10
+	VFMADD231PS Z6, Z6, Z12
+	VFMADD231PS Z13, Z13, Z15
+	VMOVUPS     Z8, (BX)(AX*4)
+	VMOVUPS     Z10, 64(BX)(AX*4)
+	VMOVUPS     Z12, 128(BX)(AX*4)
+	VMOVUPS     Z15, 192(BX)(AX*4)
+	VSQRTPS     Z8, Z8
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z12, Z12
+	VSQRTPS     Z15, Z15
+	VADDPS      Z8, Z2, Z8
+	VADDPS      Z10, Z2, Z10
+	VADDPS      Z12, Z2, Z12
+	VADDPS      Z15, Z2, Z15
+	VDIVPS      Z8, Z4, Z4
+	VDIVPS      Z10, Z5, Z5
+	VDIVPS      Z12, Z6, Z6
+	VDIVPS      Z15, Z13, Z8
+	VFMADD231PS Z3, Z4, Z7
+	VFMADD231PS Z3, Z5, Z9
+	VFMADD231PS Z3, Z6, Z11
+	VFMADD231PS Z3, Z8, Z14
+	VMOVUPS     Z7, (CX)(AX*4)
+	VMOVUPS     Z9, 64(CX)(AX*4)
+	VMOVUPS     Z11, 128(CX)(AX*4)
+	VMOVUPS     Z14, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z4
+	VMULPS      Z4, Z0, Z4
+	VMOVUPS     (CX)(AX*4), Z5
+	VFMADD231PS Z1, Z5, Z4
+	VMOVUPS     (BX)(AX*4), Z6
+	VFMADD231PS Z4, Z4, Z6
+	VMOVUPS     Z6, (BX)(AX*4)
+	VSQRTPS     Z6, Z6
+	VADDPS      Z6, Z2, Z6
+	VDIVPS      Z6, Z4, Z4
+	VFMADD231PS Z3, Z4, Z5
+	VMOVUPS     Z5, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVW       (SI)(DI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z4
+	VMULPS      Z4, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z4
+	VFMADD231PS Z1, Z4, Z0
+	VMOVUPS.Z   (BX)(AX*4), K1, Z1
+	VFMADD231PS Z0, Z0, Z1
+	VMOVUPS     Z1, K1, (BX)(AX*4)
+	VSQRTPS     Z1, Z1
+	VADDPS      Z1, Z2, Z1
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z3, Z0, Z4
+	VMOVUPS     Z4, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX512(x *float32, n int, s float32)
 // Requires: AVX, AVX512F, SSE
 TEXT ·scaleF32AVX512(SB), NOSPLIT, $0-20
@@ -12784,6 +13370,220 @@ m1_tail:
 	VPTERNLOGQ  $0xea, Z5, Z6, K2, Z8
 	VFMADD231PD Z4, Z8, Z1
 	VMOVUPD     Z1, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adagradF64AVX512(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sum+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 448(AX), Z1
+	VMOVUPD 576(AX), Z2
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z3
+	VMOVUPD     64(DX)(AX*8), Z4
+	VMOVUPD     128(DX)(AX*8), Z5
+	VMOVUPD     192(DX)(AX*8), Z6
+	VMULPD      Z3, Z0, Z3
+	VMULPD      Z4, Z0, Z4
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z6, Z0, Z12
+	VMOVUPD     (CX)(AX*8), Z6
+	VMOVUPD     64(CX)(AX*8), Z8
+	VMOVUPD     128(CX)(AX*8), Z10
+	VMOVUPD     192(CX)(AX*8), Z13
+	VMOVUPD     (BX)(AX*8), Z7
+	VMOVUPD     64(BX)(AX*8), Z9
+	VMOVUPD     128(BX)(AX*8), Z11
+	VMOVUPD     192(BX)(AX*8), Z14
+	VFMADD231PD Z3, Z3, Z7
+	VFMADD231PD Z4, Z4, Z9
+	VFMADD231PD Z5, Z5, Z11
+	VFMADD231PD Z12, Z12, Z14
+	VMOVUPD     Z7, (BX)(AX*8)
+	VMOVUPD     Z9, 64(BX)(AX*8)
+	VMOVUPD     Z11, 128(BX)(AX*8)
+	VMOVUPD     Z14, 192(BX)(AX*8)
+	VSQRTPD     Z7, Z7
+	VSQRTPD     Z9, Z9
+	VSQRTPD     Z11, Z11
+	VSQRTPD     Z14, Z14
+	VADDPD      Z7, Z1, Z7
+	VADDPD      Z9, Z1, Z9
+	VADDPD      Z11, Z1, Z11
+	VADDPD      Z14, Z1, Z14
+	VDIVPD      Z7, Z3, Z3
+	VDIVPD      Z9, Z4, Z4
+	VDIVPD      Z11, Z5, Z5
+	VDIVPD      Z14, Z12, Z7
+	VFMADD231PD Z2, Z3, Z6
+	VFMADD231PD Z2, Z4, Z8
+	VFMADD231PD Z2, Z5, Z10
+	VFMADD231PD Z2, Z7, Z13
+	VMOVUPD     Z6, (CX)(AX*8)
+	VMOVUPD     Z8, 64(CX)(AX*8)
+	VMOVUPD     Z10, 128(CX)(AX*8)
+	VMOVUPD     Z13, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z3
+	VMULPD      Z3, Z0, Z3
+	VMOVUPD     (CX)(AX*8), Z4
+	VMOVUPD     (BX)(AX*8), Z5
+	VFMADD231PD Z3, Z3, Z5
+	VMOVUPD     Z5, (BX)(AX*8)
+	VSQRTPD     Z5, Z5
+	VADDPD      Z5, Z1, Z5
+	VDIVPD      Z5, Z3, Z3
+	VFMADD231PD Z2, Z3, Z4
+	VMOVUPD     Z4, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z3
+	VMULPD      Z3, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z3
+	VMOVUPD.Z   (BX)(AX*8), K1, Z4
+	VFMADD231PD Z0, Z0, Z4
+	VMOVUPD     Z4, K1, (BX)(AX*8)
+	VSQRTPD     Z4, Z4
+	VADDPD      Z4, Z1, Z1
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 448(AX), Z2
+	VMOVUPD 576(AX), Z3
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z4
+	VMOVUPD     64(DX)(AX*8), Z5
+	VMOVUPD     128(DX)(AX*8), Z6
+	VMOVUPD     192(DX)(AX*8), Z7
+	VMULPD      Z4, Z0, Z4
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z13
+	VMOVUPD     (CX)(AX*8), Z7
+	VMOVUPD     64(CX)(AX*8), Z9
+	VMOVUPD     128(CX)(AX*8), Z11
+	VMOVUPD     192(CX)(AX*8), Z14
+	VFMADD231PD Z1, Z7, Z4
+	VFMADD231PD Z1, Z9, Z5
+	VFMADD231PD Z1, Z11, Z6
+	VFMADD231PD Z1, Z14, Z13
+	VMOVUPD     (BX)(AX*8), Z8
+	VMOVUPD     64(BX)(AX*8), Z10
+	VMOVUPD     128(BX)(AX*8), Z12
+	VMOVUPD     192(BX)(AX*8), Z15
+	VFMADD231PD Z4, Z4, Z8
+	VFMADD231PD Z5, Z5, Z10
+	VFMADD231PD Z6, Z6, Z12
+	VFMADD231PD Z13, Z13, Z15
+	VMOVUPD     Z8, (BX)(AX*8)
+	VMOVUPD     Z10, 64(BX)(AX*8)
+	VMOVUPD     Z12, 128(BX)(AX*8)
+	VMOVUPD     Z15, 192(BX)(AX*8)
+	VSQRTPD     Z8, Z8
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z12, Z12
+	VSQRTPD     Z15, Z15
+	VADDPD      Z8, Z2, Z8
+	VADDPD      Z10, Z2, Z10
+	VADDPD      Z12, Z2, Z12
+	VADDPD      Z15, Z2, Z15
+	VDIVPD      Z8, Z4, Z4
+	VDIVPD      Z10, Z5, Z5
+	VDIVPD      Z12, Z6, Z6
+	VDIVPD      Z15, Z13, Z8
+	VFMADD231PD Z3, Z4, Z7
+	VFMADD231PD Z3, Z5, Z9
+	VFMADD231PD Z3, Z6, Z11
+	VFMADD231PD Z3, Z8, Z14
+	VMOVUPD     Z7, (CX)(AX*8)
+	VMOVUPD     Z9, 64(CX)(AX*8)
+	VMOVUPD     Z11, 128(CX)(AX*8)
+	VMOVUPD     Z14, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z4
+	VMULPD      Z4, Z0, Z4
+	VMOVUPD     (CX)(AX*8), Z5
+	VFMADD231PD Z1, Z5, Z4
+	VMOVUPD     (BX)(AX*8), Z6
+	VFMADD231PD Z4, Z4, Z6
+	VMOVUPD     Z6, (BX)(AX*8)
+	VSQRTPD     Z6, Z6
+	VADDPD      Z6, Z2, Z6
+	VDIVPD      Z6, Z4, Z4
+	VFMADD231PD Z3, Z4, Z5
+	VMOVUPD     Z5, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z4
+	VMULPD      Z4, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z4
+	VFMADD231PD Z1, Z4, Z0
+	VMOVUPD.Z   (BX)(AX*8), K1, Z1
+	VFMADD231PD Z0, Z0, Z1
+	VMOVUPD     Z1, K1, (BX)(AX*8)
+	VSQRTPD     Z1, Z1
+	VADDPD      Z1, Z2, Z1
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z3, Z0, Z4
+	VMOVUPD     Z4, K1, (CX)(AX*8)
 
 done:
 	VZEROUPPER

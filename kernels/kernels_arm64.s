@@ -2991,6 +2991,171 @@ v1loop0:
 v1done:
 	RET
 
+// func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
+TEXT ·adagradF32NEON(SB), NOSPLIT, $0-48
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sum+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 448(R0), F22 // eps
+	FMOVQ 576(R0), F23 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	VFMLA V0.S4, V0.S4, V8.S4
+	VFMLA V1.S4, V1.S4, V9.S4
+	VFMLA V2.S4, V2.S4, V10.S4
+	VFMLA V3.S4, V3.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	WORD $0x6ea1f96b // fsqrt v11.4s, v11.4s
+	WORD $0x4e36d508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x4e36d529 // fadd v9.4s, v9.4s, v22.4s
+	WORD $0x4e36d54a // fadd v10.4s, v10.4s, v22.4s
+	WORD $0x4e36d56b // fadd v11.4s, v11.4s, v22.4s
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	WORD $0x6e29fc21 // fdiv v1.4s, v1.4s, v9.4s
+	WORD $0x6e2afc42 // fdiv v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bfc63 // fdiv v3.4s, v3.4s, v11.4s
+	VFMLA V0.S4, V23.S4, V4.S4
+	VFMLA V1.S4, V23.S4, V5.S4
+	VFMLA V2.S4, V23.S4, V6.S4
+	VFMLA V3.S4, V23.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	VFMLA V0.S4, V0.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x4e36d508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V23.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	VFMLA V0.S4, V0.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x4e36d508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V23.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	VFMLA V0.S4, V0.S4, V8.S4
+	VFMLA V1.S4, V1.S4, V9.S4
+	VFMLA V2.S4, V2.S4, V10.S4
+	VFMLA V3.S4, V3.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	WORD $0x6ea1f96b // fsqrt v11.4s, v11.4s
+	WORD $0x4e36d508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x4e36d529 // fadd v9.4s, v9.4s, v22.4s
+	WORD $0x4e36d54a // fadd v10.4s, v10.4s, v22.4s
+	WORD $0x4e36d56b // fadd v11.4s, v11.4s, v22.4s
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	WORD $0x6e29fc21 // fdiv v1.4s, v1.4s, v9.4s
+	WORD $0x6e2afc42 // fdiv v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bfc63 // fdiv v3.4s, v3.4s, v11.4s
+	VFMLA V0.S4, V23.S4, V4.S4
+	VFMLA V1.S4, V23.S4, V5.S4
+	VFMLA V2.S4, V23.S4, V6.S4
+	VFMLA V3.S4, V23.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	VFMLA V0.S4, V0.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x4e36d508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V23.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	VFMLA V0.S4, V0.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x4e36d508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V23.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -6674,6 +6839,171 @@ v1loop0:
 	WORD $0x6efaed88 // facgt v8.2d, v12.2d, v26.2d
 	VBIF V8.B16, V12.B16, V0.B16
 	VFMLA V0.D2, V24.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
+TEXT ·adagradF64NEON(SB), NOSPLIT, $0-48
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sum+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 448(R0), F22 // eps
+	FMOVQ 576(R0), F23 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	VFMLA V0.D2, V0.D2, V8.D2
+	VFMLA V1.D2, V1.D2, V9.D2
+	VFMLA V2.D2, V2.D2, V10.D2
+	VFMLA V3.D2, V3.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	WORD $0x6ee1f96b // fsqrt v11.2d, v11.2d
+	WORD $0x4e76d508 // fadd v8.2d, v8.2d, v22.2d
+	WORD $0x4e76d529 // fadd v9.2d, v9.2d, v22.2d
+	WORD $0x4e76d54a // fadd v10.2d, v10.2d, v22.2d
+	WORD $0x4e76d56b // fadd v11.2d, v11.2d, v22.2d
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	WORD $0x6e69fc21 // fdiv v1.2d, v1.2d, v9.2d
+	WORD $0x6e6afc42 // fdiv v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bfc63 // fdiv v3.2d, v3.2d, v11.2d
+	VFMLA V0.D2, V23.D2, V4.D2
+	VFMLA V1.D2, V23.D2, V5.D2
+	VFMLA V2.D2, V23.D2, V6.D2
+	VFMLA V3.D2, V23.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	VFMLA V0.D2, V0.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x4e76d508 // fadd v8.2d, v8.2d, v22.2d
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V23.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	VFMLA V0.D2, V0.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x4e76d508 // fadd v8.2d, v8.2d, v22.2d
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V23.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	VFMLA V0.D2, V0.D2, V8.D2
+	VFMLA V1.D2, V1.D2, V9.D2
+	VFMLA V2.D2, V2.D2, V10.D2
+	VFMLA V3.D2, V3.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	WORD $0x6ee1f96b // fsqrt v11.2d, v11.2d
+	WORD $0x4e76d508 // fadd v8.2d, v8.2d, v22.2d
+	WORD $0x4e76d529 // fadd v9.2d, v9.2d, v22.2d
+	WORD $0x4e76d54a // fadd v10.2d, v10.2d, v22.2d
+	WORD $0x4e76d56b // fadd v11.2d, v11.2d, v22.2d
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	WORD $0x6e69fc21 // fdiv v1.2d, v1.2d, v9.2d
+	WORD $0x6e6afc42 // fdiv v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bfc63 // fdiv v3.2d, v3.2d, v11.2d
+	VFMLA V0.D2, V23.D2, V4.D2
+	VFMLA V1.D2, V23.D2, V5.D2
+	VFMLA V2.D2, V23.D2, V6.D2
+	VFMLA V3.D2, V23.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	VFMLA V0.D2, V0.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x4e76d508 // fadd v8.2d, v8.2d, v22.2d
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V23.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	VFMLA V0.D2, V0.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x4e76d508 // fadd v8.2d, v8.2d, v22.2d
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V23.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v1loop0

@@ -14,6 +14,7 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.momentum = momentumGeneric[T]
 	t.adam = adamGeneric[T]
 	t.lion = lionGeneric[T]
+	t.adagrad = adagradGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -146,5 +147,31 @@ func lionGeneric[T Float](cf *Coeffs, p, grad, m *T, n int) {
 		c := fmaT(c1, u, ms[i])
 		ms[i] = fmaT(c2, u, ms[i])
 		ps[i] = fmaT(neglr, signT(c), p)
+	}
+}
+
+// adagradGeneric is the reference adagrad kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func adagradGeneric[T Float](cf *Coeffs, p, grad, sum *T, n int) {
+	coupled := cf.mode&1 == 1 // coupled weight decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sums := unsafe.Slice(sum, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		s := fmaT(g, g, sums[i])
+		sums[i] = s
+		d := T(sqrtT(s) + eps)
+		ps[i] = fmaT(neglr, T(g/d), p)
 	}
 }

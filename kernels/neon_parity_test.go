@@ -86,6 +86,11 @@ func testNEONModes[T Float](t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	adagradC, err := Adagrad{LR: 0.01, LRDecay: 0.1, WeightDecay: 0.1, Eps: 1e-10,
+		Prelude: Prelude{Scale: 0.5, Maximize: true}}.Coeffs(3)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{1, 5, 19, 37} {
 		for mode := 0; mode < 16; mode++ {
 			var in [5][]T
@@ -124,6 +129,11 @@ func testNEONModes[T Float](t *testing.T) {
 					c := lionC
 					c.mode = mode
 					k.lion(&c, &a[0][0], &a[1][0], &a[2][0], n)
+				}},
+				{"adagrad", func(k *table[T], a [5][]T) {
+					c := adagradC
+					c.mode = mode
+					k.adagrad(&c, &a[0][0], &a[1][0], &a[3][0], n)
 				}},
 				{"adamFast m, v, vmax", func(k *table[T], a [5][]T) {
 					c := adamC

@@ -92,6 +92,21 @@ func lionCoeffs() []Coeffs {
 	return out
 }
 
+func adagradCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, decay := range []float64{0, 0.1} {
+			for _, step := range []int64{1, 7} {
+				for _, pr := range preludes[:2] {
+					h := Adagrad{LR: 1e-2, LRDecay: decay, WeightDecay: wd, Eps: 1e-10, Prelude: pr}
+					out = append(out, must(h.Coeffs(step)))
+				}
+			}
+		}
+	}
+	return out
+}
+
 func sgdKernel[T Float]() ewKernel[T] {
 	return ewKernel[T]{
 		name: "SGD", streams: []string{"p", "grad"}, nonneg: []bool{false, false}, written: []bool{true, false},
@@ -160,6 +175,22 @@ func lionKernel[T Float]() ewKernel[T] {
 				return s.LionF32(c, a[0], a[1], a[2])
 			case [][]float64:
 				return s.LionF64(c, a[0], a[1], a[2])
+			}
+			panic("type")
+		},
+	}
+}
+
+func adagradKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Adagrad", streams: []string{"p", "grad", "sum"}, nonneg: []bool{false, false, true},
+		written: []bool{true, false, true}, coeffs: adagradCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.AdagradF32(c, a[0], a[1], a[2])
+			case [][]float64:
+				return s.AdagradF64(c, a[0], a[1], a[2])
 			}
 			panic("type")
 		},
@@ -265,6 +296,12 @@ func TestParityLion(t *testing.T) {
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runParity(t, lionKernel[float32](), ns) })
 	t.Run("F64", func(t *testing.T) { runParity(t, lionKernel[float64](), ns) })
+}
+
+func TestParityAdagrad(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, adagradKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, adagradKernel[float64](), ns) })
 }
 
 func TestParityScale(t *testing.T) {

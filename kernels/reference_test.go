@@ -107,6 +107,32 @@ func (s *textbook) lion(h Lion, g []float64) {
 	}
 }
 
+// adagrad is torch.optim.Adagrad's documented algorithm (dense):
+//
+//	clr = lr/(1 + (t-1)·lr_decay)
+//	g = g + wd·p
+//	sum = sum + g²
+//	p = p - clr·g/(sqrt(sum) + eps)
+//
+// with s.v as the sum.
+func (s *textbook) adagrad(h Adagrad, g []float64) {
+	s.t++
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	clr := h.LR / (1 + float64(s.t-1)*h.LRDecay)
+	for i := range s.p {
+		gi := sign*sc*g[i] + h.WeightDecay*s.p[i]
+		s.v[i] += gi * gi
+		s.p[i] -= clr * gi / (math.Sqrt(s.v[i]) + h.Eps)
+	}
+}
+
 func toF64[T Float](x []T) []float64 {
 	out := make([]float64, len(x))
 	for i, v := range x {
@@ -239,6 +265,29 @@ func referenceVsTextbook[T Float](t *testing.T, tol float64) {
 			}
 		}
 	}
+	for _, wd := range []float64{0, 0.05} {
+		for _, decay := range []float64{0, 0.1} {
+			for _, init := range []float64{0, 0.1} {
+				for _, pr := range preludes {
+					h := Adagrad{LR: 1e-2, LRDecay: decay, WeightDecay: wd, Eps: 1e-10, Prelude: pr}
+					p, sum := newVec(), make([]T, n)
+					tb := textbook{p: toF64(p), v: make([]float64, n)}
+					for i := range sum {
+						sum[i], tb.v[i] = T(init), init
+					}
+					for s := range steps {
+						tb.adagrad(h, toF64(grads[s]))
+						c := must(h.Coeffs(int64(s + 1)))
+						if err := adagradKernel[T]().run(ref, &c, [][]T{p, grads[s], sum}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					closeTo(t, "adagrad p", p, tb.p, tol)
+					closeTo(t, "adagrad sum", sum, tb.v, tol)
+				}
+			}
+		}
+	}
 	// Reductions against plain float64 sums.
 	for _, n := range []int{0, 1, 15, 16, 17, 1000} {
 		x, y := newVec()[:0], newVec()[:0]
@@ -298,6 +347,11 @@ func TestCoeffsValidation(t *testing.T) {
 		{"lion beta2 NaN", func() error { _, e := Lion{LR: 1, Beta1: 0.9, Beta2: math.NaN()}.Coeffs(); return e }()},
 		{"lion beta2<0", func() error { _, e := Lion{LR: 1, Beta1: 0.9, Beta2: -0.5}.Coeffs(); return e }()},
 		{"lion wd<0", func() error { _, e := Lion{LR: 1, Beta1: 0.9, Beta2: 0.99, WeightDecay: -1}.Coeffs(); return e }()},
+		{"adagrad lr<0", func() error { _, e := Adagrad{LR: -1}.Coeffs(1); return e }()},
+		{"adagrad lr_decay<0", func() error { _, e := Adagrad{LR: 1, LRDecay: -0.1}.Coeffs(1); return e }()},
+		{"adagrad wd NaN", func() error { _, e := Adagrad{LR: 1, WeightDecay: math.NaN()}.Coeffs(1); return e }()},
+		{"adagrad eps<0", func() error { _, e := Adagrad{LR: 1, Eps: -1}.Coeffs(1); return e }()},
+		{"adagrad step 0", func() error { _, e := Adagrad{LR: 1}.Coeffs(0); return e }()},
 	}
 	for _, b := range bad {
 		if !errors.Is(b.err, ErrCoeff) {
@@ -318,6 +372,7 @@ func TestBadInput(t *testing.T) {
 	sgd := must(SGD{LR: 0.1}.Coeffs())
 	mom := must(Momentum{LR: 0.1, Momentum: 0.9}.Coeffs(false))
 	lion := must(Lion{LR: 0.1, Beta1: 0.9, Beta2: 0.99}.Coeffs())
+	adagrad := must(Adagrad{LR: 0.1, Eps: 1e-10}.Coeffs(1))
 	for _, l := range Levels() {
 		s, _ := For(l)
 		p := []float32{1, 2, 3, 4}
@@ -344,6 +399,10 @@ func TestBadInput(t *testing.T) {
 			{"lion short grad", s.LionF32(&lion, p, g3, g4), ErrLength},
 			{"lion adam coeffs", s.LionF32(&adam, p, g4, g4), ErrCoeff},
 			{"adam lion coeffs", s.AdamF32(&lion, p, g4, g4, g4, g4), ErrCoeff},
+			{"adagrad short sum", s.AdagradF32(&adagrad, p, g4, g3), ErrLength},
+			{"adagrad short grad", s.AdagradF32(&adagrad, p, g3, g4), ErrLength},
+			{"adagrad lion coeffs", s.AdagradF32(&lion, p, g4, g4), ErrCoeff},
+			{"lion adagrad coeffs", s.LionF32(&adagrad, p, g4, g4), ErrCoeff},
 		}
 		_, dotErr := s.DotF32(p, g3)
 		checks = append(checks, struct {

@@ -28,6 +28,7 @@ func TestOverlapRejected(t *testing.T) {
 	adam, _ := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}.Coeffs(1)
 	ams, _ := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, AMSGrad: true}.Coeffs(1)
 	lion, _ := Lion{LR: 0.1, Beta1: 0.9, Beta2: 0.99}.Coeffs()
+	adagrad, _ := Adagrad{LR: 0.1, Eps: 1e-10}.Coeffs(1)
 	const n = 40
 	for _, s := range allSets(t) {
 		buf := make([]float32, 4*n)
@@ -52,6 +53,9 @@ func TestOverlapRejected(t *testing.T) {
 			"Lion p=m":             func() error { return s.LionF32(&lion, a, b, a) },
 			"Lion g=m":             func() error { return s.LionF32(&lion, a, b, b) },
 			"Lion m shifted":       func() error { return s.LionF32(&lion, a, b, shift) },
+			"Adagrad p=sum":        func() error { return s.AdagradF32(&adagrad, a, b, a) },
+			"Adagrad g=sum":        func() error { return s.AdagradF32(&adagrad, a, b, b) },
+			"Adagrad sum shifted":  func() error { return s.AdagradF32(&adagrad, a, b, shift) },
 			"Roof d0=d1":           func() error { return s.RoofF32(a, b, b, nil) },
 			"Roof src=d2":          func() error { return s.RoofF32(a, b, c, a) },
 		}
@@ -99,6 +103,11 @@ func TestCoeffsElementRange(t *testing.T) {
 		"AdamW decay overflows float32": func() (Coeffs, error) { return Adam{LR: 1e20, WeightDecay: 1e20, Decoupled: true}.Coeffs(1) },
 		"Lion lr 1e-50":                 func() (Coeffs, error) { return Lion{LR: 1e-50, Beta1: 0.9, Beta2: 0.99}.Coeffs() },
 		"Lion decay overflows float32":  func() (Coeffs, error) { return Lion{LR: 1e20, WeightDecay: 1e20}.Coeffs() },
+		"Adagrad lr 1e39":               func() (Coeffs, error) { return Adagrad{LR: 1e39}.Coeffs(1) },
+		"Adagrad clr underflows float32": func() (Coeffs, error) {
+			return Adagrad{LR: 1e-30, LRDecay: 1e20, Eps: 1e-10}.Coeffs(3)
+		},
+		"Adagrad eps 1e-50": func() (Coeffs, error) { return Adagrad{LR: 0.1, Eps: 1e-50}.Coeffs(1) },
 	}
 	for name, mk := range fit64 {
 		c, err := mk()
@@ -126,6 +135,8 @@ func TestCoeffsElementRange(t *testing.T) {
 				e32, e64 = s.AdamF32(&c, p32, g32, b32, v32, nil), s.AdamF64(&c, p64, g64, b64, v64, nil)
 			case famLion:
 				e32, e64 = s.LionF32(&c, p32, g32, b32), s.LionF64(&c, p64, g64, b64)
+			case famAdagrad:
+				e32, e64 = s.AdagradF32(&c, p32, g32, b32), s.AdagradF64(&c, p64, g64, b64)
 			}
 			if !errors.Is(e32, ErrCoeff) || p32[0] != 1 || b32[0] != 1 || v32[0] != 1 {
 				t.Errorf("%v %s: float32 kernel err = %v, p = %v", s.Level(), name, e32, p32)

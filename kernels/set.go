@@ -16,6 +16,7 @@ type table[T Float] struct {
 	adam            func(c *Coeffs, p, g, m, v, vmax *T, n int)
 	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
 	lion            func(c *Coeffs, p, g, m *T, n int)
+	adagrad         func(c *Coeffs, p, g, sum *T, n int)
 	sumSquares      func(x *T, n int) float64
 	sumSquaresCheck func(x *T, n int) (float64, bool)
 	dot             func(x, y *T, n int) float64
@@ -188,6 +189,25 @@ func lion[T Float](k *table[T], c *Coeffs, p, g, m []T) error {
 	return nil
 }
 
+func adagrad[T Float](k *table[T], c *Coeffs, p, g, sum []T) error {
+	if err := c.check(famAdagrad, elemSize[T]()); err != nil {
+		return err
+	}
+	if len(g) != len(p) {
+		return lengthErr("g", len(p), len(g))
+	}
+	if len(sum) != len(p) {
+		return lengthErr("sum", len(p), len(sum))
+	}
+	if err := disjoint("p grad sum", p, g, sum); err != nil {
+		return err
+	}
+	if len(p) > 0 {
+		k.adagrad(c, &p[0], &g[0], &sum[0], len(p))
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -333,6 +353,25 @@ func (s *Set) LionF32(c *Coeffs, p, grad, m []float32) error { return lion(&s.f3
 
 // LionF64 is [Set.LionF32] for float64.
 func (s *Set) LionF64(c *Coeffs, p, grad, m []float64) error { return lion(&s.f64, c, p, grad, m) }
+
+// AdagradF32 is one Adagrad step (torch.optim.Adagrad, dense), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p, g) }
+//	sum = fma(g, g, sum)
+//	d := sqrt(sum) + eps
+//	p = fma(-clr, g/d, p)
+//
+// with the coefficients of [Adagrad.CoeffsInto]: clr = lr/(1 +
+// (t-1)·lr_decay). The caller starts sum at initial_accumulator_value.
+func (s *Set) AdagradF32(c *Coeffs, p, grad, sum []float32) error {
+	return adagrad(&s.f32, c, p, grad, sum)
+}
+
+// AdagradF64 is [Set.AdagradF32] for float64.
+func (s *Set) AdagradF64(c *Coeffs, p, grad, sum []float64) error {
+	return adagrad(&s.f64, c, p, grad, sum)
+}
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:
 //

@@ -29,6 +29,11 @@ func adamFastF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, 
 //go:noescape
 func lionF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
 
+// adagradF32AVX2 is the AVX2 adagrad kernel; see adagradGeneric.
+//
+//go:noescape
+func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -93,6 +98,11 @@ func adamFastF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v
 //
 //go:noescape
 func lionF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
+
+// adagradF64AVX2 is the AVX2 adagrad kernel; see adagradGeneric.
+//
+//go:noescape
+func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -159,6 +169,11 @@ func adamFastF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32
 //go:noescape
 func lionF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, n int, mode int)
 
+// adagradF32AVX512 is the AVX512 adagrad kernel; see adagradGeneric.
+//
+//go:noescape
+func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float32, n int, mode int)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -224,6 +239,11 @@ func adamFastF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64,
 //go:noescape
 func lionF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, n int, mode int)
 
+// adagradF64AVX512 is the AVX512 adagrad kernel; see adagradGeneric.
+//
+//go:noescape
+func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64, n int, mode int)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -280,6 +300,7 @@ var archSets = []*Set{
 				adamFastF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX2(&c.f32, p, grad, m, n, c.mode) },
+			adagrad:         func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX2(&c.f32, p, grad, sum, n, c.mode) },
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -299,6 +320,7 @@ var archSets = []*Set{
 				adamFastF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX2(&c.f64, p, grad, m, n, c.mode) },
+			adagrad:         func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX2(&c.f64, p, grad, sum, n, c.mode) },
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
@@ -322,6 +344,7 @@ var archSets = []*Set{
 				adamFastF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX512(&c.f32, p, grad, m, n, c.mode) },
+			adagrad:         func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX512(&c.f32, p, grad, sum, n, c.mode) },
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -341,6 +364,7 @@ var archSets = []*Set{
 				adamFastF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX512(&c.f64, p, grad, m, n, c.mode) },
+			adagrad:         func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX512(&c.f64, p, grad, sum, n, c.mode) },
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,

@@ -32,6 +32,11 @@ func adamFastF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode i
 //go:noescape
 func lionF32NEON(c *[16][16]float32, p, grad, m *float32, n, mode int)
 
+// adagradF32NEON is the NEON adagrad kernel; see adagradGeneric.
+//
+//go:noescape
+func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -97,6 +102,11 @@ func adamFastF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode in
 //go:noescape
 func lionF64NEON(c *[16][8]float64, p, grad, m *float64, n, mode int)
 
+// adagradF64NEON is the NEON adagrad kernel; see adagradGeneric.
+//
+//go:noescape
+func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -150,6 +160,7 @@ var archSets = []*Set{{
 			adamFastF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
 		},
 		lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32NEON(&c.f32, p, grad, m, n, c.mode) },
+		adagrad:         func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32NEON(&c.f32, p, grad, sum, n, c.mode) },
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -169,6 +180,7 @@ var archSets = []*Set{{
 			adamFastF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
 		},
 		lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64NEON(&c.f64, p, grad, m, n, c.mode) },
+		adagrad:         func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64NEON(&c.f64, p, grad, sum, n, c.mode) },
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
 		dot:             dotF64NEON,

@@ -21,7 +21,7 @@ const (
 	RowIB2            // 1/sqrt(1 - β2^t)
 	RowEps            // ε
 	RowNegA           // -lr/(1 - β1^t)
-	RowNegLR          // -lr
+	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay))
 	RowMu             // momentum μ
 	RowDamp           // 1 - dampening
 	RowOne            // 1
@@ -63,4 +63,6 @@ const (
 	AdamAMSGrad     = 1 << 2 // Adam: keep the running maximum of v
 
 	LionWD = 1 << 0 // Lion: decoupled weight decay p = p·decay
+
+	AdagradWD = 1 << 0 // Adagrad: coupled weight decay g = fma(wd, p, g)
 )

@@ -7,7 +7,7 @@ package abi
 
 // Elementwise lists the described kernels, in the order the generators
 // write them.
-var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion}
+var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad}
 
 // The conditions of the modes.
 var (
@@ -21,6 +21,8 @@ var (
 	CondAMSGrad       = &Cond{Name: "amsgrad", Mask: AdamAMSGrad, Value: AdamAMSGrad, Doc: "AMSGrad: divide by the running maximum of v"}
 
 	CondLionWD = &Cond{Name: "decoupled", Mask: LionWD, Value: LionWD, Doc: "weight decay: p = p·decay"}
+
+	CondAdagradWD = &Cond{Name: "coupled", Mask: AdagradWD, Value: AdagradWD, Doc: "coupled weight decay"}
 )
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
@@ -138,6 +140,34 @@ var Lion = &Kernel{
 		Set("c", FMA(Row(RowC1), Var("u"), Load("m"))),
 		Store("m", FMA(Row(RowC2), Var("u"), Load("m"))),
 		Store("p", FMA(Row(RowNegLR), Sign(Var("c")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{3, 4},
+}
+
+// Adagrad is torch.optim.Adagrad (Duchi et al. 2011), dense, with the
+// learning-rate decay folded into the coefficient -clr, clr =
+// lr/(1 + (t-1)·lr_decay):
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	s = fma(g, g, s)
+//	d := sqrt(s) + eps
+//	p = fma(-clr, g/d, p)
+//
+// PyTorch's state_sum.addcmul_(g, g) is the fma; std = sqrt(s) + eps and
+// p.addcdiv_(g, std, value=-clr) are written as Adam's last two steps are.
+var Adagrad = &Kernel{
+	Name:    "adagrad",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "sum"}},
+	Conds:   []*Cond{CondAdagradWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondAdagradWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("s", FMA(Var("g"), Var("g"), Load("sum"))),
+		Store("sum", Var("s")),
+		Set("d", Add(Sqrt(Var("s")), Row(RowEps))),
+		Store("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p"))),
 	},
 	Unroll: struct{ AVX2, AVX512 int }{3, 4},
 }
