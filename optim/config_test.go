@@ -22,7 +22,11 @@ func TestDefaults(t *testing.T) {
 	if got := DefaultLion(); got != (LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99}) {
 		t.Errorf("DefaultLion() = %+v", got)
 	}
-	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}, DefaultLion()} {
+	if got := DefaultAdagrad(); got != (AdagradConfig{LR: 1e-2, Eps: 1e-10}) {
+		t.Errorf("DefaultAdagrad() = %+v", got)
+	}
+	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}, DefaultLion(),
+		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true}} {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
 		}
@@ -62,6 +66,12 @@ func TestValidate(t *testing.T) {
 		{LionConfig{LR: 1e-4, Beta1: 1, Beta2: 0.99}, "Beta1"},
 		{LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: math.NaN()}, "Beta2"},
 		{LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: -1}, "WeightDecay"},
+		{AdagradConfig{LR: -1, Eps: 1e-10}, "LR"},
+		{AdagradConfig{LR: 1e-2, LRDecay: -0.1, Eps: 1e-10}, "LRDecay"},
+		{AdagradConfig{LR: 1e-2, WeightDecay: nan, Eps: 1e-10}, "WeightDecay"},
+		{AdagradConfig{LR: 1e-2, InitialAccumulatorValue: -1, Eps: 1e-10}, "InitialAccumulatorValue"},
+		{AdagradConfig{LR: 1e-2, InitialAccumulatorValue: inf, Eps: 1e-10}, "InitialAccumulatorValue"},
+		{AdagradConfig{LR: 1e-2, Eps: -1e-10}, "Eps"},
 	}
 	for _, c := range cases {
 		err := c.h.Validate()

@@ -18,6 +18,19 @@ import (
 // (PyTorch's state_dict names: exp_avg, exp_avg_sq, momentum_buffer, …).
 func StateNames(h Hyper) []string { return slices.Clone(h.buffers()) }
 
+// StateInit returns the value every element of each state buffer of a
+// parameter with hyperparameters h holds before its first step, in the
+// order of StateNames: 0, except Adagrad's sum, which starts at
+// InitialAccumulatorValue. A caller that owns the state fills its buffers
+// with these values.
+func StateInit(h Hyper) []float64 {
+	out := make([]float64, len(h.buffers()))
+	for k := range out {
+		out[k] = h.initial(k)
+	}
+	return out
+}
+
 // Coefficients returns the kernel coefficients of the step that a
 // parameter with hyperparameters h takes after steps earlier steps, with
 // gradients scaled by lossScale (1: none), checked for the kernels of T

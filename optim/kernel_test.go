@@ -15,10 +15,13 @@ func TestKernelStep(t *testing.T) {
 		}
 		s, _ := g.NewStepper(50)
 		m, m2 := newTestModel[float64]([]int{50}), newTestModel[float64]([]int{50})
-		names := StateNames(h)
+		names, init := StateNames(h), StateInit(h)
 		state := make([][]float64, len(names))
 		for i := range state {
 			state[i] = make([]float64, 50)
+			for j := range state[i] {
+				state[i][j] = init[i]
+			}
 		}
 		for step := range 5 {
 			m.fillGrads(step)

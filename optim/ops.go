@@ -37,6 +37,9 @@ var ops32 = &ops[float32]{
 		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
 			return s.LionF32(c, p, g, sub(b, 0, lo, hi))
 		},
+		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.AdagradF32(c, p, g, sub(b, 0, lo, hi))
+		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
@@ -60,6 +63,9 @@ var ops64 = &ops[float64]{
 		},
 		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
 			return s.LionF64(c, p, g, sub(b, 0, lo, hi))
+		},
+		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.AdagradF64(c, p, g, sub(b, 0, lo, hi))
 		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,

@@ -469,7 +469,10 @@ func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 	for k, b := range o.groups[p.group].buffers() {
 		if b == buf {
 			out := make([]T, len(p.data))
-			copy(out, p.buf[k]) // nil before the first step: zeros
+			if p.buf[k] == nil { // before the first step
+				fillInitial(o.groups[p.group], k, out)
+			}
+			copy(out, p.buf[k])
 			return out, nil
 		}
 	}

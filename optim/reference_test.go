@@ -16,6 +16,7 @@ type refTensor struct {
 // the way a textbook would: absent ones are 0 or false.
 type refHyper struct {
 	lr, momentum, dampening, wd, beta1, beta2, eps float64
+	lrDecay, initAcc                               float64
 	nesterov, maximize, amsgrad                    bool
 }
 
@@ -41,6 +42,10 @@ func flat(h Hyper) refHyper {
 			r.beta2 = v
 		case "eps":
 			r.eps = v
+		case "lr_decay":
+			r.lrDecay = v
+		case "initial_accumulator_value":
+			r.initAcc = v
 		case "nesterov":
 			r.nesterov = v == 1
 		case "maximize":
@@ -52,8 +57,8 @@ func flat(h Hyper) refHyper {
 	return r
 }
 
-// refStep is one step of PyTorch's update equations (torch.optim.SGD, Adam
-// and AdamW, single-tensor form), written as plainly as possible in
+// refStep is one step of PyTorch's update equations (torch.optim.SGD, Adam,
+// AdamW and Adagrad, single-tensor form), written as plainly as possible in
 // float64, independently of the kernels' operation order.
 func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 	r.step++
@@ -100,6 +105,13 @@ func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 			}
 			denom := math.Sqrt(vv)/math.Sqrt(bc2) + h.eps
 			r.p[i] -= h.lr / bc1 * r.m[i] / denom
+		case KindAdagrad: // torch.optim.Adagrad's documented algorithm; v is the sum
+			if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			clr := h.lr / (1 + float64(r.step-1)*h.lrDecay)
+			r.v[i] += d * d
+			r.p[i] -= clr * d / (math.Sqrt(r.v[i]) + h.eps)
 		case KindLion: // Chen et al. 2023, Algorithm 1 (decoupled weight decay)
 			r.p[i] *= 1 - h.lr*h.wd
 			c := h.beta1*r.m[i] + (1-h.beta1)*d
@@ -122,6 +134,21 @@ func lionCases() []refCase {
 			for _, max := range []bool{false, true} {
 				c := LionConfig{LR: 1e-3, Beta1: betas[0], Beta2: betas[1], WeightDecay: wd, Maximize: max}
 				out = append(out, refCase{fmt.Sprintf("Lion%+v", c), c})
+			}
+		}
+	}
+	return out
+}
+
+func adagradCases() []refCase {
+	var out []refCase
+	for _, decay := range []float64{0, 0.05} {
+		for _, wd := range []float64{0, 0.01} {
+			for _, init := range []float64{0, 0.1} {
+				for _, max := range []bool{false, true} {
+					c := AdagradConfig{LR: 0.05, LRDecay: decay, WeightDecay: wd, InitialAccumulatorValue: init, Eps: 1e-10, Maximize: max}
+					out = append(out, refCase{fmt.Sprintf("Adagrad%+v", c), c})
+				}
 			}
 		}
 	}
@@ -198,6 +225,7 @@ func adamCases() []refCase {
 // against the textbook float64 equations.
 func TestReference(t *testing.T) {
 	cases := append(sgdCases(), adamCases()...)
+	cases = append(cases, adagradCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Run("float64", func(t *testing.T) { checkReference[float64](t, c.h, 1e-9, 1) })
@@ -237,6 +265,9 @@ func checkReference[T Float](t *testing.T, h Hyper, tol, lossScale float64) {
 	for k, n := range sizes {
 		refs[k] = &refTensor{p: toF64(m.data[k]), buf: make([]float64, n), m: make([]float64, n),
 			v: make([]float64, n), vmax: make([]float64, n)}
+		for i := range refs[k].v {
+			refs[k].v[i] = hy.initAcc // Adagrad's sum starts there; 0 for the others
+		}
 	}
 	for s := range 100 {
 		m.fillGrads(s)

@@ -27,7 +27,8 @@ func (k Kind) String() string {
 }
 
 // Hyper is the hyperparameters of one parameter group: a config such as
-// [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig] or [LionConfig].
+// [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig], [LionConfig] or
+// [AdagradConfig].
 // The type of the config given to [New] selects the optimizer's [Kind];
 // every group of an optimizer has a config of that same type. Only this
 // package's configs implement it.
@@ -55,6 +56,10 @@ type rule interface {
 	// (PyTorch's state_dict names), in storage order; at most 3. The
 	// slice is shared: callers do not change it.
 	buffers() []string
+	// initial returns the value every element of buffer k (of buffers())
+	// holds before the parameter's first step: 0 for every rule but
+	// Adagrad, whose sum starts at initial_accumulator_value.
+	initial(k int) float64
 	// kernel returns the kernel that runs a step.
 	kernel() kernelID
 	// coeffKey returns the key of the coefficient block of a parameter
@@ -125,6 +130,7 @@ const (
 	kernelAdam
 	kernelAdamFast
 	kernelLion
+	kernelAdagrad
 	numKernels
 )
 
@@ -142,6 +148,19 @@ func checkUnit(field string, v float64) error {
 		return hyperErr(field, v, "0 ≤ "+field+" < 1")
 	}
 	return nil
+}
+
+// fillInitial sets every element of b, buffer k of a parameter with
+// hyperparameters h, to its value before the first step.
+func fillInitial[T Float](h Hyper, k int, b []T) {
+	v := T(h.initial(k))
+	if v == 0 {
+		clear(b) // +0
+		return
+	}
+	for i := range b {
+		b[i] = v
+	}
 }
 
 // values returns h's hyperparameters in order, for state files and tests.
@@ -205,6 +224,11 @@ func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, size int) error
 // falls), so those two bound every step. Step checks each block again
 // before it runs.
 func checkIn[T Float](h Hyper, ls float64) error {
+	for k, name := range h.buffers() {
+		if v := T(h.initial(k)); v-v != 0 {
+			return hyperErr("initial "+name, h.initial(k), "a value finite in the element type")
+		}
+	}
 	var c kernels.Coeffs
 	size := opsFor[T]().size
 	for _, step := range [...]int64{0, MaxStep - 1} {

@@ -89,6 +89,8 @@ func (c AdamConfig) buffers() []string {
 	return bufsAdam
 }
 
+func (AdamConfig) initial(int) float64 { return 0 }
+
 // The buffer lists, made once: a step asks for them.
 var (
 	bufsAdam    = []string{BufExpAvg, BufExpAvgSq}
@@ -145,6 +147,8 @@ func (c AdamWConfig) learningRate() float64 { return c.LR }
 func (c AdamWConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (c AdamWConfig) buffers() []string { return AdamConfig(c).buffers() }
+
+func (AdamWConfig) initial(int) float64 { return 0 }
 
 func (c AdamWConfig) kernel() kernelID { return AdamConfig(c).kernel() }
 

@@ -54,6 +54,8 @@ func (c EMAConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (EMAConfig) buffers() []string { return bufsMomentum }
 
+func (EMAConfig) initial(int) float64 { return 0 }
+
 func (EMAConfig) kernel() kernelID { return kernelMomentum }
 
 func (EMAConfig) coeffKey(int64) int64 { return 0 }

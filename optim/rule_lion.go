@@ -62,6 +62,8 @@ func (c LionConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (LionConfig) buffers() []string { return bufsLion }
 
+func (LionConfig) initial(int) float64 { return 0 }
+
 var bufsLion = []string{BufExpAvg}
 
 func (LionConfig) kernel() kernelID { return kernelLion }

@@ -86,6 +86,8 @@ func (c SGDConfig) buffers() []string {
 	return bufsMomentum
 }
 
+func (SGDConfig) initial(int) float64 { return 0 }
+
 var bufsMomentum = []string{BufMomentumBuffer}
 
 func (c SGDConfig) kernel() kernelID {

@@ -25,7 +25,8 @@ import (
 
 // layout allocates a new slab for the state buffers the groups need and
 // moves every parameter's existing buffers (or buffers loaded from a file)
-// into it; a buffer that had no contents starts at zero.
+// into it; a buffer that had no contents starts at its rule's initial
+// value (zero but for Adagrad's sum).
 func (o *Optimizer[T]) layout() {
 	size := o.ops.size
 	total := 0
@@ -64,6 +65,8 @@ func (o *Optimizer[T]) layout() {
 			b := slab[cur : cur+n : cur+n]
 			if len(p.buf[k]) == n {
 				copy(b, p.buf[k])
+			} else {
+				fillInitial(o.groups[p.group], k, b)
 			}
 			p.buf[k] = b
 			if n > 0 {

@@ -20,7 +20,7 @@ import (
 //
 //	magic    [8]byte  "FUSEOPTS"
 //	version  u32      2
-//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW, 5 Lion, …)
+//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW, 5 Lion, 6 Adagrad, …)
 //	elem     u8       bytes per element: 4 (float32) or 8 (float64)
 //	reserved u16      0
 //	groups   u32, then per group:
@@ -152,7 +152,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 		for k, name := range bufs {
 			e.u8(uint8(len(name)))
 			e.bytes([]byte(name))
-			writeElems(&e, p.buf[k], len(p.data)) // nil before the first step: zeros
+			writeElems(&e, p.buf[k], len(p.data), T(o.groups[p.group].initial(k))) // nil before the first step
 		}
 	}
 	sum := e.h.Sum64()
@@ -201,7 +201,8 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 // cannot use (see [New]), values of fields the kind's config does not have,
 // a step count above MaxStep, a second moment (exp_avg_sq,
 // max_exp_avg_sq) that is negative or NaN, a max_exp_avg_sq below
-// exp_avg_sq, and buffers that are not zero at step 0. What is stored is
+// exp_avg_sq, a negative or NaN Adagrad sum, and buffers that do not hold
+// their rule's initial value (zero but for Adagrad's sum) at step 0. What is stored is
 // exactly what was checked. intact state of another optimizer kind or element
 // type, or whose groups or parameters differ in number, names, groups,
 // shapes or sizes gives one wrapping ErrMismatch (which also matches
@@ -346,7 +347,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			}
 		}
 		if match && d.err == nil {
-			if err := checkBuffers(want, bufs[:nbuf], step); err != nil {
+			if err := checkBuffers(groups[group], bufs[:nbuf], step); err != nil {
 				d.invalid("parameter %q: %v", name, err)
 				break
 			}
@@ -384,23 +385,32 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	return nil
 }
 
-// checkBuffers returns an error when loaded state buffers (named by names)
-// hold what no optimizer step produces: a second moment that is negative or
-// NaN, a max_exp_avg_sq below exp_avg_sq, or anything but zeros before the
-// first step. (exp_avg and momentum_buffer can hold any value, NaN
-// included, after steps under the Propagate policy.)
-func checkBuffers[T Float](names []string, bufs [][]T, step int64) error {
+// checkBuffers returns an error when loaded state buffers (those of h's
+// rule, in its order) hold what no optimizer step produces: a second moment
+// or sum of squares that is negative or NaN, a max_exp_avg_sq below
+// exp_avg_sq, or anything but the rule's initial value (zero but for
+// Adagrad's sum) before the first step. (exp_avg and momentum_buffer can
+// hold any value, NaN included, after steps under the Propagate policy.)
+func checkBuffers[T Float](h Hyper, bufs [][]T, step int64) error {
+	names := h.buffers()
 	var v []T
 	for k, b := range bufs {
 		if step == 0 {
+			init := T(h.initial(k))
 			for i, x := range b {
-				if x != 0 || math.Signbit(float64(x)) {
-					return fmt.Errorf("%s[%d] = %v before the first step, want 0", names[k], i, x)
+				if x != init || math.Signbit(float64(x)) != math.Signbit(float64(init)) {
+					return fmt.Errorf("%s[%d] = %v before the first step, want %v", names[k], i, x, init)
 				}
 			}
 			continue
 		}
 		switch names[k] {
+		case BufSum:
+			for i, x := range b {
+				if !(x >= 0) {
+					return fmt.Errorf("%s[%d] = %v, want ≥ 0", names[k], i, x)
+				}
+			}
 		case BufExpAvgSq:
 			v = b
 			fallthrough
@@ -475,8 +485,8 @@ func (e *encoder) u64(v uint64) {
 	e.bytes(e.buf[:8])
 }
 
-// writeElems writes n elements of x, or n zeros when x is nil.
-func writeElems[T Float](e *encoder, x []T, n int) {
+// writeElems writes n elements of x, or n copies of init when x is nil.
+func writeElems[T Float](e *encoder, x []T, n int, init T) {
 	var scratch [1 << 12]byte
 	var z T
 	size := int(sizeOf(z))
@@ -485,7 +495,7 @@ func writeElems[T Float](e *encoder, x []T, n int) {
 		hi := min(lo+per, n)
 		b := scratch[:0]
 		for i := lo; i < hi; i++ {
-			var v T
+			v := init
 			if x != nil {
 				v = x[i]
 			}

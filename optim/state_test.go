@@ -48,6 +48,10 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 	case LionConfig:
 		c.LR /= 2
 		second = c
+	case AdagradConfig:
+		c.LR /= 2
+		c.InitialAccumulatorValue = 0.25
+		second = c
 	}
 	groups := []int{0, 1, 1}
 	setup := func(mod *testModel[T]) *Optimizer[T] {

@@ -154,9 +154,10 @@ type Stepper[T Float] struct {
 }
 
 // NewStepper returns a Stepper for a parameter of n elements, at step
-// count 0 with no state yet: its buffers are made, at zero, by the first
-// Step (placed away from that Step's parameter and gradient, as the
-// Optimizer places its state) or by Restore.
+// count 0 with no state yet: its buffers are made, at their initial values
+// (zero but for Adagrad's sum), by the first Step (placed away from that
+// Step's parameter and gradient, as the Optimizer places its state) or by
+// Restore.
 func (g *Group[T]) NewStepper(n int) (*Stepper[T], error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%w: a parameter of %d elements", ErrLength, n)
@@ -210,7 +211,7 @@ func (s *Stepper[T]) Step(p, g []T) error {
 		return err
 	}
 	if !slices.Equal(s.names, c.bufs) {
-		s.place(c.bufs, p, g)
+		s.place(c, p, g)
 	}
 	for _, b := range s.buf {
 		if overlap(p, b) || overlap(g, b) {
@@ -224,9 +225,11 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	return nil
 }
 
-// place lays out the buffers names in one slab, staggered from p and g and
-// from each other, keeping the values of buffers already held by name.
-func (s *Stepper[T]) place(names []string, p, g []T) {
+// place lays out the buffers of c in one slab, staggered from p and g and
+// from each other, keeping the values of buffers already held by name; a
+// new one starts at its rule's initial value.
+func (s *Stepper[T]) place(c *groupConf, p, g []T) {
+	names := c.bufs
 	size := s.g.ops.size
 	n := s.n
 	var slab []T
@@ -247,22 +250,28 @@ func (s *Stepper[T]) place(names []string, p, g []T) {
 		buf[i] = slab[cur : cur+n : cur+n]
 		streams = append(streams, base+uintptr(cur*size))
 		cur += n
-		copy(buf[i], s.Buffer(name))
+		if old := s.Buffer(name); old != nil {
+			copy(buf[i], old)
+		} else {
+			fillInitial(c.h, i, buf[i])
+		}
 	}
 	s.names, s.buf = slices.Clone(names), buf
 }
 
 // Restore sets the step count and the state buffers from saved values:
 // bufs[i] holds the buffer names[i], every name one of the group's rule,
-// each of Len elements (a missing one starts at zero). The values are
+// each of Len elements (a missing one starts at its rule's initial value,
+// zero but for Adagrad's sum). The values are
 // checked as Optimizer.Load checks them (no negative or NaN second moment,
-// max_exp_avg_sq not below exp_avg_sq, zeros at step 0); on an error,
+// max_exp_avg_sq not below exp_avg_sq, the initial values at step 0); on an error,
 // wrapping ErrState, nothing changes. The values are copied.
 func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
 	if step < 0 || step > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrState, step)
 	}
-	want := s.g.conf.Load().bufs
+	c := s.g.conf.Load()
+	want := c.bufs
 	ordered := make([][]T, len(want))
 	for i, name := range names {
 		j := slices.Index(want, name)
@@ -279,13 +288,14 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
 	for j := range ordered {
 		if ordered[j] == nil {
 			ordered[j] = make([]T, s.n)
+			fillInitial(c.h, j, ordered[j])
 		}
 	}
-	if err := checkBuffers(want, ordered, step); err != nil {
+	if err := checkBuffers(c.h, ordered, step); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
 	s.names, s.buf = nil, [3][]T{}
-	s.place(want, nil, nil)
+	s.place(c, nil, nil)
 	for j := range ordered {
 		copy(s.buf[j], ordered[j])
 	}

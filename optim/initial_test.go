@@ -1,0 +1,90 @@
+package optim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"testing"
+)
+
+// TestInitialState: Adagrad's sum starts at InitialAccumulatorValue in the
+// Optimizer (State and Save before the first step, the first step itself),
+// in a Stepper (new and restored) and in StateInit; Load and Restore at
+// step 0 accept that value and refuse anything else.
+func TestInitialState(t *testing.T) {
+	h := AdagradConfig{LR: 0.1, InitialAccumulatorValue: 0.25, Eps: 1e-10}
+	if got := StateInit(h); !slices.Equal(got, []float64{0.25}) {
+		t.Fatalf("StateInit = %v", got)
+	}
+	if got := StateInit(DefaultAdam()); !slices.Equal(got, []float64{0, 0}) {
+		t.Fatalf("StateInit(Adam) = %v", got)
+	}
+	o := mustNew[float32](t, h, Options{Workers: 1})
+	m := newTestModel[float32]([]int{3})
+	m.register(t, o, nil)
+	sum, err := o.State(m.names[0], BufSum)
+	if err != nil || !slices.Equal(sum, []float32{0.25, 0.25, 0.25}) {
+		t.Fatalf("sum before the first step = %v, %v", sum, err)
+	}
+	var buf bytes.Buffer
+	if err := o.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	at := bufferAt(t, data, BufSum)
+	if got := math.Float32frombits(binary.LittleEndian.Uint32(data[at:])); got != 0.25 {
+		t.Fatalf("saved sum at step 0 = %v", got)
+	}
+	if err := o.Load(bytes.NewReader(data)); err != nil {
+		t.Fatalf("a step-0 file with the initial sum: %v", err)
+	}
+	loadFails(t, o, putF32(data, at+4, 0), ErrState, "sum 0 at step 0")
+
+	// The first step starts from 0.25: g = 1 gives sum 1.25.
+	m.grad[0][0], m.grad[0][1], m.grad[0][2] = 1, 0, -2
+	mustStep(t, o)
+	sum, _ = o.State(m.names[0], BufSum)
+	if !slices.Equal(sum, []float32{1.25, 0.25, 4.25}) {
+		t.Fatalf("sum after a step = %v", sum)
+	}
+	var after bytes.Buffer
+	if err := o.Save(&after); err != nil {
+		t.Fatal(err)
+	}
+	loadFails(t, o, putF32(after.Bytes(), bufferAt(t, after.Bytes(), BufSum), -1), ErrState, "sum -1")
+	loadFails(t, o, putF32(after.Bytes(), bufferAt(t, after.Bytes(), BufSum), float32(math.NaN())), ErrState, "sum NaN")
+
+	g, err := NewGroup[float64](h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := g.NewStepper(2)
+	if err := s.Step([]float64{1, 1}, []float64{1, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Buffer(BufSum); !slices.Equal(got, []float64{1.25, 0.25}) {
+		t.Fatalf("stepper sum after a step = %v", got)
+	}
+	if err := s.Restore(0, nil, nil); err != nil {
+		t.Fatalf("restore at step 0 without buffers: %v", err)
+	}
+	if got := s.Buffer(BufSum); !slices.Equal(got, []float64{0.25, 0.25}) {
+		t.Fatalf("restored sum = %v", got)
+	}
+	if err := s.Restore(0, []string{BufSum}, [][]float64{{0, 0}}); !errors.Is(err, ErrState) {
+		t.Fatalf("restore of a zero sum at step 0: %v", err)
+	}
+	if err := s.Restore(4, []string{BufSum}, [][]float64{{0.5, -1}}); !errors.Is(err, ErrState) {
+		t.Fatalf("restore of a negative sum: %v", err)
+	}
+
+	// An initial value the element type cannot carry is refused.
+	if _, err := New[float32](AdagradConfig{LR: 0.1, InitialAccumulatorValue: 1e39}, Options{}); !errors.Is(err, ErrHyper) {
+		t.Fatalf("New with an initial sum that overflows float32: %v", err)
+	}
+	if _, err := New[float64](AdagradConfig{LR: 0.1, InitialAccumulatorValue: 1e39}, Options{}); err != nil {
+		t.Fatalf("the same in float64: %v", err)
+	}
+}
