@@ -19,10 +19,11 @@ const (
 	Adam     Op = "adam"     // Adam, no weight decay
 	AdamW    Op = "adamw"    // AdamW, decoupled weight decay 0.01
 	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
+	Adagrad  Op = "adagrad"  // Adagrad, no weight decay or learning-rate decay
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -61,6 +62,9 @@ var specs = map[Op]opSpec{
 		scalar64: func(p, g []float64, s [][]float64) {
 			lionScalarF64(p, g, s[0], lrLion, beta1, beta2Lion, wdAdamW)
 		}},
+	Adagrad: {title: "Adagrad", hyper: optim.AdagradConfig{LR: lrAdagrad, Eps: epsAdagrad},
+		scalar32: func(p, g []float32, s [][]float32) { adagradScalarF32(p, g, s[0], lrAdagrad, epsAdagrad) },
+		scalar64: func(p, g []float64, s [][]float64) { adagradScalarF64(p, g, s[0], lrAdagrad, epsAdagrad) }},
 }
 
 func adamScalar32(p, g []float32, s [][]float32, wd float64) {
@@ -170,16 +174,18 @@ func (p Prec) Title() string {
 // The hyperparameters of every comparison. The kernels' coefficients are
 // those of step adamT (Adam's bias corrections).
 const (
-	lrSGD     = 0.01
-	mu        = 0.9
-	lrAdam    = 1e-3
-	beta1     = 0.9
-	beta2     = 0.999
-	eps       = 1e-8
-	wdAdamW   = 0.01
-	lrLion    = 1e-4
-	beta2Lion = 0.99
-	adamT     = 10 // the Adam step number the bias corrections are those of
+	lrSGD      = 0.01
+	mu         = 0.9
+	lrAdam     = 1e-3
+	beta1      = 0.9
+	beta2      = 0.999
+	eps        = 1e-8
+	wdAdamW    = 0.01
+	lrLion     = 1e-4
+	beta2Lion  = 0.99
+	lrAdagrad  = 1e-2
+	epsAdagrad = 1e-10
+	adamT      = 10 // the Adam step number the bias corrections are those of
 )
 
 // coeffs returns the kernels' coefficients of a step of o in element type T.

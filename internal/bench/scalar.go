@@ -130,3 +130,24 @@ func lionScalarF64(p, g, m []float64, lr, b1, b2, wd float64) {
 		m[i] = b2*m[i] + (1-b2)*g[i]
 	}
 }
+
+// adagradScalarF32 is one torch.optim.Adagrad step (no weight decay or
+// learning-rate decay):
+//
+//	sum += g²
+//	p -= lr·g/(sqrt(sum) + eps)
+func adagradScalarF32(p, g, sum []float32, lr, eps float32) {
+	g, sum = g[:len(p)], sum[:len(p)]
+	for i := range p {
+		sum[i] += g[i] * g[i]
+		p[i] -= lr * g[i] / (float32(math.Sqrt(float64(sum[i]))) + eps)
+	}
+}
+
+func adagradScalarF64(p, g, sum []float64, lr, eps float64) {
+	g, sum = g[:len(p)], sum[:len(p)]
+	for i := range p {
+		sum[i] += g[i] * g[i]
+		p[i] -= lr * g[i] / (math.Sqrt(sum[i]) + eps)
+	}
+}

@@ -86,7 +86,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, adagrad, fast, reduce, roof
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -103,6 +103,9 @@ func parityCases() []pcase {
 	}
 	lion := func(h kernels.Lion) func(int64) (kernels.Coeffs, error) {
 		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
+	}
+	adagrad := func(h kernels.Adagrad) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
 	}
 	base := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	wd, w, ams, maxi := base, base, base, base
@@ -126,6 +129,9 @@ func parityCases() []pcase {
 		{name: "Lion", fam: "lion", coeffs: lion(kernels.Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.01})},
 		{name: "Lion maximize, scale", fam: "lion", coeffs: lion(kernels.Lion{LR: 1e-4, Beta1: 0.5, Beta2: 0.9,
 			Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
+		{name: "Adagrad", fam: "adagrad", coeffs: adagrad(kernels.Adagrad{LR: 1e-2, Eps: 1e-10})},
+		{name: "Adagrad weight decay, lr decay, maximize", fam: "adagrad", coeffs: adagrad(kernels.Adagrad{LR: 1e-2,
+			LRDecay: 0.01, WeightDecay: 0.01, Eps: 1e-10, Prelude: kernels.Prelude{Maximize: true}})},
 		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
@@ -189,6 +195,8 @@ func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 			err = k.Momentum(&c, a[0], a[1], a[2])
 		case "lion":
 			err = k.Lion(&c, a[0], a[1], a[2])
+		case "adagrad":
+			err = k.Adagrad(&c, a[0], a[1], a[2])
 		default:
 			var vmax []T
 			if pc.ams {
@@ -225,10 +233,15 @@ func compareScalar(r *Result, what, name string, want, got float64) {
 // parityOne runs one check on one input at the reference and every level.
 func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result, pc pcase, n, off int, seed uint64, special bool, what string) error {
 	switch pc.fam {
-	case "sgd", "momentum", "adam", "lion":
+	case "sgd", "momentum", "adam", "lion", "adagrad":
 		names := []string{"p", "g", "buf"}
-		if pc.fam == "lion" {
+		nonneg := map[int]bool{3: pc.fam == "adam", 4: true} // v, vmax
+		switch pc.fam {
+		case "lion":
 			names = []string{"p", "g", "m"}
+		case "adagrad":
+			names = []string{"p", "g", "sum"}
+			nonneg = map[int]bool{2: true}
 		}
 		if pc.fam == "adam" {
 			names = []string{"p", "g", "m", "v", "vmax"}
@@ -236,7 +249,7 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 				names = names[:4]
 			}
 		}
-		in := parityInput[T](len(names), n, off, seed, special, map[int]bool{3: pc.fam == "adam", 4: true})
+		in := parityInput[T](len(names), n, off, seed, special, nonneg)
 		want, ws := paritytest.CloneAll(in)
 		if err := runSteps(ref, &pc, ws); err != nil {
 			return fmt.Errorf("%s, reference: %w", what, err)
