@@ -51,6 +51,16 @@ func AdagradF32(c *Coeffs, p, grad, sum []float32) error { return active.Adagrad
 // AdagradF64 runs [Set.AdagradF64] at the active level.
 func AdagradF64(c *Coeffs, p, grad, sum []float64) error { return active.AdagradF64(c, p, grad, sum) }
 
+// RMSpropF32 runs [Set.RMSpropF32] at the active level.
+func RMSpropF32(c *Coeffs, p, grad, sq, buf, gavg []float32) error {
+	return active.RMSpropF32(c, p, grad, sq, buf, gavg)
+}
+
+// RMSpropF64 runs [Set.RMSpropF64] at the active level.
+func RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
+	return active.RMSpropF64(c, p, grad, sq, buf, gavg)
+}
+
 // SumSquaresF32 runs [Set.SumSquaresF32] at the active level.
 func SumSquaresF32(x []float32) float64 { return active.SumSquaresF32(x) }
 

@@ -165,6 +165,26 @@ func benchAdagrad[T Float](b *testing.B) {
 func BenchmarkAdagradF32(b *testing.B) { benchAdagrad[float32](b) }
 func BenchmarkAdagradF64(b *testing.B) { benchAdagrad[float64](b) }
 
+func benchRMSprop[T Float](b *testing.B) {
+	c := must(RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8}.Coeffs())
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](3, n)
+		a = append(a, nil, nil) // momentum_buffer and grad_avg unused
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 5)
+		run := rmspropKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkRMSpropF32(b *testing.B) { benchRMSprop[float32](b) }
+func BenchmarkRMSpropF64(b *testing.B) { benchRMSprop[float64](b) }
+
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())
 	benchLevels(b, func(b *testing.B, s *Set, n int) {

@@ -20,14 +20,16 @@ const (
 	famAdam
 	famLion
 	famAdagrad
+	famRMSprop
 )
 
-var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad"}
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
-// [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs], [Lion.Coeffs] or
-// [Adagrad.Coeffs]; the zero value is rejected by every kernel. A Coeffs is read-only for the kernels and may be
+// [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs], [Lion.Coeffs],
+// [Adagrad.Coeffs] or [RMSprop.Coeffs]; the zero value is rejected by every
+// kernel. A Coeffs is read-only for the kernels and may be
 // shared by goroutines.
 type Coeffs struct {
 	fam  family
@@ -107,7 +109,7 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 // rowDesc names each row by the hyperparameters it is computed from.
 var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
-	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2", abi.RowBeta2: "beta2", abi.RowIB2: "1/sqrt(1 - beta2^t)",
+	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha)", abi.RowBeta2: "beta2 (or alpha)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
 	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
@@ -492,5 +494,62 @@ func (h Adagrad) CoeffsInto(c *Coeffs, t int64) error {
 	// float64(…) rounds the product, as Python does: without it the
 	// compiler may fuse the multiply-add (it does on arm64).
 	c.set(abi.RowNegLR, -(h.LR / (1 + float64(float64(t-1)*h.LRDecay))))
+	return c.finish()
+}
+
+// RMSprop holds the hyperparameters of torch.optim.RMSprop.
+type RMSprop struct {
+	LR          float64 // learning rate, ≥ 0
+	Alpha       float64 // smoothing constant α of the averages, ≥ 0
+	Eps         float64 // added to the root, ≥ 0
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Momentum    float64 // μ, ≥ 0; > 0 keeps a momentum buffer
+	Centered    bool    // keep the gradient's average and divide by the centred root
+	Prelude
+}
+
+// Coeffs returns the coefficients of an RMSprop step.
+func (h RMSprop) Coeffs() (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c:
+//
+//	α, c2 = 1-α, -lr, μ
+//
+// in float64, then rounded once to the element type.
+func (h RMSprop) CoeffsInto(c *Coeffs) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"lr", h.LR}, {"alpha", h.Alpha}, {"eps", h.Eps}, {"weight_decay", h.WeightDecay}, {"momentum", h.Momentum}} {
+		if err := checkNonNeg(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.RMSpropWD
+	}
+	if h.Centered {
+		mode |= abi.RMSpropCentered
+	}
+	if h.Momentum > 0 {
+		mode |= abi.RMSpropMomentum
+	}
+	c.init(famRMSprop, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowC2, 1-h.Alpha)
+	c.set(abi.RowBeta2, h.Alpha)
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegLR, -h.LR)
+	c.set(abi.RowMu, h.Momentum)
 	return c.finish()
 }

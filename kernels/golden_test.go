@@ -179,6 +179,22 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			hashes[fmt.Sprintf("Adagrad%s/wd=%v/lr_decay=%v", prec, wd, decay)] = hashSlices(st[0], st[1])
 		}
 	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, centered := range []bool{false, true} {
+			for _, mu := range []float64{0, 0.9} {
+				h := RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, WeightDecay: wd, Momentum: mu, Centered: centered}
+				st, gr := goldenData[T](8)
+				for i := range st[1] {
+					st[1][i], st[2][i], st[3][i] = 0, 0, 0
+				}
+				c := must(h.Coeffs())
+				for step := range goldenSteps {
+					_ = rmspropKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2], st[3]})
+				}
+				hashes[fmt.Sprintf("RMSprop%s/wd=%v/centered=%v/momentum=%v", prec, wd, centered, mu)] = hashSlices(st[0], st[1], st[2], st[3])
+			}
+		}
+	}
 	{
 		st, _ := goldenData[T](4)
 		for step := range goldenSteps {

@@ -2666,6 +2666,829 @@ done:
 	VZEROUPPER
 	RET
 
+// func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·rmspropF32AVX2(SB), NOSPLIT, $0-64
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ buf+32(FP), SI
+	MOVQ gavg+40(FP), DI
+	MOVQ n+48(FP), R8
+	MOVQ mode+56(FP), R9
+	ANDQ $0x00000007, R9
+	CMPQ R9, $0x00000000
+	JEQ  mode0
+	CMPQ R9, $0x00000001
+	JEQ  mode1
+	CMPQ R9, $0x00000002
+	JEQ  mode2
+	CMPQ R9, $0x00000003
+	JEQ  mode3
+	CMPQ R9, $0x00000004
+	JEQ  mode4
+	CMPQ R9, $0x00000005
+	JEQ  mode5
+	CMPQ R9, $0x00000006
+	JEQ  mode6
+	JMP  mode7
+
+mode0:
+	XORQ SI, SI
+
+m0_loop:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (DX)(SI*4), Y0
+	VMOVUPS     32(DX)(SI*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(SI*4), Y1
+	VMOVUPS     32(CX)(SI*4), Y5
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(SI*4), Y3
+	VMOVUPS     32(BX)(SI*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(SI*4)
+	VMOVUPS     Y7, 32(BX)(SI*4)
+	VSQRTPS     Y3, Y2
+	VSQRTPS     Y7, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y3, Y4, Y2
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(SI*4)
+	VMOVUPS     Y5, 32(CX)(SI*4)
+	ADDQ        $0x00000010, SI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(SI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(SI*4), Y1
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(SI*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(SI*4)
+	VSQRTPS     Y3, Y2
+	VADDPS      448(AX), Y2, Y2
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(SI*4)
+	ADDQ        $0x00000008, SI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        DI
+	VMOVDQU     32(R8)(DI*4), Y0
+	VMASKMOVPS  (DX)(SI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(SI*4), Y0, Y2
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(SI*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(SI*4)
+	VSQRTPS     Y4, Y3
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(SI*4)
+	JMP         done
+
+mode1:
+	XORQ SI, SI
+
+m1_loop:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (DX)(SI*4), Y0
+	VMOVUPS     32(DX)(SI*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(SI*4), Y1
+	VMOVUPS     32(CX)(SI*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(SI*4), Y3
+	VMOVUPS     32(BX)(SI*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(SI*4)
+	VMOVUPS     Y7, 32(BX)(SI*4)
+	VSQRTPS     Y3, Y2
+	VSQRTPS     Y7, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y3, Y4, Y2
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(SI*4)
+	VMOVUPS     Y5, 32(CX)(SI*4)
+	ADDQ        $0x00000010, SI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(SI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(SI*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(SI*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(SI*4)
+	VSQRTPS     Y3, Y2
+	VADDPS      448(AX), Y2, Y2
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(SI*4)
+	ADDQ        $0x00000008, SI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        DI
+	VMOVDQU     32(R8)(DI*4), Y0
+	VMASKMOVPS  (DX)(SI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(SI*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(SI*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(SI*4)
+	VSQRTPS     Y4, Y3
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(SI*4)
+	JMP         done
+
+mode2:
+	XORQ SI, SI
+
+m2_loop:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000010
+	JLT         m2_single
+	VMOVUPS     (DX)(SI*4), Y0
+	VMOVUPS     32(DX)(SI*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(SI*4), Y1
+	VMOVUPS     32(CX)(SI*4), Y5
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(SI*4), Y3
+	VMOVUPS     32(BX)(SI*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(SI*4)
+	VMOVUPS     Y7, 32(BX)(SI*4)
+	VMOVUPS     (DI)(SI*4), Y2
+	VMOVUPS     32(DI)(SI*4), Y8
+	VSUBPS      Y2, Y0, Y6
+	VSUBPS      Y8, Y4, Y9
+	VFMADD231PS 256(AX), Y6, Y2
+	VFMADD231PS 256(AX), Y9, Y8
+	VMOVUPS     Y2, (DI)(SI*4)
+	VMOVUPS     Y8, 32(DI)(SI*4)
+	VMULPS      Y2, Y2, Y2
+	VMULPS      Y8, Y8, Y6
+	VSUBPS      Y2, Y3, Y2
+	VSUBPS      Y6, Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y3, Y4, Y2
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(SI*4)
+	VMOVUPS     Y5, 32(CX)(SI*4)
+	ADDQ        $0x00000010, SI
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m2_tail
+	VMOVUPS     (DX)(SI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(SI*4), Y1
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(SI*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(SI*4)
+	VMOVUPS     (DI)(SI*4), Y2
+	VSUBPS      Y2, Y0, Y4
+	VFMADD231PS 256(AX), Y4, Y2
+	VMOVUPS     Y2, (DI)(SI*4)
+	VMULPS      Y2, Y2, Y2
+	VSUBPS      Y2, Y3, Y2
+	VSQRTPS     Y2, Y2
+	VADDPS      448(AX), Y2, Y2
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(SI*4)
+	ADDQ        $0x00000008, SI
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*4), Y0
+	VMASKMOVPS  (DX)(SI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(SI*4), Y0, Y2
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(SI*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(SI*4)
+	VMASKMOVPS  (DI)(SI*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y5
+	VFMADD231PS 256(AX), Y5, Y3
+	VMASKMOVPS  Y3, Y0, (DI)(SI*4)
+	VMULPS      Y3, Y3, Y3
+	VSUBPS      Y3, Y4, Y3
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(SI*4)
+	JMP         done
+
+mode3:
+	XORQ SI, SI
+
+m3_loop:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000010
+	JLT         m3_single
+	VMOVUPS     (DX)(SI*4), Y0
+	VMOVUPS     32(DX)(SI*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(SI*4), Y1
+	VMOVUPS     32(CX)(SI*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(SI*4), Y3
+	VMOVUPS     32(BX)(SI*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(SI*4)
+	VMOVUPS     Y7, 32(BX)(SI*4)
+	VMOVUPS     (DI)(SI*4), Y2
+	VMOVUPS     32(DI)(SI*4), Y8
+	VSUBPS      Y2, Y0, Y6
+	VSUBPS      Y8, Y4, Y9
+	VFMADD231PS 256(AX), Y6, Y2
+	VFMADD231PS 256(AX), Y9, Y8
+	VMOVUPS     Y2, (DI)(SI*4)
+	VMOVUPS     Y8, 32(DI)(SI*4)
+	VMULPS      Y2, Y2, Y2
+	VMULPS      Y8, Y8, Y6
+	VSUBPS      Y2, Y3, Y2
+	VSUBPS      Y6, Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y3, Y4, Y2
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(SI*4)
+	VMOVUPS     Y5, 32(CX)(SI*4)
+	ADDQ        $0x00000010, SI
+	JMP         m3_loop
+
+m3_single:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m3_tail
+	VMOVUPS     (DX)(SI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(SI*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(SI*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(SI*4)
+	VMOVUPS     (DI)(SI*4), Y2
+	VSUBPS      Y2, Y0, Y4
+	VFMADD231PS 256(AX), Y4, Y2
+	VMOVUPS     Y2, (DI)(SI*4)
+	VMULPS      Y2, Y2, Y2
+	VSUBPS      Y2, Y3, Y2
+	VSQRTPS     Y2, Y2
+	VADDPS      448(AX), Y2, Y2
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(SI*4)
+	ADDQ        $0x00000008, SI
+	JMP         m3_single
+
+m3_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*4), Y0
+	VMASKMOVPS  (DX)(SI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(SI*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(SI*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(SI*4)
+	VMASKMOVPS  (DI)(SI*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y5
+	VFMADD231PS 256(AX), Y5, Y3
+	VMASKMOVPS  Y3, Y0, (DI)(SI*4)
+	VMULPS      Y3, Y3, Y3
+	VSUBPS      Y3, Y4, Y3
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(SI*4)
+	JMP         done
+
+mode4:
+	XORQ DI, DI
+
+m4_loop:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000010
+	JLT         m4_single
+	VMOVUPS     (DX)(DI*4), Y0
+	VMOVUPS     32(DX)(DI*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(DI*4), Y1
+	VMOVUPS     32(CX)(DI*4), Y5
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(DI*4), Y3
+	VMOVUPS     32(BX)(DI*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(DI*4)
+	VMOVUPS     Y7, 32(BX)(DI*4)
+	VSQRTPS     Y3, Y2
+	VSQRTPS     Y7, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y6
+	VMOVUPS     (SI)(DI*4), Y3
+	VMOVUPS     32(SI)(DI*4), Y7
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y6, Y4, Y2
+	VFMADD231PS 640(AX), Y3, Y0
+	VFMADD231PS 640(AX), Y7, Y2
+	VMOVUPS     Y0, (SI)(DI*4)
+	VMOVUPS     Y2, 32(SI)(DI*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(DI*4)
+	VMOVUPS     Y5, 32(CX)(DI*4)
+	ADDQ        $0x00000010, DI
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m4_tail
+	VMOVUPS     (DX)(DI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(DI*4), Y1
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(DI*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(DI*4)
+	VSQRTPS     Y3, Y2
+	VADDPS      448(AX), Y2, Y2
+	VMOVUPS     (SI)(DI*4), Y3
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 640(AX), Y3, Y0
+	VMOVUPS     Y0, (SI)(DI*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*4), Y0
+	VMASKMOVPS  (DX)(DI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(DI*4), Y0, Y2
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(DI*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(DI*4)
+	VSQRTPS     Y4, Y3
+	VADDPS      448(AX), Y3, Y3
+	VMASKMOVPS  (SI)(DI*4), Y0, Y4
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 640(AX), Y4, Y1
+	VMASKMOVPS  Y1, Y0, (SI)(DI*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(DI*4)
+	JMP         done
+
+mode5:
+	XORQ DI, DI
+
+m5_loop:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000010
+	JLT         m5_single
+	VMOVUPS     (DX)(DI*4), Y0
+	VMOVUPS     32(DX)(DI*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(DI*4), Y1
+	VMOVUPS     32(CX)(DI*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(DI*4), Y3
+	VMOVUPS     32(BX)(DI*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(DI*4)
+	VMOVUPS     Y7, 32(BX)(DI*4)
+	VSQRTPS     Y3, Y2
+	VSQRTPS     Y7, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y6
+	VMOVUPS     (SI)(DI*4), Y3
+	VMOVUPS     32(SI)(DI*4), Y7
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y6, Y4, Y2
+	VFMADD231PS 640(AX), Y3, Y0
+	VFMADD231PS 640(AX), Y7, Y2
+	VMOVUPS     Y0, (SI)(DI*4)
+	VMOVUPS     Y2, 32(SI)(DI*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(DI*4)
+	VMOVUPS     Y5, 32(CX)(DI*4)
+	ADDQ        $0x00000010, DI
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m5_tail
+	VMOVUPS     (DX)(DI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(DI*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(DI*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(DI*4)
+	VSQRTPS     Y3, Y2
+	VADDPS      448(AX), Y2, Y2
+	VMOVUPS     (SI)(DI*4), Y3
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 640(AX), Y3, Y0
+	VMOVUPS     Y0, (SI)(DI*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*4), Y0
+	VMASKMOVPS  (DX)(DI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(DI*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(DI*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(DI*4)
+	VSQRTPS     Y4, Y3
+	VADDPS      448(AX), Y3, Y3
+	VMASKMOVPS  (SI)(DI*4), Y0, Y4
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 640(AX), Y4, Y1
+	VMASKMOVPS  Y1, Y0, (SI)(DI*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(DI*4)
+	JMP         done
+
+mode6:
+	XORQ R9, R9
+
+m6_loop:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000010
+	JLT         m6_single
+	VMOVUPS     (DX)(R9*4), Y0
+	VMOVUPS     32(DX)(R9*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R9*4), Y1
+	VMOVUPS     32(CX)(R9*4), Y5
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(R9*4), Y3
+	VMOVUPS     32(BX)(R9*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(R9*4)
+	VMOVUPS     Y7, 32(BX)(R9*4)
+	VMOVUPS     (DI)(R9*4), Y2
+	VMOVUPS     32(DI)(R9*4), Y8
+	VSUBPS      Y2, Y0, Y6
+	VSUBPS      Y8, Y4, Y9
+	VFMADD231PS 256(AX), Y6, Y2
+	VFMADD231PS 256(AX), Y9, Y8
+	VMOVUPS     Y2, (DI)(R9*4)
+	VMOVUPS     Y8, 32(DI)(R9*4)
+	VMULPS      Y2, Y2, Y2
+	VMULPS      Y8, Y8, Y6
+	VSUBPS      Y2, Y3, Y2
+	VSUBPS      Y6, Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y6
+	VMOVUPS     (SI)(R9*4), Y3
+	VMOVUPS     32(SI)(R9*4), Y7
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y6, Y4, Y2
+	VFMADD231PS 640(AX), Y3, Y0
+	VFMADD231PS 640(AX), Y7, Y2
+	VMOVUPS     Y0, (SI)(R9*4)
+	VMOVUPS     Y2, 32(SI)(R9*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(R9*4)
+	VMOVUPS     Y5, 32(CX)(R9*4)
+	ADDQ        $0x00000010, R9
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000008
+	JLT         m6_tail
+	VMOVUPS     (DX)(R9*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R9*4), Y1
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(R9*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(R9*4)
+	VMOVUPS     (DI)(R9*4), Y2
+	VSUBPS      Y2, Y0, Y4
+	VFMADD231PS 256(AX), Y4, Y2
+	VMOVUPS     Y2, (DI)(R9*4)
+	VMULPS      Y2, Y2, Y2
+	VSUBPS      Y2, Y3, Y2
+	VSQRTPS     Y2, Y2
+	VADDPS      448(AX), Y2, Y2
+	VMOVUPS     (SI)(R9*4), Y3
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 640(AX), Y3, Y0
+	VMOVUPS     Y0, (SI)(R9*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R9*4)
+	ADDQ        $0x00000008, R9
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R10, R10
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R10
+	VMOVDQU     32(R8)(R10*4), Y0
+	VMASKMOVPS  (DX)(R9*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R9*4), Y0, Y2
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(R9*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(R9*4)
+	VMASKMOVPS  (DI)(R9*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y5
+	VFMADD231PS 256(AX), Y5, Y3
+	VMASKMOVPS  Y3, Y0, (DI)(R9*4)
+	VMULPS      Y3, Y3, Y3
+	VSUBPS      Y3, Y4, Y3
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y3, Y3
+	VMASKMOVPS  (SI)(R9*4), Y0, Y4
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 640(AX), Y4, Y1
+	VMASKMOVPS  Y1, Y0, (SI)(R9*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R9*4)
+	JMP         done
+
+mode7:
+	XORQ R9, R9
+
+m7_loop:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000010
+	JLT         m7_single
+	VMOVUPS     (DX)(R9*4), Y0
+	VMOVUPS     32(DX)(R9*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R9*4), Y1
+	VMOVUPS     32(CX)(R9*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(R9*4), Y3
+	VMOVUPS     32(BX)(R9*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(R9*4)
+	VMOVUPS     Y7, 32(BX)(R9*4)
+	VMOVUPS     (DI)(R9*4), Y2
+	VMOVUPS     32(DI)(R9*4), Y8
+	VSUBPS      Y2, Y0, Y6
+	VSUBPS      Y8, Y4, Y9
+	VFMADD231PS 256(AX), Y6, Y2
+	VFMADD231PS 256(AX), Y9, Y8
+	VMOVUPS     Y2, (DI)(R9*4)
+	VMOVUPS     Y8, 32(DI)(R9*4)
+	VMULPS      Y2, Y2, Y2
+	VMULPS      Y8, Y8, Y6
+	VSUBPS      Y2, Y3, Y2
+	VSUBPS      Y6, Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y2, Y2
+	VADDPS      448(AX), Y3, Y6
+	VMOVUPS     (SI)(R9*4), Y3
+	VMOVUPS     32(SI)(R9*4), Y7
+	VDIVPS      Y2, Y0, Y0
+	VDIVPS      Y6, Y4, Y2
+	VFMADD231PS 640(AX), Y3, Y0
+	VFMADD231PS 640(AX), Y7, Y2
+	VMOVUPS     Y0, (SI)(R9*4)
+	VMOVUPS     Y2, 32(SI)(R9*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(R9*4)
+	VMOVUPS     Y5, 32(CX)(R9*4)
+	ADDQ        $0x00000010, R9
+	JMP         m7_loop
+
+m7_single:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000008
+	JLT         m7_tail
+	VMOVUPS     (DX)(R9*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R9*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(R9*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(R9*4)
+	VMOVUPS     (DI)(R9*4), Y2
+	VSUBPS      Y2, Y0, Y4
+	VFMADD231PS 256(AX), Y4, Y2
+	VMOVUPS     Y2, (DI)(R9*4)
+	VMULPS      Y2, Y2, Y2
+	VSUBPS      Y2, Y3, Y2
+	VSQRTPS     Y2, Y2
+	VADDPS      448(AX), Y2, Y2
+	VMOVUPS     (SI)(R9*4), Y3
+	VDIVPS      Y2, Y0, Y0
+	VFMADD231PS 640(AX), Y3, Y0
+	VMOVUPS     Y0, (SI)(R9*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R9*4)
+	ADDQ        $0x00000008, R9
+	JMP         m7_single
+
+m7_tail:
+	TESTQ       R10, R10
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R10
+	VMOVDQU     32(R8)(R10*4), Y0
+	VMASKMOVPS  (DX)(R9*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R9*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(R9*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(R9*4)
+	VMASKMOVPS  (DI)(R9*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y5
+	VFMADD231PS 256(AX), Y5, Y3
+	VMASKMOVPS  Y3, Y0, (DI)(R9*4)
+	VMULPS      Y3, Y3, Y3
+	VSUBPS      Y3, Y4, Y3
+	VSQRTPS     Y3, Y3
+	VADDPS      448(AX), Y3, Y3
+	VMASKMOVPS  (SI)(R9*4), Y0, Y4
+	VDIVPS      Y3, Y1, Y1
+	VFMADD231PS 640(AX), Y4, Y1
+	VMASKMOVPS  Y1, Y0, (SI)(R9*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R9*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX2(x *float32, n int, s float32)
 // Requires: AVX, AVX2, SSE
 TEXT ·scaleF32AVX2(SB), NOSPLIT, $0-20
@@ -5855,6 +6678,829 @@ m1_tail:
 	VDIVPD      Y3, Y1, Y1
 	VFMADD231PD 576(AX), Y1, Y2
 	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·rmspropF64AVX2(SB), NOSPLIT, $0-64
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ buf+32(FP), SI
+	MOVQ gavg+40(FP), DI
+	MOVQ n+48(FP), R8
+	MOVQ mode+56(FP), R9
+	ANDQ $0x00000007, R9
+	CMPQ R9, $0x00000000
+	JEQ  mode0
+	CMPQ R9, $0x00000001
+	JEQ  mode1
+	CMPQ R9, $0x00000002
+	JEQ  mode2
+	CMPQ R9, $0x00000003
+	JEQ  mode3
+	CMPQ R9, $0x00000004
+	JEQ  mode4
+	CMPQ R9, $0x00000005
+	JEQ  mode5
+	CMPQ R9, $0x00000006
+	JEQ  mode6
+	JMP  mode7
+
+mode0:
+	XORQ SI, SI
+
+m0_loop:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (DX)(SI*8), Y0
+	VMOVUPD     32(DX)(SI*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(SI*8), Y1
+	VMOVUPD     32(CX)(SI*8), Y5
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(SI*8), Y3
+	VMOVUPD     32(BX)(SI*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(SI*8)
+	VMOVUPD     Y7, 32(BX)(SI*8)
+	VSQRTPD     Y3, Y2
+	VSQRTPD     Y7, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y3, Y4, Y2
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(SI*8)
+	VMOVUPD     Y5, 32(CX)(SI*8)
+	ADDQ        $0x00000008, SI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(SI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(SI*8), Y1
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(SI*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(SI*8)
+	VSQRTPD     Y3, Y2
+	VADDPD      448(AX), Y2, Y2
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(SI*8)
+	ADDQ        $0x00000004, SI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        DI
+	VMOVDQU     32(R8)(DI*8), Y0
+	VMASKMOVPD  (DX)(SI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(SI*8), Y0, Y2
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(SI*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(SI*8)
+	VSQRTPD     Y4, Y3
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(SI*8)
+	JMP         done
+
+mode1:
+	XORQ SI, SI
+
+m1_loop:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (DX)(SI*8), Y0
+	VMOVUPD     32(DX)(SI*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(SI*8), Y1
+	VMOVUPD     32(CX)(SI*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(SI*8), Y3
+	VMOVUPD     32(BX)(SI*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(SI*8)
+	VMOVUPD     Y7, 32(BX)(SI*8)
+	VSQRTPD     Y3, Y2
+	VSQRTPD     Y7, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y3, Y4, Y2
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(SI*8)
+	VMOVUPD     Y5, 32(CX)(SI*8)
+	ADDQ        $0x00000008, SI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        R8, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(SI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(SI*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(SI*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(SI*8)
+	VSQRTPD     Y3, Y2
+	VADDPD      448(AX), Y2, Y2
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(SI*8)
+	ADDQ        $0x00000004, SI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        DI
+	VMOVDQU     32(R8)(DI*8), Y0
+	VMASKMOVPD  (DX)(SI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(SI*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(SI*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(SI*8)
+	VSQRTPD     Y4, Y3
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(SI*8)
+	JMP         done
+
+mode2:
+	XORQ SI, SI
+
+m2_loop:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m2_single
+	VMOVUPD     (DX)(SI*8), Y0
+	VMOVUPD     32(DX)(SI*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(SI*8), Y1
+	VMOVUPD     32(CX)(SI*8), Y5
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(SI*8), Y3
+	VMOVUPD     32(BX)(SI*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(SI*8)
+	VMOVUPD     Y7, 32(BX)(SI*8)
+	VMOVUPD     (DI)(SI*8), Y2
+	VMOVUPD     32(DI)(SI*8), Y8
+	VSUBPD      Y2, Y0, Y6
+	VSUBPD      Y8, Y4, Y9
+	VFMADD231PD 256(AX), Y6, Y2
+	VFMADD231PD 256(AX), Y9, Y8
+	VMOVUPD     Y2, (DI)(SI*8)
+	VMOVUPD     Y8, 32(DI)(SI*8)
+	VMULPD      Y2, Y2, Y2
+	VMULPD      Y8, Y8, Y6
+	VSUBPD      Y2, Y3, Y2
+	VSUBPD      Y6, Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y3, Y4, Y2
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(SI*8)
+	VMOVUPD     Y5, 32(CX)(SI*8)
+	ADDQ        $0x00000008, SI
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000004
+	JLT         m2_tail
+	VMOVUPD     (DX)(SI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(SI*8), Y1
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(SI*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(SI*8)
+	VMOVUPD     (DI)(SI*8), Y2
+	VSUBPD      Y2, Y0, Y4
+	VFMADD231PD 256(AX), Y4, Y2
+	VMOVUPD     Y2, (DI)(SI*8)
+	VMULPD      Y2, Y2, Y2
+	VSUBPD      Y2, Y3, Y2
+	VSQRTPD     Y2, Y2
+	VADDPD      448(AX), Y2, Y2
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(SI*8)
+	ADDQ        $0x00000004, SI
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*8), Y0
+	VMASKMOVPD  (DX)(SI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(SI*8), Y0, Y2
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(SI*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(SI*8)
+	VMASKMOVPD  (DI)(SI*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y5
+	VFMADD231PD 256(AX), Y5, Y3
+	VMASKMOVPD  Y3, Y0, (DI)(SI*8)
+	VMULPD      Y3, Y3, Y3
+	VSUBPD      Y3, Y4, Y3
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(SI*8)
+	JMP         done
+
+mode3:
+	XORQ SI, SI
+
+m3_loop:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m3_single
+	VMOVUPD     (DX)(SI*8), Y0
+	VMOVUPD     32(DX)(SI*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(SI*8), Y1
+	VMOVUPD     32(CX)(SI*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(SI*8), Y3
+	VMOVUPD     32(BX)(SI*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(SI*8)
+	VMOVUPD     Y7, 32(BX)(SI*8)
+	VMOVUPD     (DI)(SI*8), Y2
+	VMOVUPD     32(DI)(SI*8), Y8
+	VSUBPD      Y2, Y0, Y6
+	VSUBPD      Y8, Y4, Y9
+	VFMADD231PD 256(AX), Y6, Y2
+	VFMADD231PD 256(AX), Y9, Y8
+	VMOVUPD     Y2, (DI)(SI*8)
+	VMOVUPD     Y8, 32(DI)(SI*8)
+	VMULPD      Y2, Y2, Y2
+	VMULPD      Y8, Y8, Y6
+	VSUBPD      Y2, Y3, Y2
+	VSUBPD      Y6, Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y3, Y4, Y2
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(SI*8)
+	VMOVUPD     Y5, 32(CX)(SI*8)
+	ADDQ        $0x00000008, SI
+	JMP         m3_loop
+
+m3_single:
+	MOVQ        R8, R9
+	SUBQ        SI, R9
+	CMPQ        R9, $0x00000004
+	JLT         m3_tail
+	VMOVUPD     (DX)(SI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(SI*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(SI*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(SI*8)
+	VMOVUPD     (DI)(SI*8), Y2
+	VSUBPD      Y2, Y0, Y4
+	VFMADD231PD 256(AX), Y4, Y2
+	VMOVUPD     Y2, (DI)(SI*8)
+	VMULPD      Y2, Y2, Y2
+	VSUBPD      Y2, Y3, Y2
+	VSQRTPD     Y2, Y2
+	VADDPD      448(AX), Y2, Y2
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(SI*8)
+	ADDQ        $0x00000004, SI
+	JMP         m3_single
+
+m3_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*8), Y0
+	VMASKMOVPD  (DX)(SI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(SI*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(SI*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(SI*8)
+	VMASKMOVPD  (DI)(SI*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y5
+	VFMADD231PD 256(AX), Y5, Y3
+	VMASKMOVPD  Y3, Y0, (DI)(SI*8)
+	VMULPD      Y3, Y3, Y3
+	VSUBPD      Y3, Y4, Y3
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(SI*8)
+	JMP         done
+
+mode4:
+	XORQ DI, DI
+
+m4_loop:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m4_single
+	VMOVUPD     (DX)(DI*8), Y0
+	VMOVUPD     32(DX)(DI*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(DI*8), Y1
+	VMOVUPD     32(CX)(DI*8), Y5
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(DI*8), Y3
+	VMOVUPD     32(BX)(DI*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(DI*8)
+	VMOVUPD     Y7, 32(BX)(DI*8)
+	VSQRTPD     Y3, Y2
+	VSQRTPD     Y7, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y6
+	VMOVUPD     (SI)(DI*8), Y3
+	VMOVUPD     32(SI)(DI*8), Y7
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y6, Y4, Y2
+	VFMADD231PD 640(AX), Y3, Y0
+	VFMADD231PD 640(AX), Y7, Y2
+	VMOVUPD     Y0, (SI)(DI*8)
+	VMOVUPD     Y2, 32(SI)(DI*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(DI*8)
+	VMOVUPD     Y5, 32(CX)(DI*8)
+	ADDQ        $0x00000008, DI
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000004
+	JLT         m4_tail
+	VMOVUPD     (DX)(DI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(DI*8), Y1
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(DI*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(DI*8)
+	VSQRTPD     Y3, Y2
+	VADDPD      448(AX), Y2, Y2
+	VMOVUPD     (SI)(DI*8), Y3
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 640(AX), Y3, Y0
+	VMOVUPD     Y0, (SI)(DI*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*8), Y0
+	VMASKMOVPD  (DX)(DI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(DI*8), Y0, Y2
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(DI*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(DI*8)
+	VSQRTPD     Y4, Y3
+	VADDPD      448(AX), Y3, Y3
+	VMASKMOVPD  (SI)(DI*8), Y0, Y4
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 640(AX), Y4, Y1
+	VMASKMOVPD  Y1, Y0, (SI)(DI*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
+	JMP         done
+
+mode5:
+	XORQ DI, DI
+
+m5_loop:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000008
+	JLT         m5_single
+	VMOVUPD     (DX)(DI*8), Y0
+	VMOVUPD     32(DX)(DI*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(DI*8), Y1
+	VMOVUPD     32(CX)(DI*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(DI*8), Y3
+	VMOVUPD     32(BX)(DI*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(DI*8)
+	VMOVUPD     Y7, 32(BX)(DI*8)
+	VSQRTPD     Y3, Y2
+	VSQRTPD     Y7, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y6
+	VMOVUPD     (SI)(DI*8), Y3
+	VMOVUPD     32(SI)(DI*8), Y7
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y6, Y4, Y2
+	VFMADD231PD 640(AX), Y3, Y0
+	VFMADD231PD 640(AX), Y7, Y2
+	VMOVUPD     Y0, (SI)(DI*8)
+	VMOVUPD     Y2, 32(SI)(DI*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(DI*8)
+	VMOVUPD     Y5, 32(CX)(DI*8)
+	ADDQ        $0x00000008, DI
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        R8, R9
+	SUBQ        DI, R9
+	CMPQ        R9, $0x00000004
+	JLT         m5_tail
+	VMOVUPD     (DX)(DI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(DI*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(DI*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(DI*8)
+	VSQRTPD     Y3, Y2
+	VADDPD      448(AX), Y2, Y2
+	VMOVUPD     (SI)(DI*8), Y3
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 640(AX), Y3, Y0
+	VMOVUPD     Y0, (SI)(DI*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R9
+	VMOVDQU     32(R8)(R9*8), Y0
+	VMASKMOVPD  (DX)(DI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(DI*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(DI*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(DI*8)
+	VSQRTPD     Y4, Y3
+	VADDPD      448(AX), Y3, Y3
+	VMASKMOVPD  (SI)(DI*8), Y0, Y4
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 640(AX), Y4, Y1
+	VMASKMOVPD  Y1, Y0, (SI)(DI*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(DI*8)
+	JMP         done
+
+mode6:
+	XORQ R9, R9
+
+m6_loop:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000008
+	JLT         m6_single
+	VMOVUPD     (DX)(R9*8), Y0
+	VMOVUPD     32(DX)(R9*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R9*8), Y1
+	VMOVUPD     32(CX)(R9*8), Y5
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(R9*8), Y3
+	VMOVUPD     32(BX)(R9*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(R9*8)
+	VMOVUPD     Y7, 32(BX)(R9*8)
+	VMOVUPD     (DI)(R9*8), Y2
+	VMOVUPD     32(DI)(R9*8), Y8
+	VSUBPD      Y2, Y0, Y6
+	VSUBPD      Y8, Y4, Y9
+	VFMADD231PD 256(AX), Y6, Y2
+	VFMADD231PD 256(AX), Y9, Y8
+	VMOVUPD     Y2, (DI)(R9*8)
+	VMOVUPD     Y8, 32(DI)(R9*8)
+	VMULPD      Y2, Y2, Y2
+	VMULPD      Y8, Y8, Y6
+	VSUBPD      Y2, Y3, Y2
+	VSUBPD      Y6, Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y6
+	VMOVUPD     (SI)(R9*8), Y3
+	VMOVUPD     32(SI)(R9*8), Y7
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y6, Y4, Y2
+	VFMADD231PD 640(AX), Y3, Y0
+	VFMADD231PD 640(AX), Y7, Y2
+	VMOVUPD     Y0, (SI)(R9*8)
+	VMOVUPD     Y2, 32(SI)(R9*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(R9*8)
+	VMOVUPD     Y5, 32(CX)(R9*8)
+	ADDQ        $0x00000008, R9
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000004
+	JLT         m6_tail
+	VMOVUPD     (DX)(R9*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R9*8), Y1
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(R9*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(R9*8)
+	VMOVUPD     (DI)(R9*8), Y2
+	VSUBPD      Y2, Y0, Y4
+	VFMADD231PD 256(AX), Y4, Y2
+	VMOVUPD     Y2, (DI)(R9*8)
+	VMULPD      Y2, Y2, Y2
+	VSUBPD      Y2, Y3, Y2
+	VSQRTPD     Y2, Y2
+	VADDPD      448(AX), Y2, Y2
+	VMOVUPD     (SI)(R9*8), Y3
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 640(AX), Y3, Y0
+	VMOVUPD     Y0, (SI)(R9*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R9*8)
+	ADDQ        $0x00000004, R9
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R10, R10
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R10
+	VMOVDQU     32(R8)(R10*8), Y0
+	VMASKMOVPD  (DX)(R9*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R9*8), Y0, Y2
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(R9*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(R9*8)
+	VMASKMOVPD  (DI)(R9*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y5
+	VFMADD231PD 256(AX), Y5, Y3
+	VMASKMOVPD  Y3, Y0, (DI)(R9*8)
+	VMULPD      Y3, Y3, Y3
+	VSUBPD      Y3, Y4, Y3
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y3, Y3
+	VMASKMOVPD  (SI)(R9*8), Y0, Y4
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 640(AX), Y4, Y1
+	VMASKMOVPD  Y1, Y0, (SI)(R9*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R9*8)
+	JMP         done
+
+mode7:
+	XORQ R9, R9
+
+m7_loop:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000008
+	JLT         m7_single
+	VMOVUPD     (DX)(R9*8), Y0
+	VMOVUPD     32(DX)(R9*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R9*8), Y1
+	VMOVUPD     32(CX)(R9*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(R9*8), Y3
+	VMOVUPD     32(BX)(R9*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(R9*8)
+	VMOVUPD     Y7, 32(BX)(R9*8)
+	VMOVUPD     (DI)(R9*8), Y2
+	VMOVUPD     32(DI)(R9*8), Y8
+	VSUBPD      Y2, Y0, Y6
+	VSUBPD      Y8, Y4, Y9
+	VFMADD231PD 256(AX), Y6, Y2
+	VFMADD231PD 256(AX), Y9, Y8
+	VMOVUPD     Y2, (DI)(R9*8)
+	VMOVUPD     Y8, 32(DI)(R9*8)
+	VMULPD      Y2, Y2, Y2
+	VMULPD      Y8, Y8, Y6
+	VSUBPD      Y2, Y3, Y2
+	VSUBPD      Y6, Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y2, Y2
+	VADDPD      448(AX), Y3, Y6
+	VMOVUPD     (SI)(R9*8), Y3
+	VMOVUPD     32(SI)(R9*8), Y7
+	VDIVPD      Y2, Y0, Y0
+	VDIVPD      Y6, Y4, Y2
+	VFMADD231PD 640(AX), Y3, Y0
+	VFMADD231PD 640(AX), Y7, Y2
+	VMOVUPD     Y0, (SI)(R9*8)
+	VMOVUPD     Y2, 32(SI)(R9*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(R9*8)
+	VMOVUPD     Y5, 32(CX)(R9*8)
+	ADDQ        $0x00000008, R9
+	JMP         m7_loop
+
+m7_single:
+	MOVQ        R8, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000004
+	JLT         m7_tail
+	VMOVUPD     (DX)(R9*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R9*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(R9*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(R9*8)
+	VMOVUPD     (DI)(R9*8), Y2
+	VSUBPD      Y2, Y0, Y4
+	VFMADD231PD 256(AX), Y4, Y2
+	VMOVUPD     Y2, (DI)(R9*8)
+	VMULPD      Y2, Y2, Y2
+	VSUBPD      Y2, Y3, Y2
+	VSQRTPD     Y2, Y2
+	VADDPD      448(AX), Y2, Y2
+	VMOVUPD     (SI)(R9*8), Y3
+	VDIVPD      Y2, Y0, Y0
+	VFMADD231PD 640(AX), Y3, Y0
+	VMOVUPD     Y0, (SI)(R9*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R9*8)
+	ADDQ        $0x00000004, R9
+	JMP         m7_single
+
+m7_tail:
+	TESTQ       R10, R10
+	JZ          done
+	LEAQ        tailones<>+0(SB), R8
+	NEGQ        R10
+	VMOVDQU     32(R8)(R10*8), Y0
+	VMASKMOVPD  (DX)(R9*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R9*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(R9*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(R9*8)
+	VMASKMOVPD  (DI)(R9*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y5
+	VFMADD231PD 256(AX), Y5, Y3
+	VMASKMOVPD  Y3, Y0, (DI)(R9*8)
+	VMULPD      Y3, Y3, Y3
+	VSUBPD      Y3, Y4, Y3
+	VSQRTPD     Y3, Y3
+	VADDPD      448(AX), Y3, Y3
+	VMASKMOVPD  (SI)(R9*8), Y0, Y4
+	VDIVPD      Y3, Y1, Y1
+	VFMADD231PD 640(AX), Y4, Y1
+	VMASKMOVPD  Y1, Y0, (SI)(R9*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R9*8)
 
 done:
 	VZEROUPPER
@@ -9819,6 +11465,1157 @@ done:
 	VZEROUPPER
 	RET
 
+// func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·rmspropF32AVX512(SB), NOSPLIT, $0-64
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ buf+32(FP), SI
+	MOVQ gavg+40(FP), DI
+	MOVQ n+48(FP), R8
+	MOVQ mode+56(FP), R9
+	ANDQ $0x00000007, R9
+	CMPQ R9, $0x00000000
+	JEQ  mode0
+	CMPQ R9, $0x00000001
+	JEQ  mode1
+	CMPQ R9, $0x00000002
+	JEQ  mode2
+	CMPQ R9, $0x00000003
+	JEQ  mode3
+	CMPQ R9, $0x00000004
+	JEQ  mode4
+	CMPQ R9, $0x00000005
+	JEQ  mode5
+	CMPQ R9, $0x00000006
+	JEQ  mode6
+	JMP  mode7
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 576(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z5
+	VMOVUPS     64(DX)(AX*4), Z6
+	VMOVUPS     128(DX)(AX*4), Z7
+	VMOVUPS     192(DX)(AX*4), Z8
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z17
+	VMOVUPS     (CX)(AX*4), Z8
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z14
+	VMOVUPS     192(CX)(AX*4), Z18
+	VMULPS      Z1, Z5, Z9
+	VMULPS      Z1, Z6, Z12
+	VMULPS      Z1, Z7, Z15
+	VMULPS      Z1, Z17, Z19
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VMULPS      Z2, Z10, Z10
+	VMULPS      Z2, Z13, Z13
+	VMULPS      Z2, Z16, Z16
+	VMULPS      Z2, Z20, Z20
+	VFMADD231PS Z9, Z5, Z10
+	VFMADD231PS Z12, Z6, Z13
+	VFMADD231PS Z15, Z7, Z16
+	VFMADD231PS Z19, Z17, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VSQRTPS     Z10, Z9
+	VSQRTPS     Z13, Z10
+	VSQRTPS     Z16, Z12
+	VSQRTPS     Z20, Z13
+	VADDPS      Z9, Z3, Z9
+	VADDPS      Z10, Z3, Z10
+	VADDPS      Z12, Z3, Z12
+	VADDPS      Z13, Z3, Z13
+	VDIVPS      Z9, Z5, Z5
+	VDIVPS      Z10, Z6, Z6
+	VDIVPS      Z12, Z7, Z7
+	VDIVPS      Z13, Z17, Z9
+	VFMADD231PS Z4, Z5, Z8
+	VFMADD231PS Z4, Z6, Z11
+	VFMADD231PS Z4, Z7, Z14
+	VFMADD231PS Z4, Z9, Z18
+	VMOVUPS     Z8, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z14, 128(CX)(AX*4)
+	VMOVUPS     Z18, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z5
+	VMULPS      Z5, Z0, Z5
+	VMOVUPS     (CX)(AX*4), Z6
+	VMULPS      Z1, Z5, Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VMULPS      Z2, Z8, Z8
+	VFMADD231PS Z7, Z5, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VSQRTPS     Z8, Z7
+	VADDPS      Z7, Z3, Z7
+	VDIVPS      Z7, Z5, Z5
+	VFMADD231PS Z4, Z5, Z6
+	VMOVUPS     Z6, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(SI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z5
+	VMULPS      Z5, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z5
+	VMULPS      Z1, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z6
+	VMULPS      Z2, Z6, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VSQRTPS     Z2, Z1
+	VADDPS      Z1, Z3, Z1
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z4, Z0, Z5
+	VMOVUPS     Z5, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 576(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VFMADD231PS Z1, Z9, Z6
+	VFMADD231PS Z1, Z12, Z7
+	VFMADD231PS Z1, Z15, Z8
+	VFMADD231PS Z1, Z19, Z18
+	VMULPS      Z2, Z6, Z10
+	VMULPS      Z2, Z7, Z13
+	VMULPS      Z2, Z8, Z16
+	VMULPS      Z2, Z18, Z20
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VMULPS      Z3, Z11, Z11
+	VMULPS      Z3, Z14, Z14
+	VMULPS      Z3, Z17, Z17
+	VMULPS      Z3, Z21, Z21
+	VFMADD231PS Z10, Z6, Z11
+	VFMADD231PS Z13, Z7, Z14
+	VFMADD231PS Z16, Z8, Z17
+	VFMADD231PS Z20, Z18, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VSQRTPS     Z11, Z10
+	VSQRTPS     Z14, Z11
+	VSQRTPS     Z17, Z13
+	VSQRTPS     Z21, Z14
+	VADDPS      Z10, Z4, Z10
+	VADDPS      Z11, Z4, Z11
+	VADDPS      Z13, Z4, Z13
+	VADDPS      Z14, Z4, Z14
+	VDIVPS      Z10, Z6, Z6
+	VDIVPS      Z11, Z7, Z7
+	VDIVPS      Z13, Z8, Z8
+	VDIVPS      Z14, Z18, Z10
+	VFMADD231PS Z5, Z6, Z9
+	VFMADD231PS Z5, Z7, Z12
+	VFMADD231PS Z5, Z8, Z15
+	VFMADD231PS Z5, Z10, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VFMADD231PS Z1, Z7, Z6
+	VMULPS      Z2, Z6, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VMULPS      Z3, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VSQRTPS     Z9, Z8
+	VADDPS      Z8, Z4, Z8
+	VDIVPS      Z8, Z6, Z6
+	VFMADD231PS Z5, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(SI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VFMADD231PS Z1, Z6, Z0
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z2
+	VMULPS      Z3, Z2, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VSQRTPS     Z2, Z1
+	VADDPS      Z1, Z4, Z1
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z5, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode2:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 576(AX), Z4
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000040
+	JLT         m2_single
+	VMOVUPS     (DX)(AX*4), Z5
+	VMOVUPS     64(DX)(AX*4), Z6
+	VMOVUPS     128(DX)(AX*4), Z7
+	VMOVUPS     192(DX)(AX*4), Z8
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z17
+	VMOVUPS     (CX)(AX*4), Z8
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z14
+	VMOVUPS     192(CX)(AX*4), Z18
+	VMULPS      Z1, Z5, Z9
+	VMULPS      Z1, Z6, Z12
+	VMULPS      Z1, Z7, Z15
+	VMULPS      Z1, Z17, Z19
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VMULPS      Z2, Z10, Z10
+	VMULPS      Z2, Z13, Z13
+	VMULPS      Z2, Z16, Z16
+	VMULPS      Z2, Z20, Z20
+	VFMADD231PS Z9, Z5, Z10
+	VFMADD231PS Z12, Z6, Z13
+	VFMADD231PS Z15, Z7, Z16
+	VFMADD231PS Z19, Z17, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z9
+	VMOVUPS     64(DI)(AX*4), Z15
+	VMOVUPS     128(DI)(AX*4), Z21
+	VMOVUPS     192(DI)(AX*4), Z23
+	VSUBPS      Z9, Z5, Z12
+	VSUBPS      Z15, Z6, Z19
+	VSUBPS      Z21, Z7, Z22
+	VSUBPS      Z23, Z17, Z24
+	VFMADD231PS Z1, Z12, Z9
+	VFMADD231PS Z1, Z19, Z15
+	VFMADD231PS Z1, Z22, Z21
+	VFMADD231PS Z1, Z24, Z23
+	VMOVUPS     Z9, (DI)(AX*4)
+	VMOVUPS     Z15, 64(DI)(AX*4)
+	VMOVUPS     Z21, 128(DI)(AX*4)
+	VMOVUPS     Z23, 192(DI)(AX*4)
+	VMULPS      Z9, Z9, Z9
+	VMULPS      Z15, Z15, Z12
+	VMULPS      Z21, Z21, Z15
+	VMULPS      Z23, Z23, Z19
+	VSUBPS      Z9, Z10, Z9
+	VSUBPS      Z12, Z13, Z10
+	VSUBPS      Z15, Z16, Z12
+	VSUBPS      Z19, Z20, Z13
+	VSQRTPS     Z9, Z9
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z12, Z12
+	VSQRTPS     Z13, Z13
+	VADDPS      Z9, Z3, Z9
+	VADDPS      Z10, Z3, Z10
+	VADDPS      Z12, Z3, Z12
+	VADDPS      Z13, Z3, Z13
+	VDIVPS      Z9, Z5, Z5
+	VDIVPS      Z10, Z6, Z6
+	VDIVPS      Z12, Z7, Z7
+	VDIVPS      Z13, Z17, Z9
+	VFMADD231PS Z4, Z5, Z8
+	VFMADD231PS Z4, Z6, Z11
+	VFMADD231PS Z4, Z7, Z14
+	VFMADD231PS Z4, Z9, Z18
+	VMOVUPS     Z8, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z14, 128(CX)(AX*4)
+	VMOVUPS     Z18, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000010
+	JLT         m2_tail
+	VMOVUPS     (DX)(AX*4), Z5
+	VMULPS      Z5, Z0, Z5
+	VMOVUPS     (CX)(AX*4), Z6
+	VMULPS      Z1, Z5, Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VMULPS      Z2, Z8, Z8
+	VFMADD231PS Z7, Z5, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z7
+	VSUBPS      Z7, Z5, Z9
+	VFMADD231PS Z1, Z9, Z7
+	VMOVUPS     Z7, (DI)(AX*4)
+	VMULPS      Z7, Z7, Z7
+	VSUBPS      Z7, Z8, Z7
+	VSQRTPS     Z7, Z7
+	VADDPS      Z7, Z3, Z7
+	VDIVPS      Z7, Z5, Z5
+	VFMADD231PS Z4, Z5, Z6
+	VMOVUPS     Z6, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVW       (R8)(SI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z5
+	VMULPS      Z5, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z5
+	VMULPS      Z1, Z0, Z6
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VMULPS      Z2, Z7, Z2
+	VFMADD231PS Z6, Z0, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DI)(AX*4), K1, Z6
+	VSUBPS      Z6, Z0, Z7
+	VFMADD231PS Z1, Z7, Z6
+	VMOVUPS     Z6, K1, (DI)(AX*4)
+	VMULPS      Z6, Z6, Z1
+	VSUBPS      Z1, Z2, Z1
+	VSQRTPS     Z1, Z1
+	VADDPS      Z1, Z3, Z1
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z4, Z0, Z5
+	VMOVUPS     Z5, K1, (CX)(AX*4)
+	JMP         done
+
+mode3:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 576(AX), Z5
+	XORQ    AX, AX
+
+m3_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000040
+	JLT         m3_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VFMADD231PS Z1, Z9, Z6
+	VFMADD231PS Z1, Z12, Z7
+	VFMADD231PS Z1, Z15, Z8
+	VFMADD231PS Z1, Z19, Z18
+	VMULPS      Z2, Z6, Z10
+	VMULPS      Z2, Z7, Z13
+	VMULPS      Z2, Z8, Z16
+	VMULPS      Z2, Z18, Z20
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VMULPS      Z3, Z11, Z11
+	VMULPS      Z3, Z14, Z14
+	VMULPS      Z3, Z17, Z17
+	VMULPS      Z3, Z21, Z21
+	VFMADD231PS Z10, Z6, Z11
+	VFMADD231PS Z13, Z7, Z14
+	VFMADD231PS Z16, Z8, Z17
+	VFMADD231PS Z20, Z18, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z10
+	VMOVUPS     64(DI)(AX*4), Z16
+	VMOVUPS     128(DI)(AX*4), Z22
+	VMOVUPS     192(DI)(AX*4), Z24
+	VSUBPS      Z10, Z6, Z13
+	VSUBPS      Z16, Z7, Z20
+	VSUBPS      Z22, Z8, Z23
+	VSUBPS      Z24, Z18, Z25
+	VFMADD231PS Z2, Z13, Z10
+	VFMADD231PS Z2, Z20, Z16
+	VFMADD231PS Z2, Z23, Z22
+	VFMADD231PS Z2, Z25, Z24
+	VMOVUPS     Z10, (DI)(AX*4)
+	VMOVUPS     Z16, 64(DI)(AX*4)
+	VMOVUPS     Z22, 128(DI)(AX*4)
+	VMOVUPS     Z24, 192(DI)(AX*4)
+	VMULPS      Z10, Z10, Z10
+	VMULPS      Z16, Z16, Z13
+	VMULPS      Z22, Z22, Z16
+	VMULPS      Z24, Z24, Z20
+	VSUBPS      Z10, Z11, Z10
+	VSUBPS      Z13, Z14, Z11
+	VSUBPS      Z16, Z17, Z13
+	VSUBPS      Z20, Z21, Z14
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z11, Z11
+	VSQRTPS     Z13, Z13
+	VSQRTPS     Z14, Z14
+	VADDPS      Z10, Z4, Z10
+	VADDPS      Z11, Z4, Z11
+	VADDPS      Z13, Z4, Z13
+	VADDPS      Z14, Z4, Z14
+	VDIVPS      Z10, Z6, Z6
+	VDIVPS      Z11, Z7, Z7
+	VDIVPS      Z13, Z8, Z8
+	VDIVPS      Z14, Z18, Z10
+	VFMADD231PS Z5, Z6, Z9
+	VFMADD231PS Z5, Z7, Z12
+	VFMADD231PS Z5, Z8, Z15
+	VFMADD231PS Z5, Z10, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m3_loop
+
+m3_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000010
+	JLT         m3_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VFMADD231PS Z1, Z7, Z6
+	VMULPS      Z2, Z6, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VMULPS      Z3, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z10
+	VFMADD231PS Z2, Z10, Z8
+	VMOVUPS     Z8, (DI)(AX*4)
+	VMULPS      Z8, Z8, Z8
+	VSUBPS      Z8, Z9, Z8
+	VSQRTPS     Z8, Z8
+	VADDPS      Z8, Z4, Z8
+	VDIVPS      Z8, Z6, Z6
+	VFMADD231PS Z5, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m3_single
+
+m3_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVW       (R8)(SI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VFMADD231PS Z1, Z6, Z0
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VMULPS      Z3, Z7, Z3
+	VFMADD231PS Z1, Z0, Z3
+	VMOVUPS     Z3, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DI)(AX*4), K1, Z1
+	VSUBPS      Z1, Z0, Z7
+	VFMADD231PS Z2, Z7, Z1
+	VMOVUPS     Z1, K1, (DI)(AX*4)
+	VMULPS      Z1, Z1, Z1
+	VSUBPS      Z1, Z3, Z1
+	VSQRTPS     Z1, Z1
+	VADDPS      Z1, Z4, Z1
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z5, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode4:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 576(AX), Z4
+	VMOVUPS 640(AX), Z5
+	XORQ    AX, AX
+
+m4_loop:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m4_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VMULPS      Z1, Z6, Z10
+	VMULPS      Z1, Z7, Z13
+	VMULPS      Z1, Z8, Z16
+	VMULPS      Z1, Z18, Z20
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VMULPS      Z2, Z11, Z11
+	VMULPS      Z2, Z14, Z14
+	VMULPS      Z2, Z17, Z17
+	VMULPS      Z2, Z21, Z21
+	VFMADD231PS Z10, Z6, Z11
+	VFMADD231PS Z13, Z7, Z14
+	VFMADD231PS Z16, Z8, Z17
+	VFMADD231PS Z20, Z18, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VSQRTPS     Z11, Z10
+	VSQRTPS     Z14, Z11
+	VSQRTPS     Z17, Z13
+	VSQRTPS     Z21, Z14
+	VADDPS      Z10, Z3, Z10
+	VADDPS      Z11, Z3, Z11
+	VADDPS      Z13, Z3, Z13
+	VADDPS      Z14, Z3, Z20
+	VMOVUPS     (SI)(AX*4), Z14
+	VMOVUPS     64(SI)(AX*4), Z16
+	VMOVUPS     128(SI)(AX*4), Z17
+	VMOVUPS     192(SI)(AX*4), Z21
+	VDIVPS      Z10, Z6, Z6
+	VDIVPS      Z11, Z7, Z7
+	VDIVPS      Z13, Z8, Z8
+	VDIVPS      Z20, Z18, Z10
+	VFMADD231PS Z5, Z14, Z6
+	VFMADD231PS Z5, Z16, Z7
+	VFMADD231PS Z5, Z17, Z8
+	VFMADD231PS Z5, Z21, Z10
+	VMOVUPS     Z6, (SI)(AX*4)
+	VMOVUPS     Z7, 64(SI)(AX*4)
+	VMOVUPS     Z8, 128(SI)(AX*4)
+	VMOVUPS     Z10, 192(SI)(AX*4)
+	VFMADD231PS Z4, Z6, Z9
+	VFMADD231PS Z4, Z7, Z12
+	VFMADD231PS Z4, Z8, Z15
+	VFMADD231PS Z4, Z10, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m4_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VMULPS      Z1, Z6, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VMULPS      Z2, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VSQRTPS     Z9, Z8
+	VADDPS      Z8, Z3, Z8
+	VMOVUPS     (SI)(AX*4), Z9
+	VDIVPS      Z8, Z6, Z6
+	VFMADD231PS Z5, Z9, Z6
+	VMOVUPS     Z6, (SI)(AX*4)
+	VFMADD231PS Z4, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVW       (R8)(DI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VMULPS      Z1, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VMULPS      Z2, Z7, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VSQRTPS     Z2, Z1
+	VADDPS      Z1, Z3, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z5, Z2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VFMADD231PS Z4, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode5:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 576(AX), Z5
+	VMOVUPS 640(AX), Z6
+	XORQ    AX, AX
+
+m5_loop:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m5_single
+	VMOVUPS     (DX)(AX*4), Z7
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z9
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z19
+	VMOVUPS     (CX)(AX*4), Z10
+	VMOVUPS     64(CX)(AX*4), Z13
+	VMOVUPS     128(CX)(AX*4), Z16
+	VMOVUPS     192(CX)(AX*4), Z20
+	VFMADD231PS Z1, Z10, Z7
+	VFMADD231PS Z1, Z13, Z8
+	VFMADD231PS Z1, Z16, Z9
+	VFMADD231PS Z1, Z20, Z19
+	VMULPS      Z2, Z7, Z11
+	VMULPS      Z2, Z8, Z14
+	VMULPS      Z2, Z9, Z17
+	VMULPS      Z2, Z19, Z21
+	VMOVUPS     (BX)(AX*4), Z12
+	VMOVUPS     64(BX)(AX*4), Z15
+	VMOVUPS     128(BX)(AX*4), Z18
+	VMOVUPS     192(BX)(AX*4), Z22
+	VMULPS      Z3, Z12, Z12
+	VMULPS      Z3, Z15, Z15
+	VMULPS      Z3, Z18, Z18
+	VMULPS      Z3, Z22, Z22
+	VFMADD231PS Z11, Z7, Z12
+	VFMADD231PS Z14, Z8, Z15
+	VFMADD231PS Z17, Z9, Z18
+	VFMADD231PS Z21, Z19, Z22
+	VMOVUPS     Z12, (BX)(AX*4)
+	VMOVUPS     Z15, 64(BX)(AX*4)
+	VMOVUPS     Z18, 128(BX)(AX*4)
+	VMOVUPS     Z22, 192(BX)(AX*4)
+	VSQRTPS     Z12, Z11
+	VSQRTPS     Z15, Z12
+	VSQRTPS     Z18, Z14
+	VSQRTPS     Z22, Z15
+	VADDPS      Z11, Z4, Z11
+	VADDPS      Z12, Z4, Z12
+	VADDPS      Z14, Z4, Z14
+	VADDPS      Z15, Z4, Z21
+	VMOVUPS     (SI)(AX*4), Z15
+	VMOVUPS     64(SI)(AX*4), Z17
+	VMOVUPS     128(SI)(AX*4), Z18
+	VMOVUPS     192(SI)(AX*4), Z22
+	VDIVPS      Z11, Z7, Z7
+	VDIVPS      Z12, Z8, Z8
+	VDIVPS      Z14, Z9, Z9
+	VDIVPS      Z21, Z19, Z11
+	VFMADD231PS Z6, Z15, Z7
+	VFMADD231PS Z6, Z17, Z8
+	VFMADD231PS Z6, Z18, Z9
+	VFMADD231PS Z6, Z22, Z11
+	VMOVUPS     Z7, (SI)(AX*4)
+	VMOVUPS     Z8, 64(SI)(AX*4)
+	VMOVUPS     Z9, 128(SI)(AX*4)
+	VMOVUPS     Z11, 192(SI)(AX*4)
+	VFMADD231PS Z5, Z7, Z10
+	VFMADD231PS Z5, Z8, Z13
+	VFMADD231PS Z5, Z9, Z16
+	VFMADD231PS Z5, Z11, Z20
+	VMOVUPS     Z10, (CX)(AX*4)
+	VMOVUPS     Z13, 64(CX)(AX*4)
+	VMOVUPS     Z16, 128(CX)(AX*4)
+	VMOVUPS     Z20, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m5_tail
+	VMOVUPS     (DX)(AX*4), Z7
+	VMULPS      Z7, Z0, Z7
+	VMOVUPS     (CX)(AX*4), Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMULPS      Z2, Z7, Z9
+	VMOVUPS     (BX)(AX*4), Z10
+	VMULPS      Z3, Z10, Z10
+	VFMADD231PS Z9, Z7, Z10
+	VMOVUPS     Z10, (BX)(AX*4)
+	VSQRTPS     Z10, Z9
+	VADDPS      Z9, Z4, Z9
+	VMOVUPS     (SI)(AX*4), Z10
+	VDIVPS      Z9, Z7, Z7
+	VFMADD231PS Z6, Z10, Z7
+	VMOVUPS     Z7, (SI)(AX*4)
+	VFMADD231PS Z5, Z7, Z8
+	VMOVUPS     Z8, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVW       (R8)(DI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z7
+	VMULPS      Z7, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z7
+	VFMADD231PS Z1, Z7, Z0
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z2
+	VMULPS      Z3, Z2, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VSQRTPS     Z2, Z1
+	VADDPS      Z1, Z4, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z6, Z2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VFMADD231PS Z5, Z0, Z7
+	VMOVUPS     Z7, K1, (CX)(AX*4)
+	JMP         done
+
+mode6:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 576(AX), Z4
+	VMOVUPS 640(AX), Z5
+	XORQ    AX, AX
+
+m6_loop:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000040
+	JLT         m6_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VMULPS      Z1, Z6, Z10
+	VMULPS      Z1, Z7, Z13
+	VMULPS      Z1, Z8, Z16
+	VMULPS      Z1, Z18, Z20
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VMULPS      Z2, Z11, Z11
+	VMULPS      Z2, Z14, Z14
+	VMULPS      Z2, Z17, Z17
+	VMULPS      Z2, Z21, Z21
+	VFMADD231PS Z10, Z6, Z11
+	VFMADD231PS Z13, Z7, Z14
+	VFMADD231PS Z16, Z8, Z17
+	VFMADD231PS Z20, Z18, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z10
+	VMOVUPS     64(DI)(AX*4), Z16
+	VMOVUPS     128(DI)(AX*4), Z22
+	VMOVUPS     192(DI)(AX*4), Z24
+	VSUBPS      Z10, Z6, Z13
+	VSUBPS      Z16, Z7, Z20
+	VSUBPS      Z22, Z8, Z23
+	VSUBPS      Z24, Z18, Z25
+	VFMADD231PS Z1, Z13, Z10
+	VFMADD231PS Z1, Z20, Z16
+	VFMADD231PS Z1, Z23, Z22
+	VFMADD231PS Z1, Z25, Z24
+	VMOVUPS     Z10, (DI)(AX*4)
+	VMOVUPS     Z16, 64(DI)(AX*4)
+	VMOVUPS     Z22, 128(DI)(AX*4)
+	VMOVUPS     Z24, 192(DI)(AX*4)
+	VMULPS      Z10, Z10, Z10
+	VMULPS      Z16, Z16, Z13
+	VMULPS      Z22, Z22, Z16
+	VMULPS      Z24, Z24, Z20
+	VSUBPS      Z10, Z11, Z10
+	VSUBPS      Z13, Z14, Z11
+	VSUBPS      Z16, Z17, Z13
+	VSUBPS      Z20, Z21, Z14
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z11, Z11
+	VSQRTPS     Z13, Z13
+	VSQRTPS     Z14, Z14
+	VADDPS      Z10, Z3, Z10
+	VADDPS      Z11, Z3, Z11
+	VADDPS      Z13, Z3, Z13
+	VADDPS      Z14, Z3, Z20
+	VMOVUPS     (SI)(AX*4), Z14
+	VMOVUPS     64(SI)(AX*4), Z16
+	VMOVUPS     128(SI)(AX*4), Z17
+	VMOVUPS     192(SI)(AX*4), Z21
+	VDIVPS      Z10, Z6, Z6
+	VDIVPS      Z11, Z7, Z7
+	VDIVPS      Z13, Z8, Z8
+	VDIVPS      Z20, Z18, Z10
+	VFMADD231PS Z5, Z14, Z6
+	VFMADD231PS Z5, Z16, Z7
+	VFMADD231PS Z5, Z17, Z8
+	VFMADD231PS Z5, Z21, Z10
+	VMOVUPS     Z6, (SI)(AX*4)
+	VMOVUPS     Z7, 64(SI)(AX*4)
+	VMOVUPS     Z8, 128(SI)(AX*4)
+	VMOVUPS     Z10, 192(SI)(AX*4)
+	VFMADD231PS Z4, Z6, Z9
+	VFMADD231PS Z4, Z7, Z12
+	VFMADD231PS Z4, Z8, Z15
+	VFMADD231PS Z4, Z10, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000010
+	JLT         m6_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VMULPS      Z1, Z6, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VMULPS      Z2, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z10
+	VFMADD231PS Z1, Z10, Z8
+	VMOVUPS     Z8, (DI)(AX*4)
+	VMULPS      Z8, Z8, Z8
+	VSUBPS      Z8, Z9, Z8
+	VSQRTPS     Z8, Z8
+	VADDPS      Z8, Z3, Z8
+	VMOVUPS     (SI)(AX*4), Z9
+	VDIVPS      Z8, Z6, Z6
+	VFMADD231PS Z5, Z9, Z6
+	VMOVUPS     Z6, (SI)(AX*4)
+	VFMADD231PS Z4, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVW       (R8)(R9*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VMULPS      Z1, Z0, Z7
+	VMOVUPS.Z   (BX)(AX*4), K1, Z8
+	VMULPS      Z2, Z8, Z2
+	VFMADD231PS Z7, Z0, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DI)(AX*4), K1, Z7
+	VSUBPS      Z7, Z0, Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     Z7, K1, (DI)(AX*4)
+	VMULPS      Z7, Z7, Z1
+	VSUBPS      Z1, Z2, Z1
+	VSQRTPS     Z1, Z1
+	VADDPS      Z1, Z3, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z5, Z2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VFMADD231PS Z4, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode7:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 576(AX), Z5
+	VMOVUPS 640(AX), Z6
+	XORQ    AX, AX
+
+m7_loop:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000040
+	JLT         m7_single
+	VMOVUPS     (DX)(AX*4), Z7
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z9
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z19
+	VMOVUPS     (CX)(AX*4), Z10
+	VMOVUPS     64(CX)(AX*4), Z13
+	VMOVUPS     128(CX)(AX*4), Z16
+	VMOVUPS     192(CX)(AX*4), Z20
+	VFMADD231PS Z1, Z10, Z7
+	VFMADD231PS Z1, Z13, Z8
+	VFMADD231PS Z1, Z16, Z9
+	VFMADD231PS Z1, Z20, Z19
+	VMULPS      Z2, Z7, Z11
+	VMULPS      Z2, Z8, Z14
+	VMULPS      Z2, Z9, Z17
+	VMULPS      Z2, Z19, Z21
+	VMOVUPS     (BX)(AX*4), Z12
+	VMOVUPS     64(BX)(AX*4), Z15
+	VMOVUPS     128(BX)(AX*4), Z18
+	VMOVUPS     192(BX)(AX*4), Z22
+	VMULPS      Z3, Z12, Z12
+	VMULPS      Z3, Z15, Z15
+	VMULPS      Z3, Z18, Z18
+	VMULPS      Z3, Z22, Z22
+	VFMADD231PS Z11, Z7, Z12
+	VFMADD231PS Z14, Z8, Z15
+	VFMADD231PS Z17, Z9, Z18
+	VFMADD231PS Z21, Z19, Z22
+	VMOVUPS     Z12, (BX)(AX*4)
+	VMOVUPS     Z15, 64(BX)(AX*4)
+	VMOVUPS     Z18, 128(BX)(AX*4)
+	VMOVUPS     Z22, 192(BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z11
+	VMOVUPS     64(DI)(AX*4), Z17
+	VMOVUPS     128(DI)(AX*4), Z23
+	VMOVUPS     192(DI)(AX*4), Z25
+	VSUBPS      Z11, Z7, Z14
+	VSUBPS      Z17, Z8, Z21
+	VSUBPS      Z23, Z9, Z24
+	VSUBPS      Z25, Z19, Z26
+	VFMADD231PS Z2, Z14, Z11
+	VFMADD231PS Z2, Z21, Z17
+	VFMADD231PS Z2, Z24, Z23
+	VFMADD231PS Z2, Z26, Z25
+	VMOVUPS     Z11, (DI)(AX*4)
+	VMOVUPS     Z17, 64(DI)(AX*4)
+	VMOVUPS     Z23, 128(DI)(AX*4)
+	VMOVUPS     Z25, 192(DI)(AX*4)
+	VMULPS      Z11, Z11, Z11
+	VMULPS      Z17, Z17, Z14
+	VMULPS      Z23, Z23, Z17
+	VMULPS      Z25, Z25, Z21
+	VSUBPS      Z11, Z12, Z11
+	VSUBPS      Z14, Z15, Z12
+	VSUBPS      Z17, Z18, Z14
+	VSUBPS      Z21, Z22, Z15
+	VSQRTPS     Z11, Z11
+	VSQRTPS     Z12, Z12
+	VSQRTPS     Z14, Z14
+	VSQRTPS     Z15, Z15
+	VADDPS      Z11, Z4, Z11
+	VADDPS      Z12, Z4, Z12
+	VADDPS      Z14, Z4, Z14
+	VADDPS      Z15, Z4, Z21
+	VMOVUPS     (SI)(AX*4), Z15
+	VMOVUPS     64(SI)(AX*4), Z17
+	VMOVUPS     128(SI)(AX*4), Z18
+	VMOVUPS     192(SI)(AX*4), Z22
+	VDIVPS      Z11, Z7, Z7
+	VDIVPS      Z12, Z8, Z8
+	VDIVPS      Z14, Z9, Z9
+	VDIVPS      Z21, Z19, Z11
+	VFMADD231PS Z6, Z15, Z7
+	VFMADD231PS Z6, Z17, Z8
+	VFMADD231PS Z6, Z18, Z9
+	VFMADD231PS Z6, Z22, Z11
+	VMOVUPS     Z7, (SI)(AX*4)
+	VMOVUPS     Z8, 64(SI)(AX*4)
+	VMOVUPS     Z9, 128(SI)(AX*4)
+	VMOVUPS     Z11, 192(SI)(AX*4)
+	VFMADD231PS Z5, Z7, Z10
+	VFMADD231PS Z5, Z8, Z13
+	VFMADD231PS Z5, Z9, Z16
+	VFMADD231PS Z5, Z11, Z20
+	VMOVUPS     Z10, (CX)(AX*4)
+	VMOVUPS     Z13, 64(CX)(AX*4)
+	VMOVUPS     Z16, 128(CX)(AX*4)
+	VMOVUPS     Z20, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m7_loop
+
+m7_single:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000010
+	JLT         m7_tail
+	VMOVUPS     (DX)(AX*4), Z7
+	VMULPS      Z7, Z0, Z7
+	VMOVUPS     (CX)(AX*4), Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMULPS      Z2, Z7, Z9
+	VMOVUPS     (BX)(AX*4), Z10
+	VMULPS      Z3, Z10, Z10
+	VFMADD231PS Z9, Z7, Z10
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     (DI)(AX*4), Z9
+	VSUBPS      Z9, Z7, Z11
+	VFMADD231PS Z2, Z11, Z9
+	VMOVUPS     Z9, (DI)(AX*4)
+	VMULPS      Z9, Z9, Z9
+	VSUBPS      Z9, Z10, Z9
+	VSQRTPS     Z9, Z9
+	VADDPS      Z9, Z4, Z9
+	VMOVUPS     (SI)(AX*4), Z10
+	VDIVPS      Z9, Z7, Z7
+	VFMADD231PS Z6, Z10, Z7
+	VMOVUPS     Z7, (SI)(AX*4)
+	VFMADD231PS Z5, Z7, Z8
+	VMOVUPS     Z8, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m7_single
+
+m7_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVW       (R8)(R9*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z7
+	VMULPS      Z7, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z7
+	VFMADD231PS Z1, Z7, Z0
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z8
+	VMULPS      Z3, Z8, Z3
+	VFMADD231PS Z1, Z0, Z3
+	VMOVUPS     Z3, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DI)(AX*4), K1, Z1
+	VSUBPS      Z1, Z0, Z8
+	VFMADD231PS Z2, Z8, Z1
+	VMOVUPS     Z1, K1, (DI)(AX*4)
+	VMULPS      Z1, Z1, Z1
+	VSUBPS      Z1, Z3, Z1
+	VSQRTPS     Z1, Z1
+	VADDPS      Z1, Z4, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z6, Z2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VFMADD231PS Z5, Z0, Z7
+	VMOVUPS     Z7, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX512(x *float32, n int, s float32)
 // Requires: AVX, AVX512F, SSE
 TEXT ·scaleF32AVX512(SB), NOSPLIT, $0-20
@@ -13584,6 +16381,1157 @@ m1_tail:
 	VDIVPD      Z1, Z0, Z0
 	VFMADD231PD Z3, Z0, Z4
 	VMOVUPD     Z4, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·rmspropF64AVX512(SB), NOSPLIT, $0-64
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ buf+32(FP), SI
+	MOVQ gavg+40(FP), DI
+	MOVQ n+48(FP), R8
+	MOVQ mode+56(FP), R9
+	ANDQ $0x00000007, R9
+	CMPQ R9, $0x00000000
+	JEQ  mode0
+	CMPQ R9, $0x00000001
+	JEQ  mode1
+	CMPQ R9, $0x00000002
+	JEQ  mode2
+	CMPQ R9, $0x00000003
+	JEQ  mode3
+	CMPQ R9, $0x00000004
+	JEQ  mode4
+	CMPQ R9, $0x00000005
+	JEQ  mode5
+	CMPQ R9, $0x00000006
+	JEQ  mode6
+	JMP  mode7
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 576(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z5
+	VMOVUPD     64(DX)(AX*8), Z6
+	VMOVUPD     128(DX)(AX*8), Z7
+	VMOVUPD     192(DX)(AX*8), Z8
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z17
+	VMOVUPD     (CX)(AX*8), Z8
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z14
+	VMOVUPD     192(CX)(AX*8), Z18
+	VMULPD      Z1, Z5, Z9
+	VMULPD      Z1, Z6, Z12
+	VMULPD      Z1, Z7, Z15
+	VMULPD      Z1, Z17, Z19
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VMULPD      Z2, Z10, Z10
+	VMULPD      Z2, Z13, Z13
+	VMULPD      Z2, Z16, Z16
+	VMULPD      Z2, Z20, Z20
+	VFMADD231PD Z9, Z5, Z10
+	VFMADD231PD Z12, Z6, Z13
+	VFMADD231PD Z15, Z7, Z16
+	VFMADD231PD Z19, Z17, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VSQRTPD     Z10, Z9
+	VSQRTPD     Z13, Z10
+	VSQRTPD     Z16, Z12
+	VSQRTPD     Z20, Z13
+	VADDPD      Z9, Z3, Z9
+	VADDPD      Z10, Z3, Z10
+	VADDPD      Z12, Z3, Z12
+	VADDPD      Z13, Z3, Z13
+	VDIVPD      Z9, Z5, Z5
+	VDIVPD      Z10, Z6, Z6
+	VDIVPD      Z12, Z7, Z7
+	VDIVPD      Z13, Z17, Z9
+	VFMADD231PD Z4, Z5, Z8
+	VFMADD231PD Z4, Z6, Z11
+	VFMADD231PD Z4, Z7, Z14
+	VFMADD231PD Z4, Z9, Z18
+	VMOVUPD     Z8, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z14, 128(CX)(AX*8)
+	VMOVUPD     Z18, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z5
+	VMULPD      Z5, Z0, Z5
+	VMOVUPD     (CX)(AX*8), Z6
+	VMULPD      Z1, Z5, Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VMULPD      Z2, Z8, Z8
+	VFMADD231PD Z7, Z5, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VSQRTPD     Z8, Z7
+	VADDPD      Z7, Z3, Z7
+	VDIVPD      Z7, Z5, Z5
+	VFMADD231PD Z4, Z5, Z6
+	VMOVUPD     Z6, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(SI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z5
+	VMULPD      Z5, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z5
+	VMULPD      Z1, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z6
+	VMULPD      Z2, Z6, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VSQRTPD     Z2, Z1
+	VADDPD      Z1, Z3, Z1
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z4, Z0, Z5
+	VMOVUPD     Z5, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 576(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VFMADD231PD Z1, Z9, Z6
+	VFMADD231PD Z1, Z12, Z7
+	VFMADD231PD Z1, Z15, Z8
+	VFMADD231PD Z1, Z19, Z18
+	VMULPD      Z2, Z6, Z10
+	VMULPD      Z2, Z7, Z13
+	VMULPD      Z2, Z8, Z16
+	VMULPD      Z2, Z18, Z20
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VMULPD      Z3, Z11, Z11
+	VMULPD      Z3, Z14, Z14
+	VMULPD      Z3, Z17, Z17
+	VMULPD      Z3, Z21, Z21
+	VFMADD231PD Z10, Z6, Z11
+	VFMADD231PD Z13, Z7, Z14
+	VFMADD231PD Z16, Z8, Z17
+	VFMADD231PD Z20, Z18, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VSQRTPD     Z11, Z10
+	VSQRTPD     Z14, Z11
+	VSQRTPD     Z17, Z13
+	VSQRTPD     Z21, Z14
+	VADDPD      Z10, Z4, Z10
+	VADDPD      Z11, Z4, Z11
+	VADDPD      Z13, Z4, Z13
+	VADDPD      Z14, Z4, Z14
+	VDIVPD      Z10, Z6, Z6
+	VDIVPD      Z11, Z7, Z7
+	VDIVPD      Z13, Z8, Z8
+	VDIVPD      Z14, Z18, Z10
+	VFMADD231PD Z5, Z6, Z9
+	VFMADD231PD Z5, Z7, Z12
+	VFMADD231PD Z5, Z8, Z15
+	VFMADD231PD Z5, Z10, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VFMADD231PD Z1, Z7, Z6
+	VMULPD      Z2, Z6, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VMULPD      Z3, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VSQRTPD     Z9, Z8
+	VADDPD      Z8, Z4, Z8
+	VDIVPD      Z8, Z6, Z6
+	VFMADD231PD Z5, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(SI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VFMADD231PD Z1, Z6, Z0
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VSQRTPD     Z2, Z1
+	VADDPD      Z1, Z4, Z1
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z5, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode2:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 576(AX), Z4
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000020
+	JLT         m2_single
+	VMOVUPD     (DX)(AX*8), Z5
+	VMOVUPD     64(DX)(AX*8), Z6
+	VMOVUPD     128(DX)(AX*8), Z7
+	VMOVUPD     192(DX)(AX*8), Z8
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z17
+	VMOVUPD     (CX)(AX*8), Z8
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z14
+	VMOVUPD     192(CX)(AX*8), Z18
+	VMULPD      Z1, Z5, Z9
+	VMULPD      Z1, Z6, Z12
+	VMULPD      Z1, Z7, Z15
+	VMULPD      Z1, Z17, Z19
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VMULPD      Z2, Z10, Z10
+	VMULPD      Z2, Z13, Z13
+	VMULPD      Z2, Z16, Z16
+	VMULPD      Z2, Z20, Z20
+	VFMADD231PD Z9, Z5, Z10
+	VFMADD231PD Z12, Z6, Z13
+	VFMADD231PD Z15, Z7, Z16
+	VFMADD231PD Z19, Z17, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z9
+	VMOVUPD     64(DI)(AX*8), Z15
+	VMOVUPD     128(DI)(AX*8), Z21
+	VMOVUPD     192(DI)(AX*8), Z23
+	VSUBPD      Z9, Z5, Z12
+	VSUBPD      Z15, Z6, Z19
+	VSUBPD      Z21, Z7, Z22
+	VSUBPD      Z23, Z17, Z24
+	VFMADD231PD Z1, Z12, Z9
+	VFMADD231PD Z1, Z19, Z15
+	VFMADD231PD Z1, Z22, Z21
+	VFMADD231PD Z1, Z24, Z23
+	VMOVUPD     Z9, (DI)(AX*8)
+	VMOVUPD     Z15, 64(DI)(AX*8)
+	VMOVUPD     Z21, 128(DI)(AX*8)
+	VMOVUPD     Z23, 192(DI)(AX*8)
+	VMULPD      Z9, Z9, Z9
+	VMULPD      Z15, Z15, Z12
+	VMULPD      Z21, Z21, Z15
+	VMULPD      Z23, Z23, Z19
+	VSUBPD      Z9, Z10, Z9
+	VSUBPD      Z12, Z13, Z10
+	VSUBPD      Z15, Z16, Z12
+	VSUBPD      Z19, Z20, Z13
+	VSQRTPD     Z9, Z9
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z12, Z12
+	VSQRTPD     Z13, Z13
+	VADDPD      Z9, Z3, Z9
+	VADDPD      Z10, Z3, Z10
+	VADDPD      Z12, Z3, Z12
+	VADDPD      Z13, Z3, Z13
+	VDIVPD      Z9, Z5, Z5
+	VDIVPD      Z10, Z6, Z6
+	VDIVPD      Z12, Z7, Z7
+	VDIVPD      Z13, Z17, Z9
+	VFMADD231PD Z4, Z5, Z8
+	VFMADD231PD Z4, Z6, Z11
+	VFMADD231PD Z4, Z7, Z14
+	VFMADD231PD Z4, Z9, Z18
+	VMOVUPD     Z8, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z14, 128(CX)(AX*8)
+	VMOVUPD     Z18, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000008
+	JLT         m2_tail
+	VMOVUPD     (DX)(AX*8), Z5
+	VMULPD      Z5, Z0, Z5
+	VMOVUPD     (CX)(AX*8), Z6
+	VMULPD      Z1, Z5, Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VMULPD      Z2, Z8, Z8
+	VFMADD231PD Z7, Z5, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z7
+	VSUBPD      Z7, Z5, Z9
+	VFMADD231PD Z1, Z9, Z7
+	VMOVUPD     Z7, (DI)(AX*8)
+	VMULPD      Z7, Z7, Z7
+	VSUBPD      Z7, Z8, Z7
+	VSQRTPD     Z7, Z7
+	VADDPD      Z7, Z3, Z7
+	VDIVPD      Z7, Z5, Z5
+	VFMADD231PD Z4, Z5, Z6
+	VMOVUPD     Z6, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(SI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z5
+	VMULPD      Z5, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z5
+	VMULPD      Z1, Z0, Z6
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VMULPD      Z2, Z7, Z2
+	VFMADD231PD Z6, Z0, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DI)(AX*8), K1, Z6
+	VSUBPD      Z6, Z0, Z7
+	VFMADD231PD Z1, Z7, Z6
+	VMOVUPD     Z6, K1, (DI)(AX*8)
+	VMULPD      Z6, Z6, Z1
+	VSUBPD      Z1, Z2, Z1
+	VSQRTPD     Z1, Z1
+	VADDPD      Z1, Z3, Z1
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z4, Z0, Z5
+	VMOVUPD     Z5, K1, (CX)(AX*8)
+	JMP         done
+
+mode3:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 576(AX), Z5
+	XORQ    AX, AX
+
+m3_loop:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000020
+	JLT         m3_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VFMADD231PD Z1, Z9, Z6
+	VFMADD231PD Z1, Z12, Z7
+	VFMADD231PD Z1, Z15, Z8
+	VFMADD231PD Z1, Z19, Z18
+	VMULPD      Z2, Z6, Z10
+	VMULPD      Z2, Z7, Z13
+	VMULPD      Z2, Z8, Z16
+	VMULPD      Z2, Z18, Z20
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VMULPD      Z3, Z11, Z11
+	VMULPD      Z3, Z14, Z14
+	VMULPD      Z3, Z17, Z17
+	VMULPD      Z3, Z21, Z21
+	VFMADD231PD Z10, Z6, Z11
+	VFMADD231PD Z13, Z7, Z14
+	VFMADD231PD Z16, Z8, Z17
+	VFMADD231PD Z20, Z18, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z10
+	VMOVUPD     64(DI)(AX*8), Z16
+	VMOVUPD     128(DI)(AX*8), Z22
+	VMOVUPD     192(DI)(AX*8), Z24
+	VSUBPD      Z10, Z6, Z13
+	VSUBPD      Z16, Z7, Z20
+	VSUBPD      Z22, Z8, Z23
+	VSUBPD      Z24, Z18, Z25
+	VFMADD231PD Z2, Z13, Z10
+	VFMADD231PD Z2, Z20, Z16
+	VFMADD231PD Z2, Z23, Z22
+	VFMADD231PD Z2, Z25, Z24
+	VMOVUPD     Z10, (DI)(AX*8)
+	VMOVUPD     Z16, 64(DI)(AX*8)
+	VMOVUPD     Z22, 128(DI)(AX*8)
+	VMOVUPD     Z24, 192(DI)(AX*8)
+	VMULPD      Z10, Z10, Z10
+	VMULPD      Z16, Z16, Z13
+	VMULPD      Z22, Z22, Z16
+	VMULPD      Z24, Z24, Z20
+	VSUBPD      Z10, Z11, Z10
+	VSUBPD      Z13, Z14, Z11
+	VSUBPD      Z16, Z17, Z13
+	VSUBPD      Z20, Z21, Z14
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z11, Z11
+	VSQRTPD     Z13, Z13
+	VSQRTPD     Z14, Z14
+	VADDPD      Z10, Z4, Z10
+	VADDPD      Z11, Z4, Z11
+	VADDPD      Z13, Z4, Z13
+	VADDPD      Z14, Z4, Z14
+	VDIVPD      Z10, Z6, Z6
+	VDIVPD      Z11, Z7, Z7
+	VDIVPD      Z13, Z8, Z8
+	VDIVPD      Z14, Z18, Z10
+	VFMADD231PD Z5, Z6, Z9
+	VFMADD231PD Z5, Z7, Z12
+	VFMADD231PD Z5, Z8, Z15
+	VFMADD231PD Z5, Z10, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m3_loop
+
+m3_single:
+	MOVQ        R8, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000008
+	JLT         m3_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VFMADD231PD Z1, Z7, Z6
+	VMULPD      Z2, Z6, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VMULPD      Z3, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z10
+	VFMADD231PD Z2, Z10, Z8
+	VMOVUPD     Z8, (DI)(AX*8)
+	VMULPD      Z8, Z8, Z8
+	VSUBPD      Z8, Z9, Z8
+	VSQRTPD     Z8, Z8
+	VADDPD      Z8, Z4, Z8
+	VDIVPD      Z8, Z6, Z6
+	VFMADD231PD Z5, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m3_single
+
+m3_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(SI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VFMADD231PD Z1, Z6, Z0
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VMULPD      Z3, Z7, Z3
+	VFMADD231PD Z1, Z0, Z3
+	VMOVUPD     Z3, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DI)(AX*8), K1, Z1
+	VSUBPD      Z1, Z0, Z7
+	VFMADD231PD Z2, Z7, Z1
+	VMOVUPD     Z1, K1, (DI)(AX*8)
+	VMULPD      Z1, Z1, Z1
+	VSUBPD      Z1, Z3, Z1
+	VSQRTPD     Z1, Z1
+	VADDPD      Z1, Z4, Z1
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z5, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode4:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 576(AX), Z4
+	VMOVUPD 640(AX), Z5
+	XORQ    AX, AX
+
+m4_loop:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m4_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VMULPD      Z1, Z6, Z10
+	VMULPD      Z1, Z7, Z13
+	VMULPD      Z1, Z8, Z16
+	VMULPD      Z1, Z18, Z20
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VMULPD      Z2, Z11, Z11
+	VMULPD      Z2, Z14, Z14
+	VMULPD      Z2, Z17, Z17
+	VMULPD      Z2, Z21, Z21
+	VFMADD231PD Z10, Z6, Z11
+	VFMADD231PD Z13, Z7, Z14
+	VFMADD231PD Z16, Z8, Z17
+	VFMADD231PD Z20, Z18, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VSQRTPD     Z11, Z10
+	VSQRTPD     Z14, Z11
+	VSQRTPD     Z17, Z13
+	VSQRTPD     Z21, Z14
+	VADDPD      Z10, Z3, Z10
+	VADDPD      Z11, Z3, Z11
+	VADDPD      Z13, Z3, Z13
+	VADDPD      Z14, Z3, Z20
+	VMOVUPD     (SI)(AX*8), Z14
+	VMOVUPD     64(SI)(AX*8), Z16
+	VMOVUPD     128(SI)(AX*8), Z17
+	VMOVUPD     192(SI)(AX*8), Z21
+	VDIVPD      Z10, Z6, Z6
+	VDIVPD      Z11, Z7, Z7
+	VDIVPD      Z13, Z8, Z8
+	VDIVPD      Z20, Z18, Z10
+	VFMADD231PD Z5, Z14, Z6
+	VFMADD231PD Z5, Z16, Z7
+	VFMADD231PD Z5, Z17, Z8
+	VFMADD231PD Z5, Z21, Z10
+	VMOVUPD     Z6, (SI)(AX*8)
+	VMOVUPD     Z7, 64(SI)(AX*8)
+	VMOVUPD     Z8, 128(SI)(AX*8)
+	VMOVUPD     Z10, 192(SI)(AX*8)
+	VFMADD231PD Z4, Z6, Z9
+	VFMADD231PD Z4, Z7, Z12
+	VFMADD231PD Z4, Z8, Z15
+	VFMADD231PD Z4, Z10, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m4_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VMULPD      Z1, Z6, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VMULPD      Z2, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VSQRTPD     Z9, Z8
+	VADDPD      Z8, Z3, Z8
+	VMOVUPD     (SI)(AX*8), Z9
+	VDIVPD      Z8, Z6, Z6
+	VFMADD231PD Z5, Z9, Z6
+	VMOVUPD     Z6, (SI)(AX*8)
+	VFMADD231PD Z4, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VMULPD      Z1, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VMULPD      Z2, Z7, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VSQRTPD     Z2, Z1
+	VADDPD      Z1, Z3, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z5, Z2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VFMADD231PD Z4, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode5:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 576(AX), Z5
+	VMOVUPD 640(AX), Z6
+	XORQ    AX, AX
+
+m5_loop:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m5_single
+	VMOVUPD     (DX)(AX*8), Z7
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z9
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z19
+	VMOVUPD     (CX)(AX*8), Z10
+	VMOVUPD     64(CX)(AX*8), Z13
+	VMOVUPD     128(CX)(AX*8), Z16
+	VMOVUPD     192(CX)(AX*8), Z20
+	VFMADD231PD Z1, Z10, Z7
+	VFMADD231PD Z1, Z13, Z8
+	VFMADD231PD Z1, Z16, Z9
+	VFMADD231PD Z1, Z20, Z19
+	VMULPD      Z2, Z7, Z11
+	VMULPD      Z2, Z8, Z14
+	VMULPD      Z2, Z9, Z17
+	VMULPD      Z2, Z19, Z21
+	VMOVUPD     (BX)(AX*8), Z12
+	VMOVUPD     64(BX)(AX*8), Z15
+	VMOVUPD     128(BX)(AX*8), Z18
+	VMOVUPD     192(BX)(AX*8), Z22
+	VMULPD      Z3, Z12, Z12
+	VMULPD      Z3, Z15, Z15
+	VMULPD      Z3, Z18, Z18
+	VMULPD      Z3, Z22, Z22
+	VFMADD231PD Z11, Z7, Z12
+	VFMADD231PD Z14, Z8, Z15
+	VFMADD231PD Z17, Z9, Z18
+	VFMADD231PD Z21, Z19, Z22
+	VMOVUPD     Z12, (BX)(AX*8)
+	VMOVUPD     Z15, 64(BX)(AX*8)
+	VMOVUPD     Z18, 128(BX)(AX*8)
+	VMOVUPD     Z22, 192(BX)(AX*8)
+	VSQRTPD     Z12, Z11
+	VSQRTPD     Z15, Z12
+	VSQRTPD     Z18, Z14
+	VSQRTPD     Z22, Z15
+	VADDPD      Z11, Z4, Z11
+	VADDPD      Z12, Z4, Z12
+	VADDPD      Z14, Z4, Z14
+	VADDPD      Z15, Z4, Z21
+	VMOVUPD     (SI)(AX*8), Z15
+	VMOVUPD     64(SI)(AX*8), Z17
+	VMOVUPD     128(SI)(AX*8), Z18
+	VMOVUPD     192(SI)(AX*8), Z22
+	VDIVPD      Z11, Z7, Z7
+	VDIVPD      Z12, Z8, Z8
+	VDIVPD      Z14, Z9, Z9
+	VDIVPD      Z21, Z19, Z11
+	VFMADD231PD Z6, Z15, Z7
+	VFMADD231PD Z6, Z17, Z8
+	VFMADD231PD Z6, Z18, Z9
+	VFMADD231PD Z6, Z22, Z11
+	VMOVUPD     Z7, (SI)(AX*8)
+	VMOVUPD     Z8, 64(SI)(AX*8)
+	VMOVUPD     Z9, 128(SI)(AX*8)
+	VMOVUPD     Z11, 192(SI)(AX*8)
+	VFMADD231PD Z5, Z7, Z10
+	VFMADD231PD Z5, Z8, Z13
+	VFMADD231PD Z5, Z9, Z16
+	VFMADD231PD Z5, Z11, Z20
+	VMOVUPD     Z10, (CX)(AX*8)
+	VMOVUPD     Z13, 64(CX)(AX*8)
+	VMOVUPD     Z16, 128(CX)(AX*8)
+	VMOVUPD     Z20, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        R8, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m5_tail
+	VMOVUPD     (DX)(AX*8), Z7
+	VMULPD      Z7, Z0, Z7
+	VMOVUPD     (CX)(AX*8), Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMULPD      Z2, Z7, Z9
+	VMOVUPD     (BX)(AX*8), Z10
+	VMULPD      Z3, Z10, Z10
+	VFMADD231PD Z9, Z7, Z10
+	VMOVUPD     Z10, (BX)(AX*8)
+	VSQRTPD     Z10, Z9
+	VADDPD      Z9, Z4, Z9
+	VMOVUPD     (SI)(AX*8), Z10
+	VDIVPD      Z9, Z7, Z7
+	VFMADD231PD Z6, Z10, Z7
+	VMOVUPD     Z7, (SI)(AX*8)
+	VFMADD231PD Z5, Z7, Z8
+	VMOVUPD     Z8, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z7
+	VMULPD      Z7, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z7
+	VFMADD231PD Z1, Z7, Z0
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VSQRTPD     Z2, Z1
+	VADDPD      Z1, Z4, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z6, Z2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VFMADD231PD Z5, Z0, Z7
+	VMOVUPD     Z7, K1, (CX)(AX*8)
+	JMP         done
+
+mode6:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 576(AX), Z4
+	VMOVUPD 640(AX), Z5
+	XORQ    AX, AX
+
+m6_loop:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000020
+	JLT         m6_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VMULPD      Z1, Z6, Z10
+	VMULPD      Z1, Z7, Z13
+	VMULPD      Z1, Z8, Z16
+	VMULPD      Z1, Z18, Z20
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VMULPD      Z2, Z11, Z11
+	VMULPD      Z2, Z14, Z14
+	VMULPD      Z2, Z17, Z17
+	VMULPD      Z2, Z21, Z21
+	VFMADD231PD Z10, Z6, Z11
+	VFMADD231PD Z13, Z7, Z14
+	VFMADD231PD Z16, Z8, Z17
+	VFMADD231PD Z20, Z18, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z10
+	VMOVUPD     64(DI)(AX*8), Z16
+	VMOVUPD     128(DI)(AX*8), Z22
+	VMOVUPD     192(DI)(AX*8), Z24
+	VSUBPD      Z10, Z6, Z13
+	VSUBPD      Z16, Z7, Z20
+	VSUBPD      Z22, Z8, Z23
+	VSUBPD      Z24, Z18, Z25
+	VFMADD231PD Z1, Z13, Z10
+	VFMADD231PD Z1, Z20, Z16
+	VFMADD231PD Z1, Z23, Z22
+	VFMADD231PD Z1, Z25, Z24
+	VMOVUPD     Z10, (DI)(AX*8)
+	VMOVUPD     Z16, 64(DI)(AX*8)
+	VMOVUPD     Z22, 128(DI)(AX*8)
+	VMOVUPD     Z24, 192(DI)(AX*8)
+	VMULPD      Z10, Z10, Z10
+	VMULPD      Z16, Z16, Z13
+	VMULPD      Z22, Z22, Z16
+	VMULPD      Z24, Z24, Z20
+	VSUBPD      Z10, Z11, Z10
+	VSUBPD      Z13, Z14, Z11
+	VSUBPD      Z16, Z17, Z13
+	VSUBPD      Z20, Z21, Z14
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z11, Z11
+	VSQRTPD     Z13, Z13
+	VSQRTPD     Z14, Z14
+	VADDPD      Z10, Z3, Z10
+	VADDPD      Z11, Z3, Z11
+	VADDPD      Z13, Z3, Z13
+	VADDPD      Z14, Z3, Z20
+	VMOVUPD     (SI)(AX*8), Z14
+	VMOVUPD     64(SI)(AX*8), Z16
+	VMOVUPD     128(SI)(AX*8), Z17
+	VMOVUPD     192(SI)(AX*8), Z21
+	VDIVPD      Z10, Z6, Z6
+	VDIVPD      Z11, Z7, Z7
+	VDIVPD      Z13, Z8, Z8
+	VDIVPD      Z20, Z18, Z10
+	VFMADD231PD Z5, Z14, Z6
+	VFMADD231PD Z5, Z16, Z7
+	VFMADD231PD Z5, Z17, Z8
+	VFMADD231PD Z5, Z21, Z10
+	VMOVUPD     Z6, (SI)(AX*8)
+	VMOVUPD     Z7, 64(SI)(AX*8)
+	VMOVUPD     Z8, 128(SI)(AX*8)
+	VMOVUPD     Z10, 192(SI)(AX*8)
+	VFMADD231PD Z4, Z6, Z9
+	VFMADD231PD Z4, Z7, Z12
+	VFMADD231PD Z4, Z8, Z15
+	VFMADD231PD Z4, Z10, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000008
+	JLT         m6_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VMULPD      Z1, Z6, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VMULPD      Z2, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z10
+	VFMADD231PD Z1, Z10, Z8
+	VMOVUPD     Z8, (DI)(AX*8)
+	VMULPD      Z8, Z8, Z8
+	VSUBPD      Z8, Z9, Z8
+	VSQRTPD     Z8, Z8
+	VADDPD      Z8, Z3, Z8
+	VMOVUPD     (SI)(AX*8), Z9
+	VDIVPD      Z8, Z6, Z6
+	VFMADD231PD Z5, Z9, Z6
+	VMOVUPD     Z6, (SI)(AX*8)
+	VFMADD231PD Z4, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(R9*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VMULPD      Z1, Z0, Z7
+	VMOVUPD.Z   (BX)(AX*8), K1, Z8
+	VMULPD      Z2, Z8, Z2
+	VFMADD231PD Z7, Z0, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DI)(AX*8), K1, Z7
+	VSUBPD      Z7, Z0, Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     Z7, K1, (DI)(AX*8)
+	VMULPD      Z7, Z7, Z1
+	VSUBPD      Z1, Z2, Z1
+	VSQRTPD     Z1, Z1
+	VADDPD      Z1, Z3, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z5, Z2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VFMADD231PD Z4, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode7:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 576(AX), Z5
+	VMOVUPD 640(AX), Z6
+	XORQ    AX, AX
+
+m7_loop:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000020
+	JLT         m7_single
+	VMOVUPD     (DX)(AX*8), Z7
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z9
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z19
+	VMOVUPD     (CX)(AX*8), Z10
+	VMOVUPD     64(CX)(AX*8), Z13
+	VMOVUPD     128(CX)(AX*8), Z16
+	VMOVUPD     192(CX)(AX*8), Z20
+	VFMADD231PD Z1, Z10, Z7
+	VFMADD231PD Z1, Z13, Z8
+	VFMADD231PD Z1, Z16, Z9
+	VFMADD231PD Z1, Z20, Z19
+	VMULPD      Z2, Z7, Z11
+	VMULPD      Z2, Z8, Z14
+	VMULPD      Z2, Z9, Z17
+	VMULPD      Z2, Z19, Z21
+	VMOVUPD     (BX)(AX*8), Z12
+	VMOVUPD     64(BX)(AX*8), Z15
+	VMOVUPD     128(BX)(AX*8), Z18
+	VMOVUPD     192(BX)(AX*8), Z22
+	VMULPD      Z3, Z12, Z12
+	VMULPD      Z3, Z15, Z15
+	VMULPD      Z3, Z18, Z18
+	VMULPD      Z3, Z22, Z22
+	VFMADD231PD Z11, Z7, Z12
+	VFMADD231PD Z14, Z8, Z15
+	VFMADD231PD Z17, Z9, Z18
+	VFMADD231PD Z21, Z19, Z22
+	VMOVUPD     Z12, (BX)(AX*8)
+	VMOVUPD     Z15, 64(BX)(AX*8)
+	VMOVUPD     Z18, 128(BX)(AX*8)
+	VMOVUPD     Z22, 192(BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z11
+	VMOVUPD     64(DI)(AX*8), Z17
+	VMOVUPD     128(DI)(AX*8), Z23
+	VMOVUPD     192(DI)(AX*8), Z25
+	VSUBPD      Z11, Z7, Z14
+	VSUBPD      Z17, Z8, Z21
+	VSUBPD      Z23, Z9, Z24
+	VSUBPD      Z25, Z19, Z26
+	VFMADD231PD Z2, Z14, Z11
+	VFMADD231PD Z2, Z21, Z17
+	VFMADD231PD Z2, Z24, Z23
+	VFMADD231PD Z2, Z26, Z25
+	VMOVUPD     Z11, (DI)(AX*8)
+	VMOVUPD     Z17, 64(DI)(AX*8)
+	VMOVUPD     Z23, 128(DI)(AX*8)
+	VMOVUPD     Z25, 192(DI)(AX*8)
+	VMULPD      Z11, Z11, Z11
+	VMULPD      Z17, Z17, Z14
+	VMULPD      Z23, Z23, Z17
+	VMULPD      Z25, Z25, Z21
+	VSUBPD      Z11, Z12, Z11
+	VSUBPD      Z14, Z15, Z12
+	VSUBPD      Z17, Z18, Z14
+	VSUBPD      Z21, Z22, Z15
+	VSQRTPD     Z11, Z11
+	VSQRTPD     Z12, Z12
+	VSQRTPD     Z14, Z14
+	VSQRTPD     Z15, Z15
+	VADDPD      Z11, Z4, Z11
+	VADDPD      Z12, Z4, Z12
+	VADDPD      Z14, Z4, Z14
+	VADDPD      Z15, Z4, Z21
+	VMOVUPD     (SI)(AX*8), Z15
+	VMOVUPD     64(SI)(AX*8), Z17
+	VMOVUPD     128(SI)(AX*8), Z18
+	VMOVUPD     192(SI)(AX*8), Z22
+	VDIVPD      Z11, Z7, Z7
+	VDIVPD      Z12, Z8, Z8
+	VDIVPD      Z14, Z9, Z9
+	VDIVPD      Z21, Z19, Z11
+	VFMADD231PD Z6, Z15, Z7
+	VFMADD231PD Z6, Z17, Z8
+	VFMADD231PD Z6, Z18, Z9
+	VFMADD231PD Z6, Z22, Z11
+	VMOVUPD     Z7, (SI)(AX*8)
+	VMOVUPD     Z8, 64(SI)(AX*8)
+	VMOVUPD     Z9, 128(SI)(AX*8)
+	VMOVUPD     Z11, 192(SI)(AX*8)
+	VFMADD231PD Z5, Z7, Z10
+	VFMADD231PD Z5, Z8, Z13
+	VFMADD231PD Z5, Z9, Z16
+	VFMADD231PD Z5, Z11, Z20
+	VMOVUPD     Z10, (CX)(AX*8)
+	VMOVUPD     Z13, 64(CX)(AX*8)
+	VMOVUPD     Z16, 128(CX)(AX*8)
+	VMOVUPD     Z20, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m7_loop
+
+m7_single:
+	MOVQ        R8, R9
+	SUBQ        AX, R9
+	CMPQ        R9, $0x00000008
+	JLT         m7_tail
+	VMOVUPD     (DX)(AX*8), Z7
+	VMULPD      Z7, Z0, Z7
+	VMOVUPD     (CX)(AX*8), Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMULPD      Z2, Z7, Z9
+	VMOVUPD     (BX)(AX*8), Z10
+	VMULPD      Z3, Z10, Z10
+	VFMADD231PD Z9, Z7, Z10
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     (DI)(AX*8), Z9
+	VSUBPD      Z9, Z7, Z11
+	VFMADD231PD Z2, Z11, Z9
+	VMOVUPD     Z9, (DI)(AX*8)
+	VMULPD      Z9, Z9, Z9
+	VSUBPD      Z9, Z10, Z9
+	VSQRTPD     Z9, Z9
+	VADDPD      Z9, Z4, Z9
+	VMOVUPD     (SI)(AX*8), Z10
+	VDIVPD      Z9, Z7, Z7
+	VFMADD231PD Z6, Z10, Z7
+	VMOVUPD     Z7, (SI)(AX*8)
+	VFMADD231PD Z5, Z7, Z8
+	VMOVUPD     Z8, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m7_single
+
+m7_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(R9*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z7
+	VMULPD      Z7, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z7
+	VFMADD231PD Z1, Z7, Z0
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z8
+	VMULPD      Z3, Z8, Z3
+	VFMADD231PD Z1, Z0, Z3
+	VMOVUPD     Z3, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DI)(AX*8), K1, Z1
+	VSUBPD      Z1, Z0, Z8
+	VFMADD231PD Z2, Z8, Z1
+	VMOVUPD     Z1, K1, (DI)(AX*8)
+	VMULPD      Z1, Z1, Z1
+	VSUBPD      Z1, Z3, Z1
+	VSQRTPD     Z1, Z1
+	VADDPD      Z1, Z4, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z6, Z2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VFMADD231PD Z5, Z0, Z7
+	VMOVUPD     Z7, K1, (CX)(AX*8)
 
 done:
 	VZEROUPPER

@@ -3156,6 +3156,896 @@ v1loop0:
 v1done:
 	RET
 
+// func rmspropF32NEON(c *[16][16]float32, p, grad, sq, buf, gavg *float32, n, mode int)
+TEXT ·rmspropF32NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sq+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD gavg+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	FMOVQ 640(R0), F26 // mu
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v3
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v7
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
+	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
+	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VFMLA V17.S4, V22.S4, V9.S4
+	VFMLA V18.S4, V22.S4, V10.S4
+	VFMLA V19.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x6e29dd29 // fmul v9.4s, v9.4s, v9.4s
+	WORD $0x6e2add4a // fmul v10.4s, v10.4s, v10.4s
+	WORD $0x6e2bdd6b // fmul v11.4s, v11.4s, v11.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x4ea9d5ad // fsub v13.4s, v13.4s, v9.4s
+	WORD $0x4eaad5ce // fsub v14.4s, v14.4s, v10.4s
+	WORD $0x4eabd5ef // fsub v15.4s, v15.4s, v11.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v3:
+	SUBS $16, R6, R6
+	BLT v3tail1
+v3loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
+	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
+	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VFMLA V17.S4, V22.S4, V9.S4
+	VFMLA V18.S4, V22.S4, V10.S4
+	VFMLA V19.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x6e29dd29 // fmul v9.4s, v9.4s, v9.4s
+	WORD $0x6e2add4a // fmul v10.4s, v10.4s, v10.4s
+	WORD $0x6e2bdd6b // fmul v11.4s, v11.4s, v11.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x4ea9d5ad // fsub v13.4s, v13.4s, v9.4s
+	WORD $0x4eaad5ce // fsub v14.4s, v14.4s, v10.4s
+	WORD $0x4eabd5ef // fsub v15.4s, v15.4s, v11.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v3loop4
+v3tail1:
+	ADDS $12, R6, R6
+	BLT v3tail0
+v3loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v3loop1
+v3tail0:
+	ADDS $4, R6, R6
+	BEQ v3done
+v3loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v3loop0
+v3done:
+	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V9.S4, V26.S4, V1.S4
+	VFMLA V10.S4, V26.S4, V2.S4
+	VFMLA V11.S4, V26.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $12, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $4, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	FMOVS (R4), F8
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	FMOVS.P F0, 4(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $16, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V9.S4, V26.S4, V1.S4
+	VFMLA V10.S4, V26.S4, V2.S4
+	VFMLA V11.S4, V26.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $12, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $4, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	FMOVS (R4), F8
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	FMOVS.P F0, 4(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $16, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
+	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
+	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VFMLA V17.S4, V22.S4, V9.S4
+	VFMLA V18.S4, V22.S4, V10.S4
+	VFMLA V19.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x6e29dd29 // fmul v9.4s, v9.4s, v9.4s
+	WORD $0x6e2add4a // fmul v10.4s, v10.4s, v10.4s
+	WORD $0x6e2bdd6b // fmul v11.4s, v11.4s, v11.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x4ea9d5ad // fsub v13.4s, v13.4s, v9.4s
+	WORD $0x4eaad5ce // fsub v14.4s, v14.4s, v10.4s
+	WORD $0x4eabd5ef // fsub v15.4s, v15.4s, v11.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V9.S4, V26.S4, V1.S4
+	VFMLA V10.S4, V26.S4, V2.S4
+	VFMLA V11.S4, V26.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $12, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $4, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	FMOVS (R4), F8
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	FMOVS.P F0, 4(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+v7:
+	SUBS $16, R6, R6
+	BLT v7tail1
+v7loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	WORD $0x4ea9d431 // fsub v17.4s, v1.4s, v9.4s
+	WORD $0x4eaad452 // fsub v18.4s, v2.4s, v10.4s
+	WORD $0x4eabd473 // fsub v19.4s, v3.4s, v11.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VFMLA V17.S4, V22.S4, V9.S4
+	VFMLA V18.S4, V22.S4, V10.S4
+	VFMLA V19.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x6e29dd29 // fmul v9.4s, v9.4s, v9.4s
+	WORD $0x6e2add4a // fmul v10.4s, v10.4s, v10.4s
+	WORD $0x6e2bdd6b // fmul v11.4s, v11.4s, v11.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x4ea9d5ad // fsub v13.4s, v13.4s, v9.4s
+	WORD $0x4eaad5ce // fsub v14.4s, v14.4s, v10.4s
+	WORD $0x4eabd5ef // fsub v15.4s, v15.4s, v11.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V9.S4, V26.S4, V1.S4
+	VFMLA V10.S4, V26.S4, V2.S4
+	VFMLA V11.S4, V26.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V1.S4, V25.S4, V5.S4
+	VFMLA V2.S4, V25.S4, V6.S4
+	VFMLA V3.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v7loop4
+v7tail1:
+	ADDS $12, R6, R6
+	BLT v7tail0
+v7loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v7loop1
+v7tail0:
+	ADDS $4, R6, R6
+	BEQ v7done
+v7loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d410 // fsub v16.4s, v0.4s, v8.4s
+	VFMLA V16.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
+	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	FMOVS (R4), F8
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V26.S4, V0.S4
+	FMOVS.P F0, 4(R4)
+	VFMLA V0.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v7loop0
+v7done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -7008,6 +7898,896 @@ v1loop0:
 	SUBS $1, R6, R6
 	BNE v1loop0
 v1done:
+	RET
+
+// func rmspropF64NEON(c *[16][8]float64, p, grad, sq, buf, gavg *float64, n, mode int)
+TEXT ·rmspropF64NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sq+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD gavg+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	FMOVQ 640(R0), F26 // mu
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v3
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v7
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
+	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
+	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VFMLA V17.D2, V22.D2, V9.D2
+	VFMLA V18.D2, V22.D2, V10.D2
+	VFMLA V19.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x6e69dd29 // fmul v9.2d, v9.2d, v9.2d
+	WORD $0x6e6add4a // fmul v10.2d, v10.2d, v10.2d
+	WORD $0x6e6bdd6b // fmul v11.2d, v11.2d, v11.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x4ee9d5ad // fsub v13.2d, v13.2d, v9.2d
+	WORD $0x4eead5ce // fsub v14.2d, v14.2d, v10.2d
+	WORD $0x4eebd5ef // fsub v15.2d, v15.2d, v11.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v3:
+	SUBS $8, R6, R6
+	BLT v3tail1
+v3loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
+	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
+	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VFMLA V17.D2, V22.D2, V9.D2
+	VFMLA V18.D2, V22.D2, V10.D2
+	VFMLA V19.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x6e69dd29 // fmul v9.2d, v9.2d, v9.2d
+	WORD $0x6e6add4a // fmul v10.2d, v10.2d, v10.2d
+	WORD $0x6e6bdd6b // fmul v11.2d, v11.2d, v11.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x4ee9d5ad // fsub v13.2d, v13.2d, v9.2d
+	WORD $0x4eead5ce // fsub v14.2d, v14.2d, v10.2d
+	WORD $0x4eebd5ef // fsub v15.2d, v15.2d, v11.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v3loop4
+v3tail1:
+	ADDS $6, R6, R6
+	BLT v3tail0
+v3loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v3loop1
+v3tail0:
+	ADDS $2, R6, R6
+	BEQ v3done
+v3loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v3loop0
+v3done:
+	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V9.D2, V26.D2, V1.D2
+	VFMLA V10.D2, V26.D2, V2.D2
+	VFMLA V11.D2, V26.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $6, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VST1.P [V0.D2], 16(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $2, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	FMOVD (R4), F8
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	FMOVD.P F0, 8(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $8, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V9.D2, V26.D2, V1.D2
+	VFMLA V10.D2, V26.D2, V2.D2
+	VFMLA V11.D2, V26.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $6, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VST1.P [V0.D2], 16(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $2, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	FMOVD (R4), F8
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	FMOVD.P F0, 8(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $8, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
+	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
+	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VFMLA V17.D2, V22.D2, V9.D2
+	VFMLA V18.D2, V22.D2, V10.D2
+	VFMLA V19.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x6e69dd29 // fmul v9.2d, v9.2d, v9.2d
+	WORD $0x6e6add4a // fmul v10.2d, v10.2d, v10.2d
+	WORD $0x6e6bdd6b // fmul v11.2d, v11.2d, v11.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x4ee9d5ad // fsub v13.2d, v13.2d, v9.2d
+	WORD $0x4eead5ce // fsub v14.2d, v14.2d, v10.2d
+	WORD $0x4eebd5ef // fsub v15.2d, v15.2d, v11.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V9.D2, V26.D2, V1.D2
+	VFMLA V10.D2, V26.D2, V2.D2
+	VFMLA V11.D2, V26.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $6, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VST1.P [V0.D2], 16(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $2, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	FMOVD (R4), F8
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	FMOVD.P F0, 8(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+v7:
+	SUBS $8, R6, R6
+	BLT v7tail1
+v7loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	WORD $0x4ee9d431 // fsub v17.2d, v1.2d, v9.2d
+	WORD $0x4eead452 // fsub v18.2d, v2.2d, v10.2d
+	WORD $0x4eebd473 // fsub v19.2d, v3.2d, v11.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VFMLA V17.D2, V22.D2, V9.D2
+	VFMLA V18.D2, V22.D2, V10.D2
+	VFMLA V19.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x6e69dd29 // fmul v9.2d, v9.2d, v9.2d
+	WORD $0x6e6add4a // fmul v10.2d, v10.2d, v10.2d
+	WORD $0x6e6bdd6b // fmul v11.2d, v11.2d, v11.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x4ee9d5ad // fsub v13.2d, v13.2d, v9.2d
+	WORD $0x4eead5ce // fsub v14.2d, v14.2d, v10.2d
+	WORD $0x4eebd5ef // fsub v15.2d, v15.2d, v11.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V9.D2, V26.D2, V1.D2
+	VFMLA V10.D2, V26.D2, V2.D2
+	VFMLA V11.D2, V26.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V1.D2, V25.D2, V5.D2
+	VFMLA V2.D2, V25.D2, V6.D2
+	VFMLA V3.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v7loop4
+v7tail1:
+	ADDS $6, R6, R6
+	BLT v7tail0
+v7loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	VST1.P [V0.D2], 16(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v7loop1
+v7tail0:
+	ADDS $2, R6, R6
+	BEQ v7done
+v7loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d410 // fsub v16.2d, v0.2d, v8.2d
+	VFMLA V16.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
+	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	FMOVD (R4), F8
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V26.D2, V0.D2
+	FMOVD.P F0, 8(R4)
+	VFMLA V0.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v7loop0
+v7done:
 	RET
 
 // func sumSquaresF64NEON(x *float64, n int) float64

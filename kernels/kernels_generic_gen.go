@@ -15,6 +15,7 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.adam = adamGeneric[T]
 	t.lion = lionGeneric[T]
 	t.adagrad = adagradGeneric[T]
+	t.rmsprop = rmspropGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -173,5 +174,58 @@ func adagradGeneric[T Float](cf *Coeffs, p, grad, sum *T, n int) {
 		sums[i] = s
 		d := T(sqrtT(s) + eps)
 		ps[i] = fmaT(neglr, T(g/d), p)
+	}
+}
+
+// rmspropGeneric is the reference rmsprop kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
+	coupled := cf.mode&1 == 1  // coupled weight decay
+	centered := cf.mode&2 == 2 // centered: subtract the square of the gradient's average
+	momentum := cf.mode&4 == 4 // momentum: p moves by the buffer
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sqs := unsafe.Slice(sq, n)
+	var bufs []T
+	if momentum {
+		bufs = unsafe.Slice(buf, n)
+	}
+	var gavgs []T
+	if centered {
+		gavgs = unsafe.Slice(gavg, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		sq := fmaT(T(c2*g), g, T(beta2*sqs[i]))
+		sqs[i] = sq
+		var ga, d T
+		if centered {
+			ga = fmaT(c2, T(g-gavgs[i]), gavgs[i])
+			gavgs[i] = ga
+			d = T(sqrtT(T(sq-T(ga*ga))) + eps)
+		} else {
+			d = T(sqrtT(sq) + eps)
+		}
+		var b T
+		if momentum {
+			b = fmaT(mu, bufs[i], T(g/d))
+			bufs[i] = b
+			ps[i] = fmaT(neglr, b, p)
+		} else {
+			ps[i] = fmaT(neglr, T(g/d), p)
+		}
 	}
 }

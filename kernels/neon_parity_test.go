@@ -91,6 +91,11 @@ func testNEONModes[T Float](t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rmspropC, err := RMSprop{LR: 0.01, Alpha: 0.9, Eps: 1e-8, WeightDecay: 0.1, Momentum: 0.9, Centered: true,
+		Prelude: Prelude{Scale: 2, Maximize: true}}.Coeffs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{1, 5, 19, 37} {
 		for mode := 0; mode < 16; mode++ {
 			var in [5][]T
@@ -134,6 +139,11 @@ func testNEONModes[T Float](t *testing.T) {
 					c := adagradC
 					c.mode = mode
 					k.adagrad(&c, &a[0][0], &a[1][0], &a[3][0], n)
+				}},
+				{"rmsprop", func(k *table[T], a [5][]T) {
+					c := rmspropC
+					c.mode = mode
+					k.rmsprop(&c, &a[0][0], &a[1][0], &a[3][0], &a[2][0], &a[4][0], n)
 				}},
 				{"adamFast m, v, vmax", func(k *table[T], a [5][]T) {
 					c := adamC

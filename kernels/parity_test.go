@@ -107,6 +107,21 @@ func adagradCoeffs() []Coeffs {
 	return out
 }
 
+func rmspropCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, centered := range []bool{false, true} {
+			for _, mu := range []float64{0, 0.9} {
+				for _, pr := range preludes[:2] {
+					h := RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, WeightDecay: wd, Momentum: mu, Centered: centered, Prelude: pr}
+					out = append(out, must(h.Coeffs()))
+				}
+			}
+		}
+	}
+	return out
+}
+
 func sgdKernel[T Float]() ewKernel[T] {
 	return ewKernel[T]{
 		name: "SGD", streams: []string{"p", "grad"}, nonneg: []bool{false, false}, written: []bool{true, false},
@@ -191,6 +206,23 @@ func adagradKernel[T Float]() ewKernel[T] {
 				return s.AdagradF32(c, a[0], a[1], a[2])
 			case [][]float64:
 				return s.AdagradF64(c, a[0], a[1], a[2])
+			}
+			panic("type")
+		},
+	}
+}
+
+func rmspropKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "RMSprop", streams: []string{"p", "grad", "square_avg", "momentum_buffer", "grad_avg"},
+		nonneg: []bool{false, false, true, false, false}, written: []bool{true, false, true, true, true},
+		coeffs: rmspropCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.RMSpropF32(c, a[0], a[1], a[2], a[3], a[4])
+			case [][]float64:
+				return s.RMSpropF64(c, a[0], a[1], a[2], a[3], a[4])
 			}
 			panic("type")
 		},
@@ -302,6 +334,12 @@ func TestParityAdagrad(t *testing.T) {
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runParity(t, adagradKernel[float32](), ns) })
 	t.Run("F64", func(t *testing.T) { runParity(t, adagradKernel[float64](), ns) })
+}
+
+func TestParityRMSprop(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, rmspropKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, rmspropKernel[float64](), ns) })
 }
 
 func TestParityScale(t *testing.T) {

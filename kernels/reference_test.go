@@ -133,6 +133,41 @@ func (s *textbook) adagrad(h Adagrad, g []float64) {
 	}
 }
 
+// rmsprop is torch.optim.RMSprop's documented algorithm, with s.v as
+// square_avg, s.b as momentum_buffer and s.m as grad_avg:
+//
+//	g = g + wd·p
+//	v = α·v + (1-α)·g²
+//	vt = centered ? v - m², m = α·m + (1-α)·g : v
+//	μ > 0: b = μ·b + g/(sqrt(vt) + eps), p = p - lr·b
+//	else:  p = p - lr·g/(sqrt(vt) + eps)
+func (s *textbook) rmsprop(h RMSprop, g []float64) {
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	for i := range s.p {
+		gi := sign*sc*g[i] + h.WeightDecay*s.p[i]
+		s.v[i] = h.Alpha*s.v[i] + (1-h.Alpha)*gi*gi
+		vt := s.v[i]
+		if h.Centered {
+			s.m[i] = h.Alpha*s.m[i] + (1-h.Alpha)*gi
+			vt -= s.m[i] * s.m[i]
+		}
+		avg := math.Sqrt(vt) + h.Eps
+		if h.Momentum > 0 {
+			s.b[i] = h.Momentum*s.b[i] + gi/avg
+			s.p[i] -= h.LR * s.b[i]
+		} else {
+			s.p[i] -= h.LR * gi / avg
+		}
+	}
+}
+
 func toF64[T Float](x []T) []float64 {
 	out := make([]float64, len(x))
 	for i, v := range x {
@@ -288,6 +323,33 @@ func referenceVsTextbook[T Float](t *testing.T, tol float64) {
 			}
 		}
 	}
+	for _, wd := range []float64{0, 0.05} {
+		for _, centered := range []bool{false, true} {
+			for _, mu := range []float64{0, 0.9} {
+				for _, pr := range preludes {
+					h := RMSprop{LR: 1e-3, Alpha: 0.9, Eps: 1e-8, WeightDecay: wd, Momentum: mu, Centered: centered, Prelude: pr}
+					p := newVec()
+					sq, buf, ga := make([]T, n), make([]T, n), make([]T, n)
+					tb := textbook{p: toF64(p), v: make([]float64, n), b: make([]float64, n), m: make([]float64, n)}
+					c := must(h.Coeffs())
+					for s := range steps {
+						tb.rmsprop(h, toF64(grads[s]))
+						if err := rmspropKernel[T]().run(ref, &c, [][]T{p, grads[s], sq, buf, ga}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					closeTo(t, "rmsprop p", p, tb.p, tol)
+					closeTo(t, "rmsprop square_avg", sq, tb.v, tol)
+					if mu > 0 {
+						closeTo(t, "rmsprop momentum_buffer", buf, tb.b, tol*100)
+					}
+					if centered {
+						closeTo(t, "rmsprop grad_avg", ga, tb.m, tol)
+					}
+				}
+			}
+		}
+	}
 	// Reductions against plain float64 sums.
 	for _, n := range []int{0, 1, 15, 16, 17, 1000} {
 		x, y := newVec()[:0], newVec()[:0]
@@ -352,6 +414,11 @@ func TestCoeffsValidation(t *testing.T) {
 		{"adagrad wd NaN", func() error { _, e := Adagrad{LR: 1, WeightDecay: math.NaN()}.Coeffs(1); return e }()},
 		{"adagrad eps<0", func() error { _, e := Adagrad{LR: 1, Eps: -1}.Coeffs(1); return e }()},
 		{"adagrad step 0", func() error { _, e := Adagrad{LR: 1}.Coeffs(0); return e }()},
+		{"rmsprop lr<0", func() error { _, e := RMSprop{LR: -1, Alpha: 0.99}.Coeffs(); return e }()},
+		{"rmsprop alpha<0", func() error { _, e := RMSprop{LR: 1, Alpha: -0.1}.Coeffs(); return e }()},
+		{"rmsprop eps NaN", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, Eps: math.NaN()}.Coeffs(); return e }()},
+		{"rmsprop wd<0", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, WeightDecay: -1}.Coeffs(); return e }()},
+		{"rmsprop momentum<0", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, Momentum: -0.5}.Coeffs(); return e }()},
 	}
 	for _, b := range bad {
 		if !errors.Is(b.err, ErrCoeff) {
@@ -373,6 +440,7 @@ func TestBadInput(t *testing.T) {
 	mom := must(Momentum{LR: 0.1, Momentum: 0.9}.Coeffs(false))
 	lion := must(Lion{LR: 0.1, Beta1: 0.9, Beta2: 0.99}.Coeffs())
 	adagrad := must(Adagrad{LR: 0.1, Eps: 1e-10}.Coeffs(1))
+	rms := must(RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true}.Coeffs())
 	for _, l := range Levels() {
 		s, _ := For(l)
 		p := []float32{1, 2, 3, 4}
@@ -403,6 +471,10 @@ func TestBadInput(t *testing.T) {
 			{"adagrad short grad", s.AdagradF32(&adagrad, p, g3, g4), ErrLength},
 			{"adagrad lion coeffs", s.AdagradF32(&lion, p, g4, g4), ErrCoeff},
 			{"lion adagrad coeffs", s.LionF32(&adagrad, p, g4, g4), ErrCoeff},
+			{"rmsprop short square_avg", s.RMSpropF32(&rms, p, g4, g3, g4, g4), ErrLength},
+			{"rmsprop momentum without buffer", s.RMSpropF32(&rms, p, g4, g4, nil, g4), ErrLength},
+			{"rmsprop centered without grad_avg", s.RMSpropF32(&rms, p, g4, g4, g4, g3), ErrLength},
+			{"rmsprop adagrad coeffs", s.RMSpropF32(&adagrad, p, g4, g4, g4, g4), ErrCoeff},
 		}
 		_, dotErr := s.DotF32(p, g3)
 		checks = append(checks, struct {

@@ -29,6 +29,8 @@ func TestOverlapRejected(t *testing.T) {
 	ams, _ := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, AMSGrad: true}.Coeffs(1)
 	lion, _ := Lion{LR: 0.1, Beta1: 0.9, Beta2: 0.99}.Coeffs()
 	adagrad, _ := Adagrad{LR: 0.1, Eps: 1e-10}.Coeffs(1)
+	rms, _ := RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true}.Coeffs()
+	rmsPlain, _ := RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8}.Coeffs()
 	const n = 40
 	for _, s := range allSets(t) {
 		buf := make([]float32, 4*n)
@@ -56,6 +58,9 @@ func TestOverlapRejected(t *testing.T) {
 			"Adagrad p=sum":        func() error { return s.AdagradF32(&adagrad, a, b, a) },
 			"Adagrad g=sum":        func() error { return s.AdagradF32(&adagrad, a, b, b) },
 			"Adagrad sum shifted":  func() error { return s.AdagradF32(&adagrad, a, b, shift) },
+			"RMSprop sq=buf":       func() error { return s.RMSpropF32(&rms, a, b, c, c, d) },
+			"RMSprop p=grad_avg":   func() error { return s.RMSpropF32(&rms, a, b, c, d, a) },
+			"RMSprop buf shifted":  func() error { return s.RMSpropF32(&rms, a, b, c, shift, d) },
 			"Roof d0=d1":           func() error { return s.RoofF32(a, b, b, nil) },
 			"Roof src=d2":          func() error { return s.RoofF32(a, b, c, a) },
 		}
@@ -77,6 +82,9 @@ func TestOverlapRejected(t *testing.T) {
 		}
 		if err := s.AdamF32(&adam, a, b, c, d, a); err != nil {
 			t.Errorf("%v Adam with an unused vmax aliasing p: %v", s.Level(), err)
+		}
+		if err := s.RMSpropF32(&rmsPlain, a, b, c, a, a); err != nil {
+			t.Errorf("%v RMSprop with unused buffers aliasing p: %v", s.Level(), err)
 		}
 		if _, err := s.DotF32(a, a); err != nil {
 			t.Errorf("%v Dot(x, x): %v", s.Level(), err)
@@ -108,6 +116,10 @@ func TestCoeffsElementRange(t *testing.T) {
 			return Adagrad{LR: 1e-30, LRDecay: 1e20, Eps: 1e-10}.Coeffs(3)
 		},
 		"Adagrad eps 1e-50": func() (Coeffs, error) { return Adagrad{LR: 0.1, Eps: 1e-50}.Coeffs(1) },
+		"RMSprop momentum 1e39": func() (Coeffs, error) {
+			return RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 1e39}.Coeffs()
+		},
+		"RMSprop alpha 1e39": func() (Coeffs, error) { return RMSprop{LR: 0.1, Alpha: 1e39}.Coeffs() },
 	}
 	for name, mk := range fit64 {
 		c, err := mk()
@@ -137,6 +149,8 @@ func TestCoeffsElementRange(t *testing.T) {
 				e32, e64 = s.LionF32(&c, p32, g32, b32), s.LionF64(&c, p64, g64, b64)
 			case famAdagrad:
 				e32, e64 = s.AdagradF32(&c, p32, g32, b32), s.AdagradF64(&c, p64, g64, b64)
+			case famRMSprop:
+				e32, e64 = s.RMSpropF32(&c, p32, g32, b32, v32, nil), s.RMSpropF64(&c, p64, g64, b64, v64, nil)
 			}
 			if !errors.Is(e32, ErrCoeff) || p32[0] != 1 || b32[0] != 1 || v32[0] != 1 {
 				t.Errorf("%v %s: float32 kernel err = %v, p = %v", s.Level(), name, e32, p32)

@@ -17,6 +17,7 @@ type table[T Float] struct {
 	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
 	lion            func(c *Coeffs, p, g, m *T, n int)
 	adagrad         func(c *Coeffs, p, g, sum *T, n int)
+	rmsprop         func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
 	sumSquares      func(x *T, n int) float64
 	sumSquaresCheck func(x *T, n int) (float64, bool)
 	dot             func(x, y *T, n int) float64
@@ -208,6 +209,48 @@ func adagrad[T Float](k *table[T], c *Coeffs, p, g, sum []T) error {
 	return nil
 }
 
+func rmsprop[T Float](k *table[T], c *Coeffs, p, g, sq, buf, gavg []T) error {
+	if err := c.check(famRMSprop, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(sq) != n:
+		return lengthErr("square_avg", n, len(sq))
+	}
+	if c.mode&abi.RMSpropMomentum != 0 {
+		if len(buf) != n {
+			return lengthErr("momentum_buffer (momentum)", n, len(buf))
+		}
+	} else {
+		buf = nil // not used: may be anything
+	}
+	if c.mode&abi.RMSpropCentered != 0 {
+		if len(gavg) != n {
+			return lengthErr("grad_avg (centered)", n, len(gavg))
+		}
+	} else {
+		gavg = nil // not used: may be anything
+	}
+	if err := disjoint("p grad square_avg momentum_buffer grad_avg", p, g, sq, buf, gavg); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	var bp, gp *T
+	if buf != nil {
+		bp = &buf[0]
+	}
+	if gavg != nil {
+		gp = &gavg[0]
+	}
+	k.rmsprop(c, &p[0], &g[0], &sq[0], bp, gp, n)
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -371,6 +414,37 @@ func (s *Set) AdagradF32(c *Coeffs, p, grad, sum []float32) error {
 // AdagradF64 is [Set.AdagradF32] for float64.
 func (s *Set) AdagradF64(c *Coeffs, p, grad, sum []float64) error {
 	return adagrad(&s.f64, c, p, grad, sum)
+}
+
+// RMSpropF32 is one RMSprop step (torch.optim.RMSprop), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p, g) }
+//	sq = fma(c2·g, g, α·sq)
+//	if centered {
+//		gavg = fma(c2, g - gavg, gavg)
+//		d := sqrt(sq - gavg·gavg) + eps
+//	} else {
+//		d := sqrt(sq) + eps
+//	}
+//	if μ > 0 {
+//		buf = fma(μ, buf, g/d)
+//		p = fma(-lr, buf, p)
+//	} else {
+//		p = fma(-lr, g/d, p)
+//	}
+//
+// with the coefficients of [RMSprop.CoeffsInto]: c2 = 1-α. sq is
+// square_avg; buf (momentum_buffer) is used only when μ > 0 and gavg
+// (grad_avg) only when centered, and may be anything (nil) otherwise.
+// sq - gavg·gavg is a rounded product and a rounded subtraction.
+func (s *Set) RMSpropF32(c *Coeffs, p, grad, sq, buf, gavg []float32) error {
+	return rmsprop(&s.f32, c, p, grad, sq, buf, gavg)
+}
+
+// RMSpropF64 is [Set.RMSpropF32] for float64.
+func (s *Set) RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
+	return rmsprop(&s.f64, c, p, grad, sq, buf, gavg)
 }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:

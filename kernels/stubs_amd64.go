@@ -34,6 +34,11 @@ func lionF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, n in
 //go:noescape
 func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32, n int, mode int)
 
+// rmspropF32AVX2 is the AVX2 rmsprop kernel; see rmspropGeneric.
+//
+//go:noescape
+func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -103,6 +108,11 @@ func lionF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, n int
 //
 //go:noescape
 func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, n int, mode int)
+
+// rmspropF64AVX2 is the AVX2 rmsprop kernel; see rmspropGeneric.
+//
+//go:noescape
+func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -174,6 +184,11 @@ func lionF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, n 
 //go:noescape
 func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float32, n int, mode int)
 
+// rmspropF32AVX512 is the AVX512 rmsprop kernel; see rmspropGeneric.
+//
+//go:noescape
+func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -244,6 +259,11 @@ func lionF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, n i
 //go:noescape
 func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64, n int, mode int)
 
+// rmspropF64AVX512 is the AVX512 rmsprop kernel; see rmspropGeneric.
+//
+//go:noescape
+func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -299,8 +319,11 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamFastF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
-			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX2(&c.f32, p, grad, m, n, c.mode) },
-			adagrad:         func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX2(&c.f32, p, grad, sum, n, c.mode) },
+			lion:    func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX2(&c.f32, p, grad, m, n, c.mode) },
+			adagrad: func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX2(&c.f32, p, grad, sum, n, c.mode) },
+			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
+				rmspropF32AVX2(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
+			},
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -319,8 +342,11 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamFastF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
-			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX2(&c.f64, p, grad, m, n, c.mode) },
-			adagrad:         func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX2(&c.f64, p, grad, sum, n, c.mode) },
+			lion:    func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX2(&c.f64, p, grad, m, n, c.mode) },
+			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX2(&c.f64, p, grad, sum, n, c.mode) },
+			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
+				rmspropF64AVX2(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+			},
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
@@ -343,8 +369,11 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamFastF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
-			lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX512(&c.f32, p, grad, m, n, c.mode) },
-			adagrad:         func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX512(&c.f32, p, grad, sum, n, c.mode) },
+			lion:    func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX512(&c.f32, p, grad, m, n, c.mode) },
+			adagrad: func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX512(&c.f32, p, grad, sum, n, c.mode) },
+			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
+				rmspropF32AVX512(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
+			},
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -363,8 +392,11 @@ var archSets = []*Set{
 			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamFastF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
-			lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX512(&c.f64, p, grad, m, n, c.mode) },
-			adagrad:         func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX512(&c.f64, p, grad, sum, n, c.mode) },
+			lion:    func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX512(&c.f64, p, grad, m, n, c.mode) },
+			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX512(&c.f64, p, grad, sum, n, c.mode) },
+			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
+				rmspropF64AVX512(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+			},
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,

@@ -37,6 +37,11 @@ func lionF32NEON(c *[16][16]float32, p, grad, m *float32, n, mode int)
 //go:noescape
 func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
 
+// rmspropF32NEON is the NEON rmsprop kernel; see rmspropGeneric.
+//
+//go:noescape
+func rmspropF32NEON(c *[16][16]float32, p, grad, sq, buf, gavg *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -107,6 +112,11 @@ func lionF64NEON(c *[16][8]float64, p, grad, m *float64, n, mode int)
 //go:noescape
 func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
 
+// rmspropF64NEON is the NEON rmsprop kernel; see rmspropGeneric.
+//
+//go:noescape
+func rmspropF64NEON(c *[16][8]float64, p, grad, sq, buf, gavg *float64, n, mode int)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -159,8 +169,11 @@ var archSets = []*Set{{
 		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 			adamFastF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
 		},
-		lion:            func(c *Coeffs, p, grad, m *float32, n int) { lionF32NEON(&c.f32, p, grad, m, n, c.mode) },
-		adagrad:         func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32NEON(&c.f32, p, grad, sum, n, c.mode) },
+		lion:    func(c *Coeffs, p, grad, m *float32, n int) { lionF32NEON(&c.f32, p, grad, m, n, c.mode) },
+		adagrad: func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32NEON(&c.f32, p, grad, sum, n, c.mode) },
+		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
+			rmspropF32NEON(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
+		},
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -179,8 +192,11 @@ var archSets = []*Set{{
 		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 			adamFastF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
 		},
-		lion:            func(c *Coeffs, p, grad, m *float64, n int) { lionF64NEON(&c.f64, p, grad, m, n, c.mode) },
-		adagrad:         func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64NEON(&c.f64, p, grad, sum, n, c.mode) },
+		lion:    func(c *Coeffs, p, grad, m *float64, n int) { lionF64NEON(&c.f64, p, grad, m, n, c.mode) },
+		adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64NEON(&c.f64, p, grad, sum, n, c.mode) },
+		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
+			rmspropF64NEON(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+		},
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
 		dot:             dotF64NEON,

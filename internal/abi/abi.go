@@ -16,8 +16,8 @@ const (
 	RowWD             // weight decay (coupled)
 	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion)
 	RowC1             // 1 - β1
-	RowC2             // 1 - β2
-	RowBeta2          // β2
+	RowC2             // 1 - β2 (RMSprop: 1 - α)
+	RowBeta2          // β2 (RMSprop: α)
 	RowIB2            // 1/sqrt(1 - β2^t)
 	RowEps            // ε
 	RowNegA           // -lr/(1 - β1^t)
@@ -65,4 +65,8 @@ const (
 	LionWD = 1 << 0 // Lion: decoupled weight decay p = p·decay
 
 	AdagradWD = 1 << 0 // Adagrad: coupled weight decay g = fma(wd, p, g)
+
+	RMSpropWD       = 1 << 0 // RMSprop: coupled weight decay g = fma(wd, p, g)
+	RMSpropCentered = 1 << 1 // RMSprop: keep the gradient's average, divide by the centred root
+	RMSpropMomentum = 1 << 2 // RMSprop: keep a momentum buffer of g/d
 )

@@ -7,7 +7,7 @@ package abi
 
 // Elementwise lists the described kernels, in the order the generators
 // write them.
-var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad}
+var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop}
 
 // The conditions of the modes.
 var (
@@ -23,6 +23,10 @@ var (
 	CondLionWD = &Cond{Name: "decoupled", Mask: LionWD, Value: LionWD, Doc: "weight decay: p = p·decay"}
 
 	CondAdagradWD = &Cond{Name: "coupled", Mask: AdagradWD, Value: AdagradWD, Doc: "coupled weight decay"}
+
+	CondRMSpropWD       = &Cond{Name: "coupled", Mask: RMSpropWD, Value: RMSpropWD, Doc: "coupled weight decay"}
+	CondRMSpropCentered = &Cond{Name: "centered", Mask: RMSpropCentered, Value: RMSpropCentered, Doc: "centered: subtract the square of the gradient's average"}
+	CondRMSpropMomentum = &Cond{Name: "momentum", Mask: RMSpropMomentum, Value: RMSpropMomentum, Doc: "momentum: p moves by the buffer"}
 )
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
@@ -170,4 +174,55 @@ var Adagrad = &Kernel{
 		Store("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p"))),
 	},
 	Unroll: struct{ AVX2, AVX512 int }{3, 4},
+}
+
+// RMSprop is torch.optim.RMSprop, with the running averages in the forms of
+// Adam's v and m (c2 = 1-α, β2 row = α):
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	sq = fma(c2·g, g, α·sq)
+//	if centered {
+//		ga = fma(c2, g - ga, ga)
+//		d := sqrt(sq - ga·ga) + eps
+//	} else {
+//		d := sqrt(sq) + eps
+//	}
+//	if momentum {
+//		buf = fma(μ, buf, g/d)
+//		p = fma(-lr, buf, p)
+//	} else {
+//		p = fma(-lr, g/d, p)
+//	}
+//
+// sq - ga·ga is a rounded product and a rounded subtraction, as PyTorch's
+// addcmul_(grad_avg, grad_avg, value=-1) computes it; grad_avg.lerp_(g,
+// 1-α) is the fma of Adam's m.
+var RMSprop = &Kernel{
+	Name: "rmsprop",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "sq"},
+		{Name: "buf", Only: CondRMSpropMomentum}, {Name: "gavg", Only: CondRMSpropCentered}},
+	Conds: []*Cond{CondRMSpropWD, CondRMSpropCentered, CondRMSpropMomentum},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondRMSpropWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("sq", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("sq")))),
+		Store("sq", Var("sq")),
+		IfElse(CondRMSpropCentered,
+			[]Stmt{
+				Set("ga", FMA(Row(RowC2), Sub(Var("g"), Load("gavg")), Load("gavg"))),
+				Store("gavg", Var("ga")),
+				Set("d", Add(Sqrt(Sub(Var("sq"), Mul(Var("ga"), Var("ga")))), Row(RowEps))),
+			},
+			[]Stmt{Set("d", Add(Sqrt(Var("sq")), Row(RowEps)))}),
+		IfElse(CondRMSpropMomentum,
+			[]Stmt{
+				Set("b", FMA(Row(RowMu), Load("buf"), Div(Var("g"), Var("d")))),
+				Store("buf", Var("b")),
+				Store("p", FMA(Row(RowNegLR), Var("b"), Var("p"))),
+			},
+			[]Stmt{Store("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p")))}),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
 }
