@@ -22,10 +22,14 @@ func TestDefaults(t *testing.T) {
 	if got := DefaultLion(); got != (LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99}) {
 		t.Errorf("DefaultLion() = %+v", got)
 	}
+	if got := DefaultRMSprop(); got != (RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: 1e-8}) {
+		t.Errorf("DefaultRMSprop() = %+v", got)
+	}
 	if got := DefaultAdagrad(); got != (AdagradConfig{LR: 1e-2, Eps: 1e-10}) {
 		t.Errorf("DefaultAdagrad() = %+v", got)
 	}
 	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}, DefaultLion(),
+		DefaultRMSprop(), RMSpropConfig{LR: 0.1, Alpha: 0.9, Eps: 1e-6, WeightDecay: 0.1, Momentum: 0.5, Centered: true, Maximize: true},
 		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true}} {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
@@ -72,6 +76,12 @@ func TestValidate(t *testing.T) {
 		{AdagradConfig{LR: 1e-2, InitialAccumulatorValue: -1, Eps: 1e-10}, "InitialAccumulatorValue"},
 		{AdagradConfig{LR: 1e-2, InitialAccumulatorValue: inf, Eps: 1e-10}, "InitialAccumulatorValue"},
 		{AdagradConfig{LR: 1e-2, Eps: -1e-10}, "Eps"},
+		{RMSpropConfig{LR: -1, Alpha: 0.99}, "LR"},
+		{RMSpropConfig{LR: 1e-2, Alpha: -0.5}, "Alpha"},
+		{RMSpropConfig{LR: 1e-2, Alpha: inf}, "Alpha"},
+		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: -1}, "Eps"},
+		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Momentum: -0.1}, "Momentum"},
+		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, WeightDecay: nan}, "WeightDecay"},
 	}
 	for _, c := range cases {
 		err := c.h.Validate()

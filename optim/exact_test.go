@@ -18,6 +18,8 @@ var exactCases = []refCase{
 	{"Adam", AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, AMSGrad: true, Maximize: true}},
 	{"AdamW", AdamWConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, AMSGrad: true}},
 	{"Lion", LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1, Maximize: true}},
+	{"RMSprop", RMSpropConfig{LR: 0.01, Alpha: 0.9, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Maximize: true}},
+	{"RMSprop centered", RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Centered: true}},
 	{"Adagrad", AdagradConfig{LR: 0.05, LRDecay: 0.01, WeightDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, Maximize: true}},
 }
 

@@ -88,3 +88,29 @@ func TestInitialState(t *testing.T) {
 		t.Fatalf("the same in float64: %v", err)
 	}
 }
+
+// TestRMSpropState: RMSprop's buffers by its options, in PyTorch's order,
+// and Load's check of square_avg.
+func TestRMSpropState(t *testing.T) {
+	for _, c := range []struct {
+		h    RMSpropConfig
+		want []string
+	}{
+		{DefaultRMSprop(), []string{BufSquareAvg}},
+		{RMSpropConfig{LR: 0.01, Alpha: 0.99, Momentum: 0.9}, []string{BufSquareAvg, BufMomentumBuffer}},
+		{RMSpropConfig{LR: 0.01, Alpha: 0.99, Centered: true}, []string{BufSquareAvg, BufGradAvg}},
+		{RMSpropConfig{LR: 0.01, Alpha: 0.99, Momentum: 0.9, Centered: true}, []string{BufSquareAvg, BufMomentumBuffer, BufGradAvg}},
+	} {
+		if got := StateNames(c.h); !slices.Equal(got, c.want) {
+			t.Errorf("%+v: StateNames = %v, want %v", c.h, got, c.want)
+		}
+	}
+	o, data := stateFile(t, RMSpropConfig{LR: 0.01, Alpha: 0.9, Eps: 1e-8, Centered: true})
+	at := bufferAt(t, data, BufSquareAvg)
+	loadFails(t, o, putF32(data, at, -1), ErrState, "square_avg -1")
+	loadFails(t, o, putF32(data, at, float32(math.NaN())), ErrState, "square_avg NaN")
+	// grad_avg may hold any value.
+	if err := o.Load(bytes.NewReader(putF32(data, bufferAt(t, data, BufGradAvg), -3))); err != nil {
+		t.Fatalf("grad_avg -3: %v", err)
+	}
+}

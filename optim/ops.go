@@ -40,6 +40,12 @@ var ops32 = &ops[float32]{
 		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
 			return s.AdagradF32(c, p, g, sub(b, 0, lo, hi))
 		},
+		kernelRMSprop: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.RMSpropF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), nil)
+		},
+		kernelRMSpropCentered: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.RMSpropF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), last(b, lo, hi))
+		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
@@ -67,6 +73,12 @@ var ops64 = &ops[float64]{
 		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
 			return s.AdagradF64(c, p, g, sub(b, 0, lo, hi))
 		},
+		kernelRMSprop: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.RMSpropF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), nil)
+		},
+		kernelRMSpropCentered: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.RMSpropF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), last(b, lo, hi))
+		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,
 	nonFinite:  (*kernels.Set).NonFiniteF64,
@@ -87,4 +99,17 @@ func sub[T Float](b [][]T, i, lo, hi int) []T {
 		return nil
 	}
 	return b[i][lo:hi]
+}
+
+// last returns elements lo to hi of the last buffer of b (RMSprop's
+// grad_avg, after square_avg and, with momentum, momentum_buffer).
+// Without momentum the kernel ignores its momentum_buffer argument, which
+// is then grad_avg too.
+func last[T Float](b [][]T, lo, hi int) []T {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != nil {
+			return b[i][lo:hi]
+		}
+	}
+	return nil
 }

@@ -16,8 +16,8 @@ type refTensor struct {
 // the way a textbook would: absent ones are 0 or false.
 type refHyper struct {
 	lr, momentum, dampening, wd, beta1, beta2, eps float64
-	lrDecay, initAcc                               float64
-	nesterov, maximize, amsgrad                    bool
+	lrDecay, initAcc, alpha                        float64
+	nesterov, maximize, amsgrad, centered          bool
 }
 
 func flat(h Hyper) refHyper {
@@ -42,6 +42,10 @@ func flat(h Hyper) refHyper {
 			r.beta2 = v
 		case "eps":
 			r.eps = v
+		case "alpha":
+			r.alpha = v
+		case "centered":
+			r.centered = v == 1
 		case "lr_decay":
 			r.lrDecay = v
 		case "initial_accumulator_value":
@@ -58,7 +62,7 @@ func flat(h Hyper) refHyper {
 }
 
 // refStep is one step of PyTorch's update equations (torch.optim.SGD, Adam,
-// AdamW and Adagrad, single-tensor form), written as plainly as possible in
+// AdamW, Adagrad and RMSprop, single-tensor form), written as plainly as possible in
 // float64, independently of the kernels' operation order.
 func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 	r.step++
@@ -105,6 +109,23 @@ func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 			}
 			denom := math.Sqrt(vv)/math.Sqrt(bc2) + h.eps
 			r.p[i] -= h.lr / bc1 * r.m[i] / denom
+		case KindRMSprop: // torch.optim.RMSprop's documented algorithm; v, m, buf: square_avg, grad_avg, momentum_buffer
+			if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			r.v[i] = h.alpha*r.v[i] + (1-h.alpha)*d*d
+			vt := r.v[i]
+			if h.centered {
+				r.m[i] = h.alpha*r.m[i] + (1-h.alpha)*d
+				vt -= r.m[i] * r.m[i]
+			}
+			avg := math.Sqrt(vt) + h.eps
+			if h.momentum > 0 {
+				r.buf[i] = h.momentum*r.buf[i] + d/avg
+				r.p[i] -= h.lr * r.buf[i]
+			} else {
+				r.p[i] -= h.lr * d / avg
+			}
 		case KindAdagrad: // torch.optim.Adagrad's documented algorithm; v is the sum
 			if h.wd != 0 {
 				d += h.wd * r.p[i]
@@ -148,6 +169,21 @@ func adagradCases() []refCase {
 				for _, max := range []bool{false, true} {
 					c := AdagradConfig{LR: 0.05, LRDecay: decay, WeightDecay: wd, InitialAccumulatorValue: init, Eps: 1e-10, Maximize: max}
 					out = append(out, refCase{fmt.Sprintf("Adagrad%+v", c), c})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func rmspropCases() []refCase {
+	var out []refCase
+	for _, mu := range []float64{0, 0.9} {
+		for _, centered := range []bool{false, true} {
+			for _, wd := range []float64{0, 0.01} {
+				for _, max := range []bool{false, true} {
+					c := RMSpropConfig{LR: 1e-3, Alpha: 0.9, Eps: 1e-8, WeightDecay: wd, Momentum: mu, Centered: centered, Maximize: max}
+					out = append(out, refCase{fmt.Sprintf("RMSprop%+v", c), c})
 				}
 			}
 		}
@@ -226,6 +262,7 @@ func adamCases() []refCase {
 func TestReference(t *testing.T) {
 	cases := append(sgdCases(), adamCases()...)
 	cases = append(cases, adagradCases()...)
+	cases = append(cases, rmspropCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Run("float64", func(t *testing.T) { checkReference[float64](t, c.h, 1e-9, 1) })

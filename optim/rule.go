@@ -27,8 +27,8 @@ func (k Kind) String() string {
 }
 
 // Hyper is the hyperparameters of one parameter group: a config such as
-// [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig], [LionConfig] or
-// [AdagradConfig].
+// [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig], [LionConfig],
+// [AdagradConfig] or [RMSpropConfig].
 // The type of the config given to [New] selects the optimizer's [Kind];
 // every group of an optimizer has a config of that same type. Only this
 // package's configs implement it.
@@ -131,6 +131,8 @@ const (
 	kernelAdamFast
 	kernelLion
 	kernelAdagrad
+	kernelRMSprop         // buffers square_avg[, momentum_buffer]
+	kernelRMSpropCentered // buffers square_avg[, momentum_buffer], grad_avg
 	numKernels
 )
 

@@ -48,6 +48,9 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 	case LionConfig:
 		c.LR /= 2
 		second = c
+	case RMSpropConfig:
+		c.LR /= 2
+		second = c
 	case AdagradConfig:
 		c.LR /= 2
 		c.InitialAccumulatorValue = 0.25
