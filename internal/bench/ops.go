@@ -20,10 +20,11 @@ const (
 	AdamW    Op = "adamw"    // AdamW, decoupled weight decay 0.01
 	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
 	Adagrad  Op = "adagrad"  // Adagrad, no weight decay or learning-rate decay
+	RMSprop  Op = "rmsprop"  // RMSprop, α = 0.99, no momentum, not centered
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -65,6 +66,9 @@ var specs = map[Op]opSpec{
 	Adagrad: {title: "Adagrad", hyper: optim.AdagradConfig{LR: lrAdagrad, Eps: epsAdagrad},
 		scalar32: func(p, g []float32, s [][]float32) { adagradScalarF32(p, g, s[0], lrAdagrad, epsAdagrad) },
 		scalar64: func(p, g []float64, s [][]float64) { adagradScalarF64(p, g, s[0], lrAdagrad, epsAdagrad) }},
+	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
+		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
+		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
 }
 
 func adamScalar32(p, g []float32, s [][]float32, wd float64) {
@@ -174,18 +178,20 @@ func (p Prec) Title() string {
 // The hyperparameters of every comparison. The kernels' coefficients are
 // those of step adamT (Adam's bias corrections).
 const (
-	lrSGD      = 0.01
-	mu         = 0.9
-	lrAdam     = 1e-3
-	beta1      = 0.9
-	beta2      = 0.999
-	eps        = 1e-8
-	wdAdamW    = 0.01
-	lrLion     = 1e-4
-	beta2Lion  = 0.99
-	lrAdagrad  = 1e-2
-	epsAdagrad = 1e-10
-	adamT      = 10 // the Adam step number the bias corrections are those of
+	lrSGD        = 0.01
+	mu           = 0.9
+	lrAdam       = 1e-3
+	beta1        = 0.9
+	beta2        = 0.999
+	eps          = 1e-8
+	wdAdamW      = 0.01
+	lrLion       = 1e-4
+	beta2Lion    = 0.99
+	lrAdagrad    = 1e-2
+	epsAdagrad   = 1e-10
+	lrRMSprop    = 1e-2
+	alphaRMSprop = 0.99
+	adamT        = 10 // the Adam step number the bias corrections are those of
 )
 
 // coeffs returns the kernels' coefficients of a step of o in element type T.

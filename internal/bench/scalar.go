@@ -151,3 +151,24 @@ func adagradScalarF64(p, g, sum []float64, lr, eps float64) {
 		p[i] -= lr * g[i] / (math.Sqrt(sum[i]) + eps)
 	}
 }
+
+// rmspropScalarF32 is one torch.optim.RMSprop step (no weight decay,
+// momentum or centering):
+//
+//	v = α·v + (1-α)·g²
+//	p -= lr·g/(sqrt(v) + eps)
+func rmspropScalarF32(p, g, v []float32, lr, alpha, eps float32) {
+	g, v = g[:len(p)], v[:len(p)]
+	for i := range p {
+		v[i] = alpha*v[i] + (1-alpha)*g[i]*g[i]
+		p[i] -= lr * g[i] / (float32(math.Sqrt(float64(v[i]))) + eps)
+	}
+}
+
+func rmspropScalarF64(p, g, v []float64, lr, alpha, eps float64) {
+	g, v = g[:len(p)], v[:len(p)]
+	for i := range p {
+		v[i] = alpha*v[i] + (1-alpha)*g[i]*g[i]
+		p[i] -= lr * g[i] / (math.Sqrt(v[i]) + eps)
+	}
+}

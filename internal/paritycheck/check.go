@@ -86,7 +86,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, adagrad, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, fast, reduce, roof
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -106,6 +106,9 @@ func parityCases() []pcase {
 	}
 	adagrad := func(h kernels.Adagrad) func(int64) (kernels.Coeffs, error) {
 		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
+	}
+	rmsprop := func(h kernels.RMSprop) func(int64) (kernels.Coeffs, error) {
+		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
 	}
 	base := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	wd, w, ams, maxi := base, base, base, base
@@ -132,6 +135,9 @@ func parityCases() []pcase {
 		{name: "Adagrad", fam: "adagrad", coeffs: adagrad(kernels.Adagrad{LR: 1e-2, Eps: 1e-10})},
 		{name: "Adagrad weight decay, lr decay, maximize", fam: "adagrad", coeffs: adagrad(kernels.Adagrad{LR: 1e-2,
 			LRDecay: 0.01, WeightDecay: 0.01, Eps: 1e-10, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "RMSprop", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8})},
+		{name: "RMSprop centered, momentum, weight decay, maximize", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2,
+			Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Prelude: kernels.Prelude{Maximize: true}})},
 		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
@@ -197,6 +203,8 @@ func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 			err = k.Lion(&c, a[0], a[1], a[2])
 		case "adagrad":
 			err = k.Adagrad(&c, a[0], a[1], a[2])
+		case "rmsprop":
+			err = k.RMSprop(&c, a[0], a[1], a[2], a[3], a[4])
 		default:
 			var vmax []T
 			if pc.ams {
@@ -233,7 +241,7 @@ func compareScalar(r *Result, what, name string, want, got float64) {
 // parityOne runs one check on one input at the reference and every level.
 func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result, pc pcase, n, off int, seed uint64, special bool, what string) error {
 	switch pc.fam {
-	case "sgd", "momentum", "adam", "lion", "adagrad":
+	case "sgd", "momentum", "adam", "lion", "adagrad", "rmsprop":
 		names := []string{"p", "g", "buf"}
 		nonneg := map[int]bool{3: pc.fam == "adam", 4: true} // v, vmax
 		switch pc.fam {
@@ -241,6 +249,9 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 			names = []string{"p", "g", "m"}
 		case "adagrad":
 			names = []string{"p", "g", "sum"}
+			nonneg = map[int]bool{2: true}
+		case "rmsprop":
+			names = []string{"p", "g", "square_avg", "momentum_buffer", "grad_avg"}
 			nonneg = map[int]bool{2: true}
 		}
 		if pc.fam == "adam" {
