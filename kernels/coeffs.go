@@ -365,12 +365,15 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	if h.AMSGrad {
 		mode |= abi.AdamAMSGrad
 	}
-	bc1 := 1 - powInt(h.Beta1, t)
-	bc2 := 1 - powInt(h.Beta2, t)
+	// float64(…) rounds each product before the subtraction: Go may
+	// otherwise fuse a multiply and an add (it does on arm64), and the
+	// coefficients must be the same bits on every machine.
+	bc1 := 1 - float64(powInt(h.Beta1, t))
+	bc2 := 1 - float64(powInt(h.Beta2, t))
 	c.init(famAdam, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
-	c.set(abi.RowDecay, 1-h.LR*h.WeightDecay)
+	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
 	c.set(abi.RowC1, 1-h.Beta1)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowBeta2, h.Beta2)
@@ -431,7 +434,7 @@ func (h Lion) CoeffsInto(c *Coeffs) error {
 	c.init(famLion, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
-	c.set(abi.RowDecay, 1-h.LR*h.WeightDecay)
+	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
 	c.set(abi.RowC1, 1-h.Beta1)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowNegLR, -h.LR)

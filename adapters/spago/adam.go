@@ -107,7 +107,7 @@ func (c AdamConfig) Validate() error {
 func (c AdamConfig) hyper(t int64) optim.Hyper {
 	eps, wd := c.Eps, c.WeightDecay
 	if c.Semantics == Spago {
-		bc1, bc2 := 1-kernels.PowInt(c.Beta1, t), 1-kernels.PowInt(c.Beta2, t)
+		bc1, bc2 := 1-float64(kernels.PowInt(c.Beta1, t)), 1-float64(kernels.PowInt(c.Beta2, t)) // unfused, as kernels computes them
 		if bc2 > 0 && !math.IsNaN(bc2) {
 			eps = c.Eps / math.Sqrt(bc2)
 		}
