@@ -32,6 +32,10 @@ func TestConverges(t *testing.T) {
 			{"fuseopt-momentum", NewMomentum(WithLearnRate(0.05))},
 			{"fuseopt-nesterov", NewMomentum(WithLearnRate(0.05), WithNesterov())},
 			{"fuseopt-lion", NewLion(WithLearnRate(0.003))},
+			{"fuseopt-adagrad", NewAdaGradSolver(WithLearnRate(0.1))},
+			{"gorgonia-rmsprop", G.NewRMSPropSolver(G.WithLearnRate(0.003), G.WithRho(0.99))},
+			{"fuseopt-rmsprop", NewRMSPropSolver(WithLearnRate(0.003), WithRho(0.99))},
+			{"fuseopt-rmsprop-centered", NewRMSPropSolver(WithLearnRate(0.003), WithRho(0.99), WithMomentum(0.5), WithCentered())},
 			{"gorgonia-vanilla", G.NewVanillaSolver(G.WithLearnRate(0.2), G.WithClip(5))},
 			{"fuseopt-vanilla", NewVanillaSolver(WithLearnRate(0.2), WithClip(5))},
 		}
@@ -82,6 +86,12 @@ func TestMatchesGorgonia(t *testing.T) {
 			{"momentum", G.NewMomentum(G.WithLearnRate(0.05)), NewMomentum(WithLearnRate(0.05)), matrices, 2e-5},
 			{"momentum/batch", G.NewMomentum(G.WithLearnRate(0.05), G.WithMomentum(0.8), G.WithBatchSize(2)),
 				NewMomentum(WithLearnRate(0.05), WithMomentum(0.8), WithBatchSize(2)), matrices, 2e-5},
+			// gorgonia's RMSProp adds ε inside the root: the two agree
+			// where ε = 0 (TestGorgoniaAdaGradRMSProp shows the rest).
+			{"rmsprop/ε=0", G.NewRMSPropSolver(G.WithLearnRate(0.003), G.WithEps(0)),
+				NewRMSPropSolver(WithLearnRate(0.003), WithEps(0)), all, 2e-5},
+			{"rmsprop/ε=0,ρ", G.NewRMSPropSolver(G.WithLearnRate(0.003), G.WithEps(0), G.WithRho(0.9)),
+				NewRMSPropSolver(WithLearnRate(0.003), WithEps(0), WithRho(0.9)), all, 2e-5},
 		}
 		for _, c := range cases {
 			tol := 1e-12
@@ -503,5 +513,218 @@ func TestLionErrors(t *testing.T) {
 	}
 	if maxRelDiff(weights(t, n), before, 1) != 0 {
 		t.Error("a refused Lion step changed the weights")
+	}
+}
+
+// TestAdaGradRMSProp: AdaGrad and RMSProp are optim's Adagrad and RMSprop,
+// step for step and bit for bit, with gorgonia's gradient preparation:
+// folded into the kernel (the batch as the loss scale, l2/batch as the
+// coupled weight decay), or in a pass of its own when there is a clip.
+func TestAdaGradRMSProp(t *testing.T) {
+	cases := []struct {
+		name  string
+		s     *Solver
+		h     optim.Hyper
+		ls    float64
+		clip  float64 // > 0: the test prepares the gradient itself
+		batch float64
+	}{
+		{"adagrad/batch,l2", NewAdaGradSolver(WithLearnRate(0.05), WithLRDecay(0.01), WithInitialAccumulator(0.1), WithBatchSize(4), WithL2Reg(0.01)),
+			optim.AdagradConfig{LR: 0.05, LRDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-8, WeightDecay: 0.01 / 4}, 4, 0, 4},
+		{"adagrad/l2,clip", NewAdaGradSolver(WithLearnRate(0.05), WithL2Reg(0.01), WithClip(0.003)),
+			optim.AdagradConfig{LR: 0.05, Eps: 1e-8}, 1, 0.003, 1},
+		{"rmsprop/batch,l2", NewRMSPropSolver(WithLearnRate(0.003), WithRho(0.9), WithEps(1e-6), WithBatchSize(4), WithL2Reg(0.01)),
+			optim.RMSpropConfig{LR: 0.003, Alpha: 0.9, Eps: 1e-6, WeightDecay: 0.01 / 4}, 4, 0, 4},
+		{"rmsprop/momentum,centered,clip", NewRMSPropSolver(WithLearnRate(0.003), WithMomentum(0.5), WithCentered(), WithL2Reg(0.01), WithClip(0.003)),
+			optim.RMSpropConfig{LR: 0.003, Alpha: 0.999, Eps: 1e-8, Momentum: 0.5, Centered: true}, 1, 0.003, 1},
+	}
+	for _, c := range cases {
+		n := newNet(t, tensor.Float64, 3)
+		g, err := optim.NewGroup[float64](c.h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.SetLossScale(c.ls); err != nil {
+			t.Fatal(err)
+		}
+		var ref []*optim.Stepper[float64]
+		var want [][]float64
+		for _, w := range weights(t, n) {
+			st, _ := g.NewStepper(len(w))
+			ref = append(ref, st)
+			want = append(want, w)
+		}
+		for range 5 {
+			n.forward(t)
+			for i, l := range n.learnables {
+				gr := data(t, mustGrad(t, l))
+				if c.clip > 0 {
+					for j, x := range gr {
+						x += 0.01 * want[i][j]
+						x *= 1 / c.batch
+						gr[j] = min(max(x, -c.clip), c.clip)
+					}
+				}
+				if err := ref[i].Step(want[i], gr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.s.Step(n.model()); err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range weights(t, n) {
+				for j := range w {
+					if math.Float64bits(w[j]) != math.Float64bits(want[i][j]) {
+						t.Fatalf("%s: weight %d[%d] = %v, optim's %v", c.name, i, j, w[j], want[i][j])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestAdaGradRMSPropErrors: invalid AdaGrad and RMSProp hyperparameters are
+// refused before any weight changes.
+func TestAdaGradRMSPropErrors(t *testing.T) {
+	n := newNet(t, tensor.Float64, 4)
+	n.forward(t)
+	before := weights(t, n)
+	for _, s := range []*Solver{
+		NewAdaGradSolver(WithLearnRate(-1)), NewAdaGradSolver(WithEps(-1e-8)), NewAdaGradSolver(WithLRDecay(-0.1)),
+		NewAdaGradSolver(WithInitialAccumulator(-1)), NewAdaGradSolver(WithL2Reg(math.Inf(1))),
+		NewRMSPropSolver(WithRho(-0.1)), NewRMSPropSolver(WithEps(math.NaN())), NewRMSPropSolver(WithMomentum(-0.5)),
+		NewRMSPropSolver(WithLearnRate(math.Inf(1))),
+	} {
+		if err := s.Step(n.model()); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("%v: %v, want optim.ErrHyper", s, err)
+		}
+	}
+	if maxRelDiff(weights(t, n), before, 1) != 0 {
+		t.Error("a refused AdaGrad or RMSProp step changed the weights")
+	}
+}
+
+// TestGorgoniaAdaGradRMSProp: where gorgonia v0.9.18's AdaGradSolver and
+// RMSPropSolver differ from PyTorch's arithmetic, which the adapter follows.
+// Each step starts both from the same weights w0 with the same gradient, so
+// that each step's change is compared with a float64 formula: gorgonia's is
+//
+//	s = s + g² (AdaGrad) or ρ·s + (1−ρ)·g² (RMSProp), of the unclipped g
+//	Δ = −η·clamp(g)/√(s + ε) − l2·w0
+//
+// (ε inside the root; the accumulator takes the gradient before the clip;
+// the L2 term outside the step, not scaled by η), the adapter's PyTorch's:
+//
+//	g' = clamp(g + l2·w0);  s from g';  Δ = −η·g'/(√s + ε)
+//
+// and the two formulas differ by far more than the tolerance. gorgonia's
+// AdaGrad also ignores every option (its options do not list it), and its
+// RMSProp ignores WithBatchSize and WithL1Reg; the adapter honours them.
+func TestGorgoniaAdaGradRMSProp(t *testing.T) {
+	w0 := []float64{0.5, -1, 2, 0.25, -0.75}
+	cases := []struct {
+		name      string
+		gor, fuse func() G.Solver
+		adagrad   bool
+		eta, eps  float64
+		rho       float64
+		l2, clip  float64
+		scale     float64 // of the gradients
+	}{
+		{"adagrad (gorgonia's defaults)", func() G.Solver { return G.NewAdaGradSolver() },
+			func() G.Solver { return NewAdaGradSolver() }, true, 0.001, 1e-8, 0, 0, 0, 1e-4},
+		{"rmsprop/ε", func() G.Solver { return G.NewRMSPropSolver(G.WithLearnRate(0.01), G.WithEps(1e-4), G.WithRho(0.9)) },
+			func() G.Solver { return NewRMSPropSolver(WithLearnRate(0.01), WithEps(1e-4), WithRho(0.9)) }, false, 0.01, 1e-4, 0.9, 0, 0, 1e-2},
+		{"rmsprop/l2,clip", func() G.Solver {
+			return G.NewRMSPropSolver(G.WithLearnRate(0.01), G.WithEps(0), G.WithRho(0.9), G.WithL2Reg(0.1), G.WithClip(0.005))
+		}, func() G.Solver {
+			return NewRMSPropSolver(WithLearnRate(0.01), WithEps(0), WithRho(0.9), WithL2Reg(0.1), WithClip(0.005))
+		}, false, 0.01, 0, 0.9, 0.1, 0.005, 1e-2},
+	}
+	const tol = 1e-9
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, c := range cases {
+		gor, fuse := c.gor(), c.fuse()
+		pg, pf := newPair(w0, w0), newPair(w0, w0)
+		sG, sF := make([]float64, len(w0)), make([]float64, len(w0))
+		apart := 0.0
+		for k := range 20 {
+			g := randSlice(r, len(w0), c.scale)
+			copy(pg.w.Float64s(), w0)
+			copy(pf.w.Float64s(), w0)
+			copy(pg.g.Float64s(), g)
+			copy(pf.g.Float64s(), g)
+			if err := gor.Step([]G.ValueGrad{pg}); err != nil {
+				t.Fatal(err)
+			}
+			if err := fuse.Step([]G.ValueGrad{pf}); err != nil {
+				t.Fatal(err)
+			}
+			clamp := func(x float64) float64 {
+				if c.clip > 0 {
+					return min(max(x, -c.clip), c.clip)
+				}
+				return x
+			}
+			acc := func(s *float64, x float64) {
+				if c.adagrad {
+					*s += x * x
+				} else {
+					*s = c.rho**s + (1-c.rho)*x*x
+				}
+			}
+			for j := range w0 {
+				acc(&sG[j], g[j])
+				wantG := -c.eta*clamp(g[j])/math.Sqrt(sG[j]+c.eps) - c.l2*w0[j]
+				gf := clamp(g[j] + c.l2*w0[j])
+				acc(&sF[j], gf)
+				wantF := -c.eta * gf / (math.Sqrt(sF[j]) + c.eps)
+				dG, dF := pg.w.Float64s()[j]-w0[j], pf.w.Float64s()[j]-w0[j]
+				if math.Abs(dG-wantG) > tol*math.Abs(wantG) {
+					t.Errorf("%s: step %d, element %d: gorgonia's change %v, its formula %v", c.name, k, j, dG, wantG)
+				}
+				if math.Abs(dF-wantF) > tol*math.Abs(wantF) {
+					t.Errorf("%s: step %d, element %d: the adapter's change %v, PyTorch's formula %v", c.name, k, j, dF, wantF)
+				}
+				apart = max(apart, math.Abs(wantG-wantF)/math.Abs(wantF))
+			}
+		}
+		t.Logf("%s: the formulas differ by up to %.3g (relative)", c.name, apart)
+		if apart < 1e3*tol {
+			t.Errorf("%s: gorgonia's and PyTorch's formulas differ by only %.3g here; the case shows nothing", c.name, apart)
+		}
+	}
+
+	// Options gorgonia ignores: the same bits with them as without.
+	same := func(name string, a, b G.Solver) {
+		r := rand.New(rand.NewPCG(6, 6))
+		pa, pb := newPair(w0, w0), newPair(w0, w0)
+		for range 5 {
+			g := randSlice(r, len(w0), 0.1)
+			copy(pa.g.Float64s(), g)
+			copy(pb.g.Float64s(), g)
+			if err := a.Step([]G.ValueGrad{pa}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Step([]G.ValueGrad{pb}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := maxRelDiff([][]float64{data(t, pa.w)}, [][]float64{data(t, pb.w)}, 1); d != 0 {
+			t.Errorf("gorgonia's %s now honours its options (weights differ by %.3g): the upstream defect is fixed; update the documentation", name, d)
+		}
+	}
+	same("AdaGradSolver", G.NewAdaGradSolver(), G.NewAdaGradSolver(G.WithLearnRate(0.5), G.WithEps(0.1), G.WithL2Reg(1), G.WithClip(1e-3)))
+	same("RMSPropSolver", G.NewRMSPropSolver(), G.NewRMSPropSolver(G.WithBatchSize(8), G.WithL1Reg(0.5)))
+	fa, fb := NewAdaGradSolver(), NewAdaGradSolver(WithLearnRate(0.5))
+	pa, pb := newPair(w0, w0), newPair(w0, w0)
+	if err := fa.Step([]G.ValueGrad{pa}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.Step([]G.ValueGrad{pb}); err != nil {
+		t.Fatal(err)
+	}
+	if maxRelDiff([][]float64{data(t, pa.w)}, [][]float64{data(t, pb.w)}, 1) == 0 {
+		t.Error("the adapter's AdaGrad ignored WithLearnRate")
 	}
 }

@@ -39,10 +39,28 @@
 //   - NewAdamW: AdamW, w ·= 1 − η·λ before the Adam step. gorgonia's AdamW
 //     (v0.9.18) does not change the weights at all: it multiplies a copy of
 //     them by the decay and adds the update to that copy.
+//   - NewLion: Lion (Chen et al. 2023); gorgonia has none.
+//   - NewAdaGradSolver: PyTorch's Adagrad, sum += g², w −= η·g/(√sum + ε),
+//     with gorgonia's defaults (η 0.001, ε 1e-8). gorgonia's AdaGradSolver
+//     differs: it adds ε inside the root, w −= η·g/√(sum + ε); its sum
+//     takes the gradient before the clip (the step the clipped one); its
+//     L2 term is w −= l2·w beside the step, not l2·w added to the gradient;
+//     and none of gorgonia's options reach it (WithLearnRate, WithEps,
+//     WithL2Reg and WithClip do not list it), so it always runs with η
+//     0.001, ε 1e-8. Here every option applies, as to the other rules, and
+//     WithLRDecay and WithInitialAccumulator give PyTorch's lr_decay and
+//     initial_accumulator_value.
+//   - NewRMSPropSolver: PyTorch's RMSprop, v = ρ·v + (1−ρ)·g²,
+//     w −= η·g/(√v + ε), with gorgonia's defaults (η 0.001, ε 1e-8, ρ
+//     0.999, WithRho). gorgonia's RMSPropSolver differs as its AdaGrad does
+//     (ε inside the root, v of the unclipped gradient, L2 as w −= l2·w),
+//     and it ignores WithBatchSize and WithL1Reg, which apply here. With
+//     ε = 0 and no clip or L2 the two agree. WithMomentum and WithCentered
+//     give PyTorch's momentum and centered forms.
 //
 // The arithmetic is optim's: each weight is stepped by an optim.Stepper of
 // an optim.Group holding the rule's optim config (SGDConfig, AdamConfig,
-// AdamWConfig), with the batch size as the group's loss scale. Options that
+// AdamWConfig, LionConfig, AdagradConfig, RMSpropConfig), with the batch size as the group's loss scale. Options that
 // a rule does not use are ignored, as in gorgonia. Invalid hyperparameters
 // are reported by Step, with an error wrapping optim.ErrHyper, before
 // anything is changed.
@@ -50,7 +68,8 @@
 // # State
 //
 // The solver keeps the state of each weight (exp_avg, exp_avg_sq,
-// max_exp_avg_sq, momentum_buffer and a step count) under the ValueGrad it was
+// max_exp_avg_sq, momentum_buffer, sum, square_avg, grad_avg, as the rule
+// has them, and a step count) under the ValueGrad it was
 // given (a *gorgonia.Node, usually), so a model may be passed in any order
 // and may grow. A weight whose size changes is refused.
 package fusegorgonia
@@ -82,19 +101,23 @@ const (
 	ruleAdam
 	ruleAdamW
 	ruleLion
+	ruleAdaGrad
+	ruleRMSProp
 )
 
-var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", "Lion"}
+var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", "Lion", "AdaGradSolver", "RMSPropSolver"}
 
 // config holds every option; each rule reads the ones it has.
 type config struct {
 	eta, beta1, beta2, eps  float64
 	weightDecay             float64 // AdamW λ
 	momentum, dampening     float64
+	rho                     float64 // RMSProp's decay (PyTorch's alpha)
+	lrDecay, initAcc        float64 // AdaGrad
 	clip, l1, l2, batch     float64
 	useClip, useL1, useL2   bool
 	nesterov, amsgrad, fast bool
-	maximize                bool
+	centered, maximize      bool
 	kernels                 *kernels.Set
 }
 
@@ -110,16 +133,33 @@ func WithBeta1(beta1 float64) Option { return func(c *config) { c.beta1 = beta1 
 // WithBeta2 sets Adam's (and Lion's) β2.
 func WithBeta2(beta2 float64) Option { return func(c *config) { c.beta2 = beta2 } }
 
-// WithEps sets Adam's ε.
+// WithEps sets the ε of Adam, AdaGrad and RMSProp.
 func WithEps(eps float64) Option { return func(c *config) { c.eps = eps } }
 
 // WithWeightDecay sets the decoupled weight decay λ of AdamW (default 0.01) and Lion (default 0).
 func WithWeightDecay(lambda float64) Option { return func(c *config) { c.weightDecay = lambda } }
 
-// WithRho is gorgonia's name for AdamW's λ: WithWeightDecay.
-func WithRho(rho float64) Option { return WithWeightDecay(rho) }
+// WithRho is gorgonia's option for RMSProp's decay ρ (PyTorch's alpha:
+// v = ρ·v + (1−ρ)·g²) and for AdamW's λ (as WithWeightDecay); each rule
+// reads its own.
+func WithRho(rho float64) Option {
+	return func(c *config) { c.rho, c.weightDecay = rho, rho }
+}
 
-// WithMomentum sets the momentum μ of NewMomentum.
+// WithLRDecay sets AdaGrad's learning-rate decay: step t uses
+// η/(1 + (t−1)·decay) (PyTorch's lr_decay; default 0).
+func WithLRDecay(decay float64) Option { return func(c *config) { c.lrDecay = decay } }
+
+// WithInitialAccumulator sets the value AdaGrad's sum of squares starts
+// at (PyTorch's initial_accumulator_value; default 0).
+func WithInitialAccumulator(v float64) Option { return func(c *config) { c.initAcc = v } }
+
+// WithCentered makes RMSProp divide by the estimated variance of the
+// gradient, √(v − a²) with a the running mean of g (PyTorch's centered).
+func WithCentered() Option { return func(c *config) { c.centered = true } }
+
+// WithMomentum sets the momentum μ of NewMomentum and of RMSProp (default
+// 0 there: b = μ·b + g/(√v + ε), w −= η·b).
 func WithMomentum(momentum float64) Option { return func(c *config) { c.momentum = momentum } }
 
 // WithDampening sets NewMomentum's dampening τ: b = μ·b + (1−τ)·g.
@@ -160,8 +200,9 @@ func WithL1Reg(l1 float64) Option { return func(c *config) { c.l1, c.useL1 = l1,
 func WithL2Reg(l2 float64) Option { return func(c *config) { c.l2, c.useL2 = l2, true } }
 
 // Solver is a gorgonia.Solver running fuseopt's kernels. Make it with
-// NewVanillaSolver, NewMomentum, NewAdamSolver or NewAdamW. Like gorgonia's
-// solvers it is not safe for concurrent use.
+// NewVanillaSolver, NewMomentum, NewAdamSolver, NewAdamW, NewLion,
+// NewAdaGradSolver or NewRMSPropSolver. Like gorgonia's solvers it is not
+// safe for concurrent use.
 type Solver struct {
 	rule rule
 	cfg  config
@@ -217,6 +258,22 @@ func NewLion(opts ...Option) *Solver {
 	return newSolver(ruleLion, config{eta: 1e-4, beta1: 0.9, beta2: 0.99, batch: 1}, opts)
 }
 
+// NewAdaGradSolver returns AdaGrad (PyTorch's torch.optim.Adagrad) with
+// gorgonia's defaults: η 0.001, ε 1e-8, batch 1; no learning-rate decay
+// (WithLRDecay), sum starting at 0 (WithInitialAccumulator). Its update is
+// optim.AdagradConfig's: sum += g², w −= η·g/(√sum + ε).
+func NewAdaGradSolver(opts ...Option) *Solver {
+	return newSolver(ruleAdaGrad, config{eta: 0.001, eps: 1e-8, batch: 1}, opts)
+}
+
+// NewRMSPropSolver returns RMSProp (PyTorch's torch.optim.RMSprop) with
+// gorgonia's defaults: η 0.001, ε 1e-8, ρ 0.999 (WithRho), batch 1; no
+// momentum (WithMomentum), not centered (WithCentered). Its update is
+// optim.RMSpropConfig's: v = ρ·v + (1−ρ)·g², w −= η·g/(√v + ε).
+func NewRMSPropSolver(opts ...Option) *Solver {
+	return newSolver(ruleRMSProp, config{eta: 0.001, eps: 1e-8, rho: 0.999, batch: 1}, opts)
+}
+
 // SetLearnRate sets η for the following steps, for schedules.
 func (s *Solver) SetLearnRate(eta float64) { s.cfg.eta = eta }
 
@@ -261,6 +318,12 @@ func (c *config) hyper(r rule) (optim.Hyper, float64) {
 	case ruleLion:
 		return optim.LionConfig{LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, WeightDecay: c.weightDecay,
 			Maximize: c.maximize}, ls
+	case ruleAdaGrad:
+		return optim.AdagradConfig{LR: c.eta, LRDecay: c.lrDecay, WeightDecay: wd, InitialAccumulatorValue: c.initAcc,
+			Eps: c.eps, Maximize: c.maximize}, ls
+	case ruleRMSProp:
+		return optim.RMSpropConfig{LR: c.eta, Alpha: c.rho, Eps: c.eps, WeightDecay: wd, Momentum: c.momentum,
+			Centered: c.centered, Maximize: c.maximize}, ls
 	}
 	return optim.AdamWConfig{LR: c.eta, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps, WeightDecay: c.weightDecay,
 		AMSGrad: c.amsgrad, Maximize: c.maximize, Fast: c.fast}, ls

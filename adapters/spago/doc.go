@@ -1,6 +1,7 @@
 // Package fusespago runs spago's parameter updates with fuseopt's fused
-// kernels. [Adam] and [SGD] implement spago's
-// optimizers.OptimizationStrategy, in place of spago's adam.New and sgd.New:
+// kernels. [Adam], [SGD], [Adagrad] and [RMSprop] implement spago's
+// optimizers.OptimizationStrategy, in place of spago's adam.New, sgd.New,
+// adagrad.New and rmsprop.New ([Lion] has no spago counterpart):
 //
 //	// was optimizers.New(nn.Parameters(model), adam.New(adam.NewDefaultConfig()))
 //	optimizer := fusespago.NewOptimizer(nn.Parameters(model), fusespago.NewAdam(fusespago.DefaultAdam()))
@@ -42,9 +43,9 @@
 //
 // # Semantics
 //
-// By default the updates are PyTorch's (torch.optim.Adam, AdamW and SGD,
-// exactly as fuseopt's kernels package documents them), with a step count kept
-// per parameter in its State. spago's own Adam differs in three ways:
+// By default the updates are PyTorch's (torch.optim.Adam, AdamW, SGD,
+// Adagrad and RMSprop, exactly as fuseopt's kernels package documents
+// them), with a step count kept per parameter in its State. spago's own Adam differs in three ways:
 //
 //   - It folds both bias corrections into the step size,
 //     α = lr·√(1−β2ᵗ)/(1−β1ᵗ), and divides by √v + ε. PyTorch divides by
@@ -64,5 +65,14 @@
 // kernel (ε' = ε·ib2 with ib2 = 1/√(1−β2ᵗ), λ' = λ·√(1−β2ᵗ)/(1−β1ᵗ), t from
 // IncExample); [AdamFromSpago] converts a spago adam.Config to it. spago's SGD
 // (with or without momentum and Nesterov) is PyTorch's SGD without dampening
-// or weight decay, so [SGDFromSpago] needs no special mode.
+// or weight decay, so [SGDFromSpago] needs no special mode. spago's AdaGrad
+// and RMSProp are PyTorch's too (ε added outside the root, accumulators
+// starting at 0; AdaGrad without lr_decay, weight decay or initial
+// accumulator, RMSProp without weight decay, momentum or centered form,
+// its Decay being PyTorch's alpha), so [AdagradFromSpago] and
+// [RMSpropFromSpago] only carry the numbers over; their results differ from
+// spago's by rounding alone (spago forms g/(√s + ε) before multiplying by
+// the learning rate). Their defaults are not PyTorch's: spago's AdaGrad has
+// ε 1e-8 (PyTorch 1e-10), its RMSProp LR 0.001 and Decay 0.95 (PyTorch
+// 0.01 and 0.99); [DefaultAdagrad] and [DefaultRMSprop] are PyTorch's.
 package fusespago

@@ -16,7 +16,9 @@ import (
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
+	"github.com/nlpodyssey/spago/optimizers/adagrad"
 	"github.com/nlpodyssey/spago/optimizers/adam"
+	"github.com/nlpodyssey/spago/optimizers/rmsprop"
 	"github.com/nlpodyssey/spago/optimizers/sgd"
 )
 
@@ -58,6 +60,25 @@ func testConverges[T float.DType](t *testing.T) {
 			c := DefaultLion()
 			c.LR = 0.002
 			return NewLion(c), nil
+		}},
+		{"spago-adagrad", func() (optimizers.OptimizationStrategy, func()) {
+			return adagrad.New[T](adagrad.NewConfig(0.1, 1e-8)), nil
+		}},
+		{"fuseopt-adagrad", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultAdagrad()
+			c.LR = 0.1
+			return NewAdagrad(c), nil
+		}},
+		{"spago-rmsprop", func() (optimizers.OptimizationStrategy, func()) {
+			return rmsprop.New[T](rmsprop.NewConfig(0.003, 1e-8, 0.99)), nil
+		}},
+		{"fuseopt-rmsprop", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultRMSprop()
+			c.LR = 0.003
+			return NewRMSprop(c), nil
+		}},
+		{"fuseopt-rmsprop-centered", func() (optimizers.OptimizationStrategy, func()) {
+			return NewRMSprop(RMSpropConfig{LR: 0.003, Alpha: 0.99, Eps: 1e-8, Momentum: 0.5, Centered: true}), nil
 		}},
 	}
 	for _, c := range cases {
@@ -103,6 +124,18 @@ func testMatchesSpago[T float.DType](t *testing.T, tol float64) {
 		sgd.NewConfig(0.05, 0.9, true),
 	} {
 		cases = append(cases, pair{fmt.Sprintf("sgd%+v", cfg), sgd.New[T](cfg), NewSGD(SGDFromSpago(cfg)), nil, nil})
+	}
+	for _, cfg := range []adagrad.Config{
+		adagrad.NewConfig(0.1, 1e-8),
+		adagrad.NewConfig(0.05, 1e-2), // ε large enough to matter
+	} {
+		cases = append(cases, pair{fmt.Sprintf("adagrad%+v", cfg), adagrad.New[T](cfg), NewAdagrad(AdagradFromSpago(cfg)), nil, nil})
+	}
+	for _, cfg := range []rmsprop.Config{
+		rmsprop.NewConfig(0.003, 1e-8, 0.99),
+		rmsprop.NewConfig(0.003, 1e-2, 0.95), // ε large enough to matter
+	} {
+		cases = append(cases, pair{fmt.Sprintf("rmsprop%+v", cfg), rmsprop.New[T](cfg), NewRMSprop(RMSpropFromSpago(cfg)), nil, nil})
 	}
 	for _, c := range cases {
 		ms, mf := newMLP[T](3), newMLP[T](3)
@@ -343,6 +376,19 @@ func TestSaveLoad(t *testing.T) {
 			return NewLion(LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1})
 		})
 	})
+	t.Run("float32/adagrad", func(t *testing.T) {
+		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy {
+			return NewAdagrad(AdagradConfig{LR: 0.05, LRDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, WeightDecay: 0.01})
+		})
+	})
+	t.Run("float64/rmsprop-momentum-centered", func(t *testing.T) {
+		testSaveLoad[float64](t, func() optimizers.OptimizationStrategy {
+			return NewRMSprop(RMSpropConfig{LR: 1e-3, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true, WeightDecay: 0.01})
+		})
+	})
+	t.Run("float32/rmsprop", func(t *testing.T) {
+		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy { return NewRMSprop(DefaultRMSprop()) })
+	})
 }
 
 func testSaveLoad[T float.DType](t *testing.T, newStrategy func() optimizers.OptimizationStrategy) {
@@ -366,9 +412,13 @@ func testSaveLoad[T float.DType](t *testing.T, newStrategy func() optimizers.Opt
 		if st.Step != orig.Step || st.Kind != orig.Kind {
 			t.Fatalf("param %d: loaded state step %d kind %q, want %d %q", i, st.Step, st.Kind, orig.Step, orig.Kind)
 		}
-		if !slices.Equal(st.ExpAvg, orig.ExpAvg) || !slices.Equal(st.ExpAvgSq, orig.ExpAvgSq) ||
-			!slices.Equal(st.MaxExpAvgSq, orig.MaxExpAvgSq) || !slices.Equal(st.MomentumBuffer, orig.MomentumBuffer) {
-			t.Fatalf("param %d: loaded state buffers differ", i)
+		for k, b := range st.buffers() {
+			if o := *orig.buffers()[k]; !slices.Equal(*b, o) {
+				t.Fatalf("param %d: loaded %s differs", i, bufNames[k])
+			}
+			if (*b == nil) != slices.Contains(nilBuffers(orig.Kind, newStrategy()), bufNames[k]) {
+				t.Fatalf("param %d: %s state: %s is nil: %v", i, orig.Kind, bufNames[k], *b == nil)
+			}
 		}
 	}
 	// Resume both with the same gradients: bit-identical parameters.
@@ -557,6 +607,147 @@ func TestLionErrors(t *testing.T) {
 		}
 		if d := p.Data().F32(); d[0] != 1 || d[1] != 2 {
 			t.Errorf("%+v: a refused step changed the parameter: %v", c, d)
+		}
+	}
+}
+
+// nilBuffers lists the buffers a State of s's rule does not hold.
+func nilBuffers(kind string, s optimizers.OptimizationStrategy) []string {
+	var h optim.Hyper
+	switch s := s.(type) {
+	case *Adam:
+		h = s.Config().hyper(1)
+	case *SGD:
+		h = s.Config().hyper()
+	case *Lion:
+		h = s.Config().hyper()
+	case *Adagrad:
+		h = s.Config().hyper()
+	case *RMSprop:
+		h = s.Config().hyper()
+	}
+	held := optim.StateNames(h)
+	var out []string
+	for _, n := range bufNames {
+		if !slices.Contains(held, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestAdagradRMSprop: Adagrad and RMSprop are optim's Adagrad and RMSprop,
+// step for step and bit for bit, on the same gradients; Adagrad's sum
+// starts at InitialAccumulatorValue, and the State holds the stepper's
+// buffers under PyTorch's names.
+func TestAdagradRMSprop(t *testing.T) {
+	t.Run("float32", testAdagradRMSprop[float32])
+	t.Run("float64", testAdagradRMSprop[float64])
+}
+
+func testAdagradRMSprop[T float.DType](t *testing.T) {
+	ada := AdagradConfig{LR: 0.05, LRDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, WeightDecay: 0.01}
+	rms := RMSpropConfig{LR: 1e-3, Alpha: 0.9, Eps: 1e-6, Momentum: 0.5, Centered: true, WeightDecay: 0.01}
+	cases := []struct {
+		s     optimizers.OptimizationStrategy
+		h     optim.Hyper
+		kind  string
+		field func(*State[T]) map[string][]T
+	}{
+		{NewAdagrad(ada), ada.hyper(), KindAdagrad, func(st *State[T]) map[string][]T {
+			return map[string][]T{optim.BufSum: st.Sum}
+		}},
+		{NewRMSprop(rms), rms.hyper(), KindRMSprop, func(st *State[T]) map[string][]T {
+			return map[string][]T{optim.BufSquareAvg: st.SquareAvg, optim.BufMomentumBuffer: st.MomentumBuffer, optim.BufGradAvg: st.GradAvg}
+		}},
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, c := range cases {
+		const n = 37
+		w := make([]T, n)
+		for i := range w {
+			w[i] = T(r.NormFloat64())
+		}
+		p := nn.NewParam(mat.NewDense[T](mat.WithBacking(slices.Clone(w))))
+		g, err := optim.NewGroup[T](c.h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := g.NewStepper(n)
+		for k := range 10 {
+			gr := make([]T, n)
+			for i := range gr {
+				gr[i] = T(r.NormFloat64())
+			}
+			setGrad(p, gr)
+			if err := c.s.OptimizeParams(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := ref.Step(w, gr); err != nil {
+				t.Fatal(err)
+			}
+			got := values[T](p)
+			for i := range w {
+				if got[i] != w[i] && !(got[i] != got[i] && w[i] != w[i]) {
+					t.Fatalf("%s step %d: element %d = %v, optim's %v", c.kind, k+1, i, got[i], w[i])
+				}
+			}
+			st := p.State.(*State[T])
+			if st.Kind != c.kind || st.Step != int64(k+1) {
+				t.Fatalf("state %q at step %d, want %q at %d", st.Kind, st.Step, c.kind, k+1)
+			}
+			for name, b := range c.field(st) {
+				if !slices.Equal(b, ref.Buffer(name)) {
+					t.Fatalf("%s step %d: State's %s differs from the stepper's", c.kind, k+1, name)
+				}
+			}
+		}
+	}
+	// Before any gradient, Adagrad's sum is InitialAccumulatorValue: one
+	// step from sum = 0.1 with g = 1 gives sum = 1.1.
+	p := nn.NewParam(mat.NewDense[T](mat.WithBacking([]T{1, 2})))
+	setGrad(p, []T{1, 1})
+	if err := NewAdagrad(AdagradConfig{LR: 0.1, InitialAccumulatorValue: 0.1}).OptimizeParams(p); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.State.(*State[T]).Sum; s[0] != T(0.1)+1 || s[1] != T(0.1)+1 {
+		t.Errorf("sum after one step of g = 1 from 0.1: %v", s)
+	}
+}
+
+// TestAdagradRMSpropErrors: invalid Adagrad and RMSprop hyperparameters
+// are refused, by Validate and by OptimizeParams, before the parameter
+// changes.
+func TestAdagradRMSpropErrors(t *testing.T) {
+	var cases []interface {
+		Validate() error
+	}
+	for _, c := range []AdagradConfig{{LR: -1}, {LR: 0.01, Eps: -1}, {LR: 0.01, LRDecay: math.NaN()},
+		{LR: 0.01, InitialAccumulatorValue: -0.5}, {LR: 0.01, WeightDecay: math.Inf(1)}} {
+		cases = append(cases, c)
+	}
+	for _, c := range []RMSpropConfig{{LR: -1, Alpha: 0.99}, {LR: 0.01, Alpha: -0.1}, {LR: 0.01, Alpha: 0.99, Eps: math.NaN()},
+		{LR: 0.01, Alpha: 0.99, Momentum: -0.9}, {LR: 0.01, Alpha: 0.99, WeightDecay: -1}} {
+		cases = append(cases, c)
+	}
+	for _, c := range cases {
+		if err := c.Validate(); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("%+v: Validate = %v, want optim.ErrHyper", c, err)
+		}
+		var s optimizers.OptimizationStrategy
+		switch c := c.(type) {
+		case AdagradConfig:
+			s = NewAdagrad(c)
+		case RMSpropConfig:
+			s = NewRMSprop(c)
+		}
+		p := nn.NewParam(mat.NewDense[float32](mat.WithBacking([]float32{1, 2})))
+		setGrad(p, []float32{1, 1})
+		if err := s.OptimizeParams(p); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("%+v: OptimizeParams = %v, want optim.ErrHyper", c, err)
+		}
+		if d := p.Data().F32(); d[0] != 1 || d[1] != 2 || p.State != nil {
+			t.Errorf("%+v: a refused step changed the parameter or its state: %v, %v", c, d, p.State)
 		}
 	}
 }

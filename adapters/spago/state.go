@@ -14,6 +14,11 @@ const (
 	KindAdam = "adam" // ExpAvg, ExpAvgSq and, with AMSGrad, MaxExpAvgSq
 	KindSGD  = "sgd"  // MomentumBuffer, with momentum
 	KindLion = "lion" // ExpAvg
+	// KindAdagrad: Sum.
+	KindAdagrad = "adagrad"
+	// KindRMSprop: SquareAvg, MomentumBuffer with momentum, GradAvg when
+	// centered.
+	KindRMSprop = "rmsprop"
 )
 
 // State is the optimizer state of one parameter, kept in nn.Param.State. Its
@@ -21,12 +26,15 @@ const (
 // a buffer the rule does not use is nil. Its exported fields are what
 // encoding/gob writes when spago saves the model.
 type State[T float.DType] struct {
-	Kind           string // KindAdam, KindSGD or KindLion
+	Kind           string // KindAdam, KindSGD, KindLion, KindAdagrad or KindRMSprop
 	Step           int64  // steps this parameter has taken
 	ExpAvg         []T    // Adam: first moment m; Lion: its momentum m
 	ExpAvgSq       []T    // Adam: second moment v
 	MaxExpAvgSq    []T    // Adam with AMSGrad: running maximum of v
-	MomentumBuffer []T    // SGD with momentum
+	MomentumBuffer []T    // SGD and RMSprop with momentum
+	Sum            []T    // Adagrad: sum of the squared gradients
+	SquareAvg      []T    // RMSprop: running average of the squared gradients
+	GradAvg        []T    // centered RMSprop: running average of the gradients
 
 	// stepper steps the parameter, in group (gob leaves both nil: the
 	// next step makes them from the fields above).
@@ -35,10 +43,11 @@ type State[T float.DType] struct {
 }
 
 // bufNames are optim's names of the buffers of buffers(), in that order.
-var bufNames = [4]string{optim.BufExpAvg, optim.BufExpAvgSq, optim.BufMaxExpAvgSq, optim.BufMomentumBuffer}
+var bufNames = [7]string{optim.BufExpAvg, optim.BufExpAvgSq, optim.BufMaxExpAvgSq, optim.BufMomentumBuffer,
+	optim.BufSum, optim.BufSquareAvg, optim.BufGradAvg}
 
-func (st *State[T]) buffers() [4]*[]T {
-	return [4]*[]T{&st.ExpAvg, &st.ExpAvgSq, &st.MaxExpAvgSq, &st.MomentumBuffer}
+func (st *State[T]) buffers() [7]*[]T {
+	return [7]*[]T{&st.ExpAvg, &st.ExpAvgSq, &st.MaxExpAvgSq, &st.MomentumBuffer, &st.Sum, &st.SquareAvg, &st.GradAvg}
 }
 
 // sync makes the exported fields show the stepper's buffers (its own
@@ -72,9 +81,9 @@ func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error)
 	if st.Kind != kind {
 		return nil, fmt.Errorf("%w: the parameter holds %q state, want %q", ErrState, st.Kind, kind)
 	}
-	for _, b := range [][]T{st.ExpAvg, st.ExpAvgSq, st.MaxExpAvgSq, st.MomentumBuffer} {
-		if b != nil && len(b) != n {
-			return nil, fmt.Errorf("%w: a state buffer holds %d elements, the parameter %d", ErrState, len(b), n)
+	for _, b := range st.buffers() {
+		if *b != nil && len(*b) != n {
+			return nil, fmt.Errorf("%w: a state buffer holds %d elements, the parameter %d", ErrState, len(*b), n)
 		}
 	}
 	if st.Step < 0 {
