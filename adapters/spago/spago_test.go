@@ -751,3 +751,28 @@ func TestAdagradRMSpropErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveAfterConfigChange: a buffer that a new config drops (momentum
+// turned off) is not saved, so the saved model loads and steps on.
+func TestSaveAfterConfigChange(t *testing.T) {
+	d := newDataset[float64]()
+	m := newMLP[float64](5)
+	s := NewSGD(SGDConfig{LR: 0.05, Momentum: 0.9})
+	train(t, m, d, s, 3, nil)
+	s.SetConfig(SGDConfig{LR: 0.05})
+	train(t, m, d, s, 2, nil)
+	for i, p := range m.params() {
+		if st := p.State.(*State[float64]); st.MomentumBuffer != nil {
+			t.Fatalf("param %d: the dropped momentum buffer is still in the State", i)
+		}
+	}
+	var buf bytes.Buffer
+	if err := nn.Dump(m, &buf); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := nn.Load[*mlp](&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train(t, loaded, d, NewSGD(SGDConfig{LR: 0.05}), 2, nil)
+}

@@ -54,9 +54,9 @@ func (st *State[T]) buffers() [7]*[]T {
 // memory, so that gob saves the current values).
 func (st *State[T]) sync() {
 	for i, b := range st.buffers() {
-		if x := st.stepper.Buffer(bufNames[i]); x != nil {
-			*b = x
-		}
+		// nil for a buffer the current config no longer keeps (momentum
+		// turned off, say): a saved State holds what a step can resume.
+		*b = st.stepper.Buffer(bufNames[i])
 	}
 }
 
