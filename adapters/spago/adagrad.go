@@ -2,12 +2,9 @@ package fusespago
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
-	"github.com/nlpodyssey/spago/mat"
-	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 	"github.com/nlpodyssey/spago/optimizers/adagrad"
@@ -65,9 +62,10 @@ func (c AdagradConfig) hyper() optim.AdagradConfig {
 // by one fused Adagrad step and drops its gradient; its state (sum) is a
 // *State in the parameter's State, kind KindAdagrad. Make it with
 // [NewAdagrad]; it is safe for the concurrent calls of spago's Optimizer.
+func (c AdagradConfig) withLR(lr float64) AdagradConfig { c.LR = lr; return c }
+
 type Adagrad struct {
-	cfg    atomic.Pointer[AdagradConfig]
-	groups groups
+	strategy[AdagradConfig]
 }
 
 var _ optimizers.OptimizationStrategy = (*Adagrad)(nil)
@@ -81,36 +79,14 @@ func NewAdagrad(c AdagradConfig) *Adagrad {
 }
 
 // Config returns the hyperparameters.
-func (o *Adagrad) Config() AdagradConfig { return *o.cfg.Load() }
+func (o *Adagrad) Config() AdagradConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
-func (o *Adagrad) SetConfig(c AdagradConfig) { o.cfg.Store(&c) }
-
-// SetLR sets the learning rate, for schedules.
-func (o *Adagrad) SetLR(lr float64) {
-	for {
-		old := o.cfg.Load()
-		c := *old
-		c.LR = lr
-		if o.cfg.CompareAndSwap(old, &c) {
-			return
-		}
-	}
-}
+func (o *Adagrad) SetConfig(c AdagradConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Adagrad) OptimizeParams(p *nn.Param) error {
-	switch d := p.Matrix.(type) {
-	case *mat.Dense[float32]:
-		return adagradStep(o, p, d)
-	case *mat.Dense[float64]:
-		return adagradStep(o, p, d)
-	}
-	return unsupported(p)
-}
-
-func adagradStep[T float.DType](o *Adagrad, p *nn.Param, d *mat.Dense[T]) error {
 	cfg := o.cfg.Load()
-	return stepParam(p, d, "Adagrad", KindAdagrad, &o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "Adagrad", KindAdagrad, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }

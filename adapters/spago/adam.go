@@ -7,8 +7,6 @@ import (
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
-	"github.com/nlpodyssey/spago/mat"
-	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 	"github.com/nlpodyssey/spago/optimizers/adam"
@@ -127,10 +125,11 @@ func (c AdamConfig) hyper(t int64) optim.Hyper {
 // one fused Adam or AdamW step (see [AdamConfig]) and drops its gradient.
 // Make it with [NewAdam]; it is safe for the concurrent calls of spago's
 // Optimizer.
+func (c AdamConfig) withLR(lr float64) AdamConfig { c.LR = lr; return c }
+
 type Adam struct {
-	cfg    atomic.Pointer[AdamConfig]
-	step   atomic.Int64 // Spago semantics: the optimizer's step count
-	groups groups
+	strategy[AdamConfig]
+	step atomic.Int64 // Spago semantics: the optimizer's step count
 }
 
 var _ optimizers.OptimizationStrategy = (*Adam)(nil)
@@ -145,24 +144,6 @@ func NewAdam(c AdamConfig) *Adam {
 	return o
 }
 
-// Config returns the hyperparameters.
-func (o *Adam) Config() AdamConfig { return *o.cfg.Load() }
-
-// SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
-func (o *Adam) SetConfig(c AdamConfig) { o.cfg.Store(&c) }
-
-// SetLR sets the learning rate, for schedules.
-func (o *Adam) SetLR(lr float64) {
-	for {
-		old := o.cfg.Load()
-		c := *old
-		c.LR = lr
-		if o.cfg.CompareAndSwap(old, &c) {
-			return
-		}
-	}
-}
-
 // IncExample advances the optimizer's step count, as spago's
 // adam.Adam.IncExample does. Only the Spago semantics reads it; under
 // PyTorch semantics each parameter counts its own steps and IncExample has
@@ -172,19 +153,15 @@ func (o *Adam) IncExample() { o.step.Add(1) }
 // TimeStep returns the optimizer's step count (spago's Adam.TimeStep).
 func (o *Adam) TimeStep() int64 { return o.step.Load() }
 
+// Config returns the hyperparameters.
+func (o *Adam) Config() AdamConfig { return o.strategy.Config() }
+
+// SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+func (o *Adam) SetConfig(c AdamConfig) { o.strategy.SetConfig(c) }
+
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Adam) OptimizeParams(p *nn.Param) error {
-	switch d := p.Matrix.(type) {
-	case *mat.Dense[float32]:
-		return adamStep(o, p, d)
-	case *mat.Dense[float64]:
-		return adamStep(o, p, d)
-	}
-	return unsupported(p)
-}
-
-func adamStep[T float.DType](o *Adam, p *nn.Param, d *mat.Dense[T]) error {
 	cfg := o.cfg.Load()
 	if cfg.Semantics > Spago {
 		return fmt.Errorf("%w: unknown semantics %v", optim.ErrHyper, cfg.Semantics)
@@ -193,5 +170,5 @@ func adamStep[T float.DType](o *Adam, p *nn.Param, d *mat.Dense[T]) error {
 	if cfg.Semantics == Spago {
 		key.t = o.step.Load()
 	}
-	return stepParam(p, d, "Adam", KindAdam, &o.groups, key, cfg.hyper(key.t), cfg.Kernels, key.t)
+	return optimize(&o.strategy, p, "Adam", KindAdam, key, cfg.hyper(key.t), cfg.Kernels, key.t)
 }

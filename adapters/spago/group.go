@@ -3,6 +3,7 @@ package fusespago
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -138,4 +139,47 @@ func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, g
 	p.State = st
 	p.ZeroGrad()
 	return nil
+}
+
+// strategyConfig is what every strategy's config provides: a copy with
+// another learning rate (for SetLR).
+type strategyConfig[C any] interface{ withLR(lr float64) C }
+
+// strategy is the part every strategy shares: its config, swapped
+// atomically (spago's Optimizer calls OptimizeParams concurrently), and its
+// optim groups, one per element type.
+type strategy[C strategyConfig[C]] struct {
+	cfg    atomic.Pointer[C]
+	groups groups
+}
+
+// Config returns the hyperparameters.
+func (s *strategy[C]) Config() C { return *s.cfg.Load() }
+
+// SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+func (s *strategy[C]) SetConfig(c C) { s.cfg.Store(&c) }
+
+// SetLR sets the learning rate, for schedules.
+func (s *strategy[C]) SetLR(lr float64) {
+	for {
+		old := s.cfg.Load()
+		c := (*old).withLR(lr)
+		if s.cfg.CompareAndSwap(old, &c) {
+			return
+		}
+	}
+}
+
+// optimize is OptimizeParams of a strategy whose steps are named name and
+// keep State of kind: one step of p under the config c, with the optim
+// config h of the setting key (global: spago's global step, or 0).
+func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind string, key groupKey, h optim.Hyper,
+	ks *kernels.Set, global int64) error {
+	switch d := p.Matrix.(type) {
+	case *mat.Dense[float32]:
+		return stepParam(p, d, name, kind, &s.groups, key, h, ks, global)
+	case *mat.Dense[float64]:
+		return stepParam(p, d, name, kind, &s.groups, key, h, ks, global)
+	}
+	return unsupported(p)
 }

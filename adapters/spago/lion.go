@@ -2,12 +2,9 @@ package fusespago
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
-	"github.com/nlpodyssey/spago/mat"
-	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 )
@@ -48,9 +45,10 @@ func (c LionConfig) hyper() optim.LionConfig {
 // one fused Lion step and drops its gradient; its state (exp_avg, the
 // momentum m) is a *State in the parameter's State, kind KindLion. Make it
 // with [NewLion]; it is safe for the concurrent calls of spago's Optimizer.
+func (c LionConfig) withLR(lr float64) LionConfig { c.LR = lr; return c }
+
 type Lion struct {
-	cfg    atomic.Pointer[LionConfig]
-	groups groups
+	strategy[LionConfig]
 }
 
 var _ optimizers.OptimizationStrategy = (*Lion)(nil)
@@ -64,24 +62,14 @@ func NewLion(c LionConfig) *Lion {
 }
 
 // Config returns the hyperparameters.
-func (o *Lion) Config() LionConfig { return *o.cfg.Load() }
+func (o *Lion) Config() LionConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
-func (o *Lion) SetConfig(c LionConfig) { o.cfg.Store(&c) }
+func (o *Lion) SetConfig(c LionConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Lion) OptimizeParams(p *nn.Param) error {
-	switch d := p.Matrix.(type) {
-	case *mat.Dense[float32]:
-		return lionStep(o, p, d)
-	case *mat.Dense[float64]:
-		return lionStep(o, p, d)
-	}
-	return unsupported(p)
-}
-
-func lionStep[T float.DType](o *Lion, p *nn.Param, d *mat.Dense[T]) error {
 	cfg := o.cfg.Load()
-	return stepParam(p, d, "Lion", KindLion, &o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "Lion", KindLion, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }

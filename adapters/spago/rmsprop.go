@@ -2,12 +2,9 @@ package fusespago
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
-	"github.com/nlpodyssey/spago/mat"
-	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 	"github.com/nlpodyssey/spago/optimizers/rmsprop"
@@ -66,9 +63,10 @@ func (c RMSpropConfig) hyper() optim.RMSpropConfig {
 // momentum_buffer with momentum, grad_avg when centered) is a *State in
 // the parameter's State, kind KindRMSprop. Make it with [NewRMSprop]; it
 // is safe for the concurrent calls of spago's Optimizer.
+func (c RMSpropConfig) withLR(lr float64) RMSpropConfig { c.LR = lr; return c }
+
 type RMSprop struct {
-	cfg    atomic.Pointer[RMSpropConfig]
-	groups groups
+	strategy[RMSpropConfig]
 }
 
 var _ optimizers.OptimizationStrategy = (*RMSprop)(nil)
@@ -82,36 +80,14 @@ func NewRMSprop(c RMSpropConfig) *RMSprop {
 }
 
 // Config returns the hyperparameters.
-func (o *RMSprop) Config() RMSpropConfig { return *o.cfg.Load() }
+func (o *RMSprop) Config() RMSpropConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
-func (o *RMSprop) SetConfig(c RMSpropConfig) { o.cfg.Store(&c) }
-
-// SetLR sets the learning rate, for schedules.
-func (o *RMSprop) SetLR(lr float64) {
-	for {
-		old := o.cfg.Load()
-		c := *old
-		c.LR = lr
-		if o.cfg.CompareAndSwap(old, &c) {
-			return
-		}
-	}
-}
+func (o *RMSprop) SetConfig(c RMSpropConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *RMSprop) OptimizeParams(p *nn.Param) error {
-	switch d := p.Matrix.(type) {
-	case *mat.Dense[float32]:
-		return rmspropStep(o, p, d)
-	case *mat.Dense[float64]:
-		return rmspropStep(o, p, d)
-	}
-	return unsupported(p)
-}
-
-func rmspropStep[T float.DType](o *RMSprop, p *nn.Param, d *mat.Dense[T]) error {
 	cfg := o.cfg.Load()
-	return stepParam(p, d, "RMSprop", KindRMSprop, &o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "RMSprop", KindRMSprop, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }

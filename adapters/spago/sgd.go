@@ -2,12 +2,9 @@ package fusespago
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
-	"github.com/nlpodyssey/spago/mat"
-	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 	"github.com/nlpodyssey/spago/optimizers/sgd"
@@ -58,9 +55,10 @@ func (c SGDConfig) hyper() optim.SGDConfig {
 // SGD is an optimizers.OptimizationStrategy that updates a parameter by one
 // fused SGD step (see [SGDConfig]) and drops its gradient. Make it with
 // [NewSGD]; it is safe for the concurrent calls of spago's Optimizer.
+func (c SGDConfig) withLR(lr float64) SGDConfig { c.LR = lr; return c }
+
 type SGD struct {
-	cfg    atomic.Pointer[SGDConfig]
-	groups groups
+	strategy[SGDConfig]
 }
 
 var _ optimizers.OptimizationStrategy = (*SGD)(nil)
@@ -74,36 +72,14 @@ func NewSGD(c SGDConfig) *SGD {
 }
 
 // Config returns the hyperparameters.
-func (o *SGD) Config() SGDConfig { return *o.cfg.Load() }
+func (o *SGD) Config() SGDConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
-func (o *SGD) SetConfig(c SGDConfig) { o.cfg.Store(&c) }
-
-// SetLR sets the learning rate, for schedules.
-func (o *SGD) SetLR(lr float64) {
-	for {
-		old := o.cfg.Load()
-		c := *old
-		c.LR = lr
-		if o.cfg.CompareAndSwap(old, &c) {
-			return
-		}
-	}
-}
+func (o *SGD) SetConfig(c SGDConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *SGD) OptimizeParams(p *nn.Param) error {
-	switch d := p.Matrix.(type) {
-	case *mat.Dense[float32]:
-		return sgdStep(o, p, d)
-	case *mat.Dense[float64]:
-		return sgdStep(o, p, d)
-	}
-	return unsupported(p)
-}
-
-func sgdStep[T float.DType](o *SGD, p *nn.Param, d *mat.Dense[T]) error {
 	cfg := o.cfg.Load()
-	return stepParam(p, d, "SGD", KindSGD, &o.groups, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "SGD", KindSGD, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }
