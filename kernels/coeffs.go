@@ -21,9 +21,10 @@ const (
 	famLion
 	famAdagrad
 	famRMSprop
+	famAdafactor
 )
 
-var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop"}
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop", "Adafactor"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
@@ -40,6 +41,9 @@ type Coeffs struct {
 	vals         [abi.NumRows]float64
 	f32          [abi.NumRows][abi.LanesF32]float32
 	f64          [abi.NumRows][abi.LanesF64]float64
+	// af holds Adafactor's per-step scalars that no kernel reads, for
+	// the work between its passes.
+	af adafactorScalars
 }
 
 func (c *Coeffs) set(row int, v float64) {
@@ -50,6 +54,15 @@ func (c *Coeffs) set(row int, v float64) {
 	}
 	for i := range c.f64[row] {
 		c.f64[row][i] = v
+	}
+}
+
+// setSplit sets row to v64 in float64 and v32 in float32, for a
+// coefficient that the element type itself computes (vals holds v64).
+func (c *Coeffs) setSplit(row int, v64 float64, v32 float32) {
+	c.set(row, v64)
+	for i := range c.f32[row] {
+		c.f32[row][i] = v32
 	}
 }
 
@@ -82,7 +95,11 @@ func (c *Coeffs) finish() error {
 		if c.bad64 == 0 && (math.IsInf(v, 0) || math.IsNaN(v)) {
 			c.bad64 = int8(r + 1)
 		}
-		if v32 := c.f32[r][0]; c.bad32 == 0 && (math.IsInf(float64(v32), 0) || v32 != v32 || (v != 0 && v32 == 0)) {
+		// Adafactor's lerp weight t^beta2_decay falls towards 0 with t
+		// and may leave the range of float32, where PyTorch rounds it
+		// to 0 too (no update of the variance): not an error.
+		underflowOK := c.fam == famAdafactor && r == abi.RowC2
+		if v32 := c.f32[r][0]; c.bad32 == 0 && (math.IsInf(float64(v32), 0) || v32 != v32 || (v != 0 && v32 == 0 && !underflowOK)) {
 			c.bad32 = int8(r + 1)
 		}
 	}
@@ -109,8 +126,8 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 // rowDesc names each row by the hyperparameters it is computed from.
 var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
-	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha)", abi.RowBeta2: "beta2 (or alpha)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
-	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
+	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, or Adafactor's t^beta2_decay)", abi.RowBeta2: "beta2 (or alpha)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
+	abi.RowEps: "eps (Adafactor: eps1²)", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
 

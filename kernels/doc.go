@@ -22,13 +22,21 @@
 // fixed tree ((l0+l8)+(l4+l12))+((l2+l10)+(l6+l14)) … written out in
 // [combine16]. float32 data is accumulated in float64.
 //
+// Adafactor's kernels ([Set.AdafactorSumsF32], [Set.AdafactorNormsF32],
+// [Set.AdafactorUpdateF32]) are grid kernels: they run over the rows of a
+// matrix, and their reductions put element (i, j) into lane j mod 16, so
+// that they too are the same on every level. Their element sequences are
+// descriptions in internal/abi as well, with row and column streams and
+// float64 sums.
+//
 // # Errors
 //
 // The exported functions check their arguments and return an error that
 // errors.Is matches against [ErrLength], [ErrCoeff] or [ErrOverlap] before
 // writing any element; no input reaches the assembly unchecked. Coefficient
 // structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs],
-// [Adam.Coeffs], [Lion.Coeffs], [Adagrad.Coeffs] and [RMSprop.Coeffs], in
+// [Adam.Coeffs], [Lion.Coeffs], [Adagrad.Coeffs], [RMSprop.Coeffs] and
+// [Adafactor.Coeffs], in
 // float64, and rounded once to each element type; a kernel refuses (ErrCoeff) a block
 // with a coefficient that its element type cannot carry: one that
 // overflows it, or a non-zero one that rounds to zero in it

@@ -195,6 +195,7 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			}
 		}
 	}
+	adafactorGolden[T](s, prec, hashes)
 	{
 		st, _ := goldenData[T](4)
 		for step := range goldenSteps {

@@ -3489,6 +3489,146 @@ done:
 	VZEROUPPER
 	RET
 
+// func adafactorVarianceF32AVX2(c *[16][16]float32, v *float32, grad *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adafactorVarianceF32AVX2(SB), NOSPLIT, $0-40
+	MOVQ c+0(FP), AX
+	MOVQ v+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ n+24(FP), BX
+	MOVQ mode+32(FP), SI
+	ANDQ $0x00000002, SI
+	CMPQ SI, $0x00000000
+	JEQ  mode0
+	JMP  mode2
+
+mode0:
+	XORQ SI, SI
+
+m0_loop:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000018
+	JLT         m0_single
+	VMOVUPS     (DX)(SI*4), Y0
+	VMOVUPS     32(DX)(SI*4), Y1
+	VMOVUPS     64(DX)(SI*4), Y2
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y2
+	VMULPS      Y0, Y0, Y0
+	VMULPS      Y1, Y1, Y1
+	VMULPS      Y2, Y2, Y4
+	VMOVUPS     (CX)(SI*4), Y2
+	VMOVUPS     32(CX)(SI*4), Y3
+	VMOVUPS     64(CX)(SI*4), Y5
+	VSUBPS      Y2, Y0, Y0
+	VSUBPS      Y3, Y1, Y1
+	VSUBPS      Y5, Y4, Y4
+	VFMADD231PS 256(AX), Y0, Y2
+	VFMADD231PS 256(AX), Y1, Y3
+	VFMADD231PS 256(AX), Y4, Y5
+	VMOVUPS     Y2, (CX)(SI*4)
+	VMOVUPS     Y3, 32(CX)(SI*4)
+	VMOVUPS     Y5, 64(CX)(SI*4)
+	ADDQ        $0x00000018, SI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(SI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMULPS      Y0, Y0, Y0
+	VMOVUPS     (CX)(SI*4), Y1
+	VSUBPS      Y1, Y0, Y0
+	VFMADD231PS 256(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(SI*4)
+	ADDQ        $0x00000008, SI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), BX
+	NEGQ        DI
+	VMOVDQU     32(BX)(DI*4), Y0
+	VMASKMOVPS  (DX)(SI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMULPS      Y1, Y1, Y1
+	VMASKMOVPS  (CX)(SI*4), Y0, Y2
+	VSUBPS      Y2, Y1, Y1
+	VFMADD231PS 256(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(SI*4)
+	JMP         done
+
+mode2:
+	XORQ SI, SI
+
+m2_loop:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000018
+	JLT         m2_single
+	VMOVUPS     (DX)(SI*4), Y0
+	VMOVUPS     32(DX)(SI*4), Y1
+	VMOVUPS     64(DX)(SI*4), Y2
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y2
+	VMULPS      Y0, Y0, Y0
+	VMULPS      Y1, Y1, Y1
+	VMULPS      Y2, Y2, Y4
+	VMOVUPS     (CX)(SI*4), Y2
+	VMOVUPS     32(CX)(SI*4), Y3
+	VMOVUPS     64(CX)(SI*4), Y5
+	VSUBPS      Y2, Y0, Y2
+	VSUBPS      Y3, Y1, Y3
+	VSUBPS      Y5, Y4, Y5
+	VFMADD231PS 256(AX), Y2, Y0
+	VFMADD231PS 256(AX), Y3, Y1
+	VFMADD231PS 256(AX), Y5, Y4
+	VMOVUPS     Y0, (CX)(SI*4)
+	VMOVUPS     Y1, 32(CX)(SI*4)
+	VMOVUPS     Y4, 64(CX)(SI*4)
+	ADDQ        $0x00000018, SI
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000008
+	JLT         m2_tail
+	VMOVUPS     (DX)(SI*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMULPS      Y0, Y0, Y0
+	VMOVUPS     (CX)(SI*4), Y1
+	VSUBPS      Y1, Y0, Y1
+	VFMADD231PS 256(AX), Y1, Y0
+	VMOVUPS     Y0, (CX)(SI*4)
+	ADDQ        $0x00000008, SI
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), BX
+	NEGQ        DI
+	VMOVDQU     32(BX)(DI*4), Y0
+	VMASKMOVPS  (DX)(SI*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMULPS      Y1, Y1, Y1
+	VMASKMOVPS  (CX)(SI*4), Y0, Y2
+	VSUBPS      Y2, Y1, Y2
+	VFMADD231PS 256(AX), Y2, Y1
+	VMASKMOVPS  Y1, Y0, (CX)(SI*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX2(x *float32, n int, s float32)
 // Requires: AVX, AVX2, SSE
 TEXT ·scaleF32AVX2(SB), NOSPLIT, $0-20
@@ -4181,6 +4321,927 @@ m0_tail:
 	VMASKMOVPS Y2, Y0, (BX)(DI*4)
 
 done:
+	VZEROUPPER
+	RET
+
+// func adafactorSumsF32AVX2(c *[16][16]float32, grad *float32, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+// Requires: AVX, AVX2, CMOV, FMA3, SSE2
+TEXT ·adafactorSumsF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ grad+8(FP), CX
+	MOVQ rowsum+16(FP), DX
+	MOVQ colsum+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ cols+40(FP), DI
+	MOVQ DI, R8
+	SHLQ $0x02, R8
+	XORQ R9, R9
+
+m0_row:
+	CMPQ   R9, SI
+	JGE    m0_end
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	XORQ   R10, R10
+
+m0_blk1:
+	MOVQ         DI, R11
+	SUBQ         R10, R11
+	CMPQ         R11, $0x00000010
+	JLT          m0_tail
+	VMOVUPS      (CX)(R10*4), Y4
+	VMULPS       (AX), Y4, Y4
+	VCVTPS2PD    X4, Y5
+	VEXTRACTF128 $0x01, Y4, X4
+	VCVTPS2PD    X4, Y4
+	VFMADD231PD  Y5, Y5, Y0
+	VFMADD231PD  Y4, Y4, Y1
+	VMOVUPD      (BX)(R10*8), Y6
+	VFMADD231PD  Y5, Y5, Y6
+	VMOVUPD      Y6, (BX)(R10*8)
+	VMOVUPD      32(BX)(R10*8), Y5
+	VFMADD231PD  Y4, Y4, Y5
+	VMOVUPD      Y5, 32(BX)(R10*8)
+	VMOVUPS      32(CX)(R10*4), Y4
+	VMULPS       (AX), Y4, Y4
+	VCVTPS2PD    X4, Y5
+	VEXTRACTF128 $0x01, Y4, X4
+	VCVTPS2PD    X4, Y4
+	VFMADD231PD  Y5, Y5, Y2
+	VFMADD231PD  Y4, Y4, Y3
+	VMOVUPD      64(BX)(R10*8), Y6
+	VFMADD231PD  Y5, Y5, Y6
+	VMOVUPD      Y6, 64(BX)(R10*8)
+	VMOVUPD      96(BX)(R10*8), Y5
+	VFMADD231PD  Y4, Y4, Y5
+	VMOVUPD      Y5, 96(BX)(R10*8)
+	ADDQ         $0x00000010, R10
+	JMP          m0_blk1
+
+m0_tail:
+	TESTQ        R11, R11
+	JZ           m0_rowend
+	MOVQ         R11, R13
+	MOVQ         $0x00000008, R12
+	CMPQ         R13, R12
+	CMOVQGT      R12, R13
+	LEAQ         tailones<>+0(SB), R12
+	NEGQ         R13
+	VMOVDQU      32(R12)(R13*4), Y4
+	VMASKMOVPS   (CX)(R10*4), Y4, Y5
+	VMULPS       (AX), Y5, Y5
+	VANDPS       Y4, Y5, Y5
+	VCVTPS2PD    X5, Y6
+	VEXTRACTF128 $0x01, Y5, X5
+	VCVTPS2PD    X5, Y5
+	VFMADD231PD  Y6, Y6, Y0
+	VFMADD231PD  Y5, Y5, Y1
+	VPMOVSXDQ    X4, Y7
+	VEXTRACTI128 $0x01, Y4, X4
+	VPMOVSXDQ    X4, Y4
+	VMASKMOVPD   (BX)(R10*8), Y7, Y8
+	VFMADD231PD  Y6, Y6, Y8
+	VMASKMOVPD   Y8, Y7, (BX)(R10*8)
+	VMASKMOVPD   32(BX)(R10*8), Y4, Y6
+	VFMADD231PD  Y5, Y5, Y6
+	VMASKMOVPD   Y6, Y4, 32(BX)(R10*8)
+	MOVQ         R11, R13
+	SUBQ         $0x00000008, R13
+	JLE          m0_rowend
+	MOVQ         $0x00000008, R12
+	CMPQ         R13, R12
+	CMOVQGT      R12, R13
+	LEAQ         tailones<>+0(SB), R11
+	MOVQ         R13, R12
+	NEGQ         R12
+	VMOVDQU      32(R11)(R12*4), Y4
+	VMASKMOVPS   32(CX)(R10*4), Y4, Y5
+	VMULPS       (AX), Y5, Y5
+	VANDPS       Y4, Y5, Y5
+	VCVTPS2PD    X5, Y6
+	VEXTRACTF128 $0x01, Y5, X5
+	VCVTPS2PD    X5, Y5
+	VFMADD231PD  Y6, Y6, Y2
+	VFMADD231PD  Y5, Y5, Y3
+	VPMOVSXDQ    X4, Y7
+	VEXTRACTI128 $0x01, Y4, X4
+	VPMOVSXDQ    X4, Y4
+	VMASKMOVPD   64(BX)(R10*8), Y7, Y8
+	VFMADD231PD  Y6, Y6, Y8
+	VMASKMOVPD   Y8, Y7, 64(BX)(R10*8)
+	VMASKMOVPD   96(BX)(R10*8), Y4, Y6
+	VFMADD231PD  Y5, Y5, Y6
+	VMASKMOVPD   Y6, Y4, 96(BX)(R10*8)
+
+m0_rowend:
+	VADDPD       Y2, Y0, Y0
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, (DX)(R9*8)
+	ADDQ         R8, CX
+	INCQ         R9
+	JMP          m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+// func adafactorNormsF32AVX2(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, mode int) (u2 float64, p2 float64)
+// Requires: AVX, AVX2, CMOV, FMA3, SSE, SSE2
+TEXT ·adafactorNormsF32AVX2(SB), NOSPLIT, $0-88
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSS rm+56(FP), X0
+	MOVQ  R8, R9
+	SHLQ  $0x02, R9
+	MOVQ  mode+64(FP), R10
+	ANDQ  $0x00000004, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	JMP   mode4
+
+mode0:
+	VMOVUPS 448(AX), Y0
+	VMOVUPS 768(AX), Y1
+	VXORPD  Y2, Y2, Y2
+	VXORPD  Y3, Y3, Y3
+	VXORPD  Y4, Y4, Y4
+	VXORPD  Y5, Y5, Y5
+	VXORPD  Y6, Y6, Y6
+	VXORPD  Y7, Y7, Y7
+	VXORPD  Y8, Y8, Y8
+	VXORPD  Y9, Y9, Y9
+	MOVQ    DX, DX
+	XORQ    BX, BX
+
+m0_row:
+	CMPQ BX, DI
+	JGE  m0_end
+	XORQ R10, R10
+
+m0_blk1:
+	MOVQ         R8, R11
+	SUBQ         R10, R11
+	CMPQ         R11, $0x00000010
+	JLT          m0_tail
+	VMOVUPS      (SI)(R10*4), Y10
+	VMAXPS       Y0, Y10, Y11
+	VCMPPS       $0x03, Y10, Y10, Y12
+	VBLENDVPS    Y12, Y10, Y11, Y11
+	VSQRTPS      Y11, Y10
+	VDIVPS       Y10, Y1, Y10
+	VMOVUPS      (DX)(R10*4), Y11
+	VMULPS       (AX), Y11, Y11
+	VMULPS       Y10, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y2
+	VFMADD231PD  Y10, Y10, Y3
+	VMOVUPS      (CX)(R10*4), Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y6
+	VFMADD231PD  Y10, Y10, Y7
+	VMOVUPS      32(SI)(R10*4), Y10
+	VMAXPS       Y0, Y10, Y11
+	VCMPPS       $0x03, Y10, Y10, Y12
+	VBLENDVPS    Y12, Y10, Y11, Y11
+	VSQRTPS      Y11, Y10
+	VDIVPS       Y10, Y1, Y10
+	VMOVUPS      32(DX)(R10*4), Y11
+	VMULPS       (AX), Y11, Y11
+	VMULPS       Y10, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y4
+	VFMADD231PD  Y10, Y10, Y5
+	VMOVUPS      32(CX)(R10*4), Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y8
+	VFMADD231PD  Y10, Y10, Y9
+	ADDQ         $0x00000010, R10
+	JMP          m0_blk1
+
+m0_tail:
+	TESTQ        R11, R11
+	JZ           m0_rowend
+	MOVQ         R11, R13
+	MOVQ         $0x00000008, R12
+	CMPQ         R13, R12
+	CMOVQGT      R12, R13
+	LEAQ         tailones<>+0(SB), R12
+	NEGQ         R13
+	VMOVDQU      32(R12)(R13*4), Y10
+	VMASKMOVPS   (SI)(R10*4), Y10, Y11
+	VMAXPS       Y0, Y11, Y12
+	VCMPPS       $0x03, Y11, Y11, Y13
+	VBLENDVPS    Y13, Y11, Y12, Y12
+	VSQRTPS      Y12, Y11
+	VDIVPS       Y11, Y1, Y11
+	VMASKMOVPS   (DX)(R10*4), Y10, Y12
+	VMULPS       (AX), Y12, Y12
+	VMULPS       Y11, Y12, Y11
+	VANDPS       Y10, Y11, Y11
+	VCVTPS2PD    X11, Y12
+	VEXTRACTF128 $0x01, Y11, X11
+	VCVTPS2PD    X11, Y11
+	VFMADD231PD  Y12, Y12, Y2
+	VFMADD231PD  Y11, Y11, Y3
+	VMASKMOVPS   (CX)(R10*4), Y10, Y11
+	VANDPS       Y10, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y6
+	VFMADD231PD  Y10, Y10, Y7
+	MOVQ         R11, R13
+	SUBQ         $0x00000008, R13
+	JLE          m0_rowend
+	MOVQ         $0x00000008, R12
+	CMPQ         R13, R12
+	CMOVQGT      R12, R13
+	LEAQ         tailones<>+0(SB), R11
+	MOVQ         R13, R12
+	NEGQ         R12
+	VMOVDQU      32(R11)(R12*4), Y10
+	VMASKMOVPS   32(SI)(R10*4), Y10, Y11
+	VMAXPS       Y0, Y11, Y12
+	VCMPPS       $0x03, Y11, Y11, Y13
+	VBLENDVPS    Y13, Y11, Y12, Y12
+	VSQRTPS      Y12, Y11
+	VDIVPS       Y11, Y1, Y11
+	VMASKMOVPS   32(DX)(R10*4), Y10, Y12
+	VMULPS       (AX), Y12, Y12
+	VMULPS       Y11, Y12, Y11
+	VANDPS       Y10, Y11, Y11
+	VCVTPS2PD    X11, Y12
+	VEXTRACTF128 $0x01, Y11, X11
+	VCVTPS2PD    X11, Y11
+	VFMADD231PD  Y12, Y12, Y4
+	VFMADD231PD  Y11, Y11, Y5
+	VMASKMOVPS   32(CX)(R10*4), Y10, Y11
+	VANDPS       Y10, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y8
+	VFMADD231PD  Y10, Y10, Y9
+
+m0_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ BX
+	JMP  m0_row
+
+m0_end:
+	VADDPD       Y4, Y2, Y2
+	VADDPD       Y5, Y3, Y3
+	VADDPD       Y3, Y2, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, u2+72(FP)
+	VADDPD       Y8, Y6, Y6
+	VADDPD       Y9, Y7, Y7
+	VADDPD       Y7, Y6, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPS      448(AX), Y1
+	VMOVUPS      768(AX), Y2
+	VBROADCASTSS X0, Y0
+	VXORPD       Y3, Y3, Y3
+	VXORPD       Y4, Y4, Y4
+	VXORPD       Y5, Y5, Y5
+	VXORPD       Y6, Y6, Y6
+	VXORPD       Y7, Y7, Y7
+	VXORPD       Y8, Y8, Y8
+	VXORPD       Y9, Y9, Y9
+	VXORPD       Y10, Y10, Y10
+	MOVQ         DX, DX
+	XORQ         R10, R10
+
+m4_row:
+	CMPQ         R10, DI
+	JGE          m4_end
+	VBROADCASTSS (BX)(R10*4), Y11
+	XORQ         R11, R11
+
+m4_blk1:
+	MOVQ         R8, R12
+	SUBQ         R11, R12
+	CMPQ         R12, $0x00000010
+	JLT          m4_tail
+	VMOVUPS      (SI)(R11*4), Y12
+	VMULPS       Y11, Y12, Y12
+	VDIVPS       Y0, Y12, Y12
+	VMAXPS       Y1, Y12, Y13
+	VCMPPS       $0x03, Y12, Y12, Y14
+	VBLENDVPS    Y14, Y12, Y13, Y13
+	VSQRTPS      Y13, Y12
+	VDIVPS       Y12, Y2, Y12
+	VMOVUPS      (DX)(R11*4), Y13
+	VMULPS       (AX), Y13, Y13
+	VMULPS       Y12, Y13, Y12
+	VCVTPS2PD    X12, Y13
+	VEXTRACTF128 $0x01, Y12, X12
+	VCVTPS2PD    X12, Y12
+	VFMADD231PD  Y13, Y13, Y3
+	VFMADD231PD  Y12, Y12, Y4
+	VMOVUPS      (CX)(R11*4), Y12
+	VCVTPS2PD    X12, Y13
+	VEXTRACTF128 $0x01, Y12, X12
+	VCVTPS2PD    X12, Y12
+	VFMADD231PD  Y13, Y13, Y7
+	VFMADD231PD  Y12, Y12, Y8
+	VMOVUPS      32(SI)(R11*4), Y12
+	VMULPS       Y11, Y12, Y12
+	VDIVPS       Y0, Y12, Y12
+	VMAXPS       Y1, Y12, Y13
+	VCMPPS       $0x03, Y12, Y12, Y14
+	VBLENDVPS    Y14, Y12, Y13, Y13
+	VSQRTPS      Y13, Y12
+	VDIVPS       Y12, Y2, Y12
+	VMOVUPS      32(DX)(R11*4), Y13
+	VMULPS       (AX), Y13, Y13
+	VMULPS       Y12, Y13, Y12
+	VCVTPS2PD    X12, Y13
+	VEXTRACTF128 $0x01, Y12, X12
+	VCVTPS2PD    X12, Y12
+	VFMADD231PD  Y13, Y13, Y5
+	VFMADD231PD  Y12, Y12, Y6
+	VMOVUPS      32(CX)(R11*4), Y12
+	VCVTPS2PD    X12, Y13
+	VEXTRACTF128 $0x01, Y12, X12
+	VCVTPS2PD    X12, Y12
+	VFMADD231PD  Y13, Y13, Y9
+	VFMADD231PD  Y12, Y12, Y10
+	ADDQ         $0x00000010, R11
+	JMP          m4_blk1
+
+m4_tail:
+	TESTQ        R12, R12
+	JZ           m4_rowend
+	MOVQ         R12, R14
+	MOVQ         $0x00000008, R13
+	CMPQ         R14, R13
+	CMOVQGT      R13, R14
+	LEAQ         tailones<>+0(SB), R13
+	NEGQ         R14
+	VMOVDQU      32(R13)(R14*4), Y12
+	VMASKMOVPS   (SI)(R11*4), Y12, Y13
+	VMULPS       Y11, Y13, Y13
+	VDIVPS       Y0, Y13, Y13
+	VMAXPS       Y1, Y13, Y14
+	VCMPPS       $0x03, Y13, Y13, Y15
+	VBLENDVPS    Y15, Y13, Y14, Y14
+	VSQRTPS      Y14, Y13
+	VDIVPS       Y13, Y2, Y13
+	VMASKMOVPS   (DX)(R11*4), Y12, Y14
+	VMULPS       (AX), Y14, Y14
+	VMULPS       Y13, Y14, Y13
+	VANDPS       Y12, Y13, Y13
+	VCVTPS2PD    X13, Y14
+	VEXTRACTF128 $0x01, Y13, X13
+	VCVTPS2PD    X13, Y13
+	VFMADD231PD  Y14, Y14, Y3
+	VFMADD231PD  Y13, Y13, Y4
+	VMASKMOVPS   (CX)(R11*4), Y12, Y13
+	VANDPS       Y12, Y13, Y12
+	VCVTPS2PD    X12, Y13
+	VEXTRACTF128 $0x01, Y12, X12
+	VCVTPS2PD    X12, Y12
+	VFMADD231PD  Y13, Y13, Y7
+	VFMADD231PD  Y12, Y12, Y8
+	MOVQ         R12, R14
+	SUBQ         $0x00000008, R14
+	JLE          m4_rowend
+	MOVQ         $0x00000008, R13
+	CMPQ         R14, R13
+	CMOVQGT      R13, R14
+	LEAQ         tailones<>+0(SB), R12
+	MOVQ         R14, R13
+	NEGQ         R13
+	VMOVDQU      32(R12)(R13*4), Y12
+	VMASKMOVPS   32(SI)(R11*4), Y12, Y13
+	VMULPS       Y11, Y13, Y11
+	VDIVPS       Y0, Y11, Y11
+	VMAXPS       Y1, Y11, Y13
+	VCMPPS       $0x03, Y11, Y11, Y14
+	VBLENDVPS    Y14, Y11, Y13, Y13
+	VSQRTPS      Y13, Y11
+	VDIVPS       Y11, Y2, Y11
+	VMASKMOVPS   32(DX)(R11*4), Y12, Y13
+	VMULPS       (AX), Y13, Y13
+	VMULPS       Y11, Y13, Y11
+	VANDPS       Y12, Y11, Y11
+	VCVTPS2PD    X11, Y13
+	VEXTRACTF128 $0x01, Y11, X11
+	VCVTPS2PD    X11, Y11
+	VFMADD231PD  Y13, Y13, Y5
+	VFMADD231PD  Y11, Y11, Y6
+	VMASKMOVPS   32(CX)(R11*4), Y12, Y11
+	VANDPS       Y12, Y11, Y11
+	VCVTPS2PD    X11, Y12
+	VEXTRACTF128 $0x01, Y11, X11
+	VCVTPS2PD    X11, Y11
+	VFMADD231PD  Y12, Y12, Y9
+	VFMADD231PD  Y11, Y11, Y10
+
+m4_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ R10
+	JMP  m4_row
+
+m4_end:
+	VADDPD       Y5, Y3, Y3
+	VADDPD       Y6, Y4, Y4
+	VADDPD       Y4, Y3, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, u2+72(FP)
+	VADDPD       Y9, Y7, Y7
+	VADDPD       Y10, Y8, Y8
+	VADDPD       Y8, Y7, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+// func adafactorUpdateF32AVX2(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, s float32, mode int)
+// Requires: AVX, AVX2, CMOV, FMA3, SSE
+TEXT ·adafactorUpdateF32AVX2(SB), NOSPLIT, $0-72
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSS rm+56(FP), X0
+	MOVSS s+60(FP), X1
+	MOVQ  R8, R9
+	SHLQ  $0x02, R9
+	MOVQ  mode+64(FP), R10
+	ANDQ  $0x00000005, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	CMPQ  R10, $0x00000001
+	JEQ   mode1
+	CMPQ  R10, $0x00000004
+	JEQ   mode4
+	JMP   mode5
+
+mode0:
+	VMOVUPS      448(AX), Y0
+	VMOVUPS      768(AX), Y2
+	VBROADCASTSS X1, Y1
+	MOVQ         DX, DX
+	XORQ         BX, BX
+
+m0_row:
+	CMPQ BX, DI
+	JGE  m0_end
+	XORQ R10, R10
+
+m0_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (SI)(R10*4), Y3
+	VMAXPS      Y0, Y3, Y4
+	VCMPPS      $0x03, Y3, Y3, Y5
+	VBLENDVPS   Y5, Y3, Y4, Y4
+	VSQRTPS     Y4, Y3
+	VDIVPS      Y3, Y2, Y3
+	VMOVUPS     (DX)(R10*4), Y4
+	VMULPS      (AX), Y4, Y4
+	VMULPS      Y3, Y4, Y3
+	VMOVUPS     (CX)(R10*4), Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMOVUPS     Y4, (CX)(R10*4)
+	VMOVUPS     32(SI)(R10*4), Y3
+	VMAXPS      Y0, Y3, Y4
+	VCMPPS      $0x03, Y3, Y3, Y5
+	VBLENDVPS   Y5, Y3, Y4, Y4
+	VSQRTPS     Y4, Y3
+	VDIVPS      Y3, Y2, Y3
+	VMOVUPS     32(DX)(R10*4), Y4
+	VMULPS      (AX), Y4, Y4
+	VMULPS      Y3, Y4, Y3
+	VMOVUPS     32(CX)(R10*4), Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMOVUPS     Y4, 32(CX)(R10*4)
+	ADDQ        $0x00000010, R10
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R11, R11
+	JZ          m0_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*4), Y3
+	VMASKMOVPS  (SI)(R10*4), Y3, Y4
+	VMAXPS      Y0, Y4, Y5
+	VCMPPS      $0x03, Y4, Y4, Y6
+	VBLENDVPS   Y6, Y4, Y5, Y5
+	VSQRTPS     Y5, Y4
+	VDIVPS      Y4, Y2, Y4
+	VMASKMOVPS  (DX)(R10*4), Y3, Y5
+	VMULPS      (AX), Y5, Y5
+	VMULPS      Y4, Y5, Y4
+	VMASKMOVPS  (CX)(R10*4), Y3, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y3, (CX)(R10*4)
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R11
+	MOVQ        R13, R12
+	NEGQ        R12
+	VMOVDQU     32(R11)(R12*4), Y3
+	VMASKMOVPS  32(SI)(R10*4), Y3, Y4
+	VMAXPS      Y0, Y4, Y5
+	VCMPPS      $0x03, Y4, Y4, Y6
+	VBLENDVPS   Y6, Y4, Y5, Y5
+	VSQRTPS     Y5, Y4
+	VDIVPS      Y4, Y2, Y4
+	VMASKMOVPS  32(DX)(R10*4), Y3, Y5
+	VMULPS      (AX), Y5, Y5
+	VMULPS      Y4, Y5, Y4
+	VMASKMOVPS  32(CX)(R10*4), Y3, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y3, 32(CX)(R10*4)
+
+m0_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ BX
+	JMP  m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPS      448(AX), Y0
+	VMOVUPS      768(AX), Y2
+	VBROADCASTSS X1, Y1
+	MOVQ         DX, DX
+	XORQ         BX, BX
+
+m1_row:
+	CMPQ BX, DI
+	JGE  m1_end
+	XORQ R10, R10
+
+m1_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (SI)(R10*4), Y3
+	VMAXPS      Y0, Y3, Y4
+	VCMPPS      $0x03, Y3, Y3, Y5
+	VBLENDVPS   Y5, Y3, Y4, Y4
+	VSQRTPS     Y4, Y3
+	VDIVPS      Y3, Y2, Y3
+	VMOVUPS     (DX)(R10*4), Y4
+	VMULPS      (AX), Y4, Y4
+	VMULPS      Y3, Y4, Y3
+	VMOVUPS     (CX)(R10*4), Y4
+	VMULPS      128(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMOVUPS     Y4, (CX)(R10*4)
+	VMOVUPS     32(SI)(R10*4), Y3
+	VMAXPS      Y0, Y3, Y4
+	VCMPPS      $0x03, Y3, Y3, Y5
+	VBLENDVPS   Y5, Y3, Y4, Y4
+	VSQRTPS     Y4, Y3
+	VDIVPS      Y3, Y2, Y3
+	VMOVUPS     32(DX)(R10*4), Y4
+	VMULPS      (AX), Y4, Y4
+	VMULPS      Y3, Y4, Y3
+	VMOVUPS     32(CX)(R10*4), Y4
+	VMULPS      128(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMOVUPS     Y4, 32(CX)(R10*4)
+	ADDQ        $0x00000010, R10
+	JMP         m1_blk1
+
+m1_tail:
+	TESTQ       R11, R11
+	JZ          m1_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*4), Y3
+	VMASKMOVPS  (SI)(R10*4), Y3, Y4
+	VMAXPS      Y0, Y4, Y5
+	VCMPPS      $0x03, Y4, Y4, Y6
+	VBLENDVPS   Y6, Y4, Y5, Y5
+	VSQRTPS     Y5, Y4
+	VDIVPS      Y4, Y2, Y4
+	VMASKMOVPS  (DX)(R10*4), Y3, Y5
+	VMULPS      (AX), Y5, Y5
+	VMULPS      Y4, Y5, Y4
+	VMASKMOVPS  (CX)(R10*4), Y3, Y5
+	VMULPS      128(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y3, (CX)(R10*4)
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m1_rowend
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R11
+	MOVQ        R13, R12
+	NEGQ        R12
+	VMOVDQU     32(R11)(R12*4), Y3
+	VMASKMOVPS  32(SI)(R10*4), Y3, Y4
+	VMAXPS      Y0, Y4, Y5
+	VCMPPS      $0x03, Y4, Y4, Y6
+	VBLENDVPS   Y6, Y4, Y5, Y5
+	VSQRTPS     Y5, Y4
+	VDIVPS      Y4, Y2, Y4
+	VMASKMOVPS  32(DX)(R10*4), Y3, Y5
+	VMULPS      (AX), Y5, Y5
+	VMULPS      Y4, Y5, Y4
+	VMASKMOVPS  32(CX)(R10*4), Y3, Y5
+	VMULPS      128(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y3, 32(CX)(R10*4)
+
+m1_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ BX
+	JMP  m1_row
+
+m1_end:
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPS      448(AX), Y2
+	VMOVUPS      768(AX), Y3
+	VBROADCASTSS X0, Y0
+	VBROADCASTSS X1, Y1
+	MOVQ         DX, DX
+	XORQ         R10, R10
+
+m4_row:
+	CMPQ         R10, DI
+	JGE          m4_end
+	VBROADCASTSS (BX)(R10*4), Y4
+	XORQ         R11, R11
+
+m4_blk1:
+	MOVQ        R8, R12
+	SUBQ        R11, R12
+	CMPQ        R12, $0x00000010
+	JLT         m4_tail
+	VMOVUPS     (SI)(R11*4), Y5
+	VMULPS      Y4, Y5, Y5
+	VDIVPS      Y0, Y5, Y5
+	VMAXPS      Y2, Y5, Y6
+	VCMPPS      $0x03, Y5, Y5, Y7
+	VBLENDVPS   Y7, Y5, Y6, Y6
+	VSQRTPS     Y6, Y5
+	VDIVPS      Y5, Y3, Y5
+	VMOVUPS     (DX)(R11*4), Y6
+	VMULPS      (AX), Y6, Y6
+	VMULPS      Y5, Y6, Y5
+	VMOVUPS     (CX)(R11*4), Y6
+	VFMADD231PS Y5, Y1, Y6
+	VMOVUPS     Y6, (CX)(R11*4)
+	VMOVUPS     32(SI)(R11*4), Y5
+	VMULPS      Y4, Y5, Y5
+	VDIVPS      Y0, Y5, Y5
+	VMAXPS      Y2, Y5, Y6
+	VCMPPS      $0x03, Y5, Y5, Y7
+	VBLENDVPS   Y7, Y5, Y6, Y6
+	VSQRTPS     Y6, Y5
+	VDIVPS      Y5, Y3, Y5
+	VMOVUPS     32(DX)(R11*4), Y6
+	VMULPS      (AX), Y6, Y6
+	VMULPS      Y5, Y6, Y5
+	VMOVUPS     32(CX)(R11*4), Y6
+	VFMADD231PS Y5, Y1, Y6
+	VMOVUPS     Y6, 32(CX)(R11*4)
+	ADDQ        $0x00000010, R11
+	JMP         m4_blk1
+
+m4_tail:
+	TESTQ       R12, R12
+	JZ          m4_rowend
+	MOVQ        R12, R14
+	MOVQ        $0x00000008, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*4), Y5
+	VMASKMOVPS  (SI)(R11*4), Y5, Y6
+	VMULPS      Y4, Y6, Y6
+	VDIVPS      Y0, Y6, Y6
+	VMAXPS      Y2, Y6, Y7
+	VCMPPS      $0x03, Y6, Y6, Y8
+	VBLENDVPS   Y8, Y6, Y7, Y7
+	VSQRTPS     Y7, Y6
+	VDIVPS      Y6, Y3, Y6
+	VMASKMOVPS  (DX)(R11*4), Y5, Y7
+	VMULPS      (AX), Y7, Y7
+	VMULPS      Y6, Y7, Y6
+	VMASKMOVPS  (CX)(R11*4), Y5, Y7
+	VFMADD231PS Y6, Y1, Y7
+	VMASKMOVPS  Y7, Y5, (CX)(R11*4)
+	MOVQ        R12, R14
+	SUBQ        $0x00000008, R14
+	JLE         m4_rowend
+	MOVQ        $0x00000008, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R12
+	MOVQ        R14, R13
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*4), Y5
+	VMASKMOVPS  32(SI)(R11*4), Y5, Y6
+	VMULPS      Y4, Y6, Y4
+	VDIVPS      Y0, Y4, Y4
+	VMAXPS      Y2, Y4, Y6
+	VCMPPS      $0x03, Y4, Y4, Y7
+	VBLENDVPS   Y7, Y4, Y6, Y6
+	VSQRTPS     Y6, Y4
+	VDIVPS      Y4, Y3, Y4
+	VMASKMOVPS  32(DX)(R11*4), Y5, Y6
+	VMULPS      (AX), Y6, Y6
+	VMULPS      Y4, Y6, Y4
+	VMASKMOVPS  32(CX)(R11*4), Y5, Y6
+	VFMADD231PS Y4, Y1, Y6
+	VMASKMOVPS  Y6, Y5, 32(CX)(R11*4)
+
+m4_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ R10
+	JMP  m4_row
+
+m4_end:
+	VZEROUPPER
+	RET
+
+mode5:
+	VMOVUPS      448(AX), Y2
+	VMOVUPS      768(AX), Y3
+	VBROADCASTSS X0, Y0
+	VBROADCASTSS X1, Y1
+	MOVQ         DX, DX
+	XORQ         R10, R10
+
+m5_row:
+	CMPQ         R10, DI
+	JGE          m5_end
+	VBROADCASTSS (BX)(R10*4), Y4
+	XORQ         R11, R11
+
+m5_blk1:
+	MOVQ        R8, R12
+	SUBQ        R11, R12
+	CMPQ        R12, $0x00000010
+	JLT         m5_tail
+	VMOVUPS     (SI)(R11*4), Y5
+	VMULPS      Y4, Y5, Y5
+	VDIVPS      Y0, Y5, Y5
+	VMAXPS      Y2, Y5, Y6
+	VCMPPS      $0x03, Y5, Y5, Y7
+	VBLENDVPS   Y7, Y5, Y6, Y6
+	VSQRTPS     Y6, Y5
+	VDIVPS      Y5, Y3, Y5
+	VMOVUPS     (DX)(R11*4), Y6
+	VMULPS      (AX), Y6, Y6
+	VMULPS      Y5, Y6, Y5
+	VMOVUPS     (CX)(R11*4), Y6
+	VMULPS      128(AX), Y6, Y6
+	VFMADD231PS Y5, Y1, Y6
+	VMOVUPS     Y6, (CX)(R11*4)
+	VMOVUPS     32(SI)(R11*4), Y5
+	VMULPS      Y4, Y5, Y5
+	VDIVPS      Y0, Y5, Y5
+	VMAXPS      Y2, Y5, Y6
+	VCMPPS      $0x03, Y5, Y5, Y7
+	VBLENDVPS   Y7, Y5, Y6, Y6
+	VSQRTPS     Y6, Y5
+	VDIVPS      Y5, Y3, Y5
+	VMOVUPS     32(DX)(R11*4), Y6
+	VMULPS      (AX), Y6, Y6
+	VMULPS      Y5, Y6, Y5
+	VMOVUPS     32(CX)(R11*4), Y6
+	VMULPS      128(AX), Y6, Y6
+	VFMADD231PS Y5, Y1, Y6
+	VMOVUPS     Y6, 32(CX)(R11*4)
+	ADDQ        $0x00000010, R11
+	JMP         m5_blk1
+
+m5_tail:
+	TESTQ       R12, R12
+	JZ          m5_rowend
+	MOVQ        R12, R14
+	MOVQ        $0x00000008, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*4), Y5
+	VMASKMOVPS  (SI)(R11*4), Y5, Y6
+	VMULPS      Y4, Y6, Y6
+	VDIVPS      Y0, Y6, Y6
+	VMAXPS      Y2, Y6, Y7
+	VCMPPS      $0x03, Y6, Y6, Y8
+	VBLENDVPS   Y8, Y6, Y7, Y7
+	VSQRTPS     Y7, Y6
+	VDIVPS      Y6, Y3, Y6
+	VMASKMOVPS  (DX)(R11*4), Y5, Y7
+	VMULPS      (AX), Y7, Y7
+	VMULPS      Y6, Y7, Y6
+	VMASKMOVPS  (CX)(R11*4), Y5, Y7
+	VMULPS      128(AX), Y7, Y7
+	VFMADD231PS Y6, Y1, Y7
+	VMASKMOVPS  Y7, Y5, (CX)(R11*4)
+	MOVQ        R12, R14
+	SUBQ        $0x00000008, R14
+	JLE         m5_rowend
+	MOVQ        $0x00000008, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R12
+	MOVQ        R14, R13
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*4), Y5
+	VMASKMOVPS  32(SI)(R11*4), Y5, Y6
+	VMULPS      Y4, Y6, Y4
+	VDIVPS      Y0, Y4, Y4
+	VMAXPS      Y2, Y4, Y6
+	VCMPPS      $0x03, Y4, Y4, Y7
+	VBLENDVPS   Y7, Y4, Y6, Y6
+	VSQRTPS     Y6, Y4
+	VDIVPS      Y4, Y3, Y4
+	VMASKMOVPS  32(DX)(R11*4), Y5, Y6
+	VMULPS      (AX), Y6, Y6
+	VMULPS      Y4, Y6, Y4
+	VMASKMOVPS  32(CX)(R11*4), Y5, Y6
+	VMULPS      128(AX), Y6, Y6
+	VFMADD231PS Y4, Y1, Y6
+	VMASKMOVPS  Y6, Y5, 32(CX)(R11*4)
+
+m5_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ R10
+	JMP  m5_row
+
+m5_end:
 	VZEROUPPER
 	RET
 
@@ -7506,6 +8567,146 @@ done:
 	VZEROUPPER
 	RET
 
+// func adafactorVarianceF64AVX2(c *[16][8]float64, v *float64, grad *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adafactorVarianceF64AVX2(SB), NOSPLIT, $0-40
+	MOVQ c+0(FP), AX
+	MOVQ v+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ n+24(FP), BX
+	MOVQ mode+32(FP), SI
+	ANDQ $0x00000002, SI
+	CMPQ SI, $0x00000000
+	JEQ  mode0
+	JMP  mode2
+
+mode0:
+	XORQ SI, SI
+
+m0_loop:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x0000000c
+	JLT         m0_single
+	VMOVUPD     (DX)(SI*8), Y0
+	VMOVUPD     32(DX)(SI*8), Y1
+	VMOVUPD     64(DX)(SI*8), Y2
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y2
+	VMULPD      Y0, Y0, Y0
+	VMULPD      Y1, Y1, Y1
+	VMULPD      Y2, Y2, Y4
+	VMOVUPD     (CX)(SI*8), Y2
+	VMOVUPD     32(CX)(SI*8), Y3
+	VMOVUPD     64(CX)(SI*8), Y5
+	VSUBPD      Y2, Y0, Y0
+	VSUBPD      Y3, Y1, Y1
+	VSUBPD      Y5, Y4, Y4
+	VFMADD231PD 256(AX), Y0, Y2
+	VFMADD231PD 256(AX), Y1, Y3
+	VFMADD231PD 256(AX), Y4, Y5
+	VMOVUPD     Y2, (CX)(SI*8)
+	VMOVUPD     Y3, 32(CX)(SI*8)
+	VMOVUPD     Y5, 64(CX)(SI*8)
+	ADDQ        $0x0000000c, SI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(SI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMULPD      Y0, Y0, Y0
+	VMOVUPD     (CX)(SI*8), Y1
+	VSUBPD      Y1, Y0, Y0
+	VFMADD231PD 256(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(SI*8)
+	ADDQ        $0x00000004, SI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), BX
+	NEGQ        DI
+	VMOVDQU     32(BX)(DI*8), Y0
+	VMASKMOVPD  (DX)(SI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMULPD      Y1, Y1, Y1
+	VMASKMOVPD  (CX)(SI*8), Y0, Y2
+	VSUBPD      Y2, Y1, Y1
+	VFMADD231PD 256(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(SI*8)
+	JMP         done
+
+mode2:
+	XORQ SI, SI
+
+m2_loop:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x0000000c
+	JLT         m2_single
+	VMOVUPD     (DX)(SI*8), Y0
+	VMOVUPD     32(DX)(SI*8), Y1
+	VMOVUPD     64(DX)(SI*8), Y2
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y2
+	VMULPD      Y0, Y0, Y0
+	VMULPD      Y1, Y1, Y1
+	VMULPD      Y2, Y2, Y4
+	VMOVUPD     (CX)(SI*8), Y2
+	VMOVUPD     32(CX)(SI*8), Y3
+	VMOVUPD     64(CX)(SI*8), Y5
+	VSUBPD      Y2, Y0, Y2
+	VSUBPD      Y3, Y1, Y3
+	VSUBPD      Y5, Y4, Y5
+	VFMADD231PD 256(AX), Y2, Y0
+	VFMADD231PD 256(AX), Y3, Y1
+	VFMADD231PD 256(AX), Y5, Y4
+	VMOVUPD     Y0, (CX)(SI*8)
+	VMOVUPD     Y1, 32(CX)(SI*8)
+	VMOVUPD     Y4, 64(CX)(SI*8)
+	ADDQ        $0x0000000c, SI
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        BX, DI
+	SUBQ        SI, DI
+	CMPQ        DI, $0x00000004
+	JLT         m2_tail
+	VMOVUPD     (DX)(SI*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMULPD      Y0, Y0, Y0
+	VMOVUPD     (CX)(SI*8), Y1
+	VSUBPD      Y1, Y0, Y1
+	VFMADD231PD 256(AX), Y1, Y0
+	VMOVUPD     Y0, (CX)(SI*8)
+	ADDQ        $0x00000004, SI
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        tailones<>+0(SB), BX
+	NEGQ        DI
+	VMOVDQU     32(BX)(DI*8), Y0
+	VMASKMOVPD  (DX)(SI*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMULPD      Y1, Y1, Y1
+	VMASKMOVPD  (CX)(SI*8), Y0, Y2
+	VSUBPD      Y2, Y1, Y2
+	VFMADD231PD 256(AX), Y2, Y1
+	VMASKMOVPD  Y1, Y0, (CX)(SI*8)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF64AVX2(x *float64, n int, s float64)
 // Requires: AVX, AVX2, SSE2
 TEXT ·scaleF64AVX2(SB), NOSPLIT, $0-24
@@ -8182,6 +9383,1309 @@ m0_tail:
 	VMASKMOVPD Y2, Y0, (BX)(DI*8)
 
 done:
+	VZEROUPPER
+	RET
+
+// func adafactorSumsF64AVX2(c *[16][8]float64, grad *float64, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+// Requires: AVX, CMOV, FMA3, SSE2
+TEXT ·adafactorSumsF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ grad+8(FP), CX
+	MOVQ rowsum+16(FP), DX
+	MOVQ colsum+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ cols+40(FP), DI
+	MOVQ DI, R8
+	SHLQ $0x03, R8
+	XORQ R9, R9
+
+m0_row:
+	CMPQ   R9, SI
+	JGE    m0_end
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	XORQ   R10, R10
+
+m0_blk1:
+	MOVQ        DI, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (CX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VFMADD231PD Y4, Y4, Y0
+	VMOVUPD     (BX)(R10*8), Y5
+	VFMADD231PD Y4, Y4, Y5
+	VMOVUPD     Y5, (BX)(R10*8)
+	VMOVUPD     32(CX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VFMADD231PD Y4, Y4, Y1
+	VMOVUPD     32(BX)(R10*8), Y5
+	VFMADD231PD Y4, Y4, Y5
+	VMOVUPD     Y5, 32(BX)(R10*8)
+	VMOVUPD     64(CX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VFMADD231PD Y4, Y4, Y2
+	VMOVUPD     64(BX)(R10*8), Y5
+	VFMADD231PD Y4, Y4, Y5
+	VMOVUPD     Y5, 64(BX)(R10*8)
+	VMOVUPD     96(CX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VFMADD231PD Y4, Y4, Y3
+	VMOVUPD     96(BX)(R10*8), Y5
+	VFMADD231PD Y4, Y4, Y5
+	VMOVUPD     Y5, 96(BX)(R10*8)
+	ADDQ        $0x00000010, R10
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R11, R11
+	JZ          m0_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y4
+	VMASKMOVPD  (CX)(R10*8), Y4, Y5
+	VMULPD      (AX), Y5, Y5
+	VANDPD      Y4, Y5, Y5
+	VFMADD231PD Y5, Y5, Y0
+	VMASKMOVPD  (BX)(R10*8), Y4, Y6
+	VFMADD231PD Y5, Y5, Y6
+	VMASKMOVPD  Y6, Y4, (BX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000004, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y4
+	VMASKMOVPD  32(CX)(R10*8), Y4, Y5
+	VMULPD      (AX), Y5, Y5
+	VANDPD      Y4, Y5, Y5
+	VFMADD231PD Y5, Y5, Y1
+	VMASKMOVPD  32(BX)(R10*8), Y4, Y6
+	VFMADD231PD Y5, Y5, Y6
+	VMASKMOVPD  Y6, Y4, 32(BX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y4
+	VMASKMOVPD  64(CX)(R10*8), Y4, Y5
+	VMULPD      (AX), Y5, Y5
+	VANDPD      Y4, Y5, Y5
+	VFMADD231PD Y5, Y5, Y2
+	VMASKMOVPD  64(BX)(R10*8), Y4, Y6
+	VFMADD231PD Y5, Y5, Y6
+	VMASKMOVPD  Y6, Y4, 64(BX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x0000000c, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R11
+	MOVQ        R13, R12
+	NEGQ        R12
+	VMOVDQU     32(R11)(R12*8), Y4
+	VMASKMOVPD  96(CX)(R10*8), Y4, Y5
+	VMULPD      (AX), Y5, Y5
+	VANDPD      Y4, Y5, Y5
+	VFMADD231PD Y5, Y5, Y3
+	VMASKMOVPD  96(BX)(R10*8), Y4, Y6
+	VFMADD231PD Y5, Y5, Y6
+	VMASKMOVPD  Y6, Y4, 96(BX)(R10*8)
+
+m0_rowend:
+	VADDPD       Y2, Y0, Y0
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, (DX)(R9*8)
+	ADDQ         R8, CX
+	INCQ         R9
+	JMP          m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+// func adafactorNormsF64AVX2(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, mode int) (u2 float64, p2 float64)
+// Requires: AVX, AVX2, CMOV, FMA3, SSE2
+TEXT ·adafactorNormsF64AVX2(SB), NOSPLIT, $0-88
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSD rm+56(FP), X0
+	MOVQ  R8, R9
+	SHLQ  $0x03, R9
+	MOVQ  mode+64(FP), R10
+	ANDQ  $0x00000004, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	JMP   mode4
+
+mode0:
+	VMOVUPD 448(AX), Y0
+	VMOVUPD 768(AX), Y1
+	VXORPD  Y2, Y2, Y2
+	VXORPD  Y3, Y3, Y3
+	VXORPD  Y4, Y4, Y4
+	VXORPD  Y5, Y5, Y5
+	VXORPD  Y6, Y6, Y6
+	VXORPD  Y7, Y7, Y7
+	VXORPD  Y8, Y8, Y8
+	VXORPD  Y9, Y9, Y9
+	MOVQ    DX, DX
+	XORQ    BX, BX
+
+m0_row:
+	CMPQ BX, DI
+	JGE  m0_end
+	XORQ R10, R10
+
+m0_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (SI)(R10*8), Y10
+	VMAXPD      Y0, Y10, Y11
+	VCMPPD      $0x03, Y10, Y10, Y12
+	VBLENDVPD   Y12, Y10, Y11, Y11
+	VSQRTPD     Y11, Y10
+	VDIVPD      Y10, Y1, Y10
+	VMOVUPD     (DX)(R10*8), Y11
+	VMULPD      (AX), Y11, Y11
+	VMULPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y2
+	VMOVUPD     (CX)(R10*8), Y10
+	VFMADD231PD Y10, Y10, Y6
+	VMOVUPD     32(SI)(R10*8), Y10
+	VMAXPD      Y0, Y10, Y11
+	VCMPPD      $0x03, Y10, Y10, Y12
+	VBLENDVPD   Y12, Y10, Y11, Y11
+	VSQRTPD     Y11, Y10
+	VDIVPD      Y10, Y1, Y10
+	VMOVUPD     32(DX)(R10*8), Y11
+	VMULPD      (AX), Y11, Y11
+	VMULPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y3
+	VMOVUPD     32(CX)(R10*8), Y10
+	VFMADD231PD Y10, Y10, Y7
+	VMOVUPD     64(SI)(R10*8), Y10
+	VMAXPD      Y0, Y10, Y11
+	VCMPPD      $0x03, Y10, Y10, Y12
+	VBLENDVPD   Y12, Y10, Y11, Y11
+	VSQRTPD     Y11, Y10
+	VDIVPD      Y10, Y1, Y10
+	VMOVUPD     64(DX)(R10*8), Y11
+	VMULPD      (AX), Y11, Y11
+	VMULPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y4
+	VMOVUPD     64(CX)(R10*8), Y10
+	VFMADD231PD Y10, Y10, Y8
+	VMOVUPD     96(SI)(R10*8), Y10
+	VMAXPD      Y0, Y10, Y11
+	VCMPPD      $0x03, Y10, Y10, Y12
+	VBLENDVPD   Y12, Y10, Y11, Y11
+	VSQRTPD     Y11, Y10
+	VDIVPD      Y10, Y1, Y10
+	VMOVUPD     96(DX)(R10*8), Y11
+	VMULPD      (AX), Y11, Y11
+	VMULPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y5
+	VMOVUPD     96(CX)(R10*8), Y10
+	VFMADD231PD Y10, Y10, Y9
+	ADDQ        $0x00000010, R10
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R11, R11
+	JZ          m0_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y10
+	VMASKMOVPD  (SI)(R10*8), Y10, Y11
+	VMAXPD      Y0, Y11, Y12
+	VCMPPD      $0x03, Y11, Y11, Y13
+	VBLENDVPD   Y13, Y11, Y12, Y12
+	VSQRTPD     Y12, Y11
+	VDIVPD      Y11, Y1, Y11
+	VMASKMOVPD  (DX)(R10*8), Y10, Y12
+	VMULPD      (AX), Y12, Y12
+	VMULPD      Y11, Y12, Y11
+	VANDPD      Y10, Y11, Y11
+	VFMADD231PD Y11, Y11, Y2
+	VMASKMOVPD  (CX)(R10*8), Y10, Y11
+	VANDPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y6
+	MOVQ        R11, R13
+	SUBQ        $0x00000004, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y10
+	VMASKMOVPD  32(SI)(R10*8), Y10, Y11
+	VMAXPD      Y0, Y11, Y12
+	VCMPPD      $0x03, Y11, Y11, Y13
+	VBLENDVPD   Y13, Y11, Y12, Y12
+	VSQRTPD     Y12, Y11
+	VDIVPD      Y11, Y1, Y11
+	VMASKMOVPD  32(DX)(R10*8), Y10, Y12
+	VMULPD      (AX), Y12, Y12
+	VMULPD      Y11, Y12, Y11
+	VANDPD      Y10, Y11, Y11
+	VFMADD231PD Y11, Y11, Y3
+	VMASKMOVPD  32(CX)(R10*8), Y10, Y11
+	VANDPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y7
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y10
+	VMASKMOVPD  64(SI)(R10*8), Y10, Y11
+	VMAXPD      Y0, Y11, Y12
+	VCMPPD      $0x03, Y11, Y11, Y13
+	VBLENDVPD   Y13, Y11, Y12, Y12
+	VSQRTPD     Y12, Y11
+	VDIVPD      Y11, Y1, Y11
+	VMASKMOVPD  64(DX)(R10*8), Y10, Y12
+	VMULPD      (AX), Y12, Y12
+	VMULPD      Y11, Y12, Y11
+	VANDPD      Y10, Y11, Y11
+	VFMADD231PD Y11, Y11, Y4
+	VMASKMOVPD  64(CX)(R10*8), Y10, Y11
+	VANDPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y8
+	MOVQ        R11, R13
+	SUBQ        $0x0000000c, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R11
+	MOVQ        R13, R12
+	NEGQ        R12
+	VMOVDQU     32(R11)(R12*8), Y10
+	VMASKMOVPD  96(SI)(R10*8), Y10, Y11
+	VMAXPD      Y0, Y11, Y12
+	VCMPPD      $0x03, Y11, Y11, Y13
+	VBLENDVPD   Y13, Y11, Y12, Y12
+	VSQRTPD     Y12, Y11
+	VDIVPD      Y11, Y1, Y11
+	VMASKMOVPD  96(DX)(R10*8), Y10, Y12
+	VMULPD      (AX), Y12, Y12
+	VMULPD      Y11, Y12, Y11
+	VANDPD      Y10, Y11, Y11
+	VFMADD231PD Y11, Y11, Y5
+	VMASKMOVPD  96(CX)(R10*8), Y10, Y11
+	VANDPD      Y10, Y11, Y10
+	VFMADD231PD Y10, Y10, Y9
+
+m0_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ BX
+	JMP  m0_row
+
+m0_end:
+	VADDPD       Y4, Y2, Y2
+	VADDPD       Y5, Y3, Y3
+	VADDPD       Y3, Y2, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, u2+72(FP)
+	VADDPD       Y8, Y6, Y6
+	VADDPD       Y9, Y7, Y7
+	VADDPD       Y7, Y6, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPD      448(AX), Y1
+	VMOVUPD      768(AX), Y2
+	VBROADCASTSD X0, Y0
+	VXORPD       Y3, Y3, Y3
+	VXORPD       Y4, Y4, Y4
+	VXORPD       Y5, Y5, Y5
+	VXORPD       Y6, Y6, Y6
+	VXORPD       Y7, Y7, Y7
+	VXORPD       Y8, Y8, Y8
+	VXORPD       Y9, Y9, Y9
+	VXORPD       Y10, Y10, Y10
+	MOVQ         DX, DX
+	XORQ         R10, R10
+
+m4_row:
+	CMPQ         R10, DI
+	JGE          m4_end
+	VBROADCASTSD (BX)(R10*8), Y11
+	XORQ         R11, R11
+
+m4_blk1:
+	MOVQ        R8, R12
+	SUBQ        R11, R12
+	CMPQ        R12, $0x00000010
+	JLT         m4_tail
+	VMOVUPD     (SI)(R11*8), Y12
+	VMULPD      Y11, Y12, Y12
+	VDIVPD      Y0, Y12, Y12
+	VMAXPD      Y1, Y12, Y13
+	VCMPPD      $0x03, Y12, Y12, Y14
+	VBLENDVPD   Y14, Y12, Y13, Y13
+	VSQRTPD     Y13, Y12
+	VDIVPD      Y12, Y2, Y12
+	VMOVUPD     (DX)(R11*8), Y13
+	VMULPD      (AX), Y13, Y13
+	VMULPD      Y12, Y13, Y12
+	VFMADD231PD Y12, Y12, Y3
+	VMOVUPD     (CX)(R11*8), Y12
+	VFMADD231PD Y12, Y12, Y7
+	VMOVUPD     32(SI)(R11*8), Y12
+	VMULPD      Y11, Y12, Y12
+	VDIVPD      Y0, Y12, Y12
+	VMAXPD      Y1, Y12, Y13
+	VCMPPD      $0x03, Y12, Y12, Y14
+	VBLENDVPD   Y14, Y12, Y13, Y13
+	VSQRTPD     Y13, Y12
+	VDIVPD      Y12, Y2, Y12
+	VMOVUPD     32(DX)(R11*8), Y13
+	VMULPD      (AX), Y13, Y13
+	VMULPD      Y12, Y13, Y12
+	VFMADD231PD Y12, Y12, Y4
+	VMOVUPD     32(CX)(R11*8), Y12
+	VFMADD231PD Y12, Y12, Y8
+	VMOVUPD     64(SI)(R11*8), Y12
+	VMULPD      Y11, Y12, Y12
+	VDIVPD      Y0, Y12, Y12
+	VMAXPD      Y1, Y12, Y13
+	VCMPPD      $0x03, Y12, Y12, Y14
+	VBLENDVPD   Y14, Y12, Y13, Y13
+	VSQRTPD     Y13, Y12
+	VDIVPD      Y12, Y2, Y12
+	VMOVUPD     64(DX)(R11*8), Y13
+	VMULPD      (AX), Y13, Y13
+	VMULPD      Y12, Y13, Y12
+	VFMADD231PD Y12, Y12, Y5
+	VMOVUPD     64(CX)(R11*8), Y12
+	VFMADD231PD Y12, Y12, Y9
+	VMOVUPD     96(SI)(R11*8), Y12
+	VMULPD      Y11, Y12, Y12
+	VDIVPD      Y0, Y12, Y12
+	VMAXPD      Y1, Y12, Y13
+	VCMPPD      $0x03, Y12, Y12, Y14
+	VBLENDVPD   Y14, Y12, Y13, Y13
+	VSQRTPD     Y13, Y12
+	VDIVPD      Y12, Y2, Y12
+	VMOVUPD     96(DX)(R11*8), Y13
+	VMULPD      (AX), Y13, Y13
+	VMULPD      Y12, Y13, Y12
+	VFMADD231PD Y12, Y12, Y6
+	VMOVUPD     96(CX)(R11*8), Y12
+	VFMADD231PD Y12, Y12, Y10
+	ADDQ        $0x00000010, R11
+	JMP         m4_blk1
+
+m4_tail:
+	TESTQ       R12, R12
+	JZ          m4_rowend
+	MOVQ        R12, R14
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y12
+	VMASKMOVPD  (SI)(R11*8), Y12, Y13
+	VMULPD      Y11, Y13, Y13
+	VDIVPD      Y0, Y13, Y13
+	VMAXPD      Y1, Y13, Y14
+	VCMPPD      $0x03, Y13, Y13, Y15
+	VBLENDVPD   Y15, Y13, Y14, Y14
+	VSQRTPD     Y14, Y13
+	VDIVPD      Y13, Y2, Y13
+	VMASKMOVPD  (DX)(R11*8), Y12, Y14
+	VMULPD      (AX), Y14, Y14
+	VMULPD      Y13, Y14, Y13
+	VANDPD      Y12, Y13, Y13
+	VFMADD231PD Y13, Y13, Y3
+	VMASKMOVPD  (CX)(R11*8), Y12, Y13
+	VANDPD      Y12, Y13, Y12
+	VFMADD231PD Y12, Y12, Y7
+	MOVQ        R12, R14
+	SUBQ        $0x00000004, R14
+	JLE         m4_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y12
+	VMASKMOVPD  32(SI)(R11*8), Y12, Y13
+	VMULPD      Y11, Y13, Y13
+	VDIVPD      Y0, Y13, Y13
+	VMAXPD      Y1, Y13, Y14
+	VCMPPD      $0x03, Y13, Y13, Y15
+	VBLENDVPD   Y15, Y13, Y14, Y14
+	VSQRTPD     Y14, Y13
+	VDIVPD      Y13, Y2, Y13
+	VMASKMOVPD  32(DX)(R11*8), Y12, Y14
+	VMULPD      (AX), Y14, Y14
+	VMULPD      Y13, Y14, Y13
+	VANDPD      Y12, Y13, Y13
+	VFMADD231PD Y13, Y13, Y4
+	VMASKMOVPD  32(CX)(R11*8), Y12, Y13
+	VANDPD      Y12, Y13, Y12
+	VFMADD231PD Y12, Y12, Y8
+	MOVQ        R12, R14
+	SUBQ        $0x00000008, R14
+	JLE         m4_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y12
+	VMASKMOVPD  64(SI)(R11*8), Y12, Y13
+	VMULPD      Y11, Y13, Y13
+	VDIVPD      Y0, Y13, Y13
+	VMAXPD      Y1, Y13, Y14
+	VCMPPD      $0x03, Y13, Y13, Y15
+	VBLENDVPD   Y15, Y13, Y14, Y14
+	VSQRTPD     Y14, Y13
+	VDIVPD      Y13, Y2, Y13
+	VMASKMOVPD  64(DX)(R11*8), Y12, Y14
+	VMULPD      (AX), Y14, Y14
+	VMULPD      Y13, Y14, Y13
+	VANDPD      Y12, Y13, Y13
+	VFMADD231PD Y13, Y13, Y5
+	VMASKMOVPD  64(CX)(R11*8), Y12, Y13
+	VANDPD      Y12, Y13, Y12
+	VFMADD231PD Y12, Y12, Y9
+	MOVQ        R12, R14
+	SUBQ        $0x0000000c, R14
+	JLE         m4_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R12
+	MOVQ        R14, R13
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y12
+	VMASKMOVPD  96(SI)(R11*8), Y12, Y13
+	VMULPD      Y11, Y13, Y11
+	VDIVPD      Y0, Y11, Y11
+	VMAXPD      Y1, Y11, Y13
+	VCMPPD      $0x03, Y11, Y11, Y14
+	VBLENDVPD   Y14, Y11, Y13, Y13
+	VSQRTPD     Y13, Y11
+	VDIVPD      Y11, Y2, Y11
+	VMASKMOVPD  96(DX)(R11*8), Y12, Y13
+	VMULPD      (AX), Y13, Y13
+	VMULPD      Y11, Y13, Y11
+	VANDPD      Y12, Y11, Y11
+	VFMADD231PD Y11, Y11, Y6
+	VMASKMOVPD  96(CX)(R11*8), Y12, Y11
+	VANDPD      Y12, Y11, Y11
+	VFMADD231PD Y11, Y11, Y10
+
+m4_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ R10
+	JMP  m4_row
+
+m4_end:
+	VADDPD       Y5, Y3, Y3
+	VADDPD       Y6, Y4, Y4
+	VADDPD       Y4, Y3, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, u2+72(FP)
+	VADDPD       Y9, Y7, Y7
+	VADDPD       Y10, Y8, Y8
+	VADDPD       Y8, Y7, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+// func adafactorUpdateF64AVX2(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, s float64, mode int)
+// Requires: AVX, AVX2, CMOV, FMA3, SSE2
+TEXT ·adafactorUpdateF64AVX2(SB), NOSPLIT, $0-80
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSD rm+56(FP), X0
+	MOVSD s+64(FP), X1
+	MOVQ  R8, R9
+	SHLQ  $0x03, R9
+	MOVQ  mode+72(FP), R10
+	ANDQ  $0x00000005, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	CMPQ  R10, $0x00000001
+	JEQ   mode1
+	CMPQ  R10, $0x00000004
+	JEQ   mode4
+	JMP   mode5
+
+mode0:
+	VMOVUPD      448(AX), Y0
+	VMOVUPD      768(AX), Y2
+	VBROADCASTSD X1, Y1
+	MOVQ         DX, DX
+	XORQ         BX, BX
+
+m0_row:
+	CMPQ BX, DI
+	JGE  m0_end
+	XORQ R10, R10
+
+m0_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     (DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     (CX)(R10*8), Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, (CX)(R10*8)
+	VMOVUPD     32(SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     32(DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     32(CX)(R10*8), Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, 32(CX)(R10*8)
+	VMOVUPD     64(SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     64(DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     64(CX)(R10*8), Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, 64(CX)(R10*8)
+	VMOVUPD     96(SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     96(DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     96(CX)(R10*8), Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, 96(CX)(R10*8)
+	ADDQ        $0x00000010, R10
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R11, R11
+	JZ          m0_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y3
+	VMASKMOVPD  (SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  (DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  (CX)(R10*8), Y3, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, (CX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000004, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y3
+	VMASKMOVPD  32(SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  32(DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  32(CX)(R10*8), Y3, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, 32(CX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y3
+	VMASKMOVPD  64(SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  64(DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  64(CX)(R10*8), Y3, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, 64(CX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x0000000c, R13
+	JLE         m0_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R11
+	MOVQ        R13, R12
+	NEGQ        R12
+	VMOVDQU     32(R11)(R12*8), Y3
+	VMASKMOVPD  96(SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  96(DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  96(CX)(R10*8), Y3, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, 96(CX)(R10*8)
+
+m0_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ BX
+	JMP  m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPD      448(AX), Y0
+	VMOVUPD      768(AX), Y2
+	VBROADCASTSD X1, Y1
+	MOVQ         DX, DX
+	XORQ         BX, BX
+
+m1_row:
+	CMPQ BX, DI
+	JGE  m1_end
+	XORQ R10, R10
+
+m1_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m1_tail
+	VMOVUPD     (SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     (DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     (CX)(R10*8), Y4
+	VMULPD      128(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, (CX)(R10*8)
+	VMOVUPD     32(SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     32(DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     32(CX)(R10*8), Y4
+	VMULPD      128(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, 32(CX)(R10*8)
+	VMOVUPD     64(SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     64(DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     64(CX)(R10*8), Y4
+	VMULPD      128(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, 64(CX)(R10*8)
+	VMOVUPD     96(SI)(R10*8), Y3
+	VMAXPD      Y0, Y3, Y4
+	VCMPPD      $0x03, Y3, Y3, Y5
+	VBLENDVPD   Y5, Y3, Y4, Y4
+	VSQRTPD     Y4, Y3
+	VDIVPD      Y3, Y2, Y3
+	VMOVUPD     96(DX)(R10*8), Y4
+	VMULPD      (AX), Y4, Y4
+	VMULPD      Y3, Y4, Y3
+	VMOVUPD     96(CX)(R10*8), Y4
+	VMULPD      128(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMOVUPD     Y4, 96(CX)(R10*8)
+	ADDQ        $0x00000010, R10
+	JMP         m1_blk1
+
+m1_tail:
+	TESTQ       R11, R11
+	JZ          m1_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y3
+	VMASKMOVPD  (SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  (DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  (CX)(R10*8), Y3, Y5
+	VMULPD      128(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, (CX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000004, R13
+	JLE         m1_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y3
+	VMASKMOVPD  32(SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  32(DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  32(CX)(R10*8), Y3, Y5
+	VMULPD      128(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, 32(CX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m1_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R12
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y3
+	VMASKMOVPD  64(SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  64(DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  64(CX)(R10*8), Y3, Y5
+	VMULPD      128(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, 64(CX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x0000000c, R13
+	JLE         m1_rowend
+	MOVQ        $0x00000004, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        tailones<>+0(SB), R11
+	MOVQ        R13, R12
+	NEGQ        R12
+	VMOVDQU     32(R11)(R12*8), Y3
+	VMASKMOVPD  96(SI)(R10*8), Y3, Y4
+	VMAXPD      Y0, Y4, Y5
+	VCMPPD      $0x03, Y4, Y4, Y6
+	VBLENDVPD   Y6, Y4, Y5, Y5
+	VSQRTPD     Y5, Y4
+	VDIVPD      Y4, Y2, Y4
+	VMASKMOVPD  96(DX)(R10*8), Y3, Y5
+	VMULPD      (AX), Y5, Y5
+	VMULPD      Y4, Y5, Y4
+	VMASKMOVPD  96(CX)(R10*8), Y3, Y5
+	VMULPD      128(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y3, 96(CX)(R10*8)
+
+m1_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ BX
+	JMP  m1_row
+
+m1_end:
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPD      448(AX), Y2
+	VMOVUPD      768(AX), Y3
+	VBROADCASTSD X0, Y0
+	VBROADCASTSD X1, Y1
+	MOVQ         DX, DX
+	XORQ         R10, R10
+
+m4_row:
+	CMPQ         R10, DI
+	JGE          m4_end
+	VBROADCASTSD (BX)(R10*8), Y4
+	XORQ         R11, R11
+
+m4_blk1:
+	MOVQ        R8, R12
+	SUBQ        R11, R12
+	CMPQ        R12, $0x00000010
+	JLT         m4_tail
+	VMOVUPD     (SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     (DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     (CX)(R11*8), Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, (CX)(R11*8)
+	VMOVUPD     32(SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     32(DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     32(CX)(R11*8), Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, 32(CX)(R11*8)
+	VMOVUPD     64(SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     64(DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     64(CX)(R11*8), Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, 64(CX)(R11*8)
+	VMOVUPD     96(SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     96(DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     96(CX)(R11*8), Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, 96(CX)(R11*8)
+	ADDQ        $0x00000010, R11
+	JMP         m4_blk1
+
+m4_tail:
+	TESTQ       R12, R12
+	JZ          m4_rowend
+	MOVQ        R12, R14
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y5
+	VMASKMOVPD  (SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y6
+	VDIVPD      Y0, Y6, Y6
+	VMAXPD      Y2, Y6, Y7
+	VCMPPD      $0x03, Y6, Y6, Y8
+	VBLENDVPD   Y8, Y6, Y7, Y7
+	VSQRTPD     Y7, Y6
+	VDIVPD      Y6, Y3, Y6
+	VMASKMOVPD  (DX)(R11*8), Y5, Y7
+	VMULPD      (AX), Y7, Y7
+	VMULPD      Y6, Y7, Y6
+	VMASKMOVPD  (CX)(R11*8), Y5, Y7
+	VFMADD231PD Y6, Y1, Y7
+	VMASKMOVPD  Y7, Y5, (CX)(R11*8)
+	MOVQ        R12, R14
+	SUBQ        $0x00000004, R14
+	JLE         m4_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y5
+	VMASKMOVPD  32(SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y6
+	VDIVPD      Y0, Y6, Y6
+	VMAXPD      Y2, Y6, Y7
+	VCMPPD      $0x03, Y6, Y6, Y8
+	VBLENDVPD   Y8, Y6, Y7, Y7
+	VSQRTPD     Y7, Y6
+	VDIVPD      Y6, Y3, Y6
+	VMASKMOVPD  32(DX)(R11*8), Y5, Y7
+	VMULPD      (AX), Y7, Y7
+	VMULPD      Y6, Y7, Y6
+	VMASKMOVPD  32(CX)(R11*8), Y5, Y7
+	VFMADD231PD Y6, Y1, Y7
+	VMASKMOVPD  Y7, Y5, 32(CX)(R11*8)
+	MOVQ        R12, R14
+	SUBQ        $0x00000008, R14
+	JLE         m4_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y5
+	VMASKMOVPD  64(SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y6
+	VDIVPD      Y0, Y6, Y6
+	VMAXPD      Y2, Y6, Y7
+	VCMPPD      $0x03, Y6, Y6, Y8
+	VBLENDVPD   Y8, Y6, Y7, Y7
+	VSQRTPD     Y7, Y6
+	VDIVPD      Y6, Y3, Y6
+	VMASKMOVPD  64(DX)(R11*8), Y5, Y7
+	VMULPD      (AX), Y7, Y7
+	VMULPD      Y6, Y7, Y6
+	VMASKMOVPD  64(CX)(R11*8), Y5, Y7
+	VFMADD231PD Y6, Y1, Y7
+	VMASKMOVPD  Y7, Y5, 64(CX)(R11*8)
+	MOVQ        R12, R14
+	SUBQ        $0x0000000c, R14
+	JLE         m4_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R12
+	MOVQ        R14, R13
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y5
+	VMASKMOVPD  96(SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y4
+	VDIVPD      Y0, Y4, Y4
+	VMAXPD      Y2, Y4, Y6
+	VCMPPD      $0x03, Y4, Y4, Y7
+	VBLENDVPD   Y7, Y4, Y6, Y6
+	VSQRTPD     Y6, Y4
+	VDIVPD      Y4, Y3, Y4
+	VMASKMOVPD  96(DX)(R11*8), Y5, Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y4, Y6, Y4
+	VMASKMOVPD  96(CX)(R11*8), Y5, Y6
+	VFMADD231PD Y4, Y1, Y6
+	VMASKMOVPD  Y6, Y5, 96(CX)(R11*8)
+
+m4_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ R10
+	JMP  m4_row
+
+m4_end:
+	VZEROUPPER
+	RET
+
+mode5:
+	VMOVUPD      448(AX), Y2
+	VMOVUPD      768(AX), Y3
+	VBROADCASTSD X0, Y0
+	VBROADCASTSD X1, Y1
+	MOVQ         DX, DX
+	XORQ         R10, R10
+
+m5_row:
+	CMPQ         R10, DI
+	JGE          m5_end
+	VBROADCASTSD (BX)(R10*8), Y4
+	XORQ         R11, R11
+
+m5_blk1:
+	MOVQ        R8, R12
+	SUBQ        R11, R12
+	CMPQ        R12, $0x00000010
+	JLT         m5_tail
+	VMOVUPD     (SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     (DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     (CX)(R11*8), Y6
+	VMULPD      128(AX), Y6, Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, (CX)(R11*8)
+	VMOVUPD     32(SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     32(DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     32(CX)(R11*8), Y6
+	VMULPD      128(AX), Y6, Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, 32(CX)(R11*8)
+	VMOVUPD     64(SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     64(DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     64(CX)(R11*8), Y6
+	VMULPD      128(AX), Y6, Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, 64(CX)(R11*8)
+	VMOVUPD     96(SI)(R11*8), Y5
+	VMULPD      Y4, Y5, Y5
+	VDIVPD      Y0, Y5, Y5
+	VMAXPD      Y2, Y5, Y6
+	VCMPPD      $0x03, Y5, Y5, Y7
+	VBLENDVPD   Y7, Y5, Y6, Y6
+	VSQRTPD     Y6, Y5
+	VDIVPD      Y5, Y3, Y5
+	VMOVUPD     96(DX)(R11*8), Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y5, Y6, Y5
+	VMOVUPD     96(CX)(R11*8), Y6
+	VMULPD      128(AX), Y6, Y6
+	VFMADD231PD Y5, Y1, Y6
+	VMOVUPD     Y6, 96(CX)(R11*8)
+	ADDQ        $0x00000010, R11
+	JMP         m5_blk1
+
+m5_tail:
+	TESTQ       R12, R12
+	JZ          m5_rowend
+	MOVQ        R12, R14
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y5
+	VMASKMOVPD  (SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y6
+	VDIVPD      Y0, Y6, Y6
+	VMAXPD      Y2, Y6, Y7
+	VCMPPD      $0x03, Y6, Y6, Y8
+	VBLENDVPD   Y8, Y6, Y7, Y7
+	VSQRTPD     Y7, Y6
+	VDIVPD      Y6, Y3, Y6
+	VMASKMOVPD  (DX)(R11*8), Y5, Y7
+	VMULPD      (AX), Y7, Y7
+	VMULPD      Y6, Y7, Y6
+	VMASKMOVPD  (CX)(R11*8), Y5, Y7
+	VMULPD      128(AX), Y7, Y7
+	VFMADD231PD Y6, Y1, Y7
+	VMASKMOVPD  Y7, Y5, (CX)(R11*8)
+	MOVQ        R12, R14
+	SUBQ        $0x00000004, R14
+	JLE         m5_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y5
+	VMASKMOVPD  32(SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y6
+	VDIVPD      Y0, Y6, Y6
+	VMAXPD      Y2, Y6, Y7
+	VCMPPD      $0x03, Y6, Y6, Y8
+	VBLENDVPD   Y8, Y6, Y7, Y7
+	VSQRTPD     Y7, Y6
+	VDIVPD      Y6, Y3, Y6
+	VMASKMOVPD  32(DX)(R11*8), Y5, Y7
+	VMULPD      (AX), Y7, Y7
+	VMULPD      Y6, Y7, Y6
+	VMASKMOVPD  32(CX)(R11*8), Y5, Y7
+	VMULPD      128(AX), Y7, Y7
+	VFMADD231PD Y6, Y1, Y7
+	VMASKMOVPD  Y7, Y5, 32(CX)(R11*8)
+	MOVQ        R12, R14
+	SUBQ        $0x00000008, R14
+	JLE         m5_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R13
+	NEGQ        R14
+	VMOVDQU     32(R13)(R14*8), Y5
+	VMASKMOVPD  64(SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y6
+	VDIVPD      Y0, Y6, Y6
+	VMAXPD      Y2, Y6, Y7
+	VCMPPD      $0x03, Y6, Y6, Y8
+	VBLENDVPD   Y8, Y6, Y7, Y7
+	VSQRTPD     Y7, Y6
+	VDIVPD      Y6, Y3, Y6
+	VMASKMOVPD  64(DX)(R11*8), Y5, Y7
+	VMULPD      (AX), Y7, Y7
+	VMULPD      Y6, Y7, Y6
+	VMASKMOVPD  64(CX)(R11*8), Y5, Y7
+	VMULPD      128(AX), Y7, Y7
+	VFMADD231PD Y6, Y1, Y7
+	VMASKMOVPD  Y7, Y5, 64(CX)(R11*8)
+	MOVQ        R12, R14
+	SUBQ        $0x0000000c, R14
+	JLE         m5_rowend
+	MOVQ        $0x00000004, R13
+	CMPQ        R14, R13
+	CMOVQGT     R13, R14
+	LEAQ        tailones<>+0(SB), R12
+	MOVQ        R14, R13
+	NEGQ        R13
+	VMOVDQU     32(R12)(R13*8), Y5
+	VMASKMOVPD  96(SI)(R11*8), Y5, Y6
+	VMULPD      Y4, Y6, Y4
+	VDIVPD      Y0, Y4, Y4
+	VMAXPD      Y2, Y4, Y6
+	VCMPPD      $0x03, Y4, Y4, Y7
+	VBLENDVPD   Y7, Y4, Y6, Y6
+	VSQRTPD     Y6, Y4
+	VDIVPD      Y4, Y3, Y4
+	VMASKMOVPD  96(DX)(R11*8), Y5, Y6
+	VMULPD      (AX), Y6, Y6
+	VMULPD      Y4, Y6, Y4
+	VMASKMOVPD  96(CX)(R11*8), Y5, Y6
+	VMULPD      128(AX), Y6, Y6
+	VFMADD231PD Y4, Y1, Y6
+	VMASKMOVPD  Y6, Y5, 96(CX)(R11*8)
+
+m5_rowend:
+	ADDQ R9, CX
+	ADDQ R9, DX
+	INCQ R10
+	JMP  m5_row
+
+m5_end:
 	VZEROUPPER
 	RET
 
@@ -12616,6 +15120,162 @@ done:
 	VZEROUPPER
 	RET
 
+// func adafactorVarianceF32AVX512(c *[16][16]float32, v *float32, grad *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·adafactorVarianceF32AVX512(SB), NOSPLIT, $0-40
+	MOVQ c+0(FP), AX
+	MOVQ v+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ n+24(FP), BX
+	MOVQ mode+32(FP), SI
+	ANDQ $0x00000002, SI
+	CMPQ SI, $0x00000000
+	JEQ  mode0
+	JMP  mode2
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z2
+	VMOVUPS     64(DX)(AX*4), Z3
+	VMOVUPS     128(DX)(AX*4), Z4
+	VMOVUPS     192(DX)(AX*4), Z5
+	VMULPS      Z2, Z0, Z2
+	VMULPS      Z3, Z0, Z3
+	VMULPS      Z4, Z0, Z4
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z2, Z2, Z2
+	VMULPS      Z3, Z3, Z3
+	VMULPS      Z4, Z4, Z4
+	VMULPS      Z5, Z5, Z8
+	VMOVUPS     (CX)(AX*4), Z5
+	VMOVUPS     64(CX)(AX*4), Z6
+	VMOVUPS     128(CX)(AX*4), Z7
+	VMOVUPS     192(CX)(AX*4), Z9
+	VSUBPS      Z5, Z2, Z2
+	VSUBPS      Z6, Z3, Z3
+	VSUBPS      Z7, Z4, Z4
+	VSUBPS      Z9, Z8, Z8
+	VFMADD231PS Z1, Z2, Z5
+	VFMADD231PS Z1, Z3, Z6
+	VFMADD231PS Z1, Z4, Z7
+	VFMADD231PS Z1, Z8, Z9
+	VMOVUPS     Z5, (CX)(AX*4)
+	VMOVUPS     Z6, 64(CX)(AX*4)
+	VMOVUPS     Z7, 128(CX)(AX*4)
+	VMOVUPS     Z9, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z2
+	VMULPS      Z2, Z0, Z2
+	VMULPS      Z2, Z2, Z2
+	VMOVUPS     (CX)(AX*4), Z3
+	VSUBPS      Z3, Z2, Z2
+	VFMADD231PS Z1, Z2, Z3
+	VMOVUPS     Z3, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), BX
+	KMOVW       (BX)(SI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z2
+	VMULPS      Z2, Z0, Z0
+	VMULPS      Z0, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z2
+	VSUBPS      Z2, Z0, Z0
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (CX)(AX*4)
+	JMP         done
+
+mode2:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000040
+	JLT         m2_single
+	VMOVUPS     (DX)(AX*4), Z2
+	VMOVUPS     64(DX)(AX*4), Z3
+	VMOVUPS     128(DX)(AX*4), Z4
+	VMOVUPS     192(DX)(AX*4), Z5
+	VMULPS      Z2, Z0, Z2
+	VMULPS      Z3, Z0, Z3
+	VMULPS      Z4, Z0, Z4
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z2, Z2, Z2
+	VMULPS      Z3, Z3, Z3
+	VMULPS      Z4, Z4, Z4
+	VMULPS      Z5, Z5, Z8
+	VMOVUPS     (CX)(AX*4), Z5
+	VMOVUPS     64(CX)(AX*4), Z6
+	VMOVUPS     128(CX)(AX*4), Z7
+	VMOVUPS     192(CX)(AX*4), Z9
+	VSUBPS      Z5, Z2, Z5
+	VSUBPS      Z6, Z3, Z6
+	VSUBPS      Z7, Z4, Z7
+	VSUBPS      Z9, Z8, Z9
+	VFMADD231PS Z1, Z5, Z2
+	VFMADD231PS Z1, Z6, Z3
+	VFMADD231PS Z1, Z7, Z4
+	VFMADD231PS Z1, Z9, Z8
+	VMOVUPS     Z2, (CX)(AX*4)
+	VMOVUPS     Z3, 64(CX)(AX*4)
+	VMOVUPS     Z4, 128(CX)(AX*4)
+	VMOVUPS     Z8, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000010
+	JLT         m2_tail
+	VMOVUPS     (DX)(AX*4), Z2
+	VMULPS      Z2, Z0, Z2
+	VMULPS      Z2, Z2, Z2
+	VMOVUPS     (CX)(AX*4), Z3
+	VSUBPS      Z3, Z2, Z3
+	VFMADD231PS Z1, Z3, Z2
+	VMOVUPS     Z2, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), BX
+	KMOVW       (BX)(SI*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z2
+	VMULPS      Z2, Z0, Z0
+	VMULPS      Z0, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z2
+	VSUBPS      Z2, Z0, Z2
+	VFMADD231PS Z1, Z2, Z0
+	VMOVUPS     Z0, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX512(x *float32, n int, s float32)
 // Requires: AVX, AVX512F, SSE
 TEXT ·scaleF32AVX512(SB), NOSPLIT, $0-20
@@ -13103,6 +15763,768 @@ m0_tail:
 	VMOVUPS   Z1, K1, (BX)(DI*4)
 
 done:
+	VZEROUPPER
+	RET
+
+// func adafactorSumsF32AVX512(c *[16][16]float32, grad *float32, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F, CMOV, SSE2
+TEXT ·adafactorSumsF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ    c+0(FP), AX
+	MOVQ    grad+8(FP), CX
+	MOVQ    rowsum+16(FP), DX
+	MOVQ    colsum+24(FP), BX
+	MOVQ    rows+32(FP), SI
+	MOVQ    cols+40(FP), DI
+	MOVQ    DI, R8
+	SHLQ    $0x02, R8
+	VMOVUPS (AX), Z0
+	MOVQ    CX, AX
+	XORQ    CX, CX
+
+m0_row:
+	CMPQ   CX, SI
+	JGE    m0_end
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	XORQ   R9, R9
+
+m0_blk1:
+	MOVQ          DI, R10
+	SUBQ          R9, R10
+	CMPQ          R10, $0x00000010
+	JLT           m0_tail
+	VMOVUPS       (AX)(R9*4), Z3
+	VMULPS        Z3, Z0, Z3
+	VCVTPS2PD     Y3, Z4
+	VEXTRACTF64X4 $0x01, Z3, Y3
+	VCVTPS2PD     Y3, Z3
+	VFMADD231PD   Z4, Z4, Z1
+	VFMADD231PD   Z3, Z3, Z2
+	VMOVUPD       (BX)(R9*8), Z5
+	VFMADD231PD   Z4, Z4, Z5
+	VMOVUPD       Z5, (BX)(R9*8)
+	VMOVUPD       64(BX)(R9*8), Z4
+	VFMADD231PD   Z3, Z3, Z4
+	VMOVUPD       Z4, 64(BX)(R9*8)
+	ADDQ          $0x00000010, R9
+	JMP           m0_blk1
+
+m0_tail:
+	TESTQ         R10, R10
+	JZ            m0_rowend
+	MOVQ          R10, R11
+	MOVQ          $0x00000010, R10
+	CMPQ          R11, R10
+	CMOVQGT       R10, R11
+	LEAQ          kmask16<>+0(SB), R10
+	KMOVW         (R10)(R11*2), K1
+	VMOVUPS.Z     (AX)(R9*4), K1, Z3
+	VMULPS        Z3, Z0, Z3
+	VMOVUPS.Z     Z3, K1, Z3
+	VCVTPS2PD     Y3, Z4
+	VEXTRACTF64X4 $0x01, Z3, Y3
+	VCVTPS2PD     Y3, Z3
+	VFMADD231PD   Z4, Z4, Z1
+	VFMADD231PD   Z3, Z3, Z2
+	KSHIFTRW      $0x08, K1, K2
+	VMOVUPD.Z     (BX)(R9*8), K1, Z5
+	VFMADD231PD   Z4, Z4, Z5
+	VMOVUPD       Z5, K1, (BX)(R9*8)
+	VMOVUPD.Z     64(BX)(R9*8), K2, Z4
+	VFMADD231PD   Z3, Z3, Z4
+	VMOVUPD       Z4, K2, 64(BX)(R9*8)
+
+m0_rowend:
+	VADDPD        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPD        Y2, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X2
+	VADDPD        X2, X1, X1
+	VUNPCKHPD     X1, X1, X2
+	VADDSD        X2, X1, X1
+	MOVSD         X1, (DX)(CX*8)
+	ADDQ          R8, AX
+	INCQ          CX
+	JMP           m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+// func adafactorNormsF32AVX512(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, mode int) (u2 float64, p2 float64)
+// Requires: AVX, AVX512DQ, AVX512F, CMOV, SSE, SSE2
+TEXT ·adafactorNormsF32AVX512(SB), NOSPLIT, $0-88
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSS rm+56(FP), X0
+	MOVQ  R8, R9
+	SHLQ  $0x02, R9
+	MOVQ  mode+64(FP), R10
+	ANDQ  $0x00000004, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	JMP   mode4
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 448(AX), Z1
+	VMOVUPS 768(AX), Z2
+	VXORPD  Z3, Z3, Z3
+	VXORPD  Z4, Z4, Z4
+	VXORPD  Z5, Z5, Z5
+	VXORPD  Z6, Z6, Z6
+	MOVQ    CX, AX
+	MOVQ    DX, CX
+	XORQ    DX, DX
+
+m0_row:
+	CMPQ DX, DI
+	JGE  m0_end
+	XORQ BX, BX
+
+m0_blk1:
+	MOVQ          R8, R10
+	SUBQ          BX, R10
+	CMPQ          R10, $0x00000010
+	JLT           m0_tail
+	VMOVUPS       (SI)(BX*4), Z7
+	VMAXPS        Z1, Z7, Z8
+	VCMPPS        $0x03, Z7, Z7, K1
+	VMOVUPS       Z7, K1, Z8
+	VSQRTPS       Z8, Z7
+	VDIVPS        Z7, Z2, Z7
+	VMOVUPS       (CX)(BX*4), Z8
+	VMULPS        Z8, Z0, Z8
+	VMULPS        Z7, Z8, Z7
+	VCVTPS2PD     Y7, Z8
+	VEXTRACTF64X4 $0x01, Z7, Y7
+	VCVTPS2PD     Y7, Z7
+	VFMADD231PD   Z8, Z8, Z3
+	VFMADD231PD   Z7, Z7, Z4
+	VMOVUPS       (AX)(BX*4), Z7
+	VCVTPS2PD     Y7, Z8
+	VEXTRACTF64X4 $0x01, Z7, Y7
+	VCVTPS2PD     Y7, Z7
+	VFMADD231PD   Z8, Z8, Z5
+	VFMADD231PD   Z7, Z7, Z6
+	ADDQ          $0x00000010, BX
+	JMP           m0_blk1
+
+m0_tail:
+	TESTQ         R10, R10
+	JZ            m0_rowend
+	MOVQ          R10, R11
+	MOVQ          $0x00000010, R10
+	CMPQ          R11, R10
+	CMOVQGT       R10, R11
+	LEAQ          kmask16<>+0(SB), R10
+	KMOVW         (R10)(R11*2), K1
+	VMOVUPS.Z     (SI)(BX*4), K1, Z7
+	VMAXPS        Z1, Z7, Z8
+	VCMPPS        $0x03, Z7, Z7, K2
+	VMOVUPS       Z7, K2, Z8
+	VSQRTPS       Z8, Z7
+	VDIVPS        Z7, Z2, Z7
+	VMOVUPS.Z     (CX)(BX*4), K1, Z8
+	VMULPS        Z8, Z0, Z8
+	VMULPS        Z7, Z8, Z7
+	VMOVUPS.Z     Z7, K1, Z7
+	VCVTPS2PD     Y7, Z8
+	VEXTRACTF64X4 $0x01, Z7, Y7
+	VCVTPS2PD     Y7, Z7
+	VFMADD231PD   Z8, Z8, Z3
+	VFMADD231PD   Z7, Z7, Z4
+	VMOVUPS.Z     (AX)(BX*4), K1, Z7
+	VMOVUPS.Z     Z7, K1, Z7
+	VCVTPS2PD     Y7, Z8
+	VEXTRACTF64X4 $0x01, Z7, Y7
+	VCVTPS2PD     Y7, Z7
+	VFMADD231PD   Z8, Z8, Z5
+	VFMADD231PD   Z7, Z7, Z6
+
+m0_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m0_row
+
+m0_end:
+	VADDPD        Z4, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPD        Y0, Y3, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, u2+72(FP)
+	VADDPD        Z6, Z5, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPD        Y0, Y5, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPS      (AX), Z1
+	VMOVUPS      448(AX), Z2
+	VMOVUPS      768(AX), Z3
+	VBROADCASTSS X0, Z0
+	VXORPD       Z4, Z4, Z4
+	VXORPD       Z5, Z5, Z5
+	VXORPD       Z6, Z6, Z6
+	VXORPD       Z7, Z7, Z7
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m4_row:
+	CMPQ         DX, DI
+	JGE          m4_end
+	VBROADCASTSS (BX)(DX*4), Z8
+	XORQ         R10, R10
+
+m4_blk1:
+	MOVQ          R8, R11
+	SUBQ          R10, R11
+	CMPQ          R11, $0x00000010
+	JLT           m4_tail
+	VMOVUPS       (SI)(R10*4), Z9
+	VMULPS        Z8, Z9, Z9
+	VDIVPS        Z0, Z9, Z9
+	VMAXPS        Z2, Z9, Z10
+	VCMPPS        $0x03, Z9, Z9, K1
+	VMOVUPS       Z9, K1, Z10
+	VSQRTPS       Z10, Z9
+	VDIVPS        Z9, Z3, Z9
+	VMOVUPS       (CX)(R10*4), Z10
+	VMULPS        Z10, Z1, Z10
+	VMULPS        Z9, Z10, Z9
+	VCVTPS2PD     Y9, Z10
+	VEXTRACTF64X4 $0x01, Z9, Y9
+	VCVTPS2PD     Y9, Z9
+	VFMADD231PD   Z10, Z10, Z4
+	VFMADD231PD   Z9, Z9, Z5
+	VMOVUPS       (AX)(R10*4), Z9
+	VCVTPS2PD     Y9, Z10
+	VEXTRACTF64X4 $0x01, Z9, Y9
+	VCVTPS2PD     Y9, Z9
+	VFMADD231PD   Z10, Z10, Z6
+	VFMADD231PD   Z9, Z9, Z7
+	ADDQ          $0x00000010, R10
+	JMP           m4_blk1
+
+m4_tail:
+	TESTQ         R11, R11
+	JZ            m4_rowend
+	MOVQ          R11, R12
+	MOVQ          $0x00000010, R11
+	CMPQ          R12, R11
+	CMOVQGT       R11, R12
+	LEAQ          kmask16<>+0(SB), R11
+	KMOVW         (R11)(R12*2), K1
+	VMOVUPS.Z     (SI)(R10*4), K1, Z9
+	VMULPS        Z8, Z9, Z8
+	VDIVPS        Z0, Z8, Z8
+	VMAXPS        Z2, Z8, Z9
+	VCMPPS        $0x03, Z8, Z8, K2
+	VMOVUPS       Z8, K2, Z9
+	VSQRTPS       Z9, Z8
+	VDIVPS        Z8, Z3, Z8
+	VMOVUPS.Z     (CX)(R10*4), K1, Z9
+	VMULPS        Z9, Z1, Z9
+	VMULPS        Z8, Z9, Z8
+	VMOVUPS.Z     Z8, K1, Z8
+	VCVTPS2PD     Y8, Z9
+	VEXTRACTF64X4 $0x01, Z8, Y8
+	VCVTPS2PD     Y8, Z8
+	VFMADD231PD   Z9, Z9, Z4
+	VFMADD231PD   Z8, Z8, Z5
+	VMOVUPS.Z     (AX)(R10*4), K1, Z8
+	VMOVUPS.Z     Z8, K1, Z8
+	VCVTPS2PD     Y8, Z9
+	VEXTRACTF64X4 $0x01, Z8, Y8
+	VCVTPS2PD     Y8, Z8
+	VFMADD231PD   Z9, Z9, Z6
+	VFMADD231PD   Z8, Z8, Z7
+
+m4_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m4_row
+
+m4_end:
+	VADDPD        Z5, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPD        Y0, Y4, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, u2+72(FP)
+	VADDPD        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPD        Y0, Y6, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+// func adafactorUpdateF32AVX512(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, s float32, mode int)
+// Requires: AVX, AVX512F, CMOV, SSE
+TEXT ·adafactorUpdateF32AVX512(SB), NOSPLIT, $0-72
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSS rm+56(FP), X0
+	MOVSS s+60(FP), X1
+	MOVQ  R8, R9
+	SHLQ  $0x02, R9
+	MOVQ  mode+64(FP), R10
+	ANDQ  $0x00000005, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	CMPQ  R10, $0x00000001
+	JEQ   mode1
+	CMPQ  R10, $0x00000004
+	JEQ   mode4
+	JMP   mode5
+
+mode0:
+	VMOVUPS      (AX), Z0
+	VMOVUPS      448(AX), Z2
+	VMOVUPS      768(AX), Z3
+	VBROADCASTSS X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m0_row:
+	CMPQ DX, DI
+	JGE  m0_end
+	XORQ BX, BX
+
+m0_blk2:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000020
+	JLT         m0_blk1
+	VMOVUPS     (SI)(BX*4), Z4
+	VMOVUPS     64(SI)(BX*4), Z6
+	VMAXPS      Z2, Z4, Z5
+	VMAXPS      Z2, Z6, Z7
+	VCMPPS      $0x03, Z4, Z4, K1
+	VCMPPS      $0x03, Z6, Z6, K2
+	VMOVUPS     Z4, K1, Z5
+	VMOVUPS     Z6, K2, Z7
+	VSQRTPS     Z5, Z4
+	VSQRTPS     Z7, Z5
+	VDIVPS      Z4, Z3, Z4
+	VDIVPS      Z5, Z3, Z6
+	VMOVUPS     (CX)(BX*4), Z5
+	VMOVUPS     64(CX)(BX*4), Z7
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z4, Z5, Z4
+	VMULPS      Z6, Z7, Z6
+	VMOVUPS     (AX)(BX*4), Z5
+	VMOVUPS     64(AX)(BX*4), Z7
+	VFMADD231PS Z4, Z1, Z5
+	VFMADD231PS Z6, Z1, Z7
+	VMOVUPS     Z5, (AX)(BX*4)
+	VMOVUPS     Z7, 64(AX)(BX*4)
+	ADDQ        $0x00000020, BX
+	JMP         m0_blk2
+
+m0_blk1:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (SI)(BX*4), Z4
+	VMAXPS      Z2, Z4, Z5
+	VCMPPS      $0x03, Z4, Z4, K1
+	VMOVUPS     Z4, K1, Z5
+	VSQRTPS     Z5, Z4
+	VDIVPS      Z4, Z3, Z4
+	VMOVUPS     (CX)(BX*4), Z5
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z4, Z5, Z4
+	VMOVUPS     (AX)(BX*4), Z5
+	VFMADD231PS Z4, Z1, Z5
+	VMOVUPS     Z5, (AX)(BX*4)
+	ADDQ        $0x00000010, BX
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R10, R10
+	JZ          m0_rowend
+	MOVQ        R10, R11
+	MOVQ        $0x00000010, R10
+	CMPQ        R11, R10
+	CMOVQGT     R10, R11
+	LEAQ        kmask16<>+0(SB), R10
+	KMOVW       (R10)(R11*2), K1
+	VMOVUPS.Z   (SI)(BX*4), K1, Z4
+	VMAXPS      Z2, Z4, Z5
+	VCMPPS      $0x03, Z4, Z4, K2
+	VMOVUPS     Z4, K2, Z5
+	VSQRTPS     Z5, Z4
+	VDIVPS      Z4, Z3, Z4
+	VMOVUPS.Z   (CX)(BX*4), K1, Z5
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z4, Z5, Z4
+	VMOVUPS.Z   (AX)(BX*4), K1, Z5
+	VFMADD231PS Z4, Z1, Z5
+	VMOVUPS     Z5, K1, (AX)(BX*4)
+
+m0_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPS      (AX), Z0
+	VMOVUPS      128(AX), Z2
+	VMOVUPS      448(AX), Z3
+	VMOVUPS      768(AX), Z4
+	VBROADCASTSS X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m1_row:
+	CMPQ DX, DI
+	JGE  m1_end
+	XORQ BX, BX
+
+m1_blk2:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000020
+	JLT         m1_blk1
+	VMOVUPS     (SI)(BX*4), Z5
+	VMOVUPS     64(SI)(BX*4), Z7
+	VMAXPS      Z3, Z5, Z6
+	VMAXPS      Z3, Z7, Z8
+	VCMPPS      $0x03, Z5, Z5, K1
+	VCMPPS      $0x03, Z7, Z7, K2
+	VMOVUPS     Z5, K1, Z6
+	VMOVUPS     Z7, K2, Z8
+	VSQRTPS     Z6, Z5
+	VSQRTPS     Z8, Z6
+	VDIVPS      Z5, Z4, Z5
+	VDIVPS      Z6, Z4, Z7
+	VMOVUPS     (CX)(BX*4), Z6
+	VMOVUPS     64(CX)(BX*4), Z8
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z5, Z6, Z5
+	VMULPS      Z7, Z8, Z7
+	VMOVUPS     (AX)(BX*4), Z6
+	VMOVUPS     64(AX)(BX*4), Z8
+	VMULPS      Z6, Z2, Z6
+	VMULPS      Z8, Z2, Z8
+	VFMADD231PS Z5, Z1, Z6
+	VFMADD231PS Z7, Z1, Z8
+	VMOVUPS     Z6, (AX)(BX*4)
+	VMOVUPS     Z8, 64(AX)(BX*4)
+	ADDQ        $0x00000020, BX
+	JMP         m1_blk2
+
+m1_blk1:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (SI)(BX*4), Z5
+	VMAXPS      Z3, Z5, Z6
+	VCMPPS      $0x03, Z5, Z5, K1
+	VMOVUPS     Z5, K1, Z6
+	VSQRTPS     Z6, Z5
+	VDIVPS      Z5, Z4, Z5
+	VMOVUPS     (CX)(BX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z5, Z6, Z5
+	VMOVUPS     (AX)(BX*4), Z6
+	VMULPS      Z6, Z2, Z6
+	VFMADD231PS Z5, Z1, Z6
+	VMOVUPS     Z6, (AX)(BX*4)
+	ADDQ        $0x00000010, BX
+	JMP         m1_blk1
+
+m1_tail:
+	TESTQ       R10, R10
+	JZ          m1_rowend
+	MOVQ        R10, R11
+	MOVQ        $0x00000010, R10
+	CMPQ        R11, R10
+	CMOVQGT     R10, R11
+	LEAQ        kmask16<>+0(SB), R10
+	KMOVW       (R10)(R11*2), K1
+	VMOVUPS.Z   (SI)(BX*4), K1, Z5
+	VMAXPS      Z3, Z5, Z6
+	VCMPPS      $0x03, Z5, Z5, K2
+	VMOVUPS     Z5, K2, Z6
+	VSQRTPS     Z6, Z5
+	VDIVPS      Z5, Z4, Z5
+	VMOVUPS.Z   (CX)(BX*4), K1, Z6
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z5, Z6, Z5
+	VMOVUPS.Z   (AX)(BX*4), K1, Z6
+	VMULPS      Z6, Z2, Z6
+	VFMADD231PS Z5, Z1, Z6
+	VMOVUPS     Z6, K1, (AX)(BX*4)
+
+m1_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m1_row
+
+m1_end:
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPS      (AX), Z2
+	VMOVUPS      448(AX), Z3
+	VMOVUPS      768(AX), Z4
+	VBROADCASTSS X0, Z0
+	VBROADCASTSS X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m4_row:
+	CMPQ         DX, DI
+	JGE          m4_end
+	VBROADCASTSS (BX)(DX*4), Z5
+	XORQ         R10, R10
+
+m4_blk2:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000020
+	JLT         m4_blk1
+	VMOVUPS     (SI)(R10*4), Z6
+	VMOVUPS     64(SI)(R10*4), Z7
+	VMULPS      Z5, Z6, Z6
+	VMULPS      Z5, Z7, Z7
+	VDIVPS      Z0, Z6, Z6
+	VDIVPS      Z0, Z7, Z8
+	VMAXPS      Z3, Z6, Z7
+	VMAXPS      Z3, Z8, Z9
+	VCMPPS      $0x03, Z6, Z6, K1
+	VCMPPS      $0x03, Z8, Z8, K2
+	VMOVUPS     Z6, K1, Z7
+	VMOVUPS     Z8, K2, Z9
+	VSQRTPS     Z7, Z6
+	VSQRTPS     Z9, Z7
+	VDIVPS      Z6, Z4, Z6
+	VDIVPS      Z7, Z4, Z8
+	VMOVUPS     (CX)(R10*4), Z7
+	VMOVUPS     64(CX)(R10*4), Z9
+	VMULPS      Z7, Z2, Z7
+	VMULPS      Z9, Z2, Z9
+	VMULPS      Z6, Z7, Z6
+	VMULPS      Z8, Z9, Z8
+	VMOVUPS     (AX)(R10*4), Z7
+	VMOVUPS     64(AX)(R10*4), Z9
+	VFMADD231PS Z6, Z1, Z7
+	VFMADD231PS Z8, Z1, Z9
+	VMOVUPS     Z7, (AX)(R10*4)
+	VMOVUPS     Z9, 64(AX)(R10*4)
+	ADDQ        $0x00000020, R10
+	JMP         m4_blk2
+
+m4_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m4_tail
+	VMOVUPS     (SI)(R10*4), Z6
+	VMULPS      Z5, Z6, Z6
+	VDIVPS      Z0, Z6, Z6
+	VMAXPS      Z3, Z6, Z7
+	VCMPPS      $0x03, Z6, Z6, K1
+	VMOVUPS     Z6, K1, Z7
+	VSQRTPS     Z7, Z6
+	VDIVPS      Z6, Z4, Z6
+	VMOVUPS     (CX)(R10*4), Z7
+	VMULPS      Z7, Z2, Z7
+	VMULPS      Z6, Z7, Z6
+	VMOVUPS     (AX)(R10*4), Z7
+	VFMADD231PS Z6, Z1, Z7
+	VMOVUPS     Z7, (AX)(R10*4)
+	ADDQ        $0x00000010, R10
+	JMP         m4_blk1
+
+m4_tail:
+	TESTQ       R11, R11
+	JZ          m4_rowend
+	MOVQ        R11, R12
+	MOVQ        $0x00000010, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVW       (R11)(R12*2), K1
+	VMOVUPS.Z   (SI)(R10*4), K1, Z6
+	VMULPS      Z5, Z6, Z5
+	VDIVPS      Z0, Z5, Z5
+	VMAXPS      Z3, Z5, Z6
+	VCMPPS      $0x03, Z5, Z5, K2
+	VMOVUPS     Z5, K2, Z6
+	VSQRTPS     Z6, Z5
+	VDIVPS      Z5, Z4, Z5
+	VMOVUPS.Z   (CX)(R10*4), K1, Z6
+	VMULPS      Z6, Z2, Z6
+	VMULPS      Z5, Z6, Z5
+	VMOVUPS.Z   (AX)(R10*4), K1, Z6
+	VFMADD231PS Z5, Z1, Z6
+	VMOVUPS     Z6, K1, (AX)(R10*4)
+
+m4_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m4_row
+
+m4_end:
+	VZEROUPPER
+	RET
+
+mode5:
+	VMOVUPS      (AX), Z2
+	VMOVUPS      128(AX), Z3
+	VMOVUPS      448(AX), Z4
+	VMOVUPS      768(AX), Z5
+	VBROADCASTSS X0, Z0
+	VBROADCASTSS X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m5_row:
+	CMPQ         DX, DI
+	JGE          m5_end
+	VBROADCASTSS (BX)(DX*4), Z6
+	XORQ         R10, R10
+
+m5_blk2:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000020
+	JLT         m5_blk1
+	VMOVUPS     (SI)(R10*4), Z7
+	VMOVUPS     64(SI)(R10*4), Z8
+	VMULPS      Z6, Z7, Z7
+	VMULPS      Z6, Z8, Z8
+	VDIVPS      Z0, Z7, Z7
+	VDIVPS      Z0, Z8, Z9
+	VMAXPS      Z4, Z7, Z8
+	VMAXPS      Z4, Z9, Z10
+	VCMPPS      $0x03, Z7, Z7, K1
+	VCMPPS      $0x03, Z9, Z9, K2
+	VMOVUPS     Z7, K1, Z8
+	VMOVUPS     Z9, K2, Z10
+	VSQRTPS     Z8, Z7
+	VSQRTPS     Z10, Z8
+	VDIVPS      Z7, Z5, Z7
+	VDIVPS      Z8, Z5, Z9
+	VMOVUPS     (CX)(R10*4), Z8
+	VMOVUPS     64(CX)(R10*4), Z10
+	VMULPS      Z8, Z2, Z8
+	VMULPS      Z10, Z2, Z10
+	VMULPS      Z7, Z8, Z7
+	VMULPS      Z9, Z10, Z9
+	VMOVUPS     (AX)(R10*4), Z8
+	VMOVUPS     64(AX)(R10*4), Z10
+	VMULPS      Z8, Z3, Z8
+	VMULPS      Z10, Z3, Z10
+	VFMADD231PS Z7, Z1, Z8
+	VFMADD231PS Z9, Z1, Z10
+	VMOVUPS     Z8, (AX)(R10*4)
+	VMOVUPS     Z10, 64(AX)(R10*4)
+	ADDQ        $0x00000020, R10
+	JMP         m5_blk2
+
+m5_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m5_tail
+	VMOVUPS     (SI)(R10*4), Z7
+	VMULPS      Z6, Z7, Z7
+	VDIVPS      Z0, Z7, Z7
+	VMAXPS      Z4, Z7, Z8
+	VCMPPS      $0x03, Z7, Z7, K1
+	VMOVUPS     Z7, K1, Z8
+	VSQRTPS     Z8, Z7
+	VDIVPS      Z7, Z5, Z7
+	VMOVUPS     (CX)(R10*4), Z8
+	VMULPS      Z8, Z2, Z8
+	VMULPS      Z7, Z8, Z7
+	VMOVUPS     (AX)(R10*4), Z8
+	VMULPS      Z8, Z3, Z8
+	VFMADD231PS Z7, Z1, Z8
+	VMOVUPS     Z8, (AX)(R10*4)
+	ADDQ        $0x00000010, R10
+	JMP         m5_blk1
+
+m5_tail:
+	TESTQ       R11, R11
+	JZ          m5_rowend
+	MOVQ        R11, R12
+	MOVQ        $0x00000010, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVW       (R11)(R12*2), K1
+	VMOVUPS.Z   (SI)(R10*4), K1, Z7
+	VMULPS      Z6, Z7, Z6
+	VDIVPS      Z0, Z6, Z6
+	VMAXPS      Z4, Z6, Z7
+	VCMPPS      $0x03, Z6, Z6, K2
+	VMOVUPS     Z6, K2, Z7
+	VSQRTPS     Z7, Z6
+	VDIVPS      Z6, Z5, Z6
+	VMOVUPS.Z   (CX)(R10*4), K1, Z7
+	VMULPS      Z7, Z2, Z7
+	VMULPS      Z6, Z7, Z6
+	VMOVUPS.Z   (AX)(R10*4), K1, Z7
+	VMULPS      Z7, Z3, Z7
+	VFMADD231PS Z6, Z1, Z7
+	VMOVUPS     Z7, K1, (AX)(R10*4)
+
+m5_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m5_row
+
+m5_end:
 	VZEROUPPER
 	RET
 
@@ -17537,6 +20959,162 @@ done:
 	VZEROUPPER
 	RET
 
+// func adafactorVarianceF64AVX512(c *[16][8]float64, v *float64, grad *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adafactorVarianceF64AVX512(SB), NOSPLIT, $0-40
+	MOVQ c+0(FP), AX
+	MOVQ v+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ n+24(FP), BX
+	MOVQ mode+32(FP), SI
+	ANDQ $0x00000002, SI
+	CMPQ SI, $0x00000000
+	JEQ  mode0
+	JMP  mode2
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z2
+	VMOVUPD     64(DX)(AX*8), Z3
+	VMOVUPD     128(DX)(AX*8), Z4
+	VMOVUPD     192(DX)(AX*8), Z5
+	VMULPD      Z2, Z0, Z2
+	VMULPD      Z3, Z0, Z3
+	VMULPD      Z4, Z0, Z4
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z2, Z2, Z2
+	VMULPD      Z3, Z3, Z3
+	VMULPD      Z4, Z4, Z4
+	VMULPD      Z5, Z5, Z8
+	VMOVUPD     (CX)(AX*8), Z5
+	VMOVUPD     64(CX)(AX*8), Z6
+	VMOVUPD     128(CX)(AX*8), Z7
+	VMOVUPD     192(CX)(AX*8), Z9
+	VSUBPD      Z5, Z2, Z2
+	VSUBPD      Z6, Z3, Z3
+	VSUBPD      Z7, Z4, Z4
+	VSUBPD      Z9, Z8, Z8
+	VFMADD231PD Z1, Z2, Z5
+	VFMADD231PD Z1, Z3, Z6
+	VFMADD231PD Z1, Z4, Z7
+	VFMADD231PD Z1, Z8, Z9
+	VMOVUPD     Z5, (CX)(AX*8)
+	VMOVUPD     Z6, 64(CX)(AX*8)
+	VMOVUPD     Z7, 128(CX)(AX*8)
+	VMOVUPD     Z9, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z2
+	VMULPD      Z2, Z0, Z2
+	VMULPD      Z2, Z2, Z2
+	VMOVUPD     (CX)(AX*8), Z3
+	VSUBPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z2, Z3
+	VMOVUPD     Z3, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), BX
+	KMOVB       (BX)(SI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z2
+	VMULPD      Z2, Z0, Z0
+	VMULPD      Z0, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z2
+	VSUBPD      Z2, Z0, Z0
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (CX)(AX*8)
+	JMP         done
+
+mode2:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000020
+	JLT         m2_single
+	VMOVUPD     (DX)(AX*8), Z2
+	VMOVUPD     64(DX)(AX*8), Z3
+	VMOVUPD     128(DX)(AX*8), Z4
+	VMOVUPD     192(DX)(AX*8), Z5
+	VMULPD      Z2, Z0, Z2
+	VMULPD      Z3, Z0, Z3
+	VMULPD      Z4, Z0, Z4
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z2, Z2, Z2
+	VMULPD      Z3, Z3, Z3
+	VMULPD      Z4, Z4, Z4
+	VMULPD      Z5, Z5, Z8
+	VMOVUPD     (CX)(AX*8), Z5
+	VMOVUPD     64(CX)(AX*8), Z6
+	VMOVUPD     128(CX)(AX*8), Z7
+	VMOVUPD     192(CX)(AX*8), Z9
+	VSUBPD      Z5, Z2, Z5
+	VSUBPD      Z6, Z3, Z6
+	VSUBPD      Z7, Z4, Z7
+	VSUBPD      Z9, Z8, Z9
+	VFMADD231PD Z1, Z5, Z2
+	VFMADD231PD Z1, Z6, Z3
+	VFMADD231PD Z1, Z7, Z4
+	VFMADD231PD Z1, Z9, Z8
+	VMOVUPD     Z2, (CX)(AX*8)
+	VMOVUPD     Z3, 64(CX)(AX*8)
+	VMOVUPD     Z4, 128(CX)(AX*8)
+	VMOVUPD     Z8, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        BX, SI
+	SUBQ        AX, SI
+	CMPQ        SI, $0x00000008
+	JLT         m2_tail
+	VMOVUPD     (DX)(AX*8), Z2
+	VMULPD      Z2, Z0, Z2
+	VMULPD      Z2, Z2, Z2
+	VMOVUPD     (CX)(AX*8), Z3
+	VSUBPD      Z3, Z2, Z3
+	VFMADD231PD Z1, Z3, Z2
+	VMOVUPD     Z2, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), BX
+	KMOVB       (BX)(SI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z2
+	VMULPD      Z2, Z0, Z0
+	VMULPD      Z0, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z2
+	VSUBPD      Z2, Z0, Z2
+	VFMADD231PD Z1, Z2, Z0
+	VMOVUPD     Z0, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF64AVX512(x *float64, n int, s float64)
 // Requires: AVX, AVX512DQ, AVX512F, SSE2
 TEXT ·scaleF64AVX512(SB), NOSPLIT, $0-24
@@ -18024,5 +21602,1061 @@ m0_tail:
 	VMOVUPD   Z1, K1, (BX)(DI*8)
 
 done:
+	VZEROUPPER
+	RET
+
+// func adafactorSumsF64AVX512(c *[16][8]float64, grad *float64, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F, CMOV, SSE2
+TEXT ·adafactorSumsF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ    c+0(FP), AX
+	MOVQ    grad+8(FP), CX
+	MOVQ    rowsum+16(FP), DX
+	MOVQ    colsum+24(FP), BX
+	MOVQ    rows+32(FP), SI
+	MOVQ    cols+40(FP), DI
+	MOVQ    DI, R8
+	SHLQ    $0x03, R8
+	VMOVUPD (AX), Z0
+	MOVQ    CX, AX
+	XORQ    CX, CX
+
+m0_row:
+	CMPQ   CX, SI
+	JGE    m0_end
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	XORQ   R9, R9
+
+m0_blk1:
+	MOVQ        DI, R10
+	SUBQ        R9, R10
+	CMPQ        R10, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (AX)(R9*8), Z3
+	VMOVUPD     64(AX)(R9*8), Z4
+	VMULPD      Z3, Z0, Z3
+	VMULPD      Z4, Z0, Z5
+	VFMADD231PD Z3, Z3, Z1
+	VFMADD231PD Z5, Z5, Z2
+	VMOVUPD     (BX)(R9*8), Z4
+	VFMADD231PD Z3, Z3, Z4
+	VMOVUPD     Z4, (BX)(R9*8)
+	VMOVUPD     64(BX)(R9*8), Z3
+	VFMADD231PD Z5, Z5, Z3
+	VMOVUPD     Z3, 64(BX)(R9*8)
+	ADDQ        $0x00000010, R9
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R10, R10
+	JZ          m0_rowend
+	MOVQ        R10, R12
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVB       (R11)(R12*2), K1
+	VMOVUPD.Z   (AX)(R9*8), K1, Z3
+	VMULPD      Z3, Z0, Z3
+	VMOVUPD.Z   Z3, K1, Z3
+	VFMADD231PD Z3, Z3, Z1
+	VMOVUPD.Z   (BX)(R9*8), K1, Z4
+	VFMADD231PD Z3, Z3, Z4
+	VMOVUPD     Z4, K1, (BX)(R9*8)
+	MOVQ        R10, R12
+	SUBQ        $0x00000008, R12
+	JLE         m0_rowend
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R10
+	KMOVB       (R10)(R12*2), K1
+	VMOVUPD.Z   64(AX)(R9*8), K1, Z3
+	VMULPD      Z3, Z0, Z3
+	VMOVUPD.Z   Z3, K1, Z3
+	VFMADD231PD Z3, Z3, Z2
+	VMOVUPD.Z   64(BX)(R9*8), K1, Z4
+	VFMADD231PD Z3, Z3, Z4
+	VMOVUPD     Z4, K1, 64(BX)(R9*8)
+
+m0_rowend:
+	VADDPD        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPD        Y2, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X2
+	VADDPD        X2, X1, X1
+	VUNPCKHPD     X1, X1, X2
+	VADDSD        X2, X1, X1
+	MOVSD         X1, (DX)(CX*8)
+	ADDQ          R8, AX
+	INCQ          CX
+	JMP           m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+// func adafactorNormsF64AVX512(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, mode int) (u2 float64, p2 float64)
+// Requires: AVX, AVX512DQ, AVX512F, CMOV, SSE2
+TEXT ·adafactorNormsF64AVX512(SB), NOSPLIT, $0-88
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSD rm+56(FP), X0
+	MOVQ  R8, R9
+	SHLQ  $0x03, R9
+	MOVQ  mode+64(FP), R10
+	ANDQ  $0x00000004, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	JMP   mode4
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 448(AX), Z1
+	VMOVUPD 768(AX), Z2
+	VXORPD  Z3, Z3, Z3
+	VXORPD  Z4, Z4, Z4
+	VXORPD  Z5, Z5, Z5
+	VXORPD  Z6, Z6, Z6
+	MOVQ    CX, AX
+	MOVQ    DX, CX
+	XORQ    DX, DX
+
+m0_row:
+	CMPQ DX, DI
+	JGE  m0_end
+	XORQ BX, BX
+
+m0_blk1:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (SI)(BX*8), Z7
+	VMOVUPD     64(SI)(BX*8), Z9
+	VMAXPD      Z1, Z7, Z8
+	VMAXPD      Z1, Z9, Z10
+	VCMPPD      $0x03, Z7, Z7, K1
+	VCMPPD      $0x03, Z9, Z9, K2
+	VMOVUPD     Z7, K1, Z8
+	VMOVUPD     Z9, K2, Z10
+	VSQRTPD     Z8, Z7
+	VSQRTPD     Z10, Z8
+	VDIVPD      Z7, Z2, Z7
+	VDIVPD      Z8, Z2, Z9
+	VMOVUPD     (CX)(BX*8), Z8
+	VMOVUPD     64(CX)(BX*8), Z10
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z10, Z0, Z10
+	VMULPD      Z7, Z8, Z7
+	VMULPD      Z9, Z10, Z8
+	VFMADD231PD Z7, Z7, Z3
+	VFMADD231PD Z8, Z8, Z4
+	VMOVUPD     (AX)(BX*8), Z7
+	VMOVUPD     64(AX)(BX*8), Z8
+	VFMADD231PD Z7, Z7, Z5
+	VFMADD231PD Z8, Z8, Z6
+	ADDQ        $0x00000010, BX
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R10, R10
+	JZ          m0_rowend
+	MOVQ        R10, R12
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVB       (R11)(R12*2), K1
+	VMOVUPD.Z   (SI)(BX*8), K1, Z7
+	VMAXPD      Z1, Z7, Z8
+	VCMPPD      $0x03, Z7, Z7, K2
+	VMOVUPD     Z7, K2, Z8
+	VSQRTPD     Z8, Z7
+	VDIVPD      Z7, Z2, Z7
+	VMOVUPD.Z   (CX)(BX*8), K1, Z8
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z7, Z8, Z7
+	VMOVUPD.Z   Z7, K1, Z7
+	VFMADD231PD Z7, Z7, Z3
+	VMOVUPD.Z   (AX)(BX*8), K1, Z7
+	VMOVUPD.Z   Z7, K1, Z7
+	VFMADD231PD Z7, Z7, Z5
+	MOVQ        R10, R12
+	SUBQ        $0x00000008, R12
+	JLE         m0_rowend
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R10
+	KMOVB       (R10)(R12*2), K1
+	VMOVUPD.Z   64(SI)(BX*8), K1, Z7
+	VMAXPD      Z1, Z7, Z8
+	VCMPPD      $0x03, Z7, Z7, K2
+	VMOVUPD     Z7, K2, Z8
+	VSQRTPD     Z8, Z7
+	VDIVPD      Z7, Z2, Z7
+	VMOVUPD.Z   64(CX)(BX*8), K1, Z8
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z7, Z8, Z7
+	VMOVUPD.Z   Z7, K1, Z7
+	VFMADD231PD Z7, Z7, Z4
+	VMOVUPD.Z   64(AX)(BX*8), K1, Z7
+	VMOVUPD.Z   Z7, K1, Z7
+	VFMADD231PD Z7, Z7, Z6
+
+m0_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m0_row
+
+m0_end:
+	VADDPD        Z4, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPD        Y0, Y3, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, u2+72(FP)
+	VADDPD        Z6, Z5, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPD        Y0, Y5, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPD      (AX), Z1
+	VMOVUPD      448(AX), Z2
+	VMOVUPD      768(AX), Z3
+	VBROADCASTSD X0, Z0
+	VXORPD       Z4, Z4, Z4
+	VXORPD       Z5, Z5, Z5
+	VXORPD       Z6, Z6, Z6
+	VXORPD       Z7, Z7, Z7
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m4_row:
+	CMPQ         DX, DI
+	JGE          m4_end
+	VBROADCASTSD (BX)(DX*8), Z8
+	XORQ         R10, R10
+
+m4_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m4_tail
+	VMOVUPD     (SI)(R10*8), Z9
+	VMOVUPD     64(SI)(R10*8), Z10
+	VMULPD      Z8, Z9, Z9
+	VMULPD      Z8, Z10, Z10
+	VDIVPD      Z0, Z9, Z9
+	VDIVPD      Z0, Z10, Z11
+	VMAXPD      Z2, Z9, Z10
+	VMAXPD      Z2, Z11, Z12
+	VCMPPD      $0x03, Z9, Z9, K1
+	VCMPPD      $0x03, Z11, Z11, K2
+	VMOVUPD     Z9, K1, Z10
+	VMOVUPD     Z11, K2, Z12
+	VSQRTPD     Z10, Z9
+	VSQRTPD     Z12, Z10
+	VDIVPD      Z9, Z3, Z9
+	VDIVPD      Z10, Z3, Z11
+	VMOVUPD     (CX)(R10*8), Z10
+	VMOVUPD     64(CX)(R10*8), Z12
+	VMULPD      Z10, Z1, Z10
+	VMULPD      Z12, Z1, Z12
+	VMULPD      Z9, Z10, Z9
+	VMULPD      Z11, Z12, Z10
+	VFMADD231PD Z9, Z9, Z4
+	VFMADD231PD Z10, Z10, Z5
+	VMOVUPD     (AX)(R10*8), Z9
+	VMOVUPD     64(AX)(R10*8), Z10
+	VFMADD231PD Z9, Z9, Z6
+	VFMADD231PD Z10, Z10, Z7
+	ADDQ        $0x00000010, R10
+	JMP         m4_blk1
+
+m4_tail:
+	TESTQ       R11, R11
+	JZ          m4_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        kmask16<>+0(SB), R12
+	KMOVB       (R12)(R13*2), K1
+	VMOVUPD.Z   (SI)(R10*8), K1, Z9
+	VMULPD      Z8, Z9, Z9
+	VDIVPD      Z0, Z9, Z9
+	VMAXPD      Z2, Z9, Z10
+	VCMPPD      $0x03, Z9, Z9, K2
+	VMOVUPD     Z9, K2, Z10
+	VSQRTPD     Z10, Z9
+	VDIVPD      Z9, Z3, Z9
+	VMOVUPD.Z   (CX)(R10*8), K1, Z10
+	VMULPD      Z10, Z1, Z10
+	VMULPD      Z9, Z10, Z9
+	VMOVUPD.Z   Z9, K1, Z9
+	VFMADD231PD Z9, Z9, Z4
+	VMOVUPD.Z   (AX)(R10*8), K1, Z9
+	VMOVUPD.Z   Z9, K1, Z9
+	VFMADD231PD Z9, Z9, Z6
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m4_rowend
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVB       (R11)(R13*2), K1
+	VMOVUPD.Z   64(SI)(R10*8), K1, Z9
+	VMULPD      Z8, Z9, Z8
+	VDIVPD      Z0, Z8, Z8
+	VMAXPD      Z2, Z8, Z9
+	VCMPPD      $0x03, Z8, Z8, K2
+	VMOVUPD     Z8, K2, Z9
+	VSQRTPD     Z9, Z8
+	VDIVPD      Z8, Z3, Z8
+	VMOVUPD.Z   64(CX)(R10*8), K1, Z9
+	VMULPD      Z9, Z1, Z9
+	VMULPD      Z8, Z9, Z8
+	VMOVUPD.Z   Z8, K1, Z8
+	VFMADD231PD Z8, Z8, Z5
+	VMOVUPD.Z   64(AX)(R10*8), K1, Z8
+	VMOVUPD.Z   Z8, K1, Z8
+	VFMADD231PD Z8, Z8, Z7
+
+m4_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m4_row
+
+m4_end:
+	VADDPD        Z5, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPD        Y0, Y4, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, u2+72(FP)
+	VADDPD        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPD        Y0, Y6, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, p2+80(FP)
+	VZEROUPPER
+	RET
+
+// func adafactorUpdateF64AVX512(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, s float64, mode int)
+// Requires: AVX, AVX512DQ, AVX512F, CMOV, SSE2
+TEXT ·adafactorUpdateF64AVX512(SB), NOSPLIT, $0-80
+	MOVQ  c+0(FP), AX
+	MOVQ  p+8(FP), CX
+	MOVQ  grad+16(FP), DX
+	MOVQ  rv+24(FP), BX
+	MOVQ  cv+32(FP), SI
+	MOVQ  rows+40(FP), DI
+	MOVQ  cols+48(FP), R8
+	MOVSD rm+56(FP), X0
+	MOVSD s+64(FP), X1
+	MOVQ  R8, R9
+	SHLQ  $0x03, R9
+	MOVQ  mode+72(FP), R10
+	ANDQ  $0x00000005, R10
+	CMPQ  R10, $0x00000000
+	JEQ   mode0
+	CMPQ  R10, $0x00000001
+	JEQ   mode1
+	CMPQ  R10, $0x00000004
+	JEQ   mode4
+	JMP   mode5
+
+mode0:
+	VMOVUPD      (AX), Z0
+	VMOVUPD      448(AX), Z2
+	VMOVUPD      768(AX), Z3
+	VBROADCASTSD X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m0_row:
+	CMPQ DX, DI
+	JGE  m0_end
+	XORQ BX, BX
+
+m0_blk2:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000020
+	JLT         m0_blk1
+	VMOVUPD     (SI)(BX*8), Z4
+	VMOVUPD     64(SI)(BX*8), Z6
+	VMOVUPD     128(SI)(BX*8), Z8
+	VMOVUPD     192(SI)(BX*8), Z10
+	VMAXPD      Z2, Z4, Z5
+	VMAXPD      Z2, Z6, Z7
+	VMAXPD      Z2, Z8, Z9
+	VMAXPD      Z2, Z10, Z11
+	VCMPPD      $0x03, Z4, Z4, K1
+	VCMPPD      $0x03, Z6, Z6, K2
+	VCMPPD      $0x03, Z8, Z8, K3
+	VCMPPD      $0x03, Z10, Z10, K4
+	VMOVUPD     Z4, K1, Z5
+	VMOVUPD     Z6, K2, Z7
+	VMOVUPD     Z8, K3, Z9
+	VMOVUPD     Z10, K4, Z11
+	VSQRTPD     Z5, Z4
+	VSQRTPD     Z7, Z5
+	VSQRTPD     Z9, Z6
+	VSQRTPD     Z11, Z7
+	VDIVPD      Z4, Z3, Z4
+	VDIVPD      Z5, Z3, Z5
+	VDIVPD      Z6, Z3, Z6
+	VDIVPD      Z7, Z3, Z10
+	VMOVUPD     (CX)(BX*8), Z7
+	VMOVUPD     64(CX)(BX*8), Z8
+	VMOVUPD     128(CX)(BX*8), Z9
+	VMOVUPD     192(CX)(BX*8), Z11
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z11, Z0, Z11
+	VMULPD      Z4, Z7, Z4
+	VMULPD      Z5, Z8, Z5
+	VMULPD      Z6, Z9, Z6
+	VMULPD      Z10, Z11, Z10
+	VMOVUPD     (AX)(BX*8), Z7
+	VMOVUPD     64(AX)(BX*8), Z8
+	VMOVUPD     128(AX)(BX*8), Z9
+	VMOVUPD     192(AX)(BX*8), Z11
+	VFMADD231PD Z4, Z1, Z7
+	VFMADD231PD Z5, Z1, Z8
+	VFMADD231PD Z6, Z1, Z9
+	VFMADD231PD Z10, Z1, Z11
+	VMOVUPD     Z7, (AX)(BX*8)
+	VMOVUPD     Z8, 64(AX)(BX*8)
+	VMOVUPD     Z9, 128(AX)(BX*8)
+	VMOVUPD     Z11, 192(AX)(BX*8)
+	ADDQ        $0x00000020, BX
+	JMP         m0_blk2
+
+m0_blk1:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (SI)(BX*8), Z4
+	VMOVUPD     64(SI)(BX*8), Z6
+	VMAXPD      Z2, Z4, Z5
+	VMAXPD      Z2, Z6, Z7
+	VCMPPD      $0x03, Z4, Z4, K1
+	VCMPPD      $0x03, Z6, Z6, K2
+	VMOVUPD     Z4, K1, Z5
+	VMOVUPD     Z6, K2, Z7
+	VSQRTPD     Z5, Z4
+	VSQRTPD     Z7, Z5
+	VDIVPD      Z4, Z3, Z4
+	VDIVPD      Z5, Z3, Z6
+	VMOVUPD     (CX)(BX*8), Z5
+	VMOVUPD     64(CX)(BX*8), Z7
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z4, Z5, Z4
+	VMULPD      Z6, Z7, Z6
+	VMOVUPD     (AX)(BX*8), Z5
+	VMOVUPD     64(AX)(BX*8), Z7
+	VFMADD231PD Z4, Z1, Z5
+	VFMADD231PD Z6, Z1, Z7
+	VMOVUPD     Z5, (AX)(BX*8)
+	VMOVUPD     Z7, 64(AX)(BX*8)
+	ADDQ        $0x00000010, BX
+	JMP         m0_blk1
+
+m0_tail:
+	TESTQ       R10, R10
+	JZ          m0_rowend
+	MOVQ        R10, R12
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVB       (R11)(R12*2), K1
+	VMOVUPD.Z   (SI)(BX*8), K1, Z4
+	VMAXPD      Z2, Z4, Z5
+	VCMPPD      $0x03, Z4, Z4, K2
+	VMOVUPD     Z4, K2, Z5
+	VSQRTPD     Z5, Z4
+	VDIVPD      Z4, Z3, Z4
+	VMOVUPD.Z   (CX)(BX*8), K1, Z5
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z4, Z5, Z4
+	VMOVUPD.Z   (AX)(BX*8), K1, Z5
+	VFMADD231PD Z4, Z1, Z5
+	VMOVUPD     Z5, K1, (AX)(BX*8)
+	MOVQ        R10, R12
+	SUBQ        $0x00000008, R12
+	JLE         m0_rowend
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R10
+	KMOVB       (R10)(R12*2), K1
+	VMOVUPD.Z   64(SI)(BX*8), K1, Z4
+	VMAXPD      Z2, Z4, Z5
+	VCMPPD      $0x03, Z4, Z4, K2
+	VMOVUPD     Z4, K2, Z5
+	VSQRTPD     Z5, Z4
+	VDIVPD      Z4, Z3, Z4
+	VMOVUPD.Z   64(CX)(BX*8), K1, Z5
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z4, Z5, Z4
+	VMOVUPD.Z   64(AX)(BX*8), K1, Z5
+	VFMADD231PD Z4, Z1, Z5
+	VMOVUPD     Z5, K1, 64(AX)(BX*8)
+
+m0_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m0_row
+
+m0_end:
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPD      (AX), Z0
+	VMOVUPD      128(AX), Z2
+	VMOVUPD      448(AX), Z3
+	VMOVUPD      768(AX), Z4
+	VBROADCASTSD X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m1_row:
+	CMPQ DX, DI
+	JGE  m1_end
+	XORQ BX, BX
+
+m1_blk2:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000020
+	JLT         m1_blk1
+	VMOVUPD     (SI)(BX*8), Z5
+	VMOVUPD     64(SI)(BX*8), Z7
+	VMOVUPD     128(SI)(BX*8), Z9
+	VMOVUPD     192(SI)(BX*8), Z11
+	VMAXPD      Z3, Z5, Z6
+	VMAXPD      Z3, Z7, Z8
+	VMAXPD      Z3, Z9, Z10
+	VMAXPD      Z3, Z11, Z12
+	VCMPPD      $0x03, Z5, Z5, K1
+	VCMPPD      $0x03, Z7, Z7, K2
+	VCMPPD      $0x03, Z9, Z9, K3
+	VCMPPD      $0x03, Z11, Z11, K4
+	VMOVUPD     Z5, K1, Z6
+	VMOVUPD     Z7, K2, Z8
+	VMOVUPD     Z9, K3, Z10
+	VMOVUPD     Z11, K4, Z12
+	VSQRTPD     Z6, Z5
+	VSQRTPD     Z8, Z6
+	VSQRTPD     Z10, Z7
+	VSQRTPD     Z12, Z8
+	VDIVPD      Z5, Z4, Z5
+	VDIVPD      Z6, Z4, Z6
+	VDIVPD      Z7, Z4, Z7
+	VDIVPD      Z8, Z4, Z11
+	VMOVUPD     (CX)(BX*8), Z8
+	VMOVUPD     64(CX)(BX*8), Z9
+	VMOVUPD     128(CX)(BX*8), Z10
+	VMOVUPD     192(CX)(BX*8), Z12
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z10
+	VMULPD      Z12, Z0, Z12
+	VMULPD      Z5, Z8, Z5
+	VMULPD      Z6, Z9, Z6
+	VMULPD      Z7, Z10, Z7
+	VMULPD      Z11, Z12, Z11
+	VMOVUPD     (AX)(BX*8), Z8
+	VMOVUPD     64(AX)(BX*8), Z9
+	VMOVUPD     128(AX)(BX*8), Z10
+	VMOVUPD     192(AX)(BX*8), Z12
+	VMULPD      Z8, Z2, Z8
+	VMULPD      Z9, Z2, Z9
+	VMULPD      Z10, Z2, Z10
+	VMULPD      Z12, Z2, Z12
+	VFMADD231PD Z5, Z1, Z8
+	VFMADD231PD Z6, Z1, Z9
+	VFMADD231PD Z7, Z1, Z10
+	VFMADD231PD Z11, Z1, Z12
+	VMOVUPD     Z8, (AX)(BX*8)
+	VMOVUPD     Z9, 64(AX)(BX*8)
+	VMOVUPD     Z10, 128(AX)(BX*8)
+	VMOVUPD     Z12, 192(AX)(BX*8)
+	ADDQ        $0x00000020, BX
+	JMP         m1_blk2
+
+m1_blk1:
+	MOVQ        R8, R10
+	SUBQ        BX, R10
+	CMPQ        R10, $0x00000010
+	JLT         m1_tail
+	VMOVUPD     (SI)(BX*8), Z5
+	VMOVUPD     64(SI)(BX*8), Z7
+	VMAXPD      Z3, Z5, Z6
+	VMAXPD      Z3, Z7, Z8
+	VCMPPD      $0x03, Z5, Z5, K1
+	VCMPPD      $0x03, Z7, Z7, K2
+	VMOVUPD     Z5, K1, Z6
+	VMOVUPD     Z7, K2, Z8
+	VSQRTPD     Z6, Z5
+	VSQRTPD     Z8, Z6
+	VDIVPD      Z5, Z4, Z5
+	VDIVPD      Z6, Z4, Z7
+	VMOVUPD     (CX)(BX*8), Z6
+	VMOVUPD     64(CX)(BX*8), Z8
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z5, Z6, Z5
+	VMULPD      Z7, Z8, Z7
+	VMOVUPD     (AX)(BX*8), Z6
+	VMOVUPD     64(AX)(BX*8), Z8
+	VMULPD      Z6, Z2, Z6
+	VMULPD      Z8, Z2, Z8
+	VFMADD231PD Z5, Z1, Z6
+	VFMADD231PD Z7, Z1, Z8
+	VMOVUPD     Z6, (AX)(BX*8)
+	VMOVUPD     Z8, 64(AX)(BX*8)
+	ADDQ        $0x00000010, BX
+	JMP         m1_blk1
+
+m1_tail:
+	TESTQ       R10, R10
+	JZ          m1_rowend
+	MOVQ        R10, R12
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVB       (R11)(R12*2), K1
+	VMOVUPD.Z   (SI)(BX*8), K1, Z5
+	VMAXPD      Z3, Z5, Z6
+	VCMPPD      $0x03, Z5, Z5, K2
+	VMOVUPD     Z5, K2, Z6
+	VSQRTPD     Z6, Z5
+	VDIVPD      Z5, Z4, Z5
+	VMOVUPD.Z   (CX)(BX*8), K1, Z6
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z5, Z6, Z5
+	VMOVUPD.Z   (AX)(BX*8), K1, Z6
+	VMULPD      Z6, Z2, Z6
+	VFMADD231PD Z5, Z1, Z6
+	VMOVUPD     Z6, K1, (AX)(BX*8)
+	MOVQ        R10, R12
+	SUBQ        $0x00000008, R12
+	JLE         m1_rowend
+	MOVQ        $0x00000008, R11
+	CMPQ        R12, R11
+	CMOVQGT     R11, R12
+	LEAQ        kmask16<>+0(SB), R10
+	KMOVB       (R10)(R12*2), K1
+	VMOVUPD.Z   64(SI)(BX*8), K1, Z5
+	VMAXPD      Z3, Z5, Z6
+	VCMPPD      $0x03, Z5, Z5, K2
+	VMOVUPD     Z5, K2, Z6
+	VSQRTPD     Z6, Z5
+	VDIVPD      Z5, Z4, Z5
+	VMOVUPD.Z   64(CX)(BX*8), K1, Z6
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z5, Z6, Z5
+	VMOVUPD.Z   64(AX)(BX*8), K1, Z6
+	VMULPD      Z6, Z2, Z6
+	VFMADD231PD Z5, Z1, Z6
+	VMOVUPD     Z6, K1, 64(AX)(BX*8)
+
+m1_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m1_row
+
+m1_end:
+	VZEROUPPER
+	RET
+
+mode4:
+	VMOVUPD      (AX), Z2
+	VMOVUPD      448(AX), Z3
+	VMOVUPD      768(AX), Z4
+	VBROADCASTSD X0, Z0
+	VBROADCASTSD X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m4_row:
+	CMPQ         DX, DI
+	JGE          m4_end
+	VBROADCASTSD (BX)(DX*8), Z5
+	XORQ         R10, R10
+
+m4_blk2:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000020
+	JLT         m4_blk1
+	VMOVUPD     (SI)(R10*8), Z6
+	VMOVUPD     64(SI)(R10*8), Z7
+	VMOVUPD     128(SI)(R10*8), Z8
+	VMOVUPD     192(SI)(R10*8), Z9
+	VMULPD      Z5, Z6, Z6
+	VMULPD      Z5, Z7, Z7
+	VMULPD      Z5, Z8, Z8
+	VMULPD      Z5, Z9, Z9
+	VDIVPD      Z0, Z6, Z6
+	VDIVPD      Z0, Z7, Z7
+	VDIVPD      Z0, Z8, Z8
+	VDIVPD      Z0, Z9, Z12
+	VMAXPD      Z3, Z6, Z9
+	VMAXPD      Z3, Z7, Z10
+	VMAXPD      Z3, Z8, Z11
+	VMAXPD      Z3, Z12, Z13
+	VCMPPD      $0x03, Z6, Z6, K1
+	VCMPPD      $0x03, Z7, Z7, K2
+	VCMPPD      $0x03, Z8, Z8, K3
+	VCMPPD      $0x03, Z12, Z12, K4
+	VMOVUPD     Z6, K1, Z9
+	VMOVUPD     Z7, K2, Z10
+	VMOVUPD     Z8, K3, Z11
+	VMOVUPD     Z12, K4, Z13
+	VSQRTPD     Z9, Z6
+	VSQRTPD     Z10, Z7
+	VSQRTPD     Z11, Z8
+	VSQRTPD     Z13, Z9
+	VDIVPD      Z6, Z4, Z6
+	VDIVPD      Z7, Z4, Z7
+	VDIVPD      Z8, Z4, Z8
+	VDIVPD      Z9, Z4, Z12
+	VMOVUPD     (CX)(R10*8), Z9
+	VMOVUPD     64(CX)(R10*8), Z10
+	VMOVUPD     128(CX)(R10*8), Z11
+	VMOVUPD     192(CX)(R10*8), Z13
+	VMULPD      Z9, Z2, Z9
+	VMULPD      Z10, Z2, Z10
+	VMULPD      Z11, Z2, Z11
+	VMULPD      Z13, Z2, Z13
+	VMULPD      Z6, Z9, Z6
+	VMULPD      Z7, Z10, Z7
+	VMULPD      Z8, Z11, Z8
+	VMULPD      Z12, Z13, Z12
+	VMOVUPD     (AX)(R10*8), Z9
+	VMOVUPD     64(AX)(R10*8), Z10
+	VMOVUPD     128(AX)(R10*8), Z11
+	VMOVUPD     192(AX)(R10*8), Z13
+	VFMADD231PD Z6, Z1, Z9
+	VFMADD231PD Z7, Z1, Z10
+	VFMADD231PD Z8, Z1, Z11
+	VFMADD231PD Z12, Z1, Z13
+	VMOVUPD     Z9, (AX)(R10*8)
+	VMOVUPD     Z10, 64(AX)(R10*8)
+	VMOVUPD     Z11, 128(AX)(R10*8)
+	VMOVUPD     Z13, 192(AX)(R10*8)
+	ADDQ        $0x00000020, R10
+	JMP         m4_blk2
+
+m4_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m4_tail
+	VMOVUPD     (SI)(R10*8), Z6
+	VMOVUPD     64(SI)(R10*8), Z7
+	VMULPD      Z5, Z6, Z6
+	VMULPD      Z5, Z7, Z7
+	VDIVPD      Z0, Z6, Z6
+	VDIVPD      Z0, Z7, Z8
+	VMAXPD      Z3, Z6, Z7
+	VMAXPD      Z3, Z8, Z9
+	VCMPPD      $0x03, Z6, Z6, K1
+	VCMPPD      $0x03, Z8, Z8, K2
+	VMOVUPD     Z6, K1, Z7
+	VMOVUPD     Z8, K2, Z9
+	VSQRTPD     Z7, Z6
+	VSQRTPD     Z9, Z7
+	VDIVPD      Z6, Z4, Z6
+	VDIVPD      Z7, Z4, Z8
+	VMOVUPD     (CX)(R10*8), Z7
+	VMOVUPD     64(CX)(R10*8), Z9
+	VMULPD      Z7, Z2, Z7
+	VMULPD      Z9, Z2, Z9
+	VMULPD      Z6, Z7, Z6
+	VMULPD      Z8, Z9, Z8
+	VMOVUPD     (AX)(R10*8), Z7
+	VMOVUPD     64(AX)(R10*8), Z9
+	VFMADD231PD Z6, Z1, Z7
+	VFMADD231PD Z8, Z1, Z9
+	VMOVUPD     Z7, (AX)(R10*8)
+	VMOVUPD     Z9, 64(AX)(R10*8)
+	ADDQ        $0x00000010, R10
+	JMP         m4_blk1
+
+m4_tail:
+	TESTQ       R11, R11
+	JZ          m4_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        kmask16<>+0(SB), R12
+	KMOVB       (R12)(R13*2), K1
+	VMOVUPD.Z   (SI)(R10*8), K1, Z6
+	VMULPD      Z5, Z6, Z6
+	VDIVPD      Z0, Z6, Z6
+	VMAXPD      Z3, Z6, Z7
+	VCMPPD      $0x03, Z6, Z6, K2
+	VMOVUPD     Z6, K2, Z7
+	VSQRTPD     Z7, Z6
+	VDIVPD      Z6, Z4, Z6
+	VMOVUPD.Z   (CX)(R10*8), K1, Z7
+	VMULPD      Z7, Z2, Z7
+	VMULPD      Z6, Z7, Z6
+	VMOVUPD.Z   (AX)(R10*8), K1, Z7
+	VFMADD231PD Z6, Z1, Z7
+	VMOVUPD     Z7, K1, (AX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m4_rowend
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVB       (R11)(R13*2), K1
+	VMOVUPD.Z   64(SI)(R10*8), K1, Z6
+	VMULPD      Z5, Z6, Z5
+	VDIVPD      Z0, Z5, Z5
+	VMAXPD      Z3, Z5, Z6
+	VCMPPD      $0x03, Z5, Z5, K2
+	VMOVUPD     Z5, K2, Z6
+	VSQRTPD     Z6, Z5
+	VDIVPD      Z5, Z4, Z5
+	VMOVUPD.Z   64(CX)(R10*8), K1, Z6
+	VMULPD      Z6, Z2, Z6
+	VMULPD      Z5, Z6, Z5
+	VMOVUPD.Z   64(AX)(R10*8), K1, Z6
+	VFMADD231PD Z5, Z1, Z6
+	VMOVUPD     Z6, K1, 64(AX)(R10*8)
+
+m4_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m4_row
+
+m4_end:
+	VZEROUPPER
+	RET
+
+mode5:
+	VMOVUPD      (AX), Z2
+	VMOVUPD      128(AX), Z3
+	VMOVUPD      448(AX), Z4
+	VMOVUPD      768(AX), Z5
+	VBROADCASTSD X0, Z0
+	VBROADCASTSD X1, Z1
+	MOVQ         CX, AX
+	MOVQ         DX, CX
+	XORQ         DX, DX
+
+m5_row:
+	CMPQ         DX, DI
+	JGE          m5_end
+	VBROADCASTSD (BX)(DX*8), Z6
+	XORQ         R10, R10
+
+m5_blk2:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000020
+	JLT         m5_blk1
+	VMOVUPD     (SI)(R10*8), Z7
+	VMOVUPD     64(SI)(R10*8), Z8
+	VMOVUPD     128(SI)(R10*8), Z9
+	VMOVUPD     192(SI)(R10*8), Z10
+	VMULPD      Z6, Z7, Z7
+	VMULPD      Z6, Z8, Z8
+	VMULPD      Z6, Z9, Z9
+	VMULPD      Z6, Z10, Z10
+	VDIVPD      Z0, Z7, Z7
+	VDIVPD      Z0, Z8, Z8
+	VDIVPD      Z0, Z9, Z9
+	VDIVPD      Z0, Z10, Z13
+	VMAXPD      Z4, Z7, Z10
+	VMAXPD      Z4, Z8, Z11
+	VMAXPD      Z4, Z9, Z12
+	VMAXPD      Z4, Z13, Z14
+	VCMPPD      $0x03, Z7, Z7, K1
+	VCMPPD      $0x03, Z8, Z8, K2
+	VCMPPD      $0x03, Z9, Z9, K3
+	VCMPPD      $0x03, Z13, Z13, K4
+	VMOVUPD     Z7, K1, Z10
+	VMOVUPD     Z8, K2, Z11
+	VMOVUPD     Z9, K3, Z12
+	VMOVUPD     Z13, K4, Z14
+	VSQRTPD     Z10, Z7
+	VSQRTPD     Z11, Z8
+	VSQRTPD     Z12, Z9
+	VSQRTPD     Z14, Z10
+	VDIVPD      Z7, Z5, Z7
+	VDIVPD      Z8, Z5, Z8
+	VDIVPD      Z9, Z5, Z9
+	VDIVPD      Z10, Z5, Z13
+	VMOVUPD     (CX)(R10*8), Z10
+	VMOVUPD     64(CX)(R10*8), Z11
+	VMOVUPD     128(CX)(R10*8), Z12
+	VMOVUPD     192(CX)(R10*8), Z14
+	VMULPD      Z10, Z2, Z10
+	VMULPD      Z11, Z2, Z11
+	VMULPD      Z12, Z2, Z12
+	VMULPD      Z14, Z2, Z14
+	VMULPD      Z7, Z10, Z7
+	VMULPD      Z8, Z11, Z8
+	VMULPD      Z9, Z12, Z9
+	VMULPD      Z13, Z14, Z13
+	VMOVUPD     (AX)(R10*8), Z10
+	VMOVUPD     64(AX)(R10*8), Z11
+	VMOVUPD     128(AX)(R10*8), Z12
+	VMOVUPD     192(AX)(R10*8), Z14
+	VMULPD      Z10, Z3, Z10
+	VMULPD      Z11, Z3, Z11
+	VMULPD      Z12, Z3, Z12
+	VMULPD      Z14, Z3, Z14
+	VFMADD231PD Z7, Z1, Z10
+	VFMADD231PD Z8, Z1, Z11
+	VFMADD231PD Z9, Z1, Z12
+	VFMADD231PD Z13, Z1, Z14
+	VMOVUPD     Z10, (AX)(R10*8)
+	VMOVUPD     Z11, 64(AX)(R10*8)
+	VMOVUPD     Z12, 128(AX)(R10*8)
+	VMOVUPD     Z14, 192(AX)(R10*8)
+	ADDQ        $0x00000020, R10
+	JMP         m5_blk2
+
+m5_blk1:
+	MOVQ        R8, R11
+	SUBQ        R10, R11
+	CMPQ        R11, $0x00000010
+	JLT         m5_tail
+	VMOVUPD     (SI)(R10*8), Z7
+	VMOVUPD     64(SI)(R10*8), Z8
+	VMULPD      Z6, Z7, Z7
+	VMULPD      Z6, Z8, Z8
+	VDIVPD      Z0, Z7, Z7
+	VDIVPD      Z0, Z8, Z9
+	VMAXPD      Z4, Z7, Z8
+	VMAXPD      Z4, Z9, Z10
+	VCMPPD      $0x03, Z7, Z7, K1
+	VCMPPD      $0x03, Z9, Z9, K2
+	VMOVUPD     Z7, K1, Z8
+	VMOVUPD     Z9, K2, Z10
+	VSQRTPD     Z8, Z7
+	VSQRTPD     Z10, Z8
+	VDIVPD      Z7, Z5, Z7
+	VDIVPD      Z8, Z5, Z9
+	VMOVUPD     (CX)(R10*8), Z8
+	VMOVUPD     64(CX)(R10*8), Z10
+	VMULPD      Z8, Z2, Z8
+	VMULPD      Z10, Z2, Z10
+	VMULPD      Z7, Z8, Z7
+	VMULPD      Z9, Z10, Z9
+	VMOVUPD     (AX)(R10*8), Z8
+	VMOVUPD     64(AX)(R10*8), Z10
+	VMULPD      Z8, Z3, Z8
+	VMULPD      Z10, Z3, Z10
+	VFMADD231PD Z7, Z1, Z8
+	VFMADD231PD Z9, Z1, Z10
+	VMOVUPD     Z8, (AX)(R10*8)
+	VMOVUPD     Z10, 64(AX)(R10*8)
+	ADDQ        $0x00000010, R10
+	JMP         m5_blk1
+
+m5_tail:
+	TESTQ       R11, R11
+	JZ          m5_rowend
+	MOVQ        R11, R13
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        kmask16<>+0(SB), R12
+	KMOVB       (R12)(R13*2), K1
+	VMOVUPD.Z   (SI)(R10*8), K1, Z7
+	VMULPD      Z6, Z7, Z7
+	VDIVPD      Z0, Z7, Z7
+	VMAXPD      Z4, Z7, Z8
+	VCMPPD      $0x03, Z7, Z7, K2
+	VMOVUPD     Z7, K2, Z8
+	VSQRTPD     Z8, Z7
+	VDIVPD      Z7, Z5, Z7
+	VMOVUPD.Z   (CX)(R10*8), K1, Z8
+	VMULPD      Z8, Z2, Z8
+	VMULPD      Z7, Z8, Z7
+	VMOVUPD.Z   (AX)(R10*8), K1, Z8
+	VMULPD      Z8, Z3, Z8
+	VFMADD231PD Z7, Z1, Z8
+	VMOVUPD     Z8, K1, (AX)(R10*8)
+	MOVQ        R11, R13
+	SUBQ        $0x00000008, R13
+	JLE         m5_rowend
+	MOVQ        $0x00000008, R12
+	CMPQ        R13, R12
+	CMOVQGT     R12, R13
+	LEAQ        kmask16<>+0(SB), R11
+	KMOVB       (R11)(R13*2), K1
+	VMOVUPD.Z   64(SI)(R10*8), K1, Z7
+	VMULPD      Z6, Z7, Z6
+	VDIVPD      Z0, Z6, Z6
+	VMAXPD      Z4, Z6, Z7
+	VCMPPD      $0x03, Z6, Z6, K2
+	VMOVUPD     Z6, K2, Z7
+	VSQRTPD     Z7, Z6
+	VDIVPD      Z6, Z5, Z6
+	VMOVUPD.Z   64(CX)(R10*8), K1, Z7
+	VMULPD      Z7, Z2, Z7
+	VMULPD      Z6, Z7, Z6
+	VMOVUPD.Z   64(AX)(R10*8), K1, Z7
+	VMULPD      Z7, Z3, Z7
+	VFMADD231PD Z6, Z1, Z7
+	VMOVUPD     Z7, K1, 64(AX)(R10*8)
+
+m5_rowend:
+	ADDQ R9, AX
+	ADDQ R9, CX
+	INCQ DX
+	JMP  m5_row
+
+m5_end:
 	VZEROUPPER
 	RET

@@ -4046,6 +4046,128 @@ v7loop0:
 v7done:
 	RET
 
+// func adafactorVarianceF32NEON(c *[16][16]float32, v, grad *float32, n, mode int)
+TEXT ·adafactorVarianceF32NEON(SB), NOSPLIT, $0-40
+	MOVD c+0(FP), R0
+	MOVD v+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD n+24(FP), R6
+	MOVD mode+32(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 256(R0), F21 // c2
+	AND $2, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v0
+	B v2
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	WORD $0x6e20dc00 // fmul v0.4s, v0.4s, v0.4s
+	WORD $0x6e21dc21 // fmul v1.4s, v1.4s, v1.4s
+	WORD $0x6e22dc42 // fmul v2.4s, v2.4s, v2.4s
+	WORD $0x6e23dc63 // fmul v3.4s, v3.4s, v3.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4ea4d400 // fsub v0.4s, v0.4s, v4.4s
+	WORD $0x4ea5d421 // fsub v1.4s, v1.4s, v5.4s
+	WORD $0x4ea6d442 // fsub v2.4s, v2.4s, v6.4s
+	WORD $0x4ea7d463 // fsub v3.4s, v3.4s, v7.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V1.S4, V21.S4, V5.S4
+	VFMLA V2.S4, V21.S4, V6.S4
+	VFMLA V3.S4, V21.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e20dc00 // fmul v0.4s, v0.4s, v0.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x4ea4d400 // fsub v0.4s, v0.4s, v4.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e20dc00 // fmul v0.4s, v0.4s, v0.4s
+	FMOVS (R1), F4
+	WORD $0x4ea4d400 // fsub v0.4s, v0.4s, v4.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	WORD $0x6e20dc00 // fmul v0.4s, v0.4s, v0.4s
+	WORD $0x6e21dc21 // fmul v1.4s, v1.4s, v1.4s
+	WORD $0x6e22dc42 // fmul v2.4s, v2.4s, v2.4s
+	WORD $0x6e23dc63 // fmul v3.4s, v3.4s, v3.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4ea4d404 // fsub v4.4s, v0.4s, v4.4s
+	WORD $0x4ea5d425 // fsub v5.4s, v1.4s, v5.4s
+	WORD $0x4ea6d446 // fsub v6.4s, v2.4s, v6.4s
+	WORD $0x4ea7d467 // fsub v7.4s, v3.4s, v7.4s
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e20dc00 // fmul v0.4s, v0.4s, v0.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x4ea4d404 // fsub v4.4s, v0.4s, v4.4s
+	VFMLA V4.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e20dc00 // fmul v0.4s, v0.4s, v0.4s
+	FMOVS (R1), F4
+	WORD $0x4ea4d404 // fsub v4.4s, v0.4s, v4.4s
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -4761,6 +4883,2434 @@ loop0:
 	SUBS $1, R6, R6
 	BNE loop0
 done:
+	RET
+
+// func adafactorSumsF32NEON(c *[16][16]float32, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int)
+TEXT ·adafactorSumsF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD grad+8(FP), R1
+	MOVD rowsum+16(FP), R2
+	MOVD colsum+24(FP), R3
+	MOVD rows+32(FP), R6
+	MOVD cols+40(FP), R7
+	MOVD mode+48(FP), R8
+	FMOVQ 0(R0), F24 // gs
+	AND $0, R8, R8
+	B v0
+v0:
+	CBZ R6, v0end
+v0row:
+	VEOR V8.B16, V8.B16, V8.B16
+	VEOR V9.B16, V9.B16, V9.B16
+	VEOR V10.B16, V10.B16, V10.B16
+	VEOR V11.B16, V11.B16, V11.B16
+	VEOR V12.B16, V12.B16, V12.B16
+	VEOR V13.B16, V13.B16, V13.B16
+	VEOR V14.B16, V14.B16, V14.B16
+	VEOR V15.B16, V15.B16, V15.B16
+	MOVD R3, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v0tail
+v0blk:
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V8.D2
+	VFMLA V7.D2, V7.D2, V9.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VLD1 (R10), [V5.D2]
+	VFMLA V6.D2, V6.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1 (R10), [V5.D2]
+	VFMLA V7.D2, V7.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V10.D2
+	VFMLA V7.D2, V7.D2, V11.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VLD1 (R10), [V5.D2]
+	VFMLA V6.D2, V6.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1 (R10), [V5.D2]
+	VFMLA V7.D2, V7.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V12.D2
+	VFMLA V7.D2, V7.D2, V13.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VLD1 (R10), [V5.D2]
+	VFMLA V6.D2, V6.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1 (R10), [V5.D2]
+	VFMLA V7.D2, V7.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V14.D2
+	VFMLA V7.D2, V7.D2, V15.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VLD1 (R10), [V5.D2]
+	VFMLA V6.D2, V6.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1 (R10), [V5.D2]
+	VFMLA V7.D2, V7.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	SUBS $16, R9, R9
+	BGE v0blk
+v0tail:
+	ADDS $16, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V8.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V8.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V9.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V9.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V10.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V10.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V11.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V11.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V12.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V12.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V13.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V13.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V14.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V14.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R1), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V15.D2
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+v0rowend:
+	WORD $0x4e6cd508 // fadd v8.2d, v8.2d, v12.2d
+	WORD $0x4e6dd529 // fadd v9.2d, v9.2d, v13.2d
+	WORD $0x4e6ed54a // fadd v10.2d, v10.2d, v14.2d
+	WORD $0x4e6fd56b // fadd v11.2d, v11.2d, v15.2d
+	WORD $0x4e6ad508 // fadd v8.2d, v8.2d, v10.2d
+	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
+	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
+	WORD $0x7e70d900 // faddp d0, v8.2d
+	FMOVD.P F0, 8(R2)
+	SUBS $1, R6, R6
+	BNE v0row
+v0end:
+	RET
+
+// func adafactorNormsF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64)
+TEXT ·adafactorNormsF32NEON(SB), NOSPLIT, $0-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD rv+24(FP), R3
+	MOVD cv+32(FP), R4
+	MOVD rows+40(FP), R6
+	MOVD cols+48(FP), R7
+	MOVD mode+64(FP), R8
+	FMOVQ 0(R0), F24 // gs
+	FMOVQ 448(R0), F25 // eps
+	FMOVQ 768(R0), F26 // one
+	FMOVS rm+56(FP), F27
+	VDUP V27.S[0], V27.S4
+	VEOR V8.B16, V8.B16, V8.B16
+	VEOR V9.B16, V9.B16, V9.B16
+	VEOR V10.B16, V10.B16, V10.B16
+	VEOR V11.B16, V11.B16, V11.B16
+	VEOR V12.B16, V12.B16, V12.B16
+	VEOR V13.B16, V13.B16, V13.B16
+	VEOR V14.B16, V14.B16, V14.B16
+	VEOR V15.B16, V15.B16, V15.B16
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	AND $4, R8, R8
+	CMP $0, R8
+	BEQ v0
+	CMP $1, R8
+	BEQ v0
+	CMP $2, R8
+	BEQ v0
+	CMP $3, R8
+	BEQ v0
+	B v4
+v0:
+	CBZ R6, v0end
+v0row:
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v0tail
+v0blk:
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V8.D2
+	VFMLA V7.D2, V7.D2, V9.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V16.D2
+	VFMLA V7.D2, V7.D2, V17.D2
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V10.D2
+	VFMLA V7.D2, V7.D2, V11.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V18.D2
+	VFMLA V7.D2, V7.D2, V19.D2
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V12.D2
+	VFMLA V7.D2, V7.D2, V13.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V20.D2
+	VFMLA V7.D2, V7.D2, V21.D2
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V14.D2
+	VFMLA V7.D2, V7.D2, V15.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V22.D2
+	VFMLA V7.D2, V7.D2, V23.D2
+	SUBS $16, R9, R9
+	BGE v0blk
+v0tail:
+	ADDS $16, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V15.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V23.D2
+	SUB $1, R9, R9
+v0rowend:
+	SUBS $1, R6, R6
+	BNE v0row
+v0end:
+	WORD $0x4e6cd508 // fadd v8.2d, v8.2d, v12.2d
+	WORD $0x4e6dd529 // fadd v9.2d, v9.2d, v13.2d
+	WORD $0x4e6ed54a // fadd v10.2d, v10.2d, v14.2d
+	WORD $0x4e6fd56b // fadd v11.2d, v11.2d, v15.2d
+	WORD $0x4e6ad508 // fadd v8.2d, v8.2d, v10.2d
+	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
+	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
+	WORD $0x7e70d900 // faddp d0, v8.2d
+	FMOVD F0, u2+72(FP)
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, p2+80(FP)
+	RET
+v4:
+	CBZ R6, v4end
+v4row:
+	FMOVS.P 4(R3), F28
+	VDUP V28.S[0], V28.S4
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v4tail
+v4blk:
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V8.D2
+	VFMLA V7.D2, V7.D2, V9.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V16.D2
+	VFMLA V7.D2, V7.D2, V17.D2
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V10.D2
+	VFMLA V7.D2, V7.D2, V11.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V18.D2
+	VFMLA V7.D2, V7.D2, V19.D2
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V12.D2
+	VFMLA V7.D2, V7.D2, V13.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V20.D2
+	VFMLA V7.D2, V7.D2, V21.D2
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	VFMLA V6.D2, V6.D2, V14.D2
+	VFMLA V7.D2, V7.D2, V15.D2
+	VLD1.P 16(R1), [V0.S4]
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	WORD $0x4e617807 // fcvtl2 v7.2d, v0.4s
+	VFMLA V6.D2, V6.D2, V22.D2
+	VFMLA V7.D2, V7.D2, V23.D2
+	SUBS $16, R9, R9
+	BGE v4blk
+v4tail:
+	ADDS $16, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
+	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V15.D2
+	FMOVS.P 4(R1), F0
+	WORD $0x0e617806 // fcvtl v6.2d, v0.2s
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V23.D2
+	SUB $1, R9, R9
+v4rowend:
+	SUBS $1, R6, R6
+	BNE v4row
+v4end:
+	WORD $0x4e6cd508 // fadd v8.2d, v8.2d, v12.2d
+	WORD $0x4e6dd529 // fadd v9.2d, v9.2d, v13.2d
+	WORD $0x4e6ed54a // fadd v10.2d, v10.2d, v14.2d
+	WORD $0x4e6fd56b // fadd v11.2d, v11.2d, v15.2d
+	WORD $0x4e6ad508 // fadd v8.2d, v8.2d, v10.2d
+	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
+	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
+	WORD $0x7e70d900 // faddp d0, v8.2d
+	FMOVD F0, u2+72(FP)
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, p2+80(FP)
+	RET
+
+// func adafactorUpdateF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int)
+TEXT ·adafactorUpdateF32NEON(SB), NOSPLIT, $0-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD rv+24(FP), R3
+	MOVD cv+32(FP), R4
+	MOVD rows+40(FP), R6
+	MOVD cols+48(FP), R7
+	MOVD mode+64(FP), R8
+	FMOVQ 0(R0), F24 // gs
+	FMOVQ 448(R0), F25 // eps
+	FMOVQ 768(R0), F26 // one
+	FMOVQ 128(R0), F27 // decay
+	FMOVS rm+56(FP), F28
+	VDUP V28.S[0], V28.S4
+	FMOVS s+60(FP), F29
+	VDUP V29.S[0], V29.S4
+	AND $5, R8, R8
+	CMP $0, R8
+	BEQ v0
+	CMP $1, R8
+	BEQ v1
+	CMP $2, R8
+	BEQ v0
+	CMP $3, R8
+	BEQ v1
+	CMP $4, R8
+	BEQ v4
+	B v5
+v0:
+	CBZ R6, v0end
+v0row:
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v0tail
+v0blk:
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $16, R9, R9
+	BGE v0blk
+v0tail:
+	ADDS $16, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+v0rowend:
+	SUBS $1, R6, R6
+	BNE v0row
+v0end:
+	RET
+v1:
+	CBZ R6, v1end
+v1row:
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v1tail
+v1blk:
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $16, R9, R9
+	BGE v1blk
+v1tail:
+	ADDS $16, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+v1rowend:
+	SUBS $1, R6, R6
+	BNE v1row
+v1end:
+	RET
+v4:
+	CBZ R6, v4end
+v4row:
+	FMOVS.P 4(R3), F30
+	VDUP V30.S[0], V30.S4
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v4tail
+v4blk:
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $16, R9, R9
+	BGE v4blk
+v4tail:
+	ADDS $16, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+v4rowend:
+	SUBS $1, R6, R6
+	BNE v4row
+v4end:
+	RET
+v5:
+	CBZ R6, v5end
+v5row:
+	FMOVS.P 4(R3), F30
+	VDUP V30.S[0], V30.S4
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v5tail
+v5blk:
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	VLD1.P 16(R10), [V0.S4]
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	VLD1 (R1), [V0.S4]
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $16, R9, R9
+	BGE v5blk
+v5tail:
+	ADDS $16, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVS.P 4(R10), F0
+	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
+	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
+	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
+	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
+	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	FMOVS.P 4(R2), F0
+	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
+	FMOVS (R1), F0
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
+	VFMLA V29.S4, V1.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUB $1, R9, R9
+v5rowend:
+	SUBS $1, R6, R6
+	BNE v5row
+v5end:
 	RET
 
 // func sgdF64NEON(c *[16][8]float64, p, grad *float64, n, mode int)
@@ -8790,6 +11340,128 @@ v7loop0:
 v7done:
 	RET
 
+// func adafactorVarianceF64NEON(c *[16][8]float64, v, grad *float64, n, mode int)
+TEXT ·adafactorVarianceF64NEON(SB), NOSPLIT, $0-40
+	MOVD c+0(FP), R0
+	MOVD v+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD n+24(FP), R6
+	MOVD mode+32(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 256(R0), F21 // c2
+	AND $2, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v0
+	B v2
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	WORD $0x6e60dc00 // fmul v0.2d, v0.2d, v0.2d
+	WORD $0x6e61dc21 // fmul v1.2d, v1.2d, v1.2d
+	WORD $0x6e62dc42 // fmul v2.2d, v2.2d, v2.2d
+	WORD $0x6e63dc63 // fmul v3.2d, v3.2d, v3.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4ee4d400 // fsub v0.2d, v0.2d, v4.2d
+	WORD $0x4ee5d421 // fsub v1.2d, v1.2d, v5.2d
+	WORD $0x4ee6d442 // fsub v2.2d, v2.2d, v6.2d
+	WORD $0x4ee7d463 // fsub v3.2d, v3.2d, v7.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V1.D2, V21.D2, V5.D2
+	VFMLA V2.D2, V21.D2, V6.D2
+	VFMLA V3.D2, V21.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e60dc00 // fmul v0.2d, v0.2d, v0.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x4ee4d400 // fsub v0.2d, v0.2d, v4.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e60dc00 // fmul v0.2d, v0.2d, v0.2d
+	FMOVD (R1), F4
+	WORD $0x4ee4d400 // fsub v0.2d, v0.2d, v4.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	WORD $0x6e60dc00 // fmul v0.2d, v0.2d, v0.2d
+	WORD $0x6e61dc21 // fmul v1.2d, v1.2d, v1.2d
+	WORD $0x6e62dc42 // fmul v2.2d, v2.2d, v2.2d
+	WORD $0x6e63dc63 // fmul v3.2d, v3.2d, v3.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4ee4d404 // fsub v4.2d, v0.2d, v4.2d
+	WORD $0x4ee5d425 // fsub v5.2d, v1.2d, v5.2d
+	WORD $0x4ee6d446 // fsub v6.2d, v2.2d, v6.2d
+	WORD $0x4ee7d467 // fsub v7.2d, v3.2d, v7.2d
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e60dc00 // fmul v0.2d, v0.2d, v0.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x4ee4d404 // fsub v4.2d, v0.2d, v4.2d
+	VFMLA V4.D2, V21.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e60dc00 // fmul v0.2d, v0.2d, v0.2d
+	FMOVD (R1), F4
+	WORD $0x4ee4d404 // fsub v4.2d, v0.2d, v4.2d
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+
 // func sumSquaresF64NEON(x *float64, n int) float64
 TEXT ·sumSquaresF64NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -9465,4 +12137,2696 @@ loop0:
 	SUBS $1, R6, R6
 	BNE loop0
 done:
+	RET
+
+// func adafactorSumsF64NEON(c *[16][8]float64, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int)
+TEXT ·adafactorSumsF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD grad+8(FP), R1
+	MOVD rowsum+16(FP), R2
+	MOVD colsum+24(FP), R3
+	MOVD rows+32(FP), R6
+	MOVD cols+40(FP), R7
+	MOVD mode+48(FP), R8
+	FMOVQ 0(R0), F24 // gs
+	AND $0, R8, R8
+	B v0
+v0:
+	CBZ R6, v0end
+v0row:
+	VEOR V8.B16, V8.B16, V8.B16
+	VEOR V9.B16, V9.B16, V9.B16
+	VEOR V10.B16, V10.B16, V10.B16
+	VEOR V11.B16, V11.B16, V11.B16
+	VEOR V12.B16, V12.B16, V12.B16
+	VEOR V13.B16, V13.B16, V13.B16
+	VEOR V14.B16, V14.B16, V14.B16
+	VEOR V15.B16, V15.B16, V15.B16
+	MOVD R3, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v0tail
+v0blk:
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V8.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V9.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V10.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V11.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V12.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V13.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V14.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	VLD1.P 16(R1), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VFMLA V0.D2, V0.D2, V15.D2
+	VLD1 (R10), [V5.D2]
+	VFMLA V0.D2, V0.D2, V5.D2
+	VST1.P [V5.D2], 16(R10)
+	SUBS $16, R9, R9
+	BGE v0blk
+v0tail:
+	ADDS $16, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V8.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V8.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V9.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V9.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V10.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V10.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V11.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V11.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V12.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V12.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V13.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V13.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V14.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V14.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R1), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V15.D2
+	VMOV V0.B16, V6.B16
+	FMOVD (R10), F7
+	FMADDD F6, F7, F6, F7
+	FMOVD.P F7, 8(R10)
+	SUB $1, R9, R9
+v0rowend:
+	WORD $0x4e6cd508 // fadd v8.2d, v8.2d, v12.2d
+	WORD $0x4e6dd529 // fadd v9.2d, v9.2d, v13.2d
+	WORD $0x4e6ed54a // fadd v10.2d, v10.2d, v14.2d
+	WORD $0x4e6fd56b // fadd v11.2d, v11.2d, v15.2d
+	WORD $0x4e6ad508 // fadd v8.2d, v8.2d, v10.2d
+	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
+	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
+	WORD $0x7e70d900 // faddp d0, v8.2d
+	FMOVD.P F0, 8(R2)
+	SUBS $1, R6, R6
+	BNE v0row
+v0end:
+	RET
+
+// func adafactorNormsF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64)
+TEXT ·adafactorNormsF64NEON(SB), NOSPLIT, $0-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD rv+24(FP), R3
+	MOVD cv+32(FP), R4
+	MOVD rows+40(FP), R6
+	MOVD cols+48(FP), R7
+	MOVD mode+64(FP), R8
+	FMOVQ 0(R0), F24 // gs
+	FMOVQ 448(R0), F25 // eps
+	FMOVQ 768(R0), F26 // one
+	FMOVD rm+56(FP), F27
+	VDUP V27.D[0], V27.D2
+	VEOR V8.B16, V8.B16, V8.B16
+	VEOR V9.B16, V9.B16, V9.B16
+	VEOR V10.B16, V10.B16, V10.B16
+	VEOR V11.B16, V11.B16, V11.B16
+	VEOR V12.B16, V12.B16, V12.B16
+	VEOR V13.B16, V13.B16, V13.B16
+	VEOR V14.B16, V14.B16, V14.B16
+	VEOR V15.B16, V15.B16, V15.B16
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	AND $4, R8, R8
+	CMP $0, R8
+	BEQ v0
+	CMP $1, R8
+	BEQ v0
+	CMP $2, R8
+	BEQ v0
+	CMP $3, R8
+	BEQ v0
+	B v4
+v0:
+	CBZ R6, v0end
+v0row:
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v0tail
+v0blk:
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V8.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V16.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V9.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V17.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V10.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V18.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V11.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V19.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V12.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V20.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V13.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V21.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V14.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V22.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V15.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V23.D2
+	SUBS $16, R9, R9
+	BGE v0blk
+v0tail:
+	ADDS $16, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V15.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V23.D2
+	SUB $1, R9, R9
+v0rowend:
+	SUBS $1, R6, R6
+	BNE v0row
+v0end:
+	WORD $0x4e6cd508 // fadd v8.2d, v8.2d, v12.2d
+	WORD $0x4e6dd529 // fadd v9.2d, v9.2d, v13.2d
+	WORD $0x4e6ed54a // fadd v10.2d, v10.2d, v14.2d
+	WORD $0x4e6fd56b // fadd v11.2d, v11.2d, v15.2d
+	WORD $0x4e6ad508 // fadd v8.2d, v8.2d, v10.2d
+	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
+	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
+	WORD $0x7e70d900 // faddp d0, v8.2d
+	FMOVD F0, u2+72(FP)
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, p2+80(FP)
+	RET
+v4:
+	CBZ R6, v4end
+v4row:
+	FMOVD.P 8(R3), F28
+	VDUP V28.D[0], V28.D2
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v4tail
+v4blk:
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V8.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V16.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V9.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V17.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V10.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V18.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V11.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V19.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V12.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V20.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V13.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V21.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V14.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V22.D2
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VFMLA V1.D2, V1.D2, V15.D2
+	VLD1.P 16(R1), [V0.D2]
+	VFMLA V0.D2, V0.D2, V23.D2
+	SUBS $16, R9, R9
+	BGE v4blk
+v4tail:
+	ADDS $16, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V8.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V16.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V9.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V17.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V10.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V18.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V11.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V19.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V12.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V20.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V13.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V21.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V14.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[1]
+	VFMLA V7.D2, V7.D2, V22.D2
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
+	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VMOV V1.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V15.D2
+	FMOVD.P 8(R1), F0
+	VMOV V0.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VMOV V6.D[0], V7.D[0]
+	VFMLA V7.D2, V7.D2, V23.D2
+	SUB $1, R9, R9
+v4rowend:
+	SUBS $1, R6, R6
+	BNE v4row
+v4end:
+	WORD $0x4e6cd508 // fadd v8.2d, v8.2d, v12.2d
+	WORD $0x4e6dd529 // fadd v9.2d, v9.2d, v13.2d
+	WORD $0x4e6ed54a // fadd v10.2d, v10.2d, v14.2d
+	WORD $0x4e6fd56b // fadd v11.2d, v11.2d, v15.2d
+	WORD $0x4e6ad508 // fadd v8.2d, v8.2d, v10.2d
+	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
+	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
+	WORD $0x7e70d900 // faddp d0, v8.2d
+	FMOVD F0, u2+72(FP)
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, p2+80(FP)
+	RET
+
+// func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int)
+TEXT ·adafactorUpdateF64NEON(SB), NOSPLIT, $0-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD rv+24(FP), R3
+	MOVD cv+32(FP), R4
+	MOVD rows+40(FP), R6
+	MOVD cols+48(FP), R7
+	MOVD mode+72(FP), R8
+	FMOVQ 0(R0), F24 // gs
+	FMOVQ 448(R0), F25 // eps
+	FMOVQ 768(R0), F26 // one
+	FMOVQ 128(R0), F27 // decay
+	FMOVD rm+56(FP), F28
+	VDUP V28.D[0], V28.D2
+	FMOVD s+64(FP), F29
+	VDUP V29.D[0], V29.D2
+	AND $5, R8, R8
+	CMP $0, R8
+	BEQ v0
+	CMP $1, R8
+	BEQ v1
+	CMP $2, R8
+	BEQ v0
+	CMP $3, R8
+	BEQ v1
+	CMP $4, R8
+	BEQ v4
+	B v5
+v0:
+	CBZ R6, v0end
+v0row:
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v0tail
+v0blk:
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $16, R9, R9
+	BGE v0blk
+v0tail:
+	ADDS $16, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v0rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+v0rowend:
+	SUBS $1, R6, R6
+	BNE v0row
+v0end:
+	RET
+v1:
+	CBZ R6, v1end
+v1row:
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v1tail
+v1blk:
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $16, R9, R9
+	BGE v1blk
+v1tail:
+	ADDS $16, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v1rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+v1rowend:
+	SUBS $1, R6, R6
+	BNE v1row
+v1end:
+	RET
+v4:
+	CBZ R6, v4end
+v4row:
+	FMOVD.P 8(R3), F30
+	VDUP V30.D[0], V30.D2
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v4tail
+v4blk:
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $16, R9, R9
+	BGE v4blk
+v4tail:
+	ADDS $16, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v4rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+v4rowend:
+	SUBS $1, R6, R6
+	BNE v4row
+v4end:
+	RET
+v5:
+	CBZ R6, v5end
+v5row:
+	FMOVD.P 8(R3), F30
+	VDUP V30.D[0], V30.D2
+	MOVD R4, R10
+	MOVD R7, R9
+	SUBS $16, R9, R9
+	BLT v5tail
+v5blk:
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	VLD1.P 16(R10), [V0.D2]
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	VLD1 (R1), [V0.D2]
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $16, R9, R9
+	BGE v5blk
+v5tail:
+	ADDS $16, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+	CBZ R9, v5rowend
+	FMOVD.P 8(R10), F0
+	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
+	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
+	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
+	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
+	VBIT V0.B16, V25.B16, V1.B16
+	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
+	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	FMOVD.P 8(R2), F0
+	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
+	FMOVD (R1), F0
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
+	VFMLA V29.D2, V1.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUB $1, R9, R9
+v5rowend:
+	SUBS $1, R6, R6
+	BNE v5row
+v5end:
 	RET

@@ -76,6 +76,19 @@ func signT[T Float](x T) T {
 	return x
 }
 
+// sumSq16 adds x² into lane j mod 16 of l, in float64 with one fma: the
+// reductions of the grid kernels.
+func sumSq16[T Float](l *[16]float64, j int, x T) {
+	f := float64(x)
+	l[j&15] = fma64(f, f, l[j&15])
+}
+
+// sq64 is fma(x, x, s) in float64: a column sum of a grid kernel.
+func sq64[T Float](x T, s float64) float64 {
+	f := float64(x)
+	return fma64(f, f, s)
+}
+
 // row returns coefficient r of c rounded to T.
 func row[T Float](c *Coeffs, r int) T {
 	var z T

@@ -16,6 +16,10 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.lion = lionGeneric[T]
 	t.adagrad = adagradGeneric[T]
 	t.rmsprop = rmspropGeneric[T]
+	t.adafactorVariance = adafactorVarianceGeneric[T]
+	t.adafactorSums = adafactorSumsGeneric[T]
+	t.adafactorNorms = adafactorNormsGeneric[T]
+	t.adafactorUpdate = adafactorUpdateGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -226,6 +230,130 @@ func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
 			ps[i] = fmaT(neglr, b, p)
 		} else {
 			ps[i] = fmaT(neglr, T(g/d), p)
+		}
+	}
+}
+
+// adafactorVarianceGeneric is the reference adafactorVariance kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func adafactorVarianceGeneric[T Float](cf *Coeffs, v, grad *T, n int) {
+	big := cf.mode&2 == 2 // lerp weight ≥ 0.5: fma(w - 1, d, end)
+	vs := unsafe.Slice(v, n)
+	grads := unsafe.Slice(grad, n)
+	var (
+		gs = row[T](cf, abi.RowGS)
+		c2 = row[T](cf, abi.RowC2)
+	)
+	for i := range vs {
+		g := T(grads[i] * gs)
+		gg := T(g * g)
+		d := T(gg - vs[i])
+		if big {
+			vs[i] = fmaT(c2, d, gg)
+		} else {
+			vs[i] = fmaT(c2, d, vs[i])
+		}
+	}
+}
+
+// adafactorSumsGeneric is the reference adafactorSums kernel, written from its description in
+// internal/abi: for each row, for each element of the row, the
+// operations of the description in order.
+func adafactorSumsGeneric[T Float](cf *Coeffs, grad *T, rowsum *float64, colsum *float64, rows, cols int, mode int) {
+	grads := unsafe.Slice(grad, rows*cols)
+	rowsums := unsafe.Slice(rowsum, rows)
+	colsums := unsafe.Slice(colsum, cols)
+	var (
+		gs = row[T](cf, abi.RowGS)
+	)
+	for i := range rows {
+		var rowsumLanes [16]float64
+		for j := range cols {
+			e := i*cols + j
+			g := T(grads[e] * gs)
+			sumSq16(&rowsumLanes, j, g)
+			colsums[j] = sq64(g, colsums[j])
+		}
+		rowsums[i] = combine16(&rowsumLanes)
+	}
+}
+
+// adafactorNormsGeneric is the reference adafactorNorms kernel, written from its description in
+// internal/abi: for each row, for each element of the row, the
+// operations of the description in order.
+func adafactorNormsGeneric[T Float](cf *Coeffs, p *T, grad *T, rv *T, cv *T, rows, cols int, rm T, mode int) (u2, p2 float64) {
+	factored := mode&4 == 4 // factored: x = row·col/mean
+	ps := unsafe.Slice(p, rows*cols)
+	grads := unsafe.Slice(grad, rows*cols)
+	var rvs []T
+	if factored {
+		rvs = unsafe.Slice(rv, rows)
+	}
+	cvs := unsafe.Slice(cv, cols)
+	var (
+		gs  = row[T](cf, abi.RowGS)
+		eps = row[T](cf, abi.RowEps)
+		one = row[T](cf, abi.RowOne)
+	)
+	var u2Lanes [16]float64
+	var p2Lanes [16]float64
+	for i := range rows {
+		for j := range cols {
+			e := i*cols + j
+			var x T
+			if factored {
+				x = T(T(rvs[i]*cvs[j]) / rm)
+			} else {
+				x = cvs[j]
+			}
+			x = maxNaN(x, eps)
+			r := T(one / sqrtT(x))
+			g := T(grads[e] * gs)
+			u := T(r * g)
+			sumSq16(&u2Lanes, j, u)
+			sumSq16(&p2Lanes, j, ps[e])
+		}
+	}
+	return combine16(&u2Lanes), combine16(&p2Lanes)
+}
+
+// adafactorUpdateGeneric is the reference adafactorUpdate kernel, written from its description in
+// internal/abi: for each row, for each element of the row, the
+// operations of the description in order.
+func adafactorUpdateGeneric[T Float](cf *Coeffs, p *T, grad *T, rv *T, cv *T, rows, cols int, rm T, s T, mode int) {
+	factored := mode&4 == 4  // factored: x = row·col/mean
+	decoupled := mode&1 == 1 // weight decay: p = p·decay
+	ps := unsafe.Slice(p, rows*cols)
+	grads := unsafe.Slice(grad, rows*cols)
+	var rvs []T
+	if factored {
+		rvs = unsafe.Slice(rv, rows)
+	}
+	cvs := unsafe.Slice(cv, cols)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		decay = row[T](cf, abi.RowDecay)
+		eps   = row[T](cf, abi.RowEps)
+		one   = row[T](cf, abi.RowOne)
+	)
+	for i := range rows {
+		for j := range cols {
+			e := i*cols + j
+			var x T
+			if factored {
+				x = T(T(rvs[i]*cvs[j]) / rm)
+			} else {
+				x = cvs[j]
+			}
+			x = maxNaN(x, eps)
+			r := T(one / sqrtT(x))
+			g := T(grads[e] * gs)
+			u := T(r * g)
+			p := ps[e]
+			if decoupled {
+				p = T(p * decay)
+			}
+			ps[e] = fmaT(u, s, p)
 		}
 	}
 }

@@ -11,21 +11,27 @@ import (
 // length have been checked by the exported methods: n ≥ 1, every slice holds
 // n elements (vmax only when the coefficients ask for AMSGrad).
 type table[T Float] struct {
-	sgd             func(c *Coeffs, p, g *T, n int)
-	momentum        func(c *Coeffs, p, g, b *T, n int)
-	adam            func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	lion            func(c *Coeffs, p, g, m *T, n int)
-	adagrad         func(c *Coeffs, p, g, sum *T, n int)
-	rmsprop         func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
-	sumSquares      func(x *T, n int) float64
-	sumSquaresCheck func(x *T, n int) (float64, bool)
-	dot             func(x, y *T, n int) float64
-	scale           func(x *T, n int, s T)
-	nonFinite       func(x *T, n int) bool
-	roof1           func(src, d0 *T, n int)
-	roof2           func(src, d0, d1 *T, n int)
-	roof3           func(src, d0, d1, d2 *T, n int)
+	sgd      func(c *Coeffs, p, g *T, n int)
+	momentum func(c *Coeffs, p, g, b *T, n int)
+	adam     func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	adamFast func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	lion     func(c *Coeffs, p, g, m *T, n int)
+	adagrad  func(c *Coeffs, p, g, sum *T, n int)
+	rmsprop  func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
+	// Adafactor: the vector variance (element-wise) and the three grid
+	// kernels, which take the mode of the call.
+	adafactorVariance func(c *Coeffs, v, g *T, n int)
+	adafactorSums     func(c *Coeffs, g *T, rowsum, colsum *float64, rows, cols int, mode int)
+	adafactorNorms    func(c *Coeffs, p, g, rv, cv *T, rows, cols int, rm T, mode int) (float64, float64)
+	adafactorUpdate   func(c *Coeffs, p, g, rv, cv *T, rows, cols int, rm, s T, mode int)
+	sumSquares        func(x *T, n int) float64
+	sumSquaresCheck   func(x *T, n int) (float64, bool)
+	dot               func(x, y *T, n int) float64
+	scale             func(x *T, n int, s T)
+	nonFinite         func(x *T, n int) bool
+	roof1             func(src, d0 *T, n int)
+	roof2             func(src, d0, d1 *T, n int)
+	roof3             func(src, d0, d1, d2 *T, n int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and

@@ -39,6 +39,11 @@ func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32,
 //go:noescape
 func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// adafactorVarianceF32AVX2 is the AVX2 adafactorVariance kernel; see adafactorVarianceGeneric.
+//
+//go:noescape
+func adafactorVarianceF32AVX2(c *[16][16]float32, v *float32, grad *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -79,6 +84,21 @@ func roof2F32AVX2(src *float32, d0 *float32, d1 *float32, n int)
 //go:noescape
 func roof3F32AVX2(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
 
+// adafactorSumsF32AVX2 is the AVX2 adafactorSums kernel; see adafactorSumsGeneric.
+//
+//go:noescape
+func adafactorSumsF32AVX2(c *[16][16]float32, grad *float32, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+
+// adafactorNormsF32AVX2 is the AVX2 adafactorNorms kernel; see adafactorNormsGeneric.
+//
+//go:noescape
+func adafactorNormsF32AVX2(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, mode int) (u2 float64, p2 float64)
+
+// adafactorUpdateF32AVX2 is the AVX2 adafactorUpdate kernel; see adafactorUpdateGeneric.
+//
+//go:noescape
+func adafactorUpdateF32AVX2(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, s float32, mode int)
+
 // sgdF64AVX2 is the AVX2 sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -113,6 +133,11 @@ func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, 
 //
 //go:noescape
 func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+
+// adafactorVarianceF64AVX2 is the AVX2 adafactorVariance kernel; see adafactorVarianceGeneric.
+//
+//go:noescape
+func adafactorVarianceF64AVX2(c *[16][8]float64, v *float64, grad *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -154,6 +179,21 @@ func roof2F64AVX2(src *float64, d0 *float64, d1 *float64, n int)
 //go:noescape
 func roof3F64AVX2(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
 
+// adafactorSumsF64AVX2 is the AVX2 adafactorSums kernel; see adafactorSumsGeneric.
+//
+//go:noescape
+func adafactorSumsF64AVX2(c *[16][8]float64, grad *float64, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+
+// adafactorNormsF64AVX2 is the AVX2 adafactorNorms kernel; see adafactorNormsGeneric.
+//
+//go:noescape
+func adafactorNormsF64AVX2(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, mode int) (u2 float64, p2 float64)
+
+// adafactorUpdateF64AVX2 is the AVX2 adafactorUpdate kernel; see adafactorUpdateGeneric.
+//
+//go:noescape
+func adafactorUpdateF64AVX2(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, s float64, mode int)
+
 // sgdF32AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -188,6 +228,11 @@ func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float3
 //
 //go:noescape
 func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
+
+// adafactorVarianceF32AVX512 is the AVX512 adafactorVariance kernel; see adafactorVarianceGeneric.
+//
+//go:noescape
+func adafactorVarianceF32AVX512(c *[16][16]float32, v *float32, grad *float32, n int, mode int)
 
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
@@ -229,6 +274,21 @@ func roof2F32AVX512(src *float32, d0 *float32, d1 *float32, n int)
 //go:noescape
 func roof3F32AVX512(src *float32, d0 *float32, d1 *float32, d2 *float32, n int)
 
+// adafactorSumsF32AVX512 is the AVX512 adafactorSums kernel; see adafactorSumsGeneric.
+//
+//go:noescape
+func adafactorSumsF32AVX512(c *[16][16]float32, grad *float32, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+
+// adafactorNormsF32AVX512 is the AVX512 adafactorNorms kernel; see adafactorNormsGeneric.
+//
+//go:noescape
+func adafactorNormsF32AVX512(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, mode int) (u2 float64, p2 float64)
+
+// adafactorUpdateF32AVX512 is the AVX512 adafactorUpdate kernel; see adafactorUpdateGeneric.
+//
+//go:noescape
+func adafactorUpdateF32AVX512(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, s float32, mode int)
+
 // sgdF64AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -263,6 +323,11 @@ func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64
 //
 //go:noescape
 func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+
+// adafactorVarianceF64AVX512 is the AVX512 adafactorVariance kernel; see adafactorVarianceGeneric.
+//
+//go:noescape
+func adafactorVarianceF64AVX512(c *[16][8]float64, v *float64, grad *float64, n int, mode int)
 
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
@@ -304,6 +369,21 @@ func roof2F64AVX512(src *float64, d0 *float64, d1 *float64, n int)
 //go:noescape
 func roof3F64AVX512(src *float64, d0 *float64, d1 *float64, d2 *float64, n int)
 
+// adafactorSumsF64AVX512 is the AVX512 adafactorSums kernel; see adafactorSumsGeneric.
+//
+//go:noescape
+func adafactorSumsF64AVX512(c *[16][8]float64, grad *float64, rowsum *float64, colsum *float64, rows int, cols int, mode int)
+
+// adafactorNormsF64AVX512 is the AVX512 adafactorNorms kernel; see adafactorNormsGeneric.
+//
+//go:noescape
+func adafactorNormsF64AVX512(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, mode int) (u2 float64, p2 float64)
+
+// adafactorUpdateF64AVX512 is the AVX512 adafactorUpdate kernel; see adafactorUpdateGeneric.
+//
+//go:noescape
+func adafactorUpdateF64AVX512(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, s float64, mode int)
+
 // archSets are the assembly levels of this architecture, lowest first:
 // the functions above, wired into the tables of package kernels.
 var archSets = []*Set{
@@ -324,14 +404,24 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX2(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
-			scale:           scaleF32AVX2,
-			sumSquares:      sumSquaresF32AVX2,
-			sumSquaresCheck: sumSquaresCheckF32AVX2,
-			dot:             dotF32AVX2,
-			nonFinite:       nonFiniteF32AVX2,
-			roof1:           roof1F32AVX2,
-			roof2:           roof2F32AVX2,
-			roof3:           roof3F32AVX2,
+			adafactorVariance: func(c *Coeffs, v, grad *float32, n int) { adafactorVarianceF32AVX2(&c.f32, v, grad, n, c.mode) },
+			scale:             scaleF32AVX2,
+			sumSquares:        sumSquaresF32AVX2,
+			sumSquaresCheck:   sumSquaresCheckF32AVX2,
+			dot:               dotF32AVX2,
+			nonFinite:         nonFiniteF32AVX2,
+			roof1:             roof1F32AVX2,
+			roof2:             roof2F32AVX2,
+			roof3:             roof3F32AVX2,
+			adafactorSums: func(c *Coeffs, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int) {
+				adafactorSumsF32AVX2(&c.f32, grad, rowsum, colsum, rows, cols, mode)
+			},
+			adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64) {
+				return adafactorNormsF32AVX2(&c.f32, p, grad, rv, cv, rows, cols, rm, mode)
+			},
+			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
+				adafactorUpdateF32AVX2(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
+			},
 		},
 		f64: table[float64]{
 			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX2(&c.f64, p, grad, n, c.mode) },
@@ -347,14 +437,24 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX2(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
-			scale:           scaleF64AVX2,
-			sumSquares:      sumSquaresF64AVX2,
-			sumSquaresCheck: sumSquaresCheckF64AVX2,
-			dot:             dotF64AVX2,
-			nonFinite:       nonFiniteF64AVX2,
-			roof1:           roof1F64AVX2,
-			roof2:           roof2F64AVX2,
-			roof3:           roof3F64AVX2,
+			adafactorVariance: func(c *Coeffs, v, grad *float64, n int) { adafactorVarianceF64AVX2(&c.f64, v, grad, n, c.mode) },
+			scale:             scaleF64AVX2,
+			sumSquares:        sumSquaresF64AVX2,
+			sumSquaresCheck:   sumSquaresCheckF64AVX2,
+			dot:               dotF64AVX2,
+			nonFinite:         nonFiniteF64AVX2,
+			roof1:             roof1F64AVX2,
+			roof2:             roof2F64AVX2,
+			roof3:             roof3F64AVX2,
+			adafactorSums: func(c *Coeffs, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int) {
+				adafactorSumsF64AVX2(&c.f64, grad, rowsum, colsum, rows, cols, mode)
+			},
+			adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64) {
+				return adafactorNormsF64AVX2(&c.f64, p, grad, rv, cv, rows, cols, rm, mode)
+			},
+			adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
+				adafactorUpdateF64AVX2(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+			},
 		},
 	},
 	{
@@ -374,14 +474,24 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX512(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
-			scale:           scaleF32AVX512,
-			sumSquares:      sumSquaresF32AVX512,
-			sumSquaresCheck: sumSquaresCheckF32AVX512,
-			dot:             dotF32AVX512,
-			nonFinite:       nonFiniteF32AVX512,
-			roof1:           roof1F32AVX512,
-			roof2:           roof2F32AVX512,
-			roof3:           roof3F32AVX512,
+			adafactorVariance: func(c *Coeffs, v, grad *float32, n int) { adafactorVarianceF32AVX512(&c.f32, v, grad, n, c.mode) },
+			scale:             scaleF32AVX512,
+			sumSquares:        sumSquaresF32AVX512,
+			sumSquaresCheck:   sumSquaresCheckF32AVX512,
+			dot:               dotF32AVX512,
+			nonFinite:         nonFiniteF32AVX512,
+			roof1:             roof1F32AVX512,
+			roof2:             roof2F32AVX512,
+			roof3:             roof3F32AVX512,
+			adafactorSums: func(c *Coeffs, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int) {
+				adafactorSumsF32AVX512(&c.f32, grad, rowsum, colsum, rows, cols, mode)
+			},
+			adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64) {
+				return adafactorNormsF32AVX512(&c.f32, p, grad, rv, cv, rows, cols, rm, mode)
+			},
+			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
+				adafactorUpdateF32AVX512(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
+			},
 		},
 		f64: table[float64]{
 			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX512(&c.f64, p, grad, n, c.mode) },
@@ -397,14 +507,24 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX512(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
-			scale:           scaleF64AVX512,
-			sumSquares:      sumSquaresF64AVX512,
-			sumSquaresCheck: sumSquaresCheckF64AVX512,
-			dot:             dotF64AVX512,
-			nonFinite:       nonFiniteF64AVX512,
-			roof1:           roof1F64AVX512,
-			roof2:           roof2F64AVX512,
-			roof3:           roof3F64AVX512,
+			adafactorVariance: func(c *Coeffs, v, grad *float64, n int) { adafactorVarianceF64AVX512(&c.f64, v, grad, n, c.mode) },
+			scale:             scaleF64AVX512,
+			sumSquares:        sumSquaresF64AVX512,
+			sumSquaresCheck:   sumSquaresCheckF64AVX512,
+			dot:               dotF64AVX512,
+			nonFinite:         nonFiniteF64AVX512,
+			roof1:             roof1F64AVX512,
+			roof2:             roof2F64AVX512,
+			roof3:             roof3F64AVX512,
+			adafactorSums: func(c *Coeffs, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int) {
+				adafactorSumsF64AVX512(&c.f64, grad, rowsum, colsum, rows, cols, mode)
+			},
+			adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64) {
+				return adafactorNormsF64AVX512(&c.f64, p, grad, rv, cv, rows, cols, rm, mode)
+			},
+			adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
+				adafactorUpdateF64AVX512(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+			},
 		},
 	},
 }

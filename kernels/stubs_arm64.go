@@ -42,6 +42,11 @@ func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
 //go:noescape
 func rmspropF32NEON(c *[16][16]float32, p, grad, sq, buf, gavg *float32, n, mode int)
 
+// adafactorVarianceF32NEON is the NEON adafactorVariance kernel; see adafactorVarianceGeneric.
+//
+//go:noescape
+func adafactorVarianceF32NEON(c *[16][16]float32, v, grad *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -82,6 +87,21 @@ func roof2F32NEON(src, d0, d1 *float32, n int)
 //go:noescape
 func roof3F32NEON(src, d0, d1, d2 *float32, n int)
 
+// adafactorSumsF32NEON is the NEON adafactorSums kernel; see adafactorSumsGeneric.
+//
+//go:noescape
+func adafactorSumsF32NEON(c *[16][16]float32, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int)
+
+// adafactorNormsF32NEON is the NEON adafactorNorms kernel; see adafactorNormsGeneric.
+//
+//go:noescape
+func adafactorNormsF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64)
+
+// adafactorUpdateF32NEON is the NEON adafactorUpdate kernel; see adafactorUpdateGeneric.
+//
+//go:noescape
+func adafactorUpdateF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int)
+
 // sgdF64NEON is the NEON sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -116,6 +136,11 @@ func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
 //
 //go:noescape
 func rmspropF64NEON(c *[16][8]float64, p, grad, sq, buf, gavg *float64, n, mode int)
+
+// adafactorVarianceF64NEON is the NEON adafactorVariance kernel; see adafactorVarianceGeneric.
+//
+//go:noescape
+func adafactorVarianceF64NEON(c *[16][8]float64, v, grad *float64, n, mode int)
 
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
@@ -157,6 +182,21 @@ func roof2F64NEON(src, d0, d1 *float64, n int)
 //go:noescape
 func roof3F64NEON(src, d0, d1, d2 *float64, n int)
 
+// adafactorSumsF64NEON is the NEON adafactorSums kernel; see adafactorSumsGeneric.
+//
+//go:noescape
+func adafactorSumsF64NEON(c *[16][8]float64, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int)
+
+// adafactorNormsF64NEON is the NEON adafactorNorms kernel; see adafactorNormsGeneric.
+//
+//go:noescape
+func adafactorNormsF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64)
+
+// adafactorUpdateF64NEON is the NEON adafactorUpdate kernel; see adafactorUpdateGeneric.
+//
+//go:noescape
+func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int)
+
 // archSets are the assembly levels of this architecture.
 var archSets = []*Set{{
 	level: NEON,
@@ -174,14 +214,24 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 			rmspropF32NEON(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 		},
-		sumSquares:      sumSquaresF32NEON,
-		sumSquaresCheck: sumSquaresCheckF32NEON,
-		dot:             dotF32NEON,
-		scale:           scaleF32NEON,
-		nonFinite:       nonFiniteF32NEON,
-		roof1:           roof1F32NEON,
-		roof2:           roof2F32NEON,
-		roof3:           roof3F32NEON,
+		adafactorVariance: func(c *Coeffs, v, grad *float32, n int) { adafactorVarianceF32NEON(&c.f32, v, grad, n, c.mode) },
+		sumSquares:        sumSquaresF32NEON,
+		sumSquaresCheck:   sumSquaresCheckF32NEON,
+		dot:               dotF32NEON,
+		scale:             scaleF32NEON,
+		nonFinite:         nonFiniteF32NEON,
+		roof1:             roof1F32NEON,
+		roof2:             roof2F32NEON,
+		roof3:             roof3F32NEON,
+		adafactorSums: func(c *Coeffs, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int) {
+			adafactorSumsF32NEON(&c.f32, grad, rowsum, colsum, rows, cols, mode)
+		},
+		adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64) {
+			return adafactorNormsF32NEON(&c.f32, p, grad, rv, cv, rows, cols, rm, mode)
+		},
+		adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
+			adafactorUpdateF32NEON(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
+		},
 	},
 	f64: table[float64]{
 		sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64NEON(&c.f64, p, grad, n, c.mode) },
@@ -197,13 +247,23 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 			rmspropF64NEON(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 		},
-		sumSquares:      sumSquaresF64NEON,
-		sumSquaresCheck: sumSquaresCheckF64NEON,
-		dot:             dotF64NEON,
-		scale:           scaleF64NEON,
-		nonFinite:       nonFiniteF64NEON,
-		roof1:           roof1F64NEON,
-		roof2:           roof2F64NEON,
-		roof3:           roof3F64NEON,
+		adafactorVariance: func(c *Coeffs, v, grad *float64, n int) { adafactorVarianceF64NEON(&c.f64, v, grad, n, c.mode) },
+		sumSquares:        sumSquaresF64NEON,
+		sumSquaresCheck:   sumSquaresCheckF64NEON,
+		dot:               dotF64NEON,
+		scale:             scaleF64NEON,
+		nonFinite:         nonFiniteF64NEON,
+		roof1:             roof1F64NEON,
+		roof2:             roof2F64NEON,
+		roof3:             roof3F64NEON,
+		adafactorSums: func(c *Coeffs, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int) {
+			adafactorSumsF64NEON(&c.f64, grad, rowsum, colsum, rows, cols, mode)
+		},
+		adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64) {
+			return adafactorNormsF64NEON(&c.f64, p, grad, rv, cv, rows, cols, rm, mode)
+		},
+		adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
+			adafactorUpdateF64NEON(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+		},
 	},
 }}

@@ -40,46 +40,7 @@ func described(d *abi.Kernel, fast bool) kernel {
 		sig: func(t isa) string {
 			return fmt.Sprintf("func(c %s, %s *%s, n, mode int)", t.coefType(), strings.Join(streams, ", "), t.Elem())
 		},
-		rows: func(t isa, mode int) []int {
-			exact := d.Lower(mode)
-			if t.Z {
-				// AVX-512: every row the variant uses lives in a register
-				// (as 64-byte memory operands they made the loads, not the
-				// arithmetic, the bound in cache).
-				rows := abi.Rows(exact)
-				if fast {
-					rows = append(rows, fastRows...)
-				}
-				slices.Sort(rows)
-				return slices.Compact(rows)
-			}
-			// AVX2, 16 registers: rows are memory operands, except where
-			// an instruction cannot take one.
-			in := map[int]bool{}
-			for {
-				need := regRows(exact, in)
-				if fast && !t.F64 {
-					vals, _ := d.LowerUntil(mode, abi.AdamFastSplit, abi.AdamFastLive...)
-					need = append(need, regRows(vals, in)...)
-				}
-				grew := false
-				for _, r := range need {
-					if !in[r] {
-						in[r], grew = true, true
-					}
-				}
-				if !grew {
-					break
-				}
-			}
-			var rows []int
-			for r := range abi.NumRows {
-				if in[r] {
-					rows = append(rows, r)
-				}
-			}
-			return rows
-		},
+		rows: func(t isa, mode int) []int { return rowRegs(d, t, mode, fast) },
 		body: func(e *env, mode int) {
 			if estimates(e) {
 				vals, vars := d.LowerUntil(mode, abi.AdamFastSplit, abi.AdamFastLive...)
@@ -90,6 +51,47 @@ func described(d *abi.Kernel, fast bool) kernel {
 			e.emit(d.Lower(mode))
 		},
 	}
+}
+
+// rowRegs returns the coefficient rows that variant mode of description d
+// keeps in registers. AVX-512: every row the variant uses (as 64-byte
+// memory operands they made the loads, not the arithmetic, the bound in
+// cache). AVX2, 16 registers: rows are memory operands, except where an
+// instruction cannot take one.
+func rowRegs(d *abi.Kernel, t isa, mode int, fast bool) []int {
+	exact := d.Lower(mode)
+	if t.Z {
+		rows := abi.Rows(exact)
+		if fast {
+			rows = append(rows, fastRows...)
+		}
+		slices.Sort(rows)
+		return slices.Compact(rows)
+	}
+	in := map[int]bool{}
+	for {
+		need := regRows(exact, in)
+		if fast && !t.F64 {
+			vals, _ := d.LowerUntil(mode, abi.AdamFastSplit, abi.AdamFastLive...)
+			need = append(need, regRows(vals, in)...)
+		}
+		grew := false
+		for _, r := range need {
+			if !in[r] {
+				in[r], grew = true, true
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	var rows []int
+	for r := range abi.NumRows {
+		if in[r] {
+			rows = append(rows, r)
+		}
+	}
+	return rows
 }
 
 func isMem(o Op) bool {
@@ -115,6 +117,10 @@ func (e *env) emit(vals []abi.Value) []Op {
 			reg[i] = e.coef(v.Row)
 		case abi.OpLoad:
 			reg[i] = e.ld(v.Stream)
+		case abi.OpArg:
+			reg[i] = e.args[v.Var]
+		case abi.OpSumSq, abi.OpRowSumSq, abi.OpColSumSq:
+			e.reduce(v, a(0))
 		case abi.OpStore:
 			e.st(a(0), v.Stream)
 		case abi.OpMul, abi.OpAdd:

@@ -120,13 +120,23 @@ type env struct {
 	unroll int          // vectors in this iteration (1 in the single and tail loops)
 	extra  []VecVirtual // registers set up by the prologue
 	regs   map[int]VecVirtual
+	// Grid kernels: the broadcast values of the row streams (by stream)
+	// and of the arguments (by name), and the reductions.
+	bcast map[int]VecVirtual
+	args  map[string]VecVirtual
+	grid  *gridEnv
 }
 
 func (e *env) at(s int) Mem {
 	return Mem{Base: e.ptr[s], Index: e.i, Scale: uint8(e.t.ES()), Disp: e.disp}
 }
-func (e *env) ld(s int) VecVirtual { return e.t.load(e.at(s), e.mk) }
-func (e *env) st(v Op, s int)      { e.t.store(v, e.at(s), e.mk) }
+func (e *env) ld(s int) VecVirtual {
+	if v, ok := e.bcast[s]; ok {
+		return v
+	}
+	return e.t.load(e.at(s), e.mk)
+}
+func (e *env) st(v Op, s int) { e.t.store(v, e.at(s), e.mk) }
 
 // last reports whether the vector being written is the last of an unrolled
 // iteration (of more than one vector).
@@ -343,6 +353,9 @@ func main() {
 			reductions(t)
 			for w := 1; w <= 3; w++ {
 				elementwise(roof(w), t)
+			}
+			for _, k := range abi.Grids {
+				grid(k, t)
 			}
 		}
 	}

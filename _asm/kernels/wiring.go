@@ -9,15 +9,38 @@ import (
 	"strings"
 
 	"github.com/fuseopt/fuseopt/_asm/x86"
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
+
+// ret is "return " for a grid kernel with results.
+func ret(d *abi.Kernel) string {
+	if len(d.Sums) > 0 {
+		return "return "
+	}
+	return ""
+}
+
+// gridArgs are the arguments after the coefficient block of a call to grid
+// kernel d: its streams, rows, cols, its arguments and the mode.
+func gridArgs(d *abi.Kernel) string {
+	var a []string
+	for _, s := range d.Streams {
+		a = append(a, s.Name)
+	}
+	a = append(a, "rows", "cols")
+	a = append(a, d.Args...)
+	a = append(a, "mode")
+	return strings.Join(a, ", ")
+}
 
 // slot is one entry of a level's table in package kernels (set.go's table
 // type) filled by a generated function.
 type slot struct {
-	field   string   // the field of the table
-	fn      string   // the assembly function
-	coefs   bool     // fn takes the coefficient block first and the mode last
-	streams []string // the pointer parameters of a kernel with coefs
+	field   string      // the field of the table
+	fn      string      // the assembly function
+	coefs   bool        // fn takes the coefficient block first and the mode last
+	streams []string    // the pointer parameters of a kernel with coefs
+	grid    *abi.Kernel // a grid kernel: its description
 }
 
 // slots collects the table entries of every level and precision, in the
@@ -51,7 +74,10 @@ var archSets = []*Set{
 			prec := strings.ToLower(t.Prec())
 			fmt.Fprintf(&b, "%s: table[%s]{\n", prec, t.Elem())
 			for _, s := range slots[t] {
-				if s.coefs {
+				if s.grid != nil {
+					fmt.Fprintf(&b, "%s: func%s { %s%s(&c.%s, %s) },\n", s.field,
+						abi.GridSignature(s.grid, "c *Coeffs", t.Elem()), ret(s.grid), s.fn, prec, gridArgs(s.grid))
+				} else if s.coefs {
 					args := strings.Join(s.streams, ", ")
 					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int) { %s(&c.%s, %s, n, c.mode) },\n",
 						s.field, args, t.Elem(), s.fn, prec, args)

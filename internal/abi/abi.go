@@ -14,12 +14,12 @@ package abi
 const (
 	RowGS      = iota // gradient scale, negated when maximizing
 	RowWD             // weight decay (coupled)
-	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion)
+	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion, Adafactor)
 	RowC1             // 1 - β1
-	RowC2             // 1 - β2 (RMSprop: 1 - α)
+	RowC2             // 1 - β2 (RMSprop: 1 - α; Adafactor: the lerp coefficient w or w - 1)
 	RowBeta2          // β2 (RMSprop: α)
 	RowIB2            // 1/sqrt(1 - β2^t)
-	RowEps            // ε
+	RowEps            // ε (Adafactor: ε1², in the element type)
 	RowNegA           // -lr/(1 - β1^t)
 	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay))
 	RowMu             // momentum μ
@@ -69,4 +69,8 @@ const (
 	RMSpropWD       = 1 << 0 // RMSprop: coupled weight decay g = fma(wd, p, g)
 	RMSpropCentered = 1 << 1 // RMSprop: keep the gradient's average, divide by the centred root
 	RMSpropMomentum = 1 << 2 // RMSprop: keep a momentum buffer of g/d
+
+	AdafactorWD       = 1 << 0 // Adafactor: decoupled weight decay p = p·decay
+	AdafactorBig      = 1 << 1 // Adafactor: the lerp weight is ≥ 0.5 (PyTorch's second lerp form)
+	AdafactorFactored = 1 << 2 // Adafactor grid kernels, per call: the variance is row_var·col_var/mean
 )

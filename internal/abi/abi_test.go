@@ -103,3 +103,76 @@ func TestDescriptions(t *testing.T) {
 		}
 	}
 }
+
+// TestGridDescriptions checks the grid kernels as TestDescriptions checks
+// the element-wise ones, and what the generators of grid kernels rely on:
+// values the same for a whole row (rows, arguments, loads of row streams)
+// never die, every sum is accumulated in every variant, and the float64
+// streams are only reduced into.
+func TestGridDescriptions(t *testing.T) {
+	for _, k := range Grids {
+		if !k.Grid {
+			t.Errorf("%s: not a grid kernel", k.Name)
+		}
+		streamUsed := make([]bool, len(k.Streams))
+		for _, v := range k.Variants() {
+			vals := k.Lower(v.Mode)
+			summed := map[int]bool{}
+			for _, x := range vals {
+				switch x.Op {
+				case OpLoad, OpStore, OpRowSumSq, OpColSumSq:
+					streamUsed[x.Stream] = true
+					st := k.Streams[x.Stream]
+					if c := st.Only; c != nil && !c.Holds(v.Mode) {
+						t.Errorf("%s mode %d: stream %s used where %s does not hold", k.Name, v.Mode, st.Name, c.Name)
+					}
+					if st.F64 != (x.Op == OpRowSumSq || x.Op == OpColSumSq) {
+						t.Errorf("%s mode %d: %v on stream %s (float64 %v)", k.Name, v.Mode, x.Op, st.Name, st.F64)
+					}
+					if x.Op == OpStore && st.Kind != StreamFull {
+						t.Errorf("%s mode %d: store into stream %s, not a full stream", k.Name, v.Mode, st.Name)
+					}
+				case OpSumSq:
+					summed[x.Sum] = true
+				}
+				for j, a := range x.Args {
+					if x.Dies[j] && k.Fixed(vals[a]) {
+						t.Errorf("%s mode %d: %v dies", k.Name, v.Mode, vals[a].Op)
+					}
+				}
+			}
+			if len(summed) != len(k.Sums) {
+				t.Errorf("%s mode %d: sums %v accumulated, of %v", k.Name, v.Mode, summed, k.Sums)
+			}
+		}
+		for i, u := range streamUsed {
+			if !u {
+				t.Errorf("%s: stream %s is never used", k.Name, k.Streams[i].Name)
+			}
+		}
+	}
+}
+
+// TestGridLowerErrors: a sum, an argument or a reduction stream that the
+// kernel does not have stops the lowering.
+func TestGridLowerErrors(t *testing.T) {
+	for name, body := range map[string][]Stmt{
+		"sum":      {SumSq("nope", Load("x"))},
+		"arg":      {Set("y", Arg("nope")), SumSq("s", Var("y"))},
+		"row sum":  {RowSumSq("x", Load("x"))},
+		"col sum":  {ColSumSq("r", Load("x"))},
+		"col kind": {ColSumSq("c32", Load("x"))},
+	} {
+		k := &Kernel{Name: name, Grid: true, Sums: []string{"s"},
+			Streams: []Stream{{Name: "x"}, {Name: "r", Kind: StreamRow, F64: true}, {Name: "c32", Kind: StreamCol}},
+			Body:    body}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: lowered", name)
+				}
+			}()
+			k.Lower(0)
+		}()
+	}
+}

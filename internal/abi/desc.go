@@ -24,9 +24,47 @@ type Kernel struct {
 	Body  []Stmt
 	// Unroll is the number of vectors per iteration of the AVX2 and
 	// AVX-512 loops (NEON always does four): a performance choice, bounded
-	// by the registers the body needs.
+	// by the registers the body needs. In a grid kernel it is the number
+	// of 16-element blocks per iteration.
 	Unroll struct{ AVX2, AVX512 int }
+
+	// Grid makes the kernel a grid kernel: it runs over the rows×cols
+	// elements of a row-major matrix, row after row, each row in order of
+	// its columns, and its streams may be indexed by row or by column
+	// (Stream.Kind). Element (i, j) is element i·cols + j of a full
+	// stream, element i of a row stream and element j of a column stream.
+	// A grid kernel also takes the mode as an argument (not only from the
+	// coefficient block), since its variants can depend on the call.
+	Grid bool
+	// Args are per-call scalars of the element type (grid kernels only),
+	// the operands of Arg.
+	Args []string
+	// Sums are the float64 results of the kernel (grid kernels only), in
+	// order: each is accumulated by SumSq statements.
+	Sums []string
 }
+
+// StreamKind says how a grid kernel indexes a stream.
+type StreamKind uint8
+
+// The stream kinds. Every stream of an element-wise kernel is full.
+const (
+	StreamFull StreamKind = iota // element (i, j) is element i·cols + j
+	StreamRow                    // element (i, j) is element i: one value per row
+	StreamCol                    // element (i, j) is element j: the same for every row
+)
+
+// The reductions of grid kernels. Each accumulates the square of a value
+// of the element type in float64, x² added by one fma (the product of
+// two float64 conversions of an element-type value is exact for float32,
+// and rounded once with the sum for float64), into 16 lanes: element
+// (i, j) goes to lane j mod 16, so that a 16-element block of a row fills
+// the lanes once. The lanes of a SumSq run over the whole call, row after
+// row; those of a RowSumSq start at zero at each row. Both end with the
+// fixed tree of the other reductions: l[i] += l[i+8], l[i] += l[i+4],
+// l[i] += l[i+2], l[0] + l[1]. A ColSumSq has no lanes: element j of its
+// column stream is the chain fma(x, x, s) over the rows in order, starting
+// from what the stream holds.
 
 // A Stream is a pointer parameter of a kernel: n elements that the body
 // loads and stores. Only, when set, is the condition under which the
@@ -34,6 +72,10 @@ type Kernel struct {
 type Stream struct {
 	Name string
 	Only *Cond
+	Kind StreamKind // grid kernels: how the stream is indexed
+	// F64 makes the stream float64 whatever the element type: the row
+	// and column sums of a grid kernel (RowSumSq, ColSumSq).
+	F64 bool
 }
 
 // A Cond is a condition on the mode argument: it holds when
@@ -53,30 +95,35 @@ type Op uint8
 // The operations. Every arithmetic operation rounds its exact result once
 // to the element type.
 const (
-	OpLoad  Op = iota // element i of a stream
-	OpRow             // a coefficient of the block (the same for every element)
-	OpVar             // the value of a variable
-	OpMul             // a·b
-	OpAdd             // a + b
-	OpSub             // a - b
-	OpDiv             // a / b
-	OpSqrt            // sqrt(a)
-	OpFMA             // a·b + c, rounded once
-	OpMax             // a != a || a > b ? a : b: NaN if either is, b where they are equal
-	OpSign            // a > 0 ? 1 : a < 0 ? -1 : a (so ±0 and NaN stay what they are)
-	OpStore           // (lowered form only) store a into element i of a stream
+	OpLoad     Op = iota // element i of a stream
+	OpRow                // a coefficient of the block (the same for every element)
+	OpVar                // the value of a variable
+	OpMul                // a·b
+	OpAdd                // a + b
+	OpSub                // a - b
+	OpDiv                // a / b
+	OpSqrt               // sqrt(a)
+	OpFMA                // a·b + c, rounded once
+	OpMax                // a != a || a > b ? a : b: NaN if either is, b where they are equal
+	OpSign               // a > 0 ? 1 : a < 0 ? -1 : a (so ±0 and NaN stay what they are)
+	OpStore              // (lowered form only) store a into element i of a stream
+	OpArg                // a per-call scalar of a grid kernel (the same for every element)
+	OpSumSq              // (lowered form only) add a² into the lanes of a sum (Value.Sum)
+	OpRowSumSq           // (lowered form only) add a² into the lanes of the row's sum (Value.Stream)
+	OpColSumSq           // (lowered form only) stream[j] = fma(a, a, stream[j]) in float64
 )
 
-var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "store"}
+var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "store",
+	"arg", "sumsq", "rowsumsq", "colsumsq"}
 
 func (o Op) String() string { return opNames[o] }
 
 // Args returns the number of operands of o.
 func (o Op) Args() int {
 	switch o {
-	case OpLoad, OpRow, OpVar:
+	case OpLoad, OpRow, OpVar, OpArg:
 		return 0
-	case OpSqrt, OpSign, OpStore:
+	case OpSqrt, OpSign, OpStore, OpSumSq, OpRowSumSq, OpColSumSq:
 		return 1
 	case OpFMA:
 		return 3
@@ -88,9 +135,12 @@ func (o Op) Args() int {
 type Expr struct {
 	Op   Op
 	Args []*Expr
-	Name string // OpLoad: the stream; OpVar: the variable
+	Name string // OpLoad: the stream; OpVar: the variable; OpArg: the argument
 	Row  int    // OpRow
 }
+
+// Arg is the per-call scalar argument a of a grid kernel.
+func Arg(a string) *Expr { return &Expr{Op: OpArg, Name: a} }
 
 // Load is element i of stream s.
 func Load(s string) *Expr { return &Expr{Op: OpLoad, Name: s} }
@@ -130,9 +180,12 @@ func Sign(a *Expr) *Expr { return &Expr{Op: OpSign, Args: []*Expr{a}} }
 type StmtKind uint8
 
 const (
-	StmtSet   StmtKind = iota // Dst = X
-	StmtStore                 // stream Dst, element i = X
-	StmtIf                    // if Cond { Then } else { Else }
+	StmtSet      StmtKind = iota // Dst = X
+	StmtStore                    // stream Dst, element i = X
+	StmtIf                       // if Cond { Then } else { Else }
+	StmtSumSq                    // add X² into the lanes of sum Dst (grid kernels)
+	StmtRowSumSq                 // add X² into the lanes of the row's sum, stored in row stream Dst at the row's end
+	StmtColSumSq                 // column stream Dst, element j = fma(X, X, itself), in float64
 )
 
 // A Stmt is a statement of a description.
@@ -149,6 +202,17 @@ func Set(v string, x *Expr) Stmt { return Stmt{Kind: StmtSet, Dst: v, X: x} }
 
 // Store writes x to element i of stream s.
 func Store(s string, x *Expr) Stmt { return Stmt{Kind: StmtStore, Dst: s, X: x} }
+
+// SumSq adds x² into the lanes of the kernel's sum named sum (grid
+// kernels; see the reductions above).
+func SumSq(sum string, x *Expr) Stmt { return Stmt{Kind: StmtSumSq, Dst: sum, X: x} }
+
+// RowSumSq adds x² into the lanes of the row's sum, which is stored, after
+// the row's last element, into element i of the float64 row stream s.
+func RowSumSq(s string, x *Expr) Stmt { return Stmt{Kind: StmtRowSumSq, Dst: s, X: x} }
+
+// ColSumSq sets element j of the float64 column stream s to fma(x, x, s[j]).
+func ColSumSq(s string, x *Expr) Stmt { return Stmt{Kind: StmtColSumSq, Dst: s, X: x} }
 
 // If runs then when c holds.
 func If(c *Cond, then ...Stmt) Stmt { return Stmt{Kind: StmtIf, Cond: c, Then: then} }
@@ -229,13 +293,15 @@ func (k *Kernel) StreamIndex(s string) int {
 // operand is a value index.
 type Value struct {
 	Op     Op
-	Args   []int // operand values
-	Stream int   // OpLoad, OpStore: index into Kernel.Streams
-	Row    int   // OpRow
-	Var    string
+	Args   []int  // operand values
+	Stream int    // OpLoad, OpStore, OpRowSumSq, OpColSumSq: index into Kernel.Streams
+	Row    int    // OpRow
+	Sum    int    // OpSumSq: index into Kernel.Sums
+	Var    string // OpArg: the argument
 	// Dies[j] reports whether this is the last use of Args[j]: the result
 	// may overwrite it. A value that occurs more than once in Args dies at
-	// its last occurrence only; rows never die.
+	// its last occurrence only; rows, arguments and loads of row streams
+	// (values the same for many vectors) never die.
 	Dies []bool
 }
 
@@ -254,7 +320,8 @@ func (k *Kernel) Lower(mode int) []Value {
 // from them). The variables named in live are used after the end; no
 // other value is.
 func (k *Kernel) LowerUntil(mode int, stop string, live ...string) ([]Value, map[string]int) {
-	l := &lowering{k: k, vars: map[string]int{}, loads: map[int]int{}, rows: map[int]int{}, stored: map[int]bool{}}
+	l := &lowering{k: k, vars: map[string]int{}, loads: map[int]int{}, rows: map[int]int{}, args: map[string]int{},
+		stored: map[int]bool{}}
 	l.stmts(k.Body, mode, stop)
 	if stop != "" && !l.stopped {
 		panic(fmt.Sprintf("kernel %s: no statement sets %q", k.Name, stop))
@@ -277,7 +344,7 @@ func (k *Kernel) LowerUntil(mode int, stop string, live ...string) ([]Value, map
 		v := &vals[i]
 		v.Dies = make([]bool, len(v.Args))
 		for j, a := range v.Args {
-			v.Dies[j] = last[a] == i && vals[a].Op != OpRow && !slices.Contains(v.Args[j+1:], a)
+			v.Dies[j] = last[a] == i && !k.Fixed(vals[a]) && !slices.Contains(v.Args[j+1:], a)
 		}
 	}
 	return vals, l.vars
@@ -287,8 +354,9 @@ type lowering struct {
 	k       *Kernel
 	vals    []Value
 	vars    map[string]int
-	loads   map[int]int // stream → value
-	rows    map[int]int // row → value
+	loads   map[int]int    // stream → value
+	rows    map[int]int    // row → value
+	args    map[string]int // argument → value
 	stored  map[int]bool
 	stopped bool
 }
@@ -310,6 +378,22 @@ func (l *lowering) stmts(ss []Stmt, mode int, stop string) {
 			x := l.expr(s.X)
 			l.vals = append(l.vals, Value{Op: OpStore, Args: []int{x}, Stream: st})
 			l.stored[st] = true
+		case StmtSumSq:
+			sum := slices.Index(l.k.Sums, s.Dst)
+			if sum < 0 {
+				panic(fmt.Sprintf("kernel %s has no sum %q", l.k.Name, s.Dst))
+			}
+			l.vals = append(l.vals, Value{Op: OpSumSq, Args: []int{l.expr(s.X)}, Sum: sum})
+		case StmtRowSumSq, StmtColSumSq:
+			st := l.k.StreamIndex(s.Dst)
+			want, op := StreamRow, OpRowSumSq
+			if s.Kind == StmtColSumSq {
+				want, op = StreamCol, OpColSumSq
+			}
+			if l.k.Streams[st].Kind != want || !l.k.Streams[st].F64 {
+				panic(fmt.Sprintf("kernel %s: %v into stream %s, not a float64 stream of that kind", l.k.Name, op, s.Dst))
+			}
+			l.vals = append(l.vals, Value{Op: op, Args: []int{l.expr(s.X)}, Stream: st})
 		case StmtIf:
 			if s.Cond.Holds(mode) {
 				l.stmts(s.Then, mode, stop)
@@ -344,6 +428,15 @@ func (l *lowering) expr(x *Expr) int {
 		}
 		l.rows[x.Row] = l.add(Value{Op: OpRow, Row: x.Row})
 		return l.rows[x.Row]
+	case OpArg:
+		if !slices.Contains(l.k.Args, x.Name) {
+			panic(fmt.Sprintf("kernel %s has no argument %q", l.k.Name, x.Name))
+		}
+		if v, ok := l.args[x.Name]; ok {
+			return v
+		}
+		l.args[x.Name] = l.add(Value{Op: OpArg, Var: x.Name})
+		return l.args[x.Name]
 	}
 	if len(x.Args) != x.Op.Args() {
 		panic(fmt.Sprintf("kernel %s: %v with %d operands", l.k.Name, x.Op, len(x.Args)))
@@ -358,6 +451,13 @@ func (l *lowering) expr(x *Expr) int {
 func (l *lowering) add(v Value) int {
 	l.vals = append(l.vals, v)
 	return len(l.vals) - 1
+}
+
+// Fixed reports whether value v is the same for every vector of a row, so
+// that it is computed once and never overwritten: a coefficient row, an
+// argument, or a load of a row stream.
+func (k *Kernel) Fixed(v Value) bool {
+	return v.Op == OpRow || v.Op == OpArg || v.Op == OpLoad && k.Streams[v.Stream].Kind == StreamRow
 }
 
 // Rows returns the coefficient rows that vals use.

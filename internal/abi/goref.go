@@ -41,9 +41,15 @@ func setGenericElementwise[T Float](t *table[T]) {
 	for _, k := range Elementwise {
 		fmt.Fprintf(&b, "t.%s = %sGeneric[T]\n", k.Name, k.Name)
 	}
+	for _, k := range Grids {
+		fmt.Fprintf(&b, "t.%s = %sGeneric[T]\n", k.Name, k.Name)
+	}
 	b.WriteString("}\n")
 	for _, k := range Elementwise {
 		goKernel(&b, k)
+	}
+	for _, k := range Grids {
+		goGrid(&b, k)
 	}
 	out, err := format.Source(b.Bytes())
 	if err != nil {
@@ -104,6 +110,194 @@ func goKernel(b *bytes.Buffer, k *Kernel) {
 	b.WriteString("}\n}\n")
 }
 
+// GridSignature returns the parameters and results of grid kernel k in Go
+// syntax, with elem the element type: the coefficient block (coef, its
+// name and type), the streams (float64 streams *float64), rows and cols, the
+// arguments, the mode, and a float64 result per sum.
+func GridSignature(k *Kernel, coef, elem string) string {
+	var ps []string
+	ps = append(ps, coef)
+	for _, s := range k.Streams {
+		t := elem
+		if s.F64 {
+			t = "float64"
+		}
+		ps = append(ps, s.Name+" *"+t)
+	}
+	ps = append(ps, "rows, cols int")
+	for _, a := range k.Args {
+		ps = append(ps, a+" "+elem)
+	}
+	ps = append(ps, "mode int")
+	sig := "(" + strings.Join(ps, ", ") + ")"
+	if len(k.Sums) > 0 {
+		sig += " (" + strings.Join(k.Sums, ", ") + " float64)"
+	}
+	return sig
+}
+
+// goGrid writes the reference of grid kernel k: a loop over the rows and,
+// in each, over the columns, whose body is the description.
+func goGrid(b *bytes.Buffer, k *Kernel) {
+	fmt.Fprintf(b, "\n// %sGeneric is the reference %s kernel, written from its description in\n", k.Name, k.Name)
+	fmt.Fprintf(b, "// internal/abi: for each row, for each element of the row, the\n")
+	fmt.Fprintf(b, "// operations of the description in order.\n")
+	fmt.Fprintf(b, "func %sGeneric[T Float]%s {\n", k.Name, GridSignature(k, "cf *Coeffs", "T"))
+	for _, c := range k.Conds {
+		fmt.Fprintf(b, "%s := mode&%d == %d // %s\n", c.Name, c.Mask, c.Value, c.Doc)
+	}
+	for _, s := range k.Streams {
+		n := map[StreamKind]string{StreamFull: "rows*cols", StreamRow: "rows", StreamCol: "cols"}[s.Kind]
+		t := "T"
+		if s.F64 {
+			t = "float64"
+		}
+		if s.Only != nil {
+			fmt.Fprintf(b, "var %ss []%s\nif %s {\n%ss = unsafe.Slice(%s, %s)\n}\n", s.Name, t, s.Only.Name, s.Name, s.Name, n)
+		} else {
+			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, %s)\n", s.Name, s.Name, n)
+		}
+	}
+	rows := map[int]bool{}
+	walkStmts(k.Body, func(x *Expr) {
+		if x.Op == OpRow {
+			rows[x.Row] = true
+		}
+	})
+	b.WriteString("var (\n")
+	for r := range NumRows {
+		if rows[r] {
+			fmt.Fprintf(b, "%s = row[T](cf, abi.%s)\n", RowNames[r], RowSyms[r])
+		}
+	}
+	b.WriteString(")\n")
+	for _, s := range k.Sums {
+		fmt.Fprintf(b, "var %sLanes [16]float64\n", s)
+	}
+	b.WriteString("for i := range rows {\n")
+	var rowSums []string
+	setStmtsOf(k.Body, func(s Stmt) {
+		if s.Kind == StmtRowSumSq {
+			rowSums = append(rowSums, s.Dst)
+		}
+	})
+	for _, s := range rowSums {
+		fmt.Fprintf(b, "var %sLanes [16]float64\n", s)
+	}
+	b.WriteString("for j := range cols {\n")
+	b.WriteString("e := i*cols + j\n")
+	usesE := false
+	walkStmts(k.Body, func(x *Expr) {
+		if x.Op == OpLoad && k.Streams[k.StreamIndex(x.Name)].Kind == StreamFull {
+			usesE = true
+		}
+	})
+	setStmtsOf(k.Body, func(s Stmt) {
+		if s.Kind == StmtStore {
+			usesE = true
+		}
+	})
+	if !usesE {
+		b.WriteString("_ = e\n")
+	}
+	declared := map[string]bool{}
+	for _, s := range k.Body {
+		if s.Kind == StmtIf {
+			var vars []string
+			setVars([]Stmt{s}, func(v string) {
+				if !declared[v] {
+					declared[v] = true
+					vars = append(vars, v)
+				}
+			})
+			if len(vars) > 0 {
+				fmt.Fprintf(b, "var %s T\n", strings.Join(vars, ", "))
+			}
+		}
+		gridStmt(b, k, s, declared)
+	}
+	b.WriteString("}\n")
+	for _, s := range rowSums {
+		fmt.Fprintf(b, "%ss[i] = combine16(&%sLanes)\n", s, s)
+	}
+	b.WriteString("}\n")
+	if len(k.Sums) > 0 {
+		var rs []string
+		for _, s := range k.Sums {
+			rs = append(rs, fmt.Sprintf("combine16(&%sLanes)", s))
+		}
+		fmt.Fprintf(b, "return %s\n", strings.Join(rs, ", "))
+	}
+	b.WriteString("}\n")
+}
+
+func gridStmt(b *bytes.Buffer, k *Kernel, s Stmt, declared map[string]bool) {
+	x := func() string { return gridExpr(k, s.X) }
+	switch s.Kind {
+	case StmtSet:
+		op := "="
+		if !declared[s.Dst] {
+			op = ":="
+			declared[s.Dst] = true
+		}
+		fmt.Fprintf(b, "%s %s %s\n", s.Dst, op, x())
+	case StmtStore:
+		fmt.Fprintf(b, "%ss[%s] = %s\n", s.Dst, gridIndex(k, s.Dst), x())
+	case StmtSumSq, StmtRowSumSq:
+		fmt.Fprintf(b, "sumSq16(&%sLanes, j, %s)\n", s.Dst, x())
+	case StmtColSumSq:
+		fmt.Fprintf(b, "%ss[j] = sq64(%s, %ss[j])\n", s.Dst, x(), s.Dst)
+	case StmtIf:
+		fmt.Fprintf(b, "if %s {\n", s.Cond.Name)
+		for _, t := range s.Then {
+			gridStmt(b, k, t, declared)
+		}
+		if len(s.Else) > 0 {
+			b.WriteString("} else {\n")
+			for _, t := range s.Else {
+				gridStmt(b, k, t, declared)
+			}
+		}
+		b.WriteString("}\n")
+	}
+}
+
+// gridIndex is the index of element (i, j) in stream s of grid kernel k.
+func gridIndex(k *Kernel, s string) string {
+	switch k.Streams[k.StreamIndex(s)].Kind {
+	case StreamRow:
+		return "i"
+	case StreamCol:
+		return "j"
+	}
+	return "e"
+}
+
+func gridExpr(k *Kernel, x *Expr) string {
+	switch x.Op {
+	case OpLoad:
+		return fmt.Sprintf("%ss[%s]", x.Name, gridIndex(k, x.Name))
+	case OpArg:
+		return x.Name
+	}
+	y := *x
+	y.Args = nil
+	a := make([]string, len(x.Args))
+	for i, arg := range x.Args {
+		a[i] = gridExpr(k, arg)
+	}
+	return goOp(&y, a)
+}
+
+// setStmtsOf calls f for every statement of ss, nested ones included.
+func setStmtsOf(ss []Stmt, f func(Stmt)) {
+	for _, s := range ss {
+		f(s)
+		setStmtsOf(s.Then, f)
+		setStmtsOf(s.Else, f)
+	}
+}
+
 func goStmt(b *bytes.Buffer, s Stmt, declared map[string]bool) {
 	switch s.Kind {
 	case StmtSet:
@@ -135,6 +329,11 @@ func goExpr(x *Expr) string {
 	for i, y := range x.Args {
 		a[i] = goExpr(y)
 	}
+	return goOp(x, a)
+}
+
+// goOp writes operation x with its operands a already written.
+func goOp(x *Expr, a []string) string {
 	switch x.Op {
 	case OpLoad:
 		return x.Name + "s[i]"

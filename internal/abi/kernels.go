@@ -7,7 +7,11 @@ package abi
 
 // Elementwise lists the described kernels, in the order the generators
 // write them.
-var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop}
+var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop, AdafactorVariance}
+
+// Grids lists the described grid kernels, in the order the generators
+// write them.
+var Grids = []*Kernel{AdafactorSums, AdafactorNorms, AdafactorUpdate}
 
 // The conditions of the modes.
 var (
@@ -27,6 +31,10 @@ var (
 	CondRMSpropWD       = &Cond{Name: "coupled", Mask: RMSpropWD, Value: RMSpropWD, Doc: "coupled weight decay"}
 	CondRMSpropCentered = &Cond{Name: "centered", Mask: RMSpropCentered, Value: RMSpropCentered, Doc: "centered: subtract the square of the gradient's average"}
 	CondRMSpropMomentum = &Cond{Name: "momentum", Mask: RMSpropMomentum, Value: RMSpropMomentum, Doc: "momentum: p moves by the buffer"}
+
+	CondAdafactorWD       = &Cond{Name: "decoupled", Mask: AdafactorWD, Value: AdafactorWD, Doc: "weight decay: p = p·decay"}
+	CondAdafactorBig      = &Cond{Name: "big", Mask: AdafactorBig, Value: AdafactorBig, Doc: "lerp weight ≥ 0.5: fma(w - 1, d, end)"}
+	CondAdafactorFactored = &Cond{Name: "factored", Mask: AdafactorFactored, Value: AdafactorFactored, Doc: "factored: x = row·col/mean"}
 )
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
@@ -225,4 +233,120 @@ var RMSprop = &Kernel{
 			[]Stmt{Store("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p")))}),
 	},
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// The Adafactor kernels (torch.optim.Adafactor). A step of a factored
+// parameter (a matrix, or a batch of them) takes three passes over it:
+// AdafactorSums, then, once the row and column factors are updated from
+// those sums, AdafactorNorms, then, once the step size is known from its
+// sums, AdafactorUpdate; a vector takes AdafactorVariance and the last two
+// (not factored). Between the passes the caller works on scalars and on
+// the factors (package kernels: Set.AdafactorFactorsF32 and
+// AdafactorStepSize).
+
+// AdafactorVariance is the variance of a vector parameter,
+// variance.lerp_(g·g, w) in PyTorch's vectorised lerp, which chooses its
+// form by the weight w = t^beta2_decay:
+//
+//	g := grad·gs
+//	gg := g·g
+//	d := gg - v
+//	v = big ? fma(w - 1, d, gg) : fma(w, d, v)          // big: w ≥ 0.5
+//
+// The c2 row holds w - 1 or w, computed in the element type.
+var AdafactorVariance = &Kernel{
+	Name:    "adafactorVariance",
+	Streams: []Stream{{Name: "v"}, {Name: "grad"}},
+	Conds:   []*Cond{CondAdafactorBig},
+	Body: []Stmt{
+		gradient(),
+		Set("gg", Mul(Var("g"), Var("g"))),
+		Set("d", Sub(Var("gg"), Load("v"))),
+		IfElse(CondAdafactorBig,
+			[]Stmt{Store("v", FMA(Row(RowC2), Var("d"), Var("gg")))},
+			[]Stmt{Store("v", FMA(Row(RowC2), Var("d"), Load("v")))}),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{3, 4},
+}
+
+// AdafactorSums is the first pass over a factored parameter, on whole rows:
+//
+//	g := grad·gs
+//	rowsum[i] = Σ_j g²        (16 lanes by j mod 16, then the tree)
+//	colsum[j] = fma(g, g, colsum[j])   (rows in order)
+//
+// in float64; the caller zeroes colsum first.
+var AdafactorSums = &Kernel{
+	Name: "adafactorSums", Grid: true,
+	Streams: []Stream{{Name: "grad"}, {Name: "rowsum", Kind: StreamRow, F64: true},
+		{Name: "colsum", Kind: StreamCol, F64: true}},
+	Body: []Stmt{
+		gradient(),
+		RowSumSq("rowsum", Var("g")),
+		ColSumSq("colsum", Var("g")),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{1, 1},
+}
+
+// adafactorU is the update element u of Adafactor, PyTorch's
+// var_estimate = row_var @ col_var; var_estimate.div_(mean);
+// update = var_estimate.clamp_(min=eps1²).rsqrt_(); update.mul_(grad):
+//
+//	x := factored ? (rv·cv)/rm : cv        // vector: cv is the variance
+//	x = max(x, eps1²)                       // NaN stays NaN
+//	r := 1/sqrt(x)
+//	g := grad·gs
+//	u := r·g
+//
+// rv is the row's row_var, cv the column's col_var, rm the clamped mean of
+// row_var.
+func adafactorU() []Stmt {
+	return []Stmt{
+		IfElse(CondAdafactorFactored,
+			[]Stmt{Set("x", Div(Mul(Load("rv"), Load("cv")), Arg("rm")))},
+			[]Stmt{Set("x", Load("cv"))}),
+		Set("x", Max(Var("x"), Row(RowEps))),
+		Set("r", Div(Row(RowOne), Sqrt(Var("x")))),
+		gradient(),
+		Set("u", Mul(Var("r"), Var("g"))),
+	}
+}
+
+// adafactorStreams are the streams of the last two passes: for a vector
+// (not factored), one row whose columns are the elements, and cv the
+// variance.
+var adafactorStreams = []Stream{{Name: "p"}, {Name: "grad"},
+	{Name: "rv", Kind: StreamRow, Only: CondAdafactorFactored}, {Name: "cv", Kind: StreamCol}}
+
+// AdafactorNorms is the second pass: the sums of squares of the update u
+// (adafactorU) and of p (before the weight decay), in float64:
+//
+//	u2 += u², p2 += p²       (16 lanes by j mod 16 over the call, then the tree)
+var AdafactorNorms = &Kernel{
+	Name: "adafactorNorms", Grid: true,
+	Streams: adafactorStreams,
+	Conds:   []*Cond{CondAdafactorFactored},
+	Args:    []string{"rm"},
+	Sums:    []string{"u2", "p2"},
+	Body: append(adafactorU(),
+		SumSq("u2", Var("u")),
+		SumSq("p2", Load("p"))),
+	Unroll: struct{ AVX2, AVX512 int }{1, 1},
+}
+
+// AdafactorUpdate is the last pass, with s = -α/denom from the sums of
+// AdafactorNorms; u is recomputed as AdafactorNorms computed it:
+//
+//	if decoupled { p = p·decay }
+//	p = fma(u, s, p)
+var AdafactorUpdate = &Kernel{
+	Name: "adafactorUpdate", Grid: true,
+	Streams: adafactorStreams,
+	Conds:   []*Cond{CondAdafactorFactored, CondAdafactorWD},
+	Args:    []string{"rm", "s"},
+	Body: append(adafactorU(),
+		Set("p", Load("p")),
+		If(CondAdafactorWD, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		Store("p", FMA(Var("u"), Arg("s"), Var("p")))),
+	Unroll: struct{ AVX2, AVX512 int }{1, 2},
 }

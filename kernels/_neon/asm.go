@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // gen accumulates the text of the assembly file.
@@ -17,7 +19,8 @@ type gen struct {
 // package kernels' table that it fills.
 type stub struct {
 	field, name, sig string
-	streams          []string // with the coefficient block: the pointer parameters
+	streams          []string    // with the coefficient block: the pointer parameters
+	grid             *abi.Kernel // a grid kernel: its description
 }
 
 // p writes one instruction line in Go assembler syntax.

@@ -77,24 +77,45 @@ type body struct {
 	s    shape
 	coef map[int]V // row → register
 	grp  []V       // value → first register of its group
-	used [5]bool   // data groups V0–V3, …, V16–V19 in use
+	// The data groups: ngroups groups of gsize registers from V0 (zero:
+	// five groups of four, V0–V19); used marks those in use.
+	gsize, ngroups int
+	used           []bool
+	// Grid kernels: the registers of the arguments and of the broadcast
+	// row streams, the pointer register of each stream (default R1 up),
+	// and the reductions.
+	args   map[string]V
+	bcast  map[int]V
+	ptr    map[int]string
+	reduce func(v abi.Value, x V)
 }
 
 // alloc returns the first register of a free data group.
 func (b *body) alloc() V {
+	if b.gsize == 0 {
+		b.gsize, b.ngroups = 4, 5
+	}
+	if b.used == nil {
+		b.used = make([]bool, b.ngroups)
+	}
 	for i, u := range b.used {
 		if !u {
 			b.used[i] = true
-			return V(4 * i)
+			return V(b.gsize * i)
 		}
 	}
-	panic("out of data registers: the body keeps more than five values live")
+	panic(fmt.Sprintf("out of data registers: the body keeps more than %d values live", b.ngroups))
 }
 
-func (b *body) free(v V) { b.used[v/4] = false }
+func (b *body) free(v V) { b.used[int(v)/b.gsize] = false }
 
 // streamReg returns the register that holds the pointer of stream st.
-func streamReg(st int) string { return fmt.Sprintf("R%d", st+1) }
+func (b *body) streamReg(st int) string {
+	if r, ok := b.ptr[st]; ok {
+		return r
+	}
+	return fmt.Sprintf("R%d", st+1)
+}
 
 // emit writes the instructions of vals, one operation for every vector of
 // the pass before the next, so that the vectors' chains are independent
@@ -120,8 +141,13 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 		// r returns the register of operand k for vector j.
 		r := func(k int, j V) V {
 			x := v.Args[k]
-			if vals[x].Op == abi.OpRow {
+			switch {
+			case vals[x].Op == abi.OpRow:
 				return b.coef[vals[x].Row]
+			case vals[x].Op == abi.OpArg:
+				return b.args[vals[x].Var]
+			case vals[x].Op == abi.OpLoad && b.bcast != nil && isBcast(b, vals[x].Stream):
+				return b.bcast[vals[x].Stream]
 			}
 			return b.grp[x] + j
 		}
@@ -138,18 +164,23 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 			return b.alloc()
 		}
 		switch v.Op {
-		case abi.OpRow:
+		case abi.OpRow, abi.OpArg:
 		case abi.OpLoad:
+			if b.bcast != nil && isBcast(b, v.Stream) {
+				break
+			}
 			d := b.alloc()
 			// A stream the variant writes advances its pointer with the
 			// store; the others with the load.
-			g.load(e, s, d, streamReg(v.Stream), !stored[v.Stream])
+			g.load(e, s, d, b.streamReg(v.Stream), !stored[v.Stream])
 			b.grp[i] = d
 		case abi.OpStore:
 			if !data(0) {
 				panic("store of a coefficient")
 			}
-			g.store(e, s, b.grp[v.Args[0]], streamReg(v.Stream))
+			g.store(e, s, b.grp[v.Args[0]], b.streamReg(v.Stream))
+		case abi.OpSumSq, abi.OpRowSumSq, abi.OpColSumSq:
+			b.reduce(v, r(0, 0))
 		case abi.OpMul, abi.OpAdd, abi.OpSub, abi.OpDiv:
 			f := map[abi.Op]func(elem, V, V, V){abi.OpMul: g.fmul, abi.OpAdd: g.fadd, abi.OpSub: g.fsub, abi.OpDiv: g.fdiv}[v.Op]
 			d := dst()
@@ -252,5 +283,12 @@ func (b *body) fastTail(x, m, p V) {
 	// p = fma(-a, m·q, p).
 	s.each(func(j V) { g.fmul(e, t1+j, m+j, t1+j) })
 	s.each(func(j V) { g.fmla(e, p+j, nega, t1+j) })
-	g.store(e, s, p, streamReg(0))
+	g.store(e, s, p, b.streamReg(0))
+}
+
+// isBcast reports whether stream st of a grid body is a row stream, held
+// broadcast in a register for the whole row.
+func isBcast(b *body, st int) bool {
+	_, ok := b.bcast[st]
+	return ok
 }

@@ -79,7 +79,14 @@ func stubs(funcs []stub) ([]byte, error) {
 			if !strings.HasSuffix(f.name, e.name+"NEON") {
 				continue
 			}
-			if len(f.streams) > 0 {
+			if f.grid != nil {
+				ret := ""
+				if len(f.grid.Sums) > 0 {
+					ret = "return "
+				}
+				fmt.Fprintf(&b, "%s: func%s { %s%s(&c.%s, %s) },\n", f.field,
+					abi.GridSignature(f.grid, "c *Coeffs", e.goTyp), ret, f.name, prec, gridArgs(f.grid))
+			} else if len(f.streams) > 0 {
 				args := strings.Join(f.streams, ", ")
 				fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int) { %s(&c.%s, %s, n, c.mode) },\n",
 					f.field, args, e.goTyp, f.name, prec, args)
@@ -112,9 +119,25 @@ func generate() ([]byte, []Inst) {
 		for k := 1; k <= 3; k++ {
 			roof(g, e, k)
 		}
+		for _, k := range abi.Grids {
+			grid(g, e, k)
+		}
 	}
 	genFuncs = g.funcs
 	return bytes.Clone(g.buf.Bytes()), g.insts
+}
+
+// gridArgs are the arguments after the coefficient block of a call to grid
+// kernel d: its streams, rows, cols, its arguments and the mode.
+func gridArgs(d *abi.Kernel) string {
+	var a []string
+	for _, s := range d.Streams {
+		a = append(a, s.Name)
+	}
+	a = append(a, "rows", "cols")
+	a = append(a, d.Args...)
+	a = append(a, "mode")
+	return strings.Join(a, ", ")
 }
 
 // genFuncs are the functions of the last generate.

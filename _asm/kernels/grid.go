@@ -1,0 +1,377 @@
+package main
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/fuseopt/fuseopt/_asm/x86"
+	"github.com/fuseopt/fuseopt/internal/abi"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// Grid kernels (internal/abi: Kernel.Grid) run over the rows of a
+// row-major matrix, and in each row over blocks of 16 elements: a block is
+// one vector of float32 on AVX-512, two vectors of float64 on AVX-512 or
+// of float32 on AVX2, four vectors of float64 on AVX2. A block fills the
+// 16 float64 lanes of a reduction once, element j of the row into lane j
+// mod 16, as the reference does; the lanes live in G registers of float64
+// (G = 2 on AVX-512, 4 on AVX2), group g holding lanes g·16/G onwards, as
+// the reductions of reduce.go hold them. The last block of a row, of fewer
+// than 16 elements, runs the body on masked vectors: the inactive lanes
+// are neither read nor written, and a reduced value is zeroed there.
+
+// gridEnv is what a grid kernel's body needs besides env: the lanes of its
+// sums (by sum) and of its row sums (by stream), and the column index.
+type gridEnv struct {
+	d    *abi.Kernel
+	sums map[int][]VecVirtual // SumSq: by index in d.Sums
+	rows map[int][]VecVirtual // RowSumSq: by stream
+	j    GPVirtual
+	// conv holds, for the vector being written, the float64 groups of the
+	// values already reduced (by value index): a value reduced twice is
+	// masked and converted once.
+	conv map[int][]Op
+}
+
+// blockVecs is the number of vectors of a 16-element block.
+func (t isa) blockVecs() int { return 16 / t.Lanes() }
+
+// f64Groups converts the float32 vector x into the float64 vectors of its
+// lanes, low half first; a float64 vector is its own group.
+func (t isa) f64Groups(x Op) []Op {
+	if t.F64 {
+		return []Op{x}
+	}
+	lo, hi := t.Vec(), t.Vec()
+	x86.Do(func() {
+		if t.Z {
+			xv := x.(VecVirtual)
+			h := YMM()
+			VCVTPS2PD(xv.AsY(), lo)
+			VEXTRACTF64X4(U8(1), xv, h)
+			VCVTPS2PD(h, hi)
+		} else {
+			xv := x.(VecVirtual)
+			h := XMM()
+			VCVTPS2PD(xv.AsX(), lo)
+			VEXTRACTF128(U8(1), xv, h)
+			VCVTPS2PD(h, hi)
+		}
+	})
+	return []Op{lo, hi}
+}
+
+// groupMasks returns the masks of the float64 groups of a vector whose
+// mask is mk (the vector's own mask for float64).
+func (t isa) groupMasks(mk mask) []mask {
+	if !mk.on {
+		return []mask{{}, {}}
+	}
+	if t.F64 {
+		return []mask{mk}
+	}
+	if t.Z {
+		hi := K()
+		x86.Do(func() { KSHIFTRW(U8(8), mk.k, hi) })
+		return []mask{{on: true, k: mk.k}, {on: true, k: hi}}
+	}
+	lo, hi := YMM(), YMM()
+	x86.Do(func() {
+		y := mk.y.(VecVirtual)
+		h := XMM()
+		VPMOVSXDQ(y.AsX(), lo)
+		VEXTRACTI128(U8(1), y, h)
+		VPMOVSXDQ(h, hi)
+	})
+	return []mask{{on: true, y: lo}, {on: true, y: hi}}
+}
+
+// vecIndex is the index within its block of the vector e writes.
+func (e *env) vecIndex() int { return e.disp / e.t.VBytes() % e.t.blockVecs() }
+
+// reduce writes a reduction of value x (OpSumSq, OpRowSumSq, OpColSumSq).
+func (e *env) reduce(v abi.Value, x Op) {
+	g := e.grid
+	groups, ok := g.conv[v.Args[0]]
+	if !ok {
+		groups = e.f64Of(x)
+		g.conv[v.Args[0]] = groups
+	}
+	e.accumulate(v, groups)
+}
+
+// f64Of returns the float64 groups of x, zeroed in the inactive lanes.
+func (e *env) f64Of(x Op) []Op {
+	t := e.t
+	if e.mk.on {
+		// Inactive lanes may hold anything the body made of zeros (an
+		// infinite 1/sqrt(0), a NaN): they add nothing.
+		z := t.Vec()
+		if t.Z {
+			t.MovUZ(x, e.mk.k, z)
+		} else {
+			m := e.mk.y
+			x86.Do(func() {
+				if t.F64 {
+					VANDPD(m, x, z)
+				} else {
+					VANDPS(m, x, z)
+				}
+			})
+		}
+		x = z
+	}
+	return t.f64Groups(x)
+}
+
+// accumulate adds the squares of groups (the float64 groups of the vector
+// being written) into the lanes or the column stream of reduction v.
+func (e *env) accumulate(v abi.Value, groups []Op) {
+	t, g := e.t, e.grid
+	per := len(groups) // groups per vector
+	k := e.vecIndex()
+	switch v.Op {
+	case abi.OpSumSq, abi.OpRowSumSq:
+		lanes := g.sums[v.Sum]
+		if v.Op == abi.OpRowSumSq {
+			lanes = g.rows[v.Stream]
+		}
+		for h, f := range groups {
+			acc := lanes[k*per+h]
+			x86.Do(func() { VFMADD231PD(f, f, acc) }) // acc = fma(f, f, acc)
+		}
+	case abi.OpColSumSq:
+		// Element j of the float64 column stream, for lane l of group h:
+		// the vector's first element, j + disp/ES, then h·(lanes of a group).
+		gl := t.VBytes() / 8
+		masks := t.groupMasks(e.mk)
+		for h, f := range groups {
+			m := Mem{Base: e.ptr[v.Stream], Index: g.j, Scale: 8, Disp: (e.disp/t.ES() + h*gl) * 8}
+			mk := masks[h]
+			s := YMM()
+			if t.Z {
+				s = ZMM()
+			}
+			x86.Do(func() {
+				switch {
+				case !mk.on:
+					VMOVUPD(m, s)
+				case t.Z:
+					VMOVUPD_Z(m, mk.k, s)
+				default:
+					VMASKMOVPD(m, mk.y, s)
+				}
+				VFMADD231PD(f, f, s) // s = fma(f, f, s)
+				switch {
+				case !mk.on:
+					VMOVUPD(s, m)
+				case t.Z:
+					VMOVUPD(s, mk.k, m)
+				default:
+					VMASKMOVPD(s, mk.y, m)
+				}
+			})
+		}
+	}
+}
+
+// groups is the number of float64 registers that hold 16 lanes.
+func (t isa) lanesRegs() int { return 16 * 8 / t.VBytes() }
+
+func zeroed(t isa, n int) []VecVirtual {
+	out := make([]VecVirtual, n)
+	for i := range out {
+		out[i] = t.Vec()
+		VXORPD(out[i], out[i], out[i])
+	}
+	return out
+}
+
+// grid writes grid kernel d for level and precision t.
+func grid(d *abi.Kernel, t isa) {
+	name := d.Name + t.Prec() + t.Level()
+	TEXT(name, NOSPLIT, "func"+abi.GridSignature(d, "c "+t.coefType(), t.Elem()))
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the %s %s kernel; see %sGeneric.", name, t.Level(), d.Name, d.Name))
+	addSlot(t, slot{field: d.Name, fn: name, grid: d})
+	c := param("c")
+	ptr := make([]GPVirtual, len(d.Streams))
+	for s, st := range d.Streams {
+		ptr[s] = param(st.Name)
+	}
+	rows, cols := param("rows"), param("cols")
+	argv := map[string]VecVirtual{}
+	for _, a := range d.Args {
+		x := XMM()
+		Load(Param(a), x)
+		argv[a] = x
+	}
+	// rowBytes is the size of a row of a full stream.
+	rowBytes := GP64()
+	MOVQ(cols, rowBytes)
+	SHLQ(U8(bits.TrailingZeros(uint(t.ES()))), rowBytes)
+	variants := d.Variants()
+	if len(variants) > 1 {
+		mode := param("mode")
+		ANDQ(U32(d.Mask()), mode)
+		for m := 0; m < d.Mask(); m++ {
+			if m&d.Mask() == m {
+				CMPQ(mode, U32(m))
+				JEQ(LabelRef(fmt.Sprintf("mode%d", d.Canon(m))))
+			}
+		}
+		JMP(LabelRef(fmt.Sprintf("mode%d", d.Canon(d.Mask()))))
+	}
+	L, V := t.Lanes(), t.blockVecs()
+	U := d.Unroll.AVX2
+	if t.Z {
+		U = d.Unroll.AVX512
+	}
+	for _, vr := range variants {
+		m := vr.Mode
+		lbl := func(s string) string { return fmt.Sprintf("m%d_%s", m, s) }
+		if len(variants) > 1 {
+			Label(fmt.Sprintf("mode%d", m))
+		}
+		vals := d.Lower(m)
+		e := &env{t: t, c: c, ptr: ptr, regs: map[int]VecVirtual{}, bcast: map[int]VecVirtual{},
+			args: map[string]VecVirtual{}, grid: &gridEnv{d: d, sums: map[int][]VecVirtual{}, rows: map[int][]VecVirtual{}}}
+		for _, r := range rowRegs(d, t, m, false) {
+			v := t.Vec()
+			t.MovU(Mem{Base: c, Disp: abi.RowBytes * r}, v)
+			e.regs[r] = v
+		}
+		used := map[int]bool{}
+		for _, v := range vals {
+			switch v.Op {
+			case abi.OpArg:
+				w := t.Vec()
+				t.Bcast(argv[v.Var], w)
+				e.args[v.Var] = w
+			case abi.OpLoad:
+				used[v.Stream] = true
+			case abi.OpSumSq:
+				if e.grid.sums[v.Sum] == nil {
+					e.grid.sums[v.Sum] = zeroed(t, t.lanesRegs())
+				}
+			case abi.OpRowSumSq:
+				e.grid.rows[v.Stream] = nil
+			}
+		}
+		// Sums the variant does not accumulate are zero.
+		for s := range d.Sums {
+			if e.grid.sums[s] == nil {
+				e.grid.sums[s] = zeroed(t, 1)
+			}
+		}
+		// Each variant works on its own copies of the full streams' row
+		// pointers (they advance by a row per row).
+		for s, st := range d.Streams {
+			if st.Kind == abi.StreamFull {
+				q := GP64()
+				MOVQ(ptr[s], q)
+				e.ptr = append([]GPVirtual(nil), e.ptr...)
+				e.ptr[s] = q
+			}
+		}
+		i := GP64()
+		XORQ(i, i)
+		j := GP64()
+		e.i, e.grid.j = j, j
+		rem := GP64()
+
+		Label(lbl("row"))
+		CMPQ(i, rows)
+		JGE(LabelRef(lbl("end")))
+		for s, st := range d.Streams {
+			if st.Kind == abi.StreamRow && !st.F64 && used[s] {
+				w := t.Vec()
+				t.Bcast(Mem{Base: ptr[s], Index: i, Scale: uint8(t.ES())}, w)
+				e.bcast[s] = w
+			}
+		}
+		for s := range e.grid.rows {
+			e.grid.rows[s] = zeroed(t, t.lanesRegs())
+		}
+		XORQ(j, j)
+		// Body of the vectors of n blocks, interleaved where the level has
+		// the registers for it.
+		blocks := func(n int) {
+			e.mk, e.unroll = mask{}, n*V
+			body := func(k int) {
+				e.disp = k * t.VBytes()
+				e.grid.conv = map[int][]Op{}
+				e.emit(vals)
+			}
+			if t.Z {
+				x86.Interleaved(n*V, body)
+			} else {
+				for k := range n * V {
+					body(k)
+				}
+			}
+		}
+		loop := func(u int, short string) {
+			Label(lbl(fmt.Sprintf("blk%d", u)))
+			MOVQ(cols, rem)
+			SUBQ(j, rem)
+			CMPQ(rem, U32(16*u))
+			JLT(LabelRef(lbl(short)))
+			blocks(u)
+			ADDQ(U32(16*u), j)
+			JMP(LabelRef(lbl(fmt.Sprintf("blk%d", u))))
+		}
+		if U > 1 {
+			loop(U, "blk1")
+		}
+		loop(1, "tail")
+		Label(lbl("tail"))
+		TESTQ(rem, rem)
+		JZ(LabelRef(lbl("rowend")))
+		e.unroll = 1
+		lanes := GP64()
+		rk := GP64()
+		for k := range V {
+			MOVQ(rem, rk)
+			if k > 0 {
+				SUBQ(U32(k*L), rk)
+				JLE(LabelRef(lbl("rowend")))
+			}
+			MOVQ(U32(L), lanes)
+			CMPQ(rk, lanes)
+			CMOVQGT(lanes, rk)
+			e.mk = t.tailMask(rk)
+			e.disp = k * t.VBytes()
+			e.grid.conv = map[int][]Op{}
+			e.emit(vals)
+		}
+		e.mk = mask{}
+		Label(lbl("rowend"))
+		for s, lanes := range e.grid.rows {
+			x := combine(t, lanes)
+			MOVSD(x, Mem{Base: ptr[s], Index: i, Scale: 8})
+		}
+		for s, st := range d.Streams {
+			if st.Kind == abi.StreamFull {
+				ADDQ(rowBytes, e.ptr[s])
+			}
+		}
+		INCQ(i)
+		JMP(LabelRef(lbl("row")))
+
+		Label(lbl("end"))
+		for s := range d.Sums {
+			lanes := e.grid.sums[s]
+			if len(lanes) == 1 {
+				Store(lanes[0].AsX(), ReturnIndex(s))
+			} else {
+				Store(combine(t, lanes), ReturnIndex(s))
+			}
+		}
+		VZEROUPPER()
+		RET()
+	}
+}
