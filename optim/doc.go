@@ -37,6 +37,13 @@
 // runs it. The Optimizer, Save and Load, and the per-parameter Group and
 // Stepper use only those methods.
 //
+// Adafactor ([AdafactorConfig]) is the one rule whose state depends on the
+// parameter's shape (a matrix keeps a value per row and per column, not per
+// element) and whose step is not one fused pass: its three passes and the
+// reductions between them are in adafactor_step.go. Its results depend on
+// Options.ChunkSize (the order in which the chunks' sums are added) but
+// not on the number of workers.
+//
 // # Per-parameter stepping
 //
 // A stack that steps each parameter itself (spago, gorgonia) uses a Group

@@ -16,6 +16,9 @@ import (
 // StateNames returns the names of the state buffers a parameter with
 // hyperparameters h keeps, in the order KernelStep takes them
 // (PyTorch's state_dict names: exp_avg, exp_avg_sq, momentum_buffer, …).
+// For Adafactor, whose buffers depend on the parameter's shape and which
+// KernelStep does not run, it names all three: row_var and col_var (kept
+// by a parameter of two dimensions or more) and variance (by a vector).
 func StateNames(h Hyper) []string { return slices.Clone(h.buffers()) }
 
 // StateInit returns the value every element of each state buffer of a
@@ -66,6 +69,9 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 	}
 	if ks == nil {
 		ks = kernels.Active()
+	}
+	if _, ok := h.(shaped); ok {
+		return fmt.Errorf("%w: a %v step takes several passes and state that depends on the shape: use an Optimizer or a Stepper (NewStepperShape)", ErrInvalid, h.Kind())
 	}
 	names := h.buffers()
 	if len(state) != len(names) {

@@ -198,6 +198,10 @@ type Optimizer[T Float] struct {
 	normScale float64
 
 	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
+
+	// af is the plan of Adafactor's passes (adafactor_step.go); nil for
+	// the one-pass rules.
+	af *afPlan[T]
 }
 
 type param[T Float] struct {
@@ -459,16 +463,18 @@ func (p *param[T]) info() ParamInfo {
 }
 
 // State returns a copy of the state buffer buf (BufExpAvg, BufExpAvgSq,
-// BufMaxExpAvgSq or BufMomentumBuffer) of parameter name.
+// BufMaxExpAvgSq, BufMomentumBuffer, …) of parameter name. It is as long
+// as the parameter, except Adafactor's row_var and col_var.
 func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 	i, ok := o.names[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
 	}
 	p := &o.params[i]
-	for k, b := range o.groups[p.group].buffers() {
+	h := o.groups[p.group]
+	for k, b := range paramBuffers(h, p.shape) {
 		if b == buf {
-			out := make([]T, len(p.data))
+			out := make([]T, bufferLen(h, k, p.shape, len(p.data)))
 			if p.buf[k] == nil { // before the first step
 				fillInitial(o.groups[p.group], k, out)
 			}

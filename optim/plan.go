@@ -24,21 +24,39 @@ func (o *Optimizer[T]) plan() {
 	o.total = 0
 	cur := 0 // elements in the open task
 	for i := range o.params {
-		n := len(o.params[i].data)
+		p := &o.params[i]
+		n := len(p.data)
 		o.total += n
-		for lo := 0; lo < n; lo += c {
-			hi := min(lo+c, n)
+		cut := evenCuts
+		if ct, ok := o.groups[p.group].(cutter); ok {
+			cut = func(n, c int, f func(lo, hi int)) { ct.cuts(p.shape, n, c, f) }
+		}
+		cut(n, c, func(lo, hi int) {
 			if cur > 0 && (o.opt.NoBatch || cur+hi-lo > c) {
 				o.tasks = append(o.tasks, len(o.pieces))
 				cur = 0
 			}
 			o.pieces = append(o.pieces, piece{param: i, lo: lo, hi: hi})
 			cur += hi - lo
-		}
+		})
 	}
 	if cur > 0 {
 		o.tasks = append(o.tasks, len(o.pieces))
 	}
 	o.pieceSum = make([]float64, len(o.pieces))
 	o.pieceBad = make([]bool, len(o.pieces))
+}
+
+// evenCuts calls f with the chunks of n elements cut at multiples of c.
+func evenCuts(n, c int, f func(lo, hi int)) {
+	for lo := 0; lo < n; lo += c {
+		f(lo, min(lo+c, n))
+	}
+}
+
+// A cutter is a rule that cuts its parameters into chunks itself (at
+// multiples of c for every other rule): Adafactor's chunks are whole rows.
+// The chunks must depend on the shape and c only.
+type cutter interface {
+	cuts(shape []int, n, c int, f func(lo, hi int))
 }

@@ -28,7 +28,7 @@ func (k Kind) String() string {
 
 // Hyper is the hyperparameters of one parameter group: a config such as
 // [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig], [LionConfig],
-// [AdagradConfig] or [RMSpropConfig].
+// [AdagradConfig], [RMSpropConfig] or [AdafactorConfig].
 // The type of the config given to [New] selects the optimizer's [Kind];
 // every group of an optimizer has a config of that same type. Only this
 // package's configs implement it.
@@ -133,6 +133,7 @@ const (
 	kernelAdagrad
 	kernelRMSprop         // buffers square_avg[, momentum_buffer]
 	kernelRMSpropCentered // buffers square_avg[, momentum_buffer], grad_avg
+	kernelAdafactor       // several passes (adafactor_step.go); its run entry only checks coefficients
 	numKernels
 )
 
@@ -239,4 +240,34 @@ func checkIn[T Float](h Hyper, ls float64) error {
 		}
 	}
 	return nil
+}
+
+// A shaped rule keeps state buffers that depend on the parameter's shape
+// (Adafactor): which of its buffers() a parameter keeps, and how long each
+// is. Every other rule keeps all of buffers(), each as long as the
+// parameter.
+type shaped interface {
+	// buffersOf returns the names of the buffers a parameter of shape
+	// keeps, in storage order.
+	buffersOf(shape []int) []string
+	// bufferLen returns the length of buffer k of buffersOf(shape).
+	bufferLen(k int, shape []int) int
+}
+
+// paramBuffers returns the names of the state buffers that a parameter of
+// shape keeps under h, in storage order (the order of param.buf).
+func paramBuffers(h Hyper, shape []int) []string {
+	if s, ok := h.(shaped); ok {
+		return s.buffersOf(shape)
+	}
+	return h.buffers()
+}
+
+// bufferLen returns the length of buffer k of paramBuffers(h, shape) for a
+// parameter of n elements.
+func bufferLen(h Hyper, k int, shape []int, n int) int {
+	if s, ok := h.(shaped); ok {
+		return s.bufferLen(k, shape)
+	}
+	return n
 }

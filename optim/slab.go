@@ -26,15 +26,18 @@ import (
 // layout allocates a new slab for the state buffers the groups need and
 // moves every parameter's existing buffers (or buffers loaded from a file)
 // into it; a buffer that had no contents starts at its rule's initial
-// value (zero but for Adagrad's sum).
+// value (zero but for Adagrad's sum). A buffer is as long as the parameter,
+// or as its rule says from the parameter's shape (Adafactor's row_var and
+// col_var: the rows and the columns).
 func (o *Optimizer[T]) layout() {
 	size := o.ops.size
 	total := 0
 	for i := range o.params {
 		p := &o.params[i]
-		p.op = o.groups[p.group].kernel()
-		n := len(p.data)
-		for range o.groups[p.group].buffers() {
+		h := o.groups[p.group]
+		p.op = h.kernel()
+		for k := range paramBuffers(h, p.shape) {
+			n := bufferLen(h, k, p.shape, len(p.data))
 			total += n + layout.Pad(n, size)
 		}
 	}
@@ -46,8 +49,8 @@ func (o *Optimizer[T]) layout() {
 	cur := 0
 	for i := range o.params {
 		p := &o.params[i]
-		n := len(p.data)
-		bufs := o.groups[p.group].buffers()
+		h := o.groups[p.group]
+		bufs := paramBuffers(h, p.shape)
 		var streams [5]uintptr
 		ns := 0
 		for _, s := range [][]T{p.data, p.grad} {
@@ -61,12 +64,13 @@ func (o *Optimizer[T]) layout() {
 				p.buf[k] = nil
 				continue
 			}
+			n := bufferLen(h, k, p.shape, len(p.data))
 			cur = layout.Place(base, cur, n, size, streams[:ns])
 			b := slab[cur : cur+n : cur+n]
 			if len(p.buf[k]) == n {
 				copy(b, p.buf[k])
 			} else {
-				fillInitial(o.groups[p.group], k, b)
+				fillInitial(h, k, b)
 			}
 			p.buf[k] = b
 			if n > 0 {

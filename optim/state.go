@@ -34,7 +34,9 @@ import (
 //	    length i64
 //	    step   i64
 //	    nbuf   u8, then per buffer: key str8 (its rule's buffer names:
-//	           exp_avg, exp_avg_sq, …), length elements
+//	           exp_avg, exp_avg_sq, …), length elements (Adafactor's
+//	           row_var and col_var: as many as the shape's rows and
+//	           columns, over its leading dimensions)
 //	crc      u64      CRC-64 (ECMA) of every byte above
 //
 // Version 1, which Load still reads, stored each group as a fixed record
@@ -147,12 +149,13 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 		}
 		e.u64(uint64(len(p.data)))
 		e.u64(uint64(p.step))
-		bufs := o.groups[p.group].buffers()
+		h := o.groups[p.group]
+		bufs := paramBuffers(h, p.shape)
 		e.u8(uint8(len(bufs)))
 		for k, name := range bufs {
 			e.u8(uint8(len(name)))
 			e.bytes([]byte(name))
-			writeElems(&e, p.buf[k], len(p.data), T(o.groups[p.group].initial(k))) // nil before the first step
+			writeElems(&e, p.buf[k], bufferLen(h, k, p.shape, len(p.data)), T(h.initial(k))) // nil before the first step
 		}
 	}
 	sum := e.h.Sum64()
@@ -201,7 +204,8 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 // cannot use (see [New]), values of fields the kind's config does not have,
 // a step count above MaxStep, a second moment (exp_avg_sq,
 // max_exp_avg_sq) that is negative or NaN, a max_exp_avg_sq below
-// exp_avg_sq, a negative or NaN Adagrad sum or RMSprop square_avg, and buffers that do not hold
+// exp_avg_sq, a negative or NaN Adagrad sum, RMSprop square_avg or
+// Adafactor row_var, col_var or variance, and buffers that do not hold
 // their rule's initial value (zero but for Adagrad's sum) at step 0. What is stored is
 // exactly what was checked. intact state of another optimizer kind or element
 // type, or whose groups or parameters differ in number, names, groups,
@@ -314,7 +318,11 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			d.invalid("parameter %q: step %d, want 0 to MaxStep = %d", name, step, MaxStep)
 			break
 		}
-		want := groups[group].buffers()
+		shape := make([]int, rank)
+		for j, d := range dims {
+			shape[j] = int(d)
+		}
+		want := paramBuffers(groups[group], shape)
 		if nbuf != len(want) {
 			d.invalid("parameter %q: %d state buffers, its group has %d", name, nbuf, len(want))
 			break
@@ -339,15 +347,16 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			if d.err != nil {
 				break
 			}
+			bl := int64(bufferLen(groups[group], k, shape, int(length)))
 			if match {
-				bufs[k] = make([]T, length)
+				bufs[k] = make([]T, bl)
 				readElems(&d, bufs[k], scratch)
 			} else {
-				d.skip(length * int64(elem))
+				d.skip(bl * int64(elem))
 			}
 		}
 		if match && d.err == nil {
-			if err := checkBuffers(groups[group], bufs[:nbuf], step); err != nil {
+			if err := checkBuffers(groups[group], want, bufs[:nbuf], step); err != nil {
 				d.invalid("parameter %q: %v", name, err)
 				break
 			}
@@ -385,14 +394,14 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	return nil
 }
 
-// checkBuffers returns an error when loaded state buffers (those of h's
-// rule, in its order) hold what no optimizer step produces: a second moment
-// or sum of squares (exp_avg_sq, max_exp_avg_sq, sum, square_avg) that is
+// checkBuffers returns an error when loaded state buffers (names, those
+// of h's rule for the parameter's shape, in its order) hold what no
+// optimizer step produces: a second moment or sum of squares (exp_avg_sq,
+// max_exp_avg_sq, sum, square_avg, row_var, col_var, variance) that is
 // negative or NaN, a max_exp_avg_sq below exp_avg_sq, or anything but the
 // rule's initial value (zero but for Adagrad's sum) before the first step. (exp_avg and momentum_buffer can
 // hold any value, NaN included, after steps under the Propagate policy.)
-func checkBuffers[T Float](h Hyper, bufs [][]T, step int64) error {
-	names := h.buffers()
+func checkBuffers[T Float](h Hyper, names []string, bufs [][]T, step int64) error {
 	var v []T
 	for k, b := range bufs {
 		if step == 0 {
@@ -405,7 +414,7 @@ func checkBuffers[T Float](h Hyper, bufs [][]T, step int64) error {
 			continue
 		}
 		switch names[k] {
-		case BufSum, BufSquareAvg:
+		case BufSum, BufSquareAvg, BufRowVar, BufColVar, BufVariance:
 			for i, x := range b {
 				if !(x >= 0) {
 					return fmt.Errorf("%s[%d] = %v, want ≥ 0", names[k], i, x)

@@ -55,6 +55,10 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 		c.LR /= 2
 		c.InitialAccumulatorValue = 0.25
 		second = c
+	case AdafactorConfig:
+		c.LR /= 2
+		c.Eps1Machine, c.Eps1 = false, 1e-6
+		second = c
 	}
 	groups := []int{0, 1, 1}
 	setup := func(mod *testModel[T]) *Optimizer[T] {

@@ -45,7 +45,11 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	if err := o.computeCoeffs(); err != nil {
 		return rep, err
 	}
-	o.run(&o.jobUpdate)
+	if o.af != nil {
+		o.stepAdafactor() // several passes: adafactor_step.go
+	} else {
+		o.run(&o.jobUpdate)
+	}
 	for i := range o.params {
 		o.params[i].step++
 	}
@@ -273,6 +277,7 @@ func (o *Optimizer[T]) prepare() {
 	}
 	o.layout()
 	o.plan()
+	o.planAdafactor()
 	o.dirty = false
 }
 

@@ -42,10 +42,9 @@ type Group[T Float] struct {
 
 // groupConf is one immutable setting of a Group.
 type groupConf struct {
-	h    Hyper
-	ls   float64
-	set  *kernels.Set
-	bufs []string
+	h   Hyper
+	ls  float64
+	set *kernels.Set
 }
 
 // coeffEntry is a coefficient block computed for one groupConf and key.
@@ -82,7 +81,7 @@ func (g *Group[T]) swap(h Hyper, ls float64, ks *kernels.Set) error {
 	if err := checkIn[T](h, ls); err != nil {
 		return err
 	}
-	g.conf.Store(&groupConf{h: h, ls: ls, set: ks, bufs: h.buffers()})
+	g.conf.Store(&groupConf{h: h, ls: ls, set: ks})
 	return nil
 }
 
@@ -148,9 +147,11 @@ func (g *Group[T]) coeffs(c *groupConf, key int64) (*kernels.Coeffs, error) {
 type Stepper[T Float] struct {
 	g     *Group[T]
 	n     int
+	shape []int
 	step  int64
 	names []string // the buffers buf holds, by name
 	buf   [3][]T
+	af    *afTensor[T] // Adafactor: the plan and scratch of its passes
 }
 
 // NewStepper returns a Stepper for a parameter of n elements, at step
@@ -162,7 +163,31 @@ func (g *Group[T]) NewStepper(n int) (*Stepper[T], error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%w: a parameter of %d elements", ErrLength, n)
 	}
-	return &Stepper[T]{g: g, n: n}, nil
+	return g.NewStepperShape(n)
+}
+
+// NewStepperShape is NewStepper for a parameter of the given shape (the
+// product of its dimensions elements), for rules whose state depends on
+// the shape: Adafactor factors a parameter of two dimensions or more.
+// NewStepper(n) is a parameter of shape [n].
+func (g *Group[T]) NewStepperShape(shape ...int) (*Stepper[T], error) {
+	for _, d := range shape {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: shape %v has a negative dimension", ErrInvalid, shape)
+		}
+	}
+	n, ok := shapeProduct(shape)
+	if !ok {
+		return nil, fmt.Errorf("%w: shape %v holds more elements than an int counts", ErrLength, shape)
+	}
+	if len(shape) > maxRank {
+		return nil, fmt.Errorf("%w: rank %d > %d", ErrInvalid, len(shape), maxRank)
+	}
+	s := &Stepper[T]{g: g, n: n, shape: slices.Clone(shape)}
+	if h, ok := g.Hyper().(AdafactorConfig); ok {
+		s.af = newAfTensor[T](h, s.shape, n, DefaultChunkSize)
+	}
+	return s, nil
 }
 
 // Len returns the number of elements of the parameter.
@@ -210,7 +235,7 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(s.names, c.bufs) {
+	if !slices.Equal(s.names, s.bufNames(c)) {
 		s.place(c, p, g)
 	}
 	for _, b := range s.buf {
@@ -218,22 +243,35 @@ func (s *Stepper[T]) Step(p, g []T) error {
 			return fmt.Errorf("%w: p or g overlaps the stepper's state", ErrInvalid)
 		}
 	}
-	if err := s.g.ops.run[c.h.kernel()](c.set, k, p, g, s.buf[:], 0, s.n); err != nil {
+	if s.af != nil {
+		// Adafactor: its passes on the caller, in the Optimizer's chunks
+		// of DefaultChunkSize (adafactor_step.go).
+		if err := s.af.step(afOpsFor[T](), c.set, k, p, g, s.buf); err != nil {
+			return err
+		}
+	} else if err := s.g.ops.run[c.h.kernel()](c.set, k, p, g, s.buf[:], 0, s.n); err != nil {
 		return err
 	}
 	s.step++
 	return nil
 }
 
+// bufNames returns the names of the buffers the parameter keeps under c.
+func (s *Stepper[T]) bufNames(c *groupConf) []string { return paramBuffers(c.h, s.shape) }
+
 // place lays out the buffers of c in one slab, staggered from p and g and
 // from each other, keeping the values of buffers already held by name; a
 // new one starts at its rule's initial value.
 func (s *Stepper[T]) place(c *groupConf, p, g []T) {
-	names := c.bufs
+	names := s.bufNames(c)
 	size := s.g.ops.size
-	n := s.n
+	total := 0
+	for k := range names {
+		n := bufferLen(c.h, k, s.shape, s.n)
+		total += n + layout.Pad(n, size)
+	}
 	var slab []T
-	if total := len(names) * (n + layout.Pad(n, size)); total > 0 {
+	if total > 0 {
 		slab = make([]T, total)
 	}
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
@@ -246,6 +284,7 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 	var buf [3][]T
 	cur := 0
 	for i, name := range names {
+		n := bufferLen(c.h, i, s.shape, s.n)
 		cur = layout.Place(base, cur, n, size, streams)
 		buf[i] = slab[cur : cur+n : cur+n]
 		streams = append(streams, base+uintptr(cur*size))
@@ -260,8 +299,9 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 }
 
 // Restore sets the step count and the state buffers from saved values:
-// bufs[i] holds the buffer names[i], every name one of the group's rule,
-// each of Len elements (a missing one starts at its rule's initial value,
+// bufs[i] holds the buffer names[i], every name one of the group's rule
+// for the parameter's shape, each of Len elements (Adafactor's row_var and
+// col_var: the rows and the columns) (a missing one starts at its rule's initial value,
 // zero but for Adagrad's sum). The values are
 // checked as Optimizer.Load checks them (no negative or NaN second moment,
 // max_exp_avg_sq not below exp_avg_sq, the initial values at step 0); on an error,
@@ -271,7 +311,7 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrState, step)
 	}
 	c := s.g.conf.Load()
-	want := c.bufs
+	want := s.bufNames(c)
 	ordered := make([][]T, len(want))
 	for i, name := range names {
 		j := slices.Index(want, name)
@@ -280,18 +320,18 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
 			return fmt.Errorf("%w: a %v parameter has no state %q", ErrState, s.g.Hyper().Kind(), name)
 		case ordered[j] != nil:
 			return fmt.Errorf("%w: state %q twice", ErrState, name)
-		case len(bufs[i]) != s.n:
-			return fmt.Errorf("%w: state %q holds %d elements, the parameter %d", ErrState, name, len(bufs[i]), s.n)
+		case len(bufs[i]) != bufferLen(c.h, j, s.shape, s.n):
+			return fmt.Errorf("%w: state %q holds %d elements, want %d", ErrState, name, len(bufs[i]), bufferLen(c.h, j, s.shape, s.n))
 		}
 		ordered[j] = bufs[i]
 	}
 	for j := range ordered {
 		if ordered[j] == nil {
-			ordered[j] = make([]T, s.n)
+			ordered[j] = make([]T, bufferLen(c.h, j, s.shape, s.n))
 			fillInitial(c.h, j, ordered[j])
 		}
 	}
-	if err := checkBuffers(c.h, ordered, step); err != nil {
+	if err := checkBuffers(c.h, want, ordered, step); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
 	s.names, s.buf = nil, [3][]T{}
