@@ -21,6 +21,23 @@ import (
 // by a parameter of two dimensions or more) and variance (by a vector).
 func StateNames(h Hyper) []string { return slices.Clone(h.buffers()) }
 
+// StateLens returns the names and lengths of the state buffers that a
+// parameter of the given shape keeps under h: every buffer of
+// StateNames(h), as long as the parameter, for every rule but Adafactor,
+// whose parameter of two dimensions or more keeps row_var and col_var (the
+// rows and the columns over its matrices) and whose vector keeps variance.
+func StateLens(h Hyper, shape ...int) (names []string, lens []int) {
+	n, ok := shapeProduct(shape)
+	if !ok || h == nil {
+		return nil, nil
+	}
+	names = slices.Clone(paramBuffers(h, shape))
+	for k := range names {
+		lens = append(lens, bufferLen(h, k, shape, n))
+	}
+	return names, lens
+}
+
 // StateInit returns the value every element of each state buffer of a
 // parameter with hyperparameters h holds before its first step, in the
 // order of StateNames: 0, except Adagrad's sum, which starts at

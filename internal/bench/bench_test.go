@@ -113,7 +113,7 @@ func BenchmarkFMAPeak(b *testing.B) {
 // 4.2M parameters): the scalar loop and a kernel call per tensor on one
 // goroutine, the optim package on 1 and GOMAXPROCS workers, and the roof.
 func BenchmarkModelStep(b *testing.B) {
-	sizes := DefaultModel().Sizes()
+	shapes := DefaultModel().Shapes()
 	params := DefaultModel().Params()
 	workers := runtime.GOMAXPROCS(0)
 	for _, p := range Precs {
@@ -126,9 +126,9 @@ func BenchmarkModelStep(b *testing.B) {
 				var m made
 				var err error
 				if p == F64 {
-					m.cs, m.release, err = modelContenders[float64](o, sizes, kernels.Best(), workers)
+					m.cs, m.release, err = modelContenders[float64](o, shapes, kernels.Best(), workers)
 				} else {
-					m.cs, m.release, err = modelContenders[float32](o, sizes, kernels.Best(), workers)
+					m.cs, m.release, err = modelContenders[float32](o, shapes, kernels.Best(), workers)
 				}
 				return m, err
 			})

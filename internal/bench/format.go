@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -131,6 +132,15 @@ func rate(x float64) string {
 	}
 }
 
+// stateBytes formats the state bytes per parameter: whole numbers as they
+// are, fractions with three significant figures.
+func stateBytes(x float64) string {
+	if x == math.Trunc(x) {
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(x, 'g', 3, 64)
+}
+
 func ratio(x float64) string {
 	if x != x || x <= 0 {
 		return "–"
@@ -165,7 +175,8 @@ func contenderNames(results ...[]Measure) []string {
 
 // StepTables returns one table per step and precision: parameters per
 // second of every contender, the best level's speedup over the scalar
-// loop and its fraction of the roof, and the roof in GB/s.
+// loop and its fraction of the roof, the roof in GB/s, and the optimizer
+// state kept per parameter (bytes; below one for Adafactor's matrices).
 func (r *Report) StepTables() []Table {
 	best := r.BestLevel()
 	var out []Table
@@ -182,7 +193,7 @@ func (r *Report) StepTables() []Table {
 		names := contenderNames(all...)
 		t := Table{Title: fmt.Sprintf("%s %s — Mparam/s on one goroutine (%d B/param moved)",
 			cases[0].Op.Title(), cases[0].Prec.Title(), cases[0].BytesPerParam)}
-		t.Head = append(append([]string{"n"}, names...), best+" ÷ "+NameScalar, best+" % of roof", "roof GB/s")
+		t.Head = append(append([]string{"n"}, names...), best+" ÷ "+NameScalar, best+" % of roof", "roof GB/s", "state B/param")
 		for _, c := range cases {
 			row := []string{FormatSize(c.N)}
 			for _, n := range names {
@@ -203,7 +214,7 @@ func (r *Report) StepTables() []Table {
 			if rf != nil {
 				gb = c.GBps(rf)
 			}
-			row = append(row, ratio(sp), percent(fr), rate(gb))
+			row = append(row, ratio(sp), percent(fr), rate(gb), stateBytes(c.StateBytesPerParam))
 			t.Rows = append(t.Rows, row)
 		}
 		out = append(out, t)

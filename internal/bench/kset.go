@@ -14,26 +14,77 @@ func bind[T kernels.Float](s *kernels.Set) kset[T] { return paritycheck.Bind[T](
 
 // stepOf returns one step of o by the kernels of s on the streams a (p, g
 // and the state), with the coefficients c: the rule's kernel, as optim
-// runs it.
-func stepOf[T optim.Float](s *kernels.Set, o Op, c *kernels.Coeffs, a [][]T) func() error {
+// runs it. A shaped step (Adafactor) runs on a Stepper of the parameter's
+// shape, which keeps its state, at the step count of c every time (so that
+// its group computes the coefficients once).
+func stepOf[T optim.Float](s *kernels.Set, o Op, c *kernels.Coeffs, a [][]T, shape []int) func() error {
 	h, p, g, st := specs[o].hyper, a[0], a[1], a[2:]
+	if specs[o].shaped {
+		grp, err := optim.NewGroup[T](h, s)
+		var sp *optim.Stepper[T]
+		if err == nil {
+			sp, err = grp.NewStepperShape(shape...)
+		}
+		return func() error {
+			if err != nil {
+				return err
+			}
+			if err := sp.SetSteps(adamT - 1); err != nil {
+				return err
+			}
+			return sp.Step(p, g)
+		}
+	}
 	return func() error { return optim.KernelStep(s, h, c, p, g, st...) }
 }
 
-// roofOf returns the memory roof of a step on the streams a: g is read and
-// added into p and each state stream, so the roof moves the bytes of the
-// step with the kernels' loads, stores and loop and no other arithmetic.
-func roofOf[T kernels.Float](k kset[T], a [][]T) func() error {
+// roofOf returns the memory roof of a step of o on the streams a: g is
+// read and added into p and each state stream, so the roof moves the
+// bytes of the step with the kernels' loads, stores and loop and no other
+// arithmetic; a shaped step's roof adds g into p once per pass it makes
+// over the parameter beyond the first (Adafactor: twice, six elements).
+func roofOf[T kernels.Float](k kset[T], o Op, a [][]T) func() error {
 	src := a[1]
 	d := [3][]T{a[0]}
 	copy(d[1:], a[2:])
+	if n := specs[o].passes; n > 0 {
+		return func() error {
+			for range n {
+				if err := k.Roof(src, d[0], nil, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	return func() error { return k.Roof(src, d[0], d[1], d[2]) }
 }
 
 // scalarOf returns one step of o by the plain scalar Go loop on the
-// streams a.
-func scalarOf[T kernels.Float](o Op, a [][]T) func() error {
+// streams a, for a parameter of the given shape (a shaped step keeps its
+// state, made here, in the loop).
+func scalarOf[T kernels.Float](o Op, a [][]T, shape []int) func() error {
 	sp := specs[o]
+	if sp.shaped {
+		_, lens := optim.StateLens(sp.hyper, shape...)
+		rows, cols := 0, len(a[0])
+		if len(shape) >= 2 {
+			rows, cols = len(a[0])/shape[len(shape)-1], shape[len(shape)-1]
+			lens = append(lens, cols) // scratch for the column sums
+		}
+		st := make([][]T, len(lens))
+		for i, l := range lens {
+			st[i] = make([]T, l)
+		}
+		switch a := any(a).(type) {
+		case [][]float32:
+			s := any(st).([][]float32)
+			return func() error { sp.matrix32(a[0], a[1], rows, cols, s); return nil }
+		case [][]float64:
+			s := any(st).([][]float64)
+			return func() error { sp.matrix64(a[0], a[1], rows, cols, s); return nil }
+		}
+	}
 	switch a := any(a).(type) {
 	case [][]float32:
 		return func() error { sp.scalar32(a[0], a[1], a[2:]); return nil }

@@ -24,6 +24,19 @@ type ModelSpec struct {
 // 200 tensors, 4 229 120 parameters (the optim package's benchmark model).
 func DefaultModel() ModelSpec { return ModelSpec{Layers: 64, Width: 256, Norms: 36} }
 
+// Shapes returns the tensor shapes in registration order: each layer's
+// Width×Width weight and Width bias, each norm's weight and bias.
+func (m ModelSpec) Shapes() [][]int {
+	var s [][]int
+	for range m.Layers {
+		s = append(s, []int{m.Width, m.Width}, []int{m.Width})
+	}
+	for range m.Norms {
+		s = append(s, []int{m.Width}, []int{m.Width})
+	}
+	return s
+}
+
 // Sizes returns the tensor sizes in registration order.
 func (m ModelSpec) Sizes() []int {
 	var s []int
@@ -106,11 +119,19 @@ func numModelContenders(workers int) int {
 // modelContenders returns the contenders of a step of o over a model of the
 // given tensor sizes, and a function that releases the optimizers:
 // "scalar-go" (the scalar loop per tensor), "kernels/<l>" (a kernel call per
-// tensor), "optim/w=1" and "optim/w=W" (the optim package on 1 and W
+// tensor; a Stepper per tensor for a shaped step), "optim/w=1" and
+// "optim/w=W" (the optim package on 1 and W
 // workers, with the kernels of level l), "roof/w=1" and "roof/w=W" (the roof
 // of every tensor's streams at level l, the tensors split between W
 // goroutines). All work on the same parameters and gradients.
-func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers int) ([]contender, func(), error) {
+func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers int) ([]contender, func(), error) {
+	sizes := make([]int, len(shapes))
+	for i, sh := range shapes {
+		sizes[i] = 1
+		for _, d := range sh {
+			sizes[i] *= d
+		}
+	}
 	s, err := kernels.For(l)
 	if err != nil {
 		return nil, nil, err
@@ -122,10 +143,10 @@ func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers in
 	}
 	tensors := modelStreams[T](o, sizes)
 	var scalar, fused, roofs []func() error
-	for _, a := range tensors {
-		scalar = append(scalar, scalarOf(o, a))
-		fused = append(fused, stepOf(s, o, &c, a))
-		roofs = append(roofs, roofOf(k, a))
+	for i, a := range tensors {
+		scalar = append(scalar, scalarOf(o, a, shapes[i]))
+		fused = append(fused, stepOf(s, o, &c, a, shapes[i]))
+		roofs = append(roofs, roofOf(k, o, a))
 	}
 	seq := func(fs []func() error) func() error {
 		return func() error {
@@ -159,7 +180,7 @@ func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers in
 		}
 		opts = append(opts, op)
 		for i, a := range tensors {
-			if err := op.Add("t"+strconv.Itoa(i), a[0], a[1]); err != nil {
+			if err := op.Add("t"+strconv.Itoa(i), a[0], a[1], shapes[i]...); err != nil {
 				release()
 				return nil, nil, err
 			}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -21,10 +22,14 @@ const (
 	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
 	Adagrad  Op = "adagrad"  // Adagrad, no weight decay or learning-rate decay
 	RMSprop  Op = "rmsprop"  // RMSprop, α = 0.99, no momentum, not centered
+
+	// Adafactor, PyTorch's defaults, on a matrix (MatrixShape): its state
+	// is a value per row and per column.
+	Adafactor Op = "adafactor"
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop, Adafactor}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -36,6 +41,20 @@ type opSpec struct {
 	scalar32 func(p, g []float32, state [][]float32)
 	scalar64 func(p, g []float64, state [][]float64)
 	axpy     bool
+	// shaped steps (Adafactor) keep state that depends on the shape and
+	// take several passes: the comparisons run them on a matrix
+	// (MatrixShape), through an optim.Stepper, with their state in the
+	// Stepper (and in the scalar loop's own buffers); moves is the number
+	// of elements they move per parameter, and their roof runs that many
+	// (roof1, passes times).
+	shaped bool
+	moves  int
+	passes int
+	// matrix32 and matrix64 are the scalar loop of a shaped step on a
+	// rows×cols matrix (rows 0: a vector), with its state: the buffers of
+	// optim.StateLens, then scratch as long as the last.
+	matrix32 func(p, g []float32, rows, cols int, state [][]float32)
+	matrix64 func(p, g []float64, rows, cols int, state [][]float64)
 }
 
 // specs holds the spec of every Op. The hyperparameters are those of
@@ -69,6 +88,23 @@ var specs = map[Op]opSpec{
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
 		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
 		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
+	// Adafactor moves g three times (row and column sums; the norms; the
+	// update), p twice, and writes p: six elements a parameter.
+	Adafactor: {title: "Adafactor", hyper: optim.DefaultAdafactor(), shaped: true, moves: 6, passes: 2,
+		matrix32: func(p, g []float32, r, c int, s [][]float32) {
+			if r == 0 {
+				adafactorVecScalarF32(p, g, s[0], adamT, lrAdafactor, eps2Adafactor, 1)
+				return
+			}
+			adafactorScalarF32(p, g, s[0], s[1], s[2], r, c, adamT, lrAdafactor, eps2Adafactor, 1)
+		},
+		matrix64: func(p, g []float64, r, c int, s [][]float64) {
+			if r == 0 {
+				adafactorVecScalarF64(p, g, s[0], adamT, lrAdafactor, eps2Adafactor, 1)
+				return
+			}
+			adafactorScalarF64(p, g, s[0], s[1], s[2], r, c, adamT, lrAdafactor, eps2Adafactor, 1)
+		}},
 }
 
 func adamScalar32(p, g []float32, s [][]float32, wd float64) {
@@ -119,13 +155,57 @@ func (o Op) Title() string {
 	return string(o)
 }
 
-// Streams is the number of arrays a step of o walks: p and g, plus the
-// state buffers of its rule.
-func (o Op) Streams() int { return 2 + len(optim.StateNames(specs[o].hyper)) }
+// Streams is the number of arrays of a parameter's length a step of o
+// walks: p and g, plus the state buffers of its rule (none for a shaped
+// step, whose state is far smaller than the parameter).
+func (o Op) Streams() int {
+	if specs[o].shaped {
+		return 2
+	}
+	return 2 + len(optim.StateNames(specs[o].hyper))
+}
 
 // BytesPerParam is the memory a step of o moves per parameter: it reads
-// every stream and writes every stream but the gradient.
-func (o Op) BytesPerParam(p Prec) int { return (2*o.Streams() - 1) * p.Size() }
+// every stream and writes every stream but the gradient (a shaped step:
+// what its passes move).
+func (o Op) BytesPerParam(p Prec) int {
+	if m := specs[o].moves; m > 0 {
+		return m * p.Size()
+	}
+	return (2*o.Streams() - 1) * p.Size()
+}
+
+// Shape is the shape the comparisons give a parameter of n elements for a
+// step of o: [n], or a matrix (MatrixShape) for a shaped step.
+func (o Op) Shape(n int) []int {
+	if specs[o].shaped {
+		return MatrixShape(n)
+	}
+	return []int{n}
+}
+
+// MatrixShape returns the most square matrix of n elements: rows the
+// largest divisor of n not above its square root (4096×4096 for 16M).
+func MatrixShape(n int) []int {
+	r := int(math.Sqrt(float64(n)))
+	for r > 1 && n%r != 0 {
+		r--
+	}
+	r = max(r, 1)
+	return []int{r, n / r}
+}
+
+// StateBytesPerParam is the optimizer state a parameter of n elements
+// keeps per element under a step of o, in bytes: 8 for Adam in float32,
+// (rows + cols)·4/n for Adafactor's factored matrix.
+func (o Op) StateBytesPerParam(p Prec, n int) float64 {
+	_, lens := optim.StateLens(specs[o].hyper, o.Shape(n)...)
+	total := 0
+	for _, l := range lens {
+		total += l
+	}
+	return float64(total*p.Size()) / float64(max(n, 1))
+}
 
 // Prec is an element type: "f32" or "f64".
 type Prec string
@@ -192,6 +272,10 @@ const (
 	lrRMSprop    = 1e-2
 	alphaRMSprop = 0.99
 	adamT        = 10 // the Adam step number the bias corrections are those of
+
+	lrAdafactor         = 1e-2 // PyTorch's defaults
+	beta2DecayAdafactor = -0.8
+	eps2Adafactor       = 1e-3
 )
 
 // coeffs returns the kernels' coefficients of a step of o in element type T.

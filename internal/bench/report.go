@@ -71,11 +71,15 @@ const method = "each contender calibrated to about sample_ns per run, then all c
 
 // StepCase is one element-wise optimizer step at one size.
 type StepCase struct {
-	Op            Op        `json:"op"`
-	Prec          Prec      `json:"precision"`
-	N             int       `json:"n"`               // parameters
-	BytesPerParam int       `json:"bytes_per_param"` // memory moved per parameter
-	Results       []Measure `json:"results"`
+	Op            Op   `json:"op"`
+	Prec          Prec `json:"precision"`
+	N             int  `json:"n"`               // parameters
+	BytesPerParam int  `json:"bytes_per_param"` // memory moved per parameter
+	// StateBytesPerParam is the optimizer state kept per parameter: a
+	// buffer's element size per buffer as long as the parameter, and for
+	// Adafactor's matrix (rows + cols)·size/n.
+	StateBytesPerParam float64   `json:"state_bytes_per_param"`
+	Results            []Measure `json:"results"`
 }
 
 // Get returns the measure of the named contender, or nil.

@@ -199,7 +199,8 @@ func runStep(m *meter, o Op, p Prec, n int, levels []kernels.ISA, roof kernels.I
 	if err != nil {
 		return StepCase{}, err
 	}
-	return StepCase{Op: o, Prec: p, N: n, BytesPerParam: o.BytesPerParam(p), Results: res}, nil
+	return StepCase{Op: o, Prec: p, N: n, BytesPerParam: o.BytesPerParam(p), StateBytesPerParam: o.StateBytesPerParam(p, n),
+		Results: res}, nil
 }
 
 func runSolve(m *meter, r *Report, cfg Config) error {
@@ -229,11 +230,11 @@ func runModel(m *meter, o Op, p Prec, spec ModelSpec, l kernels.ISA, workers int
 	var cs []contender
 	var release func()
 	var err error
-	sizes := spec.Sizes()
+	shapes := spec.Shapes()
 	if p == F64 {
-		cs, release, err = modelContenders[float64](o, sizes, l, workers)
+		cs, release, err = modelContenders[float64](o, shapes, l, workers)
 	} else {
-		cs, release, err = modelContenders[float32](o, sizes, l, workers)
+		cs, release, err = modelContenders[float32](o, shapes, l, workers)
 	}
 	if err != nil {
 		return ModelCase{}, err
@@ -243,6 +244,6 @@ func runModel(m *meter, o Op, p Prec, spec ModelSpec, l kernels.ISA, workers int
 	if err != nil {
 		return ModelCase{}, err
 	}
-	return ModelCase{Op: o, Prec: p, Tensors: len(sizes), Params: spec.Params(),
+	return ModelCase{Op: o, Prec: p, Tensors: len(shapes), Params: spec.Params(),
 		BytesPerParam: o.BytesPerParam(p), Results: res}, nil
 }

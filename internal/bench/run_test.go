@@ -184,7 +184,7 @@ func TestModelContenders(t *testing.T) {
 		t.Errorf("default model: %d tensors, %d params", len(d.Sizes()), d.Params())
 	}
 	for _, o := range Ops {
-		cs, release, err := modelContenders[float32](o, spec.Sizes(), kernels.Best(), 3)
+		cs, release, err := modelContenders[float32](o, spec.Shapes(), kernels.Best(), 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,13 +224,15 @@ func TestParallel(t *testing.T) {
 }
 
 func TestSteadyStepsDoNotAllocate(t *testing.T) {
-	cs, err := stepContenders[float32](Adam, 512, kernels.Levels(), kernels.Best())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		if a := testing.AllocsPerRun(10, func() { _ = c.step() }); a != 0 {
-			t.Errorf("%s: %v allocations per step", c.name, a)
+	for _, o := range []Op{Adam, Adafactor} {
+		cs, err := stepContenders[float32](o, 512, kernels.Levels(), kernels.Best())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if a := testing.AllocsPerRun(10, func() { _ = c.step() }); a != 0 {
+				t.Errorf("%s %s: %v allocations per step", o, c.name, a)
+			}
 		}
 	}
 }
@@ -291,5 +293,40 @@ func TestModelSpecBounds(t *testing.T) {
 		if m.Layers >= 1<<40 && m.Params() != math.MaxInt {
 			t.Errorf("%+v: Params = %d, want MaxInt", m, m.Params())
 		}
+	}
+}
+
+// TestStateBytes: the state kept per parameter, which the step tables
+// show: a buffer's element size per buffer as long as the parameter, and
+// for Adafactor's square matrix (rows + cols) elements in all.
+func TestStateBytes(t *testing.T) {
+	for _, c := range []struct {
+		o    Op
+		p    Prec
+		n    int
+		want float64
+	}{
+		{SGD, F32, 1024, 0}, {Adam, F32, 1024, 8}, {Adam, F64, 1024, 16}, {RMSprop, F32, 4096, 4},
+		{Adafactor, F32, 16 << 20, 8192 * 4.0 / (16 << 20)}, {Adafactor, F64, 4096, 128 * 8.0 / 4096},
+	} {
+		if got := c.o.StateBytesPerParam(c.p, c.n); got != c.want {
+			t.Errorf("%s %s n=%d: %v state bytes per parameter, want %v", c.o, c.p, c.n, got, c.want)
+		}
+	}
+	if s := MatrixShape(16 << 20); s[0] != 4096 || s[1] != 4096 {
+		t.Errorf("MatrixShape(16M) = %v", s)
+	}
+	if s := MatrixShape(1003); s[0] != 17 || s[1] != 59 {
+		t.Errorf("MatrixShape(1003) = %v", s)
+	}
+	if s := MatrixShape(7); s[0] != 1 || s[1] != 7 {
+		t.Errorf("MatrixShape(7) = %v", s)
+	}
+	if got, want := Adafactor.BytesPerParam(F32), 24; got != want {
+		t.Errorf("Adafactor moves %d bytes per parameter, want %d", got, want)
+	}
+	tab := (&Report{Steps: []StepCase{{Op: Adafactor, Prec: F32, N: 16 << 20, StateBytesPerParam: 0.00195}}}).StepTables()
+	if h := tab[0].Head; h[len(h)-1] != "state B/param" || tab[0].Rows[0][len(h)-1] != "0.00195" {
+		t.Errorf("table %v %v", h, tab[0].Rows)
 	}
 }

@@ -172,3 +172,152 @@ func rmspropScalarF64(p, g, v []float64, lr, alpha, eps float64) {
 		p[i] -= lr * g[i] / (math.Sqrt(v[i]) + eps)
 	}
 }
+
+// adafactorScalarF32 is one torch.optim.Adafactor step of a rows×cols
+// matrix (no weight decay, eps1 the machine epsilon), as a plain loop
+// writes _single_tensor_adafactor: the parameter's RMS, the row and column
+// means of g² into the factors, their mean, then u = g/sqrt(max(v, ε1²))
+// twice, for its RMS and for the update. colSum is scratch of cols
+// elements.
+func adafactorScalarF32(p, g, rv, cv, colSum []float32, rows, cols, t int, lr, eps2, d float32) {
+	n := rows * cols
+	p, g, rv, cv, colSum = p[:n], g[:n], rv[:rows], cv[:cols], colSum[:cols]
+	w := float32(math.Pow(float64(t), beta2DecayAdafactor))
+	rho := min(lr, float32(1/math.Sqrt(float64(t))))
+	const eps1 = 0x1p-23
+	rn := float32(math.Sqrt(float64(n)))
+	var ss float32
+	for _, x := range p {
+		ss += x * x
+	}
+	alpha := max(eps2, float32(math.Sqrt(float64(ss)))/rn) * rho
+	clear(colSum)
+	for i := range rows {
+		var s float32
+		for j, x := range g[i*cols : (i+1)*cols] {
+			s += x * x
+			colSum[j] += x * x
+		}
+		rv[i] += w * (s/float32(cols) - rv[i])
+	}
+	var mean float32
+	for _, x := range rv {
+		mean += x
+	}
+	mean = max(mean/float32(rows), eps1)
+	for j := range cv {
+		cv[j] += w * (colSum[j]/float32(rows) - cv[j])
+	}
+	var su float32
+	for i := range rows {
+		r := rv[i] / mean
+		for j, x := range g[i*cols : (i+1)*cols] {
+			u := x / float32(math.Sqrt(float64(max(r*cv[j], eps1*eps1))))
+			su += u * u
+		}
+	}
+	a := alpha / max(1, float32(math.Sqrt(float64(su)))/(rn*d))
+	for i := range rows {
+		r := rv[i] / mean
+		pr := p[i*cols : (i+1)*cols]
+		for j, x := range g[i*cols : (i+1)*cols] {
+			pr[j] -= a * x / float32(math.Sqrt(float64(max(r*cv[j], eps1*eps1))))
+		}
+	}
+}
+
+func adafactorScalarF64(p, g, rv, cv, colSum []float64, rows, cols, t int, lr, eps2, d float64) {
+	n := rows * cols
+	p, g, rv, cv, colSum = p[:n], g[:n], rv[:rows], cv[:cols], colSum[:cols]
+	w := math.Pow(float64(t), beta2DecayAdafactor)
+	rho := min(lr, 1/math.Sqrt(float64(t)))
+	const eps1 = 0x1p-52
+	rn := math.Sqrt(float64(n))
+	var ss float64
+	for _, x := range p {
+		ss += x * x
+	}
+	alpha := max(eps2, math.Sqrt(ss)/rn) * rho
+	clear(colSum)
+	for i := range rows {
+		var s float64
+		for j, x := range g[i*cols : (i+1)*cols] {
+			s += x * x
+			colSum[j] += x * x
+		}
+		rv[i] += w * (s/float64(cols) - rv[i])
+	}
+	var mean float64
+	for _, x := range rv {
+		mean += x
+	}
+	mean = max(mean/float64(rows), eps1)
+	for j := range cv {
+		cv[j] += w * (colSum[j]/float64(rows) - cv[j])
+	}
+	var su float64
+	for i := range rows {
+		r := rv[i] / mean
+		for j, x := range g[i*cols : (i+1)*cols] {
+			u := x / math.Sqrt(max(r*cv[j], eps1*eps1))
+			su += u * u
+		}
+	}
+	a := alpha / max(1, math.Sqrt(su)/(rn*d))
+	for i := range rows {
+		r := rv[i] / mean
+		pr := p[i*cols : (i+1)*cols]
+		for j, x := range g[i*cols : (i+1)*cols] {
+			pr[j] -= a * x / math.Sqrt(max(r*cv[j], eps1*eps1))
+		}
+	}
+}
+
+// adafactorVecScalarF32 is one torch.optim.Adafactor step of a vector (no
+// weight decay, eps1 the machine epsilon), as a plain loop writes it:
+// variance = lerp(variance, g², w), u = g/sqrt(max(variance, ε1²)).
+func adafactorVecScalarF32(p, g, v []float32, t int, lr, eps2, d float32) {
+	n := len(p)
+	g, v = g[:n], v[:n]
+	w := float32(math.Pow(float64(t), beta2DecayAdafactor))
+	rho := min(lr, float32(1/math.Sqrt(float64(t))))
+	const eps1 = 0x1p-23
+	rn := float32(math.Sqrt(float64(n)))
+	var ss, su float32
+	for _, x := range p {
+		ss += x * x
+	}
+	alpha := max(eps2, float32(math.Sqrt(float64(ss)))/rn) * rho
+	for i, x := range g {
+		v[i] += w * (x*x - v[i])
+		u := x / float32(math.Sqrt(float64(max(v[i], eps1*eps1))))
+		su += u * u
+	}
+	a := alpha / max(1, float32(math.Sqrt(float64(su)))/(rn*d))
+	for i, x := range g {
+		p[i] -= a * x / float32(math.Sqrt(float64(max(v[i], eps1*eps1))))
+	}
+}
+
+func adafactorVecScalarF64(p, g, v []float64, t int, lr, eps2, d float64) {
+	n := len(p)
+	g, v = g[:n], v[:n]
+	w := math.Pow(float64(t), beta2DecayAdafactor)
+	rho := min(lr, 1/math.Sqrt(float64(t)))
+	const eps1 = 0x1p-52
+	rn := math.Sqrt(float64(n))
+	var ss, su float64
+	for _, x := range p {
+		ss += x * x
+	}
+	alpha := max(eps2, math.Sqrt(ss)/rn) * rho
+	for i, x := range g {
+		v[i] += w * (x*x - v[i])
+		u := x / math.Sqrt(max(v[i], eps1*eps1))
+		su += u * u
+	}
+	a := alpha / max(1, math.Sqrt(su)/(rn*d))
+	for i, x := range g {
+		p[i] -= a * x / math.Sqrt(max(v[i], eps1*eps1))
+	}
+}

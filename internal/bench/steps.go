@@ -80,7 +80,8 @@ func contendersOn[T optim.Float](o Op, a [][]T, levels []kernels.ISA, roof kerne
 	if err != nil {
 		return nil, err
 	}
-	cs := []contender{{name: NameScalar, kind: KindScalar, workers: 1, step: scalarOf(o, a)}}
+	shape := o.Shape(len(a[0]))
+	cs := []contender{{name: NameScalar, kind: KindScalar, workers: 1, step: scalarOf(o, a, shape)}}
 	for _, name := range gonumNames(o, precOf[T]()) {
 		cs = append(cs, contender{name: name, kind: KindGonum, workers: 1, step: gonumOf(name, a)})
 	}
@@ -89,12 +90,12 @@ func contendersOn[T optim.Float](o Op, a [][]T, levels []kernels.ISA, roof kerne
 		if err != nil {
 			return nil, err
 		}
-		cs = append(cs, contender{name: l.String(), kind: KindLevel, workers: 1, step: stepOf(s, o, &c, a)})
+		cs = append(cs, contender{name: l.String(), kind: KindLevel, workers: 1, step: stepOf(s, o, &c, a, shape)})
 	}
 	s, err := kernels.For(roof)
 	if err != nil {
 		return nil, err
 	}
-	cs = append(cs, contender{name: NameRoof, kind: KindRoof, workers: 1, step: roofOf(bind[T](s), a)})
+	cs = append(cs, contender{name: NameRoof, kind: KindRoof, workers: 1, step: roofOf(bind[T](s), o, a)})
 	return cs, nil
 }

@@ -38,8 +38,9 @@ func (r *Result) fail(format string, args ...any) {
 
 // Check runs a few steps of every kernel family (SGD, momentum in its
 // heavy-ball, Nesterov, dampened and EMA forms, Adam, AdamW, AMSGrad,
-// maximize and gradient scaling, the Fast Adam, the reductions, scale and
-// the roof), in float32 and float64, at every level of levels other than
+// maximize and gradient scaling, Lion, Adagrad, RMSprop, Adafactor's passes
+// on a matrix and a vector, the Fast Adam, the reductions, scale and the
+// roof), in float32 and float64, at every level of levels other than
 // generic, on lengths 1 … 4099 at several start offsets, with and without
 // NaN, ±Inf, ±0, subnormal and huge inputs (paritytest.Specials), and
 // compares the bits of every output with those of the generic reference:
@@ -86,7 +87,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adafactor, fast, reduce, roof
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -109,6 +110,9 @@ func parityCases() []pcase {
 	}
 	rmsprop := func(h kernels.RMSprop) func(int64) (kernels.Coeffs, error) {
 		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
+	}
+	adafactor := func(h kernels.Adafactor) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
 	}
 	base := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	wd, w, ams, maxi := base, base, base, base
@@ -138,6 +142,10 @@ func parityCases() []pcase {
 		{name: "RMSprop", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8})},
 		{name: "RMSprop centered, momentum, weight decay, maximize", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2,
 			Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "Adafactor", fam: "adafactor", coeffs: adafactor(kernels.Adafactor{LR: 1e-2, Beta2Decay: -0.8,
+			Eps1Machine: true, Eps2: 1e-3, D: 1})},
+		{name: "Adafactor weight decay, eps1, maximize, scale", fam: "adafactor", coeffs: adafactor(kernels.Adafactor{LR: 0.1,
+			Beta2Decay: -0.5, Eps1: 1e-6, Eps2: 1e-2, D: 1.5, WeightDecay: 0.05, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
 		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
@@ -335,6 +343,36 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 			l.Scale(gs[0], 0.75)
 			compareStreams(r, what, []string{"Scale"}, wantScale, got)
 		}
+	case "adafactor":
+		// A matrix of 1 + n%3 rows of n columns, and a vector of n.
+		for _, factored := range []bool{true, false} {
+			rows := 1 + n%3
+			if !factored {
+				rows = 1
+			}
+			// p, g, then row_var and col_var (or variance) from zero.
+			in := parityInput[T](2, rows*n, off, seed, special, nil)
+			names := []string{"p", "g", "row_var", "col_var"}
+			lens := []int{rows, n}
+			if !factored {
+				names, lens = []string{"p", "g", "variance"}, []int{n}
+			}
+			for _, l := range lens {
+				in = append(in, paritytest.NewGuarded[T](l, off))
+			}
+			w := what + fmt.Sprintf(" factored=%v", factored)
+			want, ws := paritytest.CloneAll(in)
+			if err := adafactorSteps(ref, &pc, ws, rows, n, factored); err != nil {
+				return fmt.Errorf("%s, reference: %w", w, err)
+			}
+			for li, l := range levs {
+				got, gs := paritytest.CloneAll(in)
+				if err := adafactorSteps(l, &pc, gs, rows, n, factored); err != nil {
+					return fmt.Errorf("%s, %v: %w", w, l.Level, err)
+				}
+				compareStreams(&out[li], w, names, want, got)
+			}
+		}
 	case "roof":
 		in := parityInput[T](4, n, off, seed, special, nil)
 		want, ws := paritytest.CloneAll(in)
@@ -347,6 +385,55 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 				return err
 			}
 			compareStreams(&out[li], what, []string{"src", "d0", "d1", "d2"}, want, got)
+		}
+	}
+	return nil
+}
+
+// adafactorSteps runs paritySteps Adafactor steps of pc on a (p, g, then
+// row_var and col_var of a rows×cols matrix, or the variance of a vector),
+// its passes and the work between them as optim runs them on one chunk.
+func adafactorSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T, rows, cols int, factored bool) error {
+	p, g := a[0], a[1]
+	rowSum, colSum := make([]float64, rows), make([]float64, cols)
+	for t := int64(1); t <= paritySteps; t++ {
+		c, err := pc.coeffs(t)
+		if err != nil {
+			return err
+		}
+		var rv, cv []T
+		var rm T
+		if factored {
+			rv, cv = a[2], a[3]
+			clear(colSum)
+			if err := k.AdafactorSums(&c, g, cols, rowSum, colSum); err != nil {
+				return err
+			}
+			if err := k.AdafactorFactor(&c, rv, rowSum, cols); err != nil {
+				return err
+			}
+			if err := k.AdafactorFactor(&c, cv, colSum, rows); err != nil {
+				return err
+			}
+			if rm, err = k.AdafactorMean(&c, rv); err != nil {
+				return err
+			}
+		} else {
+			cv = a[2]
+			if err := k.AdafactorVariance(&c, cv, g); err != nil {
+				return err
+			}
+		}
+		u2, p2, err := k.AdafactorNorms(&c, p, g, cols, rv, cv, rm)
+		if err != nil {
+			return err
+		}
+		s, err := kernels.AdafactorStepSize(&c, u2, p2, len(p))
+		if err != nil {
+			return err
+		}
+		if err := k.AdafactorUpdate(&c, p, g, cols, rv, cv, rm, s); err != nil {
+			return err
 		}
 	}
 	return nil

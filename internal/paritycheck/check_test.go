@@ -65,6 +65,24 @@ func TestCheckDetects(t *testing.T) {
 				return err
 			}
 		}, "buf: guard element"},
+		"Adafactor's column sums off (one float32 ulp of a float64 sum is rounded away)": {func(k *Kernels[float32]) {
+			k.AdafactorSums = func(c *kernels.Coeffs, g []float32, cols int, rs, cs []float64) error {
+				err := ref.AdafactorSums(c, g, cols, rs, cs)
+				if len(cs) > 3 {
+					cs[3] *= 1 + 0x1p-20
+				}
+				return err
+			}
+		}, "col_var: element 3 of"},
+		"Adafactor's update writes past the end": {func(k *Kernels[float32]) {
+			k.AdafactorUpdate = func(c *kernels.Coeffs, p, g []float32, cols int, rv, cv []float32, rm float32, st float64) error {
+				err := ref.AdafactorUpdate(c, p, g, cols, rv, cv, rm, st)
+				if len(p) > 0 {
+					unsafe.Slice(&p[0], len(p)+1)[len(p)] = 0
+				}
+				return err
+			}
+		}, "p: guard element"},
 		"write into an input": {func(k *Kernels[float32]) {
 			k.Dot = func(x, y []float32) (float64, error) {
 				d, err := ref.Dot(x, y)

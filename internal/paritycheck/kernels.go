@@ -24,6 +24,14 @@ type Kernels[T kernels.Float] struct {
 	Scale           func(x []T, a T)
 	NonFinite       func(x []T) bool
 	Roof            func(src, d0, d1, d2 []T) error
+	// Adafactor's passes, and the work between them (the same on every
+	// level).
+	AdafactorVariance func(c *kernels.Coeffs, v, g []T) error
+	AdafactorSums     func(c *kernels.Coeffs, g []T, cols int, rowSum, colSum []float64) error
+	AdafactorNorms    func(c *kernels.Coeffs, p, g []T, cols int, rowVar, colVar []T, rm T) (float64, float64, error)
+	AdafactorUpdate   func(c *kernels.Coeffs, p, g []T, cols int, rowVar, colVar []T, rm T, st float64) error
+	AdafactorFactor   func(c *kernels.Coeffs, f []T, sums []float64, count int) error
+	AdafactorMean     func(c *kernels.Coeffs, rv []T) (T, error)
 }
 
 // Bind returns the kernels of s for T, float32 or float64.
@@ -33,10 +41,14 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 	switch any(z).(type) {
 	case float32:
 		k = Kernels[float32]{s.Level(), s.SGDF32, s.MomentumF32, s.AdamF32, s.AdamFastF32, s.LionF32, s.AdagradF32, s.RMSpropF32,
-			s.SumSquaresF32, s.SumSquaresCheckF32, s.DotF32, s.ScaleF32, s.NonFiniteF32, s.RoofF32}
+			s.SumSquaresF32, s.SumSquaresCheckF32, s.DotF32, s.ScaleF32, s.NonFiniteF32, s.RoofF32,
+			s.AdafactorVarianceF32, s.AdafactorSumsF32, s.AdafactorNormsF32, s.AdafactorUpdateF32,
+			kernels.AdafactorFactorF32, kernels.AdafactorMeanF32}
 	default:
 		k = Kernels[float64]{s.Level(), s.SGDF64, s.MomentumF64, s.AdamF64, s.AdamFastF64, s.LionF64, s.AdagradF64, s.RMSpropF64,
-			s.SumSquaresF64, s.SumSquaresCheckF64, s.DotF64, s.ScaleF64, s.NonFiniteF64, s.RoofF64}
+			s.SumSquaresF64, s.SumSquaresCheckF64, s.DotF64, s.ScaleF64, s.NonFiniteF64, s.RoofF64,
+			s.AdafactorVarianceF64, s.AdafactorSumsF64, s.AdafactorNormsF64, s.AdafactorUpdateF64,
+			kernels.AdafactorFactorF64, kernels.AdafactorMeanF64}
 	}
 	return k.(Kernels[T])
 }
