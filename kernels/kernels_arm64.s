@@ -15,7 +15,12 @@
 // stored). Reductions accumulate 16 float64 lanes in V16–V23 and combine
 // them by the fixed tree of combine16.
 //
-// Registers: R0–R7 and V0–V31 only; no stack, no reserved register.
+// Grid kernels (Adafactor's passes) run each row in blocks of 16 elements,
+// one vector at a time, and its last elements one at a time, each into
+// lane j mod 16 of their reductions (V8–V23).
+//
+// Registers: R0–R7 (grid kernels R0–R11) and V0–V31 only; no stack, no
+// reserved register.
 
 #include "textflag.h"
 

@@ -1,6 +1,8 @@
 // Package abi is the one description of fuseopt's element-wise kernels and
 // of the assembly ABI they share: the rows of the coefficient block, the
-// mode bits, and for every element-wise kernel its operation sequence. The
+// mode bits, and for every element-wise kernel its operation sequence;
+// also of the grid kernels (Adafactor's passes), element-wise sequences
+// over the rows of a matrix with row and column streams and float64 sums. The
 // package kernels and the generators of its assembly (_asm/kernels for
 // amd64, kernels/_neon for arm64) all import it, so that nothing is written
 // twice: the reference kernels (kernels/kernels_generic_gen.go), the AVX2,
