@@ -500,3 +500,38 @@ func TestAdafactorChunkSize(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStepAdafactorF32 is one Adafactor step over a 4096×4096 matrix
+// (16M parameters, as BenchmarkStepAdamF32's flat tensor) and over the
+// model with its weights as matrices, on 1 and 2 workers. Bytes: the six
+// elements a parameter that its three passes move.
+func BenchmarkStepAdafactorF32(b *testing.B) {
+	var model [][]int
+	for range 64 {
+		model = append(model, []int{256, 256}, []int{256})
+	}
+	for range 36 {
+		model = append(model, []int{256}, []int{256})
+	}
+	for _, c := range []struct {
+		name   string
+		shapes [][]int
+	}{{"matrix/4096x4096", [][]int{{4096, 4096}}}, {"model", model}} {
+		for _, w := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/workers=%d", c.name, w), func(b *testing.B) {
+				m := afModel[float32](c.shapes)
+				o, err := New[float32](DefaultAdafactor(), Options{Workers: w})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { o.Close() })
+				m.register(b, o, nil)
+				m.fillGrads(0)
+				if _, err := o.Step(); err != nil {
+					b.Fatal(err)
+				}
+				benchSteps(b, o, 24)
+			})
+		}
+	}
+}
