@@ -206,10 +206,20 @@ type param[T Float] struct {
 	shape      []int
 	data, grad []T
 	step       int64
-	buf        [3][]T // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
-	ci         int    // coefficient block of the current step
+	buf        [3][]T   // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
+	bufNames   []string // the names of the buffers in buf (a rule's shared list)
+	ci         int      // coefficient block of the current step
 	op         kernelID
+	// frozen is set by SetRequiresGrad(name, false), noGrad by SetNoGrad
+	// until the next Step: a parameter with either takes no part in a step.
+	frozen, noGrad bool
+	// fresh is set when a buffer is new on a parameter that has stepped
+	// (SetGroup turned momentum on), until its next step; see freshRule.
+	fresh bool
 }
+
+// active reports whether the parameter takes part in the next step.
+func (p *param[T]) active() bool { return !p.frozen && !p.noGrad }
 
 // New returns an optimizer of the kind of h (a config such as
 // [SGDConfig], [EMAConfig], [AdamConfig] or [AdamWConfig]) with one parameter group, group 0, holding
@@ -431,6 +441,8 @@ type ParamInfo struct {
 	Shape []int
 	Len   int
 	Step  int64 // steps taken by this parameter
+	// Frozen is set while the parameter is frozen (SetRequiresGrad).
+	Frozen bool
 }
 
 // NumParams returns the number of registered parameters.
@@ -455,7 +467,8 @@ func (o *Optimizer[T]) Param(name string) (ParamInfo, bool) {
 }
 
 func (p *param[T]) info() ParamInfo {
-	return ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: len(p.data), Step: p.step}
+	return ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: len(p.data), Step: p.step,
+		Frozen: p.frozen}
 }
 
 // State returns a copy of the state buffer buf (BufExpAvg, BufExpAvgSq,

@@ -72,6 +72,15 @@ type rule interface {
 	coeffs(c *kernels.Coeffs, pre kernels.Prelude, key int64) error
 }
 
+// freshRule is implemented by a rule whose step differs when a parameter's
+// buffers are new although it has stepped before (SetGroup turned them
+// on): SGD sets a new momentum buffer to the gradient, as PyTorch does
+// whenever momentum_buffer is None. freshKey returns the coefficient key
+// of such a step; other rules use coeffKey(step) as always.
+type freshRule interface {
+	freshKey() int64
+}
+
 // field is a named hyperparameter: a float64 or a bool (stored as 0 or 1).
 type field struct {
 	name string

@@ -380,6 +380,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	for i := range o.params {
 		o.params[i].step = steps[i]
 		o.params[i].buf = loaded[i]
+		o.params[i].bufNames = groups[o.params[i].group].buffers()
+		o.params[i].fresh = false
 	}
 	o.layout()
 	return nil

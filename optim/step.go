@@ -21,7 +21,9 @@ type StepReport struct {
 }
 
 // Step updates every registered parameter from its gradient by one step of
-// its group's rule, and advances each parameter's step count. Under the
+// its group's rule, and advances each parameter's step count; a frozen
+// parameter, or one marked by SetNoGrad, is left alone (see
+// [Optimizer.SetRequiresGrad]). Under the
 // SkipStep and ErrorOnNonFinite policies it first checks every gradient and, if one
 // is not finite, changes nothing at all. After the first call (which
 // allocates the state and the task plan) Step does not allocate.
@@ -31,23 +33,29 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		return rep, ErrClosed
 	}
 	o.prepare()
+	if err := o.computeCoeffs(); err != nil {
+		return rep, err
+	}
 	if o.opt.NonFinite != Propagate {
 		o.run(&o.jobCheck)
 		if i := o.firstBad(); i >= 0 {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
+			o.clearNoGrad()
 			if o.opt.NonFinite == ErrorOnNonFinite {
 				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
 			}
 			return rep, nil
 		}
 	}
-	if err := o.computeCoeffs(); err != nil {
-		return rep, err
-	}
 	o.run(&o.jobUpdate)
 	for i := range o.params {
-		o.params[i].step++
+		p := &o.params[i]
+		if p.active() {
+			p.step++
+			p.fresh = false
+		}
+		p.noGrad = false
 	}
 	return rep, nil
 }
@@ -216,6 +224,10 @@ func (o *Optimizer[T]) maxAbsTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		m := 0.0
+		if !o.params[pc.param].active() {
+			o.pieceSum[j] = 0
+			continue
+		}
 		for _, v := range o.params[pc.param].grad[pc.lo:pc.hi] {
 			m = max(m, math.Abs(float64(v)))
 		}
@@ -226,6 +238,10 @@ func (o *Optimizer[T]) maxAbsTask(_, t int) {
 func (o *Optimizer[T]) scaledSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
+		if !o.params[pc.param].active() {
+			o.pieceSum[j] = 0
+			continue
+		}
 		o.pieceSum[j] = scaledSumSquares(o.params[pc.param].grad[pc.lo:pc.hi], o.normScale)
 	}
 }
@@ -313,6 +329,9 @@ func (o *Optimizer[T]) updateTask(_, t int) {
 	set, run := o.opt.Kernels, &o.ops.run
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		p := &o.params[pc.param]
+		if !p.active() {
+			continue
+		}
 		lo, hi := pc.lo, pc.hi
 		if err := run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi); err != nil {
 			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
@@ -323,20 +342,28 @@ func (o *Optimizer[T]) updateTask(_, t int) {
 func (o *Optimizer[T]) checkTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
-		o.pieceBad[j] = o.ops.nonFinite(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
+		p := &o.params[pc.param]
+		o.pieceBad[j] = p.active() && o.ops.nonFinite(o.opt.Kernels, p.grad[pc.lo:pc.hi])
 	}
 }
 
 func (o *Optimizer[T]) sumSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
-		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
+		p := &o.params[pc.param]
+		if !p.active() {
+			o.pieceSum[j], o.pieceBad[j] = 0, false
+			continue
+		}
+		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, p.grad[pc.lo:pc.hi])
 	}
 }
 
 func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
-		o.ops.scale(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi], o.scaleBy)
+		if p := &o.params[pc.param]; p.active() {
+			o.ops.scale(o.opt.Kernels, p.grad[pc.lo:pc.hi], o.scaleBy)
+		}
 	}
 }
 
@@ -386,10 +413,17 @@ func (o *Optimizer[T]) computeCoeffs() error {
 	last := -1
 	for i := range o.params {
 		p := &o.params[i]
+		if !p.active() {
+			continue
+		}
 		if p.step >= MaxStep {
 			return fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
 		}
-		k := coeffKey{group: p.group, t: o.groups[p.group].coeffKey(p.step)}
+		h := o.groups[p.group]
+		k := coeffKey{group: p.group, t: h.coeffKey(p.step)}
+		if fr, ok := h.(freshRule); ok && p.fresh {
+			k.t = fr.freshKey()
+		}
 		idx := -1
 		if last >= 0 && o.keys[last] == k {
 			idx = last

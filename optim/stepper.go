@@ -24,14 +24,15 @@ import (
 // goroutine at a time); the Group's setters may be called concurrently
 // with them and take effect at the following Steps.
 //
-// Two differences from a parameter in an Optimizer, both only where a
-// Group's hyperparameters change under way: a heavy-ball momentum buffer
-// that SetHyper turns on starts at zero and is not set to the gradient on
-// its first step (the first-step copy is that of step count 0, while
-// PyTorch copies whenever the buffer is new; with dampening 0 the two
-// agree), and buffers that a new config no longer names are dropped. A
-// Group whose coefficients depend on the step count (Adam) makes one
-// coefficient block per step count, shared by all its Steppers.
+// Where a Group's hyperparameters change under way, a Stepper follows
+// [Optimizer.SetGroup]: a buffer that the new config names starts at its
+// rule's initial value at the next Step (a new SGD momentum buffer is set
+// to the gradient, as PyTorch does), and buffers that it no longer names
+// are dropped at that Step. A Group whose coefficients depend on the step
+// count (Adam) makes one coefficient block per step count, shared by all
+// its Steppers. A parameter without a gradient in a step (frozen, or
+// .grad None in PyTorch's terms) is simply not stepped: its Stepper keeps
+// its step count and state.
 
 // Group is the hyperparameters shared by a set of [Stepper]s.
 type Group[T Float] struct {
@@ -151,6 +152,7 @@ type Stepper[T Float] struct {
 	step  int64
 	names []string // the buffers buf holds, by name
 	buf   [3][]T
+	fresh bool // a buffer is new since the last step (see freshRule)
 }
 
 // NewStepper returns a Stepper for a parameter of n elements, at step
@@ -206,12 +208,24 @@ func (s *Stepper[T]) Step(p, g []T) error {
 		return fmt.Errorf("%w: the parameter has taken MaxStep = %d steps", ErrInvalid, MaxStep)
 	}
 	c := s.g.conf.Load()
-	k, err := s.g.coeffs(c, c.h.coeffKey(s.step))
+	replace := !slices.Equal(s.names, c.bufs)
+	fresh := s.fresh
+	if replace && s.step > 0 {
+		for _, name := range c.bufs {
+			fresh = fresh || !slices.Contains(s.names, name)
+		}
+	}
+	key := c.h.coeffKey(s.step)
+	if fr, ok := c.h.(freshRule); ok && fresh {
+		key = fr.freshKey()
+	}
+	k, err := s.g.coeffs(c, key)
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(s.names, c.bufs) {
+	if replace {
 		s.place(c, p, g)
+		s.fresh = fresh
 	}
 	for _, b := range s.buf {
 		if overlap(p, b) || overlap(g, b) {
@@ -222,6 +236,7 @@ func (s *Stepper[T]) Step(p, g []T) error {
 		return err
 	}
 	s.step++
+	s.fresh = false
 	return nil
 }
 
@@ -294,7 +309,7 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
 	if err := checkBuffers(c.h, ordered, step); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
-	s.names, s.buf = nil, [3][]T{}
+	s.names, s.buf, s.fresh = nil, [3][]T{}, false
 	s.place(c, nil, nil)
 	for j := range ordered {
 		copy(s.buf[j], ordered[j])
