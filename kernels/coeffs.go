@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
 )
@@ -42,31 +43,49 @@ type Coeffs struct {
 	f64          [abi.NumRows][abi.LanesF64]float64
 }
 
-func (c *Coeffs) set(row int, v float64) {
-	c.vals[row] = v
-	v32 := float32(v)
-	for i := range c.f32[row] {
-		c.f32[row][i] = v32
-	}
-	for i := range c.f64[row] {
-		c.f64[row][i] = v
-	}
+// set records the value of a row; finish broadcasts every row into its
+// lanes once, when the block is complete.
+func (c *Coeffs) set(row int, v float64) { c.vals[row] = v }
+
+// init starts a block of family fam and mode: every row at its default (1
+// for the gradient scale, decay, dampening and one, ½, -0; 0 for the rest).
+// The lanes are written by finish, so init does not clear them.
+func (c *Coeffs) init(fam family, mode int) {
+	c.fam, c.mode, c.bad32, c.bad64 = fam, mode, 0, 0
+	c.vals = defaultRows
 }
 
-func (c *Coeffs) init(fam family, mode int) {
-	*c = Coeffs{fam: fam, mode: mode}
-	c.set(abi.RowGS, 1)
-	c.set(abi.RowOne, 1)
-	c.set(abi.RowHalf, 0.5)
-	c.set(abi.RowNegZero, math.Copysign(0, -1))
-	c.set(abi.RowDecay, 1)
-	c.set(abi.RowDamp, 1)
-	c.set(abi.RowTiny, 0) // per precision below
-	for i := range c.f32[abi.RowTiny] {
-		c.f32[abi.RowTiny][i] = math.Float32frombits(0x00800000)
-	}
-	for i := range c.f64[abi.RowTiny] {
-		c.f64[abi.RowTiny][i] = math.Float64frombits(0x0010000000000000)
+// defaultRows are the rows' values before a CoeffsInto sets its own.
+var defaultRows = func() (v [abi.NumRows]float64) {
+	v[abi.RowGS], v[abi.RowOne], v[abi.RowHalf] = 1, 1, 0.5
+	v[abi.RowNegZero] = math.Copysign(0, -1)
+	v[abi.RowDecay], v[abi.RowDamp] = 1, 1
+	return v
+}()
+
+// broadcast writes every row's value into its float32 and float64 lanes
+// (the float32 lanes rounded to nearest even, as float32(v) does), eight
+// bytes per store: two float32 lanes at a time. The tiny row holds the
+// smallest normal number of each element type.
+func (c *Coeffs) broadcast() {
+	for r := range abi.NumRows {
+		v := c.vals[r]
+		if r == abi.RowTiny {
+			v = 0x1p-1022
+		}
+		b64 := math.Float64bits(v)
+		d := (*[abi.LanesF64]uint64)(unsafe.Pointer(&c.f64[r]))
+		for i := range d {
+			d[i] = b64
+		}
+		b32 := uint64(math.Float32bits(float32(v))) * (1<<32 + 1)
+		if r == abi.RowTiny {
+			b32 = uint64(math.Float32bits(0x1p-126)) * (1<<32 + 1)
+		}
+		f := (*[abi.LanesF32 / 2]uint64)(unsafe.Pointer(&c.f32[r]))
+		for i := range f {
+			f[i] = b32
+		}
 	}
 }
 
@@ -77,6 +96,7 @@ func (c *Coeffs) init(fam family, mode int) {
 // returns an error when a coefficient is not finite even in float64, so
 // that no precision can use the block.
 func (c *Coeffs) finish() error {
+	c.broadcast()
 	for r := range abi.NumRows {
 		v := c.vals[r]
 		if c.bad64 == 0 && (math.IsInf(v, 0) || math.IsNaN(v)) {
