@@ -55,6 +55,9 @@ func benchSets(b *testing.B, extra map[string]*Set, f func(b *testing.B, s *Set,
 	}
 	for _, ns := range all {
 		for _, n := range benchSizes {
+			if testing.Short() && n > 1<<16 {
+				continue // the smoke runs (CI, qemu): the code paths, not the sizes
+			}
 			b.Run(fmt.Sprintf("%s/n=%d", ns.name, n), func(b *testing.B) {
 				b.ReportAllocs()
 				f(b, ns.s, n)
