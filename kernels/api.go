@@ -61,6 +61,22 @@ func RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
 	return active.RMSpropF64(c, p, grad, sq, buf, gavg)
 }
 
+// AdamaxF32 runs [Set.AdamaxF32] at the active level.
+func AdamaxF32(c *Coeffs, p, grad, m, u []float32) error { return active.AdamaxF32(c, p, grad, m, u) }
+
+// AdamaxF64 runs [Set.AdamaxF64] at the active level.
+func AdamaxF64(c *Coeffs, p, grad, m, u []float64) error { return active.AdamaxF64(c, p, grad, m, u) }
+
+// AdadeltaF32 runs [Set.AdadeltaF32] at the active level.
+func AdadeltaF32(c *Coeffs, p, grad, sq, acc []float32) error {
+	return active.AdadeltaF32(c, p, grad, sq, acc)
+}
+
+// AdadeltaF64 runs [Set.AdadeltaF64] at the active level.
+func AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
+	return active.AdadeltaF64(c, p, grad, sq, acc)
+}
+
 // SumSquaresF32 runs [Set.SumSquaresF32] at the active level.
 func SumSquaresF32(x []float32) float64 { return active.SumSquaresF32(x) }
 

@@ -27,6 +27,15 @@ func slab[T Float](k, n int) [][]T {
 	return out
 }
 
+// nonneg makes x a valid running average of squares or of magnitudes.
+func nonneg[T Float](x []T) {
+	for i, v := range x {
+		if v < 0 {
+			x[i] = -v
+		}
+	}
+}
+
 func sizeOf[T Float](z T) uintptr {
 	if _, ok := any(z).(float32); ok {
 		return 4
@@ -187,6 +196,47 @@ func benchRMSprop[T Float](b *testing.B) {
 
 func BenchmarkRMSpropF32(b *testing.B) { benchRMSprop[float32](b) }
 func BenchmarkRMSpropF64(b *testing.B) { benchRMSprop[float64](b) }
+
+func benchAdamax[T Float](b *testing.B) {
+	c := must(Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(10))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		nonneg(a[3]) // exp_inf
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := adamaxKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkAdamaxF32(b *testing.B) { benchAdamax[float32](b) }
+func BenchmarkAdamaxF64(b *testing.B) { benchAdamax[float64](b) }
+
+func benchAdadelta[T Float](b *testing.B) {
+	c := must(Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6}.Coeffs())
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		nonneg(a[2]) // square_avg
+		nonneg(a[3]) // acc_delta
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := adadeltaKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkAdadeltaF32(b *testing.B) { benchAdadelta[float32](b) }
+func BenchmarkAdadeltaF64(b *testing.B) { benchAdadelta[float64](b) }
 
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())

@@ -22,15 +22,18 @@ const (
 	famLion
 	famAdagrad
 	famRMSprop
+	famAdamax
+	famAdadelta
 )
 
-var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop"}
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop",
+	"Adamax", "Adadelta"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
 // [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs], [Lion.Coeffs],
-// [Adagrad.Coeffs] or [RMSprop.Coeffs]; the zero value is rejected by every
-// kernel. A Coeffs is read-only for the kernels and may be
+// [Adagrad.Coeffs], [RMSprop.Coeffs], [Adamax.Coeffs] or
+// [Adadelta.Coeffs]; the zero value is rejected by every kernel. A Coeffs is read-only for the kernels and may be
 // shared by goroutines.
 type Coeffs struct {
 	fam  family
@@ -129,7 +132,7 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 // rowDesc names each row by the hyperparameters it is computed from.
 var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
-	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha)", abi.RowBeta2: "beta2 (or alpha)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
+	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, 1 - rho)", abi.RowBeta2: "beta2 (or alpha, rho)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
 	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
@@ -574,5 +577,119 @@ func (h RMSprop) CoeffsInto(c *Coeffs) error {
 	c.set(abi.RowEps, h.Eps)
 	c.set(abi.RowNegLR, -h.LR)
 	c.set(abi.RowMu, h.Momentum)
+	return c.finish()
+}
+
+// Adamax holds the hyperparameters of torch.optim.Adamax.
+type Adamax struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // decay of exp_avg, in [0, 1)
+	Beta2       float64 // decay of exp_inf, in [0, 1)
+	Eps         float64 // added to |g| before the maximum, ≥ 0
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of Adamax step t (t ≥ 1).
+func (h Adamax) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number:
+//
+//	c1 = 1-β1, β2, clr = lr/(1-β1^t), -clr
+//
+// in float64 (β1^t by repeated squaring), then rounded once to the element
+// type.
+func (h Adamax) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.AdamaxWD
+	}
+	bc1 := 1 - float64(powInt(h.Beta1, t))
+	c.init(famAdamax, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowBeta2, h.Beta2)
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegA, -(h.LR / bc1))
+	return c.finish()
+}
+
+// Adadelta holds the hyperparameters of torch.optim.Adadelta. Its LR
+// scales the step delta; PyTorch's default is 1.
+type Adadelta struct {
+	LR          float64 // learning rate, ≥ 0
+	Rho         float64 // decay ρ of square_avg and acc_delta, in [0, 1]
+	Eps         float64 // added inside both square roots, ≥ 0
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of an Adadelta step.
+func (h Adadelta) Coeffs() (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c:
+//
+//	ρ, c2 = 1-ρ, -lr
+//
+// in float64, then rounded once to the element type.
+func (h Adadelta) CoeffsInto(c *Coeffs) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Rho >= 0 && h.Rho <= 1) {
+		return fmt.Errorf("%w: rho = %v, want 0 ≤ ρ ≤ 1", ErrCoeff, h.Rho)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.AdadeltaWD
+	}
+	c.init(famAdadelta, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowC2, 1-h.Rho)
+	c.set(abi.RowBeta2, h.Rho)
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegLR, -h.LR)
 	return c.finish()
 }

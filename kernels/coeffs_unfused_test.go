@@ -71,6 +71,14 @@ func TestCoeffsUnfused(t *testing.T) {
 			if got, _ := c.Value("ib2"); math.Float64bits(got) != math.Float64bits(want) {
 				t.Errorf("β2=%v t=%d: ib2 %v, want %v", b, st, got, want)
 			}
+			// Adamax's clr = lr/(1 - β1^t), the same correction.
+			c, err = Adamax{LR: 3, Beta1: b, Beta2: 0.5}.Coeffs(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.Value("nega"); math.Float64bits(got) != math.Float64bits(-(3 / (1 - r))) {
+				t.Errorf("Adamax β1=%v t=%d: -clr %v, want %v", b, st, got, -(3 / (1 - r)))
+			}
 		}
 	}
 }

@@ -195,6 +195,34 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			}
 		}
 	}
+	for _, wd := range []float64{0, 0.01} {
+		for i, pr := range preludes[:2] {
+			h := Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Prelude: pr}
+			st, gr := goldenData[T](9)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			for step := range goldenSteps {
+				c := must(h.Coeffs(int64(step + 1)))
+				_ = adamaxKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("Adamax%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
+	for _, wd := range []float64{0, 0.01} {
+		for i, pr := range preludes[:2] {
+			h := Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: wd, Prelude: pr}
+			st, gr := goldenData[T](10)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			c := must(h.Coeffs())
+			for step := range goldenSteps {
+				_ = adadeltaKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("Adadelta%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
 	{
 		st, _ := goldenData[T](4)
 		for step := range goldenSteps {

@@ -3489,6 +3489,472 @@ done:
 	VZEROUPPER
 	RET
 
+// func adamaxF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adamaxF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS 896(AX), Y0
+	XORQ    R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y2
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y5
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     32(CX)(R8*4), Y6
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VSUBPS      Y3, Y1, Y4
+	VSUBPS      Y7, Y5, Y8
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y8, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMOVUPS     32(SI)(R8*4), Y8
+	VMULPS      320(AX), Y4, Y4
+	VMULPS      320(AX), Y8, Y8
+	VANDNPS     Y1, Y0, Y1
+	VANDNPS     Y5, Y0, Y5
+	VADDPS      448(AX), Y1, Y1
+	VADDPS      448(AX), Y5, Y5
+	VMAXPS      Y1, Y4, Y1
+	VMAXPS      Y5, Y8, Y9
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VCMPPS      $0x03, Y8, Y8, Y10
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VBLENDVPS   Y10, Y8, Y9, Y9
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VDIVPS      Y9, Y7, Y3
+	VFMADD231PS 512(AX), Y1, Y2
+	VFMADD231PS 512(AX), Y3, Y6
+	VMOVUPS     Y2, (CX)(R8*4)
+	VMOVUPS     Y6, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(R8*4), Y1
+	VMULPS      (AX), Y1, Y1
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VANDNPS     Y1, Y0, Y1
+	VADDPS      448(AX), Y1, Y1
+	VMAXPS      Y1, Y4, Y1
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMOVUPS     Y2, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y1
+	VMASKMOVPS  (DX)(R8*4), Y1, Y2
+	VMULPS      (AX), Y2, Y2
+	VMASKMOVPS  (CX)(R8*4), Y1, Y3
+	VMASKMOVPS  (BX)(R8*4), Y1, Y4
+	VSUBPS      Y4, Y2, Y5
+	VFMADD231PS 192(AX), Y5, Y4
+	VMASKMOVPS  Y4, Y1, (BX)(R8*4)
+	VMASKMOVPS  (SI)(R8*4), Y1, Y5
+	VMULPS      320(AX), Y5, Y5
+	VANDNPS     Y2, Y0, Y2
+	VADDPS      448(AX), Y2, Y0
+	VMAXPS      Y0, Y5, Y0
+	VCMPPS      $0x03, Y5, Y5, Y2
+	VBLENDVPS   Y2, Y5, Y0, Y0
+	VMASKMOVPS  Y0, Y1, (SI)(R8*4)
+	VDIVPS      Y0, Y4, Y0
+	VFMADD231PS 512(AX), Y0, Y3
+	VMASKMOVPS  Y3, Y1, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	VMOVUPS 896(AX), Y0
+	XORQ    R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y2
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y5
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     32(CX)(R8*4), Y6
+	VFMADD231PS 64(AX), Y2, Y1
+	VFMADD231PS 64(AX), Y6, Y5
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VSUBPS      Y3, Y1, Y4
+	VSUBPS      Y7, Y5, Y8
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y8, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMOVUPS     32(SI)(R8*4), Y8
+	VMULPS      320(AX), Y4, Y4
+	VMULPS      320(AX), Y8, Y8
+	VANDNPS     Y1, Y0, Y1
+	VANDNPS     Y5, Y0, Y5
+	VADDPS      448(AX), Y1, Y1
+	VADDPS      448(AX), Y5, Y5
+	VMAXPS      Y1, Y4, Y1
+	VMAXPS      Y5, Y8, Y9
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VCMPPS      $0x03, Y8, Y8, Y10
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VBLENDVPS   Y10, Y8, Y9, Y9
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VDIVPS      Y9, Y7, Y3
+	VFMADD231PS 512(AX), Y1, Y2
+	VFMADD231PS 512(AX), Y3, Y6
+	VMOVUPS     Y2, (CX)(R8*4)
+	VMOVUPS     Y6, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(R8*4), Y1
+	VMULPS      (AX), Y1, Y1
+	VMOVUPS     (CX)(R8*4), Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMOVUPS     (BX)(R8*4), Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VANDNPS     Y1, Y0, Y1
+	VADDPS      448(AX), Y1, Y1
+	VMAXPS      Y1, Y4, Y1
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMOVUPS     Y2, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y1
+	VMASKMOVPS  (DX)(R8*4), Y1, Y2
+	VMULPS      (AX), Y2, Y2
+	VMASKMOVPS  (CX)(R8*4), Y1, Y3
+	VFMADD231PS 64(AX), Y3, Y2
+	VMASKMOVPS  (BX)(R8*4), Y1, Y4
+	VSUBPS      Y4, Y2, Y5
+	VFMADD231PS 192(AX), Y5, Y4
+	VMASKMOVPS  Y4, Y1, (BX)(R8*4)
+	VMASKMOVPS  (SI)(R8*4), Y1, Y5
+	VMULPS      320(AX), Y5, Y5
+	VANDNPS     Y2, Y0, Y2
+	VADDPS      448(AX), Y2, Y0
+	VMAXPS      Y0, Y5, Y0
+	VCMPPS      $0x03, Y5, Y5, Y2
+	VBLENDVPS   Y2, Y5, Y0, Y0
+	VMASKMOVPS  Y0, Y1, (SI)(R8*4)
+	VDIVPS      Y0, Y4, Y0
+	VFMADD231PS 512(AX), Y0, Y3
+	VMASKMOVPS  Y3, Y1, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adadeltaF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VADDPS      448(AX), Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y7
+	VMOVUPS     (SI)(R8*4), Y3
+	VMOVUPS     32(SI)(R8*4), Y8
+	VADDPS      448(AX), Y3, Y6
+	VADDPS      448(AX), Y8, Y9
+	VSQRTPS     Y6, Y6
+	VSQRTPS     Y9, Y9
+	VDIVPS      Y2, Y6, Y2
+	VDIVPS      Y7, Y9, Y6
+	VMULPS      Y2, Y0, Y0
+	VMULPS      Y6, Y4, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y8, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (SI)(R8*4)
+	VMOVUPS     Y7, 32(SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y4, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VSQRTPS     Y2, Y2
+	VMOVUPS     (SI)(R8*4), Y3
+	VADDPS      448(AX), Y3, Y4
+	VSQRTPS     Y4, Y4
+	VDIVPS      Y2, Y4, Y2
+	VMULPS      Y2, Y0, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(R8*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(R8*4)
+	VADDPS      448(AX), Y4, Y3
+	VSQRTPS     Y3, Y3
+	VMASKMOVPS  (SI)(R8*4), Y0, Y4
+	VADDPS      448(AX), Y4, Y5
+	VSQRTPS     Y5, Y5
+	VDIVPS      Y3, Y5, Y3
+	VMULPS      Y3, Y1, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VADDPS      448(AX), Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y7
+	VMOVUPS     (SI)(R8*4), Y3
+	VMOVUPS     32(SI)(R8*4), Y8
+	VADDPS      448(AX), Y3, Y6
+	VADDPS      448(AX), Y8, Y9
+	VSQRTPS     Y6, Y6
+	VSQRTPS     Y9, Y9
+	VDIVPS      Y2, Y6, Y2
+	VDIVPS      Y7, Y9, Y6
+	VMULPS      Y2, Y0, Y0
+	VMULPS      Y6, Y4, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y8, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (SI)(R8*4)
+	VMOVUPS     Y7, 32(SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y4, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VSQRTPS     Y2, Y2
+	VMOVUPS     (SI)(R8*4), Y3
+	VADDPS      448(AX), Y3, Y4
+	VSQRTPS     Y4, Y4
+	VDIVPS      Y2, Y4, Y2
+	VMULPS      Y2, Y0, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(R8*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(R8*4)
+	VADDPS      448(AX), Y4, Y3
+	VSQRTPS     Y3, Y3
+	VMASKMOVPS  (SI)(R8*4), Y0, Y4
+	VADDPS      448(AX), Y4, Y5
+	VSQRTPS     Y5, Y5
+	VDIVPS      Y3, Y5, Y3
+	VMULPS      Y3, Y1, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX2(x *float32, n int, s float32)
 // Requires: AVX, AVX2, SSE
 TEXT ·scaleF32AVX2(SB), NOSPLIT, $0-20
@@ -7501,6 +7967,472 @@ m7_tail:
 	VMASKMOVPD  Y1, Y0, (SI)(R9*8)
 	VFMADD231PD 576(AX), Y1, Y2
 	VMASKMOVPD  Y2, Y0, (CX)(R9*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adamaxF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adamaxF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD 896(AX), Y0
+	XORQ    R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y2
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y5
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     32(CX)(R8*8), Y6
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VSUBPD      Y3, Y1, Y4
+	VSUBPD      Y7, Y5, Y8
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y8, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMOVUPD     32(SI)(R8*8), Y8
+	VMULPD      320(AX), Y4, Y4
+	VMULPD      320(AX), Y8, Y8
+	VANDNPD     Y1, Y0, Y1
+	VANDNPD     Y5, Y0, Y5
+	VADDPD      448(AX), Y1, Y1
+	VADDPD      448(AX), Y5, Y5
+	VMAXPD      Y1, Y4, Y1
+	VMAXPD      Y5, Y8, Y9
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VCMPPD      $0x03, Y8, Y8, Y10
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VBLENDVPD   Y10, Y8, Y9, Y9
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VDIVPD      Y9, Y7, Y3
+	VFMADD231PD 512(AX), Y1, Y2
+	VFMADD231PD 512(AX), Y3, Y6
+	VMOVUPD     Y2, (CX)(R8*8)
+	VMOVUPD     Y6, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(R8*8), Y1
+	VMULPD      (AX), Y1, Y1
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VANDNPD     Y1, Y0, Y1
+	VADDPD      448(AX), Y1, Y1
+	VMAXPD      Y1, Y4, Y1
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMOVUPD     Y2, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y1
+	VMASKMOVPD  (DX)(R8*8), Y1, Y2
+	VMULPD      (AX), Y2, Y2
+	VMASKMOVPD  (CX)(R8*8), Y1, Y3
+	VMASKMOVPD  (BX)(R8*8), Y1, Y4
+	VSUBPD      Y4, Y2, Y5
+	VFMADD231PD 192(AX), Y5, Y4
+	VMASKMOVPD  Y4, Y1, (BX)(R8*8)
+	VMASKMOVPD  (SI)(R8*8), Y1, Y5
+	VMULPD      320(AX), Y5, Y5
+	VANDNPD     Y2, Y0, Y2
+	VADDPD      448(AX), Y2, Y0
+	VMAXPD      Y0, Y5, Y0
+	VCMPPD      $0x03, Y5, Y5, Y2
+	VBLENDVPD   Y2, Y5, Y0, Y0
+	VMASKMOVPD  Y0, Y1, (SI)(R8*8)
+	VDIVPD      Y0, Y4, Y0
+	VFMADD231PD 512(AX), Y0, Y3
+	VMASKMOVPD  Y3, Y1, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	VMOVUPD 896(AX), Y0
+	XORQ    R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y2
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y5
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     32(CX)(R8*8), Y6
+	VFMADD231PD 64(AX), Y2, Y1
+	VFMADD231PD 64(AX), Y6, Y5
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VSUBPD      Y3, Y1, Y4
+	VSUBPD      Y7, Y5, Y8
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y8, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMOVUPD     32(SI)(R8*8), Y8
+	VMULPD      320(AX), Y4, Y4
+	VMULPD      320(AX), Y8, Y8
+	VANDNPD     Y1, Y0, Y1
+	VANDNPD     Y5, Y0, Y5
+	VADDPD      448(AX), Y1, Y1
+	VADDPD      448(AX), Y5, Y5
+	VMAXPD      Y1, Y4, Y1
+	VMAXPD      Y5, Y8, Y9
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VCMPPD      $0x03, Y8, Y8, Y10
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VBLENDVPD   Y10, Y8, Y9, Y9
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VDIVPD      Y9, Y7, Y3
+	VFMADD231PD 512(AX), Y1, Y2
+	VFMADD231PD 512(AX), Y3, Y6
+	VMOVUPD     Y2, (CX)(R8*8)
+	VMOVUPD     Y6, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(R8*8), Y1
+	VMULPD      (AX), Y1, Y1
+	VMOVUPD     (CX)(R8*8), Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMOVUPD     (BX)(R8*8), Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VANDNPD     Y1, Y0, Y1
+	VADDPD      448(AX), Y1, Y1
+	VMAXPD      Y1, Y4, Y1
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMOVUPD     Y2, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y1
+	VMASKMOVPD  (DX)(R8*8), Y1, Y2
+	VMULPD      (AX), Y2, Y2
+	VMASKMOVPD  (CX)(R8*8), Y1, Y3
+	VFMADD231PD 64(AX), Y3, Y2
+	VMASKMOVPD  (BX)(R8*8), Y1, Y4
+	VSUBPD      Y4, Y2, Y5
+	VFMADD231PD 192(AX), Y5, Y4
+	VMASKMOVPD  Y4, Y1, (BX)(R8*8)
+	VMASKMOVPD  (SI)(R8*8), Y1, Y5
+	VMULPD      320(AX), Y5, Y5
+	VANDNPD     Y2, Y0, Y2
+	VADDPD      448(AX), Y2, Y0
+	VMAXPD      Y0, Y5, Y0
+	VCMPPD      $0x03, Y5, Y5, Y2
+	VBLENDVPD   Y2, Y5, Y0, Y0
+	VMASKMOVPD  Y0, Y1, (SI)(R8*8)
+	VDIVPD      Y0, Y4, Y0
+	VFMADD231PD 512(AX), Y0, Y3
+	VMASKMOVPD  Y3, Y1, (CX)(R8*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adadeltaF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VADDPD      448(AX), Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y7
+	VMOVUPD     (SI)(R8*8), Y3
+	VMOVUPD     32(SI)(R8*8), Y8
+	VADDPD      448(AX), Y3, Y6
+	VADDPD      448(AX), Y8, Y9
+	VSQRTPD     Y6, Y6
+	VSQRTPD     Y9, Y9
+	VDIVPD      Y2, Y6, Y2
+	VDIVPD      Y7, Y9, Y6
+	VMULPD      Y2, Y0, Y0
+	VMULPD      Y6, Y4, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y8, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (SI)(R8*8)
+	VMOVUPD     Y7, 32(SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y4, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VSQRTPD     Y2, Y2
+	VMOVUPD     (SI)(R8*8), Y3
+	VADDPD      448(AX), Y3, Y4
+	VSQRTPD     Y4, Y4
+	VDIVPD      Y2, Y4, Y2
+	VMULPD      Y2, Y0, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(R8*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(R8*8)
+	VADDPD      448(AX), Y4, Y3
+	VSQRTPD     Y3, Y3
+	VMASKMOVPD  (SI)(R8*8), Y0, Y4
+	VADDPD      448(AX), Y4, Y5
+	VSQRTPD     Y5, Y5
+	VDIVPD      Y3, Y5, Y3
+	VMULPD      Y3, Y1, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VADDPD      448(AX), Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y7
+	VMOVUPD     (SI)(R8*8), Y3
+	VMOVUPD     32(SI)(R8*8), Y8
+	VADDPD      448(AX), Y3, Y6
+	VADDPD      448(AX), Y8, Y9
+	VSQRTPD     Y6, Y6
+	VSQRTPD     Y9, Y9
+	VDIVPD      Y2, Y6, Y2
+	VDIVPD      Y7, Y9, Y6
+	VMULPD      Y2, Y0, Y0
+	VMULPD      Y6, Y4, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y8, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (SI)(R8*8)
+	VMOVUPD     Y7, 32(SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y4, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VSQRTPD     Y2, Y2
+	VMOVUPD     (SI)(R8*8), Y3
+	VADDPD      448(AX), Y3, Y4
+	VSQRTPD     Y4, Y4
+	VDIVPD      Y2, Y4, Y2
+	VMULPD      Y2, Y0, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(R8*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(R8*8)
+	VADDPD      448(AX), Y4, Y3
+	VSQRTPD     Y3, Y3
+	VMASKMOVPD  (SI)(R8*8), Y0, Y4
+	VADDPD      448(AX), Y4, Y5
+	VSQRTPD     Y5, Y5
+	VDIVPD      Y3, Y5, Y3
+	VMULPD      Y3, Y1, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
 
 done:
 	VZEROUPPER
@@ -12616,6 +13548,650 @@ done:
 	VZEROUPPER
 	RET
 
+// func adamaxF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adamaxF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 192(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 896(AX), Z5
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VSUBPS      Z10, Z6, Z11
+	VSUBPS      Z13, Z7, Z14
+	VSUBPS      Z16, Z8, Z17
+	VSUBPS      Z20, Z18, Z21
+	VFMADD231PS Z1, Z11, Z10
+	VFMADD231PS Z1, Z14, Z13
+	VFMADD231PS Z1, Z17, Z16
+	VFMADD231PS Z1, Z21, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z11
+	VMOVUPS     64(SI)(AX*4), Z14
+	VMOVUPS     128(SI)(AX*4), Z17
+	VMOVUPS     192(SI)(AX*4), Z21
+	VMULPS      Z2, Z11, Z11
+	VMULPS      Z2, Z14, Z14
+	VMULPS      Z2, Z17, Z17
+	VMULPS      Z2, Z21, Z21
+	VANDNPS     Z6, Z5, Z6
+	VANDNPS     Z7, Z5, Z7
+	VANDNPS     Z8, Z5, Z8
+	VANDNPS     Z18, Z5, Z18
+	VADDPS      Z6, Z3, Z6
+	VADDPS      Z7, Z3, Z7
+	VADDPS      Z8, Z3, Z8
+	VADDPS      Z18, Z3, Z18
+	VMAXPS      Z6, Z11, Z6
+	VMAXPS      Z7, Z14, Z7
+	VMAXPS      Z8, Z17, Z8
+	VMAXPS      Z18, Z21, Z18
+	VCMPPS      $0x03, Z11, Z11, K1
+	VCMPPS      $0x03, Z14, Z14, K2
+	VCMPPS      $0x03, Z17, Z17, K3
+	VCMPPS      $0x03, Z21, Z21, K4
+	VMOVUPS     Z11, K1, Z6
+	VMOVUPS     Z14, K2, Z7
+	VMOVUPS     Z17, K3, Z8
+	VMOVUPS     Z21, K4, Z18
+	VMOVUPS     Z6, (SI)(AX*4)
+	VMOVUPS     Z7, 64(SI)(AX*4)
+	VMOVUPS     Z8, 128(SI)(AX*4)
+	VMOVUPS     Z18, 192(SI)(AX*4)
+	VDIVPS      Z6, Z10, Z6
+	VDIVPS      Z7, Z13, Z7
+	VDIVPS      Z8, Z16, Z8
+	VDIVPS      Z18, Z20, Z10
+	VFMADD231PS Z4, Z6, Z9
+	VFMADD231PS Z4, Z7, Z12
+	VFMADD231PS Z4, Z8, Z15
+	VFMADD231PS Z4, Z10, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z9
+	VFMADD231PS Z1, Z9, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z9
+	VMULPS      Z2, Z9, Z9
+	VANDNPS     Z6, Z5, Z6
+	VADDPS      Z6, Z3, Z6
+	VMAXPS      Z6, Z9, Z6
+	VCMPPS      $0x03, Z9, Z9, K1
+	VMOVUPS     Z9, K1, Z6
+	VMOVUPS     Z6, (SI)(AX*4)
+	VDIVPS      Z6, Z8, Z6
+	VFMADD231PS Z4, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VSUBPS      Z7, Z0, Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VMOVUPS.Z   (SI)(AX*4), K1, Z1
+	VMULPS      Z2, Z1, Z1
+	VANDNPS     Z0, Z5, Z0
+	VADDPS      Z0, Z3, Z0
+	VMAXPS      Z0, Z1, Z0
+	VCMPPS      $0x03, Z1, Z1, K2
+	VMOVUPS     Z1, K2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VDIVPS      Z0, Z7, Z0
+	VFMADD231PS Z4, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 512(AX), Z5
+	VMOVUPS 896(AX), Z6
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z7
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z9
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z19
+	VMOVUPS     (CX)(AX*4), Z10
+	VMOVUPS     64(CX)(AX*4), Z13
+	VMOVUPS     128(CX)(AX*4), Z16
+	VMOVUPS     192(CX)(AX*4), Z20
+	VFMADD231PS Z1, Z10, Z7
+	VFMADD231PS Z1, Z13, Z8
+	VFMADD231PS Z1, Z16, Z9
+	VFMADD231PS Z1, Z20, Z19
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VSUBPS      Z11, Z7, Z12
+	VSUBPS      Z14, Z8, Z15
+	VSUBPS      Z17, Z9, Z18
+	VSUBPS      Z21, Z19, Z22
+	VFMADD231PS Z2, Z12, Z11
+	VFMADD231PS Z2, Z15, Z14
+	VFMADD231PS Z2, Z18, Z17
+	VFMADD231PS Z2, Z22, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z12
+	VMOVUPS     64(SI)(AX*4), Z15
+	VMOVUPS     128(SI)(AX*4), Z18
+	VMOVUPS     192(SI)(AX*4), Z22
+	VMULPS      Z3, Z12, Z12
+	VMULPS      Z3, Z15, Z15
+	VMULPS      Z3, Z18, Z18
+	VMULPS      Z3, Z22, Z22
+	VANDNPS     Z7, Z6, Z7
+	VANDNPS     Z8, Z6, Z8
+	VANDNPS     Z9, Z6, Z9
+	VANDNPS     Z19, Z6, Z19
+	VADDPS      Z7, Z4, Z7
+	VADDPS      Z8, Z4, Z8
+	VADDPS      Z9, Z4, Z9
+	VADDPS      Z19, Z4, Z19
+	VMAXPS      Z7, Z12, Z7
+	VMAXPS      Z8, Z15, Z8
+	VMAXPS      Z9, Z18, Z9
+	VMAXPS      Z19, Z22, Z19
+	VCMPPS      $0x03, Z12, Z12, K1
+	VCMPPS      $0x03, Z15, Z15, K2
+	VCMPPS      $0x03, Z18, Z18, K3
+	VCMPPS      $0x03, Z22, Z22, K4
+	VMOVUPS     Z12, K1, Z7
+	VMOVUPS     Z15, K2, Z8
+	VMOVUPS     Z18, K3, Z9
+	VMOVUPS     Z22, K4, Z19
+	VMOVUPS     Z7, (SI)(AX*4)
+	VMOVUPS     Z8, 64(SI)(AX*4)
+	VMOVUPS     Z9, 128(SI)(AX*4)
+	VMOVUPS     Z19, 192(SI)(AX*4)
+	VDIVPS      Z7, Z11, Z7
+	VDIVPS      Z8, Z14, Z8
+	VDIVPS      Z9, Z17, Z9
+	VDIVPS      Z19, Z21, Z11
+	VFMADD231PS Z5, Z7, Z10
+	VFMADD231PS Z5, Z8, Z13
+	VFMADD231PS Z5, Z9, Z16
+	VFMADD231PS Z5, Z11, Z20
+	VMOVUPS     Z10, (CX)(AX*4)
+	VMOVUPS     Z13, 64(CX)(AX*4)
+	VMOVUPS     Z16, 128(CX)(AX*4)
+	VMOVUPS     Z20, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z7
+	VMULPS      Z7, Z0, Z7
+	VMOVUPS     (CX)(AX*4), Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     (BX)(AX*4), Z9
+	VSUBPS      Z9, Z7, Z10
+	VFMADD231PS Z2, Z10, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z10
+	VMULPS      Z3, Z10, Z10
+	VANDNPS     Z7, Z6, Z7
+	VADDPS      Z7, Z4, Z7
+	VMAXPS      Z7, Z10, Z7
+	VCMPPS      $0x03, Z10, Z10, K1
+	VMOVUPS     Z10, K1, Z7
+	VMOVUPS     Z7, (SI)(AX*4)
+	VDIVPS      Z7, Z9, Z7
+	VFMADD231PS Z5, Z7, Z8
+	VMOVUPS     Z8, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z7
+	VMULPS      Z7, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z7
+	VFMADD231PS Z1, Z7, Z0
+	VMOVUPS.Z   (BX)(AX*4), K1, Z1
+	VSUBPS      Z1, Z0, Z8
+	VFMADD231PS Z2, Z8, Z1
+	VMOVUPS     Z1, K1, (BX)(AX*4)
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VMULPS      Z3, Z2, Z2
+	VANDNPS     Z0, Z6, Z0
+	VADDPS      Z0, Z4, Z0
+	VMAXPS      Z0, Z2, Z0
+	VCMPPS      $0x03, Z2, Z2, K2
+	VMOVUPS     Z2, K2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VDIVPS      Z0, Z1, Z0
+	VFMADD231PS Z5, Z0, Z7
+	VMOVUPS     Z7, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·adadeltaF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 576(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z5
+	VMOVUPS     64(DX)(AX*4), Z6
+	VMOVUPS     128(DX)(AX*4), Z7
+	VMOVUPS     192(DX)(AX*4), Z8
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z17
+	VMOVUPS     (CX)(AX*4), Z8
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z14
+	VMOVUPS     192(CX)(AX*4), Z18
+	VMULPS      Z1, Z5, Z9
+	VMULPS      Z1, Z6, Z12
+	VMULPS      Z1, Z7, Z15
+	VMULPS      Z1, Z17, Z19
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VMULPS      Z2, Z10, Z10
+	VMULPS      Z2, Z13, Z13
+	VMULPS      Z2, Z16, Z16
+	VMULPS      Z2, Z20, Z20
+	VFMADD231PS Z9, Z5, Z10
+	VFMADD231PS Z12, Z6, Z13
+	VFMADD231PS Z15, Z7, Z16
+	VFMADD231PS Z19, Z17, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VADDPS      Z10, Z3, Z9
+	VADDPS      Z13, Z3, Z10
+	VADDPS      Z16, Z3, Z12
+	VADDPS      Z20, Z3, Z13
+	VSQRTPS     Z9, Z9
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z12, Z12
+	VSQRTPS     Z13, Z22
+	VMOVUPS     (SI)(AX*4), Z13
+	VMOVUPS     64(SI)(AX*4), Z16
+	VMOVUPS     128(SI)(AX*4), Z20
+	VMOVUPS     192(SI)(AX*4), Z23
+	VADDPS      Z13, Z3, Z15
+	VADDPS      Z16, Z3, Z19
+	VADDPS      Z20, Z3, Z21
+	VADDPS      Z23, Z3, Z24
+	VSQRTPS     Z15, Z15
+	VSQRTPS     Z19, Z19
+	VSQRTPS     Z21, Z21
+	VSQRTPS     Z24, Z24
+	VDIVPS      Z9, Z15, Z9
+	VDIVPS      Z10, Z19, Z10
+	VDIVPS      Z12, Z21, Z12
+	VDIVPS      Z22, Z24, Z15
+	VMULPS      Z9, Z5, Z5
+	VMULPS      Z10, Z6, Z6
+	VMULPS      Z12, Z7, Z7
+	VMULPS      Z15, Z17, Z15
+	VMULPS      Z1, Z5, Z9
+	VMULPS      Z1, Z6, Z10
+	VMULPS      Z1, Z7, Z12
+	VMULPS      Z1, Z15, Z17
+	VMULPS      Z2, Z13, Z13
+	VMULPS      Z2, Z16, Z16
+	VMULPS      Z2, Z20, Z19
+	VMULPS      Z2, Z23, Z20
+	VFMADD231PS Z9, Z5, Z13
+	VFMADD231PS Z10, Z6, Z16
+	VFMADD231PS Z12, Z7, Z19
+	VFMADD231PS Z17, Z15, Z20
+	VMOVUPS     Z13, (SI)(AX*4)
+	VMOVUPS     Z16, 64(SI)(AX*4)
+	VMOVUPS     Z19, 128(SI)(AX*4)
+	VMOVUPS     Z20, 192(SI)(AX*4)
+	VFMADD231PS Z4, Z5, Z8
+	VFMADD231PS Z4, Z6, Z11
+	VFMADD231PS Z4, Z7, Z14
+	VFMADD231PS Z4, Z15, Z18
+	VMOVUPS     Z8, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z14, 128(CX)(AX*4)
+	VMOVUPS     Z18, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z5
+	VMULPS      Z5, Z0, Z5
+	VMOVUPS     (CX)(AX*4), Z6
+	VMULPS      Z1, Z5, Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VMULPS      Z2, Z8, Z8
+	VFMADD231PS Z7, Z5, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VADDPS      Z8, Z3, Z7
+	VSQRTPS     Z7, Z7
+	VMOVUPS     (SI)(AX*4), Z8
+	VADDPS      Z8, Z3, Z9
+	VSQRTPS     Z9, Z9
+	VDIVPS      Z7, Z9, Z7
+	VMULPS      Z7, Z5, Z5
+	VMULPS      Z1, Z5, Z7
+	VMULPS      Z2, Z8, Z8
+	VFMADD231PS Z7, Z5, Z8
+	VMOVUPS     Z8, (SI)(AX*4)
+	VFMADD231PS Z4, Z5, Z6
+	VMOVUPS     Z6, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z5
+	VMULPS      Z5, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z5
+	VMULPS      Z1, Z0, Z6
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VMULPS      Z2, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VADDPS      Z7, Z3, Z6
+	VSQRTPS     Z6, Z6
+	VMOVUPS.Z   (SI)(AX*4), K1, Z7
+	VADDPS      Z7, Z3, Z3
+	VSQRTPS     Z3, Z3
+	VDIVPS      Z6, Z3, Z3
+	VMULPS      Z3, Z0, Z0
+	VMULPS      Z1, Z0, Z1
+	VMULPS      Z2, Z7, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (SI)(AX*4)
+	VFMADD231PS Z4, Z0, Z5
+	VMOVUPS     Z5, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 576(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VFMADD231PS Z1, Z9, Z6
+	VFMADD231PS Z1, Z12, Z7
+	VFMADD231PS Z1, Z15, Z8
+	VFMADD231PS Z1, Z19, Z18
+	VMULPS      Z2, Z6, Z10
+	VMULPS      Z2, Z7, Z13
+	VMULPS      Z2, Z8, Z16
+	VMULPS      Z2, Z18, Z20
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VMULPS      Z3, Z11, Z11
+	VMULPS      Z3, Z14, Z14
+	VMULPS      Z3, Z17, Z17
+	VMULPS      Z3, Z21, Z21
+	VFMADD231PS Z10, Z6, Z11
+	VFMADD231PS Z13, Z7, Z14
+	VFMADD231PS Z16, Z8, Z17
+	VFMADD231PS Z20, Z18, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VADDPS      Z11, Z4, Z10
+	VADDPS      Z14, Z4, Z11
+	VADDPS      Z17, Z4, Z13
+	VADDPS      Z21, Z4, Z14
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z11, Z11
+	VSQRTPS     Z13, Z13
+	VSQRTPS     Z14, Z23
+	VMOVUPS     (SI)(AX*4), Z14
+	VMOVUPS     64(SI)(AX*4), Z17
+	VMOVUPS     128(SI)(AX*4), Z21
+	VMOVUPS     192(SI)(AX*4), Z24
+	VADDPS      Z14, Z4, Z16
+	VADDPS      Z17, Z4, Z20
+	VADDPS      Z21, Z4, Z22
+	VADDPS      Z24, Z4, Z25
+	VSQRTPS     Z16, Z16
+	VSQRTPS     Z20, Z20
+	VSQRTPS     Z22, Z22
+	VSQRTPS     Z25, Z25
+	VDIVPS      Z10, Z16, Z10
+	VDIVPS      Z11, Z20, Z11
+	VDIVPS      Z13, Z22, Z13
+	VDIVPS      Z23, Z25, Z16
+	VMULPS      Z10, Z6, Z6
+	VMULPS      Z11, Z7, Z7
+	VMULPS      Z13, Z8, Z8
+	VMULPS      Z16, Z18, Z16
+	VMULPS      Z2, Z6, Z10
+	VMULPS      Z2, Z7, Z11
+	VMULPS      Z2, Z8, Z13
+	VMULPS      Z2, Z16, Z18
+	VMULPS      Z3, Z14, Z14
+	VMULPS      Z3, Z17, Z17
+	VMULPS      Z3, Z21, Z20
+	VMULPS      Z3, Z24, Z21
+	VFMADD231PS Z10, Z6, Z14
+	VFMADD231PS Z11, Z7, Z17
+	VFMADD231PS Z13, Z8, Z20
+	VFMADD231PS Z18, Z16, Z21
+	VMOVUPS     Z14, (SI)(AX*4)
+	VMOVUPS     Z17, 64(SI)(AX*4)
+	VMOVUPS     Z20, 128(SI)(AX*4)
+	VMOVUPS     Z21, 192(SI)(AX*4)
+	VFMADD231PS Z5, Z6, Z9
+	VFMADD231PS Z5, Z7, Z12
+	VFMADD231PS Z5, Z8, Z15
+	VFMADD231PS Z5, Z16, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VFMADD231PS Z1, Z7, Z6
+	VMULPS      Z2, Z6, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VMULPS      Z3, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VADDPS      Z9, Z4, Z8
+	VSQRTPS     Z8, Z8
+	VMOVUPS     (SI)(AX*4), Z9
+	VADDPS      Z9, Z4, Z10
+	VSQRTPS     Z10, Z10
+	VDIVPS      Z8, Z10, Z8
+	VMULPS      Z8, Z6, Z6
+	VMULPS      Z2, Z6, Z8
+	VMULPS      Z3, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (SI)(AX*4)
+	VFMADD231PS Z5, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VFMADD231PS Z1, Z6, Z0
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VMULPS      Z3, Z7, Z7
+	VFMADD231PS Z1, Z0, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VADDPS      Z7, Z4, Z1
+	VSQRTPS     Z1, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z7
+	VADDPS      Z7, Z4, Z4
+	VSQRTPS     Z4, Z4
+	VDIVPS      Z1, Z4, Z1
+	VMULPS      Z1, Z0, Z0
+	VMULPS      Z2, Z0, Z1
+	VMULPS      Z3, Z7, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (SI)(AX*4)
+	VFMADD231PS Z5, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX512(x *float32, n int, s float32)
 // Requires: AVX, AVX512F, SSE
 TEXT ·scaleF32AVX512(SB), NOSPLIT, $0-20
@@ -17532,6 +19108,650 @@ m7_tail:
 	VMOVUPD     Z0, K1, (SI)(AX*8)
 	VFMADD231PD Z5, Z0, Z7
 	VMOVUPD     Z7, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adamaxF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adamaxF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 192(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 512(AX), Z4
+	VMOVUPD 896(AX), Z5
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VSUBPD      Z10, Z6, Z11
+	VSUBPD      Z13, Z7, Z14
+	VSUBPD      Z16, Z8, Z17
+	VSUBPD      Z20, Z18, Z21
+	VFMADD231PD Z1, Z11, Z10
+	VFMADD231PD Z1, Z14, Z13
+	VFMADD231PD Z1, Z17, Z16
+	VFMADD231PD Z1, Z21, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z11
+	VMOVUPD     64(SI)(AX*8), Z14
+	VMOVUPD     128(SI)(AX*8), Z17
+	VMOVUPD     192(SI)(AX*8), Z21
+	VMULPD      Z2, Z11, Z11
+	VMULPD      Z2, Z14, Z14
+	VMULPD      Z2, Z17, Z17
+	VMULPD      Z2, Z21, Z21
+	VANDNPD     Z6, Z5, Z6
+	VANDNPD     Z7, Z5, Z7
+	VANDNPD     Z8, Z5, Z8
+	VANDNPD     Z18, Z5, Z18
+	VADDPD      Z6, Z3, Z6
+	VADDPD      Z7, Z3, Z7
+	VADDPD      Z8, Z3, Z8
+	VADDPD      Z18, Z3, Z18
+	VMAXPD      Z6, Z11, Z6
+	VMAXPD      Z7, Z14, Z7
+	VMAXPD      Z8, Z17, Z8
+	VMAXPD      Z18, Z21, Z18
+	VCMPPD      $0x03, Z11, Z11, K1
+	VCMPPD      $0x03, Z14, Z14, K2
+	VCMPPD      $0x03, Z17, Z17, K3
+	VCMPPD      $0x03, Z21, Z21, K4
+	VMOVUPD     Z11, K1, Z6
+	VMOVUPD     Z14, K2, Z7
+	VMOVUPD     Z17, K3, Z8
+	VMOVUPD     Z21, K4, Z18
+	VMOVUPD     Z6, (SI)(AX*8)
+	VMOVUPD     Z7, 64(SI)(AX*8)
+	VMOVUPD     Z8, 128(SI)(AX*8)
+	VMOVUPD     Z18, 192(SI)(AX*8)
+	VDIVPD      Z6, Z10, Z6
+	VDIVPD      Z7, Z13, Z7
+	VDIVPD      Z8, Z16, Z8
+	VDIVPD      Z18, Z20, Z10
+	VFMADD231PD Z4, Z6, Z9
+	VFMADD231PD Z4, Z7, Z12
+	VFMADD231PD Z4, Z8, Z15
+	VFMADD231PD Z4, Z10, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z9
+	VFMADD231PD Z1, Z9, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z9
+	VMULPD      Z2, Z9, Z9
+	VANDNPD     Z6, Z5, Z6
+	VADDPD      Z6, Z3, Z6
+	VMAXPD      Z6, Z9, Z6
+	VCMPPD      $0x03, Z9, Z9, K1
+	VMOVUPD     Z9, K1, Z6
+	VMOVUPD     Z6, (SI)(AX*8)
+	VDIVPD      Z6, Z8, Z6
+	VFMADD231PD Z4, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VSUBPD      Z7, Z0, Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VMOVUPD.Z   (SI)(AX*8), K1, Z1
+	VMULPD      Z2, Z1, Z1
+	VANDNPD     Z0, Z5, Z0
+	VADDPD      Z0, Z3, Z0
+	VMAXPD      Z0, Z1, Z0
+	VCMPPD      $0x03, Z1, Z1, K2
+	VMOVUPD     Z1, K2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VDIVPD      Z0, Z7, Z0
+	VFMADD231PD Z4, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 512(AX), Z5
+	VMOVUPD 896(AX), Z6
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z7
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z9
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z19
+	VMOVUPD     (CX)(AX*8), Z10
+	VMOVUPD     64(CX)(AX*8), Z13
+	VMOVUPD     128(CX)(AX*8), Z16
+	VMOVUPD     192(CX)(AX*8), Z20
+	VFMADD231PD Z1, Z10, Z7
+	VFMADD231PD Z1, Z13, Z8
+	VFMADD231PD Z1, Z16, Z9
+	VFMADD231PD Z1, Z20, Z19
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VSUBPD      Z11, Z7, Z12
+	VSUBPD      Z14, Z8, Z15
+	VSUBPD      Z17, Z9, Z18
+	VSUBPD      Z21, Z19, Z22
+	VFMADD231PD Z2, Z12, Z11
+	VFMADD231PD Z2, Z15, Z14
+	VFMADD231PD Z2, Z18, Z17
+	VFMADD231PD Z2, Z22, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z12
+	VMOVUPD     64(SI)(AX*8), Z15
+	VMOVUPD     128(SI)(AX*8), Z18
+	VMOVUPD     192(SI)(AX*8), Z22
+	VMULPD      Z3, Z12, Z12
+	VMULPD      Z3, Z15, Z15
+	VMULPD      Z3, Z18, Z18
+	VMULPD      Z3, Z22, Z22
+	VANDNPD     Z7, Z6, Z7
+	VANDNPD     Z8, Z6, Z8
+	VANDNPD     Z9, Z6, Z9
+	VANDNPD     Z19, Z6, Z19
+	VADDPD      Z7, Z4, Z7
+	VADDPD      Z8, Z4, Z8
+	VADDPD      Z9, Z4, Z9
+	VADDPD      Z19, Z4, Z19
+	VMAXPD      Z7, Z12, Z7
+	VMAXPD      Z8, Z15, Z8
+	VMAXPD      Z9, Z18, Z9
+	VMAXPD      Z19, Z22, Z19
+	VCMPPD      $0x03, Z12, Z12, K1
+	VCMPPD      $0x03, Z15, Z15, K2
+	VCMPPD      $0x03, Z18, Z18, K3
+	VCMPPD      $0x03, Z22, Z22, K4
+	VMOVUPD     Z12, K1, Z7
+	VMOVUPD     Z15, K2, Z8
+	VMOVUPD     Z18, K3, Z9
+	VMOVUPD     Z22, K4, Z19
+	VMOVUPD     Z7, (SI)(AX*8)
+	VMOVUPD     Z8, 64(SI)(AX*8)
+	VMOVUPD     Z9, 128(SI)(AX*8)
+	VMOVUPD     Z19, 192(SI)(AX*8)
+	VDIVPD      Z7, Z11, Z7
+	VDIVPD      Z8, Z14, Z8
+	VDIVPD      Z9, Z17, Z9
+	VDIVPD      Z19, Z21, Z11
+	VFMADD231PD Z5, Z7, Z10
+	VFMADD231PD Z5, Z8, Z13
+	VFMADD231PD Z5, Z9, Z16
+	VFMADD231PD Z5, Z11, Z20
+	VMOVUPD     Z10, (CX)(AX*8)
+	VMOVUPD     Z13, 64(CX)(AX*8)
+	VMOVUPD     Z16, 128(CX)(AX*8)
+	VMOVUPD     Z20, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z7
+	VMULPD      Z7, Z0, Z7
+	VMOVUPD     (CX)(AX*8), Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     (BX)(AX*8), Z9
+	VSUBPD      Z9, Z7, Z10
+	VFMADD231PD Z2, Z10, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z10
+	VMULPD      Z3, Z10, Z10
+	VANDNPD     Z7, Z6, Z7
+	VADDPD      Z7, Z4, Z7
+	VMAXPD      Z7, Z10, Z7
+	VCMPPD      $0x03, Z10, Z10, K1
+	VMOVUPD     Z10, K1, Z7
+	VMOVUPD     Z7, (SI)(AX*8)
+	VDIVPD      Z7, Z9, Z7
+	VFMADD231PD Z5, Z7, Z8
+	VMOVUPD     Z8, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z7
+	VMULPD      Z7, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z7
+	VFMADD231PD Z1, Z7, Z0
+	VMOVUPD.Z   (BX)(AX*8), K1, Z1
+	VSUBPD      Z1, Z0, Z8
+	VFMADD231PD Z2, Z8, Z1
+	VMOVUPD     Z1, K1, (BX)(AX*8)
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VANDNPD     Z0, Z6, Z0
+	VADDPD      Z0, Z4, Z0
+	VMAXPD      Z0, Z2, Z0
+	VCMPPD      $0x03, Z2, Z2, K2
+	VMOVUPD     Z2, K2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VDIVPD      Z0, Z1, Z0
+	VFMADD231PD Z5, Z0, Z7
+	VMOVUPD     Z7, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adadeltaF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 576(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z5
+	VMOVUPD     64(DX)(AX*8), Z6
+	VMOVUPD     128(DX)(AX*8), Z7
+	VMOVUPD     192(DX)(AX*8), Z8
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z17
+	VMOVUPD     (CX)(AX*8), Z8
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z14
+	VMOVUPD     192(CX)(AX*8), Z18
+	VMULPD      Z1, Z5, Z9
+	VMULPD      Z1, Z6, Z12
+	VMULPD      Z1, Z7, Z15
+	VMULPD      Z1, Z17, Z19
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VMULPD      Z2, Z10, Z10
+	VMULPD      Z2, Z13, Z13
+	VMULPD      Z2, Z16, Z16
+	VMULPD      Z2, Z20, Z20
+	VFMADD231PD Z9, Z5, Z10
+	VFMADD231PD Z12, Z6, Z13
+	VFMADD231PD Z15, Z7, Z16
+	VFMADD231PD Z19, Z17, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VADDPD      Z10, Z3, Z9
+	VADDPD      Z13, Z3, Z10
+	VADDPD      Z16, Z3, Z12
+	VADDPD      Z20, Z3, Z13
+	VSQRTPD     Z9, Z9
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z12, Z12
+	VSQRTPD     Z13, Z22
+	VMOVUPD     (SI)(AX*8), Z13
+	VMOVUPD     64(SI)(AX*8), Z16
+	VMOVUPD     128(SI)(AX*8), Z20
+	VMOVUPD     192(SI)(AX*8), Z23
+	VADDPD      Z13, Z3, Z15
+	VADDPD      Z16, Z3, Z19
+	VADDPD      Z20, Z3, Z21
+	VADDPD      Z23, Z3, Z24
+	VSQRTPD     Z15, Z15
+	VSQRTPD     Z19, Z19
+	VSQRTPD     Z21, Z21
+	VSQRTPD     Z24, Z24
+	VDIVPD      Z9, Z15, Z9
+	VDIVPD      Z10, Z19, Z10
+	VDIVPD      Z12, Z21, Z12
+	VDIVPD      Z22, Z24, Z15
+	VMULPD      Z9, Z5, Z5
+	VMULPD      Z10, Z6, Z6
+	VMULPD      Z12, Z7, Z7
+	VMULPD      Z15, Z17, Z15
+	VMULPD      Z1, Z5, Z9
+	VMULPD      Z1, Z6, Z10
+	VMULPD      Z1, Z7, Z12
+	VMULPD      Z1, Z15, Z17
+	VMULPD      Z2, Z13, Z13
+	VMULPD      Z2, Z16, Z16
+	VMULPD      Z2, Z20, Z19
+	VMULPD      Z2, Z23, Z20
+	VFMADD231PD Z9, Z5, Z13
+	VFMADD231PD Z10, Z6, Z16
+	VFMADD231PD Z12, Z7, Z19
+	VFMADD231PD Z17, Z15, Z20
+	VMOVUPD     Z13, (SI)(AX*8)
+	VMOVUPD     Z16, 64(SI)(AX*8)
+	VMOVUPD     Z19, 128(SI)(AX*8)
+	VMOVUPD     Z20, 192(SI)(AX*8)
+	VFMADD231PD Z4, Z5, Z8
+	VFMADD231PD Z4, Z6, Z11
+	VFMADD231PD Z4, Z7, Z14
+	VFMADD231PD Z4, Z15, Z18
+	VMOVUPD     Z8, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z14, 128(CX)(AX*8)
+	VMOVUPD     Z18, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z5
+	VMULPD      Z5, Z0, Z5
+	VMOVUPD     (CX)(AX*8), Z6
+	VMULPD      Z1, Z5, Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VMULPD      Z2, Z8, Z8
+	VFMADD231PD Z7, Z5, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VADDPD      Z8, Z3, Z7
+	VSQRTPD     Z7, Z7
+	VMOVUPD     (SI)(AX*8), Z8
+	VADDPD      Z8, Z3, Z9
+	VSQRTPD     Z9, Z9
+	VDIVPD      Z7, Z9, Z7
+	VMULPD      Z7, Z5, Z5
+	VMULPD      Z1, Z5, Z7
+	VMULPD      Z2, Z8, Z8
+	VFMADD231PD Z7, Z5, Z8
+	VMOVUPD     Z8, (SI)(AX*8)
+	VFMADD231PD Z4, Z5, Z6
+	VMOVUPD     Z6, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z5
+	VMULPD      Z5, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z5
+	VMULPD      Z1, Z0, Z6
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VMULPD      Z2, Z7, Z7
+	VFMADD231PD Z6, Z0, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VADDPD      Z7, Z3, Z6
+	VSQRTPD     Z6, Z6
+	VMOVUPD.Z   (SI)(AX*8), K1, Z7
+	VADDPD      Z7, Z3, Z3
+	VSQRTPD     Z3, Z3
+	VDIVPD      Z6, Z3, Z3
+	VMULPD      Z3, Z0, Z0
+	VMULPD      Z1, Z0, Z1
+	VMULPD      Z2, Z7, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VFMADD231PD Z4, Z0, Z5
+	VMOVUPD     Z5, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 576(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VFMADD231PD Z1, Z9, Z6
+	VFMADD231PD Z1, Z12, Z7
+	VFMADD231PD Z1, Z15, Z8
+	VFMADD231PD Z1, Z19, Z18
+	VMULPD      Z2, Z6, Z10
+	VMULPD      Z2, Z7, Z13
+	VMULPD      Z2, Z8, Z16
+	VMULPD      Z2, Z18, Z20
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VMULPD      Z3, Z11, Z11
+	VMULPD      Z3, Z14, Z14
+	VMULPD      Z3, Z17, Z17
+	VMULPD      Z3, Z21, Z21
+	VFMADD231PD Z10, Z6, Z11
+	VFMADD231PD Z13, Z7, Z14
+	VFMADD231PD Z16, Z8, Z17
+	VFMADD231PD Z20, Z18, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VADDPD      Z11, Z4, Z10
+	VADDPD      Z14, Z4, Z11
+	VADDPD      Z17, Z4, Z13
+	VADDPD      Z21, Z4, Z14
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z11, Z11
+	VSQRTPD     Z13, Z13
+	VSQRTPD     Z14, Z23
+	VMOVUPD     (SI)(AX*8), Z14
+	VMOVUPD     64(SI)(AX*8), Z17
+	VMOVUPD     128(SI)(AX*8), Z21
+	VMOVUPD     192(SI)(AX*8), Z24
+	VADDPD      Z14, Z4, Z16
+	VADDPD      Z17, Z4, Z20
+	VADDPD      Z21, Z4, Z22
+	VADDPD      Z24, Z4, Z25
+	VSQRTPD     Z16, Z16
+	VSQRTPD     Z20, Z20
+	VSQRTPD     Z22, Z22
+	VSQRTPD     Z25, Z25
+	VDIVPD      Z10, Z16, Z10
+	VDIVPD      Z11, Z20, Z11
+	VDIVPD      Z13, Z22, Z13
+	VDIVPD      Z23, Z25, Z16
+	VMULPD      Z10, Z6, Z6
+	VMULPD      Z11, Z7, Z7
+	VMULPD      Z13, Z8, Z8
+	VMULPD      Z16, Z18, Z16
+	VMULPD      Z2, Z6, Z10
+	VMULPD      Z2, Z7, Z11
+	VMULPD      Z2, Z8, Z13
+	VMULPD      Z2, Z16, Z18
+	VMULPD      Z3, Z14, Z14
+	VMULPD      Z3, Z17, Z17
+	VMULPD      Z3, Z21, Z20
+	VMULPD      Z3, Z24, Z21
+	VFMADD231PD Z10, Z6, Z14
+	VFMADD231PD Z11, Z7, Z17
+	VFMADD231PD Z13, Z8, Z20
+	VFMADD231PD Z18, Z16, Z21
+	VMOVUPD     Z14, (SI)(AX*8)
+	VMOVUPD     Z17, 64(SI)(AX*8)
+	VMOVUPD     Z20, 128(SI)(AX*8)
+	VMOVUPD     Z21, 192(SI)(AX*8)
+	VFMADD231PD Z5, Z6, Z9
+	VFMADD231PD Z5, Z7, Z12
+	VFMADD231PD Z5, Z8, Z15
+	VFMADD231PD Z5, Z16, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VFMADD231PD Z1, Z7, Z6
+	VMULPD      Z2, Z6, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VMULPD      Z3, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VADDPD      Z9, Z4, Z8
+	VSQRTPD     Z8, Z8
+	VMOVUPD     (SI)(AX*8), Z9
+	VADDPD      Z9, Z4, Z10
+	VSQRTPD     Z10, Z10
+	VDIVPD      Z8, Z10, Z8
+	VMULPD      Z8, Z6, Z6
+	VMULPD      Z2, Z6, Z8
+	VMULPD      Z3, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (SI)(AX*8)
+	VFMADD231PD Z5, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VFMADD231PD Z1, Z6, Z0
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VMULPD      Z3, Z7, Z7
+	VFMADD231PD Z1, Z0, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VADDPD      Z7, Z4, Z1
+	VSQRTPD     Z1, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z7
+	VADDPD      Z7, Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z1, Z4, Z1
+	VMULPD      Z1, Z0, Z0
+	VMULPD      Z2, Z0, Z1
+	VMULPD      Z3, Z7, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VFMADD231PD Z5, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
 
 done:
 	VZEROUPPER

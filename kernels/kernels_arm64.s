@@ -4046,6 +4046,523 @@ v7loop0:
 v7done:
 	RET
 
+// func adamaxF32NEON(c *[16][16]float32, p, grad, m, u *float32, n, mode int)
+TEXT ·adamaxF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD u+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 512(R0), F25 // nega
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e38d421 // fadd v1.4s, v1.4s, v24.4s
+	WORD $0x4e38d442 // fadd v2.4s, v2.4s, v24.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e21f5b1 // fmax v17.4s, v13.4s, v1.4s
+	WORD $0x4e22f5d2 // fmax v18.4s, v14.4s, v2.4s
+	WORD $0x4e23f5f3 // fmax v19.4s, v15.4s, v3.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	WORD $0x4e21e5ad // fcmeq v13.4s, v13.4s, v1.4s
+	WORD $0x4e22e5ce // fcmeq v14.4s, v14.4s, v2.4s
+	WORD $0x4e23e5ef // fcmeq v15.4s, v15.4s, v3.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VFMLA V9.S4, V25.S4, V5.S4
+	VFMLA V10.S4, V25.S4, V6.S4
+	VFMLA V11.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VLD1 (R4), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	FMOVS (R4), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVS.P F16, 4(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e38d421 // fadd v1.4s, v1.4s, v24.4s
+	WORD $0x4e38d442 // fadd v2.4s, v2.4s, v24.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e21f5b1 // fmax v17.4s, v13.4s, v1.4s
+	WORD $0x4e22f5d2 // fmax v18.4s, v14.4s, v2.4s
+	WORD $0x4e23f5f3 // fmax v19.4s, v15.4s, v3.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	WORD $0x4e21e5ad // fcmeq v13.4s, v13.4s, v1.4s
+	WORD $0x4e22e5ce // fcmeq v14.4s, v14.4s, v2.4s
+	WORD $0x4e23e5ef // fcmeq v15.4s, v15.4s, v3.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VFMLA V9.S4, V25.S4, V5.S4
+	VFMLA V10.S4, V25.S4, V6.S4
+	VFMLA V11.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VLD1 (R4), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	FMOVS (R4), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVS.P F16, 4(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func adadeltaF32NEON(c *[16][16]float32, p, grad, sq, acc *float32, n, mode int)
+TEXT ·adadeltaF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sq+24(FP), R3
+	MOVD acc+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x4e38d531 // fadd v17.4s, v9.4s, v24.4s
+	WORD $0x4e38d552 // fadd v18.4s, v10.4s, v24.4s
+	WORD $0x4e38d573 // fadd v19.4s, v11.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e2dfe31 // fdiv v17.4s, v17.4s, v13.4s
+	WORD $0x6e2efe52 // fdiv v18.4s, v18.4s, v14.4s
+	WORD $0x6e2ffe73 // fdiv v19.4s, v19.4s, v15.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e21de31 // fmul v17.4s, v17.4s, v1.4s
+	WORD $0x6e22de52 // fmul v18.4s, v18.4s, v2.4s
+	WORD $0x6e23de73 // fmul v19.4s, v19.4s, v3.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e31dec1 // fmul v1.4s, v22.4s, v17.4s
+	WORD $0x6e32dec2 // fmul v2.4s, v22.4s, v18.4s
+	WORD $0x6e33dec3 // fmul v3.4s, v22.4s, v19.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x6e29dee9 // fmul v9.4s, v23.4s, v9.4s
+	WORD $0x6e2adeea // fmul v10.4s, v23.4s, v10.4s
+	WORD $0x6e2bdeeb // fmul v11.4s, v23.4s, v11.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VFMLA V17.S4, V1.S4, V9.S4
+	VFMLA V18.S4, V2.S4, V10.S4
+	VFMLA V19.S4, V3.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VFMLA V17.S4, V25.S4, V5.S4
+	VFMLA V18.S4, V25.S4, V6.S4
+	VFMLA V19.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VST1.P [V8.S4], 16(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	FMOVS (R4), F8
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	FMOVS.P F8, 4(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x4e38d531 // fadd v17.4s, v9.4s, v24.4s
+	WORD $0x4e38d552 // fadd v18.4s, v10.4s, v24.4s
+	WORD $0x4e38d573 // fadd v19.4s, v11.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e2dfe31 // fdiv v17.4s, v17.4s, v13.4s
+	WORD $0x6e2efe52 // fdiv v18.4s, v18.4s, v14.4s
+	WORD $0x6e2ffe73 // fdiv v19.4s, v19.4s, v15.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e21de31 // fmul v17.4s, v17.4s, v1.4s
+	WORD $0x6e22de52 // fmul v18.4s, v18.4s, v2.4s
+	WORD $0x6e23de73 // fmul v19.4s, v19.4s, v3.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e31dec1 // fmul v1.4s, v22.4s, v17.4s
+	WORD $0x6e32dec2 // fmul v2.4s, v22.4s, v18.4s
+	WORD $0x6e33dec3 // fmul v3.4s, v22.4s, v19.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x6e29dee9 // fmul v9.4s, v23.4s, v9.4s
+	WORD $0x6e2adeea // fmul v10.4s, v23.4s, v10.4s
+	WORD $0x6e2bdeeb // fmul v11.4s, v23.4s, v11.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VFMLA V17.S4, V1.S4, V9.S4
+	VFMLA V18.S4, V2.S4, V10.S4
+	VFMLA V19.S4, V3.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VFMLA V17.S4, V25.S4, V5.S4
+	VFMLA V18.S4, V25.S4, V6.S4
+	VFMLA V19.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VST1.P [V8.S4], 16(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	FMOVS (R4), F8
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	FMOVS.P F8, 4(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -8788,6 +9305,523 @@ v7loop0:
 	SUBS $1, R6, R6
 	BNE v7loop0
 v7done:
+	RET
+
+// func adamaxF64NEON(c *[16][8]float64, p, grad, m, u *float64, n, mode int)
+TEXT ·adamaxF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD u+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 512(R0), F25 // nega
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e78d421 // fadd v1.2d, v1.2d, v24.2d
+	WORD $0x4e78d442 // fadd v2.2d, v2.2d, v24.2d
+	WORD $0x4e78d463 // fadd v3.2d, v3.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e61f5b1 // fmax v17.2d, v13.2d, v1.2d
+	WORD $0x4e62f5d2 // fmax v18.2d, v14.2d, v2.2d
+	WORD $0x4e63f5f3 // fmax v19.2d, v15.2d, v3.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	WORD $0x4e61e5ad // fcmeq v13.2d, v13.2d, v1.2d
+	WORD $0x4e62e5ce // fcmeq v14.2d, v14.2d, v2.2d
+	WORD $0x4e63e5ef // fcmeq v15.2d, v15.2d, v3.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VFMLA V9.D2, V25.D2, V5.D2
+	VFMLA V10.D2, V25.D2, V6.D2
+	VFMLA V11.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VLD1 (R4), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	FMOVD (R4), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVD.P F16, 8(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e78d421 // fadd v1.2d, v1.2d, v24.2d
+	WORD $0x4e78d442 // fadd v2.2d, v2.2d, v24.2d
+	WORD $0x4e78d463 // fadd v3.2d, v3.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e61f5b1 // fmax v17.2d, v13.2d, v1.2d
+	WORD $0x4e62f5d2 // fmax v18.2d, v14.2d, v2.2d
+	WORD $0x4e63f5f3 // fmax v19.2d, v15.2d, v3.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	WORD $0x4e61e5ad // fcmeq v13.2d, v13.2d, v1.2d
+	WORD $0x4e62e5ce // fcmeq v14.2d, v14.2d, v2.2d
+	WORD $0x4e63e5ef // fcmeq v15.2d, v15.2d, v3.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VFMLA V9.D2, V25.D2, V5.D2
+	VFMLA V10.D2, V25.D2, V6.D2
+	VFMLA V11.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VLD1 (R4), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	FMOVD (R4), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVD.P F16, 8(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func adadeltaF64NEON(c *[16][8]float64, p, grad, sq, acc *float64, n, mode int)
+TEXT ·adadeltaF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sq+24(FP), R3
+	MOVD acc+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x4e78d531 // fadd v17.2d, v9.2d, v24.2d
+	WORD $0x4e78d552 // fadd v18.2d, v10.2d, v24.2d
+	WORD $0x4e78d573 // fadd v19.2d, v11.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e6dfe31 // fdiv v17.2d, v17.2d, v13.2d
+	WORD $0x6e6efe52 // fdiv v18.2d, v18.2d, v14.2d
+	WORD $0x6e6ffe73 // fdiv v19.2d, v19.2d, v15.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e61de31 // fmul v17.2d, v17.2d, v1.2d
+	WORD $0x6e62de52 // fmul v18.2d, v18.2d, v2.2d
+	WORD $0x6e63de73 // fmul v19.2d, v19.2d, v3.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e71dec1 // fmul v1.2d, v22.2d, v17.2d
+	WORD $0x6e72dec2 // fmul v2.2d, v22.2d, v18.2d
+	WORD $0x6e73dec3 // fmul v3.2d, v22.2d, v19.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x6e69dee9 // fmul v9.2d, v23.2d, v9.2d
+	WORD $0x6e6adeea // fmul v10.2d, v23.2d, v10.2d
+	WORD $0x6e6bdeeb // fmul v11.2d, v23.2d, v11.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VFMLA V17.D2, V1.D2, V9.D2
+	VFMLA V18.D2, V2.D2, V10.D2
+	VFMLA V19.D2, V3.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VFMLA V17.D2, V25.D2, V5.D2
+	VFMLA V18.D2, V25.D2, V6.D2
+	VFMLA V19.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VST1.P [V8.D2], 16(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	FMOVD (R4), F8
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	FMOVD.P F8, 8(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x4e78d531 // fadd v17.2d, v9.2d, v24.2d
+	WORD $0x4e78d552 // fadd v18.2d, v10.2d, v24.2d
+	WORD $0x4e78d573 // fadd v19.2d, v11.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e6dfe31 // fdiv v17.2d, v17.2d, v13.2d
+	WORD $0x6e6efe52 // fdiv v18.2d, v18.2d, v14.2d
+	WORD $0x6e6ffe73 // fdiv v19.2d, v19.2d, v15.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e61de31 // fmul v17.2d, v17.2d, v1.2d
+	WORD $0x6e62de52 // fmul v18.2d, v18.2d, v2.2d
+	WORD $0x6e63de73 // fmul v19.2d, v19.2d, v3.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e71dec1 // fmul v1.2d, v22.2d, v17.2d
+	WORD $0x6e72dec2 // fmul v2.2d, v22.2d, v18.2d
+	WORD $0x6e73dec3 // fmul v3.2d, v22.2d, v19.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x6e69dee9 // fmul v9.2d, v23.2d, v9.2d
+	WORD $0x6e6adeea // fmul v10.2d, v23.2d, v10.2d
+	WORD $0x6e6bdeeb // fmul v11.2d, v23.2d, v11.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VFMLA V17.D2, V1.D2, V9.D2
+	VFMLA V18.D2, V2.D2, V10.D2
+	VFMLA V19.D2, V3.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VFMLA V17.D2, V25.D2, V5.D2
+	VFMLA V18.D2, V25.D2, V6.D2
+	VFMLA V19.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VST1.P [V8.D2], 16(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	FMOVD (R4), F8
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	FMOVD.P F8, 8(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
 	RET
 
 // func sumSquaresF64NEON(x *float64, n int) float64

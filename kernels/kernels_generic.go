@@ -56,7 +56,7 @@ func sqrtT[T Float](x T) T {
 	return T(math.Sqrt(float64(x)))
 }
 
-// maxNaN is AMSGrad's max: NaN when either input is NaN, else a > b ? a : b.
+// maxNaN is AMSGrad's and Adamax's max: NaN when either input is NaN, else a > b ? a : b.
 func maxNaN[T Float](a, b T) T {
 	if a != a || a > b {
 		return a
@@ -74,6 +74,15 @@ func signT[T Float](x T) T {
 		return -1
 	}
 	return x
+}
+
+// absT is Adamax's |x|: x with its sign bit cleared, exactly (|-0| = +0,
+// NaN stays NaN), as the assembly's and-not with -0 computes it.
+func absT[T Float](x T) T {
+	if unsafe.Sizeof(x) == 4 {
+		return T(math.Float32frombits(math.Float32bits(float32(x)) &^ (1 << 31)))
+	}
+	return T(math.Float64frombits(math.Float64bits(float64(x)) &^ (1 << 63)))
 }
 
 // row returns coefficient r of c rounded to T.

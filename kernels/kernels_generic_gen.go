@@ -16,6 +16,8 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.lion = lionGeneric[T]
 	t.adagrad = adagradGeneric[T]
 	t.rmsprop = rmspropGeneric[T]
+	t.adamax = adamaxGeneric[T]
+	t.adadelta = adadeltaGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -227,5 +229,66 @@ func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
 		} else {
 			ps[i] = fmaT(neglr, T(g/d), p)
 		}
+	}
+}
+
+// adamaxGeneric is the reference adamax kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func adamaxGeneric[T Float](cf *Coeffs, p, grad, m, u *T, n int) {
+	coupled := cf.mode&1 == 1 // coupled weight decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	us := unsafe.Slice(u, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		u := maxNaN(T(beta2*us[i]), T(absT(g)+eps))
+		us[i] = u
+		ps[i] = fmaT(nega, T(m/u), p)
+	}
+}
+
+// adadeltaGeneric is the reference adadelta kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func adadeltaGeneric[T Float](cf *Coeffs, p, grad, sq, acc *T, n int) {
+	coupled := cf.mode&1 == 1 // coupled weight decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sqs := unsafe.Slice(sq, n)
+	accs := unsafe.Slice(acc, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		sq := fmaT(T(c2*g), g, T(beta2*sqs[i]))
+		sqs[i] = sq
+		std := sqrtT(T(sq + eps))
+		delta := T(T(sqrtT(T(accs[i]+eps))/std) * g)
+		accs[i] = fmaT(T(c2*delta), delta, T(beta2*accs[i]))
+		ps[i] = fmaT(neglr, delta, p)
 	}
 }

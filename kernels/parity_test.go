@@ -122,6 +122,34 @@ func rmspropCoeffs() []Coeffs {
 	return out
 }
 
+func adamaxCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, eps := range []float64{1e-8, 0} {
+			for _, step := range []int64{1, 9} {
+				for _, pr := range preludes[:2] {
+					h := Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: eps, WeightDecay: wd, Prelude: pr}
+					out = append(out, must(h.Coeffs(step)))
+				}
+			}
+		}
+	}
+	return append(out, must(Adamax{LR: 0.5, Eps: 1e-3, WeightDecay: 0.5, Prelude: preludes[2]}.Coeffs(3))) // β1 = β2 = 0
+}
+
+func adadeltaCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, rho := range []float64{0.9, 0, 1} {
+			for _, pr := range preludes[:2] {
+				h := Adadelta{LR: 1, Rho: rho, Eps: 1e-6, WeightDecay: wd, Prelude: pr}
+				out = append(out, must(h.Coeffs()))
+			}
+		}
+	}
+	return append(out, must(Adadelta{LR: 0.1, Rho: 0.95, WeightDecay: 0.1, Prelude: preludes[2]}.Coeffs())) // eps = 0
+}
+
 func sgdKernel[T Float]() ewKernel[T] {
 	return ewKernel[T]{
 		name: "SGD", streams: []string{"p", "grad"}, nonneg: []bool{false, false}, written: []bool{true, false},
@@ -223,6 +251,40 @@ func rmspropKernel[T Float]() ewKernel[T] {
 				return s.RMSpropF32(c, a[0], a[1], a[2], a[3], a[4])
 			case [][]float64:
 				return s.RMSpropF64(c, a[0], a[1], a[2], a[3], a[4])
+			}
+			panic("type")
+		},
+	}
+}
+
+func adamaxKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Adamax", streams: []string{"p", "grad", "exp_avg", "exp_inf"},
+		nonneg: []bool{false, false, false, true}, written: []bool{true, false, true, true},
+		coeffs: adamaxCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.AdamaxF32(c, a[0], a[1], a[2], a[3])
+			case [][]float64:
+				return s.AdamaxF64(c, a[0], a[1], a[2], a[3])
+			}
+			panic("type")
+		},
+	}
+}
+
+func adadeltaKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Adadelta", streams: []string{"p", "grad", "square_avg", "acc_delta"},
+		nonneg: []bool{false, false, true, true}, written: []bool{true, false, true, true},
+		coeffs: adadeltaCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.AdadeltaF32(c, a[0], a[1], a[2], a[3])
+			case [][]float64:
+				return s.AdadeltaF64(c, a[0], a[1], a[2], a[3])
 			}
 			panic("type")
 		},
@@ -340,6 +402,18 @@ func TestParityRMSprop(t *testing.T) {
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runParity(t, rmspropKernel[float32](), ns) })
 	t.Run("F64", func(t *testing.T) { runParity(t, rmspropKernel[float64](), ns) })
+}
+
+func TestParityAdamax(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, adamaxKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, adamaxKernel[float64](), ns) })
+}
+
+func TestParityAdadelta(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, adadeltaKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, adadeltaKernel[float64](), ns) })
 }
 
 func TestParityScale(t *testing.T) {

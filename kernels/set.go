@@ -18,6 +18,8 @@ type table[T Float] struct {
 	lion            func(c *Coeffs, p, g, m *T, n int)
 	adagrad         func(c *Coeffs, p, g, sum *T, n int)
 	rmsprop         func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
+	adamax          func(c *Coeffs, p, g, m, u *T, n int)
+	adadelta        func(c *Coeffs, p, g, sq, acc *T, n int)
 	sumSquares      func(x *T, n int) float64
 	sumSquaresCheck func(x *T, n int) (float64, bool)
 	dot             func(x, y *T, n int) float64
@@ -251,6 +253,50 @@ func rmsprop[T Float](k *table[T], c *Coeffs, p, g, sq, buf, gavg []T) error {
 	return nil
 }
 
+func adamax[T Float](k *table[T], c *Coeffs, p, g, m, u []T) error {
+	if err := c.check(famAdamax, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(m) != n:
+		return lengthErr("exp_avg", n, len(m))
+	case len(u) != n:
+		return lengthErr("exp_inf", n, len(u))
+	}
+	if err := disjoint("p grad exp_avg exp_inf", p, g, m, u); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.adamax(c, &p[0], &g[0], &m[0], &u[0], n)
+	}
+	return nil
+}
+
+func adadelta[T Float](k *table[T], c *Coeffs, p, g, sq, acc []T) error {
+	if err := c.check(famAdadelta, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(sq) != n:
+		return lengthErr("square_avg", n, len(sq))
+	case len(acc) != n:
+		return lengthErr("acc_delta", n, len(acc))
+	}
+	if err := disjoint("p grad square_avg acc_delta", p, g, sq, acc); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.adadelta(c, &p[0], &g[0], &sq[0], &acc[0], n)
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -445,6 +491,48 @@ func (s *Set) RMSpropF32(c *Coeffs, p, grad, sq, buf, gavg []float32) error {
 // RMSpropF64 is [Set.RMSpropF32] for float64.
 func (s *Set) RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
 	return rmsprop(&s.f64, c, p, grad, sq, buf, gavg)
+}
+
+// AdamaxF32 is one Adamax step (torch.optim.Adamax), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	u = max(β2·u, |g| + eps)
+//	p = fma(-clr, m/u, p)
+//
+// with the coefficients of [Adamax.CoeffsInto]: c1 = 1-β1, clr = lr/(1 -
+// β1^t). m is exp_avg and u exp_inf, both starting at 0. max(a, b) is NaN
+// when a or b is, else a > b ? a : b; |g| clears the sign bit.
+func (s *Set) AdamaxF32(c *Coeffs, p, grad, m, u []float32) error {
+	return adamax(&s.f32, c, p, grad, m, u)
+}
+
+// AdamaxF64 is [Set.AdamaxF32] for float64.
+func (s *Set) AdamaxF64(c *Coeffs, p, grad, m, u []float64) error {
+	return adamax(&s.f64, c, p, grad, m, u)
+}
+
+// AdadeltaF32 is one Adadelta step (torch.optim.Adadelta), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p, g) }
+//	sq = fma(c2·g, g, ρ·sq)
+//	std := sqrt(sq + eps)
+//	delta := sqrt(acc + eps)/std·g
+//	acc = fma(c2·delta, delta, ρ·acc)
+//	p = fma(-lr, delta, p)
+//
+// with the coefficients of [Adadelta.CoeffsInto]: c2 = 1-ρ. sq is
+// square_avg and acc acc_delta, both starting at 0; delta uses the old acc.
+// Every operation but the fmas rounds: sqrt(acc + eps)/std, then ·g.
+func (s *Set) AdadeltaF32(c *Coeffs, p, grad, sq, acc []float32) error {
+	return adadelta(&s.f32, c, p, grad, sq, acc)
+}
+
+// AdadeltaF64 is [Set.AdadeltaF32] for float64.
+func (s *Set) AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
+	return adadelta(&s.f64, c, p, grad, sq, acc)
 }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:

@@ -39,6 +39,16 @@ func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32,
 //go:noescape
 func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// adamaxF32AVX2 is the AVX2 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+
+// adadeltaF32AVX2 is the AVX2 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -113,6 +123,16 @@ func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, 
 //
 //go:noescape
 func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+
+// adamaxF64AVX2 is the AVX2 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+
+// adadeltaF64AVX2 is the AVX2 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -189,6 +209,16 @@ func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float3
 //go:noescape
 func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// adamaxF32AVX512 is the AVX512 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+
+// adadeltaF32AVX512 is the AVX512 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -264,6 +294,16 @@ func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64
 //go:noescape
 func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
 
+// adamaxF64AVX512 is the AVX512 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+
+// adadeltaF64AVX512 is the AVX512 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -324,6 +364,10 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX2(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			adamax: func(c *Coeffs, p, grad, m, u *float32, n int) { adamaxF32AVX2(&c.f32, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
+				adadeltaF32AVX2(&c.f32, p, grad, sq, acc, n, c.mode)
+			},
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -346,6 +390,10 @@ var archSets = []*Set{
 			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX2(&c.f64, p, grad, sum, n, c.mode) },
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX2(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+			},
+			adamax: func(c *Coeffs, p, grad, m, u *float64, n int) { adamaxF64AVX2(&c.f64, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
+				adadeltaF64AVX2(&c.f64, p, grad, sq, acc, n, c.mode)
 			},
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
@@ -374,6 +422,10 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX512(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			adamax: func(c *Coeffs, p, grad, m, u *float32, n int) { adamaxF32AVX512(&c.f32, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
+				adadeltaF32AVX512(&c.f32, p, grad, sq, acc, n, c.mode)
+			},
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -396,6 +448,10 @@ var archSets = []*Set{
 			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX512(&c.f64, p, grad, sum, n, c.mode) },
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX512(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+			},
+			adamax: func(c *Coeffs, p, grad, m, u *float64, n int) { adamaxF64AVX512(&c.f64, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
+				adadeltaF64AVX512(&c.f64, p, grad, sq, acc, n, c.mode)
 			},
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,

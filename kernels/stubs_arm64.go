@@ -42,6 +42,16 @@ func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
 //go:noescape
 func rmspropF32NEON(c *[16][16]float32, p, grad, sq, buf, gavg *float32, n, mode int)
 
+// adamaxF32NEON is the NEON adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF32NEON(c *[16][16]float32, p, grad, m, u *float32, n, mode int)
+
+// adadeltaF32NEON is the NEON adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF32NEON(c *[16][16]float32, p, grad, sq, acc *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -117,6 +127,16 @@ func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
 //go:noescape
 func rmspropF64NEON(c *[16][8]float64, p, grad, sq, buf, gavg *float64, n, mode int)
 
+// adamaxF64NEON is the NEON adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF64NEON(c *[16][8]float64, p, grad, m, u *float64, n, mode int)
+
+// adadeltaF64NEON is the NEON adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF64NEON(c *[16][8]float64, p, grad, sq, acc *float64, n, mode int)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -174,6 +194,10 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 			rmspropF32NEON(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 		},
+		adamax: func(c *Coeffs, p, grad, m, u *float32, n int) { adamaxF32NEON(&c.f32, p, grad, m, u, n, c.mode) },
+		adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
+			adadeltaF32NEON(&c.f32, p, grad, sq, acc, n, c.mode)
+		},
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -196,6 +220,10 @@ var archSets = []*Set{{
 		adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64NEON(&c.f64, p, grad, sum, n, c.mode) },
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 			rmspropF64NEON(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+		},
+		adamax: func(c *Coeffs, p, grad, m, u *float64, n int) { adamaxF64NEON(&c.f64, p, grad, m, u, n, c.mode) },
+		adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
+			adadeltaF64NEON(&c.f64, p, grad, sq, acc, n, c.mode)
 		},
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,

@@ -28,9 +28,17 @@ func TestDefaults(t *testing.T) {
 	if got := DefaultAdagrad(); got != (AdagradConfig{LR: 1e-2, Eps: 1e-10}) {
 		t.Errorf("DefaultAdagrad() = %+v", got)
 	}
+	if got := DefaultAdamax(); got != (AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}) {
+		t.Errorf("DefaultAdamax() = %+v", got)
+	}
+	if got := DefaultAdadelta(); got != (AdadeltaConfig{LR: 1, Rho: 0.9, Eps: 1e-6}) {
+		t.Errorf("DefaultAdadelta() = %+v", got)
+	}
 	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}, DefaultLion(),
 		DefaultRMSprop(), RMSpropConfig{LR: 0.1, Alpha: 0.9, Eps: 1e-6, WeightDecay: 0.1, Momentum: 0.5, Centered: true, Maximize: true},
-		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true}} {
+		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true},
+		DefaultAdamax(), AdamaxConfig{LR: 0.1, Beta1: 0, Beta2: 0.5, WeightDecay: 0.1, Maximize: true},
+		DefaultAdadelta(), AdadeltaConfig{LR: 0.5, Rho: 1, WeightDecay: 0.1, Maximize: true}, AdadeltaConfig{Rho: 0}} {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
 		}
@@ -82,6 +90,21 @@ func TestValidate(t *testing.T) {
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: -1}, "Eps"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Momentum: -0.1}, "Momentum"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, WeightDecay: nan}, "WeightDecay"},
+		{AdamaxConfig{LR: -1, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{AdamaxConfig{LR: inf, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},
+		{AdamaxConfig{LR: 2e-3, Beta1: -0.1, Beta2: 0.999}, "Beta1"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 1}, "Beta2"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: nan}, "Beta2"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1e-8}, "Eps"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -1}, "WeightDecay"},
+		{AdadeltaConfig{LR: -1, Rho: 0.9}, "LR"},
+		{AdadeltaConfig{LR: 1, Rho: 1.01}, "Rho"},
+		{AdadeltaConfig{LR: 1, Rho: -0.1}, "Rho"},
+		{AdadeltaConfig{LR: 1, Rho: nan}, "Rho"},
+		{AdadeltaConfig{LR: 1, Rho: 0.9, Eps: -1e-6}, "Eps"},
+		{AdadeltaConfig{LR: 1, Rho: 0.9, Eps: inf}, "Eps"},
+		{AdadeltaConfig{LR: 1, Rho: 0.9, WeightDecay: nan}, "WeightDecay"},
 	}
 	for _, c := range cases {
 		err := c.h.Validate()

@@ -16,7 +16,7 @@ type refTensor struct {
 // the way a textbook would: absent ones are 0 or false.
 type refHyper struct {
 	lr, momentum, dampening, wd, beta1, beta2, eps float64
-	lrDecay, initAcc, alpha                        float64
+	lrDecay, initAcc, alpha, rho                   float64
 	nesterov, maximize, amsgrad, centered          bool
 }
 
@@ -44,6 +44,8 @@ func flat(h Hyper) refHyper {
 			r.eps = v
 		case "alpha":
 			r.alpha = v
+		case "rho":
+			r.rho = v
 		case "centered":
 			r.centered = v == 1
 		case "lr_decay":
@@ -62,8 +64,9 @@ func flat(h Hyper) refHyper {
 }
 
 // refStep is one step of PyTorch's update equations (torch.optim.SGD, Adam,
-// AdamW, Adagrad and RMSprop, single-tensor form), written as plainly as possible in
-// float64, independently of the kernels' operation order.
+// AdamW, Adagrad, RMSprop, Adamax and Adadelta, single-tensor form), written
+// as plainly as possible in float64, independently of the kernels'
+// operation order.
 func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 	r.step++
 	for i := range r.p {
@@ -133,6 +136,21 @@ func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 			clr := h.lr / (1 + float64(r.step-1)*h.lrDecay)
 			r.v[i] += d * d
 			r.p[i] -= clr * d / (math.Sqrt(r.v[i]) + h.eps)
+		case KindAdamax: // torch.optim.Adamax's documented algorithm; m, v: exp_avg, exp_inf
+			if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			r.m[i] = h.beta1*r.m[i] + (1-h.beta1)*d
+			r.v[i] = math.Max(h.beta2*r.v[i], math.Abs(d)+h.eps)
+			r.p[i] -= h.lr * r.m[i] / ((1 - math.Pow(h.beta1, float64(r.step))) * r.v[i])
+		case KindAdadelta: // torch.optim.Adadelta's documented algorithm; v, buf: square_avg, acc_delta
+			if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			r.v[i] = r.v[i]*h.rho + d*d*(1-h.rho)
+			delta := math.Sqrt(r.buf[i]+h.eps) / math.Sqrt(r.v[i]+h.eps) * d
+			r.buf[i] = r.buf[i]*h.rho + delta*delta*(1-h.rho)
+			r.p[i] -= h.lr * delta
 		case KindLion: // Chen et al. 2023, Algorithm 1 (decoupled weight decay)
 			r.p[i] *= 1 - h.lr*h.wd
 			c := h.beta1*r.m[i] + (1-h.beta1)*d
@@ -185,6 +203,32 @@ func rmspropCases() []refCase {
 					c := RMSpropConfig{LR: 1e-3, Alpha: 0.9, Eps: 1e-8, WeightDecay: wd, Momentum: mu, Centered: centered, Maximize: max}
 					out = append(out, refCase{fmt.Sprintf("RMSprop%+v", c), c})
 				}
+			}
+		}
+	}
+	return out
+}
+
+func adamaxCases() []refCase {
+	var out []refCase
+	for _, betas := range [][2]float64{{0.9, 0.999}, {0.5, 0.9}} {
+		for _, wd := range []float64{0, 0.01} {
+			for _, max := range []bool{false, true} {
+				c := AdamaxConfig{LR: 2e-3, Beta1: betas[0], Beta2: betas[1], Eps: 1e-8, WeightDecay: wd, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("Adamax%+v", c), c})
+			}
+		}
+	}
+	return out
+}
+
+func adadeltaCases() []refCase {
+	var out []refCase
+	for _, rho := range []float64{0.9, 0.5} {
+		for _, wd := range []float64{0, 0.01} {
+			for _, max := range []bool{false, true} {
+				c := AdadeltaConfig{LR: 1, Rho: rho, Eps: 1e-6, WeightDecay: wd, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("Adadelta%+v", c), c})
 			}
 		}
 	}
@@ -263,6 +307,8 @@ func TestReference(t *testing.T) {
 	cases := append(sgdCases(), adamCases()...)
 	cases = append(cases, adagradCases()...)
 	cases = append(cases, rmspropCases()...)
+	cases = append(cases, adamaxCases()...)
+	cases = append(cases, adadeltaCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Run("float64", func(t *testing.T) { checkReference[float64](t, c.h, 1e-9, 1) })

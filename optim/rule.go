@@ -28,7 +28,7 @@ func (k Kind) String() string {
 
 // Hyper is the hyperparameters of one parameter group: a config such as
 // [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig], [LionConfig],
-// [AdagradConfig] or [RMSpropConfig].
+// [AdagradConfig], [RMSpropConfig], [AdamaxConfig] or [AdadeltaConfig].
 // The type of the config given to [New] selects the optimizer's [Kind];
 // every group of an optimizer has a config of that same type. Only this
 // package's configs implement it.
@@ -142,6 +142,8 @@ const (
 	kernelAdagrad
 	kernelRMSprop         // buffers square_avg[, momentum_buffer]
 	kernelRMSpropCentered // buffers square_avg[, momentum_buffer], grad_avg
+	kernelAdamax          // buffers exp_avg, exp_inf
+	kernelAdadelta        // buffers square_avg, acc_delta
 	numKernels
 )
 

@@ -20,7 +20,7 @@ import (
 //
 //	magic    [8]byte  "FUSEOPTS"
 //	version  u32      2
-//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW, 5 Lion, 6 Adagrad, 7 RMSprop, …)
+//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW, 5 Lion, 6 Adagrad, 7 RMSprop, 8 Adamax, 9 Adadelta, …)
 //	elem     u8       bytes per element: 4 (float32) or 8 (float64)
 //	reserved u16      0
 //	groups   u32, then per group:
@@ -201,7 +201,8 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 // cannot use (see [New]), values of fields the kind's config does not have,
 // a step count above MaxStep, a second moment (exp_avg_sq,
 // max_exp_avg_sq) that is negative or NaN, a max_exp_avg_sq below
-// exp_avg_sq, a negative or NaN Adagrad sum or RMSprop square_avg, and buffers that do not hold
+// exp_avg_sq, a negative or NaN Adagrad sum, RMSprop or Adadelta square_avg,
+// Adadelta acc_delta or Adamax exp_inf, and buffers that do not hold
 // their rule's initial value (zero but for Adagrad's sum) at step 0. What is stored is
 // exactly what was checked. intact state of another optimizer kind or element
 // type, or whose groups or parameters differ in number, names, groups,
@@ -389,7 +390,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 
 // checkBuffers returns an error when loaded state buffers (those of h's
 // rule, in its order) hold what no optimizer step produces: a second moment
-// or sum of squares (exp_avg_sq, max_exp_avg_sq, sum, square_avg) that is
+// or sum of squares (exp_avg_sq, max_exp_avg_sq, sum, square_avg,
+// acc_delta) or an infinity norm (exp_inf) that is
 // negative or NaN, a max_exp_avg_sq below exp_avg_sq, or anything but the
 // rule's initial value (zero but for Adagrad's sum) before the first step. (exp_avg and momentum_buffer can
 // hold any value, NaN included, after steps under the Propagate policy.)
@@ -407,7 +409,7 @@ func checkBuffers[T Float](h Hyper, bufs [][]T, step int64) error {
 			continue
 		}
 		switch names[k] {
-		case BufSum, BufSquareAvg:
+		case BufSum, BufSquareAvg, BufAccDelta, BufExpInf:
 			for i, x := range b {
 				if !(x >= 0) {
 					return fmt.Errorf("%s[%d] = %v, want ≥ 0", names[k], i, x)

@@ -55,6 +55,14 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 		c.LR /= 2
 		c.InitialAccumulatorValue = 0.25
 		second = c
+	case AdamaxConfig:
+		c.LR /= 2
+		c.Beta1 = 0.5
+		second = c
+	case AdadeltaConfig:
+		c.LR /= 2
+		c.Rho = 0.95
+		second = c
 	}
 	groups := []int{0, 1, 1}
 	setup := func(mod *testModel[T]) *Optimizer[T] {

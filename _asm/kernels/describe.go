@@ -147,6 +147,8 @@ func (e *env) emit(vals []abi.Value) []Op {
 			reg[i] = e.maxNaN(a(0), a(1))
 		case abi.OpSign:
 			reg[i] = e.sign(a(0), v.Dies[0])
+		case abi.OpAbs:
+			reg[i] = e.abs(a(0), v.Dies[0])
 		default:
 			panic(fmt.Sprintf("amd64: no lowering of %v", v.Op))
 		}
@@ -248,6 +250,18 @@ func (e *env) sign(x Op, dies bool) Op {
 	return d
 }
 
+// abs returns a register holding x with its sign bit cleared: x and-not
+// -0 (AVX-512: VANDNPS/PD of AVX512DQ, which the level requires). The -0
+// row is in a register (regRows). dies says x may be overwritten.
+func (e *env) abs(x Op, dies bool) Op {
+	d := x
+	if !dies || isMem(x) {
+		d = e.t.Vec()
+	}
+	e.t.AndN(x, e.coef(abi.RowNegZero), d)
+	return d
+}
+
 // regRows returns the rows that emit needs in registers for vals when the
 // rows in in are registers and the others memory operands: where an
 // instruction can take no memory operand in that place.
@@ -270,6 +284,11 @@ func regRows(vals []abi.Value, in map[int]bool) []int {
 		case abi.OpMax, abi.OpSign, abi.OpStore:
 			for _, x := range v.Args {
 				want(x)
+			}
+		case abi.OpAbs:
+			want(v.Args[0])
+			if !in[abi.RowNegZero] {
+				need = append(need, abi.RowNegZero) // and-not takes -0 in a register
 			}
 		case abi.OpFMA:
 			a, b, c := v.Args[0], v.Args[1], v.Args[2]

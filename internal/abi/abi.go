@@ -16,17 +16,17 @@ const (
 	RowWD             // weight decay (coupled)
 	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion)
 	RowC1             // 1 - β1
-	RowC2             // 1 - β2 (RMSprop: 1 - α)
-	RowBeta2          // β2 (RMSprop: α)
+	RowC2             // 1 - β2 (RMSprop: 1 - α; Adadelta: 1 - ρ)
+	RowBeta2          // β2 (RMSprop: α; Adadelta: ρ)
 	RowIB2            // 1/sqrt(1 - β2^t)
 	RowEps            // ε
-	RowNegA           // -lr/(1 - β1^t)
+	RowNegA           // -lr/(1 - β1^t) (Adam, Adamax)
 	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay))
 	RowMu             // momentum μ
 	RowDamp           // 1 - dampening
 	RowOne            // 1
 	RowHalf           // 0.5 (AdamFast on NEON)
-	RowNegZero        // -0: the sign bit alone (Sign)
+	RowNegZero        // -0: the sign bit alone (Sign, Abs)
 	RowTiny           // smallest normal number of the element type (AdamFast)
 	NumRows
 
@@ -69,4 +69,8 @@ const (
 	RMSpropWD       = 1 << 0 // RMSprop: coupled weight decay g = fma(wd, p, g)
 	RMSpropCentered = 1 << 1 // RMSprop: keep the gradient's average, divide by the centred root
 	RMSpropMomentum = 1 << 2 // RMSprop: keep a momentum buffer of g/d
+
+	AdamaxWD = 1 << 0 // Adamax: coupled weight decay g = fma(wd, p, g)
+
+	AdadeltaWD = 1 << 0 // Adadelta: coupled weight decay g = fma(wd, p, g)
 )

@@ -64,10 +64,11 @@ const (
 	OpFMA             // a·b + c, rounded once
 	OpMax             // a != a || a > b ? a : b: NaN if either is, b where they are equal
 	OpSign            // a > 0 ? 1 : a < 0 ? -1 : a (so ±0 and NaN stay what they are)
+	OpAbs             // |a|: a with its sign bit cleared (exact; NaN stays NaN)
 	OpStore           // (lowered form only) store a into element i of a stream
 )
 
-var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "store"}
+var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "abs", "store"}
 
 func (o Op) String() string { return opNames[o] }
 
@@ -76,7 +77,7 @@ func (o Op) Args() int {
 	switch o {
 	case OpLoad, OpRow, OpVar:
 		return 0
-	case OpSqrt, OpSign, OpStore:
+	case OpSqrt, OpSign, OpAbs, OpStore:
 		return 1
 	case OpFMA:
 		return 3
@@ -125,6 +126,10 @@ func Max(a, b *Expr) *Expr { return &Expr{Op: OpMax, Args: []*Expr{a, b}} }
 
 // Sign is +1 for a > 0, -1 for a < 0, and a itself otherwise (±0, NaN).
 func Sign(a *Expr) *Expr { return &Expr{Op: OpSign, Args: []*Expr{a}} }
+
+// Abs is |a|: a with its sign bit cleared, so |±0| = +0 and |NaN| is NaN.
+// It is exact: no rounding.
+func Abs(a *Expr) *Expr { return &Expr{Op: OpAbs, Args: []*Expr{a}} }
 
 // StmtKind is the kind of a statement.
 type StmtKind uint8
@@ -370,6 +375,9 @@ func Rows(vals []Value) []int {
 		if v.Op == OpSign {
 			rows = append(rows, SignRows...)
 		}
+		if v.Op == OpAbs {
+			rows = append(rows, AbsRows...)
+		}
 	}
 	slices.Sort(rows)
 	return slices.Compact(rows)
@@ -378,3 +386,7 @@ func Rows(vals []Value) []int {
 // SignRows are the rows that Sign uses in the assembly, as constants: 1,
 // and -0 (the sign bit, which also compares equal to 0).
 var SignRows = []int{RowOne, RowNegZero}
+
+// AbsRows are the rows that Abs uses in the assembly, as constants: -0,
+// the sign bit that it clears.
+var AbsRows = []int{RowNegZero}

@@ -7,7 +7,8 @@ package abi
 
 // Elementwise lists the described kernels, in the order the generators
 // write them.
-var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop}
+var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop,
+	Adamax, Adadelta}
 
 // The conditions of the modes.
 var (
@@ -27,6 +28,10 @@ var (
 	CondRMSpropWD       = &Cond{Name: "coupled", Mask: RMSpropWD, Value: RMSpropWD, Doc: "coupled weight decay"}
 	CondRMSpropCentered = &Cond{Name: "centered", Mask: RMSpropCentered, Value: RMSpropCentered, Doc: "centered: subtract the square of the gradient's average"}
 	CondRMSpropMomentum = &Cond{Name: "momentum", Mask: RMSpropMomentum, Value: RMSpropMomentum, Doc: "momentum: p moves by the buffer"}
+
+	CondAdamaxWD = &Cond{Name: "coupled", Mask: AdamaxWD, Value: AdamaxWD, Doc: "coupled weight decay"}
+
+	CondAdadeltaWD = &Cond{Name: "coupled", Mask: AdadeltaWD, Value: AdadeltaWD, Doc: "coupled weight decay"}
 )
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
@@ -223,6 +228,73 @@ var RMSprop = &Kernel{
 				Store("p", FMA(Row(RowNegLR), Var("b"), Var("p"))),
 			},
 			[]Stmt{Store("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p")))}),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// Adamax is torch.optim.Adamax (Kingma and Ba 2015, §7.1: Adam with the
+// infinity norm), with exp_avg in the lerp form of Adam's m and clr =
+// lr/(1 - β1^t) in the coefficient -clr (row nega):
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	u = max(β2·u, |g| + eps)
+//	p = fma(-clr, m/u, p)
+//
+// m is exp_avg, u exp_inf. PyTorch's torch.maximum(exp_inf.mul_(β2),
+// grad.abs().add_(eps)) is max with β2·u first: NaN when either is NaN,
+// else the larger, and |g| + eps where they are equal (only ±0 differ
+// there, when eps = 0). p.addcdiv_(exp_avg, exp_inf, value=-clr) is
+// written as Adam's last step is.
+var Adamax = &Kernel{
+	Name:    "adamax",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "u"}},
+	Conds:   []*Cond{CondAdamaxWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondAdamaxWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("u", Max(Mul(Row(RowBeta2), Load("u")), Add(Abs(Var("g")), Row(RowEps)))),
+		Store("u", Var("u")),
+		Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("u")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// Adadelta is torch.optim.Adadelta (Zeiler 2012), with the running
+// averages in the form of Adam's v (c2 = 1-ρ, β2 row = ρ):
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	sq = fma(c2·g, g, ρ·sq)
+//	std := sqrt(sq + eps)
+//	delta := sqrt(acc + eps)/std·g
+//	acc = fma(c2·delta, delta, ρ·acc)
+//	p = fma(-lr, delta, p)
+//
+// sq is square_avg, acc acc_delta. The order is PyTorch's:
+// square_avg.mul_(ρ).addcmul_(g, g, value=1-ρ) (as Adam's v), std =
+// square_avg.add(eps).sqrt_(), delta = acc_delta.add(eps).sqrt_(), then
+// delta.div_(std).mul_(g), each a rounded operation; acc_delta as
+// square_avg, with the old acc_delta in delta; p.add_(delta, alpha=-lr)
+// as SGD's step.
+var Adadelta = &Kernel{
+	Name:    "adadelta",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "sq"}, {Name: "acc"}},
+	Conds:   []*Cond{CondAdadeltaWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondAdadeltaWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("sq", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("sq")))),
+		Store("sq", Var("sq")),
+		Set("std", Sqrt(Add(Var("sq"), Row(RowEps)))),
+		Set("delta", Mul(Div(Sqrt(Add(Load("acc"), Row(RowEps))), Var("std")), Var("g"))),
+		Store("acc", FMA(Mul(Row(RowC2), Var("delta")), Var("delta"), Mul(Row(RowBeta2), Load("acc")))),
+		Store("p", FMA(Row(RowNegLR), Var("delta"), Var("p"))),
 	},
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
 }

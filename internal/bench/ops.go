@@ -21,10 +21,13 @@ const (
 	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
 	Adagrad  Op = "adagrad"  // Adagrad, no weight decay or learning-rate decay
 	RMSprop  Op = "rmsprop"  // RMSprop, α = 0.99, no momentum, not centered
+	Adamax   Op = "adamax"   // Adamax, no weight decay
+	Adadelta Op = "adadelta" // Adadelta, lr 1, ρ = 0.9, eps 1e-6, no weight decay
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop,
+	Adamax, Adadelta}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -69,6 +72,22 @@ var specs = map[Op]opSpec{
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
 		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
 		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
+	Adamax: {title: "Adamax", hyper: optim.AdamaxConfig{LR: lrAdamax, Beta1: beta1, Beta2: beta2, Eps: eps},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, _ := biasCorrections(adamT)
+			adamaxScalarF32(p, g, s[0], s[1], lrAdamax, beta1, beta2, eps, float32(bc1))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, _ := biasCorrections(adamT)
+			adamaxScalarF64(p, g, s[0], s[1], lrAdamax, beta1, beta2, eps, bc1)
+		}},
+	Adadelta: {title: "Adadelta", hyper: optim.AdadeltaConfig{LR: lrAdadelta, Rho: rhoAdadelta, Eps: epsAdadelta},
+		scalar32: func(p, g []float32, s [][]float32) {
+			adadeltaScalarF32(p, g, s[0], s[1], lrAdadelta, rhoAdadelta, epsAdadelta)
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			adadeltaScalarF64(p, g, s[0], s[1], lrAdadelta, rhoAdadelta, epsAdadelta)
+		}},
 }
 
 func adamScalar32(p, g []float32, s [][]float32, wd float64) {
@@ -176,7 +195,7 @@ func (p Prec) Title() string {
 }
 
 // The hyperparameters of every comparison. The kernels' coefficients are
-// those of step adamT (Adam's bias corrections).
+// those of step adamT (Adam's and Adamax's bias corrections).
 const (
 	lrSGD        = 0.01
 	mu           = 0.9
@@ -191,6 +210,10 @@ const (
 	epsAdagrad   = 1e-10
 	lrRMSprop    = 1e-2
 	alphaRMSprop = 0.99
+	lrAdamax     = 2e-3
+	lrAdadelta   = 1.0
+	rhoAdadelta  = 0.9
+	epsAdadelta  = 1e-6
 	adamT        = 10 // the Adam step number the bias corrections are those of
 )
 

@@ -265,8 +265,8 @@ func TestSizes(t *testing.T) {
 			t.Errorf("ParseSize(%q) succeeded", bad)
 		}
 	}
-	if _, err := ParseOps("adam,adadelta"); err == nil {
-		t.Error("ParseOps accepted adadelta")
+	if _, err := ParseOps("adam,yogi"); err == nil {
+		t.Error("ParseOps accepted yogi")
 	}
 	if _, err := ParsePrecs("f16"); err == nil {
 		t.Error("ParsePrecs accepted f16")

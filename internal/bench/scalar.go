@@ -172,3 +172,57 @@ func rmspropScalarF64(p, g, v []float64, lr, alpha, eps float64) {
 		p[i] -= lr * g[i] / (math.Sqrt(v[i]) + eps)
 	}
 }
+
+// adamaxScalarF32 is one torch.optim.Adamax step (no weight decay), with
+// bc1 = 1-β1^t:
+//
+//	m = β1·m + (1-β1)·g
+//	u = max(β2·u, |g| + eps)
+//	p -= lr/bc1 · m/u
+func adamaxScalarF32(p, g, m, u []float32, lr, b1, b2, eps, bc1 float32) {
+	g, m, u = g[:len(p)], m[:len(p)], u[:len(p)]
+	clr := lr / bc1
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		u[i] = max(b2*u[i], float32(math.Abs(float64(g[i])))+eps)
+		p[i] -= clr * m[i] / u[i]
+	}
+}
+
+func adamaxScalarF64(p, g, m, u []float64, lr, b1, b2, eps, bc1 float64) {
+	g, m, u = g[:len(p)], m[:len(p)], u[:len(p)]
+	clr := lr / bc1
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		u[i] = max(b2*u[i], math.Abs(g[i])+eps)
+		p[i] -= clr * m[i] / u[i]
+	}
+}
+
+// adadeltaScalarF32 is one torch.optim.Adadelta step (no weight decay):
+//
+//	v = ρ·v + (1-ρ)·g²
+//	delta = sqrt(acc + eps)/sqrt(v + eps)·g
+//	acc = ρ·acc + (1-ρ)·delta²
+//	p -= lr·delta
+func adadeltaScalarF32(p, g, v, acc []float32, lr, rho, eps float32) {
+	g, v, acc = g[:len(p)], v[:len(p)], acc[:len(p)]
+	for i := range p {
+		v[i] = rho*v[i] + (1-rho)*g[i]*g[i]
+		std := float32(math.Sqrt(float64(v[i] + eps)))
+		delta := float32(math.Sqrt(float64(acc[i]+eps))) / std * g[i]
+		acc[i] = rho*acc[i] + (1-rho)*delta*delta
+		p[i] -= lr * delta
+	}
+}
+
+func adadeltaScalarF64(p, g, v, acc []float64, lr, rho, eps float64) {
+	g, v, acc = g[:len(p)], v[:len(p)], acc[:len(p)]
+	for i := range p {
+		v[i] = rho*v[i] + (1-rho)*g[i]*g[i]
+		std := math.Sqrt(v[i] + eps)
+		delta := math.Sqrt(acc[i]+eps) / std * g[i]
+		acc[i] = rho*acc[i] + (1-rho)*delta*delta
+		p[i] -= lr * delta
+	}
+}

@@ -86,7 +86,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, fast, reduce, roof
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -108,6 +108,12 @@ func parityCases() []pcase {
 		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
 	}
 	rmsprop := func(h kernels.RMSprop) func(int64) (kernels.Coeffs, error) {
+		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
+	}
+	adamax := func(h kernels.Adamax) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
+	}
+	adadelta := func(h kernels.Adadelta) func(int64) (kernels.Coeffs, error) {
 		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
 	}
 	base := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
@@ -138,6 +144,12 @@ func parityCases() []pcase {
 		{name: "RMSprop", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8})},
 		{name: "RMSprop centered, momentum, weight decay, maximize", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2,
 			Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "Adamax", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})},
+		{name: "Adamax weight decay, maximize, eps 0", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3,
+			Beta1: 0.9, Beta2: 0.999, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "Adadelta", fam: "adadelta", coeffs: adadelta(kernels.Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6})},
+		{name: "Adadelta weight decay, maximize, scale", fam: "adadelta", coeffs: adadelta(kernels.Adadelta{LR: 1,
+			Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
 		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
@@ -205,6 +217,10 @@ func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 			err = k.Adagrad(&c, a[0], a[1], a[2])
 		case "rmsprop":
 			err = k.RMSprop(&c, a[0], a[1], a[2], a[3], a[4])
+		case "adamax":
+			err = k.Adamax(&c, a[0], a[1], a[2], a[3])
+		case "adadelta":
+			err = k.Adadelta(&c, a[0], a[1], a[2], a[3])
 		default:
 			var vmax []T
 			if pc.ams {
@@ -241,7 +257,7 @@ func compareScalar(r *Result, what, name string, want, got float64) {
 // parityOne runs one check on one input at the reference and every level.
 func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result, pc pcase, n, off int, seed uint64, special bool, what string) error {
 	switch pc.fam {
-	case "sgd", "momentum", "adam", "lion", "adagrad", "rmsprop":
+	case "sgd", "momentum", "adam", "lion", "adagrad", "rmsprop", "adamax", "adadelta":
 		names := []string{"p", "g", "buf"}
 		nonneg := map[int]bool{3: pc.fam == "adam", 4: true} // v, vmax
 		switch pc.fam {
@@ -253,6 +269,12 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 		case "rmsprop":
 			names = []string{"p", "g", "square_avg", "momentum_buffer", "grad_avg"}
 			nonneg = map[int]bool{2: true}
+		case "adamax":
+			names = []string{"p", "g", "exp_avg", "exp_inf"}
+			nonneg = map[int]bool{3: true}
+		case "adadelta":
+			names = []string{"p", "g", "square_avg", "acc_delta"}
+			nonneg = map[int]bool{2: true, 3: true}
 		}
 		if pc.fam == "adam" {
 			names = []string{"p", "g", "m", "v", "vmax"}

@@ -65,6 +65,24 @@ func TestCheckDetects(t *testing.T) {
 				return err
 			}
 		}, "buf: guard element"},
+		"Adamax exp_inf off by a bit": {func(k *Kernels[float32]) {
+			k.Adamax = func(c *kernels.Coeffs, p, g, m, u []float32) error {
+				err := ref.Adamax(c, p, g, m, u)
+				if len(u) > 5 {
+					u[5] = math.Nextafter32(u[5], 10)
+				}
+				return err
+			}
+		}, "exp_inf: element 5 of"},
+		"Adadelta writes past acc_delta": {func(k *Kernels[float32]) {
+			k.Adadelta = func(c *kernels.Coeffs, p, g, sq, acc []float32) error {
+				err := ref.Adadelta(c, p, g, sq, acc)
+				if len(acc) > 0 {
+					unsafe.Slice(&acc[0], len(acc)+1)[len(acc)] = 0
+				}
+				return err
+			}
+		}, "acc_delta: guard element"},
 		"write into an input": {func(k *Kernels[float32]) {
 			k.Dot = func(x, y []float32) (float64, error) {
 				d, err := ref.Dot(x, y)

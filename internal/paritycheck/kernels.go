@@ -24,6 +24,8 @@ type Kernels[T kernels.Float] struct {
 	Scale           func(x []T, a T)
 	NonFinite       func(x []T) bool
 	Roof            func(src, d0, d1, d2 []T) error
+	Adamax          func(c *kernels.Coeffs, p, g, m, u []T) error
+	Adadelta        func(c *kernels.Coeffs, p, g, sq, acc []T) error
 }
 
 // Bind returns the kernels of s for T, float32 or float64.
@@ -32,11 +34,17 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 	var z T
 	switch any(z).(type) {
 	case float32:
-		k = Kernels[float32]{s.Level(), s.SGDF32, s.MomentumF32, s.AdamF32, s.AdamFastF32, s.LionF32, s.AdagradF32, s.RMSpropF32,
-			s.SumSquaresF32, s.SumSquaresCheckF32, s.DotF32, s.ScaleF32, s.NonFiniteF32, s.RoofF32}
+		k = Kernels[float32]{Level: s.Level(), SGD: s.SGDF32, Momentum: s.MomentumF32, Adam: s.AdamF32,
+			AdamFast: s.AdamFastF32, Lion: s.LionF32, Adagrad: s.AdagradF32, RMSprop: s.RMSpropF32,
+			SumSquares: s.SumSquaresF32, SumSquaresCheck: s.SumSquaresCheckF32, Dot: s.DotF32, Scale: s.ScaleF32,
+			NonFinite: s.NonFiniteF32, Roof: s.RoofF32,
+			Adamax: s.AdamaxF32, Adadelta: s.AdadeltaF32}
 	default:
-		k = Kernels[float64]{s.Level(), s.SGDF64, s.MomentumF64, s.AdamF64, s.AdamFastF64, s.LionF64, s.AdagradF64, s.RMSpropF64,
-			s.SumSquaresF64, s.SumSquaresCheckF64, s.DotF64, s.ScaleF64, s.NonFiniteF64, s.RoofF64}
+		k = Kernels[float64]{Level: s.Level(), SGD: s.SGDF64, Momentum: s.MomentumF64, Adam: s.AdamF64,
+			AdamFast: s.AdamFastF64, Lion: s.LionF64, Adagrad: s.AdagradF64, RMSprop: s.RMSpropF64,
+			SumSquares: s.SumSquaresF64, SumSquaresCheck: s.SumSquaresCheckF64, Dot: s.DotF64, Scale: s.ScaleF64,
+			NonFinite: s.NonFiniteF64, Roof: s.RoofF64,
+			Adamax: s.AdamaxF64, Adadelta: s.AdadeltaF64}
 	}
 	return k.(Kernels[T])
 }

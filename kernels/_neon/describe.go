@@ -202,6 +202,13 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 			s.each(func(j V) { g.bif(d+j, r(0, j), nz+j) })
 			b.free(nz)
 			b.grp[i] = d
+		case abi.OpAbs:
+			// |x| = x &^ -0: the sign bit cleared, NaN kept, as FABS
+			// and the other levels' and-not.
+			negzero := b.coef[abi.RowNegZero]
+			d := dst()
+			s.each(func(j V) { g.bic(d+j, r(0, j), negzero) })
+			b.grp[i] = d
 		default:
 			panic(fmt.Sprintf("arm64: no lowering of %v", v.Op))
 		}
