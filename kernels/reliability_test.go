@@ -31,6 +31,8 @@ func TestOverlapRejected(t *testing.T) {
 	adagrad, _ := Adagrad{LR: 0.1, Eps: 1e-10}.Coeffs(1)
 	rms, _ := RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true}.Coeffs()
 	rmsPlain, _ := RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8}.Coeffs()
+	nadam, _ := NAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, MomentumDecay: 4e-3}.Coeffs(1, 0.45)
+	radam, _ := RAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(7)
 	const n = 40
 	for _, s := range allSets(t) {
 		buf := make([]float32, 4*n)
@@ -61,6 +63,11 @@ func TestOverlapRejected(t *testing.T) {
 			"RMSprop sq=buf":       func() error { return s.RMSpropF32(&rms, a, b, c, c, d) },
 			"RMSprop p=grad_avg":   func() error { return s.RMSpropF32(&rms, a, b, c, d, a) },
 			"RMSprop buf shifted":  func() error { return s.RMSpropF32(&rms, a, b, c, shift, d) },
+			"NAdam m=v":            func() error { return s.NAdamF32(&nadam, a, b, c, c) },
+			"NAdam p=m":            func() error { return s.NAdamF32(&nadam, a, b, a, d) },
+			"NAdam v shifted":      func() error { return s.NAdamF32(&nadam, a, b, c, shift) },
+			"RAdam g=v":            func() error { return s.RAdamF32(&radam, a, b, c, b) },
+			"RAdam m shifted":      func() error { return s.RAdamF32(&radam, a, b, shift, d) },
 			"Roof d0=d1":           func() error { return s.RoofF32(a, b, b, nil) },
 			"Roof src=d2":          func() error { return s.RoofF32(a, b, c, a) },
 		}
@@ -120,6 +127,16 @@ func TestCoeffsElementRange(t *testing.T) {
 			return RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 1e39}.Coeffs()
 		},
 		"RMSprop alpha 1e39": func() (Coeffs, error) { return RMSprop{LR: 0.1, Alpha: 1e39}.Coeffs() },
+		"NAdam lr 1e39": func() (Coeffs, error) {
+			return NAdam{LR: 1e39, Beta1: 0.9, Beta2: 0.999, MomentumDecay: 4e-3}.Coeffs(1, 0.45)
+		},
+		"NAdam cm underflows float32": func() (Coeffs, error) {
+			return NAdam{LR: 1e-30, Beta1: 1e-20, Beta2: 0.999, MomentumDecay: 4e-3}.Coeffs(1, 0.5e-20)
+		},
+		"RAdam rectified lr 1e-44": func() (Coeffs, error) {
+			return RAdam{LR: 1e-44, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(6)
+		},
+		"RAdam eps 1e-50": func() (Coeffs, error) { return RAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-50}.Coeffs(1) },
 	}
 	for name, mk := range fit64 {
 		c, err := mk()
@@ -151,6 +168,10 @@ func TestCoeffsElementRange(t *testing.T) {
 				e32, e64 = s.AdagradF32(&c, p32, g32, b32), s.AdagradF64(&c, p64, g64, b64)
 			case famRMSprop:
 				e32, e64 = s.RMSpropF32(&c, p32, g32, b32, v32, nil), s.RMSpropF64(&c, p64, g64, b64, v64, nil)
+			case famNAdam:
+				e32, e64 = s.NAdamF32(&c, p32, g32, b32, v32), s.NAdamF64(&c, p64, g64, b64, v64)
+			case famRAdam:
+				e32, e64 = s.RAdamF32(&c, p32, g32, b32, v32), s.RAdamF64(&c, p64, g64, b64, v64)
 			}
 			if !errors.Is(e32, ErrCoeff) || p32[0] != 1 || b32[0] != 1 || v32[0] != 1 {
 				t.Errorf("%v %s: float32 kernel err = %v, p = %v", s.Level(), name, e32, p32)

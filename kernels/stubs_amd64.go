@@ -39,6 +39,16 @@ func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32,
 //go:noescape
 func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// nadamF32AVX2 is the AVX2 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// radamF32AVX2 is the AVX2 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -113,6 +123,16 @@ func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, 
 //
 //go:noescape
 func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+
+// nadamF64AVX2 is the AVX2 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// radamF64AVX2 is the AVX2 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -189,6 +209,16 @@ func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float3
 //go:noescape
 func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// nadamF32AVX512 is the AVX512 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// radamF32AVX512 is the AVX512 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -264,6 +294,16 @@ func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64
 //go:noescape
 func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
 
+// nadamF64AVX512 is the AVX512 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// radamF64AVX512 is the AVX512 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -324,6 +364,8 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX2(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -347,6 +389,8 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX2(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
@@ -374,6 +418,8 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX512(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -397,6 +443,8 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX512(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,

@@ -42,6 +42,16 @@ func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
 //go:noescape
 func rmspropF32NEON(c *[16][16]float32, p, grad, sq, buf, gavg *float32, n, mode int)
 
+// nadamF32NEON is the NEON nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+
+// radamF32NEON is the NEON radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -117,6 +127,16 @@ func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
 //go:noescape
 func rmspropF64NEON(c *[16][8]float64, p, grad, sq, buf, gavg *float64, n, mode int)
 
+// nadamF64NEON is the NEON nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+
+// radamF64NEON is the NEON radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -174,6 +194,8 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 			rmspropF32NEON(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 		},
+		nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
+		radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -197,6 +219,8 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 			rmspropF64NEON(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 		},
+		nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
+		radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
 		dot:             dotF64NEON,
