@@ -86,6 +86,13 @@ func checkStepper[T Float](t *testing.T, h Hyper) {
 		if steppers[k].Steps() != 12 {
 			t.Fatalf("steps %d", steppers[k].Steps())
 		}
+		for _, name := range ScalarNames(h) {
+			want, err := o.StateScalar(a.names[k], name)
+			got, ok := steppers[k].Scalar(name)
+			if err != nil || !ok || math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("%T: tensor %d scalar %s = %v, the Optimizer's %v (%v)", h, k, name, got, want, err)
+			}
+		}
 	}
 }
 
