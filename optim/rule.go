@@ -133,6 +133,8 @@ const (
 	kernelAdagrad
 	kernelRMSprop         // buffers square_avg[, momentum_buffer]
 	kernelRMSpropCentered // buffers square_avg[, momentum_buffer], grad_avg
+	kernelNAdam           // buffers exp_avg, exp_avg_sq
+	kernelRAdam           // buffers exp_avg, exp_avg_sq
 	numKernels
 )
 

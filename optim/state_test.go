@@ -55,6 +55,13 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 		c.LR /= 2
 		c.InitialAccumulatorValue = 0.25
 		second = c
+	case NAdamConfig: // another momentum schedule: other mu_products
+		c.LR /= 2
+		c.Beta1, c.MomentumDecay = 0.8, 0.05
+		second = c
+	case RAdamConfig:
+		c.LR /= 2
+		second = c
 	}
 	groups := []int{0, 1, 1}
 	setup := func(mod *testModel[T]) *Optimizer[T] {
