@@ -21,10 +21,12 @@ const (
 	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
 	Adagrad  Op = "adagrad"  // Adagrad, no weight decay or learning-rate decay
 	RMSprop  Op = "rmsprop"  // RMSprop, α = 0.99, no momentum, not centered
+	NAdam    Op = "nadam"    // NAdam, momentum_decay 4e-3, no weight decay
+	RAdam    Op = "radam"    // RAdam, no weight decay (a rectified step)
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop, NAdam, RAdam}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -69,6 +71,24 @@ var specs = map[Op]opSpec{
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
 		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
 		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
+	NAdam: {title: "NAdam", hyper: optim.NAdamConfig{LR: lrNAdam, Beta1: beta1, Beta2: beta2, Eps: eps, MomentumDecay: psiNAdam},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc2, cg, cm := nadamScalars(adamT)
+			nadamScalarF32(p, g, s[0], s[1], beta1, beta2, eps, float32(bc2), float32(cg), float32(cm))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc2, cg, cm := nadamScalars(adamT)
+			nadamScalarF64(p, g, s[0], s[1], beta1, beta2, eps, bc2, cg, cm)
+		}},
+	RAdam: {title: "RAdam", hyper: optim.RAdamConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, step, rect := radamScalars(adamT)
+			radamScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, float32(bc1), float32(step), rect)
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, step, rect := radamScalars(adamT)
+			radamScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, bc1, step, rect)
+		}},
 }
 
 func adamScalar32(p, g []float32, s [][]float32, wd float64) {
@@ -191,6 +211,8 @@ const (
 	epsAdagrad   = 1e-10
 	lrRMSprop    = 1e-2
 	alphaRMSprop = 0.99
+	lrNAdam      = 2e-3
+	psiNAdam     = 4e-3
 	adamT        = 10 // the Adam step number the bias corrections are those of
 )
 

@@ -18,6 +18,8 @@ type Kernels[T kernels.Float] struct {
 	Lion            func(c *kernels.Coeffs, p, g, m []T) error
 	Adagrad         func(c *kernels.Coeffs, p, g, sum []T) error
 	RMSprop         func(c *kernels.Coeffs, p, g, sq, buf, gavg []T) error
+	NAdam           func(c *kernels.Coeffs, p, g, m, v []T) error
+	RAdam           func(c *kernels.Coeffs, p, g, m, v []T) error
 	SumSquares      func(x []T) float64
 	SumSquaresCheck func(x []T) (float64, bool)
 	Dot             func(x, y []T) (float64, error)
@@ -32,10 +34,10 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 	var z T
 	switch any(z).(type) {
 	case float32:
-		k = Kernels[float32]{s.Level(), s.SGDF32, s.MomentumF32, s.AdamF32, s.AdamFastF32, s.LionF32, s.AdagradF32, s.RMSpropF32,
+		k = Kernels[float32]{s.Level(), s.SGDF32, s.MomentumF32, s.AdamF32, s.AdamFastF32, s.LionF32, s.AdagradF32, s.RMSpropF32, s.NAdamF32, s.RAdamF32,
 			s.SumSquaresF32, s.SumSquaresCheckF32, s.DotF32, s.ScaleF32, s.NonFiniteF32, s.RoofF32}
 	default:
-		k = Kernels[float64]{s.Level(), s.SGDF64, s.MomentumF64, s.AdamF64, s.AdamFastF64, s.LionF64, s.AdagradF64, s.RMSpropF64,
+		k = Kernels[float64]{s.Level(), s.SGDF64, s.MomentumF64, s.AdamF64, s.AdamFastF64, s.LionF64, s.AdagradF64, s.RMSpropF64, s.NAdamF64, s.RAdamF64,
 			s.SumSquaresF64, s.SumSquaresCheckF64, s.DotF64, s.ScaleF64, s.NonFiniteF64, s.RoofF64}
 	}
 	return k.(Kernels[T])
