@@ -77,6 +77,18 @@ func AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
 	return active.AdadeltaF64(c, p, grad, sq, acc)
 }
 
+// NAdamF32 runs [Set.NAdamF32] at the active level.
+func NAdamF32(c *Coeffs, p, grad, m, v []float32) error { return active.NAdamF32(c, p, grad, m, v) }
+
+// NAdamF64 runs [Set.NAdamF64] at the active level.
+func NAdamF64(c *Coeffs, p, grad, m, v []float64) error { return active.NAdamF64(c, p, grad, m, v) }
+
+// RAdamF32 runs [Set.RAdamF32] at the active level.
+func RAdamF32(c *Coeffs, p, grad, m, v []float32) error { return active.RAdamF32(c, p, grad, m, v) }
+
+// RAdamF64 runs [Set.RAdamF64] at the active level.
+func RAdamF64(c *Coeffs, p, grad, m, v []float64) error { return active.RAdamF64(c, p, grad, m, v) }
+
 // SumSquaresF32 runs [Set.SumSquaresF32] at the active level.
 func SumSquaresF32(x []float32) float64 { return active.SumSquaresF32(x) }
 

@@ -238,6 +238,46 @@ func benchAdadelta[T Float](b *testing.B) {
 func BenchmarkAdadeltaF32(b *testing.B) { benchAdadelta[float32](b) }
 func BenchmarkAdadeltaF64(b *testing.B) { benchAdadelta[float64](b) }
 
+func benchNAdam[T Float](b *testing.B) {
+	h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+	c := must(h.Coeffs(10, muProduct(h, 10)))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := nadamKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkNAdamF32(b *testing.B) { benchNAdam[float32](b) }
+func BenchmarkNAdamF64(b *testing.B) { benchNAdam[float64](b) }
+
+// benchRAdam runs rectified steps, the ones with the division.
+func benchRAdam[T Float](b *testing.B) {
+	c := must(RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(10))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := radamKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkRAdamF32(b *testing.B) { benchRAdam[float32](b) }
+func BenchmarkRAdamF64(b *testing.B) { benchRAdam[float64](b) }
+
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())
 	benchLevels(b, func(b *testing.B, s *Set, n int) {

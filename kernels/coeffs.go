@@ -24,16 +24,18 @@ const (
 	famRMSprop
 	famAdamax
 	famAdadelta
+	famNAdam
+	famRAdam
 )
 
 var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop",
-	"Adamax", "Adadelta"}
+	"Adamax", "Adadelta", "NAdam", "RAdam"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
 // [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs], [Lion.Coeffs],
-// [Adagrad.Coeffs], [RMSprop.Coeffs], [Adamax.Coeffs] or
-// [Adadelta.Coeffs]; the zero value is rejected by every kernel. A Coeffs is read-only for the kernels and may be
+// [Adagrad.Coeffs], [RMSprop.Coeffs], [Adamax.Coeffs], [Adadelta.Coeffs],
+// [NAdam.Coeffs] or [RAdam.Coeffs]; the zero value is rejected by every kernel. A Coeffs is read-only for the kernels and may be
 // shared by goroutines.
 type Coeffs struct {
 	fam  family
@@ -126,7 +128,11 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 			what = "underflows to 0 in"
 		}
 	}
-	return fmt.Errorf("%w: %s = %g %s %s", ErrCoeff, rowDesc[r], v, what, elem)
+	desc := rowDesc[r]
+	if d, ok := famRowDesc[c.fam][r]; ok {
+		desc = d
+	}
+	return fmt.Errorf("%w: %s = %g %s %s", ErrCoeff, desc, v, what, elem)
 }
 
 // rowDesc names each row by the hyperparameters it is computed from.
@@ -135,6 +141,15 @@ var rowDesc = [abi.NumRows]string{
 	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, 1 - rho)", abi.RowBeta2: "beta2 (or alpha, rho)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
 	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
+}
+
+// famRowDesc names the rows that a family uses in a meaning of its own.
+var famRowDesc = map[family]map[int]string{
+	famNAdam: {
+		abi.RowNegLR: "-lr·(1 - mu_t)/(1 - mu_product)",
+		abi.RowNegA:  "-lr·mu_{t+1}/(1 - mu_product·mu_{t+1})",
+	},
+	famRAdam: {abi.RowNegA: "-lr·r_t·sqrt(1 - beta2^t)/(1 - beta1^t) (rectified) or -lr/(1 - beta1^t)"},
 }
 
 // check returns an error unless c was built for family f and every
@@ -691,5 +706,211 @@ func (h Adadelta) CoeffsInto(c *Coeffs) error {
 	c.set(abi.RowBeta2, h.Rho)
 	c.set(abi.RowEps, h.Eps)
 	c.set(abi.RowNegLR, -h.LR)
+	return c.finish()
+}
+
+// NAdam holds the hyperparameters of torch.optim.NAdam, with its
+// decoupled_weight_decay (NAdamW).
+type NAdam struct {
+	LR            float64 // learning rate, ≥ 0
+	Beta1         float64 // in [0, 1)
+	Beta2         float64 // in [0, 1)
+	Eps           float64 // ≥ 0
+	WeightDecay   float64 // ≥ 0
+	MomentumDecay float64 // ψ of the momentum schedule μ_t, ≥ 0
+	Decoupled     bool    // p = p·(1 - lr·wd) instead of g += wd·p
+	Prelude
+}
+
+// ln096 is ln(0.96) correctly rounded, 0.96 being the float64 nearest it:
+// the base of NAdam's momentum schedule.
+const ln096 = -0x1.4e69ed6d80eb3p-5
+
+// Mu returns NAdam's momentum coefficient of step t,
+//
+//	μ_t = β1·(1 - ½·0.96^(t·ψ))
+//
+// in float64, with 0.96^(t·ψ) = exp(t·ψ·ln 0.96) computed by [expDet] so
+// that it is the same on every machine. PyTorch's 0.96 ** (step·ψ) is the C
+// library's pow; the two agree within a few ulps.
+func (h NAdam) Mu(t int64) float64 {
+	y := float64(t) * h.MomentumDecay
+	return h.Beta1 * (1 - float64(0.5*expDet(float64(y*ln096))))
+}
+
+// Coeffs returns the coefficients of NAdam step t (t ≥ 1) of a parameter
+// whose μ-product after this step is muProduct; see CoeffsInto.
+func (h NAdam) Coeffs(t int64, muProduct float64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t, muProduct)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c. muProduct is μ_1·…·μ_t, the
+// parameter's mu_product after the update of step t (PyTorch's mu_product
+// *= mu; 1 before the first step, so muProduct = Mu(1) at t = 1); it is
+// the parameter's own state, which the caller keeps (optim does), and
+// must be in [0, 1). With μ_t = Mu(t), μ_{t+1} = Mu(t+1):
+//
+//	bc2 = 1-β2^t, ib2 = 1/sqrt(bc2), c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd
+//	cg = (-lr·(1-μ_t))/(1-muProduct)
+//	cm = (-lr·μ_{t+1})/(1-muProduct·μ_{t+1})
+//
+// all in float64, in PyTorch's order, then rounded once to the element
+// type. (PyTorch keeps mu_product in a tensor of its default scalar type,
+// float32 unless the default is float64; here it is float64.)
+func (h NAdam) CoeffsInto(c *Coeffs, t int64, muProduct float64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 || t == math.MaxInt64 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"eps", h.Eps}, {"weight_decay", h.WeightDecay}, {"momentum_decay", h.MomentumDecay}} {
+		if err := checkNonNeg(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if !(muProduct >= 0 && muProduct < 1) {
+		return fmt.Errorf("%w: mu_product = %v, want 0 ≤ mu_product < 1", ErrCoeff, muProduct)
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		if h.Decoupled {
+			mode |= abi.NAdamWDDecoupled
+		} else {
+			mode |= abi.NAdamWDCoupled
+		}
+	}
+	mu, muNext := h.Mu(t), h.Mu(t+1)
+	// float64(…) rounds each product before it is added (Go may fuse a
+	// multiply and an add, as it does on arm64).
+	bc2 := 1 - float64(powInt(h.Beta2, t))
+	prodNext := float64(muProduct * muNext)
+	c.init(famNAdam, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowBeta2, h.Beta2)
+	c.set(abi.RowIB2, 1/math.Sqrt(bc2))
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegLR, float64(-h.LR*(1-mu))/(1-muProduct))
+	c.set(abi.RowNegA, float64(-h.LR*muNext)/(1-prodNext))
+	return c.finish()
+}
+
+// RAdam holds the hyperparameters of torch.optim.RAdam, with its
+// decoupled_weight_decay (RAdamW).
+type RAdam struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // in [0, 1)
+	Beta2       float64 // in [0, 1)
+	Eps         float64 // ≥ 0
+	WeightDecay float64 // ≥ 0
+	Decoupled   bool    // p = p·(1 - lr·wd) instead of g += wd·p
+	Prelude
+}
+
+// Coeffs returns the coefficients of RAdam step t (t ≥ 1).
+func (h RAdam) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// Rectified reports whether RAdam step t divides by sqrt(v) + eps: whether
+// the length of the approximated simple moving average, ρ_t, exceeds 5
+// (see CoeffsInto). With β2 = 0.999 that is from step 6 on; with β2 below
+// 0.6, never.
+func (h RAdam) Rectified(t int64) bool {
+	_, rect := h.step(t)
+	return rect
+}
+
+// step returns a, the magnitude of the step of m, and whether step t is
+// rectified.
+func (h RAdam) step(t int64) (a float64, rect bool) {
+	bc1 := 1 - float64(powInt(h.Beta1, t))
+	b2t := powInt(h.Beta2, t)
+	bc2 := 1 - b2t
+	rhoInf := 2/(1-h.Beta2) - 1
+	rhoT := rhoInf - float64(2*float64(t)*b2t)/bc2
+	if !(rhoT > 5) {
+		return h.LR / bc1, false
+	}
+	r := math.Sqrt(float64(float64((rhoT-4)*(rhoT-2))*rhoInf) / float64(float64((rhoInf-4)*(rhoInf-2))*rhoT))
+	return float64(float64(h.LR/bc1)*math.Sqrt(bc2)) * r, true
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number, in float64
+// and in PyTorch's order:
+//
+//	bc1 = 1-β1^t, bc2 = 1-β2^t, c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd
+//	ρ∞ = 2/(1-β2) - 1, ρ_t = ρ∞ - 2t·β2^t/bc2
+//	ρ_t > 5: r_t = sqrt((ρ_t-4)(ρ_t-2)ρ∞/((ρ∞-4)(ρ∞-2)ρ_t)),
+//	         a = (lr/bc1)·sqrt(bc2)·r_t, rectified
+//	else:    a = lr/bc1
+//
+// then rounded once to the element type. β^t is [PowInt]'s (PyTorch's
+// beta ** step is the C library's pow).
+func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		if h.Decoupled {
+			mode |= abi.RAdamWDDecoupled
+		} else {
+			mode |= abi.RAdamWDCoupled
+		}
+	}
+	a, rect := h.step(t)
+	if rect {
+		mode |= abi.RAdamRect
+	}
+	c.init(famRAdam, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowBeta2, h.Beta2)
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegA, -a)
 	return c.finish()
 }

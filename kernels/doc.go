@@ -29,7 +29,7 @@
 // writing any element; no input reaches the assembly unchecked. Coefficient
 // structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs],
 // [Adam.Coeffs], [Lion.Coeffs], [Adagrad.Coeffs], [RMSprop.Coeffs],
-// [Adamax.Coeffs] and [Adadelta.Coeffs], in float64, and rounded once to
+// [Adamax.Coeffs], [Adadelta.Coeffs], [NAdam.Coeffs] and [RAdam.Coeffs], in float64, and rounded once to
 // each element type; a kernel refuses (ErrCoeff) a block
 // with a coefficient that its element type cannot carry: one that
 // overflows it, or a non-zero one that rounds to zero in it

@@ -223,6 +223,43 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			hashes[fmt.Sprintf("Adadelta%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
 		}
 	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			if wd == 0 && dec {
+				continue
+			}
+			h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, MomentumDecay: 4e-3, Decoupled: dec}
+			st, gr := goldenData[T](9)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			prod := 1.0
+			for step := range goldenSteps {
+				t := int64(step + 1)
+				prod *= h.Mu(t)
+				c := must(h.Coeffs(t, prod))
+				_ = nadamKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("NAdam%s/wd=%v/decoupled=%v", prec, wd, dec)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			if wd == 0 && dec {
+				continue
+			}
+			h := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec}
+			st, gr := goldenData[T](10)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			for step := range goldenSteps { // rectified from step 6 on
+				c := must(h.Coeffs(int64(step + 1)))
+				_ = radamKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("RAdam%s/wd=%v/decoupled=%v", prec, wd, dec)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
 	{
 		st, _ := goldenData[T](4)
 		for step := range goldenSteps {

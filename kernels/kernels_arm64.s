@@ -4563,6 +4563,1013 @@ v1loop0:
 v1done:
 	RET
 
+// func nadamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+TEXT ·nadamF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	AND $3, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v0
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	WORD $0x6e2dfd29 // fdiv v9.4s, v9.4s, v13.4s
+	WORD $0x6e2efd4a // fdiv v10.4s, v10.4s, v14.4s
+	WORD $0x6e2ffd6b // fdiv v11.4s, v11.4s, v15.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	WORD $0x6e2dfd29 // fdiv v9.4s, v9.4s, v13.4s
+	WORD $0x6e2efd4a // fdiv v10.4s, v10.4s, v14.4s
+	WORD $0x6e2ffd6b // fdiv v11.4s, v11.4s, v15.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	WORD $0x6e2dfd29 // fdiv v9.4s, v9.4s, v13.4s
+	WORD $0x6e2efd4a // fdiv v10.4s, v10.4s, v14.4s
+	WORD $0x6e2ffd6b // fdiv v11.4s, v11.4s, v15.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+
+// func radamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+TEXT ·radamF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 448(R0), F26 // eps
+	FMOVQ 512(R0), F27 // nega
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $12, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $4, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $16, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $12, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $4, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $16, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $12, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $4, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -9822,6 +10829,1013 @@ v1loop0:
 	SUBS $1, R6, R6
 	BNE v1loop0
 v1done:
+	RET
+
+// func nadamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+TEXT ·nadamF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	AND $3, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v0
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	WORD $0x6e6dfd29 // fdiv v9.2d, v9.2d, v13.2d
+	WORD $0x6e6efd4a // fdiv v10.2d, v10.2d, v14.2d
+	WORD $0x6e6ffd6b // fdiv v11.2d, v11.2d, v15.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	WORD $0x6e6dfd29 // fdiv v9.2d, v9.2d, v13.2d
+	WORD $0x6e6efd4a // fdiv v10.2d, v10.2d, v14.2d
+	WORD $0x6e6ffd6b // fdiv v11.2d, v11.2d, v15.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	WORD $0x6e6dfd29 // fdiv v9.2d, v9.2d, v13.2d
+	WORD $0x6e6efd4a // fdiv v10.2d, v10.2d, v14.2d
+	WORD $0x6e6ffd6b // fdiv v11.2d, v11.2d, v15.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+
+// func radamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+TEXT ·radamF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 448(R0), F26 // eps
+	FMOVQ 512(R0), F27 // nega
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $6, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $2, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $8, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $6, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $2, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $8, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $6, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $2, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
 	RET
 
 // func sumSquaresF64NEON(x *float64, n int) float64

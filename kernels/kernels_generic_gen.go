@@ -18,6 +18,8 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.rmsprop = rmspropGeneric[T]
 	t.adamax = adamaxGeneric[T]
 	t.adadelta = adadeltaGeneric[T]
+	t.nadam = nadamGeneric[T]
+	t.radam = radamGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -290,5 +292,88 @@ func adadeltaGeneric[T Float](cf *Coeffs, p, grad, sq, acc *T, n int) {
 		delta := T(T(sqrtT(T(accs[i]+eps))/std) * g)
 		accs[i] = fmaT(T(c2*delta), delta, T(beta2*accs[i]))
 		ps[i] = fmaT(neglr, delta, p)
+	}
+}
+
+// nadamGeneric is the reference nadam kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func nadamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
+	decoupled := cf.mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := cf.mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		d := fmaT(sqrtT(v), ib2, eps)
+		p = fmaT(neglr, T(g/d), p)
+		ps[i] = fmaT(nega, T(m/d), p)
+	}
+}
+
+// radamGeneric is the reference radam kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func radamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
+	decoupled := cf.mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := cf.mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	rect := cf.mode&4 == 4      // rectified step: divide m by sqrt(v) + eps
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		var d T
+		if rect {
+			d = T(sqrtT(v) + eps)
+			ps[i] = fmaT(nega, T(m/d), p)
+		} else {
+			ps[i] = fmaT(nega, m, p)
+		}
 	}
 }

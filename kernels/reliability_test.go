@@ -31,6 +31,8 @@ func TestOverlapRejected(t *testing.T) {
 	adagrad, _ := Adagrad{LR: 0.1, Eps: 1e-10}.Coeffs(1)
 	rms, _ := RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true}.Coeffs()
 	rmsPlain, _ := RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8}.Coeffs()
+	nadam, _ := NAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, MomentumDecay: 4e-3}.Coeffs(1, 0.45)
+	radam, _ := RAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(7)
 	amax, _ := Adamax{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(1)
 	adelta, _ := Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6}.Coeffs()
 	const n = 40
@@ -61,6 +63,11 @@ func TestOverlapRejected(t *testing.T) {
 			"Adagrad g=sum":           func() error { return s.AdagradF32(&adagrad, a, b, b) },
 			"Adagrad sum shifted":     func() error { return s.AdagradF32(&adagrad, a, b, shift) },
 			"RMSprop sq=buf":          func() error { return s.RMSpropF32(&rms, a, b, c, c, d) },
+			"NAdam m=v":               func() error { return s.NAdamF32(&nadam, a, b, c, c) },
+			"NAdam p=m":               func() error { return s.NAdamF32(&nadam, a, b, a, d) },
+			"NAdam v shifted":         func() error { return s.NAdamF32(&nadam, a, b, c, shift) },
+			"RAdam g=v":               func() error { return s.RAdamF32(&radam, a, b, c, b) },
+			"RAdam m shifted":         func() error { return s.RAdamF32(&radam, a, b, shift, d) },
 			"RMSprop p=grad_avg":      func() error { return s.RMSpropF32(&rms, a, b, c, d, a) },
 			"RMSprop buf shifted":     func() error { return s.RMSpropF32(&rms, a, b, c, shift, d) },
 			"Adamax p=exp_inf":        func() error { return s.AdamaxF32(&amax, a, b, c, a) },
@@ -114,12 +121,22 @@ func TestOverlapRejected(t *testing.T) {
 func TestCoeffsElementRange(t *testing.T) {
 	type build func() (Coeffs, error)
 	fit64 := map[string]build{
-		"SGD lr 1e39":                   func() (Coeffs, error) { return SGD{LR: 1e39}.Coeffs() },
-		"SGD scale 1e-46":               func() (Coeffs, error) { return SGD{LR: 0.1, Prelude: Prelude{Scale: 1e-46}}.Coeffs() },
-		"SGD wd 1e-50":                  func() (Coeffs, error) { return SGD{LR: 0.1, WeightDecay: 1e-50}.Coeffs() },
-		"Momentum dampening -1e300":     func() (Coeffs, error) { return Momentum{LR: 0.1, Momentum: 0.9, Dampening: -1e300}.Coeffs(false) },
-		"Momentum 1e300":                func() (Coeffs, error) { return Momentum{LR: 0.1, Momentum: 1e300}.Coeffs(true) },
-		"Adam lr/(1-β1) overflows":      func() (Coeffs, error) { return Adam{LR: 3e38, Beta1: 0.9, Beta2: 0.9, Eps: 1e-8}.Coeffs(1) },
+		"SGD lr 1e39":               func() (Coeffs, error) { return SGD{LR: 1e39}.Coeffs() },
+		"SGD scale 1e-46":           func() (Coeffs, error) { return SGD{LR: 0.1, Prelude: Prelude{Scale: 1e-46}}.Coeffs() },
+		"SGD wd 1e-50":              func() (Coeffs, error) { return SGD{LR: 0.1, WeightDecay: 1e-50}.Coeffs() },
+		"Momentum dampening -1e300": func() (Coeffs, error) { return Momentum{LR: 0.1, Momentum: 0.9, Dampening: -1e300}.Coeffs(false) },
+		"Momentum 1e300":            func() (Coeffs, error) { return Momentum{LR: 0.1, Momentum: 1e300}.Coeffs(true) },
+		"Adam lr/(1-β1) overflows":  func() (Coeffs, error) { return Adam{LR: 3e38, Beta1: 0.9, Beta2: 0.9, Eps: 1e-8}.Coeffs(1) },
+		"NAdam lr 1e39": func() (Coeffs, error) {
+			return NAdam{LR: 1e39, Beta1: 0.9, Beta2: 0.999, MomentumDecay: 4e-3}.Coeffs(1, 0.45)
+		},
+		"NAdam cm underflows float32": func() (Coeffs, error) {
+			return NAdam{LR: 1e-30, Beta1: 1e-20, Beta2: 0.999, MomentumDecay: 4e-3}.Coeffs(1, 0.5e-20)
+		},
+		"RAdam rectified lr 1e-44": func() (Coeffs, error) {
+			return RAdam{LR: 1e-44, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(6)
+		},
+		"RAdam eps 1e-50":               func() (Coeffs, error) { return RAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-50}.Coeffs(1) },
 		"Adam eps 1e-50":                func() (Coeffs, error) { return Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.9, Eps: 1e-50}.Coeffs(1) },
 		"AdamW decay overflows float32": func() (Coeffs, error) { return Adam{LR: 1e20, WeightDecay: 1e20, Decoupled: true}.Coeffs(1) },
 		"Lion lr 1e-50":                 func() (Coeffs, error) { return Lion{LR: 1e-50, Beta1: 0.9, Beta2: 0.99}.Coeffs() },
@@ -174,6 +191,10 @@ func TestCoeffsElementRange(t *testing.T) {
 				e32, e64 = s.AdamaxF32(&c, p32, g32, b32, v32), s.AdamaxF64(&c, p64, g64, b64, v64)
 			case famAdadelta:
 				e32, e64 = s.AdadeltaF32(&c, p32, g32, b32, v32), s.AdadeltaF64(&c, p64, g64, b64, v64)
+			case famNAdam:
+				e32, e64 = s.NAdamF32(&c, p32, g32, b32, v32), s.NAdamF64(&c, p64, g64, b64, v64)
+			case famRAdam:
+				e32, e64 = s.RAdamF32(&c, p32, g32, b32, v32), s.RAdamF64(&c, p64, g64, b64, v64)
 			}
 			if !errors.Is(e32, ErrCoeff) || p32[0] != 1 || b32[0] != 1 || v32[0] != 1 {
 				t.Errorf("%v %s: float32 kernel err = %v, p = %v", s.Level(), name, e32, p32)

@@ -18,6 +18,8 @@ type table[T Float] struct {
 	lion            func(c *Coeffs, p, g, m *T, n int)
 	adagrad         func(c *Coeffs, p, g, sum *T, n int)
 	rmsprop         func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
+	nadam           func(c *Coeffs, p, g, m, v *T, n int)
+	radam           func(c *Coeffs, p, g, m, v *T, n int)
 	adamax          func(c *Coeffs, p, g, m, u *T, n int)
 	adadelta        func(c *Coeffs, p, g, sq, acc *T, n int)
 	sumSquares      func(x *T, n int) float64
@@ -297,6 +299,30 @@ func adadelta[T Float](k *table[T], c *Coeffs, p, g, sq, acc []T) error {
 	return nil
 }
 
+// mv checks and runs a kernel of the streams p, grad, m (exp_avg) and v
+// (exp_avg_sq): NAdam's and RAdam's.
+func mv[T Float](fam family, run func(c *Coeffs, p, g, m, v *T, n int), c *Coeffs, p, g, m, v []T) error {
+	if err := c.check(fam, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(m) != n:
+		return lengthErr("exp_avg", n, len(m))
+	case len(v) != n:
+		return lengthErr("exp_avg_sq", n, len(v))
+	}
+	if err := disjoint("p grad exp_avg exp_avg_sq", p, g, m, v); err != nil {
+		return err
+	}
+	if n > 0 {
+		run(c, &p[0], &g[0], &m[0], &v[0], n)
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -533,6 +559,57 @@ func (s *Set) AdadeltaF32(c *Coeffs, p, grad, sq, acc []float32) error {
 // AdadeltaF64 is [Set.AdadeltaF32] for float64.
 func (s *Set) AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
 	return adadelta(&s.f64, c, p, grad, sq, acc)
+}
+
+// NAdamF32 is one NAdam step (torch.optim.NAdam, with its
+// decoupled_weight_decay), for every i:
+//
+//	g := grad[i]·gs
+//	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	d := fma(sqrt(v), ib2, eps)
+//	p = fma(cg, g/d, p)
+//	p = fma(cm, m/d, p)
+//
+// with the coefficients of [NAdam.CoeffsInto]: c1 = 1-β1, c2 = 1-β2, ib2 =
+// 1/sqrt(1-β2^t), cg = -lr·(1-μ_t)/(1-μprod_t), cm =
+// -lr·μ_{t+1}/(1-μprod_t·μ_{t+1}). m is exp_avg and v exp_avg_sq. p is
+// rounded after each of its two updates, as PyTorch's two addcdiv_ round
+// it, in PyTorch's order: the gradient's term first, then the momentum's.
+func (s *Set) NAdamF32(c *Coeffs, p, grad, m, v []float32) error {
+	return mv(famNAdam, s.f32.nadam, c, p, grad, m, v)
+}
+
+// NAdamF64 is [Set.NAdamF32] for float64.
+func (s *Set) NAdamF64(c *Coeffs, p, grad, m, v []float64) error {
+	return mv(famNAdam, s.f64.nadam, c, p, grad, m, v)
+}
+
+// RAdamF32 is one RAdam step (torch.optim.RAdam, with its
+// decoupled_weight_decay), for every i:
+//
+//	g := grad[i]·gs
+//	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	if rectified {
+//		d := sqrt(v) + eps
+//		p = fma(-a, m/d, p)    // a = lr·r_t·sqrt(1-β2^t)/(1-β1^t)
+//	} else {
+//		p = fma(-a, m, p)      // a = lr/(1-β1^t)
+//	}
+//
+// with the coefficients of [RAdam.CoeffsInto], which also decide whether
+// step t is rectified (ρ_t > 5). m is exp_avg and v exp_avg_sq; both are
+// updated in either mode.
+func (s *Set) RAdamF32(c *Coeffs, p, grad, m, v []float32) error {
+	return mv(famRAdam, s.f32.radam, c, p, grad, m, v)
+}
+
+// RAdamF64 is [Set.RAdamF32] for float64.
+func (s *Set) RAdamF64(c *Coeffs, p, grad, m, v []float64) error {
+	return mv(famRAdam, s.f64.radam, c, p, grad, m, v)
 }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:

@@ -49,6 +49,16 @@ func adamaxF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, u 
 //go:noescape
 func adadeltaF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
 
+// nadamF32AVX2 is the AVX2 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// radamF32AVX2 is the AVX2 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -133,6 +143,16 @@ func adamaxF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, u *
 //
 //go:noescape
 func adadeltaF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+
+// nadamF64AVX2 is the AVX2 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// radamF64AVX2 is the AVX2 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -219,6 +239,16 @@ func adamaxF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, 
 //go:noescape
 func adadeltaF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
 
+// nadamF32AVX512 is the AVX512 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// radamF32AVX512 is the AVX512 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -304,6 +334,16 @@ func adamaxF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, u
 //go:noescape
 func adadeltaF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
 
+// nadamF64AVX512 is the AVX512 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// radamF64AVX512 is the AVX512 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -368,6 +408,8 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
 				adadeltaF32AVX2(&c.f32, p, grad, sq, acc, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -395,6 +437,8 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
 				adadeltaF64AVX2(&c.f64, p, grad, sq, acc, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
@@ -426,6 +470,8 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
 				adadeltaF32AVX512(&c.f32, p, grad, sq, acc, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -453,6 +499,8 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
 				adadeltaF64AVX512(&c.f64, p, grad, sq, acc, n, c.mode)
 			},
+			nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
+			radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,

@@ -52,6 +52,16 @@ func adamaxF32NEON(c *[16][16]float32, p, grad, m, u *float32, n, mode int)
 //go:noescape
 func adadeltaF32NEON(c *[16][16]float32, p, grad, sq, acc *float32, n, mode int)
 
+// nadamF32NEON is the NEON nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+
+// radamF32NEON is the NEON radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -137,6 +147,16 @@ func adamaxF64NEON(c *[16][8]float64, p, grad, m, u *float64, n, mode int)
 //go:noescape
 func adadeltaF64NEON(c *[16][8]float64, p, grad, sq, acc *float64, n, mode int)
 
+// nadamF64NEON is the NEON nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+
+// radamF64NEON is the NEON radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -198,6 +218,8 @@ var archSets = []*Set{{
 		adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
 			adadeltaF32NEON(&c.f32, p, grad, sq, acc, n, c.mode)
 		},
+		nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
+		radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -225,6 +247,8 @@ var archSets = []*Set{{
 		adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
 			adadeltaF64NEON(&c.f64, p, grad, sq, acc, n, c.mode)
 		},
+		nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
+		radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
 		dot:             dotF64NEON,

@@ -31,10 +31,18 @@ func StateInit(h Hyper) []float64 {
 	return out
 }
 
+// ScalarNames returns the names of the per-parameter scalars a parameter
+// with hyperparameters h keeps besides its state buffers (NAdam's
+// mu_product; none for the other rules).
+func ScalarNames(h Hyper) []string { return slices.Clone(scalarNamesOf(h)) }
+
 // Coefficients returns the kernel coefficients of the step that a
 // parameter with hyperparameters h takes after steps earlier steps, with
 // gradients scaled by lossScale (1: none), checked for the kernels of T
-// (see [New]): errors wrap ErrHyper.
+// (see [New]): errors wrap ErrHyper. For a rule with per-parameter scalars
+// (NAdam) they are those of a parameter that has taken all its steps with
+// h: NAdam's mu_product is made, as an Optimizer makes it, in steps+1
+// multiplications.
 func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coeffs, error) {
 	var c kernels.Coeffs
 	if h == nil {
@@ -49,7 +57,14 @@ func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coe
 	if !(lossScale > 0) || lossScale-lossScale != 0 {
 		return c, hyperErr("loss scale", lossScale, "a finite value > 0")
 	}
-	if err := coeffsIn(&c, h, lossScale, h.coeffKey(steps), opsFor[T]().size); err != nil {
+	var sc scalars
+	if r := scalarRuleOf(h); r != nil {
+		sc = r.initialScalars()
+		for i := int64(0); i <= steps; i++ {
+			sc = r.advance(sc, i)
+		}
+	}
+	if err := coeffsIn(&c, h, lossScale, h.coeffKey(steps), sc, opsFor[T]().size); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrHyper, err)
 	}
 	return c, nil

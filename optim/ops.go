@@ -52,6 +52,12 @@ var ops32 = &ops[float32]{
 		kernelAdadelta: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
 			return s.AdadeltaF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
 		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.NAdamF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelRAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.RAdamF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
@@ -90,6 +96,12 @@ var ops64 = &ops[float64]{
 		},
 		kernelAdadelta: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
 			return s.AdadeltaF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.NAdamF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelRAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.RAdamF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
 		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,

@@ -209,6 +209,10 @@ type param[T Float] struct {
 	buf        [3][]T   // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
 	bufNames   []string // the names of the buffers in buf (a rule's shared list)
 	ci         int      // coefficient block of the current step
+
+	// sc holds the per-parameter scalars (NAdam: mu_product) after the
+	// last step; scNext those after the step being made (computeCoeffs).
+	sc, scNext scalars
 	op         kernelID
 	// frozen is set by SetRequiresGrad(name, false), noGrad by SetNoGrad
 	// until the next Step: a parameter with either takes no part in a step.
@@ -391,6 +395,7 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 		shape: append([]int(nil), shape...),
 		data:  data[:len(data):len(data)],
 		grad:  grad[:len(grad):len(grad)],
+		sc:    initialScalarsOf(o.groups[group]),
 	})
 	o.names[name] = len(o.params) - 1
 	o.dirty = true
@@ -490,6 +495,23 @@ func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: parameter %q has no state %q", ErrInvalid, name, buf)
+}
+
+// StateScalar returns the per-parameter scalar called key (NAdam's
+// ScalarMuProduct) of parameter name: its value after the steps the
+// parameter has taken (the rule's initial value before the first).
+func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
+	i, ok := o.names[name]
+	if !ok {
+		return 0, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	p := &o.params[i]
+	for k, s := range scalarNamesOf(o.groups[p.group]) {
+		if s == key {
+			return p.sc[k], nil
+		}
+	}
+	return 0, fmt.Errorf("%w: parameter %q has no scalar state %q", ErrInvalid, name, key)
 }
 
 // SetLossScale declares that the gradients are those of the loss

@@ -144,6 +144,8 @@ const (
 	kernelRMSpropCentered // buffers square_avg[, momentum_buffer], grad_avg
 	kernelAdamax          // buffers exp_avg, exp_inf
 	kernelAdadelta        // buffers square_avg, acc_delta
+	kernelNAdam           // buffers exp_avg, exp_avg_sq
+	kernelRAdam           // buffers exp_avg, exp_avg_sq
 	numKernels
 )
 
@@ -210,14 +212,21 @@ func fromValues(k Kind, names []string, vals []float64) (Hyper, error) {
 }
 
 // coeffsIn computes into c the coefficient block of key for a group with
-// hyperparameters h under loss scale ls, and checks that the kernels of
-// element size size (4 or 8) can use it.
-func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, size int) error {
+// hyperparameters h under loss scale ls, for a parameter whose
+// per-parameter scalars after this step are sc (ignored by a rule without
+// scalars), and checks that the kernels of element size size (4 or 8) can
+// use it.
+func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, sc scalars, size int) error {
 	pre := kernels.Prelude{}
 	if ls != 1 {
 		pre.Scale = 1 / ls
 	}
-	err := h.coeffs(c, pre, key)
+	var err error
+	if r := scalarRuleOf(h); r != nil {
+		err = r.coeffsWith(c, pre, key, sc)
+	} else {
+		err = h.coeffs(c, pre, key)
+	}
 	if err == nil {
 		if size == 4 {
 			err = c.CheckF32()
@@ -233,8 +242,9 @@ func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, size int) error
 // kernels of element type T at every step count: every coefficient finite
 // in T, and not rounded to zero unless it is zero. The blocks are computed
 // as Step computes them, for the first step and for the last one below
-// MaxStep; the coefficients move monotonically between the two (β^t only
-// falls), so those two bound every step. Step checks each block again
+// MaxStep (with a rule's per-parameter scalars at their limit,
+// limitScalars); the coefficients move monotonically between the two (β^t
+// only falls), so those two bound every step. Step checks each block again
 // before it runs.
 func checkIn[T Float](h Hyper, ls float64) error {
 	for k, name := range h.buffers() {
@@ -244,10 +254,106 @@ func checkIn[T Float](h Hyper, ls float64) error {
 	}
 	var c kernels.Coeffs
 	size := opsFor[T]().size
+	r := scalarRuleOf(h)
 	for _, step := range [...]int64{0, MaxStep - 1} {
-		if err := coeffsIn(&c, h, ls, h.coeffKey(step), size); err != nil {
+		var sc scalars
+		switch {
+		case r != nil && step == 0:
+			sc = r.advance(r.initialScalars(), 0)
+		case r != nil:
+			sc = r.limitScalars()
+		}
+		if err := coeffsIn(&c, h, ls, h.coeffKey(step), sc, size); err != nil {
 			return fmt.Errorf("%w: %w", ErrHyper, err)
 		}
 	}
 	return nil
+}
+
+// Per-parameter scalars. Besides its state buffers, a rule may keep a few
+// scalars per parameter, by implementing scalarRule: NAdam keeps
+// mu_product, the product μ_1·…·μ_t of the momentum coefficients of the
+// steps the parameter has taken (PyTorch's per-parameter state of the same
+// name). Such a scalar is state as a buffer is: it starts at the rule's
+// initial value when the parameter is added; each step the parameter
+// takes advances it once (computeCoeffs computes the value after the step
+// before the update runs, Step commits it with the step count); it enters
+// the parameter's coefficient block, so parameters of a group share a
+// block only when their step keys and their scalars agree; Save and Load
+// carry it by name (state file version 3, kept for the kinds that have
+// scalars); a Stepper carries it and Restore sets it. Rules without
+// scalars implement nothing more, and nothing of theirs changes.
+
+// maxScalars is the number of per-parameter scalars a rule may keep.
+const maxScalars = 1
+
+// scalars are the per-parameter scalars of a parameter, in the order of
+// its rule's scalarNames (unused entries are 0).
+type scalars [maxScalars]float64
+
+// scalarRule is implemented by the rules whose parameters keep scalars.
+type scalarRule interface {
+	// scalarNames returns the names of the scalars (PyTorch's state
+	// names), at most maxScalars; the slice is shared.
+	scalarNames() []string
+	// initialScalars returns the scalars before the first step.
+	initialScalars() scalars
+	// advance returns the scalars after the step that takes a parameter
+	// from step count step to step+1, given those before it.
+	advance(sc scalars, step int64) scalars
+	// checkScalars returns an error unless sc can be the scalars of a
+	// parameter that has taken step ≥ 1 steps (Load and Restore check
+	// loaded values with it; at step 0 they must be the initial values).
+	checkScalars(sc scalars, step int64) error
+	// limitScalars returns the scalars after very many steps, for
+	// checkIn's bound on the last step.
+	limitScalars() scalars
+	// coeffsWith is coeffs for a parameter whose scalars after this step
+	// are sc.
+	coeffsWith(c *kernels.Coeffs, pre kernels.Prelude, key int64, sc scalars) error
+}
+
+// scalarRuleOf returns the scalar rule of h, or nil when h's parameters
+// keep no scalars.
+func scalarRuleOf(h Hyper) scalarRule {
+	r, _ := h.(scalarRule)
+	return r
+}
+
+// scalarNamesOf returns the names of the scalars of h's parameters (nil
+// for none).
+func scalarNamesOf(h Hyper) []string {
+	if r := scalarRuleOf(h); r != nil {
+		return r.scalarNames()
+	}
+	return nil
+}
+
+// initialScalarsOf returns the scalars of a parameter of h before its
+// first step (zero for a rule without scalars).
+func initialScalarsOf(h Hyper) scalars {
+	if r := scalarRuleOf(h); r != nil {
+		return r.initialScalars()
+	}
+	return scalars{}
+}
+
+// checkScalarsOf returns an error unless sc can be the scalars of a
+// parameter of h that has taken step steps: the initial values, bit for
+// bit, at step 0; values the rule's checkScalars accepts after.
+func checkScalarsOf(h Hyper, sc scalars, step int64) error {
+	r := scalarRuleOf(h)
+	if r == nil {
+		return nil
+	}
+	if step == 0 {
+		init := r.initialScalars()
+		for k, name := range r.scalarNames() {
+			if math.Float64bits(sc[k]) != math.Float64bits(init[k]) {
+				return fmt.Errorf("%s = %v before the first step, want %v", name, sc[k], init[k])
+			}
+		}
+		return nil
+	}
+	return r.checkScalars(sc, step)
 }

@@ -53,6 +53,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		p := &o.params[i]
 		if p.active() {
 			p.step++
+			p.sc = p.scNext
 			p.fresh = false
 		}
 		p.noGrad = false
@@ -400,14 +401,17 @@ func (o *Optimizer[T]) sumSquares() float64 {
 
 // coeffKey identifies a coefficient block: a group and the key its rule
 // gives a parameter's step count (Adam: the step number t ≥ 1; heavy-ball
-// momentum: 1 on a parameter's first step).
+// momentum: 1 on a parameter's first step), and the parameter's scalars
+// after the step (NAdam's mu_product; zero for a rule without them).
 type coeffKey struct {
 	group int
 	t     int64
+	s     scalars
 }
 
-// computeCoeffs builds one coefficient block per distinct (group, step)
-// and points every parameter at its block.
+// computeCoeffs builds one coefficient block per distinct (group, step,
+// scalars) and points every parameter at its block; it sets the scalars
+// each parameter will hold after the step (scNext), which Step commits.
 func (o *Optimizer[T]) computeCoeffs() error {
 	o.nkeys = 0
 	last := -1
@@ -423,6 +427,10 @@ func (o *Optimizer[T]) computeCoeffs() error {
 		k := coeffKey{group: p.group, t: h.coeffKey(p.step)}
 		if fr, ok := h.(freshRule); ok && p.fresh {
 			k.t = fr.freshKey()
+		}
+		if r := scalarRuleOf(h); r != nil {
+			p.scNext = r.advance(p.sc, p.step)
+			k.s = p.scNext
 		}
 		idx := -1
 		if last >= 0 && o.keys[last] == k {
@@ -462,7 +470,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 // fill computes the coefficient block of key k and checks that the
 // kernels of T can use it.
 func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
-	if err := coeffsIn(c, o.groups[k.group], o.lossScale, k.t, o.ops.size); err != nil {
+	if err := coeffsIn(c, o.groups[k.group], o.lossScale, k.t, k.s, o.ops.size); err != nil {
 		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package optim
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -30,7 +31,9 @@ import (
 // to the gradient, as PyTorch does), and buffers that it no longer names
 // are dropped at that Step. A Group whose coefficients depend on the step
 // count (Adam) makes one coefficient block per step count, shared by all
-// its Steppers. A parameter without a gradient in a step (frozen, or
+// its Steppers. A Stepper of a rule with per-parameter scalars (NAdam's
+// mu_product) carries them with its step count: Scalar reads them, Restore
+// sets them. A parameter without a gradient in a step (frozen, or
 // .grad None in PyTorch's terms) is simply not stepped: its Stepper keeps
 // its step count and state.
 
@@ -49,10 +52,12 @@ type groupConf struct {
 	bufs []string
 }
 
-// coeffEntry is a coefficient block computed for one groupConf and key.
+// coeffEntry is a coefficient block computed for one groupConf, key and
+// per-parameter scalars.
 type coeffEntry struct {
 	conf *groupConf
 	key  int64
+	sc   scalars
 	c    kernels.Coeffs
 }
 
@@ -129,15 +134,19 @@ func (g *Group[T]) LossScale() float64 { return g.conf.Load().ls }
 // Kernels returns the kernel set the group's Steppers run.
 func (g *Group[T]) Kernels() *kernels.Set { return g.conf.Load().set }
 
-// coeffs returns the block of key under setting c, computed once per
-// setting and key for all the group's Steppers.
-func (g *Group[T]) coeffs(c *groupConf, key int64) (*kernels.Coeffs, error) {
-	slot := &g.cache[uint64(key)%uint64(len(g.cache))]
-	if e := slot.Load(); e != nil && e.conf == c && e.key == key {
+// coeffs returns the block of key and scalars sc under setting c,
+// computed once per setting, key and scalars for all the group's Steppers.
+func (g *Group[T]) coeffs(c *groupConf, key int64, sc scalars) (*kernels.Coeffs, error) {
+	h := uint64(key)
+	for _, v := range sc {
+		h ^= math.Float64bits(v)
+	}
+	slot := &g.cache[h%uint64(len(g.cache))]
+	if e := slot.Load(); e != nil && e.conf == c && e.key == key && e.sc == sc {
 		return &e.c, nil
 	}
-	e := &coeffEntry{conf: c, key: key}
-	if err := coeffsIn(&e.c, c.h, c.ls, key, g.ops.size); err != nil {
+	e := &coeffEntry{conf: c, key: key, sc: sc}
+	if err := coeffsIn(&e.c, c.h, c.ls, key, sc, g.ops.size); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHyper, err)
 	}
 	slot.Store(e)
@@ -152,7 +161,8 @@ type Stepper[T Float] struct {
 	step  int64
 	names []string // the buffers buf holds, by name
 	buf   [3][]T
-	fresh bool // a buffer is new since the last step (see freshRule)
+	sc    scalars // the per-parameter scalars after the last step
+	fresh bool    // a buffer is new since the last step (see freshRule)
 }
 
 // NewStepper returns a Stepper for a parameter of n elements, at step
@@ -164,7 +174,7 @@ func (g *Group[T]) NewStepper(n int) (*Stepper[T], error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%w: a parameter of %d elements", ErrLength, n)
 	}
-	return &Stepper[T]{g: g, n: n}, nil
+	return &Stepper[T]{g: g, n: n, sc: initialScalarsOf(g.Hyper())}, nil
 }
 
 // Len returns the number of elements of the parameter.
@@ -174,7 +184,9 @@ func (s *Stepper[T]) Len() int { return s.n }
 func (s *Stepper[T]) Steps() int64 { return s.step }
 
 // SetSteps sets the number of steps taken, 0 to MaxStep, for stacks that
-// count steps for the whole model (the next Step is step n+1).
+// count steps for the whole model (the next Step is step n+1). The
+// per-parameter scalars (NAdam's mu_product) stay as they are; Restore
+// sets them with the step count.
 func (s *Stepper[T]) SetSteps(n int64) error {
 	if n < 0 || n > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrInvalid, n)
@@ -191,6 +203,17 @@ func (s *Stepper[T]) Buffer(name string) []T {
 		return s.buf[i]
 	}
 	return nil
+}
+
+// Scalar returns the per-parameter scalar called name (NAdam's
+// ScalarMuProduct): its value after the steps taken, the rule's initial
+// value before the first. ok is false when the group's rule keeps no such
+// scalar.
+func (s *Stepper[T]) Scalar(name string) (v float64, ok bool) {
+	if i := slices.Index(scalarNamesOf(s.g.Hyper()), name); i >= 0 {
+		return s.sc[i], true
+	}
+	return 0, false
 }
 
 // Step updates p by one step from its gradient g, both of Len elements,
@@ -219,7 +242,11 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	if fr, ok := c.h.(freshRule); ok && fresh {
 		key = fr.freshKey()
 	}
-	k, err := s.g.coeffs(c, key)
+	var next scalars
+	if r := scalarRuleOf(c.h); r != nil {
+		next = r.advance(s.sc, s.step)
+	}
+	k, err := s.g.coeffs(c, key, next)
 	if err != nil {
 		return err
 	}
@@ -236,6 +263,7 @@ func (s *Stepper[T]) Step(p, g []T) error {
 		return err
 	}
 	s.step++
+	s.sc = next
 	s.fresh = false
 	return nil
 }
@@ -274,18 +302,32 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 	s.names, s.buf = slices.Clone(names), buf
 }
 
-// Restore sets the step count and the state buffers from saved values:
-// bufs[i] holds the buffer names[i], every name one of the group's rule,
-// each of Len elements (a missing one starts at its rule's initial value,
-// zero but for Adagrad's sum). The values are
-// checked as Optimizer.Load checks them (no negative or NaN second moment,
-// max_exp_avg_sq not below exp_avg_sq, the initial values at step 0); on an error,
-// wrapping ErrState, nothing changes. The values are copied.
-func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
+// A Scalar is a named per-parameter scalar of a rule's state, for
+// [Stepper.Restore]: NAdam's ScalarMuProduct.
+type Scalar struct {
+	Name  string
+	Value float64
+}
+
+// Restore sets the step count, the state buffers and the per-parameter
+// scalars from saved values: bufs[i] holds the buffer names[i], every name
+// one of the group's rule, each of Len elements (a missing one starts at
+// its rule's initial value, zero but for Adagrad's sum), and scalars are
+// the rule's scalars (ScalarNames: NAdam's mu_product), each at most once;
+// a missing one is its initial value, which only step 0 accepts. The
+// values are checked as Optimizer.Load checks them (no negative or NaN
+// second moment, max_exp_avg_sq not below exp_avg_sq, the initial values
+// at step 0, a mu_product in [0, 1)); on an error, wrapping ErrState,
+// nothing changes. The values are copied.
+func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Scalar) error {
 	if step < 0 || step > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrState, step)
 	}
 	c := s.g.conf.Load()
+	sc, err := restoredScalars(c.h, step, named)
+	if err != nil {
+		return err
+	}
 	want := c.bufs
 	ordered := make([][]T, len(want))
 	for i, name := range names {
@@ -315,5 +357,30 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
 		copy(s.buf[j], ordered[j])
 	}
 	s.step = step
+	s.sc = sc
 	return nil
+}
+
+// restoredScalars orders the named scalars given to Restore as h's rule
+// names them, the missing ones at their initial values, and checks them
+// for a parameter that has taken step steps.
+func restoredScalars(h Hyper, step int64, given []Scalar) (scalars, error) {
+	names := scalarNamesOf(h)
+	sc := initialScalarsOf(h)
+	var seen [maxScalars]bool
+	for _, x := range given {
+		j := slices.Index(names, x.Name)
+		switch {
+		case j < 0:
+			return sc, fmt.Errorf("%w: a %v parameter has no scalar state %q", ErrState, h.Kind(), x.Name)
+		case seen[j]:
+			return sc, fmt.Errorf("%w: scalar state %q twice", ErrState, x.Name)
+		}
+		seen[j] = true
+		sc[j] = x.Value
+	}
+	if err := checkScalarsOf(h, sc, step); err != nil {
+		return sc, fmt.Errorf("%w: %v", ErrState, err)
+	}
+	return sc, nil
 }

@@ -20,8 +20,8 @@ const (
 	RowBeta2          // β2 (RMSprop: α; Adadelta: ρ)
 	RowIB2            // 1/sqrt(1 - β2^t)
 	RowEps            // ε
-	RowNegA           // -lr/(1 - β1^t) (Adam, Adamax)
-	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay))
+	RowNegA           // -lr/(1 - β1^t) (Adam, Adamax; NAdam: the step of m, c_m; RAdam: see its description)
+	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay); NAdam: the step of g, c_g)
 	RowMu             // momentum μ
 	RowDamp           // 1 - dampening
 	RowOne            // 1
@@ -69,6 +69,15 @@ const (
 	RMSpropWD       = 1 << 0 // RMSprop: coupled weight decay g = fma(wd, p, g)
 	RMSpropCentered = 1 << 1 // RMSprop: keep the gradient's average, divide by the centred root
 	RMSpropMomentum = 1 << 2 // RMSprop: keep a momentum buffer of g/d
+
+	NAdamWDCoupled   = 1 // NAdam: g = fma(wd, p, g)
+	NAdamWDDecoupled = 2 // NAdam (decoupled_weight_decay): p = p·decay
+	NAdamWDMask      = 3 // the weight-decay field of NAdam's mode (3 is none)
+
+	RAdamWDCoupled   = 1      // RAdam: g = fma(wd, p, g)
+	RAdamWDDecoupled = 2      // RAdam (decoupled_weight_decay): p = p·decay
+	RAdamWDMask      = 3      // the weight-decay field of RAdam's mode (3 is none)
+	RAdamRect        = 1 << 2 // RAdam: the rectified step (ρ_t > 5), divided by sqrt(v) + eps
 
 	AdamaxWD = 1 << 0 // Adamax: coupled weight decay g = fma(wd, p, g)
 

@@ -8,7 +8,7 @@ package abi
 // Elementwise lists the described kernels, in the order the generators
 // write them.
 var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop,
-	Adamax, Adadelta}
+	Adamax, Adadelta, NAdam, RAdam}
 
 // The conditions of the modes.
 var (
@@ -27,6 +27,13 @@ var (
 
 	CondRMSpropWD       = &Cond{Name: "coupled", Mask: RMSpropWD, Value: RMSpropWD, Doc: "coupled weight decay"}
 	CondRMSpropCentered = &Cond{Name: "centered", Mask: RMSpropCentered, Value: RMSpropCentered, Doc: "centered: subtract the square of the gradient's average"}
+
+	CondNAdamDecoupled = &Cond{Name: "decoupled", Mask: NAdamWDMask, Value: NAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
+	CondNAdamCoupled   = &Cond{Name: "coupled", Mask: NAdamWDMask, Value: NAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
+
+	CondRAdamDecoupled  = &Cond{Name: "decoupled", Mask: RAdamWDMask, Value: RAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
+	CondRAdamCoupled    = &Cond{Name: "coupled", Mask: RAdamWDMask, Value: RAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
+	CondRAdamRect       = &Cond{Name: "rect", Mask: RAdamRect, Value: RAdamRect, Doc: "rectified step: divide m by sqrt(v) + eps"}
 	CondRMSpropMomentum = &Cond{Name: "momentum", Mask: RMSpropMomentum, Value: RMSpropMomentum, Doc: "momentum: p moves by the buffer"}
 
 	CondAdamaxWD = &Cond{Name: "coupled", Mask: AdamaxWD, Value: AdamaxWD, Doc: "coupled weight decay"}
@@ -295,6 +302,89 @@ var Adadelta = &Kernel{
 		Set("delta", Mul(Div(Sqrt(Add(Load("acc"), Row(RowEps))), Var("std")), Var("g"))),
 		Store("acc", FMA(Mul(Row(RowC2), Var("delta")), Var("delta"), Mul(Row(RowBeta2), Load("acc")))),
 		Store("p", FMA(Row(RowNegLR), Var("delta"), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// NAdam is torch.optim.NAdam (Dozat 2016, "Incorporating Nesterov Momentum
+// into Adam"), with its decoupled_weight_decay (NAdamW), and m and v in the
+// forms of Adam's:
+//
+//	g := grad·gs
+//	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	d := fma(sqrt(v), ib2, eps)
+//	p = fma(cg, g/d, p)
+//	p = fma(cm, m/d, p)
+//
+// with cg = -lr·(1-μ_t)/(1-μprod_t) in row neglr and cm =
+// -lr·μ_{t+1}/(1-μprod_t·μ_{t+1}) in row nega (μprod_t = μ_1·…·μ_t). The
+// two updates of p are PyTorch's two addcdiv_, in its order, each rounded:
+// first the gradient's, then the momentum's. PyTorch's denominator is
+// sqrt(v/bc2) + eps, bc2 = 1-β2^t; here, as Adam's, it is the same
+// quantity fma(sqrt(v), ib2, eps) with ib2 = 1/sqrt(bc2) (one division
+// fewer, other roundings).
+var NAdam = &Kernel{
+	Name:    "nadam",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondNAdamDecoupled, CondNAdamCoupled},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondNAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		If(CondNAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
+		Store("v", Var("v")),
+		Set("d", FMA(Sqrt(Var("v")), Row(RowIB2), Row(RowEps))),
+		Set("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p"))),
+		Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("d")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// RAdam is torch.optim.RAdam (Liu et al. 2019, "On the Variance of the
+// Adaptive Learning Rate and Beyond"), with its decoupled_weight_decay
+// (RAdamW), and m and v in the forms of Adam's:
+//
+//	g := grad·gs
+//	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	if rect {
+//		d := sqrt(v) + eps
+//		p = fma(-a, m/d, p)
+//	} else {
+//		p = fma(-a, m, p)
+//	}
+//
+// The step is rectified when ρ_t > 5, a choice made per step in the
+// coefficients. Row nega holds -a: -lr·r_t·sqrt(bc2)/bc1 when rectified,
+// -lr/bc1 otherwise (bc1 = 1-β1^t, bc2 = 1-β2^t, r_t the rectification).
+// PyTorch multiplies element by element, ((m/bc1)·lr)·(sqrt(bc2)/d)·r_t;
+// here the scalars are one coefficient and the element sees one division
+// and one fma, as in Adam's update.
+var RAdam = &Kernel{
+	Name:    "radam",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondRAdamDecoupled, CondRAdamCoupled, CondRAdamRect},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondRAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		If(CondRAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
+		Store("v", Var("v")),
+		IfElse(CondRAdamRect,
+			[]Stmt{
+				Set("d", Add(Sqrt(Var("v")), Row(RowEps))),
+				Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("d")), Var("p"))),
+			},
+			[]Stmt{Store("p", FMA(Row(RowNegA), Var("m"), Var("p")))}),
 	},
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
 }

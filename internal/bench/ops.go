@@ -23,11 +23,13 @@ const (
 	RMSprop  Op = "rmsprop"  // RMSprop, α = 0.99, no momentum, not centered
 	Adamax   Op = "adamax"   // Adamax, no weight decay
 	Adadelta Op = "adadelta" // Adadelta, lr 1, ρ = 0.9, eps 1e-6, no weight decay
+	NAdam    Op = "nadam"    // NAdam, momentum_decay 4e-3, no weight decay
+	RAdam    Op = "radam"    // RAdam, no weight decay (a rectified step)
 )
 
 // Ops is every optimizer step, in the order the reports list them.
 var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop,
-	Adamax, Adadelta}
+	Adamax, Adadelta, NAdam, RAdam}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -69,6 +71,24 @@ var specs = map[Op]opSpec{
 	Adagrad: {title: "Adagrad", hyper: optim.AdagradConfig{LR: lrAdagrad, Eps: epsAdagrad},
 		scalar32: func(p, g []float32, s [][]float32) { adagradScalarF32(p, g, s[0], lrAdagrad, epsAdagrad) },
 		scalar64: func(p, g []float64, s [][]float64) { adagradScalarF64(p, g, s[0], lrAdagrad, epsAdagrad) }},
+	NAdam: {title: "NAdam", hyper: optim.NAdamConfig{LR: lrNAdam, Beta1: beta1, Beta2: beta2, Eps: eps, MomentumDecay: psiNAdam},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc2, cg, cm := nadamScalars(adamT)
+			nadamScalarF32(p, g, s[0], s[1], beta1, beta2, eps, float32(bc2), float32(cg), float32(cm))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc2, cg, cm := nadamScalars(adamT)
+			nadamScalarF64(p, g, s[0], s[1], beta1, beta2, eps, bc2, cg, cm)
+		}},
+	RAdam: {title: "RAdam", hyper: optim.RAdamConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, step, rect := radamScalars(adamT)
+			radamScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, float32(bc1), float32(step), rect)
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, step, rect := radamScalars(adamT)
+			radamScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, bc1, step, rect)
+		}},
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
 		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
 		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
@@ -214,6 +234,8 @@ const (
 	lrAdadelta   = 1.0
 	rhoAdadelta  = 0.9
 	epsAdadelta  = 1e-6
+	lrNAdam      = 2e-3
+	psiNAdam     = 4e-3
 	adamT        = 10 // the Adam step number the bias corrections are those of
 )
 

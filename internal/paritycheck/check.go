@@ -86,7 +86,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, nadam, radam, fast, reduce, roof
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -116,6 +116,20 @@ func parityCases() []pcase {
 	adadelta := func(h kernels.Adadelta) func(int64) (kernels.Coeffs, error) {
 		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
 	}
+	// NAdam's step t, for a parameter that has taken every step before it.
+	nadam := func(h kernels.NAdam) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) {
+			prod := 1.0
+			for i := int64(1); i <= t; i++ {
+				prod *= h.Mu(i)
+			}
+			return h.Coeffs(t, prod)
+		}
+	}
+	// RAdam's steps from+1, from+2, …
+	radam := func(h kernels.RAdam, from int64) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(from + t) }
+	}
 	base := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	wd, w, ams, maxi := base, base, base, base
 	wd.WeightDecay = 0.01
@@ -144,6 +158,15 @@ func parityCases() []pcase {
 		{name: "RMSprop", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8})},
 		{name: "RMSprop centered, momentum, weight decay, maximize", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2,
 			Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "NAdam", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3})},
+		{name: "NAdam weight decay, maximize", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999,
+			Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "NAdamW", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+			WeightDecay: 0.01, MomentumDecay: 4e-3, Decoupled: true})},
+		{name: "RAdam (steps 4 to 8: the switch to rectified steps)", fam: "radam",
+			coeffs: radam(kernels.RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, 3)},
+		{name: "RAdamW maximize, scale (rectified steps)", fam: "radam", coeffs: radam(kernels.RAdam{LR: 1e-3, Beta1: 0.9,
+			Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}}, 10)},
 		{name: "Adamax", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})},
 		{name: "Adamax weight decay, maximize, eps 0", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3,
 			Beta1: 0.9, Beta2: 0.999, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
@@ -211,6 +234,10 @@ func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 			err = k.SGD(&c, a[0], a[1])
 		case "momentum":
 			err = k.Momentum(&c, a[0], a[1], a[2])
+		case "nadam":
+			err = k.NAdam(&c, a[0], a[1], a[2], a[3])
+		case "radam":
+			err = k.RAdam(&c, a[0], a[1], a[2], a[3])
 		case "lion":
 			err = k.Lion(&c, a[0], a[1], a[2])
 		case "adagrad":
@@ -257,7 +284,7 @@ func compareScalar(r *Result, what, name string, want, got float64) {
 // parityOne runs one check on one input at the reference and every level.
 func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result, pc pcase, n, off int, seed uint64, special bool, what string) error {
 	switch pc.fam {
-	case "sgd", "momentum", "adam", "lion", "adagrad", "rmsprop", "adamax", "adadelta":
+	case "sgd", "momentum", "adam", "lion", "adagrad", "rmsprop", "adamax", "adadelta", "nadam", "radam":
 		names := []string{"p", "g", "buf"}
 		nonneg := map[int]bool{3: pc.fam == "adam", 4: true} // v, vmax
 		switch pc.fam {
@@ -275,6 +302,9 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 		case "adadelta":
 			names = []string{"p", "g", "square_avg", "acc_delta"}
 			nonneg = map[int]bool{2: true, 3: true}
+		case "nadam", "radam":
+			names = []string{"p", "g", "exp_avg", "exp_avg_sq"}
+			nonneg = map[int]bool{3: true}
 		}
 		if pc.fam == "adam" {
 			names = []string{"p", "g", "m", "v", "vmax"}
