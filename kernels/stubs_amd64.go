@@ -39,6 +39,16 @@ func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32,
 //go:noescape
 func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// lambMomentsF32AVX2 is the AVX2 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF32AVX2 is the AVX2 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32AVX2(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -113,6 +123,16 @@ func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, 
 //
 //go:noescape
 func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+
+// lambMomentsF64AVX2 is the AVX2 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF64AVX2 is the AVX2 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64AVX2(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -189,6 +209,16 @@ func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float3
 //go:noescape
 func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// lambMomentsF32AVX512 is the AVX512 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF32AVX512 is the AVX512 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32AVX512(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -264,6 +294,16 @@ func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64
 //go:noescape
 func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
 
+// lambMomentsF64AVX512 is the AVX512 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF64AVX512 is the AVX512 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64AVX512(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -324,6 +364,10 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX2(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+				return lambMomentsF32AVX2(&c.f32, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -347,6 +391,10 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX2(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+				return lambMomentsF64AVX2(&c.f64, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
@@ -374,6 +422,10 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX512(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+				return lambMomentsF32AVX512(&c.f32, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -397,6 +449,10 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX512(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+				return lambMomentsF64AVX512(&c.f64, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,

@@ -18,10 +18,10 @@ const (
 	RowC1             // 1 - β1
 	RowC2             // 1 - β2 (RMSprop: 1 - α)
 	RowBeta2          // β2 (RMSprop: α)
-	RowIB2            // 1/sqrt(1 - β2^t)
-	RowEps            // ε
+	RowIB2            // 1/sqrt(1 - β2^t) (LAMB: (1 - β1^t)/sqrt(1 - β2^t), or 1)
+	RowEps            // ε (LAMB: (1 - β1^t)·ε, or ε)
 	RowNegA           // -lr/(1 - β1^t)
-	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay))
+	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay); LAMB: the step size, negated)
 	RowMu             // momentum μ
 	RowDamp           // 1 - dampening
 	RowOne            // 1
@@ -69,4 +69,6 @@ const (
 	RMSpropWD       = 1 << 0 // RMSprop: coupled weight decay g = fma(wd, p, g)
 	RMSpropCentered = 1 << 1 // RMSprop: keep the gradient's average, divide by the centred root
 	RMSpropMomentum = 1 << 2 // RMSprop: keep a momentum buffer of g/d
+
+	LAMBWD = 1 << 0 // LAMB: weight decay in the update direction r = fma(wd, p, r)
 )
