@@ -28,9 +28,13 @@ func TestDefaults(t *testing.T) {
 	if got := DefaultAdagrad(); got != (AdagradConfig{LR: 1e-2, Eps: 1e-10}) {
 		t.Errorf("DefaultAdagrad() = %+v", got)
 	}
+	if got := DefaultLAMB(); got != (LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6}) {
+		t.Errorf("DefaultLAMB() = %+v", got)
+	}
 	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}, DefaultLion(),
 		DefaultRMSprop(), RMSpropConfig{LR: 0.1, Alpha: 0.9, Eps: 1e-6, WeightDecay: 0.1, Momentum: 0.5, Centered: true, Maximize: true},
-		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true}} {
+		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true},
+		DefaultLAMB(), LAMBConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.9, Eps: 1e-8, WeightDecay: 0.1, Maximize: true, Spago: true}} {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
 		}
@@ -82,6 +86,12 @@ func TestValidate(t *testing.T) {
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: -1}, "Eps"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Momentum: -0.1}, "Momentum"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, WeightDecay: nan}, "WeightDecay"},
+		{LAMBConfig{LR: -1e-3, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{LAMBConfig{LR: inf, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{LAMBConfig{LR: 1e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: nan}, "Beta2"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1e-6}, "Eps"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -0.01}, "WeightDecay"},
 	}
 	for _, c := range cases {
 		err := c.h.Validate()

@@ -21,6 +21,8 @@ var exactCases = []refCase{
 	{"RMSprop", RMSpropConfig{LR: 0.01, Alpha: 0.9, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Maximize: true}},
 	{"RMSprop centered", RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Centered: true}},
 	{"Adagrad", AdagradConfig{LR: 0.05, LRDecay: 0.01, WeightDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, Maximize: true}},
+	{"LAMB", LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Maximize: true}},
+	{"LAMB spago", LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, Spago: true}},
 }
 
 // exactSizes has lengths around the multiples of 16 and of the small chunk

@@ -187,6 +187,10 @@ type Optimizer[T Float] struct {
 	pieceSum []float64
 	pieceBad []bool
 	pool     *pool.Pool
+	// reducing is set when a parameter's rule has a reduction pass
+	// (rule.go's reducer); pieceRed then holds each piece's sums.
+	reducing bool
+	pieceRed [][maxSums]float64
 
 	// Per step: coefficient blocks by (group, step) and the scale factor
 	// of a Scale pass.
@@ -198,6 +202,7 @@ type Optimizer[T Float] struct {
 	normScale float64
 
 	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
+	jobApply                                                                 pool.Job // second passes (rule.go)
 }
 
 type param[T Float] struct {
@@ -209,6 +214,11 @@ type param[T Float] struct {
 	buf        [3][]T // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
 	ci         int    // coefficient block of the current step
 	op         kernelID
+	// With a reduction pass (rule.go): its kernel, and the scalar of the
+	// second pass in the current step.
+	reduces bool
+	red     kernelID
+	scalar  float64
 }
 
 // New returns an optimizer of the kind of h (a config such as
@@ -251,6 +261,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	o.jobZero = o.zeroTask
 	o.jobMaxAbs = o.maxAbsTask
 	o.jobScaledSq = o.scaledSqTask
+	o.jobApply = o.applyTask
 	return o, nil
 }
 

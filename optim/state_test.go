@@ -55,6 +55,10 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 		c.LR /= 2
 		c.InitialAccumulatorValue = 0.25
 		second = c
+	case LAMBConfig:
+		c.LR /= 2
+		c.Spago = !c.Spago
+		second = c
 	}
 	groups := []int{0, 1, 1}
 	setup := func(mod *testModel[T]) *Optimizer[T] {

@@ -21,6 +21,8 @@ var stepperConfigs = []Hyper{
 	RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Centered: true},
 	RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Momentum: 0.5},
 	AdagradConfig{LR: 0.05, LRDecay: 0.01, WeightDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, Maximize: true},
+	LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Maximize: true},
+	LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, Spago: true},
 }
 
 // TestStepperMatchesOptimizer: a parameter stepped by a Stepper gets the
