@@ -21,10 +21,12 @@ const (
 	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
 	Adagrad  Op = "adagrad"  // Adagrad, no weight decay or learning-rate decay
 	RMSprop  Op = "rmsprop"  // RMSprop, α = 0.99, no momentum, not centered
+	LAMB     Op = "lamb"     // LAMB, weight decay 0.01: two passes
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop,
+	LAMB}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -36,6 +38,10 @@ type opSpec struct {
 	scalar32 func(p, g []float32, state [][]float32)
 	scalar64 func(p, g []float64, state [][]float64)
 	axpy     bool
+	// second is the number of element transfers a rule of two passes
+	// moves beyond a one-pass step on its streams: LAMB's first pass does
+	// not write p (-1), its second reads p, m and v and writes p (+4): 3.
+	second int
 }
 
 // specs holds the spec of every Op. The hyperparameters are those of
@@ -69,6 +75,16 @@ var specs = map[Op]opSpec{
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
 		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
 		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
+	LAMB: {title: "LAMB", hyper: optim.LAMBConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: epsLAMB, WeightDecay: wdAdamW},
+		second: 3,
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, bc2 := biasCorrections(adamT)
+			lambScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, float32(bc1), float32(bc2))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, bc2 := biasCorrections(adamT)
+			lambScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, bc1, bc2)
+		}},
 }
 
 func adamScalar32(p, g []float32, s [][]float32, wd float64) {
@@ -124,8 +140,10 @@ func (o Op) Title() string {
 func (o Op) Streams() int { return 2 + len(optim.StateNames(specs[o].hyper)) }
 
 // BytesPerParam is the memory a step of o moves per parameter: it reads
-// every stream and writes every stream but the gradient.
-func (o Op) BytesPerParam(p Prec) int { return (2*o.Streams() - 1) * p.Size() }
+// every stream and writes every stream but the gradient, and a rule of two
+// passes moves the transfers of its second pass besides (LAMB: 40 bytes
+// of float32, where Adam moves 28).
+func (o Op) BytesPerParam(p Prec) int { return (2*o.Streams() - 1 + specs[o].second) * p.Size() }
 
 // Prec is an element type: "f32" or "f64".
 type Prec string
@@ -191,6 +209,7 @@ const (
 	epsAdagrad   = 1e-10
 	lrRMSprop    = 1e-2
 	alphaRMSprop = 0.99
+	epsLAMB      = 1e-6
 	adamT        = 10 // the Adam step number the bias corrections are those of
 )
 

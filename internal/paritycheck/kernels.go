@@ -24,6 +24,8 @@ type Kernels[T kernels.Float] struct {
 	Scale           func(x []T, a T)
 	NonFinite       func(x []T) bool
 	Roof            func(src, d0, d1, d2 []T) error
+	LAMBMoments     func(c *kernels.Coeffs, p, g, m, v []T) (pp, rr float64, err error)
+	LAMBApply       func(c *kernels.Coeffs, p, m, v []T, trust float64) error
 }
 
 // Bind returns the kernels of s for T, float32 or float64.
@@ -33,10 +35,12 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 	switch any(z).(type) {
 	case float32:
 		k = Kernels[float32]{s.Level(), s.SGDF32, s.MomentumF32, s.AdamF32, s.AdamFastF32, s.LionF32, s.AdagradF32, s.RMSpropF32,
-			s.SumSquaresF32, s.SumSquaresCheckF32, s.DotF32, s.ScaleF32, s.NonFiniteF32, s.RoofF32}
+			s.SumSquaresF32, s.SumSquaresCheckF32, s.DotF32, s.ScaleF32, s.NonFiniteF32, s.RoofF32,
+			s.LAMBMomentsF32, s.LAMBApplyF32}
 	default:
 		k = Kernels[float64]{s.Level(), s.SGDF64, s.MomentumF64, s.AdamF64, s.AdamFastF64, s.LionF64, s.AdagradF64, s.RMSpropF64,
-			s.SumSquaresF64, s.SumSquaresCheckF64, s.DotF64, s.ScaleF64, s.NonFiniteF64, s.RoofF64}
+			s.SumSquaresF64, s.SumSquaresCheckF64, s.DotF64, s.ScaleF64, s.NonFiniteF64, s.RoofF64,
+			s.LAMBMomentsF64, s.LAMBApplyF64}
 	}
 	return k.(Kernels[T])
 }
