@@ -195,20 +195,21 @@ func (e *env) sumSq(s int, x Op) {
 		x86.Do(func() { VFMADD231PD(xv, xv, acc[g]) })
 		return
 	}
+	// One instruction per Do, so that the unrolled vectors interleave;
+	// the additions to one lane stay in vector order, since every vector
+	// of an iteration emits the same sequence.
 	lo, hi := t.Vec(), t.Vec()
-	x86.Do(func() {
-		if t.Z {
-			VCVTPS2PD(xv.AsY(), lo)
-			VEXTRACTF64X4(U8(1), xv, hi.AsY())
-			VCVTPS2PD(hi.AsY(), hi)
-		} else {
-			VCVTPS2PD(xv.AsX(), lo)
-			VEXTRACTF128(U8(1), xv, hi.AsX())
-			VCVTPS2PD(hi.AsX(), hi)
-		}
-		VFMADD231PD(lo, lo, acc[g])
-		VFMADD231PD(hi, hi, acc[g+1])
-	})
+	if t.Z {
+		x86.Do(func() { VCVTPS2PD(xv.AsY(), lo) })
+		x86.Do(func() { VEXTRACTF64X4(U8(1), xv, hi.AsY()) })
+		x86.Do(func() { VCVTPS2PD(hi.AsY(), hi) })
+	} else {
+		x86.Do(func() { VCVTPS2PD(xv.AsX(), lo) })
+		x86.Do(func() { VEXTRACTF128(U8(1), xv, hi.AsX()) })
+		x86.Do(func() { VCVTPS2PD(hi.AsX(), hi) })
+	}
+	x86.Do(func() { VFMADD231PD(lo, lo, acc[g]) })
+	x86.Do(func() { VFMADD231PD(hi, hi, acc[g+1]) })
 }
 
 // fma returns a register holding a·b + c, rounded once.
