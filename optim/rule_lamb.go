@@ -52,10 +52,13 @@ var _ = register(LAMBConfig{})
 // when Eps and WeightDecay are 0 and then only up to the correction factor
 // sqrt(1-Beta2^t)/(1-Beta1^t), which tends to 1. Otherwise spago's LAMB
 // is this rule's: the same moments, the same trust ratio (1 when either
-// norm is 0), no clipping of the ratio or of ‖p‖; spago names the first
-// moment V and the second M, computes in the element type with separately
-// rounded products and sums (its norms too), and defaults to Eps 1e-8 and
-// WeightDecay (its Lambda) 0.1.
+// norm is 0; a NaN norm gives a NaN ratio there and 1 here), no clipping
+// of the ratio or of ‖p‖, p moved by the product of r and
+// step·trust (that product taken in float64, then rounded to the element
+// type); spago names the first moment V and the second M, computes in the
+// element type with separately rounded products and sums (its norms too),
+// has no maximize, and defaults to Eps 1e-8 and WeightDecay (its Lambda)
+// 0.1.
 //
 // State: exp_avg (m), exp_avg_sq (v).
 type LAMBConfig struct {
