@@ -118,3 +118,23 @@ func NonFiniteF32(x []float32) bool { return active.NonFiniteF32(x) }
 
 // NonFiniteF64 runs [Set.NonFiniteF64] at the active level.
 func NonFiniteF64(x []float64) bool { return active.NonFiniteF64(x) }
+
+// LAMBMomentsF32 runs [Set.LAMBMomentsF32] at the active level.
+func LAMBMomentsF32(c *Coeffs, p, grad, m, v []float32) (pp, rr float64, err error) {
+	return active.LAMBMomentsF32(c, p, grad, m, v)
+}
+
+// LAMBMomentsF64 runs [Set.LAMBMomentsF64] at the active level.
+func LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64, err error) {
+	return active.LAMBMomentsF64(c, p, grad, m, v)
+}
+
+// LAMBApplyF32 runs [Set.LAMBApplyF32] at the active level.
+func LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
+	return active.LAMBApplyF32(c, p, m, v, trust)
+}
+
+// LAMBApplyF64 runs [Set.LAMBApplyF64] at the active level.
+func LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
+	return active.LAMBApplyF64(c, p, m, v, trust)
+}

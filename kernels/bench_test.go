@@ -278,6 +278,28 @@ func benchRAdam[T Float](b *testing.B) {
 func BenchmarkRAdamF32(b *testing.B) { benchRAdam[float32](b) }
 func BenchmarkRAdamF64(b *testing.B) { benchRAdam[float64](b) }
 
+// benchLAMB measures a whole LAMB step on one slice: the first pass (reads
+// p, grad, m, v; writes m, v), the trust ratio, the second pass (reads p,
+// m, v; writes p): ten element transfers per parameter.
+func benchLAMB[T Float](b *testing.B) {
+	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 10)
+		run := lambKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkLAMBF32(b *testing.B) { benchLAMB[float32](b) }
+func BenchmarkLAMBF64(b *testing.B) { benchLAMB[float64](b) }
+
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())
 	benchLevels(b, func(b *testing.B, s *Set, n int) {

@@ -26,16 +26,17 @@ const (
 	famAdadelta
 	famNAdam
 	famRAdam
+	famLAMB
 )
 
 var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop",
-	"Adamax", "Adadelta", "NAdam", "RAdam"}
+	"Adamax", "Adadelta", "NAdam", "RAdam", "LAMB"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
 // [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs], [Lion.Coeffs],
 // [Adagrad.Coeffs], [RMSprop.Coeffs], [Adamax.Coeffs], [Adadelta.Coeffs],
-// [NAdam.Coeffs] or [RAdam.Coeffs]; the zero value is rejected by every kernel. A Coeffs is read-only for the kernels and may be
+// [NAdam.Coeffs], [RAdam.Coeffs] or [LAMB.Coeffs]; the zero value is rejected by every kernel. A Coeffs is read-only for the kernels and may be
 // shared by goroutines.
 type Coeffs struct {
 	fam  family
@@ -138,8 +139,8 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 // rowDesc names each row by the hyperparameters it is computed from.
 var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
-	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, 1 - rho)", abi.RowBeta2: "beta2 (or alpha, rho)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
-	abi.RowEps: "eps", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
+	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, 1 - rho)", abi.RowBeta2: "beta2 (or alpha, rho)", abi.RowIB2: "1/sqrt(1 - beta2^t) (LAMB: (1 - beta1^t)/sqrt(1 - beta2^t))",
+	abi.RowEps: "eps (LAMB: (1 - beta1^t)·eps)", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay); LAMB: the step size)", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
 
@@ -913,4 +914,122 @@ func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
 	c.set(abi.RowEps, h.Eps)
 	c.set(abi.RowNegA, -a)
 	return c.finish()
+}
+
+// LAMB holds the hyperparameters of LAMB (You et al. 2019, "Large Batch
+// Optimization for Deep Learning: Training BERT in 76 minutes",
+// arXiv:1904.00962, Algorithm 2) with Adam's bias correction, as NVIDIA
+// apex's FusedLAMB and timm's Lamb have it. A step is two passes over a
+// parameter, [Set.LAMBMomentsF32] and [Set.LAMBApplyF32]; with g the
+// gradient and t the step number:
+//
+//	m = β1·m + (1-β1)·g
+//	v = β2·v + (1-β2)·g²
+//	r = (m/(1-β1^t)) / (sqrt(v/(1-β2^t)) + eps) + wd·p
+//	trust = ‖p‖/‖r‖, or 1 when either norm is 0
+//	p = p - lr·trust·r
+//
+// Spago selects the form of spago's optimizers/lamb: r without the bias
+// corrections, r = m/(sqrt(v) + eps) + wd·p, and the corrections in the
+// step size instead, p = p - lr·sqrt(1-β2^t)/(1-β1^t)·trust·r.
+type LAMB struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // in [0, 1)
+	Beta2       float64 // in [0, 1)
+	Eps         float64 // ≥ 0
+	WeightDecay float64 // added to the direction: r += wd·p; ≥ 0
+	Spago       bool    // spago's form: the bias corrections in the step size
+	Prelude
+}
+
+// Coeffs returns the coefficients of LAMB step t (t ≥ 1).
+func (h LAMB) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number, bc1 =
+// 1-β1^t and bc2 = 1-β2^t:
+//
+//	c1 = 1-β1, c2 = 1-β2, β2, wd
+//	k = bc1/sqrt(bc2), e = bc1·eps, step = lr             (paper)
+//	k = 1, e = eps, step = lr·sqrt(bc2)/bc1               (Spago)
+//
+// all in float64, then rounded once to the element type (the step stays
+// in float64 until [Coeffs.LAMBFactor] multiplies it by the trust ratio).
+func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.LAMBWD
+	}
+	// float64(…) rounds each product before the subtraction, as Adam's
+	// coefficients do, so that they are the same bits on every machine.
+	bc1 := 1 - float64(powInt(h.Beta1, t))
+	bc2 := 1 - float64(powInt(h.Beta2, t))
+	c.init(famLAMB, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowBeta2, h.Beta2)
+	if h.Spago {
+		c.set(abi.RowIB2, 1)
+		c.set(abi.RowEps, h.Eps)
+		c.set(abi.RowNegLR, -(float64(h.LR*math.Sqrt(bc2)) / bc1))
+	} else {
+		c.set(abi.RowIB2, bc1/math.Sqrt(bc2))
+		c.set(abi.RowEps, float64(bc1*h.Eps))
+		c.set(abi.RowNegLR, -h.LR)
+	}
+	return c.finish()
+}
+
+// LAMBTrust returns LAMB's trust ratio from the sums of squares of a
+// parameter and of its update direction (the sums of
+// [Set.LAMBMomentsF32], added over the parameter's pieces):
+//
+//	pp > 0 && rr > 0 ? sqrt(pp)/sqrt(rr) : 1
+//
+// in float64. The trust ratio is 1 when either norm is zero, as apex and
+// timm take it, and also when either sum is NaN (a NaN gradient under a
+// propagating policy), as timm's comparisons give; the NaN then stays in
+// the elements it came from.
+func LAMBTrust(pp, rr float64) float64 {
+	if pp > 0 && rr > 0 {
+		return math.Sqrt(pp) / math.Sqrt(rr)
+	}
+	return 1
+}
+
+// LAMBFactor returns the factor f of [Set.LAMBApplyF32], -(step size)·trust
+// in float64, for a block made by [LAMB.CoeffsInto] (0 for any other).
+// The kernels round it once to their element type.
+func (c *Coeffs) LAMBFactor(trust float64) float64 {
+	if c == nil || c.fam != famLAMB {
+		return 0
+	}
+	return c.vals[abi.RowNegLR] * trust
 }

@@ -22,6 +22,13 @@
 // fixed tree ((l0+l8)+(l4+l12))+((l2+l10)+(l6+l14)) … written out in
 // [combine16]. float32 data is accumulated in float64.
 //
+// LAMB, whose step depends on two norms of the whole parameter, is two
+// fused passes: [Set.LAMBMomentsF32] updates the moments and returns the
+// sums of squares of p and of the update direction, accumulated by the same
+// 16-lane rule (so bit-identical on every level too), and
+// [Set.LAMBApplyF32] computes the direction again and moves p by the
+// parameter's trust ratio ([LAMBTrust]).
+//
 // # Errors
 //
 // The exported functions check their arguments and return an error that
@@ -29,7 +36,7 @@
 // writing any element; no input reaches the assembly unchecked. Coefficient
 // structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs],
 // [Adam.Coeffs], [Lion.Coeffs], [Adagrad.Coeffs], [RMSprop.Coeffs],
-// [Adamax.Coeffs], [Adadelta.Coeffs], [NAdam.Coeffs] and [RAdam.Coeffs], in float64, and rounded once to
+// [Adamax.Coeffs], [Adadelta.Coeffs], [NAdam.Coeffs], [RAdam.Coeffs] and [LAMB.Coeffs], in float64, and rounded once to
 // each element type; a kernel refuses (ErrCoeff) a block
 // with a coefficient that its element type cannot carry: one that
 // overflows it, or a non-zero one that rounds to zero in it

@@ -260,6 +260,33 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			hashes[fmt.Sprintf("RAdam%s/wd=%v/decoupled=%v", prec, wd, dec)] = hashSlices(st[0], st[1], st[2])
 		}
 	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, spago := range []bool{false, true} {
+			h := LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: wd, Spago: spago}
+			st, gr := goldenData[T](9)
+			clear(st[1])
+			clear(st[2])
+			// A NaN or ±Inf gradient would make every later Σr² (and, once
+			// in p, Σp²) NaN: the sums would hash as NaN.
+			for _, g := range gr {
+				for i, x := range g {
+					if x-x != 0 {
+						g[i] = 0
+					}
+				}
+			}
+			var sums []float64 // every step's Σp² and Σr²
+			for step := range goldenSteps {
+				c := must(h.Coeffs(int64(step + 1)))
+				pp, rr, _ := lambPass1(s, &c, st[0], gr[step], st[1], st[2])
+				_ = lambPass2(s, &c, st[0], st[1], st[2], LAMBTrust(pp, rr))
+				sums = append(sums, pp, rr)
+			}
+			name := fmt.Sprintf("LAMB%s/wd=%v/spago=%v", prec, wd, spago)
+			hashes[name] = hashSlices(st[0], st[1], st[2])
+			hashes[name+"/sums"] = hashSlices(sums)
+		}
+	}
 	{
 		st, _ := goldenData[T](4)
 		for step := range goldenSteps {

@@ -20,6 +20,8 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.adadelta = adadeltaGeneric[T]
 	t.nadam = nadamGeneric[T]
 	t.radam = radamGeneric[T]
+	t.lambMoments = lambMomentsGeneric[T]
+	t.lambApply = lambApplyGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -375,5 +377,67 @@ func radamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
 		} else {
 			ps[i] = fmaT(nega, m, p)
 		}
+	}
+}
+
+// lambMomentsGeneric is the reference lambMoments kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func lambMomentsGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) (float64, float64) {
+	decay := cf.mode&1 == 1 // weight decay in the update direction
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+	)
+	var ppLanes [16]float64 // element i in lane i mod 16
+	var rrLanes [16]float64 // element i in lane i mod 16
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		d := fmaT(sqrtT(v), ib2, eps)
+		r := T(m / d)
+		if decay {
+			r = fmaT(wd, p, r)
+		}
+		ppLanes[i&15] = fma64(float64(p), float64(p), ppLanes[i&15])
+		rrLanes[i&15] = fma64(float64(r), float64(r), rrLanes[i&15])
+	}
+	return combine16(&ppLanes), combine16(&rrLanes)
+}
+
+// lambApplyGeneric is the reference lambApply kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func lambApplyGeneric[T Float](cf *Coeffs, p, m, v *T, n int, f T) {
+	decay := cf.mode&1 == 1 // weight decay in the update direction
+	ps := unsafe.Slice(p, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		wd  = row[T](cf, abi.RowWD)
+		ib2 = row[T](cf, abi.RowIB2)
+		eps = row[T](cf, abi.RowEps)
+	)
+	for i := range ps {
+		p := ps[i]
+		m := ms[i]
+		v := vs[i]
+		d := fmaT(sqrtT(v), ib2, eps)
+		r := T(m / d)
+		if decay {
+			r = fmaT(wd, p, r)
+		}
+		ps[i] = fmaT(f, r, p)
 	}
 }

@@ -20,6 +20,8 @@ type table[T Float] struct {
 	rmsprop         func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
 	nadam           func(c *Coeffs, p, g, m, v *T, n int)
 	radam           func(c *Coeffs, p, g, m, v *T, n int)
+	lambMoments     func(c *Coeffs, p, g, m, v *T, n int) (pp, rr float64)
+	lambApply       func(c *Coeffs, p, m, v *T, n int, f T)
 	adamax          func(c *Coeffs, p, g, m, u *T, n int)
 	adadelta        func(c *Coeffs, p, g, sq, acc *T, n int)
 	sumSquares      func(x *T, n int) float64
@@ -323,6 +325,49 @@ func mv[T Float](fam family, run func(c *Coeffs, p, g, m, v *T, n int), c *Coeff
 	return nil
 }
 
+func lambMoments[T Float](k *table[T], c *Coeffs, p, g, m, v []T) (pp, rr float64, err error) {
+	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+		return 0, 0, err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return 0, 0, lengthErr("g", n, len(g))
+	case len(m) != n:
+		return 0, 0, lengthErr("exp_avg", n, len(m))
+	case len(v) != n:
+		return 0, 0, lengthErr("exp_avg_sq", n, len(v))
+	}
+	if err := disjoint("p grad exp_avg exp_avg_sq", p, g, m, v); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	pp, rr = k.lambMoments(c, &p[0], &g[0], &m[0], &v[0], n)
+	return pp, rr, nil
+}
+
+func lambApply[T Float](k *table[T], c *Coeffs, p, m, v []T, trust float64) error {
+	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(m) != n:
+		return lengthErr("exp_avg", n, len(m))
+	case len(v) != n:
+		return lengthErr("exp_avg_sq", n, len(v))
+	}
+	if err := disjoint("p exp_avg exp_avg_sq", p, m, v); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.lambApply(c, &p[0], &m[0], &v[0], n, T(c.LAMBFactor(trust)))
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -610,6 +655,60 @@ func (s *Set) RAdamF32(c *Coeffs, p, grad, m, v []float32) error {
 // RAdamF64 is [Set.RAdamF32] for float64.
 func (s *Set) RAdamF64(c *Coeffs, p, grad, m, v []float64) error {
 	return mv(famRAdam, s.f64.radam, c, p, grad, m, v)
+}
+
+// LAMBMomentsF32 is the first pass of a LAMB step (You et al. 2019): it
+// updates the moments m (exp_avg) and v (exp_avg_sq) and returns the sums
+// of squares of p, before the step, and of the update direction r, which
+// it does not store. For every i:
+//
+//	g := grad[i]·gs
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	d := fma(sqrt(v), k, e)
+//	r := m/d
+//	if wd ≠ 0 { r = fma(wd, p, r) }
+//	pp += p², rr += r²
+//
+// with the coefficients of [LAMB.CoeffsInto]: c1 = 1-β1, c2 = 1-β2 and,
+// for step t, k = (1-β1^t)/sqrt(1-β2^t) and e = (1-β1^t)·eps (so that m/d
+// is the bias-corrected m̂/(sqrt(v̂)+eps)), or k = 1 and e = eps in spago's
+// form. pp and rr are accumulated as [Set.SumSquaresF32] accumulates:
+// element i (counted from the start of p) into float64 lane i mod 16 by
+// fma, the lanes added by the fixed tree. A caller that splits a
+// parameter adds the pieces' sums in order, and gives the parameter's
+// trust ratio ([LAMBTrust]) to [Set.LAMBApplyF32].
+func (s *Set) LAMBMomentsF32(c *Coeffs, p, grad, m, v []float32) (pp, rr float64, err error) {
+	return lambMoments(&s.f32, c, p, grad, m, v)
+}
+
+// LAMBMomentsF64 is [Set.LAMBMomentsF32] for float64.
+func (s *Set) LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64, err error) {
+	return lambMoments(&s.f64, c, p, grad, m, v)
+}
+
+// LAMBApplyF32 is the second pass of a LAMB step: it computes the
+// direction r again, by the operations of [Set.LAMBMomentsF32], from the
+// moments that pass stored, and moves p:
+//
+//	d := fma(sqrt(v), k, e)
+//	r := m/d
+//	if wd ≠ 0 { r = fma(wd, p, r) }
+//	p = fma(f, r, p)
+//
+// with f = c.LAMBFactor(trust) = -(step size)·trust, computed in float64
+// and rounded once to float32. trust is the parameter's trust ratio,
+// [LAMBTrust] of its sums; it is data, not a hyperparameter, and any
+// value is taken as it is: a NaN or infinite one (or one whose factor
+// overflows float32) makes p NaN or infinite wherever r is not zero, as
+// the arithmetic gives.
+func (s *Set) LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
+	return lambApply(&s.f32, c, p, m, v, trust)
+}
+
+// LAMBApplyF64 is [Set.LAMBApplyF32] for float64.
+func (s *Set) LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
+	return lambApply(&s.f64, c, p, m, v, trust)
 }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:

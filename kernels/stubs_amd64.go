@@ -59,6 +59,16 @@ func nadamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *
 //go:noescape
 func radamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
 
+// lambMomentsF32AVX2 is the AVX2 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF32AVX2 is the AVX2 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32AVX2(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -153,6 +163,16 @@ func nadamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *f
 //
 //go:noescape
 func radamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// lambMomentsF64AVX2 is the AVX2 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF64AVX2 is the AVX2 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64AVX2(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -249,6 +269,16 @@ func nadamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v
 //go:noescape
 func radamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
 
+// lambMomentsF32AVX512 is the AVX512 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF32AVX512 is the AVX512 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32AVX512(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -344,6 +374,16 @@ func nadamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v 
 //go:noescape
 func radamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
 
+// lambMomentsF64AVX512 is the AVX512 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF64AVX512 is the AVX512 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64AVX512(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -408,8 +448,12 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
 				adadeltaF32AVX2(&c.f32, p, grad, sq, acc, n, c.mode)
 			},
-			nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
-			radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
+			nadam: func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+				return lambMomentsF32AVX2(&c.f32, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -437,8 +481,12 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
 				adadeltaF64AVX2(&c.f64, p, grad, sq, acc, n, c.mode)
 			},
-			nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
-			radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
+			nadam: func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+				return lambMomentsF64AVX2(&c.f64, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
@@ -470,8 +518,12 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
 				adadeltaF32AVX512(&c.f32, p, grad, sq, acc, n, c.mode)
 			},
-			nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
-			radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
+			nadam: func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+				return lambMomentsF32AVX512(&c.f32, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -499,8 +551,12 @@ var archSets = []*Set{
 			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
 				adadeltaF64AVX512(&c.f64, p, grad, sq, acc, n, c.mode)
 			},
-			nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
-			radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
+			nadam: func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+				return lambMomentsF64AVX512(&c.f64, p, grad, m, v, n, c.mode)
+			},
+			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,

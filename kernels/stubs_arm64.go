@@ -62,6 +62,16 @@ func nadamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
 //go:noescape
 func radamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
 
+// lambMomentsF32NEON is the NEON lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int) (pp, rr float64)
+
+// lambApplyF32NEON is the NEON lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32NEON(c *[16][16]float32, p, m, v *float32, n, mode int, f float32)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -157,6 +167,16 @@ func nadamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
 //go:noescape
 func radamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
 
+// lambMomentsF64NEON is the NEON lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int) (pp, rr float64)
+
+// lambApplyF64NEON is the NEON lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64NEON(c *[16][8]float64, p, m, v *float64, n, mode int, f float64)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -218,8 +238,12 @@ var archSets = []*Set{{
 		adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
 			adadeltaF32NEON(&c.f32, p, grad, sq, acc, n, c.mode)
 		},
-		nadam:           func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
-		radam:           func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
+		nadam: func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
+		radam: func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
+		lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+			return lambMomentsF32NEON(&c.f32, p, grad, m, v, n, c.mode)
+		},
+		lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32NEON(&c.f32, p, m, v, n, c.mode, f) },
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -247,8 +271,12 @@ var archSets = []*Set{{
 		adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
 			adadeltaF64NEON(&c.f64, p, grad, sq, acc, n, c.mode)
 		},
-		nadam:           func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
-		radam:           func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
+		nadam: func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
+		radam: func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
+		lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+			return lambMomentsF64NEON(&c.f64, p, grad, m, v, n, c.mode)
+		},
+		lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64NEON(&c.f64, p, m, v, n, c.mode, f) },
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
 		dot:             dotF64NEON,

@@ -38,6 +38,9 @@ func TestDefaults(t *testing.T) {
 	if got := DefaultNAdam(); got != (NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}) {
 		t.Errorf("DefaultNAdam() = %+v", got)
 	}
+	if got := DefaultLAMB(); got != (LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6}) {
+		t.Errorf("DefaultLAMB() = %+v", got)
+	}
 	if got := DefaultRAdam(); got != (RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}) {
 		t.Errorf("DefaultRAdam() = %+v", got)
 	}
@@ -65,7 +68,8 @@ func TestDefaults(t *testing.T) {
 		DefaultAdadelta(), AdadeltaConfig{LR: 0.5, Rho: 1, WeightDecay: 0.1, Maximize: true}, AdadeltaConfig{Rho: 0},
 		DefaultNAdam(), NAdamConfig{LR: 0.1, Beta1: 0.5, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, MomentumDecay: 0.1, DecoupledWeightDecay: true, Maximize: true},
 		NAdamConfig{LR: 0.1}, DefaultRAdam(),
-		RAdamConfig{LR: 0.1, Beta1: 0.5, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, DecoupledWeightDecay: true, Maximize: true}} {
+		RAdamConfig{LR: 0.1, Beta1: 0.5, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, DecoupledWeightDecay: true, Maximize: true},
+		DefaultLAMB(), LAMBConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.9, Eps: 1e-8, WeightDecay: 0.1, Maximize: true, Spago: true}} {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
 		}
@@ -109,6 +113,12 @@ func TestValidate(t *testing.T) {
 		{AdagradConfig{LR: 1e-2, LRDecay: -0.1, Eps: 1e-10}, "LRDecay"},
 		{AdagradConfig{LR: 1e-2, WeightDecay: nan, Eps: 1e-10}, "WeightDecay"},
 		{AdagradConfig{LR: 1e-2, InitialAccumulatorValue: -1, Eps: 1e-10}, "InitialAccumulatorValue"},
+		{LAMBConfig{LR: -1e-3, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{LAMBConfig{LR: inf, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{LAMBConfig{LR: 1e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: nan}, "Beta2"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1e-6}, "Eps"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -0.01}, "WeightDecay"},
 		{NAdamConfig{LR: -1, Beta1: 0.9, Beta2: 0.999}, "LR"},
 		{NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1e-8}, "Eps"},
 		{NAdamConfig{LR: 2e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},

@@ -35,7 +35,10 @@
 // Validate, its hyperparameters by the names state files store, its state
 // buffers, the coefficients of its kernel at each step, and which kernel
 // runs it. The Optimizer, Save and Load, and the per-parameter Group and
-// Stepper use only those methods.
+// Stepper use only those methods. A rule whose step needs reductions over
+// the whole parameter first (LAMB's norms, rule_lamb.go) has a second
+// pass: Step runs the first pass over every chunk, adds each parameter's
+// chunk sums in chunk order, and runs the second (rule.go).
 //
 // # Per-parameter stepping
 //

@@ -27,6 +27,8 @@ var exactCases = []refCase{
 	{"RAdamW", RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.05, DecoupledWeightDecay: true}},
 	{"Adamax", AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Maximize: true}},
 	{"Adadelta", AdadeltaConfig{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01, Maximize: true}},
+	{"LAMB", LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Maximize: true}},
+	{"LAMB spago", LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, Spago: true}},
 }
 
 // exactSizes has lengths around the multiples of 16 and of the small chunk

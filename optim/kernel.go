@@ -74,7 +74,8 @@ func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coe
 // set ks (nil: kernels.Active()), with the coefficients c (from
 // Coefficients for the same h) and the state buffers state, named as
 // StateNames(h) says, each as long as p. It checks everything the kernels
-// check (lengths, overlaps, the coefficients) before writing.
+// check (lengths, overlaps, the coefficients) before writing. For a rule
+// of two passes (LAMB) it runs both, as a Stepper does.
 func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, state ...[]T) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
@@ -91,5 +92,5 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
 		}
 	}
-	return opsFor[T]().run[h.kernel()](ks, c, p, g, state, 0, len(p))
+	return opsFor[T]().stepWhole(h, ks, c, p, g, state)
 }

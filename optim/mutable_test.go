@@ -26,6 +26,8 @@ func TestFrozenMatchesOwnSteps(t *testing.T) {
 		AdamWConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1},
 		SGDConfig{LR: 0.05, Momentum: 0.9, Dampening: 0.1, WeightDecay: 0.01},
 		RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8, WeightDecay: 0.01, Centered: true, Momentum: 0.5},
+		NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3},
+		LAMBConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01},
 	} {
 		for _, workers := range []int{1, 2, 3} {
 			checkFrozen[float32](t, h, workers)

@@ -187,6 +187,10 @@ type Optimizer[T Float] struct {
 	pieceSum []float64
 	pieceBad []bool
 	pool     *pool.Pool
+	// reducing is set when a parameter's rule has a reduction pass
+	// (rule.go's reducer); pieceRed then holds each piece's sums.
+	reducing bool
+	pieceRed [][maxSums]float64
 
 	// Per step: coefficient blocks by (group, step) and the scale factor
 	// of a Scale pass.
@@ -198,6 +202,7 @@ type Optimizer[T Float] struct {
 	normScale float64
 
 	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
+	jobApply                                                                 pool.Job // second passes (rule.go)
 }
 
 type param[T Float] struct {
@@ -220,6 +225,11 @@ type param[T Float] struct {
 	// fresh is set when a buffer is new on a parameter that has stepped
 	// (SetGroup turned momentum on), until its next step; see freshRule.
 	fresh bool
+	// With a reduction pass (rule.go): its kernel, and the scalar of the
+	// second pass in the current step.
+	reduces bool
+	red     kernelID
+	scalar  float64
 }
 
 // active reports whether the parameter takes part in the next step.
@@ -265,6 +275,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	o.jobZero = o.zeroTask
 	o.jobMaxAbs = o.maxAbsTask
 	o.jobScaledSq = o.scaledSqTask
+	o.jobApply = o.applyTask
 	return o, nil
 }
 

@@ -28,7 +28,8 @@ func (k Kind) String() string {
 
 // Hyper is the hyperparameters of one parameter group: a config such as
 // [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig], [LionConfig],
-// [AdagradConfig], [RMSpropConfig], [AdamaxConfig] or [AdadeltaConfig].
+// [AdagradConfig], [RMSpropConfig], [AdamaxConfig], [AdadeltaConfig],
+// [NAdamConfig], [RAdamConfig] or [LAMBConfig].
 // The type of the config given to [New] selects the optimizer's [Kind];
 // every group of an optimizer has a config of that same type. Only this
 // package's configs implement it.
@@ -146,6 +147,8 @@ const (
 	kernelAdadelta        // buffers square_avg, acc_delta
 	kernelNAdam           // buffers exp_avg, exp_avg_sq
 	kernelRAdam           // buffers exp_avg, exp_avg_sq
+	kernelLAMBMoments     // LAMB's first pass (a reduction kernel): exp_avg, exp_avg_sq
+	kernelLAMBApply       // LAMB's second pass: exp_avg, exp_avg_sq
 	numKernels
 )
 
@@ -356,4 +359,128 @@ func checkScalarsOf(h Hyper, sc scalars, step int64) error {
 		return nil
 	}
 	return r.checkScalars(sc, step)
+}
+
+// Rules with a reduction pass.
+//
+// Some rules cannot update a parameter element by element in one pass,
+// because their step depends on reductions over the whole parameter (LAMB's
+// trust ratio ‖p‖/‖r‖). Such a rule implements reducer: a step then runs
+// two passes over every chunk of the parameter. The first runs the rule's
+// reduction kernel (reduce in ops.go), which may write state (LAMB's
+// moments) and returns up to maxSums float64 sums of its chunk; the
+// chunks' sums are added per parameter in chunk order, as ClipGradNorm adds
+// its chunks' sums of squares, so that they do not depend on the number of
+// workers (chunk boundaries depend only on the parameter's length and the
+// chunk size); between computes from a parameter's sums the scalar of its
+// second pass; the second pass runs kernel() with that scalar (apply in
+// ops.go) on every chunk. The Optimizer runs each pass as one job over its
+// tasks (Step: jobUpdate, then jobApply); a Stepper and KernelStep, which
+// step a whole parameter, run them back to back (stepWhole).
+type reducer interface {
+	// reduction returns the kernel of the first pass.
+	reduction() kernelID
+	// between returns the scalar argument of the second pass from the
+	// parameter's sums (LAMB: the trust ratio).
+	between(sums [maxSums]float64) float64
+}
+
+// maxSums is the number of sums a reduction kernel may return per chunk.
+const maxSums = 2
+
+// reductionOf returns the reduction kernel of rule h and true, or false
+// for a rule of one pass.
+func reductionOf(h Hyper) (kernelID, bool) {
+	if r, ok := h.(reducer); ok {
+		return r.reduction(), true
+	}
+	return 0, false
+}
+
+// accepts reports, as an error, whether the kernels of a parameter (op,
+// and with reduces its first pass red) take the coefficient block c
+// (family, element range), on empty slices so that nothing is written.
+func (o *ops[T]) accepts(op, red kernelID, reduces bool, set *kernels.Set, c *kernels.Coeffs, b [][]T) error {
+	if !reduces {
+		return o.run[op](set, c, nil, nil, b, 0, 0)
+	}
+	if _, err := o.reduce[red](set, c, nil, nil, b, 0, 0); err != nil {
+		return err
+	}
+	return o.apply[op](set, c, nil, b, 0, 0, 1)
+}
+
+// stepWhole runs one step of rule h on a whole parameter p with gradient g
+// and state b (a Stepper's step, KernelStep). A rule of one pass is one
+// kernel call. A reducing rule's first pass is cut into chunks of
+// DefaultChunkSize elements whose sums are added in order, as an Optimizer
+// with the default ChunkSize adds them, so that the step gives that
+// Optimizer's bits; the second pass follows on the whole parameter.
+// Everything the kernels check is checked before the first write: the
+// first chunk's call checks the block and the lengths, and the slices are
+// checked for overlap as wholes here, since each chunk's call sees only
+// its part.
+func (o *ops[T]) stepWhole(h Hyper, set *kernels.Set, c *kernels.Coeffs, p, g []T, b [][]T) error {
+	red, ok := reductionOf(h)
+	if !ok {
+		return o.run[h.kernel()](set, c, p, g, b, 0, len(p))
+	}
+	shared := overlap(p, g)
+	for i, x := range b {
+		shared = shared || overlap(p, x) || overlap(g, x)
+		for _, y := range b[i+1:] {
+			shared = shared || overlap(x, y)
+		}
+	}
+	if shared {
+		return fmt.Errorf("%w: the parameter, its gradient and its state buffers share memory", kernels.ErrOverlap)
+	}
+	var total [maxSums]float64
+	n := len(p)
+	for lo := 0; lo == 0 || lo < n; lo += DefaultChunkSize {
+		hi := min(lo+DefaultChunkSize, n)
+		sums, err := o.reduce[red](set, c, p[lo:hi], g[lo:hi], b, lo, hi)
+		if err != nil {
+			return err
+		}
+		for k := range total {
+			total[k] += sums[k]
+		}
+	}
+	return o.apply[h.kernel()](set, c, p, b, 0, n, h.(reducer).between(total))
+}
+
+// between adds each reducing parameter's piece sums, in chunk order, and
+// sets the scalar of its second pass.
+func (o *Optimizer[T]) between() {
+	j := 0
+	for i := range o.params {
+		p := &o.params[i]
+		var sums [maxSums]float64
+		for ; j < len(o.pieces) && o.pieces[j].param == i; j++ {
+			for k := range sums {
+				sums[k] += o.pieceRed[j][k]
+			}
+		}
+		if p.reduces {
+			p.scalar = o.groups[p.group].(reducer).between(sums)
+		}
+	}
+}
+
+// applyTask runs the second pass of every reducing parameter's pieces of
+// task t. Like updateTask's, its kernels were asked to accept the block
+// before the step (computeCoeffs), so an error is a broken invariant.
+func (o *Optimizer[T]) applyTask(_, t int) {
+	set := o.opt.Kernels
+	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+		p := &o.params[pc.param]
+		if !p.reduces || !p.active() {
+			continue
+		}
+		lo, hi := pc.lo, pc.hi
+		if err := o.ops.apply[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.buf[:], lo, hi, p.scalar); err != nil {
+			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
+		}
+	}
 }

@@ -33,9 +33,12 @@ import (
 func (o *Optimizer[T]) layout() {
 	size := o.ops.size
 	total := 0
+	o.reducing = false
 	for i := range o.params {
 		p := &o.params[i]
 		p.op = o.groups[p.group].kernel()
+		p.red, p.reduces = reductionOf(o.groups[p.group])
+		o.reducing = o.reducing || p.reduces
 		n := len(p.data)
 		for range o.groups[p.group].buffers() {
 			total += n + layout.Pad(n, size)

@@ -59,6 +59,10 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 		c.LR /= 2
 		c.Beta1 = 0.5
 		second = c
+	case LAMBConfig:
+		c.LR /= 2
+		c.Spago = !c.Spago
+		second = c
 	case AdadeltaConfig:
 		c.LR /= 2
 		c.Rho = 0.95

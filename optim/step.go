@@ -26,7 +26,10 @@ type StepReport struct {
 // [Optimizer.SetRequiresGrad]). Under the
 // SkipStep and ErrorOnNonFinite policies it first checks every gradient and, if one
 // is not finite, changes nothing at all. After the first call (which
-// allocates the state and the task plan) Step does not allocate.
+// allocates the state and the task plan) Step does not allocate. A rule of
+// two passes (LAMB) runs its first pass in the update job and its second
+// in a job of its own (rule.go); what either could refuse is checked
+// before the first.
 func (o *Optimizer[T]) Step() (StepReport, error) {
 	var rep StepReport
 	if o.closed {
@@ -49,6 +52,10 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		}
 	}
 	o.run(&o.jobUpdate)
+	if o.reducing {
+		o.between()
+		o.run(&o.jobApply)
+	}
 	for i := range o.params {
 		p := &o.params[i]
 		if p.active() {
@@ -326,15 +333,25 @@ func (o *Optimizer[T]) run(job *pool.Job) {
 // overlap, the state is the optimizer's own slab). So the job never stops
 // half-way, and an error here would be a bug in those invariants: it
 // panics rather than leave part of the step undone.
+//
+// A parameter whose rule has a reduction pass runs that pass here and
+// keeps the piece's sums; its second pass is applyTask's (rule.go).
 func (o *Optimizer[T]) updateTask(_, t int) {
 	set, run := o.opt.Kernels, &o.ops.run
-	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
+		pc := o.pieces[j]
 		p := &o.params[pc.param]
 		if !p.active() {
 			continue
 		}
 		lo, hi := pc.lo, pc.hi
-		if err := run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi); err != nil {
+		var err error
+		if p.reduces {
+			o.pieceRed[j], err = o.ops.reduce[p.red](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi)
+		} else {
+			err = run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi)
+		}
+		if err != nil {
 			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
 		}
 	}
@@ -457,7 +474,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 			// updateTask): the kernel of this group (every parameter of a
 			// group has its group's, layout) takes the block, or the step
 			// stops here, before anything is written.
-			if err := o.ops.run[p.op](o.opt.Kernels, &o.coeffs[idx], p.data[:0], p.grad[:0], p.buf[:], 0, 0); err != nil {
+			if err := o.ops.accepts(p.op, p.red, p.reduces, o.opt.Kernels, &o.coeffs[idx], p.buf[:]); err != nil {
 				return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 			}
 			o.nkeys++

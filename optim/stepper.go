@@ -19,7 +19,10 @@ import (
 // buffers, placed as the Optimizer places them, and runs one fused kernel
 // call per Step. The arithmetic is the Optimizer's: a parameter stepped by
 // a Stepper gets the same bits as the same parameter in an Optimizer with
-// the same hyperparameters.
+// the same hyperparameters. A rule of two passes (LAMB) runs both back to
+// back in one Step, the first over chunks of DefaultChunkSize whose sums
+// are added in order: the bits of an Optimizer with the default
+// ChunkSize.
 //
 // The Steppers of a Group may step concurrently (each Stepper from one
 // goroutine at a time); the Group's setters may be called concurrently
@@ -259,7 +262,7 @@ func (s *Stepper[T]) Step(p, g []T) error {
 			return fmt.Errorf("%w: p or g overlaps the stepper's state", ErrInvalid)
 		}
 	}
-	if err := s.g.ops.run[c.h.kernel()](c.set, k, p, g, s.buf[:], 0, s.n); err != nil {
+	if err := s.g.ops.stepWhole(c.h, c.set, k, p, g, s.buf[:]); err != nil {
 		return err
 	}
 	s.step++

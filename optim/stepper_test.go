@@ -27,6 +27,8 @@ var stepperConfigs = []Hyper{
 	RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.05, DecoupledWeightDecay: true},
 	AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Maximize: true},
 	AdadeltaConfig{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01},
+	LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Maximize: true},
+	LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, Spago: true},
 }
 
 // TestStepperMatchesOptimizer: a parameter stepped by a Stepper gets the

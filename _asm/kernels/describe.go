@@ -10,6 +10,7 @@ import (
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
 )
 
 // described returns the kernel of description d (internal/abi): one
@@ -36,9 +37,17 @@ func described(d *abi.Kernel, fast bool) kernel {
 	return kernel{
 		name: name, streams: streams, coefs: true,
 		variants: variants, mask: d.Mask(), canon: d.Canon,
+		args: d.Args, sums: d.Sums,
 		unroll: unrollBy(d.Unroll.AVX2, d.Unroll.AVX512),
 		sig: func(t isa) string {
-			return fmt.Sprintf("func(c %s, %s *%s, n, mode int)", t.coefType(), strings.Join(streams, ", "), t.Elem())
+			args, results := "", ""
+			if len(d.Args) > 0 {
+				args = fmt.Sprintf(", %s %s", strings.Join(d.Args, ", "), t.Elem())
+			}
+			if len(d.Sums) > 0 {
+				results = fmt.Sprintf(" (%s float64)", strings.Join(d.Sums, ", "))
+			}
+			return fmt.Sprintf("func(c %s, %s *%s, n, mode int%s)%s", t.coefType(), strings.Join(streams, ", "), t.Elem(), args, results)
 		},
 		rows: func(t isa, mode int) []int {
 			exact := d.Lower(mode)
@@ -149,11 +158,60 @@ func (e *env) emit(vals []abi.Value) []Op {
 			reg[i] = e.sign(a(0), v.Dies[0])
 		case abi.OpAbs:
 			reg[i] = e.abs(a(0), v.Dies[0])
+		case abi.OpArg:
+			reg[i] = e.args[v.Arg]
+		case abi.OpSumSq:
+			e.sumSq(v.Sum, a(0))
 		default:
 			panic(fmt.Sprintf("amd64: no lowering of %v", v.Op))
 		}
 	}
 	return reg
+}
+
+// sumSq adds the squares of the elements of x, converted to float64, to
+// the lanes of sum s: the vector's element j goes to lane (o+j) mod 16, o
+// being its offset within the 16 elements of its unit (the loops of a
+// kernel with sums start every unit at a multiple of 16 elements). In a
+// tail the lanes past the end are zeroed first: they add +0, which leaves
+// a lane as it is (the lanes are never -0).
+func (e *env) sumSq(s int, x Op) {
+	t := e.t
+	xv, ok := x.(VecVirtual)
+	if !ok {
+		panic("sumSq of a coefficient")
+	}
+	if e.mk.on {
+		y := t.Vec()
+		if t.Z {
+			t.MovUZ(xv, e.mk.k, y)
+		} else {
+			x86.Do(func() { VANDPD(e.mk.y, xv, y) })
+		}
+		xv = y
+	}
+	per := 16 / t.groups() // float64 lanes per register
+	g := (e.disp / t.ES()) % 16 / per
+	acc := e.acc[s]
+	if t.F64 {
+		x86.Do(func() { VFMADD231PD(xv, xv, acc[g]) })
+		return
+	}
+	// One instruction per Do, so that the unrolled vectors interleave;
+	// the additions to one lane stay in vector order, since every vector
+	// of an iteration emits the same sequence.
+	lo, hi := t.Vec(), t.Vec()
+	if t.Z {
+		x86.Do(func() { VCVTPS2PD(xv.AsY(), lo) })
+		x86.Do(func() { VEXTRACTF64X4(U8(1), xv, hi.AsY()) })
+		x86.Do(func() { VCVTPS2PD(hi.AsY(), hi) })
+	} else {
+		x86.Do(func() { VCVTPS2PD(xv.AsX(), lo) })
+		x86.Do(func() { VEXTRACTF128(U8(1), xv, hi.AsX()) })
+		x86.Do(func() { VCVTPS2PD(hi.AsX(), hi) })
+	}
+	x86.Do(func() { VFMADD231PD(lo, lo, acc[g]) })
+	x86.Do(func() { VFMADD231PD(hi, hi, acc[g+1]) })
 }
 
 // fma returns a register holding a·b + c, rounded once.

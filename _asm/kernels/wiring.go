@@ -18,6 +18,8 @@ type slot struct {
 	fn      string   // the assembly function
 	coefs   bool     // fn takes the coefficient block first and the mode last
 	streams []string // the pointer parameters of a kernel with coefs
+	args    []string // scalar parameters after the mode (element type)
+	sums    int      // float64 results
 }
 
 // slots collects the table entries of every level and precision, in the
@@ -53,8 +55,20 @@ var archSets = []*Set{
 			for _, s := range slots[t] {
 				if s.coefs {
 					args := strings.Join(s.streams, ", ")
-					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int) { %s(&c.%s, %s, n, c.mode) },\n",
-						s.field, args, t.Elem(), s.fn, prec, args)
+					scalars, results, ret := "", "", ""
+					if len(s.args) > 0 {
+						scalars = ", " + strings.Join(s.args, ", ")
+					}
+					if s.sums > 0 {
+						results = " (" + strings.TrimSuffix(strings.Repeat("float64, ", s.sums), ", ") + ")"
+						ret = "return "
+					}
+					decl := ""
+					if scalars != "" {
+						decl = scalars + " " + t.Elem()
+					}
+					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int%s)%s { %s%s(&c.%s, %s, n, c.mode%s) },\n",
+						s.field, args, t.Elem(), decl, results, ret, s.fn, prec, args, scalars)
 				} else {
 					fmt.Fprintf(&b, "%s: %s,\n", s.field, s.fn)
 				}

@@ -59,7 +59,7 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "           (heavy-ball, Nesterov, dampened, EMA), Adam, AdamW, AMSGrad, maximize, Lion, Adagrad,\n")
 	fmt.Fprintf(stdout, "           RMSprop (plain; centered, momentum), Adamax, Adadelta, NAdam, NAdamW, RAdam (through\n")
 	fmt.Fprintf(stdout, "           its rectification), RAdamW, Fast Adam (m, v exact; p within 2^-20), reductions, scale,\n")
-	fmt.Fprintf(stdout, "           roof; float32 and float64;\n")
+	fmt.Fprintf(stdout, "           roof, LAMB (both passes, the sums of squares bit for bit); float32 and float64;\n")
 	fmt.Fprintf(stdout, "           5 steps; lengths 1…4099 at offsets 0, 1, 3; with and without NaN, ±Inf, subnormals;\n")
 	fmt.Fprintf(stdout, "           no write outside the slices or into the inputs\n")
 	res, err := paritycheck.Check(kernels.Levels())

@@ -18,10 +18,10 @@ const (
 	RowC1             // 1 - β1
 	RowC2             // 1 - β2 (RMSprop: 1 - α; Adadelta: 1 - ρ)
 	RowBeta2          // β2 (RMSprop: α; Adadelta: ρ)
-	RowIB2            // 1/sqrt(1 - β2^t)
-	RowEps            // ε
+	RowIB2            // 1/sqrt(1 - β2^t) (LAMB: (1 - β1^t)/sqrt(1 - β2^t), or 1)
+	RowEps            // ε (LAMB: (1 - β1^t)·ε, or ε)
 	RowNegA           // -lr/(1 - β1^t) (Adam, Adamax; NAdam: the step of m, c_m; RAdam: see its description)
-	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay); NAdam: the step of g, c_g)
+	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay); NAdam: the step of g, c_g; LAMB: the step size, negated)
 	RowMu             // momentum μ
 	RowDamp           // 1 - dampening
 	RowOne            // 1
@@ -78,6 +78,8 @@ const (
 	RAdamWDDecoupled = 2      // RAdam (decoupled_weight_decay): p = p·decay
 	RAdamWDMask      = 3      // the weight-decay field of RAdam's mode (3 is none)
 	RAdamRect        = 1 << 2 // RAdam: the rectified step (ρ_t > 5), divided by sqrt(v) + eps
+
+	LAMBWD = 1 << 0 // LAMB: weight decay in the update direction r = fma(wd, p, r)
 
 	AdamaxWD = 1 << 0 // Adamax: coupled weight decay g = fma(wd, p, g)
 

@@ -6,7 +6,9 @@ import (
 )
 
 // A Kernel describes an element-wise kernel: the operation sequence that
-// produces each output element, written once. Every implementation comes
+// produces each output element, written once. A kernel may also take
+// scalar arguments (Args) and return sums of squares of values it computes
+// (Sums, by the 16-lane rule of the reductions), as LAMB's passes do. Every implementation comes
 // from it: the pure-Go reference is generated from it as Go source
 // ([GoReference]), and the generators lower it ([Kernel.Lower]) to AVX2,
 // AVX-512 and NEON instructions, one instruction per operation.
@@ -22,6 +24,13 @@ type Kernel struct {
 	// in the order the reference evaluates them.
 	Conds []*Cond
 	Body  []Stmt
+	// Args are the kernel's scalar arguments, of the element type, after
+	// the mode: Arg(name) is one of them in every lane. They are per call,
+	// where rows are per step.
+	Args []string
+	// Sums are the sums the kernel returns, in order, each a float64:
+	// SumSq(name, x) adds x² of every element to sum name (see SumSq).
+	Sums []string
 	// Unroll is the number of vectors per iteration of the AVX2 and
 	// AVX-512 loops (NEON always does four): a performance choice, bounded
 	// by the registers the body needs.
@@ -66,18 +75,20 @@ const (
 	OpSign            // a > 0 ? 1 : a < 0 ? -1 : a (so ±0 and NaN stay what they are)
 	OpAbs             // |a|: a with its sign bit cleared (exact; NaN stays NaN)
 	OpStore           // (lowered form only) store a into element i of a stream
+	OpArg             // a scalar argument of the kernel (the same for every element)
+	OpSumSq           // (lowered form only) add a² to a sum's lane i mod 16, in float64
 )
 
-var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "abs", "store"}
+var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "abs", "store", "arg", "sumsq"}
 
 func (o Op) String() string { return opNames[o] }
 
 // Args returns the number of operands of o.
 func (o Op) Args() int {
 	switch o {
-	case OpLoad, OpRow, OpVar:
+	case OpLoad, OpRow, OpVar, OpArg:
 		return 0
-	case OpSqrt, OpSign, OpAbs, OpStore:
+	case OpSqrt, OpSign, OpAbs, OpStore, OpSumSq:
 		return 1
 	case OpFMA:
 		return 3
@@ -89,7 +100,7 @@ func (o Op) Args() int {
 type Expr struct {
 	Op   Op
 	Args []*Expr
-	Name string // OpLoad: the stream; OpVar: the variable
+	Name string // OpLoad: the stream; OpVar: the variable; OpArg: the argument
 	Row  int    // OpRow
 }
 
@@ -98,6 +109,9 @@ func Load(s string) *Expr { return &Expr{Op: OpLoad, Name: s} }
 
 // Row is coefficient row r of the block.
 func Row(r int) *Expr { return &Expr{Op: OpRow, Row: r} }
+
+// Arg is the kernel's scalar argument a (one of Kernel.Args).
+func Arg(a string) *Expr { return &Expr{Op: OpArg, Name: a} }
 
 // Var is the current value of variable v.
 func Var(v string) *Expr { return &Expr{Op: OpVar, Name: v} }
@@ -138,6 +152,7 @@ const (
 	StmtSet   StmtKind = iota // Dst = X
 	StmtStore                 // stream Dst, element i = X
 	StmtIf                    // if Cond { Then } else { Else }
+	StmtSumSq                 // sum Dst, lane i mod 16 = fma(x, x, lane), x = X in float64
 )
 
 // A Stmt is a statement of a description.
@@ -154,6 +169,16 @@ func Set(v string, x *Expr) Stmt { return Stmt{Kind: StmtSet, Dst: v, X: x} }
 
 // Store writes x to element i of stream s.
 func Store(s string, x *Expr) Stmt { return Stmt{Kind: StmtStore, Dst: s, X: x} }
+
+// SumSq adds the square of x to sum s (one of Kernel.Sums), the reduction
+// rule of DESIGN.md §3: element i goes to lane i mod 16 of 16 float64
+// lanes, lane = fma(x, x, lane) with x converted exactly to float64, the
+// lanes starting at +0 and taken in element order; at the end the lanes
+// are added by the fixed tree l[i] += l[i+8], l[i] += l[i+4],
+// l[i] += l[i+2], l[0] + l[1] (kernels.SumSquaresF32's order). Element i
+// counts from the start of the call, so a caller that splits a slice
+// adds the calls' sums in order itself.
+func SumSq(s string, x *Expr) Stmt { return Stmt{Kind: StmtSumSq, Dst: s, X: x} }
 
 // If runs then when c holds.
 func If(c *Cond, then ...Stmt) Stmt { return Stmt{Kind: StmtIf, Cond: c, Then: then} }
@@ -229,6 +254,22 @@ func (k *Kernel) StreamIndex(s string) int {
 	panic(fmt.Sprintf("kernel %s has no stream %q", k.Name, s))
 }
 
+// ArgIndex returns the index of scalar argument a.
+func (k *Kernel) ArgIndex(a string) int {
+	if i := slices.Index(k.Args, a); i >= 0 {
+		return i
+	}
+	panic(fmt.Sprintf("kernel %s has no argument %q", k.Name, a))
+}
+
+// SumIndex returns the index of sum s.
+func (k *Kernel) SumIndex(s string) int {
+	if i := slices.Index(k.Sums, s); i >= 0 {
+		return i
+	}
+	panic(fmt.Sprintf("kernel %s has no sum %q", k.Name, s))
+}
+
 // A Value is one operation of a lowered body: its result is the value of
 // that index. Coefficient rows and loads are values too, so that every
 // operand is a value index.
@@ -237,10 +278,12 @@ type Value struct {
 	Args   []int // operand values
 	Stream int   // OpLoad, OpStore: index into Kernel.Streams
 	Row    int   // OpRow
+	Arg    int   // OpArg: index into Kernel.Args
+	Sum    int   // OpSumSq: index into Kernel.Sums
 	Var    string
 	// Dies[j] reports whether this is the last use of Args[j]: the result
 	// may overwrite it. A value that occurs more than once in Args dies at
-	// its last occurrence only; rows never die.
+	// its last occurrence only; rows and arguments never die.
 	Dies []bool
 }
 
@@ -259,7 +302,7 @@ func (k *Kernel) Lower(mode int) []Value {
 // from them). The variables named in live are used after the end; no
 // other value is.
 func (k *Kernel) LowerUntil(mode int, stop string, live ...string) ([]Value, map[string]int) {
-	l := &lowering{k: k, vars: map[string]int{}, loads: map[int]int{}, rows: map[int]int{}, stored: map[int]bool{}}
+	l := &lowering{k: k, vars: map[string]int{}, loads: map[int]int{}, rows: map[int]int{}, args: map[int]int{}, stored: map[int]bool{}}
 	l.stmts(k.Body, mode, stop)
 	if stop != "" && !l.stopped {
 		panic(fmt.Sprintf("kernel %s: no statement sets %q", k.Name, stop))
@@ -282,7 +325,7 @@ func (k *Kernel) LowerUntil(mode int, stop string, live ...string) ([]Value, map
 		v := &vals[i]
 		v.Dies = make([]bool, len(v.Args))
 		for j, a := range v.Args {
-			v.Dies[j] = last[a] == i && vals[a].Op != OpRow && !slices.Contains(v.Args[j+1:], a)
+			v.Dies[j] = last[a] == i && vals[a].Op != OpRow && vals[a].Op != OpArg && !slices.Contains(v.Args[j+1:], a)
 		}
 	}
 	return vals, l.vars
@@ -294,6 +337,7 @@ type lowering struct {
 	vars    map[string]int
 	loads   map[int]int // stream → value
 	rows    map[int]int // row → value
+	args    map[int]int // argument → value
 	stored  map[int]bool
 	stopped bool
 }
@@ -315,6 +359,9 @@ func (l *lowering) stmts(ss []Stmt, mode int, stop string) {
 			x := l.expr(s.X)
 			l.vals = append(l.vals, Value{Op: OpStore, Args: []int{x}, Stream: st})
 			l.stored[st] = true
+		case StmtSumSq:
+			x := l.expr(s.X)
+			l.vals = append(l.vals, Value{Op: OpSumSq, Args: []int{x}, Sum: l.k.SumIndex(s.Dst)})
 		case StmtIf:
 			if s.Cond.Holds(mode) {
 				l.stmts(s.Then, mode, stop)
@@ -349,6 +396,13 @@ func (l *lowering) expr(x *Expr) int {
 		}
 		l.rows[x.Row] = l.add(Value{Op: OpRow, Row: x.Row})
 		return l.rows[x.Row]
+	case OpArg:
+		a := l.k.ArgIndex(x.Name)
+		if v, ok := l.args[a]; ok {
+			return v
+		}
+		l.args[a] = l.add(Value{Op: OpArg, Arg: a})
+		return l.args[a]
 	}
 	if len(x.Args) != x.Op.Args() {
 		panic(fmt.Sprintf("kernel %s: %v with %d operands", l.k.Name, x.Op, len(x.Args)))

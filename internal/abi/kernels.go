@@ -8,7 +8,7 @@ package abi
 // Elementwise lists the described kernels, in the order the generators
 // write them.
 var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop,
-	Adamax, Adadelta, NAdam, RAdam}
+	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply}
 
 // The conditions of the modes.
 var (
@@ -27,18 +27,20 @@ var (
 
 	CondRMSpropWD       = &Cond{Name: "coupled", Mask: RMSpropWD, Value: RMSpropWD, Doc: "coupled weight decay"}
 	CondRMSpropCentered = &Cond{Name: "centered", Mask: RMSpropCentered, Value: RMSpropCentered, Doc: "centered: subtract the square of the gradient's average"}
-
-	CondNAdamDecoupled = &Cond{Name: "decoupled", Mask: NAdamWDMask, Value: NAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
-	CondNAdamCoupled   = &Cond{Name: "coupled", Mask: NAdamWDMask, Value: NAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
-
-	CondRAdamDecoupled  = &Cond{Name: "decoupled", Mask: RAdamWDMask, Value: RAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
-	CondRAdamCoupled    = &Cond{Name: "coupled", Mask: RAdamWDMask, Value: RAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
-	CondRAdamRect       = &Cond{Name: "rect", Mask: RAdamRect, Value: RAdamRect, Doc: "rectified step: divide m by sqrt(v) + eps"}
 	CondRMSpropMomentum = &Cond{Name: "momentum", Mask: RMSpropMomentum, Value: RMSpropMomentum, Doc: "momentum: p moves by the buffer"}
 
 	CondAdamaxWD = &Cond{Name: "coupled", Mask: AdamaxWD, Value: AdamaxWD, Doc: "coupled weight decay"}
 
 	CondAdadeltaWD = &Cond{Name: "coupled", Mask: AdadeltaWD, Value: AdadeltaWD, Doc: "coupled weight decay"}
+
+	CondNAdamDecoupled = &Cond{Name: "decoupled", Mask: NAdamWDMask, Value: NAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
+	CondNAdamCoupled   = &Cond{Name: "coupled", Mask: NAdamWDMask, Value: NAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
+
+	CondRAdamDecoupled = &Cond{Name: "decoupled", Mask: RAdamWDMask, Value: RAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
+	CondRAdamCoupled   = &Cond{Name: "coupled", Mask: RAdamWDMask, Value: RAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
+	CondRAdamRect      = &Cond{Name: "rect", Mask: RAdamRect, Value: RAdamRect, Doc: "rectified step: divide m by sqrt(v) + eps"}
+
+	CondLAMBWD = &Cond{Name: "decay", Mask: LAMBWD, Value: LAMBWD, Doc: "weight decay in the update direction"}
 )
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
@@ -386,5 +388,81 @@ var RAdam = &Kernel{
 			},
 			[]Stmt{Store("p", FMA(Row(RowNegA), Var("m"), Var("p")))}),
 	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning:
+// Training BERT in 76 minutes", arXiv:1904.00962) runs in two passes over a
+// parameter, because its step is scaled by the ratio of two norms of the
+// whole parameter: LAMBMoments updates the moments and returns the sums of
+// squares of p and of the update direction r; the caller adds the sums of
+// a parameter's pieces and computes the trust ratio; LAMBApply computes r
+// again from the stored moments and moves p. Both passes compute r by
+// lambDirection, so that the r of the second pass is the r whose norm the
+// first one measured, bit for bit.
+
+// lambDirection is LAMB's update direction, from m, v and p:
+//
+//	d := fma(sqrt(v), k, e)
+//	r := m/d
+//	if decay { r = fma(wd, p, r) }
+//
+// With k = (1-β1^t)/sqrt(1-β2^t) and e = (1-β1^t)·ε (rows IB2 and Eps),
+// m/d is the bias-corrected (m/(1-β1^t))/(sqrt(v/(1-β2^t)) + ε) with both
+// corrections folded into the denominator; with k = 1 and e = ε it is
+// spago's uncorrected m/(sqrt(v) + ε).
+func lambDirection() []Stmt {
+	return []Stmt{
+		Set("d", FMA(Sqrt(Var("v")), Row(RowIB2), Row(RowEps))),
+		Set("r", Div(Var("m"), Var("d"))),
+		If(CondLAMBWD, Set("r", FMA(Row(RowWD), Var("p"), Var("r")))),
+	}
+}
+
+// LAMBMoments is LAMB's first pass: Adam's moments, and the sums of
+// squares of p (before the step) and of the direction r, which it does
+// not store:
+//
+//	g := grad·gs
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	r := lambDirection(m, v, p)
+//	pp += p², rr += r²              // 16 float64 lanes, see SumSq
+var LAMBMoments = &Kernel{
+	Name:    "lambMoments",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondLAMBWD},
+	Sums:    []string{"pp", "rr"},
+	Body: append(append([]Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
+		Store("v", Var("v")),
+	}, lambDirection()...),
+		SumSq("pp", Var("p")),
+		SumSq("rr", Var("r")),
+	),
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// LAMBApply is LAMB's second pass: the direction again, from the moments
+// the first pass stored, and the step, f = -(step size)·(trust ratio)
+// given per call:
+//
+//	r := lambDirection(m, v, p)
+//	p = fma(f, r, p)
+var LAMBApply = &Kernel{
+	Name:    "lambApply",
+	Streams: []Stream{{Name: "p"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondLAMBWD},
+	Args:    []string{"f"},
+	Body: append([]Stmt{
+		Set("p", Load("p")),
+		Set("m", Load("m")),
+		Set("v", Load("v")),
+	}, append(lambDirection(),
+		Store("p", FMA(Arg("f"), Var("r"), Var("p"))))...),
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
 }

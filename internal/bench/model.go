@@ -125,7 +125,7 @@ func modelContenders[T optim.Float](o Op, sizes []int, l kernels.ISA, workers in
 	for _, a := range tensors {
 		scalar = append(scalar, scalarOf(o, a))
 		fused = append(fused, stepOf(s, o, &c, a))
-		roofs = append(roofs, roofOf(k, a))
+		roofs = append(roofs, roofOf(o, k, a))
 	}
 	seq := func(fs []func() error) func() error {
 		return func() error {

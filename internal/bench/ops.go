@@ -25,11 +25,12 @@ const (
 	Adadelta Op = "adadelta" // Adadelta, lr 1, ρ = 0.9, eps 1e-6, no weight decay
 	NAdam    Op = "nadam"    // NAdam, momentum_decay 4e-3, no weight decay
 	RAdam    Op = "radam"    // RAdam, no weight decay (a rectified step)
+	LAMB     Op = "lamb"     // LAMB, weight decay 0.01: two passes
 )
 
 // Ops is every optimizer step, in the order the reports list them.
 var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop,
-	Adamax, Adadelta, NAdam, RAdam}
+	Adamax, Adadelta, NAdam, RAdam, LAMB}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -41,6 +42,10 @@ type opSpec struct {
 	scalar32 func(p, g []float32, state [][]float32)
 	scalar64 func(p, g []float64, state [][]float64)
 	axpy     bool
+	// second is the number of element transfers a rule of two passes
+	// moves beyond a one-pass step on its streams: LAMB's first pass does
+	// not write p (-1), its second reads p, m and v and writes p (+4): 3.
+	second int
 }
 
 // specs holds the spec of every Op. The hyperparameters are those of
@@ -88,6 +93,16 @@ var specs = map[Op]opSpec{
 		scalar64: func(p, g []float64, s [][]float64) {
 			bc1, step, rect := radamScalars(adamT)
 			radamScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, bc1, step, rect)
+		}},
+	LAMB: {title: "LAMB", hyper: optim.LAMBConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: epsLAMB, WeightDecay: wdAdamW},
+		second: 3,
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, bc2 := biasCorrections(adamT)
+			lambScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, float32(bc1), float32(bc2))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, bc2 := biasCorrections(adamT)
+			lambScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, bc1, bc2)
 		}},
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
 		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
@@ -163,8 +178,10 @@ func (o Op) Title() string {
 func (o Op) Streams() int { return 2 + len(optim.StateNames(specs[o].hyper)) }
 
 // BytesPerParam is the memory a step of o moves per parameter: it reads
-// every stream and writes every stream but the gradient.
-func (o Op) BytesPerParam(p Prec) int { return (2*o.Streams() - 1) * p.Size() }
+// every stream and writes every stream but the gradient, and a rule of two
+// passes moves the transfers of its second pass besides (LAMB: 40 bytes
+// of float32, where Adam moves 28).
+func (o Op) BytesPerParam(p Prec) int { return (2*o.Streams() - 1 + specs[o].second) * p.Size() }
 
 // Prec is an element type: "f32" or "f64".
 type Prec string
@@ -236,6 +253,7 @@ const (
 	epsAdadelta  = 1e-6
 	lrNAdam      = 2e-3
 	psiNAdam     = 4e-3
+	epsLAMB      = 1e-6
 	adamT        = 10 // the Adam step number the bias corrections are those of
 )
 

@@ -316,3 +316,56 @@ func radamScalarF64(p, g, m, v []float64, lr, b1, b2, eps, bc1, step float64, re
 		}
 	}
 }
+
+// lambScalarF32 is one LAMB step (You et al. 2019, with Adam's bias
+// correction, as timm's Lamb computes it) in two loops, as a Go program
+// would write it: the moments and the two norms (summed in float64), then
+// the update, with r computed again rather than kept in a buffer of its
+// own, which would move more memory:
+//
+//	m = β1·m + (1-β1)·g
+//	v = β2·v + (1-β2)·g²
+//	r = (m/bc1)/(sqrt(v/bc2) + eps) + wd·p
+//	trust = ‖p‖/‖r‖ (1 when either is 0)
+//	p -= lr·trust·r
+func lambScalarF32(p, g, m, v []float32, lr, b1, b2, eps, wd, bc1, bc2 float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	var pp, rr float64
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		r := (m[i]/bc1)/(float32(math.Sqrt(float64(v[i]/bc2)))+eps) + wd*p[i]
+		pp += float64(p[i]) * float64(p[i])
+		rr += float64(r) * float64(r)
+	}
+	trust := float32(1)
+	if pp > 0 && rr > 0 {
+		trust = float32(math.Sqrt(pp) / math.Sqrt(rr))
+	}
+	step := lr * trust
+	for i := range p {
+		r := (m[i]/bc1)/(float32(math.Sqrt(float64(v[i]/bc2)))+eps) + wd*p[i]
+		p[i] -= step * r
+	}
+}
+
+func lambScalarF64(p, g, m, v []float64, lr, b1, b2, eps, wd, bc1, bc2 float64) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	var pp, rr float64
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		r := (m[i]/bc1)/(math.Sqrt(v[i]/bc2)+eps) + wd*p[i]
+		pp += p[i] * p[i]
+		rr += r * r
+	}
+	trust := 1.0
+	if pp > 0 && rr > 0 {
+		trust = math.Sqrt(pp) / math.Sqrt(rr)
+	}
+	step := lr * trust
+	for i := range p {
+		r := (m[i]/bc1)/(math.Sqrt(v[i]/bc2)+eps) + wd*p[i]
+		p[i] -= step * r
+	}
+}

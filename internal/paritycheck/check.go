@@ -39,8 +39,8 @@ func (r *Result) fail(format string, args ...any) {
 // Check runs a few steps of every kernel family (SGD, momentum in its
 // heavy-ball, Nesterov, dampened and EMA forms, Adam, AdamW, AMSGrad,
 // maximize and gradient scaling, the Fast Adam, the reductions, scale and
-// the roof), in float32 and float64, at every level of levels other than
-// generic, on lengths 1 … 4099 at several start offsets, with and without
+// the roof, LAMB's two passes and their sums), in float32 and float64, at
+// every level of levels other than generic, on lengths 1 … 4099 at several start offsets, with and without
 // NaN, ±Inf, ±0, subnormal and huge inputs (paritytest.Specials), and
 // compares the bits of every output with those of the generic reference:
 // equal, or NaN where the reference is NaN. Every slice is guarded
@@ -86,7 +86,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, nadam, radam, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, nadam, radam, fast, reduce, roof, lamb
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -176,7 +176,36 @@ func parityCases() []pcase {
 		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
+		{name: "LAMB weight decay, maximize (both passes, the sums bit for bit)", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3,
+			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "LAMB spago", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Spago: true})},
 	}
+}
+
+func lamb(h kernels.LAMB) func(int64) (kernels.Coeffs, error) {
+	return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
+}
+
+// lambSteps runs paritySteps LAMB steps on a (p, g, m, v): each the first
+// pass, the trust ratio of its sums, the second pass. It returns every
+// step's two sums.
+func lambSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) ([]float64, error) {
+	var sums []float64
+	for t := int64(1); t <= paritySteps; t++ {
+		c, err := pc.coeffs(t)
+		if err != nil {
+			return nil, err
+		}
+		pp, rr, err := k.LAMBMoments(&c, a[0], a[1], a[2], a[3])
+		if err != nil {
+			return nil, err
+		}
+		if err := k.LAMBApply(&c, a[0], a[2], a[3], kernels.LAMBTrust(pp, rr)); err != nil {
+			return nil, err
+		}
+		sums = append(sums, pp, rr)
+	}
+	return sums, nil
 }
 
 // specialRate is the fraction of special values in an input with special
@@ -386,6 +415,25 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 			got, gs = paritytest.CloneAll(in[:1])
 			l.Scale(gs[0], 0.75)
 			compareStreams(r, what, []string{"Scale"}, wantScale, got)
+		}
+	case "lamb":
+		names := []string{"p", "g", "exp_avg", "exp_avg_sq"}
+		in := parityInput[T](4, n, off, seed, special, map[int]bool{3: true})
+		want, ws := paritytest.CloneAll(in)
+		wsums, err := lambSteps(ref, &pc, ws)
+		if err != nil {
+			return fmt.Errorf("%s, reference: %w", what, err)
+		}
+		for li, l := range levs {
+			got, gs := paritytest.CloneAll(in)
+			gsums, err := lambSteps(l, &pc, gs)
+			if err != nil {
+				return fmt.Errorf("%s, %v: %w", what, l.Level, err)
+			}
+			compareStreams(&out[li], what, names, want, got)
+			for i := range wsums {
+				compareScalar(&out[li], what, fmt.Sprintf("step %d %s", i/2+1, [2]string{"Σp²", "Σr²"}[i%2]), wsums[i], gsums[i])
+			}
 		}
 	case "roof":
 		in := parityInput[T](4, n, off, seed, special, nil)

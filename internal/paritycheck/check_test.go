@@ -105,3 +105,23 @@ func TestCheckDetects(t *testing.T) {
 		}
 	}
 }
+
+// A level whose LAMB first pass returns a sum one ulp off, even where the
+// trust ratio it gives rounds p to the same bits, is caught by the sums.
+func TestCheckDetectsLAMBSums(t *testing.T) {
+	g, _ := kernels.For(kernels.Generic)
+	ref := Bind[float64](g)
+	bad := ref
+	bad.Level = kernels.ISA(9)
+	bad.LAMBMoments = func(c *kernels.Coeffs, p, gr, m, v []float64) (float64, float64, error) {
+		pp, rr, err := ref.LAMBMoments(c, p, gr, m, v)
+		return pp, math.Nextafter(rr, math.Inf(1)), err
+	}
+	out := []Result{{Level: "bad"}}
+	if err := parityT(ref, []Kernels[float64]{bad}, out); err != nil {
+		t.Fatal(err)
+	}
+	if joined := strings.Join(out[0].Failures, "\n"); !strings.Contains(joined, "Σr²") {
+		t.Errorf("failures:\n%s", joined)
+	}
+}

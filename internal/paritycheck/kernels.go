@@ -20,6 +20,8 @@ type Kernels[T kernels.Float] struct {
 	RMSprop         func(c *kernels.Coeffs, p, g, sq, buf, gavg []T) error
 	NAdam           func(c *kernels.Coeffs, p, g, m, v []T) error
 	RAdam           func(c *kernels.Coeffs, p, g, m, v []T) error
+	LAMBMoments     func(c *kernels.Coeffs, p, g, m, v []T) (pp, rr float64, err error)
+	LAMBApply       func(c *kernels.Coeffs, p, m, v []T, trust float64) error
 	SumSquares      func(x []T) float64
 	SumSquaresCheck func(x []T) (float64, bool)
 	Dot             func(x, y []T) (float64, error)
@@ -40,13 +42,15 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 			AdamFast: s.AdamFastF32, Lion: s.LionF32, Adagrad: s.AdagradF32, RMSprop: s.RMSpropF32,
 			SumSquares: s.SumSquaresF32, SumSquaresCheck: s.SumSquaresCheckF32, Dot: s.DotF32, Scale: s.ScaleF32,
 			NonFinite: s.NonFiniteF32, Roof: s.RoofF32,
-			Adamax: s.AdamaxF32, Adadelta: s.AdadeltaF32, NAdam: s.NAdamF32, RAdam: s.RAdamF32}
+			Adamax: s.AdamaxF32, Adadelta: s.AdadeltaF32, NAdam: s.NAdamF32, RAdam: s.RAdamF32,
+			LAMBMoments: s.LAMBMomentsF32, LAMBApply: s.LAMBApplyF32}
 	default:
 		k = Kernels[float64]{Level: s.Level(), SGD: s.SGDF64, Momentum: s.MomentumF64, Adam: s.AdamF64,
 			AdamFast: s.AdamFastF64, Lion: s.LionF64, Adagrad: s.AdagradF64, RMSprop: s.RMSpropF64,
 			SumSquares: s.SumSquaresF64, SumSquaresCheck: s.SumSquaresCheckF64, Dot: s.DotF64, Scale: s.ScaleF64,
 			NonFinite: s.NonFiniteF64, Roof: s.RoofF64,
-			Adamax: s.AdamaxF64, Adadelta: s.AdadeltaF64, NAdam: s.NAdamF64, RAdam: s.RAdamF64}
+			Adamax: s.AdamaxF64, Adadelta: s.AdadeltaF64, NAdam: s.NAdamF64, RAdam: s.RAdamF64,
+			LAMBMoments: s.LAMBMomentsF64, LAMBApply: s.LAMBApplyF64}
 	}
 	return k.(Kernels[T])
 }

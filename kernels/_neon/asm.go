@@ -18,6 +18,8 @@ type gen struct {
 type stub struct {
 	field, name, sig string
 	streams          []string // with the coefficient block: the pointer parameters
+	args             []string // scalar parameters after the mode (element type)
+	sums             int      // float64 results
 }
 
 // p writes one instruction line in Go assembler syntax.

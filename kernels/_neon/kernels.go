@@ -18,10 +18,15 @@ import (
 // given streams takes the coefficient block first and the mode last, and
 // streams are its pointer parameters.
 func (g *gen) header(field, name, sig string, argSize int, streams ...string) {
+	g.headerFrame(field, name, sig, 0, argSize, streams...)
+}
+
+// headerFrame is header for a kernel with a frame of frame bytes.
+func (g *gen) headerFrame(field, name, sig string, frame, argSize int, streams ...string) {
 	g.funcs = append(g.funcs, stub{field: field, name: name, sig: sig, streams: streams})
 	g.raw("")
 	g.raw(fmt.Sprintf("// func %s%s", name, sig))
-	g.raw(fmt.Sprintf("TEXT ·%s(SB), NOSPLIT, $0-%d", name, argSize))
+	g.raw(fmt.Sprintf("TEXT ·%s(SB), NOSPLIT, $%d-%d", name, frame, argSize))
 }
 
 // row loads coefficient row r of the block at R0 into every lane of v.

@@ -81,8 +81,17 @@ func stubs(funcs []stub) ([]byte, error) {
 			}
 			if len(f.streams) > 0 {
 				args := strings.Join(f.streams, ", ")
-				fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int) { %s(&c.%s, %s, n, c.mode) },\n",
-					f.field, args, e.goTyp, f.name, prec, args)
+				scalars, decl, results, ret := "", "", "", ""
+				if len(f.args) > 0 {
+					scalars = ", " + strings.Join(f.args, ", ")
+					decl = scalars + " " + e.goTyp
+				}
+				if f.sums > 0 {
+					results = " (" + strings.TrimSuffix(strings.Repeat("float64, ", f.sums), ", ") + ")"
+					ret = "return "
+				}
+				fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int%s)%s { %s%s(&c.%s, %s, n, c.mode%s) },\n",
+					f.field, args, e.goTyp, decl, results, ret, f.name, prec, args, scalars)
 			} else {
 				fmt.Fprintf(&b, "%s: %s,\n", f.field, f.name)
 			}
