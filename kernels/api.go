@@ -90,3 +90,13 @@ func NonFiniteF32(x []float32) bool { return active.NonFiniteF32(x) }
 
 // NonFiniteF64 runs [Set.NonFiniteF64] at the active level.
 func NonFiniteF64(x []float64) bool { return active.NonFiniteF64(x) }
+
+// SecantDotsF32 runs [Set.SecantDotsF32] at the active level.
+func SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
+	return active.SecantDotsF32(x, xPrev, g, gPrev)
+}
+
+// SecantDotsF64 runs [Set.SecantDotsF64] at the active level.
+func SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
+	return active.SecantDotsF64(x, xPrev, g, gPrev)
+}

@@ -3950,6 +3950,207 @@ done:
 	VZEROUPPER
 	RET
 
+// func secantDotsF32AVX2(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·secantDotsF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VCVTPS2PD   (AX)(DI*4), Y8
+	VCVTPS2PD   (CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   (DX)(DI*4), Y9
+	VCVTPS2PD   (BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	VCVTPS2PD   16(AX)(DI*4), Y8
+	VCVTPS2PD   16(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   16(DX)(DI*4), Y9
+	VCVTPS2PD   16(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	VCVTPS2PD   32(AX)(DI*4), Y8
+	VCVTPS2PD   32(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   32(DX)(DI*4), Y9
+	VCVTPS2PD   32(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	VCVTPS2PD   48(AX)(DI*4), Y8
+	VCVTPS2PD   48(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   48(DX)(DI*4), Y9
+	VCVTPS2PD   48(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        tailones<>+0(SB), SI
+	MOVQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JGE         full0
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  (AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  (CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  (DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  (BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y0
+	VFMADD231PD Y10, Y10, Y1
+	JMP         combine
+
+full0:
+	VCVTPS2PD   (AX)(DI*4), Y8
+	VCVTPS2PD   (CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   (DX)(DI*4), Y9
+	VCVTPS2PD   (BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	MOVQ        R8, R9
+	SUBQ        $0x00000004, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full1
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  16(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  16(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  16(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  16(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y2
+	VFMADD231PD Y10, Y10, Y3
+	JMP         combine
+
+full1:
+	VCVTPS2PD   16(AX)(DI*4), Y8
+	VCVTPS2PD   16(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   16(DX)(DI*4), Y9
+	VCVTPS2PD   16(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	MOVQ        R8, R9
+	SUBQ        $0x00000008, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full2
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  32(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  32(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  32(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  32(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y4
+	VFMADD231PD Y10, Y10, Y5
+	JMP         combine
+
+full2:
+	VCVTPS2PD   32(AX)(DI*4), Y8
+	VCVTPS2PD   32(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   32(DX)(DI*4), Y9
+	VCVTPS2PD   32(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R8, R9
+	SUBQ        $0x0000000c, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full3
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  48(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  48(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  48(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  48(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y6
+	VFMADD231PD Y10, Y10, Y7
+	JMP         combine
+
+full3:
+	VCVTPS2PD   48(AX)(DI*4), Y8
+	VCVTPS2PD   48(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   48(DX)(DI*4), Y9
+	VCVTPS2PD   48(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+
+combine:
+	VADDPD       Y4, Y0, Y0
+	VADDPD       Y6, Y2, Y2
+	VADDPD       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPD       X2, X0, X0
+	VUNPCKHPD    X0, X0, X2
+	VADDSD       X2, X0, X0
+	MOVSD        X0, sy+40(FP)
+	VADDPD       Y5, Y1, Y1
+	VADDPD       Y7, Y3, Y3
+	VADDPD       Y3, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, yy+48(FP)
+	VZEROUPPER
+	RET
+
 // func roof1F32AVX2(src *float32, d0 *float32, n int)
 // Requires: AVX
 TEXT ·roof1F32AVX2(SB), NOSPLIT, $0-24
@@ -7948,6 +8149,191 @@ done:
 	TESTL     AX, AX
 	SETNE     AL
 	MOVB      AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF64AVX2(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·secantDotsF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VMOVUPD     (AX)(DI*8), Y8
+	VMOVUPD     (CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     (DX)(DI*8), Y9
+	VMOVUPD     (BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	VMOVUPD     32(AX)(DI*8), Y8
+	VMOVUPD     32(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     32(DX)(DI*8), Y9
+	VMOVUPD     32(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	VMOVUPD     64(AX)(DI*8), Y8
+	VMOVUPD     64(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     64(DX)(DI*8), Y9
+	VMOVUPD     64(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	VMOVUPD     96(AX)(DI*8), Y8
+	VMOVUPD     96(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     96(DX)(DI*8), Y9
+	VMOVUPD     96(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        tailones<>+0(SB), SI
+	MOVQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JGE         full0
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  (AX)(DI*8), Y8, Y9
+	VMASKMOVPD  (CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  (DX)(DI*8), Y8, Y10
+	VMASKMOVPD  (BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y0
+	VFMADD231PD Y10, Y10, Y1
+	JMP         combine
+
+full0:
+	VMOVUPD     (AX)(DI*8), Y8
+	VMOVUPD     (CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     (DX)(DI*8), Y9
+	VMOVUPD     (BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	MOVQ        R8, R9
+	SUBQ        $0x00000004, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full1
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  32(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  32(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  32(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  32(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y2
+	VFMADD231PD Y10, Y10, Y3
+	JMP         combine
+
+full1:
+	VMOVUPD     32(AX)(DI*8), Y8
+	VMOVUPD     32(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     32(DX)(DI*8), Y9
+	VMOVUPD     32(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	MOVQ        R8, R9
+	SUBQ        $0x00000008, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full2
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  64(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  64(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  64(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  64(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y4
+	VFMADD231PD Y10, Y10, Y5
+	JMP         combine
+
+full2:
+	VMOVUPD     64(AX)(DI*8), Y8
+	VMOVUPD     64(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     64(DX)(DI*8), Y9
+	VMOVUPD     64(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R8, R9
+	SUBQ        $0x0000000c, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full3
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  96(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  96(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  96(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  96(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y6
+	VFMADD231PD Y10, Y10, Y7
+	JMP         combine
+
+full3:
+	VMOVUPD     96(AX)(DI*8), Y8
+	VMOVUPD     96(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     96(DX)(DI*8), Y9
+	VMOVUPD     96(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+
+combine:
+	VADDPD       Y4, Y0, Y0
+	VADDPD       Y6, Y2, Y2
+	VADDPD       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPD       X2, X0, X0
+	VUNPCKHPD    X0, X0, X2
+	VADDSD       X2, X0, X0
+	MOVSD        X0, sy+40(FP)
+	VADDPD       Y5, Y1, Y1
+	VADDPD       Y7, Y3, Y3
+	VADDPD       Y3, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, yy+48(FP)
 	VZEROUPPER
 	RET
 
@@ -12875,6 +13261,87 @@ done:
 	VZEROUPPER
 	RET
 
+// func secantDotsF32AVX512(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·secantDotsF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Z0, Z0, Z0
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	VXORPD Z3, Z3, Z3
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VCVTPS2PD   (AX)(DI*4), Z4
+	VCVTPS2PD   (CX)(DI*4), Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD   (DX)(DI*4), Z5
+	VCVTPS2PD   (BX)(DI*4), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	VCVTPS2PD   32(AX)(DI*4), Z4
+	VCVTPS2PD   32(CX)(DI*4), Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD   32(DX)(DI*4), Z5
+	VCVTPS2PD   32(BX)(DI*4), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(R8*2), K1
+	VCVTPS2PD.Z (AX)(DI*4), K1, Z4
+	VCVTPS2PD.Z (CX)(DI*4), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD.Z (DX)(DI*4), K1, Z5
+	VCVTPS2PD.Z (BX)(DI*4), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	KMOVB       1(SI)(R8*2), K1
+	VCVTPS2PD.Z 32(AX)(DI*4), K1, Z4
+	VCVTPS2PD.Z 32(CX)(DI*4), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD.Z 32(DX)(DI*4), K1, Z5
+	VCVTPS2PD.Z 32(BX)(DI*4), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+
+combine:
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X2
+	VADDPD        X2, X0, X0
+	VUNPCKHPD     X0, X0, X2
+	VADDSD        X2, X0, X0
+	MOVSD         X0, sy+40(FP)
+	VADDPD        Z3, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, yy+48(FP)
+	VZEROUPPER
+	RET
+
 // func roof1F32AVX512(src *float32, d0 *float32, n int)
 // Requires: AVX, AVX512F
 TEXT ·roof1F32AVX512(SB), NOSPLIT, $0-24
@@ -17793,6 +18260,87 @@ done:
 	KORTESTB K1, K1
 	SETNE    AL
 	MOVB     AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF64AVX512(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·secantDotsF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Z0, Z0, Z0
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	VXORPD Z3, Z3, Z3
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VMOVUPD     (AX)(DI*8), Z4
+	VMOVUPD     (CX)(DI*8), Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD     (DX)(DI*8), Z5
+	VMOVUPD     (BX)(DI*8), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	VMOVUPD     64(AX)(DI*8), Z4
+	VMOVUPD     64(CX)(DI*8), Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD     64(DX)(DI*8), Z5
+	VMOVUPD     64(BX)(DI*8), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(R8*2), K1
+	VMOVUPD.Z   (AX)(DI*8), K1, Z4
+	VMOVUPD.Z   (CX)(DI*8), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD.Z   (DX)(DI*8), K1, Z5
+	VMOVUPD.Z   (BX)(DI*8), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	KMOVB       1(SI)(R8*2), K1
+	VMOVUPD.Z   64(AX)(DI*8), K1, Z4
+	VMOVUPD.Z   64(CX)(DI*8), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD.Z   64(DX)(DI*8), K1, Z5
+	VMOVUPD.Z   64(BX)(DI*8), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+
+combine:
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X2
+	VADDPD        X2, X0, X0
+	VUNPCKHPD     X0, X0, X2
+	VADDSD        X2, X0, X0
+	MOVSD         X0, sy+40(FP)
+	VADDPD        Z3, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, yy+48(FP)
 	VZEROUPPER
 	RET
 

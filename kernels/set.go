@@ -26,6 +26,7 @@ type table[T Float] struct {
 	roof1           func(src, d0 *T, n int)
 	roof2           func(src, d0, d1 *T, n int)
 	roof3           func(src, d0, d1, d2 *T, n int)
+	secantDots      func(x, xp, g, gp *T, n int) (sy, yy float64)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and
@@ -275,6 +276,23 @@ func dot[T Float](k *table[T], x, y []T) (float64, error) {
 	return k.dot(&x[0], &y[0], len(x)), nil
 }
 
+func secantDots[T Float](k *table[T], x, xPrev, g, gPrev []T) (sy, yy float64, err error) {
+	n := len(x)
+	switch {
+	case len(xPrev) != n:
+		return 0, 0, lengthErr("xPrev", n, len(xPrev))
+	case len(g) != n:
+		return 0, 0, lengthErr("g", n, len(g))
+	case len(gPrev) != n:
+		return 0, 0, lengthErr("gPrev", n, len(gPrev))
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	sy, yy = k.secantDots(&x[0], &xPrev[0], &g[0], &gPrev[0], n)
+	return sy, yy, nil
+}
+
 func scale[T Float](k *table[T], x []T, s T) {
 	if len(x) > 0 {
 		k.scale(&x[0], len(x), s)
@@ -474,6 +492,30 @@ func (s *Set) DotF32(x, y []float32) (float64, error) { return dot(&s.f32, x, y)
 
 // DotF64 is [Set.DotF32] for float64.
 func (s *Set) DotF64(x, y []float64) (float64, error) { return dot(&s.f64, x, y) }
+
+// SecantDotsF32 returns the two inner products of a secant (quasi-Newton,
+// Barzilai–Borwein) step over the differences s = x - xPrev and
+// y = g - gPrev, without storing them: each difference is formed in
+// float64 and accumulated in float64 over 16 lanes, for every i,
+//
+//	s := float64(x[i]) - float64(xPrev[i])
+//	y := float64(g[i]) - float64(gPrev[i])
+//	lsy[i mod 16] = fma(s, y, lsy[i mod 16])
+//	lyy[i mod 16] = fma(y, y, lyy[i mod 16])
+//
+// then sy and yy are their lanes combined by the fixed tree of the package
+// comment, as SumSquaresF32 does. (For float32 data the difference is
+// exact unless the exponents of the two elements differ by more than 28.)
+// The four slices must have the same length (ErrLength otherwise); they
+// are only read and may share memory.
+func (s *Set) SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
+	return secantDots(&s.f32, x, xPrev, g, gPrev)
+}
+
+// SecantDotsF64 is [Set.SecantDotsF32] for float64.
+func (s *Set) SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
+	return secantDots(&s.f64, x, xPrev, g, gPrev)
+}
 
 // ScaleF32 multiplies in place: x[i] = x[i]·a.
 func (s *Set) ScaleF32(x []float32, a float32) { scale(&s.f32, x, a) }

@@ -64,6 +64,11 @@ func dotF32AVX2(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX2(x *float32, n int) bool
 
+// secantDotsF32AVX2 is the AVX2 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32AVX2(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+
 // roof1F32AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
 //go:noescape
@@ -138,6 +143,11 @@ func dotF64AVX2(x *float64, y *float64, n int) float64
 //
 //go:noescape
 func nonFiniteF64AVX2(x *float64, n int) bool
+
+// secantDotsF64AVX2 is the AVX2 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64AVX2(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
 
 // roof1F64AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
@@ -214,6 +224,11 @@ func dotF32AVX512(x *float32, y *float32, n int) float64
 //go:noescape
 func nonFiniteF32AVX512(x *float32, n int) bool
 
+// secantDotsF32AVX512 is the AVX512 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32AVX512(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+
 // roof1F32AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
 //go:noescape
@@ -289,6 +304,11 @@ func dotF64AVX512(x *float64, y *float64, n int) float64
 //go:noescape
 func nonFiniteF64AVX512(x *float64, n int) bool
 
+// secantDotsF64AVX512 is the AVX512 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64AVX512(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
+
 // roof1F64AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
 //go:noescape
@@ -329,6 +349,7 @@ var archSets = []*Set{
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
 			dot:             dotF32AVX2,
 			nonFinite:       nonFiniteF32AVX2,
+			secantDots:      secantDotsF32AVX2,
 			roof1:           roof1F32AVX2,
 			roof2:           roof2F32AVX2,
 			roof3:           roof3F32AVX2,
@@ -352,6 +373,7 @@ var archSets = []*Set{
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
 			dot:             dotF64AVX2,
 			nonFinite:       nonFiniteF64AVX2,
+			secantDots:      secantDotsF64AVX2,
 			roof1:           roof1F64AVX2,
 			roof2:           roof2F64AVX2,
 			roof3:           roof3F64AVX2,
@@ -379,6 +401,7 @@ var archSets = []*Set{
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
 			dot:             dotF32AVX512,
 			nonFinite:       nonFiniteF32AVX512,
+			secantDots:      secantDotsF32AVX512,
 			roof1:           roof1F32AVX512,
 			roof2:           roof2F32AVX512,
 			roof3:           roof3F32AVX512,
@@ -402,6 +425,7 @@ var archSets = []*Set{
 			sumSquaresCheck: sumSquaresCheckF64AVX512,
 			dot:             dotF64AVX512,
 			nonFinite:       nonFiniteF64AVX512,
+			secantDots:      secantDotsF64AVX512,
 			roof1:           roof1F64AVX512,
 			roof2:           roof2F64AVX512,
 			roof3:           roof3F64AVX512,

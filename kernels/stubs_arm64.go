@@ -82,6 +82,11 @@ func roof2F32NEON(src, d0, d1 *float32, n int)
 //go:noescape
 func roof3F32NEON(src, d0, d1, d2 *float32, n int)
 
+// secantDotsF32NEON is the NEON secantDots kernel; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32NEON(x, xp, gr, gp *float32, n int) (sy, yy float64)
+
 // sgdF64NEON is the NEON sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -157,6 +162,11 @@ func roof2F64NEON(src, d0, d1 *float64, n int)
 //go:noescape
 func roof3F64NEON(src, d0, d1, d2 *float64, n int)
 
+// secantDotsF64NEON is the NEON secantDots kernel; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64NEON(x, xp, gr, gp *float64, n int) (sy, yy float64)
+
 // archSets are the assembly levels of this architecture.
 var archSets = []*Set{{
 	level: NEON,
@@ -182,6 +192,7 @@ var archSets = []*Set{{
 		roof1:           roof1F32NEON,
 		roof2:           roof2F32NEON,
 		roof3:           roof3F32NEON,
+		secantDots:      secantDotsF32NEON,
 	},
 	f64: table[float64]{
 		sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64NEON(&c.f64, p, grad, n, c.mode) },
@@ -205,5 +216,6 @@ var archSets = []*Set{{
 		roof1:           roof1F64NEON,
 		roof2:           roof2F64NEON,
 		roof3:           roof3F64NEON,
+		secantDots:      secantDotsF64NEON,
 	},
 }}
