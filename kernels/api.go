@@ -100,3 +100,13 @@ func SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
 func SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
 	return active.SecantDotsF64(x, xPrev, g, gPrev)
 }
+
+// SGDKeepF32 runs [Set.SGDKeepF32] at the active level.
+func SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
+	return active.SGDKeepF32(c, p, grad, pPrev, gPrev)
+}
+
+// SGDKeepF64 runs [Set.SGDKeepF64] at the active level.
+func SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
+	return active.SGDKeepF64(c, p, grad, pPrev, gPrev)
+}

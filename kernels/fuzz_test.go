@@ -45,7 +45,7 @@ func value[T Float](d *decoder, i int) T {
 func fuzzElementwise[T Float](t *testing.T, data []byte) {
 	d := &decoder{b: data}
 	kinds := []ewKernel[T]{sgdKernel[T](), momentumKernel[T](), adamKernel[T](false), scaleKernel[T](), roofKernel[T](), lionKernel[T](),
-		adagradKernel[T](), rmspropKernel[T]()}
+		adagradKernel[T](), rmspropKernel[T](), sgdKeepKernel[T]()}
 	k := kinds[int(d.byte())%len(kinds)]
 	ci := int(d.byte()) % len(k.coeffs)
 	n := int(d.byte()) + int(d.byte()&1)*256

@@ -103,6 +103,16 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			hashes[fmt.Sprintf("SGD%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0])
 		}
 	}
+	for i, pr := range preludes {
+		for _, wd := range []float64{0, 0.01} {
+			st, gr := goldenData[T](7)
+			c := must(SGD{LR: 0.01, WeightDecay: wd, Prelude: pr}.Coeffs())
+			for step := range goldenSteps {
+				_ = sgdKeepKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("SGDKeep%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
 	type mom struct {
 		name string
 		h    Momentum

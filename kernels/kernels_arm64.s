@@ -4046,6 +4046,123 @@ v7loop0:
 v7done:
 	RET
 
+// func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
+TEXT ·sgdKeepF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD pprev+24(FP), R3
+	MOVD gprev+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	WORD $0x6e34dca5 // fmul v5.4s, v5.4s, v20.4s
+	WORD $0x6e34dcc6 // fmul v6.4s, v6.4s, v20.4s
+	WORD $0x6e34dce7 // fmul v7.4s, v7.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	VFMLA V5.S4, V22.S4, V1.S4
+	VFMLA V6.S4, V22.S4, V2.S4
+	VFMLA V7.S4, V22.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.S4]
+	VST1.P [V0.S4], 16(R3)
+	VLD1.P 16(R2), [V4.S4]
+	VST1.P [V4.S4], 16(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS (R1), F0
+	FMOVS.P F0, 4(R3)
+	FMOVS.P 4(R2), F4
+	FMOVS.P F4, 4(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	WORD $0x6e34dca5 // fmul v5.4s, v5.4s, v20.4s
+	WORD $0x6e34dcc6 // fmul v6.4s, v6.4s, v20.4s
+	WORD $0x6e34dce7 // fmul v7.4s, v7.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V1.S4, V21.S4, V5.S4
+	VFMLA V2.S4, V21.S4, V6.S4
+	VFMLA V3.S4, V21.S4, V7.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	VFMLA V5.S4, V22.S4, V1.S4
+	VFMLA V6.S4, V22.S4, V2.S4
+	VFMLA V7.S4, V22.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.S4]
+	VST1.P [V0.S4], 16(R3)
+	VLD1.P 16(R2), [V4.S4]
+	VST1.P [V4.S4], 16(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS (R1), F0
+	FMOVS.P F0, 4(R3)
+	FMOVS.P 4(R2), F4
+	FMOVS.P F4, 4(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -9189,6 +9306,123 @@ v7loop0:
 	SUBS $1, R6, R6
 	BNE v7loop0
 v7done:
+	RET
+
+// func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)
+TEXT ·sgdKeepF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD pprev+24(FP), R3
+	MOVD gprev+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	WORD $0x6e74dca5 // fmul v5.2d, v5.2d, v20.2d
+	WORD $0x6e74dcc6 // fmul v6.2d, v6.2d, v20.2d
+	WORD $0x6e74dce7 // fmul v7.2d, v7.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	VFMLA V5.D2, V22.D2, V1.D2
+	VFMLA V6.D2, V22.D2, V2.D2
+	VFMLA V7.D2, V22.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.D2]
+	VST1.P [V0.D2], 16(R3)
+	VLD1.P 16(R2), [V4.D2]
+	VST1.P [V4.D2], 16(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD (R1), F0
+	FMOVD.P F0, 8(R3)
+	FMOVD.P 8(R2), F4
+	FMOVD.P F4, 8(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	WORD $0x6e74dca5 // fmul v5.2d, v5.2d, v20.2d
+	WORD $0x6e74dcc6 // fmul v6.2d, v6.2d, v20.2d
+	WORD $0x6e74dce7 // fmul v7.2d, v7.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V1.D2, V21.D2, V5.D2
+	VFMLA V2.D2, V21.D2, V6.D2
+	VFMLA V3.D2, V21.D2, V7.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	VFMLA V5.D2, V22.D2, V1.D2
+	VFMLA V6.D2, V22.D2, V2.D2
+	VFMLA V7.D2, V22.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.D2]
+	VST1.P [V0.D2], 16(R3)
+	VLD1.P 16(R2), [V4.D2]
+	VST1.P [V4.D2], 16(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD (R1), F0
+	FMOVD.P F0, 8(R3)
+	FMOVD.P 8(R2), F4
+	FMOVD.P F4, 8(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
 	RET
 
 // func sumSquaresF64NEON(x *float64, n int) float64

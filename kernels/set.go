@@ -27,6 +27,7 @@ type table[T Float] struct {
 	roof2           func(src, d0, d1 *T, n int)
 	roof3           func(src, d0, d1, d2 *T, n int)
 	secantDots      func(x, xp, g, gp *T, n int) (sy, yy float64)
+	sgdKeep         func(c *Coeffs, p, g, pprev, gprev *T, n int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and
@@ -293,6 +294,28 @@ func secantDots[T Float](k *table[T], x, xPrev, g, gPrev []T) (sy, yy float64, e
 	return sy, yy, nil
 }
 
+func sgdKeep[T Float](k *table[T], c *Coeffs, p, g, pPrev, gPrev []T) error {
+	if err := c.check(famSGD, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(pPrev) != n:
+		return lengthErr("pPrev", n, len(pPrev))
+	case len(gPrev) != n:
+		return lengthErr("gPrev", n, len(gPrev))
+	}
+	if err := disjoint("p grad pPrev gPrev", p, g, pPrev, gPrev); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.sgdKeep(c, &p[0], &g[0], &pPrev[0], &gPrev[0], n)
+	}
+	return nil
+}
+
 func scale[T Float](k *table[T], x []T, s T) {
 	if len(x) > 0 {
 		k.scale(&x[0], len(x), s)
@@ -515,6 +538,26 @@ func (s *Set) SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err e
 // SecantDotsF64 is [Set.SecantDotsF32] for float64.
 func (s *Set) SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
 	return secantDots(&s.f64, x, xPrev, g, gPrev)
+}
+
+// SGDKeepF32 is [Set.SGDF32] that first keeps its inputs, as a secant
+// method (Barzilai–Borwein) needs them at the next step; for every i:
+//
+//	pPrev[i] = p[i]
+//	gPrev[i] = grad[i]                    // as given, before the prelude
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p[i], g) }
+//	p[i] = fma(-lr, g, p[i])
+//
+// with the coefficients of [SGD.CoeffsInto]. p is SGDF32's bit for bit;
+// the four slices may not share memory.
+func (s *Set) SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
+	return sgdKeep(&s.f32, c, p, grad, pPrev, gPrev)
+}
+
+// SGDKeepF64 is [Set.SGDKeepF32] for float64.
+func (s *Set) SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
+	return sgdKeep(&s.f64, c, p, grad, pPrev, gPrev)
 }
 
 // ScaleF32 multiplies in place: x[i] = x[i]·a.

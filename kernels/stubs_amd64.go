@@ -39,6 +39,11 @@ func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32,
 //go:noescape
 func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// sgdKeepF32AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32AVX2(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -118,6 +123,11 @@ func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, 
 //
 //go:noescape
 func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
+
+// sgdKeepF64AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64AVX2(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
 
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
@@ -199,6 +209,11 @@ func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float3
 //go:noescape
 func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// sgdKeepF32AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32AVX512(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -279,6 +294,11 @@ func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64
 //go:noescape
 func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
 
+// sgdKeepF64AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64AVX512(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -344,6 +364,9 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX2(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+				sgdKeepF32AVX2(&c.f32, p, grad, pprev, gprev, n, c.mode)
+			},
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
@@ -367,6 +390,9 @@ var archSets = []*Set{
 			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX2(&c.f64, p, grad, sum, n, c.mode) },
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX2(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+			},
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+				sgdKeepF64AVX2(&c.f64, p, grad, pprev, gprev, n, c.mode)
 			},
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
@@ -396,6 +422,9 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX512(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+				sgdKeepF32AVX512(&c.f32, p, grad, pprev, gprev, n, c.mode)
+			},
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
@@ -419,6 +448,9 @@ var archSets = []*Set{
 			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX512(&c.f64, p, grad, sum, n, c.mode) },
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX512(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+			},
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+				sgdKeepF64AVX512(&c.f64, p, grad, pprev, gprev, n, c.mode)
 			},
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,

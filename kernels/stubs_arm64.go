@@ -42,6 +42,11 @@ func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
 //go:noescape
 func rmspropF32NEON(c *[16][16]float32, p, grad, sq, buf, gavg *float32, n, mode int)
 
+// sgdKeepF32NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -122,6 +127,11 @@ func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
 //go:noescape
 func rmspropF64NEON(c *[16][8]float64, p, grad, sq, buf, gavg *float64, n, mode int)
 
+// sgdKeepF64NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -184,6 +194,9 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 			rmspropF32NEON(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 		},
+		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+			sgdKeepF32NEON(&c.f32, p, grad, pprev, gprev, n, c.mode)
+		},
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -207,6 +220,9 @@ var archSets = []*Set{{
 		adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64NEON(&c.f64, p, grad, sum, n, c.mode) },
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 			rmspropF64NEON(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
+		},
+		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+			sgdKeepF64NEON(&c.f64, p, grad, pprev, gprev, n, c.mode)
 		},
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
