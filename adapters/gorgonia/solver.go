@@ -103,9 +103,11 @@ const (
 	ruleLion
 	ruleAdaGrad
 	ruleRMSProp
+	ruleBB
 )
 
-var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", "Lion", "AdaGradSolver", "RMSPropSolver"}
+var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", "Lion", "AdaGradSolver", "RMSPropSolver",
+	"BarzilaiBorweinSolver"}
 
 // config holds every option; each rule reads the ones it has.
 type config struct {
@@ -215,6 +217,8 @@ type Solver struct {
 	// coefficient blocks of each step, shared by their steppers
 	g32 *optim.Group[float32]
 	g64 *optim.Group[float64]
+
+	bb bbState // NewBarzilaiBorweinSolver's step size and coefficients
 }
 
 var _ gorgonia.Solver = (*Solver)(nil)
@@ -274,8 +278,13 @@ func NewRMSPropSolver(opts ...Option) *Solver {
 	return newSolver(ruleRMSProp, config{eta: 0.001, eps: 1e-8, rho: 0.999, batch: 1}, opts)
 }
 
-// SetLearnRate sets η for the following steps, for schedules.
-func (s *Solver) SetLearnRate(eta float64) { s.cfg.eta = eta }
+// SetLearnRate sets η for the following steps, for schedules. For
+// NewBarzilaiBorweinSolver it sets the step size that a step falls back on
+// when it computes none (see there).
+func (s *Solver) SetLearnRate(eta float64) {
+	s.cfg.eta = eta
+	s.bb.eta = eta
+}
 
 // LearnRate returns η.
 func (s *Solver) LearnRate() float64 { return s.cfg.eta }
@@ -286,6 +295,9 @@ func (s *Solver) String() string { return "fusegorgonia." + ruleNames[s.rule] }
 // a pass of its own: the kernels fold only the batch scale and a coupled L2
 // term.
 func (c *config) needsPrepass(r rule) bool {
+	if r == ruleBB { // no gradient clip (WithClip bounds η); nothing folded
+		return (c.useL1 && c.l1 != 0) || (c.useL2 && c.l2 != 0) || c.batch > 1
+	}
 	return (c.useL1 && c.l1 != 0) || (c.useClip && c.clip > 0) || ((r == ruleAdamW || r == ruleLion) && c.useL2 && c.l2 != 0)
 }
 
@@ -406,6 +418,9 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 	}
 	s.items = items
 	defer clear(items) // keep no references to the model's data
+	if s.rule == ruleBB {
+		return s.stepBB(items)
+	}
 	if err := s.groups(items); err != nil {
 		return err
 	}
