@@ -57,6 +57,14 @@
 //     and it ignores WithBatchSize and WithL1Reg, which apply here. With
 //     ε = 0 and no clip or L2 the two agree. WithMomentum and WithCentered
 //     give PyTorch's momentum and centered forms.
+//   - NewBarzilaiBorweinSolver: gorgonia's Barzilai–Borwein solver, one
+//     step size for the whole model, η = Σ Δθ·Δg / Σ Δg² from the change
+//     since the previous step (the learning rate on the first step),
+//     w −= η·g, with WithClip bounding |η|. It is not built on optim: its
+//     sums run on kernels.Set.SecantDotsF32/F64 and its update on
+//     SGDKeepF32/F64; NewBarzilaiBorweinSolver lists where it differs from
+//     gorgonia's (a guard where gorgonia's η is NaN, scalar and float32
+//     weights, the gradient preparation).
 //
 // The arithmetic is optim's: each weight is stepped by an optim.Stepper of
 // an optim.Group holding the rule's optim config (SGDConfig, AdamConfig,
@@ -69,7 +77,8 @@
 //
 // The solver keeps the state of each weight (exp_avg, exp_avg_sq,
 // max_exp_avg_sq, momentum_buffer, sum, square_avg, grad_avg, as the rule
-// has them, and a step count) under the ValueGrad it was
+// has them, and a step count; for Barzilai–Borwein the previous value and
+// gradient) under the ValueGrad it was
 // given (a *gorgonia.Node, usually), so a model may be passed in any order
 // and may grow. A weight whose size changes is refused.
 package fusegorgonia
@@ -126,7 +135,8 @@ type config struct {
 // Option configures a solver.
 type Option func(*config)
 
-// WithLearnRate sets the learning rate η.
+// WithLearnRate sets the learning rate η (NewBarzilaiBorweinSolver: of its
+// first step).
 func WithLearnRate(eta float64) Option { return func(c *config) { c.eta = eta } }
 
 // WithBeta1 sets Adam's (and Lion's) β1.
@@ -191,6 +201,8 @@ func WithBatchSize(batch float64) Option { return func(c *config) { c.batch = ba
 
 // WithClip clamps each gradient element to [−clip, clip] (when clip > 0)
 // after the regularization terms and the batch scaling, as gorgonia does.
+// For NewBarzilaiBorweinSolver it bounds the step size instead, |η| ≤ clip
+// (clip > 0), as gorgonia's does.
 func WithClip(clip float64) Option {
 	return func(c *config) { c.clip, c.useClip = clip, true }
 }
@@ -203,8 +215,8 @@ func WithL2Reg(l2 float64) Option { return func(c *config) { c.l2, c.useL2 = l2,
 
 // Solver is a gorgonia.Solver running fuseopt's kernels. Make it with
 // NewVanillaSolver, NewMomentum, NewAdamSolver, NewAdamW, NewLion,
-// NewAdaGradSolver or NewRMSPropSolver. Like gorgonia's solvers it is not
-// safe for concurrent use.
+// NewAdaGradSolver, NewRMSPropSolver or NewBarzilaiBorweinSolver. Like
+// gorgonia's solvers it is not safe for concurrent use.
 type Solver struct {
 	rule rule
 	cfg  config
