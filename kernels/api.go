@@ -138,3 +138,23 @@ func LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
 func LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
 	return active.LAMBApplyF64(c, p, m, v, trust)
 }
+
+// SecantDotsF32 runs [Set.SecantDotsF32] at the active level.
+func SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
+	return active.SecantDotsF32(x, xPrev, g, gPrev)
+}
+
+// SecantDotsF64 runs [Set.SecantDotsF64] at the active level.
+func SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
+	return active.SecantDotsF64(x, xPrev, g, gPrev)
+}
+
+// SGDKeepF32 runs [Set.SGDKeepF32] at the active level.
+func SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
+	return active.SGDKeepF32(c, p, grad, pPrev, gPrev)
+}
+
+// SGDKeepF64 runs [Set.SGDKeepF64] at the active level.
+func SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
+	return active.SGDKeepF64(c, p, grad, pPrev, gPrev)
+}

@@ -20,7 +20,8 @@
 // Reductions ([SumSquaresF32], [DotF32], …) use 16 virtual lanes: element i is
 // accumulated, by fma, into lane i mod 16; the lanes are then combined by the
 // fixed tree ((l0+l8)+(l4+l12))+((l2+l10)+(l6+l14)) … written out in
-// [combine16]. float32 data is accumulated in float64.
+// [combine16]. float32 data is accumulated in float64. [SecantDotsF32]
+// keeps two such sets of lanes, for the two sums of a secant step.
 //
 // LAMB, whose step depends on two norms of the whole parameter, is two
 // fused passes: [Set.LAMBMomentsF32] updates the moments and returns the

@@ -103,6 +103,16 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			hashes[fmt.Sprintf("SGD%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0])
 		}
 	}
+	for i, pr := range preludes {
+		for _, wd := range []float64{0, 0.01} {
+			st, gr := goldenData[T](7)
+			c := must(SGD{LR: 0.01, WeightDecay: wd, Prelude: pr}.Coeffs())
+			for step := range goldenSteps {
+				_ = sgdKeepKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("SGDKeep%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
 	type mom struct {
 		name string
 		h    Momentum
@@ -322,6 +332,24 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 		}
 		sum := sha256.Sum256(h.b)
 		hashes["Reductions"+prec] = hex.EncodeToString(sum[:])
+	}
+	{
+		// SecantDots of the (finite) state streams at shifting offsets and
+		// lengths (tails of every length), and once of two steps'
+		// gradients, which hold special values.
+		st, gr := goldenData[T](6)
+		h := &hasher{}
+		for step := range goldenSteps {
+			m := goldenN - step
+			sy, yy, _ := secantDotsT(s, st[0][step:], st[1][:m], st[2][step/2:step/2+m], st[3][:m])
+			h.add(sy)
+			h.add(yy)
+		}
+		sy, yy, _ := secantDotsT(s, st[0], st[1], gr[1], gr[0])
+		h.add(sy)
+		h.add(yy)
+		sum := sha256.Sum256(h.b)
+		hashes["SecantDots"+prec] = hex.EncodeToString(sum[:])
 	}
 	return hashes, fast
 }

@@ -5480,6 +5480,168 @@ done:
 	VZEROUPPER
 	RET
 
+// func sgdKeepF32AVX2(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·sgdKeepF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000020
+	JLT         m0_single
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     32(CX)(R8*4), Y2
+	VMOVUPS     64(CX)(R8*4), Y4
+	VMOVUPS     96(CX)(R8*4), Y6
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     Y2, 32(BX)(R8*4)
+	VMOVUPS     Y4, 64(BX)(R8*4)
+	VMOVUPS     Y6, 96(BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y3
+	VMOVUPS     64(DX)(R8*4), Y5
+	VMOVUPS     96(DX)(R8*4), Y7
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y3, 32(SI)(R8*4)
+	VMOVUPS     Y5, 64(SI)(R8*4)
+	VMOVUPS     Y7, 96(SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y3, Y3
+	VMULPS      (AX), Y5, Y5
+	VMULPS      (AX), Y7, Y7
+	VFMADD231PS 576(AX), Y1, Y0
+	VFMADD231PS 576(AX), Y3, Y2
+	VFMADD231PS 576(AX), Y5, Y4
+	VFMADD231PS 576(AX), Y7, Y6
+	VMOVUPS     Y0, (CX)(R8*4)
+	VMOVUPS     Y2, 32(CX)(R8*4)
+	VMOVUPS     Y4, 64(CX)(R8*4)
+	VMOVUPS     Y6, 96(CX)(R8*4)
+	ADDQ        $0x00000020, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y0
+	VMOVUPS     Y0, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (CX)(R8*4), Y0, Y1
+	VMASKMOVPS  Y1, Y0, (BX)(R8*4)
+	VMASKMOVPS  (DX)(R8*4), Y0, Y2
+	VMASKMOVPS  Y2, Y0, (SI)(R8*4)
+	VMULPS      (AX), Y2, Y2
+	VFMADD231PS 576(AX), Y2, Y1
+	VMASKMOVPS  Y1, Y0, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000020
+	JLT         m1_single
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     32(CX)(R8*4), Y2
+	VMOVUPS     64(CX)(R8*4), Y4
+	VMOVUPS     96(CX)(R8*4), Y6
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     Y2, 32(BX)(R8*4)
+	VMOVUPS     Y4, 64(BX)(R8*4)
+	VMOVUPS     Y6, 96(BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y3
+	VMOVUPS     64(DX)(R8*4), Y5
+	VMOVUPS     96(DX)(R8*4), Y7
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y3, 32(SI)(R8*4)
+	VMOVUPS     Y5, 64(SI)(R8*4)
+	VMOVUPS     Y7, 96(SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y3, Y3
+	VMULPS      (AX), Y5, Y5
+	VMULPS      (AX), Y7, Y7
+	VFMADD231PS 64(AX), Y0, Y1
+	VFMADD231PS 64(AX), Y2, Y3
+	VFMADD231PS 64(AX), Y4, Y5
+	VFMADD231PS 64(AX), Y6, Y7
+	VFMADD231PS 576(AX), Y1, Y0
+	VFMADD231PS 576(AX), Y3, Y2
+	VFMADD231PS 576(AX), Y5, Y4
+	VFMADD231PS 576(AX), Y7, Y6
+	VMOVUPS     Y0, (CX)(R8*4)
+	VMOVUPS     Y2, 32(CX)(R8*4)
+	VMOVUPS     Y4, 64(CX)(R8*4)
+	VMOVUPS     Y6, 96(CX)(R8*4)
+	ADDQ        $0x00000020, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VFMADD231PS 64(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y1, Y0
+	VMOVUPS     Y0, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (CX)(R8*4), Y0, Y1
+	VMASKMOVPS  Y1, Y0, (BX)(R8*4)
+	VMASKMOVPS  (DX)(R8*4), Y0, Y2
+	VMASKMOVPS  Y2, Y0, (SI)(R8*4)
+	VMULPS      (AX), Y2, Y2
+	VFMADD231PS 64(AX), Y1, Y2
+	VFMADD231PS 576(AX), Y2, Y1
+	VMASKMOVPS  Y1, Y0, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX2(x *float32, n int, s float32)
 // Requires: AVX, AVX2, SSE
 TEXT ·scaleF32AVX2(SB), NOSPLIT, $0-20
@@ -5938,6 +6100,207 @@ done:
 	TESTL     AX, AX
 	SETNE     AL
 	MOVB      AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF32AVX2(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·secantDotsF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VCVTPS2PD   (AX)(DI*4), Y8
+	VCVTPS2PD   (CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   (DX)(DI*4), Y9
+	VCVTPS2PD   (BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	VCVTPS2PD   16(AX)(DI*4), Y8
+	VCVTPS2PD   16(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   16(DX)(DI*4), Y9
+	VCVTPS2PD   16(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	VCVTPS2PD   32(AX)(DI*4), Y8
+	VCVTPS2PD   32(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   32(DX)(DI*4), Y9
+	VCVTPS2PD   32(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	VCVTPS2PD   48(AX)(DI*4), Y8
+	VCVTPS2PD   48(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   48(DX)(DI*4), Y9
+	VCVTPS2PD   48(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        tailones<>+0(SB), SI
+	MOVQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JGE         full0
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  (AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  (CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  (DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  (BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y0
+	VFMADD231PD Y10, Y10, Y1
+	JMP         combine
+
+full0:
+	VCVTPS2PD   (AX)(DI*4), Y8
+	VCVTPS2PD   (CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   (DX)(DI*4), Y9
+	VCVTPS2PD   (BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	MOVQ        R8, R9
+	SUBQ        $0x00000004, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full1
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  16(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  16(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  16(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  16(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y2
+	VFMADD231PD Y10, Y10, Y3
+	JMP         combine
+
+full1:
+	VCVTPS2PD   16(AX)(DI*4), Y8
+	VCVTPS2PD   16(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   16(DX)(DI*4), Y9
+	VCVTPS2PD   16(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	MOVQ        R8, R9
+	SUBQ        $0x00000008, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full2
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  32(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  32(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  32(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  32(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y4
+	VFMADD231PD Y10, Y10, Y5
+	JMP         combine
+
+full2:
+	VCVTPS2PD   32(AX)(DI*4), Y8
+	VCVTPS2PD   32(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   32(DX)(DI*4), Y9
+	VCVTPS2PD   32(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R8, R9
+	SUBQ        $0x0000000c, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full3
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  48(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  48(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  48(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  48(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y6
+	VFMADD231PD Y10, Y10, Y7
+	JMP         combine
+
+full3:
+	VCVTPS2PD   48(AX)(DI*4), Y8
+	VCVTPS2PD   48(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   48(DX)(DI*4), Y9
+	VCVTPS2PD   48(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+
+combine:
+	VADDPD       Y4, Y0, Y0
+	VADDPD       Y6, Y2, Y2
+	VADDPD       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPD       X2, X0, X0
+	VUNPCKHPD    X0, X0, X2
+	VADDSD       X2, X0, X0
+	MOVSD        X0, sy+40(FP)
+	VADDPD       Y5, Y1, Y1
+	VADDPD       Y7, Y3, Y3
+	VADDPD       Y3, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, yy+48(FP)
 	VZEROUPPER
 	RET
 
@@ -11654,6 +12017,168 @@ done:
 	VZEROUPPER
 	RET
 
+// func sgdKeepF64AVX2(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·sgdKeepF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     32(CX)(R8*8), Y2
+	VMOVUPD     64(CX)(R8*8), Y4
+	VMOVUPD     96(CX)(R8*8), Y6
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     Y2, 32(BX)(R8*8)
+	VMOVUPD     Y4, 64(BX)(R8*8)
+	VMOVUPD     Y6, 96(BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y3
+	VMOVUPD     64(DX)(R8*8), Y5
+	VMOVUPD     96(DX)(R8*8), Y7
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y3, 32(SI)(R8*8)
+	VMOVUPD     Y5, 64(SI)(R8*8)
+	VMOVUPD     Y7, 96(SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y3, Y3
+	VMULPD      (AX), Y5, Y5
+	VMULPD      (AX), Y7, Y7
+	VFMADD231PD 576(AX), Y1, Y0
+	VFMADD231PD 576(AX), Y3, Y2
+	VFMADD231PD 576(AX), Y5, Y4
+	VFMADD231PD 576(AX), Y7, Y6
+	VMOVUPD     Y0, (CX)(R8*8)
+	VMOVUPD     Y2, 32(CX)(R8*8)
+	VMOVUPD     Y4, 64(CX)(R8*8)
+	VMOVUPD     Y6, 96(CX)(R8*8)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y0
+	VMOVUPD     Y0, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (CX)(R8*8), Y0, Y1
+	VMASKMOVPD  Y1, Y0, (BX)(R8*8)
+	VMASKMOVPD  (DX)(R8*8), Y0, Y2
+	VMASKMOVPD  Y2, Y0, (SI)(R8*8)
+	VMULPD      (AX), Y2, Y2
+	VFMADD231PD 576(AX), Y2, Y1
+	VMASKMOVPD  Y1, Y0, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     32(CX)(R8*8), Y2
+	VMOVUPD     64(CX)(R8*8), Y4
+	VMOVUPD     96(CX)(R8*8), Y6
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     Y2, 32(BX)(R8*8)
+	VMOVUPD     Y4, 64(BX)(R8*8)
+	VMOVUPD     Y6, 96(BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y3
+	VMOVUPD     64(DX)(R8*8), Y5
+	VMOVUPD     96(DX)(R8*8), Y7
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y3, 32(SI)(R8*8)
+	VMOVUPD     Y5, 64(SI)(R8*8)
+	VMOVUPD     Y7, 96(SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y3, Y3
+	VMULPD      (AX), Y5, Y5
+	VMULPD      (AX), Y7, Y7
+	VFMADD231PD 64(AX), Y0, Y1
+	VFMADD231PD 64(AX), Y2, Y3
+	VFMADD231PD 64(AX), Y4, Y5
+	VFMADD231PD 64(AX), Y6, Y7
+	VFMADD231PD 576(AX), Y1, Y0
+	VFMADD231PD 576(AX), Y3, Y2
+	VFMADD231PD 576(AX), Y5, Y4
+	VFMADD231PD 576(AX), Y7, Y6
+	VMOVUPD     Y0, (CX)(R8*8)
+	VMOVUPD     Y2, 32(CX)(R8*8)
+	VMOVUPD     Y4, 64(CX)(R8*8)
+	VMOVUPD     Y6, 96(CX)(R8*8)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VFMADD231PD 64(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y1, Y0
+	VMOVUPD     Y0, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (CX)(R8*8), Y0, Y1
+	VMASKMOVPD  Y1, Y0, (BX)(R8*8)
+	VMASKMOVPD  (DX)(R8*8), Y0, Y2
+	VMASKMOVPD  Y2, Y0, (SI)(R8*8)
+	VMULPD      (AX), Y2, Y2
+	VFMADD231PD 64(AX), Y1, Y2
+	VFMADD231PD 576(AX), Y2, Y1
+	VMASKMOVPD  Y1, Y0, (CX)(R8*8)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF64AVX2(x *float64, n int, s float64)
 // Requires: AVX, AVX2, SSE2
 TEXT ·scaleF64AVX2(SB), NOSPLIT, $0-24
@@ -12096,6 +12621,191 @@ done:
 	TESTL     AX, AX
 	SETNE     AL
 	MOVB      AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF64AVX2(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·secantDotsF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VMOVUPD     (AX)(DI*8), Y8
+	VMOVUPD     (CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     (DX)(DI*8), Y9
+	VMOVUPD     (BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	VMOVUPD     32(AX)(DI*8), Y8
+	VMOVUPD     32(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     32(DX)(DI*8), Y9
+	VMOVUPD     32(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	VMOVUPD     64(AX)(DI*8), Y8
+	VMOVUPD     64(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     64(DX)(DI*8), Y9
+	VMOVUPD     64(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	VMOVUPD     96(AX)(DI*8), Y8
+	VMOVUPD     96(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     96(DX)(DI*8), Y9
+	VMOVUPD     96(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        tailones<>+0(SB), SI
+	MOVQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JGE         full0
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  (AX)(DI*8), Y8, Y9
+	VMASKMOVPD  (CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  (DX)(DI*8), Y8, Y10
+	VMASKMOVPD  (BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y0
+	VFMADD231PD Y10, Y10, Y1
+	JMP         combine
+
+full0:
+	VMOVUPD     (AX)(DI*8), Y8
+	VMOVUPD     (CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     (DX)(DI*8), Y9
+	VMOVUPD     (BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	MOVQ        R8, R9
+	SUBQ        $0x00000004, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full1
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  32(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  32(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  32(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  32(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y2
+	VFMADD231PD Y10, Y10, Y3
+	JMP         combine
+
+full1:
+	VMOVUPD     32(AX)(DI*8), Y8
+	VMOVUPD     32(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     32(DX)(DI*8), Y9
+	VMOVUPD     32(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	MOVQ        R8, R9
+	SUBQ        $0x00000008, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full2
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  64(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  64(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  64(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  64(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y4
+	VFMADD231PD Y10, Y10, Y5
+	JMP         combine
+
+full2:
+	VMOVUPD     64(AX)(DI*8), Y8
+	VMOVUPD     64(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     64(DX)(DI*8), Y9
+	VMOVUPD     64(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R8, R9
+	SUBQ        $0x0000000c, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full3
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  96(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  96(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  96(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  96(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y6
+	VFMADD231PD Y10, Y10, Y7
+	JMP         combine
+
+full3:
+	VMOVUPD     96(AX)(DI*8), Y8
+	VMOVUPD     96(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     96(DX)(DI*8), Y9
+	VMOVUPD     96(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+
+combine:
+	VADDPD       Y4, Y0, Y0
+	VADDPD       Y6, Y2, Y2
+	VADDPD       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPD       X2, X0, X0
+	VUNPCKHPD    X0, X0, X2
+	VADDSD       X2, X0, X0
+	MOVSD        X0, sy+40(FP)
+	VADDPD       Y5, Y1, Y1
+	VADDPD       Y7, Y3, Y3
+	VADDPD       Y3, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, yy+48(FP)
 	VZEROUPPER
 	RET
 
@@ -19373,6 +20083,171 @@ done:
 	VZEROUPPER
 	RET
 
+// func sgdKeepF32AVX512(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·sgdKeepF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 576(AX), Z1
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (CX)(AX*4), Z2
+	VMOVUPS     64(CX)(AX*4), Z4
+	VMOVUPS     128(CX)(AX*4), Z6
+	VMOVUPS     192(CX)(AX*4), Z8
+	VMOVUPS     Z2, (BX)(AX*4)
+	VMOVUPS     Z4, 64(BX)(AX*4)
+	VMOVUPS     Z6, 128(BX)(AX*4)
+	VMOVUPS     Z8, 192(BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z3
+	VMOVUPS     64(DX)(AX*4), Z5
+	VMOVUPS     128(DX)(AX*4), Z7
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMOVUPS     Z3, (SI)(AX*4)
+	VMOVUPS     Z5, 64(SI)(AX*4)
+	VMOVUPS     Z7, 128(SI)(AX*4)
+	VMOVUPS     Z9, 192(SI)(AX*4)
+	VMULPS      Z3, Z0, Z3
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z9, Z0, Z9
+	VFMADD231PS Z1, Z3, Z2
+	VFMADD231PS Z1, Z5, Z4
+	VFMADD231PS Z1, Z7, Z6
+	VFMADD231PS Z1, Z9, Z8
+	VMOVUPS     Z2, (CX)(AX*4)
+	VMOVUPS     Z4, 64(CX)(AX*4)
+	VMOVUPS     Z6, 128(CX)(AX*4)
+	VMOVUPS     Z8, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (CX)(AX*4), Z2
+	VMOVUPS     Z2, (BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z3
+	VMOVUPS     Z3, (SI)(AX*4)
+	VMULPS      Z3, Z0, Z3
+	VFMADD231PS Z1, Z3, Z2
+	VMOVUPS     Z2, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (CX)(AX*4), K1, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DX)(AX*4), K1, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VMULPS      Z3, Z0, Z0
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 576(AX), Z2
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (CX)(AX*4), Z3
+	VMOVUPS     64(CX)(AX*4), Z5
+	VMOVUPS     128(CX)(AX*4), Z7
+	VMOVUPS     192(CX)(AX*4), Z9
+	VMOVUPS     Z3, (BX)(AX*4)
+	VMOVUPS     Z5, 64(BX)(AX*4)
+	VMOVUPS     Z7, 128(BX)(AX*4)
+	VMOVUPS     Z9, 192(BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z4
+	VMOVUPS     64(DX)(AX*4), Z6
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMOVUPS     Z4, (SI)(AX*4)
+	VMOVUPS     Z6, 64(SI)(AX*4)
+	VMOVUPS     Z8, 128(SI)(AX*4)
+	VMOVUPS     Z10, 192(SI)(AX*4)
+	VMULPS      Z4, Z0, Z4
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z10, Z0, Z10
+	VFMADD231PS Z1, Z3, Z4
+	VFMADD231PS Z1, Z5, Z6
+	VFMADD231PS Z1, Z7, Z8
+	VFMADD231PS Z1, Z9, Z10
+	VFMADD231PS Z2, Z4, Z3
+	VFMADD231PS Z2, Z6, Z5
+	VFMADD231PS Z2, Z8, Z7
+	VFMADD231PS Z2, Z10, Z9
+	VMOVUPS     Z3, (CX)(AX*4)
+	VMOVUPS     Z5, 64(CX)(AX*4)
+	VMOVUPS     Z7, 128(CX)(AX*4)
+	VMOVUPS     Z9, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (CX)(AX*4), Z3
+	VMOVUPS     Z3, (BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z4
+	VMOVUPS     Z4, (SI)(AX*4)
+	VMULPS      Z4, Z0, Z4
+	VFMADD231PS Z1, Z3, Z4
+	VFMADD231PS Z2, Z4, Z3
+	VMOVUPS     Z3, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (CX)(AX*4), K1, Z3
+	VMOVUPS     Z3, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DX)(AX*4), K1, Z4
+	VMOVUPS     Z4, K1, (SI)(AX*4)
+	VMULPS      Z4, Z0, Z0
+	VFMADD231PS Z1, Z3, Z0
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF32AVX512(x *float32, n int, s float32)
 // Requires: AVX, AVX512F, SSE
 TEXT ·scaleF32AVX512(SB), NOSPLIT, $0-20
@@ -19629,6 +20504,87 @@ done:
 	KORTESTW K1, K1
 	SETNE    AL
 	MOVB     AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF32AVX512(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·secantDotsF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Z0, Z0, Z0
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	VXORPD Z3, Z3, Z3
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VCVTPS2PD   (AX)(DI*4), Z4
+	VCVTPS2PD   (CX)(DI*4), Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD   (DX)(DI*4), Z5
+	VCVTPS2PD   (BX)(DI*4), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	VCVTPS2PD   32(AX)(DI*4), Z4
+	VCVTPS2PD   32(CX)(DI*4), Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD   32(DX)(DI*4), Z5
+	VCVTPS2PD   32(BX)(DI*4), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(R8*2), K1
+	VCVTPS2PD.Z (AX)(DI*4), K1, Z4
+	VCVTPS2PD.Z (CX)(DI*4), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD.Z (DX)(DI*4), K1, Z5
+	VCVTPS2PD.Z (BX)(DI*4), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	KMOVB       1(SI)(R8*2), K1
+	VCVTPS2PD.Z 32(AX)(DI*4), K1, Z4
+	VCVTPS2PD.Z 32(CX)(DI*4), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD.Z 32(DX)(DI*4), K1, Z5
+	VCVTPS2PD.Z 32(BX)(DI*4), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+
+combine:
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X2
+	VADDPD        X2, X0, X0
+	VUNPCKHPD     X0, X0, X2
+	VADDSD        X2, X0, X0
+	MOVSD         X0, sy+40(FP)
+	VADDPD        Z3, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, yy+48(FP)
 	VZEROUPPER
 	RET
 
@@ -26920,6 +27876,171 @@ done:
 	VZEROUPPER
 	RET
 
+// func sgdKeepF64AVX512(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·sgdKeepF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 576(AX), Z1
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (CX)(AX*8), Z2
+	VMOVUPD     64(CX)(AX*8), Z4
+	VMOVUPD     128(CX)(AX*8), Z6
+	VMOVUPD     192(CX)(AX*8), Z8
+	VMOVUPD     Z2, (BX)(AX*8)
+	VMOVUPD     Z4, 64(BX)(AX*8)
+	VMOVUPD     Z6, 128(BX)(AX*8)
+	VMOVUPD     Z8, 192(BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z3
+	VMOVUPD     64(DX)(AX*8), Z5
+	VMOVUPD     128(DX)(AX*8), Z7
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMOVUPD     Z3, (SI)(AX*8)
+	VMOVUPD     Z5, 64(SI)(AX*8)
+	VMOVUPD     Z7, 128(SI)(AX*8)
+	VMOVUPD     Z9, 192(SI)(AX*8)
+	VMULPD      Z3, Z0, Z3
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z9, Z0, Z9
+	VFMADD231PD Z1, Z3, Z2
+	VFMADD231PD Z1, Z5, Z4
+	VFMADD231PD Z1, Z7, Z6
+	VFMADD231PD Z1, Z9, Z8
+	VMOVUPD     Z2, (CX)(AX*8)
+	VMOVUPD     Z4, 64(CX)(AX*8)
+	VMOVUPD     Z6, 128(CX)(AX*8)
+	VMOVUPD     Z8, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (CX)(AX*8), Z2
+	VMOVUPD     Z2, (BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z3
+	VMOVUPD     Z3, (SI)(AX*8)
+	VMULPD      Z3, Z0, Z3
+	VFMADD231PD Z1, Z3, Z2
+	VMOVUPD     Z2, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (CX)(AX*8), K1, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DX)(AX*8), K1, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VMULPD      Z3, Z0, Z0
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 576(AX), Z2
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (CX)(AX*8), Z3
+	VMOVUPD     64(CX)(AX*8), Z5
+	VMOVUPD     128(CX)(AX*8), Z7
+	VMOVUPD     192(CX)(AX*8), Z9
+	VMOVUPD     Z3, (BX)(AX*8)
+	VMOVUPD     Z5, 64(BX)(AX*8)
+	VMOVUPD     Z7, 128(BX)(AX*8)
+	VMOVUPD     Z9, 192(BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z4
+	VMOVUPD     64(DX)(AX*8), Z6
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMOVUPD     Z4, (SI)(AX*8)
+	VMOVUPD     Z6, 64(SI)(AX*8)
+	VMOVUPD     Z8, 128(SI)(AX*8)
+	VMOVUPD     Z10, 192(SI)(AX*8)
+	VMULPD      Z4, Z0, Z4
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z10, Z0, Z10
+	VFMADD231PD Z1, Z3, Z4
+	VFMADD231PD Z1, Z5, Z6
+	VFMADD231PD Z1, Z7, Z8
+	VFMADD231PD Z1, Z9, Z10
+	VFMADD231PD Z2, Z4, Z3
+	VFMADD231PD Z2, Z6, Z5
+	VFMADD231PD Z2, Z8, Z7
+	VFMADD231PD Z2, Z10, Z9
+	VMOVUPD     Z3, (CX)(AX*8)
+	VMOVUPD     Z5, 64(CX)(AX*8)
+	VMOVUPD     Z7, 128(CX)(AX*8)
+	VMOVUPD     Z9, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (CX)(AX*8), Z3
+	VMOVUPD     Z3, (BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z4
+	VMOVUPD     Z4, (SI)(AX*8)
+	VMULPD      Z4, Z0, Z4
+	VFMADD231PD Z1, Z3, Z4
+	VFMADD231PD Z2, Z4, Z3
+	VMOVUPD     Z3, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (CX)(AX*8), K1, Z3
+	VMOVUPD     Z3, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DX)(AX*8), K1, Z4
+	VMOVUPD     Z4, K1, (SI)(AX*8)
+	VMULPD      Z4, Z0, Z0
+	VFMADD231PD Z1, Z3, Z0
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleF64AVX512(x *float64, n int, s float64)
 // Requires: AVX, AVX512DQ, AVX512F, SSE2
 TEXT ·scaleF64AVX512(SB), NOSPLIT, $0-24
@@ -27176,6 +28297,87 @@ done:
 	KORTESTB K1, K1
 	SETNE    AL
 	MOVB     AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF64AVX512(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·secantDotsF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Z0, Z0, Z0
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	VXORPD Z3, Z3, Z3
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VMOVUPD     (AX)(DI*8), Z4
+	VMOVUPD     (CX)(DI*8), Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD     (DX)(DI*8), Z5
+	VMOVUPD     (BX)(DI*8), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	VMOVUPD     64(AX)(DI*8), Z4
+	VMOVUPD     64(CX)(DI*8), Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD     64(DX)(DI*8), Z5
+	VMOVUPD     64(BX)(DI*8), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(R8*2), K1
+	VMOVUPD.Z   (AX)(DI*8), K1, Z4
+	VMOVUPD.Z   (CX)(DI*8), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD.Z   (DX)(DI*8), K1, Z5
+	VMOVUPD.Z   (BX)(DI*8), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	KMOVB       1(SI)(R8*2), K1
+	VMOVUPD.Z   64(AX)(DI*8), K1, Z4
+	VMOVUPD.Z   64(CX)(DI*8), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD.Z   64(DX)(DI*8), K1, Z5
+	VMOVUPD.Z   64(BX)(DI*8), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+
+combine:
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X2
+	VADDPD        X2, X0, X0
+	VUNPCKHPD     X0, X0, X2
+	VADDSD        X2, X0, X0
+	MOVSD         X0, sy+40(FP)
+	VADDPD        Z3, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, yy+48(FP)
 	VZEROUPPER
 	RET
 

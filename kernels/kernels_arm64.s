@@ -6818,6 +6818,123 @@ v1loop0:
 v1done:
 	RET
 
+// func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
+TEXT ·sgdKeepF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD pprev+24(FP), R3
+	MOVD gprev+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	WORD $0x6e34dca5 // fmul v5.4s, v5.4s, v20.4s
+	WORD $0x6e34dcc6 // fmul v6.4s, v6.4s, v20.4s
+	WORD $0x6e34dce7 // fmul v7.4s, v7.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	VFMLA V5.S4, V22.S4, V1.S4
+	VFMLA V6.S4, V22.S4, V2.S4
+	VFMLA V7.S4, V22.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.S4]
+	VST1.P [V0.S4], 16(R3)
+	VLD1.P 16(R2), [V4.S4]
+	VST1.P [V4.S4], 16(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS (R1), F0
+	FMOVS.P F0, 4(R3)
+	FMOVS.P 4(R2), F4
+	FMOVS.P F4, 4(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	WORD $0x6e34dca5 // fmul v5.4s, v5.4s, v20.4s
+	WORD $0x6e34dcc6 // fmul v6.4s, v6.4s, v20.4s
+	WORD $0x6e34dce7 // fmul v7.4s, v7.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V1.S4, V21.S4, V5.S4
+	VFMLA V2.S4, V21.S4, V6.S4
+	VFMLA V3.S4, V21.S4, V7.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	VFMLA V5.S4, V22.S4, V1.S4
+	VFMLA V6.S4, V22.S4, V2.S4
+	VFMLA V7.S4, V22.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.S4]
+	VST1.P [V0.S4], 16(R3)
+	VLD1.P 16(R2), [V4.S4]
+	VST1.P [V4.S4], 16(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS (R1), F0
+	FMOVS.P F0, 4(R3)
+	FMOVS.P 4(R2), F4
+	FMOVS.P F4, 4(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func sumSquaresF32NEON(x *float32, n int) float64
 TEXT ·sumSquaresF32NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -7533,6 +7650,407 @@ loop0:
 	SUBS $1, R6, R6
 	BNE loop0
 done:
+	RET
+
+// func secantDotsF32NEON(x, xp, gr, gp *float32, n int) (sy, yy float64)
+TEXT ·secantDotsF32NEON(SB), NOSPLIT, $0-56
+	MOVD x+0(FP), R0
+	MOVD xp+8(FP), R1
+	MOVD gr+16(FP), R2
+	MOVD gp+24(FP), R3
+	MOVD n+32(FP), R4
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V24.B16, V24.B16, V24.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V25.B16, V25.B16, V25.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V26.B16, V26.B16, V26.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V27.B16, V27.B16, V27.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	SUBS $16, R4, R4
+	BLT tail
+loop:
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V16.D2
+	VFMLA V8.D2, V8.D2, V24.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V17.D2
+	VFMLA V9.D2, V9.D2, V25.D2
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V18.D2
+	VFMLA V8.D2, V8.D2, V26.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V19.D2
+	VFMLA V9.D2, V9.D2, V27.D2
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V20.D2
+	VFMLA V8.D2, V8.D2, V28.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V21.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V22.D2
+	VFMLA V8.D2, V8.D2, V30.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V23.D2
+	VFMLA V9.D2, V9.D2, V31.D2
+	SUBS $16, R4, R4
+	BGE loop
+tail:
+	ADDS $16, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V16.D2
+	VFMLA V6.D2, V6.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V16.D2
+	VFMLA V6.D2, V6.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V17.D2
+	VFMLA V6.D2, V6.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V17.D2
+	VFMLA V6.D2, V6.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V18.D2
+	VFMLA V6.D2, V6.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V18.D2
+	VFMLA V6.D2, V6.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V19.D2
+	VFMLA V6.D2, V6.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V19.D2
+	VFMLA V6.D2, V6.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V20.D2
+	VFMLA V6.D2, V6.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V20.D2
+	VFMLA V6.D2, V6.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V21.D2
+	VFMLA V6.D2, V6.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V21.D2
+	VFMLA V6.D2, V6.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V22.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V22.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V23.D2
+	VFMLA V6.D2, V6.D2, V31.D2
+	SUB $1, R4, R4
+combine:
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, sy+40(FP)
+	WORD $0x4e7cd718 // fadd v24.2d, v24.2d, v28.2d
+	WORD $0x4e7dd739 // fadd v25.2d, v25.2d, v29.2d
+	WORD $0x4e7ed75a // fadd v26.2d, v26.2d, v30.2d
+	WORD $0x4e7fd77b // fadd v27.2d, v27.2d, v31.2d
+	WORD $0x4e7ad718 // fadd v24.2d, v24.2d, v26.2d
+	WORD $0x4e7bd739 // fadd v25.2d, v25.2d, v27.2d
+	WORD $0x4e79d718 // fadd v24.2d, v24.2d, v25.2d
+	WORD $0x7e70db00 // faddp d0, v24.2d
+	FMOVD F0, yy+48(FP)
 	RET
 
 // func sgdF64NEON(c *[16][8]float64, p, grad *float64, n, mode int)
@@ -14326,6 +14844,123 @@ v1loop0:
 v1done:
 	RET
 
+// func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)
+TEXT ·sgdKeepF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD pprev+24(FP), R3
+	MOVD gprev+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	WORD $0x6e74dca5 // fmul v5.2d, v5.2d, v20.2d
+	WORD $0x6e74dcc6 // fmul v6.2d, v6.2d, v20.2d
+	WORD $0x6e74dce7 // fmul v7.2d, v7.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	VFMLA V5.D2, V22.D2, V1.D2
+	VFMLA V6.D2, V22.D2, V2.D2
+	VFMLA V7.D2, V22.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.D2]
+	VST1.P [V0.D2], 16(R3)
+	VLD1.P 16(R2), [V4.D2]
+	VST1.P [V4.D2], 16(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD (R1), F0
+	FMOVD.P F0, 8(R3)
+	FMOVD.P 8(R2), F4
+	FMOVD.P F4, 8(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	WORD $0x6e74dca5 // fmul v5.2d, v5.2d, v20.2d
+	WORD $0x6e74dcc6 // fmul v6.2d, v6.2d, v20.2d
+	WORD $0x6e74dce7 // fmul v7.2d, v7.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V1.D2, V21.D2, V5.D2
+	VFMLA V2.D2, V21.D2, V6.D2
+	VFMLA V3.D2, V21.D2, V7.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	VFMLA V5.D2, V22.D2, V1.D2
+	VFMLA V6.D2, V22.D2, V2.D2
+	VFMLA V7.D2, V22.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.D2]
+	VST1.P [V0.D2], 16(R3)
+	VLD1.P 16(R2), [V4.D2]
+	VST1.P [V4.D2], 16(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD (R1), F0
+	FMOVD.P F0, 8(R3)
+	FMOVD.P 8(R2), F4
+	FMOVD.P F4, 8(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func sumSquaresF64NEON(x *float64, n int) float64
 TEXT ·sumSquaresF64NEON(SB), NOSPLIT, $0-24
 	MOVD x+0(FP), R0
@@ -15001,4 +15636,305 @@ loop0:
 	SUBS $1, R6, R6
 	BNE loop0
 done:
+	RET
+
+// func secantDotsF64NEON(x, xp, gr, gp *float64, n int) (sy, yy float64)
+TEXT ·secantDotsF64NEON(SB), NOSPLIT, $0-56
+	MOVD x+0(FP), R0
+	MOVD xp+8(FP), R1
+	MOVD gr+16(FP), R2
+	MOVD gp+24(FP), R3
+	MOVD n+32(FP), R4
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V24.B16, V24.B16, V24.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V25.B16, V25.B16, V25.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V26.B16, V26.B16, V26.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V27.B16, V27.B16, V27.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	SUBS $16, R4, R4
+	BLT tail
+loop:
+	VLD1.P 64(R0), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1.P 64(R2), [V8.D2, V9.D2, V10.D2, V11.D2]
+	VLD1.P 64(R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x4ee4d400 // fsub v0.2d, v0.2d, v4.2d
+	WORD $0x4eecd508 // fsub v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V0.D2, V16.D2
+	VFMLA V8.D2, V8.D2, V24.D2
+	WORD $0x4ee5d421 // fsub v1.2d, v1.2d, v5.2d
+	WORD $0x4eedd529 // fsub v9.2d, v9.2d, v13.2d
+	VFMLA V9.D2, V1.D2, V17.D2
+	VFMLA V9.D2, V9.D2, V25.D2
+	WORD $0x4ee6d442 // fsub v2.2d, v2.2d, v6.2d
+	WORD $0x4eeed54a // fsub v10.2d, v10.2d, v14.2d
+	VFMLA V10.D2, V2.D2, V18.D2
+	VFMLA V10.D2, V10.D2, V26.D2
+	WORD $0x4ee7d463 // fsub v3.2d, v3.2d, v7.2d
+	WORD $0x4eefd56b // fsub v11.2d, v11.2d, v15.2d
+	VFMLA V11.D2, V3.D2, V19.D2
+	VFMLA V11.D2, V11.D2, V27.D2
+	VLD1.P 64(R0), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1.P 64(R2), [V8.D2, V9.D2, V10.D2, V11.D2]
+	VLD1.P 64(R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x4ee4d400 // fsub v0.2d, v0.2d, v4.2d
+	WORD $0x4eecd508 // fsub v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V0.D2, V20.D2
+	VFMLA V8.D2, V8.D2, V28.D2
+	WORD $0x4ee5d421 // fsub v1.2d, v1.2d, v5.2d
+	WORD $0x4eedd529 // fsub v9.2d, v9.2d, v13.2d
+	VFMLA V9.D2, V1.D2, V21.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	WORD $0x4ee6d442 // fsub v2.2d, v2.2d, v6.2d
+	WORD $0x4eeed54a // fsub v10.2d, v10.2d, v14.2d
+	VFMLA V10.D2, V2.D2, V22.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	WORD $0x4ee7d463 // fsub v3.2d, v3.2d, v7.2d
+	WORD $0x4eefd56b // fsub v11.2d, v11.2d, v15.2d
+	VFMLA V11.D2, V3.D2, V23.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	SUBS $16, R4, R4
+	BGE loop
+tail:
+	ADDS $16, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V16.D2
+	VFMLA V2.D2, V2.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V16.D2
+	VFMLA V2.D2, V2.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V17.D2
+	VFMLA V2.D2, V2.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V17.D2
+	VFMLA V2.D2, V2.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V18.D2
+	VFMLA V2.D2, V2.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V18.D2
+	VFMLA V2.D2, V2.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V19.D2
+	VFMLA V2.D2, V2.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V19.D2
+	VFMLA V2.D2, V2.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V20.D2
+	VFMLA V2.D2, V2.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V20.D2
+	VFMLA V2.D2, V2.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V21.D2
+	VFMLA V2.D2, V2.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V21.D2
+	VFMLA V2.D2, V2.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V22.D2
+	VFMLA V2.D2, V2.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V22.D2
+	VFMLA V2.D2, V2.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V23.D2
+	VFMLA V2.D2, V2.D2, V31.D2
+	SUB $1, R4, R4
+combine:
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, sy+40(FP)
+	WORD $0x4e7cd718 // fadd v24.2d, v24.2d, v28.2d
+	WORD $0x4e7dd739 // fadd v25.2d, v25.2d, v29.2d
+	WORD $0x4e7ed75a // fadd v26.2d, v26.2d, v30.2d
+	WORD $0x4e7fd77b // fadd v27.2d, v27.2d, v31.2d
+	WORD $0x4e7ad718 // fadd v24.2d, v24.2d, v26.2d
+	WORD $0x4e7bd739 // fadd v25.2d, v25.2d, v27.2d
+	WORD $0x4e79d718 // fadd v24.2d, v24.2d, v25.2d
+	WORD $0x7e70db00 // faddp d0, v24.2d
+	FMOVD F0, yy+48(FP)
 	RET

@@ -32,6 +32,7 @@ func genericTable[T Float]() table[T] {
 		roof1:           func(src, d0 *T, n int) { roofGeneric(src, n, d0) },
 		roof2:           func(src, d0, d1 *T, n int) { roofGeneric(src, n, d0, d1) },
 		roof3:           func(src, d0, d1, d2 *T, n int) { roofGeneric(src, n, d0, d1, d2) },
+		secantDots:      secantDotsGeneric[T],
 	}
 	setGenericElementwise(&t)
 	return t
@@ -127,6 +128,27 @@ func dotGeneric[T Float](x, y *T, n int) float64 {
 		l[i&15] = fma64(float64(xs[i]), float64(ys[i]), l[i&15])
 	}
 	return combine16(&l)
+}
+
+// secantDotsGeneric is the two sums of a secant step over the differences
+// s = x - xp and y = g - gp, each formed in float64 (exact for float32 data
+// whose exponents differ by less than 29, one rounding otherwise):
+//
+//	lsy[i mod 16] = fma(s, y, lsy[i mod 16])
+//	lyy[i mod 16] = fma(y, y, lyy[i mod 16])
+//
+// each set of lanes combined by combine16. No difference is stored.
+func secantDotsGeneric[T Float](x, xp, g, gp *T, n int) (sy, yy float64) {
+	xs, xps := unsafe.Slice(x, n), unsafe.Slice(xp, n)
+	gs, gps := unsafe.Slice(g, n), unsafe.Slice(gp, n)
+	var lsy, lyy [16]float64
+	for i := range xs {
+		s := float64(xs[i]) - float64(xps[i])
+		y := float64(gs[i]) - float64(gps[i])
+		lsy[i&15] = fma64(s, y, lsy[i&15])
+		lyy[i&15] = fma64(y, y, lyy[i&15])
+	}
+	return combine16(&lsy), combine16(&lyy)
 }
 
 func scaleGeneric[T Float](x *T, n int, s T) {

@@ -22,6 +22,7 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.radam = radamGeneric[T]
 	t.lambMoments = lambMomentsGeneric[T]
 	t.lambApply = lambApplyGeneric[T]
+	t.sgdKeep = sgdKeepGeneric[T]
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -439,5 +440,30 @@ func lambApplyGeneric[T Float](cf *Coeffs, p, m, v *T, n int, f T) {
 			r = fmaT(wd, p, r)
 		}
 		ps[i] = fmaT(f, r, p)
+	}
+}
+
+// sgdKeepGeneric is the reference sgdKeep kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func sgdKeepGeneric[T Float](cf *Coeffs, p, grad, pprev, gprev *T, n int) {
+	coupled := cf.mode&1 == 1 // coupled weight decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	pprevs := unsafe.Slice(pprev, n)
+	gprevs := unsafe.Slice(gprev, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		p := ps[i]
+		pprevs[i] = p
+		gprevs[i] = grads[i]
+		g := T(grads[i] * gs)
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		ps[i] = fmaT(neglr, g, p)
 	}
 }

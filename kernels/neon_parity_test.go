@@ -185,6 +185,11 @@ func testNEONModes[T Float](t *testing.T) {
 					c.mode = mode
 					k.radam(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], n)
 				}},
+				{"sgdKeep", func(k *table[T], a [5][]T) {
+					c := momC // a block with every row SGD reads set
+					c.mode = mode
+					k.sgdKeep(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], n)
+				}},
 				{"adamFast m, v, vmax", func(k *table[T], a [5][]T) {
 					c := adamC
 					c.mode = mode

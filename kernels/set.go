@@ -32,6 +32,8 @@ type table[T Float] struct {
 	roof1           func(src, d0 *T, n int)
 	roof2           func(src, d0, d1 *T, n int)
 	roof3           func(src, d0, d1, d2 *T, n int)
+	secantDots      func(x, xp, g, gp *T, n int) (sy, yy float64)
+	sgdKeep         func(c *Coeffs, p, g, pprev, gprev *T, n int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and
@@ -392,6 +394,45 @@ func dot[T Float](k *table[T], x, y []T) (float64, error) {
 	return k.dot(&x[0], &y[0], len(x)), nil
 }
 
+func secantDots[T Float](k *table[T], x, xPrev, g, gPrev []T) (sy, yy float64, err error) {
+	n := len(x)
+	switch {
+	case len(xPrev) != n:
+		return 0, 0, lengthErr("xPrev", n, len(xPrev))
+	case len(g) != n:
+		return 0, 0, lengthErr("g", n, len(g))
+	case len(gPrev) != n:
+		return 0, 0, lengthErr("gPrev", n, len(gPrev))
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	sy, yy = k.secantDots(&x[0], &xPrev[0], &g[0], &gPrev[0], n)
+	return sy, yy, nil
+}
+
+func sgdKeep[T Float](k *table[T], c *Coeffs, p, g, pPrev, gPrev []T) error {
+	if err := c.check(famSGD, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(pPrev) != n:
+		return lengthErr("pPrev", n, len(pPrev))
+	case len(gPrev) != n:
+		return lengthErr("gPrev", n, len(gPrev))
+	}
+	if err := disjoint("p grad pPrev gPrev", p, g, pPrev, gPrev); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.sgdKeep(c, &p[0], &g[0], &pPrev[0], &gPrev[0], n)
+	}
+	return nil
+}
+
 func scale[T Float](k *table[T], x []T, s T) {
 	if len(x) > 0 {
 		k.scale(&x[0], len(x), s)
@@ -738,6 +779,50 @@ func (s *Set) DotF32(x, y []float32) (float64, error) { return dot(&s.f32, x, y)
 
 // DotF64 is [Set.DotF32] for float64.
 func (s *Set) DotF64(x, y []float64) (float64, error) { return dot(&s.f64, x, y) }
+
+// SecantDotsF32 returns the two inner products of a secant (quasi-Newton,
+// Barzilai–Borwein) step over the differences s = x - xPrev and
+// y = g - gPrev, without storing them: each difference is formed in
+// float64 and accumulated in float64 over 16 lanes, for every i,
+//
+//	s := float64(x[i]) - float64(xPrev[i])
+//	y := float64(g[i]) - float64(gPrev[i])
+//	lsy[i mod 16] = fma(s, y, lsy[i mod 16])
+//	lyy[i mod 16] = fma(y, y, lyy[i mod 16])
+//
+// then sy and yy are their lanes combined by the fixed tree of the package
+// comment, as SumSquaresF32 does. (For float32 data the difference is
+// exact unless the exponents of the two elements differ by more than 28.)
+// The four slices must have the same length (ErrLength otherwise); they
+// are only read and may share memory.
+func (s *Set) SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
+	return secantDots(&s.f32, x, xPrev, g, gPrev)
+}
+
+// SecantDotsF64 is [Set.SecantDotsF32] for float64.
+func (s *Set) SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
+	return secantDots(&s.f64, x, xPrev, g, gPrev)
+}
+
+// SGDKeepF32 is [Set.SGDF32] that first keeps its inputs, as a secant
+// method (Barzilai–Borwein) needs them at the next step; for every i:
+//
+//	pPrev[i] = p[i]
+//	gPrev[i] = grad[i]                    // as given, before the prelude
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p[i], g) }
+//	p[i] = fma(-lr, g, p[i])
+//
+// with the coefficients of [SGD.CoeffsInto]. p is SGDF32's bit for bit;
+// the four slices may not share memory.
+func (s *Set) SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
+	return sgdKeep(&s.f32, c, p, grad, pPrev, gPrev)
+}
+
+// SGDKeepF64 is [Set.SGDKeepF32] for float64.
+func (s *Set) SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
+	return sgdKeep(&s.f64, c, p, grad, pPrev, gPrev)
+}
 
 // ScaleF32 multiplies in place: x[i] = x[i]·a.
 func (s *Set) ScaleF32(x []float32, a float32) { scale(&s.f32, x, a) }

@@ -69,6 +69,11 @@ func lambMomentsF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float3
 //go:noescape
 func lambApplyF32AVX2(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
 
+// sgdKeepF32AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32AVX2(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+
 // scaleF32AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -93,6 +98,11 @@ func dotF32AVX2(x *float32, y *float32, n int) float64
 //
 //go:noescape
 func nonFiniteF32AVX2(x *float32, n int) bool
+
+// secantDotsF32AVX2 is the AVX2 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32AVX2(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
 
 // roof1F32AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
@@ -174,6 +184,11 @@ func lambMomentsF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64
 //go:noescape
 func lambApplyF64AVX2(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
 
+// sgdKeepF64AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64AVX2(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+
 // scaleF64AVX2 is the AVX2 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -198,6 +213,11 @@ func dotF64AVX2(x *float64, y *float64, n int) float64
 //
 //go:noescape
 func nonFiniteF64AVX2(x *float64, n int) bool
+
+// secantDotsF64AVX2 is the AVX2 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64AVX2(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
 
 // roof1F64AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
@@ -279,6 +299,11 @@ func lambMomentsF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *floa
 //go:noescape
 func lambApplyF32AVX512(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
 
+// sgdKeepF32AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32AVX512(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+
 // scaleF32AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -303,6 +328,11 @@ func dotF32AVX512(x *float32, y *float32, n int) float64
 //
 //go:noescape
 func nonFiniteF32AVX512(x *float32, n int) bool
+
+// secantDotsF32AVX512 is the AVX512 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32AVX512(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
 
 // roof1F32AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
@@ -384,6 +414,11 @@ func lambMomentsF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float
 //go:noescape
 func lambApplyF64AVX512(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
 
+// sgdKeepF64AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64AVX512(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+
 // scaleF64AVX512 is the AVX512 scale kernel; see scaleGeneric.
 //
 //go:noescape
@@ -408,6 +443,11 @@ func dotF64AVX512(x *float64, y *float64, n int) float64
 //
 //go:noescape
 func nonFiniteF64AVX512(x *float64, n int) bool
+
+// secantDotsF64AVX512 is the AVX512 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64AVX512(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
 
 // roof1F64AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
@@ -453,12 +493,16 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
 				return lambMomentsF32AVX2(&c.f32, p, grad, m, v, n, c.mode)
 			},
-			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
+			lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+				sgdKeepF32AVX2(&c.f32, p, grad, pprev, gprev, n, c.mode)
+			},
 			scale:           scaleF32AVX2,
 			sumSquares:      sumSquaresF32AVX2,
 			sumSquaresCheck: sumSquaresCheckF32AVX2,
 			dot:             dotF32AVX2,
 			nonFinite:       nonFiniteF32AVX2,
+			secantDots:      secantDotsF32AVX2,
 			roof1:           roof1F32AVX2,
 			roof2:           roof2F32AVX2,
 			roof3:           roof3F32AVX2,
@@ -486,12 +530,16 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
 				return lambMomentsF64AVX2(&c.f64, p, grad, m, v, n, c.mode)
 			},
-			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
+			lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+				sgdKeepF64AVX2(&c.f64, p, grad, pprev, gprev, n, c.mode)
+			},
 			scale:           scaleF64AVX2,
 			sumSquares:      sumSquaresF64AVX2,
 			sumSquaresCheck: sumSquaresCheckF64AVX2,
 			dot:             dotF64AVX2,
 			nonFinite:       nonFiniteF64AVX2,
+			secantDots:      secantDotsF64AVX2,
 			roof1:           roof1F64AVX2,
 			roof2:           roof2F64AVX2,
 			roof3:           roof3F64AVX2,
@@ -523,12 +571,16 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
 				return lambMomentsF32AVX512(&c.f32, p, grad, m, v, n, c.mode)
 			},
-			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
+			lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+				sgdKeepF32AVX512(&c.f32, p, grad, pprev, gprev, n, c.mode)
+			},
 			scale:           scaleF32AVX512,
 			sumSquares:      sumSquaresF32AVX512,
 			sumSquaresCheck: sumSquaresCheckF32AVX512,
 			dot:             dotF32AVX512,
 			nonFinite:       nonFiniteF32AVX512,
+			secantDots:      secantDotsF32AVX512,
 			roof1:           roof1F32AVX512,
 			roof2:           roof2F32AVX512,
 			roof3:           roof3F32AVX512,
@@ -556,12 +608,16 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
 				return lambMomentsF64AVX512(&c.f64, p, grad, m, v, n, c.mode)
 			},
-			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
+			lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+				sgdKeepF64AVX512(&c.f64, p, grad, pprev, gprev, n, c.mode)
+			},
 			scale:           scaleF64AVX512,
 			sumSquares:      sumSquaresF64AVX512,
 			sumSquaresCheck: sumSquaresCheckF64AVX512,
 			dot:             dotF64AVX512,
 			nonFinite:       nonFiniteF64AVX512,
+			secantDots:      secantDotsF64AVX512,
 			roof1:           roof1F64AVX512,
 			roof2:           roof2F64AVX512,
 			roof3:           roof3F64AVX512,

@@ -72,6 +72,11 @@ func lambMomentsF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
 //go:noescape
 func lambApplyF32NEON(c *[16][16]float32, p, m, v *float32, n, mode int, f float32)
 
+// sgdKeepF32NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
+
 // sumSquaresF32NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -111,6 +116,11 @@ func roof2F32NEON(src, d0, d1 *float32, n int)
 //
 //go:noescape
 func roof3F32NEON(src, d0, d1, d2 *float32, n int)
+
+// secantDotsF32NEON is the NEON secantDots kernel; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32NEON(x, xp, gr, gp *float32, n int) (sy, yy float64)
 
 // sgdF64NEON is the NEON sgd kernel; see sgdGeneric.
 //
@@ -177,6 +187,11 @@ func lambMomentsF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int) 
 //go:noescape
 func lambApplyF64NEON(c *[16][8]float64, p, m, v *float64, n, mode int, f float64)
 
+// sgdKeepF64NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)
+
 // sumSquaresF64NEON is the NEON sumSquares kernel; see sumSquaresGeneric.
 //
 //go:noescape
@@ -217,6 +232,11 @@ func roof2F64NEON(src, d0, d1 *float64, n int)
 //go:noescape
 func roof3F64NEON(src, d0, d1, d2 *float64, n int)
 
+// secantDotsF64NEON is the NEON secantDots kernel; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64NEON(x, xp, gr, gp *float64, n int) (sy, yy float64)
+
 // archSets are the assembly levels of this architecture.
 var archSets = []*Set{{
 	level: NEON,
@@ -243,7 +263,10 @@ var archSets = []*Set{{
 		lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
 			return lambMomentsF32NEON(&c.f32, p, grad, m, v, n, c.mode)
 		},
-		lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32NEON(&c.f32, p, m, v, n, c.mode, f) },
+		lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32NEON(&c.f32, p, m, v, n, c.mode, f) },
+		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+			sgdKeepF32NEON(&c.f32, p, grad, pprev, gprev, n, c.mode)
+		},
 		sumSquares:      sumSquaresF32NEON,
 		sumSquaresCheck: sumSquaresCheckF32NEON,
 		dot:             dotF32NEON,
@@ -252,6 +275,7 @@ var archSets = []*Set{{
 		roof1:           roof1F32NEON,
 		roof2:           roof2F32NEON,
 		roof3:           roof3F32NEON,
+		secantDots:      secantDotsF32NEON,
 	},
 	f64: table[float64]{
 		sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64NEON(&c.f64, p, grad, n, c.mode) },
@@ -276,7 +300,10 @@ var archSets = []*Set{{
 		lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
 			return lambMomentsF64NEON(&c.f64, p, grad, m, v, n, c.mode)
 		},
-		lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64NEON(&c.f64, p, m, v, n, c.mode, f) },
+		lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64NEON(&c.f64, p, m, v, n, c.mode, f) },
+		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+			sgdKeepF64NEON(&c.f64, p, grad, pprev, gprev, n, c.mode)
+		},
 		sumSquares:      sumSquaresF64NEON,
 		sumSquaresCheck: sumSquaresCheckF64NEON,
 		dot:             dotF64NEON,
@@ -285,5 +312,6 @@ var archSets = []*Set{{
 		roof1:           roof1F64NEON,
 		roof2:           roof2F64NEON,
 		roof3:           roof3F64NEON,
+		secantDots:      secantDotsF64NEON,
 	},
 }}

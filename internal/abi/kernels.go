@@ -8,7 +8,7 @@ package abi
 // Elementwise lists the described kernels, in the order the generators
 // write them.
 var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop,
-	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply}
+	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply, SGDKeep}
 
 // The conditions of the modes.
 var (
@@ -465,4 +465,30 @@ var LAMBApply = &Kernel{
 	}, append(lambDirection(),
 		Store("p", FMA(Arg("f"), Var("r"), Var("p"))))...),
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// SGDKeep is SGD that first keeps its inputs, for a secant method
+// (Barzilai–Borwein) that needs the previous iterate and gradient:
+//
+//	pprev = p
+//	gprev = grad
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	p = fma(-lr, g, p)
+//
+// gprev is the gradient as given, before the prelude. Its coefficients and
+// modes are SGD's.
+var SGDKeep = &Kernel{
+	Name:    "sgdKeep",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "pprev"}, {Name: "gprev"}},
+	Conds:   []*Cond{CondSGDWD},
+	Body: []Stmt{
+		Set("p", Load("p")),
+		Store("pprev", Var("p")),
+		Store("gprev", Load("grad")),
+		gradient(),
+		If(CondSGDWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Store("p", FMA(Row(RowNegLR), Var("g"), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{4, 4},
 }

@@ -121,6 +121,7 @@ func generate() ([]byte, []Inst) {
 		for k := 1; k <= 3; k++ {
 			roof(g, e, k)
 		}
+		secantDots(g, e)
 	}
 	genFuncs = g.funcs
 	return bytes.Clone(g.buf.Bytes()), g.insts
