@@ -61,6 +61,34 @@ func RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
 	return active.RMSpropF64(c, p, grad, sq, buf, gavg)
 }
 
+// AdamaxF32 runs [Set.AdamaxF32] at the active level.
+func AdamaxF32(c *Coeffs, p, grad, m, u []float32) error { return active.AdamaxF32(c, p, grad, m, u) }
+
+// AdamaxF64 runs [Set.AdamaxF64] at the active level.
+func AdamaxF64(c *Coeffs, p, grad, m, u []float64) error { return active.AdamaxF64(c, p, grad, m, u) }
+
+// AdadeltaF32 runs [Set.AdadeltaF32] at the active level.
+func AdadeltaF32(c *Coeffs, p, grad, sq, acc []float32) error {
+	return active.AdadeltaF32(c, p, grad, sq, acc)
+}
+
+// AdadeltaF64 runs [Set.AdadeltaF64] at the active level.
+func AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
+	return active.AdadeltaF64(c, p, grad, sq, acc)
+}
+
+// NAdamF32 runs [Set.NAdamF32] at the active level.
+func NAdamF32(c *Coeffs, p, grad, m, v []float32) error { return active.NAdamF32(c, p, grad, m, v) }
+
+// NAdamF64 runs [Set.NAdamF64] at the active level.
+func NAdamF64(c *Coeffs, p, grad, m, v []float64) error { return active.NAdamF64(c, p, grad, m, v) }
+
+// RAdamF32 runs [Set.RAdamF32] at the active level.
+func RAdamF32(c *Coeffs, p, grad, m, v []float32) error { return active.RAdamF32(c, p, grad, m, v) }
+
+// RAdamF64 runs [Set.RAdamF64] at the active level.
+func RAdamF64(c *Coeffs, p, grad, m, v []float64) error { return active.RAdamF64(c, p, grad, m, v) }
+
 // SumSquaresF32 runs [Set.SumSquaresF32] at the active level.
 func SumSquaresF32(x []float32) float64 { return active.SumSquaresF32(x) }
 
@@ -90,3 +118,43 @@ func NonFiniteF32(x []float32) bool { return active.NonFiniteF32(x) }
 
 // NonFiniteF64 runs [Set.NonFiniteF64] at the active level.
 func NonFiniteF64(x []float64) bool { return active.NonFiniteF64(x) }
+
+// LAMBMomentsF32 runs [Set.LAMBMomentsF32] at the active level.
+func LAMBMomentsF32(c *Coeffs, p, grad, m, v []float32) (pp, rr float64, err error) {
+	return active.LAMBMomentsF32(c, p, grad, m, v)
+}
+
+// LAMBMomentsF64 runs [Set.LAMBMomentsF64] at the active level.
+func LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64, err error) {
+	return active.LAMBMomentsF64(c, p, grad, m, v)
+}
+
+// LAMBApplyF32 runs [Set.LAMBApplyF32] at the active level.
+func LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
+	return active.LAMBApplyF32(c, p, m, v, trust)
+}
+
+// LAMBApplyF64 runs [Set.LAMBApplyF64] at the active level.
+func LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
+	return active.LAMBApplyF64(c, p, m, v, trust)
+}
+
+// SecantDotsF32 runs [Set.SecantDotsF32] at the active level.
+func SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
+	return active.SecantDotsF32(x, xPrev, g, gPrev)
+}
+
+// SecantDotsF64 runs [Set.SecantDotsF64] at the active level.
+func SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
+	return active.SecantDotsF64(x, xPrev, g, gPrev)
+}
+
+// SGDKeepF32 runs [Set.SGDKeepF32] at the active level.
+func SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
+	return active.SGDKeepF32(c, p, grad, pPrev, gPrev)
+}
+
+// SGDKeepF64 runs [Set.SGDKeepF64] at the active level.
+func SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
+	return active.SGDKeepF64(c, p, grad, pPrev, gPrev)
+}

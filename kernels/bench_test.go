@@ -27,6 +27,15 @@ func slab[T Float](k, n int) [][]T {
 	return out
 }
 
+// nonneg makes x a valid running average of squares or of magnitudes.
+func nonneg[T Float](x []T) {
+	for i, v := range x {
+		if v < 0 {
+			x[i] = -v
+		}
+	}
+}
+
 func sizeOf[T Float](z T) uintptr {
 	if _, ok := any(z).(float32); ok {
 		return 4
@@ -55,6 +64,9 @@ func benchSets(b *testing.B, extra map[string]*Set, f func(b *testing.B, s *Set,
 	}
 	for _, ns := range all {
 		for _, n := range benchSizes {
+			if testing.Short() && n > 1<<16 {
+				continue // the smoke runs (CI, qemu): the code paths, not the sizes
+			}
 			b.Run(fmt.Sprintf("%s/n=%d", ns.name, n), func(b *testing.B) {
 				b.ReportAllocs()
 				f(b, ns.s, n)
@@ -184,6 +196,109 @@ func benchRMSprop[T Float](b *testing.B) {
 
 func BenchmarkRMSpropF32(b *testing.B) { benchRMSprop[float32](b) }
 func BenchmarkRMSpropF64(b *testing.B) { benchRMSprop[float64](b) }
+
+func benchAdamax[T Float](b *testing.B) {
+	c := must(Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(10))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		nonneg(a[3]) // exp_inf
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := adamaxKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkAdamaxF32(b *testing.B) { benchAdamax[float32](b) }
+func BenchmarkAdamaxF64(b *testing.B) { benchAdamax[float64](b) }
+
+func benchAdadelta[T Float](b *testing.B) {
+	c := must(Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6}.Coeffs())
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		nonneg(a[2]) // square_avg
+		nonneg(a[3]) // acc_delta
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := adadeltaKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkAdadeltaF32(b *testing.B) { benchAdadelta[float32](b) }
+func BenchmarkAdadeltaF64(b *testing.B) { benchAdadelta[float64](b) }
+
+func benchNAdam[T Float](b *testing.B) {
+	h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+	c := must(h.Coeffs(10, muProduct(h, 10)))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := nadamKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkNAdamF32(b *testing.B) { benchNAdam[float32](b) }
+func BenchmarkNAdamF64(b *testing.B) { benchNAdam[float64](b) }
+
+// benchRAdam runs rectified steps, the ones with the division.
+func benchRAdam[T Float](b *testing.B) {
+	c := must(RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(10))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+		run := radamKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkRAdamF32(b *testing.B) { benchRAdam[float32](b) }
+func BenchmarkRAdamF64(b *testing.B) { benchRAdam[float64](b) }
+
+// benchLAMB measures a whole LAMB step on one slice: the first pass (reads
+// p, grad, m, v; writes m, v), the trust ratio, the second pass (reads p,
+// m, v; writes p): ten element transfers per parameter.
+func benchLAMB[T Float](b *testing.B) {
+	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
+	benchLevels(b, func(b *testing.B, s *Set, n int) {
+		a := slab[T](4, n)
+		var z T
+		b.SetBytes(int64(n) * int64(sizeOf(z)) * 10)
+		run := lambKernel[T]().run
+		for b.Loop() {
+			if err := run(s, &c, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+	})
+}
+
+func BenchmarkLAMBF32(b *testing.B) { benchLAMB[float32](b) }
+func BenchmarkLAMBF64(b *testing.B) { benchLAMB[float64](b) }
 
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())

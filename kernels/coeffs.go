@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
 )
@@ -21,17 +22,24 @@ const (
 	famLion
 	famAdagrad
 	famRMSprop
+	famAdamax
+	famAdadelta
+	famNAdam
+	famRAdam
+	famLAMB
 	famAdafactor
 )
 
-var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop", "Adafactor"}
+var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", "Adagrad", "RMSprop",
+	"Adamax", "Adadelta", "NAdam", "RAdam", "LAMB", "Adafactor"}
 
 // Coeffs are the per-step coefficients of one kernel family, computed once
 // in float64 and rounded once to each element type. Build them with
 // [SGD.Coeffs], [Momentum.Coeffs], [Adam.Coeffs], [Lion.Coeffs],
-// [Adagrad.Coeffs] or [RMSprop.Coeffs]; the zero value is rejected by every
-// kernel. A Coeffs is read-only for the kernels and may be
-// shared by goroutines.
+// [Adagrad.Coeffs], [RMSprop.Coeffs], [Adamax.Coeffs], [Adadelta.Coeffs],
+// [NAdam.Coeffs], [RAdam.Coeffs], [LAMB.Coeffs] or [Adafactor.Coeffs]; the
+// zero value is rejected by every kernel. A Coeffs is read-only for the
+// kernels and may be shared by goroutines.
 type Coeffs struct {
 	fam  family
 	mode int
@@ -41,45 +49,73 @@ type Coeffs struct {
 	vals         [abi.NumRows]float64
 	f32          [abi.NumRows][abi.LanesF32]float32
 	f64          [abi.NumRows][abi.LanesF64]float64
+	// own32 marks (bit r) the rows whose float32 value is own32Vals[r],
+	// computed in float32 by the family itself (setSplit), instead of
+	// vals[r] rounded.
+	own32     uint32
+	own32Vals [abi.NumRows]float32
 	// af holds Adafactor's per-step scalars that no kernel reads, for
 	// the work between its passes.
 	af adafactorScalars
 }
 
-func (c *Coeffs) set(row int, v float64) {
-	c.vals[row] = v
-	v32 := float32(v)
-	for i := range c.f32[row] {
-		c.f32[row][i] = v32
-	}
-	for i := range c.f64[row] {
-		c.f64[row][i] = v
-	}
-}
+// set records the value of a row; finish broadcasts every row into its
+// lanes once, when the block is complete.
+func (c *Coeffs) set(row int, v float64) { c.vals[row] = v }
 
 // setSplit sets row to v64 in float64 and v32 in float32, for a
 // coefficient that the element type itself computes (vals holds v64).
 func (c *Coeffs) setSplit(row int, v64 float64, v32 float32) {
-	c.set(row, v64)
-	for i := range c.f32[row] {
-		c.f32[row][i] = v32
-	}
+	c.vals[row] = v64
+	c.own32 |= 1 << row
+	c.own32Vals[row] = v32
 }
 
+// own32 has a bit per row.
+var _ [32 - abi.NumRows]struct{}
+
+// init starts a block of family fam and mode: every row at its default (1
+// for the gradient scale, decay, dampening and one, ½, -0; 0 for the rest).
+// The lanes are written by finish, so init does not clear them.
 func (c *Coeffs) init(fam family, mode int) {
-	*c = Coeffs{fam: fam, mode: mode}
-	c.set(abi.RowGS, 1)
-	c.set(abi.RowOne, 1)
-	c.set(abi.RowHalf, 0.5)
-	c.set(abi.RowNegZero, math.Copysign(0, -1))
-	c.set(abi.RowDecay, 1)
-	c.set(abi.RowDamp, 1)
-	c.set(abi.RowTiny, 0) // per precision below
-	for i := range c.f32[abi.RowTiny] {
-		c.f32[abi.RowTiny][i] = math.Float32frombits(0x00800000)
-	}
-	for i := range c.f64[abi.RowTiny] {
-		c.f64[abi.RowTiny][i] = math.Float64frombits(0x0010000000000000)
+	c.fam, c.mode, c.bad32, c.bad64, c.own32 = fam, mode, 0, 0, 0
+	c.vals = defaultRows
+}
+
+// defaultRows are the rows' values before a CoeffsInto sets its own.
+var defaultRows = func() (v [abi.NumRows]float64) {
+	v[abi.RowGS], v[abi.RowOne], v[abi.RowHalf] = 1, 1, 0.5
+	v[abi.RowNegZero] = math.Copysign(0, -1)
+	v[abi.RowDecay], v[abi.RowDamp] = 1, 1
+	return v
+}()
+
+// broadcast writes every row's value into its float32 and float64 lanes
+// (the float32 lanes rounded to nearest even, as float32(v) does), eight
+// bytes per store: two float32 lanes at a time. The tiny row holds the
+// smallest normal number of each element type, and a row of own32 its own
+// float32 value.
+func (c *Coeffs) broadcast() {
+	for r := range abi.NumRows {
+		v := c.vals[r]
+		if r == abi.RowTiny {
+			v = 0x1p-1022
+		}
+		b64 := math.Float64bits(v)
+		d := (*[abi.LanesF64]uint64)(unsafe.Pointer(&c.f64[r]))
+		for i := range d {
+			d[i] = b64
+		}
+		b32 := uint64(math.Float32bits(float32(v))) * (1<<32 + 1)
+		if r == abi.RowTiny {
+			b32 = uint64(math.Float32bits(0x1p-126)) * (1<<32 + 1)
+		} else if c.own32&(1<<r) != 0 {
+			b32 = uint64(math.Float32bits(c.own32Vals[r])) * (1<<32 + 1)
+		}
+		f := (*[abi.LanesF32 / 2]uint64)(unsafe.Pointer(&c.f32[r]))
+		for i := range f {
+			f[i] = b32
+		}
 	}
 }
 
@@ -90,6 +126,7 @@ func (c *Coeffs) init(fam family, mode int) {
 // returns an error when a coefficient is not finite even in float64, so
 // that no precision can use the block.
 func (c *Coeffs) finish() error {
+	c.broadcast()
 	for r := range abi.NumRows {
 		v := c.vals[r]
 		if c.bad64 == 0 && (math.IsInf(v, 0) || math.IsNaN(v)) {
@@ -120,15 +157,32 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 			what = "underflows to 0 in"
 		}
 	}
-	return fmt.Errorf("%w: %s = %g %s %s", ErrCoeff, rowDesc[r], v, what, elem)
+	desc := rowDesc[r]
+	if d, ok := famRowDesc[c.fam][r]; ok {
+		desc = d
+	}
+	return fmt.Errorf("%w: %s = %g %s %s", ErrCoeff, desc, v, what, elem)
 }
 
 // rowDesc names each row by the hyperparameters it is computed from.
 var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
-	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, or Adafactor's t^beta2_decay)", abi.RowBeta2: "beta2 (or alpha)", abi.RowIB2: "1/sqrt(1 - beta2^t)",
-	abi.RowEps: "eps (Adafactor: eps1²)", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay))", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
+	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, 1 - rho)", abi.RowBeta2: "beta2 (or alpha, rho)", abi.RowIB2: "1/sqrt(1 - beta2^t) (LAMB: (1 - beta1^t)/sqrt(1 - beta2^t))",
+	abi.RowEps: "eps (LAMB: (1 - beta1^t)·eps)", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay); LAMB: the step size)", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
+}
+
+// famRowDesc names the rows that a family uses in a meaning of its own.
+var famRowDesc = map[family]map[int]string{
+	famNAdam: {
+		abi.RowNegLR: "-lr·(1 - mu_t)/(1 - mu_product)",
+		abi.RowNegA:  "-lr·mu_{t+1}/(1 - mu_product·mu_{t+1})",
+	},
+	famRAdam: {abi.RowNegA: "-lr·r_t·sqrt(1 - beta2^t)/(1 - beta1^t) (rectified) or -lr/(1 - beta1^t)"},
+	famAdafactor: {
+		abi.RowC2:  "t^beta2_decay (or t^beta2_decay - 1)",
+		abi.RowEps: "eps1²",
+	},
 }
 
 // check returns an error unless c was built for family f and every
@@ -572,4 +626,442 @@ func (h RMSprop) CoeffsInto(c *Coeffs) error {
 	c.set(abi.RowNegLR, -h.LR)
 	c.set(abi.RowMu, h.Momentum)
 	return c.finish()
+}
+
+// Adamax holds the hyperparameters of torch.optim.Adamax.
+type Adamax struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // decay of exp_avg, in [0, 1)
+	Beta2       float64 // decay of exp_inf, in [0, 1)
+	Eps         float64 // added to |g| before the maximum, ≥ 0
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of Adamax step t (t ≥ 1).
+func (h Adamax) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number:
+//
+//	c1 = 1-β1, β2, clr = lr/(1-β1^t), -clr
+//
+// in float64 (β1^t by repeated squaring), then rounded once to the element
+// type.
+func (h Adamax) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.AdamaxWD
+	}
+	bc1 := 1 - float64(powInt(h.Beta1, t))
+	c.init(famAdamax, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowBeta2, h.Beta2)
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegA, -(h.LR / bc1))
+	return c.finish()
+}
+
+// Adadelta holds the hyperparameters of torch.optim.Adadelta. Its LR
+// scales the step delta; PyTorch's default is 1.
+type Adadelta struct {
+	LR          float64 // learning rate, ≥ 0
+	Rho         float64 // decay ρ of square_avg and acc_delta, in [0, 1]
+	Eps         float64 // added inside both square roots, ≥ 0
+	WeightDecay float64 // coupled L2 penalty, ≥ 0
+	Prelude
+}
+
+// Coeffs returns the coefficients of an Adadelta step.
+func (h Adadelta) Coeffs() (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c:
+//
+//	ρ, c2 = 1-ρ, -lr
+//
+// in float64, then rounded once to the element type.
+func (h Adadelta) CoeffsInto(c *Coeffs) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Rho >= 0 && h.Rho <= 1) {
+		return fmt.Errorf("%w: rho = %v, want 0 ≤ ρ ≤ 1", ErrCoeff, h.Rho)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.AdadeltaWD
+	}
+	c.init(famAdadelta, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowC2, 1-h.Rho)
+	c.set(abi.RowBeta2, h.Rho)
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegLR, -h.LR)
+	return c.finish()
+}
+
+// NAdam holds the hyperparameters of torch.optim.NAdam, with its
+// decoupled_weight_decay (NAdamW).
+type NAdam struct {
+	LR            float64 // learning rate, ≥ 0
+	Beta1         float64 // in [0, 1)
+	Beta2         float64 // in [0, 1)
+	Eps           float64 // ≥ 0
+	WeightDecay   float64 // ≥ 0
+	MomentumDecay float64 // ψ of the momentum schedule μ_t, ≥ 0
+	Decoupled     bool    // p = p·(1 - lr·wd) instead of g += wd·p
+	Prelude
+}
+
+// ln096 is ln(0.96) correctly rounded, 0.96 being the float64 nearest it:
+// the base of NAdam's momentum schedule.
+const ln096 = -0x1.4e69ed6d80eb3p-5
+
+// Mu returns NAdam's momentum coefficient of step t,
+//
+//	μ_t = β1·(1 - ½·0.96^(t·ψ))
+//
+// in float64, with 0.96^(t·ψ) = exp(t·ψ·ln 0.96) computed by [expDet] so
+// that it is the same on every machine. PyTorch's 0.96 ** (step·ψ) is the C
+// library's pow; the two agree within a few ulps.
+func (h NAdam) Mu(t int64) float64 {
+	y := float64(t) * h.MomentumDecay
+	return h.Beta1 * (1 - float64(0.5*expDet(float64(y*ln096))))
+}
+
+// Coeffs returns the coefficients of NAdam step t (t ≥ 1) of a parameter
+// whose μ-product after this step is muProduct; see CoeffsInto.
+func (h NAdam) Coeffs(t int64, muProduct float64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t, muProduct)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c. muProduct is μ_1·…·μ_t, the
+// parameter's mu_product after the update of step t (PyTorch's mu_product
+// *= mu; 1 before the first step, so muProduct = Mu(1) at t = 1); it is
+// the parameter's own state, which the caller keeps (optim does), and
+// must be in [0, 1). With μ_t = Mu(t), μ_{t+1} = Mu(t+1):
+//
+//	bc2 = 1-β2^t, ib2 = 1/sqrt(bc2), c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd
+//	cg = (-lr·(1-μ_t))/(1-muProduct)
+//	cm = (-lr·μ_{t+1})/(1-muProduct·μ_{t+1})
+//
+// all in float64, in PyTorch's order, then rounded once to the element
+// type. (PyTorch keeps mu_product in a tensor of its default scalar type,
+// float32 unless the default is float64; here it is float64.)
+func (h NAdam) CoeffsInto(c *Coeffs, t int64, muProduct float64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 || t == math.MaxInt64 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"eps", h.Eps}, {"weight_decay", h.WeightDecay}, {"momentum_decay", h.MomentumDecay}} {
+		if err := checkNonNeg(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if !(muProduct >= 0 && muProduct < 1) {
+		return fmt.Errorf("%w: mu_product = %v, want 0 ≤ mu_product < 1", ErrCoeff, muProduct)
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		if h.Decoupled {
+			mode |= abi.NAdamWDDecoupled
+		} else {
+			mode |= abi.NAdamWDCoupled
+		}
+	}
+	mu, muNext := h.Mu(t), h.Mu(t+1)
+	// float64(…) rounds each product before it is added (Go may fuse a
+	// multiply and an add, as it does on arm64).
+	bc2 := 1 - float64(powInt(h.Beta2, t))
+	prodNext := float64(muProduct * muNext)
+	c.init(famNAdam, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowBeta2, h.Beta2)
+	c.set(abi.RowIB2, 1/math.Sqrt(bc2))
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegLR, float64(-h.LR*(1-mu))/(1-muProduct))
+	c.set(abi.RowNegA, float64(-h.LR*muNext)/(1-prodNext))
+	return c.finish()
+}
+
+// RAdam holds the hyperparameters of torch.optim.RAdam, with its
+// decoupled_weight_decay (RAdamW).
+type RAdam struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // in [0, 1)
+	Beta2       float64 // in [0, 1)
+	Eps         float64 // ≥ 0
+	WeightDecay float64 // ≥ 0
+	Decoupled   bool    // p = p·(1 - lr·wd) instead of g += wd·p
+	Prelude
+}
+
+// Coeffs returns the coefficients of RAdam step t (t ≥ 1).
+func (h RAdam) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// Rectified reports whether RAdam step t divides by sqrt(v) + eps: whether
+// the length of the approximated simple moving average, ρ_t, exceeds 5
+// (see CoeffsInto). With β2 = 0.999 that is from step 6 on; with β2 below
+// 0.6, never.
+func (h RAdam) Rectified(t int64) bool {
+	_, rect := h.step(t)
+	return rect
+}
+
+// step returns a, the magnitude of the step of m, and whether step t is
+// rectified.
+func (h RAdam) step(t int64) (a float64, rect bool) {
+	bc1 := 1 - float64(powInt(h.Beta1, t))
+	b2t := powInt(h.Beta2, t)
+	bc2 := 1 - b2t
+	rhoInf := 2/(1-h.Beta2) - 1
+	rhoT := rhoInf - float64(2*float64(t)*b2t)/bc2
+	if !(rhoT > 5) {
+		return h.LR / bc1, false
+	}
+	r := math.Sqrt(float64(float64((rhoT-4)*(rhoT-2))*rhoInf) / float64(float64((rhoInf-4)*(rhoInf-2))*rhoT))
+	return float64(float64(h.LR/bc1)*math.Sqrt(bc2)) * r, true
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number, in float64
+// and in PyTorch's order:
+//
+//	bc1 = 1-β1^t, bc2 = 1-β2^t, c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd
+//	ρ∞ = 2/(1-β2) - 1, ρ_t = ρ∞ - 2t·β2^t/bc2
+//	ρ_t > 5: r_t = sqrt((ρ_t-4)(ρ_t-2)ρ∞/((ρ∞-4)(ρ∞-2)ρ_t)),
+//	         a = (lr/bc1)·sqrt(bc2)·r_t, rectified
+//	else:    a = lr/bc1
+//
+// then rounded once to the element type. β^t is [PowInt]'s (PyTorch's
+// beta ** step is the C library's pow).
+func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		if h.Decoupled {
+			mode |= abi.RAdamWDDecoupled
+		} else {
+			mode |= abi.RAdamWDCoupled
+		}
+	}
+	a, rect := h.step(t)
+	if rect {
+		mode |= abi.RAdamRect
+	}
+	c.init(famRAdam, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowBeta2, h.Beta2)
+	c.set(abi.RowEps, h.Eps)
+	c.set(abi.RowNegA, -a)
+	return c.finish()
+}
+
+// LAMB holds the hyperparameters of LAMB (You et al. 2019, "Large Batch
+// Optimization for Deep Learning: Training BERT in 76 minutes",
+// arXiv:1904.00962, Algorithm 2) with Adam's bias correction, as NVIDIA
+// apex's FusedLAMB and timm's Lamb have it. A step is two passes over a
+// parameter, [Set.LAMBMomentsF32] and [Set.LAMBApplyF32]; with g the
+// gradient and t the step number:
+//
+//	m = β1·m + (1-β1)·g
+//	v = β2·v + (1-β2)·g²
+//	r = (m/(1-β1^t)) / (sqrt(v/(1-β2^t)) + eps) + wd·p
+//	trust = ‖p‖/‖r‖, or 1 when either norm is 0
+//	p = p - lr·trust·r
+//
+// Spago selects the form of spago's optimizers/lamb: r without the bias
+// corrections, r = m/(sqrt(v) + eps) + wd·p, and the corrections in the
+// step size instead, p = p - lr·sqrt(1-β2^t)/(1-β1^t)·trust·r.
+type LAMB struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // in [0, 1)
+	Beta2       float64 // in [0, 1)
+	Eps         float64 // ≥ 0
+	WeightDecay float64 // added to the direction: r += wd·p; ≥ 0
+	Spago       bool    // spago's form: the bias corrections in the step size
+	Prelude
+}
+
+// Coeffs returns the coefficients of LAMB step t (t ≥ 1).
+func (h LAMB) Coeffs(t int64) (Coeffs, error) {
+	var c Coeffs
+	err := h.CoeffsInto(&c, t)
+	return c, err
+}
+
+// CoeffsInto is Coeffs writing into c. With t the step number, bc1 =
+// 1-β1^t and bc2 = 1-β2^t:
+//
+//	c1 = 1-β1, c2 = 1-β2, β2, wd
+//	k = bc1/sqrt(bc2), e = bc1·eps, step = lr             (paper)
+//	k = 1, e = eps, step = lr·sqrt(bc2)/bc1               (Spago)
+//
+// all in float64, then rounded once to the element type (the step stays
+// in float64 until [Coeffs.LAMBFactor] multiplies it by the trust ratio).
+func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
+	gs, err := h.gs()
+	if err != nil {
+		return err
+	}
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", h.LR); err != nil {
+		return err
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
+	}
+	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
+	}
+	if err := checkNonNeg("eps", h.Eps); err != nil {
+		return err
+	}
+	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+		return err
+	}
+	mode := 0
+	if h.WeightDecay != 0 {
+		mode |= abi.LAMBWD
+	}
+	// float64(…) rounds each product before the subtraction, as Adam's
+	// coefficients do, so that they are the same bits on every machine.
+	bc1 := 1 - float64(powInt(h.Beta1, t))
+	bc2 := 1 - float64(powInt(h.Beta2, t))
+	c.init(famLAMB, mode)
+	c.set(abi.RowGS, gs)
+	c.set(abi.RowWD, h.WeightDecay)
+	c.set(abi.RowC1, 1-h.Beta1)
+	c.set(abi.RowC2, 1-h.Beta2)
+	c.set(abi.RowBeta2, h.Beta2)
+	if h.Spago {
+		c.set(abi.RowIB2, 1)
+		c.set(abi.RowEps, h.Eps)
+		c.set(abi.RowNegLR, -(float64(h.LR*math.Sqrt(bc2)) / bc1))
+	} else {
+		c.set(abi.RowIB2, bc1/math.Sqrt(bc2))
+		c.set(abi.RowEps, float64(bc1*h.Eps))
+		c.set(abi.RowNegLR, -h.LR)
+	}
+	return c.finish()
+}
+
+// LAMBTrust returns LAMB's trust ratio from the sums of squares of a
+// parameter and of its update direction (the sums of
+// [Set.LAMBMomentsF32], added over the parameter's pieces):
+//
+//	pp > 0 && rr > 0 ? sqrt(pp)/sqrt(rr) : 1
+//
+// in float64. The trust ratio is 1 when either norm is zero, as apex and
+// timm take it, and also when either sum is NaN (a NaN gradient under a
+// propagating policy), as timm's comparisons give; the NaN then stays in
+// the elements it came from.
+func LAMBTrust(pp, rr float64) float64 {
+	if pp > 0 && rr > 0 {
+		return math.Sqrt(pp) / math.Sqrt(rr)
+	}
+	return 1
+}
+
+// LAMBFactor returns the factor f of [Set.LAMBApplyF32], -(step size)·trust
+// in float64, for a block made by [LAMB.CoeffsInto] (0 for any other).
+// The kernels round it once to their element type.
+func (c *Coeffs) LAMBFactor(trust float64) float64 {
+	if c == nil || c.fam != famLAMB {
+		return 0
+	}
+	return c.vals[abi.RowNegLR] * trust
 }

@@ -3,7 +3,10 @@ package kernels
 import (
 	"math"
 	"math/big"
+	"strconv"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // TestCoeffsUnfused: the coefficients are computed with every product
@@ -70,6 +73,128 @@ func TestCoeffsUnfused(t *testing.T) {
 			}
 			if got, _ := c.Value("ib2"); math.Float64bits(got) != math.Float64bits(want) {
 				t.Errorf("β2=%v t=%d: ib2 %v, want %v", b, st, got, want)
+			}
+			// Adamax's clr = lr/(1 - β1^t), the same correction.
+			c, err = Adamax{LR: 3, Beta1: b, Beta2: 0.5}.Coeffs(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.Value("nega"); math.Float64bits(got) != math.Float64bits(-(3 / (1 - r))) {
+				t.Errorf("Adamax β1=%v t=%d: -clr %v, want %v", b, st, got, -(3 / (1 - r)))
+			}
+		}
+	}
+}
+
+// TestNAdamRAdamCoeffsPinned: NAdam's momentum schedule (through expDet)
+// and the NAdam and RAdam coefficients are the same bits on every
+// architecture: the values were computed on amd64, and the arm64 and
+// purego runs of this test must reproduce them.
+func TestNAdamRAdamCoeffsPinned(t *testing.T) {
+	bits := func(what string, got float64, want uint64) {
+		t.Helper()
+		if math.Float64bits(got) != want {
+			t.Errorf("%s = %v (%#x), want %v (%#x)", what, got, math.Float64bits(got), math.Float64frombits(want), want)
+		}
+	}
+	for x, want := range map[float64]uint64{-1e-3: 0x3feff7cfe56f1a9e, -0.1634: 0x3feb2d1150515112,
+		-1: 0x3fd78b56362cef38, -10.5: 0x3efcdfc263f6a0ba, -700: 0xd14f2b0fb9307f} {
+		bits("expDet("+strconv.FormatFloat(x, 'g', -1, 64)+")", expDet(x), want)
+	}
+	h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+	for st, want := range map[int64]uint64{1: 0x3fdcce00f877ca87, 2: 0x3fdccf3517413e70, 10: 0x3fdcd8d43e161326,
+		1000: 0x3fe091c4d2c7268a, 1 << 40: 0x3feccccccccccccd} {
+		bits("Mu("+strconv.FormatInt(st, 10)+")", h.Mu(st), want)
+	}
+	c, err := h.Coeffs(3, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint64{"neglr": 0xbf5404514277a3a3, "nega": 0xbf4ee6e64f2fc31c, "ib2": 0x4032443cb156c3b4} {
+		v, _ := c.Value(name)
+		bits("NAdam "+name, v, want)
+	}
+	r := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	for st, want := range map[int64]uint64{5: 0xbf64012010341c8b, 6: 0xbed1e1a872bbbf2b, 100: 0xbf116b0f5a6893fd} {
+		c, err := r.Coeffs(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := c.Value("nega")
+		bits("RAdam nega at step "+strconv.FormatInt(st, 10), v, want)
+	}
+}
+
+// TestExpDet: expDet is within 2 ulps of math.Exp (each within an ulp of
+// e^x) over NAdam's range x ≤ 0, and exact at its edges.
+func TestExpDet(t *testing.T) {
+	for i := 0; i < 400000; i++ {
+		x := -float64(i)*0.00187 - 1e-9*float64(i%7)
+		if x < -708 { // below it e^x is subnormal: ulps there are coarse
+			break
+		}
+		got, want := expDet(x), math.Exp(x)
+		if ulp := math.Nextafter(want, math.Inf(1)) - want; math.Abs(got-want) > 2*ulp {
+			t.Fatalf("expDet(%v) = %v, math.Exp %v", x, got, want)
+		}
+	}
+	for _, c := range []struct{ x, want float64 }{
+		{0, 1}, {math.Copysign(0, -1), 1}, {math.Inf(-1), 0}, {-800, 0}, {math.Inf(1), math.Inf(1)}, {800, math.Inf(1)},
+	} {
+		if got := expDet(c.x); got != c.want {
+			t.Errorf("expDet(%v) = %v, want %v", c.x, got, c.want)
+		}
+	}
+	if got := expDet(math.NaN()); got == got {
+		t.Errorf("expDet(NaN) = %v", got)
+	}
+}
+
+// TestNAdamMu: Mu is PyTorch's β1·(1 - ½·0.96^(t·ψ)) within a few ulps
+// (PyTorch's pow against expDet), for ψ = 0 too.
+func TestNAdamMu(t *testing.T) {
+	for _, psi := range []float64{0, 4e-3, 0.1, 3} {
+		h := NAdam{Beta1: 0.9, MomentumDecay: psi}
+		for st := int64(1); st < 1<<40; st = st*3/2 + 1 {
+			got := h.Mu(st)
+			want := 0.9 * (1 - 0.5*math.Pow(0.96, float64(st)*psi))
+			if ulp := math.Nextafter(want, 2) - want; math.Abs(got-want) > 4*ulp {
+				t.Fatalf("ψ=%v: Mu(%d) = %v, want %v", psi, st, got, want)
+			}
+		}
+	}
+}
+
+// TestRAdamRectified: with β2 = 0.999, steps 1 to 5 are not rectified and
+// step 6 on are (PyTorch's ρ_t > 5); a β2 whose ρ∞ = 2/(1-β2) - 1 is at
+// most 5 never rectifies; the coefficient of an unrectified step is
+// -lr/(1-β1^t), that of a rectified one -lr·r_t·sqrt(1-β2^t)/(1-β1^t).
+func TestRAdamRectified(t *testing.T) {
+	h := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	for st := int64(1); st <= 1000; st++ {
+		c, err := h.Coeffs(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rect := c.mode&abi.RAdamRect != 0
+		if rect != (st >= 6) || h.Rectified(st) != rect {
+			t.Fatalf("step %d: mode rectified %v, Rectified %v", st, rect, h.Rectified(st))
+		}
+		bc1, bc2 := 1-math.Pow(0.9, float64(st)), 1-math.Pow(0.999, float64(st))
+		want := -1e-3 / bc1
+		if rect {
+			rhoInf := 2/(1-0.999) - 1
+			rhoT := rhoInf - 2*float64(st)*math.Pow(0.999, float64(st))/bc2
+			want *= math.Sqrt(bc2) * math.Sqrt((rhoT-4)*(rhoT-2)*rhoInf/((rhoInf-4)*(rhoInf-2)*rhoT))
+		}
+		if got, _ := c.Value("nega"); math.Abs(got-want) > 1e-12*math.Abs(want) {
+			t.Fatalf("step %d: nega %v, want %v", st, got, want)
+		}
+	}
+	for _, b2 := range []float64{0, 0.5, 2.0 / 3} { // ρ∞ = 1, 3, 5
+		for st := int64(1); st < 1<<20; st *= 2 {
+			if (RAdam{LR: 1, Beta1: 0.9, Beta2: b2}).Rectified(st) {
+				t.Fatalf("β2 = %v: step %d rectified", b2, st)
 			}
 		}
 	}

@@ -20,7 +20,15 @@
 // Reductions ([SumSquaresF32], [DotF32], …) use 16 virtual lanes: element i is
 // accumulated, by fma, into lane i mod 16; the lanes are then combined by the
 // fixed tree ((l0+l8)+(l4+l12))+((l2+l10)+(l6+l14)) … written out in
-// [combine16]. float32 data is accumulated in float64.
+// [combine16]. float32 data is accumulated in float64. [SecantDotsF32]
+// keeps two such sets of lanes, for the two sums of a secant step.
+//
+// LAMB, whose step depends on two norms of the whole parameter, is two
+// fused passes: [Set.LAMBMomentsF32] updates the moments and returns the
+// sums of squares of p and of the update direction, accumulated by the same
+// 16-lane rule (so bit-identical on every level too), and
+// [Set.LAMBApplyF32] computes the direction again and moves p by the
+// parameter's trust ratio ([LAMBTrust]).
 //
 // Adafactor's kernels ([Set.AdafactorSumsF32], [Set.AdafactorNormsF32],
 // [Set.AdafactorUpdateF32]) are grid kernels: they run over the rows of a
@@ -35,9 +43,10 @@
 // errors.Is matches against [ErrLength], [ErrCoeff] or [ErrOverlap] before
 // writing any element; no input reaches the assembly unchecked. Coefficient
 // structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs],
-// [Adam.Coeffs], [Lion.Coeffs], [Adagrad.Coeffs], [RMSprop.Coeffs] and
-// [Adafactor.Coeffs], in
-// float64, and rounded once to each element type; a kernel refuses (ErrCoeff) a block
+// [Adam.Coeffs], [Lion.Coeffs], [Adagrad.Coeffs], [RMSprop.Coeffs],
+// [Adamax.Coeffs], [Adadelta.Coeffs], [NAdam.Coeffs], [RAdam.Coeffs],
+// [LAMB.Coeffs] and [Adafactor.Coeffs], in float64, and rounded once to
+// each element type; a kernel refuses (ErrCoeff) a block
 // with a coefficient that its element type cannot carry: one that
 // overflows it, or a non-zero one that rounds to zero in it
 // ([Coeffs.CheckF32]). Slices of one call may not share memory

@@ -45,7 +45,8 @@ func value[T Float](d *decoder, i int) T {
 func fuzzElementwise[T Float](t *testing.T, data []byte) {
 	d := &decoder{b: data}
 	kinds := []ewKernel[T]{sgdKernel[T](), momentumKernel[T](), adamKernel[T](false), scaleKernel[T](), roofKernel[T](), lionKernel[T](),
-		adagradKernel[T](), rmspropKernel[T]()}
+		adagradKernel[T](), rmspropKernel[T](), nadamKernel[T](), radamKernel[T](),
+		lambKernel[T](), adamaxKernel[T](), adadeltaKernel[T](), sgdKeepKernel[T]()}
 	k := kinds[int(d.byte())%len(kinds)]
 	ci := int(d.byte()) % len(k.coeffs)
 	n := int(d.byte()) + int(d.byte()&1)*256
@@ -88,6 +89,8 @@ func FuzzElementwise(f *testing.F) {
 	f.Add([]byte{3, 1, 33, 0, 5})
 	f.Add([]byte{0, 5, 7, 70, 1, 6, 0, 0, 0, 0x80, 1, 0, 0, 0, 0, 0, 0xc0, 0x7f})
 	f.Add([]byte{0x80, 5, 11, 40, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0, 8, 5, 37, 0, 3, 0, 0, 0x80, 0x80, 0, 0, 0xc0, 0x7f, 0, 0, 0x80, 0x7f})        // Adamax, eps = 0
+	f.Add([]byte{0x80, 9, 12, 70, 1, 6, 1, 0, 0, 0, 0, 0, 0xf0, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0x80}) // Adadelta, eps = 0
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 0 && data[0]&0x80 != 0 {
 			fuzzElementwise[float64](t, data[1:])

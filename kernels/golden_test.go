@@ -103,6 +103,16 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			hashes[fmt.Sprintf("SGD%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0])
 		}
 	}
+	for i, pr := range preludes {
+		for _, wd := range []float64{0, 0.01} {
+			st, gr := goldenData[T](7)
+			c := must(SGD{LR: 0.01, WeightDecay: wd, Prelude: pr}.Coeffs())
+			for step := range goldenSteps {
+				_ = sgdKeepKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("SGDKeep%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
 	type mom struct {
 		name string
 		h    Momentum
@@ -195,6 +205,98 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			}
 		}
 	}
+	for _, wd := range []float64{0, 0.01} {
+		for i, pr := range preludes[:2] {
+			h := Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Prelude: pr}
+			st, gr := goldenData[T](9)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			for step := range goldenSteps {
+				c := must(h.Coeffs(int64(step + 1)))
+				_ = adamaxKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("Adamax%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
+	for _, wd := range []float64{0, 0.01} {
+		for i, pr := range preludes[:2] {
+			h := Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: wd, Prelude: pr}
+			st, gr := goldenData[T](10)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			c := must(h.Coeffs())
+			for step := range goldenSteps {
+				_ = adadeltaKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("Adadelta%s/prelude%d/wd=%v", prec, i, wd)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			if wd == 0 && dec {
+				continue
+			}
+			h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, MomentumDecay: 4e-3, Decoupled: dec}
+			st, gr := goldenData[T](9)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			prod := 1.0
+			for step := range goldenSteps {
+				t := int64(step + 1)
+				prod *= h.Mu(t)
+				c := must(h.Coeffs(t, prod))
+				_ = nadamKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("NAdam%s/wd=%v/decoupled=%v", prec, wd, dec)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			if wd == 0 && dec {
+				continue
+			}
+			h := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec}
+			st, gr := goldenData[T](10)
+			for i := range st[1] {
+				st[1][i], st[2][i] = 0, 0
+			}
+			for step := range goldenSteps { // rectified from step 6 on
+				c := must(h.Coeffs(int64(step + 1)))
+				_ = radamKernel[T]().run(s, &c, [][]T{st[0], gr[step], st[1], st[2]})
+			}
+			hashes[fmt.Sprintf("RAdam%s/wd=%v/decoupled=%v", prec, wd, dec)] = hashSlices(st[0], st[1], st[2])
+		}
+	}
+	for _, wd := range []float64{0, 0.01} {
+		for _, spago := range []bool{false, true} {
+			h := LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: wd, Spago: spago}
+			st, gr := goldenData[T](9)
+			clear(st[1])
+			clear(st[2])
+			// A NaN or ±Inf gradient would make every later Σr² (and, once
+			// in p, Σp²) NaN: the sums would hash as NaN.
+			for _, g := range gr {
+				for i, x := range g {
+					if x-x != 0 {
+						g[i] = 0
+					}
+				}
+			}
+			var sums []float64 // every step's Σp² and Σr²
+			for step := range goldenSteps {
+				c := must(h.Coeffs(int64(step + 1)))
+				pp, rr, _ := lambPass1(s, &c, st[0], gr[step], st[1], st[2])
+				_ = lambPass2(s, &c, st[0], st[1], st[2], LAMBTrust(pp, rr))
+				sums = append(sums, pp, rr)
+			}
+			name := fmt.Sprintf("LAMB%s/wd=%v/spago=%v", prec, wd, spago)
+			hashes[name] = hashSlices(st[0], st[1], st[2])
+			hashes[name+"/sums"] = hashSlices(sums)
+		}
+	}
 	adafactorGolden[T](s, prec, hashes)
 	{
 		st, _ := goldenData[T](4)
@@ -231,6 +333,24 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 		}
 		sum := sha256.Sum256(h.b)
 		hashes["Reductions"+prec] = hex.EncodeToString(sum[:])
+	}
+	{
+		// SecantDots of the (finite) state streams at shifting offsets and
+		// lengths (tails of every length), and once of two steps'
+		// gradients, which hold special values.
+		st, gr := goldenData[T](6)
+		h := &hasher{}
+		for step := range goldenSteps {
+			m := goldenN - step
+			sy, yy, _ := secantDotsT(s, st[0][step:], st[1][:m], st[2][step/2:step/2+m], st[3][:m])
+			h.add(sy)
+			h.add(yy)
+		}
+		sy, yy, _ := secantDotsT(s, st[0], st[1], gr[1], gr[0])
+		h.add(sy)
+		h.add(yy)
+		sum := sha256.Sum256(h.b)
+		hashes["SecantDots"+prec] = hex.EncodeToString(sum[:])
 	}
 	return hashes, fast
 }

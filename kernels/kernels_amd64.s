@@ -3489,6 +3489,2159 @@ done:
 	VZEROUPPER
 	RET
 
+// func adamaxF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adamaxF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS 896(AX), Y0
+	XORQ    R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y2
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y5
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     32(CX)(R8*4), Y6
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VSUBPS      Y3, Y1, Y4
+	VSUBPS      Y7, Y5, Y8
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y8, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMOVUPS     32(SI)(R8*4), Y8
+	VMULPS      320(AX), Y4, Y4
+	VMULPS      320(AX), Y8, Y8
+	VANDNPS     Y1, Y0, Y1
+	VANDNPS     Y5, Y0, Y5
+	VADDPS      448(AX), Y1, Y1
+	VADDPS      448(AX), Y5, Y5
+	VMAXPS      Y1, Y4, Y1
+	VMAXPS      Y5, Y8, Y9
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VCMPPS      $0x03, Y8, Y8, Y10
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VBLENDVPS   Y10, Y8, Y9, Y9
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VDIVPS      Y9, Y7, Y3
+	VFMADD231PS 512(AX), Y1, Y2
+	VFMADD231PS 512(AX), Y3, Y6
+	VMOVUPS     Y2, (CX)(R8*4)
+	VMOVUPS     Y6, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(R8*4), Y1
+	VMULPS      (AX), Y1, Y1
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VANDNPS     Y1, Y0, Y1
+	VADDPS      448(AX), Y1, Y1
+	VMAXPS      Y1, Y4, Y1
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMOVUPS     Y2, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y1
+	VMASKMOVPS  (DX)(R8*4), Y1, Y2
+	VMULPS      (AX), Y2, Y2
+	VMASKMOVPS  (CX)(R8*4), Y1, Y3
+	VMASKMOVPS  (BX)(R8*4), Y1, Y4
+	VSUBPS      Y4, Y2, Y5
+	VFMADD231PS 192(AX), Y5, Y4
+	VMASKMOVPS  Y4, Y1, (BX)(R8*4)
+	VMASKMOVPS  (SI)(R8*4), Y1, Y5
+	VMULPS      320(AX), Y5, Y5
+	VANDNPS     Y2, Y0, Y2
+	VADDPS      448(AX), Y2, Y0
+	VMAXPS      Y0, Y5, Y0
+	VCMPPS      $0x03, Y5, Y5, Y2
+	VBLENDVPS   Y2, Y5, Y0, Y0
+	VMASKMOVPS  Y0, Y1, (SI)(R8*4)
+	VDIVPS      Y0, Y4, Y0
+	VFMADD231PS 512(AX), Y0, Y3
+	VMASKMOVPS  Y3, Y1, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	VMOVUPS 896(AX), Y0
+	XORQ    R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y2
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y5
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     32(CX)(R8*4), Y6
+	VFMADD231PS 64(AX), Y2, Y1
+	VFMADD231PS 64(AX), Y6, Y5
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VSUBPS      Y3, Y1, Y4
+	VSUBPS      Y7, Y5, Y8
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y8, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMOVUPS     32(SI)(R8*4), Y8
+	VMULPS      320(AX), Y4, Y4
+	VMULPS      320(AX), Y8, Y8
+	VANDNPS     Y1, Y0, Y1
+	VANDNPS     Y5, Y0, Y5
+	VADDPS      448(AX), Y1, Y1
+	VADDPS      448(AX), Y5, Y5
+	VMAXPS      Y1, Y4, Y1
+	VMAXPS      Y5, Y8, Y9
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VCMPPS      $0x03, Y8, Y8, Y10
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VBLENDVPS   Y10, Y8, Y9, Y9
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VDIVPS      Y9, Y7, Y3
+	VFMADD231PS 512(AX), Y1, Y2
+	VFMADD231PS 512(AX), Y3, Y6
+	VMOVUPS     Y2, (CX)(R8*4)
+	VMOVUPS     Y6, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(R8*4), Y1
+	VMULPS      (AX), Y1, Y1
+	VMOVUPS     (CX)(R8*4), Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMOVUPS     (BX)(R8*4), Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VANDNPS     Y1, Y0, Y1
+	VADDPS      448(AX), Y1, Y1
+	VMAXPS      Y1, Y4, Y1
+	VCMPPS      $0x03, Y4, Y4, Y5
+	VBLENDVPS   Y5, Y4, Y1, Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VDIVPS      Y1, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMOVUPS     Y2, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y1
+	VMASKMOVPS  (DX)(R8*4), Y1, Y2
+	VMULPS      (AX), Y2, Y2
+	VMASKMOVPS  (CX)(R8*4), Y1, Y3
+	VFMADD231PS 64(AX), Y3, Y2
+	VMASKMOVPS  (BX)(R8*4), Y1, Y4
+	VSUBPS      Y4, Y2, Y5
+	VFMADD231PS 192(AX), Y5, Y4
+	VMASKMOVPS  Y4, Y1, (BX)(R8*4)
+	VMASKMOVPS  (SI)(R8*4), Y1, Y5
+	VMULPS      320(AX), Y5, Y5
+	VANDNPS     Y2, Y0, Y2
+	VADDPS      448(AX), Y2, Y0
+	VMAXPS      Y0, Y5, Y0
+	VCMPPS      $0x03, Y5, Y5, Y2
+	VBLENDVPS   Y2, Y5, Y0, Y0
+	VMASKMOVPS  Y0, Y1, (SI)(R8*4)
+	VDIVPS      Y0, Y4, Y0
+	VFMADD231PS 512(AX), Y0, Y3
+	VMASKMOVPS  Y3, Y1, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adadeltaF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VADDPS      448(AX), Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y7
+	VMOVUPS     (SI)(R8*4), Y3
+	VMOVUPS     32(SI)(R8*4), Y8
+	VADDPS      448(AX), Y3, Y6
+	VADDPS      448(AX), Y8, Y9
+	VSQRTPS     Y6, Y6
+	VSQRTPS     Y9, Y9
+	VDIVPS      Y2, Y6, Y2
+	VDIVPS      Y7, Y9, Y6
+	VMULPS      Y2, Y0, Y0
+	VMULPS      Y6, Y4, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y8, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (SI)(R8*4)
+	VMOVUPS     Y7, 32(SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y4, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VSQRTPS     Y2, Y2
+	VMOVUPS     (SI)(R8*4), Y3
+	VADDPS      448(AX), Y3, Y4
+	VSQRTPS     Y4, Y4
+	VDIVPS      Y2, Y4, Y2
+	VMULPS      Y2, Y0, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(R8*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(R8*4)
+	VADDPS      448(AX), Y4, Y3
+	VSQRTPS     Y3, Y3
+	VMASKMOVPS  (SI)(R8*4), Y0, Y4
+	VADDPS      448(AX), Y4, Y5
+	VSQRTPS     Y5, Y5
+	VDIVPS      Y3, Y5, Y3
+	VMULPS      Y3, Y1, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y7, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VADDPS      448(AX), Y7, Y3
+	VSQRTPS     Y2, Y2
+	VSQRTPS     Y3, Y7
+	VMOVUPS     (SI)(R8*4), Y3
+	VMOVUPS     32(SI)(R8*4), Y8
+	VADDPS      448(AX), Y3, Y6
+	VADDPS      448(AX), Y8, Y9
+	VSQRTPS     Y6, Y6
+	VSQRTPS     Y9, Y9
+	VDIVPS      Y2, Y6, Y2
+	VDIVPS      Y7, Y9, Y6
+	VMULPS      Y2, Y0, Y0
+	VMULPS      Y6, Y4, Y4
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      256(AX), Y4, Y6
+	VMULPS      320(AX), Y3, Y3
+	VMULPS      320(AX), Y8, Y7
+	VFMADD231PS Y2, Y0, Y3
+	VFMADD231PS Y6, Y4, Y7
+	VMOVUPS     Y3, (SI)(R8*4)
+	VMOVUPS     Y7, 32(SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y4, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VADDPS      448(AX), Y3, Y2
+	VSQRTPS     Y2, Y2
+	VMOVUPS     (SI)(R8*4), Y3
+	VADDPS      448(AX), Y3, Y4
+	VSQRTPS     Y4, Y4
+	VDIVPS      Y2, Y4, Y2
+	VMULPS      Y2, Y0, Y0
+	VMULPS      256(AX), Y0, Y2
+	VMULPS      320(AX), Y3, Y3
+	VFMADD231PS Y2, Y0, Y3
+	VMOVUPS     Y3, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMASKMOVPS  (BX)(R8*4), Y0, Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (BX)(R8*4)
+	VADDPS      448(AX), Y4, Y3
+	VSQRTPS     Y3, Y3
+	VMASKMOVPS  (SI)(R8*4), Y0, Y4
+	VADDPS      448(AX), Y4, Y5
+	VSQRTPS     Y5, Y5
+	VDIVPS      Y3, Y5, Y3
+	VMULPS      Y3, Y1, Y1
+	VMULPS      256(AX), Y1, Y3
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y1, Y4
+	VMASKMOVPS  Y4, Y0, (SI)(R8*4)
+	VFMADD231PS 576(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func nadamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·nadamF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000003, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+
+mode0:
+	VMOVUPS 448(AX), Y0
+	XORQ    R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y2
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y5
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     32(CX)(R8*4), Y6
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VSUBPS      Y3, Y1, Y4
+	VSUBPS      Y7, Y5, Y8
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y8, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMULPS      256(AX), Y5, Y9
+	VMOVUPS     (SI)(R8*4), Y8
+	VMOVUPS     32(SI)(R8*4), Y10
+	VMULPS      320(AX), Y8, Y8
+	VMULPS      320(AX), Y10, Y10
+	VFMADD231PS Y4, Y1, Y8
+	VFMADD231PS Y9, Y5, Y10
+	VMOVUPS     Y8, (SI)(R8*4)
+	VMOVUPS     Y10, 32(SI)(R8*4)
+	VSQRTPS     Y8, Y4
+	VSQRTPS     Y10, Y8
+	VFMADD132PS 384(AX), Y0, Y4
+	VFMADD132PS 384(AX), Y0, Y8
+	VDIVPS      Y4, Y1, Y1
+	VDIVPS      Y8, Y5, Y5
+	VFMADD231PS 576(AX), Y1, Y2
+	VFMADD231PS 576(AX), Y5, Y6
+	VDIVPS      Y4, Y3, Y1
+	VDIVPS      Y8, Y7, Y3
+	VFMADD231PS 512(AX), Y1, Y2
+	VFMADD231PS 512(AX), Y3, Y6
+	VMOVUPS     Y2, (CX)(R8*4)
+	VMOVUPS     Y6, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(R8*4), Y1
+	VMULPS      (AX), Y1, Y1
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMOVUPS     (SI)(R8*4), Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMOVUPS     Y5, (SI)(R8*4)
+	VSQRTPS     Y5, Y4
+	VFMADD132PS 384(AX), Y0, Y4
+	VDIVPS      Y4, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VDIVPS      Y4, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMOVUPS     Y2, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y1
+	VMASKMOVPS  (DX)(R8*4), Y1, Y2
+	VMULPS      (AX), Y2, Y2
+	VMASKMOVPS  (CX)(R8*4), Y1, Y3
+	VMASKMOVPS  (BX)(R8*4), Y1, Y4
+	VSUBPS      Y4, Y2, Y5
+	VFMADD231PS 192(AX), Y5, Y4
+	VMASKMOVPS  Y4, Y1, (BX)(R8*4)
+	VMULPS      256(AX), Y2, Y5
+	VMASKMOVPS  (SI)(R8*4), Y1, Y6
+	VMULPS      320(AX), Y6, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VMASKMOVPS  Y6, Y1, (SI)(R8*4)
+	VSQRTPS     Y6, Y5
+	VFMADD132PS 384(AX), Y0, Y5
+	VDIVPS      Y5, Y2, Y0
+	VFMADD231PS 576(AX), Y0, Y3
+	VDIVPS      Y5, Y4, Y0
+	VFMADD231PS 512(AX), Y0, Y3
+	VMASKMOVPS  Y3, Y1, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	VMOVUPS 448(AX), Y0
+	XORQ    R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y2
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y5
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     32(CX)(R8*4), Y6
+	VFMADD231PS 64(AX), Y2, Y1
+	VFMADD231PS 64(AX), Y6, Y5
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y7
+	VSUBPS      Y3, Y1, Y4
+	VSUBPS      Y7, Y5, Y8
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y8, Y7
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMULPS      256(AX), Y5, Y9
+	VMOVUPS     (SI)(R8*4), Y8
+	VMOVUPS     32(SI)(R8*4), Y10
+	VMULPS      320(AX), Y8, Y8
+	VMULPS      320(AX), Y10, Y10
+	VFMADD231PS Y4, Y1, Y8
+	VFMADD231PS Y9, Y5, Y10
+	VMOVUPS     Y8, (SI)(R8*4)
+	VMOVUPS     Y10, 32(SI)(R8*4)
+	VSQRTPS     Y8, Y4
+	VSQRTPS     Y10, Y8
+	VFMADD132PS 384(AX), Y0, Y4
+	VFMADD132PS 384(AX), Y0, Y8
+	VDIVPS      Y4, Y1, Y1
+	VDIVPS      Y8, Y5, Y5
+	VFMADD231PS 576(AX), Y1, Y2
+	VFMADD231PS 576(AX), Y5, Y6
+	VDIVPS      Y4, Y3, Y1
+	VDIVPS      Y8, Y7, Y3
+	VFMADD231PS 512(AX), Y1, Y2
+	VFMADD231PS 512(AX), Y3, Y6
+	VMOVUPS     Y2, (CX)(R8*4)
+	VMOVUPS     Y6, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(R8*4), Y1
+	VMULPS      (AX), Y1, Y1
+	VMOVUPS     (CX)(R8*4), Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMOVUPS     (BX)(R8*4), Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMOVUPS     (SI)(R8*4), Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMOVUPS     Y5, (SI)(R8*4)
+	VSQRTPS     Y5, Y4
+	VFMADD132PS 384(AX), Y0, Y4
+	VDIVPS      Y4, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VDIVPS      Y4, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMOVUPS     Y2, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y1
+	VMASKMOVPS  (DX)(R8*4), Y1, Y2
+	VMULPS      (AX), Y2, Y2
+	VMASKMOVPS  (CX)(R8*4), Y1, Y3
+	VFMADD231PS 64(AX), Y3, Y2
+	VMASKMOVPS  (BX)(R8*4), Y1, Y4
+	VSUBPS      Y4, Y2, Y5
+	VFMADD231PS 192(AX), Y5, Y4
+	VMASKMOVPS  Y4, Y1, (BX)(R8*4)
+	VMULPS      256(AX), Y2, Y5
+	VMASKMOVPS  (SI)(R8*4), Y1, Y6
+	VMULPS      320(AX), Y6, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VMASKMOVPS  Y6, Y1, (SI)(R8*4)
+	VSQRTPS     Y6, Y5
+	VFMADD132PS 384(AX), Y0, Y5
+	VDIVPS      Y5, Y2, Y0
+	VFMADD231PS 576(AX), Y0, Y3
+	VDIVPS      Y5, Y4, Y0
+	VFMADD231PS 512(AX), Y0, Y3
+	VMASKMOVPS  Y3, Y1, (CX)(R8*4)
+	JMP         done
+
+mode2:
+	VMOVUPS 448(AX), Y0
+	XORQ    R8, R8
+
+m2_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m2_single
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y2
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y2, Y3
+	VMOVUPS     (CX)(R8*4), Y2
+	VMOVUPS     32(CX)(R8*4), Y4
+	VMULPS      128(AX), Y2, Y2
+	VMULPS      128(AX), Y4, Y6
+	VMOVUPS     (BX)(R8*4), Y4
+	VMOVUPS     32(BX)(R8*4), Y7
+	VSUBPS      Y4, Y1, Y5
+	VSUBPS      Y7, Y3, Y8
+	VFMADD231PS 192(AX), Y5, Y4
+	VFMADD231PS 192(AX), Y8, Y7
+	VMOVUPS     Y4, (BX)(R8*4)
+	VMOVUPS     Y7, 32(BX)(R8*4)
+	VMULPS      256(AX), Y1, Y5
+	VMULPS      256(AX), Y3, Y9
+	VMOVUPS     (SI)(R8*4), Y8
+	VMOVUPS     32(SI)(R8*4), Y10
+	VMULPS      320(AX), Y8, Y8
+	VMULPS      320(AX), Y10, Y10
+	VFMADD231PS Y5, Y1, Y8
+	VFMADD231PS Y9, Y3, Y10
+	VMOVUPS     Y8, (SI)(R8*4)
+	VMOVUPS     Y10, 32(SI)(R8*4)
+	VSQRTPS     Y8, Y5
+	VSQRTPS     Y10, Y8
+	VFMADD132PS 384(AX), Y0, Y5
+	VFMADD132PS 384(AX), Y0, Y8
+	VDIVPS      Y5, Y1, Y1
+	VDIVPS      Y8, Y3, Y3
+	VFMADD231PS 576(AX), Y1, Y2
+	VFMADD231PS 576(AX), Y3, Y6
+	VDIVPS      Y5, Y4, Y1
+	VDIVPS      Y8, Y7, Y3
+	VFMADD231PS 512(AX), Y1, Y2
+	VFMADD231PS 512(AX), Y3, Y6
+	VMOVUPS     Y2, (CX)(R8*4)
+	VMOVUPS     Y6, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m2_tail
+	VMOVUPS     (DX)(R8*4), Y1
+	VMULPS      (AX), Y1, Y1
+	VMOVUPS     (CX)(R8*4), Y2
+	VMULPS      128(AX), Y2, Y2
+	VMOVUPS     (BX)(R8*4), Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMOVUPS     (SI)(R8*4), Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMOVUPS     Y5, (SI)(R8*4)
+	VSQRTPS     Y5, Y4
+	VFMADD132PS 384(AX), Y0, Y4
+	VDIVPS      Y4, Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y2
+	VDIVPS      Y4, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMOVUPS     Y2, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y1
+	VMASKMOVPS  (DX)(R8*4), Y1, Y2
+	VMULPS      (AX), Y2, Y2
+	VMASKMOVPS  (CX)(R8*4), Y1, Y3
+	VMULPS      128(AX), Y3, Y3
+	VMASKMOVPS  (BX)(R8*4), Y1, Y4
+	VSUBPS      Y4, Y2, Y5
+	VFMADD231PS 192(AX), Y5, Y4
+	VMASKMOVPS  Y4, Y1, (BX)(R8*4)
+	VMULPS      256(AX), Y2, Y5
+	VMASKMOVPS  (SI)(R8*4), Y1, Y6
+	VMULPS      320(AX), Y6, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VMASKMOVPS  Y6, Y1, (SI)(R8*4)
+	VSQRTPS     Y6, Y5
+	VFMADD132PS 384(AX), Y0, Y5
+	VDIVPS      Y5, Y2, Y0
+	VFMADD231PS 576(AX), Y0, Y3
+	VDIVPS      Y5, Y4, Y0
+	VFMADD231PS 512(AX), Y0, Y3
+	VMASKMOVPS  Y3, Y1, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func radamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·radamF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000007, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+	CMPQ R8, $0x00000003
+	JEQ  mode0
+	CMPQ R8, $0x00000004
+	JEQ  mode4
+	CMPQ R8, $0x00000005
+	JEQ  mode5
+	CMPQ R8, $0x00000006
+	JEQ  mode6
+	JMP  mode4
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VMOVUPS     (BX)(R8*4), Y2
+	VMOVUPS     32(BX)(R8*4), Y6
+	VSUBPS      Y2, Y0, Y3
+	VSUBPS      Y6, Y4, Y7
+	VFMADD231PS 192(AX), Y3, Y2
+	VFMADD231PS 192(AX), Y7, Y6
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMOVUPS     Y6, 32(BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMULPS      256(AX), Y4, Y8
+	VMOVUPS     (SI)(R8*4), Y7
+	VMOVUPS     32(SI)(R8*4), Y9
+	VMULPS      320(AX), Y7, Y7
+	VMULPS      320(AX), Y9, Y9
+	VFMADD231PS Y3, Y0, Y7
+	VFMADD231PS Y8, Y4, Y9
+	VMOVUPS     Y7, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VFMADD231PS 512(AX), Y2, Y1
+	VFMADD231PS 512(AX), Y6, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     (BX)(R8*4), Y2
+	VSUBPS      Y2, Y0, Y3
+	VFMADD231PS 192(AX), Y3, Y2
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y0, Y4
+	VMOVUPS     Y4, (SI)(R8*4)
+	VFMADD231PS 512(AX), Y2, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VMASKMOVPS  (BX)(R8*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMASKMOVPS  (SI)(R8*4), Y0, Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y0, (SI)(R8*4)
+	VFMADD231PS 512(AX), Y3, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMOVUPS     (BX)(R8*4), Y2
+	VMOVUPS     32(BX)(R8*4), Y6
+	VSUBPS      Y2, Y0, Y3
+	VSUBPS      Y6, Y4, Y7
+	VFMADD231PS 192(AX), Y3, Y2
+	VFMADD231PS 192(AX), Y7, Y6
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMOVUPS     Y6, 32(BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMULPS      256(AX), Y4, Y8
+	VMOVUPS     (SI)(R8*4), Y7
+	VMOVUPS     32(SI)(R8*4), Y9
+	VMULPS      320(AX), Y7, Y7
+	VMULPS      320(AX), Y9, Y9
+	VFMADD231PS Y3, Y0, Y7
+	VFMADD231PS Y8, Y4, Y9
+	VMOVUPS     Y7, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VFMADD231PS 512(AX), Y2, Y1
+	VFMADD231PS 512(AX), Y6, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMOVUPS     (BX)(R8*4), Y2
+	VSUBPS      Y2, Y0, Y3
+	VFMADD231PS 192(AX), Y3, Y2
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y0, Y4
+	VMOVUPS     Y4, (SI)(R8*4)
+	VFMADD231PS 512(AX), Y2, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMASKMOVPS  (BX)(R8*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMASKMOVPS  (SI)(R8*4), Y0, Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y0, (SI)(R8*4)
+	VFMADD231PS 512(AX), Y3, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+	JMP         done
+
+mode2:
+	XORQ R8, R8
+
+m2_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m2_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y2
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y3
+	VMULPS      128(AX), Y1, Y1
+	VMULPS      128(AX), Y3, Y5
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y6
+	VSUBPS      Y3, Y0, Y4
+	VSUBPS      Y6, Y2, Y7
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y7, Y6
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y6, 32(BX)(R8*4)
+	VMULPS      256(AX), Y0, Y4
+	VMULPS      256(AX), Y2, Y8
+	VMOVUPS     (SI)(R8*4), Y7
+	VMOVUPS     32(SI)(R8*4), Y9
+	VMULPS      320(AX), Y7, Y7
+	VMULPS      320(AX), Y9, Y9
+	VFMADD231PS Y4, Y0, Y7
+	VFMADD231PS Y8, Y2, Y9
+	VMOVUPS     Y7, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VFMADD231PS 512(AX), Y3, Y1
+	VFMADD231PS 512(AX), Y6, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m2_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VMULPS      128(AX), Y1, Y1
+	VMOVUPS     (BX)(R8*4), Y2
+	VSUBPS      Y2, Y0, Y3
+	VFMADD231PS 192(AX), Y3, Y2
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y0, Y4
+	VMOVUPS     Y4, (SI)(R8*4)
+	VFMADD231PS 512(AX), Y2, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VMULPS      128(AX), Y2, Y2
+	VMASKMOVPS  (BX)(R8*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMASKMOVPS  (SI)(R8*4), Y0, Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y0, (SI)(R8*4)
+	VFMADD231PS 512(AX), Y3, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+	JMP         done
+
+mode4:
+	XORQ R8, R8
+
+m4_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m4_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VMOVUPS     (BX)(R8*4), Y2
+	VMOVUPS     32(BX)(R8*4), Y6
+	VSUBPS      Y2, Y0, Y3
+	VSUBPS      Y6, Y4, Y7
+	VFMADD231PS 192(AX), Y3, Y2
+	VFMADD231PS 192(AX), Y7, Y6
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMOVUPS     Y6, 32(BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMULPS      256(AX), Y4, Y8
+	VMOVUPS     (SI)(R8*4), Y7
+	VMOVUPS     32(SI)(R8*4), Y9
+	VMULPS      320(AX), Y7, Y7
+	VMULPS      320(AX), Y9, Y9
+	VFMADD231PS Y3, Y0, Y7
+	VFMADD231PS Y8, Y4, Y9
+	VMOVUPS     Y7, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VSQRTPS     Y7, Y0
+	VSQRTPS     Y9, Y3
+	VADDPS      448(AX), Y0, Y0
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y0, Y2, Y0
+	VDIVPS      Y3, Y6, Y2
+	VFMADD231PS 512(AX), Y0, Y1
+	VFMADD231PS 512(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m4_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     (BX)(R8*4), Y2
+	VSUBPS      Y2, Y0, Y3
+	VFMADD231PS 192(AX), Y3, Y2
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y0, Y4
+	VMOVUPS     Y4, (SI)(R8*4)
+	VSQRTPS     Y4, Y0
+	VADDPS      448(AX), Y0, Y0
+	VDIVPS      Y0, Y2, Y0
+	VFMADD231PS 512(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VMASKMOVPS  (BX)(R8*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMASKMOVPS  (SI)(R8*4), Y0, Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y0, (SI)(R8*4)
+	VSQRTPS     Y5, Y1
+	VADDPS      448(AX), Y1, Y1
+	VDIVPS      Y1, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+	JMP         done
+
+mode5:
+	XORQ R8, R8
+
+m5_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m5_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y4
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y5
+	VFMADD231PS 64(AX), Y1, Y0
+	VFMADD231PS 64(AX), Y5, Y4
+	VMOVUPS     (BX)(R8*4), Y2
+	VMOVUPS     32(BX)(R8*4), Y6
+	VSUBPS      Y2, Y0, Y3
+	VSUBPS      Y6, Y4, Y7
+	VFMADD231PS 192(AX), Y3, Y2
+	VFMADD231PS 192(AX), Y7, Y6
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMOVUPS     Y6, 32(BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMULPS      256(AX), Y4, Y8
+	VMOVUPS     (SI)(R8*4), Y7
+	VMOVUPS     32(SI)(R8*4), Y9
+	VMULPS      320(AX), Y7, Y7
+	VMULPS      320(AX), Y9, Y9
+	VFMADD231PS Y3, Y0, Y7
+	VFMADD231PS Y8, Y4, Y9
+	VMOVUPS     Y7, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VSQRTPS     Y7, Y0
+	VSQRTPS     Y9, Y3
+	VADDPS      448(AX), Y0, Y0
+	VADDPS      448(AX), Y3, Y3
+	VDIVPS      Y0, Y2, Y0
+	VDIVPS      Y3, Y6, Y2
+	VFMADD231PS 512(AX), Y0, Y1
+	VFMADD231PS 512(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m5_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VFMADD231PS 64(AX), Y1, Y0
+	VMOVUPS     (BX)(R8*4), Y2
+	VSUBPS      Y2, Y0, Y3
+	VFMADD231PS 192(AX), Y3, Y2
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y0, Y4
+	VMOVUPS     Y4, (SI)(R8*4)
+	VSQRTPS     Y4, Y0
+	VADDPS      448(AX), Y0, Y0
+	VDIVPS      Y0, Y2, Y0
+	VFMADD231PS 512(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VFMADD231PS 64(AX), Y2, Y1
+	VMASKMOVPS  (BX)(R8*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMASKMOVPS  (SI)(R8*4), Y0, Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y0, (SI)(R8*4)
+	VSQRTPS     Y5, Y1
+	VADDPS      448(AX), Y1, Y1
+	VDIVPS      Y1, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+	JMP         done
+
+mode6:
+	XORQ R8, R8
+
+m6_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m6_single
+	VMOVUPS     (DX)(R8*4), Y0
+	VMOVUPS     32(DX)(R8*4), Y1
+	VMULPS      (AX), Y0, Y0
+	VMULPS      (AX), Y1, Y2
+	VMOVUPS     (CX)(R8*4), Y1
+	VMOVUPS     32(CX)(R8*4), Y3
+	VMULPS      128(AX), Y1, Y1
+	VMULPS      128(AX), Y3, Y5
+	VMOVUPS     (BX)(R8*4), Y3
+	VMOVUPS     32(BX)(R8*4), Y6
+	VSUBPS      Y3, Y0, Y4
+	VSUBPS      Y6, Y2, Y7
+	VFMADD231PS 192(AX), Y4, Y3
+	VFMADD231PS 192(AX), Y7, Y6
+	VMOVUPS     Y3, (BX)(R8*4)
+	VMOVUPS     Y6, 32(BX)(R8*4)
+	VMULPS      256(AX), Y0, Y4
+	VMULPS      256(AX), Y2, Y8
+	VMOVUPS     (SI)(R8*4), Y7
+	VMOVUPS     32(SI)(R8*4), Y9
+	VMULPS      320(AX), Y7, Y7
+	VMULPS      320(AX), Y9, Y9
+	VFMADD231PS Y4, Y0, Y7
+	VFMADD231PS Y8, Y2, Y9
+	VMOVUPS     Y7, (SI)(R8*4)
+	VMOVUPS     Y9, 32(SI)(R8*4)
+	VSQRTPS     Y7, Y0
+	VSQRTPS     Y9, Y2
+	VADDPS      448(AX), Y0, Y0
+	VADDPS      448(AX), Y2, Y2
+	VDIVPS      Y0, Y3, Y0
+	VDIVPS      Y2, Y6, Y2
+	VFMADD231PS 512(AX), Y0, Y1
+	VFMADD231PS 512(AX), Y2, Y5
+	VMOVUPS     Y1, (CX)(R8*4)
+	VMOVUPS     Y5, 32(CX)(R8*4)
+	ADDQ        $0x00000010, R8
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m6_tail
+	VMOVUPS     (DX)(R8*4), Y0
+	VMULPS      (AX), Y0, Y0
+	VMOVUPS     (CX)(R8*4), Y1
+	VMULPS      128(AX), Y1, Y1
+	VMOVUPS     (BX)(R8*4), Y2
+	VSUBPS      Y2, Y0, Y3
+	VFMADD231PS 192(AX), Y3, Y2
+	VMOVUPS     Y2, (BX)(R8*4)
+	VMULPS      256(AX), Y0, Y3
+	VMOVUPS     (SI)(R8*4), Y4
+	VMULPS      320(AX), Y4, Y4
+	VFMADD231PS Y3, Y0, Y4
+	VMOVUPS     Y4, (SI)(R8*4)
+	VSQRTPS     Y4, Y0
+	VADDPS      448(AX), Y0, Y0
+	VDIVPS      Y0, Y2, Y0
+	VFMADD231PS 512(AX), Y0, Y1
+	VMOVUPS     Y1, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (DX)(R8*4), Y0, Y1
+	VMULPS      (AX), Y1, Y1
+	VMASKMOVPS  (CX)(R8*4), Y0, Y2
+	VMULPS      128(AX), Y2, Y2
+	VMASKMOVPS  (BX)(R8*4), Y0, Y3
+	VSUBPS      Y3, Y1, Y4
+	VFMADD231PS 192(AX), Y4, Y3
+	VMASKMOVPS  Y3, Y0, (BX)(R8*4)
+	VMULPS      256(AX), Y1, Y4
+	VMASKMOVPS  (SI)(R8*4), Y0, Y5
+	VMULPS      320(AX), Y5, Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMASKMOVPS  Y5, Y0, (SI)(R8*4)
+	VSQRTPS     Y5, Y1
+	VADDPS      448(AX), Y1, Y1
+	VDIVPS      Y1, Y3, Y1
+	VFMADD231PS 512(AX), Y1, Y2
+	VMASKMOVPS  Y2, Y0, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lambMomentsF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·lambMomentsF32AVX2(SB), NOSPLIT, $0-72
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS 448(AX), Y0
+	VXORPD  Y1, Y1, Y1
+	VXORPD  Y2, Y2, Y2
+	VXORPD  Y3, Y3, Y3
+	VXORPD  Y4, Y4, Y4
+	VXORPD  Y5, Y5, Y5
+	VXORPD  Y6, Y6, Y6
+	VXORPD  Y7, Y7, Y7
+	VXORPD  Y8, Y8, Y8
+	XORQ    R8, R8
+
+m0_unit:
+	MOVQ         DI, R9
+	SUBQ         R8, R9
+	CMPQ         R9, $0x00000010
+	JLT          m0_tail
+	VMOVUPS      (DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      (CX)(R8*4), Y10
+	VMOVUPS      (BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, (BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      (SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, (SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y9
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y1
+	VFMADD231PD  Y10, Y10, Y2
+	VCVTPS2PD    X9, Y10
+	VEXTRACTF128 $0x01, Y9, X9
+	VCVTPS2PD    X9, Y9
+	VFMADD231PD  Y10, Y10, Y5
+	VFMADD231PD  Y9, Y9, Y6
+	VMOVUPS      32(DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      32(CX)(R8*4), Y10
+	VMOVUPS      32(BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, 32(BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      32(SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, 32(SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y9
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y3
+	VFMADD231PD  Y10, Y10, Y4
+	VCVTPS2PD    X9, Y10
+	VEXTRACTF128 $0x01, Y9, X9
+	VCVTPS2PD    X9, Y9
+	VFMADD231PD  Y10, Y10, Y7
+	VFMADD231PD  Y9, Y9, Y8
+	ADDQ         $0x00000010, R8
+	JMP          m0_unit
+
+m0_tail:
+	MOVQ         R9, DI
+	TESTQ        DI, DI
+	JLE          m0_combine
+	CMPQ         DI, $0x00000008
+	JGE          m0_full0
+	LEAQ         tailones<>+0(SB), R9
+	NEGQ         DI
+	VMOVDQU      32(R9)(DI*4), Y9
+	VMASKMOVPS   (DX)(R8*4), Y9, Y10
+	VMULPS       (AX), Y10, Y10
+	VMASKMOVPS   (CX)(R8*4), Y9, Y11
+	VMASKMOVPS   (BX)(R8*4), Y9, Y12
+	VSUBPS       Y12, Y10, Y13
+	VFMADD231PS  192(AX), Y13, Y12
+	VMASKMOVPS   Y12, Y9, (BX)(R8*4)
+	VMULPS       256(AX), Y10, Y13
+	VMASKMOVPS   (SI)(R8*4), Y9, Y14
+	VMULPS       320(AX), Y14, Y14
+	VFMADD231PS  Y13, Y10, Y14
+	VMASKMOVPS   Y14, Y9, (SI)(R8*4)
+	VSQRTPS      Y14, Y10
+	VFMADD132PS  384(AX), Y0, Y10
+	VDIVPS       Y10, Y12, Y0
+	VANDPD       Y9, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y1
+	VFMADD231PD  Y10, Y10, Y2
+	VANDPD       Y9, Y0, Y0
+	VCVTPS2PD    X0, Y9
+	VEXTRACTF128 $0x01, Y0, X0
+	VCVTPS2PD    X0, Y0
+	VFMADD231PD  Y9, Y9, Y5
+	VFMADD231PD  Y0, Y0, Y6
+	JMP          m0_combine
+
+m0_full0:
+	VMOVUPS      (DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      (CX)(R8*4), Y10
+	VMOVUPS      (BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, (BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      (SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, (SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y9
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y1
+	VFMADD231PD  Y10, Y10, Y2
+	VCVTPS2PD    X9, Y10
+	VEXTRACTF128 $0x01, Y9, X9
+	VCVTPS2PD    X9, Y9
+	VFMADD231PD  Y10, Y10, Y5
+	VFMADD231PD  Y9, Y9, Y6
+	MOVQ         R9, DI
+	SUBQ         $0x00000008, DI
+	JLE          m0_combine
+	CMPQ         DI, $0x00000008
+	JGE          m0_full1
+	LEAQ         tailones<>+0(SB), R9
+	NEGQ         DI
+	VMOVDQU      32(R9)(DI*4), Y9
+	VMASKMOVPS   32(DX)(R8*4), Y9, Y10
+	VMULPS       (AX), Y10, Y10
+	VMASKMOVPS   32(CX)(R8*4), Y9, Y11
+	VMASKMOVPS   32(BX)(R8*4), Y9, Y12
+	VSUBPS       Y12, Y10, Y13
+	VFMADD231PS  192(AX), Y13, Y12
+	VMASKMOVPS   Y12, Y9, 32(BX)(R8*4)
+	VMULPS       256(AX), Y10, Y13
+	VMASKMOVPS   32(SI)(R8*4), Y9, Y14
+	VMULPS       320(AX), Y14, Y14
+	VFMADD231PS  Y13, Y10, Y14
+	VMASKMOVPS   Y14, Y9, 32(SI)(R8*4)
+	VSQRTPS      Y14, Y10
+	VFMADD132PS  384(AX), Y0, Y10
+	VDIVPS       Y10, Y12, Y0
+	VANDPD       Y9, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y3
+	VFMADD231PD  Y10, Y10, Y4
+	VANDPD       Y9, Y0, Y0
+	VCVTPS2PD    X0, Y9
+	VEXTRACTF128 $0x01, Y0, X0
+	VCVTPS2PD    X0, Y0
+	VFMADD231PD  Y9, Y9, Y7
+	VFMADD231PD  Y0, Y0, Y8
+	JMP          m0_combine
+
+m0_full1:
+	VMOVUPS      32(DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      32(CX)(R8*4), Y10
+	VMOVUPS      32(BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, 32(BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      32(SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, 32(SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y0
+	VCVTPS2PD    X10, Y9
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y9, Y9, Y3
+	VFMADD231PD  Y10, Y10, Y4
+	VCVTPS2PD    X0, Y9
+	VEXTRACTF128 $0x01, Y0, X0
+	VCVTPS2PD    X0, Y0
+	VFMADD231PD  Y9, Y9, Y7
+	VFMADD231PD  Y0, Y0, Y8
+
+m0_combine:
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y4, Y2, Y2
+	VADDPD       Y2, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, pp+56(FP)
+	VADDPD       Y7, Y5, Y5
+	VADDPD       Y8, Y6, Y6
+	VADDPD       Y6, Y5, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, rr+64(FP)
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPS 448(AX), Y0
+	VXORPD  Y1, Y1, Y1
+	VXORPD  Y2, Y2, Y2
+	VXORPD  Y3, Y3, Y3
+	VXORPD  Y4, Y4, Y4
+	VXORPD  Y5, Y5, Y5
+	VXORPD  Y6, Y6, Y6
+	VXORPD  Y7, Y7, Y7
+	VXORPD  Y8, Y8, Y8
+	XORQ    R8, R8
+
+m1_unit:
+	MOVQ         DI, R9
+	SUBQ         R8, R9
+	CMPQ         R9, $0x00000010
+	JLT          m1_tail
+	VMOVUPS      (DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      (CX)(R8*4), Y10
+	VMOVUPS      (BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, (BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      (SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, (SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y9
+	VFMADD231PS  64(AX), Y10, Y9
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y1
+	VFMADD231PD  Y10, Y10, Y2
+	VCVTPS2PD    X9, Y10
+	VEXTRACTF128 $0x01, Y9, X9
+	VCVTPS2PD    X9, Y9
+	VFMADD231PD  Y10, Y10, Y5
+	VFMADD231PD  Y9, Y9, Y6
+	VMOVUPS      32(DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      32(CX)(R8*4), Y10
+	VMOVUPS      32(BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, 32(BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      32(SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, 32(SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y9
+	VFMADD231PS  64(AX), Y10, Y9
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y3
+	VFMADD231PD  Y10, Y10, Y4
+	VCVTPS2PD    X9, Y10
+	VEXTRACTF128 $0x01, Y9, X9
+	VCVTPS2PD    X9, Y9
+	VFMADD231PD  Y10, Y10, Y7
+	VFMADD231PD  Y9, Y9, Y8
+	ADDQ         $0x00000010, R8
+	JMP          m1_unit
+
+m1_tail:
+	MOVQ         R9, DI
+	TESTQ        DI, DI
+	JLE          m1_combine
+	CMPQ         DI, $0x00000008
+	JGE          m1_full0
+	LEAQ         tailones<>+0(SB), R9
+	NEGQ         DI
+	VMOVDQU      32(R9)(DI*4), Y9
+	VMASKMOVPS   (DX)(R8*4), Y9, Y10
+	VMULPS       (AX), Y10, Y10
+	VMASKMOVPS   (CX)(R8*4), Y9, Y11
+	VMASKMOVPS   (BX)(R8*4), Y9, Y12
+	VSUBPS       Y12, Y10, Y13
+	VFMADD231PS  192(AX), Y13, Y12
+	VMASKMOVPS   Y12, Y9, (BX)(R8*4)
+	VMULPS       256(AX), Y10, Y13
+	VMASKMOVPS   (SI)(R8*4), Y9, Y14
+	VMULPS       320(AX), Y14, Y14
+	VFMADD231PS  Y13, Y10, Y14
+	VMASKMOVPS   Y14, Y9, (SI)(R8*4)
+	VSQRTPS      Y14, Y10
+	VFMADD132PS  384(AX), Y0, Y10
+	VDIVPS       Y10, Y12, Y0
+	VFMADD231PS  64(AX), Y11, Y0
+	VANDPD       Y9, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y1
+	VFMADD231PD  Y10, Y10, Y2
+	VANDPD       Y9, Y0, Y0
+	VCVTPS2PD    X0, Y9
+	VEXTRACTF128 $0x01, Y0, X0
+	VCVTPS2PD    X0, Y0
+	VFMADD231PD  Y9, Y9, Y5
+	VFMADD231PD  Y0, Y0, Y6
+	JMP          m1_combine
+
+m1_full0:
+	VMOVUPS      (DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      (CX)(R8*4), Y10
+	VMOVUPS      (BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, (BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      (SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, (SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y9
+	VFMADD231PS  64(AX), Y10, Y9
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y1
+	VFMADD231PD  Y10, Y10, Y2
+	VCVTPS2PD    X9, Y10
+	VEXTRACTF128 $0x01, Y9, X9
+	VCVTPS2PD    X9, Y9
+	VFMADD231PD  Y10, Y10, Y5
+	VFMADD231PD  Y9, Y9, Y6
+	MOVQ         R9, DI
+	SUBQ         $0x00000008, DI
+	JLE          m1_combine
+	CMPQ         DI, $0x00000008
+	JGE          m1_full1
+	LEAQ         tailones<>+0(SB), R9
+	NEGQ         DI
+	VMOVDQU      32(R9)(DI*4), Y9
+	VMASKMOVPS   32(DX)(R8*4), Y9, Y10
+	VMULPS       (AX), Y10, Y10
+	VMASKMOVPS   32(CX)(R8*4), Y9, Y11
+	VMASKMOVPS   32(BX)(R8*4), Y9, Y12
+	VSUBPS       Y12, Y10, Y13
+	VFMADD231PS  192(AX), Y13, Y12
+	VMASKMOVPS   Y12, Y9, 32(BX)(R8*4)
+	VMULPS       256(AX), Y10, Y13
+	VMASKMOVPS   32(SI)(R8*4), Y9, Y14
+	VMULPS       320(AX), Y14, Y14
+	VFMADD231PS  Y13, Y10, Y14
+	VMASKMOVPS   Y14, Y9, 32(SI)(R8*4)
+	VSQRTPS      Y14, Y10
+	VFMADD132PS  384(AX), Y0, Y10
+	VDIVPS       Y10, Y12, Y0
+	VFMADD231PS  64(AX), Y11, Y0
+	VANDPD       Y9, Y11, Y10
+	VCVTPS2PD    X10, Y11
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y11, Y11, Y3
+	VFMADD231PD  Y10, Y10, Y4
+	VANDPD       Y9, Y0, Y0
+	VCVTPS2PD    X0, Y9
+	VEXTRACTF128 $0x01, Y0, X0
+	VCVTPS2PD    X0, Y0
+	VFMADD231PD  Y9, Y9, Y7
+	VFMADD231PD  Y0, Y0, Y8
+	JMP          m1_combine
+
+m1_full1:
+	VMOVUPS      32(DX)(R8*4), Y9
+	VMULPS       (AX), Y9, Y9
+	VMOVUPS      32(CX)(R8*4), Y10
+	VMOVUPS      32(BX)(R8*4), Y11
+	VSUBPS       Y11, Y9, Y12
+	VFMADD231PS  192(AX), Y12, Y11
+	VMOVUPS      Y11, 32(BX)(R8*4)
+	VMULPS       256(AX), Y9, Y12
+	VMOVUPS      32(SI)(R8*4), Y13
+	VMULPS       320(AX), Y13, Y13
+	VFMADD231PS  Y12, Y9, Y13
+	VMOVUPS      Y13, 32(SI)(R8*4)
+	VSQRTPS      Y13, Y9
+	VFMADD132PS  384(AX), Y0, Y9
+	VDIVPS       Y9, Y11, Y0
+	VFMADD231PS  64(AX), Y10, Y0
+	VCVTPS2PD    X10, Y9
+	VEXTRACTF128 $0x01, Y10, X10
+	VCVTPS2PD    X10, Y10
+	VFMADD231PD  Y9, Y9, Y3
+	VFMADD231PD  Y10, Y10, Y4
+	VCVTPS2PD    X0, Y9
+	VEXTRACTF128 $0x01, Y0, X0
+	VCVTPS2PD    X0, Y0
+	VFMADD231PD  Y9, Y9, Y7
+	VFMADD231PD  Y0, Y0, Y8
+
+m1_combine:
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y4, Y2, Y2
+	VADDPD       Y2, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, pp+56(FP)
+	VADDPD       Y7, Y5, Y5
+	VADDPD       Y8, Y6, Y6
+	VADDPD       Y6, Y5, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, rr+64(FP)
+	VZEROUPPER
+	RET
+	VZEROUPPER
+	RET
+
+// func lambApplyF32AVX2(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·lambApplyF32AVX2(SB), NOSPLIT, $0-52
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ m+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS      448(AX), Y0
+	MOVSS        f+48(FP), X1
+	VBROADCASTSS X1, Y1
+	XORQ         DI, DI
+
+m0_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_single
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     32(CX)(DI*4), Y5
+	VMOVUPS     (DX)(DI*4), Y3
+	VMOVUPS     32(DX)(DI*4), Y6
+	VMOVUPS     (BX)(DI*4), Y4
+	VMOVUPS     32(BX)(DI*4), Y7
+	VSQRTPS     Y4, Y4
+	VSQRTPS     Y7, Y7
+	VFMADD132PS 384(AX), Y0, Y4
+	VFMADD132PS 384(AX), Y0, Y7
+	VDIVPS      Y4, Y3, Y3
+	VDIVPS      Y7, Y6, Y4
+	VFMADD231PS Y1, Y3, Y2
+	VFMADD231PS Y1, Y4, Y5
+	VMOVUPS     Y2, (CX)(DI*4)
+	VMOVUPS     Y5, 32(CX)(DI*4)
+	ADDQ        $0x00000010, DI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     (DX)(DI*4), Y3
+	VMOVUPS     (BX)(DI*4), Y4
+	VSQRTPS     Y4, Y4
+	VFMADD132PS 384(AX), Y0, Y4
+	VDIVPS      Y4, Y3, Y3
+	VFMADD231PS Y1, Y3, Y2
+	VMOVUPS     Y2, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*4), Y2
+	VMASKMOVPS  (CX)(DI*4), Y2, Y3
+	VMASKMOVPS  (DX)(DI*4), Y2, Y4
+	VMASKMOVPS  (BX)(DI*4), Y2, Y5
+	VSQRTPS     Y5, Y5
+	VFMADD132PS 384(AX), Y0, Y5
+	VDIVPS      Y5, Y4, Y0
+	VFMADD231PS Y1, Y0, Y3
+	VMASKMOVPS  Y3, Y2, (CX)(DI*4)
+	JMP         done
+
+mode1:
+	VMOVUPS      448(AX), Y0
+	MOVSS        f+48(FP), X1
+	VBROADCASTSS X1, Y1
+	XORQ         DI, DI
+
+m1_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_single
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     32(CX)(DI*4), Y5
+	VMOVUPS     (DX)(DI*4), Y3
+	VMOVUPS     32(DX)(DI*4), Y6
+	VMOVUPS     (BX)(DI*4), Y4
+	VMOVUPS     32(BX)(DI*4), Y7
+	VSQRTPS     Y4, Y4
+	VSQRTPS     Y7, Y7
+	VFMADD132PS 384(AX), Y0, Y4
+	VFMADD132PS 384(AX), Y0, Y7
+	VDIVPS      Y4, Y3, Y3
+	VDIVPS      Y7, Y6, Y4
+	VFMADD231PS 64(AX), Y2, Y3
+	VFMADD231PS 64(AX), Y5, Y4
+	VFMADD231PS Y1, Y3, Y2
+	VFMADD231PS Y1, Y4, Y5
+	VMOVUPS     Y2, (CX)(DI*4)
+	VMOVUPS     Y5, 32(CX)(DI*4)
+	ADDQ        $0x00000010, DI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (CX)(DI*4), Y2
+	VMOVUPS     (DX)(DI*4), Y3
+	VMOVUPS     (BX)(DI*4), Y4
+	VSQRTPS     Y4, Y4
+	VFMADD132PS 384(AX), Y0, Y4
+	VDIVPS      Y4, Y3, Y3
+	VFMADD231PS 64(AX), Y2, Y3
+	VFMADD231PS Y1, Y3, Y2
+	VMOVUPS     Y2, (CX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*4), Y2
+	VMASKMOVPS  (CX)(DI*4), Y2, Y3
+	VMASKMOVPS  (DX)(DI*4), Y2, Y4
+	VMASKMOVPS  (BX)(DI*4), Y2, Y5
+	VSQRTPS     Y5, Y5
+	VFMADD132PS 384(AX), Y0, Y5
+	VDIVPS      Y5, Y4, Y0
+	VFMADD231PS 64(AX), Y3, Y0
+	VFMADD231PS Y1, Y0, Y3
+	VMASKMOVPS  Y3, Y2, (CX)(DI*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func sgdKeepF32AVX2(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·sgdKeepF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000020
+	JLT         m0_single
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     32(CX)(R8*4), Y2
+	VMOVUPS     64(CX)(R8*4), Y4
+	VMOVUPS     96(CX)(R8*4), Y6
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     Y2, 32(BX)(R8*4)
+	VMOVUPS     Y4, 64(BX)(R8*4)
+	VMOVUPS     Y6, 96(BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y3
+	VMOVUPS     64(DX)(R8*4), Y5
+	VMOVUPS     96(DX)(R8*4), Y7
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y3, 32(SI)(R8*4)
+	VMOVUPS     Y5, 64(SI)(R8*4)
+	VMOVUPS     Y7, 96(SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y3, Y3
+	VMULPS      (AX), Y5, Y5
+	VMULPS      (AX), Y7, Y7
+	VFMADD231PS 576(AX), Y1, Y0
+	VFMADD231PS 576(AX), Y3, Y2
+	VFMADD231PS 576(AX), Y5, Y4
+	VFMADD231PS 576(AX), Y7, Y6
+	VMOVUPS     Y0, (CX)(R8*4)
+	VMOVUPS     Y2, 32(CX)(R8*4)
+	VMOVUPS     Y4, 64(CX)(R8*4)
+	VMOVUPS     Y6, 96(CX)(R8*4)
+	ADDQ        $0x00000020, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_tail
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VFMADD231PS 576(AX), Y1, Y0
+	VMOVUPS     Y0, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (CX)(R8*4), Y0, Y1
+	VMASKMOVPS  Y1, Y0, (BX)(R8*4)
+	VMASKMOVPS  (DX)(R8*4), Y0, Y2
+	VMASKMOVPS  Y2, Y0, (SI)(R8*4)
+	VMULPS      (AX), Y2, Y2
+	VFMADD231PS 576(AX), Y2, Y1
+	VMASKMOVPS  Y1, Y0, (CX)(R8*4)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000020
+	JLT         m1_single
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     32(CX)(R8*4), Y2
+	VMOVUPS     64(CX)(R8*4), Y4
+	VMOVUPS     96(CX)(R8*4), Y6
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     Y2, 32(BX)(R8*4)
+	VMOVUPS     Y4, 64(BX)(R8*4)
+	VMOVUPS     Y6, 96(BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     32(DX)(R8*4), Y3
+	VMOVUPS     64(DX)(R8*4), Y5
+	VMOVUPS     96(DX)(R8*4), Y7
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMOVUPS     Y3, 32(SI)(R8*4)
+	VMOVUPS     Y5, 64(SI)(R8*4)
+	VMOVUPS     Y7, 96(SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VMULPS      (AX), Y3, Y3
+	VMULPS      (AX), Y5, Y5
+	VMULPS      (AX), Y7, Y7
+	VFMADD231PS 64(AX), Y0, Y1
+	VFMADD231PS 64(AX), Y2, Y3
+	VFMADD231PS 64(AX), Y4, Y5
+	VFMADD231PS 64(AX), Y6, Y7
+	VFMADD231PS 576(AX), Y1, Y0
+	VFMADD231PS 576(AX), Y3, Y2
+	VFMADD231PS 576(AX), Y5, Y4
+	VFMADD231PS 576(AX), Y7, Y6
+	VMOVUPS     Y0, (CX)(R8*4)
+	VMOVUPS     Y2, 32(CX)(R8*4)
+	VMOVUPS     Y4, 64(CX)(R8*4)
+	VMOVUPS     Y6, 96(CX)(R8*4)
+	ADDQ        $0x00000020, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_tail
+	VMOVUPS     (CX)(R8*4), Y0
+	VMOVUPS     Y0, (BX)(R8*4)
+	VMOVUPS     (DX)(R8*4), Y1
+	VMOVUPS     Y1, (SI)(R8*4)
+	VMULPS      (AX), Y1, Y1
+	VFMADD231PS 64(AX), Y0, Y1
+	VFMADD231PS 576(AX), Y1, Y0
+	VMOVUPS     Y0, (CX)(R8*4)
+	ADDQ        $0x00000008, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*4), Y0
+	VMASKMOVPS  (CX)(R8*4), Y0, Y1
+	VMASKMOVPS  Y1, Y0, (BX)(R8*4)
+	VMASKMOVPS  (DX)(R8*4), Y0, Y2
+	VMASKMOVPS  Y2, Y0, (SI)(R8*4)
+	VMULPS      (AX), Y2, Y2
+	VFMADD231PS 64(AX), Y1, Y2
+	VFMADD231PS 576(AX), Y2, Y1
+	VMASKMOVPS  Y1, Y0, (CX)(R8*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func adafactorVarianceF32AVX2(c *[16][16]float32, v *float32, grad *float32, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adafactorVarianceF32AVX2(SB), NOSPLIT, $0-40
@@ -4090,6 +6243,207 @@ done:
 	VZEROUPPER
 	RET
 
+// func secantDotsF32AVX2(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·secantDotsF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VCVTPS2PD   (AX)(DI*4), Y8
+	VCVTPS2PD   (CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   (DX)(DI*4), Y9
+	VCVTPS2PD   (BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	VCVTPS2PD   16(AX)(DI*4), Y8
+	VCVTPS2PD   16(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   16(DX)(DI*4), Y9
+	VCVTPS2PD   16(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	VCVTPS2PD   32(AX)(DI*4), Y8
+	VCVTPS2PD   32(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   32(DX)(DI*4), Y9
+	VCVTPS2PD   32(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	VCVTPS2PD   48(AX)(DI*4), Y8
+	VCVTPS2PD   48(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   48(DX)(DI*4), Y9
+	VCVTPS2PD   48(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        tailones<>+0(SB), SI
+	MOVQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JGE         full0
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  (AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  (CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  (DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  (BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y0
+	VFMADD231PD Y10, Y10, Y1
+	JMP         combine
+
+full0:
+	VCVTPS2PD   (AX)(DI*4), Y8
+	VCVTPS2PD   (CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   (DX)(DI*4), Y9
+	VCVTPS2PD   (BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	MOVQ        R8, R9
+	SUBQ        $0x00000004, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full1
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  16(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  16(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  16(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  16(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y2
+	VFMADD231PD Y10, Y10, Y3
+	JMP         combine
+
+full1:
+	VCVTPS2PD   16(AX)(DI*4), Y8
+	VCVTPS2PD   16(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   16(DX)(DI*4), Y9
+	VCVTPS2PD   16(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	MOVQ        R8, R9
+	SUBQ        $0x00000008, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full2
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  32(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  32(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  32(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  32(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y4
+	VFMADD231PD Y10, Y10, Y5
+	JMP         combine
+
+full2:
+	VCVTPS2PD   32(AX)(DI*4), Y8
+	VCVTPS2PD   32(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   32(DX)(DI*4), Y9
+	VCVTPS2PD   32(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R8, R9
+	SUBQ        $0x0000000c, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full3
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*4), X8
+	VMASKMOVPS  48(AX)(DI*4), X8, X9
+	VCVTPS2PD   X9, Y9
+	VMASKMOVPS  48(CX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPS  48(DX)(DI*4), X8, X10
+	VCVTPS2PD   X10, Y10
+	VMASKMOVPS  48(BX)(DI*4), X8, X8
+	VCVTPS2PD   X8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y6
+	VFMADD231PD Y10, Y10, Y7
+	JMP         combine
+
+full3:
+	VCVTPS2PD   48(AX)(DI*4), Y8
+	VCVTPS2PD   48(CX)(DI*4), Y9
+	VSUBPD      Y9, Y8, Y8
+	VCVTPS2PD   48(DX)(DI*4), Y9
+	VCVTPS2PD   48(BX)(DI*4), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+
+combine:
+	VADDPD       Y4, Y0, Y0
+	VADDPD       Y6, Y2, Y2
+	VADDPD       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPD       X2, X0, X0
+	VUNPCKHPD    X0, X0, X2
+	VADDSD       X2, X0, X0
+	MOVSD        X0, sy+40(FP)
+	VADDPD       Y5, Y1, Y1
+	VADDPD       Y7, Y3, Y3
+	VADDPD       Y3, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, yy+48(FP)
+	VZEROUPPER
+	RET
+
 // func roof1F32AVX2(src *float32, d0 *float32, n int)
 // Requires: AVX
 TEXT ·roof1F32AVX2(SB), NOSPLIT, $0-24
@@ -4392,7 +6746,7 @@ m0_tail:
 	VMOVDQU      32(R12)(R13*4), Y4
 	VMASKMOVPS   (CX)(R10*4), Y4, Y5
 	VMULPS       (AX), Y5, Y5
-	VANDPS       Y4, Y5, Y5
+	VANDPD       Y4, Y5, Y5
 	VCVTPS2PD    X5, Y6
 	VEXTRACTF128 $0x01, Y5, X5
 	VCVTPS2PD    X5, Y5
@@ -4419,7 +6773,7 @@ m0_tail:
 	VMOVDQU      32(R11)(R12*4), Y4
 	VMASKMOVPS   32(CX)(R10*4), Y4, Y5
 	VMULPS       (AX), Y5, Y5
-	VANDPS       Y4, Y5, Y5
+	VANDPD       Y4, Y5, Y5
 	VCVTPS2PD    X5, Y6
 	VEXTRACTF128 $0x01, Y5, X5
 	VCVTPS2PD    X5, Y5
@@ -4557,14 +6911,14 @@ m0_tail:
 	VMASKMOVPS   (DX)(R10*4), Y10, Y12
 	VMULPS       (AX), Y12, Y12
 	VMULPS       Y11, Y12, Y11
-	VANDPS       Y10, Y11, Y11
+	VANDPD       Y10, Y11, Y11
 	VCVTPS2PD    X11, Y12
 	VEXTRACTF128 $0x01, Y11, X11
 	VCVTPS2PD    X11, Y11
 	VFMADD231PD  Y12, Y12, Y2
 	VFMADD231PD  Y11, Y11, Y3
 	VMASKMOVPS   (CX)(R10*4), Y10, Y11
-	VANDPS       Y10, Y11, Y10
+	VANDPD       Y10, Y11, Y10
 	VCVTPS2PD    X10, Y11
 	VEXTRACTF128 $0x01, Y10, X10
 	VCVTPS2PD    X10, Y10
@@ -4589,14 +6943,14 @@ m0_tail:
 	VMASKMOVPS   32(DX)(R10*4), Y10, Y12
 	VMULPS       (AX), Y12, Y12
 	VMULPS       Y11, Y12, Y11
-	VANDPS       Y10, Y11, Y11
+	VANDPD       Y10, Y11, Y11
 	VCVTPS2PD    X11, Y12
 	VEXTRACTF128 $0x01, Y11, X11
 	VCVTPS2PD    X11, Y11
 	VFMADD231PD  Y12, Y12, Y4
 	VFMADD231PD  Y11, Y11, Y5
 	VMASKMOVPS   32(CX)(R10*4), Y10, Y11
-	VANDPS       Y10, Y11, Y10
+	VANDPD       Y10, Y11, Y10
 	VCVTPS2PD    X10, Y11
 	VEXTRACTF128 $0x01, Y10, X10
 	VCVTPS2PD    X10, Y10
@@ -4723,14 +7077,14 @@ m4_tail:
 	VMASKMOVPS   (DX)(R11*4), Y12, Y14
 	VMULPS       (AX), Y14, Y14
 	VMULPS       Y13, Y14, Y13
-	VANDPS       Y12, Y13, Y13
+	VANDPD       Y12, Y13, Y13
 	VCVTPS2PD    X13, Y14
 	VEXTRACTF128 $0x01, Y13, X13
 	VCVTPS2PD    X13, Y13
 	VFMADD231PD  Y14, Y14, Y3
 	VFMADD231PD  Y13, Y13, Y4
 	VMASKMOVPS   (CX)(R11*4), Y12, Y13
-	VANDPS       Y12, Y13, Y12
+	VANDPD       Y12, Y13, Y12
 	VCVTPS2PD    X12, Y13
 	VEXTRACTF128 $0x01, Y12, X12
 	VCVTPS2PD    X12, Y12
@@ -4757,14 +7111,14 @@ m4_tail:
 	VMASKMOVPS   32(DX)(R11*4), Y12, Y13
 	VMULPS       (AX), Y13, Y13
 	VMULPS       Y11, Y13, Y11
-	VANDPS       Y12, Y11, Y11
+	VANDPD       Y12, Y11, Y11
 	VCVTPS2PD    X11, Y13
 	VEXTRACTF128 $0x01, Y11, X11
 	VCVTPS2PD    X11, Y11
 	VFMADD231PD  Y13, Y13, Y5
 	VFMADD231PD  Y11, Y11, Y6
 	VMASKMOVPS   32(CX)(R11*4), Y12, Y11
-	VANDPS       Y12, Y11, Y11
+	VANDPD       Y12, Y11, Y11
 	VCVTPS2PD    X11, Y12
 	VEXTRACTF128 $0x01, Y11, X11
 	VCVTPS2PD    X11, Y11
@@ -8567,6 +10921,2325 @@ done:
 	VZEROUPPER
 	RET
 
+// func adamaxF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adamaxF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD 896(AX), Y0
+	XORQ    R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y2
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y5
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     32(CX)(R8*8), Y6
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VSUBPD      Y3, Y1, Y4
+	VSUBPD      Y7, Y5, Y8
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y8, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMOVUPD     32(SI)(R8*8), Y8
+	VMULPD      320(AX), Y4, Y4
+	VMULPD      320(AX), Y8, Y8
+	VANDNPD     Y1, Y0, Y1
+	VANDNPD     Y5, Y0, Y5
+	VADDPD      448(AX), Y1, Y1
+	VADDPD      448(AX), Y5, Y5
+	VMAXPD      Y1, Y4, Y1
+	VMAXPD      Y5, Y8, Y9
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VCMPPD      $0x03, Y8, Y8, Y10
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VBLENDVPD   Y10, Y8, Y9, Y9
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VDIVPD      Y9, Y7, Y3
+	VFMADD231PD 512(AX), Y1, Y2
+	VFMADD231PD 512(AX), Y3, Y6
+	VMOVUPD     Y2, (CX)(R8*8)
+	VMOVUPD     Y6, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(R8*8), Y1
+	VMULPD      (AX), Y1, Y1
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VANDNPD     Y1, Y0, Y1
+	VADDPD      448(AX), Y1, Y1
+	VMAXPD      Y1, Y4, Y1
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMOVUPD     Y2, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y1
+	VMASKMOVPD  (DX)(R8*8), Y1, Y2
+	VMULPD      (AX), Y2, Y2
+	VMASKMOVPD  (CX)(R8*8), Y1, Y3
+	VMASKMOVPD  (BX)(R8*8), Y1, Y4
+	VSUBPD      Y4, Y2, Y5
+	VFMADD231PD 192(AX), Y5, Y4
+	VMASKMOVPD  Y4, Y1, (BX)(R8*8)
+	VMASKMOVPD  (SI)(R8*8), Y1, Y5
+	VMULPD      320(AX), Y5, Y5
+	VANDNPD     Y2, Y0, Y2
+	VADDPD      448(AX), Y2, Y0
+	VMAXPD      Y0, Y5, Y0
+	VCMPPD      $0x03, Y5, Y5, Y2
+	VBLENDVPD   Y2, Y5, Y0, Y0
+	VMASKMOVPD  Y0, Y1, (SI)(R8*8)
+	VDIVPD      Y0, Y4, Y0
+	VFMADD231PD 512(AX), Y0, Y3
+	VMASKMOVPD  Y3, Y1, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	VMOVUPD 896(AX), Y0
+	XORQ    R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y2
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y5
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     32(CX)(R8*8), Y6
+	VFMADD231PD 64(AX), Y2, Y1
+	VFMADD231PD 64(AX), Y6, Y5
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VSUBPD      Y3, Y1, Y4
+	VSUBPD      Y7, Y5, Y8
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y8, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMOVUPD     32(SI)(R8*8), Y8
+	VMULPD      320(AX), Y4, Y4
+	VMULPD      320(AX), Y8, Y8
+	VANDNPD     Y1, Y0, Y1
+	VANDNPD     Y5, Y0, Y5
+	VADDPD      448(AX), Y1, Y1
+	VADDPD      448(AX), Y5, Y5
+	VMAXPD      Y1, Y4, Y1
+	VMAXPD      Y5, Y8, Y9
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VCMPPD      $0x03, Y8, Y8, Y10
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VBLENDVPD   Y10, Y8, Y9, Y9
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VDIVPD      Y9, Y7, Y3
+	VFMADD231PD 512(AX), Y1, Y2
+	VFMADD231PD 512(AX), Y3, Y6
+	VMOVUPD     Y2, (CX)(R8*8)
+	VMOVUPD     Y6, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(R8*8), Y1
+	VMULPD      (AX), Y1, Y1
+	VMOVUPD     (CX)(R8*8), Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMOVUPD     (BX)(R8*8), Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VANDNPD     Y1, Y0, Y1
+	VADDPD      448(AX), Y1, Y1
+	VMAXPD      Y1, Y4, Y1
+	VCMPPD      $0x03, Y4, Y4, Y5
+	VBLENDVPD   Y5, Y4, Y1, Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VDIVPD      Y1, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMOVUPD     Y2, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y1
+	VMASKMOVPD  (DX)(R8*8), Y1, Y2
+	VMULPD      (AX), Y2, Y2
+	VMASKMOVPD  (CX)(R8*8), Y1, Y3
+	VFMADD231PD 64(AX), Y3, Y2
+	VMASKMOVPD  (BX)(R8*8), Y1, Y4
+	VSUBPD      Y4, Y2, Y5
+	VFMADD231PD 192(AX), Y5, Y4
+	VMASKMOVPD  Y4, Y1, (BX)(R8*8)
+	VMASKMOVPD  (SI)(R8*8), Y1, Y5
+	VMULPD      320(AX), Y5, Y5
+	VANDNPD     Y2, Y0, Y2
+	VADDPD      448(AX), Y2, Y0
+	VMAXPD      Y0, Y5, Y0
+	VCMPPD      $0x03, Y5, Y5, Y2
+	VBLENDVPD   Y2, Y5, Y0, Y0
+	VMASKMOVPD  Y0, Y1, (SI)(R8*8)
+	VDIVPD      Y0, Y4, Y0
+	VFMADD231PD 512(AX), Y0, Y3
+	VMASKMOVPD  Y3, Y1, (CX)(R8*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·adadeltaF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VADDPD      448(AX), Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y7
+	VMOVUPD     (SI)(R8*8), Y3
+	VMOVUPD     32(SI)(R8*8), Y8
+	VADDPD      448(AX), Y3, Y6
+	VADDPD      448(AX), Y8, Y9
+	VSQRTPD     Y6, Y6
+	VSQRTPD     Y9, Y9
+	VDIVPD      Y2, Y6, Y2
+	VDIVPD      Y7, Y9, Y6
+	VMULPD      Y2, Y0, Y0
+	VMULPD      Y6, Y4, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y8, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (SI)(R8*8)
+	VMOVUPD     Y7, 32(SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y4, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VSQRTPD     Y2, Y2
+	VMOVUPD     (SI)(R8*8), Y3
+	VADDPD      448(AX), Y3, Y4
+	VSQRTPD     Y4, Y4
+	VDIVPD      Y2, Y4, Y2
+	VMULPD      Y2, Y0, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(R8*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(R8*8)
+	VADDPD      448(AX), Y4, Y3
+	VSQRTPD     Y3, Y3
+	VMASKMOVPD  (SI)(R8*8), Y0, Y4
+	VADDPD      448(AX), Y4, Y5
+	VSQRTPD     Y5, Y5
+	VDIVPD      Y3, Y5, Y3
+	VMULPD      Y3, Y1, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y7, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VADDPD      448(AX), Y7, Y3
+	VSQRTPD     Y2, Y2
+	VSQRTPD     Y3, Y7
+	VMOVUPD     (SI)(R8*8), Y3
+	VMOVUPD     32(SI)(R8*8), Y8
+	VADDPD      448(AX), Y3, Y6
+	VADDPD      448(AX), Y8, Y9
+	VSQRTPD     Y6, Y6
+	VSQRTPD     Y9, Y9
+	VDIVPD      Y2, Y6, Y2
+	VDIVPD      Y7, Y9, Y6
+	VMULPD      Y2, Y0, Y0
+	VMULPD      Y6, Y4, Y4
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      256(AX), Y4, Y6
+	VMULPD      320(AX), Y3, Y3
+	VMULPD      320(AX), Y8, Y7
+	VFMADD231PD Y2, Y0, Y3
+	VFMADD231PD Y6, Y4, Y7
+	VMOVUPD     Y3, (SI)(R8*8)
+	VMOVUPD     Y7, 32(SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y4, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VADDPD      448(AX), Y3, Y2
+	VSQRTPD     Y2, Y2
+	VMOVUPD     (SI)(R8*8), Y3
+	VADDPD      448(AX), Y3, Y4
+	VSQRTPD     Y4, Y4
+	VDIVPD      Y2, Y4, Y2
+	VMULPD      Y2, Y0, Y0
+	VMULPD      256(AX), Y0, Y2
+	VMULPD      320(AX), Y3, Y3
+	VFMADD231PD Y2, Y0, Y3
+	VMOVUPD     Y3, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMASKMOVPD  (BX)(R8*8), Y0, Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (BX)(R8*8)
+	VADDPD      448(AX), Y4, Y3
+	VSQRTPD     Y3, Y3
+	VMASKMOVPD  (SI)(R8*8), Y0, Y4
+	VADDPD      448(AX), Y4, Y5
+	VSQRTPD     Y5, Y5
+	VDIVPD      Y3, Y5, Y3
+	VMULPD      Y3, Y1, Y1
+	VMULPD      256(AX), Y1, Y3
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y1, Y4
+	VMASKMOVPD  Y4, Y0, (SI)(R8*8)
+	VFMADD231PD 576(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func nadamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·nadamF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000003, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+
+mode0:
+	VMOVUPD 448(AX), Y0
+	XORQ    R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y2
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y5
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     32(CX)(R8*8), Y6
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VSUBPD      Y3, Y1, Y4
+	VSUBPD      Y7, Y5, Y8
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y8, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMULPD      256(AX), Y5, Y9
+	VMOVUPD     (SI)(R8*8), Y8
+	VMOVUPD     32(SI)(R8*8), Y10
+	VMULPD      320(AX), Y8, Y8
+	VMULPD      320(AX), Y10, Y10
+	VFMADD231PD Y4, Y1, Y8
+	VFMADD231PD Y9, Y5, Y10
+	VMOVUPD     Y8, (SI)(R8*8)
+	VMOVUPD     Y10, 32(SI)(R8*8)
+	VSQRTPD     Y8, Y4
+	VSQRTPD     Y10, Y8
+	VFMADD132PD 384(AX), Y0, Y4
+	VFMADD132PD 384(AX), Y0, Y8
+	VDIVPD      Y4, Y1, Y1
+	VDIVPD      Y8, Y5, Y5
+	VFMADD231PD 576(AX), Y1, Y2
+	VFMADD231PD 576(AX), Y5, Y6
+	VDIVPD      Y4, Y3, Y1
+	VDIVPD      Y8, Y7, Y3
+	VFMADD231PD 512(AX), Y1, Y2
+	VFMADD231PD 512(AX), Y3, Y6
+	VMOVUPD     Y2, (CX)(R8*8)
+	VMOVUPD     Y6, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(R8*8), Y1
+	VMULPD      (AX), Y1, Y1
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMOVUPD     (SI)(R8*8), Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMOVUPD     Y5, (SI)(R8*8)
+	VSQRTPD     Y5, Y4
+	VFMADD132PD 384(AX), Y0, Y4
+	VDIVPD      Y4, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VDIVPD      Y4, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMOVUPD     Y2, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y1
+	VMASKMOVPD  (DX)(R8*8), Y1, Y2
+	VMULPD      (AX), Y2, Y2
+	VMASKMOVPD  (CX)(R8*8), Y1, Y3
+	VMASKMOVPD  (BX)(R8*8), Y1, Y4
+	VSUBPD      Y4, Y2, Y5
+	VFMADD231PD 192(AX), Y5, Y4
+	VMASKMOVPD  Y4, Y1, (BX)(R8*8)
+	VMULPD      256(AX), Y2, Y5
+	VMASKMOVPD  (SI)(R8*8), Y1, Y6
+	VMULPD      320(AX), Y6, Y6
+	VFMADD231PD Y5, Y2, Y6
+	VMASKMOVPD  Y6, Y1, (SI)(R8*8)
+	VSQRTPD     Y6, Y5
+	VFMADD132PD 384(AX), Y0, Y5
+	VDIVPD      Y5, Y2, Y0
+	VFMADD231PD 576(AX), Y0, Y3
+	VDIVPD      Y5, Y4, Y0
+	VFMADD231PD 512(AX), Y0, Y3
+	VMASKMOVPD  Y3, Y1, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	VMOVUPD 448(AX), Y0
+	XORQ    R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y2
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y5
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     32(CX)(R8*8), Y6
+	VFMADD231PD 64(AX), Y2, Y1
+	VFMADD231PD 64(AX), Y6, Y5
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y7
+	VSUBPD      Y3, Y1, Y4
+	VSUBPD      Y7, Y5, Y8
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y8, Y7
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMULPD      256(AX), Y5, Y9
+	VMOVUPD     (SI)(R8*8), Y8
+	VMOVUPD     32(SI)(R8*8), Y10
+	VMULPD      320(AX), Y8, Y8
+	VMULPD      320(AX), Y10, Y10
+	VFMADD231PD Y4, Y1, Y8
+	VFMADD231PD Y9, Y5, Y10
+	VMOVUPD     Y8, (SI)(R8*8)
+	VMOVUPD     Y10, 32(SI)(R8*8)
+	VSQRTPD     Y8, Y4
+	VSQRTPD     Y10, Y8
+	VFMADD132PD 384(AX), Y0, Y4
+	VFMADD132PD 384(AX), Y0, Y8
+	VDIVPD      Y4, Y1, Y1
+	VDIVPD      Y8, Y5, Y5
+	VFMADD231PD 576(AX), Y1, Y2
+	VFMADD231PD 576(AX), Y5, Y6
+	VDIVPD      Y4, Y3, Y1
+	VDIVPD      Y8, Y7, Y3
+	VFMADD231PD 512(AX), Y1, Y2
+	VFMADD231PD 512(AX), Y3, Y6
+	VMOVUPD     Y2, (CX)(R8*8)
+	VMOVUPD     Y6, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(R8*8), Y1
+	VMULPD      (AX), Y1, Y1
+	VMOVUPD     (CX)(R8*8), Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMOVUPD     (BX)(R8*8), Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMOVUPD     (SI)(R8*8), Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMOVUPD     Y5, (SI)(R8*8)
+	VSQRTPD     Y5, Y4
+	VFMADD132PD 384(AX), Y0, Y4
+	VDIVPD      Y4, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VDIVPD      Y4, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMOVUPD     Y2, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y1
+	VMASKMOVPD  (DX)(R8*8), Y1, Y2
+	VMULPD      (AX), Y2, Y2
+	VMASKMOVPD  (CX)(R8*8), Y1, Y3
+	VFMADD231PD 64(AX), Y3, Y2
+	VMASKMOVPD  (BX)(R8*8), Y1, Y4
+	VSUBPD      Y4, Y2, Y5
+	VFMADD231PD 192(AX), Y5, Y4
+	VMASKMOVPD  Y4, Y1, (BX)(R8*8)
+	VMULPD      256(AX), Y2, Y5
+	VMASKMOVPD  (SI)(R8*8), Y1, Y6
+	VMULPD      320(AX), Y6, Y6
+	VFMADD231PD Y5, Y2, Y6
+	VMASKMOVPD  Y6, Y1, (SI)(R8*8)
+	VSQRTPD     Y6, Y5
+	VFMADD132PD 384(AX), Y0, Y5
+	VDIVPD      Y5, Y2, Y0
+	VFMADD231PD 576(AX), Y0, Y3
+	VDIVPD      Y5, Y4, Y0
+	VFMADD231PD 512(AX), Y0, Y3
+	VMASKMOVPD  Y3, Y1, (CX)(R8*8)
+	JMP         done
+
+mode2:
+	VMOVUPD 448(AX), Y0
+	XORQ    R8, R8
+
+m2_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m2_single
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y2
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y2, Y3
+	VMOVUPD     (CX)(R8*8), Y2
+	VMOVUPD     32(CX)(R8*8), Y4
+	VMULPD      128(AX), Y2, Y2
+	VMULPD      128(AX), Y4, Y6
+	VMOVUPD     (BX)(R8*8), Y4
+	VMOVUPD     32(BX)(R8*8), Y7
+	VSUBPD      Y4, Y1, Y5
+	VSUBPD      Y7, Y3, Y8
+	VFMADD231PD 192(AX), Y5, Y4
+	VFMADD231PD 192(AX), Y8, Y7
+	VMOVUPD     Y4, (BX)(R8*8)
+	VMOVUPD     Y7, 32(BX)(R8*8)
+	VMULPD      256(AX), Y1, Y5
+	VMULPD      256(AX), Y3, Y9
+	VMOVUPD     (SI)(R8*8), Y8
+	VMOVUPD     32(SI)(R8*8), Y10
+	VMULPD      320(AX), Y8, Y8
+	VMULPD      320(AX), Y10, Y10
+	VFMADD231PD Y5, Y1, Y8
+	VFMADD231PD Y9, Y3, Y10
+	VMOVUPD     Y8, (SI)(R8*8)
+	VMOVUPD     Y10, 32(SI)(R8*8)
+	VSQRTPD     Y8, Y5
+	VSQRTPD     Y10, Y8
+	VFMADD132PD 384(AX), Y0, Y5
+	VFMADD132PD 384(AX), Y0, Y8
+	VDIVPD      Y5, Y1, Y1
+	VDIVPD      Y8, Y3, Y3
+	VFMADD231PD 576(AX), Y1, Y2
+	VFMADD231PD 576(AX), Y3, Y6
+	VDIVPD      Y5, Y4, Y1
+	VDIVPD      Y8, Y7, Y3
+	VFMADD231PD 512(AX), Y1, Y2
+	VFMADD231PD 512(AX), Y3, Y6
+	VMOVUPD     Y2, (CX)(R8*8)
+	VMOVUPD     Y6, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m2_tail
+	VMOVUPD     (DX)(R8*8), Y1
+	VMULPD      (AX), Y1, Y1
+	VMOVUPD     (CX)(R8*8), Y2
+	VMULPD      128(AX), Y2, Y2
+	VMOVUPD     (BX)(R8*8), Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMOVUPD     (SI)(R8*8), Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMOVUPD     Y5, (SI)(R8*8)
+	VSQRTPD     Y5, Y4
+	VFMADD132PD 384(AX), Y0, Y4
+	VDIVPD      Y4, Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y2
+	VDIVPD      Y4, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMOVUPD     Y2, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y1
+	VMASKMOVPD  (DX)(R8*8), Y1, Y2
+	VMULPD      (AX), Y2, Y2
+	VMASKMOVPD  (CX)(R8*8), Y1, Y3
+	VMULPD      128(AX), Y3, Y3
+	VMASKMOVPD  (BX)(R8*8), Y1, Y4
+	VSUBPD      Y4, Y2, Y5
+	VFMADD231PD 192(AX), Y5, Y4
+	VMASKMOVPD  Y4, Y1, (BX)(R8*8)
+	VMULPD      256(AX), Y2, Y5
+	VMASKMOVPD  (SI)(R8*8), Y1, Y6
+	VMULPD      320(AX), Y6, Y6
+	VFMADD231PD Y5, Y2, Y6
+	VMASKMOVPD  Y6, Y1, (SI)(R8*8)
+	VSQRTPD     Y6, Y5
+	VFMADD132PD 384(AX), Y0, Y5
+	VDIVPD      Y5, Y2, Y0
+	VFMADD231PD 576(AX), Y0, Y3
+	VDIVPD      Y5, Y4, Y0
+	VFMADD231PD 512(AX), Y0, Y3
+	VMASKMOVPD  Y3, Y1, (CX)(R8*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func radamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·radamF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000007, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+	CMPQ R8, $0x00000003
+	JEQ  mode0
+	CMPQ R8, $0x00000004
+	JEQ  mode4
+	CMPQ R8, $0x00000005
+	JEQ  mode5
+	CMPQ R8, $0x00000006
+	JEQ  mode6
+	JMP  mode4
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VMOVUPD     (BX)(R8*8), Y2
+	VMOVUPD     32(BX)(R8*8), Y6
+	VSUBPD      Y2, Y0, Y3
+	VSUBPD      Y6, Y4, Y7
+	VFMADD231PD 192(AX), Y3, Y2
+	VFMADD231PD 192(AX), Y7, Y6
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMOVUPD     Y6, 32(BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMULPD      256(AX), Y4, Y8
+	VMOVUPD     (SI)(R8*8), Y7
+	VMOVUPD     32(SI)(R8*8), Y9
+	VMULPD      320(AX), Y7, Y7
+	VMULPD      320(AX), Y9, Y9
+	VFMADD231PD Y3, Y0, Y7
+	VFMADD231PD Y8, Y4, Y9
+	VMOVUPD     Y7, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VFMADD231PD 512(AX), Y2, Y1
+	VFMADD231PD 512(AX), Y6, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     (BX)(R8*8), Y2
+	VSUBPD      Y2, Y0, Y3
+	VFMADD231PD 192(AX), Y3, Y2
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y0, Y4
+	VMOVUPD     Y4, (SI)(R8*8)
+	VFMADD231PD 512(AX), Y2, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VMASKMOVPD  (BX)(R8*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMASKMOVPD  (SI)(R8*8), Y0, Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y0, (SI)(R8*8)
+	VFMADD231PD 512(AX), Y3, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMOVUPD     (BX)(R8*8), Y2
+	VMOVUPD     32(BX)(R8*8), Y6
+	VSUBPD      Y2, Y0, Y3
+	VSUBPD      Y6, Y4, Y7
+	VFMADD231PD 192(AX), Y3, Y2
+	VFMADD231PD 192(AX), Y7, Y6
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMOVUPD     Y6, 32(BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMULPD      256(AX), Y4, Y8
+	VMOVUPD     (SI)(R8*8), Y7
+	VMOVUPD     32(SI)(R8*8), Y9
+	VMULPD      320(AX), Y7, Y7
+	VMULPD      320(AX), Y9, Y9
+	VFMADD231PD Y3, Y0, Y7
+	VFMADD231PD Y8, Y4, Y9
+	VMOVUPD     Y7, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VFMADD231PD 512(AX), Y2, Y1
+	VFMADD231PD 512(AX), Y6, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMOVUPD     (BX)(R8*8), Y2
+	VSUBPD      Y2, Y0, Y3
+	VFMADD231PD 192(AX), Y3, Y2
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y0, Y4
+	VMOVUPD     Y4, (SI)(R8*8)
+	VFMADD231PD 512(AX), Y2, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMASKMOVPD  (BX)(R8*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMASKMOVPD  (SI)(R8*8), Y0, Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y0, (SI)(R8*8)
+	VFMADD231PD 512(AX), Y3, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+	JMP         done
+
+mode2:
+	XORQ R8, R8
+
+m2_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m2_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y2
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y3
+	VMULPD      128(AX), Y1, Y1
+	VMULPD      128(AX), Y3, Y5
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y6
+	VSUBPD      Y3, Y0, Y4
+	VSUBPD      Y6, Y2, Y7
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y7, Y6
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y6, 32(BX)(R8*8)
+	VMULPD      256(AX), Y0, Y4
+	VMULPD      256(AX), Y2, Y8
+	VMOVUPD     (SI)(R8*8), Y7
+	VMOVUPD     32(SI)(R8*8), Y9
+	VMULPD      320(AX), Y7, Y7
+	VMULPD      320(AX), Y9, Y9
+	VFMADD231PD Y4, Y0, Y7
+	VFMADD231PD Y8, Y2, Y9
+	VMOVUPD     Y7, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VFMADD231PD 512(AX), Y3, Y1
+	VFMADD231PD 512(AX), Y6, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m2_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VMULPD      128(AX), Y1, Y1
+	VMOVUPD     (BX)(R8*8), Y2
+	VSUBPD      Y2, Y0, Y3
+	VFMADD231PD 192(AX), Y3, Y2
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y0, Y4
+	VMOVUPD     Y4, (SI)(R8*8)
+	VFMADD231PD 512(AX), Y2, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VMULPD      128(AX), Y2, Y2
+	VMASKMOVPD  (BX)(R8*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMASKMOVPD  (SI)(R8*8), Y0, Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y0, (SI)(R8*8)
+	VFMADD231PD 512(AX), Y3, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+	JMP         done
+
+mode4:
+	XORQ R8, R8
+
+m4_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m4_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VMOVUPD     (BX)(R8*8), Y2
+	VMOVUPD     32(BX)(R8*8), Y6
+	VSUBPD      Y2, Y0, Y3
+	VSUBPD      Y6, Y4, Y7
+	VFMADD231PD 192(AX), Y3, Y2
+	VFMADD231PD 192(AX), Y7, Y6
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMOVUPD     Y6, 32(BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMULPD      256(AX), Y4, Y8
+	VMOVUPD     (SI)(R8*8), Y7
+	VMOVUPD     32(SI)(R8*8), Y9
+	VMULPD      320(AX), Y7, Y7
+	VMULPD      320(AX), Y9, Y9
+	VFMADD231PD Y3, Y0, Y7
+	VFMADD231PD Y8, Y4, Y9
+	VMOVUPD     Y7, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VSQRTPD     Y7, Y0
+	VSQRTPD     Y9, Y3
+	VADDPD      448(AX), Y0, Y0
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y0, Y2, Y0
+	VDIVPD      Y3, Y6, Y2
+	VFMADD231PD 512(AX), Y0, Y1
+	VFMADD231PD 512(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m4_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     (BX)(R8*8), Y2
+	VSUBPD      Y2, Y0, Y3
+	VFMADD231PD 192(AX), Y3, Y2
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y0, Y4
+	VMOVUPD     Y4, (SI)(R8*8)
+	VSQRTPD     Y4, Y0
+	VADDPD      448(AX), Y0, Y0
+	VDIVPD      Y0, Y2, Y0
+	VFMADD231PD 512(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VMASKMOVPD  (BX)(R8*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMASKMOVPD  (SI)(R8*8), Y0, Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y0, (SI)(R8*8)
+	VSQRTPD     Y5, Y1
+	VADDPD      448(AX), Y1, Y1
+	VDIVPD      Y1, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+	JMP         done
+
+mode5:
+	XORQ R8, R8
+
+m5_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m5_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y4
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y5
+	VFMADD231PD 64(AX), Y1, Y0
+	VFMADD231PD 64(AX), Y5, Y4
+	VMOVUPD     (BX)(R8*8), Y2
+	VMOVUPD     32(BX)(R8*8), Y6
+	VSUBPD      Y2, Y0, Y3
+	VSUBPD      Y6, Y4, Y7
+	VFMADD231PD 192(AX), Y3, Y2
+	VFMADD231PD 192(AX), Y7, Y6
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMOVUPD     Y6, 32(BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMULPD      256(AX), Y4, Y8
+	VMOVUPD     (SI)(R8*8), Y7
+	VMOVUPD     32(SI)(R8*8), Y9
+	VMULPD      320(AX), Y7, Y7
+	VMULPD      320(AX), Y9, Y9
+	VFMADD231PD Y3, Y0, Y7
+	VFMADD231PD Y8, Y4, Y9
+	VMOVUPD     Y7, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VSQRTPD     Y7, Y0
+	VSQRTPD     Y9, Y3
+	VADDPD      448(AX), Y0, Y0
+	VADDPD      448(AX), Y3, Y3
+	VDIVPD      Y0, Y2, Y0
+	VDIVPD      Y3, Y6, Y2
+	VFMADD231PD 512(AX), Y0, Y1
+	VFMADD231PD 512(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m5_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VFMADD231PD 64(AX), Y1, Y0
+	VMOVUPD     (BX)(R8*8), Y2
+	VSUBPD      Y2, Y0, Y3
+	VFMADD231PD 192(AX), Y3, Y2
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y0, Y4
+	VMOVUPD     Y4, (SI)(R8*8)
+	VSQRTPD     Y4, Y0
+	VADDPD      448(AX), Y0, Y0
+	VDIVPD      Y0, Y2, Y0
+	VFMADD231PD 512(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VFMADD231PD 64(AX), Y2, Y1
+	VMASKMOVPD  (BX)(R8*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMASKMOVPD  (SI)(R8*8), Y0, Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y0, (SI)(R8*8)
+	VSQRTPD     Y5, Y1
+	VADDPD      448(AX), Y1, Y1
+	VDIVPD      Y1, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+	JMP         done
+
+mode6:
+	XORQ R8, R8
+
+m6_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000008
+	JLT         m6_single
+	VMOVUPD     (DX)(R8*8), Y0
+	VMOVUPD     32(DX)(R8*8), Y1
+	VMULPD      (AX), Y0, Y0
+	VMULPD      (AX), Y1, Y2
+	VMOVUPD     (CX)(R8*8), Y1
+	VMOVUPD     32(CX)(R8*8), Y3
+	VMULPD      128(AX), Y1, Y1
+	VMULPD      128(AX), Y3, Y5
+	VMOVUPD     (BX)(R8*8), Y3
+	VMOVUPD     32(BX)(R8*8), Y6
+	VSUBPD      Y3, Y0, Y4
+	VSUBPD      Y6, Y2, Y7
+	VFMADD231PD 192(AX), Y4, Y3
+	VFMADD231PD 192(AX), Y7, Y6
+	VMOVUPD     Y3, (BX)(R8*8)
+	VMOVUPD     Y6, 32(BX)(R8*8)
+	VMULPD      256(AX), Y0, Y4
+	VMULPD      256(AX), Y2, Y8
+	VMOVUPD     (SI)(R8*8), Y7
+	VMOVUPD     32(SI)(R8*8), Y9
+	VMULPD      320(AX), Y7, Y7
+	VMULPD      320(AX), Y9, Y9
+	VFMADD231PD Y4, Y0, Y7
+	VFMADD231PD Y8, Y2, Y9
+	VMOVUPD     Y7, (SI)(R8*8)
+	VMOVUPD     Y9, 32(SI)(R8*8)
+	VSQRTPD     Y7, Y0
+	VSQRTPD     Y9, Y2
+	VADDPD      448(AX), Y0, Y0
+	VADDPD      448(AX), Y2, Y2
+	VDIVPD      Y0, Y3, Y0
+	VDIVPD      Y2, Y6, Y2
+	VFMADD231PD 512(AX), Y0, Y1
+	VFMADD231PD 512(AX), Y2, Y5
+	VMOVUPD     Y1, (CX)(R8*8)
+	VMOVUPD     Y5, 32(CX)(R8*8)
+	ADDQ        $0x00000008, R8
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m6_tail
+	VMOVUPD     (DX)(R8*8), Y0
+	VMULPD      (AX), Y0, Y0
+	VMOVUPD     (CX)(R8*8), Y1
+	VMULPD      128(AX), Y1, Y1
+	VMOVUPD     (BX)(R8*8), Y2
+	VSUBPD      Y2, Y0, Y3
+	VFMADD231PD 192(AX), Y3, Y2
+	VMOVUPD     Y2, (BX)(R8*8)
+	VMULPD      256(AX), Y0, Y3
+	VMOVUPD     (SI)(R8*8), Y4
+	VMULPD      320(AX), Y4, Y4
+	VFMADD231PD Y3, Y0, Y4
+	VMOVUPD     Y4, (SI)(R8*8)
+	VSQRTPD     Y4, Y0
+	VADDPD      448(AX), Y0, Y0
+	VDIVPD      Y0, Y2, Y0
+	VFMADD231PD 512(AX), Y0, Y1
+	VMOVUPD     Y1, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (DX)(R8*8), Y0, Y1
+	VMULPD      (AX), Y1, Y1
+	VMASKMOVPD  (CX)(R8*8), Y0, Y2
+	VMULPD      128(AX), Y2, Y2
+	VMASKMOVPD  (BX)(R8*8), Y0, Y3
+	VSUBPD      Y3, Y1, Y4
+	VFMADD231PD 192(AX), Y4, Y3
+	VMASKMOVPD  Y3, Y0, (BX)(R8*8)
+	VMULPD      256(AX), Y1, Y4
+	VMASKMOVPD  (SI)(R8*8), Y0, Y5
+	VMULPD      320(AX), Y5, Y5
+	VFMADD231PD Y4, Y1, Y5
+	VMASKMOVPD  Y5, Y0, (SI)(R8*8)
+	VSQRTPD     Y5, Y1
+	VADDPD      448(AX), Y1, Y1
+	VDIVPD      Y1, Y3, Y1
+	VFMADD231PD 512(AX), Y1, Y2
+	VMASKMOVPD  Y2, Y0, (CX)(R8*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lambMomentsF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·lambMomentsF64AVX2(SB), NOSPLIT, $0-72
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD 448(AX), Y0
+	VXORPD  Y1, Y1, Y1
+	VXORPD  Y2, Y2, Y2
+	VXORPD  Y3, Y3, Y3
+	VXORPD  Y4, Y4, Y4
+	VXORPD  Y5, Y5, Y5
+	VXORPD  Y6, Y6, Y6
+	VXORPD  Y7, Y7, Y7
+	VXORPD  Y8, Y8, Y8
+	XORQ    R8, R8
+
+m0_unit:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     (CX)(R8*8), Y10
+	VMOVUPD     (BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, (BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     (SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, (SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD Y10, Y10, Y1
+	VFMADD231PD Y9, Y9, Y5
+	VMOVUPD     32(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     32(CX)(R8*8), Y10
+	VMOVUPD     32(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 32(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     32(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 32(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD Y10, Y10, Y2
+	VFMADD231PD Y9, Y9, Y6
+	VMOVUPD     64(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     64(CX)(R8*8), Y10
+	VMOVUPD     64(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 64(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     64(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 64(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD Y10, Y10, Y3
+	VFMADD231PD Y9, Y9, Y7
+	VMOVUPD     96(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     96(CX)(R8*8), Y10
+	VMOVUPD     96(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 96(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     96(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 96(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD Y10, Y10, Y4
+	VFMADD231PD Y9, Y9, Y8
+	ADDQ        $0x00000010, R8
+	JMP         m0_unit
+
+m0_tail:
+	MOVQ        R9, DI
+	TESTQ       DI, DI
+	JLE         m0_combine
+	CMPQ        DI, $0x00000004
+	JGE         m0_full0
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  (DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  (CX)(R8*8), Y9, Y11
+	VMASKMOVPD  (BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, (BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  (SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, (SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y1
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y5
+	JMP         m0_combine
+
+m0_full0:
+	VMOVUPD     (DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     (CX)(R8*8), Y10
+	VMOVUPD     (BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, (BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     (SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, (SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD Y10, Y10, Y1
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R9, DI
+	SUBQ        $0x00000004, DI
+	JLE         m0_combine
+	CMPQ        DI, $0x00000004
+	JGE         m0_full1
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  32(DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  32(CX)(R8*8), Y9, Y11
+	VMASKMOVPD  32(BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, 32(BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  32(SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, 32(SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y2
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y6
+	JMP         m0_combine
+
+m0_full1:
+	VMOVUPD     32(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     32(CX)(R8*8), Y10
+	VMOVUPD     32(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 32(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     32(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 32(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD Y10, Y10, Y2
+	VFMADD231PD Y9, Y9, Y6
+	MOVQ        R9, DI
+	SUBQ        $0x00000008, DI
+	JLE         m0_combine
+	CMPQ        DI, $0x00000004
+	JGE         m0_full2
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  64(DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  64(CX)(R8*8), Y9, Y11
+	VMASKMOVPD  64(BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, 64(BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  64(SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, 64(SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y3
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y7
+	JMP         m0_combine
+
+m0_full2:
+	VMOVUPD     64(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     64(CX)(R8*8), Y10
+	VMOVUPD     64(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 64(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     64(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 64(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD Y10, Y10, Y3
+	VFMADD231PD Y9, Y9, Y7
+	MOVQ        R9, DI
+	SUBQ        $0x0000000c, DI
+	JLE         m0_combine
+	CMPQ        DI, $0x00000004
+	JGE         m0_full3
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  96(DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  96(CX)(R8*8), Y9, Y11
+	VMASKMOVPD  96(BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, 96(BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  96(SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, 96(SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y4
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y8
+	JMP         m0_combine
+
+m0_full3:
+	VMOVUPD     96(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     96(CX)(R8*8), Y10
+	VMOVUPD     96(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 96(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     96(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 96(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y0
+	VFMADD231PD Y10, Y10, Y4
+	VFMADD231PD Y0, Y0, Y8
+
+m0_combine:
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y4, Y2, Y2
+	VADDPD       Y2, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, pp+56(FP)
+	VADDPD       Y7, Y5, Y5
+	VADDPD       Y8, Y6, Y6
+	VADDPD       Y6, Y5, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, rr+64(FP)
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPD 448(AX), Y0
+	VXORPD  Y1, Y1, Y1
+	VXORPD  Y2, Y2, Y2
+	VXORPD  Y3, Y3, Y3
+	VXORPD  Y4, Y4, Y4
+	VXORPD  Y5, Y5, Y5
+	VXORPD  Y6, Y6, Y6
+	VXORPD  Y7, Y7, Y7
+	VXORPD  Y8, Y8, Y8
+	XORQ    R8, R8
+
+m1_unit:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_tail
+	VMOVUPD     (DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     (CX)(R8*8), Y10
+	VMOVUPD     (BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, (BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     (SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, (SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD 64(AX), Y10, Y9
+	VFMADD231PD Y10, Y10, Y1
+	VFMADD231PD Y9, Y9, Y5
+	VMOVUPD     32(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     32(CX)(R8*8), Y10
+	VMOVUPD     32(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 32(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     32(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 32(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD 64(AX), Y10, Y9
+	VFMADD231PD Y10, Y10, Y2
+	VFMADD231PD Y9, Y9, Y6
+	VMOVUPD     64(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     64(CX)(R8*8), Y10
+	VMOVUPD     64(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 64(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     64(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 64(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD 64(AX), Y10, Y9
+	VFMADD231PD Y10, Y10, Y3
+	VFMADD231PD Y9, Y9, Y7
+	VMOVUPD     96(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     96(CX)(R8*8), Y10
+	VMOVUPD     96(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 96(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     96(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 96(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD 64(AX), Y10, Y9
+	VFMADD231PD Y10, Y10, Y4
+	VFMADD231PD Y9, Y9, Y8
+	ADDQ        $0x00000010, R8
+	JMP         m1_unit
+
+m1_tail:
+	MOVQ        R9, DI
+	TESTQ       DI, DI
+	JLE         m1_combine
+	CMPQ        DI, $0x00000004
+	JGE         m1_full0
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  (DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  (CX)(R8*8), Y9, Y11
+	VMASKMOVPD  (BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, (BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  (SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, (SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VFMADD231PD 64(AX), Y11, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y1
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y5
+	JMP         m1_combine
+
+m1_full0:
+	VMOVUPD     (DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     (CX)(R8*8), Y10
+	VMOVUPD     (BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, (BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     (SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, (SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD 64(AX), Y10, Y9
+	VFMADD231PD Y10, Y10, Y1
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R9, DI
+	SUBQ        $0x00000004, DI
+	JLE         m1_combine
+	CMPQ        DI, $0x00000004
+	JGE         m1_full1
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  32(DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  32(CX)(R8*8), Y9, Y11
+	VMASKMOVPD  32(BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, 32(BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  32(SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, 32(SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VFMADD231PD 64(AX), Y11, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y2
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y6
+	JMP         m1_combine
+
+m1_full1:
+	VMOVUPD     32(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     32(CX)(R8*8), Y10
+	VMOVUPD     32(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 32(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     32(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 32(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD 64(AX), Y10, Y9
+	VFMADD231PD Y10, Y10, Y2
+	VFMADD231PD Y9, Y9, Y6
+	MOVQ        R9, DI
+	SUBQ        $0x00000008, DI
+	JLE         m1_combine
+	CMPQ        DI, $0x00000004
+	JGE         m1_full2
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  64(DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  64(CX)(R8*8), Y9, Y11
+	VMASKMOVPD  64(BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, 64(BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  64(SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, 64(SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VFMADD231PD 64(AX), Y11, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y3
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y7
+	JMP         m1_combine
+
+m1_full2:
+	VMOVUPD     64(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     64(CX)(R8*8), Y10
+	VMOVUPD     64(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 64(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     64(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 64(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y9
+	VFMADD231PD 64(AX), Y10, Y9
+	VFMADD231PD Y10, Y10, Y3
+	VFMADD231PD Y9, Y9, Y7
+	MOVQ        R9, DI
+	SUBQ        $0x0000000c, DI
+	JLE         m1_combine
+	CMPQ        DI, $0x00000004
+	JGE         m1_full3
+	LEAQ        tailones<>+0(SB), R9
+	NEGQ        DI
+	VMOVDQU     32(R9)(DI*8), Y9
+	VMASKMOVPD  96(DX)(R8*8), Y9, Y10
+	VMULPD      (AX), Y10, Y10
+	VMASKMOVPD  96(CX)(R8*8), Y9, Y11
+	VMASKMOVPD  96(BX)(R8*8), Y9, Y12
+	VSUBPD      Y12, Y10, Y13
+	VFMADD231PD 192(AX), Y13, Y12
+	VMASKMOVPD  Y12, Y9, 96(BX)(R8*8)
+	VMULPD      256(AX), Y10, Y13
+	VMASKMOVPD  96(SI)(R8*8), Y9, Y14
+	VMULPD      320(AX), Y14, Y14
+	VFMADD231PD Y13, Y10, Y14
+	VMASKMOVPD  Y14, Y9, 96(SI)(R8*8)
+	VSQRTPD     Y14, Y10
+	VFMADD132PD 384(AX), Y0, Y10
+	VDIVPD      Y10, Y12, Y0
+	VFMADD231PD 64(AX), Y11, Y0
+	VANDPD      Y9, Y11, Y10
+	VFMADD231PD Y10, Y10, Y4
+	VANDPD      Y9, Y0, Y0
+	VFMADD231PD Y0, Y0, Y8
+	JMP         m1_combine
+
+m1_full3:
+	VMOVUPD     96(DX)(R8*8), Y9
+	VMULPD      (AX), Y9, Y9
+	VMOVUPD     96(CX)(R8*8), Y10
+	VMOVUPD     96(BX)(R8*8), Y11
+	VSUBPD      Y11, Y9, Y12
+	VFMADD231PD 192(AX), Y12, Y11
+	VMOVUPD     Y11, 96(BX)(R8*8)
+	VMULPD      256(AX), Y9, Y12
+	VMOVUPD     96(SI)(R8*8), Y13
+	VMULPD      320(AX), Y13, Y13
+	VFMADD231PD Y12, Y9, Y13
+	VMOVUPD     Y13, 96(SI)(R8*8)
+	VSQRTPD     Y13, Y9
+	VFMADD132PD 384(AX), Y0, Y9
+	VDIVPD      Y9, Y11, Y0
+	VFMADD231PD 64(AX), Y10, Y0
+	VFMADD231PD Y10, Y10, Y4
+	VFMADD231PD Y0, Y0, Y8
+
+m1_combine:
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y4, Y2, Y2
+	VADDPD       Y2, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, pp+56(FP)
+	VADDPD       Y7, Y5, Y5
+	VADDPD       Y8, Y6, Y6
+	VADDPD       Y6, Y5, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, rr+64(FP)
+	VZEROUPPER
+	RET
+	VZEROUPPER
+	RET
+
+// func lambApplyF64AVX2(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+// Requires: AVX, AVX2, FMA3, SSE2
+TEXT ·lambApplyF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ m+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD      448(AX), Y0
+	MOVSD        f+48(FP), X1
+	VBROADCASTSD X1, Y1
+	XORQ         DI, DI
+
+m0_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_single
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     32(CX)(DI*8), Y5
+	VMOVUPD     (DX)(DI*8), Y3
+	VMOVUPD     32(DX)(DI*8), Y6
+	VMOVUPD     (BX)(DI*8), Y4
+	VMOVUPD     32(BX)(DI*8), Y7
+	VSQRTPD     Y4, Y4
+	VSQRTPD     Y7, Y7
+	VFMADD132PD 384(AX), Y0, Y4
+	VFMADD132PD 384(AX), Y0, Y7
+	VDIVPD      Y4, Y3, Y3
+	VDIVPD      Y7, Y6, Y4
+	VFMADD231PD Y1, Y3, Y2
+	VFMADD231PD Y1, Y4, Y5
+	VMOVUPD     Y2, (CX)(DI*8)
+	VMOVUPD     Y5, 32(CX)(DI*8)
+	ADDQ        $0x00000008, DI
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     (DX)(DI*8), Y3
+	VMOVUPD     (BX)(DI*8), Y4
+	VSQRTPD     Y4, Y4
+	VFMADD132PD 384(AX), Y0, Y4
+	VDIVPD      Y4, Y3, Y3
+	VFMADD231PD Y1, Y3, Y2
+	VMOVUPD     Y2, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*8), Y2
+	VMASKMOVPD  (CX)(DI*8), Y2, Y3
+	VMASKMOVPD  (DX)(DI*8), Y2, Y4
+	VMASKMOVPD  (BX)(DI*8), Y2, Y5
+	VSQRTPD     Y5, Y5
+	VFMADD132PD 384(AX), Y0, Y5
+	VDIVPD      Y5, Y4, Y0
+	VFMADD231PD Y1, Y0, Y3
+	VMASKMOVPD  Y3, Y2, (CX)(DI*8)
+	JMP         done
+
+mode1:
+	VMOVUPD      448(AX), Y0
+	MOVSD        f+48(FP), X1
+	VBROADCASTSD X1, Y1
+	XORQ         DI, DI
+
+m1_loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_single
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     32(CX)(DI*8), Y5
+	VMOVUPD     (DX)(DI*8), Y3
+	VMOVUPD     32(DX)(DI*8), Y6
+	VMOVUPD     (BX)(DI*8), Y4
+	VMOVUPD     32(BX)(DI*8), Y7
+	VSQRTPD     Y4, Y4
+	VSQRTPD     Y7, Y7
+	VFMADD132PD 384(AX), Y0, Y4
+	VFMADD132PD 384(AX), Y0, Y7
+	VDIVPD      Y4, Y3, Y3
+	VDIVPD      Y7, Y6, Y4
+	VFMADD231PD 64(AX), Y2, Y3
+	VFMADD231PD 64(AX), Y5, Y4
+	VFMADD231PD Y1, Y3, Y2
+	VFMADD231PD Y1, Y4, Y5
+	VMOVUPD     Y2, (CX)(DI*8)
+	VMOVUPD     Y5, 32(CX)(DI*8)
+	ADDQ        $0x00000008, DI
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (CX)(DI*8), Y2
+	VMOVUPD     (DX)(DI*8), Y3
+	VMOVUPD     (BX)(DI*8), Y4
+	VSQRTPD     Y4, Y4
+	VFMADD132PD 384(AX), Y0, Y4
+	VDIVPD      Y4, Y3, Y3
+	VFMADD231PD 64(AX), Y2, Y3
+	VFMADD231PD Y1, Y3, Y2
+	VMOVUPD     Y2, (CX)(DI*8)
+	ADDQ        $0x00000004, DI
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        tailones<>+0(SB), SI
+	NEGQ        R8
+	VMOVDQU     32(SI)(R8*8), Y2
+	VMASKMOVPD  (CX)(DI*8), Y2, Y3
+	VMASKMOVPD  (DX)(DI*8), Y2, Y4
+	VMASKMOVPD  (BX)(DI*8), Y2, Y5
+	VSQRTPD     Y5, Y5
+	VFMADD132PD 384(AX), Y0, Y5
+	VDIVPD      Y5, Y4, Y0
+	VFMADD231PD 64(AX), Y3, Y0
+	VFMADD231PD Y1, Y0, Y3
+	VMASKMOVPD  Y3, Y2, (CX)(DI*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func sgdKeepF64AVX2(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+// Requires: AVX, FMA3
+TEXT ·sgdKeepF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	XORQ R8, R8
+
+m0_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m0_single
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     32(CX)(R8*8), Y2
+	VMOVUPD     64(CX)(R8*8), Y4
+	VMOVUPD     96(CX)(R8*8), Y6
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     Y2, 32(BX)(R8*8)
+	VMOVUPD     Y4, 64(BX)(R8*8)
+	VMOVUPD     Y6, 96(BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y3
+	VMOVUPD     64(DX)(R8*8), Y5
+	VMOVUPD     96(DX)(R8*8), Y7
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y3, 32(SI)(R8*8)
+	VMOVUPD     Y5, 64(SI)(R8*8)
+	VMOVUPD     Y7, 96(SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y3, Y3
+	VMULPD      (AX), Y5, Y5
+	VMULPD      (AX), Y7, Y7
+	VFMADD231PD 576(AX), Y1, Y0
+	VFMADD231PD 576(AX), Y3, Y2
+	VFMADD231PD 576(AX), Y5, Y4
+	VFMADD231PD 576(AX), Y7, Y6
+	VMOVUPD     Y0, (CX)(R8*8)
+	VMOVUPD     Y2, 32(CX)(R8*8)
+	VMOVUPD     Y4, 64(CX)(R8*8)
+	VMOVUPD     Y6, 96(CX)(R8*8)
+	ADDQ        $0x00000010, R8
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m0_tail
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VFMADD231PD 576(AX), Y1, Y0
+	VMOVUPD     Y0, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (CX)(R8*8), Y0, Y1
+	VMASKMOVPD  Y1, Y0, (BX)(R8*8)
+	VMASKMOVPD  (DX)(R8*8), Y0, Y2
+	VMASKMOVPD  Y2, Y0, (SI)(R8*8)
+	VMULPD      (AX), Y2, Y2
+	VFMADD231PD 576(AX), Y2, Y1
+	VMASKMOVPD  Y1, Y0, (CX)(R8*8)
+	JMP         done
+
+mode1:
+	XORQ R8, R8
+
+m1_loop:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000010
+	JLT         m1_single
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     32(CX)(R8*8), Y2
+	VMOVUPD     64(CX)(R8*8), Y4
+	VMOVUPD     96(CX)(R8*8), Y6
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     Y2, 32(BX)(R8*8)
+	VMOVUPD     Y4, 64(BX)(R8*8)
+	VMOVUPD     Y6, 96(BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     32(DX)(R8*8), Y3
+	VMOVUPD     64(DX)(R8*8), Y5
+	VMOVUPD     96(DX)(R8*8), Y7
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMOVUPD     Y3, 32(SI)(R8*8)
+	VMOVUPD     Y5, 64(SI)(R8*8)
+	VMOVUPD     Y7, 96(SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VMULPD      (AX), Y3, Y3
+	VMULPD      (AX), Y5, Y5
+	VMULPD      (AX), Y7, Y7
+	VFMADD231PD 64(AX), Y0, Y1
+	VFMADD231PD 64(AX), Y2, Y3
+	VFMADD231PD 64(AX), Y4, Y5
+	VFMADD231PD 64(AX), Y6, Y7
+	VFMADD231PD 576(AX), Y1, Y0
+	VFMADD231PD 576(AX), Y3, Y2
+	VFMADD231PD 576(AX), Y5, Y4
+	VFMADD231PD 576(AX), Y7, Y6
+	VMOVUPD     Y0, (CX)(R8*8)
+	VMOVUPD     Y2, 32(CX)(R8*8)
+	VMOVUPD     Y4, 64(CX)(R8*8)
+	VMOVUPD     Y6, 96(CX)(R8*8)
+	ADDQ        $0x00000010, R8
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R9
+	SUBQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JLT         m1_tail
+	VMOVUPD     (CX)(R8*8), Y0
+	VMOVUPD     Y0, (BX)(R8*8)
+	VMOVUPD     (DX)(R8*8), Y1
+	VMOVUPD     Y1, (SI)(R8*8)
+	VMULPD      (AX), Y1, Y1
+	VFMADD231PD 64(AX), Y0, Y1
+	VFMADD231PD 576(AX), Y1, Y0
+	VMOVUPD     Y0, (CX)(R8*8)
+	ADDQ        $0x00000004, R8
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R9, R9
+	JZ          done
+	LEAQ        tailones<>+0(SB), DI
+	NEGQ        R9
+	VMOVDQU     32(DI)(R9*8), Y0
+	VMASKMOVPD  (CX)(R8*8), Y0, Y1
+	VMASKMOVPD  Y1, Y0, (BX)(R8*8)
+	VMASKMOVPD  (DX)(R8*8), Y0, Y2
+	VMASKMOVPD  Y2, Y0, (SI)(R8*8)
+	VMULPD      (AX), Y2, Y2
+	VFMADD231PD 64(AX), Y1, Y2
+	VFMADD231PD 576(AX), Y2, Y1
+	VMASKMOVPD  Y1, Y0, (CX)(R8*8)
+
+done:
+	VZEROUPPER
+	RET
+
 // func adafactorVarianceF64AVX2(c *[16][8]float64, v *float64, grad *float64, n int, mode int)
 // Requires: AVX, FMA3
 TEXT ·adafactorVarianceF64AVX2(SB), NOSPLIT, $0-40
@@ -9149,6 +13822,191 @@ done:
 	TESTL     AX, AX
 	SETNE     AL
 	MOVB      AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF64AVX2(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·secantDotsF64AVX2(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VMOVUPD     (AX)(DI*8), Y8
+	VMOVUPD     (CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     (DX)(DI*8), Y9
+	VMOVUPD     (BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	VMOVUPD     32(AX)(DI*8), Y8
+	VMOVUPD     32(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     32(DX)(DI*8), Y9
+	VMOVUPD     32(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	VMOVUPD     64(AX)(DI*8), Y8
+	VMOVUPD     64(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     64(DX)(DI*8), Y9
+	VMOVUPD     64(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	VMOVUPD     96(AX)(DI*8), Y8
+	VMOVUPD     96(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     96(DX)(DI*8), Y9
+	VMOVUPD     96(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        tailones<>+0(SB), SI
+	MOVQ        R8, R9
+	CMPQ        R9, $0x00000004
+	JGE         full0
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  (AX)(DI*8), Y8, Y9
+	VMASKMOVPD  (CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  (DX)(DI*8), Y8, Y10
+	VMASKMOVPD  (BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y0
+	VFMADD231PD Y10, Y10, Y1
+	JMP         combine
+
+full0:
+	VMOVUPD     (AX)(DI*8), Y8
+	VMOVUPD     (CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     (DX)(DI*8), Y9
+	VMOVUPD     (BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y0
+	VFMADD231PD Y9, Y9, Y1
+	MOVQ        R8, R9
+	SUBQ        $0x00000004, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full1
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  32(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  32(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  32(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  32(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y2
+	VFMADD231PD Y10, Y10, Y3
+	JMP         combine
+
+full1:
+	VMOVUPD     32(AX)(DI*8), Y8
+	VMOVUPD     32(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     32(DX)(DI*8), Y9
+	VMOVUPD     32(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y2
+	VFMADD231PD Y9, Y9, Y3
+	MOVQ        R8, R9
+	SUBQ        $0x00000008, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full2
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  64(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  64(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  64(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  64(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y4
+	VFMADD231PD Y10, Y10, Y5
+	JMP         combine
+
+full2:
+	VMOVUPD     64(AX)(DI*8), Y8
+	VMOVUPD     64(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     64(DX)(DI*8), Y9
+	VMOVUPD     64(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y4
+	VFMADD231PD Y9, Y9, Y5
+	MOVQ        R8, R9
+	SUBQ        $0x0000000c, R9
+	JLE         combine
+	CMPQ        R9, $0x00000004
+	JGE         full3
+	NEGQ        R9
+	VMOVDQU     32(SI)(R9*8), Y8
+	VMASKMOVPD  96(AX)(DI*8), Y8, Y9
+	VMASKMOVPD  96(CX)(DI*8), Y8, Y10
+	VSUBPD      Y10, Y9, Y9
+	VMASKMOVPD  96(DX)(DI*8), Y8, Y10
+	VMASKMOVPD  96(BX)(DI*8), Y8, Y8
+	VSUBPD      Y8, Y10, Y10
+	VFMADD231PD Y10, Y9, Y6
+	VFMADD231PD Y10, Y10, Y7
+	JMP         combine
+
+full3:
+	VMOVUPD     96(AX)(DI*8), Y8
+	VMOVUPD     96(CX)(DI*8), Y9
+	VSUBPD      Y9, Y8, Y8
+	VMOVUPD     96(DX)(DI*8), Y9
+	VMOVUPD     96(BX)(DI*8), Y10
+	VSUBPD      Y10, Y9, Y9
+	VFMADD231PD Y9, Y8, Y6
+	VFMADD231PD Y9, Y9, Y7
+
+combine:
+	VADDPD       Y4, Y0, Y0
+	VADDPD       Y6, Y2, Y2
+	VADDPD       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPD       X2, X0, X0
+	VUNPCKHPD    X0, X0, X2
+	VADDSD       X2, X0, X0
+	MOVSD        X0, sy+40(FP)
+	VADDPD       Y5, Y1, Y1
+	VADDPD       Y7, Y3, Y3
+	VADDPD       Y3, Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, yy+48(FP)
 	VZEROUPPER
 	RET
 
@@ -15120,6 +19978,2780 @@ done:
 	VZEROUPPER
 	RET
 
+// func adamaxF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adamaxF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 192(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 896(AX), Z5
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VSUBPS      Z10, Z6, Z11
+	VSUBPS      Z13, Z7, Z14
+	VSUBPS      Z16, Z8, Z17
+	VSUBPS      Z20, Z18, Z21
+	VFMADD231PS Z1, Z11, Z10
+	VFMADD231PS Z1, Z14, Z13
+	VFMADD231PS Z1, Z17, Z16
+	VFMADD231PS Z1, Z21, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z11
+	VMOVUPS     64(SI)(AX*4), Z14
+	VMOVUPS     128(SI)(AX*4), Z17
+	VMOVUPS     192(SI)(AX*4), Z21
+	VMULPS      Z2, Z11, Z11
+	VMULPS      Z2, Z14, Z14
+	VMULPS      Z2, Z17, Z17
+	VMULPS      Z2, Z21, Z21
+	VANDNPS     Z6, Z5, Z6
+	VANDNPS     Z7, Z5, Z7
+	VANDNPS     Z8, Z5, Z8
+	VANDNPS     Z18, Z5, Z18
+	VADDPS      Z6, Z3, Z6
+	VADDPS      Z7, Z3, Z7
+	VADDPS      Z8, Z3, Z8
+	VADDPS      Z18, Z3, Z18
+	VMAXPS      Z6, Z11, Z6
+	VMAXPS      Z7, Z14, Z7
+	VMAXPS      Z8, Z17, Z8
+	VMAXPS      Z18, Z21, Z18
+	VCMPPS      $0x03, Z11, Z11, K1
+	VCMPPS      $0x03, Z14, Z14, K2
+	VCMPPS      $0x03, Z17, Z17, K3
+	VCMPPS      $0x03, Z21, Z21, K4
+	VMOVUPS     Z11, K1, Z6
+	VMOVUPS     Z14, K2, Z7
+	VMOVUPS     Z17, K3, Z8
+	VMOVUPS     Z21, K4, Z18
+	VMOVUPS     Z6, (SI)(AX*4)
+	VMOVUPS     Z7, 64(SI)(AX*4)
+	VMOVUPS     Z8, 128(SI)(AX*4)
+	VMOVUPS     Z18, 192(SI)(AX*4)
+	VDIVPS      Z6, Z10, Z6
+	VDIVPS      Z7, Z13, Z7
+	VDIVPS      Z8, Z16, Z8
+	VDIVPS      Z18, Z20, Z10
+	VFMADD231PS Z4, Z6, Z9
+	VFMADD231PS Z4, Z7, Z12
+	VFMADD231PS Z4, Z8, Z15
+	VFMADD231PS Z4, Z10, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z9
+	VFMADD231PS Z1, Z9, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z9
+	VMULPS      Z2, Z9, Z9
+	VANDNPS     Z6, Z5, Z6
+	VADDPS      Z6, Z3, Z6
+	VMAXPS      Z6, Z9, Z6
+	VCMPPS      $0x03, Z9, Z9, K1
+	VMOVUPS     Z9, K1, Z6
+	VMOVUPS     Z6, (SI)(AX*4)
+	VDIVPS      Z6, Z8, Z6
+	VFMADD231PS Z4, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VSUBPS      Z7, Z0, Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VMOVUPS.Z   (SI)(AX*4), K1, Z1
+	VMULPS      Z2, Z1, Z1
+	VANDNPS     Z0, Z5, Z0
+	VADDPS      Z0, Z3, Z0
+	VMAXPS      Z0, Z1, Z0
+	VCMPPS      $0x03, Z1, Z1, K2
+	VMOVUPS     Z1, K2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VDIVPS      Z0, Z7, Z0
+	VFMADD231PS Z4, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 512(AX), Z5
+	VMOVUPS 896(AX), Z6
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z7
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z9
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z19
+	VMOVUPS     (CX)(AX*4), Z10
+	VMOVUPS     64(CX)(AX*4), Z13
+	VMOVUPS     128(CX)(AX*4), Z16
+	VMOVUPS     192(CX)(AX*4), Z20
+	VFMADD231PS Z1, Z10, Z7
+	VFMADD231PS Z1, Z13, Z8
+	VFMADD231PS Z1, Z16, Z9
+	VFMADD231PS Z1, Z20, Z19
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VSUBPS      Z11, Z7, Z12
+	VSUBPS      Z14, Z8, Z15
+	VSUBPS      Z17, Z9, Z18
+	VSUBPS      Z21, Z19, Z22
+	VFMADD231PS Z2, Z12, Z11
+	VFMADD231PS Z2, Z15, Z14
+	VFMADD231PS Z2, Z18, Z17
+	VFMADD231PS Z2, Z22, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z12
+	VMOVUPS     64(SI)(AX*4), Z15
+	VMOVUPS     128(SI)(AX*4), Z18
+	VMOVUPS     192(SI)(AX*4), Z22
+	VMULPS      Z3, Z12, Z12
+	VMULPS      Z3, Z15, Z15
+	VMULPS      Z3, Z18, Z18
+	VMULPS      Z3, Z22, Z22
+	VANDNPS     Z7, Z6, Z7
+	VANDNPS     Z8, Z6, Z8
+	VANDNPS     Z9, Z6, Z9
+	VANDNPS     Z19, Z6, Z19
+	VADDPS      Z7, Z4, Z7
+	VADDPS      Z8, Z4, Z8
+	VADDPS      Z9, Z4, Z9
+	VADDPS      Z19, Z4, Z19
+	VMAXPS      Z7, Z12, Z7
+	VMAXPS      Z8, Z15, Z8
+	VMAXPS      Z9, Z18, Z9
+	VMAXPS      Z19, Z22, Z19
+	VCMPPS      $0x03, Z12, Z12, K1
+	VCMPPS      $0x03, Z15, Z15, K2
+	VCMPPS      $0x03, Z18, Z18, K3
+	VCMPPS      $0x03, Z22, Z22, K4
+	VMOVUPS     Z12, K1, Z7
+	VMOVUPS     Z15, K2, Z8
+	VMOVUPS     Z18, K3, Z9
+	VMOVUPS     Z22, K4, Z19
+	VMOVUPS     Z7, (SI)(AX*4)
+	VMOVUPS     Z8, 64(SI)(AX*4)
+	VMOVUPS     Z9, 128(SI)(AX*4)
+	VMOVUPS     Z19, 192(SI)(AX*4)
+	VDIVPS      Z7, Z11, Z7
+	VDIVPS      Z8, Z14, Z8
+	VDIVPS      Z9, Z17, Z9
+	VDIVPS      Z19, Z21, Z11
+	VFMADD231PS Z5, Z7, Z10
+	VFMADD231PS Z5, Z8, Z13
+	VFMADD231PS Z5, Z9, Z16
+	VFMADD231PS Z5, Z11, Z20
+	VMOVUPS     Z10, (CX)(AX*4)
+	VMOVUPS     Z13, 64(CX)(AX*4)
+	VMOVUPS     Z16, 128(CX)(AX*4)
+	VMOVUPS     Z20, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z7
+	VMULPS      Z7, Z0, Z7
+	VMOVUPS     (CX)(AX*4), Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     (BX)(AX*4), Z9
+	VSUBPS      Z9, Z7, Z10
+	VFMADD231PS Z2, Z10, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VMOVUPS     (SI)(AX*4), Z10
+	VMULPS      Z3, Z10, Z10
+	VANDNPS     Z7, Z6, Z7
+	VADDPS      Z7, Z4, Z7
+	VMAXPS      Z7, Z10, Z7
+	VCMPPS      $0x03, Z10, Z10, K1
+	VMOVUPS     Z10, K1, Z7
+	VMOVUPS     Z7, (SI)(AX*4)
+	VDIVPS      Z7, Z9, Z7
+	VFMADD231PS Z5, Z7, Z8
+	VMOVUPS     Z8, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z7
+	VMULPS      Z7, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z7
+	VFMADD231PS Z1, Z7, Z0
+	VMOVUPS.Z   (BX)(AX*4), K1, Z1
+	VSUBPS      Z1, Z0, Z8
+	VFMADD231PS Z2, Z8, Z1
+	VMOVUPS     Z1, K1, (BX)(AX*4)
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VMULPS      Z3, Z2, Z2
+	VANDNPS     Z0, Z6, Z0
+	VADDPS      Z0, Z4, Z0
+	VMAXPS      Z0, Z2, Z0
+	VCMPPS      $0x03, Z2, Z2, K2
+	VMOVUPS     Z2, K2, Z0
+	VMOVUPS     Z0, K1, (SI)(AX*4)
+	VDIVPS      Z0, Z1, Z0
+	VFMADD231PS Z5, Z0, Z7
+	VMOVUPS     Z7, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·adadeltaF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 256(AX), Z1
+	VMOVUPS 320(AX), Z2
+	VMOVUPS 448(AX), Z3
+	VMOVUPS 576(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z5
+	VMOVUPS     64(DX)(AX*4), Z6
+	VMOVUPS     128(DX)(AX*4), Z7
+	VMOVUPS     192(DX)(AX*4), Z8
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z17
+	VMOVUPS     (CX)(AX*4), Z8
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z14
+	VMOVUPS     192(CX)(AX*4), Z18
+	VMULPS      Z1, Z5, Z9
+	VMULPS      Z1, Z6, Z12
+	VMULPS      Z1, Z7, Z15
+	VMULPS      Z1, Z17, Z19
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VMULPS      Z2, Z10, Z10
+	VMULPS      Z2, Z13, Z13
+	VMULPS      Z2, Z16, Z16
+	VMULPS      Z2, Z20, Z20
+	VFMADD231PS Z9, Z5, Z10
+	VFMADD231PS Z12, Z6, Z13
+	VFMADD231PS Z15, Z7, Z16
+	VFMADD231PS Z19, Z17, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VADDPS      Z10, Z3, Z9
+	VADDPS      Z13, Z3, Z10
+	VADDPS      Z16, Z3, Z12
+	VADDPS      Z20, Z3, Z13
+	VSQRTPS     Z9, Z9
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z12, Z12
+	VSQRTPS     Z13, Z22
+	VMOVUPS     (SI)(AX*4), Z13
+	VMOVUPS     64(SI)(AX*4), Z16
+	VMOVUPS     128(SI)(AX*4), Z20
+	VMOVUPS     192(SI)(AX*4), Z23
+	VADDPS      Z13, Z3, Z15
+	VADDPS      Z16, Z3, Z19
+	VADDPS      Z20, Z3, Z21
+	VADDPS      Z23, Z3, Z24
+	VSQRTPS     Z15, Z15
+	VSQRTPS     Z19, Z19
+	VSQRTPS     Z21, Z21
+	VSQRTPS     Z24, Z24
+	VDIVPS      Z9, Z15, Z9
+	VDIVPS      Z10, Z19, Z10
+	VDIVPS      Z12, Z21, Z12
+	VDIVPS      Z22, Z24, Z15
+	VMULPS      Z9, Z5, Z5
+	VMULPS      Z10, Z6, Z6
+	VMULPS      Z12, Z7, Z7
+	VMULPS      Z15, Z17, Z15
+	VMULPS      Z1, Z5, Z9
+	VMULPS      Z1, Z6, Z10
+	VMULPS      Z1, Z7, Z12
+	VMULPS      Z1, Z15, Z17
+	VMULPS      Z2, Z13, Z13
+	VMULPS      Z2, Z16, Z16
+	VMULPS      Z2, Z20, Z19
+	VMULPS      Z2, Z23, Z20
+	VFMADD231PS Z9, Z5, Z13
+	VFMADD231PS Z10, Z6, Z16
+	VFMADD231PS Z12, Z7, Z19
+	VFMADD231PS Z17, Z15, Z20
+	VMOVUPS     Z13, (SI)(AX*4)
+	VMOVUPS     Z16, 64(SI)(AX*4)
+	VMOVUPS     Z19, 128(SI)(AX*4)
+	VMOVUPS     Z20, 192(SI)(AX*4)
+	VFMADD231PS Z4, Z5, Z8
+	VFMADD231PS Z4, Z6, Z11
+	VFMADD231PS Z4, Z7, Z14
+	VFMADD231PS Z4, Z15, Z18
+	VMOVUPS     Z8, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z14, 128(CX)(AX*4)
+	VMOVUPS     Z18, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z5
+	VMULPS      Z5, Z0, Z5
+	VMOVUPS     (CX)(AX*4), Z6
+	VMULPS      Z1, Z5, Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VMULPS      Z2, Z8, Z8
+	VFMADD231PS Z7, Z5, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VADDPS      Z8, Z3, Z7
+	VSQRTPS     Z7, Z7
+	VMOVUPS     (SI)(AX*4), Z8
+	VADDPS      Z8, Z3, Z9
+	VSQRTPS     Z9, Z9
+	VDIVPS      Z7, Z9, Z7
+	VMULPS      Z7, Z5, Z5
+	VMULPS      Z1, Z5, Z7
+	VMULPS      Z2, Z8, Z8
+	VFMADD231PS Z7, Z5, Z8
+	VMOVUPS     Z8, (SI)(AX*4)
+	VFMADD231PS Z4, Z5, Z6
+	VMOVUPS     Z6, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z5
+	VMULPS      Z5, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z5
+	VMULPS      Z1, Z0, Z6
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VMULPS      Z2, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VADDPS      Z7, Z3, Z6
+	VSQRTPS     Z6, Z6
+	VMOVUPS.Z   (SI)(AX*4), K1, Z7
+	VADDPS      Z7, Z3, Z3
+	VSQRTPS     Z3, Z3
+	VDIVPS      Z6, Z3, Z3
+	VMULPS      Z3, Z0, Z0
+	VMULPS      Z1, Z0, Z1
+	VMULPS      Z2, Z7, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (SI)(AX*4)
+	VFMADD231PS Z4, Z0, Z5
+	VMOVUPS     Z5, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 576(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VFMADD231PS Z1, Z9, Z6
+	VFMADD231PS Z1, Z12, Z7
+	VFMADD231PS Z1, Z15, Z8
+	VFMADD231PS Z1, Z19, Z18
+	VMULPS      Z2, Z6, Z10
+	VMULPS      Z2, Z7, Z13
+	VMULPS      Z2, Z8, Z16
+	VMULPS      Z2, Z18, Z20
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VMULPS      Z3, Z11, Z11
+	VMULPS      Z3, Z14, Z14
+	VMULPS      Z3, Z17, Z17
+	VMULPS      Z3, Z21, Z21
+	VFMADD231PS Z10, Z6, Z11
+	VFMADD231PS Z13, Z7, Z14
+	VFMADD231PS Z16, Z8, Z17
+	VFMADD231PS Z20, Z18, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VADDPS      Z11, Z4, Z10
+	VADDPS      Z14, Z4, Z11
+	VADDPS      Z17, Z4, Z13
+	VADDPS      Z21, Z4, Z14
+	VSQRTPS     Z10, Z10
+	VSQRTPS     Z11, Z11
+	VSQRTPS     Z13, Z13
+	VSQRTPS     Z14, Z23
+	VMOVUPS     (SI)(AX*4), Z14
+	VMOVUPS     64(SI)(AX*4), Z17
+	VMOVUPS     128(SI)(AX*4), Z21
+	VMOVUPS     192(SI)(AX*4), Z24
+	VADDPS      Z14, Z4, Z16
+	VADDPS      Z17, Z4, Z20
+	VADDPS      Z21, Z4, Z22
+	VADDPS      Z24, Z4, Z25
+	VSQRTPS     Z16, Z16
+	VSQRTPS     Z20, Z20
+	VSQRTPS     Z22, Z22
+	VSQRTPS     Z25, Z25
+	VDIVPS      Z10, Z16, Z10
+	VDIVPS      Z11, Z20, Z11
+	VDIVPS      Z13, Z22, Z13
+	VDIVPS      Z23, Z25, Z16
+	VMULPS      Z10, Z6, Z6
+	VMULPS      Z11, Z7, Z7
+	VMULPS      Z13, Z8, Z8
+	VMULPS      Z16, Z18, Z16
+	VMULPS      Z2, Z6, Z10
+	VMULPS      Z2, Z7, Z11
+	VMULPS      Z2, Z8, Z13
+	VMULPS      Z2, Z16, Z18
+	VMULPS      Z3, Z14, Z14
+	VMULPS      Z3, Z17, Z17
+	VMULPS      Z3, Z21, Z20
+	VMULPS      Z3, Z24, Z21
+	VFMADD231PS Z10, Z6, Z14
+	VFMADD231PS Z11, Z7, Z17
+	VFMADD231PS Z13, Z8, Z20
+	VFMADD231PS Z18, Z16, Z21
+	VMOVUPS     Z14, (SI)(AX*4)
+	VMOVUPS     Z17, 64(SI)(AX*4)
+	VMOVUPS     Z20, 128(SI)(AX*4)
+	VMOVUPS     Z21, 192(SI)(AX*4)
+	VFMADD231PS Z5, Z6, Z9
+	VFMADD231PS Z5, Z7, Z12
+	VFMADD231PS Z5, Z8, Z15
+	VFMADD231PS Z5, Z16, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VFMADD231PS Z1, Z7, Z6
+	VMULPS      Z2, Z6, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VMULPS      Z3, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VADDPS      Z9, Z4, Z8
+	VSQRTPS     Z8, Z8
+	VMOVUPS     (SI)(AX*4), Z9
+	VADDPS      Z9, Z4, Z10
+	VSQRTPS     Z10, Z10
+	VDIVPS      Z8, Z10, Z8
+	VMULPS      Z8, Z6, Z6
+	VMULPS      Z2, Z6, Z8
+	VMULPS      Z3, Z9, Z9
+	VFMADD231PS Z8, Z6, Z9
+	VMOVUPS     Z9, (SI)(AX*4)
+	VFMADD231PS Z5, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VFMADD231PS Z1, Z6, Z0
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VMULPS      Z3, Z7, Z7
+	VFMADD231PS Z1, Z0, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VADDPS      Z7, Z4, Z1
+	VSQRTPS     Z1, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z7
+	VADDPS      Z7, Z4, Z4
+	VSQRTPS     Z4, Z4
+	VDIVPS      Z1, Z4, Z1
+	VMULPS      Z1, Z0, Z0
+	VMULPS      Z2, Z0, Z1
+	VMULPS      Z3, Z7, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (SI)(AX*4)
+	VFMADD231PS Z5, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func nadamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·nadamF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000003, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 192(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 384(AX), Z4
+	VMOVUPS 448(AX), Z5
+	VMOVUPS 512(AX), Z6
+	VMOVUPS 576(AX), Z7
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z8
+	VMOVUPS     64(DX)(AX*4), Z9
+	VMOVUPS     128(DX)(AX*4), Z10
+	VMOVUPS     192(DX)(AX*4), Z11
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z10
+	VMULPS      Z11, Z0, Z20
+	VMOVUPS     (CX)(AX*4), Z11
+	VMOVUPS     64(CX)(AX*4), Z14
+	VMOVUPS     128(CX)(AX*4), Z17
+	VMOVUPS     192(CX)(AX*4), Z21
+	VMOVUPS     (BX)(AX*4), Z12
+	VMOVUPS     64(BX)(AX*4), Z15
+	VMOVUPS     128(BX)(AX*4), Z18
+	VMOVUPS     192(BX)(AX*4), Z22
+	VSUBPS      Z12, Z8, Z13
+	VSUBPS      Z15, Z9, Z16
+	VSUBPS      Z18, Z10, Z19
+	VSUBPS      Z22, Z20, Z23
+	VFMADD231PS Z1, Z13, Z12
+	VFMADD231PS Z1, Z16, Z15
+	VFMADD231PS Z1, Z19, Z18
+	VFMADD231PS Z1, Z23, Z22
+	VMOVUPS     Z12, (BX)(AX*4)
+	VMOVUPS     Z15, 64(BX)(AX*4)
+	VMOVUPS     Z18, 128(BX)(AX*4)
+	VMOVUPS     Z22, 192(BX)(AX*4)
+	VMULPS      Z2, Z8, Z13
+	VMULPS      Z2, Z9, Z19
+	VMULPS      Z2, Z10, Z24
+	VMULPS      Z2, Z20, Z26
+	VMOVUPS     (SI)(AX*4), Z16
+	VMOVUPS     64(SI)(AX*4), Z23
+	VMOVUPS     128(SI)(AX*4), Z25
+	VMOVUPS     192(SI)(AX*4), Z27
+	VMULPS      Z3, Z16, Z16
+	VMULPS      Z3, Z23, Z23
+	VMULPS      Z3, Z25, Z25
+	VMULPS      Z3, Z27, Z27
+	VFMADD231PS Z13, Z8, Z16
+	VFMADD231PS Z19, Z9, Z23
+	VFMADD231PS Z24, Z10, Z25
+	VFMADD231PS Z26, Z20, Z27
+	VMOVUPS     Z16, (SI)(AX*4)
+	VMOVUPS     Z23, 64(SI)(AX*4)
+	VMOVUPS     Z25, 128(SI)(AX*4)
+	VMOVUPS     Z27, 192(SI)(AX*4)
+	VSQRTPS     Z16, Z13
+	VSQRTPS     Z23, Z16
+	VSQRTPS     Z25, Z19
+	VSQRTPS     Z27, Z23
+	VFMADD132PS Z4, Z5, Z13
+	VFMADD132PS Z4, Z5, Z16
+	VFMADD132PS Z4, Z5, Z19
+	VFMADD132PS Z4, Z5, Z23
+	VDIVPS      Z13, Z8, Z8
+	VDIVPS      Z16, Z9, Z9
+	VDIVPS      Z19, Z10, Z10
+	VDIVPS      Z23, Z20, Z20
+	VFMADD231PS Z7, Z8, Z11
+	VFMADD231PS Z7, Z9, Z14
+	VFMADD231PS Z7, Z10, Z17
+	VFMADD231PS Z7, Z20, Z21
+	VDIVPS      Z13, Z12, Z8
+	VDIVPS      Z16, Z15, Z9
+	VDIVPS      Z19, Z18, Z10
+	VDIVPS      Z23, Z22, Z12
+	VFMADD231PS Z6, Z8, Z11
+	VFMADD231PS Z6, Z9, Z14
+	VFMADD231PS Z6, Z10, Z17
+	VFMADD231PS Z6, Z12, Z21
+	VMOVUPS     Z11, (CX)(AX*4)
+	VMOVUPS     Z14, 64(CX)(AX*4)
+	VMOVUPS     Z17, 128(CX)(AX*4)
+	VMOVUPS     Z21, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z8
+	VMULPS      Z8, Z0, Z8
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     (BX)(AX*4), Z10
+	VSUBPS      Z10, Z8, Z11
+	VFMADD231PS Z1, Z11, Z10
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMULPS      Z2, Z8, Z11
+	VMOVUPS     (SI)(AX*4), Z12
+	VMULPS      Z3, Z12, Z12
+	VFMADD231PS Z11, Z8, Z12
+	VMOVUPS     Z12, (SI)(AX*4)
+	VSQRTPS     Z12, Z11
+	VFMADD132PS Z4, Z5, Z11
+	VDIVPS      Z11, Z8, Z8
+	VFMADD231PS Z7, Z8, Z9
+	VDIVPS      Z11, Z10, Z8
+	VFMADD231PS Z6, Z8, Z9
+	VMOVUPS     Z9, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z8
+	VMULPS      Z8, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z8
+	VMOVUPS.Z   (BX)(AX*4), K1, Z9
+	VSUBPS      Z9, Z0, Z10
+	VFMADD231PS Z1, Z10, Z9
+	VMOVUPS     Z9, K1, (BX)(AX*4)
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VMULPS      Z3, Z2, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (SI)(AX*4)
+	VSQRTPS     Z2, Z1
+	VFMADD132PS Z4, Z5, Z1
+	VDIVPS      Z1, Z0, Z0
+	VFMADD231PS Z7, Z0, Z8
+	VDIVPS      Z1, Z9, Z0
+	VFMADD231PS Z6, Z0, Z8
+	VMOVUPS     Z8, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 320(AX), Z4
+	VMOVUPS 384(AX), Z5
+	VMOVUPS 448(AX), Z6
+	VMOVUPS 512(AX), Z7
+	VMOVUPS 576(AX), Z8
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z9
+	VMOVUPS     64(DX)(AX*4), Z10
+	VMOVUPS     128(DX)(AX*4), Z11
+	VMOVUPS     192(DX)(AX*4), Z12
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z10
+	VMULPS      Z11, Z0, Z11
+	VMULPS      Z12, Z0, Z21
+	VMOVUPS     (CX)(AX*4), Z12
+	VMOVUPS     64(CX)(AX*4), Z15
+	VMOVUPS     128(CX)(AX*4), Z18
+	VMOVUPS     192(CX)(AX*4), Z22
+	VFMADD231PS Z1, Z12, Z9
+	VFMADD231PS Z1, Z15, Z10
+	VFMADD231PS Z1, Z18, Z11
+	VFMADD231PS Z1, Z22, Z21
+	VMOVUPS     (BX)(AX*4), Z13
+	VMOVUPS     64(BX)(AX*4), Z16
+	VMOVUPS     128(BX)(AX*4), Z19
+	VMOVUPS     192(BX)(AX*4), Z23
+	VSUBPS      Z13, Z9, Z14
+	VSUBPS      Z16, Z10, Z17
+	VSUBPS      Z19, Z11, Z20
+	VSUBPS      Z23, Z21, Z24
+	VFMADD231PS Z2, Z14, Z13
+	VFMADD231PS Z2, Z17, Z16
+	VFMADD231PS Z2, Z20, Z19
+	VFMADD231PS Z2, Z24, Z23
+	VMOVUPS     Z13, (BX)(AX*4)
+	VMOVUPS     Z16, 64(BX)(AX*4)
+	VMOVUPS     Z19, 128(BX)(AX*4)
+	VMOVUPS     Z23, 192(BX)(AX*4)
+	VMULPS      Z3, Z9, Z14
+	VMULPS      Z3, Z10, Z20
+	VMULPS      Z3, Z11, Z25
+	VMULPS      Z3, Z21, Z27
+	VMOVUPS     (SI)(AX*4), Z17
+	VMOVUPS     64(SI)(AX*4), Z24
+	VMOVUPS     128(SI)(AX*4), Z26
+	VMOVUPS     192(SI)(AX*4), Z28
+	VMULPS      Z4, Z17, Z17
+	VMULPS      Z4, Z24, Z24
+	VMULPS      Z4, Z26, Z26
+	VMULPS      Z4, Z28, Z28
+	VFMADD231PS Z14, Z9, Z17
+	VFMADD231PS Z20, Z10, Z24
+	VFMADD231PS Z25, Z11, Z26
+	VFMADD231PS Z27, Z21, Z28
+	VMOVUPS     Z17, (SI)(AX*4)
+	VMOVUPS     Z24, 64(SI)(AX*4)
+	VMOVUPS     Z26, 128(SI)(AX*4)
+	VMOVUPS     Z28, 192(SI)(AX*4)
+	VSQRTPS     Z17, Z14
+	VSQRTPS     Z24, Z17
+	VSQRTPS     Z26, Z20
+	VSQRTPS     Z28, Z24
+	VFMADD132PS Z5, Z6, Z14
+	VFMADD132PS Z5, Z6, Z17
+	VFMADD132PS Z5, Z6, Z20
+	VFMADD132PS Z5, Z6, Z24
+	VDIVPS      Z14, Z9, Z9
+	VDIVPS      Z17, Z10, Z10
+	VDIVPS      Z20, Z11, Z11
+	VDIVPS      Z24, Z21, Z21
+	VFMADD231PS Z8, Z9, Z12
+	VFMADD231PS Z8, Z10, Z15
+	VFMADD231PS Z8, Z11, Z18
+	VFMADD231PS Z8, Z21, Z22
+	VDIVPS      Z14, Z13, Z9
+	VDIVPS      Z17, Z16, Z10
+	VDIVPS      Z20, Z19, Z11
+	VDIVPS      Z24, Z23, Z13
+	VFMADD231PS Z7, Z9, Z12
+	VFMADD231PS Z7, Z10, Z15
+	VFMADD231PS Z7, Z11, Z18
+	VFMADD231PS Z7, Z13, Z22
+	VMOVUPS     Z12, (CX)(AX*4)
+	VMOVUPS     Z15, 64(CX)(AX*4)
+	VMOVUPS     Z18, 128(CX)(AX*4)
+	VMOVUPS     Z22, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z9
+	VMULPS      Z9, Z0, Z9
+	VMOVUPS     (CX)(AX*4), Z10
+	VFMADD231PS Z1, Z10, Z9
+	VMOVUPS     (BX)(AX*4), Z11
+	VSUBPS      Z11, Z9, Z12
+	VFMADD231PS Z2, Z12, Z11
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMULPS      Z3, Z9, Z12
+	VMOVUPS     (SI)(AX*4), Z13
+	VMULPS      Z4, Z13, Z13
+	VFMADD231PS Z12, Z9, Z13
+	VMOVUPS     Z13, (SI)(AX*4)
+	VSQRTPS     Z13, Z12
+	VFMADD132PS Z5, Z6, Z12
+	VDIVPS      Z12, Z9, Z9
+	VFMADD231PS Z8, Z9, Z10
+	VDIVPS      Z12, Z11, Z9
+	VFMADD231PS Z7, Z9, Z10
+	VMOVUPS     Z10, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z9
+	VMULPS      Z9, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z9
+	VFMADD231PS Z1, Z9, Z0
+	VMOVUPS.Z   (BX)(AX*4), K1, Z1
+	VSUBPS      Z1, Z0, Z10
+	VFMADD231PS Z2, Z10, Z1
+	VMOVUPS     Z1, K1, (BX)(AX*4)
+	VMULPS      Z3, Z0, Z2
+	VMOVUPS.Z   (SI)(AX*4), K1, Z3
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VSQRTPS     Z3, Z2
+	VFMADD132PS Z5, Z6, Z2
+	VDIVPS      Z2, Z0, Z0
+	VFMADD231PS Z8, Z0, Z9
+	VDIVPS      Z2, Z1, Z0
+	VFMADD231PS Z7, Z0, Z9
+	VMOVUPS     Z9, K1, (CX)(AX*4)
+	JMP         done
+
+mode2:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 320(AX), Z4
+	VMOVUPS 384(AX), Z5
+	VMOVUPS 448(AX), Z6
+	VMOVUPS 512(AX), Z7
+	VMOVUPS 576(AX), Z8
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m2_single
+	VMOVUPS     (DX)(AX*4), Z9
+	VMOVUPS     64(DX)(AX*4), Z10
+	VMOVUPS     128(DX)(AX*4), Z11
+	VMOVUPS     192(DX)(AX*4), Z12
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z10
+	VMULPS      Z11, Z0, Z11
+	VMULPS      Z12, Z0, Z15
+	VMOVUPS     (CX)(AX*4), Z12
+	VMOVUPS     64(CX)(AX*4), Z13
+	VMOVUPS     128(CX)(AX*4), Z14
+	VMOVUPS     192(CX)(AX*4), Z16
+	VMULPS      Z12, Z1, Z12
+	VMULPS      Z13, Z1, Z13
+	VMULPS      Z14, Z1, Z14
+	VMULPS      Z16, Z1, Z22
+	VMOVUPS     (BX)(AX*4), Z16
+	VMOVUPS     64(BX)(AX*4), Z18
+	VMOVUPS     128(BX)(AX*4), Z20
+	VMOVUPS     192(BX)(AX*4), Z23
+	VSUBPS      Z16, Z9, Z17
+	VSUBPS      Z18, Z10, Z19
+	VSUBPS      Z20, Z11, Z21
+	VSUBPS      Z23, Z15, Z24
+	VFMADD231PS Z2, Z17, Z16
+	VFMADD231PS Z2, Z19, Z18
+	VFMADD231PS Z2, Z21, Z20
+	VFMADD231PS Z2, Z24, Z23
+	VMOVUPS     Z16, (BX)(AX*4)
+	VMOVUPS     Z18, 64(BX)(AX*4)
+	VMOVUPS     Z20, 128(BX)(AX*4)
+	VMOVUPS     Z23, 192(BX)(AX*4)
+	VMULPS      Z3, Z9, Z17
+	VMULPS      Z3, Z10, Z21
+	VMULPS      Z3, Z11, Z25
+	VMULPS      Z3, Z15, Z27
+	VMOVUPS     (SI)(AX*4), Z19
+	VMOVUPS     64(SI)(AX*4), Z24
+	VMOVUPS     128(SI)(AX*4), Z26
+	VMOVUPS     192(SI)(AX*4), Z28
+	VMULPS      Z4, Z19, Z19
+	VMULPS      Z4, Z24, Z24
+	VMULPS      Z4, Z26, Z26
+	VMULPS      Z4, Z28, Z28
+	VFMADD231PS Z17, Z9, Z19
+	VFMADD231PS Z21, Z10, Z24
+	VFMADD231PS Z25, Z11, Z26
+	VFMADD231PS Z27, Z15, Z28
+	VMOVUPS     Z19, (SI)(AX*4)
+	VMOVUPS     Z24, 64(SI)(AX*4)
+	VMOVUPS     Z26, 128(SI)(AX*4)
+	VMOVUPS     Z28, 192(SI)(AX*4)
+	VSQRTPS     Z19, Z17
+	VSQRTPS     Z24, Z19
+	VSQRTPS     Z26, Z21
+	VSQRTPS     Z28, Z24
+	VFMADD132PS Z5, Z6, Z17
+	VFMADD132PS Z5, Z6, Z19
+	VFMADD132PS Z5, Z6, Z21
+	VFMADD132PS Z5, Z6, Z24
+	VDIVPS      Z17, Z9, Z9
+	VDIVPS      Z19, Z10, Z10
+	VDIVPS      Z21, Z11, Z11
+	VDIVPS      Z24, Z15, Z15
+	VFMADD231PS Z8, Z9, Z12
+	VFMADD231PS Z8, Z10, Z13
+	VFMADD231PS Z8, Z11, Z14
+	VFMADD231PS Z8, Z15, Z22
+	VDIVPS      Z17, Z16, Z9
+	VDIVPS      Z19, Z18, Z10
+	VDIVPS      Z21, Z20, Z11
+	VDIVPS      Z24, Z23, Z15
+	VFMADD231PS Z7, Z9, Z12
+	VFMADD231PS Z7, Z10, Z13
+	VFMADD231PS Z7, Z11, Z14
+	VFMADD231PS Z7, Z15, Z22
+	VMOVUPS     Z12, (CX)(AX*4)
+	VMOVUPS     Z13, 64(CX)(AX*4)
+	VMOVUPS     Z14, 128(CX)(AX*4)
+	VMOVUPS     Z22, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m2_tail
+	VMOVUPS     (DX)(AX*4), Z9
+	VMULPS      Z9, Z0, Z9
+	VMOVUPS     (CX)(AX*4), Z10
+	VMULPS      Z10, Z1, Z10
+	VMOVUPS     (BX)(AX*4), Z11
+	VSUBPS      Z11, Z9, Z12
+	VFMADD231PS Z2, Z12, Z11
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMULPS      Z3, Z9, Z12
+	VMOVUPS     (SI)(AX*4), Z13
+	VMULPS      Z4, Z13, Z13
+	VFMADD231PS Z12, Z9, Z13
+	VMOVUPS     Z13, (SI)(AX*4)
+	VSQRTPS     Z13, Z12
+	VFMADD132PS Z5, Z6, Z12
+	VDIVPS      Z12, Z9, Z9
+	VFMADD231PS Z8, Z9, Z10
+	VDIVPS      Z12, Z11, Z9
+	VFMADD231PS Z7, Z9, Z10
+	VMOVUPS     Z10, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z9
+	VMULPS      Z9, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z9
+	VMULPS      Z9, Z1, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z9
+	VSUBPS      Z9, Z0, Z10
+	VFMADD231PS Z2, Z10, Z9
+	VMOVUPS     Z9, K1, (BX)(AX*4)
+	VMULPS      Z3, Z0, Z2
+	VMOVUPS.Z   (SI)(AX*4), K1, Z3
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VSQRTPS     Z3, Z2
+	VFMADD132PS Z5, Z6, Z2
+	VDIVPS      Z2, Z0, Z0
+	VFMADD231PS Z8, Z0, Z1
+	VDIVPS      Z2, Z9, Z0
+	VFMADD231PS Z7, Z0, Z1
+	VMOVUPS     Z1, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func radamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·radamF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000007, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+	CMPQ R8, $0x00000003
+	JEQ  mode0
+	CMPQ R8, $0x00000004
+	JEQ  mode4
+	CMPQ R8, $0x00000005
+	JEQ  mode5
+	CMPQ R8, $0x00000006
+	JEQ  mode6
+	JMP  mode4
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 192(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 512(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (DX)(AX*4), Z5
+	VMOVUPS     64(DX)(AX*4), Z6
+	VMOVUPS     128(DX)(AX*4), Z7
+	VMOVUPS     192(DX)(AX*4), Z8
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z17
+	VMOVUPS     (CX)(AX*4), Z8
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z14
+	VMOVUPS     192(CX)(AX*4), Z18
+	VMOVUPS     (BX)(AX*4), Z9
+	VMOVUPS     64(BX)(AX*4), Z12
+	VMOVUPS     128(BX)(AX*4), Z15
+	VMOVUPS     192(BX)(AX*4), Z19
+	VSUBPS      Z9, Z5, Z10
+	VSUBPS      Z12, Z6, Z13
+	VSUBPS      Z15, Z7, Z16
+	VSUBPS      Z19, Z17, Z20
+	VFMADD231PS Z1, Z10, Z9
+	VFMADD231PS Z1, Z13, Z12
+	VFMADD231PS Z1, Z16, Z15
+	VFMADD231PS Z1, Z20, Z19
+	VMOVUPS     Z9, (BX)(AX*4)
+	VMOVUPS     Z12, 64(BX)(AX*4)
+	VMOVUPS     Z15, 128(BX)(AX*4)
+	VMOVUPS     Z19, 192(BX)(AX*4)
+	VMULPS      Z2, Z5, Z10
+	VMULPS      Z2, Z6, Z16
+	VMULPS      Z2, Z7, Z21
+	VMULPS      Z2, Z17, Z23
+	VMOVUPS     (SI)(AX*4), Z13
+	VMOVUPS     64(SI)(AX*4), Z20
+	VMOVUPS     128(SI)(AX*4), Z22
+	VMOVUPS     192(SI)(AX*4), Z24
+	VMULPS      Z3, Z13, Z13
+	VMULPS      Z3, Z20, Z20
+	VMULPS      Z3, Z22, Z22
+	VMULPS      Z3, Z24, Z24
+	VFMADD231PS Z10, Z5, Z13
+	VFMADD231PS Z16, Z6, Z20
+	VFMADD231PS Z21, Z7, Z22
+	VFMADD231PS Z23, Z17, Z24
+	VMOVUPS     Z13, (SI)(AX*4)
+	VMOVUPS     Z20, 64(SI)(AX*4)
+	VMOVUPS     Z22, 128(SI)(AX*4)
+	VMOVUPS     Z24, 192(SI)(AX*4)
+	VFMADD231PS Z4, Z9, Z8
+	VFMADD231PS Z4, Z12, Z11
+	VFMADD231PS Z4, Z15, Z14
+	VFMADD231PS Z4, Z19, Z18
+	VMOVUPS     Z8, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z14, 128(CX)(AX*4)
+	VMOVUPS     Z18, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (DX)(AX*4), Z5
+	VMULPS      Z5, Z0, Z5
+	VMOVUPS     (CX)(AX*4), Z6
+	VMOVUPS     (BX)(AX*4), Z7
+	VSUBPS      Z7, Z5, Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     Z7, (BX)(AX*4)
+	VMULPS      Z2, Z5, Z8
+	VMOVUPS     (SI)(AX*4), Z9
+	VMULPS      Z3, Z9, Z9
+	VFMADD231PS Z8, Z5, Z9
+	VMOVUPS     Z9, (SI)(AX*4)
+	VFMADD231PS Z4, Z7, Z6
+	VMOVUPS     Z6, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z5
+	VMULPS      Z5, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z5
+	VMOVUPS.Z   (BX)(AX*4), K1, Z6
+	VSUBPS      Z6, Z0, Z7
+	VFMADD231PS Z1, Z7, Z6
+	VMOVUPS     Z6, K1, (BX)(AX*4)
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VMULPS      Z3, Z2, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (SI)(AX*4)
+	VFMADD231PS Z4, Z6, Z5
+	VMOVUPS     Z5, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 320(AX), Z4
+	VMOVUPS 512(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VFMADD231PS Z1, Z9, Z6
+	VFMADD231PS Z1, Z12, Z7
+	VFMADD231PS Z1, Z15, Z8
+	VFMADD231PS Z1, Z19, Z18
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VSUBPS      Z10, Z6, Z11
+	VSUBPS      Z13, Z7, Z14
+	VSUBPS      Z16, Z8, Z17
+	VSUBPS      Z20, Z18, Z21
+	VFMADD231PS Z2, Z11, Z10
+	VFMADD231PS Z2, Z14, Z13
+	VFMADD231PS Z2, Z17, Z16
+	VFMADD231PS Z2, Z21, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VMULPS      Z3, Z6, Z11
+	VMULPS      Z3, Z7, Z17
+	VMULPS      Z3, Z8, Z22
+	VMULPS      Z3, Z18, Z24
+	VMOVUPS     (SI)(AX*4), Z14
+	VMOVUPS     64(SI)(AX*4), Z21
+	VMOVUPS     128(SI)(AX*4), Z23
+	VMOVUPS     192(SI)(AX*4), Z25
+	VMULPS      Z4, Z14, Z14
+	VMULPS      Z4, Z21, Z21
+	VMULPS      Z4, Z23, Z23
+	VMULPS      Z4, Z25, Z25
+	VFMADD231PS Z11, Z6, Z14
+	VFMADD231PS Z17, Z7, Z21
+	VFMADD231PS Z22, Z8, Z23
+	VFMADD231PS Z24, Z18, Z25
+	VMOVUPS     Z14, (SI)(AX*4)
+	VMOVUPS     Z21, 64(SI)(AX*4)
+	VMOVUPS     Z23, 128(SI)(AX*4)
+	VMOVUPS     Z25, 192(SI)(AX*4)
+	VFMADD231PS Z5, Z10, Z9
+	VFMADD231PS Z5, Z13, Z12
+	VFMADD231PS Z5, Z16, Z15
+	VFMADD231PS Z5, Z20, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VFMADD231PS Z1, Z7, Z6
+	VMOVUPS     (BX)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z9
+	VFMADD231PS Z2, Z9, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VMULPS      Z3, Z6, Z9
+	VMOVUPS     (SI)(AX*4), Z10
+	VMULPS      Z4, Z10, Z10
+	VFMADD231PS Z9, Z6, Z10
+	VMOVUPS     Z10, (SI)(AX*4)
+	VFMADD231PS Z5, Z8, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VFMADD231PS Z1, Z6, Z0
+	VMOVUPS.Z   (BX)(AX*4), K1, Z1
+	VSUBPS      Z1, Z0, Z7
+	VFMADD231PS Z2, Z7, Z1
+	VMOVUPS     Z1, K1, (BX)(AX*4)
+	VMULPS      Z3, Z0, Z2
+	VMOVUPS.Z   (SI)(AX*4), K1, Z3
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VFMADD231PS Z5, Z1, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode2:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 320(AX), Z4
+	VMOVUPS 512(AX), Z5
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m2_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z12
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z10
+	VMOVUPS     128(CX)(AX*4), Z11
+	VMOVUPS     192(CX)(AX*4), Z13
+	VMULPS      Z9, Z1, Z9
+	VMULPS      Z10, Z1, Z10
+	VMULPS      Z11, Z1, Z11
+	VMULPS      Z13, Z1, Z19
+	VMOVUPS     (BX)(AX*4), Z13
+	VMOVUPS     64(BX)(AX*4), Z15
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z20
+	VSUBPS      Z13, Z6, Z14
+	VSUBPS      Z15, Z7, Z16
+	VSUBPS      Z17, Z8, Z18
+	VSUBPS      Z20, Z12, Z21
+	VFMADD231PS Z2, Z14, Z13
+	VFMADD231PS Z2, Z16, Z15
+	VFMADD231PS Z2, Z18, Z17
+	VFMADD231PS Z2, Z21, Z20
+	VMOVUPS     Z13, (BX)(AX*4)
+	VMOVUPS     Z15, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VMULPS      Z3, Z6, Z14
+	VMULPS      Z3, Z7, Z18
+	VMULPS      Z3, Z8, Z22
+	VMULPS      Z3, Z12, Z24
+	VMOVUPS     (SI)(AX*4), Z16
+	VMOVUPS     64(SI)(AX*4), Z21
+	VMOVUPS     128(SI)(AX*4), Z23
+	VMOVUPS     192(SI)(AX*4), Z25
+	VMULPS      Z4, Z16, Z16
+	VMULPS      Z4, Z21, Z21
+	VMULPS      Z4, Z23, Z23
+	VMULPS      Z4, Z25, Z25
+	VFMADD231PS Z14, Z6, Z16
+	VFMADD231PS Z18, Z7, Z21
+	VFMADD231PS Z22, Z8, Z23
+	VFMADD231PS Z24, Z12, Z25
+	VMOVUPS     Z16, (SI)(AX*4)
+	VMOVUPS     Z21, 64(SI)(AX*4)
+	VMOVUPS     Z23, 128(SI)(AX*4)
+	VMOVUPS     Z25, 192(SI)(AX*4)
+	VFMADD231PS Z5, Z13, Z9
+	VFMADD231PS Z5, Z15, Z10
+	VFMADD231PS Z5, Z17, Z11
+	VFMADD231PS Z5, Z20, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z10, 64(CX)(AX*4)
+	VMOVUPS     Z11, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m2_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VMULPS      Z7, Z1, Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z9
+	VFMADD231PS Z2, Z9, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VMULPS      Z3, Z6, Z9
+	VMOVUPS     (SI)(AX*4), Z10
+	VMULPS      Z4, Z10, Z10
+	VFMADD231PS Z9, Z6, Z10
+	VMOVUPS     Z10, (SI)(AX*4)
+	VFMADD231PS Z5, Z8, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VMULPS      Z6, Z1, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z6
+	VSUBPS      Z6, Z0, Z7
+	VFMADD231PS Z2, Z7, Z6
+	VMOVUPS     Z6, K1, (BX)(AX*4)
+	VMULPS      Z3, Z0, Z2
+	VMOVUPS.Z   (SI)(AX*4), K1, Z3
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VFMADD231PS Z5, Z6, Z1
+	VMOVUPS     Z1, K1, (CX)(AX*4)
+	JMP         done
+
+mode4:
+	VMOVUPS (AX), Z0
+	VMOVUPS 192(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 448(AX), Z4
+	VMOVUPS 512(AX), Z5
+	XORQ    AX, AX
+
+m4_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m4_single
+	VMOVUPS     (DX)(AX*4), Z6
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z18
+	VMOVUPS     (CX)(AX*4), Z9
+	VMOVUPS     64(CX)(AX*4), Z12
+	VMOVUPS     128(CX)(AX*4), Z15
+	VMOVUPS     192(CX)(AX*4), Z19
+	VMOVUPS     (BX)(AX*4), Z10
+	VMOVUPS     64(BX)(AX*4), Z13
+	VMOVUPS     128(BX)(AX*4), Z16
+	VMOVUPS     192(BX)(AX*4), Z20
+	VSUBPS      Z10, Z6, Z11
+	VSUBPS      Z13, Z7, Z14
+	VSUBPS      Z16, Z8, Z17
+	VSUBPS      Z20, Z18, Z21
+	VFMADD231PS Z1, Z11, Z10
+	VFMADD231PS Z1, Z14, Z13
+	VFMADD231PS Z1, Z17, Z16
+	VFMADD231PS Z1, Z21, Z20
+	VMOVUPS     Z10, (BX)(AX*4)
+	VMOVUPS     Z13, 64(BX)(AX*4)
+	VMOVUPS     Z16, 128(BX)(AX*4)
+	VMOVUPS     Z20, 192(BX)(AX*4)
+	VMULPS      Z2, Z6, Z11
+	VMULPS      Z2, Z7, Z17
+	VMULPS      Z2, Z8, Z22
+	VMULPS      Z2, Z18, Z24
+	VMOVUPS     (SI)(AX*4), Z14
+	VMOVUPS     64(SI)(AX*4), Z21
+	VMOVUPS     128(SI)(AX*4), Z23
+	VMOVUPS     192(SI)(AX*4), Z25
+	VMULPS      Z3, Z14, Z14
+	VMULPS      Z3, Z21, Z21
+	VMULPS      Z3, Z23, Z23
+	VMULPS      Z3, Z25, Z25
+	VFMADD231PS Z11, Z6, Z14
+	VFMADD231PS Z17, Z7, Z21
+	VFMADD231PS Z22, Z8, Z23
+	VFMADD231PS Z24, Z18, Z25
+	VMOVUPS     Z14, (SI)(AX*4)
+	VMOVUPS     Z21, 64(SI)(AX*4)
+	VMOVUPS     Z23, 128(SI)(AX*4)
+	VMOVUPS     Z25, 192(SI)(AX*4)
+	VSQRTPS     Z14, Z6
+	VSQRTPS     Z21, Z7
+	VSQRTPS     Z23, Z8
+	VSQRTPS     Z25, Z11
+	VADDPS      Z6, Z4, Z6
+	VADDPS      Z7, Z4, Z7
+	VADDPS      Z8, Z4, Z8
+	VADDPS      Z11, Z4, Z11
+	VDIVPS      Z6, Z10, Z6
+	VDIVPS      Z7, Z13, Z7
+	VDIVPS      Z8, Z16, Z8
+	VDIVPS      Z11, Z20, Z10
+	VFMADD231PS Z5, Z6, Z9
+	VFMADD231PS Z5, Z7, Z12
+	VFMADD231PS Z5, Z8, Z15
+	VFMADD231PS Z5, Z10, Z19
+	VMOVUPS     Z9, (CX)(AX*4)
+	VMOVUPS     Z12, 64(CX)(AX*4)
+	VMOVUPS     Z15, 128(CX)(AX*4)
+	VMOVUPS     Z19, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m4_tail
+	VMOVUPS     (DX)(AX*4), Z6
+	VMULPS      Z6, Z0, Z6
+	VMOVUPS     (CX)(AX*4), Z7
+	VMOVUPS     (BX)(AX*4), Z8
+	VSUBPS      Z8, Z6, Z9
+	VFMADD231PS Z1, Z9, Z8
+	VMOVUPS     Z8, (BX)(AX*4)
+	VMULPS      Z2, Z6, Z9
+	VMOVUPS     (SI)(AX*4), Z10
+	VMULPS      Z3, Z10, Z10
+	VFMADD231PS Z9, Z6, Z10
+	VMOVUPS     Z10, (SI)(AX*4)
+	VSQRTPS     Z10, Z6
+	VADDPS      Z6, Z4, Z6
+	VDIVPS      Z6, Z8, Z6
+	VFMADD231PS Z5, Z6, Z7
+	VMOVUPS     Z7, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z6
+	VMULPS      Z6, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z6
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VSUBPS      Z7, Z0, Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VMULPS      Z2, Z0, Z1
+	VMOVUPS.Z   (SI)(AX*4), K1, Z2
+	VMULPS      Z3, Z2, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (SI)(AX*4)
+	VSQRTPS     Z2, Z0
+	VADDPS      Z0, Z4, Z0
+	VDIVPS      Z0, Z7, Z0
+	VFMADD231PS Z5, Z0, Z6
+	VMOVUPS     Z6, K1, (CX)(AX*4)
+	JMP         done
+
+mode5:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 320(AX), Z4
+	VMOVUPS 448(AX), Z5
+	VMOVUPS 512(AX), Z6
+	XORQ    AX, AX
+
+m5_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m5_single
+	VMOVUPS     (DX)(AX*4), Z7
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z9
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z19
+	VMOVUPS     (CX)(AX*4), Z10
+	VMOVUPS     64(CX)(AX*4), Z13
+	VMOVUPS     128(CX)(AX*4), Z16
+	VMOVUPS     192(CX)(AX*4), Z20
+	VFMADD231PS Z1, Z10, Z7
+	VFMADD231PS Z1, Z13, Z8
+	VFMADD231PS Z1, Z16, Z9
+	VFMADD231PS Z1, Z20, Z19
+	VMOVUPS     (BX)(AX*4), Z11
+	VMOVUPS     64(BX)(AX*4), Z14
+	VMOVUPS     128(BX)(AX*4), Z17
+	VMOVUPS     192(BX)(AX*4), Z21
+	VSUBPS      Z11, Z7, Z12
+	VSUBPS      Z14, Z8, Z15
+	VSUBPS      Z17, Z9, Z18
+	VSUBPS      Z21, Z19, Z22
+	VFMADD231PS Z2, Z12, Z11
+	VFMADD231PS Z2, Z15, Z14
+	VFMADD231PS Z2, Z18, Z17
+	VFMADD231PS Z2, Z22, Z21
+	VMOVUPS     Z11, (BX)(AX*4)
+	VMOVUPS     Z14, 64(BX)(AX*4)
+	VMOVUPS     Z17, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VMULPS      Z3, Z7, Z12
+	VMULPS      Z3, Z8, Z18
+	VMULPS      Z3, Z9, Z23
+	VMULPS      Z3, Z19, Z25
+	VMOVUPS     (SI)(AX*4), Z15
+	VMOVUPS     64(SI)(AX*4), Z22
+	VMOVUPS     128(SI)(AX*4), Z24
+	VMOVUPS     192(SI)(AX*4), Z26
+	VMULPS      Z4, Z15, Z15
+	VMULPS      Z4, Z22, Z22
+	VMULPS      Z4, Z24, Z24
+	VMULPS      Z4, Z26, Z26
+	VFMADD231PS Z12, Z7, Z15
+	VFMADD231PS Z18, Z8, Z22
+	VFMADD231PS Z23, Z9, Z24
+	VFMADD231PS Z25, Z19, Z26
+	VMOVUPS     Z15, (SI)(AX*4)
+	VMOVUPS     Z22, 64(SI)(AX*4)
+	VMOVUPS     Z24, 128(SI)(AX*4)
+	VMOVUPS     Z26, 192(SI)(AX*4)
+	VSQRTPS     Z15, Z7
+	VSQRTPS     Z22, Z8
+	VSQRTPS     Z24, Z9
+	VSQRTPS     Z26, Z12
+	VADDPS      Z7, Z5, Z7
+	VADDPS      Z8, Z5, Z8
+	VADDPS      Z9, Z5, Z9
+	VADDPS      Z12, Z5, Z12
+	VDIVPS      Z7, Z11, Z7
+	VDIVPS      Z8, Z14, Z8
+	VDIVPS      Z9, Z17, Z9
+	VDIVPS      Z12, Z21, Z11
+	VFMADD231PS Z6, Z7, Z10
+	VFMADD231PS Z6, Z8, Z13
+	VFMADD231PS Z6, Z9, Z16
+	VFMADD231PS Z6, Z11, Z20
+	VMOVUPS     Z10, (CX)(AX*4)
+	VMOVUPS     Z13, 64(CX)(AX*4)
+	VMOVUPS     Z16, 128(CX)(AX*4)
+	VMOVUPS     Z20, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m5_tail
+	VMOVUPS     (DX)(AX*4), Z7
+	VMULPS      Z7, Z0, Z7
+	VMOVUPS     (CX)(AX*4), Z8
+	VFMADD231PS Z1, Z8, Z7
+	VMOVUPS     (BX)(AX*4), Z9
+	VSUBPS      Z9, Z7, Z10
+	VFMADD231PS Z2, Z10, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VMULPS      Z3, Z7, Z10
+	VMOVUPS     (SI)(AX*4), Z11
+	VMULPS      Z4, Z11, Z11
+	VFMADD231PS Z10, Z7, Z11
+	VMOVUPS     Z11, (SI)(AX*4)
+	VSQRTPS     Z11, Z7
+	VADDPS      Z7, Z5, Z7
+	VDIVPS      Z7, Z9, Z7
+	VFMADD231PS Z6, Z7, Z8
+	VMOVUPS     Z8, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z7
+	VMULPS      Z7, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z7
+	VFMADD231PS Z1, Z7, Z0
+	VMOVUPS.Z   (BX)(AX*4), K1, Z1
+	VSUBPS      Z1, Z0, Z8
+	VFMADD231PS Z2, Z8, Z1
+	VMOVUPS     Z1, K1, (BX)(AX*4)
+	VMULPS      Z3, Z0, Z2
+	VMOVUPS.Z   (SI)(AX*4), K1, Z3
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VSQRTPS     Z3, Z0
+	VADDPS      Z0, Z5, Z0
+	VDIVPS      Z0, Z1, Z0
+	VFMADD231PS Z6, Z0, Z7
+	VMOVUPS     Z7, K1, (CX)(AX*4)
+	JMP         done
+
+mode6:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 320(AX), Z4
+	VMOVUPS 448(AX), Z5
+	VMOVUPS 512(AX), Z6
+	XORQ    AX, AX
+
+m6_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m6_single
+	VMOVUPS     (DX)(AX*4), Z7
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z9
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z9, Z0, Z9
+	VMULPS      Z10, Z0, Z13
+	VMOVUPS     (CX)(AX*4), Z10
+	VMOVUPS     64(CX)(AX*4), Z11
+	VMOVUPS     128(CX)(AX*4), Z12
+	VMOVUPS     192(CX)(AX*4), Z14
+	VMULPS      Z10, Z1, Z10
+	VMULPS      Z11, Z1, Z11
+	VMULPS      Z12, Z1, Z12
+	VMULPS      Z14, Z1, Z20
+	VMOVUPS     (BX)(AX*4), Z14
+	VMOVUPS     64(BX)(AX*4), Z16
+	VMOVUPS     128(BX)(AX*4), Z18
+	VMOVUPS     192(BX)(AX*4), Z21
+	VSUBPS      Z14, Z7, Z15
+	VSUBPS      Z16, Z8, Z17
+	VSUBPS      Z18, Z9, Z19
+	VSUBPS      Z21, Z13, Z22
+	VFMADD231PS Z2, Z15, Z14
+	VFMADD231PS Z2, Z17, Z16
+	VFMADD231PS Z2, Z19, Z18
+	VFMADD231PS Z2, Z22, Z21
+	VMOVUPS     Z14, (BX)(AX*4)
+	VMOVUPS     Z16, 64(BX)(AX*4)
+	VMOVUPS     Z18, 128(BX)(AX*4)
+	VMOVUPS     Z21, 192(BX)(AX*4)
+	VMULPS      Z3, Z7, Z15
+	VMULPS      Z3, Z8, Z19
+	VMULPS      Z3, Z9, Z23
+	VMULPS      Z3, Z13, Z25
+	VMOVUPS     (SI)(AX*4), Z17
+	VMOVUPS     64(SI)(AX*4), Z22
+	VMOVUPS     128(SI)(AX*4), Z24
+	VMOVUPS     192(SI)(AX*4), Z26
+	VMULPS      Z4, Z17, Z17
+	VMULPS      Z4, Z22, Z22
+	VMULPS      Z4, Z24, Z24
+	VMULPS      Z4, Z26, Z26
+	VFMADD231PS Z15, Z7, Z17
+	VFMADD231PS Z19, Z8, Z22
+	VFMADD231PS Z23, Z9, Z24
+	VFMADD231PS Z25, Z13, Z26
+	VMOVUPS     Z17, (SI)(AX*4)
+	VMOVUPS     Z22, 64(SI)(AX*4)
+	VMOVUPS     Z24, 128(SI)(AX*4)
+	VMOVUPS     Z26, 192(SI)(AX*4)
+	VSQRTPS     Z17, Z7
+	VSQRTPS     Z22, Z8
+	VSQRTPS     Z24, Z9
+	VSQRTPS     Z26, Z13
+	VADDPS      Z7, Z5, Z7
+	VADDPS      Z8, Z5, Z8
+	VADDPS      Z9, Z5, Z9
+	VADDPS      Z13, Z5, Z13
+	VDIVPS      Z7, Z14, Z7
+	VDIVPS      Z8, Z16, Z8
+	VDIVPS      Z9, Z18, Z9
+	VDIVPS      Z13, Z21, Z13
+	VFMADD231PS Z6, Z7, Z10
+	VFMADD231PS Z6, Z8, Z11
+	VFMADD231PS Z6, Z9, Z12
+	VFMADD231PS Z6, Z13, Z20
+	VMOVUPS     Z10, (CX)(AX*4)
+	VMOVUPS     Z11, 64(CX)(AX*4)
+	VMOVUPS     Z12, 128(CX)(AX*4)
+	VMOVUPS     Z20, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m6_tail
+	VMOVUPS     (DX)(AX*4), Z7
+	VMULPS      Z7, Z0, Z7
+	VMOVUPS     (CX)(AX*4), Z8
+	VMULPS      Z8, Z1, Z8
+	VMOVUPS     (BX)(AX*4), Z9
+	VSUBPS      Z9, Z7, Z10
+	VFMADD231PS Z2, Z10, Z9
+	VMOVUPS     Z9, (BX)(AX*4)
+	VMULPS      Z3, Z7, Z10
+	VMOVUPS     (SI)(AX*4), Z11
+	VMULPS      Z4, Z11, Z11
+	VFMADD231PS Z10, Z7, Z11
+	VMOVUPS     Z11, (SI)(AX*4)
+	VSQRTPS     Z11, Z7
+	VADDPS      Z7, Z5, Z7
+	VDIVPS      Z7, Z9, Z7
+	VFMADD231PS Z6, Z7, Z8
+	VMOVUPS     Z8, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (DX)(AX*4), K1, Z7
+	VMULPS      Z7, Z0, Z0
+	VMOVUPS.Z   (CX)(AX*4), K1, Z7
+	VMULPS      Z7, Z1, Z1
+	VMOVUPS.Z   (BX)(AX*4), K1, Z7
+	VSUBPS      Z7, Z0, Z8
+	VFMADD231PS Z2, Z8, Z7
+	VMOVUPS     Z7, K1, (BX)(AX*4)
+	VMULPS      Z3, Z0, Z2
+	VMOVUPS.Z   (SI)(AX*4), K1, Z3
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VSQRTPS     Z3, Z0
+	VADDPS      Z0, Z5, Z0
+	VDIVPS      Z0, Z7, Z0
+	VFMADD231PS Z6, Z0, Z1
+	VMOVUPS     Z1, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lambMomentsF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·lambMomentsF32AVX512(SB), NOSPLIT, $0-72
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 192(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 320(AX), Z3
+	VMOVUPS 384(AX), Z4
+	VMOVUPS 448(AX), Z5
+	VXORPD  Z6, Z6, Z6
+	VXORPD  Z7, Z7, Z7
+	VXORPD  Z8, Z8, Z8
+	VXORPD  Z9, Z9, Z9
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ          DI, R8
+	SUBQ          AX, R8
+	CMPQ          R8, $0x00000040
+	JLT           m0_unit
+	VMOVUPS       (DX)(AX*4), Z10
+	VMOVUPS       64(DX)(AX*4), Z11
+	VMOVUPS       128(DX)(AX*4), Z12
+	VMOVUPS       192(DX)(AX*4), Z13
+	VMULPS        Z10, Z0, Z10
+	VMULPS        Z11, Z0, Z11
+	VMULPS        Z12, Z0, Z12
+	VMULPS        Z13, Z0, Z22
+	VMOVUPS       (CX)(AX*4), Z13
+	VMOVUPS       64(CX)(AX*4), Z16
+	VMOVUPS       128(CX)(AX*4), Z19
+	VMOVUPS       192(CX)(AX*4), Z23
+	VMOVUPS       (BX)(AX*4), Z14
+	VMOVUPS       64(BX)(AX*4), Z17
+	VMOVUPS       128(BX)(AX*4), Z20
+	VMOVUPS       192(BX)(AX*4), Z24
+	VSUBPS        Z14, Z10, Z15
+	VSUBPS        Z17, Z11, Z18
+	VSUBPS        Z20, Z12, Z21
+	VSUBPS        Z24, Z22, Z25
+	VFMADD231PS   Z1, Z15, Z14
+	VFMADD231PS   Z1, Z18, Z17
+	VFMADD231PS   Z1, Z21, Z20
+	VFMADD231PS   Z1, Z25, Z24
+	VMOVUPS       Z14, (BX)(AX*4)
+	VMOVUPS       Z17, 64(BX)(AX*4)
+	VMOVUPS       Z20, 128(BX)(AX*4)
+	VMOVUPS       Z24, 192(BX)(AX*4)
+	VMULPS        Z2, Z10, Z15
+	VMULPS        Z2, Z11, Z21
+	VMULPS        Z2, Z12, Z26
+	VMULPS        Z2, Z22, Z28
+	VMOVUPS       (SI)(AX*4), Z18
+	VMOVUPS       64(SI)(AX*4), Z25
+	VMOVUPS       128(SI)(AX*4), Z27
+	VMOVUPS       192(SI)(AX*4), Z29
+	VMULPS        Z3, Z18, Z18
+	VMULPS        Z3, Z25, Z25
+	VMULPS        Z3, Z27, Z27
+	VMULPS        Z3, Z29, Z29
+	VFMADD231PS   Z15, Z10, Z18
+	VFMADD231PS   Z21, Z11, Z25
+	VFMADD231PS   Z26, Z12, Z27
+	VFMADD231PS   Z28, Z22, Z29
+	VMOVUPS       Z18, (SI)(AX*4)
+	VMOVUPS       Z25, 64(SI)(AX*4)
+	VMOVUPS       Z27, 128(SI)(AX*4)
+	VMOVUPS       Z29, 192(SI)(AX*4)
+	VSQRTPS       Z18, Z10
+	VSQRTPS       Z25, Z11
+	VSQRTPS       Z27, Z12
+	VSQRTPS       Z29, Z15
+	VFMADD132PS   Z4, Z5, Z10
+	VFMADD132PS   Z4, Z5, Z11
+	VFMADD132PS   Z4, Z5, Z12
+	VFMADD132PS   Z4, Z5, Z15
+	VDIVPS        Z10, Z14, Z10
+	VDIVPS        Z11, Z17, Z11
+	VDIVPS        Z12, Z20, Z12
+	VDIVPS        Z15, Z24, Z18
+	VCVTPS2PD     Y13, Z14
+	VCVTPS2PD     Y16, Z15
+	VCVTPS2PD     Y19, Z17
+	VCVTPS2PD     Y23, Z20
+	VEXTRACTF64X4 $0x01, Z13, Y13
+	VEXTRACTF64X4 $0x01, Z16, Y16
+	VEXTRACTF64X4 $0x01, Z19, Y19
+	VEXTRACTF64X4 $0x01, Z23, Y21
+	VCVTPS2PD     Y13, Z13
+	VCVTPS2PD     Y16, Z16
+	VCVTPS2PD     Y19, Z19
+	VCVTPS2PD     Y21, Z21
+	VFMADD231PD   Z14, Z14, Z6
+	VFMADD231PD   Z15, Z15, Z6
+	VFMADD231PD   Z17, Z17, Z6
+	VFMADD231PD   Z20, Z20, Z6
+	VFMADD231PD   Z13, Z13, Z7
+	VFMADD231PD   Z16, Z16, Z7
+	VFMADD231PD   Z19, Z19, Z7
+	VFMADD231PD   Z21, Z21, Z7
+	VCVTPS2PD     Y10, Z13
+	VCVTPS2PD     Y11, Z14
+	VCVTPS2PD     Y12, Z15
+	VCVTPS2PD     Y18, Z16
+	VEXTRACTF64X4 $0x01, Z10, Y10
+	VEXTRACTF64X4 $0x01, Z11, Y11
+	VEXTRACTF64X4 $0x01, Z12, Y12
+	VEXTRACTF64X4 $0x01, Z18, Y17
+	VCVTPS2PD     Y10, Z10
+	VCVTPS2PD     Y11, Z11
+	VCVTPS2PD     Y12, Z12
+	VCVTPS2PD     Y17, Z17
+	VFMADD231PD   Z13, Z13, Z8
+	VFMADD231PD   Z14, Z14, Z8
+	VFMADD231PD   Z15, Z15, Z8
+	VFMADD231PD   Z16, Z16, Z8
+	VFMADD231PD   Z10, Z10, Z9
+	VFMADD231PD   Z11, Z11, Z9
+	VFMADD231PD   Z12, Z12, Z9
+	VFMADD231PD   Z17, Z17, Z9
+	ADDQ          $0x00000040, AX
+	JMP           m0_loop
+
+m0_unit:
+	MOVQ          DI, R8
+	SUBQ          AX, R8
+	CMPQ          R8, $0x00000010
+	JLT           m0_tail
+	VMOVUPS       (DX)(AX*4), Z10
+	VMULPS        Z10, Z0, Z10
+	VMOVUPS       (CX)(AX*4), Z11
+	VMOVUPS       (BX)(AX*4), Z12
+	VSUBPS        Z12, Z10, Z13
+	VFMADD231PS   Z1, Z13, Z12
+	VMOVUPS       Z12, (BX)(AX*4)
+	VMULPS        Z2, Z10, Z13
+	VMOVUPS       (SI)(AX*4), Z14
+	VMULPS        Z3, Z14, Z14
+	VFMADD231PS   Z13, Z10, Z14
+	VMOVUPS       Z14, (SI)(AX*4)
+	VSQRTPS       Z14, Z10
+	VFMADD132PS   Z4, Z5, Z10
+	VDIVPS        Z10, Z12, Z10
+	VCVTPS2PD     Y11, Z12
+	VEXTRACTF64X4 $0x01, Z11, Y11
+	VCVTPS2PD     Y11, Z11
+	VFMADD231PD   Z12, Z12, Z6
+	VFMADD231PD   Z11, Z11, Z7
+	VCVTPS2PD     Y10, Z11
+	VEXTRACTF64X4 $0x01, Z10, Y10
+	VCVTPS2PD     Y10, Z10
+	VFMADD231PD   Z11, Z11, Z8
+	VFMADD231PD   Z10, Z10, Z9
+	ADDQ          $0x00000010, AX
+	JMP           m0_unit
+
+m0_tail:
+	MOVQ          R8, DI
+	TESTQ         DI, DI
+	JLE           m0_combine
+	CMPQ          DI, $0x00000010
+	JGE           m0_full0
+	LEAQ          kmask16<>+0(SB), R8
+	KMOVW         (R8)(DI*2), K1
+	VMOVUPS.Z     (DX)(AX*4), K1, Z10
+	VMULPS        Z10, Z0, Z0
+	VMOVUPS.Z     (CX)(AX*4), K1, Z10
+	VMOVUPS.Z     (BX)(AX*4), K1, Z11
+	VSUBPS        Z11, Z0, Z12
+	VFMADD231PS   Z1, Z12, Z11
+	VMOVUPS       Z11, K1, (BX)(AX*4)
+	VMULPS        Z2, Z0, Z1
+	VMOVUPS.Z     (SI)(AX*4), K1, Z2
+	VMULPS        Z3, Z2, Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VMOVUPS       Z2, K1, (SI)(AX*4)
+	VSQRTPS       Z2, Z0
+	VFMADD132PS   Z4, Z5, Z0
+	VDIVPS        Z0, Z11, Z0
+	VMOVUPS.Z     Z10, K1, Z1
+	VCVTPS2PD     Y1, Z2
+	VEXTRACTF64X4 $0x01, Z1, Y1
+	VCVTPS2PD     Y1, Z1
+	VFMADD231PD   Z2, Z2, Z6
+	VFMADD231PD   Z1, Z1, Z7
+	VMOVUPS.Z     Z0, K1, Z0
+	VCVTPS2PD     Y0, Z1
+	VEXTRACTF64X4 $0x01, Z0, Y0
+	VCVTPS2PD     Y0, Z0
+	VFMADD231PD   Z1, Z1, Z8
+	VFMADD231PD   Z0, Z0, Z9
+	JMP           m0_combine
+
+m0_full0:
+	VMOVUPS       (DX)(AX*4), Z10
+	VMULPS        Z10, Z0, Z0
+	VMOVUPS       (CX)(AX*4), Z10
+	VMOVUPS       (BX)(AX*4), Z11
+	VSUBPS        Z11, Z0, Z12
+	VFMADD231PS   Z1, Z12, Z11
+	VMOVUPS       Z11, (BX)(AX*4)
+	VMULPS        Z2, Z0, Z1
+	VMOVUPS       (SI)(AX*4), Z2
+	VMULPS        Z3, Z2, Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VMOVUPS       Z2, (SI)(AX*4)
+	VSQRTPS       Z2, Z0
+	VFMADD132PS   Z4, Z5, Z0
+	VDIVPS        Z0, Z11, Z0
+	VCVTPS2PD     Y10, Z1
+	VEXTRACTF64X4 $0x01, Z10, Y2
+	VCVTPS2PD     Y2, Z2
+	VFMADD231PD   Z1, Z1, Z6
+	VFMADD231PD   Z2, Z2, Z7
+	VCVTPS2PD     Y0, Z1
+	VEXTRACTF64X4 $0x01, Z0, Y0
+	VCVTPS2PD     Y0, Z0
+	VFMADD231PD   Z1, Z1, Z8
+	VFMADD231PD   Z0, Z0, Z9
+
+m0_combine:
+	VADDPD        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPD        Y0, Y6, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, pp+56(FP)
+	VADDPD        Z9, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPD        Y0, Y8, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, rr+64(FP)
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 192(AX), Z2
+	VMOVUPS 256(AX), Z3
+	VMOVUPS 320(AX), Z4
+	VMOVUPS 384(AX), Z5
+	VMOVUPS 448(AX), Z6
+	VXORPD  Z7, Z7, Z7
+	VXORPD  Z8, Z8, Z8
+	VXORPD  Z9, Z9, Z9
+	VXORPD  Z10, Z10, Z10
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ          DI, R8
+	SUBQ          AX, R8
+	CMPQ          R8, $0x00000040
+	JLT           m1_unit
+	VMOVUPS       (DX)(AX*4), Z11
+	VMOVUPS       64(DX)(AX*4), Z12
+	VMOVUPS       128(DX)(AX*4), Z13
+	VMOVUPS       192(DX)(AX*4), Z14
+	VMULPS        Z11, Z0, Z11
+	VMULPS        Z12, Z0, Z12
+	VMULPS        Z13, Z0, Z13
+	VMULPS        Z14, Z0, Z23
+	VMOVUPS       (CX)(AX*4), Z14
+	VMOVUPS       64(CX)(AX*4), Z17
+	VMOVUPS       128(CX)(AX*4), Z20
+	VMOVUPS       192(CX)(AX*4), Z24
+	VMOVUPS       (BX)(AX*4), Z15
+	VMOVUPS       64(BX)(AX*4), Z18
+	VMOVUPS       128(BX)(AX*4), Z21
+	VMOVUPS       192(BX)(AX*4), Z25
+	VSUBPS        Z15, Z11, Z16
+	VSUBPS        Z18, Z12, Z19
+	VSUBPS        Z21, Z13, Z22
+	VSUBPS        Z25, Z23, Z26
+	VFMADD231PS   Z2, Z16, Z15
+	VFMADD231PS   Z2, Z19, Z18
+	VFMADD231PS   Z2, Z22, Z21
+	VFMADD231PS   Z2, Z26, Z25
+	VMOVUPS       Z15, (BX)(AX*4)
+	VMOVUPS       Z18, 64(BX)(AX*4)
+	VMOVUPS       Z21, 128(BX)(AX*4)
+	VMOVUPS       Z25, 192(BX)(AX*4)
+	VMULPS        Z3, Z11, Z16
+	VMULPS        Z3, Z12, Z22
+	VMULPS        Z3, Z13, Z27
+	VMULPS        Z3, Z23, Z29
+	VMOVUPS       (SI)(AX*4), Z19
+	VMOVUPS       64(SI)(AX*4), Z26
+	VMOVUPS       128(SI)(AX*4), Z28
+	VMOVUPS       192(SI)(AX*4), Z30
+	VMULPS        Z4, Z19, Z19
+	VMULPS        Z4, Z26, Z26
+	VMULPS        Z4, Z28, Z28
+	VMULPS        Z4, Z30, Z30
+	VFMADD231PS   Z16, Z11, Z19
+	VFMADD231PS   Z22, Z12, Z26
+	VFMADD231PS   Z27, Z13, Z28
+	VFMADD231PS   Z29, Z23, Z30
+	VMOVUPS       Z19, (SI)(AX*4)
+	VMOVUPS       Z26, 64(SI)(AX*4)
+	VMOVUPS       Z28, 128(SI)(AX*4)
+	VMOVUPS       Z30, 192(SI)(AX*4)
+	VSQRTPS       Z19, Z11
+	VSQRTPS       Z26, Z12
+	VSQRTPS       Z28, Z13
+	VSQRTPS       Z30, Z16
+	VFMADD132PS   Z5, Z6, Z11
+	VFMADD132PS   Z5, Z6, Z12
+	VFMADD132PS   Z5, Z6, Z13
+	VFMADD132PS   Z5, Z6, Z16
+	VDIVPS        Z11, Z15, Z11
+	VDIVPS        Z12, Z18, Z12
+	VDIVPS        Z13, Z21, Z13
+	VDIVPS        Z16, Z25, Z19
+	VFMADD231PS   Z1, Z14, Z11
+	VFMADD231PS   Z1, Z17, Z12
+	VFMADD231PS   Z1, Z20, Z13
+	VFMADD231PS   Z1, Z24, Z19
+	VCVTPS2PD     Y14, Z15
+	VCVTPS2PD     Y17, Z16
+	VCVTPS2PD     Y20, Z18
+	VCVTPS2PD     Y24, Z21
+	VEXTRACTF64X4 $0x01, Z14, Y14
+	VEXTRACTF64X4 $0x01, Z17, Y17
+	VEXTRACTF64X4 $0x01, Z20, Y20
+	VEXTRACTF64X4 $0x01, Z24, Y22
+	VCVTPS2PD     Y14, Z14
+	VCVTPS2PD     Y17, Z17
+	VCVTPS2PD     Y20, Z20
+	VCVTPS2PD     Y22, Z22
+	VFMADD231PD   Z15, Z15, Z7
+	VFMADD231PD   Z16, Z16, Z7
+	VFMADD231PD   Z18, Z18, Z7
+	VFMADD231PD   Z21, Z21, Z7
+	VFMADD231PD   Z14, Z14, Z8
+	VFMADD231PD   Z17, Z17, Z8
+	VFMADD231PD   Z20, Z20, Z8
+	VFMADD231PD   Z22, Z22, Z8
+	VCVTPS2PD     Y11, Z14
+	VCVTPS2PD     Y12, Z15
+	VCVTPS2PD     Y13, Z16
+	VCVTPS2PD     Y19, Z17
+	VEXTRACTF64X4 $0x01, Z11, Y11
+	VEXTRACTF64X4 $0x01, Z12, Y12
+	VEXTRACTF64X4 $0x01, Z13, Y13
+	VEXTRACTF64X4 $0x01, Z19, Y18
+	VCVTPS2PD     Y11, Z11
+	VCVTPS2PD     Y12, Z12
+	VCVTPS2PD     Y13, Z13
+	VCVTPS2PD     Y18, Z18
+	VFMADD231PD   Z14, Z14, Z9
+	VFMADD231PD   Z15, Z15, Z9
+	VFMADD231PD   Z16, Z16, Z9
+	VFMADD231PD   Z17, Z17, Z9
+	VFMADD231PD   Z11, Z11, Z10
+	VFMADD231PD   Z12, Z12, Z10
+	VFMADD231PD   Z13, Z13, Z10
+	VFMADD231PD   Z18, Z18, Z10
+	ADDQ          $0x00000040, AX
+	JMP           m1_loop
+
+m1_unit:
+	MOVQ          DI, R8
+	SUBQ          AX, R8
+	CMPQ          R8, $0x00000010
+	JLT           m1_tail
+	VMOVUPS       (DX)(AX*4), Z11
+	VMULPS        Z11, Z0, Z11
+	VMOVUPS       (CX)(AX*4), Z12
+	VMOVUPS       (BX)(AX*4), Z13
+	VSUBPS        Z13, Z11, Z14
+	VFMADD231PS   Z2, Z14, Z13
+	VMOVUPS       Z13, (BX)(AX*4)
+	VMULPS        Z3, Z11, Z14
+	VMOVUPS       (SI)(AX*4), Z15
+	VMULPS        Z4, Z15, Z15
+	VFMADD231PS   Z14, Z11, Z15
+	VMOVUPS       Z15, (SI)(AX*4)
+	VSQRTPS       Z15, Z11
+	VFMADD132PS   Z5, Z6, Z11
+	VDIVPS        Z11, Z13, Z11
+	VFMADD231PS   Z1, Z12, Z11
+	VCVTPS2PD     Y12, Z13
+	VEXTRACTF64X4 $0x01, Z12, Y12
+	VCVTPS2PD     Y12, Z12
+	VFMADD231PD   Z13, Z13, Z7
+	VFMADD231PD   Z12, Z12, Z8
+	VCVTPS2PD     Y11, Z12
+	VEXTRACTF64X4 $0x01, Z11, Y11
+	VCVTPS2PD     Y11, Z11
+	VFMADD231PD   Z12, Z12, Z9
+	VFMADD231PD   Z11, Z11, Z10
+	ADDQ          $0x00000010, AX
+	JMP           m1_unit
+
+m1_tail:
+	MOVQ          R8, DI
+	TESTQ         DI, DI
+	JLE           m1_combine
+	CMPQ          DI, $0x00000010
+	JGE           m1_full0
+	LEAQ          kmask16<>+0(SB), R8
+	KMOVW         (R8)(DI*2), K1
+	VMOVUPS.Z     (DX)(AX*4), K1, Z11
+	VMULPS        Z11, Z0, Z0
+	VMOVUPS.Z     (CX)(AX*4), K1, Z11
+	VMOVUPS.Z     (BX)(AX*4), K1, Z12
+	VSUBPS        Z12, Z0, Z13
+	VFMADD231PS   Z2, Z13, Z12
+	VMOVUPS       Z12, K1, (BX)(AX*4)
+	VMULPS        Z3, Z0, Z2
+	VMOVUPS.Z     (SI)(AX*4), K1, Z3
+	VMULPS        Z4, Z3, Z3
+	VFMADD231PS   Z2, Z0, Z3
+	VMOVUPS       Z3, K1, (SI)(AX*4)
+	VSQRTPS       Z3, Z0
+	VFMADD132PS   Z5, Z6, Z0
+	VDIVPS        Z0, Z12, Z0
+	VFMADD231PS   Z1, Z11, Z0
+	VMOVUPS.Z     Z11, K1, Z1
+	VCVTPS2PD     Y1, Z2
+	VEXTRACTF64X4 $0x01, Z1, Y1
+	VCVTPS2PD     Y1, Z1
+	VFMADD231PD   Z2, Z2, Z7
+	VFMADD231PD   Z1, Z1, Z8
+	VMOVUPS.Z     Z0, K1, Z0
+	VCVTPS2PD     Y0, Z1
+	VEXTRACTF64X4 $0x01, Z0, Y0
+	VCVTPS2PD     Y0, Z0
+	VFMADD231PD   Z1, Z1, Z9
+	VFMADD231PD   Z0, Z0, Z10
+	JMP           m1_combine
+
+m1_full0:
+	VMOVUPS       (DX)(AX*4), Z11
+	VMULPS        Z11, Z0, Z0
+	VMOVUPS       (CX)(AX*4), Z11
+	VMOVUPS       (BX)(AX*4), Z12
+	VSUBPS        Z12, Z0, Z13
+	VFMADD231PS   Z2, Z13, Z12
+	VMOVUPS       Z12, (BX)(AX*4)
+	VMULPS        Z3, Z0, Z2
+	VMOVUPS       (SI)(AX*4), Z3
+	VMULPS        Z4, Z3, Z3
+	VFMADD231PS   Z2, Z0, Z3
+	VMOVUPS       Z3, (SI)(AX*4)
+	VSQRTPS       Z3, Z0
+	VFMADD132PS   Z5, Z6, Z0
+	VDIVPS        Z0, Z12, Z0
+	VFMADD231PS   Z1, Z11, Z0
+	VCVTPS2PD     Y11, Z1
+	VEXTRACTF64X4 $0x01, Z11, Y2
+	VCVTPS2PD     Y2, Z2
+	VFMADD231PD   Z1, Z1, Z7
+	VFMADD231PD   Z2, Z2, Z8
+	VCVTPS2PD     Y0, Z1
+	VEXTRACTF64X4 $0x01, Z0, Y0
+	VCVTPS2PD     Y0, Z0
+	VFMADD231PD   Z1, Z1, Z9
+	VFMADD231PD   Z0, Z0, Z10
+
+m1_combine:
+	VADDPD        Z8, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPD        Y0, Y7, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, pp+56(FP)
+	VADDPD        Z10, Z9, Z9
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPD        Y0, Y9, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, rr+64(FP)
+	VZEROUPPER
+	RET
+	VZEROUPPER
+	RET
+
+// func lambApplyF32AVX512(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·lambApplyF32AVX512(SB), NOSPLIT, $0-52
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ m+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS      384(AX), Z0
+	VMOVUPS      448(AX), Z1
+	MOVSS        f+48(FP), X2
+	VBROADCASTSS X2, Z2
+	XORQ         AX, AX
+
+m0_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (CX)(AX*4), Z3
+	VMOVUPS     64(CX)(AX*4), Z6
+	VMOVUPS     128(CX)(AX*4), Z9
+	VMOVUPS     192(CX)(AX*4), Z12
+	VMOVUPS     (DX)(AX*4), Z4
+	VMOVUPS     64(DX)(AX*4), Z7
+	VMOVUPS     128(DX)(AX*4), Z10
+	VMOVUPS     192(DX)(AX*4), Z13
+	VMOVUPS     (BX)(AX*4), Z5
+	VMOVUPS     64(BX)(AX*4), Z8
+	VMOVUPS     128(BX)(AX*4), Z11
+	VMOVUPS     192(BX)(AX*4), Z14
+	VSQRTPS     Z5, Z5
+	VSQRTPS     Z8, Z8
+	VSQRTPS     Z11, Z11
+	VSQRTPS     Z14, Z14
+	VFMADD132PS Z0, Z1, Z5
+	VFMADD132PS Z0, Z1, Z8
+	VFMADD132PS Z0, Z1, Z11
+	VFMADD132PS Z0, Z1, Z14
+	VDIVPS      Z5, Z4, Z4
+	VDIVPS      Z8, Z7, Z5
+	VDIVPS      Z11, Z10, Z7
+	VDIVPS      Z14, Z13, Z8
+	VFMADD231PS Z2, Z4, Z3
+	VFMADD231PS Z2, Z5, Z6
+	VFMADD231PS Z2, Z7, Z9
+	VFMADD231PS Z2, Z8, Z12
+	VMOVUPS     Z3, (CX)(AX*4)
+	VMOVUPS     Z6, 64(CX)(AX*4)
+	VMOVUPS     Z9, 128(CX)(AX*4)
+	VMOVUPS     Z12, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (CX)(AX*4), Z3
+	VMOVUPS     (DX)(AX*4), Z4
+	VMOVUPS     (BX)(AX*4), Z5
+	VSQRTPS     Z5, Z5
+	VFMADD132PS Z0, Z1, Z5
+	VDIVPS      Z5, Z4, Z4
+	VFMADD231PS Z2, Z4, Z3
+	VMOVUPS     Z3, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVW       (SI)(DI*2), K1
+	VMOVUPS.Z   (CX)(AX*4), K1, Z3
+	VMOVUPS.Z   (DX)(AX*4), K1, Z4
+	VMOVUPS.Z   (BX)(AX*4), K1, Z5
+	VSQRTPS     Z5, Z5
+	VFMADD132PS Z0, Z1, Z5
+	VDIVPS      Z5, Z4, Z0
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS      64(AX), Z0
+	VMOVUPS      384(AX), Z1
+	VMOVUPS      448(AX), Z2
+	MOVSS        f+48(FP), X3
+	VBROADCASTSS X3, Z3
+	XORQ         AX, AX
+
+m1_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (CX)(AX*4), Z4
+	VMOVUPS     64(CX)(AX*4), Z7
+	VMOVUPS     128(CX)(AX*4), Z10
+	VMOVUPS     192(CX)(AX*4), Z13
+	VMOVUPS     (DX)(AX*4), Z5
+	VMOVUPS     64(DX)(AX*4), Z8
+	VMOVUPS     128(DX)(AX*4), Z11
+	VMOVUPS     192(DX)(AX*4), Z14
+	VMOVUPS     (BX)(AX*4), Z6
+	VMOVUPS     64(BX)(AX*4), Z9
+	VMOVUPS     128(BX)(AX*4), Z12
+	VMOVUPS     192(BX)(AX*4), Z15
+	VSQRTPS     Z6, Z6
+	VSQRTPS     Z9, Z9
+	VSQRTPS     Z12, Z12
+	VSQRTPS     Z15, Z15
+	VFMADD132PS Z1, Z2, Z6
+	VFMADD132PS Z1, Z2, Z9
+	VFMADD132PS Z1, Z2, Z12
+	VFMADD132PS Z1, Z2, Z15
+	VDIVPS      Z6, Z5, Z5
+	VDIVPS      Z9, Z8, Z6
+	VDIVPS      Z12, Z11, Z8
+	VDIVPS      Z15, Z14, Z9
+	VFMADD231PS Z0, Z4, Z5
+	VFMADD231PS Z0, Z7, Z6
+	VFMADD231PS Z0, Z10, Z8
+	VFMADD231PS Z0, Z13, Z9
+	VFMADD231PS Z3, Z5, Z4
+	VFMADD231PS Z3, Z6, Z7
+	VFMADD231PS Z3, Z8, Z10
+	VFMADD231PS Z3, Z9, Z13
+	VMOVUPS     Z4, (CX)(AX*4)
+	VMOVUPS     Z7, 64(CX)(AX*4)
+	VMOVUPS     Z10, 128(CX)(AX*4)
+	VMOVUPS     Z13, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (CX)(AX*4), Z4
+	VMOVUPS     (DX)(AX*4), Z5
+	VMOVUPS     (BX)(AX*4), Z6
+	VSQRTPS     Z6, Z6
+	VFMADD132PS Z1, Z2, Z6
+	VDIVPS      Z6, Z5, Z5
+	VFMADD231PS Z0, Z4, Z5
+	VFMADD231PS Z3, Z5, Z4
+	VMOVUPS     Z4, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVW       (SI)(DI*2), K1
+	VMOVUPS.Z   (CX)(AX*4), K1, Z4
+	VMOVUPS.Z   (DX)(AX*4), K1, Z5
+	VMOVUPS.Z   (BX)(AX*4), K1, Z6
+	VSQRTPS     Z6, Z6
+	VFMADD132PS Z1, Z2, Z6
+	VDIVPS      Z6, Z5, Z1
+	VFMADD231PS Z0, Z4, Z1
+	VFMADD231PS Z3, Z1, Z4
+	VMOVUPS     Z4, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func sgdKeepF32AVX512(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+// Requires: AVX, AVX512F
+TEXT ·sgdKeepF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPS (AX), Z0
+	VMOVUPS 576(AX), Z1
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m0_single
+	VMOVUPS     (CX)(AX*4), Z2
+	VMOVUPS     64(CX)(AX*4), Z4
+	VMOVUPS     128(CX)(AX*4), Z6
+	VMOVUPS     192(CX)(AX*4), Z8
+	VMOVUPS     Z2, (BX)(AX*4)
+	VMOVUPS     Z4, 64(BX)(AX*4)
+	VMOVUPS     Z6, 128(BX)(AX*4)
+	VMOVUPS     Z8, 192(BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z3
+	VMOVUPS     64(DX)(AX*4), Z5
+	VMOVUPS     128(DX)(AX*4), Z7
+	VMOVUPS     192(DX)(AX*4), Z9
+	VMOVUPS     Z3, (SI)(AX*4)
+	VMOVUPS     Z5, 64(SI)(AX*4)
+	VMOVUPS     Z7, 128(SI)(AX*4)
+	VMOVUPS     Z9, 192(SI)(AX*4)
+	VMULPS      Z3, Z0, Z3
+	VMULPS      Z5, Z0, Z5
+	VMULPS      Z7, Z0, Z7
+	VMULPS      Z9, Z0, Z9
+	VFMADD231PS Z1, Z3, Z2
+	VFMADD231PS Z1, Z5, Z4
+	VFMADD231PS Z1, Z7, Z6
+	VFMADD231PS Z1, Z9, Z8
+	VMOVUPS     Z2, (CX)(AX*4)
+	VMOVUPS     Z4, 64(CX)(AX*4)
+	VMOVUPS     Z6, 128(CX)(AX*4)
+	VMOVUPS     Z8, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPS     (CX)(AX*4), Z2
+	VMOVUPS     Z2, (BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z3
+	VMOVUPS     Z3, (SI)(AX*4)
+	VMULPS      Z3, Z0, Z3
+	VFMADD231PS Z1, Z3, Z2
+	VMOVUPS     Z2, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (CX)(AX*4), K1, Z2
+	VMOVUPS     Z2, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DX)(AX*4), K1, Z3
+	VMOVUPS     Z3, K1, (SI)(AX*4)
+	VMULPS      Z3, Z0, Z0
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (CX)(AX*4)
+	JMP         done
+
+mode1:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 576(AX), Z2
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000040
+	JLT         m1_single
+	VMOVUPS     (CX)(AX*4), Z3
+	VMOVUPS     64(CX)(AX*4), Z5
+	VMOVUPS     128(CX)(AX*4), Z7
+	VMOVUPS     192(CX)(AX*4), Z9
+	VMOVUPS     Z3, (BX)(AX*4)
+	VMOVUPS     Z5, 64(BX)(AX*4)
+	VMOVUPS     Z7, 128(BX)(AX*4)
+	VMOVUPS     Z9, 192(BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z4
+	VMOVUPS     64(DX)(AX*4), Z6
+	VMOVUPS     128(DX)(AX*4), Z8
+	VMOVUPS     192(DX)(AX*4), Z10
+	VMOVUPS     Z4, (SI)(AX*4)
+	VMOVUPS     Z6, 64(SI)(AX*4)
+	VMOVUPS     Z8, 128(SI)(AX*4)
+	VMOVUPS     Z10, 192(SI)(AX*4)
+	VMULPS      Z4, Z0, Z4
+	VMULPS      Z6, Z0, Z6
+	VMULPS      Z8, Z0, Z8
+	VMULPS      Z10, Z0, Z10
+	VFMADD231PS Z1, Z3, Z4
+	VFMADD231PS Z1, Z5, Z6
+	VFMADD231PS Z1, Z7, Z8
+	VFMADD231PS Z1, Z9, Z10
+	VFMADD231PS Z2, Z4, Z3
+	VFMADD231PS Z2, Z6, Z5
+	VFMADD231PS Z2, Z8, Z7
+	VFMADD231PS Z2, Z10, Z9
+	VMOVUPS     Z3, (CX)(AX*4)
+	VMOVUPS     Z5, 64(CX)(AX*4)
+	VMOVUPS     Z7, 128(CX)(AX*4)
+	VMOVUPS     Z9, 192(CX)(AX*4)
+	ADDQ        $0x00000040, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPS     (CX)(AX*4), Z3
+	VMOVUPS     Z3, (BX)(AX*4)
+	VMOVUPS     (DX)(AX*4), Z4
+	VMOVUPS     Z4, (SI)(AX*4)
+	VMULPS      Z4, Z0, Z4
+	VFMADD231PS Z1, Z3, Z4
+	VFMADD231PS Z2, Z4, Z3
+	VMOVUPS     Z3, (CX)(AX*4)
+	ADDQ        $0x00000010, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVW       (DI)(R8*2), K1
+	VMOVUPS.Z   (CX)(AX*4), K1, Z3
+	VMOVUPS     Z3, K1, (BX)(AX*4)
+	VMOVUPS.Z   (DX)(AX*4), K1, Z4
+	VMOVUPS     Z4, K1, (SI)(AX*4)
+	VMULPS      Z4, Z0, Z0
+	VFMADD231PS Z1, Z3, Z0
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, K1, (CX)(AX*4)
+
+done:
+	VZEROUPPER
+	RET
+
 // func adafactorVarianceF32AVX512(c *[16][16]float32, v *float32, grad *float32, n int, mode int)
 // Requires: AVX, AVX512F
 TEXT ·adafactorVarianceF32AVX512(SB), NOSPLIT, $0-40
@@ -15532,6 +23164,87 @@ done:
 	KORTESTW K1, K1
 	SETNE    AL
 	MOVB     AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF32AVX512(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·secantDotsF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Z0, Z0, Z0
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	VXORPD Z3, Z3, Z3
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VCVTPS2PD   (AX)(DI*4), Z4
+	VCVTPS2PD   (CX)(DI*4), Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD   (DX)(DI*4), Z5
+	VCVTPS2PD   (BX)(DI*4), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	VCVTPS2PD   32(AX)(DI*4), Z4
+	VCVTPS2PD   32(CX)(DI*4), Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD   32(DX)(DI*4), Z5
+	VCVTPS2PD   32(BX)(DI*4), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(R8*2), K1
+	VCVTPS2PD.Z (AX)(DI*4), K1, Z4
+	VCVTPS2PD.Z (CX)(DI*4), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD.Z (DX)(DI*4), K1, Z5
+	VCVTPS2PD.Z (BX)(DI*4), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	KMOVB       1(SI)(R8*2), K1
+	VCVTPS2PD.Z 32(AX)(DI*4), K1, Z4
+	VCVTPS2PD.Z 32(CX)(DI*4), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VCVTPS2PD.Z 32(DX)(DI*4), K1, Z5
+	VCVTPS2PD.Z 32(BX)(DI*4), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+
+combine:
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X2
+	VADDPD        X2, X0, X0
+	VUNPCKHPD     X0, X0, X2
+	VADDSD        X2, X0, X0
+	MOVSD         X0, sy+40(FP)
+	VADDPD        Z3, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, yy+48(FP)
 	VZEROUPPER
 	RET
 
@@ -20959,6 +28672,2797 @@ done:
 	VZEROUPPER
 	RET
 
+// func adamaxF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adamaxF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ u+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 192(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 512(AX), Z4
+	VMOVUPD 896(AX), Z5
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VSUBPD      Z10, Z6, Z11
+	VSUBPD      Z13, Z7, Z14
+	VSUBPD      Z16, Z8, Z17
+	VSUBPD      Z20, Z18, Z21
+	VFMADD231PD Z1, Z11, Z10
+	VFMADD231PD Z1, Z14, Z13
+	VFMADD231PD Z1, Z17, Z16
+	VFMADD231PD Z1, Z21, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z11
+	VMOVUPD     64(SI)(AX*8), Z14
+	VMOVUPD     128(SI)(AX*8), Z17
+	VMOVUPD     192(SI)(AX*8), Z21
+	VMULPD      Z2, Z11, Z11
+	VMULPD      Z2, Z14, Z14
+	VMULPD      Z2, Z17, Z17
+	VMULPD      Z2, Z21, Z21
+	VANDNPD     Z6, Z5, Z6
+	VANDNPD     Z7, Z5, Z7
+	VANDNPD     Z8, Z5, Z8
+	VANDNPD     Z18, Z5, Z18
+	VADDPD      Z6, Z3, Z6
+	VADDPD      Z7, Z3, Z7
+	VADDPD      Z8, Z3, Z8
+	VADDPD      Z18, Z3, Z18
+	VMAXPD      Z6, Z11, Z6
+	VMAXPD      Z7, Z14, Z7
+	VMAXPD      Z8, Z17, Z8
+	VMAXPD      Z18, Z21, Z18
+	VCMPPD      $0x03, Z11, Z11, K1
+	VCMPPD      $0x03, Z14, Z14, K2
+	VCMPPD      $0x03, Z17, Z17, K3
+	VCMPPD      $0x03, Z21, Z21, K4
+	VMOVUPD     Z11, K1, Z6
+	VMOVUPD     Z14, K2, Z7
+	VMOVUPD     Z17, K3, Z8
+	VMOVUPD     Z21, K4, Z18
+	VMOVUPD     Z6, (SI)(AX*8)
+	VMOVUPD     Z7, 64(SI)(AX*8)
+	VMOVUPD     Z8, 128(SI)(AX*8)
+	VMOVUPD     Z18, 192(SI)(AX*8)
+	VDIVPD      Z6, Z10, Z6
+	VDIVPD      Z7, Z13, Z7
+	VDIVPD      Z8, Z16, Z8
+	VDIVPD      Z18, Z20, Z10
+	VFMADD231PD Z4, Z6, Z9
+	VFMADD231PD Z4, Z7, Z12
+	VFMADD231PD Z4, Z8, Z15
+	VFMADD231PD Z4, Z10, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z9
+	VFMADD231PD Z1, Z9, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z9
+	VMULPD      Z2, Z9, Z9
+	VANDNPD     Z6, Z5, Z6
+	VADDPD      Z6, Z3, Z6
+	VMAXPD      Z6, Z9, Z6
+	VCMPPD      $0x03, Z9, Z9, K1
+	VMOVUPD     Z9, K1, Z6
+	VMOVUPD     Z6, (SI)(AX*8)
+	VDIVPD      Z6, Z8, Z6
+	VFMADD231PD Z4, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VSUBPD      Z7, Z0, Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VMOVUPD.Z   (SI)(AX*8), K1, Z1
+	VMULPD      Z2, Z1, Z1
+	VANDNPD     Z0, Z5, Z0
+	VADDPD      Z0, Z3, Z0
+	VMAXPD      Z0, Z1, Z0
+	VCMPPD      $0x03, Z1, Z1, K2
+	VMOVUPD     Z1, K2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VDIVPD      Z0, Z7, Z0
+	VFMADD231PD Z4, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 512(AX), Z5
+	VMOVUPD 896(AX), Z6
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z7
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z9
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z19
+	VMOVUPD     (CX)(AX*8), Z10
+	VMOVUPD     64(CX)(AX*8), Z13
+	VMOVUPD     128(CX)(AX*8), Z16
+	VMOVUPD     192(CX)(AX*8), Z20
+	VFMADD231PD Z1, Z10, Z7
+	VFMADD231PD Z1, Z13, Z8
+	VFMADD231PD Z1, Z16, Z9
+	VFMADD231PD Z1, Z20, Z19
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VSUBPD      Z11, Z7, Z12
+	VSUBPD      Z14, Z8, Z15
+	VSUBPD      Z17, Z9, Z18
+	VSUBPD      Z21, Z19, Z22
+	VFMADD231PD Z2, Z12, Z11
+	VFMADD231PD Z2, Z15, Z14
+	VFMADD231PD Z2, Z18, Z17
+	VFMADD231PD Z2, Z22, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z12
+	VMOVUPD     64(SI)(AX*8), Z15
+	VMOVUPD     128(SI)(AX*8), Z18
+	VMOVUPD     192(SI)(AX*8), Z22
+	VMULPD      Z3, Z12, Z12
+	VMULPD      Z3, Z15, Z15
+	VMULPD      Z3, Z18, Z18
+	VMULPD      Z3, Z22, Z22
+	VANDNPD     Z7, Z6, Z7
+	VANDNPD     Z8, Z6, Z8
+	VANDNPD     Z9, Z6, Z9
+	VANDNPD     Z19, Z6, Z19
+	VADDPD      Z7, Z4, Z7
+	VADDPD      Z8, Z4, Z8
+	VADDPD      Z9, Z4, Z9
+	VADDPD      Z19, Z4, Z19
+	VMAXPD      Z7, Z12, Z7
+	VMAXPD      Z8, Z15, Z8
+	VMAXPD      Z9, Z18, Z9
+	VMAXPD      Z19, Z22, Z19
+	VCMPPD      $0x03, Z12, Z12, K1
+	VCMPPD      $0x03, Z15, Z15, K2
+	VCMPPD      $0x03, Z18, Z18, K3
+	VCMPPD      $0x03, Z22, Z22, K4
+	VMOVUPD     Z12, K1, Z7
+	VMOVUPD     Z15, K2, Z8
+	VMOVUPD     Z18, K3, Z9
+	VMOVUPD     Z22, K4, Z19
+	VMOVUPD     Z7, (SI)(AX*8)
+	VMOVUPD     Z8, 64(SI)(AX*8)
+	VMOVUPD     Z9, 128(SI)(AX*8)
+	VMOVUPD     Z19, 192(SI)(AX*8)
+	VDIVPD      Z7, Z11, Z7
+	VDIVPD      Z8, Z14, Z8
+	VDIVPD      Z9, Z17, Z9
+	VDIVPD      Z19, Z21, Z11
+	VFMADD231PD Z5, Z7, Z10
+	VFMADD231PD Z5, Z8, Z13
+	VFMADD231PD Z5, Z9, Z16
+	VFMADD231PD Z5, Z11, Z20
+	VMOVUPD     Z10, (CX)(AX*8)
+	VMOVUPD     Z13, 64(CX)(AX*8)
+	VMOVUPD     Z16, 128(CX)(AX*8)
+	VMOVUPD     Z20, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z7
+	VMULPD      Z7, Z0, Z7
+	VMOVUPD     (CX)(AX*8), Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     (BX)(AX*8), Z9
+	VSUBPD      Z9, Z7, Z10
+	VFMADD231PD Z2, Z10, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VMOVUPD     (SI)(AX*8), Z10
+	VMULPD      Z3, Z10, Z10
+	VANDNPD     Z7, Z6, Z7
+	VADDPD      Z7, Z4, Z7
+	VMAXPD      Z7, Z10, Z7
+	VCMPPD      $0x03, Z10, Z10, K1
+	VMOVUPD     Z10, K1, Z7
+	VMOVUPD     Z7, (SI)(AX*8)
+	VDIVPD      Z7, Z9, Z7
+	VFMADD231PD Z5, Z7, Z8
+	VMOVUPD     Z8, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z7
+	VMULPD      Z7, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z7
+	VFMADD231PD Z1, Z7, Z0
+	VMOVUPD.Z   (BX)(AX*8), K1, Z1
+	VSUBPD      Z1, Z0, Z8
+	VFMADD231PD Z2, Z8, Z1
+	VMOVUPD     Z1, K1, (BX)(AX*8)
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VANDNPD     Z0, Z6, Z0
+	VADDPD      Z0, Z4, Z0
+	VMAXPD      Z0, Z2, Z0
+	VCMPPD      $0x03, Z2, Z2, K2
+	VMOVUPD     Z2, K2, Z0
+	VMOVUPD     Z0, K1, (SI)(AX*8)
+	VDIVPD      Z0, Z1, Z0
+	VFMADD231PD Z5, Z0, Z7
+	VMOVUPD     Z7, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adadeltaF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adadeltaF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ sq+24(FP), BX
+	MOVQ acc+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 256(AX), Z1
+	VMOVUPD 320(AX), Z2
+	VMOVUPD 448(AX), Z3
+	VMOVUPD 576(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z5
+	VMOVUPD     64(DX)(AX*8), Z6
+	VMOVUPD     128(DX)(AX*8), Z7
+	VMOVUPD     192(DX)(AX*8), Z8
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z17
+	VMOVUPD     (CX)(AX*8), Z8
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z14
+	VMOVUPD     192(CX)(AX*8), Z18
+	VMULPD      Z1, Z5, Z9
+	VMULPD      Z1, Z6, Z12
+	VMULPD      Z1, Z7, Z15
+	VMULPD      Z1, Z17, Z19
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VMULPD      Z2, Z10, Z10
+	VMULPD      Z2, Z13, Z13
+	VMULPD      Z2, Z16, Z16
+	VMULPD      Z2, Z20, Z20
+	VFMADD231PD Z9, Z5, Z10
+	VFMADD231PD Z12, Z6, Z13
+	VFMADD231PD Z15, Z7, Z16
+	VFMADD231PD Z19, Z17, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VADDPD      Z10, Z3, Z9
+	VADDPD      Z13, Z3, Z10
+	VADDPD      Z16, Z3, Z12
+	VADDPD      Z20, Z3, Z13
+	VSQRTPD     Z9, Z9
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z12, Z12
+	VSQRTPD     Z13, Z22
+	VMOVUPD     (SI)(AX*8), Z13
+	VMOVUPD     64(SI)(AX*8), Z16
+	VMOVUPD     128(SI)(AX*8), Z20
+	VMOVUPD     192(SI)(AX*8), Z23
+	VADDPD      Z13, Z3, Z15
+	VADDPD      Z16, Z3, Z19
+	VADDPD      Z20, Z3, Z21
+	VADDPD      Z23, Z3, Z24
+	VSQRTPD     Z15, Z15
+	VSQRTPD     Z19, Z19
+	VSQRTPD     Z21, Z21
+	VSQRTPD     Z24, Z24
+	VDIVPD      Z9, Z15, Z9
+	VDIVPD      Z10, Z19, Z10
+	VDIVPD      Z12, Z21, Z12
+	VDIVPD      Z22, Z24, Z15
+	VMULPD      Z9, Z5, Z5
+	VMULPD      Z10, Z6, Z6
+	VMULPD      Z12, Z7, Z7
+	VMULPD      Z15, Z17, Z15
+	VMULPD      Z1, Z5, Z9
+	VMULPD      Z1, Z6, Z10
+	VMULPD      Z1, Z7, Z12
+	VMULPD      Z1, Z15, Z17
+	VMULPD      Z2, Z13, Z13
+	VMULPD      Z2, Z16, Z16
+	VMULPD      Z2, Z20, Z19
+	VMULPD      Z2, Z23, Z20
+	VFMADD231PD Z9, Z5, Z13
+	VFMADD231PD Z10, Z6, Z16
+	VFMADD231PD Z12, Z7, Z19
+	VFMADD231PD Z17, Z15, Z20
+	VMOVUPD     Z13, (SI)(AX*8)
+	VMOVUPD     Z16, 64(SI)(AX*8)
+	VMOVUPD     Z19, 128(SI)(AX*8)
+	VMOVUPD     Z20, 192(SI)(AX*8)
+	VFMADD231PD Z4, Z5, Z8
+	VFMADD231PD Z4, Z6, Z11
+	VFMADD231PD Z4, Z7, Z14
+	VFMADD231PD Z4, Z15, Z18
+	VMOVUPD     Z8, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z14, 128(CX)(AX*8)
+	VMOVUPD     Z18, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z5
+	VMULPD      Z5, Z0, Z5
+	VMOVUPD     (CX)(AX*8), Z6
+	VMULPD      Z1, Z5, Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VMULPD      Z2, Z8, Z8
+	VFMADD231PD Z7, Z5, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VADDPD      Z8, Z3, Z7
+	VSQRTPD     Z7, Z7
+	VMOVUPD     (SI)(AX*8), Z8
+	VADDPD      Z8, Z3, Z9
+	VSQRTPD     Z9, Z9
+	VDIVPD      Z7, Z9, Z7
+	VMULPD      Z7, Z5, Z5
+	VMULPD      Z1, Z5, Z7
+	VMULPD      Z2, Z8, Z8
+	VFMADD231PD Z7, Z5, Z8
+	VMOVUPD     Z8, (SI)(AX*8)
+	VFMADD231PD Z4, Z5, Z6
+	VMOVUPD     Z6, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z5
+	VMULPD      Z5, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z5
+	VMULPD      Z1, Z0, Z6
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VMULPD      Z2, Z7, Z7
+	VFMADD231PD Z6, Z0, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VADDPD      Z7, Z3, Z6
+	VSQRTPD     Z6, Z6
+	VMOVUPD.Z   (SI)(AX*8), K1, Z7
+	VADDPD      Z7, Z3, Z3
+	VSQRTPD     Z3, Z3
+	VDIVPD      Z6, Z3, Z3
+	VMULPD      Z3, Z0, Z0
+	VMULPD      Z1, Z0, Z1
+	VMULPD      Z2, Z7, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VFMADD231PD Z4, Z0, Z5
+	VMOVUPD     Z5, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 576(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VFMADD231PD Z1, Z9, Z6
+	VFMADD231PD Z1, Z12, Z7
+	VFMADD231PD Z1, Z15, Z8
+	VFMADD231PD Z1, Z19, Z18
+	VMULPD      Z2, Z6, Z10
+	VMULPD      Z2, Z7, Z13
+	VMULPD      Z2, Z8, Z16
+	VMULPD      Z2, Z18, Z20
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VMULPD      Z3, Z11, Z11
+	VMULPD      Z3, Z14, Z14
+	VMULPD      Z3, Z17, Z17
+	VMULPD      Z3, Z21, Z21
+	VFMADD231PD Z10, Z6, Z11
+	VFMADD231PD Z13, Z7, Z14
+	VFMADD231PD Z16, Z8, Z17
+	VFMADD231PD Z20, Z18, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VADDPD      Z11, Z4, Z10
+	VADDPD      Z14, Z4, Z11
+	VADDPD      Z17, Z4, Z13
+	VADDPD      Z21, Z4, Z14
+	VSQRTPD     Z10, Z10
+	VSQRTPD     Z11, Z11
+	VSQRTPD     Z13, Z13
+	VSQRTPD     Z14, Z23
+	VMOVUPD     (SI)(AX*8), Z14
+	VMOVUPD     64(SI)(AX*8), Z17
+	VMOVUPD     128(SI)(AX*8), Z21
+	VMOVUPD     192(SI)(AX*8), Z24
+	VADDPD      Z14, Z4, Z16
+	VADDPD      Z17, Z4, Z20
+	VADDPD      Z21, Z4, Z22
+	VADDPD      Z24, Z4, Z25
+	VSQRTPD     Z16, Z16
+	VSQRTPD     Z20, Z20
+	VSQRTPD     Z22, Z22
+	VSQRTPD     Z25, Z25
+	VDIVPD      Z10, Z16, Z10
+	VDIVPD      Z11, Z20, Z11
+	VDIVPD      Z13, Z22, Z13
+	VDIVPD      Z23, Z25, Z16
+	VMULPD      Z10, Z6, Z6
+	VMULPD      Z11, Z7, Z7
+	VMULPD      Z13, Z8, Z8
+	VMULPD      Z16, Z18, Z16
+	VMULPD      Z2, Z6, Z10
+	VMULPD      Z2, Z7, Z11
+	VMULPD      Z2, Z8, Z13
+	VMULPD      Z2, Z16, Z18
+	VMULPD      Z3, Z14, Z14
+	VMULPD      Z3, Z17, Z17
+	VMULPD      Z3, Z21, Z20
+	VMULPD      Z3, Z24, Z21
+	VFMADD231PD Z10, Z6, Z14
+	VFMADD231PD Z11, Z7, Z17
+	VFMADD231PD Z13, Z8, Z20
+	VFMADD231PD Z18, Z16, Z21
+	VMOVUPD     Z14, (SI)(AX*8)
+	VMOVUPD     Z17, 64(SI)(AX*8)
+	VMOVUPD     Z20, 128(SI)(AX*8)
+	VMOVUPD     Z21, 192(SI)(AX*8)
+	VFMADD231PD Z5, Z6, Z9
+	VFMADD231PD Z5, Z7, Z12
+	VFMADD231PD Z5, Z8, Z15
+	VFMADD231PD Z5, Z16, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VFMADD231PD Z1, Z7, Z6
+	VMULPD      Z2, Z6, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VMULPD      Z3, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VADDPD      Z9, Z4, Z8
+	VSQRTPD     Z8, Z8
+	VMOVUPD     (SI)(AX*8), Z9
+	VADDPD      Z9, Z4, Z10
+	VSQRTPD     Z10, Z10
+	VDIVPD      Z8, Z10, Z8
+	VMULPD      Z8, Z6, Z6
+	VMULPD      Z2, Z6, Z8
+	VMULPD      Z3, Z9, Z9
+	VFMADD231PD Z8, Z6, Z9
+	VMOVUPD     Z9, (SI)(AX*8)
+	VFMADD231PD Z5, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VFMADD231PD Z1, Z6, Z0
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VMULPD      Z3, Z7, Z7
+	VFMADD231PD Z1, Z0, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VADDPD      Z7, Z4, Z1
+	VSQRTPD     Z1, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z7
+	VADDPD      Z7, Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z1, Z4, Z1
+	VMULPD      Z1, Z0, Z0
+	VMULPD      Z2, Z0, Z1
+	VMULPD      Z3, Z7, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VFMADD231PD Z5, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func nadamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·nadamF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000003, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 192(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 384(AX), Z4
+	VMOVUPD 448(AX), Z5
+	VMOVUPD 512(AX), Z6
+	VMOVUPD 576(AX), Z7
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z8
+	VMOVUPD     64(DX)(AX*8), Z9
+	VMOVUPD     128(DX)(AX*8), Z10
+	VMOVUPD     192(DX)(AX*8), Z11
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z10
+	VMULPD      Z11, Z0, Z20
+	VMOVUPD     (CX)(AX*8), Z11
+	VMOVUPD     64(CX)(AX*8), Z14
+	VMOVUPD     128(CX)(AX*8), Z17
+	VMOVUPD     192(CX)(AX*8), Z21
+	VMOVUPD     (BX)(AX*8), Z12
+	VMOVUPD     64(BX)(AX*8), Z15
+	VMOVUPD     128(BX)(AX*8), Z18
+	VMOVUPD     192(BX)(AX*8), Z22
+	VSUBPD      Z12, Z8, Z13
+	VSUBPD      Z15, Z9, Z16
+	VSUBPD      Z18, Z10, Z19
+	VSUBPD      Z22, Z20, Z23
+	VFMADD231PD Z1, Z13, Z12
+	VFMADD231PD Z1, Z16, Z15
+	VFMADD231PD Z1, Z19, Z18
+	VFMADD231PD Z1, Z23, Z22
+	VMOVUPD     Z12, (BX)(AX*8)
+	VMOVUPD     Z15, 64(BX)(AX*8)
+	VMOVUPD     Z18, 128(BX)(AX*8)
+	VMOVUPD     Z22, 192(BX)(AX*8)
+	VMULPD      Z2, Z8, Z13
+	VMULPD      Z2, Z9, Z19
+	VMULPD      Z2, Z10, Z24
+	VMULPD      Z2, Z20, Z26
+	VMOVUPD     (SI)(AX*8), Z16
+	VMOVUPD     64(SI)(AX*8), Z23
+	VMOVUPD     128(SI)(AX*8), Z25
+	VMOVUPD     192(SI)(AX*8), Z27
+	VMULPD      Z3, Z16, Z16
+	VMULPD      Z3, Z23, Z23
+	VMULPD      Z3, Z25, Z25
+	VMULPD      Z3, Z27, Z27
+	VFMADD231PD Z13, Z8, Z16
+	VFMADD231PD Z19, Z9, Z23
+	VFMADD231PD Z24, Z10, Z25
+	VFMADD231PD Z26, Z20, Z27
+	VMOVUPD     Z16, (SI)(AX*8)
+	VMOVUPD     Z23, 64(SI)(AX*8)
+	VMOVUPD     Z25, 128(SI)(AX*8)
+	VMOVUPD     Z27, 192(SI)(AX*8)
+	VSQRTPD     Z16, Z13
+	VSQRTPD     Z23, Z16
+	VSQRTPD     Z25, Z19
+	VSQRTPD     Z27, Z23
+	VFMADD132PD Z4, Z5, Z13
+	VFMADD132PD Z4, Z5, Z16
+	VFMADD132PD Z4, Z5, Z19
+	VFMADD132PD Z4, Z5, Z23
+	VDIVPD      Z13, Z8, Z8
+	VDIVPD      Z16, Z9, Z9
+	VDIVPD      Z19, Z10, Z10
+	VDIVPD      Z23, Z20, Z20
+	VFMADD231PD Z7, Z8, Z11
+	VFMADD231PD Z7, Z9, Z14
+	VFMADD231PD Z7, Z10, Z17
+	VFMADD231PD Z7, Z20, Z21
+	VDIVPD      Z13, Z12, Z8
+	VDIVPD      Z16, Z15, Z9
+	VDIVPD      Z19, Z18, Z10
+	VDIVPD      Z23, Z22, Z12
+	VFMADD231PD Z6, Z8, Z11
+	VFMADD231PD Z6, Z9, Z14
+	VFMADD231PD Z6, Z10, Z17
+	VFMADD231PD Z6, Z12, Z21
+	VMOVUPD     Z11, (CX)(AX*8)
+	VMOVUPD     Z14, 64(CX)(AX*8)
+	VMOVUPD     Z17, 128(CX)(AX*8)
+	VMOVUPD     Z21, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z8
+	VMULPD      Z8, Z0, Z8
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     (BX)(AX*8), Z10
+	VSUBPD      Z10, Z8, Z11
+	VFMADD231PD Z1, Z11, Z10
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMULPD      Z2, Z8, Z11
+	VMOVUPD     (SI)(AX*8), Z12
+	VMULPD      Z3, Z12, Z12
+	VFMADD231PD Z11, Z8, Z12
+	VMOVUPD     Z12, (SI)(AX*8)
+	VSQRTPD     Z12, Z11
+	VFMADD132PD Z4, Z5, Z11
+	VDIVPD      Z11, Z8, Z8
+	VFMADD231PD Z7, Z8, Z9
+	VDIVPD      Z11, Z10, Z8
+	VFMADD231PD Z6, Z8, Z9
+	VMOVUPD     Z9, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z8
+	VMULPD      Z8, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z8
+	VMOVUPD.Z   (BX)(AX*8), K1, Z9
+	VSUBPD      Z9, Z0, Z10
+	VFMADD231PD Z1, Z10, Z9
+	VMOVUPD     Z9, K1, (BX)(AX*8)
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VSQRTPD     Z2, Z1
+	VFMADD132PD Z4, Z5, Z1
+	VDIVPD      Z1, Z0, Z0
+	VFMADD231PD Z7, Z0, Z8
+	VDIVPD      Z1, Z9, Z0
+	VFMADD231PD Z6, Z0, Z8
+	VMOVUPD     Z8, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 320(AX), Z4
+	VMOVUPD 384(AX), Z5
+	VMOVUPD 448(AX), Z6
+	VMOVUPD 512(AX), Z7
+	VMOVUPD 576(AX), Z8
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z9
+	VMOVUPD     64(DX)(AX*8), Z10
+	VMOVUPD     128(DX)(AX*8), Z11
+	VMOVUPD     192(DX)(AX*8), Z12
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z10
+	VMULPD      Z11, Z0, Z11
+	VMULPD      Z12, Z0, Z21
+	VMOVUPD     (CX)(AX*8), Z12
+	VMOVUPD     64(CX)(AX*8), Z15
+	VMOVUPD     128(CX)(AX*8), Z18
+	VMOVUPD     192(CX)(AX*8), Z22
+	VFMADD231PD Z1, Z12, Z9
+	VFMADD231PD Z1, Z15, Z10
+	VFMADD231PD Z1, Z18, Z11
+	VFMADD231PD Z1, Z22, Z21
+	VMOVUPD     (BX)(AX*8), Z13
+	VMOVUPD     64(BX)(AX*8), Z16
+	VMOVUPD     128(BX)(AX*8), Z19
+	VMOVUPD     192(BX)(AX*8), Z23
+	VSUBPD      Z13, Z9, Z14
+	VSUBPD      Z16, Z10, Z17
+	VSUBPD      Z19, Z11, Z20
+	VSUBPD      Z23, Z21, Z24
+	VFMADD231PD Z2, Z14, Z13
+	VFMADD231PD Z2, Z17, Z16
+	VFMADD231PD Z2, Z20, Z19
+	VFMADD231PD Z2, Z24, Z23
+	VMOVUPD     Z13, (BX)(AX*8)
+	VMOVUPD     Z16, 64(BX)(AX*8)
+	VMOVUPD     Z19, 128(BX)(AX*8)
+	VMOVUPD     Z23, 192(BX)(AX*8)
+	VMULPD      Z3, Z9, Z14
+	VMULPD      Z3, Z10, Z20
+	VMULPD      Z3, Z11, Z25
+	VMULPD      Z3, Z21, Z27
+	VMOVUPD     (SI)(AX*8), Z17
+	VMOVUPD     64(SI)(AX*8), Z24
+	VMOVUPD     128(SI)(AX*8), Z26
+	VMOVUPD     192(SI)(AX*8), Z28
+	VMULPD      Z4, Z17, Z17
+	VMULPD      Z4, Z24, Z24
+	VMULPD      Z4, Z26, Z26
+	VMULPD      Z4, Z28, Z28
+	VFMADD231PD Z14, Z9, Z17
+	VFMADD231PD Z20, Z10, Z24
+	VFMADD231PD Z25, Z11, Z26
+	VFMADD231PD Z27, Z21, Z28
+	VMOVUPD     Z17, (SI)(AX*8)
+	VMOVUPD     Z24, 64(SI)(AX*8)
+	VMOVUPD     Z26, 128(SI)(AX*8)
+	VMOVUPD     Z28, 192(SI)(AX*8)
+	VSQRTPD     Z17, Z14
+	VSQRTPD     Z24, Z17
+	VSQRTPD     Z26, Z20
+	VSQRTPD     Z28, Z24
+	VFMADD132PD Z5, Z6, Z14
+	VFMADD132PD Z5, Z6, Z17
+	VFMADD132PD Z5, Z6, Z20
+	VFMADD132PD Z5, Z6, Z24
+	VDIVPD      Z14, Z9, Z9
+	VDIVPD      Z17, Z10, Z10
+	VDIVPD      Z20, Z11, Z11
+	VDIVPD      Z24, Z21, Z21
+	VFMADD231PD Z8, Z9, Z12
+	VFMADD231PD Z8, Z10, Z15
+	VFMADD231PD Z8, Z11, Z18
+	VFMADD231PD Z8, Z21, Z22
+	VDIVPD      Z14, Z13, Z9
+	VDIVPD      Z17, Z16, Z10
+	VDIVPD      Z20, Z19, Z11
+	VDIVPD      Z24, Z23, Z13
+	VFMADD231PD Z7, Z9, Z12
+	VFMADD231PD Z7, Z10, Z15
+	VFMADD231PD Z7, Z11, Z18
+	VFMADD231PD Z7, Z13, Z22
+	VMOVUPD     Z12, (CX)(AX*8)
+	VMOVUPD     Z15, 64(CX)(AX*8)
+	VMOVUPD     Z18, 128(CX)(AX*8)
+	VMOVUPD     Z22, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z9
+	VMULPD      Z9, Z0, Z9
+	VMOVUPD     (CX)(AX*8), Z10
+	VFMADD231PD Z1, Z10, Z9
+	VMOVUPD     (BX)(AX*8), Z11
+	VSUBPD      Z11, Z9, Z12
+	VFMADD231PD Z2, Z12, Z11
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMULPD      Z3, Z9, Z12
+	VMOVUPD     (SI)(AX*8), Z13
+	VMULPD      Z4, Z13, Z13
+	VFMADD231PD Z12, Z9, Z13
+	VMOVUPD     Z13, (SI)(AX*8)
+	VSQRTPD     Z13, Z12
+	VFMADD132PD Z5, Z6, Z12
+	VDIVPD      Z12, Z9, Z9
+	VFMADD231PD Z8, Z9, Z10
+	VDIVPD      Z12, Z11, Z9
+	VFMADD231PD Z7, Z9, Z10
+	VMOVUPD     Z10, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z9
+	VMULPD      Z9, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z9
+	VFMADD231PD Z1, Z9, Z0
+	VMOVUPD.Z   (BX)(AX*8), K1, Z1
+	VSUBPD      Z1, Z0, Z10
+	VFMADD231PD Z2, Z10, Z1
+	VMOVUPD     Z1, K1, (BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   (SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VSQRTPD     Z3, Z2
+	VFMADD132PD Z5, Z6, Z2
+	VDIVPD      Z2, Z0, Z0
+	VFMADD231PD Z8, Z0, Z9
+	VDIVPD      Z2, Z1, Z0
+	VFMADD231PD Z7, Z0, Z9
+	VMOVUPD     Z9, K1, (CX)(AX*8)
+	JMP         done
+
+mode2:
+	VMOVUPD (AX), Z0
+	VMOVUPD 128(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 320(AX), Z4
+	VMOVUPD 384(AX), Z5
+	VMOVUPD 448(AX), Z6
+	VMOVUPD 512(AX), Z7
+	VMOVUPD 576(AX), Z8
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m2_single
+	VMOVUPD     (DX)(AX*8), Z9
+	VMOVUPD     64(DX)(AX*8), Z10
+	VMOVUPD     128(DX)(AX*8), Z11
+	VMOVUPD     192(DX)(AX*8), Z12
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z10
+	VMULPD      Z11, Z0, Z11
+	VMULPD      Z12, Z0, Z15
+	VMOVUPD     (CX)(AX*8), Z12
+	VMOVUPD     64(CX)(AX*8), Z13
+	VMOVUPD     128(CX)(AX*8), Z14
+	VMOVUPD     192(CX)(AX*8), Z16
+	VMULPD      Z12, Z1, Z12
+	VMULPD      Z13, Z1, Z13
+	VMULPD      Z14, Z1, Z14
+	VMULPD      Z16, Z1, Z22
+	VMOVUPD     (BX)(AX*8), Z16
+	VMOVUPD     64(BX)(AX*8), Z18
+	VMOVUPD     128(BX)(AX*8), Z20
+	VMOVUPD     192(BX)(AX*8), Z23
+	VSUBPD      Z16, Z9, Z17
+	VSUBPD      Z18, Z10, Z19
+	VSUBPD      Z20, Z11, Z21
+	VSUBPD      Z23, Z15, Z24
+	VFMADD231PD Z2, Z17, Z16
+	VFMADD231PD Z2, Z19, Z18
+	VFMADD231PD Z2, Z21, Z20
+	VFMADD231PD Z2, Z24, Z23
+	VMOVUPD     Z16, (BX)(AX*8)
+	VMOVUPD     Z18, 64(BX)(AX*8)
+	VMOVUPD     Z20, 128(BX)(AX*8)
+	VMOVUPD     Z23, 192(BX)(AX*8)
+	VMULPD      Z3, Z9, Z17
+	VMULPD      Z3, Z10, Z21
+	VMULPD      Z3, Z11, Z25
+	VMULPD      Z3, Z15, Z27
+	VMOVUPD     (SI)(AX*8), Z19
+	VMOVUPD     64(SI)(AX*8), Z24
+	VMOVUPD     128(SI)(AX*8), Z26
+	VMOVUPD     192(SI)(AX*8), Z28
+	VMULPD      Z4, Z19, Z19
+	VMULPD      Z4, Z24, Z24
+	VMULPD      Z4, Z26, Z26
+	VMULPD      Z4, Z28, Z28
+	VFMADD231PD Z17, Z9, Z19
+	VFMADD231PD Z21, Z10, Z24
+	VFMADD231PD Z25, Z11, Z26
+	VFMADD231PD Z27, Z15, Z28
+	VMOVUPD     Z19, (SI)(AX*8)
+	VMOVUPD     Z24, 64(SI)(AX*8)
+	VMOVUPD     Z26, 128(SI)(AX*8)
+	VMOVUPD     Z28, 192(SI)(AX*8)
+	VSQRTPD     Z19, Z17
+	VSQRTPD     Z24, Z19
+	VSQRTPD     Z26, Z21
+	VSQRTPD     Z28, Z24
+	VFMADD132PD Z5, Z6, Z17
+	VFMADD132PD Z5, Z6, Z19
+	VFMADD132PD Z5, Z6, Z21
+	VFMADD132PD Z5, Z6, Z24
+	VDIVPD      Z17, Z9, Z9
+	VDIVPD      Z19, Z10, Z10
+	VDIVPD      Z21, Z11, Z11
+	VDIVPD      Z24, Z15, Z15
+	VFMADD231PD Z8, Z9, Z12
+	VFMADD231PD Z8, Z10, Z13
+	VFMADD231PD Z8, Z11, Z14
+	VFMADD231PD Z8, Z15, Z22
+	VDIVPD      Z17, Z16, Z9
+	VDIVPD      Z19, Z18, Z10
+	VDIVPD      Z21, Z20, Z11
+	VDIVPD      Z24, Z23, Z15
+	VFMADD231PD Z7, Z9, Z12
+	VFMADD231PD Z7, Z10, Z13
+	VFMADD231PD Z7, Z11, Z14
+	VFMADD231PD Z7, Z15, Z22
+	VMOVUPD     Z12, (CX)(AX*8)
+	VMOVUPD     Z13, 64(CX)(AX*8)
+	VMOVUPD     Z14, 128(CX)(AX*8)
+	VMOVUPD     Z22, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m2_tail
+	VMOVUPD     (DX)(AX*8), Z9
+	VMULPD      Z9, Z0, Z9
+	VMOVUPD     (CX)(AX*8), Z10
+	VMULPD      Z10, Z1, Z10
+	VMOVUPD     (BX)(AX*8), Z11
+	VSUBPD      Z11, Z9, Z12
+	VFMADD231PD Z2, Z12, Z11
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMULPD      Z3, Z9, Z12
+	VMOVUPD     (SI)(AX*8), Z13
+	VMULPD      Z4, Z13, Z13
+	VFMADD231PD Z12, Z9, Z13
+	VMOVUPD     Z13, (SI)(AX*8)
+	VSQRTPD     Z13, Z12
+	VFMADD132PD Z5, Z6, Z12
+	VDIVPD      Z12, Z9, Z9
+	VFMADD231PD Z8, Z9, Z10
+	VDIVPD      Z12, Z11, Z9
+	VFMADD231PD Z7, Z9, Z10
+	VMOVUPD     Z10, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z9
+	VMULPD      Z9, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z9
+	VMULPD      Z9, Z1, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z9
+	VSUBPD      Z9, Z0, Z10
+	VFMADD231PD Z2, Z10, Z9
+	VMOVUPD     Z9, K1, (BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   (SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VSQRTPD     Z3, Z2
+	VFMADD132PD Z5, Z6, Z2
+	VDIVPD      Z2, Z0, Z0
+	VFMADD231PD Z8, Z0, Z1
+	VDIVPD      Z2, Z9, Z0
+	VFMADD231PD Z7, Z0, Z1
+	VMOVUPD     Z1, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func radamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·radamF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000007, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	CMPQ R8, $0x00000001
+	JEQ  mode1
+	CMPQ R8, $0x00000002
+	JEQ  mode2
+	CMPQ R8, $0x00000003
+	JEQ  mode0
+	CMPQ R8, $0x00000004
+	JEQ  mode4
+	CMPQ R8, $0x00000005
+	JEQ  mode5
+	CMPQ R8, $0x00000006
+	JEQ  mode6
+	JMP  mode4
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 192(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 512(AX), Z4
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (DX)(AX*8), Z5
+	VMOVUPD     64(DX)(AX*8), Z6
+	VMOVUPD     128(DX)(AX*8), Z7
+	VMOVUPD     192(DX)(AX*8), Z8
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z17
+	VMOVUPD     (CX)(AX*8), Z8
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z14
+	VMOVUPD     192(CX)(AX*8), Z18
+	VMOVUPD     (BX)(AX*8), Z9
+	VMOVUPD     64(BX)(AX*8), Z12
+	VMOVUPD     128(BX)(AX*8), Z15
+	VMOVUPD     192(BX)(AX*8), Z19
+	VSUBPD      Z9, Z5, Z10
+	VSUBPD      Z12, Z6, Z13
+	VSUBPD      Z15, Z7, Z16
+	VSUBPD      Z19, Z17, Z20
+	VFMADD231PD Z1, Z10, Z9
+	VFMADD231PD Z1, Z13, Z12
+	VFMADD231PD Z1, Z16, Z15
+	VFMADD231PD Z1, Z20, Z19
+	VMOVUPD     Z9, (BX)(AX*8)
+	VMOVUPD     Z12, 64(BX)(AX*8)
+	VMOVUPD     Z15, 128(BX)(AX*8)
+	VMOVUPD     Z19, 192(BX)(AX*8)
+	VMULPD      Z2, Z5, Z10
+	VMULPD      Z2, Z6, Z16
+	VMULPD      Z2, Z7, Z21
+	VMULPD      Z2, Z17, Z23
+	VMOVUPD     (SI)(AX*8), Z13
+	VMOVUPD     64(SI)(AX*8), Z20
+	VMOVUPD     128(SI)(AX*8), Z22
+	VMOVUPD     192(SI)(AX*8), Z24
+	VMULPD      Z3, Z13, Z13
+	VMULPD      Z3, Z20, Z20
+	VMULPD      Z3, Z22, Z22
+	VMULPD      Z3, Z24, Z24
+	VFMADD231PD Z10, Z5, Z13
+	VFMADD231PD Z16, Z6, Z20
+	VFMADD231PD Z21, Z7, Z22
+	VFMADD231PD Z23, Z17, Z24
+	VMOVUPD     Z13, (SI)(AX*8)
+	VMOVUPD     Z20, 64(SI)(AX*8)
+	VMOVUPD     Z22, 128(SI)(AX*8)
+	VMOVUPD     Z24, 192(SI)(AX*8)
+	VFMADD231PD Z4, Z9, Z8
+	VFMADD231PD Z4, Z12, Z11
+	VFMADD231PD Z4, Z15, Z14
+	VFMADD231PD Z4, Z19, Z18
+	VMOVUPD     Z8, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z14, 128(CX)(AX*8)
+	VMOVUPD     Z18, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z5
+	VMULPD      Z5, Z0, Z5
+	VMOVUPD     (CX)(AX*8), Z6
+	VMOVUPD     (BX)(AX*8), Z7
+	VSUBPD      Z7, Z5, Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     Z7, (BX)(AX*8)
+	VMULPD      Z2, Z5, Z8
+	VMOVUPD     (SI)(AX*8), Z9
+	VMULPD      Z3, Z9, Z9
+	VFMADD231PD Z8, Z5, Z9
+	VMOVUPD     Z9, (SI)(AX*8)
+	VFMADD231PD Z4, Z7, Z6
+	VMOVUPD     Z6, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z5
+	VMULPD      Z5, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z5
+	VMOVUPD.Z   (BX)(AX*8), K1, Z6
+	VSUBPD      Z6, Z0, Z7
+	VFMADD231PD Z1, Z7, Z6
+	VMOVUPD     Z6, K1, (BX)(AX*8)
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VFMADD231PD Z4, Z6, Z5
+	VMOVUPD     Z5, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 320(AX), Z4
+	VMOVUPD 512(AX), Z5
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VFMADD231PD Z1, Z9, Z6
+	VFMADD231PD Z1, Z12, Z7
+	VFMADD231PD Z1, Z15, Z8
+	VFMADD231PD Z1, Z19, Z18
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VSUBPD      Z10, Z6, Z11
+	VSUBPD      Z13, Z7, Z14
+	VSUBPD      Z16, Z8, Z17
+	VSUBPD      Z20, Z18, Z21
+	VFMADD231PD Z2, Z11, Z10
+	VFMADD231PD Z2, Z14, Z13
+	VFMADD231PD Z2, Z17, Z16
+	VFMADD231PD Z2, Z21, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VMULPD      Z3, Z6, Z11
+	VMULPD      Z3, Z7, Z17
+	VMULPD      Z3, Z8, Z22
+	VMULPD      Z3, Z18, Z24
+	VMOVUPD     (SI)(AX*8), Z14
+	VMOVUPD     64(SI)(AX*8), Z21
+	VMOVUPD     128(SI)(AX*8), Z23
+	VMOVUPD     192(SI)(AX*8), Z25
+	VMULPD      Z4, Z14, Z14
+	VMULPD      Z4, Z21, Z21
+	VMULPD      Z4, Z23, Z23
+	VMULPD      Z4, Z25, Z25
+	VFMADD231PD Z11, Z6, Z14
+	VFMADD231PD Z17, Z7, Z21
+	VFMADD231PD Z22, Z8, Z23
+	VFMADD231PD Z24, Z18, Z25
+	VMOVUPD     Z14, (SI)(AX*8)
+	VMOVUPD     Z21, 64(SI)(AX*8)
+	VMOVUPD     Z23, 128(SI)(AX*8)
+	VMOVUPD     Z25, 192(SI)(AX*8)
+	VFMADD231PD Z5, Z10, Z9
+	VFMADD231PD Z5, Z13, Z12
+	VFMADD231PD Z5, Z16, Z15
+	VFMADD231PD Z5, Z20, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VFMADD231PD Z1, Z7, Z6
+	VMOVUPD     (BX)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z9
+	VFMADD231PD Z2, Z9, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VMULPD      Z3, Z6, Z9
+	VMOVUPD     (SI)(AX*8), Z10
+	VMULPD      Z4, Z10, Z10
+	VFMADD231PD Z9, Z6, Z10
+	VMOVUPD     Z10, (SI)(AX*8)
+	VFMADD231PD Z5, Z8, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VFMADD231PD Z1, Z6, Z0
+	VMOVUPD.Z   (BX)(AX*8), K1, Z1
+	VSUBPD      Z1, Z0, Z7
+	VFMADD231PD Z2, Z7, Z1
+	VMOVUPD     Z1, K1, (BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   (SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VFMADD231PD Z5, Z1, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode2:
+	VMOVUPD (AX), Z0
+	VMOVUPD 128(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 320(AX), Z4
+	VMOVUPD 512(AX), Z5
+	XORQ    AX, AX
+
+m2_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m2_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z12
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z10
+	VMOVUPD     128(CX)(AX*8), Z11
+	VMOVUPD     192(CX)(AX*8), Z13
+	VMULPD      Z9, Z1, Z9
+	VMULPD      Z10, Z1, Z10
+	VMULPD      Z11, Z1, Z11
+	VMULPD      Z13, Z1, Z19
+	VMOVUPD     (BX)(AX*8), Z13
+	VMOVUPD     64(BX)(AX*8), Z15
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z20
+	VSUBPD      Z13, Z6, Z14
+	VSUBPD      Z15, Z7, Z16
+	VSUBPD      Z17, Z8, Z18
+	VSUBPD      Z20, Z12, Z21
+	VFMADD231PD Z2, Z14, Z13
+	VFMADD231PD Z2, Z16, Z15
+	VFMADD231PD Z2, Z18, Z17
+	VFMADD231PD Z2, Z21, Z20
+	VMOVUPD     Z13, (BX)(AX*8)
+	VMOVUPD     Z15, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VMULPD      Z3, Z6, Z14
+	VMULPD      Z3, Z7, Z18
+	VMULPD      Z3, Z8, Z22
+	VMULPD      Z3, Z12, Z24
+	VMOVUPD     (SI)(AX*8), Z16
+	VMOVUPD     64(SI)(AX*8), Z21
+	VMOVUPD     128(SI)(AX*8), Z23
+	VMOVUPD     192(SI)(AX*8), Z25
+	VMULPD      Z4, Z16, Z16
+	VMULPD      Z4, Z21, Z21
+	VMULPD      Z4, Z23, Z23
+	VMULPD      Z4, Z25, Z25
+	VFMADD231PD Z14, Z6, Z16
+	VFMADD231PD Z18, Z7, Z21
+	VFMADD231PD Z22, Z8, Z23
+	VFMADD231PD Z24, Z12, Z25
+	VMOVUPD     Z16, (SI)(AX*8)
+	VMOVUPD     Z21, 64(SI)(AX*8)
+	VMOVUPD     Z23, 128(SI)(AX*8)
+	VMOVUPD     Z25, 192(SI)(AX*8)
+	VFMADD231PD Z5, Z13, Z9
+	VFMADD231PD Z5, Z15, Z10
+	VFMADD231PD Z5, Z17, Z11
+	VFMADD231PD Z5, Z20, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z10, 64(CX)(AX*8)
+	VMOVUPD     Z11, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m2_loop
+
+m2_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m2_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VMULPD      Z7, Z1, Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z9
+	VFMADD231PD Z2, Z9, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VMULPD      Z3, Z6, Z9
+	VMOVUPD     (SI)(AX*8), Z10
+	VMULPD      Z4, Z10, Z10
+	VFMADD231PD Z9, Z6, Z10
+	VMOVUPD     Z10, (SI)(AX*8)
+	VFMADD231PD Z5, Z8, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m2_single
+
+m2_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VMULPD      Z6, Z1, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z6
+	VSUBPD      Z6, Z0, Z7
+	VFMADD231PD Z2, Z7, Z6
+	VMOVUPD     Z6, K1, (BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   (SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VFMADD231PD Z5, Z6, Z1
+	VMOVUPD     Z1, K1, (CX)(AX*8)
+	JMP         done
+
+mode4:
+	VMOVUPD (AX), Z0
+	VMOVUPD 192(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 448(AX), Z4
+	VMOVUPD 512(AX), Z5
+	XORQ    AX, AX
+
+m4_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m4_single
+	VMOVUPD     (DX)(AX*8), Z6
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z18
+	VMOVUPD     (CX)(AX*8), Z9
+	VMOVUPD     64(CX)(AX*8), Z12
+	VMOVUPD     128(CX)(AX*8), Z15
+	VMOVUPD     192(CX)(AX*8), Z19
+	VMOVUPD     (BX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z13
+	VMOVUPD     128(BX)(AX*8), Z16
+	VMOVUPD     192(BX)(AX*8), Z20
+	VSUBPD      Z10, Z6, Z11
+	VSUBPD      Z13, Z7, Z14
+	VSUBPD      Z16, Z8, Z17
+	VSUBPD      Z20, Z18, Z21
+	VFMADD231PD Z1, Z11, Z10
+	VFMADD231PD Z1, Z14, Z13
+	VFMADD231PD Z1, Z17, Z16
+	VFMADD231PD Z1, Z21, Z20
+	VMOVUPD     Z10, (BX)(AX*8)
+	VMOVUPD     Z13, 64(BX)(AX*8)
+	VMOVUPD     Z16, 128(BX)(AX*8)
+	VMOVUPD     Z20, 192(BX)(AX*8)
+	VMULPD      Z2, Z6, Z11
+	VMULPD      Z2, Z7, Z17
+	VMULPD      Z2, Z8, Z22
+	VMULPD      Z2, Z18, Z24
+	VMOVUPD     (SI)(AX*8), Z14
+	VMOVUPD     64(SI)(AX*8), Z21
+	VMOVUPD     128(SI)(AX*8), Z23
+	VMOVUPD     192(SI)(AX*8), Z25
+	VMULPD      Z3, Z14, Z14
+	VMULPD      Z3, Z21, Z21
+	VMULPD      Z3, Z23, Z23
+	VMULPD      Z3, Z25, Z25
+	VFMADD231PD Z11, Z6, Z14
+	VFMADD231PD Z17, Z7, Z21
+	VFMADD231PD Z22, Z8, Z23
+	VFMADD231PD Z24, Z18, Z25
+	VMOVUPD     Z14, (SI)(AX*8)
+	VMOVUPD     Z21, 64(SI)(AX*8)
+	VMOVUPD     Z23, 128(SI)(AX*8)
+	VMOVUPD     Z25, 192(SI)(AX*8)
+	VSQRTPD     Z14, Z6
+	VSQRTPD     Z21, Z7
+	VSQRTPD     Z23, Z8
+	VSQRTPD     Z25, Z11
+	VADDPD      Z6, Z4, Z6
+	VADDPD      Z7, Z4, Z7
+	VADDPD      Z8, Z4, Z8
+	VADDPD      Z11, Z4, Z11
+	VDIVPD      Z6, Z10, Z6
+	VDIVPD      Z7, Z13, Z7
+	VDIVPD      Z8, Z16, Z8
+	VDIVPD      Z11, Z20, Z10
+	VFMADD231PD Z5, Z6, Z9
+	VFMADD231PD Z5, Z7, Z12
+	VFMADD231PD Z5, Z8, Z15
+	VFMADD231PD Z5, Z10, Z19
+	VMOVUPD     Z9, (CX)(AX*8)
+	VMOVUPD     Z12, 64(CX)(AX*8)
+	VMOVUPD     Z15, 128(CX)(AX*8)
+	VMOVUPD     Z19, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m4_loop
+
+m4_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m4_tail
+	VMOVUPD     (DX)(AX*8), Z6
+	VMULPD      Z6, Z0, Z6
+	VMOVUPD     (CX)(AX*8), Z7
+	VMOVUPD     (BX)(AX*8), Z8
+	VSUBPD      Z8, Z6, Z9
+	VFMADD231PD Z1, Z9, Z8
+	VMOVUPD     Z8, (BX)(AX*8)
+	VMULPD      Z2, Z6, Z9
+	VMOVUPD     (SI)(AX*8), Z10
+	VMULPD      Z3, Z10, Z10
+	VFMADD231PD Z9, Z6, Z10
+	VMOVUPD     Z10, (SI)(AX*8)
+	VSQRTPD     Z10, Z6
+	VADDPD      Z6, Z4, Z6
+	VDIVPD      Z6, Z8, Z6
+	VFMADD231PD Z5, Z6, Z7
+	VMOVUPD     Z7, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m4_single
+
+m4_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z6
+	VMULPD      Z6, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z6
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VSUBPD      Z7, Z0, Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VSQRTPD     Z2, Z0
+	VADDPD      Z0, Z4, Z0
+	VDIVPD      Z0, Z7, Z0
+	VFMADD231PD Z5, Z0, Z6
+	VMOVUPD     Z6, K1, (CX)(AX*8)
+	JMP         done
+
+mode5:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 320(AX), Z4
+	VMOVUPD 448(AX), Z5
+	VMOVUPD 512(AX), Z6
+	XORQ    AX, AX
+
+m5_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m5_single
+	VMOVUPD     (DX)(AX*8), Z7
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z9
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z19
+	VMOVUPD     (CX)(AX*8), Z10
+	VMOVUPD     64(CX)(AX*8), Z13
+	VMOVUPD     128(CX)(AX*8), Z16
+	VMOVUPD     192(CX)(AX*8), Z20
+	VFMADD231PD Z1, Z10, Z7
+	VFMADD231PD Z1, Z13, Z8
+	VFMADD231PD Z1, Z16, Z9
+	VFMADD231PD Z1, Z20, Z19
+	VMOVUPD     (BX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z14
+	VMOVUPD     128(BX)(AX*8), Z17
+	VMOVUPD     192(BX)(AX*8), Z21
+	VSUBPD      Z11, Z7, Z12
+	VSUBPD      Z14, Z8, Z15
+	VSUBPD      Z17, Z9, Z18
+	VSUBPD      Z21, Z19, Z22
+	VFMADD231PD Z2, Z12, Z11
+	VFMADD231PD Z2, Z15, Z14
+	VFMADD231PD Z2, Z18, Z17
+	VFMADD231PD Z2, Z22, Z21
+	VMOVUPD     Z11, (BX)(AX*8)
+	VMOVUPD     Z14, 64(BX)(AX*8)
+	VMOVUPD     Z17, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VMULPD      Z3, Z7, Z12
+	VMULPD      Z3, Z8, Z18
+	VMULPD      Z3, Z9, Z23
+	VMULPD      Z3, Z19, Z25
+	VMOVUPD     (SI)(AX*8), Z15
+	VMOVUPD     64(SI)(AX*8), Z22
+	VMOVUPD     128(SI)(AX*8), Z24
+	VMOVUPD     192(SI)(AX*8), Z26
+	VMULPD      Z4, Z15, Z15
+	VMULPD      Z4, Z22, Z22
+	VMULPD      Z4, Z24, Z24
+	VMULPD      Z4, Z26, Z26
+	VFMADD231PD Z12, Z7, Z15
+	VFMADD231PD Z18, Z8, Z22
+	VFMADD231PD Z23, Z9, Z24
+	VFMADD231PD Z25, Z19, Z26
+	VMOVUPD     Z15, (SI)(AX*8)
+	VMOVUPD     Z22, 64(SI)(AX*8)
+	VMOVUPD     Z24, 128(SI)(AX*8)
+	VMOVUPD     Z26, 192(SI)(AX*8)
+	VSQRTPD     Z15, Z7
+	VSQRTPD     Z22, Z8
+	VSQRTPD     Z24, Z9
+	VSQRTPD     Z26, Z12
+	VADDPD      Z7, Z5, Z7
+	VADDPD      Z8, Z5, Z8
+	VADDPD      Z9, Z5, Z9
+	VADDPD      Z12, Z5, Z12
+	VDIVPD      Z7, Z11, Z7
+	VDIVPD      Z8, Z14, Z8
+	VDIVPD      Z9, Z17, Z9
+	VDIVPD      Z12, Z21, Z11
+	VFMADD231PD Z6, Z7, Z10
+	VFMADD231PD Z6, Z8, Z13
+	VFMADD231PD Z6, Z9, Z16
+	VFMADD231PD Z6, Z11, Z20
+	VMOVUPD     Z10, (CX)(AX*8)
+	VMOVUPD     Z13, 64(CX)(AX*8)
+	VMOVUPD     Z16, 128(CX)(AX*8)
+	VMOVUPD     Z20, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m5_loop
+
+m5_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m5_tail
+	VMOVUPD     (DX)(AX*8), Z7
+	VMULPD      Z7, Z0, Z7
+	VMOVUPD     (CX)(AX*8), Z8
+	VFMADD231PD Z1, Z8, Z7
+	VMOVUPD     (BX)(AX*8), Z9
+	VSUBPD      Z9, Z7, Z10
+	VFMADD231PD Z2, Z10, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VMULPD      Z3, Z7, Z10
+	VMOVUPD     (SI)(AX*8), Z11
+	VMULPD      Z4, Z11, Z11
+	VFMADD231PD Z10, Z7, Z11
+	VMOVUPD     Z11, (SI)(AX*8)
+	VSQRTPD     Z11, Z7
+	VADDPD      Z7, Z5, Z7
+	VDIVPD      Z7, Z9, Z7
+	VFMADD231PD Z6, Z7, Z8
+	VMOVUPD     Z8, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m5_single
+
+m5_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z7
+	VMULPD      Z7, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z7
+	VFMADD231PD Z1, Z7, Z0
+	VMOVUPD.Z   (BX)(AX*8), K1, Z1
+	VSUBPD      Z1, Z0, Z8
+	VFMADD231PD Z2, Z8, Z1
+	VMOVUPD     Z1, K1, (BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   (SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VSQRTPD     Z3, Z0
+	VADDPD      Z0, Z5, Z0
+	VDIVPD      Z0, Z1, Z0
+	VFMADD231PD Z6, Z0, Z7
+	VMOVUPD     Z7, K1, (CX)(AX*8)
+	JMP         done
+
+mode6:
+	VMOVUPD (AX), Z0
+	VMOVUPD 128(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 320(AX), Z4
+	VMOVUPD 448(AX), Z5
+	VMOVUPD 512(AX), Z6
+	XORQ    AX, AX
+
+m6_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m6_single
+	VMOVUPD     (DX)(AX*8), Z7
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z9
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z9, Z0, Z9
+	VMULPD      Z10, Z0, Z13
+	VMOVUPD     (CX)(AX*8), Z10
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     128(CX)(AX*8), Z12
+	VMOVUPD     192(CX)(AX*8), Z14
+	VMULPD      Z10, Z1, Z10
+	VMULPD      Z11, Z1, Z11
+	VMULPD      Z12, Z1, Z12
+	VMULPD      Z14, Z1, Z20
+	VMOVUPD     (BX)(AX*8), Z14
+	VMOVUPD     64(BX)(AX*8), Z16
+	VMOVUPD     128(BX)(AX*8), Z18
+	VMOVUPD     192(BX)(AX*8), Z21
+	VSUBPD      Z14, Z7, Z15
+	VSUBPD      Z16, Z8, Z17
+	VSUBPD      Z18, Z9, Z19
+	VSUBPD      Z21, Z13, Z22
+	VFMADD231PD Z2, Z15, Z14
+	VFMADD231PD Z2, Z17, Z16
+	VFMADD231PD Z2, Z19, Z18
+	VFMADD231PD Z2, Z22, Z21
+	VMOVUPD     Z14, (BX)(AX*8)
+	VMOVUPD     Z16, 64(BX)(AX*8)
+	VMOVUPD     Z18, 128(BX)(AX*8)
+	VMOVUPD     Z21, 192(BX)(AX*8)
+	VMULPD      Z3, Z7, Z15
+	VMULPD      Z3, Z8, Z19
+	VMULPD      Z3, Z9, Z23
+	VMULPD      Z3, Z13, Z25
+	VMOVUPD     (SI)(AX*8), Z17
+	VMOVUPD     64(SI)(AX*8), Z22
+	VMOVUPD     128(SI)(AX*8), Z24
+	VMOVUPD     192(SI)(AX*8), Z26
+	VMULPD      Z4, Z17, Z17
+	VMULPD      Z4, Z22, Z22
+	VMULPD      Z4, Z24, Z24
+	VMULPD      Z4, Z26, Z26
+	VFMADD231PD Z15, Z7, Z17
+	VFMADD231PD Z19, Z8, Z22
+	VFMADD231PD Z23, Z9, Z24
+	VFMADD231PD Z25, Z13, Z26
+	VMOVUPD     Z17, (SI)(AX*8)
+	VMOVUPD     Z22, 64(SI)(AX*8)
+	VMOVUPD     Z24, 128(SI)(AX*8)
+	VMOVUPD     Z26, 192(SI)(AX*8)
+	VSQRTPD     Z17, Z7
+	VSQRTPD     Z22, Z8
+	VSQRTPD     Z24, Z9
+	VSQRTPD     Z26, Z13
+	VADDPD      Z7, Z5, Z7
+	VADDPD      Z8, Z5, Z8
+	VADDPD      Z9, Z5, Z9
+	VADDPD      Z13, Z5, Z13
+	VDIVPD      Z7, Z14, Z7
+	VDIVPD      Z8, Z16, Z8
+	VDIVPD      Z9, Z18, Z9
+	VDIVPD      Z13, Z21, Z13
+	VFMADD231PD Z6, Z7, Z10
+	VFMADD231PD Z6, Z8, Z11
+	VFMADD231PD Z6, Z9, Z12
+	VFMADD231PD Z6, Z13, Z20
+	VMOVUPD     Z10, (CX)(AX*8)
+	VMOVUPD     Z11, 64(CX)(AX*8)
+	VMOVUPD     Z12, 128(CX)(AX*8)
+	VMOVUPD     Z20, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m6_loop
+
+m6_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m6_tail
+	VMOVUPD     (DX)(AX*8), Z7
+	VMULPD      Z7, Z0, Z7
+	VMOVUPD     (CX)(AX*8), Z8
+	VMULPD      Z8, Z1, Z8
+	VMOVUPD     (BX)(AX*8), Z9
+	VSUBPD      Z9, Z7, Z10
+	VFMADD231PD Z2, Z10, Z9
+	VMOVUPD     Z9, (BX)(AX*8)
+	VMULPD      Z3, Z7, Z10
+	VMOVUPD     (SI)(AX*8), Z11
+	VMULPD      Z4, Z11, Z11
+	VFMADD231PD Z10, Z7, Z11
+	VMOVUPD     Z11, (SI)(AX*8)
+	VSQRTPD     Z11, Z7
+	VADDPD      Z7, Z5, Z7
+	VDIVPD      Z7, Z9, Z7
+	VFMADD231PD Z6, Z7, Z8
+	VMOVUPD     Z8, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m6_single
+
+m6_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z7
+	VMULPD      Z7, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z7
+	VMULPD      Z7, Z1, Z1
+	VMOVUPD.Z   (BX)(AX*8), K1, Z7
+	VSUBPD      Z7, Z0, Z8
+	VFMADD231PD Z2, Z8, Z7
+	VMOVUPD     Z7, K1, (BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   (SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VSQRTPD     Z3, Z0
+	VADDPD      Z0, Z5, Z0
+	VDIVPD      Z0, Z7, Z0
+	VFMADD231PD Z6, Z0, Z1
+	VMOVUPD     Z1, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func lambMomentsF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·lambMomentsF64AVX512(SB), NOSPLIT, $0-72
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ m+24(FP), BX
+	MOVQ v+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 192(AX), Z1
+	VMOVUPD 256(AX), Z2
+	VMOVUPD 320(AX), Z3
+	VMOVUPD 384(AX), Z4
+	VMOVUPD 448(AX), Z5
+	VXORPD  Z6, Z6, Z6
+	VXORPD  Z7, Z7, Z7
+	VXORPD  Z8, Z8, Z8
+	VXORPD  Z9, Z9, Z9
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_unit
+	VMOVUPD     (DX)(AX*8), Z10
+	VMOVUPD     64(DX)(AX*8), Z11
+	VMOVUPD     128(DX)(AX*8), Z12
+	VMOVUPD     192(DX)(AX*8), Z13
+	VMULPD      Z10, Z0, Z10
+	VMULPD      Z11, Z0, Z11
+	VMULPD      Z12, Z0, Z12
+	VMULPD      Z13, Z0, Z22
+	VMOVUPD     (CX)(AX*8), Z13
+	VMOVUPD     64(CX)(AX*8), Z16
+	VMOVUPD     128(CX)(AX*8), Z19
+	VMOVUPD     192(CX)(AX*8), Z23
+	VMOVUPD     (BX)(AX*8), Z14
+	VMOVUPD     64(BX)(AX*8), Z17
+	VMOVUPD     128(BX)(AX*8), Z20
+	VMOVUPD     192(BX)(AX*8), Z24
+	VSUBPD      Z14, Z10, Z15
+	VSUBPD      Z17, Z11, Z18
+	VSUBPD      Z20, Z12, Z21
+	VSUBPD      Z24, Z22, Z25
+	VFMADD231PD Z1, Z15, Z14
+	VFMADD231PD Z1, Z18, Z17
+	VFMADD231PD Z1, Z21, Z20
+	VFMADD231PD Z1, Z25, Z24
+	VMOVUPD     Z14, (BX)(AX*8)
+	VMOVUPD     Z17, 64(BX)(AX*8)
+	VMOVUPD     Z20, 128(BX)(AX*8)
+	VMOVUPD     Z24, 192(BX)(AX*8)
+	VMULPD      Z2, Z10, Z15
+	VMULPD      Z2, Z11, Z21
+	VMULPD      Z2, Z12, Z26
+	VMULPD      Z2, Z22, Z28
+	VMOVUPD     (SI)(AX*8), Z18
+	VMOVUPD     64(SI)(AX*8), Z25
+	VMOVUPD     128(SI)(AX*8), Z27
+	VMOVUPD     192(SI)(AX*8), Z29
+	VMULPD      Z3, Z18, Z18
+	VMULPD      Z3, Z25, Z25
+	VMULPD      Z3, Z27, Z27
+	VMULPD      Z3, Z29, Z29
+	VFMADD231PD Z15, Z10, Z18
+	VFMADD231PD Z21, Z11, Z25
+	VFMADD231PD Z26, Z12, Z27
+	VFMADD231PD Z28, Z22, Z29
+	VMOVUPD     Z18, (SI)(AX*8)
+	VMOVUPD     Z25, 64(SI)(AX*8)
+	VMOVUPD     Z27, 128(SI)(AX*8)
+	VMOVUPD     Z29, 192(SI)(AX*8)
+	VSQRTPD     Z18, Z10
+	VSQRTPD     Z25, Z11
+	VSQRTPD     Z27, Z12
+	VSQRTPD     Z29, Z15
+	VFMADD132PD Z4, Z5, Z10
+	VFMADD132PD Z4, Z5, Z11
+	VFMADD132PD Z4, Z5, Z12
+	VFMADD132PD Z4, Z5, Z15
+	VDIVPD      Z10, Z14, Z10
+	VDIVPD      Z11, Z17, Z11
+	VDIVPD      Z12, Z20, Z12
+	VDIVPD      Z15, Z24, Z14
+	VFMADD231PD Z13, Z13, Z6
+	VFMADD231PD Z16, Z16, Z7
+	VFMADD231PD Z19, Z19, Z6
+	VFMADD231PD Z23, Z23, Z7
+	VFMADD231PD Z10, Z10, Z8
+	VFMADD231PD Z11, Z11, Z9
+	VFMADD231PD Z12, Z12, Z8
+	VFMADD231PD Z14, Z14, Z9
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_unit:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m0_tail
+	VMOVUPD     (DX)(AX*8), Z10
+	VMOVUPD     64(DX)(AX*8), Z11
+	VMULPD      Z10, Z0, Z10
+	VMULPD      Z11, Z0, Z14
+	VMOVUPD     (CX)(AX*8), Z11
+	VMOVUPD     64(CX)(AX*8), Z15
+	VMOVUPD     (BX)(AX*8), Z12
+	VMOVUPD     64(BX)(AX*8), Z16
+	VSUBPD      Z12, Z10, Z13
+	VSUBPD      Z16, Z14, Z17
+	VFMADD231PD Z1, Z13, Z12
+	VFMADD231PD Z1, Z17, Z16
+	VMOVUPD     Z12, (BX)(AX*8)
+	VMOVUPD     Z16, 64(BX)(AX*8)
+	VMULPD      Z2, Z10, Z13
+	VMULPD      Z2, Z14, Z18
+	VMOVUPD     (SI)(AX*8), Z17
+	VMOVUPD     64(SI)(AX*8), Z19
+	VMULPD      Z3, Z17, Z17
+	VMULPD      Z3, Z19, Z19
+	VFMADD231PD Z13, Z10, Z17
+	VFMADD231PD Z18, Z14, Z19
+	VMOVUPD     Z17, (SI)(AX*8)
+	VMOVUPD     Z19, 64(SI)(AX*8)
+	VSQRTPD     Z17, Z10
+	VSQRTPD     Z19, Z13
+	VFMADD132PD Z4, Z5, Z10
+	VFMADD132PD Z4, Z5, Z13
+	VDIVPD      Z10, Z12, Z10
+	VDIVPD      Z13, Z16, Z12
+	VFMADD231PD Z11, Z11, Z6
+	VFMADD231PD Z15, Z15, Z7
+	VFMADD231PD Z10, Z10, Z8
+	VFMADD231PD Z12, Z12, Z9
+	ADDQ        $0x00000010, AX
+	JMP         m0_unit
+
+m0_tail:
+	MOVQ        R8, DI
+	TESTQ       DI, DI
+	JLE         m0_combine
+	CMPQ        DI, $0x00000008
+	JGE         m0_full0
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z10
+	VMULPD      Z10, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z10
+	VMOVUPD.Z   (BX)(AX*8), K1, Z11
+	VSUBPD      Z11, Z0, Z12
+	VFMADD231PD Z1, Z12, Z11
+	VMOVUPD     Z11, K1, (BX)(AX*8)
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   (SI)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (SI)(AX*8)
+	VSQRTPD     Z2, Z0
+	VFMADD132PD Z4, Z5, Z0
+	VDIVPD      Z0, Z11, Z0
+	VMOVUPD.Z   Z10, K1, Z1
+	VFMADD231PD Z1, Z1, Z6
+	VMOVUPD.Z   Z0, K1, Z0
+	VFMADD231PD Z0, Z0, Z8
+	JMP         m0_combine
+
+m0_full0:
+	VMOVUPD     (DX)(AX*8), Z10
+	VMULPD      Z10, Z0, Z10
+	VMOVUPD     (CX)(AX*8), Z11
+	VMOVUPD     (BX)(AX*8), Z12
+	VSUBPD      Z12, Z10, Z13
+	VFMADD231PD Z1, Z13, Z12
+	VMOVUPD     Z12, (BX)(AX*8)
+	VMULPD      Z2, Z10, Z13
+	VMOVUPD     (SI)(AX*8), Z14
+	VMULPD      Z3, Z14, Z14
+	VFMADD231PD Z13, Z10, Z14
+	VMOVUPD     Z14, (SI)(AX*8)
+	VSQRTPD     Z14, Z10
+	VFMADD132PD Z4, Z5, Z10
+	VDIVPD      Z10, Z12, Z10
+	VFMADD231PD Z11, Z11, Z6
+	VFMADD231PD Z10, Z10, Z8
+	MOVQ        R8, DI
+	SUBQ        $0x00000008, DI
+	JLE         m0_combine
+	CMPQ        DI, $0x00000008
+	JGE         m0_full1
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(DI*2), K1
+	VMOVUPD.Z   64(DX)(AX*8), K1, Z10
+	VMULPD      Z10, Z0, Z0
+	VMOVUPD.Z   64(CX)(AX*8), K1, Z10
+	VMOVUPD.Z   64(BX)(AX*8), K1, Z11
+	VSUBPD      Z11, Z0, Z12
+	VFMADD231PD Z1, Z12, Z11
+	VMOVUPD     Z11, K1, 64(BX)(AX*8)
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD.Z   64(SI)(AX*8), K1, Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, 64(SI)(AX*8)
+	VSQRTPD     Z2, Z0
+	VFMADD132PD Z4, Z5, Z0
+	VDIVPD      Z0, Z11, Z0
+	VMOVUPD.Z   Z10, K1, Z1
+	VFMADD231PD Z1, Z1, Z7
+	VMOVUPD.Z   Z0, K1, Z0
+	VFMADD231PD Z0, Z0, Z9
+	JMP         m0_combine
+
+m0_full1:
+	VMOVUPD     64(DX)(AX*8), Z10
+	VMULPD      Z10, Z0, Z0
+	VMOVUPD     64(CX)(AX*8), Z10
+	VMOVUPD     64(BX)(AX*8), Z11
+	VSUBPD      Z11, Z0, Z12
+	VFMADD231PD Z1, Z12, Z11
+	VMOVUPD     Z11, 64(BX)(AX*8)
+	VMULPD      Z2, Z0, Z1
+	VMOVUPD     64(SI)(AX*8), Z2
+	VMULPD      Z3, Z2, Z2
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, 64(SI)(AX*8)
+	VSQRTPD     Z2, Z0
+	VFMADD132PD Z4, Z5, Z0
+	VDIVPD      Z0, Z11, Z0
+	VFMADD231PD Z10, Z10, Z7
+	VFMADD231PD Z0, Z0, Z9
+
+m0_combine:
+	VADDPD        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPD        Y0, Y6, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, pp+56(FP)
+	VADDPD        Z9, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPD        Y0, Y8, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, rr+64(FP)
+	VZEROUPPER
+	RET
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 192(AX), Z2
+	VMOVUPD 256(AX), Z3
+	VMOVUPD 320(AX), Z4
+	VMOVUPD 384(AX), Z5
+	VMOVUPD 448(AX), Z6
+	VXORPD  Z7, Z7, Z7
+	VXORPD  Z8, Z8, Z8
+	VXORPD  Z9, Z9, Z9
+	VXORPD  Z10, Z10, Z10
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_unit
+	VMOVUPD     (DX)(AX*8), Z11
+	VMOVUPD     64(DX)(AX*8), Z12
+	VMOVUPD     128(DX)(AX*8), Z13
+	VMOVUPD     192(DX)(AX*8), Z14
+	VMULPD      Z11, Z0, Z11
+	VMULPD      Z12, Z0, Z12
+	VMULPD      Z13, Z0, Z13
+	VMULPD      Z14, Z0, Z23
+	VMOVUPD     (CX)(AX*8), Z14
+	VMOVUPD     64(CX)(AX*8), Z17
+	VMOVUPD     128(CX)(AX*8), Z20
+	VMOVUPD     192(CX)(AX*8), Z24
+	VMOVUPD     (BX)(AX*8), Z15
+	VMOVUPD     64(BX)(AX*8), Z18
+	VMOVUPD     128(BX)(AX*8), Z21
+	VMOVUPD     192(BX)(AX*8), Z25
+	VSUBPD      Z15, Z11, Z16
+	VSUBPD      Z18, Z12, Z19
+	VSUBPD      Z21, Z13, Z22
+	VSUBPD      Z25, Z23, Z26
+	VFMADD231PD Z2, Z16, Z15
+	VFMADD231PD Z2, Z19, Z18
+	VFMADD231PD Z2, Z22, Z21
+	VFMADD231PD Z2, Z26, Z25
+	VMOVUPD     Z15, (BX)(AX*8)
+	VMOVUPD     Z18, 64(BX)(AX*8)
+	VMOVUPD     Z21, 128(BX)(AX*8)
+	VMOVUPD     Z25, 192(BX)(AX*8)
+	VMULPD      Z3, Z11, Z16
+	VMULPD      Z3, Z12, Z22
+	VMULPD      Z3, Z13, Z27
+	VMULPD      Z3, Z23, Z29
+	VMOVUPD     (SI)(AX*8), Z19
+	VMOVUPD     64(SI)(AX*8), Z26
+	VMOVUPD     128(SI)(AX*8), Z28
+	VMOVUPD     192(SI)(AX*8), Z30
+	VMULPD      Z4, Z19, Z19
+	VMULPD      Z4, Z26, Z26
+	VMULPD      Z4, Z28, Z28
+	VMULPD      Z4, Z30, Z30
+	VFMADD231PD Z16, Z11, Z19
+	VFMADD231PD Z22, Z12, Z26
+	VFMADD231PD Z27, Z13, Z28
+	VFMADD231PD Z29, Z23, Z30
+	VMOVUPD     Z19, (SI)(AX*8)
+	VMOVUPD     Z26, 64(SI)(AX*8)
+	VMOVUPD     Z28, 128(SI)(AX*8)
+	VMOVUPD     Z30, 192(SI)(AX*8)
+	VSQRTPD     Z19, Z11
+	VSQRTPD     Z26, Z12
+	VSQRTPD     Z28, Z13
+	VSQRTPD     Z30, Z16
+	VFMADD132PD Z5, Z6, Z11
+	VFMADD132PD Z5, Z6, Z12
+	VFMADD132PD Z5, Z6, Z13
+	VFMADD132PD Z5, Z6, Z16
+	VDIVPD      Z11, Z15, Z11
+	VDIVPD      Z12, Z18, Z12
+	VDIVPD      Z13, Z21, Z13
+	VDIVPD      Z16, Z25, Z15
+	VFMADD231PD Z1, Z14, Z11
+	VFMADD231PD Z1, Z17, Z12
+	VFMADD231PD Z1, Z20, Z13
+	VFMADD231PD Z1, Z24, Z15
+	VFMADD231PD Z14, Z14, Z7
+	VFMADD231PD Z17, Z17, Z8
+	VFMADD231PD Z20, Z20, Z7
+	VFMADD231PD Z24, Z24, Z8
+	VFMADD231PD Z11, Z11, Z9
+	VFMADD231PD Z12, Z12, Z10
+	VFMADD231PD Z13, Z13, Z9
+	VFMADD231PD Z15, Z15, Z10
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_unit:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000010
+	JLT         m1_tail
+	VMOVUPD     (DX)(AX*8), Z11
+	VMOVUPD     64(DX)(AX*8), Z12
+	VMULPD      Z11, Z0, Z11
+	VMULPD      Z12, Z0, Z15
+	VMOVUPD     (CX)(AX*8), Z12
+	VMOVUPD     64(CX)(AX*8), Z16
+	VMOVUPD     (BX)(AX*8), Z13
+	VMOVUPD     64(BX)(AX*8), Z17
+	VSUBPD      Z13, Z11, Z14
+	VSUBPD      Z17, Z15, Z18
+	VFMADD231PD Z2, Z14, Z13
+	VFMADD231PD Z2, Z18, Z17
+	VMOVUPD     Z13, (BX)(AX*8)
+	VMOVUPD     Z17, 64(BX)(AX*8)
+	VMULPD      Z3, Z11, Z14
+	VMULPD      Z3, Z15, Z19
+	VMOVUPD     (SI)(AX*8), Z18
+	VMOVUPD     64(SI)(AX*8), Z20
+	VMULPD      Z4, Z18, Z18
+	VMULPD      Z4, Z20, Z20
+	VFMADD231PD Z14, Z11, Z18
+	VFMADD231PD Z19, Z15, Z20
+	VMOVUPD     Z18, (SI)(AX*8)
+	VMOVUPD     Z20, 64(SI)(AX*8)
+	VSQRTPD     Z18, Z11
+	VSQRTPD     Z20, Z14
+	VFMADD132PD Z5, Z6, Z11
+	VFMADD132PD Z5, Z6, Z14
+	VDIVPD      Z11, Z13, Z11
+	VDIVPD      Z14, Z17, Z13
+	VFMADD231PD Z1, Z12, Z11
+	VFMADD231PD Z1, Z16, Z13
+	VFMADD231PD Z12, Z12, Z7
+	VFMADD231PD Z16, Z16, Z8
+	VFMADD231PD Z11, Z11, Z9
+	VFMADD231PD Z13, Z13, Z10
+	ADDQ        $0x00000010, AX
+	JMP         m1_unit
+
+m1_tail:
+	MOVQ        R8, DI
+	TESTQ       DI, DI
+	JLE         m1_combine
+	CMPQ        DI, $0x00000008
+	JGE         m1_full0
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(DI*2), K1
+	VMOVUPD.Z   (DX)(AX*8), K1, Z11
+	VMULPD      Z11, Z0, Z0
+	VMOVUPD.Z   (CX)(AX*8), K1, Z11
+	VMOVUPD.Z   (BX)(AX*8), K1, Z12
+	VSUBPD      Z12, Z0, Z13
+	VFMADD231PD Z2, Z13, Z12
+	VMOVUPD     Z12, K1, (BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   (SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VSQRTPD     Z3, Z0
+	VFMADD132PD Z5, Z6, Z0
+	VDIVPD      Z0, Z12, Z0
+	VFMADD231PD Z1, Z11, Z0
+	VMOVUPD.Z   Z11, K1, Z1
+	VFMADD231PD Z1, Z1, Z7
+	VMOVUPD.Z   Z0, K1, Z0
+	VFMADD231PD Z0, Z0, Z9
+	JMP         m1_combine
+
+m1_full0:
+	VMOVUPD     (DX)(AX*8), Z11
+	VMULPD      Z11, Z0, Z11
+	VMOVUPD     (CX)(AX*8), Z12
+	VMOVUPD     (BX)(AX*8), Z13
+	VSUBPD      Z13, Z11, Z14
+	VFMADD231PD Z2, Z14, Z13
+	VMOVUPD     Z13, (BX)(AX*8)
+	VMULPD      Z3, Z11, Z14
+	VMOVUPD     (SI)(AX*8), Z15
+	VMULPD      Z4, Z15, Z15
+	VFMADD231PD Z14, Z11, Z15
+	VMOVUPD     Z15, (SI)(AX*8)
+	VSQRTPD     Z15, Z11
+	VFMADD132PD Z5, Z6, Z11
+	VDIVPD      Z11, Z13, Z11
+	VFMADD231PD Z1, Z12, Z11
+	VFMADD231PD Z12, Z12, Z7
+	VFMADD231PD Z11, Z11, Z9
+	MOVQ        R8, DI
+	SUBQ        $0x00000008, DI
+	JLE         m1_combine
+	CMPQ        DI, $0x00000008
+	JGE         m1_full1
+	LEAQ        kmask16<>+0(SB), R8
+	KMOVB       (R8)(DI*2), K1
+	VMOVUPD.Z   64(DX)(AX*8), K1, Z11
+	VMULPD      Z11, Z0, Z0
+	VMOVUPD.Z   64(CX)(AX*8), K1, Z11
+	VMOVUPD.Z   64(BX)(AX*8), K1, Z12
+	VSUBPD      Z12, Z0, Z13
+	VFMADD231PD Z2, Z13, Z12
+	VMOVUPD     Z12, K1, 64(BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD.Z   64(SI)(AX*8), K1, Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, 64(SI)(AX*8)
+	VSQRTPD     Z3, Z0
+	VFMADD132PD Z5, Z6, Z0
+	VDIVPD      Z0, Z12, Z0
+	VFMADD231PD Z1, Z11, Z0
+	VMOVUPD.Z   Z11, K1, Z1
+	VFMADD231PD Z1, Z1, Z8
+	VMOVUPD.Z   Z0, K1, Z0
+	VFMADD231PD Z0, Z0, Z10
+	JMP         m1_combine
+
+m1_full1:
+	VMOVUPD     64(DX)(AX*8), Z11
+	VMULPD      Z11, Z0, Z0
+	VMOVUPD     64(CX)(AX*8), Z11
+	VMOVUPD     64(BX)(AX*8), Z12
+	VSUBPD      Z12, Z0, Z13
+	VFMADD231PD Z2, Z13, Z12
+	VMOVUPD     Z12, 64(BX)(AX*8)
+	VMULPD      Z3, Z0, Z2
+	VMOVUPD     64(SI)(AX*8), Z3
+	VMULPD      Z4, Z3, Z3
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, 64(SI)(AX*8)
+	VSQRTPD     Z3, Z0
+	VFMADD132PD Z5, Z6, Z0
+	VDIVPD      Z0, Z12, Z0
+	VFMADD231PD Z1, Z11, Z0
+	VFMADD231PD Z11, Z11, Z8
+	VFMADD231PD Z0, Z0, Z10
+
+m1_combine:
+	VADDPD        Z8, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPD        Y0, Y7, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, pp+56(FP)
+	VADDPD        Z10, Z9, Z9
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPD        Y0, Y9, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, rr+64(FP)
+	VZEROUPPER
+	RET
+	VZEROUPPER
+	RET
+
+// func lambApplyF64AVX512(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·lambApplyF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ m+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ n+32(FP), SI
+	MOVQ mode+40(FP), DI
+	ANDQ $0x00000001, DI
+	CMPQ DI, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD      384(AX), Z0
+	VMOVUPD      448(AX), Z1
+	MOVSD        f+48(FP), X2
+	VBROADCASTSD X2, Z2
+	XORQ         AX, AX
+
+m0_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (CX)(AX*8), Z3
+	VMOVUPD     64(CX)(AX*8), Z6
+	VMOVUPD     128(CX)(AX*8), Z9
+	VMOVUPD     192(CX)(AX*8), Z12
+	VMOVUPD     (DX)(AX*8), Z4
+	VMOVUPD     64(DX)(AX*8), Z7
+	VMOVUPD     128(DX)(AX*8), Z10
+	VMOVUPD     192(DX)(AX*8), Z13
+	VMOVUPD     (BX)(AX*8), Z5
+	VMOVUPD     64(BX)(AX*8), Z8
+	VMOVUPD     128(BX)(AX*8), Z11
+	VMOVUPD     192(BX)(AX*8), Z14
+	VSQRTPD     Z5, Z5
+	VSQRTPD     Z8, Z8
+	VSQRTPD     Z11, Z11
+	VSQRTPD     Z14, Z14
+	VFMADD132PD Z0, Z1, Z5
+	VFMADD132PD Z0, Z1, Z8
+	VFMADD132PD Z0, Z1, Z11
+	VFMADD132PD Z0, Z1, Z14
+	VDIVPD      Z5, Z4, Z4
+	VDIVPD      Z8, Z7, Z5
+	VDIVPD      Z11, Z10, Z7
+	VDIVPD      Z14, Z13, Z8
+	VFMADD231PD Z2, Z4, Z3
+	VFMADD231PD Z2, Z5, Z6
+	VFMADD231PD Z2, Z7, Z9
+	VFMADD231PD Z2, Z8, Z12
+	VMOVUPD     Z3, (CX)(AX*8)
+	VMOVUPD     Z6, 64(CX)(AX*8)
+	VMOVUPD     Z9, 128(CX)(AX*8)
+	VMOVUPD     Z12, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (CX)(AX*8), Z3
+	VMOVUPD     (DX)(AX*8), Z4
+	VMOVUPD     (BX)(AX*8), Z5
+	VSQRTPD     Z5, Z5
+	VFMADD132PD Z0, Z1, Z5
+	VDIVPD      Z5, Z4, Z4
+	VFMADD231PD Z2, Z4, Z3
+	VMOVUPD     Z3, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(DI*2), K1
+	VMOVUPD.Z   (CX)(AX*8), K1, Z3
+	VMOVUPD.Z   (DX)(AX*8), K1, Z4
+	VMOVUPD.Z   (BX)(AX*8), K1, Z5
+	VSQRTPD     Z5, Z5
+	VFMADD132PD Z0, Z1, Z5
+	VDIVPD      Z5, Z4, Z0
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD      64(AX), Z0
+	VMOVUPD      384(AX), Z1
+	VMOVUPD      448(AX), Z2
+	MOVSD        f+48(FP), X3
+	VBROADCASTSD X3, Z3
+	XORQ         AX, AX
+
+m1_loop:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (CX)(AX*8), Z4
+	VMOVUPD     64(CX)(AX*8), Z7
+	VMOVUPD     128(CX)(AX*8), Z10
+	VMOVUPD     192(CX)(AX*8), Z13
+	VMOVUPD     (DX)(AX*8), Z5
+	VMOVUPD     64(DX)(AX*8), Z8
+	VMOVUPD     128(DX)(AX*8), Z11
+	VMOVUPD     192(DX)(AX*8), Z14
+	VMOVUPD     (BX)(AX*8), Z6
+	VMOVUPD     64(BX)(AX*8), Z9
+	VMOVUPD     128(BX)(AX*8), Z12
+	VMOVUPD     192(BX)(AX*8), Z15
+	VSQRTPD     Z6, Z6
+	VSQRTPD     Z9, Z9
+	VSQRTPD     Z12, Z12
+	VSQRTPD     Z15, Z15
+	VFMADD132PD Z1, Z2, Z6
+	VFMADD132PD Z1, Z2, Z9
+	VFMADD132PD Z1, Z2, Z12
+	VFMADD132PD Z1, Z2, Z15
+	VDIVPD      Z6, Z5, Z5
+	VDIVPD      Z9, Z8, Z6
+	VDIVPD      Z12, Z11, Z8
+	VDIVPD      Z15, Z14, Z9
+	VFMADD231PD Z0, Z4, Z5
+	VFMADD231PD Z0, Z7, Z6
+	VFMADD231PD Z0, Z10, Z8
+	VFMADD231PD Z0, Z13, Z9
+	VFMADD231PD Z3, Z5, Z4
+	VFMADD231PD Z3, Z6, Z7
+	VFMADD231PD Z3, Z8, Z10
+	VFMADD231PD Z3, Z9, Z13
+	VMOVUPD     Z4, (CX)(AX*8)
+	VMOVUPD     Z7, 64(CX)(AX*8)
+	VMOVUPD     Z10, 128(CX)(AX*8)
+	VMOVUPD     Z13, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        SI, DI
+	SUBQ        AX, DI
+	CMPQ        DI, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (CX)(AX*8), Z4
+	VMOVUPD     (DX)(AX*8), Z5
+	VMOVUPD     (BX)(AX*8), Z6
+	VSQRTPD     Z6, Z6
+	VFMADD132PD Z1, Z2, Z6
+	VDIVPD      Z6, Z5, Z5
+	VFMADD231PD Z0, Z4, Z5
+	VFMADD231PD Z3, Z5, Z4
+	VMOVUPD     Z4, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       DI, DI
+	JZ          done
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(DI*2), K1
+	VMOVUPD.Z   (CX)(AX*8), K1, Z4
+	VMOVUPD.Z   (DX)(AX*8), K1, Z5
+	VMOVUPD.Z   (BX)(AX*8), K1, Z6
+	VSQRTPD     Z6, Z6
+	VFMADD132PD Z1, Z2, Z6
+	VDIVPD      Z6, Z5, Z1
+	VFMADD231PD Z0, Z4, Z1
+	VFMADD231PD Z3, Z1, Z4
+	VMOVUPD     Z4, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
+// func sgdKeepF64AVX512(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·sgdKeepF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), AX
+	MOVQ p+8(FP), CX
+	MOVQ grad+16(FP), DX
+	MOVQ pprev+24(FP), BX
+	MOVQ gprev+32(FP), SI
+	MOVQ n+40(FP), DI
+	MOVQ mode+48(FP), R8
+	ANDQ $0x00000001, R8
+	CMPQ R8, $0x00000000
+	JEQ  mode0
+	JMP  mode1
+
+mode0:
+	VMOVUPD (AX), Z0
+	VMOVUPD 576(AX), Z1
+	XORQ    AX, AX
+
+m0_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m0_single
+	VMOVUPD     (CX)(AX*8), Z2
+	VMOVUPD     64(CX)(AX*8), Z4
+	VMOVUPD     128(CX)(AX*8), Z6
+	VMOVUPD     192(CX)(AX*8), Z8
+	VMOVUPD     Z2, (BX)(AX*8)
+	VMOVUPD     Z4, 64(BX)(AX*8)
+	VMOVUPD     Z6, 128(BX)(AX*8)
+	VMOVUPD     Z8, 192(BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z3
+	VMOVUPD     64(DX)(AX*8), Z5
+	VMOVUPD     128(DX)(AX*8), Z7
+	VMOVUPD     192(DX)(AX*8), Z9
+	VMOVUPD     Z3, (SI)(AX*8)
+	VMOVUPD     Z5, 64(SI)(AX*8)
+	VMOVUPD     Z7, 128(SI)(AX*8)
+	VMOVUPD     Z9, 192(SI)(AX*8)
+	VMULPD      Z3, Z0, Z3
+	VMULPD      Z5, Z0, Z5
+	VMULPD      Z7, Z0, Z7
+	VMULPD      Z9, Z0, Z9
+	VFMADD231PD Z1, Z3, Z2
+	VFMADD231PD Z1, Z5, Z4
+	VFMADD231PD Z1, Z7, Z6
+	VFMADD231PD Z1, Z9, Z8
+	VMOVUPD     Z2, (CX)(AX*8)
+	VMOVUPD     Z4, 64(CX)(AX*8)
+	VMOVUPD     Z6, 128(CX)(AX*8)
+	VMOVUPD     Z8, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m0_loop
+
+m0_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m0_tail
+	VMOVUPD     (CX)(AX*8), Z2
+	VMOVUPD     Z2, (BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z3
+	VMOVUPD     Z3, (SI)(AX*8)
+	VMULPD      Z3, Z0, Z3
+	VFMADD231PD Z1, Z3, Z2
+	VMOVUPD     Z2, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m0_single
+
+m0_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (CX)(AX*8), K1, Z2
+	VMOVUPD     Z2, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DX)(AX*8), K1, Z3
+	VMOVUPD     Z3, K1, (SI)(AX*8)
+	VMULPD      Z3, Z0, Z0
+	VFMADD231PD Z1, Z0, Z2
+	VMOVUPD     Z2, K1, (CX)(AX*8)
+	JMP         done
+
+mode1:
+	VMOVUPD (AX), Z0
+	VMOVUPD 64(AX), Z1
+	VMOVUPD 576(AX), Z2
+	XORQ    AX, AX
+
+m1_loop:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000020
+	JLT         m1_single
+	VMOVUPD     (CX)(AX*8), Z3
+	VMOVUPD     64(CX)(AX*8), Z5
+	VMOVUPD     128(CX)(AX*8), Z7
+	VMOVUPD     192(CX)(AX*8), Z9
+	VMOVUPD     Z3, (BX)(AX*8)
+	VMOVUPD     Z5, 64(BX)(AX*8)
+	VMOVUPD     Z7, 128(BX)(AX*8)
+	VMOVUPD     Z9, 192(BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z4
+	VMOVUPD     64(DX)(AX*8), Z6
+	VMOVUPD     128(DX)(AX*8), Z8
+	VMOVUPD     192(DX)(AX*8), Z10
+	VMOVUPD     Z4, (SI)(AX*8)
+	VMOVUPD     Z6, 64(SI)(AX*8)
+	VMOVUPD     Z8, 128(SI)(AX*8)
+	VMOVUPD     Z10, 192(SI)(AX*8)
+	VMULPD      Z4, Z0, Z4
+	VMULPD      Z6, Z0, Z6
+	VMULPD      Z8, Z0, Z8
+	VMULPD      Z10, Z0, Z10
+	VFMADD231PD Z1, Z3, Z4
+	VFMADD231PD Z1, Z5, Z6
+	VFMADD231PD Z1, Z7, Z8
+	VFMADD231PD Z1, Z9, Z10
+	VFMADD231PD Z2, Z4, Z3
+	VFMADD231PD Z2, Z6, Z5
+	VFMADD231PD Z2, Z8, Z7
+	VFMADD231PD Z2, Z10, Z9
+	VMOVUPD     Z3, (CX)(AX*8)
+	VMOVUPD     Z5, 64(CX)(AX*8)
+	VMOVUPD     Z7, 128(CX)(AX*8)
+	VMOVUPD     Z9, 192(CX)(AX*8)
+	ADDQ        $0x00000020, AX
+	JMP         m1_loop
+
+m1_single:
+	MOVQ        DI, R8
+	SUBQ        AX, R8
+	CMPQ        R8, $0x00000008
+	JLT         m1_tail
+	VMOVUPD     (CX)(AX*8), Z3
+	VMOVUPD     Z3, (BX)(AX*8)
+	VMOVUPD     (DX)(AX*8), Z4
+	VMOVUPD     Z4, (SI)(AX*8)
+	VMULPD      Z4, Z0, Z4
+	VFMADD231PD Z1, Z3, Z4
+	VFMADD231PD Z2, Z4, Z3
+	VMOVUPD     Z3, (CX)(AX*8)
+	ADDQ        $0x00000008, AX
+	JMP         m1_single
+
+m1_tail:
+	TESTQ       R8, R8
+	JZ          done
+	LEAQ        kmask16<>+0(SB), DI
+	KMOVB       (DI)(R8*2), K1
+	VMOVUPD.Z   (CX)(AX*8), K1, Z3
+	VMOVUPD     Z3, K1, (BX)(AX*8)
+	VMOVUPD.Z   (DX)(AX*8), K1, Z4
+	VMOVUPD     Z4, K1, (SI)(AX*8)
+	VMULPD      Z4, Z0, Z0
+	VFMADD231PD Z1, Z3, Z0
+	VFMADD231PD Z2, Z0, Z3
+	VMOVUPD     Z3, K1, (CX)(AX*8)
+
+done:
+	VZEROUPPER
+	RET
+
 // func adafactorVarianceF64AVX512(c *[16][8]float64, v *float64, grad *float64, n int, mode int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·adafactorVarianceF64AVX512(SB), NOSPLIT, $0-40
@@ -21371,6 +31875,87 @@ done:
 	KORTESTB K1, K1
 	SETNE    AL
 	MOVB     AL, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func secantDotsF64AVX512(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE2
+TEXT ·secantDotsF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), AX
+	MOVQ   xp+8(FP), CX
+	MOVQ   gr+16(FP), DX
+	MOVQ   gp+24(FP), BX
+	MOVQ   n+32(FP), SI
+	VXORPD Z0, Z0, Z0
+	VXORPD Z1, Z1, Z1
+	VXORPD Z2, Z2, Z2
+	VXORPD Z3, Z3, Z3
+	XORQ   DI, DI
+
+loop:
+	MOVQ        SI, R8
+	SUBQ        DI, R8
+	CMPQ        R8, $0x00000010
+	JLT         tail
+	VMOVUPD     (AX)(DI*8), Z4
+	VMOVUPD     (CX)(DI*8), Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD     (DX)(DI*8), Z5
+	VMOVUPD     (BX)(DI*8), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	VMOVUPD     64(AX)(DI*8), Z4
+	VMOVUPD     64(CX)(DI*8), Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD     64(DX)(DI*8), Z5
+	VMOVUPD     64(BX)(DI*8), Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+	ADDQ        $0x00000010, DI
+	JMP         loop
+
+tail:
+	TESTQ       R8, R8
+	JZ          combine
+	LEAQ        kmask16<>+0(SB), SI
+	KMOVB       (SI)(R8*2), K1
+	VMOVUPD.Z   (AX)(DI*8), K1, Z4
+	VMOVUPD.Z   (CX)(DI*8), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD.Z   (DX)(DI*8), K1, Z5
+	VMOVUPD.Z   (BX)(DI*8), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	KMOVB       1(SI)(R8*2), K1
+	VMOVUPD.Z   64(AX)(DI*8), K1, Z4
+	VMOVUPD.Z   64(CX)(DI*8), K1, Z5
+	VSUBPD      Z5, Z4, Z4
+	VMOVUPD.Z   64(DX)(DI*8), K1, Z5
+	VMOVUPD.Z   64(BX)(DI*8), K1, Z6
+	VSUBPD      Z6, Z5, Z5
+	VFMADD231PD Z5, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+
+combine:
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X2
+	VADDPD        X2, X0, X0
+	VUNPCKHPD     X0, X0, X2
+	VADDSD        X2, X0, X0
+	MOVSD         X0, sy+40(FP)
+	VADDPD        Z3, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, yy+48(FP)
 	VZEROUPPER
 	RET
 

@@ -13,14 +13,17 @@
 // float64 elements), then one vector, then single elements in lane 0 of a
 // vector (a scalar load clears the other lanes; what they compute is never
 // stored). Reductions accumulate 16 float64 lanes in V16–V23 and combine
-// them by the fixed tree of combine16.
+// them by the fixed tree of combine16. Element-wise kernels with sums
+// (LAMB's first pass) keep the 16 lanes of each sum in their frame (R8
+// its bottom, R9 a pointer into it): the vector registers hold the data,
+// the rows and the arguments.
 //
 // Grid kernels (Adafactor's passes) run each row in blocks of 16 elements,
 // one vector at a time, and its last elements one at a time, each into
 // lane j mod 16 of their reductions (V8–V23).
 //
-// Registers: R0–R7 (grid kernels R0–R11) and V0–V31 only; no stack, no
-// reserved register.
+// Registers: R0–R9 (grid kernels R0–R11) and V0–V31 only; no reserved
+// register; a frame only for the lanes of the sums of element-wise kernels.
 
 #include "textflag.h"
 
@@ -4051,6 +4054,2895 @@ v7loop0:
 v7done:
 	RET
 
+// func adamaxF32NEON(c *[16][16]float32, p, grad, m, u *float32, n, mode int)
+TEXT ·adamaxF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD u+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 512(R0), F25 // nega
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e38d421 // fadd v1.4s, v1.4s, v24.4s
+	WORD $0x4e38d442 // fadd v2.4s, v2.4s, v24.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e21f5b1 // fmax v17.4s, v13.4s, v1.4s
+	WORD $0x4e22f5d2 // fmax v18.4s, v14.4s, v2.4s
+	WORD $0x4e23f5f3 // fmax v19.4s, v15.4s, v3.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	WORD $0x4e21e5ad // fcmeq v13.4s, v13.4s, v1.4s
+	WORD $0x4e22e5ce // fcmeq v14.4s, v14.4s, v2.4s
+	WORD $0x4e23e5ef // fcmeq v15.4s, v15.4s, v3.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VFMLA V9.S4, V25.S4, V5.S4
+	VFMLA V10.S4, V25.S4, V6.S4
+	VFMLA V11.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VLD1 (R4), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	FMOVS (R4), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVS.P F16, 4(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	VLD1 (R4), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e38d421 // fadd v1.4s, v1.4s, v24.4s
+	WORD $0x4e38d442 // fadd v2.4s, v2.4s, v24.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e21f5b1 // fmax v17.4s, v13.4s, v1.4s
+	WORD $0x4e22f5d2 // fmax v18.4s, v14.4s, v2.4s
+	WORD $0x4e23f5f3 // fmax v19.4s, v15.4s, v3.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	WORD $0x4e21e5ad // fcmeq v13.4s, v13.4s, v1.4s
+	WORD $0x4e22e5ce // fcmeq v14.4s, v14.4s, v2.4s
+	WORD $0x4e23e5ef // fcmeq v15.4s, v15.4s, v3.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VFMLA V9.S4, V25.S4, V5.S4
+	VFMLA V10.S4, V25.S4, V6.S4
+	VFMLA V11.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	VLD1 (R4), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	FMOVS (R4), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f590 // fmax v16.4s, v12.4s, v0.4s
+	WORD $0x4e20e58c // fcmeq v12.4s, v12.4s, v0.4s
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVS.P F16, 4(R4)
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func adadeltaF32NEON(c *[16][16]float32, p, grad, sq, acc *float32, n, mode int)
+TEXT ·adadeltaF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sq+24(FP), R3
+	MOVD acc+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x4e38d531 // fadd v17.4s, v9.4s, v24.4s
+	WORD $0x4e38d552 // fadd v18.4s, v10.4s, v24.4s
+	WORD $0x4e38d573 // fadd v19.4s, v11.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e2dfe31 // fdiv v17.4s, v17.4s, v13.4s
+	WORD $0x6e2efe52 // fdiv v18.4s, v18.4s, v14.4s
+	WORD $0x6e2ffe73 // fdiv v19.4s, v19.4s, v15.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e21de31 // fmul v17.4s, v17.4s, v1.4s
+	WORD $0x6e22de52 // fmul v18.4s, v18.4s, v2.4s
+	WORD $0x6e23de73 // fmul v19.4s, v19.4s, v3.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e31dec1 // fmul v1.4s, v22.4s, v17.4s
+	WORD $0x6e32dec2 // fmul v2.4s, v22.4s, v18.4s
+	WORD $0x6e33dec3 // fmul v3.4s, v22.4s, v19.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x6e29dee9 // fmul v9.4s, v23.4s, v9.4s
+	WORD $0x6e2adeea // fmul v10.4s, v23.4s, v10.4s
+	WORD $0x6e2bdeeb // fmul v11.4s, v23.4s, v11.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VFMLA V17.S4, V1.S4, V9.S4
+	VFMLA V18.S4, V2.S4, V10.S4
+	VFMLA V19.S4, V3.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VFMLA V17.S4, V25.S4, V5.S4
+	VFMLA V18.S4, V25.S4, V6.S4
+	VFMLA V19.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VST1.P [V8.S4], 16(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	FMOVS (R4), F8
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	FMOVS.P F8, 4(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
+	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
+	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
+	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
+	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
+	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
+	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x4e38d531 // fadd v17.4s, v9.4s, v24.4s
+	WORD $0x4e38d552 // fadd v18.4s, v10.4s, v24.4s
+	WORD $0x4e38d573 // fadd v19.4s, v11.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e2dfe31 // fdiv v17.4s, v17.4s, v13.4s
+	WORD $0x6e2efe52 // fdiv v18.4s, v18.4s, v14.4s
+	WORD $0x6e2ffe73 // fdiv v19.4s, v19.4s, v15.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e21de31 // fmul v17.4s, v17.4s, v1.4s
+	WORD $0x6e22de52 // fmul v18.4s, v18.4s, v2.4s
+	WORD $0x6e23de73 // fmul v19.4s, v19.4s, v3.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e31dec1 // fmul v1.4s, v22.4s, v17.4s
+	WORD $0x6e32dec2 // fmul v2.4s, v22.4s, v18.4s
+	WORD $0x6e33dec3 // fmul v3.4s, v22.4s, v19.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x6e29dee9 // fmul v9.4s, v23.4s, v9.4s
+	WORD $0x6e2adeea // fmul v10.4s, v23.4s, v10.4s
+	WORD $0x6e2bdeeb // fmul v11.4s, v23.4s, v11.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VFMLA V17.S4, V1.S4, V9.S4
+	VFMLA V18.S4, V2.S4, V10.S4
+	VFMLA V19.S4, V3.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VFMLA V17.S4, V25.S4, V5.S4
+	VFMLA V18.S4, V25.S4, V6.S4
+	VFMLA V19.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	VST1.P [V8.S4], 16(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	FMOVS (R4), F8
+	WORD $0x4e38d510 // fadd v16.4s, v8.4s, v24.4s
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6e2cfe10 // fdiv v16.4s, v16.4s, v12.4s
+	WORD $0x6e20de10 // fmul v16.4s, v16.4s, v0.4s
+	WORD $0x6e30dec0 // fmul v0.4s, v22.4s, v16.4s
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	VFMLA V16.S4, V0.S4, V8.S4
+	FMOVS.P F8, 4(R4)
+	VFMLA V16.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func nadamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+TEXT ·nadamF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	AND $3, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v0
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	WORD $0x6e2dfd29 // fdiv v9.4s, v9.4s, v13.4s
+	WORD $0x6e2efd4a // fdiv v10.4s, v10.4s, v14.4s
+	WORD $0x6e2ffd6b // fdiv v11.4s, v11.4s, v15.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	WORD $0x6e2dfd29 // fdiv v9.4s, v9.4s, v13.4s
+	WORD $0x6e2efd4a // fdiv v10.4s, v10.4s, v14.4s
+	WORD $0x6e2ffd6b // fdiv v11.4s, v11.4s, v15.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	VFMLA V26.S4, V19.S4, V15.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	WORD $0x6e2dfd29 // fdiv v9.4s, v9.4s, v13.4s
+	WORD $0x6e2efd4a // fdiv v10.4s, v10.4s, v14.4s
+	WORD $0x6e2ffd6b // fdiv v11.4s, v11.4s, v15.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VFMLA V11.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e2cfd08 // fdiv v8.4s, v8.4s, v12.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+
+// func radamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+TEXT ·radamF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 448(R0), F26 // eps
+	FMOVQ 512(R0), F27 // nega
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $12, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $4, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $16, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $12, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $4, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $16, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VFMLA V15.S4, V23.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	WORD $0x6e23df0f // fmul v15.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	WORD $0x6e31fd29 // fdiv v9.4s, v9.4s, v17.4s
+	WORD $0x6e32fd4a // fdiv v10.4s, v10.4s, v18.4s
+	WORD $0x6e33fd6b // fdiv v11.4s, v11.4s, v19.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VFMLA V9.S4, V27.S4, V5.S4
+	VFMLA V10.S4, V27.S4, V6.S4
+	VFMLA V11.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $12, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $4, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd08 // fdiv v8.4s, v8.4s, v16.4s
+	VFMLA V8.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func lambMomentsF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int) (pp, rr float64)
+TEXT ·lambMomentsF32NEON(SB), NOSPLIT, $256-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 320(R0), F24 // beta2
+	FMOVQ 384(R0), F25 // ib2
+	FMOVQ 448(R0), F26 // eps
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v0tail
+v0loop16:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1.P 64(R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	WORD $0x6e21deed // fmul v13.4s, v23.4s, v1.4s
+	WORD $0x6e22deee // fmul v14.4s, v23.4s, v2.4s
+	WORD $0x6e23deef // fmul v15.4s, v23.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	WORD $0x6e31df11 // fmul v17.4s, v24.4s, v17.4s
+	WORD $0x6e32df12 // fmul v18.4s, v24.4s, v18.4s
+	WORD $0x6e33df13 // fmul v19.4s, v24.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	VFMLA V25.S4, V17.S4, V1.S4
+	VFMLA V25.S4, V18.S4, V2.S4
+	VFMLA V25.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	ADD $0, R8, R9
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	WORD $0x4e61789d // fcvtl2 v29.2d, v4.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178bc // fcvtl v28.2d, v5.2s
+	WORD $0x4e6178bd // fcvtl2 v29.2d, v5.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178dc // fcvtl v28.2d, v6.2s
+	WORD $0x4e6178dd // fcvtl2 v29.2d, v6.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178fc // fcvtl v28.2d, v7.2s
+	WORD $0x4e6178fd // fcvtl2 v29.2d, v7.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	ADD $128, R8, R9
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	WORD $0x4e61791d // fcvtl2 v29.2d, v8.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61793c // fcvtl v28.2d, v9.2s
+	WORD $0x4e61793d // fcvtl2 v29.2d, v9.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61795c // fcvtl v28.2d, v10.2s
+	WORD $0x4e61795d // fcvtl2 v29.2d, v10.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61797c // fcvtl v28.2d, v11.2s
+	WORD $0x4e61797d // fcvtl2 v29.2d, v11.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	SUBS $16, R6, R6
+	BGE v0loop16
+v0tail:
+	ADDS $16, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 0(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 0(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 128(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 8(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 8(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 136(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 16(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 16(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 144(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 24(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 24(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 152(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 32(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 32(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 160(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 40(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 40(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 168(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 48(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 48(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 176(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 56(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 56(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 184(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 64(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 64(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 192(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 72(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 72(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 200(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 80(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 80(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 208(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 88(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 88(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 216(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 96(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 96(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 224(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 104(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 104(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 232(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 112(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 112(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 240(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v0combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
+v1:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v1tail
+v1loop16:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1.P 64(R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	WORD $0x6e21deed // fmul v13.4s, v23.4s, v1.4s
+	WORD $0x6e22deee // fmul v14.4s, v23.4s, v2.4s
+	WORD $0x6e23deef // fmul v15.4s, v23.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	WORD $0x6e31df11 // fmul v17.4s, v24.4s, v17.4s
+	WORD $0x6e32df12 // fmul v18.4s, v24.4s, v18.4s
+	WORD $0x6e33df13 // fmul v19.4s, v24.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	VFMLA V25.S4, V17.S4, V1.S4
+	VFMLA V25.S4, V18.S4, V2.S4
+	VFMLA V25.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	VFMLA V5.S4, V21.S4, V9.S4
+	VFMLA V6.S4, V21.S4, V10.S4
+	VFMLA V7.S4, V21.S4, V11.S4
+	ADD $0, R8, R9
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	WORD $0x4e61789d // fcvtl2 v29.2d, v4.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178bc // fcvtl v28.2d, v5.2s
+	WORD $0x4e6178bd // fcvtl2 v29.2d, v5.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178dc // fcvtl v28.2d, v6.2s
+	WORD $0x4e6178dd // fcvtl2 v29.2d, v6.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178fc // fcvtl v28.2d, v7.2s
+	WORD $0x4e6178fd // fcvtl2 v29.2d, v7.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	ADD $128, R8, R9
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	WORD $0x4e61791d // fcvtl2 v29.2d, v8.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61793c // fcvtl v28.2d, v9.2s
+	WORD $0x4e61793d // fcvtl2 v29.2d, v9.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61795c // fcvtl v28.2d, v10.2s
+	WORD $0x4e61795d // fcvtl2 v29.2d, v10.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61797c // fcvtl v28.2d, v11.2s
+	WORD $0x4e61797d // fcvtl2 v29.2d, v11.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	SUBS $16, R6, R6
+	BGE v1loop16
+v1tail:
+	ADDS $16, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 0(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 0(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 128(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 8(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 8(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 136(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 16(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 16(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 144(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 24(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 24(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 152(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 32(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 32(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 160(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 40(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 40(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 168(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 48(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 48(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 176(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 56(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 56(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 184(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 64(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 64(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 192(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 72(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 72(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 200(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 80(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 80(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 208(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 88(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 88(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 216(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 96(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 96(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 224(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 104(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 104(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 232(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 112(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 112(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 240(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v1combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
+
+// func lambApplyF32NEON(c *[16][16]float32, p, m, v *float32, n, mode int, f float32)
+TEXT ·lambApplyF32NEON(SB), NOSPLIT, $0-52
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD m+16(FP), R2
+	MOVD v+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 64(R0), F20 // wd
+	FMOVQ 384(R0), F21 // ib2
+	FMOVQ 448(R0), F22 // eps
+	FMOVS f+48(FP), F23
+	VDUP V23.S[0], V23.S4
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1.P 64(R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	WORD $0x6ea1f96b // fsqrt v11.4s, v11.4s
+	VMOV V22.B16, V12.B16
+	VMOV V22.B16, V13.B16
+	VMOV V22.B16, V14.B16
+	VMOV V22.B16, V15.B16
+	VFMLA V21.S4, V8.S4, V12.S4
+	VFMLA V21.S4, V9.S4, V13.S4
+	VFMLA V21.S4, V10.S4, V14.S4
+	VFMLA V21.S4, V11.S4, V15.S4
+	WORD $0x6e2cfc84 // fdiv v4.4s, v4.4s, v12.4s
+	WORD $0x6e2dfca5 // fdiv v5.4s, v5.4s, v13.4s
+	WORD $0x6e2efcc6 // fdiv v6.4s, v6.4s, v14.4s
+	WORD $0x6e2ffce7 // fdiv v7.4s, v7.4s, v15.4s
+	VFMLA V4.S4, V23.S4, V0.S4
+	VFMLA V5.S4, V23.S4, V1.S4
+	VFMLA V6.S4, V23.S4, V2.S4
+	VFMLA V7.S4, V23.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.S4]
+	VLD1.P 16(R2), [V4.S4]
+	VLD1.P 16(R3), [V8.S4]
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V22.B16, V12.B16
+	VFMLA V21.S4, V8.S4, V12.S4
+	WORD $0x6e2cfc84 // fdiv v4.4s, v4.4s, v12.4s
+	VFMLA V4.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS (R1), F0
+	FMOVS.P 4(R2), F4
+	FMOVS.P 4(R3), F8
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V22.B16, V12.B16
+	VFMLA V21.S4, V8.S4, V12.S4
+	WORD $0x6e2cfc84 // fdiv v4.4s, v4.4s, v12.4s
+	VFMLA V4.S4, V23.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1.P 64(R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	WORD $0x6ea1f96b // fsqrt v11.4s, v11.4s
+	VMOV V22.B16, V12.B16
+	VMOV V22.B16, V13.B16
+	VMOV V22.B16, V14.B16
+	VMOV V22.B16, V15.B16
+	VFMLA V21.S4, V8.S4, V12.S4
+	VFMLA V21.S4, V9.S4, V13.S4
+	VFMLA V21.S4, V10.S4, V14.S4
+	VFMLA V21.S4, V11.S4, V15.S4
+	WORD $0x6e2cfc84 // fdiv v4.4s, v4.4s, v12.4s
+	WORD $0x6e2dfca5 // fdiv v5.4s, v5.4s, v13.4s
+	WORD $0x6e2efcc6 // fdiv v6.4s, v6.4s, v14.4s
+	WORD $0x6e2ffce7 // fdiv v7.4s, v7.4s, v15.4s
+	VFMLA V0.S4, V20.S4, V4.S4
+	VFMLA V1.S4, V20.S4, V5.S4
+	VFMLA V2.S4, V20.S4, V6.S4
+	VFMLA V3.S4, V20.S4, V7.S4
+	VFMLA V4.S4, V23.S4, V0.S4
+	VFMLA V5.S4, V23.S4, V1.S4
+	VFMLA V6.S4, V23.S4, V2.S4
+	VFMLA V7.S4, V23.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.S4]
+	VLD1.P 16(R2), [V4.S4]
+	VLD1.P 16(R3), [V8.S4]
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V22.B16, V12.B16
+	VFMLA V21.S4, V8.S4, V12.S4
+	WORD $0x6e2cfc84 // fdiv v4.4s, v4.4s, v12.4s
+	VFMLA V0.S4, V20.S4, V4.S4
+	VFMLA V4.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS (R1), F0
+	FMOVS.P 4(R2), F4
+	FMOVS.P 4(R3), F8
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V22.B16, V12.B16
+	VFMLA V21.S4, V8.S4, V12.S4
+	WORD $0x6e2cfc84 // fdiv v4.4s, v4.4s, v12.4s
+	VFMLA V0.S4, V20.S4, V4.S4
+	VFMLA V4.S4, V23.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
+TEXT ·sgdKeepF32NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD pprev+24(FP), R3
+	MOVD gprev+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	WORD $0x6e34dca5 // fmul v5.4s, v5.4s, v20.4s
+	WORD $0x6e34dcc6 // fmul v6.4s, v6.4s, v20.4s
+	WORD $0x6e34dce7 // fmul v7.4s, v7.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	VFMLA V5.S4, V22.S4, V1.S4
+	VFMLA V6.S4, V22.S4, V2.S4
+	VFMLA V7.S4, V22.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.S4]
+	VST1.P [V0.S4], 16(R3)
+	VLD1.P 16(R2), [V4.S4]
+	VST1.P [V4.S4], 16(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS (R1), F0
+	FMOVS.P F0, 4(R3)
+	FMOVS.P 4(R2), F4
+	FMOVS.P F4, 4(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V4.S4, V22.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R3)
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	WORD $0x6e34dca5 // fmul v5.4s, v5.4s, v20.4s
+	WORD $0x6e34dcc6 // fmul v6.4s, v6.4s, v20.4s
+	WORD $0x6e34dce7 // fmul v7.4s, v7.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V1.S4, V21.S4, V5.S4
+	VFMLA V2.S4, V21.S4, V6.S4
+	VFMLA V3.S4, V21.S4, V7.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	VFMLA V5.S4, V22.S4, V1.S4
+	VFMLA V6.S4, V22.S4, V2.S4
+	VFMLA V7.S4, V22.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.S4]
+	VST1.P [V0.S4], 16(R3)
+	VLD1.P 16(R2), [V4.S4]
+	VST1.P [V4.S4], 16(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	VST1.P [V0.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS (R1), F0
+	FMOVS.P F0, 4(R3)
+	FMOVS.P 4(R2), F4
+	FMOVS.P F4, 4(R4)
+	WORD $0x6e34dc84 // fmul v4.4s, v4.4s, v20.4s
+	VFMLA V0.S4, V21.S4, V4.S4
+	VFMLA V4.S4, V22.S4, V0.S4
+	FMOVS.P F0, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func adafactorVarianceF32NEON(c *[16][16]float32, v, grad *float32, n, mode int)
 TEXT ·adafactorVarianceF32NEON(SB), NOSPLIT, $0-40
 	MOVD c+0(FP), R0
@@ -4888,6 +7780,407 @@ loop0:
 	SUBS $1, R6, R6
 	BNE loop0
 done:
+	RET
+
+// func secantDotsF32NEON(x, xp, gr, gp *float32, n int) (sy, yy float64)
+TEXT ·secantDotsF32NEON(SB), NOSPLIT, $0-56
+	MOVD x+0(FP), R0
+	MOVD xp+8(FP), R1
+	MOVD gr+16(FP), R2
+	MOVD gp+24(FP), R3
+	MOVD n+32(FP), R4
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V24.B16, V24.B16, V24.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V25.B16, V25.B16, V25.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V26.B16, V26.B16, V26.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V27.B16, V27.B16, V27.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	SUBS $16, R4, R4
+	BLT tail
+loop:
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V16.D2
+	VFMLA V8.D2, V8.D2, V24.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V17.D2
+	VFMLA V9.D2, V9.D2, V25.D2
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V18.D2
+	VFMLA V8.D2, V8.D2, V26.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V19.D2
+	VFMLA V9.D2, V9.D2, V27.D2
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V20.D2
+	VFMLA V8.D2, V8.D2, V28.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V21.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VLD1.P 16(R0), [V0.S4]
+	VLD1.P 16(R1), [V1.S4]
+	VLD1.P 16(R2), [V2.S4]
+	VLD1.P 16(R3), [V3.S4]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x4e617805 // fcvtl2 v5.2d, v0.4s
+	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
+	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
+	WORD $0x0e617848 // fcvtl v8.2d, v2.2s
+	WORD $0x4e617849 // fcvtl2 v9.2d, v2.4s
+	WORD $0x0e61786a // fcvtl v10.2d, v3.2s
+	WORD $0x4e61786b // fcvtl2 v11.2d, v3.4s
+	WORD $0x4ee6d484 // fsub v4.2d, v4.2d, v6.2d
+	WORD $0x4eead508 // fsub v8.2d, v8.2d, v10.2d
+	VFMLA V8.D2, V4.D2, V22.D2
+	VFMLA V8.D2, V8.D2, V30.D2
+	WORD $0x4ee7d4a5 // fsub v5.2d, v5.2d, v7.2d
+	WORD $0x4eebd529 // fsub v9.2d, v9.2d, v11.2d
+	VFMLA V9.D2, V5.D2, V23.D2
+	VFMLA V9.D2, V9.D2, V31.D2
+	SUBS $16, R4, R4
+	BGE loop
+tail:
+	ADDS $16, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V16.D2
+	VFMLA V6.D2, V6.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V16.D2
+	VFMLA V6.D2, V6.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V17.D2
+	VFMLA V6.D2, V6.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V17.D2
+	VFMLA V6.D2, V6.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V18.D2
+	VFMLA V6.D2, V6.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V18.D2
+	VFMLA V6.D2, V6.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V19.D2
+	VFMLA V6.D2, V6.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V19.D2
+	VFMLA V6.D2, V6.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V20.D2
+	VFMLA V6.D2, V6.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V20.D2
+	VFMLA V6.D2, V6.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V21.D2
+	VFMLA V6.D2, V6.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V21.D2
+	VFMLA V6.D2, V6.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V22.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[1]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V22.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 4(R0), V0.S[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 4(R1), V1.S[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 4(R2), V2.S[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 4(R3), V3.S[0]
+	WORD $0x0e617804 // fcvtl v4.2d, v0.2s
+	WORD $0x0e617825 // fcvtl v5.2d, v1.2s
+	WORD $0x0e617846 // fcvtl v6.2d, v2.2s
+	WORD $0x0e617867 // fcvtl v7.2d, v3.2s
+	WORD $0x4ee5d484 // fsub v4.2d, v4.2d, v5.2d
+	WORD $0x4ee7d4c6 // fsub v6.2d, v6.2d, v7.2d
+	VFMLA V6.D2, V4.D2, V23.D2
+	VFMLA V6.D2, V6.D2, V31.D2
+	SUB $1, R4, R4
+combine:
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, sy+40(FP)
+	WORD $0x4e7cd718 // fadd v24.2d, v24.2d, v28.2d
+	WORD $0x4e7dd739 // fadd v25.2d, v25.2d, v29.2d
+	WORD $0x4e7ed75a // fadd v26.2d, v26.2d, v30.2d
+	WORD $0x4e7fd77b // fadd v27.2d, v27.2d, v31.2d
+	WORD $0x4e7ad718 // fadd v24.2d, v24.2d, v26.2d
+	WORD $0x4e7bd739 // fadd v25.2d, v25.2d, v27.2d
+	WORD $0x4e79d718 // fadd v24.2d, v24.2d, v25.2d
+	WORD $0x7e70db00 // faddp d0, v24.2d
+	FMOVD F0, yy+48(FP)
 	RET
 
 // func adafactorSumsF32NEON(c *[16][16]float32, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int)
@@ -11345,6 +14638,2887 @@ v7loop0:
 v7done:
 	RET
 
+// func adamaxF64NEON(c *[16][8]float64, p, grad, m, u *float64, n, mode int)
+TEXT ·adamaxF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD u+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 512(R0), F25 // nega
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e78d421 // fadd v1.2d, v1.2d, v24.2d
+	WORD $0x4e78d442 // fadd v2.2d, v2.2d, v24.2d
+	WORD $0x4e78d463 // fadd v3.2d, v3.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e61f5b1 // fmax v17.2d, v13.2d, v1.2d
+	WORD $0x4e62f5d2 // fmax v18.2d, v14.2d, v2.2d
+	WORD $0x4e63f5f3 // fmax v19.2d, v15.2d, v3.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	WORD $0x4e61e5ad // fcmeq v13.2d, v13.2d, v1.2d
+	WORD $0x4e62e5ce // fcmeq v14.2d, v14.2d, v2.2d
+	WORD $0x4e63e5ef // fcmeq v15.2d, v15.2d, v3.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VFMLA V9.D2, V25.D2, V5.D2
+	VFMLA V10.D2, V25.D2, V6.D2
+	VFMLA V11.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VLD1 (R4), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	FMOVD (R4), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVD.P F16, 8(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	VLD1 (R4), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e78d421 // fadd v1.2d, v1.2d, v24.2d
+	WORD $0x4e78d442 // fadd v2.2d, v2.2d, v24.2d
+	WORD $0x4e78d463 // fadd v3.2d, v3.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e61f5b1 // fmax v17.2d, v13.2d, v1.2d
+	WORD $0x4e62f5d2 // fmax v18.2d, v14.2d, v2.2d
+	WORD $0x4e63f5f3 // fmax v19.2d, v15.2d, v3.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	WORD $0x4e61e5ad // fcmeq v13.2d, v13.2d, v1.2d
+	WORD $0x4e62e5ce // fcmeq v14.2d, v14.2d, v2.2d
+	WORD $0x4e63e5ef // fcmeq v15.2d, v15.2d, v3.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VBIT V13.B16, V1.B16, V17.B16
+	VBIT V14.B16, V2.B16, V18.B16
+	VBIT V15.B16, V3.B16, V19.B16
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VFMLA V9.D2, V25.D2, V5.D2
+	VFMLA V10.D2, V25.D2, V6.D2
+	VFMLA V11.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	VLD1 (R4), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	FMOVD (R4), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f590 // fmax v16.2d, v12.2d, v0.2d
+	WORD $0x4e60e58c // fcmeq v12.2d, v12.2d, v0.2d
+	VBIT V12.B16, V0.B16, V16.B16
+	FMOVD.P F16, 8(R4)
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func adadeltaF64NEON(c *[16][8]float64, p, grad, sq, acc *float64, n, mode int)
+TEXT ·adadeltaF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sq+24(FP), R3
+	MOVD acc+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x4e78d531 // fadd v17.2d, v9.2d, v24.2d
+	WORD $0x4e78d552 // fadd v18.2d, v10.2d, v24.2d
+	WORD $0x4e78d573 // fadd v19.2d, v11.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e6dfe31 // fdiv v17.2d, v17.2d, v13.2d
+	WORD $0x6e6efe52 // fdiv v18.2d, v18.2d, v14.2d
+	WORD $0x6e6ffe73 // fdiv v19.2d, v19.2d, v15.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e61de31 // fmul v17.2d, v17.2d, v1.2d
+	WORD $0x6e62de52 // fmul v18.2d, v18.2d, v2.2d
+	WORD $0x6e63de73 // fmul v19.2d, v19.2d, v3.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e71dec1 // fmul v1.2d, v22.2d, v17.2d
+	WORD $0x6e72dec2 // fmul v2.2d, v22.2d, v18.2d
+	WORD $0x6e73dec3 // fmul v3.2d, v22.2d, v19.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x6e69dee9 // fmul v9.2d, v23.2d, v9.2d
+	WORD $0x6e6adeea // fmul v10.2d, v23.2d, v10.2d
+	WORD $0x6e6bdeeb // fmul v11.2d, v23.2d, v11.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VFMLA V17.D2, V1.D2, V9.D2
+	VFMLA V18.D2, V2.D2, V10.D2
+	VFMLA V19.D2, V3.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VFMLA V17.D2, V25.D2, V5.D2
+	VFMLA V18.D2, V25.D2, V6.D2
+	VFMLA V19.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VST1.P [V8.D2], 16(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	FMOVD (R4), F8
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	FMOVD.P F8, 8(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
+	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
+	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
+	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
+	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
+	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
+	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x4e78d531 // fadd v17.2d, v9.2d, v24.2d
+	WORD $0x4e78d552 // fadd v18.2d, v10.2d, v24.2d
+	WORD $0x4e78d573 // fadd v19.2d, v11.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e6dfe31 // fdiv v17.2d, v17.2d, v13.2d
+	WORD $0x6e6efe52 // fdiv v18.2d, v18.2d, v14.2d
+	WORD $0x6e6ffe73 // fdiv v19.2d, v19.2d, v15.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e61de31 // fmul v17.2d, v17.2d, v1.2d
+	WORD $0x6e62de52 // fmul v18.2d, v18.2d, v2.2d
+	WORD $0x6e63de73 // fmul v19.2d, v19.2d, v3.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e71dec1 // fmul v1.2d, v22.2d, v17.2d
+	WORD $0x6e72dec2 // fmul v2.2d, v22.2d, v18.2d
+	WORD $0x6e73dec3 // fmul v3.2d, v22.2d, v19.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x6e69dee9 // fmul v9.2d, v23.2d, v9.2d
+	WORD $0x6e6adeea // fmul v10.2d, v23.2d, v10.2d
+	WORD $0x6e6bdeeb // fmul v11.2d, v23.2d, v11.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VFMLA V17.D2, V1.D2, V9.D2
+	VFMLA V18.D2, V2.D2, V10.D2
+	VFMLA V19.D2, V3.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VFMLA V17.D2, V25.D2, V5.D2
+	VFMLA V18.D2, V25.D2, V6.D2
+	VFMLA V19.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	VST1.P [V8.D2], 16(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	FMOVD (R4), F8
+	WORD $0x4e78d510 // fadd v16.2d, v8.2d, v24.2d
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6e6cfe10 // fdiv v16.2d, v16.2d, v12.2d
+	WORD $0x6e60de10 // fmul v16.2d, v16.2d, v0.2d
+	WORD $0x6e70dec0 // fmul v0.2d, v22.2d, v16.2d
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	VFMLA V16.D2, V0.D2, V8.D2
+	FMOVD.P F8, 8(R4)
+	VFMLA V16.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func nadamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+TEXT ·nadamF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	AND $3, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v0
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	WORD $0x6e6dfd29 // fdiv v9.2d, v9.2d, v13.2d
+	WORD $0x6e6efd4a // fdiv v10.2d, v10.2d, v14.2d
+	WORD $0x6e6ffd6b // fdiv v11.2d, v11.2d, v15.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	WORD $0x6e6dfd29 // fdiv v9.2d, v9.2d, v13.2d
+	WORD $0x6e6efd4a // fdiv v10.2d, v10.2d, v14.2d
+	WORD $0x6e6ffd6b // fdiv v11.2d, v11.2d, v15.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VMOV V27.B16, V15.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	VFMLA V26.D2, V19.D2, V15.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	WORD $0x6e6dfd29 // fdiv v9.2d, v9.2d, v13.2d
+	WORD $0x6e6efd4a // fdiv v10.2d, v10.2d, v14.2d
+	WORD $0x6e6ffd6b // fdiv v11.2d, v11.2d, v15.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VFMLA V11.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e6cfd08 // fdiv v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+
+// func radamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+TEXT ·radamF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 448(R0), F26 // eps
+	FMOVQ 512(R0), F27 // nega
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $6, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $2, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $8, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $6, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $2, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $8, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VFMLA V15.D2, V23.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	WORD $0x6e63df0f // fmul v15.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	WORD $0x6e71fd29 // fdiv v9.2d, v9.2d, v17.2d
+	WORD $0x6e72fd4a // fdiv v10.2d, v10.2d, v18.2d
+	WORD $0x6e73fd6b // fdiv v11.2d, v11.2d, v19.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VFMLA V9.D2, V27.D2, V5.D2
+	VFMLA V10.D2, V27.D2, V6.D2
+	VFMLA V11.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $6, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $2, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd08 // fdiv v8.2d, v8.2d, v16.2d
+	VFMLA V8.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func lambMomentsF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int) (pp, rr float64)
+TEXT ·lambMomentsF64NEON(SB), NOSPLIT, $256-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 320(R0), F24 // beta2
+	FMOVQ 384(R0), F25 // ib2
+	FMOVQ 448(R0), F26 // eps
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v0tail
+v0loop16:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	ADD $0, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $128, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	ADD $64, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $192, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	SUBS $16, R6, R6
+	BGE v0loop16
+v0tail:
+	ADDS $16, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 0(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 0(R8)
+	FMOVD 128(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 8(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 8(R8)
+	FMOVD 136(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 16(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 16(R8)
+	FMOVD 144(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 24(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 24(R8)
+	FMOVD 152(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 32(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 32(R8)
+	FMOVD 160(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 40(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 40(R8)
+	FMOVD 168(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 48(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 48(R8)
+	FMOVD 176(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 56(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 56(R8)
+	FMOVD 184(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 64(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 64(R8)
+	FMOVD 192(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 72(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 72(R8)
+	FMOVD 200(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 80(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 80(R8)
+	FMOVD 208(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 88(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 88(R8)
+	FMOVD 216(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 96(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 96(R8)
+	FMOVD 224(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 104(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 104(R8)
+	FMOVD 232(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD 112(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 112(R8)
+	FMOVD 240(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v0combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
+v1:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v1tail
+v1loop16:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	VFMLA V5.D2, V21.D2, V9.D2
+	VFMLA V6.D2, V21.D2, V10.D2
+	VFMLA V7.D2, V21.D2, V11.D2
+	ADD $0, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $128, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	VFMLA V5.D2, V21.D2, V9.D2
+	VFMLA V6.D2, V21.D2, V10.D2
+	VFMLA V7.D2, V21.D2, V11.D2
+	ADD $64, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $192, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	SUBS $16, R6, R6
+	BGE v1loop16
+v1tail:
+	ADDS $16, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 0(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 0(R8)
+	FMOVD 128(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 8(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 8(R8)
+	FMOVD 136(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 16(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 16(R8)
+	FMOVD 144(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 24(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 24(R8)
+	FMOVD 152(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 32(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 32(R8)
+	FMOVD 160(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 40(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 40(R8)
+	FMOVD 168(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 48(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 48(R8)
+	FMOVD 176(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 56(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 56(R8)
+	FMOVD 184(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 64(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 64(R8)
+	FMOVD 192(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 72(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 72(R8)
+	FMOVD 200(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 80(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 80(R8)
+	FMOVD 208(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 88(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 88(R8)
+	FMOVD 216(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 96(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 96(R8)
+	FMOVD 224(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 104(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 104(R8)
+	FMOVD 232(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD 112(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 112(R8)
+	FMOVD 240(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v1combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
+
+// func lambApplyF64NEON(c *[16][8]float64, p, m, v *float64, n, mode int, f float64)
+TEXT ·lambApplyF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD m+16(FP), R2
+	MOVD v+24(FP), R3
+	MOVD n+32(FP), R6
+	MOVD mode+40(FP), R7
+	FMOVQ 64(R0), F20 // wd
+	FMOVQ 384(R0), F21 // ib2
+	FMOVQ 448(R0), F22 // eps
+	FMOVD f+48(FP), F23
+	VDUP V23.D[0], V23.D2
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1.P 64(R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	WORD $0x6ee1f96b // fsqrt v11.2d, v11.2d
+	VMOV V22.B16, V12.B16
+	VMOV V22.B16, V13.B16
+	VMOV V22.B16, V14.B16
+	VMOV V22.B16, V15.B16
+	VFMLA V21.D2, V8.D2, V12.D2
+	VFMLA V21.D2, V9.D2, V13.D2
+	VFMLA V21.D2, V10.D2, V14.D2
+	VFMLA V21.D2, V11.D2, V15.D2
+	WORD $0x6e6cfc84 // fdiv v4.2d, v4.2d, v12.2d
+	WORD $0x6e6dfca5 // fdiv v5.2d, v5.2d, v13.2d
+	WORD $0x6e6efcc6 // fdiv v6.2d, v6.2d, v14.2d
+	WORD $0x6e6ffce7 // fdiv v7.2d, v7.2d, v15.2d
+	VFMLA V4.D2, V23.D2, V0.D2
+	VFMLA V5.D2, V23.D2, V1.D2
+	VFMLA V6.D2, V23.D2, V2.D2
+	VFMLA V7.D2, V23.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.D2]
+	VLD1.P 16(R2), [V4.D2]
+	VLD1.P 16(R3), [V8.D2]
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V22.B16, V12.B16
+	VFMLA V21.D2, V8.D2, V12.D2
+	WORD $0x6e6cfc84 // fdiv v4.2d, v4.2d, v12.2d
+	VFMLA V4.D2, V23.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD (R1), F0
+	FMOVD.P 8(R2), F4
+	FMOVD.P 8(R3), F8
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V22.B16, V12.B16
+	VFMLA V21.D2, V8.D2, V12.D2
+	WORD $0x6e6cfc84 // fdiv v4.2d, v4.2d, v12.2d
+	VFMLA V4.D2, V23.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1.P 64(R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	WORD $0x6ee1f96b // fsqrt v11.2d, v11.2d
+	VMOV V22.B16, V12.B16
+	VMOV V22.B16, V13.B16
+	VMOV V22.B16, V14.B16
+	VMOV V22.B16, V15.B16
+	VFMLA V21.D2, V8.D2, V12.D2
+	VFMLA V21.D2, V9.D2, V13.D2
+	VFMLA V21.D2, V10.D2, V14.D2
+	VFMLA V21.D2, V11.D2, V15.D2
+	WORD $0x6e6cfc84 // fdiv v4.2d, v4.2d, v12.2d
+	WORD $0x6e6dfca5 // fdiv v5.2d, v5.2d, v13.2d
+	WORD $0x6e6efcc6 // fdiv v6.2d, v6.2d, v14.2d
+	WORD $0x6e6ffce7 // fdiv v7.2d, v7.2d, v15.2d
+	VFMLA V0.D2, V20.D2, V4.D2
+	VFMLA V1.D2, V20.D2, V5.D2
+	VFMLA V2.D2, V20.D2, V6.D2
+	VFMLA V3.D2, V20.D2, V7.D2
+	VFMLA V4.D2, V23.D2, V0.D2
+	VFMLA V5.D2, V23.D2, V1.D2
+	VFMLA V6.D2, V23.D2, V2.D2
+	VFMLA V7.D2, V23.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.D2]
+	VLD1.P 16(R2), [V4.D2]
+	VLD1.P 16(R3), [V8.D2]
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V22.B16, V12.B16
+	VFMLA V21.D2, V8.D2, V12.D2
+	WORD $0x6e6cfc84 // fdiv v4.2d, v4.2d, v12.2d
+	VFMLA V0.D2, V20.D2, V4.D2
+	VFMLA V4.D2, V23.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD (R1), F0
+	FMOVD.P 8(R2), F4
+	FMOVD.P 8(R3), F8
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V22.B16, V12.B16
+	VFMLA V21.D2, V8.D2, V12.D2
+	WORD $0x6e6cfc84 // fdiv v4.2d, v4.2d, v12.2d
+	VFMLA V0.D2, V20.D2, V4.D2
+	VFMLA V4.D2, V23.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
+// func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)
+TEXT ·sgdKeepF64NEON(SB), NOSPLIT, $0-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD pprev+24(FP), R3
+	MOVD gprev+32(FP), R4
+	MOVD n+40(FP), R6
+	MOVD mode+48(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	WORD $0x6e74dca5 // fmul v5.2d, v5.2d, v20.2d
+	WORD $0x6e74dcc6 // fmul v6.2d, v6.2d, v20.2d
+	WORD $0x6e74dce7 // fmul v7.2d, v7.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	VFMLA V5.D2, V22.D2, V1.D2
+	VFMLA V6.D2, V22.D2, V2.D2
+	VFMLA V7.D2, V22.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1 (R1), [V0.D2]
+	VST1.P [V0.D2], 16(R3)
+	VLD1.P 16(R2), [V4.D2]
+	VST1.P [V4.D2], 16(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD (R1), F0
+	FMOVD.P F0, 8(R3)
+	FMOVD.P 8(R2), F4
+	FMOVD.P F4, 8(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V4.D2, V22.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1 (R1), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R3)
+	VLD1.P 64(R2), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	WORD $0x6e74dca5 // fmul v5.2d, v5.2d, v20.2d
+	WORD $0x6e74dcc6 // fmul v6.2d, v6.2d, v20.2d
+	WORD $0x6e74dce7 // fmul v7.2d, v7.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V1.D2, V21.D2, V5.D2
+	VFMLA V2.D2, V21.D2, V6.D2
+	VFMLA V3.D2, V21.D2, V7.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	VFMLA V5.D2, V22.D2, V1.D2
+	VFMLA V6.D2, V22.D2, V2.D2
+	VFMLA V7.D2, V22.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1 (R1), [V0.D2]
+	VST1.P [V0.D2], 16(R3)
+	VLD1.P 16(R2), [V4.D2]
+	VST1.P [V4.D2], 16(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	VST1.P [V0.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD (R1), F0
+	FMOVD.P F0, 8(R3)
+	FMOVD.P 8(R2), F4
+	FMOVD.P F4, 8(R4)
+	WORD $0x6e74dc84 // fmul v4.2d, v4.2d, v20.2d
+	VFMLA V0.D2, V21.D2, V4.D2
+	VFMLA V4.D2, V22.D2, V0.D2
+	FMOVD.P F0, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+
 // func adafactorVarianceF64NEON(c *[16][8]float64, v, grad *float64, n, mode int)
 TEXT ·adafactorVarianceF64NEON(SB), NOSPLIT, $0-40
 	MOVD c+0(FP), R0
@@ -12142,6 +18316,307 @@ loop0:
 	SUBS $1, R6, R6
 	BNE loop0
 done:
+	RET
+
+// func secantDotsF64NEON(x, xp, gr, gp *float64, n int) (sy, yy float64)
+TEXT ·secantDotsF64NEON(SB), NOSPLIT, $0-56
+	MOVD x+0(FP), R0
+	MOVD xp+8(FP), R1
+	MOVD gr+16(FP), R2
+	MOVD gp+24(FP), R3
+	MOVD n+32(FP), R4
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V24.B16, V24.B16, V24.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V25.B16, V25.B16, V25.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V26.B16, V26.B16, V26.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V27.B16, V27.B16, V27.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	SUBS $16, R4, R4
+	BLT tail
+loop:
+	VLD1.P 64(R0), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1.P 64(R2), [V8.D2, V9.D2, V10.D2, V11.D2]
+	VLD1.P 64(R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x4ee4d400 // fsub v0.2d, v0.2d, v4.2d
+	WORD $0x4eecd508 // fsub v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V0.D2, V16.D2
+	VFMLA V8.D2, V8.D2, V24.D2
+	WORD $0x4ee5d421 // fsub v1.2d, v1.2d, v5.2d
+	WORD $0x4eedd529 // fsub v9.2d, v9.2d, v13.2d
+	VFMLA V9.D2, V1.D2, V17.D2
+	VFMLA V9.D2, V9.D2, V25.D2
+	WORD $0x4ee6d442 // fsub v2.2d, v2.2d, v6.2d
+	WORD $0x4eeed54a // fsub v10.2d, v10.2d, v14.2d
+	VFMLA V10.D2, V2.D2, V18.D2
+	VFMLA V10.D2, V10.D2, V26.D2
+	WORD $0x4ee7d463 // fsub v3.2d, v3.2d, v7.2d
+	WORD $0x4eefd56b // fsub v11.2d, v11.2d, v15.2d
+	VFMLA V11.D2, V3.D2, V19.D2
+	VFMLA V11.D2, V11.D2, V27.D2
+	VLD1.P 64(R0), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1.P 64(R2), [V8.D2, V9.D2, V10.D2, V11.D2]
+	VLD1.P 64(R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x4ee4d400 // fsub v0.2d, v0.2d, v4.2d
+	WORD $0x4eecd508 // fsub v8.2d, v8.2d, v12.2d
+	VFMLA V8.D2, V0.D2, V20.D2
+	VFMLA V8.D2, V8.D2, V28.D2
+	WORD $0x4ee5d421 // fsub v1.2d, v1.2d, v5.2d
+	WORD $0x4eedd529 // fsub v9.2d, v9.2d, v13.2d
+	VFMLA V9.D2, V1.D2, V21.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	WORD $0x4ee6d442 // fsub v2.2d, v2.2d, v6.2d
+	WORD $0x4eeed54a // fsub v10.2d, v10.2d, v14.2d
+	VFMLA V10.D2, V2.D2, V22.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	WORD $0x4ee7d463 // fsub v3.2d, v3.2d, v7.2d
+	WORD $0x4eefd56b // fsub v11.2d, v11.2d, v15.2d
+	VFMLA V11.D2, V3.D2, V23.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	SUBS $16, R4, R4
+	BGE loop
+tail:
+	ADDS $16, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V16.D2
+	VFMLA V2.D2, V2.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V16.D2
+	VFMLA V2.D2, V2.D2, V24.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V17.D2
+	VFMLA V2.D2, V2.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V17.D2
+	VFMLA V2.D2, V2.D2, V25.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V18.D2
+	VFMLA V2.D2, V2.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V18.D2
+	VFMLA V2.D2, V2.D2, V26.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V19.D2
+	VFMLA V2.D2, V2.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V19.D2
+	VFMLA V2.D2, V2.D2, V27.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V20.D2
+	VFMLA V2.D2, V2.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V20.D2
+	VFMLA V2.D2, V2.D2, V28.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V21.D2
+	VFMLA V2.D2, V2.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V21.D2
+	VFMLA V2.D2, V2.D2, V29.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V22.D2
+	VFMLA V2.D2, V2.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[1]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[1]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[1]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[1]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V22.D2
+	VFMLA V2.D2, V2.D2, V30.D2
+	SUB $1, R4, R4
+	CBZ R4, combine
+	VEOR V0.B16, V0.B16, V0.B16
+	VLD1.P 8(R0), V0.D[0]
+	VEOR V1.B16, V1.B16, V1.B16
+	VLD1.P 8(R1), V1.D[0]
+	VEOR V2.B16, V2.B16, V2.B16
+	VLD1.P 8(R2), V2.D[0]
+	VEOR V3.B16, V3.B16, V3.B16
+	VLD1.P 8(R3), V3.D[0]
+	WORD $0x4ee1d400 // fsub v0.2d, v0.2d, v1.2d
+	WORD $0x4ee3d442 // fsub v2.2d, v2.2d, v3.2d
+	VFMLA V2.D2, V0.D2, V23.D2
+	VFMLA V2.D2, V2.D2, V31.D2
+	SUB $1, R4, R4
+combine:
+	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
+	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
+	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
+	WORD $0x4e77d673 // fadd v19.2d, v19.2d, v23.2d
+	WORD $0x4e72d610 // fadd v16.2d, v16.2d, v18.2d
+	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
+	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
+	WORD $0x7e70da00 // faddp d0, v16.2d
+	FMOVD F0, sy+40(FP)
+	WORD $0x4e7cd718 // fadd v24.2d, v24.2d, v28.2d
+	WORD $0x4e7dd739 // fadd v25.2d, v25.2d, v29.2d
+	WORD $0x4e7ed75a // fadd v26.2d, v26.2d, v30.2d
+	WORD $0x4e7fd77b // fadd v27.2d, v27.2d, v31.2d
+	WORD $0x4e7ad718 // fadd v24.2d, v24.2d, v26.2d
+	WORD $0x4e7bd739 // fadd v25.2d, v25.2d, v27.2d
+	WORD $0x4e79d718 // fadd v24.2d, v24.2d, v25.2d
+	WORD $0x7e70db00 // faddp d0, v24.2d
+	FMOVD F0, yy+48(FP)
 	RET
 
 // func adafactorSumsF64NEON(c *[16][8]float64, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int)

@@ -32,6 +32,7 @@ func genericTable[T Float]() table[T] {
 		roof1:           func(src, d0 *T, n int) { roofGeneric(src, n, d0) },
 		roof2:           func(src, d0, d1 *T, n int) { roofGeneric(src, n, d0, d1) },
 		roof3:           func(src, d0, d1, d2 *T, n int) { roofGeneric(src, n, d0, d1, d2) },
+		secantDots:      secantDotsGeneric[T],
 	}
 	setGenericElementwise(&t)
 	return t
@@ -56,7 +57,7 @@ func sqrtT[T Float](x T) T {
 	return T(math.Sqrt(float64(x)))
 }
 
-// maxNaN is AMSGrad's max: NaN when either input is NaN, else a > b ? a : b.
+// maxNaN is AMSGrad's and Adamax's max: NaN when either input is NaN, else a > b ? a : b.
 func maxNaN[T Float](a, b T) T {
 	if a != a || a > b {
 		return a
@@ -77,7 +78,8 @@ func signT[T Float](x T) T {
 }
 
 // sumSq16 adds x² into lane j mod 16 of l, in float64 with one fma: the
-// reductions of the grid kernels.
+// reductions of the kernels with sums (element j of an element-wise kernel,
+// column j of a grid kernel).
 func sumSq16[T Float](l *[16]float64, j int, x T) {
 	f := float64(x)
 	l[j&15] = fma64(f, f, l[j&15])
@@ -87,6 +89,15 @@ func sumSq16[T Float](l *[16]float64, j int, x T) {
 func sq64[T Float](x T, s float64) float64 {
 	f := float64(x)
 	return fma64(f, f, s)
+}
+
+// absT is Adamax's |x|: x with its sign bit cleared, exactly (|-0| = +0,
+// NaN stays NaN), as the assembly's and-not with -0 computes it.
+func absT[T Float](x T) T {
+	if unsafe.Sizeof(x) == 4 {
+		return T(math.Float32frombits(math.Float32bits(float32(x)) &^ (1 << 31)))
+	}
+	return T(math.Float64frombits(math.Float64bits(float64(x)) &^ (1 << 63)))
 }
 
 // row returns coefficient r of c rounded to T.
@@ -131,6 +142,27 @@ func dotGeneric[T Float](x, y *T, n int) float64 {
 		l[i&15] = fma64(float64(xs[i]), float64(ys[i]), l[i&15])
 	}
 	return combine16(&l)
+}
+
+// secantDotsGeneric is the two sums of a secant step over the differences
+// s = x - xp and y = g - gp, each formed in float64 (exact for float32 data
+// whose exponents differ by less than 29, one rounding otherwise):
+//
+//	lsy[i mod 16] = fma(s, y, lsy[i mod 16])
+//	lyy[i mod 16] = fma(y, y, lyy[i mod 16])
+//
+// each set of lanes combined by combine16. No difference is stored.
+func secantDotsGeneric[T Float](x, xp, g, gp *T, n int) (sy, yy float64) {
+	xs, xps := unsafe.Slice(x, n), unsafe.Slice(xp, n)
+	gs, gps := unsafe.Slice(g, n), unsafe.Slice(gp, n)
+	var lsy, lyy [16]float64
+	for i := range xs {
+		s := float64(xs[i]) - float64(xps[i])
+		y := float64(gs[i]) - float64(gps[i])
+		lsy[i&15] = fma64(s, y, lsy[i&15])
+		lyy[i&15] = fma64(y, y, lyy[i&15])
+	}
+	return combine16(&lsy), combine16(&lyy)
 }
 
 func scaleGeneric[T Float](x *T, n int, s T) {

@@ -16,6 +16,13 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.lion = lionGeneric[T]
 	t.adagrad = adagradGeneric[T]
 	t.rmsprop = rmspropGeneric[T]
+	t.adamax = adamaxGeneric[T]
+	t.adadelta = adadeltaGeneric[T]
+	t.nadam = nadamGeneric[T]
+	t.radam = radamGeneric[T]
+	t.lambMoments = lambMomentsGeneric[T]
+	t.lambApply = lambApplyGeneric[T]
+	t.sgdKeep = sgdKeepGeneric[T]
 	t.adafactorVariance = adafactorVarianceGeneric[T]
 	t.adafactorSums = adafactorSumsGeneric[T]
 	t.adafactorNorms = adafactorNormsGeneric[T]
@@ -231,6 +238,237 @@ func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
 		} else {
 			ps[i] = fmaT(neglr, T(g/d), p)
 		}
+	}
+}
+
+// adamaxGeneric is the reference adamax kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func adamaxGeneric[T Float](cf *Coeffs, p, grad, m, u *T, n int) {
+	coupled := cf.mode&1 == 1 // coupled weight decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	us := unsafe.Slice(u, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		u := maxNaN(T(beta2*us[i]), T(absT(g)+eps))
+		us[i] = u
+		ps[i] = fmaT(nega, T(m/u), p)
+	}
+}
+
+// adadeltaGeneric is the reference adadelta kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func adadeltaGeneric[T Float](cf *Coeffs, p, grad, sq, acc *T, n int) {
+	coupled := cf.mode&1 == 1 // coupled weight decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sqs := unsafe.Slice(sq, n)
+	accs := unsafe.Slice(acc, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		sq := fmaT(T(c2*g), g, T(beta2*sqs[i]))
+		sqs[i] = sq
+		std := sqrtT(T(sq + eps))
+		delta := T(T(sqrtT(T(accs[i]+eps))/std) * g)
+		accs[i] = fmaT(T(c2*delta), delta, T(beta2*accs[i]))
+		ps[i] = fmaT(neglr, delta, p)
+	}
+}
+
+// nadamGeneric is the reference nadam kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func nadamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
+	decoupled := cf.mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := cf.mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		d := fmaT(sqrtT(v), ib2, eps)
+		p = fmaT(neglr, T(g/d), p)
+		ps[i] = fmaT(nega, T(m/d), p)
+	}
+}
+
+// radamGeneric is the reference radam kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func radamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
+	decoupled := cf.mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := cf.mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	rect := cf.mode&4 == 4      // rectified step: divide m by sqrt(v) + eps
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		var d T
+		if rect {
+			d = T(sqrtT(v) + eps)
+			ps[i] = fmaT(nega, T(m/d), p)
+		} else {
+			ps[i] = fmaT(nega, m, p)
+		}
+	}
+}
+
+// lambMomentsGeneric is the reference lambMoments kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func lambMomentsGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) (float64, float64) {
+	decay := cf.mode&1 == 1 // weight decay in the update direction
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+	)
+	var ppLanes [16]float64 // element i in lane i mod 16
+	var rrLanes [16]float64 // element i in lane i mod 16
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		d := fmaT(sqrtT(v), ib2, eps)
+		r := T(m / d)
+		if decay {
+			r = fmaT(wd, p, r)
+		}
+		sumSq16(&ppLanes, i, p)
+		sumSq16(&rrLanes, i, r)
+	}
+	return combine16(&ppLanes), combine16(&rrLanes)
+}
+
+// lambApplyGeneric is the reference lambApply kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func lambApplyGeneric[T Float](cf *Coeffs, p, m, v *T, n int, f T) {
+	decay := cf.mode&1 == 1 // weight decay in the update direction
+	ps := unsafe.Slice(p, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		wd  = row[T](cf, abi.RowWD)
+		ib2 = row[T](cf, abi.RowIB2)
+		eps = row[T](cf, abi.RowEps)
+	)
+	for i := range ps {
+		p := ps[i]
+		m := ms[i]
+		v := vs[i]
+		d := fmaT(sqrtT(v), ib2, eps)
+		r := T(m / d)
+		if decay {
+			r = fmaT(wd, p, r)
+		}
+		ps[i] = fmaT(f, r, p)
+	}
+}
+
+// sgdKeepGeneric is the reference sgdKeep kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func sgdKeepGeneric[T Float](cf *Coeffs, p, grad, pprev, gprev *T, n int) {
+	coupled := cf.mode&1 == 1 // coupled weight decay
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	pprevs := unsafe.Slice(pprev, n)
+	gprevs := unsafe.Slice(gprev, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	for i := range ps {
+		p := ps[i]
+		pprevs[i] = p
+		gprevs[i] = grads[i]
+		g := T(grads[i] * gs)
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		ps[i] = fmaT(neglr, g, p)
 	}
 }
 

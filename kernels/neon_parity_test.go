@@ -96,6 +96,26 @@ func testNEONModes[T Float](t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	adamaxC, err := Adamax{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1,
+		Prelude: Prelude{Scale: 0.5, Maximize: true}}.Coeffs(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adadeltaC, err := Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: 0.1,
+		Prelude: Prelude{Scale: 2, Maximize: true}}.Coeffs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nadamC, err := NAdam{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, MomentumDecay: 4e-3,
+		Prelude: Prelude{Scale: 0.75, Maximize: true}}.Coeffs(5, 0.02)
+	if err != nil {
+		t.Fatal(err)
+	}
+	radamC, err := RAdam{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1,
+		Prelude: Prelude{Scale: 2}}.Coeffs(9)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{1, 5, 19, 37} {
 		for mode := 0; mode < 16; mode++ {
 			var in [5][]T
@@ -144,6 +164,31 @@ func testNEONModes[T Float](t *testing.T) {
 					c := rmspropC
 					c.mode = mode
 					k.rmsprop(&c, &a[0][0], &a[1][0], &a[3][0], &a[2][0], &a[4][0], n)
+				}},
+				{"adamax", func(k *table[T], a [5][]T) {
+					c := adamaxC
+					c.mode = mode
+					k.adamax(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], n)
+				}},
+				{"adadelta", func(k *table[T], a [5][]T) {
+					c := adadeltaC
+					c.mode = mode
+					k.adadelta(&c, &a[0][0], &a[1][0], &a[3][0], &a[4][0], n)
+				}},
+				{"nadam", func(k *table[T], a [5][]T) {
+					c := nadamC
+					c.mode = mode
+					k.nadam(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], n)
+				}},
+				{"radam", func(k *table[T], a [5][]T) {
+					c := radamC
+					c.mode = mode
+					k.radam(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], n)
+				}},
+				{"sgdKeep", func(k *table[T], a [5][]T) {
+					c := momC // a block with every row SGD reads set
+					c.mode = mode
+					k.sgdKeep(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], n)
 				}},
 				{"adamFast m, v, vmax", func(k *table[T], a [5][]T) {
 					c := adamC

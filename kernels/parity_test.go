@@ -122,6 +122,80 @@ func rmspropCoeffs() []Coeffs {
 	return out
 }
 
+func adamaxCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, eps := range []float64{1e-8, 0} {
+			for _, step := range []int64{1, 9} {
+				for _, pr := range preludes[:2] {
+					h := Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: eps, WeightDecay: wd, Prelude: pr}
+					out = append(out, must(h.Coeffs(step)))
+				}
+			}
+		}
+	}
+	return append(out, must(Adamax{LR: 0.5, Eps: 1e-3, WeightDecay: 0.5, Prelude: preludes[2]}.Coeffs(3))) // β1 = β2 = 0
+}
+
+func adadeltaCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, rho := range []float64{0.9, 0, 1} {
+			for _, pr := range preludes[:2] {
+				h := Adadelta{LR: 1, Rho: rho, Eps: 1e-6, WeightDecay: wd, Prelude: pr}
+				out = append(out, must(h.Coeffs()))
+			}
+		}
+	}
+	return append(out, must(Adadelta{LR: 0.1, Rho: 0.95, WeightDecay: 0.1, Prelude: preludes[2]}.Coeffs())) // eps = 0
+}
+
+// muProduct returns μ_1·…·μ_t of h, as a parameter that took t steps holds
+// it.
+func muProduct(h NAdam, t int64) float64 {
+	prod := 1.0
+	for i := int64(1); i <= t; i++ {
+		prod *= h.Mu(i)
+	}
+	return prod
+}
+
+func nadamCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			if wd == 0 && dec {
+				continue
+			}
+			for _, step := range []int64{1, 9} {
+				for _, pr := range preludes[:2] {
+					h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, MomentumDecay: 4e-3, Decoupled: dec, Prelude: pr}
+					out = append(out, must(h.Coeffs(step, muProduct(h, step))))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func radamCoeffs() []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			if wd == 0 && dec {
+				continue
+			}
+			for _, step := range []int64{1, 6, 40} { // 1: not rectified
+				for _, pr := range preludes[:2] {
+					h := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, Prelude: pr}
+					out = append(out, must(h.Coeffs(step)))
+				}
+			}
+		}
+	}
+	return out
+}
+
 func sgdKernel[T Float]() ewKernel[T] {
 	return ewKernel[T]{
 		name: "SGD", streams: []string{"p", "grad"}, nonneg: []bool{false, false}, written: []bool{true, false},
@@ -223,6 +297,72 @@ func rmspropKernel[T Float]() ewKernel[T] {
 				return s.RMSpropF32(c, a[0], a[1], a[2], a[3], a[4])
 			case [][]float64:
 				return s.RMSpropF64(c, a[0], a[1], a[2], a[3], a[4])
+			}
+			panic("type")
+		},
+	}
+}
+
+func adamaxKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Adamax", streams: []string{"p", "grad", "exp_avg", "exp_inf"},
+		nonneg: []bool{false, false, false, true}, written: []bool{true, false, true, true},
+		coeffs: adamaxCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.AdamaxF32(c, a[0], a[1], a[2], a[3])
+			case [][]float64:
+				return s.AdamaxF64(c, a[0], a[1], a[2], a[3])
+			}
+			panic("type")
+		},
+	}
+}
+
+func adadeltaKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "Adadelta", streams: []string{"p", "grad", "square_avg", "acc_delta"},
+		nonneg: []bool{false, false, true, true}, written: []bool{true, false, true, true},
+		coeffs: adadeltaCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.AdadeltaF32(c, a[0], a[1], a[2], a[3])
+			case [][]float64:
+				return s.AdadeltaF64(c, a[0], a[1], a[2], a[3])
+			}
+			panic("type")
+		},
+	}
+}
+
+func nadamKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "NAdam", streams: []string{"p", "grad", "exp_avg", "exp_avg_sq"}, nonneg: []bool{false, false, false, true},
+		written: []bool{true, false, true, true}, coeffs: nadamCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.NAdamF32(c, a[0], a[1], a[2], a[3])
+			case [][]float64:
+				return s.NAdamF64(c, a[0], a[1], a[2], a[3])
+			}
+			panic("type")
+		},
+	}
+}
+
+func radamKernel[T Float]() ewKernel[T] {
+	return ewKernel[T]{
+		name: "RAdam", streams: []string{"p", "grad", "exp_avg", "exp_avg_sq"}, nonneg: []bool{false, false, false, true},
+		written: []bool{true, false, true, true}, coeffs: radamCoeffs(),
+		run: func(s *Set, c *Coeffs, a [][]T) error {
+			switch a := any(a).(type) {
+			case [][]float32:
+				return s.RAdamF32(c, a[0], a[1], a[2], a[3])
+			case [][]float64:
+				return s.RAdamF64(c, a[0], a[1], a[2], a[3])
 			}
 			panic("type")
 		},
@@ -340,6 +480,30 @@ func TestParityRMSprop(t *testing.T) {
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runParity(t, rmspropKernel[float32](), ns) })
 	t.Run("F64", func(t *testing.T) { runParity(t, rmspropKernel[float64](), ns) })
+}
+
+func TestParityAdamax(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, adamaxKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, adamaxKernel[float64](), ns) })
+}
+
+func TestParityAdadelta(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, adadeltaKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, adadeltaKernel[float64](), ns) })
+}
+
+func TestParityNAdam(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, nadamKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, nadamKernel[float64](), ns) })
+}
+
+func TestParityRAdam(t *testing.T) {
+	ns := paritytest.Lengths(testing.Short())
+	t.Run("F32", func(t *testing.T) { runParity(t, radamKernel[float32](), ns) })
+	t.Run("F64", func(t *testing.T) { runParity(t, radamKernel[float64](), ns) })
 }
 
 func TestParityScale(t *testing.T) {

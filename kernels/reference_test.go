@@ -18,6 +18,7 @@ import (
 type textbook struct {
 	p, b, m, v, vmax []float64
 	t                int
+	mu               float64 // NAdam's mu_product
 }
 
 func (s *textbook) sgd(h Momentum, g []float64, first bool) {
@@ -166,6 +167,142 @@ func (s *textbook) rmsprop(h RMSprop, g []float64) {
 			s.p[i] -= h.LR * gi / avg
 		}
 	}
+}
+
+// adamax is torch.optim.Adamax's documented algorithm, with s.m as exp_avg
+// and s.v as exp_inf:
+//
+//	g = g + wd·p
+//	m = β1·m + (1-β1)·g
+//	u = max(β2·u, |g| + eps)
+//	p = p - lr/(1-β1^t)·m/u
+func (s *textbook) adamax(h Adamax, g []float64) {
+	s.t++
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	clr := h.LR / (1 - math.Pow(h.Beta1, float64(s.t)))
+	for i := range s.p {
+		gi := sign*sc*g[i] + h.WeightDecay*s.p[i]
+		s.m[i] = h.Beta1*s.m[i] + (1-h.Beta1)*gi
+		s.v[i] = math.Max(h.Beta2*s.v[i], math.Abs(gi)+h.Eps)
+		s.p[i] -= clr * s.m[i] / s.v[i]
+	}
+}
+
+// adadelta is torch.optim.Adadelta's documented algorithm, with s.v as
+// square_avg and s.b as acc_delta:
+//
+//	g = g + wd·p
+//	v = ρ·v + (1-ρ)·g²
+//	Δ = sqrt(u + eps)/sqrt(v + eps)·g
+//	u = ρ·u + (1-ρ)·Δ²
+//	p = p - lr·Δ
+func (s *textbook) adadelta(h Adadelta, g []float64) {
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	for i := range s.p {
+		gi := sign*sc*g[i] + h.WeightDecay*s.p[i]
+		s.v[i] = h.Rho*s.v[i] + (1-h.Rho)*gi*gi
+		delta := math.Sqrt(s.b[i]+h.Eps) / math.Sqrt(s.v[i]+h.Eps) * gi
+		s.b[i] = h.Rho*s.b[i] + (1-h.Rho)*delta*delta
+		s.p[i] -= h.LR * delta
+	}
+}
+
+// nadam is torch.optim.NAdam's single-tensor step (PyTorch 2.x), with s.m
+// as exp_avg, s.v as exp_avg_sq and s.mu as mu_product (1 at the start):
+//
+//	decoupled: p = p·(1 - lr·wd), else g = g + wd·p
+//	μ_t = β1·(1 - ½·0.96^(t·ψ)), μ_{t+1} likewise, mu_product = mu_product·μ_t
+//	m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g²
+//	d = sqrt(v/(1-β2^t)) + eps
+//	p = p - lr·(1-μ_t)/(1-mu_product)·g/d
+//	p = p - lr·μ_{t+1}/(1-mu_product·μ_{t+1})·m/d
+func (s *textbook) nadam(h NAdam, g []float64) {
+	s.t++
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	t := float64(s.t)
+	bc2 := 1 - math.Pow(h.Beta2, t)
+	mu := h.Beta1 * (1 - 0.5*math.Pow(0.96, t*h.MomentumDecay))
+	muNext := h.Beta1 * (1 - 0.5*math.Pow(0.96, (t+1)*h.MomentumDecay))
+	s.mu *= mu
+	for i := range s.p {
+		gi := sign * sc * g[i]
+		if h.Decoupled {
+			s.p[i] *= 1 - h.LR*h.WeightDecay
+		} else {
+			gi += h.WeightDecay * s.p[i]
+		}
+		s.m[i] = h.Beta1*s.m[i] + (1-h.Beta1)*gi
+		s.v[i] = h.Beta2*s.v[i] + (1-h.Beta2)*gi*gi
+		d := math.Sqrt(s.v[i]/bc2) + h.Eps
+		s.p[i] -= h.LR * (1 - mu) / (1 - s.mu) * gi / d
+		s.p[i] -= h.LR * muNext / (1 - s.mu*muNext) * s.m[i] / d
+	}
+}
+
+// radam is torch.optim.RAdam's single-tensor step (PyTorch 2.x), with s.m
+// as exp_avg and s.v as exp_avg_sq; it returns whether the step was
+// rectified:
+//
+//	decoupled: p = p·(1 - lr·wd), else g = g + wd·p
+//	m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g²
+//	ρ∞ = 2/(1-β2) - 1, ρ_t = ρ∞ - 2t·β2^t/(1-β2^t)
+//	ρ_t > 5: r = sqrt((ρ_t-4)(ρ_t-2)ρ∞/((ρ∞-4)(ρ∞-2)ρ_t)),
+//	         p = p - lr·m/(1-β1^t)·r·sqrt(1-β2^t)/(sqrt(v)+eps)
+//	else:    p = p - lr·m/(1-β1^t)
+func (s *textbook) radam(h RAdam, g []float64) bool {
+	s.t++
+	sign := 1.0
+	if h.Maximize {
+		sign = -1
+	}
+	sc := h.Scale
+	if sc == 0 {
+		sc = 1
+	}
+	t := float64(s.t)
+	bc1 := 1 - math.Pow(h.Beta1, t)
+	bc2 := 1 - math.Pow(h.Beta2, t)
+	rhoInf := 2/(1-h.Beta2) - 1
+	rhoT := rhoInf - 2*t*math.Pow(h.Beta2, t)/bc2
+	rect := math.Sqrt((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT))
+	for i := range s.p {
+		gi := sign * sc * g[i]
+		if h.Decoupled {
+			s.p[i] *= 1 - h.LR*h.WeightDecay
+		} else {
+			gi += h.WeightDecay * s.p[i]
+		}
+		s.m[i] = h.Beta1*s.m[i] + (1-h.Beta1)*gi
+		s.v[i] = h.Beta2*s.v[i] + (1-h.Beta2)*gi*gi
+		mhat := s.m[i] / bc1
+		if rhoT > 5 {
+			s.p[i] -= mhat * h.LR * (math.Sqrt(bc2) / (math.Sqrt(s.v[i]) + h.Eps)) * rect
+		} else {
+			s.p[i] -= mhat * h.LR
+		}
+	}
+	return rhoT > 5
 }
 
 func toF64[T Float](x []T) []float64 {
@@ -350,6 +487,102 @@ func referenceVsTextbook[T Float](t *testing.T, tol float64) {
 			}
 		}
 	}
+	for _, wd := range []float64{0, 0.05} {
+		for _, betas := range [][2]float64{{0.9, 0.999}, {0.5, 0.9}} {
+			for _, pr := range preludes {
+				h := Adamax{LR: 2e-3, Beta1: betas[0], Beta2: betas[1], Eps: 1e-8, WeightDecay: wd, Prelude: pr}
+				p := newVec()
+				m, u := make([]T, n), make([]T, n)
+				tb := textbook{p: toF64(p), m: make([]float64, n), v: make([]float64, n)}
+				for s := range steps {
+					tb.adamax(h, toF64(grads[s]))
+					c := must(h.Coeffs(int64(s + 1)))
+					if err := adamaxKernel[T]().run(ref, &c, [][]T{p, grads[s], m, u}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				closeTo(t, "adamax p", p, tb.p, tol)
+				closeTo(t, "adamax exp_avg", m, tb.m, tol)
+				closeTo(t, "adamax exp_inf", u, tb.v, tol)
+			}
+		}
+	}
+	for _, wd := range []float64{0, 0.05} {
+		for _, rho := range []float64{0.9, 0.5} {
+			for _, pr := range preludes {
+				h := Adadelta{LR: 1, Rho: rho, Eps: 1e-6, WeightDecay: wd, Prelude: pr}
+				p := newVec()
+				sq, acc := make([]T, n), make([]T, n)
+				tb := textbook{p: toF64(p), v: make([]float64, n), b: make([]float64, n)}
+				c := must(h.Coeffs())
+				for s := range steps {
+					tb.adadelta(h, toF64(grads[s]))
+					if err := adadeltaKernel[T]().run(ref, &c, [][]T{p, grads[s], sq, acc}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				closeTo(t, "adadelta p", p, tb.p, tol)
+				closeTo(t, "adadelta square_avg", sq, tb.v, tol)
+				closeTo(t, "adadelta acc_delta", acc, tb.b, tol)
+			}
+		}
+	}
+	for _, wd := range []float64{0, 0.05} {
+		for _, dec := range []bool{false, true} {
+			for _, psi := range []float64{4e-3, 0.5} {
+				for _, pr := range preludes {
+					h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: wd, MomentumDecay: psi, Decoupled: dec, Prelude: pr}
+					p := newVec()
+					m, v := make([]T, n), make([]T, n)
+					tb := textbook{p: toF64(p), m: make([]float64, n), v: make([]float64, n), mu: 1}
+					prod := 1.0
+					for s := range steps {
+						tb.nadam(h, toF64(grads[s]))
+						st := int64(s + 1)
+						prod *= h.Mu(st)
+						c := must(h.Coeffs(st, prod))
+						if err := nadamKernel[T]().run(ref, &c, [][]T{p, grads[s], m, v}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if math.Abs(prod-tb.mu) > 1e-13*tb.mu {
+						t.Fatalf("nadam mu_product %v, textbook %v", prod, tb.mu)
+					}
+					closeTo(t, "nadam p", p, tb.p, tol)
+					closeTo(t, "nadam exp_avg", m, tb.m, tol)
+					closeTo(t, "nadam exp_avg_sq", v, tb.v, tol)
+				}
+			}
+		}
+	}
+	for _, wd := range []float64{0, 0.05} {
+		for _, dec := range []bool{false, true} {
+			for _, pr := range preludes {
+				// β2 = 0.999: ρ_t ≤ 5 for steps 1 to 5, > 5 from step 6.
+				h := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, Prelude: pr}
+				p := newVec()
+				m, v := make([]T, n), make([]T, n)
+				tb := textbook{p: toF64(p), m: make([]float64, n), v: make([]float64, n)}
+				for s := range steps {
+					st := int64(s + 1)
+					rect := tb.radam(h, toF64(grads[s]))
+					if rect != (st >= 6) || h.Rectified(st) != rect {
+						t.Fatalf("radam step %d: textbook rectified %v, Rectified %v", st, rect, h.Rectified(st))
+					}
+					c := must(h.Coeffs(st))
+					if err := radamKernel[T]().run(ref, &c, [][]T{p, grads[s], m, v}); err != nil {
+						t.Fatal(err)
+					}
+					if st == 5 || st == 6 { // on both sides of the switch
+						closeTo(t, "radam p", p, tb.p, tol)
+					}
+				}
+				closeTo(t, "radam p", p, tb.p, tol)
+				closeTo(t, "radam exp_avg", m, tb.m, tol)
+				closeTo(t, "radam exp_avg_sq", v, tb.v, tol)
+			}
+		}
+	}
 	// Reductions against plain float64 sums.
 	for _, n := range []int{0, 1, 15, 16, 17, 1000} {
 		x, y := newVec()[:0], newVec()[:0]
@@ -419,6 +652,46 @@ func TestCoeffsValidation(t *testing.T) {
 		{"rmsprop eps NaN", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, Eps: math.NaN()}.Coeffs(); return e }()},
 		{"rmsprop wd<0", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, WeightDecay: -1}.Coeffs(); return e }()},
 		{"rmsprop momentum<0", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, Momentum: -0.5}.Coeffs(); return e }()},
+		{"nadam lr<0", func() error { _, e := NAdam{LR: -1, Beta1: 0.9, Beta2: 0.99}.Coeffs(1, 0.4); return e }()},
+		{"nadam beta1 1", func() error { _, e := NAdam{LR: 1, Beta1: 1, Beta2: 0.99}.Coeffs(1, 0.4); return e }()},
+		{"nadam beta2 NaN", func() error { _, e := NAdam{LR: 1, Beta1: 0.9, Beta2: math.NaN()}.Coeffs(1, 0.4); return e }()},
+		{"nadam momentum_decay<0", func() error {
+			_, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99, MomentumDecay: -1}.Coeffs(1, 0.4)
+			return e
+		}()},
+		{"nadam momentum_decay Inf", func() error {
+			_, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99, MomentumDecay: math.Inf(1)}.Coeffs(1, 0.4)
+			return e
+		}()},
+		{"nadam eps<0", func() error { _, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99, Eps: -1}.Coeffs(1, 0.4); return e }()},
+		{"nadam wd<0", func() error { _, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99, WeightDecay: -1}.Coeffs(1, 0.4); return e }()},
+		{"nadam step 0", func() error { _, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99}.Coeffs(0, 0.4); return e }()},
+		{"nadam mu_product 1", func() error { _, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99}.Coeffs(1, 1); return e }()},
+		{"nadam mu_product<0", func() error { _, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99}.Coeffs(1, -0.1); return e }()},
+		{"nadam mu_product NaN", func() error { _, e := NAdam{LR: 1, Beta1: 0.9, Beta2: 0.99}.Coeffs(1, math.NaN()); return e }()},
+		{"radam lr<0", func() error { _, e := RAdam{LR: -1, Beta1: 0.9, Beta2: 0.99}.Coeffs(1); return e }()},
+		{"radam beta1<0", func() error { _, e := RAdam{LR: 1, Beta1: -0.1, Beta2: 0.99}.Coeffs(1); return e }()},
+		{"radam beta2 1", func() error { _, e := RAdam{LR: 1, Beta1: 0.9, Beta2: 1}.Coeffs(1); return e }()},
+		{"radam eps NaN", func() error { _, e := RAdam{LR: 1, Beta1: 0.9, Beta2: 0.99, Eps: math.NaN()}.Coeffs(1); return e }()},
+		{"radam wd<0", func() error { _, e := RAdam{LR: 1, Beta1: 0.9, Beta2: 0.99, WeightDecay: -1}.Coeffs(1); return e }()},
+		{"radam step 0", func() error { _, e := RAdam{LR: 1, Beta1: 0.9, Beta2: 0.99}.Coeffs(0); return e }()},
+		{"adamax lr<0", func() error { _, e := Adamax{LR: -1, Beta1: 0.9, Beta2: 0.999}.Coeffs(1); return e }()},
+		{"adamax beta1=1", func() error { _, e := Adamax{LR: 1, Beta1: 1, Beta2: 0.999}.Coeffs(1); return e }()},
+		{"adamax beta2=1", func() error { _, e := Adamax{LR: 1, Beta1: 0.9, Beta2: 1}.Coeffs(1); return e }()},
+		{"adamax beta1 NaN", func() error { _, e := Adamax{LR: 1, Beta1: math.NaN(), Beta2: 0.9}.Coeffs(1); return e }()},
+		{"adamax eps<0", func() error { _, e := Adamax{LR: 1, Beta1: 0.9, Beta2: 0.9, Eps: -1}.Coeffs(1); return e }()},
+		{"adamax wd<0", func() error { _, e := Adamax{LR: 1, Beta1: 0.9, Beta2: 0.9, WeightDecay: -1}.Coeffs(1); return e }()},
+		{"adamax step 0", func() error { _, e := Adamax{LR: 1, Beta1: 0.9, Beta2: 0.9}.Coeffs(0); return e }()},
+		{"adamax scale NaN", func() error {
+			_, e := Adamax{LR: 1, Beta1: 0.9, Beta2: 0.9, Prelude: Prelude{Scale: math.NaN()}}.Coeffs(1)
+			return e
+		}()},
+		{"adadelta lr<0", func() error { _, e := Adadelta{LR: -1, Rho: 0.9}.Coeffs(); return e }()},
+		{"adadelta rho>1", func() error { _, e := Adadelta{LR: 1, Rho: 1.5}.Coeffs(); return e }()},
+		{"adadelta rho<0", func() error { _, e := Adadelta{LR: 1, Rho: -0.1}.Coeffs(); return e }()},
+		{"adadelta rho NaN", func() error { _, e := Adadelta{LR: 1, Rho: math.NaN()}.Coeffs(); return e }()},
+		{"adadelta eps<0", func() error { _, e := Adadelta{LR: 1, Rho: 0.9, Eps: -1}.Coeffs(); return e }()},
+		{"adadelta wd inf", func() error { _, e := Adadelta{LR: 1, Rho: 0.9, WeightDecay: math.Inf(1)}.Coeffs(); return e }()},
 	}
 	for _, b := range bad {
 		if !errors.Is(b.err, ErrCoeff) {
@@ -431,6 +704,14 @@ func TestCoeffsValidation(t *testing.T) {
 	if _, err := (Lion{LR: 1e-4, Beta1: 0, Beta2: 0}).Coeffs(); err != nil {
 		t.Errorf("Lion β = 0 is valid: %v", err)
 	}
+	if _, err := (Adamax{LR: 2e-3, Beta1: 0, Beta2: 0, Eps: 0}).Coeffs(1); err != nil {
+		t.Errorf("Adamax β = 0 and eps = 0 are valid: %v", err)
+	}
+	for _, rho := range []float64{0, 1} {
+		if _, err := (Adadelta{LR: 1, Rho: rho, Eps: 0}).Coeffs(); err != nil {
+			t.Errorf("Adadelta ρ = %v and eps = 0 are valid (PyTorch: 0 ≤ ρ ≤ 1): %v", rho, err)
+		}
+	}
 }
 
 // Bad input never writes anything and never reaches the assembly.
@@ -441,6 +722,10 @@ func TestBadInput(t *testing.T) {
 	lion := must(Lion{LR: 0.1, Beta1: 0.9, Beta2: 0.99}.Coeffs())
 	adagrad := must(Adagrad{LR: 0.1, Eps: 1e-10}.Coeffs(1))
 	rms := must(RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true}.Coeffs())
+	amax := must(Adamax{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1}.Coeffs(1))
+	adelta := must(Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: 0.1}.Coeffs())
+	nadam := must(NAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, MomentumDecay: 4e-3}.Coeffs(1, 0.45))
+	radam := must(RAdam{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(8))
 	for _, l := range Levels() {
 		s, _ := For(l)
 		p := []float32{1, 2, 3, 4}
@@ -475,6 +760,25 @@ func TestBadInput(t *testing.T) {
 			{"rmsprop momentum without buffer", s.RMSpropF32(&rms, p, g4, g4, nil, g4), ErrLength},
 			{"rmsprop centered without grad_avg", s.RMSpropF32(&rms, p, g4, g4, g4, g3), ErrLength},
 			{"rmsprop adagrad coeffs", s.RMSpropF32(&adagrad, p, g4, g4, g4, g4), ErrCoeff},
+			{"nadam short exp_avg", s.NAdamF32(&nadam, p, g4, g3, g4), ErrLength},
+			{"nadam short exp_avg_sq", s.NAdamF32(&nadam, p, g4, g4, g3), ErrLength},
+			{"nadam short grad", s.NAdamF32(&nadam, p, g3, g4, g4), ErrLength},
+			{"nadam radam coeffs", s.NAdamF32(&radam, p, g4, g4, g4), ErrCoeff},
+			{"radam nadam coeffs", s.RAdamF32(&nadam, p, g4, g4, g4), ErrCoeff},
+			{"radam adagrad coeffs", s.RAdamF32(&adagrad, p, g4, g4, g4), ErrCoeff},
+			{"radam short exp_avg_sq", s.RAdamF32(&radam, p, g4, g4, g3), ErrLength},
+			{"adamax short grad", s.AdamaxF32(&amax, p, g3, g4, g4), ErrLength},
+			{"adamax short exp_avg", s.AdamaxF32(&amax, p, g4, g3, g4), ErrLength},
+			{"adamax nil exp_inf", s.AdamaxF32(&amax, p, g4, g4, nil), ErrLength},
+			{"adamax adam coeffs", s.AdamaxF32(&adam, p, g4, g4, g4), ErrCoeff},
+			{"adam adamax coeffs", s.AdamF32(&amax, p, g4, g4, g4, g4), ErrCoeff},
+			{"adamax zero coeffs", s.AdamaxF32(&Coeffs{}, p, g4, g4, g4), ErrCoeff},
+			{"adadelta short square_avg", s.AdadeltaF32(&adelta, p, g4, g3, g4), ErrLength},
+			{"adadelta short acc_delta", s.AdadeltaF32(&adelta, p, g4, g4, g3), ErrLength},
+			{"adadelta nil grad", s.AdadeltaF32(&adelta, p, nil, g4, g4), ErrLength},
+			{"adadelta adamax coeffs", s.AdadeltaF32(&amax, p, g4, g4, g4), ErrCoeff},
+			{"adadelta rmsprop coeffs", s.AdadeltaF32(&rms, p, g4, g4, g4), ErrCoeff},
+			{"adadelta nil coeffs", s.AdadeltaF32(nil, p, g4, g4, g4), ErrCoeff},
 		}
 		_, dotErr := s.DotF32(p, g3)
 		checks = append(checks, struct {

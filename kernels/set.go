@@ -11,27 +11,35 @@ import (
 // length have been checked by the exported methods: n ≥ 1, every slice holds
 // n elements (vmax only when the coefficients ask for AMSGrad).
 type table[T Float] struct {
-	sgd      func(c *Coeffs, p, g *T, n int)
-	momentum func(c *Coeffs, p, g, b *T, n int)
-	adam     func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	adamFast func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	lion     func(c *Coeffs, p, g, m *T, n int)
-	adagrad  func(c *Coeffs, p, g, sum *T, n int)
-	rmsprop  func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
+	sgd             func(c *Coeffs, p, g *T, n int)
+	momentum        func(c *Coeffs, p, g, b *T, n int)
+	adam            func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	lion            func(c *Coeffs, p, g, m *T, n int)
+	adagrad         func(c *Coeffs, p, g, sum *T, n int)
+	rmsprop         func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
+	nadam           func(c *Coeffs, p, g, m, v *T, n int)
+	radam           func(c *Coeffs, p, g, m, v *T, n int)
+	lambMoments     func(c *Coeffs, p, g, m, v *T, n int) (pp, rr float64)
+	lambApply       func(c *Coeffs, p, m, v *T, n int, f T)
+	adamax          func(c *Coeffs, p, g, m, u *T, n int)
+	adadelta        func(c *Coeffs, p, g, sq, acc *T, n int)
+	sumSquares      func(x *T, n int) float64
+	sumSquaresCheck func(x *T, n int) (float64, bool)
+	dot             func(x, y *T, n int) float64
+	scale           func(x *T, n int, s T)
+	nonFinite       func(x *T, n int) bool
+	roof1           func(src, d0 *T, n int)
+	roof2           func(src, d0, d1 *T, n int)
+	roof3           func(src, d0, d1, d2 *T, n int)
+	secantDots      func(x, xp, g, gp *T, n int) (sy, yy float64)
+	sgdKeep         func(c *Coeffs, p, g, pprev, gprev *T, n int)
 	// Adafactor: the vector variance (element-wise) and the three grid
 	// kernels, which take the mode of the call.
 	adafactorVariance func(c *Coeffs, v, g *T, n int)
 	adafactorSums     func(c *Coeffs, g *T, rowsum, colsum *float64, rows, cols int, mode int)
 	adafactorNorms    func(c *Coeffs, p, g, rv, cv *T, rows, cols int, rm T, mode int) (float64, float64)
 	adafactorUpdate   func(c *Coeffs, p, g, rv, cv *T, rows, cols int, rm, s T, mode int)
-	sumSquares        func(x *T, n int) float64
-	sumSquaresCheck   func(x *T, n int) (float64, bool)
-	dot               func(x, y *T, n int) float64
-	scale             func(x *T, n int, s T)
-	nonFinite         func(x *T, n int) bool
-	roof1             func(src, d0 *T, n int)
-	roof2             func(src, d0, d1 *T, n int)
-	roof3             func(src, d0, d1, d2 *T, n int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and
@@ -257,6 +265,117 @@ func rmsprop[T Float](k *table[T], c *Coeffs, p, g, sq, buf, gavg []T) error {
 	return nil
 }
 
+func adamax[T Float](k *table[T], c *Coeffs, p, g, m, u []T) error {
+	if err := c.check(famAdamax, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(m) != n:
+		return lengthErr("exp_avg", n, len(m))
+	case len(u) != n:
+		return lengthErr("exp_inf", n, len(u))
+	}
+	if err := disjoint("p grad exp_avg exp_inf", p, g, m, u); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.adamax(c, &p[0], &g[0], &m[0], &u[0], n)
+	}
+	return nil
+}
+
+func adadelta[T Float](k *table[T], c *Coeffs, p, g, sq, acc []T) error {
+	if err := c.check(famAdadelta, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(sq) != n:
+		return lengthErr("square_avg", n, len(sq))
+	case len(acc) != n:
+		return lengthErr("acc_delta", n, len(acc))
+	}
+	if err := disjoint("p grad square_avg acc_delta", p, g, sq, acc); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.adadelta(c, &p[0], &g[0], &sq[0], &acc[0], n)
+	}
+	return nil
+}
+
+// mv checks and runs a kernel of the streams p, grad, m (exp_avg) and v
+// (exp_avg_sq): NAdam's and RAdam's.
+func mv[T Float](fam family, run func(c *Coeffs, p, g, m, v *T, n int), c *Coeffs, p, g, m, v []T) error {
+	if err := c.check(fam, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(m) != n:
+		return lengthErr("exp_avg", n, len(m))
+	case len(v) != n:
+		return lengthErr("exp_avg_sq", n, len(v))
+	}
+	if err := disjoint("p grad exp_avg exp_avg_sq", p, g, m, v); err != nil {
+		return err
+	}
+	if n > 0 {
+		run(c, &p[0], &g[0], &m[0], &v[0], n)
+	}
+	return nil
+}
+
+func lambMoments[T Float](k *table[T], c *Coeffs, p, g, m, v []T) (pp, rr float64, err error) {
+	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+		return 0, 0, err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return 0, 0, lengthErr("g", n, len(g))
+	case len(m) != n:
+		return 0, 0, lengthErr("exp_avg", n, len(m))
+	case len(v) != n:
+		return 0, 0, lengthErr("exp_avg_sq", n, len(v))
+	}
+	if err := disjoint("p grad exp_avg exp_avg_sq", p, g, m, v); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	pp, rr = k.lambMoments(c, &p[0], &g[0], &m[0], &v[0], n)
+	return pp, rr, nil
+}
+
+func lambApply[T Float](k *table[T], c *Coeffs, p, m, v []T, trust float64) error {
+	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(m) != n:
+		return lengthErr("exp_avg", n, len(m))
+	case len(v) != n:
+		return lengthErr("exp_avg_sq", n, len(v))
+	}
+	if err := disjoint("p exp_avg exp_avg_sq", p, m, v); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.lambApply(c, &p[0], &m[0], &v[0], n, T(c.LAMBFactor(trust)))
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -279,6 +398,45 @@ func dot[T Float](k *table[T], x, y []T) (float64, error) {
 		return 0, nil
 	}
 	return k.dot(&x[0], &y[0], len(x)), nil
+}
+
+func secantDots[T Float](k *table[T], x, xPrev, g, gPrev []T) (sy, yy float64, err error) {
+	n := len(x)
+	switch {
+	case len(xPrev) != n:
+		return 0, 0, lengthErr("xPrev", n, len(xPrev))
+	case len(g) != n:
+		return 0, 0, lengthErr("g", n, len(g))
+	case len(gPrev) != n:
+		return 0, 0, lengthErr("gPrev", n, len(gPrev))
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	sy, yy = k.secantDots(&x[0], &xPrev[0], &g[0], &gPrev[0], n)
+	return sy, yy, nil
+}
+
+func sgdKeep[T Float](k *table[T], c *Coeffs, p, g, pPrev, gPrev []T) error {
+	if err := c.check(famSGD, elemSize[T]()); err != nil {
+		return err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return lengthErr("g", n, len(g))
+	case len(pPrev) != n:
+		return lengthErr("pPrev", n, len(pPrev))
+	case len(gPrev) != n:
+		return lengthErr("gPrev", n, len(gPrev))
+	}
+	if err := disjoint("p grad pPrev gPrev", p, g, pPrev, gPrev); err != nil {
+		return err
+	}
+	if n > 0 {
+		k.sgdKeep(c, &p[0], &g[0], &pPrev[0], &gPrev[0], n)
+	}
+	return nil
 }
 
 func scale[T Float](k *table[T], x []T, s T) {
@@ -453,6 +611,153 @@ func (s *Set) RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
 	return rmsprop(&s.f64, c, p, grad, sq, buf, gavg)
 }
 
+// AdamaxF32 is one Adamax step (torch.optim.Adamax), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	u = max(β2·u, |g| + eps)
+//	p = fma(-clr, m/u, p)
+//
+// with the coefficients of [Adamax.CoeffsInto]: c1 = 1-β1, clr = lr/(1 -
+// β1^t). m is exp_avg and u exp_inf, both starting at 0. max(a, b) is NaN
+// when a or b is, else a > b ? a : b; |g| clears the sign bit.
+func (s *Set) AdamaxF32(c *Coeffs, p, grad, m, u []float32) error {
+	return adamax(&s.f32, c, p, grad, m, u)
+}
+
+// AdamaxF64 is [Set.AdamaxF32] for float64.
+func (s *Set) AdamaxF64(c *Coeffs, p, grad, m, u []float64) error {
+	return adamax(&s.f64, c, p, grad, m, u)
+}
+
+// AdadeltaF32 is one Adadelta step (torch.optim.Adadelta), for every i:
+//
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p, g) }
+//	sq = fma(c2·g, g, ρ·sq)
+//	std := sqrt(sq + eps)
+//	delta := sqrt(acc + eps)/std·g
+//	acc = fma(c2·delta, delta, ρ·acc)
+//	p = fma(-lr, delta, p)
+//
+// with the coefficients of [Adadelta.CoeffsInto]: c2 = 1-ρ. sq is
+// square_avg and acc acc_delta, both starting at 0; delta uses the old acc.
+// Every operation but the fmas rounds: sqrt(acc + eps)/std, then ·g.
+func (s *Set) AdadeltaF32(c *Coeffs, p, grad, sq, acc []float32) error {
+	return adadelta(&s.f32, c, p, grad, sq, acc)
+}
+
+// AdadeltaF64 is [Set.AdadeltaF32] for float64.
+func (s *Set) AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
+	return adadelta(&s.f64, c, p, grad, sq, acc)
+}
+
+// NAdamF32 is one NAdam step (torch.optim.NAdam, with its
+// decoupled_weight_decay), for every i:
+//
+//	g := grad[i]·gs
+//	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	d := fma(sqrt(v), ib2, eps)
+//	p = fma(cg, g/d, p)
+//	p = fma(cm, m/d, p)
+//
+// with the coefficients of [NAdam.CoeffsInto]: c1 = 1-β1, c2 = 1-β2, ib2 =
+// 1/sqrt(1-β2^t), cg = -lr·(1-μ_t)/(1-μprod_t), cm =
+// -lr·μ_{t+1}/(1-μprod_t·μ_{t+1}). m is exp_avg and v exp_avg_sq. p is
+// rounded after each of its two updates, as PyTorch's two addcdiv_ round
+// it, in PyTorch's order: the gradient's term first, then the momentum's.
+func (s *Set) NAdamF32(c *Coeffs, p, grad, m, v []float32) error {
+	return mv(famNAdam, s.f32.nadam, c, p, grad, m, v)
+}
+
+// NAdamF64 is [Set.NAdamF32] for float64.
+func (s *Set) NAdamF64(c *Coeffs, p, grad, m, v []float64) error {
+	return mv(famNAdam, s.f64.nadam, c, p, grad, m, v)
+}
+
+// RAdamF32 is one RAdam step (torch.optim.RAdam, with its
+// decoupled_weight_decay), for every i:
+//
+//	g := grad[i]·gs
+//	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	if rectified {
+//		d := sqrt(v) + eps
+//		p = fma(-a, m/d, p)    // a = lr·r_t·sqrt(1-β2^t)/(1-β1^t)
+//	} else {
+//		p = fma(-a, m, p)      // a = lr/(1-β1^t)
+//	}
+//
+// with the coefficients of [RAdam.CoeffsInto], which also decide whether
+// step t is rectified (ρ_t > 5). m is exp_avg and v exp_avg_sq; both are
+// updated in either mode.
+func (s *Set) RAdamF32(c *Coeffs, p, grad, m, v []float32) error {
+	return mv(famRAdam, s.f32.radam, c, p, grad, m, v)
+}
+
+// RAdamF64 is [Set.RAdamF32] for float64.
+func (s *Set) RAdamF64(c *Coeffs, p, grad, m, v []float64) error {
+	return mv(famRAdam, s.f64.radam, c, p, grad, m, v)
+}
+
+// LAMBMomentsF32 is the first pass of a LAMB step (You et al. 2019): it
+// updates the moments m (exp_avg) and v (exp_avg_sq) and returns the sums
+// of squares of p, before the step, and of the update direction r, which
+// it does not store. For every i:
+//
+//	g := grad[i]·gs
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	d := fma(sqrt(v), k, e)
+//	r := m/d
+//	if wd ≠ 0 { r = fma(wd, p, r) }
+//	pp += p², rr += r²
+//
+// with the coefficients of [LAMB.CoeffsInto]: c1 = 1-β1, c2 = 1-β2 and,
+// for step t, k = (1-β1^t)/sqrt(1-β2^t) and e = (1-β1^t)·eps (so that m/d
+// is the bias-corrected m̂/(sqrt(v̂)+eps)), or k = 1 and e = eps in spago's
+// form. pp and rr are accumulated as [Set.SumSquaresF32] accumulates:
+// element i (counted from the start of p) into float64 lane i mod 16 by
+// fma, the lanes added by the fixed tree. A caller that splits a
+// parameter adds the pieces' sums in order, and gives the parameter's
+// trust ratio ([LAMBTrust]) to [Set.LAMBApplyF32].
+func (s *Set) LAMBMomentsF32(c *Coeffs, p, grad, m, v []float32) (pp, rr float64, err error) {
+	return lambMoments(&s.f32, c, p, grad, m, v)
+}
+
+// LAMBMomentsF64 is [Set.LAMBMomentsF32] for float64.
+func (s *Set) LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64, err error) {
+	return lambMoments(&s.f64, c, p, grad, m, v)
+}
+
+// LAMBApplyF32 is the second pass of a LAMB step: it computes the
+// direction r again, by the operations of [Set.LAMBMomentsF32], from the
+// moments that pass stored, and moves p:
+//
+//	d := fma(sqrt(v), k, e)
+//	r := m/d
+//	if wd ≠ 0 { r = fma(wd, p, r) }
+//	p = fma(f, r, p)
+//
+// with f = c.LAMBFactor(trust) = -(step size)·trust, computed in float64
+// and rounded once to float32. trust is the parameter's trust ratio,
+// [LAMBTrust] of its sums; it is data, not a hyperparameter, and any
+// value is taken as it is: a NaN or infinite one (or one whose factor
+// overflows float32) makes p NaN or infinite wherever r is not zero, as
+// the arithmetic gives.
+func (s *Set) LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
+	return lambApply(&s.f32, c, p, m, v, trust)
+}
+
+// LAMBApplyF64 is [Set.LAMBApplyF32] for float64.
+func (s *Set) LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
+	return lambApply(&s.f64, c, p, m, v, trust)
+}
+
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:
 //
 //	lane[i mod 16] = fma(float64(x[i]), float64(x[i]), lane[i mod 16])
@@ -480,6 +785,50 @@ func (s *Set) DotF32(x, y []float32) (float64, error) { return dot(&s.f32, x, y)
 
 // DotF64 is [Set.DotF32] for float64.
 func (s *Set) DotF64(x, y []float64) (float64, error) { return dot(&s.f64, x, y) }
+
+// SecantDotsF32 returns the two inner products of a secant (quasi-Newton,
+// Barzilai–Borwein) step over the differences s = x - xPrev and
+// y = g - gPrev, without storing them: each difference is formed in
+// float64 and accumulated in float64 over 16 lanes, for every i,
+//
+//	s := float64(x[i]) - float64(xPrev[i])
+//	y := float64(g[i]) - float64(gPrev[i])
+//	lsy[i mod 16] = fma(s, y, lsy[i mod 16])
+//	lyy[i mod 16] = fma(y, y, lyy[i mod 16])
+//
+// then sy and yy are their lanes combined by the fixed tree of the package
+// comment, as SumSquaresF32 does. (For float32 data the difference is
+// exact unless the exponents of the two elements differ by more than 28.)
+// The four slices must have the same length (ErrLength otherwise); they
+// are only read and may share memory.
+func (s *Set) SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
+	return secantDots(&s.f32, x, xPrev, g, gPrev)
+}
+
+// SecantDotsF64 is [Set.SecantDotsF32] for float64.
+func (s *Set) SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
+	return secantDots(&s.f64, x, xPrev, g, gPrev)
+}
+
+// SGDKeepF32 is [Set.SGDF32] that first keeps its inputs, as a secant
+// method (Barzilai–Borwein) needs them at the next step; for every i:
+//
+//	pPrev[i] = p[i]
+//	gPrev[i] = grad[i]                    // as given, before the prelude
+//	g := grad[i]·gs
+//	if wd ≠ 0 { g = fma(wd, p[i], g) }
+//	p[i] = fma(-lr, g, p[i])
+//
+// with the coefficients of [SGD.CoeffsInto]. p is SGDF32's bit for bit;
+// the four slices may not share memory.
+func (s *Set) SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
+	return sgdKeep(&s.f32, c, p, grad, pPrev, gPrev)
+}
+
+// SGDKeepF64 is [Set.SGDKeepF32] for float64.
+func (s *Set) SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
+	return sgdKeep(&s.f64, c, p, grad, pPrev, gPrev)
+}
 
 // ScaleF32 multiplies in place: x[i] = x[i]·a.
 func (s *Set) ScaleF32(x []float32, a float32) { scale(&s.f32, x, a) }

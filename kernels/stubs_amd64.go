@@ -39,6 +39,41 @@ func adagradF32AVX2(c *[16][16]float32, p *float32, grad *float32, sum *float32,
 //go:noescape
 func rmspropF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// adamaxF32AVX2 is the AVX2 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+
+// adadeltaF32AVX2 is the AVX2 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF32AVX2(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+
+// nadamF32AVX2 is the AVX2 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// radamF32AVX2 is the AVX2 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// lambMomentsF32AVX2 is the AVX2 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF32AVX2 is the AVX2 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32AVX2(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+
+// sgdKeepF32AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32AVX2(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+
 // adafactorVarianceF32AVX2 is the AVX2 adafactorVariance kernel; see adafactorVarianceGeneric.
 //
 //go:noescape
@@ -68,6 +103,11 @@ func dotF32AVX2(x *float32, y *float32, n int) float64
 //
 //go:noescape
 func nonFiniteF32AVX2(x *float32, n int) bool
+
+// secantDotsF32AVX2 is the AVX2 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32AVX2(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
 
 // roof1F32AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
@@ -134,6 +174,41 @@ func adagradF64AVX2(c *[16][8]float64, p *float64, grad *float64, sum *float64, 
 //go:noescape
 func rmspropF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
 
+// adamaxF64AVX2 is the AVX2 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+
+// adadeltaF64AVX2 is the AVX2 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF64AVX2(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+
+// nadamF64AVX2 is the AVX2 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// radamF64AVX2 is the AVX2 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// lambMomentsF64AVX2 is the AVX2 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF64AVX2 is the AVX2 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64AVX2(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+
+// sgdKeepF64AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64AVX2(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+
 // adafactorVarianceF64AVX2 is the AVX2 adafactorVariance kernel; see adafactorVarianceGeneric.
 //
 //go:noescape
@@ -163,6 +238,11 @@ func dotF64AVX2(x *float64, y *float64, n int) float64
 //
 //go:noescape
 func nonFiniteF64AVX2(x *float64, n int) bool
+
+// secantDotsF64AVX2 is the AVX2 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64AVX2(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
 
 // roof1F64AVX2 is the AVX2 roof1 kernel; see roofGeneric.
 //
@@ -229,6 +309,41 @@ func adagradF32AVX512(c *[16][16]float32, p *float32, grad *float32, sum *float3
 //go:noescape
 func rmspropF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, buf *float32, gavg *float32, n int, mode int)
 
+// adamaxF32AVX512 is the AVX512 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, u *float32, n int, mode int)
+
+// adadeltaF32AVX512 is the AVX512 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF32AVX512(c *[16][16]float32, p *float32, grad *float32, sq *float32, acc *float32, n int, mode int)
+
+// nadamF32AVX512 is the AVX512 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// radamF32AVX512 is the AVX512 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int)
+
+// lambMomentsF32AVX512 is the AVX512 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF32AVX512 is the AVX512 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32AVX512(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
+
+// sgdKeepF32AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32AVX512(c *[16][16]float32, p *float32, grad *float32, pprev *float32, gprev *float32, n int, mode int)
+
 // adafactorVarianceF32AVX512 is the AVX512 adafactorVariance kernel; see adafactorVarianceGeneric.
 //
 //go:noescape
@@ -258,6 +373,11 @@ func dotF32AVX512(x *float32, y *float32, n int) float64
 //
 //go:noescape
 func nonFiniteF32AVX512(x *float32, n int) bool
+
+// secantDotsF32AVX512 is the AVX512 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32AVX512(x *float32, xp *float32, gr *float32, gp *float32, n int) (sy float64, yy float64)
 
 // roof1F32AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
@@ -324,6 +444,41 @@ func adagradF64AVX512(c *[16][8]float64, p *float64, grad *float64, sum *float64
 //go:noescape
 func rmspropF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, buf *float64, gavg *float64, n int, mode int)
 
+// adamaxF64AVX512 is the AVX512 adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, u *float64, n int, mode int)
+
+// adadeltaF64AVX512 is the AVX512 adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF64AVX512(c *[16][8]float64, p *float64, grad *float64, sq *float64, acc *float64, n int, mode int)
+
+// nadamF64AVX512 is the AVX512 nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// radamF64AVX512 is the AVX512 radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int)
+
+// lambMomentsF64AVX512 is the AVX512 lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, n int, mode int) (pp float64, rr float64)
+
+// lambApplyF64AVX512 is the AVX512 lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64AVX512(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+
+// sgdKeepF64AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64AVX512(c *[16][8]float64, p *float64, grad *float64, pprev *float64, gprev *float64, n int, mode int)
+
 // adafactorVarianceF64AVX512 is the AVX512 adafactorVariance kernel; see adafactorVarianceGeneric.
 //
 //go:noescape
@@ -353,6 +508,11 @@ func dotF64AVX512(x *float64, y *float64, n int) float64
 //
 //go:noescape
 func nonFiniteF64AVX512(x *float64, n int) bool
+
+// secantDotsF64AVX512 is the AVX512 secantDots reduction; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64AVX512(x *float64, xp *float64, gr *float64, gp *float64, n int) (sy float64, yy float64)
 
 // roof1F64AVX512 is the AVX512 roof1 kernel; see roofGeneric.
 //
@@ -404,12 +564,26 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX2(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			adamax: func(c *Coeffs, p, grad, m, u *float32, n int) { adamaxF32AVX2(&c.f32, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
+				adadeltaF32AVX2(&c.f32, p, grad, sq, acc, n, c.mode)
+			},
+			nadam: func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX2(&c.f32, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+				return lambMomentsF32AVX2(&c.f32, p, grad, m, v, n, c.mode)
+			},
+			lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+				sgdKeepF32AVX2(&c.f32, p, grad, pprev, gprev, n, c.mode)
+			},
 			adafactorVariance: func(c *Coeffs, v, grad *float32, n int) { adafactorVarianceF32AVX2(&c.f32, v, grad, n, c.mode) },
 			scale:             scaleF32AVX2,
 			sumSquares:        sumSquaresF32AVX2,
 			sumSquaresCheck:   sumSquaresCheckF32AVX2,
 			dot:               dotF32AVX2,
 			nonFinite:         nonFiniteF32AVX2,
+			secantDots:        secantDotsF32AVX2,
 			roof1:             roof1F32AVX2,
 			roof2:             roof2F32AVX2,
 			roof3:             roof3F32AVX2,
@@ -437,12 +611,26 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX2(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			adamax: func(c *Coeffs, p, grad, m, u *float64, n int) { adamaxF64AVX2(&c.f64, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
+				adadeltaF64AVX2(&c.f64, p, grad, sq, acc, n, c.mode)
+			},
+			nadam: func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX2(&c.f64, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+				return lambMomentsF64AVX2(&c.f64, p, grad, m, v, n, c.mode)
+			},
+			lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+				sgdKeepF64AVX2(&c.f64, p, grad, pprev, gprev, n, c.mode)
+			},
 			adafactorVariance: func(c *Coeffs, v, grad *float64, n int) { adafactorVarianceF64AVX2(&c.f64, v, grad, n, c.mode) },
 			scale:             scaleF64AVX2,
 			sumSquares:        sumSquaresF64AVX2,
 			sumSquaresCheck:   sumSquaresCheckF64AVX2,
 			dot:               dotF64AVX2,
 			nonFinite:         nonFiniteF64AVX2,
+			secantDots:        secantDotsF64AVX2,
 			roof1:             roof1F64AVX2,
 			roof2:             roof2F64AVX2,
 			roof3:             roof3F64AVX2,
@@ -474,12 +662,26 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 				rmspropF32AVX512(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			adamax: func(c *Coeffs, p, grad, m, u *float32, n int) { adamaxF32AVX512(&c.f32, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
+				adadeltaF32AVX512(&c.f32, p, grad, sq, acc, n, c.mode)
+			},
+			nadam: func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32AVX512(&c.f32, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+				return lambMomentsF32AVX512(&c.f32, p, grad, m, v, n, c.mode)
+			},
+			lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+				sgdKeepF32AVX512(&c.f32, p, grad, pprev, gprev, n, c.mode)
+			},
 			adafactorVariance: func(c *Coeffs, v, grad *float32, n int) { adafactorVarianceF32AVX512(&c.f32, v, grad, n, c.mode) },
 			scale:             scaleF32AVX512,
 			sumSquares:        sumSquaresF32AVX512,
 			sumSquaresCheck:   sumSquaresCheckF32AVX512,
 			dot:               dotF32AVX512,
 			nonFinite:         nonFiniteF32AVX512,
+			secantDots:        secantDotsF32AVX512,
 			roof1:             roof1F32AVX512,
 			roof2:             roof2F32AVX512,
 			roof3:             roof3F32AVX512,
@@ -507,12 +709,26 @@ var archSets = []*Set{
 			rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 				rmspropF64AVX512(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 			},
+			adamax: func(c *Coeffs, p, grad, m, u *float64, n int) { adamaxF64AVX512(&c.f64, p, grad, m, u, n, c.mode) },
+			adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
+				adadeltaF64AVX512(&c.f64, p, grad, sq, acc, n, c.mode)
+			},
+			nadam: func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
+			radam: func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64AVX512(&c.f64, p, grad, m, v, n, c.mode) },
+			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+				return lambMomentsF64AVX512(&c.f64, p, grad, m, v, n, c.mode)
+			},
+			lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
+			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+				sgdKeepF64AVX512(&c.f64, p, grad, pprev, gprev, n, c.mode)
+			},
 			adafactorVariance: func(c *Coeffs, v, grad *float64, n int) { adafactorVarianceF64AVX512(&c.f64, v, grad, n, c.mode) },
 			scale:             scaleF64AVX512,
 			sumSquares:        sumSquaresF64AVX512,
 			sumSquaresCheck:   sumSquaresCheckF64AVX512,
 			dot:               dotF64AVX512,
 			nonFinite:         nonFiniteF64AVX512,
+			secantDots:        secantDotsF64AVX512,
 			roof1:             roof1F64AVX512,
 			roof2:             roof2F64AVX512,
 			roof3:             roof3F64AVX512,

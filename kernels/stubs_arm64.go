@@ -42,6 +42,41 @@ func adagradF32NEON(c *[16][16]float32, p, grad, sum *float32, n, mode int)
 //go:noescape
 func rmspropF32NEON(c *[16][16]float32, p, grad, sq, buf, gavg *float32, n, mode int)
 
+// adamaxF32NEON is the NEON adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF32NEON(c *[16][16]float32, p, grad, m, u *float32, n, mode int)
+
+// adadeltaF32NEON is the NEON adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF32NEON(c *[16][16]float32, p, grad, sq, acc *float32, n, mode int)
+
+// nadamF32NEON is the NEON nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+
+// radamF32NEON is the NEON radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
+
+// lambMomentsF32NEON is the NEON lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int) (pp, rr float64)
+
+// lambApplyF32NEON is the NEON lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF32NEON(c *[16][16]float32, p, m, v *float32, n, mode int, f float32)
+
+// sgdKeepF32NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
+
 // adafactorVarianceF32NEON is the NEON adafactorVariance kernel; see adafactorVarianceGeneric.
 //
 //go:noescape
@@ -86,6 +121,11 @@ func roof2F32NEON(src, d0, d1 *float32, n int)
 //
 //go:noescape
 func roof3F32NEON(src, d0, d1, d2 *float32, n int)
+
+// secantDotsF32NEON is the NEON secantDots kernel; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF32NEON(x, xp, gr, gp *float32, n int) (sy, yy float64)
 
 // adafactorSumsF32NEON is the NEON adafactorSums kernel; see adafactorSumsGeneric.
 //
@@ -137,6 +177,41 @@ func adagradF64NEON(c *[16][8]float64, p, grad, sum *float64, n, mode int)
 //go:noescape
 func rmspropF64NEON(c *[16][8]float64, p, grad, sq, buf, gavg *float64, n, mode int)
 
+// adamaxF64NEON is the NEON adamax kernel; see adamaxGeneric.
+//
+//go:noescape
+func adamaxF64NEON(c *[16][8]float64, p, grad, m, u *float64, n, mode int)
+
+// adadeltaF64NEON is the NEON adadelta kernel; see adadeltaGeneric.
+//
+//go:noescape
+func adadeltaF64NEON(c *[16][8]float64, p, grad, sq, acc *float64, n, mode int)
+
+// nadamF64NEON is the NEON nadam kernel; see nadamGeneric.
+//
+//go:noescape
+func nadamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+
+// radamF64NEON is the NEON radam kernel; see radamGeneric.
+//
+//go:noescape
+func radamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
+
+// lambMomentsF64NEON is the NEON lambMoments kernel; see lambMomentsGeneric.
+//
+//go:noescape
+func lambMomentsF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int) (pp, rr float64)
+
+// lambApplyF64NEON is the NEON lambApply kernel; see lambApplyGeneric.
+//
+//go:noescape
+func lambApplyF64NEON(c *[16][8]float64, p, m, v *float64, n, mode int, f float64)
+
+// sgdKeepF64NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
+//
+//go:noescape
+func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)
+
 // adafactorVarianceF64NEON is the NEON adafactorVariance kernel; see adafactorVarianceGeneric.
 //
 //go:noescape
@@ -182,6 +257,11 @@ func roof2F64NEON(src, d0, d1 *float64, n int)
 //go:noescape
 func roof3F64NEON(src, d0, d1, d2 *float64, n int)
 
+// secantDotsF64NEON is the NEON secantDots kernel; see secantDotsGeneric.
+//
+//go:noescape
+func secantDotsF64NEON(x, xp, gr, gp *float64, n int) (sy, yy float64)
+
 // adafactorSumsF64NEON is the NEON adafactorSums kernel; see adafactorSumsGeneric.
 //
 //go:noescape
@@ -214,6 +294,19 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
 			rmspropF32NEON(&c.f32, p, grad, sq, buf, gavg, n, c.mode)
 		},
+		adamax: func(c *Coeffs, p, grad, m, u *float32, n int) { adamaxF32NEON(&c.f32, p, grad, m, u, n, c.mode) },
+		adadelta: func(c *Coeffs, p, grad, sq, acc *float32, n int) {
+			adadeltaF32NEON(&c.f32, p, grad, sq, acc, n, c.mode)
+		},
+		nadam: func(c *Coeffs, p, grad, m, v *float32, n int) { nadamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
+		radam: func(c *Coeffs, p, grad, m, v *float32, n int) { radamF32NEON(&c.f32, p, grad, m, v, n, c.mode) },
+		lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
+			return lambMomentsF32NEON(&c.f32, p, grad, m, v, n, c.mode)
+		},
+		lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32NEON(&c.f32, p, m, v, n, c.mode, f) },
+		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
+			sgdKeepF32NEON(&c.f32, p, grad, pprev, gprev, n, c.mode)
+		},
 		adafactorVariance: func(c *Coeffs, v, grad *float32, n int) { adafactorVarianceF32NEON(&c.f32, v, grad, n, c.mode) },
 		sumSquares:        sumSquaresF32NEON,
 		sumSquaresCheck:   sumSquaresCheckF32NEON,
@@ -223,6 +316,7 @@ var archSets = []*Set{{
 		roof1:             roof1F32NEON,
 		roof2:             roof2F32NEON,
 		roof3:             roof3F32NEON,
+		secantDots:        secantDotsF32NEON,
 		adafactorSums: func(c *Coeffs, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 			adafactorSumsF32NEON(&c.f32, grad, rowsum, colsum, rows, cols, mode)
 		},
@@ -247,6 +341,19 @@ var archSets = []*Set{{
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float64, n int) {
 			rmspropF64NEON(&c.f64, p, grad, sq, buf, gavg, n, c.mode)
 		},
+		adamax: func(c *Coeffs, p, grad, m, u *float64, n int) { adamaxF64NEON(&c.f64, p, grad, m, u, n, c.mode) },
+		adadelta: func(c *Coeffs, p, grad, sq, acc *float64, n int) {
+			adadeltaF64NEON(&c.f64, p, grad, sq, acc, n, c.mode)
+		},
+		nadam: func(c *Coeffs, p, grad, m, v *float64, n int) { nadamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
+		radam: func(c *Coeffs, p, grad, m, v *float64, n int) { radamF64NEON(&c.f64, p, grad, m, v, n, c.mode) },
+		lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
+			return lambMomentsF64NEON(&c.f64, p, grad, m, v, n, c.mode)
+		},
+		lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64NEON(&c.f64, p, m, v, n, c.mode, f) },
+		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
+			sgdKeepF64NEON(&c.f64, p, grad, pprev, gprev, n, c.mode)
+		},
 		adafactorVariance: func(c *Coeffs, v, grad *float64, n int) { adafactorVarianceF64NEON(&c.f64, v, grad, n, c.mode) },
 		sumSquares:        sumSquaresF64NEON,
 		sumSquaresCheck:   sumSquaresCheckF64NEON,
@@ -256,6 +363,7 @@ var archSets = []*Set{{
 		roof1:             roof1F64NEON,
 		roof2:             roof2F64NEON,
 		roof3:             roof3F64NEON,
+		secantDots:        secantDotsF64NEON,
 		adafactorSums: func(c *Coeffs, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 			adafactorSumsF64NEON(&c.f64, grad, rowsum, colsum, rows, cols, mode)
 		},

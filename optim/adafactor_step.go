@@ -291,12 +291,17 @@ func (o *Optimizer[T]) planAdafactor() {
 	o.af = a
 }
 
-// afPass runs pass n of Adafactor on the pieces of task.
+// afPass runs pass n of Adafactor on the pieces of task. A parameter that
+// takes no part in the step (frozen, or without a gradient: see
+// param.active) is skipped, as updateTask skips it.
 func (o *Optimizer[T]) afPass(task, n int) {
 	a, ks := o.af, o.opt.Kernels
 	for j := o.tasks[task]; j < o.tasks[task+1]; j++ {
 		i := o.pieces[j].param
 		p, t := &o.params[i], a.tensors[i]
+		if !p.active() {
+			continue
+		}
 		k := j - a.first[i]
 		c := &o.coeffs[p.ci]
 		var err error
@@ -314,14 +319,19 @@ func (o *Optimizer[T]) afPass(task, n int) {
 	}
 }
 
-// stepAdafactor runs the passes of an Adafactor step on every parameter
-// (see the top of this file). Like the update job it cannot fail: what the
+// stepAdafactor runs the passes of an Adafactor step on every active
+// parameter (see the top of this file); an inactive one (frozen, or
+// without a gradient) keeps its values and state, and Step does not
+// advance its step count. Like the update job it cannot fail: what the
 // kernels could refuse is checked before (computeCoeffs, the plan).
 func (o *Optimizer[T]) stepAdafactor() {
 	a := o.af
 	between := func(f func(i int, p *param[T], t *afTensor[T]) error) {
 		for i := range o.params {
 			p := &o.params[i]
+			if !p.active() {
+				continue // its coefficient block (p.ci) is not this step's
+			}
 			if err := f(i, p, a.tensors[i]); err != nil {
 				panic(fmt.Sprintf("optim: internal error: parameter %q: %v", p.name, err))
 			}

@@ -3,6 +3,7 @@ package optim
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,9 +29,47 @@ func TestDefaults(t *testing.T) {
 	if got := DefaultAdagrad(); got != (AdagradConfig{LR: 1e-2, Eps: 1e-10}) {
 		t.Errorf("DefaultAdagrad() = %+v", got)
 	}
+	if got := DefaultAdamax(); got != (AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}) {
+		t.Errorf("DefaultAdamax() = %+v", got)
+	}
+	if got := DefaultAdadelta(); got != (AdadeltaConfig{LR: 1, Rho: 0.9, Eps: 1e-6}) {
+		t.Errorf("DefaultAdadelta() = %+v", got)
+	}
+	if got := DefaultNAdam(); got != (NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}) {
+		t.Errorf("DefaultNAdam() = %+v", got)
+	}
+	if got := DefaultLAMB(); got != (LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6}) {
+		t.Errorf("DefaultLAMB() = %+v", got)
+	}
+	if got := DefaultRAdam(); got != (RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}) {
+		t.Errorf("DefaultRAdam() = %+v", got)
+	}
+	for h, want := range map[Hyper][]string{
+		DefaultNAdam(): {"lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"},
+		DefaultRAdam(): {"lr", "beta1", "beta2", "eps", "weight_decay", "maximize", "decoupled_weight_decay"},
+	} {
+		if names, _ := values(h); !slices.Equal(names, want) {
+			t.Errorf("%T: names %v, want %v", h, names, want)
+		}
+		if got := StateNames(h); !slices.Equal(got, []string{BufExpAvg, BufExpAvgSq}) {
+			t.Errorf("%T: StateNames = %v", h, got)
+		}
+	}
+	if got := ScalarNames(DefaultNAdam()); !slices.Equal(got, []string{"mu_product"}) {
+		t.Errorf("ScalarNames(NAdam) = %v", got)
+	}
+	if got := ScalarNames(DefaultRAdam()); got != nil {
+		t.Errorf("ScalarNames(RAdam) = %v", got)
+	}
 	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW(), DefaultSGD(0.1), DefaultEMA(0.1), SGDConfig{}, DefaultLion(),
 		DefaultRMSprop(), RMSpropConfig{LR: 0.1, Alpha: 0.9, Eps: 1e-6, WeightDecay: 0.1, Momentum: 0.5, Centered: true, Maximize: true},
-		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true}} {
+		DefaultAdagrad(), AdagradConfig{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.1, InitialAccumulatorValue: 0.5, Maximize: true},
+		DefaultAdamax(), AdamaxConfig{LR: 0.1, Beta1: 0, Beta2: 0.5, WeightDecay: 0.1, Maximize: true},
+		DefaultAdadelta(), AdadeltaConfig{LR: 0.5, Rho: 1, WeightDecay: 0.1, Maximize: true}, AdadeltaConfig{Rho: 0},
+		DefaultNAdam(), NAdamConfig{LR: 0.1, Beta1: 0.5, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, MomentumDecay: 0.1, DecoupledWeightDecay: true, Maximize: true},
+		NAdamConfig{LR: 0.1}, DefaultRAdam(),
+		RAdamConfig{LR: 0.1, Beta1: 0.5, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, DecoupledWeightDecay: true, Maximize: true},
+		DefaultLAMB(), LAMBConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.9, Eps: 1e-8, WeightDecay: 0.1, Maximize: true, Spago: true}} {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%T: %v", h, err)
 		}
@@ -74,6 +113,25 @@ func TestValidate(t *testing.T) {
 		{AdagradConfig{LR: 1e-2, LRDecay: -0.1, Eps: 1e-10}, "LRDecay"},
 		{AdagradConfig{LR: 1e-2, WeightDecay: nan, Eps: 1e-10}, "WeightDecay"},
 		{AdagradConfig{LR: 1e-2, InitialAccumulatorValue: -1, Eps: 1e-10}, "InitialAccumulatorValue"},
+		{LAMBConfig{LR: -1e-3, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{LAMBConfig{LR: inf, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{LAMBConfig{LR: 1e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: nan}, "Beta2"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1e-6}, "Eps"},
+		{LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -0.01}, "WeightDecay"},
+		{NAdamConfig{LR: -1, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1e-8}, "Eps"},
+		{NAdamConfig{LR: 2e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},
+		{NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: -0.1}, "Beta2"},
+		{NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -1}, "WeightDecay"},
+		{NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, MomentumDecay: -4e-3}, "MomentumDecay"},
+		{NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, MomentumDecay: inf}, "MomentumDecay"},
+		{NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, MomentumDecay: nan}, "MomentumDecay"},
+		{RAdamConfig{LR: nan, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: inf}, "Eps"},
+		{RAdamConfig{LR: 1e-3, Beta1: -0.5, Beta2: 0.999}, "Beta1"},
+		{RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 1}, "Beta2"},
+		{RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -0.1}, "WeightDecay"},
 		{AdagradConfig{LR: 1e-2, InitialAccumulatorValue: inf, Eps: 1e-10}, "InitialAccumulatorValue"},
 		{AdagradConfig{LR: 1e-2, Eps: -1e-10}, "Eps"},
 		{RMSpropConfig{LR: -1, Alpha: 0.99}, "LR"},
@@ -82,6 +140,21 @@ func TestValidate(t *testing.T) {
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: -1}, "Eps"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Momentum: -0.1}, "Momentum"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, WeightDecay: nan}, "WeightDecay"},
+		{AdamaxConfig{LR: -1, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{AdamaxConfig{LR: inf, Beta1: 0.9, Beta2: 0.999}, "LR"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 1, Beta2: 0.999}, "Beta1"},
+		{AdamaxConfig{LR: 2e-3, Beta1: -0.1, Beta2: 0.999}, "Beta1"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 1}, "Beta2"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: nan}, "Beta2"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1e-8}, "Eps"},
+		{AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -1}, "WeightDecay"},
+		{AdadeltaConfig{LR: -1, Rho: 0.9}, "LR"},
+		{AdadeltaConfig{LR: 1, Rho: 1.01}, "Rho"},
+		{AdadeltaConfig{LR: 1, Rho: -0.1}, "Rho"},
+		{AdadeltaConfig{LR: 1, Rho: nan}, "Rho"},
+		{AdadeltaConfig{LR: 1, Rho: 0.9, Eps: -1e-6}, "Eps"},
+		{AdadeltaConfig{LR: 1, Rho: 0.9, Eps: inf}, "Eps"},
+		{AdadeltaConfig{LR: 1, Rho: 0.9, WeightDecay: nan}, "WeightDecay"},
 	}
 	for _, c := range cases {
 		err := c.h.Validate()

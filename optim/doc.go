@@ -35,14 +35,19 @@
 // Validate, its hyperparameters by the names state files store, its state
 // buffers, the coefficients of its kernel at each step, and which kernel
 // runs it. The Optimizer, Save and Load, and the per-parameter Group and
-// Stepper use only those methods.
+// Stepper use only those methods. A rule whose step needs reductions over
+// the whole parameter first (LAMB's norms, rule_lamb.go) has a second
+// pass: Step runs the first pass over every chunk, adds each parameter's
+// chunk sums in chunk order, and runs the second (rule.go).
 //
 // Adafactor ([AdafactorConfig]) is the one rule whose state depends on the
 // parameter's shape (a matrix keeps a value per row and per column, not per
-// element) and whose step is not one fused pass: its three passes and the
-// reductions between them are in adafactor_step.go. Its results depend on
-// Options.ChunkSize (the order in which the chunks' sums are added) but
-// not on the number of workers.
+// element), and its step takes three passes with work on whole tensors
+// between them (the row and column factors), not LAMB's two passes with a
+// scalar between: its passes and the reductions between them are in
+// adafactor_step.go. Like LAMB's, its results depend on Options.ChunkSize
+// (the order in which the chunks' sums are added) but not on the number
+// of workers; like every rule's, its passes leave out a frozen parameter.
 //
 // # Per-parameter stepping
 //

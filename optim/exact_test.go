@@ -21,6 +21,14 @@ var exactCases = []refCase{
 	{"RMSprop", RMSpropConfig{LR: 0.01, Alpha: 0.9, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Maximize: true}},
 	{"RMSprop centered", RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Centered: true}},
 	{"Adagrad", AdagradConfig{LR: 0.05, LRDecay: 0.01, WeightDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, Maximize: true}},
+	{"NAdam", NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3, Maximize: true}},
+	{"NAdamW", NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.05, MomentumDecay: 0.1, DecoupledWeightDecay: true}},
+	{"RAdam", RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Maximize: true}},
+	{"RAdamW", RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.05, DecoupledWeightDecay: true}},
+	{"Adamax", AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Maximize: true}},
+	{"Adadelta", AdadeltaConfig{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01, Maximize: true}},
+	{"LAMB", LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Maximize: true}},
+	{"LAMB spago", LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, Spago: true}},
 	{"Adafactor", AdafactorConfig{LR: 0.05, Beta2Decay: -0.8, Eps1Machine: true, Eps2: 1e-3, D: 1, WeightDecay: 0.01, Maximize: true}},
 }
 

@@ -114,3 +114,52 @@ func TestRMSpropState(t *testing.T) {
 		t.Fatalf("grad_avg -3: %v", err)
 	}
 }
+
+// TestAdamaxAdadeltaState: Adamax's and Adadelta's buffers, named and
+// ordered as PyTorch's state_dict has them, zero before the first step,
+// and Load's checks of exp_inf and acc_delta (square_avg as RMSprop's).
+func TestAdamaxAdadeltaState(t *testing.T) {
+	if got := StateNames(DefaultAdamax()); !slices.Equal(got, []string{"exp_avg", "exp_inf"}) {
+		t.Errorf("Adamax StateNames = %v", got)
+	}
+	if got := StateNames(DefaultAdadelta()); !slices.Equal(got, []string{"square_avg", "acc_delta"}) {
+		t.Errorf("Adadelta StateNames = %v", got)
+	}
+	for _, h := range []Hyper{DefaultAdamax(), DefaultAdadelta()} {
+		if got := StateInit(h); !slices.Equal(got, []float64{0, 0}) {
+			t.Errorf("%T StateInit = %v", h, got)
+		}
+	}
+
+	o, data := stateFile(t, AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+	at := bufferAt(t, data, BufExpInf)
+	loadFails(t, o, putF32(data, at, -1), ErrState, "exp_inf -1")
+	loadFails(t, o, putF32(data, at+4, float32(math.NaN())), ErrState, "exp_inf NaN")
+	// exp_avg may hold any value.
+	if err := o.Load(bytes.NewReader(putF32(data, bufferAt(t, data, BufExpAvg), -3))); err != nil {
+		t.Fatalf("exp_avg -3: %v", err)
+	}
+
+	o, data = stateFile(t, AdadeltaConfig{LR: 1, Rho: 0.9, Eps: 1e-6})
+	for _, name := range []string{BufSquareAvg, BufAccDelta} {
+		at := bufferAt(t, data, name)
+		loadFails(t, o, putF32(data, at, -1), ErrState, name+" -1")
+		loadFails(t, o, putF32(data, at+4, float32(math.NaN())), ErrState, name+" NaN")
+		if err := o.Load(bytes.NewReader(putF32(data, at, 0.5))); err != nil {
+			t.Fatalf("%s 0.5: %v", name, err)
+		}
+	}
+
+	// A Stepper's Restore makes the same checks.
+	g, err := NewGroup[float64](DefaultAdamax(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := g.NewStepper(2)
+	if err := s.Restore(3, []string{BufExpAvg, BufExpInf}, [][]float64{{-1, 1}, {0.5, -0.25}}); !errors.Is(err, ErrState) {
+		t.Fatalf("restore of a negative exp_inf: %v", err)
+	}
+	if err := s.Restore(3, []string{BufExpAvg, BufExpInf}, [][]float64{{-1, 1}, {0.5, 0.25}}); err != nil {
+		t.Fatalf("restore of a valid state: %v", err)
+	}
+}

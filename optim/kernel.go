@@ -51,10 +51,18 @@ func StateInit(h Hyper) []float64 {
 	return out
 }
 
+// ScalarNames returns the names of the per-parameter scalars a parameter
+// with hyperparameters h keeps besides its state buffers (NAdam's
+// mu_product; none for the other rules).
+func ScalarNames(h Hyper) []string { return slices.Clone(scalarNamesOf(h)) }
+
 // Coefficients returns the kernel coefficients of the step that a
 // parameter with hyperparameters h takes after steps earlier steps, with
 // gradients scaled by lossScale (1: none), checked for the kernels of T
-// (see [New]): errors wrap ErrHyper.
+// (see [New]): errors wrap ErrHyper. For a rule with per-parameter scalars
+// (NAdam) they are those of a parameter that has taken all its steps with
+// h: NAdam's mu_product is made, as an Optimizer makes it, in steps+1
+// multiplications.
 func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coeffs, error) {
 	var c kernels.Coeffs
 	if h == nil {
@@ -69,7 +77,14 @@ func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coe
 	if !(lossScale > 0) || lossScale-lossScale != 0 {
 		return c, hyperErr("loss scale", lossScale, "a finite value > 0")
 	}
-	if err := coeffsIn(&c, h, lossScale, h.coeffKey(steps), opsFor[T]().size); err != nil {
+	var sc scalars
+	if r := scalarRuleOf(h); r != nil {
+		sc = r.initialScalars()
+		for i := int64(0); i <= steps; i++ {
+			sc = r.advance(sc, i)
+		}
+	}
+	if err := coeffsIn(&c, h, lossScale, h.coeffKey(steps), sc, opsFor[T]().size); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrHyper, err)
 	}
 	return c, nil
@@ -79,7 +94,8 @@ func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coe
 // set ks (nil: kernels.Active()), with the coefficients c (from
 // Coefficients for the same h) and the state buffers state, named as
 // StateNames(h) says, each as long as p. It checks everything the kernels
-// check (lengths, overlaps, the coefficients) before writing.
+// check (lengths, overlaps, the coefficients) before writing. For a rule
+// of two passes (LAMB) it runs both, as a Stepper does.
 func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, state ...[]T) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
@@ -99,5 +115,5 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
 		}
 	}
-	return opsFor[T]().run[h.kernel()](ks, c, p, g, state, 0, len(p))
+	return opsFor[T]().stepWhole(h, ks, c, p, g, state)
 }

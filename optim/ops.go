@@ -17,6 +17,11 @@ type ops[T Float] struct {
 	sumSqCheck func(*kernels.Set, []T) (float64, bool)
 	nonFinite  func(*kernels.Set, []T) bool
 	scale      func(*kernels.Set, []T, T)
+	// reduce[k] runs the first pass of a reducing rule (rule.go's
+	// reducer) on a chunk, as run does, and writes the chunk's sums;
+	// apply[k] runs its second pass with the parameter's scalar x.
+	reduce [numKernels]func(s *kernels.Set, c *kernels.Coeffs, p, g []T, b [][]T, lo, hi int) ([maxSums]float64, error)
+	apply  [numKernels]func(s *kernels.Set, c *kernels.Coeffs, p []T, b [][]T, lo, hi int, x float64) error
 }
 
 var ops32 = &ops[float32]{
@@ -46,6 +51,18 @@ var ops32 = &ops[float32]{
 		kernelRMSpropCentered: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
 			return s.RMSpropF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), last(b, lo, hi))
 		},
+		kernelAdamax: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.AdamaxF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelAdadelta: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.AdadeltaF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.NAdamF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelRAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) error {
+			return s.RAdamF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
 		kernelAdafactor: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, _ [][]float32, _, _ int) error {
 			if err := multiPass(p); err != nil {
 				return err
@@ -56,6 +73,17 @@ var ops32 = &ops[float32]{
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
 	nonFinite:  (*kernels.Set).NonFiniteF32,
 	scale:      (*kernels.Set).ScaleF32,
+	reduce: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []float32, [][]float32, int, int) ([maxSums]float64, error){
+		kernelLAMBMoments: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) (sums [maxSums]float64, err error) {
+			sums[0], sums[1], err = s.LAMBMomentsF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+			return sums, err
+		},
+	},
+	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, [][]float32, int, int, float64) error{
+		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p []float32, b [][]float32, lo, hi int, trust float64) error {
+			return s.LAMBApplyF32(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
+		},
+	},
 }
 
 var ops64 = &ops[float64]{
@@ -85,6 +113,18 @@ var ops64 = &ops[float64]{
 		kernelRMSpropCentered: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
 			return s.RMSpropF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), last(b, lo, hi))
 		},
+		kernelAdamax: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.AdamaxF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelAdadelta: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.AdadeltaF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.NAdamF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
+		kernelRAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) error {
+			return s.RAdamF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+		},
 		kernelAdafactor: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, _ [][]float64, _, _ int) error {
 			if err := multiPass(p); err != nil {
 				return err
@@ -95,6 +135,17 @@ var ops64 = &ops[float64]{
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,
 	nonFinite:  (*kernels.Set).NonFiniteF64,
 	scale:      (*kernels.Set).ScaleF64,
+	reduce: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, []float64, [][]float64, int, int) ([maxSums]float64, error){
+		kernelLAMBMoments: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) (sums [maxSums]float64, err error) {
+			sums[0], sums[1], err = s.LAMBMomentsF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+			return sums, err
+		},
+	},
+	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, [][]float64, int, int, float64) error{
+		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p []float64, b [][]float64, lo, hi int, trust float64) error {
+			return s.LAMBApplyF64(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
+		},
+	},
 }
 
 func opsFor[T Float]() *ops[T] {

@@ -187,6 +187,10 @@ type Optimizer[T Float] struct {
 	pieceSum []float64
 	pieceBad []bool
 	pool     *pool.Pool
+	// reducing is set when a parameter's rule has a reduction pass
+	// (rule.go's reducer); pieceRed then holds each piece's sums.
+	reducing bool
+	pieceRed [][maxSums]float64
 
 	// Per step: coefficient blocks by (group, step) and the scale factor
 	// of a Scale pass.
@@ -198,9 +202,10 @@ type Optimizer[T Float] struct {
 	normScale float64
 
 	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
+	jobApply                                                                 pool.Job // second passes (rule.go)
 
 	// af is the plan of Adafactor's passes (adafactor_step.go); nil for
-	// the one-pass rules.
+	// every other rule.
 	af *afPlan[T]
 }
 
@@ -210,10 +215,29 @@ type param[T Float] struct {
 	shape      []int
 	data, grad []T
 	step       int64
-	buf        [3][]T // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
-	ci         int    // coefficient block of the current step
+	buf        [3][]T   // momentum: buf[0]; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
+	bufNames   []string // the names of the buffers in buf (a rule's shared list)
+	ci         int      // coefficient block of the current step
+
+	// sc holds the per-parameter scalars (NAdam: mu_product) after the
+	// last step; scNext those after the step being made (computeCoeffs).
+	sc, scNext scalars
 	op         kernelID
+	// frozen is set by SetRequiresGrad(name, false), noGrad by SetNoGrad
+	// until the next Step: a parameter with either takes no part in a step.
+	frozen, noGrad bool
+	// fresh is set when a buffer is new on a parameter that has stepped
+	// (SetGroup turned momentum on), until its next step; see freshRule.
+	fresh bool
+	// With a reduction pass (rule.go): its kernel, and the scalar of the
+	// second pass in the current step.
+	reduces bool
+	red     kernelID
+	scalar  float64
 }
+
+// active reports whether the parameter takes part in the next step.
+func (p *param[T]) active() bool { return !p.frozen && !p.noGrad }
 
 // New returns an optimizer of the kind of h (a config such as
 // [SGDConfig], [EMAConfig], [AdamConfig] or [AdamWConfig]) with one parameter group, group 0, holding
@@ -255,6 +279,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	o.jobZero = o.zeroTask
 	o.jobMaxAbs = o.maxAbsTask
 	o.jobScaledSq = o.scaledSqTask
+	o.jobApply = o.applyTask
 	return o, nil
 }
 
@@ -385,6 +410,7 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 		shape: append([]int(nil), shape...),
 		data:  data[:len(data):len(data)],
 		grad:  grad[:len(grad):len(grad)],
+		sc:    initialScalarsOf(o.groups[group]),
 	})
 	o.names[name] = len(o.params) - 1
 	o.dirty = true
@@ -435,6 +461,8 @@ type ParamInfo struct {
 	Shape []int
 	Len   int
 	Step  int64 // steps taken by this parameter
+	// Frozen is set while the parameter is frozen (SetRequiresGrad).
+	Frozen bool
 }
 
 // NumParams returns the number of registered parameters.
@@ -459,7 +487,8 @@ func (o *Optimizer[T]) Param(name string) (ParamInfo, bool) {
 }
 
 func (p *param[T]) info() ParamInfo {
-	return ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: len(p.data), Step: p.step}
+	return ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: len(p.data), Step: p.step,
+		Frozen: p.frozen}
 }
 
 // State returns a copy of the state buffer buf (BufExpAvg, BufExpAvgSq,
@@ -483,6 +512,23 @@ func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: parameter %q has no state %q", ErrInvalid, name, buf)
+}
+
+// StateScalar returns the per-parameter scalar called key (NAdam's
+// ScalarMuProduct) of parameter name: its value after the steps the
+// parameter has taken (the rule's initial value before the first).
+func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
+	i, ok := o.names[name]
+	if !ok {
+		return 0, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	p := &o.params[i]
+	for k, s := range scalarNamesOf(o.groups[p.group]) {
+		if s == key {
+			return p.sc[k], nil
+		}
+	}
+	return 0, fmt.Errorf("%w: parameter %q has no scalar state %q", ErrInvalid, name, key)
 }
 
 // SetLossScale declares that the gradients are those of the loss

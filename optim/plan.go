@@ -45,6 +45,10 @@ func (o *Optimizer[T]) plan() {
 	}
 	o.pieceSum = make([]float64, len(o.pieces))
 	o.pieceBad = make([]bool, len(o.pieces))
+	o.pieceRed = nil
+	if o.reducing {
+		o.pieceRed = make([][maxSums]float64, len(o.pieces))
+	}
 }
 
 // evenCuts calls f with the chunks of n elements cut at multiples of c.

@@ -69,7 +69,8 @@ func TestZeroAllocs(t *testing.T) {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
 	sizes := []int{4096, 256, 256, 10000, 7, 65536}
-	for _, c := range []refCase{exactCases[2], exactCases[3], exactCases[4], {"SGD", SGDConfig{LR: 0.1}}} {
+	for _, c := range []refCase{exactCases[2], exactCases[3], exactCases[4], {"SGD", SGDConfig{LR: 0.1}},
+		{"Adamax", DefaultAdamax()}, {"Adadelta", DefaultAdadelta()}, {"NAdam", DefaultNAdam()}} {
 		for _, opts := range []Options{
 			{Workers: 1},
 			{Workers: 2, ShardThreshold: -1, WakeThreshold: -1, ChunkSize: 1024, NonFinite: SkipStep},

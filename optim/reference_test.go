@@ -10,14 +10,17 @@ import (
 type refTensor struct {
 	p, buf, m, v, vmax []float64
 	step               int
+	mu                 float64 // NAdam's mu_product
 }
 
 // refHyper is a config's hyperparameters by their state-file names, read
 // the way a textbook would: absent ones are 0 or false.
 type refHyper struct {
 	lr, momentum, dampening, wd, beta1, beta2, eps float64
-	lrDecay, initAcc, alpha                        float64
+	lrDecay, initAcc, alpha, rho                   float64
 	nesterov, maximize, amsgrad, centered          bool
+	momentumDecay                                  float64
+	decoupled                                      bool
 }
 
 func flat(h Hyper) refHyper {
@@ -44,6 +47,8 @@ func flat(h Hyper) refHyper {
 			r.eps = v
 		case "alpha":
 			r.alpha = v
+		case "rho":
+			r.rho = v
 		case "centered":
 			r.centered = v == 1
 		case "lr_decay":
@@ -56,16 +61,32 @@ func flat(h Hyper) refHyper {
 			r.maximize = v == 1
 		case "amsgrad":
 			r.amsgrad = v == 1
+		case "momentum_decay":
+			r.momentumDecay = v
+		case "decoupled_weight_decay":
+			r.decoupled = v == 1
 		}
 	}
 	return r
 }
 
 // refStep is one step of PyTorch's update equations (torch.optim.SGD, Adam,
-// AdamW, Adagrad and RMSprop, single-tensor form), written as plainly as possible in
-// float64, independently of the kernels' operation order.
+// AdamW, Adagrad, RMSprop, Adamax, Adadelta, NAdam and RAdam, single-tensor
+// form), written as plainly as possible in float64, independently of the
+// kernels' operation order.
 func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 	r.step++
+	t := float64(r.step)
+	// NAdam's momentum schedule and mu_product (1 before the first step).
+	var mu, muNext float64
+	if kind == KindNAdam {
+		if r.step == 1 {
+			r.mu = 1
+		}
+		mu = h.beta1 * (1 - 0.5*math.Pow(0.96, t*h.momentumDecay))
+		muNext = h.beta1 * (1 - 0.5*math.Pow(0.96, (t+1)*h.momentumDecay))
+		r.mu *= mu
+	}
 	for i := range r.p {
 		d := g[i]
 		if h.maximize {
@@ -126,6 +147,32 @@ func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 			} else {
 				r.p[i] -= h.lr * d / avg
 			}
+		case KindNAdam, KindRAdam: // torch.optim.NAdam's and RAdam's single-tensor steps (PyTorch 2.x)
+			if h.wd != 0 {
+				if h.decoupled {
+					r.p[i] *= 1 - h.lr*h.wd
+				} else {
+					d += h.wd * r.p[i]
+				}
+			}
+			r.m[i] = h.beta1*r.m[i] + (1-h.beta1)*d
+			r.v[i] = h.beta2*r.v[i] + (1-h.beta2)*d*d
+			bc2 := 1 - math.Pow(h.beta2, t)
+			if kind == KindNAdam {
+				denom := math.Sqrt(r.v[i]/bc2) + h.eps
+				r.p[i] += -h.lr * (1 - mu) / (1 - r.mu) * d / denom
+				r.p[i] += -h.lr * muNext / (1 - r.mu*muNext) * r.m[i] / denom
+				break
+			}
+			bc1 := 1 - math.Pow(h.beta1, t)
+			rhoInf := 2/(1-h.beta2) - 1
+			rhoT := rhoInf - 2*t*math.Pow(h.beta2, t)/bc2
+			if rhoT > 5 {
+				rect := math.Sqrt((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT))
+				r.p[i] -= r.m[i] / bc1 * h.lr * math.Sqrt(bc2) / (math.Sqrt(r.v[i]) + h.eps) * rect
+			} else {
+				r.p[i] -= r.m[i] / bc1 * h.lr
+			}
 		case KindAdagrad: // torch.optim.Adagrad's documented algorithm; v is the sum
 			if h.wd != 0 {
 				d += h.wd * r.p[i]
@@ -133,6 +180,21 @@ func refStep(kind Kind, h refHyper, r *refTensor, g []float64) {
 			clr := h.lr / (1 + float64(r.step-1)*h.lrDecay)
 			r.v[i] += d * d
 			r.p[i] -= clr * d / (math.Sqrt(r.v[i]) + h.eps)
+		case KindAdamax: // torch.optim.Adamax's documented algorithm; m, v: exp_avg, exp_inf
+			if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			r.m[i] = h.beta1*r.m[i] + (1-h.beta1)*d
+			r.v[i] = math.Max(h.beta2*r.v[i], math.Abs(d)+h.eps)
+			r.p[i] -= h.lr * r.m[i] / ((1 - math.Pow(h.beta1, float64(r.step))) * r.v[i])
+		case KindAdadelta: // torch.optim.Adadelta's documented algorithm; v, buf: square_avg, acc_delta
+			if h.wd != 0 {
+				d += h.wd * r.p[i]
+			}
+			r.v[i] = r.v[i]*h.rho + d*d*(1-h.rho)
+			delta := math.Sqrt(r.buf[i]+h.eps) / math.Sqrt(r.v[i]+h.eps) * d
+			r.buf[i] = r.buf[i]*h.rho + delta*delta*(1-h.rho)
+			r.p[i] -= h.lr * delta
 		case KindLion: // Chen et al. 2023, Algorithm 1 (decoupled weight decay)
 			r.p[i] *= 1 - h.lr*h.wd
 			c := h.beta1*r.m[i] + (1-h.beta1)*d
@@ -187,6 +249,68 @@ func rmspropCases() []refCase {
 				}
 			}
 		}
+	}
+	return out
+}
+
+func adamaxCases() []refCase {
+	var out []refCase
+	for _, betas := range [][2]float64{{0.9, 0.999}, {0.5, 0.9}} {
+		for _, wd := range []float64{0, 0.01} {
+			for _, max := range []bool{false, true} {
+				c := AdamaxConfig{LR: 2e-3, Beta1: betas[0], Beta2: betas[1], Eps: 1e-8, WeightDecay: wd, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("Adamax%+v", c), c})
+			}
+		}
+	}
+	return out
+}
+
+func adadeltaCases() []refCase {
+	var out []refCase
+	for _, rho := range []float64{0.9, 0.5} {
+		for _, wd := range []float64{0, 0.01} {
+			for _, max := range []bool{false, true} {
+				c := AdadeltaConfig{LR: 1, Rho: rho, Eps: 1e-6, WeightDecay: wd, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("Adadelta%+v", c), c})
+			}
+		}
+	}
+	return out
+}
+
+func nadamCases() []refCase {
+	var out []refCase
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			for _, max := range []bool{false, true} {
+				c := NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, MomentumDecay: 4e-3,
+					DecoupledWeightDecay: dec, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("NAdam%+v", c), c})
+			}
+		}
+	}
+	// A fast momentum schedule: μ_t moves far in 100 steps.
+	c := NAdamConfig{LR: 1e-2, Beta1: 0.95, Beta2: 0.99, Eps: 1e-8, MomentumDecay: 0.5}
+	return append(out, refCase{fmt.Sprintf("NAdam%+v", c), c})
+}
+
+// radamCases run through the switch from unrectified to rectified steps
+// (at step 6 for β2 = 0.999, step 8 for β2 = 0.99); β2 = 0.5 never
+// rectifies.
+func radamCases() []refCase {
+	var out []refCase
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			for _, max := range []bool{false, true} {
+				c := RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, DecoupledWeightDecay: dec, Maximize: max}
+				out = append(out, refCase{fmt.Sprintf("RAdam%+v", c), c})
+			}
+		}
+	}
+	for _, b2 := range []float64{0.99, 0.5} {
+		c := RAdamConfig{LR: 1e-3, Beta1: 0.8, Beta2: b2, Eps: 1e-6}
+		out = append(out, refCase{fmt.Sprintf("RAdam%+v", c), c})
 	}
 	return out
 }
@@ -263,6 +387,10 @@ func TestReference(t *testing.T) {
 	cases := append(sgdCases(), adamCases()...)
 	cases = append(cases, adagradCases()...)
 	cases = append(cases, rmspropCases()...)
+	cases = append(cases, nadamCases()...)
+	cases = append(cases, radamCases()...)
+	cases = append(cases, adamaxCases()...)
+	cases = append(cases, adadeltaCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Run("float64", func(t *testing.T) { checkReference[float64](t, c.h, 1e-9, 1) })

@@ -28,7 +28,8 @@ func (k Kind) String() string {
 
 // Hyper is the hyperparameters of one parameter group: a config such as
 // [SGDConfig], [EMAConfig], [AdamConfig], [AdamWConfig], [LionConfig],
-// [AdagradConfig], [RMSpropConfig] or [AdafactorConfig].
+// [AdagradConfig], [RMSpropConfig], [AdamaxConfig], [AdadeltaConfig],
+// [NAdamConfig], [RAdamConfig], [LAMBConfig] or [AdafactorConfig].
 // The type of the config given to [New] selects the optimizer's [Kind];
 // every group of an optimizer has a config of that same type. Only this
 // package's configs implement it.
@@ -70,6 +71,15 @@ type rule interface {
 	// coeffs computes the block of key into c, with the gradient prelude
 	// pre (loss scale and maximize).
 	coeffs(c *kernels.Coeffs, pre kernels.Prelude, key int64) error
+}
+
+// freshRule is implemented by a rule whose step differs when a parameter's
+// buffers are new although it has stepped before (SetGroup turned them
+// on): SGD sets a new momentum buffer to the gradient, as PyTorch does
+// whenever momentum_buffer is None. freshKey returns the coefficient key
+// of such a step; other rules use coeffKey(step) as always.
+type freshRule interface {
+	freshKey() int64
 }
 
 // field is a named hyperparameter: a float64 or a bool (stored as 0 or 1).
@@ -133,6 +143,12 @@ const (
 	kernelAdagrad
 	kernelRMSprop         // buffers square_avg[, momentum_buffer]
 	kernelRMSpropCentered // buffers square_avg[, momentum_buffer], grad_avg
+	kernelAdamax          // buffers exp_avg, exp_inf
+	kernelAdadelta        // buffers square_avg, acc_delta
+	kernelNAdam           // buffers exp_avg, exp_avg_sq
+	kernelRAdam           // buffers exp_avg, exp_avg_sq
+	kernelLAMBMoments     // LAMB's first pass (a reduction kernel): exp_avg, exp_avg_sq
+	kernelLAMBApply       // LAMB's second pass: exp_avg, exp_avg_sq
 	kernelAdafactor       // several passes (adafactor_step.go); its run entry only checks coefficients
 	numKernels
 )
@@ -200,14 +216,21 @@ func fromValues(k Kind, names []string, vals []float64) (Hyper, error) {
 }
 
 // coeffsIn computes into c the coefficient block of key for a group with
-// hyperparameters h under loss scale ls, and checks that the kernels of
-// element size size (4 or 8) can use it.
-func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, size int) error {
+// hyperparameters h under loss scale ls, for a parameter whose
+// per-parameter scalars after this step are sc (ignored by a rule without
+// scalars), and checks that the kernels of element size size (4 or 8) can
+// use it.
+func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, sc scalars, size int) error {
 	pre := kernels.Prelude{}
 	if ls != 1 {
 		pre.Scale = 1 / ls
 	}
-	err := h.coeffs(c, pre, key)
+	var err error
+	if r := scalarRuleOf(h); r != nil {
+		err = r.coeffsWith(c, pre, key, sc)
+	} else {
+		err = h.coeffs(c, pre, key)
+	}
 	if err == nil {
 		if size == 4 {
 			err = c.CheckF32()
@@ -223,8 +246,9 @@ func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, size int) error
 // kernels of element type T at every step count: every coefficient finite
 // in T, and not rounded to zero unless it is zero. The blocks are computed
 // as Step computes them, for the first step and for the last one below
-// MaxStep; the coefficients move monotonically between the two (β^t only
-// falls), so those two bound every step. Step checks each block again
+// MaxStep (with a rule's per-parameter scalars at their limit,
+// limitScalars); the coefficients move monotonically between the two (β^t
+// only falls), so those two bound every step. Step checks each block again
 // before it runs.
 func checkIn[T Float](h Hyper, ls float64) error {
 	for k, name := range h.buffers() {
@@ -234,12 +258,240 @@ func checkIn[T Float](h Hyper, ls float64) error {
 	}
 	var c kernels.Coeffs
 	size := opsFor[T]().size
+	r := scalarRuleOf(h)
 	for _, step := range [...]int64{0, MaxStep - 1} {
-		if err := coeffsIn(&c, h, ls, h.coeffKey(step), size); err != nil {
+		var sc scalars
+		switch {
+		case r != nil && step == 0:
+			sc = r.advance(r.initialScalars(), 0)
+		case r != nil:
+			sc = r.limitScalars()
+		}
+		if err := coeffsIn(&c, h, ls, h.coeffKey(step), sc, size); err != nil {
 			return fmt.Errorf("%w: %w", ErrHyper, err)
 		}
 	}
 	return nil
+}
+
+// Per-parameter scalars. Besides its state buffers, a rule may keep a few
+// scalars per parameter, by implementing scalarRule: NAdam keeps
+// mu_product, the product μ_1·…·μ_t of the momentum coefficients of the
+// steps the parameter has taken (PyTorch's per-parameter state of the same
+// name). Such a scalar is state as a buffer is: it starts at the rule's
+// initial value when the parameter is added; each step the parameter
+// takes advances it once (computeCoeffs computes the value after the step
+// before the update runs, Step commits it with the step count); it enters
+// the parameter's coefficient block, so parameters of a group share a
+// block only when their step keys and their scalars agree; Save and Load
+// carry it by name (state file version 3, kept for the kinds that have
+// scalars); a Stepper carries it and Restore sets it. Rules without
+// scalars implement nothing more, and nothing of theirs changes.
+
+// maxScalars is the number of per-parameter scalars a rule may keep.
+const maxScalars = 1
+
+// scalars are the per-parameter scalars of a parameter, in the order of
+// its rule's scalarNames (unused entries are 0).
+type scalars [maxScalars]float64
+
+// scalarRule is implemented by the rules whose parameters keep scalars.
+type scalarRule interface {
+	// scalarNames returns the names of the scalars (PyTorch's state
+	// names), at most maxScalars; the slice is shared.
+	scalarNames() []string
+	// initialScalars returns the scalars before the first step.
+	initialScalars() scalars
+	// advance returns the scalars after the step that takes a parameter
+	// from step count step to step+1, given those before it.
+	advance(sc scalars, step int64) scalars
+	// checkScalars returns an error unless sc can be the scalars of a
+	// parameter that has taken step ≥ 1 steps (Load and Restore check
+	// loaded values with it; at step 0 they must be the initial values).
+	checkScalars(sc scalars, step int64) error
+	// limitScalars returns the scalars after very many steps, for
+	// checkIn's bound on the last step.
+	limitScalars() scalars
+	// coeffsWith is coeffs for a parameter whose scalars after this step
+	// are sc.
+	coeffsWith(c *kernels.Coeffs, pre kernels.Prelude, key int64, sc scalars) error
+}
+
+// scalarRuleOf returns the scalar rule of h, or nil when h's parameters
+// keep no scalars.
+func scalarRuleOf(h Hyper) scalarRule {
+	r, _ := h.(scalarRule)
+	return r
+}
+
+// scalarNamesOf returns the names of the scalars of h's parameters (nil
+// for none).
+func scalarNamesOf(h Hyper) []string {
+	if r := scalarRuleOf(h); r != nil {
+		return r.scalarNames()
+	}
+	return nil
+}
+
+// initialScalarsOf returns the scalars of a parameter of h before its
+// first step (zero for a rule without scalars).
+func initialScalarsOf(h Hyper) scalars {
+	if r := scalarRuleOf(h); r != nil {
+		return r.initialScalars()
+	}
+	return scalars{}
+}
+
+// checkScalarsOf returns an error unless sc can be the scalars of a
+// parameter of h that has taken step steps: the initial values, bit for
+// bit, at step 0; values the rule's checkScalars accepts after.
+func checkScalarsOf(h Hyper, sc scalars, step int64) error {
+	r := scalarRuleOf(h)
+	if r == nil {
+		return nil
+	}
+	if step == 0 {
+		init := r.initialScalars()
+		for k, name := range r.scalarNames() {
+			if math.Float64bits(sc[k]) != math.Float64bits(init[k]) {
+				return fmt.Errorf("%s = %v before the first step, want %v", name, sc[k], init[k])
+			}
+		}
+		return nil
+	}
+	return r.checkScalars(sc, step)
+}
+
+// Rules with a reduction pass.
+//
+// Some rules cannot update a parameter element by element in one pass,
+// because their step depends on reductions over the whole parameter (LAMB's
+// trust ratio ‖p‖/‖r‖). Such a rule implements reducer: a step then runs
+// two passes over every chunk of the parameter. The first runs the rule's
+// reduction kernel (reduce in ops.go), which may write state (LAMB's
+// moments) and returns up to maxSums float64 sums of its chunk; the
+// chunks' sums are added per parameter in chunk order, as ClipGradNorm adds
+// its chunks' sums of squares, so that they do not depend on the number of
+// workers (chunk boundaries depend only on the parameter's length and the
+// chunk size); between computes from a parameter's sums the scalar of its
+// second pass; the second pass runs kernel() with that scalar (apply in
+// ops.go) on every chunk. The Optimizer runs each pass as one job over its
+// tasks (Step: jobUpdate, then jobApply); a Stepper and KernelStep, which
+// step a whole parameter, run them back to back (stepWhole).
+//
+// Adafactor is not a reducer: its step takes three passes, with work on
+// whole tensors between them (the row and column factors, from vectors of
+// sums rather than a few scalars), over chunks of whole rows, and its
+// state depends on the parameter's shape (shaped, below). It has a plan of
+// its own (adafactor_step.go), which Step runs instead of the update job
+// and a Stepper instead of stepWhole; it skips inactive parameters as the
+// jobs here do.
+type reducer interface {
+	// reduction returns the kernel of the first pass.
+	reduction() kernelID
+	// between returns the scalar argument of the second pass from the
+	// parameter's sums (LAMB: the trust ratio).
+	between(sums [maxSums]float64) float64
+}
+
+// maxSums is the number of sums a reduction kernel may return per chunk.
+const maxSums = 2
+
+// reductionOf returns the reduction kernel of rule h and true, or false
+// for a rule of one pass.
+func reductionOf(h Hyper) (kernelID, bool) {
+	if r, ok := h.(reducer); ok {
+		return r.reduction(), true
+	}
+	return 0, false
+}
+
+// accepts reports, as an error, whether the kernels of a parameter (op,
+// and with reduces its first pass red) take the coefficient block c
+// (family, element range), on empty slices so that nothing is written.
+func (o *ops[T]) accepts(op, red kernelID, reduces bool, set *kernels.Set, c *kernels.Coeffs, b [][]T) error {
+	if !reduces {
+		return o.run[op](set, c, nil, nil, b, 0, 0)
+	}
+	if _, err := o.reduce[red](set, c, nil, nil, b, 0, 0); err != nil {
+		return err
+	}
+	return o.apply[op](set, c, nil, b, 0, 0, 1)
+}
+
+// stepWhole runs one step of rule h on a whole parameter p with gradient g
+// and state b (a Stepper's step, KernelStep). A rule of one pass is one
+// kernel call. A reducing rule's first pass is cut into chunks of
+// DefaultChunkSize elements whose sums are added in order, as an Optimizer
+// with the default ChunkSize adds them, so that the step gives that
+// Optimizer's bits; the second pass follows on the whole parameter.
+// Everything the kernels check is checked before the first write: the
+// first chunk's call checks the block and the lengths, and the slices are
+// checked for overlap as wholes here, since each chunk's call sees only
+// its part.
+func (o *ops[T]) stepWhole(h Hyper, set *kernels.Set, c *kernels.Coeffs, p, g []T, b [][]T) error {
+	red, ok := reductionOf(h)
+	if !ok {
+		return o.run[h.kernel()](set, c, p, g, b, 0, len(p))
+	}
+	shared := overlap(p, g)
+	for i, x := range b {
+		shared = shared || overlap(p, x) || overlap(g, x)
+		for _, y := range b[i+1:] {
+			shared = shared || overlap(x, y)
+		}
+	}
+	if shared {
+		return fmt.Errorf("%w: the parameter, its gradient and its state buffers share memory", kernels.ErrOverlap)
+	}
+	var total [maxSums]float64
+	n := len(p)
+	for lo := 0; lo == 0 || lo < n; lo += DefaultChunkSize {
+		hi := min(lo+DefaultChunkSize, n)
+		sums, err := o.reduce[red](set, c, p[lo:hi], g[lo:hi], b, lo, hi)
+		if err != nil {
+			return err
+		}
+		for k := range total {
+			total[k] += sums[k]
+		}
+	}
+	return o.apply[h.kernel()](set, c, p, b, 0, n, h.(reducer).between(total))
+}
+
+// between adds each reducing parameter's piece sums, in chunk order, and
+// sets the scalar of its second pass.
+func (o *Optimizer[T]) between() {
+	j := 0
+	for i := range o.params {
+		p := &o.params[i]
+		var sums [maxSums]float64
+		for ; j < len(o.pieces) && o.pieces[j].param == i; j++ {
+			for k := range sums {
+				sums[k] += o.pieceRed[j][k]
+			}
+		}
+		if p.reduces {
+			p.scalar = o.groups[p.group].(reducer).between(sums)
+		}
+	}
+}
+
+// applyTask runs the second pass of every reducing parameter's pieces of
+// task t. Like updateTask's, its kernels were asked to accept the block
+// before the step (computeCoeffs), so an error is a broken invariant.
+func (o *Optimizer[T]) applyTask(_, t int) {
+	set := o.opt.Kernels
+	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+		p := &o.params[pc.param]
+		if !p.reduces || !p.active() {
+			continue
+		}
+		lo, hi := pc.lo, pc.hi
+		if err := o.ops.apply[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.buf[:], lo, hi, p.scalar); err != nil {
+			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
+		}
+	}
 }
 
 // A shaped rule keeps state buffers that depend on the parameter's shape

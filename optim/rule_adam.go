@@ -119,10 +119,33 @@ func (c AdamConfig) adam(decoupled bool, pre kernels.Prelude) kernels.Adam {
 }
 
 // AdamWConfig holds the hyperparameters of torch.optim.AdamW; start from
-// [DefaultAdamW]. It is [AdamConfig] with decoupled weight decay: the
-// parameter is first multiplied by 1 - LR·WeightDecay and the gradient is
-// left alone.
-type AdamWConfig AdamConfig
+// [DefaultAdamW]. Its fields are [AdamConfig]'s, in the same order, so
+// either converts to the other (AdamConfig(w), AdamWConfig(a)); only the
+// weight decay differs. It is decoupled: the parameter is first multiplied
+// by 1 - LR·WeightDecay and the gradient is left alone. One step at step
+// count t (from 1) is:
+//
+//	p = p·(1 - LR·WeightDecay)
+//	m = Beta1·m + (1-Beta1)·g
+//	v = Beta2·v + (1-Beta2)·g²
+//	vv = AMSGrad ? (vmax = max(vmax, v)) : v
+//	p = p - LR/(1-Beta1^t) · m / (sqrt(vv)/sqrt(1-Beta2^t) + Eps)
+//
+// evaluated in the exact operation order of [kernels.Set.AdamF32]. State:
+// exp_avg (m), exp_avg_sq (v) and, with AMSGrad, max_exp_avg_sq (vmax).
+// Code that treats the two alike can also read and write any
+// hyperparameter by PyTorch's name with [HyperValue] and [WithHyperValue].
+type AdamWConfig struct {
+	LR          float64 // learning rate, ≥ 0
+	Beta1       float64 // in [0, 1)
+	Beta2       float64 // in [0, 1)
+	Eps         float64 // ≥ 0
+	WeightDecay float64 // decoupled weight decay, ≥ 0
+	AMSGrad     bool    // divide by the running maximum of v
+	Maximize    bool    // ascend instead of descend
+	// Fast uses kernels.AdamFastF32/F64; see [AdamConfig].Fast.
+	Fast bool
+}
 
 // DefaultAdamW returns PyTorch's AdamW defaults: LR 1e-3, betas
 // (0.9, 0.999), Eps 1e-8, WeightDecay 1e-2.

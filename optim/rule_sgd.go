@@ -106,6 +106,10 @@ func (c SGDConfig) coeffKey(step int64) int64 {
 	return 0
 }
 
+// freshKey is the key of the first momentum step: a new momentum buffer is
+// set to the gradient.
+func (c SGDConfig) freshKey() int64 { return c.coeffKey(0) }
+
 func (c SGDConfig) coeffs(k *kernels.Coeffs, pre kernels.Prelude, key int64) error {
 	pre.Maximize = c.Maximize
 	if c.Momentum == 0 {

@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"slices"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/layout"
@@ -25,17 +26,23 @@ import (
 
 // layout allocates a new slab for the state buffers the groups need and
 // moves every parameter's existing buffers (or buffers loaded from a file)
-// into it; a buffer that had no contents starts at its rule's initial
-// value (zero but for Adagrad's sum). A buffer is as long as the parameter,
-// or as its rule says from the parameter's shape (Adafactor's row_var and
-// col_var: the rows and the columns).
+// into it, by name: a buffer its group's rule still names keeps its
+// values; a new one starts at its rule's initial value (zero but for
+// Adagrad's sum), and on a parameter that has already stepped it is marked
+// fresh (see freshRule); one the rule no longer names is dropped. A buffer
+// is as long as the parameter, or as its rule says from the parameter's
+// shape (Adafactor's row_var and col_var: the rows and the columns); one
+// whose length no longer fits is new.
 func (o *Optimizer[T]) layout() {
 	size := o.ops.size
 	total := 0
+	o.reducing = false
 	for i := range o.params {
 		p := &o.params[i]
 		h := o.groups[p.group]
 		p.op = h.kernel()
+		p.red, p.reduces = reductionOf(h)
+		o.reducing = o.reducing || p.reduces
 		for k := range paramBuffers(h, p.shape) {
 			n := bufferLen(h, k, p.shape, len(p.data))
 			total += n + layout.Pad(n, size)
@@ -59,18 +66,19 @@ func (o *Optimizer[T]) layout() {
 				ns++
 			}
 		}
-		for k := range p.buf {
-			if k >= len(bufs) {
-				p.buf[k] = nil
-				continue
-			}
+		old, oldNames := p.buf, p.bufNames
+		p.buf = [3][]T{}
+		for k, name := range bufs {
 			n := bufferLen(h, k, p.shape, len(p.data))
 			cur = layout.Place(base, cur, n, size, streams[:ns])
 			b := slab[cur : cur+n : cur+n]
-			if len(p.buf[k]) == n {
-				copy(b, p.buf[k])
+			if j := slices.Index(oldNames, name); j >= 0 && len(old[j]) == n {
+				copy(b, old[j])
 			} else {
 				fillInitial(h, k, b)
+				if p.step > 0 {
+					p.fresh = true
+				}
 			}
 			p.buf[k] = b
 			if n > 0 {
@@ -79,6 +87,7 @@ func (o *Optimizer[T]) layout() {
 			}
 			cur += n
 		}
+		p.bufNames = bufs
 	}
 	o.slab = slab
 }

@@ -20,7 +20,7 @@ import (
 //
 //	magic    [8]byte  "FUSEOPTS"
 //	version  u32      2
-//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW, 5 Lion, 6 Adagrad, 7 RMSprop, …)
+//	kind     u8       Kind (1 SGD, 2 EMA, 3 Adam, 4 AdamW, 5 Lion, 6 Adagrad, 7 RMSprop, 8 Adamax, 9 Adadelta, …)
 //	elem     u8       bytes per element: 4 (float32) or 8 (float64)
 //	reserved u16      0
 //	groups   u32, then per group:
@@ -39,6 +39,18 @@ import (
 //	           columns, over its leading dimensions)
 //	crc      u64      CRC-64 (ECMA) of every byte above
 //
+// Version 3 is version 2 with the per-parameter scalars of a rule that
+// keeps them (NAdam's mu_product; see scalarRule), after each parameter's
+// step:
+//
+//	nscal  u8, then per scalar: key str8 (its rule's scalar names:
+//	       mu_product), value f64
+//
+// Save writes it for the kinds whose rule keeps scalars, and only for
+// them: the files of every other kind are version 2, byte for byte as
+// before, and Load refuses a version 3 file of such a kind and a version 2
+// file of a kind with scalars.
+//
 // Version 1, which Load still reads, stored each group as a fixed record
 // of seven f64 (lr, momentum, dampening, weight_decay, beta1, beta2, eps;
 // for EMA, momentum = dampening = β) and u32 flags (1 nesterov, 2 maximize,
@@ -46,6 +58,9 @@ import (
 const (
 	stateMagic   = "FUSEOPTS"
 	stateVersion = 2
+	// stateVersionScalars is the version of the kinds with per-parameter
+	// scalars.
+	stateVersionScalars = 3
 )
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
@@ -122,8 +137,13 @@ func fromV1(k Kind, vals [7]float64, flags uint32) (Hyper, error) {
 // the Options are not part of it.
 func (o *Optimizer[T]) Save(w io.Writer) error {
 	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
+	scn := scalarNamesOf(o.groups[0])
 	e.bytes([]byte(stateMagic))
-	e.u32(stateVersion)
+	if len(scn) > 0 {
+		e.u32(stateVersionScalars)
+	} else {
+		e.u32(stateVersion)
+	}
 	e.u8(uint8(o.kind))
 	e.u8(uint8(o.ops.size))
 	e.u16(0)
@@ -149,6 +169,14 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 		}
 		e.u64(uint64(len(p.data)))
 		e.u64(uint64(p.step))
+		if len(scn) > 0 {
+			e.u8(uint8(len(scn)))
+			for k, name := range scn {
+				e.u8(uint8(len(name)))
+				e.bytes([]byte(name))
+				e.u64(math.Float64bits(p.sc[k]))
+			}
+		}
 		h := o.groups[p.group]
 		bufs := paramBuffers(h, p.shape)
 		e.u8(uint8(len(bufs)))
@@ -204,9 +232,11 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 // cannot use (see [New]), values of fields the kind's config does not have,
 // a step count above MaxStep, a second moment (exp_avg_sq,
 // max_exp_avg_sq) that is negative or NaN, a max_exp_avg_sq below
-// exp_avg_sq, a negative or NaN Adagrad sum, RMSprop square_avg or
-// Adafactor row_var, col_var or variance, and buffers that do not hold
-// their rule's initial value (zero but for Adagrad's sum) at step 0. What is stored is
+// exp_avg_sq, a negative or NaN Adagrad sum, RMSprop or Adadelta square_avg,
+// Adadelta acc_delta, Adamax exp_inf or Adafactor row_var, col_var or
+// variance, and buffers that do not hold their rule's initial value (zero
+// but for Adagrad's sum) at step 0; likewise per-parameter scalars (NAdam's
+// mu_product) that no steps produce. What is stored is
 // exactly what was checked. intact state of another optimizer kind or element
 // type, or whose groups or parameters differ in number, names, groups,
 // shapes or sizes gives one wrapping ErrMismatch (which also matches
@@ -225,12 +255,16 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: not an optimizer state (bad magic)", ErrState)
 	}
 	version := binary.LittleEndian.Uint32(head[8:])
-	if version != 1 && version != stateVersion {
-		return fmt.Errorf("%w: version %d, this build reads versions 1 and %d", ErrState, version, stateVersion)
+	if version < 1 || version > stateVersionScalars {
+		return fmt.Errorf("%w: version %d, this build reads versions 1 to %d", ErrState, version, stateVersionScalars)
 	}
 	kind, elem := Kind(head[12]), int(head[13])
 	if kinds[kind] == nil || (version == 1 && kind > KindAdamW) || (elem != 4 && elem != 8) || head[14] != 0 || head[15] != 0 {
 		return fmt.Errorf("%w: bad header", ErrState)
+	}
+	scn := scalarNamesOf(kinds[kind])
+	if (version == stateVersionScalars) != (len(scn) > 0) {
+		return fmt.Errorf("%w: a version %d file of kind %v", ErrState, version, kind)
 	}
 	switch {
 	case kind != o.kind:
@@ -290,6 +324,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		d.mismatch("%d parameters in the file, %d here", np, len(o.params))
 	}
 	steps := make([]int64, 0, min(np, int64(len(o.params))))
+	scs := make([]scalars, 0, cap(steps))
 	loaded := make([][3][]T, 0, cap(steps))
 	scratch := make([]byte, 1<<16)
 	for i := int64(0); i < np && d.err == nil; i++ {
@@ -306,6 +341,18 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		}
 		length := int64(d.u64())
 		step := int64(d.u64())
+		var sc scalars
+		if len(scn) > 0 {
+			if n := int(d.u8()); d.err == nil && n != len(scn) {
+				d.invalid("parameter %q: %d scalars, a %v parameter has %d", name, n, kind, len(scn))
+			}
+			for k := 0; k < len(scn) && d.err == nil; k++ {
+				if key := d.str(int(d.u8())); d.err == nil && key != scn[k] {
+					d.invalid("parameter %q: scalar %d is %q, want %q", name, k, key, scn[k])
+				}
+				sc[k] = math.Float64frombits(d.u64())
+			}
+		}
 		nbuf := int(d.u8())
 		if d.err != nil {
 			break
@@ -360,6 +407,11 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 				d.invalid("parameter %q: %v", name, err)
 				break
 			}
+			if err := checkScalarsOf(groups[group], sc, step); err != nil {
+				d.invalid("parameter %q: %v", name, err)
+				break
+			}
+			scs = append(scs, sc)
 			steps = append(steps, step)
 			loaded = append(loaded, bufs)
 		}
@@ -388,7 +440,10 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	copy(o.groups, groups) // as many as o.groups: they matched
 	for i := range o.params {
 		o.params[i].step = steps[i]
+		o.params[i].sc = scs[i]
 		o.params[i].buf = loaded[i]
+		o.params[i].bufNames = paramBuffers(groups[o.params[i].group], o.params[i].shape)
+		o.params[i].fresh = false
 	}
 	o.layout()
 	return nil
@@ -397,7 +452,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 // checkBuffers returns an error when loaded state buffers (names, those
 // of h's rule for the parameter's shape, in its order) hold what no
 // optimizer step produces: a second moment or sum of squares (exp_avg_sq,
-// max_exp_avg_sq, sum, square_avg, row_var, col_var, variance) that is
+// max_exp_avg_sq, sum, square_avg, acc_delta, row_var, col_var, variance)
+// or an infinity norm (exp_inf) that is
 // negative or NaN, a max_exp_avg_sq below exp_avg_sq, or anything but the
 // rule's initial value (zero but for Adagrad's sum) before the first step. (exp_avg and momentum_buffer can
 // hold any value, NaN included, after steps under the Propagate policy.)
@@ -414,7 +470,7 @@ func checkBuffers[T Float](h Hyper, names []string, bufs [][]T, step int64) erro
 			continue
 		}
 		switch names[k] {
-		case BufSum, BufSquareAvg, BufRowVar, BufColVar, BufVariance:
+		case BufSum, BufSquareAvg, BufAccDelta, BufExpInf, BufRowVar, BufColVar, BufVariance:
 			for i, x := range b {
 				if !(x >= 0) {
 					return fmt.Errorf("%s[%d] = %v, want ≥ 0", names[k], i, x)

@@ -55,6 +55,25 @@ func checkResume[T Float](t *testing.T, h Hyper) {
 		c.LR /= 2
 		c.InitialAccumulatorValue = 0.25
 		second = c
+	case AdamaxConfig:
+		c.LR /= 2
+		c.Beta1 = 0.5
+		second = c
+	case LAMBConfig:
+		c.LR /= 2
+		c.Spago = !c.Spago
+		second = c
+	case AdadeltaConfig:
+		c.LR /= 2
+		c.Rho = 0.95
+		second = c
+	case NAdamConfig: // another momentum schedule: other mu_products
+		c.LR /= 2
+		c.Beta1, c.MomentumDecay = 0.8, 0.05
+		second = c
+	case RAdamConfig:
+		c.LR /= 2
+		second = c
 	case AdafactorConfig:
 		c.LR /= 2
 		c.Eps1Machine, c.Eps1 = false, 1e-6
@@ -193,7 +212,8 @@ func TestLoadInvalidValues(t *testing.T) {
 		copy(d[off:], b)
 		return reseal(d)
 	}
-	loadFails(t, o, edit(8, 3), ErrState, "version 3")
+	loadFails(t, o, edit(8, 4), ErrState, "version 4")
+	loadFails(t, o, edit(8, 3), ErrState, "version 3 for a kind without per-parameter scalars")
 	loadFails(t, o, edit(0, 'X'), ErrState, "magic")
 	loadFails(t, o, edit(12, 9), ErrState, "kind 9")
 	loadFails(t, o, edit(13, 3), ErrState, "element size 3")
@@ -366,4 +386,39 @@ func checkV1[T Float](t *testing.T, name string, h Hyper) {
 // that a Load that keeps the old hyperparameters shows.
 func otherLR(h Hyper) Hyper {
 	return h.withLR(h.learningRate() * 3)
+}
+
+// TestLoadVersion2: the state files of format version 2 in testdata
+// (written before version 3 existed, from the model of stateFile) load,
+// and Save writes them again byte for byte: kinds without per-parameter
+// scalars still save version 2.
+func TestLoadVersion2(t *testing.T) {
+	cases := map[string]Hyper{
+		"adam-amsgrad":              AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, AMSGrad: true},
+		"rmsprop-centered-momentum": RMSpropConfig{LR: 0.01, Alpha: 0.9, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Maximize: true},
+		"adagrad":                   AdagradConfig{LR: 0.05, LRDecay: 0.01, WeightDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10},
+		"lion":                      LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1},
+	}
+	for name, h := range cases {
+		old, err := os.ReadFile(filepath.Join("testdata", "state-v2-"+name+"-f32.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newTestModel[float32]([]int{5, 33, 2})
+		o := mustNew[float32](t, otherLR(h), Options{Workers: 1})
+		m.register(t, o, nil)
+		if err := o.Load(bytes.NewReader(old)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if g, _ := o.Group(0); g != h {
+			t.Errorf("%s: group %+v, want %+v", name, g, h)
+		}
+		var got bytes.Buffer
+		if err := o.Save(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), old) {
+			t.Errorf("%s: Save does not reproduce the version-2 file", name)
+		}
+	}
 }

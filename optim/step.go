@@ -21,37 +21,54 @@ type StepReport struct {
 }
 
 // Step updates every registered parameter from its gradient by one step of
-// its group's rule, and advances each parameter's step count. Under the
+// its group's rule, and advances each parameter's step count; a frozen
+// parameter, or one marked by SetNoGrad, is left alone (see
+// [Optimizer.SetRequiresGrad]). Under the
 // SkipStep and ErrorOnNonFinite policies it first checks every gradient and, if one
 // is not finite, changes nothing at all. After the first call (which
-// allocates the state and the task plan) Step does not allocate.
+// allocates the state and the task plan) Step does not allocate. A rule of
+// two passes (LAMB) runs its first pass in the update job and its second
+// in a job of its own (rule.go), and Adafactor its three passes
+// (adafactor_step.go); what any of them could refuse is checked before the
+// first.
 func (o *Optimizer[T]) Step() (StepReport, error) {
 	var rep StepReport
 	if o.closed {
 		return rep, ErrClosed
 	}
 	o.prepare()
+	if err := o.computeCoeffs(); err != nil {
+		return rep, err
+	}
 	if o.opt.NonFinite != Propagate {
 		o.run(&o.jobCheck)
 		if i := o.firstBad(); i >= 0 {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
+			o.clearNoGrad()
 			if o.opt.NonFinite == ErrorOnNonFinite {
 				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
 			}
 			return rep, nil
 		}
 	}
-	if err := o.computeCoeffs(); err != nil {
-		return rep, err
-	}
 	if o.af != nil {
-		o.stepAdafactor() // several passes: adafactor_step.go
+		o.stepAdafactor() // three passes: adafactor_step.go
 	} else {
 		o.run(&o.jobUpdate)
+		if o.reducing {
+			o.between()
+			o.run(&o.jobApply)
+		}
 	}
 	for i := range o.params {
-		o.params[i].step++
+		p := &o.params[i]
+		if p.active() {
+			p.step++
+			p.sc = p.scNext
+			p.fresh = false
+		}
+		p.noGrad = false
 	}
 	return rep, nil
 }
@@ -220,6 +237,10 @@ func (o *Optimizer[T]) maxAbsTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		m := 0.0
+		if !o.params[pc.param].active() {
+			o.pieceSum[j] = 0
+			continue
+		}
 		for _, v := range o.params[pc.param].grad[pc.lo:pc.hi] {
 			m = max(m, math.Abs(float64(v)))
 		}
@@ -230,6 +251,10 @@ func (o *Optimizer[T]) maxAbsTask(_, t int) {
 func (o *Optimizer[T]) scaledSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
+		if !o.params[pc.param].active() {
+			o.pieceSum[j] = 0
+			continue
+		}
 		o.pieceSum[j] = scaledSumSquares(o.params[pc.param].grad[pc.lo:pc.hi], o.normScale)
 	}
 }
@@ -314,12 +339,25 @@ func (o *Optimizer[T]) run(job *pool.Job) {
 // overlap, the state is the optimizer's own slab). So the job never stops
 // half-way, and an error here would be a bug in those invariants: it
 // panics rather than leave part of the step undone.
+//
+// A parameter whose rule has a reduction pass runs that pass here and
+// keeps the piece's sums; its second pass is applyTask's (rule.go).
 func (o *Optimizer[T]) updateTask(_, t int) {
 	set, run := o.opt.Kernels, &o.ops.run
-	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
+		pc := o.pieces[j]
 		p := &o.params[pc.param]
+		if !p.active() {
+			continue
+		}
 		lo, hi := pc.lo, pc.hi
-		if err := run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi); err != nil {
+		var err error
+		if p.reduces {
+			o.pieceRed[j], err = o.ops.reduce[p.red](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi)
+		} else {
+			err = run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi)
+		}
+		if err != nil {
 			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
 		}
 	}
@@ -328,20 +366,28 @@ func (o *Optimizer[T]) updateTask(_, t int) {
 func (o *Optimizer[T]) checkTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
-		o.pieceBad[j] = o.ops.nonFinite(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
+		p := &o.params[pc.param]
+		o.pieceBad[j] = p.active() && o.ops.nonFinite(o.opt.Kernels, p.grad[pc.lo:pc.hi])
 	}
 }
 
 func (o *Optimizer[T]) sumSqTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
-		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi])
+		p := &o.params[pc.param]
+		if !p.active() {
+			o.pieceSum[j], o.pieceBad[j] = 0, false
+			continue
+		}
+		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, p.grad[pc.lo:pc.hi])
 	}
 }
 
 func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
-		o.ops.scale(o.opt.Kernels, o.params[pc.param].grad[pc.lo:pc.hi], o.scaleBy)
+		if p := &o.params[pc.param]; p.active() {
+			o.ops.scale(o.opt.Kernels, p.grad[pc.lo:pc.hi], o.scaleBy)
+		}
 	}
 }
 
@@ -378,23 +424,37 @@ func (o *Optimizer[T]) sumSquares() float64 {
 
 // coeffKey identifies a coefficient block: a group and the key its rule
 // gives a parameter's step count (Adam: the step number t ≥ 1; heavy-ball
-// momentum: 1 on a parameter's first step).
+// momentum: 1 on a parameter's first step), and the parameter's scalars
+// after the step (NAdam's mu_product; zero for a rule without them).
 type coeffKey struct {
 	group int
 	t     int64
+	s     scalars
 }
 
-// computeCoeffs builds one coefficient block per distinct (group, step)
-// and points every parameter at its block.
+// computeCoeffs builds one coefficient block per distinct (group, step,
+// scalars) and points every parameter at its block; it sets the scalars
+// each parameter will hold after the step (scNext), which Step commits.
 func (o *Optimizer[T]) computeCoeffs() error {
 	o.nkeys = 0
 	last := -1
 	for i := range o.params {
 		p := &o.params[i]
+		if !p.active() {
+			continue
+		}
 		if p.step >= MaxStep {
 			return fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
 		}
-		k := coeffKey{group: p.group, t: o.groups[p.group].coeffKey(p.step)}
+		h := o.groups[p.group]
+		k := coeffKey{group: p.group, t: h.coeffKey(p.step)}
+		if fr, ok := h.(freshRule); ok && p.fresh {
+			k.t = fr.freshKey()
+		}
+		if r := scalarRuleOf(h); r != nil {
+			p.scNext = r.advance(p.sc, p.step)
+			k.s = p.scNext
+		}
 		idx := -1
 		if last >= 0 && o.keys[last] == k {
 			idx = last
@@ -420,7 +480,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 			// updateTask): the kernel of this group (every parameter of a
 			// group has its group's, layout) takes the block, or the step
 			// stops here, before anything is written.
-			if err := o.ops.run[p.op](o.opt.Kernels, &o.coeffs[idx], p.data[:0], p.grad[:0], p.buf[:], 0, 0); err != nil {
+			if err := o.ops.accepts(p.op, p.red, p.reduces, o.opt.Kernels, &o.coeffs[idx], p.buf[:]); err != nil {
 				return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 			}
 			o.nkeys++
@@ -433,7 +493,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 // fill computes the coefficient block of key k and checks that the
 // kernels of T can use it.
 func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
-	if err := coeffsIn(c, o.groups[k.group], o.lossScale, k.t, o.ops.size); err != nil {
+	if err := coeffsIn(c, o.groups[k.group], o.lossScale, k.t, k.s, o.ops.size); err != nil {
 		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 	}
 	return nil

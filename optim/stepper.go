@@ -2,6 +2,7 @@ package optim
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -18,20 +19,28 @@ import (
 // buffers, placed as the Optimizer places them, and runs one fused kernel
 // call per Step. The arithmetic is the Optimizer's: a parameter stepped by
 // a Stepper gets the same bits as the same parameter in an Optimizer with
-// the same hyperparameters.
+// the same hyperparameters. A rule of two passes (LAMB) runs both back to
+// back in one Step, the first over chunks of DefaultChunkSize whose sums
+// are added in order: the bits of an Optimizer with the default
+// ChunkSize. Adafactor's three passes (adafactor_step.go) run likewise, in
+// that Optimizer's chunks of whole rows; its state depends on the
+// parameter's shape, which NewStepperShape takes.
 //
 // The Steppers of a Group may step concurrently (each Stepper from one
 // goroutine at a time); the Group's setters may be called concurrently
 // with them and take effect at the following Steps.
 //
-// Two differences from a parameter in an Optimizer, both only where a
-// Group's hyperparameters change under way: a heavy-ball momentum buffer
-// that SetHyper turns on starts at zero and is not set to the gradient on
-// its first step (the first-step copy is that of step count 0, while
-// PyTorch copies whenever the buffer is new; with dampening 0 the two
-// agree), and buffers that a new config no longer names are dropped. A
-// Group whose coefficients depend on the step count (Adam) makes one
-// coefficient block per step count, shared by all its Steppers.
+// Where a Group's hyperparameters change under way, a Stepper follows
+// [Optimizer.SetGroup]: a buffer that the new config names starts at its
+// rule's initial value at the next Step (a new SGD momentum buffer is set
+// to the gradient, as PyTorch does), and buffers that it no longer names
+// are dropped at that Step. A Group whose coefficients depend on the step
+// count (Adam) makes one coefficient block per step count, shared by all
+// its Steppers. A Stepper of a rule with per-parameter scalars (NAdam's
+// mu_product) carries them with its step count: Scalar reads them, Restore
+// sets them. A parameter without a gradient in a step (frozen, or
+// .grad None in PyTorch's terms) is simply not stepped: its Stepper keeps
+// its step count and state.
 
 // Group is the hyperparameters shared by a set of [Stepper]s.
 type Group[T Float] struct {
@@ -47,10 +56,12 @@ type groupConf struct {
 	set *kernels.Set
 }
 
-// coeffEntry is a coefficient block computed for one groupConf and key.
+// coeffEntry is a coefficient block computed for one groupConf, key and
+// per-parameter scalars.
 type coeffEntry struct {
 	conf *groupConf
 	key  int64
+	sc   scalars
 	c    kernels.Coeffs
 }
 
@@ -127,15 +138,19 @@ func (g *Group[T]) LossScale() float64 { return g.conf.Load().ls }
 // Kernels returns the kernel set the group's Steppers run.
 func (g *Group[T]) Kernels() *kernels.Set { return g.conf.Load().set }
 
-// coeffs returns the block of key under setting c, computed once per
-// setting and key for all the group's Steppers.
-func (g *Group[T]) coeffs(c *groupConf, key int64) (*kernels.Coeffs, error) {
-	slot := &g.cache[uint64(key)%uint64(len(g.cache))]
-	if e := slot.Load(); e != nil && e.conf == c && e.key == key {
+// coeffs returns the block of key and scalars sc under setting c,
+// computed once per setting, key and scalars for all the group's Steppers.
+func (g *Group[T]) coeffs(c *groupConf, key int64, sc scalars) (*kernels.Coeffs, error) {
+	h := uint64(key)
+	for _, v := range sc {
+		h ^= math.Float64bits(v)
+	}
+	slot := &g.cache[h%uint64(len(g.cache))]
+	if e := slot.Load(); e != nil && e.conf == c && e.key == key && e.sc == sc {
 		return &e.c, nil
 	}
-	e := &coeffEntry{conf: c, key: key}
-	if err := coeffsIn(&e.c, c.h, c.ls, key, g.ops.size); err != nil {
+	e := &coeffEntry{conf: c, key: key, sc: sc}
+	if err := coeffsIn(&e.c, c.h, c.ls, key, sc, g.ops.size); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHyper, err)
 	}
 	slot.Store(e)
@@ -152,6 +167,8 @@ type Stepper[T Float] struct {
 	names []string // the buffers buf holds, by name
 	buf   [3][]T
 	af    *afTensor[T] // Adafactor: the plan and scratch of its passes
+	sc    scalars      // the per-parameter scalars after the last step
+	fresh bool         // a buffer is new since the last step (see freshRule)
 }
 
 // NewStepper returns a Stepper for a parameter of n elements, at step
@@ -183,7 +200,7 @@ func (g *Group[T]) NewStepperShape(shape ...int) (*Stepper[T], error) {
 	if len(shape) > maxRank {
 		return nil, fmt.Errorf("%w: rank %d > %d", ErrInvalid, len(shape), maxRank)
 	}
-	s := &Stepper[T]{g: g, n: n, shape: slices.Clone(shape)}
+	s := &Stepper[T]{g: g, n: n, shape: slices.Clone(shape), sc: initialScalarsOf(g.Hyper())}
 	if h, ok := g.Hyper().(AdafactorConfig); ok {
 		s.af = newAfTensor[T](h, s.shape, n, DefaultChunkSize)
 	}
@@ -197,7 +214,9 @@ func (s *Stepper[T]) Len() int { return s.n }
 func (s *Stepper[T]) Steps() int64 { return s.step }
 
 // SetSteps sets the number of steps taken, 0 to MaxStep, for stacks that
-// count steps for the whole model (the next Step is step n+1).
+// count steps for the whole model (the next Step is step n+1). The
+// per-parameter scalars (NAdam's mu_product) stay as they are; Restore
+// sets them with the step count.
 func (s *Stepper[T]) SetSteps(n int64) error {
 	if n < 0 || n > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrInvalid, n)
@@ -216,6 +235,17 @@ func (s *Stepper[T]) Buffer(name string) []T {
 	return nil
 }
 
+// Scalar returns the per-parameter scalar called name (NAdam's
+// ScalarMuProduct): its value after the steps taken, the rule's initial
+// value before the first. ok is false when the group's rule keeps no such
+// scalar.
+func (s *Stepper[T]) Scalar(name string) (v float64, ok bool) {
+	if i := slices.Index(scalarNamesOf(s.g.Hyper()), name); i >= 0 {
+		return s.sc[i], true
+	}
+	return 0, false
+}
+
 // Step updates p by one step from its gradient g, both of Len elements,
 // and advances the step count. Everything is checked before anything is
 // written: lengths, overlaps (ErrInvalid), a step count at MaxStep
@@ -231,12 +261,29 @@ func (s *Stepper[T]) Step(p, g []T) error {
 		return fmt.Errorf("%w: the parameter has taken MaxStep = %d steps", ErrInvalid, MaxStep)
 	}
 	c := s.g.conf.Load()
-	k, err := s.g.coeffs(c, c.h.coeffKey(s.step))
+	want := s.bufNames(c)
+	replace := !slices.Equal(s.names, want)
+	fresh := s.fresh
+	if replace && s.step > 0 {
+		for _, name := range want {
+			fresh = fresh || !slices.Contains(s.names, name)
+		}
+	}
+	key := c.h.coeffKey(s.step)
+	if fr, ok := c.h.(freshRule); ok && fresh {
+		key = fr.freshKey()
+	}
+	var next scalars
+	if r := scalarRuleOf(c.h); r != nil {
+		next = r.advance(s.sc, s.step)
+	}
+	k, err := s.g.coeffs(c, key, next)
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(s.names, s.bufNames(c)) {
+	if replace {
 		s.place(c, p, g)
+		s.fresh = fresh
 	}
 	for _, b := range s.buf {
 		if overlap(p, b) || overlap(g, b) {
@@ -249,10 +296,12 @@ func (s *Stepper[T]) Step(p, g []T) error {
 		if err := s.af.step(afOpsFor[T](), c.set, k, p, g, s.buf); err != nil {
 			return err
 		}
-	} else if err := s.g.ops.run[c.h.kernel()](c.set, k, p, g, s.buf[:], 0, s.n); err != nil {
+	} else if err := s.g.ops.stepWhole(c.h, c.set, k, p, g, s.buf[:]); err != nil {
 		return err
 	}
 	s.step++
+	s.sc = next
+	s.fresh = false
 	return nil
 }
 
@@ -298,19 +347,33 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 	s.names, s.buf = slices.Clone(names), buf
 }
 
-// Restore sets the step count and the state buffers from saved values:
-// bufs[i] holds the buffer names[i], every name one of the group's rule
-// for the parameter's shape, each of Len elements (Adafactor's row_var and
-// col_var: the rows and the columns) (a missing one starts at its rule's initial value,
-// zero but for Adagrad's sum). The values are
-// checked as Optimizer.Load checks them (no negative or NaN second moment,
-// max_exp_avg_sq not below exp_avg_sq, the initial values at step 0); on an error,
-// wrapping ErrState, nothing changes. The values are copied.
-func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
+// A Scalar is a named per-parameter scalar of a rule's state, for
+// [Stepper.Restore]: NAdam's ScalarMuProduct.
+type Scalar struct {
+	Name  string
+	Value float64
+}
+
+// Restore sets the step count, the state buffers and the per-parameter
+// scalars from saved values: bufs[i] holds the buffer names[i], every name
+// one of the group's rule for the parameter's shape, each of Len elements
+// (Adafactor's row_var and col_var: the rows and the columns; a missing
+// one starts at its rule's initial value, zero but for Adagrad's sum), and
+// scalars are the rule's scalars (ScalarNames: NAdam's mu_product), each
+// at most once; a missing one is its initial value, which only step 0
+// accepts. The values are checked as Optimizer.Load checks them (no
+// negative or NaN second moment, max_exp_avg_sq not below exp_avg_sq, the
+// initial values at step 0, a mu_product in [0, 1)); on an error, wrapping
+// ErrState, nothing changes. The values are copied.
+func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Scalar) error {
 	if step < 0 || step > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrState, step)
 	}
 	c := s.g.conf.Load()
+	sc, err := restoredScalars(c.h, step, named)
+	if err != nil {
+		return err
+	}
 	want := s.bufNames(c)
 	ordered := make([][]T, len(want))
 	for i, name := range names {
@@ -334,11 +397,36 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T) error {
 	if err := checkBuffers(c.h, want, ordered, step); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
-	s.names, s.buf = nil, [3][]T{}
+	s.names, s.buf, s.fresh = nil, [3][]T{}, false
 	s.place(c, nil, nil)
 	for j := range ordered {
 		copy(s.buf[j], ordered[j])
 	}
 	s.step = step
+	s.sc = sc
 	return nil
+}
+
+// restoredScalars orders the named scalars given to Restore as h's rule
+// names them, the missing ones at their initial values, and checks them
+// for a parameter that has taken step steps.
+func restoredScalars(h Hyper, step int64, given []Scalar) (scalars, error) {
+	names := scalarNamesOf(h)
+	sc := initialScalarsOf(h)
+	var seen [maxScalars]bool
+	for _, x := range given {
+		j := slices.Index(names, x.Name)
+		switch {
+		case j < 0:
+			return sc, fmt.Errorf("%w: a %v parameter has no scalar state %q", ErrState, h.Kind(), x.Name)
+		case seen[j]:
+			return sc, fmt.Errorf("%w: scalar state %q twice", ErrState, x.Name)
+		}
+		seen[j] = true
+		sc[j] = x.Value
+	}
+	if err := checkScalarsOf(h, sc, step); err != nil {
+		return sc, fmt.Errorf("%w: %v", ErrState, err)
+	}
+	return sc, nil
 }

@@ -21,6 +21,14 @@ var stepperConfigs = []Hyper{
 	RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Centered: true},
 	RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Momentum: 0.5},
 	AdagradConfig{LR: 0.05, LRDecay: 0.01, WeightDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, Maximize: true},
+	NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3, Maximize: true},
+	NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.05, MomentumDecay: 0.1, DecoupledWeightDecay: true},
+	RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Maximize: true},
+	RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.05, DecoupledWeightDecay: true},
+	AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Maximize: true},
+	AdadeltaConfig{LR: 1, Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01},
+	LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Maximize: true},
+	LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, Spago: true},
 }
 
 // TestStepperMatchesOptimizer: a parameter stepped by a Stepper gets the
@@ -85,6 +93,13 @@ func checkStepper[T Float](t *testing.T, h Hyper) {
 		}
 		if steppers[k].Steps() != 12 {
 			t.Fatalf("steps %d", steppers[k].Steps())
+		}
+		for _, name := range ScalarNames(h) {
+			want, err := o.StateScalar(a.names[k], name)
+			got, ok := steppers[k].Scalar(name)
+			if err != nil || !ok || math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("%T: tensor %d scalar %s = %v, the Optimizer's %v (%v)", h, k, name, got, want, err)
+			}
 		}
 	}
 }

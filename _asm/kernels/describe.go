@@ -10,6 +10,7 @@ import (
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
 )
 
 // described returns the kernel of description d (internal/abi): one
@@ -36,9 +37,17 @@ func described(d *abi.Kernel, fast bool) kernel {
 	return kernel{
 		name: name, streams: streams, coefs: true,
 		variants: variants, mask: d.Mask(), canon: d.Canon,
+		args: d.Args, sums: d.Sums,
 		unroll: unrollBy(d.Unroll.AVX2, d.Unroll.AVX512),
 		sig: func(t isa) string {
-			return fmt.Sprintf("func(c %s, %s *%s, n, mode int)", t.coefType(), strings.Join(streams, ", "), t.Elem())
+			args, results := "", ""
+			if len(d.Args) > 0 {
+				args = fmt.Sprintf(", %s %s", strings.Join(d.Args, ", "), t.Elem())
+			}
+			if len(d.Sums) > 0 {
+				results = fmt.Sprintf(" (%s float64)", strings.Join(d.Sums, ", "))
+			}
+			return fmt.Sprintf("func(c %s, %s *%s, n, mode int%s)%s", t.coefType(), strings.Join(streams, ", "), t.Elem(), args, results)
 		},
 		rows: func(t isa, mode int) []int { return rowRegs(d, t, mode, fast) },
 		body: func(e *env, mode int) {
@@ -110,6 +119,7 @@ func isMem(o Op) bool {
 func (e *env) emit(vals []abi.Value) []Op {
 	t := e.t
 	reg := make([]Op, len(vals))
+	e.conv = map[int][]Op{}
 	for i, v := range vals {
 		a := func(j int) Op { return reg[v.Args[j]] }
 		switch v.Op {
@@ -118,7 +128,7 @@ func (e *env) emit(vals []abi.Value) []Op {
 		case abi.OpLoad:
 			reg[i] = e.ld(v.Stream)
 		case abi.OpArg:
-			reg[i] = e.args[v.Var]
+			reg[i] = e.args[v.Arg]
 		case abi.OpSumSq, abi.OpRowSumSq, abi.OpColSumSq:
 			e.reduce(v, a(0))
 		case abi.OpStore:
@@ -153,11 +163,87 @@ func (e *env) emit(vals []abi.Value) []Op {
 			reg[i] = e.maxNaN(a(0), a(1))
 		case abi.OpSign:
 			reg[i] = e.sign(a(0), v.Dies[0])
+		case abi.OpAbs:
+			reg[i] = e.abs(a(0), v.Dies[0])
 		default:
 			panic(fmt.Sprintf("amd64: no lowering of %v", v.Op))
 		}
 	}
 	return reg
+}
+
+// reduce writes reduction v of value x (OpSumSq; in grid kernels also
+// OpRowSumSq and OpColSumSq) for the vector being written: the float64
+// groups of x (f64Of), made once per vector however many reductions take
+// x, are squared into the lanes of a sum (e.acc), into those of the row's
+// sum or into a column stream (grid.go).
+func (e *env) reduce(v abi.Value, x Op) {
+	groups, ok := e.conv[v.Args[0]]
+	if !ok {
+		groups = e.f64Of(x)
+		e.conv[v.Args[0]] = groups
+	}
+	switch v.Op {
+	case abi.OpSumSq:
+		e.addLanes(e.acc[v.Sum], groups)
+	case abi.OpRowSumSq:
+		e.addLanes(e.grid.rows[v.Stream], groups)
+	case abi.OpColSumSq:
+		e.colSumSq(v.Stream, groups)
+	}
+}
+
+// f64Of returns the float64 groups of x: x itself for float64, its low and
+// high halves converted for float32. In a tail the lanes past the end are
+// zeroed first (they may hold anything the body made of zeros, an infinite
+// 1/sqrt(0), a NaN): they add +0, which leaves a lane as it is (the lanes
+// are never -0). One instruction per Do, so that the unrolled vectors
+// interleave; the additions to one lane stay in vector order, since every
+// vector of an iteration emits the same sequence.
+func (e *env) f64Of(x Op) []Op {
+	t := e.t
+	xv, ok := x.(VecVirtual)
+	if !ok {
+		panic("sum of squares of a coefficient")
+	}
+	if e.mk.on {
+		y := t.Vec()
+		if t.Z {
+			t.MovUZ(xv, e.mk.k, y)
+		} else {
+			x86.Do(func() { VANDPD(e.mk.y, xv, y) })
+		}
+		xv = y
+	}
+	if t.F64 {
+		return []Op{xv}
+	}
+	lo, hi := t.Vec(), t.Vec()
+	if t.Z {
+		x86.Do(func() { VCVTPS2PD(xv.AsY(), lo) })
+		x86.Do(func() { VEXTRACTF64X4(U8(1), xv, hi.AsY()) })
+		x86.Do(func() { VCVTPS2PD(hi.AsY(), hi) })
+	} else {
+		x86.Do(func() { VCVTPS2PD(xv.AsX(), lo) })
+		x86.Do(func() { VEXTRACTF128(U8(1), xv, hi.AsX()) })
+		x86.Do(func() { VCVTPS2PD(hi.AsX(), hi) })
+	}
+	return []Op{lo, hi}
+}
+
+// addLanes adds the squares of groups, the float64 groups of the vector
+// being written, to lanes (t.groups() registers of the 16 float64 lanes):
+// the vector's element j goes to lane (o+j) mod 16, o being its offset
+// within the 16 elements of its unit (the loops of a kernel with sums
+// start every unit, and those of a grid kernel every block of a row, at a
+// multiple of 16 elements).
+func (e *env) addLanes(lanes []VecVirtual, groups []Op) {
+	per := 16 / e.t.groups() // float64 lanes per register
+	g := (e.disp / e.t.ES()) % 16 / per
+	for h, f := range groups {
+		acc := lanes[g+h]
+		x86.Do(func() { VFMADD231PD(f, f, acc) })
+	}
 }
 
 // fma returns a register holding a·b + c, rounded once.
@@ -254,6 +340,18 @@ func (e *env) sign(x Op, dies bool) Op {
 	return d
 }
 
+// abs returns a register holding x with its sign bit cleared: x and-not
+// -0 (AVX-512: VANDNPS/PD of AVX512DQ, which the level requires). The -0
+// row is in a register (regRows). dies says x may be overwritten.
+func (e *env) abs(x Op, dies bool) Op {
+	d := x
+	if !dies || isMem(x) {
+		d = e.t.Vec()
+	}
+	e.t.AndN(x, e.coef(abi.RowNegZero), d)
+	return d
+}
+
 // regRows returns the rows that emit needs in registers for vals when the
 // rows in in are registers and the others memory operands: where an
 // instruction can take no memory operand in that place.
@@ -276,6 +374,11 @@ func regRows(vals []abi.Value, in map[int]bool) []int {
 		case abi.OpMax, abi.OpSign, abi.OpStore:
 			for _, x := range v.Args {
 				want(x)
+			}
+		case abi.OpAbs:
+			want(v.Args[0])
+			if !in[abi.RowNegZero] {
+				need = append(need, abi.RowNegZero) // and-not takes -0 in a register
 			}
 		case abi.OpFMA:
 			a, b, c := v.Args[0], v.Args[1], v.Args[2]

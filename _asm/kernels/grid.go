@@ -21,48 +21,22 @@ import (
 // (G = 2 on AVX-512, 4 on AVX2), group g holding lanes g·16/G onwards, as
 // the reductions of reduce.go hold them. The last block of a row, of fewer
 // than 16 elements, runs the body on masked vectors: the inactive lanes
-// are neither read nor written, and a reduced value is zeroed there.
+// are neither read nor written, and a reduced value is zeroed there. A
+// SumSq is written as in an element-wise kernel with sums (describe.go:
+// reduce, into env.acc), a RowSumSq into lanes of the same layout per row,
+// and a ColSumSq (colSumSq) into its column stream.
 
-// gridEnv is what a grid kernel's body needs besides env: the lanes of its
-// sums (by sum) and of its row sums (by stream), and the column index.
+// gridEnv is what a grid kernel's body needs besides env (whose acc holds
+// the lanes of its sums): the lanes of its row sums (by stream), and the
+// column index.
 type gridEnv struct {
 	d    *abi.Kernel
-	sums map[int][]VecVirtual // SumSq: by index in d.Sums
 	rows map[int][]VecVirtual // RowSumSq: by stream
 	j    GPVirtual
-	// conv holds, for the vector being written, the float64 groups of the
-	// values already reduced (by value index): a value reduced twice is
-	// masked and converted once.
-	conv map[int][]Op
 }
 
 // blockVecs is the number of vectors of a 16-element block.
 func (t isa) blockVecs() int { return 16 / t.Lanes() }
-
-// f64Groups converts the float32 vector x into the float64 vectors of its
-// lanes, low half first; a float64 vector is its own group.
-func (t isa) f64Groups(x Op) []Op {
-	if t.F64 {
-		return []Op{x}
-	}
-	lo, hi := t.Vec(), t.Vec()
-	x86.Do(func() {
-		if t.Z {
-			xv := x.(VecVirtual)
-			h := YMM()
-			VCVTPS2PD(xv.AsY(), lo)
-			VEXTRACTF64X4(U8(1), xv, h)
-			VCVTPS2PD(h, hi)
-		} else {
-			xv := x.(VecVirtual)
-			h := XMM()
-			VCVTPS2PD(xv.AsX(), lo)
-			VEXTRACTF128(U8(1), xv, h)
-			VCVTPS2PD(h, hi)
-		}
-	})
-	return []Op{lo, hi}
-}
 
 // groupMasks returns the masks of the float64 groups of a vector whose
 // mask is mk (the vector's own mask for float64).
@@ -89,105 +63,41 @@ func (t isa) groupMasks(mk mask) []mask {
 	return []mask{{on: true, y: lo}, {on: true, y: hi}}
 }
 
-// vecIndex is the index within its block of the vector e writes.
-func (e *env) vecIndex() int { return e.disp / e.t.VBytes() % e.t.blockVecs() }
-
-// reduce writes a reduction of value x (OpSumSq, OpRowSumSq, OpColSumSq).
-func (e *env) reduce(v abi.Value, x Op) {
-	g := e.grid
-	groups, ok := g.conv[v.Args[0]]
-	if !ok {
-		groups = e.f64Of(x)
-		g.conv[v.Args[0]] = groups
-	}
-	e.accumulate(v, groups)
-}
-
-// f64Of returns the float64 groups of x, zeroed in the inactive lanes.
-func (e *env) f64Of(x Op) []Op {
-	t := e.t
-	if e.mk.on {
-		// Inactive lanes may hold anything the body made of zeros (an
-		// infinite 1/sqrt(0), a NaN): they add nothing.
-		z := t.Vec()
-		if t.Z {
-			t.MovUZ(x, e.mk.k, z)
-		} else {
-			m := e.mk.y
-			x86.Do(func() {
-				if t.F64 {
-					VANDPD(m, x, z)
-				} else {
-					VANDPS(m, x, z)
-				}
-			})
-		}
-		x = z
-	}
-	return t.f64Groups(x)
-}
-
-// accumulate adds the squares of groups (the float64 groups of the vector
-// being written) into the lanes or the column stream of reduction v.
-func (e *env) accumulate(v abi.Value, groups []Op) {
+// colSumSq adds the squares of groups (the float64 groups of the vector
+// being written) into the float64 column stream st: element j of the
+// stream, for lane l of group h, is the vector's first element, j +
+// disp/ES, then h·(lanes of a group) + l.
+func (e *env) colSumSq(st int, groups []Op) {
 	t, g := e.t, e.grid
-	per := len(groups) // groups per vector
-	k := e.vecIndex()
-	switch v.Op {
-	case abi.OpSumSq, abi.OpRowSumSq:
-		lanes := g.sums[v.Sum]
-		if v.Op == abi.OpRowSumSq {
-			lanes = g.rows[v.Stream]
+	gl := t.VBytes() / 8
+	masks := t.groupMasks(e.mk)
+	for h, f := range groups {
+		m := Mem{Base: e.ptr[st], Index: g.j, Scale: 8, Disp: (e.disp/t.ES() + h*gl) * 8}
+		mk := masks[h]
+		s := YMM()
+		if t.Z {
+			s = ZMM()
 		}
-		for h, f := range groups {
-			acc := lanes[k*per+h]
-			x86.Do(func() { VFMADD231PD(f, f, acc) }) // acc = fma(f, f, acc)
-		}
-	case abi.OpColSumSq:
-		// Element j of the float64 column stream, for lane l of group h:
-		// the vector's first element, j + disp/ES, then h·(lanes of a group).
-		gl := t.VBytes() / 8
-		masks := t.groupMasks(e.mk)
-		for h, f := range groups {
-			m := Mem{Base: e.ptr[v.Stream], Index: g.j, Scale: 8, Disp: (e.disp/t.ES() + h*gl) * 8}
-			mk := masks[h]
-			s := YMM()
-			if t.Z {
-				s = ZMM()
+		x86.Do(func() {
+			switch {
+			case !mk.on:
+				VMOVUPD(m, s)
+			case t.Z:
+				VMOVUPD_Z(m, mk.k, s)
+			default:
+				VMASKMOVPD(m, mk.y, s)
 			}
-			x86.Do(func() {
-				switch {
-				case !mk.on:
-					VMOVUPD(m, s)
-				case t.Z:
-					VMOVUPD_Z(m, mk.k, s)
-				default:
-					VMASKMOVPD(m, mk.y, s)
-				}
-				VFMADD231PD(f, f, s) // s = fma(f, f, s)
-				switch {
-				case !mk.on:
-					VMOVUPD(s, m)
-				case t.Z:
-					VMOVUPD(s, mk.k, m)
-				default:
-					VMASKMOVPD(s, mk.y, m)
-				}
-			})
-		}
+			VFMADD231PD(f, f, s) // s = fma(f, f, s)
+			switch {
+			case !mk.on:
+				VMOVUPD(s, m)
+			case t.Z:
+				VMOVUPD(s, mk.k, m)
+			default:
+				VMASKMOVPD(s, mk.y, m)
+			}
+		})
 	}
-}
-
-// groups is the number of float64 registers that hold 16 lanes.
-func (t isa) lanesRegs() int { return 16 * 8 / t.VBytes() }
-
-func zeroed(t isa, n int) []VecVirtual {
-	out := make([]VecVirtual, n)
-	for i := range out {
-		out[i] = t.Vec()
-		VXORPD(out[i], out[i], out[i])
-	}
-	return out
 }
 
 // grid writes grid kernel d for level and precision t.
@@ -203,11 +113,10 @@ func grid(d *abi.Kernel, t isa) {
 		ptr[s] = param(st.Name)
 	}
 	rows, cols := param("rows"), param("cols")
-	argv := map[string]VecVirtual{}
-	for _, a := range d.Args {
-		x := XMM()
-		Load(Param(a), x)
-		argv[a] = x
+	argv := make([]VecVirtual, len(d.Args))
+	for i, a := range d.Args {
+		argv[i] = XMM()
+		Load(Param(a), argv[i])
 	}
 	// rowBytes is the size of a row of a full stream.
 	rowBytes := GP64()
@@ -238,7 +147,8 @@ func grid(d *abi.Kernel, t isa) {
 		}
 		vals := d.Lower(m)
 		e := &env{t: t, c: c, ptr: ptr, regs: map[int]VecVirtual{}, bcast: map[int]VecVirtual{},
-			args: map[string]VecVirtual{}, grid: &gridEnv{d: d, sums: map[int][]VecVirtual{}, rows: map[int][]VecVirtual{}}}
+			args: make([]VecVirtual, len(d.Args)), acc: make([][]VecVirtual, len(d.Sums)),
+			grid: &gridEnv{d: d, rows: map[int][]VecVirtual{}}}
 		for _, r := range rowRegs(d, t, m, false) {
 			v := t.Vec()
 			t.MovU(Mem{Base: c, Disp: abi.RowBytes * r}, v)
@@ -249,13 +159,13 @@ func grid(d *abi.Kernel, t isa) {
 			switch v.Op {
 			case abi.OpArg:
 				w := t.Vec()
-				t.Bcast(argv[v.Var], w)
-				e.args[v.Var] = w
+				t.Bcast(argv[v.Arg], w)
+				e.args[v.Arg] = w
 			case abi.OpLoad:
 				used[v.Stream] = true
 			case abi.OpSumSq:
-				if e.grid.sums[v.Sum] == nil {
-					e.grid.sums[v.Sum] = zeroed(t, t.lanesRegs())
+				if e.acc[v.Sum] == nil {
+					e.acc[v.Sum] = zeroed(t, t.groups())
 				}
 			case abi.OpRowSumSq:
 				e.grid.rows[v.Stream] = nil
@@ -263,8 +173,8 @@ func grid(d *abi.Kernel, t isa) {
 		}
 		// Sums the variant does not accumulate are zero.
 		for s := range d.Sums {
-			if e.grid.sums[s] == nil {
-				e.grid.sums[s] = zeroed(t, 1)
+			if e.acc[s] == nil {
+				e.acc[s] = zeroed(t, 1)
 			}
 		}
 		// Each variant works on its own copies of the full streams' row
@@ -294,7 +204,7 @@ func grid(d *abi.Kernel, t isa) {
 			}
 		}
 		for s := range e.grid.rows {
-			e.grid.rows[s] = zeroed(t, t.lanesRegs())
+			e.grid.rows[s] = zeroed(t, t.groups())
 		}
 		XORQ(j, j)
 		// Body of the vectors of n blocks, interleaved where the level has
@@ -303,7 +213,6 @@ func grid(d *abi.Kernel, t isa) {
 			e.mk, e.unroll = mask{}, n*V
 			body := func(k int) {
 				e.disp = k * t.VBytes()
-				e.grid.conv = map[int][]Op{}
 				e.emit(vals)
 			}
 			if t.Z {
@@ -345,7 +254,6 @@ func grid(d *abi.Kernel, t isa) {
 			CMOVQGT(lanes, rk)
 			e.mk = t.tailMask(rk)
 			e.disp = k * t.VBytes()
-			e.grid.conv = map[int][]Op{}
 			e.emit(vals)
 		}
 		e.mk = mask{}
@@ -364,7 +272,7 @@ func grid(d *abi.Kernel, t isa) {
 
 		Label(lbl("end"))
 		for s := range d.Sums {
-			lanes := e.grid.sums[s]
+			lanes := e.acc[s]
 			if len(lanes) == 1 {
 				Store(lanes[0].AsX(), ReturnIndex(s))
 			} else {

@@ -12,8 +12,11 @@
 package main
 
 import (
+	"bufio"
+	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/fuseopt/fuseopt/_asm/x86"
@@ -120,10 +123,15 @@ type env struct {
 	unroll int          // vectors in this iteration (1 in the single and tail loops)
 	extra  []VecVirtual // registers set up by the prologue
 	regs   map[int]VecVirtual
-	// Grid kernels: the broadcast values of the row streams (by stream)
-	// and of the arguments (by name), and the reductions.
+	args   []VecVirtual   // the scalar arguments (by index), in every lane
+	acc    [][]VecVirtual // per sum, the float64 lanes 0–15 (see reduce.go)
+	// conv holds, for the vector being written, the float64 groups of the
+	// values already reduced (by value index): a value reduced twice is
+	// masked and converted once.
+	conv map[int][]Op
+	// Grid kernels: the broadcast values of the row streams (by stream),
+	// and the row sums.
 	bcast map[int]VecVirtual
-	args  map[string]VecVirtual
 	grid  *gridEnv
 }
 
@@ -172,6 +180,10 @@ type kernel struct {
 	// epilogue runs at the end (single-variant kernels only).
 	epilogue func(t isa, extra []VecVirtual)
 	sig      func(t isa) string
+	// args are scalar parameters of the element type after the mode, and
+	// sums the float64 sums of squares the kernel returns (a described
+	// kernel's Args and Sums).
+	args, sums []string
 }
 
 func elementwise(k kernel, t isa) {
@@ -179,7 +191,7 @@ func elementwise(k kernel, t isa) {
 	TEXT(name, NOSPLIT, k.sig(t))
 	Pragma("noescape")
 	Doc(docLine(name, t.Level(), k.name))
-	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams})
+	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams, args: k.args, sums: len(k.sums)})
 	var c GPVirtual
 	if k.coefs {
 		c = param("c")
@@ -225,6 +237,17 @@ func elementwise(k kernel, t isa) {
 				e.regs[r] = v
 			}
 		}
+		for _, a := range k.args {
+			x := XMM()
+			Load(Param(a), x)
+			v := t.Vec()
+			t.Bcast(x, v)
+			e.args = append(e.args, v)
+		}
+		if len(k.sums) > 0 {
+			withSums(k, t, e, n, m)
+			continue
+		}
 		i := GP64()
 		XORQ(i, i)
 		e.i = i
@@ -263,6 +286,86 @@ func elementwise(k kernel, t isa) {
 	Label("done")
 	if k.epilogue != nil {
 		k.epilogue(t, extra)
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// withSums writes the loops of variant m of a kernel with sums. The lanes
+// of a sum are those of the reductions (reduce.go): element i of the call
+// goes to float64 lane i mod 16. So that every vector's place among the
+// lanes is known when the code is written, the loops go by units of 16
+// elements: the unrolled loop takes a whole number of units (its unroll
+// rounded up), the next loop one unit, and the tail up to 15 elements, as
+// full vectors and then one masked vector. Each variant ends with its own
+// combination of the lanes (by the tree of combine) and return.
+func withSums(k kernel, t isa, e *env, n GPVirtual, m int) {
+	lbl := func(s string) string { return fmt.Sprintf("m%d_%s", m, s) }
+	L := t.Lanes()
+	unit := 16 / L // vectors per unit
+	U := k.unroll(t)
+	U = (U + unit - 1) / unit * unit
+	e.acc = make([][]VecVirtual, len(k.sums))
+	for s := range e.acc {
+		e.acc[s] = zeroed(t, t.groups())
+	}
+	i := GP64()
+	XORQ(i, i)
+	e.i = i
+	rem := GP64()
+	loop := func(name, next string, vecs int) {
+		Label(lbl(name))
+		MOVQ(n, rem)
+		SUBQ(i, rem)
+		CMPQ(rem, U32(vecs*L))
+		JLT(LabelRef(lbl(next)))
+		e.unroll, e.mk = vecs, mask{}
+		if t.Z {
+			x86.Interleaved(vecs, func(j int) {
+				e.disp = j * t.VBytes()
+				k.body(e, m)
+			})
+		} else {
+			// AVX2: the lanes take eight of the sixteen registers, so
+			// the vectors go one after the other.
+			for j := range vecs {
+				e.disp = j * t.VBytes()
+				k.body(e, m)
+			}
+		}
+		ADDQ(U32(vecs*L), i)
+		JMP(LabelRef(lbl(name)))
+	}
+	if U > unit {
+		loop("loop", "unit", U)
+	}
+	loop("unit", "tail", unit)
+
+	Label(lbl("tail"))
+	e.unroll = 1
+	rj := GP64()
+	for j := 0; j < unit; j++ {
+		e.disp = j * t.VBytes()
+		MOVQ(rem, rj)
+		if j > 0 {
+			SUBQ(U32(j*L), rj)
+		} else {
+			TESTQ(rj, rj)
+		}
+		JLE(LabelRef(lbl("combine")))
+		CMPQ(rj, U32(L))
+		JGE(LabelRef(lbl(fmt.Sprintf("full%d", j))))
+		e.mk = t.tailMask(rj)
+		k.body(e, m)
+		JMP(LabelRef(lbl("combine")))
+		Label(lbl(fmt.Sprintf("full%d", j)))
+		e.mk = mask{}
+		k.body(e, m)
+	}
+
+	Label(lbl("combine"))
+	for s := range e.acc {
+		Store(combine(t, e.acc[s]), ReturnIndex(s))
 	}
 	VZEROUPPER()
 	RET()
@@ -360,8 +463,37 @@ func main() {
 		}
 	}
 	Generate()
+	if err := checkAVX2Registers(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	if err := writeWiring(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// checkAVX2Registers fails when an AVX2 function of the written assembly
+// uses a vector register above 15: avo allocates from all 32, which only
+// AVX-512 has, so a body that keeps too many values live for AVX2 would
+// otherwise assemble and fault on a CPU without AVX-512.
+func checkAVX2Registers() error {
+	f, err := os.Open(flag.Lookup("out").Value.String())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	high := regexp.MustCompile(`\b[XY](1[6-9]|2[0-9]|3[01])\b`)
+	fn := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "TEXT ") {
+			fn = line
+		}
+		if strings.Contains(fn, "AVX2") && high.MatchString(line) {
+			return fmt.Errorf("%s: %q uses a register AVX2 does not have", fn, strings.TrimSpace(line))
+		}
+	}
+	return sc.Err()
 }

@@ -18,6 +18,7 @@ func reductions(t isa) {
 	reduce(t, "sumSquaresCheck", 1, true)
 	reduce(t, "dot", 2, false)
 	elementwise(nonFinite, t)
+	secantDots(t)
 }
 
 // groups returns the number of float64 vectors that hold the 16 lanes.
@@ -26,6 +27,16 @@ func (t isa) groups() int {
 		return 2
 	}
 	return 4
+}
+
+// zeroed returns n new float64 registers set to +0: lanes of a sum.
+func zeroed(t isa, n int) []VecVirtual {
+	out := make([]VecVirtual, n)
+	for i := range out {
+		out[i] = t.Vec()
+		VXORPD(out[i], out[i], out[i])
+	}
+	return out
 }
 
 // ldGroup loads group j (elements 16·chunk + j·d … + d-1, d = 16/groups) of
@@ -99,6 +110,32 @@ func reduce(t isa, name string, nstreams int, check bool) {
 			}
 		}
 	}
+	lanesLoop(t, n, step)
+
+	Label("combine")
+	res := combine(t, acc)
+	if check {
+		b := GP8()
+		for j := 1; j < G; j++ {
+			VADDPD(nf[j], nf[0], nf[0])
+		}
+		anyNaN(t, nf[0], true, b)
+		Store(res, ReturnIndex(0))
+		Store(b, ReturnIndex(1))
+	} else {
+		Store(res, ReturnIndex(0))
+	}
+	VZEROUPPER()
+	RET()
+}
+
+var i0 GPVirtual
+
+// lanesLoop writes the loop of a reduction over n elements, 16 per
+// iteration, then the masked tail, each calling step for the groups
+// 0…groups-1 of 16 elements at index i0; it ends at label "combine".
+func lanesLoop(t isa, n GPVirtual, step func(j int, mk mask)) {
+	G := t.groups()
 	i0 = GP64()
 	XORQ(i0, i0)
 	rem := GP64()
@@ -153,25 +190,7 @@ func reduce(t isa, name string, nstreams int, check bool) {
 			step(j, mask{})
 		}
 	}
-
-	Label("combine")
-	res := combine(t, acc)
-	if check {
-		b := GP8()
-		for j := 1; j < G; j++ {
-			VADDPD(nf[j], nf[0], nf[0])
-		}
-		anyNaN(t, nf[0], true, b)
-		Store(res, ReturnIndex(0))
-		Store(b, ReturnIndex(1))
-	} else {
-		Store(res, ReturnIndex(0))
-	}
-	VZEROUPPER()
-	RET()
 }
-
-var i0 GPVirtual
 
 // combine adds the 16 lanes by the fixed tree and returns the scalar.
 func combine(t isa, acc []VecVirtual) VecVirtual {
@@ -254,4 +273,38 @@ var nonFinite = kernel{
 		anyNaN(t, extra[1], t.F64, b)
 		Store(b, ReturnIndex(0))
 	},
+}
+
+// secantDots: s = x - xp and y = gr - gp in float64 (float32 data is
+// converted first), then lsy = fma(s, y, lsy) and lyy = fma(y, y, lyy) in
+// two sets of 16 lanes, each combined by the fixed tree.
+func secantDots(t isa) {
+	fn := "secantDots" + t.Prec() + t.Level()
+	TEXT(fn, NOSPLIT, fmt.Sprintf("func(x, xp, gr, gp *%s, n int) (sy, yy float64)", t.Elem()))
+	Pragma("noescape")
+	addSlot(t, slot{field: "secantDots", fn: fn})
+	Doc(fmt.Sprintf("%s is the %s secantDots reduction; see secantDotsGeneric.", fn, t.Level()))
+	x, xp, gr, gp := param("x"), param("xp"), param("gr"), param("gp")
+	n := param("n")
+	G := t.groups()
+	sy, yy := make([]VecVirtual, G), make([]VecVirtual, G)
+	for j := range G {
+		sy[j], yy[j] = t.Vec(), t.Vec()
+		VXORPD(sy[j], sy[j], sy[j])
+		VXORPD(yy[j], yy[j], yy[j])
+	}
+	lanesLoop(t, n, func(j int, mk mask) {
+		s := t.ldGroup(x, i0, j, mk)
+		VSUBPD(t.ldGroup(xp, i0, j, mk), s, s) // s = x - xp
+		y := t.ldGroup(gr, i0, j, mk)
+		VSUBPD(t.ldGroup(gp, i0, j, mk), y, y) // y = gr - gp
+		VFMADD231PD(y, s, sy[j])               // lsy = fma(s, y, lsy)
+		VFMADD231PD(y, y, yy[j])               // lyy = fma(y, y, lyy)
+	})
+
+	Label("combine")
+	Store(combine(t, sy), ReturnIndex(0))
+	Store(combine(t, yy), ReturnIndex(1))
+	VZEROUPPER()
+	RET()
 }

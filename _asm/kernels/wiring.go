@@ -12,12 +12,20 @@ import (
 	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
-// ret is "return " for a grid kernel with results.
-func ret(d *abi.Kernel) string {
-	if len(d.Sums) > 0 {
+// ret is "return " for a function with sums results.
+func ret(sums int) string {
+	if sums > 0 {
 		return "return "
 	}
 	return ""
+}
+
+// results is the result list of a function with sums float64 results.
+func results(sums int) string {
+	if sums == 0 {
+		return ""
+	}
+	return " (" + strings.TrimSuffix(strings.Repeat("float64, ", sums), ", ") + ")"
 }
 
 // gridArgs are the arguments after the coefficient block of a call to grid
@@ -40,7 +48,9 @@ type slot struct {
 	fn      string      // the assembly function
 	coefs   bool        // fn takes the coefficient block first and the mode last
 	streams []string    // the pointer parameters of a kernel with coefs
-	grid    *abi.Kernel // a grid kernel: its description
+	args    []string    // scalar parameters after the mode (element type)
+	sums    int         // float64 results
+	grid    *abi.Kernel // a grid kernel: its description (its own signature)
 }
 
 // slots collects the table entries of every level and precision, in the
@@ -76,11 +86,16 @@ var archSets = []*Set{
 			for _, s := range slots[t] {
 				if s.grid != nil {
 					fmt.Fprintf(&b, "%s: func%s { %s%s(&c.%s, %s) },\n", s.field,
-						abi.GridSignature(s.grid, "c *Coeffs", t.Elem()), ret(s.grid), s.fn, prec, gridArgs(s.grid))
+						abi.GridSignature(s.grid, "c *Coeffs", t.Elem()), ret(len(s.grid.Sums)), s.fn, prec, gridArgs(s.grid))
 				} else if s.coefs {
 					args := strings.Join(s.streams, ", ")
-					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int) { %s(&c.%s, %s, n, c.mode) },\n",
-						s.field, args, t.Elem(), s.fn, prec, args)
+					scalars, decl := "", ""
+					if len(s.args) > 0 {
+						scalars = ", " + strings.Join(s.args, ", ")
+						decl = scalars + " " + t.Elem()
+					}
+					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int%s)%s { %s%s(&c.%s, %s, n, c.mode%s) },\n",
+						s.field, args, t.Elem(), decl, results(s.sums), ret(s.sums), s.fn, prec, args, scalars)
 				} else {
 					fmt.Fprintf(&b, "%s: %s,\n", s.field, s.fn)
 				}

@@ -27,6 +27,7 @@ func (t ISA) Sub(a, b, d Op)     { t.Pick(VSUBPS, VSUBPD)(a, b, d) } // d = b - 
 func (t ISA) Div(a, b, d Op)     { t.Pick(VDIVPS, VDIVPD)(a, b, d) } // d = b / a
 func (t ISA) Sqrt(a, d Op)       { t.Pick(VSQRTPS, VSQRTPD)(a, d) }
 func (t ISA) Max(a, b, d Op)     { t.Pick(VMAXPS, VMAXPD)(a, b, d) }             // d = b > a ? b : a
+func (t ISA) AndN(a, b, d Op)    { t.Pick(VANDNPS, VANDNPD)(a, b, d) }           // d = a &^ b (b a register)
 func (t ISA) FMA231(a, b, d Op)  { t.Pick(VFMADD231PS, VFMADD231PD)(a, b, d) }   // d = b·a + d
 func (t ISA) FNMA231(a, b, d Op) { t.Pick(VFNMADD231PS, VFNMADD231PD)(a, b, d) } // d = -(b·a) + d
 func (t ISA) FMA132(a, b, d Op)  { t.Pick(VFMADD132PS, VFMADD132PD)(a, b, d) }   // d = d·a + b

@@ -57,6 +57,14 @@
 //     and it ignores WithBatchSize and WithL1Reg, which apply here. With
 //     ε = 0 and no clip or L2 the two agree. WithMomentum and WithCentered
 //     give PyTorch's momentum and centered forms.
+//   - NewBarzilaiBorweinSolver: gorgonia's Barzilai–Borwein solver, one
+//     step size for the whole model, η = Σ Δθ·Δg / Σ Δg² from the change
+//     since the previous step (the learning rate on the first step),
+//     w −= η·g, with WithClip bounding |η|. It is not built on optim: its
+//     sums run on kernels.Set.SecantDotsF32/F64 and its update on
+//     SGDKeepF32/F64; NewBarzilaiBorweinSolver lists where it differs from
+//     gorgonia's (a guard where gorgonia's η is NaN, scalar and float32
+//     weights, the gradient preparation).
 //
 // The arithmetic is optim's: each weight is stepped by an optim.Stepper of
 // an optim.Group holding the rule's optim config (SGDConfig, AdamConfig,
@@ -69,7 +77,8 @@
 //
 // The solver keeps the state of each weight (exp_avg, exp_avg_sq,
 // max_exp_avg_sq, momentum_buffer, sum, square_avg, grad_avg, as the rule
-// has them, and a step count) under the ValueGrad it was
+// has them, and a step count; for Barzilai–Borwein the previous value and
+// gradient) under the ValueGrad it was
 // given (a *gorgonia.Node, usually), so a model may be passed in any order
 // and may grow. A weight whose size changes is refused.
 package fusegorgonia
@@ -103,9 +112,11 @@ const (
 	ruleLion
 	ruleAdaGrad
 	ruleRMSProp
+	ruleBB
 )
 
-var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", "Lion", "AdaGradSolver", "RMSPropSolver"}
+var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", "Lion", "AdaGradSolver", "RMSPropSolver",
+	"BarzilaiBorweinSolver"}
 
 // config holds every option; each rule reads the ones it has.
 type config struct {
@@ -124,7 +135,8 @@ type config struct {
 // Option configures a solver.
 type Option func(*config)
 
-// WithLearnRate sets the learning rate η.
+// WithLearnRate sets the learning rate η (NewBarzilaiBorweinSolver: of its
+// first step).
 func WithLearnRate(eta float64) Option { return func(c *config) { c.eta = eta } }
 
 // WithBeta1 sets Adam's (and Lion's) β1.
@@ -189,6 +201,8 @@ func WithBatchSize(batch float64) Option { return func(c *config) { c.batch = ba
 
 // WithClip clamps each gradient element to [−clip, clip] (when clip > 0)
 // after the regularization terms and the batch scaling, as gorgonia does.
+// For NewBarzilaiBorweinSolver it bounds the step size instead, |η| ≤ clip
+// (clip > 0), as gorgonia's does.
 func WithClip(clip float64) Option {
 	return func(c *config) { c.clip, c.useClip = clip, true }
 }
@@ -201,8 +215,8 @@ func WithL2Reg(l2 float64) Option { return func(c *config) { c.l2, c.useL2 = l2,
 
 // Solver is a gorgonia.Solver running fuseopt's kernels. Make it with
 // NewVanillaSolver, NewMomentum, NewAdamSolver, NewAdamW, NewLion,
-// NewAdaGradSolver or NewRMSPropSolver. Like gorgonia's solvers it is not
-// safe for concurrent use.
+// NewAdaGradSolver, NewRMSPropSolver or NewBarzilaiBorweinSolver. Like
+// gorgonia's solvers it is not safe for concurrent use.
 type Solver struct {
 	rule rule
 	cfg  config
@@ -215,6 +229,8 @@ type Solver struct {
 	// coefficient blocks of each step, shared by their steppers
 	g32 *optim.Group[float32]
 	g64 *optim.Group[float64]
+
+	bb bbState // NewBarzilaiBorweinSolver's step size and coefficients
 }
 
 var _ gorgonia.Solver = (*Solver)(nil)
@@ -274,8 +290,13 @@ func NewRMSPropSolver(opts ...Option) *Solver {
 	return newSolver(ruleRMSProp, config{eta: 0.001, eps: 1e-8, rho: 0.999, batch: 1}, opts)
 }
 
-// SetLearnRate sets η for the following steps, for schedules.
-func (s *Solver) SetLearnRate(eta float64) { s.cfg.eta = eta }
+// SetLearnRate sets η for the following steps, for schedules. For
+// NewBarzilaiBorweinSolver it sets the step size that a step falls back on
+// when it computes none (see there).
+func (s *Solver) SetLearnRate(eta float64) {
+	s.cfg.eta = eta
+	s.bb.eta = eta
+}
 
 // LearnRate returns η.
 func (s *Solver) LearnRate() float64 { return s.cfg.eta }
@@ -286,6 +307,9 @@ func (s *Solver) String() string { return "fusegorgonia." + ruleNames[s.rule] }
 // a pass of its own: the kernels fold only the batch scale and a coupled L2
 // term.
 func (c *config) needsPrepass(r rule) bool {
+	if r == ruleBB { // no gradient clip (WithClip bounds η); nothing folded
+		return (c.useL1 && c.l1 != 0) || (c.useL2 && c.l2 != 0) || c.batch > 1
+	}
 	return (c.useL1 && c.l1 != 0) || (c.useClip && c.clip > 0) || ((r == ruleAdamW || r == ruleLion) && c.useL2 && c.l2 != 0)
 }
 
@@ -406,6 +430,9 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 	}
 	s.items = items
 	defer clear(items) // keep no references to the model's data
+	if s.rule == ruleBB {
+		return s.stepBB(items)
+	}
 	if err := s.groups(items); err != nil {
 		return err
 	}

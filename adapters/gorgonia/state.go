@@ -20,6 +20,12 @@ type state struct {
 	is32 bool
 	s32  *optim.Stepper[float32]
 	s64  *optim.Stepper[float64]
+
+	// NewBarzilaiBorweinSolver: the weight and the gradient of the
+	// previous step (pw, pg, one staggered slab), held once kept is set.
+	kept       bool
+	pw32, pg32 []float32
+	pw64, pg64 []float64
 }
 
 // item is one weight of a Step, resolved: its state and the backing slices
@@ -184,7 +190,7 @@ func prepare[T float](c *config, r rule, w, g []T) {
 	}
 	scale := c.batch > 1
 	inv := T(1) / T(c.batch)
-	clip := c.useClip && c.clip > 0
+	clip := c.useClip && c.clip > 0 && r != ruleBB // BB's clip bounds η
 	hi := T(c.clip)
 	lo := -hi
 	w = w[:len(g)]
@@ -198,7 +204,7 @@ func prepare[T float](c *config, r rule, w, g []T) {
 			}
 		}
 		if l2 != 0 {
-			x += l2 * w[i]
+			x += T(l2 * w[i]) // rounded: Go would fuse it on arm64
 		}
 		if scale {
 			x *= inv

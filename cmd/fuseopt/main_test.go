@@ -306,7 +306,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "extra"},
 		{"bench", "-sizes", "0"},
 		{"bench", "-sizes", "4Q"},
-		{"bench", "-ops", "adadelta"},
+		{"bench", "-ops", "yogi"},
 		{"bench", "-prec", "f16"},
 		{"bench", "-cpu", "sse9"},
 		{"bench", "-runs", "0"},

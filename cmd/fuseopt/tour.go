@@ -57,9 +57,10 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintf(stdout, "parity     every level against the generic reference, bit for bit: SGD, momentum\n")
 	fmt.Fprintf(stdout, "           (heavy-ball, Nesterov, dampened, EMA), Adam, AdamW, AMSGrad, maximize, Lion, Adagrad,\n")
-	fmt.Fprintf(stdout, "           RMSprop (plain; centered, momentum), Adafactor (matrix and vector passes),\n")
-	fmt.Fprintf(stdout, "           Fast Adam (m, v exact; p within 2^-20), reductions,\n")
-	fmt.Fprintf(stdout, "           scale, roof; float32 and float64;\n")
+	fmt.Fprintf(stdout, "           RMSprop (plain; centered, momentum), Adamax, Adadelta, NAdam, NAdamW, RAdam (through\n")
+	fmt.Fprintf(stdout, "           its rectification), RAdamW, Adafactor (matrix and vector passes), Fast Adam (m, v\n")
+	fmt.Fprintf(stdout, "           exact; p within 2^-20), reductions, scale, roof, LAMB (both passes, the sums of\n")
+	fmt.Fprintf(stdout, "           squares bit for bit); float32 and float64;\n")
 	fmt.Fprintf(stdout, "           5 steps; lengths 1…4099 at offsets 0, 1, 3; with and without NaN, ±Inf, subnormals;\n")
 	fmt.Fprintf(stdout, "           no write outside the slices or into the inputs\n")
 	res, err := paritycheck.Check(kernels.Levels())

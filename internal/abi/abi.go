@@ -18,17 +18,17 @@ const (
 	RowWD             // weight decay (coupled)
 	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion, Adafactor)
 	RowC1             // 1 - β1
-	RowC2             // 1 - β2 (RMSprop: 1 - α; Adafactor: the lerp coefficient w or w - 1)
-	RowBeta2          // β2 (RMSprop: α)
-	RowIB2            // 1/sqrt(1 - β2^t)
-	RowEps            // ε (Adafactor: ε1², in the element type)
-	RowNegA           // -lr/(1 - β1^t)
-	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay))
+	RowC2             // 1 - β2 (RMSprop: 1 - α; Adadelta: 1 - ρ; Adafactor: the lerp coefficient w or w - 1)
+	RowBeta2          // β2 (RMSprop: α; Adadelta: ρ)
+	RowIB2            // 1/sqrt(1 - β2^t) (LAMB: (1 - β1^t)/sqrt(1 - β2^t), or 1)
+	RowEps            // ε (LAMB: (1 - β1^t)·ε, or ε; Adafactor: ε1², in the element type)
+	RowNegA           // -lr/(1 - β1^t) (Adam, Adamax; NAdam: the step of m, c_m; RAdam: see its description)
+	RowNegLR          // -lr (Adagrad: -lr/(1 + (t-1)·lr_decay); NAdam: the step of g, c_g; LAMB: the step size, negated)
 	RowMu             // momentum μ
 	RowDamp           // 1 - dampening
 	RowOne            // 1
 	RowHalf           // 0.5 (AdamFast on NEON)
-	RowNegZero        // -0: the sign bit alone (Sign)
+	RowNegZero        // -0: the sign bit alone (Sign, Abs)
 	RowTiny           // smallest normal number of the element type (AdamFast)
 	NumRows
 
@@ -71,6 +71,21 @@ const (
 	RMSpropWD       = 1 << 0 // RMSprop: coupled weight decay g = fma(wd, p, g)
 	RMSpropCentered = 1 << 1 // RMSprop: keep the gradient's average, divide by the centred root
 	RMSpropMomentum = 1 << 2 // RMSprop: keep a momentum buffer of g/d
+
+	NAdamWDCoupled   = 1 // NAdam: g = fma(wd, p, g)
+	NAdamWDDecoupled = 2 // NAdam (decoupled_weight_decay): p = p·decay
+	NAdamWDMask      = 3 // the weight-decay field of NAdam's mode (3 is none)
+
+	RAdamWDCoupled   = 1      // RAdam: g = fma(wd, p, g)
+	RAdamWDDecoupled = 2      // RAdam (decoupled_weight_decay): p = p·decay
+	RAdamWDMask      = 3      // the weight-decay field of RAdam's mode (3 is none)
+	RAdamRect        = 1 << 2 // RAdam: the rectified step (ρ_t > 5), divided by sqrt(v) + eps
+
+	LAMBWD = 1 << 0 // LAMB: weight decay in the update direction r = fma(wd, p, r)
+
+	AdamaxWD = 1 << 0 // Adamax: coupled weight decay g = fma(wd, p, g)
+
+	AdadeltaWD = 1 << 0 // Adadelta: coupled weight decay g = fma(wd, p, g)
 
 	AdafactorWD       = 1 << 0 // Adafactor: decoupled weight decay p = p·decay
 	AdafactorBig      = 1 << 1 // Adafactor: the lerp weight is ≥ 0.5 (PyTorch's second lerp form)

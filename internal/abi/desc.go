@@ -6,8 +6,11 @@ import (
 )
 
 // A Kernel describes an element-wise kernel: the operation sequence that
-// produces each output element, written once. Every implementation comes
-// from it: the pure-Go reference is generated from it as Go source
+// produces each output element, written once. A kernel may also take
+// scalar arguments (Args) and return sums of squares of values it computes
+// (Sums, by the 16-lane rule of the reductions), as LAMB's and Adafactor's
+// passes do; a grid kernel (Grid) runs over the rows of a matrix, with
+// streams indexed by row or by column. Every implementation comes from it: the pure-Go reference is generated from it as Go source
 // ([GoReference]), and the generators lower it ([Kernel.Lower]) to AVX2,
 // AVX-512 and NEON instructions, one instruction per operation.
 //
@@ -22,6 +25,14 @@ type Kernel struct {
 	// in the order the reference evaluates them.
 	Conds []*Cond
 	Body  []Stmt
+	// Args are the kernel's scalar arguments, of the element type: Arg(name)
+	// is one of them in every lane. They are per call, where rows are per
+	// step. An element-wise kernel takes them after the mode, a grid kernel
+	// after rows and cols (see GridSignature).
+	Args []string
+	// Sums are the sums the kernel returns, in order, each a float64:
+	// SumSq(name, x) adds x² of every element to sum name (see SumSq).
+	Sums []string
 	// Unroll is the number of vectors per iteration of the AVX2 and
 	// AVX-512 loops (NEON always does four): a performance choice, bounded
 	// by the registers the body needs. In a grid kernel it is the number
@@ -36,12 +47,6 @@ type Kernel struct {
 	// A grid kernel also takes the mode as an argument (not only from the
 	// coefficient block), since its variants can depend on the call.
 	Grid bool
-	// Args are per-call scalars of the element type (grid kernels only),
-	// the operands of Arg.
-	Args []string
-	// Sums are the float64 results of the kernel (grid kernels only), in
-	// order: each is accumulated by SumSq statements.
-	Sums []string
 }
 
 // StreamKind says how a grid kernel indexes a stream.
@@ -54,17 +59,22 @@ const (
 	StreamCol                    // element (i, j) is element j: the same for every row
 )
 
-// The reductions of grid kernels. Each accumulates the square of a value
-// of the element type in float64, x² added by one fma (the product of
-// two float64 conversions of an element-type value is exact for float32,
-// and rounded once with the sum for float64), into 16 lanes: element
-// (i, j) goes to lane j mod 16, so that a 16-element block of a row fills
-// the lanes once. The lanes of a SumSq run over the whole call, row after
-// row; those of a RowSumSq start at zero at each row. Both end with the
-// fixed tree of the other reductions: l[i] += l[i+8], l[i] += l[i+4],
-// l[i] += l[i+2], l[0] + l[1]. A ColSumSq has no lanes: element j of its
-// column stream is the chain fma(x, x, s) over the rows in order, starting
-// from what the stream holds.
+// The reductions (SumSq; grid kernels also RowSumSq and ColSumSq), the
+// rule of DESIGN.md §3. Each accumulates the square of a value of the
+// element type in float64, x² added by one fma (the product of two float64
+// conversions of an element-type value is exact for float32, and rounded
+// once with the sum for float64), into 16 lanes starting at +0: element i
+// of an element-wise kernel goes to lane i mod 16, i counting from the
+// start of the call, and element (i, j) of a grid kernel to lane j mod 16,
+// so that a 16-element block of a row fills the lanes once (an
+// element-wise kernel is a grid of one row). The lanes of a SumSq run over
+// the whole call, row after row; those of a RowSumSq start at zero at each
+// row. Both end with the fixed tree of the other reductions:
+// l[i] += l[i+8], l[i] += l[i+4], l[i] += l[i+2], l[0] + l[1]
+// (kernels.SumSquaresF32's order). A ColSumSq has no lanes: element j of
+// its column stream is the chain fma(x, x, s) over the rows in order,
+// starting from what the stream holds. A caller that splits a slice or a
+// matrix into several calls adds the calls' sums in order itself.
 
 // A Stream is a pointer parameter of a kernel: n elements that the body
 // loads and stores. Only, when set, is the condition under which the
@@ -106,14 +116,15 @@ const (
 	OpFMA                // a·b + c, rounded once
 	OpMax                // a != a || a > b ? a : b: NaN if either is, b where they are equal
 	OpSign               // a > 0 ? 1 : a < 0 ? -1 : a (so ±0 and NaN stay what they are)
+	OpAbs                // |a|: a with its sign bit cleared (exact; NaN stays NaN)
 	OpStore              // (lowered form only) store a into element i of a stream
-	OpArg                // a per-call scalar of a grid kernel (the same for every element)
-	OpSumSq              // (lowered form only) add a² into the lanes of a sum (Value.Sum)
+	OpArg                // a scalar argument of the kernel (the same for every element)
+	OpSumSq              // (lowered form only) add a² into the lanes of a sum (Value.Sum), in float64
 	OpRowSumSq           // (lowered form only) add a² into the lanes of the row's sum (Value.Stream)
 	OpColSumSq           // (lowered form only) stream[j] = fma(a, a, stream[j]) in float64
 )
 
-var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "store",
+var opNames = [...]string{"load", "row", "var", "mul", "add", "sub", "div", "sqrt", "fma", "max", "sign", "abs", "store",
 	"arg", "sumsq", "rowsumsq", "colsumsq"}
 
 func (o Op) String() string { return opNames[o] }
@@ -123,7 +134,7 @@ func (o Op) Args() int {
 	switch o {
 	case OpLoad, OpRow, OpVar, OpArg:
 		return 0
-	case OpSqrt, OpSign, OpStore, OpSumSq, OpRowSumSq, OpColSumSq:
+	case OpSqrt, OpSign, OpAbs, OpStore, OpSumSq, OpRowSumSq, OpColSumSq:
 		return 1
 	case OpFMA:
 		return 3
@@ -139,14 +150,14 @@ type Expr struct {
 	Row  int    // OpRow
 }
 
-// Arg is the per-call scalar argument a of a grid kernel.
-func Arg(a string) *Expr { return &Expr{Op: OpArg, Name: a} }
-
 // Load is element i of stream s.
 func Load(s string) *Expr { return &Expr{Op: OpLoad, Name: s} }
 
 // Row is coefficient row r of the block.
 func Row(r int) *Expr { return &Expr{Op: OpRow, Row: r} }
+
+// Arg is the kernel's scalar argument a (one of Kernel.Args).
+func Arg(a string) *Expr { return &Expr{Op: OpArg, Name: a} }
 
 // Var is the current value of variable v.
 func Var(v string) *Expr { return &Expr{Op: OpVar, Name: v} }
@@ -176,6 +187,10 @@ func Max(a, b *Expr) *Expr { return &Expr{Op: OpMax, Args: []*Expr{a, b}} }
 // Sign is +1 for a > 0, -1 for a < 0, and a itself otherwise (±0, NaN).
 func Sign(a *Expr) *Expr { return &Expr{Op: OpSign, Args: []*Expr{a}} }
 
+// Abs is |a|: a with its sign bit cleared, so |±0| = +0 and |NaN| is NaN.
+// It is exact: no rounding.
+func Abs(a *Expr) *Expr { return &Expr{Op: OpAbs, Args: []*Expr{a}} }
+
 // StmtKind is the kind of a statement.
 type StmtKind uint8
 
@@ -183,9 +198,9 @@ const (
 	StmtSet      StmtKind = iota // Dst = X
 	StmtStore                    // stream Dst, element i = X
 	StmtIf                       // if Cond { Then } else { Else }
-	StmtSumSq                    // add X² into the lanes of sum Dst (grid kernels)
-	StmtRowSumSq                 // add X² into the lanes of the row's sum, stored in row stream Dst at the row's end
-	StmtColSumSq                 // column stream Dst, element j = fma(X, X, itself), in float64
+	StmtSumSq                    // add X² into the lanes of sum Dst
+	StmtRowSumSq                 // add X² into the lanes of the row's sum, stored in row stream Dst at the row's end (grid kernels)
+	StmtColSumSq                 // column stream Dst, element j = fma(X, X, itself), in float64 (grid kernels)
 )
 
 // A Stmt is a statement of a description.
@@ -203,15 +218,17 @@ func Set(v string, x *Expr) Stmt { return Stmt{Kind: StmtSet, Dst: v, X: x} }
 // Store writes x to element i of stream s.
 func Store(s string, x *Expr) Stmt { return Stmt{Kind: StmtStore, Dst: s, X: x} }
 
-// SumSq adds x² into the lanes of the kernel's sum named sum (grid
-// kernels; see the reductions above).
-func SumSq(sum string, x *Expr) Stmt { return Stmt{Kind: StmtSumSq, Dst: sum, X: x} }
+// SumSq adds the square of x to sum s (one of Kernel.Sums), in float64
+// by the 16-lane rule of the reductions (see above).
+func SumSq(s string, x *Expr) Stmt { return Stmt{Kind: StmtSumSq, Dst: s, X: x} }
 
 // RowSumSq adds x² into the lanes of the row's sum, which is stored, after
-// the row's last element, into element i of the float64 row stream s.
+// the row's last element, into element i of the float64 row stream s (grid
+// kernels).
 func RowSumSq(s string, x *Expr) Stmt { return Stmt{Kind: StmtRowSumSq, Dst: s, X: x} }
 
-// ColSumSq sets element j of the float64 column stream s to fma(x, x, s[j]).
+// ColSumSq sets element j of the float64 column stream s to fma(x, x, s[j])
+// (grid kernels).
 func ColSumSq(s string, x *Expr) Stmt { return Stmt{Kind: StmtColSumSq, Dst: s, X: x} }
 
 // If runs then when c holds.
@@ -288,20 +305,37 @@ func (k *Kernel) StreamIndex(s string) int {
 	panic(fmt.Sprintf("kernel %s has no stream %q", k.Name, s))
 }
 
+// ArgIndex returns the index of scalar argument a.
+func (k *Kernel) ArgIndex(a string) int {
+	if i := slices.Index(k.Args, a); i >= 0 {
+		return i
+	}
+	panic(fmt.Sprintf("kernel %s has no argument %q", k.Name, a))
+}
+
+// SumIndex returns the index of sum s.
+func (k *Kernel) SumIndex(s string) int {
+	if i := slices.Index(k.Sums, s); i >= 0 {
+		return i
+	}
+	panic(fmt.Sprintf("kernel %s has no sum %q", k.Name, s))
+}
+
 // A Value is one operation of a lowered body: its result is the value of
 // that index. Coefficient rows and loads are values too, so that every
 // operand is a value index.
 type Value struct {
 	Op     Op
-	Args   []int  // operand values
-	Stream int    // OpLoad, OpStore, OpRowSumSq, OpColSumSq: index into Kernel.Streams
-	Row    int    // OpRow
-	Sum    int    // OpSumSq: index into Kernel.Sums
-	Var    string // OpArg: the argument
+	Args   []int // operand values
+	Stream int   // OpLoad, OpStore, OpRowSumSq, OpColSumSq: index into Kernel.Streams
+	Row    int   // OpRow
+	Arg    int   // OpArg: index into Kernel.Args
+	Sum    int   // OpSumSq: index into Kernel.Sums
+	Var    string
 	// Dies[j] reports whether this is the last use of Args[j]: the result
 	// may overwrite it. A value that occurs more than once in Args dies at
 	// its last occurrence only; rows, arguments and loads of row streams
-	// (values the same for many vectors) never die.
+	// (values the same for many vectors: Kernel.Fixed) never die.
 	Dies []bool
 }
 
@@ -320,7 +354,7 @@ func (k *Kernel) Lower(mode int) []Value {
 // from them). The variables named in live are used after the end; no
 // other value is.
 func (k *Kernel) LowerUntil(mode int, stop string, live ...string) ([]Value, map[string]int) {
-	l := &lowering{k: k, vars: map[string]int{}, loads: map[int]int{}, rows: map[int]int{}, args: map[string]int{},
+	l := &lowering{k: k, vars: map[string]int{}, loads: map[int]int{}, rows: map[int]int{}, args: map[int]int{},
 		stored: map[int]bool{}}
 	l.stmts(k.Body, mode, stop)
 	if stop != "" && !l.stopped {
@@ -354,9 +388,9 @@ type lowering struct {
 	k       *Kernel
 	vals    []Value
 	vars    map[string]int
-	loads   map[int]int    // stream → value
-	rows    map[int]int    // row → value
-	args    map[string]int // argument → value
+	loads   map[int]int // stream → value
+	rows    map[int]int // row → value
+	args    map[int]int // argument → value
 	stored  map[int]bool
 	stopped bool
 }
@@ -379,19 +413,16 @@ func (l *lowering) stmts(ss []Stmt, mode int, stop string) {
 			l.vals = append(l.vals, Value{Op: OpStore, Args: []int{x}, Stream: st})
 			l.stored[st] = true
 		case StmtSumSq:
-			sum := slices.Index(l.k.Sums, s.Dst)
-			if sum < 0 {
-				panic(fmt.Sprintf("kernel %s has no sum %q", l.k.Name, s.Dst))
-			}
-			l.vals = append(l.vals, Value{Op: OpSumSq, Args: []int{l.expr(s.X)}, Sum: sum})
+			x := l.expr(s.X)
+			l.vals = append(l.vals, Value{Op: OpSumSq, Args: []int{x}, Sum: l.k.SumIndex(s.Dst)})
 		case StmtRowSumSq, StmtColSumSq:
 			st := l.k.StreamIndex(s.Dst)
 			want, op := StreamRow, OpRowSumSq
 			if s.Kind == StmtColSumSq {
 				want, op = StreamCol, OpColSumSq
 			}
-			if l.k.Streams[st].Kind != want || !l.k.Streams[st].F64 {
-				panic(fmt.Sprintf("kernel %s: %v into stream %s, not a float64 stream of that kind", l.k.Name, op, s.Dst))
+			if !l.k.Grid || l.k.Streams[st].Kind != want || !l.k.Streams[st].F64 {
+				panic(fmt.Sprintf("kernel %s: %v into stream %s, not a float64 stream of that kind of a grid kernel", l.k.Name, op, s.Dst))
 			}
 			l.vals = append(l.vals, Value{Op: op, Args: []int{l.expr(s.X)}, Stream: st})
 		case StmtIf:
@@ -429,14 +460,12 @@ func (l *lowering) expr(x *Expr) int {
 		l.rows[x.Row] = l.add(Value{Op: OpRow, Row: x.Row})
 		return l.rows[x.Row]
 	case OpArg:
-		if !slices.Contains(l.k.Args, x.Name) {
-			panic(fmt.Sprintf("kernel %s has no argument %q", l.k.Name, x.Name))
-		}
-		if v, ok := l.args[x.Name]; ok {
+		a := l.k.ArgIndex(x.Name)
+		if v, ok := l.args[a]; ok {
 			return v
 		}
-		l.args[x.Name] = l.add(Value{Op: OpArg, Var: x.Name})
-		return l.args[x.Name]
+		l.args[a] = l.add(Value{Op: OpArg, Arg: a})
+		return l.args[a]
 	}
 	if len(x.Args) != x.Op.Args() {
 		panic(fmt.Sprintf("kernel %s: %v with %d operands", l.k.Name, x.Op, len(x.Args)))
@@ -470,6 +499,9 @@ func Rows(vals []Value) []int {
 		if v.Op == OpSign {
 			rows = append(rows, SignRows...)
 		}
+		if v.Op == OpAbs {
+			rows = append(rows, AbsRows...)
+		}
 	}
 	slices.Sort(rows)
 	return slices.Compact(rows)
@@ -478,3 +510,7 @@ func Rows(vals []Value) []int {
 // SignRows are the rows that Sign uses in the assembly, as constants: 1,
 // and -0 (the sign bit, which also compares equal to 0).
 var SignRows = []int{RowOne, RowNegZero}
+
+// AbsRows are the rows that Abs uses in the assembly, as constants: -0,
+// the sign bit that it clears.
+var AbsRows = []int{RowNegZero}

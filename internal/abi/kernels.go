@@ -7,7 +7,8 @@ package abi
 
 // Elementwise lists the described kernels, in the order the generators
 // write them.
-var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop, AdafactorVariance}
+var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop,
+	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply, SGDKeep, AdafactorVariance}
 
 // Grids lists the described grid kernels, in the order the generators
 // write them.
@@ -31,6 +32,19 @@ var (
 	CondRMSpropWD       = &Cond{Name: "coupled", Mask: RMSpropWD, Value: RMSpropWD, Doc: "coupled weight decay"}
 	CondRMSpropCentered = &Cond{Name: "centered", Mask: RMSpropCentered, Value: RMSpropCentered, Doc: "centered: subtract the square of the gradient's average"}
 	CondRMSpropMomentum = &Cond{Name: "momentum", Mask: RMSpropMomentum, Value: RMSpropMomentum, Doc: "momentum: p moves by the buffer"}
+
+	CondAdamaxWD = &Cond{Name: "coupled", Mask: AdamaxWD, Value: AdamaxWD, Doc: "coupled weight decay"}
+
+	CondAdadeltaWD = &Cond{Name: "coupled", Mask: AdadeltaWD, Value: AdadeltaWD, Doc: "coupled weight decay"}
+
+	CondNAdamDecoupled = &Cond{Name: "decoupled", Mask: NAdamWDMask, Value: NAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
+	CondNAdamCoupled   = &Cond{Name: "coupled", Mask: NAdamWDMask, Value: NAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
+
+	CondRAdamDecoupled = &Cond{Name: "decoupled", Mask: RAdamWDMask, Value: RAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
+	CondRAdamCoupled   = &Cond{Name: "coupled", Mask: RAdamWDMask, Value: RAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
+	CondRAdamRect      = &Cond{Name: "rect", Mask: RAdamRect, Value: RAdamRect, Doc: "rectified step: divide m by sqrt(v) + eps"}
+
+	CondLAMBWD = &Cond{Name: "decay", Mask: LAMBWD, Value: LAMBWD, Doc: "weight decay in the update direction"}
 
 	CondAdafactorWD       = &Cond{Name: "decoupled", Mask: AdafactorWD, Value: AdafactorWD, Doc: "weight decay: p = p·decay"}
 	CondAdafactorBig      = &Cond{Name: "big", Mask: AdafactorBig, Value: AdafactorBig, Doc: "lerp weight ≥ 0.5: fma(w - 1, d, end)"}
@@ -233,6 +247,258 @@ var RMSprop = &Kernel{
 			[]Stmt{Store("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p")))}),
 	},
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// Adamax is torch.optim.Adamax (Kingma and Ba 2015, §7.1: Adam with the
+// infinity norm), with exp_avg in the lerp form of Adam's m and clr =
+// lr/(1 - β1^t) in the coefficient -clr (row nega):
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	u = max(β2·u, |g| + eps)
+//	p = fma(-clr, m/u, p)
+//
+// m is exp_avg, u exp_inf. PyTorch's torch.maximum(exp_inf.mul_(β2),
+// grad.abs().add_(eps)) is max with β2·u first: NaN when either is NaN,
+// else the larger, and |g| + eps where they are equal (only ±0 differ
+// there, when eps = 0). p.addcdiv_(exp_avg, exp_inf, value=-clr) is
+// written as Adam's last step is.
+var Adamax = &Kernel{
+	Name:    "adamax",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "u"}},
+	Conds:   []*Cond{CondAdamaxWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondAdamaxWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("u", Max(Mul(Row(RowBeta2), Load("u")), Add(Abs(Var("g")), Row(RowEps)))),
+		Store("u", Var("u")),
+		Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("u")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// Adadelta is torch.optim.Adadelta (Zeiler 2012), with the running
+// averages in the form of Adam's v (c2 = 1-ρ, β2 row = ρ):
+//
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	sq = fma(c2·g, g, ρ·sq)
+//	std := sqrt(sq + eps)
+//	delta := sqrt(acc + eps)/std·g
+//	acc = fma(c2·delta, delta, ρ·acc)
+//	p = fma(-lr, delta, p)
+//
+// sq is square_avg, acc acc_delta. The order is PyTorch's:
+// square_avg.mul_(ρ).addcmul_(g, g, value=1-ρ) (as Adam's v), std =
+// square_avg.add(eps).sqrt_(), delta = acc_delta.add(eps).sqrt_(), then
+// delta.div_(std).mul_(g), each a rounded operation; acc_delta as
+// square_avg, with the old acc_delta in delta; p.add_(delta, alpha=-lr)
+// as SGD's step.
+var Adadelta = &Kernel{
+	Name:    "adadelta",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "sq"}, {Name: "acc"}},
+	Conds:   []*Cond{CondAdadeltaWD},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondAdadeltaWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("sq", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("sq")))),
+		Store("sq", Var("sq")),
+		Set("std", Sqrt(Add(Var("sq"), Row(RowEps)))),
+		Set("delta", Mul(Div(Sqrt(Add(Load("acc"), Row(RowEps))), Var("std")), Var("g"))),
+		Store("acc", FMA(Mul(Row(RowC2), Var("delta")), Var("delta"), Mul(Row(RowBeta2), Load("acc")))),
+		Store("p", FMA(Row(RowNegLR), Var("delta"), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// NAdam is torch.optim.NAdam (Dozat 2016, "Incorporating Nesterov Momentum
+// into Adam"), with its decoupled_weight_decay (NAdamW), and m and v in the
+// forms of Adam's:
+//
+//	g := grad·gs
+//	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	d := fma(sqrt(v), ib2, eps)
+//	p = fma(cg, g/d, p)
+//	p = fma(cm, m/d, p)
+//
+// with cg = -lr·(1-μ_t)/(1-μprod_t) in row neglr and cm =
+// -lr·μ_{t+1}/(1-μprod_t·μ_{t+1}) in row nega (μprod_t = μ_1·…·μ_t). The
+// two updates of p are PyTorch's two addcdiv_, in its order, each rounded:
+// first the gradient's, then the momentum's. PyTorch's denominator is
+// sqrt(v/bc2) + eps, bc2 = 1-β2^t; here, as Adam's, it is the same
+// quantity fma(sqrt(v), ib2, eps) with ib2 = 1/sqrt(bc2) (one division
+// fewer, other roundings).
+var NAdam = &Kernel{
+	Name:    "nadam",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondNAdamDecoupled, CondNAdamCoupled},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondNAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		If(CondNAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
+		Store("v", Var("v")),
+		Set("d", FMA(Sqrt(Var("v")), Row(RowIB2), Row(RowEps))),
+		Set("p", FMA(Row(RowNegLR), Div(Var("g"), Var("d")), Var("p"))),
+		Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("d")), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// RAdam is torch.optim.RAdam (Liu et al. 2019, "On the Variance of the
+// Adaptive Learning Rate and Beyond"), with its decoupled_weight_decay
+// (RAdamW), and m and v in the forms of Adam's:
+//
+//	g := grad·gs
+//	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	if rect {
+//		d := sqrt(v) + eps
+//		p = fma(-a, m/d, p)
+//	} else {
+//		p = fma(-a, m, p)
+//	}
+//
+// The step is rectified when ρ_t > 5, a choice made per step in the
+// coefficients. Row nega holds -a: -lr·r_t·sqrt(bc2)/bc1 when rectified,
+// -lr/bc1 otherwise (bc1 = 1-β1^t, bc2 = 1-β2^t, r_t the rectification).
+// PyTorch multiplies element by element, ((m/bc1)·lr)·(sqrt(bc2)/d)·r_t;
+// here the scalars are one coefficient and the element sees one division
+// and one fma, as in Adam's update.
+var RAdam = &Kernel{
+	Name:    "radam",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondRAdamDecoupled, CondRAdamCoupled, CondRAdamRect},
+	Body: []Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		If(CondRAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
+		If(CondRAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
+		Store("v", Var("v")),
+		IfElse(CondRAdamRect,
+			[]Stmt{
+				Set("d", Add(Sqrt(Var("v")), Row(RowEps))),
+				Store("p", FMA(Row(RowNegA), Div(Var("m"), Var("d")), Var("p"))),
+			},
+			[]Stmt{Store("p", FMA(Row(RowNegA), Var("m"), Var("p")))}),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning:
+// Training BERT in 76 minutes", arXiv:1904.00962) runs in two passes over a
+// parameter, because its step is scaled by the ratio of two norms of the
+// whole parameter: LAMBMoments updates the moments and returns the sums of
+// squares of p and of the update direction r; the caller adds the sums of
+// a parameter's pieces and computes the trust ratio; LAMBApply computes r
+// again from the stored moments and moves p. Both passes compute r by
+// lambDirection, so that the r of the second pass is the r whose norm the
+// first one measured, bit for bit.
+
+// lambDirection is LAMB's update direction, from m, v and p:
+//
+//	d := fma(sqrt(v), k, e)
+//	r := m/d
+//	if decay { r = fma(wd, p, r) }
+//
+// With k = (1-β1^t)/sqrt(1-β2^t) and e = (1-β1^t)·ε (rows IB2 and Eps),
+// m/d is the bias-corrected (m/(1-β1^t))/(sqrt(v/(1-β2^t)) + ε) with both
+// corrections folded into the denominator; with k = 1 and e = ε it is
+// spago's uncorrected m/(sqrt(v) + ε).
+func lambDirection() []Stmt {
+	return []Stmt{
+		Set("d", FMA(Sqrt(Var("v")), Row(RowIB2), Row(RowEps))),
+		Set("r", Div(Var("m"), Var("d"))),
+		If(CondLAMBWD, Set("r", FMA(Row(RowWD), Var("p"), Var("r")))),
+	}
+}
+
+// LAMBMoments is LAMB's first pass: Adam's moments, and the sums of
+// squares of p (before the step) and of the direction r, which it does
+// not store:
+//
+//	g := grad·gs
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	r := lambDirection(m, v, p)
+//	pp += p², rr += r²              // 16 float64 lanes, see SumSq
+var LAMBMoments = &Kernel{
+	Name:    "lambMoments",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondLAMBWD},
+	Sums:    []string{"pp", "rr"},
+	Body: append(append([]Stmt{
+		gradient(),
+		Set("p", Load("p")),
+		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		Store("m", Var("m")),
+		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
+		Store("v", Var("v")),
+	}, lambDirection()...),
+		SumSq("pp", Var("p")),
+		SumSq("rr", Var("r")),
+	),
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// LAMBApply is LAMB's second pass: the direction again, from the moments
+// the first pass stored, and the step, f = -(step size)·(trust ratio)
+// given per call:
+//
+//	r := lambDirection(m, v, p)
+//	p = fma(f, r, p)
+var LAMBApply = &Kernel{
+	Name:    "lambApply",
+	Streams: []Stream{{Name: "p"}, {Name: "m"}, {Name: "v"}},
+	Conds:   []*Cond{CondLAMBWD},
+	Args:    []string{"f"},
+	Body: append([]Stmt{
+		Set("p", Load("p")),
+		Set("m", Load("m")),
+		Set("v", Load("v")),
+	}, append(lambDirection(),
+		Store("p", FMA(Arg("f"), Var("r"), Var("p"))))...),
+	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// SGDKeep is SGD that first keeps its inputs, for a secant method
+// (Barzilai–Borwein) that needs the previous iterate and gradient:
+//
+//	pprev = p
+//	gprev = grad
+//	g := grad·gs
+//	if coupled { g = fma(wd, p, g) }
+//	p = fma(-lr, g, p)
+//
+// gprev is the gradient as given, before the prelude. Its coefficients and
+// modes are SGD's.
+var SGDKeep = &Kernel{
+	Name:    "sgdKeep",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "pprev"}, {Name: "gprev"}},
+	Conds:   []*Cond{CondSGDWD},
+	Body: []Stmt{
+		Set("p", Load("p")),
+		Store("pprev", Var("p")),
+		Store("gprev", Load("grad")),
+		gradient(),
+		If(CondSGDWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
+		Store("p", FMA(Row(RowNegLR), Var("g"), Var("p"))),
+	},
+	Unroll: struct{ AVX2, AVX512 int }{4, 4},
 }
 
 // The Adafactor kernels (torch.optim.Adafactor). A step of a factored

@@ -69,6 +69,8 @@ func BenchmarkStepAdamF32(b *testing.B)     { benchStep[float32](b, Adam) }
 func BenchmarkStepAdamF64(b *testing.B)     { benchStep[float64](b, Adam) }
 func BenchmarkStepAdamWF32(b *testing.B)    { benchStep[float32](b, AdamW) }
 func BenchmarkStepAdamWF64(b *testing.B)    { benchStep[float64](b, AdamW) }
+func BenchmarkStepLAMBF32(b *testing.B)     { benchStep[float32](b, LAMB) }
+func BenchmarkStepLAMBF64(b *testing.B)     { benchStep[float64](b, LAMB) }
 
 // BenchmarkNewtonSolve times a Cholesky factorisation of a copy of an n×n
 // SPD matrix and one solve: the solve package on 1 and 2 goroutines, and

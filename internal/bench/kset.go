@@ -39,11 +39,14 @@ func stepOf[T optim.Float](s *kernels.Set, o Op, c *kernels.Coeffs, a [][]T, sha
 }
 
 // roofOf returns the memory roof of a step of o on the streams a: g is
-// read and added into p and each state stream, so the roof moves the
-// bytes of the step with the kernels' loads, stores and loop and no other
-// arithmetic; a shaped step's roof adds g into p once per pass it makes
-// over the parameter beyond the first (Adafactor: twice, six elements).
-func roofOf[T kernels.Float](k kset[T], o Op, a [][]T) func() error {
+// read and added into p and each state stream, so the roof moves the bytes
+// of the step with the kernels' loads, stores and loop and no other
+// arithmetic. For a rule of two passes (LAMB) a second pass adds the first
+// state stream into p: ten transfers, as LAMB's two passes move (with one
+// write more and one read fewer than LAMB's). A shaped step's roof adds g
+// into p once per pass it makes over the parameter beyond the first
+// (Adafactor: twice, six elements).
+func roofOf[T kernels.Float](o Op, k kset[T], a [][]T) func() error {
 	src := a[1]
 	d := [3][]T{a[0]}
 	copy(d[1:], a[2:])
@@ -55,6 +58,14 @@ func roofOf[T kernels.Float](k kset[T], o Op, a [][]T) func() error {
 				}
 			}
 			return nil
+		}
+	}
+	if specs[o].second > 0 {
+		return func() error {
+			if err := k.Roof(src, d[0], d[1], d[2]); err != nil {
+				return err
+			}
+			return k.Roof(a[2], a[0], nil, nil)
 		}
 	}
 	return func() error { return k.Roof(src, d[0], d[1], d[2]) }

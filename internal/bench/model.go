@@ -146,7 +146,7 @@ func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers
 	for i, a := range tensors {
 		scalar = append(scalar, scalarOf(o, a, shapes[i]))
 		fused = append(fused, stepOf(s, o, &c, a, shapes[i]))
-		roofs = append(roofs, roofOf(k, o, a))
+		roofs = append(roofs, roofOf(o, k, a))
 	}
 	seq := func(fs []func() error) func() error {
 		return func() error {

@@ -22,6 +22,11 @@ const (
 	Lion     Op = "lion"     // Lion, decoupled weight decay 0.01
 	Adagrad  Op = "adagrad"  // Adagrad, no weight decay or learning-rate decay
 	RMSprop  Op = "rmsprop"  // RMSprop, α = 0.99, no momentum, not centered
+	Adamax   Op = "adamax"   // Adamax, no weight decay
+	Adadelta Op = "adadelta" // Adadelta, lr 1, ρ = 0.9, eps 1e-6, no weight decay
+	NAdam    Op = "nadam"    // NAdam, momentum_decay 4e-3, no weight decay
+	RAdam    Op = "radam"    // RAdam, no weight decay (a rectified step)
+	LAMB     Op = "lamb"     // LAMB, weight decay 0.01: two passes
 
 	// Adafactor, PyTorch's defaults, on a matrix (MatrixShape): its state
 	// is a value per row and per column.
@@ -29,7 +34,8 @@ const (
 )
 
 // Ops is every optimizer step, in the order the reports list them.
-var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop, Adafactor}
+var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop,
+	Adamax, Adadelta, NAdam, RAdam, LAMB, Adafactor}
 
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
@@ -41,6 +47,10 @@ type opSpec struct {
 	scalar32 func(p, g []float32, state [][]float32)
 	scalar64 func(p, g []float64, state [][]float64)
 	axpy     bool
+	// second is the number of element transfers a rule of two passes
+	// moves beyond a one-pass step on its streams: LAMB's first pass does
+	// not write p (-1), its second reads p, m and v and writes p (+4): 3.
+	second int
 	// shaped steps (Adafactor) keep state that depends on the shape and
 	// take several passes: the comparisons run them on a matrix
 	// (MatrixShape), through an optim.Stepper, with their state in the
@@ -85,9 +95,53 @@ var specs = map[Op]opSpec{
 	Adagrad: {title: "Adagrad", hyper: optim.AdagradConfig{LR: lrAdagrad, Eps: epsAdagrad},
 		scalar32: func(p, g []float32, s [][]float32) { adagradScalarF32(p, g, s[0], lrAdagrad, epsAdagrad) },
 		scalar64: func(p, g []float64, s [][]float64) { adagradScalarF64(p, g, s[0], lrAdagrad, epsAdagrad) }},
+	NAdam: {title: "NAdam", hyper: optim.NAdamConfig{LR: lrNAdam, Beta1: beta1, Beta2: beta2, Eps: eps, MomentumDecay: psiNAdam},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc2, cg, cm := nadamScalars(adamT)
+			nadamScalarF32(p, g, s[0], s[1], beta1, beta2, eps, float32(bc2), float32(cg), float32(cm))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc2, cg, cm := nadamScalars(adamT)
+			nadamScalarF64(p, g, s[0], s[1], beta1, beta2, eps, bc2, cg, cm)
+		}},
+	RAdam: {title: "RAdam", hyper: optim.RAdamConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, step, rect := radamScalars(adamT)
+			radamScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, float32(bc1), float32(step), rect)
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, step, rect := radamScalars(adamT)
+			radamScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, bc1, step, rect)
+		}},
+	LAMB: {title: "LAMB", hyper: optim.LAMBConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: epsLAMB, WeightDecay: wdAdamW},
+		second: 3,
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, bc2 := biasCorrections(adamT)
+			lambScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, float32(bc1), float32(bc2))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, bc2 := biasCorrections(adamT)
+			lambScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, bc1, bc2)
+		}},
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
 		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
 		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
+	Adamax: {title: "Adamax", hyper: optim.AdamaxConfig{LR: lrAdamax, Beta1: beta1, Beta2: beta2, Eps: eps},
+		scalar32: func(p, g []float32, s [][]float32) {
+			bc1, _ := biasCorrections(adamT)
+			adamaxScalarF32(p, g, s[0], s[1], lrAdamax, beta1, beta2, eps, float32(bc1))
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			bc1, _ := biasCorrections(adamT)
+			adamaxScalarF64(p, g, s[0], s[1], lrAdamax, beta1, beta2, eps, bc1)
+		}},
+	Adadelta: {title: "Adadelta", hyper: optim.AdadeltaConfig{LR: lrAdadelta, Rho: rhoAdadelta, Eps: epsAdadelta},
+		scalar32: func(p, g []float32, s [][]float32) {
+			adadeltaScalarF32(p, g, s[0], s[1], lrAdadelta, rhoAdadelta, epsAdadelta)
+		},
+		scalar64: func(p, g []float64, s [][]float64) {
+			adadeltaScalarF64(p, g, s[0], s[1], lrAdadelta, rhoAdadelta, epsAdadelta)
+		}},
 	// Adafactor moves g three times (row and column sums; the norms; the
 	// update), p twice, and writes p: six elements a parameter.
 	Adafactor: {title: "Adafactor", hyper: optim.DefaultAdafactor(), shaped: true, moves: 6, passes: 2,
@@ -166,13 +220,15 @@ func (o Op) Streams() int {
 }
 
 // BytesPerParam is the memory a step of o moves per parameter: it reads
-// every stream and writes every stream but the gradient (a shaped step:
-// what its passes move).
+// every stream and writes every stream but the gradient, and a rule of two
+// passes moves the transfers of its second pass besides (LAMB: 40 bytes
+// of float32, where Adam moves 28); a shaped step moves what its passes
+// move (Adafactor: 24 bytes of float32).
 func (o Op) BytesPerParam(p Prec) int {
 	if m := specs[o].moves; m > 0 {
 		return m * p.Size()
 	}
-	return (2*o.Streams() - 1) * p.Size()
+	return (2*o.Streams() - 1 + specs[o].second) * p.Size()
 }
 
 // Shape is the shape the comparisons give a parameter of n elements for a
@@ -256,7 +312,7 @@ func (p Prec) Title() string {
 }
 
 // The hyperparameters of every comparison. The kernels' coefficients are
-// those of step adamT (Adam's bias corrections).
+// those of step adamT (Adam's and Adamax's bias corrections).
 const (
 	lrSGD        = 0.01
 	mu           = 0.9
@@ -271,6 +327,13 @@ const (
 	epsAdagrad   = 1e-10
 	lrRMSprop    = 1e-2
 	alphaRMSprop = 0.99
+	lrAdamax     = 2e-3
+	lrAdadelta   = 1.0
+	rhoAdadelta  = 0.9
+	epsAdadelta  = 1e-6
+	lrNAdam      = 2e-3
+	psiNAdam     = 4e-3
+	epsLAMB      = 1e-6
 	adamT        = 10 // the Adam step number the bias corrections are those of
 
 	lrAdafactor         = 1e-2 // PyTorch's defaults

@@ -267,8 +267,8 @@ func TestSizes(t *testing.T) {
 			t.Errorf("ParseSize(%q) succeeded", bad)
 		}
 	}
-	if _, err := ParseOps("adam,adadelta"); err == nil {
-		t.Error("ParseOps accepted adadelta")
+	if _, err := ParseOps("adam,yogi"); err == nil {
+		t.Error("ParseOps accepted yogi")
 	}
 	if _, err := ParsePrecs("f16"); err == nil {
 		t.Error("ParsePrecs accepted f16")
@@ -293,6 +293,30 @@ func TestModelSpecBounds(t *testing.T) {
 		if m.Layers >= 1<<40 && m.Params() != math.MaxInt {
 			t.Errorf("%+v: Params = %d, want MaxInt", m, m.Params())
 		}
+	}
+}
+
+// TestBytesPerParam: the bytes a step moves, LAMB's second pass included,
+// and its roof moves as many transfers (the second roof pass adds the
+// first state stream into p).
+func TestBytesPerParam(t *testing.T) {
+	for _, c := range []struct {
+		o    Op
+		p    Prec
+		want int
+	}{{SGD, F32, 12}, {Adam, F32, 28}, {Adam, F64, 56}, {LAMB, F32, 40}, {LAMB, F64, 80}} {
+		if got := c.o.BytesPerParam(c.p); got != c.want {
+			t.Errorf("%s %s: %d bytes per parameter, want %d", c.o, c.p, got, c.want)
+		}
+	}
+	// The roof of LAMB changes p twice: once by g, once by exp_avg.
+	a := stepStreams[float64](LAMB, 5)
+	p0, g, m := a[0][0], a[1][0], a[2][0]
+	if err := roofOf(LAMB, bind[float64](kernels.Active()), a)(); err != nil {
+		t.Fatal(err)
+	}
+	if want := p0 + g + (m + g); a[0][0] != want {
+		t.Errorf("LAMB's roof: p = %v, want %v", a[0][0], want)
 	}
 }
 

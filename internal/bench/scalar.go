@@ -173,6 +173,203 @@ func rmspropScalarF64(p, g, v []float64, lr, alpha, eps float64) {
 	}
 }
 
+// adamaxScalarF32 is one torch.optim.Adamax step (no weight decay), with
+// bc1 = 1-β1^t:
+//
+//	m = β1·m + (1-β1)·g
+//	u = max(β2·u, |g| + eps)
+//	p -= lr/bc1 · m/u
+func adamaxScalarF32(p, g, m, u []float32, lr, b1, b2, eps, bc1 float32) {
+	g, m, u = g[:len(p)], m[:len(p)], u[:len(p)]
+	clr := lr / bc1
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		u[i] = max(b2*u[i], float32(math.Abs(float64(g[i])))+eps)
+		p[i] -= clr * m[i] / u[i]
+	}
+}
+
+func adamaxScalarF64(p, g, m, u []float64, lr, b1, b2, eps, bc1 float64) {
+	g, m, u = g[:len(p)], m[:len(p)], u[:len(p)]
+	clr := lr / bc1
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		u[i] = max(b2*u[i], math.Abs(g[i])+eps)
+		p[i] -= clr * m[i] / u[i]
+	}
+}
+
+// adadeltaScalarF32 is one torch.optim.Adadelta step (no weight decay):
+//
+//	v = ρ·v + (1-ρ)·g²
+//	delta = sqrt(acc + eps)/sqrt(v + eps)·g
+//	acc = ρ·acc + (1-ρ)·delta²
+//	p -= lr·delta
+func adadeltaScalarF32(p, g, v, acc []float32, lr, rho, eps float32) {
+	g, v, acc = g[:len(p)], v[:len(p)], acc[:len(p)]
+	for i := range p {
+		v[i] = rho*v[i] + (1-rho)*g[i]*g[i]
+		std := float32(math.Sqrt(float64(v[i] + eps)))
+		delta := float32(math.Sqrt(float64(acc[i]+eps))) / std * g[i]
+		acc[i] = rho*acc[i] + (1-rho)*delta*delta
+		p[i] -= lr * delta
+	}
+}
+
+func adadeltaScalarF64(p, g, v, acc []float64, lr, rho, eps float64) {
+	g, v, acc = g[:len(p)], v[:len(p)], acc[:len(p)]
+	for i := range p {
+		v[i] = rho*v[i] + (1-rho)*g[i]*g[i]
+		std := math.Sqrt(v[i] + eps)
+		delta := math.Sqrt(acc[i]+eps) / std * g[i]
+		acc[i] = rho*acc[i] + (1-rho)*delta*delta
+		p[i] -= lr * delta
+	}
+}
+
+// nadamScalars returns what a stack computes once per NAdam step t, with
+// math.Pow, for a parameter that has taken every step: 1-β2^t and the
+// steps of g and m, cg = -lr·(1-μ_t)/(1-μprod) and cm =
+// -lr·μ_{t+1}/(1-μprod·μ_{t+1}), μ_i = β1·(1 - ½·0.96^(i·ψ)).
+func nadamScalars(t int) (bc2, cg, cm float64) {
+	mu := func(i int) float64 { return beta1 * (1 - 0.5*math.Pow(0.96, float64(i)*psiNAdam)) }
+	prod := 1.0
+	for i := 1; i <= t; i++ {
+		prod *= mu(i)
+	}
+	next := mu(t + 1)
+	return 1 - pow(beta2, t), -lrNAdam * (1 - mu(t)) / (1 - prod), -lrNAdam * next / (1 - prod*next)
+}
+
+// nadamScalarF32 is one torch.optim.NAdam step (no weight decay):
+//
+//	m = β1·m + (1-β1)·g
+//	v = β2·v + (1-β2)·g²
+//	d = sqrt(v/bc2) + eps
+//	p += cg·g/d; p += cm·m/d
+func nadamScalarF32(p, g, m, v []float32, b1, b2, eps, bc2, cg, cm float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		d := float32(math.Sqrt(float64(v[i]/bc2))) + eps
+		p[i] += cg * g[i] / d
+		p[i] += cm * m[i] / d
+	}
+}
+
+func nadamScalarF64(p, g, m, v []float64, b1, b2, eps, bc2, cg, cm float64) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		d := math.Sqrt(v[i]/bc2) + eps
+		p[i] += cg * g[i] / d
+		p[i] += cm * m[i] / d
+	}
+}
+
+// radamScalars returns what a stack computes once per RAdam step t, with
+// math.Pow: 1-β1^t, lr·r_t·sqrt(1-β2^t) and whether the step is
+// rectified (ρ_t > 5).
+func radamScalars(t int) (bc1, step float64, rect bool) {
+	bc1, bc2 := biasCorrections(t)
+	rhoInf := 2/(1-beta2) - 1
+	rhoT := rhoInf - 2*float64(t)*pow(beta2, t)/bc2
+	if rhoT <= 5 {
+		return bc1, lrAdam, false
+	}
+	r := math.Sqrt((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT))
+	return bc1, lrAdam * r * math.Sqrt(bc2), true
+}
+
+// radamScalarF32 is one torch.optim.RAdam step (no weight decay):
+//
+//	m = β1·m + (1-β1)·g
+//	v = β2·v + (1-β2)·g²
+//	rectified: p -= step·(m/bc1)/(sqrt(v) + eps), step = lr·r_t·sqrt(bc2)
+//	else:      p -= lr·(m/bc1)
+func radamScalarF32(p, g, m, v []float32, lr, b1, b2, eps, bc1, step float32, rect bool) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		mhat := m[i] / bc1
+		if rect {
+			p[i] -= step * mhat / (float32(math.Sqrt(float64(v[i]))) + eps)
+		} else {
+			p[i] -= lr * mhat
+		}
+	}
+}
+
+func radamScalarF64(p, g, m, v []float64, lr, b1, b2, eps, bc1, step float64, rect bool) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		mhat := m[i] / bc1
+		if rect {
+			p[i] -= step * mhat / (math.Sqrt(v[i]) + eps)
+		} else {
+			p[i] -= lr * mhat
+		}
+	}
+}
+
+// lambScalarF32 is one LAMB step (You et al. 2019, with Adam's bias
+// correction, as timm's Lamb computes it) in two loops, as a Go program
+// would write it: the moments and the two norms (summed in float64), then
+// the update, with r computed again rather than kept in a buffer of its
+// own, which would move more memory:
+//
+//	m = β1·m + (1-β1)·g
+//	v = β2·v + (1-β2)·g²
+//	r = (m/bc1)/(sqrt(v/bc2) + eps) + wd·p
+//	trust = ‖p‖/‖r‖ (1 when either is 0)
+//	p -= lr·trust·r
+func lambScalarF32(p, g, m, v []float32, lr, b1, b2, eps, wd, bc1, bc2 float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	var pp, rr float64
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		r := (m[i]/bc1)/(float32(math.Sqrt(float64(v[i]/bc2)))+eps) + wd*p[i]
+		pp += float64(p[i]) * float64(p[i])
+		rr += float64(r) * float64(r)
+	}
+	trust := float32(1)
+	if pp > 0 && rr > 0 {
+		trust = float32(math.Sqrt(pp) / math.Sqrt(rr))
+	}
+	step := lr * trust
+	for i := range p {
+		r := (m[i]/bc1)/(float32(math.Sqrt(float64(v[i]/bc2)))+eps) + wd*p[i]
+		p[i] -= step * r
+	}
+}
+
+func lambScalarF64(p, g, m, v []float64, lr, b1, b2, eps, wd, bc1, bc2 float64) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	var pp, rr float64
+	for i := range p {
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		r := (m[i]/bc1)/(math.Sqrt(v[i]/bc2)+eps) + wd*p[i]
+		pp += p[i] * p[i]
+		rr += r * r
+	}
+	trust := 1.0
+	if pp > 0 && rr > 0 {
+		trust = math.Sqrt(pp) / math.Sqrt(rr)
+	}
+	step := lr * trust
+	for i := range p {
+		r := (m[i]/bc1)/(math.Sqrt(v[i]/bc2)+eps) + wd*p[i]
+		p[i] -= step * r
+	}
+}
+
 // adafactorScalarF32 is one torch.optim.Adafactor step of a rows×cols
 // matrix (no weight decay, eps1 the machine epsilon), as a plain loop
 // writes _single_tensor_adafactor: the parameter's RMS, the row and column

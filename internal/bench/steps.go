@@ -96,6 +96,6 @@ func contendersOn[T optim.Float](o Op, a [][]T, levels []kernels.ISA, roof kerne
 	if err != nil {
 		return nil, err
 	}
-	cs = append(cs, contender{name: NameRoof, kind: KindRoof, workers: 1, step: roofOf(bind[T](s), o, a)})
+	cs = append(cs, contender{name: NameRoof, kind: KindRoof, workers: 1, step: roofOf(o, bind[T](s), a)})
 	return cs, nil
 }

@@ -38,10 +38,11 @@ func (r *Result) fail(format string, args ...any) {
 
 // Check runs a few steps of every kernel family (SGD, momentum in its
 // heavy-ball, Nesterov, dampened and EMA forms, Adam, AdamW, AMSGrad,
-// maximize and gradient scaling, Lion, Adagrad, RMSprop, Adafactor's passes
-// on a matrix and a vector, the Fast Adam, the reductions, scale and the
-// roof), in float32 and float64, at every level of levels other than
-// generic, on lengths 1 … 4099 at several start offsets, with and without
+// maximize and gradient scaling, Lion, Adagrad, RMSprop, Adamax, Adadelta,
+// NAdam, RAdam, Adafactor's passes on a matrix and a vector, the Fast Adam,
+// the reductions, scale and the roof, LAMB's two passes and their sums),
+// in float32 and float64, at every level of levels other than generic, on
+// lengths 1 … 4099 at several start offsets, with and without
 // NaN, ±Inf, ±0, subnormal and huge inputs (paritytest.Specials), and
 // compares the bits of every output with those of the generic reference:
 // equal, or NaN where the reference is NaN. Every slice is guarded
@@ -87,7 +88,7 @@ const paritySteps = 5
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adafactor, fast, reduce, roof
+	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, nadam, radam, adafactor, fast, reduce, roof, lamb
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
 }
@@ -110,6 +111,26 @@ func parityCases() []pcase {
 	}
 	rmsprop := func(h kernels.RMSprop) func(int64) (kernels.Coeffs, error) {
 		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
+	}
+	adamax := func(h kernels.Adamax) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
+	}
+	adadelta := func(h kernels.Adadelta) func(int64) (kernels.Coeffs, error) {
+		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
+	}
+	// NAdam's step t, for a parameter that has taken every step before it.
+	nadam := func(h kernels.NAdam) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) {
+			prod := 1.0
+			for i := int64(1); i <= t; i++ {
+				prod *= h.Mu(i)
+			}
+			return h.Coeffs(t, prod)
+		}
+	}
+	// RAdam's steps from+1, from+2, …
+	radam := func(h kernels.RAdam, from int64) func(int64) (kernels.Coeffs, error) {
+		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(from + t) }
 	}
 	adafactor := func(h kernels.Adafactor) func(int64) (kernels.Coeffs, error) {
 		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
@@ -142,6 +163,21 @@ func parityCases() []pcase {
 		{name: "RMSprop", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8})},
 		{name: "RMSprop centered, momentum, weight decay, maximize", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2,
 			Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "NAdam", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3})},
+		{name: "NAdam weight decay, maximize", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999,
+			Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "NAdamW", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+			WeightDecay: 0.01, MomentumDecay: 4e-3, Decoupled: true})},
+		{name: "RAdam (steps 4 to 8: the switch to rectified steps)", fam: "radam",
+			coeffs: radam(kernels.RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, 3)},
+		{name: "RAdamW maximize, scale (rectified steps)", fam: "radam", coeffs: radam(kernels.RAdam{LR: 1e-3, Beta1: 0.9,
+			Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}}, 10)},
+		{name: "Adamax", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})},
+		{name: "Adamax weight decay, maximize, eps 0", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3,
+			Beta1: 0.9, Beta2: 0.999, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "Adadelta", fam: "adadelta", coeffs: adadelta(kernels.Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6})},
+		{name: "Adadelta weight decay, maximize, scale", fam: "adadelta", coeffs: adadelta(kernels.Adadelta{LR: 1,
+			Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
 		{name: "Adafactor", fam: "adafactor", coeffs: adafactor(kernels.Adafactor{LR: 1e-2, Beta2Decay: -0.8,
 			Eps1Machine: true, Eps2: 1e-3, D: 1})},
 		{name: "Adafactor weight decay, eps1, maximize, scale", fam: "adafactor", coeffs: adafactor(kernels.Adafactor{LR: 0.1,
@@ -149,7 +185,36 @@ func parityCases() []pcase {
 		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
+		{name: "LAMB weight decay, maximize (both passes, the sums bit for bit)", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3,
+			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
+		{name: "LAMB spago", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Spago: true})},
 	}
+}
+
+func lamb(h kernels.LAMB) func(int64) (kernels.Coeffs, error) {
+	return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
+}
+
+// lambSteps runs paritySteps LAMB steps on a (p, g, m, v): each the first
+// pass, the trust ratio of its sums, the second pass. It returns every
+// step's two sums.
+func lambSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) ([]float64, error) {
+	var sums []float64
+	for t := int64(1); t <= paritySteps; t++ {
+		c, err := pc.coeffs(t)
+		if err != nil {
+			return nil, err
+		}
+		pp, rr, err := k.LAMBMoments(&c, a[0], a[1], a[2], a[3])
+		if err != nil {
+			return nil, err
+		}
+		if err := k.LAMBApply(&c, a[0], a[2], a[3], kernels.LAMBTrust(pp, rr)); err != nil {
+			return nil, err
+		}
+		sums = append(sums, pp, rr)
+	}
+	return sums, nil
 }
 
 // specialRate is the fraction of special values in an input with special
@@ -207,12 +272,20 @@ func runSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) error {
 			err = k.SGD(&c, a[0], a[1])
 		case "momentum":
 			err = k.Momentum(&c, a[0], a[1], a[2])
+		case "nadam":
+			err = k.NAdam(&c, a[0], a[1], a[2], a[3])
+		case "radam":
+			err = k.RAdam(&c, a[0], a[1], a[2], a[3])
 		case "lion":
 			err = k.Lion(&c, a[0], a[1], a[2])
 		case "adagrad":
 			err = k.Adagrad(&c, a[0], a[1], a[2])
 		case "rmsprop":
 			err = k.RMSprop(&c, a[0], a[1], a[2], a[3], a[4])
+		case "adamax":
+			err = k.Adamax(&c, a[0], a[1], a[2], a[3])
+		case "adadelta":
+			err = k.Adadelta(&c, a[0], a[1], a[2], a[3])
 		default:
 			var vmax []T
 			if pc.ams {
@@ -249,7 +322,7 @@ func compareScalar(r *Result, what, name string, want, got float64) {
 // parityOne runs one check on one input at the reference and every level.
 func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result, pc pcase, n, off int, seed uint64, special bool, what string) error {
 	switch pc.fam {
-	case "sgd", "momentum", "adam", "lion", "adagrad", "rmsprop":
+	case "sgd", "momentum", "adam", "lion", "adagrad", "rmsprop", "adamax", "adadelta", "nadam", "radam":
 		names := []string{"p", "g", "buf"}
 		nonneg := map[int]bool{3: pc.fam == "adam", 4: true} // v, vmax
 		switch pc.fam {
@@ -261,6 +334,15 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 		case "rmsprop":
 			names = []string{"p", "g", "square_avg", "momentum_buffer", "grad_avg"}
 			nonneg = map[int]bool{2: true}
+		case "adamax":
+			names = []string{"p", "g", "exp_avg", "exp_inf"}
+			nonneg = map[int]bool{3: true}
+		case "adadelta":
+			names = []string{"p", "g", "square_avg", "acc_delta"}
+			nonneg = map[int]bool{2: true, 3: true}
+		case "nadam", "radam":
+			names = []string{"p", "g", "exp_avg", "exp_avg_sq"}
+			nonneg = map[int]bool{3: true}
 		}
 		if pc.fam == "adam" {
 			names = []string{"p", "g", "m", "v", "vmax"}
@@ -342,6 +424,25 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 			got, gs = paritytest.CloneAll(in[:1])
 			l.Scale(gs[0], 0.75)
 			compareStreams(r, what, []string{"Scale"}, wantScale, got)
+		}
+	case "lamb":
+		names := []string{"p", "g", "exp_avg", "exp_avg_sq"}
+		in := parityInput[T](4, n, off, seed, special, map[int]bool{3: true})
+		want, ws := paritytest.CloneAll(in)
+		wsums, err := lambSteps(ref, &pc, ws)
+		if err != nil {
+			return fmt.Errorf("%s, reference: %w", what, err)
+		}
+		for li, l := range levs {
+			got, gs := paritytest.CloneAll(in)
+			gsums, err := lambSteps(l, &pc, gs)
+			if err != nil {
+				return fmt.Errorf("%s, %v: %w", what, l.Level, err)
+			}
+			compareStreams(&out[li], what, names, want, got)
+			for i := range wsums {
+				compareScalar(&out[li], what, fmt.Sprintf("step %d %s", i/2+1, [2]string{"Σp²", "Σr²"}[i%2]), wsums[i], gsums[i])
+			}
 		}
 	case "adafactor":
 		// A matrix of 1 + n%3 rows of n columns, and a vector of n.

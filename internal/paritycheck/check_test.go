@@ -65,6 +65,24 @@ func TestCheckDetects(t *testing.T) {
 				return err
 			}
 		}, "buf: guard element"},
+		"Adamax exp_inf off by a bit": {func(k *Kernels[float32]) {
+			k.Adamax = func(c *kernels.Coeffs, p, g, m, u []float32) error {
+				err := ref.Adamax(c, p, g, m, u)
+				if len(u) > 5 {
+					u[5] = math.Nextafter32(u[5], 10)
+				}
+				return err
+			}
+		}, "exp_inf: element 5 of"},
+		"Adadelta writes past acc_delta": {func(k *Kernels[float32]) {
+			k.Adadelta = func(c *kernels.Coeffs, p, g, sq, acc []float32) error {
+				err := ref.Adadelta(c, p, g, sq, acc)
+				if len(acc) > 0 {
+					unsafe.Slice(&acc[0], len(acc)+1)[len(acc)] = 0
+				}
+				return err
+			}
+		}, "acc_delta: guard element"},
 		"Adafactor's column sums off (one float32 ulp of a float64 sum is rounded away)": {func(k *Kernels[float32]) {
 			k.AdafactorSums = func(c *kernels.Coeffs, g []float32, cols int, rs, cs []float64) error {
 				err := ref.AdafactorSums(c, g, cols, rs, cs)
@@ -103,5 +121,25 @@ func TestCheckDetects(t *testing.T) {
 		if joined := strings.Join(out[0].Failures, "\n"); !strings.Contains(joined, c.want) {
 			t.Errorf("%s: failures:\n%s", name, joined)
 		}
+	}
+}
+
+// A level whose LAMB first pass returns a sum one ulp off, even where the
+// trust ratio it gives rounds p to the same bits, is caught by the sums.
+func TestCheckDetectsLAMBSums(t *testing.T) {
+	g, _ := kernels.For(kernels.Generic)
+	ref := Bind[float64](g)
+	bad := ref
+	bad.Level = kernels.ISA(9)
+	bad.LAMBMoments = func(c *kernels.Coeffs, p, gr, m, v []float64) (float64, float64, error) {
+		pp, rr, err := ref.LAMBMoments(c, p, gr, m, v)
+		return pp, math.Nextafter(rr, math.Inf(1)), err
+	}
+	out := []Result{{Level: "bad"}}
+	if err := parityT(ref, []Kernels[float64]{bad}, out); err != nil {
+		t.Fatal(err)
+	}
+	if joined := strings.Join(out[0].Failures, "\n"); !strings.Contains(joined, "Σr²") {
+		t.Errorf("failures:\n%s", joined)
 	}
 }

@@ -18,12 +18,18 @@ type Kernels[T kernels.Float] struct {
 	Lion            func(c *kernels.Coeffs, p, g, m []T) error
 	Adagrad         func(c *kernels.Coeffs, p, g, sum []T) error
 	RMSprop         func(c *kernels.Coeffs, p, g, sq, buf, gavg []T) error
+	NAdam           func(c *kernels.Coeffs, p, g, m, v []T) error
+	RAdam           func(c *kernels.Coeffs, p, g, m, v []T) error
+	LAMBMoments     func(c *kernels.Coeffs, p, g, m, v []T) (pp, rr float64, err error)
+	LAMBApply       func(c *kernels.Coeffs, p, m, v []T, trust float64) error
 	SumSquares      func(x []T) float64
 	SumSquaresCheck func(x []T) (float64, bool)
 	Dot             func(x, y []T) (float64, error)
 	Scale           func(x []T, a T)
 	NonFinite       func(x []T) bool
 	Roof            func(src, d0, d1, d2 []T) error
+	Adamax          func(c *kernels.Coeffs, p, g, m, u []T) error
+	Adadelta        func(c *kernels.Coeffs, p, g, sq, acc []T) error
 	// Adafactor's passes, and the work between them (the same on every
 	// level).
 	AdafactorVariance func(c *kernels.Coeffs, v, g []T) error
@@ -40,15 +46,25 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 	var z T
 	switch any(z).(type) {
 	case float32:
-		k = Kernels[float32]{s.Level(), s.SGDF32, s.MomentumF32, s.AdamF32, s.AdamFastF32, s.LionF32, s.AdagradF32, s.RMSpropF32,
-			s.SumSquaresF32, s.SumSquaresCheckF32, s.DotF32, s.ScaleF32, s.NonFiniteF32, s.RoofF32,
-			s.AdafactorVarianceF32, s.AdafactorSumsF32, s.AdafactorNormsF32, s.AdafactorUpdateF32,
-			kernels.AdafactorFactorF32, kernels.AdafactorMeanF32}
+		k = Kernels[float32]{Level: s.Level(), SGD: s.SGDF32, Momentum: s.MomentumF32, Adam: s.AdamF32,
+			AdamFast: s.AdamFastF32, Lion: s.LionF32, Adagrad: s.AdagradF32, RMSprop: s.RMSpropF32,
+			SumSquares: s.SumSquaresF32, SumSquaresCheck: s.SumSquaresCheckF32, Dot: s.DotF32, Scale: s.ScaleF32,
+			NonFinite: s.NonFiniteF32, Roof: s.RoofF32,
+			Adamax: s.AdamaxF32, Adadelta: s.AdadeltaF32, NAdam: s.NAdamF32, RAdam: s.RAdamF32,
+			LAMBMoments: s.LAMBMomentsF32, LAMBApply: s.LAMBApplyF32,
+			AdafactorVariance: s.AdafactorVarianceF32, AdafactorSums: s.AdafactorSumsF32,
+			AdafactorNorms: s.AdafactorNormsF32, AdafactorUpdate: s.AdafactorUpdateF32,
+			AdafactorFactor: kernels.AdafactorFactorF32, AdafactorMean: kernels.AdafactorMeanF32}
 	default:
-		k = Kernels[float64]{s.Level(), s.SGDF64, s.MomentumF64, s.AdamF64, s.AdamFastF64, s.LionF64, s.AdagradF64, s.RMSpropF64,
-			s.SumSquaresF64, s.SumSquaresCheckF64, s.DotF64, s.ScaleF64, s.NonFiniteF64, s.RoofF64,
-			s.AdafactorVarianceF64, s.AdafactorSumsF64, s.AdafactorNormsF64, s.AdafactorUpdateF64,
-			kernels.AdafactorFactorF64, kernels.AdafactorMeanF64}
+		k = Kernels[float64]{Level: s.Level(), SGD: s.SGDF64, Momentum: s.MomentumF64, Adam: s.AdamF64,
+			AdamFast: s.AdamFastF64, Lion: s.LionF64, Adagrad: s.AdagradF64, RMSprop: s.RMSpropF64,
+			SumSquares: s.SumSquaresF64, SumSquaresCheck: s.SumSquaresCheckF64, Dot: s.DotF64, Scale: s.ScaleF64,
+			NonFinite: s.NonFiniteF64, Roof: s.RoofF64,
+			Adamax: s.AdamaxF64, Adadelta: s.AdadeltaF64, NAdam: s.NAdamF64, RAdam: s.RAdamF64,
+			LAMBMoments: s.LAMBMomentsF64, LAMBApply: s.LAMBApplyF64,
+			AdafactorVariance: s.AdafactorVarianceF64, AdafactorSums: s.AdafactorSumsF64,
+			AdafactorNorms: s.AdafactorNormsF64, AdafactorUpdate: s.AdafactorUpdateF64,
+			AdafactorFactor: kernels.AdafactorFactorF64, AdafactorMean: kernels.AdafactorMeanF64}
 	}
 	return k.(Kernels[T])
 }

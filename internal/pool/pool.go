@@ -23,9 +23,18 @@
 // Waking a parked goroutine costs 100–400 µs on the machines this was
 // measured on, as much as an optimizer step of a 1M-parameter model or
 // several phases of a factorisation, so an idle helper polls for the next
-// job for a bounded time (the spin given to New) before it parks, and a
-// job wakes parked helpers only when asked to (wake): for a small job the
-// caller and the helpers still polling are quicker than a wake-up.
+// job for a while before it parks, and a job wakes parked helpers only
+// when that pays: when the caller asks (wake: a job long enough to pay for
+// a wake-up on its own), or when jobs come close enough together that a
+// helper which took part in the last one would still be polling now (the
+// steady state of back-to-back steps). How long a helper polls follows the
+// idle gaps between jobs: twice a decaying maximum of the recent gaps,
+// at least the spin given to New and at most MaxPoll (or the spin, if
+// longer). The pool's state after a job therefore depends on the timing of
+// the recent jobs, never on how the first one happened to go: a helper
+// that started late, or missed a job, is brought back by the next job that
+// comes within its polling time, and then stays. A pool whose spin is 0
+// parks at once and wakes only when asked.
 //
 // # Publication
 //
@@ -87,6 +96,11 @@ type Pool struct {
 	workers atomic.Int32        // workers taking part: ids 0 … workers-1
 	steal   atomic.Bool         // whether a worker takes others' tasks
 	stop    atomic.Bool
+
+	// lastEnd is when the last job ended and level the decaying maximum
+	// of the idle gaps before jobs (nanoseconds since epoch); see pollFor.
+	lastEnd atomic.Int64
+	level   atomic.Int64
 
 	busy sync.Mutex // held by the caller of a job
 	spin time.Duration
@@ -204,10 +218,45 @@ func (p *Pool) acquire(n, workers int) int {
 	return w
 }
 
+// MaxPoll bounds how long a helper polls after a job when the gaps between
+// jobs would have it poll longer (a pool's spin, when longer, is kept).
+// Thread pools of numerical libraries poll far longer (OpenMP runtimes
+// typically 200 ms); a millisecond covers the gaps between the steps of a
+// training loop on a small model and keeps the cost of polling in an idle
+// program at one core for one millisecond.
+const MaxPoll = time.Millisecond
+
+// epoch is the origin of the pool's clock (monotonic).
+var epoch = time.Now()
+
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+// pollFor returns how long a helper polls after a job when the decaying
+// maximum of the recent gaps is level: 2·level, at least spin and at most
+// max(MaxPoll, spin); 0 when spin is 0.
+func (p *Pool) pollFor(level int64) time.Duration {
+	if p.spin <= 0 {
+		return 0
+	}
+	d := time.Duration(min(2*level, int64(max(MaxPoll, p.spin))))
+	return max(d, p.spin)
+}
+
 // start publishes a job of n tasks on w workers (with bounds, or evenly
 // divided), works on it as worker 0 and waits for the rest. The caller
 // holds busy.
 func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
+	// The idle gap before this job: the helpers that took part in the
+	// last one have polled for pollFor(the level they saw); if this job
+	// comes within that time, a parked helper is one that missed the
+	// steady state, and waking it brings the pool back to it.
+	t0 := nanotime()
+	gap := t0 - p.lastEnd.Load()
+	prev := p.level.Load()
+	if !wake && p.lastEnd.Load() > 0 && time.Duration(gap) <= p.pollFor(prev) {
+		wake = true
+	}
+	p.level.Store(max(gap, prev-prev/8))
 	gen := p.gen.Load() + 1
 	if sameGen(gen, 0) { // 0 means "none" in pub, and runs hold gen's low bits
 		gen++
@@ -244,6 +293,7 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 	}
 	p.pub.Store(0)
 	p.job.Store(nil)
+	p.lastEnd.Store(nanotime())
 }
 
 // work runs tasks of generation gen as worker id: its own run from the
@@ -291,9 +341,10 @@ func (p *Pool) loop(h *helper, seen uint32) {
 }
 
 // await returns true when a generation other than seen is published and
-// false when the pool stops. It polls for p.spin, then parks.
+// false when the pool stops. It polls for pollFor(the gaps' level), then
+// parks.
 func (p *Pool) await(h *helper, seen uint32) bool {
-	if p.spin > 0 {
+	if poll := p.pollFor(p.level.Load()); poll > 0 {
 		start := time.Now()
 		for i := 1; ; i++ {
 			if p.gen.Load() != seen {
@@ -306,7 +357,7 @@ func (p *Pool) await(h *helper, seen uint32) bool {
 				if i > spinPure {
 					runtime.Gosched() // let a goroutine that shares our P run
 				}
-				if time.Since(start) >= p.spin {
+				if time.Since(start) >= poll {
 					break
 				}
 			}

@@ -254,3 +254,59 @@ func TestRunAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per job", a)
 	}
 }
+
+// TestSteadyStateAfterMissedStart: a helper that parked before the first
+// job (it started late, as after a pause) rejoins back-to-back jobs that
+// each last longer than its spin, without being asked to wake: the
+// steady state does not depend on how the first job went. (Before, the
+// caller ran every such job alone, since nothing woke the helper.) A pool
+// whose spin is 0 parks and is woken only when asked.
+func TestSteadyStateAfterMissedStart(t *testing.T) {
+	p := New(2, 50*time.Microsecond)
+	defer p.Close()
+	time.Sleep(20 * time.Millisecond) // the helper has polled its spin and parked
+	c := newCounter(8, 100*time.Microsecond)
+	for range 100 {
+		p.Run(&c.job, 8, 2, false)
+	}
+	if c.workers[1].Load() == 0 {
+		t.Fatal("the helper never rejoined back-to-back jobs")
+	}
+
+	q := New(2, 0)
+	defer q.Close()
+	time.Sleep(5 * time.Millisecond)
+	d := newCounter(8, 20*time.Microsecond)
+	for range 20 {
+		q.Run(&d.job, 8, 2, false)
+	}
+	if d.workers[1].Load() != 0 {
+		t.Fatal("a pool with spin 0 woke its helper unasked")
+	}
+}
+
+// TestPollFor: the polling time follows the gaps, within its bounds.
+func TestPollFor(t *testing.T) {
+	p := &Pool{spin: 50 * time.Microsecond}
+	for _, c := range []struct {
+		level int64
+		want  time.Duration
+	}{
+		{0, 50 * time.Microsecond},
+		{int64(10 * time.Microsecond), 50 * time.Microsecond},
+		{int64(200 * time.Microsecond), 400 * time.Microsecond},
+		{int64(time.Second), MaxPoll},
+	} {
+		if got := p.pollFor(c.level); got != c.want {
+			t.Fatalf("pollFor(%v) = %v, want %v", time.Duration(c.level), got, c.want)
+		}
+	}
+	p.spin = 5 * time.Millisecond
+	if got := p.pollFor(int64(time.Second)); got != p.spin {
+		t.Fatalf("a spin above MaxPoll: %v", got)
+	}
+	p.spin = 0
+	if got := p.pollFor(int64(time.Second)); got != 0 {
+		t.Fatalf("spin 0: %v", got)
+	}
+}

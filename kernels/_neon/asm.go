@@ -20,7 +20,9 @@ type gen struct {
 type stub struct {
 	field, name, sig string
 	streams          []string    // with the coefficient block: the pointer parameters
-	grid             *abi.Kernel // a grid kernel: its description
+	args             []string    // scalar parameters after the mode (element type)
+	sums             int         // float64 results
+	grid             *abi.Kernel // a grid kernel: its description (its own signature)
 }
 
 // p writes one instruction line in Go assembler syntax.

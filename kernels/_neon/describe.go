@@ -27,8 +27,28 @@ func described(g *gen, e elem, d *abi.Kernel, fast bool) {
 		panic(fmt.Sprintf("%s: %d streams, R1–R5 hold at most five", name, len(streams)))
 	}
 	ns := len(streams)
-	g.header(field, name, fmt.Sprintf("(c *%s, %s *%s, n, mode int)", e.block(), strings.Join(streams, ", "), e.goTyp),
-		8*(ns+3), streams...)
+	// The frame: the arguments after n and mode (element type), then the
+	// float64 sums, at the offsets of Go's ABI0.
+	argOff := 8 * (ns + 3)
+	end := argOff + len(d.Args)*e.size
+	sumOff := (end + 7) &^ 7
+	if len(d.Sums) > 0 {
+		end = sumOff + 8*len(d.Sums)
+	}
+	sig := fmt.Sprintf("(c *%s, %s *%s, n, mode int", e.block(), strings.Join(streams, ", "), e.goTyp)
+	if len(d.Args) > 0 {
+		sig += fmt.Sprintf(", %s %s", strings.Join(d.Args, ", "), e.goTyp)
+	}
+	sig += ")"
+	if len(d.Sums) > 0 {
+		sig += fmt.Sprintf(" (%s float64)", strings.Join(d.Sums, ", "))
+	}
+	frame := 0
+	if len(d.Sums) > 0 {
+		frame = lanesBytes * len(d.Sums)
+	}
+	g.headerFrame(field, name, sig, frame, end, streams...)
+	g.funcs[len(g.funcs)-1].args, g.funcs[len(g.funcs)-1].sums = d.Args, len(d.Sums)
 	g.p("MOVD c+0(FP), R0")
 	for i, s := range streams {
 		g.p("MOVD %s+%d(FP), R%d", s, 8*(i+1), i+1)
@@ -53,12 +73,27 @@ func described(g *gen, e elem, d *abi.Kernel, fast bool) {
 		coef[r] = V(20 + i)
 		g.row(coef[r], r)
 	}
+	// The arguments, in every lane, in the registers after the rows.
+	var args []V
+	for i, a := range d.Args {
+		v := V(20 + len(rows) + i)
+		g.p("%s %s+%d(FP), F%d", e.fmov, a, argOff+i*e.size, v)
+		g.dup(e, v)
+		args = append(args, v)
+	}
+	if n := 20 + len(rows) + len(args); n > 32 || len(d.Sums) > 0 && n > int(sumTemp) {
+		panic(fmt.Sprintf("%s: %d coefficient rows and arguments, too many for V20–V31", name, len(rows)+len(args)))
+	}
 	g.dispatch("R7", d.Mask(), d.Canon)
 	for _, v := range d.Variants() {
 		pfx := fmt.Sprintf("v%d", v.Mode)
 		g.label(pfx)
+		if len(d.Sums) > 0 {
+			withSums(g, e, d, v.Mode, pfx, coef, args, sumOff)
+			continue
+		}
 		g.loops(e, pfx, "R6", func(s shape) {
-			b := &body{g: g, e: e, s: s, coef: coef}
+			b := &body{g: g, e: e, s: s, coef: coef, args: args}
 			if !fast {
 				b.emit(d.Lower(v.Mode))
 				return
@@ -76,18 +111,25 @@ type body struct {
 	e    elem
 	s    shape
 	coef map[int]V // row → register
+	args []V       // argument → register
 	grp  []V       // value → first register of its group
 	// The data groups: ngroups groups of gsize registers from V0 (zero:
 	// five groups of four, V0–V19); used marks those in use.
 	gsize, ngroups int
 	used           []bool
-	// Grid kernels: the registers of the arguments and of the broadcast
-	// row streams, the pointer register of each stream (default R1 up),
-	// and the reductions.
-	args   map[string]V
-	bcast  map[int]V
-	ptr    map[int]string
+	// reduce writes a reduction (OpSumSq; grid kernels also OpRowSumSq
+	// and OpColSumSq) of the value in x (the first register of its group):
+	// sumSq into the frame for an element-wise kernel with sums (withSums),
+	// gridReduce into registers for a grid kernel.
 	reduce func(v abi.Value, x V)
+	// half and lane place the vectors of an element-wise kernel with sums
+	// among the 16 lanes: a full float64 pass is half 0 or 1 of its unit,
+	// a scalar pass element lane of the tail.
+	half, lane int
+	// Grid kernels: the registers of the broadcast row streams, and the
+	// pointer register of each stream (default R1 up).
+	bcast map[int]V
+	ptr   map[int]string
 }
 
 // alloc returns the first register of a free data group.
@@ -145,13 +187,13 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 			case vals[x].Op == abi.OpRow:
 				return b.coef[vals[x].Row]
 			case vals[x].Op == abi.OpArg:
-				return b.args[vals[x].Var]
+				return b.args[vals[x].Arg]
 			case vals[x].Op == abi.OpLoad && b.bcast != nil && isBcast(b, vals[x].Stream):
 				return b.bcast[vals[x].Stream]
 			}
 			return b.grp[x] + j
 		}
-		data := func(k int) bool { return vals[v.Args[k]].Op != abi.OpRow }
+		data := func(k int) bool { op := vals[v.Args[k]].Op; return op != abi.OpRow && op != abi.OpArg }
 		// dst returns the group of the result: that of the first operand
 		// that dies, or a free one.
 		dst := func() V {
@@ -165,6 +207,11 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 		}
 		switch v.Op {
 		case abi.OpRow, abi.OpArg:
+		case abi.OpSumSq, abi.OpRowSumSq, abi.OpColSumSq:
+			if !data(0) {
+				panic("sum of squares of a coefficient")
+			}
+			b.reduce(v, r(0, 0))
 		case abi.OpLoad:
 			if b.bcast != nil && isBcast(b, v.Stream) {
 				break
@@ -179,8 +226,6 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 				panic("store of a coefficient")
 			}
 			g.store(e, s, b.grp[v.Args[0]], b.streamReg(v.Stream))
-		case abi.OpSumSq, abi.OpRowSumSq, abi.OpColSumSq:
-			b.reduce(v, r(0, 0))
 		case abi.OpMul, abi.OpAdd, abi.OpSub, abi.OpDiv:
 			f := map[abi.Op]func(elem, V, V, V){abi.OpMul: g.fmul, abi.OpAdd: g.fadd, abi.OpSub: g.fsub, abi.OpDiv: g.fdiv}[v.Op]
 			d := dst()
@@ -233,6 +278,13 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 			s.each(func(j V) { g.bif(d+j, r(0, j), nz+j) })
 			b.free(nz)
 			b.grp[i] = d
+		case abi.OpAbs:
+			// |x| = x &^ -0: the sign bit cleared, NaN kept, as FABS
+			// and the other levels' and-not.
+			negzero := b.coef[abi.RowNegZero]
+			d := dst()
+			s.each(func(j V) { g.bic(d+j, r(0, j), negzero) })
+			b.grp[i] = d
 		default:
 			panic(fmt.Sprintf("arm64: no lowering of %v", v.Op))
 		}
@@ -241,6 +293,106 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 				b.free(b.grp[x])
 			}
 		}
+	}
+}
+
+// Kernels with sums keep the 16 float64 lanes of each sum in their frame
+// (lanesBytes each, from the frame's bottom, whose address R8 holds): the
+// registers hold the data, the rows and the arguments. V28–V31 carry the
+// lanes in and out, and the float32 conversions.
+const (
+	lanesBytes   = 16 * 8
+	sumTemp    V = 28
+	frameReg     = "R8"
+	frameAddr    = "$lanes-%d(SP)"
+)
+
+// withSums writes the loops of variant mode of a kernel with sums: units
+// of 16 elements (one pass of four float32 vectors, or two of four float64
+// vectors, the first for lanes 0–7 and the second for lanes 8–15), then
+// each element of the tail in lane 0 of a vector, element i into lane i;
+// then the lanes of each sum added by the tree of combine16, into its
+// result.
+func withSums(g *gen, e elem, d *abi.Kernel, mode int, pfx string, coef map[int]V, args []V, sumOff int) {
+	frame := lanesBytes * len(d.Sums)
+	g.p("MOVD "+frameAddr+", %s", frame, frameReg)
+	for k := V(0); k < 4; k++ {
+		g.zero(sumTemp + k)
+	}
+	g.p("MOVD %s, R9", frameReg)
+	for range frame / 64 {
+		g.p("VST1.P [V%d.D2, V%d.D2, V%d.D2, V%d.D2], 64(R9)", sumTemp, sumTemp+1, sumTemp+2, sumTemp+3)
+	}
+	pass := func(s shape, half, lane int) {
+		b := &body{g: g, e: e, s: s, coef: coef, args: args, half: half, lane: lane}
+		b.reduce = func(v abi.Value, x V) { b.sumSq(v.Sum, x) }
+		b.emit(d.Lower(mode))
+	}
+	g.p("SUBS $16, R6, R6")
+	g.p("BLT %stail", pfx)
+	g.label(pfx + "loop16")
+	pass(wide, 0, 0)
+	if e.size == 8 {
+		pass(wide, 1, 0)
+	}
+	g.p("SUBS $16, R6, R6")
+	g.p("BGE %sloop16", pfx)
+	g.label(pfx + "tail")
+	g.p("ADDS $16, R6, R6")
+	for i := range 15 {
+		g.p("CBZ R6, %scombine", pfx)
+		pass(scalar, 0, i)
+		g.p("SUB $1, R6, R6")
+	}
+	g.label(pfx + "combine")
+	// l[i] += l[i+8]; l[i] += l[i+4]; l[i] += l[i+2]; l[0] + l[1], with
+	// lanes 2k and 2k+1 in V0+k.
+	for sum := range d.Sums {
+		g.p("ADD $%d, %s, R9", sum*lanesBytes, frameReg)
+		g.p("VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]")
+		g.p("VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]")
+		g.tree(0)
+		g.p("FMOVD F0, %s+%d(FP)", d.Sums[sum], sumOff+8*sum)
+	}
+	g.p("RET")
+}
+
+// sumSq adds the squares of the group x, converted to float64, to the
+// lanes of sum s in the frame (see withSums).
+func (b *body) sumSq(s int, x V) {
+	g, e, sh := b.g, b.e, b.s
+	base := s * lanesBytes
+	t0, t1, a0, a1 := sumTemp, sumTemp+1, sumTemp+2, sumTemp+3
+	switch {
+	case sh.scalar:
+		src := x
+		if e.size == 4 {
+			g.enc(FCVTL(t0, x, false))
+			src = t0
+		}
+		off := base + 8*b.lane
+		g.p("FMOVD %d(%s), F%d", off, frameReg, a0)
+		g.fmla(f64, a0, src, src) // lane 0 is the element; lane 1 is not stored
+		g.p("FMOVD F%d, %d(%s)", a0, off, frameReg)
+	case e.size == 4:
+		// Vector j holds elements 4j … 4j+3: lanes 4j, 4j+1 and 4j+2, 4j+3.
+		g.p("ADD $%d, %s, R9", base, frameReg)
+		for j := V(0); j < 4; j++ {
+			g.enc(FCVTL(t0, x+j, false))
+			g.enc(FCVTL(t1, x+j, true))
+			g.p("VLD1 (R9), [V%d.D2, V%d.D2]", a0, a1)
+			g.fmla(f64, a0, t0, t0)
+			g.fmla(f64, a1, t1, t1)
+			g.p("VST1.P [V%d.D2, V%d.D2], 32(R9)", a0, a1)
+		}
+	default:
+		// Vector j of half h holds lanes 8h+2j and 8h+2j+1.
+		g.p("ADD $%d, %s, R9", base+64*b.half, frameReg)
+		g.p("VLD1 (R9), [V%d.D2, V%d.D2, V%d.D2, V%d.D2]", t0, t1, a0, a1)
+		for j := V(0); j < 4; j++ {
+			g.fmla(f64, t0+j, x+j, x+j)
+		}
+		g.p("VST1 [V%d.D2, V%d.D2, V%d.D2, V%d.D2], (R9)", t0, t1, a0, a1)
 	}
 }
 

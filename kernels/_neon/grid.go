@@ -13,7 +13,7 @@ import (
 // element j of the row goes to lane j mod 16 of a reduction, as in the
 // reference. The 16 float64 lanes of a reduction live in eight registers,
 // register k holding lanes 2k and 2k+1 (as in the reductions of
-// kernels.go), and end with the same tree (combine).
+// kernels.go), and end with the same tree (tree).
 //
 // Registers: R0 the coefficient block, R1 up the streams' pointers (full
 // and row streams advance with the data, a column stream restarts each row
@@ -47,20 +47,6 @@ func frame(d *abi.Kernel, e elem) (map[string]int, int) {
 		put(s, 8)
 	}
 	return off, n
-}
-
-// combineLanes adds the 16 lanes held in acc…acc+7 by the fixed tree into
-// the low double of dst: l[i] += l[i+8], l[i] += l[i+4], l[i] += l[i+2],
-// l[0] + l[1].
-func (g *gen) combineLanes(acc, dst V) {
-	for k := V(0); k < 4; k++ {
-		g.fadd(f64, acc+k, acc+k, acc+4+k)
-	}
-	for k := V(0); k < 2; k++ {
-		g.fadd(f64, acc+k, acc+k, acc+2+k)
-	}
-	g.fadd(f64, acc, acc, acc+1)
-	g.enc(FADDPD(dst, acc))
 }
 
 func grid(g *gen, e elem, d *abi.Kernel) {
@@ -109,11 +95,11 @@ func grid(g *gen, e elem, d *abi.Kernel) {
 			g.row(coef[r], r)
 		}
 	}
-	args := map[string]V{}
-	for _, a := range d.Args {
-		args[a] = take()
-		g.p("%s %s+%d(FP), F%d", e.fmov, a, off[a], args[a])
-		g.dup(e, args[a])
+	args := make([]V, len(d.Args))
+	for i, a := range d.Args {
+		args[i] = take()
+		g.p("%s %s+%d(FP), F%d", e.fmov, a, off[a], args[i])
+		g.dup(e, args[i])
 	}
 	bcast := map[int]V{}
 	for s, st := range d.Streams {
@@ -196,14 +182,14 @@ func grid(g *gen, e elem, d *abi.Kernel) {
 		}
 		g.label(pfx + "rowend")
 		for s, a := range rowAcc {
-			g.combineLanes(a, 0)
+			g.tree(a)
 			g.p("FMOVD.P F0, 8(%s)", ptr[s])
 		}
 		g.p("SUBS $1, R6, R6")
 		g.p("BNE %srow", pfx)
 		g.label(pfx + "end")
 		for s := range d.Sums {
-			g.combineLanes(sums[s], 0)
+			g.tree(sums[s])
 			g.p("FMOVD F0, %s+%d(FP)", d.Sums[s], off[d.Sums[s]])
 		}
 		g.p("RET")

@@ -18,10 +18,15 @@ import (
 // given streams takes the coefficient block first and the mode last, and
 // streams are its pointer parameters.
 func (g *gen) header(field, name, sig string, argSize int, streams ...string) {
+	g.headerFrame(field, name, sig, 0, argSize, streams...)
+}
+
+// headerFrame is header for a kernel with a frame of frame bytes.
+func (g *gen) headerFrame(field, name, sig string, frame, argSize int, streams ...string) {
 	g.funcs = append(g.funcs, stub{field: field, name: name, sig: sig, streams: streams})
 	g.raw("")
 	g.raw(fmt.Sprintf("// func %s%s", name, sig))
-	g.raw(fmt.Sprintf("TEXT ·%s(SB), NOSPLIT, $0-%d", name, argSize))
+	g.raw(fmt.Sprintf("TEXT ·%s(SB), NOSPLIT, $%d-%d", name, frame, argSize))
 }
 
 // row loads coefficient row r of the block at R0 into every lane of v.
@@ -87,6 +92,13 @@ const acc V = 16
 // lanesTail writes the tail of a reduction: up to 15 elements, element i
 // into lane i. The count is in rn. one(i) writes the work for element i.
 func (g *gen) lanesTail(rn string, one func(i int)) {
+	g.tailOnly(rn, one)
+	g.tree(acc)
+}
+
+// tailOnly is lanesTail without the combination: it ends at label
+// "combine".
+func (g *gen) tailOnly(rn string, one func(i int)) {
 	g.label("tail")
 	g.p("ADDS $16, %s, %s", rn, rn)
 	for i := 0; i < 15; i++ {
@@ -95,15 +107,19 @@ func (g *gen) lanesTail(rn string, one func(i int)) {
 		g.p("SUB $1, %s, %s", rn, rn)
 	}
 	g.label("combine")
+}
+
+// tree combines the 16 lanes in base…base+7 by the fixed tree into F0.
+func (g *gen) tree(base V) {
 	// l[i] += l[i+8]; l[i] += l[i+4]; l[i] += l[i+2]; l[0] + l[1].
 	for k := V(0); k < 4; k++ {
-		g.fadd(f64, acc+k, acc+k, acc+4+k)
+		g.fadd(f64, base+k, base+k, base+4+k)
 	}
 	for k := V(0); k < 2; k++ {
-		g.fadd(f64, acc+k, acc+k, acc+2+k)
+		g.fadd(f64, base+k, base+k, base+2+k)
 	}
-	g.fadd(f64, acc, acc, acc+1)
-	g.enc(FADDPD(0, acc))
+	g.fadd(f64, base, base, base+1)
+	g.enc(FADDPD(0, base))
 }
 
 // laneLoad loads element i of the tail from ptr into lane i mod 2 of v
@@ -333,4 +349,81 @@ func roof(g *gen, e elem, k int) {
 			g.store(e, s, d, regs[i])
 		}
 	}, nil)
+}
+
+// secantDots: s = x - xp and y = gr - gp in float64 (float32 data is
+// widened first), then lsy = fma(s, y, lsy) in V16–V23 and
+// lyy = fma(y, y, lyy) in V24–V31, each combined by the tree. A pass of 16
+// elements goes in parts of 8 (float64: V0–V3 x, V4–V7 xp, V8–V11 gr,
+// V12–V15 gp) or of 4 (float32: V0–V3 one vector of each stream, widened
+// into V4–V11).
+func secantDots(g *gen, e elem) {
+	const acc2 V = 24
+	name := "secantDots" + e.name + "NEON"
+	g.header("secantDots", name, fmt.Sprintf("(x, xp, gr, gp *%s, n int) (sy, yy float64)", e.goTyp), 56)
+	ptrs := []string{"R0", "R1", "R2", "R3"}
+	for i, a := range []string{"x", "xp", "gr", "gp"} {
+		g.p("MOVD %s+%d(FP), %s", a, 8*i, ptrs[i])
+	}
+	g.p("MOVD n+32(FP), R4")
+	for k := V(0); k < 8; k++ {
+		g.zero(acc + k)
+		g.zero(acc2 + k)
+	}
+	g.p("SUBS $16, R4, R4")
+	g.p("BLT tail")
+	g.label("loop")
+	if e.size == 4 {
+		for q := V(0); q < 4; q++ {
+			for i, ptr := range ptrs {
+				g.load(e, single, V(i), ptr, true)
+			}
+			for i := V(0); i < 4; i++ {
+				g.enc(FCVTL(4+2*i, i, false))
+				g.enc(FCVTL(5+2*i, i, true))
+			}
+			for m := V(0); m < 2; m++ {
+				g.fsub(f64, 4+m, 4+m, 6+m)  // s = x - xp
+				g.fsub(f64, 8+m, 8+m, 10+m) // y = gr - gp
+				g.fmla(f64, acc+2*q+m, 4+m, 8+m)
+				g.fmla(f64, acc2+2*q+m, 8+m, 8+m)
+			}
+		}
+	} else {
+		for h := V(0); h < 2; h++ {
+			for i, ptr := range ptrs {
+				g.load(e, wide, 4*V(i), ptr, true)
+			}
+			for k := V(0); k < 4; k++ {
+				g.fsub(f64, k, k, 4+k)      // s = x - xp
+				g.fsub(f64, 8+k, 8+k, 12+k) // y = gr - gp
+				g.fmla(f64, acc+4*h+k, k, 8+k)
+				g.fmla(f64, acc2+4*h+k, 8+k, 8+k)
+			}
+		}
+	}
+	g.p("SUBS $16, R4, R4")
+	g.p("BGE loop")
+	g.tailOnly("R4", func(i int) {
+		for j, ptr := range ptrs {
+			g.zero(V(j))
+			g.laneLoad(e, V(j), ptr, i)
+		}
+		v := V(0)
+		if e.size == 4 {
+			for j := V(0); j < 4; j++ {
+				g.enc(FCVTL(4+j, j, false))
+			}
+			v = 4
+		}
+		g.fsub(f64, v, v, v+1)     // s = x - xp
+		g.fsub(f64, v+2, v+2, v+3) // y = gr - gp
+		g.fmla(f64, acc+V(i/2), v, v+2)
+		g.fmla(f64, acc2+V(i/2), v+2, v+2)
+	})
+	g.tree(acc)
+	g.p("FMOVD F0, sy+40(FP)")
+	g.tree(acc2)
+	g.p("FMOVD F0, yy+48(FP)")
+	g.p("RET")
 }

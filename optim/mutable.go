@@ -1,0 +1,175 @@
+package optim
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Mutable groups, frozen parameters and parameters without a gradient: the
+// parts of PyTorch's optimizer API that change a running optimizer.
+
+// SetGroup replaces the hyperparameters of group i with h, which must be of
+// the optimizer's kind, as code that edits optimizer.param_groups[i] does:
+// every hyperparameter may change, not only the learning rate. h is
+// validated (Validate, and the coefficient check of [New]); on an error
+// nothing changes. The change takes effect at the next Step.
+//
+// When the new config names state buffers that the old one did not
+// (AMSGrad, momentum or centering turned on), each parameter of the group
+// gets them at once, at their rule's initial value: zero, or Adagrad's
+// initial_accumulator_value. A new SGD momentum buffer is set to the
+// gradient at the parameter's next step, as PyTorch does when
+// momentum_buffer is None; a new max_exp_avg_sq, square_avg, grad_avg or
+// RMSprop momentum buffer starts at zero, where PyTorch, which creates
+// state only at a parameter's first step, would raise a KeyError. Buffers
+// that the new config does not name are dropped (turning AMSGrad off and
+// on again starts max_exp_avg_sq afresh). Buffers it keeps keep their
+// values. Step counts do not change.
+func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
+	if o.closed {
+		return ErrClosed
+	}
+	if i < 0 || i >= len(o.groups) {
+		return o.groupErr(i)
+	}
+	if h == nil {
+		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	if h.Kind() != o.kind {
+		return fmt.Errorf("%w: a %v config for a %v optimizer", ErrInvalid, h.Kind(), o.kind)
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if err := checkIn[T](h, o.lossScale); err != nil {
+		return err
+	}
+	old := o.groups[i]
+	o.groups[i] = h
+	if old.kernel() != h.kernel() || !slices.Equal(old.buffers(), h.buffers()) {
+		// Lay the state out again now, so that State and Save see the
+		// new buffers and the next Step finds them.
+		o.dirty = true
+		o.prepare()
+	}
+	return nil
+}
+
+// SetGroupValue sets one hyperparameter of group i by its PyTorch name
+// (lr, weight_decay, amsgrad, …; see [HyperNames]), as
+// optimizer.param_groups[i][name] = v does; a bool takes 0 or 1. It is
+// SetGroup with [WithHyperValue]'s config, and changes nothing on an error.
+func (o *Optimizer[T]) SetGroupValue(i int, name string, v float64) error {
+	if i < 0 || i >= len(o.groups) {
+		return o.groupErr(i)
+	}
+	h, err := WithHyperValue(o.groups[i], name, v)
+	if err != nil {
+		return err
+	}
+	return o.SetGroup(i, h)
+}
+
+// SetRequiresGrad freezes (false) or unfreezes (true) the parameter called
+// name, as requires_grad does in PyTorch. A frozen parameter takes no part
+// in a step: its values, state buffers and step count stay as they are (no
+// weight decay, no moment decay), its gradient is neither read nor
+// checked, and it is left out of GradNorm, ClipGradNorm and UnscaleGrads.
+// Its step count then falls behind those of its group, and its next step
+// uses its own count (Adam's bias corrections), as PyTorch's per-parameter
+// step does. Parameters start unfrozen; the setting is not saved with the
+// state.
+func (o *Optimizer[T]) SetRequiresGrad(name string, requires bool) error {
+	p, err := o.param(name)
+	if err != nil {
+		return err
+	}
+	p.frozen = !requires
+	return nil
+}
+
+// SetNoGrad declares that the parameter called name has no gradient in the
+// next Step, as a parameter whose .grad is None after zero_grad(set_to_none
+// = True) and a backward pass that did not reach it: that Step treats it
+// as frozen (see [Optimizer.SetRequiresGrad]), and so do GradNorm,
+// ClipGradNorm and UnscaleGrads until then. The mark is cleared by the next
+// Step that looks at the gradients: one that applies the update, or skips
+// it or fails because a gradient is not finite; a Step that fails before
+// (ErrClosed, ErrHyper, ErrInvalid) keeps it. It does not allocate.
+func (o *Optimizer[T]) SetNoGrad(name string) error {
+	p, err := o.param(name)
+	if err != nil {
+		return err
+	}
+	p.noGrad = true
+	return nil
+}
+
+func (o *Optimizer[T]) param(name string) (*param[T], error) {
+	if o.closed {
+		return nil, ErrClosed
+	}
+	i, ok := o.names[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	return &o.params[i], nil
+}
+
+// clearNoGrad clears every SetNoGrad mark.
+func (o *Optimizer[T]) clearNoGrad() {
+	for i := range o.params {
+		o.params[i].noGrad = false
+	}
+}
+
+// HyperNames returns the names of h's hyperparameters, PyTorch's
+// param_groups keys (lr, betas as beta1 and beta2, eps, weight_decay,
+// amsgrad, maximize, …), in the order state files store them.
+func HyperNames(h Hyper) []string {
+	names, _ := values(h)
+	return names
+}
+
+// HyperValue returns the hyperparameter of h called name (see
+// [HyperNames]); a bool is 0 or 1. An unknown name gives an error wrapping
+// ErrHyper. With it and [WithHyperValue], code can treat configs of
+// different types alike (AdamConfig and AdamWConfig, say) without a type
+// switch.
+func HyperValue(h Hyper, name string) (float64, error) {
+	if h == nil {
+		return 0, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	fs, _ := h.named()
+	for _, f := range fs {
+		if f.name == name {
+			return f.get(), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %v has no hyperparameter %q (it has %v)", ErrHyper, h.Kind(), name, HyperNames(h))
+}
+
+// WithHyperValue returns a copy of h with the hyperparameter called name
+// set to v (0 or 1 for a bool), validated. h itself does not change. An
+// unknown name, a bool that is not 0 or 1 or a value that Validate refuses
+// gives an error wrapping ErrHyper.
+func WithHyperValue(h Hyper, name string, v float64) (Hyper, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	fs, get := h.named()
+	for _, f := range fs {
+		if f.name != name {
+			continue
+		}
+		if !f.set(v) {
+			return nil, fmt.Errorf("%w: %s = %v, want 0 or 1", ErrHyper, name, v)
+		}
+		out := get()
+		if err := out.Validate(); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: %v has no hyperparameter %q (it has %v)", ErrHyper, h.Kind(), name, HyperNames(h))
+}

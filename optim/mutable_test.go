@@ -1,0 +1,400 @@
+package optim
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"slices"
+	"testing"
+)
+
+// freezeSchedule says, for tensor t at step s (from 0), whether it has a
+// gradient: tensor 1 is frozen at steps 1 and 2, tensor 2 has no gradient
+// at step 3.
+func hasGrad(s, t int) bool {
+	return !(t == 1 && (s == 1 || s == 2)) && !(t == 2 && s == 3)
+}
+
+// TestFrozenMatchesOwnSteps: a parameter that sits out steps (frozen or
+// without a gradient) ends bit for bit where an optimizer of that
+// parameter alone ends after the steps it took, with the gradients it saw:
+// no weight decay, no moment decay while it sits out, and its own step
+// count in the bias corrections. Every worker count and both element
+// types. The tensors that sit out are matrices, so that Adafactor factors
+// them (its three passes skip them, and its row_var and col_var stay).
+func TestFrozenMatchesOwnSteps(t *testing.T) {
+	for _, h := range []Hyper{
+		AdamWConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1},
+		SGDConfig{LR: 0.05, Momentum: 0.9, Dampening: 0.1, WeightDecay: 0.01},
+		RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8, WeightDecay: 0.01, Centered: true, Momentum: 0.5},
+		NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3},
+		LAMBConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01},
+		AdafactorConfig{LR: 1e-2, Beta2Decay: -0.8, Eps1Machine: true, Eps2: 1e-3, D: 1, WeightDecay: 0.01},
+	} {
+		for _, workers := range []int{1, 2, 3} {
+			checkFrozen[float32](t, h, workers)
+			checkFrozen[float64](t, h, workers)
+		}
+	}
+}
+
+func checkFrozen[T Float](t *testing.T, h Hyper, workers int) {
+	t.Helper()
+	sizes := []int{37, 5000, 129}
+	const steps = 6
+	m := newTestModel[T](sizes)
+	m.shapes[1], m.shapes[2] = []int{50, 100}, []int{3, 43}
+	start := m.clone()
+	o := mustNew[T](t, h, Options{Workers: workers, ShardThreshold: 1, ChunkSize: 1024})
+	m.register(t, o, nil)
+	var seen [3][][]T // the gradients each tensor stepped with
+	for s := range steps {
+		m.fillGrads(s)
+		for ti := range sizes {
+			if !hasGrad(s, ti) {
+				// Poison the gradient: a frozen parameter's gradient
+				// is not read, checked or counted.
+				m.grad[ti][0] = T(math.NaN())
+				if ti == 1 {
+					if err := o.SetRequiresGrad(m.names[ti], false); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := o.SetNoGrad(m.names[ti]); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := o.SetRequiresGrad(m.names[ti], true); err != nil {
+					t.Fatal(err)
+				}
+				seen[ti] = append(seen[ti], slices.Clone(m.grad[ti]))
+			}
+		}
+		before := snapTensors(m)
+		norm, finite, err := o.GradNorm()
+		if err != nil || !finite || math.IsNaN(norm) {
+			t.Fatalf("%v step %d: GradNorm = %v, %v, %v: a frozen gradient counted", h, s, norm, finite, err)
+		}
+		rep := mustStep(t, o)
+		if rep.Skipped {
+			t.Fatalf("%v step %d: skipped for a frozen parameter's NaN", h, s)
+		}
+		for ti := range sizes {
+			if !hasGrad(s, ti) && !bitsEqual(before[ti], m.data[ti]) {
+				t.Fatalf("%v step %d: tensor %d moved without a gradient", h, s, ti)
+			}
+		}
+	}
+	for ti := range sizes {
+		info, _ := o.Param(m.names[ti])
+		if info.Step != int64(len(seen[ti])) {
+			t.Fatalf("%v: tensor %d step count %d, took %d steps", h, ti, info.Step, len(seen[ti]))
+		}
+		// The same tensor alone, stepped with the gradients it saw.
+		data := slices.Clone(start.data[ti])
+		grad := make([]T, len(data))
+		r := mustNew[T](t, h, Options{Workers: 1, ChunkSize: 1024})
+		if err := r.Add(m.names[ti], data, grad, m.shapes[ti]...); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range seen[ti] {
+			copy(grad, g)
+			mustStep(t, r)
+		}
+		if !bitsEqual(data, m.data[ti]) {
+			t.Fatalf("%v workers %d %T: tensor %d differs from its own steps", h, workers, data[0], ti)
+		}
+		for _, name := range paramBuffers(h, m.shapes[ti]) {
+			a, err := o.State(m.names[ti], name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := r.State(m.names[ti], name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bitsEqual(a, b) {
+				t.Fatalf("%v: tensor %d buffer %s differs from its own steps", h, ti, name)
+			}
+		}
+	}
+}
+
+func snapTensors[T Float](m *testModel[T]) [][]T {
+	out := make([][]T, len(m.data))
+	for i, d := range m.data {
+		out[i] = slices.Clone(d)
+	}
+	return out
+}
+
+// TestNoGradCleared: SetNoGrad lasts one Step; a failing Step before the
+// gradients are read keeps it; SetNoGrad and Step do not allocate.
+func TestNoGradCleared(t *testing.T) {
+	m := newTestModel[float32]([]int{64, 64})
+	o := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	m.register(t, o, nil)
+	m.fillGrads(0)
+	if err := o.SetNoGrad(m.names[1]); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(t, o)
+	mustStep(t, o)
+	if a, _ := o.Param(m.names[0]); a.Step != 2 {
+		t.Fatalf("step %d", a.Step)
+	}
+	if b, _ := o.Param(m.names[1]); b.Step != 1 {
+		t.Fatalf("the mark outlived its step: step %d", b.Step)
+	}
+	// A Step that fails before reading the gradients keeps the mark.
+	o.params[0].step = MaxStep
+	if err := o.SetNoGrad(m.names[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Step(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Step at MaxStep: %v", err)
+	}
+	if !o.params[1].noGrad {
+		t.Fatal("a failed Step cleared the mark")
+	}
+	o.params[0].step = 2
+	mustStep(t, o)
+	if b, _ := o.Param(m.names[1]); b.Step != 1 {
+		t.Fatalf("step %d after the kept mark", b.Step)
+	}
+	if err := o.SetNoGrad("nope"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown name: %v", err)
+	}
+	if err := o.SetRequiresGrad("nope", false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown name: %v", err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		_ = o.SetNoGrad(m.names[0])
+		if _, err := o.Step(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per SetNoGrad and Step", allocs)
+	}
+}
+
+// TestClipSkipsFrozen: ClipGradNorm measures and scales only the
+// gradients of parameters that take part.
+func TestClipSkipsFrozen(t *testing.T) {
+	o := mustNew[float64](t, DefaultSGD(0.1), Options{Workers: 1})
+	g0, g1 := []float64{3, 4}, []float64{100, 100}
+	if err := o.Add("a", make([]float64, 2), g0); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Add("b", make([]float64, 2), g1); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetRequiresGrad("b", false); err != nil {
+		t.Fatal(err)
+	}
+	norm, err := o.ClipGradNorm(1)
+	if err != nil || norm != 5 {
+		t.Fatalf("norm %v, %v; want 5", norm, err)
+	}
+	if g1[0] != 100 || g0[0] >= 3 {
+		t.Fatalf("gradients after clipping: %v %v", g0, g1)
+	}
+	if info, _ := o.Param("b"); !info.Frozen {
+		t.Fatal("ParamInfo.Frozen not set")
+	}
+}
+
+// TestSetGroupAMSGrad: turning AMSGrad on keeps exp_avg and exp_avg_sq,
+// adds max_exp_avg_sq at zero at once, and the first AMSGrad step equals
+// the plain step (max(0, v) = v); turning it off drops the buffer.
+func TestSetGroupAMSGrad(t *testing.T) {
+	m := newTestModel[float32]([]int{300})
+	a, b := m, m.clone()
+	oa := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	ob := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	a.register(t, oa, nil)
+	b.register(t, ob, nil)
+	for s := range 3 {
+		a.fillGrads(s)
+		b.fillGrads(s)
+		mustStep(t, oa)
+		mustStep(t, ob)
+	}
+	v0, _ := oa.State(a.names[0], BufExpAvgSq)
+	if err := oa.SetGroupValue(0, "amsgrad", 1); err != nil {
+		t.Fatal(err)
+	}
+	vmax, err := oa.State(a.names[0], BufMaxExpAvgSq)
+	if err != nil || slices.ContainsFunc(vmax, func(x float32) bool { return x != 0 || math.Signbit(float64(x)) }) {
+		t.Fatalf("max_exp_avg_sq after turning AMSGrad on: %v", err)
+	}
+	if v, _ := oa.State(a.names[0], BufExpAvgSq); !bitsEqual(v, v0) {
+		t.Fatal("exp_avg_sq changed")
+	}
+	a.fillGrads(3)
+	b.fillGrads(3)
+	mustStep(t, oa)
+	mustStep(t, ob)
+	if !bitsEqual(a.data[0], b.data[0]) {
+		t.Fatal("the first AMSGrad step differs from the plain one")
+	}
+	v, _ := oa.State(a.names[0], BufExpAvgSq)
+	if vmax, _ = oa.State(a.names[0], BufMaxExpAvgSq); !bitsEqual(v, vmax) {
+		t.Fatal("max_exp_avg_sq is not v after one step")
+	}
+	h, _ := oa.Group(0)
+	if !h.(AdamConfig).AMSGrad {
+		t.Fatal("Group does not show the change")
+	}
+	// Save and Load carry the new buffer.
+	var buf bytes.Buffer
+	if err := oa.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := oa.SetGroupValue(0, "amsgrad", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oa.State(a.names[0], BufMaxExpAvgSq); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("max_exp_avg_sq after turning AMSGrad off: %v", err)
+	}
+	if err := oa.Load(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := oa.State(a.names[0], BufMaxExpAvgSq); !bitsEqual(got, vmax) {
+		t.Fatal("max_exp_avg_sq after Load")
+	}
+}
+
+// TestSetGroupMomentumFresh: SGD momentum turned on under way sets the new
+// buffer to the gradient, as PyTorch does when momentum_buffer is None,
+// in the Optimizer and in a Stepper alike.
+func TestSetGroupMomentumFresh(t *testing.T) {
+	o := mustNew[float64](t, SGDConfig{LR: 0.1}, Options{Workers: 1})
+	p, g := []float64{1, 2, 3}, []float64{0.5, -0.25, 2}
+	if err := o.Add("w", p, g); err != nil {
+		t.Fatal(err)
+	}
+	grp, _ := NewGroup[float64](SGDConfig{LR: 0.1}, nil)
+	st, _ := grp.NewStepper(3)
+	q := slices.Clone(p)
+	for range 2 {
+		mustStep(t, o)
+		if err := st.Step(q, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on := SGDConfig{LR: 0.1, Momentum: 0.9, Dampening: 0.5}
+	if err := o.SetGroup(0, on); err != nil {
+		t.Fatal(err)
+	}
+	if err := grp.SetHyper(on); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(t, o)
+	if err := st.Step(q, g); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := o.State("w", BufMomentumBuffer)
+	if !bitsEqual(b, g) || !bitsEqual(st.Buffer(BufMomentumBuffer), g) {
+		t.Fatalf("new momentum buffer %v / %v, want the gradient %v", b, st.Buffer(BufMomentumBuffer), g)
+	}
+	// The next step is a dampened one: b = 0.9·g + 0.5·g.
+	mustStep(t, o)
+	if err := st.Step(q, g); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = o.State("w", BufMomentumBuffer)
+	for i := range g {
+		if want := math.FMA(0.9, g[i], 0.5*g[i]); b[i] != want || st.Buffer(BufMomentumBuffer)[i] != want {
+			t.Fatalf("second momentum step: %v, want %v", b[i], want)
+		}
+	}
+	if !bitsEqual(p, q) {
+		t.Fatal("Optimizer and Stepper differ")
+	}
+}
+
+// TestSetGroupKeepsByName: buffers move by name when a config's buffer
+// list changes order (RMSprop: momentum on a centered group puts
+// momentum_buffer before grad_avg).
+func TestSetGroupKeepsByName(t *testing.T) {
+	m := newTestModel[float64]([]int{50})
+	o := mustNew[float64](t, RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8, Centered: true}, Options{Workers: 1})
+	m.register(t, o, nil)
+	for s := range 2 {
+		m.fillGrads(s)
+		mustStep(t, o)
+	}
+	ga, _ := o.State(m.names[0], BufGradAvg)
+	sq, _ := o.State(m.names[0], BufSquareAvg)
+	if err := o.SetGroupValue(0, "momentum", 0.5); err != nil {
+		t.Fatal(err)
+	}
+	ga2, _ := o.State(m.names[0], BufGradAvg)
+	sq2, _ := o.State(m.names[0], BufSquareAvg)
+	mb, err := o.State(m.names[0], BufMomentumBuffer)
+	if err != nil || !bitsEqual(ga, ga2) || !bitsEqual(sq, sq2) || slices.ContainsFunc(mb, func(x float64) bool { return x != 0 }) {
+		t.Fatalf("buffers after turning momentum on: %v", err)
+	}
+}
+
+// TestSetGroupErrors: a bad change is refused and changes nothing.
+func TestSetGroupErrors(t *testing.T) {
+	o := mustNew[float32](t, DefaultAdam(), Options{})
+	if err := o.Add("w", make([]float32, 4), make([]float32, 4)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := o.Group(0)
+	for _, c := range []struct {
+		do   func() error
+		want error
+	}{
+		{func() error { return o.SetGroup(0, DefaultSGD(0.1)) }, ErrInvalid},
+		{func() error { return o.SetGroup(1, DefaultAdam()) }, ErrInvalid},
+		{func() error { return o.SetGroup(0, nil) }, ErrInvalid},
+		{func() error { return o.SetGroup(0, AdamConfig{LR: 1e-3, Beta1: 1}) }, ErrHyper},
+		{func() error { return o.SetGroup(0, AdamConfig{LR: 1e39, Beta1: 0.9}) }, ErrHyper}, // overflows float32
+		{func() error { return o.SetGroupValue(0, "beta2", 1) }, ErrHyper},
+		{func() error { return o.SetGroupValue(0, "momentum", 0.9) }, ErrHyper},
+		{func() error { return o.SetGroupValue(0, "amsgrad", 2) }, ErrHyper},
+		{func() error { return o.SetGroupValue(-1, "lr", 1) }, ErrInvalid},
+	} {
+		if err := c.do(); !errors.Is(err, c.want) {
+			t.Fatalf("got %v, want %v", err, c.want)
+		}
+		if h, _ := o.Group(0); h != before {
+			t.Fatalf("a refused change changed the group: %+v", h)
+		}
+	}
+}
+
+// TestHyperValues: the named access treats AdamConfig and AdamWConfig
+// alike, and WithHyperValue leaves its argument alone.
+func TestHyperValues(t *testing.T) {
+	for _, h := range []Hyper{DefaultAdam(), DefaultAdamW()} {
+		names := HyperNames(h)
+		if !slices.Equal(names, []string{"lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize", "fast"}) {
+			t.Fatalf("%v: names %v", h.Kind(), names)
+		}
+		h2, err := WithHyperValue(h, "weight_decay", 0.25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := HyperValue(h2, "weight_decay"); v != 0.25 {
+			t.Fatalf("%v: weight_decay %v", h.Kind(), v)
+		}
+		if v, _ := HyperValue(h, "weight_decay"); v == 0.25 {
+			t.Fatal("WithHyperValue changed its argument")
+		}
+		if h2.Kind() != h.Kind() {
+			t.Fatal("kind changed")
+		}
+		if _, err := HyperValue(h, "momentum"); !errors.Is(err, ErrHyper) {
+			t.Fatalf("unknown name: %v", err)
+		}
+	}
+	w := AdamWConfig(DefaultAdam())
+	if w.LR != 1e-3 || AdamConfig(DefaultAdamW()).WeightDecay != 1e-2 {
+		t.Fatal("AdamConfig and AdamWConfig do not convert field by field")
+	}
+}

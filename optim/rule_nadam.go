@@ -1,0 +1,150 @@
+package optim
+
+import (
+	"fmt"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// KindNAdam is NAdam ([NAdamConfig]).
+const KindNAdam Kind = 10
+
+var _ = register(NAdamConfig{})
+
+// NAdamConfig holds the hyperparameters of torch.optim.NAdam (PyTorch 2.x,
+// with decoupled_weight_decay); start from [DefaultNAdam]. With g the
+// gradient (negated when Maximize is set), one step of a parameter p at
+// its step count t (from 1) is:
+//
+//	if WeightDecay ≠ 0 {
+//		if DecoupledWeightDecay { p = p·(1 - LR·WeightDecay) } else { g = g + WeightDecay·p }
+//	}
+//	μ_t = Beta1·(1 - ½·0.96^(t·MomentumDecay)), μ_{t+1} likewise
+//	mu_product = mu_product·μ_t
+//	m = Beta1·m + (1-Beta1)·g
+//	v = Beta2·v + (1-Beta2)·g²
+//	d = sqrt(v/(1-Beta2^t)) + Eps
+//	p = p - LR·(1-μ_t)/(1-mu_product) · g/d
+//	p = p - LR·μ_{t+1}/(1-mu_product·μ_{t+1}) · m/d
+//
+// evaluated in the exact operation order of [kernels.Set.NAdamF32] (p is
+// rounded after each of its two updates, in this order, as PyTorch's two
+// addcdiv_ do). State: the buffers exp_avg (m) and exp_avg_sq (v), and the
+// per-parameter scalar mu_product (ScalarMuProduct), which starts at 1,
+// is advanced once per step the parameter takes, and is saved, loaded and
+// restored with the buffers. (PyTorch keeps mu_product in a tensor of its
+// default scalar type, float32 unless the default is float64; here it is
+// float64.)
+type NAdamConfig struct {
+	LR                   float64 // learning rate, ≥ 0
+	Beta1                float64 // in [0, 1)
+	Beta2                float64 // in [0, 1)
+	Eps                  float64 // ≥ 0
+	WeightDecay          float64 // ≥ 0
+	MomentumDecay        float64 // ψ of the momentum schedule, ≥ 0
+	DecoupledWeightDecay bool    // NAdamW: decay p instead of adding WeightDecay·p to g
+	Maximize             bool    // ascend instead of descend
+}
+
+// DefaultNAdam returns PyTorch's NAdam defaults: LR 2e-3, betas
+// (0.9, 0.999), Eps 1e-8, no weight decay, MomentumDecay 4e-3, coupled
+// weight decay.
+func DefaultNAdam() NAdamConfig {
+	return NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+}
+
+// Kind returns KindNAdam.
+func (NAdamConfig) Kind() Kind { return KindNAdam }
+
+// Validate checks PyTorch's rules: LR ≥ 0, Eps ≥ 0, 0 ≤ Beta1 < 1,
+// 0 ≤ Beta2 < 1, WeightDecay ≥ 0, MomentumDecay ≥ 0, every value finite.
+func (c NAdamConfig) Validate() error {
+	if err := checkNonNeg("LR", c.LR); err != nil {
+		return err
+	}
+	if err := checkNonNeg("Eps", c.Eps); err != nil {
+		return err
+	}
+	if err := checkUnit("Beta1", c.Beta1); err != nil {
+		return err
+	}
+	if err := checkUnit("Beta2", c.Beta2); err != nil {
+		return err
+	}
+	if err := checkNonNeg("WeightDecay", c.WeightDecay); err != nil {
+		return err
+	}
+	return checkNonNeg("MomentumDecay", c.MomentumDecay)
+}
+
+func (NAdamConfig) name() string { return "NAdam" }
+
+// named lists the hyperparameters in the order of PyTorch's defaults
+// (betas as beta1 and beta2).
+func (c NAdamConfig) named() ([]field, func() Hyper) {
+	return []field{fl("lr", &c.LR), fl("beta1", &c.Beta1), fl("beta2", &c.Beta2), fl("eps", &c.Eps),
+			fl("weight_decay", &c.WeightDecay), fl("momentum_decay", &c.MomentumDecay),
+			bl("decoupled_weight_decay", &c.DecoupledWeightDecay), bl("maximize", &c.Maximize)},
+		func() Hyper { return c }
+}
+
+func (c NAdamConfig) learningRate() float64 { return c.LR }
+
+func (c NAdamConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
+
+func (NAdamConfig) buffers() []string { return bufsAdam }
+
+func (NAdamConfig) initial(int) float64 { return 0 }
+
+func (NAdamConfig) kernel() kernelID { return kernelNAdam }
+
+// coeffKey is the step number t of the next step; the block depends on
+// the parameter's mu_product too (see scalarRule).
+func (NAdamConfig) coeffKey(step int64) int64 { return step + 1 }
+
+// coeffs is not used: NAdam's blocks come from coeffsWith, with the
+// parameter's mu_product.
+func (NAdamConfig) coeffs(*kernels.Coeffs, kernels.Prelude, int64) error {
+	return fmt.Errorf("%w: NAdam's coefficients depend on the parameter's %s", ErrInvalid, ScalarMuProduct)
+}
+
+func (c NAdamConfig) nadam(pre kernels.Prelude) kernels.NAdam {
+	pre.Maximize = c.Maximize
+	return kernels.NAdam{LR: c.LR, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay,
+		MomentumDecay: c.MomentumDecay, Decoupled: c.DecoupledWeightDecay, Prelude: pre}
+}
+
+// NAdam's per-parameter scalar: mu_product.
+
+// ScalarMuProduct is the name of NAdam's per-parameter scalar, the product
+// μ_1·…·μ_t of the momentum coefficients of the parameter's steps, as
+// PyTorch's state names it.
+const ScalarMuProduct = "mu_product"
+
+var scalarsNAdam = []string{ScalarMuProduct}
+
+func (NAdamConfig) scalarNames() []string { return scalarsNAdam }
+
+func (NAdamConfig) initialScalars() scalars { return scalars{1} }
+
+// advance multiplies mu_product by μ_t of the step t = step+1, in float64
+// (PyTorch's mu_product *= mu).
+func (c NAdamConfig) advance(sc scalars, step int64) scalars {
+	return scalars{sc[0] * c.nadam(kernels.Prelude{}).Mu(step+1)}
+}
+
+// checkScalars accepts a mu_product in [0, 1): a product of coefficients
+// μ_i in [0, Beta1).
+func (NAdamConfig) checkScalars(sc scalars, _ int64) error {
+	if !(sc[0] >= 0 && sc[0] < 1) {
+		return fmt.Errorf("%s = %v, want 0 ≤ %s < 1", ScalarMuProduct, sc[0], ScalarMuProduct)
+	}
+	return nil
+}
+
+// limitScalars is mu_product after very many steps: 0.
+func (NAdamConfig) limitScalars() scalars { return scalars{0} }
+
+func (c NAdamConfig) coeffsWith(k *kernels.Coeffs, pre kernels.Prelude, t int64, sc scalars) error {
+	return c.nadam(pre).CoeffsInto(k, t, sc[0])
+}
