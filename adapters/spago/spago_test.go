@@ -776,3 +776,55 @@ func TestSaveAfterConfigChange(t *testing.T) {
 	}
 	train(t, loaded, d, NewSGD(SGDConfig{LR: 0.05}), 2, nil)
 }
+
+// TestSetConfigOtherKind: a config that is another kind of optim rule
+// (Adam turned into AdamW) takes effect at the next step, from the state
+// the parameter holds: the steps are optim's Adam steps, then AdamW steps
+// of a stepper restored from them.
+func TestSetConfigOtherKind(t *testing.T) {
+	const n = 19
+	r := rand.New(rand.NewPCG(8, 8))
+	w := make([]float64, n)
+	for i := range w {
+		w[i] = r.NormFloat64()
+	}
+	p := nn.NewParam(mat.NewDense[float64](mat.WithBacking(slices.Clone(w))))
+	s := NewAdam(DefaultAdam())
+	ga, err := optim.NewGroup[float64](DefaultAdam().hyper(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := optim.NewGroup[float64](DefaultAdamW().hyper(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := ga.NewStepper(n)
+	for k := range 6 {
+		if k == 3 {
+			s.SetConfig(DefaultAdamW())
+			rw, _ := gw.NewStepper(n)
+			if err := rw.Restore(ref.Steps(), []string{optim.BufExpAvg, optim.BufExpAvgSq},
+				[][]float64{ref.Buffer(optim.BufExpAvg), ref.Buffer(optim.BufExpAvgSq)}); err != nil {
+				t.Fatal(err)
+			}
+			ref = rw
+		}
+		g := make([]float64, n)
+		for i := range g {
+			g[i] = r.NormFloat64()
+		}
+		setGrad(p, g)
+		if err := s.OptimizeParams(p); err != nil {
+			t.Fatalf("step %d: %v", k+1, err)
+		}
+		if err := ref.Step(w, g); err != nil {
+			t.Fatal(err)
+		}
+		if got := values[float64](p); !slices.Equal(got, w) {
+			t.Fatalf("step %d: %v, optim's %v", k+1, got, w)
+		}
+	}
+	if st := p.State.(*State[float64]); st.Step != 6 || !slices.Equal(st.ExpAvgSq, ref.Buffer(optim.BufExpAvgSq)) {
+		t.Errorf("State after the switch: step %d, exp_avg_sq equal to optim's: %v", st.Step, slices.Equal(st.ExpAvgSq, ref.Buffer(optim.BufExpAvgSq)))
+	}
+}
