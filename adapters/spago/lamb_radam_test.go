@@ -482,3 +482,43 @@ func TestLAMBRAdamDefaults(t *testing.T) {
 		t.Errorf("RAdamFromSpago = %+v, want %+v", got, want)
 	}
 }
+
+// TestRAdamSemanticsSwitch: switching RAdam between PyTorch's and spago's
+// semantics (optim's RAdam and Adam rules) keeps the parameter's state:
+// the next step is that of a strategy of the new semantics given the same
+// State.
+func TestRAdamSemanticsSwitch(t *testing.T) {
+	mk := func() *nn.Param {
+		return nn.NewParam(mat.NewDense[float64](mat.WithBacking([]float64{1, -2, 0.5})))
+	}
+	p := mk()
+	s := NewRAdam(DefaultRAdam())
+	for k := range 8 {
+		if k == 4 || k == 6 {
+			c := s.Config()
+			c.Semantics = 1 - c.Semantics // PyTorch ↔ Spago
+			s.SetConfig(c)
+		}
+		// the same state and step in a strategy that only knew the new semantics
+		q := mk()
+		copy(values[float64](q), values[float64](p))
+		if st, ok := p.State.(*State[float64]); ok {
+			q.State = &State[float64]{Kind: st.Kind, Step: st.Step, ExpAvg: slices.Clone(st.ExpAvg), ExpAvgSq: slices.Clone(st.ExpAvgSq)}
+		}
+		g := []float64{0.3, -0.1, float64(k)}
+		setGrad(p, g)
+		setGrad(q, g)
+		if err := s.OptimizeParams(p); err != nil {
+			t.Fatalf("step %d: %v", k+1, err)
+		}
+		if err := NewRAdam(s.Config()).OptimizeParams(q); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := values[float64](p), values[float64](q); !slices.Equal(a, b) {
+			t.Fatalf("step %d (%v): %v, a fresh strategy from the same state gives %v", k+1, s.Config().Semantics, a, b)
+		}
+	}
+	if st := p.State.(*State[float64]); st.Step != 8 {
+		t.Errorf("State.Step = %d, want 8", st.Step)
+	}
+}
