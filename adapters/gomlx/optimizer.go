@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -158,12 +159,26 @@ type ExecWithLogger interface {
 // logged node on to the logger exec had (nanlogger or the default printer).
 // Attach before exec builds its first graph.
 func (o *Optimizer) AttachToExec(exec ExecWithLogger) {
-	prev := exec.GetNodeLogger()
-	exec.SetNodeLogger(func(g *graph.Graph, messages []string, values []*tensors.Tensor, nodes []graph.NodeId) {
-		o.logged(g, messages, values, nodes, prev)
-	})
+	exec.SetNodeLogger(o.hook(exec, exec.GetNodeLogger()))
 	o.attached.Store(true)
 }
+
+// hook returns the logger AttachToExec installs in exec, in front of prev.
+// It is not inlined, so that every logger it returns has the same code.
+//
+//go:noinline
+func (o *Optimizer) hook(exec ExecWithLogger, prev graph.LoggerFn) graph.LoggerFn {
+	return func(g *graph.Graph, messages []string, values []*tensors.Tensor, nodes []graph.NodeId) {
+		o.logged(exec, g, messages, values, nodes, prev)
+	}
+}
+
+// hookCode is the code of the loggers that hook returns (one for all of
+// them): an executor whose logger has other code has had a logger attached
+// in front of this package's.
+var hookCode uintptr
+
+func init() { hookCode = reflect.ValueOf((*Optimizer)(nil).hook(nil, nil)).Pointer() }
 
 // AttachToTrainer attaches the optimizer to every executor the trainer
 // makes (train, eval, gradient accumulation), as nanlogger's
@@ -436,23 +451,38 @@ func stateVariable(ctx *context.Context, scope string, v *context.Variable, name
 // logged is the node logger the optimizer installs: it steps the graph's
 // variables with the values of its own nodes and passes the others to
 // prev.
-func (o *Optimizer) logged(g *graph.Graph, messages []string, values []*tensors.Tensor, nodes []graph.NodeId, prev graph.LoggerFn) {
-	ours, others := 0, 0
-	for _, m := range messages {
+//
+// It must be the executor's outermost logger, called with the executor's
+// own slices: messages and nodes are the executor's cached lists, and a
+// logger in front may have rearranged them (nanlogger v0.26.0 compacts them
+// in place, shifting every message after the first by one), which would
+// pair the optimizer's nodes with other values.
+func (o *Optimizer) logged(exec ExecWithLogger, g *graph.Graph, messages []string, values []*tensors.Tensor, nodes []graph.NodeId, prev graph.LoggerFn) {
+	ours, others, done := 0, 0, false
+	for i, m := range messages {
 		if m == o.msg {
 			ours++
+			// Finalized: this execution's step was taken already, and a
+			// logger in front of this one calls it a second time
+			// (nanlogger v0.26.0 does for a graph without traced nodes).
+			done = done || !values[i].Ok()
 		} else {
 			others++
 		}
 	}
-	if ours > 0 {
+	if ours > 0 && !done {
 		o.mu.Lock()
 		p := o.plans[g.GraphId()]
 		if o.err == nil {
 			var err error
-			if p == nil {
+			switch {
+			case reflect.ValueOf(exec.GetNodeLogger()).Pointer() != hookCode:
+				err = fmt.Errorf("%w: a node logger was attached to the executor after the optimizer; "+
+					"attach loggers such as nanlogger before it (they would receive the executor's own lists, "+
+					"and nanlogger v0.26.0 rearranges them)", ErrUnsupported)
+			case p == nil:
 				err = fmt.Errorf("%w: graph %q was built before the optimizer's Clear: rebuild it (Trainer.ResetComputationGraphs)", ErrVariable, g.Name())
-			} else {
+			default:
 				err = o.step(g, p, messages, values, nodes)
 			}
 			if err != nil {
