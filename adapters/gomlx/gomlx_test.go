@@ -189,3 +189,52 @@ func TestAccumulateGradients(t *testing.T) {
 		t.Errorf("weights differ by %.3g", d)
 	}
 }
+
+// TestInPlace: the step writes the variables' own memory. After the first
+// step every trainable variable and every state variable holds a shared
+// buffer (tensors.Tensor.IsShared), and later steps change their values
+// without replacing the tensor or its memory.
+func TestInPlace(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	ctx := newMLPContext(dtypes.Float32, 3)
+	tr := newTrainer(t, ctx, Adam().LearningRate(0.01).Done())
+	trainSteps(t, tr, x, y, 1)
+	type mem struct {
+		t    *tensors.Tensor
+		addr *float32
+		vals []float64
+	}
+	var vars []*context.Variable
+	for _, sv := range mlpVars {
+		vars = append(vars, ctx.GetVariableByScopeAndName(sv[0], sv[1]),
+			ctx.GetVariableByScopeAndName("/AdamOptimizer"+sv[0], sv[1]+"_1st_moment"),
+			ctx.GetVariableByScopeAndName("/AdamOptimizer"+sv[0], sv[1]+"_2nd_moment"))
+	}
+	look := func() []mem {
+		var out []mem
+		for _, v := range vars {
+			val, err := v.Value()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !val.IsShared() {
+				t.Errorf("%s is not a shared buffer", v.ScopeAndName())
+			}
+			m := mem{t: val, vals: flat64(t, v)}
+			tensors.MustConstFlatData(val, func(f []float32) { m.addr = &f[0] })
+			out = append(out, m)
+		}
+		return out
+	}
+	before := look()
+	trainSteps(t, tr, x, y, 10)
+	after := look()
+	for i, v := range vars {
+		if after[i].t != before[i].t || after[i].addr != before[i].addr {
+			t.Errorf("%s: another tensor or memory after 10 steps", v.ScopeAndName())
+		}
+		if equalBits([][]float64{before[i].vals}, [][]float64{after[i].vals}) {
+			t.Errorf("%s did not change", v.ScopeAndName())
+		}
+	}
+}

@@ -151,14 +151,21 @@ func sharedFlat[T float32 | float64](backend backends.Backend, v *context.Variab
 		return nil, fmt.Errorf("%w: %s has no value (%v)", ErrVariable, v.ScopeAndName(), err)
 	}
 	if !t.IsShared() {
-		shared, err := t.OnDeviceClone(backend, 0)
+		// Once per value: an execution's output (the initializer's) is the
+		// backend's buffer, not shared with the tensor. Tensor.ToLocal and
+		// MaterializeOnDevice with share = true make it a shared one.
+		// (Tensor.OnDeviceClone would copy once, but GoMLX v0.26.0 does not
+		// mark its copy shared: ondevice.go:317-326.)
+		err := t.ToLocal()
+		if err == nil {
+			err = t.MaterializeOnDevice(backend, true, 0)
+		}
+		if err == nil && !t.IsShared() {
+			err = fmt.Errorf("%w: the backend made no shared buffer", ErrUnsupported)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: a shared buffer: %v", ErrVariable, v.ScopeAndName(), err)
+			return nil, fmt.Errorf("%w: %s: a shared buffer: %w", ErrVariable, v.ScopeAndName(), err)
 		}
-		if err := v.SetValue(shared); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrVariable, v.ScopeAndName(), err)
-		}
-		t = shared
 	}
 	var out []T
 	if err := t.MutableFlatData(func(flat any) { out, _ = flat.([]T) }); err != nil {
