@@ -12,6 +12,7 @@ import (
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -19,6 +20,11 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+)
+
+var (
+	_ optimizers.Interface        = (*Optimizer)(nil)
+	_ train.OptimizeWithGradients = (*Optimizer)(nil)
 )
 
 // Errors of this package. Test them with errors.Is; an invalid
@@ -31,8 +37,8 @@ var (
 	ErrNotAttached = errors.New("fusegomlx: optimizer not attached to a trainer or executor")
 	// ErrUnsupported: a GoMLX option or setting the adapter cannot run
 	// (Adamax, clip_step_by_value, an adam_dtype other than the
-	// variables', a backend without shared buffers, an unknown optimizer
-	// name).
+	// variables', a backend other than the Go one, a node logger attached
+	// in front of the optimizer's, an unknown optimizer name).
 	ErrUnsupported = errors.New("fusegomlx: unsupported")
 	// ErrVariable: a variable the step cannot update in place: a trainable
 	// variable that is not float32 or float64, one that the training graph
@@ -58,6 +64,7 @@ type Optimizer struct {
 	ks      *kernels.Set
 
 	attached atomic.Bool
+	trainers sync.Map // *train.Trainer → struct{}: attached to
 
 	mu        sync.Mutex
 	plans     map[graph.GraphId]*plan
@@ -184,8 +191,12 @@ func init() { hookCode = reflect.ValueOf((*Optimizer)(nil).hook(nil, nil)).Point
 // makes (train, eval, gradient accumulation), as nanlogger's
 // AttachToTrainer does. It drops the graphs the trainer has already
 // compiled (Trainer.ResetComputationGraphs), so that it may be called at
-// any time; the next step rebuilds them.
+// any time; the next step rebuilds them. Attaching twice to one trainer
+// does nothing the second time.
 func (o *Optimizer) AttachToTrainer(trainer *train.Trainer) {
+	if _, done := o.trainers.LoadOrStore(trainer, struct{}{}); done {
+		return
+	}
 	trainer.OnExecCreation(func(exec *context.Exec, _ train.GraphType) { o.AttachToExec(exec) })
 	trainer.ResetComputationGraphs()
 	o.attached.Store(true)
@@ -323,9 +334,10 @@ type plan struct {
 	slot    map[graph.NodeId]int // a gradient node → its index in params
 	// per-step scratch, reused: the gradient tensor of each param and the
 	// slices of the float32 and float64 params.
-	grads  []*tensors.Tensor
-	work32 []work[float32]
-	work64 []work[float64]
+	grads    []*tensors.Tensor
+	work32   []work[float32]
+	work64   []work[float64]
+	c32, c64 kernels.Coeffs
 }
 
 // param is one trainable variable and its state variables (nil: scratch).
@@ -347,8 +359,8 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if !o.attached.Load() {
 		return fmt.Errorf("%w: call AttachToTrainer (or AttachToLoop, AttachToExec) before the first training step", ErrNotAttached)
 	}
-	if !g.Backend().HasSharedBuffers() {
-		return fmt.Errorf("%w: backend %q has no shared buffers (use the Go backend, simplego)", ErrUnsupported, g.Backend().Name())
+	if _, ok := g.Backend().(*simplego.Backend); !ok || !g.Backend().HasSharedBuffers() {
+		return fmt.Errorf("%w: backend %q: the step runs on the Go backend's shared buffers (simplego)", ErrUnsupported, g.Backend().Name())
 	}
 	if clip := context.GetParamOr(ctx, optimizers.ParamClipStepByValue, 0.0); clip != 0 {
 		return fmt.Errorf("%w: %s = %v: the fused kernels do not clip the step", ErrUnsupported, optimizers.ParamClipStepByValue, clip)

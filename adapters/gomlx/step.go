@@ -52,7 +52,7 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 	if err != nil {
 		return err
 	}
-	var c32, c64 kernels.Coeffs
+	c32, c64 := &p.c32, &p.c64 // in the plan: a local would escape
 	var have32, have64 bool
 	for k := range p.params {
 		pa := &p.params[k]
@@ -64,13 +64,13 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 				"the fused step updates it after the graph", ErrVariable, pa.v.ScopeAndName())
 		}
 		if pa.dtype == dtypes.Float32 && !have32 {
-			if c32, err = optim.Coefficients[float32](h, t-1, 1); err != nil {
+			if *c32, err = optim.Coefficients[float32](h, t-1, 1); err != nil {
 				return err
 			}
 			have32 = true
 		}
 		if pa.dtype == dtypes.Float64 && !have64 {
-			if c64, err = optim.Coefficients[float64](h, t-1, 1); err != nil {
+			if *c64, err = optim.Coefficients[float64](h, t-1, 1); err != nil {
 				return err
 			}
 			have64 = true
@@ -92,9 +92,9 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 		pa := &p.params[k]
 		switch pa.dtype {
 		case dtypes.Float32:
-			err = run(o.ks, h, &c32, pa, &p.work32[k])
+			err = run(o.ks, h, c32, pa, &p.work32[k])
 		default:
-			err = run(o.ks, h, &c64, pa, &p.work64[k])
+			err = run(o.ks, h, c64, pa, &p.work64[k])
 		}
 		if err != nil {
 			// The checks above make this unreachable; say which variables
