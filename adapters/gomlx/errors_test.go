@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX's usual style for graph code
@@ -60,6 +61,10 @@ func TestGraphErrors(t *testing.T) {
 			map[string]any{optimizers.ParamClipStepByValue: 0.1}, ErrUnsupported},
 		{"adam_dtype float64", func(ctx *context.Context) *Optimizer { return Adam().FromContext(ctx).Done() },
 			map[string]any{optimizers.ParamAdamDType: "float64"}, ErrUnsupported},
+		{"float32 coefficient overflow", func(*context.Context) *Optimizer { o, _ := New(optim.SGDConfig{LR: 1e300}); return o },
+			nil, optim.ErrHyper},
+		{"foreign kernel set", func(*context.Context) *Optimizer { return Adam().Done().WithKernels(&kernels.Set{}) },
+			nil, optim.ErrInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			x, y := regressionData(dtypes.Float32)

@@ -121,16 +121,18 @@ func New(h optim.Hyper) (*Optimizer, error) {
 // Scope sets the scope of the optimizer's state variables and step count
 // (for New: [DefaultScope]; for Adam and RMSProp: GoMLX's
 // "AdamOptimizer"), as GoMLX's AdamConfig.Scope does. Set it before the
-// first training step. It returns the optimizer.
+// first training step. An empty name, or an optimizer without state (SGD),
+// keeps the scope it has. It returns the optimizer.
 func (o *Optimizer) Scope(name string) *Optimizer {
-	if o.scope != "" {
+	if o.scope != "" && name != "" {
 		o.scope = name
 	}
 	return o
 }
 
 // WithKernels selects the kernel set (a level from kernels.For); the
-// default is kernels.Active(). It returns the optimizer.
+// default is kernels.Active(). Another set makes graph building fail with
+// optim.ErrInvalid. It returns the optimizer.
 func (o *Optimizer) WithKernels(s *kernels.Set) *Optimizer {
 	o.ks = s
 	return o
@@ -283,8 +285,9 @@ type rule struct {
 	// varDType, when valid, is the only variable dtype the rule accepts
 	// (GoMLX's adam_dtype).
 	varDType dtypes.DType
-	// clipNaN zeroes non-finite gradient elements one by one (GoMLX's SGD)
-	// instead of a whole gradient holding one (its Adam).
+	// clipNaNElementwise: with clip_nan, zero the non-finite gradient
+	// elements one by one (GoMLX's SGD) instead of a whole gradient that
+	// holds one (its Adam).
 	clipNaNElementwise bool
 }
 
@@ -362,6 +365,11 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if _, ok := g.Backend().(*simplego.Backend); !ok || !g.Backend().HasSharedBuffers() {
 		return fmt.Errorf("%w: backend %q: the step runs on the Go backend's shared buffers (simplego)", ErrUnsupported, g.Backend().Name())
 	}
+	if o.ks != nil {
+		if s, err := kernels.For(o.ks.Level()); err != nil || s != o.ks {
+			return fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", optim.ErrInvalid)
+		}
+	}
 	if clip := context.GetParamOr(ctx, optimizers.ParamClipStepByValue, 0.0); clip != 0 {
 		return fmt.Errorf("%w: %s = %v: the fused kernels do not clip the step", ErrUnsupported, optimizers.ParamClipStepByValue, clip)
 	}
@@ -435,12 +443,42 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if i != len(grads) {
 		return fmt.Errorf("%w: %d gradients for %d trainable variables: were variables created in between?", optim.ErrInvalid, len(grads), i)
 	}
+	if err := precheck(r, p.params); err != nil {
+		return err
+	}
 	p.grads = make([]*tensors.Tensor, len(p.params))
 	p.work32 = make([]work[float32], len(p.params))
 	p.work64 = make([]work[float64], len(p.params))
 	o.mu.Lock()
 	o.plans[g.GraphId()] = p
 	o.mu.Unlock()
+	return nil
+}
+
+// precheck computes the coefficients of the first step at the initial
+// learning rate for the dtypes of params, so that hyperparameters the
+// kernels cannot use (a coefficient out of float32's range, say) fail the
+// graph's building rather than its first step.
+func precheck(r *rule, params []param) error {
+	h, err := r.hyper(1, r.lr)
+	if err != nil {
+		return err
+	}
+	done := map[dtypes.DType]bool{}
+	for _, pa := range params {
+		switch {
+		case done[pa.dtype]:
+			continue
+		case pa.dtype == dtypes.Float32:
+			_, err = optim.Coefficients[float32](h, 0, 1)
+		default:
+			_, err = optim.Coefficients[float64](h, 0, 1)
+		}
+		if err != nil {
+			return err
+		}
+		done[pa.dtype] = true
+	}
 	return nil
 }
 

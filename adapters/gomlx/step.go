@@ -23,7 +23,12 @@ import (
 // that fails changes no variable.
 func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*tensors.Tensor, nodes []graph.NodeId) error {
 	lr, t := math.NaN(), int64(0)
-	clear(p.grads)
+	defer func() {
+		// Keep no reference to this execution's buffers.
+		clear(p.grads)
+		clear(p.work32)
+		clear(p.work64)
+	}()
 	for i, m := range messages {
 		if m != o.msg {
 			continue
