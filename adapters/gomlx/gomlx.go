@@ -96,8 +96,13 @@ func (c *AdamConfig) FromContext(ctx *context.Context) *AdamConfig {
 }
 
 // Scope sets the scope of the moments and of the step count (default
-// "AdamOptimizer").
-func (c *AdamConfig) Scope(name string) *AdamConfig { c.scope = name; return c }
+// "AdamOptimizer"); an empty name is ignored.
+func (c *AdamConfig) Scope(name string) *AdamConfig {
+	if name != "" {
+		c.scope = name
+	}
+	return c
+}
 
 // DType sets the dtype GoMLX's Adam computes and keeps its moments in. The
 // fused kernels step each variable in its own dtype, so only that one (or

@@ -3,6 +3,7 @@ package fusegomlx
 import (
 	"testing"
 
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -235,6 +236,34 @@ func TestInPlace(t *testing.T) {
 		}
 		if equalBits([][]float64{before[i].vals}, [][]float64{after[i].vals}) {
 			t.Errorf("%s did not change", v.ScopeAndName())
+		}
+	}
+}
+
+// TestScope: Scope moves the state variables and the step count, as
+// GoMLX's AdamConfig.Scope does; an empty name keeps the default.
+func TestScope(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	lion, err := New(optim.DefaultLion())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		opt          *Optimizer
+		scope, state string
+	}{
+		{Adam().Scope("MyAdam").Done(), "MyAdam", "weights_1st_moment"},
+		{RMSProp().Scope("").Done(), "AdamOptimizer", "weights_2nd_moment"},
+		{lion.Scope("lion"), "lion", "weights_exp_avg"},
+	} {
+		ctx := newMLPContext(dtypes.Float32, 1)
+		trainSteps(t, newTrainer(t, ctx, c.opt), x, y, 3)
+		if ctx.GetVariableByScopeAndName("/"+c.scope+"/dense0", c.state) == nil {
+			t.Errorf("%s: no state /%s/dense0/%s", c.opt.Name(), c.scope, c.state)
+		}
+		step := ctx.GetVariableByScopeAndName("/"+c.scope, optimizers.GlobalStepVariableName)
+		if step == nil || flat64(t, step)[0] != 3 {
+			t.Errorf("%s: step count /%s/global_step %v", c.opt.Name(), c.scope, step)
 		}
 	}
 }
