@@ -69,13 +69,13 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 				"the fused step updates it after the graph", ErrVariable, pa.v.ScopeAndName())
 		}
 		if pa.dtype == dtypes.Float32 && !have32 {
-			if *c32, err = optim.Coefficients[float32](h, t-1, 1); err != nil {
+			if err = optim.CoefficientsInto[float32](c32, h, t-1, 1); err != nil {
 				return err
 			}
 			have32 = true
 		}
 		if pa.dtype == dtypes.Float64 && !have64 {
-			if *c64, err = optim.Coefficients[float64](h, t-1, 1); err != nil {
+			if err = optim.CoefficientsInto[float64](c64, h, t-1, 1); err != nil {
 				return err
 			}
 			have64 = true
