@@ -20,6 +20,9 @@ type CPUInfo struct {
 	Levels   []ISA    // levels this CPU and build run
 	Active   ISA      // the level in use
 	EnvNote  string   // what FUSEOPT_CPU did, if set
+	// Choices are the kernels the active set runs at another level (the
+	// table of level choices, keyed by CPU model); empty on most CPUs.
+	Choices []KernelChoice
 }
 
 // Describe returns what the dispatcher detected.
@@ -29,6 +32,11 @@ func Describe() CPUInfo {
 		Brand: c.BrandName, Arch: runtime.GOARCH, Cores: c.PhysicalCores, Threads: runtime.NumCPU(),
 		SVE: SVE(), L1D: c.Cache.L1D, L2: c.Cache.L2, L3: c.Cache.L3,
 		Levels: Levels(), Active: Level(), EnvNote: EnvNote(),
+	}
+	for _, k := range KernelChoices() {
+		if active.KernelLevel(k.Kernel, k.Size) == k.Level {
+			info.Choices = append(info.Choices, k)
+		}
 	}
 	for _, f := range []struct {
 		name string

@@ -112,6 +112,9 @@ func startLevel() (s *Set, note string, warn bool) {
 	if v, ok := os.LookupEnv(EnvVar); ok && v != "" {
 		l, note, warn = envLevel(v)
 	}
+	if l == Best() && note == "" {
+		return withChoices(sets[l], sets[:], KernelChoices()), note, warn
+	}
 	return sets[l], note, warn
 }
 

@@ -58,6 +58,8 @@ type Set struct {
 	// the estimate path only adds work (see fastIsExactOn). The exact
 	// result trivially meets AdamFast's error bound.
 	fastIsExact bool
+	// choices are the kernels that run at another level (choice.go).
+	choices []kernelAt
 }
 
 func lengthErr(what string, want, got int) error {

@@ -65,17 +65,29 @@ func ScalarNames(h Hyper) []string { return slices.Clone(scalarNamesOf(h)) }
 // multiplications.
 func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coeffs, error) {
 	var c kernels.Coeffs
+	err := CoefficientsInto[T](&c, h, steps, lossScale)
+	return c, err
+}
+
+// CoefficientsInto is [Coefficients] writing into c, for a caller that
+// steps every iteration and keeps its block (a Coeffs is about 2 KB): it
+// does not allocate. On an error c holds no usable block.
+func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScale float64) error {
+	if c == nil {
+		return fmt.Errorf("%w: nil Coeffs", ErrInvalid)
+	}
+	*c = kernels.Coeffs{}
 	if h == nil {
-		return c, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
 	}
 	if err := h.Validate(); err != nil {
-		return c, err
+		return err
 	}
 	if steps < 0 || steps >= MaxStep {
-		return c, fmt.Errorf("%w: %d earlier steps, want 0 to MaxStep-1", ErrInvalid, steps)
+		return fmt.Errorf("%w: %d earlier steps, want 0 to MaxStep-1", ErrInvalid, steps)
 	}
 	if !(lossScale > 0) || lossScale-lossScale != 0 {
-		return c, hyperErr("loss scale", lossScale, "a finite value > 0")
+		return hyperErr("loss scale", lossScale, "a finite value > 0")
 	}
 	var sc scalars
 	if r := scalarRuleOf(h); r != nil {
@@ -84,10 +96,11 @@ func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coe
 			sc = r.advance(sc, i)
 		}
 	}
-	if err := coeffsIn(&c, h, lossScale, h.coeffKey(steps), sc, opsFor[T]().size); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrHyper, err)
+	if err := coeffsIn(c, h, lossScale, h.coeffKey(steps), sc, opsFor[T]().size); err != nil {
+		*c = kernels.Coeffs{}
+		return fmt.Errorf("%w: %w", ErrHyper, err)
 	}
-	return c, nil
+	return nil
 }
 
 // KernelStep updates p from g by one step of the rule of h on the kernel

@@ -3,6 +3,8 @@ package optim
 import (
 	"errors"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // TestKernelStep: the stateless calls give the Stepper's bits, and check
@@ -57,5 +59,28 @@ func TestKernelStep(t *testing.T) {
 	}
 	if _, err := Coefficients[float32](h, -1, 1); !errors.Is(err, ErrInvalid) {
 		t.Errorf("steps -1: %v", err)
+	}
+}
+
+// TestCoefficientsInto: the same block as Coefficients, no allocation, and
+// a zero block after an error.
+func TestCoefficientsInto(t *testing.T) {
+	var h Hyper = DefaultAdamW()
+	want, err := Coefficients[float32](h, 7, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c kernels.Coeffs
+	if err := CoefficientsInto[float32](&c, h, 7, 1); err != nil || c != want {
+		t.Fatalf("CoefficientsInto: %v, same block %v", err, c == want)
+	}
+	if n := testing.AllocsPerRun(20, func() { _ = CoefficientsInto[float32](&c, h, 8, 1) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+	if err := CoefficientsInto[float32](&c, AdamConfig{LR: -1}, 1, 1); !errors.Is(err, ErrHyper) || c != (kernels.Coeffs{}) {
+		t.Fatalf("bad config: %v", err)
+	}
+	if err := CoefficientsInto[float32](nil, h, 1, 1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("nil block: %v", err)
 	}
 }

@@ -12,16 +12,21 @@ import (
 	"github.com/nlpodyssey/spago/optimizers/adam"
 )
 
-// Semantics selects how [Adam] counts steps and applies its bias corrections.
+// Semantics selects how [Adam], [LAMB] and [RAdam] count steps and apply
+// their bias corrections.
 type Semantics uint8
 
 const (
-	// PyTorch is torch.optim.Adam / AdamW: a step count per parameter, kept in
-	// its State, advanced by every OptimizeParams.
+	// PyTorch is torch.optim.Adam / AdamW and torch.optim.RAdam (for LAMB,
+	// which torch.optim lacks, the paper's as optim.LAMBConfig has it): a
+	// step count per parameter, kept in its State, advanced by every
+	// OptimizeParams.
 	PyTorch Semantics = iota
-	// Spago is spago's adam.Adam: one step count for the optimizer, advanced
-	// by IncExample; ε and the AdamW decay scaled as the package
-	// documentation derives.
+	// Spago is spago's adam.Adam, lamb.Lamb or radam.RAdam: one step count
+	// for the optimizer, advanced by IncExample (RAdam: IncBatch), and
+	// spago's formula: for Adam, ε and the AdamW decay scaled as the
+	// package documentation derives; for LAMB and RAdam, as [LAMBConfig]
+	// and [RAdamFromSpago] say.
 	Spago
 )
 

@@ -10,6 +10,8 @@ import (
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 	"github.com/nlpodyssey/spago/optimizers/adam"
+	"github.com/nlpodyssey/spago/optimizers/lamb"
+	"github.com/nlpodyssey/spago/optimizers/radam"
 	"github.com/nlpodyssey/spago/optimizers/sgd"
 )
 
@@ -66,6 +68,10 @@ func benchStep[T float.DType](b *testing.B) {
 		{"sgd-momentum/fuseopt", func() optimizers.OptimizationStrategy {
 			return NewSGD(SGDFromSpago(sgd.NewConfig(0.01, 0.9, false)))
 		}},
+		{"lamb/spago", func() optimizers.OptimizationStrategy { return lamb.New[T](lamb.NewDefaultConfig()) }},
+		{"lamb/fuseopt", func() optimizers.OptimizationStrategy { return NewLAMB(LAMBFromSpago(lamb.NewDefaultConfig())) }},
+		{"radam/spago", func() optimizers.OptimizationStrategy { return radam.New[T](radam.NewDefaultConfig()) }},
+		{"radam/fuseopt", func() optimizers.OptimizationStrategy { return NewRAdam(RAdamFromSpago(radam.NewDefaultConfig())) }},
 	}
 	for _, mode := range []string{"seq", "par"} {
 		for _, s := range strategies {

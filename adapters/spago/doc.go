@@ -1,7 +1,8 @@
 // Package fusespago runs spago's parameter updates with fuseopt's fused
-// kernels. [Adam], [SGD], [Adagrad] and [RMSprop] implement spago's
-// optimizers.OptimizationStrategy, in place of spago's adam.New, sgd.New,
-// adagrad.New and rmsprop.New ([Lion] has no spago counterpart):
+// kernels. [Adam], [SGD], [Adagrad], [RMSprop], [LAMB] and [RAdam]
+// implement spago's optimizers.OptimizationStrategy, in place of spago's
+// adam.New, sgd.New, adagrad.New, rmsprop.New, lamb.New and radam.New
+// ([Lion] has no spago counterpart):
 //
 //	// was optimizers.New(nn.Parameters(model), adam.New(adam.NewDefaultConfig()))
 //	optimizer := fusespago.NewOptimizer(nn.Parameters(model), fusespago.NewAdam(fusespago.DefaultAdam()))
@@ -17,8 +18,10 @@
 // OptimizeParams reads the parameter's value and gradient through spago's
 // Dense.Data, which returns the matrix's own backing slice when the element
 // type matches, so the update is one pass of a fuseopt kernel over the
-// parameter in place, without a copy. Afterwards it drops the gradient
-// (Param.ZeroGrad), as spago's strategies do. float32 and float64 models are
+// parameter in place, without a copy (LAMB, whose trust ratio needs the
+// norms of the whole parameter, makes two passes, both in the one call).
+// Afterwards it drops the gradient (Param.ZeroGrad), as spago's strategies
+// do. float32 and float64 models are
 // both supported; a parameter whose value is not a *mat.Dense, or whose
 // gradient has another element type or size, is refused with an error.
 //
@@ -44,8 +47,9 @@
 // # Semantics
 //
 // By default the updates are PyTorch's (torch.optim.Adam, AdamW, SGD,
-// Adagrad and RMSprop, exactly as fuseopt's kernels package documents
-// them), with a step count kept per parameter in its State. spago's own Adam differs in three ways:
+// Adagrad, RMSprop and RAdam, exactly as fuseopt's kernels package
+// documents them), with a step count kept per parameter in its State.
+// spago's own Adam differs in three ways:
 //
 //   - It folds both bias corrections into the step size,
 //     α = lr·√(1−β2ᵗ)/(1−β1ᵗ), and divides by √v + ε. PyTorch divides by
@@ -75,4 +79,15 @@
 // the learning rate). Their defaults are not PyTorch's: spago's AdaGrad has
 // ε 1e-8 (PyTorch 1e-10), its RMSProp LR 0.001 and Decay 0.95 (PyTorch
 // 0.01 and 0.99); [DefaultAdagrad] and [DefaultRMSprop] are PyTorch's.
+//
+// LAMB has no torch.optim counterpart; by default it is the paper's (with
+// Adam's bias correction, as optim.LAMBConfig has it). spago's lamb.Lamb
+// moves the bias correction from the update direction into the step size
+// and counts steps with IncExample; [LAMBFromSpago] selects that variant
+// (optim.LAMBConfig's Spago) with the optimizer's step count. spago's
+// radam.RAdam differs from torch.optim.RAdam in its threshold (ρₜ > 4, not
+// 5), in the steps below it (Adam's step, not momentum SGD) and in where ε
+// enters; it is Adam's step at the learning rate LR·ρ̂ₜ (ρ̂ₜ = rₜ when
+// ρₜ > 4, else 1), which is how the Spago semantics of [RAdamFromSpago]
+// runs it (see there), with the step count advanced by IncBatch.
 package fusespago

@@ -53,9 +53,11 @@ func sync1[T optim.Float](g **optim.Group[T], k *groupKey, kset **kernels.Set, k
 	if *g != nil && *k == key {
 		return *g, nil
 	}
-	if *g == nil || *kset != ks {
-		// A new kernel set (or the first call): a new group; the
-		// parameters' steppers follow it (see stepperOf).
+	if *g == nil || *kset != ks || (*g).Hyper().Kind() != h.Kind() {
+		// A new kernel set, an optim config of another kind (Adam turned
+		// into AdamW, say) or the first call: a new group; the
+		// parameters' steppers follow it (see stepperOf), from the
+		// buffers their State holds.
 		ng, err := optim.NewGroup[T](h, ks)
 		if err != nil {
 			return nil, err

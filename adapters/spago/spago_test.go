@@ -18,6 +18,8 @@ import (
 	"github.com/nlpodyssey/spago/optimizers"
 	"github.com/nlpodyssey/spago/optimizers/adagrad"
 	"github.com/nlpodyssey/spago/optimizers/adam"
+	"github.com/nlpodyssey/spago/optimizers/lamb"
+	"github.com/nlpodyssey/spago/optimizers/radam"
 	"github.com/nlpodyssey/spago/optimizers/rmsprop"
 	"github.com/nlpodyssey/spago/optimizers/sgd"
 )
@@ -80,6 +82,29 @@ func testConverges[T float.DType](t *testing.T) {
 		{"fuseopt-rmsprop-centered", func() (optimizers.OptimizationStrategy, func()) {
 			return NewRMSprop(RMSpropConfig{LR: 0.003, Alpha: 0.99, Eps: 1e-8, Momentum: 0.5, Centered: true}), nil
 		}},
+		{"spago-lamb", func() (optimizers.OptimizationStrategy, func()) {
+			s := lamb.New[T](lamb.NewConfig(0.01, 0.9, 0.999, 1e-8, 0.01))
+			return s, s.IncExample
+		}},
+		{"fuseopt-lamb", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultLAMB()
+			c.LR, c.WeightDecay = 0.01, 0.01
+			return NewLAMB(c), nil
+		}},
+		{"spago-radam", func() (optimizers.OptimizationStrategy, func()) {
+			s := radam.New[T](radam.NewConfig(0.01, 0.9, 0.999, 1e-8))
+			return s, s.IncBatch
+		}},
+		{"fuseopt-radam", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultRAdam()
+			c.LR = 0.01
+			return NewRAdam(c), nil
+		}},
+		{"fuseopt-radamw", func() (optimizers.OptimizationStrategy, func()) {
+			c := DefaultRAdam()
+			c.LR, c.WeightDecay, c.DecoupledWeightDecay = 0.01, 0.01, true
+			return NewRAdam(c), nil
+		}},
 	}
 	for _, c := range cases {
 		s, inc := c.strategy()
@@ -136,6 +161,20 @@ func testMatchesSpago[T float.DType](t *testing.T, tol float64) {
 		rmsprop.NewConfig(0.003, 1e-2, 0.95), // ε large enough to matter
 	} {
 		cases = append(cases, pair{fmt.Sprintf("rmsprop%+v", cfg), rmsprop.New[T](cfg), NewRMSprop(RMSpropFromSpago(cfg)), nil, nil})
+	}
+	for _, cfg := range []lamb.Config{
+		lamb.NewConfig(0.01, 0.9, 0.999, 1e-8, 0.01),
+		lamb.NewConfig(0.01, 0.8, 0.99, 1e-3, 0), // ε large enough to matter
+	} {
+		s, f := lamb.New[T](cfg), NewLAMB(LAMBFromSpago(cfg))
+		cases = append(cases, pair{fmt.Sprintf("lamb%+v", cfg), s, f, s.IncExample, f.IncExample})
+	}
+	for _, cfg := range []radam.Config{
+		radam.NewConfig(0.01, 0.9, 0.999, 1e-8),
+		radam.NewConfig(0.01, 0.8, 0.99, 1e-3), // ε large enough to matter
+	} {
+		s, f := radam.New[T](cfg), NewRAdam(RAdamFromSpago(cfg))
+		cases = append(cases, pair{fmt.Sprintf("radam%+v", cfg), s, f, s.IncBatch, f.IncBatch})
 	}
 	for _, c := range cases {
 		ms, mf := newMLP[T](3), newMLP[T](3)
@@ -389,6 +428,26 @@ func TestSaveLoad(t *testing.T) {
 	t.Run("float32/rmsprop", func(t *testing.T) {
 		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy { return NewRMSprop(DefaultRMSprop()) })
 	})
+	t.Run("float32/lamb", func(t *testing.T) {
+		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy {
+			return NewLAMB(LAMBConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01})
+		})
+	})
+	t.Run("float64/lamb-spago", func(t *testing.T) {
+		testSaveLoad[float64](t, func() optimizers.OptimizationStrategy {
+			return NewLAMB(LAMBFromSpago(lamb.NewDefaultConfig()))
+		})
+	})
+	t.Run("float64/radamw", func(t *testing.T) {
+		testSaveLoad[float64](t, func() optimizers.OptimizationStrategy {
+			return NewRAdam(RAdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, DecoupledWeightDecay: true})
+		})
+	})
+	t.Run("float32/radam-spago", func(t *testing.T) {
+		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy {
+			return NewRAdam(RAdamFromSpago(radam.NewDefaultConfig()))
+		})
+	})
 }
 
 func testSaveLoad[T float.DType](t *testing.T, newStrategy func() optimizers.OptimizationStrategy) {
@@ -625,6 +684,10 @@ func nilBuffers(kind string, s optimizers.OptimizationStrategy) []string {
 		h = s.Config().hyper()
 	case *RMSprop:
 		h = s.Config().hyper()
+	case *LAMB:
+		h = s.Config().hyper()
+	case *RAdam:
+		h = s.Config().hyper(1)
 	}
 	held := optim.StateNames(h)
 	var out []string
@@ -775,4 +838,56 @@ func TestSaveAfterConfigChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	train(t, loaded, d, NewSGD(SGDConfig{LR: 0.05}), 2, nil)
+}
+
+// TestSetConfigOtherKind: a config that is another kind of optim rule
+// (Adam turned into AdamW) takes effect at the next step, from the state
+// the parameter holds: the steps are optim's Adam steps, then AdamW steps
+// of a stepper restored from them.
+func TestSetConfigOtherKind(t *testing.T) {
+	const n = 19
+	r := rand.New(rand.NewPCG(8, 8))
+	w := make([]float64, n)
+	for i := range w {
+		w[i] = r.NormFloat64()
+	}
+	p := nn.NewParam(mat.NewDense[float64](mat.WithBacking(slices.Clone(w))))
+	s := NewAdam(DefaultAdam())
+	ga, err := optim.NewGroup[float64](DefaultAdam().hyper(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := optim.NewGroup[float64](DefaultAdamW().hyper(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := ga.NewStepper(n)
+	for k := range 6 {
+		if k == 3 {
+			s.SetConfig(DefaultAdamW())
+			rw, _ := gw.NewStepper(n)
+			if err := rw.Restore(ref.Steps(), []string{optim.BufExpAvg, optim.BufExpAvgSq},
+				[][]float64{ref.Buffer(optim.BufExpAvg), ref.Buffer(optim.BufExpAvgSq)}); err != nil {
+				t.Fatal(err)
+			}
+			ref = rw
+		}
+		g := make([]float64, n)
+		for i := range g {
+			g[i] = r.NormFloat64()
+		}
+		setGrad(p, g)
+		if err := s.OptimizeParams(p); err != nil {
+			t.Fatalf("step %d: %v", k+1, err)
+		}
+		if err := ref.Step(w, g); err != nil {
+			t.Fatal(err)
+		}
+		if got := values[float64](p); !slices.Equal(got, w) {
+			t.Fatalf("step %d: %v, optim's %v", k+1, got, w)
+		}
+	}
+	if st := p.State.(*State[float64]); st.Step != 6 || !slices.Equal(st.ExpAvgSq, ref.Buffer(optim.BufExpAvgSq)) {
+		t.Errorf("State after the switch: step %d, exp_avg_sq equal to optim's: %v", st.Step, slices.Equal(st.ExpAvgSq, ref.Buffer(optim.BufExpAvgSq)))
+	}
 }

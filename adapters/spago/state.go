@@ -19,6 +19,10 @@ const (
 	// KindRMSprop: SquareAvg, MomentumBuffer with momentum, GradAvg when
 	// centered.
 	KindRMSprop = "rmsprop"
+	// KindLAMB: ExpAvg and ExpAvgSq.
+	KindLAMB = "lamb"
+	// KindRAdam: ExpAvg and ExpAvgSq, under either semantics.
+	KindRAdam = "radam"
 )
 
 // State is the optimizer state of one parameter, kept in nn.Param.State. Its
@@ -26,10 +30,10 @@ const (
 // a buffer the rule does not use is nil. Its exported fields are what
 // encoding/gob writes when spago saves the model.
 type State[T float.DType] struct {
-	Kind           string // KindAdam, KindSGD, KindLion, KindAdagrad or KindRMSprop
+	Kind           string // KindAdam, KindSGD, KindLion, KindAdagrad, KindRMSprop, KindLAMB or KindRAdam
 	Step           int64  // steps this parameter has taken
-	ExpAvg         []T    // Adam: first moment m; Lion: its momentum m
-	ExpAvgSq       []T    // Adam: second moment v
+	ExpAvg         []T    // Adam, LAMB, RAdam: first moment m; Lion: its momentum m
+	ExpAvgSq       []T    // Adam, LAMB, RAdam: second moment v
 	MaxExpAvgSq    []T    // Adam with AMSGrad: running maximum of v
 	MomentumBuffer []T    // SGD and RMSprop with momentum
 	Sum            []T    // Adagrad: sum of the squared gradients

@@ -134,7 +134,7 @@ type measureFlags struct {
 }
 
 func (m *measureFlags) register(fs *flag.FlagSet, ops, precs, sizes string, sample time.Duration, runs int) {
-	fs.StringVar(&m.ops, "ops", ops, "optimizer steps: "+strings.Join(opNames(), ",")+" or all")
+	fs.StringVar(&m.ops, "ops", ops, "optimizer steps, comma-separated ("+opNames()+") or all")
 	fs.StringVar(&m.precs, "prec", precs, "precisions: f32,f64 or all")
 	fs.StringVar(&m.sizes, "sizes", sizes, "parameters per step, comma-separated (K and M suffixes)")
 	fs.StringVar(&m.cpu, "cpu", "all", "levels to compare, e.g. avx2,avx512, or all (every level this CPU runs)")
@@ -249,11 +249,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// opNames are the names of every step the comparisons run.
-func opNames() []string {
-	var out []string
-	for _, o := range bench.Ops {
-		out = append(out, string(o))
+// opNames lists the optimizer steps -ops takes, comma-separated.
+func opNames() string {
+	names := make([]string, len(bench.Ops))
+	for i, o := range bench.Ops {
+		names[i] = string(o)
 	}
-	return out
+	return strings.Join(names, ",")
 }

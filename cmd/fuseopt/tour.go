@@ -52,6 +52,13 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, " (the best level; %s=%s lowers it)\n", kernels.EnvVar, strings.Join(lo, "|"))
 	}
 	a := kernels.Active()
+	choices := kernels.Describe().Choices
+	if len(choices) == 0 {
+		fmt.Fprintf(stdout, "kernels    every kernel at %s (no per-kernel level choice for this CPU model)\n", m.Active)
+	}
+	for _, k := range choices {
+		fmt.Fprintf(stdout, "kernels    %s float%d at %s: %s\n", k.Kernel, 8*k.Size, k.Level, k.Why)
+	}
 	fmt.Fprintf(stdout, "fast adam  %s\n", fastAdam(a.FastPathF32(), a.FastPathF64()))
 	fmt.Fprintf(stdout, "solve      the Newton solve runs at %s\n\n", m.SolveLevel)
 

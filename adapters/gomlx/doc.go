@@ -1,0 +1,90 @@
+// Package fusegomlx trains GoMLX (v0.26.0) models with fuseopt's fused
+// optimizer kernels on GoMLX's pure-Go backend (simplego). Its [Optimizer]
+// is a GoMLX optimizers.Interface; the swap is the optimizer's package and
+// one line that attaches it to the trainer:
+//
+//	opt := fusegomlx.Adam().LearningRate(1e-3).Done() // was optimizers.Adam().LearningRate(1e-3).Done()
+//	trainer := train.NewTrainer(backend, ctx, modelFn, losses.MeanSquaredError, opt, nil, nil)
+//	loop := train.NewLoop(trainer)
+//	opt.AttachToLoop(loop) // or opt.AttachToTrainer(trainer) without a Loop
+//	… loop.RunSteps(ds, n) as before
+//
+// # How a step runs
+//
+// GoMLX's optimizers build their update into the training graph: on the Go
+// backend, Adam is about 15 element-wise ops per variable, each a separate
+// pass writing its own buffer. Here the graph does everything but the
+// update: the loss, the gradients, the global step and the optimizer's
+// step count, the learning rate (GoMLX's learning-rate variable, so its
+// schedules apply), clip_nan and the NaN logger on the gradients. The
+// gradients, the learning rate and the step count are marked as logged
+// nodes. After each execution the executor calls its node logger with their
+// values; the optimizer's logger then updates every trainable variable with
+// one fused kernel pass, in place, on the variable's own memory: the Go
+// backend's shared buffers (Backend.HasSharedBuffers, NewSharedBuffer), which
+// may be written between executions. The variables are never copied (a value
+// that is not yet a shared buffer, such as the initializer's output, is made
+// one once), and the gradients are the execution's output buffers,
+// returned to the backend's pool after the step.
+//
+// The node logger is the only per-execution callback GoMLX's executors
+// have (it serves nanlogger too), and the trainer reaches its executors
+// only through Trainer.OnExecCreation; optimizers.Interface.UpdateGraph
+// only builds the graph. Hence the one added line: [Optimizer.AttachToTrainer]
+// registers the logger for every executor the trainer makes, as
+// nanlogger.AttachToTrainer does, and [Optimizer.AttachToLoop] also makes a
+// failed step stop the loop. The optimizer's logger passes every other
+// logged node to the logger the executor had; it must be the outermost one,
+// so attach loggers such as nanlogger before it (nanlogger v0.26.0
+// rearranges the executor's lists of logged nodes in place).
+//
+// # Semantics
+//
+// [Adam], [RMSProp] and [StochasticGradientDescent] are GoMLX's
+// optimizers.Adam, RMSProp and StochasticGradientDescent: the same builder
+// methods, defaults (Adam's ε is 1e-7, SGD's learning rate 0.1 decayed by
+// 1/sqrt(step)), context hyperparameters (learning_rate, adam_epsilon,
+// adam_beta1, adam_beta2, adam_weight_decay, adam_dtype, clip_nan,
+// optimizer for [FromContext]) and state variables, with GoMLX's arithmetic
+// where it differs from PyTorch's: one step count for all variables, GoMLX
+// RMSProp's bias-corrected second moment, its decoupled weight decay on
+// Adam and RMSProp, SGD's decay. [AdamConfig] and [SGDConfig] give the
+// equations. Results agree with GoMLX's own optimizers to rounding: the
+// fused kernels order their operations differently from GoMLX's graph.
+//
+// [New] runs any optim config (optim.SGDConfig with momentum or Nesterov,
+// AdamConfig with AMSGrad, AdamWConfig, LionConfig, AdagradConfig,
+// RMSpropConfig, and the rules optim adds later) with PyTorch's semantics,
+// bit for bit as optim's Stepper computes them, except that one step count
+// serves all variables (GoMLX trains every trainable variable at every
+// step, where the two are the same).
+//
+// # State and checkpoints
+//
+// The optimizer's state is GoMLX variables, non-trainable, created when the
+// graph is built and initialised by GoMLX: GoMLX's checkpoints save and
+// restore it with the model, and training resumes bit for bit. Adam and
+// RMSProp keep GoMLX's names ("/AdamOptimizer/<scope>/<name>_1st_moment",
+// "_2nd_moment", "/AdamOptimizer/global_step"), so a checkpoint written
+// with GoMLX's Adam resumes with this package's and the other way round.
+// New's state is "/fuseopt/<scope>/<name>_<buffer>" with PyTorch's buffer
+// names (exp_avg, momentum_buffer, sum, square_avg, …) and
+// "/fuseopt/global_step".
+//
+// # Backend
+//
+// Only the Go backend is used: the package imports backends/simplego and
+// no other backend, so neither XLA nor a PJRT plugin is built or needed;
+// a graph on another backend is refused with [ErrUnsupported].
+//
+// # Errors
+//
+// Invalid hyperparameters give errors wrapping optim.ErrHyper, unsupported
+// GoMLX settings [ErrUnsupported], variables that cannot be stepped
+// [ErrVariable], a graph built without an attached executor
+// [ErrNotAttached]; the first Trainer.TrainStep returns them (the graph is
+// built then), before any variable changes. A step that fails after the
+// graph ran (a schedule's negative learning rate) changes nothing and stops
+// the optimizer: [Optimizer.Err] returns the error, and with AttachToLoop
+// the loop stops with it.
+package fusegomlx

@@ -1,0 +1,215 @@
+package fusegomlx
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX's usual style for graph code
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train"
+	"github.com/gomlx/gomlx/pkg/ml/train/losses"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+)
+
+func TestConstructorErrors(t *testing.T) {
+	if _, err := New(nil); !errors.Is(err, optim.ErrInvalid) {
+		t.Errorf("New(nil): %v, want optim.ErrInvalid", err)
+	}
+	for _, h := range []optim.Hyper{
+		optim.AdamConfig{LR: -1, Beta1: 0.9, Beta2: 0.999},
+		optim.AdamWConfig{LR: 1e-3, Beta1: 1, Beta2: 0.999},
+		optim.SGDConfig{LR: 0.1, Nesterov: true},
+		optim.LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 1.5},
+	} {
+		if _, err := New(h); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("New(%+v): %v, want optim.ErrHyper", h, err)
+		}
+	}
+	ctx := context.New()
+	for _, name := range []string{"adamax", "lamb", ""} {
+		if _, err := ByName(ctx, name); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("ByName(%q): %v, want ErrUnsupported", name, err)
+		}
+	}
+}
+
+// TestGraphErrors: settings the adapter refuses make the first TrainStep
+// fail, when the graph is built, with an error that errors.Is finds through
+// GoMLX's wrapping; no weight changes.
+func TestGraphErrors(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		opt    func(ctx *context.Context) *Optimizer
+		params map[string]any
+		want   error
+	}{
+		{"beta1 = 1", func(*context.Context) *Optimizer { return Adam().Betas(1, 0.999).Done() }, nil, optim.ErrHyper},
+		{"negative weight decay", func(*context.Context) *Optimizer { return Adam().WeightDecay(-0.1).Done() }, nil, optim.ErrHyper},
+		{"negative epsilon", func(*context.Context) *Optimizer { return RMSProp().Epsilon(-1).Done() }, nil, optim.ErrHyper},
+		{"negative context learning rate", func(ctx *context.Context) *Optimizer { return StochasticGradientDescent().Done() },
+			map[string]any{optimizers.ParamLearningRate: -0.5}, optim.ErrHyper},
+		{"adam_dtype int32", func(ctx *context.Context) *Optimizer { return Adam().FromContext(ctx).Done() },
+			map[string]any{optimizers.ParamAdamDType: "int32"}, optim.ErrHyper},
+		{"adamax", func(*context.Context) *Optimizer { return Adam().Adamax().Done() }, nil, ErrUnsupported},
+		{"optimizer adamax", FromContext, map[string]any{optimizers.ParamOptimizer: "adamax"}, ErrUnsupported},
+		{"clip_step_by_value", func(*context.Context) *Optimizer { return Adam().Done() },
+			map[string]any{optimizers.ParamClipStepByValue: 0.1}, ErrUnsupported},
+		{"adam_dtype float64", func(ctx *context.Context) *Optimizer { return Adam().FromContext(ctx).Done() },
+			map[string]any{optimizers.ParamAdamDType: "float64"}, ErrUnsupported},
+		{"float32 coefficient overflow", func(*context.Context) *Optimizer { o, _ := New(optim.SGDConfig{LR: 1e300}); return o },
+			nil, optim.ErrHyper},
+		{"foreign kernel set", func(*context.Context) *Optimizer { return Adam().Done().WithKernels(&kernels.Set{}) },
+			nil, optim.ErrInvalid},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			x, y := regressionData(dtypes.Float32)
+			ctx := newMLPContext(dtypes.Float32, 1)
+			ctx.SetParams(c.params)
+			before := values(t, ctx)
+			tr := newTrainer(t, ctx, c.opt(ctx))
+			_, err := tr.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{y})
+			if !errors.Is(err, c.want) {
+				t.Fatalf("TrainStep: %v, want %v", err, c.want)
+			}
+			if !equalBits(before, values(t, ctx)) {
+				t.Error("the weights changed")
+			}
+		})
+	}
+}
+
+// TestNotAttached: an optimizer given to a trainer but not attached to it
+// fails the first step with ErrNotAttached instead of never stepping.
+func TestNotAttached(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	ctx := newMLPContext(dtypes.Float32, 1)
+	tr := train.NewTrainer(goBackend(t), ctx, mlpModel, losses.MeanSquaredError, Adam().Done(), nil, nil)
+	if _, err := tr.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{y}); !errors.Is(err, ErrNotAttached) {
+		t.Fatalf("TrainStep: %v, want ErrNotAttached", err)
+	}
+}
+
+// TestBFloat16Variable: a trainable bfloat16 variable is refused (the kernels
+// step float32 and float64) with ErrVariable.
+func TestBFloat16Variable(t *testing.T) {
+	ctx := context.New()
+	model := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
+		w := ctx.WithInitializer(func(g *Graph, s shapes.Shape) *Node { return Ones(g, s) }).
+			VariableWithShape("w", shapes.Make(dtypes.BFloat16, 3)).ValueGraph(inputs[0].Graph())
+		return []*Node{ReduceAllSum(Mul(ConvertDType(w, dtypes.Float32), inputs[0]))}
+	}
+	opt := Adam().Done()
+	tr := train.NewTrainer(goBackend(t), ctx, model, lossIsPrediction, opt, nil, nil)
+	opt.AttachToTrainer(tr)
+	_, err := tr.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float32{1, 2, 3})}, nil)
+	if !errors.Is(err, ErrVariable) {
+		t.Fatalf("TrainStep: %v, want ErrVariable", err)
+	}
+}
+
+// TestRuntimeErrors: a learning rate that a schedule makes invalid is only
+// seen after the graph ran. The step is not taken (no weight or state
+// changes), Err reports it, no later step is taken, and with AttachToLoop
+// the loop stops with it.
+func TestRuntimeErrors(t *testing.T) {
+	for _, useLoop := range []bool{false, true} {
+		x, y := regressionData(dtypes.Float32)
+		ctx := newMLPContext(dtypes.Float32, 1)
+		opt := Adam().LearningRate(0.01).Done()
+		tr := train.NewTrainer(goBackend(t), ctx, mlpModel, losses.MeanSquaredError, opt, nil, nil)
+		loop := train.NewLoop(tr)
+		opt.AttachToLoop(loop)
+		trainSteps(t, tr, x, y, 5)
+		if err := opt.Err(); err != nil {
+			t.Fatal(err)
+		}
+		lrVar := optimizers.LearningRateVar(ctx, dtypes.Float32, 0)
+		if err := lrVar.SetValue(tensors.FromScalar(float32(-0.01))); err != nil {
+			t.Fatal(err)
+		}
+		before := values(t, ctx)
+		m1 := flat64(t, ctx.GetVariableByScopeAndName("/AdamOptimizer/dense0", "weights_1st_moment"))
+		if useLoop {
+			start := loop.LoopStep
+			_, err := loop.RunSteps(fullBatch{x, y}, 10)
+			if !errors.Is(err, optim.ErrHyper) {
+				t.Errorf("RunSteps: %v, want optim.ErrHyper", err)
+			}
+			if loop.LoopStep != start {
+				t.Errorf("the loop ran %d steps, want it stopped at its first", loop.LoopStep-start)
+			}
+		} else {
+			trainSteps(t, tr, x, y, 3)
+		}
+		if err := opt.Err(); !errors.Is(err, optim.ErrHyper) {
+			t.Errorf("Err: %v, want optim.ErrHyper", err)
+		}
+		if !equalBits(before, values(t, ctx)) {
+			t.Error("the weights changed")
+		}
+		m2 := flat64(t, ctx.GetVariableByScopeAndName("/AdamOptimizer/dense0", "weights_1st_moment"))
+		if !equalBits([][]float64{m1}, [][]float64{m2}) {
+			t.Error("the first moment changed")
+		}
+	}
+}
+
+// TestChangedInGraph: a trainable variable that the graph itself changes
+// (here by a per-step update function, which GoMLX runs after its
+// optimizer's update in the graph) cannot also be stepped after the graph:
+// Err reports ErrVariable.
+func TestChangedInGraph(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	ctx := newMLPContext(dtypes.Float32, 1)
+	model := func(ctx *context.Context, spec any, inputs []*Node) []*Node {
+		train.AddPerStepUpdateGraphFn(ctx.In("constraint"), inputs[0].Graph(), func(ctx *context.Context, g *Graph) {
+			v := ctx.InAbsPath("/dense1").GetVariable("biases")
+			v.SetValueGraph(ClipScalar(v.ValueGraph(g), -1, 1))
+		})
+		return mlpModel(ctx, spec, inputs)
+	}
+	opt := Adam().Done()
+	tr := train.NewTrainer(goBackend(t), ctx, model, losses.MeanSquaredError, opt, nil, nil)
+	opt.AttachToTrainer(tr)
+	if _, err := tr.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{y}); err != nil {
+		t.Fatal(err)
+	}
+	if err := opt.Err(); !errors.Is(err, ErrVariable) {
+		t.Errorf("Err: %v, want ErrVariable", err)
+	}
+}
+
+// TestClear: Clear deletes the optimizer's state variables, as GoMLX's
+// does; once the trainer rebuilds its graphs, training goes on from a fresh
+// state, bit for bit as a new optimizer would from the same weights.
+func TestClear(t *testing.T) {
+	x, y := regressionData(dtypes.Float64)
+	ctxA := newMLPContext(dtypes.Float64, 2)
+	optA := Adam().LearningRate(0.01).Done()
+	trA := newTrainer(t, ctxA, optA)
+	trainSteps(t, trA, x, y, 20)
+	mid := values(t, ctxA)
+	if err := optA.Clear(ctxA); err != nil {
+		t.Fatal(err)
+	}
+	if v := ctxA.GetVariableByScopeAndName("/AdamOptimizer/dense0", "weights_1st_moment"); v != nil {
+		t.Error("a moment survived Clear")
+	}
+	trA.ResetComputationGraphs()
+	trainSteps(t, trA, x, y, 20)
+
+	ctxB := context.New()
+	for i, sv := range mlpVars {
+		w := ctxA.GetVariableByScopeAndName(sv[0], sv[1])
+		ctxB.InAbsPath(sv[0]).VariableWithValue(sv[1], tensorOf(dtypes.Float64, mid[i], w.Shape().Dimensions...))
+	}
+	trainSteps(t, newTrainer(t, ctxB, Adam().LearningRate(0.01).Done()), x, y, 20)
+	if a, b := values(t, ctxA), values(t, ctxB); !equalBits(a, b) {
+		t.Errorf("after Clear the weights differ from a fresh optimizer's by %.3g", maxScaledDiff(a, b))
+	}
+}

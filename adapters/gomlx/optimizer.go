@@ -1,0 +1,570 @@
+package fusegomlx
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+)
+
+var (
+	_ optimizers.Interface        = (*Optimizer)(nil)
+	_ train.OptimizeWithGradients = (*Optimizer)(nil)
+)
+
+// Errors of this package. Test them with errors.Is; an invalid
+// hyperparameter gives an error wrapping optim.ErrHyper (and optim's other
+// errors pass through as optim returns them). Graph-building errors come
+// out of Trainer.TrainStep (and Loop.RunSteps), wrapped by GoMLX's messages.
+var (
+	// ErrNotAttached: the optimizer built a training graph but no executor
+	// runs its step (see [Optimizer.AttachToTrainer]).
+	ErrNotAttached = errors.New("fusegomlx: optimizer not attached to a trainer or executor")
+	// ErrUnsupported: a GoMLX option or setting the adapter cannot run
+	// (Adamax, clip_step_by_value, an adam_dtype other than the
+	// variables', a backend other than the Go one, a node logger attached
+	// in front of the optimizer's, an unknown optimizer name).
+	ErrUnsupported = errors.New("fusegomlx: unsupported")
+	// ErrVariable: a variable the step cannot update in place: a trainable
+	// variable that is not float32 or float64, one that the training graph
+	// itself changes, or a variable without a value (deleted, or cleared
+	// with Optimizer.Clear since the graph was built).
+	ErrVariable = errors.New("fusegomlx: variable cannot be stepped")
+)
+
+// Optimizer is a GoMLX optimizer (optimizers.Interface, and
+// train.OptimizeWithGradients for Trainer.AccumulateGradients) whose
+// update runs as fuseopt's fused kernels on the variables' own memory. The
+// training graph computes the loss and the gradients; the update runs after
+// each execution of that graph, in place, on the backend's shared buffers.
+// Make one with [New] (any optim config), [Adam], [RMSProp],
+// [StochasticGradientDescent] or [FromContext], and attach it to the
+// trainer with [Optimizer.AttachToTrainer] or [Optimizer.AttachToLoop]
+// before the first training step.
+type Optimizer struct {
+	msg     string // the log message that marks this optimizer's nodes
+	name    string
+	resolve func(ctx *context.Context, dtype dtypes.DType) (*rule, error)
+	scope   string // state scope; "" when the rule keeps no state
+	ks      *kernels.Set
+
+	attached atomic.Bool
+	trainers sync.Map // *train.Trainer → struct{}: attached to
+
+	mu        sync.Mutex
+	plans     map[graph.GraphId]*plan
+	err       error
+	scratch32 []float32
+	scratch64 []float64
+}
+
+var optimizerCount atomic.Int64
+
+func newOptimizer(name, scope string, resolve func(*context.Context, dtypes.DType) (*rule, error)) *Optimizer {
+	return &Optimizer{
+		msg:     "fusegomlx#" + strconv.FormatInt(optimizerCount.Add(1), 10),
+		name:    name,
+		resolve: resolve,
+		scope:   scope,
+		plans:   make(map[graph.GraphId]*plan),
+	}
+}
+
+// DefaultScope is the scope of the state variables and step count of an
+// optimizer made by [New] (the GoMLX-style constructors use GoMLX's:
+// "AdamOptimizer").
+const DefaultScope = "fuseopt"
+
+// New returns an Optimizer that runs the rule of h (any optim config:
+// optim.SGDConfig, AdamConfig, AdamWConfig, LionConfig, AdagradConfig,
+// RMSpropConfig, …) with PyTorch's semantics, exactly as optim's kernels
+// compute it. The learning rate lives in GoMLX's learning-rate variable
+// (optimizers.LearningRateVar, initialised with h's LR), so GoMLX's
+// schedules apply; while that variable holds h's LR (rounded to its dtype),
+// the kernels use h's LR itself. The state buffers are GoMLX variables
+// under the scope [DefaultScope] (see [Optimizer.Scope]), named
+// "<variable>_<buffer>" with PyTorch's buffer names (exp_avg, exp_avg_sq,
+// momentum_buffer, sum, square_avg, …), and one step count is kept for all
+// variables in "<scope>/global_step".
+//
+// A nil or invalid h gives an error wrapping optim.ErrInvalid (invalid
+// hyperparameters: optim.ErrHyper).
+func New(h optim.Hyper) (*Optimizer, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil Hyper", optim.ErrInvalid)
+	}
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	o := newOptimizer(h.Kind().String(), DefaultScope, nil)
+	o.resolve = func(_ *context.Context, dtype dtypes.DType) (*rule, error) {
+		return genericRule(h, o.scope, dtype)
+	}
+	return o, nil
+}
+
+// Scope sets the scope of the optimizer's state variables and step count
+// (for New: [DefaultScope]; for Adam and RMSProp: GoMLX's
+// "AdamOptimizer"), as GoMLX's AdamConfig.Scope does. Set it before the
+// first training step. An empty name, or an optimizer without state (SGD),
+// keeps the scope it has. It returns the optimizer.
+func (o *Optimizer) Scope(name string) *Optimizer {
+	if o.scope != "" && name != "" {
+		o.scope = name
+	}
+	return o
+}
+
+// WithKernels selects the kernel set (a level from kernels.For); the
+// default is kernels.Active(). Another set makes graph building fail with
+// optim.ErrInvalid. It returns the optimizer.
+func (o *Optimizer) WithKernels(s *kernels.Set) *Optimizer {
+	o.ks = s
+	return o
+}
+
+// Name returns the optimizer's name: the optim kind for New ("Adam",
+// "Lion", …), or GoMLX's ("adam", "adamw", "rmsprop", "sgd").
+func (o *Optimizer) Name() string { return o.name }
+
+// Err returns the error that stopped the optimizer, or nil. A step that
+// fails after the graph ran (a learning rate that a schedule made negative
+// or NaN, a state variable deleted or replaced by one of another shape)
+// changes no variable; the optimizer records the error and takes no further
+// steps. [Optimizer.AttachToLoop] makes the loop stop with it.
+func (o *Optimizer) Err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}
+
+// ExecWithLogger is an executor whose node logger can be read and
+// replaced: graph.Exec and context.Exec (as in GoMLX's nanlogger).
+type ExecWithLogger interface {
+	SetNodeLogger(loggerFn graph.LoggerFn)
+	GetNodeLogger() graph.LoggerFn
+}
+
+// AttachToExec makes exec run the optimizer's step after each execution of
+// a graph whose gradients the optimizer built. The step rides on GoMLX's
+// node-logging hook, which an executor calls after every execution with
+// the values of the nodes marked for logging: the optimizer marks the
+// gradients, the learning rate and the step count, and passes every other
+// logged node on to the logger exec had (nanlogger or the default printer).
+// Attach before exec builds its first graph.
+func (o *Optimizer) AttachToExec(exec ExecWithLogger) {
+	exec.SetNodeLogger(o.hook(exec, exec.GetNodeLogger()))
+	o.attached.Store(true)
+}
+
+// hook returns the logger AttachToExec installs in exec, in front of prev.
+// It is not inlined, so that every logger it returns has the same code.
+//
+//go:noinline
+func (o *Optimizer) hook(exec ExecWithLogger, prev graph.LoggerFn) graph.LoggerFn {
+	return func(g *graph.Graph, messages []string, values []*tensors.Tensor, nodes []graph.NodeId) {
+		o.logged(exec, g, messages, values, nodes, prev)
+	}
+}
+
+// hookCode is the code of the loggers that hook returns (one for all of
+// them): an executor whose logger has other code has had a logger attached
+// in front of this package's.
+var hookCode uintptr
+
+func init() { hookCode = reflect.ValueOf((*Optimizer)(nil).hook(nil, nil)).Pointer() }
+
+// AttachToTrainer attaches the optimizer to every executor the trainer
+// makes (train, eval, gradient accumulation), as nanlogger's
+// AttachToTrainer does. It drops the graphs the trainer has already
+// compiled (Trainer.ResetComputationGraphs), so that it may be called at
+// any time; the next step rebuilds them. Attaching twice to one trainer
+// does nothing the second time.
+func (o *Optimizer) AttachToTrainer(trainer *train.Trainer) {
+	if _, done := o.trainers.LoadOrStore(trainer, struct{}{}); done {
+		return
+	}
+	trainer.OnExecCreation(func(exec *context.Exec, _ train.GraphType) { o.AttachToExec(exec) })
+	trainer.ResetComputationGraphs()
+	o.attached.Store(true)
+}
+
+// AttachToLoop attaches the optimizer to the loop's trainer (see
+// [Optimizer.AttachToTrainer]) and adds an OnStep hook, run before the
+// others, that returns [Optimizer.Err]: a step that failed stops
+// Loop.RunSteps with its error.
+func (o *Optimizer) AttachToLoop(loop *train.Loop) {
+	o.AttachToTrainer(loop.Trainer)
+	loop.OnStep("fusegomlx", train.Priority(math.MinInt32), func(*train.Loop, []*tensors.Tensor) error {
+		return o.Err()
+	})
+}
+
+// UpdateGraph implements optimizers.Interface: it builds the gradients of
+// loss for the trainable variables in use by the graph and hands them to
+// [Optimizer.UpdateGraphWithGradients]. It panics on error, as GoMLX's
+// graph-building functions do; Trainer.TrainStep returns the error.
+func (o *Optimizer) UpdateGraph(ctx *context.Context, g *graph.Graph, loss *graph.Node) {
+	_ = g
+	if !loss.Shape().IsScalar() {
+		panic(fmt.Errorf("%w: optimizer requires a scalar loss, got shape %s", optim.ErrInvalid, loss.Shape()))
+	}
+	grads := ctx.BuildTrainableVariablesGradientsGraph(loss)
+	o.UpdateGraphWithGradients(ctx, grads, loss.DType())
+}
+
+// UpdateGraphWithGradients implements train.OptimizeWithGradients. It does
+// what GoMLX's optimizers do in the graph except the update itself:
+// it increments the global step (optimizers.IncrementGlobalStepGraph) and
+// the optimizer's own step count, reads the learning-rate variable, creates
+// the state variables (initialised by GoMLX, saved by its checkpoints),
+// applies clip_nan and the NaN logger to the gradients as GoMLX's Adam
+// does, and marks the gradients for the step that follows the execution.
+// It panics on error (errors.Is works on the panic value and on the error
+// TrainStep returns).
+func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*graph.Node, lossDType dtypes.DType) {
+	if len(grads) == 0 {
+		panic(fmt.Errorf("%w: no gradients: are there any trainable variables?", optim.ErrInvalid))
+	}
+	if err := o.buildGraph(ctx, grads, lossDType); err != nil {
+		panic(err)
+	}
+}
+
+// Clear deletes the optimizer's state variables and step count (its scope,
+// under ctx's), as GoMLX's optimizers' Clear does. Graphs built before need
+// rebuilding (Trainer.ResetComputationGraphs) to train again.
+func (o *Optimizer) Clear(ctx *context.Context) error {
+	o.mu.Lock()
+	clear(o.plans)
+	o.mu.Unlock()
+	if o.scope == "" {
+		return nil
+	}
+	return ctx.In(o.scope).DeleteVariablesInScope()
+}
+
+// rule is an optimizer resolved for one graph: which optim config runs at
+// each step, and where its state lives.
+type rule struct {
+	// hyper returns the config of step t (from 1) at learning rate lr
+	// (the value of the learning-rate variable; NaN when the rule has
+	// none).
+	hyper func(t int64, lr float64) (optim.Hyper, error)
+	// states are optim.StateNames of hyper's configs and inits their
+	// initial values; varNames the variable name suffix of each ("" for a
+	// scratch buffer cleared before each step).
+	states   []string
+	inits    []float64
+	varNames []string
+	// lr is the initial value of the learning-rate variable; NaN: the
+	// rule reads none.
+	lr float64
+	// lrDType is the dtype of the learning-rate variable (GoMLX: Adam's
+	// dtype or the loss's).
+	lrDType dtypes.DType
+	// scope holds the state variables, under their variables' scopes, and
+	// the step count ("<scope>/global_step"); "" for a rule without state
+	// that counts with GoMLX's global step (its SGD's decay).
+	scope string
+	// varDType, when valid, is the only variable dtype the rule accepts
+	// (GoMLX's adam_dtype).
+	varDType dtypes.DType
+	// clipNaNElementwise: with clip_nan, zero the non-finite gradient
+	// elements one by one (GoMLX's SGD) instead of a whole gradient that
+	// holds one (its Adam).
+	clipNaNElementwise bool
+}
+
+// genericRule runs h as it is, its learning rate taken from GoMLX's
+// learning-rate variable.
+func genericRule(h optim.Hyper, scope string, lrDType dtypes.DType) (*rule, error) {
+	r := &rule{states: optim.StateNames(h), inits: optim.StateInit(h), scope: scope, lr: math.NaN(), lrDType: lrDType}
+	for _, s := range r.states {
+		r.varNames = append(r.varNames, "_"+s)
+	}
+	lr0, err := optim.HyperValue(h, "lr")
+	if err != nil {
+		// A rule without a learning rate runs its config unchanged.
+		r.hyper = func(int64, float64) (optim.Hyper, error) { return h, nil }
+		return r, nil
+	}
+	r.lr = lr0
+	var last struct {
+		lr float64
+		h  optim.Hyper
+	}
+	r.hyper = func(_ int64, lr float64) (optim.Hyper, error) {
+		if lr == lr0 || lr == float64(float32(lr0)) {
+			return h, nil
+		}
+		if lr == last.lr && last.h != nil {
+			return last.h, nil
+		}
+		h2, err := optim.WithHyperValue(h, "lr", lr)
+		if err != nil {
+			return nil, err
+		}
+		last.lr, last.h = lr, h2
+		return h2, nil
+	}
+	return r, nil
+}
+
+// plan is what one training graph hands to the step after its execution.
+type plan struct {
+	r       *rule
+	backend backends.Backend
+	lrNode  graph.NodeId
+	step    graph.NodeId
+	hasLR   bool
+	params  []param
+	slot    map[graph.NodeId]int // a gradient node → its index in params
+	// per-step scratch, reused: the gradient tensor of each param and the
+	// slices of the float32 and float64 params.
+	grads    []*tensors.Tensor
+	work32   []work[float32]
+	work64   []work[float64]
+	c32, c64 kernels.Coeffs
+}
+
+// param is one trainable variable and its state variables (nil: scratch).
+type param struct {
+	v     *context.Variable
+	state []*context.Variable
+	dtype dtypes.DType
+	n     int
+}
+
+type work[T float32 | float64] struct {
+	p, g  []T
+	state [4][]T
+}
+
+// buildGraph is UpdateGraphWithGradients without the panic.
+func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDType dtypes.DType) error {
+	g := grads[0].Graph()
+	if !o.attached.Load() {
+		return fmt.Errorf("%w: call AttachToTrainer (or AttachToLoop, AttachToExec) before the first training step", ErrNotAttached)
+	}
+	if _, ok := g.Backend().(*simplego.Backend); !ok || !g.Backend().HasSharedBuffers() {
+		return fmt.Errorf("%w: backend %q: the step runs on the Go backend's shared buffers (simplego)", ErrUnsupported, g.Backend().Name())
+	}
+	if o.ks != nil {
+		if s, err := kernels.For(o.ks.Level()); err != nil || s != o.ks {
+			return fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", optim.ErrInvalid)
+		}
+	}
+	if clip := context.GetParamOr(ctx, optimizers.ParamClipStepByValue, 0.0); clip != 0 {
+		return fmt.Errorf("%w: %s = %v: the fused kernels do not clip the step", ErrUnsupported, optimizers.ParamClipStepByValue, clip)
+	}
+	r, err := o.resolve(ctx, lossDType)
+	if err != nil {
+		return err
+	}
+	p := &plan{r: r, backend: g.Backend(), slot: make(map[graph.NodeId]int)}
+	logged := make(map[*graph.Node]bool)
+	mark := func(n *graph.Node) *graph.Node {
+		if n.IsLogged() || logged[n] {
+			n = graph.Identity(n)
+		}
+		n.SetLogged(o.msg)
+		logged[n] = true
+		return n
+	}
+
+	if !math.IsNaN(r.lr) {
+		lr := optimizers.LearningRateVar(ctx, r.lrDType, r.lr).ValueGraph(g)
+		if dt := lr.DType(); dt != dtypes.Float32 && dt != dtypes.Float64 {
+			return fmt.Errorf("%w: a %s learning rate (want float32 or float64)", ErrUnsupported, dt)
+		}
+		p.lrNode, p.hasLR = mark(lr).Id(), true
+	}
+	step := optimizers.IncrementGlobalStepGraph(ctx, g, dtypes.Int64)
+	if r.scope != "" {
+		step = optimizers.IncrementGlobalStepGraph(ctx.In(r.scope), g, dtypes.Int64)
+	}
+	p.step = mark(step).Id()
+
+	i := 0
+	for v := range ctx.IterVariables() {
+		if !v.Trainable || !v.InUseByGraph(g) {
+			continue
+		}
+		if i >= len(grads) {
+			return fmt.Errorf("%w: more trainable variables than the %d gradients: were variables created in between?", optim.ErrInvalid, len(grads))
+		}
+		grad := grads[i]
+		i++
+		dt := v.Shape().DType
+		switch {
+		case dt != dtypes.Float32 && dt != dtypes.Float64:
+			return fmt.Errorf("%w: %s is %s; the kernels step float32 and float64", ErrVariable, v.ScopeAndName(), dt)
+		case r.varDType != dtypes.InvalidDType && r.varDType != dt:
+			return fmt.Errorf("%w: %s = %s for the %s variable %s: the kernels step a variable in its own dtype",
+				ErrUnsupported, optimizers.ParamAdamDType, r.varDType, dt, v.ScopeAndName())
+		case !grad.Shape().Equal(v.Shape()):
+			return fmt.Errorf("%w: gradient of %s has shape %s, the variable %s", optim.ErrLength, v.ScopeAndName(), grad.Shape(), v.Shape())
+		}
+		optimizers.TraceNaNInGradients(ctx, v, grad)
+		if context.GetParamOr(ctx, optimizers.ParamClipNaN, false) {
+			if r.clipNaNElementwise {
+				grad = graph.Where(graph.IsFinite(grad), grad, graph.ZerosLike(grad))
+			} else {
+				grad = optimizers.ClipNaNsInGradients(ctx, grad)
+			}
+		}
+		pa := param{v: v, dtype: dt, n: v.Shape().Size()}
+		for k, name := range r.varNames {
+			if name == "" {
+				pa.state = append(pa.state, nil)
+				continue
+			}
+			pa.state = append(pa.state, stateVariable(ctx, r.scope, v, name, r.inits[k]))
+		}
+		p.slot[mark(grad).Id()] = len(p.params)
+		p.params = append(p.params, pa)
+	}
+	if i != len(grads) {
+		return fmt.Errorf("%w: %d gradients for %d trainable variables: were variables created in between?", optim.ErrInvalid, len(grads), i)
+	}
+	if err := precheck(r, p.params); err != nil {
+		return err
+	}
+	p.grads = make([]*tensors.Tensor, len(p.params))
+	p.work32 = make([]work[float32], len(p.params))
+	p.work64 = make([]work[float64], len(p.params))
+	o.mu.Lock()
+	o.plans[g.GraphId()] = p
+	o.mu.Unlock()
+	return nil
+}
+
+// precheck computes the coefficients of the first step at the initial
+// learning rate for the dtypes of params, so that hyperparameters the
+// kernels cannot use (a coefficient out of float32's range, say) fail the
+// graph's building rather than its first step.
+func precheck(r *rule, params []param) error {
+	h, err := r.hyper(1, r.lr)
+	if err != nil {
+		return err
+	}
+	done := map[dtypes.DType]bool{}
+	for _, pa := range params {
+		switch {
+		case done[pa.dtype]:
+			continue
+		case pa.dtype == dtypes.Float32:
+			_, err = optim.Coefficients[float32](h, 0, 1)
+		default:
+			_, err = optim.Coefficients[float64](h, 0, 1)
+		}
+		if err != nil {
+			return err
+		}
+		done[pa.dtype] = true
+	}
+	return nil
+}
+
+// stateVariable returns (creating it if needed) the non-trainable state
+// variable name of v, under "/<scope><v's scope>" as GoMLX's Adam places
+// its moments, initialised to init. A checkpoint's value, when one was
+// loaded, takes its place, as for any GoMLX variable.
+func stateVariable(ctx *context.Context, scope string, v *context.Variable, name string, init float64) *context.Variable {
+	path := context.ScopeSeparator + scope + v.Scope()
+	initializer := func(g *graph.Graph, shape shapes.Shape) *graph.Node {
+		if init == 0 {
+			return graph.Zeros(g, shape)
+		}
+		return graph.BroadcastToDims(graph.Scalar(g, shape.DType, init), shape.Dimensions...)
+	}
+	return ctx.Checked(false).InAbsPath(path).WithInitializer(initializer).
+		VariableWithShape(v.Name()+name, v.Shape().Clone()).SetTrainable(false)
+}
+
+// logged is the node logger the optimizer installs: it steps the graph's
+// variables with the values of its own nodes and passes the others to
+// prev.
+//
+// It must be the executor's outermost logger, called with the executor's
+// own slices: messages and nodes are the executor's cached lists, and a
+// logger in front may have rearranged them (nanlogger v0.26.0 compacts them
+// in place, shifting every message after the first by one), which would
+// pair the optimizer's nodes with other values.
+func (o *Optimizer) logged(exec ExecWithLogger, g *graph.Graph, messages []string, values []*tensors.Tensor, nodes []graph.NodeId, prev graph.LoggerFn) {
+	ours, others, done := 0, 0, false
+	for i, m := range messages {
+		if m == o.msg {
+			ours++
+			// Finalized: this execution's step was taken already, and a
+			// logger in front of this one calls it a second time
+			// (nanlogger v0.26.0 does for a graph without traced nodes).
+			done = done || !values[i].Ok()
+		} else {
+			others++
+		}
+	}
+	if ours > 0 && !done {
+		o.mu.Lock()
+		p := o.plans[g.GraphId()]
+		if o.err == nil {
+			var err error
+			switch {
+			case reflect.ValueOf(exec.GetNodeLogger()).Pointer() != hookCode:
+				err = fmt.Errorf("%w: a node logger was attached to the executor after the optimizer; "+
+					"attach loggers such as nanlogger before it (they would receive the executor's own lists, "+
+					"and nanlogger v0.26.0 rearranges them)", ErrUnsupported)
+			case p == nil:
+				err = fmt.Errorf("%w: graph %q was built before the optimizer's Clear: rebuild it (Trainer.ResetComputationGraphs)", ErrVariable, g.Name())
+			default:
+				err = o.step(g, p, messages, values, nodes)
+			}
+			if err != nil {
+				o.err = fmt.Errorf("fusegomlx %s: step not taken, optimizer stopped: %w", o.name, err)
+			}
+		}
+		o.mu.Unlock()
+		for i, m := range messages {
+			if m == o.msg && values[i] != nil {
+				_ = values[i].FinalizeAll() // back to the backend's pool
+			}
+		}
+	}
+	if prev == nil {
+		return
+	}
+	if ours == 0 {
+		prev(g, messages, values, nodes)
+		return
+	}
+	// The slices are the executor's own (messages and nodes are reused by
+	// every execution): pass copies without ours.
+	var m2 []string
+	var v2 []*tensors.Tensor
+	var n2 []graph.NodeId
+	if others > 0 {
+		m2, v2, n2 = make([]string, 0, others), make([]*tensors.Tensor, 0, others), make([]graph.NodeId, 0, others)
+		for i, m := range messages {
+			if m != o.msg {
+				m2, v2, n2 = append(m2, m), append(v2, values[i]), append(n2, nodes[i])
+			}
+		}
+	}
+	prev(g, m2, v2, n2)
+}

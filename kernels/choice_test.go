@@ -1,0 +1,96 @@
+package kernels
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+)
+
+func fnPtr(f any) uintptr { return reflect.ValueOf(f).Pointer() }
+
+// TestChoicesFor: the table applies by vendor, family and model only.
+func TestChoicesFor(t *testing.T) {
+	got := choicesFor("Intel", 6, 0x8F)
+	if len(got) != 1 || got[0].Kernel != "adam" || got[0].Size != 4 || got[0].Level != AVX2 {
+		t.Fatalf("Intel 6/0x8F: %+v", got)
+	}
+	for _, c := range []struct {
+		vendor        string
+		family, model int
+	}{{"AMD", 0x1A, 2}, {"Intel", 6, 0x55}, {"Intel", 5, 0x8F}, {"", 6, 0x8F}} {
+		if got := choicesFor(c.vendor, c.family, c.model); len(got) != 0 {
+			t.Fatalf("%v: %+v", c, got)
+		}
+	}
+}
+
+// TestWithChoices: a choice moves exactly its kernel to the other level's
+// function, leaves the base set alone, is reported by KernelLevel, and
+// gives the same bits (the contract that makes the table safe).
+func TestWithChoices(t *testing.T) {
+	levs := Levels()
+	if len(levs) < 2 {
+		t.Skip("one level here")
+	}
+	hi, lo := levs[len(levs)-1], levs[len(levs)-2]
+	base, _ := For(hi)
+	low, _ := For(lo)
+	before := fnPtr(base.f32.adam)
+	mixed := withChoices(base, sets[:], []KernelChoice{{Kernel: "adam", Size: 4, Level: lo}})
+	if mixed == base || fnPtr(base.f32.adam) != before {
+		t.Fatal("withChoices changed its base")
+	}
+	if fnPtr(mixed.f32.adam) != fnPtr(low.f32.adam) || fnPtr(mixed.f64.adam) != fnPtr(base.f64.adam) ||
+		fnPtr(mixed.f32.sgd) != fnPtr(base.f32.sgd) {
+		t.Fatal("the choice moved the wrong kernels")
+	}
+	if mixed.KernelLevel("adam", 4) != lo || mixed.KernelLevel("adam", 8) != hi || mixed.Level() != hi {
+		t.Fatalf("KernelLevel: %v %v", mixed.KernelLevel("adam", 4), mixed.KernelLevel("adam", 8))
+	}
+	c := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}.Coeffs(3))
+	run := func(s *Set) [][]float32 {
+		a := slab[float32](4, 1003)
+		for range 3 {
+			if err := s.AdamF32(&c, a[0], a[1], a[2], a[3], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a
+	}
+	x, y := run(base), run(mixed)
+	for i := range x {
+		if !slices.EqualFunc(x[i], y[i], func(a, b float32) bool { return a == b || a != a && b != b }) {
+			t.Fatal("the mixed set's Adam differs from the level's")
+		}
+	}
+	if s := withChoices(base, sets[:], []KernelChoice{{Kernel: "adam", Size: 4, Level: hi}}); s != base {
+		t.Fatal("a choice of the base level made a new set")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an unknown kernel name did not panic")
+		}
+	}()
+	withChoices(base, sets[:], []KernelChoice{{Kernel: "nope", Size: 4, Level: lo}})
+}
+
+// TestActiveChoices: the active set runs each kernel at the level the
+// table gives this CPU (none, on most), and Describe lists exactly those.
+func TestActiveChoices(t *testing.T) {
+	ks := KernelChoices()
+	info := Describe()
+	if EnvNote() != "" {
+		if len(info.Choices) != 0 {
+			t.Fatalf("FUSEOPT_CPU set, but choices %v", info.Choices)
+		}
+		return
+	}
+	if len(info.Choices) != len(ks) {
+		t.Fatalf("Describe lists %v, the table %v", info.Choices, ks)
+	}
+	for _, k := range ks {
+		if got := Active().KernelLevel(k.Kernel, k.Size); got != k.Level {
+			t.Fatalf("%s/%d runs at %v, the table says %v", k.Kernel, k.Size, got, k.Level)
+		}
+	}
+}
