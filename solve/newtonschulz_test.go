@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"gonum.org/v1/gonum/mat"
 )
 
 // refNewtonSchulz is the iteration of the exactness contract written out
@@ -250,6 +251,195 @@ func TestNewtonSchulzAllocs(t *testing.T) {
 			}
 		}); n != 0 {
 			t.Errorf("workers=%d shard=%d: %v allocations per call", c.w, c.shard, n)
+		}
+	}
+}
+
+// withSingularValues returns the rows×cols matrix U·diag(sv)·Vᵀ with U and
+// V random orthonormal (from the QR factorisations of Gaussian matrices).
+func withSingularValues(r *rand.Rand, rows, cols int, sv []float64) []float64 {
+	orth := func(n, k int) *mat.Dense {
+		g := mat.NewDense(n, n, nil)
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				g.Set(i, j, r.NormFloat64())
+			}
+		}
+		var qr mat.QR
+		qr.Factorize(g)
+		var q mat.Dense
+		qr.QTo(&q)
+		return mat.DenseCopyOf(q.Slice(0, n, 0, k))
+	}
+	k := len(sv)
+	u, v := orth(rows, k), orth(cols, k)
+	for j := 0; j < k; j++ {
+		for i := 0; i < rows; i++ {
+			u.Set(i, j, u.At(i, j)*sv[j])
+		}
+	}
+	var x mat.Dense
+	x.Mul(u, v.T())
+	return x.RawMatrix().Data
+}
+
+func singularValues(x []float64, rows, cols int) []float64 {
+	var svd mat.SVD
+	if !svd.Factorize(mat.NewDense(rows, cols, x), mat.SVDNone) {
+		panic("SVD failed")
+	}
+	return svd.Values(nil)
+}
+
+// TestNewtonSchulzBand: the iteration maps each singular value σ of X
+// (after the division by the Frobenius norm, as Muon does: σ ≤ 1) to the
+// quintic's fifth iterate p⁵(σ), p(σ) = aσ + bσ³ + cσ⁵, and five steps of
+// the default coefficients carry every σ ≥ 0.0015 into the band
+// [0.68, 1.21]: p rises from 0 with slope 3.4445 and overshoots 1 (its
+// maximum on [0, 1] is 1.2024), so the iterates do not converge to 1 but
+// settle in [0.6818, 1.1344] (the band after many steps); after five,
+// values that started small can still sit at the overshoot. Singular
+// values below 0.0015 have not reached the band yet (a factor of about
+// 3.4445 per step while small).
+func TestNewtonSchulzBand(t *testing.T) {
+	ns := DefaultNewtonSchulz()
+	p5 := func(s float64) float64 {
+		for range ns.Steps {
+			s = ns.A*s + ns.B*s*s*s + ns.C*s*s*s*s*s
+		}
+		return s
+	}
+	for _, c := range []struct {
+		rows, cols int
+		lo         float64 // smallest singular value over the largest
+		inBand     bool    // every σ/‖X‖_F ≥ 0.0015
+	}{
+		{64, 64, 1e-2, true},
+		{48, 160, 1e-2, true},
+		{160, 48, 5e-3, true},
+		{64, 96, 1e-4, false},
+	} {
+		r := rng(uint64(c.rows*1000 + c.cols))
+		k := min(c.rows, c.cols)
+		sv := make([]float64, k)
+		var ss float64
+		for i := range sv { // log-spaced from 1 down to lo
+			sv[i] = math.Pow(c.lo, float64(i)/float64(k-1))
+			ss += sv[i] * sv[i]
+		}
+		for i := range sv { // the singular values of X/‖X‖_F
+			sv[i] /= math.Sqrt(ss)
+		}
+		if got := slices.Min(sv) >= 0.0015; got != c.inBand {
+			t.Fatalf("%d×%d: smallest σ %g: case set up wrong", c.rows, c.cols, slices.Min(sv))
+		}
+		x := withSingularValues(r, c.rows, c.cols, sv)
+		want := make([]float64, k)
+		for i, s := range sv {
+			want[i] = p5(s)
+		}
+		slices.Sort(want)
+		for _, f32 := range []bool{false, true} {
+			var got []float64
+			tol := 1e-9
+			if f32 {
+				tol = 1e-3
+				s := newSolver[float32](t, Level(), 0, 2)
+				x32 := make([]float32, len(x))
+				for i, v := range x {
+					x32[i] = float32(v)
+				}
+				if err := s.NewtonSchulz(ns, Dense[float32]{Rows: c.rows, Cols: c.cols, Stride: c.cols, Data: x32}); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range x32 {
+					got = append(got, float64(v))
+				}
+			} else {
+				s := newSolver[float64](t, Level(), 0, 2)
+				got = slices.Clone(x)
+				if err := s.NewtonSchulz(ns, Dense[float64]{Rows: c.rows, Cols: c.cols, Stride: c.cols, Data: got}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := singularValues(got, c.rows, c.cols)
+			slices.Sort(out)
+			for i := range out {
+				if math.Abs(out[i]-want[i]) > tol {
+					t.Fatalf("%d×%d float32 %v: singular value %d = %.6f, p⁵(σ) = %.6f", c.rows, c.cols, f32, i, out[i], want[i])
+				}
+			}
+			lo, hi := out[0], out[k-1]
+			t.Logf("%d×%d, σ/‖X‖_F in [%.2g, %.2g], float32 %v: singular values in [%.4f, %.4f]", c.rows, c.cols, slices.Min(sv), slices.Max(sv), f32, lo, hi)
+			if c.inBand && (lo < 0.68 || hi > 1.21) {
+				t.Errorf("%d×%d float32 %v: singular values in [%.4f, %.4f], want within [0.68, 1.21]", c.rows, c.cols, f32, lo, hi)
+			}
+			if !c.inBand && lo >= 0.68 {
+				t.Errorf("%d×%d float32 %v: smallest singular value %.4f: expected below the band", c.rows, c.cols, f32, lo)
+			}
+		}
+	}
+}
+
+// textbookNewtonSchulz is the iteration in float64 with ordinary
+// arithmetic, on the transposed matrix when tall, as torch.optim.Muon
+// writes it.
+func textbookNewtonSchulz(x []float64, rows, cols int, ns NewtonSchulz) []float64 {
+	X := mat.NewDense(rows, cols, slices.Clone(x))
+	if rows > cols {
+		X = mat.DenseCopyOf(X.T())
+	}
+	var M, P, B, Y mat.Dense
+	for range ns.Steps {
+		M.Mul(X, X.T())
+		P.Mul(&M, &M)
+		B.Scale(ns.B, &M)
+		P.Scale(ns.C, &P)
+		B.Add(&B, &P)
+		Y.Mul(&B, X)
+		X.Scale(ns.A, X)
+		X.Add(X, &Y)
+	}
+	if rows > cols {
+		return mat.DenseCopyOf(X.T()).RawMatrix().Data
+	}
+	return X.RawMatrix().Data
+}
+
+// TestNewtonSchulzFloat64: the float32 and float64 iterations agree with
+// the float64 textbook iteration: float64 to 1e-13, float32 to 2e-5
+// (relative to the largest element), for wide, tall and square matrices.
+func TestNewtonSchulzFloat64(t *testing.T) {
+	ns := DefaultNewtonSchulz()
+	for si, sh := range [][2]int{{50, 50}, {30, 90}, {90, 30}, {1, 40}, {100, 130}} {
+		rows, cols := sh[0], sh[1]
+		x := nsInput[float64](rng(uint64(40+si)), rows, cols, cols, 0)
+		want := textbookNewtonSchulz(x, rows, cols, ns)
+		scale := 0.0
+		for _, v := range want {
+			scale = max(scale, math.Abs(v))
+		}
+		got64 := slices.Clone(x)
+		s64 := newSolver[float64](t, Level(), 0, 2)
+		if err := s64.NewtonSchulz(ns, Dense[float64]{Rows: rows, Cols: cols, Stride: cols, Data: got64}); err != nil {
+			t.Fatal(err)
+		}
+		x32 := make([]float32, len(x))
+		for i, v := range x {
+			x32[i] = float32(v)
+		}
+		s32 := newSolver[float32](t, Level(), 0, 2)
+		if err := s32.NewtonSchulz(ns, Dense[float32]{Rows: rows, Cols: cols, Stride: cols, Data: x32}); err != nil {
+			t.Fatal(err)
+		}
+		var e64, e32 float64
+		for i, w := range want {
+			e64 = max(e64, math.Abs(got64[i]-w)/scale)
+			e32 = max(e32, math.Abs(float64(x32[i])-w)/scale)
+		}
+		t.Logf("%d×%d: largest error relative to max|X| = %.3g: float64 %.2g, float32 %.2g", rows, cols, scale, e64, e32)
+		if e64 > 1e-13 || e32 > 2e-5 {
+			t.Errorf("%d×%d: errors float64 %.3g, float32 %.3g", rows, cols, e64, e32)
 		}
 	}
 }
