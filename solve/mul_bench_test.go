@@ -55,6 +55,7 @@ func BenchmarkMulF32(b *testing.B) {
 					mu.each(2*ga, 2*n*n, pack)
 					mu.run(&p)
 				}
+				b.StopTimer()
 				gflops := 2 * float64(n) * float64(n) * float64(n) * float64(b.N) / b.Elapsed().Seconds() / 1e9
 				b.ReportMetric(gflops, "GFLOP/s")
 				if peak := peakFor(s, w); peak > 0 {
@@ -113,6 +114,7 @@ func benchNewtonSchulz[T Float](b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				b.StopTimer()
 				sec := b.Elapsed().Seconds() / float64(b.N)
 				b.ReportMetric(nsFlops(sh[0], sh[1])/sec/1e9, "GFLOP/s")
 				m, n := float64(min(sh[0], sh[1])), float64(max(sh[0], sh[1]))
@@ -221,5 +223,62 @@ func BenchmarkNewtonSchulzLoop(b *testing.B) {
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(nsFlops(sh[0], sh[1])/sec/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// BenchmarkNewtonSchulzProducts times the three products of one step
+// alone, on operands packed beforehand (no packing, no Bm pass): the
+// floor that BenchmarkNewtonSchulz's step, and optim's Muon step, are
+// compared with. %peak as in BenchmarkNewtonSchulz.
+func BenchmarkNewtonSchulzProducts(b *testing.B) {
+	b.Run("f32", benchNSProducts[float32])
+	b.Run("f64", benchNSProducts[float64])
+}
+
+func benchNSProducts[T Float](b *testing.B) {
+	for _, sh := range nsBenchShapes {
+		for _, w := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%dx%d/workers=%d", sh[0], sh[1], w), func(b *testing.B) {
+				s, err := New[T](Options{Workers: w, Pool: testPool(w)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				im := s.im
+				m, n := min(sh[0], sh[1]), max(sh[0], sh[1])
+				r := rng(11)
+				x := randVec[T](r, m*n)
+				mm := randVec[T](r, m*m)
+				pr := make([]T, im.packLen(m, n))
+				pc := make([]T, im.packLen(n, m))
+				ps := make([]T, im.packLen(m, m))
+				im.packRows(pr, x, n, m, n, 0, im.groups(m))
+				im.packCols(pc, x, n, n, m, 0, im.groups(n))
+				im.packSym(ps, mm, m, m, 0, im.groups(m))
+				cm := make([]T, m*m)
+				cx := make([]T, m*n)
+				var mu multiplier[T]
+				mu.init(im, testPool(w), w, s.nb)
+				prods := []product[T]{
+					{pa: pr, pb: pr, k: n, c: cm, ldc: m, rows: m, cols: m, tri: triLower, zero: true},
+					{pa: ps, pb: ps, k: m, c: cm, ldc: m, rows: m, cols: m, tri: triLower, zero: true},
+					{pa: ps, pb: pc, k: m, c: cx, ldc: n, rows: m, cols: n, zero: true},
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for k := range prods {
+						mu.run(&prods[k])
+					}
+				}
+				b.StopTimer()
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(nsFlops(sh[0], sh[1])/sec/1e9, "GFLOP/s")
+				fm, fn := float64(m), float64(n)
+				fma := fm*fm*fn/2 + fm*fm*fm/2 + fm*fm*fn
+				if peak := peakFor(s, w); peak > 0 {
+					b.ReportMetric(100*2*fma/sec/1e9/peak, "%peak")
+				}
+			})
+		}
 	}
 }
