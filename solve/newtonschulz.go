@@ -320,7 +320,7 @@ func (st *nsState[T]) run(s *Solver[T], ns NewtonSchulz, xs []Dense[T]) {
 		off += smallLen
 	}
 	st.a, st.b, st.c, st.steps = T(ns.A), T(ns.B), T(ns.C), ns.Steps
-	st.xs = xs
+	st.xs = append(st.xs[:0], xs...) // (a copy: xs does not escape, so a call with one matrix does not allocate)
 	if len(st.small) > 0 {
 		s.f.pool.run(&st.job, len(st.small), nsmall)
 	}
@@ -330,7 +330,8 @@ func (st *nsState[T]) run(s *Solver[T], ns NewtonSchulz, xs []Dense[T]) {
 		}
 		st.runners[0].iterate(x, st.a, st.b, st.c, st.steps)
 	}
-	st.xs = nil
+	clear(st.xs)
+	st.xs = st.xs[:0]
 }
 
 // smallTask iterates on small matrix t on goroutine w, alone.

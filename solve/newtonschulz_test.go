@@ -252,6 +252,14 @@ func TestNewtonSchulzAllocs(t *testing.T) {
 		}); n != 0 {
 			t.Errorf("workers=%d shard=%d: %v allocations per call", c.w, c.shard, n)
 		}
+		// One matrix, passed alone.
+		if n := testing.AllocsPerRun(5, func() {
+			if err := s.NewtonSchulz(ns, xs[1]); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("workers=%d shard=%d, one matrix: %v allocations per call", c.w, c.shard, n)
+		}
 	}
 }
 
