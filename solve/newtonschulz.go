@@ -277,17 +277,23 @@ type nsState[T Float] struct {
 	job     pool.Job
 }
 
+// init makes the runners, once.
+func (st *nsState[T]) init(s *Solver[T]) {
+	if len(st.runners) > 0 {
+		return
+	}
+	st.runners = make([]nsRunner[T], max(s.f.workers, 1))
+	st.runners[0].init(s.im, s.f.pool, s.f.workers, s.nb)
+	for w := 1; w < len(st.runners); w++ {
+		st.runners[w].init(s.im, nil, 1, s.nb)
+	}
+	st.job = st.smallTask
+}
+
 func (st *nsState[T]) run(s *Solver[T], ns NewtonSchulz, xs []Dense[T]) {
 	im := s.im
 	workers := s.f.workers
-	if len(st.runners) == 0 {
-		st.runners = make([]nsRunner[T], max(workers, 1))
-		st.runners[0].init(im, s.f.pool, workers, s.nb)
-		for w := 1; w < len(st.runners); w++ {
-			st.runners[w].init(im, nil, 1, s.nb)
-		}
-		st.job = st.smallTask
-	}
+	st.init(s)
 	// The sharded matrices run one after another on runner 0; the small
 	// ones are divided between the goroutines when there are several.
 	st.small = st.small[:0]

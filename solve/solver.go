@@ -50,6 +50,7 @@ type Solver[T Float] struct {
 	apack    []T
 	work     Matrix[T]
 	ns       nsState[T]
+	pk       packer[T]
 }
 
 // New returns a solver for element type T (float32 or float64).
