@@ -3,6 +3,7 @@ package solve
 import (
 	"fmt"
 	"testing"
+	"time"
 	"unsafe"
 
 	"gonum.org/v1/gonum/mat"
@@ -280,5 +281,64 @@ func benchNSProducts[T Float](b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkNewtonSchulzVsProducts alternates, iteration by iteration, one
+// step of the iteration (packing, the Bm pass and the products) and its
+// three products alone on packed operands, on one goroutine, and reports
+// both times and their ratio: alternating keeps the ratio meaningful on a
+// machine whose load drifts.
+func BenchmarkNewtonSchulzVsProducts(b *testing.B) {
+	for _, sh := range nsBenchShapes {
+		b.Run(fmt.Sprintf("f32/%dx%d", sh[0], sh[1]), func(b *testing.B) {
+			s, err := New[float32](Options{Workers: 1, Pool: testPool(1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			im := s.im
+			m, n := min(sh[0], sh[1]), max(sh[0], sh[1])
+			x := Dense[float32]{Rows: m, Cols: n, Stride: n, Data: nsInput[float32](rng(5), m, n, n, 0)}
+			ns := DefaultNewtonSchulz()
+			ns.Steps = 1
+			if err := s.NewtonSchulz(ns, x); err != nil {
+				b.Fatal(err)
+			}
+			r := rng(11)
+			xx := randVec[float32](r, m*n)
+			mm := randVec[float32](r, m*m)
+			pr := make([]float32, im.packLen(m, n))
+			pc := make([]float32, im.packLen(n, m))
+			ps := make([]float32, im.packLen(m, m))
+			im.packRows(pr, xx, n, m, n, 0, im.groups(m))
+			im.packCols(pc, xx, n, n, m, 0, im.groups(n))
+			im.packSym(ps, mm, m, m, 0, im.groups(m))
+			cm, cx := make([]float32, m*m), make([]float32, m*n)
+			var mu multiplier[float32]
+			mu.init(im, testPool(1), 1, s.nb)
+			prods := []product[float32]{
+				{pa: pr, pb: pr, k: n, c: cm, ldc: m, rows: m, cols: m, tri: triLower, zero: true},
+				{pa: ps, pb: ps, k: m, c: cm, ldc: m, rows: m, cols: m, tri: triLower, zero: true},
+				{pa: ps, pb: pc, k: m, c: cx, ldc: n, rows: m, cols: n, zero: true},
+			}
+			var tStep, tProd time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if err := s.NewtonSchulz(ns, x); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				for k := range prods {
+					mu.run(&prods[k])
+				}
+				tStep += t1.Sub(t0)
+				tProd += time.Since(t1)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(tStep.Microseconds())/1e3/float64(b.N), "step-ms")
+			b.ReportMetric(float64(tProd.Microseconds())/1e3/float64(b.N), "products-ms")
+			b.ReportMetric(float64(tStep)/float64(tProd), "step/products")
+		})
 	}
 }
