@@ -147,6 +147,9 @@ func TestMuonReference(t *testing.T) {
 		func() MuonConfig { c := DefaultMuon(); c.NSSteps, c.Eps = 0, 1e3; return c }(),
 	} {
 		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
+			if (testing.Short() || raceEnabled) && c.NSSteps == 0 {
+				t.Skip("(-short, -race: the other configurations cover the step)")
+			}
 			const steps = 4
 			m64 := newMuonModel[float64](muonShapes)
 			m32 := newMuonModel[float32](muonShapes)
@@ -271,7 +274,7 @@ func testMuonExact[T Float](t *testing.T) {
 	}
 	for _, lv := range solve.Levels() {
 		for i, o := range []struct{ w, nb, shard int }{{2, 16, -1}, {1, 0, 0}, {3, 0, -1}, {2, 256, 0}} {
-			if lv == kernels.Generic && i > 0 {
+			if (lv == kernels.Generic && i > 0) || ((testing.Short() || raceEnabled) && i > 1) {
 				break // (slow; the other levels cover the rest)
 			}
 			m := newMuonModel[T](muonShapes)

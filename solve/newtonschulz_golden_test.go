@@ -100,7 +100,10 @@ func testNSGolden[T Float](t *testing.T, want map[string]string) {
 		if w == "" {
 			t.Fatalf("no golden hash for %s", name)
 		}
-		if got := refNSGolden[T](sh[0], sh[1]); got != w {
+		if quick() && sh[0]*sh[1] > 50000 {
+			// (The scalar reference takes long under -short and -race;
+			// the levels below still reproduce the file's hash.)
+		} else if got := refNSGolden[T](sh[0], sh[1]); got != w {
 			t.Fatalf("%s: reference %s, golden %s", name, got, w)
 		}
 		inputs[i] = nsGoldenInput[T](sh[0], sh[1])
@@ -109,7 +112,7 @@ func testNSGolden[T Float](t *testing.T, want map[string]string) {
 		for i, sh := range nsGoldenShapes {
 			name := nsGoldenName[T](sh[0], sh[1])
 			for ci, c := range []struct{ nb, w, par int }{{0, 1, 1 << 21}, {32, 2, 0}, {256, 3, 1 << 21}, {8, 8, 0}} {
-				if lv == kernels.Generic && ci > 0 && sh[0]*sh[1] > 50000 {
+				if lv == kernels.Generic && sh[0]*sh[1] > 50000 && (ci > 0 || quick()) {
 					break // (the reference level is slow; the small shapes cover its blocking)
 				}
 				minParallelWork = c.par
