@@ -304,3 +304,30 @@ func BenchmarkLayoutTrap(b *testing.B) {
 		o.Close()
 	}
 }
+
+// BenchmarkStepFamilyF32 is every optimizer of the family through optim on
+// two workers: the 200-tensor model ("model") against one flat tensor of
+// the same size ("flat"), the pair run one after the other for each
+// optimizer. The model should cost at most 1.15× the flat tensor.
+func BenchmarkStepFamilyF32(b *testing.B) {
+	model := modelSizes()
+	for _, c := range []struct {
+		name string
+		h    Hyper
+	}{
+		{"lion", DefaultLion()}, {"adagrad", DefaultAdagrad()}, {"rmsprop", DefaultRMSprop()},
+		{"adamax", DefaultAdamax()}, {"adadelta", DefaultAdadelta()}, {"nadam", DefaultNAdam()},
+		{"radam", DefaultRAdam()}, {"lamb", LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}},
+		{"adafactor", DefaultAdafactor()},
+	} {
+		for _, shape := range []string{"model", "flat"} {
+			sizes := model
+			if shape == "flat" {
+				sizes = []int{sum(model)}
+			}
+			b.Run(c.name+"/"+shape+"/workers=2", func(b *testing.B) {
+				benchSteps(b, benchOptimizer[float32](b, c.h, sizes, Options{Workers: 2}), 4)
+			})
+		}
+	}
+}

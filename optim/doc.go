@@ -110,4 +110,13 @@
 // (described in state.go); SaveFile replaces a file atomically. Load checks
 // everything before it changes anything; resuming from saved state is
 // bit-exact.
+//
+// # Muon
+//
+// [Muon] (torch.optim.Muon) is its own type beside the Optimizer: it
+// orthogonalises each 2-D parameter's momentum by the Newton–Schulz
+// iteration of package solve, several matrices at once on one worker
+// pool, and is paired with an AdamW Optimizer for the other parameters
+// (Example_muonWithAdamW). Its step is bit-identical on every level and
+// worker count too; it has its own Save and Load.
 package optim

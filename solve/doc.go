@@ -31,6 +31,20 @@
 // factorisations run on the caller. The algorithm, the kernels and the
 // measurements behind its choices are in docs/solve.md.
 //
+// # Products and the Newton–Schulz iteration
+//
+// The same micro-kernel forms matrix products: [Solver.Mul] (c = A·B, or
+// c + A·B), [Solver.SymRankK] (one triangle of A·Aᵀ or Aᵀ·A, the
+// Gauss–Newton matrix JᵀJ) and [Solver.NewtonSchulz], the quintic
+// iteration X ← a·X + (b·M + c·M²)·X, M = X·Xᵀ, that drives a matrix towards
+// its orthogonal polar factor (optim's Muon runs it on every weight
+// matrix, several at once). Every element of every product is one chain of
+// fused multiply-adds over k in increasing order, so these too are
+// bit-identical for every level, block size and number of workers. The
+// operands are packed into the solver's scratch space, k is cut into
+// blocks of Options.BlockSize applied in order, and the tiles are shared
+// by the pool's goroutines.
+//
 // # Levels
 //
 // The level is chosen with package kernels' detection: [Level] is

@@ -89,3 +89,12 @@ func (p *Pool) runOwned(job *pool.Job, bounds []int) {
 	}
 	p.p.RunOwned(job, bounds, true)
 }
+
+func init() {
+	pool.Of = func(p any) *pool.Pool {
+		if sp, _ := p.(*Pool); sp != nil {
+			return sp.p
+		}
+		return nil
+	}
+}

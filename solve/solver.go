@@ -49,6 +49,8 @@ type Solver[T Float] struct {
 	ybuf     []T
 	apack    []T
 	work     Matrix[T]
+	ns       nsState[T]
+	pk       packer[T]
 }
 
 // New returns a solver for element type T (float32 or float64).

@@ -23,6 +23,11 @@ type DemoReport struct {
 		Newton LogRegRun    `json:"newton"`
 		Adam   LogRegRun    `json:"adam"`
 	} `json:"logistic_regression"`
+	// MuonMLP is the deeper MLP (the same data, epochs and hidden width)
+	// trained with AdamW alone and with Muon + AdamW.
+	MuonMLP struct {
+		Runs []MLPRun `json:"runs"`
+	} `json:"muon_mlp"`
 }
 
 // maxLogRegValues bounds -samples × -features: the float64 design matrix
@@ -75,6 +80,9 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	rep.MLP.Config, rep.LogReg.Config = mc, lc
 	if rep.MLP.Runs, err = trainMLP(mc); err == nil {
 		rep.LogReg.Newton, rep.LogReg.Adam, err = fitLogReg(lc)
+	}
+	if err == nil {
+		rep.MuonMLP.Runs, err = trainMuonMLP(mc)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
@@ -172,6 +180,7 @@ func writeDemo(w io.Writer, rep *DemoReport) error {
 	fmt.Fprintf(&b, "\n  Newton: max|g| = %.1e after %d iterations, %s\n", nt.GradNorm[len(nt.GradNorm)-1], nt.Iters, ms(nt.WallNs))
 	fmt.Fprintf(&b, "  Adam:   loss %.2e above Newton's after %d steps, %s\n", ad.Loss[len(ad.Loss)-1]-opt, ad.Iters, ms(ad.WallNs))
 	b.WriteString("  (times include the gradients, Newton's Hessians, and the losses printed here)\n")
+	writeMuonDemo(&b, rep)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

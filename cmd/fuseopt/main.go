@@ -6,8 +6,9 @@
 //	fuseopt bench        the full comparison with plain Go, gonum and the memory
 //	                     roof (text, -markdown or -json; -plot file.svg|png)
 //	fuseopt demo         training on generated data: an MLP with SGD, momentum,
-//	                     Adam and AdamW, and logistic regression with Newton
-//	                     against Adam (-plot file.svg|png)
+//	                     Adam and AdamW, logistic regression with Newton
+//	                     against Adam (-plot file.svg|png), and a deeper MLP
+//	                     with Muon + AdamW against AdamW
 //	fuseopt help [cmd]   the commands, or the flags of one
 //
 // In a clone of the repository, run it as go run ./cmd/fuseopt [command];

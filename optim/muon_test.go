@@ -1,0 +1,548 @@
+package optim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/solve"
+	"gonum.org/v1/gonum/mat"
+)
+
+// muonShapes are the parameters of the Muon tests: wide, tall, square, a
+// row, and one of two chunks of the element-wise passes.
+var muonShapes = [][2]int{{24, 40}, {40, 24}, {17, 17}, {1, 12}, {190, 180}}
+
+// muonModel is a set of parameters with deterministic gradients per step.
+type muonModel[T Float] struct {
+	data, grad [][]T
+}
+
+func newMuonModel[T Float](shapes [][2]int) *muonModel[T] {
+	m := &muonModel[T]{}
+	for i, s := range shapes {
+		n := s[0] * s[1]
+		d := make([]T, n)
+		for j := range d {
+			d[j] = T(unit(i, 0, j))
+		}
+		m.data = append(m.data, d)
+		m.grad = append(m.grad, make([]T, n))
+	}
+	return m
+}
+
+func (m *muonModel[T]) fill(step int) {
+	for i, g := range m.grad {
+		for j := range g {
+			g[j] = T(unit(i, step+1, j) * 0.1)
+		}
+	}
+}
+
+func (m *muonModel[T]) muon(tb testing.TB, c MuonConfig, opts MuonOptions, shapes [][2]int) *Muon[T] {
+	tb.Helper()
+	o, err := NewMuon[T](c, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { o.Close() })
+	for i, s := range shapes {
+		if err := o.Add(fmt.Sprintf("w%d", i), m.data[i], m.grad[i], s[0], s[1]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return o
+}
+
+func (m *muonModel[T]) steps(tb testing.TB, o *Muon[T], from, n int) {
+	tb.Helper()
+	for s := from; s < from+n; s++ {
+		m.fill(s)
+		if _, err := o.Step(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// textbookMuon is one step of torch.optim.Muon in float64 with ordinary
+// arithmetic: the momentum in the EMA form, the iteration with gonum's
+// products on the transposed matrix when tall.
+func textbookMuon(c MuonConfig, theta, g, b []float64, rows, cols int) {
+	mu := c.Momentum
+	u := make([]float64, len(g))
+	for i := range g {
+		b[i] = mu*b[i] + (1-mu)*g[i]
+		u[i] = b[i]
+		if c.Nesterov {
+			u[i] = (1-mu)*g[i] + mu*b[i]
+		}
+	}
+	var ss float64
+	for _, v := range u {
+		ss += v * v
+	}
+	d := max(math.Sqrt(ss), c.Eps)
+	X := mat.NewDense(rows, cols, nil)
+	for i := range u {
+		X.RawMatrix().Data[i] = u[i] / d
+	}
+	if rows > cols {
+		X = mat.DenseCopyOf(X.T())
+	}
+	a, bb, cc := c.NSCoefficients[0], c.NSCoefficients[1], c.NSCoefficients[2]
+	var M, P, Bm, Y mat.Dense
+	for range c.NSSteps {
+		M.Mul(X, X.T())
+		P.Mul(&M, &M)
+		Bm.Scale(bb, &M)
+		P.Scale(cc, &P)
+		Bm.Add(&Bm, &P)
+		Y.Mul(&Bm, X)
+		X.Scale(a, X)
+		X.Add(X, &Y)
+	}
+	if rows > cols {
+		X = mat.DenseCopyOf(X.T())
+	}
+	var adj float64
+	A, B := float64(rows), float64(cols)
+	switch c.AdjustLR {
+	case MuonOriginal:
+		adj = math.Sqrt(max(1, A/B))
+	case MuonMatchRMSAdamW:
+		adj = 0.2 * math.Sqrt(max(A, B))
+	case MuonSpectralUnclamped:
+		adj = math.Sqrt(A / B)
+	}
+	o := X.RawMatrix().Data
+	for i := range theta {
+		theta[i] *= 1 - c.LR*c.WeightDecay
+		theta[i] -= c.LR * adj * o[i]
+	}
+}
+
+// TestMuonReference: Muon agrees with the float64 textbook step of
+// torch.optim.Muon over several steps, for every AdjustLR, with and without
+// Nesterov: float64 to 1e-12, float32 to 3e-6 (parameters of size about
+// 1), the momentum buffers likewise.
+func TestMuonReference(t *testing.T) {
+	for _, c := range []MuonConfig{
+		DefaultMuon(),
+		func() MuonConfig {
+			c := DefaultMuon()
+			c.LR, c.Nesterov, c.AdjustLR = 0.02, false, MuonMatchRMSAdamW
+			return c
+		}(),
+		func() MuonConfig {
+			c := DefaultMuon()
+			c.LR, c.Momentum, c.AdjustLR, c.WeightDecay = 0.05, 0.3, MuonSpectralUnclamped, 0.5
+			return c
+		}(),
+		func() MuonConfig { c := DefaultMuon(); c.NSSteps, c.Eps = 0, 1e3; return c }(),
+	} {
+		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
+			if (testing.Short() || raceEnabled) && c.NSSteps == 0 {
+				t.Skip("(-short, -race: the other configurations cover the step)")
+			}
+			const steps = 4
+			m64 := newMuonModel[float64](muonShapes)
+			m32 := newMuonModel[float32](muonShapes)
+			ref := newMuonModel[float64](muonShapes)
+			o64 := m64.muon(t, c, MuonOptions{}, muonShapes)
+			o32 := m32.muon(t, c, MuonOptions{}, muonShapes)
+			bufs := make([][]float64, len(muonShapes))
+			for i := range bufs {
+				bufs[i] = make([]float64, len(ref.data[i]))
+			}
+			for s := 0; s < steps; s++ {
+				m64.fill(s)
+				m32.fill(s)
+				ref.fill(s)
+				for _, o := range []interface{ Step() (StepReport, error) }{o64, o32} {
+					if _, err := o.Step(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i, sh := range muonShapes {
+					textbookMuon(c, ref.data[i], ref.grad[i], bufs[i], sh[0], sh[1])
+				}
+			}
+			for i := range muonShapes {
+				b64, _ := o64.State(fmt.Sprintf("w%d", i), BufMomentumBuffer)
+				b32, _ := o32.State(fmt.Sprintf("w%d", i), BufMomentumBuffer)
+				for j, want := range ref.data[i] {
+					if e := math.Abs(m64.data[i][j] - want); e > 1e-12 {
+						t.Fatalf("float64: w%d[%d] = %v, textbook %v", i, j, m64.data[i][j], want)
+					}
+					if e := math.Abs(float64(m32.data[i][j]) - want); e > 3e-6 {
+						t.Fatalf("float32: w%d[%d] = %v, textbook %v (error %.2g)", i, j, m32.data[i][j], want, e)
+					}
+					if e := math.Abs(b64[j] - bufs[i][j]); e > 1e-15 {
+						t.Fatalf("float64: momentum_buffer of w%d[%d] = %v, textbook %v", i, j, b64[j], bufs[i][j])
+					}
+					if e := math.Abs(float64(b32[j]) - bufs[i][j]); e > 1e-8 {
+						t.Fatalf("float32: momentum_buffer of w%d[%d] = %v, textbook %v", i, j, b32[j], bufs[i][j])
+					}
+				}
+			}
+		})
+	}
+}
+
+// exactMuon is one step written out with the operation sequence of
+// MuonConfig's documentation on the generic kernels, with the iteration of
+// package solve (whose own tests pin its bits).
+func exactMuon[T Float](t *testing.T, c MuonConfig, data, grad, bufs [][]T, shapes [][2]int) {
+	gen, _ := kernels.For(kernels.Generic)
+	w, w1 := T(1-c.Momentum), T(1-c.Momentum-1)
+	mu, mu1 := T(c.Momentum), T(c.Momentum-1)
+	var xs []solve.Dense[T]
+	var lrs []T
+	for i, sh := range shapes {
+		g, b := grad[i], bufs[i]
+		x := make([]T, len(g))
+		for j := range g {
+			if math.Abs(1-c.Momentum) < 0.5 {
+				b[j] = fmaOf(w, g[j]-b[j], b[j])
+			} else {
+				b[j] = fmaOf(w1, g[j]-b[j], g[j])
+			}
+			x[j] = b[j]
+			if c.Nesterov {
+				if math.Abs(c.Momentum) < 0.5 {
+					x[j] = fmaOf(mu, b[j]-g[j], g[j])
+				} else {
+					x[j] = fmaOf(mu1, b[j]-g[j], b[j])
+				}
+			}
+		}
+		var ss float64
+		for lo := 0; lo < len(x); lo += 1 << 15 {
+			ss += sumSquares(gen, x[lo:min(lo+1<<15, len(x))])
+		}
+		d := T(max(math.Sqrt(ss), c.Eps))
+		for j := range x {
+			x[j] /= d
+		}
+		xs = append(xs, solve.Dense[T]{Rows: sh[0], Cols: sh[1], Stride: sh[1], Data: x})
+		lrs = append(lrs, T(c.LR*c.AdjustLR.factor(sh[0], sh[1])))
+	}
+	lv := kernels.Generic
+	s, err := solve.New[T](solve.Options{Workers: 1, Level: &lv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xs { // one at a time: the batch gives the same bits
+		if err := s.NewtonSchulz(solve.NewtonSchulz{A: c.NSCoefficients[0], B: c.NSCoefficients[1], C: c.NSCoefficients[2], Steps: c.NSSteps}, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decay := T(1 - c.LR*c.WeightDecay)
+	for i := range shapes {
+		for j, v := range data[i] {
+			data[i][j] = fmaOf(-lrs[i], xs[i].Data[j], T(v*decay))
+		}
+	}
+}
+
+// TestMuonExact: every level, worker count, block size and shard
+// threshold gives the bits of the documented operation sequence, step
+// after step.
+func TestMuonExact(t *testing.T) {
+	t.Run("f64", testMuonExact[float64])
+	t.Run("f32", testMuonExact[float32])
+}
+
+func testMuonExact[T Float](t *testing.T) {
+	c := DefaultMuon()
+	c.LR = 0.02
+	const steps = 2
+	ref := newMuonModel[T](muonShapes)
+	bufs := make([][]T, len(muonShapes))
+	for i := range bufs {
+		bufs[i] = make([]T, len(ref.data[i]))
+	}
+	for s := 0; s < steps; s++ {
+		ref.fill(s)
+		exactMuon(t, c, ref.data, ref.grad, bufs, muonShapes)
+	}
+	for _, lv := range solve.Levels() {
+		for i, o := range []struct{ w, nb, shard int }{{2, 16, -1}, {1, 0, 0}, {3, 0, -1}, {2, 256, 0}} {
+			if (lv == kernels.Generic && i > 0) || ((testing.Short() || raceEnabled) && i > 1) {
+				break // (slow; the other levels cover the rest)
+			}
+			m := newMuonModel[T](muonShapes)
+			opt := m.muon(t, c, MuonOptions{Level: &lv, Workers: o.w, BlockSize: o.nb, ShardThreshold: o.shard, Pool: solve.NewPool(o.w)}, muonShapes)
+			m.steps(t, opt, 0, steps)
+			for i := range muonShapes {
+				if !bitsEqual(m.data[i], ref.data[i]) {
+					t.Fatalf("%v workers=%d nb=%d shard=%d: w%d differs from the reference sequence", lv, o.w, o.nb, o.shard, i)
+				}
+				b, _ := opt.State(fmt.Sprintf("w%d", i), BufMomentumBuffer)
+				if !bitsEqual(b, bufs[i]) {
+					t.Fatalf("%v workers=%d: momentum_buffer of w%d differs", lv, o.w, i)
+				}
+			}
+		}
+	}
+}
+
+// TestMuonConfig: the defaults are PyTorch's, and Validate refuses what
+// PyTorch refuses (and non-finite values, a negative Eps or NSSteps).
+func TestMuonConfig(t *testing.T) {
+	d := DefaultMuon()
+	want := MuonConfig{LR: 1e-3, WeightDecay: 0.1, Momentum: 0.95, Nesterov: true,
+		NSCoefficients: [3]float64{3.4445, -4.775, 2.0315}, Eps: 1e-7, NSSteps: 5, AdjustLR: MuonOriginal}
+	if d != want {
+		t.Fatalf("DefaultMuon() = %+v, want %+v", d, want)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []func(*MuonConfig){
+		func(c *MuonConfig) { c.LR = -1 },
+		func(c *MuonConfig) { c.LR = math.NaN() },
+		func(c *MuonConfig) { c.WeightDecay = -0.1 },
+		func(c *MuonConfig) { c.Momentum = -0.5 },
+		func(c *MuonConfig) { c.Momentum = math.Inf(1) },
+		func(c *MuonConfig) { c.Eps = -1e-7 },
+		func(c *MuonConfig) { c.NSCoefficients[1] = math.Inf(-1) },
+		func(c *MuonConfig) { c.NSSteps = 100 },
+		func(c *MuonConfig) { c.NSSteps = -1 },
+		func(c *MuonConfig) { c.AdjustLR = 3 },
+	}
+	for i, f := range bad {
+		c := DefaultMuon()
+		f(&c)
+		if err := c.Validate(); !errors.Is(err, ErrHyper) {
+			t.Errorf("case %d (%+v): %v, want ErrHyper", i, c, err)
+		}
+		if _, err := NewMuon[float32](c, MuonOptions{}); !errors.Is(err, ErrHyper) {
+			t.Errorf("case %d: NewMuon: %v, want ErrHyper", i, err)
+		}
+	}
+	// Values that float32 cannot hold.
+	c := DefaultMuon()
+	c.Eps = 1e-50
+	if _, err := NewMuon[float32](c, MuonOptions{}); !errors.Is(err, ErrHyper) {
+		t.Errorf("Eps 1e-50 in float32: %v, want ErrHyper", err)
+	}
+	if o, err := NewMuon[float64](c, MuonOptions{}); err != nil {
+		t.Errorf("Eps 1e-50 in float64: %v", err)
+	} else {
+		o.Close()
+	}
+	// Large momentum (PyTorch accepts any μ ≥ 0).
+	c = DefaultMuon()
+	c.Momentum = 1.5
+	if err := c.Validate(); err != nil {
+		t.Errorf("Momentum 1.5: %v", err)
+	}
+	for a, name := range []string{"original", "match_rms_adamw", "spectral_unclamped"} {
+		if got := MuonAdjustLR(a).String(); got != name {
+			t.Errorf("MuonAdjustLR(%d) = %q, want %q", a, got, name)
+		}
+	}
+	for _, o := range []MuonOptions{{Workers: -1}, {Workers: MaxWorkers + 1}, {NonFinite: 9}, {BlockSize: -1}} {
+		if _, err := NewMuon[float32](DefaultMuon(), o); !errors.Is(err, ErrInvalid) {
+			t.Errorf("options %+v: %v, want ErrInvalid", o, err)
+		}
+	}
+}
+
+// TestMuonAdd: bad parameters are refused and change nothing.
+func TestMuonAdd(t *testing.T) {
+	o, err := NewMuon[float32](DefaultMuon(), MuonOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	buf := make([]float32, 100)
+	if err := o.Add("a", buf[:12], buf[12:24], 3, 4); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		d, g       []float32
+		rows, cols int
+		want       error
+	}{
+		{"", buf[30:36], buf[40:46], 2, 3, ErrInvalid},
+		{"b", buf[30:36], buf[40:46], 0, 6, ErrInvalid},
+		{"b", buf[30:36], buf[40:46], 2, 4, ErrLength},
+		{"b", buf[30:36], buf[40:45], 2, 3, ErrLength},
+		{"a", buf[30:36], buf[40:46], 2, 3, ErrInvalid},
+		{"b", buf[30:36], buf[33:39], 2, 3, ErrInvalid},
+		{"b", buf[10:16], buf[40:46], 2, 3, ErrInvalid},
+		{"b", buf[30:36], buf[20:26], 2, 3, ErrInvalid},
+	}
+	for i, c := range cases {
+		if err := o.Add(c.name, c.d, c.g, c.rows, c.cols); !errors.Is(err, c.want) {
+			t.Errorf("case %d: %v, want %v", i, err, c.want)
+		}
+	}
+	if o.NumParams() != 1 {
+		t.Fatalf("%d parameters after refused Adds", o.NumParams())
+	}
+	p := o.Params()[0]
+	if p.Name != "a" || !slices.Equal(p.Shape, []int{3, 4}) || p.Len != 12 {
+		t.Fatalf("Params() = %+v", p)
+	}
+}
+
+// TestMuonNonFinite: SkipStep and ErrorOnNonFinite change nothing when a
+// gradient holds NaN or ±Inf and name the parameter; Propagate steps.
+func TestMuonNonFinite(t *testing.T) {
+	for _, pol := range []NonFinitePolicy{Propagate, SkipStep, ErrorOnNonFinite} {
+		m := newMuonModel[float32](muonShapes)
+		o := m.muon(t, DefaultMuon(), MuonOptions{NonFinite: pol}, muonShapes)
+		m.steps(t, o, 0, 1)
+		var before bytes.Buffer
+		if err := o.Save(&before); err != nil {
+			t.Fatal(err)
+		}
+		data := slices.Clone(m.data[4])
+		m.fill(1)
+		m.grad[4][33000] = float32(math.Inf(-1))
+		rep, err := o.Step()
+		switch pol {
+		case Propagate:
+			if err != nil || rep.Skipped || !math.IsNaN(float64(m.data[4][0])) {
+				t.Errorf("Propagate: %+v, %v, w4[0] = %v", rep, err, m.data[4][0])
+			}
+			continue
+		case SkipStep:
+			if err != nil {
+				t.Error(err)
+			}
+		case ErrorOnNonFinite:
+			if !errors.Is(err, ErrNonFinite) {
+				t.Errorf("ErrorOnNonFinite: %v", err)
+			}
+		}
+		if !rep.Skipped || rep.NonFinite != "w4" {
+			t.Errorf("%v: report %+v", pol, rep)
+		}
+		var after bytes.Buffer
+		if err := o.Save(&after); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before.Bytes(), after.Bytes()) || !bitsEqual(data, m.data[4]) {
+			t.Errorf("%v: the skipped step changed the state or the parameters", pol)
+		}
+	}
+}
+
+// TestMuonSaveLoad: a run saved after some steps and loaded into a new
+// Muon continues bit for bit as the uninterrupted run; damaged and
+// foreign states are refused and change nothing.
+func TestMuonSaveLoad(t *testing.T) {
+	c := DefaultMuon()
+	c.LR = 0.02
+	full := newMuonModel[float32](muonShapes)
+	of := full.muon(t, c, MuonOptions{}, muonShapes)
+	full.steps(t, of, 0, 5)
+
+	half := newMuonModel[float32](muonShapes)
+	oh := half.muon(t, c, MuonOptions{}, muonShapes)
+	half.steps(t, oh, 0, 2)
+	path := filepath.Join(t.TempDir(), "muon.state")
+	if err := oh.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	resumed := newMuonModel[float32](muonShapes)
+	for i := range resumed.data {
+		copy(resumed.data[i], half.data[i])
+	}
+	c2 := c
+	c2.LR, c2.Nesterov = 0.5, false // replaced by the file's
+	or := resumed.muon(t, c2, MuonOptions{Workers: 1}, muonShapes)
+	if err := or.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if or.Config() != c {
+		t.Fatalf("loaded config %+v, want %+v", or.Config(), c)
+	}
+	resumed.steps(t, or, 2, 3)
+	for i := range muonShapes {
+		if !bitsEqual(resumed.data[i], full.data[i]) {
+			t.Fatalf("w%d: the resumed run differs", i)
+		}
+	}
+	if p := or.Params()[0]; p.Step != 5 {
+		t.Fatalf("step count %d after 2 saved and 3 more", p.Step)
+	}
+
+	var good bytes.Buffer
+	if err := oh.Save(&good); err != nil {
+		t.Fatal(err)
+	}
+	state := good.Bytes()
+	check := func(what string, b []byte, want error) {
+		t.Helper()
+		var before bytes.Buffer
+		or.Save(&before)
+		if err := or.Load(bytes.NewReader(b)); !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", what, err, want)
+		}
+		var after bytes.Buffer
+		or.Save(&after)
+		if !bytes.Equal(before.Bytes(), after.Bytes()) {
+			t.Errorf("%s: the refused load changed the state", what)
+		}
+	}
+	check("truncated", state[:len(state)-9], ErrState)
+	flip := slices.Clone(state)
+	flip[len(flip)/2] ^= 1
+	check("corrupted", flip, ErrState)
+	check("trailing", append(slices.Clone(state), 0), ErrState)
+	// Another parameter set.
+	other := newMuonModel[float32](muonShapes[:2])
+	oo := other.muon(t, c, MuonOptions{}, muonShapes[:2])
+	var ob bytes.Buffer
+	oo.Save(&ob)
+	check("fewer parameters", ob.Bytes(), ErrMismatch)
+	// Another element type.
+	m64 := newMuonModel[float64](muonShapes)
+	o64 := m64.muon(t, c, MuonOptions{}, muonShapes)
+	var b64 bytes.Buffer
+	o64.Save(&b64)
+	check("float64 state", b64.Bytes(), ErrMismatch)
+	// An AdamW optimizer's state.
+	adam, err := New[float32](DefaultAdamW(), Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adam.Close()
+	adam.Add("w0", make([]float32, 4), make([]float32, 4))
+	var ab bytes.Buffer
+	adam.Save(&ab)
+	check("AdamW state", ab.Bytes(), ErrMismatch)
+	// A Muon state is not an Optimizer's.
+	if err := adam.Load(bytes.NewReader(state)); !errors.Is(err, ErrState) {
+		t.Errorf("Optimizer.Load of a Muon state: %v", err)
+	}
+}
+
+// TestMuonAllocs: after the first, steps do not allocate, on one worker
+// or several.
+func TestMuonAllocs(t *testing.T) {
+	for _, w := range []int{1, 2} {
+		m := newMuonModel[float32](muonShapes)
+		o := m.muon(t, DefaultMuon(), MuonOptions{Workers: w, ShardThreshold: -1}, muonShapes)
+		m.steps(t, o, 0, 1)
+		if n := testing.AllocsPerRun(3, func() {
+			if _, err := o.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("workers=%d: %v allocations per step", w, n)
+		}
+	}
+}
