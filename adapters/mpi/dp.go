@@ -159,7 +159,9 @@ func (d *DataParallel[T]) plan() error {
 	}
 	r := d.comm.Rank()
 	d.lo = b[r]
-	d.recv = make([]T, counts[r])
+	if d.comm.Size() > 1 {
+		d.recv = make([]T, counts[r])
+	}
 	d.planned = true
 	return nil
 }
@@ -175,6 +177,9 @@ func (d *DataParallel[T]) ReduceScatter() error {
 	if err := d.plan(); err != nil {
 		return err
 	}
+	if d.comm.Size() == 1 {
+		return nil // the sum over one process is its gradient
+	}
 	if err := reduceScatter(d.comm, d.grad, d.recv, d.n); err != nil {
 		return err
 	}
@@ -184,7 +189,7 @@ func (d *DataParallel[T]) ReduceScatter() error {
 
 // AllGather gives every process every process's own elements of Data.
 func (d *DataParallel[T]) AllGather() error {
-	if err := d.plan(); err != nil {
+	if err := d.plan(); err != nil || d.comm.Size() == 1 {
 		return err
 	}
 	return allgatherInPlace(d.comm, d.data, d.n, d.displ)

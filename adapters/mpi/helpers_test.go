@@ -26,6 +26,9 @@ const (
 	envDir      = "FUSEOPT_MPI_DIR"
 	// envFlags holds more mpirun flags, for a machine that needs them.
 	envFlags = "FUSEOPT_MPIRUN_FLAGS"
+	// envRequire turns the skip of a machine without mpirun into a
+	// failure (CI sets it).
+	envRequire = "FUSEOPT_MPI_REQUIRE"
 )
 
 // scenarios maps a scenario's name to what every rank runs.
@@ -74,18 +77,26 @@ func runScenario(name string) int {
 
 // mpirun runs scenario on np processes and fails t unless every one
 // succeeds. It skips t when mpirun is not installed.
-func mpirun(t *testing.T, scenario string, np int, dir string) string {
+func mpirun(t testing.TB, scenario string, np int, dir string) string {
 	t.Helper()
 	path, err := exec.LookPath("mpirun")
 	if err != nil {
-		t.Skip("mpirun not found: install Open MPI (apt-get install libopenmpi-dev openmpi-bin) to run the MPI tests")
+		const msg = "mpirun not found: install Open MPI (apt-get install libopenmpi-dev openmpi-bin) to run the MPI tests"
+		if os.Getenv(envRequire) != "" {
+			t.Fatal(msg + " (" + envRequire + " is set)")
+		}
+		t.Skip(msg)
 	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--allow-run-as-root", "--oversubscribe", "-np", fmt.Sprint(np),
-		"-x", envScenario, "-x", envDir}
+	args := []string{"--allow-run-as-root", "--oversubscribe", "-np", fmt.Sprint(np), "-x", envScenario, "-x", envDir}
+	for _, v := range []string{envBench, envBenchSteps, envWorkers} {
+		if os.Getenv(v) != "" {
+			args = append(args, "-x", v)
+		}
+	}
 	args = append(args, strings.Fields(os.Getenv(envFlags))...)
 	args = append(args, self, "-test.run=^$")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
