@@ -79,6 +79,18 @@ func runScenario(name string) int {
 // succeeds. It skips t when mpirun is not installed.
 func mpirun(t testing.TB, scenario string, np int, dir string) string {
 	t.Helper()
+	path := lookMpirun(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mpirunCmd(t, path, np, []string{envScenario + "=" + scenario, envDir + "=" + dir}, self, "-test.run=^$")
+}
+
+// lookMpirun returns mpirun's path, or skips t (fails it when envRequire
+// is set) when mpirun is not installed.
+func lookMpirun(t testing.TB) string {
+	t.Helper()
 	path, err := exec.LookPath("mpirun")
 	if err != nil {
 		const msg = "mpirun not found: install Open MPI (apt-get install libopenmpi-dev openmpi-bin) to run the MPI tests"
@@ -87,10 +99,13 @@ func mpirun(t testing.TB, scenario string, np int, dir string) string {
 		}
 		t.Skip(msg)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return path
+}
+
+// mpirunCmd runs the program argv under mpirun on np processes, with the
+// environment variables env, and fails t unless every process succeeds.
+func mpirunCmd(t testing.TB, mpirun string, np int, env []string, argv ...string) string {
+	t.Helper()
 	args := []string{"--allow-run-as-root", "--oversubscribe", "-np", fmt.Sprint(np), "-x", envScenario, "-x", envDir}
 	for _, v := range []string{envBench, envBenchSteps, envWorkers} {
 		if os.Getenv(v) != "" {
@@ -98,17 +113,17 @@ func mpirun(t testing.TB, scenario string, np int, dir string) string {
 		}
 	}
 	args = append(args, strings.Fields(os.Getenv(envFlags))...)
-	args = append(args, self, "-test.run=^$")
+	args = append(args, argv...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), envScenario+"="+scenario, envDir+"="+dir)
+	cmd := exec.CommandContext(ctx, mpirun, args...)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("mpirun -np %d %s: timed out\n%s", np, scenario, out)
+		t.Fatalf("mpirun -np %d %v (%v): timed out\n%s", np, argv, env, out)
 	}
 	if err != nil {
-		t.Fatalf("mpirun -np %d %s: %v\n%s", np, scenario, err, out)
+		t.Fatalf("mpirun -np %d %v (%v): %v\n%s", np, argv, env, err, out)
 	}
 	return string(out)
 }
