@@ -622,3 +622,22 @@ func TestShardReducerError(t *testing.T) {
 		t.Fatal("a failed exchange changed the optimizer")
 	}
 }
+
+// BenchmarkShardStep times one rank's step of the 4M-parameter benchmark
+// model (Adam, float32, one worker) sharded over R ranks, beside the
+// unsharded step (R=0): the other ranks contribute zeros through a stub
+// Reducer, so that this is the optimizer's share of a data-parallel step
+// without the collectives. It reports the rank's state in MB.
+func BenchmarkShardStep(b *testing.B) {
+	for _, ranks := range []int{0, 2, 4} {
+		b.Run(fmt.Sprintf("R=%d", ranks), func(b *testing.B) {
+			op := Options{Workers: 1}
+			if ranks > 0 {
+				op.Shard = Shard{Rank: 0, Ranks: ranks, Reducer: &stubReducer{}}
+			}
+			o := benchOptimizer[float32](b, DefaultAdam(), modelSizes(), op)
+			b.ReportMetric(float64(o.StateBytes())/(1<<20), "state-MB")
+			benchSteps(b, o, 28) // p, g, m, v read; p, m, v written
+		})
+	}
+}
