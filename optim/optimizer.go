@@ -121,7 +121,7 @@ type Options struct {
 	Spin time.Duration
 	// Shard makes the optimizer one rank's part of a step sharded across
 	// processes (ZeRO stage 1): it keeps the state of, and steps, only the
-	// chunks its rank owns (shard.go). The zero value shards nothing.
+	// chunks its rank owns; see [Shard]. The zero value shards nothing.
 	Shard Shard
 }
 

@@ -5,7 +5,9 @@ import (
 	"math/bits"
 )
 
-// Sharding the step across processes (ZeRO stage 1).
+// Shard declares an optimizer to be one rank's part of a step sharded
+// across Ranks processes (ZeRO stage 1): Options.Shard. The zero value
+// shards nothing.
 //
 // In data-parallel training every process holds all the parameters and
 // computes a gradient on its own part of the batch. With Options.Shard,
@@ -21,8 +23,6 @@ import (
 //  3. all-gather the parameters, each rank contributing its owned
 //     elements.
 //
-// # The assignment
-//
 // The chunks are those of the step's plan (plan.go): each parameter, in
 // registration order, cut at multiples of Options.ChunkSize. Laid end to
 // end they form one flat list of W elements, chunk j starting at flat
@@ -30,7 +30,7 @@ import (
 //
 //	r_j = ⌊Ranks·(2·s_j + w_j) / (2·W)⌋
 //
-// the rank whose equal share of [0, W) holds the chunk's midpoint. So
+// (the rank whose equal share of [0, W) holds the chunk's midpoint). So
 // every rank owns one contiguous run of chunks (possibly none), the runs
 // follow the rank order, and each rank owns W/Ranks elements give or take
 // one chunk: the assignment is balanced by bytes (every element has the
@@ -46,8 +46,6 @@ import (
 // of shard files (SaveShard) can be loaded into any number of ranks: each
 // takes the elements of its own spans from whichever files hold them
 // (LoadShards).
-//
-// # What is exchanged
 //
 // Every rank makes the same calls in the same order (Add, SetGroup,
 // SetRequiresGrad, SetNoGrad, SetLossScale, ClipGradNorm, Step, …): the
@@ -96,9 +94,6 @@ import (
 // shaped by the tensor's rows and columns (Adafactor's factored second
 // moment, a sum over every row of a column: it would need an exchange of
 // vectors per parameter, not of one value per chunk).
-
-// Shard declares an optimizer to be one rank's part of a step sharded over
-// Ranks processes; see [Options].Shard. The zero value shards nothing.
 type Shard struct {
 	// Rank is this process's rank, 0 ≤ Rank < Ranks.
 	Rank int
@@ -119,8 +114,7 @@ const MaxRanks = 1 << 20
 type Reducer interface {
 	// AllReduceSum replaces every element of x, on every rank, by the sum
 	// over the ranks of that element. Every rank calls it at the same
-	// point with a slice of the same length; it returns an error on every
-	// rank or on none. The optimizer passes vectors in which every
+	// point with a slice of the same length. The optimizer passes vectors in which every
 	// element is non-zero on one rank at most, so that the sum is exact
 	// in any order of addition (x + 0 = x; a -0 may become +0, on which
 	// nothing depends): MPI_Allreduce with MPI_SUM on MPI_DOUBLE is one.
@@ -192,9 +186,9 @@ func shardable(h Hyper) error {
 // ShardBounds returns the assignment of the chunks of parameters of the
 // given lengths (in registration order, cut into chunks of chunkSize
 // elements) to ranks ranks: rank r owns the flat elements [b[r], b[r+1])
-// of the parameters laid end to end (b[0] = 0, b[ranks] = the total). See
-// the rule in Options.Shard's documentation (shard.go). chunkSize 0
-// selects DefaultChunkSize.
+// of the parameters laid end to end (b[0] = 0, b[ranks] = the total), by
+// the rule in [Shard]'s documentation. chunkSize 0 selects
+// DefaultChunkSize.
 func ShardBounds(lengths []int, chunkSize, ranks int) ([]int, error) {
 	switch {
 	case chunkSize == 0:
@@ -429,10 +423,6 @@ func (o *Optimizer[T]) zeroGradsAll() {
 		clear(o.params[i].grad)
 	}
 }
-
-// ShardOf returns the optimizer's Shard options (the zero Shard when it is
-// not sharded).
-func (o *Optimizer[T]) ShardOf() Shard { return o.opt.Shard }
 
 // ShardBounds returns the assignment of the registered parameters' chunks
 // to the ranks (see the package function [ShardBounds]): rank r owns the

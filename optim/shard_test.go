@@ -463,8 +463,8 @@ func TestShardOptions(t *testing.T) {
 		}
 	}
 	o := mustNew[float32](t, DefaultAdam(), Options{Shard: Shard{Ranks: 1}})
-	if got := o.ShardOf(); got.Ranks != 1 || got.Rank != 0 {
-		t.Errorf("ShardOf = %+v", got)
+	if got := o.Options().Shard; got.Ranks != 1 || got.Rank != 0 {
+		t.Errorf("Options().Shard = %+v", got)
 	}
 }
 
