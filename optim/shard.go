@@ -458,15 +458,17 @@ func (o *Optimizer[T]) ShardSpan(name string) (lo, hi int, err error) {
 // ShardState returns a copy of this rank's part of the state buffer buf
 // (BufExpAvg, …) of parameter name, and the offset in the parameter of its
 // first element: the elements [lo, lo+len(vals)) (ShardSpan). Without
-// sharding it is State with lo = 0.
+// sharding it is State, with lo = 0.
 func (o *Optimizer[T]) ShardState(name, buf string) (lo int, vals []T, err error) {
 	i, ok := o.names[name]
 	if !ok {
 		return 0, nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
 	}
-	if o.shard != nil {
-		o.prepare()
+	if o.shard == nil {
+		vals, err = o.State(name, buf)
+		return 0, vals, err
 	}
+	o.prepare()
 	p := &o.params[i]
 	lo, hi := o.stateSpan(i)
 	for k, b := range o.groups[p.group].buffers() {
@@ -497,14 +499,14 @@ func (o *Optimizer[T]) partialState(i int) error {
 
 // StateBytes returns the bytes of state buffers the optimizer keeps: those
 // of its spans when it is sharded (without the slab's alignment padding).
+// It lays the state out first if no step has.
 func (o *Optimizer[T]) StateBytes() int64 {
-	if o.shard != nil {
-		o.prepare()
-	}
+	o.prepare()
 	var n int64
 	for i := range o.params {
-		lo, hi := o.stateSpan(i)
-		n += int64(hi-lo) * int64(len(o.groups[o.params[i].group].buffers())) * int64(o.ops.size)
+		for _, b := range o.params[i].buf {
+			n += int64(len(b)) * int64(o.ops.size)
+		}
 	}
 	return n
 }

@@ -53,7 +53,12 @@ const (
 // format: on a sharded optimizer its spans of every parameter's state
 // (Save on a sharded optimizer is SaveShard), otherwise the whole state,
 // as one file that a sharded optimizer of any number of ranks can load.
+// A rule that cannot be sharded (see [Shard]) has no shard files: the
+// error wraps ErrInvalid.
 func (o *Optimizer[T]) SaveShard(w io.Writer) error {
+	if err := shardable(o.groups[0]); err != nil {
+		return err
+	}
 	if o.shard != nil {
 		o.prepare() // the spans
 	}
@@ -187,6 +192,9 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	}
 	if len(rs) == 0 {
 		return fmt.Errorf("%w: LoadShards of no file", ErrInvalid)
+	}
+	if err := shardable(o.groups[0]); err != nil {
+		return err
 	}
 	if o.shard != nil {
 		o.prepare() // the spans

@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -478,8 +479,21 @@ func TestShardRefusesShapedState(t *testing.T) {
 	if _, err := New[float32](shapedAdam{DefaultAdam()}, Options{Shard: Shard{Ranks: 1}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("a shaped rule: %v, want ErrInvalid", err)
 	}
-	if _, err := New[float32](shapedAdam{DefaultAdam()}, Options{}); err != nil {
+	o, err := New[float32](shapedAdam{DefaultAdam()}, Options{})
+	if err != nil {
 		t.Fatalf("unsharded: %v", err)
+	}
+	defer o.Close()
+	if err := o.Add("p", make([]float32, 8), make([]float32, 8)); err != nil {
+		t.Fatal(err)
+	}
+	// Nor has it shard files.
+	var b bytes.Buffer
+	if err := o.SaveShard(&b); !errors.Is(err, ErrInvalid) || b.Len() != 0 {
+		t.Fatalf("SaveShard: %v, %d bytes", err, b.Len())
+	}
+	if err := o.LoadShards(&b); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("LoadShards: %v", err)
 	}
 }
 
