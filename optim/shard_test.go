@@ -641,7 +641,7 @@ func TestShardReducerError(t *testing.T) {
 // model (Adam, float32, one worker) sharded over R ranks, beside the
 // unsharded step (R=0): the other ranks contribute zeros through a stub
 // Reducer, so that this is the optimizer's share of a data-parallel step
-// without the collectives. It reports the rank's state in MB.
+// without the collectives. It reports the rank's state in MiB.
 func BenchmarkShardStep(b *testing.B) {
 	for _, ranks := range []int{0, 2, 4} {
 		b.Run(fmt.Sprintf("R=%d", ranks), func(b *testing.B) {
@@ -650,7 +650,7 @@ func BenchmarkShardStep(b *testing.B) {
 				op.Shard = Shard{Rank: 0, Ranks: ranks, Reducer: &stubReducer{}}
 			}
 			o := benchOptimizer[float32](b, DefaultAdam(), modelSizes(), op)
-			b.ReportMetric(float64(o.StateBytes())/(1<<20), "state-MB")
+			b.ReportMetric(float64(o.StateBytes())/(1<<20), "state-MiB")
 			benchSteps(b, o, 28) // p, g, m, v read; p, m, v written
 		})
 	}

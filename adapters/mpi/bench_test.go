@@ -21,7 +21,7 @@ import (
 // processes does 1/N of the work of one on as many cores. Per process and
 // step it reports the medians over the steps of the slowest process:
 // rs-ms (reduce-scatter), step-ms (the optimizer's step of the own
-// chunks), ag-ms (all-gather), and state-MB (the largest state per
+// chunks), ag-ms (all-gather), and state-MiB (the largest state per
 // process); on one process also single-ms, the step of an optimizer that
 // is not sharded, and ns/op is the sum of the three phases. The processes
 // start under mpirun once per benchmark: use -benchtime 1x.
@@ -152,7 +152,7 @@ func benchScenario(c *Comm) error {
 		}
 	}
 	if c.Rank() == 0 {
-		for k, name := range []string{"rs-ms", "step-ms", "ag-ms", "state-MB"} {
+		for k, name := range []string{"rs-ms", "step-ms", "ag-ms", "state-MiB"} {
 			fmt.Printf("METRIC %s %.4g\n", name, worst[k])
 		}
 		if c.Size() == 1 {
