@@ -31,6 +31,9 @@ import (
 // Adagrad's sum), and on a parameter that has already stepped it is marked
 // fresh (see freshRule); one the rule no longer names is dropped.
 func (o *Optimizer[T]) layout() {
+	if o.shard != nil {
+		o.shardAssign() // the spans whose state this rank keeps (shard.go)
+	}
 	size := o.ops.size
 	total := 0
 	o.reducing = false
@@ -39,7 +42,8 @@ func (o *Optimizer[T]) layout() {
 		p.op = o.groups[p.group].kernel()
 		p.red, p.reduces = reductionOf(o.groups[p.group])
 		o.reducing = o.reducing || p.reduces
-		n := len(p.data)
+		lo, hi := o.stateSpan(i) // [0, len(p.data)) unless sharded (shard.go)
+		n := hi - lo
 		for range o.groups[p.group].buffers() {
 			total += n + layout.Pad(n, size)
 		}
@@ -52,7 +56,8 @@ func (o *Optimizer[T]) layout() {
 	cur := 0
 	for i := range o.params {
 		p := &o.params[i]
-		n := len(p.data)
+		lo, hi := o.stateSpan(i)
+		n := hi - lo
 		bufs := o.groups[p.group].buffers()
 		var streams [5]uintptr
 		ns := 0
@@ -69,6 +74,8 @@ func (o *Optimizer[T]) layout() {
 			b := slab[cur : cur+n : cur+n]
 			if j := slices.Index(oldNames, name); j >= 0 && len(old[j]) == n {
 				copy(b, old[j])
+			} else if j >= 0 && len(old[j]) == len(p.data) {
+				copy(b, old[j][lo:hi]) // a whole buffer (Load) on a shard
 			} else {
 				fillInitial(o.groups[p.group], k, b)
 				if p.step > 0 {
