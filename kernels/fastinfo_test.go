@@ -138,7 +138,11 @@ func TestFastPath(t *testing.T) {
 				}
 			}
 			// The start-up set of the level: the table's split for this CPU.
-			k, from := fastSplitOn(l)
+			size := 4
+			if f64 {
+				size = 8
+			}
+			k, from := fastSplitOn(l, size)
 			want := FastPath{Exact: k == 0, Reason: from, Estimated: k, Of: 4}
 			if noEstimates {
 				want = FastPath{Exact: true, Reason: why, Of: 4}
@@ -163,32 +167,38 @@ func TestFastSplitTable(t *testing.T) {
 	const def = "the default for CPU models not in the table"
 	for _, c := range []struct {
 		l             ISA
+		size          int
 		vendor        string
 		family, model int
 		k             int
 		why           string
 	}{
-		{AVX512, "AMD", 0x1A, 0x02, 0, "fast divider, measured on AMD family 0x1A"},
-		{AVX512, "AMD", 0x1A, 0x44, 0, "fast divider"},
-		{AVX2, "AMD", 0x1A, 0x11, 0, "fast divider"},
-		{AVX512, "AMD", 0x19, 0x11, 1, def}, // Zen 4: not measured
-		{AVX2, "AMD", 0x17, 0x31, 2, def},
-		{AVX512, "Intel", 6, 0x8F, 2, "carried over"},
-		{AVX512, "Intel", 6, 0xCF, 2, "carried over"},
-		{AVX2, "Intel", 6, 0x8F, 2, def}, // the entry names AVX-512 only
-		{AVX512, "Intel", 6, 0x6A, 1, def},
-		{NEON, "ARM", 0, 0, 4, def},
-		{Generic, "AMD", 0x1A, 0x02, 0, "fast divider"},
-		{Generic, "Intel", 6, 0x55, 0, def},
+		{AVX512, 4, "AMD", 0x1A, 0x02, 1, "1.04–1.08× exact"},
+		{AVX512, 8, "AMD", 0x1A, 0x02, 2, "1.32–1.40× exact"},
+		{AVX512, 8, "AMD", 0x1A, 0x44, 2, "measured on AMD family 0x1A"},
+		{AVX2, 4, "AMD", 0x1A, 0x11, 0, "fast divider, measured on AMD family 0x1A"},
+		{AVX2, 8, "AMD", 0x1A, 0x11, 2, def},   // no float64 estimates at AVX2: the default, unused
+		{AVX512, 4, "AMD", 0x19, 0x11, 1, def}, // Zen 4: not measured
+		{AVX512, 8, "AMD", 0x19, 0x11, 1, def},
+		{AVX2, 4, "AMD", 0x17, 0x31, 2, def},
+		{AVX512, 4, "Intel", 6, 0x8F, 2, "carried over"},
+		{AVX512, 4, "Intel", 6, 0xCF, 2, "carried over"},
+		{AVX512, 8, "Intel", 6, 0x8F, 1, def}, // the entry is float32's
+		{AVX2, 4, "Intel", 6, 0x8F, 2, def},   // the entry names AVX-512 only
+		{AVX512, 4, "Intel", 6, 0x6A, 1, def},
+		{NEON, 4, "ARM", 0, 0, 4, def},
+		{NEON, 8, "ARM", 0, 0, 4, def},
+		{Generic, 4, "AMD", 0x1A, 0x02, 0, def},
+		{Generic, 4, "Intel", 6, 0x55, 0, def},
 	} {
-		k, why := fastSplitFor(c.l, c.vendor, c.family, c.model)
+		k, why := fastSplitFor(c.l, c.size, c.vendor, c.family, c.model)
 		if k != c.k || !strings.Contains(why, c.why) {
-			t.Errorf("fastSplitFor(%v, %s, %#x, %#x) = %d, %q; want %d, %q", c.l, c.vendor, c.family, c.model, k, why, c.k, c.why)
+			t.Errorf("fastSplitFor(%v, %d, %s, %#x, %#x) = %d, %q; want %d, %q", c.l, c.size, c.vendor, c.family, c.model, k, why, c.k, c.why)
 		}
 	}
 	for _, e := range fastSplitTable {
-		if e.k < 0 || e.k > abi.AdamFastOf {
-			t.Errorf("%+v: split out of range", e)
+		if e.k < 0 || e.k > abi.AdamFastOf || e.size != 0 && e.size != 4 && e.size != 8 {
+			t.Errorf("%+v: split or size out of range", e)
 		}
 		if !strings.Contains(e.why, "measured") && !strings.Contains(e.why, "carried over") {
 			t.Errorf("%+v: the reason says neither where it was measured nor that it is carried over", e)

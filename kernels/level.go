@@ -73,7 +73,7 @@ func levelSets() [len(levelNames)]*Set {
 	// AdamFast's split, from the table of CPU models (fastsplit.go).
 	for l, set := range s {
 		if set != nil {
-			s[l] = set.withFastSplit(fastSplitOn(ISA(l)))
+			s[l] = set.withTableSplits()
 		}
 	}
 	return s

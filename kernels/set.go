@@ -514,13 +514,15 @@ func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // no float64 estimate instructions and the generic level none at all:
 // there AdamFast is exactly Adam, whatever the split.
 //
-// The split is chosen once per CPU model at start-up, from a table filled
-// from measurements, so results never depend on timing: so far AMD family
-// 0x1A (Zen 5 class) runs 0/4, the exact kernel, because its divide unit
-// is not the bottleneck, and Intel Xeon Sapphire/Emerald Rapids class 2/4
-// at AVX-512. Other CPUs run the level's default: 1/4 at AVX-512, 2/4 at
-// AVX2 and 4/4 at NEON. [Set.FastPathF32] reports the split and where it
-// comes from.
+// The split is chosen once per CPU model, level and precision at
+// start-up, from a table filled from measurements, so results never
+// depend on timing: so far AMD family 0x1A (Zen 5 class) runs 1/4 for
+// float32 and 2/4 for float64 at AVX-512 and 0/4, the exact kernel, at
+// AVX2 (its divide unit is fast), and Intel Xeon Sapphire/Emerald Rapids
+// class 2/4 for float32 at AVX-512 (carried over from measurements
+// there). Other CPUs run the level's default: 1/4 at AVX-512, 2/4 at AVX2
+// and 4/4 at NEON. [Set.FastPathF32] reports the split and where it comes
+// from, and BenchmarkAdamFastSplitF32/F64 sweep the splits.
 //
 // m and v (and vmax) are bit-identical to AdamF32's. The update of p is
 // within a relative error of 2⁻²⁰ of AdamF32's (plus one rounding of p)
