@@ -133,7 +133,8 @@ installs the command as fuseopt, then: fuseopt bench, fuseopt demo)
 // paths: its split and where the split comes from, "split 0/4, the exact
 // kernel (fast divider, measured on AMD family 0x1A)", "split 1/4,
 // estimates on 1 of 4 vectors, the others exact (the default for CPU
-// models not in the table)", or each precision's when they differ.
+// models not in the table)", or each precision's on a line of its own
+// when they differ.
 func fastAdam(f32, f64 kernels.FastPath) string {
 	one := func(p kernels.FastPath) string {
 		split := fmt.Sprintf("split %d/%d, ", p.Estimated, p.Of)
@@ -146,7 +147,7 @@ func fastAdam(f32, f64 kernels.FastPath) string {
 		return fmt.Sprintf("%sestimates on %d of %d vectors, the others exact (%s)", split, p.Estimated, p.Of, p.Reason)
 	}
 	if a, b := one(f32), one(f64); a != b {
-		return "float32: " + a + "; float64: " + b
+		return "float32: " + a + "\n           float64: " + b
 	}
 	return one(f32)
 }
