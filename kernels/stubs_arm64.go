@@ -22,10 +22,25 @@ func momentumF32NEON(c *[16][16]float32, p, grad, buf *float32, n, mode int)
 //go:noescape
 func adamF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 
-// adamFastF32NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
+// adamFast1of4F32NEON is the NEON AdamFast kernel of split 1/4: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+func adamFast1of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+
+// adamFast2of4F32NEON is the NEON AdamFast kernel of split 2/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast2of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+
+// adamFast3of4F32NEON is the NEON AdamFast kernel of split 3/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast3of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+
+// adamFast4of4F32NEON is the NEON AdamFast kernel of split 4/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast4of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 
 // lionF32NEON is the NEON lion kernel; see lionGeneric.
 //
@@ -137,10 +152,25 @@ func momentumF64NEON(c *[16][8]float64, p, grad, buf *float64, n, mode int)
 //go:noescape
 func adamF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 
-// adamFastF64NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
+// adamFast1of4F64NEON is the NEON AdamFast kernel of split 1/4: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+func adamFast1of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+
+// adamFast2of4F64NEON is the NEON AdamFast kernel of split 2/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast2of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+
+// adamFast3of4F64NEON is the NEON AdamFast kernel of split 3/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast3of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+
+// adamFast4of4F64NEON is the NEON AdamFast kernel of split 4/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast4of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 
 // lionF64NEON is the NEON lion kernel; see lionGeneric.
 //
@@ -246,9 +276,6 @@ var archSets = []*Set{{
 		adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 			adamF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
 		},
-		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
-			adamFastF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
-		},
 		lion:    func(c *Coeffs, p, grad, m *float32, n int) { lionF32NEON(&c.f32, p, grad, m, n, c.mode) },
 		adagrad: func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32NEON(&c.f32, p, grad, sum, n, c.mode) },
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
@@ -276,15 +303,26 @@ var archSets = []*Set{{
 		roof2:           roof2F32NEON,
 		roof3:           roof3F32NEON,
 		secantDots:      secantDotsF32NEON,
+		adamFastSplits: fastKernels[float32]{
+			1: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast1of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			2: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast2of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			3: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast3of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			4: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast4of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+		},
 	},
 	f64: table[float64]{
 		sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64NEON(&c.f64, p, grad, n, c.mode) },
 		momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64NEON(&c.f64, p, grad, buf, n, c.mode) },
 		adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 			adamF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
-		},
-		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
-			adamFastF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
 		},
 		lion:    func(c *Coeffs, p, grad, m *float64, n int) { lionF64NEON(&c.f64, p, grad, m, n, c.mode) },
 		adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64NEON(&c.f64, p, grad, sum, n, c.mode) },
@@ -313,5 +351,19 @@ var archSets = []*Set{{
 		roof2:           roof2F64NEON,
 		roof3:           roof3F64NEON,
 		secantDots:      secantDotsF64NEON,
+		adamFastSplits: fastKernels[float64]{
+			1: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast1of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			2: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast2of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			3: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast3of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			4: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast4of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+		},
 	},
 }}

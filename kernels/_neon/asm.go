@@ -20,6 +20,7 @@ type stub struct {
 	streams          []string // with the coefficient block: the pointer parameters
 	args             []string // scalar parameters after the mode (element type)
 	sums             int      // float64 results
+	split            int      // k of an AdamFast kernel of split k/4: adamFastSplits[k]
 }
 
 // p writes one instruction line in Go assembler syntax.
