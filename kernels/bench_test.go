@@ -3,7 +3,10 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -112,6 +115,67 @@ func benchAdam[T Float](b *testing.B, fast, ams bool) {
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
 	})
 }
+
+// benchAdamFastSplit sweeps AdamFast's split from 0/4 (Adam's kernel) to
+// 4/4 on every level, in cache (64K parameters) and out of it (16M), so
+// that the best split of any CPU can be read off: sub-benchmarks
+// <level>/k=<k>of4/n=<n>. A level without estimates for the precision
+// (generic; AVX2 float64) has 0/4 only. The data of a size is allocated
+// once (slab) and shared by every level and split; -count runs the splits
+// round-robin. Besides Mparam/s of wall time it reports, where the OS has
+// a per-thread CPU clock, Mparam/cpu-s: per second of the CPU time the
+// benchmark's thread got, a steadier figure on a machine shared with other
+// work (time the thread waits for a core does not count).
+func benchAdamFastSplit[T Float](b *testing.B) {
+	h := Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}
+	c := must(h.Coeffs(10))
+	sizes := []int{1 << 16, 1 << 24}
+	if testing.Short() {
+		sizes = sizes[:1] // the smoke runs (CI, qemu): the code paths, not the sizes
+	}
+	data := map[int][][]T{}
+	for _, l := range Levels() {
+		for k := range abi.AdamFastOf + 1 {
+			s := sets[l].withFastSplit(k, "benchmark")
+			if k > 0 && fastPath(tableOf[T](s)).Estimated == 0 {
+				continue
+			}
+			for _, n := range sizes {
+				b.Run(fmt.Sprintf("%v/k=%dof%d/n=%d", l, k, abi.AdamFastOf, n), func(b *testing.B) {
+					b.ReportAllocs()
+					a, ok := data[n]
+					if !ok {
+						a = slab[T](4, n)
+						for i := range a[3] {
+							a[3][i] *= a[3][i] // v ≥ 0
+						}
+						data[n] = a
+					}
+					var z T
+					b.SetBytes(int64(n) * int64(sizeOf(z)) * 7)
+					run := adamKernel[T](true).run
+					args := [][]T{a[0], a[1], a[2], a[3], nil}
+					runtime.LockOSThread() // for the thread's CPU clock
+					defer runtime.UnlockOSThread()
+					cpu0, cpuOK := threadCPU()
+					for b.Loop() {
+						if err := run(s, &c, args); err != nil {
+							b.Fatal(err)
+						}
+					}
+					cpu1, ok := threadCPU()
+					b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+					if cpuOK && ok && cpu1 > cpu0 {
+						b.ReportMetric(float64(n)*float64(b.N)/(cpu1-cpu0).Seconds()/1e6, "Mparam/cpu-s")
+					}
+				})
+			}
+		}
+	}
+}
+
+func BenchmarkAdamFastSplitF32(b *testing.B) { benchAdamFastSplit[float32](b) }
+func BenchmarkAdamFastSplitF64(b *testing.B) { benchAdamFastSplit[float64](b) }
 
 func BenchmarkAdamF32(b *testing.B)        { benchAdam[float32](b, false, false) }
 func BenchmarkAdamF64(b *testing.B)        { benchAdam[float64](b, false, false) }

@@ -117,7 +117,8 @@ func takeKernel[T Float](dst, src *table[T], kernel string) bool {
 	case "adam":
 		dst.adam = src.adam
 	case "adamFast":
-		dst.adamFast = src.adamFast
+		dst.adamFast, dst.adamFastSplits = src.adamFast, src.adamFastSplits
+		dst.fastK, dst.fastWhy = src.fastK, src.fastWhy
 	case "lion":
 		dst.lion = src.lion
 	case "adagrad":

@@ -1394,8 +1394,3095 @@ v6loop0:
 v6done:
 	RET
 
-// func adamFastF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
-TEXT ·adamFastF32NEON(SB), NOSPLIT, $0-64
+// func adamFast1of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+TEXT ·adamFast1of4F32NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	VMOV V29.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	VFMLA V26.S4, V14.S4, V2.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $12, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $4, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $16, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	VFMLA V26.S4, V14.S4, V2.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $12, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $4, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $16, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	VFMLA V26.S4, V14.S4, V2.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VFMLA V10.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VMOV V27.B16, V12.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $12, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $4, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func adamFast2of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+TEXT ·adamFast2of4F32NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.S4, V13.S4], 32(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.S4, V13.S4], 32(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $12, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $4, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $16, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.S4, V13.S4], 32(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.S4, V13.S4], 32(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $12, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $4, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $16, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.S4, V13.S4], 32(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	VFMLA V26.S4, V13.S4, V1.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VFMLA V9.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VST1.P [V8.S4, V9.S4], 32(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.S4, V13.S4], 32(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $12, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $4, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func adamFast3of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+TEXT ·adamFast3of4F32NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VFMLA V18.S4, V14.S4, V14.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	VFMLA V26.S4, V14.S4, V18.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	VFMLA V14.S4, V2.S4, V2.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $16, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VFMLA V18.S4, V14.S4, V14.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	VFMLA V26.S4, V14.S4, V18.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	VFMLA V14.S4, V2.S4, V2.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $12, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $4, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6e20dc0c // fmul v12.4s, v0.4s, v0.4s
+	WORD $0x6e21dc2d // fmul v13.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4e // fmul v14.4s, v2.4s, v2.4s
+	WORD $0x4eacfe0c // frsqrts v12.4s, v16.4s, v12.4s
+	WORD $0x4eadfe2d // frsqrts v13.4s, v17.4s, v13.4s
+	WORD $0x4eaefe4e // frsqrts v14.4s, v18.4s, v14.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	WORD $0x6e20de0c // fmul v12.4s, v16.4s, v0.4s
+	WORD $0x6e21de2d // fmul v13.4s, v17.4s, v1.4s
+	WORD $0x6e22de4e // fmul v14.4s, v18.4s, v2.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLA V16.S4, V12.S4, V12.S4
+	VFMLA V17.S4, V13.S4, V13.S4
+	VFMLA V18.S4, V14.S4, V14.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.S4, V12.S4, V16.S4
+	VFMLA V26.S4, V13.S4, V17.S4
+	VFMLA V26.S4, V14.S4, V18.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4e20fe0c // frecps v12.4s, v16.4s, v0.4s
+	WORD $0x4e21fe2d // frecps v13.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4e // frecps v14.4s, v18.4s, v2.4s
+	WORD $0x6e2cdc00 // fmul v0.4s, v0.4s, v12.4s
+	WORD $0x6e2ddc21 // fmul v1.4s, v1.4s, v13.4s
+	WORD $0x6e2edc42 // fmul v2.4s, v2.4s, v14.4s
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLA V12.S4, V0.S4, V0.S4
+	VFMLA V13.S4, V1.S4, V1.S4
+	VFMLA V14.S4, V2.S4, V2.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x4eb2fdd2 // frsqrts v18.4s, v14.4s, v18.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6e22ddd2 // fmul v18.4s, v14.4s, v2.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x6eaee7ee // fcmgt v14.4s, v31.4s, v14.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VFMLA V14.S4, V18.S4, V18.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4ea1d9c2 // frecpe v2.4s, v14.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x4e22fdd2 // frecps v18.4s, v14.4s, v2.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $12, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $4, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $16, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x4eb2fdd2 // frsqrts v18.4s, v14.4s, v18.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6e22ddd2 // fmul v18.4s, v14.4s, v2.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x6eaee7ee // fcmgt v14.4s, v31.4s, v14.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VFMLA V14.S4, V18.S4, V18.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4ea1d9c2 // frecpe v2.4s, v14.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x4e22fdd2 // frecps v18.4s, v14.4s, v2.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $12, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $4, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $16, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VFMLA V13.S4, V23.S4, V9.S4
+	VFMLA V14.S4, V23.S4, V10.S4
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	WORD $0x6e21df0d // fmul v13.4s, v24.4s, v1.4s
+	WORD $0x6e22df0e // fmul v14.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e31f42d // fmax v13.4s, v1.4s, v17.4s
+	WORD $0x4e32f44e // fmax v14.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R5)
+	WORD $0x6ea1d980 // frsqrte v0.4s, v12.4s
+	WORD $0x6ea1d9a1 // frsqrte v1.4s, v13.4s
+	WORD $0x6ea1d9c2 // frsqrte v2.4s, v14.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x4eb0fd90 // frsqrts v16.4s, v12.4s, v16.4s
+	WORD $0x4eb1fdb1 // frsqrts v17.4s, v13.4s, v17.4s
+	WORD $0x4eb2fdd2 // frsqrts v18.4s, v14.4s, v18.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e20dd90 // fmul v16.4s, v12.4s, v0.4s
+	WORD $0x6e21ddb1 // fmul v17.4s, v13.4s, v1.4s
+	WORD $0x6e22ddd2 // fmul v18.4s, v14.4s, v2.4s
+	WORD $0x6eace7ec // fcmgt v12.4s, v31.4s, v12.4s
+	WORD $0x6eade7ed // fcmgt v13.4s, v31.4s, v13.4s
+	WORD $0x6eaee7ee // fcmgt v14.4s, v31.4s, v14.4s
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VFMLS V0.S4, V16.S4, V12.S4
+	VFMLS V1.S4, V17.S4, V13.S4
+	VFMLS V2.S4, V18.S4, V14.S4
+	VFMLA V12.S4, V16.S4, V16.S4
+	VFMLA V13.S4, V17.S4, V17.S4
+	VFMLA V14.S4, V18.S4, V18.S4
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VFMLA V26.S4, V16.S4, V12.S4
+	VFMLA V26.S4, V17.S4, V13.S4
+	VFMLA V26.S4, V18.S4, V14.S4
+	WORD $0x4ea1d980 // frecpe v0.4s, v12.4s
+	WORD $0x4ea1d9a1 // frecpe v1.4s, v13.4s
+	WORD $0x4ea1d9c2 // frecpe v2.4s, v14.4s
+	WORD $0x4e20fd90 // frecps v16.4s, v12.4s, v0.4s
+	WORD $0x4e21fdb1 // frecps v17.4s, v13.4s, v1.4s
+	WORD $0x4e22fdd2 // frecps v18.4s, v14.4s, v2.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.S4, V12.S4, V16.S4
+	VFMLS V1.S4, V13.S4, V17.S4
+	VFMLS V2.S4, V14.S4, V18.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	WORD $0x6e20dd00 // fmul v0.4s, v8.4s, v0.4s
+	WORD $0x6e21dd21 // fmul v1.4s, v9.4s, v1.4s
+	WORD $0x6e22dd42 // fmul v2.4s, v10.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $12, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	VST1.P [V8.S4], 16(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.S4], 16(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $4, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V23.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20df0c // fmul v12.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f40c // fmax v12.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVS.P F12, 4(R5)
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V12.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V8.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func adamFast4of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+TEXT ·adamFast4of4F32NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
@@ -11978,8 +15065,3095 @@ v6loop0:
 v6done:
 	RET
 
-// func adamFastF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
-TEXT ·adamFastF64NEON(SB), NOSPLIT, $0-64
+// func adamFast1of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+TEXT ·adamFast1of4F64NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	VMOV V29.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	VFMLA V26.D2, V14.D2, V2.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $6, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $2, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $8, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	VFMLA V26.D2, V14.D2, V2.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $6, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $2, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $8, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	VFMLA V26.D2, V14.D2, V2.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VFMLA V10.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VMOV V27.B16, V12.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $6, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $2, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func adamFast2of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+TEXT ·adamFast2of4F64NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.D2, V13.D2], 32(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.D2, V13.D2], 32(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $6, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $2, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $8, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.D2, V13.D2], 32(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.D2, V13.D2], 32(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $6, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $2, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $8, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.D2, V13.D2], 32(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	VFMLA V26.D2, V13.D2, V1.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VFMLA V9.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VST1.P [V8.D2, V9.D2], 32(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VST1.P [V12.D2, V13.D2], 32(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $6, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $2, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func adamFast3of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+TEXT ·adamFast3of4F64NEON(SB), NOSPLIT, $0-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 768(R0), F29 // one
+	FMOVQ 832(R0), F30 // half
+	FMOVQ 960(R0), F31 // tiny
+	AND $7, R7, R7
+	CMP $0, R7
+	BEQ v0
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VFMLA V18.D2, V14.D2, V14.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	VFMLA V26.D2, V14.D2, V18.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	VFMLA V14.D2, V2.D2, V2.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
+	RET
+v1:
+	SUBS $8, R6, R6
+	BLT v1tail1
+v1loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VFMLA V18.D2, V14.D2, V14.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	VFMLA V26.D2, V14.D2, V18.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	VFMLA V14.D2, V2.D2, V2.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v1loop4
+v1tail1:
+	ADDS $6, R6, R6
+	BLT v1tail0
+v1loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v1loop1
+v1tail0:
+	ADDS $2, R6, R6
+	BEQ v1done
+v1loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v1loop0
+v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6e60dc0c // fmul v12.2d, v0.2d, v0.2d
+	WORD $0x6e61dc2d // fmul v13.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4e // fmul v14.2d, v2.2d, v2.2d
+	WORD $0x4eecfe0c // frsqrts v12.2d, v16.2d, v12.2d
+	WORD $0x4eedfe2d // frsqrts v13.2d, v17.2d, v13.2d
+	WORD $0x4eeefe4e // frsqrts v14.2d, v18.2d, v14.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	WORD $0x6e60de0c // fmul v12.2d, v16.2d, v0.2d
+	WORD $0x6e61de2d // fmul v13.2d, v17.2d, v1.2d
+	WORD $0x6e62de4e // fmul v14.2d, v18.2d, v2.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x4e701d8c // bic v12.16b, v12.16b, v16.16b
+	WORD $0x4e711dad // bic v13.16b, v13.16b, v17.16b
+	WORD $0x4e721dce // bic v14.16b, v14.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLA V16.D2, V12.D2, V12.D2
+	VFMLA V17.D2, V13.D2, V13.D2
+	VFMLA V18.D2, V14.D2, V14.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.D2, V12.D2, V16.D2
+	VFMLA V26.D2, V13.D2, V17.D2
+	VFMLA V26.D2, V14.D2, V18.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4e60fe0c // frecps v12.2d, v16.2d, v0.2d
+	WORD $0x4e61fe2d // frecps v13.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4e // frecps v14.2d, v18.2d, v2.2d
+	WORD $0x6e6cdc00 // fmul v0.2d, v0.2d, v12.2d
+	WORD $0x6e6ddc21 // fmul v1.2d, v1.2d, v13.2d
+	WORD $0x6e6edc42 // fmul v2.2d, v2.2d, v14.2d
+	VMOV V29.B16, V12.B16
+	VMOV V29.B16, V13.B16
+	VMOV V29.B16, V14.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLA V12.D2, V0.D2, V0.D2
+	VFMLA V13.D2, V1.D2, V1.D2
+	VFMLA V14.D2, V2.D2, V2.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x4ef2fdd2 // frsqrts v18.2d, v14.2d, v18.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6e62ddd2 // fmul v18.2d, v14.2d, v2.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x6eeee7ee // fcmgt v14.2d, v31.2d, v14.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VFMLA V14.D2, V18.D2, V18.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4ee1d9c2 // frecpe v2.2d, v14.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x4e62fdd2 // frecps v18.2d, v14.2d, v2.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $6, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $2, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $8, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x4ef2fdd2 // frsqrts v18.2d, v14.2d, v18.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6e62ddd2 // fmul v18.2d, v14.2d, v2.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x6eeee7ee // fcmgt v14.2d, v31.2d, v14.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VFMLA V14.D2, V18.D2, V18.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4ee1d9c2 // frecpe v2.2d, v14.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x4e62fdd2 // frecps v18.2d, v14.2d, v2.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $6, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $2, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $8, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VFMLA V13.D2, V23.D2, V9.D2
+	VFMLA V14.D2, V23.D2, V10.D2
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	WORD $0x6e61df0d // fmul v13.2d, v24.2d, v1.2d
+	WORD $0x6e62df0e // fmul v14.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e71f42d // fmax v13.2d, v1.2d, v17.2d
+	WORD $0x4e72f44e // fmax v14.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VBIT V1.B16, V17.B16, V13.B16
+	VBIT V2.B16, V18.B16, V14.B16
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R5)
+	WORD $0x6ee1d980 // frsqrte v0.2d, v12.2d
+	WORD $0x6ee1d9a1 // frsqrte v1.2d, v13.2d
+	WORD $0x6ee1d9c2 // frsqrte v2.2d, v14.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x4ef0fd90 // frsqrts v16.2d, v12.2d, v16.2d
+	WORD $0x4ef1fdb1 // frsqrts v17.2d, v13.2d, v17.2d
+	WORD $0x4ef2fdd2 // frsqrts v18.2d, v14.2d, v18.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e60dd90 // fmul v16.2d, v12.2d, v0.2d
+	WORD $0x6e61ddb1 // fmul v17.2d, v13.2d, v1.2d
+	WORD $0x6e62ddd2 // fmul v18.2d, v14.2d, v2.2d
+	WORD $0x6eece7ec // fcmgt v12.2d, v31.2d, v12.2d
+	WORD $0x6eede7ed // fcmgt v13.2d, v31.2d, v13.2d
+	WORD $0x6eeee7ee // fcmgt v14.2d, v31.2d, v14.2d
+	WORD $0x4e6c1e10 // bic v16.16b, v16.16b, v12.16b
+	WORD $0x4e6d1e31 // bic v17.16b, v17.16b, v13.16b
+	WORD $0x4e6e1e52 // bic v18.16b, v18.16b, v14.16b
+	WORD $0x4e6c1c00 // bic v0.16b, v0.16b, v12.16b
+	WORD $0x4e6d1c21 // bic v1.16b, v1.16b, v13.16b
+	WORD $0x4e6e1c42 // bic v2.16b, v2.16b, v14.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V12.B16
+	VMOV V30.B16, V13.B16
+	VMOV V30.B16, V14.B16
+	VFMLS V0.D2, V16.D2, V12.D2
+	VFMLS V1.D2, V17.D2, V13.D2
+	VFMLS V2.D2, V18.D2, V14.D2
+	VFMLA V12.D2, V16.D2, V16.D2
+	VFMLA V13.D2, V17.D2, V17.D2
+	VFMLA V14.D2, V18.D2, V18.D2
+	VMOV V27.B16, V12.B16
+	VMOV V27.B16, V13.B16
+	VMOV V27.B16, V14.B16
+	VFMLA V26.D2, V16.D2, V12.D2
+	VFMLA V26.D2, V17.D2, V13.D2
+	VFMLA V26.D2, V18.D2, V14.D2
+	WORD $0x4ee1d980 // frecpe v0.2d, v12.2d
+	WORD $0x4ee1d9a1 // frecpe v1.2d, v13.2d
+	WORD $0x4ee1d9c2 // frecpe v2.2d, v14.2d
+	WORD $0x4e60fd90 // frecps v16.2d, v12.2d, v0.2d
+	WORD $0x4e61fdb1 // frecps v17.2d, v13.2d, v1.2d
+	WORD $0x4e62fdd2 // frecps v18.2d, v14.2d, v2.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.D2, V12.D2, V16.D2
+	VFMLS V1.D2, V13.D2, V17.D2
+	VFMLS V2.D2, V14.D2, V18.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	WORD $0x6e60dd00 // fmul v0.2d, v8.2d, v0.2d
+	WORD $0x6e61dd21 // fmul v1.2d, v9.2d, v1.2d
+	WORD $0x6e62dd42 // fmul v2.2d, v10.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $6, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	VST1.P [V8.D2], 16(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	VST1.P [V12.D2], 16(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $2, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V23.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60df0c // fmul v12.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f40c // fmax v12.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V12.B16
+	FMOVD.P F12, 8(R5)
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V12.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V8.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
+
+// func adamFast4of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+TEXT ·adamFast4of4F64NEON(SB), NOSPLIT, $0-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2

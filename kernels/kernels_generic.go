@@ -23,7 +23,6 @@ func genericSet() *Set {
 
 func genericTable[T Float]() table[T] {
 	t := table[T]{
-		adamFast:        adamGeneric[T], // the reference has no estimates
 		sumSquares:      sumSquaresGeneric[T],
 		sumSquaresCheck: sumSquaresCheckGeneric[T],
 		dot:             dotGeneric[T],

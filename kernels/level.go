@@ -70,6 +70,12 @@ func levelSets() [len(levelNames)]*Set {
 	for _, a := range archSets {
 		s[a.level] = a
 	}
+	// AdamFast's split, from the table of CPU models (fastsplit.go).
+	for l, set := range s {
+		if set != nil {
+			s[l] = set.withTableSplits()
+		}
+	}
 	return s
 }
 

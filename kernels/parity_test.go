@@ -593,82 +593,104 @@ func TestParityReductions(t *testing.T) {
 }
 
 // Fast Adam: m, v, vmax bit-identical to the exact kernel; the update of p
-// within the documented relative bound (paritytest.FastBound).
+// within the documented relative bound (paritytest.FastBound), on every
+// level at every split.
 
 func runFast[T Float](t *testing.T, ns []int) {
 	exact := adamKernel[T](false)
 	fast := adamKernel[T](true)
 	ref := sets[Generic]
 	for _, s0 := range append([]*Set{ref}, testLevels(t)...) {
-		s := estimatePath(s0)
-		t.Run(s.Level().String(), func(t *testing.T) {
-			worst := 0.0
-			for _, n := range ns {
-				for off := range 8 {
-					if n > 5000 && off != 3 {
+		for k := range abi.AdamFastOf + 1 {
+			s := withSplit(s0, k)
+			if k > 0 && fastPath(tableOf[T](s)).Estimated == 0 {
+				// No estimates for T on this level: every split is Adam's
+				// kernel, tested at k = 0 (TestFastPath checks the rest).
+				continue
+			}
+			t.Run(fmt.Sprintf("%v/k=%dof%d", s.Level(), k, abi.AdamFastOf), func(t *testing.T) { runFastSet(t, ns, s, exact, fast) })
+		}
+	}
+}
+
+func runFastSet[T Float](t *testing.T, ns []int, s *Set, exact, fast ewKernel[T]) {
+	ref := sets[Generic]
+	worst := 0.0
+	for _, n := range ns {
+		for off := range 8 {
+			if n > 5000 && off != 3 {
+				continue
+			}
+			for ci := range exact.coeffs {
+				if n > 5000 && ci != 0 && ci != len(exact.coeffs)-1 {
+					continue
+				}
+				special := 0.0
+				if (n+off+ci)%3 == 2 {
+					special = 0.15
+				}
+				in := ewInput(&exact, n, off, special, uint64(ci))
+				if (n+ci)%2 == 0 {
+					// p = 0 makes the stored p the update itself.
+					clear(in[0].Slice())
+				}
+				want, ws := paritytest.CloneAll(in)
+				got, gs := paritytest.CloneAll(in)
+				c := &exact.coeffs[ci]
+				if err := exact.run(ref, c, ws); err != nil {
+					t.Fatal(err)
+				}
+				if err := fast.run(s, c, gs); err != nil {
+					t.Fatal(err)
+				}
+				what := fmt.Sprintf("n=%d off=%d coeffs#%d special=%v", n, off, ci, special)
+				for st := 1; st < len(in); st++ {
+					if exact.written[st] {
+						paritytest.Match(t, what+" stream "+exact.streams[st], want[st], got[st])
+					} else {
+						paritytest.Match(t, what+" input changed", in[st], got[st])
+					}
+				}
+				if err := got[0].Guards(); err != nil {
+					t.Fatalf("%s stream p: %v", what, err)
+				}
+				p0, pw, pg := in[0].Slice(), ws[0], gs[0]
+				decay := T(1)
+				if c.mode&abi.AdamWDMask == abi.AdamWDDecoupled {
+					decay = row[T](c, abi.RowDecay)
+				}
+				for i := range pw {
+					if !finiteAll(ws[1][i], ws[2][i], ws[3][i], ws[4][i], p0[i], pw[i]) {
 						continue
 					}
-					for ci := range exact.coeffs {
-						if n > 5000 && ci != 0 && ci != len(exact.coeffs)-1 {
-							continue
-						}
-						special := 0.0
-						if (n+off+ci)%3 == 2 {
-							special = 0.15
-						}
-						in := ewInput(&exact, n, off, special, uint64(ci))
-						if (n+ci)%2 == 0 {
-							// p = 0 makes the stored p the update itself.
-							clear(in[0].Slice())
-						}
-						want, ws := paritytest.CloneAll(in)
-						got, gs := paritytest.CloneAll(in)
-						c := &exact.coeffs[ci]
-						if err := exact.run(ref, c, ws); err != nil {
-							t.Fatal(err)
-						}
-						if err := fast.run(s, c, gs); err != nil {
-							t.Fatal(err)
-						}
-						what := fmt.Sprintf("n=%d off=%d coeffs#%d special=%v", n, off, ci, special)
-						for st := 1; st < len(in); st++ {
-							if exact.written[st] {
-								paritytest.Match(t, what+" stream "+exact.streams[st], want[st], got[st])
-							} else {
-								paritytest.Match(t, what+" input changed", in[st], got[st])
-							}
-						}
-						if err := got[0].Guards(); err != nil {
-							t.Fatalf("%s stream p: %v", what, err)
-						}
-						p0, pw, pg := in[0].Slice(), ws[0], gs[0]
-						decay := T(1)
-						if c.mode&abi.AdamWDMask == abi.AdamWDDecoupled {
-							decay = row[T](c, abi.RowDecay)
-						}
-						for i := range pw {
-							if !finiteAll(ws[1][i], ws[2][i], ws[3][i], ws[4][i], p0[i], pw[i]) {
-								continue
-							}
-							base := T(p0[i] * decay)
-							upd := float64(pw[i]) - float64(base)
-							err := math.Abs(float64(pg[i]) - float64(pw[i]))
-							allowed := paritytest.FastAllowed(base, pw[i])
-							if err > allowed {
-								t.Fatalf("%s: p[%d] fast %v exact %v (input %v): error %g > %g", what, i, pg[i], pw[i], p0[i], err, allowed)
-							}
-							if p0[i] == 0 && decay == 1 && math.Abs(upd) >= 1e-30 {
-								worst = math.Max(worst, err/math.Abs(upd))
-							}
-						}
+					base := T(p0[i] * decay)
+					upd := float64(pw[i]) - float64(base)
+					err := math.Abs(float64(pg[i]) - float64(pw[i]))
+					allowed := paritytest.FastAllowed(base, pw[i])
+					if err > allowed {
+						t.Fatalf("%s: p[%d] fast %v exact %v (input %v): error %g > %g", what, i, pg[i], pw[i], p0[i], err, allowed)
+					}
+					if p0[i] == 0 && decay == 1 && math.Abs(upd) >= 1e-30 {
+						worst = math.Max(worst, err/math.Abs(upd))
 					}
 				}
 			}
-			t.Logf("worst relative error of the update: %.3g (2^%.1f)", worst, math.Log2(worst))
-			if worst > paritytest.FastBound {
-				t.Fatalf("relative error %g above the bound %g", worst, paritytest.FastBound)
-			}
-		})
+		}
+	}
+	fp := fastPath(tableOf[T](s))
+	if worst == 0 {
+		t.Logf("exact (%+v)", fp)
+		if !fp.Exact {
+			t.Errorf("no update differs from the exact kernel's, but the set reports %+v", fp)
+		}
+		return
+	}
+	t.Logf("worst relative error of the update: %.3g (2^%.1f)", worst, math.Log2(worst))
+	if fp.Exact {
+		t.Errorf("updates differ from the exact kernel's, but the set reports %+v", fp)
+	}
+	if worst > paritytest.FastBound {
+		t.Fatalf("relative error %g above the bound %g", worst, paritytest.FastBound)
 	}
 }
 
@@ -713,13 +735,16 @@ func TestParityRoof(t *testing.T) {
 	t.Run("F64", func(t *testing.T) { runParity(t, roofKernel[float64](), paritytest.Lengths(true)) })
 }
 
-// estimatePath returns a copy of s whose AdamFast takes the estimate path
-// even where the CPU model makes it run the exact kernel, so that the path is
-// tested on every machine.
+// estimatePath returns a copy of s whose AdamFast has the level's default
+// split, even where the CPU model makes it run the exact kernel, so that
+// the estimate path is tested on every machine.
 func estimatePath(s *Set) *Set {
-	c := *s
-	c.fastIsExact = false
-	return &c
+	return s.withFastSplit(fastSplitDefault(s.level), "the level's default (test)")
+}
+
+// withSplit returns a copy of s whose AdamFast has split k/4.
+func withSplit(s *Set, k int) *Set {
+	return s.withFastSplit(k, fmt.Sprintf("split %d/%d (test)", k, abi.AdamFastOf))
 }
 
 // Where FastIsExact, AdamFast is bit-identical to Adam.

@@ -14,7 +14,10 @@ type table[T Float] struct {
 	sgd             func(c *Coeffs, p, g *T, n int)
 	momentum        func(c *Coeffs, p, g, b *T, n int)
 	adam            func(c *Coeffs, p, g, m, v, vmax *T, n int)
-	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int)
+	adamFast        func(c *Coeffs, p, g, m, v, vmax *T, n int) // adamFastSplits[fastK], or adam
+	adamFastSplits  fastKernels[T]
+	fastK           int    // AdamFast's split k/4 (0 where the level has no estimates)
+	fastWhy         string // where the split comes from (fastsplit.go)
 	lion            func(c *Coeffs, p, g, m *T, n int)
 	adagrad         func(c *Coeffs, p, g, sum *T, n int)
 	rmsprop         func(c *Coeffs, p, g, sq, buf, gavg *T, n int)
@@ -53,11 +56,6 @@ type Set struct {
 	level ISA
 	f32   table[float32]
 	f64   table[float64]
-	// fastIsExact makes AdamFast run the exact kernel: on CPUs whose
-	// square-root/divide unit keeps up with the rest of the exact kernel
-	// the estimate path only adds work (see fastIsExactOn). The exact
-	// result trivially meets AdamFast's error bound.
-	fastIsExact bool
 	// choices are the kernels that run at another level (choice.go).
 	choices []kernelAt
 }
@@ -513,19 +511,24 @@ func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // (s·(1+e/2) is sqrt(vv) to second order in the estimate's error, and q·(1+E)
 // is 1/d to second order in both.) The estimate path runs on the FMA units
 // while the exact path keeps the square-root/divide unit busy, so the
-// AVX-512 kernel sends one vector of every four (the last of each unrolled
-// iteration) through the estimates and the others through the exact
-// sequence; which elements take which path depends only on their position
-// within the slice. AVX2 float32 does the same with one vector of two;
-// AVX2 float64 has no float64 estimate instructions and the generic level
-// none at all: there AdamFast is exactly Adam.
+// kernel sends k vectors of every four through the estimates and the
+// others through the exact sequence: the split k/4. In each block of four
+// consecutive vectors of its unrolled loop, counted from the start of the
+// slice, the last k take the estimate path; the vectors after the last
+// whole block take it only at 4/4. Which elements take which path depends
+// only on the split and their position within the slice. AVX2 float64 has
+// no float64 estimate instructions and the generic level none at all:
+// there AdamFast is exactly Adam, whatever the split.
 //
-// Where the exact kernel was measured faster, AdamFast runs it instead
-// ([Set.FastIsExact]), from a table of CPU models filled from measurements:
-// so far AMD family 0x1A (Zen 5 class), where the exact AVX-512 kernel
-// reaches about 5.7 Gparam/s in cache on one core and the estimate path
-// about 4.5, because the divide unit is not the bottleneck. The choice is
-// made once per CPU model at start-up, so results never depend on timing.
+// The split is chosen once per CPU model, level and precision at
+// start-up, from a table filled from measurements, so results never
+// depend on timing: so far AMD family 0x1A (Zen 5 class) runs 1/4 for
+// float32 and 2/4 for float64 at AVX-512 and 0/4, the exact kernel, at
+// AVX2 (its divide unit is fast), and Intel Xeon Sapphire/Emerald Rapids
+// class 2/4 for float32 at AVX-512 (carried over from measurements
+// there). Other CPUs run the level's default: 1/4 at AVX-512, 2/4 at AVX2
+// and 4/4 at NEON. [Set.FastPathF32] reports the split and where it comes
+// from, and BenchmarkAdamFastSplitF32/F64 sweep the splits.
 //
 // m and v (and vmax) are bit-identical to AdamF32's. The update of p is
 // within a relative error of 2⁻²⁰ of AdamF32's (plus one rounding of p)
@@ -534,17 +537,18 @@ func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // tests measure the worst case on their grid (about 2⁻²¹·⁴ for float32 and
 // 2⁻²⁷·⁵ for float64).
 func (s *Set) AdamFastF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
-	return adam(&s.f32, !s.fastIsExact, c, p, grad, m, v, vmax)
+	return adam(&s.f32, true, c, p, grad, m, v, vmax)
 }
 
 // AdamFastF64 is [Set.AdamFastF32] for float64.
 func (s *Set) AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
-	return adam(&s.f64, !s.fastIsExact, c, p, grad, m, v, vmax)
+	return adam(&s.f64, true, c, p, grad, m, v, vmax)
 }
 
 // FastIsExact reports whether AdamFast runs the exact kernel on this set
-// (chosen once per CPU model, see [Set.AdamFastF32]).
-func (s *Set) FastIsExact() bool { return s.fastIsExact }
+// in both precisions: its split is 0/4 (chosen once per CPU model, see
+// [Set.AdamFastF32]), or the level has no estimate instructions.
+func (s *Set) FastIsExact() bool { return s.FastPathF32().Exact && s.FastPathF64().Exact }
 
 // LionF32 is one Lion step (Chen et al. 2023), for every i:
 //

@@ -19,10 +19,25 @@ func momentumF32AVX2(c *[16][16]float32, p *float32, grad *float32, buf *float32
 //go:noescape
 func adamF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
-// adamFastF32AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
+// adamFast1of4F32AVX2 is the AVX2 AdamFast kernel of split 1/4: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+func adamFast1of4F32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// adamFast2of4F32AVX2 is the AVX2 AdamFast kernel of split 2/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast2of4F32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// adamFast3of4F32AVX2 is the AVX2 AdamFast kernel of split 3/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast3of4F32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// adamFast4of4F32AVX2 is the AVX2 AdamFast kernel of split 4/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast4of4F32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
 // lionF32AVX2 is the AVX2 lion kernel; see lionGeneric.
 //
@@ -154,11 +169,6 @@ func momentumF64AVX2(c *[16][8]float64, p *float64, grad *float64, buf *float64,
 //go:noescape
 func adamF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
-// adamFastF64AVX2 is the AVX2 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
-//
-//go:noescape
-func adamFastF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
-
 // lionF64AVX2 is the AVX2 lion kernel; see lionGeneric.
 //
 //go:noescape
@@ -289,10 +299,25 @@ func momentumF32AVX512(c *[16][16]float32, p *float32, grad *float32, buf *float
 //go:noescape
 func adamF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
-// adamFastF32AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
+// adamFast1of4F32AVX512 is the AVX512 AdamFast kernel of split 1/4: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+func adamFast1of4F32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// adamFast2of4F32AVX512 is the AVX512 AdamFast kernel of split 2/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast2of4F32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// adamFast3of4F32AVX512 is the AVX512 AdamFast kernel of split 3/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast3of4F32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
+
+// adamFast4of4F32AVX512 is the AVX512 AdamFast kernel of split 4/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast4of4F32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int)
 
 // lionF32AVX512 is the AVX512 lion kernel; see lionGeneric.
 //
@@ -424,10 +449,25 @@ func momentumF64AVX512(c *[16][8]float64, p *float64, grad *float64, buf *float6
 //go:noescape
 func adamF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
-// adamFastF64AVX512 is the AVX512 adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
+// adamFast1of4F64AVX512 is the AVX512 AdamFast kernel of split 1/4: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+func adamFast1of4F64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+
+// adamFast2of4F64AVX512 is the AVX512 AdamFast kernel of split 2/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast2of4F64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+
+// adamFast3of4F64AVX512 is the AVX512 AdamFast kernel of split 3/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast3of4F64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
+
+// adamFast4of4F64AVX512 is the AVX512 AdamFast kernel of split 4/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast4of4F64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, vmax *float64, n int, mode int)
 
 // lionF64AVX512 is the AVX512 lion kernel; see lionGeneric.
 //
@@ -548,16 +588,12 @@ func adafactorUpdateF64AVX512(c *[16][8]float64, p *float64, grad *float64, rv *
 // the functions above, wired into the tables of package kernels.
 var archSets = []*Set{
 	{
-		level:       AVX2,
-		fastIsExact: fastIsExactOn(),
+		level: AVX2,
 		f32: table[float32]{
 			sgd:      func(c *Coeffs, p, grad *float32, n int) { sgdF32AVX2(&c.f32, p, grad, n, c.mode) },
 			momentum: func(c *Coeffs, p, grad, buf *float32, n int) { momentumF32AVX2(&c.f32, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
-			},
-			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
-				adamFastF32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:    func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX2(&c.f32, p, grad, m, n, c.mode) },
 			adagrad: func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX2(&c.f32, p, grad, sum, n, c.mode) },
@@ -596,15 +632,26 @@ var archSets = []*Set{
 			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
 				adafactorUpdateF32AVX2(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
 			},
+			adamFastSplits: fastKernels[float32]{
+				1: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast1of4F32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+				2: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast2of4F32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+				3: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast3of4F32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+				4: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast4of4F32AVX2(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+			},
 		},
 		f64: table[float64]{
 			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX2(&c.f64, p, grad, n, c.mode) },
 			momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64AVX2(&c.f64, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
-			},
-			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
-				adamFastF64AVX2(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:    func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX2(&c.f64, p, grad, m, n, c.mode) },
 			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX2(&c.f64, p, grad, sum, n, c.mode) },
@@ -646,16 +693,12 @@ var archSets = []*Set{
 		},
 	},
 	{
-		level:       AVX512,
-		fastIsExact: fastIsExactOn(),
+		level: AVX512,
 		f32: table[float32]{
 			sgd:      func(c *Coeffs, p, grad *float32, n int) { sgdF32AVX512(&c.f32, p, grad, n, c.mode) },
 			momentum: func(c *Coeffs, p, grad, buf *float32, n int) { momentumF32AVX512(&c.f32, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 				adamF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
-			},
-			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
-				adamFastF32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:    func(c *Coeffs, p, grad, m *float32, n int) { lionF32AVX512(&c.f32, p, grad, m, n, c.mode) },
 			adagrad: func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32AVX512(&c.f32, p, grad, sum, n, c.mode) },
@@ -694,15 +737,26 @@ var archSets = []*Set{
 			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
 				adafactorUpdateF32AVX512(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
 			},
+			adamFastSplits: fastKernels[float32]{
+				1: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast1of4F32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+				2: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast2of4F32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+				3: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast3of4F32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+				4: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+					adamFast4of4F32AVX512(&c.f32, p, grad, m, v, vmax, n, c.mode)
+				},
+			},
 		},
 		f64: table[float64]{
 			sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64AVX512(&c.f64, p, grad, n, c.mode) },
 			momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64AVX512(&c.f64, p, grad, buf, n, c.mode) },
 			adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
-			},
-			adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
-				adamFastF64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
 			lion:    func(c *Coeffs, p, grad, m *float64, n int) { lionF64AVX512(&c.f64, p, grad, m, n, c.mode) },
 			adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64AVX512(&c.f64, p, grad, sum, n, c.mode) },
@@ -740,6 +794,20 @@ var archSets = []*Set{
 			},
 			adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
 				adafactorUpdateF64AVX512(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+			},
+			adamFastSplits: fastKernels[float64]{
+				1: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+					adamFast1of4F64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
+				},
+				2: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+					adamFast2of4F64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
+				},
+				3: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+					adamFast3of4F64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
+				},
+				4: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+					adamFast4of4F64AVX512(&c.f64, p, grad, m, v, vmax, n, c.mode)
+				},
 			},
 		},
 	},

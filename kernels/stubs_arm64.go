@@ -22,10 +22,25 @@ func momentumF32NEON(c *[16][16]float32, p, grad, buf *float32, n, mode int)
 //go:noescape
 func adamF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 
-// adamFastF32NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
+// adamFast1of4F32NEON is the NEON AdamFast kernel of split 1/4: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+func adamFast1of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+
+// adamFast2of4F32NEON is the NEON AdamFast kernel of split 2/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast2of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+
+// adamFast3of4F32NEON is the NEON AdamFast kernel of split 3/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast3of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
+
+// adamFast4of4F32NEON is the NEON AdamFast kernel of split 4/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast4of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
 
 // lionF32NEON is the NEON lion kernel; see lionGeneric.
 //
@@ -157,10 +172,25 @@ func momentumF64NEON(c *[16][8]float64, p, grad, buf *float64, n, mode int)
 //go:noescape
 func adamF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 
-// adamFastF64NEON is the NEON adamFast kernel: adamGeneric with estimates, see Set.AdamFastF32.
+// adamFast1of4F64NEON is the NEON AdamFast kernel of split 1/4: adamGeneric with estimates, see Set.AdamFastF32.
 //
 //go:noescape
-func adamFastF64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+func adamFast1of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+
+// adamFast2of4F64NEON is the NEON AdamFast kernel of split 2/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast2of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+
+// adamFast3of4F64NEON is the NEON AdamFast kernel of split 3/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast3of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
+
+// adamFast4of4F64NEON is the NEON AdamFast kernel of split 4/4: adamGeneric with estimates, see Set.AdamFastF32.
+//
+//go:noescape
+func adamFast4of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
 
 // lionF64NEON is the NEON lion kernel; see lionGeneric.
 //
@@ -286,9 +316,6 @@ var archSets = []*Set{{
 		adam: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
 			adamF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
 		},
-		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
-			adamFastF32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
-		},
 		lion:    func(c *Coeffs, p, grad, m *float32, n int) { lionF32NEON(&c.f32, p, grad, m, n, c.mode) },
 		adagrad: func(c *Coeffs, p, grad, sum *float32, n int) { adagradF32NEON(&c.f32, p, grad, sum, n, c.mode) },
 		rmsprop: func(c *Coeffs, p, grad, sq, buf, gavg *float32, n int) {
@@ -326,15 +353,26 @@ var archSets = []*Set{{
 		adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
 			adafactorUpdateF32NEON(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
 		},
+		adamFastSplits: fastKernels[float32]{
+			1: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast1of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			2: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast2of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			3: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast3of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+			4: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
+				adamFast4of4F32NEON(&c.f32, p, grad, m, v, vmax, n, c.mode)
+			},
+		},
 	},
 	f64: table[float64]{
 		sgd:      func(c *Coeffs, p, grad *float64, n int) { sgdF64NEON(&c.f64, p, grad, n, c.mode) },
 		momentum: func(c *Coeffs, p, grad, buf *float64, n int) { momentumF64NEON(&c.f64, p, grad, buf, n, c.mode) },
 		adam: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 			adamF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
-		},
-		adamFast: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
-			adamFastF64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
 		},
 		lion:    func(c *Coeffs, p, grad, m *float64, n int) { lionF64NEON(&c.f64, p, grad, m, n, c.mode) },
 		adagrad: func(c *Coeffs, p, grad, sum *float64, n int) { adagradF64NEON(&c.f64, p, grad, sum, n, c.mode) },
@@ -372,6 +410,20 @@ var archSets = []*Set{{
 		},
 		adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
 			adafactorUpdateF64NEON(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+		},
+		adamFastSplits: fastKernels[float64]{
+			1: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast1of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			2: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast2of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			3: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast3of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
+			4: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
+				adamFast4of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
+			},
 		},
 	},
 }}

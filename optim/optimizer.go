@@ -119,6 +119,10 @@ type Options struct {
 	// DefaultSpin, a negative value parks at once. More than MaxSpin is an
 	// error: a polling worker keeps its core busy between steps.
 	Spin time.Duration
+	// Shard makes the optimizer one rank's part of a step sharded across
+	// processes (ZeRO stage 1): it keeps the state of, and steps, only the
+	// chunks its rank owns; see [Shard]. The zero value shards nothing.
+	Shard Shard
 }
 
 func (op Options) resolve() (Options, error) {
@@ -161,6 +165,9 @@ func (op Options) resolve() (Options, error) {
 		op.Spin = 0
 	case op.Spin > MaxSpin:
 		return op, fmt.Errorf("%w: Spin = %v, want at most %v", ErrInvalid, op.Spin, MaxSpin)
+	}
+	if err := op.Shard.check(); err != nil { // shard.go
+		return op, err
 	}
 	return op, nil
 }
@@ -207,6 +214,8 @@ type Optimizer[T Float] struct {
 	// af is the plan of Adafactor's passes (adafactor_step.go); nil for
 	// every other rule.
 	af *afPlan[T]
+	// shard is the sharding state (shard.go); nil when not sharded.
+	shard *shard
 }
 
 type param[T Float] struct {
@@ -234,6 +243,9 @@ type param[T Float] struct {
 	reduces bool
 	red     kernelID
 	scalar  float64
+	// soff is the first element whose state a sharded optimizer keeps
+	// (shard.go): buf[k][i-soff] is element i's. 0 when not sharded.
+	soff int
 }
 
 // active reports whether the parameter takes part in the next step.
@@ -263,7 +275,12 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	sh, err := newShard(h, op.Shard) // shard.go
+	if err != nil {
+		return nil, err
+	}
 	o := &Optimizer[T]{
+		shard:     sh,
 		kind:      h.Kind(),
 		ops:       opsFor[T](),
 		opt:       op,
@@ -369,6 +386,9 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 	}
 	if group < 0 || group >= len(o.groups) {
 		return o.groupErr(group)
+	}
+	if err := o.shardFixed(); err != nil { // shard.go
+		return err
 	}
 	if name == "" || len(name) > maxName {
 		return fmt.Errorf("%w: parameter name %q: want 1 to %d bytes", ErrInvalid, name, maxName)
@@ -493,11 +513,16 @@ func (p *param[T]) info() ParamInfo {
 
 // State returns a copy of the state buffer buf (BufExpAvg, BufExpAvgSq,
 // BufMaxExpAvgSq, BufMomentumBuffer, …) of parameter name. It is as long
-// as the parameter, except Adafactor's row_var and col_var.
+// as the parameter, except Adafactor's row_var and col_var. A sharded
+// optimizer that keeps only part of the parameter's state returns an error
+// wrapping ErrInvalid: see ShardState.
 func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 	i, ok := o.names[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	if err := o.partialState(i); err != nil { // shard.go
+		return nil, err
 	}
 	p := &o.params[i]
 	h := o.groups[p.group]

@@ -488,7 +488,7 @@ func (o *Optimizer[T]) applyTask(_, t int) {
 			continue
 		}
 		lo, hi := pc.lo, pc.hi
-		if err := o.ops.apply[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.buf[:], lo, hi, p.scalar); err != nil {
+		if err := o.ops.apply[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.buf[:], lo-p.soff, hi-p.soff, p.scalar); err != nil {
 			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
 		}
 	}

@@ -36,8 +36,10 @@ type AdamConfig struct {
 	// Fast uses kernels.AdamFastF32/F64: part of the square roots and
 	// divisions come from the hardware estimates, refined, within a relative
 	// error of 2⁻²⁰ of the exact update. Results are then reproducible on
-	// one level (and across worker counts) but not bit-identical across
-	// levels. Off by default.
+	// one level and CPU model (and across worker counts) but not
+	// bit-identical across levels or CPU models: the share of the vectors
+	// that take the estimates is a per-CPU-model setting of package
+	// kernels (kernels.Set.FastPathF32). Off by default.
 	Fast bool
 }
 

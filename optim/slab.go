@@ -34,6 +34,9 @@ import (
 // shape (Adafactor's row_var and col_var: the rows and the columns); one
 // whose length no longer fits is new.
 func (o *Optimizer[T]) layout() {
+	if o.shard != nil {
+		o.shardAssign() // the spans whose state this rank keeps (shard.go)
+	}
 	size := o.ops.size
 	total := 0
 	o.reducing = false
@@ -43,8 +46,9 @@ func (o *Optimizer[T]) layout() {
 		p.op = h.kernel()
 		p.red, p.reduces = reductionOf(h)
 		o.reducing = o.reducing || p.reduces
+		lo, hi := o.stateSpan(i) // [0, len(p.data)) unless sharded (shard.go)
 		for k := range paramBuffers(h, p.shape) {
-			n := bufferLen(h, k, p.shape, len(p.data))
+			n := bufferLen(h, k, p.shape, hi-lo) // a shaped rule is never sharded
 			total += n + layout.Pad(n, size)
 		}
 	}
@@ -57,6 +61,7 @@ func (o *Optimizer[T]) layout() {
 	for i := range o.params {
 		p := &o.params[i]
 		h := o.groups[p.group]
+		lo, hi := o.stateSpan(i)
 		bufs := paramBuffers(h, p.shape)
 		var streams [5]uintptr
 		ns := 0
@@ -69,11 +74,13 @@ func (o *Optimizer[T]) layout() {
 		old, oldNames := p.buf, p.bufNames
 		p.buf = [3][]T{}
 		for k, name := range bufs {
-			n := bufferLen(h, k, p.shape, len(p.data))
+			n := bufferLen(h, k, p.shape, hi-lo)
 			cur = layout.Place(base, cur, n, size, streams[:ns])
 			b := slab[cur : cur+n : cur+n]
 			if j := slices.Index(oldNames, name); j >= 0 && len(old[j]) == n {
 				copy(b, old[j])
+			} else if j >= 0 && len(old[j]) == len(p.data) {
+				copy(b, old[j][lo:hi]) // a whole buffer (Load) on a shard
 			} else {
 				fillInitial(h, k, b)
 				if p.step > 0 {

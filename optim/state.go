@@ -134,8 +134,12 @@ func fromV1(k Kind, vals [7]float64, flags uint32) (Hyper, error) {
 // Save writes the optimizer's state: kind, element type, group
 // hyperparameters, and per parameter its name, shape, step count and state
 // buffers, under PyTorch's buffer names, with a checksum. The loss scale and
-// the Options are not part of it.
+// the Options are not part of it. A sharded optimizer writes its part of
+// the state, as SaveShard does.
 func (o *Optimizer[T]) Save(w io.Writer) error {
+	if o.shard != nil {
+		return o.SaveShard(w) // shard_state.go
+	}
 	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
 	scn := scalarNamesOf(o.groups[0])
 	e.bytes([]byte(stateMagic))
@@ -241,11 +245,19 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 // type, or whose groups or parameters differ in number, names, groups,
 // shapes or sizes gives one wrapping ErrMismatch (which also matches
 // ErrState).
+//
+// A shard file (SaveShard) is loaded as LoadShards loads a set of one. A
+// sharded optimizer loads a whole state file too, keeping the state of
+// its spans.
 func (o *Optimizer[T]) Load(r io.Reader) error {
 	if o.closed {
 		return ErrClosed
 	}
-	d := decoder{r: bufio.NewReaderSize(r, 1<<16), h: crc64.New(crcTable)}
+	br := bufio.NewReaderSize(r, 1<<16)
+	if isShardFile(br) {
+		return o.LoadShards(br) // shard_state.go
+	}
+	d := decoder{r: br, h: crc64.New(crcTable)}
 	var head [20]byte
 	d.read(head[:])
 	if d.err != nil {

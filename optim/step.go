@@ -42,6 +42,9 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	}
 	if o.opt.NonFinite != Propagate {
 		o.run(&o.jobCheck)
+		if err := o.exchange(exBad); err != nil { // shard.go
+			return rep, err
+		}
 		if i := o.firstBad(); i >= 0 {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
@@ -53,10 +56,13 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		}
 	}
 	if o.af != nil {
-		o.stepAdafactor() // three passes: adafactor_step.go
+		o.stepAdafactor() // three passes: adafactor_step.go (never sharded: New refuses it)
 	} else {
 		o.run(&o.jobUpdate)
 		if o.reducing {
+			if err := o.exchange(exRed); err != nil { // shard.go
+				return rep, err
+			}
 			o.between()
 			o.run(&o.jobApply)
 		}
@@ -75,7 +81,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 
 // ZeroGrad sets every gradient to zero.
 func (o *Optimizer[T]) ZeroGrad() {
-	if o.closed {
+	if o.closed || o.shard != nil { // a shard's jobs run on its own chunks only (shard.go)
 		for i := range o.params {
 			clear(o.params[i].grad)
 		}
@@ -185,6 +191,9 @@ func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 func (o *Optimizer[T]) gradNorm() (norm float64, bad int, err error) {
 	o.prepare()
 	o.run(&o.jobSumSq)
+	if err := o.exchange(exSum | exBad); err != nil { // shard.go
+		return 0, -1, err
+	}
 	sum := o.sumSquares()
 	bad = o.firstBad()
 	if bad >= 0 || o.ops.size == 4 || (sum <= math.MaxFloat64 && sum >= minSafeSum) {
@@ -192,8 +201,8 @@ func (o *Optimizer[T]) gradNorm() (norm float64, bad int, err error) {
 		if o.lossScale != 1 {
 			norm /= o.lossScale
 		}
-	} else {
-		norm = o.scaledNorm()
+	} else if norm, err = o.scaledNorm(); err != nil {
+		return 0, -1, err
 	}
 	if bad < 0 && math.IsInf(norm, 1) {
 		return norm, bad, fmt.Errorf("%w: the norm of the (finite) gradients exceeds the float64 range", ErrRange)
@@ -208,14 +217,17 @@ const minSafeSum = 0x1p-968
 // scaledNorm computes the norm of finite float64 gradients whose sum of
 // squares left the float64 range, from the gradients scaled by a power of
 // two (see ClipGradNorm).
-func (o *Optimizer[T]) scaledNorm() float64 {
+func (o *Optimizer[T]) scaledNorm() (float64, error) {
 	o.run(&o.jobMaxAbs)
+	if err := o.exchange(exSum); err != nil { // shard.go
+		return 0, err
+	}
 	m := 0.0
 	for _, v := range o.pieceSum {
 		m = max(m, v)
 	}
 	if m == 0 {
-		return 0
+		return 0, nil
 	}
 	// Scale by 2^k, k = -e, so that the largest |g|·2^k is in [0.5, 1);
 	// for subnormal m, 2^-e would overflow: 2^1023 still brings every
@@ -225,12 +237,15 @@ func (o *Optimizer[T]) scaledNorm() float64 {
 	k := min(-e, 1023)
 	o.normScale = math.Ldexp(1, k)
 	o.run(&o.jobScaledSq)
+	if err := o.exchange(exSum); err != nil { // shard.go
+		return 0, err
+	}
 	ssq := o.sumSquares()
 	// norm = sqrt(ssq)·2^-k/s, in exponent arithmetic so that no
 	// intermediate leaves the range.
 	fr, er := math.Frexp(math.Sqrt(ssq))
 	fs, es := math.Frexp(o.lossScale)
-	return math.Ldexp(fr/fs, er-k-es)
+	return math.Ldexp(fr/fs, er-k-es), nil
 }
 
 func (o *Optimizer[T]) maxAbsTask(_, t int) {
@@ -302,6 +317,9 @@ func (o *Optimizer[T]) prepare() {
 	}
 	o.layout()
 	o.plan()
+	if o.shard != nil {
+		o.shardPlan() // this rank's pieces only (shard.go)
+	}
 	o.planAdafactor()
 	o.dirty = false
 }
@@ -353,9 +371,9 @@ func (o *Optimizer[T]) updateTask(_, t int) {
 		lo, hi := pc.lo, pc.hi
 		var err error
 		if p.reduces {
-			o.pieceRed[j], err = o.ops.reduce[p.red](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi)
+			o.pieceRed[j], err = o.ops.reduce[p.red](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo-p.soff, hi-p.soff)
 		} else {
-			err = run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo, hi)
+			err = run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo-p.soff, hi-p.soff)
 		}
 		if err != nil {
 			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))

@@ -15,13 +15,17 @@ import (
 
 // described returns the kernel of description d (internal/abi): one
 // variant per distinct mode, whose body is d lowered for that mode, one
-// instruction per operation. With fast it is AdamFast: Adam's description
-// up to d's computation, then the estimate sequence of fastTail in the
-// last vector of each unrolled iteration.
-func described(d *abi.Kernel, fast bool) kernel {
+// instruction per operation. With split k ≥ 1 it is AdamFast of split
+// k/4 (abi.AdamFastOf): Adam's description up to d's computation, then the
+// estimate sequence of fastTail, in the vectors abi.AdamFastEstimates
+// names (the last k of every four of the unrolled loop, and every vector
+// after it when k = 4); the other vectors compute Adam's. Split 0 is the
+// kernel of d itself.
+func described(d *abi.Kernel, split int) kernel {
 	name := d.Name
+	fast := split > 0
 	if fast {
-		name += "Fast"
+		name = fastName(d, split)
 	}
 	var streams []string
 	for _, s := range d.Streams {
@@ -31,14 +35,33 @@ func described(d *abi.Kernel, fast bool) kernel {
 	for _, v := range d.Variants() {
 		variants = append(variants, v.Mode)
 	}
-	// estimates reports whether vector e takes the estimate path. AVX2
-	// has no float64 estimate instructions: its fast kernel is exact.
-	estimates := func(e *env) bool { return fast && !(!e.t.Z && e.t.F64) && e.last() }
+	// estimates reports whether vector e takes the estimate path. (AVX2
+	// has no float64 estimate instructions: no fast kernel is written
+	// there, see fastSplits.)
+	estimates := func(e *env) bool {
+		return fast && abi.AdamFastEstimates(e.disp/e.t.VBytes(), e.unroll, split)
+	}
+	unroll, interleave := unrollBy(d.Unroll.AVX2, d.Unroll.AVX512), (func(isa) int)(nil)
+	if fast {
+		// Whole blocks of abi.AdamFastOf vectors per iteration, whose
+		// instructions are interleaved by d's unroll: AVX2's 16 registers
+		// hold two vectors' values, not four. On AVX-512 four vectors of
+		// the estimate sequence together need more than 32 registers (with
+		// the rows), so 4/4 goes by two as well.
+		by := unroll
+		unroll = func(t isa) int { return (by(t) + abi.AdamFastOf - 1) / abi.AdamFastOf * abi.AdamFastOf }
+		interleave = func(t isa) int {
+			if split == abi.AdamFastOf {
+				return min(by(t), 2)
+			}
+			return by(t)
+		}
+	}
 	return kernel{
 		name: name, streams: streams, coefs: true,
 		variants: variants, mask: d.Mask(), canon: d.Canon,
 		args: d.Args, sums: d.Sums,
-		unroll: unrollBy(d.Unroll.AVX2, d.Unroll.AVX512),
+		unroll: unroll, interleave: interleave, split: split,
 		sig: func(t isa) string {
 			args, results := "", ""
 			if len(d.Args) > 0 {
@@ -80,7 +103,7 @@ func rowRegs(d *abi.Kernel, t isa, mode int, fast bool) []int {
 	in := map[int]bool{}
 	for {
 		need := regRows(exact, in)
-		if fast && !t.F64 {
+		if fast {
 			vals, _ := d.LowerUntil(mode, abi.AdamFastSplit, abi.AdamFastLive...)
 			need = append(need, regRows(vals, in)...)
 		}
@@ -403,6 +426,26 @@ func regRows(vals []abi.Value, in map[int]bool) []int {
 		}
 	}
 	return need
+}
+
+// fastName is the name of the AdamFast kernel of d of split k/4: adamFast2of4
+// (the table field adamFastSplits[k] of package kernels).
+func fastName(d *abi.Kernel, k int) string {
+	return fmt.Sprintf("%sFast%dof%d", d.Name, k, abi.AdamFastOf)
+}
+
+// fastSplits returns the splits k of the AdamFast kernels written for t:
+// 1 to 4 where the level has estimate instructions for the precision,
+// none on AVX2 float64 (there package kernels runs Adam for every split).
+func fastSplits(t isa) []int {
+	if !t.Z && t.F64 {
+		return nil
+	}
+	var ks []int
+	for k := 1; k <= abi.AdamFastOf; k++ {
+		ks = append(ks, k)
+	}
+	return ks
 }
 
 // fastRows are the rows fastTail uses, in registers on AVX-512.

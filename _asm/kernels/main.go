@@ -146,10 +146,6 @@ func (e *env) ld(s int) VecVirtual {
 }
 func (e *env) st(v Op, s int) { e.t.store(v, e.at(s), e.mk) }
 
-// last reports whether the vector being written is the last of an unrolled
-// iteration (of more than one vector).
-func (e *env) last() bool { return e.unroll > 1 && e.disp == (e.unroll-1)*e.t.VBytes() }
-
 // coef returns row r of the coefficient block: the register it was loaded
 // into at entry, or else the row as a memory operand (the full vector
 // width holds the broadcast value).
@@ -172,6 +168,10 @@ type kernel struct {
 	mask     int
 	canon    func(mode int) int
 	unroll   func(t isa) int
+	// interleave, if set, is the number of vectors of an unrolled
+	// iteration whose instructions are interleaved: the iteration goes by
+	// groups of that many (by default all of them together).
+	interleave func(t isa) int
 	// rows returns the coefficient rows kept in registers in a variant.
 	rows func(t isa, mode int) []int
 	// prologue runs once per variant and returns extra registers.
@@ -184,6 +184,8 @@ type kernel struct {
 	// sums the float64 sums of squares the kernel returns (a described
 	// kernel's Args and Sums).
 	args, sums []string
+	// split is k of an AdamFast kernel of split k/4 (0 otherwise).
+	split int
 }
 
 func elementwise(k kernel, t isa) {
@@ -191,7 +193,7 @@ func elementwise(k kernel, t isa) {
 	TEXT(name, NOSPLIT, k.sig(t))
 	Pragma("noescape")
 	Doc(docLine(name, t.Level(), k.name))
-	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams, args: k.args, sums: len(k.sums)})
+	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams, args: k.args, sums: len(k.sums), split: k.split})
 	var c GPVirtual
 	if k.coefs {
 		c = param("c")
@@ -259,10 +261,16 @@ func elementwise(k kernel, t isa) {
 		CMPQ(rem, U32(U*L))
 		JLT(LabelRef(lbl("single")))
 		e.unroll = U
-		x86.Interleaved(U, func(j int) {
-			e.disp = j * t.VBytes()
-			k.body(e, m)
-		})
+		G := U
+		if k.interleave != nil {
+			G = k.interleave(t)
+		}
+		for j0 := 0; j0 < U; j0 += G {
+			x86.Interleaved(G, func(j int) {
+				e.disp = (j0 + j) * t.VBytes()
+				k.body(e, m)
+			})
+		}
 		ADDQ(U32(U*L), i)
 		JMP(LabelRef(lbl("loop")))
 
@@ -373,8 +381,9 @@ func withSums(k kernel, t isa, e *env, n GPVirtual, m int) {
 
 // docLine is the doc comment of the stub of a kernel.
 func docLine(name, level, kernel string) string {
-	if ref, ok := strings.CutSuffix(kernel, "Fast"); ok {
-		return fmt.Sprintf("%s is the %s %s kernel: %sGeneric with estimates, see Set.AdamFastF32.", name, level, kernel, ref)
+	if ref, split, ok := strings.Cut(kernel, "Fast"); ok {
+		return fmt.Sprintf("%s is the %s AdamFast kernel of split %s: %sGeneric with estimates, see Set.AdamFastF32.",
+			name, level, strings.Replace(split, "of", "/", 1), ref)
 	}
 	return fmt.Sprintf("%s is the %s %s kernel; see %sGeneric.", name, level, kernel, strings.TrimRight(kernel, "0123456789"))
 }
@@ -447,9 +456,11 @@ func main() {
 		for _, f := range []bool{false, true} {
 			t := isa{x86.ISA{Z: z, F64: f}}
 			for _, k := range abi.Elementwise {
-				elementwise(described(k, false), t)
+				elementwise(described(k, 0), t)
 				if k == abi.Adam {
-					elementwise(described(k, true), t)
+					for _, q := range fastSplits(t) {
+						elementwise(described(k, q), t)
+					}
 				}
 			}
 			elementwise(scale, t)

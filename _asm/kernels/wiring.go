@@ -50,6 +50,7 @@ type slot struct {
 	streams []string    // the pointer parameters of a kernel with coefs
 	args    []string    // scalar parameters after the mode (element type)
 	sums    int         // float64 results
+	split   int         // k of an AdamFast kernel of split k/4: adamFastSplits[k]
 	grid    *abi.Kernel // a grid kernel: its description (its own signature)
 }
 
@@ -62,7 +63,9 @@ func addSlot(t isa, s slot) { slots[t] = append(slots[t], s) }
 // writeWiring appends to the stubs file the tables that wire the generated
 // functions into package kernels: archSets, the assembly levels of amd64.
 // Package kernels initialises its level list from archSets, so the order of
-// initialisation follows from the variables, not from file names.
+// initialisation follows from the variables, not from file names. The
+// AdamFast kernels go into adamFastSplits, by split; package kernels sets
+// adamFast from them at start-up (its table of CPU models, fastsplit.go).
 func writeWiring() error {
 	path := flag.Lookup("stubs").Value.String()
 	src, err := os.ReadFile(path)
@@ -78,14 +81,20 @@ var archSets = []*Set{
 `)
 	for _, z := range []bool{false, true} {
 		t := isa{x86.ISA{Z: z}}
-		fmt.Fprintf(&b, "{\nlevel: %s,\nfastIsExact: fastIsExactOn(),\n", t.Level())
+		fmt.Fprintf(&b, "{\nlevel: %s,\n", t.Level())
 		for _, f64 := range []bool{false, true} {
 			t.F64 = f64
 			prec := strings.ToLower(t.Prec())
 			fmt.Fprintf(&b, "%s: table[%s]{\n", prec, t.Elem())
+			var splits bytes.Buffer // the AdamFast kernels, by split
 			for _, s := range slots[t] {
+				out := &b
+				if s.split > 0 {
+					out = &splits
+					fmt.Fprintf(out, "%d: ", s.split)
+				}
 				if s.grid != nil {
-					fmt.Fprintf(&b, "%s: func%s { %s%s(&c.%s, %s) },\n", s.field,
+					fmt.Fprintf(out, "%s: func%s { %s%s(&c.%s, %s) },\n", s.field,
 						abi.GridSignature(s.grid, "c *Coeffs", t.Elem()), ret(len(s.grid.Sums)), s.fn, prec, gridArgs(s.grid))
 				} else if s.coefs {
 					args := strings.Join(s.streams, ", ")
@@ -94,11 +103,18 @@ var archSets = []*Set{
 						scalars = ", " + strings.Join(s.args, ", ")
 						decl = scalars + " " + t.Elem()
 					}
-					fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int%s)%s { %s%s(&c.%s, %s, n, c.mode%s) },\n",
-						s.field, args, t.Elem(), decl, results(s.sums), ret(s.sums), s.fn, prec, args, scalars)
+					field := s.field + ": "
+					if s.split > 0 {
+						field = ""
+					}
+					fmt.Fprintf(out, "%sfunc(c *Coeffs, %s *%s, n int%s)%s { %s%s(&c.%s, %s, n, c.mode%s) },\n",
+						field, args, t.Elem(), decl, results(s.sums), ret(s.sums), s.fn, prec, args, scalars)
 				} else {
-					fmt.Fprintf(&b, "%s: %s,\n", s.field, s.fn)
+					fmt.Fprintf(out, "%s: %s,\n", s.field, s.fn)
 				}
+			}
+			if splits.Len() > 0 {
+				fmt.Fprintf(&b, "adamFastSplits: fastKernels[%s]{\n%s},\n", t.Elem(), splits.Bytes())
 			}
 			b.WriteString("},\n")
 		}

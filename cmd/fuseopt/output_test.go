@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -82,33 +83,43 @@ type shortWriter struct{}
 func (shortWriter) Write(p []byte) (int, error) { return len(p) / 2, nil }
 
 func TestFastAdam(t *testing.T) {
-	exact := kernels.FastPath{Exact: true, Reason: "AMD family 0x1A: fast divider"}
-	noF64 := kernels.FastPath{Exact: true, Reason: "avx2 has no float64 estimate instructions"}
+	exact := kernels.FastPath{Exact: true, Reason: "fast divider, measured on AMD family 0x1A", Of: 4}
+	noF64 := kernels.FastPath{Exact: true, Reason: "avx2 has no float64 estimate instructions", Of: 4}
+	def := "the default for CPU models not in the table"
 	for _, c := range []struct {
 		f32, f64 kernels.FastPath
 		want     string
 	}{
-		{exact, exact, "exact kernel (AMD family 0x1A: fast divider)"},
-		{kernels.FastPath{Estimated: 1, Of: 4}, kernels.FastPath{Estimated: 1, Of: 4}, "estimates on 1 of 4 vectors, the others exact"},
-		{kernels.FastPath{Estimated: 1, Of: 1}, kernels.FastPath{Estimated: 1, Of: 1}, "estimates on every vector"},
-		{kernels.FastPath{Estimated: 1, Of: 2}, noF64,
-			"float32: estimates on 1 of 2 vectors, the others exact; float64: exact kernel (avx2 has no float64 estimate instructions)"},
+		{exact, exact, "split 0/4, the exact kernel (fast divider, measured on AMD family 0x1A)"},
+		{kernels.FastPath{Estimated: 1, Of: 4, Reason: def}, kernels.FastPath{Estimated: 1, Of: 4, Reason: def},
+			"split 1/4, estimates on 1 of 4 vectors, the others exact (the default for CPU models not in the table)"},
+		{kernels.FastPath{Estimated: 4, Of: 4, Reason: def}, kernels.FastPath{Estimated: 4, Of: 4, Reason: def},
+			"split 4/4, estimates on every vector (the default for CPU models not in the table)"},
+		{kernels.FastPath{Estimated: 2, Of: 4, Reason: def}, noF64,
+			"float32: split 2/4, estimates on 2 of 4 vectors, the others exact (the default for CPU models not in the table)\n" +
+				"           float64: split 0/4, the exact kernel (avx2 has no float64 estimate instructions)"},
 	} {
 		if got := fastAdam(c.f32, c.f64); got != c.want {
 			t.Errorf("fastAdam(%+v, %+v) = %q, want %q", c.f32, c.f64, got, c.want)
 		}
 	}
-	// On this machine: the line follows the active level's FastIsExact.
+	// On this machine: the line shows the active set's split and why.
 	a := kernels.Active()
 	got := fastAdam(a.FastPathF32(), a.FastPathF64())
+	f32 := a.FastPathF32()
+	if !strings.Contains(got, fmt.Sprintf("split %d/%d, ", f32.Estimated, f32.Of)) || !strings.Contains(got, "("+f32.Reason+")") {
+		t.Errorf("%v: the tour says %q, FastPathF32 is %+v", a.Level(), got, f32)
+	}
 	switch {
-	case a.FastIsExact():
-		if !strings.HasPrefix(got, "exact kernel (") || !strings.Contains(got, "fast divider") {
-			t.Errorf("%v is FastIsExact, tour says %q", a.Level(), got)
-		}
 	case a.Level() == kernels.Generic:
-		if got != "exact kernel (the generic level has no estimates)" {
+		if got != "split 0/4, the exact kernel (the generic level has no estimates)" {
 			t.Errorf("generic: %q", got)
+		}
+	case a.FastIsExact():
+		for _, line := range strings.Split(got, "\n") {
+			if !strings.Contains(line, "split 0/4, the exact kernel (") {
+				t.Errorf("%v is FastIsExact, tour says %q", a.Level(), got)
+			}
 		}
 	default:
 		if !strings.Contains(got, "estimates on") {

@@ -131,20 +131,24 @@ installs the command as fuseopt, then: fuseopt bench, fuseopt demo)
 `
 
 // fastAdam says which path AdamFast takes, given its float32 and float64
-// paths: "exact kernel (fast divider, measured on AMD family 0x1A)", "estimates on 1 of
-// 4 vectors, the others exact", or each precision's when they differ.
+// paths: its split and where the split comes from, "split 0/4, the exact
+// kernel (fast divider, measured on AMD family 0x1A)", "split 1/4,
+// estimates on 1 of 4 vectors, the others exact (the default for CPU
+// models not in the table)", or each precision's on a line of its own
+// when they differ.
 func fastAdam(f32, f64 kernels.FastPath) string {
 	one := func(p kernels.FastPath) string {
+		split := fmt.Sprintf("split %d/%d, ", p.Estimated, p.Of)
 		switch {
 		case p.Exact:
-			return "exact kernel (" + p.Reason + ")"
+			return split + "the exact kernel (" + p.Reason + ")"
 		case p.Estimated == p.Of:
-			return "estimates on every vector"
+			return split + "estimates on every vector (" + p.Reason + ")"
 		}
-		return fmt.Sprintf("estimates on %d of %d vectors, the others exact", p.Estimated, p.Of)
+		return fmt.Sprintf("%sestimates on %d of %d vectors, the others exact (%s)", split, p.Estimated, p.Of, p.Reason)
 	}
 	if a, b := one(f32), one(f64); a != b {
-		return "float32: " + a + "; float64: " + b
+		return "float32: " + a + "\n           float64: " + b
 	}
 	return one(f32)
 }

@@ -109,6 +109,28 @@ const AdamFastSplit = "d"
 // the second moment it divides by, m and p.
 var AdamFastLive = []string{"vv", "m", "p"}
 
+// AdamFastOf is the block of AdamFast's split: a kernel of split k/AdamFastOf
+// sends the last k vectors of every AdamFastOf consecutive vectors of its
+// unrolled loop through the estimate sequence and the others through
+// Adam's, and the vectors after the last whole block through the estimates
+// only when k = AdamFastOf. The generators write one kernel per k ≥ 1 on
+// every level and precision with estimate instructions; k = 0 is Adam.
+const AdamFastOf = 4
+
+// AdamFastEstimates reports whether vector j (from 0) of an unrolled
+// iteration of u vectors (u a multiple of AdamFastOf; 1 in the loops after
+// the unrolled one) takes the estimate path in AdamFast of split
+// k/AdamFastOf.
+func AdamFastEstimates(j, u, k int) bool {
+	if u == 1 {
+		return k == AdamFastOf
+	}
+	if u%AdamFastOf != 0 {
+		panic("AdamFast: an unrolled iteration of a split kernel is whole blocks")
+	}
+	return j%AdamFastOf >= AdamFastOf-k
+}
+
 // Adam is Adam and AdamW, with AMSGrad:
 //
 //	g := grad·gs

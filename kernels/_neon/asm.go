@@ -22,6 +22,7 @@ type stub struct {
 	streams          []string    // with the coefficient block: the pointer parameters
 	args             []string    // scalar parameters after the mode (element type)
 	sums             int         // float64 results
+	split            int         // k of an AdamFast kernel of split k/4: adamFastSplits[k]
 	grid             *abi.Kernel // a grid kernel: its description (its own signature)
 }
 

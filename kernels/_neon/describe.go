@@ -10,15 +10,20 @@ import (
 
 // described writes the NEON kernel of description d (internal/abi): one
 // variant per distinct mode, whose loop body is d lowered for that mode,
-// each operation one instruction per vector (max a few). With fast it is
-// AdamFast: Adam's description up to d's computation, then the estimate
-// sequence of fastTail.
-func described(g *gen, e elem, d *abi.Kernel, fast bool) {
+// each operation one instruction per vector (max a few). With split k ≥ 1
+// it is AdamFast of split k/4 (abi.AdamFastOf): in the vectors that
+// abi.AdamFastEstimates names (the last k of each pass of four, and the
+// passes after the last of four when k = 4), Adam's description up to d's
+// computation, then the estimate sequence of fastTail; in the others
+// Adam's. Split 0 is the kernel of d itself.
+func described(g *gen, e elem, d *abi.Kernel, split int) {
 	field := d.Name
+	fast := split > 0
+	name := field + e.name + "NEON"
 	if fast {
 		field += "Fast"
+		name = fmt.Sprintf("%sFast%dof%d%sNEON", d.Name, split, abi.AdamFastOf, e.name)
 	}
-	name := field + e.name + "NEON"
 	var streams []string
 	for _, s := range d.Streams {
 		streams = append(streams, s.Name)
@@ -49,6 +54,7 @@ func described(g *gen, e elem, d *abi.Kernel, fast bool) {
 	}
 	g.headerFrame(field, name, sig, frame, end, streams...)
 	g.funcs[len(g.funcs)-1].args, g.funcs[len(g.funcs)-1].sums = d.Args, len(d.Sums)
+	g.funcs[len(g.funcs)-1].split = split
 	g.p("MOVD c+0(FP), R0")
 	for i, s := range streams {
 		g.p("MOVD %s+%d(FP), R%d", s, 8*(i+1), i+1)
@@ -93,14 +99,41 @@ func described(g *gen, e elem, d *abi.Kernel, fast bool) {
 			continue
 		}
 		g.loops(e, pfx, "R6", func(s shape) {
-			b := &body{g: g, e: e, s: s, coef: coef, args: args}
-			if !fast {
+			exact := func(s shape) {
+				b := &body{g: g, e: e, s: s, coef: coef, args: args}
 				b.emit(d.Lower(v.Mode))
-				return
 			}
-			vals, vars := d.LowerUntil(v.Mode, abi.AdamFastSplit, abi.AdamFastLive...)
-			b.emit(vals, 0) // fastTail stores p
-			b.fastTail(b.grp[vars["vv"]], b.grp[vars["m"]], b.grp[vars["p"]])
+			estimates := func(s shape) {
+				b := &body{g: g, e: e, s: s, coef: coef, args: args}
+				vals, vars := d.LowerUntil(v.Mode, abi.AdamFastSplit, abi.AdamFastLive...)
+				b.emit(vals, 0) // fastTail stores p
+				b.fastTail(b.grp[vars["vv"]], b.grp[vars["m"]], b.grp[vars["p"]])
+			}
+			switch {
+			case !fast:
+				exact(s)
+			case s == wide:
+				// The exact vectors, then the estimated ones: two passes
+				// of fewer vectors, one after the other.
+				k := 0
+				for j := range s.w {
+					if abi.AdamFastEstimates(j, s.w, split) {
+						k++
+					} else if k > 0 {
+						panic("AdamFast: the estimated vectors of a pass are not its last")
+					}
+				}
+				if k < s.w {
+					exact(shape{w: s.w - k})
+				}
+				if k > 0 {
+					estimates(shape{w: k})
+				}
+			case abi.AdamFastEstimates(0, 1, split):
+				estimates(s)
+			default:
+				exact(s)
+			}
 		}, nil)
 	}
 }

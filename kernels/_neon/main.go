@@ -75,7 +75,8 @@ func stubs(funcs []stub) ([]byte, error) {
 	for _, f := range funcs {
 		doc := fmt.Sprintf("%s is the NEON %s kernel; see %sGeneric.", f.name, f.field, strings.TrimRight(f.field, "0123456789"))
 		if ref, ok := strings.CutSuffix(f.field, "Fast"); ok {
-			doc = fmt.Sprintf("%s is the NEON %s kernel: %sGeneric with estimates, see Set.AdamFastF32.", f.name, f.field, ref)
+			doc = fmt.Sprintf("%s is the NEON AdamFast kernel of split %d/%d: %sGeneric with estimates, see Set.AdamFastF32.",
+				f.name, f.split, abi.AdamFastOf, ref)
 		}
 		fmt.Fprintf(&b, "\n// %s\n//\n//go:noescape\nfunc %s%s\n", doc, f.name, f.sig)
 	}
@@ -83,12 +84,17 @@ func stubs(funcs []stub) ([]byte, error) {
 	for _, e := range []elem{f32, f64} {
 		prec := strings.ToLower(e.name)
 		fmt.Fprintf(&b, "%s: table[%s]{\n", prec, e.goTyp)
+		var splits bytes.Buffer // the AdamFast kernels, by split
 		for _, f := range funcs {
 			if !strings.HasSuffix(f.name, e.name+"NEON") {
 				continue
 			}
+			out, field := &b, f.field+": "
+			if f.split > 0 {
+				out, field = &splits, fmt.Sprintf("%d: ", f.split)
+			}
 			if f.grid != nil {
-				fmt.Fprintf(&b, "%s: func%s { %s%s(&c.%s, %s) },\n", f.field,
+				fmt.Fprintf(out, "%sfunc%s { %s%s(&c.%s, %s) },\n", field,
 					abi.GridSignature(f.grid, "c *Coeffs", e.goTyp), ret(len(f.grid.Sums)), f.name, prec, gridArgs(f.grid))
 			} else if len(f.streams) > 0 {
 				args := strings.Join(f.streams, ", ")
@@ -97,11 +103,14 @@ func stubs(funcs []stub) ([]byte, error) {
 					scalars = ", " + strings.Join(f.args, ", ")
 					decl = scalars + " " + e.goTyp
 				}
-				fmt.Fprintf(&b, "%s: func(c *Coeffs, %s *%s, n int%s)%s { %s%s(&c.%s, %s, n, c.mode%s) },\n",
-					f.field, args, e.goTyp, decl, results(f.sums), ret(f.sums), f.name, prec, args, scalars)
+				fmt.Fprintf(out, "%sfunc(c *Coeffs, %s *%s, n int%s)%s { %s%s(&c.%s, %s, n, c.mode%s) },\n",
+					field, args, e.goTyp, decl, results(f.sums), ret(f.sums), f.name, prec, args, scalars)
 			} else {
-				fmt.Fprintf(&b, "%s: %s,\n", f.field, f.name)
+				fmt.Fprintf(out, "%s%s,\n", field, f.name)
 			}
+		}
+		if splits.Len() > 0 {
+			fmt.Fprintf(&b, "adamFastSplits: fastKernels[%s]{\n%s},\n", e.goTyp, splits.Bytes())
 		}
 		b.WriteString("},\n")
 	}
@@ -115,9 +124,11 @@ func generate() ([]byte, []Inst) {
 	g.buf.WriteString(header)
 	for _, e := range []elem{f32, f64} {
 		for _, k := range abi.Elementwise {
-			described(g, e, k, false)
+			described(g, e, k, 0)
 			if k == abi.Adam {
-				described(g, e, k, true)
+				for q := 1; q <= abi.AdamFastOf; q++ {
+					described(g, e, k, q)
+				}
 			}
 		}
 		sumSquares(g, e, false)

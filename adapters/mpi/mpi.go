@@ -1,0 +1,303 @@
+// Package fusempi runs fuseopt's optimizer step sharded across processes
+// (ZeRO stage 1) over MPI: a thin cgo binding to the few MPI calls that
+// data-parallel training needs (init and finalize, rank and size,
+// all-reduce of a float64 scalar, of a flag and of a float64 vector,
+// reduce-scatter, all-gather, barrier), and DataParallel, which runs one
+// data-parallel step of a sharded optim.Optimizer: reduce-scatter the
+// gradients, step the rank's own chunks, all-gather the parameters.
+//
+// It links the system's MPI through pkg-config (package ompi: Open MPI;
+// on Debian and Ubuntu, apt-get install libopenmpi-dev openmpi-bin) and
+// needs cgo. Programs run under mpirun:
+//
+//	mpirun -np 4 ./train
+//
+// MPI is initialised with MPI_THREAD_SERIALIZED, since a goroutine may
+// move between OS threads between calls: the calls of this package must
+// not be made concurrently (one goroutine makes them, as a training loop
+// does). Errors of MPI calls are returned as *Error (the communicators
+// get MPI_ERRORS_RETURN), not left to MPI's default handler, which aborts
+// the job.
+package fusempi
+
+/*
+#cgo pkg-config: ompi
+#include <mpi.h>
+#include <stdlib.h>
+
+// Open MPI's handles are addresses of library globals, macros cgo cannot
+// take: these return them.
+static MPI_Comm fo_world(void) { return MPI_COMM_WORLD; }
+static MPI_Datatype fo_float(void) { return MPI_FLOAT; }
+static MPI_Datatype fo_double(void) { return MPI_DOUBLE; }
+static MPI_Datatype fo_int(void) { return MPI_INT; }
+static MPI_Op fo_sum(void) { return MPI_SUM; }
+static MPI_Op fo_lor(void) { return MPI_LOR; }
+static void *fo_in_place(void) { return MPI_IN_PLACE; }
+static int fo_errors_return(MPI_Comm c) { return MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN); }
+static int fo_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
+static int fo_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/optim"
+)
+
+// Error is an error an MPI call returned.
+type Error struct {
+	Call string // the MPI function, "MPI_Allreduce"
+	Code int    // its return code
+	Msg  string // MPI_Error_string of the code
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("fusempi: %s: %s (error %d)", e.Call, e.Msg, e.Code)
+}
+
+// ErrArgs is returned, wrapped, for arguments that do not fit together
+// (lengths, counts), before any MPI call.
+var ErrArgs = errors.New("fusempi: invalid arguments")
+
+// ErrNotInit is returned by calls made before Init or after Finalize.
+var ErrNotInit = errors.New("fusempi: MPI is not initialised (or is finalised)")
+
+func check(call string, rc C.int) error {
+	if rc == 0 { // MPI_SUCCESS
+		return nil
+	}
+	buf := make([]byte, int(C.fo_max_error_string()))
+	var n C.int
+	msg := "unknown error"
+	if C.MPI_Error_string(rc, (*C.char)(unsafe.Pointer(&buf[0])), &n) == 0 {
+		msg = string(buf[:n])
+	}
+	return &Error{Call: call, Code: int(rc), Msg: msg}
+}
+
+// Init initialises MPI (MPI_Init_thread, asking for MPI_THREAD_SERIALIZED)
+// and makes errors on the world communicator return instead of abort.
+func Init() error {
+	var provided C.int
+	if err := check("MPI_Init_thread", C.MPI_Init_thread(nil, nil, C.fo_thread_serialized(), &provided)); err != nil {
+		return err
+	}
+	if provided < C.fo_thread_serialized() {
+		return fmt.Errorf("fusempi: the MPI library provides thread level %d, below MPI_THREAD_SERIALIZED", int(provided))
+	}
+	return check("MPI_Comm_set_errhandler", C.fo_errors_return(C.fo_world()))
+}
+
+// Initialized reports whether Init has been called and Finalize has not.
+func Initialized() bool {
+	var in, fin C.int
+	C.MPI_Initialized(&in)
+	C.MPI_Finalized(&fin)
+	return in != 0 && fin == 0
+}
+
+// Finalize ends MPI (MPI_Finalize). Every process must call it before it
+// exits, or mpirun reports the job as failed.
+func Finalize() error {
+	return check("MPI_Finalize", C.MPI_Finalize())
+}
+
+// Comm is an MPI communicator, with its rank and size. Its methods are not
+// safe for concurrent use.
+type Comm struct {
+	c          C.MPI_Comm
+	rank, size int
+}
+
+// World returns MPI_COMM_WORLD, every process of the job.
+func World() (*Comm, error) {
+	if !Initialized() {
+		return nil, ErrNotInit
+	}
+	c := &Comm{c: C.fo_world()}
+	var r, s C.int
+	if err := check("MPI_Comm_rank", C.MPI_Comm_rank(c.c, &r)); err != nil {
+		return nil, err
+	}
+	if err := check("MPI_Comm_size", C.MPI_Comm_size(c.c, &s)); err != nil {
+		return nil, err
+	}
+	c.rank, c.size = int(r), int(s)
+	return c, nil
+}
+
+// Rank returns the process's rank in c, from 0.
+func (c *Comm) Rank() int { return c.rank }
+
+// Size returns the number of processes of c.
+func (c *Comm) Size() int { return c.size }
+
+// Barrier waits until every process of c has called it (MPI_Barrier).
+func (c *Comm) Barrier() error { return check("MPI_Barrier", C.MPI_Barrier(c.c)) }
+
+// AllReduceSum replaces every element of x, on every process, by the sum
+// of that element over the processes (MPI_Allreduce in place, MPI_SUM on
+// MPI_DOUBLE). It is the optim.Reducer a sharded optimizer needs.
+func (c *Comm) AllReduceSum(x []float64) error {
+	if len(x) == 0 {
+		return nil
+	}
+	n, err := count(len(x))
+	if err != nil {
+		return err
+	}
+	return check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), unsafe.Pointer(&x[0]), n, C.fo_double(), C.fo_sum(), c.c))
+}
+
+var _ optim.Reducer = (*Comm)(nil)
+
+// AllReduceSumF64 returns the sum of v over the processes of c.
+func (c *Comm) AllReduceSumF64(v float64) (float64, error) {
+	x := [1]float64{v}
+	err := c.AllReduceSum(x[:])
+	return x[0], err
+}
+
+// AllReduceOr returns whether b is true on any process of c (MPI_LOR).
+func (c *Comm) AllReduceOr(b bool) (bool, error) {
+	var v C.int
+	if b {
+		v = 1
+	}
+	err := check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), unsafe.Pointer(&v), 1, C.fo_int(), C.fo_lor(), c.c))
+	return v != 0, err
+}
+
+// datatype returns the MPI datatype of T.
+func datatype[T optim.Float]() C.MPI_Datatype {
+	var z T
+	if unsafe.Sizeof(z) == 4 {
+		return C.fo_float()
+	}
+	return C.fo_double()
+}
+
+// count returns n as an MPI count, which is a C int.
+func count(n int) (C.int, error) {
+	if n < 0 || n > math.MaxInt32 {
+		return 0, fmt.Errorf("%w: %d elements, an MPI count holds at most %d", ErrArgs, n, math.MaxInt32)
+	}
+	return C.int(n), nil
+}
+
+// counts converts per-process element counts to C ints, with their
+// displacements (prefix sums), checking that there is one per process and
+// that they add up to total.
+func (c *Comm) counts(cs []int, total int) (n, displ []C.int, err error) {
+	if len(cs) != c.size {
+		return nil, nil, fmt.Errorf("%w: %d counts for %d processes", ErrArgs, len(cs), c.size)
+	}
+	n, displ = make([]C.int, c.size), make([]C.int, c.size)
+	at := 0
+	for r, k := range cs {
+		if n[r], err = count(k); err != nil {
+			return nil, nil, err
+		}
+		if displ[r], err = count(at); err != nil {
+			return nil, nil, err
+		}
+		at += k
+	}
+	if at != total {
+		return nil, nil, fmt.Errorf("%w: the counts add up to %d, the buffer holds %d", ErrArgs, at, total)
+	}
+	return n, displ, nil
+}
+
+// ReduceScatter sums send over the processes of c and leaves on process r
+// the counts[r] elements that follow the first counts[0]+…+counts[r-1] of
+// the sum, in recv (MPI_Reduce_scatter with MPI_SUM). len(send) is the
+// sum of counts, len(recv) is counts[Rank()], and they must not overlap.
+// The order in which MPI adds the processes' values is its own.
+func ReduceScatter[T optim.Float](c *Comm, send, recv []T, counts []int) error {
+	n, _, err := c.counts(counts, len(send))
+	if err != nil {
+		return err
+	}
+	if len(recv) != counts[c.rank] {
+		return fmt.Errorf("%w: len(recv) = %d, this process's count is %d", ErrArgs, len(recv), counts[c.rank])
+	}
+	return reduceScatter(c, send, recv, n)
+}
+
+// reduceScatter is ReduceScatter with checked C counts (no allocation).
+func reduceScatter[T optim.Float](c *Comm, send, recv []T, n []C.int) error {
+	if len(send) == 0 {
+		return nil
+	}
+	var rp unsafe.Pointer
+	if len(recv) > 0 {
+		rp = unsafe.Pointer(&recv[0])
+	} else {
+		var z T
+		rp = unsafe.Pointer(&z) // MPI wants a valid address even for 0 elements
+	}
+	return check("MPI_Reduce_scatter", C.MPI_Reduce_scatter(unsafe.Pointer(&send[0]), rp, &n[0], datatype[T](), C.fo_sum(), c.c))
+}
+
+// ReduceScatterBlock is ReduceScatter with every count len(recv)
+// (MPI_Reduce_scatter_block): len(send) = Size()·len(recv).
+func ReduceScatterBlock[T optim.Float](c *Comm, send, recv []T) error {
+	if len(send) != c.size*len(recv) {
+		return fmt.Errorf("%w: len(send) = %d, want %d processes × len(recv) = %d", ErrArgs, len(send), c.size, len(recv))
+	}
+	if len(recv) == 0 {
+		return nil
+	}
+	n, err := count(len(recv))
+	if err != nil {
+		return err
+	}
+	return check("MPI_Reduce_scatter_block", C.MPI_Reduce_scatter_block(unsafe.Pointer(&send[0]), unsafe.Pointer(&recv[0]), n, datatype[T](), C.fo_sum(), c.c))
+}
+
+// Allgather concatenates every process's send, in rank order, into recv
+// on every process (MPI_Allgather): len(recv) = Size()·len(send).
+func Allgather[T optim.Float](c *Comm, send, recv []T) error {
+	if len(recv) != c.size*len(send) {
+		return fmt.Errorf("%w: len(recv) = %d, want %d processes × len(send) = %d", ErrArgs, len(recv), c.size, len(send))
+	}
+	if len(send) == 0 {
+		return nil
+	}
+	n, err := count(len(send))
+	if err != nil {
+		return err
+	}
+	return check("MPI_Allgather", C.MPI_Allgather(unsafe.Pointer(&send[0]), n, datatype[T](), unsafe.Pointer(&recv[0]), n, datatype[T](), c.c))
+}
+
+// AllgatherInPlace gives every process all of buf: process r contributes
+// its counts[r] elements that follow the first counts[0]+…+counts[r-1],
+// in place (MPI_Allgatherv with MPI_IN_PLACE). The counts add up to
+// len(buf).
+func AllgatherInPlace[T optim.Float](c *Comm, buf []T, counts []int) error {
+	n, displ, err := c.counts(counts, len(buf))
+	if err != nil {
+		return err
+	}
+	return allgatherInPlace(c, buf, n, displ)
+}
+
+// allgatherInPlace is AllgatherInPlace with checked C counts.
+func allgatherInPlace[T optim.Float](c *Comm, buf []T, n, displ []C.int) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	return check("MPI_Allgatherv", C.MPI_Allgatherv(C.fo_in_place(), 0, datatype[T](), unsafe.Pointer(&buf[0]), &n[0], &displ[0], datatype[T](), c.c))
+}
+
+// Abort ends every process of c's job with the exit code code
+// (MPI_Abort): what a process does when it cannot go on while the others
+// wait for it in a collective call.
+func (c *Comm) Abort(code int) error { return check("MPI_Abort", C.MPI_Abort(c.c, C.int(code))) }

@@ -1,0 +1,116 @@
+package fusempi
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/optim"
+)
+
+func init() { scenarios["collectives"] = collectives }
+
+// TestCollectives checks the binding's calls on 1, 2 and 3 processes.
+func TestCollectives(t *testing.T) {
+	for _, np := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) { mpirun(t, "collectives", np, "") })
+	}
+}
+
+func collectives(c *Comm) error {
+	n, r := c.Size(), c.Rank()
+	if v, err := c.AllReduceSumF64(float64(r + 1)); err != nil || v != float64(n*(n+1)/2) {
+		return fmt.Errorf("AllReduceSumF64: %v, %v", v, err)
+	}
+	x := []float64{float64(r), 1, -float64(r)}
+	if err := c.AllReduceSum(x); err != nil || !slices.Equal(x, []float64{float64(n * (n - 1) / 2), float64(n), -float64(n * (n - 1) / 2)}) {
+		return fmt.Errorf("AllReduceSum: %v, %v", x, err)
+	}
+	if b, err := c.AllReduceOr(r == n-1); err != nil || !b {
+		return fmt.Errorf("AllReduceOr(one true): %v, %v", b, err)
+	}
+	if b, err := c.AllReduceOr(false); err != nil || b {
+		return fmt.Errorf("AllReduceOr(false): %v, %v", b, err)
+	}
+	if err := scatterGather[float32](c); err != nil {
+		return fmt.Errorf("float32: %w", err)
+	}
+	if err := scatterGather[float64](c); err != nil {
+		return fmt.Errorf("float64: %w", err)
+	}
+	// Arguments that do not fit are refused before any call.
+	if err := ReduceScatter(c, make([]float32, 3), make([]float32, 1), make([]int, n+1)); !errors.Is(err, ErrArgs) {
+		return fmt.Errorf("ReduceScatter with a count too many: %v", err)
+	}
+	if err := Allgather(c, make([]float64, 2), make([]float64, 2*n+1)); !errors.Is(err, ErrArgs) {
+		return fmt.Errorf("Allgather with a wrong recv: %v", err)
+	}
+	return c.Barrier()
+}
+
+// scatterGather checks ReduceScatter (uneven counts, one of them 0),
+// ReduceScatterBlock, Allgather and AllgatherInPlace.
+func scatterGather[T optim.Float](c *Comm) error {
+	n, r := c.Size(), c.Rank()
+	counts := make([]int, n)
+	total := 0
+	for q := range n {
+		counts[q] = 3 * q // rank 0 receives nothing
+		total += counts[q]
+	}
+	send := make([]T, total)
+	for i := range send {
+		send[i] = T(i*(r+1)) + 0.5
+	}
+	recv := make([]T, counts[r])
+	if err := ReduceScatter(c, send, recv, counts); err != nil {
+		return err
+	}
+	lo := 0
+	for q := range r {
+		lo += counts[q]
+	}
+	for i, v := range recv {
+		want := T((lo+i)*n*(n+1)/2) + T(n)*0.5
+		if v != want {
+			return fmt.Errorf("ReduceScatter: element %d = %v, want %v", lo+i, v, want)
+		}
+	}
+	block := make([]T, 4*n)
+	for i := range block {
+		block[i] = T(i + r)
+	}
+	out := make([]T, 4)
+	if err := ReduceScatterBlock(c, block, out); err != nil {
+		return err
+	}
+	for i, v := range out {
+		if want := T(n*(4*r+i) + n*(n-1)/2); v != want {
+			return fmt.Errorf("ReduceScatterBlock: element %d = %v, want %v", i, v, want)
+		}
+	}
+	mine := []T{T(r), T(10 * r)}
+	all := make([]T, 2*n)
+	if err := Allgather(c, mine, all); err != nil {
+		return err
+	}
+	for q := range n {
+		if all[2*q] != T(q) || all[2*q+1] != T(10*q) {
+			return fmt.Errorf("Allgather: %v", all)
+		}
+	}
+	buf := make([]T, total)
+	for i := lo; i < lo+counts[r]; i++ {
+		buf[i] = T(i) + 0.25
+	}
+	if err := AllgatherInPlace(c, buf, counts); err != nil {
+		return err
+	}
+	for i, v := range buf {
+		if v != T(i)+0.25 {
+			return fmt.Errorf("AllgatherInPlace: element %d = %v", i, v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,465 @@
+package optim
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"hash/crc64"
+	"io"
+	"math"
+	"os"
+	"slices"
+)
+
+// The shard file: one rank's part of an optimizer's state (shard.go). It
+// holds what a state file holds (state.go), but each parameter's buffers
+// only over the range of elements [lo, hi) that the writer kept. Integers
+// and floats are little-endian, strings as in the state file.
+//
+//	magic    [8]byte  "FUSEOPTZ"
+//	version  u32      1
+//	kind     u8       Kind
+//	elem     u8       bytes per element: 4 (float32) or 8 (float64)
+//	reserved u16      0
+//	rank     u32      the writer's Shard.Rank (0 when not sharded)
+//	ranks    u32      the writer's Shard.Ranks (1 when not sharded)
+//	chunk    u64      the writer's ChunkSize
+//	groups   u32, then per group as in the state file (version 2)
+//	params   u32, then per parameter, in registration order:
+//	    name   str16
+//	    group  u32
+//	    rank   u8, then dims i64 × rank
+//	    length i64
+//	    step   i64
+//	    nscal  u8, then per scalar: key str8, value f64 (NAdam's
+//	           mu_product; 0 scalars for the other kinds)
+//	    lo, hi i64    the elements whose state follows, 0 ≤ lo ≤ hi ≤ length
+//	    nbuf   u8, then per buffer: key str8, hi-lo elements
+//	crc      u64      CRC-64 (ECMA) of every byte above
+//
+// A set of shard files written by the ranks of one sharded run after the
+// same step holds every element once. Since every rank keeps every
+// parameter's hyperparameters, step count and scalars, every file holds
+// them, and they agree. rank, ranks and chunk are for people: loading
+// needs only the element ranges, so a set loads into any number of ranks
+// and with any ChunkSize.
+const (
+	shardMagic   = "FUSEOPTZ"
+	shardVersion = 1
+)
+
+// SaveShard writes the state this optimizer keeps to w, in the shard file
+// format: on a sharded optimizer its spans of every parameter's state
+// (Save on a sharded optimizer is SaveShard), otherwise the whole state,
+// as one file that a sharded optimizer of any number of ranks can load.
+// A rule that cannot be sharded (see [Shard]) has no shard files: the
+// error wraps ErrInvalid.
+func (o *Optimizer[T]) SaveShard(w io.Writer) error {
+	if err := shardable(o.groups[0]); err != nil {
+		return err
+	}
+	if o.shard != nil {
+		o.prepare() // the spans
+	}
+	rank, ranks := 0, 1
+	if o.shard != nil {
+		rank, ranks = o.shard.rank, o.shard.ranks
+	}
+	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
+	e.bytes([]byte(shardMagic))
+	e.u32(shardVersion)
+	e.u8(uint8(o.kind))
+	e.u8(uint8(o.ops.size))
+	e.u16(0)
+	e.u32(uint32(rank))
+	e.u32(uint32(ranks))
+	e.u64(uint64(o.opt.ChunkSize))
+	e.u32(uint32(len(o.groups)))
+	for _, g := range o.groups {
+		names, vals := values(g)
+		e.u8(uint8(len(names)))
+		for i, n := range names {
+			e.u8(uint8(len(n)))
+			e.bytes([]byte(n))
+			e.u64(math.Float64bits(vals[i]))
+		}
+	}
+	scn := scalarNamesOf(o.groups[0])
+	e.u32(uint32(len(o.params)))
+	for i := range o.params {
+		p := &o.params[i]
+		e.u16(uint16(len(p.name)))
+		e.bytes([]byte(p.name))
+		e.u32(uint32(p.group))
+		e.u8(uint8(len(p.shape)))
+		for _, d := range p.shape {
+			e.u64(uint64(d))
+		}
+		e.u64(uint64(len(p.data)))
+		e.u64(uint64(p.step))
+		e.u8(uint8(len(scn)))
+		for k, name := range scn {
+			e.u8(uint8(len(name)))
+			e.bytes([]byte(name))
+			e.u64(math.Float64bits(p.sc[k]))
+		}
+		lo, hi := o.stateSpan(i)
+		e.u64(uint64(lo))
+		e.u64(uint64(hi))
+		bufs := o.groups[p.group].buffers()
+		e.u8(uint8(len(bufs)))
+		for k, name := range bufs {
+			e.u8(uint8(len(name)))
+			e.bytes([]byte(name))
+			writeElems(&e, p.buf[k], hi-lo, T(o.groups[p.group].initial(k))) // nil before the first step
+		}
+	}
+	sum := e.h.Sum64()
+	e.h = nil
+	e.u64(sum)
+	if e.err != nil {
+		return e.err
+	}
+	return e.w.Flush()
+}
+
+// LoadShardFiles loads the shard files at paths; see LoadShards.
+func (o *Optimizer[T]) LoadShardFiles(paths ...string) error {
+	if o.closed {
+		return ErrClosed
+	}
+	rs := make([]io.Reader, len(paths))
+	for i, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rs[i] = f
+	}
+	return o.LoadShards(rs...)
+}
+
+// isShardFile reports whether r starts with the shard file's magic.
+func isShardFile(r *bufio.Reader) bool {
+	b, _ := r.Peek(len(shardMagic))
+	return string(b) == shardMagic
+}
+
+// shardHead is what every file of a set holds alike: the groups, and each
+// parameter's header.
+type shardHead struct {
+	groups []Hyper
+	params []shardParam
+}
+
+type shardParam struct {
+	name   string
+	group  int64
+	dims   []int64
+	length int64
+	step   int64
+	sc     scalars
+}
+
+func (a shardParam) equal(b shardParam) bool {
+	return a.name == b.name && a.group == b.group && slices.Equal(a.dims, b.dims) && a.length == b.length &&
+		a.step == b.step && math.Float64bits(a.sc[0]) == math.Float64bits(b.sc[0])
+}
+
+// LoadShards reads a set of shard files (SaveShard; Save on a sharded
+// optimizer), each to its end, and replaces the optimizer's group
+// hyperparameters, step counts, per-parameter scalars and the state of its
+// spans (every element of every parameter when it is not sharded) with
+// theirs. The files may come from any number of ranks and any ChunkSize:
+// each element's state is taken from the file that holds it, so that a
+// set saved by R ranks loads into R' ranks (every rank given the whole
+// set, or at least the files that hold its spans), into one, or into an
+// optimizer that is not sharded.
+//
+// As with Load, everything is read and checked first, and on an error the
+// optimizer is unchanged. Errors wrap ErrState for files that are
+// truncated, corrupted or hold invalid values (as Load checks them), for
+// files that disagree (hyperparameters, step counts, scalars, parameter
+// headers: not one save), that hold an element twice, or that together do
+// not hold every element of the spans; and ErrMismatch for intact files
+// that do not belong to the optimizer (kind, element type, groups,
+// parameters' names, groups or shapes).
+func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
+	if o.closed {
+		return ErrClosed
+	}
+	if len(rs) == 0 {
+		return fmt.Errorf("%w: LoadShards of no file", ErrInvalid)
+	}
+	if err := shardable(o.groups[0]); err != nil {
+		return err
+	}
+	if o.shard != nil {
+		o.prepare() // the spans
+	}
+	np := len(o.params)
+	bufs := make([][3][]T, np)
+	for i := range o.params {
+		lo, hi := o.stateSpan(i)
+		for k := range o.groups[o.params[i].group].buffers() {
+			bufs[i][k] = make([]T, hi-lo)
+		}
+	}
+	// ranges[i] holds the element ranges of parameter i the files hold.
+	ranges := make([][][2]int64, np)
+	var head *shardHead
+	why := ""
+	for f, r := range rs {
+		h, w, err := o.readShard(r, head, bufs, ranges)
+		if err != nil {
+			return fmt.Errorf("shard file %d: %w", f, err)
+		}
+		if why == "" {
+			why = w
+		}
+		if head == nil {
+			head = h
+		}
+	}
+	if why != "" {
+		return fmt.Errorf("%w: %s", ErrMismatch, why)
+	}
+	for i := range o.params {
+		rg := ranges[i]
+		slices.SortFunc(rg, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+		for j := 1; j < len(rg); j++ {
+			if rg[j][0] < rg[j-1][1] {
+				return fmt.Errorf("%w: parameter %q: the files hold elements [%d, %d) twice", ErrState, o.params[i].name, rg[j][0], min(rg[j][1], rg[j-1][1]))
+			}
+		}
+		lo, hi := o.stateSpan(i)
+		at := int64(lo)
+		for _, x := range rg {
+			if x[0] > at && at < int64(hi) {
+				return fmt.Errorf("%w: parameter %q: no file holds the state of elements [%d, %d)", ErrState, o.params[i].name, at, min(x[0], int64(hi)))
+			}
+			at = max(at, x[1])
+		}
+		if at < int64(hi) {
+			return fmt.Errorf("%w: parameter %q: no file holds the state of elements [%d, %d)", ErrState, o.params[i].name, at, hi)
+		}
+	}
+	for i := range o.params {
+		hp := head.params[i]
+		g := head.groups[hp.group]
+		if err := checkBuffers(g, g.buffers(), bufs[i][:len(g.buffers())], hp.step); err != nil { // a shardable rule: not shaped
+			return fmt.Errorf("%w: parameter %q: %v", ErrState, hp.name, err)
+		}
+		if err := checkScalarsOf(g, hp.sc, hp.step); err != nil {
+			return fmt.Errorf("%w: parameter %q: %v", ErrState, hp.name, err)
+		}
+	}
+
+	// Commit: nothing above has touched the optimizer.
+	copy(o.groups, head.groups)
+	for i := range o.params {
+		p := &o.params[i]
+		p.step = head.params[i].step
+		p.sc = head.params[i].sc
+		p.buf = bufs[i]
+		p.bufNames = head.groups[p.group].buffers()
+		p.fresh = false
+	}
+	o.layout()
+	return nil
+}
+
+// readShard reads one shard file to its end. head is the first file's
+// header (nil for the first file), which this one must repeat. The state
+// of the elements of each parameter's span that the file holds is read
+// into bufs (indexed from the span's start), and the file's range of each
+// parameter appended to ranges. It returns the file's header and the first
+// way in which the file does not fit the optimizer ("" when it does),
+// or an error for a file that cannot be read or disagrees with head.
+func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ranges [][][2]int64) (*shardHead, string, error) {
+	d := decoder{r: bufio.NewReaderSize(r, 1<<16), h: crc64.New(crcTable)}
+	var top [36]byte
+	d.read(top[:])
+	if d.err != nil {
+		return nil, "", d.fail()
+	}
+	if string(top[:8]) != shardMagic {
+		return nil, "", fmt.Errorf("%w: not a shard file (bad magic; a whole state file loads with Load)", ErrState)
+	}
+	if v := binary.LittleEndian.Uint32(top[8:]); v != shardVersion {
+		return nil, "", fmt.Errorf("%w: shard file version %d, this build reads version %d", ErrState, v, shardVersion)
+	}
+	kind, elem := Kind(top[12]), int(top[13])
+	wrank, wranks := binary.LittleEndian.Uint32(top[16:]), binary.LittleEndian.Uint32(top[20:])
+	if kinds[kind] == nil || (elem != 4 && elem != 8) || top[14] != 0 || top[15] != 0 || wranks == 0 || wrank >= wranks {
+		return nil, "", fmt.Errorf("%w: bad header", ErrState)
+	}
+	switch {
+	case kind != o.kind:
+		d.mismatch("a %v state for a %v optimizer", kind, o.kind)
+	case elem != o.ops.size:
+		d.mismatch("%d-byte elements for a %d-byte optimizer", elem, o.ops.size)
+	}
+	h := &shardHead{}
+	differ := "" // the first way the file disagrees with the first file
+	ng := int64(binary.LittleEndian.Uint32(top[32:]))
+	if ng != int64(len(o.groups)) {
+		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
+	}
+	for i := int64(0); i < ng && d.err == nil; i++ {
+		n := int(d.u8())
+		names, vals := make([]string, n), make([]float64, n)
+		for j := range n {
+			names[j] = d.str(int(d.u8()))
+			vals[j] = math.Float64frombits(d.u64())
+		}
+		if d.err != nil {
+			break
+		}
+		g, err := fromValues(kind, names, vals)
+		if err == nil {
+			err = g.Validate()
+		}
+		if err == nil {
+			err = checkIn[T](g, o.lossScale)
+		}
+		if err != nil {
+			d.invalid("group %d: %v", i, err)
+			break
+		}
+		h.groups = append(h.groups, g)
+	}
+	scn := scalarNamesOf(kinds[kind])
+	np := int64(d.u32())
+	if d.err == nil && np != int64(len(o.params)) {
+		d.mismatch("%d parameters in the file, %d here", np, len(o.params))
+	}
+	scratch := make([]byte, 1<<16)
+	for i := int64(0); i < np && d.err == nil; i++ {
+		var hp shardParam
+		hp.name = d.str(int(d.u16()))
+		hp.group = int64(d.u32())
+		hp.dims = make([]int64, d.u8())
+		for j := range hp.dims {
+			hp.dims[j] = int64(d.u64())
+		}
+		hp.length = int64(d.u64())
+		hp.step = int64(d.u64())
+		if n := int(d.u8()); d.err == nil && n != len(scn) {
+			d.invalid("parameter %q: %d scalars, a %v parameter has %d", hp.name, n, kind, len(scn))
+		}
+		for k := 0; k < len(scn) && d.err == nil; k++ {
+			if key := d.str(int(d.u8())); d.err == nil && key != scn[k] {
+				d.invalid("parameter %q: scalar %d is %q, want %q", hp.name, k, key, scn[k])
+			}
+			hp.sc[k] = math.Float64frombits(d.u64())
+		}
+		flo, fhi := int64(d.u64()), int64(d.u64())
+		nbuf := int(d.u8())
+		if d.err != nil {
+			break
+		}
+		if hp.length < 0 || hp.length > math.MaxInt64/8 || hp.group < 0 || hp.group >= ng || !shapeHolds(hp.dims, hp.length) {
+			d.invalid("parameter %d (%q): bad group, shape or length", i, hp.name)
+			break
+		}
+		if flo < 0 || flo > fhi || fhi > hp.length {
+			d.invalid("parameter %q: range [%d, %d) of %d elements", hp.name, flo, fhi, hp.length)
+			break
+		}
+		if hp.step < 0 || hp.step > MaxStep {
+			d.invalid("parameter %q: step %d, want 0 to MaxStep = %d", hp.name, hp.step, MaxStep)
+			break
+		}
+		want := h.groups[hp.group].buffers()
+		if nbuf != len(want) {
+			d.invalid("parameter %q: %d state buffers, its group has %d", hp.name, nbuf, len(want))
+			break
+		}
+		if head != nil && differ == "" && (i >= int64(len(head.params)) || !hp.equal(head.params[i])) {
+			differ = fmt.Sprintf("parameter %d (%q): its header (group, shape, step, scalars) differs from the first file's", i, hp.name)
+		}
+		h.params = append(h.params, hp)
+		match := false
+		var p *param[T]
+		if i < int64(len(o.params)) {
+			p = &o.params[i]
+		}
+		switch {
+		case p == nil:
+		case hp.name != p.name:
+			d.mismatch("parameter %d is %q in the file, %q here", i, hp.name, p.name)
+		case hp.group != int64(p.group):
+			d.mismatch("parameter %q is in group %d in the file, %d here", hp.name, hp.group, p.group)
+		case hp.length != int64(len(p.data)) || !sameShape(hp.dims, p.shape):
+			d.mismatch("parameter %q has shape %v in the file, %v here", hp.name, hp.dims, p.shape)
+		default:
+			match = d.why == ""
+		}
+		// The part of the file's range in this optimizer's span.
+		var a, b int64
+		if match {
+			lo, hi := o.stateSpan(int(i))
+			a, b = max(flo, int64(lo)), min(fhi, int64(hi))
+			b = max(a, b)
+			if fhi > flo {
+				ranges[i] = append(ranges[i], [2]int64{flo, fhi})
+			}
+		}
+		for k := 0; k < nbuf && d.err == nil; k++ {
+			if key := d.str(int(d.u8())); d.err == nil && key != want[k] {
+				d.invalid("parameter %q: buffer %d is %q, want %q", hp.name, k, key, want[k])
+			}
+			if !match || a == b {
+				d.skip((fhi - flo) * int64(elem))
+				continue
+			}
+			lo, _ := o.stateSpan(int(i))
+			d.skip((a - flo) * int64(elem))
+			readElems(&d, bufs[i][k][a-int64(lo):b-int64(lo)], scratch)
+			d.skip((fhi - b) * int64(elem))
+		}
+	}
+	if d.err != nil {
+		return nil, "", d.fail()
+	}
+	sum := d.h.Sum64()
+	d.h = nil
+	if got := d.u64(); d.err != nil {
+		return nil, "", d.fail()
+	} else if got != sum {
+		return nil, "", fmt.Errorf("%w: checksum mismatch (corrupted)", ErrState)
+	}
+	if _, err := d.r.Peek(1); err != io.EOF {
+		if err != nil {
+			return nil, "", fmt.Errorf("optim: load: %w", err)
+		}
+		return nil, "", fmt.Errorf("%w: trailing data after the checksum", ErrState)
+	}
+	if head != nil && differ == "" && d.why == "" {
+		if len(h.groups) != len(head.groups) {
+			differ = fmt.Sprintf("%d groups, the first file has %d", len(h.groups), len(head.groups))
+		}
+		for i, g := range h.groups[:min(len(h.groups), len(head.groups))] {
+			if !sameHyper(g, head.groups[i]) {
+				differ = fmt.Sprintf("group %d differs from the first file's", i)
+				break
+			}
+		}
+	}
+	if differ != "" {
+		return nil, "", fmt.Errorf("%w: %s: the files are not of one save", ErrState, differ)
+	}
+	return h, d.why, nil
+}
+
+// sameHyper reports whether two configs hold the same values, bit for bit.
+func sameHyper(a, b Hyper) bool {
+	an, av := values(a)
+	bn, bv := values(b)
+	return slices.Equal(an, bn) && slices.EqualFunc(av, bv, func(x, y float64) bool {
+		return math.Float64bits(x) == math.Float64bits(y)
+	})
+}

@@ -1,0 +1,196 @@
+package optim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"testing"
+)
+
+// saveShards runs steps from..from+steps-1 of rule h over ranks ranks and
+// returns every rank's shard file and model.
+func saveShards[T Float](t *testing.T, m *testModel[T], h Hyper, op Options, ranks, from, steps int) (files [][]byte, models []*testModel[T]) {
+	sr := newShardRun(t, m, h, nil, nil, op, ranks)
+	for s := from; s < from+steps; s++ {
+		for _, mr := range sr.models {
+			mr.fillGrads(s)
+		}
+		sr.poison(t)
+		if err := onRanks(ranks, func(r int) error { _, err := sr.opts[r].Step(); return err }); err != nil {
+			t.Fatal(err)
+		}
+		sr.gather(t)
+	}
+	for _, o := range sr.opts {
+		var b bytes.Buffer
+		if err := o.Save(&b); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b.Bytes())
+	}
+	return files, sr.models
+}
+
+func readers(files ...[]byte) []io.Reader {
+	out := make([]io.Reader, len(files))
+	for i, f := range files {
+		out[i] = bytes.NewReader(f)
+	}
+	return out
+}
+
+// TestShardReshard: the shard files of 2 ranks load into 3 ranks, into 1,
+// into an optimizer that is not sharded, and a whole state file into 2
+// ranks; each run goes on bit for bit as the single process that never
+// stopped.
+func TestShardReshard(t *testing.T) {
+	for _, h := range []Hyper{DefaultNAdam(), DefaultLAMB(), SGDConfig{LR: 0.1, Momentum: 0.9}} {
+		t.Run(h.Kind().String(), func(t *testing.T) { testReshard[float32](t, h) })
+	}
+	t.Run("Adam-f64", func(t *testing.T) { testReshard[float64](t, DefaultAdam()) })
+}
+
+func testReshard[T Float](t *testing.T, h Hyper) {
+	op := Options{ChunkSize: 64, NonFinite: SkipStep}
+	m := newTestModel[T](shardSizes)
+	ref := mustNew[T](t, h, op)
+	refModel := m.clone()
+	refModel.register(t, ref, nil)
+	for s := range 6 {
+		refModel.fillGrads(s)
+		mustStep(t, ref)
+	}
+	files, models := saveShards(t, m, h, op, 2, 0, 3)
+	var whole bytes.Buffer
+	{ // a single process after the same 3 steps
+		o := mustNew[T](t, h, op)
+		mm := m.clone()
+		mm.register(t, o, nil)
+		for s := range 3 {
+			mm.fillGrads(s)
+			mustStep(t, o)
+		}
+		if err := o.Save(&whole); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, to := range []struct {
+		ranks int
+		whole bool // load the whole state file instead of the shards
+		chunk int
+	}{{3, false, 64}, {1, false, 64}, {0, false, 64}, {2, true, 64}, {3, false, 32}} {
+		t.Run(fmt.Sprintf("to%d-whole=%v-chunk%d", to.ranks, to.whole, to.chunk), func(t *testing.T) {
+			o2 := op
+			o2.ChunkSize = to.chunk
+			n := max(to.ranks, 1)
+			var sr *shardRun[T]
+			if to.ranks == 0 {
+				sr = &shardRun[T]{}
+				o := mustNew[T](t, h, o2)
+				mm := models[0].clone()
+				mm.register(t, o, nil)
+				sr.opts, sr.models = append(sr.opts, o), append(sr.models, mm)
+			} else {
+				sr = newShardRun(t, models[0], h, nil, nil, o2, to.ranks)
+			}
+			for _, o := range sr.opts {
+				var err error
+				if to.whole {
+					err = o.Load(bytes.NewReader(whole.Bytes()))
+				} else {
+					err = o.LoadShards(readers(files...)...)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for s := 3; s < 6; s++ {
+				for _, mr := range sr.models {
+					mr.fillGrads(s)
+				}
+				sr.poison(t)
+				if err := onRanks(n, func(r int) error { _, err := sr.opts[r].Step(); return err }); err != nil {
+					t.Fatal(err)
+				}
+				sr.gather(t)
+			}
+			if to.chunk == op.ChunkSize {
+				sr.same(t, ref, "after resharding")
+				return
+			}
+			// Another chunk size: the element-wise rules give the same
+			// bits; LAMB's sums are grouped by chunk.
+			if _, ok := h.(reducer); !ok {
+				sr.same(t, ref, "after resharding")
+			}
+		})
+	}
+}
+
+// TestShardLoadErrors: an incomplete set, an element held twice, files of
+// two saves, another kind, a corrupted or truncated file: each gives its
+// error and changes nothing.
+func TestShardLoadErrors(t *testing.T) {
+	op := Options{ChunkSize: 64}
+	m := newTestModel[float32](shardSizes)
+	files, _ := saveShards(t, m, DefaultAdam(), op, 2, 0, 2)
+	later, _ := saveShards(t, m, DefaultAdam(), op, 2, 0, 3)
+	other, _ := saveShards(t, m, DefaultAdamW(), op, 2, 0, 2)
+	three, _ := saveShards(t, m, DefaultAdam(), op, 3, 0, 2)
+	corrupt := slices.Clone(files[1])
+	corrupt[len(corrupt)/2] ^= 1
+	o := mustNew[float32](t, DefaultAdam(), op)
+	m.clone().register(t, o, nil)
+	m.fillGrads(0)
+	mustStep(t, o)
+	before := snap(t, o)
+	for _, c := range []struct {
+		name  string
+		files [][]byte
+		want  error
+	}{
+		{"incomplete", files[:1], ErrState},
+		{"twice", [][]byte{files[0], files[1], files[0]}, ErrState},
+		{"overlapping sets", [][]byte{files[0], files[1], three[1]}, ErrState},
+		{"two saves", [][]byte{files[0], later[1]}, ErrState},
+		{"other kind", other, ErrMismatch},
+		{"corrupted", [][]byte{files[0], corrupt}, ErrState},
+		{"truncated", [][]byte{files[0], files[1][:len(files[1])-3]}, ErrState},
+		{"trailing", [][]byte{files[0], append(slices.Clone(files[1]), 0)}, ErrState},
+		{"none", nil, ErrInvalid},
+	} {
+		err := o.LoadShards(readers(c.files...)...)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if !snap(t, o).equal(before) {
+			t.Fatalf("%s: a failed LoadShards changed the optimizer", c.name)
+		}
+	}
+	// A three-rank set loads as well as a two-rank one.
+	if err := o.LoadShards(readers(three...)...); err != nil {
+		t.Fatal(err)
+	}
+	// A shard file through Load; a whole state file through LoadShards.
+	var whole bytes.Buffer
+	if err := o.Save(&whole); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.LoadShards(bytes.NewReader(whole.Bytes())); !errors.Is(err, ErrState) {
+		t.Errorf("a whole state file through LoadShards: %v", err)
+	}
+	one := mustNew[float32](t, DefaultAdam(), Options{ChunkSize: 64, Shard: Shard{Ranks: 1}})
+	m.clone().register(t, one, nil)
+	if err := one.LoadShards(readers(files...)...); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := one.Save(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Load(bytes.NewReader(b.Bytes())); err != nil {
+		t.Fatalf("a one-rank shard file through Load: %v", err)
+	}
+}
