@@ -79,7 +79,8 @@ func (m *benchModel[T]) refillQuad() {
 // against the adapter's with the same hyperparameters. Refilling the
 // gradients (both solvers zero them) is outside the timed region. The
 // Barzilai–Borwein steps after the first compute η over the whole model
-// (the sums) and then update it.
+// (the sums) and then update it. Lion, which gorgonia lacks, is timed for
+// the adapter alone.
 func BenchmarkStep(b *testing.B) {
 	b.Run("float32", benchStep[float32])
 	b.Run("float64", benchStep[float64])
@@ -98,6 +99,15 @@ func benchStep[T float32 | float64](b *testing.B) {
 		{"vanilla/fuseopt", func() G.Solver { return NewVanillaSolver() }},
 		{"bb/gorgonia", func() G.Solver { return G.NewBarzilaiBorweinSolver() }},
 		{"bb/fuseopt", func() G.Solver { return NewBarzilaiBorweinSolver() }},
+		// gorgonia's AdaGrad takes no options (η 0.001, ε 1e-8 always) and
+		// its RMSProp defaults to η 0.001, ε 1e-8, ρ 0.999: the adapter's
+		// defaults are the same numbers (ε outside the root, as PyTorch).
+		{"adagrad/gorgonia", func() G.Solver { return G.NewAdaGradSolver() }},
+		{"adagrad/fuseopt", func() G.Solver { return NewAdaGradSolver() }},
+		{"rmsprop/gorgonia", func() G.Solver { return G.NewRMSPropSolver() }},
+		{"rmsprop/fuseopt", func() G.Solver { return NewRMSPropSolver() }},
+		// gorgonia has no Lion: the adapter's, to set beside its Adam.
+		{"lion/fuseopt", func() G.Solver { return NewLion() }},
 	}
 	var z T
 	for _, s := range solvers {

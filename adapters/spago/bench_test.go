@@ -9,9 +9,11 @@ import (
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
+	"github.com/nlpodyssey/spago/optimizers/adagrad"
 	"github.com/nlpodyssey/spago/optimizers/adam"
 	"github.com/nlpodyssey/spago/optimizers/lamb"
 	"github.com/nlpodyssey/spago/optimizers/radam"
+	"github.com/nlpodyssey/spago/optimizers/rmsprop"
 	"github.com/nlpodyssey/spago/optimizers/sgd"
 )
 
@@ -72,6 +74,14 @@ func benchStep[T float.DType](b *testing.B) {
 		{"lamb/fuseopt", func() optimizers.OptimizationStrategy { return NewLAMB(LAMBFromSpago(lamb.NewDefaultConfig())) }},
 		{"radam/spago", func() optimizers.OptimizationStrategy { return radam.New[T](radam.NewDefaultConfig()) }},
 		{"radam/fuseopt", func() optimizers.OptimizationStrategy { return NewRAdam(RAdamFromSpago(radam.NewDefaultConfig())) }},
+		{"adagrad/spago", func() optimizers.OptimizationStrategy { return adagrad.New[T](adagrad.NewDefaultConfig()) }},
+		{"adagrad/fuseopt", func() optimizers.OptimizationStrategy {
+			return NewAdagrad(AdagradFromSpago(adagrad.NewDefaultConfig()))
+		}},
+		{"rmsprop/spago", func() optimizers.OptimizationStrategy { return rmsprop.New[T](rmsprop.NewDefaultConfig()) }},
+		{"rmsprop/fuseopt", func() optimizers.OptimizationStrategy {
+			return NewRMSprop(RMSpropFromSpago(rmsprop.NewDefaultConfig()))
+		}},
 	}
 	for _, mode := range []string{"seq", "par"} {
 		for _, s := range strategies {
