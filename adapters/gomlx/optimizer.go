@@ -103,13 +103,20 @@ const DefaultScope = "fuseopt"
 // variables in "<scope>/global_step".
 //
 // A nil or invalid h gives an error wrapping optim.ErrInvalid (invalid
-// hyperparameters: optim.ErrHyper).
+// hyperparameters: optim.ErrHyper); Adafactor, whose state depends on each
+// variable's shape, ErrUnsupported.
 func New(h optim.Hyper) (*Optimizer, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil Hyper", optim.ErrInvalid)
 	}
 	if err := h.Validate(); err != nil {
 		return nil, err
+	}
+	if h.Kind() == optim.KindAdafactor {
+		// Its state depends on each variable's shape (row and column
+		// factors), which optim.KernelStep, the adapter's step, does not
+		// take.
+		return nil, fmt.Errorf("%w: Adafactor (its factored state depends on the variable's shape; the adapter steps element-wise state only)", ErrUnsupported)
 	}
 	o := newOptimizer(h.Kind().String(), DefaultScope, nil)
 	o.resolve = func(_ *context.Context, dtype dtypes.DType) (*rule, error) {
