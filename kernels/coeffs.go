@@ -407,22 +407,7 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	if err != nil {
 		return err
 	}
-	if t < 1 {
-		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
-	}
-	if err := checkNonNeg("lr", h.LR); err != nil {
-		return err
-	}
-	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
-		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
-	}
-	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
-		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
-	}
-	if err := checkNonNeg("eps", h.Eps); err != nil {
-		return err
-	}
-	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+	if err := checkAdamLike(t, h.LR, h.Beta1, h.Beta2, h.Eps, h.WeightDecay); err != nil {
 		return err
 	}
 	mode := 0
@@ -628,6 +613,28 @@ func (h RMSprop) CoeffsInto(c *Coeffs) error {
 	return c.finish()
 }
 
+// checkAdamLike checks what Adam, Adamax, NAdam, RAdam and LAMB share, in
+// this order: step t ≥ 1, lr ≥ 0, 0 ≤ β1 < 1, 0 ≤ β2 < 1, eps ≥ 0 and
+// weight_decay ≥ 0 (finite), each failure an ErrCoeff naming the value.
+func checkAdamLike(t int64, lr, beta1, beta2, eps, wd float64) error {
+	if t < 1 {
+		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
+	}
+	if err := checkNonNeg("lr", lr); err != nil {
+		return err
+	}
+	if !(beta1 >= 0 && beta1 < 1) {
+		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, beta1)
+	}
+	if !(beta2 >= 0 && beta2 < 1) {
+		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, beta2)
+	}
+	if err := checkNonNeg("eps", eps); err != nil {
+		return err
+	}
+	return checkNonNeg("weight_decay", wd)
+}
+
 // Adamax holds the hyperparameters of torch.optim.Adamax.
 type Adamax struct {
 	LR          float64 // learning rate, ≥ 0
@@ -656,22 +663,7 @@ func (h Adamax) CoeffsInto(c *Coeffs, t int64) error {
 	if err != nil {
 		return err
 	}
-	if t < 1 {
-		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
-	}
-	if err := checkNonNeg("lr", h.LR); err != nil {
-		return err
-	}
-	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
-		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
-	}
-	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
-		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
-	}
-	if err := checkNonNeg("eps", h.Eps); err != nil {
-		return err
-	}
-	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+	if err := checkAdamLike(t, h.LR, h.Beta1, h.Beta2, h.Eps, h.WeightDecay); err != nil {
 		return err
 	}
 	mode := 0
@@ -797,25 +789,14 @@ func (h NAdam) CoeffsInto(c *Coeffs, t int64, muProduct float64) error {
 	if err != nil {
 		return err
 	}
-	if t < 1 || t == math.MaxInt64 {
+	if t == math.MaxInt64 { // μ_{t+1} needs t+1
 		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
 	}
-	if err := checkNonNeg("lr", h.LR); err != nil {
+	if err := checkAdamLike(t, h.LR, h.Beta1, h.Beta2, h.Eps, h.WeightDecay); err != nil {
 		return err
 	}
-	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
-		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
-	}
-	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
-		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
-	}
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{{"eps", h.Eps}, {"weight_decay", h.WeightDecay}, {"momentum_decay", h.MomentumDecay}} {
-		if err := checkNonNeg(f.name, f.v); err != nil {
-			return err
-		}
+	if err := checkNonNeg("momentum_decay", h.MomentumDecay); err != nil {
+		return err
 	}
 	if !(muProduct >= 0 && muProduct < 1) {
 		return fmt.Errorf("%w: mu_product = %v, want 0 ≤ mu_product < 1", ErrCoeff, muProduct)
@@ -906,22 +887,7 @@ func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
 	if err != nil {
 		return err
 	}
-	if t < 1 {
-		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
-	}
-	if err := checkNonNeg("lr", h.LR); err != nil {
-		return err
-	}
-	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
-		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
-	}
-	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
-		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
-	}
-	if err := checkNonNeg("eps", h.Eps); err != nil {
-		return err
-	}
-	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+	if err := checkAdamLike(t, h.LR, h.Beta1, h.Beta2, h.Eps, h.WeightDecay); err != nil {
 		return err
 	}
 	mode := 0
@@ -995,22 +961,7 @@ func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
 	if err != nil {
 		return err
 	}
-	if t < 1 {
-		return fmt.Errorf("%w: step %d, want ≥ 1", ErrCoeff, t)
-	}
-	if err := checkNonNeg("lr", h.LR); err != nil {
-		return err
-	}
-	if !(h.Beta1 >= 0 && h.Beta1 < 1) {
-		return fmt.Errorf("%w: beta1 = %v, want 0 ≤ β1 < 1", ErrCoeff, h.Beta1)
-	}
-	if !(h.Beta2 >= 0 && h.Beta2 < 1) {
-		return fmt.Errorf("%w: beta2 = %v, want 0 ≤ β2 < 1", ErrCoeff, h.Beta2)
-	}
-	if err := checkNonNeg("eps", h.Eps); err != nil {
-		return err
-	}
-	if err := checkNonNeg("weight_decay", h.WeightDecay); err != nil {
+	if err := checkAdamLike(t, h.LR, h.Beta1, h.Beta2, h.Eps, h.WeightDecay); err != nil {
 		return err
 	}
 	mode := 0
