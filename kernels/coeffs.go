@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
@@ -57,6 +58,18 @@ type Coeffs struct {
 	// af holds Adafactor's per-step scalars that no kernel reads, for
 	// the work between its passes.
 	af adafactorScalars
+	// lanes64 and lanes32 are the bits that the lanes of each row hold,
+	// valid for the rows of laid; broadcast rewrites only the rows whose
+	// bits changed, so a block refilled step after step (the same
+	// hyperparameters, a new step number) rewrites two or three rows.
+	laid uint32
+	// unfit32 and unfit64 mark the rows of laid whose value the element
+	// type cannot carry (see finish).
+	unfit32, unfit64 uint32
+	lanes64          [abi.NumRows]uint64
+	lanes32          [abi.NumRows]uint32
+	// pw holds the squares of β1 and β2 (Adam, LAMB).
+	pw [2]squares
 }
 
 // set records the value of a row; finish broadcasts every row into its
@@ -78,8 +91,12 @@ var _ [32 - abi.NumRows]struct{}
 // for the gradient scale, decay, dampening and one, ½, -0; 0 for the rest).
 // The lanes are written by finish, so init does not clear them.
 func (c *Coeffs) init(fam family, mode int) {
-	c.fam, c.mode, c.bad32, c.bad64, c.own32 = fam, mode, 0, 0, 0
+	if c.fam != fam {
+		c.laid = 0 // a row's verdict depends on the family (finish)
+	}
+	c.fam, c.mode, c.bad32, c.bad64 = fam, mode, 0, 0
 	c.vals = defaultRows
+	c.own32, c.own32Vals[abi.RowTiny] = 1<<abi.RowTiny, 0x1p-126
 }
 
 // defaultRows are the rows' values before a CoeffsInto sets its own.
@@ -87,35 +104,55 @@ var defaultRows = func() (v [abi.NumRows]float64) {
 	v[abi.RowGS], v[abi.RowOne], v[abi.RowHalf] = 1, 1, 0.5
 	v[abi.RowNegZero] = math.Copysign(0, -1)
 	v[abi.RowDecay], v[abi.RowDamp] = 1, 1
+	v[abi.RowTiny] = 0x1p-1022 // float32's lanes: 0x1p-126 (init)
 	return v
 }()
 
 // broadcast writes every row's value into its float32 and float64 lanes
 // (the float32 lanes rounded to nearest even, as float32(v) does), eight
-// bytes per store: two float32 lanes at a time. The tiny row holds the
-// smallest normal number of each element type, and a row of own32 its own
-// float32 value.
+// bytes per store, and records the first row that an element type cannot
+// carry (see finish). The tiny row holds the smallest normal number of each
+// element type, and a row of own32 its own float32 value. A row whose lanes
+// already hold its bits keeps them and its verdict.
 func (c *Coeffs) broadcast() {
 	for r := range abi.NumRows {
 		v := c.vals[r]
-		if r == abi.RowTiny {
-			v = 0x1p-1022
+		b64, b32 := math.Float64bits(v), math.Float32bits(float32(v))
+		if c.own32&(1<<r) != 0 {
+			b32 = math.Float32bits(c.own32Vals[r])
 		}
-		b64 := math.Float64bits(v)
+		if c.laid&(1<<r) != 0 && c.lanes64[r] == b64 && c.lanes32[r] == b32 {
+			continue
+		}
+		c.unfit32, c.unfit64 = c.unfit32&^(1<<r), c.unfit64&^(1<<r)
+		if b64&(1<<63-1) >= 0x7ff0000000000000 { // ±Inf or NaN
+			c.unfit64 |= 1 << r
+		}
+		// Adafactor's lerp weight t^beta2_decay falls towards 0 with t
+		// and may leave the range of float32, where PyTorch rounds it to
+		// 0 too (no update of the variance): not an error.
+		if a32 := b32 & (1<<31 - 1); a32 >= 0x7f800000 ||
+			(a32 == 0 && b64&(1<<63-1) != 0 && !(c.fam == famAdafactor && r == abi.RowC2)) {
+			c.unfit32 |= 1 << r
+		}
 		d := (*[abi.LanesF64]uint64)(unsafe.Pointer(&c.f64[r]))
 		for i := range d {
 			d[i] = b64
 		}
-		b32 := uint64(math.Float32bits(float32(v))) * (1<<32 + 1)
-		if r == abi.RowTiny {
-			b32 = uint64(math.Float32bits(0x1p-126)) * (1<<32 + 1)
-		} else if c.own32&(1<<r) != 0 {
-			b32 = uint64(math.Float32bits(c.own32Vals[r])) * (1<<32 + 1)
-		}
+		w := uint64(b32) * (1<<32 + 1)
 		f := (*[abi.LanesF32 / 2]uint64)(unsafe.Pointer(&c.f32[r]))
 		for i := range f {
-			f[i] = b32
+			f[i] = w
 		}
+		c.lanes64[r], c.lanes32[r] = b64, b32
+		c.laid |= 1 << r
+	}
+	c.bad32, c.bad64 = 0, 0
+	if c.unfit32 != 0 {
+		c.bad32 = int8(bits.TrailingZeros32(c.unfit32) + 1)
+	}
+	if c.unfit64 != 0 {
+		c.bad64 = int8(bits.TrailingZeros32(c.unfit64) + 1)
 	}
 }
 
@@ -127,19 +164,6 @@ func (c *Coeffs) broadcast() {
 // that no precision can use the block.
 func (c *Coeffs) finish() error {
 	c.broadcast()
-	for r := range abi.NumRows {
-		v := c.vals[r]
-		if c.bad64 == 0 && (math.IsInf(v, 0) || math.IsNaN(v)) {
-			c.bad64 = int8(r + 1)
-		}
-		// Adafactor's lerp weight t^beta2_decay falls towards 0 with t
-		// and may leave the range of float32, where PyTorch rounds it
-		// to 0 too (no update of the variance): not an error.
-		underflowOK := c.fam == famAdafactor && r == abi.RowC2
-		if v32 := c.f32[r][0]; c.bad32 == 0 && (math.IsInf(float64(v32), 0) || v32 != v32 || (v != 0 && v32 == 0 && !underflowOK)) {
-			c.bad32 = int8(r + 1)
-		}
-	}
 	if c.bad64 != 0 {
 		return c.rowErr(int(c.bad64-1), "float64")
 	}
@@ -396,6 +420,33 @@ func powInt(b float64, t int64) float64 {
 	return r
 }
 
+// squares holds b^(2^k) for k < n, each the square of the one before, as
+// powInt computes them: a Coeffs keeps the squares of its β1 and β2, so
+// that a block refilled step after step multiplies only the factors of the
+// bits of t that are set.
+type squares struct {
+	b  uint64 // bits of the base
+	n  int
+	sq [63]float64
+}
+
+// pow returns b^t with the bits of powInt(b, t) (the same products in the
+// same order, without the multiplications by 1).
+func (s *squares) pow(b float64, t int64) float64 {
+	if s.n == 0 || s.b != math.Float64bits(b) {
+		s.b, s.n, s.sq[0] = math.Float64bits(b), 1, b
+	}
+	need := bits.Len64(uint64(t))
+	for ; s.n < need; s.n++ {
+		s.sq[s.n] = s.sq[s.n-1] * s.sq[s.n-1]
+	}
+	r := 1.0
+	for u := uint64(t); u != 0; u &= u - 1 {
+		r *= s.sq[bits.TrailingZeros64(u)]
+	}
+	return r
+}
+
 // CoeffsInto is Coeffs writing into c. With t the step number:
 //
 //	bc1 = 1-β1^t, bc2 = 1-β2^t, a = lr/bc1, ib2 = 1/sqrt(bc2),
@@ -424,8 +475,8 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	// float64(…) rounds each product before the subtraction: Go may
 	// otherwise fuse a multiply and an add (it does on arm64), and the
 	// coefficients must be the same bits on every machine.
-	bc1 := 1 - float64(powInt(h.Beta1, t))
-	bc2 := 1 - float64(powInt(h.Beta2, t))
+	b1t, b2t := c.pw[0].pow(h.Beta1, t), c.pw[1].pow(h.Beta2, t)
+	bc1, bc2 := 1-float64(b1t), 1-float64(b2t)
 	c.init(famAdam, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
@@ -970,8 +1021,8 @@ func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
 	}
 	// float64(…) rounds each product before the subtraction, as Adam's
 	// coefficients do, so that they are the same bits on every machine.
-	bc1 := 1 - float64(powInt(h.Beta1, t))
-	bc2 := 1 - float64(powInt(h.Beta2, t))
+	b1t, b2t := c.pw[0].pow(h.Beta1, t), c.pw[1].pow(h.Beta2, t)
+	bc1, bc2 := 1-float64(b1t), 1-float64(b2t)
 	c.init(famLAMB, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)

@@ -2,9 +2,10 @@ package kernels
 
 import "testing"
 
-// BenchmarkCoeffsInto is the setup of one step's coefficient block: Adam's
-// (two powers, a square root and the broadcast of every row into its
-// float32 and float64 lanes) and SGD's.
+// BenchmarkCoeffsInto is the setup of one step's coefficient block, refilled
+// step after step as optim does: Adam's (two powers from the block's
+// squares of β1 and β2, a square root, three divisions, and the broadcast
+// of the rows that changed into their float32 and float64 lanes) and SGD's.
 func BenchmarkCoeffsInto(b *testing.B) {
 	var c Coeffs
 	b.Run("adam", func(b *testing.B) {
