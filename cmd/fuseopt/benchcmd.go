@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,8 +61,30 @@ const (
 	maxModelLayers = 2048    // layers plus norms: at most 4096 tensors
 )
 
-// parseModel parses -model: "LAYERSxWIDTH+NORMS" (e.g. 64x256+36), or
-// "none". The size is checked, without overflow, before anything is built.
+// parseModels parses -model: a comma-separated list of models, or "none".
+func parseModels(s string) ([]bench.ModelSpec, error) {
+	if s == "none" || s == "" {
+		return nil, nil
+	}
+	var ms []bench.ModelSpec
+	for f := range strings.SplitSeq(s, ",") {
+		m, err := parseModel(f)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil || len(ms) == 16 {
+			return nil, fmt.Errorf("-model %q: want at most 16 models LAYERSxWIDTH+NORMS, comma-separated, or none", s)
+		}
+		if !slices.Contains(ms, *m) {
+			ms = append(ms, *m)
+		}
+	}
+	return ms, nil
+}
+
+// parseModel parses one model of -model: "LAYERSxWIDTH+NORMS" (e.g.
+// 64x256+36), or "none". The size is checked, without overflow, before
+// anything is built.
 func parseModel(s string) (*bench.ModelSpec, error) {
 	if s == "none" || s == "" {
 		return nil, nil
@@ -175,7 +198,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	var mf measureFlags
 	mf.register(fs, "all", "all", sizeList(bench.DefaultSizes), bench.DefaultSample, bench.DefaultRuns)
 	solveSizes := fs.String("solve", intList(bench.DefaultSolveSizes), "Newton solve matrix sizes, comma-separated, or none")
-	model := fs.String("model", "64x256+36", "model-like step: LAYERSxWIDTH+NORMS tensors, or none")
+	model := fs.String("model", bench.DefaultModel().String()+","+bench.SmallModel().String(),
+		"model-like steps, one table each: LAYERSxWIDTH+NORMS tensors, comma-separated, or none")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "goroutines of the multi-core contenders (solve, optim, model roof)")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	plotPath := fs.String("plot", "", "draw throughput against size per contender into `file` (.svg or .png)")
@@ -196,7 +220,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	if cfg.Model, err = parseModel(*model); err != nil {
+	if cfg.Models, err = parseModels(*model); err != nil {
 		return usageErr(stderr, fs.Name(), err)
 	}
 	if *workers < 1 || *workers > 1024 {

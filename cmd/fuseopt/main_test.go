@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -484,6 +485,31 @@ func TestParseModel(t *testing.T) {
 		if got, want := modelParams(*m), m.Params(); got != want || want > maxModelParams {
 			t.Errorf("%q: modelParams %d, Params %d", ok, got, want)
 		}
+	}
+}
+
+func TestParseModels(t *testing.T) {
+	ms, err := parseModels("64x256+36,8x128+4,64x256+36")
+	if err != nil || len(ms) != 2 || ms[0] != bench.DefaultModel() || ms[1] != bench.SmallModel() {
+		t.Errorf("two models and a repeat: %v, %v", ms, err)
+	}
+	if ms, err := parseModels("none"); ms != nil || err != nil {
+		t.Errorf("none: %v, %v", ms, err)
+	}
+	for _, bad := range []string{"64x256+36,", "none,3x4", "3x4,x", "3x4,,3x4"} {
+		if _, err := parseModels(bad); err == nil || !strings.Contains(err.Error(), "LAYERSxWIDTH+NORMS") {
+			t.Errorf("parseModels(%q): %v", bad, err)
+		}
+	}
+	if _, err := parseModels("3x4,99999999999x1+0"); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("a model too large in a list: %v", err)
+	}
+	var many []string
+	for i := range 17 {
+		many = append(many, fmt.Sprintf("%dx4", i+1))
+	}
+	if _, err := parseModels(strings.Join(many, ",")); err == nil || !strings.Contains(err.Error(), "at most 16") {
+		t.Errorf("17 models: %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -322,18 +323,37 @@ func (r *Report) SolveTable() Table {
 	return t
 }
 
-// ModelTable returns the model-like step comparison.
-func (r *Report) ModelTable() Table {
-	var all [][]Measure
+// ModelTables returns the model-like step comparisons, one table per model
+// in the order of the settings.
+func (r *Report) ModelTables() []Table {
+	var ts []Table
+	var specs []ModelSpec
 	for _, c := range r.Model {
+		if !slices.Contains(specs, c.Model) {
+			specs = append(specs, c.Model)
+		}
+	}
+	for _, s := range specs {
+		var cases []ModelCase
+		for _, c := range r.Model {
+			if c.Model == s {
+				cases = append(cases, c)
+			}
+		}
+		ts = append(ts, modelTable(s, cases))
+	}
+	return ts
+}
+
+// modelTable is the table of one model's cases.
+func modelTable(s ModelSpec, cases []ModelCase) Table {
+	var all [][]Measure
+	for _, c := range cases {
 		all = append(all, c.Results)
 	}
 	names := contenderNames(all...)
-	title := "Model step"
-	if s := r.Settings.Model; s != nil && len(r.Model) > 0 {
-		title = fmt.Sprintf("Model step: %d tensors (%d matrices %d×%d with biases, %d norms), %d parameters — Mparam/s",
-			r.Model[0].Tensors, s.Layers, s.Width, s.Width, s.Norms, r.Model[0].Params)
-	}
+	title := fmt.Sprintf("Model step: %d tensors (%d matrices %d×%d with biases, %d norms), %d parameters — Mparam/s",
+		cases[0].Tensors, s.Layers, s.Width, s.Width, s.Norms, cases[0].Params)
 	t := Table{Title: title}
 	fastest := ""
 	for _, n := range names {
@@ -348,7 +368,7 @@ func (r *Report) ModelTable() Table {
 		}
 	}
 	t.Head = append(append([]string{"step"}, names...), fastest+" ÷ "+NameScalar, fastest+" % of "+roof)
-	for _, c := range r.Model {
+	for _, c := range cases {
 		row := []string{c.Op.Title() + " " + string(c.Prec)}
 		for _, n := range names {
 			if m := c.Get(n); m != nil {
@@ -357,10 +377,10 @@ func (r *Report) ModelTable() Table {
 				row = append(row, "–")
 			}
 		}
-		f, s, rf := c.Get(fastest), c.Get(NameScalar), c.Get(roof)
+		f, sc, rf := c.Get(fastest), c.Get(NameScalar), c.Get(roof)
 		sp, fr := 0.0, 0.0
-		if f != nil && s != nil {
-			sp = s.NsPerOp / f.NsPerOp
+		if f != nil && sc != nil {
+			sp = sc.NsPerOp / f.NsPerOp
 		}
 		if f != nil && rf != nil {
 			fr = rf.NsPerOp / f.NsPerOp
@@ -421,8 +441,7 @@ func (r *Report) Write(w io.Writer, markdown bool) error {
 			return err
 		}
 	}
-	if len(r.Model) > 0 {
-		t := r.ModelTable()
+	for _, t := range r.ModelTables() {
 		if err := t.Write(&b, markdown); err != nil {
 			return err
 		}

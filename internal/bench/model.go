@@ -24,6 +24,15 @@ type ModelSpec struct {
 // 200 tensors, 4 229 120 parameters (the optim package's benchmark model).
 func DefaultModel() ModelSpec { return ModelSpec{Layers: 64, Width: 256, Norms: 36} }
 
+// SmallModel is 8 layers of 128×128 with their biases and 4 layer norms: 24
+// tensors, 133 120 parameters, a step of a few tens of µs. It is the case
+// where a second worker pays only if the pool keeps it between steps
+// (docs/pool.md): a wake-up costs more than the whole step.
+func SmallModel() ModelSpec { return ModelSpec{Layers: 8, Width: 128, Norms: 4} }
+
+// String is the spec in the form of the command's -model flag.
+func (m ModelSpec) String() string { return fmt.Sprintf("%dx%d+%d", m.Layers, m.Width, m.Norms) }
+
 // Shapes returns the tensor shapes in registration order: each layer's
 // Width×Width weight and Width bias, each norm's weight and bias.
 func (m ModelSpec) Shapes() [][]int {

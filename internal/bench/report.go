@@ -50,17 +50,17 @@ func DescribeMachine() Machine {
 
 // Settings are the parameters of the run.
 type Settings struct {
-	Ops        []Op       `json:"ops"`
-	Precs      []Prec     `json:"precisions"`
-	Sizes      []int      `json:"sizes"`
-	Levels     []string   `json:"levels"`     // the levels compared
-	Roof       string     `json:"roof_level"` // the level the roof runs at
-	SampleNs   int64      `json:"sample_ns"`  // the length of one timed run
-	Runs       int        `json:"runs"`       // timed runs per contender; figures are medians
-	SolveSizes []int      `json:"solve_sizes,omitempty"`
-	Model      *ModelSpec `json:"model,omitempty"`
-	Workers    int        `json:"workers"` // goroutines of the multi-core contenders
-	Method     string     `json:"method"`
+	Ops        []Op        `json:"ops"`
+	Precs      []Prec      `json:"precisions"`
+	Sizes      []int       `json:"sizes"`
+	Levels     []string    `json:"levels"`     // the levels compared
+	Roof       string      `json:"roof_level"` // the level the roof runs at
+	SampleNs   int64       `json:"sample_ns"`  // the length of one timed run
+	Runs       int         `json:"runs"`       // timed runs per contender; figures are medians
+	SolveSizes []int       `json:"solve_sizes,omitempty"`
+	Models     []ModelSpec `json:"models,omitempty"`
+	Workers    int         `json:"workers"` // goroutines of the multi-core contenders
+	Method     string      `json:"method"`
 }
 
 // method is Settings.Method: how the figures were taken.
@@ -147,6 +147,7 @@ func SolveFlops(n int) float64 { f := float64(n); return f*f*f/3 + 2*f*f }
 
 // ModelCase is one optimizer step over a model-like set of tensors.
 type ModelCase struct {
+	Model         ModelSpec `json:"model"`
 	Op            Op        `json:"op"`
 	Prec          Prec      `json:"precision"`
 	Tensors       int       `json:"tensors"`

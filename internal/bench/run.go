@@ -38,8 +38,9 @@ type Config struct {
 	// SolveSizes are the matrix sizes of the Newton solve comparison; none:
 	// no solve comparison (and no FMA peak).
 	SolveSizes []int
-	// Model is the multi-tensor step through optim; nil: none.
-	Model *ModelSpec
+	// Models are the multi-tensor steps through optim, each a table; none:
+	// no model comparison.
+	Models []ModelSpec
 	// Workers is the number of goroutines of the multi-core contenders
 	// (solve, optim, roof of the model); 0: GOMAXPROCS.
 	Workers int
@@ -50,11 +51,10 @@ type Config struct {
 
 // DefaultConfig returns the full comparison: every step, both precisions,
 // DefaultSizes, every level, the solve at DefaultSolveSizes and the
-// default model.
+// default and the small model.
 func DefaultConfig() Config {
-	m := DefaultModel()
 	return Config{Ops: slices.Clone(Ops), Precs: slices.Clone(Precs), Sizes: slices.Clone(DefaultSizes),
-		SolveSizes: slices.Clone(DefaultSolveSizes), Model: &m}
+		SolveSizes: slices.Clone(DefaultSolveSizes), Models: []ModelSpec{DefaultModel(), SmallModel()}}
 }
 
 // ErrConfig is returned for an invalid Config.
@@ -98,8 +98,8 @@ func (c *Config) normalise() error {
 			return fmt.Errorf("%w: level %v not supported here (supported: %v)", ErrConfig, l, kernels.Levels())
 		}
 	}
-	if c.Model != nil {
-		if err := c.Model.validate(); err != nil {
+	for _, m := range c.Models {
+		if err := m.validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
@@ -135,7 +135,7 @@ func Run(cfg Config) (*Report, error) {
 	}
 	r := &Report{Machine: DescribeMachine()}
 	r.Settings = Settings{Ops: cfg.Ops, Precs: cfg.Precs, Sizes: cfg.Sizes, Roof: cfg.roofLevel().String(),
-		SampleNs: cfg.Sample.Nanoseconds(), Runs: cfg.Runs, SolveSizes: cfg.SolveSizes, Model: cfg.Model,
+		SampleNs: cfg.Sample.Nanoseconds(), Runs: cfg.Runs, SolveSizes: cfg.SolveSizes, Models: cfg.Models,
 		Workers: cfg.Workers, Method: method}
 	for _, l := range cfg.Levels {
 		r.Settings.Levels = append(r.Settings.Levels, l.String())
@@ -150,9 +150,7 @@ func Run(cfg Config) (*Report, error) {
 		w := min(2, cfg.Workers)
 		m.total += m.units(w) + len(cfg.SolveSizes)*m.units(w+1)
 	}
-	if cfg.Model != nil {
-		m.total += len(cfg.Ops) * len(cfg.Precs) * m.units(numModelContenders(cfg.Workers))
-	}
+	m.total += len(cfg.Models) * len(cfg.Ops) * len(cfg.Precs) * m.units(numModelContenders(cfg.Workers))
 
 	for _, p := range cfg.Precs {
 		for _, o := range cfg.Ops {
@@ -170,10 +168,10 @@ func Run(cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
-	if cfg.Model != nil {
+	for _, spec := range cfg.Models {
 		for _, p := range cfg.Precs {
 			for _, o := range cfg.Ops {
-				mc, err := runModel(m, o, p, *cfg.Model, cfg.roofLevel(), cfg.Workers)
+				mc, err := runModel(m, o, p, spec, cfg.roofLevel(), cfg.Workers)
 				if err != nil {
 					return nil, err
 				}
@@ -240,10 +238,10 @@ func runModel(m *meter, o Op, p Prec, spec ModelSpec, l kernels.ISA, workers int
 		return ModelCase{}, err
 	}
 	defer release()
-	res, err := m.compare(fmt.Sprintf("model %s %s", o, p), cs)
+	res, err := m.compare(fmt.Sprintf("model %s %s %s", spec, o, p), cs)
 	if err != nil {
 		return ModelCase{}, err
 	}
-	return ModelCase{Op: o, Prec: p, Tensors: len(shapes), Params: spec.Params(),
+	return ModelCase{Model: spec, Op: o, Prec: p, Tensors: len(shapes), Params: spec.Params(),
 		BytesPerParam: o.BytesPerParam(p), Results: res}, nil
 }

@@ -18,7 +18,7 @@ import (
 // tinyConfig is a run of every part at sizes and durations a test affords.
 func tinyConfig() Config {
 	return Config{Ops: Ops, Precs: Precs, Sizes: []int{33, 1000}, Sample: 200 * time.Microsecond, Runs: 3,
-		SolveSizes: []int{40}, Model: &ModelSpec{Layers: 2, Width: 16, Norms: 1}, Workers: 2}
+		SolveSizes: []int{40}, Models: []ModelSpec{{Layers: 2, Width: 16, Norms: 1}, {Layers: 1, Width: 8}}, Workers: 2}
 }
 
 func TestRunTiny(t *testing.T) {
@@ -65,8 +65,24 @@ func TestRunTiny(t *testing.T) {
 	if len(r.Solve) != 1 || len(r.Solve[0].Results) != 3 || r.Solve[0].Get(NameGonumCholesky) == nil {
 		t.Errorf("solve %+v", r.Solve)
 	}
-	if len(r.Model) != len(Ops)*len(Precs) || len(r.Model[0].Results) != numModelContenders(2) {
+	if len(r.Model) != 2*len(Ops)*len(Precs) || len(r.Model[0].Results) != numModelContenders(2) {
 		t.Errorf("model %+v", r.Model)
+	}
+	// One table per model, in the order of the settings, each with its
+	// own cases.
+	if ts := r.ModelTables(); len(ts) != 2 || len(ts[0].Rows) != len(Ops)*len(Precs) || len(ts[1].Rows) != len(Ops)*len(Precs) ||
+		!strings.Contains(ts[0].Title, "2 matrices 16×16") || !strings.Contains(ts[1].Title, "1 matrices 8×8") {
+		t.Errorf("model tables %+v", ts)
+	}
+	for i, c := range r.Model {
+		if want := (ModelSpec{Layers: 2, Width: 16, Norms: 1}); i >= len(Ops)*len(Precs) {
+			want = ModelSpec{Layers: 1, Width: 8}
+			if c.Model != want || c.Params != 8*8+8 {
+				t.Errorf("case %d: model %v, %d params", i, c.Model, c.Params)
+			}
+		} else if c.Model != want {
+			t.Errorf("case %d: model %v", i, c.Model)
+		}
 	}
 
 	// JSON round trip.
@@ -107,7 +123,7 @@ func TestConfigErrors(t *testing.T) {
 		{Sample: -time.Second},
 		{SolveSizes: []int{-3}},
 		{Levels: []kernels.ISA{kernels.ISA(99)}},
-		{Model: &ModelSpec{Width: 0, Layers: 1}},
+		{Models: []ModelSpec{DefaultModel(), {Width: 0, Layers: 1}}},
 	} {
 		if _, err := Run(c); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: error %v, want ErrConfig", c, err)
