@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fuseopt/fuseopt/internal/mlp"
 	"github.com/fuseopt/fuseopt/optim"
 )
 
@@ -133,8 +134,8 @@ func muonDemoConfigs() (optim.AdamWConfig, optim.MuonConfig) {
 // trainMuonMLP trains the deep MLP with AdamW alone and with Muon + AdamW.
 func trainMuonMLP(cfg mlpConfig) ([]MLPRun, error) {
 	r := rand.New(rand.NewPCG(cfg.Seed, 21))
-	xTrain, yTrain := moons(r, cfg.Train, cfg.Noise)
-	xTest, yTest := moons(r, cfg.Test, cfg.Noise)
+	xTrain, yTrain := mlp.Moons(r, cfg.Train, cfg.Noise)
+	xTest, yTest := mlp.Moons(r, cfg.Test, cfg.Noise)
 	init := newDeepMLP(r, cfg.Hidden)
 	adamW, muonCfg := muonDemoConfigs()
 	var out []MLPRun
