@@ -7,7 +7,6 @@ import (
 	"hash/crc64"
 	"io"
 	"math"
-	"os"
 
 	"github.com/fuseopt/fuseopt/internal/atomicfile"
 )
@@ -91,13 +90,7 @@ func (m *Muon[T]) Save(w io.Writer) error {
 		e.bytes([]byte(BufMomentumBuffer))
 		writeElems(&e, p.buf, len(p.data), 0) // nil before the first step
 	}
-	sum := e.h.Sum64()
-	e.h = nil
-	e.u64(sum)
-	if e.err != nil {
-		return e.err
-	}
-	return e.w.Flush()
+	return e.close()
 }
 
 // SaveFile writes the state to path atomically (see [Optimizer.SaveFile]).
@@ -106,17 +99,7 @@ func (m *Muon[T]) SaveFile(path string) error {
 }
 
 // LoadFile loads the state written by SaveFile; see Load.
-func (m *Muon[T]) LoadFile(path string) error {
-	if m.closed {
-		return ErrClosed
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return m.Load(f)
-}
+func (m *Muon[T]) LoadFile(path string) error { return loadFile(m.closed, path, m.Load) }
 
 // Load reads state written by Save, to the end of r, and replaces the
 // hyperparameters, step counts and momentum buffers with it. Everything is

@@ -115,13 +115,7 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 			writeElems(&e, p.buf[k], hi-lo, T(o.groups[p.group].initial(k))) // nil before the first step
 		}
 	}
-	sum := e.h.Sum64()
-	e.h = nil
-	e.u64(sum)
-	if e.err != nil {
-		return e.err
-	}
-	return e.w.Flush()
+	return e.close()
 }
 
 // LoadShardFiles loads the shard files at paths; see LoadShards.

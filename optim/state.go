@@ -190,13 +190,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 			writeElems(&e, p.buf[k], bufferLen(h, k, p.shape, len(p.data)), T(h.initial(k))) // nil before the first step
 		}
 	}
-	sum := e.h.Sum64()
-	e.h = nil
-	e.u64(sum)
-	if e.err != nil {
-		return e.err
-	}
-	return e.w.Flush()
+	return e.close()
 }
 
 // SaveFile writes the state to path atomically: to a temporary file in the
@@ -212,8 +206,12 @@ func (o *Optimizer[T]) SaveFile(path string) error {
 }
 
 // LoadFile loads the state written by SaveFile; see Load.
-func (o *Optimizer[T]) LoadFile(path string) error {
-	if o.closed {
+func (o *Optimizer[T]) LoadFile(path string) error { return loadFile(o.closed, path, o.Load) }
+
+// loadFile opens path and loads it with load, unless the optimizer is
+// closed.
+func loadFile(closed bool, path string, load func(io.Reader) error) error {
+	if closed {
 		return ErrClosed
 	}
 	f, err := os.Open(path)
@@ -221,7 +219,7 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 		return err
 	}
 	defer f.Close()
-	return o.Load(f)
+	return load(f)
 }
 
 // Load reads state written by Save, to the end of r, and replaces the
@@ -536,6 +534,17 @@ type encoder struct {
 	h   hash.Hash64 // nil once the checksum is taken
 	buf [8]byte
 	err error
+}
+
+// close writes the checksum of everything written so far, and flushes.
+func (e *encoder) close() error {
+	sum := e.h.Sum64()
+	e.h = nil
+	e.u64(sum)
+	if e.err != nil {
+		return e.err
+	}
+	return e.w.Flush()
 }
 
 func (e *encoder) bytes(b []byte) {
