@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -524,9 +525,17 @@ func TestMuonSaveLoad(t *testing.T) {
 	var ab bytes.Buffer
 	adam.Save(&ab)
 	check("AdamW state", ab.Bytes(), ErrMismatch)
-	// A Muon state is not an Optimizer's.
-	if err := adam.Load(bytes.NewReader(state)); !errors.Is(err, ErrState) {
+	// A Muon state is not an Optimizer's: a mismatch, as the other way
+	// round, and the optimizer keeps its state.
+	var before bytes.Buffer
+	adam.Save(&before)
+	if err := adam.Load(bytes.NewReader(state)); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "a Muon state for a AdamW optimizer") {
 		t.Errorf("Optimizer.Load of a Muon state: %v", err)
+	}
+	var after bytes.Buffer
+	adam.Save(&after)
+	if !bytes.Equal(before.Bytes(), after.Bytes()) {
+		t.Error("a refused Muon state changed the optimizer")
 	}
 }
 

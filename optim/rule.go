@@ -23,6 +23,9 @@ func (k Kind) String() string {
 	if h := kinds[k]; h != nil {
 		return h.name()
 	}
+	if k == KindMuon {
+		return "Muon"
+	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 

@@ -269,6 +269,10 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: version %d, this build reads versions 1 to %d", ErrState, version, stateVersionScalars)
 	}
 	kind, elem := Kind(head[12]), int(head[13])
+	if kind == KindMuon && version == stateVersion && (elem == 4 || elem == 8) {
+		// As Muon.Load answers a state of this type.
+		return fmt.Errorf("%w: a %v state for a %v optimizer (Muon.Load reads it)", ErrMismatch, kind, o.kind)
+	}
 	if kinds[kind] == nil || (version == 1 && kind > KindAdamW) || (elem != 4 && elem != 8) || head[14] != 0 || head[15] != 0 {
 		return fmt.Errorf("%w: bad header", ErrState)
 	}
