@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -36,7 +37,7 @@ import (
 // to the gradient, as PyTorch does), and buffers that it no longer names
 // are dropped at that Step. A Group whose coefficients depend on the step
 // count (Adam) makes one coefficient block per step count, shared by all
-// its Steppers. A Stepper of a rule with per-parameter scalars (NAdam's
+// its Steppers, in entries it recycles: a Step allocates nothing. A Stepper of a rule with per-parameter scalars (NAdam's
 // mu_product) carries them with its step count: Scalar reads them, Restore
 // sets them. A parameter without a gradient in a step (frozen, or
 // .grad None in PyTorch's terms) is simply not stepped: its Stepper keeps
@@ -47,7 +48,17 @@ type Group[T Float] struct {
 	conf  atomic.Pointer[groupConf]
 	cache [4]atomic.Pointer[coeffEntry]
 	ops   *ops[T]
+	// spare holds entries taken out of the cache that no Stepper was
+	// using, for the next new block: a Group stepped step after step
+	// allocates none.
+	spare struct {
+		sync.Mutex
+		list []*coeffEntry
+	}
 }
+
+// maxSpare bounds a Group's spare entries.
+const maxSpare = 8
 
 // groupConf is one immutable setting of a Group.
 type groupConf struct {
@@ -58,12 +69,21 @@ type groupConf struct {
 
 // coeffEntry is a coefficient block computed for one groupConf, key and
 // per-parameter scalars.
+//
+// An entry in the cache is read by any number of Steppers at once and
+// written by none. refs counts the Steppers using it (see Group.coeffs);
+// an entry that leaves the cache with no user goes to the Group's spares
+// and is written again, for another block, only from there.
 type coeffEntry struct {
+	refs atomic.Int32
 	conf *groupConf
 	key  int64
 	sc   scalars
 	c    kernels.Coeffs
 }
+
+// release ends a Stepper's use of e.
+func (e *coeffEntry) release() { e.refs.Add(-1) }
 
 // NewGroup returns a Group with hyperparameters h, which must be valid and
 // usable by the kernels of T (see [New]), running the kernel set ks (nil
@@ -140,21 +160,68 @@ func (g *Group[T]) Kernels() *kernels.Set { return g.conf.Load().set }
 
 // coeffs returns the block of key and scalars sc under setting c,
 // computed once per setting, key and scalars for all the group's Steppers.
-func (g *Group[T]) coeffs(c *groupConf, key int64, sc scalars) (*kernels.Coeffs, error) {
+// The caller uses the block until it calls release on the entry.
+//
+// A reader takes a reference before it reads an entry's fields, and reads
+// them only if the entry is still in its slot after that: an entry that
+// has left the slot may be a spare being written. A writer makes a spare
+// of the entry it replaces only when no reader holds it; a reader that
+// took its reference too late sees the slot changed and lets go without
+// reading.
+func (g *Group[T]) coeffs(c *groupConf, key int64, sc scalars) (*coeffEntry, error) {
 	h := uint64(key)
 	for _, v := range sc {
 		h ^= math.Float64bits(v)
 	}
 	slot := &g.cache[h%uint64(len(g.cache))]
-	if e := slot.Load(); e != nil && e.conf == c && e.key == key && e.sc == sc {
-		return &e.c, nil
+	for {
+		e := slot.Load()
+		if e == nil {
+			break
+		}
+		e.refs.Add(1)
+		if slot.Load() != e {
+			e.refs.Add(-1)
+			continue
+		}
+		if e.conf == c && e.key == key && e.sc == sc {
+			return e, nil
+		}
+		e.refs.Add(-1)
+		break
 	}
-	e := &coeffEntry{conf: c, key: key, sc: sc}
+	e := g.takeSpare()
+	e.conf, e.key, e.sc = c, key, sc
 	if err := coeffsIn(&e.c, c.h, c.ls, key, sc, g.ops.size); err != nil {
+		g.putSpare(e)
 		return nil, fmt.Errorf("%w: %w", ErrHyper, err)
 	}
-	slot.Store(e)
-	return &e.c, nil
+	e.refs.Add(1) // the caller's (a late reader's transient reference may be there too)
+	if old := slot.Swap(e); old != nil && old.refs.Load() == 0 {
+		g.putSpare(old)
+	}
+	return e, nil
+}
+
+// takeSpare returns a spare entry, or a new one.
+func (g *Group[T]) takeSpare() *coeffEntry {
+	g.spare.Lock()
+	defer g.spare.Unlock()
+	if n := len(g.spare.list); n > 0 {
+		e := g.spare.list[n-1]
+		g.spare.list = g.spare.list[:n-1]
+		return e
+	}
+	return new(coeffEntry)
+}
+
+// putSpare keeps e for a later block, unless there are enough spares.
+func (g *Group[T]) putSpare(e *coeffEntry) {
+	g.spare.Lock()
+	defer g.spare.Unlock()
+	if len(g.spare.list) < maxSpare {
+		g.spare.list = append(g.spare.list, e)
+	}
 }
 
 // Stepper is the step count and state of one parameter of n elements,
@@ -277,10 +344,12 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	if r := scalarRuleOf(c.h); r != nil {
 		next = r.advance(s.sc, s.step)
 	}
-	k, err := s.g.coeffs(c, key, next)
+	e, err := s.g.coeffs(c, key, next)
 	if err != nil {
 		return err
 	}
+	defer e.release()
+	k := &e.c
 	if replace {
 		s.place(c, p, g)
 		s.fresh = fresh

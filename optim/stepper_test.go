@@ -235,12 +235,68 @@ func TestStepperAllocs(t *testing.T) {
 	if err := s.Step(p, gr); err != nil {
 		t.Fatal(err)
 	}
-	// One block per step count: the cache is refilled each step, so count
-	// a group whose coefficients do not depend on the step.
+	// Adam: one block per step count, in an entry the group recycles.
+	if n := testing.AllocsPerRun(20, func() { s.Step(p, gr) }); n != 0 {
+		t.Errorf("adam: %v allocations per step", n)
+	}
 	g2, _ := NewGroup[float32](SGDConfig{LR: 0.1, Momentum: 0.9}, nil)
 	s2, _ := g2.NewStepper(1000)
 	s2.Step(p, gr)
 	if n := testing.AllocsPerRun(20, func() { s2.Step(p, gr) }); n != 0 {
 		t.Errorf("momentum: %v allocations per step", n)
+	}
+}
+
+// TestStepperConcurrentBlocks: Steppers of one Adam group at different step
+// counts step concurrently, so that the group's cache entries are replaced
+// and recycled while other Steppers use them; every parameter must end
+// bit-equal to the same Stepper stepped alone (run with -race).
+func TestStepperConcurrentBlocks(t *testing.T) {
+	const workers, per, steps, n = 4, 3, 150, 40
+	run := func(g *Group[float32], w, k int) []float32 {
+		s, _ := g.NewStepper(n)
+		p, gr := make([]float32, n), make([]float32, n)
+		for i := range n {
+			p[i] = float32(i) / n
+		}
+		for st := range steps + w*7 + k {
+			for i := range gr {
+				gr[i] = float32((i+st)%9-4) / 8 * float32(w+k+1)
+			}
+			if err := s.Step(p, gr); err != nil {
+				t.Error(err)
+				return nil
+			}
+		}
+		return p
+	}
+	alone, _ := NewGroup[float32](DefaultAdamW(), nil)
+	var want [workers][per][]float32
+	for w := range workers {
+		for k := range per {
+			want[w][k] = run(alone, w, k)
+		}
+	}
+	shared, _ := NewGroup[float32](DefaultAdamW(), nil)
+	var got [workers][per][]float32
+	var wg sync.WaitGroup
+	for w := range workers {
+		for k := range per {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[w][k] = run(shared, w, k)
+			}()
+		}
+	}
+	wg.Wait()
+	for w := range workers {
+		for k := range per {
+			for i := range n {
+				if math.Float32bits(got[w][k][i]) != math.Float32bits(want[w][k][i]) {
+					t.Fatalf("stepper %d/%d element %d: %v concurrently, %v alone", w, k, i, got[w][k][i], want[w][k][i])
+				}
+			}
+		}
 	}
 }

@@ -719,3 +719,27 @@ func TestGorgoniaBBDefects(t *testing.T) {
 		}
 	}
 }
+
+// A Step after the first allocates nothing, for every solver: the optim
+// config is built (and boxed) again only when the options change.
+func TestStepAllocs(t *testing.T) {
+	for name, mk := range map[string]func(...Option) *Solver{
+		"Vanilla": NewVanillaSolver, "Momentum": NewMomentum, "Adam": NewAdamSolver, "AdamW": NewAdamW,
+		"Lion": NewLion, "AdaGrad": NewAdaGradSolver, "RMSProp": NewRMSPropSolver,
+	} {
+		m := newBBModel(11, 0.1, 0.5)
+		s := mk(WithLearnRate(0.01), WithL2Reg(0.01), WithBatchSize(4))
+		m.grads(t)
+		if err := s.Step(m.vgs); err != nil {
+			t.Fatal(name, err)
+		}
+		allocs := testing.AllocsPerRun(20, func() {
+			if err := s.Step(m.vgs); err != nil {
+				t.Fatal(name, err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per Step, want 0", name, allocs)
+		}
+	}
+}

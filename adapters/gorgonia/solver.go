@@ -231,6 +231,12 @@ type Solver struct {
 	g64 *optim.Group[float64]
 
 	bb bbState // NewBarzilaiBorweinSolver's step size and coefficients
+
+	// the optim config (boxed once) and loss scale of the options in
+	// hyperOf, so that a Step with unchanged options allocates nothing
+	hyperOf config
+	hyper   optim.Hyper
+	ls      float64
 }
 
 var _ gorgonia.Solver = (*Solver)(nil)
@@ -362,13 +368,17 @@ func (s *Solver) groups(items []item) error {
 		need32 = need32 || items[i].st.is32
 		need64 = need64 || !items[i].st.is32
 	}
-	h, ls := s.cfg.hyper(s.rule)
-	if err := s.cfg.check(); err != nil {
-		return err
+	if s.hyper == nil || s.cfg != s.hyperOf { // NaN options never compare equal: checked every time
+		h, ls := s.cfg.hyper(s.rule)
+		if err := s.cfg.check(); err != nil {
+			return err
+		}
+		if err := h.Validate(); err != nil {
+			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+		}
+		s.hyper, s.ls, s.hyperOf = h, ls, s.cfg
 	}
-	if err := h.Validate(); err != nil {
-		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
-	}
+	h, ls := s.hyper, s.ls
 	if need32 {
 		if err := syncGroup(&s.g32, h, ls, s.cfg.kernels); err != nil {
 			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
