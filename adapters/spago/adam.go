@@ -126,12 +126,12 @@ func (c AdamConfig) hyper(t int64) optim.Hyper {
 	return h
 }
 
+func (c AdamConfig) withLR(lr float64) AdamConfig { c.LR = lr; return c }
+
 // Adam is an optimizers.OptimizationStrategy that updates a parameter by
 // one fused Adam or AdamW step (see [AdamConfig]) and drops its gradient.
 // Make it with [NewAdam]; it is safe for the concurrent calls of spago's
 // Optimizer.
-func (c AdamConfig) withLR(lr float64) AdamConfig { c.LR = lr; return c }
-
 type Adam struct {
 	strategy[AdamConfig]
 	step atomic.Int64 // Spago semantics: the optimizer's step count
