@@ -368,7 +368,9 @@ func benchLAMB[T Float](b *testing.B) {
 // per parameter), Adam and the roof with three destinations read the same
 // four streams and write three (28); the second pass reads p, m, v and
 // writes p (16), the roof with two destinations reads three and writes two
-// (20). MB/s counts the bytes each moves.
+// (20). MB/s counts the bytes each moves; Mparam/cpu-s, where the OS has a
+// per-thread CPU clock, is per second of the thread's CPU time, steadier on
+// a shared machine (see benchAdamFastSplit).
 func BenchmarkLAMBPassesF32(b *testing.B) {
 	s, _ := For(Best())
 	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
@@ -384,12 +386,19 @@ func BenchmarkLAMBPassesF32(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(n) * int64(bytes))
+				runtime.LockOSThread() // for the thread's CPU clock
+				defer runtime.UnlockOSThread()
+				cpu0, cpuOK := threadCPU()
 				for b.Loop() {
 					if err := f(); err != nil {
 						b.Fatal(err)
 					}
 				}
+				cpu1, ok := threadCPU()
 				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+				if cpuOK && ok && cpu1 > cpu0 {
+					b.ReportMetric(float64(n)*float64(b.N)/(cpu1-cpu0).Seconds()/1e6, "Mparam/cpu-s")
+				}
 			})
 		}
 		run("moments", 24, func() error { _, _, err := s.LAMBMomentsF32(&c, a[0], a[1], a[2], a[3]); return err })
