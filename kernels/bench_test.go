@@ -349,6 +349,7 @@ func benchLAMB[T Float](b *testing.B) {
 	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
 	benchLevels(b, func(b *testing.B, s *Set, n int) {
 		a := slab[T](4, n)
+		nonneg(a[3]) // v ≥ 0: a negative v makes r and then p NaN
 		var z T
 		b.SetBytes(int64(n) * int64(sizeOf(z)) * 10)
 		run := lambKernel[T]().run
@@ -359,6 +360,53 @@ func benchLAMB[T Float](b *testing.B) {
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
 	})
+}
+
+// BenchmarkLAMBPassesF32 measures LAMB's two passes apart at the best
+// level, with Adam and the memory roofs of as many streams read in the
+// same run: the first pass reads p, grad, m, v and writes m, v (24 bytes
+// per parameter), Adam and the roof with three destinations read the same
+// four streams and write three (28); the second pass reads p, m, v and
+// writes p (16), the roof with two destinations reads three and writes two
+// (20). MB/s counts the bytes each moves; Mparam/cpu-s, where the OS has a
+// per-thread CPU clock, is per second of the thread's CPU time, steadier on
+// a shared machine (see benchAdamFastSplit).
+func BenchmarkLAMBPassesF32(b *testing.B) {
+	s, _ := For(Best())
+	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
+	ca := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}.Coeffs(10))
+	for _, n := range []int{1 << 16, 1 << 24} {
+		if testing.Short() && n > 1<<16 {
+			continue
+		}
+		a := slab[float32](4, n)
+		nonneg(a[3])
+		r := slab[float32](4, n)
+		run := func(name string, bytes int, f func() error) {
+			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(n) * int64(bytes))
+				runtime.LockOSThread() // for the thread's CPU clock
+				defer runtime.UnlockOSThread()
+				cpu0, cpuOK := threadCPU()
+				for b.Loop() {
+					if err := f(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu1, ok := threadCPU()
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+				if cpuOK && ok && cpu1 > cpu0 {
+					b.ReportMetric(float64(n)*float64(b.N)/(cpu1-cpu0).Seconds()/1e6, "Mparam/cpu-s")
+				}
+			})
+		}
+		run("moments", 24, func() error { _, _, err := s.LAMBMomentsF32(&c, a[0], a[1], a[2], a[3]); return err })
+		run("apply", 16, func() error { return s.LAMBApplyF32(&c, a[0], a[2], a[3], 1) })
+		run("adam", 28, func() error { return s.AdamF32(&ca, a[0], a[1], a[2], a[3], nil) })
+		run("roof2", 20, func() error { return s.RoofF32(r[0], r[1], r[2], nil) })
+		run("roof3", 28, func() error { return s.RoofF32(r[0], r[1], r[2], r[3]) })
+	}
 }
 
 func BenchmarkLAMBF32(b *testing.B) { benchLAMB[float32](b) }

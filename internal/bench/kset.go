@@ -42,10 +42,15 @@ func stepOf[T optim.Float](s *kernels.Set, o Op, c *kernels.Coeffs, a [][]T, sha
 // read and added into p and each state stream, so the roof moves the bytes
 // of the step with the kernels' loads, stores and loop and no other
 // arithmetic. For a rule of two passes (LAMB) a second pass adds the first
-// state stream into p: ten transfers, as LAMB's two passes move (with one
-// write more and one read fewer than LAMB's). A shaped step's roof adds g
-// into p once per pass it makes over the parameter beyond the first
-// (Adafactor: twice, six elements).
+// state stream into p and into the second: the roof reads the seven
+// streams LAMB's two passes read (p, g, m, v; then p, m, v) and writes two
+// more than they write (twelve transfers to LAMB's ten; the tables' roof
+// GB/s counts LAMB's ten). Out of cache on one core the reads set the time
+// of a pass (a written stream has been read first, and its write-back
+// costs little besides: kernels' BenchmarkLAMBPassesF32), so a roof that
+// read one stream fewer would be one no two-pass LAMB could reach (6/7 of
+// it). A shaped step's roof adds g into p once per pass it makes over the
+// parameter beyond the first (Adafactor: twice, six elements).
 func roofOf[T kernels.Float](o Op, k kset[T], a [][]T) func() error {
 	src := a[1]
 	d := [3][]T{a[0]}
@@ -65,7 +70,7 @@ func roofOf[T kernels.Float](o Op, k kset[T], a [][]T) func() error {
 			if err := k.Roof(src, d[0], d[1], d[2]); err != nil {
 				return err
 			}
-			return k.Roof(a[2], a[0], nil, nil)
+			return k.Roof(a[2], a[0], a[3], nil)
 		}
 	}
 	return func() error { return k.Roof(src, d[0], d[1], d[2]) }

@@ -313,8 +313,8 @@ func TestModelSpecBounds(t *testing.T) {
 }
 
 // TestBytesPerParam: the bytes a step moves, LAMB's second pass included,
-// and its roof moves as many transfers (the second roof pass adds the
-// first state stream into p).
+// and its roof reads the streams LAMB's passes read (the second roof pass
+// adds the first state stream into p and the second).
 func TestBytesPerParam(t *testing.T) {
 	for _, c := range []struct {
 		o    Op
@@ -325,14 +325,18 @@ func TestBytesPerParam(t *testing.T) {
 			t.Errorf("%s %s: %d bytes per parameter, want %d", c.o, c.p, got, c.want)
 		}
 	}
-	// The roof of LAMB changes p twice: once by g, once by exp_avg.
+	// The roof of LAMB changes p and exp_avg_sq twice: once by g, once by
+	// exp_avg.
 	a := stepStreams[float64](LAMB, 5)
-	p0, g, m := a[0][0], a[1][0], a[2][0]
+	p0, g, m, v0 := a[0][0], a[1][0], a[2][0], a[3][0]
 	if err := roofOf(LAMB, bind[float64](kernels.Active()), a)(); err != nil {
 		t.Fatal(err)
 	}
 	if want := p0 + g + (m + g); a[0][0] != want {
 		t.Errorf("LAMB's roof: p = %v, want %v", a[0][0], want)
+	}
+	if want := v0 + g + (m + g); a[3][0] != want {
+		t.Errorf("LAMB's roof: exp_avg_sq = %v, want %v", a[3][0], want)
 	}
 }
 
