@@ -129,14 +129,20 @@ func (c *Coeffs) finish() error {
 	c.broadcast()
 	for r := range abi.NumRows {
 		v := c.vals[r]
-		if c.bad64 == 0 && (math.IsInf(v, 0) || math.IsNaN(v)) {
-			c.bad64 = int8(r + 1)
-		}
 		// Adafactor's lerp weight t^beta2_decay falls towards 0 with t
 		// and may leave the range of float32, where PyTorch rounds it
 		// to 0 too (no update of the variance): not an error.
 		underflowOK := c.fam == famAdafactor && r == abi.RowC2
-		if v32 := c.f32[r][0]; c.bad32 == 0 && (math.IsInf(float64(v32), 0) || v32 != v32 || (v != 0 && v32 == 0 && !underflowOK)) {
+		// Its clamp -1/sqrt(ε1²) is -Inf where ε1² is 0 in the element
+		// type, as PyTorch's rsqrt of a variance clamped at 0 is +Inf.
+		infOK := c.fam == famAdafactor && r == abi.RowAfNegClamp
+		inf64OK := infOK && math.IsInf(v, -1) && c.vals[abi.RowEps] == 0
+		if c.bad64 == 0 && !inf64OK && (math.IsInf(v, 0) || math.IsNaN(v)) {
+			c.bad64 = int8(r + 1)
+		}
+		v32 := c.f32[r][0]
+		inf32OK := infOK && math.IsInf(float64(v32), -1) && c.f32[abi.RowEps][0] == 0
+		if c.bad32 == 0 && !inf32OK && (math.IsInf(float64(v32), 0) || v32 != v32 || (v != 0 && v32 == 0 && !underflowOK)) {
 			c.bad32 = int8(r + 1)
 		}
 	}
@@ -180,8 +186,10 @@ var famRowDesc = map[family]map[int]string{
 	},
 	famRAdam: {abi.RowNegA: "-lr·r_t·sqrt(1 - beta2^t)/(1 - beta1^t) (rectified) or -lr/(1 - beta1^t)"},
 	famAdafactor: {
-		abi.RowC2:  "t^beta2_decay (or t^beta2_decay - 1)",
-		abi.RowEps: "eps1²",
+		abi.RowC2:         "t^beta2_decay (or t^beta2_decay - 1)",
+		abi.RowEps:        "eps1²",
+		abi.RowAfNegGS:    "-(gradient scale)",
+		abi.RowAfNegClamp: "-1/sqrt(eps1²)",
 	},
 }
 
