@@ -53,6 +53,8 @@ func (h Adafactor) Coeffs(t int64) (Coeffs, error) {
 //	big = w ≥ 0.5                (PyTorch's lerp takes its second form)
 //	c2 = big ? T(w) - 1 : T(w)   (in the element type T, as PyTorch's lerp)
 //	ε1 = Eps1Machine ? eps(T) : Eps1;  eps row = T(ε1·ε1)
+//	clamp row = -(1/sqrt(eps row))     (in T; -Inf when ε1² is 0 in T)
+//	gs row, and -gs for the factored passes
 //	decay = 1 - lr·wd
 //	ρ = min(lr, 1/sqrt(t)), ε2, d          (for AdafactorStepSize)
 //
@@ -105,8 +107,11 @@ func (h Adafactor) CoeffsInto(c *Coeffs, t int64) error {
 	e32 := float32(e32src)
 	c.init(famAdafactor, mode)
 	c.set(abi.RowGS, gs)
+	c.set(abi.RowAfNegGS, -gs)
 	c.setSplit(abi.RowC2, c2, c232)
-	c.setSplit(abi.RowEps, float64(e64*e64), float32(float64(e32src*e32src)))
+	sq64, sq32 := float64(e64*e64), float32(float64(e32src*e32src))
+	c.setSplit(abi.RowEps, sq64, sq32)
+	c.setSplit(abi.RowAfNegClamp, -(1 / math.Sqrt(sq64)), -(1 / sqrtT(sq32)))
 	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
 	c.af = adafactorScalars{rho: min(h.LR, 1/math.Sqrt(float64(t))), eps2: h.Eps2, d: h.D, eps1F32: e32, eps1F64: e64}
 	return c.finish()
@@ -119,13 +124,14 @@ func (h Adafactor) CoeffsInto(c *Coeffs, t int64) error {
 //
 //	1. AdafactorSums over the rows: the row sums and column sums of g².
 //	2. AdafactorFactor: row_var from the row sums (count C), col_var from
-//	   the column sums (count R); rm = AdafactorMean(row_var).
+//	   the column sums (count R); rm = AdafactorMean(row_var); the row
+//	   and column scales from them (AdafactorScales).
 //	3. AdafactorNorms: Σu² and Σp² (p before the weight decay).
 //	4. s = AdafactorStepSize(Σu², Σp², R·C) over the whole tensor.
 //	5. AdafactorUpdate: p = fma(u, s, p·decay).
 //
 // A vector (or a scalar) keeps variance (as long as p): AdafactorVariance,
-// then 3 to 5 with rowVar nil and colVar the variance. Passes 1, 3 and 5
+// then 3 to 5 with rowScale nil and colScale the variance. Passes 1, 3 and 5
 // may be cut into pieces of whole rows (1 and 5 anywhere, 3 too) and run
 // concurrently: the sums of the pieces are then added in the order of the
 // pieces, the column sums of 1 too (each piece into its own colSum,
@@ -196,6 +202,57 @@ func adafactorMean[T Float](c *Coeffs, rv []T) (T, error) {
 		e1 = T(c.af.eps1F32)
 	}
 	return maxNaN(T(s/float64(len(rv))), e1), nil
+}
+
+func adafactorScales[T Float](c *Coeffs, rowVar, colVar []T, rm T, rowScale, colScale []T) error {
+	if err := c.check(famAdafactor, elemSize[T]()); err != nil {
+		return err
+	}
+	switch {
+	case len(rowScale) != len(rowVar):
+		return lengthErr("rowScale", len(rowVar), len(rowScale))
+	case len(colScale) != len(colVar):
+		return lengthErr("colScale", len(colVar), len(colScale))
+	}
+	if err := disjoint("rowVar colVar rowScale colScale", rowVar, colVar, rowScale, colScale); err != nil {
+		return err
+	}
+	for i, x := range rowVar {
+		rowScale[i] = rsqrtPos(x)
+	}
+	for j, x := range colVar {
+		colScale[j] = -rsqrtPos(T(x / rm))
+	}
+	return nil
+}
+
+// rsqrtPos is 1/sqrt(max(x, +0)) in the element type, each operation
+// rounded: +Inf for x ≤ 0, NaN for NaN.
+func rsqrtPos[T Float](x T) T {
+	if x <= 0 {
+		x = 0
+	}
+	return T(1 / sqrtT(x))
+}
+
+// AdafactorScalesF32 computes the row and column scales that the last two
+// passes of an Adafactor step of one matrix take in place of its factors
+// (see [Set.AdafactorNormsF32]): with rm = AdafactorMeanF32(rowVar), in
+// float32, each operation rounded,
+//
+//	rowScale[i] = 1/sqrt(max(rowVar[i], 0))
+//	colScale[j] = -(1/sqrt(max(colVar[j]/rm, 0)))
+//
+// (max keeps a NaN; a factor below zero, which no step makes, counts as
+// zero, so that the clamp of the passes gives what PyTorch gives for a
+// negative variance estimate). It does not depend on the level.
+func AdafactorScalesF32(c *Coeffs, rowVar, colVar []float32, rm float32, rowScale, colScale []float32) error {
+	return adafactorScales(c, rowVar, colVar, rm, rowScale, colScale)
+}
+
+// AdafactorScalesF64 is [AdafactorScalesF32] for float64.
+func AdafactorScalesF64(c *Coeffs, rowVar, colVar []float64, rm float64, rowScale, colScale []float64) error {
+	return adafactorScales(c, rowVar, colVar, rm, rowScale, colScale)
 }
 
 // AdafactorMeanF32 returns the divisor of an Adafactor variance estimate,
@@ -310,8 +367,8 @@ func adafactorSums[T Float](k *table[T], c *Coeffs, g []T, cols int, rowSum, col
 }
 
 // adafactorArgs checks the arguments of the last two passes and returns
-// the rows, the mode of the call and the pointer of rowVar.
-func adafactorArgs[T Float](c *Coeffs, p, g []T, cols int, rowVar, colVar []T) (rows, mode int, rv *T, err error) {
+// the rows, the mode of the call and the pointer of rowScale.
+func adafactorArgs[T Float](c *Coeffs, p, g []T, cols int, rowScale, colScale []T) (rows, mode int, rv *T, err error) {
 	if err := c.check(famAdafactor, elemSize[T]()); err != nil {
 		return 0, 0, nil, err
 	}
@@ -319,12 +376,12 @@ func adafactorArgs[T Float](c *Coeffs, p, g []T, cols int, rowVar, colVar []T) (
 		return 0, 0, nil, lengthErr("grad", len(p), len(g))
 	}
 	mode = c.mode
-	if rowVar == nil {
+	if rowScale == nil {
 		if cols != len(p) {
 			return 0, 0, nil, fmt.Errorf("%w: a vector of %d elements given %d columns", ErrLength, len(p), cols)
 		}
-		if len(colVar) != len(p) {
-			return 0, 0, nil, lengthErr("variance", len(p), len(colVar))
+		if len(colScale) != len(p) {
+			return 0, 0, nil, lengthErr("variance", len(p), len(colScale))
 		}
 		rows = min(len(p), 1)
 	} else {
@@ -333,36 +390,36 @@ func adafactorArgs[T Float](c *Coeffs, p, g []T, cols int, rowVar, colVar []T) (
 			return 0, 0, nil, err
 		}
 		switch {
-		case len(rowVar) != rows:
-			return 0, 0, nil, lengthErr("rowVar", rows, len(rowVar))
-		case rows > 0 && len(colVar) != cols:
-			return 0, 0, nil, lengthErr("colVar", cols, len(colVar))
+		case len(rowScale) != rows:
+			return 0, 0, nil, lengthErr("rowScale", rows, len(rowScale))
+		case rows > 0 && len(colScale) != cols:
+			return 0, 0, nil, lengthErr("colScale", cols, len(colScale))
 		}
 		if rows > 0 {
-			rv = &rowVar[0]
+			rv = &rowScale[0]
 		}
 	}
-	if err := disjoint("p grad rowVar colVar", p, g, rowVar, colVar); err != nil {
+	if err := disjoint("p grad rowScale colScale", p, g, rowScale, colScale); err != nil {
 		return 0, 0, nil, err
 	}
 	return rows, mode, rv, nil
 }
 
-func adafactorNorms[T Float](k *table[T], c *Coeffs, p, g []T, cols int, rowVar, colVar []T, rm T) (float64, float64, error) {
-	rows, mode, rv, err := adafactorArgs(c, p, g, cols, rowVar, colVar)
+func adafactorNorms[T Float](k *table[T], c *Coeffs, p, g []T, cols int, rowScale, colScale []T) (float64, float64, error) {
+	rows, mode, rs, err := adafactorArgs(c, p, g, cols, rowScale, colScale)
 	if err != nil || rows == 0 {
 		return 0, 0, err
 	}
-	u2, p2 := k.adafactorNorms(c, &p[0], &g[0], rv, &colVar[0], rows, cols, rm, mode)
+	u2, p2 := k.adafactorNorms(c, &p[0], &g[0], rs, &colScale[0], rows, cols, mode)
 	return u2, p2, nil
 }
 
-func adafactorUpdate[T Float](k *table[T], c *Coeffs, p, g []T, cols int, rowVar, colVar []T, rm T, s float64) error {
-	rows, mode, rv, err := adafactorArgs(c, p, g, cols, rowVar, colVar)
+func adafactorUpdate[T Float](k *table[T], c *Coeffs, p, g []T, cols int, rowScale, colScale []T, s float64) error {
+	rows, mode, rs, err := adafactorArgs(c, p, g, cols, rowScale, colScale)
 	if err != nil || rows == 0 {
 		return err
 	}
-	k.adafactorUpdate(c, &p[0], &g[0], rv, &colVar[0], rows, cols, rm, T(s), mode)
+	k.adafactorUpdate(c, &p[0], &g[0], rs, &colScale[0], rows, cols, T(s), mode)
 	return nil
 }
 
@@ -404,27 +461,36 @@ func (s *Set) AdafactorSumsF64(c *Coeffs, grad []float64, cols int, rowSum, colS
 }
 
 // AdafactorNormsF32 is the second pass of an Adafactor step: on whole rows
-// of a row-major matrix of cols columns, with rowVar its rows' row_var,
-// colVar the matrix's col_var and rm = AdafactorMeanF32(row_var of the
-// matrix), it returns Σu² and Σp² over the elements, for each row i and
-// column j in order:
+// of a row-major matrix of cols columns, with rowScale the scales of its
+// rows and colScale those of the matrix's columns (AdafactorScalesF32), it
+// returns Σu² and Σp² over the elements, for each row i and column j in
+// order:
 //
-//	x := T(rowVar[i]·colVar[j]) / rm
-//	x = max(x, ε1²)                 // NaN stays NaN
-//	r := 1/sqrt(x)
-//	g := grad[i·cols+j]·gs
-//	u := r·g
+//	m := max(rowScale[i]·colScale[j], -1/ε1)   // NaN stays NaN
+//	g' := grad[i·cols+j]·(-gs)
+//	u := m·g'
 //	sumU += u², sumP += p²         (float64: lane j mod 16 over the call, then the tree)
 //
-// For a vector parameter, rowVar is nil, cols = len(p) and colVar is the
-// variance: x := colVar[j] (rm is not used).
-func (s *Set) AdafactorNormsF32(c *Coeffs, p, grad []float32, cols int, rowVar, colVar []float32, rm float32) (sumU, sumP float64, err error) {
-	return adafactorNorms(&s.f32, c, p, grad, cols, rowVar, colVar, rm)
+// with -1/ε1 = -(1/sqrt(ε1²)), ε1² as the element type holds it. Since
+// colScale[j] = -1/sqrt(colVar[j]/rm), m is -min(1/sqrt(rowVar[i])·
+// 1/sqrt(colVar[j]/rm), 1/ε1), and u is PyTorch's update element
+// g/sqrt(max(rowVar[i]·colVar[j]/rm, ε1²)) (its rounding differs: PyTorch
+// divides and takes a square root per element, here per row and column).
+//
+// For a vector parameter, rowScale is nil, cols = len(p) and colScale is
+// the variance:
+//
+//	x := max(colScale[j], ε1²)
+//	r := 1/sqrt(x)
+//	g := grad[j]·gs
+//	u := r·g
+func (s *Set) AdafactorNormsF32(c *Coeffs, p, grad []float32, cols int, rowScale, colScale []float32) (sumU, sumP float64, err error) {
+	return adafactorNorms(&s.f32, c, p, grad, cols, rowScale, colScale)
 }
 
 // AdafactorNormsF64 is [Set.AdafactorNormsF32] for float64.
-func (s *Set) AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowVar, colVar []float64, rm float64) (sumU, sumP float64, err error) {
-	return adafactorNorms(&s.f64, c, p, grad, cols, rowVar, colVar, rm)
+func (s *Set) AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowScale, colScale []float64) (sumU, sumP float64, err error) {
+	return adafactorNorms(&s.f64, c, p, grad, cols, rowScale, colScale)
 }
 
 // AdafactorUpdateF32 is the last pass of an Adafactor step, with u as
@@ -433,13 +499,13 @@ func (s *Set) AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowVar, 
 //
 //	if wd ≠ 0 { p = p·decay }
 //	p = fma(u, st, p)
-func (s *Set) AdafactorUpdateF32(c *Coeffs, p, grad []float32, cols int, rowVar, colVar []float32, rm float32, st float64) error {
-	return adafactorUpdate(&s.f32, c, p, grad, cols, rowVar, colVar, rm, st)
+func (s *Set) AdafactorUpdateF32(c *Coeffs, p, grad []float32, cols int, rowScale, colScale []float32, st float64) error {
+	return adafactorUpdate(&s.f32, c, p, grad, cols, rowScale, colScale, st)
 }
 
 // AdafactorUpdateF64 is [Set.AdafactorUpdateF32] for float64.
-func (s *Set) AdafactorUpdateF64(c *Coeffs, p, grad []float64, cols int, rowVar, colVar []float64, rm float64, st float64) error {
-	return adafactorUpdate(&s.f64, c, p, grad, cols, rowVar, colVar, rm, st)
+func (s *Set) AdafactorUpdateF64(c *Coeffs, p, grad []float64, cols int, rowScale, colScale []float64, st float64) error {
+	return adafactorUpdate(&s.f64, c, p, grad, cols, rowScale, colScale, st)
 }
 
 // AdafactorVarianceF32 runs [Set.AdafactorVarianceF32] at the active level.
@@ -463,21 +529,21 @@ func AdafactorSumsF64(c *Coeffs, grad []float64, cols int, rowSum, colSum []floa
 }
 
 // AdafactorNormsF32 runs [Set.AdafactorNormsF32] at the active level.
-func AdafactorNormsF32(c *Coeffs, p, grad []float32, cols int, rowVar, colVar []float32, rm float32) (float64, float64, error) {
-	return active.AdafactorNormsF32(c, p, grad, cols, rowVar, colVar, rm)
+func AdafactorNormsF32(c *Coeffs, p, grad []float32, cols int, rowScale, colScale []float32) (float64, float64, error) {
+	return active.AdafactorNormsF32(c, p, grad, cols, rowScale, colScale)
 }
 
 // AdafactorNormsF64 runs [Set.AdafactorNormsF64] at the active level.
-func AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowVar, colVar []float64, rm float64) (float64, float64, error) {
-	return active.AdafactorNormsF64(c, p, grad, cols, rowVar, colVar, rm)
+func AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowScale, colScale []float64) (float64, float64, error) {
+	return active.AdafactorNormsF64(c, p, grad, cols, rowScale, colScale)
 }
 
 // AdafactorUpdateF32 runs [Set.AdafactorUpdateF32] at the active level.
-func AdafactorUpdateF32(c *Coeffs, p, grad []float32, cols int, rowVar, colVar []float32, rm float32, st float64) error {
-	return active.AdafactorUpdateF32(c, p, grad, cols, rowVar, colVar, rm, st)
+func AdafactorUpdateF32(c *Coeffs, p, grad []float32, cols int, rowScale, colScale []float32, st float64) error {
+	return active.AdafactorUpdateF32(c, p, grad, cols, rowScale, colScale, st)
 }
 
 // AdafactorUpdateF64 runs [Set.AdafactorUpdateF64] at the active level.
-func AdafactorUpdateF64(c *Coeffs, p, grad []float64, cols int, rowVar, colVar []float64, rm float64, st float64) error {
-	return active.AdafactorUpdateF64(c, p, grad, cols, rowVar, colVar, rm, st)
+func AdafactorUpdateF64(c *Coeffs, p, grad []float64, cols int, rowScale, colScale []float64, st float64) error {
+	return active.AdafactorUpdateF64(c, p, grad, cols, rowScale, colScale, st)
 }

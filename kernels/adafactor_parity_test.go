@@ -53,16 +53,15 @@ type gridCase[T Float] struct {
 	rows, cols int
 	factored   bool
 	p, g       *paritytest.Guarded[T]
-	rv, cv     *paritytest.Guarded[T]
+	rs, cs     *paritytest.Guarded[T] // the row and column scales (a vector: cs is the variance)
 	rowSum     *paritytest.Guarded[float64]
 	colSum     *paritytest.Guarded[float64]
-	rm         T
 	st         float64
 }
 
 func (gc *gridCase[T]) clone() *gridCase[T] {
 	c := *gc
-	c.p, c.g, c.rv, c.cv = gc.p.Clone(), gc.g.Clone(), gc.rv.Clone(), gc.cv.Clone()
+	c.p, c.g, c.rs, c.cs = gc.p.Clone(), gc.g.Clone(), gc.rs.Clone(), gc.cs.Clone()
 	c.rowSum, c.colSum = gc.rowSum.Clone(), gc.colSum.Clone()
 	return &c
 }
@@ -77,12 +76,29 @@ func newGridCase[T Float](r *rand.Rand, rows, cols, off int, factored bool, spec
 	if !factored {
 		nrv = 0
 	}
-	gc.rv, gc.cv = paritytest.NewGuarded[T](nrv, (off+5)%8), paritytest.NewGuarded[T](cols, (off+1)%8)
-	paritytest.Fill(r, gc.rv.Slice(), special, true)
-	paritytest.Fill(r, gc.cv.Slice(), special, true)
+	gc.rs, gc.cs = paritytest.NewGuarded[T](nrv, (off+5)%8), paritytest.NewGuarded[T](cols, (off+1)%8)
+	// Factors as a step makes them (special values included), and their
+	// scales.
+	rv := make([]T, nrv)
+	paritytest.Fill(r, rv, special, true)
+	paritytest.Fill(r, gc.cs.Slice(), special, true)
 	gc.rowSum, gc.colSum = paritytest.NewGuarded[float64](rows, (off+2)%8), paritytest.NewGuarded[float64](cols, (off+6)%8)
 	paritytest.Fill(r, gc.colSum.Slice(), special, true) // AdafactorSums adds into it
-	gc.rm = T(0.5 + r.Float64())
+	rm := T(0.5 + r.Float64())
+	if factored {
+		cv := append([]T(nil), gc.cs.Slice()...)
+		c := must(Adafactor{LR: 1e-2, Beta2Decay: -0.8, Eps1Machine: true, Eps2: 1e-3, D: 1}.Coeffs(1))
+		var err error
+		switch x := any(gc).(type) {
+		case *gridCase[float32]:
+			err = AdafactorScalesF32(&c, any(rv).([]float32), any(cv).([]float32), float32(rm), x.rs.Slice(), x.cs.Slice())
+		case *gridCase[float64]:
+			err = AdafactorScalesF64(&c, any(rv).([]float64), any(cv).([]float64), float64(rm), x.rs.Slice(), x.cs.Slice())
+		}
+		if err != nil {
+			panic(err)
+		}
+	}
 	gc.st = -1e-3 * (1 + r.Float64())
 	if r.IntN(4) == 0 {
 		gc.st = -1e30 // overflows float32 to -Inf
@@ -92,9 +108,9 @@ func newGridCase[T Float](r *rand.Rand, rows, cols, off int, factored bool, spec
 
 // run runs the three passes on gc at level s and returns the two sums.
 func (gc *gridCase[T]) run(s *Set, c *Coeffs) (u2, p2 float64, err error) {
-	var rv []T
+	var rs []T
 	if gc.factored {
-		rv = gc.rv.Slice()
+		rs = gc.rs.Slice()
 	}
 	switch x := any(gc).(type) {
 	case *gridCase[float32]:
@@ -103,22 +119,22 @@ func (gc *gridCase[T]) run(s *Set, c *Coeffs) (u2, p2 float64, err error) {
 				return
 			}
 		}
-		r := any(rv).([]float32)
-		if u2, p2, err = s.AdafactorNormsF32(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cv.Slice(), x.rm); err != nil {
+		r := any(rs).([]float32)
+		if u2, p2, err = s.AdafactorNormsF32(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cs.Slice()); err != nil {
 			return
 		}
-		err = s.AdafactorUpdateF32(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cv.Slice(), x.rm, gc.st)
+		err = s.AdafactorUpdateF32(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cs.Slice(), gc.st)
 	case *gridCase[float64]:
 		if gc.factored {
 			if err = s.AdafactorSumsF64(c, x.g.Slice(), gc.cols, gc.rowSum.Slice(), gc.colSum.Slice()); err != nil {
 				return
 			}
 		}
-		r := any(rv).([]float64)
-		if u2, p2, err = s.AdafactorNormsF64(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cv.Slice(), x.rm); err != nil {
+		r := any(rs).([]float64)
+		if u2, p2, err = s.AdafactorNormsF64(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cs.Slice()); err != nil {
 			return
 		}
-		err = s.AdafactorUpdateF64(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cv.Slice(), x.rm, gc.st)
+		err = s.AdafactorUpdateF64(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cs.Slice(), gc.st)
 	}
 	return
 }
@@ -163,8 +179,8 @@ func runGridParity[T Float](t *testing.T, shapes [][2]int) {
 							paritytest.Match(t, what+" rowSum", want.rowSum, got.rowSum)
 							paritytest.Match(t, what+" colSum", want.colSum, got.colSum)
 							paritytest.Match(t, what+" grad (input)", in.g, got.g)
-							paritytest.Match(t, what+" row_var (input)", in.rv, got.rv)
-							paritytest.Match(t, what+" col_var (input)", in.cv, got.cv)
+							paritytest.Match(t, what+" row scales (input)", in.rs, got.rs)
+							paritytest.Match(t, what+" col scales (input)", in.cs, got.cs)
 						}
 					}
 				}

@@ -16,6 +16,7 @@ import (
 // rows×cols matrix (factored: rv and cv) or a vector (v).
 type adafactorState[T Float] struct {
 	p, rv, cv, v   []T
+	rs, cs         []T // the row and column scales of the last two passes
 	rows, cols     int
 	factored       bool
 	rowSum, colSum []float64
@@ -25,6 +26,7 @@ func newAdafactorState[T Float](p []T, rows, cols int, factored bool) *adafactor
 	st := &adafactorState[T]{p: p, rows: rows, cols: cols, factored: factored}
 	if factored {
 		st.rv, st.cv = make([]T, rows), make([]T, cols)
+		st.rs, st.cs = make([]T, rows), make([]T, cols)
 		st.rowSum, st.colSum = make([]float64, rows), make([]float64, cols)
 	} else {
 		st.v = make([]T, len(p))
@@ -35,28 +37,31 @@ func newAdafactorState[T Float](p []T, rows, cols int, factored bool) *adafactor
 // step is one Adafactor step through the passes of the kernels at level s.
 func (st *adafactorState[T]) step(s *Set, c *Coeffs, g []T) error {
 	n := len(st.p)
-	var rm T
 	var err error
 	var u2, p2 float64
-	rowVar, colVar := st.rv, st.v
+	rowScale, colScale := st.rs, st.v
 	cols := n
 	if st.factored {
-		colVar, cols = st.cv, st.cols
+		colScale, cols = st.cs, st.cols
 		rowSum, colSum := st.rowSum, st.colSum
 		clear(colSum)
 		switch x := any(st).(type) {
 		case *adafactorState[float32]:
 			err = errors.Join(s.AdafactorSumsF32(c, any(g).([]float32), cols, rowSum, colSum),
 				AdafactorFactorF32(c, x.rv, rowSum, st.cols), AdafactorFactorF32(c, x.cv, colSum, st.rows))
-			var m float32
 			m, err2 := AdafactorMeanF32(c, x.rv)
-			rm, err = T(m), errors.Join(err, err2)
+			err = errors.Join(err, err2)
+			if err == nil {
+				err = AdafactorScalesF32(c, x.rv, x.cv, m, x.rs, x.cs)
+			}
 		case *adafactorState[float64]:
 			err = errors.Join(s.AdafactorSumsF64(c, any(g).([]float64), cols, rowSum, colSum),
 				AdafactorFactorF64(c, x.rv, rowSum, st.cols), AdafactorFactorF64(c, x.cv, colSum, st.rows))
-			var m float64
 			m, err2 := AdafactorMeanF64(c, x.rv)
-			rm, err = T(m), errors.Join(err, err2)
+			err = errors.Join(err, err2)
+			if err == nil {
+				err = AdafactorScalesF64(c, x.rv, x.cv, m, x.rs, x.cs)
+			}
 		}
 	} else {
 		switch x := any(st).(type) {
@@ -71,9 +76,9 @@ func (st *adafactorState[T]) step(s *Set, c *Coeffs, g []T) error {
 	}
 	switch p := any(st.p).(type) {
 	case []float32:
-		u2, p2, err = s.AdafactorNormsF32(c, p, any(g).([]float32), cols, any(rowVar).([]float32), any(colVar).([]float32), float32(rm))
+		u2, p2, err = s.AdafactorNormsF32(c, p, any(g).([]float32), cols, any(rowScale).([]float32), any(colScale).([]float32))
 	case []float64:
-		u2, p2, err = s.AdafactorNormsF64(c, p, any(g).([]float64), cols, any(rowVar).([]float64), any(colVar).([]float64), float64(rm))
+		u2, p2, err = s.AdafactorNormsF64(c, p, any(g).([]float64), cols, any(rowScale).([]float64), any(colScale).([]float64))
 	}
 	if err != nil {
 		return err
@@ -84,9 +89,9 @@ func (st *adafactorState[T]) step(s *Set, c *Coeffs, g []T) error {
 	}
 	switch p := any(st.p).(type) {
 	case []float32:
-		return s.AdafactorUpdateF32(c, p, any(g).([]float32), cols, any(rowVar).([]float32), any(colVar).([]float32), float32(rm), sz)
+		return s.AdafactorUpdateF32(c, p, any(g).([]float32), cols, any(rowScale).([]float32), any(colScale).([]float32), sz)
 	case []float64:
-		return s.AdafactorUpdateF64(c, p, any(g).([]float64), cols, any(rowVar).([]float64), any(colVar).([]float64), float64(rm), sz)
+		return s.AdafactorUpdateF64(c, p, any(g).([]float64), cols, any(rowScale).([]float64), any(colScale).([]float64), sz)
 	}
 	return nil
 }
@@ -405,6 +410,82 @@ func TestAdafactorCoeffs(t *testing.T) {
 	if !errors.Is(c.CheckF32(), ErrCoeff) || c.CheckF64() != nil {
 		t.Errorf("eps1 1e-30: %v %v", c.CheckF32(), c.CheckF64())
 	}
+	// The factored passes' rows: -gs, and the clamp -1/sqrt(ε1²) of each
+	// element type (machine ε1: exactly -2²³ and -2⁵²).
+	c = must(Adafactor{LR: 1, Beta2Decay: -0.8, Eps1Machine: true, D: 1, Prelude: Prelude{Scale: 0.5, Maximize: true}}.Coeffs(1))
+	if c.f32[abi.RowAfNegGS][0] != 0.5 || c.f64[abi.RowAfNegGS][0] != 0.5 || c.f32[abi.RowGS][0] != -0.5 {
+		t.Errorf("-gs rows %v %v", c.f32[abi.RowAfNegGS][0], c.f64[abi.RowAfNegGS][0])
+	}
+	if c.f32[abi.RowAfNegClamp][0] != -0x1p23 || c.f64[abi.RowAfNegClamp][0] != -0x1p52 {
+		t.Errorf("clamp rows %v %v", c.f32[abi.RowAfNegClamp][0], c.f64[abi.RowAfNegClamp][0])
+	}
+	c = must(Adafactor{LR: 1, Beta2Decay: -0.8, Eps1: 1e-7, D: 1}.Coeffs(1))
+	if want := -1 / sqrtT(float32(e2)); c.f32[abi.RowAfNegClamp][0] != want || c.f64[abi.RowAfNegClamp][0] != -1/math.Sqrt(e2) {
+		t.Errorf("clamp rows of eps1 1e-7: %v %v", c.f32[abi.RowAfNegClamp][0], c.f64[abi.RowAfNegClamp][0])
+	}
+	// ε1 = 0: no clamp (PyTorch's rsqrt of 0 is +Inf), which the clamp
+	// row holds as -Inf in both element types; not an error.
+	c, err := Adafactor{LR: 1, Beta2Decay: -0.8, D: 1}.Coeffs(1)
+	if err != nil || c.CheckF32() != nil || c.CheckF64() != nil {
+		t.Fatalf("eps1 0: %v %v %v", err, c.CheckF32(), c.CheckF64())
+	}
+	if !math.IsInf(float64(c.f32[abi.RowAfNegClamp][0]), -1) || !math.IsInf(c.f64[abi.RowAfNegClamp][0], -1) {
+		t.Errorf("clamp rows of eps1 0: %v %v", c.f32[abi.RowAfNegClamp][0], c.f64[abi.RowAfNegClamp][0])
+	}
+}
+
+// TestAdafactorClamp: the factored passes, by row and column scales, give
+// PyTorch's update element g/sqrt(max(row_var·col_var/mean, ε1²)) (in
+// float64, within a few roundings) on every level, across the clamp:
+// estimates far above ε1², at it, below it, zero (a row or a column whose
+// gradient was zero), and from a negative factor (which no step makes,
+// counted as zero, so clamped as PyTorch clamps a negative estimate); and
+// with ε1 = 0, an infinite element where the estimate is zero.
+func TestAdafactorClamp(t *testing.T) {
+	for _, eps1 := range []float64{1e-3, 0} {
+		h := Adafactor{LR: 1, Beta2Decay: -0.8, Eps1: eps1, D: 1}
+		c := must(h.Coeffs(1))
+		rv := []float32{1, 1e-3, 1e-6, 0, -1, 4, float32(math.Copysign(0, -1))}
+		cv := []float32{2, 1e-3, 1e-7, 0, 3e-6, 1}
+		const rm = 0.5
+		rows, cols := len(rv), len(cv)
+		g := make([]float32, rows*cols)
+		for i := range g {
+			g[i] = float32(i%7) - 2.5
+		}
+		rs, cs := make([]float32, rows), make([]float32, cols)
+		if err := AdafactorScalesF32(&c, rv, cv, rm, rs, cs); err != nil {
+			t.Fatal(err)
+		}
+		// u by the update pass: p = fma(u, 1, 0).
+		for _, s := range append([]*Set{sets[Generic]}, testLevels(t)...) {
+			p := make([]float32, rows*cols)
+			if err := s.AdafactorUpdateF32(&c, p, g, cols, rs, cs, 1); err != nil {
+				t.Fatal(err)
+			}
+			clamped := 0
+			for i := range rows {
+				for j := range cols {
+					e := i*cols + j
+					x := float64(rv[i]) * float64(cv[j]) / rm
+					want := float64(g[e]) / math.Sqrt(math.Max(x, eps1*eps1))
+					got := float64(p[e])
+					tol := 4e-7 // four roundings of float32
+					if x < eps1*eps1 {
+						clamped++
+						tol = 1.2e-7 // g·(1/ε1): two
+					}
+					// (Infinite u, ε1 = 0, must be the same infinity.)
+					if got != want && !(math.Abs(got-want) <= tol*math.Abs(want)) {
+						t.Errorf("%v eps1=%g (%d, %d): u = %v, want %v", s.Level(), eps1, i, j, got, want)
+					}
+				}
+			}
+			if eps1 != 0 && clamped < 10 {
+				t.Fatalf("only %d elements clamped: the test does not reach the clamp", clamped)
+			}
+		}
+	}
 }
 
 // TestAdafactorStepSize: PyTorch's formulas, with Python's max.
@@ -462,15 +543,20 @@ func TestAdafactorBadInput(t *testing.T) {
 			"sums rowSum":      {ErrLength, func() error { return s.AdafactorSumsF32(&c, g, 3, rs[:3], cs) }},
 			"sums colSum":      {ErrLength, func() error { return s.AdafactorSumsF32(&c, g, 3, rs, cs[:2]) }},
 			"sums family":      {ErrCoeff, func() error { return s.AdafactorSumsF32(&adam, g, 3, rs, cs) }},
-			"norms grad":       {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g[:11], 3, rv, cv, 1); return err }},
-			"norms rowVar":     {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 3, rv[:3], cv, 1); return err }},
-			"norms colVar":     {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 3, rv, cv[:2], 1); return err }},
-			"norms vector":     {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 3, nil, p[:12:12], 1); return err }},
-			"norms variance":   {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 12, nil, rv, 1); return err }},
-			"update p=grad":    {ErrOverlap, func() error { return s.AdafactorUpdateF32(&c, p, buf[6:18], 3, rv, cv, 1, -1) }},
-			"update p=rv":      {ErrOverlap, func() error { return s.AdafactorUpdateF32(&c, p, g, 3, buf[8:12], cv, 1, -1) }},
-			"update p=cv":      {ErrOverlap, func() error { return s.AdafactorUpdateF32(&c, p, g, 3, rv, buf[11:14], 1, -1) }},
-			"update family":    {ErrCoeff, func() error { return s.AdafactorUpdateF32(&adam, p, g, 3, rv, cv, 1, -1) }},
+			"norms grad":       {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g[:11], 3, rv, cv); return err }},
+			"norms rowScale":   {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 3, rv[:3], cv); return err }},
+			"norms colScale":   {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 3, rv, cv[:2]); return err }},
+			"norms vector":     {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 3, nil, p[:12:12]); return err }},
+			"norms variance":   {ErrLength, func() error { _, _, err := s.AdafactorNormsF32(&c, p, g, 12, nil, rv); return err }},
+			"update p=grad":    {ErrOverlap, func() error { return s.AdafactorUpdateF32(&c, p, buf[6:18], 3, rv, cv, -1) }},
+			"update p=rs":      {ErrOverlap, func() error { return s.AdafactorUpdateF32(&c, p, g, 3, buf[8:12], cv, -1) }},
+			"update p=cs":      {ErrOverlap, func() error { return s.AdafactorUpdateF32(&c, p, g, 3, rv, buf[11:14], -1) }},
+			"update family":    {ErrCoeff, func() error { return s.AdafactorUpdateF32(&adam, p, g, 3, rv, cv, -1) }},
+			"scales rowScale":  {ErrLength, func() error { return AdafactorScalesF32(&c, rv, cv, 1, buf[40:43], buf[44:47]) }},
+			"scales colScale":  {ErrLength, func() error { return AdafactorScalesF32(&c, rv, cv, 1, buf[40:44], buf[44:48]) }},
+			"scales overlap":   {ErrOverlap, func() error { return AdafactorScalesF32(&c, rv, cv, 1, buf[40:44], buf[42:45]) }},
+			"scales in place":  {ErrOverlap, func() error { return AdafactorScalesF32(&c, rv, cv, 1, rv, buf[44:47]) }},
+			"scales family":    {ErrCoeff, func() error { return AdafactorScalesF32(&adam, rv, cv, 1, buf[40:44], buf[44:47]) }},
 			"variance overlap": {ErrOverlap, func() error { return s.AdafactorVarianceF32(&c, p, buf[11:23]) }},
 			"variance length":  {ErrLength, func() error { return s.AdafactorVarianceF32(&c, p, g[:5]) }},
 			"factor length":    {ErrLength, func() error { return AdafactorFactorF32(&c, rv, cs, 3) }},
@@ -492,7 +578,7 @@ func TestAdafactorBadInput(t *testing.T) {
 			}
 		}
 		// Empty parameters are nothing to do.
-		if u, q, err := s.AdafactorNormsF32(&c, nil, nil, 0, nil, nil, 1); err != nil || u != 0 || q != 0 {
+		if u, q, err := s.AdafactorNormsF32(&c, nil, nil, 0, nil, nil); err != nil || u != 0 || q != 0 {
 			t.Errorf("empty: %v %v %v", u, q, err)
 		}
 	}
@@ -528,12 +614,13 @@ func fuzzAdafactor[T Float](t *testing.T, data []byte, vector bool) {
 	}
 	r := rand.New(rand.NewPCG(uint64(rows), uint64(cols)))
 	gc := newGridCase[T](r, rows, cols, off, !vector, 0)
-	for _, x := range [][]T{gc.g.Slice(), gc.p.Slice(), gc.cv.Slice(), gc.rv.Slice()} {
+	// The scales (or the variance) take raw values too: the passes must
+	// agree on any input, not only on what AdafactorScales makes.
+	for _, x := range [][]T{gc.g.Slice(), gc.p.Slice(), gc.cs.Slice(), gc.rs.Slice()} {
 		for i := range x {
 			x[i] = value[T](d, i*3+len(x))
 		}
 	}
-	gc.rm = value[T](d, 5)
 	want := gc.clone()
 	wu, wp, err := want.run(sets[Generic], &cs[ci])
 	if err != nil {

@@ -121,17 +121,23 @@ func (c *Coeffs) broadcast() {
 		if c.own32&(1<<r) != 0 {
 			b32 = math.Float32bits(c.own32Vals[r])
 		}
-		if c.laid&(1<<r) != 0 && c.lanes64[r] == b64 && c.lanes32[r] == b32 {
+		// Adafactor's clamp -1/sqrt(ε1²) is -Inf where ε1² is 0 in the
+		// element type, as PyTorch's rsqrt of a variance clamped at 0 is
+		// +Inf; its verdict depends on the ε1² row, so it is made anew
+		// every time.
+		infOK := c.fam == famAdafactor && r == abi.RowAfNegClamp
+		if !infOK && c.laid&(1<<r) != 0 && c.lanes64[r] == b64 && c.lanes32[r] == b32 {
 			continue
 		}
 		c.unfit32, c.unfit64 = c.unfit32&^(1<<r), c.unfit64&^(1<<r)
-		if b64&(1<<63-1) >= 0x7ff0000000000000 { // ±Inf or NaN
+		if b64&(1<<63-1) >= 0x7ff0000000000000 && // ±Inf or NaN
+			!(infOK && v == math.Inf(-1) && c.vals[abi.RowEps] == 0) {
 			c.unfit64 |= 1 << r
 		}
 		// Adafactor's lerp weight t^beta2_decay falls towards 0 with t
 		// and may leave the range of float32, where PyTorch rounds it to
 		// 0 too (no update of the variance): not an error.
-		if a32 := b32 & (1<<31 - 1); a32 >= 0x7f800000 ||
+		if a32 := b32 & (1<<31 - 1); (a32 >= 0x7f800000 && !(infOK && b32 == 0xff800000 && c.f32Val(abi.RowEps) == 0)) ||
 			(a32 == 0 && b64&(1<<63-1) != 0 && !(c.fam == famAdafactor && r == abi.RowC2)) {
 			c.unfit32 |= 1 << r
 		}
@@ -154,6 +160,14 @@ func (c *Coeffs) broadcast() {
 	if c.unfit64 != 0 {
 		c.bad64 = int8(bits.TrailingZeros32(c.unfit64) + 1)
 	}
+}
+
+// f32Val is the float32 value of row r (before or after broadcast).
+func (c *Coeffs) f32Val(r int) float32 {
+	if c.own32&(1<<r) != 0 {
+		return c.own32Vals[r]
+	}
+	return float32(c.vals[r])
 }
 
 // finish records, per element type, the first coefficient that the
@@ -204,8 +218,10 @@ var famRowDesc = map[family]map[int]string{
 	},
 	famRAdam: {abi.RowNegA: "-lr·r_t·sqrt(1 - beta2^t)/(1 - beta1^t) (rectified) or -lr/(1 - beta1^t)"},
 	famAdafactor: {
-		abi.RowC2:  "t^beta2_decay (or t^beta2_decay - 1)",
-		abi.RowEps: "eps1²",
+		abi.RowC2:         "t^beta2_decay (or t^beta2_decay - 1)",
+		abi.RowEps:        "eps1²",
+		abi.RowAfNegGS:    "-(gradient scale)",
+		abi.RowAfNegClamp: "-1/sqrt(eps1²)",
 	},
 }
 

@@ -43,7 +43,7 @@ func TestCoeffsReuse(t *testing.T) {
 			h := Lion{LR: lr, Beta1: 0.9, Beta2: 0.99, WeightDecay: wd, Prelude: pre}
 			f = func(c *Coeffs) error { return h.CoeffsInto(c) }
 		case 4:
-			h := Adafactor{LR: pick(1e-2, 1e-3), Beta2Decay: pick(-0.8, -200), Eps1: 1e-30, Eps2: 1e-3, D: 1,
+			h := Adafactor{LR: pick(1e-2, 1e-3), Beta2Decay: pick(-0.8, -200), Eps1: pick(1e-30, 0, 1e-3, 1e-200), Eps2: 1e-3, D: 1,
 				WeightDecay: wd, Prelude: pre}
 			f = func(c *Coeffs) error { return h.CoeffsInto(c, step) }
 		case 5:

@@ -35,7 +35,11 @@
 // matrix, and their reductions put element (i, j) into lane j mod 16, so
 // that they too are the same on every level. Their element sequences are
 // descriptions in internal/abi as well, with row and column streams and
-// float64 sums.
+// float64 sums. The last two take a factored matrix's row and column
+// scales ([AdafactorScalesF32]: a reciprocal square root per row and per
+// column, computed once per step) in place of its factors, so that an
+// element costs multiplications and a comparison, not a division and a
+// square root as in PyTorch's order.
 //
 // # Errors
 //

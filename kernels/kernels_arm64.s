@@ -11553,21 +11553,21 @@ v0rowend:
 v0end:
 	RET
 
-// func adafactorNormsF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64)
-TEXT ·adafactorNormsF32NEON(SB), NOSPLIT, $0-88
+// func adafactorNormsF32NEON(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, mode int) (u2, p2 float64)
+TEXT ·adafactorNormsF32NEON(SB), NOSPLIT, $0-80
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
-	MOVD rv+24(FP), R3
-	MOVD cv+32(FP), R4
+	MOVD rs+24(FP), R3
+	MOVD cs+32(FP), R4
 	MOVD rows+40(FP), R6
 	MOVD cols+48(FP), R7
-	MOVD mode+64(FP), R8
+	MOVD mode+56(FP), R8
 	FMOVQ 0(R0), F24 // gs
 	FMOVQ 448(R0), F25 // eps
 	FMOVQ 768(R0), F26 // one
-	FMOVS rm+56(FP), F27
-	VDUP V27.S[0], V27.S4
+	FMOVQ 512(R0), F27 // nega
+	FMOVQ 576(R0), F28 // neglr
 	VEOR V8.B16, V8.B16, V8.B16
 	VEOR V9.B16, V9.B16, V9.B16
 	VEOR V10.B16, V10.B16, V10.B16
@@ -11990,7 +11990,7 @@ v0end:
 	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
 	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
 	WORD $0x7e70d900 // faddp d0, v8.2d
-	FMOVD F0, u2+72(FP)
+	FMOVD F0, u2+64(FP)
 	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
 	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
 	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
@@ -11999,28 +11999,25 @@ v0end:
 	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
 	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
 	WORD $0x7e70da00 // faddp d0, v16.2d
-	FMOVD F0, p2+80(FP)
+	FMOVD F0, p2+72(FP)
 	RET
 v4:
 	CBZ R6, v4end
 v4row:
-	FMOVS.P 4(R3), F28
-	VDUP V28.S[0], V28.S4
+	FMOVS.P 4(R3), F29
+	VDUP V29.S[0], V29.S4
 	MOVD R4, R10
 	MOVD R7, R9
 	SUBS $16, R9, R9
 	BLT v4tail
 v4blk:
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
@@ -12032,15 +12029,12 @@ v4blk:
 	VFMLA V6.D2, V6.D2, V16.D2
 	VFMLA V7.D2, V7.D2, V17.D2
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
@@ -12052,15 +12046,12 @@ v4blk:
 	VFMLA V6.D2, V6.D2, V18.D2
 	VFMLA V7.D2, V7.D2, V19.D2
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
@@ -12072,15 +12063,12 @@ v4blk:
 	VFMLA V6.D2, V6.D2, V20.D2
 	VFMLA V7.D2, V7.D2, V21.D2
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	WORD $0x4e617827 // fcvtl2 v7.2d, v1.4s
@@ -12097,15 +12085,12 @@ v4tail:
 	ADDS $16, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12119,15 +12104,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12141,15 +12123,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12163,15 +12142,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12185,15 +12161,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12207,15 +12180,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12229,15 +12199,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12251,15 +12218,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12273,15 +12237,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12295,15 +12256,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12317,15 +12275,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12339,15 +12294,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12361,15 +12313,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12383,15 +12332,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12405,15 +12351,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20df80 // fmul v0.4s, v28.4s, v0.4s
-	WORD $0x6e3bfc00 // fdiv v0.4s, v0.4s, v27.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfa0 // fmul v0.4s, v29.4s, v0.4s
+	WORD $0x4e3cf401 // fmax v1.4s, v0.4s, v28.4s
+	WORD $0x4e3ce400 // fcmeq v0.4s, v0.4s, v28.4s
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	WORD $0x0e617826 // fcvtl v6.2d, v1.2s
 	VEOR V7.B16, V7.B16, V7.B16
@@ -12437,7 +12380,7 @@ v4end:
 	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
 	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
 	WORD $0x7e70d900 // faddp d0, v8.2d
-	FMOVD F0, u2+72(FP)
+	FMOVD F0, u2+64(FP)
 	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
 	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
 	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
@@ -12446,16 +12389,16 @@ v4end:
 	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
 	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
 	WORD $0x7e70da00 // faddp d0, v16.2d
-	FMOVD F0, p2+80(FP)
+	FMOVD F0, p2+72(FP)
 	RET
 
-// func adafactorUpdateF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int)
+// func adafactorUpdateF32NEON(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, s float32, mode int)
 TEXT ·adafactorUpdateF32NEON(SB), NOSPLIT, $0-72
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
-	MOVD rv+24(FP), R3
-	MOVD cv+32(FP), R4
+	MOVD rs+24(FP), R3
+	MOVD cs+32(FP), R4
 	MOVD rows+40(FP), R6
 	MOVD cols+48(FP), R7
 	MOVD mode+64(FP), R8
@@ -12463,10 +12406,10 @@ TEXT ·adafactorUpdateF32NEON(SB), NOSPLIT, $0-72
 	FMOVQ 448(R0), F25 // eps
 	FMOVQ 768(R0), F26 // one
 	FMOVQ 128(R0), F27 // decay
-	FMOVS rm+56(FP), F28
-	VDUP V28.S[0], V28.S4
-	FMOVS s+60(FP), F29
-	VDUP V29.S[0], V29.S4
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	FMOVS s+56(FP), F30
+	VDUP V30.S[0], V30.S4
 	AND $5, R8, R8
 	CMP $0, R8
 	BEQ v0
@@ -12497,7 +12440,7 @@ v0blk:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
 	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
@@ -12509,7 +12452,7 @@ v0blk:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
 	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
@@ -12521,7 +12464,7 @@ v0blk:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
 	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
@@ -12533,7 +12476,7 @@ v0blk:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	SUBS $16, R9, R9
 	BGE v0blk
@@ -12550,7 +12493,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12564,7 +12507,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12578,7 +12521,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12592,7 +12535,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12606,7 +12549,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12620,7 +12563,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12634,7 +12577,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12648,7 +12591,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12662,7 +12605,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12676,7 +12619,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12690,7 +12633,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12704,7 +12647,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12718,7 +12661,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12732,7 +12675,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -12746,7 +12689,7 @@ v0tail:
 	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 v0rowend:
@@ -12773,7 +12716,7 @@ v1blk:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
 	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
@@ -12786,7 +12729,7 @@ v1blk:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
 	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
@@ -12799,7 +12742,7 @@ v1blk:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
 	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
@@ -12812,7 +12755,7 @@ v1blk:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	SUBS $16, R9, R9
 	BGE v1blk
@@ -12830,7 +12773,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12845,7 +12788,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12860,7 +12803,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12875,7 +12818,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12890,7 +12833,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12905,7 +12848,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12920,7 +12863,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12935,7 +12878,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12950,7 +12893,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12965,7 +12908,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12980,7 +12923,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -12995,7 +12938,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -13010,7 +12953,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -13025,7 +12968,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -13040,7 +12983,7 @@ v1tail:
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 v1rowend:
@@ -13051,68 +12994,56 @@ v1end:
 v4:
 	CBZ R6, v4end
 v4row:
-	FMOVS.P 4(R3), F30
-	VDUP V30.S[0], V30.S4
+	FMOVS.P 4(R3), F31
+	VDUP V31.S[0], V31.S4
 	MOVD R4, R10
 	MOVD R7, R9
 	SUBS $16, R9, R9
 	BLT v4tail
 v4blk:
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	SUBS $16, R9, R9
 	BGE v4blk
@@ -13120,242 +13051,197 @@ v4tail:
 	ADDS $16, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 v4rowend:
@@ -13366,72 +13252,60 @@ v4end:
 v5:
 	CBZ R6, v5end
 v5row:
-	FMOVS.P 4(R3), F30
-	VDUP V30.S[0], V30.S4
+	FMOVS.P 4(R3), F31
+	VDUP V31.S[0], V31.S4
 	MOVD R4, R10
 	MOVD R7, R9
 	SUBS $16, R9, R9
 	BLT v5tail
 v5blk:
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	VLD1.P 16(R10), [V0.S4]
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.S4]
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	VLD1 (R1), [V0.S4]
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	VST1.P [V0.S4], 16(R1)
 	SUBS $16, R9, R9
 	BGE v5blk
@@ -13439,257 +13313,212 @@ v5tail:
 	ADDS $16, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVS.P 4(R10), F0
-	WORD $0x6e20dfc0 // fmul v0.4s, v30.4s, v0.4s
-	WORD $0x6e3cfc00 // fdiv v0.4s, v0.4s, v28.4s
-	WORD $0x4e39f401 // fmax v1.4s, v0.4s, v25.4s
-	WORD $0x4e39e400 // fcmeq v0.4s, v0.4s, v25.4s
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ea1f821 // fsqrt v1.4s, v1.4s
-	WORD $0x6e21ff41 // fdiv v1.4s, v26.4s, v1.4s
+	WORD $0x6e20dfe0 // fmul v0.4s, v31.4s, v0.4s
+	WORD $0x4e3df401 // fmax v1.4s, v0.4s, v29.4s
+	WORD $0x4e3de400 // fcmeq v0.4s, v0.4s, v29.4s
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVS.P 4(R2), F0
-	WORD $0x6e38dc00 // fmul v0.4s, v0.4s, v24.4s
+	WORD $0x6e3cdc00 // fmul v0.4s, v0.4s, v28.4s
 	WORD $0x6e20dc21 // fmul v1.4s, v1.4s, v0.4s
 	FMOVS (R1), F0
 	WORD $0x6e3bdc00 // fmul v0.4s, v0.4s, v27.4s
-	VFMLA V29.S4, V1.S4, V0.S4
+	VFMLA V30.S4, V1.S4, V0.S4
 	FMOVS.P F0, 4(R1)
 	SUB $1, R9, R9
 v5rowend:
@@ -25068,21 +24897,21 @@ v0rowend:
 v0end:
 	RET
 
-// func adafactorNormsF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64)
-TEXT ·adafactorNormsF64NEON(SB), NOSPLIT, $0-88
+// func adafactorNormsF64NEON(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, mode int) (u2, p2 float64)
+TEXT ·adafactorNormsF64NEON(SB), NOSPLIT, $0-80
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
-	MOVD rv+24(FP), R3
-	MOVD cv+32(FP), R4
+	MOVD rs+24(FP), R3
+	MOVD cs+32(FP), R4
 	MOVD rows+40(FP), R6
 	MOVD cols+48(FP), R7
-	MOVD mode+64(FP), R8
+	MOVD mode+56(FP), R8
 	FMOVQ 0(R0), F24 // gs
 	FMOVQ 448(R0), F25 // eps
 	FMOVQ 768(R0), F26 // one
-	FMOVD rm+56(FP), F27
-	VDUP V27.D[0], V27.D2
+	FMOVQ 512(R0), F27 // nega
+	FMOVQ 576(R0), F28 // neglr
 	VEOR V8.B16, V8.B16, V8.B16
 	VEOR V9.B16, V9.B16, V9.B16
 	VEOR V10.B16, V10.B16, V10.B16
@@ -25529,7 +25358,7 @@ v0end:
 	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
 	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
 	WORD $0x7e70d900 // faddp d0, v8.2d
-	FMOVD F0, u2+72(FP)
+	FMOVD F0, u2+64(FP)
 	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
 	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
 	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
@@ -25538,126 +25367,102 @@ v0end:
 	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
 	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
 	WORD $0x7e70da00 // faddp d0, v16.2d
-	FMOVD F0, p2+80(FP)
+	FMOVD F0, p2+72(FP)
 	RET
 v4:
 	CBZ R6, v4end
 v4row:
-	FMOVD.P 8(R3), F28
-	VDUP V28.D[0], V28.D2
+	FMOVD.P 8(R3), F29
+	VDUP V29.D[0], V29.D2
 	MOVD R4, R10
 	MOVD R7, R9
 	SUBS $16, R9, R9
 	BLT v4tail
 v4blk:
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V8.D2
 	VLD1.P 16(R1), [V0.D2]
 	VFMLA V0.D2, V0.D2, V16.D2
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V9.D2
 	VLD1.P 16(R1), [V0.D2]
 	VFMLA V0.D2, V0.D2, V17.D2
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V10.D2
 	VLD1.P 16(R1), [V0.D2]
 	VFMLA V0.D2, V0.D2, V18.D2
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V11.D2
 	VLD1.P 16(R1), [V0.D2]
 	VFMLA V0.D2, V0.D2, V19.D2
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V12.D2
 	VLD1.P 16(R1), [V0.D2]
 	VFMLA V0.D2, V0.D2, V20.D2
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V13.D2
 	VLD1.P 16(R1), [V0.D2]
 	VFMLA V0.D2, V0.D2, V21.D2
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V14.D2
 	VLD1.P 16(R1), [V0.D2]
 	VFMLA V0.D2, V0.D2, V22.D2
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VFMLA V1.D2, V1.D2, V15.D2
 	VLD1.P 16(R1), [V0.D2]
@@ -25668,15 +25473,12 @@ v4tail:
 	ADDS $16, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25690,15 +25492,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25712,15 +25511,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25734,15 +25530,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25756,15 +25549,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25778,15 +25568,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25800,15 +25587,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25822,15 +25606,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25844,15 +25625,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25866,15 +25644,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25888,15 +25663,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25910,15 +25682,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25932,15 +25701,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25954,15 +25720,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -25976,15 +25739,12 @@ v4tail:
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60df80 // fmul v0.2d, v28.2d, v0.2d
-	WORD $0x6e7bfc00 // fdiv v0.2d, v0.2d, v27.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfa0 // fmul v0.2d, v29.2d, v0.2d
+	WORD $0x4e7cf401 // fmax v1.2d, v0.2d, v28.2d
+	WORD $0x4e7ce400 // fcmeq v0.2d, v0.2d, v28.2d
+	VBIT V0.B16, V28.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VMOV V1.B16, V6.B16
 	VEOR V7.B16, V7.B16, V7.B16
@@ -26008,7 +25768,7 @@ v4end:
 	WORD $0x4e6bd529 // fadd v9.2d, v9.2d, v11.2d
 	WORD $0x4e69d508 // fadd v8.2d, v8.2d, v9.2d
 	WORD $0x7e70d900 // faddp d0, v8.2d
-	FMOVD F0, u2+72(FP)
+	FMOVD F0, u2+64(FP)
 	WORD $0x4e74d610 // fadd v16.2d, v16.2d, v20.2d
 	WORD $0x4e75d631 // fadd v17.2d, v17.2d, v21.2d
 	WORD $0x4e76d652 // fadd v18.2d, v18.2d, v22.2d
@@ -26017,27 +25777,27 @@ v4end:
 	WORD $0x4e73d631 // fadd v17.2d, v17.2d, v19.2d
 	WORD $0x4e71d610 // fadd v16.2d, v16.2d, v17.2d
 	WORD $0x7e70da00 // faddp d0, v16.2d
-	FMOVD F0, p2+80(FP)
+	FMOVD F0, p2+72(FP)
 	RET
 
-// func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int)
-TEXT ·adafactorUpdateF64NEON(SB), NOSPLIT, $0-80
+// func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, s float64, mode int)
+TEXT ·adafactorUpdateF64NEON(SB), NOSPLIT, $0-72
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
-	MOVD rv+24(FP), R3
-	MOVD cv+32(FP), R4
+	MOVD rs+24(FP), R3
+	MOVD cs+32(FP), R4
 	MOVD rows+40(FP), R6
 	MOVD cols+48(FP), R7
-	MOVD mode+72(FP), R8
+	MOVD mode+64(FP), R8
 	FMOVQ 0(R0), F24 // gs
 	FMOVQ 448(R0), F25 // eps
 	FMOVQ 768(R0), F26 // one
 	FMOVQ 128(R0), F27 // decay
-	FMOVD rm+56(FP), F28
-	VDUP V28.D[0], V28.D2
-	FMOVD s+64(FP), F29
-	VDUP V29.D[0], V29.D2
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	FMOVD s+56(FP), F30
+	VDUP V30.D[0], V30.D2
 	AND $5, R8, R8
 	CMP $0, R8
 	BEQ v0
@@ -26068,7 +25828,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26080,7 +25840,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26092,7 +25852,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26104,7 +25864,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26116,7 +25876,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26128,7 +25888,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26140,7 +25900,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26152,7 +25912,7 @@ v0blk:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	SUBS $16, R9, R9
 	BGE v0blk
@@ -26169,7 +25929,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26183,7 +25943,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26197,7 +25957,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26211,7 +25971,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26225,7 +25985,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26239,7 +25999,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26253,7 +26013,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26267,7 +26027,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26281,7 +26041,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26295,7 +26055,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26309,7 +26069,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26323,7 +26083,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26337,7 +26097,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26351,7 +26111,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v0rowend
@@ -26365,7 +26125,7 @@ v0tail:
 	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 v0rowend:
@@ -26392,7 +26152,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26405,7 +26165,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26418,7 +26178,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26431,7 +26191,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26444,7 +26204,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26457,7 +26217,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26470,7 +26230,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
 	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
@@ -26483,7 +26243,7 @@ v1blk:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	SUBS $16, R9, R9
 	BGE v1blk
@@ -26501,7 +26261,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26516,7 +26276,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26531,7 +26291,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26546,7 +26306,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26561,7 +26321,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26576,7 +26336,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26591,7 +26351,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26606,7 +26366,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26621,7 +26381,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26636,7 +26396,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26651,7 +26411,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26666,7 +26426,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26681,7 +26441,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26696,7 +26456,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v1rowend
@@ -26711,7 +26471,7 @@ v1tail:
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 v1rowend:
@@ -26722,124 +26482,100 @@ v1end:
 v4:
 	CBZ R6, v4end
 v4row:
-	FMOVD.P 8(R3), F30
-	VDUP V30.D[0], V30.D2
+	FMOVD.P 8(R3), F31
+	VDUP V31.D[0], V31.D2
 	MOVD R4, R10
 	MOVD R7, R9
 	SUBS $16, R9, R9
 	BLT v4tail
 v4blk:
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	SUBS $16, R9, R9
 	BGE v4blk
@@ -26847,242 +26583,197 @@ v4tail:
 	ADDS $16, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v4rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 v4rowend:
@@ -27093,132 +26784,108 @@ v4end:
 v5:
 	CBZ R6, v5end
 v5row:
-	FMOVD.P 8(R3), F30
-	VDUP V30.D[0], V30.D2
+	FMOVD.P 8(R3), F31
+	VDUP V31.D[0], V31.D2
 	MOVD R4, R10
 	MOVD R7, R9
 	SUBS $16, R9, R9
 	BLT v5tail
 v5blk:
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	VLD1.P 16(R10), [V0.D2]
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	VLD1.P 16(R2), [V0.D2]
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	VLD1 (R1), [V0.D2]
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	VST1.P [V0.D2], 16(R1)
 	SUBS $16, R9, R9
 	BGE v5blk
@@ -27226,257 +26893,212 @@ v5tail:
 	ADDS $16, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 	CBZ R9, v5rowend
 	FMOVD.P 8(R10), F0
-	WORD $0x6e60dfc0 // fmul v0.2d, v30.2d, v0.2d
-	WORD $0x6e7cfc00 // fdiv v0.2d, v0.2d, v28.2d
-	WORD $0x4e79f401 // fmax v1.2d, v0.2d, v25.2d
-	WORD $0x4e79e400 // fcmeq v0.2d, v0.2d, v25.2d
-	VBIT V0.B16, V25.B16, V1.B16
-	WORD $0x6ee1f821 // fsqrt v1.2d, v1.2d
-	WORD $0x6e61ff41 // fdiv v1.2d, v26.2d, v1.2d
+	WORD $0x6e60dfe0 // fmul v0.2d, v31.2d, v0.2d
+	WORD $0x4e7df401 // fmax v1.2d, v0.2d, v29.2d
+	WORD $0x4e7de400 // fcmeq v0.2d, v0.2d, v29.2d
+	VBIT V0.B16, V29.B16, V1.B16
 	FMOVD.P 8(R2), F0
-	WORD $0x6e78dc00 // fmul v0.2d, v0.2d, v24.2d
+	WORD $0x6e7cdc00 // fmul v0.2d, v0.2d, v28.2d
 	WORD $0x6e60dc21 // fmul v1.2d, v1.2d, v0.2d
 	FMOVD (R1), F0
 	WORD $0x6e7bdc00 // fmul v0.2d, v0.2d, v27.2d
-	VFMLA V29.D2, V1.D2, V0.D2
+	VFMLA V30.D2, V1.D2, V0.D2
 	FMOVD.P F0, 8(R1)
 	SUB $1, R9, R9
 v5rowend:

@@ -519,35 +519,38 @@ func adafactorSumsGeneric[T Float](cf *Coeffs, grad *T, rowsum *float64, colsum 
 // adafactorNormsGeneric is the reference adafactorNorms kernel, written from its description in
 // internal/abi: for each row, for each element of the row, the
 // operations of the description in order.
-func adafactorNormsGeneric[T Float](cf *Coeffs, p *T, grad *T, rv *T, cv *T, rows, cols int, rm T, mode int) (u2, p2 float64) {
-	factored := mode&4 == 4 // factored: x = row·col/mean
+func adafactorNormsGeneric[T Float](cf *Coeffs, p *T, grad *T, rs *T, cs *T, rows, cols int, mode int) (u2, p2 float64) {
+	factored := mode&4 == 4 // factored: the variance estimate is row_var·col_var/mean, by the row and column scales
 	ps := unsafe.Slice(p, rows*cols)
 	grads := unsafe.Slice(grad, rows*cols)
-	var rvs []T
+	var rss []T
 	if factored {
-		rvs = unsafe.Slice(rv, rows)
+		rss = unsafe.Slice(rs, rows)
 	}
-	cvs := unsafe.Slice(cv, cols)
+	css := unsafe.Slice(cs, cols)
 	var (
-		gs  = row[T](cf, abi.RowGS)
-		eps = row[T](cf, abi.RowEps)
-		one = row[T](cf, abi.RowOne)
+		gs    = row[T](cf, abi.RowGS)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
+		one   = row[T](cf, abi.RowOne)
 	)
 	var u2Lanes [16]float64
 	var p2Lanes [16]float64
 	for i := range rows {
 		for j := range cols {
 			e := i*cols + j
-			var x T
+			var m, g, u, x, r T
 			if factored {
-				x = T(T(rvs[i]*cvs[j]) / rm)
+				m = maxNaN(T(rss[i]*css[j]), neglr)
+				g = T(grads[e] * nega)
+				u = T(m * g)
 			} else {
-				x = cvs[j]
+				x = maxNaN(css[j], eps)
+				r = T(one / sqrtT(x))
+				g = T(grads[e] * gs)
+				u = T(r * g)
 			}
-			x = maxNaN(x, eps)
-			r := T(one / sqrtT(x))
-			g := T(grads[e] * gs)
-			u := T(r * g)
 			sumSq16(&u2Lanes, j, u)
 			sumSq16(&p2Lanes, j, ps[e])
 		}
@@ -558,35 +561,38 @@ func adafactorNormsGeneric[T Float](cf *Coeffs, p *T, grad *T, rv *T, cv *T, row
 // adafactorUpdateGeneric is the reference adafactorUpdate kernel, written from its description in
 // internal/abi: for each row, for each element of the row, the
 // operations of the description in order.
-func adafactorUpdateGeneric[T Float](cf *Coeffs, p *T, grad *T, rv *T, cv *T, rows, cols int, rm T, s T, mode int) {
-	factored := mode&4 == 4  // factored: x = row·col/mean
+func adafactorUpdateGeneric[T Float](cf *Coeffs, p *T, grad *T, rs *T, cs *T, rows, cols int, s T, mode int) {
+	factored := mode&4 == 4  // factored: the variance estimate is row_var·col_var/mean, by the row and column scales
 	decoupled := mode&1 == 1 // weight decay: p = p·decay
 	ps := unsafe.Slice(p, rows*cols)
 	grads := unsafe.Slice(grad, rows*cols)
-	var rvs []T
+	var rss []T
 	if factored {
-		rvs = unsafe.Slice(rv, rows)
+		rss = unsafe.Slice(rs, rows)
 	}
-	cvs := unsafe.Slice(cv, cols)
+	css := unsafe.Slice(cs, cols)
 	var (
 		gs    = row[T](cf, abi.RowGS)
 		decay = row[T](cf, abi.RowDecay)
 		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
 		one   = row[T](cf, abi.RowOne)
 	)
 	for i := range rows {
 		for j := range cols {
 			e := i*cols + j
-			var x T
+			var m, g, u, x, r T
 			if factored {
-				x = T(T(rvs[i]*cvs[j]) / rm)
+				m = maxNaN(T(rss[i]*css[j]), neglr)
+				g = T(grads[e] * nega)
+				u = T(m * g)
 			} else {
-				x = cvs[j]
+				x = maxNaN(css[j], eps)
+				r = T(one / sqrtT(x))
+				g = T(grads[e] * gs)
+				u = T(r * g)
 			}
-			x = maxNaN(x, eps)
-			r := T(one / sqrtT(x))
-			g := T(grads[e] * gs)
-			u := T(r * g)
 			p := ps[e]
 			if decoupled {
 				p = T(p * decay)

@@ -41,8 +41,8 @@ type table[T Float] struct {
 	// kernels, which take the mode of the call.
 	adafactorVariance func(c *Coeffs, v, g *T, n int)
 	adafactorSums     func(c *Coeffs, g *T, rowsum, colsum *float64, rows, cols int, mode int)
-	adafactorNorms    func(c *Coeffs, p, g, rv, cv *T, rows, cols int, rm T, mode int) (float64, float64)
-	adafactorUpdate   func(c *Coeffs, p, g, rv, cv *T, rows, cols int, rm, s T, mode int)
+	adafactorNorms    func(c *Coeffs, p, g, rs, cs *T, rows, cols int, mode int) (float64, float64)
+	adafactorUpdate   func(c *Coeffs, p, g, rs, cs *T, rows, cols int, s T, mode int)
 }
 
 // Set is the kernels of one level. Its methods check their arguments and

@@ -147,12 +147,12 @@ func adafactorSumsF32AVX2(c *[16][16]float32, grad *float32, rowsum *float64, co
 // adafactorNormsF32AVX2 is the AVX2 adafactorNorms kernel; see adafactorNormsGeneric.
 //
 //go:noescape
-func adafactorNormsF32AVX2(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, mode int) (u2 float64, p2 float64)
+func adafactorNormsF32AVX2(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows int, cols int, mode int) (u2 float64, p2 float64)
 
 // adafactorUpdateF32AVX2 is the AVX2 adafactorUpdate kernel; see adafactorUpdateGeneric.
 //
 //go:noescape
-func adafactorUpdateF32AVX2(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, s float32, mode int)
+func adafactorUpdateF32AVX2(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows int, cols int, s float32, mode int)
 
 // sgdF64AVX2 is the AVX2 sgd kernel; see sgdGeneric.
 //
@@ -277,12 +277,12 @@ func adafactorSumsF64AVX2(c *[16][8]float64, grad *float64, rowsum *float64, col
 // adafactorNormsF64AVX2 is the AVX2 adafactorNorms kernel; see adafactorNormsGeneric.
 //
 //go:noescape
-func adafactorNormsF64AVX2(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, mode int) (u2 float64, p2 float64)
+func adafactorNormsF64AVX2(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows int, cols int, mode int) (u2 float64, p2 float64)
 
 // adafactorUpdateF64AVX2 is the AVX2 adafactorUpdate kernel; see adafactorUpdateGeneric.
 //
 //go:noescape
-func adafactorUpdateF64AVX2(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, s float64, mode int)
+func adafactorUpdateF64AVX2(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows int, cols int, s float64, mode int)
 
 // sgdF32AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
@@ -427,12 +427,12 @@ func adafactorSumsF32AVX512(c *[16][16]float32, grad *float32, rowsum *float64, 
 // adafactorNormsF32AVX512 is the AVX512 adafactorNorms kernel; see adafactorNormsGeneric.
 //
 //go:noescape
-func adafactorNormsF32AVX512(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, mode int) (u2 float64, p2 float64)
+func adafactorNormsF32AVX512(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows int, cols int, mode int) (u2 float64, p2 float64)
 
 // adafactorUpdateF32AVX512 is the AVX512 adafactorUpdate kernel; see adafactorUpdateGeneric.
 //
 //go:noescape
-func adafactorUpdateF32AVX512(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows int, cols int, rm float32, s float32, mode int)
+func adafactorUpdateF32AVX512(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows int, cols int, s float32, mode int)
 
 // sgdF64AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
@@ -577,12 +577,12 @@ func adafactorSumsF64AVX512(c *[16][8]float64, grad *float64, rowsum *float64, c
 // adafactorNormsF64AVX512 is the AVX512 adafactorNorms kernel; see adafactorNormsGeneric.
 //
 //go:noescape
-func adafactorNormsF64AVX512(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, mode int) (u2 float64, p2 float64)
+func adafactorNormsF64AVX512(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows int, cols int, mode int) (u2 float64, p2 float64)
 
 // adafactorUpdateF64AVX512 is the AVX512 adafactorUpdate kernel; see adafactorUpdateGeneric.
 //
 //go:noescape
-func adafactorUpdateF64AVX512(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows int, cols int, rm float64, s float64, mode int)
+func adafactorUpdateF64AVX512(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows int, cols int, s float64, mode int)
 
 // archSets are the assembly levels of this architecture, lowest first:
 // the functions above, wired into the tables of package kernels.
@@ -626,11 +626,11 @@ var archSets = []*Set{
 			adafactorSums: func(c *Coeffs, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 				adafactorSumsF32AVX2(&c.f32, grad, rowsum, colsum, rows, cols, mode)
 			},
-			adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64) {
-				return adafactorNormsF32AVX2(&c.f32, p, grad, rv, cv, rows, cols, rm, mode)
+			adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, mode int) (u2, p2 float64) {
+				return adafactorNormsF32AVX2(&c.f32, p, grad, rs, cs, rows, cols, mode)
 			},
-			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
-				adafactorUpdateF32AVX2(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
+			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, s float32, mode int) {
+				adafactorUpdateF32AVX2(&c.f32, p, grad, rs, cs, rows, cols, s, mode)
 			},
 			adamFastSplits: fastKernels[float32]{
 				1: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
@@ -684,11 +684,11 @@ var archSets = []*Set{
 			adafactorSums: func(c *Coeffs, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 				adafactorSumsF64AVX2(&c.f64, grad, rowsum, colsum, rows, cols, mode)
 			},
-			adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64) {
-				return adafactorNormsF64AVX2(&c.f64, p, grad, rv, cv, rows, cols, rm, mode)
+			adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, mode int) (u2, p2 float64) {
+				return adafactorNormsF64AVX2(&c.f64, p, grad, rs, cs, rows, cols, mode)
 			},
-			adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
-				adafactorUpdateF64AVX2(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+			adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, s float64, mode int) {
+				adafactorUpdateF64AVX2(&c.f64, p, grad, rs, cs, rows, cols, s, mode)
 			},
 		},
 	},
@@ -731,11 +731,11 @@ var archSets = []*Set{
 			adafactorSums: func(c *Coeffs, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 				adafactorSumsF32AVX512(&c.f32, grad, rowsum, colsum, rows, cols, mode)
 			},
-			adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64) {
-				return adafactorNormsF32AVX512(&c.f32, p, grad, rv, cv, rows, cols, rm, mode)
+			adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, mode int) (u2, p2 float64) {
+				return adafactorNormsF32AVX512(&c.f32, p, grad, rs, cs, rows, cols, mode)
 			},
-			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
-				adafactorUpdateF32AVX512(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
+			adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, s float32, mode int) {
+				adafactorUpdateF32AVX512(&c.f32, p, grad, rs, cs, rows, cols, s, mode)
 			},
 			adamFastSplits: fastKernels[float32]{
 				1: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
@@ -789,11 +789,11 @@ var archSets = []*Set{
 			adafactorSums: func(c *Coeffs, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 				adafactorSumsF64AVX512(&c.f64, grad, rowsum, colsum, rows, cols, mode)
 			},
-			adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64) {
-				return adafactorNormsF64AVX512(&c.f64, p, grad, rv, cv, rows, cols, rm, mode)
+			adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, mode int) (u2, p2 float64) {
+				return adafactorNormsF64AVX512(&c.f64, p, grad, rs, cs, rows, cols, mode)
 			},
-			adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
-				adafactorUpdateF64AVX512(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+			adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, s float64, mode int) {
+				adafactorUpdateF64AVX512(&c.f64, p, grad, rs, cs, rows, cols, s, mode)
 			},
 			adamFastSplits: fastKernels[float64]{
 				1: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {

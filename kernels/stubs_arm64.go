@@ -150,12 +150,12 @@ func adafactorSumsF32NEON(c *[16][16]float32, grad *float32, rowsum *float64, co
 // adafactorNormsF32NEON is the NEON adafactorNorms kernel; see adafactorNormsGeneric.
 //
 //go:noescape
-func adafactorNormsF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64)
+func adafactorNormsF32NEON(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, mode int) (u2, p2 float64)
 
 // adafactorUpdateF32NEON is the NEON adafactorUpdate kernel; see adafactorUpdateGeneric.
 //
 //go:noescape
-func adafactorUpdateF32NEON(c *[16][16]float32, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int)
+func adafactorUpdateF32NEON(c *[16][16]float32, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, s float32, mode int)
 
 // sgdF64NEON is the NEON sgd kernel; see sgdGeneric.
 //
@@ -300,12 +300,12 @@ func adafactorSumsF64NEON(c *[16][8]float64, grad *float64, rowsum *float64, col
 // adafactorNormsF64NEON is the NEON adafactorNorms kernel; see adafactorNormsGeneric.
 //
 //go:noescape
-func adafactorNormsF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64)
+func adafactorNormsF64NEON(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, mode int) (u2, p2 float64)
 
 // adafactorUpdateF64NEON is the NEON adafactorUpdate kernel; see adafactorUpdateGeneric.
 //
 //go:noescape
-func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int)
+func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, s float64, mode int)
 
 // archSets are the assembly levels of this architecture.
 var archSets = []*Set{{
@@ -347,11 +347,11 @@ var archSets = []*Set{{
 		adafactorSums: func(c *Coeffs, grad *float32, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 			adafactorSumsF32NEON(&c.f32, grad, rowsum, colsum, rows, cols, mode)
 		},
-		adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, mode int) (u2, p2 float64) {
-			return adafactorNormsF32NEON(&c.f32, p, grad, rv, cv, rows, cols, rm, mode)
+		adafactorNorms: func(c *Coeffs, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, mode int) (u2, p2 float64) {
+			return adafactorNormsF32NEON(&c.f32, p, grad, rs, cs, rows, cols, mode)
 		},
-		adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rv *float32, cv *float32, rows, cols int, rm float32, s float32, mode int) {
-			adafactorUpdateF32NEON(&c.f32, p, grad, rv, cv, rows, cols, rm, s, mode)
+		adafactorUpdate: func(c *Coeffs, p *float32, grad *float32, rs *float32, cs *float32, rows, cols int, s float32, mode int) {
+			adafactorUpdateF32NEON(&c.f32, p, grad, rs, cs, rows, cols, s, mode)
 		},
 		adamFastSplits: fastKernels[float32]{
 			1: func(c *Coeffs, p, grad, m, v, vmax *float32, n int) {
@@ -405,11 +405,11 @@ var archSets = []*Set{{
 		adafactorSums: func(c *Coeffs, grad *float64, rowsum *float64, colsum *float64, rows, cols int, mode int) {
 			adafactorSumsF64NEON(&c.f64, grad, rowsum, colsum, rows, cols, mode)
 		},
-		adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, mode int) (u2, p2 float64) {
-			return adafactorNormsF64NEON(&c.f64, p, grad, rv, cv, rows, cols, rm, mode)
+		adafactorNorms: func(c *Coeffs, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, mode int) (u2, p2 float64) {
+			return adafactorNormsF64NEON(&c.f64, p, grad, rs, cs, rows, cols, mode)
 		},
-		adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rv *float64, cv *float64, rows, cols int, rm float64, s float64, mode int) {
-			adafactorUpdateF64NEON(&c.f64, p, grad, rv, cv, rows, cols, rm, s, mode)
+		adafactorUpdate: func(c *Coeffs, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, s float64, mode int) {
+			adafactorUpdateF64NEON(&c.f64, p, grad, rs, cs, rows, cols, s, mode)
 		},
 		adamFastSplits: fastKernels[float64]{
 			1: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {

@@ -17,7 +17,8 @@ import (
 //	                      vector: the variance (AdafactorVarianceF32)
 //	between (per tensor)  the column sums of each matrix, its chunks' added
 //	                      in chunk order; row_var and col_var from them
-//	                      (AdafactorFactorF32); rm of each matrix
+//	                      (AdafactorFactorF32); rm of each matrix; the
+//	                      scales of its rows and columns (AdafactorScalesF32)
 //	pass 2 (per chunk)    Σu² and Σp² of the chunk (AdafactorNormsF32)
 //	between (per tensor)  the chunks' sums added in chunk order; the step
 //	                      size s (AdafactorStepSize)
@@ -30,7 +31,7 @@ import (
 // which the sums of the chunks are added is fixed, and it is the chunk
 // order, so the result depends on the chunks (Options.ChunkSize) and not on
 // the number of workers. The scratch (row sums, the chunks' column sums,
-// the sums of squares, rm, s) is made with the plan, so that a step
+// the row and column scales, the sums of squares, s) is made with the plan, so that a step
 // allocates nothing.
 
 // maxAdafactorChunks bounds the chunks of one matrix, and so the column
@@ -79,20 +80,23 @@ func multiPass[T Float](p []T) error {
 type afOps[T Float] struct {
 	variance func(*kernels.Set, *kernels.Coeffs, []T, []T) error
 	sums     func(*kernels.Set, *kernels.Coeffs, []T, int, []float64, []float64) error
-	norms    func(*kernels.Set, *kernels.Coeffs, []T, []T, int, []T, []T, T) (float64, float64, error)
-	update   func(*kernels.Set, *kernels.Coeffs, []T, []T, int, []T, []T, T, float64) error
+	norms    func(*kernels.Set, *kernels.Coeffs, []T, []T, int, []T, []T) (float64, float64, error)
+	update   func(*kernels.Set, *kernels.Coeffs, []T, []T, int, []T, []T, float64) error
 	factor   func(*kernels.Coeffs, []T, []float64, int) error
 	mean     func(*kernels.Coeffs, []T) (T, error)
+	scales   func(*kernels.Coeffs, []T, []T, T, []T, []T) error
 }
 
 var afOps32 = &afOps[float32]{
 	(*kernels.Set).AdafactorVarianceF32, (*kernels.Set).AdafactorSumsF32, (*kernels.Set).AdafactorNormsF32,
 	(*kernels.Set).AdafactorUpdateF32, kernels.AdafactorFactorF32, kernels.AdafactorMeanF32,
+	kernels.AdafactorScalesF32,
 }
 
 var afOps64 = &afOps[float64]{
 	(*kernels.Set).AdafactorVarianceF64, (*kernels.Set).AdafactorSumsF64, (*kernels.Set).AdafactorNormsF64,
 	(*kernels.Set).AdafactorUpdateF64, kernels.AdafactorFactorF64, kernels.AdafactorMeanF64,
+	kernels.AdafactorScalesF64,
 }
 
 func afOpsFor[T Float]() *afOps[T] {
@@ -109,7 +113,8 @@ type afTensor[T Float] struct {
 	n          int
 	pieces     []afPiece
 	rowSum     []float64 // factored: b·r row sums of g²
-	rm         []T       // factored: the divisor of each matrix
+	rowScale   []T       // factored: b·r row scales of the last two passes
+	colScale   []T       // factored: b·cols column scales of the last two passes
 	s          float64   // the step size of this step
 }
 
@@ -135,7 +140,8 @@ func newAfTensor[T Float](h AdafactorConfig, shape []int, n, cs int) *afTensor[T
 			o := t.b*t.r + k*t.cols
 			t.pieces[k].col = sc[o : o+t.cols : o+t.cols]
 		}
-		t.rm = make([]T, t.b)
+		sc2 := make([]T, t.b*(t.r+t.cols))
+		t.rowScale, t.colScale = sc2[:t.b*t.r:t.b*t.r], sc2[t.b*t.r:]
 	}
 	return t
 }
@@ -162,7 +168,8 @@ func (t *afTensor[T]) pass1(ops *afOps[T], ks *kernels.Set, c *kernels.Coeffs, k
 }
 
 // between1 adds each matrix's column sums in chunk order (into its first
-// chunk's) and updates its factors and rm.
+// chunk's), updates its factors and makes the scales of its rows and
+// columns from them and their rm.
 func (t *afTensor[T]) between1(ops *afOps[T], c *kernels.Coeffs, buf [3][]T) error {
 	if !t.factored || t.n == 0 {
 		return nil
@@ -186,27 +193,32 @@ func (t *afTensor[T]) between1(ops *afOps[T], c *kernels.Coeffs, buf [3][]T) err
 		if err != nil {
 			return err
 		}
-		t.rm[m] = rm
+		rs, cs := t.rowScale[m*t.r:(m+1)*t.r], t.colScale[m*t.cols:(m+1)*t.cols]
+		if err := ops.scales(c, rv, cv, rm, rs, cs); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// args returns the arguments of the last two passes for piece k.
-func (t *afTensor[T]) args(k int, buf [3][]T) (cols int, rv, cv []T, rm T) {
+// args returns the arguments of the last two passes for piece k: its
+// columns, its rows' scales and its columns' scales (a vector: nil and its
+// variance).
+func (t *afTensor[T]) args(k int, buf [3][]T) (cols int, rs, cs []T) {
 	pc := &t.pieces[k]
 	if !t.factored {
-		return pc.hi - pc.lo, nil, buf[0][pc.lo:pc.hi], 0
+		return pc.hi - pc.lo, nil, buf[0][pc.lo:pc.hi]
 	}
 	m, r0, rows := t.where(k)
 	o := m*t.r + r0
-	return t.cols, buf[0][o : o+rows], buf[1][m*t.cols : (m+1)*t.cols], t.rm[m]
+	return t.cols, t.rowScale[o : o+rows], t.colScale[m*t.cols : (m+1)*t.cols]
 }
 
 func (t *afTensor[T]) pass2(ops *afOps[T], ks *kernels.Set, c *kernels.Coeffs, k int, p, g []T, buf [3][]T) error {
 	pc := &t.pieces[k]
-	cols, rv, cv, rm := t.args(k, buf)
+	cols, rs, cs := t.args(k, buf)
 	var err error
-	pc.u2, pc.p2, err = ops.norms(ks, c, p[pc.lo:pc.hi], g[pc.lo:pc.hi], cols, rv, cv, rm)
+	pc.u2, pc.p2, err = ops.norms(ks, c, p[pc.lo:pc.hi], g[pc.lo:pc.hi], cols, rs, cs)
 	return err
 }
 
@@ -227,8 +239,8 @@ func (t *afTensor[T]) between2(c *kernels.Coeffs) error {
 
 func (t *afTensor[T]) pass3(ops *afOps[T], ks *kernels.Set, c *kernels.Coeffs, k int, p, g []T, buf [3][]T) error {
 	pc := &t.pieces[k]
-	cols, rv, cv, rm := t.args(k, buf)
-	return ops.update(ks, c, p[pc.lo:pc.hi], g[pc.lo:pc.hi], cols, rv, cv, rm, t.s)
+	cols, rs, cs := t.args(k, buf)
+	return ops.update(ks, c, p[pc.lo:pc.hi], g[pc.lo:pc.hi], cols, rs, cs, t.s)
 }
 
 // step runs the whole step of one parameter on the caller (the Stepper).

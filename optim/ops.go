@@ -67,7 +67,7 @@ var ops32 = &ops[float32]{
 			if err := multiPass(p); err != nil {
 				return err
 			}
-			return s.AdafactorUpdateF32(c, p, g, 0, nil, nil, 0, 0)
+			return s.AdafactorUpdateF32(c, p, g, 0, nil, nil, 0)
 		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF32,
@@ -129,7 +129,7 @@ var ops64 = &ops[float64]{
 			if err := multiPass(p); err != nil {
 				return err
 			}
-			return s.AdafactorUpdateF64(c, p, g, 0, nil, nil, 0, 0)
+			return s.AdafactorUpdateF64(c, p, g, 0, nil, nil, 0)
 		},
 	},
 	sumSqCheck: (*kernels.Set).SumSquaresCheckF64,

@@ -42,7 +42,12 @@ var _ = register(AdafactorConfig{})
 // denom are Python's (a NaN norm gives Eps2 and 1). The exact operation
 // order is that of the kernels (kernels.Set.AdafactorSumsF32 and the
 // passes after it): the sums of squares in float64 with the 16-lane tree,
-// the scalars in float64. State: row_var and col_var (as many elements as
+// the scalars in float64. For a factored parameter u is computed without a
+// division or a square root per element: the reciprocal square roots are
+// taken once per row, rs = 1/sqrt(row_var), and once per column, cs =
+// 1/sqrt(col_var/max(mean(row_var), ε1)) (kernels.AdafactorScalesF32), and
+// u = min(rs·cs, 1/ε1)·g, which is g/sqrt(max(v, ε1²)) in exact arithmetic
+// and differs from PyTorch's per-element order only by rounding. State: row_var and col_var (as many elements as
 // the rows and the columns of all the matrices) for a parameter of two
 // dimensions or more, variance (as many as p) for a vector or a scalar;
 // with the step count. So the state of a matrix is far smaller than the

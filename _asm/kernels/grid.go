@@ -100,6 +100,34 @@ func (e *env) colSumSq(st int, groups []Op) {
 	}
 }
 
+// gridPrefetch is how far ahead (bytes) a grid kernel that only reads
+// prefetches each of its full streams. Out of the caches, a core's
+// hardware prefetchers alone move too little per stream for a pass that
+// reads one or two: on the Zen 5 machine (DESIGN.md §6; thread CPU time,
+// 4096×4096 float32) AdafactorSums read its one stream at 17 GB/s without,
+// 33 GB/s with 8 KiB ahead (1, 4 and 16 KiB: 21, 29 and 23 GB/s), and
+// AdafactorNorms its two at 35 and 40 GB/s (float64 AdafactorSums: 23
+// and 26 GB/s). A kernel that stores (AdafactorUpdate) was no faster with
+// it (in the caches, slower), so it has none. A
+// prefetch never faults: the lines past the end of the matrix cost only
+// the request.
+const gridPrefetch = 8192
+
+// prefetch requests, for each full stream that the body reads (used), the
+// cache lines gridPrefetch bytes after those of the n blocks about to run
+// (PREFETCHT0: into every level of the caches).
+func prefetch(e *env, used map[int]bool, n int) {
+	t, g := e.t, e.grid
+	for s, st := range g.d.Streams {
+		if st.Kind != abi.StreamFull || !used[s] {
+			continue
+		}
+		for off := 0; off < n*16*t.ES(); off += 64 {
+			PREFETCHT0(Mem{Base: e.ptr[s], Index: g.j, Scale: uint8(t.ES()), Disp: gridPrefetch + off})
+		}
+	}
+}
+
 // grid writes grid kernel d for level and precision t.
 func grid(d *abi.Kernel, t isa) {
 	name := d.Name + t.Prec() + t.Level()
@@ -154,9 +182,11 @@ func grid(d *abi.Kernel, t isa) {
 			t.MovU(Mem{Base: c, Disp: abi.RowBytes * r}, v)
 			e.regs[r] = v
 		}
-		used := map[int]bool{}
+		used, stores := map[int]bool{}, false
 		for _, v := range vals {
 			switch v.Op {
+			case abi.OpStore:
+				stores = true
 			case abi.OpArg:
 				w := t.Vec()
 				t.Bcast(argv[v.Arg], w)
@@ -210,6 +240,9 @@ func grid(d *abi.Kernel, t isa) {
 		// Body of the vectors of n blocks, interleaved where the level has
 		// the registers for it.
 		blocks := func(n int) {
+			if !stores {
+				prefetch(e, used, n)
+			}
 			e.mk, e.unroll = mask{}, n*V
 			body := func(k int) {
 				e.disp = k * t.VBytes()

@@ -35,6 +35,12 @@ const (
 	// RowHalfIB2 is ½·ib2 (AdamFast); Adam has no momentum, so it reuses
 	// that row.
 	RowHalfIB2 = RowMu
+
+	// Adafactor's factored passes take the gradient scale negated and the
+	// clamp of the reciprocal square root, -1/sqrt(ε1²), in rows that
+	// Adafactor does not otherwise use.
+	RowAfNegGS    = RowNegA
+	RowAfNegClamp = RowNegLR
 )
 
 // RowBytes is the size of one row of the coefficient block; a row holds

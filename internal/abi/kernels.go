@@ -48,7 +48,7 @@ var (
 
 	CondAdafactorWD       = &Cond{Name: "decoupled", Mask: AdafactorWD, Value: AdafactorWD, Doc: "weight decay: p = p·decay"}
 	CondAdafactorBig      = &Cond{Name: "big", Mask: AdafactorBig, Value: AdafactorBig, Doc: "lerp weight ≥ 0.5: fma(w - 1, d, end)"}
-	CondAdafactorFactored = &Cond{Name: "factored", Mask: AdafactorFactored, Value: AdafactorFactored, Doc: "factored: x = row·col/mean"}
+	CondAdafactorFactored = &Cond{Name: "factored", Mask: AdafactorFactored, Value: AdafactorFactored, Doc: "factored: the variance estimate is row_var·col_var/mean, by the row and column scales"}
 )
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
@@ -529,8 +529,8 @@ var SGDKeep = &Kernel{
 // those sums, AdafactorNorms, then, once the step size is known from its
 // sums, AdafactorUpdate; a vector takes AdafactorVariance and the last two
 // (not factored). Between the passes the caller works on scalars and on
-// the factors (package kernels: Set.AdafactorFactorsF32 and
-// AdafactorStepSize).
+// the factors (package kernels: AdafactorFactorF32, AdafactorMeanF32,
+// AdafactorScalesF32 and AdafactorStepSize).
 
 // AdafactorVariance is the variance of a vector parameter,
 // variance.lerp_(g·g, w) in PyTorch's vectorised lerp, which chooses its
@@ -578,33 +578,50 @@ var AdafactorSums = &Kernel{
 
 // adafactorU is the update element u of Adafactor, PyTorch's
 // var_estimate = row_var @ col_var; var_estimate.div_(mean);
-// update = var_estimate.clamp_(min=eps1²).rsqrt_(); update.mul_(grad):
+// update = var_estimate.clamp_(min=eps1²).rsqrt_(); update.mul_(grad).
+// For a factored parameter the reciprocal square roots are taken once per
+// row and once per column (kernels.AdafactorScalesF32), so that an element
+// costs no division and no square root:
 //
-//	x := factored ? (rv·cv)/rm : cv        // vector: cv is the variance
-//	x = max(x, eps1²)                       // NaN stays NaN
-//	r := 1/sqrt(x)
-//	g := grad·gs
-//	u := r·g
+//	factored: m := max(rs·cs, -1/ε1)      // = -min(rs·|cs|, 1/ε1); NaN stays NaN
+//	          g' := grad·(-gs)            // = -g, exactly
+//	          u := m·g'                   // = min(rs·|cs|, 1/ε1)·g, exactly
+//	vector:   x := max(cs, eps1²)         // cs is the variance; NaN stays NaN
+//	          r := 1/sqrt(x)
+//	          g := grad·gs
+//	          u := r·g
 //
-// rv is the row's row_var, cv the column's col_var, rm the clamped mean of
-// row_var.
+// where rs = 1/sqrt(row_var) of the element's row and cs =
+// -1/sqrt(col_var/mean) of its column, both in the element type (a factor
+// below zero counts as zero). min(rs·|cs|, 1/ε1) is 1/sqrt(max(row_var·
+// col_var/mean, ε1²)) in exact arithmetic: the clamp of the variance
+// estimate at ε1² is the clamp of its reciprocal square root at 1/ε1. It is
+// taken on negated values (the description's max), so the gradient is
+// negated too and u keeps its sign; -1/ε1 is -1/sqrt(ε1²) with ε1² in the
+// element type (-Inf when it is 0).
 func adafactorU() []Stmt {
 	return []Stmt{
 		IfElse(CondAdafactorFactored,
-			[]Stmt{Set("x", Div(Mul(Load("rv"), Load("cv")), Arg("rm")))},
-			[]Stmt{Set("x", Load("cv"))}),
-		Set("x", Max(Var("x"), Row(RowEps))),
-		Set("r", Div(Row(RowOne), Sqrt(Var("x")))),
-		gradient(),
-		Set("u", Mul(Var("r"), Var("g"))),
+			[]Stmt{
+				Set("m", Max(Mul(Load("rs"), Load("cs")), Row(RowAfNegClamp))),
+				Set("g", Mul(Load("grad"), Row(RowAfNegGS))),
+				Set("u", Mul(Var("m"), Var("g"))),
+			},
+			[]Stmt{
+				Set("x", Max(Load("cs"), Row(RowEps))),
+				Set("r", Div(Row(RowOne), Sqrt(Var("x")))),
+				gradient(),
+				Set("u", Mul(Var("r"), Var("g"))),
+			}),
 	}
 }
 
-// adafactorStreams are the streams of the last two passes: for a vector
-// (not factored), one row whose columns are the elements, and cv the
-// variance.
+// adafactorStreams are the streams of the last two passes: for a factored
+// parameter rs, the scale of each row, and cs, that of each column (see
+// adafactorU); for a vector (not factored), one row whose columns are the
+// elements, and cs the variance.
 var adafactorStreams = []Stream{{Name: "p"}, {Name: "grad"},
-	{Name: "rv", Kind: StreamRow, Only: CondAdafactorFactored}, {Name: "cv", Kind: StreamCol}}
+	{Name: "rs", Kind: StreamRow, Only: CondAdafactorFactored}, {Name: "cs", Kind: StreamCol}}
 
 // AdafactorNorms is the second pass: the sums of squares of the update u
 // (adafactorU) and of p (before the weight decay), in float64:
@@ -614,7 +631,6 @@ var AdafactorNorms = &Kernel{
 	Name: "adafactorNorms", Grid: true,
 	Streams: adafactorStreams,
 	Conds:   []*Cond{CondAdafactorFactored},
-	Args:    []string{"rm"},
 	Sums:    []string{"u2", "p2"},
 	Body: append(adafactorU(),
 		SumSq("u2", Var("u")),
@@ -631,7 +647,7 @@ var AdafactorUpdate = &Kernel{
 	Name: "adafactorUpdate", Grid: true,
 	Streams: adafactorStreams,
 	Conds:   []*Cond{CondAdafactorFactored, CondAdafactorWD},
-	Args:    []string{"rm", "s"},
+	Args:    []string{"s"},
 	Body: append(adafactorU(),
 		Set("p", Load("p")),
 		If(CondAdafactorWD, Set("p", Mul(Var("p"), Row(RowDecay)))),

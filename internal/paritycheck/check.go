@@ -497,15 +497,15 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 func adafactorSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T, rows, cols int, factored bool) error {
 	p, g := a[0], a[1]
 	rowSum, colSum := make([]float64, rows), make([]float64, cols)
+	rs, cs := make([]T, rows), make([]T, cols)
 	for t := int64(1); t <= paritySteps; t++ {
 		c, err := pc.coeffs(t)
 		if err != nil {
 			return err
 		}
-		var rv, cv []T
-		var rm T
+		var rowScale, colScale []T
 		if factored {
-			rv, cv = a[2], a[3]
+			rv, cv := a[2], a[3]
 			clear(colSum)
 			if err := k.AdafactorSums(&c, g, cols, rowSum, colSum); err != nil {
 				return err
@@ -516,16 +516,21 @@ func adafactorSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T, rows, col
 			if err := k.AdafactorFactor(&c, cv, colSum, rows); err != nil {
 				return err
 			}
-			if rm, err = k.AdafactorMean(&c, rv); err != nil {
+			rm, err := k.AdafactorMean(&c, rv)
+			if err != nil {
 				return err
 			}
+			if err := k.AdafactorScales(&c, rv, cv, rm, rs, cs); err != nil {
+				return err
+			}
+			rowScale, colScale = rs, cs
 		} else {
-			cv = a[2]
-			if err := k.AdafactorVariance(&c, cv, g); err != nil {
+			colScale = a[2]
+			if err := k.AdafactorVariance(&c, colScale, g); err != nil {
 				return err
 			}
 		}
-		u2, p2, err := k.AdafactorNorms(&c, p, g, cols, rv, cv, rm)
+		u2, p2, err := k.AdafactorNorms(&c, p, g, cols, rowScale, colScale)
 		if err != nil {
 			return err
 		}
@@ -533,7 +538,7 @@ func adafactorSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T, rows, col
 		if err != nil {
 			return err
 		}
-		if err := k.AdafactorUpdate(&c, p, g, cols, rv, cv, rm, s); err != nil {
+		if err := k.AdafactorUpdate(&c, p, g, cols, rowScale, colScale, s); err != nil {
 			return err
 		}
 	}

@@ -93,8 +93,8 @@ func TestCheckDetects(t *testing.T) {
 			}
 		}, "col_var: element 3 of"},
 		"Adafactor's update writes past the end": {func(k *Kernels[float32]) {
-			k.AdafactorUpdate = func(c *kernels.Coeffs, p, g []float32, cols int, rv, cv []float32, rm float32, st float64) error {
-				err := ref.AdafactorUpdate(c, p, g, cols, rv, cv, rm, st)
+			k.AdafactorUpdate = func(c *kernels.Coeffs, p, g []float32, cols int, rs, cs []float32, st float64) error {
+				err := ref.AdafactorUpdate(c, p, g, cols, rs, cs, st)
 				if len(p) > 0 {
 					unsafe.Slice(&p[0], len(p)+1)[len(p)] = 0
 				}

@@ -34,10 +34,11 @@ type Kernels[T kernels.Float] struct {
 	// level).
 	AdafactorVariance func(c *kernels.Coeffs, v, g []T) error
 	AdafactorSums     func(c *kernels.Coeffs, g []T, cols int, rowSum, colSum []float64) error
-	AdafactorNorms    func(c *kernels.Coeffs, p, g []T, cols int, rowVar, colVar []T, rm T) (float64, float64, error)
-	AdafactorUpdate   func(c *kernels.Coeffs, p, g []T, cols int, rowVar, colVar []T, rm T, st float64) error
+	AdafactorNorms    func(c *kernels.Coeffs, p, g []T, cols int, rowScale, colScale []T) (float64, float64, error)
+	AdafactorUpdate   func(c *kernels.Coeffs, p, g []T, cols int, rowScale, colScale []T, st float64) error
 	AdafactorFactor   func(c *kernels.Coeffs, f []T, sums []float64, count int) error
 	AdafactorMean     func(c *kernels.Coeffs, rv []T) (T, error)
+	AdafactorScales   func(c *kernels.Coeffs, rowVar, colVar []T, rm T, rowScale, colScale []T) error
 }
 
 // Bind returns the kernels of s for T, float32 or float64.
@@ -54,7 +55,8 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 			LAMBMoments: s.LAMBMomentsF32, LAMBApply: s.LAMBApplyF32,
 			AdafactorVariance: s.AdafactorVarianceF32, AdafactorSums: s.AdafactorSumsF32,
 			AdafactorNorms: s.AdafactorNormsF32, AdafactorUpdate: s.AdafactorUpdateF32,
-			AdafactorFactor: kernels.AdafactorFactorF32, AdafactorMean: kernels.AdafactorMeanF32}
+			AdafactorFactor: kernels.AdafactorFactorF32, AdafactorMean: kernels.AdafactorMeanF32,
+			AdafactorScales: kernels.AdafactorScalesF32}
 	default:
 		k = Kernels[float64]{Level: s.Level(), SGD: s.SGDF64, Momentum: s.MomentumF64, Adam: s.AdamF64,
 			AdamFast: s.AdamFastF64, Lion: s.LionF64, Adagrad: s.AdagradF64, RMSprop: s.RMSpropF64,
@@ -64,7 +66,8 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 			LAMBMoments: s.LAMBMomentsF64, LAMBApply: s.LAMBApplyF64,
 			AdafactorVariance: s.AdafactorVarianceF64, AdafactorSums: s.AdafactorSumsF64,
 			AdafactorNorms: s.AdafactorNormsF64, AdafactorUpdate: s.AdafactorUpdateF64,
-			AdafactorFactor: kernels.AdafactorFactorF64, AdafactorMean: kernels.AdafactorMeanF64}
+			AdafactorFactor: kernels.AdafactorFactorF64, AdafactorMean: kernels.AdafactorMeanF64,
+			AdafactorScales: kernels.AdafactorScalesF64}
 	}
 	return k.(Kernels[T])
 }
