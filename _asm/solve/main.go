@@ -61,13 +61,36 @@ func mem(b Register, disp int) Mem { return Mem{Base: b, Disp: disp} }
 
 // gemm is the micro-kernel of the trailing update: a tile of mr rows and
 // nv vectors of C receives, for k = 0, 1, …, kc-1 in that order, one fused
-// multiply-add per element.
-func gemm(t isa) {
+// multiply-add per element. With nvk < nv it is the narrower kernel of the
+// tiles that cross the diagonal or the edge of the trailing matrix
+// (gemmV1…, gemmV2…): the same operations on nvk vectors per row.
+func gemm(t isa, nvk int) { gemmKernel(t, nvk, false) }
+
+// gemmMask is the micro-kernel on one vector per row whose row r loads
+// and stores only the lanes of mask[r] (AVX-512 opmasks): the part of a
+// tile that crosses the diagonal or the edge of the trailing matrix, in
+// place, without touching the elements outside the referenced triangle.
+// The other lanes are computed on zeros and dropped.
+func gemmMask(t isa) { gemmKernel(t, 1, true) }
+
+func gemmKernel(t isa, nvk int, masked bool) {
+	nv := nvk
 	name := "gemm" + t.Prec() + t.Level()
-	TEXT(name, NOSPLIT, t.sig("func(kc int, a *%[1]s, as int, b *%[1]s, bs int, bg int, c *%[1]s, ldc int, pf *%[1]s)"))
+	sig := t.sig("func(kc int, a *%[1]s, as int, b *%[1]s, bs int, bg int, c *%[1]s, ldc int, pf *%[1]s)")
+	doc := fmt.Sprintf("%%s is the %s micro-kernel of the trailing update, on a tile of %d×%d; see gemmGeneric.",
+		t.Level(), t.mr(), nv*t.Lanes())
+	switch {
+	case masked:
+		name = "gemmMask" + t.Prec() + t.Level()
+		sig = t.sig("func(kc int, a *%[1]s, as int, b *%[1]s, bs int, c *%[1]s, ldc int, mask *uint16)")
+		doc = fmt.Sprintf("%%s is the %s micro-kernel of the trailing update on a tile of %d×%d whose row r "+
+			"reads and writes the lanes of mask[r] only; see gemmMaskGeneric.", t.Level(), t.mr(), t.Lanes())
+	case nvk != 3:
+		name = fmt.Sprintf("gemmV%d%s%s", nvk, t.Prec(), t.Level())
+	}
+	TEXT(name, NOSPLIT, sig)
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the %s micro-kernel of the trailing update, on a tile of %d×%d; see gemmGeneric.",
-		name, t.Level(), t.mr(), nv*t.Lanes()))
+	Doc(fmt.Sprintf(doc, name))
 	mr, vb, es := t.mr(), t.VBytes(), t.ES()
 	kc := Load(Param("kc"), GP64())
 	TESTQ(kc, kc)
@@ -78,19 +101,35 @@ func gemm(t isa) {
 	b := Load(Param("b"), GP64())
 	bs := Load(Param("bs"), GP64())
 	t.scale(bs)
-	bg := Load(Param("bg"), GP64())
-	t.scale(bg)
+	var bg Register
+	if nv > 1 {
+		bg = Load(Param("bg"), GP64())
+		t.scale(bg)
+	}
 	ldc := Load(Param("ldc"), GP64())
 	t.scale(ldc)
 
-	Comment("Prefetch the next tile of C.")
-	pf := Load(Param("pf"), GP64())
-	for r := 0; r < mr; r++ {
-		for off := 0; off < nv*vb; off += 64 {
-			PREFETCHT0(mem(pf, off))
+	var mask Register
+	k := K()
+	loadMask := func(r int) {
+		if t.F64 {
+			KMOVB(mem(mask, 2*r), k)
+		} else {
+			KMOVW(mem(mask, 2*r), k)
 		}
-		if r < mr-1 {
-			ADDQ(ldc, pf)
+	}
+	if masked {
+		mask = Load(Param("mask"), GP64())
+	} else {
+		Comment("Prefetch the next tile of C.")
+		pf := Load(Param("pf"), GP64())
+		for r := 0; r < mr; r++ {
+			for off := 0; off < nv*vb; off += 64 {
+				PREFETCHT0(mem(pf, off))
+			}
+			if r < mr-1 {
+				ADDQ(ldc, pf)
+			}
 		}
 	}
 
@@ -108,7 +147,12 @@ func gemm(t isa) {
 	MOVQ(c, cp)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nv; v++ {
-			t.MovU(mem(cp, v*vb), acc(r, v))
+			if masked {
+				loadMask(r)
+				t.MovUZ(mem(cp, v*vb), k, acc(r, v))
+			} else {
+				t.MovU(mem(cp, v*vb), acc(r, v))
+			}
 		}
 		if r < mr-1 {
 			ADDQ(ldc, cp)
@@ -118,8 +162,12 @@ func gemm(t isa) {
 	Comment("k = 0, 1, …: C[r][:] = fma(-a[k][r], b[k][:], C[r][:]).")
 	Label("loop")
 	t.MovU(mem(b, 0), bv(0))
-	t.MovU(Mem{Base: b, Index: bg, Scale: 1}, bv(1))
-	t.MovU(Mem{Base: b, Index: bg, Scale: 2}, bv(2))
+	if nv > 1 {
+		t.MovU(Mem{Base: b, Index: bg, Scale: 1}, bv(1))
+	}
+	if nv > 2 {
+		t.MovU(Mem{Base: b, Index: bg, Scale: 2}, bv(2))
+	}
 	for r := 0; r < mr; r++ {
 		t.Bcast(mem(a, r*es), bc(r))
 		for v := 0; v < nv; v++ {
@@ -135,7 +183,12 @@ func gemm(t isa) {
 	MOVQ(c, cp)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nv; v++ {
-			t.MovU(acc(r, v), mem(cp, v*vb))
+			if masked {
+				loadMask(r)
+				t.MovUK(acc(r, v), k, mem(cp, v*vb))
+			} else {
+				t.MovU(acc(r, v), mem(cp, v*vb))
+			}
 		}
 		if r < mr-1 {
 			ADDQ(ldc, cp)
@@ -871,7 +924,12 @@ func main() {
 	for _, z := range []bool{false, true} {
 		for _, f := range []bool{true, false} {
 			t := isa{x86.ISA{Z: z, F64: f}}
-			gemm(t)
+			gemm(t, nv)
+			if z {
+				gemm(t, 1)
+				gemm(t, 2)
+				gemmMask(t)
+			}
 			trsm(t)
 			leaf(t)
 			pack(t, false)
