@@ -407,9 +407,12 @@ func (f *factorizer[T]) buildTri(pn *panel[T]) {
 		}
 		for k := k0; k < j1; k++ {
 			lo := max(j0, k)
-			clear(strip[k*w : k*w+lo-j0])
+			row := strip[k*w : k*w+j1-j0]
+			for j := range lo - j0 {
+				row[j] = 0
+			}
 			for j := lo; j < j1; j++ {
-				strip[k*w+j-j0] = d[base+j*f.rs+k]
+				row[j-j0] = d[base+j*f.rs+k]
 			}
 		}
 	}
@@ -677,7 +680,7 @@ func (f *factorizer[T]) packGroup(pn *panel[T], q int, unpack bool) {
 				f.im.pack(kb, &d[src], f.rs, &x[0])
 			}
 		}
-		for r := 0; r < g; r++ {
+		for r := 0; r < g && kb < b; r++ {
 			row := d[src+r*f.rs+kb : src+r*f.rs+b]
 			for k := range row {
 				if unpack {
