@@ -340,6 +340,10 @@ const leafLD = 16
 // leaf is the unblocked factorisation of a small block held column-major,
 // vectorised over the rows of a column.
 func leaf(t isa) {
+	if t.Z {
+		leafZ(t)
+		return
+	}
 	name := "potrfLeaf" + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, t.sig("func(n int, a *%[1]s) int"))
 	Pragma("noescape")
@@ -403,6 +407,106 @@ func leaf(t isa) {
 	Label("ok")
 	MOVQ(I64(-1), j)
 	Store(j, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// leafZ is the AVX-512 leaf: the same operations as potrfLeafGeneric, in
+// right-looking order, on the whole block held in registers (column j in
+// the vectors that hold its rows j … 15). Once column j is final (square
+// root, divisions) its multipliers l[k][j], taken from its lanes by a
+// permutation, update every later column k at once; each element still
+// receives k = 0, 1, … in increasing order, one fma each. The column-by-
+// column kernel went through memory for every pivot and multiplier, and
+// the chain of a column's updates, so the leaf ran at the latency of
+// store forwarding. A column is stored once final (its lanes from row j
+// on); when a pivot fails, the column is stored with its updates and the
+// later columns are left as they were, as the reference leaves them.
+func leafZ(t isa) {
+	name := "potrfLeaf" + t.Prec() + t.Level()
+	TEXT(name, NOSPLIT, t.sig("func(n int, a *%[1]s) int"))
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the %s factorisation of a block of at most %d columns; see potrfLeafGeneric.",
+		name, t.Level(), leafLD))
+	vb, es, L := t.VBytes(), t.ES(), t.Lanes()
+	nvec := leafLD / L
+	colBytes := leafLD * es
+	// Registers: column j, vector v (v ≥ j/L) in col(j, v).
+	regs := map[[2]int]VecPhysical{}
+	next := 0
+	for j := 0; j < leafLD; j++ {
+		for v := j / L; v < nvec; v++ {
+			regs[[2]int{j, v}] = zmm[next]
+			next++
+		}
+	}
+	col := func(j, v int) VecPhysical { return regs[[2]int{j, v}] }
+	piv, mul, idx := zmm[next], zmm[next+1], zmm[next+2]
+	zero := zmm[next+3].AsX()
+	n := Load(Param("n"), GP64())
+	a := Load(Param("a"), GP64())
+	g := GP64()
+	k := K()
+	t.Zero(zero)
+	Comment("The block, column by column.")
+	for j := 0; j < leafLD; j++ {
+		for v := j / L; v < nvec; v++ {
+			t.MovU(mem(a, j*colBytes+v*vb), col(j, v))
+		}
+	}
+	// lane broadcasts lane l of src into dst (every lane).
+	lane := func(src VecPhysical, l int, dst VecPhysical) {
+		MOVQ(U32(l), g)
+		if t.F64 {
+			VPBROADCASTQ(g, idx)
+			VPERMPD(src, idx, dst)
+		} else {
+			VPBROADCASTD(g.As32(), idx)
+			VPERMPS(src, idx, dst)
+		}
+	}
+	// store stores column j's lanes from row j on.
+	store := func(j int) {
+		v0 := j / L
+		MOVQ(U64(uint64(^(uint64(1)<<(j%L)-1))&(uint64(1)<<L-1)), g)
+		KMOVW(g.As32(), k)
+		t.MovUK(col(j, v0), k, mem(a, j*colBytes+v0*vb))
+		for v := v0 + 1; v < nvec; v++ {
+			t.MovU(col(j, v), mem(a, j*colBytes+v*vb))
+		}
+	}
+	for j := 0; j < leafLD; j++ {
+		v0 := j / L
+		CMPQ(n, U8(j))
+		JLE(LabelRef("ok"))
+		Comment(fmt.Sprintf("Column %d: the pivot s; unless s > 0 (false for NaN), return %d.", j, j))
+		lane(col(j, v0), j%L, piv)
+		t.UComiS(zero, piv.AsX())
+		JHI(LabelRef(fmt.Sprintf("pos%d", j)))
+		store(j)
+		MOVQ(U32(j), g)
+		Store(g, ReturnIndex(0))
+		VZEROUPPER()
+		RET()
+		Label(fmt.Sprintf("pos%d", j))
+		t.Sqrt(piv, piv)
+		for v := v0; v < nvec; v++ {
+			t.Div(piv, col(j, v), col(j, v))
+		}
+		MOVQ(U32(1<<(j%L)), g)
+		KMOVW(g.As32(), k)
+		t.MovUK(piv, k, col(j, v0))
+		store(j)
+		for c := j + 1; c < leafLD; c++ {
+			lane(col(j, c/L), c%L, mul)
+			for v := c / L; v < nvec; v++ {
+				t.FNMA231(col(j, v), mul, col(c, v))
+			}
+		}
+	}
+	Label("ok")
+	MOVQ(I64(-1), g)
+	Store(g, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
