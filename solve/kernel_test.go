@@ -149,6 +149,60 @@ func testGemmMask[T Float](t *testing.T, im *impl[T]) {
 	}
 }
 
+func TestNonFiniteRowsKernel(t *testing.T) {
+	forEachImpl(t, testNonFiniteRows[float64], testNonFiniteRows[float32])
+}
+
+// testNonFiniteRows compares the input check's kernel with the reference
+// on matrices with NaN, ±Inf and subnormals inside and outside the
+// referenced triangle (the other triangle and the padding of each row must
+// not count), for both triangles and runs of rows; the matrix is guarded.
+func testNonFiniteRows[T Float](t *testing.T, im *impl[T]) {
+	if im.nonFiniteRows == nil {
+		t.Skip("no such kernel at this level")
+	}
+	r := rng(14)
+	bad := []T{T(math.NaN()), T(math.Inf(1)), T(math.Inf(-1))}
+	for _, n := range []int{1, 2, 7, 8, 15, 16, 17, 33, 64, 100} {
+		for _, pad := range []int{0, 3} {
+			stride := n + pad
+			for _, upper := range []int{0, 1} {
+				for trial := range 12 {
+					full, a := guarded[T](r, (n-1)*stride+n)
+					for i := range a {
+						if r.IntN(9) == 0 {
+							a[i] = T(math.SmallestNonzeroFloat64) // subnormal, or 0 in float32
+						}
+					}
+					// Non-finite values outside the triangle, and for most
+					// trials one inside it.
+					for range 3 {
+						i, j := r.IntN(n), r.IntN(stride)
+						if i*stride+j < len(a) && ((upper == 0 && j > i) || (upper == 1 && j < i) || j >= n) {
+							a[i*stride+j] = bad[r.IntN(3)]
+						}
+					}
+					if trial%4 != 0 {
+						i, j := r.IntN(n), r.IntN(n)
+						if (upper == 0) != (j <= i) {
+							i, j = j, i
+						}
+						a[i*stride+j] = bad[r.IntN(3)]
+					}
+					r0 := r.IntN(n)
+					r1 := r0 + r.IntN(n-r0+1)
+					want := nonFiniteRowsGeneric(r0, r1, n, &a[0], stride, upper)
+					got := im.nonFiniteRows(r0, r1, n, &a[0], stride, upper)
+					if got != want {
+						t.Fatalf("n=%d stride=%d upper=%d rows %d…%d: row %d, want %d", n, stride, upper, r0, r1, got, want)
+					}
+					checkGuards(t, "a", full)
+				}
+			}
+		}
+	}
+}
+
 func TestTrsmKernel(t *testing.T) { forEachImpl(t, testTrsm[float64], testTrsm[float32]) }
 
 func testTrsm[T Float](t *testing.T, im *impl[T]) {

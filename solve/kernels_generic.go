@@ -113,6 +113,26 @@ func gemmMaskGeneric[T Float](mr, g, kc int, a *T, as int, b *T, bs int, c *T, l
 	}
 }
 
+// nonFiniteRowsGeneric returns the first of rows r0 … r1-1 of the
+// referenced triangle of an n×n matrix that holds NaN or ±Inf, or -1: row r
+// is a[r*stride+k] for k ≤ r when upper is 0 (Lower storage), for k ≥ r
+// otherwise (Upper). Nothing else of a is read.
+func nonFiniteRowsGeneric[T Float](r0, r1, n int, a *T, stride, upper int) int {
+	for r := r0; r < r1; r++ {
+		lo, hi := 0, r+1
+		if upper != 0 {
+			lo, hi = r, n
+		}
+		for k := lo; k < hi; k++ {
+			v := float64(*at(a, r*stride+k))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return r
+			}
+		}
+	}
+	return -1
+}
+
 // trsmGeneric solves nv packed groups of g rows against the diagonal
 // block: x[v*xs+j*g+r] is row r, column j of group v, and the diagonal block
 // is stored transposed in strips of w columns, t(k, j) = l[j][k] at

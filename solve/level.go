@@ -29,6 +29,10 @@ type impl[T Float] struct {
 	// nil where the level has none: such tiles then run on a copy.
 	narrow   [2]func(kc int, a *T, as int, b *T, bs, bg int, c *T, ldc int, pf *T)
 	gemmMask func(kc int, a *T, as int, b *T, bs int, c *T, ldc int, mask *uint16)
+	// nonFiniteRows is the input check of a run of rows (see
+	// nonFiniteRowsGeneric); nil where the level has none (one call of
+	// kernels.NonFinite per row instead).
+	nonFiniteRows func(r0, r1, n int, a *T, stride, upper int) int
 	// trsm solves nv groups, xs apart, against the diagonal block stored
 	// in strips of mr columns (see trsmGeneric).
 	trsm func(nb int, x *T, xs int, t *T)

@@ -2317,6 +2317,86 @@ done:
 	VZEROUPPER
 	RET
 
+// func nonFiniteRowsF64AVX512(r0 int, r1 int, n int, a *float64, stride int, upper int) int
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·nonFiniteRowsF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ  r0+0(FP), AX
+	MOVQ  r1+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVQ  a+24(FP), BX
+	MOVQ  stride+32(FP), SI
+	SHLQ  $0x03, SI
+	MOVQ  upper+40(FP), DI
+	LEAQ  solvekmask<>+0(SB), R10
+	KXORW K1, K1, K1
+
+row:
+	CMPQ  AX, CX
+	JGE   none
+	MOVQ  AX, R8
+	IMULQ SI, R8
+	ADDQ  BX, R8
+	TESTQ DI, DI
+	JNZ   up
+	MOVQ  AX, R9
+	INCQ  R9
+	JMP   scan
+
+up:
+	MOVQ DX, R9
+	SUBQ AX, R9
+	LEAQ (R8)(AX*8), R8
+
+scan:
+loop4:
+	CMPQ        R9, $0x00000020
+	JL          loop1
+	VFPCLASSPDZ $0x99, (R8), K2
+	KORW        K2, K1, K1
+	VFPCLASSPDZ $0x99, 64(R8), K2
+	KORW        K2, K1, K1
+	VFPCLASSPDZ $0x99, 128(R8), K2
+	KORW        K2, K1, K1
+	VFPCLASSPDZ $0x99, 192(R8), K2
+	KORW        K2, K1, K1
+	ADDQ        $0x00000100, R8
+	SUBQ        $0x00000020, R9
+	JMP         loop4
+
+loop1:
+	CMPQ        R9, $0x00000008
+	JL          tail
+	VFPCLASSPDZ $0x99, (R8), K2
+	KORW        K2, K1, K1
+	ADDQ        $0x00000040, R8
+	SUBQ        $0x00000008, R9
+	JMP         loop1
+
+tail:
+	TESTQ       R9, R9
+	JZ          check
+	KMOVB       (R10)(R9*2), K2
+	VMOVUPD.Z   (R8), K2, Z0
+	VFPCLASSPDZ $0x99, Z0, K2
+	KORW        K2, K1, K1
+
+check:
+	KORTESTW K1, K1
+	JNZ      found
+	INCQ     AX
+	JMP      row
+
+found:
+	MOVQ AX, ret+48(FP)
+	VZEROUPPER
+	RET
+
+none:
+	MOVQ $-1, AX
+	MOVQ AX, ret+48(FP)
+	VZEROUPPER
+	RET
+
 // func trsmF64AVX512(nb int, x *float64, xs int, t *float64)
 // Requires: AVX, AVX512F
 TEXT ·trsmF64AVX512(SB), NOSPLIT, $0-32
@@ -4687,6 +4767,86 @@ loop:
 	VMOVUPS Z7, K1, (R10)
 
 done:
+	VZEROUPPER
+	RET
+
+// func nonFiniteRowsF32AVX512(r0 int, r1 int, n int, a *float32, stride int, upper int) int
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·nonFiniteRowsF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ  r0+0(FP), AX
+	MOVQ  r1+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVQ  a+24(FP), BX
+	MOVQ  stride+32(FP), SI
+	SHLQ  $0x02, SI
+	MOVQ  upper+40(FP), DI
+	LEAQ  solvekmask<>+0(SB), R10
+	KXORW K1, K1, K1
+
+row:
+	CMPQ  AX, CX
+	JGE   none
+	MOVQ  AX, R8
+	IMULQ SI, R8
+	ADDQ  BX, R8
+	TESTQ DI, DI
+	JNZ   up
+	MOVQ  AX, R9
+	INCQ  R9
+	JMP   scan
+
+up:
+	MOVQ DX, R9
+	SUBQ AX, R9
+	LEAQ (R8)(AX*4), R8
+
+scan:
+loop4:
+	CMPQ        R9, $0x00000040
+	JL          loop1
+	VFPCLASSPSZ $0x99, (R8), K2
+	KORW        K2, K1, K1
+	VFPCLASSPSZ $0x99, 64(R8), K2
+	KORW        K2, K1, K1
+	VFPCLASSPSZ $0x99, 128(R8), K2
+	KORW        K2, K1, K1
+	VFPCLASSPSZ $0x99, 192(R8), K2
+	KORW        K2, K1, K1
+	ADDQ        $0x00000100, R8
+	SUBQ        $0x00000040, R9
+	JMP         loop4
+
+loop1:
+	CMPQ        R9, $0x00000010
+	JL          tail
+	VFPCLASSPSZ $0x99, (R8), K2
+	KORW        K2, K1, K1
+	ADDQ        $0x00000040, R8
+	SUBQ        $0x00000010, R9
+	JMP         loop1
+
+tail:
+	TESTQ       R9, R9
+	JZ          check
+	KMOVW       (R10)(R9*2), K2
+	VMOVUPS.Z   (R8), K2, Z0
+	VFPCLASSPSZ $0x99, Z0, K2
+	KORW        K2, K1, K1
+
+check:
+	KORTESTW K1, K1
+	JNZ      found
+	INCQ     AX
+	JMP      row
+
+found:
+	MOVQ AX, ret+48(FP)
+	VZEROUPPER
+	RET
+
+none:
+	MOVQ $-1, AX
+	MOVQ AX, ret+48(FP)
 	VZEROUPPER
 	RET
 

@@ -104,6 +104,11 @@ func gemmV2F64AVX512(kc int, a *float64, as int, b *float64, bs int, bg int, c *
 //go:noescape
 func gemmMaskF64AVX512(kc int, a *float64, as int, b *float64, bs int, c *float64, ldc int, mask *uint16)
 
+// nonFiniteRowsF64AVX512 is the AVX512 kernel of nonFiniteRowsGeneric.
+//
+//go:noescape
+func nonFiniteRowsF64AVX512(r0 int, r1 int, n int, a *float64, stride int, upper int) int
+
 // trsmF64AVX512 is the AVX512 triangular solve of 3 packed groups of 8 rows; see trsmGeneric.
 //
 //go:noescape
@@ -158,6 +163,11 @@ func gemmV2F32AVX512(kc int, a *float32, as int, b *float32, bs int, bg int, c *
 //
 //go:noescape
 func gemmMaskF32AVX512(kc int, a *float32, as int, b *float32, bs int, c *float32, ldc int, mask *uint16)
+
+// nonFiniteRowsF32AVX512 is the AVX512 kernel of nonFiniteRowsGeneric.
+//
+//go:noescape
+func nonFiniteRowsF32AVX512(r0 int, r1 int, n int, a *float32, stride int, upper int) int
 
 // trsmF32AVX512 is the AVX512 triangular solve of 3 packed groups of 16 rows; see trsmGeneric.
 //

@@ -411,6 +411,95 @@ func leaf(t isa) {
 	RET()
 }
 
+// nonFiniteRows looks for NaN and ±Inf in rows r0 … r1-1 of the referenced
+// triangle of an n×n matrix (row r of Lower storage: a[r*stride … r*stride+r],
+// of Upper: a[r*stride+r … r*stride+n-1]) in one call, and returns the first
+// row that holds one, or -1: the input check of the factorisation, which
+// otherwise made one call per row. Whole vectors are classified in place
+// (VFPCLASS: quiet and signalling NaN, ±Inf), the tail of a row through a
+// masked load, so nothing outside the triangle is read.
+func nonFiniteRows(t isa) {
+	name := "nonFiniteRows" + t.Prec() + t.Level()
+	TEXT(name, NOSPLIT, t.sig("func(r0 int, r1 int, n int, a *%[1]s, stride int, upper int) int"))
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the %s kernel of nonFiniteRowsGeneric.", name, t.Level()))
+	vb, es, L := t.VBytes(), t.ES(), t.Lanes()
+	class := func(src Op, k Op) {
+		if t.F64 {
+			VFPCLASSPDZ(U8(0x99), src, k)
+		} else {
+			VFPCLASSPSZ(U8(0x99), src, k)
+		}
+	}
+	r := Load(Param("r0"), GP64())
+	r1 := Load(Param("r1"), GP64())
+	n := Load(Param("n"), GP64())
+	a := Load(Param("a"), GP64())
+	stride := Load(Param("stride"), GP64())
+	t.scale(stride)
+	upper := Load(Param("upper"), GP64())
+	p, ln, tab := GP64(), GP64(), GP64()
+	LEAQ(kmaskTab, tab)
+	acc, kt, km := K(), K(), K()
+	KXORW(acc, acc, acc)
+	tmp := t.v(0)
+	Label("row")
+	CMPQ(r, r1)
+	JGE(LabelRef("none"))
+	MOVQ(r, p)
+	IMULQ(stride, p)
+	ADDQ(a, p)
+	TESTQ(upper, upper)
+	JNZ(LabelRef("up"))
+	MOVQ(r, ln)
+	INCQ(ln)
+	JMP(LabelRef("scan"))
+	Label("up")
+	MOVQ(n, ln)
+	SUBQ(r, ln)
+	LEAQ(Mem{Base: p, Index: r, Scale: uint8(es)}, p)
+	Label("scan")
+	Label("loop4")
+	CMPQ(ln, U32(4*L))
+	JL(LabelRef("loop1"))
+	for u := 0; u < 4; u++ {
+		class(mem(p, u*vb), kt)
+		KORW(kt, acc, acc)
+	}
+	ADDQ(U32(4*vb), p)
+	SUBQ(U32(4*L), ln)
+	JMP(LabelRef("loop4"))
+	Label("loop1")
+	CMPQ(ln, U32(L))
+	JL(LabelRef("tail"))
+	class(mem(p, 0), kt)
+	KORW(kt, acc, acc)
+	ADDQ(U32(vb), p)
+	SUBQ(U32(L), ln)
+	JMP(LabelRef("loop1"))
+	Label("tail")
+	TESTQ(ln, ln)
+	JZ(LabelRef("check"))
+	t.KMask(tab, ln, km)
+	t.MovUZ(mem(p, 0), km, tmp)
+	class(tmp, kt)
+	KORW(kt, acc, acc)
+	Label("check")
+	KORTESTW(acc, acc)
+	JNZ(LabelRef("found"))
+	INCQ(r)
+	JMP(LabelRef("row"))
+	Label("found")
+	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+	Label("none")
+	MOVQ(I64(-1), r)
+	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
 // leafZ is the AVX-512 leaf: the same operations as potrfLeafGeneric, in
 // right-looking order, on the whole block held in registers (column j in
 // the vectors that hold its rows j … 15). Once column j is final (square
@@ -1033,6 +1122,7 @@ func main() {
 				gemm(t, 1)
 				gemm(t, 2)
 				gemmMask(t)
+				nonFiniteRows(t)
 			}
 			trsm(t)
 			leaf(t)
