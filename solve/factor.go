@@ -27,7 +27,8 @@ import (
 // diagonal (or its square root); which block, tile or goroutine did the
 // work does not change a bit of the result.
 
-// maxMR bounds the rows of a tile of the micro-kernel (impl.mr).
+// maxMR bounds the rows of a tile of the micro-kernel (impl.mr): the row
+// masks of edgeTile have room for that many.
 const maxMR = 8
 
 // leafMax is the largest diagonal block the leaf kernel factors.
@@ -738,7 +739,7 @@ func (f *factorizer[T]) tile(w int, pn *panel[T], ct, rt int, prefetchNext bool)
 		im.gemm(b, a, g, bp, g, b*g, c, stride, pf)
 		return
 	}
-	if im.gemmMask != nil && im.hasEdgeKernels() {
+	if im.hasEdgeKernels() {
 		f.edgeTile(w, pn, bi0, vi0, a, bp, cOff)
 		return
 	}
