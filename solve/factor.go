@@ -27,6 +27,10 @@ import (
 // diagonal (or its square root); which block, tile or goroutine did the
 // work does not change a bit of the result.
 
+// maxMR bounds the rows of a tile of the micro-kernel (impl.mr): the row
+// masks of edgeTile have room for that many.
+const maxMR = 8
+
 // leafMax is the largest diagonal block the leaf kernel factors.
 const leafMax = 16
 
@@ -57,7 +61,8 @@ type factorizer[T Float] struct {
 	pn       [2]panel[T]
 	tri      []T // the diagonal block, transposed, in strips of mr columns (buildTri)
 	leafBuf  []T
-	tmp      [][]T // per worker: one tile of C, for tiles at an edge or across the diagonal
+	tmp      [][]T           // per worker: one tile of C, for tiles at an edge or across the diagonal
+	masks    [][maxMR]uint16 // per worker: the row masks of edgeTile
 	tasks    []tileTask
 	rowBlock int // bytes of the packed panel a task's row tiles may span
 
@@ -118,6 +123,7 @@ func (f *factorizer[T]) init(im *impl[T], p *Pool, workers int) {
 		f.workers = 1
 	}
 	f.tmp = make([][]T, max(f.workers, poolSize(p)))
+	f.masks = make([][maxMR]uint16, len(f.tmp))
 	for w := range f.tmp {
 		f.tmp[w] = make([]T, im.mr*im.nc())
 	}
@@ -402,9 +408,12 @@ func (f *factorizer[T]) buildTri(pn *panel[T]) {
 		}
 		for k := k0; k < j1; k++ {
 			lo := max(j0, k)
-			clear(strip[k*w : k*w+lo-j0])
+			row := strip[k*w : k*w+j1-j0]
+			for j := range lo - j0 {
+				row[j] = 0
+			}
 			for j := lo; j < j1; j++ {
-				strip[k*w+j-j0] = d[base+j*f.rs+k]
+				row[j-j0] = d[base+j*f.rs+k]
 			}
 		}
 	}
@@ -672,7 +681,7 @@ func (f *factorizer[T]) packGroup(pn *panel[T], q int, unpack bool) {
 				f.im.pack(kb, &d[src], f.rs, &x[0])
 			}
 		}
-		for r := 0; r < g; r++ {
+		for r := 0; r < g && kb < b; r++ {
 			row := d[src+r*f.rs+kb : src+r*f.rs+b]
 			for k := range row {
 				if unpack {
@@ -730,6 +739,10 @@ func (f *factorizer[T]) tile(w int, pn *panel[T], ct, rt int, prefetchNext bool)
 		im.gemm(b, a, g, bp, g, b*g, c, stride, pf)
 		return
 	}
+	if im.hasEdgeKernels() {
+		f.edgeTile(w, pn, bi0, vi0, a, bp, cOff)
+		return
+	}
 	// An edge or diagonal tile: on a copy holding the tile's elements of
 	// the referenced triangle (a contiguous run of each row) and zeros.
 	tmp := f.tmp[w]
@@ -748,6 +761,71 @@ func (f *factorizer[T]) tile(w int, pn *panel[T], ct, rt int, prefetchNext bool)
 		if lo < hi {
 			copy(d[cOff+r*stride+lo:cOff+r*stride+hi], tmp[r*nc+lo:r*nc+hi])
 		}
+	}
+}
+
+// edgeTile applies the panel's updates in place to a tile that crosses the
+// diagonal or the edge of the trailing matrix (rows bi0 …, columns vi0 …; a
+// and bp its two sides in the packed panel, cOff its storage offset). Each
+// of the tile's nv vectors of columns is full (every row of the tile has
+// all of its columns in the referenced triangle), empty or partial. The
+// full vectors, a run, receive the updates from the micro-kernel of their
+// width; each partial vector from the masked one, whose rows read and
+// write only their elements of the triangle. Empty vectors (on the
+// diagonal, a third of the tile on average) are skipped. Each element gets
+// the same fma in the same order whichever kernel applies them.
+func (f *factorizer[T]) edgeTile(w int, pn *panel[T], bi0, vi0 int, a, bp *T, cOff int) {
+	im := f.im
+	g, mr, nv, b, mt := im.g, im.mr, im.nv, pn.b, pn.mt
+	rv := min(mr, mt-bi0)      // the tile's rows in the trailing matrix
+	wc := min(im.nc(), mt-vi0) // its columns there
+	d := bi0 - vi0
+	// Row r < rv holds the columns [lo(r), hi(r)) of the tile: those every
+	// row holds are [fLo, fHi), those some row holds [nLo, nHi).
+	lower := f.m.Uplo == Lower
+	run := func(r int) (lo, hi int) {
+		if lower {
+			return 0, min(wc, d+r+1)
+		}
+		return max(0, d+r), wc
+	}
+	fLo, fHi := run(rv - 1)
+	if lower {
+		fLo, fHi = run(0)
+	}
+	nLo, _ := run(0)
+	_, nHi := run(rv - 1)
+	if rv < mr {
+		fHi = fLo // the unmasked kernels write all mr rows
+	}
+	f0, f1 := (fLo+g-1)/g, fHi/g // the full vectors
+	n0, n1 := nLo/g, min(nv, (nHi+g-1)/g)
+	if f0 >= f1 {
+		f0, f1 = n0, n0
+	}
+	bg := b * g
+	stride := f.m.Stride
+	if f0 < f1 {
+		c := &f.m.Data[cOff+f0*g]
+		im.gemmOf(f1-f0)(b, a, g, at(bp, f0*bg), g, bg, c, stride, c)
+	}
+	masks := &f.masks[w]
+	for v := n0; v < n1; v++ {
+		if v == f0 && f0 < f1 {
+			v = f1 - 1
+			continue
+		}
+		for r := 0; r < mr; r++ {
+			masks[r] = 0
+			if r < rv {
+				lo, hi := run(r)
+				lo, hi = max(lo-v*g, 0), min(hi-v*g, g)
+				if lo < hi {
+					masks[r] = uint16(1<<hi-1) &^ uint16(1<<lo-1)
+				}
+			}
+		}
+		im.gemmMask(b, a, g, at(bp, v*bg), g, &f.m.Data[cOff+v*g], stride, &masks[0])
 	}
 }
 

@@ -65,8 +65,20 @@ func forEachImpl(t *testing.T, f64 func(t *testing.T, im *impl[float64]), f32 fu
 func TestGemmKernel(t *testing.T) { forEachImpl(t, testGemm[float64], testGemm[float32]) }
 
 func testGemm[T Float](t *testing.T, im *impl[T]) {
+	for k := 1; k <= im.nv; k++ {
+		kern := im.gemmOf(k)
+		if kern == nil {
+			continue
+		}
+		t.Run(fmt.Sprintf("vectors=%d", k), func(t *testing.T) { testGemmOf(t, im, k, kern) })
+	}
+}
+
+// testGemmOf compares the micro-kernel on tiles of nv vectors per row with
+// the reference; the guards around c check that it writes no other column.
+func testGemmOf[T Float](t *testing.T, im *impl[T], nv int, gemm func(int, *T, int, *T, int, int, *T, int, *T)) {
 	r := rng(11)
-	mr, g, nv := im.mr, im.g, im.nv
+	mr, g := im.mr, im.g
 	nc := nv * g
 	for _, kc := range []int{0, 1, 2, 3, 5, 8, 9, 16, 17, 33} {
 		for _, pad := range []int{0, 1, 5} {
@@ -80,7 +92,7 @@ func testGemm[T Float](t *testing.T, im *impl[T]) {
 			a0, b0 := slices.Clone(a), slices.Clone(b)
 			want := slices.Clone(c)
 			gemmGeneric(mr, nv, g, kc, &a[0], as, &b[0], bs, bg, &want[0], ldc)
-			im.gemm(kc, &a[0], as, &b[0], bs, bg, &c[0], ldc, &c[0])
+			gemm(kc, &a[0], as, &b[0], bs, bg, &c[0], ldc, &c[0])
 			what := fmt.Sprintf("kc=%d pad=%d", kc, pad)
 			sameBits(t, what, c, want)
 			checkGuards(t, what+" c", cfull)
@@ -88,6 +100,105 @@ func testGemm[T Float](t *testing.T, im *impl[T]) {
 			checkGuards(t, what+" b", bfull)
 			sameBits(t, what+" a unchanged", a, a0)
 			sameBits(t, what+" b unchanged", b, b0)
+		}
+	}
+}
+
+func TestGemmMaskKernel(t *testing.T) { forEachImpl(t, testGemmMask[float64], testGemmMask[float32]) }
+
+// testGemmMask compares the masked micro-kernel with the reference on
+// masks that keep a run of each row (as the diagonal and the edges do),
+// none, all, and scattered lanes; c is guarded, and the lanes outside the
+// masks must keep their bits.
+func testGemmMask[T Float](t *testing.T, im *impl[T]) {
+	if im.gemmMask == nil {
+		t.Skip("no masked micro-kernel at this level")
+	}
+	r := rng(13)
+	mr, g := im.mr, im.g
+	for _, kc := range []int{0, 1, 3, 8, 17, 33} {
+		for trial := range 8 {
+			mask := make([]uint16, mr)
+			for i := range mask {
+				switch trial {
+				case 0:
+					mask[i] = 0
+				case 1:
+					mask[i] = uint16(1<<g - 1)
+				case 2, 3, 4:
+					lo, hi := r.IntN(g+1), r.IntN(g+1)
+					lo, hi = min(lo, hi), max(lo, hi)
+					mask[i] = uint16(1<<hi-1) &^ uint16(1<<lo-1)
+				default:
+					mask[i] = uint16(r.IntN(1 << g))
+				}
+			}
+			as, bs, ldc := g+1, g+3, g+5
+			afull, a := guarded[T](r, max(1, kc*as))
+			bfull, b := guarded[T](r, max(1, kc*bs))
+			cfull, c := guarded[T](r, (mr-1)*ldc+g)
+			want := slices.Clone(c)
+			gemmMaskGeneric(mr, g, kc, &a[0], as, &b[0], bs, &want[0], ldc, &mask[0])
+			im.gemmMask(kc, &a[0], as, &b[0], bs, &c[0], ldc, &mask[0])
+			what := fmt.Sprintf("kc=%d masks=%x", kc, mask)
+			sameBits(t, what, c, want)
+			checkGuards(t, what+" c", cfull)
+			checkGuards(t, what+" a", afull)
+			checkGuards(t, what+" b", bfull)
+		}
+	}
+}
+
+func TestNonFiniteRowsKernel(t *testing.T) {
+	forEachImpl(t, testNonFiniteRows[float64], testNonFiniteRows[float32])
+}
+
+// testNonFiniteRows compares the input check's kernel with the reference
+// on matrices with NaN, ±Inf and subnormals inside and outside the
+// referenced triangle (the other triangle and the padding of each row must
+// not count), for both triangles and runs of rows; the matrix is guarded.
+func testNonFiniteRows[T Float](t *testing.T, im *impl[T]) {
+	if im.nonFiniteRows == nil {
+		t.Skip("no such kernel at this level")
+	}
+	r := rng(14)
+	bad := []T{T(math.NaN()), T(math.Inf(1)), T(math.Inf(-1))}
+	for _, n := range []int{1, 2, 7, 8, 15, 16, 17, 33, 64, 100} {
+		for _, pad := range []int{0, 3} {
+			stride := n + pad
+			for _, upper := range []int{0, 1} {
+				for trial := range 12 {
+					full, a := guarded[T](r, (n-1)*stride+n)
+					for i := range a {
+						if r.IntN(9) == 0 {
+							a[i] = T(math.SmallestNonzeroFloat64) // subnormal, or 0 in float32
+						}
+					}
+					// Non-finite values outside the triangle, and for most
+					// trials one inside it.
+					for range 3 {
+						i, j := r.IntN(n), r.IntN(stride)
+						if i*stride+j < len(a) && ((upper == 0 && j > i) || (upper == 1 && j < i) || j >= n) {
+							a[i*stride+j] = bad[r.IntN(3)]
+						}
+					}
+					if trial%4 != 0 {
+						i, j := r.IntN(n), r.IntN(n)
+						if (upper == 0) != (j <= i) {
+							i, j = j, i
+						}
+						a[i*stride+j] = bad[r.IntN(3)]
+					}
+					r0 := r.IntN(n)
+					r1 := r0 + r.IntN(n-r0+1)
+					want := nonFiniteRowsGeneric(r0, r1, n, &a[0], stride, upper)
+					got := im.nonFiniteRows(r0, r1, n, &a[0], stride, upper)
+					if got != want {
+						t.Fatalf("n=%d stride=%d upper=%d rows %d…%d: row %d, want %d", n, stride, upper, r0, r1, got, want)
+					}
+					checkGuards(t, "a", full)
+				}
+			}
 		}
 	}
 }

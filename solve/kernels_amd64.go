@@ -43,14 +43,16 @@ func init() {
 	table[kernels.AVX512] = &impls{
 		f64: &impl[float64]{
 			level: kernels.AVX512, g: 8, mr: 8, nv: 3,
-			gemm: gemmF64AVX512, trsm: trsmF64AVX512, leaf: potrfLeafF64AVX512,
+			gemm: gemmF64AVX512, narrow: [2]func(int, *float64, int, *float64, int, int, *float64, int, *float64){gemmV1F64AVX512, gemmV2F64AVX512}, gemmMask: gemmMaskF64AVX512, nonFiniteRows: nonFiniteRowsF64AVX512,
+			trsm: trsmF64AVX512, leaf: potrfLeafF64AVX512,
 			pack: packF64AVX512, unpack: unpackF64AVX512,
 			axpy:     axpyNegF64AVX512,
 			trsvAxpy: [2]func(int, *float64, int, *float64){trsvAxpyFwdF64AVX512, trsvAxpyBwdF64AVX512}, dot: trsvDotF64FMA,
 		},
 		f32: &impl[float32]{
 			level: kernels.AVX512, g: 16, mr: 8, nv: 3,
-			gemm: gemmF32AVX512, trsm: trsmF32AVX512, leaf: potrfLeafF32AVX512,
+			gemm: gemmF32AVX512, narrow: [2]func(int, *float32, int, *float32, int, int, *float32, int, *float32){gemmV1F32AVX512, gemmV2F32AVX512}, gemmMask: gemmMaskF32AVX512, nonFiniteRows: nonFiniteRowsF32AVX512,
+			trsm: trsmF32AVX512, leaf: potrfLeafF32AVX512,
 			pack: packF32AVX512, unpack: unpackF32AVX512,
 			axpy:     axpyNegF32AVX512,
 			trsvAxpy: [2]func(int, *float32, int, *float32){trsvAxpyFwdF32AVX512, trsvAxpyBwdF32AVX512}, dot: trsvDotF32FMA,

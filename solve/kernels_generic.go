@@ -85,6 +85,54 @@ func gemmGeneric[T Float](mr, nv, g, kc int, a *T, as int, b *T, bs, bg int, c *
 	}
 }
 
+// gemmMaskGeneric is the micro-kernel on a tile of C of mr rows and one
+// vector of g columns whose row r holds, in place, only the columns j with
+// bit j of mask[r] set: for those,
+//
+//	for k := 0; k < kc; k++ {
+//		c[r*ldc+j] = fma(-a[k*as+r], b[k*bs+j], c[r*ldc+j])
+//	}
+//
+// and the other elements are neither read nor written (a row whose mask is
+// 0 may lie outside the matrix). Each element gets the operations of
+// gemmGeneric.
+func gemmMaskGeneric[T Float](mr, g, kc int, a *T, as int, b *T, bs int, c *T, ldc int, mask *uint16) {
+	for r := 0; r < mr; r++ {
+		m := *(*uint16)(unsafe.Add(unsafe.Pointer(mask), 2*r))
+		for j := 0; j < g; j++ {
+			if m&(1<<j) == 0 {
+				continue
+			}
+			cp := at(c, r*ldc+j)
+			acc := *cp
+			for k := 0; k < kc; k++ {
+				acc = fmaT(-*at(a, k*as+r), *at(b, k*bs+j), acc)
+			}
+			*cp = acc
+		}
+	}
+}
+
+// nonFiniteRowsGeneric returns the first of rows r0 … r1-1 of the
+// referenced triangle of an n×n matrix that holds NaN or ±Inf, or -1: row r
+// is a[r*stride+k] for k ≤ r when upper is 0 (Lower storage), for k ≥ r
+// otherwise (Upper). Nothing else of a is read.
+func nonFiniteRowsGeneric[T Float](r0, r1, n int, a *T, stride, upper int) int {
+	for r := r0; r < r1; r++ {
+		lo, hi := 0, r+1
+		if upper != 0 {
+			lo, hi = r, n
+		}
+		for k := lo; k < hi; k++ {
+			v := float64(*at(a, r*stride+k))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return r
+			}
+		}
+	}
+	return -1
+}
+
 // trsmGeneric solves nv packed groups of g rows against the diagonal
 // block: x[v*xs+j*g+r] is row r, column j of group v, and the diagonal block
 // is stored transposed in strips of w columns, t(k, j) = l[j][k] at

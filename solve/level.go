@@ -22,6 +22,17 @@ type impl[T Float] struct {
 	g, mr, nv int
 
 	gemm func(kc int, a *T, as int, b *T, bs, bg int, c *T, ldc int, pf *T)
+	// For the tiles that cross the diagonal or the edge of the trailing
+	// matrix: narrow[k-1] is the micro-kernel on tiles of mr × k vectors
+	// (k < nv), and gemmMask the one on a single vector whose rows read and
+	// write only the lanes of their mask (see gemmMaskGeneric). Both are
+	// nil where the level has none: such tiles then run on a copy.
+	narrow   [2]func(kc int, a *T, as int, b *T, bs, bg int, c *T, ldc int, pf *T)
+	gemmMask func(kc int, a *T, as int, b *T, bs int, c *T, ldc int, mask *uint16)
+	// nonFiniteRows is the input check of a run of rows (see
+	// nonFiniteRowsGeneric); nil where the level has none (one call of
+	// kernels.NonFinite per row instead).
+	nonFiniteRows func(r0, r1, n int, a *T, stride, upper int) int
 	// trsm solves nv groups, xs apart, against the diagonal block stored
 	// in strips of mr columns (see trsmGeneric).
 	trsm func(nb int, x *T, xs int, t *T)
@@ -38,6 +49,29 @@ type impl[T Float] struct {
 }
 
 func (im *impl[T]) nc() int { return im.nv * im.g }
+
+// gemmOf returns the micro-kernel on tiles of k vectors per row (1 ≤ k ≤
+// nv), or nil where the level has none.
+func (im *impl[T]) gemmOf(k int) func(kc int, a *T, as int, b *T, bs, bg int, c *T, ldc int, pf *T) {
+	if k == im.nv {
+		return im.gemm
+	}
+	return im.narrow[k-1]
+}
+
+// hasEdgeKernels reports whether the level has the narrow and the masked
+// micro-kernels that edgeTile needs.
+func (im *impl[T]) hasEdgeKernels() bool {
+	if im.gemmMask == nil {
+		return false
+	}
+	for k := 1; k < im.nv; k++ {
+		if im.narrow[k-1] == nil {
+			return false
+		}
+	}
+	return true
+}
 
 // impls holds one level's kernels for both element types.
 type impls struct {

@@ -180,10 +180,22 @@ type finiteCheck[T Float] struct {
 	rows  int
 	first []int
 	job   pool.Job // run, made at the first parallel check
+	// kern checks a run of rows in one call (impl.nonFiniteRows); nil
+	// where the level has no such kernel.
+	kern func(r0, r1, n int, a *T, stride, upper int) int
 }
 
 func (c *finiteCheck[T]) run(_, task int) {
 	c.first[task] = -1
+	if c.kern != nil {
+		upper := 0
+		if c.m.Uplo != Lower {
+			upper = 1
+		}
+		r0 := task * c.rows
+		c.first[task] = c.kern(r0, min(r0+c.rows, c.m.N), c.m.N, &c.m.Data[0], c.m.Stride, upper)
+		return
+	}
 	for r := task * c.rows; r < min(task*c.rows+c.rows, c.m.N); r++ {
 		if anyNonFinite(c.m.segment(r)) {
 			c.first[task] = r

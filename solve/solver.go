@@ -85,6 +85,7 @@ func New[T Float](o Options) (*Solver[T], error) {
 	}
 	s := &Solver[T]{im: im, nb: nb, checkSym: o.CheckSymmetry, symTol: o.SymmetryTol}
 	s.f.init(im, pool, w)
+	s.fc.kern = im.nonFiniteRows
 	return s, nil
 }
 

@@ -89,6 +89,26 @@ func trsvAxpyBwdF32AVX2(n int, a *float32, cs int, z *float32)
 //go:noescape
 func gemmF64AVX512(kc int, a *float64, as int, b *float64, bs int, bg int, c *float64, ldc int, pf *float64)
 
+// gemmV1F64AVX512 is the AVX512 micro-kernel of the trailing update, on a tile of 8×8; see gemmGeneric.
+//
+//go:noescape
+func gemmV1F64AVX512(kc int, a *float64, as int, b *float64, bs int, bg int, c *float64, ldc int, pf *float64)
+
+// gemmV2F64AVX512 is the AVX512 micro-kernel of the trailing update, on a tile of 8×16; see gemmGeneric.
+//
+//go:noescape
+func gemmV2F64AVX512(kc int, a *float64, as int, b *float64, bs int, bg int, c *float64, ldc int, pf *float64)
+
+// gemmMaskF64AVX512 is the AVX512 micro-kernel of the trailing update on a tile of 8×8 whose row r reads and writes the lanes of mask[r] only; see gemmMaskGeneric.
+//
+//go:noescape
+func gemmMaskF64AVX512(kc int, a *float64, as int, b *float64, bs int, c *float64, ldc int, mask *uint16)
+
+// nonFiniteRowsF64AVX512 is the AVX512 kernel of nonFiniteRowsGeneric.
+//
+//go:noescape
+func nonFiniteRowsF64AVX512(r0 int, r1 int, n int, a *float64, stride int, upper int) int
+
 // trsmF64AVX512 is the AVX512 triangular solve of 3 packed groups of 8 rows; see trsmGeneric.
 //
 //go:noescape
@@ -128,6 +148,26 @@ func trsvAxpyBwdF64AVX512(n int, a *float64, cs int, z *float64)
 //
 //go:noescape
 func gemmF32AVX512(kc int, a *float32, as int, b *float32, bs int, bg int, c *float32, ldc int, pf *float32)
+
+// gemmV1F32AVX512 is the AVX512 micro-kernel of the trailing update, on a tile of 8×16; see gemmGeneric.
+//
+//go:noescape
+func gemmV1F32AVX512(kc int, a *float32, as int, b *float32, bs int, bg int, c *float32, ldc int, pf *float32)
+
+// gemmV2F32AVX512 is the AVX512 micro-kernel of the trailing update, on a tile of 8×32; see gemmGeneric.
+//
+//go:noescape
+func gemmV2F32AVX512(kc int, a *float32, as int, b *float32, bs int, bg int, c *float32, ldc int, pf *float32)
+
+// gemmMaskF32AVX512 is the AVX512 micro-kernel of the trailing update on a tile of 8×16 whose row r reads and writes the lanes of mask[r] only; see gemmMaskGeneric.
+//
+//go:noescape
+func gemmMaskF32AVX512(kc int, a *float32, as int, b *float32, bs int, c *float32, ldc int, mask *uint16)
+
+// nonFiniteRowsF32AVX512 is the AVX512 kernel of nonFiniteRowsGeneric.
+//
+//go:noescape
+func nonFiniteRowsF32AVX512(r0 int, r1 int, n int, a *float32, stride int, upper int) int
 
 // trsmF32AVX512 is the AVX512 triangular solve of 3 packed groups of 16 rows; see trsmGeneric.
 //

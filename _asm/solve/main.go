@@ -61,13 +61,36 @@ func mem(b Register, disp int) Mem { return Mem{Base: b, Disp: disp} }
 
 // gemm is the micro-kernel of the trailing update: a tile of mr rows and
 // nv vectors of C receives, for k = 0, 1, …, kc-1 in that order, one fused
-// multiply-add per element.
-func gemm(t isa) {
+// multiply-add per element. With nvk < nv it is the narrower kernel of the
+// tiles that cross the diagonal or the edge of the trailing matrix
+// (gemmV1…, gemmV2…): the same operations on nvk vectors per row.
+func gemm(t isa, nvk int) { gemmKernel(t, nvk, false) }
+
+// gemmMask is the micro-kernel on one vector per row whose row r loads
+// and stores only the lanes of mask[r] (AVX-512 opmasks): the part of a
+// tile that crosses the diagonal or the edge of the trailing matrix, in
+// place, without touching the elements outside the referenced triangle.
+// The other lanes are computed on zeros and dropped.
+func gemmMask(t isa) { gemmKernel(t, 1, true) }
+
+func gemmKernel(t isa, nvk int, masked bool) {
+	nv := nvk
 	name := "gemm" + t.Prec() + t.Level()
-	TEXT(name, NOSPLIT, t.sig("func(kc int, a *%[1]s, as int, b *%[1]s, bs int, bg int, c *%[1]s, ldc int, pf *%[1]s)"))
+	sig := t.sig("func(kc int, a *%[1]s, as int, b *%[1]s, bs int, bg int, c *%[1]s, ldc int, pf *%[1]s)")
+	doc := fmt.Sprintf("%%s is the %s micro-kernel of the trailing update, on a tile of %d×%d; see gemmGeneric.",
+		t.Level(), t.mr(), nv*t.Lanes())
+	switch {
+	case masked:
+		name = "gemmMask" + t.Prec() + t.Level()
+		sig = t.sig("func(kc int, a *%[1]s, as int, b *%[1]s, bs int, c *%[1]s, ldc int, mask *uint16)")
+		doc = fmt.Sprintf("%%s is the %s micro-kernel of the trailing update on a tile of %d×%d whose row r "+
+			"reads and writes the lanes of mask[r] only; see gemmMaskGeneric.", t.Level(), t.mr(), t.Lanes())
+	case nvk != 3:
+		name = fmt.Sprintf("gemmV%d%s%s", nvk, t.Prec(), t.Level())
+	}
+	TEXT(name, NOSPLIT, sig)
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the %s micro-kernel of the trailing update, on a tile of %d×%d; see gemmGeneric.",
-		name, t.Level(), t.mr(), nv*t.Lanes()))
+	Doc(fmt.Sprintf(doc, name))
 	mr, vb, es := t.mr(), t.VBytes(), t.ES()
 	kc := Load(Param("kc"), GP64())
 	TESTQ(kc, kc)
@@ -78,19 +101,35 @@ func gemm(t isa) {
 	b := Load(Param("b"), GP64())
 	bs := Load(Param("bs"), GP64())
 	t.scale(bs)
-	bg := Load(Param("bg"), GP64())
-	t.scale(bg)
+	var bg Register
+	if nv > 1 {
+		bg = Load(Param("bg"), GP64())
+		t.scale(bg)
+	}
 	ldc := Load(Param("ldc"), GP64())
 	t.scale(ldc)
 
-	Comment("Prefetch the next tile of C.")
-	pf := Load(Param("pf"), GP64())
-	for r := 0; r < mr; r++ {
-		for off := 0; off < nv*vb; off += 64 {
-			PREFETCHT0(mem(pf, off))
+	var mask Register
+	k := K()
+	loadMask := func(r int) {
+		if t.F64 {
+			KMOVB(mem(mask, 2*r), k)
+		} else {
+			KMOVW(mem(mask, 2*r), k)
 		}
-		if r < mr-1 {
-			ADDQ(ldc, pf)
+	}
+	if masked {
+		mask = Load(Param("mask"), GP64())
+	} else {
+		Comment("Prefetch the next tile of C.")
+		pf := Load(Param("pf"), GP64())
+		for r := 0; r < mr; r++ {
+			for off := 0; off < nv*vb; off += 64 {
+				PREFETCHT0(mem(pf, off))
+			}
+			if r < mr-1 {
+				ADDQ(ldc, pf)
+			}
 		}
 	}
 
@@ -108,7 +147,12 @@ func gemm(t isa) {
 	MOVQ(c, cp)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nv; v++ {
-			t.MovU(mem(cp, v*vb), acc(r, v))
+			if masked {
+				loadMask(r)
+				t.MovUZ(mem(cp, v*vb), k, acc(r, v))
+			} else {
+				t.MovU(mem(cp, v*vb), acc(r, v))
+			}
 		}
 		if r < mr-1 {
 			ADDQ(ldc, cp)
@@ -118,8 +162,12 @@ func gemm(t isa) {
 	Comment("k = 0, 1, …: C[r][:] = fma(-a[k][r], b[k][:], C[r][:]).")
 	Label("loop")
 	t.MovU(mem(b, 0), bv(0))
-	t.MovU(Mem{Base: b, Index: bg, Scale: 1}, bv(1))
-	t.MovU(Mem{Base: b, Index: bg, Scale: 2}, bv(2))
+	if nv > 1 {
+		t.MovU(Mem{Base: b, Index: bg, Scale: 1}, bv(1))
+	}
+	if nv > 2 {
+		t.MovU(Mem{Base: b, Index: bg, Scale: 2}, bv(2))
+	}
 	for r := 0; r < mr; r++ {
 		t.Bcast(mem(a, r*es), bc(r))
 		for v := 0; v < nv; v++ {
@@ -135,7 +183,12 @@ func gemm(t isa) {
 	MOVQ(c, cp)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nv; v++ {
-			t.MovU(acc(r, v), mem(cp, v*vb))
+			if masked {
+				loadMask(r)
+				t.MovUK(acc(r, v), k, mem(cp, v*vb))
+			} else {
+				t.MovU(acc(r, v), mem(cp, v*vb))
+			}
 		}
 		if r < mr-1 {
 			ADDQ(ldc, cp)
@@ -287,6 +340,10 @@ const leafLD = 16
 // leaf is the unblocked factorisation of a small block held column-major,
 // vectorised over the rows of a column.
 func leaf(t isa) {
+	if t.Z {
+		leafZ(t)
+		return
+	}
 	name := "potrfLeaf" + t.Prec() + t.Level()
 	TEXT(name, NOSPLIT, t.sig("func(n int, a *%[1]s) int"))
 	Pragma("noescape")
@@ -350,6 +407,195 @@ func leaf(t isa) {
 	Label("ok")
 	MOVQ(I64(-1), j)
 	Store(j, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// nonFiniteRows looks for NaN and ±Inf in rows r0 … r1-1 of the referenced
+// triangle of an n×n matrix (row r of Lower storage: a[r*stride … r*stride+r],
+// of Upper: a[r*stride+r … r*stride+n-1]) in one call, and returns the first
+// row that holds one, or -1: the input check of the factorisation, which
+// otherwise made one call per row. Whole vectors are classified in place
+// (VFPCLASS: quiet and signalling NaN, ±Inf), the tail of a row through a
+// masked load, so nothing outside the triangle is read.
+func nonFiniteRows(t isa) {
+	name := "nonFiniteRows" + t.Prec() + t.Level()
+	TEXT(name, NOSPLIT, t.sig("func(r0 int, r1 int, n int, a *%[1]s, stride int, upper int) int"))
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the %s kernel of nonFiniteRowsGeneric.", name, t.Level()))
+	vb, es, L := t.VBytes(), t.ES(), t.Lanes()
+	class := func(src Op, k Op) {
+		if t.F64 {
+			VFPCLASSPDZ(U8(0x99), src, k)
+		} else {
+			VFPCLASSPSZ(U8(0x99), src, k)
+		}
+	}
+	r := Load(Param("r0"), GP64())
+	r1 := Load(Param("r1"), GP64())
+	n := Load(Param("n"), GP64())
+	a := Load(Param("a"), GP64())
+	stride := Load(Param("stride"), GP64())
+	t.scale(stride)
+	upper := Load(Param("upper"), GP64())
+	p, ln, tab := GP64(), GP64(), GP64()
+	LEAQ(kmaskTab, tab)
+	acc, kt, km := K(), K(), K()
+	KXORW(acc, acc, acc)
+	tmp := t.v(0)
+	Label("row")
+	CMPQ(r, r1)
+	JGE(LabelRef("none"))
+	MOVQ(r, p)
+	IMULQ(stride, p)
+	ADDQ(a, p)
+	TESTQ(upper, upper)
+	JNZ(LabelRef("up"))
+	MOVQ(r, ln)
+	INCQ(ln)
+	JMP(LabelRef("scan"))
+	Label("up")
+	MOVQ(n, ln)
+	SUBQ(r, ln)
+	LEAQ(Mem{Base: p, Index: r, Scale: uint8(es)}, p)
+	Label("scan")
+	Label("loop4")
+	CMPQ(ln, U32(4*L))
+	JL(LabelRef("loop1"))
+	for u := 0; u < 4; u++ {
+		class(mem(p, u*vb), kt)
+		KORW(kt, acc, acc)
+	}
+	ADDQ(U32(4*vb), p)
+	SUBQ(U32(4*L), ln)
+	JMP(LabelRef("loop4"))
+	Label("loop1")
+	CMPQ(ln, U32(L))
+	JL(LabelRef("tail"))
+	class(mem(p, 0), kt)
+	KORW(kt, acc, acc)
+	ADDQ(U32(vb), p)
+	SUBQ(U32(L), ln)
+	JMP(LabelRef("loop1"))
+	Label("tail")
+	TESTQ(ln, ln)
+	JZ(LabelRef("check"))
+	t.KMask(tab, ln, km)
+	t.MovUZ(mem(p, 0), km, tmp)
+	class(tmp, kt)
+	KORW(kt, acc, acc)
+	Label("check")
+	KORTESTW(acc, acc)
+	JNZ(LabelRef("found"))
+	INCQ(r)
+	JMP(LabelRef("row"))
+	Label("found")
+	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+	Label("none")
+	MOVQ(I64(-1), r)
+	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// leafZ is the AVX-512 leaf: the same operations as potrfLeafGeneric, in
+// right-looking order, on the whole block held in registers (column j in
+// the vectors that hold its rows j … 15). Once column j is final (square
+// root, divisions) its multipliers l[k][j], taken from its lanes by a
+// permutation, update every later column k at once; each element still
+// receives k = 0, 1, … in increasing order, one fma each. The column-by-
+// column kernel went through memory for every pivot and multiplier, and
+// the chain of a column's updates, so the leaf ran at the latency of
+// store forwarding. A column is stored once final (its lanes from row j
+// on); when a pivot fails, the column is stored with its updates and the
+// later columns are left as they were, as the reference leaves them.
+func leafZ(t isa) {
+	name := "potrfLeaf" + t.Prec() + t.Level()
+	TEXT(name, NOSPLIT, t.sig("func(n int, a *%[1]s) int"))
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is the %s factorisation of a block of at most %d columns; see potrfLeafGeneric.",
+		name, t.Level(), leafLD))
+	vb, es, L := t.VBytes(), t.ES(), t.Lanes()
+	nvec := leafLD / L
+	colBytes := leafLD * es
+	// Registers: column j, vector v (v ≥ j/L) in col(j, v).
+	regs := map[[2]int]VecPhysical{}
+	next := 0
+	for j := 0; j < leafLD; j++ {
+		for v := j / L; v < nvec; v++ {
+			regs[[2]int{j, v}] = zmm[next]
+			next++
+		}
+	}
+	col := func(j, v int) VecPhysical { return regs[[2]int{j, v}] }
+	piv, mul, idx := zmm[next], zmm[next+1], zmm[next+2]
+	zero := zmm[next+3].AsX()
+	n := Load(Param("n"), GP64())
+	a := Load(Param("a"), GP64())
+	g := GP64()
+	k := K()
+	t.Zero(zero)
+	Comment("The block, column by column.")
+	for j := 0; j < leafLD; j++ {
+		for v := j / L; v < nvec; v++ {
+			t.MovU(mem(a, j*colBytes+v*vb), col(j, v))
+		}
+	}
+	// lane broadcasts lane l of src into dst (every lane).
+	lane := func(src VecPhysical, l int, dst VecPhysical) {
+		MOVQ(U32(l), g)
+		if t.F64 {
+			VPBROADCASTQ(g, idx)
+			VPERMPD(src, idx, dst)
+		} else {
+			VPBROADCASTD(g.As32(), idx)
+			VPERMPS(src, idx, dst)
+		}
+	}
+	// store stores column j's lanes from row j on.
+	store := func(j int) {
+		v0 := j / L
+		MOVQ(U64(uint64(^(uint64(1)<<(j%L)-1))&(uint64(1)<<L-1)), g)
+		KMOVW(g.As32(), k)
+		t.MovUK(col(j, v0), k, mem(a, j*colBytes+v0*vb))
+		for v := v0 + 1; v < nvec; v++ {
+			t.MovU(col(j, v), mem(a, j*colBytes+v*vb))
+		}
+	}
+	for j := 0; j < leafLD; j++ {
+		v0 := j / L
+		CMPQ(n, U8(j))
+		JLE(LabelRef("ok"))
+		Comment(fmt.Sprintf("Column %d: the pivot s; unless s > 0 (false for NaN), return %d.", j, j))
+		lane(col(j, v0), j%L, piv)
+		t.UComiS(zero, piv.AsX())
+		JHI(LabelRef(fmt.Sprintf("pos%d", j)))
+		store(j)
+		MOVQ(U32(j), g)
+		Store(g, ReturnIndex(0))
+		VZEROUPPER()
+		RET()
+		Label(fmt.Sprintf("pos%d", j))
+		t.Sqrt(piv, piv)
+		for v := v0; v < nvec; v++ {
+			t.Div(piv, col(j, v), col(j, v))
+		}
+		MOVQ(U32(1<<(j%L)), g)
+		KMOVW(g.As32(), k)
+		t.MovUK(piv, k, col(j, v0))
+		store(j)
+		for c := j + 1; c < leafLD; c++ {
+			lane(col(j, c/L), c%L, mul)
+			for v := c / L; v < nvec; v++ {
+				t.FNMA231(col(j, v), mul, col(c, v))
+			}
+		}
+	}
+	Label("ok")
+	MOVQ(I64(-1), g)
+	Store(g, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
@@ -871,7 +1117,13 @@ func main() {
 	for _, z := range []bool{false, true} {
 		for _, f := range []bool{true, false} {
 			t := isa{x86.ISA{Z: z, F64: f}}
-			gemm(t)
+			gemm(t, nv)
+			if z {
+				gemm(t, 1)
+				gemm(t, 2)
+				gemmMask(t)
+				nonFiniteRows(t)
+			}
 			trsm(t)
 			leaf(t)
 			pack(t, false)

@@ -10,6 +10,7 @@ import (
 	"github.com/fuseopt/fuseopt/internal/bench"
 	"github.com/fuseopt/fuseopt/internal/paritycheck"
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/solve"
 )
 
 // tourCmd is the newcomer's first run: what the CPU has, the level chosen,
@@ -60,7 +61,8 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "kernels    %s float%d at %s: %s\n", k.Kernel, 8*k.Size, k.Level, k.Why)
 	}
 	fmt.Fprintf(stdout, "fast adam  %s\n", fastAdam(a.FastPathF32(), a.FastPathF64()))
-	fmt.Fprintf(stdout, "solve      the Newton solve runs at %s\n\n", m.SolveLevel)
+	nb, why := solve.DefaultBlockSizeWhy(8)
+	fmt.Fprintf(stdout, "solve      the Newton solve runs at %s, panels of %d columns (float64): %s\n\n", m.SolveLevel, nb, why)
 
 	fmt.Fprintf(stdout, "parity     every level against the generic reference, bit for bit: SGD, momentum\n")
 	fmt.Fprintf(stdout, "           (heavy-ball, Nesterov, dampened, EMA), Adam, AdamW, AMSGrad, maximize, Lion, Adagrad,\n")
