@@ -338,11 +338,11 @@ type Value struct {
 	// SR marks a store into a half stream that rounds stochastically (the
 	// mode selects CondSR); other stores into half streams round to
 	// nearest, ties to even.
-	SR bool
-	Row    int   // OpRow
-	Arg    int   // OpArg: index into Kernel.Args
-	Sum    int   // OpSumSq: index into Kernel.Sums
-	Var    string
+	SR  bool
+	Row int // OpRow
+	Arg int // OpArg: index into Kernel.Args
+	Sum int // OpSumSq: index into Kernel.Sums
+	Var string
 	// Dies[j] reports whether this is the last use of Args[j]: the result
 	// may overwrite it. A value that occurs more than once in Args dies at
 	// its last occurrence only; rows, arguments and loads of row streams
