@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -656,4 +658,93 @@ func TestMixedErrors(t *testing.T) {
 	if !slices.Equal(before, keep()) {
 		t.Error("a rejected call wrote")
 	}
+}
+
+// mixedGolden runs every mixed-precision kernel at level s, for both half
+// types, the first and the fullest coefficient variant and both roundings,
+// 20 steps (the stochastic ones with a new key each) on goldenN elements,
+// and returns the hash of the bits of every stream (NaN canonicalised).
+func mixedGolden(s *Set) map[string]string {
+	hashes := map[string]string{}
+	for _, k := range mixedKernels() {
+		for _, h := range abi.HalfTypes {
+			for _, ci := range []int{0, len(k.coeffs) - 1} {
+				for _, sr := range []bool{false, true} {
+					b := newMixedBufs(&k, h, goldenN, 0, 0.001, 11)
+					f, u := b.slices()
+					for step := range 20 {
+						r := Rounding{Stochastic: sr, Key: SRKey(42, uint64(step), 3)}
+						if err := k.run(s, h, &k.coeffs[ci], f, u, r); err != nil {
+							panic(err)
+						}
+					}
+					hs := &hasher{}
+					for st := range k.streams {
+						for i := range goldenN {
+							if f[st] != nil {
+								hs.add(float64(f[st][i]))
+							} else {
+								x := u[st][i]
+								if halfNaN(h, x) {
+									x = 0xffff
+								}
+								hs.b = append(hs.b, byte(x), byte(x>>8))
+							}
+						}
+					}
+					sum := sha256.Sum256(hs.b)
+					hashes[fmt.Sprintf("%s%s/coeffs%d/sr=%v", k.name, h, ci, sr)] = hex.EncodeToString(sum[:])
+				}
+			}
+		}
+	}
+	return hashes
+}
+
+// FuzzMixed runs a mixed-precision kernel chosen by the bytes on raw bit
+// patterns (16-bit and float32) on every level against the reference.
+func FuzzMixed(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 9, 3, 0x80, 0x7f, 0x01, 0x7c, 0, 0, 0xc0, 0x7f})
+	f.Add([]byte{2, 1, 3, 40, 5, 0xff, 0xff, 0x00, 0x80, 0x01, 0x00})
+	f.Add([]byte{8, 0, 4, 200, 1, 0x7b, 0xff, 0x3c, 0x00, 0x00, 0x04})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := &decoder{b: data}
+		ks := mixedKernels()
+		k := ks[int(d.byte())%len(ks)]
+		h := abi.HalfTypes[int(d.byte())%2]
+		ci := int(d.byte()) % len(k.coeffs)
+		n := int(d.byte()) + int(d.byte()&1)*256
+		sr := d.byte()
+		off := int(sr % 8)
+		r := Rounding{Stochastic: sr&8 != 0, Key: uint64(sr) * 0x9e3779b97f4a7c15, Offset: int(sr) << 20}
+		b := newMixedBufs(&k, h, n, off, 0, 1)
+		_, u := b.slices()
+		fs, _ := b.slices()
+		for i := range n {
+			for s := range k.streams {
+				if u[s] != nil {
+					if len(d.b) >= 2 {
+						u[s][i] = uint16(d.b[0]) | uint16(d.b[1])<<8
+						d.b = d.b[2:]
+					}
+				} else {
+					fs[s][i] = value[float32](d, i*7+s)
+				}
+			}
+		}
+		for _, s := range testLevels(t) {
+			want, got := b.clone(), b.clone()
+			wf, wu := want.slices()
+			gf, gu := got.slices()
+			if err := k.run(sets[Generic], h, &k.coeffs[ci], wf, wu, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.run(s, h, &k.coeffs[ci], gf, gu, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := want.compare(h, &k, got); err != nil {
+				t.Fatalf("%v %s%s n=%d off=%d coeffs %d sr=%v: %v", s.Level(), k.name, h, n, off, ci, r.Stochastic, err)
+			}
+		}
+	})
 }
