@@ -46,7 +46,7 @@ var hconstNames = []struct {
 	{"normal1", 0x387fffff}, {"f16inf1", 0x477fefff}, {"f16big1", 0x477fffff}, {"f16nan", 0x7e00}, {"f16payload", 0x1ff},
 	{"f16infh", 0x7c00}, {"frac", 0x7fffff}, {"implicit", 0x800000}, {"c126", 126}, {"c32", 32},
 	{"mul1", abi.SRMul1}, {"mul2", abi.SRMul2}, {"low15", 0x7fff}, {"f16max1", 0x7bff}, {"quiet", 0x00400000},
-	{"p112", 0x77800000}, // 2¹¹² as a float32
+	{"m24", 0x33800000}, {"f16sub1", 0x3ff}, // 2⁻²⁴ as a float32; the largest subnormal binary16
 }
 
 var hconstTab Mem
@@ -152,6 +152,16 @@ func (e *env) ldHalf(s int) VecVirtual {
 	t := e.t
 	u := t.Vec()
 	m := e.hat(s)
+	if t.Z && e.mx.h == "F16" {
+		// AVX512F's VCVTPH2PS: exact, subnormals included, a NaN
+		// quieted with its payload shifted up (F16.Float32's rule).
+		if e.mk.on {
+			x86.Do(func() { VCVTPH2PS_Z(m, e.mk.k, u) })
+		} else {
+			x86.Do(func() { VCVTPH2PS(m, u) })
+		}
+		return u
+	}
 	switch {
 	case t.Z && e.mk.on:
 		x86.Do(func() { VPMOVZXWD_Z(m, e.mk.k, u) })
@@ -164,19 +174,24 @@ func (e *env) ldHalf(s int) VecVirtual {
 		x86.Do(func() { VPSLLD(U8(16), u, u) })
 		return u
 	}
-	// binary16: the magnitude's bits shifted into float32's place and
-	// multiplied by 2¹¹² (exact for normals and subnormals); Inf and NaN
-	// (magnitude above 0x7bff) take float32's exponent, NaN the quiet bit.
+	// binary16: normals and Inf/NaN by moving the bits into float32's
+	// place (rebiased, or with float32's top exponent: NaN quieted),
+	// subnormals as the integer m times 2⁻²⁴ (no arithmetic on float32
+	// subnormals, which some cores run slowly).
 	a, f, w := t.Vec(), t.Vec(), t.Vec()
-	e.iop(VPANDD, VPAND, e.hc("low15"), u, a)
-	e.iop(VPANDD, VPAND, e.hc("sign16"), u, u)
+	e.and(e.hc("low15"), u, a)
+	e.and(e.hc("sign16"), u, u)
 	x86.Do(func() { VPSLLD(U8(16), u, u) }) // the sign
+	x86.Do(func() { VCVTDQ2PS(a, w) })
+	x86.Do(func() { VMULPS(e.hc("m24"), w, w) })
 	x86.Do(func() { VPSLLD(U8(13), a, f) })
-	x86.Do(func() { VMULPS(e.hc("p112"), f, w) })
-	e.iop(VPORD, VPOR, e.hc("inf"), f, f)
+	n := t.Vec()
+	e.add(e.hc("rebias"), f, n)
+	e.sel(e.gt(a, e.hc("f16sub1")), n, w)
+	e.or(e.hc("inf"), f, f)
 	e.sel(e.gt(a, e.hc("f16max1")), f, w)
 	q := t.Vec()
-	e.iop(VPORD, VPOR, e.hc("quiet"), w, q)
+	e.or(e.hc("quiet"), w, q)
 	e.sel(e.gt(a, e.hc("f16infh")), q, w)
 	e.iop(VPORD, VPOR, u, w, w)
 	return w
@@ -352,8 +367,21 @@ func (e *env) stHalf(x Op, s int, sr bool) {
 		t.MovU(x, v)
 		x = v
 	}
-	q := e.narrow(x, sr, s)
 	m := e.hat(s)
+	if t.Z && e.mx.h == "F16" && !sr {
+		// AVX512F's VCVTPS2PH with rounding control 0: to nearest, ties
+		// to even, subnormal results kept, overflow to Inf, a NaN quieted
+		// with the top of its payload (F16FromF32's rule). MXCSR's FTZ
+		// and DAZ do not change its results on float32 inputs that round
+		// to binary16 (a float32 subnormal rounds to ±0 either way).
+		if e.mk.on {
+			x86.Do(func() { VCVTPS2PH(U8(0), x, e.mk.k, m) })
+		} else {
+			x86.Do(func() { VCVTPS2PH(U8(0), x, m) })
+		}
+		return
+	}
+	q := e.narrow(x, sr, s)
 	if t.Z {
 		if e.mk.on {
 			x86.Do(func() { VPMOVDW(q, e.mk.k, m) })
