@@ -386,7 +386,13 @@ func (e *env) stHalf(x Op, s int, sr bool) {
 		if e.mk.on {
 			x86.Do(func() { VPMOVDW(q, e.mk.k, m) })
 		} else {
-			x86.Do(func() { VPMOVDW(q, m) })
+			// Narrowed in a register, then stored: VPMOVDW with a
+			// memory destination is microcoded and slow on some cores.
+			y := YMM()
+			x86.Do(func() {
+				VPMOVDW(q, y)
+				VMOVDQU(y, m)
+			})
 		}
 		return
 	}
