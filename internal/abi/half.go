@@ -30,6 +30,11 @@ func (k *Kernel) HasHalf() bool {
 	return slices.ContainsFunc(k.Streams, func(s Stream) bool { return s.Half })
 }
 
+// HasStream reports whether k has a stream named s.
+func (k *Kernel) HasStream(s string) bool {
+	return slices.ContainsFunc(k.Streams, func(st Stream) bool { return st.Name == s })
+}
+
 // Mixed lists the kernels with half streams, in the order the generators
 // write them: for Adam/AdamW (with AMSGrad), SGD and momentum, the
 // master-weight kernel (16-bit gradient, float32 master p and state, the
