@@ -285,24 +285,26 @@ func elementwise(k kernel, t isa) {
 		e.i = i
 		rem := GP64()
 
-		Label(lbl("loop"))
-		MOVQ(n, rem)
-		SUBQ(i, rem)
-		CMPQ(rem, U32(U*L))
-		JLT(LabelRef(lbl("single")))
-		e.unroll = U
-		G := U
-		if k.interleave != nil {
-			G = k.interleave(t)
+		if U > 1 { // else the loop below is the only one
+			Label(lbl("loop"))
+			MOVQ(n, rem)
+			SUBQ(i, rem)
+			CMPQ(rem, U32(U*L))
+			JLT(LabelRef(lbl("single")))
+			e.unroll = U
+			G := U
+			if k.interleave != nil {
+				G = k.interleave(t)
+			}
+			for j0 := 0; j0 < U; j0 += G {
+				x86.Interleaved(G, func(j int) {
+					e.disp = (j0 + j) * t.VBytes()
+					k.body(e, m)
+				})
+			}
+			ADDQ(U32(U*L), i)
+			JMP(LabelRef(lbl("loop")))
 		}
-		for j0 := 0; j0 < U; j0 += G {
-			x86.Interleaved(G, func(j int) {
-				e.disp = (j0 + j) * t.VBytes()
-				k.body(e, m)
-			})
-		}
-		ADDQ(U32(U*L), i)
-		JMP(LabelRef(lbl("loop")))
 
 		Label(lbl("single"))
 		MOVQ(n, rem)
