@@ -158,3 +158,93 @@ func SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
 func SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
 	return active.SGDKeepF64(c, p, grad, pPrev, gPrev)
 }
+
+// AdamMasterBF16 runs [Set.AdamMasterBF16] at the active level.
+func AdamMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, v, vmax []float32, r Rounding) error {
+	return active.AdamMasterBF16(c, p, p16, grad, m, v, vmax, r)
+}
+
+// AdamMasterF16 runs [Set.AdamMasterF16] at the active level.
+func AdamMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, v, vmax []float32, r Rounding) error {
+	return active.AdamMasterF16(c, p, p16, grad, m, v, vmax, r)
+}
+
+// AdamMasterG32BF16 runs [Set.AdamMasterG32BF16] at the active level.
+func AdamMasterG32BF16(c *Coeffs, p []float32, p16 []BF16, grad, m, v, vmax []float32, r Rounding) error {
+	return active.AdamMasterG32BF16(c, p, p16, grad, m, v, vmax, r)
+}
+
+// AdamMasterG32F16 runs [Set.AdamMasterG32F16] at the active level.
+func AdamMasterG32F16(c *Coeffs, p []float32, p16 []F16, grad, m, v, vmax []float32, r Rounding) error {
+	return active.AdamMasterG32F16(c, p, p16, grad, m, v, vmax, r)
+}
+
+// Adam16BF16 runs [Set.Adam16BF16] at the active level.
+func Adam16BF16(c *Coeffs, p, grad, m, v, vmax []BF16, r Rounding) error {
+	return active.Adam16BF16(c, p, grad, m, v, vmax, r)
+}
+
+// Adam16F16 runs [Set.Adam16F16] at the active level.
+func Adam16F16(c *Coeffs, p, grad, m, v, vmax []F16, r Rounding) error {
+	return active.Adam16F16(c, p, grad, m, v, vmax, r)
+}
+
+// SGDMasterBF16 runs [Set.SGDMasterBF16] at the active level.
+func SGDMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, r Rounding) error {
+	return active.SGDMasterBF16(c, p, p16, grad, r)
+}
+
+// SGDMasterF16 runs [Set.SGDMasterF16] at the active level.
+func SGDMasterF16(c *Coeffs, p []float32, p16, grad []F16, r Rounding) error {
+	return active.SGDMasterF16(c, p, p16, grad, r)
+}
+
+// SGDMasterG32BF16 runs [Set.SGDMasterG32BF16] at the active level.
+func SGDMasterG32BF16(c *Coeffs, p []float32, p16 []BF16, grad []float32, r Rounding) error {
+	return active.SGDMasterG32BF16(c, p, p16, grad, r)
+}
+
+// SGDMasterG32F16 runs [Set.SGDMasterG32F16] at the active level.
+func SGDMasterG32F16(c *Coeffs, p []float32, p16 []F16, grad []float32, r Rounding) error {
+	return active.SGDMasterG32F16(c, p, p16, grad, r)
+}
+
+// SGD16BF16 runs [Set.SGD16BF16] at the active level.
+func SGD16BF16(c *Coeffs, p, grad []BF16, r Rounding) error {
+	return active.SGD16BF16(c, p, grad, r)
+}
+
+// SGD16F16 runs [Set.SGD16F16] at the active level.
+func SGD16F16(c *Coeffs, p, grad []F16, r Rounding) error {
+	return active.SGD16F16(c, p, grad, r)
+}
+
+// MomentumMasterBF16 runs [Set.MomentumMasterBF16] at the active level.
+func MomentumMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, buf []float32, r Rounding) error {
+	return active.MomentumMasterBF16(c, p, p16, grad, buf, r)
+}
+
+// MomentumMasterF16 runs [Set.MomentumMasterF16] at the active level.
+func MomentumMasterF16(c *Coeffs, p []float32, p16, grad []F16, buf []float32, r Rounding) error {
+	return active.MomentumMasterF16(c, p, p16, grad, buf, r)
+}
+
+// MomentumMasterG32BF16 runs [Set.MomentumMasterG32BF16] at the active level.
+func MomentumMasterG32BF16(c *Coeffs, p []float32, p16 []BF16, grad, buf []float32, r Rounding) error {
+	return active.MomentumMasterG32BF16(c, p, p16, grad, buf, r)
+}
+
+// MomentumMasterG32F16 runs [Set.MomentumMasterG32F16] at the active level.
+func MomentumMasterG32F16(c *Coeffs, p []float32, p16 []F16, grad, buf []float32, r Rounding) error {
+	return active.MomentumMasterG32F16(c, p, p16, grad, buf, r)
+}
+
+// Momentum16BF16 runs [Set.Momentum16BF16] at the active level.
+func Momentum16BF16(c *Coeffs, p, grad, buf []BF16, r Rounding) error {
+	return active.Momentum16BF16(c, p, grad, buf, r)
+}
+
+// Momentum16F16 runs [Set.Momentum16F16] at the active level.
+func Momentum16F16(c *Coeffs, p, grad, buf []F16, r Rounding) error {
+	return active.Momentum16F16(c, p, grad, buf, r)
+}

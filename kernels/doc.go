@@ -41,10 +41,26 @@
 // element costs multiplications and a comparison, not a division and a
 // square root as in PyTorch's order.
 //
+// # Mixed precision
+//
+// [BF16] and [F16] parameters, gradients and state go through kernels made
+// from the same descriptions, with 16-bit streams and float32 arithmetic
+// (mixed.go): master-weight mode ([Set.AdamMasterBF16], [Set.SGDMasterBF16],
+// [Set.MomentumMasterBF16], and their G32 forms with a float32 gradient)
+// updates float32 master weights and state exactly as the float32 kernel
+// does and writes the 16-bit copy of p in the same pass; 16-bit state mode
+// ([Set.Adam16BF16], [Set.SGD16BF16], [Set.Momentum16BF16]) keeps
+// everything in 16 bits and rounds each new value once. The F16 forms are
+// the same for binary16. A [Rounding] chooses round to nearest even or
+// stochastic rounding, whose random bits are a hash of ([SRKey], output
+// stream, element index): bit-identical on every level, chunking and
+// architecture, like everything else here.
+//
 // # Errors
 //
 // The exported functions check their arguments and return an error that
-// errors.Is matches against [ErrLength], [ErrCoeff] or [ErrOverlap] before
+// errors.Is matches against [ErrLength], [ErrCoeff], [ErrOverlap] (or, for
+// a [Rounding], [ErrRounding]) before
 // writing any element; no input reaches the assembly unchecked. Coefficient
 // structs are built once per step by [SGD.Coeffs], [Momentum.Coeffs],
 // [Adam.Coeffs], [Lion.Coeffs], [Adagrad.Coeffs], [RMSprop.Coeffs],

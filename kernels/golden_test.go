@@ -366,7 +366,7 @@ func allGolden(s *Set) golden {
 	g := golden{Hashes: map[string]string{}, Fast: map[string][]float64{}}
 	h32, f32 := goldenVariants[float32](s)
 	h64, f64 := goldenVariants[float64](s)
-	for _, m := range []map[string]string{h32, h64} {
+	for _, m := range []map[string]string{h32, h64, mixedGolden(s)} {
 		for k, v := range m {
 			g.Hashes[k] = v
 		}

@@ -18,7 +18,9 @@ import (
 //go:generate env -u GOOS -u GOARCH go run ../internal/abi/genref -out kernels_generic_gen.go
 
 func genericSet() *Set {
-	return &Set{level: Generic, f32: genericTable[float32](), f64: genericTable[float64]()}
+	s := &Set{level: Generic, f32: genericTable[float32](), f64: genericTable[float64]()}
+	setGenericMixed(s)
+	return s
 }
 
 func genericTable[T Float]() table[T] {

@@ -29,6 +29,28 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.adafactorUpdate = adafactorUpdateGeneric[T]
 }
 
+// setGenericMixed sets the kernels with half streams of the reference.
+func setGenericMixed(s *Set) {
+	s.bf16.adamMaster = adamMasterBF16Generic
+	s.f16.adamMaster = adamMasterF16Generic
+	s.bf16.adamMasterG32 = adamMasterG32BF16Generic
+	s.f16.adamMasterG32 = adamMasterG32F16Generic
+	s.bf16.adam16 = adam16BF16Generic
+	s.f16.adam16 = adam16F16Generic
+	s.bf16.sgdMaster = sgdMasterBF16Generic
+	s.f16.sgdMaster = sgdMasterF16Generic
+	s.bf16.sgdMasterG32 = sgdMasterG32BF16Generic
+	s.f16.sgdMasterG32 = sgdMasterG32F16Generic
+	s.bf16.sgd16 = sgd16BF16Generic
+	s.f16.sgd16 = sgd16F16Generic
+	s.bf16.momentumMaster = momentumMasterBF16Generic
+	s.f16.momentumMaster = momentumMasterF16Generic
+	s.bf16.momentumMasterG32 = momentumMasterG32BF16Generic
+	s.f16.momentumMasterG32 = momentumMasterG32F16Generic
+	s.bf16.momentum16 = momentum16BF16Generic
+	s.f16.momentum16 = momentum16F16Generic
+}
+
 // sgdGeneric is the reference sgd kernel, written from its description in
 // internal/abi: for each element, the operations of the description in order.
 func sgdGeneric[T Float](cf *Coeffs, p, grad *T, n int) {
@@ -491,6 +513,776 @@ func adafactorVarianceGeneric[T Float](cf *Coeffs, v, grad *T, n int) {
 		} else {
 			vs[i] = fmaT(c2, d, vs[i])
 		}
+	}
+}
+
+// adamMasterBF16Generic is the reference adamMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func adamMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // AdamW: p = p·decay
+	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
+	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var vmaxs []float32
+	if amsgrad {
+		vmaxs = unsafe.Slice(vmax, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		vv := v
+		if amsgrad {
+			vv = maxNaN(vmaxs[i], v)
+			vmaxs[i] = vv
+		}
+		d := fmaT(sqrtT(vv), ib2, eps)
+		pnew := fmaT(nega, T(m/d), p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adamMasterF16Generic is the reference adamMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func adamMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // AdamW: p = p·decay
+	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
+	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var vmaxs []float32
+	if amsgrad {
+		vmaxs = unsafe.Slice(vmax, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		vv := v
+		if amsgrad {
+			vv = maxNaN(vmaxs[i], v)
+			vmaxs[i] = vv
+		}
+		d := fmaT(sqrtT(vv), ib2, eps)
+		pnew := fmaT(nega, T(m/d), p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adamMasterG32BF16Generic is the reference adamMasterG32 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func adamMasterG32BF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // AdamW: p = p·decay
+	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
+	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var vmaxs []float32
+	if amsgrad {
+		vmaxs = unsafe.Slice(vmax, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		vv := v
+		if amsgrad {
+			vv = maxNaN(vmaxs[i], v)
+			vmaxs[i] = vv
+		}
+		d := fmaT(sqrtT(vv), ib2, eps)
+		pnew := fmaT(nega, T(m/d), p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adamMasterG32F16Generic is the reference adamMasterG32 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func adamMasterG32F16Generic(cf *Coeffs, p *float32, p16 *F16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // AdamW: p = p·decay
+	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
+	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var vmaxs []float32
+	if amsgrad {
+		vmaxs = unsafe.Slice(vmax, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		vv := v
+		if amsgrad {
+			vv = maxNaN(vmaxs[i], v)
+			vmaxs[i] = vv
+		}
+		d := fmaT(sqrtT(vv), ib2, eps)
+		pnew := fmaT(nega, T(m/d), p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adam16BF16Generic is the reference adam16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func adam16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, vmax *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // AdamW: p = p·decay
+	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
+	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var vmaxs []BF16
+	if amsgrad {
+		vmaxs = unsafe.Slice(vmax, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka4 := abi.SRKeyA(key, 4)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		ms[i] = storeBF16(m, sr, ka2, kb, uint32(off+i))
+		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
+		vs[i] = storeBF16(v, sr, ka3, kb, uint32(off+i))
+		vv := v
+		if amsgrad {
+			vv = maxNaN(vmaxs[i].Float32(), v)
+			vmaxs[i] = storeBF16(vv, sr, ka4, kb, uint32(off+i))
+		}
+		d := fmaT(sqrtT(vv), ib2, eps)
+		ps[i] = storeBF16(fmaT(nega, T(m/d), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// adam16F16Generic is the reference adam16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func adam16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, v *F16, vmax *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // AdamW: p = p·decay
+	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
+	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var vmaxs []F16
+	if amsgrad {
+		vmaxs = unsafe.Slice(vmax, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka4 := abi.SRKeyA(key, 4)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		ms[i] = storeF16(m, sr, ka2, kb, uint32(off+i))
+		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
+		vs[i] = storeF16(v, sr, ka3, kb, uint32(off+i))
+		vv := v
+		if amsgrad {
+			vv = maxNaN(vmaxs[i].Float32(), v)
+			vmaxs[i] = storeF16(vv, sr, ka4, kb, uint32(off+i))
+		}
+		d := fmaT(sqrtT(vv), ib2, eps)
+		ps[i] = storeF16(fmaT(nega, T(m/d), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// sgdMasterBF16Generic is the reference sgdMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func sgdMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		pnew := fmaT(neglr, g, p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// sgdMasterF16Generic is the reference sgdMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func sgdMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		pnew := fmaT(neglr, g, p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// sgdMasterG32BF16Generic is the reference sgdMasterG32 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func sgdMasterG32BF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		pnew := fmaT(neglr, g, p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// sgdMasterG32F16Generic is the reference sgdMasterG32 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func sgdMasterG32F16Generic(cf *Coeffs, p *float32, p16 *F16, grad *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		pnew := fmaT(neglr, g, p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// sgd16BF16Generic is the reference sgd16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func sgd16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		ps[i] = storeBF16(fmaT(neglr, g, p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// sgd16F16Generic is the reference sgd16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func sgd16F16Generic(cf *Coeffs, p *F16, grad *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		ps[i] = storeF16(fmaT(neglr, g, p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// momentumMasterBF16Generic is the reference momentumMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func momentumMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, buf *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	nesterov := mode&2 == 2 // Nesterov momentum
+	first := mode&4 == 4    // first step: the buffer is set to g
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	bufs := unsafe.Slice(buf, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+		damp  = row[T](cf, abi.RowDamp)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		var b T
+		if first {
+			b = g
+		} else {
+			b = fmaT(mu, bufs[i], T(damp*g))
+		}
+		bufs[i] = b
+		dir := b
+		if nesterov {
+			dir = fmaT(mu, b, g)
+		}
+		pnew := fmaT(neglr, dir, p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// momentumMasterF16Generic is the reference momentumMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func momentumMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, buf *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	nesterov := mode&2 == 2 // Nesterov momentum
+	first := mode&4 == 4    // first step: the buffer is set to g
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	bufs := unsafe.Slice(buf, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+		damp  = row[T](cf, abi.RowDamp)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		var b T
+		if first {
+			b = g
+		} else {
+			b = fmaT(mu, bufs[i], T(damp*g))
+		}
+		bufs[i] = b
+		dir := b
+		if nesterov {
+			dir = fmaT(mu, b, g)
+		}
+		pnew := fmaT(neglr, dir, p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// momentumMasterG32BF16Generic is the reference momentumMasterG32 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func momentumMasterG32BF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *float32, buf *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	nesterov := mode&2 == 2 // Nesterov momentum
+	first := mode&4 == 4    // first step: the buffer is set to g
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	bufs := unsafe.Slice(buf, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+		damp  = row[T](cf, abi.RowDamp)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		var b T
+		if first {
+			b = g
+		} else {
+			b = fmaT(mu, bufs[i], T(damp*g))
+		}
+		bufs[i] = b
+		dir := b
+		if nesterov {
+			dir = fmaT(mu, b, g)
+		}
+		pnew := fmaT(neglr, dir, p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// momentumMasterG32F16Generic is the reference momentumMasterG32 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func momentumMasterG32F16Generic(cf *Coeffs, p *float32, p16 *F16, grad *float32, buf *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	nesterov := mode&2 == 2 // Nesterov momentum
+	first := mode&4 == 4    // first step: the buffer is set to g
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	bufs := unsafe.Slice(buf, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+		damp  = row[T](cf, abi.RowDamp)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		var b T
+		if first {
+			b = g
+		} else {
+			b = fmaT(mu, bufs[i], T(damp*g))
+		}
+		bufs[i] = b
+		dir := b
+		if nesterov {
+			dir = fmaT(mu, b, g)
+		}
+		pnew := fmaT(neglr, dir, p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// momentum16BF16Generic is the reference momentum16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func momentum16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, buf *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	nesterov := mode&2 == 2 // Nesterov momentum
+	first := mode&4 == 4    // first step: the buffer is set to g
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	bufs := unsafe.Slice(buf, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+		damp  = row[T](cf, abi.RowDamp)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		var b T
+		if first {
+			b = g
+		} else {
+			b = fmaT(mu, bufs[i].Float32(), T(damp*g))
+		}
+		bufs[i] = storeBF16(b, sr, ka2, kb, uint32(off+i))
+		dir := b
+		if nesterov {
+			dir = fmaT(mu, b, g)
+		}
+		ps[i] = storeBF16(fmaT(neglr, dir, p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// momentum16F16Generic is the reference momentum16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func momentum16F16Generic(cf *Coeffs, p *F16, grad *F16, buf *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	nesterov := mode&2 == 2 // Nesterov momentum
+	first := mode&4 == 4    // first step: the buffer is set to g
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	bufs := unsafe.Slice(buf, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+		damp  = row[T](cf, abi.RowDamp)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		var b T
+		if first {
+			b = g
+		} else {
+			b = fmaT(mu, bufs[i].Float32(), T(damp*g))
+		}
+		bufs[i] = storeF16(b, sr, ka2, kb, uint32(off+i))
+		dir := b
+		if nesterov {
+			dir = fmaT(mu, b, g)
+		}
+		ps[i] = storeF16(fmaT(neglr, dir, p), sr, ka0, kb, uint32(off+i))
 	}
 }
 

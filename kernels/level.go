@@ -69,6 +69,10 @@ func levelSets() [len(levelNames)]*Set {
 	s[Generic] = genericSet()
 	for _, a := range archSets {
 		s[a.level] = a
+		// A level without assembly for a mixed-precision kernel runs
+		// the reference's.
+		a.bf16.fill(&s[Generic].bf16)
+		a.f16.fill(&s[Generic].f16)
 	}
 	// AdamFast's split, from the table of CPU models (fastsplit.go).
 	for l, set := range s {

@@ -56,6 +56,10 @@ type Set struct {
 	level ISA
 	f32   table[float32]
 	f64   table[float64]
+	// bf16 and f16 are the mixed-precision kernels (mixed.go), float32
+	// arithmetic on bfloat16 or binary16 streams.
+	bf16 halfTable[BF16]
+	f16  halfTable[F16]
 	// choices are the kernels that run at another level (choice.go).
 	choices []kernelAt
 }

@@ -143,6 +143,9 @@ func (e *env) emit(vals []abi.Value) []Op {
 	t := e.t
 	reg := make([]Op, len(vals))
 	e.conv = map[int][]Op{}
+	if e.mx != nil {
+		e.mx.idx = nil // the element indices, once per vector
+	}
 	for i, v := range vals {
 		a := func(j int) Op { return reg[v.Args[j]] }
 		switch v.Op {
@@ -155,7 +158,11 @@ func (e *env) emit(vals []abi.Value) []Op {
 		case abi.OpSumSq, abi.OpRowSumSq, abi.OpColSumSq:
 			e.reduce(v, a(0))
 		case abi.OpStore:
-			e.st(a(0), v.Stream)
+			if e.mx != nil && e.mx.half[v.Stream] {
+				e.stHalf(a(0), v.Stream, v.SR)
+			} else {
+				e.st(a(0), v.Stream)
+			}
 		case abi.OpMul, abi.OpAdd:
 			x, y := a(0), a(1)
 			if isMem(y) {

@@ -133,6 +133,10 @@ type env struct {
 	// and the row sums.
 	bcast map[int]VecVirtual
 	grid  *gridEnv
+	// Kernels with half streams (mixed.go): the base of the table of
+	// their constants, and the rest of what they need.
+	htab GPVirtual
+	mx   *mixedEnv
 }
 
 func (e *env) at(s int) Mem {
@@ -141,6 +145,9 @@ func (e *env) at(s int) Mem {
 func (e *env) ld(s int) VecVirtual {
 	if v, ok := e.bcast[s]; ok {
 		return v
+	}
+	if e.mx != nil && e.mx.half[s] {
+		return e.ldHalf(s)
 	}
 	return e.t.load(e.at(s), e.mk)
 }
@@ -186,14 +193,29 @@ type kernel struct {
 	args, sums []string
 	// split is k of an AdamFast kernel of split k/4 (0 otherwise).
 	split int
+	// half is the half type of a kernel with half streams (mixed.go),
+	// desc its description.
+	half string
+	desc *abi.Kernel
 }
 
 func elementwise(k kernel, t isa) {
 	name := k.name + t.Prec() + t.Level()
-	TEXT(name, NOSPLIT, k.sig(t))
-	Pragma("noescape")
-	Doc(docLine(name, t.Level(), k.name))
-	addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams, args: k.args, sums: len(k.sums), split: k.split})
+	if k.half != "" {
+		// A kernel with half streams has a stack frame (the keys of
+		// stochastic rounding, the buffers of the AVX2 tail): it may
+		// grow the stack.
+		name = k.name + k.half + t.Level()
+		TEXT(name, 0, k.sig(t))
+		Pragma("noescape")
+		Doc(mixedDoc(name, t.Level(), k.name, k.half))
+		mixedSlots[t.Z][k.half] = append(mixedSlots[t.Z][k.half], slot{field: k.name, fn: name, desc: k.desc})
+	} else {
+		TEXT(name, NOSPLIT, k.sig(t))
+		Pragma("noescape")
+		Doc(docLine(name, t.Level(), k.name))
+		addSlot(t, slot{field: k.name, fn: name, coefs: k.coefs, streams: k.streams, args: k.args, sums: len(k.sums), split: k.split})
+	}
 	var c GPVirtual
 	if k.coefs {
 		c = param("c")
@@ -203,6 +225,11 @@ func elementwise(k kernel, t isa) {
 		ptr[s] = param(p)
 	}
 	n := param("n")
+	var setup *env
+	if k.half != "" {
+		setup = &env{t: t, ptr: ptr}
+		setup.mixedSetup(k)
+	}
 	variants := k.variants
 	if len(variants) == 0 {
 		variants = []int{0}
@@ -232,6 +259,9 @@ func elementwise(k kernel, t isa) {
 			extra = k.prologue(t)
 		}
 		e := &env{t: t, c: c, ptr: ptr, extra: extra, regs: map[int]VecVirtual{}}
+		if setup != nil {
+			e.htab, e.mx = setup.htab, setup.mx
+		}
 		if k.rows != nil {
 			for _, r := range k.rows(t, m) {
 				v := t.Vec()
@@ -255,24 +285,26 @@ func elementwise(k kernel, t isa) {
 		e.i = i
 		rem := GP64()
 
-		Label(lbl("loop"))
-		MOVQ(n, rem)
-		SUBQ(i, rem)
-		CMPQ(rem, U32(U*L))
-		JLT(LabelRef(lbl("single")))
-		e.unroll = U
-		G := U
-		if k.interleave != nil {
-			G = k.interleave(t)
+		if U > 1 { // else the loop below is the only one
+			Label(lbl("loop"))
+			MOVQ(n, rem)
+			SUBQ(i, rem)
+			CMPQ(rem, U32(U*L))
+			JLT(LabelRef(lbl("single")))
+			e.unroll = U
+			G := U
+			if k.interleave != nil {
+				G = k.interleave(t)
+			}
+			for j0 := 0; j0 < U; j0 += G {
+				x86.Interleaved(G, func(j int) {
+					e.disp = (j0 + j) * t.VBytes()
+					k.body(e, m)
+				})
+			}
+			ADDQ(U32(U*L), i)
+			JMP(LabelRef(lbl("loop")))
 		}
-		for j0 := 0; j0 < U; j0 += G {
-			x86.Interleaved(G, func(j int) {
-				e.disp = (j0 + j) * t.VBytes()
-				k.body(e, m)
-			})
-		}
-		ADDQ(U32(U*L), i)
-		JMP(LabelRef(lbl("loop")))
 
 		Label(lbl("single"))
 		MOVQ(n, rem)
@@ -288,7 +320,22 @@ func elementwise(k kernel, t isa) {
 		TESTQ(rem, rem)
 		JZ(LabelRef("done"))
 		e.mk = t.tailMask(rem)
-		k.body(e, m)
+		if e.mx != nil && !t.Z {
+			used, stored := map[int]bool{}, map[int]bool{}
+			for _, v := range k.desc.Lower(m) {
+				switch v.Op {
+				case abi.OpLoad:
+					used[v.Stream] = true
+				case abi.OpStore:
+					used[v.Stream], stored[v.Stream] = true, true
+				}
+			}
+			e.tailIn(rem, lbl, used)
+			k.body(e, m)
+			e.tailOut(rem, lbl, stored)
+		} else {
+			k.body(e, m)
+		}
 		JMP(LabelRef("done"))
 	}
 	Label("done")
@@ -452,6 +499,7 @@ func roof(w int) kernel {
 func main() {
 	ConstraintExpr("!purego")
 	tables()
+	halfTables()
 	for _, z := range []bool{false, true} {
 		for _, f := range []bool{false, true} {
 			t := isa{x86.ISA{Z: z, F64: f}}
@@ -470,6 +518,11 @@ func main() {
 			}
 			for _, k := range abi.Grids {
 				grid(k, t)
+			}
+		}
+		for _, d := range abi.Mixed {
+			for _, h := range abi.HalfTypes {
+				elementwise(mixedKernel(d, h), isa{x86.ISA{Z: z}})
 			}
 		}
 	}

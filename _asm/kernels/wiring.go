@@ -52,6 +52,7 @@ type slot struct {
 	sums    int         // float64 results
 	split   int         // k of an AdamFast kernel of split k/4: adamFastSplits[k]
 	grid    *abi.Kernel // a grid kernel: its description (its own signature)
+	desc    *abi.Kernel // a kernel with half streams: its description
 }
 
 // slots collects the table entries of every level and precision, in the
@@ -118,6 +119,7 @@ var archSets = []*Set{
 			}
 			b.WriteString("},\n")
 		}
+		b.WriteString(mixedWiring(z))
 		b.WriteString("},\n")
 	}
 	b.WriteString("}\n")

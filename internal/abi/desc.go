@@ -86,6 +86,13 @@ type Stream struct {
 	// F64 makes the stream float64 whatever the element type: the row
 	// and column sums of a grid kernel (RowSumSq, ColSumSq).
 	F64 bool
+	// Half makes the stream 16-bit: its elements are the variant's half
+	// type, bfloat16 or binary16, while the arithmetic stays float32 (a
+	// kernel with a half stream is written for float32 only, once per
+	// half type: see Mixed). A load widens exactly; a store rounds to
+	// nearest, ties to even, or stochastically in the SR variant (CondSR,
+	// SRBits), each by the rule of kernels.BF16FromF32 and F16FromF32.
+	Half bool
 }
 
 // A Cond is a condition on the mode argument: it holds when
@@ -328,10 +335,14 @@ type Value struct {
 	Op     Op
 	Args   []int // operand values
 	Stream int   // OpLoad, OpStore, OpRowSumSq, OpColSumSq: index into Kernel.Streams
-	Row    int   // OpRow
-	Arg    int   // OpArg: index into Kernel.Args
-	Sum    int   // OpSumSq: index into Kernel.Sums
-	Var    string
+	// SR marks a store into a half stream that rounds stochastically (the
+	// mode selects CondSR); other stores into half streams round to
+	// nearest, ties to even.
+	SR  bool
+	Row int // OpRow
+	Arg int // OpArg: index into Kernel.Args
+	Sum int // OpSumSq: index into Kernel.Sums
+	Var string
 	// Dies[j] reports whether this is the last use of Args[j]: the result
 	// may overwrite it. A value that occurs more than once in Args dies at
 	// its last occurrence only; rows, arguments and loads of row streams
@@ -410,7 +421,8 @@ func (l *lowering) stmts(ss []Stmt, mode int, stop string) {
 		case StmtStore:
 			st := l.k.StreamIndex(s.Dst)
 			x := l.expr(s.X)
-			l.vals = append(l.vals, Value{Op: OpStore, Args: []int{x}, Stream: st})
+			sr := l.k.Streams[st].Half && l.k.HasHalf() && CondSR.Holds(mode)
+			l.vals = append(l.vals, Value{Op: OpStore, Args: []int{x}, Stream: st, SR: sr})
 			l.stored[st] = true
 		case StmtSumSq:
 			x := l.expr(s.X)

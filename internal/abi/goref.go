@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"slices"
 	"strings"
 )
 
@@ -48,8 +49,23 @@ func setGenericElementwise[T Float](t *table[T]) {
 		fmt.Fprintf(&b, "t.%s = %sGeneric[T]\n", k.Name, k.Name)
 	}
 	b.WriteString("}\n")
+	b.WriteString(`
+// setGenericMixed sets the kernels with half streams of the reference.
+func setGenericMixed(s *Set) {
+`)
+	for _, k := range Mixed {
+		for _, h := range HalfTypes {
+			fmt.Fprintf(&b, "s.%s.%s = %s%sGeneric\n", strings.ToLower(h), k.Name, k.Name, h)
+		}
+	}
+	b.WriteString("}\n")
 	for _, k := range Elementwise {
 		goKernel(&b, k)
+	}
+	for _, k := range Mixed {
+		for _, h := range HalfTypes {
+			goMixed(&b, k, h)
+		}
 	}
 	for _, k := range Grids {
 		goGrid(&b, k)
@@ -318,6 +334,138 @@ func setStmtsOf(ss []Stmt, f func(Stmt)) {
 		setStmtsOf(s.Then, f)
 		setStmtsOf(s.Else, f)
 	}
+}
+
+// MixedSignature returns the parameters of kernel k with half streams in
+// Go syntax, with half the half type: the coefficient block (coef), the
+// streams (*float32, or *half for a half stream), n and the mode (ModeSR
+// included), and the key and the index of the call's first element of the
+// stochastic rounding.
+func MixedSignature(k *Kernel, coef, half string) string {
+	ps := []string{coef}
+	for _, s := range k.Streams {
+		t := "float32"
+		if s.Half {
+			t = half
+		}
+		ps = append(ps, s.Name+" *"+t)
+	}
+	ps = append(ps, "n, mode int", "key uint64", "off int")
+	return "(" + strings.Join(ps, ", ") + ")"
+}
+
+// goMixed writes the reference of kernel k with half streams for half type
+// h (BF16 or F16): the loop of goKernel in float32, with the loads of
+// half streams widened (Float32) and their stores rounded by h's store
+// function (to nearest, or stochastically with the bits of SRHash).
+func goMixed(b *bytes.Buffer, k *Kernel, h string) {
+	fn := k.Name + h + "Generic"
+	fmt.Fprintf(b, "\n// %s is the reference %s kernel for %s, written from its description\n", fn, k.Name, h)
+	fmt.Fprintf(b, "// in internal/abi: for each element, the operations of the description in\n")
+	fmt.Fprintf(b, "// order, in float32, with the %s streams widened and rounded.\n", h)
+	fmt.Fprintf(b, "func %s%s {\n", fn, MixedSignature(k, "cf *Coeffs", h))
+	b.WriteString("type T = float32\n")
+	for _, c := range k.Conds {
+		fmt.Fprintf(b, "%s := mode&%d == %d // %s\n", c.Name, c.Mask, c.Value, c.Doc)
+	}
+	for _, s := range k.Streams {
+		if s.Only != nil {
+			t := "float32"
+			if s.Half {
+				t = h
+			}
+			fmt.Fprintf(b, "var %ss []%s\nif %s {\n%ss = unsafe.Slice(%s, n)\n}\n", s.Name, t, s.Only.Name, s.Name, s.Name)
+		} else {
+			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, n)\n", s.Name, s.Name)
+		}
+	}
+	rows := map[int]bool{}
+	walkStmts(k.Body, func(x *Expr) {
+		if x.Op == OpRow {
+			rows[x.Row] = true
+		}
+	})
+	b.WriteString("var (\n")
+	for r := range NumRows {
+		if rows[r] {
+			fmt.Fprintf(b, "%s = row[T](cf, abi.%s)\n", RowNames[r], RowSyms[r])
+		}
+	}
+	b.WriteString(")\n")
+	b.WriteString("kb := abi.SRKeyB(key)\n")
+	var stored []int
+	setStmtsOf(k.Body, func(s Stmt) {
+		if s.Kind == StmtStore && k.Streams[k.StreamIndex(s.Dst)].Half {
+			i := k.StreamIndex(s.Dst)
+			if !slices.Contains(stored, i) {
+				stored = append(stored, i)
+				fmt.Fprintf(b, "ka%d := abi.SRKeyA(key, %d)\n", i, i)
+			}
+		}
+	})
+	b.WriteString("for i := range n {\n")
+	declared := map[string]bool{}
+	for _, s := range k.Body {
+		if s.Kind == StmtIf {
+			var vars []string
+			setVars([]Stmt{s}, func(v string) {
+				if !declared[v] {
+					declared[v] = true
+					vars = append(vars, v)
+				}
+			})
+			if len(vars) > 0 {
+				fmt.Fprintf(b, "var %s T\n", strings.Join(vars, ", "))
+			}
+		}
+		mixedStmt(b, k, h, s, declared)
+	}
+	b.WriteString("}\n}\n")
+}
+
+func mixedStmt(b *bytes.Buffer, k *Kernel, h string, s Stmt, declared map[string]bool) {
+	x := func() string { return mixedExpr(k, s.X) }
+	switch s.Kind {
+	case StmtSet:
+		op := "="
+		if !declared[s.Dst] {
+			op = ":="
+			declared[s.Dst] = true
+		}
+		fmt.Fprintf(b, "%s %s %s\n", s.Dst, op, x())
+	case StmtStore:
+		i := k.StreamIndex(s.Dst)
+		if k.Streams[i].Half {
+			fmt.Fprintf(b, "%ss[i] = store%s(%s, sr, ka%d, kb, uint32(off+i))\n", s.Dst, h, x(), i)
+		} else {
+			fmt.Fprintf(b, "%ss[i] = %s\n", s.Dst, x())
+		}
+	case StmtIf:
+		fmt.Fprintf(b, "if %s {\n", s.Cond.Name)
+		for _, t := range s.Then {
+			mixedStmt(b, k, h, t, declared)
+		}
+		if len(s.Else) > 0 {
+			b.WriteString("} else {\n")
+			for _, t := range s.Else {
+				mixedStmt(b, k, h, t, declared)
+			}
+		}
+		b.WriteString("}\n")
+	default:
+		panic(fmt.Sprintf("kernel %s: statement %v in a kernel with half streams", k.Name, s.Kind))
+	}
+}
+
+func mixedExpr(k *Kernel, x *Expr) string {
+	if x.Op == OpLoad && k.Streams[k.StreamIndex(x.Name)].Half {
+		return x.Name + "s[i].Float32()"
+	}
+	a := make([]string, len(x.Args))
+	for i, y := range x.Args {
+		a[i] = mixedExpr(k, y)
+	}
+	return goOp(x, a)
 }
 
 func goStmt(b *bytes.Buffer, s Stmt, declared map[string]bool) {

@@ -1,0 +1,499 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fuseopt/fuseopt/_asm/x86"
+	"github.com/fuseopt/fuseopt/internal/abi"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The kernels with half streams (abi.Mixed), float32 only, one per half
+// type: the loads of a half stream widen its 16-bit elements exactly, the
+// stores round to them by the integer forms of kernels.BF16FromF32 and
+// F16FromF32 (to nearest) or BF16SR and F16SR (stochastic, with the bits
+// of abi.SRHash), which every AVX2 CPU runs. Everything else is the
+// lowering of describe.go.
+//
+// Conversion instructions. binary16 at the AVX-512 level goes through
+// VCVTPH2PS and VCVTPS2PH (rounding control 0), which AVX512F has: they
+// are bit-exact with the reference (the parity tests and golden hashes run
+// them). AVX512-BF16's VCVTNEPS2BF16 is not used: on an AMD Zen 5 core
+// (family 0x1A model 2), over all 2³² float32 inputs, it matches
+// BF16FromF32 everywhere (NaN included: the top payload bits kept, the
+// quiet bit set) except on float32 subnormal inputs, which it treats as
+// ±0 whatever MXCSR says (16 711 678 inputs whose bfloat16 is not ±0:
+// 0x00008001 gives 0x0000, not 0x0001). Fixing those lanes up costs about
+// what the integer form costs. The AVX2 level keeps the integer form for
+// binary16 as well (F16C is not among its requirements).
+
+// mixedKernel returns the kernel of description d (with half streams) for
+// half type h.
+func mixedKernel(d *abi.Kernel, h string) kernel {
+	k := described(d, 0)
+	k.half, k.desc = h, d
+	// One vector per iteration: the conversions need registers, and the
+	// out-of-order core overlaps the iterations as well as an unrolled
+	// loop would; the code stays a third of the size.
+	k.unroll = func(isa) int { return 1 }
+	k.sig = func(t isa) string {
+		// The half streams are *uint16 here (the wiring converts).
+		return "func" + abi.MixedSignature(d, fmt.Sprintf("c %s", t.coefType()), "uint16")
+	}
+	return k
+}
+
+// hconst are the 32-bit constants of the conversions, each in every lane
+// of a 64-byte row of the table halfconst (iota: the lane numbers 0–63).
+var hconst = map[string]uint32{}
+
+var hconstNames = []struct {
+	name string
+	v    uint32
+}{
+	{"abs", 0x7fffffff}, {"inf", 0x7f800000}, {"one", 1}, {"bf16round", 0x7fff}, {"bf16quiet", 0x40},
+	{"low16", 0xffff}, {"sign16", 0x8000}, {"rebias", 0x38000000}, {"f16round", 0xfff}, {"low13", 0x1fff},
+	{"normal1", 0x387fffff}, {"f16inf1", 0x477fefff}, {"f16big1", 0x477fffff}, {"f16nan", 0x7e00}, {"f16payload", 0x1ff},
+	{"f16infh", 0x7c00}, {"frac", 0x7fffff}, {"implicit", 0x800000}, {"c126", 126}, {"c32", 32},
+	{"mul1", abi.SRMul1}, {"mul2", abi.SRMul2}, {"low15", 0x7fff}, {"f16max1", 0x7bff}, {"quiet", 0x00400000},
+	{"m24", 0x33800000}, {"f16sub1", 0x3ff}, // 2⁻²⁴ as a float32; the largest subnormal binary16
+}
+
+var hconstTab Mem
+
+func halfTables() {
+	hconstTab = GLOBL("halfconst", RODATA|NOPTR)
+	off := 0
+	for _, c := range hconstNames {
+		hconst[c.name] = uint32(off)
+		for l := range 16 {
+			DATA(off+4*l, U32(c.v))
+		}
+		off += 64
+	}
+	hconst["iota"] = uint32(off)
+	for l := range 64 {
+		DATA(off+4*l, U32(l))
+	}
+}
+
+// hc returns the constant name as a vector memory operand.
+func (e *env) hc(name string) Mem {
+	off, ok := hconst[name]
+	if !ok {
+		panic("no half constant " + name)
+	}
+	return Mem{Base: e.htab, Disp: int(off)}
+}
+
+// mixedEnv is what the body of a kernel with half streams needs besides
+// env: the half type, which streams are half, the keys of stochastic
+// rounding (in stack slots, one vector each), the offset of the call's
+// first element, and, in the tail of AVX2, the stack buffers that stand
+// for the half streams.
+type mixedEnv struct {
+	h    string
+	half []bool
+	ka   map[int]Mem // stream → its ka in every lane
+	kb   Mem
+	off  GPVirtual
+	tbuf map[int]Mem
+	bufs map[int]Mem // AVX2: the stack buffers, allocated once
+	idx  VecVirtual  // the element indices of the vector being written (once per vector)
+}
+
+// mixedSetup loads the table base and the keys for a kernel with half
+// streams, at the start of a variant.
+func (e *env) mixedSetup(k kernel) {
+	t := e.t
+	e.htab = GP64()
+	LEAQ(hconstTab, e.htab)
+	mx := &mixedEnv{h: k.half, ka: map[int]Mem{}}
+	for _, s := range k.desc.Streams {
+		mx.half = append(mx.half, s.Half)
+	}
+	mx.off = param("off")
+	key := param("key")
+	bcast := func(r GPVirtual) Mem {
+		slot := AllocLocal(t.VBytes())
+		x := XMM()
+		MOVQ(r, x)
+		v := t.Vec()
+		VPBROADCASTD(x, v)
+		t.MovU(v, slot)
+		return slot
+	}
+	hi := GP64()
+	MOVQ(key, hi)
+	SHRQ(U8(32), hi)
+	mx.kb = bcast(hi)
+	for s := range k.desc.Streams {
+		if !mx.half[s] {
+			continue
+		}
+		a := GP64()
+		MOVL(key.As32(), a.As32())
+		XORL(U32(uint32(s+1)*abi.SRGolden), a.As32())
+		mx.ka[s] = bcast(a)
+	}
+	if !t.Z {
+		mx.bufs = map[int]Mem{}
+		for s, h := range mx.half {
+			if h {
+				mx.bufs[s] = AllocLocal(16)
+			}
+		}
+	}
+	e.mx = mx
+}
+
+// hat is the memory operand of the 16-bit elements of half stream s at the
+// current vector: half of a vector's bytes (or the stack buffer of an
+// AVX2 tail).
+func (e *env) hat(s int) Mem {
+	if b, ok := e.mx.tbuf[s]; ok {
+		return b
+	}
+	return Mem{Base: e.ptr[s], Index: e.i, Scale: 2, Disp: e.disp / 2}
+}
+
+// ldHalf loads the vector of half stream s, widened to float32.
+func (e *env) ldHalf(s int) VecVirtual {
+	t := e.t
+	u := t.Vec()
+	m := e.hat(s)
+	if t.Z && e.mx.h == "F16" {
+		// AVX512F's VCVTPH2PS: exact, subnormals included, a NaN
+		// quieted with its payload shifted up (F16.Float32's rule).
+		if e.mk.on {
+			x86.Do(func() { VCVTPH2PS_Z(m, e.mk.k, u) })
+		} else {
+			x86.Do(func() { VCVTPH2PS(m, u) })
+		}
+		return u
+	}
+	switch {
+	case t.Z && e.mk.on:
+		x86.Do(func() { VPMOVZXWD_Z(m, e.mk.k, u) })
+	case t.Z:
+		x86.Do(func() { VPMOVZXWD(m, u) })
+	default:
+		x86.Do(func() { VPMOVZXWD(m, u) })
+	}
+	if e.mx.h == "BF16" {
+		x86.Do(func() { VPSLLD(U8(16), u, u) })
+		return u
+	}
+	// binary16: normals and Inf/NaN by moving the bits into float32's
+	// place (rebiased, or with float32's top exponent: NaN quieted),
+	// subnormals as the integer m times 2⁻²⁴ (no arithmetic on float32
+	// subnormals, which some cores run slowly).
+	a, f, w := t.Vec(), t.Vec(), t.Vec()
+	e.and(e.hc("low15"), u, a)
+	e.and(e.hc("sign16"), u, u)
+	x86.Do(func() { VPSLLD(U8(16), u, u) }) // the sign
+	x86.Do(func() { VCVTDQ2PS(a, w) })
+	x86.Do(func() { VMULPS(e.hc("m24"), w, w) })
+	x86.Do(func() { VPSLLD(U8(13), a, f) })
+	n := t.Vec()
+	e.add(e.hc("rebias"), f, n)
+	e.sel(e.gt(a, e.hc("f16sub1")), n, w)
+	e.or(e.hc("inf"), f, f)
+	e.sel(e.gt(a, e.hc("f16max1")), f, w)
+	q := t.Vec()
+	e.or(e.hc("quiet"), w, q)
+	e.sel(e.gt(a, e.hc("f16infh")), q, w)
+	e.iop(VPORD, VPOR, u, w, w)
+	return w
+}
+
+// iop emits the integer instruction z (AVX-512) or y (AVX2) on a, b, d.
+func (e *env) iop(z func(...Op), y func(a, b, d Op), a, b, d Op) {
+	if e.t.Z {
+		x86.Do(func() { z(a, b, d) })
+		return
+	}
+	x86.Do(func() { y(a, b, d) })
+}
+
+// gt returns the lanes where a > b (signed 32-bit): an opmask on AVX-512,
+// a vector of all-ones lanes on AVX2.
+func (e *env) gt(a, b Op) Op {
+	if e.t.Z {
+		k := K()
+		x86.Do(func() { VPCMPGTD(b, a, k) })
+		return k
+	}
+	m := YMM()
+	x86.Do(func() { VPCMPGTD(b, a, m) })
+	return m
+}
+
+// sel sets d to x in the lanes of m.
+func (e *env) sel(m, x, d Op) {
+	if e.t.Z {
+		x86.Do(func() { VMOVDQA32(x, m, d) })
+		return
+	}
+	x86.Do(func() { VPBLENDVB(m, x, d, d) })
+}
+
+// srl, sll, add, sub, and, or, xor and mull are the 32-bit lane
+// operations: d = b op a (the Go assembler's order).
+func (e *env) srl(n int, a, d Op) { x86.Do(func() { VPSRLD(U8(n), a, d) }) }
+func (e *env) add(a, b, d Op)     { e.iop(VPADDD, func(a, b, d Op) { VPADDD(a, b, d) }, a, b, d) }
+func (e *env) sub(a, b, d Op)     { e.iop(VPSUBD, func(a, b, d Op) { VPSUBD(a, b, d) }, a, b, d) } // d = b - a
+func (e *env) and(a, b, d Op)     { e.iop(VPANDD, VPAND, a, b, d) }
+func (e *env) or(a, b, d Op)      { e.iop(VPORD, VPOR, a, b, d) }
+func (e *env) xor(a, b, d Op)     { e.iop(VPXORD, VPXOR, a, b, d) }
+func (e *env) mull(a, b, d Op)    { e.iop(VPMULLD, func(a, b, d Op) { VPMULLD(a, b, d) }, a, b, d) }
+
+// srBits returns the random bits of stochastic rounding of half stream s
+// for the vector being written (abi.SRHash).
+func (e *env) srBits(s int) VecVirtual {
+	t := e.t
+	if e.mx.idx == nil {
+		// The element indices: off + i + the vector's place + the lane.
+		g := GP64()
+		x := XMM()
+		idx := t.Vec()
+		x86.Do(func() {
+			MOVQ(e.mx.off, g)
+			ADDQ(e.i, g)
+			MOVQ(g, x)
+			VPBROADCASTD(x, idx)
+		})
+		e.add(Mem{Base: e.htab, Disp: int(hconst["iota"]) + e.disp}, idx, idx)
+		e.mx.idx = idx
+	}
+	x, tmp := t.Vec(), t.Vec()
+	e.xor(e.mx.ka[s], e.mx.idx, x)
+	mix := func() {
+		e.srl(16, x, tmp)
+		e.xor(tmp, x, x)
+		e.mull(e.hc("mul1"), x, x)
+		e.srl(15, x, tmp)
+		e.xor(tmp, x, x)
+		e.mull(e.hc("mul2"), x, x)
+		e.srl(15, x, tmp)
+		e.xor(tmp, x, x)
+	}
+	mix()
+	e.add(e.mx.kb, x, x)
+	mix()
+	return x
+}
+
+// narrow returns the 16-bit values of x (in the low half of each lane),
+// rounded to the half type: to nearest, ties to even, or, when sr,
+// stochastically with the bits of stream s.
+func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
+	t := e.t
+	var r VecVirtual
+	if sr {
+		r = e.srBits(s)
+	}
+	a := t.Vec()
+	e.and(e.hc("abs"), x, a)
+	if e.mx.h == "BF16" {
+		res := t.Vec()
+		if sr {
+			e.and(e.hc("low16"), r, res)
+		} else {
+			e.srl(16, x, res)
+			e.and(e.hc("one"), res, res)
+			e.add(e.hc("bf16round"), res, res)
+		}
+		e.add(x, res, res)
+		e.srl(16, res, res)
+		q := t.Vec()
+		e.srl(16, x, q)
+		e.or(e.hc("bf16quiet"), q, q)
+		e.sel(e.gt(a, e.hc("inf")), q, res)
+		return res
+	}
+	// binary16. Normal results: rebias and round the 13 dropped bits.
+	h, tmp := t.Vec(), t.Vec()
+	e.sub(e.hc("rebias"), a, h)
+	if sr {
+		e.and(e.hc("low13"), r, tmp)
+	} else {
+		e.srl(13, h, tmp)
+		e.and(e.hc("one"), tmp, tmp)
+		e.add(e.hc("f16round"), tmp, tmp)
+	}
+	e.add(tmp, h, h)
+	e.srl(13, h, h)
+	// Subnormal results: the significand m in units of 2⁻²⁴ is m >> sh,
+	// sh = 126 - exponent, rounded (shifts of 32 or more give 0).
+	sh, m, q := t.Vec(), t.Vec(), t.Vec()
+	e.srl(23, a, tmp)
+	t.MovU(e.hc("c126"), sh)
+	e.sub(tmp, sh, sh)
+	e.and(e.hc("frac"), a, m)
+	e.or(e.hc("implicit"), m, m)
+	if sr {
+		cnt := t.Vec()
+		t.MovU(e.hc("c32"), cnt)
+		e.sub(sh, cnt, cnt)
+		x86.Do(func() { VPSRLVD(cnt, r, tmp) }) // the top sh bits of r
+		e.add(tmp, m, q)
+	} else {
+		// m + (1 << (sh-1)) - 1 + ((m >> sh) & 1)
+		x86.Do(func() { VPSRLVD(sh, m, q) })
+		e.and(e.hc("one"), q, q)
+		e.add(m, q, q)
+		t.MovU(e.hc("one"), tmp)
+		sh1 := t.Vec()
+		e.sub(e.hc("one"), sh, sh1)
+		x86.Do(func() { VPSLLVD(sh1, tmp, tmp) })
+		e.add(tmp, q, q)
+		e.sub(e.hc("one"), q, q)
+	}
+	x86.Do(func() { VPSRLVD(sh, q, q) })
+	e.sel(e.gt(a, e.hc("normal1")), h, q)
+	inf := e.hc("f16inf1")
+	if sr {
+		inf = e.hc("f16big1")
+	}
+	t.MovU(e.hc("f16infh"), h)
+	e.sel(e.gt(a, inf), h, q)
+	e.srl(13, a, h)
+	e.and(e.hc("f16payload"), h, h)
+	e.or(e.hc("f16nan"), h, h)
+	e.sel(e.gt(a, e.hc("inf")), h, q)
+	// The sign.
+	e.srl(16, x, tmp)
+	e.and(e.hc("sign16"), tmp, tmp)
+	e.or(tmp, q, q)
+	return q
+}
+
+// stHalf rounds x and stores it into half stream s.
+func (e *env) stHalf(x Op, s int, sr bool) {
+	t := e.t
+	if isMem(x) {
+		v := t.Vec()
+		t.MovU(x, v)
+		x = v
+	}
+	m := e.hat(s)
+	if t.Z && e.mx.h == "F16" && !sr {
+		// AVX512F's VCVTPS2PH with rounding control 0: to nearest, ties
+		// to even, subnormal results kept, overflow to Inf, a NaN quieted
+		// with the top of its payload (F16FromF32's rule). MXCSR's FTZ
+		// and DAZ do not change its results on float32 inputs that round
+		// to binary16 (a float32 subnormal rounds to ±0 either way).
+		if e.mk.on {
+			x86.Do(func() { VCVTPS2PH(U8(0), x, e.mk.k, m) })
+		} else {
+			x86.Do(func() { VCVTPS2PH(U8(0), x, m) })
+		}
+		return
+	}
+	q := e.narrow(x, sr, s)
+	if t.Z {
+		if e.mk.on {
+			x86.Do(func() { VPMOVDW(q, e.mk.k, m) })
+		} else {
+			// Narrowed in a register, then stored: VPMOVDW with a
+			// memory destination is microcoded and slow on some cores.
+			y := YMM()
+			x86.Do(func() {
+				VPMOVDW(q, y)
+				VMOVDQU(y, m)
+			})
+		}
+		return
+	}
+	hi := XMM()
+	x86.Do(func() {
+		VEXTRACTI128(U8(1), q, hi)
+		VPACKUSDW(hi, q.AsX(), hi)
+		VMOVDQU(hi, m)
+	})
+}
+
+// tailIn starts the AVX2 tail of a kernel with half streams: each half
+// stream's (of those the variant uses) last rem elements are copied into a zeroed stack buffer of one
+// vector, which the body loads and stores instead.
+func (e *env) tailIn(rem GPVirtual, lbl func(string) string, used map[int]bool) {
+	e.mx.tbuf = map[int]Mem{}
+	z := XMM()
+	VPXOR(z, z, z)
+	for s, h := range e.mx.half {
+		if !h || !used[s] { // a stream the variant does not use may be nil
+			continue
+		}
+		b := e.mx.bufs[s]
+		e.mx.tbuf[s] = b
+		VMOVDQU(z, b)
+		e.copyHalves(rem, Mem{Base: e.ptr[s], Index: e.i, Scale: 2}, b, lbl(fmt.Sprintf("in%d", s)))
+	}
+}
+
+// tailOut ends the AVX2 tail: the buffers of the streams the variant
+// stores (stored) go back to the streams.
+func (e *env) tailOut(rem GPVirtual, lbl func(string) string, stored map[int]bool) {
+	for s := range e.mx.half {
+		b, ok := e.mx.tbuf[s]
+		if !ok || !stored[s] {
+			continue
+		}
+		dst := GP64()
+		LEAQ(Mem{Base: e.ptr[s], Index: e.i, Scale: 2}, dst)
+		e.copyHalves(rem, b, Mem{Base: dst}, lbl(fmt.Sprintf("out%d", s)))
+	}
+	e.mx.tbuf = nil
+}
+
+// copyHalves copies rem 16-bit elements from src to dst.
+func (e *env) copyHalves(rem GPVirtual, src, dst Mem, label string) {
+	sp, dp := GP64(), GP64()
+	LEAQ(src, sp)
+	LEAQ(dst, dp)
+	j := GP64()
+	XORQ(j, j)
+	w := GP32()
+	Label(label)
+	MOVWLZX(Mem{Base: sp, Index: j, Scale: 2}, w)
+	MOVW(w.As16(), Mem{Base: dp, Index: j, Scale: 2})
+	INCQ(j)
+	CMPQ(j, rem)
+	JLT(LabelRef(label))
+}
+
+// mixedDoc is the doc comment of the stub of a kernel with half streams.
+func mixedDoc(name, level, kernel, h string) string {
+	return fmt.Sprintf("%s is the %s %s kernel for %s; see %s%sGeneric.", name, level, kernel, h, kernel, h)
+}
+
+// mixedWiring writes the fields of the half tables of level z of a Set.
+func mixedWiring(z bool) string {
+	var b strings.Builder
+	for _, h := range abi.HalfTypes {
+		fmt.Fprintf(&b, "%s: halfTable[%s]{\n", strings.ToLower(h), h)
+		for _, s := range mixedSlots[z][h] {
+			var args []string
+			for _, st := range s.desc.Streams {
+				if st.Half {
+					args = append(args, "(*uint16)("+st.Name+")")
+				} else {
+					args = append(args, st.Name)
+				}
+			}
+			fmt.Fprintf(&b, "%s: func%s { %s(&c.f32, %s, n, mode, key, off) },\n", s.desc.Name,
+				abi.MixedSignature(s.desc, "c *Coeffs", h), s.fn, strings.Join(args, ", "))
+		}
+		b.WriteString("},\n")
+	}
+	return b.String()
+}
+
+// mixedSlots are the generated kernels with half streams, by level
+// (AVX-512 or not) and half type.
+var mixedSlots = map[bool]map[string][]slot{false: {}, true: {}}

@@ -1,0 +1,750 @@
+package kernels
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
+	"github.com/fuseopt/fuseopt/internal/paritytest"
+)
+
+// mixedKernel is a mixed-precision kernel under test: its streams (which
+// are 16-bit), the streams it writes, and how to run it through the
+// exported methods for one half type, with the half streams given as
+// their 16 bits.
+type mixedKernel struct {
+	name    string
+	streams []string
+	half    []bool
+	nonneg  []bool
+	written []bool
+	coeffs  []Coeffs
+	// run runs the kernel for half type h ("BF16" or "F16") on the float32
+	// streams f and the half streams u (the other entry of each is nil).
+	run func(s *Set, h string, c *Coeffs, f [][]float32, u [][]uint16, r Rounding) error
+}
+
+func asHalf[H BF16 | F16](x []uint16) []H {
+	if x == nil {
+		return nil
+	}
+	return unsafe.Slice((*H)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
+// pick returns a(BF16 slices) or b(F16 slices) by h.
+func pick(h string, bf, f func() error) error {
+	if h == "BF16" {
+		return bf()
+	}
+	return f()
+}
+
+func mixedKernels() []mixedKernel {
+	b, f := asHalf[BF16], asHalf[F16]
+	return []mixedKernel{
+		{name: "AdamMaster", streams: []string{"p", "p16", "grad", "m", "v", "vmax"},
+			half: []bool{false, true, true, false, false, false}, nonneg: []bool{false, false, false, false, true, true},
+			written: []bool{true, true, false, true, true, true}, coeffs: adamCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.AdamMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], x[4], x[5], r) },
+					func() error { return s.AdamMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], x[4], x[5], r) })
+			}},
+		{name: "AdamMasterG32", streams: []string{"p", "p16", "grad", "m", "v", "vmax"},
+			half: []bool{false, true, false, false, false, false}, nonneg: []bool{false, false, false, false, true, true},
+			written: []bool{true, true, false, true, true, true}, coeffs: adamCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.AdamMasterG32BF16(c, x[0], b(u[1]), x[2], x[3], x[4], x[5], r) },
+					func() error { return s.AdamMasterG32F16(c, x[0], f(u[1]), x[2], x[3], x[4], x[5], r) })
+			}},
+		{name: "Adam16", streams: []string{"p", "grad", "m", "v", "vmax"},
+			half: []bool{true, true, true, true, true}, nonneg: []bool{false, false, false, true, true},
+			written: []bool{true, false, true, true, true}, coeffs: adamCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Adam16BF16(c, b(u[0]), b(u[1]), b(u[2]), b(u[3]), b(u[4]), r) },
+					func() error { return s.Adam16F16(c, f(u[0]), f(u[1]), f(u[2]), f(u[3]), f(u[4]), r) })
+			}},
+		{name: "SGDMaster", streams: []string{"p", "p16", "grad"},
+			half: []bool{false, true, true}, nonneg: []bool{false, false, false},
+			written: []bool{true, true, false}, coeffs: sgdCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.SGDMasterBF16(c, x[0], b(u[1]), b(u[2]), r) },
+					func() error { return s.SGDMasterF16(c, x[0], f(u[1]), f(u[2]), r) })
+			}},
+		{name: "SGDMasterG32", streams: []string{"p", "p16", "grad"},
+			half: []bool{false, true, false}, nonneg: []bool{false, false, false},
+			written: []bool{true, true, false}, coeffs: sgdCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.SGDMasterG32BF16(c, x[0], b(u[1]), x[2], r) },
+					func() error { return s.SGDMasterG32F16(c, x[0], f(u[1]), x[2], r) })
+			}},
+		{name: "SGD16", streams: []string{"p", "grad"},
+			half: []bool{true, true}, nonneg: []bool{false, false},
+			written: []bool{true, false}, coeffs: sgdCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.SGD16BF16(c, b(u[0]), b(u[1]), r) },
+					func() error { return s.SGD16F16(c, f(u[0]), f(u[1]), r) })
+			}},
+		{name: "MomentumMaster", streams: []string{"p", "p16", "grad", "buf"},
+			half: []bool{false, true, true, false}, nonneg: []bool{false, false, false, false},
+			written: []bool{true, true, false, true}, coeffs: momentumCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.MomentumMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], r) },
+					func() error { return s.MomentumMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], r) })
+			}},
+		{name: "MomentumMasterG32", streams: []string{"p", "p16", "grad", "buf"},
+			half: []bool{false, true, false, false}, nonneg: []bool{false, false, false, false},
+			written: []bool{true, true, false, true}, coeffs: momentumCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.MomentumMasterG32BF16(c, x[0], b(u[1]), x[2], x[3], r) },
+					func() error { return s.MomentumMasterG32F16(c, x[0], f(u[1]), x[2], x[3], r) })
+			}},
+		{name: "Momentum16", streams: []string{"p", "grad", "buf"},
+			half: []bool{true, true, true}, nonneg: []bool{false, false, false},
+			written: []bool{true, false, true}, coeffs: momentumCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Momentum16BF16(c, b(u[0]), b(u[1]), b(u[2]), r) },
+					func() error { return s.Momentum16F16(c, f(u[0]), f(u[1]), f(u[2]), r) })
+			}},
+	}
+}
+
+// halfOf rounds x to the 16 bits of half type h.
+func halfOf(h string, x float32) uint16 {
+	if h == "BF16" {
+		return uint16(BF16FromF32(x))
+	}
+	return uint16(F16FromF32(x))
+}
+
+// widen returns the float32 value of the 16 bits u of half type h.
+func widen(h string, u uint16) float32 {
+	if h == "BF16" {
+		return BF16(u).Float32()
+	}
+	return F16(u).Float32()
+}
+
+const mixedGuard = 13 // guard elements after each slice
+
+// mixedBufs are the buffers of one case: per stream a float32 or a 16-bit
+// buffer with the slice at offset off and guards before and after, filled
+// with random bits that no kernel writes by design.
+type mixedBufs struct {
+	off, n int
+	f      [][]float32
+	u      [][]uint16
+}
+
+func newMixedBufs(k *mixedKernel, h string, n, off int, special float64, seed uint64) *mixedBufs {
+	r := rand.New(rand.NewPCG(seed, uint64(n)*131+uint64(off)))
+	b := &mixedBufs{off: off, n: n, f: make([][]float32, len(k.streams)), u: make([][]uint16, len(k.streams))}
+	vals := make([]float32, n)
+	for s := range k.streams {
+		paritytest.Fill(r, vals, special, k.nonneg[s])
+		if k.half[s] {
+			buf := make([]uint16, off+n+mixedGuard)
+			for i := range buf {
+				buf[i] = uint16(r.Uint32())
+			}
+			for i, v := range vals {
+				buf[off+i] = halfOf(h, v)
+				if special > 0 && r.Float64() < special/2 {
+					buf[off+i] = uint16(r.Uint32()) // any 16 bits: NaN payloads, subnormals
+				}
+			}
+			b.u[s] = buf
+		} else {
+			buf := make([]float32, off+n+mixedGuard)
+			for i := range buf {
+				buf[i] = math.Float32frombits(r.Uint32())
+			}
+			copy(buf[off:], vals)
+			b.f[s] = buf
+		}
+	}
+	return b
+}
+
+func (b *mixedBufs) clone() *mixedBufs {
+	c := *b
+	c.f, c.u = make([][]float32, len(b.f)), make([][]uint16, len(b.u))
+	for i := range b.f {
+		c.f[i], c.u[i] = slices.Clone(b.f[i]), slices.Clone(b.u[i])
+	}
+	return &c
+}
+
+// slices returns the slices under test.
+func (b *mixedBufs) slices() ([][]float32, [][]uint16) {
+	f, u := make([][]float32, len(b.f)), make([][]uint16, len(b.u))
+	for i := range b.f {
+		if b.f[i] != nil {
+			f[i] = b.f[i][b.off : b.off+b.n : b.off+b.n]
+		}
+		if b.u[i] != nil {
+			u[i] = b.u[i][b.off : b.off+b.n : b.off+b.n]
+		}
+	}
+	return f, u
+}
+
+func halfNaN(h string, u uint16) bool {
+	if h == "BF16" {
+		return u&0x7f80 == 0x7f80 && u&0x7f != 0
+	}
+	return u&0x7c00 == 0x7c00 && u&0x3ff != 0
+}
+
+// compare returns an error for the first element where got differs from
+// want: bit for bit, except that a NaN matches any NaN (the payload rule
+// of the exactness contract), guards included.
+func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
+	for s := range k.streams {
+		if b.f[s] != nil {
+			for i, w := range b.f[s] {
+				g := got.f[s][i]
+				if !paritytest.Same(w, g) {
+					return fmt.Errorf("stream %s element %d (slice at %d, n=%d): got %v (%#x), want %v (%#x)",
+						k.streams[s], i, b.off, b.n, g, math.Float32bits(g), w, math.Float32bits(w))
+				}
+			}
+			continue
+		}
+		for i, w := range b.u[s] {
+			g := got.u[s][i]
+			if w != g && !(halfNaN(h, w) && halfNaN(h, g)) {
+				return fmt.Errorf("stream %s element %d (slice at %d, n=%d): got %#04x (%v), want %#04x (%v)",
+					k.streams[s], i, b.off, b.n, g, widen(h, g), w, widen(h, w))
+			}
+		}
+	}
+	return nil
+}
+
+// TestMixedParity runs every mixed-precision kernel on every level against
+// the reference, bit for bit: both half types, both roundings, every
+// variant of the coefficients (two per length and start, in turn),
+// lengths across the vector widths and unrolls, misaligned starts, guard
+// elements, special values.
+func TestMixedParity(t *testing.T) {
+	ref := sets[Generic]
+	ns := paritytest.Lengths(testing.Short())
+	for _, s := range testLevels(t) {
+		for _, k := range mixedKernels() {
+			for _, h := range abi.HalfTypes {
+				t.Run(fmt.Sprintf("%v/%s%s", s.Level(), k.name, h), func(t *testing.T) {
+					for _, n := range ns {
+						offs := []int{0, 1, 2, 3, 5, 7}
+						if n > 300 {
+							offs = []int{3}
+						}
+						for _, off := range offs {
+							// Two variants of the coefficients per length and
+							// start, in turn, so that every variant meets many
+							// lengths and starts.
+							for _, ci := range []int{(n*7 + off) % len(k.coeffs), len(k.coeffs) - 1} {
+								special := 0.0
+								if (n+off+ci)%2 == 1 {
+									special = 0.1
+								}
+								r := Rounding{Stochastic: (n+ci)%3 != 0, Key: uint64(n*7919 + ci), Offset: off * 1000}
+								in := newMixedBufs(&k, h, n, off, special, uint64(ci))
+								want, got := in.clone(), in.clone()
+								wf, wu := want.slices()
+								gf, gu := got.slices()
+								if err := k.run(ref, h, &k.coeffs[ci], wf, wu, r); err != nil {
+									t.Fatal(err)
+								}
+								if err := k.run(s, h, &k.coeffs[ci], gf, gu, r); err != nil {
+									t.Fatal(err)
+								}
+								if err := in.compareGuards(h, &k, want); err != nil {
+									t.Fatalf("reference n=%d off=%d coeffs %d: %v", n, off, ci, err)
+								}
+								if err := want.compare(h, &k, got); err != nil {
+									t.Fatalf("n=%d off=%d coeffs %d sr=%v: %v", n, off, ci, r.Stochastic, err)
+								}
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// compareGuards returns an error if the guards of got differ from b's.
+func (b *mixedBufs) compareGuards(h string, k *mixedKernel, got *mixedBufs) error {
+	for s := range k.streams {
+		for i := range max(len(b.f[s]), len(b.u[s])) {
+			if i >= b.off && i < b.off+b.n {
+				continue
+			}
+			if b.f[s] != nil && math.Float32bits(b.f[s][i]) != math.Float32bits(got.f[s][i]) ||
+				b.u[s] != nil && b.u[s][i] != got.u[s][i] {
+				return fmt.Errorf("stream %s: guard element %d written", k.streams[s], i)
+			}
+		}
+	}
+	return nil
+}
+
+// TestMixedIsFloat32Kernel checks the reference of the mixed kernels
+// against the float32 kernels, which have their own tests: in master mode
+// the float32 outputs are the float32 kernel's on the widened gradient,
+// bit for bit, and p16 is the new p rounded to nearest; in 16-bit mode
+// every output is the float32 kernel's output on the widened inputs,
+// rounded to nearest.
+func TestMixedIsFloat32Kernel(t *testing.T) {
+	g := sets[Generic]
+	for _, k := range mixedKernels() {
+		for _, h := range abi.HalfTypes {
+			for ci := range k.coeffs {
+				c := &k.coeffs[ci]
+				in := newMixedBufs(&k, h, 77, 0, 0.05, uint64(ci))
+				got := in.clone()
+				gf, gu := got.slices()
+				if err := k.run(g, h, c, gf, gu, Rounding{}); err != nil {
+					t.Fatal(err)
+				}
+				// The float32 kernel's run on the widened inputs.
+				inf, inu := in.slices()
+				var x [][]float32
+				for s := range k.streams {
+					if k.streams[s] == "p16" {
+						continue
+					}
+					if inu[s] != nil {
+						w := make([]float32, len(inu[s]))
+						for i, u := range inu[s] {
+							w[i] = widen(h, u)
+						}
+						x = append(x, w)
+					} else {
+						x = append(x, slices.Clone(inf[s]))
+					}
+				}
+				var err error
+				switch k.name {
+				case "AdamMaster", "AdamMasterG32", "Adam16":
+					err = g.AdamF32(c, x[0], x[1], x[2], x[3], x[4])
+				case "SGDMaster", "SGDMasterG32", "SGD16":
+					err = g.SGDF32(c, x[0], x[1])
+				default:
+					err = g.MomentumF32(c, x[0], x[1], x[2])
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				j := 0
+				for s := range k.streams {
+					name := fmt.Sprintf("%s%s coeffs %d stream %s", k.name, h, ci, k.streams[s])
+					if k.streams[s] == "p16" {
+						for i, u := range gu[s] {
+							if want := halfOf(h, x[0][i]); u != want && !(halfNaN(h, u) && halfNaN(h, want)) {
+								t.Fatalf("%s element %d: %#04x, want %#04x", name, i, u, want)
+							}
+						}
+						continue
+					}
+					for i := range x[j] {
+						if gu[s] != nil {
+							want := halfOf(h, x[j][i])
+							if gu[s][i] != want && !(halfNaN(h, gu[s][i]) && halfNaN(h, want)) {
+								t.Fatalf("%s element %d: %#04x, want %#04x", name, i, gu[s][i], want)
+							}
+						} else if !paritytest.Same(gf[s][i], x[j][i]) {
+							t.Fatalf("%s element %d: %v, want %v", name, i, gf[s][i], x[j][i])
+						}
+					}
+					j++
+				}
+			}
+		}
+	}
+}
+
+// TestSRUnbiased checks that stochastic rounding is unbiased: for values
+// between two neighbours of the half type, of several magnitudes
+// (bfloat16 normals; binary16 normals and subnormals), the fraction of N
+// roundings that go up is within 6 standard deviations of the value's
+// position between the neighbours (a bound that an unbiased rounding
+// misses with probability below 10⁻⁸ per value, and that rounding to
+// nearest, or a rounding with a bias of 1/64 of the spacing, misses).
+func TestSRUnbiased(t *testing.T) {
+	const N = 1 << 16
+	type tc struct {
+		h      string
+		lo, hi float32 // neighbours
+	}
+	var cases []tc
+	for _, lo := range []float32{1, -3.5, 1e-30, 6e4} {
+		b := BF16FromF32(lo)
+		cases = append(cases, tc{"BF16", b.Float32(), (b + 1).Float32()})
+	}
+	for _, lo := range []float32{1, -3.5, 1e-6 /* subnormal */, 3e-8 /* 0 and the smallest subnormal */, 6e-5 /* subnormal, near the normals */, 6e4} {
+		f := F16FromF32(lo)
+		if f&0x7fff == 0 {
+			f = F16FromF32(0) | f&0x8000
+		}
+		cases = append(cases, tc{"F16", f.Float32(), (f + 1).Float32()})
+	}
+	for ci, c := range cases {
+		for _, frac := range []float64{1.0 / 3, 0.5, 0.9, 1.0 / 1000} {
+			x := float32(float64(c.lo) + frac*(float64(c.hi)-float64(c.lo)))
+			p := (float64(x) - float64(c.lo)) / (float64(c.hi) - float64(c.lo)) // the exact position of x
+			up := 0
+			key := SRKey(uint64(ci), uint64(frac*1e6), 7)
+			for i := range N {
+				var y float32
+				if c.h == "BF16" {
+					y = BF16SR(x, SRBits(key, 1, i)).Float32()
+				} else {
+					y = F16SR(x, SRBits(key, 1, i)).Float32()
+				}
+				switch y {
+				case c.hi:
+					up++
+				case c.lo:
+				default:
+					t.Fatalf("%s: %v rounded to %v, not to %v or %v", c.h, x, y, c.lo, c.hi)
+				}
+			}
+			got := float64(up) / N
+			sd := math.Sqrt(p * (1 - p) / N)
+			if math.Abs(got-p) > 6*sd+1e-12 {
+				t.Errorf("%s: %v between %v and %v: rounded up %.5f of the time, want %.5f ± %.5f", c.h, x, c.lo, c.hi, got, p, 6*sd)
+			}
+		}
+	}
+}
+
+// TestSRSpecials checks the rules of stochastic rounding at the edges:
+// exact values stay, NaN stays a quiet NaN of the same sign, ±Inf stays,
+// and the largest finite values may round up to ±Inf.
+func TestSRSpecials(t *testing.T) {
+	for _, r := range []uint32{0, 1, 0x8000, 0xffff, 0xffffffff, 0x12345678} {
+		for _, x := range []float32{0, float32(math.Copysign(0, -1)), 1, -2, 0.375, float32(math.Inf(1)), float32(math.Inf(-1))} {
+			if got := BF16SR(x, r); got != BF16FromF32(x) {
+				t.Errorf("BF16SR(%v, %#x) = %#04x, want %#04x", x, r, got, BF16FromF32(x))
+			}
+			if got := F16SR(x, r); got != F16FromF32(x) {
+				t.Errorf("F16SR(%v, %#x) = %#04x, want %#04x", x, r, got, F16FromF32(x))
+			}
+		}
+		for _, nan := range []uint32{0x7fc00000, 0xff800001, 0x7fa00000} {
+			x := math.Float32frombits(nan)
+			if got := BF16SR(x, r); got != BF16FromF32(x) || !halfNaN("BF16", uint16(got)) || got&0x40 == 0 {
+				t.Errorf("BF16SR(NaN %#x) = %#04x", nan, got)
+			}
+			if got := F16SR(x, r); got != F16FromF32(x) || !halfNaN("F16", uint16(got)) || got&0x200 == 0 {
+				t.Errorf("F16SR(NaN %#x) = %#04x", nan, got)
+			}
+		}
+	}
+	// The largest finite values round up to Inf with the probability of
+	// their distance to it.
+	if BF16SR(math.MaxFloat32, 0xffff) != 0x7f80 || BF16SR(math.MaxFloat32, 0) != 0x7f7f {
+		t.Errorf("BF16SR(MaxFloat32): %#04x, %#04x", BF16SR(math.MaxFloat32, 0xffff), BF16SR(math.MaxFloat32, 0))
+	}
+	if F16SR(65519, 0x1fff) != 0x7c00 || F16SR(65519, 0) != 0x7bff || F16SR(65536, 0) != 0x7c00 {
+		t.Errorf("F16SR(65519): %#04x, %#04x", F16SR(65519, 0x1fff), F16SR(65519, 0))
+	}
+	// Below 2⁻³² binary16 rounds to ±0.
+	if F16SR(0x1p-33, 0xffffffff) != 0 || F16SR(-0x1p-33, 0xffffffff) != 0x8000 {
+		t.Errorf("F16SR(2⁻³³) = %#04x", F16SR(0x1p-33, 0xffffffff))
+	}
+}
+
+// TestSRMovesWeight checks what stochastic rounding is for: an SGD update
+// of a bfloat16 weight below half its spacing never moves it when rounded
+// to nearest, and moves it by the sum of the updates on average with SR.
+func TestSRMovesWeight(t *testing.T) {
+	const n, steps = 4096, 200
+	c := must(SGD{LR: 1e-3}.Coeffs()) // p -= 1e-3·g; at p = 1 the spacing below is 2⁻⁸, half of it ≈ 2e-3
+	for _, s := range append(testLevels(t), sets[Generic]) {
+		for _, sr := range []bool{false, true} {
+			p := make([]BF16, n)
+			g := make([]BF16, n)
+			for i := range p {
+				p[i], g[i] = BF16FromF32(1), BF16FromF32(1)
+			}
+			for step := range steps {
+				r := Rounding{Stochastic: sr, Key: SRKey(1, uint64(step), 0)}
+				if err := s.SGD16BF16(&c, p, g, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sum := 0.0
+			for _, x := range p {
+				sum += float64(x.Float32())
+			}
+			mean := sum / n
+			want := 1 - steps*float64(float32(1e-3))
+			if !sr {
+				if mean != 1 {
+					t.Errorf("%v: rounded to nearest, the weights moved to %v on average", s.Level(), mean)
+				}
+				continue
+			}
+			// Each weight's final value has a standard deviation of a
+			// few spacings (2⁻⁸ at most); the mean of n of them, far less.
+			if math.Abs(mean-want) > 6*0x1p-8/math.Sqrt(n)*math.Sqrt(steps) {
+				t.Errorf("%v: with SR the weights moved to %v on average, want %v", s.Level(), mean, want)
+			}
+		}
+	}
+}
+
+// TestMixedChunking checks that the results do not depend on how a
+// parameter is split into calls (the offsets say where each call starts),
+// including across a block of 2³² elements.
+func TestMixedChunking(t *testing.T) {
+	for _, base := range []int{0, 1<<32 - 37} {
+		for _, s := range append(testLevels(t), sets[Generic]) {
+			for _, k := range mixedKernels() {
+				for _, h := range abi.HalfTypes {
+					c := &k.coeffs[len(k.coeffs)-1]
+					in := newMixedBufs(&k, h, 301, 0, 0, 5)
+					whole, parts := in.clone(), in.clone()
+					r := Rounding{Stochastic: true, Key: 99, Offset: base}
+					wf, wu := whole.slices()
+					if err := k.run(s, h, c, wf, wu, r); err != nil {
+						t.Fatal(err)
+					}
+					pf, pu := parts.slices()
+					for _, cut := range [][2]int{{0, 17}, {17, 100}, {100, 101}, {101, 301}} {
+						f, u := make([][]float32, len(pf)), make([][]uint16, len(pu))
+						for i := range pf {
+							if pf[i] != nil {
+								f[i] = pf[i][cut[0]:cut[1]]
+							}
+							if pu[i] != nil {
+								u[i] = pu[i][cut[0]:cut[1]]
+							}
+						}
+						if err := k.run(s, h, c, f, u, Rounding{Stochastic: true, Key: 99, Offset: base + cut[0]}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := whole.compare(h, &k, parts); err != nil {
+						t.Errorf("%v %s%s from %d, in pieces: %v", s.Level(), k.name, h, base, err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMixedAdamTextbook checks the 16-bit-state Adam against the textbook
+// update in float64 (independent of the descriptions): with bias
+// corrections bc1, bc2,
+//
+//	m' = β1·m + (1-β1)·g, v' = β2·v + (1-β2)·g², p' = p - lr·(m'/bc1)/(sqrt(v'/bc2) + ε)
+//
+// on the widened inputs; each 16-bit output is within one spacing of the
+// half type of the float64 value (the float32 arithmetic is far closer
+// than that, and the rounding to 16 bits adds at most half a spacing, a
+// whole one when stochastic).
+func TestMixedAdamTextbook(t *testing.T) {
+	const lr, b1, b2, eps, step = 1e-2, 0.9, 0.999, 1e-8, 5
+	h := Adam{LR: lr, Beta1: b1, Beta2: b2, Eps: eps}
+	c := must(h.Coeffs(step))
+	bc1, bc2 := 1-math.Pow(b1, step), 1-math.Pow(b2, step)
+	spacing := func(x float64, bits int) float64 {
+		sub := 0.0
+		if bits == 10 {
+			sub = 0x1p-24 // binary16's subnormal spacing
+		}
+		if x == 0 {
+			return sub
+		}
+		return max(math.Ldexp(1, math.Ilogb(x)-bits), sub)
+	}
+	for _, s := range append(testLevels(t), sets[Generic]) {
+		for _, half := range abi.HalfTypes {
+			bits := 7
+			if half == "F16" {
+				bits = 10
+			}
+			for _, sr := range []bool{false, true} {
+				const n = 1000
+				r := rand.New(rand.NewPCG(3, 4))
+				u := make([][]uint16, 4)
+				for i := range u {
+					u[i] = make([]uint16, n)
+				}
+				for i := range n {
+					u[0][i] = halfOf(half, float32(r.NormFloat64()))
+					u[1][i] = halfOf(half, float32(r.NormFloat64()))
+					u[2][i] = halfOf(half, float32(r.NormFloat64()*0.1))
+					u[3][i] = halfOf(half, float32(r.Float64()*0.01+0.001))
+				}
+				in := [][]uint16{slices.Clone(u[0]), slices.Clone(u[1]), slices.Clone(u[2]), slices.Clone(u[3])}
+				k := mixedKernels()[2] // Adam16
+				if err := k.run(s, half, &c, make([][]float32, 5), [][]uint16{u[0], u[1], u[2], u[3], nil}, Rounding{Stochastic: sr, Key: 1}); err != nil {
+					t.Fatal(err)
+				}
+				for i := range n {
+					p, g, m, v := float64(widen(half, in[0][i])), float64(widen(half, in[1][i])), float64(widen(half, in[2][i])), float64(widen(half, in[3][i]))
+					m = b1*m + (1-b1)*g
+					v = b2*v + (1-b2)*g*g
+					p -= lr * (m / bc1) / (math.Sqrt(v/bc2) + eps)
+					for j, want := range []float64{p, m, v} {
+						got := float64(widen(half, u[[]int{0, 2, 3}[j]][i]))
+						if d := math.Abs(got - want); d > spacing(want, bits)*1.01+1e-7*math.Abs(want) {
+							t.Fatalf("%v %s sr=%v element %d output %d: %v, want %v (off by %g)", s.Level(), half, sr, i, j, got, want, d)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMixedErrors checks the validation: every fault is an error that
+// errors.Is can test, returned before anything is written.
+func TestMixedErrors(t *testing.T) {
+	s := sets[Generic]
+	adam := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(1))
+	ams := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}.Coeffs(1))
+	sgd := must(SGD{LR: 0.1}.Coeffs())
+	p := []float32{1, 2, 3}
+	p16 := []BF16{1, 2, 3}
+	g := []BF16{4, 5, 6}
+	m, v := []float32{0, 0, 0}, []float32{1, 1, 1}
+	keep := func() []uint64 {
+		var out []uint64
+		for _, x := range p {
+			out = append(out, uint64(math.Float32bits(x)))
+		}
+		for _, x := range append(slices.Clone(p16), g...) {
+			out = append(out, uint64(x))
+		}
+		return out
+	}
+	before := keep()
+	cases := []struct {
+		err  error
+		want error
+	}{
+		{s.AdamMasterBF16(&adam, p, p16, g[:2], m, v, nil, Rounding{}), ErrLength},
+		{s.AdamMasterBF16(&adam, p, p16[:2], g, m, v, nil, Rounding{}), ErrLength},
+		{s.AdamMasterBF16(&ams, p, p16, g, m, v, nil, Rounding{}), ErrLength},
+		{s.AdamMasterBF16(&sgd, p, p16, g, m, v, nil, Rounding{}), ErrCoeff},
+		{s.AdamMasterBF16(nil, p, p16, g, m, v, nil, Rounding{}), ErrCoeff},
+		{s.AdamMasterBF16(&adam, p, p16, p16, m, v, nil, Rounding{}), ErrOverlap},
+		{s.AdamMasterBF16(&adam, p, p16, g, m, m, nil, Rounding{}), ErrOverlap},
+		{s.AdamMasterBF16(&adam, p, asHalf[BF16](unsafe.Slice((*uint16)(unsafe.Pointer(&p[0])), 3)), g, m, v, nil, Rounding{}), ErrOverlap},
+		{s.AdamMasterBF16(&adam, p, p16, g, m, v, nil, Rounding{Offset: -1}), ErrRounding},
+		{s.Adam16BF16(&adam, p16, g, p16[1:], g, nil, Rounding{}), ErrLength},
+		{s.SGD16BF16(&sgd, p16, p16, Rounding{}), ErrOverlap},
+		{s.SGD16BF16(&adam, p16, g, Rounding{}), ErrCoeff},
+		{s.SGDMasterG32F16(&sgd, p, []F16{1, 2, 3}, p, Rounding{}), ErrOverlap},
+		{s.MomentumMasterBF16(&sgd, p, p16, g, m, Rounding{}), ErrCoeff},
+	}
+	for i, c := range cases {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("case %d: %v, want %v", i, c.err, c.want)
+		}
+	}
+	if !slices.Equal(before, keep()) {
+		t.Error("a rejected call wrote")
+	}
+}
+
+// mixedGolden runs every mixed-precision kernel at level s, for both half
+// types, the first and the fullest coefficient variant and both roundings,
+// 20 steps (the stochastic ones with a new key each) on goldenN elements,
+// and returns the hash of the bits of every stream (NaN canonicalised).
+func mixedGolden(s *Set) map[string]string {
+	hashes := map[string]string{}
+	for _, k := range mixedKernels() {
+		for _, h := range abi.HalfTypes {
+			for _, ci := range []int{0, len(k.coeffs) - 1} {
+				for _, sr := range []bool{false, true} {
+					b := newMixedBufs(&k, h, goldenN, 0, 0.001, 11)
+					f, u := b.slices()
+					for step := range 20 {
+						r := Rounding{Stochastic: sr, Key: SRKey(42, uint64(step), 3)}
+						if err := k.run(s, h, &k.coeffs[ci], f, u, r); err != nil {
+							panic(err)
+						}
+					}
+					hs := &hasher{}
+					for st := range k.streams {
+						for i := range goldenN {
+							if f[st] != nil {
+								hs.add(float64(f[st][i]))
+							} else {
+								x := u[st][i]
+								if halfNaN(h, x) {
+									x = 0xffff
+								}
+								hs.b = append(hs.b, byte(x), byte(x>>8))
+							}
+						}
+					}
+					sum := sha256.Sum256(hs.b)
+					hashes[fmt.Sprintf("%s%s/coeffs%d/sr=%v", k.name, h, ci, sr)] = hex.EncodeToString(sum[:])
+				}
+			}
+		}
+	}
+	return hashes
+}
+
+// FuzzMixed runs a mixed-precision kernel chosen by the bytes on raw bit
+// patterns (16-bit and float32) on every level against the reference.
+func FuzzMixed(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 9, 3, 0x80, 0x7f, 0x01, 0x7c, 0, 0, 0xc0, 0x7f})
+	f.Add([]byte{2, 1, 3, 40, 5, 0xff, 0xff, 0x00, 0x80, 0x01, 0x00})
+	f.Add([]byte{8, 0, 4, 200, 1, 0x7b, 0xff, 0x3c, 0x00, 0x00, 0x04})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := &decoder{b: data}
+		ks := mixedKernels()
+		k := ks[int(d.byte())%len(ks)]
+		h := abi.HalfTypes[int(d.byte())%2]
+		ci := int(d.byte()) % len(k.coeffs)
+		n := int(d.byte()) + int(d.byte()&1)*256
+		sr := d.byte()
+		off := int(sr % 8)
+		r := Rounding{Stochastic: sr&8 != 0, Key: uint64(sr) * 0x9e3779b97f4a7c15, Offset: int(sr) << 20}
+		b := newMixedBufs(&k, h, n, off, 0, 1)
+		_, u := b.slices()
+		fs, _ := b.slices()
+		for i := range n {
+			for s := range k.streams {
+				if u[s] != nil {
+					if len(d.b) >= 2 {
+						u[s][i] = uint16(d.b[0]) | uint16(d.b[1])<<8
+						d.b = d.b[2:]
+					}
+				} else {
+					fs[s][i] = value[float32](d, i*7+s)
+				}
+			}
+		}
+		for _, s := range testLevels(t) {
+			want, got := b.clone(), b.clone()
+			wf, wu := want.slices()
+			gf, gu := got.slices()
+			if err := k.run(sets[Generic], h, &k.coeffs[ci], wf, wu, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.run(s, h, &k.coeffs[ci], gf, gu, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := want.compare(h, &k, got); err != nil {
+				t.Fatalf("%v %s%s n=%d off=%d coeffs %d sr=%v: %v", s.Level(), k.name, h, n, off, ci, r.Stochastic, err)
+			}
+		}
+	})
+}
