@@ -67,11 +67,34 @@ func benchOptimizer[T Float](b *testing.B, h Hyper, sizes []int, opts Options) *
 func benchSteps[T Float](b *testing.B, o *Optimizer[T], bytesPerParam int) {
 	b.SetBytes(int64(o.total * bytesPerParam))
 	b.ReportAllocs()
+	pool.ResetStats()
 	b.ResetTimer()
+	n := 0
 	for b.Loop() {
 		if _, err := o.Step(); err != nil {
 			b.Fatal(err)
 		}
+		n++
+	}
+	reportPoolStats(b, n)
+}
+
+// reportPoolStats reports, in a build with the pooltrace tag, what the
+// pool's helpers did in n steps: per step, the helpers that arrived while
+// their job was published, those that ran a task, the tasks they ran and
+// the parked helpers woken, and the mean time from a job's publication to
+// a helper's arrival.
+func reportPoolStats(b *testing.B, n int) {
+	if !pool.Tracing || n == 0 {
+		return
+	}
+	s := pool.ReadStats()
+	b.ReportMetric(float64(s.Arrived)/float64(n), "arrived/op")
+	b.ReportMetric(float64(s.Joined)/float64(n), "joined/op")
+	b.ReportMetric(float64(s.HelperTasks)/float64(n), "helper-tasks/op")
+	b.ReportMetric(float64(s.Wakes)/float64(n), "wakes/op")
+	if s.Arrived > 0 {
+		b.ReportMetric(float64(s.ArriveNs)/float64(s.Arrived), "ns/arrival")
 	}
 }
 
@@ -208,6 +231,7 @@ func benchPaused[T Float](b *testing.B, o *Optimizer[T], bytesPerParam int, paus
 	b.ReportAllocs()
 	var steps time.Duration
 	n := 0
+	pool.ResetStats()
 	b.ResetTimer()
 	for b.Loop() {
 		pause()
@@ -220,6 +244,7 @@ func benchPaused[T Float](b *testing.B, o *Optimizer[T], bytesPerParam int, paus
 	}
 	b.ReportMetric(float64(steps.Nanoseconds())/float64(n), "ns/op")
 	b.ReportMetric(float64(o.total*bytesPerParam)*float64(n)/steps.Seconds()/1e6, "MB/s")
+	reportPoolStats(b, n)
 }
 
 // BenchmarkStepMomentumF32 is BenchmarkStepAdamF32 for SGD with momentum.

@@ -101,6 +101,7 @@ type Pool struct {
 	// of the idle gaps before jobs (nanoseconds since epoch); see pollFor.
 	lastEnd atomic.Int64
 	level   atomic.Int64
+	pubAt   atomic.Int64 // when the job was published (with Tracing only)
 
 	busy sync.Mutex // held by the caller of a job
 	spin time.Duration
@@ -273,6 +274,10 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 			p.runs[i].set(gen, i*n/w, (i+1)*n/w)
 		}
 	}
+	if tracing {
+		p.pubAt.Store(nanotime())
+		stats.jobs.Add(1)
+	}
 	p.pub.Store(gen)
 	p.gen.Store(gen)
 	if wake {
@@ -284,6 +289,9 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 			if h.sleeping.Load() && h.sleeping.CompareAndSwap(true, false) {
 				h.wake <- struct{}{}
 				woken++
+				if tracing {
+					stats.wakes.Add(1)
+				}
 			}
 		}
 	}
@@ -309,6 +317,9 @@ func (p *Pool) work(gen uint32, id int) {
 	if p.pub.Load() != gen || id >= w {
 		return // gen is over (job may be the next one's), or id takes no part
 	}
+	if tracing && id > 0 {
+		traceArrival(p.pubAt.Load())
+	}
 	ran := int64(0)
 	for i := range w {
 		if i > 0 && !steal {
@@ -326,6 +337,9 @@ func (p *Pool) work(gen uint32, id int) {
 	}
 	if ran > 0 {
 		p.done.Add(ran)
+	}
+	if tracing {
+		traceLeave(id, ran)
 	}
 }
 

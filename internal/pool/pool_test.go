@@ -310,3 +310,43 @@ func TestPollFor(t *testing.T) {
 		t.Fatalf("spin 0: %v", got)
 	}
 }
+
+// TestStats: with the pooltrace tag, the counts add up to the jobs and
+// tasks run, and every helper that ran a task had arrived; without it,
+// nothing is counted.
+func TestStats(t *testing.T) {
+	p := New(2, time.Millisecond)
+	defer p.Close()
+	ResetStats()
+	c := newCounter(8, 2*time.Microsecond)
+	const jobs = 50
+	for range jobs {
+		p.Run(&c.job, 8, 2, true)
+	}
+	p.Run(&c.job, 1, 2, true) // one task: run on the caller, not published
+	s := ReadStats()
+	if !Tracing {
+		if s != (Stats{}) {
+			t.Fatalf("counted without pooltrace: %+v", s)
+		}
+		return
+	}
+	arrive := int64(0)
+	for _, a := range s.Arrive {
+		arrive += a
+	}
+	switch {
+	case s.Jobs != jobs:
+		t.Fatalf("Jobs = %d, want %d", s.Jobs, jobs)
+	case s.CallerTasks+s.HelperTasks != 8*jobs || s.HelperTasks != c.workers[1].Load():
+		t.Fatalf("tasks: caller %d + helper %d, want %d in all and %d on the helper", s.CallerTasks, s.HelperTasks, 8*jobs, c.workers[1].Load())
+	case s.Joined > s.Arrived || s.Arrived > jobs || arrive != s.Arrived:
+		t.Fatalf("joined %d, arrived %d (by latency %v) of %d jobs", s.Joined, s.Arrived, s.Arrive, jobs)
+	case s.HelperTasks > 0 && s.Joined == 0:
+		t.Fatalf("the helper ran %d tasks and joined no job", s.HelperTasks)
+	}
+	ResetStats()
+	if s := ReadStats(); s != (Stats{}) {
+		t.Fatalf("after ResetStats: %+v", s)
+	}
+}
