@@ -231,6 +231,7 @@ func benchPaused[T Float](b *testing.B, o *Optimizer[T], bytesPerParam int, paus
 	b.ReportAllocs()
 	var steps time.Duration
 	n := 0
+	pause() // once untimed: time.Sleep allocates its goroutine's timer
 	pool.ResetStats()
 	b.ResetTimer()
 	for b.Loop() {
