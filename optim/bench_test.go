@@ -67,11 +67,34 @@ func benchOptimizer[T Float](b *testing.B, h Hyper, sizes []int, opts Options) *
 func benchSteps[T Float](b *testing.B, o *Optimizer[T], bytesPerParam int) {
 	b.SetBytes(int64(o.total * bytesPerParam))
 	b.ReportAllocs()
+	pool.ResetStats()
 	b.ResetTimer()
+	n := 0
 	for b.Loop() {
 		if _, err := o.Step(); err != nil {
 			b.Fatal(err)
 		}
+		n++
+	}
+	reportPoolStats(b, n)
+}
+
+// reportPoolStats reports, in a build with the pooltrace tag, what the
+// pool's helpers did in n steps: per step, the helpers that arrived while
+// their job was published, those that ran a task, the tasks they ran and
+// the parked helpers woken, and the mean time from a job's publication to
+// a helper's arrival.
+func reportPoolStats(b *testing.B, n int) {
+	if !pool.Tracing || n == 0 {
+		return
+	}
+	s := pool.ReadStats()
+	b.ReportMetric(float64(s.Arrived)/float64(n), "arrived/op")
+	b.ReportMetric(float64(s.Joined)/float64(n), "joined/op")
+	b.ReportMetric(float64(s.HelperTasks)/float64(n), "helper-tasks/op")
+	b.ReportMetric(float64(s.Wakes)/float64(n), "wakes/op")
+	if s.Arrived > 0 {
+		b.ReportMetric(float64(s.ArriveNs)/float64(s.Arrived), "ns/arrival")
 	}
 }
 
@@ -166,12 +189,13 @@ func f64[T Float](x []T) []float64 {
 //
 // Its "b2b", "gap" and "sleep" cases are the pool's steady state: one
 // tensor of 64K to 512K elements stepped back to back; with the caller busy
-// for 200 µs between steps (the timer stopped), as a training loop computes
-// its next gradients; and with the caller asleep between steps
-// (time.Sleep(200 µs), which lasts about 1.1 ms on the 2-vCPU VM measured,
-// longer than pool.MaxPoll, so the helpers park), on one and two workers
-// with the default options. Two workers should beat one from 128K up (a 64K
-// tensor is one chunk, one task) and never lose to it.
+// for 200 µs between steps, as a training loop computes its next
+// gradients; and with the caller asleep between steps (time.Sleep(200 µs),
+// which lasts about 1.1 ms on the 2-vCPU VM measured, longer than
+// pool.MaxPoll, so the helpers park), on one and two workers with the
+// default options. Two workers should beat one from 128K up (a 64K tensor
+// is one chunk, one task) and never lose to it. The gapped cases time the
+// steps alone (benchPaused), not with StopTimer and StartTimer.
 func BenchmarkStepAdamF32(b *testing.B) {
 	benchKind[float32](b, DefaultAdam(), 28)
 	for _, mode := range []string{"b2b", "gap", "sleep"} {
@@ -179,29 +203,49 @@ func BenchmarkStepAdamF32(b *testing.B) {
 			for _, w := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/n=%d/workers=%d", mode, n, w), func(b *testing.B) {
 					o := benchOptimizer[float32](b, DefaultAdam(), []int{n}, Options{Workers: w})
-					if mode == "b2b" {
+					switch mode {
+					case "b2b":
 						benchSteps(b, o, 28)
-						return
-					}
-					b.SetBytes(int64(n * 28))
-					b.ResetTimer()
-					for b.Loop() {
-						b.StopTimer()
-						if mode == "sleep" {
-							time.Sleep(200 * time.Microsecond)
-						} else {
+					case "gap":
+						benchPaused(b, o, 28, func() {
 							for t := time.Now(); time.Since(t) < 200*time.Microsecond; {
 							}
-						}
-						b.StartTimer()
-						if _, err := o.Step(); err != nil {
-							b.Fatal(err)
-						}
+						})
+					default:
+						benchPaused(b, o, 28, func() { time.Sleep(200 * time.Microsecond) })
 					}
 				})
 			}
 		}
 	}
+}
+
+// benchPaused is benchSteps with pause() run before each step, and ns/op
+// and MB/s those of the steps alone, timed one by one. b.StopTimer and
+// b.StartTimer would each stop the world (they read the memory
+// statistics): that preempts a helper polling for the step and parks its
+// thread, and the step published right after StartTimer would then time
+// that thread's wake-up (tens of µs on a VM), not the pool's steady state.
+// A training loop stops the world only in a garbage collection.
+func benchPaused[T Float](b *testing.B, o *Optimizer[T], bytesPerParam int, pause func()) {
+	b.ReportAllocs()
+	var steps time.Duration
+	n := 0
+	pause() // once untimed: time.Sleep allocates its goroutine's timer
+	pool.ResetStats()
+	b.ResetTimer()
+	for b.Loop() {
+		pause()
+		t := time.Now()
+		if _, err := o.Step(); err != nil {
+			b.Fatal(err)
+		}
+		steps += time.Since(t)
+		n++
+	}
+	b.ReportMetric(float64(steps.Nanoseconds())/float64(n), "ns/op")
+	b.ReportMetric(float64(o.total*bytesPerParam)*float64(n)/steps.Seconds()/1e6, "MB/s")
+	reportPoolStats(b, n)
 }
 
 // BenchmarkStepMomentumF32 is BenchmarkStepAdamF32 for SGD with momentum.

@@ -33,8 +33,12 @@
 // longer). The pool's state after a job therefore depends on the timing of
 // the recent jobs, never on how the first one happened to go: a helper
 // that started late, or missed a job, is brought back by the next job that
-// comes within its polling time, and then stays. A pool whose spin is 0
-// parks at once and wakes only when asked.
+// comes within its polling time, and then stays. Those wakes back off
+// while they go unanswered (a helper whose thread the system keeps from
+// running, on a machine busy with other programs, parks again before it
+// reaches a job): after k in a row, only one in 2ᵏ of the jobs that would
+// wake a helper does, up to one in 64, until a helper takes part in a job.
+// A pool whose spin is 0 parks at once and wakes only when asked.
 //
 // # Publication
 //
@@ -101,12 +105,22 @@ type Pool struct {
 	// of the idle gaps before jobs (nanoseconds since epoch); see pollFor.
 	lastEnd atomic.Int64
 	level   atomic.Int64
+	pubAt   atomic.Int64 // when the job was published (with Tracing only)
 
 	busy sync.Mutex // held by the caller of a job
+
 	spin time.Duration
 	hs   []*helper // hs[i] is worker i+1
 	runs []run     // per worker
 	wg   sync.WaitGroup
+
+	// The steady-state wakes (see start), changed by the caller of a job:
+	// unanswered is whether no helper has taken part in a job since the
+	// last such wake, misses the number of those in a row that went
+	// unanswered (at most maxMisses), and skip how many of the jobs that
+	// would wake a helper are still to pass before the next one does.
+	unanswered   bool
+	misses, skip int
 }
 
 type helper struct {
@@ -226,6 +240,10 @@ func (p *Pool) acquire(n, workers int) int {
 // program at one core for one millisecond.
 const MaxPoll = time.Millisecond
 
+// maxMisses bounds the backoff of unanswered steady-state wakes: at
+// worst, one job in 2⁶ that would wake a helper does.
+const maxMisses = 6
+
 // epoch is the origin of the pool's clock (monotonic).
 var epoch = time.Now()
 
@@ -250,12 +268,16 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 	// last one have polled for pollFor(the level they saw); if this job
 	// comes within that time, a parked helper is one that missed the
 	// steady state, and waking it brings the pool back to it.
+	// Each such wake costs the caller, and on a machine whose cores are
+	// taken by other programs a woken helper may run out of its polling
+	// time again before it reaches a job. So after k such wakes in a row
+	// that no helper answered by taking part in a job, only one in 2ᵏ of
+	// the jobs that would wake one does (k at most maxMisses); a helper
+	// that takes part in a job ends the backoff.
 	t0 := nanotime()
 	gap := t0 - p.lastEnd.Load()
 	prev := p.level.Load()
-	if !wake && p.lastEnd.Load() > 0 && time.Duration(gap) <= p.pollFor(prev) {
-		wake = true
-	}
+	steady := !wake && p.lastEnd.Load() > 0 && time.Duration(gap) <= p.pollFor(prev)
 	p.level.Store(max(gap, prev-prev/8))
 	gen := p.gen.Load() + 1
 	if sameGen(gen, 0) { // 0 means "none" in pub, and runs hold gen's low bits
@@ -273,23 +295,47 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 			p.runs[i].set(gen, i*n/w, (i+1)*n/w)
 		}
 	}
+	if tracing {
+		p.pubAt.Store(nanotime())
+		stats.jobs.Add(1)
+	}
 	p.pub.Store(gen)
 	p.gen.Store(gen)
-	if wake {
+	if wake || steady {
 		woken := 0
 		for _, h := range p.hs[:w-1] {
 			if woken >= n-1 {
 				break
 			}
-			if h.sleeping.Load() && h.sleeping.CompareAndSwap(true, false) {
+			if !h.sleeping.Load() {
+				continue
+			}
+			if !wake && p.skip > 0 {
+				p.skip--
+				break
+			}
+			if h.sleeping.CompareAndSwap(true, false) {
 				h.wake <- struct{}{}
 				woken++
+				if tracing {
+					stats.wakes.Add(1)
+				}
 			}
 		}
+		if !wake && woken > 0 {
+			if p.unanswered {
+				p.misses = min(p.misses+1, maxMisses)
+			}
+			p.unanswered = true
+			p.skip = 1<<p.misses - 1
+		}
 	}
-	p.work(gen, 0)
+	mine := p.work(gen, 0)
 	for i := 0; p.done.Load() < int64(n); i++ { // the helpers' last tasks
 		Backoff(i)
+	}
+	if mine < int64(n) { // a helper took part
+		p.unanswered, p.misses, p.skip = false, 0, 0
 	}
 	p.pub.Store(0)
 	p.job.Store(nil)
@@ -298,16 +344,19 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 
 // work runs tasks of generation gen as worker id: its own run from the
 // front, then (if the job steals) the others' from the back, until none is
-// left.
-func (p *Pool) work(gen uint32, id int) {
+// left. It returns the number of tasks it ran.
+func (p *Pool) work(gen uint32, id int) int64 {
 	if p.gen.Load() != gen || p.pub.Load() != gen {
-		return
+		return 0
 	}
 	job := p.job.Load()
 	w := int(p.workers.Load())
 	steal := p.steal.Load()
 	if p.pub.Load() != gen || id >= w {
-		return // gen is over (job may be the next one's), or id takes no part
+		return 0 // gen is over (job may be the next one's), or id takes no part
+	}
+	if tracing && id > 0 {
+		traceArrival(p.pubAt.Load())
 	}
 	ran := int64(0)
 	for i := range w {
@@ -327,6 +376,10 @@ func (p *Pool) work(gen uint32, id int) {
 	if ran > 0 {
 		p.done.Add(ran)
 	}
+	if tracing {
+		traceLeave(id, ran)
+	}
+	return ran
 }
 
 // loop runs the jobs of the generations after seen as helper h. (seen is

@@ -310,3 +310,88 @@ func TestPollFor(t *testing.T) {
 		t.Fatalf("spin 0: %v", got)
 	}
 }
+
+// TestStats: with the pooltrace tag, the counts add up to the jobs and
+// tasks run, and every helper that ran a task had arrived; without it,
+// nothing is counted.
+func TestStats(t *testing.T) {
+	p := New(2, time.Millisecond)
+	defer p.Close()
+	ResetStats()
+	c := newCounter(8, 2*time.Microsecond)
+	const jobs = 50
+	for range jobs {
+		p.Run(&c.job, 8, 2, true)
+	}
+	p.Run(&c.job, 1, 2, true) // one task: run on the caller, not published
+	s := ReadStats()
+	if !Tracing {
+		if s != (Stats{}) {
+			t.Fatalf("counted without pooltrace: %+v", s)
+		}
+		return
+	}
+	arrive := int64(0)
+	for _, a := range s.Arrive {
+		arrive += a
+	}
+	switch {
+	case s.Jobs != jobs:
+		t.Fatalf("Jobs = %d, want %d", s.Jobs, jobs)
+	case s.CallerTasks+s.HelperTasks != 8*jobs || s.HelperTasks != c.workers[1].Load():
+		t.Fatalf("tasks: caller %d + helper %d, want %d in all and %d on the helper", s.CallerTasks, s.HelperTasks, 8*jobs, c.workers[1].Load())
+	case s.Joined > s.Arrived || s.Arrived > jobs || arrive != s.Arrived:
+		t.Fatalf("joined %d, arrived %d (by latency %v) of %d jobs", s.Joined, s.Arrived, s.Arrive, jobs)
+	case s.HelperTasks > 0 && s.Joined == 0:
+		t.Fatalf("the helper ran %d tasks and joined no job", s.HelperTasks)
+	}
+	ResetStats()
+	if s := ReadStats(); s != (Stats{}) {
+		t.Fatalf("after ResetStats: %+v", s)
+	}
+}
+
+// TestSteadyStateUnansweredWakes: a helper that the steady-state rule wakes
+// but that never takes part in a job (on a loaded machine: its thread,
+// descheduled, runs out of its polling time and parks again) is not woken
+// at every job, for the caller pays each wake; once it answers, it is woken
+// and joins again.
+func TestSteadyStateUnansweredWakes(t *testing.T) {
+	// A pool whose helper goroutine does not run yet: the test plays it,
+	// taking each wake's token and parking it again at once.
+	h := &helper{id: 1, wake: make(chan struct{}, 1)}
+	p := &Pool{spin: time.Millisecond, hs: []*helper{h}, runs: make([]run, 2)}
+	defer p.Close()
+	c := newCounter(8, 0)
+	const jobs = 200
+	wakes := 0
+	for range jobs {
+		h.sleeping.Store(true)
+		p.Run(&c.job, 8, 2, false) // back to back: within the polling time
+		select {
+		case <-h.wake:
+			wakes++
+		default:
+		}
+	}
+	if c.workers[0].Load() != 8*jobs {
+		t.Fatalf("the caller ran %d of %d tasks", c.workers[0].Load(), 8*jobs)
+	}
+	t.Logf("%d wakes in %d jobs", wakes, jobs)
+	if wakes < 2 || wakes > 16 {
+		t.Fatalf("%d wakes in %d jobs that no helper answered, want 2 to 16 (backing off)", wakes, jobs)
+	}
+
+	// The helper starts to answer: once it has polled and parked, it is
+	// woken within the backoff and joins.
+	p.wg.Add(1)
+	go p.loop(h, p.gen.Load())
+	time.Sleep(20 * time.Millisecond)
+	d := newCounter(8, 20*time.Microsecond)
+	for deadline := time.Now().Add(5 * time.Second); d.workers[1].Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the helper never joined once it could")
+		}
+		p.Run(&d.job, 8, 2, false)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build pooltrace
+
+package pool
+
+const tracing = true
