@@ -234,6 +234,18 @@ func (e *env) gt(a, b Op) Op {
 	return m
 }
 
+// nan returns the lanes where x is a NaN, as gt does.
+func (e *env) nan(x Op) Op {
+	if e.t.Z {
+		k := K()
+		x86.Do(func() { VCMPPS(U8(cmpUnord), x, x, k) })
+		return k
+	}
+	m := YMM()
+	x86.Do(func() { VCMPPS(U8(cmpUnord), x, x, m) })
+	return m
+}
+
 // sel sets d to x in the lanes of m.
 func (e *env) sel(m, x, d Op) {
 	if e.t.Z {
@@ -305,25 +317,26 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 	if sr {
 		r = e.srBits(s)
 	}
-	a := t.Vec()
-	e.and(e.hc("abs"), x, a)
 	if e.mx.h == "BF16" {
-		res := t.Vec()
+		// q = x>>16 serves the rounding bias and the NaN; NaN lanes
+		// are found by an unordered compare of x with itself (one
+		// instruction, no |x|).
+		res, q := t.Vec(), t.Vec()
+		e.srl(16, x, q)
 		if sr {
 			e.and(e.hc("low16"), r, res)
 		} else {
-			e.srl(16, x, res)
-			e.and(e.hc("one"), res, res)
+			e.and(e.hc("one"), q, res)
 			e.add(e.hc("bf16round"), res, res)
 		}
 		e.add(x, res, res)
 		e.srl(16, res, res)
-		q := t.Vec()
-		e.srl(16, x, q)
 		e.or(e.hc("bf16quiet"), q, q)
-		e.sel(e.gt(a, e.hc("inf")), q, res)
+		e.sel(e.nan(x), q, res)
 		return res
 	}
+	a := t.Vec()
+	e.and(e.hc("abs"), x, a)
 	// binary16. Normal results: rebias and round the 13 dropped bits.
 	h, tmp := t.Vec(), t.Vec()
 	e.sub(e.hc("rebias"), a, h)
