@@ -144,7 +144,7 @@ func (e *env) emit(vals []abi.Value) []Op {
 	reg := make([]Op, len(vals))
 	e.conv = map[int][]Op{}
 	if e.mx != nil {
-		e.mx.idx = nil // the element indices, once per vector
+		e.mx.idx, e.mx.base = nil, nil // the element indices and their hash, once per vector
 	}
 	for i, v := range vals {
 		a := func(j int) Op { return reg[v.Args[j]] }

@@ -59,7 +59,7 @@ var hconstNames = []struct {
 	{"low16", 0xffff}, {"sign16", 0x8000}, {"rebias", 0x38000000}, {"f16round", 0xfff}, {"low13", 0x1fff},
 	{"normal1", 0x387fffff}, {"f16inf1", 0x477fefff}, {"f16big1", 0x477fffff}, {"f16nan", 0x7e00}, {"f16payload", 0x1ff},
 	{"f16infh", 0x7c00}, {"frac", 0x7fffff}, {"implicit", 0x800000}, {"c126", 126}, {"c32", 32},
-	{"mul1", abi.SRMul1}, {"mul2", abi.SRMul2}, {"low15", 0x7fff}, {"f16max1", 0x7bff}, {"quiet", 0x00400000},
+	{"mul1", abi.SRMul1}, {"mul2", abi.SRMul2}, {"mul3", abi.SRMul3}, {"low15", 0x7fff}, {"f16max1", 0x7bff}, {"quiet", 0x00400000},
 	{"m24", 0x33800000}, {"f16sub1", 0x3ff}, // 2⁻²⁴ as a float32; the largest subnormal binary16
 }
 
@@ -104,6 +104,7 @@ type mixedEnv struct {
 	tbuf map[int]Mem
 	bufs map[int]Mem // AVX2: the stack buffers, allocated once
 	idx  VecVirtual  // the element indices of the vector being written (once per vector)
+	base VecVirtual  // abi.SRBase of those indices (once per vector)
 }
 
 // mixedSetup loads the table base and the keys for a kernel with half
@@ -233,6 +234,18 @@ func (e *env) gt(a, b Op) Op {
 	return m
 }
 
+// nan returns the lanes where x is a NaN, as gt does.
+func (e *env) nan(x Op) Op {
+	if e.t.Z {
+		k := K()
+		x86.Do(func() { VCMPPS(U8(cmpUnord), x, x, k) })
+		return k
+	}
+	m := YMM()
+	x86.Do(func() { VCMPPS(U8(cmpUnord), x, x, m) })
+	return m
+}
+
 // sel sets d to x in the lanes of m.
 func (e *env) sel(m, x, d Op) {
 	if e.t.Z {
@@ -270,21 +283,28 @@ func (e *env) srBits(s int) VecVirtual {
 		e.add(Mem{Base: e.htab, Disp: int(hconst["iota"]) + e.disp}, idx, idx)
 		e.mx.idx = idx
 	}
-	x, tmp := t.Vec(), t.Vec()
-	e.xor(e.mx.ka[s], e.mx.idx, x)
-	mix := func() {
-		e.srl(16, x, tmp)
-		e.xor(tmp, x, x)
-		e.mull(e.hc("mul1"), x, x)
-		e.srl(15, x, tmp)
-		e.xor(tmp, x, x)
-		e.mull(e.hc("mul2"), x, x)
-		e.srl(15, x, tmp)
-		e.xor(tmp, x, x)
+	if e.mx.base == nil {
+		// h = mix(i ^ kb), once per vector for all the streams.
+		h, tmp := t.Vec(), t.Vec()
+		e.xor(e.mx.kb, e.mx.idx, h)
+		e.srl(16, h, tmp)
+		e.xor(tmp, h, h)
+		e.mull(e.hc("mul1"), h, h)
+		e.srl(15, h, tmp)
+		e.xor(tmp, h, h)
+		e.mull(e.hc("mul2"), h, h)
+		e.srl(15, h, tmp)
+		e.xor(tmp, h, h)
+		e.mx.base = h
 	}
-	mix()
-	e.add(e.mx.kb, x, x)
-	mix()
+	// final(h + ka).
+	x, tmp := t.Vec(), t.Vec()
+	e.add(e.mx.ka[s], e.mx.base, x)
+	e.srl(16, x, tmp)
+	e.xor(tmp, x, x)
+	e.mull(e.hc("mul3"), x, x)
+	e.srl(16, x, tmp)
+	e.xor(tmp, x, x)
 	return x
 }
 
@@ -297,25 +317,26 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 	if sr {
 		r = e.srBits(s)
 	}
-	a := t.Vec()
-	e.and(e.hc("abs"), x, a)
 	if e.mx.h == "BF16" {
-		res := t.Vec()
+		// q = x>>16 serves the rounding bias and the NaN; NaN lanes
+		// are found by an unordered compare of x with itself (one
+		// instruction, no |x|).
+		res, q := t.Vec(), t.Vec()
+		e.srl(16, x, q)
 		if sr {
 			e.and(e.hc("low16"), r, res)
 		} else {
-			e.srl(16, x, res)
-			e.and(e.hc("one"), res, res)
+			e.and(e.hc("one"), q, res)
 			e.add(e.hc("bf16round"), res, res)
 		}
 		e.add(x, res, res)
 		e.srl(16, res, res)
-		q := t.Vec()
-		e.srl(16, x, q)
 		e.or(e.hc("bf16quiet"), q, q)
-		e.sel(e.gt(a, e.hc("inf")), q, res)
+		e.sel(e.nan(x), q, res)
 		return res
 	}
+	a := t.Vec()
+	e.and(e.hc("abs"), x, a)
 	// binary16. Normal results: rebias and round the 13 dropped bits.
 	h, tmp := t.Vec(), t.Vec()
 	e.sub(e.hc("rebias"), a, h)
