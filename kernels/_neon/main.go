@@ -78,6 +78,9 @@ func stubs(funcs []stub) ([]byte, error) {
 			doc = fmt.Sprintf("%s is the NEON AdamFast kernel of split %d/%d: %sGeneric with estimates, see Set.AdamFastF32.",
 				f.name, f.split, abi.AdamFastOf, ref)
 		}
+		if f.half != "" {
+			doc = fmt.Sprintf("%s is the NEON %s kernel for %s; see %s%sGeneric.", f.name, f.field, f.half, f.field, f.half)
+		}
 		fmt.Fprintf(&b, "\n// %s\n//\n//go:noescape\nfunc %s%s\n", doc, f.name, f.sig)
 	}
 	b.WriteString("\n// archSets are the assembly levels of this architecture.\nvar archSets = []*Set{{\nlevel: NEON,\n")
@@ -114,6 +117,7 @@ func stubs(funcs []stub) ([]byte, error) {
 		}
 		b.WriteString("},\n")
 	}
+	b.WriteString(halfStubs(funcs))
 	b.WriteString("}}\n")
 	return format.Source(b.Bytes())
 }
@@ -142,6 +146,11 @@ func generate() ([]byte, []Inst) {
 		secantDots(g, e)
 		for _, k := range abi.Grids {
 			grid(g, e, k)
+		}
+	}
+	for _, h := range abi.HalfTypes {
+		for _, k := range abi.Mixed {
+			mixed(g, k, h)
 		}
 	}
 	genFuncs = g.funcs
