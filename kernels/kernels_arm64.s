@@ -18,6 +18,12 @@
 // its bottom, R9 a pointer into it): the vector registers hold the data,
 // the rows and the arguments.
 //
+// Kernels with half streams (the mixed-precision kernels, BF16 and F16)
+// run one vector (four elements) per pass, then single elements in lane 0;
+// a half load widens (FCVTL, or SHLL #16 for bfloat16), a half store rounds
+// (FCVTN, or the integer forms of the rounding to nearest and of
+// stochastic rounding, whose bits are abi.SRHash in 32-bit lanes).
+//
 // Grid kernels (Adafactor's passes) run each row in blocks of 16 elements,
 // one vector at a time, and its last elements one at a time, each into
 // lane j mod 16 of their reductions (V8–V23).
