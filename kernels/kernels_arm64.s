@@ -19,8 +19,8 @@
 // the rows and the arguments.
 //
 // Kernels with half streams (the mixed-precision kernels, BF16 and F16)
-// run one vector (four elements) per pass, then single elements in lane 0;
-// a half load widens (FCVTL, or SHLL #16 for bfloat16), a half store rounds
+// run one vector (four elements) per pass, and their last 1–3 elements in
+// one more pass on a copy in the frame; a half load widens (FCVTL, or SHLL #16 for bfloat16), a half store rounds
 // (FCVTN, or the integer forms of the rounding to nearest and of
 // stochastic rounding, whose bits are abi.SRHash in 32-bit lanes).
 //
@@ -27114,7 +27114,7 @@ v5end:
 	RET
 
 // func adamMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
-TEXT ·adamMasterBF16NEON(SB), NOSPLIT, $0-88
+TEXT ·adamMasterBF16NEON(SB), NOSPLIT, $144-88
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -27145,6 +27145,8 @@ TEXT ·adamMasterBF16NEON(SB), NOSPLIT, $0-88
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -27178,7 +27180,7 @@ TEXT ·adamMasterBF16NEON(SB), NOSPLIT, $0-88
 	B v132
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27214,51 +27216,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27295,52 +27256,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27377,52 +27296,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27463,56 +27340,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27554,57 +27385,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27646,57 +27430,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27755,74 +27492,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -27882,75 +27555,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -28010,75 +27618,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -28142,79 +27685,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -28279,80 +27753,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -28417,80 +27821,137 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
 	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
 	RET
 
 // func adamMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
-TEXT ·adamMasterG32BF16NEON(SB), NOSPLIT, $0-88
+TEXT ·adamMasterG32BF16NEON(SB), NOSPLIT, $144-88
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -28521,6 +27982,8 @@ TEXT ·adamMasterG32BF16NEON(SB), NOSPLIT, $0-88
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -28554,7 +28017,7 @@ TEXT ·adamMasterG32BF16NEON(SB), NOSPLIT, $0-88
 	B v132
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -28589,49 +28052,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -28667,50 +28091,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -28746,50 +28130,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -28829,54 +28173,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -28917,55 +28217,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -29006,55 +28261,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -29112,72 +28322,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -29236,73 +28384,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -29361,73 +28446,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -29490,77 +28512,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -29624,78 +28579,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -29759,78 +28646,137 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
 	RET
 
 // func adam16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
-TEXT ·adam16BF16NEON(SB), NOSPLIT, $0-80
+TEXT ·adam16BF16NEON(SB), NOSPLIT, $120-80
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
@@ -29860,6 +28806,8 @@ TEXT ·adam16BF16NEON(SB), NOSPLIT, $0-80
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -29893,7 +28841,7 @@ TEXT ·adam16BF16NEON(SB), NOSPLIT, $0-80
 	B v132
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -29955,82 +28903,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VSHL $15, V2.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VSHL $15, V4.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -30093,83 +28969,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VSHL $15, V2.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VSHL $15, V4.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -30232,83 +29035,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VSHL $15, V2.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VSHL $15, V4.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -30388,102 +29118,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VSHL $15, V2.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VSHL $15, V4.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VSHL $15, V3.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -30564,103 +29202,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VSHL $15, V2.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VSHL $15, V4.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VSHL $15, V3.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -30741,103 +29286,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VSHL $15, V2.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VSHL $15, V4.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VSHL $15, V3.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -30962,145 +29414,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -31226,146 +29543,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -31491,146 +29672,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -31793,185 +29838,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x1715609d, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -32135,186 +30005,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x1715609d, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -32478,186 +30172,116 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
 	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V2.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V2.B16, V12.B16
-	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V4.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V4.B16, V12.B16
-	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x1715609d, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 96(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
 	RET
 
 // func sgdMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
-TEXT ·sgdMasterBF16NEON(SB), NOSPLIT, $0-64
+TEXT ·sgdMasterBF16NEON(SB), NOSPLIT, $72-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -32679,6 +30303,8 @@ TEXT ·sgdMasterBF16NEON(SB), NOSPLIT, $0-64
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -32688,7 +30314,7 @@ TEXT ·sgdMasterBF16NEON(SB), NOSPLIT, $0-64
 	B v129
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -32711,38 +30337,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -32766,39 +30364,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -32844,61 +30413,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -32945,62 +30463,74 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
 	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
 	RET
 
 // func sgdMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
-TEXT ·sgdMasterG32BF16NEON(SB), NOSPLIT, $0-64
+TEXT ·sgdMasterG32BF16NEON(SB), NOSPLIT, $72-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -33022,6 +30552,8 @@ TEXT ·sgdMasterG32BF16NEON(SB), NOSPLIT, $0-64
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -33031,7 +30563,7 @@ TEXT ·sgdMasterG32BF16NEON(SB), NOSPLIT, $0-64
 	B v129
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -33053,36 +30585,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -33105,37 +30611,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -33180,59 +30659,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -33278,60 +30708,74 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
 	RET
 
 // func sgd16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
-TEXT ·sgd16BF16NEON(SB), NOSPLIT, $0-56
+TEXT ·sgd16BF16NEON(SB), NOSPLIT, $48-56
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
@@ -33352,6 +30796,8 @@ TEXT ·sgd16BF16NEON(SB), NOSPLIT, $0-56
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -33361,7 +30807,7 @@ TEXT ·sgd16BF16NEON(SB), NOSPLIT, $0-56
 	B v129
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33384,39 +30830,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33440,40 +30857,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33519,62 +30906,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33621,63 +30956,53 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
+	BEQ done
+	MOVD $buf-48(SP), R13
+	MOVD R1, 32(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 40(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
 	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 32(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+done:
 	RET
 
 // func momentumMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
-TEXT ·momentumMasterBF16NEON(SB), NOSPLIT, $0-72
+TEXT ·momentumMasterBF16NEON(SB), NOSPLIT, $96-72
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -33702,6 +31027,8 @@ TEXT ·momentumMasterBF16NEON(SB), NOSPLIT, $0-72
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -33735,7 +31062,7 @@ TEXT ·momentumMasterBF16NEON(SB), NOSPLIT, $0-72
 	B v135
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33762,42 +31089,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33825,43 +31120,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33889,43 +31151,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v3:
 	SUBS $4, R8, R8
-	BLT v3tail
+	BLT tail
 v3loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -33954,44 +31183,10 @@ v3loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v3loop
-v3tail:
-	ADDS $4, R8, R8
-	BEQ v3done
-v3loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v3loop0
-v3done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34015,39 +31210,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34072,40 +31238,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34130,40 +31266,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v7:
 	SUBS $4, R8, R8
-	BLT v7tail
+	BLT tail
 v7loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34189,41 +31295,10 @@ v7loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v7loop
-v7tail:
-	ADDS $4, R8, R8
-	BEQ v7done
-v7loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v7loop0
-v7done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34273,65 +31348,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34382,66 +31402,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34492,66 +31456,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v131:
 	SUBS $4, R8, R8
-	BLT v131tail
+	BLT tail
 v131loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34603,67 +31511,10 @@ v131loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v131loop
-v131tail:
-	ADDS $4, R8, R8
-	BEQ v131done
-v131loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v131loop0
-v131done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34710,62 +31561,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34813,63 +31612,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -34917,63 +31663,10 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
-	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
-	RET
+	B tail
 v135:
 	SUBS $4, R8, R8
-	BLT v135tail
+	BLT tail
 v135loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -35022,64 +31715,95 @@ v135loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v135loop
-v135tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v135done
-v135loop0:
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
 	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v135loop0
-v135done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
 	RET
 
 // func momentumMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
-TEXT ·momentumMasterG32BF16NEON(SB), NOSPLIT, $0-72
+TEXT ·momentumMasterG32BF16NEON(SB), NOSPLIT, $96-72
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -35104,6 +31828,8 @@ TEXT ·momentumMasterG32BF16NEON(SB), NOSPLIT, $0-72
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -35137,7 +31863,7 @@ TEXT ·momentumMasterG32BF16NEON(SB), NOSPLIT, $0-72
 	B v135
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35163,40 +31889,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35223,41 +31919,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35284,41 +31949,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v3:
 	SUBS $4, R8, R8
-	BLT v3tail
+	BLT tail
 v3loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35346,42 +31980,10 @@ v3loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v3loop
-v3tail:
-	ADDS $4, R8, R8
-	BEQ v3done
-v3loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v3loop0
-v3done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35404,37 +32006,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35458,38 +32033,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35513,38 +32060,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v7:
 	SUBS $4, R8, R8
-	BLT v7tail
+	BLT tail
 v7loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35569,39 +32088,10 @@ v7loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v7loop
-v7tail:
-	ADDS $4, R8, R8
-	BEQ v7done
-v7loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v7loop0
-v7done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35650,63 +32140,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35756,64 +32193,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35863,64 +32246,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v131:
 	SUBS $4, R8, R8
-	BLT v131tail
+	BLT tail
 v131loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -35971,65 +32300,10 @@ v131loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v131loop
-v131tail:
-	ADDS $4, R8, R8
-	BEQ v131done
-v131loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v131loop0
-v131done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -36075,60 +32349,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -36175,61 +32399,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -36276,61 +32449,10 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
-	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
-	RET
+	B tail
 v135:
 	SUBS $4, R8, R8
-	BLT v135tail
+	BLT tail
 v135loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -36378,62 +32500,95 @@ v135loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v135loop
-v135tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v135done
-v135loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v135loop0
-v135done:
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
 	RET
 
 // func momentum16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
-TEXT ·momentum16BF16NEON(SB), NOSPLIT, $0-64
+TEXT ·momentum16BF16NEON(SB), NOSPLIT, $72-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
@@ -36457,6 +32612,8 @@ TEXT ·momentum16BF16NEON(SB), NOSPLIT, $0-64
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -36490,7 +32647,7 @@ TEXT ·momentum16BF16NEON(SB), NOSPLIT, $0-64
 	B v135
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -36530,58 +32687,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	VSHL $15, V0.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -36622,59 +32731,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	VSHL $15, V0.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -36715,59 +32775,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	VSHL $15, V3.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v3:
 	SUBS $4, R8, R8
-	BLT v3tail
+	BLT tail
 v3loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -36809,60 +32820,10 @@ v3loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v3loop
-v3tail:
-	ADDS $4, R8, R8
-	BEQ v3done
-v3loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	VSHL $15, V3.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v3loop0
-v3done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -36898,53 +32859,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VSHL $15, V0.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -36981,54 +32899,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	VSHL $15, V0.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -37065,54 +32939,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VSHL $15, V0.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v7:
 	SUBS $4, R8, R8
-	BLT v7tail
+	BLT tail
 v7loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -37150,55 +32980,10 @@ v7loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v7loop
-v7tail:
-	ADDS $4, R8, R8
-	BEQ v7done
-v7loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	VSHL $15, V0.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VSHL $15, V1.S4, V11.S4
-	VUSHR $31, V11.S4, V11.S4
-	MOVW $0x7fff, R12
-	VDUP R12, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v7loop0
-v7done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -37281,101 +33066,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -37459,102 +33153,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -37638,102 +33240,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v131:
 	SUBS $4, R8, R8
-	BLT v131tail
+	BLT tail
 v131loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -37818,103 +33328,10 @@ v131loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v131loop
-v131tail:
-	ADDS $4, R8, R8
-	BEQ v131done
-v131loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V3.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V3.B16, V12.B16
-	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v131loop0
-v131done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -37993,96 +33410,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -38162,97 +33493,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -38332,97 +33576,10 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
-	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
-	RET
+	B tail
 v135:
 	SUBS $4, R8, R8
-	BLT v135tail
+	BLT tail
 v135loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
@@ -38503,98 +33660,74 @@ v135loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v135loop
-v135tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v135done
-v135loop0:
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
 	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
-	VFMLA V1.S4, V21.S4, V0.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V0.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V0.B16, V12.B16
-	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V11.S4
-	VEOR V19.B16, V11.B16, V11.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VDUP V18.S[1], V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
-	VUSHR $15, V11.S4, V12.S4
-	VEOR V12.B16, V11.B16, V11.B16
-	VSHL $16, V11.S4, V11.S4
-	VUSHR $16, V11.S4, V11.S4
-	VADD V1.S4, V11.S4, V11.S4
-	MOVW $0x400000, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V1.B16, V12.B16
-	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
-	VBIF V13.B16, V12.B16, V11.B16
-	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v135loop0
-v135done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 64(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+done:
 	RET
 
 // func adamMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
-TEXT ·adamMasterF16NEON(SB), NOSPLIT, $0-88
+TEXT ·adamMasterF16NEON(SB), NOSPLIT, $144-88
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -38625,6 +33758,8 @@ TEXT ·adamMasterF16NEON(SB), NOSPLIT, $0-88
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -38658,7 +33793,7 @@ TEXT ·adamMasterF16NEON(SB), NOSPLIT, $0-88
 	B v132
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -38683,40 +33818,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -38742,41 +33847,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -38802,41 +33876,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -38866,45 +33909,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -38935,46 +33943,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -39005,46 +33977,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -39144,115 +34080,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -39353,116 +34184,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -39563,116 +34288,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -39777,120 +34396,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -39996,121 +34505,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -40216,121 +34614,137 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
 	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
 	RET
 
 // func adamMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
-TEXT ·adamMasterG32F16NEON(SB), NOSPLIT, $0-88
+TEXT ·adamMasterG32F16NEON(SB), NOSPLIT, $144-88
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -40361,6 +34775,8 @@ TEXT ·adamMasterG32F16NEON(SB), NOSPLIT, $0-88
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -40394,7 +34810,7 @@ TEXT ·adamMasterG32F16NEON(SB), NOSPLIT, $0-88
 	B v132
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -40418,38 +34834,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -40474,39 +34862,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -40531,39 +34890,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -40592,43 +34922,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -40658,44 +34955,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -40725,44 +34988,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -40861,113 +35090,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -41067,114 +35193,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -41274,114 +35296,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -41485,118 +35403,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -41701,119 +35511,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -41918,119 +35619,137 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	FMOVS (R4), F2
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	FMOVS.P F2, 4(R4)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	FMOVS (R5), F4
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	FMOVS.P F4, 4(R5)
-	FMOVS (R6), F0
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	FMOVS.P F3, 4(R6)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
 	RET
 
 // func adam16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
-TEXT ·adam16F16NEON(SB), NOSPLIT, $0-80
+TEXT ·adam16F16NEON(SB), NOSPLIT, $120-80
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
@@ -42060,6 +35779,8 @@ TEXT ·adam16F16NEON(SB), NOSPLIT, $0-80
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -42093,7 +35814,7 @@ TEXT ·adam16F16NEON(SB), NOSPLIT, $0-80
 	B v132
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -42122,49 +35843,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -42194,50 +35876,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -42267,50 +35909,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -42346,58 +35948,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -42434,59 +35988,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -42523,59 +36028,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -42823,268 +36279,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V2.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V2.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V4.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V4.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -43333,269 +36531,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V2.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V2.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V4.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V4.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -43844,269 +36783,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V2.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V2.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V4.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V4.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V4.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -44433,349 +37113,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V2.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V2.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V4.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V4.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x1715609d, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V3.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V3.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -45103,350 +37444,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V2.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V2.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V4.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V4.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x1715609d, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V3.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V3.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -45774,350 +37775,116 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
 	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
-	VFMLA V3.S4, V23.S4, V2.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V2.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V2.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	MOVHU (R4), R12
-	VMOV R12, V4.S[0]
-	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
-	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
-	VFMLA V0.S4, V3.S4, V4.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x78dde6e4, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V4.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V4.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R4)
-	MOVHU (R5), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
-	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
-	VBIT V0.B16, V4.B16, V3.B16
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x1715609d, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V3.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V3.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R5)
-	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
-	VMOV V27.B16, V0.B16
-	VFMLA V26.S4, V3.S4, V0.S4
-	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
-	VFMLA V2.S4, V28.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 96(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
 	RET
 
 // func sgdMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
-TEXT ·sgdMasterF16NEON(SB), NOSPLIT, $0-64
+TEXT ·sgdMasterF16NEON(SB), NOSPLIT, $72-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -46139,6 +37906,8 @@ TEXT ·sgdMasterF16NEON(SB), NOSPLIT, $0-64
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -46148,7 +37917,7 @@ TEXT ·sgdMasterF16NEON(SB), NOSPLIT, $0-64
 	B v129
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -46160,27 +37929,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -46193,28 +37945,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -46301,102 +38035,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -46484,103 +38126,74 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
 	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
 	RET
 
 // func sgdMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
-TEXT ·sgdMasterG32F16NEON(SB), NOSPLIT, $0-64
+TEXT ·sgdMasterG32F16NEON(SB), NOSPLIT, $72-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -46602,6 +38215,8 @@ TEXT ·sgdMasterG32F16NEON(SB), NOSPLIT, $0-64
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -46611,7 +38226,7 @@ TEXT ·sgdMasterG32F16NEON(SB), NOSPLIT, $0-64
 	B v129
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -46622,25 +38237,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -46652,26 +38252,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -46757,100 +38341,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -46937,101 +38431,74 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
 	RET
 
 // func sgd16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
-TEXT ·sgd16F16NEON(SB), NOSPLIT, $0-56
+TEXT ·sgd16F16NEON(SB), NOSPLIT, $48-56
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
@@ -47052,6 +38519,8 @@ TEXT ·sgd16F16NEON(SB), NOSPLIT, $0-56
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -47061,7 +38530,7 @@ TEXT ·sgd16F16NEON(SB), NOSPLIT, $0-56
 	B v129
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47073,28 +38542,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47107,29 +38558,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47216,103 +38648,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47400,104 +38739,53 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
+	BEQ done
+	MOVD $buf-48(SP), R13
+	MOVD R1, 32(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 40(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
 	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 32(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+done:
 	RET
 
 // func momentumMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
-TEXT ·momentumMasterF16NEON(SB), NOSPLIT, $0-72
+TEXT ·momentumMasterF16NEON(SB), NOSPLIT, $96-72
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -47522,6 +38810,8 @@ TEXT ·momentumMasterF16NEON(SB), NOSPLIT, $0-72
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -47555,7 +38845,7 @@ TEXT ·momentumMasterF16NEON(SB), NOSPLIT, $0-72
 	B v135
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47571,31 +38861,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47612,32 +38881,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47654,32 +38901,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v3:
 	SUBS $4, R8, R8
-	BLT v3tail
+	BLT tail
 v3loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47697,33 +38922,10 @@ v3loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v3loop
-v3tail:
-	ADDS $4, R8, R8
-	BEQ v3done
-v3loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v3loop0
-v3done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47736,28 +38938,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47771,29 +38955,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47807,29 +38972,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v7:
 	SUBS $4, R8, R8
-	BLT v7tail
+	BLT tail
 v7loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47844,30 +38990,10 @@ v7loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v7loop
-v7tail:
-	ADDS $4, R8, R8
-	BEQ v7done
-v7loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v7loop0
-v7done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -47958,106 +39084,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -48149,107 +39179,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -48341,107 +39274,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v131:
 	SUBS $4, R8, R8
-	BLT v131tail
+	BLT tail
 v131loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -48534,108 +39370,10 @@ v131loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v131loop
-v131tail:
-	ADDS $4, R8, R8
-	BEQ v131done
-v131loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v131loop0
-v131done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -48723,103 +39461,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -48908,104 +39553,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -49094,104 +39645,10 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
-	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
-	RET
+	B tail
 v135:
 	SUBS $4, R8, R8
-	BLT v135tail
+	BLT tail
 v135loop:
 	VLD1.P 8(R3), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -49281,105 +39738,95 @@ v135loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v135loop
-v135tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v135done
-v135loop0:
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
 	MOVHU.P 2(R3), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v135loop0
-v135done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
 	RET
 
 // func momentumMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
-TEXT ·momentumMasterG32F16NEON(SB), NOSPLIT, $0-72
+TEXT ·momentumMasterG32F16NEON(SB), NOSPLIT, $96-72
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD p16+16(FP), R2
@@ -49404,6 +39851,8 @@ TEXT ·momentumMasterG32F16NEON(SB), NOSPLIT, $0-72
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -49437,7 +39886,7 @@ TEXT ·momentumMasterG32F16NEON(SB), NOSPLIT, $0-72
 	B v135
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49452,29 +39901,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49490,30 +39920,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49529,30 +39939,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v3:
 	SUBS $4, R8, R8
-	BLT v3tail
+	BLT tail
 v3loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49569,31 +39959,10 @@ v3loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v3loop
-v3tail:
-	ADDS $4, R8, R8
-	BEQ v3done
-v3loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v3loop0
-v3done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49605,26 +39974,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49637,27 +39990,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49670,27 +40006,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v7:
 	SUBS $4, R8, R8
-	BLT v7tail
+	BLT tail
 v7loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49704,28 +40023,10 @@ v7loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v7loop
-v7tail:
-	ADDS $4, R8, R8
-	BEQ v7done
-v7loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	SUBS $1, R8, R8
-	BNE v7loop0
-v7done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -49815,104 +40116,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -50003,105 +40210,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -50192,105 +40304,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v131:
 	SUBS $4, R8, R8
-	BLT v131tail
+	BLT tail
 v131loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -50382,106 +40399,10 @@ v131loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v131loop
-v131tail:
-	ADDS $4, R8, R8
-	BEQ v131done
-v131loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS (R4), F2
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	FMOVS.P F3, 4(R4)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v131loop0
-v131done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -50568,101 +40489,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -50750,102 +40580,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -50933,102 +40671,10 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
-	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
-	RET
+	B tail
 v135:
 	SUBS $4, R8, R8
-	BLT v135tail
+	BLT tail
 v135loop:
 	VLD1.P 16(R3), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
@@ -51117,103 +40763,95 @@ v135loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v135loop
-v135tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v135done
-v135loop0:
-	FMOVS.P 4(R3), F0
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	FMOVS (R1), F1
-	VFMLA V1.S4, V21.S4, V0.S4
-	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	FMOVS.P F1, 4(R1)
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x3c6ef372, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R2)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v135loop0
-v135done:
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
 	RET
 
 // func momentum16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
-TEXT ·momentum16F16NEON(SB), NOSPLIT, $0-64
+TEXT ·momentum16F16NEON(SB), NOSPLIT, $72-64
 	MOVD c+0(FP), R0
 	MOVD p+8(FP), R1
 	MOVD grad+16(FP), R2
@@ -51237,6 +40875,8 @@ TEXT ·momentum16F16NEON(SB), NOSPLIT, $0-64
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
 	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
@@ -51270,7 +40910,7 @@ TEXT ·momentum16F16NEON(SB), NOSPLIT, $0-64
 	B v135
 v0:
 	SUBS $4, R8, R8
-	BLT v0tail
+	BLT tail
 v0loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51288,36 +40928,10 @@ v0loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v0loop
-v0tail:
-	ADDS $4, R8, R8
-	BEQ v0done
-v0loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v0loop0
-v0done:
-	RET
+	B tail
 v1:
 	SUBS $4, R8, R8
-	BLT v1tail
+	BLT tail
 v1loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51336,37 +40950,10 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
-v1tail:
-	ADDS $4, R8, R8
-	BEQ v1done
-v1loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v1loop0
-v1done:
-	RET
+	B tail
 v2:
 	SUBS $4, R8, R8
-	BLT v2tail
+	BLT tail
 v2loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51385,37 +40972,10 @@ v2loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v2loop
-v2tail:
-	ADDS $4, R8, R8
-	BEQ v2done
-v2loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v2loop0
-v2done:
-	RET
+	B tail
 v3:
 	SUBS $4, R8, R8
-	BLT v3tail
+	BLT tail
 v3loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51435,38 +40995,10 @@ v3loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v3loop
-v3tail:
-	ADDS $4, R8, R8
-	BEQ v3done
-v3loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v3loop0
-v3done:
-	RET
+	B tail
 v4:
 	SUBS $4, R8, R8
-	BLT v4tail
+	BLT tail
 v4loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51480,31 +41012,10 @@ v4loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v4loop
-v4tail:
-	ADDS $4, R8, R8
-	BEQ v4done
-v4loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v4loop0
-v4done:
-	RET
+	B tail
 v5:
 	SUBS $4, R8, R8
-	BLT v5tail
+	BLT tail
 v5loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51519,32 +41030,10 @@ v5loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v5loop
-v5tail:
-	ADDS $4, R8, R8
-	BEQ v5done
-v5loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v5loop0
-v5done:
-	RET
+	B tail
 v6:
 	SUBS $4, R8, R8
-	BLT v6tail
+	BLT tail
 v6loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51559,32 +41048,10 @@ v6loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v6loop
-v6tail:
-	ADDS $4, R8, R8
-	BEQ v6done
-v6loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v6loop0
-v6done:
-	RET
+	B tail
 v7:
 	SUBS $4, R8, R8
-	BLT v7tail
+	BLT tail
 v7loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51600,33 +41067,10 @@ v7loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v7loop
-v7tail:
-	ADDS $4, R8, R8
-	BEQ v7done
-v7loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	SUBS $1, R8, R8
-	BNE v7loop0
-v7done:
-	RET
+	B tail
 v128:
 	SUBS $4, R8, R8
-	BLT v128tail
+	BLT tail
 v128loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -51791,183 +41235,10 @@ v128loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v128loop
-v128tail:
-	ADDS $4, R8, R8
-	BEQ v128done
-v128loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V0.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V0.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v128loop0
-v128done:
-	RET
+	B tail
 v129:
 	SUBS $4, R8, R8
-	BLT v129tail
+	BLT tail
 v129loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -52133,184 +41404,10 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
-v129tail:
-	ADDS $4, R8, R8
-	BEQ v129done
-v129loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V0.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V0.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V0.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v129loop0
-v129done:
-	RET
+	B tail
 v130:
 	SUBS $4, R8, R8
-	BLT v130tail
+	BLT tail
 v130loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -52476,184 +41573,10 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
-v130tail:
-	ADDS $4, R8, R8
-	BEQ v130done
-v130loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V3.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V3.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v130loop0
-v130done:
-	RET
+	B tail
 v131:
 	SUBS $4, R8, R8
-	BLT v131tail
+	BLT tail
 v131loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -52820,185 +41743,10 @@ v131loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v131loop
-v131tail:
-	ADDS $4, R8, R8
-	BEQ v131done
-v131loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	MOVHU (R3), R12
-	VMOV R12, V2.S[0]
-	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
-	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
-	VFMLA V2.S4, V23.S4, V3.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V3.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V3.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V3.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v131loop0
-v131done:
-	RET
+	B tail
 v132:
 	SUBS $4, R8, R8
-	BLT v132tail
+	BLT tail
 v132loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -53159,178 +41907,10 @@ v132loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v132loop
-v132tail:
-	ADDS $4, R8, R8
-	BEQ v132done
-v132loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V0.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V0.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v132loop0
-v132done:
-	RET
+	B tail
 v133:
 	SUBS $4, R8, R8
-	BLT v133tail
+	BLT tail
 v133loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -53492,179 +42072,10 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
-v133tail:
-	ADDS $4, R8, R8
-	BEQ v133done
-v133loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V0.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V0.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v133loop0
-v133done:
-	RET
+	B tail
 v134:
 	SUBS $4, R8, R8
-	BLT v134tail
+	BLT tail
 v134loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -53826,179 +42237,10 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
-v134tail:
-	ADDS $4, R8, R8
-	BEQ v134done
-v134loop0:
-	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V0.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V0.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v134loop0
-v134done:
-	RET
+	B tail
 v135:
 	SUBS $4, R8, R8
-	BLT v135tail
+	BLT tail
 v135loop:
 	VLD1.P 8(R2), [V0.H4]
 	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
@@ -54161,174 +42403,68 @@ v135loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v135loop
-v135tail:
+	B tail
+tail:
+	CBNZ R7, back
 	ADDS $4, R8, R8
-	BEQ v135done
-v135loop0:
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
 	MOVHU.P 2(R2), R12
-	VMOV R12, V0.S[0]
-	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
-	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
-	MOVHU (R1), R12
-	VMOV R12, V1.S[0]
-	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
-	VFMLA V1.S4, V21.S4, V0.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0xdaa66d2b, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V0.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V0.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R3)
-	VFMLA V0.S4, V23.S4, V0.S4
-	VFMLA V0.S4, V22.S4, V1.S4
-	VDUP V18.S[0], V17.S4
-	VEOR V19.B16, V17.B16, V17.B16
-	MOVW $0x9e3779b9, R12
-	VDUP R12, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VDUP V18.S[1], V16.S4
-	VADD V16.S4, V17.S4, V17.S4
-	VUSHR $16, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
-	VUSHR $15, V17.S4, V16.S4
-	VEOR V16.B16, V17.B16, V17.B16
-	VSHL $1, V1.S4, V10.S4
-	VUSHR $1, V10.S4, V10.S4
-	MOVW $0x38000000, R12
-	VDUP R12, V11.S4
-	VSUB V11.S4, V10.S4, V11.S4
-	VSHL $19, V17.S4, V12.S4
-	VUSHR $19, V12.S4, V12.S4
-	VADD V12.S4, V11.S4, V11.S4
-	VUSHR $13, V11.S4, V11.S4
-	VUSHR $23, V10.S4, V12.S4
-	MOVW $0x5e, R12
-	VDUP R12, V13.S4
-	VSUB V12.S4, V13.S4, V13.S4
-	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
-	VSHL $9, V10.S4, V14.S4
-	VUSHR $9, V14.S4, V14.S4
-	MOVW $0x800000, R12
-	VDUP R12, V15.S4
-	VORR V15.B16, V14.B16, V14.B16
-	VADD V13.S4, V14.S4, V14.S4
-	MOVW $0x7e, R12
-	VDUP R12, V15.S4
-	VSUB V15.S4, V12.S4, V12.S4
-	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
-	MOVW $0x387fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V11.B16, V14.B16
-	MOVW $0x477fffff, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	MOVW $0x7c00, R12
-	VDUP R12, V16.S4
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $13, V10.S4, V16.S4
-	VSHL $23, V16.S4, V16.S4
-	VUSHR $23, V16.S4, V16.S4
-	MOVW $0x7e00, R12
-	VDUP R12, V12.S4
-	VORR V12.B16, V16.B16, V16.B16
-	MOVW $0x7f800000, R12
-	VDUP R12, V15.S4
-	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
-	VBIT V15.B16, V16.B16, V14.B16
-	VUSHR $16, V1.S4, V15.S4
-	MOVW $0x8000, R12
-	VDUP R12, V16.S4
-	VAND V16.B16, V15.B16, V15.B16
-	VORR V15.B16, V14.B16, V14.B16
-	WORD $0x0e6129ca // xtn v10.4h, v14.4s
-	VMOV V10.H[0], R12
-	MOVH.P R12, 2(R1)
-	MOVW $1, R12
-	VDUP R12, V10.S4
-	VADD V10.S4, V19.S4, V19.S4
-	SUBS $1, R8, R8
-	BNE v135loop0
-v135done:
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 64(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+done:
 	RET

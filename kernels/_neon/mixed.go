@@ -9,7 +9,8 @@ import (
 
 // The kernels with half streams (abi.Mixed), float32, one per half type:
 // the description lowered by describe.go's body, one vector (four
-// elements) per pass and then single elements in lane 0, with the loads
+// elements) per pass, the last 1–3 elements in one more pass on a copy in
+// the frame, with the loads
 // of a half stream widened exactly and its stores rounded as
 // kernels.BF16FromF32, F16FromF32 (to nearest) or BF16SR, F16SR
 // (stochastic, with the bits of abi.SRHash, srBits) round:
@@ -27,7 +28,7 @@ import (
 //   - Stochastic rounding uses the integer forms of BF16SR and F16SR.
 //
 // Registers: R0 the coefficients, R1–R6 the streams, R8 the count, R9 the
-// mode, R10 the key, R11 the offset, R12 scratch; V0–V9 the values of the
+// mode, R10 the key, R11 the offset, R7 and R12–R15 the last elements' pass and scratch; V0–V9 the values of the
 // body (one register each), V10–V17 the conversions' scratch, V18 the key
 // lanes {ka, kb, SRMul1, SRMul2} (ka without the stream's part), V19 the
 // element indices of the vector (stochastic variants), V20 up the rows.
@@ -58,7 +59,10 @@ func mixed(g *gen, d *abi.Kernel, h string) {
 		panic(fmt.Sprintf("%s: %d streams, R1–R6 hold at most six", name, ns))
 	}
 	sig := abi.MixedSignature(d, "c *"+f32.block(), "uint16")
-	g.header(d.Name, name, sig, 8*(ns+5), streams...)
+	// The frame: a vector's worth (16 bytes) per stream for the last
+	// elements, and each stream's pointer while they are processed there.
+	frame := 24 * ns
+	g.headerFrame(d.Name, name, sig, frame, 8*(ns+5), streams...)
 	g.funcs[len(g.funcs)-1].half = h
 	g.funcs[len(g.funcs)-1].desc = d
 	g.p("MOVD c+0(FP), R0")
@@ -95,6 +99,8 @@ func mixed(g *gen, d *abi.Kernel, h string) {
 	// Dispatch on the masked mode: one comparison per mode value.
 	mask := d.Mask()
 	g.p("AND $%d, R9, R9", mask)
+	g.p("MOVD ZR, R7")
+	g.label("dispatch")
 	var last int
 	for m := 0; m <= mask; m++ {
 		if m&mask == m {
@@ -113,32 +119,83 @@ func mixed(g *gen, d *abi.Kernel, h string) {
 		g.label(pfx)
 		sr := abi.CondSR.Holds(v.Mode)
 		vals := d.Lower(v.Mode)
-		pass := func(s shape) {
-			b := &body{g: g, e: f32, s: s, coef: coef, gsize: 1, ngroups: 10, mx: mx}
+		b := &body{g: g, e: f32, s: single, coef: coef, gsize: 1, ngroups: 10, mx: mx}
+		pass := func() {
+			b.used = nil
 			b.emit(vals)
 			if sr {
 				// The next element indices.
-				g.p("MOVW $%d, R12", s.elems(f32))
+				g.p("MOVW $4, R12")
 				g.p("VDUP R12, V%d.S4", mxScratch)
 				g.p("VADD V%d.S4, V%d.S4, V%d.S4", mxScratch, mxIdx, mxIdx)
 			}
 		}
 		g.p("SUBS $4, R8, R8")
-		g.p("BLT %stail", pfx)
+		g.p("BLT tail")
 		g.label(pfx + "loop")
-		pass(single)
+		pass()
 		g.p("SUBS $4, R8, R8")
 		g.p("BGE %sloop", pfx)
-		g.label(pfx + "tail")
-		g.p("ADDS $4, R8, R8")
-		g.p("BEQ %sdone", pfx)
-		g.label(pfx + "loop0")
-		pass(scalar)
-		g.p("SUBS $1, R8, R8")
-		g.p("BNE %sloop0", pfx)
-		g.label(pfx + "done")
-		g.p("RET")
+		g.p("B tail")
 	}
+	// The last 1–3 elements, for every variant: copied into the frame,
+	// one pass of the variant's loop there (R7 holds their number, and
+	// R8 one pass), and the elements of the streams that a variant writes
+	// copied back (the other lanes compute on what the frame holds and
+	// are never copied back). A nil stream (vmax without AMSGrad) is not
+	// copied.
+	written := map[int]bool{}
+	for _, v := range d.Variants() {
+		for _, x := range d.Lower(v.Mode) {
+			if x.Op == abi.OpStore {
+				written[x.Stream] = true
+			}
+		}
+	}
+	size := func(st int) (int, string, string) {
+		if mx.half[st] {
+			return 2, "MOVHU", "MOVH"
+		}
+		return 4, "MOVWU", "MOVW"
+	}
+	copyLoop := func(label string, st int, count string) {
+		sz, ld, stn := size(st)
+		g.p("MOVD %s, R15", count)
+		g.label(label)
+		g.p("%s.P %d(R%d), R12", ld, sz, st+1)
+		g.p("%s.P R12, %d(R14)", stn, sz)
+		g.p("SUBS $1, R15, R15")
+		g.p("BNE %s", label)
+	}
+	g.label("tail")
+	g.p("CBNZ R7, back")
+	g.p("ADDS $4, R8, R8")
+	g.p("BEQ done")
+	g.p("MOVD $buf-%d(SP), R13", frame)
+	for st := range ns {
+		g.p("MOVD R%d, %d(R13)", st+1, 16*ns+8*st)
+		g.p("CBZ R%d, in%dnil", st+1, st)
+		g.p("ADD $%d, R13, R14", 16*st)
+		copyLoop(fmt.Sprintf("in%d", st), st, "R8")
+		g.p("ADD $%d, R13, R%d", 16*st, st+1)
+		g.label(fmt.Sprintf("in%dnil", st))
+	}
+	g.p("MOVD R8, R7")
+	g.p("MOVD $4, R8")
+	g.p("B dispatch")
+	g.label("back")
+	for st := range ns {
+		if !written[st] {
+			continue
+		}
+		g.p("MOVD %d(R13), R14", 16*ns+8*st)
+		g.p("CBZ R14, out%dnil", st)
+		g.p("ADD $%d, R13, R%d", 16*st, st+1)
+		copyLoop(fmt.Sprintf("out%d", st), st, "R7")
+		g.label(fmt.Sprintf("out%dnil", st))
+	}
+	g.label("done")
+	g.p("RET")
 }
 
 func sortedUnique(x []int) []int {
@@ -158,17 +215,11 @@ func sortedUnique(x []int) []int {
 	return out
 }
 
-// loadHalf reads four half elements (one in a scalar pass) from *ptr into
-// d and widens them to float32; post advances ptr.
+// loadHalf reads four half elements from *ptr into d and widens them to
+// float32; post advances ptr.
 func (b *body) loadHalf(d V, ptr string, post bool) {
 	g := b.g
 	switch {
-	case b.s.scalar && post:
-		g.p("MOVHU.P 2(%s), R12", ptr)
-		g.p("VMOV R12, V%d.S[0]", d)
-	case b.s.scalar:
-		g.p("MOVHU (%s), R12", ptr)
-		g.p("VMOV R12, V%d.S[0]", d)
 	case post:
 		g.p("VLD1.P 8(%s), [V%d.H4]", ptr, d)
 	default:
@@ -195,13 +246,7 @@ func (b *body) storeHalf(x V, st int, sr bool) {
 	default:
 		b.bf16Round(out, x, st, sr)
 	}
-	ptr := b.streamReg(st)
-	if b.s.scalar {
-		g.p("VMOV V%d.H[0], R12", out)
-		g.p("MOVH.P R12, 2(%s)", ptr)
-		return
-	}
-	g.p("VST1.P [V%d.H4], 8(%s)", out, ptr)
+	g.p("VST1.P [V%d.H4], 8(%s)", out, b.streamReg(st))
 }
 
 // vconst sets every lane of v to c.
