@@ -18,6 +18,12 @@
 // its bottom, R9 a pointer into it): the vector registers hold the data,
 // the rows and the arguments.
 //
+// Kernels with half streams (the mixed-precision kernels, BF16 and F16)
+// run one vector (four elements) per pass, and their last 1–3 elements in
+// one more pass on a copy in the frame; a half load widens (FCVTL, or SHLL #16 for bfloat16), a half store rounds
+// (FCVTN, or the integer forms of the rounding to nearest and of
+// stochastic rounding, whose bits are abi.SRHash in 32-bit lanes).
+//
 // Grid kernels (Adafactor's passes) run each row in blocks of 16 elements,
 // one vector at a time, and its last elements one at a time, each into
 // lane j mod 16 of their reductions (V8–V23).
@@ -27105,4 +27111,15360 @@ v5rowend:
 	SUBS $1, R6, R6
 	BNE v5row
 v5end:
+	RET
+
+// func adamMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+TEXT ·adamMasterBF16NEON(SB), NOSPLIT, $144-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD v+40(FP), R5
+	MOVD vmax+48(FP), R6
+	MOVD n+56(FP), R8
+	MOVD mode+64(FP), R9
+	MOVD key+72(FP), R10
+	MOVD off+80(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
+	RET
+
+// func adamMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+TEXT ·adamMasterG32BF16NEON(SB), NOSPLIT, $144-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD v+40(FP), R5
+	MOVD vmax+48(FP), R6
+	MOVD n+56(FP), R8
+	MOVD mode+64(FP), R9
+	MOVD key+72(FP), R10
+	MOVD off+80(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
+	RET
+
+// func adam16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
+TEXT ·adam16BF16NEON(SB), NOSPLIT, $120-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R8
+	MOVD mode+56(FP), R9
+	MOVD key+64(FP), R10
+	MOVD off+72(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 96(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
+	RET
+
+// func sgdMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
+TEXT ·sgdMasterBF16NEON(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $128, R9
+	BEQ v128
+	B v129
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
+	RET
+
+// func sgdMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
+TEXT ·sgdMasterG32BF16NEON(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $128, R9
+	BEQ v128
+	B v129
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
+	RET
+
+// func sgd16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
+TEXT ·sgd16BF16NEON(SB), NOSPLIT, $48-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD n+24(FP), R8
+	MOVD mode+32(FP), R9
+	MOVD key+40(FP), R10
+	MOVD off+48(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $128, R9
+	BEQ v128
+	B v129
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-48(SP), R13
+	MOVD R1, 32(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 40(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 32(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+done:
+	RET
+
+// func momentumMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
+TEXT ·momentumMasterBF16NEON(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v7
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v131
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v135
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+v135:
+	SUBS $4, R8, R8
+	BLT tail
+v135loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v135loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func momentumMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
+TEXT ·momentumMasterG32BF16NEON(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v7
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v131
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v135
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+v135:
+	SUBS $4, R8, R8
+	BLT tail
+v135loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v135loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func momentum16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
+TEXT ·momentum16BF16NEON(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD buf+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v7
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v131
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v135
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VSHL $15, V0.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VSHL $15, V0.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VSHL $15, V0.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VSHL $15, V0.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VSHL $15, V0.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VSHL $15, V0.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+v135:
+	SUBS $4, R8, R8
+	BLT tail
+v135loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V0.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V0.B16, V12.B16
+	WORD $0x4e20e40d // fcmeq v13.4s, v0.4s, v0.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VDUP V18.S[1], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v135loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 64(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+done:
+	RET
+
+// func adamMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+TEXT ·adamMasterF16NEON(SB), NOSPLIT, $144-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD v+40(FP), R5
+	MOVD vmax+48(FP), R6
+	MOVD n+56(FP), R8
+	MOVD mode+64(FP), R9
+	MOVD key+72(FP), R10
+	MOVD off+80(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
+	RET
+
+// func adamMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+TEXT ·adamMasterG32F16NEON(SB), NOSPLIT, $144-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD v+40(FP), R5
+	MOVD vmax+48(FP), R6
+	MOVD n+56(FP), R8
+	MOVD mode+64(FP), R9
+	MOVD key+72(FP), R10
+	MOVD off+80(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
+	RET
+
+// func adam16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
+TEXT ·adam16F16NEON(SB), NOSPLIT, $120-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R8
+	MOVD mode+56(FP), R9
+	MOVD key+64(FP), R10
+	MOVD off+72(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 96(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
+	RET
+
+// func sgdMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
+TEXT ·sgdMasterF16NEON(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $128, R9
+	BEQ v128
+	B v129
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
+	RET
+
+// func sgdMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
+TEXT ·sgdMasterG32F16NEON(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $128, R9
+	BEQ v128
+	B v129
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
+	RET
+
+// func sgd16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
+TEXT ·sgd16F16NEON(SB), NOSPLIT, $48-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD n+24(FP), R8
+	MOVD mode+32(FP), R9
+	MOVD key+40(FP), R10
+	MOVD off+48(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $129, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $128, R9
+	BEQ v128
+	B v129
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-48(SP), R13
+	MOVD R1, 32(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 40(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 32(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+done:
+	RET
+
+// func momentumMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
+TEXT ·momentumMasterF16NEON(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v7
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v131
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v135
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+v135:
+	SUBS $4, R8, R8
+	BLT tail
+v135loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v135loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func momentumMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
+TEXT ·momentumMasterG32F16NEON(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v7
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v131
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v135
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+v135:
+	SUBS $4, R8, R8
+	BLT tail
+v135loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v135loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func momentum16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
+TEXT ·momentum16F16NEON(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD buf+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	VMOV R10, V18.D[0]
+	MOVD $0x735a2d9721f0aaad, R12
+	VMOV R12, V18.D[1]
+	VDUP R11, V19.S4
+	MOVD $0x100000000, R12
+	VMOV R12, V10.D[0]
+	MOVD $0x300000002, R12
+	VMOV R12, V10.D[1]
+	VADD V10.S4, V19.S4, V19.S4
+	AND $135, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v7
+	CMP $128, R9
+	BEQ v128
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	CMP $131, R9
+	BEQ v131
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v135
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x0e21680a // fcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+v128:
+	SUBS $4, R8, R8
+	BLT tail
+v128loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V0.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V0.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v128loop
+	B tail
+v129:
+	SUBS $4, R8, R8
+	BLT tail
+v129loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V0.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V0.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V0.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V0.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V0.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V0.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V0.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V0.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
+v135:
+	SUBS $4, R8, R8
+	BLT tail
+v135loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V0.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V0.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VDUP V18.S[0], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VDUP V18.S[1], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v135loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 64(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+done:
 	RET

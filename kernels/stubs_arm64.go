@@ -307,6 +307,96 @@ func adafactorNormsF64NEON(c *[16][8]float64, p *float64, grad *float64, rs *flo
 //go:noescape
 func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rs *float64, cs *float64, rows, cols int, s float64, mode int)
 
+// adamMasterBF16NEON is the NEON adamMaster kernel for BF16; see adamMasterBF16Generic.
+//
+//go:noescape
+func adamMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+
+// adamMasterG32BF16NEON is the NEON adamMasterG32 kernel for BF16; see adamMasterG32BF16Generic.
+//
+//go:noescape
+func adamMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+
+// adam16BF16NEON is the NEON adam16 kernel for BF16; see adam16BF16Generic.
+//
+//go:noescape
+func adam16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
+
+// sgdMasterBF16NEON is the NEON sgdMaster kernel for BF16; see sgdMasterBF16Generic.
+//
+//go:noescape
+func sgdMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
+
+// sgdMasterG32BF16NEON is the NEON sgdMasterG32 kernel for BF16; see sgdMasterG32BF16Generic.
+//
+//go:noescape
+func sgdMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
+
+// sgd16BF16NEON is the NEON sgd16 kernel for BF16; see sgd16BF16Generic.
+//
+//go:noescape
+func sgd16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
+
+// momentumMasterBF16NEON is the NEON momentumMaster kernel for BF16; see momentumMasterBF16Generic.
+//
+//go:noescape
+func momentumMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
+
+// momentumMasterG32BF16NEON is the NEON momentumMasterG32 kernel for BF16; see momentumMasterG32BF16Generic.
+//
+//go:noescape
+func momentumMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
+
+// momentum16BF16NEON is the NEON momentum16 kernel for BF16; see momentum16BF16Generic.
+//
+//go:noescape
+func momentum16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
+
+// adamMasterF16NEON is the NEON adamMaster kernel for F16; see adamMasterF16Generic.
+//
+//go:noescape
+func adamMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+
+// adamMasterG32F16NEON is the NEON adamMasterG32 kernel for F16; see adamMasterG32F16Generic.
+//
+//go:noescape
+func adamMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+
+// adam16F16NEON is the NEON adam16 kernel for F16; see adam16F16Generic.
+//
+//go:noescape
+func adam16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
+
+// sgdMasterF16NEON is the NEON sgdMaster kernel for F16; see sgdMasterF16Generic.
+//
+//go:noescape
+func sgdMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
+
+// sgdMasterG32F16NEON is the NEON sgdMasterG32 kernel for F16; see sgdMasterG32F16Generic.
+//
+//go:noescape
+func sgdMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
+
+// sgd16F16NEON is the NEON sgd16 kernel for F16; see sgd16F16Generic.
+//
+//go:noescape
+func sgd16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
+
+// momentumMasterF16NEON is the NEON momentumMaster kernel for F16; see momentumMasterF16Generic.
+//
+//go:noescape
+func momentumMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
+
+// momentumMasterG32F16NEON is the NEON momentumMasterG32 kernel for F16; see momentumMasterG32F16Generic.
+//
+//go:noescape
+func momentumMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
+
+// momentum16F16NEON is the NEON momentum16 kernel for F16; see momentum16F16Generic.
+//
+//go:noescape
+func momentum16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
+
 // archSets are the assembly levels of this architecture.
 var archSets = []*Set{{
 	level: NEON,
@@ -424,6 +514,64 @@ var archSets = []*Set{{
 			4: func(c *Coeffs, p, grad, m, v, vmax *float64, n int) {
 				adamFast4of4F64NEON(&c.f64, p, grad, m, v, vmax, n, c.mode)
 			},
+		},
+	},
+	bf16: halfTable[BF16]{
+		adamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+			adamMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, vmax, n, mode, key, off)
+		},
+		adamMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+			adamMasterG32BF16NEON(&c.f32, p, (*uint16)(p16), grad, m, v, vmax, n, mode, key, off)
+		},
+		adam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, vmax *BF16, n, mode int, key uint64, off int) {
+			adam16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), (*uint16)(vmax), n, mode, key, off)
+		},
+		sgdMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, n, mode int, key uint64, off int) {
+			sgdMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), n, mode, key, off)
+		},
+		sgdMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, n, mode int, key uint64, off int) {
+			sgdMasterG32BF16NEON(&c.f32, p, (*uint16)(p16), grad, n, mode, key, off)
+		},
+		sgd16: func(c *Coeffs, p *BF16, grad *BF16, n, mode int, key uint64, off int) {
+			sgd16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), n, mode, key, off)
+		},
+		momentumMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, buf *float32, n, mode int, key uint64, off int) {
+			momentumMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), buf, n, mode, key, off)
+		},
+		momentumMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, buf *float32, n, mode int, key uint64, off int) {
+			momentumMasterG32BF16NEON(&c.f32, p, (*uint16)(p16), grad, buf, n, mode, key, off)
+		},
+		momentum16: func(c *Coeffs, p *BF16, grad *BF16, buf *BF16, n, mode int, key uint64, off int) {
+			momentum16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+		},
+	},
+	f16: halfTable[F16]{
+		adamMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+			adamMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, vmax, n, mode, key, off)
+		},
+		adamMasterG32: func(c *Coeffs, p *float32, p16 *F16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+			adamMasterG32F16NEON(&c.f32, p, (*uint16)(p16), grad, m, v, vmax, n, mode, key, off)
+		},
+		adam16: func(c *Coeffs, p *F16, grad *F16, m *F16, v *F16, vmax *F16, n, mode int, key uint64, off int) {
+			adam16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), (*uint16)(vmax), n, mode, key, off)
+		},
+		sgdMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, n, mode int, key uint64, off int) {
+			sgdMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), n, mode, key, off)
+		},
+		sgdMasterG32: func(c *Coeffs, p *float32, p16 *F16, grad *float32, n, mode int, key uint64, off int) {
+			sgdMasterG32F16NEON(&c.f32, p, (*uint16)(p16), grad, n, mode, key, off)
+		},
+		sgd16: func(c *Coeffs, p *F16, grad *F16, n, mode int, key uint64, off int) {
+			sgd16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), n, mode, key, off)
+		},
+		momentumMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, buf *float32, n, mode int, key uint64, off int) {
+			momentumMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), buf, n, mode, key, off)
+		},
+		momentumMasterG32: func(c *Coeffs, p *float32, p16 *F16, grad *float32, buf *float32, n, mode int, key uint64, off int) {
+			momentumMasterG32F16NEON(&c.f32, p, (*uint16)(p16), grad, buf, n, mode, key, off)
+		},
+		momentum16: func(c *Coeffs, p *F16, grad *F16, buf *F16, n, mode int, key uint64, off int) {
+			momentum16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
 		},
 	},
 }}

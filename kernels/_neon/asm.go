@@ -24,6 +24,8 @@ type stub struct {
 	sums             int         // float64 results
 	split            int         // k of an AdamFast kernel of split k/4: adamFastSplits[k]
 	grid             *abi.Kernel // a grid kernel: its description (its own signature)
+	half             string      // a kernel with half streams: its half type (mixed.go)
+	desc             *abi.Kernel // and its description
 }
 
 // p writes one instruction line in Go assembler syntax.

@@ -163,6 +163,8 @@ type body struct {
 	// pointer register of each stream (default R1 up).
 	bcast map[int]V
 	ptr   map[int]string
+	// mx: a kernel with half streams (mixed.go).
+	mx *mixedBody
 }
 
 // alloc returns the first register of a free data group.
@@ -252,11 +254,19 @@ func (b *body) emit(vals []abi.Value, also ...int) {
 			d := b.alloc()
 			// A stream the variant writes advances its pointer with the
 			// store; the others with the load.
-			g.load(e, s, d, b.streamReg(v.Stream), !stored[v.Stream])
+			if b.mx != nil && b.mx.half[v.Stream] {
+				b.loadHalf(d, b.streamReg(v.Stream), !stored[v.Stream])
+			} else {
+				g.load(e, s, d, b.streamReg(v.Stream), !stored[v.Stream])
+			}
 			b.grp[i] = d
 		case abi.OpStore:
 			if !data(0) {
 				panic("store of a coefficient")
+			}
+			if b.mx != nil && b.mx.half[v.Stream] {
+				b.storeHalf(b.grp[v.Args[0]], v.Stream, v.SR)
+				break
 			}
 			g.store(e, s, b.grp[v.Args[0]], b.streamReg(v.Stream))
 		case abi.OpMul, abi.OpAdd, abi.OpSub, abi.OpDiv:

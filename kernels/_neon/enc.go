@@ -157,3 +157,69 @@ func BIC(d, n, m V) Inst {
 	w := uint32(0x4e601c00) | uint32(m)<<16 | uint32(n)<<5 | uint32(d)
 	return Inst{w, fmt.Sprintf("bic %s, %s, %s", vec(d, B16), vec(n, B16), vec(m, B16))}
 }
+
+// The conversions and integer lane operations of the kernels with half
+// streams (mixed.go): four 32-bit lanes and four 16-bit lanes (the low 64
+// bits of a register).
+
+func vec4h(v V) string { return fmt.Sprintf("v%d.4h", v) }
+
+func vec4s(v V) string { return fmt.Sprintf("v%d.4s", v) }
+
+// twoRegs encodes an instruction word base with Rd and Rn.
+func twoRegs(base uint32, d, n V) uint32 {
+	d.check()
+	n.check()
+	return base | uint32(n)<<5 | uint32(d)
+}
+
+// FCVTLH converts the four binary16 lanes of n.4h to float32 (exactly).
+func FCVTLH(d, n V) Inst {
+	return Inst{twoRegs(0x0e217800, d, n), fmt.Sprintf("fcvtl %s, %s", vec4s(d), vec4h(n))}
+}
+
+// FCVTNH rounds the four float32 lanes of n to binary16 in d.4h, by the
+// rounding mode of FPCR (to nearest, ties to even, in Go programs).
+func FCVTNH(d, n V) Inst {
+	return Inst{twoRegs(0x0e216800, d, n), fmt.Sprintf("fcvtn %s, %s", vec4h(d), vec4s(n))}
+}
+
+// SHLL16 widens the four 16-bit lanes of n.4h to 32 bits, shifted left by
+// 16 (a bfloat16 to its float32).
+func SHLL16(d, n V) Inst {
+	return Inst{twoRegs(0x2e613800, d, n), fmt.Sprintf("shll %s, %s, #16", vec4s(d), vec4h(n))}
+}
+
+// SHRN16 narrows the four 32-bit lanes of n to their upper 16 bits, in d.4h.
+func SHRN16(d, n V) Inst {
+	return Inst{twoRegs(0x0f108400, d, n), fmt.Sprintf("shrn %s, %s, #16", vec4h(d), vec4s(n))}
+}
+
+// XTN narrows the four 32-bit lanes of n to their lower 16 bits, in d.4h.
+func XTN(d, n V) Inst {
+	return Inst{twoRegs(0x0e612800, d, n), fmt.Sprintf("xtn %s, %s", vec4h(d), vec4s(n))}
+}
+
+// CMHI is d = n > m ? all ones : 0, lane by lane, unsigned 32-bit.
+func CMHI(d, n, m V) Inst {
+	m.check()
+	return Inst{twoRegs(0x6ea03400, d, n) | uint32(m)<<16, fmt.Sprintf("cmhi %s, %s, %s", vec4s(d), vec4s(n), vec4s(m))}
+}
+
+// USHL shifts each 32-bit lane of n by the signed low byte of m's lane:
+// left when positive, right (logical) when negative; by 32 or more either
+// way the lane is 0.
+func USHL(d, n, m V) Inst {
+	m.check()
+	return Inst{twoRegs(0x6ea04400, d, n) | uint32(m)<<16, fmt.Sprintf("ushl %s, %s, %s", vec4s(d), vec4s(n), vec4s(m))}
+}
+
+// MULE is the 32-bit integer d = n · m[i], lane by lane, modulo 2³².
+func MULE(d, n, m V, i int) Inst {
+	m.check()
+	if i < 0 || i > 3 {
+		panic(fmt.Sprintf("lane %d out of range", i))
+	}
+	w := twoRegs(0x4f808000, d, n) | uint32(m)<<16 | uint32(i&1)<<21 | uint32(i>>1)<<11
+	return Inst{w, fmt.Sprintf("mul %s, %s, v%d.s[%d]", vec4s(d), vec4s(n), m, i)}
+}

@@ -99,6 +99,10 @@ func sample() []Inst {
 		n := regs[(i+2)%len(regs)]
 		m := regs[(i+5)%len(regs)]
 		out = append(out, FCVTL(d, n, false), FCVTL(d, n, true), FADDPD(d, n), BIC(d, n, m))
+		out = append(out, FCVTLH(d, n), FCVTNH(d, n), SHLL16(d, n), SHRN16(d, n), XTN(d, n), CMHI(d, n, m), USHL(d, n, m))
+		for l := range 4 {
+			out = append(out, MULE(d, n, m, l))
+		}
 	}
 	return out
 }

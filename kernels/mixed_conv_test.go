@@ -1,0 +1,108 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// convSweep returns float32 bit patterns for the conversion checks: a
+// spread over all 2³² patterns, and every pattern near the edges of the
+// half types (float32 subnormals, the binary16 subnormals and the smallest
+// normal, the largest finite values and the rounding to ±Inf, the
+// infinities and NaNs with payloads), of both signs.
+func convSweep() []float32 {
+	var out []float32
+	for i := range uint32(1 << 18) {
+		out = append(out, math.Float32frombits(i*0x9e3779b1))
+	}
+	edges := []uint32{0, 0x00000001, 0x007fffff, 0x00800000, 0x33000000, 0x33800000, 0x35800000, 0x387fe000,
+		0x38800000, 0x477fe000, 0x477fefff, 0x477ff000, 0x47800000, 0x7f7f8000, 0x7f7fffff, 0x7f800000, 0x7f800001,
+		0x7fc00000, 0x7fa01234, 0x7fffffff}
+	for _, e := range edges {
+		for d := int64(-300); d <= 300; d++ {
+			u := int64(e) + d
+			if u < 0 || u > 0x7fffffff {
+				continue
+			}
+			out = append(out, math.Float32frombits(uint32(u)), math.Float32frombits(uint32(u)|0x80000000))
+		}
+	}
+	return out
+}
+
+// TestMixedConversions checks the 16-bit stores and loads of every level
+// against the rules of package kernels: the p16 that SGDMasterG32 writes
+// is each new p rounded by BF16FromF32 or F16FromF32 (BF16SR, F16SR with
+// SRBits), over convSweep (a zero gradient leaves p as it is, NaN
+// quieted); and SGD16 on every 16-bit value of p (a zero gradient)
+// writes what the reference writes.
+func TestMixedConversions(t *testing.T) {
+	xs := convSweep()
+	n := len(xs)
+	c := sgdCoeffs()[0]
+	const off = 12345
+	for _, s := range testLevels(t) {
+		for _, h := range []string{"BF16", "F16"} {
+			for _, sr := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v/%s/sr=%v", s.Level(), h, sr), func(t *testing.T) {
+					r := Rounding{Stochastic: sr, Key: SRKey(1, 2, 3), Offset: off}
+					p := append([]float32(nil), xs...)
+					grad := make([]float32, n)
+					p16 := make([]uint16, n)
+					err := pick(h, func() error { return s.SGDMasterG32BF16(&c, p, asHalf[BF16](p16), grad, r) },
+						func() error { return s.SGDMasterG32F16(&c, p, asHalf[F16](p16), grad, r) })
+					if err != nil {
+						t.Fatal(err)
+					}
+					bad := 0
+					for i, x := range p {
+						bits := SRBits(r.Key, 1, off+i)
+						var want uint16
+						switch {
+						case h == "BF16" && sr:
+							want = uint16(BF16SR(x, bits))
+						case h == "BF16":
+							want = uint16(BF16FromF32(x))
+						case sr:
+							want = uint16(F16SR(x, bits))
+						default:
+							want = uint16(F16FromF32(x))
+						}
+						if p16[i] != want {
+							t.Errorf("%#08x (input %#08x): got %#04x, want %#04x", math.Float32bits(x), math.Float32bits(xs[i]), p16[i], want)
+							if bad++; bad > 10 {
+								t.FailNow()
+							}
+						}
+					}
+					// Every 16-bit value through a load and a store.
+					all := make([]uint16, 1<<16)
+					for i := range all {
+						all[i] = uint16(i)
+					}
+					got, want := append([]uint16(nil), all...), append([]uint16(nil), all...)
+					g0, g1 := make([]uint16, len(all)), make([]uint16, len(all))
+					run := func(s *Set, p, g []uint16) error {
+						return pick(h, func() error { return s.SGD16BF16(&c, asHalf[BF16](p), asHalf[BF16](g), r) },
+							func() error { return s.SGD16F16(&c, asHalf[F16](p), asHalf[F16](g), r) })
+					}
+					if err := run(sets[Generic], want, g0); err != nil {
+						t.Fatal(err)
+					}
+					if err := run(s, got, g1); err != nil {
+						t.Fatal(err)
+					}
+					for i := range all {
+						if got[i] != want[i] {
+							t.Errorf("SGD16 on %#04x: got %#04x, reference %#04x", all[i], got[i], want[i])
+							if bad++; bad > 10 {
+								t.FailNow()
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
