@@ -340,33 +340,38 @@ func (b *body) f16SR(out, x V, st int) {
 // (abi.SRHash) of the elements of the vector (V19, mxIdx) for stream st,
 // using tmp: the one place the hash is written.
 //
-//	x = i ^ ka(st); x = mix(x); x += kb; x = mix(x)
+//	h = mix(i ^ kb)                      (abi.SRBase)
+//	x = h + ka(st); x ^= x>>16; x *= SRMul3; x ^= x>>16   (abi.SRFinal)
 //	mix(x): x ^= x>>16; x *= SRMul1; x ^= x>>15; x *= SRMul2; x ^= x>>15
 //
 // ka(st) = SRKeyA(key, st) = the key's low half (lane 0 of V18) ^
 // (st+1)·SRGolden; kb (lane 1) is its high half, SRMul1 and SRMul2 are
-// lanes 2 and 3.
+// lanes 2 and 3. h is the same for every stream; it is computed again per
+// stream here (the NEON kernels keep no register for it).
 func (b *body) srBits(dst, tmp V, st int) {
 	g := b.g
-	ka := abi.SRKeyA(0, st) // the stream's part of ka
-	g.p("VDUP V%d.S[0], V%d.S4", mxKey, dst)
+	g.p("VDUP V%d.S[1], V%d.S4", mxKey, dst)
 	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", mxIdx, dst, dst)
-	g.vconst(tmp, ka)
+	g.p("VUSHR $16, V%d.S4, V%d.S4", dst, tmp)
 	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
-	mix := func() {
-		g.p("VUSHR $16, V%d.S4, V%d.S4", dst, tmp)
-		g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
-		g.enc(MULE(dst, dst, mxKey, 2))
-		g.p("VUSHR $15, V%d.S4, V%d.S4", dst, tmp)
-		g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
-		g.enc(MULE(dst, dst, mxKey, 3))
-		g.p("VUSHR $15, V%d.S4, V%d.S4", dst, tmp)
-		g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
-	}
-	mix()
-	g.p("VDUP V%d.S[1], V%d.S4", mxKey, tmp)
+	g.enc(MULE(dst, dst, mxKey, 2))
+	g.p("VUSHR $15, V%d.S4, V%d.S4", dst, tmp)
+	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
+	g.enc(MULE(dst, dst, mxKey, 3))
+	g.p("VUSHR $15, V%d.S4, V%d.S4", dst, tmp)
+	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
+	// ka(st) in every lane of tmp: the stream's part, xored with lane 0
+	// of the key lanes, then lane 0 spread.
+	g.vconst(tmp, abi.SRKeyA(0, st))
+	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", mxKey, tmp, tmp)
+	g.p("VDUP V%d.S[0], V%d.S4", tmp, tmp)
 	g.p("VADD V%d.S4, V%d.S4, V%d.S4", tmp, dst, dst)
-	mix()
+	g.p("VUSHR $16, V%d.S4, V%d.S4", dst, tmp)
+	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
+	g.vconst(tmp, abi.SRMul3)
+	g.enc(MULE(dst, dst, tmp, 0))
+	g.p("VUSHR $16, V%d.S4, V%d.S4", dst, tmp)
+	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
 }
 
 // halfStubs writes the tables of the kernels with half streams: for each
