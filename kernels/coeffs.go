@@ -446,21 +446,29 @@ type squares struct {
 	sq [63]float64
 }
 
-// pow returns b^t with the bits of powInt(b, t) (the same products in the
-// same order, without the multiplications by 1).
-func (s *squares) pow(b float64, t int64) float64 {
+// ensure makes s hold the squares of b up to the highest bit of t.
+func (s *squares) ensure(b float64, t int64) {
 	if s.n == 0 || s.b != math.Float64bits(b) {
 		s.b, s.n, s.sq[0] = math.Float64bits(b), 1, b
 	}
-	need := bits.Len64(uint64(t))
-	for ; s.n < need; s.n++ {
+	for need := bits.Len64(uint64(t)); s.n < need; s.n++ {
 		s.sq[s.n] = s.sq[s.n-1] * s.sq[s.n-1]
 	}
-	r := 1.0
+}
+
+// pows returns β1^t and β2^t, each with the bits of powInt, in one loop
+// over the bits of t: two independent chains of products, one loop exit.
+func (c *Coeffs) pows(b1, b2 float64, t int64) (float64, float64) {
+	s1, s2 := &c.pw[0], &c.pw[1]
+	s1.ensure(b1, t)
+	s2.ensure(b2, t)
+	r1, r2 := 1.0, 1.0
 	for u := uint64(t); u != 0; u &= u - 1 {
-		r *= s.sq[bits.TrailingZeros64(u)]
+		k := bits.TrailingZeros64(u)
+		r1 *= s1.sq[k]
+		r2 *= s2.sq[k]
 	}
-	return r
+	return r1, r2
 }
 
 // CoeffsInto is Coeffs writing into c. With t the step number:
@@ -491,7 +499,7 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	// float64(…) rounds each product before the subtraction: Go may
 	// otherwise fuse a multiply and an add (it does on arm64), and the
 	// coefficients must be the same bits on every machine.
-	b1t, b2t := c.pw[0].pow(h.Beta1, t), c.pw[1].pow(h.Beta2, t)
+	b1t, b2t := c.pows(h.Beta1, h.Beta2, t)
 	bc1, bc2 := 1-float64(b1t), 1-float64(b2t)
 	c.init(famAdam, mode)
 	c.set(abi.RowGS, gs)
@@ -1037,7 +1045,7 @@ func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
 	}
 	// float64(…) rounds each product before the subtraction, as Adam's
 	// coefficients do, so that they are the same bits on every machine.
-	b1t, b2t := c.pw[0].pow(h.Beta1, t), c.pw[1].pow(h.Beta2, t)
+	b1t, b2t := c.pows(h.Beta1, h.Beta2, t)
 	bc1, bc2 := 1-float64(b1t), 1-float64(b2t)
 	c.init(famLAMB, mode)
 	c.set(abi.RowGS, gs)
