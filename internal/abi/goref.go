@@ -96,26 +96,7 @@ func goKernel(b *bytes.Buffer, k *Kernel) {
 	for _, c := range k.Conds {
 		fmt.Fprintf(b, "%s := cf.mode&%d == %d // %s\n", c.Name, c.Mask, c.Value, c.Doc)
 	}
-	for _, s := range k.Streams {
-		if s.Only != nil {
-			fmt.Fprintf(b, "var %ss []T\nif %s {\n%ss = unsafe.Slice(%s, n)\n}\n", s.Name, s.Only.Name, s.Name, s.Name)
-		} else {
-			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, n)\n", s.Name, s.Name)
-		}
-	}
-	rows := map[int]bool{}
-	walkStmts(k.Body, func(x *Expr) {
-		if x.Op == OpRow {
-			rows[x.Row] = true
-		}
-	})
-	b.WriteString("var (\n")
-	for r := range NumRows {
-		if rows[r] {
-			fmt.Fprintf(b, "%s = row[T](cf, abi.%s)\n", RowNames[r], RowSyms[r])
-		}
-	}
-	b.WriteString(")\n")
+	writeSlicesAndRows(b, k, func(Stream) string { return "T" })
 	for _, sum := range k.Sums {
 		fmt.Fprintf(b, "var %sLanes [16]float64 // element i in lane i mod 16\n", sum)
 	}
@@ -368,30 +349,12 @@ func goMixed(b *bytes.Buffer, k *Kernel, h string) {
 	for _, c := range k.Conds {
 		fmt.Fprintf(b, "%s := mode&%d == %d // %s\n", c.Name, c.Mask, c.Value, c.Doc)
 	}
-	for _, s := range k.Streams {
-		if s.Only != nil {
-			t := "float32"
-			if s.Half {
-				t = h
-			}
-			fmt.Fprintf(b, "var %ss []%s\nif %s {\n%ss = unsafe.Slice(%s, n)\n}\n", s.Name, t, s.Only.Name, s.Name, s.Name)
-		} else {
-			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, n)\n", s.Name, s.Name)
+	writeSlicesAndRows(b, k, func(s Stream) string {
+		if s.Half {
+			return h
 		}
-	}
-	rows := map[int]bool{}
-	walkStmts(k.Body, func(x *Expr) {
-		if x.Op == OpRow {
-			rows[x.Row] = true
-		}
+		return "float32"
 	})
-	b.WriteString("var (\n")
-	for r := range NumRows {
-		if rows[r] {
-			fmt.Fprintf(b, "%s = row[T](cf, abi.%s)\n", RowNames[r], RowSyms[r])
-		}
-	}
-	b.WriteString(")\n")
 	b.WriteString("kb := abi.SRKeyB(key)\n")
 	var stored []int
 	setStmtsOf(k.Body, func(s Stmt) {
@@ -562,4 +525,30 @@ func setVars(ss []Stmt, f func(string)) {
 		setVars(s.Then, f)
 		setVars(s.Else, f)
 	}
+}
+
+// writeSlicesAndRows writes a reference kernel's slices of its streams
+// (elem names a stream's element type; a stream used only under a
+// condition is nil otherwise) and the coefficient rows its body reads.
+func writeSlicesAndRows(b *bytes.Buffer, k *Kernel, elem func(Stream) string) {
+	for _, s := range k.Streams {
+		if s.Only != nil {
+			fmt.Fprintf(b, "var %ss []%s\nif %s {\n%ss = unsafe.Slice(%s, n)\n}\n", s.Name, elem(s), s.Only.Name, s.Name, s.Name)
+		} else {
+			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, n)\n", s.Name, s.Name)
+		}
+	}
+	rows := map[int]bool{}
+	walkStmts(k.Body, func(x *Expr) {
+		if x.Op == OpRow {
+			rows[x.Row] = true
+		}
+	})
+	b.WriteString("var (\n")
+	for r := range NumRows {
+		if rows[r] {
+			fmt.Fprintf(b, "%s = row[T](cf, abi.%s)\n", RowNames[r], RowSyms[r])
+		}
+	}
+	b.WriteString(")\n")
 }
