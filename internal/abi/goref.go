@@ -103,19 +103,7 @@ func goKernel(b *bytes.Buffer, k *Kernel) {
 	fmt.Fprintf(b, "for i := range %ss {\n", k.Streams[0].Name)
 	declared := map[string]bool{}
 	for _, s := range k.Body {
-		// A variable first set inside a condition is declared before it.
-		if s.Kind == StmtIf {
-			var vars []string
-			setVars([]Stmt{s}, func(v string) {
-				if !declared[v] {
-					declared[v] = true
-					vars = append(vars, v)
-				}
-			})
-			if len(vars) > 0 {
-				fmt.Fprintf(b, "var %s T\n", strings.Join(vars, ", "))
-			}
-		}
+		declareIfVars(b, s, declared)
 		goStmt(b, s, declared)
 	}
 	b.WriteString("}\n")
@@ -221,18 +209,7 @@ func goGrid(b *bytes.Buffer, k *Kernel) {
 	}
 	declared := map[string]bool{}
 	for _, s := range k.Body {
-		if s.Kind == StmtIf {
-			var vars []string
-			setVars([]Stmt{s}, func(v string) {
-				if !declared[v] {
-					declared[v] = true
-					vars = append(vars, v)
-				}
-			})
-			if len(vars) > 0 {
-				fmt.Fprintf(b, "var %s T\n", strings.Join(vars, ", "))
-			}
-		}
+		declareIfVars(b, s, declared)
 		gridStmt(b, k, s, declared)
 	}
 	b.WriteString("}\n")
@@ -369,18 +346,7 @@ func goMixed(b *bytes.Buffer, k *Kernel, h string) {
 	b.WriteString("for i := range n {\n")
 	declared := map[string]bool{}
 	for _, s := range k.Body {
-		if s.Kind == StmtIf {
-			var vars []string
-			setVars([]Stmt{s}, func(v string) {
-				if !declared[v] {
-					declared[v] = true
-					vars = append(vars, v)
-				}
-			})
-			if len(vars) > 0 {
-				fmt.Fprintf(b, "var %s T\n", strings.Join(vars, ", "))
-			}
-		}
+		declareIfVars(b, s, declared)
 		mixedStmt(b, k, h, s, declared)
 	}
 	b.WriteString("}\n}\n")
@@ -551,4 +517,23 @@ func writeSlicesAndRows(b *bytes.Buffer, k *Kernel, elem func(Stream) string) {
 		}
 	}
 	b.WriteString(")\n")
+}
+
+// declareIfVars declares, before statement s of a reference kernel's
+// body, the variables that s (a condition) sets first: they are used
+// after it.
+func declareIfVars(b *bytes.Buffer, s Stmt, declared map[string]bool) {
+	if s.Kind != StmtIf {
+		return
+	}
+	var vars []string
+	setVars([]Stmt{s}, func(v string) {
+		if !declared[v] {
+			declared[v] = true
+			vars = append(vars, v)
+		}
+	})
+	if len(vars) > 0 {
+		fmt.Fprintf(b, "var %s T\n", strings.Join(vars, ", "))
+	}
 }
