@@ -96,7 +96,7 @@ func goKernel(b *bytes.Buffer, k *Kernel) {
 	for _, c := range k.Conds {
 		fmt.Fprintf(b, "%s := cf.mode&%d == %d // %s\n", c.Name, c.Mask, c.Value, c.Doc)
 	}
-	writeSlicesAndRows(b, k, func(Stream) string { return "T" })
+	writeSlicesAndRows(b, k, func(Stream) (string, string) { return "T", "n" })
 	for _, sum := range k.Sums {
 		fmt.Fprintf(b, "var %sLanes [16]float64 // element i in lane i mod 16\n", sum)
 	}
@@ -153,31 +153,13 @@ func goGrid(b *bytes.Buffer, k *Kernel) {
 	for _, c := range k.Conds {
 		fmt.Fprintf(b, "%s := mode&%d == %d // %s\n", c.Name, c.Mask, c.Value, c.Doc)
 	}
-	for _, s := range k.Streams {
+	writeSlicesAndRows(b, k, func(s Stream) (string, string) {
 		n := map[StreamKind]string{StreamFull: "rows*cols", StreamRow: "rows", StreamCol: "cols"}[s.Kind]
-		t := "T"
 		if s.F64 {
-			t = "float64"
+			return "float64", n
 		}
-		if s.Only != nil {
-			fmt.Fprintf(b, "var %ss []%s\nif %s {\n%ss = unsafe.Slice(%s, %s)\n}\n", s.Name, t, s.Only.Name, s.Name, s.Name, n)
-		} else {
-			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, %s)\n", s.Name, s.Name, n)
-		}
-	}
-	rows := map[int]bool{}
-	walkStmts(k.Body, func(x *Expr) {
-		if x.Op == OpRow {
-			rows[x.Row] = true
-		}
+		return "T", n
 	})
-	b.WriteString("var (\n")
-	for r := range NumRows {
-		if rows[r] {
-			fmt.Fprintf(b, "%s = row[T](cf, abi.%s)\n", RowNames[r], RowSyms[r])
-		}
-	}
-	b.WriteString(")\n")
 	for _, s := range k.Sums {
 		fmt.Fprintf(b, "var %sLanes [16]float64\n", s)
 	}
@@ -326,11 +308,11 @@ func goMixed(b *bytes.Buffer, k *Kernel, h string) {
 	for _, c := range k.Conds {
 		fmt.Fprintf(b, "%s := mode&%d == %d // %s\n", c.Name, c.Mask, c.Value, c.Doc)
 	}
-	writeSlicesAndRows(b, k, func(s Stream) string {
+	writeSlicesAndRows(b, k, func(s Stream) (string, string) {
 		if s.Half {
-			return h
+			return h, "n"
 		}
-		return "float32"
+		return "float32", "n"
 	})
 	b.WriteString("kb := abi.SRKeyB(key)\n")
 	var stored []int
@@ -494,14 +476,16 @@ func setVars(ss []Stmt, f func(string)) {
 }
 
 // writeSlicesAndRows writes a reference kernel's slices of its streams
-// (elem names a stream's element type; a stream used only under a
-// condition is nil otherwise) and the coefficient rows its body reads.
-func writeSlicesAndRows(b *bytes.Buffer, k *Kernel, elem func(Stream) string) {
+// (slice gives a stream's element type and length expression; a stream used
+// only under a condition is nil otherwise) and the coefficient rows its
+// body reads.
+func writeSlicesAndRows(b *bytes.Buffer, k *Kernel, slice func(Stream) (elem, n string)) {
 	for _, s := range k.Streams {
+		t, n := slice(s)
 		if s.Only != nil {
-			fmt.Fprintf(b, "var %ss []%s\nif %s {\n%ss = unsafe.Slice(%s, n)\n}\n", s.Name, elem(s), s.Only.Name, s.Name, s.Name)
+			fmt.Fprintf(b, "var %ss []%s\nif %s {\n%ss = unsafe.Slice(%s, %s)\n}\n", s.Name, t, s.Only.Name, s.Name, s.Name, n)
 		} else {
-			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, n)\n", s.Name, s.Name)
+			fmt.Fprintf(b, "%ss := unsafe.Slice(%s, %s)\n", s.Name, s.Name, n)
 		}
 	}
 	rows := map[int]bool{}
