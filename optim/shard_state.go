@@ -89,15 +89,7 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 	e.u32(uint32(len(o.params)))
 	for i := range o.params {
 		p := &o.params[i]
-		e.u16(uint16(len(p.name)))
-		e.bytes([]byte(p.name))
-		e.u32(uint32(p.group))
-		e.u8(uint8(len(p.shape)))
-		for _, d := range p.shape {
-			e.u64(uint64(d))
-		}
-		e.u64(uint64(len(p.data)))
-		e.u64(uint64(p.step))
+		writeParamHead(&e, p.name, p.group, p.shape, len(p.data), p.step)
 		e.u8(uint8(len(scn)))
 		for k, name := range scn {
 			e.u8(uint8(len(name)))

@@ -164,15 +164,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 	e.u32(uint32(len(o.params)))
 	for i := range o.params {
 		p := &o.params[i]
-		e.u16(uint16(len(p.name)))
-		e.bytes([]byte(p.name))
-		e.u32(uint32(p.group))
-		e.u8(uint8(len(p.shape)))
-		for _, d := range p.shape {
-			e.u64(uint64(d))
-		}
-		e.u64(uint64(len(p.data)))
-		e.u64(uint64(p.step))
+		writeParamHead(&e, p.name, p.group, p.shape, len(p.data), p.step)
 		if len(scn) > 0 {
 			e.u8(uint8(len(scn)))
 			for k, name := range scn {
@@ -538,6 +530,20 @@ type encoder struct {
 	h   hash.Hash64 // nil once the checksum is taken
 	buf [8]byte
 	err error
+}
+
+// writeParamHead writes the head of a parameter's record in a state or
+// shard file: name, group, shape, number of elements and step count.
+func writeParamHead(e *encoder, name string, group int, shape []int, n int, step int64) {
+	e.u16(uint16(len(name)))
+	e.bytes([]byte(name))
+	e.u32(uint32(group))
+	e.u8(uint8(len(shape)))
+	for _, d := range shape {
+		e.u64(uint64(d))
+	}
+	e.u64(uint64(n))
+	e.u64(uint64(step))
 }
 
 // close writes the checksum of everything written so far, and flushes.
