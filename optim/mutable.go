@@ -44,6 +44,13 @@ func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 	if err := checkIn[T](h, o.lossScale); err != nil {
 		return err
 	}
+	for k := range o.params {
+		if p := &o.params[k]; p.group == i && p.half != nil {
+			if err := halfKernel(h); err != nil {
+				return fmt.Errorf("group %d holds 16-bit parameter %q: %w", i, p.name, err)
+			}
+		}
+	}
 	old := o.groups[i]
 	o.groups[i] = h
 	if old.kernel() != h.kernel() || !slices.Equal(old.buffers(), h.buffers()) {

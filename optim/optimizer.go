@@ -123,6 +123,10 @@ type Options struct {
 	// processes (ZeRO stage 1): it keeps the state of, and steps, only the
 	// chunks its rank owns; see [Shard]. The zero value shards nothing.
 	Shard Shard
+	// Seed is the seed of the stochastic rounding of 16-bit parameters
+	// (Half.Stochastic): with the step number, the parameter's index and
+	// the element's, it selects every random bit.
+	Seed uint64
 }
 
 func (op Options) resolve() (Options, error) {
@@ -188,6 +192,7 @@ type Optimizer[T Float] struct {
 	// Built by prepare when dirty: the state slab and the task plan.
 	dirty    bool
 	slab     []T
+	slab16   []uint16 // the 16-bit state buffers (half.go)
 	pieces   []piece
 	tasks    []int // task t is pieces[tasks[t]:tasks[t+1]]
 	total    int   // elements over all parameters
@@ -198,6 +203,9 @@ type Optimizer[T Float] struct {
 	// (rule.go's reducer); pieceRed then holds each piece's sums.
 	reducing bool
 	pieceRed [][maxSums]float64
+	// widenBuf[w] is worker w's buffer of widened 16-bit gradients
+	// (halfGradSumSq); nil without 16-bit parameters.
+	widenBuf [][]float32
 
 	// Per step: coefficient blocks by (group, step) and the scale factor
 	// of a Scale pass.
@@ -246,6 +254,9 @@ type param[T Float] struct {
 	// soff is the first element whose state a sharded optimizer keeps
 	// (shard.go): buf[k][i-soff] is element i's. 0 when not sharded.
 	soff int
+	// half is the 16-bit side of a bfloat16 or float16 parameter
+	// (half.go); nil for a parameter of T.
+	half *halfParam
 }
 
 // active reports whether the parameter takes part in the next step.
@@ -390,44 +401,28 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 	if err := o.shardFixed(); err != nil { // shard.go
 		return err
 	}
-	if name == "" || len(name) > maxName {
-		return fmt.Errorf("%w: parameter name %q: want 1 to %d bytes", ErrInvalid, name, maxName)
-	}
-	if _, dup := o.names[name]; dup {
-		return fmt.Errorf("%w: parameter %q registered twice", ErrInvalid, name)
-	}
 	if len(grad) != len(data) {
 		return fmt.Errorf("%w: parameter %q: len(grad) = %d, len(data) = %d", ErrLength, name, len(grad), len(data))
 	}
-	if len(shape) == 0 {
-		shape = []int{len(data)}
-	}
-	if len(shape) > maxRank {
-		return fmt.Errorf("%w: parameter %q: rank %d > %d", ErrInvalid, name, len(shape), maxRank)
-	}
-	for _, d := range shape {
-		if d < 0 {
-			return fmt.Errorf("%w: parameter %q: shape %v has a negative dimension", ErrInvalid, name, shape)
-		}
-	}
-	if prod, ok := shapeProduct(shape); !ok {
-		return fmt.Errorf("%w: parameter %q: shape %v holds more elements than an int counts, len(data) = %d", ErrLength, name, shape, len(data))
-	} else if prod != len(data) {
-		return fmt.Errorf("%w: parameter %q: shape %v holds %d elements, len(data) = %d", ErrLength, name, shape, prod, len(data))
+	shape, err := o.checkParam(name, len(data), shape)
+	if err != nil {
+		return err
 	}
 	if overlap(data, grad) {
 		return fmt.Errorf("%w: parameter %q: data and grad overlap", ErrInvalid, name)
 	}
 	for i := range o.params {
 		q := &o.params[i]
-		if overlap(data, q.data) || overlap(data, q.grad) || overlap(grad, q.data) || overlap(grad, q.grad) {
-			return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, q.name)
+		for _, b := range q.spans() {
+			if memOf(data).overlaps(b) || memOf(grad).overlaps(b) {
+				return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, q.name)
+			}
 		}
 	}
 	o.params = append(o.params, param[T]{
 		name:  name,
 		group: group,
-		shape: append([]int(nil), shape...),
+		shape: shape,
 		data:  data[:len(data):len(data)],
 		grad:  grad[:len(grad):len(grad)],
 		sc:    initialScalarsOf(o.groups[group]),
@@ -435,6 +430,34 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 	o.names[name] = len(o.params) - 1
 	o.dirty = true
 	return nil
+}
+
+// checkParam checks the name and shape of a parameter of n elements being
+// registered, and returns a copy of the shape ([n] when it is empty).
+func (o *Optimizer[T]) checkParam(name string, n int, shape []int) ([]int, error) {
+	if name == "" || len(name) > maxName {
+		return nil, fmt.Errorf("%w: parameter name %q: want 1 to %d bytes", ErrInvalid, name, maxName)
+	}
+	if _, dup := o.names[name]; dup {
+		return nil, fmt.Errorf("%w: parameter %q registered twice", ErrInvalid, name)
+	}
+	if len(shape) == 0 {
+		shape = []int{n}
+	}
+	if len(shape) > maxRank {
+		return nil, fmt.Errorf("%w: parameter %q: rank %d > %d", ErrInvalid, name, len(shape), maxRank)
+	}
+	for _, d := range shape {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: parameter %q: shape %v has a negative dimension", ErrInvalid, name, shape)
+		}
+	}
+	if prod, ok := shapeProduct(shape); !ok {
+		return nil, fmt.Errorf("%w: parameter %q: shape %v holds more elements than an int counts, len(data) = %d", ErrLength, name, shape, n)
+	} else if prod != n {
+		return nil, fmt.Errorf("%w: parameter %q: shape %v holds %d elements, len(data) = %d", ErrLength, name, shape, prod, n)
+	}
+	return append([]int(nil), shape...), nil
 }
 
 const (
@@ -483,6 +506,12 @@ type ParamInfo struct {
 	Step  int64 // steps taken by this parameter
 	// Frozen is set while the parameter is frozen (SetRequiresGrad).
 	Frozen bool
+	// Type is the element type of the parameter: TypeFloat32,
+	// TypeFloat64, TypeBFloat16 or TypeFloat16.
+	Type string
+	// Mode is how a 16-bit parameter is stepped: ModeMasterHeld,
+	// ModeMasterGiven or ModeState16; empty for the others.
+	Mode string
 }
 
 // NumParams returns the number of registered parameters.
@@ -507,8 +536,16 @@ func (o *Optimizer[T]) Param(name string) (ParamInfo, bool) {
 }
 
 func (p *param[T]) info() ParamInfo {
-	return ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: len(p.data), Step: p.step,
-		Frozen: p.frozen}
+	in := ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: p.len(), Step: p.step,
+		Frozen: p.frozen, Type: TypeFloat32}
+	var z T
+	if unsafe.Sizeof(z) == 8 {
+		in.Type = TypeFloat64
+	}
+	if p.half != nil {
+		in.Type, in.Mode = p.half.typeName(), p.half.mode()
+	}
+	return in
 }
 
 // State returns a copy of the state buffer buf (BufExpAvg, BufExpAvgSq,
@@ -525,10 +562,13 @@ func (o *Optimizer[T]) State(name, buf string) ([]T, error) {
 		return nil, err
 	}
 	p := &o.params[i]
+	if p.half != nil && p.half.state16 {
+		return nil, fmt.Errorf("%w: parameter %q keeps 16-bit state: see State16", ErrInvalid, name)
+	}
 	h := o.groups[p.group]
 	for k, b := range paramBuffers(h, p.shape) {
 		if b == buf {
-			out := make([]T, bufferLen(h, k, p.shape, len(p.data)))
+			out := make([]T, bufferLen(h, k, p.shape, p.len()))
 			if p.buf[k] == nil { // before the first step
 				fillInitial(o.groups[p.group], k, out)
 			}

@@ -25,7 +25,7 @@ func (o *Optimizer[T]) plan() {
 	cur := 0 // elements in the open task
 	for i := range o.params {
 		p := &o.params[i]
-		n := len(p.data)
+		n := p.len()
 		o.total += n
 		cut := evenCuts
 		if ct, ok := o.groups[p.group].(cutter); ok {
@@ -45,6 +45,18 @@ func (o *Optimizer[T]) plan() {
 	}
 	o.pieceSum = make([]float64, len(o.pieces))
 	o.pieceBad = make([]bool, len(o.pieces))
+	o.widenBuf = nil
+	for i := range o.params {
+		if o.params[i].half != nil {
+			// One chunk of widened gradient per worker (halfGradSumSq).
+			w := max(o.opt.Workers, 1)
+			buf := make([]float32, w*c)
+			for k := range w {
+				o.widenBuf = append(o.widenBuf, buf[k*c:(k+1)*c:(k+1)*c])
+			}
+			break
+		}
+	}
 	o.pieceRed = nil
 	if o.reducing {
 		o.pieceRed = make([][maxSums]float64, len(o.pieces))

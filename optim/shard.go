@@ -266,7 +266,7 @@ func (o *Optimizer[T]) shardAssign() {
 // keeps: [0, len) unless it is sharded.
 func (o *Optimizer[T]) stateSpan(i int) (lo, hi int) {
 	if o.shard == nil {
-		return 0, len(o.params[i].data)
+		return 0, o.params[i].len()
 	}
 	sp := o.shard.spans[i]
 	return sp[0], sp[1]
@@ -504,8 +504,17 @@ func (o *Optimizer[T]) StateBytes() int64 {
 	o.prepare()
 	var n int64
 	for i := range o.params {
-		for _, b := range o.params[i].buf {
+		p := &o.params[i]
+		for _, b := range p.buf {
 			n += int64(len(b)) * int64(o.ops.size)
+		}
+		if p.half != nil {
+			for _, b := range p.half.buf {
+				n += int64(len(b)) * 2
+			}
+			if p.half.held {
+				n += int64(len(p.data)) * 4
+			}
 		}
 	}
 	return n

@@ -89,7 +89,7 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 	e.u32(uint32(len(o.params)))
 	for i := range o.params {
 		p := &o.params[i]
-		writeParamHead(&e, p.name, p.group, p.shape, len(p.data), p.step)
+		writeParamHead(&e, p.name, p.group, p.shape, p.len(), p.step)
 		e.u8(uint8(len(scn)))
 		for k, name := range scn {
 			e.u8(uint8(len(name)))
@@ -379,7 +379,7 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 			d.mismatch("parameter %d is %q in the file, %q here", i, hp.name, p.name)
 		case hp.group != int64(p.group):
 			d.mismatch("parameter %q is in group %d in the file, %d here", hp.name, hp.group, p.group)
-		case hp.length != int64(len(p.data)) || !sameShape(hp.dims, p.shape):
+		case hp.length != int64(p.len()) || !sameShape(hp.dims, p.shape):
 			d.mismatch("parameter %q has shape %v in the file, %v here", hp.name, hp.dims, p.shape)
 		default:
 			match = d.why == ""

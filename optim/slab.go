@@ -38,7 +38,7 @@ func (o *Optimizer[T]) layout() {
 		o.shardAssign() // the spans whose state this rank keeps (shard.go)
 	}
 	size := o.ops.size
-	total := 0
+	total, total16 := 0, 0
 	o.reducing = false
 	for i := range o.params {
 		p := &o.params[i]
@@ -46,9 +46,16 @@ func (o *Optimizer[T]) layout() {
 		p.op = h.kernel()
 		p.red, p.reduces = reductionOf(h)
 		o.reducing = o.reducing || p.reduces
-		lo, hi := o.stateSpan(i) // [0, len(p.data)) unless sharded (shard.go)
+		lo, hi := o.stateSpan(i) // [0, p.len()) unless sharded (shard.go)
+		if p.half != nil && p.half.held {
+			total += hi - lo + layout.Pad(hi-lo, size)
+		}
 		for k := range paramBuffers(h, p.shape) {
 			n := bufferLen(h, k, p.shape, hi-lo) // a shaped rule is never sharded
+			if p.half != nil && p.half.state16 {
+				total16 += n + layout.Pad(n, 2)
+				continue
+			}
 			total += n + layout.Pad(n, size)
 		}
 	}
@@ -56,19 +63,69 @@ func (o *Optimizer[T]) layout() {
 	if total > 0 {
 		slab = make([]T, total)
 	}
+	var slab16 []uint16
+	if total16 > 0 {
+		slab16 = make([]uint16, total16)
+	}
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(slab)))
-	cur := 0
+	base16 := uintptr(unsafe.Pointer(unsafe.SliceData(slab16)))
+	cur, cur16 := 0, 0
 	for i := range o.params {
 		p := &o.params[i]
 		h := o.groups[p.group]
 		lo, hi := o.stateSpan(i)
 		bufs := paramBuffers(h, p.shape)
-		var streams [5]uintptr
+		var streams [7]uintptr
 		ns := 0
-		for _, s := range [][]T{p.data, p.grad} {
-			if len(s) > 0 {
+		held := p.half != nil && p.half.held
+		for j, s := range [][]T{p.data, p.grad} {
+			if len(s) > 0 && !(held && j == 0) { // a held master moves
 				streams[ns] = uintptr(unsafe.Pointer(unsafe.SliceData(s)))
 				ns++
+			}
+		}
+		if hp := p.half; hp != nil {
+			for _, s := range [][]uint16{hp.p, hp.g} {
+				if len(s) > 0 {
+					streams[ns] = uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+					ns++
+				}
+			}
+			if hp.held {
+				// The optimizer's master copy: moved into the slab.
+				n := hi - lo
+				cur = layout.Place(base, cur, n, size, streams[:ns])
+				b := slab[cur : cur+n : cur+n]
+				copy(b, p.data)
+				p.data = b
+				if n > 0 {
+					streams[ns] = base + uintptr(cur*size)
+					ns++
+				}
+				cur += n
+			}
+			if hp.state16 {
+				old16 := hp.buf
+				hp.buf = [3][]uint16{}
+				for k, name := range bufs {
+					n := bufferLen(h, k, p.shape, hi-lo)
+					cur16 = layout.Place(base16, cur16, n, 2, streams[:ns])
+					b := slab16[cur16 : cur16+n : cur16+n]
+					if j := slices.Index(p.bufNames, name); j >= 0 && len(old16[j]) == n {
+						copy(b, old16[j])
+					} else if p.step > 0 {
+						p.fresh = true // every 16-bit rule starts its buffers at zero
+					}
+					hp.buf[k] = b
+					if n > 0 {
+						streams[ns] = base16 + uintptr(cur16*2)
+						ns++
+					}
+					cur16 += n
+				}
+				p.buf = [3][]T{}
+				p.bufNames = bufs
+				continue
 			}
 		}
 		old, oldNames := p.buf, p.bufNames
@@ -79,7 +136,7 @@ func (o *Optimizer[T]) layout() {
 			b := slab[cur : cur+n : cur+n]
 			if j := slices.Index(oldNames, name); j >= 0 && len(old[j]) == n {
 				copy(b, old[j])
-			} else if j >= 0 && len(old[j]) == len(p.data) {
+			} else if j >= 0 && len(old[j]) == p.len() {
 				copy(b, old[j][lo:hi]) // a whole buffer (Load) on a shard
 			} else {
 				fillInitial(h, k, b)
@@ -97,4 +154,5 @@ func (o *Optimizer[T]) layout() {
 		p.bufNames = bufs
 	}
 	o.slab = slab
+	o.slab16 = slab16
 }

@@ -51,6 +51,18 @@ import (
 // before, and Load refuses a version 3 file of such a kind and a version 2
 // file of a kind with scalars.
 //
+// Version 4 is version 2 for an optimizer with 16-bit parameters (AddBF16,
+// AddF16; only kinds without scalars take them): after each parameter's
+// step,
+//
+//	type   u8  0 the file's element type, 1 bfloat16, 2 float16
+//	mode   u8  0 for type 0; 1 master kept by the optimizer, 2 master
+//	           given by the caller, 3 16-bit state
+//
+// In mode 1 the buffers start with one more, "master": the float32 master
+// weights. In mode 3 the buffers hold 2-byte elements of the parameter's
+// type. Save writes version 4 only when a parameter is 16-bit.
+//
 // Version 1, which Load still reads, stored each group as a fixed record
 // of seven f64 (lr, momentum, dampening, weight_decay, beta1, beta2, eps;
 // for EMA, momentum = dampening = β) and u32 flags (1 nesterov, 2 maximize,
@@ -61,6 +73,9 @@ const (
 	// stateVersionScalars is the version of the kinds with per-parameter
 	// scalars.
 	stateVersionScalars = 3
+	// stateVersionHalf is the version of an optimizer with 16-bit
+	// parameters.
+	stateVersionHalf = 4
 )
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
@@ -143,9 +158,13 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
 	scn := scalarNamesOf(o.groups[0])
 	e.bytes([]byte(stateMagic))
-	if len(scn) > 0 {
+	half := o.hasHalf()
+	switch {
+	case half:
+		e.u32(stateVersionHalf) // a kind with scalars takes no 16-bit parameters
+	case len(scn) > 0:
 		e.u32(stateVersionScalars)
-	} else {
+	default:
 		e.u32(stateVersion)
 	}
 	e.u8(uint8(o.kind))
@@ -164,7 +183,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 	e.u32(uint32(len(o.params)))
 	for i := range o.params {
 		p := &o.params[i]
-		writeParamHead(&e, p.name, p.group, p.shape, len(p.data), p.step)
+		writeParamHead(&e, p.name, p.group, p.shape, p.len(), p.step)
 		if len(scn) > 0 {
 			e.u8(uint8(len(scn)))
 			for k, name := range scn {
@@ -173,13 +192,29 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 				e.u64(math.Float64bits(p.sc[k]))
 			}
 		}
+		if half {
+			typ, mode := halfCodes(p.half)
+			e.u8(typ)
+			e.u8(mode)
+		}
 		h := o.groups[p.group]
 		bufs := paramBuffers(h, p.shape)
-		e.u8(uint8(len(bufs)))
+		if p.half != nil && p.half.held {
+			e.u8(uint8(len(bufs) + 1))
+			e.u8(uint8(len(BufMaster)))
+			e.bytes([]byte(BufMaster))
+			writeElems(&e, p.data, len(p.data), 0)
+		} else {
+			e.u8(uint8(len(bufs)))
+		}
 		for k, name := range bufs {
 			e.u8(uint8(len(name)))
 			e.bytes([]byte(name))
-			writeElems(&e, p.buf[k], bufferLen(h, k, p.shape, len(p.data)), T(h.initial(k))) // nil before the first step
+			if p.half != nil && p.half.state16 {
+				writeHalfElems(&e, p.half.buf[k], p.len()) // nil before the first step: zeros
+				continue
+			}
+			writeElems(&e, p.buf[k], bufferLen(h, k, p.shape, p.len()), T(h.initial(k))) // nil before the first step
 		}
 	}
 	return e.close()
@@ -257,8 +292,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: not an optimizer state (bad magic)", ErrState)
 	}
 	version := binary.LittleEndian.Uint32(head[8:])
-	if version < 1 || version > stateVersionScalars {
-		return fmt.Errorf("%w: version %d, this build reads versions 1 to %d", ErrState, version, stateVersionScalars)
+	if version < 1 || version > stateVersionHalf {
+		return fmt.Errorf("%w: version %d, this build reads versions 1 to %d", ErrState, version, stateVersionHalf)
 	}
 	kind, elem := Kind(head[12]), int(head[13])
 	if kind == KindMuon && version == stateVersion && (elem == 4 || elem == 8) {
@@ -269,7 +304,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: bad header", ErrState)
 	}
 	scn := scalarNamesOf(kinds[kind])
-	if (version == stateVersionScalars) != (len(scn) > 0) {
+	if version == stateVersionHalf && len(scn) > 0 || version != stateVersionHalf && (version == stateVersionScalars) != (len(scn) > 0) {
 		return fmt.Errorf("%w: a version %d file of kind %v", ErrState, version, kind)
 	}
 	switch {
@@ -332,6 +367,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	steps := make([]int64, 0, min(np, int64(len(o.params))))
 	scs := make([]scalars, 0, cap(steps))
 	loaded := make([][3][]T, 0, cap(steps))
+	loaded16 := make([][3][]uint16, 0, cap(steps))
+	masters := make([][]T, 0, cap(steps))
 	scratch := make([]byte, 1<<16)
 	for i := int64(0); i < np && d.err == nil; i++ {
 		var p *param[T]
@@ -359,8 +396,16 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 				sc[k] = math.Float64frombits(d.u64())
 			}
 		}
+		var typ, mode uint8
+		if version == stateVersionHalf {
+			typ, mode = d.u8(), d.u8()
+		}
 		nbuf := int(d.u8())
 		if d.err != nil {
+			break
+		}
+		if typ > 2 || (typ == 0) != (mode == 0) || mode > 3 || typ != 0 && elem != 4 {
+			d.invalid("parameter %q: type %d, mode %d", name, typ, mode)
 			break
 		}
 		if length < 0 || length > math.MaxInt64/8 || group >= ng || !shapeHolds(dims, length) {
@@ -376,9 +421,18 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			shape[j] = int(d)
 		}
 		want := paramBuffers(groups[group], shape)
+		if mode == 1 {
+			want = append([]string{BufMaster}, want...) // the held master first
+		}
 		if nbuf != len(want) {
 			d.invalid("parameter %q: %d state buffers, its group has %d", name, nbuf, len(want))
 			break
+		}
+		if typ != 0 {
+			if err := halfKernel(groups[group]); err != nil {
+				d.invalid("parameter %q: %v", name, err)
+				break
+			}
 		}
 		match := false
 		switch {
@@ -387,12 +441,16 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			d.mismatch("parameter %d is %q in the file, %q here", i, name, p.name)
 		case group != int64(p.group):
 			d.mismatch("parameter %q is in group %d in the file, %d here", name, group, p.group)
-		case length != int64(len(p.data)) || !sameShape(dims, p.shape):
+		case length != int64(p.len()) || !sameShape(dims, p.shape):
 			d.mismatch("parameter %q has shape %v in the file, %v here", name, dims, p.shape)
+		case !sameHalf(p.half, typ, mode):
+			d.mismatch("parameter %q is %s in the file, %s here", name, halfDesc(typ, mode), halfDesc(halfCodes(p.half)))
 		default:
 			match = d.why == "" // read the data only while everything matches
 		}
 		var bufs [3][]T
+		var bufs16 [3][]uint16
+		var master []T
 		for k := 0; k < nbuf && d.err == nil; k++ {
 			if key := d.str(int(d.u8())); d.err == nil && key != want[k] {
 				d.invalid("parameter %q: buffer %d is %q, want %q", name, k, key, want[k])
@@ -400,16 +458,44 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			if d.err != nil {
 				break
 			}
-			bl := int64(bufferLen(groups[group], k, shape, int(length)))
-			if match {
-				bufs[k] = make([]T, bl)
-				readElems(&d, bufs[k], scratch)
-			} else {
+			if mode == 1 && k == 0 { // the master
+				if match {
+					master = make([]T, length)
+					readElems(&d, master, scratch)
+				} else {
+					d.skip(length * int64(elem))
+				}
+				continue
+			}
+			kb := k
+			if mode == 1 {
+				kb-- // the rule's buffer
+			}
+			bl := int64(bufferLen(groups[group], kb, shape, int(length)))
+			switch {
+			case match && mode == 3:
+				bufs16[kb] = make([]uint16, bl)
+				readHalfElems(&d, bufs16[kb], scratch)
+			case match:
+				bufs[kb] = make([]T, bl)
+				readElems(&d, bufs[kb], scratch)
+			case mode == 3:
+				d.skip(bl * 2)
+			default:
 				d.skip(bl * int64(elem))
 			}
 		}
+		if mode == 1 {
+			want, nbuf = want[1:], nbuf-1
+		}
 		if match && d.err == nil {
-			if err := checkBuffers(groups[group], want, bufs[:nbuf], step); err != nil {
+			var err error
+			if mode == 3 {
+				err = checkHalfBuffers(groups[group], want, bufs16[:nbuf], typ == 2, step)
+			} else {
+				err = checkBuffers(groups[group], want, bufs[:nbuf], step)
+			}
+			if err != nil {
 				d.invalid("parameter %q: %v", name, err)
 				break
 			}
@@ -420,6 +506,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			scs = append(scs, sc)
 			steps = append(steps, step)
 			loaded = append(loaded, bufs)
+			loaded16 = append(loaded16, bufs16)
+			masters = append(masters, master)
 		}
 	}
 	if d.err != nil {
@@ -449,6 +537,12 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		o.params[i].sc = scs[i]
 		o.params[i].buf = loaded[i]
 		o.params[i].bufNames = paramBuffers(groups[o.params[i].group], o.params[i].shape)
+		if h := o.params[i].half; h != nil {
+			h.buf = loaded16[i]
+			if h.held {
+				copy(o.params[i].data, masters[i])
+			}
+		}
 		o.params[i].fresh = false
 	}
 	o.layout()
@@ -460,10 +554,17 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 // optimizer step produces: a second moment or sum of squares (exp_avg_sq,
 // max_exp_avg_sq, sum, square_avg, acc_delta, row_var, col_var, variance)
 // or an infinity norm (exp_inf) that is
-// negative or NaN, a max_exp_avg_sq below exp_avg_sq, or anything but the
+// negative or NaN, a max_exp_avg_sq below exp_avg_sq (not for 16-bit
+// state: stochastic rounding rounds the two apart), or anything but the
 // rule's initial value (zero but for Adagrad's sum) before the first step. (exp_avg and momentum_buffer can
 // hold any value, NaN included, after steps under the Propagate policy.)
 func checkBuffers[T Float](h Hyper, names []string, bufs [][]T, step int64) error {
+	return checkBuffersOrdered(h, names, bufs, step, true)
+}
+
+// checkBuffersOrdered is checkBuffers, with the check of max_exp_avg_sq ≥
+// exp_avg_sq only when ordered.
+func checkBuffersOrdered[T Float](h Hyper, names []string, bufs [][]T, step int64, ordered bool) error {
 	var v []T
 	for k, b := range bufs {
 		if step == 0 {
@@ -495,7 +596,7 @@ func checkBuffers[T Float](h Hyper, names []string, bufs [][]T, step int64) erro
 				}
 			}
 		}
-		if names[k] == BufMaxExpAvgSq && v != nil {
+		if names[k] == BufMaxExpAvgSq && v != nil && ordered {
 			for i, x := range b {
 				if x < v[i] {
 					return fmt.Errorf("%s[%d] = %v is below %s[%d] = %v", names[k], i, x, BufExpAvgSq, i, v[i])

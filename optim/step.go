@@ -84,6 +84,9 @@ func (o *Optimizer[T]) ZeroGrad() {
 	if o.closed || o.shard != nil { // a shard's jobs run on its own chunks only (shard.go)
 		for i := range o.params {
 			clear(o.params[i].grad)
+			if h := o.params[i].half; h != nil {
+				clear(h.g)
+			}
 		}
 		return
 	}
@@ -370,7 +373,9 @@ func (o *Optimizer[T]) updateTask(_, t int) {
 		}
 		lo, hi := pc.lo, pc.hi
 		var err error
-		if p.reduces {
+		if p.half != nil {
+			err = runHalf(set, &o.coeffs[p.ci], p, lo, hi)
+		} else if p.reduces {
 			o.pieceRed[j], err = o.ops.reduce[p.red](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo-p.soff, hi-p.soff)
 		} else {
 			err = run[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo-p.soff, hi-p.soff)
@@ -385,16 +390,24 @@ func (o *Optimizer[T]) checkTask(_, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		p := &o.params[pc.param]
+		if p.half != nil {
+			o.pieceBad[j] = p.active() && nonFinite16(p.half.f16, p.half.g[pc.lo:pc.hi])
+			continue
+		}
 		o.pieceBad[j] = p.active() && o.ops.nonFinite(o.opt.Kernels, p.grad[pc.lo:pc.hi])
 	}
 }
 
-func (o *Optimizer[T]) sumSqTask(_, t int) {
+func (o *Optimizer[T]) sumSqTask(w, t int) {
 	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
 		pc := o.pieces[j]
 		p := &o.params[pc.param]
 		if !p.active() {
 			o.pieceSum[j], o.pieceBad[j] = 0, false
+			continue
+		}
+		if p.half != nil {
+			o.pieceSum[j], o.pieceBad[j] = halfGradSumSq(o.opt.Kernels, p.half, o.widenBuf[w], pc.lo, pc.hi)
 			continue
 		}
 		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, p.grad[pc.lo:pc.hi])
@@ -404,6 +417,10 @@ func (o *Optimizer[T]) sumSqTask(_, t int) {
 func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		if p := &o.params[pc.param]; p.active() {
+			if p.half != nil {
+				scale16(p.half.f16, p.half.g[pc.lo:pc.hi], float32(o.scaleBy))
+				continue
+			}
 			o.ops.scale(o.opt.Kernels, p.grad[pc.lo:pc.hi], o.scaleBy)
 		}
 	}
@@ -411,6 +428,10 @@ func (o *Optimizer[T]) scaleTask(_, t int) {
 
 func (o *Optimizer[T]) zeroTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
+		if h := o.params[pc.param].half; h != nil {
+			clear(h.g[pc.lo:pc.hi])
+			continue
+		}
 		clear(o.params[pc.param].grad[pc.lo:pc.hi])
 	}
 }
@@ -504,6 +525,9 @@ func (o *Optimizer[T]) computeCoeffs() error {
 			o.nkeys++
 		}
 		p.ci, last = idx, idx
+		if p.half != nil && p.half.sr {
+			p.half.key = kernels.SRKey(o.opt.Seed, uint64(p.step+1), uint64(i))
+		}
 	}
 	return nil
 }

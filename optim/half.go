@@ -1,0 +1,522 @@
+package optim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// 16-bit parameters: bfloat16 and float16 weights and gradients, stepped by
+// the mixed-precision kernels (kernels.AdamMasterBF16, kernels.Adam16BF16,
+// …) inside the same optimizer as float32 parameters, with the same
+// groups, chunks, workers, loss scale, non-finite policies, clipping and
+// state files.
+
+// Half says how a 16-bit parameter is stepped (AddBF16, AddF16).
+//
+// In master-weight mode (the default) a float32 master copy of the
+// parameter carries the update: each step reads the 16-bit gradient,
+// updates the master and its float32 state, and writes the master and its
+// 16-bit copy, in one pass. The master is the caller's (Master) or, when
+// Master is nil, the optimizer's, initialised from the 16-bit values when
+// the parameter is registered and kept in its state file.
+//
+// In 16-bit state mode (State16) there is no master: the parameter and
+// its state buffers are 16-bit, each value computed in float32 from the
+// widened inputs and rounded once.
+type Half struct {
+	// Group is the parameter's group.
+	Group int
+	// Master is the caller's float32 master copy, as long as the
+	// parameter and overlapping nothing registered; nil lets the
+	// optimizer keep one. It must be nil with State16.
+	Master []float32
+	// State16 keeps the state in the parameter's 16-bit type and updates
+	// the 16-bit parameter directly.
+	State16 bool
+	// Stochastic rounds every 16-bit value a step writes stochastically
+	// (kernels.Rounding) instead of to nearest even. The random bits are
+	// keyed by Options.Seed, the parameter's step number, its index in
+	// registration order and the element's index, so that the results do
+	// not depend on the level, the workers or the chunk size.
+	Stochastic bool
+}
+
+// halfParam is the 16-bit side of a parameter; param.data is its float32
+// master in master-weight mode and nil in 16-bit state mode.
+type halfParam struct {
+	f16     bool     // float16; bfloat16 otherwise
+	p, g    []uint16 // the 16-bit parameter and gradient (the caller's)
+	state16 bool
+	held    bool // the master is the optimizer's
+	sr      bool
+	key     uint64 // stochastic rounding key of the step being made
+	buf     [3][]uint16
+}
+
+// Parameter element types, as ParamInfo.Type names them.
+const (
+	TypeFloat32  = "float32"
+	TypeFloat64  = "float64"
+	TypeBFloat16 = "bfloat16"
+	TypeFloat16  = "float16"
+)
+
+// Modes of a 16-bit parameter, as ParamInfo.Mode names them.
+const (
+	ModeMasterHeld  = "master"       // float32 master kept by the optimizer
+	ModeMasterGiven = "master-given" // float32 master given by the caller
+	ModeState16     = "state16"      // 16-bit parameter and state, no master
+)
+
+func (h *halfParam) typeName() string {
+	if h.f16 {
+		return TypeFloat16
+	}
+	return TypeBFloat16
+}
+
+func (h *halfParam) mode() string {
+	switch {
+	case h.state16:
+		return ModeState16
+	case h.held:
+		return ModeMasterHeld
+	}
+	return ModeMasterGiven
+}
+
+// AddBF16 registers a bfloat16 parameter p, whose bfloat16 gradient the
+// caller writes into grad before each Step, in group h.Group, stepped as h
+// says. It takes an Optimizer[float32] of kind SGD (with or without
+// momentum), Adam or AdamW (AMSGrad included, Fast not), not sharded;
+// anything else gives an error wrapping ErrInvalid. The rest is as for
+// AddTo: a unique name, a shape whose product is len(p), no overlap with
+// anything registered, state at zero, step count 0.
+func (o *Optimizer[T]) AddBF16(name string, p, grad []kernels.BF16, h Half, shape ...int) error {
+	return o.addHalf(name, false, asU16(p), asU16(grad), h, shape)
+}
+
+// AddF16 registers a float16 (IEEE binary16) parameter, as AddBF16 does.
+// Gradients of float16 underflow easily: use a loss scale (SetLossScale),
+// which Step folds into its coefficients.
+func (o *Optimizer[T]) AddF16(name string, p, grad []kernels.F16, h Half, shape ...int) error {
+	return o.addHalf(name, true, asU16(p), asU16(grad), h, shape)
+}
+
+func asU16[H kernels.BF16 | kernels.F16](x []H) []uint16 {
+	if x == nil {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
+func asBF16(x []uint16) []kernels.BF16 {
+	return unsafe.Slice((*kernels.BF16)(unsafe.SliceData(x)), len(x))
+}
+
+func asF16(x []uint16) []kernels.F16 {
+	return unsafe.Slice((*kernels.F16)(unsafe.SliceData(x)), len(x))
+}
+
+// asF32 returns x as the float32 slice it is (T is float32 wherever a
+// parameter has a 16-bit side).
+func asF32[T Float](x []T) []float32 {
+	if x == nil {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
+// halfKernel reports whether the 16-bit kernels step rule h.
+func halfKernel(h Hyper) error {
+	if _, red := reductionOf(h); !red {
+		switch h.kernel() {
+		case kernelSGD, kernelMomentum, kernelAdam:
+			return nil
+		case kernelAdamFast:
+			return fmt.Errorf("%w: 16-bit parameters have no Fast Adam kernel", ErrInvalid)
+		}
+	}
+	return fmt.Errorf("%w: 16-bit parameters are stepped by SGD (with or without momentum), Adam and AdamW only, not %v", ErrInvalid, h.Kind())
+}
+
+func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, shape []int) error {
+	if o.closed {
+		return ErrClosed
+	}
+	if o.ops.size != 4 {
+		return fmt.Errorf("%w: parameter %q: 16-bit parameters need an Optimizer[float32]", ErrInvalid, name)
+	}
+	if o.shard != nil {
+		return fmt.Errorf("%w: parameter %q: a sharded optimizer takes no 16-bit parameters", ErrInvalid, name)
+	}
+	if h.Group < 0 || h.Group >= len(o.groups) {
+		return o.groupErr(h.Group)
+	}
+	if err := halfKernel(o.groups[h.Group]); err != nil {
+		return fmt.Errorf("parameter %q: %w", name, err)
+	}
+	if h.State16 && h.Master != nil {
+		return fmt.Errorf("%w: parameter %q: a 16-bit state parameter has no master", ErrInvalid, name)
+	}
+	if len(g) != len(p) {
+		return fmt.Errorf("%w: parameter %q: len(grad) = %d, len(data) = %d", ErrLength, name, len(g), len(p))
+	}
+	if h.Master != nil && len(h.Master) != len(p) {
+		return fmt.Errorf("%w: parameter %q: len(master) = %d, len(data) = %d", ErrLength, name, len(h.Master), len(p))
+	}
+	shape, err := o.checkParam(name, len(p), shape)
+	if err != nil {
+		return err
+	}
+	mine := []memSpan{memOf(p), memOf(g), memOf(h.Master)}
+	for i, a := range mine {
+		for _, b := range mine[i+1:] {
+			if a.overlaps(b) {
+				return fmt.Errorf("%w: parameter %q: its slices overlap", ErrInvalid, name)
+			}
+		}
+	}
+	for i := range o.params {
+		q := &o.params[i]
+		for _, b := range q.spans() {
+			for _, a := range mine {
+				if a.overlaps(b) {
+					return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, q.name)
+				}
+			}
+		}
+	}
+	hp := &halfParam{f16: f16, p: p[:len(p):len(p)], g: g[:len(g):len(g)], state16: h.State16, sr: h.Stochastic}
+	var data []T
+	switch {
+	case h.State16:
+	case h.Master != nil:
+		data = unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(h.Master))), len(h.Master))
+		data = data[:len(data):len(data)]
+	default:
+		hp.held = true
+		data = make([]T, len(p)) // moved into the slab by layout
+		widen16(f16, asF32(data), p)
+	}
+	o.params = append(o.params, param[T]{
+		name:  name,
+		group: h.Group,
+		shape: shape,
+		data:  data,
+		half:  hp,
+		sc:    initialScalarsOf(o.groups[h.Group]),
+	})
+	o.names[name] = len(o.params) - 1
+	o.dirty = true
+	return nil
+}
+
+// span is the memory of a slice, for the overlap checks.
+type memSpan struct{ lo, hi uintptr }
+
+func memOf[E any](x []E) memSpan {
+	if len(x) == 0 {
+		return memSpan{}
+	}
+	var z E
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+	return memSpan{lo, lo + uintptr(len(x))*unsafe.Sizeof(z)}
+}
+
+func (a memSpan) overlaps(b memSpan) bool {
+	return a.lo < a.hi && b.lo < b.hi && a.lo < b.hi && b.lo < a.hi
+}
+
+// spans returns the memory the caller registered for p.
+func (p *param[T]) spans() []memSpan {
+	s := []memSpan{memOf(p.grad)}
+	if p.half == nil || !p.half.held {
+		s = append(s, memOf(p.data))
+	}
+	if p.half != nil {
+		s = append(s, memOf(p.half.p), memOf(p.half.g))
+	}
+	return s
+}
+
+// len returns the number of elements of p.
+func (p *param[T]) len() int {
+	if p.half != nil {
+		return len(p.half.p)
+	}
+	return len(p.data)
+}
+
+// widen16 writes the float32 values of the 16-bit x into dst.
+func widen16(f16 bool, dst []float32, x []uint16) {
+	dst = dst[:len(x)]
+	if f16 {
+		for i, u := range x {
+			dst[i] = kernels.F16(u).Float32()
+		}
+		return
+	}
+	for i, u := range x {
+		dst[i] = math.Float32frombits(uint32(u) << 16)
+	}
+}
+
+// nonFinite16 reports whether any 16-bit value of x is NaN or ±Inf: its
+// exponent field all ones (0x7f80 for bfloat16, 0x7c00 for float16),
+// tested four values per 64-bit word.
+func nonFinite16(f16 bool, x []uint16) bool {
+	e := uint64(0x7f80)
+	if f16 {
+		e = 0x7c00
+	}
+	const lanes = 0x0001000100010001
+	m := e * lanes
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		w := uint64(x[i]) | uint64(x[i+1])<<16 | uint64(x[i+2])<<32 | uint64(x[i+3])<<48
+		t := (w & m) ^ m // a lane is zero where the exponent is all ones
+		if (t-lanes)&^t&(0x8000*lanes) != 0 {
+			return true
+		}
+	}
+	for ; i < len(x); i++ {
+		if uint64(x[i])&e == e {
+			return true
+		}
+	}
+	return false
+}
+
+// scale16 multiplies each 16-bit value of x by f: widened to float32,
+// multiplied in float32, rounded to nearest even.
+func scale16(f16 bool, x []uint16, f float32) {
+	if f16 {
+		for i, u := range x {
+			x[i] = uint16(kernels.F16FromF32(kernels.F16(u).Float32() * f))
+		}
+		return
+	}
+	for i, u := range x {
+		x[i] = uint16(kernels.BF16FromF32(math.Float32frombits(uint32(u)<<16) * f))
+	}
+}
+
+// halfGradSumSq returns the sum of squares of elements lo to hi of h's
+// gradient, and whether one is not finite: kernels.SumSquaresCheck of
+// their float32 values, widened into buf (as long as a chunk), so that a
+// 16-bit gradient has exactly the norm of the float32 gradient holding its
+// values.
+func halfGradSumSq(set *kernels.Set, h *halfParam, buf []float32, lo, hi int) (float64, bool) {
+	var sum float64
+	bad := false
+	for a := lo; a < hi; a += len(buf) {
+		b := min(a+len(buf), hi)
+		w := buf[:b-a]
+		widen16(h.f16, w, h.g[a:b])
+		s, nf := set.SumSquaresCheckF32(w)
+		sum += s
+		bad = bad || nf
+	}
+	return sum, bad
+}
+
+// runHalf steps elements lo to hi of the 16-bit parameter p (index i)
+// with coefficient block c.
+func runHalf[T Float](set *kernels.Set, c *kernels.Coeffs, p *param[T], lo, hi int) error {
+	h := p.half
+	r := kernels.Rounding{Stochastic: h.sr, Key: h.key, Offset: lo}
+	pp, gg := h.p[lo:hi], h.g[lo:hi]
+	if h.state16 {
+		b := func(k int) []uint16 {
+			if h.buf[k] == nil {
+				return nil
+			}
+			return h.buf[k][lo:hi]
+		}
+		switch p.op {
+		case kernelSGD:
+			if h.f16 {
+				return set.SGD16F16(c, asF16(pp), asF16(gg), r)
+			}
+			return set.SGD16BF16(c, asBF16(pp), asBF16(gg), r)
+		case kernelMomentum:
+			if h.f16 {
+				return set.Momentum16F16(c, asF16(pp), asF16(gg), asF16(b(0)), r)
+			}
+			return set.Momentum16BF16(c, asBF16(pp), asBF16(gg), asBF16(b(0)), r)
+		case kernelAdam:
+			if h.f16 {
+				return set.Adam16F16(c, asF16(pp), asF16(gg), asF16(b(0)), asF16(b(1)), nil16F16(b(2)), r)
+			}
+			return set.Adam16BF16(c, asBF16(pp), asBF16(gg), asBF16(b(0)), asBF16(b(1)), nil16BF16(b(2)), r)
+		}
+		return fmt.Errorf("%w: no 16-bit kernel for kernel %d", ErrInvalid, p.op)
+	}
+	m := asF32(p.data[lo:hi])
+	b := func(k int) []float32 { return asF32(sub(p.buf[:], k, lo-p.soff, hi-p.soff)) }
+	switch p.op {
+	case kernelSGD:
+		if h.f16 {
+			return set.SGDMasterF16(c, m, asF16(pp), asF16(gg), r)
+		}
+		return set.SGDMasterBF16(c, m, asBF16(pp), asBF16(gg), r)
+	case kernelMomentum:
+		if h.f16 {
+			return set.MomentumMasterF16(c, m, asF16(pp), asF16(gg), b(0), r)
+		}
+		return set.MomentumMasterBF16(c, m, asBF16(pp), asBF16(gg), b(0), r)
+	case kernelAdam:
+		if h.f16 {
+			return set.AdamMasterF16(c, m, asF16(pp), asF16(gg), b(0), b(1), b(2), r)
+		}
+		return set.AdamMasterBF16(c, m, asBF16(pp), asBF16(gg), b(0), b(1), b(2), r)
+	}
+	return fmt.Errorf("%w: no 16-bit kernel for kernel %d", ErrInvalid, p.op)
+}
+
+func nil16BF16(x []uint16) []kernels.BF16 {
+	if x == nil {
+		return nil
+	}
+	return asBF16(x)
+}
+
+func nil16F16(x []uint16) []kernels.F16 {
+	if x == nil {
+		return nil
+	}
+	return asF16(x)
+}
+
+// Master returns a copy of the float32 master weights of the 16-bit
+// parameter name (kept by the optimizer or given by the caller).
+func (o *Optimizer[T]) Master(name string) ([]float32, error) {
+	i, ok := o.names[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	p := &o.params[i]
+	if p.half == nil || p.half.state16 {
+		return nil, fmt.Errorf("%w: parameter %q has no master weights", ErrInvalid, name)
+	}
+	return append([]float32(nil), asF32(p.data)...), nil
+}
+
+// State16 returns a copy of the 16-bit state buffer buf of the 16-bit
+// state parameter name, as the raw bits of its type (ParamInfo.Type).
+func (o *Optimizer[T]) State16(name, buf string) ([]uint16, error) {
+	i, ok := o.names[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	p := &o.params[i]
+	if p.half == nil || !p.half.state16 {
+		return nil, fmt.Errorf("%w: parameter %q has no 16-bit state (State returns its state)", ErrInvalid, name)
+	}
+	o.prepare()
+	for k, b := range paramBuffers(o.groups[p.group], p.shape) {
+		if b == buf {
+			out := make([]uint16, p.len())
+			copy(out, p.half.buf[k])
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: parameter %q has no state %q", ErrInvalid, name, buf)
+}
+
+// BufMaster is the name, in a state file, of the float32 master weights
+// that the optimizer keeps for a 16-bit parameter.
+const BufMaster = "master"
+
+// hasHalf reports whether a parameter is 16-bit.
+func (o *Optimizer[T]) hasHalf() bool {
+	for i := range o.params {
+		if o.params[i].half != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// halfCodes returns the type and mode codes of a parameter in a version-4
+// state file.
+func halfCodes(h *halfParam) (typ, mode uint8) {
+	if h == nil {
+		return 0, 0
+	}
+	typ = 1
+	if h.f16 {
+		typ = 2
+	}
+	switch {
+	case h.held:
+		mode = 1
+	case h.state16:
+		mode = 3
+	default:
+		mode = 2
+	}
+	return typ, mode
+}
+
+// writeHalfElems writes n 16-bit elements of x, or n zeros when x is nil.
+func writeHalfElems(e *encoder, x []uint16, n int) {
+	var scratch [1 << 12]byte
+	for lo := 0; lo < n && e.err == nil; lo += len(scratch) / 2 {
+		hi := min(lo+len(scratch)/2, n)
+		b := scratch[:0]
+		for i := lo; i < hi; i++ {
+			var v uint16
+			if x != nil {
+				v = x[i]
+			}
+			b = binary.LittleEndian.AppendUint16(b, v)
+		}
+		e.bytes(b)
+	}
+}
+
+// readHalfElems reads len(x) 16-bit elements into x.
+func readHalfElems(d *decoder, x []uint16, scratch []byte) {
+	per := len(scratch) / 2
+	for lo := 0; lo < len(x) && d.err == nil; lo += per {
+		hi := min(lo+per, len(x))
+		b := scratch[:(hi-lo)*2]
+		d.read(b)
+		for i := lo; i < hi; i++ {
+			x[i] = binary.LittleEndian.Uint16(b[(i-lo)*2:])
+		}
+	}
+}
+
+// sameHalf reports whether the 16-bit side h of a registered parameter is
+// of the type and mode codes of a state file.
+func sameHalf(h *halfParam, typ, mode uint8) bool {
+	t, m := halfCodes(h)
+	return t == typ && m == mode
+}
+
+// halfDesc describes type and mode codes for an error.
+func halfDesc(typ, mode uint8) string {
+	t := [...]string{"of the optimizer's type", TypeBFloat16, TypeFloat16}[typ]
+	m := [...]string{"", " with a master kept by the optimizer", " with the caller's master", " with 16-bit state"}[mode]
+	return t + m
+}
+
+// checkHalfBuffers checks loaded 16-bit state buffers as checkBuffers
+// checks float32 ones, on their float32 values, but for the order of
+// max_exp_avg_sq and exp_avg_sq: rounded apart stochastically, the maximum
+// may fall below the moment by a rounding.
+func checkHalfBuffers(h Hyper, names []string, bufs [][]uint16, f16 bool, step int64) error {
+	w := make([][]float32, len(bufs))
+	for k, b := range bufs {
+		w[k] = make([]float32, len(b))
+		widen16(f16, w[k], b)
+	}
+	return checkBuffersOrdered(h, names, w, step, false)
+}

@@ -1,0 +1,598 @@
+package optim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// halfCase is one way of registering 16-bit parameters.
+type halfCase struct {
+	name string
+	h    Hyper
+	f16  bool
+	mode string // ModeMasterHeld, ModeMasterGiven, ModeState16
+	sr   bool
+}
+
+func halfCases() []halfCase {
+	hs := []Hyper{
+		SGDConfig{LR: 0.05, WeightDecay: 0.01},
+		SGDConfig{LR: 0.05, Momentum: 0.9, Nesterov: true},
+		AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01},
+		AdamWConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, AMSGrad: true},
+	}
+	var out []halfCase
+	for _, h := range hs {
+		for _, f16 := range []bool{false, true} {
+			for _, mode := range []string{ModeMasterHeld, ModeMasterGiven, ModeState16} {
+				for _, sr := range []bool{false, true} {
+					out = append(out, halfCase{fmt.Sprintf("%v/f16=%v/%s/sr=%v", h.Kind(), f16, mode, sr), h, f16, mode, sr})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// halfModel is a set of 16-bit parameters with their gradients, masters
+// and (for the reference) state.
+type halfModel struct {
+	f16          bool
+	p, g         [][]uint16
+	master       [][]float32
+	state        [][3][]float32 // master-weight reference state
+	state16      [][3][]uint16  // 16-bit state reference
+	sizes        []int
+	seed, stepNo uint64
+}
+
+func to16(f16 bool, x float32) uint16 {
+	if f16 {
+		return uint16(kernels.F16FromF32(x))
+	}
+	return uint16(kernels.BF16FromF32(x))
+}
+
+func from16(f16 bool, u uint16) float32 {
+	if f16 {
+		return kernels.F16(u).Float32()
+	}
+	return kernels.BF16(u).Float32()
+}
+
+func newHalfModel(f16 bool, sizes []int) *halfModel {
+	m := &halfModel{f16: f16, sizes: sizes}
+	for s, n := range sizes {
+		p, g, ms := make([]uint16, n), make([]uint16, n), make([]float32, n)
+		for i := range n {
+			ms[i] = float32(unit(s, 0, i)) * 2
+			p[i] = to16(f16, ms[i])
+			ms[i] = from16(f16, p[i])
+		}
+		m.p, m.g, m.master = append(m.p, p), append(m.g, g), append(m.master, ms)
+		m.state = append(m.state, [3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)})
+		m.state16 = append(m.state16, [3][]uint16{make([]uint16, n), make([]uint16, n), make([]uint16, n)})
+	}
+	return m
+}
+
+func (m *halfModel) fill(step int, scale float32) {
+	for s := range m.g {
+		for i := range m.g[s] {
+			m.g[s][i] = to16(m.f16, float32(unit(s, step+1, i))*scale)
+		}
+	}
+}
+
+func (m *halfModel) clone() *halfModel {
+	c := *m
+	c.p, c.g, c.master = nil, nil, nil
+	c.state, c.state16 = nil, nil
+	for s := range m.p {
+		c.p = append(c.p, slices.Clone(m.p[s]))
+		c.g = append(c.g, slices.Clone(m.g[s]))
+		c.master = append(c.master, slices.Clone(m.master[s]))
+		var st [3][]float32
+		var st16 [3][]uint16
+		for k := range 3 {
+			st[k], st16[k] = slices.Clone(m.state[s][k]), slices.Clone(m.state16[s][k])
+		}
+		c.state, c.state16 = append(c.state, st), append(c.state16, st16)
+	}
+	return &c
+}
+
+func (m *halfModel) register(tb testing.TB, o *Optimizer[float32], hc halfCase) {
+	tb.Helper()
+	for s := range m.p {
+		h := Half{State16: hc.mode == ModeState16, Stochastic: hc.sr}
+		if hc.mode == ModeMasterGiven {
+			h.Master = m.master[s]
+		}
+		name := fmt.Sprintf("p%d", s)
+		var err error
+		if m.f16 {
+			err = o.AddF16(name, asHalf[kernels.F16](m.p[s]), asHalf[kernels.F16](m.g[s]), h)
+		} else {
+			err = o.AddBF16(name, asHalf[kernels.BF16](m.p[s]), asHalf[kernels.BF16](m.g[s]), h)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func asHalf[H kernels.BF16 | kernels.F16](x []uint16) []H {
+	out := make([]H, 0)
+	if len(x) == 0 {
+		return out
+	}
+	return unsafe.Slice((*H)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
+// refStep is the reference: one whole-tensor call of the 16-bit kernel
+// per parameter, with the key the optimizer documents.
+func (m *halfModel) refStep(tb testing.TB, set *kernels.Set, hc halfCase, step int64, lossScale float64) {
+	tb.Helper()
+	c, err := Coefficients[float32](hc.h, step, lossScale)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kern := hc.h.kernel()
+	for s := range m.p {
+		r := kernels.Rounding{Stochastic: hc.sr, Key: kernels.SRKey(m.seed, uint64(step+1), uint64(s))}
+		hp := &halfParam{f16: m.f16, p: m.p[s], g: m.g[s], state16: hc.mode == ModeState16, sr: hc.sr, key: r.Key}
+		p := &param[float32]{op: kern, half: hp}
+		nb := len(StateNames(hc.h))
+		if hp.state16 {
+			for k := range nb {
+				hp.buf[k] = m.state16[s][k]
+			}
+		} else {
+			p.data = m.master[s]
+			for k := range nb {
+				p.buf[k] = m.state[s][k]
+			}
+		}
+		if err := runHalf(set, &c, p, 0, len(m.p[s])); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func (m *halfModel) equal(o *halfModel) bool {
+	for s := range m.p {
+		if !slices.Equal(m.p[s], o.p[s]) || !slices.Equal(m.g[s], o.g[s]) || !bitsEqual(m.master[s], o.master[s]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestHalfMatchesKernels steps 16-bit parameters of every mode through the
+// optimizer, on every level, with chunks and workers, and compares each
+// step with whole-tensor kernel calls: the chunking, the batching of small
+// tensors and the workers change no bit, and the stochastic rounding key
+// is the documented one.
+func TestHalfMatchesKernels(t *testing.T) {
+	sizes := []int{1, 37, 300, 1000}
+	for _, set := range levelSets(t) {
+		for _, hc := range halfCases() {
+			t.Run(set.Level().String()+"/"+hc.name, func(t *testing.T) {
+				for _, opts := range []Options{{Workers: 1}, {Workers: 2, ChunkSize: 64, ShardThreshold: -1, WakeThreshold: -1, Seed: 7}} {
+					opts.Kernels = set
+					m := newHalfModel(hc.f16, sizes)
+					m.seed = opts.Seed
+					ref := m.clone()
+					o := mustNew[float32](t, hc.h, opts)
+					m.register(t, o, hc)
+					for step := range 4 {
+						m.fill(step, 1)
+						ref.fill(step, 1)
+						mustStep(t, o)
+						ref.refStep(t, set, hc, int64(step), 1)
+						if hc.mode == ModeMasterHeld {
+							for s := range m.p {
+								got, err := o.Master(fmt.Sprintf("p%d", s))
+								if err != nil {
+									t.Fatal(err)
+								}
+								copy(m.master[s], got)
+							}
+						}
+						if !m.equal(ref) {
+							t.Fatalf("options %+v: step %d differs from the kernels", opts, step)
+						}
+					}
+					if len(StateNames(hc.h)) == 0 {
+						continue
+					}
+					if hc.mode != ModeState16 {
+						for s := range m.p {
+							st, err := o.State(fmt.Sprintf("p%d", s), StateNames(hc.h)[0])
+							if err != nil {
+								t.Fatal(err)
+							}
+							if !bitsEqual(st, ref.state[s][0]) {
+								t.Fatalf("state of p%d differs", s)
+							}
+						}
+					} else {
+						for s := range m.p {
+							st, err := o.State16(fmt.Sprintf("p%d", s), StateNames(hc.h)[0])
+							if err != nil {
+								t.Fatal(err)
+							}
+							if !slices.Equal(st, ref.state16[s][0]) {
+								t.Fatalf("16-bit state of p%d differs", s)
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestHalfMasterIsFloat32 checks that a bfloat16 parameter with a master
+// moves its master exactly as a float32 parameter holding the same values
+// moves under the same (widened) gradients, with a loss scale and with
+// clipping: the 16-bit gradient is only another storage of the float32
+// gradient.
+func TestHalfMasterIsFloat32(t *testing.T) {
+	for _, f16 := range []bool{false, true} {
+		h := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+		opts := Options{Workers: 2, ChunkSize: 128, ShardThreshold: -1}
+		m := newHalfModel(f16, []int{500, 70})
+		o16 := mustNew[float32](t, h, opts)
+		m.register(t, o16, halfCase{h: h, f16: f16, mode: ModeMasterHeld})
+		o32 := mustNew[float32](t, h, opts)
+		p32, g32 := make([][]float32, len(m.p)), make([][]float32, len(m.p))
+		for s := range m.p {
+			p32[s], g32[s] = slices.Clone(m.master[s]), make([]float32, len(m.p[s]))
+			if err := o32.Add(fmt.Sprintf("p%d", s), p32[s], g32[s]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const scale = 1024
+		for _, o := range []*Optimizer[float32]{o16, o32} {
+			if err := o.SetLossScale(scale); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for step := range 5 {
+			m.fill(step, scale)
+			for s := range m.g {
+				for i, u := range m.g[s] {
+					g32[s][i] = from16(f16, u)
+				}
+			}
+			n16, err16 := o16.ClipGradNorm(0.5)
+			n32, err32 := o32.ClipGradNorm(0.5)
+			if err16 != nil || err32 != nil || n16 != n32 || !(n16 > 0.5) {
+				t.Fatalf("f16=%v step %d: norms %v (%v) and %v (%v)", f16, step, n16, err16, n32, err32)
+			}
+			// The clipped 16-bit gradient is the float32 one rounded.
+			for s := range m.g {
+				for i, u := range m.g[s] {
+					if u != to16(f16, g32[s][i]) {
+						t.Fatalf("f16=%v step %d: clipped gradient %d of p%d: %#x, want %#x", f16, step, i, s, u, to16(f16, g32[s][i]))
+					}
+					g32[s][i] = from16(f16, u)
+				}
+			}
+			mustStep(t, o16)
+			mustStep(t, o32)
+			for s := range m.p {
+				got, _ := o16.Master(fmt.Sprintf("p%d", s))
+				if !bitsEqual(got, p32[s]) {
+					t.Fatalf("f16=%v step %d: the master of p%d is not the float32 parameter", f16, step, s)
+				}
+				for i, u := range m.p[s] {
+					if u != to16(f16, p32[s][i]) {
+						t.Fatalf("f16=%v step %d: p%d[%d] = %#x is not the rounded master", f16, step, s, i, u)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestHalfNonFinite: a NaN or ±Inf in a 16-bit gradient makes SkipStep
+// skip and ErrorOnNonFinite fail, naming the parameter, with nothing
+// changed; GradNorm reports it.
+func TestHalfNonFinite(t *testing.T) {
+	for _, f16 := range []bool{false, true} {
+		inf, nan := to16(f16, float32(math.Inf(-1))), to16(f16, float32(math.NaN()))
+		for _, bad := range []uint16{inf, nan} {
+			for _, pol := range []NonFinitePolicy{SkipStep, ErrorOnNonFinite} {
+				h := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+				m := newHalfModel(f16, []int{40, 9})
+				o := mustNew[float32](t, h, Options{NonFinite: pol})
+				m.register(t, o, halfCase{h: h, f16: f16, mode: ModeState16, sr: true})
+				m.fill(0, 1)
+				mustStep(t, o)
+				m.fill(1, 1)
+				m.g[1][5+int(bad&1)] = bad
+				before := m.clone()
+				var st0 bytes.Buffer
+				if err := o.Save(&st0); err != nil {
+					t.Fatal(err)
+				}
+				rep, err := o.Step()
+				if !rep.Skipped || rep.NonFinite != "p1" {
+					t.Fatalf("f16=%v %#x %v: report %+v", f16, bad, pol, rep)
+				}
+				if (pol == ErrorOnNonFinite) != errors.Is(err, ErrNonFinite) {
+					t.Fatalf("f16=%v %v: error %v", f16, pol, err)
+				}
+				var st1 bytes.Buffer
+				if err := o.Save(&st1); err != nil {
+					t.Fatal(err)
+				}
+				if !m.equal(before) || !bytes.Equal(st0.Bytes(), st1.Bytes()) {
+					t.Fatalf("f16=%v %v: a skipped step changed something", f16, pol)
+				}
+				if _, finite, _ := o.GradNorm(); finite {
+					t.Fatalf("f16=%v: GradNorm calls the gradient finite", f16)
+				}
+			}
+		}
+	}
+	// Every finite value passes the word-wise test; every non-finite one fails it.
+	for _, f16 := range []bool{false, true} {
+		x := make([]uint16, 7)
+		for u := range 1 << 16 {
+			w := from16(f16, uint16(u))
+			fin := !math.IsNaN(float64(w)) && !math.IsInf(float64(w), 0)
+			for at := range x {
+				clear(x)
+				x[at] = uint16(u)
+				if nonFinite16(f16, x) == fin {
+					t.Fatalf("f16=%v: %#x at %d: nonFinite16 = %v", f16, u, at, !fin)
+				}
+			}
+		}
+	}
+}
+
+// TestHalfGradOps: ZeroGrad clears 16-bit gradients, UnscaleGrads divides
+// them (rounded to nearest even), SetNoGrad leaves the parameter alone.
+func TestHalfGradOps(t *testing.T) {
+	h := SGDConfig{LR: 0.1, Momentum: 0.9}
+	m := newHalfModel(false, []int{100, 33})
+	o := mustNew[float32](t, h, Options{Workers: 2, ChunkSize: 32, ShardThreshold: -1})
+	m.register(t, o, halfCase{h: h, mode: ModeMasterGiven})
+	m.fill(0, 8)
+	want := make([][]uint16, len(m.g))
+	for s := range m.g {
+		for _, u := range m.g[s] {
+			want[s] = append(want[s], uint16(kernels.BF16FromF32(from16(false, u)*0.125)))
+		}
+	}
+	if err := o.SetLossScale(8); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.UnscaleGrads(); err != nil {
+		t.Fatal(err)
+	}
+	for s := range m.g {
+		if !slices.Equal(m.g[s], want[s]) {
+			t.Fatalf("UnscaleGrads: p%d", s)
+		}
+	}
+	if err := o.SetNoGrad("p0"); err != nil {
+		t.Fatal(err)
+	}
+	before := m.clone()
+	mustStep(t, o)
+	if !slices.Equal(m.p[0], before.p[0]) || !bitsEqual(m.master[0], before.master[0]) || slices.Equal(m.p[1], before.p[1]) {
+		t.Fatal("SetNoGrad: p0 moved, or p1 did not")
+	}
+	if in, _ := o.Param("p0"); in.Step != 0 || in.Type != TypeBFloat16 || in.Mode != ModeMasterGiven {
+		t.Fatalf("p0: %+v", in)
+	}
+	o.ZeroGrad()
+	for s := range m.g {
+		if slices.ContainsFunc(m.g[s], func(u uint16) bool { return u != 0 }) {
+			t.Fatalf("ZeroGrad left p%d's gradient", s)
+		}
+	}
+}
+
+// TestHalfStateFile: a state saved mid-run and loaded into a new optimizer
+// (the caller restores its 16-bit weights and its master) continues bit for
+// bit; a file of other types or modes is a mismatch.
+func TestHalfStateFile(t *testing.T) {
+	for _, hc := range halfCases() {
+		t.Run(hc.name, func(t *testing.T) {
+			sizes := []int{50, 3}
+			m := newHalfModel(hc.f16, sizes)
+			o := mustNew[float32](t, hc.h, Options{Seed: 3})
+			m.register(t, o, hc)
+			for step := range 3 {
+				m.fill(step, 1)
+				mustStep(t, o)
+			}
+			var file bytes.Buffer
+			if err := o.Save(&file); err != nil {
+				t.Fatal(err)
+			}
+			saved := file.Bytes()
+			if v := saved[8]; v != stateVersionHalf {
+				t.Fatalf("version %d", v)
+			}
+			m2 := m.clone()
+			o2 := mustNew[float32](t, hc.h, Options{Seed: 3})
+			if hc.mode == ModeMasterHeld {
+				m2.register(t, o2, hc) // the master starts from the 16-bit values
+			} else {
+				m2.register(t, o2, hc)
+			}
+			if err := o2.Load(bytes.NewReader(saved)); err != nil {
+				t.Fatal(err)
+			}
+			for step := 3; step < 6; step++ {
+				m.fill(step, 1)
+				m2.fill(step, 1)
+				mustStep(t, o)
+				mustStep(t, o2)
+			}
+			if !m.equal(m2) {
+				t.Fatal("the resumed run differs")
+			}
+			var a, b bytes.Buffer
+			o.Save(&a)
+			o2.Save(&b)
+			if !bytes.Equal(a.Bytes(), b.Bytes()) {
+				t.Fatal("the resumed state differs")
+			}
+			// Other type, other mode, a float32 parameter: mismatches.
+			others := []halfCase{{h: hc.h, f16: !hc.f16, mode: hc.mode}, {h: hc.h, f16: hc.f16, mode: ModeState16}}
+			if hc.mode == ModeState16 {
+				others[1].mode = ModeMasterHeld
+			}
+			for _, oc := range others {
+				o3 := mustNew[float32](t, hc.h, Options{})
+				newHalfModel(oc.f16, sizes).register(t, o3, oc)
+				if err := o3.Load(bytes.NewReader(saved)); !errors.Is(err, ErrMismatch) {
+					t.Fatalf("%+v: %v, want ErrMismatch", oc, err)
+				}
+			}
+			o4 := mustNew[float32](t, hc.h, Options{})
+			for s, n := range sizes {
+				if err := o4.Add(fmt.Sprintf("p%d", s), make([]float32, n), make([]float32, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := o4.Load(bytes.NewReader(saved)); !errors.Is(err, ErrMismatch) {
+				t.Fatalf("float32 parameters: %v, want ErrMismatch", err)
+			}
+			var f32 bytes.Buffer
+			o4.Save(&f32)
+			if err := o2.Load(bytes.NewReader(f32.Bytes())); !errors.Is(err, ErrMismatch) {
+				t.Fatalf("a float32 file: %v, want ErrMismatch", err)
+			}
+			// A corrupted byte anywhere is refused, and changes nothing.
+			var before bytes.Buffer
+			o2.Save(&before)
+			for i := 0; i < len(saved); i += max(1, len(saved)/61) {
+				bad := slices.Clone(saved)
+				bad[i] ^= 0x40
+				if err := o2.Load(bytes.NewReader(bad)); !errors.Is(err, ErrState) {
+					t.Fatalf("byte %d flipped: %v", i, err)
+				}
+			}
+			var after bytes.Buffer
+			o2.Save(&after)
+			if !bytes.Equal(before.Bytes(), after.Bytes()) {
+				t.Fatal("a refused file changed the state")
+			}
+		})
+	}
+}
+
+// TestHalfErrors: what AddBF16, AddF16 and SetGroup refuse, before
+// anything changes.
+func TestHalfErrors(t *testing.T) {
+	p, g := make([]kernels.BF16, 8), make([]kernels.BF16, 8)
+	adam := AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	o64 := mustNew[float64](t, adam, Options{})
+	if err := o64.AddBF16("x", p, g, Half{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("float64 optimizer: %v", err)
+	}
+	for _, h := range []Hyper{LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99}, AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Fast: true}, DefaultLAMB()} {
+		o := mustNew[float32](t, h, Options{})
+		if err := o.AddBF16("x", p, g, Half{}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%v: %v", h.Kind(), err)
+		}
+	}
+	o := mustNew[float32](t, adam, Options{})
+	cases := []struct {
+		name string
+		err  error
+		call func() error
+	}{
+		{"short grad", ErrLength, func() error { return o.AddBF16("x", p, g[:7], Half{}) }},
+		{"short master", ErrLength, func() error { return o.AddBF16("x", p, g, Half{Master: make([]float32, 7)}) }},
+		{"master and state16", ErrInvalid, func() error { return o.AddBF16("x", p, g, Half{Master: make([]float32, 8), State16: true}) }},
+		{"grad is p", ErrInvalid, func() error { return o.AddBF16("x", p, p, Half{}) }},
+		{"bad group", ErrInvalid, func() error { return o.AddBF16("x", p, g, Half{Group: 1}) }},
+		{"bad shape", ErrLength, func() error { return o.AddBF16("x", p, g, Half{}, 3, 3) }},
+		{"empty name", ErrInvalid, func() error { return o.AddBF16("", p, g, Half{}) }},
+	}
+	for _, c := range cases {
+		if err := c.call(); !errors.Is(err, c.err) {
+			t.Fatalf("%s: %v, want %v", c.name, err, c.err)
+		}
+	}
+	if o.NumParams() != 0 {
+		t.Fatal("a refused parameter was registered")
+	}
+	if err := o.AddBF16("x", p, g, Half{}); err != nil {
+		t.Fatal(err)
+	}
+	// Overlaps with a registered 16-bit parameter, both ways.
+	if err := o.AddBF16("y", p[4:], make([]kernels.BF16, 4), Half{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("overlapping 16-bit: %v", err)
+	}
+	f := make([]float32, 4)
+	if err := o.AddBF16("z", make([]kernels.BF16, 4), make([]kernels.BF16, 4), Half{Master: f}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Add("w", f[1:3], make([]float32, 2)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("float32 over a master: %v", err)
+	}
+	// A group change to a rule without 16-bit kernels is refused whole.
+	fast := adam
+	fast.Fast = true
+	if err := o.SetGroup(0, fast); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("SetGroup(Fast): %v", err)
+	}
+	if g, _ := o.Group(0); g.(AdamConfig).Fast {
+		t.Fatal("a refused SetGroup changed the group")
+	}
+	if err := o.SetGroupValue(0, "amsgrad", 1); err != nil { // AMSGrad has a 16-bit kernel
+		t.Fatal(err)
+	}
+	if _, err := o.State16("x", BufExpAvg); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("State16 of a master parameter: %v", err)
+	}
+	sh := mustNew[float32](t, adam, Options{Shard: Shard{Rank: 0, Ranks: 2, Reducer: &stubReducer{}}})
+	if err := sh.AddBF16("x", make([]kernels.BF16, 8), make([]kernels.BF16, 8), Half{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("sharded: %v", err)
+	}
+}
+
+// TestHalfStepAllocs: after the first, a step of 16-bit parameters (with
+// clipping and the non-finite check) allocates nothing.
+func TestHalfStepAllocs(t *testing.T) {
+	h := AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	m := newHalfModel(false, []int{3000, 40})
+	o := mustNew[float32](t, h, Options{Workers: 2, ChunkSize: 512, ShardThreshold: -1, NonFinite: SkipStep})
+	m.register(t, o, halfCase{h: h, mode: ModeState16, sr: true})
+	m2 := newHalfModel(true, []int{700})
+	for s := range m2.p {
+		if err := o.AddF16(fmt.Sprintf("q%d", s), asHalf[kernels.F16](m2.p[s]), asHalf[kernels.F16](m2.g[s]), Half{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.fill(0, 1)
+	m2.fill(0, 1)
+	mustStep(t, o)
+	if n := testing.AllocsPerRun(20, func() {
+		if _, err := o.ClipGradNorm(1); err != nil {
+			t.Fatal(err)
+		}
+		mustStep(t, o)
+	}); n != 0 {
+		t.Fatalf("%v allocations per step", n)
+	}
+}
