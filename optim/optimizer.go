@@ -127,6 +127,10 @@ type Options struct {
 	// (Half.Stochastic): with the step number, the parameter's index and
 	// the element's, it selects every random bit.
 	Seed uint64
+	// LossScaler makes the loss scale dynamic (see [LossScaler]). With
+	// it, NonFinite must be SkipStep or Propagate, which then selects
+	// SkipStep: an overflow skips the step and shrinks the scale.
+	LossScaler LossScaler
 }
 
 func (op Options) resolve() (Options, error) {
@@ -161,6 +165,18 @@ func (op Options) resolve() (Options, error) {
 	}
 	if op.NonFinite > ErrorOnNonFinite {
 		return op, fmt.Errorf("%w: NonFinite = %v", ErrInvalid, op.NonFinite)
+	}
+	var err error
+	if op.LossScaler, err = op.LossScaler.resolve(); err != nil {
+		return op, err
+	}
+	if op.LossScaler.Enabled {
+		switch op.NonFinite {
+		case Propagate:
+			op.NonFinite = SkipStep
+		case ErrorOnNonFinite:
+			return op, fmt.Errorf("%w: a LossScaler skips the steps that overflow: NonFinite = ErrorOnNonFinite would fail them", ErrInvalid)
+		}
 	}
 	switch {
 	case op.Spin == 0:
@@ -224,6 +240,8 @@ type Optimizer[T Float] struct {
 	af *afPlan[T]
 	// shard is the sharding state (shard.go); nil when not sharded.
 	shard *shard
+	// scaler is the dynamic loss scale (scaler.go); nil without one.
+	scaler *scaler
 }
 
 type param[T Float] struct {
@@ -308,6 +326,13 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	o.jobMaxAbs = o.maxAbsTask
 	o.jobScaledSq = o.scaledSqTask
 	o.jobApply = o.applyTask
+	if op.LossScaler.Enabled {
+		o.scaler = &scaler{conf: op.LossScaler, scale: op.LossScaler.Init}
+		if err := o.scaleUsable(o.scaler.scale); err != nil {
+			return nil, err
+		}
+		o.lossScale = o.scaler.scale
+	}
 	return o, nil
 }
 
@@ -603,21 +628,19 @@ func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
 // s = 1 turns it off. s must be finite and > 0, and 1/s must be a finite,
 // non-zero value of T (otherwise the gradients would be dropped or
 // overflow); with s a power of two the unscaling is exact. On an error
-// nothing changes.
+// nothing changes. With a LossScaler (Options), s becomes the scaler's
+// scale and its count of finite steps starts again.
 func (o *Optimizer[T]) SetLossScale(s float64) error {
 	if o.closed {
 		return ErrClosed
 	}
-	inv := T(1 / s)
-	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
-		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
-	}
-	for g := range o.groups {
-		if err := checkIn[T](o.groups[g], s); err != nil {
-			return fmt.Errorf("loss scale %v: group %d: %w", s, g, err)
-		}
+	if err := o.scaleUsable(s); err != nil {
+		return err
 	}
 	o.lossScale = s
+	if o.scaler != nil {
+		o.scaler.scale, o.scaler.good = s, 0
+	}
 	return nil
 }
 

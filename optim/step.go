@@ -49,6 +49,9 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
 			o.clearNoGrad()
+			if o.scaler != nil {
+				o.updateScale(true) // scaler.go
+			}
 			if o.opt.NonFinite == ErrorOnNonFinite {
 				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
 			}
@@ -75,6 +78,9 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 			p.fresh = false
 		}
 		p.noGrad = false
+	}
+	if o.scaler != nil {
+		o.updateScale(false) // scaler.go
 	}
 	return rep, nil
 }

@@ -1,0 +1,131 @@
+package optim
+
+import (
+	"fmt"
+	"math"
+)
+
+// LossScaler makes the loss scale dynamic, as torch.amp.GradScaler does:
+// the scale starts at Init; a step whose gradients hold NaN or ±Inf (the
+// scaled loss overflowed) is skipped and multiplies the scale by Backoff;
+// Interval finite steps in a row multiply it by Growth. The caller
+// multiplies its loss by LossScale() before each backward pass, and Step
+// divides the gradients by it, folded into the update at no cost.
+//
+// Gradients of float16 underflow below about 6e-8: scaling the loss keeps
+// them representable, and the scaler finds the largest scale that does
+// not overflow. The zero value, with Enabled false, keeps the scale fixed
+// (SetLossScale).
+type LossScaler struct {
+	Enabled bool
+	// Init is the first scale: 0 selects 65536 (2¹⁶, PyTorch's).
+	Init float64
+	// Growth is the factor after Interval finite steps in a row: 0
+	// selects 2; it must be > 1.
+	Growth float64
+	// Backoff is the factor after a skipped step: 0 selects 0.5; it must
+	// be in (0, 1).
+	Backoff float64
+	// Interval is the number of finite steps in a row after which the
+	// scale grows: 0 selects 2000; it must be ≥ 1.
+	Interval int
+}
+
+// resolve fills in the defaults and checks the settings.
+func (s LossScaler) resolve() (LossScaler, error) {
+	if !s.Enabled {
+		return s, nil
+	}
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&s.Init, 1<<16)
+	def(&s.Growth, 2)
+	def(&s.Backoff, 0.5)
+	if s.Interval == 0 {
+		s.Interval = 2000
+	}
+	switch {
+	case !(s.Init > 0) || math.IsInf(s.Init, 1):
+		return s, fmt.Errorf("%w: LossScaler.Init = %v, want a finite value > 0", ErrInvalid, s.Init)
+	case !(s.Growth > 1) || math.IsInf(s.Growth, 1):
+		return s, fmt.Errorf("%w: LossScaler.Growth = %v, want a finite value > 1", ErrInvalid, s.Growth)
+	case !(s.Backoff > 0 && s.Backoff < 1):
+		return s, fmt.Errorf("%w: LossScaler.Backoff = %v, want a value in (0, 1)", ErrInvalid, s.Backoff)
+	case s.Interval < 0:
+		return s, fmt.Errorf("%w: LossScaler.Interval = %d, want ≥ 1", ErrInvalid, s.Interval)
+	}
+	return s, nil
+}
+
+// scaler is the running state of a LossScaler.
+type scaler struct {
+	conf  LossScaler
+	scale float64 // the scale of the next step
+	good  int     // finite steps in a row since the last change
+}
+
+// update moves the scale after a step that was skipped or not, as
+// GradScaler.update does. A scale whose coefficients the kernels of T
+// cannot use (see [New]) is not taken: the scale stays.
+func (o *Optimizer[T]) updateScale(skipped bool) {
+	s := o.scaler
+	next := s.scale
+	if skipped {
+		next *= s.conf.Backoff
+		s.good = 0
+	} else if s.good++; s.good >= s.conf.Interval {
+		next *= s.conf.Growth
+		s.good = 0
+	}
+	if next != s.scale && o.scaleUsable(next) == nil {
+		s.scale = next
+	}
+	o.lossScale = s.scale
+}
+
+// scaleUsable returns an error unless every group's coefficients are
+// usable with loss scale s.
+func (o *Optimizer[T]) scaleUsable(s float64) error {
+	inv := T(1 / s)
+	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
+		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
+	}
+	for g := range o.groups {
+		if err := checkIn[T](o.groups[g], s); err != nil {
+			return fmt.Errorf("loss scale %v: group %d: %w", s, g, err)
+		}
+	}
+	return nil
+}
+
+// ScalerState returns the state of the loss scaler (Options.LossScaler):
+// the scale of the next step and the number of finite steps since it last
+// changed. A checkpoint that must resume bit for bit keeps both, since
+// the state file holds neither.
+func (o *Optimizer[T]) ScalerState() (scale float64, good int, err error) {
+	if o.scaler == nil {
+		return 0, 0, fmt.Errorf("%w: the optimizer has no LossScaler", ErrInvalid)
+	}
+	return o.scaler.scale, o.scaler.good, nil
+}
+
+// SetScalerState restores the state ScalerState returned.
+func (o *Optimizer[T]) SetScalerState(scale float64, good int) error {
+	if o.closed {
+		return ErrClosed
+	}
+	if o.scaler == nil {
+		return fmt.Errorf("%w: the optimizer has no LossScaler", ErrInvalid)
+	}
+	if good < 0 || good >= o.scaler.conf.Interval {
+		return fmt.Errorf("%w: %d good steps, want 0 to Interval-1 = %d", ErrInvalid, good, o.scaler.conf.Interval-1)
+	}
+	if err := o.scaleUsable(scale); err != nil {
+		return err
+	}
+	o.scaler.scale, o.scaler.good, o.lossScale = scale, good, scale
+	return nil
+}

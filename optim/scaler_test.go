@@ -1,0 +1,154 @@
+package optim
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// TestLossScaler follows GradScaler's rule: an overflow skips the step and
+// halves the scale, Interval finite steps in a row double it; every step
+// taken is the step of the unscaled gradients (a power-of-two scale
+// unscales exactly).
+func TestLossScaler(t *testing.T) {
+	h := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	const n = 300
+	p, g := make([]float32, n), make([]float32, n)
+	q, gq := make([]float32, n), make([]float32, n)
+	for i := range p {
+		p[i] = float32(unit(0, 0, i))
+		q[i] = p[i]
+	}
+	o := mustNew[float32](t, h, Options{LossScaler: LossScaler{Enabled: true, Interval: 3}})
+	ref := mustNew[float32](t, h, Options{})
+	if err := o.Add("p", p, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.Add("p", q, gq); err != nil {
+		t.Fatal(err)
+	}
+	scale, good := 65536.0, 0 // the rule, simulated
+	overflow := map[int]bool{2: true, 3: true, 7: true}
+	for step := range 12 {
+		if o.LossScale() != scale {
+			t.Fatalf("step %d: scale %v, want %v", step, o.LossScale(), scale)
+		}
+		for i := range g {
+			gq[i] = float32(unit(1, step, i))
+			g[i] = gq[i] * float32(o.LossScale())
+		}
+		if overflow[step] {
+			g[17] = float32(math.Inf(1))
+		}
+		if rep := mustStep(t, o); rep.Skipped != overflow[step] {
+			t.Fatalf("step %d: skipped = %v", step, rep.Skipped)
+		}
+		if !overflow[step] {
+			mustStep(t, ref)
+		}
+		if !bitsEqual(p, q) {
+			t.Fatalf("step %d: the scaled step differs from the unscaled one", step)
+		}
+		if overflow[step] {
+			scale, good = scale/2, 0
+		} else if good++; good == 3 {
+			scale, good = scale*2, 0
+		}
+		if s, gd, err := o.ScalerState(); err != nil || s != scale || gd != good {
+			t.Fatalf("step %d: scaler state %v, %d (%v), want %v, %d", step, s, gd, err, scale, good)
+		}
+	}
+	if scale != 32768 {
+		t.Fatalf("the simulation ends at %v", scale) // it grew and shrank
+	}
+	// SetScalerState restores a state; UnscaleGrads unscales this step only.
+	if err := o.SetScalerState(1024, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i := range g {
+		g[i] = float32(unit(2, 0, i)) * 1024
+	}
+	if err := o.UnscaleGrads(); err != nil || o.LossScale() != 1 {
+		t.Fatalf("UnscaleGrads: %v, scale %v", err, o.LossScale())
+	}
+	mustStep(t, o)
+	if s, gd, _ := o.ScalerState(); s != 2048 || gd != 0 || o.LossScale() != 2048 {
+		t.Fatalf("after the third good step: %v, %d, LossScale %v", s, gd, o.LossScale())
+	}
+	for _, bad := range [][2]float64{{0, 0}, {-1, 0}, {math.Inf(1), 0}, {1024, 3}, {1024, -1}} {
+		if err := o.SetScalerState(bad[0], int(bad[1])); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("SetScalerState(%v): %v", bad, err)
+		}
+	}
+	if s, _, _ := o.ScalerState(); s != 2048 {
+		t.Fatal("a refused SetScalerState changed the scale")
+	}
+}
+
+// TestLossScalerOptions: bad settings, and a policy that would fail the
+// steps a scaler skips, are refused.
+func TestLossScalerOptions(t *testing.T) {
+	h := SGDConfig{LR: 0.1}
+	for _, ls := range []LossScaler{
+		{Enabled: true, Init: -1}, {Enabled: true, Init: math.Inf(1)}, {Enabled: true, Growth: 1},
+		{Enabled: true, Backoff: 1}, {Enabled: true, Backoff: -0.5}, {Enabled: true, Interval: -1},
+		{Enabled: true, Init: 1e50}, // 1/Init is 0 in float32
+	} {
+		if _, err := New[float32](h, Options{LossScaler: ls}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%+v: %v", ls, err)
+		}
+	}
+	if _, err := New[float32](h, Options{LossScaler: LossScaler{Enabled: true}, NonFinite: ErrorOnNonFinite}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("ErrorOnNonFinite: %v", err)
+	}
+	o := mustNew[float32](t, h, Options{LossScaler: LossScaler{Enabled: true}})
+	if o.Options().NonFinite != SkipStep {
+		t.Fatalf("NonFinite %v, want SkipStep", o.Options().NonFinite)
+	}
+	plain := mustNew[float32](t, h, Options{})
+	if _, _, err := plain.ScalerState(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("ScalerState without a scaler: %v", err)
+	}
+}
+
+// TestLossScalerFloat16: gradients of 1e-8 vanish in float16 without a loss
+// scale (the parameters do not move); with the scaler they survive, and
+// the float16 parameter with a master follows the float32 one.
+func TestLossScalerFloat16(t *testing.T) {
+	h := SGDConfig{LR: 1e5}
+	const n = 64
+	run := func(scaled bool) (p16 []kernels.F16, master []float32) {
+		p16, g16 := make([]kernels.F16, n), make([]kernels.F16, n)
+		for i := range p16 {
+			p16[i] = kernels.F16FromF32(1)
+		}
+		o := mustNew[float32](t, h, Options{LossScaler: LossScaler{Enabled: scaled}})
+		if err := o.AddF16("w", p16, g16, Half{}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range g16 {
+			gr := 1e-8 * float32(1+i%2) // below half the smallest float16 subnormal
+			g16[i] = kernels.F16FromF32(gr * float32(o.LossScale()))
+		}
+		mustStep(t, o)
+		m, err := o.Master("w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p16, m
+	}
+	_, plain := run(false)
+	if slices.ContainsFunc(plain, func(x float32) bool { return x != 1 }) {
+		t.Fatal("unscaled float16 gradients of 1e-8 moved the weights: they should underflow to 0")
+	}
+	_, scaled := run(true)
+	for i, x := range scaled {
+		want := 1 - 1e5*1e-8*float64(1+i%2)
+		if math.Abs(float64(x)-want) > 1e-3*math.Abs(1-want) {
+			t.Fatalf("w[%d] = %v, want %v", i, x, want)
+		}
+	}
+}
