@@ -407,6 +407,28 @@ func (o *Optimizer[T]) Master(name string) ([]float32, error) {
 	return append([]float32(nil), asF32(p.data)...), nil
 }
 
+// SyncMaster sets the master weights that the optimizer keeps for the
+// 16-bit parameter name to the float32 values of its 16-bit weights now,
+// for a caller that changed the 16-bit weights itself (loaded a model,
+// say): otherwise the next Step writes the old master over them. A
+// parameter whose master is the caller's, or that has none, gives an
+// error wrapping ErrInvalid.
+func (o *Optimizer[T]) SyncMaster(name string) error {
+	if o.closed {
+		return ErrClosed
+	}
+	i, ok := o.names[name]
+	if !ok {
+		return fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	p := &o.params[i]
+	if p.half == nil || !p.half.held {
+		return fmt.Errorf("%w: parameter %q has no master kept by the optimizer", ErrInvalid, name)
+	}
+	widen16(p.half.f16, asF32(p.data), p.half.p)
+	return nil
+}
+
 // State16 returns a copy of the 16-bit state buffer buf of the 16-bit
 // state parameter name, as the raw bits of its type (ParamInfo.Type).
 func (o *Optimizer[T]) State16(name, buf string) ([]uint16, error) {

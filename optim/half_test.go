@@ -562,6 +562,16 @@ func TestHalfErrors(t *testing.T) {
 	if err := o.SetGroupValue(0, "amsgrad", 1); err != nil { // AMSGrad has a 16-bit kernel
 		t.Fatal(err)
 	}
+	if err := o.SyncMaster("z"); !errors.Is(err, ErrInvalid) { // the caller's master
+		t.Fatalf("SyncMaster of a given master: %v", err)
+	}
+	p[3] = kernels.BF16FromF32(2.5)
+	if err := o.SyncMaster("x"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := o.Master("x"); m[3] != 2.5 || m[2] != 0 {
+		t.Fatalf("SyncMaster: master %v", m)
+	}
 	if _, err := o.State16("x", BufExpAvg); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("State16 of a master parameter: %v", err)
 	}
