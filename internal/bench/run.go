@@ -55,11 +55,11 @@ type Config struct {
 }
 
 // DefaultConfig returns the full comparison: every step, both precisions,
-// DefaultSizes, every level, the solve at DefaultSolveSizes and the
-// default and the small model.
+// DefaultSizes, every level, every mixed-precision mode of Adam, the solve
+// at DefaultSolveSizes and the default and the small model.
 func DefaultConfig() Config {
 	return Config{Ops: slices.Clone(Ops), Precs: slices.Clone(Precs), Sizes: slices.Clone(DefaultSizes),
-		SolveSizes: slices.Clone(DefaultSolveSizes), Models: []ModelSpec{DefaultModel(), SmallModel()}}
+		Mixed: slices.Clone(MixedModes), SolveSizes: slices.Clone(DefaultSolveSizes), Models: []ModelSpec{DefaultModel(), SmallModel()}}
 }
 
 // ErrConfig is returned for an invalid Config.
