@@ -256,6 +256,15 @@ func TestSteadyStepsDoNotAllocate(t *testing.T) {
 			}
 		}
 	}
+	cs, _, err := mixedContenders(MixedModes, 512, kernels.Best(), kernels.Best())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if a := testing.AllocsPerRun(10, func() { _ = c.step() }); a != 0 {
+			t.Errorf("mixed %s: %v allocations per step", c.name, a)
+		}
+	}
 }
 
 func TestMedian(t *testing.T) {
