@@ -194,9 +194,10 @@ func srStep(m Mode) func() kernels.Rounding {
 // mode's float32 results are the float32 kernel's on the widened gradient):
 // one staggered slab holds p, g, m, v and, per 16-bit type of a master
 // mode, its gradient and the 16-bit copy of p, each in the first half of a
-// float32 stream of n. Each 16-bit state mode has its own slab of four
-// streams of n 16-bit values, and NameRoofHalf one of four float32 streams
-// of n/2 (rounded up). The 16-bit values are the float32 streams' values
+// float32 stream of n. Each 16-bit type of the state modes has its own slab
+// of four streams of n 16-bit values, and NameRoofHalf one of four float32
+// streams of n/2 (rounded up). A mode's two roundings share its streams,
+// as the levels of a step case do. The 16-bit values are the float32 streams' values
 // rounded to nearest (binary16 second moments, below 6.1e-5, are partly
 // subnormal).
 func mixedContenders(modes []Mode, n int, l, roof kernels.ISA) ([]contender, *mixedStreams, error) {
