@@ -197,6 +197,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fuseopt bench", flag.ContinueOnError)
 	var mf measureFlags
 	mf.register(fs, "all", "all", sizeList(bench.DefaultSizes), bench.DefaultSample, bench.DefaultRuns)
+	mixed := fs.String("mixed", "all", "mixed-precision modes of Adam, compared with float32 Adam in one table: comma-separated ("+
+		modeNames()+"), all, or none; needs adam in -ops (the default applies where -ops has adam and -prec f32)")
 	solveSizes := fs.String("solve", intList(bench.DefaultSolveSizes), "Newton solve matrix sizes, comma-separated, or none")
 	model := fs.String("model", bench.DefaultModel().String()+","+bench.SmallModel().String(),
 		"model-like steps, one table each: LAYERSxWIDTH+NORMS tensors, comma-separated, or none")
@@ -209,6 +211,15 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	cfg, err := mf.config()
 	if err != nil {
 		return usageErr(stderr, fs.Name(), err)
+	}
+	if cfg.Mixed, err = bench.ParseModes(*mixed); err != nil {
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-mixed: %w", err))
+	}
+	switch {
+	case flagSet(fs, "mixed") && len(cfg.Mixed) > 0 && !slices.Contains(cfg.Ops, bench.Adam):
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-mixed %s: the modes are Adam's; add adam to -ops", *mixed))
+	case !flagSet(fs, "mixed") && (!slices.Contains(cfg.Ops, bench.Adam) || !slices.Contains(cfg.Precs, bench.F32)):
+		cfg.Mixed = nil // by default, only where float32 Adam is measured
 	}
 	if *solveSizes != "none" {
 		if cfg.SolveSizes, err = bench.ParseSizes(*solveSizes); err != nil {
@@ -280,4 +291,20 @@ func opNames() string {
 		names[i] = string(o)
 	}
 	return strings.Join(names, ",")
+}
+
+// modeNames lists the mixed-precision modes -mixed takes, comma-separated.
+func modeNames() string {
+	names := make([]string, len(bench.MixedModes))
+	for i, m := range bench.MixedModes {
+		names[i] = string(m)
+	}
+	return strings.Join(names, ",")
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

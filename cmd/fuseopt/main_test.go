@@ -84,6 +84,10 @@ func TestBenchJSON(t *testing.T) {
 		len(r.Model) != len(bench.Ops)*len(bench.Precs) {
 		t.Errorf("report has %d step cases, %d solve cases, %d model cases", len(r.Steps), len(r.Solve), len(r.Model))
 	}
+	// -mixed defaults to every mode where float32 Adam is measured.
+	if len(r.Mixed) != 2 || len(r.Mixed[0].Modes) != 1+len(bench.MixedModes) || !reflect.DeepEqual(r.Settings.Mixed, bench.MixedModes) {
+		t.Errorf("report has %d mixed cases, settings %v", len(r.Mixed), r.Settings.Mixed)
+	}
 	if r.Settings.Runs != 2 || r.Settings.SampleNs != 200e3 || !reflect.DeepEqual(r.Settings.Sizes, []int{1024, 4096}) {
 		t.Errorf("settings %+v", r.Settings)
 	}
@@ -121,6 +125,35 @@ func TestBenchText(t *testing.T) {
 		}
 		if kernels.Best() != kernels.Generic && strings.Contains(out, "| generic |") {
 			t.Errorf("-cpu not honoured:\n%s", out)
+		}
+	}
+}
+
+// The mixed-precision table has a row per size and mode, the float32
+// kernel first, with each mode's bytes; by default it follows -ops and
+// -prec, and -mixed none drops it.
+func TestBenchMixed(t *testing.T) {
+	base := []string{"bench", "-sizes", "1K,4K", "-time", "200us", "-runs", "2", "-solve", "none", "-model", "none",
+		"-progress", "never", "-markdown"}
+	status, out, errs := runCmd(t, append(base, "-ops", "adam", "-prec", "f64", "-mixed", "f16-state-sr,bf16-master")...)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	for _, n := range []string{"1K", "4K"} {
+		for _, w := range []string{"| " + n + " | f32 | 28 | 8 |", "| " + n + " | f16-state-sr | 14 | 4 |", "| " + n + " | bf16-master | 28 | 12 |"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+	}
+	if !strings.Contains(out, "Adam mixed precision") || !strings.Contains(out, "Adam float64") ||
+		strings.Contains(out, "| bf16-state") || strings.Contains(out, "| f16-master") {
+		t.Errorf("-mixed not honoured:\n%s", out)
+	}
+	for _, args := range [][]string{{"-ops", "adam", "-prec", "f64"}, {"-ops", "adam", "-prec", "f32", "-mixed", "none"}} {
+		status, out, errs := runCmd(t, append(base, args...)...)
+		if status != 0 || strings.Contains(out, "mixed precision") || !strings.Contains(out, "Adam float") {
+			t.Errorf("%q: status %d, stderr %s, output:\n%s", args, status, errs, out)
 		}
 	}
 }
@@ -309,6 +342,9 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "-sizes", "4Q"},
 		{"bench", "-ops", "yogi"},
 		{"bench", "-prec", "f16"},
+		{"bench", "-mixed", "bf16"},
+		{"bench", "-mixed", "bf16-master,"},
+		{"bench", "-ops", "sgd,adamw", "-mixed", "bf16-master"},
 		{"bench", "-cpu", "sse9"},
 		{"bench", "-runs", "0"},
 		{"bench", "-time", "-1s"},

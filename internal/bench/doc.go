@@ -11,6 +11,10 @@
 //     blas32/blas64 Axpy for SGD), and against the memory roof of the same
 //     streams (kernels.Set.RoofF32/RoofF64), from sizes that fit in L1 to
 //     sizes far beyond the last-level cache ([RunSteps]);
+//   - Adam's mixed-precision modes (bfloat16 and binary16 master weights and
+//     16-bit state, rounded to nearest or stochastically) against the
+//     float32 kernel in the same run, with the bytes each moves and keeps
+//     per parameter and the roof of as many bytes ([MixedCase]);
 //   - the Cholesky solve of a Newton step against gonum's mat.Cholesky, in
 //     GFLOP/s (n³/3 + 2n² flops) and as a fraction of the machine's FMA peak
 //     measured in the same run ([RunSolve], [MeasurePeak]);

@@ -224,6 +224,52 @@ func (r *Report) StepTables() []Table {
 	return out
 }
 
+// MixedTable returns the mixed comparison: a row per size and mode (the
+// float32 kernel first), with the bytes the mode moves and keeps per
+// parameter, its Mparam/s and GB/s, its speed over the float32 kernel's of
+// the same size and run, its fraction of its roof and the roof in GB/s.
+func (r *Report) MixedTable() Table {
+	if len(r.Mixed) == 0 {
+		return Table{}
+	}
+	c0 := &r.Mixed[0]
+	t := Table{Title: fmt.Sprintf("%s mixed precision — Mparam/s at %s on one goroutine; vs %s: "+
+		"the float32 kernel's time over the mode's, same size, same run", c0.Op.Title(), c0.Level, ModeF32)}
+	t.Head = []string{"n", "mode", "B/param", "state B/param", "Mparam/s", "GB/s", "vs " + string(ModeF32), "% of roof", "roof GB/s"}
+	for i := range r.Mixed {
+		c := &r.Mixed[i]
+		f := c.Get(string(ModeF32))
+		for _, md := range c.Modes {
+			m, rf := c.Get(string(md.Mode)), c.Get(md.Roof)
+			mp, gb, sp, fr, rgb := 0.0, 0.0, 0.0, 0.0, 0.0
+			if m != nil {
+				mp = c.MParams(m)
+				gb = mp * float64(md.BytesPerParam) / 1e3
+			}
+			if m != nil && f != nil {
+				sp = f.NsPerOp / m.NsPerOp
+			}
+			if m != nil && rf != nil {
+				fr = rf.NsPerOp / m.NsPerOp
+			}
+			if rf != nil {
+				rgb = c.MParams(rf) * float64(md.BytesPerParam) / 1e3
+			}
+			t.Rows = append(t.Rows, []string{FormatSize(c.N), string(md.Mode), strconv.Itoa(md.BytesPerParam),
+				strconv.Itoa(md.StateBytesPerParam), rate(mp), rate(gb), ratio2(sp), percent(fr), rate(rgb)})
+		}
+	}
+	return t
+}
+
+// ratio2 formats a ratio near 1 with two decimals.
+func ratio2(x float64) string {
+	if x != x || x <= 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64) + "×"
+}
+
 // CompactTable returns every step case in one table: parameters per second
 // of every contender and the best level's speedup over the scalar loop.
 func (r *Report) CompactTable() Table {
@@ -430,6 +476,12 @@ func (r *Report) Write(w io.Writer, markdown bool) error {
 	}
 	b.WriteString("\n")
 	for _, t := range r.StepTables() {
+		if err := t.Write(&b, markdown); err != nil {
+			return err
+		}
+	}
+	if len(r.Mixed) > 0 {
+		t := r.MixedTable()
 		if err := t.Write(&b, markdown); err != nil {
 			return err
 		}

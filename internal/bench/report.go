@@ -12,6 +12,7 @@ type Report struct {
 	Machine  Machine     `json:"machine"`
 	Settings Settings    `json:"settings"`
 	Steps    []StepCase  `json:"steps,omitempty"`
+	Mixed    []MixedCase `json:"mixed,omitempty"`
 	Peak     *Peak       `json:"fma_peak,omitempty"`
 	Solve    []SolveCase `json:"solve,omitempty"`
 	Model    []ModelCase `json:"model,omitempty"`
@@ -61,6 +62,8 @@ type Settings struct {
 	Models     []ModelSpec `json:"models,omitempty"`
 	Workers    int         `json:"workers"` // goroutines of the multi-core contenders
 	Method     string      `json:"method"`
+	// Mixed are the mixed-precision modes of Adam compared with float32.
+	Mixed []Mode `json:"mixed,omitempty"`
 }
 
 // method is Settings.Method: how the figures were taken.

@@ -35,6 +35,11 @@ type Config struct {
 	Sample time.Duration // length of one timed run; 0: DefaultSample
 	Runs   int           // timed runs per contender; 0: DefaultRuns
 
+	// Mixed are the mixed-precision modes of Adam compared, at every size of
+	// Sizes, with the float32 Adam kernel at the best level of Levels, in one
+	// table; none: no mixed comparison. It needs Adam in Ops.
+	Mixed []Mode
+
 	// SolveSizes are the matrix sizes of the Newton solve comparison; none:
 	// no solve comparison (and no FMA peak).
 	SolveSizes []int
@@ -50,11 +55,11 @@ type Config struct {
 }
 
 // DefaultConfig returns the full comparison: every step, both precisions,
-// DefaultSizes, every level, the solve at DefaultSolveSizes and the
-// default and the small model.
+// DefaultSizes, every level, every mixed-precision mode of Adam, the solve
+// at DefaultSolveSizes and the default and the small model.
 func DefaultConfig() Config {
 	return Config{Ops: slices.Clone(Ops), Precs: slices.Clone(Precs), Sizes: slices.Clone(DefaultSizes),
-		SolveSizes: slices.Clone(DefaultSolveSizes), Models: []ModelSpec{DefaultModel(), SmallModel()}}
+		Mixed: slices.Clone(MixedModes), SolveSizes: slices.Clone(DefaultSolveSizes), Models: []ModelSpec{DefaultModel(), SmallModel()}}
 }
 
 // ErrConfig is returned for an invalid Config.
@@ -98,6 +103,14 @@ func (c *Config) normalise() error {
 			return fmt.Errorf("%w: level %v not supported here (supported: %v)", ErrConfig, l, kernels.Levels())
 		}
 	}
+	for _, m := range c.Mixed {
+		if !slices.Contains(MixedModes, m) {
+			return fmt.Errorf("%w: unknown mixed-precision mode %q", ErrConfig, m)
+		}
+	}
+	if len(c.Mixed) > 0 && !slices.Contains(c.Ops, Adam) {
+		return fmt.Errorf("%w: the mixed-precision modes are Adam's, and Adam is not among the steps", ErrConfig)
+	}
 	for _, m := range c.Models {
 		if err := m.validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -135,7 +148,7 @@ func Run(cfg Config) (*Report, error) {
 	}
 	r := &Report{Machine: DescribeMachine()}
 	r.Settings = Settings{Ops: cfg.Ops, Precs: cfg.Precs, Sizes: cfg.Sizes, Roof: cfg.roofLevel().String(),
-		SampleNs: cfg.Sample.Nanoseconds(), Runs: cfg.Runs, SolveSizes: cfg.SolveSizes, Models: cfg.Models,
+		SampleNs: cfg.Sample.Nanoseconds(), Runs: cfg.Runs, Mixed: cfg.Mixed, SolveSizes: cfg.SolveSizes, Models: cfg.Models,
 		Workers: cfg.Workers, Method: method}
 	for _, l := range cfg.Levels {
 		r.Settings.Levels = append(r.Settings.Levels, l.String())
@@ -145,6 +158,9 @@ func Run(cfg Config) (*Report, error) {
 		for _, o := range cfg.Ops {
 			m.total += len(cfg.Sizes) * m.units(numStepContenders(o, p, len(cfg.Levels)))
 		}
+	}
+	if len(cfg.Mixed) > 0 {
+		m.total += len(cfg.Sizes) * m.units(numMixedContenders(cfg.Mixed))
 	}
 	if len(cfg.SolveSizes) > 0 {
 		w := min(2, cfg.Workers)
@@ -161,6 +177,15 @@ func Run(cfg Config) (*Report, error) {
 				}
 				r.Steps = append(r.Steps, sc)
 			}
+		}
+	}
+	if len(cfg.Mixed) > 0 {
+		for _, n := range cfg.Sizes {
+			mc, err := runMixed(m, cfg.Mixed, n, cfg.Levels[len(cfg.Levels)-1], cfg.roofLevel())
+			if err != nil {
+				return nil, err
+			}
+			r.Mixed = append(r.Mixed, mc)
 		}
 	}
 	if len(cfg.SolveSizes) > 0 {
@@ -199,6 +224,18 @@ func runStep(m *meter, o Op, p Prec, n int, levels []kernels.ISA, roof kernels.I
 	}
 	return StepCase{Op: o, Prec: p, N: n, BytesPerParam: o.BytesPerParam(p), StateBytesPerParam: o.StateBytesPerParam(p, n),
 		Results: res}, nil
+}
+
+func runMixed(m *meter, modes []Mode, n int, l, roof kernels.ISA) (MixedCase, error) {
+	cs, _, err := mixedContenders(modes, n, l, roof)
+	if err != nil {
+		return MixedCase{}, err
+	}
+	res, err := m.compare(fmt.Sprintf("mixed %s n=%d", Adam, n), cs)
+	if err != nil {
+		return MixedCase{}, err
+	}
+	return MixedCase{Op: Adam, N: n, Level: l.String(), Modes: mixedModes(modes), Results: res}, nil
 }
 
 func runSolve(m *meter, r *Report, cfg Config) error {

@@ -17,7 +17,8 @@ import (
 
 // tinyConfig is a run of every part at sizes and durations a test affords.
 func tinyConfig() Config {
-	return Config{Ops: Ops, Precs: Precs, Sizes: []int{33, 1000}, Sample: 200 * time.Microsecond, Runs: 3,
+	return Config{Ops: Ops, Precs: Precs, Sizes: []int{33, 1000}, Mixed: []Mode{BF16StateSR, F16Master},
+		Sample: 200 * time.Microsecond, Runs: 3,
 		SolveSizes: []int{40}, Models: []ModelSpec{{Layers: 2, Width: 16, Norms: 1}, {Layers: 1, Width: 8}}, Workers: 2}
 }
 
@@ -58,6 +59,9 @@ func TestRunTiny(t *testing.T) {
 		if c.BytesPerParam != c.Op.BytesPerParam(c.Prec) {
 			t.Errorf("bytes per param %d", c.BytesPerParam)
 		}
+	}
+	if len(r.Mixed) != 2 || len(r.Mixed[1].Results) != numMixedContenders(cfg.Mixed) {
+		t.Errorf("mixed %+v", r.Mixed)
 	}
 	if r.Peak == nil || r.Peak.For(1) <= 0 || r.Peak.For(2) <= 0 {
 		t.Errorf("peak %+v", r.Peak)
@@ -105,7 +109,8 @@ func TestRunTiny(t *testing.T) {
 		}
 		out := b.String()
 		for _, want := range []string{"AdamW float64", "Nesterov float32", "scalar-go", "gonum-blas", "gonum-floats",
-			"roof GB/s", "FMA peak", "fuseopt/w=2", "Model step", "optim/w=2"} {
+			"roof GB/s", "Adam mixed precision", "bf16-state-sr", "f16-master", "FMA peak", "fuseopt/w=2",
+			"Model step", "optim/w=2"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("markdown=%v: output lacks %q:\n%s", md, want, out)
 			}
@@ -249,6 +254,15 @@ func TestSteadyStepsDoNotAllocate(t *testing.T) {
 			if a := testing.AllocsPerRun(10, func() { _ = c.step() }); a != 0 {
 				t.Errorf("%s %s: %v allocations per step", o, c.name, a)
 			}
+		}
+	}
+	cs, _, err := mixedContenders(MixedModes, 512, kernels.Best(), kernels.Best())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if a := testing.AllocsPerRun(10, func() { _ = c.step() }); a != 0 {
+			t.Errorf("mixed %s: %v allocations per step", c.name, a)
 		}
 	}
 }
