@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ const maxLogRegValues = 1 << 24
 func demoCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fuseopt demo", flag.ContinueOnError)
 	mc, lc := defaultMLP(), defaultLogReg()
-	fs.IntVar(&mc.Epochs, "epochs", mc.Epochs, "MLP training epochs")
+	fs.IntVar(&mc.Epochs, "epochs", mc.Epochs, "MLP training epochs; with -mixed 200 unless given")
 	fs.IntVar(&mc.Train, "train", mc.Train, "MLP training points")
 	fs.IntVar(&mc.Hidden, "hidden", mc.Hidden, "MLP hidden units")
 	fs.IntVar(&lc.Samples, "samples", lc.Samples, "logistic regression samples")
@@ -47,8 +48,17 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "seed of the generated data and initial weights")
 	jsonOut := fs.Bool("json", false, "print the losses as JSON")
 	plotPath := fs.String("plot", "", "draw the loss curves into `file` (.svg or .png)")
+	mixed := fs.Bool("mixed", false, "instead: the MLP trained with Adam in float32, bf16 with float32 master weights, and bf16\n"+
+		"with 16-bit state rounded stochastically and to nearest (-epochs, -train, -hidden, -lr, -seed, -json, -plot apply)")
+	lr := fs.Float64("lr", defaultMixed().LR, "Adam learning rate of -mixed")
 	if status, done := parseFlags(fs, args, stdout, stderr); done {
 		return status
+	}
+	if *mixed {
+		return mixedCmd(fs, mc, *lr, *seed, *jsonOut, *plotPath, stdout, stderr)
+	}
+	if flagSet(fs, "lr") {
+		return usageErr(stderr, fs.Name(), errors.New("-lr applies only to -mixed"))
 	}
 	mc.Seed, lc.Seed = *seed, *seed
 	mc.Test = mc.Train

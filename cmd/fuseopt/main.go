@@ -8,7 +8,9 @@
 //	fuseopt demo         training on generated data: an MLP with SGD, momentum,
 //	                     Adam and AdamW, logistic regression with Newton
 //	                     against Adam (-plot file.svg|png), and a deeper MLP
-//	                     with Muon + AdamW against AdamW
+//	                     with Muon + AdamW against AdamW; demo -mixed: the MLP
+//	                     trained with Adam in float32 and in bfloat16 (master
+//	                     weights, stochastic rounding, round to nearest)
 //	fuseopt help [cmd]   the commands, or the flags of one
 //
 // In a clone of the repository, run it as go run ./cmd/fuseopt [command];
@@ -44,6 +46,7 @@ usage:
   fuseopt [tour] [flags]   the tour: CPU, level, parity self-check, a short benchmark
   fuseopt bench [flags]    the full comparison table (-json, -markdown, -plot file.svg|png)
   fuseopt demo [flags]     train an MLP and a logistic regression on generated data
+                           (-mixed: the MLP in float32 and in bfloat16, three ways)
   fuseopt help [command]   this text, or the flags of a command
 
 "fuseopt <command> -h" lists the flags of a command too. In a clone of the

@@ -36,6 +36,8 @@ var tinyRuns = [][]string{
 	{"bench", "-json", "-sizes", "1K", "-time", "100us", "-runs", "1", "-ops", "sgd", "-prec", "f32", "-solve", "none", "-model", "none", "-progress", "never"},
 	{"demo", "-epochs", "1", "-samples", "100", "-adam-steps", "5"},
 	{"demo", "-json", "-epochs", "1", "-samples", "100", "-adam-steps", "5"},
+	{"demo", "-mixed", "-epochs", "1", "-train", "64", "-hidden", "4"},
+	{"demo", "-mixed", "-json", "-epochs", "1", "-train", "64", "-hidden", "4"},
 }
 
 // Output that cannot be written is an error of every command (status 1,

@@ -1,0 +1,426 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+
+	"github.com/fuseopt/fuseopt/internal/mlp"
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
+)
+
+// The mixed-precision demo: the MLP of the demo (2 → hidden tanh → 2
+// softmax on the two moons) trained with Adam four ways from the same
+// start on the same batches:
+//
+//   - float32: weights, gradients and state in float32 (kernels AdamF32);
+//   - bf16 + master: the network computes with bfloat16 weights and hands a
+//     bfloat16 gradient to the step, which keeps float32 master weights and
+//     state (AdamMasterBF16) and writes their bfloat16 copy rounded to
+//     nearest;
+//   - bf16 SR: weights, gradients, m and v all bfloat16, every stored
+//     value rounded stochastically (Adam16BF16, Rounding.Stochastic);
+//   - bf16 RNE: the same, rounded to nearest, ties to even.
+//
+// With 16-bit weights a step smaller than half the spacing of the bfloat16
+// values around a weight is rounded away: to nearest, the weight does not
+// move at all; stochastically, it moves by a whole spacing with the
+// probability that makes the expected step the float32 one.
+
+// mixedConfig sets up the mixed-precision demo.
+type mixedConfig struct {
+	Train, Test, Hidden, Batch, Epochs int
+	Noise, LR                          float64
+	Seed                               uint64
+}
+
+func defaultMixed() mixedConfig {
+	return mixedConfig{Train: 512, Test: 512, Hidden: 32, Batch: 32, Epochs: 200, Noise: 0.2, LR: 1e-3, Seed: 1}
+}
+
+// mixedMode is one of the four ways of training.
+type mixedMode struct {
+	Name, Desc string
+	// start returns the step function of the mode for net on the kernels
+	// of set; seed is the seed of stochastic rounding.
+	start func(set *kernels.Set, net *mlp.Net, seed uint64) mixedStep
+}
+
+// mixedStep applies Adam step t (from 1) with the coefficients c to the
+// network's parameters, from the float32 gradients its backward pass left
+// in it, and leaves in its weights what the next forward pass computes
+// with. Each mode calls the kernels of one Set directly, so that the demo
+// runs at any level; the training loop sees only this function, which an
+// optimizer's Step can replace.
+type mixedStep func(c *kernels.Coeffs, t uint64) error
+
+func mixedModes() []mixedMode {
+	return []mixedMode{
+		{"float32", "float32 weights, gradients, m and v (AdamF32)", startF32},
+		{"bf16+master", "bf16 weights and gradients; float32 master weights, m and v (AdamMasterBF16), bf16 copy to nearest", startMaster},
+		{"bf16 SR", "bf16 weights, gradients, m and v (Adam16BF16), stochastic rounding", func(set *kernels.Set, net *mlp.Net, seed uint64) mixedStep {
+			return start16(set, net, seed, true)
+		}},
+		{"bf16 RNE", "bf16 weights, gradients, m and v (Adam16BF16), round to nearest even", func(set *kernels.Set, net *mlp.Net, seed uint64) mixedStep {
+			return start16(set, net, seed, false)
+		}},
+	}
+}
+
+func startF32(set *kernels.Set, net *mlp.Net, _ uint64) mixedStep {
+	ts := net.Tensors()
+	m, v := make([][]float32, len(ts)), make([][]float32, len(ts))
+	for i, x := range ts {
+		m[i], v[i] = make([]float32, len(x.Data)), make([]float32, len(x.Data))
+	}
+	return func(c *kernels.Coeffs, _ uint64) error {
+		for i, x := range ts {
+			if err := set.AdamF32(c, x.Data, x.Grad, m[i], v[i], nil); err != nil {
+				return fmt.Errorf("%s: %w", x.Name, err)
+			}
+		}
+		return nil
+	}
+}
+
+// toBF16 rounds x into h to nearest, ties to even.
+func toBF16(h []kernels.BF16, x []float32) {
+	for i, f := range x {
+		h[i] = kernels.BF16FromF32(f)
+	}
+}
+
+// fromBF16 widens h into x.
+func fromBF16(x []float32, h []kernels.BF16) {
+	for i, b := range h {
+		x[i] = b.Float32()
+	}
+}
+
+func startMaster(set *kernels.Set, net *mlp.Net, _ uint64) mixedStep {
+	ts := net.Tensors()
+	type state struct {
+		p      []float32
+		p16, g []kernels.BF16
+		m, v   []float32
+	}
+	st := make([]state, len(ts))
+	for i, x := range ts {
+		n := len(x.Data)
+		st[i] = state{p: slices.Clone(x.Data), p16: make([]kernels.BF16, n), g: make([]kernels.BF16, n),
+			m: make([]float32, n), v: make([]float32, n)}
+		toBF16(st[i].p16, x.Data)
+		fromBF16(x.Data, st[i].p16)
+	}
+	return func(c *kernels.Coeffs, _ uint64) error {
+		for i, x := range ts {
+			s := &st[i]
+			toBF16(s.g, x.Grad)
+			if err := set.AdamMasterBF16(c, s.p, s.p16, s.g, s.m, s.v, nil, kernels.Rounding{}); err != nil {
+				return fmt.Errorf("%s: %w", x.Name, err)
+			}
+			fromBF16(x.Data, s.p16)
+		}
+		return nil
+	}
+}
+
+func start16(set *kernels.Set, net *mlp.Net, seed uint64, stochastic bool) mixedStep {
+	ts := net.Tensors()
+	type state struct{ p, g, m, v []kernels.BF16 }
+	st := make([]state, len(ts))
+	for i, x := range ts {
+		n := len(x.Data)
+		st[i] = state{p: make([]kernels.BF16, n), g: make([]kernels.BF16, n), m: make([]kernels.BF16, n), v: make([]kernels.BF16, n)}
+		toBF16(st[i].p, x.Data)
+		fromBF16(x.Data, st[i].p)
+	}
+	return func(c *kernels.Coeffs, t uint64) error {
+		for i, x := range ts {
+			s := &st[i]
+			toBF16(s.g, x.Grad)
+			r := kernels.Rounding{}
+			if stochastic {
+				r = kernels.Rounding{Stochastic: true, Key: kernels.SRKey(seed, t, uint64(i))}
+			}
+			if err := set.Adam16BF16(c, s.p, s.g, s.m, s.v, nil, r); err != nil {
+				return fmt.Errorf("%s: %w", x.Name, err)
+			}
+			fromBF16(x.Data, s.p)
+		}
+		return nil
+	}
+}
+
+// MixedRun is the training of the MLP in one precision.
+type MixedRun struct {
+	Mode     string    `json:"mode"`
+	Desc     string    `json:"desc"`
+	Loss     []float64 `json:"loss"`      // training loss after each epoch; [0] is before training
+	TrainAcc []float64 `json:"train_acc"` // training accuracy after each epoch
+	TestAcc  float64   `json:"test_acc"`  // after the last epoch
+	// Frozen is the fraction of the weights the network computes with that
+	// the last epoch left unchanged.
+	Frozen float64 `json:"frozen"`
+	// Weights is the SHA-256 of the final weights the network computes
+	// with (float32 little-endian, in the order of mlp.Net.Tensors).
+	Weights string `json:"weights_sha256"`
+}
+
+// flatWeights appends the weights of ts to dst.
+func flatWeights(dst []float32, ts []mlp.Tensor) []float32 {
+	for _, x := range ts {
+		dst = append(dst, x.Data...)
+	}
+	return dst
+}
+
+// trainMixed trains one copy of the same initial network per mode on the
+// same data in the same batch order, with the kernels of set.
+func trainMixed(cfg mixedConfig, set *kernels.Set) ([]MixedRun, error) {
+	r := rand.New(rand.NewPCG(cfg.Seed, 31))
+	xTrain, yTrain := mlp.Moons(r, cfg.Train, cfg.Noise)
+	xTest, yTest := mlp.Moons(r, cfg.Test, cfg.Noise)
+	init := mlp.New(cfg.Hidden)
+	init.Glorot(r)
+	// Every run starts from the same network: weights that bfloat16 holds
+	// exactly.
+	for _, x := range init.Tensors() {
+		for i, f := range x.Data {
+			x.Data[i] = kernels.BF16FromF32(f).Float32()
+		}
+	}
+	adam := optim.DefaultAdam()
+	adam.LR = cfg.LR
+	var c kernels.Coeffs
+	var out []MixedRun
+	for _, mode := range mixedModes() {
+		net := init.Clone()
+		step := mode.start(set, net, cfg.Seed)
+		run := MixedRun{Mode: mode.Name, Desc: mode.Desc}
+		l, a := net.Eval(xTrain, yTrain)
+		run.Loss, run.TrainAcc = append(run.Loss, l), append(run.TrainAcc, a)
+		order := rand.New(rand.NewPCG(cfg.Seed, 32))
+		idx := make([]int, cfg.Train)
+		for i := range idx {
+			idx[i] = i
+		}
+		ts := net.Tensors()
+		var before []float32 // the weights at the start of the last epoch
+		t := uint64(0)
+		for e := range cfg.Epochs {
+			if e == cfg.Epochs-1 {
+				before = flatWeights(before[:0], ts)
+			}
+			order.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+			for b := 0; b < len(idx); b += cfg.Batch {
+				batch := idx[b:min(b+cfg.Batch, len(idx))]
+				for _, x := range ts {
+					clear(x.Grad)
+				}
+				for _, i := range batch {
+					p := net.Forward(xTrain[i])
+					net.Backward(xTrain[i], yTrain[i], p, 1/float64(len(batch)))
+				}
+				t++
+				if err := optim.CoefficientsInto[float32](&c, adam, int64(t-1), 1); err != nil {
+					return nil, err
+				}
+				if err := step(&c, t); err != nil {
+					return nil, fmt.Errorf("%s: %w", mode.Name, err)
+				}
+			}
+			l, a := net.Eval(xTrain, yTrain)
+			run.Loss, run.TrainAcc = append(run.Loss, l), append(run.TrainAcc, a)
+		}
+		after := flatWeights(nil, ts)
+		same := 0
+		for i, w := range after {
+			if w == before[i] {
+				same++
+			}
+		}
+		run.Frozen = float64(same) / float64(len(after))
+		buf := make([]byte, 0, 4*len(after))
+		for _, w := range after {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(w))
+		}
+		sum := sha256.Sum256(buf)
+		run.Weights = hex.EncodeToString(sum[:])
+		_, run.TestAcc = net.Eval(xTest, yTest)
+		out = append(out, run)
+	}
+	return out, nil
+}
+
+// MixedReport is what demo -mixed prints with -json.
+type MixedReport struct {
+	Config mixedConfig `json:"config"`
+	Runs   []MixedRun  `json:"runs"`
+}
+
+// mixedMarks are the epochs the table shows: 0, 1, 2, 5, 10, 20, 50, …
+// below the last, every quarter of the run, and the last.
+func mixedMarks(last int) []int {
+	out := []int{0}
+	for p := 1; p < last; p *= 10 {
+		for _, m := range []int{1, 2, 5} {
+			if m*p < last {
+				out = append(out, m*p)
+			}
+		}
+	}
+	for q := 1; q <= 4; q++ {
+		out = append(out, last*q/4)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// writeMixed writes the mixed-precision demo's text.
+func writeMixed(w io.Writer, rep *MixedReport) error {
+	var b strings.Builder
+	mc, runs := rep.Config, rep.Runs
+	steps := mc.Epochs * ((mc.Train + mc.Batch - 1) / mc.Batch)
+	fmt.Fprintf(&b, "Mixed precision: MLP 2 → %d tanh → 2 softmax, two moons (%d training and %d test points, noise %.2g),\n",
+		mc.Hidden, mc.Train, mc.Test, mc.Noise)
+	fmt.Fprintf(&b, "    minibatches of %d, Adam lr %g, betas (0.9, 0.999), eps 1e-8, %d epochs (%d steps), the kernels\n",
+		mc.Batch, mc.LR, mc.Epochs, steps)
+	b.WriteString("    called directly; the same start (weights bfloat16 holds exactly) and batches for all\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "    %-12s %s\n", r.Mode, r.Desc)
+	}
+	b.WriteString("\n  training loss (mean cross-entropy) and accuracy\n")
+	fmt.Fprintf(&b, "  %6s  %6s", "epoch", "step")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "  %15s", r.Mode)
+	}
+	b.WriteString("\n")
+	for _, e := range mixedMarks(mc.Epochs) {
+		fmt.Fprintf(&b, "  %6d  %6d", e, e*steps/mc.Epochs)
+		for _, r := range runs {
+			fmt.Fprintf(&b, "  %8.4f %5.1f%%", r.Loss[e], 100*r.TrainAcc[e])
+		}
+		b.WriteString("\n")
+	}
+	row := func(name string, f func(r MixedRun) string) {
+		fmt.Fprintf(&b, "  %-14s", name)
+		for _, r := range runs {
+			fmt.Fprintf(&b, "  %15s", f(r))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	row("test acc", func(r MixedRun) string { return fmt.Sprintf("%.1f%%", 100*r.TestAcc) })
+	row("frozen", func(r MixedRun) string { return fmt.Sprintf("%.1f%%", 100*r.Frozen) })
+	row("weights sha256", func(r MixedRun) string { return r.Weights[:12] })
+	b.WriteString("\n  frozen: the weights the network computes with that the last epoch left unchanged. A bfloat16\n" +
+		"  weight moves by whole steps of its spacing (2⁻⁷ of its power of two): rounded to nearest, an update\n" +
+		"  below half a step is lost, every time; rounded stochastically, it moves a whole step with the\n" +
+		"  probability that makes the expected move the float32 one; with master weights, the float32 copy\n" +
+		"  adds up the small updates. The results are the same bits on every level (FUSEOPT_CPU).\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// mixedPlots returns the loss curves of the four runs in one panel, the
+// float32 run dashed and drawn last, over the runs that follow it.
+func mixedPlots(rep *MixedReport) [][]*plot.Plot {
+	var ss []series
+	for i, r := range rep.Runs {
+		s := series{name: r.Mode, colour: i, dashed: i == 0}
+		for e, l := range r.Loss {
+			s.xy = append(s.xy, plotter.XY{X: float64(e), Y: l})
+		}
+		ss = append(ss, s)
+	}
+	if len(ss) > 0 {
+		ss = append(ss[1:], ss[0])
+	}
+	title := fmt.Sprintf("MLP on two moons, Adam lr %g: training loss by precision", rep.Config.LR)
+	return [][]*plot.Plot{{panel(title, "epoch", "cross-entropy", false, true, nil, ss)}}
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// mixedCmd is demo -mixed, after the flags of fs have been parsed: mc
+// holds -epochs, -train and -hidden.
+func mixedCmd(fs *flag.FlagSet, mc mlpConfig, lr float64, seed uint64, jsonOut bool, plotPath string, stdout, stderr io.Writer) int {
+	for _, name := range []string{"samples", "features", "adam-steps", "newton-iters"} {
+		if flagSet(fs, name) {
+			return usageErr(stderr, fs.Name(), fmt.Errorf("-%s does not apply to -mixed", name))
+		}
+	}
+	cfg := defaultMixed()
+	if flagSet(fs, "epochs") {
+		cfg.Epochs = mc.Epochs
+	}
+	cfg.Train, cfg.Test, cfg.Hidden, cfg.LR, cfg.Seed = mc.Train, mc.Train, mc.Hidden, lr, seed
+	for _, c := range []struct {
+		name      string
+		v, lo, hi int
+	}{
+		{"-epochs", cfg.Epochs, 1, 100000}, {"-train", cfg.Train, 2, 1 << 20}, {"-hidden", cfg.Hidden, 1, 4096},
+	} {
+		if c.v < c.lo || c.v > c.hi {
+			return usageErr(stderr, fs.Name(), fmt.Errorf("%s %d: want %d … %d", c.name, c.v, c.lo, c.hi))
+		}
+	}
+	if !(lr > 0 && lr <= 1) {
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-lr %g: want a value in (0, 1]", lr))
+	}
+	var pf *plotFile
+	if plotPath != "" {
+		var err error
+		if pf, err = checkPlot(plotPath); err != nil {
+			return usageErr(stderr, fs.Name(), err)
+		}
+	}
+	rep := MixedReport{Config: cfg}
+	var err error
+	if rep.Runs, err = trainMixed(cfg, kernels.Active()); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 1
+	}
+	if jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(&rep)
+	} else {
+		err = writeMixed(stdout, &rep)
+	}
+	if werr := writeFailed(stdout); werr != nil {
+		return outputErr(stderr, fs.Name(), werr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return 1
+	}
+	if pf != nil {
+		if err := pf.write(mixedPlots(&rep)); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+			return 1
+		}
+		if !jsonOut {
+			fmt.Fprintf(stdout, "plot written to %s\n", pf.path)
+		}
+	}
+	return 0
+}
