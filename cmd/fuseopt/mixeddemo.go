@@ -25,14 +25,18 @@ import (
 // softmax on the two moons) trained with Adam four ways from the same
 // start on the same batches:
 //
-//   - float32: weights, gradients and state in float32 (kernels AdamF32);
+//   - float32: weights, gradients and state in float32 (optim's Add;
+//     kernel AdamF32);
 //   - bf16 + master: the network computes with bfloat16 weights and hands a
-//     bfloat16 gradient to the step, which keeps float32 master weights and
-//     state (AdamMasterBF16) and writes their bfloat16 copy rounded to
-//     nearest;
-//   - bf16 SR: weights, gradients, m and v all bfloat16, every stored
-//     value rounded stochastically (Adam16BF16, Rounding.Stochastic);
+//     bfloat16 gradient to the step (AddBF16), which keeps float32 master
+//     weights and state (kernel AdamMasterBF16) and writes their bfloat16
+//     copy rounded to nearest;
+//   - bf16 SR: weights, gradients, m and v all bfloat16 (AddBF16 with
+//     State16), every stored value rounded stochastically (Adam16BF16,
+//     Rounding.Stochastic);
 //   - bf16 RNE: the same, rounded to nearest, ties to even.
+//
+// Each run is an optim.Optimizer on the kernels of one level, one goroutine.
 //
 // With 16-bit weights a step smaller than half the spacing of the bfloat16
 // values around a weight is rounded away: to nearest, the weight does not
@@ -53,46 +57,64 @@ func defaultMixed() mixedConfig {
 // mixedMode is one of the four ways of training.
 type mixedMode struct {
 	Name, Desc string
-	// start returns the step function of the mode for net on the kernels
-	// of set; seed is the seed of stochastic rounding.
-	start func(set *kernels.Set, net *mlp.Net, seed uint64) mixedStep
+	// half says how the optimizer steps the bfloat16 weights; nil: the
+	// weights are float32.
+	half *optim.Half
 }
 
-// mixedStep applies Adam step t (from 1) with the coefficients c to the
-// network's parameters, from the float32 gradients its backward pass left
-// in it, and leaves in its weights what the next forward pass computes
-// with. Each mode calls the kernels of one Set directly, so that the demo
-// runs at any level; the training loop sees only this function, which an
-// optimizer's Step can replace.
-type mixedStep func(c *kernels.Coeffs, t uint64) error
+// mixedStep applies one Adam step to the network's parameters, from the
+// float32 gradients its backward pass left in it, and leaves in its
+// weights what the next forward pass computes with.
+type mixedStep func() error
 
 func mixedModes() []mixedMode {
 	return []mixedMode{
-		{"float32", "float32 weights, gradients, m and v (AdamF32)", startF32},
-		{"bf16+master", "bf16 weights and gradients; float32 master weights, m and v (AdamMasterBF16), bf16 copy to nearest", startMaster},
-		{"bf16 SR", "bf16 weights, gradients, m and v (Adam16BF16), stochastic rounding", func(set *kernels.Set, net *mlp.Net, seed uint64) mixedStep {
-			return start16(set, net, seed, true)
-		}},
-		{"bf16 RNE", "bf16 weights, gradients, m and v (Adam16BF16), round to nearest even", func(set *kernels.Set, net *mlp.Net, seed uint64) mixedStep {
-			return start16(set, net, seed, false)
-		}},
+		{"float32", "float32 weights, gradients, m and v (Add; kernel AdamF32)", nil},
+		{"bf16+master", "bf16 weights and gradients; float32 master weights, m and v (AddBF16; kernel AdamMasterBF16), bf16 copy to nearest", &optim.Half{}},
+		{"bf16 SR", "bf16 weights, gradients, m and v (AddBF16 State16; kernel Adam16BF16), stochastic rounding", &optim.Half{State16: true, Stochastic: true}},
+		{"bf16 RNE", "bf16 weights, gradients, m and v (AddBF16 State16; kernel Adam16BF16), round to nearest even", &optim.Half{State16: true}},
 	}
 }
 
-func startF32(set *kernels.Set, net *mlp.Net, _ uint64) mixedStep {
-	ts := net.Tensors()
-	m, v := make([][]float32, len(ts)), make([][]float32, len(ts))
-	for i, x := range ts {
-		m[i], v[i] = make([]float32, len(x.Data)), make([]float32, len(x.Data))
+// start returns the step function of mode m for net: an optimizer on the
+// kernels of set, one goroutine, with the network's tensors registered as
+// float32 parameters or, through bfloat16 copies of the weights and the
+// gradients, as bfloat16 ones.
+func (m mixedMode) start(set *kernels.Set, net *mlp.Net, adam optim.AdamConfig, seed uint64) (mixedStep, error) {
+	opt, err := optim.New[float32](adam, optim.Options{Kernels: set, Workers: 1, Seed: seed})
+	if err != nil {
+		return nil, err
 	}
-	return func(c *kernels.Coeffs, _ uint64) error {
-		for i, x := range ts {
-			if err := set.AdamF32(c, x.Data, x.Grad, m[i], v[i], nil); err != nil {
-				return fmt.Errorf("%s: %w", x.Name, err)
+	ts := net.Tensors()
+	if m.half == nil {
+		for _, x := range ts {
+			if err := opt.Add(x.Name, x.Data, x.Grad); err != nil {
+				return nil, err
 			}
 		}
-		return nil
+		return func() error { _, err := opt.Step(); return err }, nil
 	}
+	p16, g16 := make([][]kernels.BF16, len(ts)), make([][]kernels.BF16, len(ts))
+	for i, x := range ts {
+		p16[i], g16[i] = make([]kernels.BF16, len(x.Data)), make([]kernels.BF16, len(x.Data))
+		toBF16(p16[i], x.Data)
+		fromBF16(x.Data, p16[i])
+		if err := opt.AddBF16(x.Name, p16[i], g16[i], *m.half); err != nil {
+			return nil, err
+		}
+	}
+	return func() error {
+		for i, x := range ts {
+			toBF16(g16[i], x.Grad)
+		}
+		if _, err := opt.Step(); err != nil {
+			return err
+		}
+		for i, x := range ts {
+			fromBF16(x.Data, p16[i])
+		}
+		return nil
+	}, nil
 }
 
 // toBF16 rounds x into h to nearest, ties to even.
@@ -106,61 +128,6 @@ func toBF16(h []kernels.BF16, x []float32) {
 func fromBF16(x []float32, h []kernels.BF16) {
 	for i, b := range h {
 		x[i] = b.Float32()
-	}
-}
-
-func startMaster(set *kernels.Set, net *mlp.Net, _ uint64) mixedStep {
-	ts := net.Tensors()
-	type state struct {
-		p      []float32
-		p16, g []kernels.BF16
-		m, v   []float32
-	}
-	st := make([]state, len(ts))
-	for i, x := range ts {
-		n := len(x.Data)
-		st[i] = state{p: slices.Clone(x.Data), p16: make([]kernels.BF16, n), g: make([]kernels.BF16, n),
-			m: make([]float32, n), v: make([]float32, n)}
-		toBF16(st[i].p16, x.Data)
-		fromBF16(x.Data, st[i].p16)
-	}
-	return func(c *kernels.Coeffs, _ uint64) error {
-		for i, x := range ts {
-			s := &st[i]
-			toBF16(s.g, x.Grad)
-			if err := set.AdamMasterBF16(c, s.p, s.p16, s.g, s.m, s.v, nil, kernels.Rounding{}); err != nil {
-				return fmt.Errorf("%s: %w", x.Name, err)
-			}
-			fromBF16(x.Data, s.p16)
-		}
-		return nil
-	}
-}
-
-func start16(set *kernels.Set, net *mlp.Net, seed uint64, stochastic bool) mixedStep {
-	ts := net.Tensors()
-	type state struct{ p, g, m, v []kernels.BF16 }
-	st := make([]state, len(ts))
-	for i, x := range ts {
-		n := len(x.Data)
-		st[i] = state{p: make([]kernels.BF16, n), g: make([]kernels.BF16, n), m: make([]kernels.BF16, n), v: make([]kernels.BF16, n)}
-		toBF16(st[i].p, x.Data)
-		fromBF16(x.Data, st[i].p)
-	}
-	return func(c *kernels.Coeffs, t uint64) error {
-		for i, x := range ts {
-			s := &st[i]
-			toBF16(s.g, x.Grad)
-			r := kernels.Rounding{}
-			if stochastic {
-				r = kernels.Rounding{Stochastic: true, Key: kernels.SRKey(seed, t, uint64(i))}
-			}
-			if err := set.Adam16BF16(c, s.p, s.g, s.m, s.v, nil, r); err != nil {
-				return fmt.Errorf("%s: %w", x.Name, err)
-			}
-			fromBF16(x.Data, s.p)
-		}
-		return nil
 	}
 }
 
@@ -204,11 +171,13 @@ func trainMixed(cfg mixedConfig, set *kernels.Set) ([]MixedRun, error) {
 	}
 	adam := optim.DefaultAdam()
 	adam.LR = cfg.LR
-	var c kernels.Coeffs
 	var out []MixedRun
 	for _, mode := range mixedModes() {
 		net := init.Clone()
-		step := mode.start(set, net, cfg.Seed)
+		step, err := mode.start(set, net, adam, cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", mode.Name, err)
+		}
 		run := MixedRun{Mode: mode.Name, Desc: mode.Desc}
 		l, a := net.Eval(xTrain, yTrain)
 		run.Loss, run.TrainAcc = append(run.Loss, l), append(run.TrainAcc, a)
@@ -219,7 +188,6 @@ func trainMixed(cfg mixedConfig, set *kernels.Set) ([]MixedRun, error) {
 		}
 		ts := net.Tensors()
 		var before []float32 // the weights at the start of the last epoch
-		t := uint64(0)
 		for e := range cfg.Epochs {
 			if e == cfg.Epochs-1 {
 				before = flatWeights(before[:0], ts)
@@ -234,11 +202,7 @@ func trainMixed(cfg mixedConfig, set *kernels.Set) ([]MixedRun, error) {
 					p := net.Forward(xTrain[i])
 					net.Backward(xTrain[i], yTrain[i], p, 1/float64(len(batch)))
 				}
-				t++
-				if err := optim.CoefficientsInto[float32](&c, adam, int64(t-1), 1); err != nil {
-					return nil, err
-				}
-				if err := step(&c, t); err != nil {
+				if err := step(); err != nil {
 					return nil, fmt.Errorf("%s: %w", mode.Name, err)
 				}
 			}
@@ -351,13 +315,6 @@ func mixedPlots(rep *MixedReport) [][]*plot.Plot {
 	}
 	title := fmt.Sprintf("MLP on two moons, Adam lr %g: training loss by precision", rep.Config.LR)
 	return [][]*plot.Plot{{panel(title, "epoch", "cross-entropy", false, true, nil, ss)}}
-}
-
-// flagSet reports whether the flag name was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
 
 // mixedCmd is demo -mixed, after the flags of fs have been parsed: mc
