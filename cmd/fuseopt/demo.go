@@ -98,26 +98,34 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}
-	if *jsonOut {
+	return writeReport(fs.Name(), stdout, stderr, *jsonOut, &rep, func() error { return writeDemo(stdout, &rep) },
+		pf, func() [][]*plot.Plot { return demoPlots(&rep) })
+}
+
+// writeReport writes a demo's report rep: as JSON with jsonOut, else by
+// text; then, with a plot file, its plots. It returns the exit status.
+func writeReport(name string, stdout, stderr io.Writer, jsonOut bool, rep any, text func() error, pf *plotFile, plots func() [][]*plot.Plot) int {
+	var err error
+	if jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		err = enc.Encode(&rep)
+		err = enc.Encode(rep)
 	} else {
-		err = writeDemo(stdout, &rep)
+		err = text()
 	}
 	if werr := writeFailed(stdout); werr != nil {
-		return outputErr(stderr, fs.Name(), werr)
+		return outputErr(stderr, name, werr)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
 	if pf != nil {
-		if err := pf.write(demoPlots(&rep)); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		if err := pf.write(plots()); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
 			return 1
 		}
-		if !*jsonOut {
+		if !jsonOut {
 			fmt.Fprintf(stdout, "plot written to %s\n", pf.path)
 		}
 	}

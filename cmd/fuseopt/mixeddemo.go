@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -356,28 +355,6 @@ func mixedCmd(fs *flag.FlagSet, mc mlpConfig, lr float64, seed uint64, jsonOut b
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 1
 	}
-	if jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(&rep)
-	} else {
-		err = writeMixed(stdout, &rep)
-	}
-	if werr := writeFailed(stdout); werr != nil {
-		return outputErr(stderr, fs.Name(), werr)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return 1
-	}
-	if pf != nil {
-		if err := pf.write(mixedPlots(&rep)); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-			return 1
-		}
-		if !jsonOut {
-			fmt.Fprintf(stdout, "plot written to %s\n", pf.path)
-		}
-	}
-	return 0
+	return writeReport(fs.Name(), stdout, stderr, jsonOut, &rep, func() error { return writeMixed(stdout, &rep) },
+		pf, func() [][]*plot.Plot { return mixedPlots(&rep) })
 }
