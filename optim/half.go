@@ -486,14 +486,34 @@ func halfCodes(h *halfParam) (typ, mode uint8) {
 	return typ, mode
 }
 
-// writeHalfElems writes n 16-bit elements of x, or n zeros when x is nil.
-func writeHalfElems(e *encoder, x []uint16, n int) {
+// initial16 returns the initial value of buffer k of rule h in a 16-bit
+// state buffer: the rule's initial value (zero but for Adagrad's
+// initial_accumulator_value) rounded to nearest even.
+func initial16(h Hyper, k int, f16 bool) uint16 {
+	v := float32(h.initial(k))
+	if f16 {
+		return uint16(kernels.F16FromF32(v))
+	}
+	return uint16(kernels.BF16FromF32(v))
+}
+
+// fillInitial16 sets every element of the 16-bit buffer b to initial16.
+func fillInitial16(h Hyper, k int, f16 bool, b []uint16) {
+	v := initial16(h, k, f16)
+	for i := range b {
+		b[i] = v
+	}
+}
+
+// writeHalfElems writes n 16-bit elements of x, or n copies of init when
+// x is nil.
+func writeHalfElems(e *encoder, x []uint16, n int, init uint16) {
 	var scratch [1 << 12]byte
 	for lo := 0; lo < n && e.err == nil; lo += len(scratch) / 2 {
 		hi := min(lo+len(scratch)/2, n)
 		b := scratch[:0]
 		for i := lo; i < hi; i++ {
-			var v uint16
+			v := init
 			if x != nil {
 				v = x[i]
 			}
@@ -531,10 +551,22 @@ func halfDesc(typ, mode uint8) string {
 }
 
 // checkHalfBuffers checks loaded 16-bit state buffers as checkBuffers
-// checks float32 ones, on their float32 values, but for the order of
+// checks float32 ones, on their float32 values (before the first step:
+// the rule's initial values rounded to 16 bits), but for the order of
 // max_exp_avg_sq and exp_avg_sq: rounded apart stochastically, the maximum
 // may fall below the moment by a rounding.
 func checkHalfBuffers(h Hyper, names []string, bufs [][]uint16, f16 bool, step int64) error {
+	if step == 0 {
+		for k, b := range bufs {
+			init := initial16(h, k, f16)
+			for i, x := range b {
+				if x != init {
+					return fmt.Errorf("%s[%d] = %#04x before the first step, want %#04x", names[k], i, x, init)
+				}
+			}
+		}
+		return nil
+	}
 	w := make([][]float32, len(bufs))
 	for k, b := range bufs {
 		w[k] = make([]float32, len(b))

@@ -113,8 +113,11 @@ func (o *Optimizer[T]) layout() {
 					b := slab16[cur16 : cur16+n : cur16+n]
 					if j := slices.Index(p.bufNames, name); j >= 0 && len(old16[j]) == n {
 						copy(b, old16[j])
-					} else if p.step > 0 {
-						p.fresh = true // every 16-bit rule starts its buffers at zero
+					} else {
+						fillInitial16(h, k, hp.f16, b)
+						if p.step > 0 {
+							p.fresh = true
+						}
 					}
 					hp.buf[k] = b
 					if n > 0 {

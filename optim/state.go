@@ -51,9 +51,9 @@ import (
 // before, and Load refuses a version 3 file of such a kind and a version 2
 // file of a kind with scalars.
 //
-// Version 4 is version 2 for an optimizer with 16-bit parameters (AddBF16,
-// AddF16; only kinds without scalars take them): after each parameter's
-// step,
+// Version 4 is version 2, or 3 for a kind with scalars, for an optimizer
+// with 16-bit parameters (AddBF16, AddF16): after each parameter's step
+// (and scalars),
 //
 //	type   u8  0 the file's element type, 1 bfloat16, 2 float16
 //	mode   u8  0 for type 0; 1 master kept by the optimizer, 2 master
@@ -161,7 +161,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 	half := o.hasHalf()
 	switch {
 	case half:
-		e.u32(stateVersionHalf) // a kind with scalars takes no 16-bit parameters
+		e.u32(stateVersionHalf)
 	case len(scn) > 0:
 		e.u32(stateVersionScalars)
 	default:
@@ -211,7 +211,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 			e.u8(uint8(len(name)))
 			e.bytes([]byte(name))
 			if p.half != nil && p.half.state16 {
-				writeHalfElems(&e, p.half.buf[k], p.len()) // nil before the first step: zeros
+				writeHalfElems(&e, p.half.buf[k], p.len(), initial16(h, k, p.half.f16)) // nil before the first step
 				continue
 			}
 			writeElems(&e, p.buf[k], bufferLen(h, k, p.shape, p.len()), T(h.initial(k))) // nil before the first step
@@ -304,7 +304,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: bad header", ErrState)
 	}
 	scn := scalarNamesOf(kinds[kind])
-	if version == stateVersionHalf && len(scn) > 0 || version != stateVersionHalf && (version == stateVersionScalars) != (len(scn) > 0) {
+	if version == stateVersionScalars && len(scn) == 0 || version == stateVersion && len(scn) > 0 {
 		return fmt.Errorf("%w: a version %d file of kind %v", ErrState, version, kind)
 	}
 	switch {
