@@ -111,6 +111,20 @@
 // everything before it changes anything; resuming from saved state is
 // bit-exact.
 //
+// # 16-bit parameters
+//
+// An Optimizer[float32] also takes bfloat16 and float16 parameters
+// (AddBF16, AddF16) of the rules that have 16-bit kernels, each stepped in
+// one fused pass: with float32 master weights, kept by the optimizer or
+// given by the caller, or with 16-bit state and no master ([Half]). Their
+// 16-bit outputs round to nearest even or stochastically, with random
+// bits keyed by Options.Seed, the step, the parameter's index and the
+// element's, so that the results are the same for every level, worker
+// count and chunk size. Clipping, norms, loss scaling ([LossScaler], the
+// dynamic scale of torch.amp.GradScaler) and the non-finite policies work
+// on their 16-bit gradients as on float32 ones; the state file records
+// each parameter's type and mode.
+//
 // # Muon
 //
 // [Muon] (torch.optim.Muon) is its own type beside the Optimizer: it
