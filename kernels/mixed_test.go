@@ -112,7 +112,83 @@ func mixedKernels() []mixedKernel {
 				return pick(h, func() error { return s.Momentum16BF16(c, b(u[0]), b(u[1]), b(u[2]), r) },
 					func() error { return s.Momentum16F16(c, f(u[0]), f(u[1]), f(u[2]), r) })
 			}},
+		{name: "LionMaster", streams: []string{"p", "p16", "grad", "m"},
+			half: []bool{false, true, true, false}, nonneg: []bool{false, false, false, false},
+			written: []bool{true, true, false, true}, coeffs: lionCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.LionMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], r) },
+					func() error { return s.LionMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], r) })
+			}},
+		{name: "Lion16", streams: []string{"p", "grad", "m"},
+			half: []bool{true, true, true}, nonneg: []bool{false, false, false},
+			written: []bool{true, false, true}, coeffs: lionCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Lion16BF16(c, b(u[0]), b(u[1]), b(u[2]), r) },
+					func() error { return s.Lion16F16(c, f(u[0]), f(u[1]), f(u[2]), r) })
+			}},
+		{name: "AdagradMaster", streams: []string{"p", "p16", "grad", "sum"},
+			half: []bool{false, true, true, false}, nonneg: []bool{false, false, false, true},
+			written: []bool{true, true, false, true}, coeffs: adagradCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.AdagradMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], r) },
+					func() error { return s.AdagradMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], r) })
+			}},
+		{name: "Adagrad16", streams: []string{"p", "grad", "sum"},
+			half: []bool{true, true, true}, nonneg: []bool{false, false, true},
+			written: []bool{true, false, true}, coeffs: adagradCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Adagrad16BF16(c, b(u[0]), b(u[1]), b(u[2]), r) },
+					func() error { return s.Adagrad16F16(c, f(u[0]), f(u[1]), f(u[2]), r) })
+			}},
+		{name: "RMSpropMaster", streams: []string{"p", "p16", "grad", "sq", "buf"},
+			half: []bool{false, true, true, false, false}, nonneg: []bool{false, false, false, true, false},
+			written: []bool{true, true, false, true, true}, coeffs: rmspropPlainCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.RMSpropMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], x[4], r) },
+					func() error { return s.RMSpropMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], x[4], r) })
+			}},
+		{name: "RMSprop16", streams: []string{"p", "grad", "sq", "buf"},
+			half: []bool{true, true, true, true}, nonneg: []bool{false, false, true, false},
+			written: []bool{true, false, true, true}, coeffs: rmspropPlainCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.RMSprop16BF16(c, b(u[0]), b(u[1]), b(u[2]), b(u[3]), r) },
+					func() error { return s.RMSprop16F16(c, f(u[0]), f(u[1]), f(u[2]), f(u[3]), r) })
+			}},
+		{name: "AdamaxMaster", streams: []string{"p", "p16", "grad", "m", "u"},
+			half: []bool{false, true, true, false, false}, nonneg: []bool{false, false, false, false, true},
+			written: []bool{true, true, false, true, true}, coeffs: adamaxCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.AdamaxMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], x[4], r) },
+					func() error { return s.AdamaxMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], x[4], r) })
+			}},
+		{name: "Adamax16", streams: []string{"p", "grad", "m", "u"},
+			half: []bool{true, true, true, true}, nonneg: []bool{false, false, false, true},
+			written: []bool{true, false, true, true}, coeffs: adamaxCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Adamax16BF16(c, b(u[0]), b(u[1]), b(u[2]), b(u[3]), r) },
+					func() error { return s.Adamax16F16(c, f(u[0]), f(u[1]), f(u[2]), f(u[3]), r) })
+			}},
+		{name: "NAdamMaster", streams: []string{"p", "p16", "grad", "m", "v"},
+			half: []bool{false, true, true, false, false}, nonneg: []bool{false, false, false, false, true},
+			written: []bool{true, true, false, true, true}, coeffs: nadamCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.NAdamMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], x[4], r) },
+					func() error { return s.NAdamMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], x[4], r) })
+			}},
+		{name: "NAdam16", streams: []string{"p", "grad", "m", "v"},
+			half: []bool{true, true, true, true}, nonneg: []bool{false, false, false, true},
+			written: []bool{true, false, true, true}, coeffs: nadamCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.NAdam16BF16(c, b(u[0]), b(u[1]), b(u[2]), b(u[3]), r) },
+					func() error { return s.NAdam16F16(c, f(u[0]), f(u[1]), f(u[2]), f(u[3]), r) })
+			}},
 	}
+}
+
+// rmspropPlainCoeffs are rmspropCoeffs without the centered ones, which
+// the mixed-precision RMSprop kernels refuse.
+func rmspropPlainCoeffs() []Coeffs {
+	return slices.DeleteFunc(rmspropCoeffs(), func(c Coeffs) bool { return c.mode&abi.RMSpropCentered != 0 })
 }
 
 // halfOf rounds x to the 16 bits of half type h.
@@ -337,8 +413,20 @@ func TestMixedIsFloat32Kernel(t *testing.T) {
 					err = g.AdamF32(c, x[0], x[1], x[2], x[3], x[4])
 				case "SGDMaster", "SGDMasterG32", "SGD16":
 					err = g.SGDF32(c, x[0], x[1])
-				default:
+				case "MomentumMaster", "MomentumMasterG32", "Momentum16":
 					err = g.MomentumF32(c, x[0], x[1], x[2])
+				case "LionMaster", "Lion16":
+					err = g.LionF32(c, x[0], x[1], x[2])
+				case "AdagradMaster", "Adagrad16":
+					err = g.AdagradF32(c, x[0], x[1], x[2])
+				case "RMSpropMaster", "RMSprop16":
+					err = g.RMSpropF32(c, x[0], x[1], x[2], x[3], nil)
+				case "AdamaxMaster", "Adamax16":
+					err = g.AdamaxF32(c, x[0], x[1], x[2], x[3])
+				case "NAdamMaster", "NAdam16":
+					err = g.NAdamF32(c, x[0], x[1], x[2], x[3])
+				default:
+					t.Fatalf("%s: no float32 kernel", k.name)
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -616,6 +704,13 @@ func TestMixedErrors(t *testing.T) {
 	adam := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(1))
 	ams := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}.Coeffs(1))
 	sgd := must(SGD{LR: 0.1}.Coeffs())
+	lion := must(Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99}.Coeffs())
+	adagrad := must(Adagrad{LR: 1e-2, Eps: 1e-10}.Coeffs(1))
+	centered := must(RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Centered: true}.Coeffs())
+	rmsMu := must(RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9}.Coeffs())
+	adamax := must(Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(1))
+	nh := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+	nadam := must(nh.Coeffs(1, muProduct(nh, 1)))
 	p := []float32{1, 2, 3}
 	p16 := []BF16{1, 2, 3}
 	g := []BF16{4, 5, 6}
@@ -649,6 +744,21 @@ func TestMixedErrors(t *testing.T) {
 		{s.SGD16BF16(&adam, p16, g, Rounding{}), ErrCoeff},
 		{s.SGDMasterG32F16(&sgd, p, []F16{1, 2, 3}, p, Rounding{}), ErrOverlap},
 		{s.MomentumMasterBF16(&sgd, p, p16, g, m, Rounding{}), ErrCoeff},
+		{s.LionMasterBF16(&lion, p, p16, g, m[:2], Rounding{}), ErrLength},
+		{s.LionMasterBF16(&adam, p, p16, g, m, Rounding{}), ErrCoeff},
+		{s.Lion16BF16(&lion, p16, g, g, Rounding{}), ErrOverlap},
+		{s.AdagradMasterF16(&adagrad, p, []F16{1, 2, 3}, []F16{1, 2, 3}, p, Rounding{}), ErrOverlap},
+		{s.Adagrad16BF16(&adagrad, p16, g, p16[:2], Rounding{}), ErrLength},
+		{s.RMSpropMasterBF16(&centered, p, p16, g, v, m, Rounding{}), ErrCoeff},
+		{s.RMSprop16BF16(&centered, p16, g, []BF16{0, 0, 0}, []BF16{0, 0, 0}, Rounding{}), ErrCoeff},
+		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, nil, Rounding{}), ErrLength},
+		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, v, Rounding{}), ErrOverlap},
+		{s.RMSprop16BF16(&rmsMu, p16, g, []BF16{0, 0, 0}, g, Rounding{}), ErrOverlap},
+		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, m, Rounding{Offset: -3}), ErrRounding},
+		{s.AdamaxMasterBF16(&adamax, p, p16, g, m, v[:1], Rounding{}), ErrLength},
+		{s.Adamax16F16(&nadam, []F16{1, 2, 3}, []F16{1, 2, 3}, []F16{1, 2, 3}, []F16{1, 2, 3}, Rounding{}), ErrCoeff},
+		{s.NAdamMasterBF16(&nadam, p, p16, g, m, m, Rounding{}), ErrOverlap},
+		{s.NAdam16BF16(&nadam, p16, g, []BF16{0, 0, 0}, []BF16{0, 0}, Rounding{}), ErrLength},
 	}
 	for i, c := range cases {
 		if !errors.Is(c.err, c.want) {
