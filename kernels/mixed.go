@@ -296,13 +296,12 @@ func adamMasterRun[H BF16 | F16, G BF16 | F16 | float32](c *Coeffs, p []float32,
 		return err
 	}
 	n := len(p)
-	ss := []halfSpan{spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf("m", m), spanOf("v", v)}
-	if c.mode&abi.AdamAMSGrad != 0 {
-		ss = append(ss, spanOf("vmax (AMSGrad)", vmax))
-	} else {
-		vmax = nil
+	ss := [...]halfSpan{spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf("m", m), spanOf("v", v), spanOf("vmax (AMSGrad)", vmax)}
+	used := ss[:] // an array, not an append: no allocation
+	if c.mode&abi.AdamAMSGrad == 0 {
+		vmax, used = nil, ss[:len(ss)-1]
 	}
-	if err := checkSpans(n, ss...); err != nil {
+	if err := checkSpans(n, used...); err != nil {
 		return err
 	}
 	return mixedCall(c, famAdam, r, n, func(at, n, mode int, key uint64, off int) {
@@ -315,13 +314,12 @@ func adam16Run[H BF16 | F16](t *halfTable[H], c *Coeffs, p, grad, m, v, vmax []H
 		return err
 	}
 	n := len(p)
-	ss := []halfSpan{spanOf("p", p), spanOf("grad", grad), spanOf("m", m), spanOf("v", v)}
-	if c.mode&abi.AdamAMSGrad != 0 {
-		ss = append(ss, spanOf("vmax (AMSGrad)", vmax))
-	} else {
-		vmax = nil
+	ss := [...]halfSpan{spanOf("p", p), spanOf("grad", grad), spanOf("m", m), spanOf("v", v), spanOf("vmax (AMSGrad)", vmax)}
+	used := ss[:]
+	if c.mode&abi.AdamAMSGrad == 0 {
+		vmax, used = nil, ss[:len(ss)-1]
 	}
-	if err := checkSpans(n, ss...); err != nil {
+	if err := checkSpans(n, used...); err != nil {
 		return err
 	}
 	return mixedCall(c, famAdam, r, n, func(at, n, mode int, key uint64, off int) {
@@ -561,11 +559,12 @@ func rmspropMasterRun[H BF16 | F16](c *Coeffs, p []float32, p16, grad []H, sq, b
 	if err != nil {
 		return err
 	}
-	ss := []halfSpan{spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf("square_avg", sq)}
-	if c.mode&abi.RMSpropMomentum != 0 {
-		ss = append(ss, spanOf("momentum_buffer (momentum)", buf))
+	ss := [...]halfSpan{spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf("square_avg", sq), spanOf("momentum_buffer (momentum)", buf)}
+	used := ss[:]
+	if c.mode&abi.RMSpropMomentum == 0 {
+		used = ss[:len(ss)-1]
 	}
-	if err := checkSpans(len(p), ss...); err != nil {
+	if err := checkSpans(len(p), used...); err != nil {
 		return err
 	}
 	return mixedCall(c, famRMSprop, r, len(p), func(at, n, mode int, key uint64, off int) {
@@ -579,11 +578,12 @@ func rmsprop16Run[H BF16 | F16](c *Coeffs, p, grad, sq, buf []H, r Rounding,
 	if err != nil {
 		return err
 	}
-	ss := []halfSpan{spanOf("p", p), spanOf("grad", grad), spanOf("square_avg", sq)}
-	if c.mode&abi.RMSpropMomentum != 0 {
-		ss = append(ss, spanOf("momentum_buffer (momentum)", buf))
+	ss := [...]halfSpan{spanOf("p", p), spanOf("grad", grad), spanOf("square_avg", sq), spanOf("momentum_buffer (momentum)", buf)}
+	used := ss[:]
+	if c.mode&abi.RMSpropMomentum == 0 {
+		used = ss[:len(ss)-1]
 	}
-	if err := checkSpans(len(p), ss...); err != nil {
+	if err := checkSpans(len(p), used...); err != nil {
 		return err
 	}
 	return mixedCall(c, famRMSprop, r, len(p), func(at, n, mode int, key uint64, off int) {

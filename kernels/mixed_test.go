@@ -407,27 +407,7 @@ func TestMixedIsFloat32Kernel(t *testing.T) {
 						x = append(x, slices.Clone(inf[s]))
 					}
 				}
-				var err error
-				switch k.name {
-				case "AdamMaster", "AdamMasterG32", "Adam16":
-					err = g.AdamF32(c, x[0], x[1], x[2], x[3], x[4])
-				case "SGDMaster", "SGDMasterG32", "SGD16":
-					err = g.SGDF32(c, x[0], x[1])
-				case "MomentumMaster", "MomentumMasterG32", "Momentum16":
-					err = g.MomentumF32(c, x[0], x[1], x[2])
-				case "LionMaster", "Lion16":
-					err = g.LionF32(c, x[0], x[1], x[2])
-				case "AdagradMaster", "Adagrad16":
-					err = g.AdagradF32(c, x[0], x[1], x[2])
-				case "RMSpropMaster", "RMSprop16":
-					err = g.RMSpropF32(c, x[0], x[1], x[2], x[3], nil)
-				case "AdamaxMaster", "Adamax16":
-					err = g.AdamaxF32(c, x[0], x[1], x[2], x[3])
-				case "NAdamMaster", "NAdam16":
-					err = g.NAdamF32(c, x[0], x[1], x[2], x[3])
-				default:
-					t.Fatalf("%s: no float32 kernel", k.name)
-				}
+				err := float32Run(g, k.name, c, x)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -457,6 +437,31 @@ func TestMixedIsFloat32Kernel(t *testing.T) {
 			}
 		}
 	}
+}
+
+// float32Run runs, on the streams x (those of mixed kernel name, without
+// p16, all float32), the float32 kernel that the mixed kernel is made
+// from.
+func float32Run(g *Set, name string, c *Coeffs, x [][]float32) error {
+	switch name {
+	case "AdamMaster", "AdamMasterG32", "Adam16":
+		return g.AdamF32(c, x[0], x[1], x[2], x[3], x[4])
+	case "SGDMaster", "SGDMasterG32", "SGD16":
+		return g.SGDF32(c, x[0], x[1])
+	case "MomentumMaster", "MomentumMasterG32", "Momentum16":
+		return g.MomentumF32(c, x[0], x[1], x[2])
+	case "LionMaster", "Lion16":
+		return g.LionF32(c, x[0], x[1], x[2])
+	case "AdagradMaster", "Adagrad16":
+		return g.AdagradF32(c, x[0], x[1], x[2])
+	case "RMSpropMaster", "RMSprop16":
+		return g.RMSpropF32(c, x[0], x[1], x[2], x[3], nil)
+	case "AdamaxMaster", "Adamax16":
+		return g.AdamaxF32(c, x[0], x[1], x[2], x[3])
+	case "NAdamMaster", "NAdam16":
+		return g.NAdamF32(c, x[0], x[1], x[2], x[3])
+	}
+	return fmt.Errorf("%s: no float32 kernel", name)
 }
 
 // TestSRUnbiased checks that stochastic rounding is unbiased: for values
@@ -767,6 +772,30 @@ func TestMixedErrors(t *testing.T) {
 	}
 	if !slices.Equal(before, keep()) {
 		t.Error("a rejected call wrote")
+	}
+}
+
+// TestMixedAllocs checks that a mixed-precision call allocates nothing, on
+// the best level and the reference, with the fullest coefficient variant
+// (AMSGrad, RMSprop's momentum: the optional streams checked).
+func TestMixedAllocs(t *testing.T) {
+	best, _ := For(Best())
+	for _, s := range []*Set{best, sets[Generic]} {
+		for _, k := range mixedKernels() {
+			for _, h := range abi.HalfTypes {
+				for _, ci := range []int{0, len(k.coeffs) - 1} {
+					f, u := newMixedBufs(&k, h, 40, 0, 0, 1).slices()
+					r := Rounding{Stochastic: true, Key: 5}
+					if a := testing.AllocsPerRun(5, func() {
+						if err := k.run(s, h, &k.coeffs[ci], f, u, r); err != nil {
+							t.Fatal(err)
+						}
+					}); a != 0 {
+						t.Errorf("%v %s%s coeffs %d: %v allocations per call", s.Level(), k.name, h, ci, a)
+					}
+				}
+			}
+		}
 	}
 }
 
