@@ -702,6 +702,113 @@ func TestMixedAdamTextbook(t *testing.T) {
 	}
 }
 
+// TestMixedFamilyTextbook checks the 16-bit-state Adagrad, RMSprop (with
+// momentum) and Adamax against their textbook updates in float64 (as
+// PyTorch documents them, independent of the descriptions) on the widened
+// inputs: each 16-bit output is within one spacing of the half type of the
+// float64 value, plus 10⁻⁶ of the magnitude of the terms it is made of
+// (the float32 arithmetic).
+func TestMixedFamilyTextbook(t *testing.T) {
+	const lr, step = 1e-2, 4
+	type out struct{ want, scale float64 }
+	cases := []struct {
+		kernel string
+		c      Coeffs
+		init   func(r *rand.Rand, s int) float64 // stream s's initial value
+		update func(x []float64) []out           // x: the widened inputs; the outputs in stream order (grad's ignored)
+	}{
+		{"Adagrad16", must(Adagrad{LR: lr, LRDecay: 0.1, Eps: 1e-10}.Coeffs(step)),
+			func(r *rand.Rand, s int) float64 {
+				return []float64{r.NormFloat64(), r.NormFloat64(), 0.01 + r.Float64()}[s]
+			},
+			func(x []float64) []out {
+				clr := lr / (1 + (step-1)*0.1)
+				sum := x[2] + x[1]*x[1]
+				d := clr * x[1] / (math.Sqrt(sum) + 1e-10)
+				return []out{{x[0] - d, math.Abs(x[0]) + math.Abs(d)}, {}, {sum, sum}}
+			}},
+		{"RMSprop16", must(RMSprop{LR: lr, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9}.Coeffs()),
+			func(r *rand.Rand, s int) float64 {
+				return []float64{r.NormFloat64(), r.NormFloat64(), 0.001 + 0.01*r.Float64(), 0.1 * r.NormFloat64()}[s]
+			},
+			func(x []float64) []out {
+				sq := 0.99*x[2] + 0.01*x[1]*x[1]
+				q := x[1] / (math.Sqrt(sq) + 1e-8)
+				buf := 0.9*x[3] + q
+				return []out{{x[0] - lr*buf, math.Abs(x[0]) + lr*(0.9*math.Abs(x[3])+math.Abs(q))}, {}, {sq, sq},
+					{buf, 0.9*math.Abs(x[3]) + math.Abs(q)}}
+			}},
+		{"Adamax16", must(Adamax{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(step)),
+			func(r *rand.Rand, s int) float64 {
+				return []float64{r.NormFloat64(), r.NormFloat64(), 0.1 * r.NormFloat64(), 0.1 + r.Float64()}[s]
+			},
+			func(x []float64) []out {
+				m := 0.9*x[2] + 0.1*x[1]
+				u := math.Max(0.999*x[3], math.Abs(x[1])+1e-8)
+				d := lr / (1 - math.Pow(0.9, step)) * m / u
+				return []out{{x[0] - d, math.Abs(x[0]) + math.Abs(d)}, {}, {m, 0.9*math.Abs(x[2]) + 0.1*math.Abs(x[1])}, {u, u}}
+			}},
+	}
+	spacing := func(x float64, bits int) float64 {
+		sub := 0.0
+		if bits == 10 {
+			sub = 0x1p-24 // binary16's subnormal spacing
+		}
+		if x == 0 {
+			return sub
+		}
+		return max(math.Ldexp(1, math.Ilogb(x)-bits), sub)
+	}
+	ks := map[string]mixedKernel{}
+	for _, k := range mixedKernels() {
+		ks[k.name] = k
+	}
+	for _, tc := range cases {
+		k := ks[tc.kernel]
+		for _, s := range append(testLevels(t), sets[Generic]) {
+			for _, half := range abi.HalfTypes {
+				bits := map[string]int{"BF16": 7, "F16": 10}[half]
+				for _, sr := range []bool{false, true} {
+					const n = 1000
+					r := rand.New(rand.NewPCG(5, 6))
+					u := make([][]uint16, len(k.streams))
+					for st := range u {
+						u[st] = make([]uint16, n)
+					}
+					for i := range n {
+						for st := range u {
+							u[st][i] = halfOf(half, float32(tc.init(r, st)))
+						}
+					}
+					in := make([][]uint16, len(u))
+					for st := range u {
+						in[st] = slices.Clone(u[st])
+					}
+					if err := k.run(s, half, &tc.c, make([][]float32, len(u)), u, Rounding{Stochastic: sr, Key: 2}); err != nil {
+						t.Fatal(err)
+					}
+					x := make([]float64, len(u))
+					for i := range n {
+						for st := range u {
+							x[st] = float64(widen(half, in[st][i]))
+						}
+						for st, o := range tc.update(x) {
+							if k.streams[st] == "grad" {
+								continue
+							}
+							got := float64(widen(half, u[st][i]))
+							if d := math.Abs(got - o.want); d > spacing(o.want, bits)*1.01+1e-6*o.scale {
+								t.Fatalf("%v %s%s sr=%v element %d stream %s: %v, want %v (off by %g)",
+									s.Level(), tc.kernel, half, sr, i, k.streams[st], got, o.want, d)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestMixedErrors checks the validation: every fault is an error that
 // errors.Is can test, returned before anything is written.
 func TestMixedErrors(t *testing.T) {
