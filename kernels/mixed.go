@@ -139,9 +139,10 @@ func storeF16(x float32, sr bool, ka, kb, i uint32) F16 {
 
 // halfTable holds one level's mixed-precision kernels for one half type.
 // The pointers and lengths have been checked: n ≥ 1, every slice holds n
-// elements (vmax only with AMSGrad), the element indices off … off+n-1 lie
-// in one block of 2³² and key is that block's (keyAt). mode is the
-// coefficients' mode, with abi.ModeSR for stochastic rounding.
+// elements (vmax only with AMSGrad, RMSprop's buf only with momentum), the
+// element indices off … off+n-1 lie in one block of 2³² and key is that
+// block's (keyAt). mode is the coefficients' mode, with abi.ModeSR for
+// stochastic rounding.
 type halfTable[H BF16 | F16] struct {
 	adamMaster        func(c *Coeffs, p *float32, p16, grad *H, m, v, vmax *float32, n, mode int, key uint64, off int)
 	adamMasterG32     func(c *Coeffs, p *float32, p16 *H, grad, m, v, vmax *float32, n, mode int, key uint64, off int)
