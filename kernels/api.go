@@ -248,3 +248,103 @@ func Momentum16BF16(c *Coeffs, p, grad, buf []BF16, r Rounding) error {
 func Momentum16F16(c *Coeffs, p, grad, buf []F16, r Rounding) error {
 	return active.Momentum16F16(c, p, grad, buf, r)
 }
+
+// LionMasterBF16 runs [Set.LionMasterBF16] at the active level.
+func LionMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m []float32, r Rounding) error {
+	return active.LionMasterBF16(c, p, p16, grad, m, r)
+}
+
+// LionMasterF16 runs [Set.LionMasterF16] at the active level.
+func LionMasterF16(c *Coeffs, p []float32, p16, grad []F16, m []float32, r Rounding) error {
+	return active.LionMasterF16(c, p, p16, grad, m, r)
+}
+
+// Lion16BF16 runs [Set.Lion16BF16] at the active level.
+func Lion16BF16(c *Coeffs, p, grad, m []BF16, r Rounding) error {
+	return active.Lion16BF16(c, p, grad, m, r)
+}
+
+// Lion16F16 runs [Set.Lion16F16] at the active level.
+func Lion16F16(c *Coeffs, p, grad, m []F16, r Rounding) error {
+	return active.Lion16F16(c, p, grad, m, r)
+}
+
+// AdagradMasterBF16 runs [Set.AdagradMasterBF16] at the active level.
+func AdagradMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, sum []float32, r Rounding) error {
+	return active.AdagradMasterBF16(c, p, p16, grad, sum, r)
+}
+
+// AdagradMasterF16 runs [Set.AdagradMasterF16] at the active level.
+func AdagradMasterF16(c *Coeffs, p []float32, p16, grad []F16, sum []float32, r Rounding) error {
+	return active.AdagradMasterF16(c, p, p16, grad, sum, r)
+}
+
+// Adagrad16BF16 runs [Set.Adagrad16BF16] at the active level.
+func Adagrad16BF16(c *Coeffs, p, grad, sum []BF16, r Rounding) error {
+	return active.Adagrad16BF16(c, p, grad, sum, r)
+}
+
+// Adagrad16F16 runs [Set.Adagrad16F16] at the active level.
+func Adagrad16F16(c *Coeffs, p, grad, sum []F16, r Rounding) error {
+	return active.Adagrad16F16(c, p, grad, sum, r)
+}
+
+// RMSpropMasterBF16 runs [Set.RMSpropMasterBF16] at the active level.
+func RMSpropMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, sq, buf []float32, r Rounding) error {
+	return active.RMSpropMasterBF16(c, p, p16, grad, sq, buf, r)
+}
+
+// RMSpropMasterF16 runs [Set.RMSpropMasterF16] at the active level.
+func RMSpropMasterF16(c *Coeffs, p []float32, p16, grad []F16, sq, buf []float32, r Rounding) error {
+	return active.RMSpropMasterF16(c, p, p16, grad, sq, buf, r)
+}
+
+// RMSprop16BF16 runs [Set.RMSprop16BF16] at the active level.
+func RMSprop16BF16(c *Coeffs, p, grad, sq, buf []BF16, r Rounding) error {
+	return active.RMSprop16BF16(c, p, grad, sq, buf, r)
+}
+
+// RMSprop16F16 runs [Set.RMSprop16F16] at the active level.
+func RMSprop16F16(c *Coeffs, p, grad, sq, buf []F16, r Rounding) error {
+	return active.RMSprop16F16(c, p, grad, sq, buf, r)
+}
+
+// AdamaxMasterBF16 runs [Set.AdamaxMasterBF16] at the active level.
+func AdamaxMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, u []float32, r Rounding) error {
+	return active.AdamaxMasterBF16(c, p, p16, grad, m, u, r)
+}
+
+// AdamaxMasterF16 runs [Set.AdamaxMasterF16] at the active level.
+func AdamaxMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, u []float32, r Rounding) error {
+	return active.AdamaxMasterF16(c, p, p16, grad, m, u, r)
+}
+
+// Adamax16BF16 runs [Set.Adamax16BF16] at the active level.
+func Adamax16BF16(c *Coeffs, p, grad, m, u []BF16, r Rounding) error {
+	return active.Adamax16BF16(c, p, grad, m, u, r)
+}
+
+// Adamax16F16 runs [Set.Adamax16F16] at the active level.
+func Adamax16F16(c *Coeffs, p, grad, m, u []F16, r Rounding) error {
+	return active.Adamax16F16(c, p, grad, m, u, r)
+}
+
+// NAdamMasterBF16 runs [Set.NAdamMasterBF16] at the active level.
+func NAdamMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, v []float32, r Rounding) error {
+	return active.NAdamMasterBF16(c, p, p16, grad, m, v, r)
+}
+
+// NAdamMasterF16 runs [Set.NAdamMasterF16] at the active level.
+func NAdamMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, v []float32, r Rounding) error {
+	return active.NAdamMasterF16(c, p, p16, grad, m, v, r)
+}
+
+// NAdam16BF16 runs [Set.NAdam16BF16] at the active level.
+func NAdam16BF16(c *Coeffs, p, grad, m, v []BF16, r Rounding) error {
+	return active.NAdam16BF16(c, p, grad, m, v, r)
+}
+
+// NAdam16F16 runs [Set.NAdam16F16] at the active level.
+func NAdam16F16(c *Coeffs, p, grad, m, v []F16, r Rounding) error {
+	return active.NAdam16F16(c, p, grad, m, v, r)
+}

@@ -46,15 +46,19 @@
 // [BF16] and [F16] parameters, gradients and state go through kernels made
 // from the same descriptions, with 16-bit streams and float32 arithmetic
 // (mixed.go): master-weight mode ([Set.AdamMasterBF16], [Set.SGDMasterBF16],
-// [Set.MomentumMasterBF16], and their G32 forms with a float32 gradient)
-// updates float32 master weights and state exactly as the float32 kernel
-// does and writes the 16-bit copy of p in the same pass; 16-bit state mode
-// ([Set.Adam16BF16], [Set.SGD16BF16], [Set.Momentum16BF16]) keeps
-// everything in 16 bits and rounds each new value once. The F16 forms are
-// the same for binary16. A [Rounding] chooses round to nearest even or
-// stochastic rounding, whose random bits are a hash of ([SRKey], output
-// stream, element index): bit-identical on every level, chunking and
-// architecture, like everything else here.
+// [Set.MomentumMasterBF16], and their G32 forms with a float32 gradient;
+// [Set.LionMasterBF16], [Set.AdagradMasterBF16], [Set.RMSpropMasterBF16],
+// [Set.AdamaxMasterBF16], [Set.NAdamMasterBF16]) updates float32 master
+// weights and state exactly as the float32 kernel does and writes the
+// 16-bit copy of p in the same pass; 16-bit state mode ([Set.Adam16BF16],
+// [Set.SGD16BF16], [Set.Momentum16BF16], [Set.Lion16BF16],
+// [Set.Adagrad16BF16], [Set.RMSprop16BF16], [Set.Adamax16BF16],
+// [Set.NAdam16BF16]) keeps everything in 16 bits and rounds each new value
+// once. The F16 forms are the same for binary16. RMSprop's are not
+// centered (centered coefficients are refused). A [Rounding] chooses
+// round to nearest even or stochastic rounding, whose random bits are a
+// hash of ([SRKey], output stream, element index): bit-identical on every
+// level, chunking and architecture, like everything else here.
 //
 // # Errors
 //

@@ -49,6 +49,26 @@ func setGenericMixed(s *Set) {
 	s.f16.momentumMasterG32 = momentumMasterG32F16Generic
 	s.bf16.momentum16 = momentum16BF16Generic
 	s.f16.momentum16 = momentum16F16Generic
+	s.bf16.lionMaster = lionMasterBF16Generic
+	s.f16.lionMaster = lionMasterF16Generic
+	s.bf16.lion16 = lion16BF16Generic
+	s.f16.lion16 = lion16F16Generic
+	s.bf16.adagradMaster = adagradMasterBF16Generic
+	s.f16.adagradMaster = adagradMasterF16Generic
+	s.bf16.adagrad16 = adagrad16BF16Generic
+	s.f16.adagrad16 = adagrad16F16Generic
+	s.bf16.rmspropMaster = rmspropMasterBF16Generic
+	s.f16.rmspropMaster = rmspropMasterF16Generic
+	s.bf16.rmsprop16 = rmsprop16BF16Generic
+	s.f16.rmsprop16 = rmsprop16F16Generic
+	s.bf16.adamaxMaster = adamaxMasterBF16Generic
+	s.f16.adamaxMaster = adamaxMasterF16Generic
+	s.bf16.adamax16 = adamax16BF16Generic
+	s.f16.adamax16 = adamax16F16Generic
+	s.bf16.nadamMaster = nadamMasterBF16Generic
+	s.f16.nadamMaster = nadamMasterF16Generic
+	s.bf16.nadam16 = nadam16BF16Generic
+	s.f16.nadam16 = nadam16F16Generic
 }
 
 // sgdGeneric is the reference sgd kernel, written from its description in
@@ -1283,6 +1303,812 @@ func momentum16F16Generic(cf *Coeffs, p *F16, grad *F16, buf *F16, n, mode int, 
 			dir = fmaT(mu, b, g)
 		}
 		ps[i] = storeF16(fmaT(neglr, dir, p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// lionMasterBF16Generic is the reference lionMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func lionMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&1 == 1 // weight decay: p = p·decay
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		u := T(g - ms[i])
+		c := fmaT(c1, u, ms[i])
+		ms[i] = fmaT(c2, u, ms[i])
+		pnew := fmaT(neglr, signT(c), p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// lionMasterF16Generic is the reference lionMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func lionMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&1 == 1 // weight decay: p = p·decay
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		u := T(g - ms[i])
+		c := fmaT(c1, u, ms[i])
+		ms[i] = fmaT(c2, u, ms[i])
+		pnew := fmaT(neglr, signT(c), p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// lion16BF16Generic is the reference lion16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func lion16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&1 == 1 // weight decay: p = p·decay
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if decoupled {
+			p = T(p * decay)
+		}
+		u := T(g - ms[i].Float32())
+		c := fmaT(c1, u, ms[i].Float32())
+		ms[i] = storeBF16(fmaT(c2, u, ms[i].Float32()), sr, ka2, kb, uint32(off+i))
+		ps[i] = storeBF16(fmaT(neglr, signT(c), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// lion16F16Generic is the reference lion16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func lion16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&1 == 1 // weight decay: p = p·decay
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if decoupled {
+			p = T(p * decay)
+		}
+		u := T(g - ms[i].Float32())
+		c := fmaT(c1, u, ms[i].Float32())
+		ms[i] = storeF16(fmaT(c2, u, ms[i].Float32()), sr, ka2, kb, uint32(off+i))
+		ps[i] = storeF16(fmaT(neglr, signT(c), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// adagradMasterBF16Generic is the reference adagradMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func adagradMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, sum *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	sums := unsafe.Slice(sum, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		s := fmaT(g, g, sums[i])
+		sums[i] = s
+		d := T(sqrtT(s) + eps)
+		pnew := fmaT(neglr, T(g/d), p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adagradMasterF16Generic is the reference adagradMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func adagradMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, sum *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	sums := unsafe.Slice(sum, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		s := fmaT(g, g, sums[i])
+		sums[i] = s
+		d := T(sqrtT(s) + eps)
+		pnew := fmaT(neglr, T(g/d), p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adagrad16BF16Generic is the reference adagrad16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func adagrad16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, sum *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sums := unsafe.Slice(sum, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		s := fmaT(g, g, sums[i].Float32())
+		sums[i] = storeBF16(s, sr, ka2, kb, uint32(off+i))
+		d := T(sqrtT(s) + eps)
+		ps[i] = storeBF16(fmaT(neglr, T(g/d), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// adagrad16F16Generic is the reference adagrad16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func adagrad16F16Generic(cf *Coeffs, p *F16, grad *F16, sum *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sums := unsafe.Slice(sum, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		s := fmaT(g, g, sums[i].Float32())
+		sums[i] = storeF16(s, sr, ka2, kb, uint32(off+i))
+		d := T(sqrtT(s) + eps)
+		ps[i] = storeF16(fmaT(neglr, T(g/d), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// rmspropMasterBF16Generic is the reference rmspropMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func rmspropMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	momentum := mode&4 == 4 // momentum: p moves by the buffer
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	sqs := unsafe.Slice(sq, n)
+	var bufs []float32
+	if momentum {
+		bufs = unsafe.Slice(buf, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		sq := fmaT(T(c2*g), g, T(beta2*sqs[i]))
+		sqs[i] = sq
+		d := T(sqrtT(sq) + eps)
+		var b, pnew T
+		if momentum {
+			b = fmaT(mu, bufs[i], T(g/d))
+			bufs[i] = b
+			pnew = fmaT(neglr, b, p)
+			ps[i] = pnew
+			p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+		} else {
+			pnew = fmaT(neglr, T(g/d), p)
+			ps[i] = pnew
+			p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+		}
+	}
+}
+
+// rmspropMasterF16Generic is the reference rmspropMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func rmspropMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	momentum := mode&4 == 4 // momentum: p moves by the buffer
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	sqs := unsafe.Slice(sq, n)
+	var bufs []float32
+	if momentum {
+		bufs = unsafe.Slice(buf, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		sq := fmaT(T(c2*g), g, T(beta2*sqs[i]))
+		sqs[i] = sq
+		d := T(sqrtT(sq) + eps)
+		var b, pnew T
+		if momentum {
+			b = fmaT(mu, bufs[i], T(g/d))
+			bufs[i] = b
+			pnew = fmaT(neglr, b, p)
+			ps[i] = pnew
+			p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+		} else {
+			pnew = fmaT(neglr, T(g/d), p)
+			ps[i] = pnew
+			p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+		}
+	}
+}
+
+// rmsprop16BF16Generic is the reference rmsprop16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func rmsprop16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, sq *BF16, buf *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	momentum := mode&4 == 4 // momentum: p moves by the buffer
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sqs := unsafe.Slice(sq, n)
+	var bufs []BF16
+	if momentum {
+		bufs = unsafe.Slice(buf, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		sq := fmaT(T(c2*g), g, T(beta2*sqs[i].Float32()))
+		sqs[i] = storeBF16(sq, sr, ka2, kb, uint32(off+i))
+		d := T(sqrtT(sq) + eps)
+		var b T
+		if momentum {
+			b = fmaT(mu, bufs[i].Float32(), T(g/d))
+			bufs[i] = storeBF16(b, sr, ka3, kb, uint32(off+i))
+			ps[i] = storeBF16(fmaT(neglr, b, p), sr, ka0, kb, uint32(off+i))
+		} else {
+			ps[i] = storeBF16(fmaT(neglr, T(g/d), p), sr, ka0, kb, uint32(off+i))
+		}
+	}
+}
+
+// rmsprop16F16Generic is the reference rmsprop16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func rmsprop16F16Generic(cf *Coeffs, p *F16, grad *F16, sq *F16, buf *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1  // coupled weight decay
+	momentum := mode&4 == 4 // momentum: p moves by the buffer
+	sr := mode&128 == 128   // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	sqs := unsafe.Slice(sq, n)
+	var bufs []F16
+	if momentum {
+		bufs = unsafe.Slice(buf, n)
+	}
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		neglr = row[T](cf, abi.RowNegLR)
+		mu    = row[T](cf, abi.RowMu)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		sq := fmaT(T(c2*g), g, T(beta2*sqs[i].Float32()))
+		sqs[i] = storeF16(sq, sr, ka2, kb, uint32(off+i))
+		d := T(sqrtT(sq) + eps)
+		var b T
+		if momentum {
+			b = fmaT(mu, bufs[i].Float32(), T(g/d))
+			bufs[i] = storeF16(b, sr, ka3, kb, uint32(off+i))
+			ps[i] = storeF16(fmaT(neglr, b, p), sr, ka0, kb, uint32(off+i))
+		} else {
+			ps[i] = storeF16(fmaT(neglr, T(g/d), p), sr, ka0, kb, uint32(off+i))
+		}
+	}
+}
+
+// adamaxMasterBF16Generic is the reference adamaxMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func adamaxMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, u *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	us := unsafe.Slice(u, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		u := maxNaN(T(beta2*us[i]), T(absT(g)+eps))
+		us[i] = u
+		pnew := fmaT(nega, T(m/u), p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adamaxMasterF16Generic is the reference adamaxMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func adamaxMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, u *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	us := unsafe.Slice(u, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		u := maxNaN(T(beta2*us[i]), T(absT(g)+eps))
+		us[i] = u
+		pnew := fmaT(nega, T(m/u), p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// adamax16BF16Generic is the reference adamax16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func adamax16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	us := unsafe.Slice(u, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		ms[i] = storeBF16(m, sr, ka2, kb, uint32(off+i))
+		u := maxNaN(T(beta2*us[i].Float32()), T(absT(g)+eps))
+		us[i] = storeBF16(u, sr, ka3, kb, uint32(off+i))
+		ps[i] = storeBF16(fmaT(nega, T(m/u), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// adamax16F16Generic is the reference adamax16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func adamax16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, u *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	coupled := mode&1 == 1 // coupled weight decay
+	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	us := unsafe.Slice(u, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		beta2 = row[T](cf, abi.RowBeta2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		ms[i] = storeF16(m, sr, ka2, kb, uint32(off+i))
+		u := maxNaN(T(beta2*us[i].Float32()), T(absT(g)+eps))
+		us[i] = storeF16(u, sr, ka3, kb, uint32(off+i))
+		ps[i] = storeF16(fmaT(nega, T(m/u), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// nadamMasterBF16Generic is the reference nadamMaster kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func nadamMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		d := fmaT(sqrtT(v), ib2, eps)
+		p = fmaT(neglr, T(g/d), p)
+		pnew := fmaT(nega, T(m/d), p)
+		ps[i] = pnew
+		p16s[i] = storeBF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// nadamMasterF16Generic is the reference nadamMaster kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func nadamMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	p16s := unsafe.Slice(p16, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka1 := abi.SRKeyA(key, 1)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i]
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		d := fmaT(sqrtT(v), ib2, eps)
+		p = fmaT(neglr, T(g/d), p)
+		pnew := fmaT(nega, T(m/d), p)
+		ps[i] = pnew
+		p16s[i] = storeF16(pnew, sr, ka1, kb, uint32(off+i))
+	}
+}
+
+// nadam16BF16Generic is the reference nadam16 kernel for BF16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the BF16 streams widened and rounded.
+func nadam16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		ms[i] = storeBF16(m, sr, ka2, kb, uint32(off+i))
+		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
+		vs[i] = storeBF16(v, sr, ka3, kb, uint32(off+i))
+		d := fmaT(sqrtT(v), ib2, eps)
+		p = fmaT(neglr, T(g/d), p)
+		ps[i] = storeBF16(fmaT(nega, T(m/d), p), sr, ka0, kb, uint32(off+i))
+	}
+}
+
+// nadam16F16Generic is the reference nadam16 kernel for F16, written from its description
+// in internal/abi: for each element, the operations of the description in
+// order, in float32, with the F16 streams widened and rounded.
+func nadam16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, v *F16, n, mode int, key uint64, off int) {
+	type T = float32
+	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
+	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		decay = row[T](cf, abi.RowDecay)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+		nega  = row[T](cf, abi.RowNegA)
+		neglr = row[T](cf, abi.RowNegLR)
+	)
+	kb := abi.SRKeyB(key)
+	ka2 := abi.SRKeyA(key, 2)
+	ka3 := abi.SRKeyA(key, 3)
+	ka0 := abi.SRKeyA(key, 0)
+	for i := range n {
+		g := T(grads[i].Float32() * gs)
+		p := ps[i].Float32()
+		if decoupled {
+			p = T(p * decay)
+		}
+		if coupled {
+			g = fmaT(wd, p, g)
+		}
+		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		ms[i] = storeF16(m, sr, ka2, kb, uint32(off+i))
+		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
+		vs[i] = storeF16(v, sr, ka3, kb, uint32(off+i))
+		d := fmaT(sqrtT(v), ib2, eps)
+		p = fmaT(neglr, T(g/d), p)
+		ps[i] = storeF16(fmaT(nega, T(m/d), p), sr, ka0, kb, uint32(off+i))
 	}
 }
 

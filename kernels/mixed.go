@@ -9,7 +9,8 @@ import (
 	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
-// Mixed precision: the kernels of Adam/AdamW, SGD and momentum on 16-bit
+// Mixed precision: the kernels of Adam/AdamW, SGD, momentum, Lion,
+// Adagrad, RMSprop (not centered), Adamax and NAdam/NAdamW on 16-bit
 // parameters, gradients or state (BF16 or F16), computed in float32. They
 // are the float32 kernels' descriptions with 16-bit streams (internal/abi,
 // MasterOf and Half16Of), not other code: each computes, operation for
@@ -17,10 +18,10 @@ import (
 // widened exactly and every 16-bit output rounded once. Two modes:
 //
 //   - master-weight mode (AdamMasterBF16, …): float32 master weights p and
-//     float32 state; the gradient is 16-bit (or float32: the G32 kernels);
-//     the kernel writes the float32 master and its 16-bit copy p16 in one
-//     pass. The float32 results are bit-identical to the float32 kernel's
-//     on the widened gradient.
+//     float32 state; the gradient is 16-bit (or float32: the G32 kernels of
+//     Adam, SGD and momentum); the kernel writes the float32 master and its
+//     16-bit copy p16 in one pass. The float32 results are bit-identical to
+//     the float32 kernel's on the widened gradient.
 //   - 16-bit state mode (Adam16BF16, …): p, gradient and state all 16-bit,
 //     each value rounded once when stored.
 //
@@ -138,9 +139,10 @@ func storeF16(x float32, sr bool, ka, kb, i uint32) F16 {
 
 // halfTable holds one level's mixed-precision kernels for one half type.
 // The pointers and lengths have been checked: n ≥ 1, every slice holds n
-// elements (vmax only with AMSGrad), the element indices off … off+n-1 lie
-// in one block of 2³² and key is that block's (keyAt). mode is the
-// coefficients' mode, with abi.ModeSR for stochastic rounding.
+// elements (vmax only with AMSGrad, RMSprop's buf only with momentum), the
+// element indices off … off+n-1 lie in one block of 2³² and key is that
+// block's (keyAt). mode is the coefficients' mode, with abi.ModeSR for
+// stochastic rounding.
 type halfTable[H BF16 | F16] struct {
 	adamMaster        func(c *Coeffs, p *float32, p16, grad *H, m, v, vmax *float32, n, mode int, key uint64, off int)
 	adamMasterG32     func(c *Coeffs, p *float32, p16 *H, grad, m, v, vmax *float32, n, mode int, key uint64, off int)
@@ -151,6 +153,16 @@ type halfTable[H BF16 | F16] struct {
 	momentumMaster    func(c *Coeffs, p *float32, p16, grad *H, buf *float32, n, mode int, key uint64, off int)
 	momentumMasterG32 func(c *Coeffs, p *float32, p16 *H, grad, buf *float32, n, mode int, key uint64, off int)
 	momentum16        func(c *Coeffs, p, grad, buf *H, n, mode int, key uint64, off int)
+	lionMaster        func(c *Coeffs, p *float32, p16, grad *H, m *float32, n, mode int, key uint64, off int)
+	lion16            func(c *Coeffs, p, grad, m *H, n, mode int, key uint64, off int)
+	adagradMaster     func(c *Coeffs, p *float32, p16, grad *H, sum *float32, n, mode int, key uint64, off int)
+	adagrad16         func(c *Coeffs, p, grad, sum *H, n, mode int, key uint64, off int)
+	rmspropMaster     func(c *Coeffs, p *float32, p16, grad *H, sq, buf *float32, n, mode int, key uint64, off int)
+	rmsprop16         func(c *Coeffs, p, grad, sq, buf *H, n, mode int, key uint64, off int)
+	adamaxMaster      func(c *Coeffs, p *float32, p16, grad *H, m, u *float32, n, mode int, key uint64, off int)
+	adamax16          func(c *Coeffs, p, grad, m, u *H, n, mode int, key uint64, off int)
+	nadamMaster       func(c *Coeffs, p *float32, p16, grad *H, m, v *float32, n, mode int, key uint64, off int)
+	nadam16           func(c *Coeffs, p, grad, m, v *H, n, mode int, key uint64, off int)
 }
 
 // fill sets the kernels that t lacks (a level without assembly for them)
@@ -182,6 +194,36 @@ func (t *halfTable[H]) fill(g *halfTable[H]) {
 	}
 	if t.momentum16 == nil {
 		t.momentum16 = g.momentum16
+	}
+	if t.lionMaster == nil {
+		t.lionMaster = g.lionMaster
+	}
+	if t.lion16 == nil {
+		t.lion16 = g.lion16
+	}
+	if t.adagradMaster == nil {
+		t.adagradMaster = g.adagradMaster
+	}
+	if t.adagrad16 == nil {
+		t.adagrad16 = g.adagrad16
+	}
+	if t.rmspropMaster == nil {
+		t.rmspropMaster = g.rmspropMaster
+	}
+	if t.rmsprop16 == nil {
+		t.rmsprop16 = g.rmsprop16
+	}
+	if t.adamaxMaster == nil {
+		t.adamaxMaster = g.adamaxMaster
+	}
+	if t.adamax16 == nil {
+		t.adamax16 = g.adamax16
+	}
+	if t.nadamMaster == nil {
+		t.nadamMaster = g.nadamMaster
+	}
+	if t.nadam16 == nil {
+		t.nadam16 = g.nadam16
 	}
 }
 
@@ -255,13 +297,12 @@ func adamMasterRun[H BF16 | F16, G BF16 | F16 | float32](c *Coeffs, p []float32,
 		return err
 	}
 	n := len(p)
-	ss := []halfSpan{spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf("m", m), spanOf("v", v)}
-	if c.mode&abi.AdamAMSGrad != 0 {
-		ss = append(ss, spanOf("vmax (AMSGrad)", vmax))
-	} else {
-		vmax = nil
+	ss := [...]halfSpan{spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf("m", m), spanOf("v", v), spanOf("vmax (AMSGrad)", vmax)}
+	used := ss[:] // an array, not an append: no allocation
+	if c.mode&abi.AdamAMSGrad == 0 {
+		vmax, used = nil, ss[:len(ss)-1]
 	}
-	if err := checkSpans(n, ss...); err != nil {
+	if err := checkSpans(n, used...); err != nil {
 		return err
 	}
 	return mixedCall(c, famAdam, r, n, func(at, n, mode int, key uint64, off int) {
@@ -274,13 +315,12 @@ func adam16Run[H BF16 | F16](t *halfTable[H], c *Coeffs, p, grad, m, v, vmax []H
 		return err
 	}
 	n := len(p)
-	ss := []halfSpan{spanOf("p", p), spanOf("grad", grad), spanOf("m", m), spanOf("v", v)}
-	if c.mode&abi.AdamAMSGrad != 0 {
-		ss = append(ss, spanOf("vmax (AMSGrad)", vmax))
-	} else {
-		vmax = nil
+	ss := [...]halfSpan{spanOf("p", p), spanOf("grad", grad), spanOf("m", m), spanOf("v", v), spanOf("vmax (AMSGrad)", vmax)}
+	used := ss[:]
+	if c.mode&abi.AdamAMSGrad == 0 {
+		vmax, used = nil, ss[:len(ss)-1]
 	}
-	if err := checkSpans(n, ss...); err != nil {
+	if err := checkSpans(n, used...); err != nil {
 		return err
 	}
 	return mixedCall(c, famAdam, r, n, func(at, n, mode int, key uint64, off int) {
@@ -440,4 +480,247 @@ func (s *Set) Momentum16BF16(c *Coeffs, p, grad, buf []BF16, r Rounding) error {
 // Momentum16F16 is [Set.Momentum16BF16] for binary16.
 func (s *Set) Momentum16F16(c *Coeffs, p, grad, buf []F16, r Rounding) error {
 	return momentum16Run(&s.f16, c, p, grad, buf, r)
+}
+
+// The master-weight and 16-bit-state kernels of Lion, Adagrad, RMSprop
+// (not centered), Adamax and NAdam, with a 16-bit gradient. Their runners
+// take the state streams by name, for the errors.
+
+func master1Run[H BF16 | F16](fam family, name string, c *Coeffs, p []float32, p16, grad []H, a []float32, r Rounding,
+	k func(c *Coeffs, p *float32, p16, grad *H, a *float32, n, mode int, key uint64, off int)) error {
+	if err := c.check(fam, 4); err != nil {
+		return err
+	}
+	if err := checkSpans(len(p), spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf(name, a)); err != nil {
+		return err
+	}
+	return mixedCall(c, fam, r, len(p), func(at, n, mode int, key uint64, off int) {
+		k(c, &p[at], &p16[at], &grad[at], &a[at], n, mode, key, off)
+	})
+}
+
+func half1Run[H BF16 | F16](fam family, name string, c *Coeffs, p, grad, a []H, r Rounding,
+	k func(c *Coeffs, p, grad, a *H, n, mode int, key uint64, off int)) error {
+	if err := c.check(fam, 4); err != nil {
+		return err
+	}
+	if err := checkSpans(len(p), spanOf("p", p), spanOf("grad", grad), spanOf(name, a)); err != nil {
+		return err
+	}
+	return mixedCall(c, fam, r, len(p), func(at, n, mode int, key uint64, off int) {
+		k(c, &p[at], &grad[at], &a[at], n, mode, key, off)
+	})
+}
+
+func master2Run[H BF16 | F16](fam family, na, nb string, c *Coeffs, p []float32, p16, grad []H, a, b []float32, r Rounding,
+	k func(c *Coeffs, p *float32, p16, grad *H, a, b *float32, n, mode int, key uint64, off int)) error {
+	if err := c.check(fam, 4); err != nil {
+		return err
+	}
+	if err := checkSpans(len(p), spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf(na, a), spanOf(nb, b)); err != nil {
+		return err
+	}
+	return mixedCall(c, fam, r, len(p), func(at, n, mode int, key uint64, off int) {
+		k(c, &p[at], &p16[at], &grad[at], &a[at], &b[at], n, mode, key, off)
+	})
+}
+
+func half2Run[H BF16 | F16](fam family, na, nb string, c *Coeffs, p, grad, a, b []H, r Rounding,
+	k func(c *Coeffs, p, grad, a, b *H, n, mode int, key uint64, off int)) error {
+	if err := c.check(fam, 4); err != nil {
+		return err
+	}
+	if err := checkSpans(len(p), spanOf("p", p), spanOf("grad", grad), spanOf(na, a), spanOf(nb, b)); err != nil {
+		return err
+	}
+	return mixedCall(c, fam, r, len(p), func(at, n, mode int, key uint64, off int) {
+		k(c, &p[at], &grad[at], &a[at], &b[at], n, mode, key, off)
+	})
+}
+
+// rmspropCheck checks c for the mixed-precision RMSprop kernels, which
+// have no centered form (abi.RMSpropPlain), and returns buf, or nil when
+// the momentum is 0 (buf is not used then and may be anything).
+func rmspropCheck[E BF16 | F16 | float32](c *Coeffs, buf []E) ([]E, error) {
+	if err := c.check(famRMSprop, 4); err != nil {
+		return nil, err
+	}
+	if c.mode&abi.RMSpropCentered != 0 {
+		return nil, fmt.Errorf("%w: centered RMSprop has no mixed-precision kernel", ErrCoeff)
+	}
+	if c.mode&abi.RMSpropMomentum == 0 {
+		return nil, nil
+	}
+	return buf, nil
+}
+
+func rmspropMasterRun[H BF16 | F16](c *Coeffs, p []float32, p16, grad []H, sq, buf []float32, r Rounding,
+	k func(c *Coeffs, p *float32, p16, grad *H, sq, buf *float32, n, mode int, key uint64, off int)) error {
+	buf, err := rmspropCheck(c, buf)
+	if err != nil {
+		return err
+	}
+	ss := [...]halfSpan{spanOf("p", p), spanOf("p16", p16), spanOf("grad", grad), spanOf("square_avg", sq), spanOf("momentum_buffer (momentum)", buf)}
+	used := ss[:]
+	if c.mode&abi.RMSpropMomentum == 0 {
+		used = ss[:len(ss)-1]
+	}
+	if err := checkSpans(len(p), used...); err != nil {
+		return err
+	}
+	return mixedCall(c, famRMSprop, r, len(p), func(at, n, mode int, key uint64, off int) {
+		k(c, &p[at], &p16[at], &grad[at], &sq[at], firstAt(buf, at), n, mode, key, off)
+	})
+}
+
+func rmsprop16Run[H BF16 | F16](c *Coeffs, p, grad, sq, buf []H, r Rounding,
+	k func(c *Coeffs, p, grad, sq, buf *H, n, mode int, key uint64, off int)) error {
+	buf, err := rmspropCheck(c, buf)
+	if err != nil {
+		return err
+	}
+	ss := [...]halfSpan{spanOf("p", p), spanOf("grad", grad), spanOf("square_avg", sq), spanOf("momentum_buffer (momentum)", buf)}
+	used := ss[:]
+	if c.mode&abi.RMSpropMomentum == 0 {
+		used = ss[:len(ss)-1]
+	}
+	if err := checkSpans(len(p), used...); err != nil {
+		return err
+	}
+	return mixedCall(c, famRMSprop, r, len(p), func(at, n, mode int, key uint64, off int) {
+		k(c, &p[at], &grad[at], &sq[at], firstAt(buf, at), n, mode, key, off)
+	})
+}
+
+// LionMasterBF16 is one Lion step ([Set.LionF32]) in master-weight mode:
+// the float32 master weights p and the float32 state m (exp_avg) are
+// updated by LionF32's operations on the widened bfloat16 gradient, bit
+// for bit, and p16 receives each new p rounded to bfloat16 by r. The
+// coefficients are LionF32's.
+func (s *Set) LionMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m []float32, r Rounding) error {
+	return master1Run(famLion, "exp_avg", c, p, p16, grad, m, r, s.bf16.lionMaster)
+}
+
+// LionMasterF16 is [Set.LionMasterBF16] for binary16.
+func (s *Set) LionMasterF16(c *Coeffs, p []float32, p16, grad []F16, m []float32, r Rounding) error {
+	return master1Run(famLion, "exp_avg", c, p, p16, grad, m, r, s.f16.lionMaster)
+}
+
+// Lion16BF16 is one Lion step ([Set.LionF32]) in 16-bit state mode: p,
+// grad and m are bfloat16; each element is widened, goes through LionF32's
+// operations in float32, and m and p are each rounded once to bfloat16 by
+// r.
+func (s *Set) Lion16BF16(c *Coeffs, p, grad, m []BF16, r Rounding) error {
+	return half1Run(famLion, "exp_avg", c, p, grad, m, r, s.bf16.lion16)
+}
+
+// Lion16F16 is [Set.Lion16BF16] for binary16.
+func (s *Set) Lion16F16(c *Coeffs, p, grad, m []F16, r Rounding) error {
+	return half1Run(famLion, "exp_avg", c, p, grad, m, r, s.f16.lion16)
+}
+
+// AdagradMasterBF16 is one Adagrad step ([Set.AdagradF32]) in
+// master-weight mode: float32 p and sum updated bit for bit as AdagradF32
+// on the widened bfloat16 gradient, and p16 the new p rounded to bfloat16
+// by r.
+func (s *Set) AdagradMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, sum []float32, r Rounding) error {
+	return master1Run(famAdagrad, "sum", c, p, p16, grad, sum, r, s.bf16.adagradMaster)
+}
+
+// AdagradMasterF16 is [Set.AdagradMasterBF16] for binary16.
+func (s *Set) AdagradMasterF16(c *Coeffs, p []float32, p16, grad []F16, sum []float32, r Rounding) error {
+	return master1Run(famAdagrad, "sum", c, p, p16, grad, sum, r, s.f16.adagradMaster)
+}
+
+// Adagrad16BF16 is one Adagrad step ([Set.AdagradF32]) on bfloat16 p, grad
+// and sum, computed in float32, sum and p rounded once by r. Rounded to
+// nearest, a 16-bit sum stops growing once g² is below half its spacing
+// (for bfloat16, between 2⁻⁹ and 2⁻⁸ of sum); rounded stochastically, it
+// grows by g² on average.
+func (s *Set) Adagrad16BF16(c *Coeffs, p, grad, sum []BF16, r Rounding) error {
+	return half1Run(famAdagrad, "sum", c, p, grad, sum, r, s.bf16.adagrad16)
+}
+
+// Adagrad16F16 is [Set.Adagrad16BF16] for binary16.
+func (s *Set) Adagrad16F16(c *Coeffs, p, grad, sum []F16, r Rounding) error {
+	return half1Run(famAdagrad, "sum", c, p, grad, sum, r, s.f16.adagrad16)
+}
+
+// RMSpropMasterBF16 is one RMSprop step ([Set.RMSpropF32]), not centered,
+// in master-weight mode: float32 p, sq (square_avg) and, with momentum,
+// buf (momentum_buffer) updated bit for bit as RMSpropF32 on the widened
+// bfloat16 gradient, and p16 the new p rounded to bfloat16 by r. buf is
+// not used when the momentum is 0 and may then be anything (nil).
+// Coefficients of centered RMSprop are refused (ErrCoeff): the
+// mixed-precision kernels have no grad_avg.
+func (s *Set) RMSpropMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, sq, buf []float32, r Rounding) error {
+	return rmspropMasterRun(c, p, p16, grad, sq, buf, r, s.bf16.rmspropMaster)
+}
+
+// RMSpropMasterF16 is [Set.RMSpropMasterBF16] for binary16.
+func (s *Set) RMSpropMasterF16(c *Coeffs, p []float32, p16, grad []F16, sq, buf []float32, r Rounding) error {
+	return rmspropMasterRun(c, p, p16, grad, sq, buf, r, s.f16.rmspropMaster)
+}
+
+// RMSprop16BF16 is one RMSprop step ([Set.RMSpropF32]), not centered, on
+// bfloat16 p, grad, sq and (with momentum) buf, computed in float32, each
+// new value rounded once by r. buf is not used when the momentum is 0;
+// centered coefficients are refused (ErrCoeff), as by
+// [Set.RMSpropMasterBF16].
+func (s *Set) RMSprop16BF16(c *Coeffs, p, grad, sq, buf []BF16, r Rounding) error {
+	return rmsprop16Run(c, p, grad, sq, buf, r, s.bf16.rmsprop16)
+}
+
+// RMSprop16F16 is [Set.RMSprop16BF16] for binary16.
+func (s *Set) RMSprop16F16(c *Coeffs, p, grad, sq, buf []F16, r Rounding) error {
+	return rmsprop16Run(c, p, grad, sq, buf, r, s.f16.rmsprop16)
+}
+
+// AdamaxMasterBF16 is one Adamax step ([Set.AdamaxF32]) in master-weight
+// mode: float32 p, m (exp_avg) and u (exp_inf) updated bit for bit as
+// AdamaxF32 on the widened bfloat16 gradient, and p16 the new p rounded to
+// bfloat16 by r.
+func (s *Set) AdamaxMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, u []float32, r Rounding) error {
+	return master2Run(famAdamax, "exp_avg", "exp_inf", c, p, p16, grad, m, u, r, s.bf16.adamaxMaster)
+}
+
+// AdamaxMasterF16 is [Set.AdamaxMasterBF16] for binary16.
+func (s *Set) AdamaxMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, u []float32, r Rounding) error {
+	return master2Run(famAdamax, "exp_avg", "exp_inf", c, p, p16, grad, m, u, r, s.f16.adamaxMaster)
+}
+
+// Adamax16BF16 is one Adamax step ([Set.AdamaxF32]) on bfloat16 p, grad, m
+// and u, computed in float32, m, u and p each rounded once by r.
+func (s *Set) Adamax16BF16(c *Coeffs, p, grad, m, u []BF16, r Rounding) error {
+	return half2Run(famAdamax, "exp_avg", "exp_inf", c, p, grad, m, u, r, s.bf16.adamax16)
+}
+
+// Adamax16F16 is [Set.Adamax16BF16] for binary16.
+func (s *Set) Adamax16F16(c *Coeffs, p, grad, m, u []F16, r Rounding) error {
+	return half2Run(famAdamax, "exp_avg", "exp_inf", c, p, grad, m, u, r, s.f16.adamax16)
+}
+
+// NAdamMasterBF16 is one NAdam or NAdamW step ([Set.NAdamF32]) in
+// master-weight mode: float32 p, m (exp_avg) and v (exp_avg_sq) updated
+// bit for bit as NAdamF32 on the widened bfloat16 gradient, and p16 the
+// new p (after both of NAdam's updates) rounded to bfloat16 by r.
+func (s *Set) NAdamMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, v []float32, r Rounding) error {
+	return master2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, p16, grad, m, v, r, s.bf16.nadamMaster)
+}
+
+// NAdamMasterF16 is [Set.NAdamMasterBF16] for binary16.
+func (s *Set) NAdamMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, v []float32, r Rounding) error {
+	return master2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, p16, grad, m, v, r, s.f16.nadamMaster)
+}
+
+// NAdam16BF16 is one NAdam or NAdamW step ([Set.NAdamF32]) on bfloat16 p,
+// grad, m and v, computed in float32, m, v and p each rounded once by r
+// (p once, after both updates).
+func (s *Set) NAdam16BF16(c *Coeffs, p, grad, m, v []BF16, r Rounding) error {
+	return half2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, grad, m, v, r, s.bf16.nadam16)
+}
+
+// NAdam16F16 is [Set.NAdam16BF16] for binary16.
+func (s *Set) NAdam16F16(c *Coeffs, p, grad, m, v []F16, r Rounding) error {
+	return half2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, grad, m, v, r, s.f16.nadam16)
 }

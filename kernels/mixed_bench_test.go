@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"unsafe"
+
+	"github.com/fuseopt/fuseopt/internal/abi"
 )
 
 // halfSlab returns k 16-bit streams of n elements (bits of small random
@@ -101,6 +103,90 @@ func BenchmarkAdamMixed(b *testing.B) {
 					b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
 					b.ReportMetric(float64(m.bytes), "bytes/param")
 				})
+			}
+		}
+	}
+}
+
+// BenchmarkFamilyMixed compares, at the best level and in one run, the
+// float32 kernel of Lion, Adagrad, RMSprop (with momentum), Adamax and
+// NAdam with its bfloat16 master-weight and 16-bit-state kernels, rounded
+// to nearest or stochastically, on the fullest coefficient variant of the
+// tests. bytes/param is each mode's traffic (p16 written, not read).
+func BenchmarkFamilyMixed(b *testing.B) {
+	s, _ := For(Best())
+	const h = "BF16"
+	ks := map[string]mixedKernel{}
+	for _, k := range mixedKernels() {
+		ks[k.name] = k
+	}
+	for _, fam := range []string{"Lion", "Adagrad", "RMSprop", "Adamax", "NAdam"} {
+		for _, n := range []int{65536, 16777216} {
+			if testing.Short() && n > 1<<16 {
+				continue
+			}
+			for _, mode := range []string{"f32", "Master", "16"} {
+				k := ks[fam+mode]
+				if mode == "f32" {
+					k = ks[fam+"Master"]
+				}
+				c := &k.coeffs[len(k.coeffs)-1]
+				for _, sr := range []bool{false, true} {
+					if mode == "f32" && sr {
+						continue
+					}
+					name := fam + "/" + map[string]string{"f32": "f32", "Master": "master" + h, "16": "state16" + h}[mode]
+					if mode != "f32" {
+						name += map[bool]string{false: "-rne", true: "-sr"}[sr]
+					}
+					b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
+						b.ReportAllocs()
+						in := newMixedBufs(&k, h, n, 0, 0, 1)
+						f, u := in.slices()
+						bytes := 0
+						var x [][]float32 // the float32 kernel's streams
+						for i, st := range k.streams {
+							size := 4
+							if mode != "f32" && k.half[i] {
+								size = 2
+							}
+							if mode == "f32" && st == "p16" {
+								continue
+							}
+							if st != "p16" {
+								bytes += size
+							}
+							if k.written[i] && (st != "buf" || c.mode&abi.RMSpropMomentum != 0) {
+								bytes += size
+							}
+							if mode == "f32" {
+								if f[i] == nil {
+									f[i] = make([]float32, n)
+									for j, v := range u[i] {
+										f[i][j] = widen(h, v)
+									}
+								}
+								x = append(x, f[i])
+							}
+						}
+						b.SetBytes(int64(n) * int64(bytes))
+						step := uint64(0)
+						for b.Loop() {
+							step++
+							var err error
+							if mode == "f32" {
+								err = float32Run(s, k.name, c, x)
+							} else {
+								err = k.run(s, h, c, f, u, Rounding{Stochastic: sr, Key: SRKey(1, step, 0)})
+							}
+							if err != nil {
+								b.Fatal(err)
+							}
+						}
+						b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
+						b.ReportMetric(float64(bytes), "bytes/param")
+					})
+				}
 			}
 		}
 	}

@@ -112,7 +112,83 @@ func mixedKernels() []mixedKernel {
 				return pick(h, func() error { return s.Momentum16BF16(c, b(u[0]), b(u[1]), b(u[2]), r) },
 					func() error { return s.Momentum16F16(c, f(u[0]), f(u[1]), f(u[2]), r) })
 			}},
+		{name: "LionMaster", streams: []string{"p", "p16", "grad", "m"},
+			half: []bool{false, true, true, false}, nonneg: []bool{false, false, false, false},
+			written: []bool{true, true, false, true}, coeffs: lionCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.LionMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], r) },
+					func() error { return s.LionMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], r) })
+			}},
+		{name: "Lion16", streams: []string{"p", "grad", "m"},
+			half: []bool{true, true, true}, nonneg: []bool{false, false, false},
+			written: []bool{true, false, true}, coeffs: lionCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Lion16BF16(c, b(u[0]), b(u[1]), b(u[2]), r) },
+					func() error { return s.Lion16F16(c, f(u[0]), f(u[1]), f(u[2]), r) })
+			}},
+		{name: "AdagradMaster", streams: []string{"p", "p16", "grad", "sum"},
+			half: []bool{false, true, true, false}, nonneg: []bool{false, false, false, true},
+			written: []bool{true, true, false, true}, coeffs: adagradCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.AdagradMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], r) },
+					func() error { return s.AdagradMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], r) })
+			}},
+		{name: "Adagrad16", streams: []string{"p", "grad", "sum"},
+			half: []bool{true, true, true}, nonneg: []bool{false, false, true},
+			written: []bool{true, false, true}, coeffs: adagradCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Adagrad16BF16(c, b(u[0]), b(u[1]), b(u[2]), r) },
+					func() error { return s.Adagrad16F16(c, f(u[0]), f(u[1]), f(u[2]), r) })
+			}},
+		{name: "RMSpropMaster", streams: []string{"p", "p16", "grad", "sq", "buf"},
+			half: []bool{false, true, true, false, false}, nonneg: []bool{false, false, false, true, false},
+			written: []bool{true, true, false, true, true}, coeffs: rmspropPlainCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.RMSpropMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], x[4], r) },
+					func() error { return s.RMSpropMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], x[4], r) })
+			}},
+		{name: "RMSprop16", streams: []string{"p", "grad", "sq", "buf"},
+			half: []bool{true, true, true, true}, nonneg: []bool{false, false, true, false},
+			written: []bool{true, false, true, true}, coeffs: rmspropPlainCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.RMSprop16BF16(c, b(u[0]), b(u[1]), b(u[2]), b(u[3]), r) },
+					func() error { return s.RMSprop16F16(c, f(u[0]), f(u[1]), f(u[2]), f(u[3]), r) })
+			}},
+		{name: "AdamaxMaster", streams: []string{"p", "p16", "grad", "m", "u"},
+			half: []bool{false, true, true, false, false}, nonneg: []bool{false, false, false, false, true},
+			written: []bool{true, true, false, true, true}, coeffs: adamaxCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.AdamaxMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], x[4], r) },
+					func() error { return s.AdamaxMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], x[4], r) })
+			}},
+		{name: "Adamax16", streams: []string{"p", "grad", "m", "u"},
+			half: []bool{true, true, true, true}, nonneg: []bool{false, false, false, true},
+			written: []bool{true, false, true, true}, coeffs: adamaxCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.Adamax16BF16(c, b(u[0]), b(u[1]), b(u[2]), b(u[3]), r) },
+					func() error { return s.Adamax16F16(c, f(u[0]), f(u[1]), f(u[2]), f(u[3]), r) })
+			}},
+		{name: "NAdamMaster", streams: []string{"p", "p16", "grad", "m", "v"},
+			half: []bool{false, true, true, false, false}, nonneg: []bool{false, false, false, false, true},
+			written: []bool{true, true, false, true, true}, coeffs: nadamCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.NAdamMasterBF16(c, x[0], b(u[1]), b(u[2]), x[3], x[4], r) },
+					func() error { return s.NAdamMasterF16(c, x[0], f(u[1]), f(u[2]), x[3], x[4], r) })
+			}},
+		{name: "NAdam16", streams: []string{"p", "grad", "m", "v"},
+			half: []bool{true, true, true, true}, nonneg: []bool{false, false, false, true},
+			written: []bool{true, false, true, true}, coeffs: nadamCoeffs(),
+			run: func(s *Set, h string, c *Coeffs, x [][]float32, u [][]uint16, r Rounding) error {
+				return pick(h, func() error { return s.NAdam16BF16(c, b(u[0]), b(u[1]), b(u[2]), b(u[3]), r) },
+					func() error { return s.NAdam16F16(c, f(u[0]), f(u[1]), f(u[2]), f(u[3]), r) })
+			}},
 	}
+}
+
+// rmspropPlainCoeffs are rmspropCoeffs without the centered ones, which
+// the mixed-precision RMSprop kernels refuse.
+func rmspropPlainCoeffs() []Coeffs {
+	return slices.DeleteFunc(rmspropCoeffs(), func(c Coeffs) bool { return c.mode&abi.RMSpropCentered != 0 })
 }
 
 // halfOf rounds x to the 16 bits of half type h.
@@ -331,15 +407,7 @@ func TestMixedIsFloat32Kernel(t *testing.T) {
 						x = append(x, slices.Clone(inf[s]))
 					}
 				}
-				var err error
-				switch k.name {
-				case "AdamMaster", "AdamMasterG32", "Adam16":
-					err = g.AdamF32(c, x[0], x[1], x[2], x[3], x[4])
-				case "SGDMaster", "SGDMasterG32", "SGD16":
-					err = g.SGDF32(c, x[0], x[1])
-				default:
-					err = g.MomentumF32(c, x[0], x[1], x[2])
-				}
+				err := float32Run(g, k.name, c, x)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -369,6 +437,31 @@ func TestMixedIsFloat32Kernel(t *testing.T) {
 			}
 		}
 	}
+}
+
+// float32Run runs, on the streams x (those of mixed kernel name, without
+// p16, all float32), the float32 kernel that the mixed kernel is made
+// from.
+func float32Run(g *Set, name string, c *Coeffs, x [][]float32) error {
+	switch name {
+	case "AdamMaster", "AdamMasterG32", "Adam16":
+		return g.AdamF32(c, x[0], x[1], x[2], x[3], x[4])
+	case "SGDMaster", "SGDMasterG32", "SGD16":
+		return g.SGDF32(c, x[0], x[1])
+	case "MomentumMaster", "MomentumMasterG32", "Momentum16":
+		return g.MomentumF32(c, x[0], x[1], x[2])
+	case "LionMaster", "Lion16":
+		return g.LionF32(c, x[0], x[1], x[2])
+	case "AdagradMaster", "Adagrad16":
+		return g.AdagradF32(c, x[0], x[1], x[2])
+	case "RMSpropMaster", "RMSprop16":
+		return g.RMSpropF32(c, x[0], x[1], x[2], x[3], nil)
+	case "AdamaxMaster", "Adamax16":
+		return g.AdamaxF32(c, x[0], x[1], x[2], x[3])
+	case "NAdamMaster", "NAdam16":
+		return g.NAdamF32(c, x[0], x[1], x[2], x[3])
+	}
+	return fmt.Errorf("%s: no float32 kernel", name)
 }
 
 // TestSRUnbiased checks that stochastic rounding is unbiased: for values
@@ -609,6 +702,113 @@ func TestMixedAdamTextbook(t *testing.T) {
 	}
 }
 
+// TestMixedFamilyTextbook checks the 16-bit-state Adagrad, RMSprop (with
+// momentum) and Adamax against their textbook updates in float64 (as
+// PyTorch documents them, independent of the descriptions) on the widened
+// inputs: each 16-bit output is within one spacing of the half type of the
+// float64 value, plus 10⁻⁶ of the magnitude of the terms it is made of
+// (the float32 arithmetic).
+func TestMixedFamilyTextbook(t *testing.T) {
+	const lr, step = 1e-2, 4
+	type out struct{ want, scale float64 }
+	cases := []struct {
+		kernel string
+		c      Coeffs
+		init   func(r *rand.Rand, s int) float64 // stream s's initial value
+		update func(x []float64) []out           // x: the widened inputs; the outputs in stream order (grad's ignored)
+	}{
+		{"Adagrad16", must(Adagrad{LR: lr, LRDecay: 0.1, Eps: 1e-10}.Coeffs(step)),
+			func(r *rand.Rand, s int) float64 {
+				return []float64{r.NormFloat64(), r.NormFloat64(), 0.01 + r.Float64()}[s]
+			},
+			func(x []float64) []out {
+				clr := lr / (1 + (step-1)*0.1)
+				sum := x[2] + x[1]*x[1]
+				d := clr * x[1] / (math.Sqrt(sum) + 1e-10)
+				return []out{{x[0] - d, math.Abs(x[0]) + math.Abs(d)}, {}, {sum, sum}}
+			}},
+		{"RMSprop16", must(RMSprop{LR: lr, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9}.Coeffs()),
+			func(r *rand.Rand, s int) float64 {
+				return []float64{r.NormFloat64(), r.NormFloat64(), 0.001 + 0.01*r.Float64(), 0.1 * r.NormFloat64()}[s]
+			},
+			func(x []float64) []out {
+				sq := 0.99*x[2] + 0.01*x[1]*x[1]
+				q := x[1] / (math.Sqrt(sq) + 1e-8)
+				buf := 0.9*x[3] + q
+				return []out{{x[0] - lr*buf, math.Abs(x[0]) + lr*(0.9*math.Abs(x[3])+math.Abs(q))}, {}, {sq, sq},
+					{buf, 0.9*math.Abs(x[3]) + math.Abs(q)}}
+			}},
+		{"Adamax16", must(Adamax{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(step)),
+			func(r *rand.Rand, s int) float64 {
+				return []float64{r.NormFloat64(), r.NormFloat64(), 0.1 * r.NormFloat64(), 0.1 + r.Float64()}[s]
+			},
+			func(x []float64) []out {
+				m := 0.9*x[2] + 0.1*x[1]
+				u := math.Max(0.999*x[3], math.Abs(x[1])+1e-8)
+				d := lr / (1 - math.Pow(0.9, step)) * m / u
+				return []out{{x[0] - d, math.Abs(x[0]) + math.Abs(d)}, {}, {m, 0.9*math.Abs(x[2]) + 0.1*math.Abs(x[1])}, {u, u}}
+			}},
+	}
+	spacing := func(x float64, bits int) float64 {
+		sub := 0.0
+		if bits == 10 {
+			sub = 0x1p-24 // binary16's subnormal spacing
+		}
+		if x == 0 {
+			return sub
+		}
+		return max(math.Ldexp(1, math.Ilogb(x)-bits), sub)
+	}
+	ks := map[string]mixedKernel{}
+	for _, k := range mixedKernels() {
+		ks[k.name] = k
+	}
+	for _, tc := range cases {
+		k := ks[tc.kernel]
+		for _, s := range append(testLevels(t), sets[Generic]) {
+			for _, half := range abi.HalfTypes {
+				bits := map[string]int{"BF16": 7, "F16": 10}[half]
+				for _, sr := range []bool{false, true} {
+					const n = 1000
+					r := rand.New(rand.NewPCG(5, 6))
+					u := make([][]uint16, len(k.streams))
+					for st := range u {
+						u[st] = make([]uint16, n)
+					}
+					for i := range n {
+						for st := range u {
+							u[st][i] = halfOf(half, float32(tc.init(r, st)))
+						}
+					}
+					in := make([][]uint16, len(u))
+					for st := range u {
+						in[st] = slices.Clone(u[st])
+					}
+					if err := k.run(s, half, &tc.c, make([][]float32, len(u)), u, Rounding{Stochastic: sr, Key: 2}); err != nil {
+						t.Fatal(err)
+					}
+					x := make([]float64, len(u))
+					for i := range n {
+						for st := range u {
+							x[st] = float64(widen(half, in[st][i]))
+						}
+						for st, o := range tc.update(x) {
+							if k.streams[st] == "grad" {
+								continue
+							}
+							got := float64(widen(half, u[st][i]))
+							if d := math.Abs(got - o.want); d > spacing(o.want, bits)*1.01+1e-6*o.scale {
+								t.Fatalf("%v %s%s sr=%v element %d stream %s: %v, want %v (off by %g)",
+									s.Level(), tc.kernel, half, sr, i, k.streams[st], got, o.want, d)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestMixedErrors checks the validation: every fault is an error that
 // errors.Is can test, returned before anything is written.
 func TestMixedErrors(t *testing.T) {
@@ -616,6 +816,13 @@ func TestMixedErrors(t *testing.T) {
 	adam := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(1))
 	ams := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}.Coeffs(1))
 	sgd := must(SGD{LR: 0.1}.Coeffs())
+	lion := must(Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99}.Coeffs())
+	adagrad := must(Adagrad{LR: 1e-2, Eps: 1e-10}.Coeffs(1))
+	centered := must(RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Centered: true}.Coeffs())
+	rmsMu := must(RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9}.Coeffs())
+	adamax := must(Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(1))
+	nh := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+	nadam := must(nh.Coeffs(1, muProduct(nh, 1)))
 	p := []float32{1, 2, 3}
 	p16 := []BF16{1, 2, 3}
 	g := []BF16{4, 5, 6}
@@ -649,6 +856,21 @@ func TestMixedErrors(t *testing.T) {
 		{s.SGD16BF16(&adam, p16, g, Rounding{}), ErrCoeff},
 		{s.SGDMasterG32F16(&sgd, p, []F16{1, 2, 3}, p, Rounding{}), ErrOverlap},
 		{s.MomentumMasterBF16(&sgd, p, p16, g, m, Rounding{}), ErrCoeff},
+		{s.LionMasterBF16(&lion, p, p16, g, m[:2], Rounding{}), ErrLength},
+		{s.LionMasterBF16(&adam, p, p16, g, m, Rounding{}), ErrCoeff},
+		{s.Lion16BF16(&lion, p16, g, g, Rounding{}), ErrOverlap},
+		{s.AdagradMasterF16(&adagrad, p, []F16{1, 2, 3}, []F16{1, 2, 3}, p, Rounding{}), ErrOverlap},
+		{s.Adagrad16BF16(&adagrad, p16, g, p16[:2], Rounding{}), ErrLength},
+		{s.RMSpropMasterBF16(&centered, p, p16, g, v, m, Rounding{}), ErrCoeff},
+		{s.RMSprop16BF16(&centered, p16, g, []BF16{0, 0, 0}, []BF16{0, 0, 0}, Rounding{}), ErrCoeff},
+		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, nil, Rounding{}), ErrLength},
+		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, v, Rounding{}), ErrOverlap},
+		{s.RMSprop16BF16(&rmsMu, p16, g, []BF16{0, 0, 0}, g, Rounding{}), ErrOverlap},
+		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, m, Rounding{Offset: -3}), ErrRounding},
+		{s.AdamaxMasterBF16(&adamax, p, p16, g, m, v[:1], Rounding{}), ErrLength},
+		{s.Adamax16F16(&nadam, []F16{1, 2, 3}, []F16{1, 2, 3}, []F16{1, 2, 3}, []F16{1, 2, 3}, Rounding{}), ErrCoeff},
+		{s.NAdamMasterBF16(&nadam, p, p16, g, m, m, Rounding{}), ErrOverlap},
+		{s.NAdam16BF16(&nadam, p16, g, []BF16{0, 0, 0}, []BF16{0, 0}, Rounding{}), ErrLength},
 	}
 	for i, c := range cases {
 		if !errors.Is(c.err, c.want) {
@@ -657,6 +879,30 @@ func TestMixedErrors(t *testing.T) {
 	}
 	if !slices.Equal(before, keep()) {
 		t.Error("a rejected call wrote")
+	}
+}
+
+// TestMixedAllocs checks that a mixed-precision call allocates nothing, on
+// the best level and the reference, with the fullest coefficient variant
+// (AMSGrad, RMSprop's momentum: the optional streams checked).
+func TestMixedAllocs(t *testing.T) {
+	best, _ := For(Best())
+	for _, s := range []*Set{best, sets[Generic]} {
+		for _, k := range mixedKernels() {
+			for _, h := range abi.HalfTypes {
+				for _, ci := range []int{0, len(k.coeffs) - 1} {
+					f, u := newMixedBufs(&k, h, 40, 0, 0, 1).slices()
+					r := Rounding{Stochastic: true, Key: 5}
+					if a := testing.AllocsPerRun(5, func() {
+						if err := k.run(s, h, &k.coeffs[ci], f, u, r); err != nil {
+							t.Fatal(err)
+						}
+					}); a != 0 {
+						t.Errorf("%v %s%s coeffs %d: %v allocations per call", s.Level(), k.name, h, ci, a)
+					}
+				}
+			}
+		}
 	}
 }
 

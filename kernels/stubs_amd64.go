@@ -374,6 +374,106 @@ func momentum16BF16AVX2(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16
 //go:noescape
 func momentum16F16AVX2(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n int, mode int, key uint64, off int)
 
+// lionMasterBF16AVX2 is the AVX2 lionMaster kernel for BF16; see lionMasterBF16Generic.
+//
+//go:noescape
+func lionMasterBF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
+
+// lionMasterF16AVX2 is the AVX2 lionMaster kernel for F16; see lionMasterF16Generic.
+//
+//go:noescape
+func lionMasterF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
+
+// lion16BF16AVX2 is the AVX2 lion16 kernel for BF16; see lion16BF16Generic.
+//
+//go:noescape
+func lion16BF16AVX2(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
+
+// lion16F16AVX2 is the AVX2 lion16 kernel for F16; see lion16F16Generic.
+//
+//go:noescape
+func lion16F16AVX2(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
+
+// adagradMasterBF16AVX2 is the AVX2 adagradMaster kernel for BF16; see adagradMasterBF16Generic.
+//
+//go:noescape
+func adagradMasterBF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
+
+// adagradMasterF16AVX2 is the AVX2 adagradMaster kernel for F16; see adagradMasterF16Generic.
+//
+//go:noescape
+func adagradMasterF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
+
+// adagrad16BF16AVX2 is the AVX2 adagrad16 kernel for BF16; see adagrad16BF16Generic.
+//
+//go:noescape
+func adagrad16BF16AVX2(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
+
+// adagrad16F16AVX2 is the AVX2 adagrad16 kernel for F16; see adagrad16F16Generic.
+//
+//go:noescape
+func adagrad16F16AVX2(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
+
+// rmspropMasterBF16AVX2 is the AVX2 rmspropMaster kernel for BF16; see rmspropMasterBF16Generic.
+//
+//go:noescape
+func rmspropMasterBF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
+
+// rmspropMasterF16AVX2 is the AVX2 rmspropMaster kernel for F16; see rmspropMasterF16Generic.
+//
+//go:noescape
+func rmspropMasterF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
+
+// rmsprop16BF16AVX2 is the AVX2 rmsprop16 kernel for BF16; see rmsprop16BF16Generic.
+//
+//go:noescape
+func rmsprop16BF16AVX2(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
+
+// rmsprop16F16AVX2 is the AVX2 rmsprop16 kernel for F16; see rmsprop16F16Generic.
+//
+//go:noescape
+func rmsprop16F16AVX2(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
+
+// adamaxMasterBF16AVX2 is the AVX2 adamaxMaster kernel for BF16; see adamaxMasterBF16Generic.
+//
+//go:noescape
+func adamaxMasterBF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
+
+// adamaxMasterF16AVX2 is the AVX2 adamaxMaster kernel for F16; see adamaxMasterF16Generic.
+//
+//go:noescape
+func adamaxMasterF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
+
+// adamax16BF16AVX2 is the AVX2 adamax16 kernel for BF16; see adamax16BF16Generic.
+//
+//go:noescape
+func adamax16BF16AVX2(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
+
+// adamax16F16AVX2 is the AVX2 adamax16 kernel for F16; see adamax16F16Generic.
+//
+//go:noescape
+func adamax16F16AVX2(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
+
+// nadamMasterBF16AVX2 is the AVX2 nadamMaster kernel for BF16; see nadamMasterBF16Generic.
+//
+//go:noescape
+func nadamMasterBF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
+
+// nadamMasterF16AVX2 is the AVX2 nadamMaster kernel for F16; see nadamMasterF16Generic.
+//
+//go:noescape
+func nadamMasterF16AVX2(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
+
+// nadam16BF16AVX2 is the AVX2 nadam16 kernel for BF16; see nadam16BF16Generic.
+//
+//go:noescape
+func nadam16BF16AVX2(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)
+
+// nadam16F16AVX2 is the AVX2 nadam16 kernel for F16; see nadam16F16Generic.
+//
+//go:noescape
+func nadam16F16AVX2(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)
+
 // sgdF32AVX512 is the AVX512 sgd kernel; see sgdGeneric.
 //
 //go:noescape
@@ -764,6 +864,106 @@ func momentum16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, buf *uint
 //go:noescape
 func momentum16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n int, mode int, key uint64, off int)
 
+// lionMasterBF16AVX512 is the AVX512 lionMaster kernel for BF16; see lionMasterBF16Generic.
+//
+//go:noescape
+func lionMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
+
+// lionMasterF16AVX512 is the AVX512 lionMaster kernel for F16; see lionMasterF16Generic.
+//
+//go:noescape
+func lionMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
+
+// lion16BF16AVX512 is the AVX512 lion16 kernel for BF16; see lion16BF16Generic.
+//
+//go:noescape
+func lion16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
+
+// lion16F16AVX512 is the AVX512 lion16 kernel for F16; see lion16F16Generic.
+//
+//go:noescape
+func lion16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
+
+// adagradMasterBF16AVX512 is the AVX512 adagradMaster kernel for BF16; see adagradMasterBF16Generic.
+//
+//go:noescape
+func adagradMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
+
+// adagradMasterF16AVX512 is the AVX512 adagradMaster kernel for F16; see adagradMasterF16Generic.
+//
+//go:noescape
+func adagradMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
+
+// adagrad16BF16AVX512 is the AVX512 adagrad16 kernel for BF16; see adagrad16BF16Generic.
+//
+//go:noescape
+func adagrad16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
+
+// adagrad16F16AVX512 is the AVX512 adagrad16 kernel for F16; see adagrad16F16Generic.
+//
+//go:noescape
+func adagrad16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
+
+// rmspropMasterBF16AVX512 is the AVX512 rmspropMaster kernel for BF16; see rmspropMasterBF16Generic.
+//
+//go:noescape
+func rmspropMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
+
+// rmspropMasterF16AVX512 is the AVX512 rmspropMaster kernel for F16; see rmspropMasterF16Generic.
+//
+//go:noescape
+func rmspropMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
+
+// rmsprop16BF16AVX512 is the AVX512 rmsprop16 kernel for BF16; see rmsprop16BF16Generic.
+//
+//go:noescape
+func rmsprop16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
+
+// rmsprop16F16AVX512 is the AVX512 rmsprop16 kernel for F16; see rmsprop16F16Generic.
+//
+//go:noescape
+func rmsprop16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
+
+// adamaxMasterBF16AVX512 is the AVX512 adamaxMaster kernel for BF16; see adamaxMasterBF16Generic.
+//
+//go:noescape
+func adamaxMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
+
+// adamaxMasterF16AVX512 is the AVX512 adamaxMaster kernel for F16; see adamaxMasterF16Generic.
+//
+//go:noescape
+func adamaxMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
+
+// adamax16BF16AVX512 is the AVX512 adamax16 kernel for BF16; see adamax16BF16Generic.
+//
+//go:noescape
+func adamax16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
+
+// adamax16F16AVX512 is the AVX512 adamax16 kernel for F16; see adamax16F16Generic.
+//
+//go:noescape
+func adamax16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
+
+// nadamMasterBF16AVX512 is the AVX512 nadamMaster kernel for BF16; see nadamMasterBF16Generic.
+//
+//go:noescape
+func nadamMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
+
+// nadamMasterF16AVX512 is the AVX512 nadamMaster kernel for F16; see nadamMasterF16Generic.
+//
+//go:noescape
+func nadamMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
+
+// nadam16BF16AVX512 is the AVX512 nadam16 kernel for BF16; see nadam16BF16Generic.
+//
+//go:noescape
+func nadam16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)
+
+// nadam16F16AVX512 is the AVX512 nadam16 kernel for F16; see nadam16F16Generic.
+//
+//go:noescape
+func nadam16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)
+
 // archSets are the assembly levels of this architecture, lowest first:
 // the functions above, wired into the tables of package kernels.
 var archSets = []*Set{
@@ -899,6 +1099,36 @@ var archSets = []*Set{
 			momentum16: func(c *Coeffs, p *BF16, grad *BF16, buf *BF16, n, mode int, key uint64, off int) {
 				momentum16BF16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
 			},
+			lionMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, n, mode int, key uint64, off int) {
+				lionMasterBF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+			},
+			lion16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, n, mode int, key uint64, off int) {
+				lion16BF16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+			},
+			adagradMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sum *float32, n, mode int, key uint64, off int) {
+				adagradMasterBF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+			},
+			adagrad16: func(c *Coeffs, p *BF16, grad *BF16, sum *BF16, n, mode int, key uint64, off int) {
+				adagrad16BF16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+			},
+			rmspropMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+				rmspropMasterBF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+			},
+			rmsprop16: func(c *Coeffs, p *BF16, grad *BF16, sq *BF16, buf *BF16, n, mode int, key uint64, off int) {
+				rmsprop16BF16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+			},
+			adamaxMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, u *float32, n, mode int, key uint64, off int) {
+				adamaxMasterBF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+			},
+			adamax16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, mode int, key uint64, off int) {
+				adamax16BF16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+			},
+			nadamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, n, mode int, key uint64, off int) {
+				nadamMasterBF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+			},
+			nadam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mode int, key uint64, off int) {
+				nadam16BF16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
+			},
 		},
 		f16: halfTable[F16]{
 			adamMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
@@ -927,6 +1157,36 @@ var archSets = []*Set{
 			},
 			momentum16: func(c *Coeffs, p *F16, grad *F16, buf *F16, n, mode int, key uint64, off int) {
 				momentum16F16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+			},
+			lionMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, n, mode int, key uint64, off int) {
+				lionMasterF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+			},
+			lion16: func(c *Coeffs, p *F16, grad *F16, m *F16, n, mode int, key uint64, off int) {
+				lion16F16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+			},
+			adagradMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, sum *float32, n, mode int, key uint64, off int) {
+				adagradMasterF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+			},
+			adagrad16: func(c *Coeffs, p *F16, grad *F16, sum *F16, n, mode int, key uint64, off int) {
+				adagrad16F16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+			},
+			rmspropMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+				rmspropMasterF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+			},
+			rmsprop16: func(c *Coeffs, p *F16, grad *F16, sq *F16, buf *F16, n, mode int, key uint64, off int) {
+				rmsprop16F16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+			},
+			adamaxMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, u *float32, n, mode int, key uint64, off int) {
+				adamaxMasterF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+			},
+			adamax16: func(c *Coeffs, p *F16, grad *F16, m *F16, u *F16, n, mode int, key uint64, off int) {
+				adamax16F16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+			},
+			nadamMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, n, mode int, key uint64, off int) {
+				nadamMasterF16AVX2(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+			},
+			nadam16: func(c *Coeffs, p *F16, grad *F16, m *F16, v *F16, n, mode int, key uint64, off int) {
+				nadam16F16AVX2(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
 			},
 		},
 	},
@@ -1076,6 +1336,36 @@ var archSets = []*Set{
 			momentum16: func(c *Coeffs, p *BF16, grad *BF16, buf *BF16, n, mode int, key uint64, off int) {
 				momentum16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
 			},
+			lionMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, n, mode int, key uint64, off int) {
+				lionMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+			},
+			lion16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, n, mode int, key uint64, off int) {
+				lion16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+			},
+			adagradMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sum *float32, n, mode int, key uint64, off int) {
+				adagradMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+			},
+			adagrad16: func(c *Coeffs, p *BF16, grad *BF16, sum *BF16, n, mode int, key uint64, off int) {
+				adagrad16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+			},
+			rmspropMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+				rmspropMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+			},
+			rmsprop16: func(c *Coeffs, p *BF16, grad *BF16, sq *BF16, buf *BF16, n, mode int, key uint64, off int) {
+				rmsprop16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+			},
+			adamaxMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, u *float32, n, mode int, key uint64, off int) {
+				adamaxMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+			},
+			adamax16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, mode int, key uint64, off int) {
+				adamax16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+			},
+			nadamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, n, mode int, key uint64, off int) {
+				nadamMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+			},
+			nadam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mode int, key uint64, off int) {
+				nadam16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
+			},
 		},
 		f16: halfTable[F16]{
 			adamMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
@@ -1104,6 +1394,36 @@ var archSets = []*Set{
 			},
 			momentum16: func(c *Coeffs, p *F16, grad *F16, buf *F16, n, mode int, key uint64, off int) {
 				momentum16F16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+			},
+			lionMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, n, mode int, key uint64, off int) {
+				lionMasterF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+			},
+			lion16: func(c *Coeffs, p *F16, grad *F16, m *F16, n, mode int, key uint64, off int) {
+				lion16F16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+			},
+			adagradMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, sum *float32, n, mode int, key uint64, off int) {
+				adagradMasterF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+			},
+			adagrad16: func(c *Coeffs, p *F16, grad *F16, sum *F16, n, mode int, key uint64, off int) {
+				adagrad16F16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+			},
+			rmspropMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+				rmspropMasterF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+			},
+			rmsprop16: func(c *Coeffs, p *F16, grad *F16, sq *F16, buf *F16, n, mode int, key uint64, off int) {
+				rmsprop16F16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+			},
+			adamaxMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, u *float32, n, mode int, key uint64, off int) {
+				adamaxMasterF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+			},
+			adamax16: func(c *Coeffs, p *F16, grad *F16, m *F16, u *F16, n, mode int, key uint64, off int) {
+				adamax16F16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+			},
+			nadamMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, n, mode int, key uint64, off int) {
+				nadamMasterF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+			},
+			nadam16: func(c *Coeffs, p *F16, grad *F16, m *F16, v *F16, n, mode int, key uint64, off int) {
+				nadam16F16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
 			},
 		},
 	},

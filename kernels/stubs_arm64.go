@@ -352,6 +352,56 @@ func momentumMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad
 //go:noescape
 func momentum16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
 
+// lionMasterBF16NEON is the NEON lionMaster kernel for BF16; see lionMasterBF16Generic.
+//
+//go:noescape
+func lionMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n, mode int, key uint64, off int)
+
+// lion16BF16NEON is the NEON lion16 kernel for BF16; see lion16BF16Generic.
+//
+//go:noescape
+func lion16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n, mode int, key uint64, off int)
+
+// adagradMasterBF16NEON is the NEON adagradMaster kernel for BF16; see adagradMasterBF16Generic.
+//
+//go:noescape
+func adagradMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n, mode int, key uint64, off int)
+
+// adagrad16BF16NEON is the NEON adagrad16 kernel for BF16; see adagrad16BF16Generic.
+//
+//go:noescape
+func adagrad16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n, mode int, key uint64, off int)
+
+// rmspropMasterBF16NEON is the NEON rmspropMaster kernel for BF16; see rmspropMasterBF16Generic.
+//
+//go:noescape
+func rmspropMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n, mode int, key uint64, off int)
+
+// rmsprop16BF16NEON is the NEON rmsprop16 kernel for BF16; see rmsprop16BF16Generic.
+//
+//go:noescape
+func rmsprop16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n, mode int, key uint64, off int)
+
+// adamaxMasterBF16NEON is the NEON adamaxMaster kernel for BF16; see adamaxMasterBF16Generic.
+//
+//go:noescape
+func adamaxMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n, mode int, key uint64, off int)
+
+// adamax16BF16NEON is the NEON adamax16 kernel for BF16; see adamax16BF16Generic.
+//
+//go:noescape
+func adamax16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n, mode int, key uint64, off int)
+
+// nadamMasterBF16NEON is the NEON nadamMaster kernel for BF16; see nadamMasterBF16Generic.
+//
+//go:noescape
+func nadamMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n, mode int, key uint64, off int)
+
+// nadam16BF16NEON is the NEON nadam16 kernel for BF16; see nadam16BF16Generic.
+//
+//go:noescape
+func nadam16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n, mode int, key uint64, off int)
+
 // adamMasterF16NEON is the NEON adamMaster kernel for F16; see adamMasterF16Generic.
 //
 //go:noescape
@@ -396,6 +446,56 @@ func momentumMasterG32F16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad 
 //
 //go:noescape
 func momentum16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
+
+// lionMasterF16NEON is the NEON lionMaster kernel for F16; see lionMasterF16Generic.
+//
+//go:noescape
+func lionMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n, mode int, key uint64, off int)
+
+// lion16F16NEON is the NEON lion16 kernel for F16; see lion16F16Generic.
+//
+//go:noescape
+func lion16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n, mode int, key uint64, off int)
+
+// adagradMasterF16NEON is the NEON adagradMaster kernel for F16; see adagradMasterF16Generic.
+//
+//go:noescape
+func adagradMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n, mode int, key uint64, off int)
+
+// adagrad16F16NEON is the NEON adagrad16 kernel for F16; see adagrad16F16Generic.
+//
+//go:noescape
+func adagrad16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n, mode int, key uint64, off int)
+
+// rmspropMasterF16NEON is the NEON rmspropMaster kernel for F16; see rmspropMasterF16Generic.
+//
+//go:noescape
+func rmspropMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n, mode int, key uint64, off int)
+
+// rmsprop16F16NEON is the NEON rmsprop16 kernel for F16; see rmsprop16F16Generic.
+//
+//go:noescape
+func rmsprop16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n, mode int, key uint64, off int)
+
+// adamaxMasterF16NEON is the NEON adamaxMaster kernel for F16; see adamaxMasterF16Generic.
+//
+//go:noescape
+func adamaxMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n, mode int, key uint64, off int)
+
+// adamax16F16NEON is the NEON adamax16 kernel for F16; see adamax16F16Generic.
+//
+//go:noescape
+func adamax16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n, mode int, key uint64, off int)
+
+// nadamMasterF16NEON is the NEON nadamMaster kernel for F16; see nadamMasterF16Generic.
+//
+//go:noescape
+func nadamMasterF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n, mode int, key uint64, off int)
+
+// nadam16F16NEON is the NEON nadam16 kernel for F16; see nadam16F16Generic.
+//
+//go:noescape
+func nadam16F16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n, mode int, key uint64, off int)
 
 // archSets are the assembly levels of this architecture.
 var archSets = []*Set{{
@@ -544,6 +644,36 @@ var archSets = []*Set{{
 		momentum16: func(c *Coeffs, p *BF16, grad *BF16, buf *BF16, n, mode int, key uint64, off int) {
 			momentum16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
 		},
+		lionMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, n, mode int, key uint64, off int) {
+			lionMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+		},
+		lion16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, n, mode int, key uint64, off int) {
+			lion16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+		},
+		adagradMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sum *float32, n, mode int, key uint64, off int) {
+			adagradMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+		},
+		adagrad16: func(c *Coeffs, p *BF16, grad *BF16, sum *BF16, n, mode int, key uint64, off int) {
+			adagrad16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+		},
+		rmspropMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+			rmspropMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+		},
+		rmsprop16: func(c *Coeffs, p *BF16, grad *BF16, sq *BF16, buf *BF16, n, mode int, key uint64, off int) {
+			rmsprop16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+		},
+		adamaxMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, u *float32, n, mode int, key uint64, off int) {
+			adamaxMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+		},
+		adamax16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, mode int, key uint64, off int) {
+			adamax16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+		},
+		nadamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, n, mode int, key uint64, off int) {
+			nadamMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+		},
+		nadam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mode int, key uint64, off int) {
+			nadam16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
+		},
 	},
 	f16: halfTable[F16]{
 		adamMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
@@ -572,6 +702,36 @@ var archSets = []*Set{{
 		},
 		momentum16: func(c *Coeffs, p *F16, grad *F16, buf *F16, n, mode int, key uint64, off int) {
 			momentum16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+		},
+		lionMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, n, mode int, key uint64, off int) {
+			lionMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+		},
+		lion16: func(c *Coeffs, p *F16, grad *F16, m *F16, n, mode int, key uint64, off int) {
+			lion16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+		},
+		adagradMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, sum *float32, n, mode int, key uint64, off int) {
+			adagradMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+		},
+		adagrad16: func(c *Coeffs, p *F16, grad *F16, sum *F16, n, mode int, key uint64, off int) {
+			adagrad16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+		},
+		rmspropMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+			rmspropMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+		},
+		rmsprop16: func(c *Coeffs, p *F16, grad *F16, sq *F16, buf *F16, n, mode int, key uint64, off int) {
+			rmsprop16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+		},
+		adamaxMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, u *float32, n, mode int, key uint64, off int) {
+			adamaxMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+		},
+		adamax16: func(c *Coeffs, p *F16, grad *F16, m *F16, u *F16, n, mode int, key uint64, off int) {
+			adamax16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+		},
+		nadamMaster: func(c *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, v *float32, n, mode int, key uint64, off int) {
+			nadamMasterF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+		},
+		nadam16: func(c *Coeffs, p *F16, grad *F16, m *F16, v *F16, n, mode int, key uint64, off int) {
+			nadam16F16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
 		},
 	},
 }}

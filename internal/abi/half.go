@@ -40,11 +40,57 @@ func (k *Kernel) HasStream(s string) bool {
 // master-weight kernel (16-bit gradient, float32 master p and state, the
 // 16-bit copy of p written in the same pass), the master-weight kernel
 // with a float32 gradient, and the 16-bit-state kernel (p, gradient and
-// state all 16-bit).
+// state all 16-bit); for Lion, Adagrad, RMSprop (not centered: RMSpropPlain),
+// Adamax and NAdam, the master-weight kernel with a 16-bit gradient and
+// the 16-bit-state kernel.
 var Mixed = []*Kernel{
 	MasterOf(Adam, true), MasterOf(Adam, false), Half16Of(Adam),
 	MasterOf(SGD, true), MasterOf(SGD, false), Half16Of(SGD),
 	MasterOf(Momentum, true), MasterOf(Momentum, false), Half16Of(Momentum),
+	MasterOf(Lion, true), Half16Of(Lion),
+	MasterOf(Adagrad, true), Half16Of(Adagrad),
+	MasterOf(RMSpropPlain, true), Half16Of(RMSpropPlain),
+	MasterOf(Adamax, true), Half16Of(Adamax),
+	MasterOf(NAdam, true), Half16Of(NAdam),
+}
+
+// RMSpropPlain is RMSprop without its centered form, the description the
+// mixed-precision RMSprop kernels derive from: RMSprop's body with
+// centered false (no gavg stream), under the same name. The centered form
+// is left out: in 16-bit state sq and ga·ga each carry a rounding error of
+// up to 2⁻⁸ of themselves (bfloat16), and their difference, small where
+// the gradient's mean dominates, comes out negative (a NaN from the square
+// root) where float32 keeps it positive; and it would double the kernels'
+// variants.
+var RMSpropPlain = WithoutCond(RMSprop, CondRMSpropCentered)
+
+// WithoutCond returns k as it runs when c never holds: c dropped from its
+// conditions, the streams used only under c dropped, and every if on c
+// replaced by its else branch. The kernel keeps k's name; the mode bits of
+// c are outside its mask, so a caller that may get them must reject them.
+func WithoutCond(k *Kernel, c *Cond) *Kernel {
+	out := *k
+	out.Conds = slices.DeleteFunc(slices.Clone(k.Conds), func(x *Cond) bool { return x == c })
+	out.Streams = slices.DeleteFunc(slices.Clone(k.Streams), func(s Stream) bool { return s.Only == c })
+	out.Body = withoutStmts(k.Body, c)
+	return &out
+}
+
+func withoutStmts(ss []Stmt, c *Cond) []Stmt {
+	var out []Stmt
+	for _, s := range ss {
+		if s.Kind != StmtIf {
+			out = append(out, s)
+			continue
+		}
+		if s.Cond == c {
+			out = append(out, withoutStmts(s.Else, c)...)
+			continue
+		}
+		s.Then, s.Else = withoutStmts(s.Then, c), withoutStmts(s.Else, c)
+		out = append(out, s)
+	}
+	return out
 }
 
 // MasterName, G32Name and Half16Name are the names of the kernels MasterOf

@@ -2,6 +2,8 @@ package abi
 
 import (
 	"math"
+	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -46,6 +48,36 @@ func TestMixedDerived(t *testing.T) {
 		if k.HasHalf() {
 			t.Errorf("%s: the float32 description has a half stream", k.Name)
 		}
+	}
+}
+
+// TestWithoutCond checks RMSpropPlain, RMSprop without its centered form:
+// no centered condition and no gavg stream, and for every mode in which
+// centered does not hold, the same lowered body as RMSprop (gavg is
+// RMSprop's last stream, so the other streams keep their indices).
+func TestWithoutCond(t *testing.T) {
+	k := RMSpropPlain
+	if k.HasStream("gavg") || slices.Contains(k.Conds, CondRMSpropCentered) || k.Mask()&RMSpropCentered != 0 {
+		t.Fatalf("%s still has the centered form: streams %v, mask %#x", k.Name, k.Streams, k.Mask())
+	}
+	if RMSprop.StreamIndex("gavg") != len(RMSprop.Streams)-1 {
+		t.Fatal("gavg is not RMSprop's last stream")
+	}
+	n := 0
+	for m := 0; m <= RMSprop.Mask(); m++ {
+		if CondRMSpropCentered.Holds(m) {
+			continue
+		}
+		if got, want := k.Lower(m), RMSprop.Lower(m); !reflect.DeepEqual(got, want) {
+			t.Errorf("mode %#x: lowered body differs from RMSprop's", m)
+		}
+		n++
+	}
+	if n == 0 || len(k.Variants()) != len(RMSprop.Variants())/2 {
+		t.Errorf("%d modes compared; %d variants, RMSprop has %d", n, len(k.Variants()), len(RMSprop.Variants()))
+	}
+	if len(RMSprop.Streams) != 5 || !RMSprop.HasStream("gavg") {
+		t.Error("WithoutCond changed RMSprop itself")
 	}
 }
 
