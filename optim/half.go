@@ -91,11 +91,13 @@ func (h *halfParam) mode() string {
 
 // AddBF16 registers a bfloat16 parameter p, whose bfloat16 gradient the
 // caller writes into grad before each Step, in group h.Group, stepped as h
-// says. It takes an Optimizer[float32] of kind SGD (with or without
-// momentum), Adam or AdamW (AMSGrad included, Fast not), not sharded;
-// anything else gives an error wrapping ErrInvalid. The rest is as for
-// AddTo: a unique name, a shape whose product is len(p), no overlap with
-// anything registered, state at zero, step count 0.
+// says. It takes an Optimizer[float32], not sharded, whose rule has 16-bit
+// kernels: SGD (with or without momentum), Adam and AdamW (AMSGrad
+// included, Fast not), Lion, Adagrad, RMSprop (not centered), Adamax, NAdam
+// and NAdamW; anything else gives an error wrapping ErrInvalid, as does a
+// later SetGroup to a rule without them. The rest is as for AddTo: a
+// unique name, a shape whose product is len(p), no overlap with anything
+// registered, state at its rule's initial value, step count 0.
 func (o *Optimizer[T]) AddBF16(name string, p, grad []kernels.BF16, h Half, shape ...int) error {
 	return o.addHalf(name, false, asU16(p), asU16(grad), h, shape)
 }
@@ -134,14 +136,16 @@ func asF32[T Float](x []T) []float32 {
 // halfKernel reports whether the 16-bit kernels step rule h.
 func halfKernel(h Hyper) error {
 	if _, red := reductionOf(h); !red {
-		switch h.kernel() {
-		case kernelSGD, kernelMomentum, kernelAdam:
+		switch k := h.kernel(); {
+		case halfOpsBF16.master[k] != nil:
 			return nil
-		case kernelAdamFast:
+		case k == kernelAdamFast:
 			return fmt.Errorf("%w: 16-bit parameters have no Fast Adam kernel", ErrInvalid)
+		case k == kernelRMSpropCentered:
+			return fmt.Errorf("%w: 16-bit parameters have no centered RMSprop kernel", ErrInvalid)
 		}
 	}
-	return fmt.Errorf("%w: 16-bit parameters are stepped by SGD (with or without momentum), Adam and AdamW only, not %v", ErrInvalid, h.Kind())
+	return fmt.Errorf("%w: 16-bit parameters are stepped by SGD (with or without momentum), Adam, AdamW, Lion, Adagrad, RMSprop (not centered), Adamax, NAdam and NAdamW, not %v", ErrInvalid, h.Kind())
 }
 
 func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, shape []int) error {
@@ -325,72 +329,159 @@ func halfGradSumSq(set *kernels.Set, h *halfParam, buf []float32, lo, hi int) (f
 	return sum, bad
 }
 
-// runHalf steps elements lo to hi of the 16-bit parameter p (index i)
-// with coefficient block c.
+// halfOps holds the 16-bit kernels of one half type H by rule kernel:
+// master[k] runs the master-weight kernel on a chunk (the float32 master
+// p, the 16-bit copy p16 and gradient g, the float32 state buffers in the
+// rule's order), state16[k] the 16-bit-state kernel. A nil state buffer is
+// one the rule does not keep (AMSGrad's, RMSprop's momentum buffer).
+type halfOps[H kernels.BF16 | kernels.F16] struct {
+	master  [numKernels]func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []H, b [3][]float32, r kernels.Rounding) error
+	state16 [numKernels]func(s *kernels.Set, c *kernels.Coeffs, p, g []H, b [3][]H, r kernels.Rounding) error
+}
+
+var halfOpsBF16 = halfOps[kernels.BF16]{
+	master: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []kernels.BF16, []kernels.BF16, [3][]float32, kernels.Rounding) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.SGDMasterBF16(c, p, p16, g, r)
+		},
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.MomentumMasterBF16(c, p, p16, g, b[0], r)
+		},
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.AdamMasterBF16(c, p, p16, g, b[0], b[1], b[2], r)
+		},
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.LionMasterBF16(c, p, p16, g, b[0], r)
+		},
+		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.AdagradMasterBF16(c, p, p16, g, b[0], r)
+		},
+		kernelRMSprop: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.RMSpropMasterBF16(c, p, p16, g, b[0], b[1], r)
+		},
+		kernelAdamax: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.AdamaxMasterBF16(c, p, p16, g, b[0], b[1], r)
+		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.BF16, b [3][]float32, r kernels.Rounding) error {
+			return s.NAdamMasterBF16(c, p, p16, g, b[0], b[1], r)
+		},
+	},
+	state16: [numKernels]func(*kernels.Set, *kernels.Coeffs, []kernels.BF16, []kernels.BF16, [3][]kernels.BF16, kernels.Rounding) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.SGD16BF16(c, p, g, r)
+		},
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.Momentum16BF16(c, p, g, b[0], r)
+		},
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.Adam16BF16(c, p, g, b[0], b[1], b[2], r)
+		},
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.Lion16BF16(c, p, g, b[0], r)
+		},
+		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.Adagrad16BF16(c, p, g, b[0], r)
+		},
+		kernelRMSprop: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.RMSprop16BF16(c, p, g, b[0], b[1], r)
+		},
+		kernelAdamax: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.Adamax16BF16(c, p, g, b[0], b[1], r)
+		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.BF16, b [3][]kernels.BF16, r kernels.Rounding) error {
+			return s.NAdam16BF16(c, p, g, b[0], b[1], r)
+		},
+	},
+}
+
+var halfOpsF16 = halfOps[kernels.F16]{
+	master: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []kernels.F16, []kernels.F16, [3][]float32, kernels.Rounding) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.SGDMasterF16(c, p, p16, g, r)
+		},
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.MomentumMasterF16(c, p, p16, g, b[0], r)
+		},
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.AdamMasterF16(c, p, p16, g, b[0], b[1], b[2], r)
+		},
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.LionMasterF16(c, p, p16, g, b[0], r)
+		},
+		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.AdagradMasterF16(c, p, p16, g, b[0], r)
+		},
+		kernelRMSprop: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.RMSpropMasterF16(c, p, p16, g, b[0], b[1], r)
+		},
+		kernelAdamax: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.AdamaxMasterF16(c, p, p16, g, b[0], b[1], r)
+		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p []float32, p16, g []kernels.F16, b [3][]float32, r kernels.Rounding) error {
+			return s.NAdamMasterF16(c, p, p16, g, b[0], b[1], r)
+		},
+	},
+	state16: [numKernels]func(*kernels.Set, *kernels.Coeffs, []kernels.F16, []kernels.F16, [3][]kernels.F16, kernels.Rounding) error{
+		kernelSGD: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.SGD16F16(c, p, g, r)
+		},
+		kernelMomentum: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.Momentum16F16(c, p, g, b[0], r)
+		},
+		kernelAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.Adam16F16(c, p, g, b[0], b[1], b[2], r)
+		},
+		kernelLion: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.Lion16F16(c, p, g, b[0], r)
+		},
+		kernelAdagrad: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.Adagrad16F16(c, p, g, b[0], r)
+		},
+		kernelRMSprop: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.RMSprop16F16(c, p, g, b[0], b[1], r)
+		},
+		kernelAdamax: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.Adamax16F16(c, p, g, b[0], b[1], r)
+		},
+		kernelNAdam: func(s *kernels.Set, c *kernels.Coeffs, p, g []kernels.F16, b [3][]kernels.F16, r kernels.Rounding) error {
+			return s.NAdam16F16(c, p, g, b[0], b[1], r)
+		},
+	},
+}
+
+// runHalf steps elements lo to hi of the 16-bit parameter p with
+// coefficient block c.
 func runHalf[T Float](set *kernels.Set, c *kernels.Coeffs, p *param[T], lo, hi int) error {
 	h := p.half
-	r := kernels.Rounding{Stochastic: h.sr, Key: h.key, Offset: lo}
-	pp, gg := h.p[lo:hi], h.g[lo:hi]
-	if h.state16 {
-		b := func(k int) []uint16 {
-			if h.buf[k] == nil {
-				return nil
-			}
-			return h.buf[k][lo:hi]
-		}
-		switch p.op {
-		case kernelSGD:
-			if h.f16 {
-				return set.SGD16F16(c, asF16(pp), asF16(gg), r)
-			}
-			return set.SGD16BF16(c, asBF16(pp), asBF16(gg), r)
-		case kernelMomentum:
-			if h.f16 {
-				return set.Momentum16F16(c, asF16(pp), asF16(gg), asF16(b(0)), r)
-			}
-			return set.Momentum16BF16(c, asBF16(pp), asBF16(gg), asBF16(b(0)), r)
-		case kernelAdam:
-			if h.f16 {
-				return set.Adam16F16(c, asF16(pp), asF16(gg), asF16(b(0)), asF16(b(1)), nil16F16(b(2)), r)
-			}
-			return set.Adam16BF16(c, asBF16(pp), asBF16(gg), asBF16(b(0)), asBF16(b(1)), nil16BF16(b(2)), r)
-		}
-		return fmt.Errorf("%w: no 16-bit kernel for kernel %d", ErrInvalid, p.op)
+	if h.f16 {
+		return runHalfAs(&halfOpsF16, asF16, set, c, p, lo, hi)
 	}
-	m := asF32(p.data[lo:hi])
-	b := func(k int) []float32 { return asF32(sub(p.buf[:], k, lo-p.soff, hi-p.soff)) }
-	switch p.op {
-	case kernelSGD:
-		if h.f16 {
-			return set.SGDMasterF16(c, m, asF16(pp), asF16(gg), r)
+	return runHalfAs(&halfOpsBF16, asBF16, set, c, p, lo, hi)
+}
+
+func runHalfAs[H kernels.BF16 | kernels.F16, T Float](ops *halfOps[H], as func([]uint16) []H, set *kernels.Set, c *kernels.Coeffs, p *param[T], lo, hi int) error {
+	h := p.half
+	r := kernels.Rounding{Stochastic: h.sr, Key: h.key, Offset: lo}
+	if h.state16 {
+		var b [3][]H
+		for k, x := range h.buf {
+			if x != nil {
+				b[k] = as(x[lo:hi])
+			}
 		}
-		return set.SGDMasterBF16(c, m, asBF16(pp), asBF16(gg), r)
-	case kernelMomentum:
-		if h.f16 {
-			return set.MomentumMasterF16(c, m, asF16(pp), asF16(gg), b(0), r)
+		if f := ops.state16[p.op]; f != nil {
+			return f(set, c, as(h.p[lo:hi]), as(h.g[lo:hi]), b, r)
 		}
-		return set.MomentumMasterBF16(c, m, asBF16(pp), asBF16(gg), b(0), r)
-	case kernelAdam:
-		if h.f16 {
-			return set.AdamMasterF16(c, m, asF16(pp), asF16(gg), b(0), b(1), b(2), r)
+	} else {
+		var b [3][]float32
+		for k := range b {
+			b[k] = asF32(sub(p.buf[:], k, lo-p.soff, hi-p.soff))
 		}
-		return set.AdamMasterBF16(c, m, asBF16(pp), asBF16(gg), b(0), b(1), b(2), r)
+		if f := ops.master[p.op]; f != nil {
+			return f(set, c, asF32(p.data[lo:hi]), as(h.p[lo:hi]), as(h.g[lo:hi]), b, r)
+		}
 	}
 	return fmt.Errorf("%w: no 16-bit kernel for kernel %d", ErrInvalid, p.op)
-}
-
-func nil16BF16(x []uint16) []kernels.BF16 {
-	if x == nil {
-		return nil
-	}
-	return asBF16(x)
-}
-
-func nil16F16(x []uint16) []kernels.F16 {
-	if x == nil {
-		return nil
-	}
-	return asF16(x)
 }
 
 // Master returns a copy of the float32 master weights of the 16-bit

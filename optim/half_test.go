@@ -27,6 +27,11 @@ func halfCases() []halfCase {
 		SGDConfig{LR: 0.05, Momentum: 0.9, Nesterov: true},
 		AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01},
 		AdamWConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, AMSGrad: true},
+		LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.1},
+		AdagradConfig{LR: 1e-2, InitialAccumulatorValue: 0.1, Eps: 1e-10},
+		RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9},
+		AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
+		NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3, DecoupledWeightDecay: true, WeightDecay: 0.01},
 	}
 	var out []halfCase
 	for _, h := range hs {
@@ -81,6 +86,17 @@ func newHalfModel(f16 bool, sizes []int) *halfModel {
 		m.state16 = append(m.state16, [3][]uint16{make([]uint16, n), make([]uint16, n), make([]uint16, n)})
 	}
 	return m
+}
+
+// initState sets the reference's state buffers to rule h's initial values
+// (Adagrad's initial_accumulator_value), as the optimizer's start.
+func (m *halfModel) initState(h Hyper) {
+	for s := range m.state {
+		for k := range StateNames(h) {
+			fillInitial(h, k, m.state[s][k])
+			fillInitial16(h, k, m.f16, m.state16[s][k])
+		}
+	}
 }
 
 func (m *halfModel) fill(step int, scale float32) {
@@ -189,6 +205,7 @@ func TestHalfMatchesKernels(t *testing.T) {
 				for _, opts := range []Options{{Workers: 1}, {Workers: 2, ChunkSize: 64, ShardThreshold: -1, WakeThreshold: -1, Seed: 7}} {
 					opts.Kernels = set
 					m := newHalfModel(hc.f16, sizes)
+					m.initState(hc.h)
 					m.seed = opts.Seed
 					ref := m.clone()
 					o := mustNew[float32](t, hc.h, opts)
@@ -508,7 +525,8 @@ func TestHalfErrors(t *testing.T) {
 	if err := o64.AddBF16("x", p, g, Half{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("float64 optimizer: %v", err)
 	}
-	for _, h := range []Hyper{LionConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.99}, AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Fast: true}, DefaultLAMB()} {
+	for _, h := range []Hyper{DefaultRAdam(), AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Fast: true}, DefaultLAMB(),
+		RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Centered: true}, DefaultAdadelta(), DefaultAdafactor()} {
 		o := mustNew[float32](t, h, Options{})
 		if err := o.AddBF16("x", p, g, Half{}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("%v: %v", h.Kind(), err)
