@@ -137,6 +137,7 @@ type env struct {
 	// their constants, and the rest of what they need.
 	htab GPVirtual
 	mx   *mixedEnv
+	hreg map[string]VecVirtual // constants of the conversions kept in registers (mixed.go)
 }
 
 func (e *env) at(s int) Mem {
@@ -261,6 +262,7 @@ func elementwise(k kernel, t isa) {
 		e := &env{t: t, c: c, ptr: ptr, extra: extra, regs: map[int]VecVirtual{}}
 		if setup != nil {
 			e.htab, e.mx = setup.htab, setup.mx
+			e.hregs(m)
 		}
 		if k.rows != nil {
 			for _, r := range k.rows(t, m) {

@@ -61,6 +61,7 @@ var hconstNames = []struct {
 	{"f16infh", 0x7c00}, {"frac", 0x7fffff}, {"implicit", 0x800000}, {"c126", 126}, {"c32", 32},
 	{"mul1", abi.SRMul1}, {"mul2", abi.SRMul2}, {"mul3", abi.SRMul3}, {"low15", 0x7fff}, {"f16max1", 0x7bff}, {"quiet", 0x00400000},
 	{"m24", 0x33800000}, {"f16sub1", 0x3ff}, // 2⁻²⁴ as a float32; the largest subnormal binary16
+	{"c94", 94},
 }
 
 var hconstTab Mem
@@ -81,13 +82,55 @@ func halfTables() {
 	}
 }
 
-// hc returns the constant name as a vector memory operand.
-func (e *env) hc(name string) Mem {
+// hc returns the constant name: the register it was loaded into at the
+// start of the variant (hregs), or else a vector memory operand.
+func (e *env) hc(name string) Op {
+	if r, ok := e.hreg[name]; ok {
+		return r
+	}
 	off, ok := hconst[name]
 	if !ok {
 		panic("no half constant " + name)
 	}
 	return Mem{Base: e.htab, Disp: int(off)}
+}
+
+// hcReg returns the constant name in a register: its own, or a copy.
+func (e *env) hcReg(name string) VecVirtual {
+	if r, ok := e.hreg[name]; ok {
+		return r
+	}
+	v := e.t.Vec()
+	e.t.MovU(e.hc(name), v)
+	return v
+}
+
+// hregs loads, at the start of variant mode of a kernel with half
+// streams, the constants its conversions use into registers that the
+// loops keep: a conversion otherwise reads up to a dozen constants from
+// memory per vector. AVX-512 only (AVX2 has 16 registers, which the
+// float32 body needs).
+func (e *env) hregs(mode int) {
+	e.hreg = map[string]VecVirtual{}
+	if !e.t.Z {
+		return
+	}
+	sr := mode&abi.ModeSR != 0
+	var names []string
+	switch {
+	case e.mx.h == "BF16" && sr:
+		names = []string{"quiet", "low16", "mul1", "mul2", "mul3", "iota"}
+	case e.mx.h == "BF16":
+		names = []string{"quiet", "one", "bf16round"}
+	case sr:
+		names = []string{"abs", "normal1", "f16big1", "c126", "c94", "rebias", "low13", "frac", "implicit", "sign16",
+			"mul1", "mul2", "mul3", "iota"}
+	}
+	for _, n := range names {
+		v := e.t.Vec()
+		e.t.MovU(e.hc(n), v)
+		e.hreg[n] = v
+	}
 }
 
 // mixedEnv is what the body of a kernel with half streams needs besides
@@ -266,21 +309,33 @@ func (e *env) xor(a, b, d Op)     { e.iop(VPXORD, VPXOR, a, b, d) }
 func (e *env) mull(a, b, d Op)    { e.iop(VPMULLD, func(a, b, d Op) { VPMULLD(a, b, d) }, a, b, d) }
 
 // srBits returns the random bits of stochastic rounding of half stream s
-// for the vector being written (abi.SRHash).
-func (e *env) srBits(s int) VecVirtual {
+// for the vector being written (abi.SRHash), only the low 16 of them
+// (the rest zero) when low16.
+func (e *env) srBits(s int, low16 bool) VecVirtual {
 	t := e.t
 	if e.mx.idx == nil {
 		// The element indices: off + i + the vector's place + the lane.
 		g := GP64()
-		x := XMM()
 		idx := t.Vec()
-		x86.Do(func() {
-			MOVQ(e.mx.off, g)
-			ADDQ(e.i, g)
-			MOVQ(g, x)
-			VPBROADCASTD(x, idx)
-		})
-		e.add(Mem{Base: e.htab, Disp: int(hconst["iota"]) + e.disp}, idx, idx)
+		var iota Op = Mem{Base: e.htab, Disp: int(hconst["iota"]) + e.disp}
+		if t.Z {
+			if r, ok := e.hreg["iota"]; ok && e.disp == 0 {
+				iota = r
+			}
+			x86.Do(func() {
+				LEAQ(Mem{Base: e.mx.off, Index: e.i, Scale: 1}, g)
+				VPBROADCASTD(g.As32(), idx)
+			})
+		} else {
+			x := XMM()
+			x86.Do(func() {
+				MOVQ(e.mx.off, g)
+				ADDQ(e.i, g)
+				MOVQ(g, x)
+				VPBROADCASTD(x, idx)
+			})
+		}
+		e.add(iota, idx, idx)
 		e.mx.idx = idx
 	}
 	if e.mx.base == nil {
@@ -304,8 +359,28 @@ func (e *env) srBits(s int) VecVirtual {
 	e.xor(tmp, x, x)
 	e.mull(e.hc("mul3"), x, x)
 	e.srl(16, x, tmp)
+	if low16 && t.Z {
+		// The last xor and the mask of the low 16 bits in one.
+		ternlog(func(a, b, c bool) bool { return a != b && c }, e.hc("low16"), tmp, x)
+		return x
+	}
 	e.xor(tmp, x, x)
+	if low16 {
+		e.and(e.hc("low16"), x, x)
+	}
 	return x
+}
+
+// ternlog emits VPTERNLOGD with the truth table of f: d = f(d, b, c) bit
+// by bit (c may be a memory operand).
+func ternlog(f func(a, b, c bool) bool, c, b, d Op) {
+	imm := 0
+	for i := range 8 {
+		if f(i&4 != 0, i&2 != 0, i&1 != 0) {
+			imm |= 1 << i
+		}
+	}
+	x86.Do(func() { VPTERNLOGD(U8(imm), c, b, d) })
 }
 
 // narrow returns the 16-bit values of x (in the low half of each lane),
@@ -315,7 +390,7 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 	t := e.t
 	var r VecVirtual
 	if sr {
-		r = e.srBits(s)
+		r = e.srBits(s, e.mx.h == "BF16")
 	}
 	if e.mx.h == "BF16" {
 		// q = x>>16 serves the rounding bias and the NaN; NaN lanes
@@ -324,7 +399,7 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 		res, q := t.Vec(), t.Vec()
 		e.srl(16, x, q)
 		if sr {
-			e.and(e.hc("low16"), r, res)
+			res = r
 		} else {
 			e.and(e.hc("one"), q, res)
 			e.add(e.hc("bf16round"), res, res)
@@ -394,6 +469,74 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 	return q
 }
 
+// narrowZ returns, at the AVX-512 level, the 16-bit values of x packed
+// in a YMM register, rounded to bfloat16 (to nearest or stochastically
+// with the bits of stream s), or stochastically to binary16.
+func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
+	t := e.t
+	var r VecVirtual
+	if sr {
+		r = e.srBits(s, e.mx.h == "BF16")
+	}
+	y := YMM()
+	if e.mx.h == "BF16" {
+		// The rounded value in the top half of each lane: x plus the
+		// low 16 bits of r, or plus 0x7fff and the lowest kept bit
+		// (BF16FromF32); a NaN lane is x with the quiet bit instead.
+		res := t.Vec()
+		if sr {
+			e.add(r, x, res)
+		} else {
+			q := t.Vec()
+			e.srl(16, x, q)
+			e.and(e.hc("one"), q, q)
+			e.add(e.hc("bf16round"), q, q)
+			e.add(x, q, res)
+		}
+		k := e.nan(x)
+		x86.Do(func() {
+			VPORD(e.hc("quiet"), x, k, res)
+			VPSRLD(U8(16), res, res)
+			VPMOVDW(res, y)
+		})
+		return y
+	}
+	// binary16, stochastically (F16SR). Normal results: rebias, add the
+	// low 13 bits of r, truncate the 13 dropped bits. Subnormal results
+	// (and magnitudes below them): the significand m with its implicit
+	// bit, sh = 126 - exponent, (m + (r >> (32-sh))) >> sh (shifts of 32
+	// or more give 0, as they do in F16SR). |x| ≥ 65536, ±Inf and NaN:
+	// VCVTPS2PH to nearest, whose result is F16SR's there (±Inf; a NaN
+	// quieted by F16FromF32's rule), merged into the packed words.
+	a, ex, sh, cnt, h, q := t.Vec(), t.Vec(), t.Vec(), t.Vec(), t.Vec(), t.Vec()
+	e.and(e.hc("abs"), x, a)
+	norm := e.gt(a, e.hc("normal1"))
+	big := e.gt(a, e.hc("f16big1"))
+	e.srl(23, a, ex)
+	e.sub(ex, e.hcReg("c126"), sh)
+	e.sub(e.hc("c94"), ex, cnt) // 32 - sh
+	e.sub(e.hc("rebias"), a, h)
+	r13 := t.Vec()
+	e.and(e.hc("low13"), r, r13)
+	e.add(r13, h, h)
+	// a becomes m: (a & frac) | implicit.
+	ternlog(func(a, b, c bool) bool { return a && b || c }, e.hc("implicit"), e.hcReg("frac"), a)
+	x86.Do(func() {
+		VPSRLVD(cnt, r, r)
+		VPADDD(r, a, q)
+		VPSRLVD(sh, q, q)
+		VPSRLD(U8(13), h, norm, q)
+	})
+	sg := t.Vec()
+	e.srl(16, x, sg)
+	ternlog(func(a, b, c bool) bool { return a || b && c }, e.hc("sign16"), sg, q)
+	x86.Do(func() {
+		VPMOVDW(q, y)
+		VCVTPS2PH(U8(0), x, big, y)
+	})
+	return y
+}
+
 // stHalf rounds x and stores it into half stream s.
 func (e *env) stHalf(x Op, s int, sr bool) {
 	t := e.t
@@ -403,6 +546,15 @@ func (e *env) stHalf(x Op, s int, sr bool) {
 		x = v
 	}
 	m := e.hat(s)
+	if t.Z && (e.mx.h == "BF16" || sr) {
+		y := e.narrowZ(x, sr, s)
+		if e.mk.on {
+			x86.Do(func() { VMOVDQU16(y, e.mk.k, m) })
+		} else {
+			x86.Do(func() { VMOVDQU32(y, m) }) // EVEX: y may be Y16–Y31
+		}
+		return
+	}
 	if t.Z && e.mx.h == "F16" && !sr {
 		// AVX512F's VCVTPS2PH with rounding control 0: to nearest, ties
 		// to even, subnormal results kept, overflow to Inf, a NaN quieted
