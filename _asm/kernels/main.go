@@ -135,9 +135,11 @@ type env struct {
 	grid  *gridEnv
 	// Kernels with half streams (mixed.go): the base of the table of
 	// their constants, and the rest of what they need.
-	htab GPVirtual
-	mx   *mixedEnv
-	hreg map[string]VecVirtual // constants of the conversions kept in registers (mixed.go)
+	htab  GPVirtual
+	mx    *mixedEnv
+	hreg  map[string]VecVirtual // constants of the conversions kept in registers (mixed.go)
+	kodd  Op                    // the opmask of the odd 16-bit words (bfloat16, AVX-512)
+	sridx VecVirtual            // AVX-512 stochastic rounding: the element indices of the next vector
 }
 
 func (e *env) at(s int) Mem {

@@ -61,7 +61,7 @@ var hconstNames = []struct {
 	{"f16infh", 0x7c00}, {"frac", 0x7fffff}, {"implicit", 0x800000}, {"c126", 126}, {"c32", 32},
 	{"mul1", abi.SRMul1}, {"mul2", abi.SRMul2}, {"mul3", abi.SRMul3}, {"low15", 0x7fff}, {"f16max1", 0x7bff}, {"quiet", 0x00400000},
 	{"m24", 0x33800000}, {"f16sub1", 0x3ff}, // 2⁻²⁴ as a float32; the largest subnormal binary16
-	{"c94", 94},
+	{"c94", 94}, {"c16", 16}, {"lsb", 0x10000}, {"bf16up", 0x8000},
 }
 
 var hconstTab Mem
@@ -79,6 +79,21 @@ func halfTables() {
 	hconst["iota"] = uint32(off)
 	for l := range 64 {
 		DATA(off+4*l, U32(l))
+	}
+	off += 256
+	// The word indices of VPERMW that widen bfloat16 (word 2j+1 of the
+	// result is word j of the source; the even words are masked to zero)
+	// and that narrow (word j is word 2j+1 of the source: the top halves
+	// of the lanes, packed in the low 32 bytes).
+	hconst["widen"] = uint32(off)
+	for l := range 16 {
+		DATA(off+4*l, U32(uint32(l)<<16))
+	}
+	off += 64
+	hconst["pack"] = uint32(off)
+	for l := range 16 {
+		j := uint32(l % 8)
+		DATA(off+4*l, U32((4*j+1)|(4*j+3)<<16))
 	}
 }
 
@@ -119,17 +134,33 @@ func (e *env) hregs(mode int) {
 	var names []string
 	switch {
 	case e.mx.h == "BF16" && sr:
-		names = []string{"quiet", "low16", "mul1", "mul2", "mul3", "iota"}
+		names = []string{"quiet", "low16", "mul1", "mul2", "mul3", "c16", "widen", "pack"}
 	case e.mx.h == "BF16":
-		names = []string{"quiet", "one", "bf16round"}
+		names = []string{"quiet", "lsb", "bf16round", "bf16up", "widen", "pack"}
 	case sr:
 		names = []string{"abs", "normal1", "f16big1", "c126", "c94", "rebias", "low13", "frac", "implicit", "sign16",
-			"mul1", "mul2", "mul3", "iota"}
+			"mul3", "c16"}
 	}
 	for _, n := range names {
 		v := e.t.Vec()
 		e.t.MovU(e.hc(n), v)
 		e.hreg[n] = v
+	}
+	if sr {
+		// The element indices of the first vector, off + the lane;
+		// srBits adds 16 for the next.
+		g := GP64()
+		e.sridx = e.t.Vec()
+		MOVQ(e.mx.off, g)
+		VPBROADCASTD(g.As32(), e.sridx)
+		VPADDD(Mem{Base: e.htab, Disp: int(hconst["iota"])}, e.sridx, e.sridx)
+	}
+	if e.mx.h == "BF16" {
+		// The odd words, which a widened bfloat16 fills.
+		g := GP32()
+		e.kodd = K()
+		MOVL(U32(0xaaaaaaaa), g)
+		KMOVD(g, e.kodd)
 	}
 }
 
@@ -218,6 +249,18 @@ func (e *env) ldHalf(s int) VecVirtual {
 		} else {
 			x86.Do(func() { VCVTPH2PS(m, u) })
 		}
+		return u
+	}
+	if t.Z && e.mx.h == "BF16" && e.kodd != nil {
+		// The 16 halves into the low 32 bytes, then each into the top
+		// of its lane by one VPERMW (zeroing the bottom halves).
+		w := t.Vec()
+		if e.mk.on {
+			x86.Do(func() { VMOVDQU16_Z(m, e.mk.k, w.AsY()) })
+		} else {
+			x86.Do(func() { VMOVDQU32(m, w.AsY()) })
+		}
+		x86.Do(func() { VPERMW_Z(w, e.hc("widen"), e.kodd, u) })
 		return u
 	}
 	switch {
@@ -313,15 +356,17 @@ func (e *env) mull(a, b, d Op)    { e.iop(VPMULLD, func(a, b, d Op) { VPMULLD(a,
 // (the rest zero) when low16.
 func (e *env) srBits(s int, low16 bool) VecVirtual {
 	t := e.t
+	if e.mx.idx == nil && e.sridx != nil && e.disp == 0 && e.unroll == 1 {
+		// The indices of this vector (the next vector's are 16 on,
+		// below).
+		e.mx.idx = e.sridx
+	}
 	if e.mx.idx == nil {
 		// The element indices: off + i + the vector's place + the lane.
 		g := GP64()
 		idx := t.Vec()
 		var iota Op = Mem{Base: e.htab, Disp: int(hconst["iota"]) + e.disp}
 		if t.Z {
-			if r, ok := e.hreg["iota"]; ok && e.disp == 0 {
-				iota = r
-			}
 			x86.Do(func() {
 				LEAQ(Mem{Base: e.mx.off, Index: e.i, Scale: 1}, g)
 				VPBROADCASTD(g.As32(), idx)
@@ -342,6 +387,9 @@ func (e *env) srBits(s int, low16 bool) VecVirtual {
 		// h = mix(i ^ kb), once per vector for all the streams.
 		h, tmp := t.Vec(), t.Vec()
 		e.xor(e.mx.kb, e.mx.idx, h)
+		if e.mx.idx == e.sridx {
+			e.add(e.hc("c16"), e.sridx, e.sridx)
+		}
 		e.srl(16, h, tmp)
 		e.xor(tmp, h, h)
 		e.mull(e.hc("mul1"), h, h)
@@ -487,15 +535,22 @@ func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
 		if sr {
 			e.add(r, x, res)
 		} else {
-			q := t.Vec()
-			e.srl(16, x, q)
-			e.and(e.hc("one"), q, q)
-			e.add(e.hc("bf16round"), q, q)
-			e.add(x, q, res)
+			// x + 0x7fff, or x + 0x8000 where the lowest kept bit is set.
+			odd := K()
+			x86.Do(func() {
+				VPTESTMD(e.hc("lsb"), x, odd)
+				VPADDD(e.hc("bf16round"), x, res)
+				VPADDD(e.hc("bf16up"), x, odd, res)
+			})
 		}
 		k := e.nan(x)
+		x86.Do(func() { VPORD(e.hc("quiet"), x, k, res) })
+		if p, ok := e.hreg["pack"]; ok {
+			z := t.Vec()
+			x86.Do(func() { VPERMW(res, p, z) })
+			return z.AsY().(VecVirtual)
+		}
 		x86.Do(func() {
-			VPORD(e.hc("quiet"), x, k, res)
 			VPSRLD(U8(16), res, res)
 			VPMOVDW(res, y)
 		})
