@@ -30,6 +30,20 @@ import (
 // 0x00008001 gives 0x0000, not 0x0001). Fixing those lanes up costs about
 // what the integer form costs. The AVX2 level keeps the integer form for
 // binary16 as well (F16C is not among its requirements).
+//
+// The AVX-512 forms (the integer rules, in fewer instructions): the
+// constants of the conversions stay in registers through the loops
+// (hregs); a bfloat16 widens by one VPERMW (each word into the top half of
+// its lane, the bottom halves zeroed by the opmask of the odd words) and
+// packs by one VPERMW (the top halves into the low 32 bytes); rounding to
+// nearest adds 0x7fff, or 0x8000 in the lanes whose lowest kept bit is set
+// (VPTESTMD and a masked add), and a NaN lane takes x with the quiet bit
+// instead (a masked OR). Stochastic binary16 computes the normal and the
+// subnormal results of |x| with per-lane shifts, merges them by the opmask
+// of the normal lanes, and lets VCVTPS2PH (to nearest) write the lanes of
+// |x| ≥ 65536, ±Inf and NaN, where F16SR's result is F16FromF32's. The
+// element indices of stochastic rounding are a register that goes up by
+// 16 a vector. TestMixedConversionsAll checks every float32 value.
 
 // mixedKernel returns the kernel of description d (with half streams) for
 // half type h.
@@ -431,9 +445,10 @@ func ternlog(f func(a, b, c bool) bool, c, b, d Op) {
 	x86.Do(func() { VPTERNLOGD(U8(imm), c, b, d) })
 }
 
-// narrow returns the 16-bit values of x (in the low half of each lane),
-// rounded to the half type: to nearest, ties to even, or, when sr,
-// stochastically with the bits of stream s.
+// narrow returns, at the AVX2 level (narrowZ is AVX-512's), the 16-bit
+// values of x (in the low half of each lane), rounded to the half type: to
+// nearest, ties to even, or, when sr, stochastically with the bits of
+// stream s.
 func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 	t := e.t
 	var r VecVirtual
