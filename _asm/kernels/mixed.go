@@ -265,7 +265,7 @@ func (e *env) ldHalf(s int) VecVirtual {
 		}
 		return u
 	}
-	if t.Z && e.mx.h == "BF16" && e.kodd != nil {
+	if t.Z && e.mx.h == "BF16" {
 		// The 16 halves into the low 32 bytes, then each into the top
 		// of its lane by one VPERMW (zeroing the bottom halves).
 		w := t.Vec()
@@ -274,7 +274,7 @@ func (e *env) ldHalf(s int) VecVirtual {
 		} else {
 			x86.Do(func() { VMOVDQU32(m, w.AsY()) })
 		}
-		x86.Do(func() { VPERMW_Z(w, e.hc("widen"), e.kodd, u) })
+		x86.Do(func() { VPERMW_Z(w, e.hcReg("widen"), e.kodd, u) })
 		return u
 	}
 	switch {
@@ -541,7 +541,6 @@ func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
 	if sr {
 		r = e.srBits(s, e.mx.h == "BF16")
 	}
-	y := YMM()
 	if e.mx.h == "BF16" {
 		// The rounded value in the top half of each lane: x plus the
 		// low 16 bits of r, or plus 0x7fff and the lowest kept bit
@@ -559,17 +558,12 @@ func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
 			})
 		}
 		k := e.nan(x)
-		x86.Do(func() { VPORD(e.hc("quiet"), x, k, res) })
-		if p, ok := e.hreg["pack"]; ok {
-			z := t.Vec()
-			x86.Do(func() { VPERMW(res, p, z) })
-			return z.AsY().(VecVirtual)
-		}
+		z := t.Vec()
 		x86.Do(func() {
-			VPSRLD(U8(16), res, res)
-			VPMOVDW(res, y)
+			VPORD(e.hc("quiet"), x, k, res)
+			VPERMW(res, e.hcReg("pack"), z)
 		})
-		return y
+		return z.AsY().(VecVirtual)
 	}
 	// binary16, stochastically (F16SR). Normal results: rebias, add the
 	// low 13 bits of r, truncate the 13 dropped bits. Subnormal results
@@ -600,6 +594,7 @@ func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
 	sg := t.Vec()
 	e.srl(16, x, sg)
 	ternlog(func(a, b, c bool) bool { return a || b && c }, e.hc("sign16"), sg, q)
+	y := YMM()
 	x86.Do(func() {
 		VPMOVDW(q, y)
 		VCVTPS2PH(U8(0), x, big, y)
