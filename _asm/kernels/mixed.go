@@ -187,7 +187,7 @@ type mixedEnv struct {
 	h    string
 	half []bool
 	ka   map[int]Mem // stream → its ka in every lane
-	kb   Mem
+	kb16 Mem         // abi.SRKeyB ^ abi.SRKeyB>>16
 	off  GPVirtual
 	tbuf map[int]Mem
 	bufs map[int]Mem // AVX2: the stack buffers, allocated once
@@ -216,10 +216,16 @@ func (e *env) mixedSetup(k kernel) {
 		t.MovU(v, slot)
 		return slot
 	}
-	hi := GP64()
+	// The first step of mix(i ^ kb), v ^= v>>16, is linear over the bits:
+	// (i ^ kb) ^ (i ^ kb)>>16 = i ^ i>>16 ^ kb16 with kb16 = kb ^ kb>>16,
+	// which the slot holds.
+	hi, sh := GP64(), GP64()
 	MOVQ(key, hi)
 	SHRQ(U8(32), hi)
-	mx.kb = bcast(hi)
+	MOVL(hi.As32(), sh.As32())
+	SHRL(U8(16), sh.As32())
+	XORL(sh.As32(), hi.As32())
+	mx.kb16 = bcast(hi)
 	for s := range k.desc.Streams {
 		if !mx.half[s] {
 			continue
@@ -398,14 +404,19 @@ func (e *env) srBits(s int, low16 bool) VecVirtual {
 		e.mx.idx = idx
 	}
 	if e.mx.base == nil {
-		// h = mix(i ^ kb), once per vector for all the streams.
+		// h = mix(i ^ kb), once per vector for all the streams; its
+		// first step as i ^ i>>16 ^ kb16 (mixedSetup).
 		h, tmp := t.Vec(), t.Vec()
-		e.xor(e.mx.kb, e.mx.idx, h)
+		e.srl(16, e.mx.idx, h)
+		if t.Z {
+			ternlog(func(a, b, c bool) bool { return a != b != c }, e.mx.kb16, e.mx.idx, h)
+		} else {
+			e.xor(e.mx.idx, h, h)
+			e.xor(e.mx.kb16, h, h)
+		}
 		if e.mx.idx == e.sridx {
 			e.add(e.hc("c16"), e.sridx, e.sridx)
 		}
-		e.srl(16, h, tmp)
-		e.xor(tmp, h, h)
 		e.mull(e.hc("mul1"), h, h)
 		e.srl(15, h, tmp)
 		e.xor(tmp, h, h)
