@@ -3,6 +3,8 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -99,6 +101,72 @@ func TestMixedConversions(t *testing.T) {
 							if bad++; bad > 10 {
 								t.FailNow()
 							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestMixedConversionsAll is TestMixedConversions's check of p16 over
+// every float32 value of p (NaNs quieted by the update), at every assembly
+// level, rounded to nearest and stochastically, each chunk of 2²⁴ values
+// with its own key and offset. Skipped with -short (about a minute per
+// level on two cores).
+func TestMixedConversionsAll(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2³² values per level and rounding: not with -short")
+	}
+	c := sgdCoeffs()[0]
+	const chunk = 1 << 24
+	for _, s := range testLevels(t) {
+		for _, h := range []string{"BF16", "F16"} {
+			for _, sr := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v/%s/sr=%v", s.Level(), h, sr), func(t *testing.T) {
+					workers := runtime.GOMAXPROCS(0)
+					errs := make([]string, workers)
+					var wg sync.WaitGroup
+					for w := range workers {
+						wg.Go(func() {
+							p, grad, p16 := make([]float32, chunk), make([]float32, chunk), make([]uint16, chunk)
+							for base := uint64(w) * chunk; base < 1<<32 && errs[w] == ""; base += uint64(workers) * chunk {
+								r := Rounding{Stochastic: sr, Key: SRKey(5, base, 1), Offset: int(base>>1) + 77}
+								for i := range p {
+									p[i] = math.Float32frombits(uint32(base) + uint32(i))
+								}
+								err := pick(h, func() error { return s.SGDMasterG32BF16(&c, p, asHalf[BF16](p16), grad, r) },
+									func() error { return s.SGDMasterG32F16(&c, p, asHalf[F16](p16), grad, r) })
+								if err != nil {
+									errs[w] = err.Error()
+									return
+								}
+								for i, x := range p {
+									var want uint16
+									bits := SRBits(r.Key, 1, r.Offset+i)
+									switch {
+									case h == "BF16" && sr:
+										want = uint16(BF16SR(x, bits))
+									case h == "BF16":
+										want = uint16(BF16FromF32(x))
+									case sr:
+										want = uint16(F16SR(x, bits))
+									default:
+										want = uint16(F16FromF32(x))
+									}
+									if p16[i] != want {
+										errs[w] = fmt.Sprintf("%#08x (element %d of a call at offset %d): got %#04x, want %#04x",
+											math.Float32bits(x), i, r.Offset, p16[i], want)
+										return
+									}
+								}
+							}
+						})
+					}
+					wg.Wait()
+					for _, e := range errs {
+						if e != "" {
+							t.Fatal(e)
 						}
 					}
 				})

@@ -135,8 +135,11 @@ type env struct {
 	grid  *gridEnv
 	// Kernels with half streams (mixed.go): the base of the table of
 	// their constants, and the rest of what they need.
-	htab GPVirtual
-	mx   *mixedEnv
+	htab  GPVirtual
+	mx    *mixedEnv
+	hreg  map[string]VecVirtual // constants of the conversions kept in registers (mixed.go)
+	kodd  Op                    // the opmask of the odd 16-bit words (bfloat16, AVX-512)
+	sridx VecVirtual            // AVX-512 stochastic rounding: the element indices of the next vector
 }
 
 func (e *env) at(s int) Mem {
@@ -261,6 +264,7 @@ func elementwise(k kernel, t isa) {
 		e := &env{t: t, c: c, ptr: ptr, extra: extra, regs: map[int]VecVirtual{}}
 		if setup != nil {
 			e.htab, e.mx = setup.htab, setup.mx
+			e.hregs(m)
 		}
 		if k.rows != nil {
 			for _, r := range k.rows(t, m) {

@@ -30,6 +30,20 @@ import (
 // 0x00008001 gives 0x0000, not 0x0001). Fixing those lanes up costs about
 // what the integer form costs. The AVX2 level keeps the integer form for
 // binary16 as well (F16C is not among its requirements).
+//
+// The AVX-512 forms (the integer rules, in fewer instructions): the
+// constants of the conversions stay in registers through the loops
+// (hregs); a bfloat16 widens by one VPERMW (each word into the top half of
+// its lane, the bottom halves zeroed by the opmask of the odd words) and
+// packs by one VPERMW (the top halves into the low 32 bytes); rounding to
+// nearest adds 0x7fff, or 0x8000 in the lanes whose lowest kept bit is set
+// (VPTESTMD and a masked add), and a NaN lane takes x with the quiet bit
+// instead (a masked OR). Stochastic binary16 computes the normal and the
+// subnormal results of |x| with per-lane shifts, merges them by the opmask
+// of the normal lanes, and lets VCVTPS2PH (to nearest) write the lanes of
+// |x| ≥ 65536, ±Inf and NaN, where F16SR's result is F16FromF32's. The
+// element indices of stochastic rounding are a register that goes up by
+// 16 a vector. TestMixedConversionsAll checks every float32 value.
 
 // mixedKernel returns the kernel of description d (with half streams) for
 // half type h.
@@ -61,6 +75,7 @@ var hconstNames = []struct {
 	{"f16infh", 0x7c00}, {"frac", 0x7fffff}, {"implicit", 0x800000}, {"c126", 126}, {"c32", 32},
 	{"mul1", abi.SRMul1}, {"mul2", abi.SRMul2}, {"mul3", abi.SRMul3}, {"low15", 0x7fff}, {"f16max1", 0x7bff}, {"quiet", 0x00400000},
 	{"m24", 0x33800000}, {"f16sub1", 0x3ff}, // 2⁻²⁴ as a float32; the largest subnormal binary16
+	{"c94", 94}, {"c16", 16}, {"lsb", 0x10000}, {"bf16up", 0x8000},
 }
 
 var hconstTab Mem
@@ -79,15 +94,88 @@ func halfTables() {
 	for l := range 64 {
 		DATA(off+4*l, U32(l))
 	}
+	off += 256
+	// The word indices of VPERMW that widen bfloat16 (word 2j+1 of the
+	// result is word j of the source; the even words are masked to zero)
+	// and that narrow (word j is word 2j+1 of the source: the top halves
+	// of the lanes, packed in the low 32 bytes).
+	hconst["widen"] = uint32(off)
+	for l := range 16 {
+		DATA(off+4*l, U32(uint32(l)<<16))
+	}
+	off += 64
+	hconst["pack"] = uint32(off)
+	for l := range 16 {
+		j := uint32(l % 8)
+		DATA(off+4*l, U32((4*j+1)|(4*j+3)<<16))
+	}
 }
 
-// hc returns the constant name as a vector memory operand.
-func (e *env) hc(name string) Mem {
+// hc returns the constant name: the register it was loaded into at the
+// start of the variant (hregs), or else a vector memory operand.
+func (e *env) hc(name string) Op {
+	if r, ok := e.hreg[name]; ok {
+		return r
+	}
 	off, ok := hconst[name]
 	if !ok {
 		panic("no half constant " + name)
 	}
 	return Mem{Base: e.htab, Disp: int(off)}
+}
+
+// hcReg returns the constant name in a register: its own, or a copy.
+func (e *env) hcReg(name string) VecVirtual {
+	if r, ok := e.hreg[name]; ok {
+		return r
+	}
+	v := e.t.Vec()
+	e.t.MovU(e.hc(name), v)
+	return v
+}
+
+// hregs loads, at the start of variant mode of a kernel with half
+// streams, the constants its conversions use into registers that the
+// loops keep: a conversion otherwise reads up to a dozen constants from
+// memory per vector. AVX-512 only (AVX2 has 16 registers, which the
+// float32 body needs).
+func (e *env) hregs(mode int) {
+	e.hreg = map[string]VecVirtual{}
+	if !e.t.Z {
+		return
+	}
+	sr := mode&abi.ModeSR != 0
+	var names []string
+	switch {
+	case e.mx.h == "BF16" && sr:
+		names = []string{"quiet", "low16", "mul1", "mul2", "mul3", "c16", "widen", "pack"}
+	case e.mx.h == "BF16":
+		names = []string{"quiet", "lsb", "bf16round", "bf16up", "widen", "pack"}
+	case sr:
+		names = []string{"abs", "normal1", "f16big1", "c126", "c94", "rebias", "low13", "frac", "implicit", "sign16",
+			"mul3", "c16"}
+	}
+	for _, n := range names {
+		v := e.t.Vec()
+		e.t.MovU(e.hc(n), v)
+		e.hreg[n] = v
+	}
+	if sr {
+		// The element indices of the first vector, off + the lane;
+		// srBits adds 16 for the next.
+		g := GP64()
+		e.sridx = e.t.Vec()
+		MOVQ(e.mx.off, g)
+		VPBROADCASTD(g.As32(), e.sridx)
+		VPADDD(Mem{Base: e.htab, Disp: int(hconst["iota"])}, e.sridx, e.sridx)
+	}
+	if e.mx.h == "BF16" {
+		// The odd words, which a widened bfloat16 fills.
+		g := GP32()
+		e.kodd = K()
+		MOVL(U32(0xaaaaaaaa), g)
+		KMOVD(g, e.kodd)
+	}
 }
 
 // mixedEnv is what the body of a kernel with half streams needs besides
@@ -99,7 +187,7 @@ type mixedEnv struct {
 	h    string
 	half []bool
 	ka   map[int]Mem // stream → its ka in every lane
-	kb   Mem
+	kb16 Mem         // abi.SRKeyB ^ abi.SRKeyB>>16
 	off  GPVirtual
 	tbuf map[int]Mem
 	bufs map[int]Mem // AVX2: the stack buffers, allocated once
@@ -128,10 +216,16 @@ func (e *env) mixedSetup(k kernel) {
 		t.MovU(v, slot)
 		return slot
 	}
-	hi := GP64()
+	// The first step of mix(i ^ kb), v ^= v>>16, is linear over the bits:
+	// (i ^ kb) ^ (i ^ kb)>>16 = i ^ i>>16 ^ kb16 with kb16 = kb ^ kb>>16,
+	// which the slot holds.
+	hi, sh := GP64(), GP64()
 	MOVQ(key, hi)
 	SHRQ(U8(32), hi)
-	mx.kb = bcast(hi)
+	MOVL(hi.As32(), sh.As32())
+	SHRL(U8(16), sh.As32())
+	XORL(sh.As32(), hi.As32())
+	mx.kb16 = bcast(hi)
 	for s := range k.desc.Streams {
 		if !mx.half[s] {
 			continue
@@ -175,6 +269,18 @@ func (e *env) ldHalf(s int) VecVirtual {
 		} else {
 			x86.Do(func() { VCVTPH2PS(m, u) })
 		}
+		return u
+	}
+	if t.Z && e.mx.h == "BF16" {
+		// The 16 halves into the low 32 bytes, then each into the top
+		// of its lane by one VPERMW (zeroing the bottom halves).
+		w := t.Vec()
+		if e.mk.on {
+			x86.Do(func() { VMOVDQU16_Z(m, e.mk.k, w.AsY()) })
+		} else {
+			x86.Do(func() { VMOVDQU32(m, w.AsY()) })
+		}
+		x86.Do(func() { VPERMW_Z(w, e.hcReg("widen"), e.kodd, u) })
 		return u
 	}
 	switch {
@@ -266,29 +372,51 @@ func (e *env) xor(a, b, d Op)     { e.iop(VPXORD, VPXOR, a, b, d) }
 func (e *env) mull(a, b, d Op)    { e.iop(VPMULLD, func(a, b, d Op) { VPMULLD(a, b, d) }, a, b, d) }
 
 // srBits returns the random bits of stochastic rounding of half stream s
-// for the vector being written (abi.SRHash).
-func (e *env) srBits(s int) VecVirtual {
+// for the vector being written (abi.SRHash), only the low 16 of them
+// (the rest zero) when low16.
+func (e *env) srBits(s int, low16 bool) VecVirtual {
 	t := e.t
+	if e.mx.idx == nil && e.sridx != nil && e.disp == 0 && e.unroll == 1 {
+		// The indices of this vector (the next vector's are 16 on,
+		// below).
+		e.mx.idx = e.sridx
+	}
 	if e.mx.idx == nil {
 		// The element indices: off + i + the vector's place + the lane.
 		g := GP64()
-		x := XMM()
 		idx := t.Vec()
-		x86.Do(func() {
-			MOVQ(e.mx.off, g)
-			ADDQ(e.i, g)
-			MOVQ(g, x)
-			VPBROADCASTD(x, idx)
-		})
-		e.add(Mem{Base: e.htab, Disp: int(hconst["iota"]) + e.disp}, idx, idx)
+		var iota Op = Mem{Base: e.htab, Disp: int(hconst["iota"]) + e.disp}
+		if t.Z {
+			x86.Do(func() {
+				LEAQ(Mem{Base: e.mx.off, Index: e.i, Scale: 1}, g)
+				VPBROADCASTD(g.As32(), idx)
+			})
+		} else {
+			x := XMM()
+			x86.Do(func() {
+				MOVQ(e.mx.off, g)
+				ADDQ(e.i, g)
+				MOVQ(g, x)
+				VPBROADCASTD(x, idx)
+			})
+		}
+		e.add(iota, idx, idx)
 		e.mx.idx = idx
 	}
 	if e.mx.base == nil {
-		// h = mix(i ^ kb), once per vector for all the streams.
+		// h = mix(i ^ kb), once per vector for all the streams; its
+		// first step as i ^ i>>16 ^ kb16 (mixedSetup).
 		h, tmp := t.Vec(), t.Vec()
-		e.xor(e.mx.kb, e.mx.idx, h)
-		e.srl(16, h, tmp)
-		e.xor(tmp, h, h)
+		e.srl(16, e.mx.idx, h)
+		if t.Z {
+			ternlog(func(a, b, c bool) bool { return a != b != c }, e.mx.kb16, e.mx.idx, h)
+		} else {
+			e.xor(e.mx.idx, h, h)
+			e.xor(e.mx.kb16, h, h)
+		}
+		if e.mx.idx == e.sridx {
+			e.add(e.hc("c16"), e.sridx, e.sridx)
+		}
 		e.mull(e.hc("mul1"), h, h)
 		e.srl(15, h, tmp)
 		e.xor(tmp, h, h)
@@ -304,18 +432,39 @@ func (e *env) srBits(s int) VecVirtual {
 	e.xor(tmp, x, x)
 	e.mull(e.hc("mul3"), x, x)
 	e.srl(16, x, tmp)
+	if low16 && t.Z {
+		// The last xor and the mask of the low 16 bits in one.
+		ternlog(func(a, b, c bool) bool { return a != b && c }, e.hc("low16"), tmp, x)
+		return x
+	}
 	e.xor(tmp, x, x)
+	if low16 {
+		e.and(e.hc("low16"), x, x)
+	}
 	return x
 }
 
-// narrow returns the 16-bit values of x (in the low half of each lane),
-// rounded to the half type: to nearest, ties to even, or, when sr,
-// stochastically with the bits of stream s.
+// ternlog emits VPTERNLOGD with the truth table of f: d = f(d, b, c) bit
+// by bit (c may be a memory operand).
+func ternlog(f func(a, b, c bool) bool, c, b, d Op) {
+	imm := 0
+	for i := range 8 {
+		if f(i&4 != 0, i&2 != 0, i&1 != 0) {
+			imm |= 1 << i
+		}
+	}
+	x86.Do(func() { VPTERNLOGD(U8(imm), c, b, d) })
+}
+
+// narrow returns, at the AVX2 level (narrowZ is AVX-512's), the 16-bit
+// values of x (in the low half of each lane), rounded to the half type: to
+// nearest, ties to even, or, when sr, stochastically with the bits of
+// stream s.
 func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 	t := e.t
 	var r VecVirtual
 	if sr {
-		r = e.srBits(s)
+		r = e.srBits(s, e.mx.h == "BF16")
 	}
 	if e.mx.h == "BF16" {
 		// q = x>>16 serves the rounding bias and the NaN; NaN lanes
@@ -324,7 +473,7 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 		res, q := t.Vec(), t.Vec()
 		e.srl(16, x, q)
 		if sr {
-			e.and(e.hc("low16"), r, res)
+			res = r
 		} else {
 			e.and(e.hc("one"), q, res)
 			e.add(e.hc("bf16round"), res, res)
@@ -394,6 +543,76 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 	return q
 }
 
+// narrowZ returns, at the AVX-512 level, the 16-bit values of x packed
+// in a YMM register, rounded to bfloat16 (to nearest or stochastically
+// with the bits of stream s), or stochastically to binary16.
+func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
+	t := e.t
+	var r VecVirtual
+	if sr {
+		r = e.srBits(s, e.mx.h == "BF16")
+	}
+	if e.mx.h == "BF16" {
+		// The rounded value in the top half of each lane: x plus the
+		// low 16 bits of r, or plus 0x7fff and the lowest kept bit
+		// (BF16FromF32); a NaN lane is x with the quiet bit instead.
+		res := t.Vec()
+		if sr {
+			e.add(r, x, res)
+		} else {
+			// x + 0x7fff, or x + 0x8000 where the lowest kept bit is set.
+			odd := K()
+			x86.Do(func() {
+				VPTESTMD(e.hc("lsb"), x, odd)
+				VPADDD(e.hc("bf16round"), x, res)
+				VPADDD(e.hc("bf16up"), x, odd, res)
+			})
+		}
+		k := e.nan(x)
+		z := t.Vec()
+		x86.Do(func() {
+			VPORD(e.hc("quiet"), x, k, res)
+			VPERMW(res, e.hcReg("pack"), z)
+		})
+		return z.AsY().(VecVirtual)
+	}
+	// binary16, stochastically (F16SR). Normal results: rebias, add the
+	// low 13 bits of r, truncate the 13 dropped bits. Subnormal results
+	// (and magnitudes below them): the significand m with its implicit
+	// bit, sh = 126 - exponent, (m + (r >> (32-sh))) >> sh (shifts of 32
+	// or more give 0, as they do in F16SR). |x| ≥ 65536, ±Inf and NaN:
+	// VCVTPS2PH to nearest, whose result is F16SR's there (±Inf; a NaN
+	// quieted by F16FromF32's rule), merged into the packed words.
+	a, ex, sh, cnt, h, q := t.Vec(), t.Vec(), t.Vec(), t.Vec(), t.Vec(), t.Vec()
+	e.and(e.hc("abs"), x, a)
+	norm := e.gt(a, e.hc("normal1"))
+	big := e.gt(a, e.hc("f16big1"))
+	e.srl(23, a, ex)
+	e.sub(ex, e.hcReg("c126"), sh)
+	e.sub(e.hc("c94"), ex, cnt) // 32 - sh
+	e.sub(e.hc("rebias"), a, h)
+	r13 := t.Vec()
+	e.and(e.hc("low13"), r, r13)
+	e.add(r13, h, h)
+	// a becomes m: (a & frac) | implicit.
+	ternlog(func(a, b, c bool) bool { return a && b || c }, e.hc("implicit"), e.hcReg("frac"), a)
+	x86.Do(func() {
+		VPSRLVD(cnt, r, r)
+		VPADDD(r, a, q)
+		VPSRLVD(sh, q, q)
+		VPSRLD(U8(13), h, norm, q)
+	})
+	sg := t.Vec()
+	e.srl(16, x, sg)
+	ternlog(func(a, b, c bool) bool { return a || b && c }, e.hc("sign16"), sg, q)
+	y := YMM()
+	x86.Do(func() {
+		VPMOVDW(q, y)
+		VCVTPS2PH(U8(0), x, big, y)
+	})
+	return y
+}
+
 // stHalf rounds x and stores it into half stream s.
 func (e *env) stHalf(x Op, s int, sr bool) {
 	t := e.t
@@ -403,16 +622,30 @@ func (e *env) stHalf(x Op, s int, sr bool) {
 		x = v
 	}
 	m := e.hat(s)
+	if t.Z && (e.mx.h == "BF16" || sr) {
+		y := e.narrowZ(x, sr, s)
+		if e.mk.on {
+			x86.Do(func() { VMOVDQU16(y, e.mk.k, m) })
+		} else {
+			x86.Do(func() { VMOVDQU32(y, m) }) // EVEX: y may be Y16–Y31
+		}
+		return
+	}
 	if t.Z && e.mx.h == "F16" && !sr {
 		// AVX512F's VCVTPS2PH with rounding control 0: to nearest, ties
 		// to even, subnormal results kept, overflow to Inf, a NaN quieted
 		// with the top of its payload (F16FromF32's rule). MXCSR's FTZ
 		// and DAZ do not change its results on float32 inputs that round
 		// to binary16 (a float32 subnormal rounds to ±0 either way).
+		// Converted in a register, then stored: on a Zen 5 core
+		// (family 0x1A model 2) VCVTPS2PH with a memory destination
+		// made 16-bit-state Adam out of cache 10% slower.
+		y := YMM()
+		x86.Do(func() { VCVTPS2PH(U8(0), x, y) })
 		if e.mk.on {
-			x86.Do(func() { VCVTPS2PH(U8(0), x, e.mk.k, m) })
+			x86.Do(func() { VMOVDQU16(y, e.mk.k, m) })
 		} else {
-			x86.Do(func() { VCVTPS2PH(U8(0), x, m) })
+			x86.Do(func() { VMOVDQU32(y, m) })
 		}
 		return
 	}
