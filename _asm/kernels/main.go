@@ -264,7 +264,11 @@ func elementwise(k kernel, t isa) {
 		e := &env{t: t, c: c, ptr: ptr, extra: extra, regs: map[int]VecVirtual{}}
 		if setup != nil {
 			e.htab, e.mx = setup.htab, setup.mx
-			e.hregs(m)
+			rows := 0
+			if k.rows != nil {
+				rows = len(k.rows(t, m))
+			}
+			e.hregs(m, rows)
 		}
 		if k.rows != nil {
 			for _, r := range k.rows(t, m) {

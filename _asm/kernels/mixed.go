@@ -138,8 +138,11 @@ func (e *env) hcReg(name string) VecVirtual {
 // streams, the constants its conversions use into registers that the
 // loops keep: a conversion otherwise reads up to a dozen constants from
 // memory per vector. AVX-512 only (AVX2 has 16 registers, which the
-// float32 body needs).
-func (e *env) hregs(mode int) {
+// float32 body needs). With rows coefficient rows in registers too, at
+// most maxPinned vectors are kept in all: the constants first in the
+// order below, the rest read from memory (NAdam's 16-bit-state kernel,
+// with 9 rows, keeps all but the last of stochastic binary16's 12).
+func (e *env) hregs(mode, rows int) {
 	e.hreg = map[string]VecVirtual{}
 	if !e.t.Z {
 		return
@@ -155,6 +158,11 @@ func (e *env) hregs(mode int) {
 		names = []string{"abs", "normal1", "f16big1", "c126", "c94", "rebias", "low13", "frac", "implicit", "sign16",
 			"mul3", "c16"}
 	}
+	budget := maxPinned - rows
+	if sr {
+		budget-- // the element indices
+	}
+	names = names[:max(0, min(len(names), budget))]
 	for _, n := range names {
 		v := e.t.Vec()
 		e.t.MovU(e.hc(n), v)
@@ -177,6 +185,13 @@ func (e *env) hregs(mode int) {
 		KMOVD(g, e.kodd)
 	}
 }
+
+// maxPinned is the most vector registers, of AVX-512's 32, that a kernel
+// with half streams keeps through its loops (coefficient rows, conversion
+// constants, the element indices), leaving the others to the body: the
+// largest count with which every kernel allocates (Adam's 16-bit state
+// with stochastic binary16 keeps 8 + 12 + 1).
+const maxPinned = 21
 
 // mixedEnv is what the body of a kernel with half streams needs besides
 // env: the half type, which streams are half, the keys of stochastic
