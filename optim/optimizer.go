@@ -511,16 +511,7 @@ func shapeProduct(shape []int) (int, bool) {
 }
 
 // overlap reports whether two non-empty slices share memory.
-func overlap[T Float](a, b []T) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return false
-	}
-	var z T
-	size := unsafe.Sizeof(z)
-	a0 := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
-	b0 := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	return a0 < b0+uintptr(len(b))*size && b0 < a0+uintptr(len(a))*size
-}
+func overlap[T Float](a, b []T) bool { return memOf(a).overlaps(memOf(b)) }
 
 // ParamInfo describes a registered parameter.
 type ParamInfo struct {
