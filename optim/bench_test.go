@@ -2,6 +2,8 @@ package optim
 
 import (
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -95,7 +97,10 @@ func reportPoolStats(b *testing.B, n int) {
 	b.ReportMetric(float64(s.Wakes)/float64(n), "wakes/op")
 	if s.Arrived > 0 {
 		b.ReportMetric(float64(s.ArriveNs)/float64(s.Arrived), "ns/arrival")
+		b.ReportMetric(float64(s.HelperNs)/float64(s.Arrived), "helper-ns/arrival")
 	}
+	b.ReportMetric(float64(s.CallerNs)/float64(n), "caller-ns/op")
+	b.ReportMetric(float64(s.WaitNs)/float64(n), "wait-ns/op")
 }
 
 // benchKind runs the optimizer over one flat tensor of 16M elements and
@@ -195,22 +200,29 @@ func f64[T Float](x []T) []float64 {
 // pool.MaxPoll, so the helpers park), on one and two workers with the
 // default options. Two workers should beat one from 128K up (a 64K tensor
 // is one chunk, one task) and never lose to it. The gapped cases time the
-// steps alone (benchPaused), not with StopTimer and StartTimer.
+// steps alone (benchPaused), not with StopTimer and StartTimer. The
+// "b2bbare" and "gapbare" cases are their control without the optimizer
+// and the pool (benchBare): what two cores gain on this machine.
 func BenchmarkStepAdamF32(b *testing.B) {
 	benchKind[float32](b, DefaultAdam(), 28)
-	for _, mode := range []string{"b2b", "gap", "sleep"} {
+	for _, mode := range []string{"b2b", "gap", "sleep", "b2bbare", "gapbare"} {
 		for _, n := range []int{1 << 16, 1 << 17, 1 << 18, 1 << 19} {
 			for _, w := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/n=%d/workers=%d", mode, n, w), func(b *testing.B) {
+					switch mode {
+					case "b2bbare":
+						benchBare(b, n, w, func() {})
+						return
+					case "gapbare":
+						benchBare(b, n, w, busy200)
+						return
+					}
 					o := benchOptimizer[float32](b, DefaultAdam(), []int{n}, Options{Workers: w})
 					switch mode {
 					case "b2b":
 						benchSteps(b, o, 28)
 					case "gap":
-						benchPaused(b, o, 28, func() {
-							for t := time.Now(); time.Since(t) < 200*time.Microsecond; {
-							}
-						})
+						benchPaused(b, o, 28, busy200)
 					default:
 						benchPaused(b, o, 28, func() { time.Sleep(200 * time.Microsecond) })
 					}
@@ -218,6 +230,83 @@ func BenchmarkStepAdamF32(b *testing.B) {
 			}
 		}
 	}
+}
+
+// busy200 keeps the caller busy for 200 µs, as a training loop computes
+// its next gradients.
+func busy200() {
+	for t := time.Now(); time.Since(t) < 200*time.Microsecond; {
+	}
+}
+
+// benchBare is the "b2b" or "gap" case (pause does nothing, or is
+// busy200) without the optimizer and without the pool: the control that
+// tells the pool's cost from the machine's. The Adam float32 kernel steps
+// one tensor of n elements, on the caller alone (workers = 1) or in two
+// fixed halves, the second on a goroutine that polls one atomic word
+// without ever yielding or parking; pause runs before each step, and the
+// steps are timed one by one. It reports the time the caller spent on its
+// half and the time the other goroutine spent on its own.
+func benchBare(b *testing.B, n, workers int, pause func()) {
+	if workers > runtime.GOMAXPROCS(0) {
+		b.Skip("the goroutines poll without yielding: one processor each")
+	}
+	bufs := staggered[float32]([]int{n, n, n, n})
+	for i := range n {
+		bufs[0][i] = float32(i%1013)*1e-3 - 0.5
+		bufs[1][i] = float32(i%997)*1e-3 - 0.5
+	}
+	c, err := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	half := func(k int) {
+		lo, hi := k*n/workers, (k+1)*n/workers
+		if err := kernels.AdamF32(&c, bufs[0][lo:hi], bufs[1][lo:hi], bufs[2][lo:hi], bufs[3][lo:hi], nil); err != nil {
+			panic(err)
+		}
+	}
+	var gen, done, helperNs atomic.Int64
+	if workers == 2 {
+		go func() {
+			for seen := int64(0); ; {
+				g := gen.Load()
+				if g == seen {
+					continue
+				}
+				if g < 0 {
+					return
+				}
+				seen = g
+				t := time.Now()
+				half(1)
+				helperNs.Add(int64(time.Since(t)))
+				done.Store(g)
+			}
+		}()
+		defer gen.Store(-1)
+	}
+	b.ReportAllocs()
+	var steps, mine time.Duration
+	k := int64(0)
+	b.ResetTimer()
+	for b.Loop() {
+		pause()
+		t := time.Now()
+		k++
+		if workers == 2 {
+			gen.Store(k)
+		}
+		half(0)
+		mine += time.Since(t)
+		for workers == 2 && done.Load() != k {
+		}
+		steps += time.Since(t)
+	}
+	b.ReportMetric(float64(steps.Nanoseconds())/float64(k), "ns/op")
+	b.ReportMetric(float64(mine.Nanoseconds())/float64(k), "caller-ns/op")
+	b.ReportMetric(float64(helperNs.Load())/float64(k), "helper-ns/op")
+	b.ReportMetric(float64(n*28)*float64(k)/steps.Seconds()/1e6, "MB/s")
 }
 
 // benchPaused is benchSteps with pause() run before each step, and ns/op

@@ -331,8 +331,15 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 		}
 	}
 	mine := p.work(gen, 0)
+	var w0 int64
+	if tracing {
+		w0 = nanotime()
+	}
 	for i := 0; p.done.Load() < int64(n); i++ { // the helpers' last tasks
 		Backoff(i)
+	}
+	if tracing {
+		stats.waitNs.Add(nanotime() - w0)
 	}
 	if mine < int64(n) { // a helper took part
 		p.unanswered, p.misses, p.skip = false, 0, 0
@@ -355,8 +362,12 @@ func (p *Pool) work(gen uint32, id int) int64 {
 	if p.pub.Load() != gen || id >= w {
 		return 0 // gen is over (job may be the next one's), or id takes no part
 	}
-	if tracing && id > 0 {
-		traceArrival(p.pubAt.Load())
+	var t0 int64
+	if tracing {
+		t0 = nanotime()
+		if id > 0 {
+			traceArrival(p.pubAt.Load())
+		}
 	}
 	ran := int64(0)
 	for i := range w {
@@ -377,7 +388,7 @@ func (p *Pool) work(gen uint32, id int) int64 {
 		p.done.Add(ran)
 	}
 	if tracing {
-		traceLeave(id, ran)
+		traceLeave(id, ran, t0)
 	}
 	return ran
 }

@@ -22,10 +22,15 @@ type Stats struct {
 	// that took under 1 µs, 1–10 µs, 10–100 µs and longer.
 	ArriveNs int64
 	Arrive   [4]int64
+	// CallerNs and HelperNs are the time worker 0 and the helpers spent in
+	// their jobs' tasks (from taking part to leaving), and WaitNs the time
+	// the callers then waited for the helpers' last tasks.
+	CallerNs, HelperNs, WaitNs int64
 }
 
 var stats struct {
 	jobs, wakes, arrived, joined, caller, helper, arriveNs atomic.Int64
+	callerNs, helperNs, waitNs                             atomic.Int64
 	arrive                                                 [4]atomic.Int64
 }
 
@@ -37,6 +42,7 @@ func ReadStats() Stats {
 		Arrived: stats.arrived.Load(), Joined: stats.joined.Load(),
 		CallerTasks: stats.caller.Load(), HelperTasks: stats.helper.Load(),
 		ArriveNs: stats.arriveNs.Load(),
+		CallerNs: stats.callerNs.Load(), HelperNs: stats.helperNs.Load(), WaitNs: stats.waitNs.Load(),
 	}
 	for i := range s.Arrive {
 		s.Arrive[i] = stats.arrive[i].Load()
@@ -46,7 +52,7 @@ func ReadStats() Stats {
 
 // ResetStats sets every count to zero. It must not run with a job.
 func ResetStats() {
-	for _, c := range []*atomic.Int64{&stats.jobs, &stats.wakes, &stats.arrived, &stats.joined, &stats.caller, &stats.helper, &stats.arriveNs} {
+	for _, c := range []*atomic.Int64{&stats.jobs, &stats.wakes, &stats.arrived, &stats.joined, &stats.caller, &stats.helper, &stats.arriveNs, &stats.callerNs, &stats.helperNs, &stats.waitNs} {
 		c.Store(0)
 	}
 	for i := range stats.arrive {
@@ -71,13 +77,17 @@ func traceArrival(pubAt int64) {
 	}
 }
 
-// traceLeave counts the ran tasks of worker id as it leaves its job.
-func traceLeave(id int, ran int64) {
+// traceLeave counts the ran tasks of worker id as it leaves its job, and
+// the time since it took part (at t0).
+func traceLeave(id int, ran, t0 int64) {
+	d := nanotime() - t0
 	if id == 0 {
 		stats.caller.Add(ran)
+		stats.callerNs.Add(d)
 		return
 	}
 	stats.helper.Add(ran)
+	stats.helperNs.Add(d)
 	if ran > 0 {
 		stats.joined.Add(1)
 	}
