@@ -75,16 +75,21 @@
 // cache lines; the boundaries depend on the tensor's size only), small
 // tensors are batched into tasks of about the same total size, and the
 // tasks are run by a pool of Options.Workers goroutines (GOMAXPROCS by
-// default), the caller among them. Each worker owns the same contiguous run
-// of the tasks in every step and takes other workers' tasks only when its
-// own are done, so a model whose parameters and state fit in the cores'
+// default), the caller among them. A step of fewer tasks than workers (one
+// tensor of at most a chunk, on two workers) is cut again, for its update
+// only, into about two tasks per worker of at least ChunkSize/4 elements,
+// unless its rule sums per chunk (LAMB, Adafactor): the kernels are
+// element-wise, so that changes no result. Each worker owns the same
+// contiguous run of the tasks in every step and takes other workers' tasks
+// only when its own are done, so a model whose parameters and state fit in the cores'
 // caches together stays in them from step to step. Waking a parked
 // goroutine costs about 100 µs on the machines this was measured on, so
 // idle workers poll for a bounded time (Options.Spin) before they park, the
 // caller never waits for a worker that has not started, a step of fewer
 // than Options.ShardThreshold elements runs on the caller alone, and
 // workers that have parked are woken only for steps of
-// Options.WakeThreshold elements or more. BenchmarkShardThreshold measures
+// Options.WakeThreshold elements or more (a smaller step whose workers have
+// all parked runs on the caller as on one worker). BenchmarkShardThreshold measures
 // both crossovers.
 //
 // The optimizer state (exp_avg, exp_avg_sq, max_exp_avg_sq,

@@ -194,15 +194,16 @@ func (m *halfModel) equal(o *halfModel) bool {
 
 // TestHalfMatchesKernels steps 16-bit parameters of every mode through the
 // optimizer, on every level, with chunks and workers, and compares each
-// step with whole-tensor kernel calls: the chunking, the batching of small
-// tensors and the workers change no bit, and the stochastic rounding key
-// is the documented one.
+// step with whole-tensor kernel calls: the chunking (also the fine plan of
+// a one-task step), the batching of small tensors and the workers change
+// no bit, and the stochastic rounding key is the documented one.
 func TestHalfMatchesKernels(t *testing.T) {
 	sizes := []int{1, 37, 300, 1000}
 	for _, set := range levelSets(t) {
 		for _, hc := range halfCases() {
 			t.Run(set.Level().String()+"/"+hc.name, func(t *testing.T) {
-				for _, opts := range []Options{{Workers: 1}, {Workers: 2, ChunkSize: 64, ShardThreshold: -1, WakeThreshold: -1, Seed: 7}} {
+				for _, opts := range []Options{{Workers: 1}, {Workers: 2, ChunkSize: 64, ShardThreshold: -1, WakeThreshold: -1, Seed: 7},
+					{Workers: 2, ChunkSize: 2048, ShardThreshold: -1, WakeThreshold: -1, Seed: 7}} { // one task: the fine plan
 					opts.Kernels = set
 					m := newHalfModel(hc.f16, sizes)
 					m.initState(hc.h)

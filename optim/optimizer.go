@@ -18,10 +18,11 @@ const (
 	// tensor (256 KiB of float32, 512 KiB of float64).
 	DefaultChunkSize = 1 << 16
 	// DefaultShardThreshold is the total number of elements below which a
-	// step runs on the calling goroutine alone: two chunks, the smallest
+	// step runs on the calling goroutine alone: two fine tasks of
+	// DefaultChunkSize/4 elements (see Options.ChunkSize), the smallest
 	// step with two tasks to share. BenchmarkShardThreshold ("inline" vs
 	// "sharded") measures where polling workers start to pay.
-	DefaultShardThreshold = 2 * DefaultChunkSize
+	DefaultShardThreshold = 2 * DefaultChunkSize / fineDiv
 	// DefaultWakeThreshold is the total number of elements from which a
 	// step wakes parked workers; smaller steps use only the workers that
 	// are still polling. A wake-up costs about 100 µs, the time of a whole
@@ -206,15 +207,19 @@ type Optimizer[T Float] struct {
 	closed    bool
 
 	// Built by prepare when dirty: the state slab and the task plan.
-	dirty    bool
-	slab     []T
-	slab16   []uint16 // the 16-bit state buffers (half.go)
-	pieces   []piece
-	tasks    []int // task t is pieces[tasks[t]:tasks[t+1]]
-	total    int   // elements over all parameters
-	pieceSum []float64
-	pieceBad []bool
-	pool     *pool.Pool
+	dirty  bool
+	slab   []T
+	slab16 []uint16 // the 16-bit state buffers (half.go)
+	pieces []piece
+	tasks  []int // task t is pieces[tasks[t]:tasks[t+1]]
+	// finePieces and fineTasks are the update job's plan when the step has
+	// fewer tasks than workers (planFine); fineTasks is nil otherwise.
+	finePieces []piece
+	fineTasks  []int
+	total      int // elements over all parameters
+	pieceSum   []float64
+	pieceBad   []bool
+	pool       *pool.Pool
 	// reducing is set when a parameter's rule has a reduction pass
 	// (rule.go's reducer); pieceRed then holds each piece's sums.
 	reducing bool
@@ -232,8 +237,8 @@ type Optimizer[T Float] struct {
 	// normScale is the power of two that scaledNorm multiplies by.
 	normScale float64
 
-	jobUpdate, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
-	jobApply                                                                 pool.Job // second passes (rule.go)
+	jobUpdate, jobFine, jobCheck, jobSumSq, jobScale, jobZero, jobMaxAbs, jobScaledSq pool.Job
+	jobApply                                                                          pool.Job // second passes (rule.go)
 
 	// af is the plan of Adafactor's passes (adafactor_step.go); nil for
 	// every other rule.
@@ -319,6 +324,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 		dirty:     true,
 	}
 	o.jobUpdate = o.updateTask
+	o.jobFine = o.fineTask
 	o.jobCheck = o.checkTask
 	o.jobSumSq = o.sumSqTask
 	o.jobScale = o.scaleTask

@@ -60,6 +60,8 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	}
 	if o.af != nil {
 		o.stepAdafactor() // three passes: adafactor_step.go (never sharded: New refuses it)
+	} else if o.fineTasks != nil {
+		o.runN(&o.jobFine, len(o.fineTasks)-1) // a small step: finer tasks (plan.go)
 	} else {
 		o.run(&o.jobUpdate)
 		if o.reducing {
@@ -330,14 +332,17 @@ func (o *Optimizer[T]) prepare() {
 		o.shardPlan() // this rank's pieces only (shard.go)
 	}
 	o.planAdafactor()
+	o.planFine()
 	o.dirty = false
 }
 
 // run runs job over every task: on the caller when the step is small,
 // else on the worker pool. A job cannot fail: what its tasks could refuse
 // is checked before it runs (see updateTask).
-func (o *Optimizer[T]) run(job *pool.Job) {
-	n := len(o.tasks) - 1
+func (o *Optimizer[T]) run(job *pool.Job) { o.runN(job, len(o.tasks)-1) }
+
+// runN is run for a job of n tasks (the fine plan's, or the plan's).
+func (o *Optimizer[T]) runN(job *pool.Job, n int) {
 	if n <= 0 {
 		return
 	}
@@ -369,10 +374,20 @@ func (o *Optimizer[T]) run(job *pool.Job) {
 //
 // A parameter whose rule has a reduction pass runs that pass here and
 // keeps the piece's sums; its second pass is applyTask's (rule.go).
-func (o *Optimizer[T]) updateTask(_, t int) {
+func (o *Optimizer[T]) updateTask(_, t int) { o.updatePieces(o.pieces, o.tasks[t], o.tasks[t+1]) }
+
+// fineTask is updateTask for task t of the fine plan, which has no
+// parameter whose rule reduces (planFine).
+func (o *Optimizer[T]) fineTask(_, t int) {
+	o.updatePieces(o.finePieces, o.fineTasks[t], o.fineTasks[t+1])
+}
+
+// updatePieces runs the kernels of pieces[from:to]; j indexes the sums of
+// a reducing parameter's piece, so pieces is o.pieces when one reduces.
+func (o *Optimizer[T]) updatePieces(pieces []piece, from, to int) {
 	set, run := o.opt.Kernels, &o.ops.run
-	for j := o.tasks[t]; j < o.tasks[t+1]; j++ {
-		pc := o.pieces[j]
+	for j := from; j < to; j++ {
+		pc := pieces[j]
 		p := &o.params[pc.param]
 		if !p.active() {
 			continue

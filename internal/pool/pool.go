@@ -279,6 +279,16 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 	prev := p.level.Load()
 	steady := !wake && p.lastEnd.Load() > 0 && time.Duration(gap) <= p.pollFor(prev)
 	p.level.Store(max(gap, prev-prev/8))
+	if !wake && !steady && p.parked(w) {
+		// No helper can take part: each has parked and none is to be
+		// woken. The caller runs the tasks without publishing the job,
+		// so a small job costs what it costs on one worker.
+		for t := range n {
+			(*job)(0, t)
+		}
+		p.lastEnd.Store(nanotime())
+		return
+	}
 	gen := p.gen.Load() + 1
 	if sameGen(gen, 0) { // 0 means "none" in pub, and runs hold gen's low bits
 		gen++
@@ -347,6 +357,16 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 	p.pub.Store(0)
 	p.job.Store(nil)
 	p.lastEnd.Store(nanotime())
+}
+
+// parked reports whether the helpers of workers 1 … w-1 have all parked.
+func (p *Pool) parked(w int) bool {
+	for _, h := range p.hs[:w-1] {
+		if !h.sleeping.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // work runs tasks of generation gen as worker id: its own run from the

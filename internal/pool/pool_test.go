@@ -395,3 +395,30 @@ func TestSteadyStateUnansweredWakes(t *testing.T) {
 		p.Run(&d.job, 8, 2, false)
 	}
 }
+
+// TestParkedRunsInline: a job that no helper can join (each has parked and
+// none is to be woken) runs on the caller without being published; with
+// wake, or with a helper still polling, it is published as before.
+func TestParkedRunsInline(t *testing.T) {
+	p := New(3, 0) // spin 0: the helpers park at once and are woken only when asked
+	defer p.Close()
+	for !p.parked(3) {
+		time.Sleep(time.Millisecond)
+	}
+	gen := p.gen.Load()
+	c := newCounter(8, 0)
+	for range 20 {
+		p.Run(&c.job, 8, 3, false)
+	}
+	if p.gen.Load() != gen || c.workers[1].Load()+c.workers[2].Load() != 0 || c.workers[0].Load() != 8*20 {
+		t.Fatalf("parked helpers, no wake: generation %d → %d, tasks by worker %d, %d, %d", gen, p.gen.Load(),
+			c.workers[0].Load(), c.workers[1].Load(), c.workers[2].Load())
+	}
+	p.Run(&c.job, 8, 3, true)
+	if p.gen.Load() == gen {
+		t.Fatal("a job that wakes its helpers was not published")
+	}
+	if got := c.workers[0].Load() + c.workers[1].Load() + c.workers[2].Load(); got != 8*21 {
+		t.Fatalf("%d tasks ran, want %d", got, 8*21)
+	}
+}
