@@ -206,7 +206,7 @@ func f64[T Float](x []T) []float64 {
 func BenchmarkStepAdamF32(b *testing.B) {
 	benchKind[float32](b, DefaultAdam(), 28)
 	for _, mode := range []string{"b2b", "gap", "sleep", "b2bbare", "gapbare"} {
-		for _, n := range []int{1 << 14, 1 << 15, 1 << 16, 1 << 17, 1 << 18, 1 << 19} {
+		for _, n := range []int{1 << 14, 1 << 15, 1 << 16, 1 << 17, 3 << 16, 1 << 18, 1 << 19} {
 			for _, w := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/n=%d/workers=%d", mode, n, w), func(b *testing.B) {
 					switch mode {

@@ -75,11 +75,12 @@
 // cache lines; the boundaries depend on the tensor's size only), small
 // tensors are batched into tasks of about the same total size, and the
 // tasks are run by a pool of Options.Workers goroutines (GOMAXPROCS by
-// default), the caller among them. A step of fewer tasks than workers (one
-// tensor of at most a chunk, on two workers) is cut again, for its update
-// only, into about two tasks per worker of at least ChunkSize/4 elements,
-// unless its rule sums per chunk (LAMB, Adafactor): the kernels are
-// element-wise, so that changes no result. Each worker owns the same
+// default), the caller among them. A step whose tasks the workers cannot
+// share evenly (fewer than the workers, such as one tensor of at most a
+// chunk on two workers, or a few more that are not a multiple of them) is
+// cut again, for its update only, into two or more tasks per worker of at
+// least ChunkSize/4 elements, unless its rule sums per chunk (LAMB,
+// Adafactor): the kernels are element-wise, so that changes no result. Each worker owns the same
 // contiguous run of the tasks in every step and takes other workers' tasks
 // only when its own are done, so a model whose parameters and state fit in the cores'
 // caches together stays in them from step to step. Waking a parked

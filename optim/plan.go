@@ -82,20 +82,23 @@ type cutter interface {
 // at 32K and 64K on the AMD measured; with 8K tasks they lost at 16K).
 const fineDiv = 4
 
-// planFine plans the update job of a step that has fewer tasks than
-// workers (with two workers: a step of one task, at most one chunk, which
-// would otherwise run on one worker while the other waits): its pieces are
-// cut again, at multiples of 16 elements from each piece's start, into
-// about two tasks per worker of at least ChunkSize/4 elements each. The
-// kernels are element-wise and the random bits of stochastic rounding
-// follow each element's index, so the cut changes no result; a rule with
-// a reduction pass (LAMB, Adafactor), whose sums are per chunk, keeps the
-// plan, and so does a step split across processes (Options.Shard).
+// planFine plans the update job of a step whose tasks the workers cannot
+// share evenly: fewer tasks than workers (with two workers, a step of one
+// task, at most one chunk, which would otherwise run on one worker while
+// the other waits), or a few more that are not a multiple of the workers
+// (three chunks on two workers: one worker runs two). Its pieces are cut
+// again, at multiples of 16 elements from each piece's start, into m tasks
+// per worker, m = max(2, ⌈tasks/workers⌉), of at least ChunkSize/4
+// elements each. The kernels are element-wise and the random bits of
+// stochastic rounding follow each element's index, so the cut changes no
+// result; a rule with a reduction pass (LAMB, Adafactor), whose sums are
+// per chunk, keeps the plan, and so does a step split across processes
+// (Options.Shard).
 func (o *Optimizer[T]) planFine() {
 	o.fineTasks = nil
 	w := o.opt.Workers
 	tasks := len(o.tasks) - 1
-	if w <= 1 || tasks <= 0 || tasks >= w || o.reducing || o.af != nil || o.shard != nil {
+	if w <= 1 || tasks <= 0 || tasks%w == 0 || tasks >= 4*w || o.reducing || o.af != nil || o.shard != nil {
 		return
 	}
 	total := 0
@@ -103,7 +106,10 @@ func (o *Optimizer[T]) planFine() {
 		total += pc.hi - pc.lo
 	}
 	least := max(o.opt.ChunkSize/fineDiv, 16)
-	k := min(2*w, total/least)
+	k := w * max(2, (tasks+w-1)/w)
+	if total/least < k {
+		k = total / least
+	}
 	if k <= tasks {
 		return
 	}
