@@ -36,12 +36,12 @@ func TestFinePlanExact(t *testing.T) {
 					o.Close()
 					want32, n32 := runExact[float32](t, c.h, Options{Workers: 1, ChunkSize: chunk}, 6)
 					got32, g32 := runExact[float32](t, c.h, opts, 6)
-					if !got32.equal(want32) || !equalFloats(n32, g32) {
+					if !got32.equal(want32) || !bitsEqual(n32, g32) {
 						t.Errorf("float32, chunk %d, workers %d: differs from one worker", chunk, w)
 					}
 					want64, n64 := runExact[float64](t, c.h, Options{Workers: 1, ChunkSize: chunk}, 6)
 					got64, g64 := runExact[float64](t, c.h, opts, 6)
-					if !got64.equal(want64) || !equalFloats(n64, g64) {
+					if !got64.equal(want64) || !bitsEqual(n64, g64) {
 						t.Errorf("float64, chunk %d, workers %d: differs from one worker", chunk, w)
 					}
 				}
@@ -126,16 +126,4 @@ func TestFinePlanFrozen(t *testing.T) {
 			t.Errorf("workers %d: differs from one worker", w)
 		}
 	}
-}
-
-func equalFloats(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bitsEqual(a[i:i+1], b[i:i+1]) {
-			return false
-		}
-	}
-	return true
 }
