@@ -139,6 +139,16 @@ func LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
 	return active.LAMBApplyF64(c, p, m, v, trust)
 }
 
+// LAMBApplyStoredF32 runs [Set.LAMBApplyStoredF32] at the active level.
+func LAMBApplyStoredF32(c *Coeffs, p, r []float32, trust float64) error {
+	return active.LAMBApplyStoredF32(c, p, r, trust)
+}
+
+// LAMBApplyStoredF64 runs [Set.LAMBApplyStoredF64] at the active level.
+func LAMBApplyStoredF64(c *Coeffs, p, r []float64, trust float64) error {
+	return active.LAMBApplyStoredF64(c, p, r, trust)
+}
+
 // SecantDotsF32 runs [Set.SecantDotsF32] at the active level.
 func SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
 	return active.SecantDotsF32(x, xPrev, g, gPrev)

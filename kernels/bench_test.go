@@ -345,14 +345,19 @@ func BenchmarkRAdamF64(b *testing.B) { benchRAdam[float64](b) }
 // benchLAMB measures a whole LAMB step on one slice: the first pass (reads
 // p, grad, m, v; writes m, v), the trust ratio, the second pass (reads p,
 // m, v; writes p): ten element transfers per parameter.
-func benchLAMB[T Float](b *testing.B) {
-	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
+func benchLAMB[T Float](b *testing.B) { benchLAMBOf(b, lambKernel[T](), false) }
+
+// benchLAMBOf is benchLAMB of kernel k (lambKernel or lambKeepKernel, whose
+// first pass also writes r over grad and whose second reads p and r:
+// also ten transfers, of which six are reads where lambKernel's are seven).
+func benchLAMBOf[T Float](b *testing.B, k ewKernel[T], keep bool) {
+	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: keep}.Coeffs(10))
 	benchLevels(b, func(b *testing.B, s *Set, n int) {
 		a := slab[T](4, n)
 		nonneg(a[3]) // v ≥ 0: a negative v makes r and then p NaN
 		var z T
 		b.SetBytes(int64(n) * int64(sizeOf(z)) * 10)
-		run := lambKernel[T]().run
+		run := k.run
 		for b.Loop() {
 			if err := run(s, &c, a); err != nil {
 				b.Fatal(err)
@@ -374,6 +379,7 @@ func benchLAMB[T Float](b *testing.B) {
 func BenchmarkLAMBPassesF32(b *testing.B) {
 	s, _ := For(Best())
 	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
+	ck := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true}.Coeffs(10))
 	ca := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}.Coeffs(10))
 	for _, n := range []int{1 << 16, 1 << 24} {
 		if testing.Short() && n > 1<<16 {
@@ -403,6 +409,11 @@ func BenchmarkLAMBPassesF32(b *testing.B) {
 		}
 		run("moments", 24, func() error { _, _, err := s.LAMBMomentsF32(&c, a[0], a[1], a[2], a[3]); return err })
 		run("apply", 16, func() error { return s.LAMBApplyF32(&c, a[0], a[2], a[3], 1) })
+		// DirectionInGrad: the first pass also writes r over grad (reads
+		// four streams, writes three: 28 bytes), the second reads p and r
+		// and writes p (12).
+		run("moments-keep", 28, func() error { _, _, err := s.LAMBMomentsF32(&ck, a[0], a[1], a[2], a[3]); return err })
+		run("apply-stored", 12, func() error { return s.LAMBApplyStoredF32(&ck, a[0], a[1], 1) })
 		run("adam", 28, func() error { return s.AdamF32(&ca, a[0], a[1], a[2], a[3], nil) })
 		run("roof2", 20, func() error { return s.RoofF32(r[0], r[1], r[2], nil) })
 		run("roof3", 28, func() error { return s.RoofF32(r[0], r[1], r[2], r[3]) })
@@ -411,6 +422,11 @@ func BenchmarkLAMBPassesF32(b *testing.B) {
 
 func BenchmarkLAMBF32(b *testing.B) { benchLAMB[float32](b) }
 func BenchmarkLAMBF64(b *testing.B) { benchLAMB[float64](b) }
+
+// BenchmarkLAMBStoredF32 is BenchmarkLAMBF32 with DirectionInGrad: r is
+// stored over the gradient by the first pass and read back by the second.
+func BenchmarkLAMBStoredF32(b *testing.B) { benchLAMBOf(b, lambKeepKernel[float32](), true) }
+func BenchmarkLAMBStoredF64(b *testing.B) { benchLAMBOf(b, lambKeepKernel[float64](), true) }
 
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())

@@ -993,7 +993,8 @@ func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
 // Optimization for Deep Learning: Training BERT in 76 minutes",
 // arXiv:1904.00962, Algorithm 2) with Adam's bias correction, as NVIDIA
 // apex's FusedLAMB and timm's Lamb have it. A step is two passes over a
-// parameter, [Set.LAMBMomentsF32] and [Set.LAMBApplyF32]; with g the
+// parameter, [Set.LAMBMomentsF32] and [Set.LAMBApplyF32] (or
+// [Set.LAMBApplyStoredF32] with DirectionInGrad); with g the
 // gradient and t the step number:
 //
 //	m = β1·m + (1-β1)·g
@@ -1012,6 +1013,11 @@ type LAMB struct {
 	Eps         float64 // ≥ 0
 	WeightDecay float64 // added to the direction: r += wd·p; ≥ 0
 	Spago       bool    // spago's form: the bias corrections in the step size
+	// DirectionInGrad makes the first pass store r over the gradient and
+	// the second read it back ([Set.LAMBApplyStoredF32]) instead of
+	// computing it again from m, v and p, as NVIDIA apex's FusedLAMB does:
+	// the same bits, one stream fewer read, the gradient overwritten.
+	DirectionInGrad bool
 	Prelude
 }
 
@@ -1042,6 +1048,9 @@ func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
 	mode := 0
 	if h.WeightDecay != 0 {
 		mode |= abi.LAMBWD
+	}
+	if h.DirectionInGrad {
+		mode |= abi.LAMBKeep
 	}
 	// float64(…) rounds each product before the subtraction, as Adam's
 	// coefficients do, so that they are the same bits on every machine.
@@ -1081,6 +1090,11 @@ func LAMBTrust(pp, rr float64) float64 {
 	}
 	return 1
 }
+
+// LAMBStored reports whether c is a LAMB block made with
+// DirectionInGrad: its first pass stores r over the gradient, for
+// [Set.LAMBApplyStoredF32].
+func (c *Coeffs) LAMBStored() bool { return c != nil && c.fam == famLAMB && c.mode&abi.LAMBKeep != 0 }
 
 // LAMBFactor returns the factor f of [Set.LAMBApplyF32], -(step size)·trust
 // in float64, for a block made by [LAMB.CoeffsInto] (0 for any other).

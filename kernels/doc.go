@@ -28,7 +28,10 @@
 // sums of squares of p and of the update direction, accumulated by the same
 // 16-lane rule (so bit-identical on every level too), and
 // [Set.LAMBApplyF32] computes the direction again and moves p by the
-// parameter's trust ratio ([LAMBTrust]).
+// parameter's trust ratio ([LAMBTrust]). With [LAMB].DirectionInGrad the
+// first pass also stores the direction over the gradient and
+// [Set.LAMBApplyStoredF32] reads it back: the same bits, one stream fewer
+// read (see the README, "LAMB's two passes").
 //
 // Adafactor's kernels ([Set.AdafactorSumsF32], [Set.AdafactorNormsF32],
 // [Set.AdafactorUpdateF32]) are grid kernels: they run over the rows of a

@@ -295,6 +295,20 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			name := fmt.Sprintf("LAMB%s/wd=%v/spago=%v", prec, wd, spago)
 			hashes[name] = hashSlices(st[0], st[1], st[2])
 			hashes[name+"/sums"] = hashSlices(sums)
+			// DirectionInGrad: p, m, v must hash as above; the gradient of
+			// the last step holds that step's r.
+			st, _ = goldenData[T](9)
+			clear(st[1])
+			clear(st[2])
+			h.DirectionInGrad = true
+			var last []T
+			for step := range goldenSteps {
+				c := must(h.Coeffs(int64(step + 1)))
+				last = append(last[:0], gr[step]...)
+				pp, rr, _ := lambPass1(s, &c, st[0], last, st[1], st[2])
+				_ = lambPass2Stored(s, &c, st[0], last, LAMBTrust(pp, rr))
+			}
+			hashes[fmt.Sprintf("LAMBKeep%s/wd=%v/spago=%v", prec, wd, spago)] = hashSlices(st[0], st[1], st[2], last)
 		}
 	}
 	adafactorGolden[T](s, prec, hashes)

@@ -8687,10 +8687,14 @@ TEXT ·lambMomentsF32NEON(SB), NOSPLIT, $256-72
 	FMOVQ 320(R0), F24 // beta2
 	FMOVQ 384(R0), F25 // ib2
 	FMOVQ 448(R0), F26 // eps
-	AND $1, R7, R7
+	AND $3, R7, R7
 	CMP $0, R7
 	BEQ v0
-	B v1
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v3
 v0:
 	MOVD $lanes-256(SP), R8
 	VEOR V28.B16, V28.B16, V28.B16
@@ -9770,6 +9774,1117 @@ v1combine:
 	WORD $0x7e70d800 // faddp d0, v0.2d
 	FMOVD F0, rr+64(FP)
 	RET
+v2:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v2tail
+v2loop16:
+	VLD1 (R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1.P 64(R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	WORD $0x6e21deed // fmul v13.4s, v23.4s, v1.4s
+	WORD $0x6e22deee // fmul v14.4s, v23.4s, v2.4s
+	WORD $0x6e23deef // fmul v15.4s, v23.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	WORD $0x6e31df11 // fmul v17.4s, v24.4s, v17.4s
+	WORD $0x6e32df12 // fmul v18.4s, v24.4s, v18.4s
+	WORD $0x6e33df13 // fmul v19.4s, v24.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	VFMLA V25.S4, V17.S4, V1.S4
+	VFMLA V25.S4, V18.S4, V2.S4
+	VFMLA V25.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R2)
+	ADD $0, R8, R9
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	WORD $0x4e61789d // fcvtl2 v29.2d, v4.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178bc // fcvtl v28.2d, v5.2s
+	WORD $0x4e6178bd // fcvtl2 v29.2d, v5.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178dc // fcvtl v28.2d, v6.2s
+	WORD $0x4e6178dd // fcvtl2 v29.2d, v6.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178fc // fcvtl v28.2d, v7.2s
+	WORD $0x4e6178fd // fcvtl2 v29.2d, v7.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	ADD $128, R8, R9
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	WORD $0x4e61791d // fcvtl2 v29.2d, v8.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61793c // fcvtl v28.2d, v9.2s
+	WORD $0x4e61793d // fcvtl2 v29.2d, v9.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61795c // fcvtl v28.2d, v10.2s
+	WORD $0x4e61795d // fcvtl2 v29.2d, v10.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61797c // fcvtl v28.2d, v11.2s
+	WORD $0x4e61797d // fcvtl2 v29.2d, v11.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	SUBS $16, R6, R6
+	BGE v2loop16
+v2tail:
+	ADDS $16, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 0(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 0(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 128(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 8(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 8(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 136(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 16(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 16(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 144(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 24(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 24(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 152(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 32(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 32(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 160(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 40(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 40(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 168(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 48(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 48(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 176(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 56(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 56(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 184(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 64(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 64(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 192(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 72(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 72(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 200(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 80(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 80(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 208(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 88(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 88(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 216(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 96(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 96(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 224(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 104(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 104(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 232(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 112(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 112(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 240(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v2combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
+v3:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v3tail
+v3loop16:
+	VLD1 (R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1.P 64(R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	WORD $0x6e21deed // fmul v13.4s, v23.4s, v1.4s
+	WORD $0x6e22deee // fmul v14.4s, v23.4s, v2.4s
+	WORD $0x6e23deef // fmul v15.4s, v23.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	WORD $0x6e31df11 // fmul v17.4s, v24.4s, v17.4s
+	WORD $0x6e32df12 // fmul v18.4s, v24.4s, v18.4s
+	WORD $0x6e33df13 // fmul v19.4s, v24.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	VFMLA V25.S4, V17.S4, V1.S4
+	VFMLA V25.S4, V18.S4, V2.S4
+	VFMLA V25.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	VFMLA V5.S4, V21.S4, V9.S4
+	VFMLA V6.S4, V21.S4, V10.S4
+	VFMLA V7.S4, V21.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R2)
+	ADD $0, R8, R9
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	WORD $0x4e61789d // fcvtl2 v29.2d, v4.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178bc // fcvtl v28.2d, v5.2s
+	WORD $0x4e6178bd // fcvtl2 v29.2d, v5.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178dc // fcvtl v28.2d, v6.2s
+	WORD $0x4e6178dd // fcvtl2 v29.2d, v6.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178fc // fcvtl v28.2d, v7.2s
+	WORD $0x4e6178fd // fcvtl2 v29.2d, v7.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	ADD $128, R8, R9
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	WORD $0x4e61791d // fcvtl2 v29.2d, v8.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61793c // fcvtl v28.2d, v9.2s
+	WORD $0x4e61793d // fcvtl2 v29.2d, v9.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61795c // fcvtl v28.2d, v10.2s
+	WORD $0x4e61795d // fcvtl2 v29.2d, v10.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61797c // fcvtl v28.2d, v11.2s
+	WORD $0x4e61797d // fcvtl2 v29.2d, v11.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	SUBS $16, R6, R6
+	BGE v3loop16
+v3tail:
+	ADDS $16, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 0(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 0(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 128(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 8(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 8(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 136(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 16(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 16(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 144(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 24(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 24(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 152(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 32(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 32(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 160(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 40(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 40(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 168(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 48(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 48(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 176(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 56(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 56(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 184(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 64(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 64(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 192(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 72(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 72(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 200(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 80(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 80(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 208(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 88(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 88(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 216(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 96(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 96(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 224(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 104(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 104(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 232(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVS (R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R2)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 112(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 112(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 240(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v3combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
 
 // func lambApplyF32NEON(c *[16][16]float32, p, m, v *float32, n, mode int, f float32)
 TEXT ·lambApplyF32NEON(SB), NOSPLIT, $0-52
@@ -9917,6 +11032,53 @@ v1loop0:
 	SUBS $1, R6, R6
 	BNE v1loop0
 v1done:
+	RET
+
+// func lambApplyStoredF32NEON(c *[16][16]float32, p, r *float32, n, mode int, f float32)
+TEXT ·lambApplyStoredF32NEON(SB), NOSPLIT, $0-44
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD r+16(FP), R2
+	MOVD n+24(FP), R6
+	MOVD mode+32(FP), R7
+	FMOVS f+40(FP), F20
+	VDUP V20.S[0], V20.S4
+	AND $0, R7, R7
+	B v0
+v0:
+	SUBS $16, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V0.S4, V20.S4, V4.S4
+	VFMLA V1.S4, V20.S4, V5.S4
+	VFMLA V2.S4, V20.S4, V6.S4
+	VFMLA V3.S4, V20.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $12, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.S4]
+	VLD1 (R1), [V4.S4]
+	VFMLA V0.S4, V20.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $4, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVS.P 4(R2), F0
+	FMOVS (R1), F4
+	VFMLA V0.S4, V20.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
 	RET
 
 // func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
@@ -22187,10 +23349,14 @@ TEXT ·lambMomentsF64NEON(SB), NOSPLIT, $256-72
 	FMOVQ 320(R0), F24 // beta2
 	FMOVQ 384(R0), F25 // ib2
 	FMOVQ 448(R0), F26 // eps
-	AND $1, R7, R7
+	AND $3, R7, R7
 	CMP $0, R7
 	BEQ v0
-	B v1
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v3
 v0:
 	MOVD $lanes-256(SP), R8
 	VEOR V28.B16, V28.B16, V28.B16
@@ -23262,6 +24428,1111 @@ v1combine:
 	WORD $0x7e70d800 // faddp d0, v0.2d
 	FMOVD F0, rr+64(FP)
 	RET
+v2:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v2tail
+v2loop16:
+	VLD1 (R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R2)
+	ADD $0, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $128, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	VLD1 (R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R2)
+	ADD $64, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $192, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	SUBS $16, R6, R6
+	BGE v2loop16
+v2tail:
+	ADDS $16, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 0(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 0(R8)
+	FMOVD 128(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 8(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 8(R8)
+	FMOVD 136(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 16(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 16(R8)
+	FMOVD 144(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 24(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 24(R8)
+	FMOVD 152(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 32(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 32(R8)
+	FMOVD 160(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 40(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 40(R8)
+	FMOVD 168(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 48(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 48(R8)
+	FMOVD 176(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 56(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 56(R8)
+	FMOVD 184(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 64(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 64(R8)
+	FMOVD 192(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 72(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 72(R8)
+	FMOVD 200(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 80(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 80(R8)
+	FMOVD 208(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 88(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 88(R8)
+	FMOVD 216(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 96(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 96(R8)
+	FMOVD 224(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 104(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 104(R8)
+	FMOVD 232(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v2combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R2)
+	FMOVD 112(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 112(R8)
+	FMOVD 240(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v2combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
+v3:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v3tail
+v3loop16:
+	VLD1 (R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	VFMLA V5.D2, V21.D2, V9.D2
+	VFMLA V6.D2, V21.D2, V10.D2
+	VFMLA V7.D2, V21.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R2)
+	ADD $0, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $128, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	VLD1 (R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	VFMLA V5.D2, V21.D2, V9.D2
+	VFMLA V6.D2, V21.D2, V10.D2
+	VFMLA V7.D2, V21.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R2)
+	ADD $64, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $192, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	SUBS $16, R6, R6
+	BGE v3loop16
+v3tail:
+	ADDS $16, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 0(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 0(R8)
+	FMOVD 128(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 8(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 8(R8)
+	FMOVD 136(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 16(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 16(R8)
+	FMOVD 144(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 24(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 24(R8)
+	FMOVD 152(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 32(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 32(R8)
+	FMOVD 160(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 40(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 40(R8)
+	FMOVD 168(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 48(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 48(R8)
+	FMOVD 176(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 56(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 56(R8)
+	FMOVD 184(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 64(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 64(R8)
+	FMOVD 192(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 72(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 72(R8)
+	FMOVD 200(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 80(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 80(R8)
+	FMOVD 208(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 88(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 88(R8)
+	FMOVD 216(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 96(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 96(R8)
+	FMOVD 224(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 104(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 104(R8)
+	FMOVD 232(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v3combine
+	FMOVD (R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R2)
+	FMOVD 112(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 112(R8)
+	FMOVD 240(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v3combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+56(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+64(FP)
+	RET
 
 // func lambApplyF64NEON(c *[16][8]float64, p, m, v *float64, n, mode int, f float64)
 TEXT ·lambApplyF64NEON(SB), NOSPLIT, $0-56
@@ -23409,6 +25680,53 @@ v1loop0:
 	SUBS $1, R6, R6
 	BNE v1loop0
 v1done:
+	RET
+
+// func lambApplyStoredF64NEON(c *[16][8]float64, p, r *float64, n, mode int, f float64)
+TEXT ·lambApplyStoredF64NEON(SB), NOSPLIT, $0-48
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD r+16(FP), R2
+	MOVD n+24(FP), R6
+	MOVD mode+32(FP), R7
+	FMOVD f+40(FP), F20
+	VDUP V20.D[0], V20.D2
+	AND $0, R7, R7
+	B v0
+v0:
+	SUBS $8, R6, R6
+	BLT v0tail1
+v0loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V0.D2, V20.D2, V4.D2
+	VFMLA V1.D2, V20.D2, V5.D2
+	VFMLA V2.D2, V20.D2, V6.D2
+	VFMLA V3.D2, V20.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v0loop4
+v0tail1:
+	ADDS $6, R6, R6
+	BLT v0tail0
+v0loop1:
+	VLD1.P 16(R2), [V0.D2]
+	VLD1 (R1), [V4.D2]
+	VFMLA V0.D2, V20.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v0loop1
+v0tail0:
+	ADDS $2, R6, R6
+	BEQ v0done
+v0loop0:
+	FMOVD.P 8(R2), F0
+	FMOVD (R1), F4
+	VFMLA V0.D2, V20.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v0loop0
+v0done:
 	RET
 
 // func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)

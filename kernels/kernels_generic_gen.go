@@ -22,6 +22,7 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.radam = radamGeneric[T]
 	t.lambMoments = lambMomentsGeneric[T]
 	t.lambApply = lambApplyGeneric[T]
+	t.lambApplyStored = lambApplyStoredGeneric[T]
 	t.sgdKeep = sgdKeepGeneric[T]
 	t.adafactorVariance = adafactorVarianceGeneric[T]
 	t.adafactorSums = adafactorSumsGeneric[T]
@@ -431,6 +432,7 @@ func radamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
 // internal/abi: for each element, the operations of the description in order.
 func lambMomentsGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) (float64, float64) {
 	decay := cf.mode&1 == 1 // weight decay in the update direction
+	keep := cf.mode&2 == 2  // the direction is stored over the gradient
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
 	ms := unsafe.Slice(m, n)
@@ -457,6 +459,9 @@ func lambMomentsGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) (float64, 
 		r := T(m / d)
 		if decay {
 			r = fmaT(wd, p, r)
+		}
+		if keep {
+			grads[i] = r
 		}
 		sumSq16(&ppLanes, i, p)
 		sumSq16(&rrLanes, i, r)
@@ -486,6 +491,16 @@ func lambApplyGeneric[T Float](cf *Coeffs, p, m, v *T, n int, f T) {
 			r = fmaT(wd, p, r)
 		}
 		ps[i] = fmaT(f, r, p)
+	}
+}
+
+// lambApplyStoredGeneric is the reference lambApplyStored kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func lambApplyStoredGeneric[T Float](cf *Coeffs, p, r *T, n int, f T) {
+	ps := unsafe.Slice(p, n)
+	rs := unsafe.Slice(r, n)
+	for i := range ps {
+		ps[i] = fmaT(f, rs[i], ps[i])
 	}
 }
 

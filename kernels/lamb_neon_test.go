@@ -34,7 +34,11 @@ func testNEONLAMBModes[T Float](t *testing.T) {
 					a[i] = append([]T(nil), in[i]...)
 				}
 				pp, rr = k.lambMoments(&c, &a[0][0], &a[1][0], &a[2][0], &a[3][0], n)
-				k.lambApply(&c, &a[0][0], &a[2][0], &a[3][0], n, T(c.LAMBFactor(LAMBTrust(pp, rr))))
+				f := T(c.LAMBFactor(LAMBTrust(pp, rr)))
+				k.lambApply(&c, &a[0][0], &a[2][0], &a[3][0], n, f)
+				// The stored direction's second pass on the gradient's
+				// slice (r in mode keep), into m's place.
+				k.lambApplyStored(&c, &a[2][0], &a[1][0], n, f)
 				return a, pp, rr
 			}
 			want, wpp, wrr := run(ref)

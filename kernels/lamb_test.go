@@ -13,7 +13,10 @@ import (
 // LAMB's two passes: parity of both (the sums bit for bit), a case worked
 // out by hand, the float64 textbook, bad input and the element range.
 
-func lambCoeffs() []Coeffs {
+func lambCoeffs() []Coeffs { return lambCoeffsKeep(false) }
+
+// lambCoeffsKeep is lambCoeffs with DirectionInGrad set to keep.
+func lambCoeffsKeep(keep bool) []Coeffs {
 	var out []Coeffs
 	for _, wd := range []float64{0, 0.01} {
 		for _, spago := range []bool{false, true} {
@@ -25,7 +28,8 @@ func lambCoeffs() []Coeffs {
 					if spago {
 						eps = 0
 					}
-					h := LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: eps, WeightDecay: wd, Spago: spago, Prelude: pr}
+					h := LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: eps, WeightDecay: wd, Spago: spago,
+						DirectionInGrad: keep, Prelude: pr}
 					out = append(out, must(h.Coeffs(step)))
 				}
 			}
@@ -55,6 +59,27 @@ func lambPass2[T Float](s *Set, c *Coeffs, p, m, v []T, trust float64) error {
 	panic("type")
 }
 
+// lambPass2Stored calls the typed LAMBApplyStored of s.
+func lambPass2Stored[T Float](s *Set, c *Coeffs, p, r []T, trust float64) error {
+	switch p := any(p).(type) {
+	case []float32:
+		return s.LAMBApplyStoredF32(c, p, any(r).([]float32), trust)
+	case []float64:
+		return s.LAMBApplyStoredF64(c, p, any(r).([]float64), trust)
+	}
+	panic("type")
+}
+
+// lambSecond is the second pass that block c asks for, on the streams p,
+// grad, exp_avg, exp_avg_sq: LAMBApply, or LAMBApplyStored on the
+// direction the first pass left in grad.
+func lambSecond[T Float](s *Set, c *Coeffs, a [][]T, trust float64) error {
+	if c.LAMBStored() {
+		return lambPass2Stored(s, c, a[0], a[1], trust)
+	}
+	return lambPass2(s, c, a[0], a[2], a[3], trust)
+}
+
 // lambKernel is a whole LAMB step on one slice as an element-wise kernel
 // (streams p, grad, exp_avg, exp_avg_sq): the first pass, the trust ratio of
 // its sums, the second pass. The harnesses that compare streams (fuzz,
@@ -69,9 +94,17 @@ func lambKernel[T Float]() ewKernel[T] {
 			if err != nil {
 				return err
 			}
-			return lambPass2(s, c, a[0], a[2], a[3], LAMBTrust(pp, rr))
+			return lambSecond(s, c, a, LAMBTrust(pp, rr))
 		},
 	}
+}
+
+// lambKeepKernel is lambKernel with DirectionInGrad: the first pass
+// leaves r in grad, the second reads it there.
+func lambKeepKernel[T Float]() ewKernel[T] {
+	k := lambKernel[T]()
+	k.name, k.written, k.coeffs = "LAMBKeep", []bool{true, true, true, true}, lambCoeffsKeep(true)
+	return k
 }
 
 // runLAMBParity compares every level with the reference, pass by pass: the
@@ -79,7 +112,12 @@ func lambKernel[T Float]() ewKernel[T] {
 // the reference's trust ratio and with fixed ones (0, a huge one that
 // overflows float32's factor, NaN).
 func runLAMBParity[T Float](t *testing.T, ns []int) {
-	k := lambKernel[T]()
+	for _, k := range []ewKernel[T]{lambKernel[T](), lambKeepKernel[T]()} {
+		t.Run(k.name, func(t *testing.T) { runLAMBParityOf(t, k, ns) })
+	}
+}
+
+func runLAMBParityOf[T Float](t *testing.T, k ewKernel[T], ns []int) {
 	ref := sets[Generic]
 	for _, s := range testLevels(t) {
 		t.Run(s.Level().String(), func(t *testing.T) {
@@ -119,10 +157,10 @@ func runLAMBParity[T Float](t *testing.T, ns []int) {
 						for _, trust := range []float64{LAMBTrust(wpp, wrr), 0, 1e45, math.NaN()} {
 							w2, ws2 := paritytest.CloneAll(want)
 							g2, gs2 := paritytest.CloneAll(got)
-							if err := lambPass2(ref, c, ws2[0], ws2[2], ws2[3], trust); err != nil {
+							if err := lambSecond(ref, c, ws2, trust); err != nil {
 								t.Fatal(err)
 							}
-							if err := lambPass2(s, c, gs2[0], gs2[2], gs2[3], trust); err != nil {
+							if err := lambSecond(s, c, gs2, trust); err != nil {
 								t.Fatal(err)
 							}
 							for st := range in {
@@ -156,42 +194,66 @@ func TestLAMBByHand(t *testing.T) {
 	t.Run("F64", testLAMBByHand[float64])
 }
 
+// lambHandCase is a case of TestLAMBByHand: p and g everywhere, ε, the
+// sums for n elements, the direction r and the new p.
+type lambHandCase struct {
+	p, g, eps float64
+	pp, rr    func(n int) float64
+	r, want   float64
+}
+
 func testLAMBByHand[T Float](t *testing.T) {
-	cases := []struct {
-		p, g, eps float64
-		pp, rr    func(n int) float64
-		want      float64
-	}{
-		{2, 4, 0, func(n int) float64 { return float64(4 * n) }, func(n int) float64 { return float64(n) }, 1},
-		{0, 4, 0, func(int) float64 { return 0 }, func(n int) float64 { return float64(n) }, -0.5},
-		{3, 0, 1, func(n int) float64 { return float64(9 * n) }, func(int) float64 { return 0 }, 3},
-		{3, 0, 0, func(n int) float64 { return float64(9 * n) }, func(int) float64 { return math.NaN() }, math.NaN()},
+	cases := []lambHandCase{
+		{2, 4, 0, func(n int) float64 { return float64(4 * n) }, func(n int) float64 { return float64(n) }, 1, 1},
+		{0, 4, 0, func(int) float64 { return 0 }, func(n int) float64 { return float64(n) }, 1, -0.5},
+		{3, 0, 1, func(n int) float64 { return float64(9 * n) }, func(int) float64 { return 0 }, 0, 3},
+		{3, 0, 0, func(n int) float64 { return float64(9 * n) }, func(int) float64 { return math.NaN() }, math.NaN(), math.NaN()},
 	}
 	for _, s := range append([]*Set{sets[Generic]}, testLevels(t)...) {
 		for ci, k := range cases {
-			c := must(LAMB{LR: 0.5, Beta1: 0.5, Beta2: 0.75, Eps: k.eps}.Coeffs(1))
-			for _, n := range []int{1, 5, 16, 19, 37, 70, 133} {
-				p, g, m, v := make([]T, n), make([]T, n), make([]T, n), make([]T, n)
-				for i := range n {
-					p[i], g[i] = T(k.p), T(k.g)
-				}
-				pp, rr, err := lambPass1(s, &c, p, g, m, v)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !paritytest.Same(pp, k.pp(n)) || !paritytest.Same(rr, k.rr(n)) {
-					t.Fatalf("%v case %d n=%d: sums (%v, %v), want (%v, %v)", s.Level(), ci, n, pp, rr, k.pp(n), k.rr(n))
-				}
-				if err := lambPass2(s, &c, p, m, v, LAMBTrust(pp, rr)); err != nil {
-					t.Fatal(err)
-				}
-				for i := range n {
-					if !paritytest.Same(p[i], T(k.want)) || m[i] != T(k.g/2) || v[i] != T(k.g*k.g/4) {
-						t.Fatalf("%v case %d n=%d element %d: p, m, v = %v, %v, %v; want %v, %v, %v",
-							s.Level(), ci, n, i, p[i], m[i], v[i], k.want, k.g/2, k.g*k.g/4)
-					}
+			for _, keep := range []bool{false, true} {
+				for _, n := range []int{1, 5, 16, 19, 37, 70, 133} {
+					what := fmt.Sprintf("%v case %d keep=%v n=%d", s.Level(), ci, keep, n)
+					lambByHand[T](t, what, s, k, keep, n)
 				}
 			}
+		}
+	}
+}
+
+// lambByHand runs case k on n elements; with keep (DirectionInGrad) the
+// gradient must hold r after the first pass, and the second pass reads it
+// there.
+func lambByHand[T Float](t *testing.T, what string, s *Set, k lambHandCase, keep bool, n int) {
+	t.Helper()
+	c := must(LAMB{LR: 0.5, Beta1: 0.5, Beta2: 0.75, Eps: k.eps, DirectionInGrad: keep}.Coeffs(1))
+	p, g, m, v := make([]T, n), make([]T, n), make([]T, n), make([]T, n)
+	for i := range n {
+		p[i], g[i] = T(k.p), T(k.g)
+	}
+	pp, rr, err := lambPass1(s, &c, p, g, m, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !paritytest.Same(pp, k.pp(n)) || !paritytest.Same(rr, k.rr(n)) {
+		t.Fatalf("%s: sums (%v, %v), want (%v, %v)", what, pp, rr, k.pp(n), k.rr(n))
+	}
+	wantG := T(k.g) // the gradient stays, or holds r
+	if keep {
+		wantG = T(k.r)
+	}
+	for i := range n {
+		if !paritytest.Same(g[i], wantG) {
+			t.Fatalf("%s element %d: grad after the first pass %v, want %v", what, i, g[i], wantG)
+		}
+	}
+	if err := lambSecond(s, &c, [][]T{p, g, m, v}, LAMBTrust(pp, rr)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if !paritytest.Same(p[i], T(k.want)) || m[i] != T(k.g/2) || v[i] != T(k.g*k.g/4) {
+			t.Fatalf("%s element %d: p, m, v = %v, %v, %v; want %v, %v, %v",
+				what, i, p[i], m[i], v[i], k.want, k.g/2, k.g*k.g/4)
 		}
 	}
 }
@@ -310,11 +372,100 @@ func lambVsTextbook[T Float](t *testing.T, tol float64) {
 	}
 }
 
+// TestLAMBDirectionInGrad: a step whose first pass stores r over the
+// gradient and whose second reads it back moves p, m and v to the same
+// bits as the step that computes r again, on every level, over several
+// steps of inputs with and without NaN, ±Inf, ±0, subnormal and huge
+// elements; without them the stored direction is the textbook's r
+// (float64) within rounding, and the sum of its squares the first pass's
+// Σr².
+func TestLAMBDirectionInGrad(t *testing.T) {
+	t.Run("F32", func(t *testing.T) { lambDirectionInGrad[float32](t, 1e-5) })
+	t.Run("F64", func(t *testing.T) { lambDirectionInGrad[float64](t, 1e-12) })
+}
+
+func lambDirectionInGrad[T Float](t *testing.T, tol float64) {
+	const steps = 5
+	for _, s := range append([]*Set{sets[Generic]}, testLevels(t)...) {
+		for _, n := range []int{1, 15, 64, 77, 300} {
+			for _, wd := range []float64{0, 0.02} {
+				for _, special := range []float64{0, 0.1} {
+					what := fmt.Sprintf("%v n=%d wd=%v special=%v", s.Level(), n, wd, special)
+					r := rand.New(rand.NewPCG(uint64(n), 21))
+					p := make([]T, n)
+					paritytest.Fill(r, p, special, false)
+					pk := append([]T(nil), p...)
+					m, v, mk, vk := make([]T, n), make([]T, n), make([]T, n), make([]T, n)
+					for step := range steps {
+						g := make([]T, n)
+						paritytest.Fill(r, g, special, false)
+						gk := append([]T(nil), g...)
+						h := LAMB{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: wd}
+						c := must(h.Coeffs(int64(step + 1)))
+						h.DirectionInGrad = true
+						ck := must(h.Coeffs(int64(step + 1)))
+						// The textbook direction, from the moments this step
+						// will have, in float64.
+						bc1 := 1 - math.Pow(0.9, float64(step+1))
+						bc2 := 1 - math.Pow(0.999, float64(step+1))
+						want, scale := make([]float64, n), make([]float64, n)
+						for i := range n {
+							gi, mi, vi := float64(g[i]), float64(m[i]), float64(v[i])
+							mi = 0.9*mi + 0.1*gi
+							vi = 0.999*vi + 0.001*gi*gi
+							a, b := (mi/bc1)/(math.Sqrt(vi)/math.Sqrt(bc2)+1e-6), wd*float64(p[i])
+							want[i], scale[i] = a+b, math.Abs(a)+math.Abs(b) // the terms may cancel
+						}
+						pp, rr, err := lambPass1(s, &c, p, g, m, v)
+						if err != nil {
+							t.Fatal(err)
+						}
+						ppk, rrk, err := lambPass1(s, &ck, pk, gk, mk, vk)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !paritytest.Same(pp, ppk) || !paritytest.Same(rr, rrk) {
+							t.Fatalf("%s step %d: sums (%v, %v) with the direction stored, (%v, %v) without", what, step, ppk, rrk, pp, rr)
+						}
+						var sum float64
+						for i, x := range gk {
+							sum += float64(x) * float64(x)
+							if special != 0 {
+								continue // the specials' own arithmetic: their bits are checked below
+							}
+							w := want[i]
+							if d := math.Abs(float64(x) - w); d > tol*scale[i]+1e-30 {
+								t.Fatalf("%s step %d element %d: stored r = %v, textbook %v", what, step, i, x, w)
+							}
+						}
+						if !math.IsNaN(rr) && !math.IsInf(rr, 0) && math.Abs(sum-rrk) > 1e-12*rrk {
+							t.Fatalf("%s step %d: Σ(stored r)² = %v, first pass's Σr² = %v", what, step, sum, rrk)
+						}
+						if err := lambPass2(s, &c, p, m, v, LAMBTrust(pp, rr)); err != nil {
+							t.Fatal(err)
+						}
+						if err := lambPass2Stored(s, &ck, pk, gk, LAMBTrust(ppk, rrk)); err != nil {
+							t.Fatal(err)
+						}
+						for _, x := range [][2][]T{{p, pk}, {m, mk}, {v, vk}} {
+							if err := paritytest.Diff(x[0], x[1]); err != nil {
+								t.Fatalf("%s step %d: stored against recomputed: %v", what, step, err)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestLAMBBadInput: every refusal comes before anything is written.
 func TestLAMBBadInput(t *testing.T) {
 	c := must(LAMB{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(1))
 	adam := must(Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}.Coeffs(1))
 	big := must(LAMB{LR: 1e39, Beta1: 0.9, Beta2: 0.99}.Coeffs(1)) // step size overflows float32
+	keep := must(LAMB{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-6, DirectionInGrad: true}.Coeffs(1))
+	bigKeep := must(LAMB{LR: 1e39, Beta1: 0.9, Beta2: 0.99, DirectionInGrad: true}.Coeffs(1))
 	const n = 40
 	for _, s := range allSets(t) {
 		buf := make([]float32, 5*n)
@@ -326,22 +477,29 @@ func TestLAMBBadInput(t *testing.T) {
 		short := buf[4*n : 5*n-1]
 		var z Coeffs
 		checks := map[string]error{
-			"moments short grad":     second(s.LAMBMomentsF32(&c, p, short, m, v)),
-			"moments short exp_avg":  second(s.LAMBMomentsF32(&c, p, g, short, v)),
-			"moments short sq":       second(s.LAMBMomentsF32(&c, p, g, m, short)),
-			"moments Adam coeffs":    second(s.LAMBMomentsF32(&adam, p, g, m, v)),
-			"moments zero coeffs":    second(s.LAMBMomentsF32(&z, p, g, m, v)),
-			"moments nil coeffs":     second(s.LAMBMomentsF32(nil, p, g, m, v)),
-			"moments float32 range":  second(s.LAMBMomentsF32(&big, p, g, m, v)),
-			"moments p=exp_avg":      second(s.LAMBMomentsF32(&c, p, g, p, v)),
-			"moments grad shifted":   second(s.LAMBMomentsF32(&c, p, shift, m, v)),
-			"moments m=v":            second(s.LAMBMomentsF32(&c, p, g, m, m)),
-			"apply short exp_avg":    s.LAMBApplyF32(&c, p, short, v, 1),
-			"apply short exp_avg_sq": s.LAMBApplyF32(&c, p, m, short, 1),
-			"apply Adam coeffs":      s.LAMBApplyF32(&adam, p, m, v, 1),
-			"apply float32 range":    s.LAMBApplyF32(&big, p, m, v, 1),
-			"apply p=exp_avg_sq":     s.LAMBApplyF32(&c, p, m, p, 1),
-			"apply m shifted":        s.LAMBApplyF32(&c, p, shift, v, 1),
+			"moments short grad":         second(s.LAMBMomentsF32(&c, p, short, m, v)),
+			"moments short exp_avg":      second(s.LAMBMomentsF32(&c, p, g, short, v)),
+			"moments short sq":           second(s.LAMBMomentsF32(&c, p, g, m, short)),
+			"moments Adam coeffs":        second(s.LAMBMomentsF32(&adam, p, g, m, v)),
+			"moments zero coeffs":        second(s.LAMBMomentsF32(&z, p, g, m, v)),
+			"moments nil coeffs":         second(s.LAMBMomentsF32(nil, p, g, m, v)),
+			"moments float32 range":      second(s.LAMBMomentsF32(&big, p, g, m, v)),
+			"moments p=exp_avg":          second(s.LAMBMomentsF32(&c, p, g, p, v)),
+			"moments grad shifted":       second(s.LAMBMomentsF32(&c, p, shift, m, v)),
+			"moments m=v":                second(s.LAMBMomentsF32(&c, p, g, m, m)),
+			"apply short exp_avg":        s.LAMBApplyF32(&c, p, short, v, 1),
+			"apply short exp_avg_sq":     s.LAMBApplyF32(&c, p, m, short, 1),
+			"apply Adam coeffs":          s.LAMBApplyF32(&adam, p, m, v, 1),
+			"apply float32 range":        s.LAMBApplyF32(&big, p, m, v, 1),
+			"apply p=exp_avg_sq":         s.LAMBApplyF32(&c, p, m, p, 1),
+			"apply m shifted":            s.LAMBApplyF32(&c, p, shift, v, 1),
+			"stored short r":             s.LAMBApplyStoredF32(&keep, p, short, 1),
+			"stored Adam coeffs":         s.LAMBApplyStoredF32(&adam, p, g, 1),
+			"stored without keep coeffs": s.LAMBApplyStoredF32(&c, p, g, 1),
+			"stored float32 range":       s.LAMBApplyStoredF32(&bigKeep, p, g, 1),
+			"stored p=r":                 s.LAMBApplyStoredF32(&keep, p, p, 1),
+			"stored r shifted":           s.LAMBApplyStoredF32(&keep, p, shift, 1),
+			"keep moments grad shifted":  second(s.LAMBMomentsF32(&keep, p, shift, m, v)),
 		}
 		for name, err := range checks {
 			var want error = ErrLength
@@ -367,6 +525,9 @@ func TestLAMBBadInput(t *testing.T) {
 		}
 		if err := s.LAMBApplyF64(&big, p64, m64, v64, 1); err != nil {
 			t.Errorf("%v: float64 apply with lr 1e39: %v", s.Level(), err)
+		}
+		if err := s.LAMBApplyStoredF64(&bigKeep, p64, g64, 1); err != nil {
+			t.Errorf("%v: float64 stored apply with lr 1e39: %v", s.Level(), err)
 		}
 	}
 }

@@ -25,6 +25,7 @@ type table[T Float] struct {
 	radam           func(c *Coeffs, p, g, m, v *T, n int)
 	lambMoments     func(c *Coeffs, p, g, m, v *T, n int) (pp, rr float64)
 	lambApply       func(c *Coeffs, p, m, v *T, n int, f T)
+	lambApplyStored func(c *Coeffs, p, r *T, n int, f T)
 	adamax          func(c *Coeffs, p, g, m, u *T, n int)
 	adadelta        func(c *Coeffs, p, g, sq, acc *T, n int)
 	sumSquares      func(x *T, n int) float64
@@ -380,6 +381,25 @@ func lambApply[T Float](k *table[T], c *Coeffs, p, m, v []T, trust float64) erro
 	return nil
 }
 
+func lambApplyStored[T Float](k *table[T], c *Coeffs, p, r []T, trust float64) error {
+	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+		return err
+	}
+	if !c.LAMBStored() {
+		return fmt.Errorf("%w: the block was made without DirectionInGrad, so the first pass stored no direction", ErrCoeff)
+	}
+	if len(r) != len(p) {
+		return lengthErr("r", len(p), len(r))
+	}
+	if err := disjoint("p r", p, r); err != nil {
+		return err
+	}
+	if len(p) > 0 {
+		k.lambApplyStored(c, &p[0], &r[0], len(p), T(c.LAMBFactor(trust)))
+	}
+	return nil
+}
+
 func sumSquares[T Float](k *table[T], x []T) float64 {
 	if len(x) == 0 {
 		return 0
@@ -716,8 +736,10 @@ func (s *Set) RAdamF64(c *Coeffs, p, grad, m, v []float64) error {
 
 // LAMBMomentsF32 is the first pass of a LAMB step (You et al. 2019): it
 // updates the moments m (exp_avg) and v (exp_avg_sq) and returns the sums
-// of squares of p, before the step, and of the update direction r, which
-// it does not store. For every i:
+// of squares of p, before the step, and of the update direction r. With a
+// block made with [LAMB].DirectionInGrad it also stores r over grad (grad[i]
+// = r, after grad[i] is read), for [Set.LAMBApplyStoredF32]; otherwise it
+// writes nothing but m and v. For every i:
 //
 //	g := grad[i]·gs
 //	m = fma(c1, g - m, m)
@@ -766,6 +788,25 @@ func (s *Set) LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
 // LAMBApplyF64 is [Set.LAMBApplyF32] for float64.
 func (s *Set) LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
 	return lambApply(&s.f64, c, p, m, v, trust)
+}
+
+// LAMBApplyStoredF32 is the second pass of a LAMB step whose first pass
+// stored the direction r over the gradient (a block made with
+// [LAMB].DirectionInGrad): for every i,
+//
+//	p[i] = fma(f, r[i], p[i])
+//
+// with f = c.LAMBFactor(trust), the last operation of [Set.LAMBApplyF32],
+// so p is the same bit for bit; it reads p and r where LAMBApplyF32 reads
+// p, m and v. A block made without DirectionInGrad is refused (ErrCoeff):
+// its first pass left the gradient, not r, in the slice.
+func (s *Set) LAMBApplyStoredF32(c *Coeffs, p, r []float32, trust float64) error {
+	return lambApplyStored(&s.f32, c, p, r, trust)
+}
+
+// LAMBApplyStoredF64 is [Set.LAMBApplyStoredF32] for float64.
+func (s *Set) LAMBApplyStoredF64(c *Coeffs, p, r []float64, trust float64) error {
+	return lambApplyStored(&s.f64, c, p, r, trust)
 }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:

@@ -84,6 +84,11 @@ func lambMomentsF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float3
 //go:noescape
 func lambApplyF32AVX2(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
 
+// lambApplyStoredF32AVX2 is the AVX2 lambApplyStored kernel; see lambApplyStoredGeneric.
+//
+//go:noescape
+func lambApplyStoredF32AVX2(c *[16][16]float32, p *float32, r *float32, n int, mode int, f float32)
+
 // sgdKeepF32AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
 //
 //go:noescape
@@ -213,6 +218,11 @@ func lambMomentsF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64
 //
 //go:noescape
 func lambApplyF64AVX2(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+
+// lambApplyStoredF64AVX2 is the AVX2 lambApplyStored kernel; see lambApplyStoredGeneric.
+//
+//go:noescape
+func lambApplyStoredF64AVX2(c *[16][8]float64, p *float64, r *float64, n int, mode int, f float64)
 
 // sgdKeepF64AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
 //
@@ -554,6 +564,11 @@ func lambMomentsF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *floa
 //go:noescape
 func lambApplyF32AVX512(c *[16][16]float32, p *float32, m *float32, v *float32, n int, mode int, f float32)
 
+// lambApplyStoredF32AVX512 is the AVX512 lambApplyStored kernel; see lambApplyStoredGeneric.
+//
+//go:noescape
+func lambApplyStoredF32AVX512(c *[16][16]float32, p *float32, r *float32, n int, mode int, f float32)
+
 // sgdKeepF32AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
 //
 //go:noescape
@@ -703,6 +718,11 @@ func lambMomentsF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float
 //
 //go:noescape
 func lambApplyF64AVX512(c *[16][8]float64, p *float64, m *float64, v *float64, n int, mode int, f float64)
+
+// lambApplyStoredF64AVX512 is the AVX512 lambApplyStored kernel; see lambApplyStoredGeneric.
+//
+//go:noescape
+func lambApplyStoredF64AVX512(c *[16][8]float64, p *float64, r *float64, n int, mode int, f float64)
 
 // sgdKeepF64AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
 //
@@ -989,7 +1009,8 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
 				return lambMomentsF32AVX2(&c.f32, p, grad, m, v, n, c.mode)
 			},
-			lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
+			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
+			lambApplyStored: func(c *Coeffs, p, r *float32, n int, f float32) { lambApplyStoredF32AVX2(&c.f32, p, r, n, c.mode, f) },
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
 				sgdKeepF32AVX2(&c.f32, p, grad, pprev, gprev, n, c.mode)
 			},
@@ -1047,7 +1068,8 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
 				return lambMomentsF64AVX2(&c.f64, p, grad, m, v, n, c.mode)
 			},
-			lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
+			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
+			lambApplyStored: func(c *Coeffs, p, r *float64, n int, f float64) { lambApplyStoredF64AVX2(&c.f64, p, r, n, c.mode, f) },
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
 				sgdKeepF64AVX2(&c.f64, p, grad, pprev, gprev, n, c.mode)
 			},
@@ -1212,7 +1234,8 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
 				return lambMomentsF32AVX512(&c.f32, p, grad, m, v, n, c.mode)
 			},
-			lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
+			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
+			lambApplyStored: func(c *Coeffs, p, r *float32, n int, f float32) { lambApplyStoredF32AVX512(&c.f32, p, r, n, c.mode, f) },
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
 				sgdKeepF32AVX512(&c.f32, p, grad, pprev, gprev, n, c.mode)
 			},
@@ -1270,7 +1293,8 @@ var archSets = []*Set{
 			lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
 				return lambMomentsF64AVX512(&c.f64, p, grad, m, v, n, c.mode)
 			},
-			lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
+			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
+			lambApplyStored: func(c *Coeffs, p, r *float64, n int, f float64) { lambApplyStoredF64AVX512(&c.f64, p, r, n, c.mode, f) },
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
 				sgdKeepF64AVX512(&c.f64, p, grad, pprev, gprev, n, c.mode)
 			},

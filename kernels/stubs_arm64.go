@@ -87,6 +87,11 @@ func lambMomentsF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
 //go:noescape
 func lambApplyF32NEON(c *[16][16]float32, p, m, v *float32, n, mode int, f float32)
 
+// lambApplyStoredF32NEON is the NEON lambApplyStored kernel; see lambApplyStoredGeneric.
+//
+//go:noescape
+func lambApplyStoredF32NEON(c *[16][16]float32, p, r *float32, n, mode int, f float32)
+
 // sgdKeepF32NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
 //
 //go:noescape
@@ -236,6 +241,11 @@ func lambMomentsF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int) 
 //
 //go:noescape
 func lambApplyF64NEON(c *[16][8]float64, p, m, v *float64, n, mode int, f float64)
+
+// lambApplyStoredF64NEON is the NEON lambApplyStored kernel; see lambApplyStoredGeneric.
+//
+//go:noescape
+func lambApplyStoredF64NEON(c *[16][8]float64, p, r *float64, n, mode int, f float64)
 
 // sgdKeepF64NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
 //
@@ -520,7 +530,8 @@ var archSets = []*Set{{
 		lambMoments: func(c *Coeffs, p, grad, m, v *float32, n int) (float64, float64) {
 			return lambMomentsF32NEON(&c.f32, p, grad, m, v, n, c.mode)
 		},
-		lambApply: func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32NEON(&c.f32, p, m, v, n, c.mode, f) },
+		lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32NEON(&c.f32, p, m, v, n, c.mode, f) },
+		lambApplyStored: func(c *Coeffs, p, r *float32, n int, f float32) { lambApplyStoredF32NEON(&c.f32, p, r, n, c.mode, f) },
 		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
 			sgdKeepF32NEON(&c.f32, p, grad, pprev, gprev, n, c.mode)
 		},
@@ -578,7 +589,8 @@ var archSets = []*Set{{
 		lambMoments: func(c *Coeffs, p, grad, m, v *float64, n int) (float64, float64) {
 			return lambMomentsF64NEON(&c.f64, p, grad, m, v, n, c.mode)
 		},
-		lambApply: func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64NEON(&c.f64, p, m, v, n, c.mode, f) },
+		lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64NEON(&c.f64, p, m, v, n, c.mode, f) },
+		lambApplyStored: func(c *Coeffs, p, r *float64, n int, f float64) { lambApplyStoredF64NEON(&c.f64, p, r, n, c.mode, f) },
 		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
 			sgdKeepF64NEON(&c.f64, p, grad, pprev, gprev, n, c.mode)
 		},

@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -65,6 +66,9 @@ func lambCases() []LAMBConfig {
 			}
 		}
 	}
+	// The direction stored over the gradient (cases 8 and 9).
+	out = append(out, LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true},
+		LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, Maximize: true, Spago: true, DirectionInGrad: true})
 	return out
 }
 
@@ -144,9 +148,8 @@ func TestLAMBWorkers(t *testing.T) {
 }
 
 func testLAMBWorkers[T Float](t *testing.T) {
-	h := LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}
 	sizes := []int{3 * DefaultChunkSize / 2, 5, 17, 300, DefaultChunkSize, 0}
-	run := func(set *kernels.Set, workers int) *testModel[T] {
+	run := func(h Hyper, set *kernels.Set, workers int) *testModel[T] {
 		m := newTestModel[T](sizes)
 		o := mustNew[T](t, h, Options{Kernels: set, Workers: workers, ShardThreshold: -1, WakeThreshold: -1})
 		defer o.Close()
@@ -157,42 +160,65 @@ func testLAMBWorkers[T Float](t *testing.T) {
 		}
 		return m
 	}
-	// By hand: the kernels on chunks of DefaultChunkSize, sums added in order.
-	want := newTestModel[T](sizes)
-	set := kernels.Active()
-	ops := opsFor[T]()
-	state := make([][][]T, len(sizes))
-	for k, n := range sizes {
-		state[k] = [][]T{make([]T, n), make([]T, n)}
-	}
-	for s := range 3 {
-		want.fillGrads(s)
-		c, err := Coefficients[T](h, int64(s), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+	// By hand: the kernels on chunks of DefaultChunkSize, sums added in
+	// order; with DirectionInGrad the second pass reads r from the
+	// gradient, which holds it after the step.
+	byHand := func(h LAMBConfig) *testModel[T] {
+		want := newTestModel[T](sizes)
+		set := kernels.Active()
+		ops := opsFor[T]()
+		state := make([][][]T, len(sizes))
 		for k, n := range sizes {
-			var pp, rr float64
-			for lo := 0; lo < n; lo += DefaultChunkSize {
-				hi := min(lo+DefaultChunkSize, n)
-				sums, err := ops.reduce[kernelLAMBMoments](set, &c, want.data[k][lo:hi], want.grad[k][lo:hi], state[k], lo, hi)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pp += sums[0]
-				rr += sums[1]
-			}
-			if err := ops.apply[kernelLAMBApply](set, &c, want.data[k], state[k], 0, n, kernels.LAMBTrust(pp, rr)); err != nil {
+			state[k] = [][]T{make([]T, n), make([]T, n)}
+		}
+		for s := range 3 {
+			want.fillGrads(s)
+			c, err := Coefficients[T](h, int64(s), 1)
+			if err != nil {
 				t.Fatal(err)
 			}
+			for k, n := range sizes {
+				var pp, rr float64
+				for lo := 0; lo < n; lo += DefaultChunkSize {
+					hi := min(lo+DefaultChunkSize, n)
+					sums, err := ops.reduce[kernelLAMBMoments](set, &c, want.data[k][lo:hi], want.grad[k][lo:hi], state[k], lo, hi)
+					if err != nil {
+						t.Fatal(err)
+					}
+					pp += sums[0]
+					rr += sums[1]
+				}
+				if err := ops.apply[h.kernel()](set, &c, want.data[k], want.grad[k], state[k], 0, n, kernels.LAMBTrust(pp, rr)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return want
+	}
+	h := LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}
+	hk := h
+	hk.DirectionInGrad = true
+	want, wantKeep := byHand(h), byHand(hk)
+	for k := range sizes {
+		if !bitsEqual(want.data[k], wantKeep.data[k]) {
+			t.Fatalf("tensor %d: the stored direction's step differs from the recomputed one's", k)
+		}
+		if sizes[k] > 0 && bitsEqual(want.grad[k], wantKeep.grad[k]) {
+			t.Fatalf("tensor %d: DirectionInGrad left the gradient as it was", k)
 		}
 	}
 	for _, set := range levelSets(t) {
 		for _, workers := range []int{1, 2, 3} {
-			got := run(set, workers)
-			for k := range sizes {
-				if !bitsEqual(got.data[k], want.data[k]) {
-					t.Fatalf("%v, %d workers: tensor %d differs from the chunk-order sums", set.Level(), workers, k)
+			for _, c := range []struct {
+				h    LAMBConfig
+				want *testModel[T]
+			}{{h, want}, {hk, wantKeep}} {
+				got := run(c.h, set, workers)
+				for k := range sizes {
+					if !bitsEqual(got.data[k], c.want.data[k]) || !bitsEqual(got.grad[k], c.want.grad[k]) {
+						t.Fatalf("%v, %d workers, DirectionInGrad %v: tensor %d differs from the chunk-order sums",
+							set.Level(), workers, c.h.DirectionInGrad, k)
+					}
 				}
 			}
 		}
@@ -202,7 +228,7 @@ func testLAMBWorkers[T Float](t *testing.T) {
 // TestLAMBStepperChunks: a Stepper and KernelStep step a parameter of
 // several chunks to the bits of an Optimizer with the default ChunkSize.
 func TestLAMBStepperChunks(t *testing.T) {
-	for _, h := range []Hyper{lambCases()[1], lambCases()[6]} {
+	for _, h := range []Hyper{lambCases()[1], lambCases()[6], lambCases()[8]} {
 		sizes := []int{2*DefaultChunkSize + 100, 7}
 		a, b, c := newTestModel[float32](sizes), newTestModel[float32](sizes), newTestModel[float32](sizes)
 		o := mustNew[float32](t, h, Options{Workers: 2, ShardThreshold: -1})
@@ -359,5 +385,90 @@ func TestLAMBTrustEdges(t *testing.T) {
 		} else if want := math.FMA(-0.5, r, 2); nan[i] != want {
 			t.Fatalf("nan[%d] = %v, want %v", i, nan[i], want)
 		}
+	}
+}
+
+// TestLAMBDirectionInGradMutable: DirectionInGrad turned on and off
+// between steps (SetGroup) moves the parameters to the same bits as a run
+// without it, and the gradients hold r exactly after the steps it was on.
+func TestLAMBDirectionInGradMutable(t *testing.T) {
+	sizes := []int{3000, 17, 1}
+	h := LAMBConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}
+	a, b := newTestModel[float32](sizes), newTestModel[float32](sizes)
+	oa := mustNew[float32](t, h, Options{Workers: 2, ChunkSize: 1024, ShardThreshold: -1})
+	defer oa.Close()
+	ob := mustNew[float32](t, h, Options{Workers: 2, ChunkSize: 1024, ShardThreshold: -1})
+	defer ob.Close()
+	a.register(t, oa, nil)
+	b.register(t, ob, nil)
+	for s := range 6 {
+		on := s == 2 || s == 3 || s == 5
+		hb := h
+		hb.DirectionInGrad = on
+		if err := ob.SetGroup(0, hb); err != nil {
+			t.Fatal(err)
+		}
+		a.fillGrads(s)
+		b.fillGrads(s)
+		mustStep(t, oa)
+		mustStep(t, ob)
+		for k := range sizes {
+			if !bitsEqual(a.data[k], b.data[k]) {
+				t.Fatalf("step %d (DirectionInGrad %v): tensor %d differs from the run without it", s, on, k)
+			}
+			if got := !bitsEqual(a.grad[k], b.grad[k]); got != on {
+				t.Fatalf("step %d (DirectionInGrad %v): gradient %d overwritten = %v", s, on, k, got)
+			}
+		}
+	}
+}
+
+// TestLAMBDirectionInGradState: direction_in_grad is saved and loaded with
+// the group, and a file written before the field existed (its names
+// without it) loads it as false; a name out of place is still refused.
+func TestLAMBDirectionInGradState(t *testing.T) {
+	h := LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, DirectionInGrad: true}
+	names, vals := values(h)
+	if names[len(names)-1] != "direction_in_grad" || vals[len(vals)-1] != 1 {
+		t.Fatalf("values: %v %v", names, vals)
+	}
+	if back, err := fromValues(KindLAMB, names, vals); err != nil || back != h {
+		t.Fatalf("round trip: %v, %v", back, err)
+	}
+	old := h
+	old.DirectionInGrad = false
+	if back, err := fromValues(KindLAMB, names[:len(names)-1], vals[:len(vals)-1]); err != nil || back != old {
+		t.Fatalf("a file without direction_in_grad: %v, %v; want %v", back, err, old)
+	}
+	swapped := slices.Clone(names)
+	swapped[0], swapped[1] = swapped[1], swapped[0]
+	if _, err := fromValues(KindLAMB, swapped, vals); err == nil {
+		t.Fatal("names out of order accepted")
+	}
+	if _, err := fromValues(KindLAMB, append(slices.Clone(names), "extra"), append(slices.Clone(vals), 0)); err == nil {
+		t.Fatal("an extra name accepted")
+	}
+	if _, err := fromValues(KindLAMB, names[:3], vals[:3]); err == nil {
+		t.Fatal("missing names accepted")
+	}
+
+	m := newTestModel[float32]([]int{40})
+	o := mustNew[float32](t, h, Options{Workers: 1})
+	defer o.Close()
+	m.register(t, o, nil)
+	m.fillGrads(0)
+	mustStep(t, o)
+	var buf bytes.Buffer
+	if err := o.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	o2 := mustNew[float32](t, DefaultLAMB(), Options{Workers: 1})
+	defer o2.Close()
+	m.register(t, o2, nil)
+	if err := o2.Load(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := o2.Group(0); err != nil || g != Hyper(h) {
+		t.Fatalf("loaded group %v, %v; want %v", g, err, h)
 	}
 }

@@ -19,9 +19,10 @@ type ops[T Float] struct {
 	scale      func(*kernels.Set, []T, T)
 	// reduce[k] runs the first pass of a reducing rule (rule.go's
 	// reducer) on a chunk, as run does, and writes the chunk's sums;
-	// apply[k] runs its second pass with the parameter's scalar x.
+	// apply[k] runs its second pass with the parameter's scalar x (g is
+	// the chunk's gradient, after the first pass).
 	reduce [numKernels]func(s *kernels.Set, c *kernels.Coeffs, p, g []T, b [][]T, lo, hi int) ([maxSums]float64, error)
-	apply  [numKernels]func(s *kernels.Set, c *kernels.Coeffs, p []T, b [][]T, lo, hi int, x float64) error
+	apply  [numKernels]func(s *kernels.Set, c *kernels.Coeffs, p, g []T, b [][]T, lo, hi int, x float64) error
 }
 
 var ops32 = &ops[float32]{
@@ -79,9 +80,12 @@ var ops32 = &ops[float32]{
 			return sums, err
 		},
 	},
-	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, [][]float32, int, int, float64) error{
-		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p []float32, b [][]float32, lo, hi int, trust float64) error {
+	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []float32, [][]float32, int, int, float64) error{
+		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float32, b [][]float32, lo, hi int, trust float64) error {
 			return s.LAMBApplyF32(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
+		},
+		kernelLAMBApplyStored: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, _ [][]float32, _, _ int, trust float64) error {
+			return s.LAMBApplyStoredF32(c, p, g, trust)
 		},
 	},
 }
@@ -141,9 +145,12 @@ var ops64 = &ops[float64]{
 			return sums, err
 		},
 	},
-	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, [][]float64, int, int, float64) error{
-		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p []float64, b [][]float64, lo, hi int, trust float64) error {
+	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, []float64, [][]float64, int, int, float64) error{
+		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float64, b [][]float64, lo, hi int, trust float64) error {
 			return s.LAMBApplyF64(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
+		},
+		kernelLAMBApplyStored: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, _ [][]float64, _, _ int, trust float64) error {
+			return s.LAMBApplyStoredF64(c, p, g, trust)
 		},
 	},
 }

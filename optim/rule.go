@@ -86,14 +86,20 @@ type freshRule interface {
 }
 
 // field is a named hyperparameter: a float64 or a bool (stored as 0 or 1).
+// A late field came after state files were written without it: one that
+// lacks it loads it as false (its zero value).
 type field struct {
 	name string
 	f    *float64
 	b    *bool
+	late bool
 }
 
 func fl(name string, f *float64) field { return field{name: name, f: f} }
 func bl(name string, b *bool) field    { return field{name: name, b: b} }
+
+// blLate is bl for a late field.
+func blLate(name string, b *bool) field { return field{name: name, b: b, late: true} }
 
 // get returns the field's value as stored.
 func (f field) get() float64 {
@@ -152,6 +158,7 @@ const (
 	kernelRAdam           // buffers exp_avg, exp_avg_sq
 	kernelLAMBMoments     // LAMB's first pass (a reduction kernel): exp_avg, exp_avg_sq
 	kernelLAMBApply       // LAMB's second pass: exp_avg, exp_avg_sq
+	kernelLAMBApplyStored // LAMB's second pass from the direction the first stored in the gradient
 	kernelAdafactor       // several passes (adafactor_step.go); its run entry only checks coefficients
 	numKernels
 )
@@ -197,23 +204,33 @@ func values(h Hyper) (names []string, vals []float64) {
 
 // fromValues builds the config of kind k from named values: the names of
 // the kind's hyperparameters, each once, in its rule's order (as Save
-// writes them). It does not validate.
+// writes them), where a late field may be missing (false). It does not
+// validate.
 func fromValues(k Kind, names []string, vals []float64) (Hyper, error) {
 	zero := kinds[k]
 	if zero == nil {
 		return nil, fmt.Errorf("unknown kind %d", k)
 	}
 	fs, get := zero.named()
-	if len(names) != len(fs) {
+	i := 0
+	for _, f := range fs {
+		if i < len(names) && names[i] == f.name {
+			if !f.set(vals[i]) {
+				return nil, fmt.Errorf("hyperparameter %q = %v, want 0 or 1", names[i], vals[i])
+			}
+			i++
+			continue
+		}
+		if f.late {
+			continue // a file from before the field: false
+		}
+		if i < len(names) {
+			return nil, fmt.Errorf("hyperparameter %d is %q, a %v group's is %q", i, names[i], k, f.name)
+		}
 		return nil, fmt.Errorf("%d hyperparameters, a %v group has %d", len(names), k, len(fs))
 	}
-	for i, n := range names {
-		if n != fs[i].name {
-			return nil, fmt.Errorf("hyperparameter %d is %q, a %v group's is %q", i, n, k, fs[i].name)
-		}
-		if !fs[i].set(vals[i]) {
-			return nil, fmt.Errorf("hyperparameter %q = %v, want 0 or 1", n, vals[i])
-		}
+	if i < len(names) {
+		return nil, fmt.Errorf("%d hyperparameters, a %v group has %d", len(names), k, len(fs))
 	}
 	return get(), nil
 }
@@ -419,7 +436,7 @@ func (o *ops[T]) accepts(op, red kernelID, reduces bool, set *kernels.Set, c *ke
 	if _, err := o.reduce[red](set, c, nil, nil, b, 0, 0); err != nil {
 		return err
 	}
-	return o.apply[op](set, c, nil, b, 0, 0, 1)
+	return o.apply[op](set, c, nil, nil, b, 0, 0, 1)
 }
 
 // stepWhole runs one step of rule h on a whole parameter p with gradient g
@@ -459,7 +476,7 @@ func (o *ops[T]) stepWhole(h Hyper, set *kernels.Set, c *kernels.Coeffs, p, g []
 			total[k] += sums[k]
 		}
 	}
-	return o.apply[h.kernel()](set, c, p, b, 0, n, h.(reducer).between(total))
+	return o.apply[h.kernel()](set, c, p, g, b, 0, n, h.(reducer).between(total))
 }
 
 // between adds each reducing parameter's piece sums, in chunk order, and
@@ -491,7 +508,7 @@ func (o *Optimizer[T]) applyTask(_, t int) {
 			continue
 		}
 		lo, hi := pc.lo, pc.hi
-		if err := o.ops.apply[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.buf[:], lo-p.soff, hi-p.soff, p.scalar); err != nil {
+		if err := o.ops.apply[p.op](set, &o.coeffs[p.ci], p.data[lo:hi], p.grad[lo:hi], p.buf[:], lo-p.soff, hi-p.soff, p.scalar); err != nil {
 			panic(fmt.Sprintf("optim: internal error: parameter %q: a kernel refused a checked chunk: %v", p.name, err))
 		}
 	}

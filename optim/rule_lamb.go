@@ -60,15 +60,26 @@ var _ = register(LAMBConfig{})
 // has no maximize, and defaults to Eps 1e-8 and WeightDecay (its Lambda)
 // 0.1.
 //
+// DirectionInGrad trades the gradients for speed, as NVIDIA apex's
+// FusedLAMB does: the first pass also stores r over the parameter's
+// gradient, and the second reads it back (kernels.LAMBApplyStoredF32)
+// instead of computing it again from m, v and p. The parameters and the
+// state take the same bits either way; after the step each gradient holds
+// r, not the gradient. The two passes then read six streams where they
+// read seven, which is what a step out of cache costs on a machine whose
+// writes come cheap (README, "LAMB's two passes"). Its state-file name is
+// direction_in_grad; files written before it load it as false.
+//
 // State: exp_avg (m), exp_avg_sq (v).
 type LAMBConfig struct {
-	LR          float64 // learning rate, ≥ 0
-	Beta1       float64 // in [0, 1)
-	Beta2       float64 // in [0, 1)
-	Eps         float64 // added to the root, ≥ 0
-	WeightDecay float64 // added to the direction as WeightDecay·p, ≥ 0
-	Maximize    bool    // ascend instead of descend
-	Spago       bool    // spago's variant: the bias correction in the step size
+	LR              float64 // learning rate, ≥ 0
+	Beta1           float64 // in [0, 1)
+	Beta2           float64 // in [0, 1)
+	Eps             float64 // added to the root, ≥ 0
+	WeightDecay     float64 // added to the direction as WeightDecay·p, ≥ 0
+	Maximize        bool    // ascend instead of descend
+	Spago           bool    // spago's variant: the bias correction in the step size
+	DirectionInGrad bool    // the first pass stores r over the gradient, the second reads it there
 }
 
 // DefaultLAMB returns LAMB's defaults: LR 1e-3, betas (0.9, 0.999) and Eps
@@ -102,7 +113,8 @@ func (LAMBConfig) name() string { return "LAMB" }
 
 func (c LAMBConfig) named() ([]field, func() Hyper) {
 	return []field{fl("lr", &c.LR), fl("beta1", &c.Beta1), fl("beta2", &c.Beta2), fl("eps", &c.Eps),
-			fl("weight_decay", &c.WeightDecay), bl("maximize", &c.Maximize), bl("spago", &c.Spago)},
+			fl("weight_decay", &c.WeightDecay), bl("maximize", &c.Maximize), bl("spago", &c.Spago),
+			blLate("direction_in_grad", &c.DirectionInGrad)},
 		func() Hyper { return c }
 }
 
@@ -115,7 +127,12 @@ func (LAMBConfig) buffers() []string { return bufsAdam }
 func (LAMBConfig) initial(int) float64 { return 0 }
 
 // kernel is the second pass; the first is reduction's.
-func (LAMBConfig) kernel() kernelID { return kernelLAMBApply }
+func (c LAMBConfig) kernel() kernelID {
+	if c.DirectionInGrad {
+		return kernelLAMBApplyStored
+	}
+	return kernelLAMBApply
+}
 
 // coeffKey is the step number t of the next step, which the bias
 // corrections depend on.
@@ -124,7 +141,7 @@ func (LAMBConfig) coeffKey(step int64) int64 { return step + 1 }
 func (c LAMBConfig) coeffs(k *kernels.Coeffs, pre kernels.Prelude, t int64) error {
 	pre.Maximize = c.Maximize
 	return kernels.LAMB{LR: c.LR, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay,
-		Spago: c.Spago, Prelude: pre}.CoeffsInto(k, t)
+		Spago: c.Spago, DirectionInGrad: c.DirectionInGrad, Prelude: pre}.CoeffsInto(k, t)
 }
 
 // reduction is the first pass: the moments, Σp² and Σr².

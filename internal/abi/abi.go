@@ -87,7 +87,8 @@ const (
 	RAdamWDMask      = 3      // the weight-decay field of RAdam's mode (3 is none)
 	RAdamRect        = 1 << 2 // RAdam: the rectified step (ρ_t > 5), divided by sqrt(v) + eps
 
-	LAMBWD = 1 << 0 // LAMB: weight decay in the update direction r = fma(wd, p, r)
+	LAMBWD   = 1 << 0 // LAMB: weight decay in the update direction r = fma(wd, p, r)
+	LAMBKeep = 1 << 1 // LAMB: the first pass stores the direction r over the gradient
 
 	AdamaxWD = 1 << 0 // Adamax: coupled weight decay g = fma(wd, p, g)
 

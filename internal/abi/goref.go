@@ -494,6 +494,9 @@ func writeSlicesAndRows(b *bytes.Buffer, k *Kernel, slice func(Stream) (elem, n 
 			rows[x.Row] = true
 		}
 	})
+	if len(rows) == 0 {
+		return
+	}
 	b.WriteString("var (\n")
 	for r := range NumRows {
 		if rows[r] {

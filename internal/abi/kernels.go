@@ -8,7 +8,7 @@ package abi
 // Elementwise lists the described kernels, in the order the generators
 // write them.
 var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop,
-	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply, SGDKeep, AdafactorVariance}
+	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply, LAMBApplyStored, SGDKeep, AdafactorVariance}
 
 // Grids lists the described grid kernels, in the order the generators
 // write them.
@@ -44,7 +44,8 @@ var (
 	CondRAdamCoupled   = &Cond{Name: "coupled", Mask: RAdamWDMask, Value: RAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
 	CondRAdamRect      = &Cond{Name: "rect", Mask: RAdamRect, Value: RAdamRect, Doc: "rectified step: divide m by sqrt(v) + eps"}
 
-	CondLAMBWD = &Cond{Name: "decay", Mask: LAMBWD, Value: LAMBWD, Doc: "weight decay in the update direction"}
+	CondLAMBWD   = &Cond{Name: "decay", Mask: LAMBWD, Value: LAMBWD, Doc: "weight decay in the update direction"}
+	CondLAMBKeep = &Cond{Name: "keep", Mask: LAMBKeep, Value: LAMBKeep, Doc: "the direction is stored over the gradient"}
 
 	CondAdafactorWD       = &Cond{Name: "decoupled", Mask: AdafactorWD, Value: AdafactorWD, Doc: "weight decay: p = p·decay"}
 	CondAdafactorBig      = &Cond{Name: "big", Mask: AdafactorBig, Value: AdafactorBig, Doc: "lerp weight ≥ 0.5: fma(w - 1, d, end)"}
@@ -450,18 +451,20 @@ func lambDirection() []Stmt {
 }
 
 // LAMBMoments is LAMB's first pass: Adam's moments, and the sums of
-// squares of p (before the step) and of the direction r, which it does
+// squares of p (before the step) and of the direction r, which it stores
+// over the gradient in mode keep (for LAMBApplyStored) and otherwise does
 // not store:
 //
 //	g := grad·gs
 //	m = fma(c1, g - m, m)
 //	v = fma(c2·g, g, β2·v)
 //	r := lambDirection(m, v, p)
+//	if keep { grad = r }
 //	pp += p², rr += r²              // 16 float64 lanes, see SumSq
 var LAMBMoments = &Kernel{
 	Name:    "lambMoments",
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
-	Conds:   []*Cond{CondLAMBWD},
+	Conds:   []*Cond{CondLAMBWD, CondLAMBKeep},
 	Sums:    []string{"pp", "rr"},
 	Body: append(append([]Stmt{
 		gradient(),
@@ -471,6 +474,7 @@ var LAMBMoments = &Kernel{
 		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
 		Store("v", Var("v")),
 	}, lambDirection()...),
+		If(CondLAMBKeep, Store("grad", Var("r"))),
 		SumSq("pp", Var("p")),
 		SumSq("rr", Var("r")),
 	),
@@ -495,6 +499,21 @@ var LAMBApply = &Kernel{
 	}, append(lambDirection(),
 		Store("p", FMA(Arg("f"), Var("r"), Var("p"))))...),
 	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// LAMBApplyStored is LAMB's second pass from the direction that the first
+// pass stored in mode keep, with LAMBApply's factor f: the last operation
+// of LAMBApply on the same r, so the same p bit for bit:
+//
+//	p = fma(f, r, p)
+//
+// It reads two streams where LAMBApply reads three (p, m, v).
+var LAMBApplyStored = &Kernel{
+	Name:    "lambApplyStored",
+	Streams: []Stream{{Name: "p"}, {Name: "r"}},
+	Args:    []string{"f"},
+	Body:    []Stmt{Store("p", FMA(Arg("f"), Load("r"), Load("p")))},
+	Unroll:  struct{ AVX2, AVX512 int }{4, 4},
 }
 
 // SGDKeep is SGD that first keeps its inputs, for a secant method

@@ -188,6 +188,8 @@ func parityCases() []pcase {
 		{name: "LAMB weight decay, maximize (both passes, the sums bit for bit)", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3,
 			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
 		{name: "LAMB spago", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Spago: true})},
+		{name: "LAMB direction in grad, weight decay (r stored over g, read back)", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3,
+			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true})},
 	}
 }
 
@@ -196,7 +198,8 @@ func lamb(h kernels.LAMB) func(int64) (kernels.Coeffs, error) {
 }
 
 // lambSteps runs paritySteps LAMB steps on a (p, g, m, v): each the first
-// pass, the trust ratio of its sums, the second pass. It returns every
+// pass, the trust ratio of its sums, the second pass (from the direction
+// the first left in g, for a block with DirectionInGrad). It returns every
 // step's two sums.
 func lambSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) ([]float64, error) {
 	var sums []float64
@@ -209,7 +212,12 @@ func lambSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) ([]float64, er
 		if err != nil {
 			return nil, err
 		}
-		if err := k.LAMBApply(&c, a[0], a[2], a[3], kernels.LAMBTrust(pp, rr)); err != nil {
+		if c.LAMBStored() {
+			err = k.LAMBApplyStored(&c, a[0], a[1], kernels.LAMBTrust(pp, rr))
+		} else {
+			err = k.LAMBApply(&c, a[0], a[2], a[3], kernels.LAMBTrust(pp, rr))
+		}
+		if err != nil {
 			return nil, err
 		}
 		sums = append(sums, pp, rr)

@@ -22,6 +22,7 @@ type Kernels[T kernels.Float] struct {
 	RAdam           func(c *kernels.Coeffs, p, g, m, v []T) error
 	LAMBMoments     func(c *kernels.Coeffs, p, g, m, v []T) (pp, rr float64, err error)
 	LAMBApply       func(c *kernels.Coeffs, p, m, v []T, trust float64) error
+	LAMBApplyStored func(c *kernels.Coeffs, p, r []T, trust float64) error
 	SumSquares      func(x []T) float64
 	SumSquaresCheck func(x []T) (float64, bool)
 	Dot             func(x, y []T) (float64, error)
@@ -52,7 +53,7 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 			SumSquares: s.SumSquaresF32, SumSquaresCheck: s.SumSquaresCheckF32, Dot: s.DotF32, Scale: s.ScaleF32,
 			NonFinite: s.NonFiniteF32, Roof: s.RoofF32,
 			Adamax: s.AdamaxF32, Adadelta: s.AdadeltaF32, NAdam: s.NAdamF32, RAdam: s.RAdamF32,
-			LAMBMoments: s.LAMBMomentsF32, LAMBApply: s.LAMBApplyF32,
+			LAMBMoments: s.LAMBMomentsF32, LAMBApply: s.LAMBApplyF32, LAMBApplyStored: s.LAMBApplyStoredF32,
 			AdafactorVariance: s.AdafactorVarianceF32, AdafactorSums: s.AdafactorSumsF32,
 			AdafactorNorms: s.AdafactorNormsF32, AdafactorUpdate: s.AdafactorUpdateF32,
 			AdafactorFactor: kernels.AdafactorFactorF32, AdafactorMean: kernels.AdafactorMeanF32,
@@ -63,7 +64,7 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 			SumSquares: s.SumSquaresF64, SumSquaresCheck: s.SumSquaresCheckF64, Dot: s.DotF64, Scale: s.ScaleF64,
 			NonFinite: s.NonFiniteF64, Roof: s.RoofF64,
 			Adamax: s.AdamaxF64, Adadelta: s.AdadeltaF64, NAdam: s.NAdamF64, RAdam: s.RAdamF64,
-			LAMBMoments: s.LAMBMomentsF64, LAMBApply: s.LAMBApplyF64,
+			LAMBMoments: s.LAMBMomentsF64, LAMBApply: s.LAMBApplyF64, LAMBApplyStored: s.LAMBApplyStoredF64,
 			AdafactorVariance: s.AdafactorVarianceF64, AdafactorSums: s.AdafactorSumsF64,
 			AdafactorNorms: s.AdafactorNormsF64, AdafactorUpdate: s.AdafactorUpdateF64,
 			AdafactorFactor: kernels.AdafactorFactorF64, AdafactorMean: kernels.AdafactorMeanF64,
