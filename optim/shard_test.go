@@ -225,6 +225,8 @@ func shardCases() []shardCase {
 	lamb.WeightDecay = 0.01
 	lambSpago := lamb
 	lambSpago.Spago = true
+	lambGrad := lamb
+	lambGrad.DirectionInGrad = true
 	adam := DefaultAdam()
 	adam.AMSGrad, adam.WeightDecay = true, 0.01
 	return []shardCase{
@@ -236,6 +238,7 @@ func shardCases() []shardCase {
 		{name: "NAdam-2groups", h: DefaultNAdam(), groups: []Hyper{nadam2}, assign: []int{1, 0, 0, 1, 0, 1, 1, 0}, clip: 1, policy: SkipStep},
 		{name: "LAMB", h: lamb, clip: 1, policy: SkipStep},
 		{name: "LAMB-spago", h: lambSpago, scale: 4},
+		{name: "LAMB-direction-in-grad", h: lambGrad, clip: 1, policy: SkipStep},
 		{name: "Adagrad", h: AdagradConfig{LR: 0.1, InitialAccumulatorValue: 0.25, Eps: 1e-10, LRDecay: 0.01}},
 	}
 }
