@@ -73,9 +73,13 @@ func (c LAMBConfig) Validate() error {
 	return nil
 }
 
+// hyper is the optim config of c. A step drops the gradient as soon as it
+// is done (Param.ZeroGrad), so the first pass may leave the update
+// direction in it (DirectionInGrad): the same bits, one stream fewer read
+// by the second pass.
 func (c LAMBConfig) hyper() optim.LAMBConfig {
 	return optim.LAMBConfig{LR: c.LR, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay,
-		Maximize: c.Maximize, Spago: c.Semantics == Spago}
+		Maximize: c.Maximize, Spago: c.Semantics == Spago, DirectionInGrad: true}
 }
 
 func (c LAMBConfig) withLR(lr float64) LAMBConfig { c.LR = lr; return c }
