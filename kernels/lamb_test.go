@@ -385,78 +385,89 @@ func TestLAMBDirectionInGrad(t *testing.T) {
 }
 
 func lambDirectionInGrad[T Float](t *testing.T, tol float64) {
-	const steps = 5
 	for _, s := range append([]*Set{sets[Generic]}, testLevels(t)...) {
 		for _, n := range []int{1, 15, 64, 77, 300} {
 			for _, wd := range []float64{0, 0.02} {
 				for _, special := range []float64{0, 0.1} {
 					what := fmt.Sprintf("%v n=%d wd=%v special=%v", s.Level(), n, wd, special)
-					r := rand.New(rand.NewPCG(uint64(n), 21))
-					p := make([]T, n)
-					paritytest.Fill(r, p, special, false)
-					pk := append([]T(nil), p...)
-					m, v, mk, vk := make([]T, n), make([]T, n), make([]T, n), make([]T, n)
-					for step := range steps {
-						g := make([]T, n)
-						paritytest.Fill(r, g, special, false)
-						gk := append([]T(nil), g...)
-						h := LAMB{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: wd}
-						c := must(h.Coeffs(int64(step + 1)))
-						h.DirectionInGrad = true
-						ck := must(h.Coeffs(int64(step + 1)))
-						// The textbook direction, from the moments this step
-						// will have, in float64.
-						bc1 := 1 - math.Pow(0.9, float64(step+1))
-						bc2 := 1 - math.Pow(0.999, float64(step+1))
-						want, scale := make([]float64, n), make([]float64, n)
-						for i := range n {
-							gi, mi, vi := float64(g[i]), float64(m[i]), float64(v[i])
-							mi = 0.9*mi + 0.1*gi
-							vi = 0.999*vi + 0.001*gi*gi
-							a, b := (mi/bc1)/(math.Sqrt(vi)/math.Sqrt(bc2)+1e-6), wd*float64(p[i])
-							want[i], scale[i] = a+b, math.Abs(a)+math.Abs(b) // the terms may cancel
-						}
-						pp, rr, err := lambPass1(s, &c, p, g, m, v)
-						if err != nil {
-							t.Fatal(err)
-						}
-						ppk, rrk, err := lambPass1(s, &ck, pk, gk, mk, vk)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if !paritytest.Same(pp, ppk) || !paritytest.Same(rr, rrk) {
-							t.Fatalf("%s step %d: sums (%v, %v) with the direction stored, (%v, %v) without", what, step, ppk, rrk, pp, rr)
-						}
-						var sum float64
-						for i, x := range gk {
-							sum += float64(x) * float64(x)
-							if special != 0 {
-								continue // the specials' own arithmetic: their bits are checked below
-							}
-							w := want[i]
-							if d := math.Abs(float64(x) - w); d > tol*scale[i]+1e-30 {
-								t.Fatalf("%s step %d element %d: stored r = %v, textbook %v", what, step, i, x, w)
-							}
-						}
-						if !math.IsNaN(rr) && !math.IsInf(rr, 0) && math.Abs(sum-rrk) > 1e-12*rrk {
-							t.Fatalf("%s step %d: Σ(stored r)² = %v, first pass's Σr² = %v", what, step, sum, rrk)
-						}
-						if err := lambPass2(s, &c, p, m, v, LAMBTrust(pp, rr)); err != nil {
-							t.Fatal(err)
-						}
-						if err := lambPass2Stored(s, &ck, pk, gk, LAMBTrust(ppk, rrk)); err != nil {
-							t.Fatal(err)
-						}
-						for _, x := range [][2][]T{{p, pk}, {m, mk}, {v, vk}} {
-							if err := paritytest.Diff(x[0], x[1]); err != nil {
-								t.Fatalf("%s step %d: stored against recomputed: %v", what, step, err)
-							}
-						}
-					}
+					lambDirectionInGradRun[T](t, what, s, n, wd, special, tol)
 				}
 			}
 		}
 	}
+}
+
+// lambDirectionInGradRun steps one parameter of n elements five times
+// both ways on level s and compares them (TestLAMBDirectionInGrad).
+func lambDirectionInGradRun[T Float](t *testing.T, what string, s *Set, n int, wd, special, tol float64) {
+	r := rand.New(rand.NewPCG(uint64(n), 21))
+	p := make([]T, n)
+	paritytest.Fill(r, p, special, false)
+	pk := append([]T(nil), p...)
+	m, v, mk, vk := make([]T, n), make([]T, n), make([]T, n), make([]T, n)
+	for step := range 5 {
+		what := fmt.Sprintf("%s step %d", what, step)
+		g := make([]T, n)
+		paritytest.Fill(r, g, special, false)
+		gk := append([]T(nil), g...)
+		h := LAMB{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: wd}
+		c := must(h.Coeffs(int64(step + 1)))
+		h.DirectionInGrad = true
+		ck := must(h.Coeffs(int64(step + 1)))
+		want, scale := lambTextbookDirection(h, step+1, p, g, m, v)
+		pp, rr, err := lambPass1(s, &c, p, g, m, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ppk, rrk, err := lambPass1(s, &ck, pk, gk, mk, vk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !paritytest.Same(pp, ppk) || !paritytest.Same(rr, rrk) {
+			t.Fatalf("%s: sums (%v, %v) with the direction stored, (%v, %v) without", what, ppk, rrk, pp, rr)
+		}
+		if special == 0 { // with specials, their own arithmetic: the bits are checked below
+			var sum float64
+			for i, x := range gk {
+				sum += float64(x) * float64(x)
+				if d := math.Abs(float64(x) - want[i]); d > tol*scale[i]+1e-30 {
+					t.Fatalf("%s element %d: stored r = %v, textbook %v", what, i, x, want[i])
+				}
+			}
+			if math.Abs(sum-rrk) > 1e-12*rrk {
+				t.Fatalf("%s: Σ(stored r)² = %v, first pass's Σr² = %v", what, sum, rrk)
+			}
+		}
+		if err := lambPass2(s, &c, p, m, v, LAMBTrust(pp, rr)); err != nil {
+			t.Fatal(err)
+		}
+		if err := lambPass2Stored(s, &ck, pk, gk, LAMBTrust(ppk, rrk)); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range [][2][]T{{p, pk}, {m, mk}, {v, vk}} {
+			if err := paritytest.Diff(x[0], x[1]); err != nil {
+				t.Fatalf("%s: stored against recomputed: %v", what, err)
+			}
+		}
+	}
+}
+
+// lambTextbookDirection returns LAMB's direction r for step t of h
+// (not Spago's form), in float64, from p, the gradient and the moments
+// before the step, and the sum of the magnitudes of its two terms (they
+// may cancel).
+func lambTextbookDirection[T Float](h LAMB, t int, p, g, m, v []T) (r, scale []float64) {
+	bc1 := 1 - math.Pow(h.Beta1, float64(t))
+	bc2 := 1 - math.Pow(h.Beta2, float64(t))
+	r, scale = make([]float64, len(p)), make([]float64, len(p))
+	for i := range p {
+		gi := float64(g[i])
+		mi := h.Beta1*float64(m[i]) + (1-h.Beta1)*gi
+		vi := h.Beta2*float64(v[i]) + (1-h.Beta2)*gi*gi
+		a, b := (mi/bc1)/(math.Sqrt(vi)/math.Sqrt(bc2)+h.Eps), h.WeightDecay*float64(p[i])
+		r[i], scale[i] = a+b, math.Abs(a)+math.Abs(b)
+	}
+	return r, scale
 }
 
 // TestLAMBBadInput: every refusal comes before anything is written.
