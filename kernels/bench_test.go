@@ -345,19 +345,19 @@ func BenchmarkRAdamF64(b *testing.B) { benchRAdam[float64](b) }
 // benchLAMB measures a whole LAMB step on one slice: the first pass (reads
 // p, grad, m, v; writes m, v), the trust ratio, the second pass (reads p,
 // m, v; writes p): ten element transfers per parameter.
-func benchLAMB[T Float](b *testing.B) { benchLAMBOf(b, lambKernel[T](), false) }
+func benchLAMB[T Float](b *testing.B) { benchLAMBOf[T](b, false) }
 
-// benchLAMBOf is benchLAMB of kernel k (lambKernel or lambKeepKernel, whose
-// first pass also writes r over grad and whose second reads p and r:
-// also ten transfers, of which six are reads where lambKernel's are seven).
-func benchLAMBOf[T Float](b *testing.B, k ewKernel[T], keep bool) {
+// benchLAMBOf is benchLAMB, with DirectionInGrad when keep is set: the
+// first pass also writes r over grad and the second reads p and r (also
+// ten transfers, of which six are reads where the other's are seven).
+func benchLAMBOf[T Float](b *testing.B, keep bool) {
 	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: keep}.Coeffs(10))
 	benchLevels(b, func(b *testing.B, s *Set, n int) {
 		a := slab[T](4, n)
 		nonneg(a[3]) // v ≥ 0: a negative v makes r and then p NaN
 		var z T
 		b.SetBytes(int64(n) * int64(sizeOf(z)) * 10)
-		run := k.run
+		run := lambKernel[T]().run // the second pass the block asks for
 		for b.Loop() {
 			if err := run(s, &c, a); err != nil {
 				b.Fatal(err)
@@ -425,8 +425,8 @@ func BenchmarkLAMBF64(b *testing.B) { benchLAMB[float64](b) }
 
 // BenchmarkLAMBStoredF32 is BenchmarkLAMBF32 with DirectionInGrad: r is
 // stored over the gradient by the first pass and read back by the second.
-func BenchmarkLAMBStoredF32(b *testing.B) { benchLAMBOf(b, lambKeepKernel[float32](), true) }
-func BenchmarkLAMBStoredF64(b *testing.B) { benchLAMBOf(b, lambKeepKernel[float64](), true) }
+func BenchmarkLAMBStoredF32(b *testing.B) { benchLAMBOf[float32](b, true) }
+func BenchmarkLAMBStoredF64(b *testing.B) { benchLAMBOf[float64](b, true) }
 
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())

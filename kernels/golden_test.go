@@ -285,13 +285,7 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 					}
 				}
 			}
-			var sums []float64 // every step's Σp² and Σr²
-			for step := range goldenSteps {
-				c := must(h.Coeffs(int64(step + 1)))
-				pp, rr, _ := lambPass1(s, &c, st[0], gr[step], st[1], st[2])
-				_ = lambPass2(s, &c, st[0], st[1], st[2], LAMBTrust(pp, rr))
-				sums = append(sums, pp, rr)
-			}
+			sums, _ := lambGoldenSteps(s, h, st, gr)
 			name := fmt.Sprintf("LAMB%s/wd=%v/spago=%v", prec, wd, spago)
 			hashes[name] = hashSlices(st[0], st[1], st[2])
 			hashes[name+"/sums"] = hashSlices(sums)
@@ -301,13 +295,7 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			clear(st[1])
 			clear(st[2])
 			h.DirectionInGrad = true
-			var last []T
-			for step := range goldenSteps {
-				c := must(h.Coeffs(int64(step + 1)))
-				last = append(last[:0], gr[step]...)
-				pp, rr, _ := lambPass1(s, &c, st[0], last, st[1], st[2])
-				_ = lambPass2Stored(s, &c, st[0], last, LAMBTrust(pp, rr))
-			}
+			_, last := lambGoldenSteps(s, h, st, gr)
 			hashes[fmt.Sprintf("LAMBKeep%s/wd=%v/spago=%v", prec, wd, spago)] = hashSlices(st[0], st[1], st[2], last)
 		}
 	}
@@ -450,4 +438,19 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lambGoldenSteps runs the golden LAMB steps of h on st (p, m, v), each on
+// a copy of its gradient in gr: the first pass, the trust ratio, the
+// second pass that h asks for. It returns every step's Σp² and Σr², and
+// the last step's gradient copy (r, with DirectionInGrad).
+func lambGoldenSteps[T Float](s *Set, h LAMB, st [4][]T, gr [][]T) (sums []float64, last []T) {
+	for step := range goldenSteps {
+		c := must(h.Coeffs(int64(step + 1)))
+		last = append(last[:0], gr[step]...)
+		pp, rr, _ := lambPass1(s, &c, st[0], last, st[1], st[2])
+		_ = lambSecond(s, &c, [][]T{st[0], last, st[1], st[2]}, LAMBTrust(pp, rr))
+		sums = append(sums, pp, rr)
+	}
+	return sums, last
 }
