@@ -12,7 +12,22 @@ func cpuHas(l ISA) bool {
 	case AVX2:
 		return c.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3)
 	case AVX512:
-		return c.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3, cpuid.AVX512F, cpuid.AVX512VL, cpuid.AVX512DQ)
+		// BW: the kernels with half streams move and permute words.
+		return c.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3, cpuid.AVX512F, cpuid.AVX512VL, cpuid.AVX512DQ, cpuid.AVX512BW)
 	}
 	return false
+}
+
+// archHalf gives the AVX-512 level, on a CPU with AVX512-BF16, the
+// bfloat16 table that rounds to nearest by VCVTNEPS2BF16 (avx512BF16NE,
+// same bits), and keeps the level's integer-form set in bf16IntSet for
+// the tests.
+func archHalf(s *[len(levelNames)]*Set) {
+	a := s[AVX512]
+	if a == nil || !cpuHas(AVX512) || !cpuid.CPU.Supports(cpuid.AVX512BF16) {
+		return
+	}
+	own := *a
+	bf16IntSet = &own
+	a.bf16, a.bf16NE = avx512BF16NE, true
 }

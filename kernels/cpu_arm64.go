@@ -13,3 +13,5 @@ func cpuHas(l ISA) bool {
 // SVE reports whether the CPU has the Scalable Vector Extension. No kernel
 // uses it yet; it is reported so that users can see what the machine offers.
 func SVE() bool { return cpu.ARM64.HasSVE }
+
+func archHalf(*[len(levelNames)]*Set) {}

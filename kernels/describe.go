@@ -44,7 +44,7 @@ func Describe() CPUInfo {
 	}{
 		{"SSE4.2", cpuid.SSE42}, {"AVX", cpuid.AVX}, {"AVX2", cpuid.AVX2}, {"FMA3", cpuid.FMA3},
 		{"AVX512F", cpuid.AVX512F}, {"AVX512VL", cpuid.AVX512VL}, {"AVX512DQ", cpuid.AVX512DQ},
-		{"AVX512BW", cpuid.AVX512BW}, {"ASIMD", cpuid.ASIMD}, {"SVE", cpuid.SVE},
+		{"AVX512BW", cpuid.AVX512BW}, {"AVX512_BF16", cpuid.AVX512BF16}, {"ASIMD", cpuid.ASIMD}, {"SVE", cpuid.SVE},
 	} {
 		if c.Supports(f.id) {
 			info.Features = append(info.Features, f.name)
@@ -57,4 +57,15 @@ func Describe() CPUInfo {
 		info.Brand = "unknown " + runtime.GOARCH + " CPU"
 	}
 	return info
+}
+
+// BF16Nearest says how s rounds bfloat16 to nearest: by AVX512-BF16's
+// VCVTNEPS2BF16 on a CPU that has it (a vector holding a float32 subnormal,
+// which the instruction takes as ±0, by the integer form), otherwise by the
+// integer form of BF16FromF32. The bits are the same either way.
+func (s *Set) BF16Nearest() string {
+	if s.bf16NE {
+		return "VCVTNEPS2BF16 (AVX512-BF16; a vector holding a float32 subnormal by the integer form)"
+	}
+	return "the integer form"
 }

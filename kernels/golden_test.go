@@ -404,9 +404,24 @@ func TestGolden(t *testing.T) {
 	if err := json.Unmarshal(b, &want); err != nil {
 		t.Fatal(err)
 	}
+	if bf16IntSet != nil {
+		// The integer form of bfloat16 rounding to nearest: only the
+		// kernels with half streams differ from the level's own set.
+		t.Run(setName(bf16IntSet), func(t *testing.T) {
+			got := mixedGolden(bf16IntSet)
+			if len(got) == 0 {
+				t.Fatal("no hashes of the kernels with half streams")
+			}
+			for k, h := range got {
+				if h != want.Hashes[k] {
+					t.Errorf("%s: hash %s, golden %s", k, h, want.Hashes[k])
+				}
+			}
+		})
+	}
 	levels := append([]*Set{sets[Generic]}, testLevels(t)...)
 	for _, s := range levels {
-		t.Run(s.Level().String(), func(t *testing.T) {
+		t.Run(setName(s), func(t *testing.T) {
 			got := allGolden(estimatePath(s))
 			keys := slices.Sorted(func(yield func(string) bool) {
 				for k := range want.Hashes {

@@ -36,3 +36,29 @@ func testLevels(t testing.TB) []*Set {
 	}
 	return out
 }
+
+// halfLevels is testLevels with, where the AVX-512 level rounds bfloat16 to
+// nearest by VCVTNEPS2BF16 (on a CPU with AVX512-BF16), that level with
+// its integer form as well (bf16IntSet): the kernels with half streams are
+// compared in both.
+func halfLevels(t testing.TB) []*Set {
+	t.Helper()
+	out := testLevels(t)
+	if bf16IntSet != nil {
+		out = append(out, bf16IntSet)
+	}
+	return out
+}
+
+// setName names s in test names and messages: its level, and which
+// bfloat16 rounding to nearest an AVX-512 set takes on a CPU with
+// AVX512-BF16.
+func setName(s *Set) string {
+	switch {
+	case s == bf16IntSet:
+		return s.Level().String() + "/bf16-int"
+	case s.bf16NE:
+		return s.Level().String() + "/bf16-ne"
+	}
+	return s.Level().String()
+}

@@ -74,6 +74,7 @@ func levelSets() [len(levelNames)]*Set {
 		a.bf16.fill(&s[Generic].bf16)
 		a.f16.fill(&s[Generic].f16)
 	}
+	archHalf(&s)
 	// AdamFast's split, from the table of CPU models (fastsplit.go).
 	for l, set := range s {
 		if set != nil {
@@ -82,6 +83,11 @@ func levelSets() [len(levelNames)]*Set {
 	}
 	return s
 }
+
+// bf16IntSet is, where the AVX-512 level rounds bfloat16 to nearest by
+// VCVTNEPS2BF16 (archHalf), that level with its integer form instead: the
+// tests compare both. nil elsewhere.
+var bf16IntSet *Set
 
 // Levels returns every level this CPU and build can run, from the reference
 // up to the best.

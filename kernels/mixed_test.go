@@ -312,10 +312,10 @@ func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
 func TestMixedParity(t *testing.T) {
 	ref := sets[Generic]
 	ns := paritytest.Lengths(testing.Short())
-	for _, s := range testLevels(t) {
+	for _, s := range halfLevels(t) {
 		for _, k := range mixedKernels() {
 			for _, h := range abi.HalfTypes {
-				t.Run(fmt.Sprintf("%v/%s%s", s.Level(), k.name, h), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%v/%s%s", setName(s), k.name, h), func(t *testing.T) {
 					for _, n := range ns {
 						offs := []int{0, 1, 2, 3, 5, 7}
 						if n > 300 {
@@ -562,7 +562,7 @@ func TestSRSpecials(t *testing.T) {
 func TestSRMovesWeight(t *testing.T) {
 	const n, steps = 4096, 200
 	c := must(SGD{LR: 1e-3}.Coeffs()) // p -= 1e-3·g; at p = 1 the spacing below is 2⁻⁸, half of it ≈ 2e-3
-	for _, s := range append(testLevels(t), sets[Generic]) {
+	for _, s := range append(halfLevels(t), sets[Generic]) {
 		for _, sr := range []bool{false, true} {
 			p := make([]BF16, n)
 			g := make([]BF16, n)
@@ -583,14 +583,14 @@ func TestSRMovesWeight(t *testing.T) {
 			want := 1 - steps*float64(float32(1e-3))
 			if !sr {
 				if mean != 1 {
-					t.Errorf("%v: rounded to nearest, the weights moved to %v on average", s.Level(), mean)
+					t.Errorf("%v: rounded to nearest, the weights moved to %v on average", setName(s), mean)
 				}
 				continue
 			}
 			// Each weight's final value has a standard deviation of a
 			// few spacings (2⁻⁸ at most); the mean of n of them, far less.
 			if math.Abs(mean-want) > 6*0x1p-8/math.Sqrt(n)*math.Sqrt(steps) {
-				t.Errorf("%v: with SR the weights moved to %v on average, want %v", s.Level(), mean, want)
+				t.Errorf("%v: with SR the weights moved to %v on average, want %v", setName(s), mean, want)
 			}
 		}
 	}
@@ -601,7 +601,7 @@ func TestSRMovesWeight(t *testing.T) {
 // including across a block of 2³² elements.
 func TestMixedChunking(t *testing.T) {
 	for _, base := range []int{0, 1<<32 - 37} {
-		for _, s := range append(testLevels(t), sets[Generic]) {
+		for _, s := range append(halfLevels(t), sets[Generic]) {
 			for _, k := range mixedKernels() {
 				for _, h := range abi.HalfTypes {
 					c := &k.coeffs[len(k.coeffs)-1]
@@ -628,7 +628,7 @@ func TestMixedChunking(t *testing.T) {
 						}
 					}
 					if err := whole.compare(h, &k, parts); err != nil {
-						t.Errorf("%v %s%s from %d, in pieces: %v", s.Level(), k.name, h, base, err)
+						t.Errorf("%v %s%s from %d, in pieces: %v", setName(s), k.name, h, base, err)
 					}
 				}
 			}
@@ -661,7 +661,7 @@ func TestMixedAdamTextbook(t *testing.T) {
 		}
 		return max(math.Ldexp(1, math.Ilogb(x)-bits), sub)
 	}
-	for _, s := range append(testLevels(t), sets[Generic]) {
+	for _, s := range append(halfLevels(t), sets[Generic]) {
 		for _, half := range abi.HalfTypes {
 			bits := 7
 			if half == "F16" {
@@ -693,7 +693,7 @@ func TestMixedAdamTextbook(t *testing.T) {
 					for j, want := range []float64{p, m, v} {
 						got := float64(widen(half, u[[]int{0, 2, 3}[j]][i]))
 						if d := math.Abs(got - want); d > spacing(want, bits)*1.01+1e-7*math.Abs(want) {
-							t.Fatalf("%v %s sr=%v element %d output %d: %v, want %v (off by %g)", s.Level(), half, sr, i, j, got, want, d)
+							t.Fatalf("%v %s sr=%v element %d output %d: %v, want %v (off by %g)", setName(s), half, sr, i, j, got, want, d)
 						}
 					}
 				}
@@ -765,7 +765,7 @@ func TestMixedFamilyTextbook(t *testing.T) {
 	}
 	for _, tc := range cases {
 		k := ks[tc.kernel]
-		for _, s := range append(testLevels(t), sets[Generic]) {
+		for _, s := range append(halfLevels(t), sets[Generic]) {
 			for _, half := range abi.HalfTypes {
 				bits := map[string]int{"BF16": 7, "F16": 10}[half]
 				for _, sr := range []bool{false, true} {
@@ -799,7 +799,7 @@ func TestMixedFamilyTextbook(t *testing.T) {
 							got := float64(widen(half, u[st][i]))
 							if d := math.Abs(got - o.want); d > spacing(o.want, bits)*1.01+1e-6*o.scale {
 								t.Fatalf("%v %s%s sr=%v element %d stream %s: %v, want %v (off by %g)",
-									s.Level(), tc.kernel, half, sr, i, k.streams[st], got, o.want, d)
+									setName(s), tc.kernel, half, sr, i, k.streams[st], got, o.want, d)
 							}
 						}
 					}
@@ -898,7 +898,7 @@ func TestMixedAllocs(t *testing.T) {
 							t.Fatal(err)
 						}
 					}); a != 0 {
-						t.Errorf("%v %s%s coeffs %d: %v allocations per call", s.Level(), k.name, h, ci, a)
+						t.Errorf("%v %s%s coeffs %d: %v allocations per call", setName(s), k.name, h, ci, a)
 					}
 				}
 			}
@@ -978,7 +978,7 @@ func FuzzMixed(f *testing.F) {
 				}
 			}
 		}
-		for _, s := range testLevels(t) {
+		for _, s := range halfLevels(t) {
 			want, got := b.clone(), b.clone()
 			wf, wu := want.slices()
 			gf, gu := got.slices()
@@ -989,7 +989,7 @@ func FuzzMixed(f *testing.F) {
 				t.Fatal(err)
 			}
 			if err := want.compare(h, &k, got); err != nil {
-				t.Fatalf("%v %s%s n=%d off=%d coeffs %d sr=%v: %v", s.Level(), k.name, h, n, off, ci, r.Stochastic, err)
+				t.Fatalf("%v %s%s n=%d off=%d coeffs %d sr=%v: %v", setName(s), k.name, h, n, off, ci, r.Stochastic, err)
 			}
 		}
 	})

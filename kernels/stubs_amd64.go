@@ -804,6 +804,11 @@ func adamMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uin
 //go:noescape
 func adamMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
 
+// adamMasterBF16AVX512NE is adamMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func adamMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
+
 // adamMasterG32BF16AVX512 is the AVX512 adamMasterG32 kernel for BF16; see adamMasterG32BF16Generic.
 //
 //go:noescape
@@ -813,6 +818,11 @@ func adamMasterG32BF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *
 //
 //go:noescape
 func adamMasterG32F16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
+
+// adamMasterG32BF16AVX512NE is adamMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func adamMasterG32BF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
 
 // adam16BF16AVX512 is the AVX512 adam16 kernel for BF16; see adam16BF16Generic.
 //
@@ -824,6 +834,11 @@ func adam16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v 
 //go:noescape
 func adam16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n int, mode int, key uint64, off int)
 
+// adam16BF16AVX512NE is adam16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func adam16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n int, mode int, key uint64, off int)
+
 // sgdMasterBF16AVX512 is the AVX512 sgdMaster kernel for BF16; see sgdMasterBF16Generic.
 //
 //go:noescape
@@ -833,6 +848,11 @@ func sgdMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint
 //
 //go:noescape
 func sgdMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n int, mode int, key uint64, off int)
+
+// sgdMasterBF16AVX512NE is sgdMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func sgdMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n int, mode int, key uint64, off int)
 
 // sgdMasterG32BF16AVX512 is the AVX512 sgdMasterG32 kernel for BF16; see sgdMasterG32BF16Generic.
 //
@@ -844,6 +864,11 @@ func sgdMasterG32BF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *f
 //go:noescape
 func sgdMasterG32F16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n int, mode int, key uint64, off int)
 
+// sgdMasterG32BF16AVX512NE is sgdMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func sgdMasterG32BF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n int, mode int, key uint64, off int)
+
 // sgd16BF16AVX512 is the AVX512 sgd16 kernel for BF16; see sgd16BF16Generic.
 //
 //go:noescape
@@ -853,6 +878,11 @@ func sgd16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, n int, mode in
 //
 //go:noescape
 func sgd16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, n int, mode int, key uint64, off int)
+
+// sgd16BF16AVX512NE is sgd16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func sgd16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, n int, mode int, key uint64, off int)
 
 // momentumMasterBF16AVX512 is the AVX512 momentumMaster kernel for BF16; see momentumMasterBF16Generic.
 //
@@ -864,6 +894,11 @@ func momentumMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad 
 //go:noescape
 func momentumMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n int, mode int, key uint64, off int)
 
+// momentumMasterBF16AVX512NE is momentumMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func momentumMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n int, mode int, key uint64, off int)
+
 // momentumMasterG32BF16AVX512 is the AVX512 momentumMasterG32 kernel for BF16; see momentumMasterG32BF16Generic.
 //
 //go:noescape
@@ -873,6 +908,11 @@ func momentumMasterG32BF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, gr
 //
 //go:noescape
 func momentumMasterG32F16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n int, mode int, key uint64, off int)
+
+// momentumMasterG32BF16AVX512NE is momentumMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func momentumMasterG32BF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n int, mode int, key uint64, off int)
 
 // momentum16BF16AVX512 is the AVX512 momentum16 kernel for BF16; see momentum16BF16Generic.
 //
@@ -884,6 +924,11 @@ func momentum16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, buf *uint
 //go:noescape
 func momentum16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n int, mode int, key uint64, off int)
 
+// momentum16BF16AVX512NE is momentum16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func momentum16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n int, mode int, key uint64, off int)
+
 // lionMasterBF16AVX512 is the AVX512 lionMaster kernel for BF16; see lionMasterBF16Generic.
 //
 //go:noescape
@@ -893,6 +938,11 @@ func lionMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uin
 //
 //go:noescape
 func lionMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
+
+// lionMasterBF16AVX512NE is lionMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func lionMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
 
 // lion16BF16AVX512 is the AVX512 lion16 kernel for BF16; see lion16BF16Generic.
 //
@@ -904,6 +954,11 @@ func lion16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n 
 //go:noescape
 func lion16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
 
+// lion16BF16AVX512NE is lion16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func lion16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
+
 // adagradMasterBF16AVX512 is the AVX512 adagradMaster kernel for BF16; see adagradMasterBF16Generic.
 //
 //go:noescape
@@ -913,6 +968,11 @@ func adagradMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *
 //
 //go:noescape
 func adagradMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
+
+// adagradMasterBF16AVX512NE is adagradMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func adagradMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
 
 // adagrad16BF16AVX512 is the AVX512 adagrad16 kernel for BF16; see adagrad16BF16Generic.
 //
@@ -924,6 +984,11 @@ func adagrad16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sum *uint1
 //go:noescape
 func adagrad16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
 
+// adagrad16BF16AVX512NE is adagrad16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func adagrad16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
+
 // rmspropMasterBF16AVX512 is the AVX512 rmspropMaster kernel for BF16; see rmspropMasterBF16Generic.
 //
 //go:noescape
@@ -933,6 +998,11 @@ func rmspropMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *
 //
 //go:noescape
 func rmspropMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
+
+// rmspropMasterBF16AVX512NE is rmspropMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func rmspropMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
 
 // rmsprop16BF16AVX512 is the AVX512 rmsprop16 kernel for BF16; see rmsprop16BF16Generic.
 //
@@ -944,6 +1014,11 @@ func rmsprop16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16
 //go:noescape
 func rmsprop16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
 
+// rmsprop16BF16AVX512NE is rmsprop16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func rmsprop16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
+
 // adamaxMasterBF16AVX512 is the AVX512 adamaxMaster kernel for BF16; see adamaxMasterBF16Generic.
 //
 //go:noescape
@@ -953,6 +1028,11 @@ func adamaxMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *u
 //
 //go:noescape
 func adamaxMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
+
+// adamaxMasterBF16AVX512NE is adamaxMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func adamaxMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
 
 // adamax16BF16AVX512 is the AVX512 adamax16 kernel for BF16; see adamax16BF16Generic.
 //
@@ -964,6 +1044,11 @@ func adamax16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, 
 //go:noescape
 func adamax16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
 
+// adamax16BF16AVX512NE is adamax16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func adamax16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
+
 // nadamMasterBF16AVX512 is the AVX512 nadamMaster kernel for BF16; see nadamMasterBF16Generic.
 //
 //go:noescape
@@ -974,6 +1059,11 @@ func nadamMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *ui
 //go:noescape
 func nadamMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
 
+// nadamMasterBF16AVX512NE is nadamMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func nadamMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
+
 // nadam16BF16AVX512 is the AVX512 nadam16 kernel for BF16; see nadam16BF16Generic.
 //
 //go:noescape
@@ -983,6 +1073,11 @@ func nadam16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v
 //
 //go:noescape
 func nadam16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)
+
+// nadam16BF16AVX512NE is nadam16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+//
+//go:noescape
+func nadam16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)
 
 // archSets are the assembly levels of this architecture, lowest first:
 // the functions above, wired into the tables of package kernels.
@@ -1450,5 +1545,144 @@ var archSets = []*Set{
 				nadam16F16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
 			},
 		},
+	},
+}
+
+// avx512BF16NE is the bfloat16 table of the AVX-512 level on CPUs with
+// AVX512-BF16: rounding to nearest by VCVTNEPS2BF16, stochastic rounding
+// as the level's own table.
+var avx512BF16NE = halfTable[BF16]{
+	adamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, vmax, n, mode, key, off)
+		} else {
+			adamMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, vmax, n, mode, key, off)
+		}
+	},
+	adamMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamMasterG32BF16AVX512(&c.f32, p, (*uint16)(p16), grad, m, v, vmax, n, mode, key, off)
+		} else {
+			adamMasterG32BF16AVX512NE(&c.f32, p, (*uint16)(p16), grad, m, v, vmax, n, mode, key, off)
+		}
+	},
+	adam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, vmax *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adam16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), (*uint16)(vmax), n, mode, key, off)
+		} else {
+			adam16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), (*uint16)(vmax), n, mode, key, off)
+		}
+	},
+	sgdMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			sgdMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), n, mode, key, off)
+		} else {
+			sgdMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), n, mode, key, off)
+		}
+	},
+	sgdMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			sgdMasterG32BF16AVX512(&c.f32, p, (*uint16)(p16), grad, n, mode, key, off)
+		} else {
+			sgdMasterG32BF16AVX512NE(&c.f32, p, (*uint16)(p16), grad, n, mode, key, off)
+		}
+	},
+	sgd16: func(c *Coeffs, p *BF16, grad *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			sgd16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), n, mode, key, off)
+		} else {
+			sgd16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), n, mode, key, off)
+		}
+	},
+	momentumMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, buf *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			momentumMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), buf, n, mode, key, off)
+		} else {
+			momentumMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), buf, n, mode, key, off)
+		}
+	},
+	momentumMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, buf *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			momentumMasterG32BF16AVX512(&c.f32, p, (*uint16)(p16), grad, buf, n, mode, key, off)
+		} else {
+			momentumMasterG32BF16AVX512NE(&c.f32, p, (*uint16)(p16), grad, buf, n, mode, key, off)
+		}
+	},
+	momentum16: func(c *Coeffs, p *BF16, grad *BF16, buf *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			momentum16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+		} else {
+			momentum16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+		}
+	},
+	lionMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			lionMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+		} else {
+			lionMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+		}
+	},
+	lion16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			lion16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+		} else {
+			lion16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+		}
+	},
+	adagradMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sum *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adagradMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+		} else {
+			adagradMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+		}
+	},
+	adagrad16: func(c *Coeffs, p *BF16, grad *BF16, sum *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adagrad16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+		} else {
+			adagrad16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+		}
+	},
+	rmspropMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			rmspropMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+		} else {
+			rmspropMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+		}
+	},
+	rmsprop16: func(c *Coeffs, p *BF16, grad *BF16, sq *BF16, buf *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			rmsprop16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+		} else {
+			rmsprop16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+		}
+	},
+	adamaxMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, u *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamaxMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+		} else {
+			adamaxMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+		}
+	},
+	adamax16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamax16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+		} else {
+			adamax16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+		}
+	},
+	nadamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			nadamMasterBF16AVX512(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+		} else {
+			nadamMasterBF16AVX512NE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+		}
+	},
+	nadam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			nadam16BF16AVX512(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
+		} else {
+			nadam16BF16AVX512NE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
+		}
 	},
 }

@@ -200,6 +200,8 @@ type kernel struct {
 	// desc its description.
 	half string
 	desc *abi.Kernel
+	// ne: a bfloat16 kernel for CPUs with AVX512-BF16 (mixedKernelNE).
+	ne bool
 }
 
 func elementwise(k kernel, t isa) {
@@ -209,10 +211,21 @@ func elementwise(k kernel, t isa) {
 		// stochastic rounding, the buffers of the AVX2 tail): it may
 		// grow the stack.
 		name = k.name + k.half + t.Level()
+		doc := mixedDoc(name, t.Level(), k.name, k.half)
+		if k.ne {
+			name += "NE"
+			doc = fmt.Sprintf("%s is %s%sAVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).",
+				name, k.name, k.half)
+		}
 		TEXT(name, 0, k.sig(t))
 		Pragma("noescape")
-		Doc(mixedDoc(name, t.Level(), k.name, k.half))
-		mixedSlots[t.Z][k.half] = append(mixedSlots[t.Z][k.half], slot{field: k.name, fn: name, desc: k.desc})
+		Doc(doc)
+		sl := slot{field: k.name, fn: name, desc: k.desc}
+		if k.ne {
+			neSlots = append(neSlots, sl)
+		} else {
+			mixedSlots[t.Z][k.half] = append(mixedSlots[t.Z][k.half], sl)
+		}
 	} else {
 		TEXT(name, NOSPLIT, k.sig(t))
 		Pragma("noescape")
@@ -242,14 +255,18 @@ func elementwise(k kernel, t isa) {
 		// no condition tests are dropped, and each remaining value goes
 		// to its variant.
 		mode := param("mode")
-		ANDQ(U32(k.mask), mode)
-		for m := 0; m < k.mask; m++ {
-			if m&k.mask == m {
+		mask := k.mask
+		if k.ne {
+			mask &^= abi.ModeSR // the wiring sends the other modes elsewhere
+		}
+		ANDQ(U32(mask), mode)
+		for m := 0; m < mask; m++ {
+			if m&mask == m {
 				CMPQ(mode, U32(m))
 				JEQ(LabelRef(fmt.Sprintf("mode%d", k.canon(m))))
 			}
 		}
-		JMP(LabelRef(fmt.Sprintf("mode%d", k.canon(k.mask))))
+		JMP(LabelRef(fmt.Sprintf("mode%d", k.canon(mask))))
 	}
 	L, U := t.Lanes(), k.unroll(t)
 	var extra []VecVirtual
@@ -532,9 +549,16 @@ func main() {
 			for _, h := range abi.HalfTypes {
 				elementwise(mixedKernel(d, h), isa{x86.ISA{Z: z}})
 			}
+			if z {
+				elementwise(mixedKernelNE(d), isa{x86.ISA{Z: z}})
+			}
 		}
 	}
 	Generate()
+	if err := rewritePlaceholders(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	if err := checkAVX2Registers(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -543,6 +567,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// rewritePlaceholders replaces, in the written assembly, the placeholders
+// of the instructions the Go assembler lacks by their bytes (x86.Rewrite),
+// and fails unless there is one per nearestNE.
+func rewritePlaceholders() error {
+	path := flag.Lookup("out").Value.String()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out, n := x86.Rewrite(string(src))
+	if n != neLabels {
+		return fmt.Errorf("%s: %d VCVTNEPS2BF16 placeholders replaced, %d written", path, n, neLabels)
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
 }
 
 // checkAVX2Registers fails when an AVX2 function of the written assembly

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fuseopt/fuseopt/_asm/x86"
@@ -22,14 +23,19 @@ import (
 // Conversion instructions. binary16 at the AVX-512 level goes through
 // VCVTPH2PS and VCVTPS2PH (rounding control 0), which AVX512F has: they
 // are bit-exact with the reference (the parity tests and golden hashes run
-// them). AVX512-BF16's VCVTNEPS2BF16 is not used: on an AMD Zen 5 core
-// (family 0x1A model 2), over all 2³² float32 inputs, it matches
-// BF16FromF32 everywhere (NaN included: the top payload bits kept, the
-// quiet bit set) except on float32 subnormal inputs, which it treats as
-// ±0 whatever MXCSR says (16 711 678 inputs whose bfloat16 is not ±0:
-// 0x00008001 gives 0x0000, not 0x0001). Fixing those lanes up costs about
-// what the integer form costs. The AVX2 level keeps the integer form for
-// binary16 as well (F16C is not among its requirements).
+// them). AVX512-BF16's VCVTNEPS2BF16, on an AMD Zen 5 core (family 0x1A
+// model 2), over all 2³² float32 inputs, matches BF16FromF32 everywhere
+// (NaN included: the top payload bits kept, the quiet bit set) except on
+// float32 subnormal inputs, which it treats as ±0 whatever MXCSR says
+// (16 711 678 inputs whose bfloat16 is not ±0: 0x00008001 gives 0x0000,
+// not 0x0001). So the bfloat16 kernels are written twice at the AVX-512
+// level: with the integer form, and (mixedKernelNE, for CPUs with
+// AVX512-BF16, their modes that round to nearest) with the instruction and
+// a branch to the integer form for a vector that holds a subnormal lane
+// (nearestNE): three instructions instead of six per store, 18% off
+// 16-bit-state Adam in the caches. Fixing the subnormal lanes up in place
+// would cost about what the integer form costs. The AVX2 level keeps the
+// integer form for binary16 as well (F16C is not among its requirements).
 //
 // The AVX-512 forms (the integer rules, in fewer instructions): the
 // constants of the conversions stay in registers through the loops
@@ -58,6 +64,17 @@ func mixedKernel(d *abi.Kernel, h string) kernel {
 		// The half streams are *uint16 here (the wiring converts).
 		return "func" + abi.MixedSignature(d, fmt.Sprintf("c %s", t.coefType()), "uint16")
 	}
+	return k
+}
+
+// mixedKernelNE returns the bfloat16 kernel of description d for CPUs with
+// AVX512-BF16: its modes that round to nearest (the stochastic ones stay
+// with mixedKernel's, which the wiring calls for them), rounding by
+// nearestNE.
+func mixedKernelNE(d *abi.Kernel) kernel {
+	k := mixedKernel(d, "BF16")
+	k.ne = true
+	k.variants = slices.DeleteFunc(k.variants, func(m int) bool { return m&abi.ModeSR != 0 })
 	return k
 }
 
@@ -152,6 +169,10 @@ func (e *env) hregs(mode, rows int) {
 	switch {
 	case e.mx.h == "BF16" && sr:
 		names = []string{"quiet", "low16", "mul1", "mul2", "mul3", "c16", "widen", "pack"}
+	case e.mx.h == "BF16" && e.mx.ne:
+		// The integer form runs only for a vector with a subnormal lane:
+		// its constants are read from memory then.
+		names = []string{"widen"}
 	case e.mx.h == "BF16":
 		names = []string{"quiet", "lsb", "bf16round", "bf16up", "widen", "pack"}
 	case sr:
@@ -206,6 +227,7 @@ type mixedEnv struct {
 	off  GPVirtual
 	tbuf map[int]Mem
 	bufs map[int]Mem // AVX2: the stack buffers, allocated once
+	ne   bool        // bfloat16 to nearest by VCVTNEPS2BF16 (nearestNE)
 	idx  VecVirtual  // the element indices of the vector being written (once per vector)
 	base VecVirtual  // abi.SRBase of those indices (once per vector)
 }
@@ -216,9 +238,13 @@ func (e *env) mixedSetup(k kernel) {
 	t := e.t
 	e.htab = GP64()
 	LEAQ(hconstTab, e.htab)
-	mx := &mixedEnv{h: k.half, ka: map[int]Mem{}}
+	mx := &mixedEnv{h: k.half, ka: map[int]Mem{}, ne: k.ne}
 	for _, s := range k.desc.Streams {
 		mx.half = append(mx.half, s.Half)
+	}
+	if k.ne { // no stochastic rounding: no keys, no element indices
+		e.mx = mx
+		return
 	}
 	mx.off = param("off")
 	key := param("key")
@@ -568,27 +594,17 @@ func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
 		r = e.srBits(s, e.mx.h == "BF16")
 	}
 	if e.mx.h == "BF16" {
-		// The rounded value in the top half of each lane: x plus the
-		// low 16 bits of r, or plus 0x7fff and the lowest kept bit
-		// (BF16FromF32); a NaN lane is x with the quiet bit instead.
-		res := t.Vec()
-		if sr {
-			e.add(r, x, res)
-		} else {
-			// x + 0x7fff, or x + 0x8000 where the lowest kept bit is set.
-			odd := K()
-			x86.Do(func() {
-				VPTESTMD(e.hc("lsb"), x, odd)
-				VPADDD(e.hc("bf16round"), x, res)
-				VPADDD(e.hc("bf16up"), x, odd, res)
-			})
-		}
-		k := e.nan(x)
 		z := t.Vec()
-		x86.Do(func() {
-			VPORD(e.hc("quiet"), x, k, res)
-			VPERMW(res, e.hcReg("pack"), z)
-		})
+		switch {
+		case sr:
+			res := t.Vec()
+			e.add(r, x, res)
+			e.packBF16(x, res, z)
+		case e.mx.ne:
+			e.nearestNE(x, z)
+		default:
+			e.nearestBF16(x, z)
+		}
 		return z.AsY().(VecVirtual)
 	}
 	// binary16, stochastically (F16SR). Normal results: rebias, add the
@@ -626,6 +642,56 @@ func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
 		VCVTPS2PH(U8(0), x, big, y)
 	})
 	return y
+}
+
+// nearestBF16 writes into the low 32 bytes of z the bfloat16 values of x
+// rounded to nearest even, by the integer form of BF16FromF32: x + 0x7fff,
+// or x + 0x8000 where the lowest kept bit is set.
+func (e *env) nearestBF16(x Op, z VecVirtual) {
+	res, odd := e.t.Vec(), K()
+	x86.Do(func() {
+		VPTESTMD(e.hc("lsb"), x, odd)
+		VPADDD(e.hc("bf16round"), x, res)
+		VPADDD(e.hc("bf16up"), x, odd, res)
+	})
+	e.packBF16(x, res, z)
+}
+
+// packBF16 packs the top halves of the lanes of res (x rounded, in the top
+// half of each lane) into the low 32 bytes of z; a NaN lane of x gives x
+// with the quiet bit instead.
+func (e *env) packBF16(x Op, res, z VecVirtual) {
+	k := e.nan(x)
+	x86.Do(func() {
+		VPORD(e.hc("quiet"), x, k, res)
+		VPERMW(res, e.hcReg("pack"), z)
+	})
+}
+
+// neLabels numbers the labels of nearestNE.
+var neLabels int
+
+// nearestNE is nearestBF16 by AVX512-BF16's VCVTNEPS2BF16, in the kernels
+// written for CPUs that have it (mixedKernelNE). The instruction gives
+// BF16FromF32's bits on every float32 input but the subnormal ones, which
+// it takes as ±0 whatever MXCSR says (on the Zen 5 machine: 16 711 678
+// inputs of the 2³² differ, all of them subnormal); a vector holding a
+// subnormal lane (VFPCLASSPS) runs the integer form instead, a branch that
+// the values of a training step almost never take. The Go assembler lacks
+// the instruction: it is written as a placeholder with the same operands
+// (x86.NEMarker) and replaced by its bytes after generation.
+func (e *env) nearestNE(x Op, z VecVirtual) {
+	sub := K()
+	skip := fmt.Sprintf("ne%d", neLabels)
+	neLabels++
+	x86.Do(func() {
+		VCVTPS2PH(U8(x86.NEMarker), x, z.AsY())
+		VFPCLASSPSZ(U8(0x20), x, sub) // denormal lanes
+		KORTESTW(sub, sub)
+		JZ(LabelRef(skip))
+		e.nearestBF16(x, z)
+		Label(skip)
+	})
 }
 
 // stHalf rounds x and stores it into half stream s.
@@ -747,22 +813,51 @@ func mixedWiring(z bool) string {
 	for _, h := range abi.HalfTypes {
 		fmt.Fprintf(&b, "%s: halfTable[%s]{\n", strings.ToLower(h), h)
 		for _, s := range mixedSlots[z][h] {
-			var args []string
-			for _, st := range s.desc.Streams {
-				if st.Half {
-					args = append(args, "(*uint16)("+st.Name+")")
-				} else {
-					args = append(args, st.Name)
-				}
-			}
-			fmt.Fprintf(&b, "%s: func%s { %s(&c.f32, %s, n, mode, key, off) },\n", s.desc.Name,
-				abi.MixedSignature(s.desc, "c *Coeffs", h), s.fn, strings.Join(args, ", "))
+			fmt.Fprintf(&b, "%s: func%s { %s },\n", s.desc.Name, abi.MixedSignature(s.desc, "c *Coeffs", h), mixedCall(s))
 		}
 		b.WriteString("},\n")
 	}
 	return b.String()
 }
 
+// mixedCall is the call of the kernel of slot s in its wiring.
+func mixedCall(s slot) string {
+	var args []string
+	for _, st := range s.desc.Streams {
+		if st.Half {
+			args = append(args, "(*uint16)("+st.Name+")")
+		} else {
+			args = append(args, st.Name)
+		}
+	}
+	return fmt.Sprintf("%s(&c.f32, %s, n, mode, key, off)", s.fn, strings.Join(args, ", "))
+}
+
+// neWiring writes avx512BF16NE, the bfloat16 table of the AVX-512 level
+// on CPUs with AVX512-BF16: each kernel's modes that round to nearest go
+// to its NE kernel, the stochastic ones to the kernel of the level.
+func neWiring() string {
+	var b strings.Builder
+	b.WriteString(`
+// avx512BF16NE is the bfloat16 table of the AVX-512 level on CPUs with
+// AVX512-BF16: rounding to nearest by VCVTNEPS2BF16, stochastic rounding
+// as the level's own table.
+var avx512BF16NE = halfTable[BF16]{
+`)
+	for _, s := range neSlots {
+		own := s
+		own.fn = strings.TrimSuffix(s.fn, "NE")
+		fmt.Fprintf(&b, "%s: func%s {\nif mode&%d != 0 {\n%s\n} else {\n%s\n}\n},\n", s.desc.Name,
+			abi.MixedSignature(s.desc, "c *Coeffs", "BF16"), abi.ModeSR, mixedCall(own), mixedCall(s))
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
 // mixedSlots are the generated kernels with half streams, by level
-// (AVX-512 or not) and half type.
-var mixedSlots = map[bool]map[string][]slot{false: {}, true: {}}
+// (AVX-512 or not) and half type; neSlots the bfloat16 kernels of
+// mixedKernelNE.
+var (
+	mixedSlots = map[bool]map[string][]slot{false: {}, true: {}}
+	neSlots    []slot
+)

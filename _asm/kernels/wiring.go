@@ -123,6 +123,7 @@ var archSets = []*Set{
 		b.WriteString("},\n")
 	}
 	b.WriteString("}\n")
+	b.WriteString(neWiring())
 	out, err := format.Source(b.Bytes())
 	if err != nil {
 		return fmt.Errorf("wiring: %v", err)

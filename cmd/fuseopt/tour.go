@@ -61,6 +61,7 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "kernels    %s float%d at %s: %s\n", k.Kernel, 8*k.Size, k.Level, k.Why)
 	}
 	fmt.Fprintf(stdout, "fast adam  %s\n", fastAdam(a.FastPathF32(), a.FastPathF64()))
+	fmt.Fprintf(stdout, "bfloat16   to nearest by %s\n", a.BF16Nearest())
 	nb, why := solve.DefaultBlockSizeWhy(8)
 	fmt.Fprintf(stdout, "solve      the Newton solve runs at %s, panels of %d columns (float64): %s\n\n", m.SolveLevel, nb, why)
 
