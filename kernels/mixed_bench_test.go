@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"unsafe"
 
@@ -39,36 +38,34 @@ func BenchmarkAdamMixed(b *testing.B) {
 	s, _ := For(Best())
 	c := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}.Coeffs(10))
 	type mode struct {
-		name  string
-		bytes int
-		run   func(n int) func(r Rounding) error
+		name    string
+		bytes   int
+		nearest bool // round to nearest only
+		run     func(n int) func(r Rounding) error
 	}
 	modes := []mode{
-		{"f32", 28, func(n int) func(Rounding) error {
+		{"f32", 28, true, func(n int) func(Rounding) error {
 			a := slab[float32](5, n)
 			nonneg(a[3])
 			return func(Rounding) error { return s.AdamF32(&c, a[0], a[1], a[2], a[3], nil) }
 		}},
 	}
-	// Where the level rounds bfloat16 to nearest by VCVTNEPS2BF16, its
-	// integer form runs too (h = "BF16-int"), in the same run.
-	halves := []string{"BF16", "F16"}
-	if bf16IntSet != nil && s.bf16NE {
-		halves = append(halves, "BF16-int")
+	type half struct {
+		s       *Set
+		h, tag  string
+		nearest bool
 	}
-	for _, h := range halves {
-		s := s
-		if h == "BF16-int" {
-			s, h = bf16IntSet, "BF16"
-		}
-		name := func(mode string) string {
-			if s == bf16IntSet {
-				return mode + "BF16int"
-			}
-			return mode + h
-		}
+	halves := []half{{s, "BF16", "BF16", false}, {s, "F16", "F16", false}}
+	if bf16IntSet != nil && s.bf16NE {
+		// The level rounds bfloat16 to nearest by VCVTNEPS2BF16: its
+		// integer form runs too, in the same run (stochastic rounding is
+		// the same code in both tables).
+		halves = append(halves, half{bf16IntSet, "BF16", "BF16int", true})
+	}
+	for _, hv := range halves {
+		s, h := hv.s, hv.h
 		modes = append(modes,
-			mode{name("master"), 28, func(n int) func(Rounding) error {
+			mode{"master" + hv.tag, 28, hv.nearest, func(n int) func(Rounding) error {
 				a := slab[float32](4, n)
 				nonneg(a[3])
 				u := halfSlab(h, 2, n)
@@ -81,7 +78,7 @@ func BenchmarkAdamMixed(b *testing.B) {
 					return s.AdamMasterF16(&c, a[0], asHalf[F16](u[0]), asHalf[F16](u[1]), a[2], a[3], nil, r)
 				}
 			}},
-			mode{name("state16"), 14, func(n int) func(Rounding) error {
+			mode{"state16" + hv.tag, 14, hv.nearest, func(n int) func(Rounding) error {
 				u := halfSlab(h, 4, n)
 				if h == "BF16" {
 					return func(r Rounding) error {
@@ -99,8 +96,8 @@ func BenchmarkAdamMixed(b *testing.B) {
 		}
 		for _, m := range modes {
 			for _, sr := range []bool{false, true} {
-				if (m.name == "f32" || strings.HasSuffix(m.name, "int")) && sr {
-					continue // stochastic rounding: the same code in both bfloat16 tables
+				if m.nearest && sr {
+					continue
 				}
 				name := m.name
 				if m.name != "f32" {
