@@ -2,7 +2,10 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"github.com/klauspost/cpuid/v2"
+	"golang.org/x/sys/cpu"
+)
 
 // cpuHas reports whether the CPU runs level l. Advanced SIMD is part of
 // every ARMv8-A processor that Go supports, so NEON is always present.
@@ -14,4 +17,18 @@ func cpuHas(l ISA) bool {
 // uses it yet; it is reported so that users can see what the machine offers.
 func SVE() bool { return cpu.ARM64.HasSVE }
 
-func archHalf(*[len(levelNames)]*Set) {}
+// bf16NEText is what Set.BF16Nearest says of a set with neonBF16NE.
+const bf16NEText = "BFCVTN (FEAT_BF16)"
+
+// archHalf gives the NEON level, on a CPU with FEAT_BF16, the bfloat16
+// table that rounds to nearest by BFCVTN (neonBF16NE, same bits), and
+// keeps the level's integer-form set in bf16IntSet for the tests.
+func archHalf(s *[len(levelNames)]*Set) {
+	a := s[NEON]
+	if a == nil || !cpuid.CPU.Supports(cpuid.BF16) {
+		return
+	}
+	own := *a
+	bf16IntSet = &own
+	a.bf16, a.bf16NE = neonBF16NE, true
+}

@@ -37,10 +37,10 @@ func testLevels(t testing.TB) []*Set {
 	return out
 }
 
-// halfLevels is testLevels with, where the AVX-512 level rounds bfloat16 to
-// nearest by VCVTNEPS2BF16 (on a CPU with AVX512-BF16), that level with
-// its integer form as well (bf16IntSet): the kernels with half streams are
-// compared in both.
+// halfLevels is testLevels with, where a level rounds bfloat16 to nearest
+// by an instruction (VCVTNEPS2BF16 on a CPU with AVX512-BF16, BFCVTN on one
+// with FEAT_BF16), that level with its integer form as well (bf16IntSet):
+// the kernels with half streams are compared in both.
 func halfLevels(t testing.TB) []*Set {
 	t.Helper()
 	out := testLevels(t)
@@ -51,8 +51,8 @@ func halfLevels(t testing.TB) []*Set {
 }
 
 // setName names s in test names and messages: its level, and which
-// bfloat16 rounding to nearest an AVX-512 set takes on a CPU with
-// AVX512-BF16.
+// bfloat16 rounding to nearest it takes where the CPU has an instruction
+// for it.
 func setName(s *Set) string {
 	switch {
 	case s == bf16IntSet:

@@ -30262,6 +30262,361 @@ out5nil:
 done:
 	RET
 
+// func adamMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+TEXT ·adamMasterBF16NEONNE(SB), NOSPLIT, $144-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD v+40(FP), R5
+	MOVD vmax+48(FP), R6
+	MOVD n+56(FP), R8
+	MOVD mode+64(FP), R9
+	MOVD key+72(FP), R10
+	MOVD off+80(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	AND $7, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v4
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
+	RET
+
 // func adamMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
 TEXT ·adamMasterG32BF16NEON(SB), NOSPLIT, $144-88
 	MOVD c+0(FP), R0
@@ -30952,6 +31307,355 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-144(SP), R13
+	MOVD R1, 96(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 104(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 112(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 120(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 128(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R6, 136(R13)
+	CBZ R6, in5nil
+	ADD $80, R13, R14
+	MOVD R8, R15
+in5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in5
+	ADD $80, R13, R6
+in5nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 96(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 104(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 120(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 128(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+	MOVD 136(R13), R14
+	CBZ R14, out5nil
+	ADD $80, R13, R6
+	MOVD R7, R15
+out5:
+	MOVWU.P 4(R6), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out5
+out5nil:
+done:
+	RET
+
+// func adamMasterG32BF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+TEXT ·adamMasterG32BF16NEONNE(SB), NOSPLIT, $144-88
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD v+40(FP), R5
+	MOVD vmax+48(FP), R6
+	MOVD n+56(FP), R8
+	MOVD mode+64(FP), R9
+	MOVD key+72(FP), R10
+	MOVD off+80(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	AND $7, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v4
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	VST1.P [V3.S4], 16(R6)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -32565,6 +33269,369 @@ out4nil:
 done:
 	RET
 
+// func adam16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
+TEXT ·adam16BF16NEONNE(SB), NOSPLIT, $120-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD vmax+40(FP), R5
+	MOVD n+48(FP), R8
+	MOVD mode+56(FP), R9
+	MOVD key+64(FP), R10
+	MOVD off+72(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	AND $7, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v4
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f403 // fmax v3.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V3.B16
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V3.S4, V0.S4
+	WORD $0x6e20fc42 // fdiv v2.4s, v2.4s, v0.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 96(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVHU.P 2(R5), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
+	RET
+
 // func sgdMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
 TEXT ·sgdMasterBF16NEON(SB), NOSPLIT, $72-64
 	MOVD c+0(FP), R0
@@ -32746,6 +33813,121 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
+	RET
+
+// func sgdMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
+TEXT ·sgdMasterBF16NEONNE(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -33055,6 +34237,119 @@ out1nil:
 done:
 	RET
 
+// func sgdMasterG32BF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
+TEXT ·sgdMasterG32BF16NEONNE(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 56(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+done:
+	RET
+
 // func sgd16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
 TEXT ·sgd16BF16NEON(SB), NOSPLIT, $48-56
 	MOVD c+0(FP), R0
@@ -33235,6 +34530,99 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-48(SP), R13
+	MOVD R1, 32(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 40(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 32(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+done:
+	RET
+
+// func sgd16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
+TEXT ·sgd16BF16NEONNE(SB), NOSPLIT, $48-56
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD n+24(FP), R8
+	MOVD mode+32(FP), R9
+	MOVD key+40(FP), R10
+	MOVD off+48(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -34073,6 +35461,274 @@ out3nil:
 done:
 	RET
 
+// func momentumMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
+TEXT ·momentumMasterBF16NEONNE(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	AND $7, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v7
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
 // func momentumMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
 TEXT ·momentumMasterG32BF16NEON(SB), NOSPLIT, $96-72
 	MOVD c+0(FP), R0
@@ -34763,6 +36419,266 @@ v135loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v135loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVWU.P 4(R3), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func momentumMasterG32BF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
+TEXT ·momentumMasterG32BF16NEONNE(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	AND $7, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v7
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v7loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -35973,6 +37889,264 @@ out2nil:
 done:
 	RET
 
+// func momentum16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
+TEXT ·momentum16BF16NEONNE(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD buf+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 576(R0), F22 // neglr
+	FMOVQ 640(R0), F23 // mu
+	FMOVQ 704(R0), F24 // damp
+	AND $7, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v7
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df00 // fmul v0.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V0.S4
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V3.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v3loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
+	B tail
+v7:
+	SUBS $4, R8, R8
+	BLT tail
+v7loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R3)
+	VFMLA V0.S4, V23.S4, V0.S4
+	VFMLA V0.S4, V22.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v7loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 64(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+done:
+	RET
+
 // func lionMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n, mode int, key uint64, off int)
 TEXT ·lionMasterBF16NEON(SB), NOSPLIT, $96-72
 	MOVD c+0(FP), R0
@@ -36199,6 +38373,167 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func lionMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n, mode int, key uint64, off int)
+TEXT ·lionMasterBF16NEONNE(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 128(R0), F21 // decay
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 576(R0), F24 // neglr
+	FMOVQ 768(R0), F25 // one
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d400 // fsub v0.4s, v0.4s, v2.4s
+	VMOV V2.B16, V3.B16
+	VFMLA V0.S4, V22.S4, V3.S4
+	VFMLA V0.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V3.B16, V0.B16
+	WORD $0x6ebaec62 // facgt v2.4s, v3.4s, v26.4s
+	VBIF V2.B16, V3.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e35dc21 // fmul v1.4s, v1.4s, v21.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d400 // fsub v0.4s, v0.4s, v2.4s
+	VMOV V2.B16, V3.B16
+	VFMLA V0.S4, V22.S4, V3.S4
+	VFMLA V0.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V3.B16, V0.B16
+	WORD $0x6ebaec62 // facgt v2.4s, v3.4s, v26.4s
+	VBIF V2.B16, V3.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -36667,6 +39002,149 @@ out2nil:
 done:
 	RET
 
+// func lion16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n, mode int, key uint64, off int)
+TEXT ·lion16BF16NEONNE(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 128(R0), F21 // decay
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 576(R0), F24 // neglr
+	FMOVQ 768(R0), F25 // one
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d400 // fsub v0.4s, v0.4s, v2.4s
+	VMOV V2.B16, V3.B16
+	VFMLA V0.S4, V22.S4, V3.S4
+	VFMLA V0.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V3.B16, V0.B16
+	WORD $0x6ebaec62 // facgt v2.4s, v3.4s, v26.4s
+	VBIF V2.B16, V3.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e35dc21 // fmul v1.4s, v1.4s, v21.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d400 // fsub v0.4s, v0.4s, v2.4s
+	VMOV V2.B16, V3.B16
+	VFMLA V0.S4, V22.S4, V3.S4
+	VFMLA V0.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	VMOV V25.B16, V0.B16
+	VBIT V26.B16, V3.B16, V0.B16
+	WORD $0x6ebaec62 // facgt v2.4s, v3.4s, v26.4s
+	VBIF V2.B16, V3.B16, V0.B16
+	VFMLA V0.S4, V24.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 64(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+done:
+	RET
+
 // func adagradMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n, mode int, key uint64, off int)
 TEXT ·adagradMasterBF16NEON(SB), NOSPLIT, $96-72
 	MOVD c+0(FP), R0
@@ -36874,6 +39352,156 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 72(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func adagradMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n, mode int, key uint64, off int)
+TEXT ·adagradMasterBF16NEONNE(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD sum+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 448(R0), F22 // eps
+	FMOVQ 576(R0), F23 // neglr
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	VFMLA V0.S4, V0.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	WORD $0x4e36d442 // fadd v2.4s, v2.4s, v22.4s
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V23.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	VFMLA V0.S4, V0.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	WORD $0x4e36d442 // fadd v2.4s, v2.4s, v22.4s
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V23.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -37257,6 +39885,138 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-72(SP), R13
+	MOVD R1, 48(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 56(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 64(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 48(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 64(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+done:
+	RET
+
+// func adagrad16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n, mode int, key uint64, off int)
+TEXT ·adagrad16BF16NEONNE(SB), NOSPLIT, $72-64
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sum+24(FP), R3
+	MOVD n+32(FP), R8
+	MOVD mode+40(FP), R9
+	MOVD key+48(FP), R10
+	MOVD off+56(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 448(R0), F22 // eps
+	FMOVQ 576(R0), F23 // neglr
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	VFMLA V0.S4, V0.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	WORD $0x4e36d442 // fadd v2.4s, v2.4s, v22.4s
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V23.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	VFMLA V0.S4, V0.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	WORD $0x4e36d442 // fadd v2.4s, v2.4s, v22.4s
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V23.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -37744,6 +40504,242 @@ v133loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v133loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 88(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
+	RET
+
+// func rmspropMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n, mode int, key uint64, off int)
+TEXT ·rmspropMasterBF16NEONNE(SB), NOSPLIT, $120-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD sq+32(FP), R4
+	MOVD buf+40(FP), R5
+	MOVD n+48(FP), R8
+	MOVD mode+56(FP), R9
+	MOVD key+64(FP), R10
+	MOVD off+72(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	FMOVQ 640(R0), F26 // mu
+	AND $5, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $4, R9
+	BEQ v4
+	B v5
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R4), [V3.S4]
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R4), [V3.S4]
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R4), [V3.S4]
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V2.S4, V26.S4, V0.S4
+	VST1.P [V0.S4], 16(R5)
+	VFMLA V0.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R4), [V3.S4]
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V2.S4, V26.S4, V0.S4
+	VST1.P [V0.S4], 16(R5)
+	VFMLA V0.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -38629,6 +41625,232 @@ out3nil:
 done:
 	RET
 
+// func rmsprop16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n, mode int, key uint64, off int)
+TEXT ·rmsprop16BF16NEONNE(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD sq+24(FP), R3
+	MOVD buf+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 256(R0), F22 // c2
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 576(R0), F25 // neglr
+	FMOVQ 640(R0), F26 // mu
+	AND $5, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $4, R9
+	BEQ v4
+	B v5
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R3), [V3.H4]
+	WORD $0x2e613863 // shll v3.4s, v3.4h, #16
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R3), [V3.H4]
+	WORD $0x2e613863 // shll v3.4s, v3.4h, #16
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R3), [V3.H4]
+	WORD $0x2e613863 // shll v3.4s, v3.4h, #16
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V2.S4, V26.S4, V0.S4
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R4)
+	VFMLA V0.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	WORD $0x6e20dec2 // fmul v2.4s, v22.4s, v0.4s
+	VLD1 (R3), [V3.H4]
+	WORD $0x2e613863 // shll v3.4s, v3.4h, #16
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	VFMLA V0.S4, V2.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6ea1f863 // fsqrt v3.4s, v3.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V2.S4, V26.S4, V0.S4
+	WORD $0x0ea1680a // bfcvtn v10.4h, v0.4s
+	VST1.P [V10.H4], 8(R4)
+	VFMLA V0.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 80(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
 // func adamaxMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n, mode int, key uint64, off int)
 TEXT ·adamaxMasterBF16NEON(SB), NOSPLIT, $120-80
 	MOVD c+0(FP), R0
@@ -38868,6 +42090,195 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 88(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
+	RET
+
+// func adamaxMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n, mode int, key uint64, off int)
+TEXT ·adamaxMasterBF16NEONNE(SB), NOSPLIT, $120-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD u+40(FP), R5
+	MOVD n+48(FP), R8
+	MOVD mode+56(FP), R9
+	MOVD key+64(FP), R10
+	MOVD off+72(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 512(R0), F25 // nega
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V22.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	VLD1 (R5), [V3.S4]
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f464 // fmax v4.4s, v3.4s, v0.4s
+	WORD $0x4e20e463 // fcmeq v3.4s, v3.4s, v0.4s
+	VBIT V3.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc42 // fdiv v2.4s, v2.4s, v4.4s
+	VFMLA V2.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V22.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	VLD1 (R5), [V3.S4]
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f464 // fmax v4.4s, v3.4s, v0.4s
+	WORD $0x4e20e463 // fcmeq v3.4s, v3.4s, v0.4s
+	VBIT V3.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc42 // fdiv v2.4s, v2.4s, v4.4s
+	VFMLA V2.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -39481,6 +42892,181 @@ out3nil:
 done:
 	RET
 
+// func adamax16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n, mode int, key uint64, off int)
+TEXT ·adamax16BF16NEONNE(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD u+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 320(R0), F23 // beta2
+	FMOVQ 448(R0), F24 // eps
+	FMOVQ 512(R0), F25 // nega
+	FMOVQ 896(R0), F26 // negzero
+	AND $1, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	B v1
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V22.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V3.H4]
+	WORD $0x2e613863 // shll v3.4s, v3.4h, #16
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f464 // fmax v4.4s, v3.4s, v0.4s
+	WORD $0x4e20e463 // fcmeq v3.4s, v3.4s, v0.4s
+	VBIT V3.B16, V0.B16, V4.B16
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc42 // fdiv v2.4s, v2.4s, v4.4s
+	VFMLA V2.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V22.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V3.H4]
+	WORD $0x2e613863 // shll v3.4s, v3.4h, #16
+	WORD $0x6e23dee3 // fmul v3.4s, v23.4s, v3.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f464 // fmax v4.4s, v3.4s, v0.4s
+	WORD $0x4e20e463 // fcmeq v3.4s, v3.4s, v0.4s
+	VBIT V3.B16, V0.B16, V4.B16
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc42 // fdiv v2.4s, v2.4s, v4.4s
+	VFMLA V2.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 80(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
 // func nadamMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n, mode int, key uint64, off int)
 TEXT ·nadamMasterBF16NEON(SB), NOSPLIT, $120-80
 	MOVD c+0(FP), R0
@@ -39845,6 +43431,237 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-120(SP), R13
+	MOVD R1, 80(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 88(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 96(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 104(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R5, 112(R13)
+	CBZ R5, in4nil
+	ADD $64, R13, R14
+	MOVD R8, R15
+in4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE in4
+	ADD $64, R13, R5
+in4nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 80(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVWU.P 4(R1), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 88(R13), R14
+	CBZ R14, out1nil
+	ADD $16, R13, R2
+	MOVD R7, R15
+out1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out1
+out1nil:
+	MOVD 104(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVWU.P 4(R4), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+	MOVD 112(R13), R14
+	CBZ R14, out4nil
+	ADD $64, R13, R5
+	MOVD R7, R15
+out4:
+	MOVWU.P 4(R5), R12
+	MOVW.P R12, 4(R14)
+	SUBS $1, R15, R15
+	BNE out4
+out4nil:
+done:
+	RET
+
+// func nadamMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n, mode int, key uint64, off int)
+TEXT ·nadamMasterBF16NEONNE(SB), NOSPLIT, $120-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD p16+16(FP), R2
+	MOVD grad+24(FP), R3
+	MOVD m+32(FP), R4
+	MOVD v+40(FP), R5
+	MOVD n+48(FP), R8
+	MOVD mode+56(FP), R9
+	MOVD key+64(FP), R10
+	MOVD off+72(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	AND $3, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	B v0
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V4.S4, V3.S4
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e23fc42 // fdiv v2.4s, v2.4s, v3.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V4.S4, V3.S4
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e23fc42 // fdiv v2.4s, v2.4s, v3.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	VST1.P [V2.S4], 16(R4)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V4.S4, V3.S4
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e23fc42 // fdiv v2.4s, v2.4s, v3.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -40586,6 +44403,227 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
+	B tail
+tail:
+	CBNZ R7, back
+	ADDS $4, R8, R8
+	BEQ done
+	MOVD $buf-96(SP), R13
+	MOVD R1, 64(R13)
+	CBZ R1, in0nil
+	ADD $0, R13, R14
+	MOVD R8, R15
+in0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in0
+	ADD $0, R13, R1
+in0nil:
+	MOVD R2, 72(R13)
+	CBZ R2, in1nil
+	ADD $16, R13, R14
+	MOVD R8, R15
+in1:
+	MOVHU.P 2(R2), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in1
+	ADD $16, R13, R2
+in1nil:
+	MOVD R3, 80(R13)
+	CBZ R3, in2nil
+	ADD $32, R13, R14
+	MOVD R8, R15
+in2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in2
+	ADD $32, R13, R3
+in2nil:
+	MOVD R4, 88(R13)
+	CBZ R4, in3nil
+	ADD $48, R13, R14
+	MOVD R8, R15
+in3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE in3
+	ADD $48, R13, R4
+in3nil:
+	MOVD R8, R7
+	MOVD $4, R8
+	B dispatch
+back:
+	MOVD 64(R13), R14
+	CBZ R14, out0nil
+	ADD $0, R13, R1
+	MOVD R7, R15
+out0:
+	MOVHU.P 2(R1), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out0
+out0nil:
+	MOVD 80(R13), R14
+	CBZ R14, out2nil
+	ADD $32, R13, R3
+	MOVD R7, R15
+out2:
+	MOVHU.P 2(R3), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out2
+out2nil:
+	MOVD 88(R13), R14
+	CBZ R14, out3nil
+	ADD $48, R13, R4
+	MOVD R7, R15
+out3:
+	MOVHU.P 2(R4), R12
+	MOVH.P R12, 2(R14)
+	SUBS $1, R15, R15
+	BNE out3
+out3nil:
+done:
+	RET
+
+// func nadam16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n, mode int, key uint64, off int)
+TEXT ·nadam16BF16NEONNE(SB), NOSPLIT, $96-72
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD n+40(FP), R8
+	MOVD mode+48(FP), R9
+	MOVD key+56(FP), R10
+	MOVD off+64(FP), R11
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 128(R0), F22 // decay
+	FMOVQ 192(R0), F23 // c1
+	FMOVQ 256(R0), F24 // c2
+	FMOVQ 320(R0), F25 // beta2
+	FMOVQ 384(R0), F26 // ib2
+	FMOVQ 448(R0), F27 // eps
+	FMOVQ 512(R0), F28 // nega
+	FMOVQ 576(R0), F29 // neglr
+	AND $3, R9, R9
+	MOVD ZR, R7
+dispatch:
+	CMP $0, R9
+	BEQ v0
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	B v0
+v0:
+	SUBS $4, R8, R8
+	BLT tail
+v0loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V4.S4, V3.S4
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e23fc42 // fdiv v2.4s, v2.4s, v3.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v0loop
+	B tail
+v1:
+	SUBS $4, R8, R8
+	BLT tail
+v1loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V4.S4, V3.S4
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e23fc42 // fdiv v2.4s, v2.4s, v3.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d403 // fsub v3.4s, v0.4s, v2.4s
+	VFMLA V3.S4, V23.S4, V2.S4
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df03 // fmul v3.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V3.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V4.S4, V3.S4
+	WORD $0x6e23fc00 // fdiv v0.4s, v0.4s, v3.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e23fc42 // fdiv v2.4s, v2.4s, v3.4s
+	VFMLA V2.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
 	B tail
 tail:
 	CBNZ R7, back

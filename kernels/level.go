@@ -84,9 +84,10 @@ func levelSets() [len(levelNames)]*Set {
 	return s
 }
 
-// bf16IntSet is, where the AVX-512 level rounds bfloat16 to nearest by
-// VCVTNEPS2BF16 (archHalf), that level with its integer form instead: the
-// tests compare both. nil elsewhere.
+// bf16IntSet is, where a level rounds bfloat16 to nearest by an
+// instruction (archHalf: VCVTNEPS2BF16 at AVX-512, BFCVTN at NEON), that
+// level with its integer form instead: the tests compare both. nil
+// elsewhere.
 var bf16IntSet *Set
 
 // Levels returns every level this CPU and build can run, from the reference

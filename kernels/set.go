@@ -61,7 +61,8 @@ type Set struct {
 	// arithmetic on bfloat16 or binary16 streams.
 	bf16 halfTable[BF16]
 	f16  halfTable[F16]
-	// bf16NE: bf16 rounds to nearest by VCVTNEPS2BF16 (AVX512-BF16).
+	// bf16NE: bf16 rounds to nearest by an instruction (bf16NEText):
+	// VCVTNEPS2BF16 (AVX512-BF16) or BFCVTN (FEAT_BF16).
 	bf16NE bool
 	// choices are the kernels that run at another level (choice.go).
 	choices []kernelAt

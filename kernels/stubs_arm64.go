@@ -322,95 +322,190 @@ func adafactorUpdateF64NEON(c *[16][8]float64, p *float64, grad *float64, rs *fl
 //go:noescape
 func adamMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
 
+// adamMasterBF16NEONNE is the NEON adamMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see adamMasterBF16Generic.
+//
+//go:noescape
+func adamMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+
 // adamMasterG32BF16NEON is the NEON adamMasterG32 kernel for BF16; see adamMasterG32BF16Generic.
 //
 //go:noescape
 func adamMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
+
+// adamMasterG32BF16NEONNE is the NEON adamMasterG32 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see adamMasterG32BF16Generic.
+//
+//go:noescape
+func adamMasterG32BF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int)
 
 // adam16BF16NEON is the NEON adam16 kernel for BF16; see adam16BF16Generic.
 //
 //go:noescape
 func adam16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
 
+// adam16BF16NEONNE is the NEON adam16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see adam16BF16Generic.
+//
+//go:noescape
+func adam16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n, mode int, key uint64, off int)
+
 // sgdMasterBF16NEON is the NEON sgdMaster kernel for BF16; see sgdMasterBF16Generic.
 //
 //go:noescape
 func sgdMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
+
+// sgdMasterBF16NEONNE is the NEON sgdMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see sgdMasterBF16Generic.
+//
+//go:noescape
+func sgdMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n, mode int, key uint64, off int)
 
 // sgdMasterG32BF16NEON is the NEON sgdMasterG32 kernel for BF16; see sgdMasterG32BF16Generic.
 //
 //go:noescape
 func sgdMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
 
+// sgdMasterG32BF16NEONNE is the NEON sgdMasterG32 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see sgdMasterG32BF16Generic.
+//
+//go:noescape
+func sgdMasterG32BF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n, mode int, key uint64, off int)
+
 // sgd16BF16NEON is the NEON sgd16 kernel for BF16; see sgd16BF16Generic.
 //
 //go:noescape
 func sgd16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
+
+// sgd16BF16NEONNE is the NEON sgd16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see sgd16BF16Generic.
+//
+//go:noescape
+func sgd16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, n, mode int, key uint64, off int)
 
 // momentumMasterBF16NEON is the NEON momentumMaster kernel for BF16; see momentumMasterBF16Generic.
 //
 //go:noescape
 func momentumMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
 
+// momentumMasterBF16NEONNE is the NEON momentumMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see momentumMasterBF16Generic.
+//
+//go:noescape
+func momentumMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n, mode int, key uint64, off int)
+
 // momentumMasterG32BF16NEON is the NEON momentumMasterG32 kernel for BF16; see momentumMasterG32BF16Generic.
 //
 //go:noescape
 func momentumMasterG32BF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
+
+// momentumMasterG32BF16NEONNE is the NEON momentumMasterG32 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see momentumMasterG32BF16Generic.
+//
+//go:noescape
+func momentumMasterG32BF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n, mode int, key uint64, off int)
 
 // momentum16BF16NEON is the NEON momentum16 kernel for BF16; see momentum16BF16Generic.
 //
 //go:noescape
 func momentum16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
 
+// momentum16BF16NEONNE is the NEON momentum16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see momentum16BF16Generic.
+//
+//go:noescape
+func momentum16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n, mode int, key uint64, off int)
+
 // lionMasterBF16NEON is the NEON lionMaster kernel for BF16; see lionMasterBF16Generic.
 //
 //go:noescape
 func lionMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n, mode int, key uint64, off int)
+
+// lionMasterBF16NEONNE is the NEON lionMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see lionMasterBF16Generic.
+//
+//go:noescape
+func lionMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n, mode int, key uint64, off int)
 
 // lion16BF16NEON is the NEON lion16 kernel for BF16; see lion16BF16Generic.
 //
 //go:noescape
 func lion16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n, mode int, key uint64, off int)
 
+// lion16BF16NEONNE is the NEON lion16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see lion16BF16Generic.
+//
+//go:noescape
+func lion16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n, mode int, key uint64, off int)
+
 // adagradMasterBF16NEON is the NEON adagradMaster kernel for BF16; see adagradMasterBF16Generic.
 //
 //go:noescape
 func adagradMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n, mode int, key uint64, off int)
+
+// adagradMasterBF16NEONNE is the NEON adagradMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see adagradMasterBF16Generic.
+//
+//go:noescape
+func adagradMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n, mode int, key uint64, off int)
 
 // adagrad16BF16NEON is the NEON adagrad16 kernel for BF16; see adagrad16BF16Generic.
 //
 //go:noescape
 func adagrad16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n, mode int, key uint64, off int)
 
+// adagrad16BF16NEONNE is the NEON adagrad16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see adagrad16BF16Generic.
+//
+//go:noescape
+func adagrad16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n, mode int, key uint64, off int)
+
 // rmspropMasterBF16NEON is the NEON rmspropMaster kernel for BF16; see rmspropMasterBF16Generic.
 //
 //go:noescape
 func rmspropMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n, mode int, key uint64, off int)
+
+// rmspropMasterBF16NEONNE is the NEON rmspropMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see rmspropMasterBF16Generic.
+//
+//go:noescape
+func rmspropMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n, mode int, key uint64, off int)
 
 // rmsprop16BF16NEON is the NEON rmsprop16 kernel for BF16; see rmsprop16BF16Generic.
 //
 //go:noescape
 func rmsprop16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n, mode int, key uint64, off int)
 
+// rmsprop16BF16NEONNE is the NEON rmsprop16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see rmsprop16BF16Generic.
+//
+//go:noescape
+func rmsprop16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n, mode int, key uint64, off int)
+
 // adamaxMasterBF16NEON is the NEON adamaxMaster kernel for BF16; see adamaxMasterBF16Generic.
 //
 //go:noescape
 func adamaxMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n, mode int, key uint64, off int)
+
+// adamaxMasterBF16NEONNE is the NEON adamaxMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see adamaxMasterBF16Generic.
+//
+//go:noescape
+func adamaxMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n, mode int, key uint64, off int)
 
 // adamax16BF16NEON is the NEON adamax16 kernel for BF16; see adamax16BF16Generic.
 //
 //go:noescape
 func adamax16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n, mode int, key uint64, off int)
 
+// adamax16BF16NEONNE is the NEON adamax16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see adamax16BF16Generic.
+//
+//go:noescape
+func adamax16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n, mode int, key uint64, off int)
+
 // nadamMasterBF16NEON is the NEON nadamMaster kernel for BF16; see nadamMasterBF16Generic.
 //
 //go:noescape
 func nadamMasterBF16NEON(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n, mode int, key uint64, off int)
 
+// nadamMasterBF16NEONNE is the NEON nadamMaster kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see nadamMasterBF16Generic.
+//
+//go:noescape
+func nadamMasterBF16NEONNE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n, mode int, key uint64, off int)
+
 // nadam16BF16NEON is the NEON nadam16 kernel for BF16; see nadam16BF16Generic.
 //
 //go:noescape
 func nadam16BF16NEON(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n, mode int, key uint64, off int)
+
+// nadam16BF16NEONNE is the NEON nadam16 kernel for BF16 rounding to nearest by BFCVTN (FEAT_BF16); see nadam16BF16Generic.
+//
+//go:noescape
+func nadam16BF16NEONNE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n, mode int, key uint64, off int)
 
 // adamMasterF16NEON is the NEON adamMaster kernel for F16; see adamMasterF16Generic.
 //
@@ -747,3 +842,142 @@ var archSets = []*Set{{
 		},
 	},
 }}
+
+// neonBF16NE is the bfloat16 table of the NEON level on CPUs with
+// FEAT_BF16: rounding to nearest by BFCVTN, stochastic rounding as the
+// level's own table.
+var neonBF16NE = halfTable[BF16]{
+	adamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, vmax, n, mode, key, off)
+		} else {
+			adamMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, vmax, n, mode, key, off)
+		}
+	},
+	adamMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamMasterG32BF16NEON(&c.f32, p, (*uint16)(p16), grad, m, v, vmax, n, mode, key, off)
+		} else {
+			adamMasterG32BF16NEONNE(&c.f32, p, (*uint16)(p16), grad, m, v, vmax, n, mode, key, off)
+		}
+	},
+	adam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, vmax *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adam16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), (*uint16)(vmax), n, mode, key, off)
+		} else {
+			adam16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), (*uint16)(vmax), n, mode, key, off)
+		}
+	},
+	sgdMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			sgdMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), n, mode, key, off)
+		} else {
+			sgdMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), n, mode, key, off)
+		}
+	},
+	sgdMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			sgdMasterG32BF16NEON(&c.f32, p, (*uint16)(p16), grad, n, mode, key, off)
+		} else {
+			sgdMasterG32BF16NEONNE(&c.f32, p, (*uint16)(p16), grad, n, mode, key, off)
+		}
+	},
+	sgd16: func(c *Coeffs, p *BF16, grad *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			sgd16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), n, mode, key, off)
+		} else {
+			sgd16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), n, mode, key, off)
+		}
+	},
+	momentumMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, buf *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			momentumMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), buf, n, mode, key, off)
+		} else {
+			momentumMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), buf, n, mode, key, off)
+		}
+	},
+	momentumMasterG32: func(c *Coeffs, p *float32, p16 *BF16, grad *float32, buf *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			momentumMasterG32BF16NEON(&c.f32, p, (*uint16)(p16), grad, buf, n, mode, key, off)
+		} else {
+			momentumMasterG32BF16NEONNE(&c.f32, p, (*uint16)(p16), grad, buf, n, mode, key, off)
+		}
+	},
+	momentum16: func(c *Coeffs, p *BF16, grad *BF16, buf *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			momentum16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+		} else {
+			momentum16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(buf), n, mode, key, off)
+		}
+	},
+	lionMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			lionMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+		} else {
+			lionMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, n, mode, key, off)
+		}
+	},
+	lion16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			lion16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+		} else {
+			lion16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), n, mode, key, off)
+		}
+	},
+	adagradMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sum *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adagradMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+		} else {
+			adagradMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sum, n, mode, key, off)
+		}
+	},
+	adagrad16: func(c *Coeffs, p *BF16, grad *BF16, sum *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adagrad16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+		} else {
+			adagrad16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sum), n, mode, key, off)
+		}
+	},
+	rmspropMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, sq *float32, buf *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			rmspropMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+		} else {
+			rmspropMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), sq, buf, n, mode, key, off)
+		}
+	},
+	rmsprop16: func(c *Coeffs, p *BF16, grad *BF16, sq *BF16, buf *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			rmsprop16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+		} else {
+			rmsprop16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(sq), (*uint16)(buf), n, mode, key, off)
+		}
+	},
+	adamaxMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, u *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamaxMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+		} else {
+			adamaxMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, u, n, mode, key, off)
+		}
+	},
+	adamax16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			adamax16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+		} else {
+			adamax16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(u), n, mode, key, off)
+		}
+	},
+	nadamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			nadamMasterBF16NEON(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+		} else {
+			nadamMasterBF16NEONNE(&c.f32, p, (*uint16)(p16), (*uint16)(grad), m, v, n, mode, key, off)
+		}
+	},
+	nadam16: func(c *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mode int, key uint64, off int) {
+		if mode&128 != 0 {
+			nadam16BF16NEON(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
+		} else {
+			nadam16BF16NEONNE(&c.f32, (*uint16)(p), (*uint16)(grad), (*uint16)(m), (*uint16)(v), n, mode, key, off)
+		}
+	},
+}

@@ -26,6 +26,7 @@ type stub struct {
 	grid             *abi.Kernel // a grid kernel: its description (its own signature)
 	half             string      // a kernel with half streams: its half type (mixed.go)
 	desc             *abi.Kernel // and its description
+	ne               bool        // a bfloat16 kernel rounding by BFCVTN (mixed.go)
 }
 
 // p writes one instruction line in Go assembler syntax.

@@ -184,6 +184,12 @@ func FCVTNH(d, n V) Inst {
 	return Inst{twoRegs(0x0e216800, d, n), fmt.Sprintf("fcvtn %s, %s", vec4h(d), vec4s(n))}
 }
 
+// BFCVTN rounds the four float32 lanes of n to bfloat16 in d.4h (FEAT_BF16),
+// by the rounding mode of FPCR, honouring FPCR as float32 arithmetic does.
+func BFCVTN(d, n V) Inst {
+	return Inst{twoRegs(0x0ea16800, d, n), fmt.Sprintf("bfcvtn %s, %s", vec4h(d), vec4s(n))}
+}
+
 // SHLL16 widens the four 16-bit lanes of n.4h to 32 bits, shifted left by
 // 16 (a bfloat16 to its float32).
 func SHLL16(d, n V) Inst {

@@ -45,7 +45,7 @@ func assemble(t *testing.T, as string, lines []string) []uint32 {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "x.s")
 	obj := filepath.Join(dir, "x.o")
-	text := ".text\n" + strings.Join(lines, "\n") + "\n"
+	text := ".arch_extension bf16\n.text\n" + strings.Join(lines, "\n") + "\n"
 	if err := os.WriteFile(src, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func sample() []Inst {
 		n := regs[(i+2)%len(regs)]
 		m := regs[(i+5)%len(regs)]
 		out = append(out, FCVTL(d, n, false), FCVTL(d, n, true), FADDPD(d, n), BIC(d, n, m))
-		out = append(out, FCVTLH(d, n), FCVTNH(d, n), SHLL16(d, n), SHRN16(d, n), XTN(d, n), CMHI(d, n, m), USHL(d, n, m))
+		out = append(out, FCVTLH(d, n), FCVTNH(d, n), SHLL16(d, n), SHRN16(d, n), BFCVTN(d, n), XTN(d, n), CMHI(d, n, m), USHL(d, n, m))
 		for l := range 4 {
 			out = append(out, MULE(d, n, m, l))
 		}
@@ -158,6 +158,7 @@ func TestGolden(t *testing.T) {
 		{FADDPD(0, 16), 0x7e70da00, "faddp d0, v16.2d"},
 		{BIC(4, 4, 16), 0x4e701c84, "bic v4.16b, v4.16b, v16.16b"},
 		{FACGT(S4, 1, 2, 3), 0x6ea3ec41, "facgt v1.4s, v2.4s, v3.4s"},
+		{BFCVTN(1, 2), 0x0ea16841, "bfcvtn v1.4h, v2.4s"},
 	} {
 		if c.in.Word != c.word || c.in.Text != c.text {
 			t.Errorf("got %#08x %q, want %#08x %q", c.in.Word, c.in.Text, c.word, c.text)

@@ -89,6 +89,10 @@ func stubs(funcs []stub) ([]byte, error) {
 		if f.half != "" {
 			doc = fmt.Sprintf("%s is the NEON %s kernel for %s; see %s%sGeneric.", f.name, f.field, f.half, f.field, f.half)
 		}
+		if f.ne {
+			doc = fmt.Sprintf("%s is the NEON %s kernel for %s rounding to nearest by BFCVTN (FEAT_BF16); see %s%sGeneric.",
+				f.name, f.field, f.half, f.field, f.half)
+		}
 		fmt.Fprintf(&b, "\n// %s\n//\n//go:noescape\nfunc %s%s\n", doc, f.name, f.sig)
 	}
 	b.WriteString("\n// archSets are the assembly levels of this architecture.\nvar archSets = []*Set{{\nlevel: NEON,\n")
@@ -127,6 +131,7 @@ func stubs(funcs []stub) ([]byte, error) {
 	}
 	b.WriteString(halfStubs(funcs))
 	b.WriteString("}}\n")
+	b.WriteString(neStubs(funcs))
 	return format.Source(b.Bytes())
 }
 
@@ -158,7 +163,10 @@ func generate() ([]byte, []Inst) {
 	}
 	for _, h := range abi.HalfTypes {
 		for _, k := range abi.Mixed {
-			mixed(g, k, h)
+			mixed(g, k, h, false)
+			if h == "BF16" {
+				mixed(g, k, h, true)
+			}
 		}
 	}
 	genFuncs = g.funcs

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
@@ -23,8 +24,15 @@ import (
 //     of package kernels over a sweep of float32 values and every 16-bit
 //     value.
 //   - bfloat16 widens with SHLL #16 and rounds by the integer form of
-//     BF16FromF32 (BFCVTN is an optional extension; the integer form runs
-//     on every arm64 CPU).
+//     BF16FromF32, which runs on every arm64 CPU. BFCVTN (FEAT_BF16) is
+//     an optional instruction: the bfloat16 kernels are written a second
+//     time (ne, functions …BF16NEONNE, their modes that round to nearest
+//     only) with a BFCVTN store, which the tables use on CPUs that have
+//     it. Unlike the bfloat16 products, BFCVTN honours FPCR as every
+//     float32 instruction does: under Go's FPCR it rounds to nearest,
+//     ties to even, keeps subnormal inputs and outputs, and converts a
+//     NaN by keeping its top payload bits with the quiet bit set (Arm's
+//     FPConvertNaN), which is BF16FromF32 bit for bit.
 //   - Stochastic rounding uses the integer forms of BF16SR and F16SR.
 //
 // Registers: R0 the coefficients, R1–R6 the streams, R8 the count, R9 the
@@ -42,14 +50,23 @@ const (
 type mixedBody struct {
 	h    string // "BF16" or "F16"
 	half []bool // stream → a half stream
+	ne   bool   // bfloat16 rounds to nearest by BFCVTN (FEAT_BF16)
 }
 
 // mixed writes the NEON kernel of description d (with half streams) for
-// half type h.
-func mixed(g *gen, d *abi.Kernel, h string) {
+// half type h; with ne, the bfloat16 kernel for CPUs with FEAT_BF16: the
+// modes that round to nearest only (the tables send the stochastic ones
+// to the kernel without ne), rounding by BFCVTN.
+func mixed(g *gen, d *abi.Kernel, h string, ne bool) {
+	if ne && h != "BF16" {
+		panic(fmt.Sprintf("%s: BFCVTN rounds to bfloat16, not %s", d.Name, h))
+	}
 	name := d.Name + h + "NEON"
+	if ne {
+		name += "NE"
+	}
 	var streams []string
-	mx := &mixedBody{h: h}
+	mx := &mixedBody{h: h, ne: ne}
 	for _, s := range d.Streams {
 		streams = append(streams, s.Name)
 		mx.half = append(mx.half, s.Half)
@@ -65,6 +82,7 @@ func mixed(g *gen, d *abi.Kernel, h string) {
 	g.headerFrame(d.Name, name, sig, frame, 8*(ns+5), streams...)
 	g.funcs[len(g.funcs)-1].half = h
 	g.funcs[len(g.funcs)-1].desc = d
+	g.funcs[len(g.funcs)-1].ne = ne
 	g.p("MOVD c+0(FP), R0")
 	for i, s := range streams {
 		g.p("MOVD %s+%d(FP), R%d", s, 8*(i+1), i+1)
@@ -86,18 +104,28 @@ func mixed(g *gen, d *abi.Kernel, h string) {
 		coef[r] = V(20 + i)
 		g.row(coef[r], r)
 	}
-	// The key lanes and the indices off+0 … off+3 (modulo 2³²).
-	g.p("VMOV R10, V%d.D[0]", mxKey)
-	g.p("MOVD $%#x, R12", uint64(abi.SRMul2)<<32|abi.SRMul1)
-	g.p("VMOV R12, V%d.D[1]", mxKey)
-	g.p("VDUP R11, V%d.S4", mxIdx)
-	g.p("MOVD $0x100000000, R12")
-	g.p("VMOV R12, V%d.D[0]", mxScratch)
-	g.p("MOVD $0x300000002, R12")
-	g.p("VMOV R12, V%d.D[1]", mxScratch)
-	g.p("VADD V%d.S4, V%d.S4, V%d.S4", mxScratch, mxIdx, mxIdx)
-	// Dispatch on the masked mode: one comparison per mode value.
+	variants := d.Variants()
+	if !ne {
+		// The key lanes and the indices off+0 … off+3 (modulo 2³²).
+		g.p("VMOV R10, V%d.D[0]", mxKey)
+		g.p("MOVD $%#x, R12", uint64(abi.SRMul2)<<32|abi.SRMul1)
+		g.p("VMOV R12, V%d.D[1]", mxKey)
+		g.p("VDUP R11, V%d.S4", mxIdx)
+		g.p("MOVD $0x100000000, R12")
+		g.p("VMOV R12, V%d.D[0]", mxScratch)
+		g.p("MOVD $0x300000002, R12")
+		g.p("VMOV R12, V%d.D[1]", mxScratch)
+		g.p("VADD V%d.S4, V%d.S4, V%d.S4", mxScratch, mxIdx, mxIdx)
+	} else {
+		variants = slices.DeleteFunc(variants, func(v abi.Variant) bool { return abi.CondSR.Holds(v.Mode) })
+	}
+	// Dispatch on the masked mode: one comparison per mode value (the
+	// kernel for FEAT_BF16 takes a stochastic mode, which its tables never
+	// pass, as the mode that rounds to nearest).
 	mask := d.Mask()
+	if ne {
+		mask &^= abi.ModeSR
+	}
 	g.p("AND $%d, R9, R9", mask)
 	g.p("MOVD ZR, R7")
 	g.label("dispatch")
@@ -114,7 +142,7 @@ func mixed(g *gen, d *abi.Kernel, h string) {
 		}
 	}
 	g.p("B v%d", d.Canon(last))
-	for _, v := range d.Variants() {
+	for _, v := range variants {
 		pfx := fmt.Sprintf("v%d", v.Mode)
 		g.label(pfx)
 		sr := abi.CondSR.Holds(v.Mode)
@@ -243,6 +271,8 @@ func (b *body) storeHalf(x V, st int, sr bool) {
 		g.enc(FCVTNH(out, x))
 	case b.mx.h == "F16":
 		b.f16SR(out, x, st)
+	case b.mx.ne && !sr:
+		g.enc(BFCVTN(out, x))
 	default:
 		b.bf16Round(out, x, st, sr)
 	}
@@ -381,22 +411,54 @@ func halfStubs(funcs []stub) string {
 	for _, h := range abi.HalfTypes {
 		fmt.Fprintf(&b, "%s: halfTable[%s]{\n", strings.ToLower(h), h)
 		for _, f := range funcs {
-			if f.half != h {
+			if f.half != h || f.ne {
 				continue
 			}
-			var params, args []string
-			for _, s := range f.desc.Streams {
-				t, a := "float32", s.Name
-				if s.Half {
-					t, a = h, fmt.Sprintf("(*uint16)(%s)", s.Name)
-				}
-				params = append(params, fmt.Sprintf("%s *%s", s.Name, t))
-				args = append(args, a)
-			}
-			fmt.Fprintf(&b, "%s: func(c *Coeffs, %s, n, mode int, key uint64, off int) {\n%s(&c.f32, %s, n, mode, key, off)\n},\n",
-				f.field, strings.Join(params, ", "), f.name, strings.Join(args, ", "))
+			params, call := halfCall(f)
+			fmt.Fprintf(&b, "%s: func(c *Coeffs, %s, n, mode int, key uint64, off int) {\n%s\n},\n", f.field, params, call)
 		}
 		b.WriteString("},\n")
 	}
+	return b.String()
+}
+
+// halfCall returns the parameters of the table entry of kernel f (with
+// half streams) and its call there.
+func halfCall(f stub) (params, call string) {
+	var ps, args []string
+	for _, s := range f.desc.Streams {
+		t, a := "float32", s.Name
+		if s.Half {
+			t, a = f.half, fmt.Sprintf("(*uint16)(%s)", s.Name)
+		}
+		ps = append(ps, fmt.Sprintf("%s *%s", s.Name, t))
+		args = append(args, a)
+	}
+	return strings.Join(ps, ", "), fmt.Sprintf("%s(&c.f32, %s, n, mode, key, off)", f.name, strings.Join(args, ", "))
+}
+
+// neStubs writes neonBF16NE, the bfloat16 table of the NEON level on CPUs
+// with FEAT_BF16: each kernel's modes that round to nearest go to its
+// BFCVTN kernel, the stochastic ones to the level's own.
+func neStubs(funcs []stub) string {
+	var b strings.Builder
+	b.WriteString(`
+// neonBF16NE is the bfloat16 table of the NEON level on CPUs with
+// FEAT_BF16: rounding to nearest by BFCVTN, stochastic rounding as the
+// level's own table.
+var neonBF16NE = halfTable[BF16]{
+`)
+	for _, f := range funcs {
+		if !f.ne {
+			continue
+		}
+		own := f
+		own.name = strings.TrimSuffix(f.name, "NE")
+		params, call := halfCall(f)
+		_, ownCall := halfCall(own)
+		fmt.Fprintf(&b, "%s: func(c *Coeffs, %s, n, mode int, key uint64, off int) {\nif mode&%d != 0 {\n%s\n} else {\n%s\n}\n},\n",
+			f.field, params, abi.ModeSR, ownCall, call)
+	}
+	b.WriteString("}\n")
 	return b.String()
 }
