@@ -44,7 +44,7 @@ func Describe() CPUInfo {
 	}{
 		{"SSE4.2", cpuid.SSE42}, {"AVX", cpuid.AVX}, {"AVX2", cpuid.AVX2}, {"FMA3", cpuid.FMA3},
 		{"AVX512F", cpuid.AVX512F}, {"AVX512VL", cpuid.AVX512VL}, {"AVX512DQ", cpuid.AVX512DQ},
-		{"AVX512BW", cpuid.AVX512BW}, {"AVX512_BF16", cpuid.AVX512BF16}, {"ASIMD", cpuid.ASIMD}, {"SVE", cpuid.SVE},
+		{"AVX512BW", cpuid.AVX512BW}, {"AVX512_BF16", cpuid.AVX512BF16}, {"ASIMD", cpuid.ASIMD}, {"BF16", cpuid.BF16}, {"SVE", cpuid.SVE},
 	} {
 		if c.Supports(f.id) {
 			info.Features = append(info.Features, f.name)
