@@ -21,7 +21,8 @@
 // Kernels with half streams (the mixed-precision kernels, BF16 and F16)
 // run one vector (four elements) per pass, and their last 1–3 elements in
 // one more pass on a copy in the frame; a half load widens (FCVTL, or SHLL #16 for bfloat16), a half store rounds
-// (FCVTN, or the integer forms of the rounding to nearest and of
+// (FCVTN; for bfloat16 BFCVTN in the …NE kernels for CPUs with FEAT_BF16,
+// or the integer form of the rounding to nearest; and the integer form of
 // stochastic rounding, whose bits are abi.SRHash in 32-bit lanes).
 //
 // Grid kernels (Adafactor's passes) run each row in blocks of 16 elements,
