@@ -30,7 +30,5 @@ func archHalf(s *[len(levelNames)]*Set) {
 	if a == nil || !cpuHas(AVX512) || !cpuid.CPU.Supports(cpuid.AVX512BF16) {
 		return
 	}
-	own := *a
-	bf16IntSet = &own
-	a.bf16, a.bf16NE = avx512BF16NE, true
+	useBF16NE(a, avx512BF16NE)
 }

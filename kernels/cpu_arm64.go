@@ -28,7 +28,5 @@ func archHalf(s *[len(levelNames)]*Set) {
 	if a == nil || !cpuid.CPU.Supports(cpuid.BF16) {
 		return
 	}
-	own := *a
-	bf16IntSet = &own
-	a.bf16, a.bf16NE = neonBF16NE, true
+	useBF16NE(a, neonBF16NE)
 }

@@ -90,6 +90,15 @@ func levelSets() [len(levelNames)]*Set {
 // elsewhere.
 var bf16IntSet *Set
 
+// useBF16NE gives set a the bfloat16 table ne, which rounds to nearest by
+// an instruction and gives the same bits as the integer form, and keeps a
+// copy of a with its integer form in bf16IntSet (archHalf).
+func useBF16NE(a *Set, ne halfTable[BF16]) {
+	own := *a
+	bf16IntSet = &own
+	a.bf16, a.bf16NE = ne, true
+}
+
 // Levels returns every level this CPU and build can run, from the reference
 // up to the best.
 func Levels() []ISA {
