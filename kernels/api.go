@@ -129,6 +129,16 @@ func LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64, err err
 	return active.LAMBMomentsF64(c, p, grad, m, v)
 }
 
+// LAMBMomentsToF32 runs [Set.LAMBMomentsToF32] at the active level.
+func LAMBMomentsToF32(c *Coeffs, p, grad, m, v, r []float32) (pp, rr float64, err error) {
+	return active.LAMBMomentsToF32(c, p, grad, m, v, r)
+}
+
+// LAMBMomentsToF64 runs [Set.LAMBMomentsToF64] at the active level.
+func LAMBMomentsToF64(c *Coeffs, p, grad, m, v, r []float64) (pp, rr float64, err error) {
+	return active.LAMBMomentsToF64(c, p, grad, m, v, r)
+}
+
 // LAMBApplyF32 runs [Set.LAMBApplyF32] at the active level.
 func LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
 	return active.LAMBApplyF32(c, p, m, v, trust)

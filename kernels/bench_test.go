@@ -345,21 +345,25 @@ func BenchmarkRAdamF64(b *testing.B) { benchRAdam[float64](b) }
 // benchLAMB measures a whole LAMB step on one slice: the first pass (reads
 // p, grad, m, v; writes m, v), the trust ratio, the second pass (reads p,
 // m, v; writes p): ten element transfers per parameter.
-func benchLAMB[T Float](b *testing.B) { benchLAMBOf[T](b, false) }
+func benchLAMB[T Float](b *testing.B) { benchLAMBOf[T](b, lambKernel[T]()) }
 
-// benchLAMBOf is benchLAMB, with DirectionInGrad when keep is set: the
-// first pass also writes r over grad and the second reads p and r (also
-// ten transfers, of which six are reads where the other's are seven).
-func benchLAMBOf[T Float](b *testing.B, keep bool) {
-	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: keep}.Coeffs(10))
+// benchLAMBOf is benchLAMB for the route of k: lambKeepKernel
+// (DirectionInGrad: the first pass also writes r over grad and the second
+// reads p and r, ten transfers of which six are reads where the other's
+// are seven), or lambToKernel (r into a buffer of its own, written past
+// the caches: the same ten transfers, none of them the gradient's write).
+func benchLAMBOf[T Float](b *testing.B, k ewKernel[T]) {
+	c := must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs(10))
+	if k.name == "LAMBKeep" {
+		c = must(LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true}.Coeffs(10))
+	}
 	benchLevels(b, func(b *testing.B, s *Set, n int) {
-		a := slab[T](4, n)
+		a := slab[T](len(k.streams), n)
 		nonneg(a[3]) // v ≥ 0: a negative v makes r and then p NaN
 		var z T
 		b.SetBytes(int64(n) * int64(sizeOf(z)) * 10)
-		run := lambKernel[T]().run // the second pass the block asks for
 		for b.Loop() {
-			if err := run(s, &c, a); err != nil {
+			if err := k.run(s, &c, a); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -385,7 +389,7 @@ func BenchmarkLAMBPassesF32(b *testing.B) {
 		if testing.Short() && n > 1<<16 {
 			continue
 		}
-		a := slab[float32](4, n)
+		a := slab[float32](5, n)
 		nonneg(a[3])
 		r := slab[float32](4, n)
 		run := func(name string, bytes int, f func() error) {
@@ -414,6 +418,11 @@ func BenchmarkLAMBPassesF32(b *testing.B) {
 		// and writes p (12).
 		run("moments-keep", 28, func() error { _, _, err := s.LAMBMomentsF32(&ck, a[0], a[1], a[2], a[3]); return err })
 		run("apply-stored", 12, func() error { return s.LAMBApplyStoredF32(&ck, a[0], a[1], 1) })
+		// Into a buffer: the first pass writes r past the caches (reads
+		// four streams, writes three: 28 bytes), the second is
+		// apply-stored's on that buffer.
+		run("moments-to", 28, func() error { _, _, err := s.LAMBMomentsToF32(&c, a[0], a[1], a[2], a[3], a[4]); return err })
+		run("apply-to", 12, func() error { return s.LAMBApplyStoredF32(&c, a[0], a[4], 1) })
 		run("adam", 28, func() error { return s.AdamF32(&ca, a[0], a[1], a[2], a[3], nil) })
 		run("roof2", 20, func() error { return s.RoofF32(r[0], r[1], r[2], nil) })
 		run("roof3", 28, func() error { return s.RoofF32(r[0], r[1], r[2], r[3]) })
@@ -425,8 +434,13 @@ func BenchmarkLAMBF64(b *testing.B) { benchLAMB[float64](b) }
 
 // BenchmarkLAMBStoredF32 is BenchmarkLAMBF32 with DirectionInGrad: r is
 // stored over the gradient by the first pass and read back by the second.
-func BenchmarkLAMBStoredF32(b *testing.B) { benchLAMBOf[float32](b, true) }
-func BenchmarkLAMBStoredF64(b *testing.B) { benchLAMBOf[float64](b, true) }
+func BenchmarkLAMBStoredF32(b *testing.B) { benchLAMBOf(b, lambKeepKernel[float32]()) }
+func BenchmarkLAMBStoredF64(b *testing.B) { benchLAMBOf(b, lambKeepKernel[float64]()) }
+
+// BenchmarkLAMBToF32 is BenchmarkLAMBF32 with r stored into a buffer of
+// its own by LAMBMomentsToF32 and read back by the second pass.
+func BenchmarkLAMBToF32(b *testing.B) { benchLAMBOf(b, lambToKernel[float32]()) }
+func BenchmarkLAMBToF64(b *testing.B) { benchLAMBOf(b, lambToKernel[float64]()) }
 
 func benchSGD[T Float](b *testing.B) {
 	c := must(SGD{LR: 0.01}.Coeffs())

@@ -46,7 +46,7 @@ func fuzzElementwise[T Float](t *testing.T, data []byte) {
 	d := &decoder{b: data}
 	kinds := []ewKernel[T]{sgdKernel[T](), momentumKernel[T](), adamKernel[T](false), scaleKernel[T](), roofKernel[T](), lionKernel[T](),
 		adagradKernel[T](), rmspropKernel[T](), nadamKernel[T](), radamKernel[T](),
-		lambKernel[T](), lambKeepKernel[T](), adamaxKernel[T](), adadeltaKernel[T](), sgdKeepKernel[T]()}
+		lambKernel[T](), lambKeepKernel[T](), lambToKernel[T](), adamaxKernel[T](), adadeltaKernel[T](), sgdKeepKernel[T]()}
 	k := kinds[int(d.byte())%len(kinds)]
 	ci := int(d.byte()) % len(k.coeffs)
 	n := int(d.byte()) + int(d.byte()&1)*256

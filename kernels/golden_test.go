@@ -297,6 +297,19 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			h.DirectionInGrad = true
 			_, last := lambGoldenSteps(s, h, st, gr)
 			hashes[fmt.Sprintf("LAMBKeep%s/wd=%v/spago=%v", prec, wd, spago)] = hashSlices(st[0], st[1], st[2], last)
+			// Into a buffer (LAMBMomentsTo): the same p, m, v, and the last
+			// step's r in the buffer, with the gradients left as they are.
+			st, _ = goldenData[T](9)
+			clear(st[1])
+			clear(st[2])
+			h.DirectionInGrad = false
+			r := make([]T, len(st[0]))
+			for step := range goldenSteps {
+				c := must(h.Coeffs(int64(step + 1)))
+				pp, rr, _ := lambPass1To(s, &c, st[0], gr[step], st[1], st[2], r)
+				_ = lambPass2Stored(s, &c, st[0], r, LAMBTrust(pp, rr))
+			}
+			hashes[fmt.Sprintf("LAMBTo%s/wd=%v/spago=%v", prec, wd, spago)] = hashSlices(st[0], st[1], st[2], r, gr[len(gr)-1])
 		}
 	}
 	adafactorGolden[T](s, prec, hashes)

@@ -11082,6 +11082,1139 @@ v0loop0:
 v0done:
 	RET
 
+// func lambMomentsToF32NEON(c *[16][16]float32, p, grad, m, v, r *float32, n, mode int) (pp, rr float64)
+TEXT ·lambMomentsToF32NEON(SB), NOSPLIT, $256-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD r+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 320(R0), F24 // beta2
+	FMOVQ 384(R0), F25 // ib2
+	FMOVQ 448(R0), F26 // eps
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v0tail
+v0loop16:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1.P 64(R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	WORD $0x6e21deed // fmul v13.4s, v23.4s, v1.4s
+	WORD $0x6e22deee // fmul v14.4s, v23.4s, v2.4s
+	WORD $0x6e23deef // fmul v15.4s, v23.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	WORD $0x6e31df11 // fmul v17.4s, v24.4s, v17.4s
+	WORD $0x6e32df12 // fmul v18.4s, v24.4s, v18.4s
+	WORD $0x6e33df13 // fmul v19.4s, v24.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	VFMLA V25.S4, V17.S4, V1.S4
+	VFMLA V25.S4, V18.S4, V2.S4
+	VFMLA V25.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	ADD $0, R8, R9
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	WORD $0x4e61789d // fcvtl2 v29.2d, v4.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178bc // fcvtl v28.2d, v5.2s
+	WORD $0x4e6178bd // fcvtl2 v29.2d, v5.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178dc // fcvtl v28.2d, v6.2s
+	WORD $0x4e6178dd // fcvtl2 v29.2d, v6.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178fc // fcvtl v28.2d, v7.2s
+	WORD $0x4e6178fd // fcvtl2 v29.2d, v7.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	ADD $128, R8, R9
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	WORD $0x4e61791d // fcvtl2 v29.2d, v8.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61793c // fcvtl v28.2d, v9.2s
+	WORD $0x4e61793d // fcvtl2 v29.2d, v9.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61795c // fcvtl v28.2d, v10.2s
+	WORD $0x4e61795d // fcvtl2 v29.2d, v10.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61797c // fcvtl v28.2d, v11.2s
+	WORD $0x4e61797d // fcvtl2 v29.2d, v11.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	SUBS $16, R6, R6
+	BGE v0loop16
+v0tail:
+	ADDS $16, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 0(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 0(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 128(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 8(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 8(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 136(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 16(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 16(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 144(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 24(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 24(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 152(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 32(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 32(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 160(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 40(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 40(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 168(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 48(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 48(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 176(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 56(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 56(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 184(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 64(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 64(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 192(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 72(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 72(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 200(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 80(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 80(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 208(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 88(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 88(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 216(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 96(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 96(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 224(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 104(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 104(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 232(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 112(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 112(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 240(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v0combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+64(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+72(FP)
+	RET
+v1:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v1tail
+v1loop16:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1.P 64(R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	WORD $0x4ea9d42d // fsub v13.4s, v1.4s, v9.4s
+	WORD $0x4eaad44e // fsub v14.4s, v2.4s, v10.4s
+	WORD $0x4eabd46f // fsub v15.4s, v3.4s, v11.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	VFMLA V13.S4, V22.S4, V9.S4
+	VFMLA V14.S4, V22.S4, V10.S4
+	VFMLA V15.S4, V22.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	WORD $0x6e21deed // fmul v13.4s, v23.4s, v1.4s
+	WORD $0x6e22deee // fmul v14.4s, v23.4s, v2.4s
+	WORD $0x6e23deef // fmul v15.4s, v23.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	WORD $0x6e31df11 // fmul v17.4s, v24.4s, v17.4s
+	WORD $0x6e32df12 // fmul v18.4s, v24.4s, v18.4s
+	WORD $0x6e33df13 // fmul v19.4s, v24.4s, v19.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	VFMLA V1.S4, V13.S4, V17.S4
+	VFMLA V2.S4, V14.S4, V18.S4
+	VFMLA V3.S4, V15.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	VFMLA V25.S4, V17.S4, V1.S4
+	VFMLA V25.S4, V18.S4, V2.S4
+	VFMLA V25.S4, V19.S4, V3.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	WORD $0x6e21fd29 // fdiv v9.4s, v9.4s, v1.4s
+	WORD $0x6e22fd4a // fdiv v10.4s, v10.4s, v2.4s
+	WORD $0x6e23fd6b // fdiv v11.4s, v11.4s, v3.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	VFMLA V5.S4, V21.S4, V9.S4
+	VFMLA V6.S4, V21.S4, V10.S4
+	VFMLA V7.S4, V21.S4, V11.S4
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	ADD $0, R8, R9
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	WORD $0x4e61789d // fcvtl2 v29.2d, v4.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178bc // fcvtl v28.2d, v5.2s
+	WORD $0x4e6178bd // fcvtl2 v29.2d, v5.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178dc // fcvtl v28.2d, v6.2s
+	WORD $0x4e6178dd // fcvtl2 v29.2d, v6.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e6178fc // fcvtl v28.2d, v7.2s
+	WORD $0x4e6178fd // fcvtl2 v29.2d, v7.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	ADD $128, R8, R9
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	WORD $0x4e61791d // fcvtl2 v29.2d, v8.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61793c // fcvtl v28.2d, v9.2s
+	WORD $0x4e61793d // fcvtl2 v29.2d, v9.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61795c // fcvtl v28.2d, v10.2s
+	WORD $0x4e61795d // fcvtl2 v29.2d, v10.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	WORD $0x0e61797c // fcvtl v28.2d, v11.2s
+	WORD $0x4e61797d // fcvtl2 v29.2d, v11.4s
+	VLD1 (R9), [V30.D2, V31.D2]
+	VFMLA V28.D2, V28.D2, V30.D2
+	VFMLA V29.D2, V29.D2, V31.D2
+	VST1.P [V30.D2, V31.D2], 32(R9)
+	SUBS $16, R6, R6
+	BGE v1loop16
+v1tail:
+	ADDS $16, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 0(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 0(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 128(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 8(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 8(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 136(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 16(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 16(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 144(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 24(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 24(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 152(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 32(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 32(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 160(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 40(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 40(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 168(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 48(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 48(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 176(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 56(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 56(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 184(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 64(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 64(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 192(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 72(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 72(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 200(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 80(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 80(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 208(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 88(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 88(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 216(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 96(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 96(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 224(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 104(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 104(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 232(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS.P 4(R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d40c // fsub v12.4s, v0.4s, v8.4s
+	VFMLA V12.S4, V22.S4, V8.S4
+	FMOVS.P F8, 4(R3)
+	WORD $0x6e20deec // fmul v12.4s, v23.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df10 // fmul v16.4s, v24.4s, v16.4s
+	VFMLA V0.S4, V12.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V26.B16, V0.B16
+	VFMLA V25.S4, V16.S4, V0.S4
+	WORD $0x6e20fd08 // fdiv v8.4s, v8.4s, v0.4s
+	VFMLA V4.S4, V21.S4, V8.S4
+	FMOVS.P F8, 4(R5)
+	WORD $0x0e61789c // fcvtl v28.2d, v4.2s
+	FMOVD 112(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 112(R8)
+	WORD $0x0e61791c // fcvtl v28.2d, v8.2s
+	FMOVD 240(R8), F30
+	VFMLA V28.D2, V28.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v1combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+64(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+72(FP)
+	RET
+
 // func sgdKeepF32NEON(c *[16][16]float32, p, grad, pprev, gprev *float32, n, mode int)
 TEXT ·sgdKeepF32NEON(SB), NOSPLIT, $0-56
 	MOVD c+0(FP), R0
@@ -25728,6 +26861,1133 @@ v0loop0:
 	SUBS $1, R6, R6
 	BNE v0loop0
 v0done:
+	RET
+
+// func lambMomentsToF64NEON(c *[16][8]float64, p, grad, m, v, r *float64, n, mode int) (pp, rr float64)
+TEXT ·lambMomentsToF64NEON(SB), NOSPLIT, $256-80
+	MOVD c+0(FP), R0
+	MOVD p+8(FP), R1
+	MOVD grad+16(FP), R2
+	MOVD m+24(FP), R3
+	MOVD v+32(FP), R4
+	MOVD r+40(FP), R5
+	MOVD n+48(FP), R6
+	MOVD mode+56(FP), R7
+	FMOVQ 0(R0), F20 // gs
+	FMOVQ 64(R0), F21 // wd
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 320(R0), F24 // beta2
+	FMOVQ 384(R0), F25 // ib2
+	FMOVQ 448(R0), F26 // eps
+	AND $1, R7, R7
+	CMP $0, R7
+	BEQ v0
+	B v1
+v0:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v0tail
+v0loop16:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	ADD $0, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $128, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	ADD $64, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $192, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	SUBS $16, R6, R6
+	BGE v0loop16
+v0tail:
+	ADDS $16, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 0(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 0(R8)
+	FMOVD 128(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 8(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 8(R8)
+	FMOVD 136(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 16(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 16(R8)
+	FMOVD 144(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 24(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 24(R8)
+	FMOVD 152(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 32(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 32(R8)
+	FMOVD 160(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 40(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 40(R8)
+	FMOVD 168(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 48(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 48(R8)
+	FMOVD 176(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 56(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 56(R8)
+	FMOVD 184(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 64(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 64(R8)
+	FMOVD 192(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 72(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 72(R8)
+	FMOVD 200(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 80(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 80(R8)
+	FMOVD 208(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 88(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 88(R8)
+	FMOVD 216(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 96(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 96(R8)
+	FMOVD 224(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 104(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 104(R8)
+	FMOVD 232(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v0combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	FMOVD.P F8, 8(R5)
+	FMOVD 112(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 112(R8)
+	FMOVD 240(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v0combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+64(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+72(FP)
+	RET
+v1:
+	MOVD $lanes-256(SP), R8
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R8, R9
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	VST1.P [V28.D2, V29.D2, V30.D2, V31.D2], 64(R9)
+	SUBS $16, R6, R6
+	BLT v1tail
+v1loop16:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	VFMLA V5.D2, V21.D2, V9.D2
+	VFMLA V6.D2, V21.D2, V10.D2
+	VFMLA V7.D2, V21.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	ADD $0, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $128, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1.P 64(R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	WORD $0x4ee9d42d // fsub v13.2d, v1.2d, v9.2d
+	WORD $0x4eead44e // fsub v14.2d, v2.2d, v10.2d
+	WORD $0x4eebd46f // fsub v15.2d, v3.2d, v11.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	VFMLA V13.D2, V22.D2, V9.D2
+	VFMLA V14.D2, V22.D2, V10.D2
+	VFMLA V15.D2, V22.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	WORD $0x6e61deed // fmul v13.2d, v23.2d, v1.2d
+	WORD $0x6e62deee // fmul v14.2d, v23.2d, v2.2d
+	WORD $0x6e63deef // fmul v15.2d, v23.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	WORD $0x6e71df11 // fmul v17.2d, v24.2d, v17.2d
+	WORD $0x6e72df12 // fmul v18.2d, v24.2d, v18.2d
+	WORD $0x6e73df13 // fmul v19.2d, v24.2d, v19.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	VFMLA V1.D2, V13.D2, V17.D2
+	VFMLA V2.D2, V14.D2, V18.D2
+	VFMLA V3.D2, V15.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V26.B16, V0.B16
+	VMOV V26.B16, V1.B16
+	VMOV V26.B16, V2.B16
+	VMOV V26.B16, V3.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	VFMLA V25.D2, V17.D2, V1.D2
+	VFMLA V25.D2, V18.D2, V2.D2
+	VFMLA V25.D2, V19.D2, V3.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	WORD $0x6e61fd29 // fdiv v9.2d, v9.2d, v1.2d
+	WORD $0x6e62fd4a // fdiv v10.2d, v10.2d, v2.2d
+	WORD $0x6e63fd6b // fdiv v11.2d, v11.2d, v3.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	VFMLA V5.D2, V21.D2, V9.D2
+	VFMLA V6.D2, V21.D2, V10.D2
+	VFMLA V7.D2, V21.D2, V11.D2
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	ADD $64, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V4.D2, V4.D2, V28.D2
+	VFMLA V5.D2, V5.D2, V29.D2
+	VFMLA V6.D2, V6.D2, V30.D2
+	VFMLA V7.D2, V7.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	ADD $192, R8, R9
+	VLD1 (R9), [V28.D2, V29.D2, V30.D2, V31.D2]
+	VFMLA V8.D2, V8.D2, V28.D2
+	VFMLA V9.D2, V9.D2, V29.D2
+	VFMLA V10.D2, V10.D2, V30.D2
+	VFMLA V11.D2, V11.D2, V31.D2
+	VST1 [V28.D2, V29.D2, V30.D2, V31.D2], (R9)
+	SUBS $16, R6, R6
+	BGE v1loop16
+v1tail:
+	ADDS $16, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 0(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 0(R8)
+	FMOVD 128(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 128(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 8(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 8(R8)
+	FMOVD 136(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 136(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 16(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 16(R8)
+	FMOVD 144(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 144(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 24(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 24(R8)
+	FMOVD 152(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 152(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 32(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 32(R8)
+	FMOVD 160(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 160(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 40(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 40(R8)
+	FMOVD 168(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 168(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 48(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 48(R8)
+	FMOVD 176(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 176(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 56(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 56(R8)
+	FMOVD 184(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 184(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 64(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 64(R8)
+	FMOVD 192(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 192(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 72(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 72(R8)
+	FMOVD 200(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 200(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 80(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 80(R8)
+	FMOVD 208(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 208(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 88(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 88(R8)
+	FMOVD 216(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 216(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 96(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 96(R8)
+	FMOVD 224(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 224(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 104(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 104(R8)
+	FMOVD 232(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 232(R8)
+	SUB $1, R6, R6
+	CBZ R6, v1combine
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD.P 8(R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d40c // fsub v12.2d, v0.2d, v8.2d
+	VFMLA V12.D2, V22.D2, V8.D2
+	FMOVD.P F8, 8(R3)
+	WORD $0x6e60deec // fmul v12.2d, v23.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df10 // fmul v16.2d, v24.2d, v16.2d
+	VFMLA V0.D2, V12.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V26.B16, V0.B16
+	VFMLA V25.D2, V16.D2, V0.D2
+	WORD $0x6e60fd08 // fdiv v8.2d, v8.2d, v0.2d
+	VFMLA V4.D2, V21.D2, V8.D2
+	FMOVD.P F8, 8(R5)
+	FMOVD 112(R8), F30
+	VFMLA V4.D2, V4.D2, V30.D2
+	FMOVD F30, 112(R8)
+	FMOVD 240(R8), F30
+	VFMLA V8.D2, V8.D2, V30.D2
+	FMOVD F30, 240(R8)
+	SUB $1, R6, R6
+v1combine:
+	ADD $0, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, pp+64(FP)
+	ADD $128, R8, R9
+	VLD1.P 64(R9), [V0.D2, V1.D2, V2.D2, V3.D2]
+	VLD1 (R9), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x4e64d400 // fadd v0.2d, v0.2d, v4.2d
+	WORD $0x4e65d421 // fadd v1.2d, v1.2d, v5.2d
+	WORD $0x4e66d442 // fadd v2.2d, v2.2d, v6.2d
+	WORD $0x4e67d463 // fadd v3.2d, v3.2d, v7.2d
+	WORD $0x4e62d400 // fadd v0.2d, v0.2d, v2.2d
+	WORD $0x4e63d421 // fadd v1.2d, v1.2d, v3.2d
+	WORD $0x4e61d400 // fadd v0.2d, v0.2d, v1.2d
+	WORD $0x7e70d800 // faddp d0, v0.2d
+	FMOVD F0, rr+72(FP)
 	RET
 
 // func sgdKeepF64NEON(c *[16][8]float64, p, grad, pprev, gprev *float64, n, mode int)

@@ -23,6 +23,7 @@ func setGenericElementwise[T Float](t *table[T]) {
 	t.lambMoments = lambMomentsGeneric[T]
 	t.lambApply = lambApplyGeneric[T]
 	t.lambApplyStored = lambApplyStoredGeneric[T]
+	t.lambMomentsTo = lambMomentsToGeneric[T]
 	t.sgdKeep = sgdKeepGeneric[T]
 	t.adafactorVariance = adafactorVarianceGeneric[T]
 	t.adafactorSums = adafactorSumsGeneric[T]
@@ -502,6 +503,45 @@ func lambApplyStoredGeneric[T Float](cf *Coeffs, p, r *T, n int, f T) {
 	for i := range ps {
 		ps[i] = fmaT(f, rs[i], ps[i])
 	}
+}
+
+// lambMomentsToGeneric is the reference lambMomentsTo kernel, written from its description in
+// internal/abi: for each element, the operations of the description in order.
+func lambMomentsToGeneric[T Float](cf *Coeffs, p, grad, m, v, r *T, n int) (float64, float64) {
+	decay := cf.mode&1 == 1 // weight decay in the update direction
+	ps := unsafe.Slice(p, n)
+	grads := unsafe.Slice(grad, n)
+	ms := unsafe.Slice(m, n)
+	vs := unsafe.Slice(v, n)
+	rs := unsafe.Slice(r, n)
+	var (
+		gs    = row[T](cf, abi.RowGS)
+		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
+		c2    = row[T](cf, abi.RowC2)
+		beta2 = row[T](cf, abi.RowBeta2)
+		ib2   = row[T](cf, abi.RowIB2)
+		eps   = row[T](cf, abi.RowEps)
+	)
+	var ppLanes [16]float64 // element i in lane i mod 16
+	var rrLanes [16]float64 // element i in lane i mod 16
+	for i := range ps {
+		g := T(grads[i] * gs)
+		p := ps[i]
+		m := fmaT(c1, T(g-ms[i]), ms[i])
+		ms[i] = m
+		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
+		vs[i] = v
+		d := fmaT(sqrtT(v), ib2, eps)
+		r := T(m / d)
+		if decay {
+			r = fmaT(wd, p, r)
+		}
+		rs[i] = r
+		sumSq16(&ppLanes, i, p)
+		sumSq16(&rrLanes, i, r)
+	}
+	return combine16(&ppLanes), combine16(&rrLanes)
 }
 
 // sgdKeepGeneric is the reference sgdKeep kernel, written from its description in

@@ -74,6 +74,9 @@ func lambPass2Stored[T Float](s *Set, c *Coeffs, p, r []T, trust float64) error 
 // grad, exp_avg, exp_avg_sq: LAMBApply, or LAMBApplyStored on the
 // direction the first pass left in grad.
 func lambSecond[T Float](s *Set, c *Coeffs, a [][]T, trust float64) error {
+	if len(a) == 5 { // lambToKernel's streams: r in a buffer of its own
+		return lambPass2Stored(s, c, a[0], a[4], trust)
+	}
 	if c.LAMBStored() {
 		return lambPass2Stored(s, c, a[0], a[1], trust)
 	}
@@ -90,13 +93,22 @@ func lambKernel[T Float]() ewKernel[T] {
 		nonneg: []bool{false, false, false, true}, written: []bool{true, false, true, true},
 		coeffs: lambCoeffs(),
 		run: func(s *Set, c *Coeffs, a [][]T) error {
-			pp, rr, err := lambPass1(s, c, a[0], a[1], a[2], a[3])
+			pp, rr, err := lambFirst(s, c, a)
 			if err != nil {
 				return err
 			}
 			return lambSecond(s, c, a, LAMBTrust(pp, rr))
 		},
 	}
+}
+
+// lambFirst is the first pass on the streams of lambKernel, or of
+// lambToKernel (LAMBMomentsTo, r the fifth stream).
+func lambFirst[T Float](s *Set, c *Coeffs, a [][]T) (pp, rr float64, err error) {
+	if len(a) == 5 {
+		return lambPass1To(s, c, a[0], a[1], a[2], a[3], a[4])
+	}
+	return lambPass1(s, c, a[0], a[1], a[2], a[3])
 }
 
 // lambKeepKernel is lambKernel with DirectionInGrad: the first pass
@@ -112,7 +124,7 @@ func lambKeepKernel[T Float]() ewKernel[T] {
 // the reference's trust ratio and with fixed ones (0, a huge one that
 // overflows float32's factor, NaN).
 func runLAMBParity[T Float](t *testing.T, ns []int) {
-	for _, k := range []ewKernel[T]{lambKernel[T](), lambKeepKernel[T]()} {
+	for _, k := range []ewKernel[T]{lambKernel[T](), lambKeepKernel[T](), lambToKernel[T]()} {
 		t.Run(k.name, func(t *testing.T) { runLAMBParityOf(t, k, ns) })
 	}
 }
@@ -140,11 +152,11 @@ func runLAMBParityOf[T Float](t *testing.T, k ewKernel[T], ns []int) {
 						want, ws := paritytest.CloneAll(in)
 						got, gs := paritytest.CloneAll(in)
 						what := fmt.Sprintf("n=%d off=%d coeffs#%d (mode %d) special=%v", n, off, ci, c.mode, special)
-						wpp, wrr, err := lambPass1(ref, c, ws[0], ws[1], ws[2], ws[3])
+						wpp, wrr, err := lambFirst(ref, c, ws)
 						if err != nil {
 							t.Fatal(err)
 						}
-						gpp, grr, err := lambPass1(s, c, gs[0], gs[1], gs[2], gs[3])
+						gpp, grr, err := lambFirst(s, c, gs)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -488,29 +500,28 @@ func TestLAMBBadInput(t *testing.T) {
 		short := buf[4*n : 5*n-1]
 		var z Coeffs
 		checks := map[string]error{
-			"moments short grad":         second(s.LAMBMomentsF32(&c, p, short, m, v)),
-			"moments short exp_avg":      second(s.LAMBMomentsF32(&c, p, g, short, v)),
-			"moments short sq":           second(s.LAMBMomentsF32(&c, p, g, m, short)),
-			"moments Adam coeffs":        second(s.LAMBMomentsF32(&adam, p, g, m, v)),
-			"moments zero coeffs":        second(s.LAMBMomentsF32(&z, p, g, m, v)),
-			"moments nil coeffs":         second(s.LAMBMomentsF32(nil, p, g, m, v)),
-			"moments float32 range":      second(s.LAMBMomentsF32(&big, p, g, m, v)),
-			"moments p=exp_avg":          second(s.LAMBMomentsF32(&c, p, g, p, v)),
-			"moments grad shifted":       second(s.LAMBMomentsF32(&c, p, shift, m, v)),
-			"moments m=v":                second(s.LAMBMomentsF32(&c, p, g, m, m)),
-			"apply short exp_avg":        s.LAMBApplyF32(&c, p, short, v, 1),
-			"apply short exp_avg_sq":     s.LAMBApplyF32(&c, p, m, short, 1),
-			"apply Adam coeffs":          s.LAMBApplyF32(&adam, p, m, v, 1),
-			"apply float32 range":        s.LAMBApplyF32(&big, p, m, v, 1),
-			"apply p=exp_avg_sq":         s.LAMBApplyF32(&c, p, m, p, 1),
-			"apply m shifted":            s.LAMBApplyF32(&c, p, shift, v, 1),
-			"stored short r":             s.LAMBApplyStoredF32(&keep, p, short, 1),
-			"stored Adam coeffs":         s.LAMBApplyStoredF32(&adam, p, g, 1),
-			"stored without keep coeffs": s.LAMBApplyStoredF32(&c, p, g, 1),
-			"stored float32 range":       s.LAMBApplyStoredF32(&bigKeep, p, g, 1),
-			"stored p=r":                 s.LAMBApplyStoredF32(&keep, p, p, 1),
-			"stored r shifted":           s.LAMBApplyStoredF32(&keep, p, shift, 1),
-			"keep moments grad shifted":  second(s.LAMBMomentsF32(&keep, p, shift, m, v)),
+			"moments short grad":        second(s.LAMBMomentsF32(&c, p, short, m, v)),
+			"moments short exp_avg":     second(s.LAMBMomentsF32(&c, p, g, short, v)),
+			"moments short sq":          second(s.LAMBMomentsF32(&c, p, g, m, short)),
+			"moments Adam coeffs":       second(s.LAMBMomentsF32(&adam, p, g, m, v)),
+			"moments zero coeffs":       second(s.LAMBMomentsF32(&z, p, g, m, v)),
+			"moments nil coeffs":        second(s.LAMBMomentsF32(nil, p, g, m, v)),
+			"moments float32 range":     second(s.LAMBMomentsF32(&big, p, g, m, v)),
+			"moments p=exp_avg":         second(s.LAMBMomentsF32(&c, p, g, p, v)),
+			"moments grad shifted":      second(s.LAMBMomentsF32(&c, p, shift, m, v)),
+			"moments m=v":               second(s.LAMBMomentsF32(&c, p, g, m, m)),
+			"apply short exp_avg":       s.LAMBApplyF32(&c, p, short, v, 1),
+			"apply short exp_avg_sq":    s.LAMBApplyF32(&c, p, m, short, 1),
+			"apply Adam coeffs":         s.LAMBApplyF32(&adam, p, m, v, 1),
+			"apply float32 range":       s.LAMBApplyF32(&big, p, m, v, 1),
+			"apply p=exp_avg_sq":        s.LAMBApplyF32(&c, p, m, p, 1),
+			"apply m shifted":           s.LAMBApplyF32(&c, p, shift, v, 1),
+			"stored short r":            s.LAMBApplyStoredF32(&keep, p, short, 1),
+			"stored Adam coeffs":        s.LAMBApplyStoredF32(&adam, p, g, 1),
+			"stored float32 range":      s.LAMBApplyStoredF32(&bigKeep, p, g, 1),
+			"stored p=r":                s.LAMBApplyStoredF32(&keep, p, p, 1),
+			"stored r shifted":          s.LAMBApplyStoredF32(&keep, p, shift, 1),
+			"keep moments grad shifted": second(s.LAMBMomentsF32(&keep, p, shift, m, v)),
 		}
 		for name, err := range checks {
 			var want error = ErrLength

@@ -26,6 +26,7 @@ type table[T Float] struct {
 	lambMoments     func(c *Coeffs, p, g, m, v *T, n int) (pp, rr float64)
 	lambApply       func(c *Coeffs, p, m, v *T, n int, f T)
 	lambApplyStored func(c *Coeffs, p, r *T, n int, f T)
+	lambMomentsTo   func(c *Coeffs, p, g, m, v, r *T, n int) (pp, rr float64)
 	adamax          func(c *Coeffs, p, g, m, u *T, n int)
 	adadelta        func(c *Coeffs, p, g, sq, acc *T, n int)
 	sumSquares      func(x *T, n int) float64
@@ -364,6 +365,31 @@ func lambMoments[T Float](k *table[T], c *Coeffs, p, g, m, v []T) (pp, rr float6
 	return pp, rr, nil
 }
 
+func lambMomentsTo[T Float](k *table[T], c *Coeffs, p, g, m, v, r []T) (pp, rr float64, err error) {
+	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+		return 0, 0, err
+	}
+	n := len(p)
+	switch {
+	case len(g) != n:
+		return 0, 0, lengthErr("g", n, len(g))
+	case len(m) != n:
+		return 0, 0, lengthErr("exp_avg", n, len(m))
+	case len(v) != n:
+		return 0, 0, lengthErr("exp_avg_sq", n, len(v))
+	case len(r) != n:
+		return 0, 0, lengthErr("r", n, len(r))
+	}
+	if err := disjoint("p grad exp_avg exp_avg_sq r", p, g, m, v, r); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	pp, rr = k.lambMomentsTo(c, &p[0], &g[0], &m[0], &v[0], &r[0], n)
+	return pp, rr, nil
+}
+
 func lambApply[T Float](k *table[T], c *Coeffs, p, m, v []T, trust float64) error {
 	if err := c.check(famLAMB, elemSize[T]()); err != nil {
 		return err
@@ -387,9 +413,6 @@ func lambApply[T Float](k *table[T], c *Coeffs, p, m, v []T, trust float64) erro
 func lambApplyStored[T Float](k *table[T], c *Coeffs, p, r []T, trust float64) error {
 	if err := c.check(famLAMB, elemSize[T]()); err != nil {
 		return err
-	}
-	if !c.LAMBStored() {
-		return fmt.Errorf("%w: the block was made without DirectionInGrad, so the first pass stored no direction", ErrCoeff)
 	}
 	if len(r) != len(p) {
 		return lengthErr("r", len(p), len(r))
@@ -769,6 +792,30 @@ func (s *Set) LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64
 	return lambMoments(&s.f64, c, p, grad, m, v)
 }
 
+// LAMBMomentsToF32 is [Set.LAMBMomentsF32] that stores the direction r
+// into r, a buffer of the caller's, whatever the block's DirectionInGrad,
+// for [Set.LAMBApplyStoredF32]: the second pass then reads p and r (two
+// streams, where [Set.LAMBApplyF32] reads p, m and v) and the gradient is
+// left as it was. The sums, m, v and every element of r are those of
+// LAMBMomentsF32 with DirectionInGrad, bit for bit.
+//
+// r is written and never read. At AVX2 and AVX-512 a call whose r starts
+// on a vector boundary (32 or 64 bytes) writes its whole vectors by
+// non-temporal stores (VMOVNTPS, VMOVNTPD), which skip the read of each
+// line that an ordinary store makes out of cache, and ends with a store
+// fence; any other start, and the other levels, store as usual. So r is
+// best a scratch buffer that starts on a cache line (as [Staggered]'s
+// buffers and Go's large allocations do), cut at multiples of 16
+// elements; the values are the same either way.
+func (s *Set) LAMBMomentsToF32(c *Coeffs, p, grad, m, v, r []float32) (pp, rr float64, err error) {
+	return lambMomentsTo(&s.f32, c, p, grad, m, v, r)
+}
+
+// LAMBMomentsToF64 is [Set.LAMBMomentsToF32] for float64.
+func (s *Set) LAMBMomentsToF64(c *Coeffs, p, grad, m, v, r []float64) (pp, rr float64, err error) {
+	return lambMomentsTo(&s.f64, c, p, grad, m, v, r)
+}
+
 // LAMBApplyF32 is the second pass of a LAMB step: it computes the
 // direction r again, by the operations of [Set.LAMBMomentsF32], from the
 // moments that pass stored, and moves p:
@@ -794,15 +841,16 @@ func (s *Set) LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
 }
 
 // LAMBApplyStoredF32 is the second pass of a LAMB step whose first pass
-// stored the direction r over the gradient (a block made with
-// [LAMB].DirectionInGrad): for every i,
+// stored the direction r: over the gradient ([Set.LAMBMomentsF32] with a
+// block made with [LAMB].DirectionInGrad) or into a buffer
+// ([Set.LAMBMomentsToF32]). For every i,
 //
 //	p[i] = fma(f, r[i], p[i])
 //
 // with f = c.LAMBFactor(trust), the last operation of [Set.LAMBApplyF32],
 // so p is the same bit for bit; it reads p and r where LAMBApplyF32 reads
-// p, m and v. A block made without DirectionInGrad is refused (ErrCoeff):
-// its first pass left the gradient, not r, in the slice.
+// p, m and v. Any LAMB block is taken: that r holds the direction of this
+// step is the caller's to keep.
 func (s *Set) LAMBApplyStoredF32(c *Coeffs, p, r []float32, trust float64) error {
 	return lambApplyStored(&s.f32, c, p, r, trust)
 }

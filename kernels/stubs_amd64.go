@@ -89,6 +89,11 @@ func lambApplyF32AVX2(c *[16][16]float32, p *float32, m *float32, v *float32, n 
 //go:noescape
 func lambApplyStoredF32AVX2(c *[16][16]float32, p *float32, r *float32, n int, mode int, f float32)
 
+// lambMomentsToF32AVX2 is the AVX2 lambMomentsTo kernel; see lambMomentsToGeneric.
+//
+//go:noescape
+func lambMomentsToF32AVX2(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, r *float32, n int, mode int) (pp float64, rr float64)
+
 // sgdKeepF32AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
 //
 //go:noescape
@@ -223,6 +228,11 @@ func lambApplyF64AVX2(c *[16][8]float64, p *float64, m *float64, v *float64, n i
 //
 //go:noescape
 func lambApplyStoredF64AVX2(c *[16][8]float64, p *float64, r *float64, n int, mode int, f float64)
+
+// lambMomentsToF64AVX2 is the AVX2 lambMomentsTo kernel; see lambMomentsToGeneric.
+//
+//go:noescape
+func lambMomentsToF64AVX2(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, r *float64, n int, mode int) (pp float64, rr float64)
 
 // sgdKeepF64AVX2 is the AVX2 sgdKeep kernel; see sgdKeepGeneric.
 //
@@ -569,6 +579,11 @@ func lambApplyF32AVX512(c *[16][16]float32, p *float32, m *float32, v *float32, 
 //go:noescape
 func lambApplyStoredF32AVX512(c *[16][16]float32, p *float32, r *float32, n int, mode int, f float32)
 
+// lambMomentsToF32AVX512 is the AVX512 lambMomentsTo kernel; see lambMomentsToGeneric.
+//
+//go:noescape
+func lambMomentsToF32AVX512(c *[16][16]float32, p *float32, grad *float32, m *float32, v *float32, r *float32, n int, mode int) (pp float64, rr float64)
+
 // sgdKeepF32AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
 //
 //go:noescape
@@ -723,6 +738,11 @@ func lambApplyF64AVX512(c *[16][8]float64, p *float64, m *float64, v *float64, n
 //
 //go:noescape
 func lambApplyStoredF64AVX512(c *[16][8]float64, p *float64, r *float64, n int, mode int, f float64)
+
+// lambMomentsToF64AVX512 is the AVX512 lambMomentsTo kernel; see lambMomentsToGeneric.
+//
+//go:noescape
+func lambMomentsToF64AVX512(c *[16][8]float64, p *float64, grad *float64, m *float64, v *float64, r *float64, n int, mode int) (pp float64, rr float64)
 
 // sgdKeepF64AVX512 is the AVX512 sgdKeep kernel; see sgdKeepGeneric.
 //
@@ -1106,6 +1126,9 @@ var archSets = []*Set{
 			},
 			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX2(&c.f32, p, m, v, n, c.mode, f) },
 			lambApplyStored: func(c *Coeffs, p, r *float32, n int, f float32) { lambApplyStoredF32AVX2(&c.f32, p, r, n, c.mode, f) },
+			lambMomentsTo: func(c *Coeffs, p, grad, m, v, r *float32, n int) (float64, float64) {
+				return lambMomentsToF32AVX2(&c.f32, p, grad, m, v, r, n, c.mode)
+			},
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
 				sgdKeepF32AVX2(&c.f32, p, grad, pprev, gprev, n, c.mode)
 			},
@@ -1165,6 +1188,9 @@ var archSets = []*Set{
 			},
 			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX2(&c.f64, p, m, v, n, c.mode, f) },
 			lambApplyStored: func(c *Coeffs, p, r *float64, n int, f float64) { lambApplyStoredF64AVX2(&c.f64, p, r, n, c.mode, f) },
+			lambMomentsTo: func(c *Coeffs, p, grad, m, v, r *float64, n int) (float64, float64) {
+				return lambMomentsToF64AVX2(&c.f64, p, grad, m, v, r, n, c.mode)
+			},
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
 				sgdKeepF64AVX2(&c.f64, p, grad, pprev, gprev, n, c.mode)
 			},
@@ -1331,6 +1357,9 @@ var archSets = []*Set{
 			},
 			lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32AVX512(&c.f32, p, m, v, n, c.mode, f) },
 			lambApplyStored: func(c *Coeffs, p, r *float32, n int, f float32) { lambApplyStoredF32AVX512(&c.f32, p, r, n, c.mode, f) },
+			lambMomentsTo: func(c *Coeffs, p, grad, m, v, r *float32, n int) (float64, float64) {
+				return lambMomentsToF32AVX512(&c.f32, p, grad, m, v, r, n, c.mode)
+			},
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
 				sgdKeepF32AVX512(&c.f32, p, grad, pprev, gprev, n, c.mode)
 			},
@@ -1390,6 +1419,9 @@ var archSets = []*Set{
 			},
 			lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64AVX512(&c.f64, p, m, v, n, c.mode, f) },
 			lambApplyStored: func(c *Coeffs, p, r *float64, n int, f float64) { lambApplyStoredF64AVX512(&c.f64, p, r, n, c.mode, f) },
+			lambMomentsTo: func(c *Coeffs, p, grad, m, v, r *float64, n int) (float64, float64) {
+				return lambMomentsToF64AVX512(&c.f64, p, grad, m, v, r, n, c.mode)
+			},
 			sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
 				sgdKeepF64AVX512(&c.f64, p, grad, pprev, gprev, n, c.mode)
 			},

@@ -92,6 +92,11 @@ func lambApplyF32NEON(c *[16][16]float32, p, m, v *float32, n, mode int, f float
 //go:noescape
 func lambApplyStoredF32NEON(c *[16][16]float32, p, r *float32, n, mode int, f float32)
 
+// lambMomentsToF32NEON is the NEON lambMomentsTo kernel; see lambMomentsToGeneric.
+//
+//go:noescape
+func lambMomentsToF32NEON(c *[16][16]float32, p, grad, m, v, r *float32, n, mode int) (pp, rr float64)
+
 // sgdKeepF32NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
 //
 //go:noescape
@@ -246,6 +251,11 @@ func lambApplyF64NEON(c *[16][8]float64, p, m, v *float64, n, mode int, f float6
 //
 //go:noescape
 func lambApplyStoredF64NEON(c *[16][8]float64, p, r *float64, n, mode int, f float64)
+
+// lambMomentsToF64NEON is the NEON lambMomentsTo kernel; see lambMomentsToGeneric.
+//
+//go:noescape
+func lambMomentsToF64NEON(c *[16][8]float64, p, grad, m, v, r *float64, n, mode int) (pp, rr float64)
 
 // sgdKeepF64NEON is the NEON sgdKeep kernel; see sgdKeepGeneric.
 //
@@ -627,6 +637,9 @@ var archSets = []*Set{{
 		},
 		lambApply:       func(c *Coeffs, p, m, v *float32, n int, f float32) { lambApplyF32NEON(&c.f32, p, m, v, n, c.mode, f) },
 		lambApplyStored: func(c *Coeffs, p, r *float32, n int, f float32) { lambApplyStoredF32NEON(&c.f32, p, r, n, c.mode, f) },
+		lambMomentsTo: func(c *Coeffs, p, grad, m, v, r *float32, n int) (float64, float64) {
+			return lambMomentsToF32NEON(&c.f32, p, grad, m, v, r, n, c.mode)
+		},
 		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float32, n int) {
 			sgdKeepF32NEON(&c.f32, p, grad, pprev, gprev, n, c.mode)
 		},
@@ -686,6 +699,9 @@ var archSets = []*Set{{
 		},
 		lambApply:       func(c *Coeffs, p, m, v *float64, n int, f float64) { lambApplyF64NEON(&c.f64, p, m, v, n, c.mode, f) },
 		lambApplyStored: func(c *Coeffs, p, r *float64, n int, f float64) { lambApplyStoredF64NEON(&c.f64, p, r, n, c.mode, f) },
+		lambMomentsTo: func(c *Coeffs, p, grad, m, v, r *float64, n int) (float64, float64) {
+			return lambMomentsToF64NEON(&c.f64, p, grad, m, v, r, n, c.mode)
+		},
 		sgdKeep: func(c *Coeffs, p, grad, pprev, gprev *float64, n int) {
 			sgdKeepF64NEON(&c.f64, p, grad, pprev, gprev, n, c.mode)
 		},

@@ -28,8 +28,12 @@ func described(d *abi.Kernel, split int) kernel {
 		name = fastName(d, split)
 	}
 	var streams []string
-	for _, s := range d.Streams {
+	var nt []int
+	for i, s := range d.Streams {
 		streams = append(streams, s.Name)
+		if s.NT {
+			nt = append(nt, i)
+		}
 	}
 	var variants []int
 	for _, v := range d.Variants() {
@@ -58,7 +62,7 @@ func described(d *abi.Kernel, split int) kernel {
 		}
 	}
 	return kernel{
-		name: name, streams: streams, coefs: true,
+		name: name, streams: streams, nt: nt, coefs: true,
 		variants: variants, mask: d.Mask(), canon: d.Canon,
 		args: d.Args, sums: d.Sums,
 		unroll: unroll, interleave: interleave, split: split,

@@ -140,6 +140,10 @@ type env struct {
 	hreg  map[string]VecVirtual // constants of the conversions kept in registers (mixed.go)
 	kodd  Op                    // the opmask of the odd 16-bit words (bfloat16, AVX-512)
 	sridx VecVirtual            // AVX-512 stochastic rounding: the element indices of the next vector
+	// nt marks the streams whose whole vectors are stored non-temporally
+	// in the loops being written: the kernel's NT streams, in the copy of
+	// the loops for starts on a vector boundary (withSums).
+	nt map[int]bool
 }
 
 func (e *env) at(s int) Mem {
@@ -154,7 +158,13 @@ func (e *env) ld(s int) VecVirtual {
 	}
 	return e.t.load(e.at(s), e.mk)
 }
-func (e *env) st(v Op, s int) { e.t.store(v, e.at(s), e.mk) }
+func (e *env) st(v Op, s int) {
+	if e.nt[s] && !e.mk.on {
+		e.t.MovNT(v, e.at(s)) // the loops of aligned NT streams (withSums)
+		return
+	}
+	e.t.store(v, e.at(s), e.mk)
+}
 
 // coef returns row r of the coefficient block: the register it was loaded
 // into at entry, or else the row as a memory operand (the full vector
@@ -171,6 +181,7 @@ func (e *env) coef(r int) Op {
 type kernel struct {
 	name    string   // Go name without precision and level; the table field
 	streams []string // pointer parameters, in order
+	nt      []int    // the streams stored non-temporally (abi.Stream.NT)
 	coefs   bool     // takes the coefficient block first and the mode last
 	// variants are the specialised loops, by first mode; modes[m] is the
 	// variant of mode m&mask (coefficient kernels only).
@@ -302,8 +313,30 @@ func elementwise(k kernel, t isa) {
 			e.args = append(e.args, v)
 		}
 		if len(k.sums) > 0 {
-			withSums(k, t, e, n, m)
+			if len(k.nt) > 0 {
+				// Two copies of the loops: with non-temporal stores when
+				// every NT stream starts on a vector boundary (VMOVNTPS
+				// faults otherwise), and with ordinary ones.
+				any := GP64()
+				XORQ(any, any)
+				for _, s := range k.nt {
+					ORQ(ptr[s], any)
+				}
+				TESTQ(U32(t.VBytes()-1), any)
+				JNZ(LabelRef(fmt.Sprintf("m%d_plain", m)))
+				e.nt = map[int]bool{}
+				for _, s := range k.nt {
+					e.nt[s] = true
+				}
+				withSums(k, t, e, n, fmt.Sprintf("m%d_nt", m), m)
+				Label(fmt.Sprintf("m%d_plain", m))
+				e.nt = nil
+			}
+			withSums(k, t, e, n, fmt.Sprintf("m%d", m), m)
 			continue
+		}
+		if len(k.nt) > 0 {
+			panic(fmt.Sprintf("amd64: %s: non-temporal streams are written in kernels with sums only", k.name))
 		}
 		i := GP64()
 		XORQ(i, i)
@@ -379,8 +412,12 @@ func elementwise(k kernel, t isa) {
 // rounded up), the next loop one unit, and the tail up to 15 elements, as
 // full vectors and then one masked vector. Each variant ends with its own
 // combination of the lanes (by the tree of combine) and return.
-func withSums(k kernel, t isa, e *env, n GPVirtual, m int) {
-	lbl := func(s string) string { return fmt.Sprintf("m%d_%s", m, s) }
+//
+// Its labels start with tag. With non-temporal stores (e.nt), the variant
+// ends with a store fence, so that the stores are ordered before whatever
+// the caller does next.
+func withSums(k kernel, t isa, e *env, n GPVirtual, tag string, m int) {
+	lbl := func(s string) string { return tag + "_" + s }
 	L := t.Lanes()
 	unit := 16 / L // vectors per unit
 	U := k.unroll(t)
@@ -446,6 +483,9 @@ func withSums(k kernel, t isa, e *env, n GPVirtual, m int) {
 	Label(lbl("combine"))
 	for s := range e.acc {
 		Store(combine(t, e.acc[s]), ReturnIndex(s))
+	}
+	if len(e.nt) > 0 {
+		SFENCE()
 	}
 	VZEROUPPER()
 	RET()

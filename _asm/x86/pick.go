@@ -36,6 +36,16 @@ func (t ISA) FMA213(a, b, d Op)  { t.Pick(VFMADD213PS, VFMADD213PD)(a, b, d) }  
 // Cmp sets d (a vector of all-ones lanes, or an opmask) to b <imm> a.
 func (t ISA) Cmp(imm int, a, b, d Op) { t.Pick(VCMPPS, VCMPPD)(U8(imm), a, b, d) }
 
+// MovNT stores a to d, aligned to the vector, past the caches
+// (non-temporal).
+func (t ISA) MovNT(a, d Op) {
+	f := VMOVNTPS
+	if t.F64 {
+		f = VMOVNTPD
+	}
+	Do(func() { f(a, d) })
+}
+
 // MovUK moves a to d in the lanes of opmask k (AVX-512); the other lanes
 // of d keep their value.
 func (t ISA) MovUK(a, k, d Op) { t.Pick(VMOVUPS, VMOVUPD)(a, k, d) }

@@ -93,6 +93,15 @@ type Stream struct {
 	// nearest, ties to even, or stochastically in the SR variant (CondSR,
 	// SRBits), each by the rule of kernels.BF16FromF32 and F16FromF32.
 	Half bool
+	// NT makes the stores of the stream non-temporal where a level has
+	// such stores (AVX2 and AVX-512: VMOVNTPS/VMOVNTPD of every whole
+	// vector, when the stream starts on a vector boundary; other starts,
+	// masked tails and the other levels store as usual): the same values,
+	// written around the caches, for a stream that the kernel writes
+	// without reading and that is read again only after the kernel returns
+	// (a scratch buffer out of cache), where an ordinary store would first
+	// read each line for ownership. The kernel ends with a store fence.
+	NT bool
 }
 
 // A Cond is a condition on the mode argument: it holds when

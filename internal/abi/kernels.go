@@ -8,7 +8,7 @@ package abi
 // Elementwise lists the described kernels, in the order the generators
 // write them.
 var Elementwise = []*Kernel{SGD, Momentum, Adam, Lion, Adagrad, RMSprop,
-	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply, LAMBApplyStored, SGDKeep, AdafactorVariance}
+	Adamax, Adadelta, NAdam, RAdam, LAMBMoments, LAMBApply, LAMBApplyStored, LAMBMomentsTo, SGDKeep, AdafactorVariance}
 
 // Grids lists the described grid kernels, in the order the generators
 // write them.
@@ -466,7 +466,14 @@ var LAMBMoments = &Kernel{
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
 	Conds:   []*Cond{CondLAMBWD, CondLAMBKeep},
 	Sums:    []string{"pp", "rr"},
-	Body: append(append([]Stmt{
+	Body:    lambMomentsBody(If(CondLAMBKeep, Store("grad", Var("r")))),
+	Unroll:  struct{ AVX2, AVX512 int }{2, 4},
+}
+
+// lambMomentsBody is the body of LAMB's first pass, with store the
+// statement that keeps the direction r (or none).
+func lambMomentsBody(store Stmt) []Stmt {
+	return append(append([]Stmt{
 		gradient(),
 		Set("p", Load("p")),
 		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
@@ -474,11 +481,30 @@ var LAMBMoments = &Kernel{
 		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
 		Store("v", Var("v")),
 	}, lambDirection()...),
-		If(CondLAMBKeep, Store("grad", Var("r"))),
+		store,
 		SumSq("pp", Var("p")),
 		SumSq("rr", Var("r")),
-	),
-	Unroll: struct{ AVX2, AVX512 int }{2, 4},
+	)
+}
+
+// LAMBMomentsTo is LAMBMoments storing the direction into a stream of its
+// own, r, whatever the mode, for LAMBApplyStored: the second pass then
+// reads p and r, and the gradient stays as it was. r is written and not
+// read, by non-temporal stores where a level has them (Stream.NT): out of
+// cache an ordinary store would read every line of r before writing it.
+//
+//	g := grad·gs
+//	m = fma(c1, g - m, m)
+//	v = fma(c2·g, g, β2·v)
+//	r := lambDirection(m, v, p)
+//	pp += p², rr += r²
+var LAMBMomentsTo = &Kernel{
+	Name:    "lambMomentsTo",
+	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}, {Name: "r", NT: true}},
+	Conds:   []*Cond{CondLAMBWD},
+	Sums:    []string{"pp", "rr"},
+	Body:    lambMomentsBody(Store("r", Var("r"))),
+	Unroll:  struct{ AVX2, AVX512 int }{2, 4},
 }
 
 // LAMBApply is LAMB's second pass: the direction again, from the moments
