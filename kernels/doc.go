@@ -31,7 +31,9 @@
 // parameter's trust ratio ([LAMBTrust]). With [LAMB].DirectionInGrad the
 // first pass also stores the direction over the gradient and
 // [Set.LAMBApplyStoredF32] reads it back: the same bits, one stream fewer
-// read (see the README, "LAMB's two passes").
+// read; [Set.LAMBMomentsToF32] stores it into a buffer of the caller's
+// instead, by non-temporal stores at AVX2 and AVX-512, for the same second
+// pass (see the README, "LAMB's two passes").
 //
 // Adafactor's kernels ([Set.AdafactorSumsF32], [Set.AdafactorNormsF32],
 // [Set.AdafactorUpdateF32]) are grid kernels: they run over the rows of a

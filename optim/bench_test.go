@@ -458,6 +458,7 @@ func BenchmarkStepFamilyF32(b *testing.B) {
 		{"adamax", DefaultAdamax()}, {"adadelta", DefaultAdadelta()}, {"nadam", DefaultNAdam()},
 		{"radam", DefaultRAdam()}, {"lamb", LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}},
 		{"lamb-grad", LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true}},
+		{"lamb-scratch", LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInScratch: true}},
 		{"adafactor", DefaultAdafactor()},
 	} {
 		for _, shape := range []string{"model", "flat"} {

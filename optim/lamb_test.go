@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
@@ -69,6 +70,9 @@ func lambCases() []LAMBConfig {
 	// The direction stored over the gradient (cases 8 and 9).
 	out = append(out, LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true},
 		LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, Maximize: true, Spago: true, DirectionInGrad: true})
+	// The direction stored into the scratch (cases 10 and 11).
+	out = append(out, LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInScratch: true},
+		LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, Maximize: true, Spago: true, DirectionInScratch: true})
 	return out
 }
 
@@ -196,8 +200,11 @@ func testLAMBWorkers[T Float](t *testing.T) {
 		return want
 	}
 	h := LAMBConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}
-	hk := h
+	hk, hs := h, h
 	hk.DirectionInGrad = true
+	hs.DirectionInScratch = true
+	// By hand, hs has no scratch (the state buffers only): its passes
+	// compute r again, which is want.
 	want, wantKeep := byHand(h), byHand(hk)
 	for k := range sizes {
 		if !bitsEqual(want.data[k], wantKeep.data[k]) {
@@ -212,12 +219,12 @@ func testLAMBWorkers[T Float](t *testing.T) {
 			for _, c := range []struct {
 				h    LAMBConfig
 				want *testModel[T]
-			}{{h, want}, {hk, wantKeep}} {
+			}{{h, want}, {hk, wantKeep}, {hs, want}} {
 				got := run(c.h, set, workers)
 				for k := range sizes {
 					if !bitsEqual(got.data[k], c.want.data[k]) || !bitsEqual(got.grad[k], c.want.grad[k]) {
-						t.Fatalf("%v, %d workers, DirectionInGrad %v: tensor %d differs from the chunk-order sums",
-							set.Level(), workers, c.h.DirectionInGrad, k)
+						t.Fatalf("%v, %d workers, %+v: tensor %d differs from the chunk-order sums",
+							set.Level(), workers, c.h, k)
 					}
 				}
 			}
@@ -228,7 +235,7 @@ func testLAMBWorkers[T Float](t *testing.T) {
 // TestLAMBStepperChunks: a Stepper and KernelStep step a parameter of
 // several chunks to the bits of an Optimizer with the default ChunkSize.
 func TestLAMBStepperChunks(t *testing.T) {
-	for _, h := range []Hyper{lambCases()[1], lambCases()[6], lambCases()[8]} {
+	for _, h := range []Hyper{lambCases()[1], lambCases()[6], lambCases()[8], lambCases()[10]} {
 		sizes := []int{2*DefaultChunkSize + 100, 7}
 		a, b, c := newTestModel[float32](sizes), newTestModel[float32](sizes), newTestModel[float32](sizes)
 		o := mustNew[float32](t, h, Options{Workers: 2, ShardThreshold: -1})
@@ -388,9 +395,10 @@ func TestLAMBTrustEdges(t *testing.T) {
 	}
 }
 
-// TestLAMBDirectionInGradMutable: DirectionInGrad turned on and off
-// between steps (SetGroup) moves the parameters to the same bits as a run
-// without it, and the gradients hold r exactly after the steps it was on.
+// TestLAMBDirectionInGradMutable: DirectionInGrad and DirectionInScratch
+// turned on and off between steps (SetGroup) move the parameters to the
+// same bits as a run without them, and the gradients hold r exactly after
+// the steps DirectionInGrad was on, and are left as they were otherwise.
 func TestLAMBDirectionInGradMutable(t *testing.T) {
 	sizes := []int{3000, 17, 1}
 	h := LAMBConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}
@@ -401,10 +409,11 @@ func TestLAMBDirectionInGradMutable(t *testing.T) {
 	defer ob.Close()
 	a.register(t, oa, nil)
 	b.register(t, ob, nil)
-	for s := range 6 {
+	for s := range 9 {
 		on := s == 2 || s == 3 || s == 5
 		hb := h
 		hb.DirectionInGrad = on
+		hb.DirectionInScratch = s == 4 || s == 6 || s == 7
 		if err := ob.SetGroup(0, hb); err != nil {
 			t.Fatal(err)
 		}
@@ -414,10 +423,10 @@ func TestLAMBDirectionInGradMutable(t *testing.T) {
 		mustStep(t, ob)
 		for k := range sizes {
 			if !bitsEqual(a.data[k], b.data[k]) {
-				t.Fatalf("step %d (DirectionInGrad %v): tensor %d differs from the run without it", s, on, k)
+				t.Fatalf("step %d (%+v): tensor %d differs from the run without it", s, hb, k)
 			}
 			if got := !bitsEqual(a.grad[k], b.grad[k]); got != on {
-				t.Fatalf("step %d (DirectionInGrad %v): gradient %d overwritten = %v", s, on, k, got)
+				t.Fatalf("step %d (%+v): gradient %d overwritten = %v", s, hb, k, got)
 			}
 		}
 	}
@@ -429,15 +438,24 @@ func TestLAMBDirectionInGradMutable(t *testing.T) {
 func TestLAMBDirectionInGradState(t *testing.T) {
 	h := LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, DirectionInGrad: true}
 	names, vals := values(h)
-	if names[len(names)-1] != "direction_in_grad" || vals[len(vals)-1] != 1 {
+	if n := len(names); names[n-2] != "direction_in_grad" || vals[n-2] != 1 || names[n-1] != "direction_in_scratch" || vals[n-1] != 0 {
 		t.Fatalf("values: %v %v", names, vals)
 	}
 	if back, err := fromValues(KindLAMB, names, vals); err != nil || back != h {
 		t.Fatalf("round trip: %v, %v", back, err)
 	}
+	hs := h
+	hs.DirectionInGrad, hs.DirectionInScratch = false, true
+	if back, err := fromValues(KindLAMB, slices.Clone(names), append(vals[:len(vals)-2:len(vals)-2], 0, 1)); err != nil || back != hs {
+		t.Fatalf("round trip of direction_in_scratch: %v, %v", back, err)
+	}
+	// Files written before direction_in_scratch, and before both.
+	if back, err := fromValues(KindLAMB, names[:len(names)-1], vals[:len(vals)-1]); err != nil || back != h {
+		t.Fatalf("a file without direction_in_scratch: %v, %v; want %v", back, err, h)
+	}
 	old := h
 	old.DirectionInGrad = false
-	if back, err := fromValues(KindLAMB, names[:len(names)-1], vals[:len(vals)-1]); err != nil || back != old {
+	if back, err := fromValues(KindLAMB, names[:len(names)-2], vals[:len(vals)-2]); err != nil || back != old {
 		t.Fatalf("a file without direction_in_grad: %v, %v; want %v", back, err, old)
 	}
 	swapped := slices.Clone(names)
@@ -470,5 +488,80 @@ func TestLAMBDirectionInGradState(t *testing.T) {
 	}
 	if g, err := o2.Group(0); err != nil || g != Hyper(h) {
 		t.Fatalf("loaded group %v, %v; want %v", g, err, h)
+	}
+}
+
+// TestLAMBDirectionInScratch: the scratch is laid out with the state, on a
+// cache line (so that the first pass's stores take the non-temporal
+// loops), counted by StateBytes, neither saved nor named as state; a
+// config with both DirectionInGrad and DirectionInScratch is refused; the
+// step allocates nothing, and the gradients stay as they were.
+func TestLAMBDirectionInScratch(t *testing.T) {
+	both := LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, DirectionInGrad: true, DirectionInScratch: true}
+	if err := both.Validate(); !errors.Is(err, ErrHyper) {
+		t.Fatalf("both directions: err = %v, want ErrHyper", err)
+	}
+	if _, err := New[float32](both, Options{}); !errors.Is(err, ErrHyper) {
+		t.Fatalf("New with both directions: err = %v, want ErrHyper", err)
+	}
+	h := DefaultLAMB()
+	h.DirectionInScratch = true
+	sizes := []int{4096, 256, 7, 3*DefaultChunkSize + 3}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	m := newTestModel[float32](sizes)
+	o := mustNew[float32](t, h, Options{Workers: 2, ShardThreshold: -1, WakeThreshold: -1, ChunkSize: 1024})
+	defer o.Close()
+	m.register(t, o, nil)
+	if got, want := o.StateBytes(), int64(3*4*total); got != want {
+		t.Fatalf("StateBytes = %d, want %d (exp_avg, exp_avg_sq and the scratch)", got, want)
+	}
+	for i := range o.params {
+		p := &o.params[i]
+		r := p.buf[2]
+		if len(r) != p.len() || uintptr(unsafe.Pointer(unsafe.SliceData(r)))%64 != 0 {
+			t.Fatalf("parameter %q: scratch of %d elements at %p, want %d on a cache line", p.name, len(r), unsafe.SliceData(r), p.len())
+		}
+		if !slices.Equal(p.bufNames, []string{BufExpAvg, BufExpAvgSq}) {
+			t.Fatalf("parameter %q: buffers %v", p.name, p.bufNames)
+		}
+	}
+	m.fillGrads(0)
+	g0 := slices.Clone(m.grad[0])
+	mustStep(t, o)
+	if !bitsEqual(g0, m.grad[0]) {
+		t.Fatal("the step wrote into the gradient")
+	}
+	if a := testing.AllocsPerRun(20, func() { mustStep(t, o) }); a != 0 {
+		t.Errorf("%v allocations per step", a)
+	}
+	var buf bytes.Buffer
+	if err := o.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	o2 := mustNew[float32](t, DefaultLAMB(), Options{Workers: 1})
+	defer o2.Close()
+	m2 := newTestModel[float32](sizes)
+	m2.register(t, o2, nil)
+	if err := o2.Load(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := o2.StateBytes(), int64(3*4*total); got != want {
+		t.Fatalf("loaded: StateBytes = %d, want %d (the loaded group has DirectionInScratch)", got, want)
+	}
+	for _, name := range []string{BufExpAvg, BufExpAvgSq} {
+		a, err := o.State(m.names[3], name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := o2.State(m.names[3], name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bitsEqual(a, b) {
+			t.Fatalf("%s differs after Load", name)
+		}
 	}
 }

@@ -79,6 +79,14 @@ var ops32 = &ops[float32]{
 			sums[0], sums[1], err = s.LAMBMomentsF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
 			return sums, err
 		},
+		kernelLAMBMomentsTo: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, b [][]float32, lo, hi int) (sums [maxSums]float64, err error) {
+			if r := scratchOf(b); r != nil {
+				sums[0], sums[1], err = s.LAMBMomentsToF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), r[lo:hi])
+			} else {
+				sums[0], sums[1], err = s.LAMBMomentsF32(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+			}
+			return sums, err
+		},
 	},
 	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float32, []float32, [][]float32, int, int, float64) error{
 		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float32, b [][]float32, lo, hi int, trust float64) error {
@@ -86,6 +94,12 @@ var ops32 = &ops[float32]{
 		},
 		kernelLAMBApplyStored: func(s *kernels.Set, c *kernels.Coeffs, p, g []float32, _ [][]float32, _, _ int, trust float64) error {
 			return s.LAMBApplyStoredF32(c, p, g, trust)
+		},
+		kernelLAMBApplyTo: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float32, b [][]float32, lo, hi int, trust float64) error {
+			if r := scratchOf(b); r != nil {
+				return s.LAMBApplyStoredF32(c, p, r[lo:hi], trust)
+			}
+			return s.LAMBApplyF32(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
 		},
 	},
 }
@@ -144,6 +158,14 @@ var ops64 = &ops[float64]{
 			sums[0], sums[1], err = s.LAMBMomentsF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
 			return sums, err
 		},
+		kernelLAMBMomentsTo: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, b [][]float64, lo, hi int) (sums [maxSums]float64, err error) {
+			if r := scratchOf(b); r != nil {
+				sums[0], sums[1], err = s.LAMBMomentsToF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi), r[lo:hi])
+			} else {
+				sums[0], sums[1], err = s.LAMBMomentsF64(c, p, g, sub(b, 0, lo, hi), sub(b, 1, lo, hi))
+			}
+			return sums, err
+		},
 	},
 	apply: [numKernels]func(*kernels.Set, *kernels.Coeffs, []float64, []float64, [][]float64, int, int, float64) error{
 		kernelLAMBApply: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float64, b [][]float64, lo, hi int, trust float64) error {
@@ -151,6 +173,12 @@ var ops64 = &ops[float64]{
 		},
 		kernelLAMBApplyStored: func(s *kernels.Set, c *kernels.Coeffs, p, g []float64, _ [][]float64, _, _ int, trust float64) error {
 			return s.LAMBApplyStoredF64(c, p, g, trust)
+		},
+		kernelLAMBApplyTo: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float64, b [][]float64, lo, hi int, trust float64) error {
+			if r := scratchOf(b); r != nil {
+				return s.LAMBApplyStoredF64(c, p, r[lo:hi], trust)
+			}
+			return s.LAMBApplyF64(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
 		},
 	},
 }
@@ -169,6 +197,18 @@ func sub[T Float](b [][]T, i, lo, hi int) []T {
 		return nil
 	}
 	return b[i][lo:hi]
+}
+
+// scratchOf returns LAMB's scratch buffer in b, the parameter's buffers:
+// the third, after exp_avg and exp_avg_sq, which an Optimizer and a
+// Stepper give a LAMB parameter with DirectionInScratch (scratchLen); nil
+// where there is none (KernelStep, which takes the state buffers only),
+// and LAMB's passes then compute the direction again, to the same bits.
+func scratchOf[T Float](b [][]T) []T {
+	if len(b) > 2 {
+		return b[2]
+	}
+	return nil
 }
 
 // last returns elements lo to hi of the last buffer of b (RMSprop's

@@ -159,6 +159,8 @@ const (
 	kernelLAMBMoments     // LAMB's first pass (a reduction kernel): exp_avg, exp_avg_sq
 	kernelLAMBApply       // LAMB's second pass: exp_avg, exp_avg_sq
 	kernelLAMBApplyStored // LAMB's second pass from the direction the first stored in the gradient
+	kernelLAMBMomentsTo   // LAMB's first pass storing the direction into the scratch, when there is one (scratchOf)
+	kernelLAMBApplyTo     // LAMB's second pass from the scratch, or else from exp_avg, exp_avg_sq
 	kernelAdafactor       // several passes (adafactor_step.go); its run entry only checks coefficients
 	numKernels
 )
@@ -524,6 +526,22 @@ type shaped interface {
 	buffersOf(shape []int) []string
 	// bufferLen returns the length of buffer k of buffersOf(shape).
 	bufferLen(k int, shape []int) int
+}
+
+// A scratcher keeps, beside the state buffers of a parameter, a scratch
+// buffer (LAMB's DirectionInScratch): param.buf[len(buffers)], laid out
+// with the state and never saved or loaded.
+type scratcher interface {
+	scratchLen(n int) int // for a parameter (or span) of n elements; 0: none
+}
+
+// scratchLen returns the length of the scratch buffer of rule h for n
+// elements, 0 for a rule without one.
+func scratchLen(h Hyper, n int) int {
+	if s, ok := h.(scratcher); ok {
+		return s.scratchLen(n)
+	}
+	return 0
 }
 
 // paramBuffers returns the names of the state buffers that a parameter of

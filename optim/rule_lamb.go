@@ -70,6 +70,16 @@ var _ = register(LAMBConfig{})
 // writes come cheap (README, "LAMB's two passes"). Its state-file name is
 // direction_in_grad; files written before it load it as false.
 //
+// DirectionInScratch keeps the gradients and gets most of that speed for
+// memory: the optimizer holds a scratch buffer as long as the parameter
+// (4 bytes a float32 parameter, 8 a float64 one; not state, never saved),
+// the first pass stores r into it past the caches
+// (kernels.LAMBMomentsToF32: non-temporal stores at AVX2 and AVX-512) and
+// the second reads it back. The same bits again. It cannot be set with
+// DirectionInGrad. KernelStep, which takes the state buffers only, has no
+// scratch and computes r again. Its state-file name is
+// direction_in_scratch; files written before it load it as false.
+//
 // State: exp_avg (m), exp_avg_sq (v).
 type LAMBConfig struct {
 	LR              float64 // learning rate, ≥ 0
@@ -80,6 +90,9 @@ type LAMBConfig struct {
 	Maximize        bool    // ascend instead of descend
 	Spago           bool    // spago's variant: the bias correction in the step size
 	DirectionInGrad bool    // the first pass stores r over the gradient, the second reads it there
+	// DirectionInScratch: the first pass stores r into a scratch buffer
+	// the optimizer holds, the second reads it there.
+	DirectionInScratch bool
 }
 
 // DefaultLAMB returns LAMB's defaults: LR 1e-3, betas (0.9, 0.999) and Eps
@@ -92,7 +105,8 @@ func DefaultLAMB() LAMBConfig { return LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0
 func (LAMBConfig) Kind() Kind { return KindLAMB }
 
 // Validate checks the rules of Adam's ValueErrors: LR ≥ 0, Eps ≥ 0,
-// 0 ≤ Beta1 < 1, 0 ≤ Beta2 < 1, WeightDecay ≥ 0, every value finite.
+// 0 ≤ Beta1 < 1, 0 ≤ Beta2 < 1, WeightDecay ≥ 0, every value finite; and
+// not both DirectionInGrad and DirectionInScratch.
 func (c LAMBConfig) Validate() error {
 	if err := checkNonNeg("LR", c.LR); err != nil {
 		return err
@@ -106,7 +120,13 @@ func (c LAMBConfig) Validate() error {
 	if err := checkUnit("Beta2", c.Beta2); err != nil {
 		return err
 	}
-	return checkNonNeg("WeightDecay", c.WeightDecay)
+	if err := checkNonNeg("WeightDecay", c.WeightDecay); err != nil {
+		return err
+	}
+	if c.DirectionInGrad && c.DirectionInScratch {
+		return hyperErr("DirectionInScratch", true, "false with DirectionInGrad (r is kept in one place)")
+	}
+	return nil
 }
 
 func (LAMBConfig) name() string { return "LAMB" }
@@ -114,7 +134,7 @@ func (LAMBConfig) name() string { return "LAMB" }
 func (c LAMBConfig) named() ([]field, func() Hyper) {
 	return []field{fl("lr", &c.LR), fl("beta1", &c.Beta1), fl("beta2", &c.Beta2), fl("eps", &c.Eps),
 			fl("weight_decay", &c.WeightDecay), bl("maximize", &c.Maximize), bl("spago", &c.Spago),
-			blLate("direction_in_grad", &c.DirectionInGrad)},
+			blLate("direction_in_grad", &c.DirectionInGrad), blLate("direction_in_scratch", &c.DirectionInScratch)},
 		func() Hyper { return c }
 }
 
@@ -128,10 +148,23 @@ func (LAMBConfig) initial(int) float64 { return 0 }
 
 // kernel is the second pass; the first is reduction's.
 func (c LAMBConfig) kernel() kernelID {
-	if c.DirectionInGrad {
+	switch {
+	case c.DirectionInGrad:
 		return kernelLAMBApplyStored
+	case c.DirectionInScratch:
+		return kernelLAMBApplyTo
 	}
 	return kernelLAMBApply
+}
+
+// scratchLen is the length of the scratch buffer a parameter of n
+// elements gets after its state buffers (scratchOf): n with
+// DirectionInScratch, else none.
+func (c LAMBConfig) scratchLen(n int) int {
+	if c.DirectionInScratch {
+		return n
+	}
+	return 0
 }
 
 // coeffKey is the step number t of the next step, which the bias
@@ -145,7 +178,12 @@ func (c LAMBConfig) coeffs(k *kernels.Coeffs, pre kernels.Prelude, t int64) erro
 }
 
 // reduction is the first pass: the moments, Σp² and Σr².
-func (LAMBConfig) reduction() kernelID { return kernelLAMBMoments }
+func (c LAMBConfig) reduction() kernelID {
+	if c.DirectionInScratch {
+		return kernelLAMBMomentsTo
+	}
+	return kernelLAMBMoments
+}
 
 // between is the trust ratio of the parameter's sums.
 func (LAMBConfig) between(s [maxSums]float64) float64 { return kernels.LAMBTrust(s[0], s[1]) }

@@ -497,8 +497,9 @@ func (o *Optimizer[T]) partialState(i int) error {
 	return nil
 }
 
-// StateBytes returns the bytes of state buffers the optimizer keeps: those
-// of its spans when it is sharded (without the slab's alignment padding).
+// StateBytes returns the bytes of state buffers the optimizer keeps, with
+// LAMB's scratch (DirectionInScratch): those of its spans when it is
+// sharded (without the slab's alignment padding).
 // It lays the state out first if no step has.
 func (o *Optimizer[T]) StateBytes() int64 {
 	o.prepare()

@@ -227,6 +227,8 @@ func shardCases() []shardCase {
 	lambSpago.Spago = true
 	lambGrad := lamb
 	lambGrad.DirectionInGrad = true
+	lambScratch := lamb
+	lambScratch.DirectionInScratch = true
 	adam := DefaultAdam()
 	adam.AMSGrad, adam.WeightDecay = true, 0.01
 	return []shardCase{
@@ -239,6 +241,7 @@ func shardCases() []shardCase {
 		{name: "LAMB", h: lamb, clip: 1, policy: SkipStep},
 		{name: "LAMB-spago", h: lambSpago, scale: 4},
 		{name: "LAMB-direction-in-grad", h: lambGrad, clip: 1, policy: SkipStep},
+		{name: "LAMB-direction-in-scratch", h: lambScratch, scale: 2, policy: SkipStep},
 		{name: "Adagrad", h: AdagradConfig{LR: 0.1, InitialAccumulatorValue: 0.25, Eps: 1e-10, LRDecay: 0.01}},
 	}
 }

@@ -58,6 +58,9 @@ func (o *Optimizer[T]) layout() {
 			}
 			total += n + layout.Pad(n, size)
 		}
+		if n := scratchLen(h, hi-lo); n > 0 {
+			total += n + layout.Pad(n, size)
+		}
 	}
 	var slab []T
 	if total > 0 {
@@ -152,6 +155,12 @@ func (o *Optimizer[T]) layout() {
 				streams[ns] = base + uintptr(cur*size)
 				ns++
 			}
+			cur += n
+		}
+		if n := scratchLen(h, hi-lo); n > 0 {
+			// LAMB's scratch, after the state (scratchOf): no values to keep.
+			cur = layout.Place(base, cur, n, size, streams[:ns])
+			p.buf[len(bufs)] = slab[cur : cur+n : cur+n]
 			cur += n
 		}
 		p.bufNames = bufs

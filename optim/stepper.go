@@ -388,6 +388,8 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 		n := bufferLen(c.h, k, s.shape, s.n)
 		total += n + layout.Pad(n, size)
 	}
+	sc := scratchLen(c.h, s.n)
+	total += sc + layout.Pad(sc, size)
 	var slab []T
 	if total > 0 {
 		slab = make([]T, total)
@@ -412,6 +414,10 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 		} else {
 			fillInitial(c.h, i, buf[i])
 		}
+	}
+	if sc > 0 { // LAMB's scratch, after the state (scratchOf)
+		cur = layout.Place(base, cur, sc, size, streams)
+		buf[len(names)] = slab[cur : cur+sc : cur+sc]
 	}
 	s.names, s.buf = slices.Clone(names), buf
 }
