@@ -343,51 +343,43 @@ func mv[T Float](fam family, run func(c *Coeffs, p, g, m, v *T, n int), c *Coeff
 }
 
 func lambMoments[T Float](k *table[T], c *Coeffs, p, g, m, v []T) (pp, rr float64, err error) {
-	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+	if err := lambMomentsArgs(c, p, g, m, v); err != nil || len(p) == 0 {
 		return 0, 0, err
 	}
-	n := len(p)
-	switch {
-	case len(g) != n:
-		return 0, 0, lengthErr("g", n, len(g))
-	case len(m) != n:
-		return 0, 0, lengthErr("exp_avg", n, len(m))
-	case len(v) != n:
-		return 0, 0, lengthErr("exp_avg_sq", n, len(v))
-	}
-	if err := disjoint("p grad exp_avg exp_avg_sq", p, g, m, v); err != nil {
-		return 0, 0, err
-	}
-	if n == 0 {
-		return 0, 0, nil
-	}
-	pp, rr = k.lambMoments(c, &p[0], &g[0], &m[0], &v[0], n)
+	pp, rr = k.lambMoments(c, &p[0], &g[0], &m[0], &v[0], len(p))
 	return pp, rr, nil
 }
 
 func lambMomentsTo[T Float](k *table[T], c *Coeffs, p, g, m, v, r []T) (pp, rr float64, err error) {
-	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+	if err := lambMomentsArgs(c, p, g, m, v, r); err != nil || len(p) == 0 {
 		return 0, 0, err
+	}
+	pp, rr = k.lambMomentsTo(c, &p[0], &g[0], &m[0], &v[0], &r[0], len(p))
+	return pp, rr, nil
+}
+
+// lambMomentsArgs checks the arguments of LAMB's first pass, with or
+// without a stream r for the direction.
+func lambMomentsArgs[T Float](c *Coeffs, p, g, m, v []T, r ...[]T) error {
+	if err := c.check(famLAMB, elemSize[T]()); err != nil {
+		return err
 	}
 	n := len(p)
 	switch {
 	case len(g) != n:
-		return 0, 0, lengthErr("g", n, len(g))
+		return lengthErr("g", n, len(g))
 	case len(m) != n:
-		return 0, 0, lengthErr("exp_avg", n, len(m))
+		return lengthErr("exp_avg", n, len(m))
 	case len(v) != n:
-		return 0, 0, lengthErr("exp_avg_sq", n, len(v))
-	case len(r) != n:
-		return 0, 0, lengthErr("r", n, len(r))
+		return lengthErr("exp_avg_sq", n, len(v))
 	}
-	if err := disjoint("p grad exp_avg exp_avg_sq r", p, g, m, v, r); err != nil {
-		return 0, 0, err
+	if len(r) == 0 {
+		return disjoint("p grad exp_avg exp_avg_sq", p, g, m, v)
 	}
-	if n == 0 {
-		return 0, 0, nil
+	if len(r[0]) != n {
+		return lengthErr("r", n, len(r[0]))
 	}
-	pp, rr = k.lambMomentsTo(c, &p[0], &g[0], &m[0], &v[0], &r[0], n)
-	return pp, rr, nil
+	return disjoint("p grad exp_avg exp_avg_sq r", p, g, m, v, r[0])
 }
 
 func lambApply[T Float](k *table[T], c *Coeffs, p, m, v []T, trust float64) error {
