@@ -470,10 +470,16 @@ func withSums(k kernel, t isa, e *env, n GPVirtual, tag string, m int) {
 			TESTQ(rj, rj)
 		}
 		JLE(LabelRef(lbl("combine")))
-		CMPQ(rj, U32(L))
-		JGE(LabelRef(lbl(fmt.Sprintf("full%d", j))))
+		last := j == unit-1 // the tail holds fewer than unit·L elements: its last vector is never whole
+		if !last {
+			CMPQ(rj, U32(L))
+			JGE(LabelRef(lbl(fmt.Sprintf("full%d", j))))
+		}
 		e.mk = t.tailMask(rj)
 		k.body(e, m)
+		if last {
+			break
+		}
 		JMP(LabelRef(lbl("combine")))
 		Label(lbl(fmt.Sprintf("full%d", j)))
 		e.mk = mask{}
