@@ -317,12 +317,12 @@ func elementwise(k kernel, t isa) {
 				// Two copies of the loops: with non-temporal stores when
 				// every NT stream starts on a vector boundary (VMOVNTPS
 				// faults otherwise), and with ordinary ones.
-				any := GP64()
-				XORQ(any, any)
+				bits := GP64()
+				XORQ(bits, bits)
 				for _, s := range k.nt {
-					ORQ(ptr[s], any)
+					ORQ(ptr[s], bits)
 				}
-				TESTQ(U32(t.VBytes()-1), any)
+				TESTQ(U32(t.VBytes()-1), bits)
 				JNZ(LabelRef(fmt.Sprintf("m%d_plain", m)))
 				e.nt = map[int]bool{}
 				for _, s := range k.nt {
