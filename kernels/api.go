@@ -159,6 +159,16 @@ func LAMBApplyStoredF64(c *Coeffs, p, r []float64, trust float64) error {
 	return active.LAMBApplyStoredF64(c, p, r, trust)
 }
 
+// LAMBApplyToF32 runs [Set.LAMBApplyToF32] at the active level.
+func LAMBApplyToF32(c *Coeffs, p, r []float32, trust float64) error {
+	return active.LAMBApplyToF32(c, p, r, trust)
+}
+
+// LAMBApplyToF64 runs [Set.LAMBApplyToF64] at the active level.
+func LAMBApplyToF64(c *Coeffs, p, r []float64, trust float64) error {
+	return active.LAMBApplyToF64(c, p, r, trust)
+}
+
 // SecantDotsF32 runs [Set.SecantDotsF32] at the active level.
 func SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
 	return active.SecantDotsF32(x, xPrev, g, gPrev)

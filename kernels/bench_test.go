@@ -422,7 +422,7 @@ func BenchmarkLAMBPassesF32(b *testing.B) {
 		// four streams, writes three: 28 bytes), the second is
 		// apply-stored's on that buffer.
 		run("moments-to", 28, func() error { _, _, err := s.LAMBMomentsToF32(&c, a[0], a[1], a[2], a[3], a[4]); return err })
-		run("apply-to", 12, func() error { return s.LAMBApplyStoredF32(&c, a[0], a[4], 1) })
+		run("apply-to", 12, func() error { return s.LAMBApplyToF32(&c, a[0], a[4], 1) })
 		run("adam", 28, func() error { return s.AdamF32(&ca, a[0], a[1], a[2], a[3], nil) })
 		run("roof2", 20, func() error { return s.RoofF32(r[0], r[1], r[2], nil) })
 		run("roof3", 28, func() error { return s.RoofF32(r[0], r[1], r[2], r[3]) })

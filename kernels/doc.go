@@ -32,8 +32,9 @@
 // first pass also stores the direction over the gradient and
 // [Set.LAMBApplyStoredF32] reads it back: the same bits, one stream fewer
 // read; [Set.LAMBMomentsToF32] stores it into a buffer of the caller's
-// instead, by non-temporal stores at AVX2 and AVX-512, for the same second
-// pass (see the README, "LAMB's two passes").
+// instead, by non-temporal stores at AVX2 and AVX-512, and
+// [Set.LAMBApplyToF32] reads it from there (see the README, "LAMB's two
+// passes").
 //
 // Adafactor's kernels ([Set.AdafactorSumsF32], [Set.AdafactorNormsF32],
 // [Set.AdafactorUpdateF32]) are grid kernels: they run over the rows of a

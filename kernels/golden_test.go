@@ -307,7 +307,7 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 			for step := range goldenSteps {
 				c := must(h.Coeffs(int64(step + 1)))
 				pp, rr, _ := lambPass1To(s, &c, st[0], gr[step], st[1], st[2], r)
-				_ = lambPass2Stored(s, &c, st[0], r, LAMBTrust(pp, rr))
+				_ = lambPass2Stored(s, &c, st[0], r, LAMBTrust(pp, rr), false)
 			}
 			hashes[fmt.Sprintf("LAMBTo%s/wd=%v/spago=%v", prec, wd, spago)] = hashSlices(st[0], st[1], st[2], r, gr[len(gr)-1])
 		}

@@ -60,26 +60,34 @@ func lambPass2[T Float](s *Set, c *Coeffs, p, m, v []T, trust float64) error {
 	panic("type")
 }
 
-// lambPass2Stored calls the typed LAMBApplyStored of s.
-func lambPass2Stored[T Float](s *Set, c *Coeffs, p, r []T, trust float64) error {
+// lambPass2Stored calls the typed LAMBApplyStored of s (inGrad: r is the
+// gradient, over which the first pass stored it) or LAMBApplyTo (r is a
+// buffer that LAMBMomentsTo wrote).
+func lambPass2Stored[T Float](s *Set, c *Coeffs, p, r []T, trust float64, inGrad bool) error {
 	switch p := any(p).(type) {
 	case []float32:
-		return s.LAMBApplyStoredF32(c, p, any(r).([]float32), trust)
+		if inGrad {
+			return s.LAMBApplyStoredF32(c, p, any(r).([]float32), trust)
+		}
+		return s.LAMBApplyToF32(c, p, any(r).([]float32), trust)
 	case []float64:
-		return s.LAMBApplyStoredF64(c, p, any(r).([]float64), trust)
+		if inGrad {
+			return s.LAMBApplyStoredF64(c, p, any(r).([]float64), trust)
+		}
+		return s.LAMBApplyToF64(c, p, any(r).([]float64), trust)
 	}
 	panic("type")
 }
 
 // lambSecond is the second pass that block c asks for, on the streams p,
 // grad, exp_avg, exp_avg_sq: LAMBApply, or LAMBApplyStored on the
-// direction the first pass left in grad.
+// direction the first pass left in grad (LAMBApplyTo on a fifth stream r).
 func lambSecond[T Float](s *Set, c *Coeffs, a [][]T, trust float64) error {
 	if len(a) == 5 { // lambToKernel's streams: r in a buffer of its own
-		return lambPass2Stored(s, c, a[0], a[4], trust)
+		return lambPass2Stored(s, c, a[0], a[4], trust, false)
 	}
 	if c.LAMBStored() {
-		return lambPass2Stored(s, c, a[0], a[1], trust)
+		return lambPass2Stored(s, c, a[0], a[1], trust, true)
 	}
 	return lambPass2(s, c, a[0], a[2], a[3], trust)
 }
@@ -442,6 +450,11 @@ func TestLAMBBadInput(t *testing.T) {
 			"stored float32 range":      s.LAMBApplyStoredF32(&bigKeep, p, g, 1),
 			"stored p=r":                s.LAMBApplyStoredF32(&keep, p, p, 1),
 			"stored r shifted":          s.LAMBApplyStoredF32(&keep, p, shift, 1),
+			"stored plain coeffs":       s.LAMBApplyStoredF32(&c, p, g, 1),
+			"to short r":                s.LAMBApplyToF32(&c, p, short, 1),
+			"to Adam coeffs":            s.LAMBApplyToF32(&adam, p, g, 1),
+			"to float32 range":          s.LAMBApplyToF32(&big, p, g, 1),
+			"to p=r":                    s.LAMBApplyToF32(&c, p, p, 1),
 			"keep moments grad shifted": second(s.LAMBMomentsF32(&keep, p, shift, m, v)),
 		}
 		checkRefusals(t, s.Level(), checks, buf)
@@ -455,6 +468,9 @@ func TestLAMBBadInput(t *testing.T) {
 		}
 		if err := s.LAMBApplyStoredF64(&bigKeep, p64, g64, 1); err != nil {
 			t.Errorf("%v: float64 stored apply with lr 1e39: %v", s.Level(), err)
+		}
+		if err := s.LAMBApplyToF64(&big, p64, g64, 1); err != nil {
+			t.Errorf("%v: float64 apply from r with lr 1e39: %v", s.Level(), err)
 		}
 	}
 }

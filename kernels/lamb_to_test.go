@@ -28,7 +28,7 @@ func lambPass1To[T Float](s *Set, c *Coeffs, p, g, m, v, r []T) (pp, rr float64,
 }
 
 // lambToKernel is lambKernel with the direction stored into a fifth
-// stream r by LAMBMomentsTo and read back by LAMBApplyStored.
+// stream r by LAMBMomentsTo and read back by LAMBApplyTo.
 func lambToKernel[T Float]() ewKernel[T] {
 	k := lambKernel[T]()
 	k.name = "LAMBTo"
@@ -117,10 +117,10 @@ func lambToRoutesRun[T Float](t *testing.T, what string, s *Set, n int, wd, spec
 		if err := lambPass2(s, &c, p, m, v, LAMBTrust(pp, rr)); err != nil {
 			t.Fatal(err)
 		}
-		if err := lambPass2Stored(s, &c, pt, r, LAMBTrust(ppt, rrt)); err != nil {
+		if err := lambPass2Stored(s, &c, pt, r, LAMBTrust(ppt, rrt), false); err != nil {
 			t.Fatal(err)
 		}
-		if err := lambPass2Stored(s, &ck, pk, gk, LAMBTrust(ppk, rrk)); err != nil {
+		if err := lambPass2Stored(s, &ck, pk, gk, LAMBTrust(ppk, rrk), true); err != nil {
 			t.Fatal(err)
 		}
 		for _, x := range [][2][]T{{p, pt}, {m, mt}, {v, vt}, {pk, pt}, {mk, mt}, {vk, vt}} {

@@ -402,9 +402,14 @@ func lambApply[T Float](k *table[T], c *Coeffs, p, m, v []T, trust float64) erro
 	return nil
 }
 
-func lambApplyStored[T Float](k *table[T], c *Coeffs, p, r []T, trust float64) error {
+// lambApplyStored is the second pass from a stored direction r; inGrad:
+// r is the gradient, which only a block made with DirectionInGrad holds.
+func lambApplyStored[T Float](k *table[T], c *Coeffs, p, r []T, trust float64, inGrad bool) error {
 	if err := c.check(famLAMB, elemSize[T]()); err != nil {
 		return err
+	}
+	if inGrad && !c.LAMBStored() {
+		return fmt.Errorf("%w: the block was made without DirectionInGrad, so the first pass stored no direction in the gradient", ErrCoeff)
 	}
 	if len(r) != len(p) {
 		return lengthErr("r", len(p), len(r))
@@ -786,7 +791,7 @@ func (s *Set) LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64
 
 // LAMBMomentsToF32 is [Set.LAMBMomentsF32] that stores the direction r
 // into r, a buffer of the caller's, whatever the block's DirectionInGrad,
-// for [Set.LAMBApplyStoredF32]: the second pass then reads p and r (two
+// for [Set.LAMBApplyToF32]: the second pass then reads p and r (two
 // streams, where [Set.LAMBApplyF32] reads p, m and v) and the gradient is
 // left as it was. The sums, m, v and every element of r are those of
 // LAMBMomentsF32 with DirectionInGrad, bit for bit.
@@ -833,23 +838,36 @@ func (s *Set) LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
 }
 
 // LAMBApplyStoredF32 is the second pass of a LAMB step whose first pass
-// stored the direction r: over the gradient ([Set.LAMBMomentsF32] with a
-// block made with [LAMB].DirectionInGrad) or into a buffer
-// ([Set.LAMBMomentsToF32]). For every i,
+// ([Set.LAMBMomentsF32]) stored the direction r over the gradient: the
+// block must be made with [LAMB].DirectionInGrad (ErrCoeff otherwise: with
+// any other block the gradient still holds the gradient). For every i,
 //
 //	p[i] = fma(f, r[i], p[i])
 //
 // with f = c.LAMBFactor(trust), the last operation of [Set.LAMBApplyF32],
 // so p is the same bit for bit; it reads p and r where LAMBApplyF32 reads
-// p, m and v. Any LAMB block is taken: that r holds the direction of this
-// step is the caller's to keep.
+// p, m and v.
 func (s *Set) LAMBApplyStoredF32(c *Coeffs, p, r []float32, trust float64) error {
-	return lambApplyStored(&s.f32, c, p, r, trust)
+	return lambApplyStored(&s.f32, c, p, r, trust, true)
 }
 
 // LAMBApplyStoredF64 is [Set.LAMBApplyStoredF32] for float64.
 func (s *Set) LAMBApplyStoredF64(c *Coeffs, p, r []float64, trust float64) error {
-	return lambApplyStored(&s.f64, c, p, r, trust)
+	return lambApplyStored(&s.f64, c, p, r, trust, true)
+}
+
+// LAMBApplyToF32 is the second pass of a LAMB step whose first pass
+// ([Set.LAMBMomentsToF32]) stored the direction r into a buffer of the
+// caller's: [Set.LAMBApplyStoredF32]'s update, p[i] = fma(f, r[i], p[i]),
+// from any LAMB block (the first pass takes any). That r holds this step's
+// direction is the caller's to keep.
+func (s *Set) LAMBApplyToF32(c *Coeffs, p, r []float32, trust float64) error {
+	return lambApplyStored(&s.f32, c, p, r, trust, false)
+}
+
+// LAMBApplyToF64 is [Set.LAMBApplyToF32] for float64.
+func (s *Set) LAMBApplyToF64(c *Coeffs, p, r []float64, trust float64) error {
+	return lambApplyStored(&s.f64, c, p, r, trust, false)
 }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:

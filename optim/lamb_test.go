@@ -338,7 +338,25 @@ func TestLAMBRefusals(t *testing.T) {
 	if err := KernelStep(nil, h, &adam, p, g, buf[:n], buf[n:]); !errors.Is(err, kernels.ErrCoeff) {
 		t.Errorf("Adam's block: %v", err)
 	}
-	if !slices.Equal(buf, before) || slices.ContainsFunc(p, func(x float32) bool { return x != 1 }) {
+	// A block whose DirectionInGrad is not the rule's: with it, the first
+	// pass would write r over a gradient the rule keeps; without it, the
+	// second would read the gradient as r.
+	hk := h
+	hk.DirectionInGrad = true
+	ck, err := Coefficients[float32](hk, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		h Hyper
+		c *kernels.Coeffs
+	}{{h, &ck}, {hk, &c}} {
+		if err := KernelStep(nil, x.h, x.c, p, g, buf[:n], buf[n:]); !errors.Is(err, kernels.ErrCoeff) {
+			t.Errorf("rule %+v, block with DirectionInGrad %v: %v", x.h, x.c.LAMBStored(), err)
+		}
+	}
+	if !slices.Equal(buf, before) || slices.ContainsFunc(p, func(x float32) bool { return x != 1 }) ||
+		slices.ContainsFunc(g, func(x float32) bool { return x != 1 }) {
 		t.Fatalf("a refused step wrote")
 	}
 	// float32 cannot carry lr 1e39: New refuses it for float32 only.
@@ -562,6 +580,49 @@ func TestLAMBDirectionInScratch(t *testing.T) {
 		}
 		if !bitsEqual(a, b) {
 			t.Fatalf("%s differs after Load", name)
+		}
+	}
+}
+
+// TestLAMBStepperScratchToggle: a Stepper whose group turns
+// DirectionInScratch on after its first step takes the scratch from the
+// next step on, and drops it when the group turns it off; the bits are an
+// Optimizer's through every change.
+func TestLAMBStepperScratchToggle(t *testing.T) {
+	const n = DefaultChunkSize + 300
+	plain := DefaultLAMB()
+	scratch := plain
+	scratch.DirectionInScratch = true
+	a, b := newTestModel[float32]([]int{n}), newTestModel[float32]([]int{n})
+	o := mustNew[float32](t, plain, Options{Workers: 1})
+	defer o.Close()
+	a.register(t, o, nil)
+	g, err := NewGroup[float32](plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := g.NewStepper(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, h := range []LAMBConfig{plain, scratch, scratch, plain, scratch} {
+		if err := g.SetHyper(h); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetGroup(0, h); err != nil {
+			t.Fatal(err)
+		}
+		a.fillGrads(step)
+		b.fillGrads(step)
+		mustStep(t, o)
+		if err := s.Step(b.data[0], b.grad[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(s.scratch()), scratchLen(h, n); got != want {
+			t.Fatalf("step %d, DirectionInScratch %v: scratch of %d elements, want %d", step, h.DirectionInScratch, got, want)
+		}
+		if !bitsEqual(a.data[0], b.data[0]) {
+			t.Fatalf("step %d: the Stepper's p differs from the Optimizer's", step)
 		}
 	}
 }

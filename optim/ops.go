@@ -97,7 +97,7 @@ var ops32 = &ops[float32]{
 		},
 		kernelLAMBApplyTo: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float32, b [][]float32, lo, hi int, trust float64) error {
 			if r := scratchOf(b); r != nil {
-				return s.LAMBApplyStoredF32(c, p, r[lo:hi], trust)
+				return s.LAMBApplyToF32(c, p, r[lo:hi], trust)
 			}
 			return s.LAMBApplyF32(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
 		},
@@ -176,7 +176,7 @@ var ops64 = &ops[float64]{
 		},
 		kernelLAMBApplyTo: func(s *kernels.Set, c *kernels.Coeffs, p, _ []float64, b [][]float64, lo, hi int, trust float64) error {
 			if r := scratchOf(b); r != nil {
-				return s.LAMBApplyStoredF64(c, p, r[lo:hi], trust)
+				return s.LAMBApplyToF64(c, p, r[lo:hi], trust)
 			}
 			return s.LAMBApplyF64(c, p, sub(b, 0, lo, hi), sub(b, 1, lo, hi), trust)
 		},

@@ -466,6 +466,11 @@ func (o *ops[T]) stepWhole(h Hyper, set *kernels.Set, c *kernels.Coeffs, p, g []
 	if shared {
 		return fmt.Errorf("%w: the parameter, its gradient and its state buffers share memory", kernels.ErrOverlap)
 	}
+	if bc, ok := h.(blockChecker); ok {
+		if err := bc.checkBlock(c); err != nil {
+			return err
+		}
+	}
 	var total [maxSums]float64
 	n := len(p)
 	for lo := 0; lo == 0 || lo < n; lo += DefaultChunkSize {
@@ -531,6 +536,16 @@ type shaped interface {
 // A scratcher keeps, beside the state buffers of a parameter, a scratch
 // buffer (LAMB's DirectionInScratch): param.buf[len(buffers)], laid out
 // with the state and never saved or loaded.
+// blockChecker is a reducing rule whose passes read a coefficient block
+// differently by a flag that each pass's kernel alone cannot check
+// against the rule (LAMB's DirectionInGrad: a block made without it leaves
+// the gradient as it is; one made with it writes the direction over it).
+// stepWhole asks it before the first pass, since KernelStep takes its
+// block from the caller.
+type blockChecker interface {
+	checkBlock(c *kernels.Coeffs) error // wraps kernels.ErrCoeff
+}
+
 type scratcher interface {
 	scratchLen(n int) int // for a parameter (or span) of n elements; 0: none
 }

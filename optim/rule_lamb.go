@@ -1,6 +1,10 @@
 package optim
 
-import "github.com/fuseopt/fuseopt/kernels"
+import (
+	"fmt"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
 
 // KindLAMB is LAMB ([LAMBConfig]).
 const KindLAMB Kind = 12
@@ -155,6 +159,16 @@ func (c LAMBConfig) kernel() kernelID {
 		return kernelLAMBApplyTo
 	}
 	return kernelLAMBApply
+}
+
+// checkBlock refuses a block whose DirectionInGrad is not the rule's: the
+// first pass would write the direction over a gradient that the rule keeps,
+// or the second would read a gradient that holds no direction.
+func (c LAMBConfig) checkBlock(k *kernels.Coeffs) error {
+	if k.LAMBStored() != c.DirectionInGrad {
+		return fmt.Errorf("%w: a LAMB block with DirectionInGrad %v for a rule with DirectionInGrad %v", kernels.ErrCoeff, k.LAMBStored(), c.DirectionInGrad)
+	}
+	return nil
 }
 
 // scratchLen is the length of the scratch buffer a parameter of n

@@ -329,7 +329,9 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	}
 	c := s.g.conf.Load()
 	want := s.bufNames(c)
-	replace := !slices.Equal(s.names, want)
+	// LAMB's scratch comes and goes with DirectionInScratch under the
+	// same buffer names.
+	replace := !slices.Equal(s.names, want) || len(s.scratch()) != scratchLen(c.h, s.n)
 	fresh := s.fresh
 	if replace && s.step > 0 {
 		for _, name := range want {
@@ -420,6 +422,15 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 		buf[len(names)] = slab[cur : cur+sc : cur+sc]
 	}
 	s.names, s.buf = slices.Clone(names), buf
+}
+
+// scratch returns the scratch buffer after the state buffers (scratchOf),
+// nil when the stepper holds none.
+func (s *Stepper[T]) scratch() []T {
+	if len(s.names) < len(s.buf) {
+		return s.buf[len(s.names)]
+	}
+	return nil
 }
 
 // A Scalar is a named per-parameter scalar of a rule's state, for
