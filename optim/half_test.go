@@ -519,6 +519,62 @@ func TestHalfStateFile(t *testing.T) {
 
 // TestHalfErrors: what AddBF16, AddF16 and SetGroup refuse, before
 // anything changes.
+// TestHalfShardFiles: shard files record no 16-bit state or master, so an
+// optimizer with a 16-bit parameter refuses to write one and to load one
+// (a float32 optimizer's included) before reading or changing anything;
+// ShardBounds counts a 16-bit parameter's elements, whatever its mode.
+func TestHalfShardFiles(t *testing.T) {
+	for _, hc := range halfCases() {
+		t.Run(hc.name, func(t *testing.T) {
+			m := newHalfModel(hc.f16, []int{50, 3})
+			o := mustNew[float32](t, hc.h, Options{Seed: 3})
+			defer o.Close()
+			m.register(t, o, hc)
+			if got := o.ShardBounds(); !slices.Equal(got, []int{0, 53}) {
+				t.Fatalf("ShardBounds = %v, want [0 53]", got)
+			}
+			for step := range 2 {
+				m.fill(step, 1)
+				mustStep(t, o)
+			}
+			var sh bytes.Buffer
+			if err := o.SaveShard(&sh); !errors.Is(err, ErrInvalid) || sh.Len() != 0 {
+				t.Fatalf("SaveShard: err = %v, %d bytes written; want ErrInvalid and none", err, sh.Len())
+			}
+			// A float32 optimizer's shard file, with the same names and sizes.
+			o32 := mustNew[float32](t, hc.h, Options{})
+			defer o32.Close()
+			for k, n := range []int{50, 3} {
+				if err := o32.Add(fmt.Sprintf("p%d", k), make([]float32, n), make([]float32, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := o32.SaveShard(&sh); err != nil {
+				t.Fatal(err)
+			}
+			var before bytes.Buffer
+			if err := o.Save(&before); err != nil {
+				t.Fatal(err)
+			}
+			for name, load := range map[string]func() error{
+				"Load":       func() error { return o.Load(bytes.NewReader(sh.Bytes())) },
+				"LoadShards": func() error { return o.LoadShards(bytes.NewReader(sh.Bytes())) },
+			} {
+				if err := load(); !errors.Is(err, ErrInvalid) {
+					t.Fatalf("%s of a shard file: err = %v, want ErrInvalid", name, err)
+				}
+			}
+			var after bytes.Buffer
+			if err := o.Save(&after); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before.Bytes(), after.Bytes()) {
+				t.Fatal("a refused load changed the state")
+			}
+		})
+	}
+}
+
 func TestHalfErrors(t *testing.T) {
 	p, g := make([]kernels.BF16, 8), make([]kernels.BF16, 8)
 	adam := AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}

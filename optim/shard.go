@@ -432,7 +432,7 @@ func (o *Optimizer[T]) ShardBounds() []int {
 	if o.shard == nil {
 		total := 0
 		for i := range o.params {
-			total += len(o.params[i].data)
+			total += o.params[i].len() // a 16-bit-state parameter has no data
 		}
 		return []int{0, total}
 	}

@@ -53,10 +53,14 @@ const (
 // format: on a sharded optimizer its spans of every parameter's state
 // (Save on a sharded optimizer is SaveShard), otherwise the whole state,
 // as one file that a sharded optimizer of any number of ranks can load.
-// A rule that cannot be sharded (see [Shard]) has no shard files: the
-// error wraps ErrInvalid.
+// A rule that cannot be sharded (see [Shard]) has no shard files, nor has
+// an optimizer with 16-bit parameters (AddBF16, AddF16: the format records
+// no 16-bit state or master; Save's does): the error wraps ErrInvalid.
 func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 	if err := shardable(o.groups[0]); err != nil {
+		return err
+	}
+	if err := o.noHalfShards(); err != nil {
 		return err
 	}
 	if o.shard != nil {
@@ -171,7 +175,8 @@ func (a shardParam) equal(b shardParam) bool {
 // headers: not one save), that hold an element twice, or that together do
 // not hold every element of the spans; and ErrMismatch for intact files
 // that do not belong to the optimizer (kind, element type, groups,
-// parameters' names, groups or shapes).
+// parameters' names, groups or shapes). An optimizer with 16-bit
+// parameters loads no shard files (ErrInvalid, as SaveShard).
 func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	if o.closed {
 		return ErrClosed
@@ -180,6 +185,9 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		return fmt.Errorf("%w: LoadShards of no file", ErrInvalid)
 	}
 	if err := shardable(o.groups[0]); err != nil {
+		return err
+	}
+	if err := o.noHalfShards(); err != nil {
 		return err
 	}
 	if o.shard != nil {
@@ -448,4 +456,17 @@ func sameHyper(a, b Hyper) bool {
 	return slices.Equal(an, bn) && slices.EqualFunc(av, bv, func(x, y float64) bool {
 		return math.Float64bits(x) == math.Float64bits(y)
 	})
+}
+
+// noHalfShards refuses shard files on an optimizer with 16-bit parameters
+// (ErrInvalid): a shard file records neither the types of the parameters
+// nor their 16-bit state and float32 masters, which only the state file
+// of Save does (a sharded optimizer takes no 16-bit parameters at all).
+func (o *Optimizer[T]) noHalfShards() error {
+	for i := range o.params {
+		if o.params[i].half != nil {
+			return fmt.Errorf("%w: parameter %q is 16-bit: shard files record no 16-bit state or master; use Save and Load", ErrInvalid, o.params[i].name)
+		}
+	}
+	return nil
 }
