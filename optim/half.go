@@ -296,17 +296,26 @@ func nonFinite16(f16 bool, x []uint16) bool {
 	return false
 }
 
-// scale16 multiplies each 16-bit value of x by f: widened to float32,
-// multiplied in float32, rounded to nearest even.
-func scale16(f16 bool, x []uint16, f float32) {
+// scale16 multiplies each 16-bit value of x by f, then by then unless it
+// is 1: widened to float32, multiplied in float32 (each product rounded to
+// float32, as the float32 gradient's Scale passes round), rounded to the
+// 16-bit type once, to nearest even.
+func scale16(f16 bool, x []uint16, f, then float32) {
+	mul := func(v float32) float32 {
+		v *= f
+		if then != 1 {
+			v *= then
+		}
+		return v
+	}
 	if f16 {
 		for i, u := range x {
-			x[i] = uint16(kernels.F16FromF32(kernels.F16(u).Float32() * f))
+			x[i] = uint16(kernels.F16FromF32(mul(kernels.F16(u).Float32())))
 		}
 		return
 	}
 	for i, u := range x {
-		x[i] = uint16(kernels.BF16FromF32(math.Float32frombits(uint32(u)<<16) * f))
+		x[i] = uint16(kernels.BF16FromF32(mul(math.Float32frombits(uint32(u) << 16))))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"unsafe"
@@ -519,6 +520,74 @@ func TestHalfStateFile(t *testing.T) {
 
 // TestHalfErrors: what AddBF16, AddF16 and SetGroup refuse, before
 // anything changes.
+// TestHalfClipTiny: a clip factor below float32's normal range (applied as
+// two normal factors) leaves each 16-bit gradient at the float32
+// gradient's clipped value rounded to 16 bits once, as any clip factor.
+func TestHalfClipTiny(t *testing.T) {
+	const n = 1000
+	for _, f16 := range []bool{false, true} {
+		g16 := make([]uint16, n)
+		rng := rand.New(rand.NewPCG(4, 5))
+		for i := range g16 {
+			g16[i] = to16(f16, float32(rng.NormFloat64()))
+		}
+		if f16 {
+			g16[0] = to16(f16, 6e4)
+		} else {
+			g16[0] = to16(f16, 3e38)
+		}
+		g32 := make([]float32, n)
+		for i, u := range g16 {
+			g32[i] = from16(f16, u)
+		}
+		h := SGDConfig{LR: 0.1}
+		o16 := mustNew[float32](t, h, Options{})
+		o32 := mustNew[float32](t, h, Options{})
+		defer o16.Close()
+		defer o32.Close()
+		p16 := make([]uint16, n)
+		var err error
+		if f16 {
+			err = o16.AddF16("x", asHalf[kernels.F16](p16), asHalf[kernels.F16](g16), Half{})
+		} else {
+			err = o16.AddBF16("x", asHalf[kernels.BF16](p16), asHalf[kernels.BF16](g16), Half{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o32.Add("x", make([]float32, n), g32); err != nil {
+			t.Fatal(err)
+		}
+		// The factor: just below 2⁻¹²⁶ (bfloat16 has float32's exponents,
+		// so the first factor's products land among its subnormals; every
+		// binary16 result is ±0 at such a factor).
+		maxNorm := 1.0
+		if f16 {
+			maxNorm = 6e4 * 0x1p-127
+		}
+		n16, err := o16.ClipGradNorm(maxNorm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n32, err := o32.ClipGradNorm(maxNorm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n16 != n32 || maxNorm/(n32+1e-6) >= minNormal32 {
+			t.Fatalf("f16=%v: norms %v, %v (factor %g)", f16, n16, n32, maxNorm/(n32+1e-6))
+		}
+		differ := 0
+		for i := range g16 {
+			if g16[i] != to16(f16, g32[i]) {
+				differ++
+			}
+		}
+		if differ > 0 {
+			t.Fatalf("f16=%v: %d of %d clipped gradients are not the float32 ones rounded", f16, differ, n)
+		}
+	}
+}
+
 // TestHalfShardFiles: shard files record no 16-bit state or master, so an
 // optimizer with a 16-bit parameter refuses to write one and to load one
 // (a float32 optimizer's included) before reading or changing anything;

@@ -228,12 +228,15 @@ type Optimizer[T Float] struct {
 	// (halfGradSumSq); nil without 16-bit parameters.
 	widenBuf [][]float32
 
-	// Per step: coefficient blocks by (group, step) and the scale factor
-	// of a Scale pass.
-	coeffs  []kernels.Coeffs
-	keys    []coeffKey
-	nkeys   int
-	scaleBy T
+	// Per step: coefficient blocks by (group, step) and the scale factors
+	// of a Scale pass: each gradient is multiplied by scaleBy, then by
+	// scaleThen unless it is 1 (a clip factor below T's normal range, as
+	// two normal factors), each product rounded to T; a 16-bit gradient is
+	// rounded to its type once, after both.
+	coeffs             []kernels.Coeffs
+	keys               []coeffKey
+	nkeys              int
+	scaleBy, scaleThen T
 	// normScale is the power of two that scaledNorm multiplies by.
 	normScale float64
 

@@ -163,7 +163,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	}
 	f := T(coef)
 	if coef == 0 || f >= tiny || bad >= 0 {
-		o.scaleBy = f
+		o.scaleBy, o.scaleThen = f, 1
 		o.run(&o.jobScale)
 		return norm, nil
 	}
@@ -172,10 +172,8 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if rest < tiny {
 		return norm, fmt.Errorf("%w: clip factor maxNorm/norm = %g is below the range of %T", ErrRange, coef, f)
 	}
-	for _, f := range [...]T{tiny, rest} {
-		o.scaleBy = f
-		o.run(&o.jobScale)
-	}
+	o.scaleBy, o.scaleThen = tiny, rest
+	o.run(&o.jobScale)
 	return norm, nil
 }
 
@@ -314,7 +312,7 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 		return nil
 	}
 	o.prepare()
-	o.scaleBy = T(1 / o.lossScale)
+	o.scaleBy, o.scaleThen = T(1/o.lossScale), 1
 	o.run(&o.jobScale)
 	o.lossScale = 1
 	return nil
@@ -439,10 +437,13 @@ func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		if p := &o.params[pc.param]; p.active() {
 			if p.half != nil {
-				scale16(p.half.f16, p.half.g[pc.lo:pc.hi], float32(o.scaleBy))
+				scale16(p.half.f16, p.half.g[pc.lo:pc.hi], float32(o.scaleBy), float32(o.scaleThen))
 				continue
 			}
 			o.ops.scale(o.opt.Kernels, p.grad[pc.lo:pc.hi], o.scaleBy)
+			if o.scaleThen != 1 {
+				o.ops.scale(o.opt.Kernels, p.grad[pc.lo:pc.hi], o.scaleThen)
+			}
 		}
 	}
 }
