@@ -167,6 +167,11 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 	if h.State16 && h.Master != nil {
 		return fmt.Errorf("%w: parameter %q: a 16-bit state parameter has no master", ErrInvalid, name)
 	}
+	if h.State16 {
+		if err := initial16Fits(o.groups[h.Group], f16); err != nil {
+			return fmt.Errorf("parameter %q: %w", name, err)
+		}
+	}
 	if len(g) != len(p) {
 		return fmt.Errorf("%w: parameter %q: len(grad) = %d, len(data) = %d", ErrLength, name, len(g), len(p))
 	}
@@ -595,6 +600,29 @@ func initial16(h Hyper, k int, f16 bool) uint16 {
 		return uint16(kernels.F16FromF32(v))
 	}
 	return uint16(kernels.BF16FromF32(v))
+}
+
+// initial16Fits refuses (ErrHyper) a rule whose initial state value is
+// finite but overflows the 16-bit state type to ±Inf (Adagrad's
+// initial_accumulator_value above 65504 in binary16: every step would
+// divide by an infinite root, and the parameter would never move). A value
+// below the type's smallest subnormal rounds to 0, as any value does.
+func initial16Fits(h Hyper, f16 bool) error {
+	for k, name := range h.buffers() {
+		v := h.initial(k)
+		if math.IsInf(v, 0) || v != v {
+			continue // not finite already: Validate's to refuse
+		}
+		u := initial16(h, k, f16)
+		if (f16 && u&0x7fff == 0x7c00) || (!f16 && u&0x7fff == 0x7f80) {
+			typ := TypeBFloat16
+			if f16 {
+				typ = TypeFloat16
+			}
+			return fmt.Errorf("%w: the initial value %g of %s overflows %s state", ErrHyper, v, name, typ)
+		}
+	}
+	return nil
 }
 
 // fillInitial16 sets every element of the 16-bit buffer b to initial16.

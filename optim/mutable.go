@@ -24,7 +24,11 @@ import (
 // state only at a parameter's first step, would raise a KeyError. Buffers
 // that the new config does not name are dropped (turning AMSGrad off and
 // on again starts max_exp_avg_sq afresh). Buffers it keeps keep their
-// values. Step counts do not change.
+// values, but for a parameter that has taken no step: its state is its
+// rule's initial state until its first step, so a new
+// initial_accumulator_value fills its sum. Step counts do not change. A
+// new initial value that a 16-bit state type cannot hold (above 65504 in
+// binary16) is refused (ErrHyper).
 func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 	if o.closed {
 		return ErrClosed
@@ -46,7 +50,11 @@ func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 	}
 	for k := range o.params {
 		if p := &o.params[k]; p.group == i && p.half != nil {
-			if err := halfKernel(h); err != nil {
+			err := halfKernel(h)
+			if err == nil && p.half.state16 {
+				err = initial16Fits(h, p.half.f16)
+			}
+			if err != nil {
 				return fmt.Errorf("group %d holds 16-bit parameter %q: %w", i, p.name, err)
 			}
 		}
@@ -59,7 +67,34 @@ func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 		o.dirty = true
 		o.prepare()
 	}
+	o.refillInitial(i, old, h)
 	return nil
+}
+
+// refillInitial gives the buffers of group i's parameters that have taken
+// no step the initial values of h where they differ from old's (Adagrad's
+// initial_accumulator_value): before its first step a parameter's state is
+// its rule's initial state, whenever the state was laid out, which is what
+// Load checks a state file against.
+func (o *Optimizer[T]) refillInitial(i int, old, h Hyper) {
+	for k, name := range h.buffers() {
+		j := slices.Index(old.buffers(), name)
+		if j < 0 || old.initial(j) == h.initial(k) {
+			continue
+		}
+		for q := range o.params {
+			p := &o.params[q]
+			if p.group != i || p.step != 0 {
+				continue
+			}
+			if p.buf[k] != nil {
+				fillInitial(h, k, p.buf[k])
+			}
+			if p.half != nil && p.half.buf[k] != nil {
+				fillInitial16(h, k, p.half.f16, p.half.buf[k])
+			}
+		}
+	}
 }
 
 // SetGroupValue sets one hyperparameter of group i by its PyTorch name

@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // freezeSchedule says, for tensor t at step s (from 0), whether it has a
@@ -365,6 +367,74 @@ func TestSetGroupErrors(t *testing.T) {
 		if h, _ := o.Group(0); h != before {
 			t.Fatalf("a refused change changed the group: %+v", h)
 		}
+	}
+}
+
+// TestSetGroupInitialValue: a new initial_accumulator_value fills the sum of
+// a parameter that has taken no step, even one laid out already (ZeroGrad),
+// so that Save writes a file Load takes and the first step starts from the
+// new value; a parameter that has stepped keeps its sum. A 16-bit state
+// type that cannot hold the value refuses it, at Add and at SetGroup.
+func TestSetGroupInitialValue(t *testing.T) {
+	h := DefaultAdagrad()
+	h.InitialAccumulatorValue = 0.1
+	for _, fresh := range []bool{true, false} {
+		m := newTestModel[float32]([]int{40})
+		o := mustNew[float32](t, h, Options{Workers: 1})
+		m.register(t, o, nil)
+		o.ZeroGrad() // lays the state out
+		if !fresh {
+			m.fillGrads(0)
+			mustStep(t, o)
+		}
+		before, _ := o.State(m.names[0], BufSum)
+		before = slices.Clone(before)
+		if err := o.SetGroupValue(0, "initial_accumulator_value", 0.2); err != nil {
+			t.Fatal(err)
+		}
+		sum, _ := o.State(m.names[0], BufSum)
+		if fresh && slices.ContainsFunc(sum, func(x float32) bool { return x != 0.2 }) {
+			t.Fatalf("no step taken: sum = %v, want 0.2 throughout", sum[:3])
+		}
+		if !fresh && !bitsEqual(sum, before) {
+			t.Fatal("a parameter that has stepped: its sum changed")
+		}
+		var file bytes.Buffer
+		if err := o.Save(&file); err != nil {
+			t.Fatal(err)
+		}
+		o2 := mustNew[float32](t, h, Options{Workers: 1})
+		newTestModel[float32]([]int{40}).register(t, o2, nil)
+		if err := o2.Load(bytes.NewReader(file.Bytes())); err != nil {
+			t.Fatalf("fresh=%v: Load of Save's file: %v", fresh, err)
+		}
+		o.Close()
+		o2.Close()
+	}
+	big := DefaultAdagrad()
+	big.InitialAccumulatorValue = 1e5
+	p, g := make([]kernels.F16, 8), make([]kernels.F16, 8)
+	o := mustNew[float32](t, big, Options{})
+	defer o.Close()
+	if err := o.AddF16("x", p, g, Half{State16: true}); !errors.Is(err, ErrHyper) {
+		t.Fatalf("binary16 state, initial value 1e5: %v, want ErrHyper", err)
+	}
+	if err := o.AddF16("x", p, g, Half{}); err != nil { // float32 state holds it
+		t.Fatal(err)
+	}
+	if err := o.AddBF16("y", make([]kernels.BF16, 8), make([]kernels.BF16, 8), Half{State16: true}); err != nil {
+		t.Fatal(err)
+	}
+	o3 := mustNew[float32](t, h, Options{})
+	defer o3.Close()
+	if err := o3.AddF16("x", p, g, Half{State16: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o3.SetGroupValue(0, "initial_accumulator_value", 1e5); !errors.Is(err, ErrHyper) {
+		t.Fatalf("SetGroup to 1e5 over binary16 state: %v, want ErrHyper", err)
+	}
+	if got, _ := o3.Group(0); got != Hyper(h) {
+		t.Fatalf("a refused change changed the group: %+v", got)
 	}
 }
 
