@@ -92,9 +92,9 @@ func (h *halfParam) mode() string {
 // AddBF16 registers a bfloat16 parameter p, whose bfloat16 gradient the
 // caller writes into grad before each Step, in group h.Group, stepped as h
 // says. It takes an Optimizer[float32], not sharded, whose rule has 16-bit
-// kernels: SGD (with or without momentum), Adam and AdamW (AMSGrad
-// included, Fast not), Lion, Adagrad, RMSprop (not centered), Adamax, NAdam
-// and NAdamW; anything else gives an error wrapping ErrInvalid, as does a
+// kernels: SGD (with or without momentum), EMA momentum, Adam and AdamW
+// (AMSGrad included, Fast not), Lion, Adagrad, RMSprop (not centered),
+// Adamax, NAdam and NAdamW; anything else gives an error wrapping ErrInvalid, as does a
 // later SetGroup to a rule without them. The rest is as for AddTo: a
 // unique name, a shape whose product is len(p), no overlap with anything
 // registered, state at its rule's initial value, step count 0.
@@ -145,7 +145,7 @@ func halfKernel(h Hyper) error {
 			return fmt.Errorf("%w: 16-bit parameters have no centered RMSprop kernel", ErrInvalid)
 		}
 	}
-	return fmt.Errorf("%w: 16-bit parameters are stepped by SGD (with or without momentum), Adam, AdamW, Lion, Adagrad, RMSprop (not centered), Adamax, NAdam and NAdamW, not %v", ErrInvalid, h.Kind())
+	return fmt.Errorf("%w: 16-bit parameters are stepped by SGD (with or without momentum), EMA, Adam, AdamW, Lion, Adagrad, RMSprop (not centered), Adamax, NAdam and NAdamW, not %v", ErrInvalid, h.Kind())
 }
 
 func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, shape []int) error {

@@ -266,8 +266,16 @@ func TestHalfMatchesKernels(t *testing.T) {
 // clipping: the 16-bit gradient is only another storage of the float32
 // gradient.
 func TestHalfMasterIsFloat32(t *testing.T) {
-	for _, f16 := range []bool{false, true} {
-		h := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	for _, c := range []struct {
+		f16 bool
+		h   Hyper
+	}{
+		{false, AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}},
+		{true, AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}},
+		{false, EMAConfig{LR: 0.1, Beta: 0.9, WeightDecay: 0.01}},
+		{true, EMAConfig{LR: 0.1, Beta: 0.9, WeightDecay: 0.01}},
+	} {
+		f16, h := c.f16, c.h
 		opts := Options{Workers: 2, ChunkSize: 128, ShardThreshold: -1}
 		m := newHalfModel(f16, []int{500, 70})
 		o16 := mustNew[float32](t, h, opts)

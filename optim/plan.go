@@ -46,15 +46,19 @@ func (o *Optimizer[T]) plan() {
 	o.pieceSum = make([]float64, len(o.pieces))
 	o.pieceBad = make([]bool, len(o.pieces))
 	o.widenBuf = nil
+	// One chunk of widened gradient per worker (halfGradSumSq), no longer
+	// than the longest 16-bit parameter (a piece is never longer).
+	wl := 0
 	for i := range o.params {
 		if o.params[i].half != nil {
-			// One chunk of widened gradient per worker (halfGradSumSq).
-			w := max(o.opt.Workers, 1)
-			buf := make([]float32, w*c)
-			for k := range w {
-				o.widenBuf = append(o.widenBuf, buf[k*c:(k+1)*c:(k+1)*c])
-			}
-			break
+			wl = max(wl, min(c, o.params[i].len()))
+		}
+	}
+	if wl > 0 {
+		w := max(o.opt.Workers, 1)
+		buf := make([]float32, w*wl)
+		for k := range w {
+			o.widenBuf = append(o.widenBuf, buf[k*wl:(k+1)*wl:(k+1)*wl])
 		}
 	}
 	o.pieceRed = nil
