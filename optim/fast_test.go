@@ -72,3 +72,27 @@ func checkFast[T Float](t *testing.T, h Hyper) {
 		t.Errorf("after load: group %+v, want %+v", g, h)
 	}
 }
+
+// TestFastAdamWorkersFine: one tensor of a few chunks, which the fine plan
+// would cut again by the worker count (planFine): Fast Adam keeps the
+// chunks, so every worker count gives 1 worker's bits.
+func TestFastAdamWorkersFine(t *testing.T) {
+	h := AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Fast: true}
+	run := func(workers int) *testModel[float32] {
+		m := newTestModel[float32]([]int{65600})
+		o := mustNew[float32](t, h, Options{Workers: workers})
+		defer o.Close()
+		m.register(t, o, nil)
+		for s := range 3 {
+			m.fillGrads(s)
+			mustStep(t, o)
+		}
+		return m
+	}
+	want := run(1)
+	for _, w := range []int{2, 3, 4} {
+		if got := run(w); !bitsEqual(got.data[0], want.data[0]) {
+			t.Errorf("workers=%d: Fast Adam differs from 1 worker", w)
+		}
+	}
+}

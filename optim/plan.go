@@ -97,13 +97,20 @@ const fineDiv = 4
 // stochastic rounding follow each element's index, so the cut changes no
 // result; a rule with a reduction pass (LAMB, Adafactor), whose sums are
 // per chunk, keeps the plan, and so does a step split across processes
-// (Options.Shard).
+// (Options.Shard). So does Fast Adam: which vectors take its estimates
+// follows their place in the slice of each call (kernels.AdamFastF32), so
+// a cut that depended on the worker count would change its results.
 func (o *Optimizer[T]) planFine() {
 	o.fineTasks = nil
 	w := o.opt.Workers
 	tasks := len(o.tasks) - 1
 	if w <= 1 || tasks <= 0 || tasks%w == 0 || tasks >= 4*w || o.reducing || o.af != nil || o.shard != nil {
 		return
+	}
+	for _, h := range o.groups {
+		if h.kernel() == kernelAdamFast {
+			return
+		}
 	}
 	total := 0
 	for _, pc := range o.pieces[o.tasks[0]:o.tasks[tasks]] {
