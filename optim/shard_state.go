@@ -243,6 +243,17 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	for i := range o.params {
 		hp := head.params[i]
 		g := head.groups[hp.group]
+		// The buffers are the file's rule's (the group's now may keep more
+		// or fewer: AMSGrad or momentum turned on or off since).
+		lo, hi := o.stateSpan(i)
+		for k := range bufs[i] {
+			switch {
+			case k >= len(g.buffers()):
+				bufs[i][k] = nil
+			case bufs[i][k] == nil:
+				bufs[i][k] = make([]T, hi-lo)
+			}
+		}
 		if err := checkBuffers(g, g.buffers(), bufs[i][:len(g.buffers())], hp.step); err != nil { // a shardable rule: not shaped
 			return fmt.Errorf("%w: parameter %q: %v", ErrState, hp.name, err)
 		}
@@ -410,7 +421,10 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 				d.skip((fhi - flo) * int64(elem))
 				continue
 			}
-			lo, _ := o.stateSpan(int(i))
+			lo, hi := o.stateSpan(int(i))
+			if bufs[i][k] == nil { // the file's rule keeps more buffers than the group does now
+				bufs[i][k] = make([]T, hi-lo)
+			}
 			d.skip((a - flo) * int64(elem))
 			readElems(&d, bufs[i][k][a-int64(lo):b-int64(lo)], scratch)
 			d.skip((fhi - b) * int64(elem))

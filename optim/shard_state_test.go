@@ -194,3 +194,53 @@ func TestShardLoadErrors(t *testing.T) {
 		t.Fatalf("a one-rank shard file through Load: %v", err)
 	}
 }
+
+// TestShardLoadOtherBuffers: a shard file whose rule keeps more state
+// buffers than the loading group does now (AMSGrad, momentum turned off
+// since), or fewer, loads as a whole state file does: the group takes the
+// file's rule and the run continues bit for bit.
+func TestShardLoadOtherBuffers(t *testing.T) {
+	ams := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}
+	plain := ams
+	plain.AMSGrad = false
+	mom := SGDConfig{LR: 0.1, Momentum: 0.9, Dampening: 0.5}
+	for _, c := range []struct{ file, here Hyper }{{ams, plain}, {plain, ams}, {mom, DefaultSGD(0.1)}, {DefaultSGD(0.1), mom}} {
+		sizes := []int{300, 17}
+		a := newTestModel[float32](sizes)
+		oa := mustNew[float32](t, c.file, Options{Workers: 1})
+		a.register(t, oa, nil)
+		for s := range 2 {
+			a.fillGrads(s)
+			mustStep(t, oa)
+		}
+		var file bytes.Buffer
+		if err := oa.SaveShard(&file); err != nil {
+			t.Fatal(err)
+		}
+		b := newTestModel[float32](sizes)
+		for k := range sizes {
+			copy(b.data[k], a.data[k])
+		}
+		ob := mustNew[float32](t, c.here, Options{Workers: 2})
+		b.register(t, ob, nil)
+		if err := ob.LoadShards(bytes.NewReader(file.Bytes())); err != nil {
+			t.Fatalf("%+v into %+v: %v", c.file, c.here, err)
+		}
+		if h, _ := ob.Group(0); h != c.file {
+			t.Fatalf("after LoadShards: group %+v, want the file's %+v", h, c.file)
+		}
+		for s := 2; s < 4; s++ {
+			a.fillGrads(s)
+			b.fillGrads(s)
+			mustStep(t, oa)
+			mustStep(t, ob)
+		}
+		for k := range sizes {
+			if !bitsEqual(a.data[k], b.data[k]) {
+				t.Fatalf("%+v into %+v: the resumed run differs", c.file, c.here)
+			}
+		}
+		oa.Close()
+		ob.Close()
+	}
+}

@@ -460,6 +460,9 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Sc
 	if err != nil {
 		return err
 	}
+	if len(names) != len(bufs) {
+		return fmt.Errorf("%w: %d state names and %d buffers", ErrState, len(names), len(bufs))
+	}
 	want := s.bufNames(c)
 	ordered := make([][]T, len(want))
 	for i, name := range names {

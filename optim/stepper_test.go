@@ -155,6 +155,8 @@ func TestStepperErrors(t *testing.T) {
 		{[]string{BufMomentumBuffer}, [][]float32{{0, 0, 0, 0}}, 3},
 		{[]string{BufExpAvg}, [][]float32{{0, 0}}, 3},
 		{[]string{BufExpAvg, BufExpAvg}, [][]float32{{0, 0, 0, 0}, {0, 0, 0, 0}}, 3},
+		{[]string{BufExpAvg, BufExpAvgSq}, [][]float32{{0, 0, 0, 0}}, 3}, // more names than buffers
+		{[]string{BufExpAvg}, [][]float32{{0, 0, 0, 0}, {0, 0, 0, 0}}, 3},
 		{nil, nil, -1},
 	} {
 		if err := s.Restore(c.step, c.names, c.bufs); !errors.Is(err, ErrState) {
