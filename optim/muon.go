@@ -322,6 +322,10 @@ func NewMuon[T Float](c MuonConfig, opts MuonOptions) (*Muon[T], error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	m.p = pool.Of(m.sp)
+	if m.ownSP {
+		// Stop the workers of a Muon that was never closed.
+		runtime.AddCleanup(m, (*pool.Pool).Stop, m.p)
+	}
 	m.jobMom, m.jobDiv, m.jobUpd, m.jobCheck = m.momTask, m.divTask, m.updTask, m.checkTask
 	return m, nil
 }
@@ -494,6 +498,11 @@ func (m *Muon[T]) Step() (StepReport, error) {
 	}
 	if len(m.params) == 0 {
 		return rep, nil
+	}
+	for i := range m.params {
+		if p := &m.params[i]; p.step >= MaxStep {
+			return rep, fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
+		}
 	}
 	m.prepare()
 	if m.opt.NonFinite != Propagate {

@@ -1,7 +1,9 @@
 package optim
 
 import (
+	"errors"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -94,4 +96,38 @@ func TestZeroAllocs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMuonNoLeak: a Muon with a pool of its own that is dropped without
+// Close does not keep the pool's workers; one that steps past MaxStep is
+// refused.
+func TestMuonNoLeak(t *testing.T) {
+	base := runtime.NumGoroutine()
+	for range 3 {
+		func() {
+			m, err := NewMuon[float32](DefaultMuon(), MuonOptions{Workers: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, g := make([]float32, 64*64), make([]float32, 64*64)
+			for i := range g {
+				g[i] = float32(i%7) - 3
+			}
+			if err := m.Add("w", p, g, 64, 64); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+			if runtime.NumGoroutine() < base+3 {
+				t.Fatalf("%d goroutines: the pool did not start", runtime.NumGoroutine())
+			}
+			m.params[0].step = MaxStep
+			before := slices.Clone(p)
+			if _, err := m.Step(); !errors.Is(err, ErrInvalid) || !slices.Equal(p, before) {
+				t.Fatalf("Step at MaxStep: %v (or p changed)", err)
+			}
+		}()
+	}
+	waitGoroutines(t, base)
 }
