@@ -19,7 +19,13 @@ import (
 // For Adafactor, whose buffers depend on the parameter's shape and which
 // KernelStep does not run, it names all three: row_var and col_var (kept
 // by a parameter of two dimensions or more) and variance (by a vector).
-func StateNames(h Hyper) []string { return slices.Clone(h.buffers()) }
+// A nil h has none.
+func StateNames(h Hyper) []string {
+	if h == nil {
+		return nil
+	}
+	return slices.Clone(h.buffers())
+}
 
 // StateLens returns the names and lengths of the state buffers that a
 // parameter of the given shape keeps under h: every buffer of
@@ -43,7 +49,11 @@ func StateLens(h Hyper, shape ...int) (names []string, lens []int) {
 // order of StateNames: 0, except Adagrad's sum, which starts at
 // InitialAccumulatorValue. A caller that owns the state fills its buffers
 // with these values.
+// A nil h has none.
 func StateInit(h Hyper) []float64 {
+	if h == nil {
+		return nil
+	}
 	out := make([]float64, len(h.buffers()))
 	for k := range out {
 		out[k] = h.initial(k)

@@ -59,6 +59,9 @@ func muonFromValues(v [len(muonValueNames)]float64) (MuonConfig, error) {
 // step count and momentum_buffer, in the format of [Optimizer.Save] (kind
 // KindMuon), with a checksum.
 func (m *Muon[T]) Save(w io.Writer) error {
+	if w == nil {
+		return fmt.Errorf("%w: Save to a nil writer", ErrInvalid)
+	}
 	var z T
 	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
 	e.bytes([]byte(stateMagic))
@@ -112,6 +115,9 @@ func (m *Muon[T]) LoadFile(path string) error { return loadFile(m.closed, path, 
 func (m *Muon[T]) Load(r io.Reader) error {
 	if m.closed {
 		return ErrClosed
+	}
+	if r == nil {
+		return fmt.Errorf("%w: Load from a nil reader", ErrInvalid)
 	}
 	var z T
 	elemSize := int(sizeOf(z))

@@ -167,8 +167,12 @@ func (o *Optimizer[T]) clearNoGrad() {
 
 // HyperNames returns the names of h's hyperparameters, PyTorch's
 // param_groups keys (lr, betas as beta1 and beta2, eps, weight_decay,
-// amsgrad, maximize, …), in the order state files store them.
+// amsgrad, maximize, …), in the order state files store them; none for a
+// nil h.
 func HyperNames(h Hyper) []string {
+	if h == nil {
+		return nil
+	}
 	names, _ := values(h)
 	return names
 }

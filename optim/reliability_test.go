@@ -571,3 +571,36 @@ func TestKernelsRejectUnfitCoeffs(t *testing.T) {
 		t.Fatalf("SGDF32 with lr 1e39: %v, p = %v", err, p)
 	}
 }
+
+// TestNilInputs: nil configs, writers, readers and a Group not made by
+// NewGroup give nothing or an error, never a panic.
+func TestNilInputs(t *testing.T) {
+	if StateNames(nil) != nil || StateInit(nil) != nil || HyperNames(nil) != nil {
+		t.Error("a nil Hyper has state or hyperparameter names")
+	}
+	o := mustNew[float32](t, DefaultAdam(), Options{})
+	defer o.Close()
+	if err := o.Add("w", make([]float32, 8), make([]float32, 8)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMuon[float32](DefaultMuon(), MuonOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var g Group[float32]
+	_, errStepper := g.NewStepper(4)
+	for name, err := range map[string]error{
+		"Save(nil)":          o.Save(nil),
+		"Load(nil)":          o.Load(nil),
+		"SaveShard(nil)":     o.SaveShard(nil),
+		"LoadShards(nil)":    o.LoadShards(nil),
+		"Muon Save(nil)":     m.Save(nil),
+		"Muon Load(nil)":     m.Load(nil),
+		"zero Group stepper": errStepper,
+	} {
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}

@@ -57,6 +57,9 @@ const (
 // an optimizer with 16-bit parameters (AddBF16, AddF16: the format records
 // no 16-bit state or master; Save's does): the error wraps ErrInvalid.
 func (o *Optimizer[T]) SaveShard(w io.Writer) error {
+	if w == nil {
+		return fmt.Errorf("%w: SaveShard to a nil writer", ErrInvalid)
+	}
 	if err := shardable(o.groups[0]); err != nil {
 		return err
 	}
@@ -183,6 +186,9 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	}
 	if len(rs) == 0 {
 		return fmt.Errorf("%w: LoadShards of no file", ErrInvalid)
+	}
+	if slices.Contains(rs, nil) {
+		return fmt.Errorf("%w: LoadShards from a nil reader", ErrInvalid)
 	}
 	if err := shardable(o.groups[0]); err != nil {
 		return err

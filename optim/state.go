@@ -152,6 +152,9 @@ func fromV1(k Kind, vals [7]float64, flags uint32) (Hyper, error) {
 // the Options are not part of it. A sharded optimizer writes its part of
 // the state, as SaveShard does.
 func (o *Optimizer[T]) Save(w io.Writer) error {
+	if w == nil {
+		return fmt.Errorf("%w: Save to a nil writer", ErrInvalid)
+	}
 	if o.shard != nil {
 		return o.SaveShard(w) // shard_state.go
 	}
@@ -277,6 +280,9 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 func (o *Optimizer[T]) Load(r io.Reader) error {
 	if o.closed {
 		return ErrClosed
+	}
+	if r == nil {
+		return fmt.Errorf("%w: Load from a nil reader", ErrInvalid)
 	}
 	br := bufio.NewReaderSize(r, 1<<16)
 	if isShardFile(br) {

@@ -255,6 +255,9 @@ func (g *Group[T]) NewStepper(n int) (*Stepper[T], error) {
 // the shape: Adafactor factors a parameter of two dimensions or more.
 // NewStepper(n) is a parameter of shape [n].
 func (g *Group[T]) NewStepperShape(shape ...int) (*Stepper[T], error) {
+	if g == nil || g.conf.Load() == nil {
+		return nil, fmt.Errorf("%w: a Group not made by NewGroup", ErrInvalid)
+	}
 	for _, d := range shape {
 		if d < 0 {
 			return nil, fmt.Errorf("%w: shape %v has a negative dimension", ErrInvalid, shape)
