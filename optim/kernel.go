@@ -72,7 +72,8 @@ func ScalarNames(h Hyper) []string { return slices.Clone(scalarNamesOf(h)) }
 // (see [New]): errors wrap ErrHyper. For a rule with per-parameter scalars
 // (NAdam) they are those of a parameter that has taken all its steps with
 // h: NAdam's mu_product is made, as an Optimizer makes it, in steps+1
-// multiplications.
+// multiplications, of which those after it can no longer change (0, or
+// a fixed point once μ_t is Beta1) are skipped.
 func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coeffs, error) {
 	var c kernels.Coeffs
 	err := CoefficientsInto[T](&c, h, steps, lossScale)
@@ -102,7 +103,11 @@ func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScal
 	var sc scalars
 	if r := scalarRuleOf(h); r != nil {
 		sc = r.initialScalars()
+		st, _ := r.(settler)
 		for i := int64(0); i <= steps; i++ {
+			if st != nil && st.settled(sc, i) {
+				break // every later step leaves sc as it is
+			}
 			sc = r.advance(sc, i)
 		}
 	}

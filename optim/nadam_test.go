@@ -316,3 +316,36 @@ func TestStepperRestoreScalars(t *testing.T) {
 		t.Errorf("RAdam Restore with a mu_product: %v", err)
 	}
 }
+
+// TestNAdamCoefficientsLate: Coefficients stops making mu_product once it
+// can no longer change, with the bits of every multiplication made, and
+// so answers at once for any step count up to MaxStep-1.
+func TestNAdamCoefficientsLate(t *testing.T) {
+	for _, h := range []NAdamConfig{
+		DefaultNAdam(),
+		{LR: 1e-3, Beta1: 0.999999, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3},
+		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 0},
+		{LR: 1e-3, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 1},
+	} {
+		for _, steps := range []int64{0, 1, 100, 7000, 20000, 1 << 17} {
+			got, err := Coefficients[float32](h, steps, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := h.initialScalars()
+			for i := int64(0); i <= steps; i++ {
+				sc = h.advance(sc, i)
+			}
+			var want kernels.Coeffs
+			if err := coeffsIn(&want, h, 1, h.coeffKey(steps), sc, 4); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("%+v after %d steps: the block differs from the one of every multiplication", h, steps)
+			}
+		}
+		if _, err := Coefficients[float32](h, MaxStep-1, 1); err != nil {
+			t.Fatalf("%+v at MaxStep-1: %v", h, err)
+		}
+	}
+}

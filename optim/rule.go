@@ -317,6 +317,14 @@ const maxScalars = 1
 // its rule's scalarNames (unused entries are 0).
 type scalars [maxScalars]float64
 
+// settler is a scalarRule that can tell when its scalars stop changing:
+// settled(sc, step) reports that advance leaves sc as it is at step and at
+// every step after it (NAdam: a mu_product of 0, or one that μ = Beta1
+// no longer moves). Coefficients stops there.
+type settler interface {
+	settled(sc scalars, step int64) bool
+}
+
 // scalarRule is implemented by the rules whose parameters keep scalars.
 type scalarRule interface {
 	// scalarNames returns the names of the scalars (PyTorch's state

@@ -2,6 +2,7 @@ package optim
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
@@ -131,6 +132,20 @@ func (NAdamConfig) initialScalars() scalars { return scalars{1} }
 // (PyTorch's mu_product *= mu).
 func (c NAdamConfig) advance(sc scalars, step int64) scalars {
 	return scalars{sc[0] * c.nadam(kernels.Prelude{}).Mu(step+1)}
+}
+
+// settled reports that mu_product sc no longer changes from step on:
+// it is 0, or μ has reached Beta1 (0.96^(tψ) below float64's range, so
+// every later μ is Beta1 exactly) and sc·Beta1 rounds to sc.
+func (c NAdamConfig) settled(sc scalars, step int64) bool {
+	if sc[0] == 0 {
+		return true
+	}
+	if float64(step+1)*c.MomentumDecay*math.Log(0.96) > -800 {
+		return false // μ may still change (exp(-800) is far below the smallest float64)
+	}
+	mu := c.nadam(kernels.Prelude{}).Mu(step + 1)
+	return mu == c.Beta1 && sc[0]*mu == sc[0]
 }
 
 // checkScalars accepts a mu_product in [0, 1): a product of coefficients
