@@ -3,6 +3,7 @@ package optim
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math"
 	"slices"
 	"testing"
@@ -466,5 +467,133 @@ func TestHyperValues(t *testing.T) {
 	w := AdamWConfig(DefaultAdam())
 	if w.LR != 1e-3 || AdamConfig(DefaultAdamW()).WeightDecay != 1e-2 {
 		t.Fatal("AdamConfig and AdamWConfig do not convert field by field")
+	}
+}
+
+// TestFreshMomentumResumes: a state saved after SetGroup turned SGD's
+// momentum on and before the next step (the buffer PyTorch holds as None,
+// which that step sets to the gradient) resumes bit for bit, through Save
+// and Load, SaveShard and LoadShards, with float32 and 16-bit parameters;
+// a Stepper restored without its momentum_buffer after step 0 does the
+// same.
+func TestFreshMomentumResumes(t *testing.T) {
+	plain := SGDConfig{LR: 0.1}
+	mom := SGDConfig{LR: 0.1, Momentum: 0.9, Dampening: 0.5}
+	for _, shard := range []bool{false, true} {
+		sizes := []int{40, 7}
+		a := newTestModel[float32](sizes)
+		oa := mustNew[float32](t, plain, Options{Workers: 1})
+		a.register(t, oa, nil)
+		a.fillGrads(0)
+		mustStep(t, oa)
+		if err := oa.SetGroup(0, mom); err != nil {
+			t.Fatal(err)
+		}
+		var file bytes.Buffer
+		save, load := (*Optimizer[float32]).Save, (*Optimizer[float32]).Load
+		if shard {
+			save = (*Optimizer[float32]).SaveShard
+			load = func(o *Optimizer[float32], r io.Reader) error { return o.LoadShards(r) }
+		}
+		if err := save(oa, &file); err != nil {
+			t.Fatal(err)
+		}
+		b := newTestModel[float32](sizes)
+		for k := range sizes {
+			copy(b.data[k], a.data[k])
+		}
+		ob := mustNew[float32](t, mom, Options{Workers: 2})
+		b.register(t, ob, nil)
+		if err := load(ob, bytes.NewReader(file.Bytes())); err != nil {
+			t.Fatalf("shard=%v: %v", shard, err)
+		}
+		for s := 1; s < 3; s++ {
+			a.fillGrads(s)
+			b.fillGrads(s)
+			mustStep(t, oa)
+			mustStep(t, ob)
+			for k := range sizes {
+				if !bitsEqual(a.data[k], b.data[k]) {
+					t.Fatalf("shard=%v step %d: the resumed run differs", shard, s)
+				}
+			}
+		}
+		// Saved again after the step: the buffers are in the file.
+		file.Reset()
+		if err := save(ob, &file); err != nil {
+			t.Fatal(err)
+		}
+		if err := load(oa, bytes.NewReader(file.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+		oa.Close()
+		ob.Close()
+	}
+	// 16-bit parameters (Save and Load).
+	for _, hc := range []halfCase{{h: plain, mode: ModeState16}, {h: plain, mode: ModeMasterHeld}, {h: plain, f16: true, mode: ModeMasterGiven}} {
+		m := newHalfModel(hc.f16, []int{50})
+		o := mustNew[float32](t, plain, Options{})
+		m.register(t, o, hc)
+		m.fill(0, 1)
+		mustStep(t, o)
+		if err := o.SetGroup(0, mom); err != nil {
+			t.Fatal(err)
+		}
+		var file bytes.Buffer
+		if err := o.Save(&file); err != nil {
+			t.Fatal(err)
+		}
+		m2 := m.clone()
+		o2 := mustNew[float32](t, mom, Options{})
+		m2.register(t, o2, hc)
+		if err := o2.Load(bytes.NewReader(file.Bytes())); err != nil {
+			t.Fatalf("%s: %v", hc.mode, err)
+		}
+		for s := 1; s < 3; s++ {
+			m.fill(s, 1)
+			m2.fill(s, 1)
+			mustStep(t, o)
+			mustStep(t, o2)
+		}
+		if !m.equal(m2) {
+			t.Fatalf("%s, f16=%v: the resumed run differs", hc.mode, hc.f16)
+		}
+		o.Close()
+		o2.Close()
+	}
+	// A Stepper restored at step 1 without momentum_buffer.
+	g, err := NewGroup[float32](mom, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, _ := g.NewStepper(4)
+	s2, _ := g.NewStepper(4)
+	p1, p2 := []float32{1, 2, 3, 4}, []float32{1, 2, 3, 4}
+	grad := []float32{0.5, -1, 2, 0}
+	if err := s2.Restore(1, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	gp, _ := NewGroup[float32](plain, nil)
+	sp, _ := gp.NewStepper(4)
+	if err := sp.Step(p1, grad); err != nil { // step 0 without momentum
+		t.Fatal(err)
+	}
+	copy(p2, p1)
+	if err := s1.Restore(1, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Step(p1, grad); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Step(p2, grad); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{1, 2, 3, 4}
+	for i := range want {
+		want[i] -= 0.1 * grad[i] // step 0
+		want[i] -= 0.1 * grad[i] // step 1: the new buffer is the gradient
+	}
+	if !bitsEqual(p1, p2) || !bitsEqual(p1, want) {
+		t.Fatalf("Stepper restored without momentum_buffer: %v, want %v", p1, want)
 	}
 }

@@ -85,6 +85,26 @@ type freshRule interface {
 	freshKey() int64
 }
 
+// savedBuffers returns the names of the buffers that a state file holds
+// for a parameter of shape under h: none for a parameter whose buffers are
+// all fresh (SGD's momentum_buffer since SetGroup turned momentum on: as
+// PyTorch's state_dict has no momentum_buffer while it is None), so that
+// Load marks it fresh again; otherwise all of them.
+func savedBuffers(h Hyper, shape []int, fresh bool, step int64) []string {
+	if _, ok := h.(freshRule); ok && fresh && step > 0 {
+		return nil
+	}
+	return paramBuffers(h, shape)
+}
+
+// freshInFile reports whether a parameter's entry in a state file with
+// nbuf of the want buffers of rule h is one that savedBuffers wrote
+// without its fresh buffers.
+func freshInFile(h Hyper, nbuf, want int, step int64) bool {
+	_, ok := h.(freshRule)
+	return ok && step > 0 && nbuf == 0 && want > 0
+}
+
 // field is a named hyperparameter: a float64 or a bool (stored as 0 or 1).
 // A late field came after state files were written without it: one that
 // lacks it loads it as false (its zero value).

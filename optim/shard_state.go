@@ -106,7 +106,7 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 		lo, hi := o.stateSpan(i)
 		e.u64(uint64(lo))
 		e.u64(uint64(hi))
-		bufs := o.groups[p.group].buffers()
+		bufs := savedBuffers(o.groups[p.group], p.shape, p.fresh, p.step) // a shardable rule: not shaped
 		e.u8(uint8(len(bufs)))
 		for k, name := range bufs {
 			e.u8(uint8(len(name)))
@@ -207,12 +207,15 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 			bufs[i][k] = make([]T, hi-lo)
 		}
 	}
-	// ranges[i] holds the element ranges of parameter i the files hold.
+	// ranges[i] holds the element ranges of parameter i the files hold;
+	// fresh[i] whether the files hold its buffers (2) or none, as
+	// savedBuffers writes a fresh parameter (1).
 	ranges := make([][][2]int64, np)
+	fresh := make([]int8, np)
 	var head *shardHead
 	why := ""
 	for f, r := range rs {
-		h, w, err := o.readShard(r, head, bufs, ranges)
+		h, w, err := o.readShard(r, head, bufs, ranges, fresh)
 		if err != nil {
 			return fmt.Errorf("shard file %d: %w", f, err)
 		}
@@ -274,6 +277,9 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		p := &o.params[i]
 		p.step = head.params[i].step
 		p.sc = head.params[i].sc
+		if fresh[i] == 1 {
+			bufs[i] = [3][]T{} // new buffers: layout fills them and marks p fresh
+		}
 		p.buf = bufs[i]
 		p.bufNames = head.groups[p.group].buffers()
 		p.fresh = false
@@ -289,7 +295,7 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 // parameter appended to ranges. It returns the file's header and the first
 // way in which the file does not fit the optimizer ("" when it does),
 // or an error for a file that cannot be read or disagrees with head.
-func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ranges [][][2]int64) (*shardHead, string, error) {
+func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ranges [][][2]int64, fresh []int8) (*shardHead, string, error) {
 	d := decoder{r: bufio.NewReaderSize(r, 1<<16), h: crc64.New(crcTable)}
 	var top [36]byte
 	d.read(top[:])
@@ -385,6 +391,21 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 			break
 		}
 		want := h.groups[hp.group].buffers()
+		isFresh := freshInFile(h.groups[hp.group], nbuf, len(want), hp.step)
+		if isFresh {
+			want = nil // fresh (savedBuffers): the commit leaves its buffers to layout
+		}
+		if i < int64(len(fresh)) {
+			f := int8(2)
+			if isFresh {
+				f = 1
+			}
+			if fresh[i] != 0 && fresh[i] != f {
+				d.invalid("parameter %q: one file holds its state buffers and another does not", hp.name)
+				break
+			}
+			fresh[i] = f
+		}
 		if nbuf != len(want) {
 			d.invalid("parameter %q: %d state buffers, its group has %d", hp.name, nbuf, len(want))
 			break

@@ -150,7 +150,10 @@ func fromV1(k Kind, vals [7]float64, flags uint32) (Hyper, error) {
 // hyperparameters, and per parameter its name, shape, step count and state
 // buffers, under PyTorch's buffer names, with a checksum. The loss scale and
 // the Options are not part of it. A sharded optimizer writes its part of
-// the state, as SaveShard does.
+// the state, as SaveShard does. An SGD parameter whose momentum_buffer
+// SetGroup has just turned on (PyTorch's None, which its next step sets to
+// the gradient) is written without it, as PyTorch's state_dict has none,
+// and Load gives it the same next step.
 func (o *Optimizer[T]) Save(w io.Writer) error {
 	if w == nil {
 		return fmt.Errorf("%w: Save to a nil writer", ErrInvalid)
@@ -201,7 +204,7 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 			e.u8(mode)
 		}
 		h := o.groups[p.group]
-		bufs := paramBuffers(h, p.shape)
+		bufs := savedBuffers(h, p.shape, p.fresh, p.step)
 		if p.half != nil && p.half.held {
 			e.u8(uint8(len(bufs) + 1))
 			e.u8(uint8(len(BufMaster)))
@@ -427,6 +430,13 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			shape[j] = int(d)
 		}
 		want := paramBuffers(groups[group], shape)
+		held := 0
+		if mode == 1 {
+			held = 1
+		}
+		if freshInFile(groups[group], nbuf-held, len(want), step) {
+			want = nil // fresh: its buffers start at their initial values (layout)
+		}
 		if mode == 1 {
 			want = append([]string{BufMaster}, want...) // the held master first
 		}

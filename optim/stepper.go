@@ -447,7 +447,9 @@ type Scalar struct {
 // scalars from saved values: bufs[i] holds the buffer names[i], every name
 // one of the group's rule for the parameter's shape, each of Len elements
 // (Adafactor's row_var and col_var: the rows and the columns; a missing
-// one starts at its rule's initial value, zero but for Adagrad's sum), and
+// one starts at its rule's initial value, zero but for Adagrad's sum; a
+// missing momentum_buffer of SGD after step 0 is PyTorch's None, which the
+// next step sets to the gradient), and
 // scalars are the rule's scalars (ScalarNames: NAdam's mu_product), each
 // at most once; a missing one is its initial value, which only step 0
 // accepts. The values are checked as Optimizer.Load checks them (no
@@ -480,10 +482,12 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Sc
 		}
 		ordered[j] = bufs[i]
 	}
+	missing := false
 	for j := range ordered {
 		if ordered[j] == nil {
 			ordered[j] = make([]T, bufferLen(c.h, j, s.shape, s.n))
 			fillInitial(c.h, j, ordered[j])
+			missing = true
 		}
 	}
 	if err := checkBuffers(c.h, want, ordered, step); err != nil {
@@ -493,6 +497,9 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Sc
 	s.place(c, nil, nil)
 	for j := range ordered {
 		copy(s.buf[j], ordered[j])
+	}
+	if _, ok := c.h.(freshRule); ok && missing && step > 0 {
+		s.fresh = true // SGD's momentum_buffer None: set to the next gradient
 	}
 	s.step = step
 	s.sc = sc
