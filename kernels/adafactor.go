@@ -158,6 +158,9 @@ func adafactorFactor[T Float](c *Coeffs, f []T, sums []float64, count int) error
 	if count < 1 && len(f) > 0 {
 		return fmt.Errorf("%w: count %d, want ≥ 1", ErrLength, count)
 	}
+	if err := disjointBytes("f sums", span(f), span(sums)); err != nil {
+		return err
+	}
 	big := c.mode&abi.AdafactorBig != 0
 	c2, n := row[T](c, abi.RowC2), float64(count)
 	for i, s := range sums {

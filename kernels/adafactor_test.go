@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
 	"github.com/fuseopt/fuseopt/internal/paritytest"
@@ -571,6 +572,16 @@ func TestAdafactorBadInput(t *testing.T) {
 		g64 := make([]float64, 8)
 		if err := s.AdafactorSumsF64(&c, g64[:6], 3, g64[5:7], make([]float64, 3)); !errors.Is(err, ErrOverlap) {
 			t.Errorf("%v sums over grad: %v", s.Level(), err)
+		}
+		// A factor over its own sums: f[i] would read sums[i] written.
+		c64 := must(Adafactor{LR: 1e-2, Beta2Decay: -0.8, Eps1Machine: true, Eps2: 1e-3, D: 1}.Coeffs(1))
+		fs := []float64{1, 2, 3, 4, 5}
+		if err := AdafactorFactorF64(&c64, fs[1:5], fs[0:4], 1); !errors.Is(err, ErrOverlap) || fs[1] != 2 {
+			t.Errorf("factor over its sums: %v, f = %v", err, fs)
+		}
+		s64 := make([]float64, 4)
+		if err := AdafactorFactorF32(&c, unsafe.Slice((*float32)(unsafe.Pointer(&s64[2])), 4), s64, 1); !errors.Is(err, ErrOverlap) {
+			t.Errorf("float32 factor over its float64 sums: %v", err)
 		}
 		for i := range buf {
 			if buf[i] != orig[i] {

@@ -54,6 +54,10 @@ type table[T Float] struct {
 // two outputs in the same place would depend on the order of the stores,
 // which differs between levels. Only the inputs of a reduction (Dot's x
 // and y) may be the same slice.
+//
+// A Set comes from For or Active, which fill its tables. A Set declared
+// by the caller (the zero Set, or a nil *Set) holds no kernels: its
+// methods panic.
 type Set struct {
 	level ISA
 	f32   table[float32]
@@ -579,8 +583,12 @@ func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 //
 // m and v (and vmax) are bit-identical to AdamF32's. The update of p is
 // within a relative error of 2⁻²⁰ of AdamF32's (plus one rounding of p)
-// whenever the inputs and d are finite and either vv is a normal number or
-// eps ≥ 2⁻²⁰·sqrt(tiny)·ib2, tiny being the smallest normal number. The
+// whenever the inputs and d are finite, |m/d| (before the step size) is
+// below the largest finite value by more than the estimates' error (2⁻¹⁴
+// relative; closer to it the estimated quotient can overflow, and p
+// becomes NaN where AdamF32 gives a finite value), and either vv is a
+// normal number or eps ≥ 2⁻²⁰·sqrt(tiny)·ib2, tiny being the smallest
+// normal number. The
 // tests measure the worst case on their grid (about 2⁻²¹·⁴ for float32 and
 // 2⁻²⁷·⁵ for float64).
 func (s *Set) AdamFastF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
