@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/fuseopt/fuseopt/internal/nilptr"
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/solve"
 	"gonum.org/v1/gonum/mat"
@@ -665,7 +666,7 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 // *mat.Dense…), which must be len(w)×len(w). It is read into scratch space
 // (both triangles, for CheckSymmetry), so it may share memory with w.
 func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
-	if h == nil {
+	if nilptr.Is(h) {
 		return NewtonResult{}, fmt.Errorf("%w: H is nil", solve.ErrDimension)
 	}
 	r, cols := h.Dims()

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/solve"
+	"gonum.org/v1/gonum/mat"
 )
 
 // refNorm returns sqrt(Σ x²)/s in float64 from an exact big.Float sum.
@@ -590,6 +592,8 @@ func TestNilInputs(t *testing.T) {
 	defer m.Close()
 	var g Group[float32]
 	_, errStepper := g.NewStepper(4)
+	_, errMuonPool := NewMuon[float32](DefaultMuon(), MuonOptions{Pool: &solve.Pool{}})
+	_, errNewtonH := (&Newton{}).StepMat([]float64{1}, []float64{1}, (*mat.SymDense)(nil))
 	for name, err := range map[string]error{
 		"Save(nil)":          o.Save(nil),
 		"Load(nil)":          o.Load(nil),
@@ -598,9 +602,13 @@ func TestNilInputs(t *testing.T) {
 		"Muon Save(nil)":     m.Save(nil),
 		"Muon Load(nil)":     m.Load(nil),
 		"zero Group stepper": errStepper,
+		"Muon zero Pool":     errMuonPool,
 	} {
 		if !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
+	}
+	if !errors.Is(errNewtonH, solve.ErrDimension) {
+		t.Errorf("StepMat with a nil *mat.SymDense: %v, want solve.ErrDimension", errNewtonH)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/fuseopt/fuseopt/internal/nilptr"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
@@ -87,9 +88,9 @@ func SolveVecDense(s *Solver[float64], dst *mat.VecDense, l Matrix[float64], g m
 	if err != nil {
 		return nil, err
 	}
-	if g == nil || g.Len() != l.N {
+	if nilptr.Is(g) || g.Len() != l.N {
 		n := 0
-		if g != nil {
+		if !nilptr.Is(g) {
 			n = g.Len()
 		}
 		return nil, fmt.Errorf("%w: len(g) = %d for a %d×%d factor", ErrDimension, n, l.N, l.N)

@@ -1,6 +1,7 @@
 package solve
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"testing"
@@ -179,5 +180,15 @@ func TestGonumInterop(t *testing.T) {
 	}
 	if rel := floats.Distance(dd.RawVector().Data, want, math.Inf(1)); rel > 1e-12 {
 		t.Fatalf("solve with gonum's factor: %v", rel)
+	}
+}
+
+// TestGonumNilVector: a nil *mat.VecDense in a mat.Vector is refused, not
+// read.
+func TestGonumNilVector(t *testing.T) {
+	l := NewMatrix[float64](2, Lower)
+	l.Data[0], l.Data[3] = 1, 1
+	if _, err := SolveVecDense(nil, nil, l, (*mat.VecDense)(nil)); !errors.Is(err, ErrDimension) {
+		t.Fatalf("nil *mat.VecDense: %v, want ErrDimension", err)
 	}
 }

@@ -41,8 +41,16 @@ func (s *Solver[T]) Mul(c, a, b Dense[T], accumulate bool) error {
 	if c.Rows == 0 || c.Cols == 0 {
 		return nil
 	}
-	im := s.im
 	k := a.Cols
+	if k == 0 { // empty sums: a and b hold no element (whatever their strides)
+		if !accumulate {
+			for i := range c.Rows {
+				clear(c.Data[i*c.Stride : i*c.Stride+c.Cols])
+			}
+		}
+		return nil
+	}
+	im := s.im
 	s.pk.pa = grow(s.pk.pa, im.packLen(a.Rows, k))
 	s.pk.pb = grow(s.pk.pb, im.packLen(b.Cols, k))
 	s.pk.prod = product[T]{pa: s.pk.pa, pb: s.pk.pb, k: k, c: c.Data, ldc: c.Stride, rows: c.Rows, cols: c.Cols, zero: !accumulate}
@@ -80,6 +88,16 @@ func (s *Solver[T]) SymRankK(c Matrix[T], a Dense[T], trans bool) error {
 		return fmt.Errorf("%w: SymRankK's c and a", ErrOverlap)
 	}
 	if n == 0 {
+		return nil
+	}
+	if k == 0 { // empty sums: a holds no element (whatever its stride)
+		for i := range n {
+			lo, hi := 0, i+1 // the lower triangle of row i
+			if c.Uplo == Upper {
+				lo, hi = i, n
+			}
+			clear(c.Data[i*c.Stride+lo : i*c.Stride+hi])
+		}
 		return nil
 	}
 	im := s.im

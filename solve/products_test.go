@@ -209,3 +209,64 @@ func TestProductArgs(t *testing.T) {
 		t.Errorf("%v allocations per call", n)
 	}
 }
+
+// TestProductsEmptyK: a product over K = 0 is a sum of nothing: Mul sets
+// c to zero (or keeps it, accumulating) and SymRankK its triangle, leaving
+// the other triangle and the padding, whatever the empty operands'
+// strides (lda = max(1, cols) is common).
+func TestProductsEmptyK(t *testing.T) {
+	s, err := New[float64](Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rows := range []int{1, 2, 20} {
+		for _, stride := range []int{0, 1, -1, 7} {
+			c := Dense[float64]{Rows: rows, Cols: 3, Stride: 4, Data: make([]float64, rows*4)}
+			for i := range c.Data {
+				c.Data[i] = 5
+			}
+			a := Dense[float64]{Rows: rows, Cols: 0, Stride: stride}
+			b := Dense[float64]{Rows: 0, Cols: 3, Stride: stride}
+			if err := s.Mul(c, a, b, true); err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range c.Data {
+				if x != 5 {
+					t.Fatalf("rows %d stride %d: accumulating nothing changed c", rows, stride)
+				}
+			}
+			if err := s.Mul(c, a, b, false); err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range c.Data {
+				if want := float64(5 * min(1, i%4/3)); x != want {
+					t.Fatalf("rows %d stride %d: c[%d] = %v, want %v", rows, stride, i, x, want)
+				}
+			}
+			for _, uplo := range []Uplo{Lower, Upper} {
+				m := Matrix[float64]{N: rows, Stride: rows + 1, Data: make([]float64, rows*(rows+1)), Uplo: uplo}
+				for i := range m.Data {
+					m.Data[i] = 5
+				}
+				if err := s.SymRankK(m, a, false); err != nil {
+					t.Fatal(err)
+				}
+				for i := range rows {
+					for j := range rows + 1 {
+						in := j < rows && (uplo == Lower && j <= i || uplo == Upper && j >= i)
+						if x := m.Data[i*m.Stride+j]; (x == 0) != in {
+							t.Fatalf("rows %d stride %d %v: element (%d, %d) = %v", rows, stride, uplo, i, j, x)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestZeroPool: a Pool not made by NewPool is refused, not run.
+func TestZeroPool(t *testing.T) {
+	if _, err := New[float64](Options{Pool: &Pool{}}); !errors.Is(err, ErrOptions) {
+		t.Fatalf("zero Pool: %v, want ErrOptions", err)
+	}
+}

@@ -62,6 +62,8 @@ func New[T Float](o Options) (*Solver[T], error) {
 		return nil, fmt.Errorf("%w: Workers = %d, want 0 … %d", ErrOptions, o.Workers, MaxPoolSize)
 	case o.SymmetryTol < 0 || o.SymmetryTol != o.SymmetryTol:
 		return nil, fmt.Errorf("%w: SymmetryTol = %g", ErrOptions, o.SymmetryTol)
+	case o.Pool != nil && o.Pool.p == nil:
+		return nil, fmt.Errorf("%w: a Pool not made by NewPool", ErrOptions)
 	}
 	l := Level()
 	if o.Level != nil {

@@ -1,0 +1,24 @@
+package nilptr
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestIs(t *testing.T) {
+	var r io.Reader
+	var sr *strings.Reader
+	var m map[int]int
+	for _, c := range []struct {
+		x    any
+		want bool
+	}{
+		{nil, true}, {r, true}, {sr, true}, {io.Reader(sr), true}, {m, true}, {[]int(nil), true},
+		{strings.NewReader("x"), false}, {3, false}, {"", false}, {[]int{}, false}, {map[int]int{}, false},
+	} {
+		if got := Is(c.x); got != c.want {
+			t.Errorf("Is(%#v) = %v, want %v", c.x, got, c.want)
+		}
+	}
+}
