@@ -14,6 +14,7 @@ import (
 // write with the committed files: the assembly, its stubs and the tables
 // that wire them in.
 func TestGeneratedAssembly(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	gentest.Compare(t, []gentest.Generator{
 		{Dir: "../_asm", Args: []string{"./kernels", "-out", "$TMP/kernels_amd64.s", "-stubs", "$TMP/stubs_amd64.go", "-pkg", "kernels"}},
 		{Dir: "_neon", Args: []string{".", "-out", "$TMP/kernels_arm64.s", "-stubs", "$TMP/stubs_arm64.go"}},

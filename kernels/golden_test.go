@@ -395,6 +395,7 @@ func allGolden(s *Set) golden {
 }
 
 func TestGolden(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	if *update {
 		g := allGolden(sets[Generic])
 		b, err := json.MarshalIndent(g, "", "  ")

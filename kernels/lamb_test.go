@@ -196,6 +196,7 @@ func runLAMBParityOf[T Float](t *testing.T, k ewKernel[T], ns []int) {
 }
 
 func TestParityLAMB(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runLAMBParity[float32](t, ns) })
 	t.Run("F64", func(t *testing.T) { runLAMBParity[float64](t, ns) })

@@ -310,6 +310,7 @@ func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
 // lengths across the vector widths and unrolls, misaligned starts, guard
 // elements, special values.
 func TestMixedParity(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ref := sets[Generic]
 	ns := paritytest.Lengths(testing.Short())
 	for _, s := range halfLevels(t) {

@@ -459,6 +459,7 @@ func TestParityMomentum(t *testing.T) {
 }
 
 func TestParityAdam(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runParity(t, adamKernel[float32](false), ns) })
 	t.Run("F64", func(t *testing.T) { runParity(t, adamKernel[float64](false), ns) })
@@ -587,6 +588,7 @@ func runReductions[T Float](t *testing.T, ns []int) {
 }
 
 func TestParityReductions(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runReductions[float32](t, ns) })
 	t.Run("F64", func(t *testing.T) { runReductions[float64](t, ns) })
@@ -704,6 +706,7 @@ func finiteAll[T Float](xs ...T) bool {
 }
 
 func TestAdamFastBound(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runFast[float32](t, ns) })
 	t.Run("F64", func(t *testing.T) { runFast[float64](t, ns) })

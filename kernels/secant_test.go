@@ -93,6 +93,7 @@ func runSecantParity[T Float](t *testing.T, ns []int) {
 }
 
 func TestParitySecantDots(t *testing.T) {
+	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ns := paritytest.Lengths(testing.Short())
 	t.Run("F32", func(t *testing.T) { runSecantParity[float32](t, ns) })
 	t.Run("F64", func(t *testing.T) { runSecantParity[float64](t, ns) })
