@@ -229,3 +229,21 @@ func mustStep[T Float](tb testing.TB, o *Optimizer[T]) StepReport {
 	}
 	return rep
 }
+
+// stepBoth steps oa (over model a) and ob (over b) from the same
+// gradients, steps from to to-1, and fails unless b's parameters are a's
+// bit for bit after each.
+func stepBoth[T Float](t testing.TB, a *testModel[T], oa *Optimizer[T], b *testModel[T], ob *Optimizer[T], from, to int) {
+	t.Helper()
+	for s := from; s < to; s++ {
+		a.fillGrads(s)
+		b.fillGrads(s)
+		mustStep(t, oa)
+		mustStep(t, ob)
+		for k := range a.data {
+			if !bitsEqual(a.data[k], b.data[k]) {
+				t.Fatalf("step %d: tensor %d differs", s, k)
+			}
+		}
+	}
+}
