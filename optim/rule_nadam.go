@@ -134,6 +134,9 @@ func (c NAdamConfig) advance(sc scalars, step int64) scalars {
 	return scalars{sc[0] * c.nadam(kernels.Prelude{}).Mu(step+1)}
 }
 
+// log096 is ln 0.96, the base of μ's schedule.
+var log096 = math.Log(0.96)
+
 // settled reports that mu_product sc no longer changes from step on:
 // it is 0, or μ has reached Beta1 (0.96^(tψ) below float64's range, so
 // every later μ is Beta1 exactly) and sc·Beta1 rounds to sc.
@@ -141,7 +144,7 @@ func (c NAdamConfig) settled(sc scalars, step int64) bool {
 	if sc[0] == 0 {
 		return true
 	}
-	if float64(step+1)*c.MomentumDecay*math.Log(0.96) > -800 {
+	if float64(step+1)*c.MomentumDecay*log096 > -800 {
 		return false // μ may still change (exp(-800) is far below the smallest float64)
 	}
 	mu := c.nadam(kernels.Prelude{}).Mu(step + 1)
