@@ -177,3 +177,44 @@ func TestMixedConversionsAll(t *testing.T) {
 		}
 	}
 }
+
+// TestF16SRLanes checks stochastic binary16 on vectors whose lanes are
+// all ±0 or normal binary16 magnitudes but for one lane, at every place in
+// the vector and in the tail, that holds a value at or across the edges of
+// F16SR's cases (the smallest normal, 65504 and the values whose random
+// bits may carry them to 65536, ±Inf, NaN, float32 subnormals): a level
+// that treated a vector by its common case, or a lane by its neighbours',
+// would differ there. Every level, against F16SR.
+func TestF16SRLanes(t *testing.T) {
+	c := sgdCoeffs()[0]
+	fill := []uint32{0x3f800000, 0x00000000, 0x80000000, 0x38800000, 0xb8800000, 0x477fe000, 0xc77fe000, 0x4479a000}
+	odd := []uint32{0x00000000, 0x80000000, 0x00000001, 0x387fffff, 0x38800000, 0x38800001, 0x477fdfff, 0x477fe000,
+		0x477fe001, 0x477fe400, 0x477fe7ff, 0x477fefff, 0x477ff000, 0x477fffff, 0x47800000, 0x7f800000, 0x7fc00000, 0x7fa01234, 0x33800000}
+	const n = 3*16 + 5 // three vectors and a tail
+	for _, s := range halfLevels(t) {
+		for _, f := range fill {
+			for _, o := range odd {
+				for _, sign := range []uint32{0, 0x80000000} {
+					for at := range n {
+						p := make([]float32, n)
+						for i := range p {
+							p[i] = math.Float32frombits(f ^ uint32(i&1)<<31)
+						}
+						p[at] = math.Float32frombits(o ^ sign)
+						r := Rounding{Stochastic: true, Key: SRKey(9, uint64(at), uint64(f)), Offset: int(o)}
+						p16 := make([]F16, n)
+						if err := s.SGDMasterG32F16(&c, p, p16, make([]float32, n), r); err != nil {
+							t.Fatal(err)
+						}
+						for i, x := range p {
+							if want := F16SR(x, SRBits(r.Key, 1, r.Offset+i)); p16[i] != want {
+								t.Fatalf("%v: fill %#08x, %#08x at %d: element %d (%#08x) got %#04x, want %#04x",
+									setName(s), f, o^sign, at, i, math.Float32bits(x), p16[i], want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
