@@ -159,7 +159,7 @@ type measureFlags struct {
 func (m *measureFlags) register(fs *flag.FlagSet, ops, precs, sizes string, sample time.Duration, runs int) {
 	fs.StringVar(&m.ops, "ops", ops, "optimizer steps, comma-separated ("+opNames()+") or all")
 	fs.StringVar(&m.precs, "prec", precs, "precisions: f32,f64 or all")
-	fs.StringVar(&m.sizes, "sizes", sizes, "parameters per step, comma-separated (K and M suffixes)")
+	fs.StringVar(&m.sizes, "sizes", sizes, "parameters per step, comma-separated (K and M suffixes), at most 256M")
 	fs.StringVar(&m.cpu, "cpu", "all", "levels to compare, e.g. avx2,avx512, or all (every level this CPU runs)")
 	fs.DurationVar(&m.sample, "time", sample, "length of one timed run of one contender")
 	fs.IntVar(&m.runs, "runs", runs, "timed runs per contender (figures are medians)")
@@ -179,6 +179,11 @@ func (m *measureFlags) config() (bench.Config, error) {
 	}
 	if c.Sizes, err = bench.ParseSizes(m.sizes); err != nil {
 		return c, fmt.Errorf("-sizes: %w", err)
+	}
+	for _, n := range c.Sizes {
+		if n > maxModelParams {
+			return c, fmt.Errorf("-sizes %s: too large (want at most %s parameters)", bench.FormatSize(n), bench.FormatSize(maxModelParams))
+		}
 	}
 	if c.Levels, err = parseLevels(m.cpu); err != nil {
 		return c, err

@@ -79,8 +79,9 @@ func FormatSize(n int) string {
 }
 
 // ParseSize parses a size written as FormatSize writes it (or a plain
-// number; k, m, g are accepted in either case).
+// number; k, m, g are accepted in either case), up to 2³⁰.
 func ParseSize(s string) (int, error) {
+	in := s
 	s = strings.TrimSpace(s)
 	mul := 1
 	if s != "" {
@@ -98,7 +99,7 @@ func ParseSize(s string) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > (1<<30)/mul {
-		return 0, fmt.Errorf("bad size %q (want a positive number, optionally with K or M)", s)
+		return 0, fmt.Errorf("bad size %q (want a positive number up to 1G, optionally with K, M or G)", strings.TrimSpace(in))
 	}
 	return n * mul, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -292,10 +293,16 @@ func TestSizes(t *testing.T) {
 			t.Errorf("FormatSize(%d) = %q parses to %d, %v", n, FormatSize(n), back, err)
 		}
 	}
-	for _, bad := range []string{"", "0", "-4K", "x", "2G0", "5G"} {
-		if _, err := ParseSize(bad); err == nil {
+	for _, bad := range []string{"", "0", "-4K", "x", "2G0", "5G", "2G", "1025M", " 1048577K"} {
+		_, err := ParseSize(bad)
+		if err == nil {
 			t.Errorf("ParseSize(%q) succeeded", bad)
+		} else if !strings.Contains(err.Error(), fmt.Sprintf("%q", strings.TrimSpace(bad))) {
+			t.Errorf("ParseSize(%q): %v does not name the size as written", bad, err)
 		}
+	}
+	if n, err := ParseSize("1G"); n != 1<<30 || err != nil {
+		t.Errorf("ParseSize(1G) = %d, %v", n, err)
 	}
 	if _, err := ParseOps("adam,yogi"); err == nil {
 		t.Error("ParseOps accepted yogi")
