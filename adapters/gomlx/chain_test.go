@@ -19,7 +19,8 @@ import (
 // and only those, to the logger the executor had (here a recording one,
 // then GoMLX's nanlogger tracing the gradients in front of it); training is
 // unchanged by them. A logger attached after the optimizer (in front of
-// it) stops it with ErrUnsupported before any weight changes: nanlogger
+// it) stops it with ErrUnsupported before any weight or step count
+// changes: nanlogger
 // v0.26.0 rearranges the executor's lists of logged nodes in place.
 func TestLoggerChain(t *testing.T) {
 	for _, nan := range []string{"none", "before", "after"} {
@@ -65,6 +66,9 @@ func TestLoggerChain(t *testing.T) {
 			}
 			if !equalBits(before, values(t, ctxF)) {
 				t.Error("nanlogger attached after: the weights changed")
+			}
+			if g, a := stepCount(t, ctxF, "/"), stepCount(t, ctxF, "/AdamOptimizer"); g != 0 || a != 0 {
+				t.Errorf("nanlogger attached after: step counts %d and %d, want 0", g, a)
 			}
 			continue
 		}

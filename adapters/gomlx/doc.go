@@ -14,15 +14,15 @@
 // GoMLX's optimizers build their update into the training graph: on the Go
 // backend, Adam is about 15 element-wise ops per variable, each a separate
 // pass writing its own buffer. Here the graph does everything but the
-// update: the loss, the gradients, the global step and the optimizer's
-// step count, the learning rate (GoMLX's learning-rate variable, so its
-// schedules apply), clip_nan and the NaN logger on the gradients. The
-// gradients, the learning rate and the step count are marked as logged
-// nodes. After each execution the executor calls its node logger with their
-// values; the optimizer's logger then updates every trainable variable with
-// one fused kernel pass, in place, on the variable's own memory: the Go
-// backend's shared buffers (Backend.HasSharedBuffers, NewSharedBuffer), which
-// may be written between executions. The variables are never copied (a value
+// update and the step counts: the loss, the gradients, the learning rate
+// (GoMLX's learning-rate variable, so its schedules apply), clip_nan and the
+// NaN logger on the gradients. The gradients and the learning rate are
+// marked as logged nodes. After each execution the executor calls its node
+// logger with their values; the optimizer's logger then updates every
+// trainable variable with one fused kernel pass and advances the global step
+// and the optimizer's step count, in place, on the variables' own memory:
+// the Go backend's shared buffers (Backend.HasSharedBuffers,
+// NewSharedBuffer), which may be written between executions. The variables are never copied (a value
 // that is not yet a shared buffer, such as the initializer's output, is made
 // one once), and the gradients are the execution's output buffers,
 // returned to the backend's pool after the step.
@@ -84,7 +84,8 @@
 // [ErrVariable], a graph built without an attached executor
 // [ErrNotAttached]; the first Trainer.TrainStep returns them (the graph is
 // built then), before any variable changes. A step that fails after the
-// graph ran (a schedule's negative learning rate) changes nothing and stops
-// the optimizer: [Optimizer.Err] returns the error, and with AttachToLoop
-// the loop stops with it.
+// graph ran (a schedule's negative learning rate) changes no weight, state
+// variable or step count, and stops the optimizer: the executions that
+// follow change none either, [Optimizer.Err] returns the error, and with
+// AttachToLoop the loop stops with it.
 package fusegomlx

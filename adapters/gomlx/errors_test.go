@@ -213,3 +213,119 @@ func TestClear(t *testing.T) {
 		t.Errorf("after Clear the weights differ from a fresh optimizer's by %.3g", maxScaledDiff(a, b))
 	}
 }
+
+// TestFailedStepKeepsStepCounts: steps refused after the graph ran (a
+// learning rate a schedule made negative, then the stopped optimizer's)
+// change no variable: not the weights, not the state, and neither step
+// count, GoMLX's global step and the optimizer's own. Training resumed on
+// that context with a valid learning rate (a new optimizer, as after
+// loading a checkpoint) continues bit for bit as if the refused steps had
+// never run: the bias correction and decay use the step the state is at.
+func TestFailedStepKeepsStepCounts(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		opt    func() *Optimizer
+		scopes []string // the step counts: global, the optimizer's
+	}{
+		{"adam", func() *Optimizer { return Adam().LearningRate(0.01).Done() }, []string{"/", "/AdamOptimizer"}},
+		{"adamw", func() *Optimizer {
+			o, err := New(optim.AdamWConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}, []string{"/", "/" + DefaultScope}},
+		{"sgd decayed", func() *Optimizer { return StochasticGradientDescent().WithLearningRate(0.3).Done() }, []string{"/"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			x, y := regressionData(dtypes.Float32)
+			ctx := newMLPContext(dtypes.Float32, 1)
+			opt := c.opt()
+			tr := newTrainer(t, ctx, opt)
+			trainSteps(t, tr, x, y, 5)
+			for _, s := range c.scopes {
+				if n := stepCount(t, ctx, s); n != 5 {
+					t.Fatalf("%s/global_step = %d after 5 steps, want 5", s, n)
+				}
+			}
+			lrVar := optimizers.LearningRateVar(ctx, dtypes.Float32, 0)
+			lr := flat64(t, lrVar)[0]
+			if err := lrVar.SetValue(tensors.FromScalar(float32(-lr))); err != nil {
+				t.Fatal(err)
+			}
+			before := allValues(t, ctx)
+			trainSteps(t, tr, x, y, 3)
+			if err := opt.Err(); !errors.Is(err, optim.ErrHyper) {
+				t.Fatalf("Err: %v, want optim.ErrHyper", err)
+			}
+			if d := diffValues(before, allValues(t, ctx)); len(d) > 0 {
+				t.Fatalf("refused steps changed %v", d)
+			}
+
+			// Resume: the learning rate restored, a new optimizer.
+			if err := lrVar.SetValue(tensors.FromScalar(float32(lr))); err != nil {
+				t.Fatal(err)
+			}
+			trainSteps(t, newTrainer(t, ctx, c.opt()), x, y, 5)
+			ctxB := newMLPContext(dtypes.Float32, 1)
+			trainSteps(t, newTrainer(t, ctxB, c.opt()), x, y, 10)
+			if d := diffValues(allValues(t, ctxB), allValues(t, ctx)); len(d) > 0 {
+				t.Errorf("resumed training differs from uninterrupted training in %v", d)
+			}
+		})
+	}
+}
+
+// TestClearedGraphKeepsStepCount: a step of a graph built before Clear is
+// refused (ErrVariable), and it advances no step count: GoMLX's global
+// step, which Clear keeps, stays.
+func TestClearedGraphKeepsStepCount(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	ctx := newMLPContext(dtypes.Float32, 1)
+	opt := Adam().Done()
+	tr := newTrainer(t, ctx, opt)
+	trainSteps(t, tr, x, y, 4)
+	if err := opt.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := values(t, ctx)
+	trainSteps(t, tr, x, y, 2)
+	if err := opt.Err(); !errors.Is(err, ErrVariable) {
+		t.Fatalf("Err: %v, want ErrVariable", err)
+	}
+	if n := stepCount(t, ctx, "/"); n != 4 {
+		t.Errorf("global_step = %d, want 4", n)
+	}
+	if !equalBits(before, values(t, ctx)) {
+		t.Error("the weights changed")
+	}
+}
+
+// TestStepCountChangedInGraph: the step advances the step counts after the
+// graph; a graph that changes one itself is refused with ErrVariable, and
+// the weights and the optimizer's state stay.
+func TestStepCountChangedInGraph(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	ctx := newMLPContext(dtypes.Float32, 1)
+	model := func(ctx *context.Context, spec any, inputs []*Node) []*Node {
+		optimizers.IncrementGlobalStepGraph(ctx, inputs[0].Graph(), dtypes.Int64)
+		return mlpModel(ctx, spec, inputs)
+	}
+	opt := Adam().Done()
+	tr := train.NewTrainer(goBackend(t), ctx, model, losses.MeanSquaredError, opt, nil, nil)
+	opt.AttachToTrainer(tr)
+	before := values(t, ctx)
+	trainSteps(t, tr, x, y, 2)
+	if err := opt.Err(); !errors.Is(err, ErrVariable) {
+		t.Fatalf("Err: %v, want ErrVariable", err)
+	}
+	if !equalBits(before, values(t, ctx)) {
+		t.Error("the weights changed")
+	}
+	if n := stepCount(t, ctx, "/AdamOptimizer"); n != 0 {
+		t.Errorf("AdamOptimizer/global_step = %d, want 0", n)
+	}
+	if m := flat64(t, ctx.GetVariableByScopeAndName("/AdamOptimizer/dense0", "weights_1st_moment")); !equalBits([][]float64{m}, [][]float64{make([]float64, len(m))}) {
+		t.Error("the first moment changed")
+	}
+}

@@ -3,6 +3,8 @@ package fusegomlx
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -225,4 +227,48 @@ func (fullBatch) Reset()                       {}
 func (fullBatch) IsOwnershipTransferred() bool { return false }
 func (d fullBatch) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
 	return nil, []*tensors.Tensor{d.x}, []*tensors.Tensor{d.y}, nil
+}
+
+// stepCount returns the value of the step count "global_step" under scope
+// ("/" for GoMLX's global step).
+func stepCount(t testing.TB, ctx *context.Context, scope string) int64 {
+	t.Helper()
+	v := ctx.GetVariableByScopeAndName(scope, optimizers.GlobalStepVariableName)
+	if v == nil {
+		t.Fatalf("no step count in %q", scope)
+	}
+	return int64(flat64(t, v)[0])
+}
+
+// allValues returns the value of every variable of ctx but the trainer's
+// metrics (weights, state, step counts, learning rate) by scope and name.
+// The metrics are the training graph's own, updated by every execution.
+func allValues(t testing.TB, ctx *context.Context) map[string][]float64 {
+	t.Helper()
+	out := map[string][]float64{}
+	for v := range ctx.IterVariables() {
+		if v.Scope() == "/metrics" || strings.HasPrefix(v.Scope(), "/metrics/") {
+			continue
+		}
+		out[v.ScopeAndName()] = flat64(t, v)
+	}
+	return out
+}
+
+// diffValues returns the names of the variables whose values differ
+// between a and b, or that only one holds.
+func diffValues(a, b map[string][]float64) []string {
+	var out []string
+	for name, va := range a {
+		if vb, ok := b[name]; !ok || len(va) != len(vb) || !equalBits([][]float64{va}, [][]float64{vb}) {
+			out = append(out, name)
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -152,8 +152,10 @@ func (o *Optimizer) Name() string { return o.name }
 // Err returns the error that stopped the optimizer, or nil. A step that
 // fails after the graph ran (a learning rate that a schedule made negative
 // or NaN, a state variable deleted or replaced by one of another shape)
-// changes no variable; the optimizer records the error and takes no further
-// steps. [Optimizer.AttachToLoop] makes the loop stop with it.
+// changes no variable, the step counts included; the optimizer records the
+// error and takes no further steps, and the executions that follow change
+// no variable of the optimizer's either. [Optimizer.AttachToLoop] makes the
+// loop stop with it.
 func (o *Optimizer) Err() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -171,7 +173,7 @@ type ExecWithLogger interface {
 // a graph whose gradients the optimizer built. The step rides on GoMLX's
 // node-logging hook, which an executor calls after every execution with
 // the values of the nodes marked for logging: the optimizer marks the
-// gradients, the learning rate and the step count, and passes every other
+// gradients and the learning rate, and passes every other
 // logged node on to the logger exec had (nanlogger or the default printer).
 // Attach before exec builds its first graph.
 func (o *Optimizer) AttachToExec(exec ExecWithLogger) {
@@ -237,11 +239,13 @@ func (o *Optimizer) UpdateGraph(ctx *context.Context, g *graph.Graph, loss *grap
 
 // UpdateGraphWithGradients implements train.OptimizeWithGradients. It does
 // what GoMLX's optimizers do in the graph except the update itself:
-// it increments the global step (optimizers.IncrementGlobalStepGraph) and
-// the optimizer's own step count, reads the learning-rate variable, creates
-// the state variables (initialised by GoMLX, saved by its checkpoints),
-// applies clip_nan and the NaN logger to the gradients as GoMLX's Adam
-// does, and marks the gradients for the step that follows the execution.
+// it reads the learning-rate variable, creates the state variables and the
+// step counts (the global step, optimizers.GetGlobalStepVar, and the
+// optimizer's own; initialised by GoMLX, saved by its checkpoints), applies
+// clip_nan and the NaN logger to the gradients as GoMLX's Adam does, and
+// marks the gradients for the step that follows the execution. That step
+// advances the step counts with the state, so a step not taken advances
+// none of them.
 // It panics on error (errors.Is works on the panic value and on the error
 // TrainStep returns).
 func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*graph.Node, lossDType dtypes.DType) {
@@ -338,12 +342,17 @@ type plan struct {
 	r       *rule
 	backend backends.Backend
 	lrNode  graph.NodeId
-	step    graph.NodeId
 	hasLR   bool
-	params  []param
-	slot    map[graph.NodeId]int // a gradient node → its index in params
-	// per-step scratch, reused: the gradient tensor of each param and the
-	// slices of the float32 and float64 params.
+	// counters are the step counts the step advances: the global step
+	// and, for a rule with a scope, the rule's own (the last one gives the
+	// step's t).
+	counters []*context.Variable
+	params   []param
+	slot     map[graph.NodeId]int // a gradient node → its index in params
+	// per-step scratch, reused: the memory of each counter, the gradient
+	// tensor of each param and the slices of the float32 and float64
+	// params.
+	counts   [2][]int64
 	grads    []*tensors.Tensor
 	work32   []work[float32]
 	work64   []work[float64]
@@ -402,11 +411,20 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		}
 		p.lrNode, p.hasLR = mark(lr).Id(), true
 	}
-	step := optimizers.IncrementGlobalStepGraph(ctx, g, dtypes.Int64)
+	// The step counts are not incremented in the graph: the graph's new
+	// value of a variable replaces it after the node logger ran, whatever
+	// the step did. The step advances them with the state, in place.
+	p.counters = append(p.counters, optimizers.GetGlobalStepVar(ctx))
 	if r.scope != "" {
-		step = optimizers.IncrementGlobalStepGraph(ctx.In(r.scope), g, dtypes.Int64)
+		if v := optimizers.GetGlobalStepVar(ctx.In(r.scope)); v != p.counters[0] {
+			p.counters = append(p.counters, v)
+		}
 	}
-	p.step = mark(step).Id()
+	for _, v := range p.counters {
+		if dt := v.Shape().DType; dt != dtypes.Int64 || !v.Shape().IsScalar() {
+			return fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), v.Shape())
+		}
+	}
 
 	i := 0
 	for v := range ctx.IterVariables() {

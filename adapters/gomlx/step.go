@@ -18,13 +18,14 @@ import (
 // executions, when no execution reads the variables' buffers: a shared
 // buffer may be written then (backends.DataInterface.NewSharedBuffer).
 //
-// Everything is read and checked first (the step count, the learning rate,
-// the coefficients, every buffer); only then are the kernels run, so a step
-// that fails changes no variable.
+// Everything is read and checked first (the step counts, the learning
+// rate, the coefficients, every buffer); only then are the kernels run and
+// the step counts advanced, so a step that fails changes no variable.
 func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*tensors.Tensor, nodes []graph.NodeId) error {
-	lr, t := math.NaN(), int64(0)
+	lr := math.NaN()
 	defer func() {
 		// Keep no reference to this execution's buffers.
+		clear(p.counts[:])
 		clear(p.grads)
 		clear(p.work32)
 		clear(p.work64)
@@ -37,8 +38,6 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 		switch id := nodes[i]; {
 		case p.hasLR && id == p.lrNode:
 			lr, err = scalarFloat(values[i])
-		case id == p.step:
-			t, err = scalarInt(values[i])
 		default:
 			k, ok := p.slot[id]
 			if !ok {
@@ -50,8 +49,22 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 			return err
 		}
 	}
-	if t < 1 {
-		return fmt.Errorf("%w: step count %d from the graph, want ≥ 1", optim.ErrInvalid, t)
+	// The step counts: this step is t = the last one + 1 (the rule's own,
+	// or the global step for a rule without scope).
+	var t int64
+	for j, v := range p.counters {
+		if v.ChangedInGraph(g) {
+			return fmt.Errorf("%w: step count %s is changed inside the training graph; "+
+				"the fused step advances it after the graph", ErrVariable, v.ScopeAndName())
+		}
+		c, err := sharedFlat[int64](p.backend, v, 1)
+		if err != nil {
+			return err
+		}
+		if c[0] < 0 || c[0] == math.MaxInt64 {
+			return fmt.Errorf("%w: step count %s = %d, want 0 ≤ count < MaxInt64", optim.ErrInvalid, v.ScopeAndName(), c[0])
+		}
+		p.counts[j], t = c, c[0]+1
 	}
 	h, err := p.r.hyper(t, lr)
 	if err != nil {
@@ -107,6 +120,9 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 			return fmt.Errorf("after %d of %d variables: %w", k, len(p.params), err)
 		}
 	}
+	for _, c := range p.counts[:len(p.counters)] {
+		c[0]++
+	}
 	return nil
 }
 
@@ -150,7 +166,7 @@ func gather[T float32 | float64](backend backends.Backend, pa *param, grad *tens
 
 // sharedFlat returns the memory of v's value, n elements of T, replacing
 // the value by a shared-buffer copy if it is not one.
-func sharedFlat[T float32 | float64](backend backends.Backend, v *context.Variable, n int) ([]T, error) {
+func sharedFlat[T float32 | float64 | int64](backend backends.Backend, v *context.Variable, n int) ([]T, error) {
 	t, err := v.Value()
 	if err != nil || t == nil {
 		return nil, fmt.Errorf("%w: %s has no value (%v)", ErrVariable, v.ScopeAndName(), err)
@@ -211,19 +227,6 @@ func scalarFloat(t *tensors.Tensor) (float64, error) {
 	})
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: learning rate of shape %s", ErrUnsupported, t.Shape())
-	}
-	return v, err
-}
-
-func scalarInt(t *tensors.Tensor) (int64, error) {
-	v, ok := int64(0), false
-	err := t.ConstFlatData(func(flat any) {
-		if f, isInt := flat.([]int64); isInt && len(f) == 1 {
-			v, ok = f[0], true
-		}
-	})
-	if err == nil && !ok {
-		err = fmt.Errorf("%w: step count of shape %s", ErrUnsupported, t.Shape())
 	}
 	return v, err
 }
