@@ -1,7 +1,10 @@
 package fusegomlx
 
 import (
+	"runtime"
 	"testing"
+	"time"
+	"weak"
 
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -265,5 +268,61 @@ func TestScope(t *testing.T) {
 		if step == nil || flat64(t, step)[0] != 3 {
 			t.Errorf("%s: step count /%s/global_step %v", c.opt.Name(), c.scope, step)
 		}
+	}
+}
+
+// TestPlansReleased: every ResetComputationGraphs (AttachToTrainer makes
+// one too) finalizes the trainer's graphs and the next step builds new
+// ones; the optimizer drops the plans of finalized graphs, so 20 cycles of
+// a step and a reset leave at most the plan of the last graph, and
+// training goes on.
+func TestPlansReleased(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	ctx := newMLPContext(dtypes.Float32, 1)
+	opt := Adam().Done()
+	tr := newTrainer(t, ctx, opt)
+	for range 20 {
+		trainSteps(t, tr, x, y, 1)
+		tr.ResetComputationGraphs()
+	}
+	opt.mu.Lock()
+	n := len(opt.plans)
+	opt.mu.Unlock()
+	if n > 1 {
+		t.Errorf("the optimizer holds %d plans after 20 resets, want at most 1", n)
+	}
+	trainSteps(t, tr, x, y, 2)
+	if err := opt.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := stepCount(t, ctx, "/AdamOptimizer"); n != 22 {
+		t.Errorf("step count %d, want 22", n)
+	}
+}
+
+// TestTrainerReleased: an optimizer keeps no trainer it was attached to
+// alive; once the program drops the trainer, it is collected and the
+// optimizer forgets it.
+func TestTrainerReleased(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	ctx := newMLPContext(dtypes.Float32, 1)
+	opt := Adam().Done()
+	var tw weak.Pointer[train.Trainer]
+	func() {
+		tr := newTrainer(t, ctx, opt)
+		trainSteps(t, tr, x, y, 1)
+		tw = weak.Make(tr)
+	}()
+	attached := func() int {
+		n := 0
+		opt.trainers.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	for deadline := time.Now().Add(5 * time.Second); tw.Value() != nil || attached() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the trainer is still alive (%v), %d attached", tw.Value() != nil, attached())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -64,9 +66,14 @@ type Optimizer struct {
 	ks      *kernels.Set
 
 	attached atomic.Bool
-	trainers sync.Map // *train.Trainer → struct{}: attached to
+	// trainers holds the trainers attached to, weakly: a trainer the
+	// program drops is collected, and its entry deleted by a cleanup.
+	trainers sync.Map // weak.Pointer[train.Trainer] → struct{}
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// plans holds the plan of each graph built; the plans of graphs since
+	// finalized (Trainer.ResetComputationGraphs) or collected are dropped
+	// when the next graph is built.
 	plans     map[graph.GraphId]*plan
 	err       error
 	scratch32 []float32
@@ -205,9 +212,11 @@ func init() { hookCode = reflect.ValueOf((*Optimizer)(nil).hook(nil, nil)).Point
 // any time; the next step rebuilds them. Attaching twice to one trainer
 // does nothing the second time.
 func (o *Optimizer) AttachToTrainer(trainer *train.Trainer) {
-	if _, done := o.trainers.LoadOrStore(trainer, struct{}{}); done {
+	key := weak.Make(trainer)
+	if _, done := o.trainers.LoadOrStore(key, struct{}{}); done {
 		return
 	}
+	runtime.AddCleanup(trainer, func(key weak.Pointer[train.Trainer]) { o.trainers.Delete(key) }, key)
 	trainer.OnExecCreation(func(exec *context.Exec, _ train.GraphType) { o.AttachToExec(exec) })
 	trainer.ResetComputationGraphs()
 	o.attached.Store(true)
@@ -340,6 +349,7 @@ func genericRule(h optim.Hyper, scope string, lrDType dtypes.DType) (*rule, erro
 // plan is what one training graph hands to the step after its execution.
 type plan struct {
 	r       *rule
+	g       weak.Pointer[graph.Graph] // the plan is dropped once g is finalized or collected
 	backend backends.Backend
 	lrNode  graph.NodeId
 	hasLR   bool
@@ -393,7 +403,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if err != nil {
 		return err
 	}
-	p := &plan{r: r, backend: g.Backend(), slot: make(map[graph.NodeId]int)}
+	p := &plan{r: r, g: weak.Make(g), backend: g.Backend(), slot: make(map[graph.NodeId]int)}
 	logged := make(map[*graph.Node]bool)
 	mark := func(n *graph.Node) *graph.Node {
 		if n.IsLogged() || logged[n] {
@@ -475,6 +485,13 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	p.work32 = make([]work[float32], len(p.params))
 	p.work64 = make([]work[float64], len(p.params))
 	o.mu.Lock()
+	for id, q := range o.plans {
+		// A finalized graph (Trainer.ResetComputationGraphs, an executor's
+		// Finalize) never runs again.
+		if qg := q.g.Value(); qg == nil || !qg.IsValid() {
+			delete(o.plans, id)
+		}
+	}
 	o.plans[g.GraphId()] = p
 	o.mu.Unlock()
 	return nil
