@@ -587,3 +587,58 @@ func TestFreshMomentumResumes(t *testing.T) {
 		t.Fatalf("Stepper restored without momentum_buffer: %v, want %v", p1, want)
 	}
 }
+
+// TestRestoreWithoutMaxExpAvgSq restores an Adam Stepper with AMSGrad from
+// the state of one without (no max_exp_avg_sq): the missing buffer starts
+// at zero, as SetGroup turning AMSGrad on starts it, and the steps that
+// follow are the Optimizer's bit for bit.
+func TestRestoreWithoutMaxExpAvgSq(t *testing.T) {
+	plain := AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	ams := plain
+	ams.AMSGrad = true
+	p0 := []float32{1, -2, 3, 0.5, -0.25}
+	grads := [][]float32{{0.5, -1, 2, 0, 3}, {-0.5, 1, 0.25, 1, -2}, {2, 0, -1, 0.5, 1}}
+	o, err := New[float32](plain, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	p, g := slices.Clone(p0), make([]float32, len(p0))
+	if err := o.Add("w", p, g); err != nil {
+		t.Fatal(err)
+	}
+	gp, _ := NewGroup[float32](plain, nil)
+	sp, _ := gp.NewStepper(len(p0))
+	q := slices.Clone(p0)
+	for _, gr := range grads[:2] {
+		copy(g, gr)
+		mustStep(t, o)
+		if err := sp.Step(q, gr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.SetGroup(0, ams); err != nil {
+		t.Fatal(err)
+	}
+	ga, _ := NewGroup[float32](ams, nil)
+	sa, _ := ga.NewStepper(len(p0))
+	names := []string{BufExpAvg, BufExpAvgSq}
+	if err := sa.Restore(sp.Steps(), names, [][]float32{sp.Buffer(BufExpAvg), sp.Buffer(BufExpAvgSq)}); err != nil {
+		t.Fatalf("Restore without max_exp_avg_sq: %v", err)
+	}
+	copy(g, grads[2])
+	mustStep(t, o)
+	if err := sa.Step(q, grads[2]); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := o.State("w", BufMaxExpAvgSq)
+	if !bitsEqual(q, p) || !bitsEqual(sa.Buffer(BufMaxExpAvgSq), want) {
+		t.Fatalf("restored Stepper: p %v, max_exp_avg_sq %v; Optimizer: p %v, max_exp_avg_sq %v", q, sa.Buffer(BufMaxExpAvgSq), p, want)
+	}
+	// A max_exp_avg_sq given below exp_avg_sq is still refused.
+	low := make([]float32, len(p0))
+	if err := sa.Restore(3, []string{BufExpAvg, BufExpAvgSq, BufMaxExpAvgSq},
+		[][]float32{sa.Buffer(BufExpAvg), sa.Buffer(BufExpAvgSq), low}); !errors.Is(err, ErrState) {
+		t.Fatalf("Restore with max_exp_avg_sq below exp_avg_sq: %v, want ErrState", err)
+	}
+}

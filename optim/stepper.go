@@ -449,7 +449,8 @@ type Scalar struct {
 // (Adafactor's row_var and col_var: the rows and the columns; a missing
 // one starts at its rule's initial value, zero but for Adagrad's sum; a
 // missing momentum_buffer of SGD after step 0 is PyTorch's None, which the
-// next step sets to the gradient), and
+// next step sets to the gradient; a missing max_exp_avg_sq starts at
+// zero, as when SetGroup turns AMSGrad on), and
 // scalars are the rule's scalars (ScalarNames: NAdam's mu_product), each
 // at most once; a missing one is its initial value, which only step 0
 // accepts. The values are checked as Optimizer.Load checks them (no
@@ -482,15 +483,19 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Sc
 		}
 		ordered[j] = bufs[i]
 	}
-	missing := false
+	missing, newMax := false, false
 	for j := range ordered {
 		if ordered[j] == nil {
 			ordered[j] = make([]T, bufferLen(c.h, j, s.shape, s.n))
 			fillInitial(c.h, j, ordered[j])
 			missing = true
+			newMax = newMax || want[j] == BufMaxExpAvgSq
 		}
 	}
-	if err := checkBuffers(c.h, want, ordered, step); err != nil {
+	// A max_exp_avg_sq not given starts at zero, as SetGroup turning
+	// AMSGrad on starts it: below exp_avg_sq, which only a given one may
+	// not be.
+	if err := checkBuffersOrdered(c.h, want, ordered, step, !newMax); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
 	s.names, s.buf, s.fresh = nil, [3][]T{}, false
