@@ -32,8 +32,9 @@
 // registered with encoding/gob, so spago's model saving (nn.Dump,
 // nn.DumpToFile) writes it with the model and nn.Load brings it back;
 // training then resumes exactly where it stopped. A parameter that holds
-// the state of another strategy (spago's *adam.State, say) is refused with an
-// error rather than silently reset.
+// the state of another strategy (spago's *adam.State, say), or a State past
+// step 0 without a buffer its kind always keeps, is refused with an error
+// rather than silently reset.
 //
 // # Concurrency
 //

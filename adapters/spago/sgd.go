@@ -31,9 +31,11 @@ type SGDConfig struct {
 // SGDFromSpago returns the configuration of spago's sgd.New(c). spago
 // keeps its velocity as v = μ·v + lr·g and steps p −= v (Nesterov:
 // p −= (1+μ)·v − μ·v_prev); with a constant learning rate v = lr·b, and both
-// forms are PyTorch's.
+// forms are PyTorch's. spago runs plain SGD when Mu is 0, whatever
+// Nesterov says, so Nesterov is kept only with a momentum (optim refuses
+// Nesterov without one).
 func SGDFromSpago(c sgd.Config) SGDConfig {
-	return SGDConfig{LR: c.LR, Momentum: c.Mu, Nesterov: c.Nesterov}
+	return SGDConfig{LR: c.LR, Momentum: c.Mu, Nesterov: c.Nesterov && c.Mu != 0}
 }
 
 // Validate reports an invalid hyperparameter, with an error wrapping

@@ -2,6 +2,7 @@ package fusespago
 
 import (
 	"bytes"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"math"
@@ -147,6 +148,7 @@ func testMatchesSpago[T float.DType](t *testing.T, tol float64) {
 		sgd.NewConfig(0.05, 0, false),
 		sgd.NewConfig(0.05, 0.9, false),
 		sgd.NewConfig(0.05, 0.9, true),
+		sgd.NewConfig(0.05, 0, true), // Nesterov without momentum: spago's plain SGD
 	} {
 		cases = append(cases, pair{fmt.Sprintf("sgd%+v", cfg), sgd.New[T](cfg), NewSGD(SGDFromSpago(cfg)), nil, nil})
 	}
@@ -889,5 +891,127 @@ func TestSetConfigOtherKind(t *testing.T) {
 	}
 	if st := p.State.(*State[float64]); st.Step != 6 || !slices.Equal(st.ExpAvgSq, ref.Buffer(optim.BufExpAvgSq)) {
 		t.Errorf("State after the switch: step %d, exp_avg_sq equal to optim's: %v", st.Step, slices.Equal(st.ExpAvgSq, ref.Buffer(optim.BufExpAvgSq)))
+	}
+}
+
+// TestSGDFromSpagoNesterovWithoutMomentum: spago runs sgd.Config{Mu: 0,
+// Nesterov: true} as plain SGD; SGDFromSpago gives the same config, which
+// steps as spago does instead of being refused.
+func TestSGDFromSpagoNesterovWithoutMomentum(t *testing.T) {
+	c := sgd.NewConfig(0.1, 0, true)
+	f := SGDFromSpago(c)
+	if f.Nesterov || f.Momentum != 0 || f.LR != 0.1 {
+		t.Fatalf("SGDFromSpago(%+v) = %+v, want plain SGD with LR 0.1", c, f)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func() *nn.Param {
+		p := nn.NewParam(mat.NewDense[float64](mat.WithBacking([]float64{1, 2, 3}), mat.WithShape(3)))
+		setGrad(p, []float64{1, -2, 0.5})
+		return p
+	}
+	p, q := mk(), mk()
+	for range 3 {
+		if err := NewSGD(f).OptimizeParams(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := sgd.New[float64](c).OptimizeParams(q); err != nil {
+			t.Fatal(err)
+		}
+		setGrad(p, []float64{1, -2, 0.5})
+		setGrad(q, []float64{1, -2, 0.5})
+	}
+	if got, want := values[float64](p), values[float64](q); !slices.Equal(got, want) {
+		t.Errorf("3 steps: %v, spago's %v", got, want)
+	}
+}
+
+// TestCorruptState: a State past step 0 that lacks a buffer every step of
+// its kind keeps (what gob decodes from a checkpoint that lost it) is
+// refused with ErrState before anything changes, instead of restarting the
+// buffer from its initial value under a later step's coefficients. The
+// buffers an option adds (AMSGrad's, momentum's, centering's) may be
+// absent: they are made at the next step.
+func TestCorruptState(t *testing.T) {
+	full := func(kind string) *State[float64] {
+		b := func() []float64 { return []float64{0.1, 0.2, 0.3} }
+		st := &State[float64]{Kind: kind, Step: 100}
+		switch kind {
+		case KindAdam, KindLAMB, KindRAdam:
+			st.ExpAvg, st.ExpAvgSq = b(), b()
+		case KindLion:
+			st.ExpAvg = b()
+		case KindAdagrad:
+			st.Sum = b()
+		case KindRMSprop:
+			st.SquareAvg = b()
+		}
+		return st
+	}
+	strategies := map[string]optimizers.OptimizationStrategy{
+		KindAdam:    NewAdam(DefaultAdam()),
+		KindLAMB:    NewLAMB(DefaultLAMB()),
+		KindRAdam:   NewRAdam(DefaultRAdam()),
+		KindLion:    NewLion(DefaultLion()),
+		KindAdagrad: NewAdagrad(AdagradConfig{LR: 0.01, Eps: 1e-10}),
+		KindRMSprop: NewRMSprop(RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8}),
+	}
+	// roundTrip is what nn.Load gives back for st.
+	roundTrip := func(st *State[float64]) *State[float64] {
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(st); err != nil {
+			t.Fatal(err)
+		}
+		out := new(State[float64])
+		if err := gob.NewDecoder(&buf).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	step := func(s optimizers.OptimizationStrategy, st *State[float64]) (*nn.Param, error) {
+		p := nn.NewParam(mat.NewDense[float64](mat.WithBacking([]float64{1, 2, 3}), mat.WithShape(3)))
+		setGrad(p, []float64{1, 1, 1})
+		p.State = st
+		return p, s.OptimizeParams(p)
+	}
+	for kind, s := range strategies {
+		// The complete State steps.
+		if _, err := step(s, roundTrip(full(kind))); err != nil {
+			t.Errorf("%s: complete state: %v", kind, err)
+		}
+		// Without each buffer the kind keeps: refused, nothing changed.
+		for i, name := range fieldNames {
+			st := full(kind)
+			if *st.buffers()[i] == nil {
+				continue
+			}
+			*st.buffers()[i] = nil
+			st = roundTrip(st)
+			p, err := step(s, st)
+			if !errors.Is(err, ErrState) {
+				t.Errorf("%s without %s at step 100: %v, want ErrState", kind, name, err)
+			}
+			if got := values[float64](p); !slices.Equal(got, []float64{1, 2, 3}) || !p.HasGrad() || p.State != st || st.Step != 100 {
+				t.Errorf("%s without %s: a refused step changed the parameter or its state: %v, has gradient %v, step %d",
+					kind, name, got, p.HasGrad(), st.Step)
+			}
+		}
+	}
+
+	// Optional buffers missing: the next step makes them.
+	ams := DefaultAdam()
+	ams.AMSGrad = true
+	st := full(KindAdam)
+	clear(st.ExpAvgSq) // a missing MaxExpAvgSq starts at 0, which must not be below ExpAvgSq
+	if _, err := step(NewAdam(ams), roundTrip(st)); err != nil {
+		t.Errorf("AMSGrad turned on (no MaxExpAvgSq): %v", err)
+	}
+	if _, err := step(NewRMSprop(RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true}),
+		roundTrip(full(KindRMSprop))); err != nil {
+		t.Errorf("momentum and centering turned on (no MomentumBuffer, GradAvg): %v", err)
+	}
+	if _, err := step(NewSGD(SGDConfig{LR: 0.1, Momentum: 0.9}), roundTrip(full(KindSGD))); err != nil {
+		t.Errorf("SGD momentum turned on (no MomentumBuffer): %v", err)
 	}
 }

@@ -71,8 +71,9 @@ func init() {
 
 // stateFor returns the State of p for the rule kind, for a parameter of n
 // elements, or a new empty one (not yet stored in p) when p has none. A
-// State of another kind or element type, or buffers of another length, is
-// an error.
+// State of another kind or element type, buffers of another length, or a
+// State past step 0 that lacks a buffer every step of its kind keeps, is an
+// error.
 func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error) {
 	if p.State == nil {
 		return &State[T]{Kind: kind}, nil
@@ -93,5 +94,42 @@ func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error)
 	if st.Step < 0 {
 		return nil, fmt.Errorf("%w: step count %d", ErrState, st.Step)
 	}
+	if st.Step > 0 && n > 0 {
+		bufs := st.buffers()
+		for _, i := range keptBuffers(kind) {
+			if *bufs[i] == nil {
+				return nil, fmt.Errorf("%w: %q state at step %d without %s, which every step of the kind keeps (a truncated or edited checkpoint?)",
+					ErrState, kind, st.Step, fieldNames[i])
+			}
+		}
+	}
 	return st, nil
+}
+
+// fieldNames are the names of the fields of buffers(), in that order.
+var fieldNames = [7]string{"ExpAvg", "ExpAvgSq", "MaxExpAvgSq", "MomentumBuffer", "Sum", "SquareAvg", "GradAvg"}
+
+// The buffers (indices into buffers()) that every step of a kind keeps, so
+// that a State of that kind past step 0 holds them. MaxExpAvgSq,
+// MomentumBuffer and GradAvg are absent from a State saved before AMSGrad,
+// momentum or centering was turned on, and are made at the next step.
+var (
+	keptAdam    = []int{0, 1} // ExpAvg, ExpAvgSq
+	keptLion    = []int{0}    // ExpAvg
+	keptAdagrad = []int{4}    // Sum
+	keptRMSprop = []int{5}    // SquareAvg
+)
+
+func keptBuffers(kind string) []int {
+	switch kind {
+	case KindAdam, KindLAMB, KindRAdam:
+		return keptAdam
+	case KindLion:
+		return keptLion
+	case KindAdagrad:
+		return keptAdagrad
+	case KindRMSprop:
+		return keptRMSprop
+	}
+	return nil // KindSGD: MomentumBuffer only with momentum
 }
