@@ -3,7 +3,6 @@ package fusegorgonia
 import (
 	"fmt"
 	"math"
-	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -60,7 +59,8 @@ type bbState struct {
 //     a float32 tensor by a float64 η); both are stepped here.
 //   - gorgonia keeps the previous values by position in the model, so a
 //     model that grows or changes order breaks it. Here they follow the
-//     ValueGrad: a weight seen for the first time takes the step with the
+//     weight (its data; see the package's State section): a weight seen
+//     for the first time takes the step with the
 //     others' η and joins the sums from the next step; a weight left out of
 //     a step keeps its previous value and gradient from its last step.
 //   - gorgonia reads only WithLearnRate and WithClip. Here WithBatchSize,
@@ -134,8 +134,9 @@ func (s *Solver) checkBB(has32 bool) (float64, error) {
 	return eta, nil
 }
 
-// stepBB is Step of the Barzilai–Borwein rule over the resolved weights.
-// Everything that can fail is checked before the first write.
+// stepBB is Step of the Barzilai–Borwein rule over the resolved weights,
+// whose memory Step has checked. Everything that can fail is checked
+// before the first write.
 func (s *Solver) stepBB(items []item) error {
 	has32 := false
 	for i := range items {
@@ -145,12 +146,7 @@ func (s *Solver) stepBB(items []item) error {
 	if err != nil {
 		return err
 	}
-	for i := range items {
-		it := &items[i]
-		if overlaps(it.w32, it.g32) || overlaps(it.w64, it.g64) {
-			return fmt.Errorf("%w: weight %d and its gradient share memory", ErrValue, i)
-		}
-	}
+	s.keep(items) // the memory of the items was checked by Step
 	ks := s.cfg.kernels
 	if ks == nil {
 		ks = kernels.Active()
@@ -234,15 +230,4 @@ func (s *Solver) stepBB(items []item) error {
 	}
 	s.bb.eta, s.bb.stepped = eta, true
 	return nil
-}
-
-// overlaps reports whether two non-empty slices share memory.
-func overlaps[T float](a, b []T) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return false
-	}
-	size := unsafe.Sizeof(a[0])
-	a0 := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
-	b0 := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	return a0 < b0+uintptr(len(b))*size && b0 < a0+uintptr(len(a))*size
 }

@@ -399,10 +399,6 @@ func TestErrors(t *testing.T) {
 	if err := NewAdamSolver().Step([]G.ValueGrad{p, ints}); !errors.Is(err, ErrValue) {
 		t.Errorf("an int tensor: %v, want ErrValue", err)
 	}
-	u := newPair([]float64{1}, []float64{1})
-	if err := NewAdamSolver().Step([]G.ValueGrad{byValue{w: u.w, g: u.g}}); !errors.Is(err, ErrValue) {
-		t.Errorf("a non-comparable ValueGrad: %v, want ErrValue", err)
-	}
 	if got := p.w.Float64s(); got[0] != 1 || got[1] != 2 || got[2] != 3 {
 		t.Errorf("a failed Step changed a weight: %v", got)
 	}
@@ -410,12 +406,13 @@ func TestErrors(t *testing.T) {
 		t.Errorf("a failed Step changed a gradient: %v", got)
 	}
 
-	// A weight that changes size is refused.
+	// A weight that changes size (another length at the same address) is
+	// refused.
 	s = NewAdamSolver()
 	if err := s.Step([]G.ValueGrad{p}); err != nil {
 		t.Fatal(err)
 	}
-	p.w = tensor.New(tensor.WithBacking([]float64{1, 2}), tensor.WithShape(2))
+	p.w = tensor.New(tensor.WithBacking(p.w.Float64s()[:2]), tensor.WithShape(2))
 	p.g = tensor.New(tensor.WithBacking([]float64{1, 2}), tensor.WithShape(2))
 	if err := s.Step([]G.ValueGrad{p}); !errors.Is(err, ErrValue) {
 		t.Errorf("a weight that changed size: %v, want ErrValue", err)

@@ -78,14 +78,28 @@
 // The solver keeps the state of each weight (exp_avg, exp_avg_sq,
 // max_exp_avg_sq, momentum_buffer, sum, square_avg, grad_avg, as the rule
 // has them, and a step count; for Barzilai–Borwein the previous value and
-// gradient) under the ValueGrad it was
-// given (a *gorgonia.Node, usually), so a model may be passed in any order
-// and may grow. A weight whose size changes is refused.
+// gradient) under the weight's data: the address of the first element of
+// its value (the backing array of the *tensor.Dense, the *gorgonia.F32 or
+// *F64 itself), not the ValueGrad around it. A model may be passed in any
+// order and may grow, and the same weight array behind a new
+// *gorgonia.Node, a new graph or a new *tensor.Dense continues its steps,
+// as gorgonia's solvers, which keep their state by position in the model,
+// continue. A weight that is another length or element type at an address
+// that has a state is refused (ErrValue); a weight of no elements is not
+// stepped and has no state.
+//
+// The solver holds the array of every weight it keeps state for, and the
+// state, until Forget (those weights) or Reset (all): a program that makes
+// new weight tensors while it trains (a model replaced, a weight
+// reallocated) releases the old ones with Forget. It holds no
+// *gorgonia.Node, graph or gradient. States reports how many weights have
+// state.
 package fusegorgonia
 
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -97,8 +111,10 @@ import (
 var (
 	// ErrValue: a weight or gradient that is not a float32 or float64
 	// *tensor.Dense (contiguous) or *gorgonia.F32/F64, a gradient of
-	// another type or size than its weight, or a weight whose size changed
-	// since its state was made.
+	// another type or size than its weight, a weight whose size changed
+	// since its state was made, or a value or gradient that shares memory
+	// with its weight's gradient or value or with another weight's (the
+	// same weight twice in a model).
 	ErrValue = errors.New("fusegorgonia: unsupported value")
 )
 
@@ -221,9 +237,20 @@ type Solver struct {
 	rule rule
 	cfg  config
 
-	states []*state                      // by position in the last model
-	items  []item                        // scratch of Step
-	byKey  map[gorgonia.ValueGrad]*state // every state
+	// byKey holds the state of every weight, under the address of the
+	// weight's first element. The key keeps the weight's array alive, so
+	// that no other weight takes its address while the state is kept;
+	// Forget and Reset let go of it.
+	byKey  map[unsafe.Pointer]*state
+	states []*state // by position in the last models, a shortcut past byKey
+	items  []item   // scratch of Step
+	spans  []span   // scratch of checkDisjoint
+
+	// scratch receives the coefficients that check validates; checked
+	// holds the step count validated in this Step, per element type
+	// (float32, float64), or −1
+	scratch kernels.Coeffs
+	checked [2]int64
 
 	// the hyperparameters of the weights of each element type, and the
 	// coefficient blocks of each step, shared by their steppers
@@ -242,7 +269,7 @@ type Solver struct {
 var _ gorgonia.Solver = (*Solver)(nil)
 
 func newSolver(r rule, defaults config, opts []Option) *Solver {
-	s := &Solver{rule: r, cfg: defaults, byKey: make(map[gorgonia.ValueGrad]*state)}
+	s := &Solver{rule: r, cfg: defaults, byKey: make(map[unsafe.Pointer]*state)}
 	for _, o := range opts {
 		o(&s.cfg)
 	}
@@ -424,32 +451,87 @@ func (c *config) check() error {
 }
 
 // Step updates every weight of model by one step from its gradient and sets
-// the gradients to zero. Every weight and gradient is checked, and the
-// coefficients built, before any weight is changed.
+// the gradients to zero. Every weight and gradient, the hyperparameters
+// and the coefficients of each weight's step are checked before any weight
+// or gradient is changed: on an
+// error the weights, the gradients and the solver's state are as they were.
+// A value or gradient that shares memory with its own weight's other half,
+// or with another weight's value or gradient (the same weight twice), is
+// refused (ErrValue). A weight of no elements is left as it is.
 func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 	if len(s.states) < len(model) {
 		s.states = append(s.states, make([]*state, len(model)-len(s.states))...)
 	}
+	var err error
 	items := s.items[:0]
 	for i, vg := range model {
-		it, err := s.resolve(i, vg)
-		if err != nil {
-			return err
+		var it item
+		var ok bool
+		if it, ok, err = s.resolve(i, vg); err != nil {
+			break
 		}
-		items = append(items, it)
+		if ok {
+			items = append(items, it)
+		}
 	}
 	s.items = items
 	defer clear(items) // keep no references to the model's data
+	if err != nil {
+		return err
+	}
+	if err := s.checkDisjoint(model, items); err != nil {
+		return err
+	}
 	if s.rule == ruleBB {
 		return s.stepBB(items)
 	}
 	if err := s.groups(items); err != nil {
 		return err
 	}
+	s.checked = [2]int64{-1, -1}
 	for i := range items {
+		if err := s.check(&items[i]); err != nil {
+			return err
+		}
+	}
+	s.keep(items)
+	for i := range items { // nothing below can fail: all checked above
 		if err := s.update(&items[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// Forget drops the state the solver keeps for the weights of vgs: their
+// step counts and buffers (for NewBarzilaiBorweinSolver, their previous
+// value and gradient), and the solver's hold on their arrays. A weight
+// given to Step again after Forget starts from a first step. The weight is
+// found by its value's data (see the package's State section), so pass
+// the ValueGrad while it still holds the weight's array; a ValueGrad
+// whose value the solver keeps no state for is passed over.
+func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
+	for _, vg := range vgs {
+		if vg == nil {
+			continue
+		}
+		w32, w64, err := backing(vg.Value())
+		if err != nil || len(w32)+len(w64) == 0 {
+			continue
+		}
+		delete(s.byKey, dataKey(w32, w64))
+	}
+	clear(s.states)
+}
+
+// Reset drops the state of every weight, as Forget of all of them; a
+// NewBarzilaiBorweinSolver also takes its next step with the learning rate
+// again, as a new solver does. The options are kept.
+func (s *Solver) Reset() {
+	s.byKey = make(map[unsafe.Pointer]*state) // a cleared map keeps its size
+	clear(s.states)
+	s.bb.stepped, s.bb.eta = false, s.cfg.eta
+}
+
+// States returns the number of weights whose state the solver keeps.
+func (s *Solver) States() int { return len(s.byKey) }

@@ -1,8 +1,9 @@
 package fusegorgonia
 
 import (
+	"cmp"
 	"fmt"
-	"reflect"
+	"slices"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/optim"
@@ -15,7 +16,9 @@ type float = optim.Float
 // state is what the solver keeps for one weight: its stepper (step count
 // and state buffers), of the weight's element type.
 type state struct {
-	key  gorgonia.ValueGrad
+	// key is the address of the weight's first element, which identifies
+	// the weight (see Solver.byKey).
+	key  unsafe.Pointer
 	n    int
 	is32 bool
 	s32  *optim.Stepper[float32]
@@ -28,56 +31,138 @@ type state struct {
 	pw64, pg64 []float64
 }
 
-// item is one weight of a Step, resolved: its state and the backing slices
-// of its value and gradient (of the state's element type).
+// item is one weight of a Step, resolved: its position in the model, its
+// state (fresh: made by this Step, not yet kept by the solver) and the
+// backing slices of its value and gradient (of the state's element type).
 type item struct {
+	pos      int
 	st       *state
+	fresh    bool
 	w32, g32 []float32
 	w64, g64 []float64
 }
 
-// resolve finds (or makes) the state of the i-th weight vg and reads its
-// value and gradient, changing nothing else.
-func (s *Solver) resolve(i int, vg gorgonia.ValueGrad) (item, error) {
-	var it item
+// dataKey returns the key of a weight's state: the address of its first
+// element (the weight is not empty).
+func dataKey(w32 []float32, w64 []float64) unsafe.Pointer {
+	if w32 != nil {
+		return unsafe.Pointer(unsafe.SliceData(w32))
+	}
+	return unsafe.Pointer(unsafe.SliceData(w64))
+}
+
+// resolve reads the value and gradient of the i-th weight vg and finds its
+// state, or makes a new one that it does not keep (fresh), changing
+// nothing. A weight of no elements has nothing to update and keeps no
+// state: ok is false.
+func (s *Solver) resolve(i int, vg gorgonia.ValueGrad) (it item, ok bool, err error) {
 	if vg == nil {
-		return it, fmt.Errorf("%w: weight %d is nil", ErrValue, i)
+		return it, false, fmt.Errorf("%w: weight %d is nil", ErrValue, i)
 	}
 	w := vg.Value()
 	g, err := vg.Grad()
 	if err != nil {
-		return it, fmt.Errorf("fusegorgonia: no gradient for %s: %w", name(i, vg), err)
+		return it, false, fmt.Errorf("fusegorgonia: no gradient for %s: %w", name(i, vg), err)
 	}
 	w32, w64, err := backing(w)
 	if err != nil {
-		return it, fmt.Errorf("%s: value: %w", name(i, vg), err)
+		return it, false, fmt.Errorf("%s: value: %w", name(i, vg), err)
 	}
 	g32, g64, err := backing(g)
 	if err != nil {
-		return it, fmt.Errorf("%s: gradient: %w", name(i, vg), err)
+		return it, false, fmt.Errorf("%s: gradient: %w", name(i, vg), err)
 	}
 	is32 := w32 != nil || (w64 == nil && g32 != nil)
 	n := max(len(w32), len(w64))
 	if (w32 == nil) != (g32 == nil) || len(g32)+len(g64) != n {
-		return it, fmt.Errorf("%w: %s: gradient %T of %d elements for a value %T of %d", ErrValue, name(i, vg), g, len(g32)+len(g64), w, n)
+		return it, false, fmt.Errorf("%w: %s: gradient %T of %d elements for a value %T of %d", ErrValue, name(i, vg), g, len(g32)+len(g64), w, n)
 	}
-	// Stored keys are of comparable types, so == cannot panic here.
+	if n == 0 {
+		return it, false, nil
+	}
+	key := dataKey(w32, w64)
+	fresh := false
 	st := s.states[i]
-	if st == nil || st.key != vg {
-		if !reflect.TypeOf(vg).Comparable() {
-			return it, fmt.Errorf("%w: %s: a ValueGrad of type %T cannot be a key (pass *gorgonia.Node or another pointer)", ErrValue, name(i, vg), vg)
+	if st == nil || st.key != key {
+		if st = s.byKey[key]; st == nil {
+			st, fresh = &state{key: key, n: n, is32: is32}, true
+		} else {
+			s.states[i] = st
 		}
-		if st = s.byKey[vg]; st == nil {
-			st = &state{key: vg, n: n, is32: is32}
-			s.byKey[vg] = st
-		}
-		s.states[i] = st
 	}
 	if st.n != n || st.is32 != is32 {
-		return it, fmt.Errorf("%w: %s: %d elements of %s, its state was made for %d of %s",
+		return it, false, fmt.Errorf("%w: %s: %d elements of %s, the state of the weight at its address was made for %d of %s",
 			ErrValue, name(i, vg), n, dtypeName(is32), st.n, dtypeName(st.is32))
 	}
-	return item{st: st, w32: w32, g32: g32, w64: w64, g64: g64}, nil
+	return item{pos: i, st: st, fresh: fresh, w32: w32, g32: g32, w64: w64, g64: g64}, true, nil
+}
+
+// keep makes the solver keep the fresh states of items.
+func (s *Solver) keep(items []item) {
+	for i := range items {
+		if it := &items[i]; it.fresh {
+			s.byKey[it.st.key] = it.st
+			s.states[it.pos] = it.st
+			it.fresh = false
+		}
+	}
+}
+
+// span is the memory of a weight's value or gradient, for checkDisjoint.
+type span struct {
+	lo, hi uintptr
+	pos    int // the weight's position in the model
+	grad   bool
+}
+
+func appendSpan(sp []span, a32 []float32, a64 []float64, pos int, grad bool) []span {
+	lo, size := uintptr(unsafe.Pointer(unsafe.SliceData(a64))), uintptr(len(a64))*8
+	if a32 != nil {
+		lo, size = uintptr(unsafe.Pointer(unsafe.SliceData(a32))), uintptr(len(a32))*4
+	}
+	return append(sp, span{lo: lo, hi: lo + size, pos: pos, grad: grad})
+}
+
+// checkDisjoint refuses (ErrValue) a value or gradient of items that
+// shares memory with its own weight's other half or with another weight's
+// value or gradient: the step of one would change another's data (and the
+// same weight twice in a model would be stepped twice). It sorts the
+// spans, in the solver's scratch, so that a model of k weights costs
+// O(k log k).
+func (s *Solver) checkDisjoint(model []gorgonia.ValueGrad, items []item) error {
+	sp := s.spans[:0]
+	for i := range items {
+		it := &items[i]
+		sp = appendSpan(sp, it.w32, it.w64, it.pos, false)
+		sp = appendSpan(sp, it.g32, it.g64, it.pos, true)
+	}
+	s.spans = sp
+	slices.SortFunc(sp, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	top := 0 // the span reaching furthest among those before k
+	for k := 1; k < len(sp); k++ {
+		if sp[k].lo < sp[top].hi {
+			a, b := sp[top], sp[k]
+			if a.pos == b.pos {
+				return fmt.Errorf("%w: %s and its gradient share memory", ErrValue, name(a.pos, model[a.pos]))
+			}
+			if a.pos > b.pos {
+				a, b = b, a
+			}
+			return fmt.Errorf("%w: the %s of %s and the %s of %s share memory (the same weight twice in the model?)",
+				ErrValue, half(a.grad), name(a.pos, model[a.pos]), half(b.grad), name(b.pos, model[b.pos]))
+		}
+		if sp[k].hi > sp[top].hi {
+			top = k
+		}
+	}
+	return nil
+}
+
+func half(grad bool) string {
+	if grad {
+		return "gradient"
+	}
+	return "value"
 }
 
 func dtypeName(is32 bool) string {
@@ -150,25 +235,66 @@ func nonNil64(s []float64) []float64 {
 	return s
 }
 
-// update runs the step of one resolved weight.
-func (s *Solver) update(it *item) error {
+// check makes the stepper of a resolved weight, if it has none, and
+// checks what its Step would refuse that Step has not checked already:
+// the coefficients of its step count (and a step count at optim.MaxStep).
+// The coefficients are computed into the solver's scratch block once per
+// element type and step count in a row, so that a model whose weights
+// have taken the same steps computes them once or twice.
+func (s *Solver) check(it *item) error {
+	var steps int64
 	if it.st.is32 {
-		return updateT(s, s.g32, &it.st.s32, it.st.n, it.w32, it.g32)
+		if it.st.s32 == nil {
+			st, err := s.g32.NewStepper(it.st.n)
+			if err != nil {
+				return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+			}
+			it.st.s32 = st
+		}
+		steps = it.st.s32.Steps()
+	} else {
+		if it.st.s64 == nil {
+			st, err := s.g64.NewStepper(it.st.n)
+			if err != nil {
+				return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+			}
+			it.st.s64 = st
+		}
+		steps = it.st.s64.Steps()
 	}
-	return updateT(s, s.g64, &it.st.s64, it.st.n, it.w64, it.g64)
+	t := 1
+	if it.st.is32 {
+		t = 0
+	}
+	if s.checked[t] == steps {
+		return nil
+	}
+	var err error
+	if it.st.is32 {
+		err = optim.CoefficientsInto[float32](&s.scratch, s.hyper, steps, s.ls)
+	} else {
+		err = optim.CoefficientsInto[float64](&s.scratch, s.hyper, steps, s.ls)
+	}
+	if err != nil {
+		return fmt.Errorf("fusegorgonia: %s: weight %d, after %d steps: %w", ruleNames[s.rule], it.pos, steps, err)
+	}
+	s.checked[t] = steps
+	return nil
 }
 
-func updateT[T float](s *Solver, g *optim.Group[T], st **optim.Stepper[T], n int, w, gr []T) error {
-	if *st == nil {
-		var err error
-		if *st, err = g.NewStepper(n); err != nil {
-			return err
-		}
+// update runs the step of one resolved, checked weight.
+func (s *Solver) update(it *item) error {
+	if it.st.is32 {
+		return updateT(s, it.st.s32, it.w32, it.g32)
 	}
+	return updateT(s, it.st.s64, it.w64, it.g64)
+}
+
+func updateT[T float](s *Solver, st *optim.Stepper[T], w, gr []T) error {
 	if s.cfg.needsPrepass(s.rule) {
 		prepare(&s.cfg, s.rule, w, gr)
 	}
-	if err := (*st).Step(w, gr); err != nil {
+	if err := st.Step(w, gr); err != nil { // checked by Step's first phase: cannot happen
 		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
 	}
 	clear(gr)
