@@ -64,8 +64,14 @@ func (e *Error) Error() string {
 // (lengths, counts), before any MPI call.
 var ErrArgs = errors.New("fusempi: invalid arguments")
 
-// ErrNotInit is returned by calls made before Init or after Finalize.
+// ErrNotInit is returned by calls made before Init or after Finalize
+// (World, Finalize, every method of Comm that calls MPI and every
+// collective), before any MPI call: MPI itself would abort the process.
 var ErrNotInit = errors.New("fusempi: MPI is not initialised (or is finalised)")
+
+// ErrInitTwice is returned by Init when MPI is already initialised, or was
+// finalised: MPI can be initialised once per process.
+var ErrInitTwice = errors.New("fusempi: MPI is already initialised, or was finalised (it is initialised once per process)")
 
 func check(call string, rc C.int) error {
 	if rc == 0 { // MPI_SUCCESS
@@ -81,8 +87,14 @@ func check(call string, rc C.int) error {
 }
 
 // Init initialises MPI (MPI_Init_thread, asking for MPI_THREAD_SERIALIZED)
-// and makes errors on the world communicator return instead of abort.
+// and makes errors on the world communicator return instead of abort. A
+// second Init, or one after Finalize, returns ErrInitTwice and calls
+// nothing.
 func Init() error {
+	in, fin := state()
+	if in || fin {
+		return ErrInitTwice
+	}
 	var provided C.int
 	if err := check("MPI_Init_thread", C.MPI_Init_thread(nil, nil, C.fo_thread_serialized(), &provided)); err != nil {
 		return err
@@ -95,15 +107,35 @@ func Init() error {
 
 // Initialized reports whether Init has been called and Finalize has not.
 func Initialized() bool {
+	in, fin := state()
+	return in && !fin
+}
+
+// state reports whether MPI has been initialised and whether it has been
+// finalised (MPI_Initialized, MPI_Finalized: the two calls that MPI
+// allows at any time).
+func state() (initialized, finalized bool) {
 	var in, fin C.int
 	C.MPI_Initialized(&in)
 	C.MPI_Finalized(&fin)
-	return in != 0 && fin == 0
+	return in != 0, fin != 0
+}
+
+// live returns ErrNotInit unless MPI is initialised and not finalised.
+func live() error {
+	if !Initialized() {
+		return ErrNotInit
+	}
+	return nil
 }
 
 // Finalize ends MPI (MPI_Finalize). Every process must call it before it
-// exits, or mpirun reports the job as failed.
+// exits, or mpirun reports the job as failed. Called before Init or a
+// second time, it returns ErrNotInit.
 func Finalize() error {
+	if err := live(); err != nil {
+		return err
+	}
 	return check("MPI_Finalize", C.MPI_Finalize())
 }
 
@@ -131,19 +163,29 @@ func World() (*Comm, error) {
 	return c, nil
 }
 
-// Rank returns the process's rank in c, from 0.
+// Rank returns the process's rank in c, from 0 (kept from World: it
+// calls no MPI function).
 func (c *Comm) Rank() int { return c.rank }
 
-// Size returns the number of processes of c.
+// Size returns the number of processes of c (kept from World: it calls
+// no MPI function).
 func (c *Comm) Size() int { return c.size }
 
 // Barrier waits until every process of c has called it (MPI_Barrier).
-func (c *Comm) Barrier() error { return check("MPI_Barrier", C.MPI_Barrier(c.c)) }
+func (c *Comm) Barrier() error {
+	if err := live(); err != nil {
+		return err
+	}
+	return check("MPI_Barrier", C.MPI_Barrier(c.c))
+}
 
 // AllReduceSum replaces every element of x, on every process, by the sum
 // of that element over the processes (MPI_Allreduce in place, MPI_SUM on
 // MPI_DOUBLE). It is the optim.Reducer a sharded optimizer needs.
 func (c *Comm) AllReduceSum(x []float64) error {
+	if err := live(); err != nil {
+		return err
+	}
 	if len(x) == 0 {
 		return nil
 	}
@@ -165,6 +207,9 @@ func (c *Comm) AllReduceSumF64(v float64) (float64, error) {
 
 // AllReduceOr returns whether b is true on any process of c (MPI_LOR).
 func (c *Comm) AllReduceOr(b bool) (bool, error) {
+	if err := live(); err != nil {
+		return false, err
+	}
 	var v C.int
 	if b {
 		v = 1
@@ -232,6 +277,9 @@ func ReduceScatter[T optim.Float](c *Comm, send, recv []T, counts []int) error {
 
 // reduceScatter is ReduceScatter with checked C counts (no allocation).
 func reduceScatter[T optim.Float](c *Comm, send, recv []T, n []C.int) error {
+	if err := live(); err != nil {
+		return err
+	}
 	if len(send) == 0 {
 		return nil
 	}
@@ -248,6 +296,9 @@ func reduceScatter[T optim.Float](c *Comm, send, recv []T, n []C.int) error {
 // ReduceScatterBlock is ReduceScatter with every count len(recv)
 // (MPI_Reduce_scatter_block): len(send) = Size()·len(recv).
 func ReduceScatterBlock[T optim.Float](c *Comm, send, recv []T) error {
+	if err := live(); err != nil {
+		return err
+	}
 	if len(send) != c.size*len(recv) {
 		return fmt.Errorf("%w: len(send) = %d, want %d processes × len(recv) = %d", ErrArgs, len(send), c.size, len(recv))
 	}
@@ -264,6 +315,9 @@ func ReduceScatterBlock[T optim.Float](c *Comm, send, recv []T) error {
 // Allgather concatenates every process's send, in rank order, into recv
 // on every process (MPI_Allgather): len(recv) = Size()·len(send).
 func Allgather[T optim.Float](c *Comm, send, recv []T) error {
+	if err := live(); err != nil {
+		return err
+	}
 	if len(recv) != c.size*len(send) {
 		return fmt.Errorf("%w: len(recv) = %d, want %d processes × len(send) = %d", ErrArgs, len(recv), c.size, len(send))
 	}
@@ -291,6 +345,9 @@ func AllgatherInPlace[T optim.Float](c *Comm, buf []T, counts []int) error {
 
 // allgatherInPlace is AllgatherInPlace with checked C counts.
 func allgatherInPlace[T optim.Float](c *Comm, buf []T, n, displ []C.int) error {
+	if err := live(); err != nil {
+		return err
+	}
 	if len(buf) == 0 {
 		return nil
 	}
@@ -299,5 +356,11 @@ func allgatherInPlace[T optim.Float](c *Comm, buf []T, n, displ []C.int) error {
 
 // Abort ends every process of c's job with the exit code code
 // (MPI_Abort): what a process does when it cannot go on while the others
-// wait for it in a collective call.
-func (c *Comm) Abort(code int) error { return check("MPI_Abort", C.MPI_Abort(c.c, C.int(code))) }
+// wait for it in a collective call. Before Init or after Finalize it
+// returns ErrNotInit and ends nothing.
+func (c *Comm) Abort(code int) error {
+	if err := live(); err != nil {
+		return err
+	}
+	return check("MPI_Abort", C.MPI_Abort(c.c, C.int(code)))
+}

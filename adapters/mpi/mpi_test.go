@@ -9,7 +9,11 @@ import (
 	"github.com/fuseopt/fuseopt/optim"
 )
 
-func init() { scenarios["collectives"] = collectives }
+func init() {
+	scenarios["collectives"] = collectives
+	scenarios["init-twice"] = initTwice
+	scenarios["after-finalize"] = afterFinalize
+}
 
 // TestCollectives checks the binding's calls on 1, 2 and 3 processes.
 func TestCollectives(t *testing.T) {
@@ -111,6 +115,76 @@ func scatterGather[T optim.Float](c *Comm) error {
 		if v != T(i)+0.25 {
 			return fmt.Errorf("AllgatherInPlace: element %d = %v", i, v)
 		}
+	}
+	return nil
+}
+
+// TestInitTwice: a second Init returns ErrInitTwice, calls nothing, and
+// MPI goes on working.
+func TestInitTwice(t *testing.T) { mpirun(t, "init-twice", 2, "") }
+
+func initTwice(c *Comm) error {
+	if err := Init(); !errors.Is(err, ErrInitTwice) {
+		return fmt.Errorf("second Init: %v, want ErrInitTwice", err)
+	}
+	if !Initialized() {
+		return errors.New("not initialised after the second Init")
+	}
+	if v, err := c.AllReduceSumF64(1); err != nil || v != float64(c.Size()) {
+		return fmt.Errorf("AllReduceSumF64 after the second Init: %v, %v", v, err)
+	}
+	return nil
+}
+
+// TestAfterFinalize: after Finalize, every call of the binding that would
+// call MPI returns ErrNotInit (MPI would abort the process), Init returns
+// ErrInitTwice, and Rank and Size still answer.
+func TestAfterFinalize(t *testing.T) {
+	for _, np := range []int{1, 2} {
+		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) { mpirun(t, "after-finalize", np, "") })
+	}
+}
+
+func afterFinalize(c *Comm) error {
+	n, r := c.Size(), c.Rank()
+	if err := Finalize(); err != nil {
+		return err
+	}
+	if Initialized() {
+		return errors.New("Initialized after Finalize")
+	}
+	f32, f64 := make([]float32, n), make([]float64, n)
+	ones := make([]int, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	calls := []struct {
+		name string
+		f    func() error
+	}{
+		{"Finalize", Finalize},
+		{"World", func() error { _, err := World(); return err }},
+		{"Barrier", c.Barrier},
+		{"AllReduceSum", func() error { return c.AllReduceSum(f64) }},
+		{"AllReduceSum of nothing", func() error { return c.AllReduceSum(nil) }},
+		{"AllReduceSumF64", func() error { _, err := c.AllReduceSumF64(1); return err }},
+		{"AllReduceOr", func() error { _, err := c.AllReduceOr(true); return err }},
+		{"ReduceScatter", func() error { return ReduceScatter(c, f32, f32[:1], ones) }},
+		{"ReduceScatterBlock", func() error { return ReduceScatterBlock(c, f64, f64[:1]) }},
+		{"Allgather", func() error { return Allgather(c, f32[:1], f32) }},
+		{"AllgatherInPlace", func() error { return AllgatherInPlace(c, f64, ones) }},
+		{"Abort", func() error { return c.Abort(3) }},
+	}
+	for _, call := range calls {
+		if err := call.f(); !errors.Is(err, ErrNotInit) {
+			return fmt.Errorf("%s after Finalize: %v, want ErrNotInit", call.name, err)
+		}
+	}
+	if err := Init(); !errors.Is(err, ErrInitTwice) {
+		return fmt.Errorf("Init after Finalize: %v, want ErrInitTwice", err)
+	}
+	if c.Rank() != r || c.Size() != n {
+		return fmt.Errorf("Rank, Size after Finalize: %d, %d", c.Rank(), c.Size())
 	}
 	return nil
 }
