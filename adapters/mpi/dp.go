@@ -6,13 +6,20 @@ package fusempi
 import "C"
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/fnv"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/optim"
 )
@@ -64,6 +71,9 @@ type DataParallel[T optim.Float] struct {
 	n, displ []C.int
 	lo       int
 	recv     []T
+	// verified is set once the processes' fingerprints have agreed
+	// (verify).
+	verified bool
 	times    Times
 }
 
@@ -173,12 +183,24 @@ func (d *DataParallel[T]) Bounds() []int { return d.opt.ShardBounds() }
 // ReduceScatter sums Grad over the processes into this process's own
 // elements of Grad (its other elements are left as they are and no step
 // reads them).
+//
+// First it checks that every process has the same parameters (names,
+// shapes, groups, in the same order), the same options (element type,
+// optimizer kind, ChunkSize, NonFinite, LossScaler) and the same
+// settings (every group's hyperparameters, the loss scale, each
+// parameter's step count and frozen flag), in one small MPI_Allreduce of
+// their hashes: where they differ, it returns an error wrapping ErrArgs on
+// every process and changes nothing, where the reduce-scatter and the step
+// would otherwise sum misaligned elements or step the processes' shares
+// by different rules. Settings changed after ReduceScatter, before the
+// optimizer's Step, are not checked.
 func (d *DataParallel[T]) ReduceScatter() error {
-	if err := d.plan(); err != nil {
-		return err
-	}
+	err := d.plan()
 	if d.comm.Size() == 1 {
-		return nil // the sum over one process is its gradient
+		return err // the sum over one process is its gradient
+	}
+	if err := d.verify(err); err != nil {
+		return err
 	}
 	if err := reduceScatter(d.comm, d.grad, d.recv, d.n); err != nil {
 		return err
@@ -188,20 +210,35 @@ func (d *DataParallel[T]) ReduceScatter() error {
 }
 
 // AllGather gives every process every process's own elements of Data.
+// Called before any ReduceScatter, it first checks, as ReduceScatter
+// does, that the processes agree.
 func (d *DataParallel[T]) AllGather() error {
-	if err := d.plan(); err != nil || d.comm.Size() == 1 {
+	err := d.plan()
+	if d.comm.Size() == 1 {
 		return err
+	}
+	if !d.verified {
+		if err := d.verify(err); err != nil {
+			return err
+		}
 	}
 	return allgatherInPlace(d.comm, d.data, d.n, d.displ)
 }
 
 // Step runs one data-parallel step: ReduceScatter, the optimizer's Step,
-// AllGather. When the step is skipped (a non-finite gradient under
-// SkipStep) or fails, which every process sees alike, the parameters are
-// unchanged and the all-gather is left out. For clipping by the global
-// norm, call the three parts with ClipGradNorm after ReduceScatter. The
-// gradients are not zeroed: call Optimizer().ZeroGrad() before the next
-// backward pass that accumulates.
+// AllGather. When the processes' parameters or settings differ (see
+// ReduceScatter), it returns an error wrapping ErrArgs on every process
+// and changes nothing. When the step is skipped (a non-finite gradient
+// under SkipStep) or fails, which every process sees alike, the parameters
+// are unchanged and the all-gather is left out. When the final all-gather
+// fails, the step has been taken: each process's optimizer state, step
+// counts and own elements of Data are updated, but its copy of the other
+// processes' elements is not (or only in part); AllGather, called again,
+// completes the step, or restore the parameters and the optimizer state
+// from a checkpoint. For clipping by the global norm, call the three parts
+// with ClipGradNorm after ReduceScatter. The gradients are not zeroed:
+// call Optimizer().ZeroGrad() before the next backward pass that
+// accumulates.
 func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 	t0 := time.Now()
 	if err := d.ReduceScatter(); err != nil {
@@ -217,6 +254,158 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 	err = d.AllGather()
 	d.times.AllGather = time.Since(t2)
 	return rep, err
+}
+
+// verify compares the processes' fingerprints (one MPI_Allreduce of the
+// hashes and of their complements, MPI_MAX: every process's hash is the
+// same when the largest hash is the complement of the largest complement).
+// local is this process's error so far (of plan): it is returned here and
+// makes the others fail too, instead of waiting for a collective call that
+// this process will not make.
+func (d *DataParallel[T]) verify(local error) error {
+	var x [5]uint64
+	if local != nil {
+		x[4] = 1
+	} else {
+		x[0], x[1] = d.fingerprint()
+		x[2], x[3] = ^x[0], ^x[1]
+	}
+	err := d.comm.allReduceMax(x[:])
+	switch {
+	case err != nil:
+		err = errors.Join(local, err)
+	case local != nil:
+		err = local
+	case x[4] != 0:
+		err = fmt.Errorf("%w: %w (its parameters make no plan: not all registered, or too many for an MPI count)", ErrArgs, ErrOtherRank)
+	case x[0] != ^x[2]:
+		err = fmt.Errorf("%w: the processes' parameters or options differ (every process registers the same parameters, of the same shapes and groups, in the same order, with the same element type, optimizer kind, ChunkSize, NonFinite and LossScaler)", ErrArgs)
+	case x[1] != ^x[3]:
+		err = fmt.Errorf("%w: the processes' settings differ (every process makes the same changes to the groups' hyperparameters, the loss scale and the frozen parameters, and takes the same steps)", ErrArgs)
+	}
+	if err != nil {
+		if !d.verified {
+			d.planned = false // parameters may still be added
+		}
+		return err
+	}
+	d.verified = true
+	return nil
+}
+
+// fingerprint returns a hash of what fixes the processes' layout (the
+// element type, the optimizer kind, the options that fix the chunks or the
+// step's results, the parameters' names, shapes, lengths and groups, in
+// registration order) and a hash of the settings that may change between
+// steps (the groups' hyperparameters, the loss scale and the dynamic
+// scaler's state, each parameter's step count and frozen flag).
+func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
+	var z T
+	l := newHasher()
+	l.u64(uint64(unsafe.Sizeof(z)))
+	l.u64(uint64(len(d.data)))
+	l.str(d.opt.Kind().String())
+	op := d.opt.Options()
+	l.u64(uint64(op.ChunkSize))
+	l.u64(uint64(op.NonFinite))
+	l.value(reflect.ValueOf(op.LossScaler))
+	s := newHasher()
+	params := d.opt.Params()
+	l.u64(uint64(len(params)))
+	for _, p := range params {
+		l.str(p.Name)
+		l.u64(uint64(p.Group))
+		l.u64(uint64(p.Len))
+		l.u64(uint64(len(p.Shape)))
+		for _, n := range p.Shape {
+			l.u64(uint64(n))
+		}
+		l.str(p.Type)
+		s.u64(uint64(p.Step))
+		s.bool(p.Frozen)
+	}
+	s.u64(uint64(d.opt.NumGroups()))
+	for i := range d.opt.NumGroups() {
+		h, err := d.opt.Group(i)
+		if err != nil {
+			s.str(err.Error())
+			continue
+		}
+		s.value(reflect.ValueOf(h))
+	}
+	s.u64(math.Float64bits(d.opt.LossScale()))
+	if scale, good, err := d.opt.ScalerState(); err == nil {
+		s.u64(math.Float64bits(scale))
+		s.u64(uint64(good))
+	}
+	return l.sum(), s.sum()
+}
+
+// hasher hashes a sequence of values (FNV-1a, 64 bits), each written so
+// that no two sequences of values give the same bytes.
+type hasher struct {
+	h hash.Hash64
+	b [8]byte
+}
+
+func newHasher() *hasher { return &hasher{h: fnv.New64a()} }
+
+func (h *hasher) sum() uint64 { return h.h.Sum64() }
+
+func (h *hasher) u64(v uint64) {
+	binary.LittleEndian.PutUint64(h.b[:], v)
+	h.h.Write(h.b[:])
+}
+
+func (h *hasher) bool(b bool) {
+	if b {
+		h.u64(1)
+	} else {
+		h.u64(0)
+	}
+}
+
+func (h *hasher) str(s string) {
+	h.u64(uint64(len(s)))
+	io.WriteString(h.h, s)
+}
+
+// value hashes v's type and contents: the bits of its numbers, its
+// booleans and strings, and, field by field or element by element, its
+// structs, arrays and slices. Of a pointer, map, function, channel or
+// interface it hashes the kind only (an address differs between
+// processes).
+func (h *hasher) value(v reflect.Value) {
+	if !v.IsValid() {
+		h.str("invalid")
+		return
+	}
+	h.str(v.Type().String())
+	switch v.Kind() {
+	case reflect.Bool:
+		h.bool(v.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		h.u64(uint64(v.Int()))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		h.u64(v.Uint())
+	case reflect.Float32, reflect.Float64:
+		h.u64(math.Float64bits(v.Float()))
+	case reflect.Complex64, reflect.Complex128:
+		h.u64(math.Float64bits(real(v.Complex())))
+		h.u64(math.Float64bits(imag(v.Complex())))
+	case reflect.String:
+		h.str(v.String())
+	case reflect.Struct:
+		h.u64(uint64(v.NumField()))
+		for i := range v.NumField() {
+			h.value(v.Field(i))
+		}
+	case reflect.Array, reflect.Slice:
+		h.u64(uint64(v.Len()))
+		for i := range v.Len() {
+			h.value(v.Index(i))
+		}
+	}
 }
 
 // LastTimes returns how long the phases of the last Step took.

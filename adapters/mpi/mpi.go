@@ -31,8 +31,10 @@ static MPI_Comm fo_world(void) { return MPI_COMM_WORLD; }
 static MPI_Datatype fo_float(void) { return MPI_FLOAT; }
 static MPI_Datatype fo_double(void) { return MPI_DOUBLE; }
 static MPI_Datatype fo_int(void) { return MPI_INT; }
+static MPI_Datatype fo_uint64(void) { return MPI_UINT64_T; }
 static MPI_Op fo_sum(void) { return MPI_SUM; }
 static MPI_Op fo_lor(void) { return MPI_LOR; }
+static MPI_Op fo_max(void) { return MPI_MAX; }
 static void *fo_in_place(void) { return MPI_IN_PLACE; }
 static int fo_errors_return(MPI_Comm c) { return MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN); }
 static int fo_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
@@ -61,7 +63,9 @@ func (e *Error) Error() string {
 }
 
 // ErrArgs is returned, wrapped, for arguments that do not fit together
-// (lengths, counts), before any MPI call.
+// (lengths, counts), before any MPI call; and by DataParallel's
+// collectives, on every process, when the processes' parameters or
+// settings differ (see DataParallel.ReduceScatter).
 var ErrArgs = errors.New("fusempi: invalid arguments")
 
 // ErrNotInit is returned by calls made before Init or after Finalize
@@ -216,6 +220,23 @@ func (c *Comm) AllReduceOr(b bool) (bool, error) {
 	}
 	err := check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), unsafe.Pointer(&v), 1, C.fo_int(), C.fo_lor(), c.c))
 	return v != 0, err
+}
+
+// allReduceMax replaces every element of x, on every process, by its
+// largest value over the processes (MPI_Allreduce in place, MPI_MAX on
+// MPI_UINT64_T).
+func (c *Comm) allReduceMax(x []uint64) error {
+	if err := live(); err != nil {
+		return err
+	}
+	if len(x) == 0 {
+		return nil
+	}
+	n, err := count(len(x))
+	if err != nil {
+		return err
+	}
+	return check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), unsafe.Pointer(&x[0]), n, C.fo_uint64(), C.fo_max(), c.c))
 }
 
 // datatype returns the MPI datatype of T.

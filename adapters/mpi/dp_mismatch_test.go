@@ -1,0 +1,228 @@
+package fusempi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/optim"
+)
+
+func init() {
+	scenarios["mismatch-split"] = mismatchSplit
+	scenarios["mismatch-total"] = mismatchTotal
+	scenarios["mismatch-lr"] = mismatchLR
+	scenarios["mismatch-unregistered"] = mismatchUnregistered
+}
+
+// TestStepMismatch: processes whose parameters or settings differ get an
+// error wrapping ErrArgs from Step, every one of them, before anything
+// changes (parameters, gradients, optimizer state), where the collectives
+// would otherwise sum misaligned elements (a failure on one process and a
+// wrong result on another, or a step taken and then a failed all-gather)
+// or step each share by another rule.
+func TestStepMismatch(t *testing.T) {
+	for _, sc := range []struct {
+		name string
+		np   int
+	}{
+		{"mismatch-split", 2},
+		{"mismatch-total", 2},
+		{"mismatch-total", 3},
+		{"mismatch-lr", 2},
+		{"mismatch-unregistered", 2},
+	} {
+		t.Run(fmt.Sprintf("%s/np=%d", sc.name, sc.np), func(t *testing.T) { mpirun(t, sc.name, sc.np, "") })
+	}
+}
+
+// shardBytes returns the state this process's optimizer keeps, as its
+// shard file: hyperparameters, step counts, scalars and state, bit for
+// bit.
+func shardBytes[T optim.Float](o *optim.Optimizer[T]) ([]byte, error) {
+	var b bytes.Buffer
+	err := o.SaveShard(&b)
+	return b.Bytes(), err
+}
+
+// dpSnapshot is what a refused step must leave as it was.
+type dpSnapshot[T optim.Float] struct {
+	data, grad []T
+	state      []byte
+}
+
+func snapshot[T optim.Float](d *DataParallel[T]) (dpSnapshot[T], error) {
+	st, err := shardBytes(d.Optimizer())
+	return dpSnapshot[T]{slices.Clone(d.Data()), slices.Clone(d.Grad()), st}, err
+}
+
+func (s dpSnapshot[T]) same(d *DataParallel[T]) error {
+	st, err := shardBytes(d.Optimizer())
+	switch {
+	case err != nil:
+		return err
+	case !slices.Equal(s.data, d.Data()):
+		return errors.New("the parameters changed")
+	case !slices.Equal(s.grad, d.Grad()):
+		return errors.New("the gradients changed")
+	case !bytes.Equal(s.state, st):
+		return errors.New("the optimizer state changed")
+	}
+	return nil
+}
+
+// refusedStep runs Step, which must fail with an error wrapping ErrArgs
+// and leave d as it was.
+func refusedStep[T optim.Float](d *DataParallel[T]) error {
+	before, err := snapshot(d)
+	if err != nil {
+		return err
+	}
+	if _, err := d.Step(); !errors.Is(err, ErrArgs) {
+		return fmt.Errorf("Step: %v, want an error wrapping ErrArgs", err)
+	}
+	if err := before.same(d); err != nil {
+		return fmt.Errorf("after the refused Step: %w", err)
+	}
+	return nil
+}
+
+// fill gives the parameters distinct values and the gradients ones.
+func fill[T optim.Float](d *DataParallel[T]) {
+	for i := range d.Data() {
+		d.Data()[i] = T(i%37) / 8
+		d.Grad()[i] = 1
+	}
+}
+
+// mismatchSplit: every process has 1000 elements, but process 0 in one
+// tensor and the others in two of 500: the chunks, and so the processes'
+// shares, differ.
+func mismatchSplit(c *Comm) error {
+	d, err := NewDataParallel[float32](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1000)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if c.Rank() == 0 {
+		_, _, err = d.Add("w", 1000)
+	} else if _, _, err = d.Add("w", 500); err == nil {
+		_, _, err = d.Add("b", 500)
+	}
+	if err != nil {
+		return err
+	}
+	fill(d)
+	return refusedStep(d)
+}
+
+// mismatchTotal: the last process has 24 elements more.
+func mismatchTotal(c *Comm) error {
+	n := 1000
+	if c.Rank() == c.Size()-1 {
+		n += 24
+	}
+	d, err := NewDataParallel[float32](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, n)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", n); err != nil {
+		return err
+	}
+	fill(d)
+	return refusedStep(d)
+}
+
+// mismatchLR: after a step that every process takes alike, process 1
+// alone changes the learning rate; the next step is refused, and once the
+// learning rate is the same again the steps go on, as one process's.
+func mismatchLR(c *Comm) error {
+	h := optim.SGDConfig{LR: 0.5, Momentum: 0.9}
+	op := optim.Options{ChunkSize: 256}
+	d, err := NewDataParallel[float64](c, h, op, 1024)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ref, err := optim.New[float64](h, op)
+	if err != nil {
+		return err
+	}
+	defer ref.Close()
+	refData, refGrad := make([]float64, 1024), make([]float64, 1024)
+	if _, _, err = d.Add("w", 1024); err != nil {
+		return err
+	}
+	if err := ref.Add("w", refData, refGrad, 1024); err != nil {
+		return err
+	}
+	fill(d)
+	copy(refData, d.Data())
+	step := func() error {
+		for i := range refGrad {
+			d.Grad()[i] = 1
+			refGrad[i] = float64(c.Size()) // the sum of every process's 1
+		}
+		if _, err := ref.Step(); err != nil {
+			return err
+		}
+		if _, err := d.Step(); err != nil {
+			return err
+		}
+		if !slices.Equal(d.Data(), refData) {
+			return errors.New("the parameters differ from one process's")
+		}
+		return nil
+	}
+	if err := step(); err != nil {
+		return fmt.Errorf("first step: %w", err)
+	}
+	if c.Rank() == 1 {
+		if err := d.Optimizer().SetLR(0, 0.25); err != nil {
+			return err
+		}
+	}
+	if err := refusedStep(d); err != nil {
+		return fmt.Errorf("with another learning rate on process 1: %w", err)
+	}
+	if err := d.Optimizer().SetLR(0, 0.5); err != nil {
+		return err
+	}
+	if err := step(); err != nil {
+		return fmt.Errorf("once the learning rates agree again: %w", err)
+	}
+	return nil
+}
+
+// mismatchUnregistered: process 1 has not registered all its elements;
+// the others, instead of waiting for it in the reduce-scatter, fail too
+// (ErrArgs, ErrOtherRank), and once it has, the step is taken.
+func mismatchUnregistered(c *Comm) error {
+	d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 256}, 1000)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", 600); err != nil {
+		return err
+	}
+	if c.Rank() != 1 {
+		if _, _, err = d.Add("b", 400); err != nil {
+			return err
+		}
+	}
+	fill(d)
+	if err := refusedStep(d); err != nil {
+		return err
+	}
+	if c.Rank() == 1 {
+		if _, _, err = d.Add("b", 400); err != nil {
+			return fmt.Errorf("Add after the refused step: %w", err)
+		}
+	}
+	_, err = d.Step()
+	return err
+}
