@@ -12,6 +12,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fuseopt/fuseopt/internal/atomicfile"
 	"github.com/fuseopt/fuseopt/optim"
 )
 
@@ -415,33 +417,101 @@ func (d *DataParallel[T]) LastTimes() Times { return d.times }
 func (d *DataParallel[T]) Close() error { return d.opt.Close() }
 
 // Checkpoints. SaveCheckpoint writes each process's shard of the optimizer
-// state to dir/optim-<rank>-of-<size>.shard and, once every process has
-// written its file, dir/optim.shards, which names the number of files.
-// LoadCheckpoint reads that set into any number of processes: each reads
-// the files (on a file system every process sees) and keeps the state of
-// its own chunks. The parameters themselves are the caller's to save:
-// every process holds all of them (Data).
+// state to dir/optim-<gen>-<rank>-of-<size>.shard and, once every process
+// has written its file, dir/optim.shards, the manifest, which names the
+// set: its number of files and its generation gen, one more than the
+// generation the manifest named before. Replacing the manifest (atomically)
+// is what commits a checkpoint: until then the manifest names the previous
+// set, whose files a save never writes, and once it is replaced, process
+// 0 removes the previous set's files. LoadCheckpoint reads the set the
+// manifest names into any number of processes: each reads the files (on a
+// file system every process sees) and keeps the state of its own chunks.
+// A manifest without a generation names the files of the earlier layout,
+// dir/optim-<rank>-of-<size>.shard, which LoadCheckpoint reads and the
+// next SaveCheckpoint replaces. The parameters themselves are the caller's
+// to save: every process holds all of them (Data).
 
-const manifest = "optim.shards"
+const (
+	manifest       = "optim.shards"
+	manifestPrefix = "fuseopt optimizer shards "
+	// maxGeneration bounds the generation a manifest may name.
+	maxGeneration = 1 << 62
+)
 
-func shardName(r, n int) string { return fmt.Sprintf("optim-%d-of-%d.shard", r, n) }
+// shardSet is a set of shard files: n files, of generation gen (0: the
+// layout without generations).
+type shardSet struct {
+	n   int
+	gen int64
+}
+
+// name returns the name of rank r's file of the set.
+func (s shardSet) name(r int) string {
+	if s.gen == 0 {
+		return fmt.Sprintf("optim-%d-of-%d.shard", r, s.n)
+	}
+	return fmt.Sprintf("optim-%d-%d-of-%d.shard", s.gen, r, s.n)
+}
 
 // SaveCheckpoint writes this process's shard of the optimizer state into
 // dir (which must exist), and process 0 the set's manifest; every process
-// calls it. It returns an error on every process when one failed.
+// calls it. It returns an error on every process when one failed, and
+// then leaves the checkpoint that dir held before as it was: the manifest
+// still names the earlier set, whose files are untouched. A file named
+// optim.shards in dir that is not a manifest is refused (an error
+// wrapping optim.ErrState on process 0), not replaced.
 func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
-	err := d.opt.SaveFile(filepath.Join(dir, shardName(d.comm.Rank(), d.comm.Size())))
-	if err = d.agree(err); err != nil {
-		return err
-	}
-	if d.comm.Rank() == 0 {
-		tmp := filepath.Join(dir, manifest+".tmp")
-		err = os.WriteFile(tmp, []byte(fmt.Sprintf("fuseopt optimizer shards %d\n", d.comm.Size())), 0o644)
-		if err == nil {
-			err = os.Rename(tmp, filepath.Join(dir, manifest))
+	rank := d.comm.Rank()
+	// Process 0 reads the manifest and picks the next generation; every
+	// process learns it (a maximum over the processes, which hold 0).
+	var old shardSet
+	var err error
+	if rank == 0 {
+		old, err = readManifest(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			old, err = shardSet{}, nil
 		}
 	}
-	return d.agree(err)
+	x := [2]uint64{}
+	if err != nil {
+		x[1] = 1
+	} else if rank == 0 {
+		x[0] = uint64(old.gen + 1)
+	}
+	if aerr := d.comm.allReduceMax(x[:]); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	switch {
+	case err != nil:
+		return err
+	case x[1] != 0:
+		return ErrOtherRank
+	}
+	set := shardSet{n: d.comm.Size(), gen: int64(x[0])}
+	path := filepath.Join(dir, set.name(rank))
+	if err = d.agree(d.opt.SaveFile(path)); err != nil {
+		// The manifest does not name the new set: its files are of no
+		// use (best effort).
+		os.Remove(path)
+		return err
+	}
+	if rank == 0 {
+		err = atomicfile.Write(filepath.Join(dir, manifest), func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "%s%d generation %d\n", manifestPrefix, set.n, set.gen)
+			return err
+		})
+	}
+	if err = d.agree(err); err != nil {
+		// The manifest may have been replaced before the error (a
+		// failed sync of the directory): both sets are kept.
+		return err
+	}
+	if rank == 0 && old.n > 0 {
+		for r := range old.n {
+			os.Remove(filepath.Join(dir, old.name(r))) // best effort
+		}
+	}
+	return nil
 }
 
 // LoadCheckpoint loads the optimizer state saved by SaveCheckpoint in dir,
@@ -449,28 +519,47 @@ func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
 // returns an error on every process when one failed (the state of the
 // processes that did not fail is then loaded: load again, or stop).
 func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
-	n, err := readManifest(dir)
+	set, err := readManifest(dir)
 	if err == nil {
-		paths := make([]string, n)
+		paths := make([]string, set.n)
 		for r := range paths {
-			paths[r] = filepath.Join(dir, shardName(r, n))
+			paths[r] = filepath.Join(dir, set.name(r))
 		}
 		err = d.opt.LoadShardFiles(paths...)
 	}
 	return d.agree(err)
 }
 
-func readManifest(dir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, manifest))
+// readManifest returns the set that dir's manifest names. A manifest that
+// cannot be read gives the error of the read (fs.ErrNotExist when there
+// is none); one that is not a manifest, an error wrapping optim.ErrState.
+func readManifest(dir string) (shardSet, error) {
+	path := filepath.Join(dir, manifest)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return shardSet{}, err
 	}
-	s, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "fuseopt optimizer shards ")
-	n, err := strconv.Atoi(s)
-	if !ok || err != nil || n < 1 || n > optim.MaxRanks {
-		return 0, fmt.Errorf("fusempi: %s: not a shard manifest", filepath.Join(dir, manifest))
+	s, ok := strings.CutPrefix(strings.TrimSpace(string(b)), manifestPrefix)
+	f := strings.Fields(s)
+	var set shardSet
+	switch {
+	case !ok:
+	case len(f) == 1: // the layout without generations
+		set.n, err = strconv.Atoi(f[0])
+		ok = err == nil
+	case len(f) == 3 && f[1] == "generation":
+		set.n, err = strconv.Atoi(f[0])
+		if ok = err == nil; ok {
+			set.gen, err = strconv.ParseInt(f[2], 10, 64)
+			ok = err == nil && set.gen >= 1 && set.gen < maxGeneration
+		}
+	default:
+		ok = false
 	}
-	return n, nil
+	if !ok || set.n < 1 || set.n > optim.MaxRanks {
+		return shardSet{}, fmt.Errorf("%w: %s: not a shard manifest", optim.ErrState, path)
+	}
+	return set, nil
 }
 
 // ErrOtherRank is returned by a collective call that failed on another

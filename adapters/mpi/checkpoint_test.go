@@ -1,0 +1,263 @@
+package fusempi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/optim"
+)
+
+func init() {
+	scenarios["save-fails"] = saveFails
+	scenarios["checkpoint-layouts"] = checkpointLayouts
+}
+
+// TestSaveFails: a SaveCheckpoint that fails on one process (process 1's
+// disk is full) fails on every process and leaves the checkpoint saved
+// before loadable, bit for bit; the next save replaces it.
+func TestSaveFails(t *testing.T) {
+	dir := t.TempDir()
+	mpirun(t, "save-fails", 2, dir)
+	got, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, manifest)}
+	for r := range 2 {
+		want = append(want, filepath.Join(dir, fmt.Sprintf("optim-2-%d-of-2.shard", r)))
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the directory holds %q, want %q", got, want)
+	}
+}
+
+func saveFails(c *Comm) error {
+	dir := os.Getenv(envDir)
+	d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 256}, 1024)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", 1024); err != nil {
+		return err
+	}
+	fill(d)
+	step := func() error {
+		for i := range d.Grad() {
+			d.Grad()[i] = float32(i%5) - 2
+		}
+		_, err := d.Step()
+		return err
+	}
+	if err := step(); err != nil {
+		return err
+	}
+	if err := d.SaveCheckpoint(dir); err != nil {
+		return fmt.Errorf("first save: %w", err)
+	}
+	saved, err := shardBytes(d.Optimizer())
+	if err != nil {
+		return err
+	}
+	if err := step(); err != nil {
+		return err
+	}
+	stepped, err := shardBytes(d.Optimizer())
+	if err != nil {
+		return err
+	}
+	// Process 1's disk is full: a write beyond 100 bytes fails (EFBIG).
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		return err
+	}
+	if c.Rank() == 1 {
+		small := lim
+		small.Cur = 100
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+			return err
+		}
+	}
+	err = d.SaveCheckpoint(dir)
+	if c.Rank() == 1 {
+		if serr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); serr != nil {
+			return serr
+		}
+	}
+	switch {
+	case err == nil:
+		return errors.New("the save with a full disk on process 1 succeeded")
+	case c.Rank() == 0 && !errors.Is(err, ErrOtherRank):
+		return fmt.Errorf("the failed save on process 0: %v, want ErrOtherRank", err)
+	case c.Rank() == 1 && !errors.Is(err, syscall.EFBIG):
+		return fmt.Errorf("the failed save on process 1: %v, want EFBIG", err)
+	}
+	if err := d.LoadCheckpoint(dir); err != nil {
+		return fmt.Errorf("load after the failed save: %w", err)
+	}
+	if st, err := shardBytes(d.Optimizer()); err != nil || !bytes.Equal(st, saved) {
+		return fmt.Errorf("after the failed save, the checkpoint loads another state (%v)", err)
+	}
+	// Back to the state of the second step (Adam without weight decay:
+	// its moments depend on the gradients only), saved for good this time.
+	if err := d.LoadCheckpoint(dir); err != nil {
+		return err
+	}
+	if err := step(); err != nil {
+		return err
+	}
+	if st, err := shardBytes(d.Optimizer()); err != nil || !bytes.Equal(st, stepped) {
+		return fmt.Errorf("the step from the loaded checkpoint is not the step from the saved state (%v)", err)
+	}
+	if err := d.SaveCheckpoint(dir); err != nil {
+		return fmt.Errorf("the save after the failed one: %w", err)
+	}
+	if err := d.LoadCheckpoint(dir); err != nil {
+		return err
+	}
+	if st, err := shardBytes(d.Optimizer()); err != nil || !bytes.Equal(st, stepped) {
+		return fmt.Errorf("the last save loads another state (%v)", err)
+	}
+	return nil
+}
+
+// TestCheckpointLayouts: a checkpoint of the layout without generations
+// (optim-<rank>-of-<N>.shard) loads, and the next save replaces its files;
+// a manifest that is not one is refused (optim.ErrState) by the load and
+// by the save, which leaves it in place.
+func TestCheckpointLayouts(t *testing.T) { mpirun(t, "checkpoint-layouts", 2, t.TempDir()) }
+
+func checkpointLayouts(c *Comm) error {
+	dir := os.Getenv(envDir)
+	d, err := NewDataParallel[float64](c, optim.DefaultNAdam(), optim.Options{ChunkSize: 256}, 700)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", 700); err != nil {
+		return err
+	}
+	fill(d)
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	saved, err := shardBytes(d.Optimizer())
+	if err != nil {
+		return err
+	}
+	// The earlier layout, as SaveCheckpoint wrote it.
+	old := func(r int) string { return filepath.Join(dir, fmt.Sprintf("optim-%d-of-%d.shard", r, c.Size())) }
+	if err := d.Optimizer().SaveFile(old(c.Rank())); err != nil {
+		return err
+	}
+	if c.Rank() == 0 {
+		if err := os.WriteFile(filepath.Join(dir, manifest), fmt.Appendf(nil, "fuseopt optimizer shards %d\n", c.Size()), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	if err := d.LoadCheckpoint(dir); err != nil {
+		return fmt.Errorf("load of the earlier layout: %w", err)
+	}
+	if st, err := shardBytes(d.Optimizer()); err != nil || !bytes.Equal(st, saved) {
+		return fmt.Errorf("the earlier layout loads another state (%v)", err)
+	}
+	if err := d.SaveCheckpoint(dir); err != nil {
+		return err
+	}
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	if set, err := readManifest(dir); err != nil || set != (shardSet{n: c.Size(), gen: 1}) {
+		return fmt.Errorf("the manifest after the save names %+v (%v), want generation 1", set, err)
+	}
+	for r := range c.Size() {
+		if _, err := os.Stat(old(r)); !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("the earlier layout's file %d is left: %v", r, err)
+		}
+	}
+	if err := d.LoadCheckpoint(dir); err != nil {
+		return err
+	}
+	if st, err := shardBytes(d.Optimizer()); err != nil || !bytes.Equal(st, saved) {
+		return fmt.Errorf("the save over the earlier layout loads another state (%v)", err)
+	}
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	// A manifest that is not one.
+	bad := []byte("fuseopt optimizer shards 2 generation x\n")
+	if c.Rank() == 0 {
+		if err := os.WriteFile(filepath.Join(dir, manifest), bad, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	if err := d.LoadCheckpoint(dir); !errors.Is(err, optim.ErrState) {
+		return fmt.Errorf("load with a bad manifest: %v, want optim.ErrState", err)
+	}
+	err = d.SaveCheckpoint(dir)
+	if c.Rank() == 0 && !errors.Is(err, optim.ErrState) || c.Rank() != 0 && !errors.Is(err, ErrOtherRank) {
+		return fmt.Errorf("save over a bad manifest: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, manifest)); err != nil || !bytes.Equal(b, bad) {
+		return fmt.Errorf("the save replaced the bad manifest (%q, %v)", b, err)
+	}
+	return nil
+}
+
+// TestReadManifest: the manifests of both layouts, and what is not one.
+func TestReadManifest(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := readManifest(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("no manifest: %v, want fs.ErrNotExist", err)
+	}
+	for _, tc := range []struct {
+		text string
+		want shardSet
+	}{
+		{"fuseopt optimizer shards 2\n", shardSet{n: 2}},
+		{"fuseopt optimizer shards 3 generation 7\n", shardSet{n: 3, gen: 7}},
+		{"garbage\n", shardSet{}},
+		{"fuseopt optimizer shards 0\n", shardSet{}},
+		{"fuseopt optimizer shards x\n", shardSet{}},
+		{"fuseopt optimizer shards 2 generation 0\n", shardSet{}},
+		{"fuseopt optimizer shards 2 generation -1\n", shardSet{}},
+		{"fuseopt optimizer shards 2 gen 3\n", shardSet{}},
+		{"fuseopt optimizer shards 2 generation 3 4\n", shardSet{}},
+		{"fuseopt optimizer shards\n", shardSet{}},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, manifest), []byte(tc.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		set, err := readManifest(dir)
+		if tc.want.n == 0 {
+			if !errors.Is(err, optim.ErrState) {
+				t.Errorf("%q: %+v, %v, want an error wrapping optim.ErrState", tc.text, set, err)
+			}
+		} else if err != nil || set != tc.want {
+			t.Errorf("%q: %+v, %v, want %+v", tc.text, set, err, tc.want)
+		}
+	}
+	if got := (shardSet{n: 2}).name(1); got != "optim-1-of-2.shard" {
+		t.Errorf("a file of the earlier layout is named %q", got)
+	}
+	if got := (shardSet{n: 3, gen: 5}).name(2); got != "optim-5-2-of-3.shard" {
+		t.Errorf("a file of generation 5 is named %q", got)
+	}
+}
