@@ -205,6 +205,17 @@ func TestClipSkipsFrozen(t *testing.T) {
 	if info, _ := o.Param("b"); !info.Frozen {
 		t.Fatal("ParamInfo.Frozen not set")
 	}
+	// SetNoGrad marks a parameter for the next Step only.
+	if err := o.SetNoGrad("a"); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := o.Param("a"); !info.NoGrad || info.Frozen {
+		t.Fatalf("after SetNoGrad: %+v", info)
+	}
+	mustStep(t, o)
+	if info, _ := o.Param("a"); info.NoGrad || info.Step != 0 {
+		t.Fatalf("after the Step: %+v", info)
+	}
 }
 
 // TestSetGroupAMSGrad: turning AMSGrad on keeps exp_avg and exp_avg_sq,

@@ -531,6 +531,9 @@ type ParamInfo struct {
 	Step  int64 // steps taken by this parameter
 	// Frozen is set while the parameter is frozen (SetRequiresGrad).
 	Frozen bool
+	// NoGrad is set when SetNoGrad marked the parameter for the next
+	// Step only.
+	NoGrad bool
 	// Type is the element type of the parameter: TypeFloat32,
 	// TypeFloat64, TypeBFloat16 or TypeFloat16.
 	Type string
@@ -562,7 +565,7 @@ func (o *Optimizer[T]) Param(name string) (ParamInfo, bool) {
 
 func (p *param[T]) info() ParamInfo {
 	in := ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: p.len(), Step: p.step,
-		Frozen: p.frozen, Type: TypeFloat32}
+		Frozen: p.frozen, NoGrad: p.noGrad, Type: TypeFloat32}
 	var z T
 	if unsafe.Sizeof(z) == 8 {
 		in.Type = TypeFloat64

@@ -17,6 +17,7 @@ import (
 func init() {
 	scenarios["save-fails"] = saveFails
 	scenarios["checkpoint-layouts"] = checkpointLayouts
+	scenarios["save-sweeps"] = saveSweeps
 }
 
 // TestSaveFails: a SaveCheckpoint that fails on one process (process 1's
@@ -241,6 +242,8 @@ func TestReadManifest(t *testing.T) {
 		{"fuseopt optimizer shards 2 gen 3\n", shardSet{}},
 		{"fuseopt optimizer shards 2 generation 3 4\n", shardSet{}},
 		{"fuseopt optimizer shards\n", shardSet{}},
+		{fmt.Sprintf("fuseopt optimizer shards 2 generation %d\n", maxGeneration), shardSet{n: 2, gen: maxGeneration}},
+		{fmt.Sprintf("fuseopt optimizer shards 2 generation %d\n", maxGeneration+1), shardSet{}},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, manifest), []byte(tc.text), 0o644); err != nil {
 			t.Fatal(err)
@@ -260,4 +263,68 @@ func TestReadManifest(t *testing.T) {
 	if got := (shardSet{n: 3, gen: 5}).name(2); got != "optim-5-2-of-3.shard" {
 		t.Errorf("a file of generation 5 is named %q", got)
 	}
+	for name, want := range map[string]shardSet{
+		"optim-1-of-2.shard": {n: 2}, "optim-5-2-of-3.shard": {n: 3, gen: 5},
+		"optim-1-of-2.shard.bak": {}, "optim-+1-of-2.shard": {}, "optim-0-0-of-2.shard": {}, "optim-01-of-2.shard": {},
+		"optim.shards": {}, ".optim-1-of-2.shard.tmp123": {}, "optim-1-of-2": {}, "optim-5-2-of-x.shard": {},
+	} {
+		if got, ok := shardSetOf(name); got != want || ok != (want.n > 0) {
+			t.Errorf("shardSetOf(%q) = %+v, %v; want %+v", name, got, ok, want)
+		}
+	}
+}
+
+// TestSaveSweeps: a save removes the shard files of every set but its own,
+// those of the set the manifest named before and those that saves which
+// stopped before their end left (of another process count too), and no
+// other file.
+func TestSaveSweeps(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(manifest, "fuseopt optimizer shards 4 generation 1\n")
+	var keep []string
+	for r := range 4 {
+		write(shardSet{n: 4, gen: 1}.name(r), "committed")
+		write(shardSet{n: 4, gen: 2}.name(r), "stopped before the manifest")
+		write(shardSet{n: 3}.name(r%3), "earlier layout")
+	}
+	for _, name := range []string{"optim-1-of-2.shard.bak", "notes.txt", "optim-9-of-x.shard"} {
+		write(name, "not a shard file")
+		keep = append(keep, filepath.Join(dir, name))
+	}
+	mpirun(t, "save-sweeps", 2, dir)
+	got, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(keep, filepath.Join(dir, manifest))
+	for r := range 2 {
+		want = append(want, filepath.Join(dir, shardSet{n: 2, gen: 4}.name(r)))
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the directory holds %q, want %q", got, want)
+	}
+}
+
+// saveSweeps saves three times into the directory TestSaveSweeps made.
+func saveSweeps(c *Comm) error {
+	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5}, optim.Options{ChunkSize: 256}, 1024)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", 1024); err != nil {
+		return err
+	}
+	for i := range 3 {
+		if err := d.SaveCheckpoint(os.Getenv(envDir)); err != nil {
+			return fmt.Errorf("save %d: %w", i, err)
+		}
+	}
+	return d.LoadCheckpoint(os.Getenv(envDir))
 }

@@ -300,7 +300,9 @@ func (d *DataParallel[T]) verify(local error) error {
 // step's results, the parameters' names, shapes, lengths and groups, in
 // registration order) and a hash of the settings that may change between
 // steps (the groups' hyperparameters, the loss scale and the dynamic
-// scaler's state, each parameter's step count and frozen flag).
+// scaler's state, each parameter's step count, frozen flag and SetNoGrad
+// mark). Neither covers Options.Kernels nor Options.Workers, which do not
+// change results.
 func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
 	var z T
 	l := newHasher()
@@ -323,8 +325,10 @@ func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
 			l.u64(uint64(n))
 		}
 		l.str(p.Type)
+		l.str(p.Mode)
 		s.u64(uint64(p.Step))
 		s.bool(p.Frozen)
+		s.bool(p.NoGrad)
 	}
 	s.u64(uint64(d.opt.NumGroups()))
 	for i := range d.opt.NumGroups() {
@@ -374,9 +378,9 @@ func (h *hasher) str(s string) {
 
 // value hashes v's type and contents: the bits of its numbers, its
 // booleans and strings, and, field by field or element by element, its
-// structs, arrays and slices. Of a pointer, map, function, channel or
-// interface it hashes the kind only (an address differs between
-// processes).
+// structs, arrays and slices, and what its pointers and interfaces hold
+// (not an address, which differs between processes). Of a map, function
+// or channel it hashes the type only: no Hyper or Options field is one.
 func (h *hasher) value(v reflect.Value) {
 	if !v.IsValid() {
 		h.str("invalid")
@@ -407,6 +411,11 @@ func (h *hasher) value(v reflect.Value) {
 		for i := range v.Len() {
 			h.value(v.Index(i))
 		}
+	case reflect.Pointer, reflect.Interface:
+		h.bool(v.IsNil())
+		if !v.IsNil() {
+			h.value(v.Elem())
+		}
 	}
 }
 
@@ -423,7 +432,8 @@ func (d *DataParallel[T]) Close() error { return d.opt.Close() }
 // generation the manifest named before. Replacing the manifest (atomically)
 // is what commits a checkpoint: until then the manifest names the previous
 // set, whose files a save never writes, and once it is replaced, process
-// 0 removes the previous set's files. LoadCheckpoint reads the set the
+// 0 removes the shard files of every other set in dir (the previous one,
+// and any that a failed or interrupted save left). LoadCheckpoint reads the set the
 // manifest names into any number of processes: each reads the files (on a
 // file system every process sees) and keeps the state of its own chunks.
 // A manifest without a generation names the files of the earlier layout,
@@ -488,6 +498,9 @@ func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
 		return ErrOtherRank
 	}
 	set := shardSet{n: d.comm.Size(), gen: int64(x[0])}
+	if set.gen > maxGeneration {
+		return fmt.Errorf("%w: %s names generation %d, the last there can be", optim.ErrState, filepath.Join(dir, manifest), old.gen)
+	}
 	path := filepath.Join(dir, set.name(rank))
 	if err = d.agree(d.opt.SaveFile(path)); err != nil {
 		// The manifest does not name the new set: its files are of no
@@ -506,12 +519,33 @@ func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
 		// failed sync of the directory): both sets are kept.
 		return err
 	}
-	if rank == 0 && old.n > 0 {
-		for r := range old.n {
-			os.Remove(filepath.Join(dir, old.name(r))) // best effort
+	if rank == 0 {
+		// Every shard file of another set: the one the manifest named
+		// before, and those that a save which failed or stopped before
+		// its end left (best effort).
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if other, ok := shardSetOf(e.Name()); ok && other != set {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
 		}
 	}
 	return nil
+}
+
+// shardSetOf returns the set that a file named name belongs to, when name
+// is that of a shard file (shardSet.name, exactly).
+func shardSetOf(name string) (shardSet, bool) {
+	var s shardSet
+	var r int
+	if _, err := fmt.Sscanf(name, "optim-%d-%d-of-%d.shard", &s.gen, &r, &s.n); err == nil && s.gen >= 1 && s.name(r) == name {
+		return s, true
+	}
+	s = shardSet{}
+	if _, err := fmt.Sscanf(name, "optim-%d-of-%d.shard", &r, &s.n); err == nil && s.name(r) == name {
+		return s, true
+	}
+	return shardSet{}, false
 }
 
 // LoadCheckpoint loads the optimizer state saved by SaveCheckpoint in dir,
@@ -551,7 +585,7 @@ func readManifest(dir string) (shardSet, error) {
 		set.n, err = strconv.Atoi(f[0])
 		if ok = err == nil; ok {
 			set.gen, err = strconv.ParseInt(f[2], 10, 64)
-			ok = err == nil && set.gen >= 1 && set.gen < maxGeneration
+			ok = err == nil && set.gen >= 1 && set.gen <= maxGeneration
 		}
 	default:
 		ok = false

@@ -15,6 +15,7 @@ func init() {
 	scenarios["mismatch-total"] = mismatchTotal
 	scenarios["mismatch-lr"] = mismatchLR
 	scenarios["mismatch-unregistered"] = mismatchUnregistered
+	scenarios["mismatch-nograd"] = mismatchNoGrad
 }
 
 // TestStepMismatch: processes whose parameters or settings differ get an
@@ -33,6 +34,7 @@ func TestStepMismatch(t *testing.T) {
 		{"mismatch-total", 3},
 		{"mismatch-lr", 2},
 		{"mismatch-unregistered", 2},
+		{"mismatch-nograd", 2},
 	} {
 		t.Run(fmt.Sprintf("%s/np=%d", sc.name, sc.np), func(t *testing.T) { mpirun(t, sc.name, sc.np, "") })
 	}
@@ -95,6 +97,43 @@ func fill[T optim.Float](d *DataParallel[T]) {
 		d.Data()[i] = T(i%37) / 8
 		d.Grad()[i] = 1
 	}
+}
+
+// mismatchNoGrad: process 0 alone marks a parameter as without a
+// gradient this step (SetNoGrad): its owner would skip it where the
+// others count a step. Refused, and taken once every process marks it.
+func mismatchNoGrad(c *Comm) error {
+	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1024)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	for _, name := range []string{"a", "b"} {
+		if _, _, err = d.Add(name, 512); err != nil {
+			return err
+		}
+	}
+	fill(d)
+	if c.Rank() == 0 {
+		if err := d.Optimizer().SetNoGrad("a"); err != nil {
+			return err
+		}
+	}
+	if err := refusedStep(d); err != nil {
+		return fmt.Errorf("with a SetNoGrad on process 0 only: %w", err)
+	}
+	if err := d.Optimizer().SetNoGrad("a"); err != nil {
+		return err
+	}
+	if _, err := d.Step(); err != nil {
+		return fmt.Errorf("with a SetNoGrad on every process: %w", err)
+	}
+	a, _ := d.Optimizer().Param("a")
+	b, _ := d.Optimizer().Param("b")
+	if a.Step != 0 || b.Step != 1 {
+		return fmt.Errorf("step counts %d and %d, want 0 and 1", a.Step, b.Step)
+	}
+	return nil
 }
 
 // mismatchSplit: every process has 1000 elements, but process 0 in one
