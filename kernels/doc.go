@@ -90,7 +90,7 @@
 //
 // # Levels
 //
-// The level is chosen once at start-up: on amd64 avx512 (AVX-512 F+VL+DQ and
+// The level is chosen once at start-up: on amd64 avx512 (AVX-512 F+VL+DQ+BW and
 // FMA), then avx2 (AVX2 and FMA), then generic; on arm64 neon, then generic.
 // The environment variable FUSEOPT_CPU=generic|avx2|avx512|neon lowers it; the
 // purego build tag compiles no assembly at all. [Active] is the chosen set of

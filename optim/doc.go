@@ -1,7 +1,11 @@
-// Package optim is fuseopt's optimizer API: SGD (with heavy-ball or
-// Nesterov momentum), SGD with zero-initialised EMA momentum, Adam and
-// AdamW (AMSGrad, maximize), over float32 or float64 parameters, with
-// PyTorch's semantics and defaults.
+// Package optim is fuseopt's optimizer API, with PyTorch's semantics and
+// defaults: SGD (with heavy-ball or Nesterov momentum), SGD with
+// zero-initialised EMA momentum, Adam and AdamW (AMSGrad, maximize), Lion,
+// Adagrad, RMSprop, Adamax, Adadelta, NAdam, RAdam, LAMB and Adafactor
+// (each a rule file, rule_*.go), over float32 or float64 parameters, and
+// bfloat16 or binary16 ones with float32 master weights or 16-bit state
+// (AddBF16, AddF16); besides them Newton (a damped Newton step over
+// package solve) and Muon (Newton–Schulz orthogonalised momentum).
 //
 //	opt, err := optim.New[float32](optim.DefaultAdamW(), optim.Options{})
 //	if err != nil {
@@ -59,11 +63,14 @@
 //
 // # Arithmetic
 //
-// Every element is updated by the kernels package alone
-// (kernels.Set.SGDF32 … AdamF64), with coefficient blocks that the optimizer
-// builds with kernels.SGD, kernels.Momentum and kernels.Adam once per step
-// for each group and each distinct step count (the step count is kept per
-// parameter, as PyTorch does, and Adam's bias correction uses it). Because
+// Every element of an Optimizer's parameters is updated by the kernels
+// package (kernels.Set.SGDF32 … AdafactorUpdateF64, and the 16-bit
+// kernels), with coefficient blocks that each rule builds with its kernels
+// hyperparameter type (kernels.SGD, kernels.Adam, …) once per step for
+// each group and each distinct step count (the step count is kept per
+// parameter, as PyTorch does, and the bias corrections use it). Muon's
+// momentum and update are fused loops of its own, and its
+// orthogonalisation runs in package solve. Because
 // the kernels are exact (see the kernels package), a step gives bit-for-bit
 // the same result on every kernel level, with any number of workers, any
 // batching, and after a save and load.

@@ -9,7 +9,8 @@
 //
 // # Exactness
 //
-// The factor is defined element by element (DESIGN.md §3): every element of
+// The factor is defined element by element (docs/solve.md, "Exactness, and
+// why blocking keeps it"): every element of
 // L receives the updates of the columns k = 0, 1, 2, … before it in
 // increasing order, each one fused multiply-add with one rounding, never
 // re-associated, and then its square root (diagonal) or its division by the
@@ -77,8 +78,9 @@
 //
 // # Performance
 //
-// Options.BlockSize defaults to a width derived from the L2 size that
-// cpuid reports ([DefaultBlockSize]). A Solver keeps its scratch space;
+// Options.BlockSize defaults to the width of a table keyed by CPU model,
+// filled from measurements, or else one derived from the L2 size that
+// cpuid reports ([DefaultBlockSize]; [DefaultBlockSizeWhy] says which). A Solver keeps its scratch space;
 // factorisations of one size allocate nothing after the first.
 // BenchmarkCholeskySolveF64 (and BenchmarkCholeskySolveF64Gonum for
 // gonum) reports GFLOP/s, n³/3 + 2n² flops per factorisation and solve, and

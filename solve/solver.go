@@ -9,8 +9,8 @@ import (
 // Options configure a [Solver]. The zero value is the default.
 type Options struct {
 	// BlockSize is the panel width nb of the blocked factorisation. 0
-	// chooses it from the cache sizes ([DefaultBlockSize]). The result does
-	// not depend on it.
+	// chooses it by CPU model, or else from the cache sizes
+	// ([DefaultBlockSize]). The result does not depend on it.
 	BlockSize int
 	// Workers is the number of goroutines, the caller's included, that share
 	// a factorisation: at most the pool's size (a larger count means the

@@ -259,9 +259,9 @@ func writeMixed(w io.Writer, rep *MixedReport) error {
 	steps := mc.Epochs * ((mc.Train + mc.Batch - 1) / mc.Batch)
 	fmt.Fprintf(&b, "Mixed precision: MLP 2 → %d tanh → 2 softmax, two moons (%d training and %d test points, noise %.2g),\n",
 		mc.Hidden, mc.Train, mc.Test, mc.Noise)
-	fmt.Fprintf(&b, "    minibatches of %d, Adam lr %g, betas (0.9, 0.999), eps 1e-8, %d epochs (%d steps), the kernels\n",
+	fmt.Fprintf(&b, "    minibatches of %d, Adam lr %g, betas (0.9, 0.999), eps 1e-8, %d epochs (%d steps), through\n",
 		mc.Batch, mc.LR, mc.Epochs, steps)
-	b.WriteString("    called directly; the same start (weights bfloat16 holds exactly) and batches for all\n")
+	b.WriteString("    optim (one worker); the same start (weights bfloat16 holds exactly) and batches for all\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "    %-12s %s\n", r.Mode, r.Desc)
 	}
