@@ -508,8 +508,12 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 // value and gradient), and the solver's hold on their arrays. A weight
 // given to Step again after Forget starts from a first step. The weight is
 // found by its value's data (see the package's State section), so pass
-// the ValueGrad while it still holds the weight's array; a ValueGrad
-// whose value the solver keeps no state for is passed over.
+// the ValueGrad while it still holds the weight's array (a weight whose
+// array the program replaced, by gorgonia.Let or a new value, cannot be
+// found any more: Reset releases it); a ValueGrad whose value the solver
+// keeps no state for (none at that address, or one of another length or
+// element type there, such as a view of the weight's first elements) is
+// passed over.
 func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
 	for _, vg := range vgs {
 		if vg == nil {
@@ -519,7 +523,10 @@ func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
 		if err != nil || len(w32)+len(w64) == 0 {
 			continue
 		}
-		delete(s.byKey, dataKey(w32, w64))
+		k := dataKey(w32, w64)
+		if st := s.byKey[k]; st != nil && st.n == len(w32)+len(w64) && st.is32 == (w32 != nil) {
+			delete(s.byKey, k)
+		}
 	}
 	clear(s.states)
 }

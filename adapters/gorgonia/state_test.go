@@ -218,6 +218,14 @@ func TestForgetReset(t *testing.T) {
 				t.Fatal(name, err)
 			}
 		}
+		// A view of p's first two elements (same address, another
+		// length) is another weight: Forget passes it over.
+		view := &pair{w: tensor.New(tensor.WithBacking(p.w.Float64s()[:2]), tensor.WithShape(2)),
+			g: tensor.New(tensor.WithBacking([]float64{0, 0}), tensor.WithShape(2))}
+		s.Forget(view)
+		if s.States() != 2 {
+			t.Errorf("%s: %d states after forgetting a view of a weight, want 2", name, s.States())
+		}
 		s.Forget(p, nil, newPair([]float64{1}, []float64{1}), &pair{w: tensor.New(tensor.WithBacking([]int{1}), tensor.WithShape(1))})
 		if s.States() != 1 {
 			t.Errorf("%s: %d states after forgetting one of two weights, want 1", name, s.States())
