@@ -266,24 +266,19 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 // this process will not make.
 func (d *DataParallel[T]) verify(local error) error {
 	var x [5]uint64
-	if local != nil {
-		x[4] = 1
-	} else {
+	if local == nil {
 		x[0], x[1] = d.fingerprint()
 		x[2], x[3] = ^x[0], ^x[1]
 	}
-	err := d.comm.allReduceMax(x[:])
+	err := d.agreeMax(local, x[:])
 	switch {
-	case err != nil:
-		err = errors.Join(local, err)
-	case local != nil:
-		err = local
-	case x[4] != 0:
+	case err == ErrOtherRank:
 		err = fmt.Errorf("%w: %w (its parameters make no plan: not all registered, or too many for an MPI count)", ErrArgs, ErrOtherRank)
+	case err != nil:
 	case x[0] != ^x[2]:
 		err = fmt.Errorf("%w: the processes' parameters or options differ (every process registers the same parameters, of the same shapes and groups, in the same order, with the same element type, optimizer kind, ChunkSize, NonFinite and LossScaler)", ErrArgs)
 	case x[1] != ^x[3]:
-		err = fmt.Errorf("%w: the processes' settings differ (every process makes the same changes to the groups' hyperparameters, the loss scale and the frozen parameters, and takes the same steps)", ErrArgs)
+		err = fmt.Errorf("%w: the processes' settings differ (every process makes the same changes to the groups' hyperparameters, the loss scale, the frozen parameters and the SetNoGrad marks, and takes the same steps)", ErrArgs)
 	}
 	if err != nil {
 		if !d.verified {
@@ -483,19 +478,11 @@ func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
 		}
 	}
 	x := [2]uint64{}
-	if err != nil {
-		x[1] = 1
-	} else if rank == 0 {
+	if err == nil && rank == 0 {
 		x[0] = uint64(old.gen + 1)
 	}
-	if aerr := d.comm.allReduceMax(x[:]); aerr != nil {
-		return errors.Join(err, aerr)
-	}
-	switch {
-	case err != nil:
+	if err = d.agreeMax(err, x[:]); err != nil {
 		return err
-	case x[1] != 0:
-		return ErrOtherRank
 	}
 	set := shardSet{n: d.comm.Size(), gen: int64(x[0])}
 	if set.gen > maxGeneration {
@@ -603,13 +590,25 @@ var ErrOtherRank = errors.New("fusempi: the call failed on another process")
 // agree returns err, or ErrOtherRank when err is nil here and not on
 // every process.
 func (d *DataParallel[T]) agree(err error) error {
-	failed, aerr := d.comm.AllReduceOr(err != nil)
+	var x [1]uint64
+	return d.agreeMax(err, x[:])
+}
+
+// agreeMax is agree, with the maximum over the processes of x[:len(x)-1]
+// taken in the same all-reduce (in place); the last element of x is the
+// flag of a failure, set here when local is not nil.
+func (d *DataParallel[T]) agreeMax(local error, x []uint64) error {
+	x[len(x)-1] = 0
+	if local != nil {
+		x[len(x)-1] = 1
+	}
+	err := d.comm.allReduceMax(x)
 	switch {
-	case aerr != nil:
-		return errors.Join(err, aerr)
 	case err != nil:
-		return err
-	case failed:
+		return errors.Join(local, err)
+	case local != nil:
+		return local
+	case x[len(x)-1] != 0:
 		return ErrOtherRank
 	}
 	return nil
