@@ -242,40 +242,26 @@ func nonNil64(s []float64) []float64 {
 // element type and step count in a row, so that a model whose weights
 // have taken the same steps computes them once or twice.
 func (s *Solver) check(it *item) error {
-	var steps int64
 	if it.st.is32 {
-		if it.st.s32 == nil {
-			st, err := s.g32.NewStepper(it.st.n)
-			if err != nil {
-				return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
-			}
-			it.st.s32 = st
-		}
-		steps = it.st.s32.Steps()
-	} else {
-		if it.st.s64 == nil {
-			st, err := s.g64.NewStepper(it.st.n)
-			if err != nil {
-				return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
-			}
-			it.st.s64 = st
-		}
-		steps = it.st.s64.Steps()
+		return checkT(s, it, s.g32, &it.st.s32, 0)
 	}
-	t := 1
-	if it.st.is32 {
-		t = 0
+	return checkT(s, it, s.g64, &it.st.s64, 1)
+}
+
+// checkT is check for element type T, whose index in s.checked is t.
+func checkT[T float](s *Solver, it *item, g *optim.Group[T], st **optim.Stepper[T], t int) error {
+	if *st == nil {
+		x, err := g.NewStepper(it.st.n)
+		if err != nil {
+			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+		}
+		*st = x
 	}
+	steps := (*st).Steps()
 	if s.checked[t] == steps {
 		return nil
 	}
-	var err error
-	if it.st.is32 {
-		err = optim.CoefficientsInto[float32](&s.scratch, s.hyper, steps, s.ls)
-	} else {
-		err = optim.CoefficientsInto[float64](&s.scratch, s.hyper, steps, s.ls)
-	}
-	if err != nil {
+	if err := optim.CoefficientsInto[T](&s.scratch, s.hyper, steps, s.ls); err != nil {
 		return fmt.Errorf("fusegorgonia: %s: weight %d, after %d steps: %w", ruleNames[s.rule], it.pos, steps, err)
 	}
 	s.checked[t] = steps
