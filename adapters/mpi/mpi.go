@@ -187,17 +187,7 @@ func (c *Comm) Barrier() error {
 // of that element over the processes (MPI_Allreduce in place, MPI_SUM on
 // MPI_DOUBLE). It is the optim.Reducer a sharded optimizer needs.
 func (c *Comm) AllReduceSum(x []float64) error {
-	if err := live(); err != nil {
-		return err
-	}
-	if len(x) == 0 {
-		return nil
-	}
-	n, err := count(len(x))
-	if err != nil {
-		return err
-	}
-	return check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), unsafe.Pointer(&x[0]), n, C.fo_double(), C.fo_sum(), c.c))
+	return c.allReduce(unsafe.Pointer(unsafe.SliceData(x)), len(x), C.fo_double(), C.fo_sum())
 }
 
 var _ optim.Reducer = (*Comm)(nil)
@@ -226,17 +216,23 @@ func (c *Comm) AllReduceOr(b bool) (bool, error) {
 // largest value over the processes (MPI_Allreduce in place, MPI_MAX on
 // MPI_UINT64_T).
 func (c *Comm) allReduceMax(x []uint64) error {
+	return c.allReduce(unsafe.Pointer(unsafe.SliceData(x)), len(x), C.fo_uint64(), C.fo_max())
+}
+
+// allReduce runs MPI_Allreduce in place over the n elements of type dt at
+// x, with op.
+func (c *Comm) allReduce(x unsafe.Pointer, n int, dt C.MPI_Datatype, op C.MPI_Op) error {
 	if err := live(); err != nil {
 		return err
 	}
-	if len(x) == 0 {
+	if n == 0 {
 		return nil
 	}
-	n, err := count(len(x))
+	cn, err := count(n)
 	if err != nil {
 		return err
 	}
-	return check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), unsafe.Pointer(&x[0]), n, C.fo_uint64(), C.fo_max(), c.c))
+	return check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), x, cn, dt, op, c.c))
 }
 
 // datatype returns the MPI datatype of T.
