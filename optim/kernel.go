@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -73,7 +74,11 @@ func ScalarNames(h Hyper) []string { return slices.Clone(scalarNamesOf(h)) }
 // (NAdam) they are those of a parameter that has taken all its steps with
 // h: NAdam's mu_product is made, as an Optimizer makes it, in steps+1
 // multiplications, of which those after it can no longer change (0, or
-// a fixed point once μ_t is Beta1) are skipped.
+// a fixed point once μ_t is Beta1) are skipped. So a late step count costs
+// time in proportion to it where the product settles late (Beta1 close to
+// 1: about 10⁸ multiplications a second); a caller stepping NAdam for
+// long keeps the product with its state instead (a Stepper, whose Scalar
+// and Restore carry it).
 func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coeffs, error) {
 	var c kernels.Coeffs
 	err := CoefficientsInto[T](&c, h, steps, lossScale)
@@ -123,13 +128,21 @@ func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScal
 // Coefficients for the same h) and the state buffers state, named as
 // StateNames(h) says, each as long as p. It checks everything the kernels
 // check (lengths, overlaps, the coefficients) before writing. For a rule
-// of two passes (LAMB) it runs both, as a Stepper does.
+// of two passes (LAMB) it runs both, as a Stepper does. Its errors wrap
+// ErrInvalid or ErrLength, and the kernels' error where the kernels
+// refused the call (kernels.ErrOverlap or ErrCoeff under ErrInvalid,
+// kernels.ErrLength under ErrLength).
 func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, state ...[]T) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
 	}
 	if ks == nil {
 		ks = kernels.Active()
+	} else if s, err := kernels.For(ks.Level()); err != nil || s != ks {
+		return fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
+	}
+	if len(g) != len(p) {
+		return fmt.Errorf("%w: len(g) = %d, len(p) = %d", ErrLength, len(g), len(p))
 	}
 	if _, ok := h.(shaped); ok {
 		return fmt.Errorf("%w: a %v step takes several passes and state that depends on the shape: use an Optimizer or a Stepper (NewStepperShape)", ErrInvalid, h.Kind())
@@ -143,5 +156,13 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
 		}
 	}
-	return opsFor[T]().stepWhole(h, ks, c, p, g, state)
+	err := opsFor[T]().stepWhole(h, ks, c, p, g, state)
+	switch {
+	case err == nil:
+	case errors.Is(err, kernels.ErrLength):
+		err = fmt.Errorf("%w: %w", ErrLength, err)
+	case !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrLength) && !errors.Is(err, ErrHyper):
+		err = fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return err
 }

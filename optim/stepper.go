@@ -45,7 +45,10 @@ import (
 
 // Group is the hyperparameters shared by a set of [Stepper]s.
 type Group[T Float] struct {
-	conf  atomic.Pointer[groupConf]
+	conf atomic.Pointer[groupConf]
+	// set serialises the setters, each of which builds its setting from
+	// the one before (the Steppers only load it).
+	set   sync.Mutex
 	cache [4]atomic.Pointer[coeffEntry]
 	ops   *ops[T]
 	// spare holds entries taken out of the cache that no Stepper was
@@ -116,19 +119,46 @@ func (g *Group[T]) swap(h Hyper, ls float64, ks *kernels.Set) error {
 	return nil
 }
 
-// Hyper returns the hyperparameters.
-func (g *Group[T]) Hyper() Hyper { return g.conf.Load().h }
+// errZeroGroup is the error of a Group not made by NewGroup.
+var errZeroGroup = fmt.Errorf("%w: a Group not made by NewGroup", ErrInvalid)
+
+// update runs a setter: f makes the new setting from the present one c,
+// with the other setters held off, so that setters called at the same
+// time each see the others' changes.
+func (g *Group[T]) update(f func(c *groupConf) error) error {
+	if g == nil {
+		return errZeroGroup
+	}
+	g.set.Lock()
+	defer g.set.Unlock()
+	c := g.conf.Load()
+	if c == nil {
+		return errZeroGroup
+	}
+	return f(c)
+}
+
+// Hyper returns the hyperparameters (nil for a Group not made by
+// NewGroup).
+func (g *Group[T]) Hyper() Hyper {
+	if c := g.conf.Load(); c != nil {
+		return c.h
+	}
+	return nil
+}
 
 // SetHyper replaces the hyperparameters with h, of the same kind. On an
 // error nothing changes. A Stepper whose state buffers change (AMSGrad
 // turned on, momentum turned on) gets the new ones at zero at its next
-// Step and keeps the others.
+// Step and keeps the others. The setters of a Group may be called from
+// several goroutines, and while its Steppers step.
 func (g *Group[T]) SetHyper(h Hyper) error {
-	c := g.conf.Load()
-	if h != nil && h.Kind() != c.h.Kind() {
-		return fmt.Errorf("%w: a %v config for a %v group", ErrInvalid, h.Kind(), c.h.Kind())
-	}
-	return g.swap(h, c.ls, c.set)
+	return g.update(func(c *groupConf) error {
+		if h != nil && h.Kind() != c.h.Kind() {
+			return fmt.Errorf("%w: a %v config for a %v group", ErrInvalid, h.Kind(), c.h.Kind())
+		}
+		return g.swap(h, c.ls, c.set)
+	})
 }
 
 // SetLR sets the learning rate, for schedules; see [Optimizer.SetLR].
@@ -136,8 +166,7 @@ func (g *Group[T]) SetLR(lr float64) error {
 	if err := checkNonNeg("LR", lr); err != nil {
 		return err
 	}
-	c := g.conf.Load()
-	return g.swap(c.h.withLR(lr), c.ls, c.set)
+	return g.update(func(c *groupConf) error { return g.swap(c.h.withLR(lr), c.ls, c.set) })
 }
 
 // SetLossScale declares that the gradients are those of the loss times s;
@@ -148,15 +177,26 @@ func (g *Group[T]) SetLossScale(s float64) error {
 	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
 		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
 	}
-	c := g.conf.Load()
-	return g.swap(c.h, s, c.set)
+	return g.update(func(c *groupConf) error { return g.swap(c.h, s, c.set) })
 }
 
-// LossScale returns the loss scale (1 when none is set).
-func (g *Group[T]) LossScale() float64 { return g.conf.Load().ls }
+// LossScale returns the loss scale (1 when none is set; 0 for a Group
+// not made by NewGroup).
+func (g *Group[T]) LossScale() float64 {
+	if c := g.conf.Load(); c != nil {
+		return c.ls
+	}
+	return 0
+}
 
-// Kernels returns the kernel set the group's Steppers run.
-func (g *Group[T]) Kernels() *kernels.Set { return g.conf.Load().set }
+// Kernels returns the kernel set the group's Steppers run (nil for a
+// Group not made by NewGroup).
+func (g *Group[T]) Kernels() *kernels.Set {
+	if c := g.conf.Load(); c != nil {
+		return c.set
+	}
+	return nil
+}
 
 // coeffs returns the block of key and scalars sc under setting c,
 // computed once per setting, key and scalars for all the group's Steppers.
@@ -256,7 +296,7 @@ func (g *Group[T]) NewStepper(n int) (*Stepper[T], error) {
 // NewStepper(n) is a parameter of shape [n].
 func (g *Group[T]) NewStepperShape(shape ...int) (*Stepper[T], error) {
 	if g == nil || g.conf.Load() == nil {
-		return nil, fmt.Errorf("%w: a Group not made by NewGroup", ErrInvalid)
+		return nil, errZeroGroup
 	}
 	for _, d := range shape {
 		if d < 0 {
@@ -321,6 +361,9 @@ func (s *Stepper[T]) Scalar(name string) (v float64, ok bool) {
 // written: lengths, overlaps (ErrInvalid), a step count at MaxStep
 // (ErrInvalid), and the coefficients of this step (ErrHyper).
 func (s *Stepper[T]) Step(p, g []T) error {
+	if s.g == nil {
+		return fmt.Errorf("%w: a Stepper not made by NewStepper", ErrInvalid)
+	}
 	if len(p) != s.n || len(g) != s.n {
 		return fmt.Errorf("%w: len(p) = %d, len(g) = %d, the stepper's parameter has %d", ErrLength, len(p), len(g), s.n)
 	}
@@ -458,6 +501,9 @@ type Scalar struct {
 // initial values at step 0, a mu_product in [0, 1)); on an error, wrapping
 // ErrState, nothing changes. The values are copied.
 func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Scalar) error {
+	if s.g == nil {
+		return fmt.Errorf("%w: a Stepper not made by NewStepper", ErrInvalid)
+	}
 	if step < 0 || step > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrState, step)
 	}
