@@ -19,7 +19,7 @@ func cpuHas(l ISA) bool {
 }
 
 // bf16NEText is what Set.BF16Nearest says of a set with avx512BF16NE.
-const bf16NEText = "VCVTNEPS2BF16 (AVX512-BF16; a vector holding a float32 subnormal by the integer form)"
+const bf16NEText = "VCVTNE2PS2BF16 and VCVTNEPS2BF16 (AVX512-BF16; a vector holding a float32 subnormal by the integer form)"
 
 // archHalf gives the AVX-512 level, on a CPU with AVX512-BF16, the
 // bfloat16 table that rounds to nearest by VCVTNEPS2BF16 (avx512BF16NE,

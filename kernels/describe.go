@@ -60,10 +60,11 @@ func Describe() CPUInfo {
 }
 
 // BF16Nearest says how s rounds bfloat16 to nearest: by AVX512-BF16's
-// VCVTNEPS2BF16 at the AVX-512 level of a CPU that has it (a vector holding
-// a float32 subnormal, which the instruction takes as ±0, by the integer
-// form), by BFCVTN at the NEON level of a CPU with FEAT_BF16, otherwise by
-// the integer form of BF16FromF32. The bits are the same either way.
+// VCVTNE2PS2BF16 (two vectors at once) and VCVTNEPS2BF16 at the AVX-512
+// level of a CPU that has them (a vector holding a float32 subnormal,
+// which the instructions take as ±0, by the integer form), by BFCVTN at
+// the NEON level of a CPU with FEAT_BF16, otherwise by the integer form of
+// BF16FromF32. The bits are the same either way.
 func (s *Set) BF16Nearest() string {
 	if s.bf16NE {
 		return bf16NEText

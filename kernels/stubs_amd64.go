@@ -824,7 +824,7 @@ func adamMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uin
 //go:noescape
 func adamMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
 
-// adamMasterBF16AVX512NE is adamMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// adamMasterBF16AVX512NE is adamMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func adamMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
@@ -839,7 +839,7 @@ func adamMasterG32BF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *
 //go:noescape
 func adamMasterG32F16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
 
-// adamMasterG32BF16AVX512NE is adamMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// adamMasterG32BF16AVX512NE is adamMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func adamMasterG32BF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, m *float32, v *float32, vmax *float32, n int, mode int, key uint64, off int)
@@ -854,7 +854,7 @@ func adam16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v 
 //go:noescape
 func adam16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n int, mode int, key uint64, off int)
 
-// adam16BF16AVX512NE is adam16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// adam16BF16AVX512NE is adam16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func adam16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, vmax *uint16, n int, mode int, key uint64, off int)
@@ -869,7 +869,7 @@ func sgdMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint
 //go:noescape
 func sgdMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n int, mode int, key uint64, off int)
 
-// sgdMasterBF16AVX512NE is sgdMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// sgdMasterBF16AVX512NE is sgdMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func sgdMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, n int, mode int, key uint64, off int)
@@ -884,7 +884,7 @@ func sgdMasterG32BF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *f
 //go:noescape
 func sgdMasterG32F16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n int, mode int, key uint64, off int)
 
-// sgdMasterG32BF16AVX512NE is sgdMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// sgdMasterG32BF16AVX512NE is sgdMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func sgdMasterG32BF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, n int, mode int, key uint64, off int)
@@ -899,7 +899,7 @@ func sgd16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, n int, mode in
 //go:noescape
 func sgd16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, n int, mode int, key uint64, off int)
 
-// sgd16BF16AVX512NE is sgd16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// sgd16BF16AVX512NE is sgd16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func sgd16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, n int, mode int, key uint64, off int)
@@ -914,7 +914,7 @@ func momentumMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad 
 //go:noescape
 func momentumMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n int, mode int, key uint64, off int)
 
-// momentumMasterBF16AVX512NE is momentumMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// momentumMasterBF16AVX512NE is momentumMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func momentumMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, buf *float32, n int, mode int, key uint64, off int)
@@ -929,7 +929,7 @@ func momentumMasterG32BF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, gr
 //go:noescape
 func momentumMasterG32F16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n int, mode int, key uint64, off int)
 
-// momentumMasterG32BF16AVX512NE is momentumMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// momentumMasterG32BF16AVX512NE is momentumMasterG32BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func momentumMasterG32BF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *float32, buf *float32, n int, mode int, key uint64, off int)
@@ -944,7 +944,7 @@ func momentum16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, buf *uint
 //go:noescape
 func momentum16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n int, mode int, key uint64, off int)
 
-// momentum16BF16AVX512NE is momentum16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// momentum16BF16AVX512NE is momentum16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func momentum16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, buf *uint16, n int, mode int, key uint64, off int)
@@ -959,7 +959,7 @@ func lionMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uin
 //go:noescape
 func lionMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
 
-// lionMasterBF16AVX512NE is lionMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// lionMasterBF16AVX512NE is lionMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func lionMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, n int, mode int, key uint64, off int)
@@ -974,7 +974,7 @@ func lion16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n 
 //go:noescape
 func lion16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
 
-// lion16BF16AVX512NE is lion16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// lion16BF16AVX512NE is lion16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func lion16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, n int, mode int, key uint64, off int)
@@ -989,7 +989,7 @@ func adagradMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *
 //go:noescape
 func adagradMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
 
-// adagradMasterBF16AVX512NE is adagradMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// adagradMasterBF16AVX512NE is adagradMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func adagradMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sum *float32, n int, mode int, key uint64, off int)
@@ -1004,7 +1004,7 @@ func adagrad16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sum *uint1
 //go:noescape
 func adagrad16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
 
-// adagrad16BF16AVX512NE is adagrad16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// adagrad16BF16AVX512NE is adagrad16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func adagrad16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, sum *uint16, n int, mode int, key uint64, off int)
@@ -1019,7 +1019,7 @@ func rmspropMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *
 //go:noescape
 func rmspropMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
 
-// rmspropMasterBF16AVX512NE is rmspropMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// rmspropMasterBF16AVX512NE is rmspropMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func rmspropMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, sq *float32, buf *float32, n int, mode int, key uint64, off int)
@@ -1034,7 +1034,7 @@ func rmsprop16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16
 //go:noescape
 func rmsprop16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
 
-// rmsprop16BF16AVX512NE is rmsprop16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// rmsprop16BF16AVX512NE is rmsprop16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func rmsprop16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, sq *uint16, buf *uint16, n int, mode int, key uint64, off int)
@@ -1049,7 +1049,7 @@ func adamaxMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *u
 //go:noescape
 func adamaxMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
 
-// adamaxMasterBF16AVX512NE is adamaxMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// adamaxMasterBF16AVX512NE is adamaxMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func adamaxMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, u *float32, n int, mode int, key uint64, off int)
@@ -1064,7 +1064,7 @@ func adamax16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, 
 //go:noescape
 func adamax16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
 
-// adamax16BF16AVX512NE is adamax16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// adamax16BF16AVX512NE is adamax16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func adamax16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, u *uint16, n int, mode int, key uint64, off int)
@@ -1079,7 +1079,7 @@ func nadamMasterBF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *ui
 //go:noescape
 func nadamMasterF16AVX512(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
 
-// nadamMasterBF16AVX512NE is nadamMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// nadamMasterBF16AVX512NE is nadamMasterBF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func nadamMasterBF16AVX512NE(c *[16][16]float32, p *float32, p16 *uint16, grad *uint16, m *float32, v *float32, n int, mode int, key uint64, off int)
@@ -1094,7 +1094,7 @@ func nadam16BF16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v
 //go:noescape
 func nadam16F16AVX512(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)
 
-// nadam16BF16AVX512NE is nadam16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).
+// nadam16BF16AVX512NE is nadam16BF16AVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).
 //
 //go:noescape
 func nadam16BF16AVX512NE(c *[16][16]float32, p *uint16, grad *uint16, m *uint16, v *uint16, n int, mode int, key uint64, off int)

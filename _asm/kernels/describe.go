@@ -163,7 +163,7 @@ func (e *env) emit(vals []abi.Value) []Op {
 			e.reduce(v, a(0))
 		case abi.OpStore:
 			if e.mx != nil && e.mx.half[v.Stream] {
-				e.stHalf(a(0), v.Stream, v.SR)
+				e.stHalf(a(0), v.Stream, v.SR, clobbered(vals, i))
 			} else {
 				e.st(a(0), v.Stream)
 			}
@@ -204,6 +204,24 @@ func (e *env) emit(vals []abi.Value) []Op {
 		}
 	}
 	return reg
+}
+
+// clobbered reports whether an operation after vals[i] writes into the
+// register of vals[i]'s first argument: an fma, sign or abs that takes it
+// where it dies.
+func clobbered(vals []abi.Value, i int) bool {
+	x := vals[i].Args[0]
+	for _, v := range vals[i+1:] {
+		switch v.Op {
+		case abi.OpFMA, abi.OpSign, abi.OpAbs:
+			for j, a := range v.Args {
+				if a == x && v.Dies[j] {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // reduce writes reduction v of value x (OpSumSq; in grid kernels also

@@ -225,7 +225,7 @@ func elementwise(k kernel, t isa) {
 		doc := mixedDoc(name, t.Level(), k.name, k.half)
 		if k.ne {
 			name += "NE"
-			doc = fmt.Sprintf("%s is %s%sAVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNEPS2BF16).",
+			doc = fmt.Sprintf("%s is %s%sAVX512 for CPUs with AVX512-BF16, its modes that round to nearest only (by VCVTNE2PS2BF16 and VCVTNEPS2BF16).",
 				name, k.name, k.half)
 		}
 		TEXT(name, 0, k.sig(t))
@@ -625,8 +625,8 @@ func rewritePlaceholders() error {
 		return err
 	}
 	out, n := x86.Rewrite(string(src))
-	if n != neLabels {
-		return fmt.Errorf("%s: %d VCVTNEPS2BF16 placeholders replaced, %d written", path, n, neLabels)
+	if n != neLabels+ne2Labels {
+		return fmt.Errorf("%s: %d VCVTNEPS2BF16 and VCVTNE2PS2BF16 placeholders replaced, %d written", path, n, neLabels+ne2Labels)
 	}
 	return os.WriteFile(path, []byte(out), 0o644)
 }

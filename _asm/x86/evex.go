@@ -42,6 +42,33 @@ func VCVTNEPS2BF16(src, dst int) []byte {
 	return []byte{0x62, p0, p1, p2, 0x72, modrm}
 }
 
+// NE2Marker is the immediate of the placeholder of VCVTNE2PS2BF16: a
+// VDBPSADBW zmm, zmm, zmm with this immediate (no code of the generators
+// uses VDBPSADBW).
+const NE2Marker = 0xf9
+
+// VCVTNE2PS2BF16 returns the bytes of VCVTNE2PS2BF16 zmm(lo), zmm(hi),
+// zmm(dst) in the Go assembler's operand order (AVX512-BF16;
+// EVEX.512.F2.0F38.W0 72 /r, no opmask): the low 32 bytes of dst are the
+// bfloat16 values of lo, the high 32 bytes those of hi, each rounded to
+// nearest; register numbers 0–31.
+func VCVTNE2PS2BF16(lo, hi, dst int) []byte {
+	if lo < 0 || lo > 31 || hi < 0 || hi > 31 || dst < 0 || dst > 31 {
+		panic(fmt.Sprintf("VCVTNE2PS2BF16: registers %d, %d, %d", lo, hi, dst))
+	}
+	b := VCVTNEPS2BF16(lo, dst) // the same P0 and ModR/M: r/m = lo, reg = dst
+	// P1: W0, vvvv = ^hi (its low four bits), 1, pp = F2.
+	b[2] = byte(^hi&15)<<3 | 0b100 | 0b11
+	// P2: z0, L'L = 512, b0, V̄' = ^hi bit 4, no opmask.
+	b[3] = 0b0_10_0_0_000
+	if hi&16 == 0 {
+		b[3] |= 0b1000
+	}
+	return b
+}
+
+var ne2Placeholder = regexp.MustCompile(fmt.Sprintf(`^(\s*)VDBPSADBW\s+\$0x%02x, Z([0-9]+), Z([0-9]+), Z([0-9]+)\s*$`, NE2Marker))
+
 var nePlaceholder = regexp.MustCompile(fmt.Sprintf(`^(\s*)VCVTPS2PH\s+\$0x%02x, Z([0-9]+), Y([0-9]+)\s*$`, NEMarker))
 
 // Rewrite replaces every placeholder of src (the written assembly) by the
@@ -49,19 +76,26 @@ var nePlaceholder = regexp.MustCompile(fmt.Sprintf(`^(\s*)VCVTPS2PH\s+\$0x%02x, 
 func Rewrite(src string) (string, int) {
 	lines := strings.Split(src, "\n")
 	n := 0
-	for i, l := range lines {
-		m := nePlaceholder.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		s, _ := strconv.Atoi(m[2])
-		d, _ := strconv.Atoi(m[3])
+	bytes := func(enc []byte) string {
 		var b []string
-		for _, x := range VCVTNEPS2BF16(s, d) {
+		for _, x := range enc {
 			b = append(b, fmt.Sprintf("BYTE $0x%02x", x))
 		}
-		lines[i] = fmt.Sprintf("%s%s // VCVTNEPS2BF16 Z%d, Y%d", m[1], strings.Join(b, "; "), s, d)
-		n++
+		return strings.Join(b, "; ")
+	}
+	for i, l := range lines {
+		if m := nePlaceholder.FindStringSubmatch(l); m != nil {
+			s, _ := strconv.Atoi(m[2])
+			d, _ := strconv.Atoi(m[3])
+			lines[i] = fmt.Sprintf("%s%s // VCVTNEPS2BF16 Z%d, Y%d", m[1], bytes(VCVTNEPS2BF16(s, d)), s, d)
+			n++
+		} else if m := ne2Placeholder.FindStringSubmatch(l); m != nil {
+			lo, _ := strconv.Atoi(m[2])
+			hi, _ := strconv.Atoi(m[3])
+			d, _ := strconv.Atoi(m[4])
+			lines[i] = fmt.Sprintf("%s%s // VCVTNE2PS2BF16 Z%d, Z%d, Z%d", m[1], bytes(VCVTNE2PS2BF16(lo, hi, d)), lo, hi, d)
+			n++
+		}
 	}
 	return strings.Join(lines, "\n"), n
 }
