@@ -2,7 +2,9 @@ package optim
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -292,5 +294,69 @@ func TestClosed(t *testing.T) {
 	var sb strings.Builder
 	if err := o.Save(&sb); err != nil {
 		t.Errorf("Save after Close: %v", err)
+	}
+}
+
+// TestParamInto: ParamInto describes parameter i as Params does, reuses
+// the Shape it is given (no allocation once it has room), and refuses an
+// index out of range without touching dst.
+func TestParamInto(t *testing.T) {
+	o, err := New[float32](DefaultAdam(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	shapes := [][]int{{3, 4}, {12}, {2, 3, 2}, nil}
+	for k, sh := range shapes {
+		n := 12
+		if sh == nil {
+			n = 5
+		}
+		if err := o.Add(fmt.Sprintf("p%d", k), make([]float32, n), make([]float32, n), sh...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.SetRequiresGrad("p1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetNoGrad("p2"); err != nil {
+		t.Fatal(err)
+	}
+	want := o.Params()
+	var dst ParamInfo
+	for i := range want {
+		if err := o.ParamInto(i, &dst); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(dst, want[i]) {
+			t.Fatalf("ParamInto(%d) = %+v, Params()[%d] = %+v", i, dst, i, want[i])
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := range want {
+			if err := o.ParamInto(i, &dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per loop over the parameters, want 0", allocs)
+	}
+	// The shape is copied into dst's memory, not shared with the optimizer.
+	if err := o.ParamInto(2, &dst); err != nil {
+		t.Fatal(err)
+	}
+	dst.Shape[0] = 99
+	if p, _ := o.Param("p2"); p.Shape[0] != 2 {
+		t.Fatalf("changing dst.Shape changed the parameter's shape: %v", p.Shape)
+	}
+	before := dst
+	for _, i := range []int{-1, len(want), 1 << 40} {
+		if err := o.ParamInto(i, &dst); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("ParamInto(%d): %v, want ErrInvalid", i, err)
+		}
+		if !reflect.DeepEqual(dst, before) {
+			t.Fatalf("ParamInto(%d) changed dst: %+v", i, dst)
+		}
 	}
 }

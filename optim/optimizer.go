@@ -554,6 +554,19 @@ func (o *Optimizer[T]) Params() []ParamInfo {
 	return out
 }
 
+// ParamInto writes the description of parameter i (in registration order,
+// 0 ≤ i < NumParams) into dst, reusing dst.Shape's memory: a loop that
+// passes the same dst for every parameter allocates nothing once its
+// Shape has room for the longest shape. An i out of range is ErrInvalid,
+// and dst is left as it was.
+func (o *Optimizer[T]) ParamInto(i int, dst *ParamInfo) error {
+	if i < 0 || i >= len(o.params) {
+		return fmt.Errorf("%w: parameter %d of %d", ErrInvalid, i, len(o.params))
+	}
+	o.params[i].infoInto(dst)
+	return nil
+}
+
 // Param describes the parameter called name.
 func (o *Optimizer[T]) Param(name string) (ParamInfo, bool) {
 	i, ok := o.names[name]
@@ -564,7 +577,15 @@ func (o *Optimizer[T]) Param(name string) (ParamInfo, bool) {
 }
 
 func (p *param[T]) info() ParamInfo {
-	in := ParamInfo{Name: p.name, Group: p.group, Shape: append([]int(nil), p.shape...), Len: p.len(), Step: p.step,
+	var in ParamInfo
+	p.infoInto(&in)
+	return in
+}
+
+// infoInto writes p's description into in, its Shape into in.Shape's
+// memory.
+func (p *param[T]) infoInto(in *ParamInfo) {
+	*in = ParamInfo{Name: p.name, Group: p.group, Shape: append(in.Shape[:0], p.shape...), Len: p.len(), Step: p.step,
 		Frozen: p.frozen, NoGrad: p.noGrad, Type: TypeFloat32}
 	var z T
 	if unsafe.Sizeof(z) == 8 {
@@ -573,7 +594,6 @@ func (p *param[T]) info() ParamInfo {
 	if p.half != nil {
 		in.Type, in.Mode = p.half.typeName(), p.half.mode()
 	}
-	return in
 }
 
 // State returns a copy of the state buffer buf (BufExpAvg, BufExpAvgSq,

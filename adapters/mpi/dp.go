@@ -6,11 +6,8 @@ package fusempi
 import "C"
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"io"
 	"io/fs"
 	"math"
@@ -76,7 +73,13 @@ type DataParallel[T optim.Float] struct {
 	// verified is set once the processes' fingerprints have agreed
 	// (verify).
 	verified bool
-	times    Times
+	// The layout's hash, taken when the optimizer had layoutN parameters
+	// (parameters are only ever added, and never change what the layout
+	// hashes), and the description fingerprint reads each parameter into.
+	layout  uint64
+	layoutN int
+	info    optim.ParamInfo
+	times   Times
 }
 
 // Times is how long the phases of the last Step took on this process.
@@ -299,28 +302,35 @@ func (d *DataParallel[T]) verify(local error) error {
 // mark). Neither covers Options.Kernels nor Options.Workers, which do not
 // change results.
 func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
-	var z T
-	l := newHasher()
-	l.u64(uint64(unsafe.Sizeof(z)))
-	l.u64(uint64(len(d.data)))
-	l.str(d.opt.Kind().String())
-	op := d.opt.Options()
-	l.u64(uint64(op.ChunkSize))
-	l.u64(uint64(op.NonFinite))
-	l.value(reflect.ValueOf(op.LossScaler))
-	s := newHasher()
-	params := d.opt.Params()
-	l.u64(uint64(len(params)))
-	for _, p := range params {
-		l.str(p.Name)
-		l.u64(uint64(p.Group))
-		l.u64(uint64(p.Len))
-		l.u64(uint64(len(p.Shape)))
-		for _, n := range p.Shape {
-			l.u64(uint64(n))
+	n := d.opt.NumParams()
+	if n != d.layoutN || n == 0 {
+		var z T
+		l := newHasher()
+		l.u64(uint64(unsafe.Sizeof(z)))
+		l.u64(uint64(len(d.data)))
+		l.str(d.opt.Kind().String())
+		op := d.opt.Options()
+		l.u64(uint64(op.ChunkSize))
+		l.u64(uint64(op.NonFinite))
+		l.value(reflect.ValueOf(op.LossScaler))
+		l.u64(uint64(n))
+		for i := range n {
+			p := d.param(i)
+			l.str(p.Name)
+			l.u64(uint64(p.Group))
+			l.u64(uint64(p.Len))
+			l.u64(uint64(len(p.Shape)))
+			for _, k := range p.Shape {
+				l.u64(uint64(k))
+			}
+			l.str(p.Type)
+			l.str(p.Mode)
 		}
-		l.str(p.Type)
-		l.str(p.Mode)
+		d.layout, d.layoutN = l.sum(), n
+	}
+	s := newHasher()
+	for i := range n {
+		p := d.param(i)
 		s.u64(uint64(p.Step))
 		s.bool(p.Frozen)
 		s.bool(p.NoGrad)
@@ -335,27 +345,40 @@ func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
 		s.value(reflect.ValueOf(h))
 	}
 	s.u64(math.Float64bits(d.opt.LossScale()))
-	if scale, good, err := d.opt.ScalerState(); err == nil {
-		s.u64(math.Float64bits(scale))
-		s.u64(uint64(good))
+	if d.opt.Options().LossScaler.Enabled { // ScalerState's error would allocate
+		if scale, good, err := d.opt.ScalerState(); err == nil {
+			s.u64(math.Float64bits(scale))
+			s.u64(uint64(good))
+		}
 	}
-	return l.sum(), s.sum()
+	return d.layout, s.sum()
+}
+
+// param returns the description of parameter i (0 ≤ i < NumParams) in
+// d.info, whose memory it reuses.
+func (d *DataParallel[T]) param(i int) *optim.ParamInfo {
+	if err := d.opt.ParamInto(i, &d.info); err != nil {
+		panic(err) // i is below NumParams
+	}
+	return &d.info
 }
 
 // hasher hashes a sequence of values (FNV-1a, 64 bits), each written so
-// that no two sequences of values give the same bytes.
-type hasher struct {
-	h hash.Hash64
-	b [8]byte
-}
+// that no two sequences of values give the same bytes. It allocates
+// nothing.
+type hasher struct{ h uint64 }
 
-func newHasher() *hasher { return &hasher{h: fnv.New64a()} }
+func newHasher() hasher { return hasher{h: 14695981039346656037} }
 
-func (h *hasher) sum() uint64 { return h.h.Sum64() }
+func (h *hasher) sum() uint64 { return h.h }
+
+func (h *hasher) byte(b byte) { h.h = (h.h ^ uint64(b)) * 1099511628211 }
 
 func (h *hasher) u64(v uint64) {
-	binary.LittleEndian.PutUint64(h.b[:], v)
-	h.h.Write(h.b[:])
+	for range 8 {
+		h.byte(byte(v))
+		v >>= 8
+	}
 }
 
 func (h *hasher) bool(b bool) {
@@ -368,7 +391,9 @@ func (h *hasher) bool(b bool) {
 
 func (h *hasher) str(s string) {
 	h.u64(uint64(len(s)))
-	io.WriteString(h.h, s)
+	for i := range len(s) {
+		h.byte(s[i])
+	}
 }
 
 // value hashes v's type and contents: the bits of its numbers, its

@@ -265,3 +265,65 @@ func mismatchUnregistered(c *Comm) error {
 	_, err = d.Step()
 	return err
 }
+
+// TestFingerprint: the hashes a Step compares allocate nothing after the
+// first (the layout is hashed once per parameter count), the layout's
+// hash stays what it was taken as and changes with a parameter added, and
+// the settings' hash follows every setting it covers. No MPI: the
+// fingerprint reads the optimizer only.
+func TestFingerprint(t *testing.T) {
+	op := optim.Options{LossScaler: optim.LossScaler{Enabled: true}}
+	o, err := optim.New[float32](optim.DefaultAdam(), op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	data, grad := make([]float32, 40), make([]float32, 40)
+	for k := range 4 {
+		if err := o.Add(fmt.Sprintf("p%d", k), data[10*k:10*k+10], grad[10*k:10*k+10], 2, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &DataParallel[float32]{opt: o, data: data}
+	l0, s0 := d.fingerprint()
+	if l, s := d.fingerprint(); l != l0 || s != s0 {
+		t.Fatalf("fingerprint changed between two calls: %x %x, then %x %x", l0, s0, l, s)
+	}
+	if a := testing.AllocsPerRun(50, func() { d.fingerprint() }); a != 0 {
+		t.Fatalf("%v allocations per fingerprint, want 0", a)
+	}
+	changes := []struct {
+		name string
+		do   func() error
+	}{
+		{"SetLR", func() error { return o.SetLR(0, 0.5) }},
+		{"SetNoGrad", func() error { return o.SetNoGrad("p1") }},
+		{"SetRequiresGrad", func() error { return o.SetRequiresGrad("p2", false) }},
+		{"SetScalerState", func() error { return o.SetScalerState(1024, 3) }},
+		{"Step", func() error { _, err := o.Step(); return err }},
+	}
+	seen := map[uint64]string{s0: "start"}
+	for _, c := range changes {
+		if err := c.do(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		l, s := d.fingerprint()
+		if l != l0 {
+			t.Fatalf("%s changed the layout's hash", c.name)
+		}
+		if prev, ok := seen[s]; ok {
+			t.Fatalf("%s left the settings' hash as after %s", c.name, prev)
+		}
+		seen[s] = c.name
+	}
+	// A fresh DataParallel over the same optimizer hashes the same layout.
+	if l, _ := (&DataParallel[float32]{opt: o, data: data}).fingerprint(); l != l0 {
+		t.Fatalf("the layout's hash taken again is %x, first %x", l, l0)
+	}
+	if err := o.Add("late", make([]float32, 3), make([]float32, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := d.fingerprint(); l == l0 {
+		t.Fatal("a parameter added left the layout's hash as it was")
+	}
+}
