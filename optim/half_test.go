@@ -184,6 +184,22 @@ func (m *halfModel) refStep(tb testing.TB, set *kernels.Set, hc halfCase, step i
 	}
 }
 
+// stepHalfBoth steps o over m and o2 over m2 with the gradients of steps
+// from to to-1, and fails unless the two models end bit for bit alike
+// (the halfModel form of stepBoth).
+func stepHalfBoth(tb testing.TB, m *halfModel, o *Optimizer[float32], m2 *halfModel, o2 *Optimizer[float32], from, to int, what string) {
+	tb.Helper()
+	for step := from; step < to; step++ {
+		m.fill(step, 1)
+		m2.fill(step, 1)
+		mustStep(tb, o)
+		mustStep(tb, o2)
+	}
+	if !m.equal(m2) {
+		tb.Fatalf("%s: the resumed run differs", what)
+	}
+}
+
 func (m *halfModel) equal(o *halfModel) bool {
 	for s := range m.p {
 		if !slices.Equal(m.p[s], o.p[s]) || !slices.Equal(m.g[s], o.g[s]) || !bitsEqual(m.master[s], o.master[s]) {
@@ -458,23 +474,11 @@ func TestHalfStateFile(t *testing.T) {
 			}
 			m2 := m.clone()
 			o2 := mustNew[float32](t, hc.h, Options{Seed: 3})
-			if hc.mode == ModeMasterHeld {
-				m2.register(t, o2, hc) // the master starts from the 16-bit values
-			} else {
-				m2.register(t, o2, hc)
-			}
+			m2.register(t, o2, hc) // a held master starts from the 16-bit values
 			if err := o2.Load(bytes.NewReader(saved)); err != nil {
 				t.Fatal(err)
 			}
-			for step := 3; step < 6; step++ {
-				m.fill(step, 1)
-				m2.fill(step, 1)
-				mustStep(t, o)
-				mustStep(t, o2)
-			}
-			if !m.equal(m2) {
-				t.Fatal("the resumed run differs")
-			}
+			stepHalfBoth(t, m, o, m2, o2, 3, 6, hc.name)
 			var a, b bytes.Buffer
 			o.Save(&a)
 			o2.Save(&b)

@@ -3,6 +3,7 @@ package optim
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -550,15 +551,7 @@ func TestFreshMomentumResumes(t *testing.T) {
 		if err := o2.Load(bytes.NewReader(file.Bytes())); err != nil {
 			t.Fatalf("%s: %v", hc.mode, err)
 		}
-		for s := 1; s < 3; s++ {
-			m.fill(s, 1)
-			m2.fill(s, 1)
-			mustStep(t, o)
-			mustStep(t, o2)
-		}
-		if !m.equal(m2) {
-			t.Fatalf("%s, f16=%v: the resumed run differs", hc.mode, hc.f16)
-		}
+		stepHalfBoth(t, m, o, m2, o2, 1, 3, fmt.Sprintf("%s, f16=%v", hc.mode, hc.f16))
 		o.Close()
 		o2.Close()
 	}
