@@ -36,7 +36,7 @@ import (
 // 16-bit-state Adam in the caches. Their unrolled loop takes two vectors
 // an iteration and rounds each stream's pair by one VCVTNE2PS2BF16 into a
 // 64-byte store (nearestNE2), one branch for both: a quarter to a third
-// off the 16-bit-state kernels in the caches again (Adam 0.69 → 0.87 of
+// off the 16-bit-state kernels in the caches again (Adam 0.69 → 0.88 of
 // float32's speed, Lion, RMSprop, Adamax and NAdam alike). Fixing the
 // subnormal lanes up in place would cost about what the integer form
 // costs. The AVX2 level keeps the
