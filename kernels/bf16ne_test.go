@@ -84,3 +84,60 @@ func TestBF16NEChosen(t *testing.T) {
 		}
 	}
 }
+
+// TestBF16NEPairs: every bfloat16 kernel that rounds to nearest by the
+// instruction, every coefficient variant, matches the reference bit for
+// bit where a stored value is a float32 subnormal (which the instruction
+// takes as ±0) in the first vector of a pair of the unrolled AVX-512 loop
+// only, in the second only, and in both: the loop rounds each pair by one
+// VCVTNE2PS2BF16 and sends a pair with a subnormal lane to the integer
+// form, both vectors. At those elements the gradient and the float32
+// state are zero, the float32 p a subnormal and the 16-bit streams
+// bfloat16 subnormals, so the new p (master kernels) or state (16-bit
+// kernels) is a float32 subnormal there. The integer-form set runs too.
+func TestBF16NEPairs(t *testing.T) {
+	l, want, feat := bf16NELevel()
+	if !want {
+		t.Skipf("no %s on this CPU", feat)
+	}
+	ref := sets[Generic]
+	const n = 3*32 + 16 + 5 // three pairs, a single vector, a tail
+	// Pair 0: first vector; pair 1: second; pair 2: both.
+	subs := []int{5, 32 + 16 + 9, 64 + 2, 64 + 16 + 12}
+	for _, k := range mixedKernels() {
+		for ci := range k.coeffs {
+			for _, off := range []int{0, 3} {
+				in := newMixedBufs(&k, "BF16", n, off, 0, uint64(ci))
+				for s, name := range k.streams {
+					for _, i := range subs {
+						switch {
+						case name == "grad" && k.half[s]:
+							in.u[s][off+i] = 0
+						case k.half[s]:
+							in.u[s][off+i] = 0x0023 // a bfloat16 subnormal
+						case name == "p":
+							in.f[s][off+i] = math.Float32frombits(0x00012345)
+						default:
+							in.f[s][off+i] = 0
+						}
+					}
+				}
+				want := in.clone()
+				wf, wu := want.slices()
+				if err := k.run(ref, "BF16", &k.coeffs[ci], wf, wu, Rounding{}); err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range []*Set{sets[l], bf16IntSet} {
+					got := in.clone()
+					gf, gu := got.slices()
+					if err := k.run(s, "BF16", &k.coeffs[ci], gf, gu, Rounding{}); err != nil {
+						t.Fatal(err)
+					}
+					if err := want.compare("BF16", &k, got); err != nil {
+						t.Fatalf("%s %sBF16, coefficients %d, offset %d: %v", setName(s), k.name, ci, off, err)
+					}
+				}
+			}
+		}
+	}
+}

@@ -22,8 +22,8 @@ func cpuHas(l ISA) bool {
 const bf16NEText = "VCVTNE2PS2BF16 and VCVTNEPS2BF16 (AVX512-BF16; a vector holding a float32 subnormal by the integer form)"
 
 // archHalf gives the AVX-512 level, on a CPU with AVX512-BF16, the
-// bfloat16 table that rounds to nearest by VCVTNEPS2BF16 (avx512BF16NE,
-// same bits), and keeps the level's integer-form set in bf16IntSet for
+// bfloat16 table that rounds to nearest by VCVTNE2PS2BF16 and
+// VCVTNEPS2BF16 (avx512BF16NE, same bits), and keeps the level's integer-form set in bf16IntSet for
 // the tests.
 func archHalf(s *[len(levelNames)]*Set) {
 	a := s[AVX512]

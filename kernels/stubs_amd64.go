@@ -1581,8 +1581,8 @@ var archSets = []*Set{
 }
 
 // avx512BF16NE is the bfloat16 table of the AVX-512 level on CPUs with
-// AVX512-BF16: rounding to nearest by VCVTNEPS2BF16, stochastic rounding
-// as the level's own table.
+// AVX512-BF16: rounding to nearest by VCVTNE2PS2BF16 and VCVTNEPS2BF16,
+// stochastic rounding as the level's own table.
 var avx512BF16NE = halfTable[BF16]{
 	adamMaster: func(c *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, v *float32, vmax *float32, n, mode int, key uint64, off int) {
 		if mode&128 != 0 {

@@ -206,22 +206,36 @@ func (e *env) emit(vals []abi.Value) []Op {
 	return reg
 }
 
-// clobbered reports whether an operation after vals[i] writes into the
-// register of vals[i]'s first argument: an fma, sign or abs that takes it
-// where it dies.
+// clobbered reports whether an operation after vals[i] writes its result
+// into the register of vals[i]'s first argument (inPlace).
 func clobbered(vals []abi.Value, i int) bool {
 	x := vals[i].Args[0]
 	for _, v := range vals[i+1:] {
-		switch v.Op {
-		case abi.OpFMA, abi.OpSign, abi.OpAbs:
-			for j, a := range v.Args {
-				if a == x && v.Dies[j] {
-					return true
-				}
-			}
+		if j := inPlace(v); j >= 0 && v.Args[j] == x {
+			return true
 		}
 	}
 	return false
+}
+
+// inPlace returns the argument of v into whose register emit writes v's
+// result, or -1: fma's addend where it dies, else the first multiplicand
+// that dies; sign's and abs's argument where it dies. It follows fma,
+// sign and abs, which choose so.
+func inPlace(v abi.Value) int {
+	switch v.Op {
+	case abi.OpFMA:
+		for _, j := range []int{2, 0, 1} {
+			if v.Dies[j] {
+				return j
+			}
+		}
+	case abi.OpSign, abi.OpAbs:
+		if v.Dies[0] {
+			return 0
+		}
+	}
+	return -1
 }
 
 // reduce writes reduction v of value x (OpSumSq; in grid kernels also

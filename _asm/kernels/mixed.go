@@ -75,7 +75,8 @@ func mixedKernel(d *abi.Kernel, h string) kernel {
 // mixedKernelNE returns the bfloat16 kernel of description d for CPUs with
 // AVX512-BF16: its modes that round to nearest (the stochastic ones stay
 // with mixedKernel's, which the wiring calls for them), rounding by
-// nearestNE.
+// nearestNE2 in the unrolled loop (two vectors) and nearestNE in the
+// others.
 func mixedKernelNE(d *abi.Kernel) kernel {
 	k := mixedKernel(d, "BF16")
 	k.ne = true
@@ -730,15 +731,16 @@ func (e *env) nearestNE2(lo, hi Op, z VecVirtual) {
 }
 
 // stHalf rounds x and stores it into half stream s. keep: a later
-// operation of the body writes into x's register (nearestNE2 may round x
-// only after it).
+// operation of the body writes into x's register (nearestNE2 rounds the
+// first vector's x only after the second vector's body, so it copies x
+// first).
 func (e *env) stHalf(x Op, s int, sr, keep bool) {
 	t := e.t
 	if isMem(x) {
 		v := t.Vec()
 		t.MovU(x, v)
 		x = v
-	} else if keep && e.pairs() {
+	} else if keep && e.pairs() && e.disp == 0 {
 		v := t.Vec()
 		t.MovU(x, v)
 		x = v
@@ -908,8 +910,8 @@ func neWiring() string {
 	var b strings.Builder
 	b.WriteString(`
 // avx512BF16NE is the bfloat16 table of the AVX-512 level on CPUs with
-// AVX512-BF16: rounding to nearest by VCVTNEPS2BF16, stochastic rounding
-// as the level's own table.
+// AVX512-BF16: rounding to nearest by VCVTNE2PS2BF16 and VCVTNEPS2BF16,
+// stochastic rounding as the level's own table.
 var avx512BF16NE = halfTable[BF16]{
 `)
 	for _, s := range neSlots {
