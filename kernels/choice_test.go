@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -75,11 +76,12 @@ func TestWithChoices(t *testing.T) {
 }
 
 // TestActiveChoices: the active set runs each kernel at the level the
-// table gives this CPU (none, on most), and Describe lists exactly those.
+// table gives this CPU (none, on most), and Describe lists exactly those;
+// with FUSEOPT_CPU naming a level, none (an ignored value keeps them).
 func TestActiveChoices(t *testing.T) {
 	ks := KernelChoices()
 	info := Describe()
-	if EnvNote() != "" {
+	if EnvNote() != "" && !EnvWarning() {
 		if len(info.Choices) != 0 {
 			t.Fatalf("FUSEOPT_CPU set, but choices %v", info.Choices)
 		}
@@ -91,6 +93,44 @@ func TestActiveChoices(t *testing.T) {
 	for _, k := range ks {
 		if got := Active().KernelLevel(k.Kernel, k.Size); got != k.Level {
 			t.Fatalf("%s/%d runs at %v, the table says %v", k.Kernel, k.Size, got, k.Level)
+		}
+	}
+}
+
+// TestStartLevelChoices: the table's kernel choices apply with
+// FUSEOPT_CPU unset, empty, or ignored (an unknown or unsupported level:
+// a warning, as good as none), and not when it names a level, which then
+// runs every kernel, even the best level.
+func TestStartLevelChoices(t *testing.T) {
+	t.Setenv(EnvVar, "") // restores the caller's value at the end
+	for _, c := range []struct {
+		env         string
+		set, choose bool
+		level       ISA
+	}{
+		{"", false, true, Best()},
+		{"", true, true, Best()},
+		{"avx5l2", true, true, Best()},
+		{"sve9", true, true, Best()},
+		{Best().String(), true, false, Best()},
+		{"generic", true, false, Generic},
+	} {
+		if c.set {
+			os.Setenv(EnvVar, c.env)
+		} else {
+			os.Unsetenv(EnvVar)
+		}
+		s, note, warn, chose := startLevel()
+		if chose != c.choose || s.Level() != c.level {
+			t.Errorf("%s=%q (set %v): level %v, choices applied %v; want %v, %v (note %q, warning %v)",
+				EnvVar, c.env, c.set, s.Level(), chose, c.level, c.choose, note, warn)
+		}
+		if chose {
+			for _, k := range KernelChoices() {
+				if got := s.KernelLevel(k.Kernel, k.Size); got != k.Level {
+					t.Errorf("%s=%q: %s/%d at %v, the table says %v", EnvVar, c.env, k.Kernel, k.Size, got, k.Level)
+				}
+			}
 		}
 	}
 }

@@ -21,7 +21,8 @@ type CPUInfo struct {
 	Active   ISA      // the level in use
 	EnvNote  string   // what FUSEOPT_CPU did, if set
 	// Choices are the kernels the active set runs at another level (the
-	// table of level choices, keyed by CPU model); empty on most CPUs.
+	// table of level choices, keyed by CPU model); empty on most CPUs,
+	// and when FUSEOPT_CPU names a level (which then runs every kernel).
 	Choices []KernelChoice
 }
 
@@ -34,7 +35,7 @@ func Describe() CPUInfo {
 		Levels: Levels(), Active: Level(), EnvNote: EnvNote(),
 	}
 	for _, k := range KernelChoices() {
-		if active.KernelLevel(k.Kernel, k.Size) == k.Level {
+		if chosen && active.KernelLevel(k.Kernel, k.Size) == k.Level {
 			info.Choices = append(info.Choices, k)
 		}
 	}

@@ -13,9 +13,11 @@ import (
 // (the split k/4, see [Set.AdamFastF32]): the exact path keeps the
 // square-root/divide unit busy while the estimates run on the FMA units,
 // so the best k is the one that balances the two on the CPU at hand. It
-// is chosen from a table keyed by CPU model, filled from measurements
-// (each entry says where its figures come from), and never by timing at
-// run time. BenchmarkAdamFastSplitF32 and F64 sweep k from 0/4 to 4/4 on
+// is chosen from a table keyed by CPU vendor, family and model (an entry
+// may cover every model of a family, as AMD family 0x1A's do: measured on
+// model 2, they stand for the family's Zen 5 core), filled from
+// measurements (each entry says where its figures come from), and never
+// by timing at run time. BenchmarkAdamFastSplitF32 and F64 sweep k from 0/4 to 4/4 on
 // every level, so that the best setting of any CPU can be read off.
 
 // fastKernels are one level's AdamFast kernels of one precision, by split

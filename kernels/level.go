@@ -15,7 +15,7 @@ type ISA uint8
 const (
 	Generic ISA = iota // pure Go, the reference
 	AVX2               // amd64: AVX2 and FMA3
-	AVX512             // amd64: AVX-512 F, VL and DQ, and FMA3
+	AVX512             // amd64: AVX-512 F, VL, DQ and BW, and FMA3
 	NEON               // arm64: Advanced SIMD
 )
 
@@ -130,18 +130,23 @@ func For(l ISA) (*Set, error) {
 const EnvVar = "FUSEOPT_CPU"
 
 // active is the set chosen at start-up; envNote records what happened to
-// FUSEOPT_CPU, for Describe; envWarn says whether the value was ignored.
-var active, envNote, envWarn = startLevel()
+// FUSEOPT_CPU, for Describe; envWarn says whether the value was ignored;
+// chosen whether the active set follows the table of kernel choices.
+var active, envNote, envWarn, chosen = startLevel()
 
-func startLevel() (s *Set, note string, warn bool) {
+// startLevel returns the active set: the best level with the table's
+// kernel choices (KernelChoices), unless FUSEOPT_CPU names a level, which
+// then runs every kernel. A value that is ignored (a warning) is as good
+// as none: the choices stay.
+func startLevel() (s *Set, note string, warn, chose bool) {
 	l := Best()
 	if v, ok := os.LookupEnv(EnvVar); ok && v != "" {
 		l, note, warn = envLevel(v)
 	}
-	if l == Best() && note == "" {
-		return withChoices(sets[l], sets[:], KernelChoices()), note, warn
+	if note == "" || warn {
+		return withChoices(sets[l], sets[:], KernelChoices()), note, warn, true
 	}
-	return sets[l], note, warn
+	return sets[l], note, warn, false
 }
 
 // envLevel returns the level that the FUSEOPT_CPU value s selects, what
