@@ -79,7 +79,7 @@ func BenchmarkNewtonSolve(b *testing.B) {
 	pool := solve.NewPool(0)
 	defer pool.Close()
 	for _, n := range []int{128, 256, 512, 1024} {
-		cs, err := solveContenders(n, pool)
+		cs, err := solveContenders(n, pool, solve.Level())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -124,7 +124,9 @@ func BenchmarkModelStep(b *testing.B) {
 				cs      []contender
 				release func()
 			}
+			built := false // by a sub-benchmark that -bench selected
 			model := sync.OnceValues(func() (made, error) {
+				built = true
 				var m made
 				var err error
 				if p == F64 {
@@ -162,8 +164,10 @@ func BenchmarkModelStep(b *testing.B) {
 					b.ReportMetric(float64(params)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparam/s")
 				})
 			}
-			if m, err := model(); err == nil {
-				m.release()
+			if built {
+				if m, err := model(); err == nil {
+					m.release()
+				}
 			}
 		}
 	}

@@ -4,9 +4,11 @@
 //
 // It measures
 //
-//   - every optimizer step (SGD, momentum, Nesterov, Adam, AdamW; float32 and
-//     float64) at every kernel level against the plain scalar Go loop of a Go
-//     ML stack (textbook PyTorch semantics, written out in this package),
+//   - every optimizer step (the 14 of Ops: SGD, momentum, Nesterov, Adam,
+//     AdamW, Lion, Adagrad, RMSprop, Adamax, Adadelta, NAdam, RAdam, LAMB,
+//     Adafactor; float32 and float64) at every kernel level against the
+//     plain scalar Go loop of a Go ML stack (textbook PyTorch semantics,
+//     written out in this package),
 //     against gonum where gonum has the operation (floats.AddScaled and
 //     blas32/blas64 Axpy for SGD), and against the memory roof of the same
 //     streams (kernels.Set.RoofF32/RoofF64), from sizes that fit in L1 to

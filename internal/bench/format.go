@@ -333,7 +333,7 @@ func (r *Report) SolveTable() Table {
 		all = append(all, c.Results)
 	}
 	names := contenderNames(all...)
-	t := Table{Title: "Newton solve, float64: Cholesky factorisation and one solve — GFLOP/s (n³/3 + 2n² flops), % of FMA peak"}
+	t := Table{Title: fmt.Sprintf("Newton solve at %s, float64: Cholesky factorisation and one solve — GFLOP/s (n³/3 + 2n² flops), %% of FMA peak", r.Machine.SolveLevel)}
 	t.Head = []string{"n"}
 	t.Head = append(t.Head, names...)
 	for _, n := range names {

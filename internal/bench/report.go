@@ -29,7 +29,7 @@ type Machine struct {
 	Levels     []string `json:"levels"`       // levels this CPU and build run
 	Active     string   `json:"active_level"` // the level chosen at start-up
 	EnvNote    string   `json:"env_note,omitempty"`
-	SolveLevel string   `json:"solve_level"` // the level of the solve package's kernels
+	SolveLevel string   `json:"solve_level"` // the level of the solve package's kernels (in a report, the solve table's)
 	L1D        int      `json:"l1d_bytes"`
 	L2         int      `json:"l2_bytes"`
 	L3         int      `json:"l3_bytes"`

@@ -132,6 +132,19 @@ func (c *Config) roofLevel() kernels.ISA {
 	return best
 }
 
+// solveLevel is the level the Newton solve runs at: the highest level of
+// the solve package at or below the best level compared (-cpu), whatever
+// FUSEOPT_CPU says.
+func (c *Config) solveLevel() kernels.ISA {
+	best, l := c.Levels[len(c.Levels)-1], kernels.Generic
+	for _, s := range solve.Levels() {
+		if s <= best {
+			l = s
+		}
+	}
+	return l
+}
+
 // BestLevel returns the best of the levels a report compared, the one its
 // speedups are quoted for.
 func (r *Report) BestLevel() string {
@@ -147,6 +160,7 @@ func Run(cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Machine: DescribeMachine()}
+	r.Machine.SolveLevel = cfg.solveLevel().String()
 	r.Settings = Settings{Ops: cfg.Ops, Precs: cfg.Precs, Sizes: cfg.Sizes, Roof: cfg.roofLevel().String(),
 		SampleNs: cfg.Sample.Nanoseconds(), Runs: cfg.Runs, Mixed: cfg.Mixed, SolveSizes: cfg.SolveSizes, Models: cfg.Models,
 		Workers: cfg.Workers, Method: method}
@@ -196,7 +210,7 @@ func Run(cfg Config) (*Report, error) {
 	for _, spec := range cfg.Models {
 		for _, p := range cfg.Precs {
 			for _, o := range cfg.Ops {
-				mc, err := runModel(m, o, p, spec, cfg.roofLevel(), cfg.Workers)
+				mc, err := runModel(m, o, p, spec, cfg.Levels[len(cfg.Levels)-1], cfg.Workers)
 				if err != nil {
 					return nil, err
 				}
@@ -248,7 +262,7 @@ func runSolve(m *meter, r *Report, cfg Config) error {
 	}
 	r.Peak = &Peak{Kernel: kernel, Flops: flops, Results: res}
 	for _, n := range cfg.SolveSizes {
-		cs, err := solveContenders(n, pool)
+		cs, err := solveContenders(n, pool, cfg.solveLevel())
 		if err != nil {
 			return err
 		}

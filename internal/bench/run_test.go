@@ -185,14 +185,47 @@ func TestSolveContendersSolve(t *testing.T) {
 	pool := solve.NewPool(2)
 	defer pool.Close()
 	for _, n := range []int{1, 17, 70} {
-		cs, err := solveContenders(n, pool)
+		for _, l := range solve.Levels() {
+			cs, err := solveContenders(n, pool, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				if err := c.step(); err != nil {
+					t.Fatalf("n=%d %v %s: %v", n, l, c.name, err)
+				}
+			}
+		}
+	}
+}
+
+// TestRunLevels: -cpu (Config.Levels) sets the level of the Newton solve
+// and of the model tables, as it does the step tables', whatever
+// FUSEOPT_CPU says; the solve table names its level.
+func TestRunLevels(t *testing.T) {
+	sl := solve.Levels()
+	for _, c := range []struct {
+		levels []kernels.ISA
+		solve  kernels.ISA
+	}{
+		{[]kernels.ISA{kernels.Generic}, kernels.Generic},
+		{kernels.Levels(), sl[len(sl)-1]},
+	} {
+		cfg := Config{Ops: []Op{SGD}, Precs: []Prec{F32}, Sizes: []int{33}, Levels: c.levels,
+			Sample: 100 * time.Microsecond, Runs: 1, SolveSizes: []int{20}, Models: []ModelSpec{{Layers: 1, Width: 8}}, Workers: 1}
+		r, err := Run(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range cs {
-			if err := c.step(); err != nil {
-				t.Fatalf("n=%d %s: %v", n, c.name, err)
-			}
+		best := c.levels[len(c.levels)-1]
+		if r.Machine.SolveLevel != c.solve.String() {
+			t.Errorf("levels %v: the solve ran at %s, want %v", c.levels, r.Machine.SolveLevel, c.solve)
+		}
+		if title := r.SolveTable().Title; !strings.Contains(title, "at "+c.solve.String()+",") {
+			t.Errorf("levels %v: solve table %q does not name %v", c.levels, title, c.solve)
+		}
+		if len(r.Model) != 1 || r.Model[0].Get("kernels/"+best.String()) == nil {
+			t.Errorf("levels %v: the model table has no kernels/%v: %+v", c.levels, best, r.Model)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/solve"
 )
 
@@ -34,10 +35,10 @@ func spd(n int) (h, g []float64) {
 }
 
 // solveContenders returns the contenders of a Newton solve of size n: the
-// solve package on 1 and on every goroutine of pool, and gonum. Each
+// solve package at level l on 1 and on every goroutine of pool, and gonum. Each
 // operation factors a copy of the matrix (the solve package with FactorTo,
 // gonum's Factorize copies) and solves one right-hand side.
-func solveContenders(n int, pool *solve.Pool) ([]contender, error) {
+func solveContenders(n int, pool *solve.Pool, l kernels.ISA) ([]contender, error) {
 	h, g := spd(n)
 	src, err := solve.Square(h, n)
 	if err != nil {
@@ -49,7 +50,7 @@ func solveContenders(n int, pool *solve.Pool) ([]contender, error) {
 		ws = append(ws, pool.Size())
 	}
 	for _, w := range ws {
-		s, err := solve.New[float64](solve.Options{Workers: w, Pool: pool})
+		s, err := solve.New[float64](solve.Options{Workers: w, Pool: pool, Level: &l})
 		if err != nil {
 			return nil, err
 		}
