@@ -444,7 +444,7 @@ func (r *Report) Header() []string {
 		fmt.Sprintf("machine  %s (%s, %d threads, GOMAXPROCS %d), %s", m.CPU, m.Arch, m.Threads, m.GOMAXPROCS, m.Go),
 		fmt.Sprintf("levels   %s compared (active at start-up: %s); roof at %s",
 			strings.Join(r.Settings.Levels, ", "), m.Active, r.Settings.Roof),
-		fmt.Sprintf("method   median of %d runs of ≈%s per contender, contenders alternated round-robin;",
+		fmt.Sprintf("method   median of %d runs of at least ≈%s per contender, contenders alternated round-robin;",
 			r.Settings.Runs, fmtDuration(r.Settings.SampleNs)),
 		"         streams cut from one slab with staggered offsets; per-step coefficients computed once",
 	}

@@ -118,7 +118,22 @@ func (c *Config) normalise() error {
 	}
 	slices.Sort(c.Levels)
 	c.Levels = slices.Compact(c.Levels)
+	// A repeat would measure (and print) a case twice.
+	c.Ops, c.Precs, c.Sizes, c.SolveSizes = firsts(c.Ops), firsts(c.Precs), firsts(c.Sizes), firsts(c.SolveSizes)
+	c.Mixed, c.Models = firsts(c.Mixed), firsts(c.Models)
 	return nil
+}
+
+// firsts returns s without its repeats, in the order of their first
+// places.
+func firsts[T comparable](s []T) []T {
+	var out []T
+	for _, x := range s {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // roofLevel is the level the roof runs at: the best of the levels compared,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -426,5 +427,21 @@ func TestStateBytes(t *testing.T) {
 	tab := (&Report{Steps: []StepCase{{Op: Adafactor, Prec: F32, N: 16 << 20, StateBytesPerParam: 0.00195}}}).StepTables()
 	if h := tab[0].Head; h[len(h)-1] != "state B/param" || tab[0].Rows[0][len(h)-1] != "0.00195" {
 		t.Errorf("table %v %v", h, tab[0].Rows)
+	}
+}
+
+// TestRepeatsDropped: a step, precision, size, mode or model named twice
+// is measured once, in the order of first mention.
+func TestRepeatsDropped(t *testing.T) {
+	cfg := Config{Ops: []Op{Adam, SGD, Adam}, Precs: []Prec{F64, F32, F64}, Sizes: []int{64, 33, 64},
+		SolveSizes: []int{20, 20}, Mixed: []Mode{F16Master, BF16StateSR, F16Master},
+		Models: []ModelSpec{{Layers: 1, Width: 8}, {Layers: 1, Width: 8}}}
+	if err := cfg.normalise(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Ops, []Op{Adam, SGD}) || !slices.Equal(cfg.Precs, []Prec{F64, F32}) ||
+		!slices.Equal(cfg.Sizes, []int{64, 33}) || !slices.Equal(cfg.SolveSizes, []int{20}) ||
+		!slices.Equal(cfg.Mixed, []Mode{F16Master, BF16StateSR}) || len(cfg.Models) != 1 {
+		t.Fatalf("normalised: %+v", cfg)
 	}
 }
