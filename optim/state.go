@@ -228,12 +228,15 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 
 // SaveFile writes the state to path atomically: to a temporary file in the
 // same directory, synced, then renamed over path, and the directory synced.
-// A crash leaves either the old file or the new one, never a mix.
+// A crash leaves either the old file or the new one, never a mix (and, when
+// it comes while the temporary file is written, that file, hidden as
+// .<name>.tmp<digits>, which nothing removes later).
 //
 // A file that already exists keeps its permission bits; a new one gets
-// 0644. When path is a symbolic link (or a chain of them), the file it
-// points to is replaced and the link is kept, as a plain write through the
-// link would do.
+// 0644 (the umask does not apply). When path is a symbolic link (or a
+// chain of them), the file it points to is replaced and the link is kept,
+// as a plain write through the link would do; the links are followed as
+// the kernel follows them.
 func (o *Optimizer[T]) SaveFile(path string) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return o.Save(w) })
 }

@@ -64,3 +64,69 @@ func TestWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteThroughLinkedDirs: a relative link whose text has ".." and that
+// sits under a link to a directory is written where the kernel resolves
+// it, not where a textual join of the paths points: the file read back
+// through the link is the one written. Also a ".." after a linked
+// directory inside the link's own text, and a dangling link of that kind.
+func TestWriteThroughLinkedDirs(t *testing.T) {
+	dir := t.TempDir()
+	put := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// work/run -> ../store/run; store/run/latest -> ../ckpts/latest.
+	for _, d := range []string{"work", "store/run", "store/ckpts", "store/deep/x"} {
+		must(os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	must(os.Symlink("../store/run", filepath.Join(dir, "work/run")))
+	must(os.Symlink("../ckpts/latest", filepath.Join(dir, "store/run/latest")))
+	via := filepath.Join(dir, "work/run/latest")
+	for _, s := range []string{"first", "second"} { // dangling, then existing
+		must(Write(via, put(s)))
+		b, err := os.ReadFile(via)
+		if err != nil || string(b) != s {
+			t.Fatalf("read back through the link: %q, %v; want %q", b, err, s)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "work/ckpts")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a stray work/ckpts: %v", err)
+	}
+	// A link whose own text goes through a linked directory and back:
+	// store/deep/jump -> ../run and store/deep/x/l -> ../jump/../ckpts/other,
+	// whose "jump/.." the kernel takes to store (run's parent), where the
+	// text says store/deep.
+	must(os.Symlink("../run", filepath.Join(dir, "store/deep/jump")))
+	must(os.Symlink("../jump/../ckpts/other", filepath.Join(dir, "store/deep/x/l")))
+	l := filepath.Join(dir, "store/deep/x/l")
+	must(Write(l, put("third")))
+	if b, err := os.ReadFile(l); err != nil || string(b) != "third" {
+		t.Fatalf("read back through the link: %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "store/ckpts/other")); err != nil || string(b) != "third" {
+		t.Fatalf("store/ckpts/other: %q, %v", b, err)
+	}
+	// A directory that does not exist: refused, nothing written.
+	if err := Write(filepath.Join(dir, "nowhere/f"), put("x")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a missing directory: %v", err)
+	}
+}
+
+// TestReplacePanics: a write that panics leaves no temporary file.
+func TestReplacePanics(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	func() {
+		defer func() { recover() }()
+		Write(p, func(w io.Writer) error { io.WriteString(w, "half"); panic("boom") })
+	}()
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left %v", entries)
+	}
+}
