@@ -62,7 +62,9 @@
 package pool
 
 import (
+	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,11 +179,16 @@ func (p *Pool) Run(job *Job, n, workers int, wake bool) {
 // bounds[w] … bounds[w+1]-1 (0 = bounds[0] ≤ bounds[1] ≤ … ≤ bounds[W]).
 // It returns when all are done. Parked helpers are woken only with wake.
 // With W above Size() or more than MaxTasks tasks it runs the job on the
-// caller alone.
+// caller alone. Bounds that do not start at 0 or that decrease are a bug of
+// the caller: RunOwned panics (a worker would otherwise wait forever for
+// tasks no one owns, holding the pool).
 func (p *Pool) RunOwned(job *Job, bounds []int, wake bool) {
 	nw := len(bounds) - 1
 	if nw < 1 {
 		return
+	}
+	if bounds[0] != 0 || !slices.IsSorted(bounds) {
+		panic(fmt.Sprintf("pool: RunOwned bounds %v do not start at 0 and increase", bounds))
 	}
 	n := bounds[nw]
 	w := 0

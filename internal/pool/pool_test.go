@@ -422,3 +422,32 @@ func TestParkedRunsInline(t *testing.T) {
 		t.Fatalf("%d tasks ran, want %d", got, 8*21)
 	}
 }
+
+// TestRunOwnedBadBounds: bounds that do not start at 0 or that decrease
+// panic before anything runs (one that starts above 0 hung the caller and
+// held the pool), and the pool stays usable.
+func TestRunOwnedBadBounds(t *testing.T) {
+	p := New(3, time.Millisecond)
+	defer p.Close()
+	for _, b := range [][]int{{3, 4, 5}, {0, 5, 3}, {1, 1}} {
+		ran := 0
+		job := Job(func(_, _ int) { ran++ })
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("bounds %v: no panic", b)
+				}
+			}()
+			p.RunOwned(&job, b, true)
+		}()
+		if ran != 0 {
+			t.Errorf("bounds %v: %d tasks ran", b, ran)
+		}
+	}
+	var done atomic.Int32
+	job := Job(func(_, _ int) { done.Add(1) })
+	p.RunOwned(&job, []int{0, 2, 4}, true)
+	if done.Load() != 4 {
+		t.Fatalf("after the refusals: %d of 4 tasks ran", done.Load())
+	}
+}
