@@ -29,8 +29,10 @@
 // one vector at a time, and its last elements one at a time, each into
 // lane j mod 16 of their reductions (V8–V23).
 //
-// Registers: R0–R9 (grid kernels R0–R11) and V0–V31 only; no reserved
-// register; a frame only for the lanes of the sums of element-wise kernels.
+// Registers: R0–R9 (grid kernels R0–R11, kernels with half streams
+// R0–R15) and V0–V31 only; no reserved register; a frame only for the
+// lanes of the sums of element-wise kernels and the tails of the kernels
+// with half streams.
 
 #include "textflag.h"
 
