@@ -736,11 +736,7 @@ func (e *env) nearestNE2(lo, hi Op, z VecVirtual) {
 // first).
 func (e *env) stHalf(x Op, s int, sr, keep bool) {
 	t := e.t
-	if isMem(x) {
-		v := t.Vec()
-		t.MovU(x, v)
-		x = v
-	} else if keep && e.pairs() && e.disp == 0 {
+	if isMem(x) || keep && e.pairs() && e.disp == 0 {
 		v := t.Vec()
 		t.MovU(x, v)
 		x = v
