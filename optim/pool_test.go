@@ -22,7 +22,9 @@ func waitGoroutines(t *testing.T, n int) {
 }
 
 // TestNoLeak checks that Close stops every worker, and that an optimizer
-// dropped without Close does not keep its workers.
+// dropped without Close does not keep its workers. (The goroutine counts
+// are only compared with an upper bound: goroutines of earlier tests may
+// still be exiting when base is read.)
 func TestNoLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
 	o, err := New[float32](DefaultAdam(), Options{Workers: 4, ShardThreshold: -1, WakeThreshold: -1, ChunkSize: 16})
@@ -34,8 +36,8 @@ func TestNoLeak(t *testing.T) {
 	if _, err := o.Step(); err != nil {
 		t.Fatal(err)
 	}
-	if runtime.NumGoroutine() < base+3 {
-		t.Fatalf("%d goroutines: the pool did not start", runtime.NumGoroutine())
+	if o.pool == nil || o.pool.Size() != 4 {
+		t.Fatal("the pool did not start")
 	}
 	o.Close()
 	waitGoroutines(t, base)
@@ -119,8 +121,8 @@ func TestMuonNoLeak(t *testing.T) {
 			if _, err := m.Step(); err != nil {
 				t.Fatal(err)
 			}
-			if runtime.NumGoroutine() < base+3 {
-				t.Fatalf("%d goroutines: the pool did not start", runtime.NumGoroutine())
+			if m.p == nil || m.p.Size() != 4 {
+				t.Fatal("the pool did not start")
 			}
 			m.params[0].step = MaxStep
 			before := slices.Clone(p)

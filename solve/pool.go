@@ -35,12 +35,16 @@ const MaxPoolSize = 1024
 // NewPool starts a pool of n goroutines in all: the caller of a job and
 // n-1 workers. n ≤ 0 means runtime.GOMAXPROCS(0). A count above
 // MaxPoolSize is capped to MaxPoolSize (NewPool returns no error; Size
-// reports the count started).
+// reports the count started). Close stops the workers; a Pool dropped
+// without Close stops them once the garbage collector finds it unreachable
+// (the workers do not keep it reachable).
 func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	return &Pool{p: pool.New(min(n, MaxPoolSize), poolSpin)}
+	sp := &Pool{p: pool.New(min(n, MaxPoolSize), poolSpin)}
+	runtime.AddCleanup(sp, (*pool.Pool).Stop, sp.p)
+	return sp
 }
 
 var (
@@ -60,8 +64,8 @@ func DefaultPool() *Pool {
 func (p *Pool) Size() int { return p.p.Size() }
 
 // Close stops the workers after the job in progress, if any, and waits for
-// them. Jobs run later run on their caller alone. Close the pools you made;
-// never the DefaultPool.
+// them. Jobs run later run on their caller alone. Close the pools you made
+// when you are done with them; never the DefaultPool.
 func (p *Pool) Close() { p.p.Close() }
 
 // run does tasks 0 … ntask-1 of job on the caller and at most workers-1

@@ -1,8 +1,10 @@
 package solve
 
 import (
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestPool: solve's Pool runs every task once on the shared pool (the pool
@@ -58,4 +60,25 @@ func TestPool(t *testing.T) {
 	j = newHitJob(5)
 	p.run(&j.job, 5, 3)
 	check("closed pool", j)
+}
+
+// TestPoolDropped: a Pool dropped without Close, after it ran jobs, stops
+// its workers once the collector finds it.
+func TestPoolDropped(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		p := NewPool(5)
+		j := newHitJob(40)
+		p.run(&j.job, 40, 5)
+		if p.Size() != 5 {
+			t.Fatalf("Size %d", p.Size())
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before: the workers of a dropped pool still run", runtime.NumGoroutine(), before)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
 }
