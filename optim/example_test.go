@@ -146,8 +146,12 @@ func Example_trainingLoop() {
 	}
 	fmt.Printf("loss after 200 steps: %.4f\n", loss)
 
-	ckpt := filepath.Join(os.TempDir(), "fuseopt-example-ckpt.bin")
-	defer os.Remove(ckpt)
+	dir, err := os.MkdirTemp("", "fuseopt-example-") // a directory of its own
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ckpt := filepath.Join(dir, "ckpt.bin")
 	if err := opt.SaveFile(ckpt); err != nil { // atomic
 		log.Fatal(err)
 	}

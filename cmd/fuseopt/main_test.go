@@ -397,7 +397,7 @@ func TestUsageErrors(t *testing.T) {
 		if strings.Count(errs, "\n") != 1 || !strings.HasSuffix(errs, "\n") || !strings.HasPrefix(errs, "fuseopt") {
 			t.Errorf("%q: stderr is not one line: %q", c, errs)
 		}
-		if time.Since(start) > 2*time.Second {
+		if time.Since(start) > 10*time.Second { // (the work itself would take longer; a loaded machine may stall)
 			t.Errorf("%q: the error took %v (checked after the work?)", c, time.Since(start))
 		}
 	}
@@ -506,12 +506,15 @@ func TestParseModel(t *testing.T) {
 	for _, big := range []string{"99999999999x1+0", "1x3037000500+0", "1x4294967296", "0x3037000500+1",
 		"99999999999999999999x1", "1x99999999999999999999", "1x1+99999999999999999999", "2049x1", "1x1+2048",
 		"1x16384", "1025x256+1024", "0x134217729+1"} {
-		start := time.Now()
-		if _, err := parseModel(big); err == nil || !strings.Contains(err.Error(), "too large") {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		_, err := parseModel(big)
+		runtime.ReadMemStats(&m1)
+		if err == nil || !strings.Contains(err.Error(), "too large") {
 			t.Errorf("parseModel(%q): %v", big, err)
 		}
-		if d := time.Since(start); d > 100*time.Millisecond {
-			t.Errorf("parseModel(%q) took %v", big, d)
+		if b := m1.TotalAlloc - m0.TotalAlloc; b > 64<<10 {
+			t.Errorf("parseModel(%q) allocated %d bytes before it refused", big, b)
 		}
 	}
 	// At the limits, and the count agrees with ModelSpec.Params.

@@ -56,7 +56,8 @@ func Compare(t *testing.T, gens []Generator, names []string, header map[string]s
 		cmd.Dir = g.Dir
 		// The generators run on this machine whatever GOOS/GOARCH the
 		// test binary was built for.
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOOS=", "GOARCH=")
+		// -mod=mod joins the caller's GOFLAGS (CI's -buildvcs=false).
+		cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"), "GOOS=", "GOARCH=")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			skip("generator %s in %s did not run: %v\n%s", g.Args[0], g.Dir, err, msg)
 		}

@@ -284,7 +284,10 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 	t0 := nanotime()
 	gap := t0 - p.lastEnd.Load()
 	prev := p.level.Load()
-	steady := !wake && p.lastEnd.Load() > 0 && time.Duration(gap) <= p.pollFor(prev)
+	// (With spin 0 no helper polls: there is no steady state, also when
+	// a coarse clock reads the same value twice and the gap is 0.)
+	poll := p.pollFor(prev)
+	steady := !wake && poll > 0 && p.lastEnd.Load() > 0 && time.Duration(gap) <= poll
 	p.level.Store(max(gap, prev-prev/8))
 	if !wake && !steady && p.parked(w) {
 		// No helper can take part: each has parked and none is to be
