@@ -835,7 +835,7 @@ const ln096 = -0x1.4e69ed6d80eb3p-5
 // library's pow; the two agree within a few ulps.
 func (h NAdam) Mu(t int64) float64 {
 	y := float64(t) * h.MomentumDecay
-	return h.Beta1 * (1 - float64(0.5*expDet(float64(y*ln096))))
+	return float64(h.Beta1 * (1 - float64(0.5*expDet(float64(y*ln096))))) // (rounded: a caller's 1 - μ must not fuse with it)
 }
 
 // Coeffs returns the coefficients of NAdam step t (t ≥ 1) of a parameter

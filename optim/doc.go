@@ -112,7 +112,9 @@
 //
 // Errors wrap the sentinels ErrInvalid, ErrHyper, ErrLength, ErrNonFinite,
 // ErrRange, ErrState, ErrMismatch and ErrClosed, and name the parameter or
-// field. A call that fails changes nothing.
+// field; Newton's steps also return ErrLineSearch, ErrNewtonConfig (which
+// matches solve.ErrOptions) and ErrNonFiniteStep. A call that fails changes
+// nothing.
 // Options.NonFinite chooses what a NaN or ±Inf gradient does: Propagate
 // (PyTorch's behaviour, no check), SkipStep (nothing changes, the step
 // reports Skipped) or ErrorOnNonFinite (nothing changes, an error names the parameter).

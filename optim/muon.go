@@ -106,7 +106,11 @@ type MuonConfig struct {
 	Nesterov    bool
 	// NSCoefficients are the (a, b, c) of the quintic iteration; finite.
 	NSCoefficients [3]float64
-	// Eps bounds the norm from below, ≥ 0.
+	// Eps bounds the norm from below, ≥ 0. With Eps 0, a parameter whose
+	// momentum is all zeros (a zero gradient at the first step) divides
+	// 0 by 0 and its values become NaN, as in PyTorch. A norm above the
+	// element type's range (float32 gradients near its maximum) rounds to
+	// +Inf there, so the update is 0, as in PyTorch.
 	Eps float64
 	// NSSteps is the number of iterations, 0 … solve.MaxNewtonSchulzSteps
 	// (PyTorch: fewer than 100).
@@ -159,7 +163,7 @@ func checkMuonIn[T Float](c MuonConfig, shapes [][2]int) error {
 		v    float64
 	}{
 		{"lerp weight 1-Momentum", w}, {"1-Momentum-1", w - 1}, {"Momentum-1", c.Momentum - 1},
-		{"Eps", c.Eps}, {"decay 1-LR·WeightDecay", 1 - c.LR*c.WeightDecay},
+		{"Eps", c.Eps}, {"decay 1-LR·WeightDecay", 1 - float64(c.LR*c.WeightDecay)},
 		{"NSCoefficients[0]", c.NSCoefficients[0]}, {"NSCoefficients[1]", c.NSCoefficients[1]},
 		{"NSCoefficients[2]", c.NSCoefficients[2]},
 	}
@@ -524,7 +528,7 @@ func (m *Muon[T]) Step() (StepReport, error) {
 	w := 1 - c.Momentum
 	m.w, m.w1 = T(w), T(w-1)
 	m.mu, m.mu1 = T(c.Momentum), T(c.Momentum-1)
-	m.decay = T(1 - c.LR*c.WeightDecay)
+	m.decay = T(1 - float64(c.LR*c.WeightDecay)) // (the product rounded: no fused multiply-add, the same bits everywhere)
 	// B and U (into the workspace), and the sums of squares of U.
 	m.run(&m.jobMom)
 	for i := range m.params {
@@ -534,8 +538,8 @@ func (m *Muon[T]) Step() (StepReport, error) {
 			ss += m.sums[k]
 		}
 		nrm := math.Sqrt(ss)
-		if math.IsInf(ss, 1) {
-			nrm = scaledNorm2(p.x)
+		if math.IsInf(ss, 1) || ss < minSafeSum {
+			nrm = scaledNorm2(p.x) // (squares that overflowed, or lost bits to underflow, maybe all of them)
 		}
 		p.d = T(max(nrm, c.Eps))
 		p.lr = T(c.LR * c.AdjustLR.factor(p.rows, p.cols))
@@ -552,21 +556,23 @@ func (m *Muon[T]) Step() (StepReport, error) {
 	return rep, nil
 }
 
-// scaledNorm2 is the Frobenius norm of x when its sum of squares overflows
-// float64: with M = max |x| = f·2ᵉ, sqrt(Σ (x·2⁻ᵉ)²)·2ᵉ, summed in
-// order.
+// scaledNorm2 is the Frobenius norm of x when its sum of squares leaves
+// the float64 range (overflows, or falls where squares lose bits): with
+// M = max |x| = f·2ᵉ and k = min(-e, 1023), sqrt(Σ (x·2ᵏ)²)·2⁻ᵏ, the sum
+// as scaledSumSquares adds it (the same bits on every machine), the
+// scaling in exponent arithmetic.
 func scaledNorm2[T Float](x []T) float64 {
 	var mx float64
 	for _, v := range x {
 		mx = max(mx, math.Abs(float64(v)))
 	}
-	_, e := math.Frexp(mx)
-	var ss float64
-	for _, v := range x {
-		s := math.Ldexp(float64(v), -e)
-		ss += s * s
+	if mx == 0 {
+		return 0
 	}
-	return math.Ldexp(math.Sqrt(ss), e)
+	_, e := math.Frexp(mx)
+	k := min(-e, 1023)
+	fr, er := math.Frexp(math.Sqrt(scaledSumSquares(x, math.Ldexp(1, k))))
+	return math.Ldexp(fr, er-k)
 }
 
 // checkTask marks chunk t when its gradient holds NaN or ±Inf.

@@ -244,7 +244,7 @@ func exactMuon[T Float](t *testing.T, c MuonConfig, data, grad, bufs [][]T, shap
 			t.Fatal(err)
 		}
 	}
-	decay := T(1 - c.LR*c.WeightDecay)
+	decay := T(1 - float64(c.LR*c.WeightDecay))
 	for i := range shapes {
 		for j, v := range data[i] {
 			data[i][j] = fmaOf(-lrs[i], xs[i].Data[j], T(v*decay))
@@ -436,6 +436,46 @@ func TestMuonNonFinite(t *testing.T) {
 		}
 		if !bytes.Equal(before.Bytes(), after.Bytes()) || !bitsEqual(data, m.data[4]) {
 			t.Errorf("%v: the skipped step changed the state or the parameters", pol)
+		}
+	}
+}
+
+// TestMuonExtremeScales: a float64 gradient scaled by 2⁻⁵⁶⁰ (its squares
+// underflow) or 2⁺⁵⁶⁰ (they overflow) takes the step of the unscaled one:
+// the orthogonalised update does not depend on the gradient's scale.
+func TestMuonExtremeScales(t *testing.T) {
+	const rows, cols = 6, 9
+	c := DefaultMuon()
+	c.Eps = 1e-300 // (far below every norm here)
+	step := func(scale float64) []float64 {
+		t.Helper()
+		o, err := NewMuon[float64](c, MuonOptions{Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		p, g := make([]float64, rows*cols), make([]float64, rows*cols)
+		for i := range p {
+			p[i] = 1 + float64(i%5)/8
+			g[i] = (float64(i%7) - 3.25) * scale
+		}
+		if err := o.Add("w", p, g, rows, cols); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := o.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	want := step(1)
+	for _, e := range []int{-560, 560} {
+		got := step(math.Ldexp(1, e))
+		for i := range want {
+			if d := math.Abs(got[i] - want[i]); !(d <= 1e-14*math.Abs(want[i])) {
+				t.Fatalf("gradient scaled by 2^%d: w[%d] = %v, unscaled %v", e, i, got[i], want[i])
+			}
 		}
 	}
 }

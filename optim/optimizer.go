@@ -684,3 +684,6 @@ func (o *Optimizer[T]) Close() error {
 	}
 	return nil
 }
+
+// Closed reports whether Close has been called.
+func (o *Optimizer[T]) Closed() bool { return o.closed }

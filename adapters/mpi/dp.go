@@ -71,8 +71,9 @@ type DataParallel[T optim.Float] struct {
 	lo       int
 	recv     []T
 	// verified is set once the processes' fingerprints have agreed
-	// (verify).
-	verified bool
+	// (verify), sameData once their Data have too (at the first
+	// ReduceScatter that verify lets through).
+	verified, sameData bool
 	// The layout's hash, taken when the optimizer had layoutN parameters
 	// (parameters are only ever added, and never change what the layout
 	// hashes), and the description fingerprint reads each parameter into.
@@ -198,15 +199,23 @@ func (d *DataParallel[T]) Bounds() []int { return d.opt.ShardBounds() }
 // every process and changes nothing, where the reduce-scatter and the step
 // would otherwise sum misaligned elements or step the processes' shares
 // by different rules. Settings changed after ReduceScatter, before the
-// optimizer's Step, are not checked.
+// optimizer's Step, are not checked. The first ReduceScatter also checks
+// that the processes' Data are the same, bit for bit (one pass over Data
+// on each process, once): a process whose parameters start from other
+// values would step its share from them and the all-gather would mix the
+// two, where PyTorch's DistributedDataParallel copies process 0's values
+// to the others when it is built. Initialise Data alike on every process
+// (the same seed), or each process its own elements (Bounds), followed by
+// AllGather.
 func (d *DataParallel[T]) ReduceScatter() error {
 	err := d.plan()
 	if d.comm.Size() == 1 {
 		return err // the sum over one process is its gradient
 	}
-	if err := d.verify(err); err != nil {
+	if err := d.verify(err, true); err != nil {
 		return err
 	}
+	d.sameData = true
 	if err := reduceScatter(d.comm, d.grad, d.recv, d.n); err != nil {
 		return err
 	}
@@ -223,7 +232,7 @@ func (d *DataParallel[T]) AllGather() error {
 		return err
 	}
 	if !d.verified {
-		if err := d.verify(err); err != nil {
+		if err := d.verify(err, false); err != nil {
 			return err
 		}
 	}
@@ -264,24 +273,35 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 // verify compares the processes' fingerprints (one MPI_Allreduce of the
 // hashes and of their complements, MPI_MAX: every process's hash is the
 // same when the largest hash is the complement of the largest complement).
-// local is this process's error so far (of plan): it is returned here and
-// makes the others fail too, instead of waiting for a collective call that
-// this process will not make.
-func (d *DataParallel[T]) verify(local error) error {
-	var x [5]uint64
+// local is this process's error so far (of plan, or a closed optimizer):
+// it is returned here and makes the others fail too, instead of waiting for a collective call that
+// this process will not make. With data, until the processes' Data have
+// agreed once, it also compares hashes of Data.
+func (d *DataParallel[T]) verify(local error, data bool) error {
+	if local == nil && d.opt.Closed() {
+		// Its Step would fail before the all-gather that the others wait in.
+		local = fmt.Errorf("%w (this process's optimizer)", optim.ErrClosed)
+	}
+	var x [7]uint64
 	if local == nil {
 		x[0], x[1] = d.fingerprint()
 		x[2], x[3] = ^x[0], ^x[1]
+		if data && !d.sameData {
+			x[4] = dataHash(d.data)
+		}
+		x[5] = ^x[4]
 	}
 	err := d.agreeMax(local, x[:])
 	switch {
 	case err == ErrOtherRank:
-		err = fmt.Errorf("%w: %w (its parameters make no plan: not all registered, or too many for an MPI count)", ErrArgs, ErrOtherRank)
+		err = fmt.Errorf("%w: %w (its parameters make no plan: not all registered, or too many for an MPI count; or its optimizer is closed)", ErrArgs, ErrOtherRank)
 	case err != nil:
 	case x[0] != ^x[2]:
 		err = fmt.Errorf("%w: the processes' parameters or options differ (every process registers the same parameters, of the same shapes and groups, in the same order, with the same element type, optimizer kind, ChunkSize, NonFinite and LossScaler)", ErrArgs)
 	case x[1] != ^x[3]:
 		err = fmt.Errorf("%w: the processes' settings differ (every process makes the same changes to the groups' hyperparameters, the loss scale, the frozen parameters and the SetNoGrad marks, and takes the same steps)", ErrArgs)
+	case x[4] != ^x[5]:
+		err = fmt.Errorf("%w: the processes' parameter values (Data) differ at the first step (every process starts from the same values: the same initialisation and seed, the same loaded weights, or each its own elements of Data followed by AllGather)", ErrArgs)
 	}
 	if err != nil {
 		if !d.verified {
@@ -293,14 +313,31 @@ func (d *DataParallel[T]) verify(local error) error {
 	return nil
 }
 
+// dataHash hashes the bits of x (FNV-1a over whole elements).
+func dataHash[T optim.Float](x []T) uint64 {
+	h := uint64(14695981039346656037) ^ uint64(len(x))
+	for _, v := range x {
+		var b uint64
+		if unsafe.Sizeof(v) == 4 {
+			b = uint64(math.Float32bits(float32(v)))
+		} else {
+			b = math.Float64bits(float64(v))
+		}
+		h = (h ^ b) * 1099511628211
+	}
+	return h
+}
+
 // fingerprint returns a hash of what fixes the processes' layout (the
 // element type, the optimizer kind, the options that fix the chunks or the
 // step's results, the parameters' names, shapes, lengths and groups, in
 // registration order) and a hash of the settings that may change between
 // steps (the groups' hyperparameters, the loss scale and the dynamic
 // scaler's state, each parameter's step count, frozen flag and SetNoGrad
-// mark). Neither covers Options.Kernels nor Options.Workers, which do not
-// change results.
+// mark). Neither covers Options.Workers, which does not change results,
+// nor Options.Kernels, which does not either, but for Fast Adam: where a
+// group has Fast, the settings also cover the set's level and Fast Adam's
+// split for T (unless the split is exact).
 func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
 	n := d.opt.NumParams()
 	if n != d.layoutN || n == 0 {
@@ -336,6 +373,7 @@ func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
 		s.bool(p.NoGrad)
 	}
 	s.u64(uint64(d.opt.NumGroups()))
+	fast := false
 	for i := range d.opt.NumGroups() {
 		h, err := d.opt.Group(i)
 		if err != nil {
@@ -343,6 +381,29 @@ func (d *DataParallel[T]) fingerprint() (layout, settings uint64) {
 			continue
 		}
 		s.value(reflect.ValueOf(h))
+		switch c := h.(type) {
+		case optim.AdamConfig:
+			fast = fast || c.Fast
+		case optim.AdamWConfig:
+			fast = fast || c.Fast
+		}
+	}
+	if fast {
+		// Fast Adam's bits depend on the level and on the CPU model's
+		// split: processes that differ there would step their shares by
+		// different rules.
+		k := d.opt.Kernels()
+		fp := k.FastPathF64()
+		var z T
+		if unsafe.Sizeof(z) == 4 {
+			fp = k.FastPathF32()
+		}
+		s.bool(fp.Exact)
+		if !fp.Exact {
+			s.str(k.Level().String())
+			s.u64(uint64(fp.Estimated))
+			s.u64(uint64(fp.Of))
+		}
 	}
 	s.u64(math.Float64bits(d.opt.LossScale()))
 	if d.opt.Options().LossScaler.Enabled { // ScalerState's error would allocate
@@ -511,7 +572,7 @@ func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
 	}
 	set := shardSet{n: d.comm.Size(), gen: int64(x[0])}
 	if set.gen > maxGeneration {
-		return fmt.Errorf("%w: %s names generation %d, the last there can be", optim.ErrState, filepath.Join(dir, manifest), old.gen)
+		return fmt.Errorf("%w: %s names generation %d, the last there can be", optim.ErrState, filepath.Join(dir, manifest), set.gen-1)
 	}
 	path := filepath.Join(dir, set.name(rank))
 	if err = d.agree(d.opt.SaveFile(path)); err != nil {

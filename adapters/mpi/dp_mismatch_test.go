@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 )
 
@@ -16,6 +17,8 @@ func init() {
 	scenarios["mismatch-lr"] = mismatchLR
 	scenarios["mismatch-unregistered"] = mismatchUnregistered
 	scenarios["mismatch-nograd"] = mismatchNoGrad
+	scenarios["mismatch-closed"] = mismatchClosed
+	scenarios["mismatch-data"] = mismatchData
 }
 
 // TestStepMismatch: processes whose parameters or settings differ get an
@@ -35,6 +38,9 @@ func TestStepMismatch(t *testing.T) {
 		{"mismatch-lr", 2},
 		{"mismatch-unregistered", 2},
 		{"mismatch-nograd", 2},
+		{"mismatch-closed", 3},
+		{"mismatch-data", 2},
+		{"mismatch-data", 3},
 	} {
 		t.Run(fmt.Sprintf("%s/np=%d", sc.name, sc.np), func(t *testing.T) { mpirun(t, sc.name, sc.np, "") })
 	}
@@ -132,6 +138,95 @@ func mismatchNoGrad(c *Comm) error {
 	b, _ := d.Optimizer().Param("b")
 	if a.Step != 0 || b.Step != 1 {
 		return fmt.Errorf("step counts %d and %d, want 0 and 1", a.Step, b.Step)
+	}
+	return nil
+}
+
+// mismatchClosed: process 1 has closed its optimizer (its Step would
+// fail before the all-gather): it gets ErrClosed, the others ErrOtherRank
+// instead of waiting in the all-gather, and nothing changes on them.
+func mismatchClosed(c *Comm) error {
+	d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 256}, 1000)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", 1000); err != nil {
+		return err
+	}
+	fill(d)
+	if _, err := d.Step(); err != nil { // (a step first: the layout is verified)
+		return err
+	}
+	if c.Rank() == 1 {
+		d.Close()
+		if _, err := d.Step(); !errors.Is(err, optim.ErrClosed) {
+			return fmt.Errorf("Step of the closed optimizer: %v, want ErrClosed", err)
+		}
+		return nil
+	}
+	before, err := snapshot(d)
+	if err != nil {
+		return err
+	}
+	if _, err := d.Step(); !errors.Is(err, ErrOtherRank) {
+		return fmt.Errorf("Step beside a closed optimizer: %v, want ErrOtherRank", err)
+	}
+	if err := before.same(d); err != nil {
+		return fmt.Errorf("after the refused Step: %w", err)
+	}
+	return nil
+}
+
+// mismatchData: the last process's parameters start from other values:
+// the first Step is refused on every process and changes nothing. Once
+// each process has set its own elements and AllGather has given every
+// process all of them, the step is taken, and the check is not made again.
+func mismatchData(c *Comm) error {
+	d, err := NewDataParallel[float64](c, optim.DefaultAdamW(), optim.Options{ChunkSize: 128}, 1000)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	for _, name := range []string{"a", "b"} {
+		if _, _, err = d.Add(name, 500); err != nil {
+			return err
+		}
+	}
+	fill(d)
+	last := c.Rank() == c.Size()-1
+	if last {
+		d.Data()[999] += 1
+	}
+	if err := refusedStep(d); err != nil {
+		return err
+	}
+	b := d.Bounds()
+	for i := range d.Data() {
+		if i >= b[c.Rank()] && i < b[c.Rank()+1] {
+			d.Data()[i] = float64(i%11) / 4
+		} else {
+			d.Data()[i] = -1 // (not this process's: AllGather sets them)
+		}
+	}
+	if err := d.AllGather(); err != nil {
+		return fmt.Errorf("AllGather of the processes' own elements: %w", err)
+	}
+	for i, v := range d.Data() {
+		if v != float64(i%11)/4 {
+			return fmt.Errorf("after AllGather, Data[%d] = %v", i, v)
+		}
+	}
+	if _, err := d.Step(); err != nil {
+		return fmt.Errorf("Step after AllGather: %w", err)
+	}
+	// Checked once: values that differ later (here, on purpose) are not
+	// compared again.
+	if last {
+		d.Data()[0] += 1
+	}
+	if _, err := d.Step(); err != nil {
+		return fmt.Errorf("second Step: %w", err)
 	}
 	return nil
 }
@@ -325,5 +420,50 @@ func TestFingerprint(t *testing.T) {
 	}
 	if l, _ := d.fingerprint(); l == l0 {
 		t.Fatal("a parameter added left the layout's hash as it was")
+	}
+}
+
+// TestFingerprintFast: the settings' hash covers the kernel level and Fast
+// Adam's split only where a group has Fast (elsewhere every level gives the
+// same bits, and processes on different CPUs may step together).
+func TestFingerprintFast(t *testing.T) {
+	hash := func(lv kernels.ISA, fast bool) uint64 {
+		t.Helper()
+		set, err := kernels.For(lv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := optim.DefaultAdamW()
+		h.Fast = fast
+		o, err := optim.New[float32](h, optim.Options{Kernels: set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		data := make([]float32, 64)
+		if err := o.Add("w", data, make([]float32, 64)); err != nil {
+			t.Fatal(err)
+		}
+		_, s := (&DataParallel[float32]{opt: o, data: data}).fingerprint()
+		return s
+	}
+	levels := kernels.Levels()
+	base := hash(levels[0], false)
+	for _, lv := range levels {
+		if s := hash(lv, false); s != base {
+			t.Errorf("%v: the settings' hash of exact Adam depends on the level", lv)
+		}
+		set, _ := kernels.For(lv)
+		fp := set.FastPathF32()
+		fastHash := hash(lv, true)
+		for _, other := range levels {
+			oset, _ := kernels.For(other)
+			ofp := oset.FastPathF32()
+			same := fastHash == hash(other, true)
+			want := lv == other || (fp.Exact && ofp.Exact)
+			if same != want {
+				t.Errorf("Fast Adam on %v (%+v) and %v (%+v): hashes equal %v, want %v", lv, fp, other, ofp, same, want)
+			}
+		}
 	}
 }

@@ -45,7 +45,7 @@ const usage = `fuseopt shows what the fuseopt optimizer kernels do on this CPU.
 usage:
   fuseopt [tour] [flags]   the tour: CPU, level, parity self-check, a short benchmark
   fuseopt bench [flags]    the full comparison table (-json, -markdown, -plot file.svg|png)
-  fuseopt demo [flags]     train an MLP and a logistic regression on generated data
+  fuseopt demo [flags]     train an MLP, a logistic regression and a deeper MLP (Muon + AdamW) on generated data
                            (-mixed: the MLP in float32 and in bfloat16, three ways)
   fuseopt help [command]   this text, or the flags of a command
 
