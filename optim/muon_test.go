@@ -2,6 +2,9 @@ package optim
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -594,4 +597,49 @@ func TestMuonAllocs(t *testing.T) {
 			t.Errorf("workers=%d: %v allocations per step", w, n)
 		}
 	}
+}
+
+// TestMuonGolden: the parameters and momentum buffers after three steps
+// (weight decay on, a learning rate whose 1 - LR·WeightDecay a fused
+// multiply-add would round otherwise, Nesterov and the plain form, every
+// AdjustLR) hash to the same values on every level and architecture.
+func TestMuonGolden(t *testing.T) {
+	want := map[string]string{
+		"float32": "85fd313ec3798ff95e2caad51336ad363b244e5daab8a57fc11d96aeda0d9284",
+		"float64": "d0bc30e9d96093c1ab3760a9f9d03d0cb6b08a4d999e5049312ee6ce8bb168ce",
+	}
+	for _, lv := range solve.Levels() {
+		if got := muonGolden[float32](t, lv); got != want["float32"] {
+			t.Errorf("%v float32: hash %s, want %s (the same on every level and architecture)", lv, got, want["float32"])
+		}
+		if got := muonGolden[float64](t, lv); got != want["float64"] {
+			t.Errorf("%v float64: hash %s, want %s (the same on every level and architecture)", lv, got, want["float64"])
+		}
+	}
+}
+
+func muonGolden[T Float](t *testing.T, lv kernels.ISA) string {
+	shapes := [][2]int{{24, 40}, {40, 24}, {17, 17}, {1, 12}, {70, 65}}
+	h := sha256.New()
+	for i, adj := range []MuonAdjustLR{MuonOriginal, MuonMatchRMSAdamW, MuonSpectralUnclamped} {
+		c := DefaultMuon()
+		c.LR, c.WeightDecay, c.AdjustLR, c.Nesterov = 0.63, 0.1, adj, i%2 == 0
+		m := newMuonModel[T](shapes)
+		o := m.muon(t, c, MuonOptions{Level: &lv, Workers: 2}, shapes)
+		m.steps(t, o, 0, 3)
+		for k := range shapes {
+			b, err := o.State(fmt.Sprintf("w%d", k), BufMomentumBuffer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range [][]T{m.data[k], b} {
+				for _, v := range x {
+					var w [8]byte
+					binary.LittleEndian.PutUint64(w[:], math.Float64bits(float64(v)))
+					h.Write(w[:])
+				}
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
