@@ -725,3 +725,20 @@ func TestGorgoniaAdaGradRMSProp(t *testing.T) {
 		t.Error("the adapter's AdaGrad ignored WithLearnRate")
 	}
 }
+
+// TestWithRhoRules: WithRho sets RMSProp's ρ and AdamW's λ, as gorgonia's
+// does, and nothing of Lion's (whose weight decay WithWeightDecay sets).
+func TestWithRhoRules(t *testing.T) {
+	if c := NewLion(WithRho(0.9)).cfg; c.weightDecay != 0 {
+		t.Errorf("Lion with WithRho(0.9): weight decay %v, want 0", c.weightDecay)
+	}
+	if c := NewLion(WithWeightDecay(0.1), WithRho(0.9)).cfg; c.weightDecay != 0.1 {
+		t.Errorf("Lion with WithWeightDecay(0.1), WithRho(0.9): weight decay %v, want 0.1", c.weightDecay)
+	}
+	if c := NewAdamW(WithRho(0.05)).cfg; c.weightDecay != 0.05 {
+		t.Errorf("AdamW with WithRho(0.05): λ %v, want 0.05", c.weightDecay)
+	}
+	if c := NewRMSPropSolver(WithRho(0.8)).cfg; c.rho != 0.8 || c.weightDecay != 0 {
+		t.Errorf("RMSProp with WithRho(0.8): ρ %v, weight decay %v", c.rho, c.weightDecay)
+	}
+}

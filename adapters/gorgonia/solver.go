@@ -136,6 +136,7 @@ var ruleNames = [...]string{"VanillaSolver", "Momentum", "AdamSolver", "AdamW", 
 
 // config holds every option; each rule reads the ones it has.
 type config struct {
+	rule                    rule // the solver's (set before the options)
 	eta, beta1, beta2, eps  float64
 	weightDecay             float64 // AdamW λ
 	momentum, dampening     float64
@@ -168,10 +169,15 @@ func WithEps(eps float64) Option { return func(c *config) { c.eps = eps } }
 func WithWeightDecay(lambda float64) Option { return func(c *config) { c.weightDecay = lambda } }
 
 // WithRho is gorgonia's option for RMSProp's decay ρ (PyTorch's alpha:
-// v = ρ·v + (1−ρ)·g²) and for AdamW's λ (as WithWeightDecay); each rule
-// reads its own.
+// v = ρ·v + (1−ρ)·g²) and for AdamW's λ (as WithWeightDecay); as in
+// gorgonia, other solvers (Lion's weight decay included) ignore it.
 func WithRho(rho float64) Option {
-	return func(c *config) { c.rho, c.weightDecay = rho, rho }
+	return func(c *config) {
+		c.rho = rho
+		if c.rule == ruleAdamW {
+			c.weightDecay = rho
+		}
+	}
 }
 
 // WithLRDecay sets AdaGrad's learning-rate decay: step t uses
@@ -269,6 +275,7 @@ type Solver struct {
 var _ gorgonia.Solver = (*Solver)(nil)
 
 func newSolver(r rule, defaults config, opts []Option) *Solver {
+	defaults.rule = r
 	s := &Solver{rule: r, cfg: defaults, byKey: make(map[unsafe.Pointer]*state)}
 	for _, o := range opts {
 		o(&s.cfg)

@@ -2,6 +2,7 @@ package fusespago
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -83,10 +84,15 @@ func stepperOf[T float.DType](st *State[T], g *optim.Group[T], n int) (*optim.St
 	if err != nil {
 		return nil, err
 	}
+	// The buffers the group's rule keeps: a State saved under another
+	// config of the kind (momentum or centering since turned off, say)
+	// holds more, which are dropped (sync clears them after the step), as
+	// SetConfig drops them from a live stepper.
+	keep := optim.StateNames(g.Hyper())
 	var names []string
 	var bufs [][]T
 	for i, b := range st.buffers() {
-		if *b != nil {
+		if *b != nil && slices.Contains(keep, bufNames[i]) {
 			names = append(names, bufNames[i])
 			bufs = append(bufs, *b)
 		}

@@ -33,7 +33,10 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 
 // Optimize updates every parameter that has a gradient and returns after
 // all updates have finished. After the first error no new update starts;
-// the error is returned.
+// the error is returned. A parameter that the channel gives more than once
+// (a weight shared by two layers: nn.Parameters walks the model and does
+// not remove repeats) is updated once, where spago's Optimizer would
+// update it once per appearance, from several goroutines at once.
 func (o *Optimizer) Optimize() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -42,14 +45,17 @@ func (o *Optimizer) Optimize() error {
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		seen     = make(map[*nn.Param]struct{})
 	)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for p := range ch {
 				mu.Lock()
 				failed := firstErr != nil
+				_, repeat := seen[p]
+				seen[p] = struct{}{}
 				mu.Unlock()
-				if failed || !p.HasGrad() {
+				if failed || repeat || !p.HasGrad() {
 					continue
 				}
 				if err := o.strategy.OptimizeParams(p); err != nil {

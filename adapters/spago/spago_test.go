@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -556,6 +557,56 @@ func TestConcurrentOptimize(t *testing.T) {
 	}
 }
 
+// TestSharedParam: a parameter that the channel gives twice (a weight
+// tied between two layers) is stepped once per Optimize.
+func TestSharedParam(t *testing.T) {
+	const n = 33
+	mk := func() *nn.Param {
+		v := make([]float32, n)
+		for j := range v {
+			v[j] = float32(j%5) - 2
+		}
+		return nn.NewParam(mat.NewDense[float32](mat.WithBacking(v), mat.WithShape(n)))
+	}
+	tied, ref := mk(), mk()
+	st, sr := NewAdam(DefaultAdam()), NewAdam(DefaultAdam())
+	opt := NewOptimizer(nn.StreamParams([]*nn.Param{tied, tied, tied}), st)
+	for k := range 4 {
+		g := make([]float32, n)
+		for j := range g {
+			g[j] = float32((j+k)%7) - 3
+		}
+		setGrad(tied, g)
+		setGrad(ref, g)
+		if err := opt.Optimize(); err != nil {
+			t.Fatal(err)
+		}
+		if err := sr.OptimizeParams(ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := values[float32](tied), values[float32](ref); !slices.Equal(a, b) {
+		t.Fatalf("tied parameter %v, stepped once a step %v", a, b)
+	}
+	if s := tied.State.(*State[float32]); s.Step != 4 {
+		t.Fatalf("tied parameter: %d steps, want 4", s.Step)
+	}
+	// A strategy that keeps the gradient (as any may) is called once for
+	// the parameter too, not once per appearance.
+	var calls atomic.Int32
+	counting := NewOptimizer(nn.StreamParams([]*nn.Param{tied, ref, tied}), countStrategy{&calls})
+	setGrad(tied, make([]float32, n))
+	setGrad(ref, make([]float32, n))
+	if err := counting.Optimize(); err != nil || calls.Load() != 2 {
+		t.Fatalf("%d calls for two parameters, one given twice (%v)", calls.Load(), err)
+	}
+}
+
+// countStrategy counts its calls and leaves the parameters as they are.
+type countStrategy struct{ n *atomic.Int32 }
+
+func (c countStrategy) OptimizeParams(*nn.Param) error { c.n.Add(1); return nil }
+
 // wrapped is a mat.Matrix that is not a *mat.Dense.
 type wrapped struct{ mat.Matrix }
 
@@ -1013,5 +1064,78 @@ func TestCorruptState(t *testing.T) {
 	}
 	if _, err := step(NewSGD(SGDConfig{LR: 0.1, Momentum: 0.9}), roundTrip(full(KindSGD))); err != nil {
 		t.Errorf("SGD momentum turned on (no MomentumBuffer): %v", err)
+	}
+}
+
+// TestResumeFewerBuffers: a State saved by RMSprop with momentum and
+// centering resumes under RMSprop without them (and Adam's with AMSGrad
+// under Adam without it): the buffers the rule no longer keeps are
+// dropped, as SetConfig drops them, and the step is optim's from the
+// buffers kept.
+func TestResumeFewerBuffers(t *testing.T) {
+	const n = 29
+	for _, c := range []struct {
+		before, after optimizers.OptimizationStrategy
+		h             optim.Hyper
+		kept          func(*State[float64]) map[string][]float64
+	}{
+		{NewRMSprop(RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8, Momentum: 0.9, Centered: true}),
+			NewRMSprop(RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8}),
+			RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8}.hyper(),
+			func(st *State[float64]) map[string][]float64 { return map[string][]float64{optim.BufSquareAvg: st.SquareAvg} }},
+		{NewAdam(AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}),
+			NewAdam(AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}),
+			AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.hyper(1),
+			func(st *State[float64]) map[string][]float64 {
+				return map[string][]float64{optim.BufExpAvg: st.ExpAvg, optim.BufExpAvgSq: st.ExpAvgSq}
+			}},
+	} {
+		w := make([]float64, n)
+		for i := range w {
+			w[i] = float64(i%9) - 4
+		}
+		p := nn.NewParam(mat.NewDense[float64](mat.WithBacking(w)))
+		grad := func(k int) []float64 {
+			g := make([]float64, n)
+			for i := range g {
+				g[i] = float64((i*k)%5) - 2
+			}
+			return g
+		}
+		for k := range 3 {
+			setGrad(p, grad(k))
+			if err := c.before.OptimizeParams(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := p.State.(*State[float64])
+		gr, err := optim.NewGroup[float64](c.h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := gr.NewStepper(n)
+		var names []string
+		var bufs [][]float64
+		for name, b := range c.kept(st) {
+			names, bufs = append(names, name), append(bufs, slices.Clone(b))
+		}
+		if err := ref.Restore(st.Step, names, bufs); err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Clone(values[float64](p))
+		g := grad(3)
+		setGrad(p, g)
+		if err := c.after.OptimizeParams(p); err != nil {
+			t.Fatalf("%T: resuming with fewer buffers: %v", c.after, err)
+		}
+		if err := ref.Step(want, g); err != nil {
+			t.Fatal(err)
+		}
+		if got := values[float64](p); !slices.Equal(got, want) {
+			t.Fatalf("%T: %v, optim's %v", c.after, got, want)
+		}
+		if st := p.State.(*State[float64]); st.MomentumBuffer != nil || st.GradAvg != nil || st.MaxExpAvgSq != nil {
+			t.Fatalf("%T: the State keeps the dropped buffers", c.after)
+		}
 	}
 }
