@@ -1082,7 +1082,9 @@ func TestResumeFewerBuffers(t *testing.T) {
 		{NewRMSprop(RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8, Momentum: 0.9, Centered: true}),
 			NewRMSprop(RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8}),
 			RMSpropConfig{LR: 1e-2, Alpha: 0.9, Eps: 1e-8}.hyper(),
-			func(st *State[float64]) map[string][]float64 { return map[string][]float64{optim.BufSquareAvg: st.SquareAvg} }},
+			func(st *State[float64]) map[string][]float64 {
+				return map[string][]float64{optim.BufSquareAvg: st.SquareAvg}
+			}},
 		{NewAdam(AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}),
 			NewAdam(AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}),
 			AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.hyper(1),
