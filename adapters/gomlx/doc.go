@@ -81,8 +81,10 @@
 //
 // Invalid hyperparameters give errors wrapping optim.ErrHyper, unsupported
 // GoMLX settings [ErrUnsupported], variables that cannot be stepped
-// [ErrVariable], a graph built without an attached executor
-// [ErrNotAttached]; the first Trainer.TrainStep returns them (the graph is
+// [ErrVariable], a graph built by an optimizer never attached
+// [ErrNotAttached] (attach it to every trainer that uses it: a second,
+// unattached trainer of an attached optimizer is not detected, and its
+// steps change nothing); the first Trainer.TrainStep returns them (the graph is
 // built then), before any variable changes. A step that fails after the
 // graph ran (a schedule's negative learning rate) changes no weight, state
 // variable or step count, and stops the optimizer: the executions that

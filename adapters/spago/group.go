@@ -18,8 +18,15 @@ import (
 // Adam the optimizer's step count). Every parameter's stepper belongs to
 // the group of its element type; a new setting is given to the group (its
 // coefficient blocks are then computed once per step for all parameters).
+//
+// A step holds mu from the moment its group is brought to its setting to
+// its end: for reading when the group already had that setting (steps of
+// one setting run together), for writing when it changed the setting
+// (that step runs alone). So a new setting (a config swapped, or spago's
+// step count advanced by IncExample) waits for the steps under the old one
+// to end, and no step computes with another's setting.
 type groups struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	g32      *optim.Group[float32]
 	g64      *optim.Group[float64]
 	key32    groupKey
@@ -34,24 +41,43 @@ type groupKey struct {
 }
 
 // group returns the group of element type T, brought to the setting key
-// with hyperparameters h on the kernel set ks (nil: kernels.Active()). An
-// invalid setting is an error before anything changes.
-func group[T float.DType](gs *groups, key groupKey, h optim.Hyper, ks *kernels.Set) (*optim.Group[T], error) {
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	if is32[T]() {
-		g, err := sync1(&gs.g32, &gs.key32, &gs.kernel32, key, h, ks)
-		return any(g).(*optim.Group[T]), err
-	}
-	g, err := sync1(&gs.g64, &gs.key64, &gs.kernel64, key, h, ks)
-	return any(g).(*optim.Group[T]), err
-}
-
-func sync1[T optim.Float](g **optim.Group[T], k *groupKey, kset **kernels.Set, key groupKey, h optim.Hyper, ks *kernels.Set) (*optim.Group[T], error) {
+// with hyperparameters h on the kernel set ks (nil: kernels.Active()), with
+// gs.mu held: for reading (excl false) when the group had the setting, for
+// writing when it was brought to it. The caller releases it when its step
+// is done. An invalid setting is an error before anything changes, with
+// gs.mu released.
+func group[T float.DType](gs *groups, key groupKey, h optim.Hyper, ks *kernels.Set) (g *optim.Group[T], excl bool, err error) {
 	if ks == nil {
 		ks = kernels.Active()
 	}
-	if *g != nil && *k == key {
+	gs.mu.RLock()
+	if is32[T]() {
+		if gs.g32 != nil && gs.key32 == key && gs.kernel32 == ks {
+			return any(gs.g32).(*optim.Group[T]), false, nil
+		}
+	} else if gs.g64 != nil && gs.key64 == key && gs.kernel64 == ks {
+		return any(gs.g64).(*optim.Group[T]), false, nil
+	}
+	gs.mu.RUnlock()
+	gs.mu.Lock()
+	if is32[T]() {
+		var g32 *optim.Group[float32]
+		g32, err = sync1(&gs.g32, &gs.key32, &gs.kernel32, key, h, ks)
+		g = any(g32).(*optim.Group[T])
+	} else {
+		var g64 *optim.Group[float64]
+		g64, err = sync1(&gs.g64, &gs.key64, &gs.kernel64, key, h, ks)
+		g = any(g64).(*optim.Group[T])
+	}
+	if err != nil {
+		gs.mu.Unlock()
+		return nil, false, err
+	}
+	return g, true, nil
+}
+
+func sync1[T optim.Float](g **optim.Group[T], k *groupKey, kset **kernels.Set, key groupKey, h optim.Hyper, ks *kernels.Set) (*optim.Group[T], error) {
+	if *g != nil && *k == key && *kset == ks {
 		return *g, nil
 	}
 	if *g == nil || *kset != ks || (*g).Hyper().Kind() != h.Kind() {
@@ -106,6 +132,10 @@ func stepperOf[T float.DType](st *State[T], g *optim.Group[T], n int) (*optim.St
 	return s, nil
 }
 
+// afterGroup, when not nil, is called by every step once it holds its
+// group's setting (tests: what comes meanwhile).
+var afterGroup func()
+
 // stepParam is one step of every strategy: the parameter's slices, its
 // State of kind, the group of the setting key with hyperparameters h, its
 // stepper, the step, and the State's fields brought up to date. global > 0
@@ -121,9 +151,17 @@ func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, g
 	if err != nil {
 		return err
 	}
-	g, err := group[T](gs, key, h, ks)
+	g, excl, err := group[T](gs, key, h, ks)
 	if err != nil {
 		return fmt.Errorf("fusespago: %s: %w", name, err)
+	}
+	if excl {
+		defer gs.mu.Unlock()
+	} else {
+		defer gs.mu.RUnlock()
+	}
+	if afterGroup != nil {
+		afterGroup()
 	}
 	s, err := stepperOf(st, g, len(data))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -1138,6 +1139,79 @@ func TestResumeFewerBuffers(t *testing.T) {
 		}
 		if st := p.State.(*State[float64]); st.MomentumBuffer != nil || st.GradAvg != nil || st.MaxExpAvgSq != nil {
 			t.Fatalf("%T: the State keeps the dropped buffers", c.after)
+		}
+	}
+}
+
+// TestSettingNotMixed: under Spago semantics, when IncExample and the
+// step of another parameter come while a step is between its setting and
+// its update, each parameter takes the step of its own count: the other
+// waits, and the first is not given the ε′ and weight decay of the later
+// count with the bias corrections of its own.
+func TestSettingNotMixed(t *testing.T) {
+	const n = 16
+	cfg := AdamFromSpago(adam.NewDefaultConfig())
+	cfg.WeightDecay = 0.1
+	mk := func() ([2]*nn.Param, *Adam) {
+		var ps [2]*nn.Param
+		s := NewAdam(cfg)
+		s.IncExample()
+		for i := range ps {
+			v, g := make([]float64, n), make([]float64, n)
+			for j := range v {
+				v[j] = float64((i+j)%9) - 4
+				g[j] = float64((j*(i+1))%5) - 2
+			}
+			ps[i] = nn.NewParam(mat.NewDense[float64](mat.WithBacking(v), mat.WithShape(n)))
+			setGrad(ps[i], g)
+			if err := s.OptimizeParams(ps[i]); err != nil { // a first step
+				t.Fatal(err)
+			}
+			for j := range g {
+				g[j] = float64((j+i)%7) - 3
+			}
+			setGrad(ps[i], g)
+		}
+		return ps, s
+	}
+	// The reference: parameter 0 steps at count 1, then parameter 1 at 2.
+	ps, s := mk()
+	if err := s.OptimizeParams(ps[0]); err != nil {
+		t.Fatal(err)
+	}
+	s.IncExample()
+	if err := s.OptimizeParams(ps[1]); err != nil {
+		t.Fatal(err)
+	}
+	want := [2][]float64{slices.Clone(values[float64](ps[0])), slices.Clone(values[float64](ps[1]))}
+
+	ps, s = mk()
+	var fired atomic.Bool
+	other := make(chan error, 1)
+	afterGroup = func() {
+		if !fired.CompareAndSwap(false, true) {
+			return
+		}
+		// Parameter 0's step holds its setting: count 2 comes, and
+		// parameter 1's step under it, which must wait.
+		s.IncExample()
+		go func() { other <- s.OptimizeParams(ps[1]) }()
+		select {
+		case err := <-other:
+			other <- err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	defer func() { afterGroup = nil }()
+	if err := s.OptimizeParams(ps[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-other; err != nil {
+		t.Fatal(err)
+	}
+	for i := range ps {
+		if v := values[float64](ps[i]); !slices.Equal(v, want[i]) {
+			t.Errorf("parameter %d: %v, want its own count's step %v", i, v, want[i])
 		}
 	}
 }
