@@ -2,11 +2,13 @@ package optim
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -831,4 +833,46 @@ func FuzzLoadHalf(f *testing.F) {
 			t.Fatalf("Step after Load: %v", err)
 		}
 	})
+}
+
+// TestLoadHalfInitialFits: a state file whose Adagrad group starts a
+// float16 16-bit state at a value float16 cannot hold (1e5, which AddF16
+// and SetGroup refuse) is refused by Load, and nothing changes.
+func TestLoadHalfInitialFits(t *testing.T) {
+	h := DefaultAdagrad()
+	h.InitialAccumulatorValue = 0.375
+	mk := func() *Optimizer[float32] {
+		o := mustNew[float32](t, h, Options{})
+		if err := o.AddF16("w", make([]kernels.F16, 40), make([]kernels.F16, 40), Half{State16: true}); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	var b bytes.Buffer
+	if err := mk().Save(&b); err != nil {
+		t.Fatal(err)
+	}
+	old := binary.LittleEndian.AppendUint64(nil, math.Float64bits(0.375))
+	if bytes.Count(b.Bytes(), old) != 1 {
+		t.Fatal("the value is not once in the file")
+	}
+	bad := bytes.Replace(b.Bytes(), old, binary.LittleEndian.AppendUint64(nil, math.Float64bits(1e5)), 1)
+	// The sum as Save writes it for that value: float16 +Inf (0x7c00), not
+	// 0.375 (0x3600).
+	sum := bytes.Repeat([]byte{0x00, 0x36}, 40)
+	if bytes.Count(bad, sum) != 1 {
+		t.Fatal("the sum is not once in the file")
+	}
+	bad = reseal(bytes.Replace(bad, sum, bytes.Repeat([]byte{0x00, 0x7c}, 40), 1))
+	o := mk()
+	var before bytes.Buffer
+	o.Save(&before)
+	if err := o.Load(bytes.NewReader(bad)); !errors.Is(err, ErrState) || errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "overflows") {
+		t.Fatalf("Load of a float16 state starting at 1e5: %v, want ErrState", err)
+	}
+	var after bytes.Buffer
+	o.Save(&after)
+	if !bytes.Equal(before.Bytes(), after.Bytes()) {
+		t.Fatal("the refused Load changed the optimizer")
+	}
 }

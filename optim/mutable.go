@@ -22,11 +22,13 @@ import (
 // momentum_buffer is None; a new max_exp_avg_sq, square_avg, grad_avg or
 // RMSprop momentum buffer starts at zero, where PyTorch, which creates
 // state only at a parameter's first step, would raise a KeyError. Buffers
-// that the new config does not name are dropped (turning AMSGrad off and
-// on again starts max_exp_avg_sq afresh). Buffers it keeps keep their
-// values, but for a parameter that has taken no step: its state is its
-// rule's initial state until its first step, so a new
-// initial_accumulator_value fills its sum. Step counts do not change. A
+// that the new config does not name are dropped: turning AMSGrad off and
+// on again starts max_exp_avg_sq afresh, and SGD's momentum off and on
+// again sets momentum_buffer to the gradient, where PyTorch keeps both in
+// its state and takes them up again. Buffers it keeps keep their values,
+// but for a parameter that has taken no step: its state is its rule's
+// initial state until its first step, so a new initial_accumulator_value
+// fills its sum (PyTorch fills sum once, when the optimizer is made). Step counts do not change. A
 // new initial value that a 16-bit state type cannot hold (above 65504 in
 // binary16) is refused (ErrHyper).
 func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {

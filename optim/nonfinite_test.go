@@ -145,7 +145,7 @@ func TestClipGradNorm(t *testing.T) {
 	if n, _, _ := o.GradNorm(); math.Abs(n-clipped/8) > 1e-12*want {
 		t.Fatalf("norm with loss scale %v, want %v", n, clipped/8)
 	}
-	if err := o.UnscaleGrads(); err != nil || o.LossScale() != 1 {
+	if err := o.UnscaleGrads(); err != nil || o.LossScale() != 8 {
 		t.Fatal(err, o.LossScale())
 	}
 	if n, _, _ := o.GradNorm(); math.Abs(n-clipped/8) > 1e-12*want {

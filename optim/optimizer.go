@@ -204,7 +204,11 @@ type Optimizer[T Float] struct {
 	params    []param[T]
 	names     map[string]int
 	lossScale float64
-	closed    bool
+	// unscaled: UnscaleGrads has divided the gradients now in the buffers
+	// by lossScale; the Step that reads them, ZeroGrad and a new loss
+	// scale clear it.
+	unscaled bool
+	closed   bool
 
 	// Built by prepare when dirty: the state slab and the task plan.
 	dirty  bool
@@ -660,7 +664,7 @@ func (o *Optimizer[T]) SetLossScale(s float64) error {
 	if err := o.scaleUsable(s); err != nil {
 		return err
 	}
-	o.lossScale = s
+	o.lossScale, o.unscaled = s, false
 	if o.scaler != nil {
 		o.scaler.scale, o.scaler.good = s, 0
 	}

@@ -127,5 +127,6 @@ func (o *Optimizer[T]) SetScalerState(scale float64, good int) error {
 		return err
 	}
 	o.scaler.scale, o.scaler.good, o.lossScale = scale, good, scale
+	o.unscaled = false
 	return nil
 }

@@ -71,7 +71,7 @@ func TestLossScaler(t *testing.T) {
 	for i := range g {
 		g[i] = float32(unit(2, 0, i)) * 1024
 	}
-	if err := o.UnscaleGrads(); err != nil || o.LossScale() != 1 {
+	if err := o.UnscaleGrads(); err != nil || o.LossScale() != 1024 {
 		t.Fatalf("UnscaleGrads: %v, scale %v", err, o.LossScale())
 	}
 	mustStep(t, o)
@@ -150,5 +150,66 @@ func TestLossScalerFloat16(t *testing.T) {
 		if math.Abs(float64(x)-want) > 1e-3*math.Abs(1-want) {
 			t.Fatalf("w[%d] = %v, want %v", i, x, want)
 		}
+	}
+}
+
+// TestUnscaleGradsEachStep: with a fixed loss scale, a loop that calls
+// UnscaleGrads before every Step (as one calls GradScaler.unscale_) steps
+// as the loop that lets Step unscale, bit for bit, and LossScale stays the
+// scale; a second UnscaleGrads in one step does nothing; float16
+// gradients are refused and left as they are.
+func TestUnscaleGradsEachStep(t *testing.T) {
+	const n, s = 300, 1024
+	run := func(unscale int) []float32 {
+		o := mustNew[float32](t, DefaultAdamW(), Options{Workers: 2, ChunkSize: 64, ShardThreshold: -1})
+		p, g := make([]float32, n), make([]float32, n)
+		for i := range p {
+			p[i] = float32(unit(1, 0, i))
+		}
+		o.Add("w", p, g)
+		if err := o.SetLossScale(s); err != nil {
+			t.Fatal(err)
+		}
+		for step := range 4 {
+			for i := range g {
+				g[i] = float32(unit(2, step, i)) * float32(o.LossScale())
+			}
+			for range unscale {
+				if err := o.UnscaleGrads(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if unscale > 0 && g[0] != float32(unit(2, step, 0)) {
+				t.Fatalf("step %d: gradient %v after UnscaleGrads, want %v", step, g[0], float32(unit(2, step, 0)))
+			}
+			mustStep(t, o)
+			if o.LossScale() != s {
+				t.Fatalf("LossScale %v after step %d, want %v", o.LossScale(), step, s)
+			}
+		}
+		return p
+	}
+	want := run(0)
+	for _, k := range []int{1, 2} {
+		if got := run(k); !bitsEqual(got, want) {
+			t.Errorf("UnscaleGrads ×%d each step: the parameters differ from the folded unscaling", k)
+		}
+	}
+
+	// float16 gradients: refused, nothing changes.
+	o := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{})
+	p16, g16 := make([]kernels.F16, 8), make([]kernels.F16, 8)
+	for i := range g16 {
+		g16[i] = kernels.F16FromF32(float32(i) * 64)
+	}
+	before := slices.Clone(g16)
+	if err := o.AddF16("h", p16, g16, Half{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetLossScale(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.UnscaleGrads(); !errors.Is(err, ErrInvalid) || !slices.Equal(g16, before) {
+		t.Fatalf("UnscaleGrads with float16 gradients: %v (gradients changed: %v)", err, !slices.Equal(g16, before))
 	}
 }

@@ -284,7 +284,8 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		p.bufNames = head.groups[p.group].buffers()
 		p.fresh = false
 	}
-	o.layout()
+	o.dirty = true
+	o.prepare() // as Load: the groups' kernels may have changed
 	return nil
 }
 

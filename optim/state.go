@@ -448,7 +448,13 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			break
 		}
 		if typ != 0 {
-			if err := halfKernel(groups[group]); err != nil {
+			err := halfKernel(groups[group])
+			if err == nil && mode == 3 {
+				// As AddF16/AddBF16 and SetGroup refuse: a 16-bit state
+				// whose initial value the type cannot hold.
+				err = initial16Fits(groups[group], typ == 2)
+			}
+			if err != nil {
 				d.invalid("parameter %q: %v", name, err)
 				break
 			}
@@ -564,7 +570,11 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		}
 		o.params[i].fresh = false
 	}
-	o.layout()
+	// Lay out and plan again: the file's groups may take other kernels
+	// (Fast Adam, whose results follow the plan's cut, refuses the fine
+	// plan: planFine).
+	o.dirty = true
+	o.prepare()
 	return nil
 }
 

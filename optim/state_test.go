@@ -7,6 +7,7 @@ import (
 	"hash/crc64"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -299,6 +300,63 @@ func TestLoadChangesBuffers(t *testing.T) {
 	got, err := o.State(o.params[1].name, BufMaxExpAvgSq)
 	if err != nil || !bitsEqual(got, want) {
 		t.Fatalf("max_exp_avg_sq not loaded: %v", err)
+	}
+}
+
+// TestLoadReplans: a state whose groups take Fast Adam, loaded into an
+// optimizer that had planned a finer cut of its tasks (which Fast Adam's
+// results would depend on), steps as the same file loaded with one worker,
+// whole and sharded (LoadShards).
+func TestLoadReplans(t *testing.T) {
+	const n = 4 * 16048 // (pieces whose ends are not multiples of the kernel's blocks)
+	fast := DefaultAdam()
+	fast.Fast = true
+	g := make([]float32, n)
+	for i := range g {
+		g[i] = float32(i%13)/8 - 0.7
+	}
+	// The file: one Fast Adam step.
+	src := mustNew[float32](t, fast, Options{Workers: 1, ChunkSize: 16048})
+	p0 := make([]float32, n)
+	for i := range p0 {
+		p0[i] = float32(i%7) / 4
+	}
+	sp := slices.Clone(p0)
+	src.Add("w", sp, slices.Clone(g))
+	mustStep(t, src)
+	var file, shard bytes.Buffer
+	if err := src.Save(&file); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.SaveShard(&shard); err != nil {
+		t.Fatal(err)
+	}
+	after := func(workers int, load func(*Optimizer[float32]) error) []float32 {
+		o := mustNew[float32](t, DefaultAdam(), Options{Workers: workers, ChunkSize: 16048, ShardThreshold: -1, WakeThreshold: -1})
+		p := slices.Clone(p0)
+		grad := make([]float32, n)
+		o.Add("w", p, grad)
+		o.ZeroGrad() // plans: with 3 workers, a finer cut of the 4 tasks
+		if err := load(o); err != nil {
+			t.Fatal(err)
+		}
+		copy(p, sp)
+		for i := range grad {
+			grad[i] = float32(i%11)/8 - 0.6
+		}
+		mustStep(t, o)
+		return p
+	}
+	whole := func(o *Optimizer[float32]) error { return o.Load(bytes.NewReader(file.Bytes())) }
+	shards := func(o *Optimizer[float32]) error { return o.LoadShards(bytes.NewReader(shard.Bytes())) }
+	want := after(1, whole)
+	for _, c := range []struct {
+		name string
+		load func(*Optimizer[float32]) error
+	}{{"Load", whole}, {"LoadShards", shards}} {
+		if got := after(3, c.load); !bitsEqual(got, want) {
+			t.Errorf("%s into 3 workers: the step differs from one worker's", c.name)
+		}
 	}
 }
 

@@ -49,6 +49,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
 			o.clearNoGrad()
+			o.unscaled = false // (the next gradients come scaled)
 			if o.scaler != nil {
 				o.updateScale(true) // scaler.go
 			}
@@ -81,14 +82,17 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		}
 		p.noGrad = false
 	}
+	o.unscaled = false
 	if o.scaler != nil {
 		o.updateScale(false) // scaler.go
 	}
 	return rep, nil
 }
 
-// ZeroGrad sets every gradient to zero.
+// ZeroGrad sets every gradient to zero (and ends an UnscaleGrads: the
+// next gradients are taken as scaled by the loss scale).
 func (o *Optimizer[T]) ZeroGrad() {
+	o.unscaled = false              // (the next gradients come scaled)
 	if o.closed || o.shard != nil { // a shard's jobs run on its own chunks only (shard.go)
 		for i := range o.params {
 			clear(o.params[i].grad)
@@ -207,8 +211,8 @@ func (o *Optimizer[T]) gradNorm() (norm float64, bad int, err error) {
 	bad = o.firstBad()
 	if bad >= 0 || o.ops.size == 4 || (sum <= math.MaxFloat64 && sum >= minSafeSum) {
 		norm = math.Sqrt(sum)
-		if o.lossScale != 1 {
-			norm /= o.lossScale
+		if s := o.gradScale(); s != 1 {
+			norm /= s
 		}
 	} else if norm, err = o.scaledNorm(); err != nil {
 		return 0, -1, err
@@ -253,7 +257,7 @@ func (o *Optimizer[T]) scaledNorm() (float64, error) {
 	// norm = sqrt(ssq)·2^-k/s, in exponent arithmetic so that no
 	// intermediate leaves the range.
 	fr, er := math.Frexp(math.Sqrt(ssq))
-	fs, es := math.Frexp(o.lossScale)
+	fs, es := math.Frexp(o.gradScale())
 	return math.Ldexp(fr/fs, er-k-es), nil
 }
 
@@ -301,21 +305,46 @@ func scaledSumSquares[T Float](x []T, s float64) float64 {
 }
 
 // UnscaleGrads divides the gradients by the loss scale now, in place (with
-// kernels.Scale by 1/s), and resets the loss scale to 1, for a caller that
-// wants to read or change the true gradients before Step. Without it the
+// kernels.Scale by 1/s), for a caller that wants to read or change the
+// true gradients before Step, as GradScaler.unscale_ does: for this step
+// only. Step, ClipGradNorm and GradNorm then take the gradients as they
+// are, until the next Step that reads them (applied or skipped), ZeroGrad
+// or a new loss scale; LossScale still returns s, the factor of the next
+// backward pass. A second call before then does nothing. Without it the
 // division is folded into Step at no cost.
+//
+// Float16 gradients (AddF16 with a 16-bit gradient) are refused with an
+// error wrapping ErrInvalid, as GradScaler.unscale_ refuses them: divided
+// and rounded back to float16, the small gradients that the loss scale
+// keeps from underflowing would be flushed. Step, ClipGradNorm and
+// GradNorm unscale them in float32. Nothing changes on an error.
 func (o *Optimizer[T]) UnscaleGrads() error {
 	if o.closed {
 		return ErrClosed
 	}
-	if o.lossScale == 1 {
+	if o.lossScale == 1 || o.unscaled {
 		return nil
+	}
+	for i := range o.params {
+		p := &o.params[i]
+		if h := p.half; h != nil && h.f16 && h.g != nil && p.active() {
+			return fmt.Errorf("%w: UnscaleGrads: parameter %q has float16 gradients, which dividing by the loss scale and rounding to float16 would flush; Step, ClipGradNorm and GradNorm unscale them in float32", ErrInvalid, p.name)
+		}
 	}
 	o.prepare()
 	o.scaleBy, o.scaleThen = T(1/o.lossScale), 1
 	o.run(&o.jobScale)
-	o.lossScale = 1
+	o.unscaled = true
 	return nil
+}
+
+// gradScale is the factor the gradients in the buffers carry: the loss
+// scale, or 1 after UnscaleGrads.
+func (o *Optimizer[T]) gradScale() float64 {
+	if o.unscaled {
+		return 1
+	}
+	return o.lossScale
 }
 
 // prepare lays out the state and plans the tasks after a change of the
@@ -557,7 +586,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 // fill computes the coefficient block of key k and checks that the
 // kernels of T can use it.
 func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
-	if err := coeffsIn(c, o.groups[k.group], o.lossScale, k.t, k.s, o.ops.size); err != nil {
+	if err := coeffsIn(c, o.groups[k.group], o.gradScale(), k.t, k.s, o.ops.size); err != nil {
 		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 	}
 	return nil

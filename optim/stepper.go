@@ -149,8 +149,10 @@ func (g *Group[T]) Hyper() Hyper {
 
 // SetHyper replaces the hyperparameters with h, of the same kind. On an
 // error nothing changes. A Stepper whose state buffers change (AMSGrad
-// turned on, momentum turned on) gets the new ones at zero at its next
-// Step and keeps the others. The setters of a Group may be called from
+// turned on, momentum turned on) gets the new ones at its next Step, at
+// their rule's initial value as [Optimizer.SetGroup] gives them (SGD's
+// momentum buffer then takes the gradient), keeps the others and drops
+// those the new config does not name. The setters of a Group may be called from
 // several goroutines, and while its Steppers step.
 func (g *Group[T]) SetHyper(h Hyper) error {
 	return g.update(func(c *groupConf) error {
@@ -350,6 +352,9 @@ func (s *Stepper[T]) Buffer(name string) []T {
 // value before the first. ok is false when the group's rule keeps no such
 // scalar.
 func (s *Stepper[T]) Scalar(name string) (v float64, ok bool) {
+	if s.g == nil {
+		return 0, false // a zero Stepper
+	}
 	if i := slices.Index(scalarNamesOf(s.g.Hyper()), name); i >= 0 {
 		return s.sc[i], true
 	}

@@ -112,6 +112,13 @@ func TestStepperErrors(t *testing.T) {
 	}
 	s, _ := g.NewStepper(4)
 	p, gr := []float32{1, 2, 3, 4}, []float32{1, 1, 1, 1}
+	var zero Stepper[float32] // (not made by NewStepper: refused, no panic)
+	if err := zero.Step(p, gr); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Stepper's Step: %v", err)
+	}
+	if _, ok := zero.Scalar(ScalarMuProduct); ok {
+		t.Error("zero Stepper's Scalar reports a value")
+	}
 	if err := s.Step(p[:3], gr[:3]); !errors.Is(err, ErrLength) {
 		t.Errorf("short slices: %v", err)
 	}
