@@ -309,7 +309,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 	if err := h.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkIn[T](h, 1); err != nil {
+	if err := checkIn[T](h, 1, nil); err != nil {
 		return nil, err
 	}
 	op, err := opts.resolve()
@@ -373,7 +373,7 @@ func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
 	if err := h.Validate(); err != nil {
 		return 0, err
 	}
-	if err := checkIn[T](h, o.lossScale); err != nil {
+	if err := checkIn[T](h, o.lossScale, nil); err != nil {
 		return 0, err
 	}
 	o.groups = append(o.groups, h)
@@ -410,7 +410,7 @@ func (o *Optimizer[T]) SetLR(group int, lr float64) error {
 		return err
 	}
 	h := o.groups[group].withLR(lr)
-	if err := checkIn[T](h, o.lossScale); err != nil {
+	if err := checkIn[T](h, o.lossScale, nil); err != nil {
 		return err
 	}
 	o.groups[group] = h

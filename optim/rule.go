@@ -292,13 +292,15 @@ func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, sc scalars, siz
 // limitScalars); the coefficients move monotonically between the two (β^t
 // only falls), so those two bound every step. Step checks each block again
 // before it runs.
-func checkIn[T Float](h Hyper, ls float64) error {
+func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 	for k, name := range h.buffers() {
 		if v := T(h.initial(k)); v-v != 0 {
 			return hyperErr("initial "+name, h.initial(k), "a value finite in the element type")
 		}
 	}
-	var c kernels.Coeffs
+	if c == nil {
+		c = new(kernels.Coeffs)
+	}
 	size := opsFor[T]().size
 	r := scalarRuleOf(h)
 	for _, step := range [...]int64{0, MaxStep - 1} {
@@ -309,7 +311,7 @@ func checkIn[T Float](h Hyper, ls float64) error {
 		case r != nil:
 			sc = r.limitScalars()
 		}
-		if err := coeffsIn(&c, h, ls, h.coeffKey(step), sc, size); err != nil {
+		if err := coeffsIn(c, h, ls, h.coeffKey(step), sc, size); err != nil {
 			return fmt.Errorf("%w: %w", ErrHyper, err)
 		}
 	}

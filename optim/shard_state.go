@@ -10,6 +10,8 @@ import (
 	"math"
 	"os"
 	"slices"
+
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // The shard file: one rank's part of an optimizer's state (shard.go). It
@@ -326,6 +328,7 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 	if ng != int64(len(o.groups)) {
 		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
 	}
+	scratchC := new(kernels.Coeffs) // checkIn's block, for every group
 	for i := int64(0); i < ng && d.err == nil; i++ {
 		n := int(d.u8())
 		names, vals := make([]string, n), make([]float64, n)
@@ -341,7 +344,7 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 			err = g.Validate()
 		}
 		if err == nil {
-			err = checkIn[T](g, o.lossScale)
+			err = checkIn[T](g, o.lossScale, scratchC)
 		}
 		if err != nil {
 			d.invalid("group %d: %v", i, err)

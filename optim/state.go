@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/fuseopt/fuseopt/internal/atomicfile"
+	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // The state file, version 2. All integers and floats are little-endian; a
@@ -330,7 +331,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	if ng != int64(len(o.groups)) {
 		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
 	}
-	var groups []Hyper // the file's groups
+	var groups []Hyper              // the file's groups
+	scratchC := new(kernels.Coeffs) // checkIn's block, for every group
 	for i := int64(0); i < ng && d.err == nil; i++ {
 		var h Hyper
 		var err error
@@ -363,7 +365,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			err = h.Validate()
 		}
 		if err == nil {
-			err = checkIn[T](h, o.lossScale)
+			err = checkIn[T](h, o.lossScale, scratchC)
 		}
 		if err != nil {
 			d.invalid("group %d: %v", i, err)

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc64"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -477,6 +479,51 @@ func TestLoadVersion2(t *testing.T) {
 		}
 		if !bytes.Equal(got.Bytes(), old) {
 			t.Errorf("%s: Save does not reproduce the version-2 file", name)
+		}
+	}
+}
+
+// TestLoadManyGroupsBounded loads files of many more groups than the
+// optimizer has: the mismatch is reported after the whole file is checked,
+// and checking a group must not allocate more than a few times its bytes
+// (about 7× now; checkIn's coefficient block, about 4 KB, was allocated
+// per group: 41×).
+func TestLoadManyGroupsBounded(t *testing.T) {
+	big := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	for range 5000 {
+		if _, err := big.AddGroup(DefaultAdam()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var full, shard bytes.Buffer
+	if err := big.Save(&full); err != nil {
+		t.Fatal(err)
+	}
+	if err := big.SaveShard(&shard); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := stateFile(t, DefaultAdam())
+	for _, c := range []struct {
+		what string
+		data []byte
+		load func(r io.Reader) error
+	}{
+		{"Load", full.Bytes(), o.Load},
+		{"LoadShards", shard.Bytes(), func(r io.Reader) error { return o.LoadShards(r) }},
+	} {
+		before := snap(t, o)
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		err := c.load(bytes.NewReader(c.data))
+		runtime.ReadMemStats(&m1)
+		if !errors.Is(err, ErrMismatch) {
+			t.Fatalf("%s: err = %v, want a mismatch", c.what, err)
+		}
+		if !snap(t, o).equal(before) {
+			t.Fatalf("%s: a failed load changed the optimizer", c.what)
+		}
+		if a, limit := m1.TotalAlloc-m0.TotalAlloc, 10*uint64(len(c.data)); a > limit {
+			t.Errorf("%s of a %d-byte file of 5001 groups allocated %d bytes, want ≤ %d", c.what, len(c.data), a, limit)
 		}
 	}
 }

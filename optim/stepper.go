@@ -112,7 +112,7 @@ func (g *Group[T]) swap(h Hyper, ls float64, ks *kernels.Set) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	if err := checkIn[T](h, ls); err != nil {
+	if err := checkIn[T](h, ls, nil); err != nil {
 		return err
 	}
 	g.conf.Store(&groupConf{h: h, ls: ls, set: ks})
