@@ -104,7 +104,8 @@ type Newton struct {
 	// Its symmetry fields are ignored (see CheckSymmetry). In block mode
 	// the blocks are shared by at most Solve.Workers goroutines
 	// (GOMAXPROCS when 0; never more than the blocks or solve.MaxPoolSize),
-	// each with a solver of one worker.
+	// each with a solver of one worker. It is read at every step: a
+	// change takes effect, and is checked, at the next.
 	Solve solve.Options
 
 	one    newtonWorker  // Step's and Direction's solver
@@ -178,7 +179,9 @@ func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, e
 // newtonWorker is a solver and the matrix it factors: one per goroutine.
 type newtonWorker struct {
 	solver *solve.Solver[float64]
-	work   []float64 // H + τI, then its factor
+	opts   solve.Options // what solver was made from
+	level  kernels.ISA   // *opts.Level then
+	work   []float64     // H + τI, then its factor
 }
 
 // newtonScratch is the space of one direction.
@@ -244,17 +247,31 @@ func (nt *Newton) conf() (newtonConf, error) {
 	return c, nil
 }
 
-func (nt *Newton) newSolver(workers int) (*solve.Solver[float64], error) {
+// solveOptions returns the options of a solver of a worker of the given
+// count (0: nt.Solve's).
+func (nt *Newton) solveOptions(workers int) solve.Options {
 	o := nt.Solve
 	o.CheckSymmetry, o.SymmetryTol = false, 0
 	if workers > 0 {
 		o.Workers = workers
 	}
-	s, err := solve.New[float64](o)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNewtonConfig, err)
+	return o
+}
+
+// checkWG validates w (unless hasW is false) and g.
+func checkWG(w, g []float64, hasW bool, name string) error {
+	n := len(g)
+	switch {
+	case hasW && len(w) != n:
+		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, n, len(w))
+	case hasW && overlaps(w, g):
+		return fmt.Errorf("%w: %sw and g", solve.ErrOverlap, name)
+	case n > 0 && kernels.NonFiniteF64(g):
+		return fmt.Errorf("%w: %sin g", solve.ErrNonFinite, name)
+	case hasW && n > 0 && kernels.NonFiniteF64(w):
+		return fmt.Errorf("%w: %sin w", solve.ErrNonFinite, name)
 	}
-	return s, nil
+	return nil
 }
 
 // check validates one block's arguments: w (unless hasW is false, for
@@ -262,20 +279,13 @@ func (nt *Newton) newSolver(workers int) (*solve.Solver[float64], error) {
 func (nt *Newton) check(w, g, h []float64, hasW bool, name string) error {
 	n := len(g)
 	switch {
-	case hasW && len(w) != n:
-		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, n, len(w))
 	case !isSquareLen(len(h), n):
 		return fmt.Errorf("%w: %sH has %d values, want %d×%d (square, of the size of w)", solve.ErrDimension, name, len(h), n, n)
-	case hasW && overlaps(w, g):
-		return fmt.Errorf("%w: %sw and g", solve.ErrOverlap, name)
 	case hasW && overlaps(w, h):
 		return fmt.Errorf("%w: %sw and H", solve.ErrOverlap, name)
 	}
-	if n > 0 && kernels.NonFiniteF64(g) {
-		return fmt.Errorf("%w: %sin g", solve.ErrNonFinite, name)
-	}
-	if hasW && n > 0 && kernels.NonFiniteF64(w) {
-		return fmt.Errorf("%w: %sin w", solve.ErrNonFinite, name)
+	if err := checkWG(w, g, hasW, name); err != nil {
+		return err
 	}
 	for i := 0; i < n; i++ {
 		row := h[i*n : i*n+i+1] // the lower triangle, unless both are read
@@ -479,13 +489,25 @@ func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	return nt.oneSc.res, nil
 }
 
+// ensure gives wk a solver of nt.Solve's options (with the given count of
+// workers, 0 for nt.Solve's). It makes it again, checking the options
+// again, whenever nt.Solve has changed since: Solve is read at every step.
 func (nt *Newton) ensure(wk *newtonWorker, workers int) error {
-	if wk.solver != nil {
+	o := nt.solveOptions(workers)
+	var level kernels.ISA
+	if o.Level != nil {
+		level = *o.Level
+	}
+	if wk.solver != nil && o == wk.opts && level == wk.level {
 		return nil
 	}
-	s, err := nt.newSolver(workers)
-	wk.solver = s
-	return err
+	wk.solver = nil
+	s, err := solve.New[float64](o)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNewtonConfig, err)
+	}
+	wk.solver, wk.opts, wk.level = s, o, level
+	return nil
 }
 
 // Step takes one damped Newton step in place on w, for the gradient g and
@@ -662,6 +684,10 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 	return res, err
 }
 
+// maxHessianBytes bounds the scratch space of StepMat, as solve.NewMatrix
+// bounds a matrix's storage.
+const maxHessianBytes = min(uint64(math.MaxInt), 1<<47)
+
 // StepMat is Step with a gonum Hessian: any mat.Matrix (a *mat.SymDense, a
 // *mat.Dense…), which must be len(w)×len(w). It is read into scratch space
 // (both triangles, for CheckSymmetry), so it may share memory with w.
@@ -669,9 +695,17 @@ func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
 	if nilptr.Is(h) {
 		return NewtonResult{}, fmt.Errorf("%w: H is nil", solve.ErrDimension)
 	}
+	// Everything that needs no H is checked before H is read into n²
+	// values of scratch space, which must also fit NewMatrix's bound.
+	if _, err := nt.conf(); err != nil {
+		return NewtonResult{}, err
+	}
 	r, cols := h.Dims()
-	if r != cols || r != len(w) || (r > 0 && r > math.MaxInt/r) {
+	if r != cols || r != len(w) || (r > 0 && uint64(r) > maxHessianBytes/8/uint64(r)) {
 		return NewtonResult{}, fmt.Errorf("%w: H is %d×%d for %d parameters", solve.ErrDimension, r, cols, len(w))
+	}
+	if err := checkWG(w, g, true, ""); err != nil {
+		return NewtonResult{}, err
 	}
 	n := r
 	if cap(nt.wtmp) < n*n {

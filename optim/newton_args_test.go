@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -147,5 +148,74 @@ func TestNewtonTriesBound(t *testing.T) {
 	}
 	if w[0] != 0 {
 		t.Error("a refused Newton step wrote w")
+	}
+}
+
+// TestNewtonStepMatChecksFirst: StepMat checks its configuration, g and the
+// size of H before it reads H into n² values of scratch space: a huge H
+// (cheap as a gonum DiagDense) is refused, not a panic of make, and a
+// wrong g costs no scratch.
+func TestNewtonStepMatChecksFirst(t *testing.T) {
+	var nt Newton
+	huge := 1 << 23 // 2⁴⁶ values: 2⁴⁹ bytes
+	if _, err := nt.StepMat(make([]float64, huge), make([]float64, huge), mat.NewDiagDense(huge, nil)); !errors.Is(err, solve.ErrDimension) {
+		t.Fatalf("a %d×%d H: %v, want ErrDimension", huge, huge, err)
+	}
+	n := 1024 // 8 MiB of scratch
+	w, h := make([]float64, n), mat.NewDiagDense(n, nil)
+	bad := Newton{Alpha: -1}
+	for _, c := range []struct {
+		what string
+		nt   *Newton
+		g    []float64
+		want error
+	}{
+		{"short g", &nt, make([]float64, n-1), solve.ErrDimension},
+		{"NaN in g", &nt, append(make([]float64, n-1), math.NaN()), solve.ErrNonFinite},
+		{"Alpha -1", &bad, make([]float64, n), ErrNewtonConfig},
+	} {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		_, err := c.nt.StepMat(w, c.g, h)
+		runtime.ReadMemStats(&m1)
+		if !errors.Is(err, c.want) {
+			t.Fatalf("%s: %v, want %v", c.what, err, c.want)
+		}
+		if a := m1.TotalAlloc - m0.TotalAlloc; a > 64<<10 {
+			t.Errorf("%s: %d bytes allocated before the error", c.what, a)
+		}
+	}
+}
+
+// TestNewtonSolveReread: Solve is read at every step, so a change after
+// the first step is checked and takes effect.
+func TestNewtonSolveReread(t *testing.T) {
+	w, g, h := []float64{1, 2}, []float64{1, 1}, []float64{4, 0, 0, 16}
+	var nt Newton
+	if _, err := nt.Step(slices.Clone(w), g, h); err != nil {
+		t.Fatal(err)
+	}
+	nt.Solve.BlockSize = -1
+	if _, err := nt.Step(slices.Clone(w), g, h); !errors.Is(err, ErrNewtonConfig) {
+		t.Fatalf("BlockSize -1 after a step: %v, want ErrNewtonConfig", err)
+	}
+	nt.Solve.BlockSize = 0
+	other := solve.NewPool(2)
+	defer other.Close()
+	nt.Solve.Pool = other
+	got := slices.Clone(w)
+	if _, err := nt.Step(got, g, h); err != nil {
+		t.Fatal(err)
+	}
+	if nt.one.solver == nil || nt.one.opts.Pool != other {
+		t.Fatal("the solver does not use the new pool")
+	}
+	var fresh Newton
+	want := slices.Clone(w)
+	if _, err := fresh.Step(want, g, h); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits64(got, want) {
+		t.Fatalf("after the changes: %v, a fresh Newton: %v", got, want)
 	}
 }

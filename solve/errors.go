@@ -18,7 +18,8 @@ var (
 	ErrDimension = errors.New("solve: dimension mismatch")
 	// ErrNotSymmetric: Options.CheckSymmetry found H[i][j] ≠ H[j][i].
 	ErrNotSymmetric = errors.New("solve: matrix is not symmetric")
-	// ErrNonFinite: NaN or ±Inf in the matrix or the right-hand side.
+	// ErrNonFinite: NaN or ±Inf in the matrix to factor or in the
+	// right-hand side (the solves trust the factor: see Solver.SolveL).
 	ErrNonFinite = errors.New("solve: non-finite value")
 	// ErrOptions: an invalid option (negative block size, a worker count
 	// below 0 or above MaxPoolSize…).

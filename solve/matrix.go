@@ -243,7 +243,7 @@ func (c *finiteCheck[T]) nonFinite(m Matrix[T], p *Pool, workers int) (i, j int,
 }
 
 // checkSymmetric compares element (i, j) with (j, i) for every i > j:
-// exactly when tol is 0, else |a−b| ≤ tol·max(|a|, |b|).
+// exactly when tol is 0, else |a−b| ≤ tol·max(|a|, |b|) with |a−b| finite.
 func (m Matrix[T]) checkSymmetric(tol float64) error {
 	for i := 0; i < m.N; i++ {
 		for j := 0; j < i; j++ {
@@ -252,7 +252,9 @@ func (m Matrix[T]) checkSymmetric(tol float64) error {
 			if a == b {
 				continue
 			}
-			if tol > 0 && math.Abs(a-b) <= tol*math.Max(math.Abs(a), math.Abs(b)) {
+			// (An infinite difference is never within the tolerance,
+			// though tol·Inf is Inf.)
+			if d := math.Abs(a - b); tol > 0 && d <= tol*math.Max(math.Abs(a), math.Abs(b)) && !math.IsInf(d, 1) {
 				continue
 			}
 			return fmt.Errorf("%w: H[%d][%d] = %g, H[%d][%d] = %g", ErrNotSymmetric, i, j, a, j, i, b)

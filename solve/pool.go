@@ -60,13 +60,24 @@ func DefaultPool() *Pool {
 	return defaultPool
 }
 
-// Size returns the number of goroutines of the pool, the caller's included.
-func (p *Pool) Size() int { return p.p.Size() }
+// Size returns the number of goroutines of the pool, the caller's included
+// (1 for a Pool not made by NewPool).
+func (p *Pool) Size() int {
+	if p == nil || p.p == nil {
+		return 1
+	}
+	return p.p.Size()
+}
 
 // Close stops the workers after the job in progress, if any, and waits for
 // them. Jobs run later run on their caller alone. Close the pools you made
-// when you are done with them; never the DefaultPool.
-func (p *Pool) Close() { p.p.Close() }
+// when you are done with them; never the DefaultPool. Close of a Pool not
+// made by NewPool does nothing.
+func (p *Pool) Close() {
+	if p != nil && p.p != nil {
+		p.p.Close()
+	}
+}
 
 // run does tasks 0 … ntask-1 of job on the caller and at most workers-1
 // workers of the pool (a nil pool: on the caller), and returns when all

@@ -321,3 +321,33 @@ func TestOverlap(t *testing.T) {
 		t.Fatalf("SolveF32 with x right after: %v", err)
 	}
 }
+
+// TestSymmetryTolInfinite: with a tolerance, a finite element against ±Inf
+// in the other triangle (which the finiteness check, on the referenced
+// triangle, does not read) is not symmetric: |a−b| = Inf ≤ tol·Inf held.
+func TestSymmetryTolInfinite(t *testing.T) {
+	for _, tol := range []float64{0, 1e-12, 0.5} {
+		s, err := New[float64](Options{CheckSymmetry: true, SymmetryTol: tol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, inf := range []float64{math.Inf(1), math.Inf(-1)} {
+			m, _ := Square([]float64{4, inf, 1, 3}, 2)
+			if err := s.Factor(m); !errors.Is(err, ErrNotSymmetric) {
+				t.Errorf("tol %g, H[0][1] = %g: %v, want ErrNotSymmetric", tol, inf, err)
+			}
+		}
+	}
+}
+
+// TestZeroPoolMethods: a Pool not made by NewPool has size 1 and closes as
+// a no-op (New refuses it: TestZeroPool).
+func TestZeroPoolMethods(t *testing.T) {
+	var p Pool
+	var nilp *Pool
+	if p.Size() != 1 || nilp.Size() != 1 {
+		t.Fatalf("sizes %d, %d, want 1", p.Size(), nilp.Size())
+	}
+	p.Close()
+	nilp.Close()
+}

@@ -16,10 +16,11 @@ type Options struct {
 	// a factorisation: at most the pool's size (a larger count means the
 	// pool's size), and New refuses a count above [MaxPoolSize] with
 	// ErrOptions. 0 means all of the pool; 1 runs on the calling goroutine
-	// alone. A matrix of at most two panels
-	// (N ≤ 2·BlockSize) is factored on the calling goroutine whatever the
-	// count, and small phases run there too (see the package doc). The
-	// result does not depend on it.
+	// alone. A matrix of two panels (BlockSize < N ≤ 2·BlockSize) is
+	// factored on the calling goroutine whatever the count (a matrix of
+	// one panel, N ≤ BlockSize, is cut into narrower panels that the
+	// workers share), and small phases run there too (see the package
+	// doc). The result does not depend on it.
 	Workers int
 	// Pool is the pool of worker goroutines; nil means [DefaultPool].
 	Pool *Pool
@@ -205,6 +206,10 @@ func checkVec[T Float](l Matrix[T], x []T) error {
 //
 // In this solve and every other one, the right-hand side (x, or the Dense
 // of the Many forms) must not share memory with the factor: ErrOverlap.
+// The solves check the right-hand side for NaN and ±Inf (ErrNonFinite)
+// but trust the factor, which Factor made: a factor edited to hold a NaN
+// or a zero on its diagonal gives NaN or ±Inf in the solution, not an
+// error.
 func (s *Solver[T]) SolveL(l Matrix[T], x []T) error {
 	if err := checkVec(l, x); err != nil {
 		return err
