@@ -82,8 +82,9 @@ func testAdamaxMax[T Float](t *testing.T) {
 								s.Level(), set.eps, n, k.g, k.u, u[i], paritytest.Bits(u[i]), p[i], k.wantU,
 								paritytest.Bits(k.wantU), wantP)
 						}
-						// m = fma(1, g - 0, 0): g, with -0 - 0 + 0 = +0.
-						if wm := k.g + 0; !paritytest.Same(m[i], wm) {
+						// β1 = 0: m = fma(0, g - 0, g) (PyTorch's second lerp
+						// form): g itself, -0 included, and NaN for ±Inf (0·Inf).
+						if wm := T(math.FMA(0, float64(k.g-0), float64(k.g))); !paritytest.Same(m[i], wm) {
 							t.Fatalf("%v n=%d: g = %v: m became %v, want %v", s.Level(), n, k.g, m[i], wm)
 						}
 					}

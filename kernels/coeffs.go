@@ -87,6 +87,20 @@ func (c *Coeffs) setSplit(row int, v64 float64, v32 float32) {
 // own32 has a bit per row.
 var _ [32 - abi.NumRows]struct{}
 
+// setLerp sets row to the weight w of a lerp in PyTorch's form (see
+// abi.Kernel Adam's m): w itself below 0.5, else w - 1 (in each element
+// type, from w rounded to it: exact), and adds bit to the mode. PyTorch
+// chooses the form by the weight in the element type; here by the
+// float64 w, which differs only where float32(w) rounds up to 0.5.
+func (c *Coeffs) setLerp(row int, w float64, bit int) {
+	if w >= 0.5 {
+		c.setSplit(row, w-1, float32(w)-1)
+		c.mode |= bit
+		return
+	}
+	c.set(row, w)
+}
+
 // init starts a block of family fam and mode: every row at its default (1
 // for the gradient scale, decay, dampening and one, ½, -0; 0 for the rest).
 // The lanes are written by finish, so init does not clear them.
@@ -205,7 +219,7 @@ func (c *Coeffs) rowErr(r int, elem string) error {
 // rowDesc names each row by the hyperparameters it is computed from.
 var rowDesc = [abi.NumRows]string{
 	abi.RowGS: "gradient scale", abi.RowWD: "weight_decay", abi.RowDecay: "1 - lr·weight_decay",
-	abi.RowC1: "1 - beta1", abi.RowC2: "1 - beta2 (or 1 - alpha, 1 - rho)", abi.RowBeta2: "beta2 (or alpha, rho)", abi.RowIB2: "1/sqrt(1 - beta2^t) (LAMB: (1 - beta1^t)/sqrt(1 - beta2^t))",
+	abi.RowC1: "1 - beta1 (or 1 - alpha; minus 1 from 0.5 on)", abi.RowC2: "1 - beta2 (or 1 - alpha, 1 - rho)", abi.RowBeta2: "beta2 (or alpha, rho)", abi.RowIB2: "1/sqrt(1 - beta2^t) (LAMB: (1 - beta1^t)/sqrt(1 - beta2^t))",
 	abi.RowEps: "eps (LAMB: (1 - beta1^t)·eps)", abi.RowNegA: "-lr/(1 - beta1^t)", abi.RowNegLR: "-lr (Adagrad: -lr/(1 + (t-1)·lr_decay); LAMB: the step size)", abi.RowMu: "momentum (or ½/sqrt(1 - beta2^t))",
 	abi.RowDamp: "1 - dampening", abi.RowOne: "1", abi.RowHalf: "0.5", abi.RowNegZero: "-0", abi.RowTiny: "tiny",
 }
@@ -505,7 +519,7 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
 	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
-	c.set(abi.RowC1, 1-h.Beta1)
+	c.setLerp(abi.RowC1, 1-h.Beta1, abi.AdamBig)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowBeta2, h.Beta2)
 	c.set(abi.RowIB2, 1/math.Sqrt(bc2))
@@ -681,6 +695,9 @@ func (h RMSprop) CoeffsInto(c *Coeffs) error {
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
 	c.set(abi.RowC2, 1-h.Alpha)
+	if h.Centered {
+		c.setLerp(abi.RowC1, 1-h.Alpha, abi.RMSpropBig)
+	}
 	c.set(abi.RowBeta2, h.Alpha)
 	c.set(abi.RowEps, h.Eps)
 	c.set(abi.RowNegLR, -h.LR)
@@ -749,7 +766,7 @@ func (h Adamax) CoeffsInto(c *Coeffs, t int64) error {
 	c.init(famAdamax, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
-	c.set(abi.RowC1, 1-h.Beta1)
+	c.setLerp(abi.RowC1, 1-h.Beta1, abi.AdamaxBig)
 	c.set(abi.RowBeta2, h.Beta2)
 	c.set(abi.RowEps, h.Eps)
 	c.set(abi.RowNegA, -(h.LR / bc1))
@@ -893,7 +910,7 @@ func (h NAdam) CoeffsInto(c *Coeffs, t int64, muProduct float64) error {
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
 	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
-	c.set(abi.RowC1, 1-h.Beta1)
+	c.setLerp(abi.RowC1, 1-h.Beta1, abi.NAdamBig)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowBeta2, h.Beta2)
 	c.set(abi.RowIB2, 1/math.Sqrt(bc2))
@@ -981,7 +998,7 @@ func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
 	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
-	c.set(abi.RowC1, 1-h.Beta1)
+	c.setLerp(abi.RowC1, 1-h.Beta1, abi.RAdamBig)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowBeta2, h.Beta2)
 	c.set(abi.RowEps, h.Eps)

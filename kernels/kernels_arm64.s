@@ -648,7 +648,7 @@ TEXT ·adamF32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 384(R0), F26 // ib2
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -663,7 +663,23 @@ TEXT ·adamF32NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -1401,6 +1417,780 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $16, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	VFMLA V26.S4, V19.S4, V3.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	WORD $0x6e23fdef // fdiv v15.4s, v15.4s, v3.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $12, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $4, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $16, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	VFMLA V26.S4, V19.S4, V3.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	WORD $0x6e23fdef // fdiv v15.4s, v15.4s, v3.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $12, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $4, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $16, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	VFMLA V26.S4, V19.S4, V3.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	WORD $0x6e23fdef // fdiv v15.4s, v15.4s, v3.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $12, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $4, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $16, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e33f46b // fmax v11.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	WORD $0x6ea1f96b // fsqrt v11.4s, v11.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	VFMLA V26.S4, V10.S4, V2.S4
+	VFMLA V26.S4, V11.S4, V3.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	WORD $0x6e23fdef // fdiv v15.4s, v15.4s, v3.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $12, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $4, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $16, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e33f46b // fmax v11.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	WORD $0x6ea1f96b // fsqrt v11.4s, v11.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	VFMLA V26.S4, V10.S4, V2.S4
+	VFMLA V26.S4, V11.S4, V3.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	WORD $0x6e23fdef // fdiv v15.4s, v15.4s, v3.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $12, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $4, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $16, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e33f46b // fmax v11.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	WORD $0x6ea1f96b // fsqrt v11.4s, v11.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	VFMLA V26.S4, V10.S4, V2.S4
+	VFMLA V26.S4, V11.S4, V3.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	WORD $0x6e23fdef // fdiv v15.4s, v15.4s, v3.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $12, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $4, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast1of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
@@ -1425,7 +2215,7 @@ TEXT ·adamFast1of4F32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -1440,7 +2230,23 @@ TEXT ·adamFast1of4F32NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -2328,6 +3134,930 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $16, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $12, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $4, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $16, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $12, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $4, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $16, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	VFMLA V26.S4, V18.S4, V2.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $12, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $4, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $16, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	VFMLA V26.S4, V10.S4, V2.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $12, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $4, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $16, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	VFMLA V26.S4, V10.S4, V2.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $12, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $4, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $16, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	WORD $0x6ea1f94a // fsqrt v10.4s, v10.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	VFMLA V26.S4, V10.S4, V2.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	WORD $0x6e22fdce // fdiv v14.4s, v14.4s, v2.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $16, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $12, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $4, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast2of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
@@ -2352,7 +4082,7 @@ TEXT ·adamFast2of4F32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -2367,7 +4097,23 @@ TEXT ·adamFast2of4F32NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -3357,6 +5103,1032 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $16, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $12, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $4, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $16, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $12, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $4, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $16, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	VFMLA V26.S4, V17.S4, V1.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $12, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $4, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $16, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.S4, V9.S4], 32(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.S4, V9.S4], 32(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $12, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $4, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $16, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.S4, V9.S4], 32(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.S4, V9.S4], 32(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $12, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $4, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $16, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.S4, V9.S4], 32(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6ea1f929 // fsqrt v9.4s, v9.4s
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	VFMLA V26.S4, V9.S4, V1.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	WORD $0x6e21fdad // fdiv v13.4s, v13.4s, v1.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	VLD1.P 32(R2), [V0.S4, V1.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VST1.P [V12.S4, V13.S4], 32(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	VLD1 (R4), [V16.S4, V17.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VST1.P [V16.S4, V17.S4], 32(R4)
+	VLD1 (R5), [V0.S4, V1.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.S4, V9.S4], 32(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VST1.P [V4.S4, V5.S4], 32(R1)
+	SUBS $16, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $12, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $4, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast3of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
@@ -3381,7 +6153,7 @@ TEXT ·adamFast3of4F32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -3396,7 +6168,23 @@ TEXT ·adamFast3of4F32NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -4488,6 +7276,1134 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $16, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4a // fmul v10.4s, v2.4s, v2.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x4eaafe4a // frsqrts v10.4s, v18.4s, v10.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6e22de4a // fmul v10.4s, v18.4s, v2.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VFMLA V18.S4, V10.S4, V10.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	VFMLA V26.S4, V10.S4, V18.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4a // frecps v10.4s, v18.4s, v2.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	VFMLA V10.S4, V2.S4, V2.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $12, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $4, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $16, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4a // fmul v10.4s, v2.4s, v2.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x4eaafe4a // frsqrts v10.4s, v18.4s, v10.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6e22de4a // fmul v10.4s, v18.4s, v2.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VFMLA V18.S4, V10.S4, V10.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	VFMLA V26.S4, V10.S4, V18.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4a // frecps v10.4s, v18.4s, v2.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	VFMLA V10.S4, V2.S4, V2.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $12, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $4, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $16, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4a // fmul v10.4s, v2.4s, v2.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x4eaafe4a // frsqrts v10.4s, v18.4s, v10.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6e22de4a // fmul v10.4s, v18.4s, v2.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VFMLA V18.S4, V10.S4, V10.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	VFMLA V26.S4, V10.S4, V18.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4a // frecps v10.4s, v18.4s, v2.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	VFMLA V10.S4, V2.S4, V2.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $12, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $4, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V16.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $16, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6ea1d942 // frsqrte v2.4s, v10.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x4eb2fd52 // frsqrts v18.4s, v10.4s, v18.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6e22dd52 // fmul v18.4s, v10.4s, v2.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x6eaae7ea // fcmgt v10.4s, v31.4s, v10.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VFMLA V10.S4, V18.S4, V18.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4ea1d942 // frecpe v2.4s, v10.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x4e22fd52 // frecps v18.4s, v10.4s, v2.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $12, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $4, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $16, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6ea1d942 // frsqrte v2.4s, v10.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x4eb2fd52 // frsqrts v18.4s, v10.4s, v18.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6e22dd52 // fmul v18.4s, v10.4s, v2.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x6eaae7ea // fcmgt v10.4s, v31.4s, v10.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VFMLA V10.S4, V18.S4, V18.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4ea1d942 // frecpe v2.4s, v10.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x4e22fd52 // frecps v18.4s, v10.4s, v2.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $12, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $4, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $16, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	VLD1.P 48(R2), [V0.S4, V1.S4, V2.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VST1.P [V12.S4, V13.S4, V14.S4], 48(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VST1.P [V16.S4, V17.S4, V18.S4], 48(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.S4, V9.S4, V10.S4], 48(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6ea1d942 // frsqrte v2.4s, v10.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x4eb2fd52 // frsqrts v18.4s, v10.4s, v18.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6e22dd52 // fmul v18.4s, v10.4s, v2.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x6eaae7ea // fcmgt v10.4s, v31.4s, v10.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VFMLA V10.S4, V18.S4, V18.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4ea1d942 // frecpe v2.4s, v10.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x4e22fd52 // frecps v18.4s, v10.4s, v2.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VST1.P [V4.S4, V5.S4, V6.S4], 48(R1)
+	SUBS $16, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $12, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $4, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V8.S4, V0.S4
+	WORD $0x6e20fd8c // fdiv v12.4s, v12.4s, v0.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast4of4F32NEON(c *[16][16]float32, p, grad, m, v, vmax *float32, n, mode int)
@@ -4512,7 +8428,7 @@ TEXT ·adamFast4of4F32NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -4527,7 +8443,23 @@ TEXT ·adamFast4of4F32NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -5877,6 +9809,1392 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $16, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4a // fmul v10.4s, v2.4s, v2.4s
+	WORD $0x6e23dc6b // fmul v11.4s, v3.4s, v3.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x4eaafe4a // frsqrts v10.4s, v18.4s, v10.4s
+	WORD $0x4eabfe6b // frsqrts v11.4s, v19.4s, v11.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bdc63 // fmul v3.4s, v3.4s, v11.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6e22de4a // fmul v10.4s, v18.4s, v2.4s
+	WORD $0x6e23de6b // fmul v11.4s, v19.4s, v3.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e731d6b // bic v11.16b, v11.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLS V3.S4, V11.S4, V19.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VFMLA V18.S4, V10.S4, V10.S4
+	VFMLA V19.S4, V11.S4, V11.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	VFMLA V26.S4, V10.S4, V18.S4
+	VFMLA V26.S4, V11.S4, V19.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4a // frecps v10.4s, v18.4s, v2.4s
+	WORD $0x4e23fe6b // frecps v11.4s, v19.4s, v3.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bdc63 // fmul v3.4s, v3.4s, v11.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VMOV V29.B16, V11.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLS V3.S4, V19.S4, V11.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	VFMLA V10.S4, V2.S4, V2.S4
+	VFMLA V11.S4, V3.S4, V3.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	WORD $0x6e23dde3 // fmul v3.4s, v15.4s, v3.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VFMLA V3.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $12, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $4, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $16, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4a // fmul v10.4s, v2.4s, v2.4s
+	WORD $0x6e23dc6b // fmul v11.4s, v3.4s, v3.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x4eaafe4a // frsqrts v10.4s, v18.4s, v10.4s
+	WORD $0x4eabfe6b // frsqrts v11.4s, v19.4s, v11.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bdc63 // fmul v3.4s, v3.4s, v11.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6e22de4a // fmul v10.4s, v18.4s, v2.4s
+	WORD $0x6e23de6b // fmul v11.4s, v19.4s, v3.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e731d6b // bic v11.16b, v11.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLS V3.S4, V11.S4, V19.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VFMLA V18.S4, V10.S4, V10.S4
+	VFMLA V19.S4, V11.S4, V11.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	VFMLA V26.S4, V10.S4, V18.S4
+	VFMLA V26.S4, V11.S4, V19.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4a // frecps v10.4s, v18.4s, v2.4s
+	WORD $0x4e23fe6b // frecps v11.4s, v19.4s, v3.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bdc63 // fmul v3.4s, v3.4s, v11.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VMOV V29.B16, V11.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLS V3.S4, V19.S4, V11.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	VFMLA V10.S4, V2.S4, V2.S4
+	VFMLA V11.S4, V3.S4, V3.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	WORD $0x6e23dde3 // fmul v3.4s, v15.4s, v3.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VFMLA V3.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $12, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $4, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $16, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6ea1da21 // frsqrte v1.4s, v17.4s
+	WORD $0x6ea1da42 // frsqrte v2.4s, v18.4s
+	WORD $0x6ea1da63 // frsqrte v3.4s, v19.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x6e21dc29 // fmul v9.4s, v1.4s, v1.4s
+	WORD $0x6e22dc4a // fmul v10.4s, v2.4s, v2.4s
+	WORD $0x6e23dc6b // fmul v11.4s, v3.4s, v3.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x4ea9fe29 // frsqrts v9.4s, v17.4s, v9.4s
+	WORD $0x4eaafe4a // frsqrts v10.4s, v18.4s, v10.4s
+	WORD $0x4eabfe6b // frsqrts v11.4s, v19.4s, v11.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bdc63 // fmul v3.4s, v3.4s, v11.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6e21de29 // fmul v9.4s, v17.4s, v1.4s
+	WORD $0x6e22de4a // fmul v10.4s, v18.4s, v2.4s
+	WORD $0x6e23de6b // fmul v11.4s, v19.4s, v3.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x6eb1e7f1 // fcmgt v17.4s, v31.4s, v17.4s
+	WORD $0x6eb2e7f2 // fcmgt v18.4s, v31.4s, v18.4s
+	WORD $0x6eb3e7f3 // fcmgt v19.4s, v31.4s, v19.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e731d6b // bic v11.16b, v11.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLS V3.S4, V11.S4, V19.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VFMLA V17.S4, V9.S4, V9.S4
+	VFMLA V18.S4, V10.S4, V10.S4
+	VFMLA V19.S4, V11.S4, V11.S4
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	VFMLA V26.S4, V9.S4, V17.S4
+	VFMLA V26.S4, V10.S4, V18.S4
+	VFMLA V26.S4, V11.S4, V19.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4ea1da21 // frecpe v1.4s, v17.4s
+	WORD $0x4ea1da42 // frecpe v2.4s, v18.4s
+	WORD $0x4ea1da63 // frecpe v3.4s, v19.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x4e21fe29 // frecps v9.4s, v17.4s, v1.4s
+	WORD $0x4e22fe4a // frecps v10.4s, v18.4s, v2.4s
+	WORD $0x4e23fe6b // frecps v11.4s, v19.4s, v3.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e29dc21 // fmul v1.4s, v1.4s, v9.4s
+	WORD $0x6e2adc42 // fmul v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bdc63 // fmul v3.4s, v3.4s, v11.4s
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VMOV V29.B16, V11.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLS V3.S4, V19.S4, V11.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	VFMLA V9.S4, V1.S4, V1.S4
+	VFMLA V10.S4, V2.S4, V2.S4
+	VFMLA V11.S4, V3.S4, V3.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	WORD $0x6e23dde3 // fmul v3.4s, v15.4s, v3.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VFMLA V3.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $12, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $4, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1da00 // frsqrte v0.4s, v16.4s
+	WORD $0x6e20dc08 // fmul v8.4s, v0.4s, v0.4s
+	WORD $0x4ea8fe08 // frsqrts v8.4s, v16.4s, v8.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	WORD $0x6e20de08 // fmul v8.4s, v16.4s, v0.4s
+	WORD $0x6eb0e7f0 // fcmgt v16.4s, v31.4s, v16.4s
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V8.S4, V8.S4
+	VMOV V27.B16, V16.B16
+	VFMLA V26.S4, V8.S4, V16.S4
+	WORD $0x4ea1da00 // frecpe v0.4s, v16.4s
+	WORD $0x4e20fe08 // frecps v8.4s, v16.4s, v0.4s
+	WORD $0x6e28dc00 // fmul v0.4s, v0.4s, v8.4s
+	VMOV V29.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $16, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e33f46b // fmax v11.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6ea1d942 // frsqrte v2.4s, v10.4s
+	WORD $0x6ea1d963 // frsqrte v3.4s, v11.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x6e23dc73 // fmul v19.4s, v3.4s, v3.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x4eb2fd52 // frsqrts v18.4s, v10.4s, v18.4s
+	WORD $0x4eb3fd73 // frsqrts v19.4s, v11.4s, v19.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6e22dd52 // fmul v18.4s, v10.4s, v2.4s
+	WORD $0x6e23dd73 // fmul v19.4s, v11.4s, v3.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x6eaae7ea // fcmgt v10.4s, v31.4s, v10.4s
+	WORD $0x6eabe7eb // fcmgt v11.4s, v31.4s, v11.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e6b1e73 // bic v19.16b, v19.16b, v11.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x4e6b1c63 // bic v3.16b, v3.16b, v11.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VMOV V30.B16, V11.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLS V3.S4, V19.S4, V11.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VFMLA V10.S4, V18.S4, V18.S4
+	VFMLA V11.S4, V19.S4, V19.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	VFMLA V26.S4, V19.S4, V11.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4ea1d942 // frecpe v2.4s, v10.4s
+	WORD $0x4ea1d963 // frecpe v3.4s, v11.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x4e22fd52 // frecps v18.4s, v10.4s, v2.4s
+	WORD $0x4e23fd73 // frecps v19.4s, v11.4s, v3.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLS V3.S4, V11.S4, V19.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	VFMLA V19.S4, V3.S4, V3.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	WORD $0x6e23dde3 // fmul v3.4s, v15.4s, v3.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VFMLA V3.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $12, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $4, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $16, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e33f46b // fmax v11.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6ea1d942 // frsqrte v2.4s, v10.4s
+	WORD $0x6ea1d963 // frsqrte v3.4s, v11.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x6e23dc73 // fmul v19.4s, v3.4s, v3.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x4eb2fd52 // frsqrts v18.4s, v10.4s, v18.4s
+	WORD $0x4eb3fd73 // frsqrts v19.4s, v11.4s, v19.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6e22dd52 // fmul v18.4s, v10.4s, v2.4s
+	WORD $0x6e23dd73 // fmul v19.4s, v11.4s, v3.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x6eaae7ea // fcmgt v10.4s, v31.4s, v10.4s
+	WORD $0x6eabe7eb // fcmgt v11.4s, v31.4s, v11.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e6b1e73 // bic v19.16b, v19.16b, v11.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x4e6b1c63 // bic v3.16b, v3.16b, v11.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VMOV V30.B16, V11.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLS V3.S4, V19.S4, V11.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VFMLA V10.S4, V18.S4, V18.S4
+	VFMLA V11.S4, V19.S4, V19.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	VFMLA V26.S4, V19.S4, V11.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4ea1d942 // frecpe v2.4s, v10.4s
+	WORD $0x4ea1d963 // frecpe v3.4s, v11.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x4e22fd52 // frecps v18.4s, v10.4s, v2.4s
+	WORD $0x4e23fd73 // frecps v19.4s, v11.4s, v3.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLS V3.S4, V11.S4, V19.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	VFMLA V19.S4, V3.S4, V3.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	WORD $0x6e23dde3 // fmul v3.4s, v15.4s, v3.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VFMLA V3.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $12, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $4, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $16, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e31f429 // fmax v9.4s, v1.4s, v17.4s
+	WORD $0x4e32f44a // fmax v10.4s, v2.4s, v18.4s
+	WORD $0x4e33f46b // fmax v11.4s, v3.4s, v19.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	WORD $0x4e31e421 // fcmeq v1.4s, v1.4s, v17.4s
+	WORD $0x4e32e442 // fcmeq v2.4s, v2.4s, v18.4s
+	WORD $0x4e33e463 // fcmeq v3.4s, v3.4s, v19.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.S4, V9.S4, V10.S4, V11.S4], 64(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6ea1d921 // frsqrte v1.4s, v9.4s
+	WORD $0x6ea1d942 // frsqrte v2.4s, v10.4s
+	WORD $0x6ea1d963 // frsqrte v3.4s, v11.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x6e21dc31 // fmul v17.4s, v1.4s, v1.4s
+	WORD $0x6e22dc52 // fmul v18.4s, v2.4s, v2.4s
+	WORD $0x6e23dc73 // fmul v19.4s, v3.4s, v3.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x4eb1fd31 // frsqrts v17.4s, v9.4s, v17.4s
+	WORD $0x4eb2fd52 // frsqrts v18.4s, v10.4s, v18.4s
+	WORD $0x4eb3fd73 // frsqrts v19.4s, v11.4s, v19.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6e21dd31 // fmul v17.4s, v9.4s, v1.4s
+	WORD $0x6e22dd52 // fmul v18.4s, v10.4s, v2.4s
+	WORD $0x6e23dd73 // fmul v19.4s, v11.4s, v3.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x6ea9e7e9 // fcmgt v9.4s, v31.4s, v9.4s
+	WORD $0x6eaae7ea // fcmgt v10.4s, v31.4s, v10.4s
+	WORD $0x6eabe7eb // fcmgt v11.4s, v31.4s, v11.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e6b1e73 // bic v19.16b, v19.16b, v11.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x4e6b1c63 // bic v3.16b, v3.16b, v11.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	WORD $0x6e3edc21 // fmul v1.4s, v1.4s, v30.4s
+	WORD $0x6e3edc42 // fmul v2.4s, v2.4s, v30.4s
+	WORD $0x6e3edc63 // fmul v3.4s, v3.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VMOV V30.B16, V11.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLS V1.S4, V17.S4, V9.S4
+	VFMLS V2.S4, V18.S4, V10.S4
+	VFMLS V3.S4, V19.S4, V11.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VFMLA V9.S4, V17.S4, V17.S4
+	VFMLA V10.S4, V18.S4, V18.S4
+	VFMLA V11.S4, V19.S4, V19.S4
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	VFMLA V26.S4, V19.S4, V11.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4ea1d921 // frecpe v1.4s, v9.4s
+	WORD $0x4ea1d942 // frecpe v2.4s, v10.4s
+	WORD $0x4ea1d963 // frecpe v3.4s, v11.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x4e21fd31 // frecps v17.4s, v9.4s, v1.4s
+	WORD $0x4e22fd52 // frecps v18.4s, v10.4s, v2.4s
+	WORD $0x4e23fd73 // frecps v19.4s, v11.4s, v3.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e31dc21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x6e32dc42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x6e33dc63 // fmul v3.4s, v3.4s, v19.4s
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLS V1.S4, V9.S4, V17.S4
+	VFMLS V2.S4, V10.S4, V18.S4
+	VFMLS V3.S4, V11.S4, V19.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	VFMLA V17.S4, V1.S4, V1.S4
+	VFMLA V18.S4, V2.S4, V2.S4
+	VFMLA V19.S4, V3.S4, V3.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	WORD $0x6e21dda1 // fmul v1.4s, v13.4s, v1.4s
+	WORD $0x6e22ddc2 // fmul v2.4s, v14.4s, v2.4s
+	WORD $0x6e23dde3 // fmul v3.4s, v15.4s, v3.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VFMLA V1.S4, V28.S4, V5.S4
+	VFMLA V2.S4, V28.S4, V6.S4
+	VFMLA V3.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $12, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VLD1 (R5), [V0.S4]
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.S4], 16(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $4, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	FMOVS (R5), F0
+	WORD $0x4e30f408 // fmax v8.4s, v0.4s, v16.4s
+	WORD $0x4e30e400 // fcmeq v0.4s, v0.4s, v16.4s
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVS.P F8, 4(R5)
+	WORD $0x6ea1d900 // frsqrte v0.4s, v8.4s
+	WORD $0x6e20dc10 // fmul v16.4s, v0.4s, v0.4s
+	WORD $0x4eb0fd10 // frsqrts v16.4s, v8.4s, v16.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e20dd10 // fmul v16.4s, v8.4s, v0.4s
+	WORD $0x6ea8e7e8 // fcmgt v8.4s, v31.4s, v8.4s
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e3edc00 // fmul v0.4s, v0.4s, v30.4s
+	VMOV V30.B16, V8.B16
+	VFMLS V0.S4, V16.S4, V8.S4
+	VFMLA V8.S4, V16.S4, V16.S4
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x4ea1d900 // frecpe v0.4s, v8.4s
+	WORD $0x4e20fd10 // frecps v16.4s, v8.4s, v0.4s
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	VMOV V29.B16, V16.B16
+	VFMLS V0.S4, V8.S4, V16.S4
+	VFMLA V16.S4, V0.S4, V0.S4
+	WORD $0x6e20dd80 // fmul v0.4s, v12.4s, v0.4s
+	VFMLA V0.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func lionF32NEON(c *[16][16]float32, p, grad, m *float32, n, mode int)
@@ -6272,12 +11590,13 @@ TEXT ·rmspropF32NEON(SB), NOSPLIT, $0-64
 	MOVD mode+56(FP), R7
 	FMOVQ 0(R0), F20 // gs
 	FMOVQ 64(R0), F21 // wd
-	FMOVQ 256(R0), F22 // c2
-	FMOVQ 320(R0), F23 // beta2
-	FMOVQ 448(R0), F24 // eps
-	FMOVQ 576(R0), F25 // neglr
-	FMOVQ 640(R0), F26 // mu
-	AND $7, R7, R7
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 320(R0), F24 // beta2
+	FMOVQ 448(R0), F25 // eps
+	FMOVQ 576(R0), F26 // neglr
+	FMOVQ 640(R0), F27 // mu
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -6292,7 +11611,23 @@ TEXT ·rmspropF32NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v7
+	CMP $7, R7
+	BEQ v7
+	CMP $8, R7
+	BEQ v0
+	CMP $9, R7
+	BEQ v1
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v11
+	CMP $12, R7
+	BEQ v4
+	CMP $13, R7
+	BEQ v5
+	CMP $14, R7
+	BEQ v14
+	B v15
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -6303,15 +11638,15 @@ v0loop4:
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
 	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -6321,18 +11656,18 @@ v0loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v0loop4
@@ -6343,15 +11678,15 @@ v0loop1:
 	VLD1.P 16(R2), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v0loop1
@@ -6362,15 +11697,15 @@ v0loop0:
 	FMOVS.P 4(R2), F0
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v0loop0
@@ -6390,15 +11725,15 @@ v1loop4:
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -6408,18 +11743,18 @@ v1loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v1loop4
@@ -6431,15 +11766,15 @@ v1loop1:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v1loop1
@@ -6451,15 +11786,15 @@ v1loop0:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v1loop0
@@ -6475,15 +11810,15 @@ v2loop4:
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
 	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -6511,18 +11846,18 @@ v2loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v2loop4
@@ -6533,9 +11868,9 @@ v2loop1:
 	VLD1.P 16(R2), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	VLD1 (R5), [V8.S4]
@@ -6545,9 +11880,9 @@ v2loop1:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v2loop1
@@ -6558,9 +11893,9 @@ v2loop0:
 	FMOVS.P 4(R2), F0
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	FMOVS (R5), F8
@@ -6570,9 +11905,9 @@ v2loop0:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v2loop0
@@ -6592,15 +11927,15 @@ v3loop4:
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -6628,18 +11963,18 @@ v3loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v3loop4
@@ -6651,9 +11986,9 @@ v3loop1:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	VLD1 (R5), [V8.S4]
@@ -6663,9 +11998,9 @@ v3loop1:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v3loop1
@@ -6677,9 +12012,9 @@ v3loop0:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	FMOVS (R5), F8
@@ -6689,9 +12024,9 @@ v3loop0:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v3loop0
@@ -6707,15 +12042,15 @@ v4loop4:
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
 	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -6725,24 +12060,24 @@ v4loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V8.S4, V26.S4, V0.S4
-	VFMLA V9.S4, V26.S4, V1.S4
-	VFMLA V10.S4, V26.S4, V2.S4
-	VFMLA V11.S4, V26.S4, V3.S4
+	VFMLA V8.S4, V27.S4, V0.S4
+	VFMLA V9.S4, V27.S4, V1.S4
+	VFMLA V10.S4, V27.S4, V2.S4
+	VFMLA V11.S4, V27.S4, V3.S4
 	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v4loop4
@@ -6753,18 +12088,18 @@ v4loop1:
 	VLD1.P 16(R2), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	VLD1 (R4), [V8.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	VST1.P [V0.S4], 16(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v4loop1
@@ -6775,18 +12110,18 @@ v4loop0:
 	FMOVS.P 4(R2), F0
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	FMOVS (R4), F8
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v4loop0
@@ -6806,15 +12141,15 @@ v5loop4:
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -6824,24 +12159,24 @@ v5loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V8.S4, V26.S4, V0.S4
-	VFMLA V9.S4, V26.S4, V1.S4
-	VFMLA V10.S4, V26.S4, V2.S4
-	VFMLA V11.S4, V26.S4, V3.S4
+	VFMLA V8.S4, V27.S4, V0.S4
+	VFMLA V9.S4, V27.S4, V1.S4
+	VFMLA V10.S4, V27.S4, V2.S4
+	VFMLA V11.S4, V27.S4, V3.S4
 	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v5loop4
@@ -6853,18 +12188,18 @@ v5loop1:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	VLD1 (R4), [V8.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	VST1.P [V0.S4], 16(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v5loop1
@@ -6876,18 +12211,18 @@ v5loop0:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	FMOVS (R4), F8
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v5loop0
@@ -6903,15 +12238,15 @@ v6loop4:
 	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
 	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
 	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -6939,24 +12274,24 @@ v6loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V8.S4, V26.S4, V0.S4
-	VFMLA V9.S4, V26.S4, V1.S4
-	VFMLA V10.S4, V26.S4, V2.S4
-	VFMLA V11.S4, V26.S4, V3.S4
+	VFMLA V8.S4, V27.S4, V0.S4
+	VFMLA V9.S4, V27.S4, V1.S4
+	VFMLA V10.S4, V27.S4, V2.S4
+	VFMLA V11.S4, V27.S4, V3.S4
 	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v6loop4
@@ -6967,9 +12302,9 @@ v6loop1:
 	VLD1.P 16(R2), [V0.S4]
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	VLD1 (R5), [V8.S4]
@@ -6979,12 +12314,12 @@ v6loop1:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	VLD1 (R4), [V8.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	VST1.P [V0.S4], 16(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v6loop1
@@ -6995,9 +12330,9 @@ v6loop0:
 	FMOVS.P 4(R2), F0
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	FMOVS (R5), F8
@@ -7007,12 +12342,12 @@ v6loop0:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	FMOVS (R4), F8
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v6loop0
@@ -7032,15 +12367,15 @@ v7loop4:
 	VFMLA V5.S4, V21.S4, V1.S4
 	VFMLA V6.S4, V21.S4, V2.S4
 	VFMLA V7.S4, V21.S4, V3.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
-	WORD $0x6e21dec9 // fmul v9.4s, v22.4s, v1.4s
-	WORD $0x6e22deca // fmul v10.4s, v22.4s, v2.4s
-	WORD $0x6e23decb // fmul v11.4s, v22.4s, v3.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
 	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
-	WORD $0x6e2ddeed // fmul v13.4s, v23.4s, v13.4s
-	WORD $0x6e2edeee // fmul v14.4s, v23.4s, v14.4s
-	WORD $0x6e2fdeef // fmul v15.4s, v23.4s, v15.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VFMLA V1.S4, V9.S4, V13.S4
 	VFMLA V2.S4, V10.S4, V14.S4
@@ -7068,24 +12403,24 @@ v7loop4:
 	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
 	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
 	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
-	WORD $0x4e38d5ad // fadd v13.4s, v13.4s, v24.4s
-	WORD $0x4e38d5ce // fadd v14.4s, v14.4s, v24.4s
-	WORD $0x4e38d5ef // fadd v15.4s, v15.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
 	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
 	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
 	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
 	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
-	VFMLA V8.S4, V26.S4, V0.S4
-	VFMLA V9.S4, V26.S4, V1.S4
-	VFMLA V10.S4, V26.S4, V2.S4
-	VFMLA V11.S4, V26.S4, V3.S4
+	VFMLA V8.S4, V27.S4, V0.S4
+	VFMLA V9.S4, V27.S4, V1.S4
+	VFMLA V10.S4, V27.S4, V2.S4
+	VFMLA V11.S4, V27.S4, V3.S4
 	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
-	VFMLA V1.S4, V25.S4, V5.S4
-	VFMLA V2.S4, V25.S4, V6.S4
-	VFMLA V3.S4, V25.S4, V7.S4
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
 	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
 	SUBS $16, R6, R6
 	BGE v7loop4
@@ -7097,9 +12432,9 @@ v7loop1:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	VLD1 (R1), [V4.S4]
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	VLD1 (R3), [V12.S4]
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	VST1.P [V12.S4], 16(R3)
 	VLD1 (R5), [V8.S4]
@@ -7109,12 +12444,12 @@ v7loop1:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	VLD1 (R4), [V8.S4]
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	VST1.P [V0.S4], 16(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	VST1.P [V4.S4], 16(R1)
 	SUBS $4, R6, R6
 	BGE v7loop1
@@ -7126,9 +12461,9 @@ v7loop0:
 	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
 	FMOVS (R1), F4
 	VFMLA V4.S4, V21.S4, V0.S4
-	WORD $0x6e20dec8 // fmul v8.4s, v22.4s, v0.4s
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
 	FMOVS (R3), F12
-	WORD $0x6e2cdeec // fmul v12.4s, v23.4s, v12.4s
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
 	VFMLA V0.S4, V8.S4, V12.S4
 	FMOVS.P F12, 4(R3)
 	FMOVS (R5), F8
@@ -7138,16 +12473,528 @@ v7loop0:
 	WORD $0x6e28dd08 // fmul v8.4s, v8.4s, v8.4s
 	WORD $0x4ea8d58c // fsub v12.4s, v12.4s, v8.4s
 	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
-	WORD $0x4e38d58c // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
 	FMOVS (R4), F8
 	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
-	VFMLA V8.S4, V26.S4, V0.S4
+	VFMLA V8.S4, V27.S4, V0.S4
 	FMOVS.P F0, 4(R4)
-	VFMLA V0.S4, V25.S4, V4.S4
+	VFMLA V0.S4, V26.S4, V4.S4
 	FMOVS.P F4, 4(R1)
 	SUBS $1, R6, R6
 	BNE v7loop0
 v7done:
+	RET
+v10:
+	SUBS $16, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VFMLA V9.S4, V22.S4, V17.S4
+	VFMLA V10.S4, V22.S4, V18.S4
+	VFMLA V11.S4, V22.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x6e31de31 // fmul v17.4s, v17.4s, v17.4s
+	WORD $0x6e32de52 // fmul v18.4s, v18.4s, v18.4s
+	WORD $0x6e33de73 // fmul v19.4s, v19.4s, v19.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x4eb1d5ad // fsub v13.4s, v13.4s, v17.4s
+	WORD $0x4eb2d5ce // fsub v14.4s, v14.4s, v18.4s
+	WORD $0x4eb3d5ef // fsub v15.4s, v15.4s, v19.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $12, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VST1.P [V16.S4], 16(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V26.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $4, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	FMOVS.P F16, 4(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V26.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v11:
+	SUBS $16, R6, R6
+	BLT v11tail1
+v11loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VFMLA V9.S4, V22.S4, V17.S4
+	VFMLA V10.S4, V22.S4, V18.S4
+	VFMLA V11.S4, V22.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x6e31de31 // fmul v17.4s, v17.4s, v17.4s
+	WORD $0x6e32de52 // fmul v18.4s, v18.4s, v18.4s
+	WORD $0x6e33de73 // fmul v19.4s, v19.4s, v19.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x4eb1d5ad // fsub v13.4s, v13.4s, v17.4s
+	WORD $0x4eb2d5ce // fsub v14.4s, v14.4s, v18.4s
+	WORD $0x4eb3d5ef // fsub v15.4s, v15.4s, v19.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v11loop4
+v11tail1:
+	ADDS $12, R6, R6
+	BLT v11tail0
+v11loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VST1.P [V16.S4], 16(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V26.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v11loop1
+v11tail0:
+	ADDS $4, R6, R6
+	BEQ v11done
+v11loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	FMOVS.P F16, 4(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V0.S4, V26.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v11loop0
+v11done:
+	RET
+v14:
+	SUBS $16, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VFMLA V9.S4, V22.S4, V17.S4
+	VFMLA V10.S4, V22.S4, V18.S4
+	VFMLA V11.S4, V22.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x6e31de31 // fmul v17.4s, v17.4s, v17.4s
+	WORD $0x6e32de52 // fmul v18.4s, v18.4s, v18.4s
+	WORD $0x6e33de73 // fmul v19.4s, v19.4s, v19.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x4eb1d5ad // fsub v13.4s, v13.4s, v17.4s
+	WORD $0x4eb2d5ce // fsub v14.4s, v14.4s, v18.4s
+	WORD $0x4eb3d5ef // fsub v15.4s, v15.4s, v19.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V8.S4, V27.S4, V0.S4
+	VFMLA V9.S4, V27.S4, V1.S4
+	VFMLA V10.S4, V27.S4, V2.S4
+	VFMLA V11.S4, V27.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $12, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VST1.P [V16.S4], 16(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V27.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V26.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $4, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	FMOVS.P F16, 4(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	FMOVS (R4), F8
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V27.S4, V0.S4
+	FMOVS.P F0, 4(R4)
+	VFMLA V0.S4, V26.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
+	RET
+v15:
+	SUBS $16, R6, R6
+	BLT v15tail1
+v15loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	WORD $0x6e21dee9 // fmul v9.4s, v23.4s, v1.4s
+	WORD $0x6e22deea // fmul v10.4s, v23.4s, v2.4s
+	WORD $0x6e23deeb // fmul v11.4s, v23.4s, v3.4s
+	VLD1 (R3), [V12.S4, V13.S4, V14.S4, V15.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	WORD $0x6e2ddf0d // fmul v13.4s, v24.4s, v13.4s
+	WORD $0x6e2edf0e // fmul v14.4s, v24.4s, v14.4s
+	WORD $0x6e2fdf0f // fmul v15.4s, v24.4s, v15.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VFMLA V1.S4, V9.S4, V13.S4
+	VFMLA V2.S4, V10.S4, V14.S4
+	VFMLA V3.S4, V11.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R5), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VFMLA V9.S4, V22.S4, V17.S4
+	VFMLA V10.S4, V22.S4, V18.S4
+	VFMLA V11.S4, V22.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x6e31de31 // fmul v17.4s, v17.4s, v17.4s
+	WORD $0x6e32de52 // fmul v18.4s, v18.4s, v18.4s
+	WORD $0x6e33de73 // fmul v19.4s, v19.4s, v19.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x4eb1d5ad // fsub v13.4s, v13.4s, v17.4s
+	WORD $0x4eb2d5ce // fsub v14.4s, v14.4s, v18.4s
+	WORD $0x4eb3d5ef // fsub v15.4s, v15.4s, v19.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6ea1f9ad // fsqrt v13.4s, v13.4s
+	WORD $0x6ea1f9ce // fsqrt v14.4s, v14.4s
+	WORD $0x6ea1f9ef // fsqrt v15.4s, v15.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	WORD $0x4e39d5ad // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4e39d5ce // fadd v14.4s, v14.4s, v25.4s
+	WORD $0x4e39d5ef // fadd v15.4s, v15.4s, v25.4s
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	WORD $0x6e2dfc21 // fdiv v1.4s, v1.4s, v13.4s
+	WORD $0x6e2efc42 // fdiv v2.4s, v2.4s, v14.4s
+	WORD $0x6e2ffc63 // fdiv v3.4s, v3.4s, v15.4s
+	VFMLA V8.S4, V27.S4, V0.S4
+	VFMLA V9.S4, V27.S4, V1.S4
+	VFMLA V10.S4, V27.S4, V2.S4
+	VFMLA V11.S4, V27.S4, V3.S4
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R4)
+	VFMLA V0.S4, V26.S4, V4.S4
+	VFMLA V1.S4, V26.S4, V5.S4
+	VFMLA V2.S4, V26.S4, V6.S4
+	VFMLA V3.S4, V26.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v15loop4
+v15tail1:
+	ADDS $12, R6, R6
+	BLT v15tail0
+v15loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	VLD1 (R3), [V12.S4]
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R5), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	VST1.P [V16.S4], 16(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V27.S4, V0.S4
+	VST1.P [V0.S4], 16(R4)
+	VFMLA V0.S4, V26.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v15loop1
+v15tail0:
+	ADDS $4, R6, R6
+	BEQ v15done
+v15loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	WORD $0x6e20dee8 // fmul v8.4s, v23.4s, v0.4s
+	FMOVS (R3), F12
+	WORD $0x6e2cdf0c // fmul v12.4s, v24.4s, v12.4s
+	VFMLA V0.S4, V8.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R5), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V16.B16
+	VFMLA V8.S4, V22.S4, V16.S4
+	FMOVS.P F16, 4(R5)
+	WORD $0x6e30de10 // fmul v16.4s, v16.4s, v16.4s
+	WORD $0x4eb0d58c // fsub v12.4s, v12.4s, v16.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x4e39d58c // fadd v12.4s, v12.4s, v25.4s
+	FMOVS (R4), F8
+	WORD $0x6e2cfc00 // fdiv v0.4s, v0.4s, v12.4s
+	VFMLA V8.S4, V27.S4, V0.S4
+	FMOVS.P F0, 4(R4)
+	VFMLA V0.S4, V26.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v15loop0
+v15done:
 	RET
 
 // func adamaxF32NEON(c *[16][16]float32, p, grad, m, u *float32, n, mode int)
@@ -7166,10 +13013,14 @@ TEXT ·adamaxF32NEON(SB), NOSPLIT, $0-56
 	FMOVQ 448(R0), F24 // eps
 	FMOVQ 512(R0), F25 // nega
 	FMOVQ 896(R0), F26 // negzero
-	AND $1, R7, R7
+	AND $3, R7, R7
 	CMP $0, R7
 	BEQ v0
-	B v1
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v3
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -7389,6 +13240,238 @@ v1loop0:
 	SUBS $1, R6, R6
 	BNE v1loop0
 v1done:
+	RET
+v2:
+	SUBS $16, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V22.S4, V12.S4
+	VFMLA V9.S4, V22.S4, V13.S4
+	VFMLA V10.S4, V22.S4, V14.S4
+	VFMLA V11.S4, V22.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x6e29dee9 // fmul v9.4s, v23.4s, v9.4s
+	WORD $0x6e2adeea // fmul v10.4s, v23.4s, v10.4s
+	WORD $0x6e2bdeeb // fmul v11.4s, v23.4s, v11.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e38d421 // fadd v1.4s, v1.4s, v24.4s
+	WORD $0x4e38d442 // fadd v2.4s, v2.4s, v24.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x4e20f510 // fmax v16.4s, v8.4s, v0.4s
+	WORD $0x4e21f531 // fmax v17.4s, v9.4s, v1.4s
+	WORD $0x4e22f552 // fmax v18.4s, v10.4s, v2.4s
+	WORD $0x4e23f573 // fmax v19.4s, v11.4s, v3.4s
+	WORD $0x4e20e508 // fcmeq v8.4s, v8.4s, v0.4s
+	WORD $0x4e21e529 // fcmeq v9.4s, v9.4s, v1.4s
+	WORD $0x4e22e54a // fcmeq v10.4s, v10.4s, v2.4s
+	WORD $0x4e23e56b // fcmeq v11.4s, v11.4s, v3.4s
+	VBIT V8.B16, V0.B16, V16.B16
+	VBIT V9.B16, V1.B16, V17.B16
+	VBIT V10.B16, V2.B16, V18.B16
+	VBIT V11.B16, V3.B16, V19.B16
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	WORD $0x6e31fdad // fdiv v13.4s, v13.4s, v17.4s
+	WORD $0x6e32fdce // fdiv v14.4s, v14.4s, v18.4s
+	WORD $0x6e33fdef // fdiv v15.4s, v15.4s, v19.4s
+	VFMLA V12.S4, V25.S4, V4.S4
+	VFMLA V13.S4, V25.S4, V5.S4
+	VFMLA V14.S4, V25.S4, V6.S4
+	VFMLA V15.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $12, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V22.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f510 // fmax v16.4s, v8.4s, v0.4s
+	WORD $0x4e20e508 // fcmeq v8.4s, v8.4s, v0.4s
+	VBIT V8.B16, V0.B16, V16.B16
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $4, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V22.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R4), F8
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f510 // fmax v16.4s, v8.4s, v0.4s
+	WORD $0x4e20e508 // fcmeq v8.4s, v8.4s, v0.4s
+	VBIT V8.B16, V0.B16, V16.B16
+	FMOVS.P F16, 4(R4)
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v3:
+	SUBS $16, R6, R6
+	BLT v3tail1
+v3loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V22.S4, V12.S4
+	VFMLA V9.S4, V22.S4, V13.S4
+	VFMLA V10.S4, V22.S4, V14.S4
+	VFMLA V11.S4, V22.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x6e29dee9 // fmul v9.4s, v23.4s, v9.4s
+	WORD $0x6e2adeea // fmul v10.4s, v23.4s, v10.4s
+	WORD $0x6e2bdeeb // fmul v11.4s, v23.4s, v11.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e38d421 // fadd v1.4s, v1.4s, v24.4s
+	WORD $0x4e38d442 // fadd v2.4s, v2.4s, v24.4s
+	WORD $0x4e38d463 // fadd v3.4s, v3.4s, v24.4s
+	WORD $0x4e20f510 // fmax v16.4s, v8.4s, v0.4s
+	WORD $0x4e21f531 // fmax v17.4s, v9.4s, v1.4s
+	WORD $0x4e22f552 // fmax v18.4s, v10.4s, v2.4s
+	WORD $0x4e23f573 // fmax v19.4s, v11.4s, v3.4s
+	WORD $0x4e20e508 // fcmeq v8.4s, v8.4s, v0.4s
+	WORD $0x4e21e529 // fcmeq v9.4s, v9.4s, v1.4s
+	WORD $0x4e22e54a // fcmeq v10.4s, v10.4s, v2.4s
+	WORD $0x4e23e56b // fcmeq v11.4s, v11.4s, v3.4s
+	VBIT V8.B16, V0.B16, V16.B16
+	VBIT V9.B16, V1.B16, V17.B16
+	VBIT V10.B16, V2.B16, V18.B16
+	VBIT V11.B16, V3.B16, V19.B16
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	WORD $0x6e31fdad // fdiv v13.4s, v13.4s, v17.4s
+	WORD $0x6e32fdce // fdiv v14.4s, v14.4s, v18.4s
+	WORD $0x6e33fdef // fdiv v15.4s, v15.4s, v19.4s
+	VFMLA V12.S4, V25.S4, V4.S4
+	VFMLA V13.S4, V25.S4, V5.S4
+	VFMLA V14.S4, V25.S4, V6.S4
+	VFMLA V15.S4, V25.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v3loop4
+v3tail1:
+	ADDS $12, R6, R6
+	BLT v3tail0
+v3loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V22.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	VLD1 (R4), [V8.S4]
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f510 // fmax v16.4s, v8.4s, v0.4s
+	WORD $0x4e20e508 // fcmeq v8.4s, v8.4s, v0.4s
+	VBIT V8.B16, V0.B16, V16.B16
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V25.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v3loop1
+v3tail0:
+	ADDS $4, R6, R6
+	BEQ v3done
+v3loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V22.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	FMOVS (R4), F8
+	WORD $0x6e28dee8 // fmul v8.4s, v23.4s, v8.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f510 // fmax v16.4s, v8.4s, v0.4s
+	WORD $0x4e20e508 // fcmeq v8.4s, v8.4s, v0.4s
+	VBIT V8.B16, V0.B16, V16.B16
+	FMOVS.P F16, 4(R4)
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V25.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v3loop0
+v3done:
 	RET
 
 // func adadeltaF32NEON(c *[16][16]float32, p, grad, sq, acc *float32, n, mode int)
@@ -7686,14 +13769,22 @@ TEXT ·nadamF32NEON(SB), NOSPLIT, $0-56
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
 	FMOVQ 576(R0), F29 // neglr
-	AND $3, R7, R7
+	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
 	BEQ v1
 	CMP $2, R7
 	BEQ v2
-	B v0
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -8063,6 +14154,393 @@ v2loop0:
 	BNE v2loop0
 v2done:
 	RET
+v4:
+	SUBS $16, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	VFMLA V26.S4, V19.S4, V11.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	WORD $0x6e29fc21 // fdiv v1.4s, v1.4s, v9.4s
+	WORD $0x6e2afc42 // fdiv v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bfc63 // fdiv v3.4s, v3.4s, v11.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	WORD $0x6e29fdad // fdiv v13.4s, v13.4s, v9.4s
+	WORD $0x6e2afdce // fdiv v14.4s, v14.4s, v10.4s
+	WORD $0x6e2bfdef // fdiv v15.4s, v15.4s, v11.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $12, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $4, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $16, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	VFMLA V26.S4, V19.S4, V11.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	WORD $0x6e29fc21 // fdiv v1.4s, v1.4s, v9.4s
+	WORD $0x6e2afc42 // fdiv v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bfc63 // fdiv v3.4s, v3.4s, v11.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	WORD $0x6e29fdad // fdiv v13.4s, v13.4s, v9.4s
+	WORD $0x6e2afdce // fdiv v14.4s, v14.4s, v10.4s
+	WORD $0x6e2bfdef // fdiv v15.4s, v15.4s, v11.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $12, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $4, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $16, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	VFMLA V26.S4, V17.S4, V9.S4
+	VFMLA V26.S4, V18.S4, V10.S4
+	VFMLA V26.S4, V19.S4, V11.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	WORD $0x6e29fc21 // fdiv v1.4s, v1.4s, v9.4s
+	WORD $0x6e2afc42 // fdiv v2.4s, v2.4s, v10.4s
+	WORD $0x6e2bfc63 // fdiv v3.4s, v3.4s, v11.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	VFMLA V1.S4, V29.S4, V5.S4
+	VFMLA V2.S4, V29.S4, V6.S4
+	VFMLA V3.S4, V29.S4, V7.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	WORD $0x6e29fdad // fdiv v13.4s, v13.4s, v9.4s
+	WORD $0x6e2afdce // fdiv v14.4s, v14.4s, v10.4s
+	WORD $0x6e2bfdef // fdiv v15.4s, v15.4s, v11.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VFMLA V13.S4, V28.S4, V5.S4
+	VFMLA V14.S4, V28.S4, V6.S4
+	VFMLA V15.S4, V28.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $12, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $4, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	VMOV V27.B16, V8.B16
+	VFMLA V26.S4, V16.S4, V8.S4
+	WORD $0x6e28fc00 // fdiv v0.4s, v0.4s, v8.4s
+	VFMLA V0.S4, V29.S4, V4.S4
+	WORD $0x6e28fd8c // fdiv v12.4s, v12.4s, v8.4s
+	VFMLA V12.S4, V28.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
 
 // func radamF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int)
 TEXT ·radamF32NEON(SB), NOSPLIT, $0-56
@@ -8081,7 +14559,7 @@ TEXT ·radamF32NEON(SB), NOSPLIT, $0-56
 	FMOVQ 320(R0), F25 // beta2
 	FMOVQ 448(R0), F26 // eps
 	FMOVQ 512(R0), F27 // nega
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -8096,7 +14574,23 @@ TEXT ·radamF32NEON(SB), NOSPLIT, $0-56
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $16, R6, R6
 	BLT v0tail1
@@ -8672,6 +15166,618 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $16, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	VFMLA V13.S4, V27.S4, V5.S4
+	VFMLA V14.S4, V27.S4, V6.S4
+	VFMLA V15.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $12, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $4, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $16, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	VFMLA V13.S4, V27.S4, V5.S4
+	VFMLA V14.S4, V27.S4, V6.S4
+	VFMLA V15.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $12, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $4, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $16, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	VFMLA V13.S4, V27.S4, V5.S4
+	VFMLA V14.S4, V27.S4, V6.S4
+	VFMLA V15.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $12, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $4, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	VFMLA V12.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $16, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	WORD $0x6e31fdad // fdiv v13.4s, v13.4s, v17.4s
+	WORD $0x6e32fdce // fdiv v14.4s, v14.4s, v18.4s
+	WORD $0x6e33fdef // fdiv v15.4s, v15.4s, v19.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	VFMLA V13.S4, V27.S4, V5.S4
+	VFMLA V14.S4, V27.S4, V6.S4
+	VFMLA V15.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $12, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $4, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $16, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VFMLA V5.S4, V21.S4, V1.S4
+	VFMLA V6.S4, V21.S4, V2.S4
+	VFMLA V7.S4, V21.S4, V3.S4
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	WORD $0x6e31fdad // fdiv v13.4s, v13.4s, v17.4s
+	WORD $0x6e32fdce // fdiv v14.4s, v14.4s, v18.4s
+	WORD $0x6e33fdef // fdiv v15.4s, v15.4s, v19.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	VFMLA V13.S4, V27.S4, V5.S4
+	VFMLA V14.S4, V27.S4, V6.S4
+	VFMLA V15.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $12, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	VFMLA V4.S4, V21.S4, V0.S4
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $4, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	VFMLA V4.S4, V21.S4, V0.S4
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $16, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	WORD $0x6e34dc21 // fmul v1.4s, v1.4s, v20.4s
+	WORD $0x6e34dc42 // fmul v2.4s, v2.4s, v20.4s
+	WORD $0x6e34dc63 // fmul v3.4s, v3.4s, v20.4s
+	VLD1 (R1), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	WORD $0x6e36dca5 // fmul v5.4s, v5.4s, v22.4s
+	WORD $0x6e36dcc6 // fmul v6.4s, v6.4s, v22.4s
+	WORD $0x6e36dce7 // fmul v7.4s, v7.4s, v22.4s
+	VLD1 (R3), [V8.S4, V9.S4, V10.S4, V11.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	WORD $0x4ea9d429 // fsub v9.4s, v1.4s, v9.4s
+	WORD $0x4eaad44a // fsub v10.4s, v2.4s, v10.4s
+	WORD $0x4eabd46b // fsub v11.4s, v3.4s, v11.4s
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VFMLA V9.S4, V23.S4, V13.S4
+	VFMLA V10.S4, V23.S4, V14.S4
+	VFMLA V11.S4, V23.S4, V15.S4
+	VST1.P [V12.S4, V13.S4, V14.S4, V15.S4], 64(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	WORD $0x6e21df09 // fmul v9.4s, v24.4s, v1.4s
+	WORD $0x6e22df0a // fmul v10.4s, v24.4s, v2.4s
+	WORD $0x6e23df0b // fmul v11.4s, v24.4s, v3.4s
+	VLD1 (R4), [V16.S4, V17.S4, V18.S4, V19.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	WORD $0x6e31df31 // fmul v17.4s, v25.4s, v17.4s
+	WORD $0x6e32df32 // fmul v18.4s, v25.4s, v18.4s
+	WORD $0x6e33df33 // fmul v19.4s, v25.4s, v19.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VFMLA V1.S4, V9.S4, V17.S4
+	VFMLA V2.S4, V10.S4, V18.S4
+	VFMLA V3.S4, V11.S4, V19.S4
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x6ea1fa31 // fsqrt v17.4s, v17.4s
+	WORD $0x6ea1fa52 // fsqrt v18.4s, v18.4s
+	WORD $0x6ea1fa73 // fsqrt v19.4s, v19.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x4e3ad631 // fadd v17.4s, v17.4s, v26.4s
+	WORD $0x4e3ad652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4e3ad673 // fadd v19.4s, v19.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	WORD $0x6e31fdad // fdiv v13.4s, v13.4s, v17.4s
+	WORD $0x6e32fdce // fdiv v14.4s, v14.4s, v18.4s
+	WORD $0x6e33fdef // fdiv v15.4s, v15.4s, v19.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	VFMLA V13.S4, V27.S4, V5.S4
+	VFMLA V14.S4, V27.S4, V6.S4
+	VFMLA V15.S4, V27.S4, V7.S4
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R1)
+	SUBS $16, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $12, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V4.S4]
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	VLD1 (R3), [V8.S4]
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	VST1.P [V12.S4], 16(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	VLD1 (R4), [V16.S4]
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	VST1.P [V16.S4], 16(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	VST1.P [V4.S4], 16(R1)
+	SUBS $4, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $4, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVS.P 4(R2), F0
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	FMOVS (R1), F4
+	WORD $0x6e36dc84 // fmul v4.4s, v4.4s, v22.4s
+	FMOVS (R3), F8
+	WORD $0x4ea8d408 // fsub v8.4s, v0.4s, v8.4s
+	VMOV V0.B16, V12.B16
+	VFMLA V8.S4, V23.S4, V12.S4
+	FMOVS.P F12, 4(R3)
+	WORD $0x6e20df08 // fmul v8.4s, v24.4s, v0.4s
+	FMOVS (R4), F16
+	WORD $0x6e30df30 // fmul v16.4s, v25.4s, v16.4s
+	VFMLA V0.S4, V8.S4, V16.S4
+	FMOVS.P F16, 4(R4)
+	WORD $0x6ea1fa10 // fsqrt v16.4s, v16.4s
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	WORD $0x6e30fd8c // fdiv v12.4s, v12.4s, v16.4s
+	VFMLA V12.S4, V27.S4, V4.S4
+	FMOVS.P F4, 4(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func lambMomentsF32NEON(c *[16][16]float32, p, grad, m, v *float32, n, mode int) (pp, rr float64)
@@ -16443,7 +23549,7 @@ TEXT ·adamF64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 384(R0), F26 // ib2
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -16458,7 +23564,23 @@ TEXT ·adamF64NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -17196,6 +24318,780 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $8, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	VFMLA V26.D2, V19.D2, V3.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	WORD $0x6e63fdef // fdiv v15.2d, v15.2d, v3.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $6, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $2, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $8, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	VFMLA V26.D2, V19.D2, V3.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	WORD $0x6e63fdef // fdiv v15.2d, v15.2d, v3.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $6, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $2, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $8, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	VFMLA V26.D2, V19.D2, V3.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	WORD $0x6e63fdef // fdiv v15.2d, v15.2d, v3.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $6, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $2, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $8, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e73f46b // fmax v11.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	WORD $0x6ee1f96b // fsqrt v11.2d, v11.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	VFMLA V26.D2, V10.D2, V2.D2
+	VFMLA V26.D2, V11.D2, V3.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	WORD $0x6e63fdef // fdiv v15.2d, v15.2d, v3.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $6, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $2, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $8, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e73f46b // fmax v11.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	WORD $0x6ee1f96b // fsqrt v11.2d, v11.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	VFMLA V26.D2, V10.D2, V2.D2
+	VFMLA V26.D2, V11.D2, V3.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	WORD $0x6e63fdef // fdiv v15.2d, v15.2d, v3.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $6, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $2, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $8, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e73f46b // fmax v11.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	WORD $0x6ee1f96b // fsqrt v11.2d, v11.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VMOV V27.B16, V3.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	VFMLA V26.D2, V10.D2, V2.D2
+	VFMLA V26.D2, V11.D2, V3.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	WORD $0x6e63fdef // fdiv v15.2d, v15.2d, v3.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $6, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $2, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast1of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
@@ -17220,7 +25116,7 @@ TEXT ·adamFast1of4F64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -17235,7 +25131,23 @@ TEXT ·adamFast1of4F64NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -18123,6 +26035,930 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $8, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $6, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $2, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $8, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $6, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $2, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $8, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	VFMLA V26.D2, V18.D2, V2.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $6, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $2, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $8, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	VFMLA V26.D2, V10.D2, V2.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $6, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $2, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $8, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	VFMLA V26.D2, V10.D2, V2.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $6, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $2, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $8, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	WORD $0x6ee1f94a // fsqrt v10.2d, v10.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VMOV V27.B16, V2.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	VFMLA V26.D2, V10.D2, V2.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	WORD $0x6e62fdce // fdiv v14.2d, v14.2d, v2.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $8, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $6, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $2, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast2of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
@@ -18147,7 +26983,7 @@ TEXT ·adamFast2of4F64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -18162,7 +26998,23 @@ TEXT ·adamFast2of4F64NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -19152,6 +28004,1032 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $8, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $6, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $2, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $8, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $6, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $2, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $8, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	VFMLA V26.D2, V17.D2, V1.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $6, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $2, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $8, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.D2, V9.D2], 32(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.D2, V9.D2], 32(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $6, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $2, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $8, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.D2, V9.D2], 32(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.D2, V9.D2], 32(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $6, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $2, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $8, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.D2, V9.D2], 32(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	WORD $0x6ee1f929 // fsqrt v9.2d, v9.2d
+	VMOV V27.B16, V0.B16
+	VMOV V27.B16, V1.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	VFMLA V26.D2, V9.D2, V1.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	WORD $0x6e61fdad // fdiv v13.2d, v13.2d, v1.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	VLD1.P 32(R2), [V0.D2, V1.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VST1.P [V12.D2, V13.D2], 32(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	VLD1 (R4), [V16.D2, V17.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VST1.P [V16.D2, V17.D2], 32(R4)
+	VLD1 (R5), [V0.D2, V1.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VST1.P [V8.D2, V9.D2], 32(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VST1.P [V4.D2, V5.D2], 32(R1)
+	SUBS $8, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $6, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $2, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast3of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
@@ -19176,7 +29054,7 @@ TEXT ·adamFast3of4F64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -19191,7 +29069,23 @@ TEXT ·adamFast3of4F64NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -20283,6 +30177,1134 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $8, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4a // fmul v10.2d, v2.2d, v2.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x4eeafe4a // frsqrts v10.2d, v18.2d, v10.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6e62de4a // fmul v10.2d, v18.2d, v2.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VFMLA V18.D2, V10.D2, V10.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	VFMLA V26.D2, V10.D2, V18.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4a // frecps v10.2d, v18.2d, v2.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	VFMLA V10.D2, V2.D2, V2.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $6, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $2, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $8, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4a // fmul v10.2d, v2.2d, v2.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x4eeafe4a // frsqrts v10.2d, v18.2d, v10.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6e62de4a // fmul v10.2d, v18.2d, v2.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VFMLA V18.D2, V10.D2, V10.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	VFMLA V26.D2, V10.D2, V18.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4a // frecps v10.2d, v18.2d, v2.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	VFMLA V10.D2, V2.D2, V2.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $6, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $2, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $8, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4a // fmul v10.2d, v2.2d, v2.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x4eeafe4a // frsqrts v10.2d, v18.2d, v10.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6e62de4a // fmul v10.2d, v18.2d, v2.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VFMLA V18.D2, V10.D2, V10.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	VFMLA V26.D2, V10.D2, V18.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4a // frecps v10.2d, v18.2d, v2.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	VFMLA V10.D2, V2.D2, V2.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $6, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $2, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V16.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $8, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6ee1d942 // frsqrte v2.2d, v10.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x4ef2fd52 // frsqrts v18.2d, v10.2d, v18.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6e62dd52 // fmul v18.2d, v10.2d, v2.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x6eeae7ea // fcmgt v10.2d, v31.2d, v10.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VFMLA V10.D2, V18.D2, V18.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4ee1d942 // frecpe v2.2d, v10.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x4e62fd52 // frecps v18.2d, v10.2d, v2.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $6, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $2, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $8, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6ee1d942 // frsqrte v2.2d, v10.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x4ef2fd52 // frsqrts v18.2d, v10.2d, v18.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6e62dd52 // fmul v18.2d, v10.2d, v2.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x6eeae7ea // fcmgt v10.2d, v31.2d, v10.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VFMLA V10.D2, V18.D2, V18.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4ee1d942 // frecpe v2.2d, v10.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x4e62fd52 // frecps v18.2d, v10.2d, v2.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $6, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $2, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $8, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	VLD1.P 48(R2), [V0.D2, V1.D2, V2.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VST1.P [V12.D2, V13.D2, V14.D2], 48(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VST1.P [V16.D2, V17.D2, V18.D2], 48(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VST1.P [V8.D2, V9.D2, V10.D2], 48(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6ee1d942 // frsqrte v2.2d, v10.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x4ef2fd52 // frsqrts v18.2d, v10.2d, v18.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6e62dd52 // fmul v18.2d, v10.2d, v2.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x6eeae7ea // fcmgt v10.2d, v31.2d, v10.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VFMLA V10.D2, V18.D2, V18.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4ee1d942 // frecpe v2.2d, v10.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x4e62fd52 // frecps v18.2d, v10.2d, v2.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VST1.P [V4.D2, V5.D2, V6.D2], 48(R1)
+	SUBS $8, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $6, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $2, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1f908 // fsqrt v8.2d, v8.2d
+	VMOV V27.B16, V0.B16
+	VFMLA V26.D2, V8.D2, V0.D2
+	WORD $0x6e60fd8c // fdiv v12.2d, v12.2d, v0.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func adamFast4of4F64NEON(c *[16][8]float64, p, grad, m, v, vmax *float64, n, mode int)
@@ -20307,7 +31329,7 @@ TEXT ·adamFast4of4F64NEON(SB), NOSPLIT, $0-64
 	FMOVQ 768(R0), F29 // one
 	FMOVQ 832(R0), F30 // half
 	FMOVQ 960(R0), F31 // tiny
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -20322,7 +31344,23 @@ TEXT ·adamFast4of4F64NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -21672,6 +32710,1392 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $8, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4a // fmul v10.2d, v2.2d, v2.2d
+	WORD $0x6e63dc6b // fmul v11.2d, v3.2d, v3.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x4eeafe4a // frsqrts v10.2d, v18.2d, v10.2d
+	WORD $0x4eebfe6b // frsqrts v11.2d, v19.2d, v11.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bdc63 // fmul v3.2d, v3.2d, v11.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6e62de4a // fmul v10.2d, v18.2d, v2.2d
+	WORD $0x6e63de6b // fmul v11.2d, v19.2d, v3.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e731d6b // bic v11.16b, v11.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLS V3.D2, V11.D2, V19.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VFMLA V18.D2, V10.D2, V10.D2
+	VFMLA V19.D2, V11.D2, V11.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	VFMLA V26.D2, V10.D2, V18.D2
+	VFMLA V26.D2, V11.D2, V19.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4a // frecps v10.2d, v18.2d, v2.2d
+	WORD $0x4e63fe6b // frecps v11.2d, v19.2d, v3.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bdc63 // fmul v3.2d, v3.2d, v11.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VMOV V29.B16, V11.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLS V3.D2, V19.D2, V11.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	VFMLA V10.D2, V2.D2, V2.D2
+	VFMLA V11.D2, V3.D2, V3.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	WORD $0x6e63dde3 // fmul v3.2d, v15.2d, v3.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VFMLA V3.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $6, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $2, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $8, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4a // fmul v10.2d, v2.2d, v2.2d
+	WORD $0x6e63dc6b // fmul v11.2d, v3.2d, v3.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x4eeafe4a // frsqrts v10.2d, v18.2d, v10.2d
+	WORD $0x4eebfe6b // frsqrts v11.2d, v19.2d, v11.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bdc63 // fmul v3.2d, v3.2d, v11.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6e62de4a // fmul v10.2d, v18.2d, v2.2d
+	WORD $0x6e63de6b // fmul v11.2d, v19.2d, v3.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e731d6b // bic v11.16b, v11.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLS V3.D2, V11.D2, V19.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VFMLA V18.D2, V10.D2, V10.D2
+	VFMLA V19.D2, V11.D2, V11.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	VFMLA V26.D2, V10.D2, V18.D2
+	VFMLA V26.D2, V11.D2, V19.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4a // frecps v10.2d, v18.2d, v2.2d
+	WORD $0x4e63fe6b // frecps v11.2d, v19.2d, v3.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bdc63 // fmul v3.2d, v3.2d, v11.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VMOV V29.B16, V11.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLS V3.D2, V19.D2, V11.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	VFMLA V10.D2, V2.D2, V2.D2
+	VFMLA V11.D2, V3.D2, V3.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	WORD $0x6e63dde3 // fmul v3.2d, v15.2d, v3.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VFMLA V3.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $6, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $2, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $8, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6ee1da21 // frsqrte v1.2d, v17.2d
+	WORD $0x6ee1da42 // frsqrte v2.2d, v18.2d
+	WORD $0x6ee1da63 // frsqrte v3.2d, v19.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x6e61dc29 // fmul v9.2d, v1.2d, v1.2d
+	WORD $0x6e62dc4a // fmul v10.2d, v2.2d, v2.2d
+	WORD $0x6e63dc6b // fmul v11.2d, v3.2d, v3.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x4ee9fe29 // frsqrts v9.2d, v17.2d, v9.2d
+	WORD $0x4eeafe4a // frsqrts v10.2d, v18.2d, v10.2d
+	WORD $0x4eebfe6b // frsqrts v11.2d, v19.2d, v11.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bdc63 // fmul v3.2d, v3.2d, v11.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6e61de29 // fmul v9.2d, v17.2d, v1.2d
+	WORD $0x6e62de4a // fmul v10.2d, v18.2d, v2.2d
+	WORD $0x6e63de6b // fmul v11.2d, v19.2d, v3.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x6ef1e7f1 // fcmgt v17.2d, v31.2d, v17.2d
+	WORD $0x6ef2e7f2 // fcmgt v18.2d, v31.2d, v18.2d
+	WORD $0x6ef3e7f3 // fcmgt v19.2d, v31.2d, v19.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e711d29 // bic v9.16b, v9.16b, v17.16b
+	WORD $0x4e721d4a // bic v10.16b, v10.16b, v18.16b
+	WORD $0x4e731d6b // bic v11.16b, v11.16b, v19.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x4e711c21 // bic v1.16b, v1.16b, v17.16b
+	WORD $0x4e721c42 // bic v2.16b, v2.16b, v18.16b
+	WORD $0x4e731c63 // bic v3.16b, v3.16b, v19.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VMOV V30.B16, V17.B16
+	VMOV V30.B16, V18.B16
+	VMOV V30.B16, V19.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLS V3.D2, V11.D2, V19.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VFMLA V17.D2, V9.D2, V9.D2
+	VFMLA V18.D2, V10.D2, V10.D2
+	VFMLA V19.D2, V11.D2, V11.D2
+	VMOV V27.B16, V16.B16
+	VMOV V27.B16, V17.B16
+	VMOV V27.B16, V18.B16
+	VMOV V27.B16, V19.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	VFMLA V26.D2, V9.D2, V17.D2
+	VFMLA V26.D2, V10.D2, V18.D2
+	VFMLA V26.D2, V11.D2, V19.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4ee1da21 // frecpe v1.2d, v17.2d
+	WORD $0x4ee1da42 // frecpe v2.2d, v18.2d
+	WORD $0x4ee1da63 // frecpe v3.2d, v19.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x4e61fe29 // frecps v9.2d, v17.2d, v1.2d
+	WORD $0x4e62fe4a // frecps v10.2d, v18.2d, v2.2d
+	WORD $0x4e63fe6b // frecps v11.2d, v19.2d, v3.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e69dc21 // fmul v1.2d, v1.2d, v9.2d
+	WORD $0x6e6adc42 // fmul v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bdc63 // fmul v3.2d, v3.2d, v11.2d
+	VMOV V29.B16, V8.B16
+	VMOV V29.B16, V9.B16
+	VMOV V29.B16, V10.B16
+	VMOV V29.B16, V11.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLS V3.D2, V19.D2, V11.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	VFMLA V9.D2, V1.D2, V1.D2
+	VFMLA V10.D2, V2.D2, V2.D2
+	VFMLA V11.D2, V3.D2, V3.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	WORD $0x6e63dde3 // fmul v3.2d, v15.2d, v3.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VFMLA V3.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $6, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $2, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1da00 // frsqrte v0.2d, v16.2d
+	WORD $0x6e60dc08 // fmul v8.2d, v0.2d, v0.2d
+	WORD $0x4ee8fe08 // frsqrts v8.2d, v16.2d, v8.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	WORD $0x6e60de08 // fmul v8.2d, v16.2d, v0.2d
+	WORD $0x6ef0e7f0 // fcmgt v16.2d, v31.2d, v16.2d
+	WORD $0x4e701d08 // bic v8.16b, v8.16b, v16.16b
+	WORD $0x4e701c00 // bic v0.16b, v0.16b, v16.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V8.D2, V8.D2
+	VMOV V27.B16, V16.B16
+	VFMLA V26.D2, V8.D2, V16.D2
+	WORD $0x4ee1da00 // frecpe v0.2d, v16.2d
+	WORD $0x4e60fe08 // frecps v8.2d, v16.2d, v0.2d
+	WORD $0x6e68dc00 // fmul v0.2d, v0.2d, v8.2d
+	VMOV V29.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $8, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e73f46b // fmax v11.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6ee1d942 // frsqrte v2.2d, v10.2d
+	WORD $0x6ee1d963 // frsqrte v3.2d, v11.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x6e63dc73 // fmul v19.2d, v3.2d, v3.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x4ef2fd52 // frsqrts v18.2d, v10.2d, v18.2d
+	WORD $0x4ef3fd73 // frsqrts v19.2d, v11.2d, v19.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6e62dd52 // fmul v18.2d, v10.2d, v2.2d
+	WORD $0x6e63dd73 // fmul v19.2d, v11.2d, v3.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x6eeae7ea // fcmgt v10.2d, v31.2d, v10.2d
+	WORD $0x6eebe7eb // fcmgt v11.2d, v31.2d, v11.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e6b1e73 // bic v19.16b, v19.16b, v11.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x4e6b1c63 // bic v3.16b, v3.16b, v11.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VMOV V30.B16, V11.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLS V3.D2, V19.D2, V11.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VFMLA V10.D2, V18.D2, V18.D2
+	VFMLA V11.D2, V19.D2, V19.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	VFMLA V26.D2, V19.D2, V11.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4ee1d942 // frecpe v2.2d, v10.2d
+	WORD $0x4ee1d963 // frecpe v3.2d, v11.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x4e62fd52 // frecps v18.2d, v10.2d, v2.2d
+	WORD $0x4e63fd73 // frecps v19.2d, v11.2d, v3.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLS V3.D2, V11.D2, V19.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	VFMLA V19.D2, V3.D2, V3.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	WORD $0x6e63dde3 // fmul v3.2d, v15.2d, v3.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VFMLA V3.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $6, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $2, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $8, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e73f46b // fmax v11.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6ee1d942 // frsqrte v2.2d, v10.2d
+	WORD $0x6ee1d963 // frsqrte v3.2d, v11.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x6e63dc73 // fmul v19.2d, v3.2d, v3.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x4ef2fd52 // frsqrts v18.2d, v10.2d, v18.2d
+	WORD $0x4ef3fd73 // frsqrts v19.2d, v11.2d, v19.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6e62dd52 // fmul v18.2d, v10.2d, v2.2d
+	WORD $0x6e63dd73 // fmul v19.2d, v11.2d, v3.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x6eeae7ea // fcmgt v10.2d, v31.2d, v10.2d
+	WORD $0x6eebe7eb // fcmgt v11.2d, v31.2d, v11.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e6b1e73 // bic v19.16b, v19.16b, v11.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x4e6b1c63 // bic v3.16b, v3.16b, v11.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VMOV V30.B16, V11.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLS V3.D2, V19.D2, V11.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VFMLA V10.D2, V18.D2, V18.D2
+	VFMLA V11.D2, V19.D2, V19.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	VFMLA V26.D2, V19.D2, V11.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4ee1d942 // frecpe v2.2d, v10.2d
+	WORD $0x4ee1d963 // frecpe v3.2d, v11.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x4e62fd52 // frecps v18.2d, v10.2d, v2.2d
+	WORD $0x4e63fd73 // frecps v19.2d, v11.2d, v3.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLS V3.D2, V11.D2, V19.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	VFMLA V19.D2, V3.D2, V3.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	WORD $0x6e63dde3 // fmul v3.2d, v15.2d, v3.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VFMLA V3.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $6, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $2, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $8, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VLD1 (R5), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e71f429 // fmax v9.2d, v1.2d, v17.2d
+	WORD $0x4e72f44a // fmax v10.2d, v2.2d, v18.2d
+	WORD $0x4e73f46b // fmax v11.2d, v3.2d, v19.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	WORD $0x4e71e421 // fcmeq v1.2d, v1.2d, v17.2d
+	WORD $0x4e72e442 // fcmeq v2.2d, v2.2d, v18.2d
+	WORD $0x4e73e463 // fcmeq v3.2d, v3.2d, v19.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VBIT V1.B16, V17.B16, V9.B16
+	VBIT V2.B16, V18.B16, V10.B16
+	VBIT V3.B16, V19.B16, V11.B16
+	VST1.P [V8.D2, V9.D2, V10.D2, V11.D2], 64(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6ee1d921 // frsqrte v1.2d, v9.2d
+	WORD $0x6ee1d942 // frsqrte v2.2d, v10.2d
+	WORD $0x6ee1d963 // frsqrte v3.2d, v11.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x6e61dc31 // fmul v17.2d, v1.2d, v1.2d
+	WORD $0x6e62dc52 // fmul v18.2d, v2.2d, v2.2d
+	WORD $0x6e63dc73 // fmul v19.2d, v3.2d, v3.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x4ef1fd31 // frsqrts v17.2d, v9.2d, v17.2d
+	WORD $0x4ef2fd52 // frsqrts v18.2d, v10.2d, v18.2d
+	WORD $0x4ef3fd73 // frsqrts v19.2d, v11.2d, v19.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6e61dd31 // fmul v17.2d, v9.2d, v1.2d
+	WORD $0x6e62dd52 // fmul v18.2d, v10.2d, v2.2d
+	WORD $0x6e63dd73 // fmul v19.2d, v11.2d, v3.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x6ee9e7e9 // fcmgt v9.2d, v31.2d, v9.2d
+	WORD $0x6eeae7ea // fcmgt v10.2d, v31.2d, v10.2d
+	WORD $0x6eebe7eb // fcmgt v11.2d, v31.2d, v11.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e691e31 // bic v17.16b, v17.16b, v9.16b
+	WORD $0x4e6a1e52 // bic v18.16b, v18.16b, v10.16b
+	WORD $0x4e6b1e73 // bic v19.16b, v19.16b, v11.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x4e691c21 // bic v1.16b, v1.16b, v9.16b
+	WORD $0x4e6a1c42 // bic v2.16b, v2.16b, v10.16b
+	WORD $0x4e6b1c63 // bic v3.16b, v3.16b, v11.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	WORD $0x6e7edc21 // fmul v1.2d, v1.2d, v30.2d
+	WORD $0x6e7edc42 // fmul v2.2d, v2.2d, v30.2d
+	WORD $0x6e7edc63 // fmul v3.2d, v3.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VMOV V30.B16, V9.B16
+	VMOV V30.B16, V10.B16
+	VMOV V30.B16, V11.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLS V1.D2, V17.D2, V9.D2
+	VFMLS V2.D2, V18.D2, V10.D2
+	VFMLS V3.D2, V19.D2, V11.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VFMLA V9.D2, V17.D2, V17.D2
+	VFMLA V10.D2, V18.D2, V18.D2
+	VFMLA V11.D2, V19.D2, V19.D2
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	VFMLA V26.D2, V19.D2, V11.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4ee1d921 // frecpe v1.2d, v9.2d
+	WORD $0x4ee1d942 // frecpe v2.2d, v10.2d
+	WORD $0x4ee1d963 // frecpe v3.2d, v11.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x4e61fd31 // frecps v17.2d, v9.2d, v1.2d
+	WORD $0x4e62fd52 // frecps v18.2d, v10.2d, v2.2d
+	WORD $0x4e63fd73 // frecps v19.2d, v11.2d, v3.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e71dc21 // fmul v1.2d, v1.2d, v17.2d
+	WORD $0x6e72dc42 // fmul v2.2d, v2.2d, v18.2d
+	WORD $0x6e73dc63 // fmul v3.2d, v3.2d, v19.2d
+	VMOV V29.B16, V16.B16
+	VMOV V29.B16, V17.B16
+	VMOV V29.B16, V18.B16
+	VMOV V29.B16, V19.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLS V1.D2, V9.D2, V17.D2
+	VFMLS V2.D2, V10.D2, V18.D2
+	VFMLS V3.D2, V11.D2, V19.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	VFMLA V17.D2, V1.D2, V1.D2
+	VFMLA V18.D2, V2.D2, V2.D2
+	VFMLA V19.D2, V3.D2, V3.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	WORD $0x6e61dda1 // fmul v1.2d, v13.2d, v1.2d
+	WORD $0x6e62ddc2 // fmul v2.2d, v14.2d, v2.2d
+	WORD $0x6e63dde3 // fmul v3.2d, v15.2d, v3.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VFMLA V1.D2, V28.D2, V5.D2
+	VFMLA V2.D2, V28.D2, V6.D2
+	VFMLA V3.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $6, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VLD1 (R5), [V0.D2]
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	VST1.P [V8.D2], 16(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $2, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	FMOVD (R5), F0
+	WORD $0x4e70f408 // fmax v8.2d, v0.2d, v16.2d
+	WORD $0x4e70e400 // fcmeq v0.2d, v0.2d, v16.2d
+	VBIT V0.B16, V16.B16, V8.B16
+	FMOVD.P F8, 8(R5)
+	WORD $0x6ee1d900 // frsqrte v0.2d, v8.2d
+	WORD $0x6e60dc10 // fmul v16.2d, v0.2d, v0.2d
+	WORD $0x4ef0fd10 // frsqrts v16.2d, v8.2d, v16.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	WORD $0x6e60dd10 // fmul v16.2d, v8.2d, v0.2d
+	WORD $0x6ee8e7e8 // fcmgt v8.2d, v31.2d, v8.2d
+	WORD $0x4e681e10 // bic v16.16b, v16.16b, v8.16b
+	WORD $0x4e681c00 // bic v0.16b, v0.16b, v8.16b
+	WORD $0x6e7edc00 // fmul v0.2d, v0.2d, v30.2d
+	VMOV V30.B16, V8.B16
+	VFMLS V0.D2, V16.D2, V8.D2
+	VFMLA V8.D2, V16.D2, V16.D2
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x4ee1d900 // frecpe v0.2d, v8.2d
+	WORD $0x4e60fd10 // frecps v16.2d, v8.2d, v0.2d
+	WORD $0x6e70dc00 // fmul v0.2d, v0.2d, v16.2d
+	VMOV V29.B16, V16.B16
+	VFMLS V0.D2, V8.D2, V16.D2
+	VFMLA V16.D2, V0.D2, V0.D2
+	WORD $0x6e60dd80 // fmul v0.2d, v12.2d, v0.2d
+	VFMLA V0.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func lionF64NEON(c *[16][8]float64, p, grad, m *float64, n, mode int)
@@ -22067,12 +34491,13 @@ TEXT ·rmspropF64NEON(SB), NOSPLIT, $0-64
 	MOVD mode+56(FP), R7
 	FMOVQ 0(R0), F20 // gs
 	FMOVQ 64(R0), F21 // wd
-	FMOVQ 256(R0), F22 // c2
-	FMOVQ 320(R0), F23 // beta2
-	FMOVQ 448(R0), F24 // eps
-	FMOVQ 576(R0), F25 // neglr
-	FMOVQ 640(R0), F26 // mu
-	AND $7, R7, R7
+	FMOVQ 192(R0), F22 // c1
+	FMOVQ 256(R0), F23 // c2
+	FMOVQ 320(R0), F24 // beta2
+	FMOVQ 448(R0), F25 // eps
+	FMOVQ 576(R0), F26 // neglr
+	FMOVQ 640(R0), F27 // mu
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -22087,7 +34512,23 @@ TEXT ·rmspropF64NEON(SB), NOSPLIT, $0-64
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v7
+	CMP $7, R7
+	BEQ v7
+	CMP $8, R7
+	BEQ v0
+	CMP $9, R7
+	BEQ v1
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v11
+	CMP $12, R7
+	BEQ v4
+	CMP $13, R7
+	BEQ v5
+	CMP $14, R7
+	BEQ v14
+	B v15
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -22098,15 +34539,15 @@ v0loop4:
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
 	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22116,18 +34557,18 @@ v0loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v0loop4
@@ -22138,15 +34579,15 @@ v0loop1:
 	VLD1.P 16(R2), [V0.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v0loop1
@@ -22157,15 +34598,15 @@ v0loop0:
 	FMOVD.P 8(R2), F0
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v0loop0
@@ -22185,15 +34626,15 @@ v1loop4:
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22203,18 +34644,18 @@ v1loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v1loop4
@@ -22226,15 +34667,15 @@ v1loop1:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v1loop1
@@ -22246,15 +34687,15 @@ v1loop0:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v1loop0
@@ -22270,15 +34711,15 @@ v2loop4:
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
 	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22306,18 +34747,18 @@ v2loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v2loop4
@@ -22328,9 +34769,9 @@ v2loop1:
 	VLD1.P 16(R2), [V0.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	VLD1 (R5), [V8.D2]
@@ -22340,9 +34781,9 @@ v2loop1:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v2loop1
@@ -22353,9 +34794,9 @@ v2loop0:
 	FMOVD.P 8(R2), F0
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	FMOVD (R5), F8
@@ -22365,9 +34806,9 @@ v2loop0:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v2loop0
@@ -22387,15 +34828,15 @@ v3loop4:
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22423,18 +34864,18 @@ v3loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v3loop4
@@ -22446,9 +34887,9 @@ v3loop1:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	VLD1 (R5), [V8.D2]
@@ -22458,9 +34899,9 @@ v3loop1:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v3loop1
@@ -22472,9 +34913,9 @@ v3loop0:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	FMOVD (R5), F8
@@ -22484,9 +34925,9 @@ v3loop0:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v3loop0
@@ -22502,15 +34943,15 @@ v4loop4:
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
 	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22520,24 +34961,24 @@ v4loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V8.D2, V26.D2, V0.D2
-	VFMLA V9.D2, V26.D2, V1.D2
-	VFMLA V10.D2, V26.D2, V2.D2
-	VFMLA V11.D2, V26.D2, V3.D2
+	VFMLA V8.D2, V27.D2, V0.D2
+	VFMLA V9.D2, V27.D2, V1.D2
+	VFMLA V10.D2, V27.D2, V2.D2
+	VFMLA V11.D2, V27.D2, V3.D2
 	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v4loop4
@@ -22548,18 +34989,18 @@ v4loop1:
 	VLD1.P 16(R2), [V0.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	VLD1 (R4), [V8.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	VST1.P [V0.D2], 16(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v4loop1
@@ -22570,18 +35011,18 @@ v4loop0:
 	FMOVD.P 8(R2), F0
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	FMOVD (R4), F8
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	FMOVD.P F0, 8(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v4loop0
@@ -22601,15 +35042,15 @@ v5loop4:
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22619,24 +35060,24 @@ v5loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V8.D2, V26.D2, V0.D2
-	VFMLA V9.D2, V26.D2, V1.D2
-	VFMLA V10.D2, V26.D2, V2.D2
-	VFMLA V11.D2, V26.D2, V3.D2
+	VFMLA V8.D2, V27.D2, V0.D2
+	VFMLA V9.D2, V27.D2, V1.D2
+	VFMLA V10.D2, V27.D2, V2.D2
+	VFMLA V11.D2, V27.D2, V3.D2
 	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v5loop4
@@ -22648,18 +35089,18 @@ v5loop1:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	VLD1 (R4), [V8.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	VST1.P [V0.D2], 16(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v5loop1
@@ -22671,18 +35112,18 @@ v5loop0:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	FMOVD (R4), F8
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	FMOVD.P F0, 8(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v5loop0
@@ -22698,15 +35139,15 @@ v6loop4:
 	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
 	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
 	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22734,24 +35175,24 @@ v6loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V8.D2, V26.D2, V0.D2
-	VFMLA V9.D2, V26.D2, V1.D2
-	VFMLA V10.D2, V26.D2, V2.D2
-	VFMLA V11.D2, V26.D2, V3.D2
+	VFMLA V8.D2, V27.D2, V0.D2
+	VFMLA V9.D2, V27.D2, V1.D2
+	VFMLA V10.D2, V27.D2, V2.D2
+	VFMLA V11.D2, V27.D2, V3.D2
 	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v6loop4
@@ -22762,9 +35203,9 @@ v6loop1:
 	VLD1.P 16(R2), [V0.D2]
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	VLD1 (R5), [V8.D2]
@@ -22774,12 +35215,12 @@ v6loop1:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	VLD1 (R4), [V8.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	VST1.P [V0.D2], 16(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v6loop1
@@ -22790,9 +35231,9 @@ v6loop0:
 	FMOVD.P 8(R2), F0
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	FMOVD (R5), F8
@@ -22802,12 +35243,12 @@ v6loop0:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	FMOVD (R4), F8
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	FMOVD.P F0, 8(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v6loop0
@@ -22827,15 +35268,15 @@ v7loop4:
 	VFMLA V5.D2, V21.D2, V1.D2
 	VFMLA V6.D2, V21.D2, V2.D2
 	VFMLA V7.D2, V21.D2, V3.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
-	WORD $0x6e61dec9 // fmul v9.2d, v22.2d, v1.2d
-	WORD $0x6e62deca // fmul v10.2d, v22.2d, v2.2d
-	WORD $0x6e63decb // fmul v11.2d, v22.2d, v3.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
 	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
-	WORD $0x6e6ddeed // fmul v13.2d, v23.2d, v13.2d
-	WORD $0x6e6edeee // fmul v14.2d, v23.2d, v14.2d
-	WORD $0x6e6fdeef // fmul v15.2d, v23.2d, v15.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VFMLA V1.D2, V9.D2, V13.D2
 	VFMLA V2.D2, V10.D2, V14.D2
@@ -22863,24 +35304,24 @@ v7loop4:
 	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
 	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
 	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
-	WORD $0x4e78d5ad // fadd v13.2d, v13.2d, v24.2d
-	WORD $0x4e78d5ce // fadd v14.2d, v14.2d, v24.2d
-	WORD $0x4e78d5ef // fadd v15.2d, v15.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
 	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
 	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
 	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
 	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
-	VFMLA V8.D2, V26.D2, V0.D2
-	VFMLA V9.D2, V26.D2, V1.D2
-	VFMLA V10.D2, V26.D2, V2.D2
-	VFMLA V11.D2, V26.D2, V3.D2
+	VFMLA V8.D2, V27.D2, V0.D2
+	VFMLA V9.D2, V27.D2, V1.D2
+	VFMLA V10.D2, V27.D2, V2.D2
+	VFMLA V11.D2, V27.D2, V3.D2
 	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
-	VFMLA V1.D2, V25.D2, V5.D2
-	VFMLA V2.D2, V25.D2, V6.D2
-	VFMLA V3.D2, V25.D2, V7.D2
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
 	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
 	SUBS $8, R6, R6
 	BGE v7loop4
@@ -22892,9 +35333,9 @@ v7loop1:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	VLD1 (R1), [V4.D2]
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	VLD1 (R3), [V12.D2]
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	VST1.P [V12.D2], 16(R3)
 	VLD1 (R5), [V8.D2]
@@ -22904,12 +35345,12 @@ v7loop1:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	VLD1 (R4), [V8.D2]
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	VST1.P [V0.D2], 16(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	VST1.P [V4.D2], 16(R1)
 	SUBS $2, R6, R6
 	BGE v7loop1
@@ -22921,9 +35362,9 @@ v7loop0:
 	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
 	FMOVD (R1), F4
 	VFMLA V4.D2, V21.D2, V0.D2
-	WORD $0x6e60dec8 // fmul v8.2d, v22.2d, v0.2d
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
 	FMOVD (R3), F12
-	WORD $0x6e6cdeec // fmul v12.2d, v23.2d, v12.2d
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
 	VFMLA V0.D2, V8.D2, V12.D2
 	FMOVD.P F12, 8(R3)
 	FMOVD (R5), F8
@@ -22933,16 +35374,528 @@ v7loop0:
 	WORD $0x6e68dd08 // fmul v8.2d, v8.2d, v8.2d
 	WORD $0x4ee8d58c // fsub v12.2d, v12.2d, v8.2d
 	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
-	WORD $0x4e78d58c // fadd v12.2d, v12.2d, v24.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
 	FMOVD (R4), F8
 	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
-	VFMLA V8.D2, V26.D2, V0.D2
+	VFMLA V8.D2, V27.D2, V0.D2
 	FMOVD.P F0, 8(R4)
-	VFMLA V0.D2, V25.D2, V4.D2
+	VFMLA V0.D2, V26.D2, V4.D2
 	FMOVD.P F4, 8(R1)
 	SUBS $1, R6, R6
 	BNE v7loop0
 v7done:
+	RET
+v10:
+	SUBS $8, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VFMLA V9.D2, V22.D2, V17.D2
+	VFMLA V10.D2, V22.D2, V18.D2
+	VFMLA V11.D2, V22.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x6e71de31 // fmul v17.2d, v17.2d, v17.2d
+	WORD $0x6e72de52 // fmul v18.2d, v18.2d, v18.2d
+	WORD $0x6e73de73 // fmul v19.2d, v19.2d, v19.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x4ef1d5ad // fsub v13.2d, v13.2d, v17.2d
+	WORD $0x4ef2d5ce // fsub v14.2d, v14.2d, v18.2d
+	WORD $0x4ef3d5ef // fsub v15.2d, v15.2d, v19.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $6, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VST1.P [V16.D2], 16(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V26.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $2, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	FMOVD.P F16, 8(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V26.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v11:
+	SUBS $8, R6, R6
+	BLT v11tail1
+v11loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VFMLA V9.D2, V22.D2, V17.D2
+	VFMLA V10.D2, V22.D2, V18.D2
+	VFMLA V11.D2, V22.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x6e71de31 // fmul v17.2d, v17.2d, v17.2d
+	WORD $0x6e72de52 // fmul v18.2d, v18.2d, v18.2d
+	WORD $0x6e73de73 // fmul v19.2d, v19.2d, v19.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x4ef1d5ad // fsub v13.2d, v13.2d, v17.2d
+	WORD $0x4ef2d5ce // fsub v14.2d, v14.2d, v18.2d
+	WORD $0x4ef3d5ef // fsub v15.2d, v15.2d, v19.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v11loop4
+v11tail1:
+	ADDS $6, R6, R6
+	BLT v11tail0
+v11loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VST1.P [V16.D2], 16(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V26.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v11loop1
+v11tail0:
+	ADDS $2, R6, R6
+	BEQ v11done
+v11loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	FMOVD.P F16, 8(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V0.D2, V26.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v11loop0
+v11done:
+	RET
+v14:
+	SUBS $8, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VFMLA V9.D2, V22.D2, V17.D2
+	VFMLA V10.D2, V22.D2, V18.D2
+	VFMLA V11.D2, V22.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x6e71de31 // fmul v17.2d, v17.2d, v17.2d
+	WORD $0x6e72de52 // fmul v18.2d, v18.2d, v18.2d
+	WORD $0x6e73de73 // fmul v19.2d, v19.2d, v19.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x4ef1d5ad // fsub v13.2d, v13.2d, v17.2d
+	WORD $0x4ef2d5ce // fsub v14.2d, v14.2d, v18.2d
+	WORD $0x4ef3d5ef // fsub v15.2d, v15.2d, v19.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V8.D2, V27.D2, V0.D2
+	VFMLA V9.D2, V27.D2, V1.D2
+	VFMLA V10.D2, V27.D2, V2.D2
+	VFMLA V11.D2, V27.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $6, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VST1.P [V16.D2], 16(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V27.D2, V0.D2
+	VST1.P [V0.D2], 16(R4)
+	VFMLA V0.D2, V26.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $2, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	FMOVD.P F16, 8(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	FMOVD (R4), F8
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V27.D2, V0.D2
+	FMOVD.P F0, 8(R4)
+	VFMLA V0.D2, V26.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
+	RET
+v15:
+	SUBS $8, R6, R6
+	BLT v15tail1
+v15loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	WORD $0x6e61dee9 // fmul v9.2d, v23.2d, v1.2d
+	WORD $0x6e62deea // fmul v10.2d, v23.2d, v2.2d
+	WORD $0x6e63deeb // fmul v11.2d, v23.2d, v3.2d
+	VLD1 (R3), [V12.D2, V13.D2, V14.D2, V15.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	WORD $0x6e6ddf0d // fmul v13.2d, v24.2d, v13.2d
+	WORD $0x6e6edf0e // fmul v14.2d, v24.2d, v14.2d
+	WORD $0x6e6fdf0f // fmul v15.2d, v24.2d, v15.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VFMLA V1.D2, V9.D2, V13.D2
+	VFMLA V2.D2, V10.D2, V14.D2
+	VFMLA V3.D2, V11.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R5), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V16.B16
+	VMOV V1.B16, V17.B16
+	VMOV V2.B16, V18.B16
+	VMOV V3.B16, V19.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VFMLA V9.D2, V22.D2, V17.D2
+	VFMLA V10.D2, V22.D2, V18.D2
+	VFMLA V11.D2, V22.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x6e71de31 // fmul v17.2d, v17.2d, v17.2d
+	WORD $0x6e72de52 // fmul v18.2d, v18.2d, v18.2d
+	WORD $0x6e73de73 // fmul v19.2d, v19.2d, v19.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x4ef1d5ad // fsub v13.2d, v13.2d, v17.2d
+	WORD $0x4ef2d5ce // fsub v14.2d, v14.2d, v18.2d
+	WORD $0x4ef3d5ef // fsub v15.2d, v15.2d, v19.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x6ee1f9ad // fsqrt v13.2d, v13.2d
+	WORD $0x6ee1f9ce // fsqrt v14.2d, v14.2d
+	WORD $0x6ee1f9ef // fsqrt v15.2d, v15.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	WORD $0x4e79d5ad // fadd v13.2d, v13.2d, v25.2d
+	WORD $0x4e79d5ce // fadd v14.2d, v14.2d, v25.2d
+	WORD $0x4e79d5ef // fadd v15.2d, v15.2d, v25.2d
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	WORD $0x6e6dfc21 // fdiv v1.2d, v1.2d, v13.2d
+	WORD $0x6e6efc42 // fdiv v2.2d, v2.2d, v14.2d
+	WORD $0x6e6ffc63 // fdiv v3.2d, v3.2d, v15.2d
+	VFMLA V8.D2, V27.D2, V0.D2
+	VFMLA V9.D2, V27.D2, V1.D2
+	VFMLA V10.D2, V27.D2, V2.D2
+	VFMLA V11.D2, V27.D2, V3.D2
+	VST1.P [V0.D2, V1.D2, V2.D2, V3.D2], 64(R4)
+	VFMLA V0.D2, V26.D2, V4.D2
+	VFMLA V1.D2, V26.D2, V5.D2
+	VFMLA V2.D2, V26.D2, V6.D2
+	VFMLA V3.D2, V26.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v15loop4
+v15tail1:
+	ADDS $6, R6, R6
+	BLT v15tail0
+v15loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	VLD1 (R3), [V12.D2]
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R5), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	VST1.P [V16.D2], 16(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V27.D2, V0.D2
+	VST1.P [V0.D2], 16(R4)
+	VFMLA V0.D2, V26.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v15loop1
+v15tail0:
+	ADDS $2, R6, R6
+	BEQ v15done
+v15loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	WORD $0x6e60dee8 // fmul v8.2d, v23.2d, v0.2d
+	FMOVD (R3), F12
+	WORD $0x6e6cdf0c // fmul v12.2d, v24.2d, v12.2d
+	VFMLA V0.D2, V8.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R5), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V16.B16
+	VFMLA V8.D2, V22.D2, V16.D2
+	FMOVD.P F16, 8(R5)
+	WORD $0x6e70de10 // fmul v16.2d, v16.2d, v16.2d
+	WORD $0x4ef0d58c // fsub v12.2d, v12.2d, v16.2d
+	WORD $0x6ee1f98c // fsqrt v12.2d, v12.2d
+	WORD $0x4e79d58c // fadd v12.2d, v12.2d, v25.2d
+	FMOVD (R4), F8
+	WORD $0x6e6cfc00 // fdiv v0.2d, v0.2d, v12.2d
+	VFMLA V8.D2, V27.D2, V0.D2
+	FMOVD.P F0, 8(R4)
+	VFMLA V0.D2, V26.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v15loop0
+v15done:
 	RET
 
 // func adamaxF64NEON(c *[16][8]float64, p, grad, m, u *float64, n, mode int)
@@ -22961,10 +35914,14 @@ TEXT ·adamaxF64NEON(SB), NOSPLIT, $0-56
 	FMOVQ 448(R0), F24 // eps
 	FMOVQ 512(R0), F25 // nega
 	FMOVQ 896(R0), F26 // negzero
-	AND $1, R7, R7
+	AND $3, R7, R7
 	CMP $0, R7
 	BEQ v0
-	B v1
+	CMP $1, R7
+	BEQ v1
+	CMP $2, R7
+	BEQ v2
+	B v3
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -23184,6 +36141,238 @@ v1loop0:
 	SUBS $1, R6, R6
 	BNE v1loop0
 v1done:
+	RET
+v2:
+	SUBS $8, R6, R6
+	BLT v2tail1
+v2loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V22.D2, V12.D2
+	VFMLA V9.D2, V22.D2, V13.D2
+	VFMLA V10.D2, V22.D2, V14.D2
+	VFMLA V11.D2, V22.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x6e69dee9 // fmul v9.2d, v23.2d, v9.2d
+	WORD $0x6e6adeea // fmul v10.2d, v23.2d, v10.2d
+	WORD $0x6e6bdeeb // fmul v11.2d, v23.2d, v11.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e78d421 // fadd v1.2d, v1.2d, v24.2d
+	WORD $0x4e78d442 // fadd v2.2d, v2.2d, v24.2d
+	WORD $0x4e78d463 // fadd v3.2d, v3.2d, v24.2d
+	WORD $0x4e60f510 // fmax v16.2d, v8.2d, v0.2d
+	WORD $0x4e61f531 // fmax v17.2d, v9.2d, v1.2d
+	WORD $0x4e62f552 // fmax v18.2d, v10.2d, v2.2d
+	WORD $0x4e63f573 // fmax v19.2d, v11.2d, v3.2d
+	WORD $0x4e60e508 // fcmeq v8.2d, v8.2d, v0.2d
+	WORD $0x4e61e529 // fcmeq v9.2d, v9.2d, v1.2d
+	WORD $0x4e62e54a // fcmeq v10.2d, v10.2d, v2.2d
+	WORD $0x4e63e56b // fcmeq v11.2d, v11.2d, v3.2d
+	VBIT V8.B16, V0.B16, V16.B16
+	VBIT V9.B16, V1.B16, V17.B16
+	VBIT V10.B16, V2.B16, V18.B16
+	VBIT V11.B16, V3.B16, V19.B16
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	WORD $0x6e71fdad // fdiv v13.2d, v13.2d, v17.2d
+	WORD $0x6e72fdce // fdiv v14.2d, v14.2d, v18.2d
+	WORD $0x6e73fdef // fdiv v15.2d, v15.2d, v19.2d
+	VFMLA V12.D2, V25.D2, V4.D2
+	VFMLA V13.D2, V25.D2, V5.D2
+	VFMLA V14.D2, V25.D2, V6.D2
+	VFMLA V15.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v2loop4
+v2tail1:
+	ADDS $6, R6, R6
+	BLT v2tail0
+v2loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V22.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f510 // fmax v16.2d, v8.2d, v0.2d
+	WORD $0x4e60e508 // fcmeq v8.2d, v8.2d, v0.2d
+	VBIT V8.B16, V0.B16, V16.B16
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v2loop1
+v2tail0:
+	ADDS $2, R6, R6
+	BEQ v2done
+v2loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V22.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R4), F8
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f510 // fmax v16.2d, v8.2d, v0.2d
+	WORD $0x4e60e508 // fcmeq v8.2d, v8.2d, v0.2d
+	VBIT V8.B16, V0.B16, V16.B16
+	FMOVD.P F16, 8(R4)
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v2loop0
+v2done:
+	RET
+v3:
+	SUBS $8, R6, R6
+	BLT v3tail1
+v3loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V22.D2, V12.D2
+	VFMLA V9.D2, V22.D2, V13.D2
+	VFMLA V10.D2, V22.D2, V14.D2
+	VFMLA V11.D2, V22.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	VLD1 (R4), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x6e69dee9 // fmul v9.2d, v23.2d, v9.2d
+	WORD $0x6e6adeea // fmul v10.2d, v23.2d, v10.2d
+	WORD $0x6e6bdeeb // fmul v11.2d, v23.2d, v11.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e7a1c21 // bic v1.16b, v1.16b, v26.16b
+	WORD $0x4e7a1c42 // bic v2.16b, v2.16b, v26.16b
+	WORD $0x4e7a1c63 // bic v3.16b, v3.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e78d421 // fadd v1.2d, v1.2d, v24.2d
+	WORD $0x4e78d442 // fadd v2.2d, v2.2d, v24.2d
+	WORD $0x4e78d463 // fadd v3.2d, v3.2d, v24.2d
+	WORD $0x4e60f510 // fmax v16.2d, v8.2d, v0.2d
+	WORD $0x4e61f531 // fmax v17.2d, v9.2d, v1.2d
+	WORD $0x4e62f552 // fmax v18.2d, v10.2d, v2.2d
+	WORD $0x4e63f573 // fmax v19.2d, v11.2d, v3.2d
+	WORD $0x4e60e508 // fcmeq v8.2d, v8.2d, v0.2d
+	WORD $0x4e61e529 // fcmeq v9.2d, v9.2d, v1.2d
+	WORD $0x4e62e54a // fcmeq v10.2d, v10.2d, v2.2d
+	WORD $0x4e63e56b // fcmeq v11.2d, v11.2d, v3.2d
+	VBIT V8.B16, V0.B16, V16.B16
+	VBIT V9.B16, V1.B16, V17.B16
+	VBIT V10.B16, V2.B16, V18.B16
+	VBIT V11.B16, V3.B16, V19.B16
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	WORD $0x6e71fdad // fdiv v13.2d, v13.2d, v17.2d
+	WORD $0x6e72fdce // fdiv v14.2d, v14.2d, v18.2d
+	WORD $0x6e73fdef // fdiv v15.2d, v15.2d, v19.2d
+	VFMLA V12.D2, V25.D2, V4.D2
+	VFMLA V13.D2, V25.D2, V5.D2
+	VFMLA V14.D2, V25.D2, V6.D2
+	VFMLA V15.D2, V25.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v3loop4
+v3tail1:
+	ADDS $6, R6, R6
+	BLT v3tail0
+v3loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V22.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	VLD1 (R4), [V8.D2]
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f510 // fmax v16.2d, v8.2d, v0.2d
+	WORD $0x4e60e508 // fcmeq v8.2d, v8.2d, v0.2d
+	VBIT V8.B16, V0.B16, V16.B16
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V25.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v3loop1
+v3tail0:
+	ADDS $2, R6, R6
+	BEQ v3done
+v3loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V22.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	FMOVD (R4), F8
+	WORD $0x6e68dee8 // fmul v8.2d, v23.2d, v8.2d
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e78d400 // fadd v0.2d, v0.2d, v24.2d
+	WORD $0x4e60f510 // fmax v16.2d, v8.2d, v0.2d
+	WORD $0x4e60e508 // fcmeq v8.2d, v8.2d, v0.2d
+	VBIT V8.B16, V0.B16, V16.B16
+	FMOVD.P F16, 8(R4)
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V25.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v3loop0
+v3done:
 	RET
 
 // func adadeltaF64NEON(c *[16][8]float64, p, grad, sq, acc *float64, n, mode int)
@@ -23481,14 +36670,22 @@ TEXT ·nadamF64NEON(SB), NOSPLIT, $0-56
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
 	FMOVQ 576(R0), F29 // neglr
-	AND $3, R7, R7
+	AND $7, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
 	BEQ v1
 	CMP $2, R7
 	BEQ v2
-	B v0
+	CMP $3, R7
+	BEQ v0
+	CMP $4, R7
+	BEQ v4
+	CMP $5, R7
+	BEQ v5
+	CMP $6, R7
+	BEQ v6
+	B v4
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -23858,6 +37055,393 @@ v2loop0:
 	BNE v2loop0
 v2done:
 	RET
+v4:
+	SUBS $8, R6, R6
+	BLT v4tail1
+v4loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	VFMLA V26.D2, V19.D2, V11.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	WORD $0x6e69fc21 // fdiv v1.2d, v1.2d, v9.2d
+	WORD $0x6e6afc42 // fdiv v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bfc63 // fdiv v3.2d, v3.2d, v11.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	WORD $0x6e69fdad // fdiv v13.2d, v13.2d, v9.2d
+	WORD $0x6e6afdce // fdiv v14.2d, v14.2d, v10.2d
+	WORD $0x6e6bfdef // fdiv v15.2d, v15.2d, v11.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v4loop4
+v4tail1:
+	ADDS $6, R6, R6
+	BLT v4tail0
+v4loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v4loop1
+v4tail0:
+	ADDS $2, R6, R6
+	BEQ v4done
+v4loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v4loop0
+v4done:
+	RET
+v5:
+	SUBS $8, R6, R6
+	BLT v5tail1
+v5loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	VFMLA V26.D2, V19.D2, V11.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	WORD $0x6e69fc21 // fdiv v1.2d, v1.2d, v9.2d
+	WORD $0x6e6afc42 // fdiv v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bfc63 // fdiv v3.2d, v3.2d, v11.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	WORD $0x6e69fdad // fdiv v13.2d, v13.2d, v9.2d
+	WORD $0x6e6afdce // fdiv v14.2d, v14.2d, v10.2d
+	WORD $0x6e6bfdef // fdiv v15.2d, v15.2d, v11.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v5loop4
+v5tail1:
+	ADDS $6, R6, R6
+	BLT v5tail0
+v5loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v5loop1
+v5tail0:
+	ADDS $2, R6, R6
+	BEQ v5done
+v5loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v5loop0
+v5done:
+	RET
+v6:
+	SUBS $8, R6, R6
+	BLT v6tail1
+v6loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	VMOV V27.B16, V8.B16
+	VMOV V27.B16, V9.B16
+	VMOV V27.B16, V10.B16
+	VMOV V27.B16, V11.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	VFMLA V26.D2, V17.D2, V9.D2
+	VFMLA V26.D2, V18.D2, V10.D2
+	VFMLA V26.D2, V19.D2, V11.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	WORD $0x6e69fc21 // fdiv v1.2d, v1.2d, v9.2d
+	WORD $0x6e6afc42 // fdiv v2.2d, v2.2d, v10.2d
+	WORD $0x6e6bfc63 // fdiv v3.2d, v3.2d, v11.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	VFMLA V1.D2, V29.D2, V5.D2
+	VFMLA V2.D2, V29.D2, V6.D2
+	VFMLA V3.D2, V29.D2, V7.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	WORD $0x6e69fdad // fdiv v13.2d, v13.2d, v9.2d
+	WORD $0x6e6afdce // fdiv v14.2d, v14.2d, v10.2d
+	WORD $0x6e6bfdef // fdiv v15.2d, v15.2d, v11.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VFMLA V13.D2, V28.D2, V5.D2
+	VFMLA V14.D2, V28.D2, V6.D2
+	VFMLA V15.D2, V28.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v6loop4
+v6tail1:
+	ADDS $6, R6, R6
+	BLT v6tail0
+v6loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v6loop1
+v6tail0:
+	ADDS $2, R6, R6
+	BEQ v6done
+v6loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	VMOV V27.B16, V8.B16
+	VFMLA V26.D2, V16.D2, V8.D2
+	WORD $0x6e68fc00 // fdiv v0.2d, v0.2d, v8.2d
+	VFMLA V0.D2, V29.D2, V4.D2
+	WORD $0x6e68fd8c // fdiv v12.2d, v12.2d, v8.2d
+	VFMLA V12.D2, V28.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v6loop0
+v6done:
+	RET
 
 // func radamF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int)
 TEXT ·radamF64NEON(SB), NOSPLIT, $0-56
@@ -23876,7 +37460,7 @@ TEXT ·radamF64NEON(SB), NOSPLIT, $0-56
 	FMOVQ 320(R0), F25 // beta2
 	FMOVQ 448(R0), F26 // eps
 	FMOVQ 512(R0), F27 // nega
-	AND $7, R7, R7
+	AND $15, R7, R7
 	CMP $0, R7
 	BEQ v0
 	CMP $1, R7
@@ -23891,7 +37475,23 @@ TEXT ·radamF64NEON(SB), NOSPLIT, $0-56
 	BEQ v5
 	CMP $6, R7
 	BEQ v6
-	B v4
+	CMP $7, R7
+	BEQ v4
+	CMP $8, R7
+	BEQ v8
+	CMP $9, R7
+	BEQ v9
+	CMP $10, R7
+	BEQ v10
+	CMP $11, R7
+	BEQ v8
+	CMP $12, R7
+	BEQ v12
+	CMP $13, R7
+	BEQ v13
+	CMP $14, R7
+	BEQ v14
+	B v12
 v0:
 	SUBS $8, R6, R6
 	BLT v0tail1
@@ -24467,6 +38067,618 @@ v6loop0:
 	SUBS $1, R6, R6
 	BNE v6loop0
 v6done:
+	RET
+v8:
+	SUBS $8, R6, R6
+	BLT v8tail1
+v8loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	VFMLA V13.D2, V27.D2, V5.D2
+	VFMLA V14.D2, V27.D2, V6.D2
+	VFMLA V15.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v8loop4
+v8tail1:
+	ADDS $6, R6, R6
+	BLT v8tail0
+v8loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v8loop1
+v8tail0:
+	ADDS $2, R6, R6
+	BEQ v8done
+v8loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v8loop0
+v8done:
+	RET
+v9:
+	SUBS $8, R6, R6
+	BLT v9tail1
+v9loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	VFMLA V13.D2, V27.D2, V5.D2
+	VFMLA V14.D2, V27.D2, V6.D2
+	VFMLA V15.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v9loop4
+v9tail1:
+	ADDS $6, R6, R6
+	BLT v9tail0
+v9loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v9loop1
+v9tail0:
+	ADDS $2, R6, R6
+	BEQ v9done
+v9loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v9loop0
+v9done:
+	RET
+v10:
+	SUBS $8, R6, R6
+	BLT v10tail1
+v10loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	VFMLA V13.D2, V27.D2, V5.D2
+	VFMLA V14.D2, V27.D2, V6.D2
+	VFMLA V15.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v10loop4
+v10tail1:
+	ADDS $6, R6, R6
+	BLT v10tail0
+v10loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v10loop1
+v10tail0:
+	ADDS $2, R6, R6
+	BEQ v10done
+v10loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	VFMLA V12.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v10loop0
+v10done:
+	RET
+v12:
+	SUBS $8, R6, R6
+	BLT v12tail1
+v12loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	WORD $0x6e71fdad // fdiv v13.2d, v13.2d, v17.2d
+	WORD $0x6e72fdce // fdiv v14.2d, v14.2d, v18.2d
+	WORD $0x6e73fdef // fdiv v15.2d, v15.2d, v19.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	VFMLA V13.D2, V27.D2, V5.D2
+	VFMLA V14.D2, V27.D2, V6.D2
+	VFMLA V15.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v12loop4
+v12tail1:
+	ADDS $6, R6, R6
+	BLT v12tail0
+v12loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v12loop1
+v12tail0:
+	ADDS $2, R6, R6
+	BEQ v12done
+v12loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v12loop0
+v12done:
+	RET
+v13:
+	SUBS $8, R6, R6
+	BLT v13tail1
+v13loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VFMLA V5.D2, V21.D2, V1.D2
+	VFMLA V6.D2, V21.D2, V2.D2
+	VFMLA V7.D2, V21.D2, V3.D2
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	WORD $0x6e71fdad // fdiv v13.2d, v13.2d, v17.2d
+	WORD $0x6e72fdce // fdiv v14.2d, v14.2d, v18.2d
+	WORD $0x6e73fdef // fdiv v15.2d, v15.2d, v19.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	VFMLA V13.D2, V27.D2, V5.D2
+	VFMLA V14.D2, V27.D2, V6.D2
+	VFMLA V15.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v13loop4
+v13tail1:
+	ADDS $6, R6, R6
+	BLT v13tail0
+v13loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	VFMLA V4.D2, V21.D2, V0.D2
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v13loop1
+v13tail0:
+	ADDS $2, R6, R6
+	BEQ v13done
+v13loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	VFMLA V4.D2, V21.D2, V0.D2
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v13loop0
+v13done:
+	RET
+v14:
+	SUBS $8, R6, R6
+	BLT v14tail1
+v14loop4:
+	VLD1.P 64(R2), [V0.D2, V1.D2, V2.D2, V3.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	WORD $0x6e74dc21 // fmul v1.2d, v1.2d, v20.2d
+	WORD $0x6e74dc42 // fmul v2.2d, v2.2d, v20.2d
+	WORD $0x6e74dc63 // fmul v3.2d, v3.2d, v20.2d
+	VLD1 (R1), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	WORD $0x6e76dca5 // fmul v5.2d, v5.2d, v22.2d
+	WORD $0x6e76dcc6 // fmul v6.2d, v6.2d, v22.2d
+	WORD $0x6e76dce7 // fmul v7.2d, v7.2d, v22.2d
+	VLD1 (R3), [V8.D2, V9.D2, V10.D2, V11.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	WORD $0x4ee9d429 // fsub v9.2d, v1.2d, v9.2d
+	WORD $0x4eead44a // fsub v10.2d, v2.2d, v10.2d
+	WORD $0x4eebd46b // fsub v11.2d, v3.2d, v11.2d
+	VMOV V0.B16, V12.B16
+	VMOV V1.B16, V13.B16
+	VMOV V2.B16, V14.B16
+	VMOV V3.B16, V15.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VFMLA V9.D2, V23.D2, V13.D2
+	VFMLA V10.D2, V23.D2, V14.D2
+	VFMLA V11.D2, V23.D2, V15.D2
+	VST1.P [V12.D2, V13.D2, V14.D2, V15.D2], 64(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	WORD $0x6e61df09 // fmul v9.2d, v24.2d, v1.2d
+	WORD $0x6e62df0a // fmul v10.2d, v24.2d, v2.2d
+	WORD $0x6e63df0b // fmul v11.2d, v24.2d, v3.2d
+	VLD1 (R4), [V16.D2, V17.D2, V18.D2, V19.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	WORD $0x6e71df31 // fmul v17.2d, v25.2d, v17.2d
+	WORD $0x6e72df32 // fmul v18.2d, v25.2d, v18.2d
+	WORD $0x6e73df33 // fmul v19.2d, v25.2d, v19.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VFMLA V1.D2, V9.D2, V17.D2
+	VFMLA V2.D2, V10.D2, V18.D2
+	VFMLA V3.D2, V11.D2, V19.D2
+	VST1.P [V16.D2, V17.D2, V18.D2, V19.D2], 64(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x6ee1fa31 // fsqrt v17.2d, v17.2d
+	WORD $0x6ee1fa52 // fsqrt v18.2d, v18.2d
+	WORD $0x6ee1fa73 // fsqrt v19.2d, v19.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x4e7ad631 // fadd v17.2d, v17.2d, v26.2d
+	WORD $0x4e7ad652 // fadd v18.2d, v18.2d, v26.2d
+	WORD $0x4e7ad673 // fadd v19.2d, v19.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	WORD $0x6e71fdad // fdiv v13.2d, v13.2d, v17.2d
+	WORD $0x6e72fdce // fdiv v14.2d, v14.2d, v18.2d
+	WORD $0x6e73fdef // fdiv v15.2d, v15.2d, v19.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	VFMLA V13.D2, V27.D2, V5.D2
+	VFMLA V14.D2, V27.D2, V6.D2
+	VFMLA V15.D2, V27.D2, V7.D2
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R1)
+	SUBS $8, R6, R6
+	BGE v14loop4
+v14tail1:
+	ADDS $6, R6, R6
+	BLT v14tail0
+v14loop1:
+	VLD1.P 16(R2), [V0.D2]
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	VLD1 (R1), [V4.D2]
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	VLD1 (R3), [V8.D2]
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	VST1.P [V12.D2], 16(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	VLD1 (R4), [V16.D2]
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	VST1.P [V16.D2], 16(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	VST1.P [V4.D2], 16(R1)
+	SUBS $2, R6, R6
+	BGE v14loop1
+v14tail0:
+	ADDS $2, R6, R6
+	BEQ v14done
+v14loop0:
+	FMOVD.P 8(R2), F0
+	WORD $0x6e74dc00 // fmul v0.2d, v0.2d, v20.2d
+	FMOVD (R1), F4
+	WORD $0x6e76dc84 // fmul v4.2d, v4.2d, v22.2d
+	FMOVD (R3), F8
+	WORD $0x4ee8d408 // fsub v8.2d, v0.2d, v8.2d
+	VMOV V0.B16, V12.B16
+	VFMLA V8.D2, V23.D2, V12.D2
+	FMOVD.P F12, 8(R3)
+	WORD $0x6e60df08 // fmul v8.2d, v24.2d, v0.2d
+	FMOVD (R4), F16
+	WORD $0x6e70df30 // fmul v16.2d, v25.2d, v16.2d
+	VFMLA V0.D2, V8.D2, V16.D2
+	FMOVD.P F16, 8(R4)
+	WORD $0x6ee1fa10 // fsqrt v16.2d, v16.2d
+	WORD $0x4e7ad610 // fadd v16.2d, v16.2d, v26.2d
+	WORD $0x6e70fd8c // fdiv v12.2d, v12.2d, v16.2d
+	VFMLA V12.D2, V27.D2, V4.D2
+	FMOVD.P F4, 8(R1)
+	SUBS $1, R6, R6
+	BNE v14loop0
+v14done:
 	RET
 
 // func lambMomentsF64NEON(c *[16][8]float64, p, grad, m, v *float64, n, mode int) (pp, rr float64)
@@ -31725,7 +45937,7 @@ TEXT ·adamMasterBF16NEON(SB), NOSPLIT, $144-88
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $135, R9, R9
+	AND $143, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -31744,6 +45956,22 @@ dispatch:
 	BEQ v6
 	CMP $7, R9
 	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	CMP $15, R9
+	BEQ v12
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
@@ -31758,7 +45986,23 @@ dispatch:
 	BEQ v133
 	CMP $134, R9
 	BEQ v134
-	B v132
+	CMP $135, R9
+	BEQ v132
+	CMP $136, R9
+	BEQ v136
+	CMP $137, R9
+	BEQ v137
+	CMP $138, R9
+	BEQ v138
+	CMP $139, R9
+	BEQ v136
+	CMP $140, R9
+	BEQ v140
+	CMP $141, R9
+	BEQ v141
+	CMP $142, R9
+	BEQ v142
+	B v140
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -32011,6 +46255,265 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -32397,6 +46900,397 @@ v134loop:
 	SUBS $4, R8, R8
 	BGE v134loop
 	B tail
+v136:
+	SUBS $4, R8, R8
+	BLT tail
+v136loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v136loop
+	B tail
+v137:
+	SUBS $4, R8, R8
+	BLT tail
+v137loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v137loop
+	B tail
+v138:
+	SUBS $4, R8, R8
+	BLT tail
+v138loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v138loop
+	B tail
+v140:
+	SUBS $4, R8, R8
+	BLT tail
+v140loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v140loop
+	B tail
+v141:
+	SUBS $4, R8, R8
+	BLT tail
+v141loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v141loop
+	B tail
+v142:
+	SUBS $4, R8, R8
+	BLT tail
+v142loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v142loop
+	B tail
 tail:
 	CBNZ R7, back
 	ADDS $4, R8, R8
@@ -32547,7 +47441,7 @@ TEXT ·adamMasterBF16NEONNE(SB), NOSPLIT, $144-88
 	FMOVQ 384(R0), F26 // ib2
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
-	AND $7, R9, R9
+	AND $15, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -32564,7 +47458,23 @@ dispatch:
 	BEQ v5
 	CMP $6, R9
 	BEQ v6
-	B v4
+	CMP $7, R9
+	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	B v12
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -32751,6 +47661,199 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -32911,7 +48014,7 @@ TEXT ·adamMasterG32BF16NEON(SB), NOSPLIT, $144-88
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $135, R9, R9
+	AND $143, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -32930,6 +48033,22 @@ dispatch:
 	BEQ v6
 	CMP $7, R9
 	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	CMP $15, R9
+	BEQ v12
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
@@ -32944,7 +48063,23 @@ dispatch:
 	BEQ v133
 	CMP $134, R9
 	BEQ v134
-	B v132
+	CMP $135, R9
+	BEQ v132
+	CMP $136, R9
+	BEQ v136
+	CMP $137, R9
+	BEQ v137
+	CMP $138, R9
+	BEQ v138
+	CMP $139, R9
+	BEQ v136
+	CMP $140, R9
+	BEQ v140
+	CMP $141, R9
+	BEQ v141
+	CMP $142, R9
+	BEQ v142
+	B v140
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -33191,6 +48326,259 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -33571,6 +48959,391 @@ v134loop:
 	SUBS $4, R8, R8
 	BGE v134loop
 	B tail
+v136:
+	SUBS $4, R8, R8
+	BLT tail
+v136loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v136loop
+	B tail
+v137:
+	SUBS $4, R8, R8
+	BLT tail
+v137loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v137loop
+	B tail
+v138:
+	SUBS $4, R8, R8
+	BLT tail
+v138loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v138loop
+	B tail
+v140:
+	SUBS $4, R8, R8
+	BLT tail
+v140loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v140loop
+	B tail
+v141:
+	SUBS $4, R8, R8
+	BLT tail
+v141loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v141loop
+	B tail
+v142:
+	SUBS $4, R8, R8
+	BLT tail
+v142loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v142loop
+	B tail
 tail:
 	CBNZ R7, back
 	ADDS $4, R8, R8
@@ -33721,7 +49494,7 @@ TEXT ·adamMasterG32BF16NEONNE(SB), NOSPLIT, $144-88
 	FMOVQ 384(R0), F26 // ib2
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
-	AND $7, R9, R9
+	AND $15, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -33738,7 +49511,23 @@ dispatch:
 	BEQ v5
 	CMP $6, R9
 	BEQ v6
-	B v4
+	CMP $7, R9
+	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	B v12
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -33919,6 +49708,193 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -34078,7 +50054,7 @@ TEXT ·adam16BF16NEON(SB), NOSPLIT, $120-80
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $135, R9, R9
+	AND $143, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -34097,6 +50073,22 @@ dispatch:
 	BEQ v6
 	CMP $7, R9
 	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	CMP $15, R9
+	BEQ v12
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
@@ -34111,7 +50103,23 @@ dispatch:
 	BEQ v133
 	CMP $134, R9
 	BEQ v134
-	B v132
+	CMP $135, R9
+	BEQ v132
+	CMP $136, R9
+	BEQ v136
+	CMP $137, R9
+	BEQ v137
+	CMP $138, R9
+	BEQ v138
+	CMP $139, R9
+	BEQ v136
+	CMP $140, R9
+	BEQ v140
+	CMP $141, R9
+	BEQ v141
+	CMP $142, R9
+	BEQ v142
+	B v140
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -34559,6 +50567,460 @@ v6loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VSHL $15, V2.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -35425,6 +51887,877 @@ v134loop:
 	SUBS $4, R8, R8
 	BGE v134loop
 	B tail
+v136:
+	SUBS $4, R8, R8
+	BLT tail
+v136loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v136loop
+	B tail
+v137:
+	SUBS $4, R8, R8
+	BLT tail
+v137loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v137loop
+	B tail
+v138:
+	SUBS $4, R8, R8
+	BLT tail
+v138loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v138loop
+	B tail
+v140:
+	SUBS $4, R8, R8
+	BLT tail
+v140loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v140loop
+	B tail
+v141:
+	SUBS $4, R8, R8
+	BLT tail
+v141loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v141loop
+	B tail
+v142:
+	SUBS $4, R8, R8
+	BLT tail
+v142loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V2.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V2.B16, V12.B16
+	WORD $0x4e22e44d // fcmeq v13.4s, v2.4s, v2.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v142loop
+	B tail
 tail:
 	CBNZ R7, back
 	ADDS $4, R8, R8
@@ -35553,7 +52886,7 @@ TEXT ·adam16BF16NEONNE(SB), NOSPLIT, $120-80
 	FMOVQ 384(R0), F26 // ib2
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
-	AND $7, R9, R9
+	AND $15, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -35570,7 +52903,23 @@ dispatch:
 	BEQ v5
 	CMP $6, R9
 	BEQ v6
-	B v4
+	CMP $7, R9
+	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	B v12
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -35787,6 +53136,229 @@ v6loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	WORD $0x0ea1684a // bfcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -44142,16 +61714,24 @@ TEXT ·adamaxMasterBF16NEON(SB), NOSPLIT, $120-80
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $129, R9, R9
+	AND $131, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
 	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
 	CMP $128, R9
 	BEQ v128
-	B v129
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	B v131
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -44230,6 +61810,87 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -44353,6 +62014,131 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -44480,12 +62266,16 @@ TEXT ·adamaxMasterBF16NEONNE(SB), NOSPLIT, $120-80
 	FMOVQ 448(R0), F24 // eps
 	FMOVQ 512(R0), F25 // nega
 	FMOVQ 896(R0), F26 // negzero
-	AND $1, R9, R9
+	AND $3, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
 	BEQ v0
-	B v1
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	B v3
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -44542,6 +62332,65 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -44677,16 +62526,24 @@ TEXT ·adamax16BF16NEON(SB), NOSPLIT, $96-72
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $129, R9, R9
+	AND $131, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
 	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
 	CMP $128, R9
 	BEQ v128
-	B v129
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	B v131
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -44817,6 +62674,139 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v3loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -45069,6 +63059,259 @@ v129loop:
 	SUBS $4, R8, R8
 	BGE v129loop
 	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
 tail:
 	CBNZ R7, back
 	ADDS $4, R8, R8
@@ -45173,12 +63416,16 @@ TEXT ·adamax16BF16NEONNE(SB), NOSPLIT, $96-72
 	FMOVQ 448(R0), F24 // eps
 	FMOVQ 512(R0), F25 // nega
 	FMOVQ 896(R0), F26 // negzero
-	AND $1, R9, R9
+	AND $3, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
 	BEQ v0
-	B v1
+	CMP $1, R9
+	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	B v3
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -45243,6 +63490,73 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v3loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -45361,7 +63675,7 @@ TEXT ·nadamMasterBF16NEON(SB), NOSPLIT, $120-80
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $131, R9, R9
+	AND $135, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -45372,13 +63686,29 @@ dispatch:
 	BEQ v2
 	CMP $3, R9
 	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
 	BEQ v129
 	CMP $130, R9
 	BEQ v130
-	B v128
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -45503,6 +63833,134 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -45695,6 +64153,200 @@ v130loop:
 	SUBS $4, R8, R8
 	BGE v130loop
 	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
 tail:
 	CBNZ R7, back
 	ADDS $4, R8, R8
@@ -45824,7 +64476,7 @@ TEXT ·nadamMasterBF16NEONNE(SB), NOSPLIT, $120-80
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
 	FMOVQ 576(R0), F29 // neglr
-	AND $3, R9, R9
+	AND $7, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -45833,7 +64485,15 @@ dispatch:
 	BEQ v1
 	CMP $2, R9
 	BEQ v2
-	B v0
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v4
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -45925,6 +64585,101 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -46063,7 +64818,7 @@ TEXT ·nadam16BF16NEON(SB), NOSPLIT, $96-72
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $131, R9, R9
+	AND $135, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -46074,13 +64829,29 @@ dispatch:
 	BEQ v2
 	CMP $3, R9
 	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
 	BEQ v129
 	CMP $130, R9
 	BEQ v130
-	B v128
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -46283,6 +65054,212 @@ v2loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VSHL $15, V3.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VSHL $15, V4.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VSHL $15, V1.S4, V11.S4
+	VUSHR $31, V11.S4, V11.S4
+	MOVW $0x7fff, R12
+	VDUP R12, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -46667,6 +65644,392 @@ v130loop:
 	SUBS $4, R8, R8
 	BGE v130loop
 	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V3.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V3.B16, V12.B16
+	WORD $0x4e23e46d // fcmeq v13.4s, v3.4s, v3.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V4.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V4.B16, V12.B16
+	WORD $0x4e24e48d // fcmeq v13.4s, v4.4s, v4.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V11.S4
+	VEOR V19.B16, V11.B16, V11.B16
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4f92896b // mul v11.4s, v11.4s, v18.s[2]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	WORD $0x4fb2896b // mul v11.4s, v11.4s, v18.s[3]
+	VUSHR $15, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V12.S4
+	VEOR V18.B16, V12.B16, V12.B16
+	VDUP V12.S[0], V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V12.S4
+	WORD $0x4f8c816b // mul v11.4s, v11.4s, v12.s[0]
+	VUSHR $16, V11.S4, V12.S4
+	VEOR V12.B16, V11.B16, V11.B16
+	VSHL $16, V11.S4, V11.S4
+	VUSHR $16, V11.S4, V11.S4
+	VADD V1.S4, V11.S4, V11.S4
+	MOVW $0x400000, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V1.B16, V12.B16
+	WORD $0x4e21e42d // fcmeq v13.4s, v1.4s, v1.4s
+	VBIF V13.B16, V12.B16, V11.B16
+	WORD $0x0f10856a // shrn v10.4h, v11.4s, #16
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
+	B tail
 tail:
 	CBNZ R7, back
 	ADDS $4, R8, R8
@@ -46774,7 +66137,7 @@ TEXT ·nadam16BF16NEONNE(SB), NOSPLIT, $96-72
 	FMOVQ 448(R0), F27 // eps
 	FMOVQ 512(R0), F28 // nega
 	FMOVQ 576(R0), F29 // neglr
-	AND $3, R9, R9
+	AND $7, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -46783,7 +66146,15 @@ dispatch:
 	BEQ v1
 	CMP $2, R9
 	BEQ v2
-	B v0
+	CMP $3, R9
+	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	B v4
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -46887,6 +66258,113 @@ v2loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x2e613800 // shll v0.4s, v0.4h, #16
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x2e613821 // shll v1.4s, v1.4h, #16
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x2e613842 // shll v2.4s, v2.4h, #16
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0ea1686a // bfcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x2e613884 // shll v4.4s, v4.4h, #16
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0ea1688a // bfcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0ea1682a // bfcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -47005,7 +66483,7 @@ TEXT ·adamMasterF16NEON(SB), NOSPLIT, $144-88
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $135, R9, R9
+	AND $143, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -47024,6 +66502,22 @@ dispatch:
 	BEQ v6
 	CMP $7, R9
 	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	CMP $15, R9
+	BEQ v12
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
@@ -47038,7 +66532,23 @@ dispatch:
 	BEQ v133
 	CMP $134, R9
 	BEQ v134
-	B v132
+	CMP $135, R9
+	BEQ v132
+	CMP $136, R9
+	BEQ v136
+	CMP $137, R9
+	BEQ v137
+	CMP $138, R9
+	BEQ v138
+	CMP $139, R9
+	BEQ v136
+	CMP $140, R9
+	BEQ v140
+	CMP $141, R9
+	BEQ v141
+	CMP $142, R9
+	BEQ v142
+	B v140
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -47225,6 +66735,199 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -47856,6 +67559,643 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
+	B tail
+v136:
+	SUBS $4, R8, R8
+	BLT tail
+v136loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v136loop
+	B tail
+v137:
+	SUBS $4, R8, R8
+	BLT tail
+v137loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v137loop
+	B tail
+v138:
+	SUBS $4, R8, R8
+	BLT tail
+v138loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v138loop
+	B tail
+v140:
+	SUBS $4, R8, R8
+	BLT tail
+v140loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v140loop
+	B tail
+v141:
+	SUBS $4, R8, R8
+	BLT tail
+v141loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v141loop
+	B tail
+v142:
+	SUBS $4, R8, R8
+	BLT tail
+v142loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v142loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -48016,7 +68356,7 @@ TEXT ·adamMasterG32F16NEON(SB), NOSPLIT, $144-88
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $135, R9, R9
+	AND $143, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -48035,6 +68375,22 @@ dispatch:
 	BEQ v6
 	CMP $7, R9
 	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	CMP $15, R9
+	BEQ v12
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
@@ -48049,7 +68405,23 @@ dispatch:
 	BEQ v133
 	CMP $134, R9
 	BEQ v134
-	B v132
+	CMP $135, R9
+	BEQ v132
+	CMP $136, R9
+	BEQ v136
+	CMP $137, R9
+	BEQ v137
+	CMP $138, R9
+	BEQ v138
+	CMP $139, R9
+	BEQ v136
+	CMP $140, R9
+	BEQ v140
+	CMP $141, R9
+	BEQ v141
+	CMP $142, R9
+	BEQ v142
+	B v140
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -48230,6 +68602,193 @@ v6loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -48855,6 +69414,637 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
+	B tail
+v136:
+	SUBS $4, R8, R8
+	BLT tail
+v136loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v136loop
+	B tail
+v137:
+	SUBS $4, R8, R8
+	BLT tail
+v137loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v137loop
+	B tail
+v138:
+	SUBS $4, R8, R8
+	BLT tail
+v138loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v138loop
+	B tail
+v140:
+	SUBS $4, R8, R8
+	BLT tail
+v140loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v140loop
+	B tail
+v141:
+	SUBS $4, R8, R8
+	BLT tail
+v141loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v141loop
+	B tail
+v142:
+	SUBS $4, R8, R8
+	BLT tail
+v142loop:
+	VLD1.P 16(R3), [V0.S4]
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	VLD1 (R6), [V0.S4]
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VST1.P [V2.S4], 16(R6)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v142loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -49014,7 +70204,7 @@ TEXT ·adam16F16NEON(SB), NOSPLIT, $120-80
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $135, R9, R9
+	AND $143, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -49033,6 +70223,22 @@ dispatch:
 	BEQ v6
 	CMP $7, R9
 	BEQ v4
+	CMP $8, R9
+	BEQ v8
+	CMP $9, R9
+	BEQ v9
+	CMP $10, R9
+	BEQ v10
+	CMP $11, R9
+	BEQ v8
+	CMP $12, R9
+	BEQ v12
+	CMP $13, R9
+	BEQ v13
+	CMP $14, R9
+	BEQ v14
+	CMP $15, R9
+	BEQ v12
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
@@ -49047,7 +70253,23 @@ dispatch:
 	BEQ v133
 	CMP $134, R9
 	BEQ v134
-	B v132
+	CMP $135, R9
+	BEQ v132
+	CMP $136, R9
+	BEQ v136
+	CMP $137, R9
+	BEQ v137
+	CMP $138, R9
+	BEQ v138
+	CMP $139, R9
+	BEQ v136
+	CMP $140, R9
+	BEQ v140
+	CMP $141, R9
+	BEQ v141
+	CMP $142, R9
+	BEQ v142
+	B v140
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -49264,6 +70486,229 @@ v6loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v6loop
+	B tail
+v8:
+	SUBS $4, R8, R8
+	BLT tail
+v8loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v8loop
+	B tail
+v9:
+	SUBS $4, R8, R8
+	BLT tail
+v9loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v9loop
+	B tail
+v10:
+	SUBS $4, R8, R8
+	BLT tail
+v10loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v10loop
+	B tail
+v12:
+	SUBS $4, R8, R8
+	BLT tail
+v12loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v12loop
+	B tail
+v13:
+	SUBS $4, R8, R8
+	BLT tail
+v13loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v13loop
+	B tail
+v14:
+	SUBS $4, R8, R8
+	BLT tail
+v14loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	WORD $0x0e21684a // fcvtn v10.4h, v2.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v14loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -50990,6 +72435,1738 @@ v134loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v134loop
+	B tail
+v136:
+	SUBS $4, R8, R8
+	BLT tail
+v136loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v136loop
+	B tail
+v137:
+	SUBS $4, R8, R8
+	BLT tail
+v137loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v137loop
+	B tail
+v138:
+	SUBS $4, R8, R8
+	BLT tail
+v138loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V4.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v138loop
+	B tail
+v140:
+	SUBS $4, R8, R8
+	BLT tail
+v140loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v140loop
+	B tail
+v141:
+	SUBS $4, R8, R8
+	BLT tail
+v141loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v141loop
+	B tail
+v142:
+	SUBS $4, R8, R8
+	BLT tail
+v142loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	VLD1 (R5), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x4e24f402 // fmax v2.4s, v0.4s, v4.4s
+	WORD $0x4e24e400 // fcmeq v0.4s, v0.4s, v4.4s
+	VBIT V0.B16, V4.B16, V2.B16
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x1715609d, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V2.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V2.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R5)
+	WORD $0x6ea1f842 // fsqrt v2.4s, v2.4s
+	VMOV V27.B16, V0.B16
+	VFMLA V26.S4, V2.S4, V0.S4
+	WORD $0x6e20fc63 // fdiv v3.4s, v3.4s, v0.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v142loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -59110,16 +82287,24 @@ TEXT ·adamaxMasterF16NEON(SB), NOSPLIT, $120-80
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $129, R9, R9
+	AND $131, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
 	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
 	CMP $128, R9
 	BEQ v128
-	B v129
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	B v131
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -59176,6 +82361,65 @@ v1loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v3loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -59381,6 +82625,213 @@ v129loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v129loop
+	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	VLD1 (R5), [V2.S4]
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -59516,16 +82967,24 @@ TEXT ·adamax16F16NEON(SB), NOSPLIT, $96-72
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $129, R9, R9
+	AND $131, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
 	BEQ v0
 	CMP $1, R9
 	BEQ v1
+	CMP $2, R9
+	BEQ v2
+	CMP $3, R9
+	BEQ v3
 	CMP $128, R9
 	BEQ v128
-	B v129
+	CMP $129, R9
+	BEQ v129
+	CMP $130, R9
+	BEQ v130
+	B v131
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -59590,6 +83049,73 @@ v1loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v1loop
+	B tail
+v2:
+	SUBS $4, R8, R8
+	BLT tail
+v2loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v2loop
+	B tail
+v3:
+	SUBS $4, R8, R8
+	BLT tail
+v3loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v3loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -60088,6 +83614,505 @@ v129loop:
 	SUBS $4, R8, R8
 	BGE v129loop
 	B tail
+v130:
+	SUBS $4, R8, R8
+	BLT tail
+v130loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v130loop
+	B tail
+v131:
+	SUBS $4, R8, R8
+	BLT tail
+v131loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V22.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	VLD1 (R4), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x6e22dee2 // fmul v2.4s, v23.4s, v2.4s
+	WORD $0x4e7a1c00 // bic v0.16b, v0.16b, v26.16b
+	WORD $0x4e38d400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4e20f444 // fmax v4.4s, v2.4s, v0.4s
+	WORD $0x4e20e442 // fcmeq v2.4s, v2.4s, v0.4s
+	VBIT V2.B16, V0.B16, V4.B16
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6e24fc63 // fdiv v3.4s, v3.4s, v4.4s
+	VFMLA V3.S4, V25.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v131loop
+	B tail
 tail:
 	CBNZ R7, back
 	ADDS $4, R8, R8
@@ -60205,7 +84230,7 @@ TEXT ·nadamMasterF16NEON(SB), NOSPLIT, $120-80
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $131, R9, R9
+	AND $135, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -60216,13 +84241,29 @@ dispatch:
 	BEQ v2
 	CMP $3, R9
 	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
 	BEQ v129
 	CMP $130, R9
 	BEQ v130
-	B v128
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -60314,6 +84355,101 @@ v2loop:
 	VST1.P [V10.H4], 8(R2)
 	SUBS $4, R8, R8
 	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R2)
+	SUBS $4, R8, R8
+	BGE v6loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -60628,6 +84764,323 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R3), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.S4]
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R4), [V2.S4]
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VST1.P [V3.S4], 16(R4)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R5), [V4.S4]
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VST1.P [V4.S4], 16(R5)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VST1.P [V1.S4], 16(R1)
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x3c6ef372, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R2)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
 	B tail
 tail:
 	CBNZ R7, back
@@ -60766,7 +85219,7 @@ TEXT ·nadam16F16NEON(SB), NOSPLIT, $96-72
 	MOVD $0x300000002, R12
 	VMOV R12, V10.D[1]
 	VADD V10.S4, V19.S4, V19.S4
-	AND $131, R9, R9
+	AND $135, R9, R9
 	MOVD ZR, R7
 dispatch:
 	CMP $0, R9
@@ -60777,13 +85230,29 @@ dispatch:
 	BEQ v2
 	CMP $3, R9
 	BEQ v0
+	CMP $4, R9
+	BEQ v4
+	CMP $5, R9
+	BEQ v5
+	CMP $6, R9
+	BEQ v6
+	CMP $7, R9
+	BEQ v4
 	CMP $128, R9
 	BEQ v128
 	CMP $129, R9
 	BEQ v129
 	CMP $130, R9
 	BEQ v130
-	B v128
+	CMP $131, R9
+	BEQ v128
+	CMP $132, R9
+	BEQ v132
+	CMP $133, R9
+	BEQ v133
+	CMP $134, R9
+	BEQ v134
+	B v132
 v0:
 	SUBS $4, R8, R8
 	BLT tail
@@ -60887,6 +85356,113 @@ v2loop:
 	VST1.P [V10.H4], 8(R1)
 	SUBS $4, R8, R8
 	BGE v2loop
+	B tail
+v4:
+	SUBS $4, R8, R8
+	BLT tail
+v4loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v4loop
+	B tail
+v5:
+	SUBS $4, R8, R8
+	BLT tail
+v5loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v5loop
+	B tail
+v6:
+	SUBS $4, R8, R8
+	BLT tail
+v6loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	WORD $0x0e21686a // fcvtn v10.4h, v3.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	WORD $0x0e21688a // fcvtn v10.4h, v4.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	WORD $0x0e21682a // fcvtn v10.4h, v1.4s
+	VST1.P [V10.H4], 8(R1)
+	SUBS $4, R8, R8
+	BGE v6loop
 	B tail
 v128:
 	SUBS $4, R8, R8
@@ -61639,6 +86215,761 @@ v130loop:
 	VADD V10.S4, V19.S4, V19.S4
 	SUBS $4, R8, R8
 	BGE v130loop
+	B tail
+v132:
+	SUBS $4, R8, R8
+	BLT tail
+v132loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v132loop
+	B tail
+v133:
+	SUBS $4, R8, R8
+	BLT tail
+v133loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	VFMLA V1.S4, V21.S4, V0.S4
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v133loop
+	B tail
+v134:
+	SUBS $4, R8, R8
+	BLT tail
+v134loop:
+	VLD1.P 8(R2), [V0.H4]
+	WORD $0x0e217800 // fcvtl v0.4s, v0.4h
+	WORD $0x6e34dc00 // fmul v0.4s, v0.4s, v20.4s
+	VLD1 (R1), [V1.H4]
+	WORD $0x0e217821 // fcvtl v1.4s, v1.4h
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	VLD1 (R3), [V2.H4]
+	WORD $0x0e217842 // fcvtl v2.4s, v2.4h
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	VMOV V0.B16, V3.B16
+	VFMLA V2.S4, V23.S4, V3.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0xdaa66d2b, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V3.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V3.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R3)
+	WORD $0x6e20df02 // fmul v2.4s, v24.4s, v0.4s
+	VLD1 (R4), [V4.H4]
+	WORD $0x0e217884 // fcvtl v4.4s, v4.4h
+	WORD $0x6e24df24 // fmul v4.4s, v25.4s, v4.4s
+	VFMLA V0.S4, V2.S4, V4.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x78dde6e4, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V4.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V4.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R4)
+	WORD $0x6ea1f884 // fsqrt v4.4s, v4.4s
+	VMOV V27.B16, V2.B16
+	VFMLA V26.S4, V4.S4, V2.S4
+	WORD $0x6e22fc00 // fdiv v0.4s, v0.4s, v2.4s
+	VFMLA V0.S4, V29.S4, V1.S4
+	WORD $0x6e22fc63 // fdiv v3.4s, v3.4s, v2.4s
+	VFMLA V3.S4, V28.S4, V1.S4
+	VDUP V18.S[1], V17.S4
+	VEOR V19.B16, V17.B16, V17.B16
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4f928a31 // mul v17.4s, v17.4s, v18.s[2]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	WORD $0x4fb28a31 // mul v17.4s, v17.4s, v18.s[3]
+	VUSHR $15, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x9e3779b9, R12
+	VDUP R12, V16.S4
+	VEOR V18.B16, V16.B16, V16.B16
+	VDUP V16.S[0], V16.S4
+	VADD V16.S4, V17.S4, V17.S4
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	MOVW $0x846ca68b, R12
+	VDUP R12, V16.S4
+	WORD $0x4f908231 // mul v17.4s, v17.4s, v16.s[0]
+	VUSHR $16, V17.S4, V16.S4
+	VEOR V16.B16, V17.B16, V17.B16
+	VSHL $1, V1.S4, V10.S4
+	VUSHR $1, V10.S4, V10.S4
+	MOVW $0x38000000, R12
+	VDUP R12, V11.S4
+	VSUB V11.S4, V10.S4, V11.S4
+	VSHL $19, V17.S4, V12.S4
+	VUSHR $19, V12.S4, V12.S4
+	VADD V12.S4, V11.S4, V11.S4
+	VUSHR $13, V11.S4, V11.S4
+	VUSHR $23, V10.S4, V12.S4
+	MOVW $0x5e, R12
+	VDUP R12, V13.S4
+	VSUB V12.S4, V13.S4, V13.S4
+	WORD $0x6ead462d // ushl v13.4s, v17.4s, v13.4s
+	VSHL $9, V10.S4, V14.S4
+	VUSHR $9, V14.S4, V14.S4
+	MOVW $0x800000, R12
+	VDUP R12, V15.S4
+	VORR V15.B16, V14.B16, V14.B16
+	VADD V13.S4, V14.S4, V14.S4
+	MOVW $0x7e, R12
+	VDUP R12, V15.S4
+	VSUB V15.S4, V12.S4, V12.S4
+	WORD $0x6eac45ce // ushl v14.4s, v14.4s, v12.4s
+	MOVW $0x387fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V11.B16, V14.B16
+	MOVW $0x477fffff, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	MOVW $0x7c00, R12
+	VDUP R12, V16.S4
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $13, V10.S4, V16.S4
+	VSHL $23, V16.S4, V16.S4
+	VUSHR $23, V16.S4, V16.S4
+	MOVW $0x7e00, R12
+	VDUP R12, V12.S4
+	VORR V12.B16, V16.B16, V16.B16
+	MOVW $0x7f800000, R12
+	VDUP R12, V15.S4
+	WORD $0x6eaf354f // cmhi v15.4s, v10.4s, v15.4s
+	VBIT V15.B16, V16.B16, V14.B16
+	VUSHR $16, V1.S4, V15.S4
+	MOVW $0x8000, R12
+	VDUP R12, V16.S4
+	VAND V16.B16, V15.B16, V15.B16
+	VORR V15.B16, V14.B16, V14.B16
+	WORD $0x0e6129ca // xtn v10.4h, v14.4s
+	VST1.P [V10.H4], 8(R1)
+	MOVW $4, R12
+	VDUP R12, V10.S4
+	VADD V10.S4, V19.S4, V19.S4
+	SUBS $4, R8, R8
+	BGE v134loop
 	B tail
 tail:
 	CBNZ R7, back

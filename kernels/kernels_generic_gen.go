@@ -137,6 +137,7 @@ func adamGeneric[T Float](cf *Coeffs, p, grad, m, v, vmax *T, n int) {
 	decoupled := cf.mode&3 == 2 // AdamW: p = p·decay
 	coupled := cf.mode&3 == 1   // Adam: g = fma(wd, p, g)
 	amsgrad := cf.mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	big := cf.mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
 	ms := unsafe.Slice(m, n)
@@ -165,7 +166,12 @@ func adamGeneric[T Float](cf *Coeffs, p, grad, m, v, vmax *T, n int) {
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -238,6 +244,7 @@ func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
 	coupled := cf.mode&1 == 1  // coupled weight decay
 	centered := cf.mode&2 == 2 // centered: subtract the square of the gradient's average
 	momentum := cf.mode&4 == 4 // momentum: p moves by the buffer
+	big := cf.mode&10 == 10    // centered, lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
 	sqs := unsafe.Slice(sq, n)
@@ -252,6 +259,7 @@ func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
 	var (
 		gs    = row[T](cf, abi.RowGS)
 		wd    = row[T](cf, abi.RowWD)
+		c1    = row[T](cf, abi.RowC1)
 		c2    = row[T](cf, abi.RowC2)
 		beta2 = row[T](cf, abi.RowBeta2)
 		eps   = row[T](cf, abi.RowEps)
@@ -268,7 +276,11 @@ func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
 		sqs[i] = sq
 		var ga, d T
 		if centered {
-			ga = fmaT(c2, T(g-gavgs[i]), gavgs[i])
+			if big {
+				ga = fmaT(c1, T(g-gavgs[i]), g)
+			} else {
+				ga = fmaT(c1, T(g-gavgs[i]), gavgs[i])
+			}
 			gavgs[i] = ga
 			d = T(sqrtT(T(sq-T(ga*ga))) + eps)
 		} else {
@@ -289,6 +301,7 @@ func rmspropGeneric[T Float](cf *Coeffs, p, grad, sq, buf, gavg *T, n int) {
 // internal/abi: for each element, the operations of the description in order.
 func adamaxGeneric[T Float](cf *Coeffs, p, grad, m, u *T, n int) {
 	coupled := cf.mode&1 == 1 // coupled weight decay
+	big := cf.mode&2 == 2     // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
 	ms := unsafe.Slice(m, n)
@@ -307,7 +320,12 @@ func adamaxGeneric[T Float](cf *Coeffs, p, grad, m, u *T, n int) {
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		u := maxNaN(T(beta2*us[i]), T(absT(g)+eps))
 		us[i] = u
@@ -351,6 +369,7 @@ func adadeltaGeneric[T Float](cf *Coeffs, p, grad, sq, acc *T, n int) {
 func nadamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
 	decoupled := cf.mode&3 == 2 // decoupled weight decay: p = p·decay
 	coupled := cf.mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	big := cf.mode&4 == 4       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
 	ms := unsafe.Slice(m, n)
@@ -376,7 +395,12 @@ func nadamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -392,6 +416,7 @@ func radamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
 	decoupled := cf.mode&3 == 2 // decoupled weight decay: p = p·decay
 	coupled := cf.mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
 	rect := cf.mode&4 == 4      // rectified step: divide m by sqrt(v) + eps
+	big := cf.mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
 	ms := unsafe.Slice(m, n)
@@ -415,7 +440,12 @@ func radamGeneric[T Float](cf *Coeffs, p, grad, m, v *T, n int) {
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -599,6 +629,7 @@ func adamMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *flo
 	decoupled := mode&3 == 2 // AdamW: p = p·decay
 	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
 	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	big := mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -631,7 +662,12 @@ func adamMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *flo
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -655,6 +691,7 @@ func adamMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float3
 	decoupled := mode&3 == 2 // AdamW: p = p·decay
 	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
 	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	big := mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -687,7 +724,12 @@ func adamMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float3
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -711,6 +753,7 @@ func adamMasterG32BF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *float32, 
 	decoupled := mode&3 == 2 // AdamW: p = p·decay
 	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
 	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	big := mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -743,7 +786,12 @@ func adamMasterG32BF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *float32, 
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -767,6 +815,7 @@ func adamMasterG32F16Generic(cf *Coeffs, p *float32, p16 *F16, grad *float32, m 
 	decoupled := mode&3 == 2 // AdamW: p = p·decay
 	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
 	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	big := mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -799,7 +848,12 @@ func adamMasterG32F16Generic(cf *Coeffs, p *float32, p16 *F16, grad *float32, m 
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -823,6 +877,7 @@ func adam16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, vmax *
 	decoupled := mode&3 == 2 // AdamW: p = p·decay
 	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
 	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	big := mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
@@ -857,7 +912,12 @@ func adam16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, vmax *
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i].Float32()), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		}
 		ms[i] = storeBF16(m, sr, ka2, kb, uint32(off+i))
 		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
 		vs[i] = storeBF16(v, sr, ka3, kb, uint32(off+i))
@@ -879,6 +939,7 @@ func adam16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, v *F16, vmax *F16, 
 	decoupled := mode&3 == 2 // AdamW: p = p·decay
 	coupled := mode&3 == 1   // Adam: g = fma(wd, p, g)
 	amsgrad := mode&4 == 4   // AMSGrad: divide by the running maximum of v
+	big := mode&8 == 8       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
@@ -913,7 +974,12 @@ func adam16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, v *F16, vmax *F16, 
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i].Float32()), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		}
 		ms[i] = storeF16(m, sr, ka2, kb, uint32(off+i))
 		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
 		vs[i] = storeF16(v, sr, ka3, kb, uint32(off+i))
@@ -1833,6 +1899,7 @@ func rmsprop16F16Generic(cf *Coeffs, p *F16, grad *F16, sq *F16, buf *F16, n, mo
 func adamaxMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *float32, u *float32, n, mode int, key uint64, off int) {
 	type T = float32
 	coupled := mode&1 == 1 // coupled weight decay
+	big := mode&2 == 2     // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -1855,7 +1922,12 @@ func adamaxMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *f
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		u := maxNaN(T(beta2*us[i]), T(absT(g)+eps))
 		us[i] = u
@@ -1871,6 +1943,7 @@ func adamaxMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *f
 func adamaxMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float32, u *float32, n, mode int, key uint64, off int) {
 	type T = float32
 	coupled := mode&1 == 1 // coupled weight decay
+	big := mode&2 == 2     // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -1893,7 +1966,12 @@ func adamaxMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *floa
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		u := maxNaN(T(beta2*us[i]), T(absT(g)+eps))
 		us[i] = u
@@ -1909,6 +1987,7 @@ func adamaxMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *floa
 func adamax16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, mode int, key uint64, off int) {
 	type T = float32
 	coupled := mode&1 == 1 // coupled weight decay
+	big := mode&2 == 2     // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
@@ -1932,7 +2011,12 @@ func adamax16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, m
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i].Float32()), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		}
 		ms[i] = storeBF16(m, sr, ka2, kb, uint32(off+i))
 		u := maxNaN(T(beta2*us[i].Float32()), T(absT(g)+eps))
 		us[i] = storeBF16(u, sr, ka3, kb, uint32(off+i))
@@ -1946,6 +2030,7 @@ func adamax16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, u *BF16, n, m
 func adamax16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, u *F16, n, mode int, key uint64, off int) {
 	type T = float32
 	coupled := mode&1 == 1 // coupled weight decay
+	big := mode&2 == 2     // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128  // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
@@ -1969,7 +2054,12 @@ func adamax16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, u *F16, n, mode i
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i].Float32()), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		}
 		ms[i] = storeF16(m, sr, ka2, kb, uint32(off+i))
 		u := maxNaN(T(beta2*us[i].Float32()), T(absT(g)+eps))
 		us[i] = storeF16(u, sr, ka3, kb, uint32(off+i))
@@ -1984,6 +2074,7 @@ func nadamMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *fl
 	type T = float32
 	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
 	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	big := mode&4 == 4       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -2013,7 +2104,12 @@ func nadamMasterBF16Generic(cf *Coeffs, p *float32, p16 *BF16, grad *BF16, m *fl
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -2032,6 +2128,7 @@ func nadamMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float
 	type T = float32
 	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
 	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	big := mode&4 == 4       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	p16s := unsafe.Slice(p16, n)
@@ -2061,7 +2158,12 @@ func nadamMasterF16Generic(cf *Coeffs, p *float32, p16 *F16, grad *F16, m *float
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i]), ms[i])
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i]), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i]), ms[i])
+		}
 		ms[i] = m
 		v := fmaT(T(c2*g), g, T(beta2*vs[i]))
 		vs[i] = v
@@ -2080,6 +2182,7 @@ func nadam16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mo
 	type T = float32
 	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
 	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	big := mode&4 == 4       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
@@ -2110,7 +2213,12 @@ func nadam16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, n, mo
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i].Float32()), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		}
 		ms[i] = storeBF16(m, sr, ka2, kb, uint32(off+i))
 		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
 		vs[i] = storeBF16(v, sr, ka3, kb, uint32(off+i))
@@ -2127,6 +2235,7 @@ func nadam16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, v *F16, n, mode in
 	type T = float32
 	decoupled := mode&3 == 2 // decoupled weight decay: p = p·decay
 	coupled := mode&3 == 1   // coupled weight decay: g = fma(wd, p, g)
+	big := mode&4 == 4       // lerp weight ≥ 0.5: fma(w - 1, end - self, end)
 	sr := mode&128 == 128    // stochastic rounding of the 16-bit stores
 	ps := unsafe.Slice(p, n)
 	grads := unsafe.Slice(grad, n)
@@ -2157,7 +2266,12 @@ func nadam16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, v *F16, n, mode in
 		if coupled {
 			g = fmaT(wd, p, g)
 		}
-		m := fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		var m T
+		if big {
+			m = fmaT(c1, T(g-ms[i].Float32()), g)
+		} else {
+			m = fmaT(c1, T(g-ms[i].Float32()), ms[i].Float32())
+		}
 		ms[i] = storeF16(m, sr, ka2, kb, uint32(off+i))
 		v := fmaT(T(c2*g), g, T(beta2*vs[i].Float32()))
 		vs[i] = storeF16(v, sr, ka3, kb, uint32(off+i))

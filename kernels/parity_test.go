@@ -76,6 +76,28 @@ func adamCoeffs() []Coeffs {
 			}
 		}
 	}
+	return append(out, bigLerp(func(wd float64, dec, ams bool) Coeffs {
+		h := Adam{LR: 1e-3, Beta1: 0, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, AMSGrad: ams, Prelude: preludes[1]}
+		return must(h.Coeffs(3))
+	})...)
+}
+
+// bigLerp returns the blocks that f makes for every weight decay and
+// option, with a β1 (or α) ≤ 0.5, which puts m (or grad_avg) in the second
+// lerp form; they come after the others, so that the others keep their
+// golden hashes' names.
+func bigLerp(f func(wd float64, dec, opt bool) Coeffs) []Coeffs {
+	var out []Coeffs
+	for _, wd := range []float64{0, 0.01} {
+		for _, dec := range []bool{false, true} {
+			for _, opt := range []bool{false, true} {
+				if wd == 0 && dec {
+					continue
+				}
+				out = append(out, f(wd, dec, opt))
+			}
+		}
+	}
 	return out
 }
 
@@ -119,7 +141,16 @@ func rmspropCoeffs() []Coeffs {
 			}
 		}
 	}
-	return out
+	return append(out, bigLerp(func(wd float64, dec, mom bool) Coeffs {
+		h := RMSprop{LR: 1e-2, Alpha: 0.3, Eps: 1e-8, WeightDecay: wd, Centered: true, Prelude: preludes[1]}
+		if mom {
+			h.Momentum = 0.9
+		}
+		if dec {
+			h.Alpha = 0.5
+		}
+		return must(h.Coeffs())
+	})...)
 }
 
 func adamaxCoeffs() []Coeffs {
@@ -134,7 +165,11 @@ func adamaxCoeffs() []Coeffs {
 			}
 		}
 	}
-	return append(out, must(Adamax{LR: 0.5, Eps: 1e-3, WeightDecay: 0.5, Prelude: preludes[2]}.Coeffs(3))) // β1 = β2 = 0
+	out = append(out, must(Adamax{LR: 0.5, Eps: 1e-3, WeightDecay: 0.5, Prelude: preludes[2]}.Coeffs(3))) // β1 = β2 = 0
+	return append(out, bigLerp(func(wd float64, dec, opt bool) Coeffs {
+		h := Adamax{LR: 2e-3, Beta1: 0.4, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Prelude: preludes[1]}
+		return must(h.Coeffs(2))
+	})[:2]...)
 }
 
 func adadeltaCoeffs() []Coeffs {
@@ -175,7 +210,13 @@ func nadamCoeffs() []Coeffs {
 			}
 		}
 	}
-	return out
+	return append(out, bigLerp(func(wd float64, dec, opt bool) Coeffs {
+		h := NAdam{LR: 2e-3, Beta1: 0.2, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, MomentumDecay: 4e-3, Decoupled: dec, Prelude: preludes[1]}
+		if opt {
+			h.Beta1 = 0.5
+		}
+		return must(h.Coeffs(3, muProduct(h, 3)))
+	})...)
 }
 
 func radamCoeffs() []Coeffs {
@@ -193,7 +234,13 @@ func radamCoeffs() []Coeffs {
 			}
 		}
 	}
-	return out
+	return append(out, bigLerp(func(wd float64, dec, rect bool) Coeffs {
+		h := RAdam{LR: 1e-3, Beta1: 0, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, Prelude: preludes[1]}
+		if rect {
+			return must(h.Coeffs(40))
+		}
+		return must(h.Coeffs(1))
+	})...)
 }
 
 func sgdKernel[T Float]() ewKernel[T] {

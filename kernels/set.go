@@ -533,7 +533,7 @@ func (s *Set) MomentumF64(c *Coeffs, p, grad, buf []float64) error {
 //
 //	g := grad[i]·gs
 //	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	v = fma(c2·g, g, β2·v)
 //	vv := amsgrad ? (vmax = max(vmax, v)) : v      // max is NaN if either is
 //	d := fma(sqrt(vv), ib2, eps)
@@ -647,7 +647,7 @@ func (s *Set) AdagradF64(c *Coeffs, p, grad, sum []float64) error {
 //	if wd ≠ 0 { g = fma(wd, p, g) }
 //	sq = fma(c2·g, g, α·sq)
 //	if centered {
-//		gavg = fma(c2, g - gavg, gavg)
+//		gavg = lerp(gavg, g, 1-α) // as Adam's m
 //		d := sqrt(sq - gavg·gavg) + eps
 //	} else {
 //		d := sqrt(sq) + eps
@@ -676,7 +676,7 @@ func (s *Set) RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
 //
 //	g := grad[i]·gs
 //	if wd ≠ 0 { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	u = max(β2·u, |g| + eps)
 //	p = fma(-clr, m/u, p)
 //
@@ -719,7 +719,7 @@ func (s *Set) AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
 //
 //	g := grad[i]·gs
 //	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	v = fma(c2·g, g, β2·v)
 //	d := fma(sqrt(v), ib2, eps)
 //	p = fma(cg, g/d, p)
@@ -744,7 +744,7 @@ func (s *Set) NAdamF64(c *Coeffs, p, grad, m, v []float64) error {
 //
 //	g := grad[i]·gs
 //	if decoupled { p = p·decay } else if wd ≠ 0 { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	v = fma(c2·g, g, β2·v)
 //	if rectified {
 //		d := sqrt(v) + eps

@@ -17,7 +17,7 @@ const (
 	RowGS      = iota // gradient scale, negated when maximizing
 	RowWD             // weight decay (coupled)
 	RowDecay          // 1 - lr·wd (decoupled: AdamW, Lion, Adafactor)
-	RowC1             // 1 - β1
+	RowC1             // 1 - β1 (RMSprop: 1 - α, for grad_avg), or that minus 1 in the second lerp form (see lerp)
 	RowC2             // 1 - β2 (RMSprop: 1 - α; Adadelta: 1 - ρ; Adafactor: the lerp coefficient w or w - 1)
 	RowBeta2          // β2 (RMSprop: α; Adadelta: ρ)
 	RowIB2            // 1/sqrt(1 - β2^t) (LAMB: (1 - β1^t)/sqrt(1 - β2^t), or 1)
@@ -69,6 +69,7 @@ const (
 	AdamWDDecoupled = 2      // AdamW: p = p·decay
 	AdamWDMask      = 3      // the weight-decay field of Adam's mode (3 is none)
 	AdamAMSGrad     = 1 << 2 // Adam: keep the running maximum of v
+	AdamBig         = 1 << 3 // Adam: 1-β1 ≥ 0.5, m in PyTorch's second lerp form
 
 	LionWD = 1 << 0 // Lion: decoupled weight decay p = p·decay
 
@@ -77,20 +78,24 @@ const (
 	RMSpropWD       = 1 << 0 // RMSprop: coupled weight decay g = fma(wd, p, g)
 	RMSpropCentered = 1 << 1 // RMSprop: keep the gradient's average, divide by the centred root
 	RMSpropMomentum = 1 << 2 // RMSprop: keep a momentum buffer of g/d
+	RMSpropBig      = 1 << 3 // RMSprop, centered: 1-α ≥ 0.5, the average in PyTorch's second lerp form
 
-	NAdamWDCoupled   = 1 // NAdam: g = fma(wd, p, g)
-	NAdamWDDecoupled = 2 // NAdam (decoupled_weight_decay): p = p·decay
-	NAdamWDMask      = 3 // the weight-decay field of NAdam's mode (3 is none)
+	NAdamWDCoupled   = 1      // NAdam: g = fma(wd, p, g)
+	NAdamWDDecoupled = 2      // NAdam (decoupled_weight_decay): p = p·decay
+	NAdamWDMask      = 3      // the weight-decay field of NAdam's mode (3 is none)
+	NAdamBig         = 1 << 2 // NAdam: 1-β1 ≥ 0.5, m in PyTorch's second lerp form
 
 	RAdamWDCoupled   = 1      // RAdam: g = fma(wd, p, g)
 	RAdamWDDecoupled = 2      // RAdam (decoupled_weight_decay): p = p·decay
 	RAdamWDMask      = 3      // the weight-decay field of RAdam's mode (3 is none)
 	RAdamRect        = 1 << 2 // RAdam: the rectified step (ρ_t > 5), divided by sqrt(v) + eps
+	RAdamBig         = 1 << 3 // RAdam: 1-β1 ≥ 0.5, m in PyTorch's second lerp form
 
 	LAMBWD   = 1 << 0 // LAMB: weight decay in the update direction r = fma(wd, p, r)
 	LAMBKeep = 1 << 1 // LAMB: the first pass stores the direction r over the gradient
 
-	AdamaxWD = 1 << 0 // Adamax: coupled weight decay g = fma(wd, p, g)
+	AdamaxWD  = 1 << 0 // Adamax: coupled weight decay g = fma(wd, p, g)
+	AdamaxBig = 1 << 1 // Adamax: 1-β1 ≥ 0.5, m in PyTorch's second lerp form
 
 	AdadeltaWD = 1 << 0 // Adadelta: coupled weight decay g = fma(wd, p, g)
 

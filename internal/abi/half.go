@@ -62,7 +62,8 @@ var Mixed = []*Kernel{
 // the gradient's mean dominates, comes out negative (a NaN from the square
 // root) where float32 keeps it positive; and it would double the kernels'
 // variants.
-var RMSpropPlain = WithoutCond(RMSprop, CondRMSpropCentered)
+// (CondRMSpropBig holds only with centered.)
+var RMSpropPlain = WithoutCond(WithoutCond(RMSprop, CondRMSpropCentered), CondRMSpropBig)
 
 // WithoutCond returns k as it runs when c never holds: c dropped from its
 // conditions, the streams used only under c dropped, and every if on c

@@ -24,6 +24,7 @@ var (
 	CondAdamDecoupled = &Cond{Name: "decoupled", Mask: AdamWDMask, Value: AdamWDDecoupled, Doc: "AdamW: p = p·decay"}
 	CondAdamCoupled   = &Cond{Name: "coupled", Mask: AdamWDMask, Value: AdamWDCoupled, Doc: "Adam: g = fma(wd, p, g)"}
 	CondAMSGrad       = &Cond{Name: "amsgrad", Mask: AdamAMSGrad, Value: AdamAMSGrad, Doc: "AMSGrad: divide by the running maximum of v"}
+	CondAdamBig       = &Cond{Name: "big", Mask: AdamBig, Value: AdamBig, Doc: bigDoc}
 
 	CondLionWD = &Cond{Name: "decoupled", Mask: LionWD, Value: LionWD, Doc: "weight decay: p = p·decay"}
 
@@ -32,17 +33,21 @@ var (
 	CondRMSpropWD       = &Cond{Name: "coupled", Mask: RMSpropWD, Value: RMSpropWD, Doc: "coupled weight decay"}
 	CondRMSpropCentered = &Cond{Name: "centered", Mask: RMSpropCentered, Value: RMSpropCentered, Doc: "centered: subtract the square of the gradient's average"}
 	CondRMSpropMomentum = &Cond{Name: "momentum", Mask: RMSpropMomentum, Value: RMSpropMomentum, Doc: "momentum: p moves by the buffer"}
+	CondRMSpropBig      = &Cond{Name: "big", Mask: RMSpropBig | RMSpropCentered, Value: RMSpropBig | RMSpropCentered, Doc: "centered, " + bigDoc}
 
-	CondAdamaxWD = &Cond{Name: "coupled", Mask: AdamaxWD, Value: AdamaxWD, Doc: "coupled weight decay"}
+	CondAdamaxWD  = &Cond{Name: "coupled", Mask: AdamaxWD, Value: AdamaxWD, Doc: "coupled weight decay"}
+	CondAdamaxBig = &Cond{Name: "big", Mask: AdamaxBig, Value: AdamaxBig, Doc: bigDoc}
 
 	CondAdadeltaWD = &Cond{Name: "coupled", Mask: AdadeltaWD, Value: AdadeltaWD, Doc: "coupled weight decay"}
 
 	CondNAdamDecoupled = &Cond{Name: "decoupled", Mask: NAdamWDMask, Value: NAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
 	CondNAdamCoupled   = &Cond{Name: "coupled", Mask: NAdamWDMask, Value: NAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
+	CondNAdamBig       = &Cond{Name: "big", Mask: NAdamBig, Value: NAdamBig, Doc: bigDoc}
 
 	CondRAdamDecoupled = &Cond{Name: "decoupled", Mask: RAdamWDMask, Value: RAdamWDDecoupled, Doc: "decoupled weight decay: p = p·decay"}
 	CondRAdamCoupled   = &Cond{Name: "coupled", Mask: RAdamWDMask, Value: RAdamWDCoupled, Doc: "coupled weight decay: g = fma(wd, p, g)"}
 	CondRAdamRect      = &Cond{Name: "rect", Mask: RAdamRect, Value: RAdamRect, Doc: "rectified step: divide m by sqrt(v) + eps"}
+	CondRAdamBig       = &Cond{Name: "big", Mask: RAdamBig, Value: RAdamBig, Doc: bigDoc}
 
 	CondLAMBWD   = &Cond{Name: "decay", Mask: LAMBWD, Value: LAMBWD, Doc: "weight decay in the update direction"}
 	CondLAMBKeep = &Cond{Name: "keep", Mask: LAMBKeep, Value: LAMBKeep, Doc: "the direction is stored over the gradient"}
@@ -51,6 +56,25 @@ var (
 	CondAdafactorBig      = &Cond{Name: "big", Mask: AdafactorBig, Value: AdafactorBig, Doc: "lerp weight ≥ 0.5: fma(w - 1, d, end)"}
 	CondAdafactorFactored = &Cond{Name: "factored", Mask: AdafactorFactored, Value: AdafactorFactored, Doc: "factored: the variance estimate is row_var·col_var/mean, by the row and column scales"}
 )
+
+// lerp sets v to PyTorch's lerp(self, end, w) (torch.lerp, whose CPU
+// kernel chooses its form by the weight):
+//
+//	d := end - self
+//	v = big ? fma(w - 1, d, end) : fma(w, d, self)     // big: w ≥ 0.5
+//
+// with row holding w - 1 or w (computed in the element type, both exact).
+// The second form keeps a small end where self is much larger: with β1 =
+// 0 (w = 1), m = g exactly, where fma(1, g - m, m) loses g to the rounding
+// of g - m.
+func lerp(big *Cond, v string, row int, end, self *Expr) Stmt {
+	return IfElse(big,
+		[]Stmt{Set(v, FMA(Row(row), Sub(end, self), end))},
+		[]Stmt{Set(v, FMA(Row(row), Sub(end, self), self))})
+}
+
+// bigDoc is the doc of the modes of the second lerp form.
+const bigDoc = "lerp weight ≥ 0.5: fma(w - 1, end - self, end)"
 
 // gradient is the prelude of every optimizer: g = grad·gs, where gs is the
 // gradient scale, negated when maximizing.
@@ -136,7 +160,7 @@ func AdamFastEstimates(j, u, k int) bool {
 //
 //	g := grad·gs
 //	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	v = fma(c2·g, g, β2·v)
 //	vv := amsgrad ? (vmax = max(vmax, v)) : v
 //	d := fma(sqrt(vv), ib2, eps)
@@ -145,13 +169,13 @@ var Adam = &Kernel{
 	Name: "adam",
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"},
 		{Name: "vmax", Only: CondAMSGrad}},
-	Conds: []*Cond{CondAdamDecoupled, CondAdamCoupled, CondAMSGrad},
+	Conds: []*Cond{CondAdamDecoupled, CondAdamCoupled, CondAMSGrad, CondAdamBig},
 	Body: []Stmt{
 		gradient(),
 		Set("p", Load("p")),
 		If(CondAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
 		If(CondAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
-		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		lerp(CondAdamBig, "m", RowC1, Var("g"), Load("m")),
 		Store("m", Var("m")),
 		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
 		Store("v", Var("v")),
@@ -228,7 +252,7 @@ var Adagrad = &Kernel{
 //	if coupled { g = fma(wd, p, g) }
 //	sq = fma(c2·g, g, α·sq)
 //	if centered {
-//		ga = fma(c2, g - ga, ga)
+//		ga = lerp(ga, g, 1-α)  // as Adam's m (row c1)
 //		d := sqrt(sq - ga·ga) + eps
 //	} else {
 //		d := sqrt(sq) + eps
@@ -242,12 +266,12 @@ var Adagrad = &Kernel{
 //
 // sq - ga·ga is a rounded product and a rounded subtraction, as PyTorch's
 // addcmul_(grad_avg, grad_avg, value=-1) computes it; grad_avg.lerp_(g,
-// 1-α) is the fma of Adam's m.
+// 1-α) is Adam's m's lerp (row c1 holds its weight).
 var RMSprop = &Kernel{
 	Name: "rmsprop",
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "sq"},
 		{Name: "buf", Only: CondRMSpropMomentum}, {Name: "gavg", Only: CondRMSpropCentered}},
-	Conds: []*Cond{CondRMSpropWD, CondRMSpropCentered, CondRMSpropMomentum},
+	Conds: []*Cond{CondRMSpropWD, CondRMSpropCentered, CondRMSpropMomentum, CondRMSpropBig},
 	Body: []Stmt{
 		gradient(),
 		Set("p", Load("p")),
@@ -256,7 +280,7 @@ var RMSprop = &Kernel{
 		Store("sq", Var("sq")),
 		IfElse(CondRMSpropCentered,
 			[]Stmt{
-				Set("ga", FMA(Row(RowC2), Sub(Var("g"), Load("gavg")), Load("gavg"))),
+				lerp(CondRMSpropBig, "ga", RowC1, Var("g"), Load("gavg")),
 				Store("gavg", Var("ga")),
 				Set("d", Add(Sqrt(Sub(Var("sq"), Mul(Var("ga"), Var("ga")))), Row(RowEps))),
 			},
@@ -278,7 +302,7 @@ var RMSprop = &Kernel{
 //
 //	g := grad·gs
 //	if coupled { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	u = max(β2·u, |g| + eps)
 //	p = fma(-clr, m/u, p)
 //
@@ -290,12 +314,12 @@ var RMSprop = &Kernel{
 var Adamax = &Kernel{
 	Name:    "adamax",
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "u"}},
-	Conds:   []*Cond{CondAdamaxWD},
+	Conds:   []*Cond{CondAdamaxWD, CondAdamaxBig},
 	Body: []Stmt{
 		gradient(),
 		Set("p", Load("p")),
 		If(CondAdamaxWD, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
-		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		lerp(CondAdamaxBig, "m", RowC1, Var("g"), Load("m")),
 		Store("m", Var("m")),
 		Set("u", Max(Mul(Row(RowBeta2), Load("u")), Add(Abs(Var("g")), Row(RowEps)))),
 		Store("u", Var("u")),
@@ -345,7 +369,7 @@ var Adadelta = &Kernel{
 //
 //	g := grad·gs
 //	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	v = fma(c2·g, g, β2·v)
 //	d := fma(sqrt(v), ib2, eps)
 //	p = fma(cg, g/d, p)
@@ -361,13 +385,13 @@ var Adadelta = &Kernel{
 var NAdam = &Kernel{
 	Name:    "nadam",
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
-	Conds:   []*Cond{CondNAdamDecoupled, CondNAdamCoupled},
+	Conds:   []*Cond{CondNAdamDecoupled, CondNAdamCoupled, CondNAdamBig},
 	Body: []Stmt{
 		gradient(),
 		Set("p", Load("p")),
 		If(CondNAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
 		If(CondNAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
-		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		lerp(CondNAdamBig, "m", RowC1, Var("g"), Load("m")),
 		Store("m", Var("m")),
 		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
 		Store("v", Var("v")),
@@ -384,7 +408,7 @@ var NAdam = &Kernel{
 //
 //	g := grad·gs
 //	if decoupled { p = p·decay } else if coupled { g = fma(wd, p, g) }
-//	m = fma(c1, g - m, m)
+//	m = lerp(m, g, c1)     // c1 = 1-β1: fma(c1, g - m, m); from 0.5 on fma(c1 - 1, g - m, g)
 //	v = fma(c2·g, g, β2·v)
 //	if rect {
 //		d := sqrt(v) + eps
@@ -402,13 +426,13 @@ var NAdam = &Kernel{
 var RAdam = &Kernel{
 	Name:    "radam",
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"}},
-	Conds:   []*Cond{CondRAdamDecoupled, CondRAdamCoupled, CondRAdamRect},
+	Conds:   []*Cond{CondRAdamDecoupled, CondRAdamCoupled, CondRAdamRect, CondRAdamBig},
 	Body: []Stmt{
 		gradient(),
 		Set("p", Load("p")),
 		If(CondRAdamDecoupled, Set("p", Mul(Var("p"), Row(RowDecay)))),
 		If(CondRAdamCoupled, Set("g", FMA(Row(RowWD), Var("p"), Var("g")))),
-		Set("m", FMA(Row(RowC1), Sub(Var("g"), Load("m")), Load("m"))),
+		lerp(CondRAdamBig, "m", RowC1, Var("g"), Load("m")),
 		Store("m", Var("m")),
 		Set("v", FMA(Mul(Row(RowC2), Var("g")), Var("g"), Mul(Row(RowBeta2), Load("v")))),
 		Store("v", Var("v")),
