@@ -37,7 +37,7 @@ func (c MuonConfig) values() [len(muonValueNames)]float64 {
 // count or choice that is not a whole number in range.
 func muonFromValues(v [len(muonValueNames)]float64) (MuonConfig, error) {
 	whole := func(name string, x, hi float64) error {
-		if !(x >= 0 && x <= hi && x == math.Trunc(x)) {
+		if !(x >= 0 && x <= hi && x == math.Trunc(x)) || math.Signbit(x) { // -0 too: Save writes +0
 			return fmt.Errorf("%s = %v", name, x)
 		}
 		return nil

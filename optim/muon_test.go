@@ -643,3 +643,20 @@ func muonGolden[T Float](t *testing.T, lv kernels.ISA) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// TestMuonValuesNegZero: a flag, count or choice stored as -0 is not what
+// Save writes (+0), and Load refuses it as the Optimizer's bools are.
+func TestMuonValuesNegZero(t *testing.T) {
+	v := DefaultMuon().values()
+	if _, err := muonFromValues(v); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"nesterov", "ns_steps", "adjust_lr_fn"} {
+		i := slices.Index(muonValueNames[:], name)
+		w := v
+		w[i] = math.Copysign(0, -1)
+		if _, err := muonFromValues(w); err == nil {
+			t.Errorf("%s = -0 accepted", name)
+		}
+	}
+}

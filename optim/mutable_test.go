@@ -646,3 +646,52 @@ func TestRestoreWithoutMaxExpAvgSq(t *testing.T) {
 		t.Fatalf("Restore with max_exp_avg_sq below exp_avg_sq: %v, want ErrState", err)
 	}
 }
+
+// TestAMSGradLateCheckpoint: a checkpoint taken after AMSGrad was turned on
+// and before the parameters stepped again (max_exp_avg_sq is 0, below
+// exp_avg_sq) loads, whole and as a shard, and resumes exactly (Load
+// refused it: every checkpoint of the run was lost until every parameter
+// had stepped, which a frozen one never does).
+func TestAMSGradLateCheckpoint(t *testing.T) {
+	m := newTestModel[float32]([]int{300, 7})
+	o := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	m.register(t, o, nil)
+	for s := range 3 {
+		m.fillGrads(s)
+		mustStep(t, o)
+	}
+	if err := o.SetGroupValue(0, "amsgrad", 1); err != nil {
+		t.Fatal(err)
+	}
+	var whole, shard bytes.Buffer
+	if err := o.Save(&whole); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SaveShard(&shard); err != nil {
+		t.Fatal(err)
+	}
+	saved := m.clone() // the parameters of the checkpoint
+	m.fillGrads(3)
+	mustStep(t, o)
+	for _, c := range []struct {
+		what string
+		load func(o *Optimizer[float32]) error
+	}{
+		{"Load", func(o *Optimizer[float32]) error { return o.Load(bytes.NewReader(whole.Bytes())) }},
+		{"LoadShards", func(o *Optimizer[float32]) error { return o.LoadShards(bytes.NewReader(shard.Bytes())) }},
+	} {
+		b := saved.clone()
+		o2 := mustNew[float32](t, AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}, Options{Workers: 1})
+		b.register(t, o2, nil)
+		if err := c.load(o2); err != nil {
+			t.Fatalf("%s of a checkpoint with a fresh max_exp_avg_sq: %v", c.what, err)
+		}
+		b.fillGrads(3)
+		mustStep(t, o2)
+		for i := range b.data {
+			if !bitsEqual(b.data[i], m.data[i]) {
+				t.Fatalf("%s: parameter %d after the resumed step differs", c.what, i)
+			}
+		}
+	}
+}

@@ -202,13 +202,9 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		o.prepare() // the spans
 	}
 	np := len(o.params)
+	// A buffer is made when a file's data for it is read (readShard), so
+	// that an empty or bad file costs no state-sized memory.
 	bufs := make([][3][]T, np)
-	for i := range o.params {
-		lo, hi := o.stateSpan(i)
-		for k := range o.groups[o.params[i].group].buffers() {
-			bufs[i][k] = make([]T, hi-lo)
-		}
-	}
 	// ranges[i] holds the element ranges of parameter i the files hold;
 	// fresh[i] whether the files hold its buffers (2) or none, as
 	// savedBuffers writes a fresh parameter (1).

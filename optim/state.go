@@ -384,6 +384,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	loaded16 := make([][3][]uint16, 0, cap(steps))
 	masters := make([][]T, 0, cap(steps))
 	scratch := make([]byte, 1<<16)
+	anyHalf := false // a 16-bit parameter, which version 4 is for
 	for i := int64(0); i < np && d.err == nil; i++ {
 		var p *param[T]
 		if i < int64(len(o.params)) {
@@ -413,6 +414,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		var typ, mode uint8
 		if version == stateVersionHalf {
 			typ, mode = d.u8(), d.u8()
+			anyHalf = anyHalf || typ != 0
 		}
 		nbuf := int(d.u8())
 		if d.err != nil {
@@ -537,6 +539,9 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			masters = append(masters, master)
 		}
 	}
+	if d.err == nil && version == stateVersionHalf && !anyHalf {
+		d.invalid("a version %d file without a 16-bit parameter", version)
+	}
 	if d.err != nil {
 		return d.fail()
 	}
@@ -584,13 +589,15 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 // of h's rule for the parameter's shape, in its order) hold what no
 // optimizer step produces: a second moment or sum of squares (exp_avg_sq,
 // max_exp_avg_sq, sum, square_avg, acc_delta, row_var, col_var, variance)
-// or an infinity norm (exp_inf) that is
-// negative or NaN, a max_exp_avg_sq below exp_avg_sq (not for 16-bit
-// state: stochastic rounding rounds the two apart), or anything but the
-// rule's initial value (zero but for Adagrad's sum) before the first step. (exp_avg and momentum_buffer can
-// hold any value, NaN included, after steps under the Propagate policy.)
+// or an infinity norm (exp_inf) that is negative or NaN, or anything but
+// the rule's initial value (zero but for Adagrad's sum) before the first
+// step. (exp_avg and momentum_buffer can hold any value, NaN included,
+// after steps under the Propagate policy.) A max_exp_avg_sq below
+// exp_avg_sq is not refused: AMSGrad turned on after steps (SetGroup)
+// starts it at zero, and a parameter keeps it so until it steps; a
+// stochastically rounded 16-bit state rounds the two apart too.
 func checkBuffers[T Float](h Hyper, names []string, bufs [][]T, step int64) error {
-	return checkBuffersOrdered(h, names, bufs, step, true)
+	return checkBuffersOrdered(h, names, bufs, step, false)
 }
 
 // checkBuffersOrdered is checkBuffers, with the check of max_exp_avg_sq ≥

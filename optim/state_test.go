@@ -1,11 +1,13 @@
 package optim
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc64"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -524,6 +526,73 @@ func TestLoadManyGroupsBounded(t *testing.T) {
 		}
 		if a, limit := m1.TotalAlloc-m0.TotalAlloc, 10*uint64(len(c.data)); a > limit {
 			t.Errorf("%s of a %d-byte file of 5001 groups allocated %d bytes, want ≤ %d", c.what, len(c.data), a, limit)
+		}
+	}
+}
+
+// TestLoadV4WithoutHalf: version 4 is for files with a 16-bit parameter
+// (Save writes 2 or 3 otherwise); a version-4 file of float32 parameters
+// alone is not one Save writes, and Load refuses it.
+func TestLoadV4WithoutHalf(t *testing.T) {
+	o, _ := stateFile(t, DefaultAdam())
+	var out bytes.Buffer
+	e := encoder{w: bufio.NewWriter(&out), h: crc64.New(crcTable)}
+	e.bytes([]byte(stateMagic))
+	e.u32(stateVersionHalf)
+	e.u8(uint8(o.kind))
+	e.u8(4)
+	e.u16(0)
+	e.u32(uint32(len(o.groups)))
+	for _, g := range o.groups {
+		names, vals := values(g)
+		e.u8(uint8(len(names)))
+		for i, n := range names {
+			e.u8(uint8(len(n)))
+			e.bytes([]byte(n))
+			e.u64(math.Float64bits(vals[i]))
+		}
+	}
+	e.u32(uint32(len(o.params)))
+	for i := range o.params {
+		p := &o.params[i]
+		writeParamHead(&e, p.name, p.group, p.shape, p.len(), p.step)
+		e.u8(0) // float32, no master
+		e.u8(0)
+		h := o.groups[p.group]
+		bufs := savedBuffers(h, p.shape, p.fresh, p.step)
+		e.u8(uint8(len(bufs)))
+		for k, name := range bufs {
+			e.u8(uint8(len(name)))
+			e.bytes([]byte(name))
+			writeElems(&e, p.buf[k], bufferLen(h, k, p.shape, p.len()), float32(h.initial(k)))
+		}
+	}
+	if err := e.close(); err != nil {
+		t.Fatal(err)
+	}
+	o2, _ := stateFile(t, AdamConfig{LR: 0.02, Beta1: 0.8, Beta2: 0.9})
+	loadFails(t, o2, out.Bytes(), ErrState, "version 4 without a 16-bit parameter")
+}
+
+// TestLoadShardsEmptyAllocates: an empty or short shard file costs no
+// state-sized memory (LoadShards made every parameter's buffers before it
+// read a byte: 8 MB here).
+func TestLoadShardsEmptyAllocates(t *testing.T) {
+	n := 1 << 20
+	o := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	if err := o.Add("w", make([]float32, n), make([]float32, n)); err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range [][]byte{nil, []byte("FUSEOPTZ")} {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		err := o.LoadShards(bytes.NewReader(data))
+		runtime.ReadMemStats(&m1)
+		if !errors.Is(err, ErrState) {
+			t.Fatalf("%d bytes: %v, want ErrState", len(data), err)
+		}
+		if a := m1.TotalAlloc - m0.TotalAlloc; a > 1<<20 {
+			t.Errorf("LoadShards of %d bytes allocated %d bytes", len(data), a)
 		}
 	}
 }
