@@ -502,6 +502,10 @@ func (s *Set) AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowScale
 //
 //	if wd ≠ 0 { p = p·decay }
 //	p = fma(u, st, p)
+//
+// st is used as it is: one that is NaN or infinite in float32 (a
+// parameter holding ±Inf under the Propagate policy, as in PyTorch, or
+// an ε2·ρ beyond float32's range) makes p NaN or infinite.
 func (s *Set) AdafactorUpdateF32(c *Coeffs, p, grad []float32, cols int, rowScale, colScale []float32, st float64) error {
 	return adafactorUpdate(&s.f32, c, p, grad, cols, rowScale, colScale, st)
 }

@@ -337,6 +337,17 @@ func TestPowReal(t *testing.T) {
 			}
 		}
 	}
+	// Beyond the range: 0 and +Inf, not the NaN of an overflowing
+	// double-double product (which refused a valid beta2_decay).
+	for _, e := range [][3]float64{{3, -math.MaxFloat64, 0}, {3, math.MaxFloat64, math.Inf(1)},
+		{0.5, math.MaxFloat64, 0}, {2, -1100, 0}, {2, 1100, math.Inf(1)}, {1 << 20, -1e300, 0}} {
+		if got := powReal(e[0], e[1]); got != e[2] {
+			t.Errorf("powReal(%v, %v) = %v, want %v", e[0], e[1], got, e[2])
+		}
+	}
+	if _, err := (Adafactor{LR: 0.01, Beta2Decay: -math.MaxFloat64, Eps1: 1e-3, Eps2: 1e-3, D: 1}).Coeffs(3); err != nil {
+		t.Errorf("beta2_decay -MaxFloat64: %v", err)
+	}
 	// 32^-0.8 is 2^-4·32^-4.44e-17 (0.8 is not a float64), just below 1/16:
 	// math.Pow rounds it to 1/16, the exact value does not.
 	if got := powReal(32, -0.8); got != math.Nextafter(1.0/16, 0) {
@@ -706,3 +717,15 @@ func benchAdafactor[T Float](b *testing.B) {
 
 func BenchmarkAdafactorF32(b *testing.B) { benchAdafactor[float32](b) }
 func BenchmarkAdafactorF64(b *testing.B) { benchAdafactor[float64](b) }
+
+// TestPowIntNilValue: PowInt refuses a negative power with NaN, and a nil
+// Coeffs has no values (it panicked).
+func TestPowIntNilValue(t *testing.T) {
+	if !math.IsNaN(PowInt(0.9, -3)) {
+		t.Errorf("PowInt(0.9, -3) = %v, want NaN", PowInt(0.9, -3))
+	}
+	var nilc *Coeffs
+	if v, ok := nilc.Value("gs"); ok || v != 0 {
+		t.Errorf("nil Coeffs: Value = %v, %v", v, ok)
+	}
+}

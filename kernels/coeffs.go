@@ -40,7 +40,10 @@ var familyNames = [...]string{"zero Coeffs", "SGD", "Momentum", "Adam", "Lion", 
 // [Adagrad.Coeffs], [RMSprop.Coeffs], [Adamax.Coeffs], [Adadelta.Coeffs],
 // [NAdam.Coeffs], [RAdam.Coeffs], [LAMB.Coeffs] or [Adafactor.Coeffs]; the
 // zero value is rejected by every kernel. A Coeffs is read-only for the
-// kernels and may be shared by goroutines.
+// kernels and may be shared by goroutines. A CoeffsInto that refuses its
+// hyperparameters leaves the block as it was; one that fails later (a
+// coefficient that overflows an element type) leaves it refused by the
+// kernels until it is filled again.
 type Coeffs struct {
 	fam  family
 	mode int
@@ -279,8 +282,15 @@ func (c *Coeffs) CheckF64() error {
 
 // Value returns the float64 value of a named coefficient, for tests and
 // diagnostics: "gs", "wd", "decay", "c1", "c2", "beta2", "ib2", "eps", "nega",
-// "neglr", "mu", "damp". The kernels use it rounded to their element type.
+// "neglr", "mu", "damp". The float64 kernels use it as it is; the float32
+// kernels use it rounded to float32, except in the rows that float32
+// computes on its own (Adafactor's c2, eps and clamp, the second lerp
+// form's c1 - 1, and tiny: float32's smallest normal number). A nil c has
+// no values.
 func (c *Coeffs) Value(name string) (float64, bool) {
+	if c == nil {
+		return 0, false
+	}
 	for i, n := range abi.RowNames {
 		if n == name {
 			return c.vals[i], true
@@ -648,7 +658,7 @@ func (h Adagrad) CoeffsInto(c *Coeffs, t int64) error {
 // RMSprop holds the hyperparameters of torch.optim.RMSprop.
 type RMSprop struct {
 	LR          float64 // learning rate, ≥ 0
-	Alpha       float64 // smoothing constant α of the averages, ≥ 0
+	Alpha       float64 // smoothing constant α of the averages, in [0, 1]
 	Eps         float64 // added to the root, ≥ 0
 	WeightDecay float64 // coupled L2 penalty, ≥ 0
 	Momentum    float64 // μ, ≥ 0; > 0 keeps a momentum buffer
@@ -680,6 +690,9 @@ func (h RMSprop) CoeffsInto(c *Coeffs) error {
 		if err := checkNonNeg(f.name, f.v); err != nil {
 			return err
 		}
+	}
+	if h.Alpha > 1 {
+		return fmt.Errorf("%w: alpha = %v, want 0 ≤ α ≤ 1", ErrCoeff, h.Alpha)
 	}
 	mode := 0
 	if h.WeightDecay != 0 {

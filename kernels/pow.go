@@ -6,8 +6,13 @@ import "math"
 // only, as the coefficients of every kernel compute their powers (β^t of
 // the bias corrections): the same value on every machine. Adapters that
 // derive a stack's own coefficients from the bias corrections use it so
-// that theirs match bit for bit.
-func PowInt(b float64, t int64) float64 { return powInt(b, t) }
+// that theirs match bit for bit. It returns NaN for t < 0.
+func PowInt(b float64, t int64) float64 {
+	if t < 0 {
+		return math.NaN()
+	}
+	return powInt(b, t)
+}
 
 // expDet returns e^x by fdlibm's algorithm (that of Go's pure-Go math.Exp:
 // x = k·ln2 + r, a rational approximation of e^r, then the scaling by 2^k),

@@ -25,7 +25,15 @@ func powReal(x, y float64) float64 {
 		return 0
 	}
 	lh, ll := logDD(x)
-	// z = y·ln x, as a double-double.
+	// z = y·ln x, as a double-double. Beyond ±746 the power is 0 or +Inf
+	// in float64 (whose exponents end at -1074 and 1024): so it is
+	// returned, where the double-double product could overflow (-Inf with
+	// an error term of +Inf, a NaN).
+	if p := y * lh; p < -746 {
+		return 0
+	} else if p > 746 {
+		return math.Inf(1)
+	}
 	zh, zl := twoProd(y, lh)
 	zl += float64(y * ll)
 	zh, zl = fastTwoSum(zh, zl)

@@ -649,6 +649,7 @@ func TestCoeffsValidation(t *testing.T) {
 		{"adagrad step 0", func() error { _, e := Adagrad{LR: 1}.Coeffs(0); return e }()},
 		{"rmsprop lr<0", func() error { _, e := RMSprop{LR: -1, Alpha: 0.99}.Coeffs(); return e }()},
 		{"rmsprop alpha<0", func() error { _, e := RMSprop{LR: 1, Alpha: -0.1}.Coeffs(); return e }()},
+		{"rmsprop alpha>1", func() error { _, e := RMSprop{LR: 1, Alpha: 1.5}.Coeffs(); return e }()},
 		{"rmsprop eps NaN", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, Eps: math.NaN()}.Coeffs(); return e }()},
 		{"rmsprop wd<0", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, WeightDecay: -1}.Coeffs(); return e }()},
 		{"rmsprop momentum<0", func() error { _, e := RMSprop{LR: 1, Alpha: 0.99, Momentum: -0.5}.Coeffs(); return e }()},

@@ -138,6 +138,7 @@ func TestValidate(t *testing.T) {
 		{AdagradConfig{LR: 1e-2, Eps: -1e-10}, "Eps"},
 		{RMSpropConfig{LR: -1, Alpha: 0.99}, "LR"},
 		{RMSpropConfig{LR: 1e-2, Alpha: -0.5}, "Alpha"},
+		{RMSpropConfig{LR: 1e-2, Alpha: 1.5}, "Alpha"},
 		{RMSpropConfig{LR: 1e-2, Alpha: inf}, "Alpha"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: -1}, "Eps"},
 		{RMSpropConfig{LR: 1e-2, Alpha: 0.99, Momentum: -0.1}, "Momentum"},

@@ -163,3 +163,37 @@ func TestClipGradNorm(t *testing.T) {
 		}
 	}
 }
+
+// TestClipGradNormNaNPropagate: under Propagate, a NaN norm makes every
+// gradient NaN, as PyTorch's clip_grad_norm_ (clamp keeps the NaN coef);
+// an infinite norm multiplies them by 0. The other policies leave them.
+func TestClipGradNormNaNPropagate(t *testing.T) {
+	for _, c := range []struct {
+		bad  float32
+		want func(float32) bool // each gradient of the finite parameter after the clip
+	}{
+		{float32(math.NaN()), func(g float32) bool { return g != g }},
+		{float32(math.Inf(1)), func(g float32) bool { return g == 0 }},
+	} {
+		for _, policy := range []NonFinitePolicy{Propagate, SkipStep} {
+			o := mustNew[float32](t, DefaultSGD(0.1), Options{Workers: 1, NonFinite: policy})
+			a, ga := []float32{1, 1}, []float32{3, 4}
+			b, gb := []float32{1}, []float32{c.bad}
+			if err := o.Add("a", a, ga); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Add("b", b, gb); err != nil {
+				t.Fatal(err)
+			}
+			norm, err := o.ClipGradNorm(1)
+			if err != nil || !(norm != norm || math.IsInf(norm, 1)) {
+				t.Fatalf("bad %v, policy %v: norm %v, %v", c.bad, policy, norm, err)
+			}
+			for _, g := range ga {
+				if policy == Propagate && !c.want(g) || policy != Propagate && (g != 3 && g != 4) {
+					t.Fatalf("bad %v, policy %v: gradients %v after the clip", c.bad, policy, ga)
+				}
+			}
+		}
+	}
+}

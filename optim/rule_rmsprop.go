@@ -21,7 +21,7 @@ var _ = register(RMSpropConfig{})
 // (a) when Centered, in that order.
 type RMSpropConfig struct {
 	LR          float64 // learning rate, ≥ 0
-	Alpha       float64 // smoothing constant, ≥ 0
+	Alpha       float64 // smoothing constant, in [0, 1]
 	Eps         float64 // added to the root, ≥ 0
 	WeightDecay float64 // L2 penalty added to the gradient, ≥ 0
 	Momentum    float64 // ≥ 0; > 0 keeps a momentum buffer
@@ -37,7 +37,8 @@ func DefaultRMSprop() RMSpropConfig { return RMSpropConfig{LR: 1e-2, Alpha: 0.99
 func (RMSpropConfig) Kind() Kind { return KindRMSprop }
 
 // Validate checks PyTorch's rules: LR, Eps, Momentum, WeightDecay and
-// Alpha ≥ 0, every value finite.
+// Alpha ≥ 0, every value finite; and Alpha ≤ 1, which PyTorch does not
+// check (above 1 the square average turns negative and the step NaN).
 func (c RMSpropConfig) Validate() error {
 	for _, f := range []struct {
 		name string
@@ -46,6 +47,9 @@ func (c RMSpropConfig) Validate() error {
 		if err := checkNonNeg(f.name, f.v); err != nil {
 			return err
 		}
+	}
+	if c.Alpha > 1 {
+		return hyperErr("Alpha", c.Alpha, "a value in [0, 1]")
 	}
 	return nil
 }

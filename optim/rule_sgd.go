@@ -12,8 +12,11 @@ const KindSGD Kind = 1
 
 var _ = register(SGDConfig{})
 
-// SGDConfig holds the hyperparameters of torch.optim.SGD. The learning rate
-// has no default; the other fields default to 0 and false, as in PyTorch.
+// SGDConfig holds the hyperparameters of torch.optim.SGD. The fields
+// default to 0 and false, as in PyTorch, but for the learning rate:
+// PyTorch's SGD defaults it to 1e-3 (its older versions required
+// it), [DefaultSGD] takes it, and an SGDConfig with LR 0 leaves the
+// parameters where they are.
 //
 // With g the gradient (negated when Maximize is set), one step of a
 // parameter p is:
@@ -29,7 +32,7 @@ var _ = register(SGDConfig{})
 // ([kernels.Set.SGDF32], [kernels.Set.MomentumF32]). State:
 // momentum_buffer, when Momentum ≠ 0.
 type SGDConfig struct {
-	LR          float64 // learning rate, ≥ 0 (required)
+	LR          float64 // learning rate, ≥ 0 (PyTorch's default 1e-3: DefaultSGD takes it)
 	Momentum    float64 // μ, ≥ 0
 	Dampening   float64 // τ: the gradient enters the buffer as (1-τ)·g
 	WeightDecay float64 // L2 penalty added to the gradient, ≥ 0

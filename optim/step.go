@@ -139,7 +139,9 @@ func (o *Optimizer[T]) ZeroGrad() {
 // the gradients are then left alone (the next Step skips); under
 // ErrorOnNonFinite they are left alone and the error wraps ErrNonFinite,
 // naming the parameter; under Propagate the rule above applies as it
-// stands.
+// stands, as in PyTorch's clip_grad_norm_: an infinite norm gives coef 0,
+// and a NaN norm a NaN coef, which makes every gradient NaN (PyTorch's
+// clamp(coef, max=1) keeps the NaN).
 func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if o.closed {
 		return 0, ErrClosed
@@ -158,7 +160,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 		return norm, nil
 	}
 	coef := maxNorm / (norm + 1e-6)
-	if !(coef < 1) {
+	if coef >= 1 { // (a NaN coef goes on: see above)
 		return norm, nil
 	}
 	tiny := T(minNormal32)

@@ -48,7 +48,9 @@ func parseLevels(s string) ([]kernels.ISA, error) {
 		if !l.Supported() {
 			return nil, fmt.Errorf("-cpu: level %v is not supported here (this CPU runs %v)", l, kernels.Levels())
 		}
-		out = append(out, l)
+		if !slices.Contains(out, l) { // each once
+			out = append(out, l)
+		}
 	}
 	return out, nil
 }

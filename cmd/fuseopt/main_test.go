@@ -343,6 +343,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "-sizes", "1G"},
 		{"bench", "-sizes", "64K,262145K"},
 		{"tour", "-sizes", "512M"},
+		{"tour", "-sizes", ""},
+		{"bench", "-sizes", " "},
 		{"bench", "-ops", "yogi"},
 		{"bench", "-prec", "f16"},
 		{"bench", "-mixed", "bf16"},

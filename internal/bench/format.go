@@ -104,10 +104,11 @@ func ParseSize(s string) (int, error) {
 	return n * mul, nil
 }
 
-// ParseSizes parses a comma-separated list of sizes.
+// ParseSizes parses a comma-separated list of sizes, each once (a size
+// given again is dropped); an empty list is an error.
 func ParseSizes(s string) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
-		return nil, nil
+		return nil, fmt.Errorf("no sizes")
 	}
 	var out []int
 	for _, f := range strings.Split(s, ",") {
@@ -115,7 +116,9 @@ func ParseSizes(s string) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, n)
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
 	}
 	return out, nil
 }

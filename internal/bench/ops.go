@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -182,7 +183,9 @@ func ParseOps(s string) ([]Op, error) {
 		found := false
 		for _, o := range Ops {
 			if string(o) == f {
-				out = append(out, o)
+				if !slices.Contains(out, o) { // each once
+					out = append(out, o)
+				}
 				found = true
 			}
 		}

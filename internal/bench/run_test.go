@@ -341,6 +341,18 @@ func TestSizes(t *testing.T) {
 	if _, err := ParseOps("adam,yogi"); err == nil {
 		t.Error("ParseOps accepted yogi")
 	}
+	// Each once; no sizes is an error (it measured nothing).
+	if got, err := ParseSizes("4K,1M,4k"); err != nil || !reflect.DeepEqual(got, []int{4096, 1 << 20}) {
+		t.Errorf("ParseSizes(4K,1M,4k) = %v, %v", got, err)
+	}
+	if got, err := ParseOps("adam,sgd,adam"); err != nil || !reflect.DeepEqual(got, []Op{Adam, SGD}) {
+		t.Errorf("ParseOps(adam,sgd,adam) = %v, %v", got, err)
+	}
+	for _, empty := range []string{"", " "} {
+		if got, err := ParseSizes(empty); err == nil {
+			t.Errorf("ParseSizes(%q) = %v, nil", empty, got)
+		}
+	}
 	if _, err := ParsePrecs("f16"); err == nil {
 		t.Error("ParsePrecs accepted f16")
 	}
