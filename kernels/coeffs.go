@@ -153,9 +153,12 @@ func (c *Coeffs) broadcast() {
 		}
 		// Adafactor's lerp weight t^beta2_decay falls towards 0 with t
 		// and may leave the range of float32, where PyTorch rounds it to
-		// 0 too (no update of the variance): not an error.
+		// 0 too (no update of the variance): not an error. Nor is the
+		// second lerp form's w - 1 that float32 computes as 0 (a β1 below
+		// 2⁻²⁵: float32(1-β1) is 1, and m = g exactly, as in PyTorch).
+		zeroOK := c.fam == famAdafactor && r == abi.RowC2 || r == abi.RowC1 && c.own32&(1<<r) != 0
 		if a32 := b32 & (1<<31 - 1); (a32 >= 0x7f800000 && !(infOK && b32 == 0xff800000 && c.f32Val(abi.RowEps) == 0)) ||
-			(a32 == 0 && b64&(1<<63-1) != 0 && !(c.fam == famAdafactor && r == abi.RowC2)) {
+			(a32 == 0 && b64&(1<<63-1) != 0 && !zeroOK) {
 			c.unfit32 |= 1 << r
 		}
 		d := (*[abi.LanesF64]uint64)(unsafe.Pointer(&c.f64[r]))
@@ -500,7 +503,13 @@ func (c *Coeffs) pows(b1, b2 float64, t int64) (float64, float64) {
 //	bc1 = 1-β1^t, bc2 = 1-β2^t, a = lr/bc1, ib2 = 1/sqrt(bc2),
 //	c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd
 //
-// all in float64, then rounded once to the element type.
+// all in float64, then rounded once to the element type.//
+// When 1-β1 ≥ 0.5 (β1 ≤ 0.5), m takes PyTorch's second lerp form
+// (torch.lerp's CPU kernel, for a weight from 0.5 on) and c1 holds
+// (1-β1) - 1, computed in each element type from 1-β1 rounded to it
+// (exact). The form is chosen on the float64 1-β1: PyTorch chooses it on
+// float32(1-β1) for float32, which differs only for β1 in (0.5,
+// 0.5+2⁻²⁶].
 func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	gs, err := h.gs()
 	if err != nil {
@@ -675,9 +684,15 @@ func (h RMSprop) Coeffs() (Coeffs, error) {
 
 // CoeffsInto is Coeffs writing into c:
 //
-//	α, c2 = 1-α, -lr, μ
+//	α, c2 = 1-α, -lr, μ, and c1 = 1-α when centered
 //
-// in float64, then rounded once to the element type.
+// in float64, then rounded once to the element type.//
+// When 1-α ≥ 0.5 (α ≤ 0.5), centered grad_avg takes PyTorch's second lerp form
+// (torch.lerp's CPU kernel, for a weight from 0.5 on) and c1 holds
+// (1-α) - 1, computed in each element type from 1-α rounded to it
+// (exact). The form is chosen on the float64 1-α: PyTorch chooses it on
+// float32(1-α) for float32, which differs only for α in (0.5,
+// 0.5+2⁻²⁶].
 func (h RMSprop) CoeffsInto(c *Coeffs) error {
 	gs, err := h.gs()
 	if err != nil {
@@ -762,7 +777,8 @@ func (h Adamax) Coeffs(t int64) (Coeffs, error) {
 //	c1 = 1-β1, β2, clr = lr/(1-β1^t), -clr
 //
 // in float64 (β1^t by repeated squaring), then rounded once to the element
-// type.
+// type. The second lerp form from 1-β1 ≥ 0.5 on is Adam's (see
+// [Adam.CoeffsInto]).
 func (h Adamax) CoeffsInto(c *Coeffs, t int64) error {
 	gs, err := h.gs()
 	if err != nil {
@@ -889,6 +905,8 @@ func (h NAdam) Coeffs(t int64, muProduct float64) (Coeffs, error) {
 // all in float64, in PyTorch's order, then rounded once to the element
 // type. (PyTorch keeps mu_product in a tensor of its default scalar type,
 // float32 unless the default is float64; here it is float64.)
+// The second lerp form from 1-β1 ≥ 0.5 on is Adam's (see
+// [Adam.CoeffsInto]).
 func (h NAdam) CoeffsInto(c *Coeffs, t int64, muProduct float64) error {
 	gs, err := h.gs()
 	if err != nil {
@@ -987,6 +1005,8 @@ func (h RAdam) step(t int64) (a float64, rect bool) {
 //
 // then rounded once to the element type. β^t is [PowInt]'s (PyTorch's
 // beta ** step is the C library's pow).
+// The second lerp form from 1-β1 ≥ 0.5 on is Adam's (see
+// [Adam.CoeffsInto]).
 func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
 	gs, err := h.gs()
 	if err != nil {

@@ -135,8 +135,15 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 	for _, wd := range []float64{0, 0.01} {
 		for _, dec := range []bool{false, true} {
 			for _, ams := range []bool{false, true} {
-				for _, isFast := range []bool{false, true} {
-					h := Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, AMSGrad: ams}
+				for _, b1fast := range []int{0, 1, 2, 3} { // β1 0.9 or 0.1 (the second lerp form), plain or fast
+					isFast, b1 := b1fast&1 != 0, 0.9
+					if b1fast >= 2 {
+						if !(dec && ams) {
+							continue
+						}
+						b1 = 0.1
+					}
+					h := Adam{LR: 1e-3, Beta1: b1, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, AMSGrad: ams}
 					st, gr := goldenData[T](3)
 					for i := range st[1] {
 						st[1][i], st[2][i], st[3][i] = 0, 0, 0
@@ -146,6 +153,9 @@ func goldenVariants[T Float](s *Set) (map[string]string, map[string][]float64) {
 						_ = adamKernel[T](isFast).run(s, &c, [][]T{st[0], gr[step], st[1], st[2], st[3]})
 					}
 					name := fmt.Sprintf("Adam%s/wd=%v/decoupled=%v/amsgrad=%v", prec, wd, dec, ams)
+					if b1 != 0.9 {
+						name += fmt.Sprintf("/beta1=%v", b1)
+					}
 					if isFast {
 						var samp []float64
 						for i := 0; i < goldenN; i += 313 {

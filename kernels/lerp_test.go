@@ -10,9 +10,11 @@ import (
 // weight w ≥ 0.5: m = g + (w-1)·(g - m), one fma. With β1 = 0 (w = 1) the
 // new moment is the gradient exactly, however large the old one (the
 // first form, fma(1, g - m, m), gave 0 for g = 1e-8 against m = 1: the
-// gradient lost to the rounding of g - m). With β1 = 0.3 each element is
-// checked against the float64 formula of PyTorch's second form, on every
-// level, float32 and float64, over lengths that cover the vector tails.
+// gradient lost to the rounding of g - m). With β1 = 0.1 each element is
+// checked bit for bit against PyTorch's second form, fma(T(w) - 1, g - m,
+// g) in the element type, on every level, float32 and float64, over
+// lengths that cover the vector tails. A β1 below 2⁻²⁵ makes w - 1 zero in
+// float32 (m = g), which float32 accepts.
 func TestLerpSecondForm(t *testing.T) {
 	const n = 37
 	type run func(s *Set, beta1 float64, p, g, m []float64, f32 bool) []float64
@@ -92,13 +94,23 @@ func TestLerpSecondForm(t *testing.T) {
 					}
 				}
 				g0, m0 := append([]float64(nil), g...), append([]float64(nil), m...)
-				got = f(s, 0.3, p, g, m, f32)
+				// β1 = 0.1: float32(0.9) - 1 is not float32(-0.1), so a
+				// coefficient rounded from float64 shows.
+				got = f(s, 0.1, p, g, m, f32)
 				for i := range n {
-					// PyTorch: end + (w - 1)·(end - self), w = 1 - 0.3.
-					w := 1 - 0.3
-					want := g0[i] + (w-1)*(g0[i]-m0[i])
-					if d := math.Abs(got[i] - want); d > 1e-6*math.Abs(want)+1e-12 {
-						t.Fatalf("%s %s f32=%v β1=0.3, element %d: m = %g, want %g", setName(s), name, f32, i, got[i], want)
+					// PyTorch's vectorised lerp: fma(T(w) - 1, end - self, end).
+					// (w from a variable: Go's constant arithmetic is exact.)
+					beta1 := 0.1
+					w := 1 - beta1
+					var want float64
+					if f32 {
+						w32 := float32(w)
+						want = float64(fmaT(w32-1, float32(g0[i])-float32(m0[i]), float32(g0[i])))
+					} else {
+						want = fmaT(w-1, g0[i]-m0[i], g0[i])
+					}
+					if math.Float64bits(got[i]) != math.Float64bits(want) {
+						t.Fatalf("%s %s f32=%v β1=0.1, element %d: m = %v, want %v", setName(s), name, f32, i, got[i], want)
 					}
 				}
 			}
@@ -120,4 +132,32 @@ func to64(x []float32) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// TestLerpTinyBeta1: a β1 whose float32 w - 1 is 0 (β1 ≤ 2⁻²⁵) is a usable
+// float32 block (it was refused as a coefficient underflowing to 0), and
+// its m is g, as PyTorch's.
+func TestLerpTinyBeta1(t *testing.T) {
+	c, err := Adam{LR: 1e-3, Beta1: 1e-9, Beta2: 0.999, Eps: 1e-8}.Coeffs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckF32(); err != nil {
+		t.Fatalf("float32: %v", err)
+	}
+	for _, s := range append([]*Set{sets[Generic]}, testLevels(t)...) {
+		p, g, m, v := []float32{1, 1, 1}, []float32{0.5, -1e-9, 3}, []float32{7, 1, -2}, []float32{1, 1, 1}
+		if err := s.AdamF32(&c, p, g, m, v, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := range m {
+			if m[i] != g[i] {
+				t.Fatalf("%s: m = %v, want g = %v", setName(s), m, g)
+			}
+		}
+	}
+	rc, err := RMSprop{LR: 1e-2, Alpha: 1e-9, Eps: 1e-8, Centered: true}.Coeffs()
+	if err != nil || rc.CheckF32() != nil {
+		t.Fatalf("centered RMSprop α = 1e-9: %v, %v", err, rc.CheckF32())
+	}
 }

@@ -908,14 +908,21 @@ func TestMixedAllocs(t *testing.T) {
 }
 
 // mixedGolden runs every mixed-precision kernel at level s, for both half
-// types, the first and the fullest coefficient variant and both roundings,
-// 20 steps (the stochastic ones with a new key each) on goldenN elements,
-// and returns the hash of the bits of every stream (NaN canonicalised).
+// types, the first coefficient variant, the fullest in the first lerp form
+// (the last whose c1 is positive) and the last, and both roundings, 20
+// steps (the stochastic ones with a new key each) on goldenN elements, and
+// returns the hash of the bits of every stream (NaN canonicalised).
 func mixedGolden(s *Set) map[string]string {
 	hashes := map[string]string{}
 	for _, k := range mixedKernels() {
+		small := 0
+		for i := range k.coeffs {
+			if c1, _ := k.coeffs[i].Value("c1"); c1 > 0 { // (the second form's is w - 1 ≤ 0)
+				small = i
+			}
+		}
 		for _, h := range abi.HalfTypes {
-			for _, ci := range []int{0, len(k.coeffs) - 1} {
+			for _, ci := range slices.Compact([]int{0, small, len(k.coeffs) - 1}) {
 				for _, sr := range []bool{false, true} {
 					b := newMixedBufs(&k, h, goldenN, 0, 0.001, 11)
 					f, u := b.slices()

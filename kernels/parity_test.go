@@ -76,10 +76,11 @@ func adamCoeffs() []Coeffs {
 			}
 		}
 	}
-	return append(out, bigLerp(func(wd float64, dec, ams bool) Coeffs {
-		h := Adam{LR: 1e-3, Beta1: 0, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, AMSGrad: ams, Prelude: preludes[1]}
+	out = append(out, bigLerp(func(wd float64, dec, ams bool) Coeffs {
+		h := Adam{LR: 1e-3, Beta1: 0.1, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, AMSGrad: ams, Prelude: preludes[1]}
 		return must(h.Coeffs(3))
 	})...)
+	return append(out, must(Adam{LR: 1e-3, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true, AMSGrad: true}.Coeffs(2))) // β1 = 0
 }
 
 // bigLerp returns the blocks that f makes for every weight decay and
@@ -166,10 +167,10 @@ func adamaxCoeffs() []Coeffs {
 		}
 	}
 	out = append(out, must(Adamax{LR: 0.5, Eps: 1e-3, WeightDecay: 0.5, Prelude: preludes[2]}.Coeffs(3))) // β1 = β2 = 0
-	return append(out, bigLerp(func(wd float64, dec, opt bool) Coeffs {
-		h := Adamax{LR: 2e-3, Beta1: 0.4, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Prelude: preludes[1]}
-		return must(h.Coeffs(2))
-	})[:2]...)
+	for _, wd := range []float64{0, 0.01} {                                                               // the second lerp form
+		out = append(out, must(Adamax{LR: 2e-3, Beta1: 0.4, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Prelude: preludes[1]}.Coeffs(2)))
+	}
+	return out
 }
 
 func adadeltaCoeffs() []Coeffs {
@@ -235,7 +236,7 @@ func radamCoeffs() []Coeffs {
 		}
 	}
 	return append(out, bigLerp(func(wd float64, dec, rect bool) Coeffs {
-		h := RAdam{LR: 1e-3, Beta1: 0, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, Prelude: preludes[1]}
+		h := RAdam{LR: 1e-3, Beta1: 0.3, Beta2: 0.999, Eps: 1e-8, WeightDecay: wd, Decoupled: dec, Prelude: preludes[1]}
 		if rect {
 			return must(h.Coeffs(40))
 		}

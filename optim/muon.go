@@ -82,7 +82,9 @@ func (a MuonAdjustLR) factor(rows, cols int) float64 {
 // ‖U‖_F + ε).
 //
 // Each element is computed in T with these operations (coefficients
-// computed once in float64 and rounded once to T; fma is fused):
+// computed once in float64 and rounded once to T, but w−1 and μ−1, which
+// T computes from T(w) and T(μ), and the forms chosen on T(w) and T(μ), as
+// torch.lerp's CPU kernel does; fma is fused):
 //
 //	w = 1−μ:   B = fma(w, g−B, B)            if |w| < 0.5, else fma(w−1, g−B, g)    (torch.lerp)
 //	Nesterov:  U = fma(μ, B−g, g)            if |μ| < 0.5, else fma(μ−1, B−g, B)
@@ -525,9 +527,11 @@ func (m *Muon[T]) Step() (StepReport, error) {
 		}
 	}
 	c := m.cfg
+	// The weights in T, and w - 1 and μ - 1 computed in T (exact), as
+	// torch.lerp's CPU kernel takes a scalar weight.
 	w := 1 - c.Momentum
-	m.w, m.w1 = T(w), T(w-1)
-	m.mu, m.mu1 = T(c.Momentum), T(c.Momentum-1)
+	m.w, m.mu = T(w), T(c.Momentum)
+	m.w1, m.mu1 = m.w-1, m.mu-1
 	m.decay = T(1 - float64(c.LR*c.WeightDecay)) // (the product rounded: no fused multiply-add, the same bits everywhere)
 	// B and U (into the workspace), and the sums of squares of U.
 	m.run(&m.jobMom)
@@ -618,8 +622,8 @@ func (m *Muon[T]) momTask(_, t int) {
 	b = b[:len(g)]
 	x = x[:len(g)]
 	w, w1, mu, mu1 := m.w, m.w1, m.mu, m.mu1
-	lerpLow := math.Abs(float64(1-m.cfg.Momentum)) < 0.5
-	muLow := math.Abs(m.cfg.Momentum) < 0.5
+	lerpLow := math.Abs(float64(w)) < 0.5 // the weights in T, as PyTorch chooses
+	muLow := math.Abs(float64(mu)) < 0.5
 	for i, gi := range g {
 		// B = B.lerp(g, w)
 		var bi T

@@ -190,8 +190,9 @@ var Adam = &Kernel{
 }
 
 // Lion is the Lion optimizer (Chen et al. 2023, "Symbolic Discovery of
-// Optimization Algorithms"), with the interpolations in the lerp form of
-// Adam's m:
+// Optimization Algorithms"), with the interpolations in the first lerp
+// form of Adam's m whatever the weights (Lion has no PyTorch version to
+// follow):
 //
 //	g := grad·gs
 //	if decoupled { p = p·decay }
@@ -477,7 +478,9 @@ func lambDirection() []Stmt {
 // LAMBMoments is LAMB's first pass: Adam's moments, and the sums of
 // squares of p (before the step) and of the direction r, which it stores
 // over the gradient in mode keep (for LAMBApplyStored) and otherwise does
-// not store:
+// not store. m keeps the first lerp form whatever β1 (LAMB has no PyTorch
+// version; the implementations it follows update m by a product and a
+// sum, not a lerp):
 //
 //	g := grad·gs
 //	m = fma(c1, g - m, m)
