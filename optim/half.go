@@ -152,6 +152,9 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 	if o.closed {
 		return ErrClosed
 	}
+	if err := o.notUnscaled(name); err != nil {
+		return err
+	}
 	if o.ops.size != 4 {
 		return fmt.Errorf("%w: parameter %q: 16-bit parameters need an Optimizer[float32]", ErrInvalid, name)
 	}

@@ -695,3 +695,75 @@ func TestAMSGradLateCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestUnscaledThenActive: between UnscaleGrads and Step a parameter whose
+// gradient UnscaleGrads left scaled cannot become active (unfrozen, or
+// added): Step would take its gradient as unscaled and move it s times too
+// far. After Step (or ZeroGrad) it can.
+func TestUnscaledThenActive(t *testing.T) {
+	o := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{Workers: 1})
+	p, g := []float32{1, 1}, []float32{1024, 1024}
+	if err := o.Add("a", p, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetLossScale(1024); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetRequiresGrad("a", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.UnscaleGrads(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetRequiresGrad("a", true); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unfreezing after UnscaleGrads: %v, want ErrInvalid", err)
+	}
+	if err := o.Add("b", make([]float32, 2), make([]float32, 2)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Add after UnscaleGrads: %v, want ErrInvalid", err)
+	}
+	if err := o.AddBF16("c", make([]kernels.BF16, 2), make([]kernels.BF16, 2), Half{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("AddBF16 after UnscaleGrads: %v, want ErrInvalid", err)
+	}
+	if err := o.SetRequiresGrad("a", false); err != nil { // freezing stays allowed
+		t.Fatal(err)
+	}
+	mustStep(t, o)
+	if p[0] != 1 {
+		t.Fatalf("a frozen parameter moved: %v", p)
+	}
+	if err := o.SetRequiresGrad("a", true); err != nil {
+		t.Fatalf("unfreezing after Step: %v", err)
+	}
+	mustStep(t, o)
+	if want := float32(1 - 0.1); p[0] != want {
+		t.Fatalf("p = %v, want %v (the gradient unscaled once)", p[0], want)
+	}
+}
+
+// TestScalerNoAllocs: a dynamic loss scaler that changes the scale (an
+// overflow every other step, growth every step) does not make Step
+// allocate (the check of the new scale took a 4 KB block).
+func TestScalerNoAllocs(t *testing.T) {
+	o := mustNew[float32](t, DefaultAdam(), Options{Workers: 1, LossScaler: LossScaler{Enabled: true, Interval: 1, Init: 1024}})
+	p, g := make([]float32, 64), make([]float32, 64)
+	if err := o.Add("p", p, g); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(t, o)
+	k := 0
+	if n := testing.AllocsPerRun(20, func() {
+		for i := range g {
+			g[i] = 0.5
+		}
+		if k++; k%2 == 0 {
+			g[3] = float32(math.Inf(1))
+		}
+		_, _ = o.Step()
+	}); n != 0 {
+		t.Errorf("%v allocations per step", n)
+	}
+	var nilg *Group[float32]
+	if nilg.Hyper() != nil || nilg.LossScale() != 0 || nilg.Kernels() != nil {
+		t.Error("a nil Group's Hyper, LossScale or Kernels")
+	}
+}

@@ -208,7 +208,10 @@ type Optimizer[T Float] struct {
 	// by lossScale; the Step that reads them, ZeroGrad and a new loss
 	// scale clear it.
 	unscaled bool
-	closed   bool
+	// checkC is checkIn's scratch block for a change of the loss scale
+	// (the dynamic scaler changes it within Step, which must not allocate).
+	checkC *kernels.Coeffs
+	closed bool
 
 	// Built by prepare when dirty: the state slab and the task plan.
 	dirty  bool
@@ -329,6 +332,7 @@ func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
 		names:     make(map[string]int),
 		lossScale: 1,
 		dirty:     true,
+		checkC:    new(kernels.Coeffs),
 	}
 	o.jobUpdate = o.updateTask
 	o.jobFine = o.fineTask
@@ -428,10 +432,15 @@ func (o *Optimizer[T]) Add(name string, data, grad []T, shape ...int) error {
 // in saved state and defaults to [len(data)]; its product must be
 // len(data). The optimizer keeps data and grad (not copies): the caller
 // must not re-slice them, and no two registered slices may overlap. Its
-// state buffers start at zero, its step count at 0.
+// state buffers start at zero, its step count at 0. Between UnscaleGrads
+// and the next Step (or ZeroGrad) no parameter can be added (ErrInvalid):
+// its gradient would be taken as unscaled.
 func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...int) error {
 	if o.closed {
 		return ErrClosed
+	}
+	if err := o.notUnscaled(name); err != nil {
+		return err
 	}
 	if group < 0 || group >= len(o.groups) {
 		return o.groupErr(group)

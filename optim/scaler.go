@@ -95,9 +95,11 @@ func (o *Optimizer[T]) scaleUsable(s float64) error {
 	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
 		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
 	}
-	c := new(kernels.Coeffs) // one block for every group
+	if o.checkC == nil {
+		o.checkC = new(kernels.Coeffs)
+	}
 	for g := range o.groups {
-		if err := checkIn[T](o.groups[g], s, c); err != nil {
+		if err := checkIn[T](o.groups[g], s, o.checkC); err != nil {
 			return fmt.Errorf("loss scale %v: group %d: %w", s, g, err)
 		}
 	}

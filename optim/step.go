@@ -340,6 +340,15 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	return nil
 }
 
+// notUnscaled refuses to register parameter name between UnscaleGrads and
+// the next Step.
+func (o *Optimizer[T]) notUnscaled(name string) error {
+	if o.unscaled {
+		return fmt.Errorf("%w: parameter %q added between UnscaleGrads and Step (its gradient would be taken as unscaled)", ErrInvalid, name)
+	}
+	return nil
+}
+
 // gradScale is the factor the gradients in the buffers carry: the loss
 // scale, or 1 after UnscaleGrads.
 func (o *Optimizer[T]) gradScale() float64 {

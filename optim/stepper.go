@@ -141,6 +141,9 @@ func (g *Group[T]) update(f func(c *groupConf) error) error {
 // Hyper returns the hyperparameters (nil for a Group not made by
 // NewGroup).
 func (g *Group[T]) Hyper() Hyper {
+	if g == nil {
+		return nil
+	}
 	if c := g.conf.Load(); c != nil {
 		return c.h
 	}
@@ -185,6 +188,9 @@ func (g *Group[T]) SetLossScale(s float64) error {
 // LossScale returns the loss scale (1 when none is set; 0 for a Group
 // not made by NewGroup).
 func (g *Group[T]) LossScale() float64 {
+	if g == nil {
+		return 0
+	}
 	if c := g.conf.Load(); c != nil {
 		return c.ls
 	}
@@ -194,6 +200,9 @@ func (g *Group[T]) LossScale() float64 {
 // Kernels returns the kernel set the group's Steppers run (nil for a
 // Group not made by NewGroup).
 func (g *Group[T]) Kernels() *kernels.Set {
+	if g == nil {
+		return nil
+	}
 	if c := g.conf.Load(); c != nil {
 		return c.set
 	}
