@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -765,5 +767,64 @@ func TestScalerNoAllocs(t *testing.T) {
 	var nilg *Group[float32]
 	if nilg.Hyper() != nil || nilg.LossScale() != 0 || nilg.Kernels() != nil {
 		t.Error("a nil Group's Hyper, LossScale or Kernels")
+	}
+}
+
+// TestAddOverlapIndex: parameters registered in a shuffled order from one
+// buffer, and 16-bit ones from another, are checked against each other by
+// the sorted index of registered memory: every slice that overlaps one
+// registered is refused, naming it, and the slices between them are taken.
+func TestAddOverlapIndex(t *testing.T) {
+	const n, w = 500, 4 // parameters, elements of data and of grad each
+	buf := make([]float32, 2*n*w+w)
+	o := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	const holeAt = n / 2 // this parameter's memory stays free
+	for _, i := range rand.New(rand.NewPCG(1, 2)).Perm(n) {
+		if i == holeAt {
+			continue
+		}
+		at := 2 * w * i
+		if err := o.Add(fmt.Sprint("p", i), buf[at:at+w], buf[at+w:at+2*w]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hole := 2 * w * holeAt
+	for _, c := range []struct {
+		lo, hi int // a data slice of buf (its grad from a buffer of its own)
+		owner  int // the parameter it overlaps, -1 for none
+	}{
+		{hole - 1, hole + 1, holeAt - 1},
+		{hole + 2*w - 1, hole + 2*w + 1, holeAt + 1},
+		{0, 1, 0},
+		{2*n*w - 1, 2 * n * w, n - 1},
+		{hole + w, hole + w + 1, -1},
+		{hole, hole + w, -1},
+		{hole + w - 1, hole + w + 1, -2}, // over the two just taken
+		{2 * n * w, 2*n*w + w, -1},
+	} {
+		name := fmt.Sprintf("q%d-%d", c.lo, c.hi)
+		err := o.Add(name, buf[c.lo:c.hi], make([]float32, c.hi-c.lo))
+		switch {
+		case c.owner == -1 && err != nil:
+			t.Fatalf("[%d, %d): %v", c.lo, c.hi, err)
+		case c.owner == -2 && !errors.Is(err, ErrInvalid):
+			t.Fatalf("[%d, %d): %v, want an overlap", c.lo, c.hi, err)
+		case c.owner >= 0 && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("%q", fmt.Sprint("p", c.owner)))):
+			t.Fatalf("[%d, %d): %v, want an overlap with p%d", c.lo, c.hi, err, c.owner)
+		}
+	}
+	h16 := make([]kernels.BF16, 4*w)
+	if err := o.AddBF16("h0", h16[:w], h16[w:2*w], Half{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.AddBF16("h1", h16[w-1:2*w-1], h16[2*w:3*w], Half{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"h0"`) {
+		t.Fatalf("a 16-bit slice over another's: %v", err)
+	}
+	master := buf[2*n*w : 2*n*w+w] // the data of the last q
+	if err := o.AddBF16("h2", h16[2*w:3*w], h16[3*w:], Half{Master: master}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a master over a float32 parameter's data: %v", err)
+	}
+	if err := o.AddBF16("h3", h16[2*w:3*w], h16[3*w:], Half{}); err != nil {
+		t.Fatalf("the 16-bit slices left: %v", err)
 	}
 }

@@ -208,6 +208,9 @@ type Optimizer[T Float] struct {
 	// by lossScale; the Step that reads them, ZeroGrad and a new loss
 	// scale clear it.
 	unscaled bool
+	// reg holds the memory the caller registered, every parameter's
+	// spans, sorted by start (Add's overlap checks).
+	reg []regSpan
 	// checkC is checkIn's scratch block for a change of the loss scale
 	// (the dynamic scaler changes it within Step, which must not allocate).
 	checkC *kernels.Coeffs
@@ -458,13 +461,9 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 	if overlap(data, grad) {
 		return fmt.Errorf("%w: parameter %q: data and grad overlap", ErrInvalid, name)
 	}
-	for i := range o.params {
-		q := &o.params[i]
-		for _, b := range q.spans() {
-			if memOf(data).overlaps(b) || memOf(grad).overlaps(b) {
-				return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, q.name)
-			}
-		}
+	mine := []memSpan{memOf(data), memOf(grad)}
+	if j := o.overlapsRegistered(mine); j >= 0 {
+		return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, o.params[j].name)
 	}
 	o.params = append(o.params, param[T]{
 		name:  name,
@@ -474,6 +473,7 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 		grad:  grad[:len(grad):len(grad)],
 		sc:    initialScalarsOf(o.groups[group]),
 	})
+	o.register(len(o.params)-1, mine)
 	o.names[name] = len(o.params) - 1
 	o.dirty = true
 	return nil
