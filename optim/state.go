@@ -162,10 +162,15 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 	if o.shard != nil {
 		return o.SaveShard(w) // shard_state.go
 	}
+	return o.save(w, o.hasHalf())
+}
+
+// save writes the state, in version 4 (the 16-bit types of every
+// parameter) when half is set.
+func (o *Optimizer[T]) save(w io.Writer, half bool) error {
 	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
 	scn := scalarNamesOf(o.groups[0])
 	e.bytes([]byte(stateMagic))
-	half := o.hasHalf()
 	switch {
 	case half:
 		e.u32(stateVersionHalf)

@@ -1,13 +1,11 @@
 package optim
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc64"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -536,38 +534,7 @@ func TestLoadManyGroupsBounded(t *testing.T) {
 func TestLoadV4WithoutHalf(t *testing.T) {
 	o, _ := stateFile(t, DefaultAdam())
 	var out bytes.Buffer
-	e := encoder{w: bufio.NewWriter(&out), h: crc64.New(crcTable)}
-	e.bytes([]byte(stateMagic))
-	e.u32(stateVersionHalf)
-	e.u8(uint8(o.kind))
-	e.u8(4)
-	e.u16(0)
-	e.u32(uint32(len(o.groups)))
-	for _, g := range o.groups {
-		names, vals := values(g)
-		e.u8(uint8(len(names)))
-		for i, n := range names {
-			e.u8(uint8(len(n)))
-			e.bytes([]byte(n))
-			e.u64(math.Float64bits(vals[i]))
-		}
-	}
-	e.u32(uint32(len(o.params)))
-	for i := range o.params {
-		p := &o.params[i]
-		writeParamHead(&e, p.name, p.group, p.shape, p.len(), p.step)
-		e.u8(0) // float32, no master
-		e.u8(0)
-		h := o.groups[p.group]
-		bufs := savedBuffers(h, p.shape, p.fresh, p.step)
-		e.u8(uint8(len(bufs)))
-		for k, name := range bufs {
-			e.u8(uint8(len(name)))
-			e.bytes([]byte(name))
-			writeElems(&e, p.buf[k], bufferLen(h, k, p.shape, p.len()), float32(h.initial(k)))
-		}
-	}
-	if err := e.close(); err != nil {
+	if err := o.save(&out, true); err != nil { // version 4, float32 parameters alone
 		t.Fatal(err)
 	}
 	o2, _ := stateFile(t, AdamConfig{LR: 0.02, Beta1: 0.8, Beta2: 0.9})
