@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -826,5 +827,27 @@ func TestAddOverlapIndex(t *testing.T) {
 	}
 	if err := o.AddBF16("h3", h16[2*w:3*w], h16[3*w:], Half{}); err != nil {
 		t.Fatalf("the 16-bit slices left: %v", err)
+	}
+}
+
+// TestSetLRAllocs: a learning-rate schedule that calls SetLR every step
+// allocates no more than the new group value (the check took a 4 KB block).
+func TestSetLRAllocs(t *testing.T) {
+	o := mustNew[float32](t, DefaultAdam(), Options{Workers: 1})
+	if err := o.Add("p", make([]float32, 8), make([]float32, 8)); err != nil {
+		t.Fatal(err)
+	}
+	lr := 1e-3
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range 100 {
+		lr *= 0.99
+		if err := o.SetLR(0, lr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&m1)
+	if b := (m1.TotalAlloc - m0.TotalAlloc) / 100; b > 512 {
+		t.Errorf("SetLR allocates %d bytes per call", b)
 	}
 }

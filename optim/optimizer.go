@@ -380,7 +380,7 @@ func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
 	if err := h.Validate(); err != nil {
 		return 0, err
 	}
-	if err := checkIn[T](h, o.lossScale, nil); err != nil {
+	if err := checkIn[T](h, o.lossScale, o.checkC); err != nil {
 		return 0, err
 	}
 	o.groups = append(o.groups, h)
@@ -417,7 +417,7 @@ func (o *Optimizer[T]) SetLR(group int, lr float64) error {
 		return err
 	}
 	h := o.groups[group].withLR(lr)
-	if err := checkIn[T](h, o.lossScale, nil); err != nil {
+	if err := checkIn[T](h, o.lossScale, o.checkC); err != nil {
 		return err
 	}
 	o.groups[group] = h
