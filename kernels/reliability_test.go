@@ -149,7 +149,7 @@ func TestCoeffsElementRange(t *testing.T) {
 		"RMSprop momentum 1e39": func() (Coeffs, error) {
 			return RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Momentum: 1e39}.Coeffs()
 		},
-		"RMSprop alpha 1e39": func() (Coeffs, error) { return RMSprop{LR: 0.1, Alpha: 1e39}.Coeffs() },
+		"RMSprop lr 1e39": func() (Coeffs, error) { return RMSprop{LR: 1e39, Alpha: 0.99, Eps: 1e-8}.Coeffs() },
 		"Adamax clr overflows float32": func() (Coeffs, error) {
 			return Adamax{LR: 1e36, Beta1: 0.999, Beta2: 0.999, Eps: 1e-8}.Coeffs(1) // 1e39
 		},
