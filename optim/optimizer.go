@@ -211,8 +211,9 @@ type Optimizer[T Float] struct {
 	// reg holds the memory the caller registered, every parameter's
 	// spans, sorted by start (Add's overlap checks).
 	reg []regSpan
-	// checkC is checkIn's scratch block for a change of the loss scale
-	// (the dynamic scaler changes it within Step, which must not allocate).
+	// checkC is checkIn's scratch block (made by New) for the changes of
+	// the loss scale, the dynamic scaler's within Step included, and of
+	// the groups (SetLR, SetGroup, AddGroup), which must not allocate it.
 	checkC *kernels.Coeffs
 	closed bool
 

@@ -3,8 +3,6 @@ package optim
 import (
 	"fmt"
 	"math"
-
-	"github.com/fuseopt/fuseopt/kernels"
 )
 
 // LossScaler makes the loss scale dynamic, as torch.amp.GradScaler does:
@@ -94,9 +92,6 @@ func (o *Optimizer[T]) scaleUsable(s float64) error {
 	inv := T(1 / s)
 	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
 		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
-	}
-	if o.checkC == nil {
-		o.checkC = new(kernels.Coeffs)
 	}
 	for g := range o.groups {
 		if err := checkIn[T](o.groups[g], s, o.checkC); err != nil {
