@@ -157,8 +157,11 @@ func (p *Pool) Size() int { return len(p.runs) }
 // A job of more than MaxTasks tasks runs in parts of MaxTasks.
 func (p *Pool) Run(job *Job, n, workers int, wake bool) {
 	if n > MaxTasks {
-		for lo := 0; lo < n; lo += MaxTasks {
-			part := Job(func(w, t int) { (*job)(w, lo+t) })
+		// One closure for every part: it reads lo, which changes only
+		// between parts, after Run has returned.
+		lo := 0
+		part := Job(func(w, t int) { (*job)(w, lo+t) })
+		for ; lo < n; lo += MaxTasks {
 			p.Run(&part, min(MaxTasks, n-lo), workers, wake)
 		}
 		return

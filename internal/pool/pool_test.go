@@ -155,6 +155,29 @@ func TestRunManyTasks(t *testing.T) {
 	c.check(t, "many tasks", 3)
 }
 
+// TestRunManyTasksAllocs: a job of many parts allocates a few words once
+// (the offset, the closure reading it), not once a part.
+func TestRunManyTasksAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	p := New(2, 0)
+	defer p.Close()
+	var sum atomic.Int64
+	job := Job(func(_, t int) {
+		if t == 0 {
+			sum.Add(1)
+		}
+	})
+	n := 6*MaxTasks + 1
+	if a := testing.AllocsPerRun(2, func() { p.Run(&job, n, 2, true) }); a > 3 {
+		t.Errorf("a job of %d tasks (7 parts) allocated %v times a run, want at most 3", n, a)
+	}
+	if got := sum.Load(); got != 3 {
+		t.Errorf("task 0 ran %d times over 3 runs, want 3", got)
+	}
+}
+
 // TestRunConcurrent: callers that find the pool busy run their job alone.
 func TestRunConcurrent(t *testing.T) {
 	p := New(4, 200*time.Microsecond)
