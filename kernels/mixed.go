@@ -23,7 +23,14 @@ import (
 //     16-bit copy p16 in one pass. The float32 results are bit-identical to
 //     the float32 kernel's on the widened gradient.
 //   - 16-bit state mode (Adam16BF16, …): p, gradient and state all 16-bit,
-//     each value rounded once when stored.
+//     each value rounded once when stored. binary16 state cannot hold
+//     squared gradients (Adam's v, RMSprop's square_avg, Adagrad's sum):
+//     (1−β2)·g² falls below its smallest subnormal for |g| under about 5e-3
+//     with β2 = 0.999, the stored moment stays 0, and the step (made from
+//     the unrounded moment of one step over a bias correction for many)
+//     comes out about 30 times too long. The F16 kernels of those rules
+//     compute what they are defined to; optim refuses binary16 16-bit
+//     state for them.
 //
 // Rounding of the 16-bit outputs: to nearest, ties to even (BF16FromF32,
 // F16FromF32), or stochastically (Rounding.Stochastic: BF16SR, F16SR) with

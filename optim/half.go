@@ -37,7 +37,13 @@ type Half struct {
 	// optimizer keep one. It must be nil with State16.
 	Master []float32
 	// State16 keeps the state in the parameter's 16-bit type and updates
-	// the 16-bit parameter directly.
+	// the 16-bit parameter directly. float16 cannot hold squared
+	// gradients: with β2 = 0.999, (1−β2)·g² is below its smallest value
+	// for |g| under about 5e-3, the moment stays 0, and the steps come out
+	// about 30 times too long; so float16 takes it only for rules without
+	// them (AddF16). Round to nearest drops any change of a value below
+	// half its spacing (0.2% in bfloat16, more than Adam's 1−β2 = 0.1%
+	// decay of v per step, so v stops decaying): use Stochastic with it.
 	State16 bool
 	// Stochastic rounds every 16-bit value a step writes stochastically
 	// (kernels.Rounding) instead of to nearest even. The random bits are
@@ -106,7 +112,13 @@ func (o *Optimizer[T]) AddBF16(name string, p, grad []kernels.BF16, h Half, shap
 
 // AddF16 registers a float16 (IEEE binary16) parameter, as AddBF16 does.
 // Gradients of float16 underflow easily: use a loss scale (SetLossScale),
-// which Step folds into its coefficients.
+// which Step folds into its coefficients. 16-bit state (State16) is
+// refused (ErrInvalid) for the rules that keep squared gradients (Adam,
+// AdamW, NAdam, RMSprop, Adagrad): float16 cannot hold their range (see
+// Half.State16); it is taken for SGD, momentum, EMA, Lion and Adamax, whose
+// state is as linear in the gradient as the gradient itself, though a
+// value below 2⁻²⁴ still rounds to 0 where the loss scale has been
+// divided out of it.
 func (o *Optimizer[T]) AddF16(name string, p, grad []kernels.F16, h Half, shape ...int) error {
 	return o.addHalf(name, true, asU16(p), asU16(grad), h, shape)
 }
@@ -173,7 +185,7 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 		return fmt.Errorf("%w: parameter %q: a 16-bit state parameter has no master", ErrInvalid, name)
 	}
 	if h.State16 {
-		if err := initial16Fits(o.groups[h.Group], f16); err != nil {
+		if err := state16Fits(o.groups[h.Group], f16); err != nil {
 			return fmt.Errorf("parameter %q: %w", name, err)
 		}
 	}
@@ -627,12 +639,31 @@ func initial16(h Hyper, k int, f16 bool) uint16 {
 	return uint16(kernels.BF16FromF32(v))
 }
 
-// initial16Fits refuses (ErrHyper) a rule whose initial state value is
-// finite but overflows the 16-bit state type to ±Inf (Adagrad's
-// initial_accumulator_value above 65504 in binary16: every step would
-// divide by an infinite root, and the parameter would never move). A value
-// below the type's smallest subnormal rounds to 0, as any value does.
-func initial16Fits(h Hyper, f16 bool) error {
+// state16Fits refuses a rule whose state a 16-bit state buffer of the
+// type cannot hold:
+//
+//   - in binary16 (ErrInvalid), a buffer of squared gradients (Adam's and
+//     NAdam's exp_avg_sq and max_exp_avg_sq, RMSprop's square_avg,
+//     Adagrad's sum). Their range is the square of the gradients': with
+//     β2 = 0.999, (1−β2)·g² rounds to 0 for |g| below about 5e-3 (to
+//     nearest; 5e-4 stochastically), and the step, made from the float32
+//     moment of one step over a bias correction for many, comes out about
+//     30 times too long; |g| above about 8e3 makes the moment +Inf for
+//     good. bfloat16 has float32's range and holds them.
+//   - a finite initial value that overflows the type to ±Inf (ErrHyper;
+//     Adagrad's initial_accumulator_value above 3.4e38 in bfloat16: every
+//     step would divide by an infinite root, and the parameter would never
+//     move). A value below the type's smallest subnormal rounds to 0, as
+//     any value does.
+func state16Fits(h Hyper, f16 bool) error {
+	if f16 {
+		for _, name := range h.buffers() {
+			switch name {
+			case BufExpAvgSq, BufMaxExpAvgSq, BufSquareAvg, BufSum:
+				return fmt.Errorf("%w: %v keeps squared gradients (%s), which float16 state cannot hold (they underflow to 0 below |g| ≈ 5e-3, and the steps grow about 30×): keep its state in float32 (Half without State16) or use bfloat16", ErrInvalid, h.Kind(), name)
+			}
+		}
+	}
 	for k, name := range h.buffers() {
 		v := h.initial(k)
 		if math.IsInf(v, 0) || v != v {

@@ -40,6 +40,9 @@ func halfCases() []halfCase {
 	for _, h := range hs {
 		for _, f16 := range []bool{false, true} {
 			for _, mode := range []string{ModeMasterHeld, ModeMasterGiven, ModeState16} {
+				if f16 && mode == ModeState16 && state16Fits(h, true) != nil {
+					continue // squared gradients: refused (TestF16StateSquares)
+				}
 				for _, sr := range []bool{false, true} {
 					out = append(out, halfCase{fmt.Sprintf("%v/f16=%v/%s/sr=%v", h.Kind(), f16, mode, sr), h, f16, mode, sr})
 				}
@@ -361,7 +364,11 @@ func TestHalfNonFinite(t *testing.T) {
 				h := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 				m := newHalfModel(f16, []int{40, 9})
 				o := mustNew[float32](t, h, Options{NonFinite: pol})
-				m.register(t, o, halfCase{h: h, f16: f16, mode: ModeState16, sr: true})
+				mode := ModeState16
+				if f16 {
+					mode = ModeMasterHeld // Adam's float16 state: refused
+				}
+				m.register(t, o, halfCase{h: h, f16: f16, mode: mode, sr: true})
 				m.fill(0, 1)
 				mustStep(t, o)
 				m.fill(1, 1)
@@ -493,6 +500,9 @@ func TestHalfStateFile(t *testing.T) {
 				others[1].mode = ModeMasterHeld
 			}
 			for _, oc := range others {
+				if oc.f16 && oc.mode == ModeState16 && state16Fits(oc.h, true) != nil {
+					continue // refused by AddF16
+				}
 				o3 := mustNew[float32](t, hc.h, Options{})
 				newHalfModel(oc.f16, sizes).register(t, o3, oc)
 				if err := o3.Load(bytes.NewReader(saved)); !errors.Is(err, ErrMismatch) {
@@ -836,14 +846,14 @@ func FuzzLoadHalf(f *testing.F) {
 }
 
 // TestLoadHalfInitialFits: a state file whose Adagrad group starts a
-// float16 16-bit state at a value float16 cannot hold (1e5, which AddF16
-// and SetGroup refuse) is refused by Load, and nothing changes.
+// bfloat16 16-bit state at a value bfloat16 cannot hold (3.4e38, which
+// AddBF16 and SetGroup refuse) is refused by Load, and nothing changes.
 func TestLoadHalfInitialFits(t *testing.T) {
 	h := DefaultAdagrad()
 	h.InitialAccumulatorValue = 0.375
 	mk := func() *Optimizer[float32] {
 		o := mustNew[float32](t, h, Options{})
-		if err := o.AddF16("w", make([]kernels.F16, 40), make([]kernels.F16, 40), Half{State16: true}); err != nil {
+		if err := o.AddBF16("w", make([]kernels.BF16, 40), make([]kernels.BF16, 40), Half{State16: true}); err != nil {
 			t.Fatal(err)
 		}
 		return o
@@ -856,22 +866,98 @@ func TestLoadHalfInitialFits(t *testing.T) {
 	if bytes.Count(b.Bytes(), old) != 1 {
 		t.Fatal("the value is not once in the file")
 	}
-	bad := bytes.Replace(b.Bytes(), old, binary.LittleEndian.AppendUint64(nil, math.Float64bits(1e5)), 1)
-	// The sum as Save writes it for that value: float16 +Inf (0x7c00), not
-	// 0.375 (0x3600).
-	sum := bytes.Repeat([]byte{0x00, 0x36}, 40)
+	bad := bytes.Replace(b.Bytes(), old, binary.LittleEndian.AppendUint64(nil, math.Float64bits(3.4e38)), 1)
+	// The sum as Save writes it for that value: bfloat16 +Inf (0x7f80),
+	// not 0.375 (0x3ec0).
+	sum := bytes.Repeat([]byte{0xc0, 0x3e}, 40)
 	if bytes.Count(bad, sum) != 1 {
 		t.Fatal("the sum is not once in the file")
 	}
-	bad = reseal(bytes.Replace(bad, sum, bytes.Repeat([]byte{0x00, 0x7c}, 40), 1))
+	bad = reseal(bytes.Replace(bad, sum, bytes.Repeat([]byte{0x80, 0x7f}, 40), 1))
 	o := mk()
 	var before bytes.Buffer
 	o.Save(&before)
 	if err := o.Load(bytes.NewReader(bad)); !errors.Is(err, ErrState) || errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "overflows") {
-		t.Fatalf("Load of a float16 state starting at 1e5: %v, want ErrState", err)
+		t.Fatalf("Load of a bfloat16 state starting at 3.4e38: %v, want ErrState", err)
 	}
 	var after bytes.Buffer
 	o.Save(&after)
+	if !bytes.Equal(before.Bytes(), after.Bytes()) {
+		t.Fatal("the refused Load changed the optimizer")
+	}
+}
+
+// TestF16StateSquares: float16 16-bit state is refused (ErrInvalid, nothing
+// registered) for the rules that keep squared gradients, whose moments it
+// cannot hold, and taken for those that keep linear ones; Load refuses a
+// file that holds such a state (a bfloat16 Adam file relabelled float16).
+func TestF16StateSquares(t *testing.T) {
+	refused := []Hyper{DefaultAdam(), DefaultAdamW(), AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true},
+		DefaultNAdam(), DefaultRMSprop(), RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9}, DefaultAdagrad()}
+	taken := []Hyper{SGDConfig{LR: 0.1}, SGDConfig{LR: 0.1, Momentum: 0.9}, DefaultLion(), DefaultAdamax()}
+	for _, h := range append(refused, taken...) {
+		o := mustNew[float32](t, h, Options{})
+		err := o.AddF16("w", make([]kernels.F16, 8), make([]kernels.F16, 8), Half{State16: true, Stochastic: true})
+		want := slices.Contains(refused, h)
+		if got := errors.Is(err, ErrInvalid); got != want || (!want && err != nil) {
+			t.Fatalf("%v: float16 16-bit state: %v, refused %v, want %v", h.Kind(), err, got, want)
+		}
+		if want && len(o.Params()) != 0 {
+			t.Fatalf("%v: a refused parameter was registered", h.Kind())
+		}
+		// bfloat16 state and float16 with float32 state are taken.
+		if err := o.AddBF16("b", make([]kernels.BF16, 8), make([]kernels.BF16, 8), Half{State16: true}); err != nil {
+			t.Fatalf("%v: bfloat16 16-bit state: %v", h.Kind(), err)
+		}
+		if err := o.AddF16("m", make([]kernels.F16, 8), make([]kernels.F16, 8), Half{}); err != nil {
+			t.Fatalf("%v: float16 with a master: %v", h.Kind(), err)
+		}
+		o.Close()
+	}
+
+	h := DefaultAdam()
+	mk := func(f16 bool) *Optimizer[float32] {
+		o := mustNew[float32](t, h, Options{})
+		var err error
+		if f16 {
+			err = o.AddF16("w", make([]kernels.F16, 40), make([]kernels.F16, 40), Half{})
+		} else {
+			err = o.AddBF16("w", make([]kernels.BF16, 40), make([]kernels.BF16, 40), Half{State16: true})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	o := mk(false)
+	g := o.params[0].half.g
+	for i := range g {
+		g[i] = uint16(kernels.BF16FromF32(0.5))
+	}
+	mustStep(t, o)
+	var b bytes.Buffer
+	if err := o.Save(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := mk(false).Load(bytes.NewReader(b.Bytes())); err != nil {
+		t.Fatalf("the bfloat16 file: %v", err)
+	}
+	// The parameter's type and mode codes (bfloat16, 16-bit state) before
+	// its buffer count and first buffer's name.
+	head := append([]byte{1, 3, 2, byte(len(BufExpAvg))}, BufExpAvg...)
+	if bytes.Count(b.Bytes(), head) != 1 {
+		t.Fatal("the type and mode codes are not once in the file")
+	}
+	head16 := append([]byte{2}, head[1:]...)
+	bad := reseal(bytes.Replace(b.Bytes(), head, head16, 1))
+	o2 := mk(true)
+	var before bytes.Buffer
+	o2.Save(&before)
+	if err := o2.Load(bytes.NewReader(bad)); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "squared") {
+		t.Fatalf("Load of a float16 Adam state: %v, want ErrState naming the squares", err)
+	}
+	var after bytes.Buffer
+	o2.Save(&after)
 	if !bytes.Equal(before.Bytes(), after.Bytes()) {
 		t.Fatal("the refused Load changed the optimizer")
 	}

@@ -428,26 +428,23 @@ func TestSetGroupInitialValue(t *testing.T) {
 		o2.Close()
 	}
 	big := DefaultAdagrad()
-	big.InitialAccumulatorValue = 1e5
-	p, g := make([]kernels.F16, 8), make([]kernels.F16, 8)
+	big.InitialAccumulatorValue = 3.4e38 // finite in float32, +Inf in bfloat16
+	p, g := make([]kernels.BF16, 8), make([]kernels.BF16, 8)
 	o := mustNew[float32](t, big, Options{})
 	defer o.Close()
-	if err := o.AddF16("x", p, g, Half{State16: true}); !errors.Is(err, ErrHyper) {
-		t.Fatalf("binary16 state, initial value 1e5: %v, want ErrHyper", err)
+	if err := o.AddBF16("x", p, g, Half{State16: true}); !errors.Is(err, ErrHyper) {
+		t.Fatalf("bfloat16 state, initial value 3.4e38: %v, want ErrHyper", err)
 	}
-	if err := o.AddF16("x", p, g, Half{}); err != nil { // float32 state holds it
-		t.Fatal(err)
-	}
-	if err := o.AddBF16("y", make([]kernels.BF16, 8), make([]kernels.BF16, 8), Half{State16: true}); err != nil {
+	if err := o.AddBF16("x", p, g, Half{}); err != nil { // float32 state holds it
 		t.Fatal(err)
 	}
 	o3 := mustNew[float32](t, h, Options{})
 	defer o3.Close()
-	if err := o3.AddF16("x", p, g, Half{State16: true}); err != nil {
+	if err := o3.AddBF16("x", p, g, Half{State16: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := o3.SetGroupValue(0, "initial_accumulator_value", 1e5); !errors.Is(err, ErrHyper) {
-		t.Fatalf("SetGroup to 1e5 over binary16 state: %v, want ErrHyper", err)
+	if err := o3.SetGroupValue(0, "initial_accumulator_value", 3.4e38); !errors.Is(err, ErrHyper) {
+		t.Fatalf("SetGroup to 3.4e38 over bfloat16 state: %v, want ErrHyper", err)
 	}
 	if got, _ := o3.Group(0); got != Hyper(h) {
 		t.Fatalf("a refused change changed the group: %+v", got)

@@ -461,7 +461,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			if err == nil && mode == 3 {
 				// As AddF16/AddBF16 and SetGroup refuse: a 16-bit state
 				// whose initial value the type cannot hold.
-				err = initial16Fits(groups[group], typ == 2)
+				err = state16Fits(groups[group], typ == 2)
 			}
 			if err != nil {
 				d.invalid("parameter %q: %v", name, err)

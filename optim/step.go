@@ -133,7 +133,9 @@ func (o *Optimizer[T]) ZeroGrad() {
 // keep too few bits), the gradients are scaled twice, by the smallest
 // normal power of two of T and then by the rest of coef; when even that
 // cannot hold coef, the error wraps ErrRange and nothing changes. The
-// gradients are never zeroed unless maxNorm is 0.
+// gradients are never zeroed unless maxNorm is 0, but for the elements of
+// a 16-bit gradient whose product rounds to ±0 in its type (a float16
+// element times a coef below its spacing there).
 //
 // A non-finite gradient gives a non-finite norm. Under the SkipStep policy
 // the gradients are then left alone (the next Step skips); under
