@@ -607,8 +607,8 @@ func (o *Optimizer[T]) hasHalf() bool {
 	return false
 }
 
-// halfCodes returns the type and mode codes of a parameter in a version-4
-// state file.
+// halfCodes returns the type and mode codes of a parameter in a version-5
+// state file (modeStochastic set in mode for stochastic rounding).
 func halfCodes(h *halfParam) (typ, mode uint8) {
 	if h == nil {
 		return 0, 0
@@ -624,6 +624,9 @@ func halfCodes(h *halfParam) (typ, mode uint8) {
 		mode = 3
 	default:
 		mode = 2
+	}
+	if h.sr {
+		mode |= modeStochastic
 	}
 	return typ, mode
 }
@@ -721,16 +724,31 @@ func readHalfElems(d *decoder, x []uint16, scratch []byte) {
 }
 
 // sameHalf reports whether the 16-bit side h of a registered parameter is
-// of the type and mode codes of a state file.
-func sameHalf(h *halfParam, typ, mode uint8) bool {
+// of the type and mode codes of a state file (mode without
+// modeStochastic), and of its rounding sr when the file records it
+// (known).
+func sameHalf(h *halfParam, typ, mode uint8, sr, known bool) bool {
 	t, m := halfCodes(h)
-	return t == typ && m == mode
+	return t == typ && m&^modeStochastic == mode && (!known || (m&modeStochastic != 0) == sr)
 }
 
-// halfDesc describes type and mode codes for an error.
-func halfDesc(typ, mode uint8) string {
+// halfDesc describes type and mode codes for an error: mode with or
+// without modeStochastic (which sets sr), and the rounding when known.
+func halfDesc(typ, mode uint8, srKnown ...bool) string {
+	sr, known := mode&modeStochastic != 0, true
+	if len(srKnown) == 2 {
+		sr, known = srKnown[0], srKnown[1]
+	}
+	mode &^= modeStochastic
 	t := [...]string{"of the optimizer's type", TypeBFloat16, TypeFloat16}[typ]
 	m := [...]string{"", " with a master kept by the optimizer", " with the caller's master", " with 16-bit state"}[mode]
+	switch {
+	case typ == 0 || !known:
+	case sr:
+		m += ", rounded stochastically"
+	default:
+		m += ", rounded to nearest"
+	}
 	return t + m
 }
 

@@ -469,6 +469,9 @@ func TestHalfStateFile(t *testing.T) {
 			m := newHalfModel(hc.f16, sizes)
 			o := mustNew[float32](t, hc.h, Options{Seed: 3})
 			m.register(t, o, hc)
+			if in, _ := o.Param("p0"); in.Stochastic != hc.sr || in.Mode != hc.mode {
+				t.Fatalf("p0: %+v", in)
+			}
 			for step := range 3 {
 				m.fill(step, 1)
 				mustStep(t, o)
@@ -478,7 +481,7 @@ func TestHalfStateFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			saved := file.Bytes()
-			if v := saved[8]; v != stateVersionHalf {
+			if v := saved[8]; v != stateVersionRounding {
 				t.Fatalf("version %d", v)
 			}
 			m2 := m.clone()
@@ -494,10 +497,32 @@ func TestHalfStateFile(t *testing.T) {
 			if !bytes.Equal(a.Bytes(), b.Bytes()) {
 				t.Fatal("the resumed state differs")
 			}
-			// Other type, other mode, a float32 parameter: mismatches.
-			others := []halfCase{{h: hc.h, f16: !hc.f16, mode: hc.mode}, {h: hc.h, f16: hc.f16, mode: ModeState16}}
+			// Other type, other mode, other rounding, a float32
+			// parameter: mismatches.
+			others := []halfCase{{h: hc.h, f16: !hc.f16, mode: hc.mode, sr: hc.sr}, {h: hc.h, f16: hc.f16, mode: ModeState16, sr: hc.sr},
+				{h: hc.h, f16: hc.f16, mode: hc.mode, sr: !hc.sr}}
 			if hc.mode == ModeState16 {
 				others[1].mode = ModeMasterHeld
+			}
+			// A version-4 file, which does not record the rounding,
+			// loads into either.
+			var v4 bytes.Buffer
+			if err := o.saveVersion(&v4, true, stateVersionHalf); err != nil {
+				t.Fatal(err)
+			}
+			for _, sr := range []bool{hc.sr, !hc.sr} {
+				c := hc
+				c.sr = sr
+				o5 := mustNew[float32](t, hc.h, Options{Seed: 3})
+				newHalfModel(hc.f16, sizes).register(t, o5, c)
+				if err := o5.Load(bytes.NewReader(v4.Bytes())); err != nil {
+					t.Fatalf("version 4 file, stochastic %v: %v", sr, err)
+				}
+				var again bytes.Buffer
+				o5.saveVersion(&again, true, stateVersionHalf)
+				if !bytes.Equal(again.Bytes(), v4.Bytes()) {
+					t.Fatalf("version 4 file, stochastic %v: loaded other state", sr)
+				}
 			}
 			for _, oc := range others {
 				if oc.f16 && oc.mode == ModeState16 && state16Fits(oc.h, true) != nil {

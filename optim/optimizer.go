@@ -554,6 +554,9 @@ type ParamInfo struct {
 	// Mode is how a 16-bit parameter is stepped: ModeMasterHeld,
 	// ModeMasterGiven or ModeState16; empty for the others.
 	Mode string
+	// Stochastic is set when a 16-bit parameter rounds stochastically
+	// (Half.Stochastic).
+	Stochastic bool
 }
 
 // NumParams returns the number of registered parameters.
@@ -606,7 +609,7 @@ func (p *param[T]) infoInto(in *ParamInfo) {
 		in.Type = TypeFloat64
 	}
 	if p.half != nil {
-		in.Type, in.Mode = p.half.typeName(), p.half.mode()
+		in.Type, in.Mode, in.Stochastic = p.half.typeName(), p.half.mode(), p.half.sr
 	}
 }
 

@@ -62,7 +62,13 @@ import (
 //
 // In mode 1 the buffers start with one more, "master": the float32 master
 // weights. In mode 3 the buffers hold 2-byte elements of the parameter's
-// type. Save writes version 4 only when a parameter is 16-bit.
+// type.
+//
+// Version 5 is version 4 with the rounding of each 16-bit parameter:
+// modeStochastic (0x10) in its mode byte when it rounds stochastically
+// (Half.Stochastic). Save writes version 5 only when a parameter is
+// 16-bit; Load reads version 4 files, which do not say, for parameters of
+// either rounding.
 //
 // Version 1, which Load still reads, stored each group as a fixed record
 // of seven f64 (lr, momentum, dampening, weight_decay, beta1, beta2, eps;
@@ -74,9 +80,15 @@ const (
 	// stateVersionScalars is the version of the kinds with per-parameter
 	// scalars.
 	stateVersionScalars = 3
-	// stateVersionHalf is the version of an optimizer with 16-bit
+	// stateVersionHalf is the first version of an optimizer with 16-bit
 	// parameters.
 	stateVersionHalf = 4
+	// stateVersionRounding is the version that records the rounding of
+	// each 16-bit parameter, and the one Save writes for them.
+	stateVersionRounding = 5
+	// modeStochastic is the bit of a version-5 mode byte that says the
+	// parameter rounds stochastically.
+	modeStochastic = 0x10
 )
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
@@ -165,15 +177,21 @@ func (o *Optimizer[T]) Save(w io.Writer) error {
 	return o.save(w, o.hasHalf())
 }
 
-// save writes the state, in version 4 (the 16-bit types of every
+// save writes the state, in version 5 (the 16-bit types of every
 // parameter) when half is set.
 func (o *Optimizer[T]) save(w io.Writer, half bool) error {
+	return o.saveVersion(w, half, stateVersionRounding)
+}
+
+// saveVersion is save, writing a version below 5 (the files of older
+// builds, for the tests) when half is set and version is 4.
+func (o *Optimizer[T]) saveVersion(w io.Writer, half bool, version uint32) error {
 	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
 	scn := scalarNamesOf(o.groups[0])
 	e.bytes([]byte(stateMagic))
 	switch {
 	case half:
-		e.u32(stateVersionHalf)
+		e.u32(version)
 	case len(scn) > 0:
 		e.u32(stateVersionScalars)
 	default:
@@ -206,6 +224,9 @@ func (o *Optimizer[T]) save(w io.Writer, half bool) error {
 		}
 		if half {
 			typ, mode := halfCodes(p.half)
+			if version < stateVersionRounding {
+				mode &^= modeStochastic
+			}
 			e.u8(typ)
 			e.u8(mode)
 		}
@@ -310,8 +331,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: not an optimizer state (bad magic)", ErrState)
 	}
 	version := binary.LittleEndian.Uint32(head[8:])
-	if version < 1 || version > stateVersionHalf {
-		return fmt.Errorf("%w: version %d, this build reads versions 1 to %d", ErrState, version, stateVersionHalf)
+	if version < 1 || version > stateVersionRounding {
+		return fmt.Errorf("%w: version %d, this build reads versions 1 to %d", ErrState, version, stateVersionRounding)
 	}
 	kind, elem := Kind(head[12]), int(head[13])
 	if kind == KindMuon && version == stateVersion && (elem == 4 || elem == 8) {
@@ -417,9 +438,13 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			}
 		}
 		var typ, mode uint8
-		if version == stateVersionHalf {
+		sr := false // stochastic rounding (version 5)
+		if version >= stateVersionHalf {
 			typ, mode = d.u8(), d.u8()
 			anyHalf = anyHalf || typ != 0
+			if version >= stateVersionRounding && mode&modeStochastic != 0 && typ != 0 {
+				sr, mode = true, mode&^modeStochastic
+			}
 		}
 		nbuf := int(d.u8())
 		if d.err != nil {
@@ -477,8 +502,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			d.mismatch("parameter %q is in group %d in the file, %d here", name, group, p.group)
 		case length != int64(p.len()) || !sameShape(dims, p.shape):
 			d.mismatch("parameter %q has shape %v in the file, %v here", name, dims, p.shape)
-		case !sameHalf(p.half, typ, mode):
-			d.mismatch("parameter %q is %s in the file, %s here", name, halfDesc(typ, mode), halfDesc(halfCodes(p.half)))
+		case !sameHalf(p.half, typ, mode, sr, version >= stateVersionRounding):
+			d.mismatch("parameter %q is %s in the file, %s here", name, halfDesc(typ, mode, sr, version >= stateVersionRounding), halfDesc(halfCodes(p.half)))
 		default:
 			match = d.why == "" // read the data only while everything matches
 		}
@@ -544,7 +569,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			masters = append(masters, master)
 		}
 	}
-	if d.err == nil && version == stateVersionHalf && !anyHalf {
+	if d.err == nil && version >= stateVersionHalf && !anyHalf {
 		d.invalid("a version %d file without a 16-bit parameter", version)
 	}
 	if d.err != nil {
