@@ -535,6 +535,24 @@ func runHalfAs[H kernels.BF16 | kernels.F16, T Float](ops *halfOps[H], as func([
 	return fmt.Errorf("%w: no 16-bit kernel for kernel %d", ErrInvalid, p.op)
 }
 
+// roundMaster writes the 16-bit parameter from its float32 master as the
+// master-weight kernels write it (their 16-bit copy of p is output stream
+// 1), rounding stochastically with key when the parameter does.
+func (h *halfParam) roundMaster(master []float32, key uint64) {
+	for i, x := range master {
+		switch {
+		case h.sr && h.f16:
+			h.p[i] = uint16(kernels.F16SR(x, kernels.SRBits(key, 1, i)))
+		case h.sr:
+			h.p[i] = uint16(kernels.BF16SR(x, kernels.SRBits(key, 1, i)))
+		case h.f16:
+			h.p[i] = uint16(kernels.F16FromF32(x))
+		default:
+			h.p[i] = uint16(kernels.BF16FromF32(x))
+		}
+	}
+}
+
 // Master returns a copy of the float32 master weights of the 16-bit
 // parameter name (kept by the optimizer or given by the caller).
 func (o *Optimizer[T]) Master(name string) ([]float32, error) {

@@ -287,7 +287,13 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 
 // Load reads state written by Save, to the end of r, and replaces the
 // optimizer's group hyperparameters, step counts and state buffers with it.
-// Registered parameter values are not part of the state.
+// Registered parameter values are not part of the state, but for the
+// master weights the optimizer keeps for a 16-bit parameter (Half with no
+// Master), which are its weights: Load sets them, and writes the 16-bit
+// parameter from them as the parameter's last step wrote it (rounded to
+// nearest, or stochastically with the key of that step under this
+// optimizer's Options.Seed), so that a run resumes from the file alone. A
+// caller's master (Half.Master) is the caller's to save and restore.
 //
 // Everything is read and checked before anything is changed: on any error
 // the optimizer is exactly as before. Input that is truncated, corrupted
@@ -603,6 +609,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			h.buf = loaded16[i]
 			if h.held {
 				copy(o.params[i].data, masters[i])
+				h.roundMaster(asF32(o.params[i].data), kernels.SRKey(o.opt.Seed, uint64(steps[i]), uint64(i)))
 			}
 		}
 		o.params[i].fresh = false
