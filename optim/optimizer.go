@@ -126,7 +126,9 @@ type Options struct {
 	Shard Shard
 	// Seed is the seed of the stochastic rounding of 16-bit parameters
 	// (Half.Stochastic): with the step number, the parameter's index and
-	// the element's, it selects every random bit.
+	// the element's, it selects every random bit. Two optimizers of one
+	// run (one per part of a model, say) with the same seed give their
+	// k-th parameters the same bits at every step: give each its own.
 	Seed uint64
 	// LossScaler makes the loss scale dynamic (see [LossScaler]). With
 	// it, NonFinite must be SkipStep or Propagate, which then selects
