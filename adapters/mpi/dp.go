@@ -219,8 +219,20 @@ func (d *DataParallel[T]) ReduceScatter() error {
 	if err := reduceScatter(d.comm, d.grad, d.recv, d.n); err != nil {
 		return err
 	}
-	copy(d.grad[d.lo:], d.recv)
+	// The sums into this process's elements of Grad, and its own
+	// gradients there into recv, for Step to put back when the step is
+	// not taken (restoreGrad).
+	own := d.grad[d.lo : d.lo+len(d.recv)]
+	for i, x := range d.recv {
+		own[i], d.recv[i] = x, own[i]
+	}
 	return nil
+}
+
+// restoreGrad puts this process's own gradients back into its elements
+// of Grad, where ReduceScatter left the sums over the processes.
+func (d *DataParallel[T]) restoreGrad() {
+	copy(d.grad[d.lo:], d.recv)
 }
 
 // AllGather gives every process every process's own elements of Data.
@@ -244,7 +256,10 @@ func (d *DataParallel[T]) AllGather() error {
 // ReduceScatter), it returns an error wrapping ErrArgs on every process
 // and changes nothing. When the step is skipped (a non-finite gradient
 // under SkipStep) or fails, which every process sees alike, the parameters
-// are unchanged and the all-gather is left out. When the final all-gather
+// are unchanged, the all-gather is left out, and Grad holds this process's
+// own gradients again (ReduceScatter leaves the sums over the processes in
+// its elements), so that Step, called again, sums them once more and not
+// the sums. When the final all-gather
 // fails, the step has been taken: each process's optimizer state, step
 // counts and own elements of Data are updated, but its copy of the other
 // processes' elements is not (or only in part); AllGather, called again,
@@ -263,6 +278,9 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 	t2 := time.Now()
 	d.times = Times{ReduceScatter: t1.Sub(t0), Step: t2.Sub(t1)}
 	if err != nil || rep.Skipped {
+		if d.comm.Size() > 1 {
+			d.restoreGrad()
+		}
 		return rep, err
 	}
 	err = d.AllGather()
