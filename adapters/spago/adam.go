@@ -128,6 +128,15 @@ func (c AdamConfig) hyper(t int64) optim.Hyper {
 
 func (c AdamConfig) withLR(lr float64) AdamConfig { c.LR = lr; return c }
 
+// setTimeStep sets a strategy's step count to t, from 1 to optim.MaxStep.
+func setTimeStep(step *atomic.Int64, t int64) error {
+	if t < 1 || t > optim.MaxStep {
+		return fmt.Errorf("%w: time step %d, want 1 to %d", optim.ErrInvalid, t, int64(optim.MaxStep))
+	}
+	step.Store(t)
+	return nil
+}
+
 // Adam is an optimizers.OptimizationStrategy that updates a parameter by
 // one fused Adam or AdamW step (see [AdamConfig]) and drops its gradient.
 // Make it with [NewAdam]; it is safe for the concurrent calls of spago's
@@ -157,6 +166,13 @@ func (o *Adam) IncExample() { o.step.Add(1) }
 
 // TimeStep returns the optimizer's step count (spago's Adam.TimeStep).
 func (o *Adam) TimeStep() int64 { return o.step.Load() }
+
+// SetTimeStep sets the optimizer's step count, as code that assigns
+// spago's Adam.TimeStep does: a run resumed from a checkpoint under the
+// Spago semantics restores it (TimeStep of the saved run), since the
+// parameters' states do not hold it. t below 1 or above optim.MaxStep is
+// refused with an error wrapping optim.ErrInvalid.
+func (o *Adam) SetTimeStep(t int64) error { return setTimeStep(&o.step, t) }
 
 // Config returns the hyperparameters.
 func (o *Adam) Config() AdamConfig { return o.strategy.Config() }

@@ -116,6 +116,9 @@ func (o *LAMB) IncExample() { o.step.Add(1) }
 // TimeStep returns the optimizer's step count (spago's Lamb.TimeStep).
 func (o *LAMB) TimeStep() int64 { return o.step.Load() }
 
+// SetTimeStep sets the optimizer's step count, as [Adam.SetTimeStep].
+func (o *LAMB) SetTimeStep(t int64) error { return setTimeStep(&o.step, t) }
+
 // Config returns the hyperparameters.
 func (o *LAMB) Config() LAMBConfig { return o.strategy.Config() }
 

@@ -165,6 +165,9 @@ func (o *RAdam) IncBatch() { o.step.Add(1) }
 // TimeStep returns the optimizer's step count (spago's RAdam.TimeStep).
 func (o *RAdam) TimeStep() int64 { return o.step.Load() }
 
+// SetTimeStep sets the optimizer's step count, as [Adam.SetTimeStep].
+func (o *RAdam) SetTimeStep(t int64) error { return setTimeStep(&o.step, t) }
+
 // Config returns the hyperparameters.
 func (o *RAdam) Config() RAdamConfig { return o.strategy.Config() }
 

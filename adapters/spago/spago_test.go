@@ -402,6 +402,9 @@ func TestSaveLoad(t *testing.T) {
 	t.Run("float32/adam", func(t *testing.T) {
 		testSaveLoad[float32](t, func() optimizers.OptimizationStrategy { return NewAdam(DefaultAdamW()) })
 	})
+	t.Run("float64/adam-spago", func(t *testing.T) {
+		testSaveLoad[float64](t, func() optimizers.OptimizationStrategy { return NewAdam(AdamFromSpago(adam.NewDefaultConfig())) })
+	})
 	t.Run("float64/adam-amsgrad", func(t *testing.T) {
 		testSaveLoad[float64](t, func() optimizers.OptimizationStrategy {
 			c := DefaultAdam()
@@ -454,10 +457,27 @@ func TestSaveLoad(t *testing.T) {
 	})
 }
 
+// timeStepper is a strategy with the step count of the Spago semantics.
+type timeStepper interface {
+	TimeStep() int64
+	SetTimeStep(int64) error
+	inc()
+}
+
+func (o *Adam) inc()  { o.IncExample() }
+func (o *LAMB) inc()  { o.IncExample() }
+func (o *RAdam) inc() { o.IncBatch() }
+
 func testSaveLoad[T float.DType](t *testing.T, newStrategy func() optimizers.OptimizationStrategy) {
 	d := newDataset[T]()
 	m := newMLP[T](11)
-	train(t, m, d, newStrategy(), 25, nil)
+	s := newStrategy()
+	ts, counts := s.(timeStepper) // Spago semantics: the strategy's step count
+	var inc func()
+	if counts {
+		inc = ts.inc
+	}
+	train(t, m, d, s, 25, inc)
 	var buf bytes.Buffer
 	if err := nn.Dump(m, &buf); err != nil {
 		t.Fatal(err)
@@ -484,9 +504,19 @@ func testSaveLoad[T float.DType](t *testing.T, newStrategy func() optimizers.Opt
 			}
 		}
 	}
-	// Resume both with the same gradients: bit-identical parameters.
+	// Continue the first run with its strategy, and resume the loaded
+	// model as a restarted program does, with a new strategy whose step
+	// count is restored: bit-identical parameters.
 	r := rand.New(rand.NewPCG(2, 2))
-	sa, sb := newStrategy(), newStrategy()
+	sa, sb := s, newStrategy()
+	if counts {
+		if err := sb.(timeStepper).SetTimeStep(ts.TimeStep()); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.(timeStepper).SetTimeStep(0); !errors.Is(err, optim.ErrInvalid) {
+			t.Fatalf("SetTimeStep(0): %v, want ErrInvalid", err)
+		}
+	}
 	for range 25 {
 		for i, p := range m.params() {
 			g := make([]T, p.Size())
@@ -502,6 +532,10 @@ func testSaveLoad[T float.DType](t *testing.T, newStrategy func() optimizers.Opt
 			if err := sb.OptimizeParams(q); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if counts {
+			sa.(timeStepper).inc()
+			sb.(timeStepper).inc()
 		}
 	}
 	if diff := maxRelDiff[T](loaded, m, 1); diff != 0 {
