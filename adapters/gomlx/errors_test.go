@@ -278,7 +278,8 @@ func TestFailedStepKeepsStepCounts(t *testing.T) {
 
 // TestClearedGraphKeepsStepCount: a step of a graph built before Clear is
 // refused (ErrVariable), and it advances no step count: GoMLX's global
-// step, which Clear keeps, stays.
+// step, which Clear keeps, stays. A second Clear forgets the error, and
+// rebuilt graphs train.
 func TestClearedGraphKeepsStepCount(t *testing.T) {
 	x, y := regressionData(dtypes.Float32)
 	ctx := newMLPContext(dtypes.Float32, 1)
@@ -298,6 +299,21 @@ func TestClearedGraphKeepsStepCount(t *testing.T) {
 	}
 	if !equalBits(before, values(t, ctx)) {
 		t.Error("the weights changed")
+	}
+	// Clear again and rebuild: the error is forgotten and the steps train.
+	if err := opt.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := opt.Err(); err != nil {
+		t.Fatalf("Err after Clear: %v", err)
+	}
+	tr.ResetComputationGraphs()
+	trainSteps(t, tr, x, y, 2)
+	if err := opt.Err(); err != nil {
+		t.Fatalf("Err after Clear and a rebuild: %v", err)
+	}
+	if equalBits(before, values(t, ctx)) {
+		t.Error("the rebuilt graph's steps changed no weight")
 	}
 }
 

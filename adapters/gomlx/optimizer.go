@@ -211,6 +211,12 @@ func init() { hookCode = reflect.ValueOf((*Optimizer)(nil).hook(nil, nil)).Point
 // compiled (Trainer.ResetComputationGraphs), so that it may be called at
 // any time; the next step rebuilds them. Attaching twice to one trainer
 // does nothing the second time.
+//
+// The step runs after the graph, where Trainer.TrainStep cannot return its
+// error: a step that fails there (see [Optimizer.Err]) leaves TrainStep's
+// result nil and stops the optimizer, so that every later TrainStep
+// changes no weight. Without a Loop (whose stop [Optimizer.AttachToLoop]
+// arranges), check Err after each TrainStep.
 func (o *Optimizer) AttachToTrainer(trainer *train.Trainer) {
 	key := weak.Make(trainer)
 	if _, done := o.trainers.LoadOrStore(key, struct{}{}); done {
@@ -267,11 +273,15 @@ func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*grap
 }
 
 // Clear deletes the optimizer's state variables and step count (its scope,
-// under ctx's), as GoMLX's optimizers' Clear does. Graphs built before need
-// rebuilding (Trainer.ResetComputationGraphs) to train again.
+// under ctx's), as GoMLX's optimizers' Clear does, and forgets the error
+// that stopped the optimizer, if one did ([Optimizer.Err]). Graphs built
+// before need rebuilding (Trainer.ResetComputationGraphs) to train again:
+// an execution of one after Clear takes no step and stops the optimizer
+// again (until the next Clear).
 func (o *Optimizer) Clear(ctx *context.Context) error {
 	o.mu.Lock()
 	clear(o.plans)
+	o.err = nil
 	o.mu.Unlock()
 	if o.scope == "" {
 		return nil

@@ -13,7 +13,8 @@ import (
 // learning rate until a step has been taken) and the coefficient block of
 // the current step.
 type bbState struct {
-	eta     float64
+	eta     float64 // the step size a step falls back on
+	last    float64 // η of the last step
 	stepped bool
 	c       kernels.Coeffs
 }
@@ -92,7 +93,7 @@ func NewBarzilaiBorweinSolver(opts ...Option) *Solver {
 // the other rules it is LearnRate.
 func (s *Solver) StepSize() float64 {
 	if s.rule == ruleBB && s.bb.stepped {
-		return s.bb.eta
+		return s.bb.last
 	}
 	return s.cfg.eta
 }
@@ -228,6 +229,6 @@ func (s *Solver) stepBB(items []item) error {
 		}
 		st.kept = true
 	}
-	s.bb.eta, s.bb.stepped = eta, true
+	s.bb.eta, s.bb.last, s.bb.stepped = eta, eta, true
 	return nil
 }

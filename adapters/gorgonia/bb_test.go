@@ -268,6 +268,11 @@ func TestBBReference(t *testing.T) {
 			if level == kernels.Level() {
 				t.Logf("%s: final η %.4g, %d steps with η < 0, %d fell back", c.name, ref.eta, neg, fell)
 			}
+			// SetLearnRate sets the step size to fall back on, not the
+			// last step's.
+			if s.SetLearnRate(0.5); s.StepSize() != ref.eta || s.LearnRate() != 0.5 {
+				t.Fatalf("%s: after SetLearnRate(0.5): StepSize %v, LearnRate %v; the last step's η %v", c.name, s.StepSize(), s.LearnRate(), ref.eta)
+			}
 		}
 	}
 }
