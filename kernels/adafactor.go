@@ -62,7 +62,7 @@ func (h Adafactor) Coeffs(t int64) (Coeffs, error) {
 // here it is decided on the float64 weight, which differs only where
 // float32(w) rounds up to 0.5 from below.
 func (h Adafactor) CoeffsInto(c *Coeffs, t int64) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}

@@ -312,7 +312,12 @@ type Prelude struct {
 	Maximize bool
 }
 
-func (p Prelude) gs() (float64, error) {
+// gs returns the gradient's factor ±Scale, and checks the block c that a
+// CoeffsInto fills (nil is ErrCoeff).
+func (p Prelude) gs(c *Coeffs) (float64, error) {
+	if c == nil {
+		return 0, fmt.Errorf("%w: a nil *Coeffs to fill", ErrCoeff)
+	}
 	s := p.Scale
 	if s == 0 {
 		s = 1
@@ -349,7 +354,7 @@ func (h SGD) Coeffs() (Coeffs, error) {
 
 // CoeffsInto is Coeffs writing into c, without a copy of the block.
 func (h SGD) CoeffsInto(c *Coeffs) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -392,7 +397,7 @@ func (h Momentum) Coeffs(first bool) (Coeffs, error) {
 
 // CoeffsInto is Coeffs writing into c.
 func (h Momentum) CoeffsInto(c *Coeffs, first bool) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -511,7 +516,7 @@ func (c *Coeffs) pows(b1, b2 float64, t int64) (float64, float64) {
 // float32(1-β1) for float32, which differs only for β1 in (0.5,
 // 0.5+2⁻²⁶].
 func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -575,7 +580,7 @@ func (h Lion) Coeffs() (Coeffs, error) {
 //
 // in float64, then rounded once to the element type.
 func (h Lion) CoeffsInto(c *Coeffs) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -631,7 +636,7 @@ func (h Adagrad) Coeffs(t int64) (Coeffs, error) {
 // in float64 with every operation rounded (PyTorch computes clr in Python
 // floats the same way), then rounded once to the element type.
 func (h Adagrad) CoeffsInto(c *Coeffs, t int64) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -694,7 +699,7 @@ func (h RMSprop) Coeffs() (Coeffs, error) {
 // float32(1-α) for float32, which differs only for α in (0.5,
 // 0.5+2⁻²⁶].
 func (h RMSprop) CoeffsInto(c *Coeffs) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -780,7 +785,7 @@ func (h Adamax) Coeffs(t int64) (Coeffs, error) {
 // type. The second lerp form from 1-β1 ≥ 0.5 on is Adam's (see
 // [Adam.CoeffsInto]).
 func (h Adamax) CoeffsInto(c *Coeffs, t int64) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -825,7 +830,7 @@ func (h Adadelta) Coeffs() (Coeffs, error) {
 //
 // in float64, then rounded once to the element type.
 func (h Adadelta) CoeffsInto(c *Coeffs) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -908,7 +913,7 @@ func (h NAdam) Coeffs(t int64, muProduct float64) (Coeffs, error) {
 // The second lerp form from 1-β1 ≥ 0.5 on is Adam's (see
 // [Adam.CoeffsInto]).
 func (h NAdam) CoeffsInto(c *Coeffs, t int64, muProduct float64) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -1008,7 +1013,7 @@ func (h RAdam) step(t int64) (a float64, rect bool) {
 // The second lerp form from 1-β1 ≥ 0.5 on is Adam's (see
 // [Adam.CoeffsInto]).
 func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}
@@ -1088,7 +1093,7 @@ func (h LAMB) Coeffs(t int64) (Coeffs, error) {
 // all in float64, then rounded once to the element type (the step stays
 // in float64 until [Coeffs.LAMBFactor] multiplies it by the trust ratio).
 func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
-	gs, err := h.gs()
+	gs, err := h.gs(c)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,9 @@ type Options struct {
 // Solver factors symmetric positive definite matrices and solves with the
 // factors. It keeps scratch space between calls, so a solver reused for
 // matrices of one size does not allocate. A Solver is not safe for
-// concurrent use; make one per goroutine (they may share a Pool).
+// concurrent use; make one per goroutine (they may share a Pool). A Solver
+// comes from New: one declared by the caller (the zero Solver) holds no
+// kernels, and its methods panic.
 type Solver[T Float] struct {
 	im       *impl[T]
 	nb       int

@@ -70,9 +70,9 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "           RMSprop (plain; centered, momentum), Adamax, Adadelta, NAdam, NAdamW, RAdam (through\n")
 	fmt.Fprintf(stdout, "           its rectification), RAdamW, Adafactor (matrix and vector passes), reductions, scale,\n")
 	fmt.Fprintf(stdout, "           roof, LAMB (both passes, the sums of squares bit for bit); float32 and float64;\n")
-	fmt.Fprintf(stdout, "           5 steps; lengths 1…4099 at offsets 0, 1, 3; with and without NaN, ±Inf, subnormals;\n")
-	fmt.Fprintf(stdout, "           no write outside the slices or into the inputs; and Fast Adam, one step on finite\n")
-	fmt.Fprintf(stdout, "           inputs: m, v exact, p within 2^-20 of the update plus an ulp\n")
+	fmt.Fprintf(stdout, "           5 steps; lengths 1, 7, 16, 33, 100, 515, 4099 at offsets 0, 1, 3; with and without\n")
+	fmt.Fprintf(stdout, "           NaN, ±Inf, subnormals; no write outside the slices or into the inputs; and Fast\n")
+	fmt.Fprintf(stdout, "           Adam, one step on finite inputs: m, v exact, p within 2^-20 of the update plus an ulp\n")
 	res, err := paritycheck.Check(kernels.Levels())
 	if err != nil {
 		fmt.Fprintf(stderr, "fuseopt: parity check: %v\n", err)

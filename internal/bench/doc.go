@@ -12,17 +12,17 @@
 //     against gonum where gonum has the operation (floats.AddScaled and
 //     blas32/blas64 Axpy for SGD), and against the memory roof of the same
 //     streams (kernels.Set.RoofF32/RoofF64), from sizes that fit in L1 to
-//     sizes far beyond the last-level cache ([RunSteps]);
+//     sizes far beyond the last-level cache (runStep);
 //   - Adam's mixed-precision modes (bfloat16 and binary16 master weights and
 //     16-bit state, rounded to nearest or stochastically) against the
 //     float32 kernel in the same run, with the bytes each moves and keeps
 //     per parameter and the roof of as many bytes ([MixedCase]);
 //   - the Cholesky solve of a Newton step against gonum's mat.Cholesky, in
 //     GFLOP/s (n³/3 + 2n² flops) and as a fraction of the machine's FMA peak
-//     measured in the same run ([RunSolve], [MeasurePeak]);
+//     measured in the same run (runSolve, internal/peak);
 //   - a model-like step of about 200 mixed tensors (256×256 matrices and
 //     256-vectors, about 4.2M parameters) through the optim package,
-//     against the scalar loop and per-tensor kernel calls ([RunModel]).
+//     against the scalar loop and per-tensor kernel calls (runModel).
 //
 // The bit-exact parity of every level with the pure-Go reference, the
 // tour's self-check, is package internal/paritycheck.

@@ -42,7 +42,7 @@ func (r *Result) fail(format string, args ...any) {
 // NAdam, RAdam, Adafactor's passes on a matrix and a vector, the Fast Adam,
 // the reductions, scale and the roof, LAMB's two passes and their sums),
 // in float32 and float64, at every level of levels other than generic, on
-// lengths 1 … 4099 at several start offsets, with and without
+// lengths from 1 to 4099 (parityLengths) at several start offsets, with and without
 // NaN, ±Inf, ±0, subnormal and huge inputs (paritytest.Specials), and
 // compares the bits of every output with those of the generic reference:
 // equal, or NaN where the reference is NaN. Every slice is guarded
