@@ -280,7 +280,7 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		}
 		p.buf = bufs[i]
 		p.bufNames = head.groups[p.group].buffers()
-		p.fresh = false
+		p.fresh = fresh[i] == 1 // not left to layout: see Load
 	}
 	o.dirty = true
 	o.prepare() // as Load: the groups' kernels may have changed

@@ -234,3 +234,94 @@ func TestShardLoadOtherBuffers(t *testing.T) {
 		ob.Close()
 	}
 }
+
+// TestShardFreshResave: a momentum buffer that SetGroup turned on after a
+// step, saved before the next step (fresh: written without its values),
+// loads into shards, is saved again before a step, and loads again, by
+// shards and by a whole file into shards; the runs then go on bit for bit
+// as the single process. A rank whose span of a parameter is empty must
+// keep it fresh too (its file otherwise held the buffer where the owner's
+// did not, and the set was refused).
+func TestShardFreshResave(t *testing.T) {
+	sgd, mom := SGDConfig{LR: 0.1}, SGDConfig{LR: 0.1, Momentum: 0.9}
+	op := Options{ChunkSize: 64}
+	m := newTestModel[float32](shardSizes)
+	ref := mustNew[float32](t, sgd, op)
+	refModel := m.clone()
+	refModel.register(t, ref, nil)
+	refModel.fillGrads(0)
+	mustStep(t, ref)
+	if err := ref.SetGroup(0, mom); err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if err := ref.Save(&whole); err != nil {
+		t.Fatal(err)
+	}
+	for s := 1; s < 3; s++ {
+		refModel.fillGrads(s)
+		mustStep(t, ref)
+	}
+
+	// Two ranks step once, turn momentum on and save.
+	sr := newShardRun(t, m, sgd, nil, nil, op, 2)
+	for _, mr := range sr.models {
+		mr.fillGrads(0)
+	}
+	if err := onRanks(2, func(r int) error { _, err := sr.opts[r].Step(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	sr.gather(t)
+	save := func(sr *shardRun[float32]) [][]byte {
+		var files [][]byte
+		for _, o := range sr.opts {
+			var b bytes.Buffer
+			if err := o.Save(&b); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, b.Bytes())
+		}
+		return files
+	}
+	for _, o := range sr.opts {
+		if err := o.SetGroup(0, mom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := save(sr)
+	for _, c := range []struct {
+		name  string
+		ranks int
+		load  func(o *Optimizer[float32]) error
+	}{
+		{"shards", 3, func(o *Optimizer[float32]) error { return o.LoadShards(readers(files...)...) }},
+		{"whole", 5, func(o *Optimizer[float32]) error { return o.Load(bytes.NewReader(whole.Bytes())) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sr1 := newShardRun(t, sr.models[0], mom, nil, nil, op, c.ranks)
+			for _, o := range sr1.opts {
+				if err := c.load(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			again := save(sr1) // before any step: still fresh
+			sr2 := newShardRun(t, sr.models[0], mom, nil, nil, op, 2)
+			for _, o := range sr2.opts {
+				if err := o.LoadShards(readers(again...)...); err != nil {
+					t.Fatalf("the set saved after loading: %v", err)
+				}
+			}
+			for s := 1; s < 3; s++ {
+				for _, mr := range sr2.models {
+					mr.fillGrads(s)
+				}
+				sr2.poison(t)
+				if err := onRanks(2, func(r int) error { _, err := sr2.opts[r].Step(); return err }); err != nil {
+					t.Fatal(err)
+				}
+				sr2.gather(t)
+			}
+			sr2.same(t, ref, "after two loads of a fresh buffer")
+		})
+	}
+}

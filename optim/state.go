@@ -415,6 +415,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	loaded := make([][3][]T, 0, cap(steps))
 	loaded16 := make([][3][]uint16, 0, cap(steps))
 	masters := make([][]T, 0, cap(steps))
+	freshes := make([]bool, 0, cap(steps)) // saved without its fresh buffers
 	scratch := make([]byte, 1<<16)
 	anyHalf := false // a 16-bit parameter, which version 4 is for
 	for i := int64(0); i < np && d.err == nil; i++ {
@@ -477,7 +478,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		if mode == 1 {
 			held = 1
 		}
-		if freshInFile(groups[group], nbuf-held, len(want), step) {
+		isFresh := freshInFile(groups[group], nbuf-held, len(want), step)
+		if isFresh {
 			want = nil // fresh: its buffers start at their initial values (layout)
 		}
 		if mode == 1 {
@@ -573,6 +575,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			loaded = append(loaded, bufs)
 			loaded16 = append(loaded16, bufs16)
 			masters = append(masters, master)
+			freshes = append(freshes, isFresh)
 		}
 	}
 	if d.err == nil && version >= stateVersionHalf && !anyHalf {
@@ -612,7 +615,10 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 				h.roundMaster(asF32(o.params[i].data), kernels.SRKey(o.opt.Seed, uint64(steps[i]), uint64(i)))
 			}
 		}
-		o.params[i].fresh = false
+		// Set here, not left to layout: layout marks a parameter fresh
+		// when it fills a buffer, and a shard's empty span of the
+		// parameter has none to fill.
+		o.params[i].fresh = freshes[i]
 	}
 	// Lay out and plan again: the file's groups may take other kernels
 	// (Fast Adam, whose results follow the plan's cut, refuses the fine
