@@ -570,7 +570,7 @@ func (o *Optimizer[T]) Master(name string) ([]float32, error) {
 // SyncMaster sets the master weights that the optimizer keeps for the
 // 16-bit parameter name to the float32 values of its 16-bit weights now,
 // for a caller that changed the 16-bit weights itself (loaded a model,
-// say): otherwise the next Step writes the old master over them. A
+// say): otherwise the next Step (or Load) writes the old master over them. A
 // parameter whose master is the caller's, or that has none, gives an
 // error wrapping ErrInvalid.
 func (o *Optimizer[T]) SyncMaster(name string) error {

@@ -991,8 +991,9 @@ func TestF16StateSquares(t *testing.T) {
 // TestLoadWritesHeldHalf: Load sets the master the optimizer keeps and
 // writes the 16-bit parameter from it, bit for bit as the saved run's last
 // step wrote it (both roundings, every rule, a skipped parameter among
-// them), into a model whose 16-bit values were others; a caller's master
-// and its 16-bit parameter are left alone.
+// them, the file's seed where the loading optimizer has another; a
+// version-4 file with the loader's seed), into a model whose 16-bit values
+// were others; a caller's master and its 16-bit parameter are left alone.
 func TestLoadWritesHeldHalf(t *testing.T) {
 	sizes := []int{40, 9, 77}
 	for _, hc := range halfCases() {
@@ -1012,39 +1013,47 @@ func TestLoadWritesHeldHalf(t *testing.T) {
 				}
 				mustStep(t, o)
 			}
-			var file bytes.Buffer
+			var file, v4 bytes.Buffer
 			if err := o.Save(&file); err != nil {
 				t.Fatal(err)
 			}
-			fresh := newHalfModel(hc.f16, sizes)
-			fresh.fill(9, 1)
-			for s := range fresh.p {
-				copy(fresh.p[s], fresh.g[s]) // other 16-bit values
-				fresh.master[s] = from16Slice(hc.f16, fresh.p[s])
-			}
-			before := fresh.clone()
-			o2 := mustNew[float32](t, hc.h, Options{Seed: 5})
-			fresh.register(t, o2, hc)
-			if err := o2.Load(bytes.NewReader(file.Bytes())); err != nil {
+			if err := o.saveVersion(&v4, true, stateVersionHalf); err != nil {
 				t.Fatal(err)
 			}
-			for s := range sizes {
-				name := fmt.Sprintf("p%d", s)
-				if hc.mode == ModeMasterGiven {
-					if !slices.Equal(fresh.p[s], before.p[s]) || !bitsEqual(fresh.master[s], before.master[s]) {
-						t.Fatalf("%s: a caller's master or its 16-bit values changed", name)
+			for _, c := range []struct {
+				file []byte
+				seed uint64
+			}{{file.Bytes(), 6}, {v4.Bytes(), 5}} {
+				fresh := newHalfModel(hc.f16, sizes)
+				fresh.fill(9, 1)
+				for s := range fresh.p {
+					copy(fresh.p[s], fresh.g[s]) // other 16-bit values
+					fresh.master[s] = from16Slice(hc.f16, fresh.p[s])
+				}
+				before := fresh.clone()
+				o2 := mustNew[float32](t, hc.h, Options{Seed: c.seed})
+				fresh.register(t, o2, hc)
+				if err := o2.Load(bytes.NewReader(c.file)); err != nil {
+					t.Fatal(err)
+				}
+				for s := range sizes {
+					name := fmt.Sprintf("p%d", s)
+					if hc.mode == ModeMasterGiven {
+						if !slices.Equal(fresh.p[s], before.p[s]) || !bitsEqual(fresh.master[s], before.master[s]) {
+							t.Fatalf("%s: a caller's master or its 16-bit values changed", name)
+						}
+						continue
 					}
-					continue
-				}
-				want, _ := o.Master(name)
-				got, _ := o2.Master(name)
-				if !bitsEqual(got, want) {
-					t.Fatalf("%s: the master was not loaded", name)
-				}
-				if !slices.Equal(fresh.p[s], m.p[s]) {
-					for i := range m.p[s] {
-						if fresh.p[s][i] != m.p[s][i] {
-							t.Fatalf("%s[%d] = %#04x after Load, the saved run has %#04x (master %g)", name, i, fresh.p[s][i], m.p[s][i], want[i])
+					want, _ := o.Master(name)
+					got, _ := o2.Master(name)
+					if !bitsEqual(got, want) {
+						t.Fatalf("%s: the master was not loaded", name)
+					}
+					if !slices.Equal(fresh.p[s], m.p[s]) {
+						for i := range m.p[s] {
+							if fresh.p[s][i] != m.p[s][i] {
+								t.Fatalf("%s[%d] = %#04x after Load (seed %d), the saved run has %#04x (master %g)", name, i, fresh.p[s][i], c.seed, m.p[s][i], want[i])
+							}
 						}
 					}
 				}

@@ -64,11 +64,16 @@ import (
 // weights. In mode 3 the buffers hold 2-byte elements of the parameter's
 // type.
 //
-// Version 5 is version 4 with the rounding of each 16-bit parameter:
-// modeStochastic (0x10) in its mode byte when it rounds stochastically
-// (Half.Stochastic). Save writes version 5 only when a parameter is
-// 16-bit; Load reads version 4 files, which do not say, for parameters of
-// either rounding.
+// Version 5 is version 4 with the stochastic rounding of the 16-bit
+// parameters: after the group count,
+//
+//	seed   u64  Options.Seed
+//
+// and modeStochastic (0x10) in the mode byte of each parameter that rounds
+// stochastically (Half.Stochastic). Save writes version 5 when a
+// parameter is 16-bit (builds that read versions up to 4 refuse it); Load
+// reads version 4 files, which do not say, for parameters of either
+// rounding.
 //
 // Version 1, which Load still reads, stored each group as a fixed record
 // of seven f64 (lr, momentum, dampening, weight_decay, beta1, beta2, eps;
@@ -183,8 +188,8 @@ func (o *Optimizer[T]) save(w io.Writer, half bool) error {
 	return o.saveVersion(w, half, stateVersionRounding)
 }
 
-// saveVersion is save, writing a version below 5 (the files of older
-// builds, for the tests) when half is set and version is 4.
+// saveVersion is save, writing version 4 (without the roundings) or 5
+// when half is set.
 func (o *Optimizer[T]) saveVersion(w io.Writer, half bool, version uint32) error {
 	e := encoder{w: bufio.NewWriterSize(w, 1<<16), h: crc64.New(crcTable)}
 	scn := scalarNamesOf(o.groups[0])
@@ -201,6 +206,9 @@ func (o *Optimizer[T]) saveVersion(w io.Writer, half bool, version uint32) error
 	e.u8(uint8(o.ops.size))
 	e.u16(0)
 	e.u32(uint32(len(o.groups)))
+	if half && version >= stateVersionRounding {
+		e.u64(o.opt.Seed)
+	}
 	for _, g := range o.groups {
 		names, vals := values(g)
 		e.u8(uint8(len(names)))
@@ -291,9 +299,15 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 // master weights the optimizer keeps for a 16-bit parameter (Half with no
 // Master), which are its weights: Load sets them, and writes the 16-bit
 // parameter from them as the parameter's last step wrote it (rounded to
-// nearest, or stochastically with the key of that step under this
-// optimizer's Options.Seed), so that a run resumes from the file alone. A
-// caller's master (Half.Master) is the caller's to save and restore.
+// nearest, or stochastically with the key of that step under the seed the
+// file records, or this optimizer's Options.Seed for a version-4 file), so
+// that a run resumes from the file alone; 16-bit values written into such
+// a parameter without SyncMaster are replaced, as the next Step would
+// replace them, frozen or not. A caller's master (Half.Master) is the
+// caller's to save and restore. Load does not change Options.Seed: with
+// another seed the steps that follow round differently. Files of float16
+// 16-bit state for rules with squared gradients, which earlier builds
+// wrote, are refused (ErrState; see AddF16).
 //
 // Everything is read and checked before anything is changed: on any error
 // the optimizer is exactly as before. Input that is truncated, corrupted
@@ -362,6 +376,10 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	ng := int64(binary.LittleEndian.Uint32(head[16:]))
 	if ng != int64(len(o.groups)) {
 		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
+	}
+	seed := o.opt.Seed // of the 16-bit copies of held masters (roundMaster)
+	if version >= stateVersionRounding {
+		seed = d.u64()
 	}
 	var groups []Hyper              // the file's groups
 	scratchC := new(kernels.Coeffs) // checkIn's block, for every group
@@ -612,7 +630,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			h.buf = loaded16[i]
 			if h.held {
 				copy(o.params[i].data, masters[i])
-				h.roundMaster(asF32(o.params[i].data), kernels.SRKey(o.opt.Seed, uint64(steps[i]), uint64(i)))
+				h.roundMaster(asF32(o.params[i].data), kernels.SRKey(seed, uint64(steps[i]), uint64(i)))
 			}
 		}
 		// Set here, not left to layout: layout marks a parameter fresh
