@@ -70,6 +70,9 @@ type DataParallel[T optim.Float] struct {
 	n, displ []C.int
 	lo       int
 	recv     []T
+	// reduced is set while ReduceScatter's sums are in Grad and recv
+	// holds this process's own gradients (RestoreGrad).
+	reduced bool
 	// verified is set once the processes' fingerprints have agreed
 	// (verify), sameData once their Data have too (at the first
 	// ReduceScatter that verify lets through).
@@ -221,18 +224,27 @@ func (d *DataParallel[T]) ReduceScatter() error {
 	}
 	// The sums into this process's elements of Grad, and its own
 	// gradients there into recv, for Step to put back when the step is
-	// not taken (restoreGrad).
+	// not taken (RestoreGrad).
 	own := d.grad[d.lo : d.lo+len(d.recv)]
 	for i, x := range d.recv {
 		own[i], d.recv[i] = x, own[i]
 	}
+	d.reduced = true
 	return nil
 }
 
-// restoreGrad puts this process's own gradients back into its elements
-// of Grad, where ReduceScatter left the sums over the processes.
-func (d *DataParallel[T]) restoreGrad() {
-	copy(d.grad[d.lo:], d.recv)
+// RestoreGrad puts this process's own gradients back into its elements of
+// Grad, where the last ReduceScatter left the sums over the processes (and
+// ClipGradNorm may have scaled them): Step does it when its step is
+// skipped or fails, and a caller that makes the three calls one by one
+// does it before it retries a step that was not taken, so that
+// ReduceScatter sums each gradient once. Called again, or with one
+// process, or before any ReduceScatter, it does nothing more.
+func (d *DataParallel[T]) RestoreGrad() {
+	if d.reduced {
+		copy(d.grad[d.lo:], d.recv)
+		d.reduced = false
+	}
 }
 
 // AllGather gives every process every process's own elements of Data.
@@ -278,11 +290,10 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 	t2 := time.Now()
 	d.times = Times{ReduceScatter: t1.Sub(t0), Step: t2.Sub(t1)}
 	if err != nil || rep.Skipped {
-		if d.comm.Size() > 1 {
-			d.restoreGrad()
-		}
+		d.RestoreGrad()
 		return rep, err
 	}
+	d.reduced = false
 	err = d.AllGather()
 	d.times.AllGather = time.Since(t2)
 	return rep, err
