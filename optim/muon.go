@@ -29,7 +29,7 @@ const (
 	// learning rate and weight decay carry over.
 	MuonMatchRMSAdamW
 	// MuonSpectralUnclamped ("spectral_unclamped"): lr·sqrt(A/B), Jeremy
-	// Bernstein's spectral scaling (PyTorch 2.9 and later).
+	// Bernstein's spectral scaling (PyTorch 2.9's Muon does not have it).
 	MuonSpectralUnclamped
 	numMuonAdjust
 )
@@ -258,6 +258,7 @@ type Muon[T Float] struct {
 	state  []T // the momentum buffers
 	work   []T // the workspaces
 	xs     []solve.Dense[T]
+	act    []solve.Dense[T] // per step: the workspaces of the active parameters
 	chunks []muonChunkTask
 	sums   []float64 // per chunk: the sum of squares of U
 	bad    []bool    // per chunk: a non-finite gradient
@@ -276,7 +277,12 @@ type muonParam[T Float] struct {
 	step       int64
 	c0, c1     int // its chunks
 	d, lr      T   // this step's divisor and adjusted learning rate
+	// frozen (SetRequiresGrad) and noGrad (SetNoGrad, for the next step)
+	// leave the parameter out of a step.
+	frozen, noGrad bool
 }
+
+func (p *muonParam[T]) active() bool { return !p.frozen && !p.noGrad }
 
 type muonChunkTask struct{ p, lo, hi int }
 
@@ -419,9 +425,58 @@ func (m *Muon[T]) NumParams() int { return len(m.params) }
 func (m *Muon[T]) Params() []ParamInfo {
 	out := make([]ParamInfo, len(m.params))
 	for i, p := range m.params {
-		out[i] = ParamInfo{Name: p.name, Shape: []int{p.rows, p.cols}, Len: len(p.data), Step: p.step}
+		out[i] = ParamInfo{Name: p.name, Shape: []int{p.rows, p.cols}, Len: len(p.data), Step: p.step, Frozen: p.frozen, NoGrad: p.noGrad}
 	}
 	return out
+}
+
+// SetRequiresGrad freezes (false) or unfreezes (true) the parameter called
+// name, as requires_grad does in PyTorch: a frozen parameter takes no part
+// in a step (no momentum update, no weight decay, no step; its gradient is
+// neither read nor checked) and its step count stays. Parameters start
+// unfrozen; the setting is not saved with the state.
+func (m *Muon[T]) SetRequiresGrad(name string, requires bool) error {
+	p, err := m.param(name)
+	if err != nil {
+		return err
+	}
+	p.frozen = !requires
+	return nil
+}
+
+// SetNoGrad declares that the parameter called name has no gradient in the
+// next Step, as a parameter whose .grad is None after zero_grad(set_to_none
+// = True) and a backward pass that did not reach it (an expert no token
+// was routed to): that Step leaves it out, as a frozen one, where a zero
+// gradient would still move it by the whole normalised step of its old
+// momentum. The mark is cleared by the next Step that looks at the
+// gradients: one that applies the update, or skips it or fails because a
+// gradient is not finite. It does not allocate.
+func (m *Muon[T]) SetNoGrad(name string) error {
+	p, err := m.param(name)
+	if err != nil {
+		return err
+	}
+	p.noGrad = true
+	return nil
+}
+
+func (m *Muon[T]) param(name string) (*muonParam[T], error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	i, ok := m.names[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no parameter %q", ErrInvalid, name)
+	}
+	return &m.params[i], nil
+}
+
+// clearNoGrad clears every SetNoGrad mark.
+func (m *Muon[T]) clearNoGrad() {
+	for i := range m.params {
+		m.params[i].noGrad = false
+	}
 }
 
 // State returns a copy of the momentum buffer ([BufMomentumBuffer]) of
@@ -473,6 +528,7 @@ func (m *Muon[T]) prepare() {
 		p.c1 = len(m.chunks)
 	}
 	m.state = state
+	m.act = make([]solve.Dense[T], 0, len(m.params))
 	m.sums = make([]float64, len(m.chunks))
 	m.bad = make([]bool, len(m.chunks))
 }
@@ -493,10 +549,11 @@ func (m *Muon[T]) run(job *pool.Job) {
 	m.p.Run(job, n, m.opt.Workers, m.total() >= DefaultWakeThreshold)
 }
 
-// Step updates every registered parameter by one step of Muon and
-// advances its step count. Under the SkipStep and ErrorOnNonFinite
-// policies it first checks every gradient and, if one is not finite,
-// changes nothing. After the first call Step does not allocate.
+// Step updates every registered parameter that is not frozen or marked by
+// SetNoGrad by one step of Muon and advances its step count. Under the
+// SkipStep and ErrorOnNonFinite policies it first checks the gradients of
+// those parameters and, if one is not finite, changes nothing. After the
+// first call Step does not allocate.
 func (m *Muon[T]) Step() (StepReport, error) {
 	var rep StepReport
 	if m.closed {
@@ -505,12 +562,14 @@ func (m *Muon[T]) Step() (StepReport, error) {
 	if len(m.params) == 0 {
 		return rep, nil
 	}
+	m.act = m.act[:0]
 	for i := range m.params {
-		if p := &m.params[i]; p.step >= MaxStep {
+		if p := &m.params[i]; p.active() && p.step >= MaxStep {
 			return rep, fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
 		}
 	}
 	m.prepare()
+	defer m.clearNoGrad()
 	if m.opt.NonFinite != Propagate {
 		m.run(&m.jobCheck)
 		for i := range m.params {
@@ -526,6 +585,14 @@ func (m *Muon[T]) Step() (StepReport, error) {
 			}
 		}
 	}
+	for i := range m.params {
+		if m.params[i].active() {
+			m.act = append(m.act, m.xs[i]) // (m.act has room: prepare)
+		}
+	}
+	if len(m.act) == 0 {
+		return rep, nil
+	}
 	c := m.cfg
 	// The weights in T, and w - 1 and μ - 1 computed in T (exact), as
 	// torch.lerp's CPU kernel takes a scalar weight.
@@ -537,6 +604,9 @@ func (m *Muon[T]) Step() (StepReport, error) {
 	m.run(&m.jobMom)
 	for i := range m.params {
 		p := &m.params[i]
+		if !p.active() {
+			continue
+		}
 		var ss float64
 		for k := p.c0; k < p.c1; k++ {
 			ss += m.sums[k]
@@ -550,12 +620,14 @@ func (m *Muon[T]) Step() (StepReport, error) {
 	}
 	m.run(&m.jobDiv)
 	ns := solve.NewtonSchulz{A: c.NSCoefficients[0], B: c.NSCoefficients[1], C: c.NSCoefficients[2], Steps: c.NSSteps}
-	if err := m.solver.NewtonSchulz(ns, m.xs...); err != nil {
+	if err := m.solver.NewtonSchulz(ns, m.act...); err != nil {
 		return rep, err // (the arguments were checked: it cannot fail)
 	}
 	m.run(&m.jobUpd)
 	for i := range m.params {
-		m.params[i].step++
+		if p := &m.params[i]; p.active() {
+			p.step++
+		}
 	}
 	return rep, nil
 }
@@ -582,7 +654,8 @@ func scaledNorm2[T Float](x []T) float64 {
 // checkTask marks chunk t when its gradient holds NaN or ±Inf.
 func (m *Muon[T]) checkTask(_, t int) {
 	ch := m.chunks[t]
-	m.bad[t] = nonFiniteIn(m.ks, m.params[ch.p].grad[ch.lo:ch.hi])
+	p := &m.params[ch.p]
+	m.bad[t] = p.active() && nonFiniteIn(m.ks, p.grad[ch.lo:ch.hi])
 }
 
 func nonFiniteIn[T Float](ks *kernels.Set, x []T) bool {
@@ -618,6 +691,9 @@ func fmaOf[T Float](a, b, c T) T {
 func (m *Muon[T]) momTask(_, t int) {
 	ch := m.chunks[t]
 	p := &m.params[ch.p]
+	if !p.active() {
+		return
+	}
 	g, b, x := p.grad[ch.lo:ch.hi], p.buf[ch.lo:ch.hi], p.x[ch.lo:ch.hi]
 	b = b[:len(g)]
 	x = x[:len(g)]
@@ -650,6 +726,9 @@ func (m *Muon[T]) momTask(_, t int) {
 func (m *Muon[T]) divTask(_, t int) {
 	ch := m.chunks[t]
 	p := &m.params[ch.p]
+	if !p.active() {
+		return
+	}
 	d := p.d
 	x := p.x[ch.lo:ch.hi]
 	for i, v := range x {
@@ -661,6 +740,9 @@ func (m *Muon[T]) divTask(_, t int) {
 func (m *Muon[T]) updTask(_, t int) {
 	ch := m.chunks[t]
 	p := &m.params[ch.p]
+	if !p.active() {
+		return
+	}
 	th, o := p.data[ch.lo:ch.hi], p.x[ch.lo:ch.hi]
 	o = o[:len(th)]
 	nlr, decay := -p.lr, m.decay

@@ -662,3 +662,74 @@ func TestMuonValuesNegZero(t *testing.T) {
 		}
 	}
 }
+
+// TestMuonNoGrad: a parameter marked by SetNoGrad for one step, or frozen
+// for two, takes no part in them (values, momentum buffer and step count
+// stay, its gradient, NaN here, is not checked), the others step bit for
+// bit as a Muon without it, and once unfrozen it steps from its own count.
+func TestMuonNoGrad(t *testing.T) {
+	shapes := muonShapes[:4]
+	for _, workers := range []int{1, 3} {
+		opts := MuonOptions{Workers: workers, NonFinite: ErrorOnNonFinite, ShardThreshold: -1}
+		m := newMuonModel[float32](shapes)
+		o := m.muon(t, DefaultMuon(), opts, shapes)
+		ref := newMuonModel[float32](shapes) // w2 alone is left out: its own Muon
+		rest := [][2]int{shapes[0], shapes[1], shapes[3]}
+		refRest := &muonModel[float32]{data: [][]float32{ref.data[0], ref.data[1], ref.data[3]}, grad: [][]float32{ref.grad[0], ref.grad[1], ref.grad[3]}}
+		or := refRest.muon(t, DefaultMuon(), opts, rest)
+		m.steps(t, o, 0, 1)
+		ref.fill(0)
+		if _, err := or.Step(); err != nil {
+			t.Fatal(err)
+		}
+		w2, b2 := slices.Clone(m.data[2]), mustState(t, o, "w2")
+		for s := 1; s <= 3; s++ {
+			if s == 1 {
+				if err := o.SetNoGrad("w2"); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := o.SetRequiresGrad("w2", s == 4); err != nil {
+				t.Fatal(err)
+			}
+			m.fill(s)
+			m.grad[2][3] = float32(math.NaN())
+			if _, err := o.Step(); err != nil {
+				t.Fatalf("step %d: %v", s, err)
+			}
+			ref.fill(s)
+			if _, err := or.Step(); err != nil {
+				t.Fatal(err)
+			}
+			if !bitsEqual(m.data[2], w2) || !bitsEqual(mustState(t, o, "w2"), b2) {
+				t.Fatalf("workers %d, step %d: the parameter left out changed", workers, s)
+			}
+			for k, j := range []int{0, 1, 3} {
+				if !bitsEqual(m.data[j], refRest.data[k]) {
+					t.Fatalf("workers %d, step %d: w%d differs from a Muon without w2", workers, s, j)
+				}
+			}
+			if in := o.Params()[2]; in.Step != 1 || in.NoGrad || in.Frozen != (s > 1) {
+				t.Fatalf("step %d: %+v", s, in)
+			}
+		}
+		if err := o.SetRequiresGrad("w2", true); err != nil {
+			t.Fatal(err)
+		}
+		m.steps(t, o, 4, 1)
+		if in := o.Params()[2]; in.Step != 2 || bitsEqual(m.data[2], w2) {
+			t.Fatalf("unfrozen: %+v, moved %v", in, !bitsEqual(m.data[2], w2))
+		}
+		if err := o.SetNoGrad("nope"); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("SetNoGrad of no parameter: %v", err)
+		}
+	}
+}
+
+func mustState(tb testing.TB, o *Muon[float32], name string) []float32 {
+	tb.Helper()
+	b, err := o.State(name, BufMomentumBuffer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}

@@ -32,7 +32,7 @@ const MaxNewtonSchulzSteps = 99
 // Jordan's Muon: (A, B, C) = (3.4445, −4.775, 2.0315), 5 steps. Each
 // singular value σ of X goes to p⁵(σ), p(σ) = Aσ + Bσ³ + Cσ⁵; from a
 // matrix divided by its Frobenius norm (σ ≤ 1, as Muon does), five steps
-// carry every σ ≥ 0.0015 into [0.68, 1.21] (p overshoots 1 up to 1.2024;
+// carry every σ ≥ 0.00151 into [0.68, 1.21] (p overshoots 1 up to 1.2024;
 // further steps settle in [0.6818, 1.1344]); smaller singular values grow
 // by about 3.4445 per step and have not arrived yet (TestNewtonSchulzBand).
 func DefaultNewtonSchulz() NewtonSchulz {

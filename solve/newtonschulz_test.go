@@ -312,12 +312,12 @@ func singularValues(x []float64, rows, cols int) []float64 {
 // TestNewtonSchulzBand: the iteration maps each singular value σ of X
 // (after the division by the Frobenius norm, as Muon does: σ ≤ 1) to the
 // quintic's fifth iterate p⁵(σ), p(σ) = aσ + bσ³ + cσ⁵, and five steps of
-// the default coefficients carry every σ ≥ 0.0015 into the band
+// the default coefficients carry every σ ≥ 0.00151 into the band
 // [0.68, 1.21]: p rises from 0 with slope 3.4445 and overshoots 1 (its
 // maximum on [0, 1] is 1.2024), so the iterates do not converge to 1 but
 // settle in [0.6818, 1.1344] (the band after many steps); after five,
 // values that started small can still sit at the overshoot. Singular
-// values below 0.0015 have not reached the band yet (a factor of about
+// values below 0.00151 have not reached the band yet (a factor of about
 // 3.4445 per step while small).
 func TestNewtonSchulzBand(t *testing.T) {
 	ns := DefaultNewtonSchulz()
@@ -327,10 +327,21 @@ func TestNewtonSchulzBand(t *testing.T) {
 		}
 		return s
 	}
+	// The band's lower end, on the scalar iterate: every σ from 0.00151
+	// on (a fine grid), and not 0.0015.
+	for i := 0; i <= 100000; i++ {
+		s := 0.00151 + (1-0.00151)*float64(i)/100000
+		if v := p5(s); v < 0.68 || v > 1.21 {
+			t.Fatalf("p⁵(%g) = %g, outside [0.68, 1.21]", s, v)
+		}
+	}
+	if v := p5(0.0015); v >= 0.68 {
+		t.Fatalf("p⁵(0.0015) = %g: the band's end is lower than documented", v)
+	}
 	for _, c := range []struct {
 		rows, cols int
 		lo         float64 // smallest singular value over the largest
-		inBand     bool    // every σ/‖X‖_F ≥ 0.0015
+		inBand     bool    // every σ/‖X‖_F ≥ 0.00151
 	}{
 		{64, 64, 1e-2, true},
 		{48, 160, 1e-2, true},
@@ -348,7 +359,7 @@ func TestNewtonSchulzBand(t *testing.T) {
 		for i := range sv { // the singular values of X/‖X‖_F
 			sv[i] /= math.Sqrt(ss)
 		}
-		if got := slices.Min(sv) >= 0.0015; got != c.inBand {
+		if got := slices.Min(sv) >= 0.00151; got != c.inBand {
 			t.Fatalf("%d×%d: smallest σ %g: case set up wrong", c.rows, c.cols, slices.Min(sv))
 		}
 		x := withSingularValues(r, c.rows, c.cols, sv)
