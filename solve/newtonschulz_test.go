@@ -472,3 +472,35 @@ func TestNewtonSchulzFloat64(t *testing.T) {
 		}
 	}
 }
+
+// TestNewtonSchulzOverlapSorted: the sorted overlap check finds an
+// overlap exactly where a check of every pair does, and the pair it names
+// overlaps (random matrices cut from one slice, empty ones among them).
+func TestNewtonSchulzOverlapSorted(t *testing.T) {
+	r := rng(7)
+	data := make([]float64, 400)
+	var st nsState[float64]
+	for trial := range 3000 {
+		k := 1 + int(r.Uint64()%6)
+		xs := make([]Dense[float64], k)
+		for i := range xs {
+			rows, cols := int(r.Uint64()%4), 1+int(r.Uint64()%4)
+			stride := cols + int(r.Uint64()%3)
+			off := int(r.Uint64() % 300)
+			xs[i] = Dense[float64]{Rows: rows, Cols: cols, Stride: stride, Data: data[off : off+rows*stride]}
+		}
+		want := false
+		for i := range xs {
+			for j := i + 1; j < len(xs); j++ {
+				want = want || overlap(xs[i].Data, xs[i].span(), xs[j].Data, xs[j].span())
+			}
+		}
+		i, j, got := st.overlapping(xs)
+		if got != want {
+			t.Fatalf("trial %d: overlapping %v, every pair %v", trial, got, want)
+		}
+		if got && (i >= j || !overlap(xs[i].Data, xs[i].span(), xs[j].Data, xs[j].span())) {
+			t.Fatalf("trial %d: named %d and %d, which do not overlap", trial, i, j)
+		}
+	}
+}
