@@ -48,9 +48,19 @@ import (
 // (LoadShards).
 //
 // Every rank makes the same calls in the same order (Add, SetGroup,
-// SetRequiresGrad, SetNoGrad, SetLossScale, ClipGradNorm, Step, …): the
-// hyperparameters, step counts and per-parameter scalars (NAdam's
-// mu_product) of every parameter are kept on every rank and advance alike.
+// SetRequiresGrad, SetNoGrad, SetLossScale, ClipGradNorm, Step, …), with
+// the same Options (ChunkSize, NonFinite, LossScaler: they decide the
+// chunks and the exchanges): the hyperparameters, step counts and
+// per-parameter scalars (NAdam's mu_product) of every parameter are kept
+// on every rank and advance alike. Step, ClipGradNorm and GradNorm are
+// collective (each calls the Reducer): a rank that calls GradNorm alone,
+// to log it say, pairs its exchange with another rank's Step, and the
+// ranks diverge or wait for ever. Nothing here checks that the ranks
+// agree; adapters/mpi's DataParallel compares a fingerprint of the
+// parameters, options and settings before each step. LoadShards is local
+// too: each rank checks the files it reads, and a rank whose load fails
+// while another's succeeds must not step on (agree on the outcome, as
+// DataParallel's LoadCheckpoint does, or stop).
 // The element-wise update of an owned chunk is the single-process update
 // of that chunk, bit for bit, by construction: the same kernel on the same
 // elements with the same coefficient block. What needs the other ranks is

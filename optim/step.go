@@ -193,7 +193,8 @@ const (
 
 // GradNorm returns the global L2 norm of the (unscaled) gradients as
 // ClipGradNorm computes it, and whether every gradient is finite, without
-// changing anything. When every gradient is finite but their norm exceeds
+// changing anything. On a sharded optimizer it is collective, as
+// ClipGradNorm and Step: every rank calls it (see [Shard]). When every gradient is finite but their norm exceeds
 // the float64 range, it returns +Inf, true and an error wrapping ErrRange.
 func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 	if o.closed {
