@@ -210,6 +210,10 @@ type Optimizer[T Float] struct {
 	// by lossScale; the Step that reads them, ZeroGrad and a new loss
 	// scale clear it.
 	unscaled bool
+	// clipped: ClipGradNorm has scaled a shard's own chunks of the
+	// gradients now in the buffers; the Step that reads them and ZeroGrad
+	// clear it (shardFixed).
+	clipped bool
 	// reg holds the memory the caller registered, every parameter's
 	// spans, sorted by start (Add's overlap checks).
 	reg []regSpan

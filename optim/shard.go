@@ -418,6 +418,10 @@ func (o *Optimizer[T]) shardFixed() error {
 	if o.shard == nil {
 		return nil
 	}
+	if o.clipped {
+		// ClipGradNorm scaled this rank's chunks of the old assignment.
+		return fmt.Errorf("%w: a sharded optimizer takes no new parameter between ClipGradNorm and Step: the assignment of chunks to ranks would change, and this rank would step chunks it did not clip", ErrInvalid)
+	}
 	for i := range o.params {
 		if o.params[i].step > 0 {
 			return fmt.Errorf("%w: a sharded optimizer takes no new parameter after a step (parameter %q has stepped): the assignment of chunks to ranks would change, and the state of the chunks that move lives on other ranks", ErrInvalid, o.params[i].name)

@@ -551,7 +551,7 @@ func TestShardStateSplit(t *testing.T) {
 
 // TestShardAddAfterStep: a sharded optimizer takes parameters until the
 // first step (the assignment then moves nothing that lives elsewhere),
-// none after.
+// none after, and none between a ClipGradNorm that scaled and the Step.
 func TestShardAddAfterStep(t *testing.T) {
 	o := mustNew[float32](t, DefaultAdam(), Options{ChunkSize: 16, Shard: Shard{Ranks: 1}})
 	a, ga := make([]float32, 40), make([]float32, 40)
@@ -562,6 +562,22 @@ func TestShardAddAfterStep(t *testing.T) {
 	b, gb := make([]float32, 40), make([]float32, 40)
 	if err := o.Add("b", b, gb); err != nil {
 		t.Fatalf("before a step: %v", err)
+	}
+	// Between a ClipGradNorm that scaled this rank's chunks and Step: the
+	// new assignment would step chunks it did not clip.
+	for i := range ga {
+		ga[i], gb[i] = 1, 1
+	}
+	if _, err := o.ClipGradNorm(1); err != nil {
+		t.Fatal(err)
+	}
+	d, gd := make([]float32, 40), make([]float32, 40)
+	if err := o.Add("d", d, gd); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("between ClipGradNorm and Step: %v, want ErrInvalid", err)
+	}
+	o.ZeroGrad()
+	if err := o.Add("d", d, gd); err != nil {
+		t.Fatalf("after ZeroGrad: %v", err)
 	}
 	mustStep(t, o)
 	c, gc := make([]float32, 40), make([]float32, 40)

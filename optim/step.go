@@ -49,7 +49,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
 			o.clearNoGrad()
-			o.unscaled = false // (the next gradients come scaled)
+			o.unscaled, o.clipped = false, false // (the next gradients come scaled)
 			if o.scaler != nil {
 				o.updateScale(true) // scaler.go
 			}
@@ -82,7 +82,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		}
 		p.noGrad = false
 	}
-	o.unscaled = false
+	o.unscaled, o.clipped = false, false
 	if o.scaler != nil {
 		o.updateScale(false) // scaler.go
 	}
@@ -92,8 +92,8 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 // ZeroGrad sets every gradient to zero (and ends an UnscaleGrads: the
 // next gradients are taken as scaled by the loss scale).
 func (o *Optimizer[T]) ZeroGrad() {
-	o.unscaled = false              // (the next gradients come scaled)
-	if o.closed || o.shard != nil { // a shard's jobs run on its own chunks only (shard.go)
+	o.unscaled, o.clipped = false, false // (the next gradients come scaled)
+	if o.closed || o.shard != nil {      // a shard's jobs run on its own chunks only (shard.go)
 		for i := range o.params {
 			clear(o.params[i].grad)
 			if h := o.params[i].half; h != nil {
@@ -173,6 +173,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if coef == 0 || f >= tiny || bad >= 0 {
 		o.scaleBy, o.scaleThen = f, 1
 		o.run(&o.jobScale)
+		o.clipped = o.shard != nil
 		return norm, nil
 	}
 	// coef is below T's normal range: coef = tiny·rest, each normal.
@@ -182,6 +183,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	}
 	o.scaleBy, o.scaleThen = tiny, rest
 	o.run(&o.jobScale)
+	o.clipped = o.shard != nil
 	return norm, nil
 }
 
