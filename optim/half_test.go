@@ -357,18 +357,23 @@ func TestHalfMasterIsFloat32(t *testing.T) {
 // skip and ErrorOnNonFinite fail, naming the parameter, with nothing
 // changed; GradNorm reports it.
 func TestHalfNonFinite(t *testing.T) {
-	for _, f16 := range []bool{false, true} {
+	adam := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	for _, c := range []struct {
+		f16  bool
+		h    Hyper
+		mode string
+	}{
+		{false, adam, ModeState16},
+		{true, adam, ModeMasterHeld}, // (Adam's float16 state: refused)
+		{true, LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99}, ModeState16},
+	} {
+		f16, h := c.f16, c.h
 		inf, nan := to16(f16, float32(math.Inf(-1))), to16(f16, float32(math.NaN()))
 		for _, bad := range []uint16{inf, nan} {
 			for _, pol := range []NonFinitePolicy{SkipStep, ErrorOnNonFinite} {
-				h := AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 				m := newHalfModel(f16, []int{40, 9})
 				o := mustNew[float32](t, h, Options{NonFinite: pol})
-				mode := ModeState16
-				if f16 {
-					mode = ModeMasterHeld // Adam's float16 state: refused
-				}
-				m.register(t, o, halfCase{h: h, f16: f16, mode: mode, sr: true})
+				m.register(t, o, halfCase{h: h, f16: f16, mode: c.mode, sr: true})
 				m.fill(0, 1)
 				mustStep(t, o)
 				m.fill(1, 1)
