@@ -466,6 +466,9 @@ func (c *config) check() error {
 // or with another weight's value or gradient (the same weight twice), is
 // refused (ErrValue). A weight of no elements is left as it is.
 func (s *Solver) Step(model []gorgonia.ValueGrad) error {
+	if s == nil || s.byKey == nil {
+		return fmt.Errorf("%w: a Solver made by one of the New…Solver functions (this one is declared, or nil)", optim.ErrInvalid)
+	}
 	if len(s.states) < len(model) {
 		s.states = append(s.states, make([]*state, len(model)-len(s.states))...)
 	}

@@ -87,6 +87,9 @@ func (o *Adagrad) SetConfig(c AdagradConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Adagrad) OptimizeParams(p *nn.Param) error {
-	cfg := o.cfg.Load()
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
 	return optimize(&o.strategy, p, "Adagrad", KindAdagrad, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }

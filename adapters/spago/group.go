@@ -202,6 +202,16 @@ type strategy[C strategyConfig[C]] struct {
 // Config returns the hyperparameters.
 func (s *strategy[C]) Config() C { return *s.cfg.Load() }
 
+// config returns the hyperparameters for OptimizeParams, or an error for
+// a strategy not made by its New function (the zero strategy has none).
+func (s *strategy[C]) config() (*C, error) {
+	c := s.cfg.Load()
+	if c == nil {
+		return nil, fmt.Errorf("%w: a strategy made by its New function (this one is declared: it has no hyperparameters)", optim.ErrInvalid)
+	}
+	return c, nil
+}
+
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
 func (s *strategy[C]) SetConfig(c C) { s.cfg.Store(&c) }
 

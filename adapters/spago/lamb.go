@@ -128,7 +128,10 @@ func (o *LAMB) SetConfig(c LAMBConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *LAMB) OptimizeParams(p *nn.Param) error {
-	cfg := o.cfg.Load()
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
 	if cfg.Semantics > Spago {
 		return fmt.Errorf("%w: unknown semantics %v", optim.ErrHyper, cfg.Semantics)
 	}

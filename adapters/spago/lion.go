@@ -70,6 +70,9 @@ func (o *Lion) SetConfig(c LionConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Lion) OptimizeParams(p *nn.Param) error {
-	cfg := o.cfg.Load()
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
 	return optimize(&o.strategy, p, "Lion", KindLion, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }

@@ -2,9 +2,11 @@ package fusespago
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 )
@@ -38,6 +40,9 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // not remove repeats) is updated once, where spago's Optimizer would
 // update it once per appearance, from several goroutines at once.
 func (o *Optimizer) Optimize() error {
+	if o == nil || o.params == nil || o.strategy == nil {
+		return fmt.Errorf("%w: an Optimizer made by NewOptimizer with parameters and a strategy", optim.ErrInvalid)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := o.params(ctx)

@@ -177,7 +177,10 @@ func (o *RAdam) SetConfig(c RAdamConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *RAdam) OptimizeParams(p *nn.Param) error {
-	cfg := o.cfg.Load()
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
 	key := groupKey{cfg: cfg}
 	if cfg.Semantics == Spago {
 		// Checked as PyTorch's RAdam first, so that an error names

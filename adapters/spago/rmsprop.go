@@ -88,6 +88,9 @@ func (o *RMSprop) SetConfig(c RMSpropConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *RMSprop) OptimizeParams(p *nn.Param) error {
-	cfg := o.cfg.Load()
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
 	return optimize(&o.strategy, p, "RMSprop", KindRMSprop, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }

@@ -82,6 +82,9 @@ func (o *SGD) SetConfig(c SGDConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *SGD) OptimizeParams(p *nn.Param) error {
-	cfg := o.cfg.Load()
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
 	return optimize(&o.strategy, p, "SGD", KindSGD, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
 }
