@@ -553,7 +553,9 @@ func (m *Muon[T]) run(job *pool.Job) {
 // SetNoGrad by one step of Muon and advances its step count. Under the
 // SkipStep and ErrorOnNonFinite policies it first checks the gradients of
 // those parameters and, if one is not finite, changes nothing. After the
-// first call Step does not allocate.
+// first call Step does not allocate, but for the iteration's scratch when
+// its active matrices need more than any step's before (the first step
+// with every parameter active allocates all of it).
 func (m *Muon[T]) Step() (StepReport, error) {
 	var rep StepReport
 	if m.closed {

@@ -688,7 +688,7 @@ func TestMuonNoGrad(t *testing.T) {
 				if err := o.SetNoGrad("w2"); err != nil {
 					t.Fatal(err)
 				}
-			} else if err := o.SetRequiresGrad("w2", s == 4); err != nil {
+			} else if err := o.SetRequiresGrad("w2", false); err != nil {
 				t.Fatal(err)
 			}
 			m.fill(s)
@@ -721,6 +721,18 @@ func TestMuonNoGrad(t *testing.T) {
 		}
 		if err := o.SetNoGrad("nope"); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("SetNoGrad of no parameter: %v", err)
+		}
+		// A step that fails on a non-finite gradient clears the mark too.
+		if err := o.SetNoGrad("w2"); err != nil {
+			t.Fatal(err)
+		}
+		m.fill(5)
+		m.grad[0][1] = float32(math.Inf(1))
+		if _, err := o.Step(); !errors.Is(err, ErrNonFinite) {
+			t.Fatalf("an infinite gradient: %v", err)
+		}
+		if in := o.Params()[2]; in.NoGrad {
+			t.Fatalf("the failed step kept the mark: %+v", in)
 		}
 	}
 }

@@ -563,21 +563,33 @@ func TestShardAddAfterStep(t *testing.T) {
 	if err := o.Add("b", b, gb); err != nil {
 		t.Fatalf("before a step: %v", err)
 	}
-	// Between a ClipGradNorm that scaled this rank's chunks and Step: the
-	// new assignment would step chunks it did not clip.
-	for i := range ga {
-		ga[i], gb[i] = 1, 1
-	}
-	if _, err := o.ClipGradNorm(1); err != nil {
-		t.Fatal(err)
-	}
-	d, gd := make([]float32, 40), make([]float32, 40)
-	if err := o.Add("d", d, gd); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("between ClipGradNorm and Step: %v, want ErrInvalid", err)
-	}
-	o.ZeroGrad()
-	if err := o.Add("d", d, gd); err != nil {
-		t.Fatalf("after ZeroGrad: %v", err)
+	// Between a ClipGradNorm that scaled this rank's chunks and Step (rank
+	// 0 of 2, the other contributing zeros): the new assignment would step
+	// chunks it did not clip. One rank owns every chunk: taken.
+	o2 := mustNew[float32](t, DefaultAdam(), Options{ChunkSize: 16, Shard: Shard{Rank: 0, Ranks: 2, Reducer: &stubReducer{}}})
+	for _, oc := range []*Optimizer[float32]{o, o2} {
+		x, gx := make([]float32, 40), make([]float32, 40)
+		if oc == o2 {
+			if err := oc.Add("a", x, gx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range gx {
+			ga[i], gb[i], gx[i] = 1, 1, 1
+		}
+		if _, err := oc.ClipGradNorm(1); err != nil {
+			t.Fatal(err)
+		}
+		d, gd := make([]float32, 40), make([]float32, 40)
+		if err := oc.Add("d", d, gd); (oc == o2) != errors.Is(err, ErrInvalid) {
+			t.Fatalf("%d ranks, between ClipGradNorm and Step: %v", oc.shard.ranks, err)
+		}
+		if oc == o2 {
+			oc.ZeroGrad()
+			if err := oc.Add("d", d, gd); err != nil {
+				t.Fatalf("after ZeroGrad: %v", err)
+			}
+		}
 	}
 	mustStep(t, o)
 	c, gc := make([]float32, 40), make([]float32, 40)

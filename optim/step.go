@@ -173,7 +173,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if coef == 0 || f >= tiny || bad >= 0 {
 		o.scaleBy, o.scaleThen = f, 1
 		o.run(&o.jobScale)
-		o.clipped = o.shard != nil
+		o.clipped = o.shard != nil && o.shard.ranks > 1
 		return norm, nil
 	}
 	// coef is below T's normal range: coef = tiny·rest, each normal.
@@ -183,7 +183,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	}
 	o.scaleBy, o.scaleThen = tiny, rest
 	o.run(&o.jobScale)
-	o.clipped = o.shard != nil
+	o.clipped = o.shard != nil && o.shard.ranks > 1
 	return norm, nil
 }
 

@@ -211,6 +211,7 @@ func (d *DataParallel[T]) Bounds() []int { return d.opt.ShardBounds() }
 // (the same seed), or each process its own elements (Bounds), followed by
 // AllGather.
 func (d *DataParallel[T]) ReduceScatter() error {
+	d.reduced = false // (a refused call leaves Grad as it is)
 	err := d.plan()
 	if d.comm.Size() == 1 {
 		return err // the sum over one process is its gradient
@@ -238,8 +239,12 @@ func (d *DataParallel[T]) ReduceScatter() error {
 // ClipGradNorm may have scaled them): Step does it when its step is
 // skipped or fails, and a caller that makes the three calls one by one
 // does it before it retries a step that was not taken, so that
-// ReduceScatter sums each gradient once. Called again, or with one
-// process, or before any ReduceScatter, it does nothing more.
+// ReduceScatter sums each gradient once. It does nothing when no
+// ReduceScatter has summed since the last AllGather (a step taken), when
+// called again, or with one process. (The optimizer's own marks stay: an
+// UnscaleGrads of the attempt still counts, and the restored gradients,
+// scaled, would be taken as unscaled; call ZeroGrad and compute them again
+// then.)
 func (d *DataParallel[T]) RestoreGrad() {
 	if d.reduced {
 		copy(d.grad[d.lo:], d.recv)
@@ -251,6 +256,7 @@ func (d *DataParallel[T]) RestoreGrad() {
 // Called before any ReduceScatter, it first checks, as ReduceScatter
 // does, that the processes agree.
 func (d *DataParallel[T]) AllGather() error {
+	d.reduced = false // the step was taken: Grad's sums are spent
 	err := d.plan()
 	if d.comm.Size() == 1 {
 		return err

@@ -88,5 +88,24 @@ func retry(c *Comm, policy optim.NonFinitePolicy, parts bool) error {
 			return fmt.Errorf("Data[%d] = %v after the retried step, want %v", i, x, -sum)
 		}
 	}
+	// After a step taken, RestoreGrad puts nothing back: not into new
+	// gradients whose ReduceScatter was refused (a setting that differs).
+	for i := range g {
+		g[i] = 7
+	}
+	if c.Rank() == 0 {
+		if err := d.Optimizer().SetLR(0, 0.5); err != nil {
+			return err
+		}
+	}
+	if err := d.ReduceScatter(); err == nil {
+		return fmt.Errorf("ReduceScatter with learning rates that differ: no error")
+	}
+	d.RestoreGrad()
+	for i, x := range g {
+		if x != 7 {
+			return fmt.Errorf("RestoreGrad after a step taken and a refused ReduceScatter: Grad[%d] = %v, this process wrote 7", i, x)
+		}
+	}
 	return nil
 }
