@@ -62,7 +62,10 @@ type halfParam struct {
 	held    bool // the master is the optimizer's
 	sr      bool
 	key     uint64 // stochastic rounding key of the step being made
-	buf     [3][]uint16
+	// seed is the Options.Seed of the rounding that wrote p: of its last
+	// step, or of the state file Load read (roundMaster, Save).
+	seed uint64
+	buf  [3][]uint16
 }
 
 // Parameter element types, as ParamInfo.Type names them.
@@ -210,7 +213,7 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 	if j := o.overlapsRegistered(mine); j >= 0 {
 		return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, o.params[j].name)
 	}
-	hp := &halfParam{f16: f16, p: p[:len(p):len(p)], g: g[:len(g):len(g)], state16: h.State16, sr: h.Stochastic}
+	hp := &halfParam{f16: f16, p: p[:len(p):len(p)], g: g[:len(g):len(g)], state16: h.State16, sr: h.Stochastic, seed: o.opt.Seed}
 	var data []T
 	switch {
 	case h.State16:

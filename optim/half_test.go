@@ -1074,3 +1074,62 @@ func from16Slice(f16 bool, x []uint16) []float32 {
 	}
 	return out
 }
+
+// TestLoadResaveSeed: a file loaded by an optimizer of another seed and
+// saved again before a step (or with the parameter left out of every step
+// since) keeps the seed that rounded each parameter's 16-bit values, so a
+// third optimizer, of a third seed, writes them as the first run had them;
+// after a step of the second, its own seed.
+func TestLoadResaveSeed(t *testing.T) {
+	sizes := []int{40, 9, 77}
+	for _, hc := range halfCases() {
+		if hc.mode != ModeMasterHeld || !hc.sr {
+			continue
+		}
+		t.Run(hc.name, func(t *testing.T) {
+			m := newHalfModel(hc.f16, sizes)
+			o := mustNew[float32](t, hc.h, Options{Seed: 5})
+			m.register(t, o, hc)
+			for step := range 3 {
+				m.fill(step, 1)
+				mustStep(t, o)
+			}
+			load := func(file []byte, seed uint64) (*halfModel, *Optimizer[float32]) {
+				fresh := newHalfModel(hc.f16, sizes)
+				oc := mustNew[float32](t, hc.h, Options{Seed: seed})
+				fresh.register(t, oc, hc)
+				if err := oc.Load(bytes.NewReader(file)); err != nil {
+					t.Fatal(err)
+				}
+				return fresh, oc
+			}
+			save := func(oc *Optimizer[float32]) []byte {
+				var b bytes.Buffer
+				if err := oc.Save(&b); err != nil {
+					t.Fatal(err)
+				}
+				return b.Bytes()
+			}
+			mb, ob := load(save(o), 6)
+			mc, _ := load(save(ob), 7)
+			for s := range sizes {
+				if !slices.Equal(mb.p[s], m.p[s]) || !slices.Equal(mc.p[s], m.p[s]) {
+					t.Fatalf("p%d: the 16-bit values after two loads differ from the first run's", s)
+				}
+			}
+			// A step of the second optimizer (p1 left out): its own seed
+			// for p0 and p2, still the first's for p1.
+			if err := ob.SetNoGrad("p1"); err != nil {
+				t.Fatal(err)
+			}
+			mb.fill(3, 1)
+			mustStep(t, ob)
+			md, _ := load(save(ob), 8)
+			for s := range sizes {
+				if !slices.Equal(md.p[s], mb.p[s]) {
+					t.Fatalf("p%d: after a step of the second run, a load writes other 16-bit values", s)
+				}
+			}
+		})
+	}
+}

@@ -65,15 +65,15 @@ import (
 // type.
 //
 // Version 5 is version 4 with the stochastic rounding of the 16-bit
-// parameters: after the group count,
+// parameters: modeStochastic (0x10) in the mode byte of each parameter that
+// rounds stochastically (Half.Stochastic), and after that byte
 //
-//	seed   u64  Options.Seed
+//	seed   u64  the Options.Seed of the rounding that wrote its 16-bit
+//	            values (of its last step, or of the file it was loaded from)
 //
-// and modeStochastic (0x10) in the mode byte of each parameter that rounds
-// stochastically (Half.Stochastic). Save writes version 5 when a
-// parameter is 16-bit (builds that read versions up to 4 refuse it); Load
-// reads version 4 files, which do not say, for parameters of either
-// rounding.
+// Save writes version 5 when a parameter is 16-bit (builds that read
+// versions up to 4 refuse it); Load reads version 4 files, which do not
+// say, for parameters of either rounding.
 //
 // Version 1, which Load still reads, stored each group as a fixed record
 // of seven f64 (lr, momentum, dampening, weight_decay, beta1, beta2, eps;
@@ -206,9 +206,6 @@ func (o *Optimizer[T]) saveVersion(w io.Writer, half bool, version uint32) error
 	e.u8(uint8(o.ops.size))
 	e.u16(0)
 	e.u32(uint32(len(o.groups)))
-	if half && version >= stateVersionRounding {
-		e.u64(o.opt.Seed)
-	}
 	for _, g := range o.groups {
 		names, vals := values(g)
 		e.u8(uint8(len(names)))
@@ -237,6 +234,9 @@ func (o *Optimizer[T]) saveVersion(w io.Writer, half bool, version uint32) error
 			}
 			e.u8(typ)
 			e.u8(mode)
+			if mode&modeStochastic != 0 {
+				e.u64(p.half.seed)
+			}
 		}
 		h := o.groups[p.group]
 		bufs := savedBuffers(h, p.shape, p.fresh, p.step)
@@ -300,10 +300,10 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 // Master), which are its weights: Load sets them, and writes the 16-bit
 // parameter from them as the parameter's last step wrote it (rounded to
 // nearest, or stochastically with the key of that step under the seed the
-// file records, or this optimizer's Options.Seed for a version-4 file), so
-// that a run resumes from the file alone; 16-bit values written into such
-// a parameter without SyncMaster are replaced, as the next Step would
-// replace them, frozen or not. A caller's master (Half.Master) is the
+// file records for it, or this optimizer's Options.Seed for a version-4
+// file), so that a run resumes from the file alone; 16-bit values written
+// into such a parameter without SyncMaster are replaced, as the next Step
+// would replace them, frozen or not. A caller's master (Half.Master) is the
 // caller's to save and restore. Load does not change Options.Seed: with
 // another seed the steps that follow round differently. Files of float16
 // 16-bit state for rules with squared gradients, which earlier builds
@@ -377,10 +377,6 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	if ng != int64(len(o.groups)) {
 		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
 	}
-	seed := o.opt.Seed // of the 16-bit copies of held masters (roundMaster)
-	if version >= stateVersionRounding {
-		seed = d.u64()
-	}
 	var groups []Hyper              // the file's groups
 	scratchC := new(kernels.Coeffs) // checkIn's block, for every group
 	for i := int64(0); i < ng && d.err == nil; i++ {
@@ -434,6 +430,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	loaded16 := make([][3][]uint16, 0, cap(steps))
 	masters := make([][]T, 0, cap(steps))
 	freshes := make([]bool, 0, cap(steps)) // saved without its fresh buffers
+	seeds := make([]uint64, 0, cap(steps)) // of the 16-bit values
 	scratch := make([]byte, 1<<16)
 	anyHalf := false // a 16-bit parameter, which version 4 is for
 	for i := int64(0); i < np && d.err == nil; i++ {
@@ -463,12 +460,14 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			}
 		}
 		var typ, mode uint8
-		sr := false // stochastic rounding (version 5)
+		sr := false        // stochastic rounding (version 5)
+		seed := o.opt.Seed // of its 16-bit values (version 5; roundMaster)
 		if version >= stateVersionHalf {
 			typ, mode = d.u8(), d.u8()
 			anyHalf = anyHalf || typ != 0
 			if version >= stateVersionRounding && mode&modeStochastic != 0 && typ != 0 {
 				sr, mode = true, mode&^modeStochastic
+				seed = d.u64()
 			}
 		}
 		nbuf := int(d.u8())
@@ -594,6 +593,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			loaded16 = append(loaded16, bufs16)
 			masters = append(masters, master)
 			freshes = append(freshes, isFresh)
+			seeds = append(seeds, seed)
 		}
 	}
 	if d.err == nil && version >= stateVersionHalf && !anyHalf {
@@ -628,9 +628,10 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		o.params[i].bufNames = paramBuffers(groups[o.params[i].group], o.params[i].shape)
 		if h := o.params[i].half; h != nil {
 			h.buf = loaded16[i]
+			h.seed = seeds[i]
 			if h.held {
 				copy(o.params[i].data, masters[i])
-				h.roundMaster(asF32(o.params[i].data), kernels.SRKey(seed, uint64(steps[i]), uint64(i)))
+				h.roundMaster(asF32(o.params[i].data), kernels.SRKey(h.seed, uint64(steps[i]), uint64(i)))
 			}
 		}
 		// Set here, not left to layout: layout marks a parameter fresh

@@ -79,6 +79,9 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 			p.step++
 			p.sc = p.scNext
 			p.fresh = false
+			if p.half != nil {
+				p.half.seed = o.opt.Seed
+			}
 		}
 		p.noGrad = false
 	}
