@@ -63,7 +63,10 @@ type halfParam struct {
 	sr      bool
 	key     uint64 // stochastic rounding key of the step being made
 	// seed is the Options.Seed of the rounding that wrote p: of its last
-	// step, or of the state file Load read (roundMaster, Save).
+	// step, or of the state file Load read (the loader's own for a
+	// version-4 file), or at registration the optimizer's (p then holds
+	// exact values, which every seed rounds to themselves) (roundMaster,
+	// Save).
 	seed uint64
 	buf  [3][]uint16
 }

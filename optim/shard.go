@@ -53,10 +53,9 @@ import (
 // chunks and the exchanges): the hyperparameters, step counts and
 // per-parameter scalars (NAdam's mu_product) of every parameter are kept
 // on every rank and advance alike. Step, ClipGradNorm and GradNorm are
-// collective (each may call the Reducer: GradNorm and ClipGradNorm always,
-// Step for the non-finite check and a reducing rule's sums): a rank that
-// calls GradNorm alone,
-// to log it say, pairs its exchange with another rank's Step, and the
+// collective (each may call the Reducer: GradNorm and ClipGradNorm for the
+// norm, Step for the non-finite check and a reducing rule's sums): a rank
+// that calls GradNorm alone, to log it say, pairs its exchange with another rank's Step, and the
 // ranks diverge or wait for ever. Nothing here checks that the ranks
 // agree; adapters/mpi's DataParallel compares a fingerprint of the
 // parameters, options and settings before each step. LoadShards is local

@@ -239,12 +239,14 @@ func (d *DataParallel[T]) ReduceScatter() error {
 // ClipGradNorm may have scaled them): Step does it when its step is
 // skipped or fails, and a caller that makes the three calls one by one
 // does it before it retries a step that was not taken, so that
-// ReduceScatter sums each gradient once. It does nothing when no
-// ReduceScatter has summed since the last AllGather (a step taken), when
-// called again, or with one process. (The optimizer's own marks stay: an
-// UnscaleGrads of the attempt still counts, and the restored gradients,
-// scaled, would be taken as unscaled; call ZeroGrad and compute them again
-// then.)
+// ReduceScatter sums each gradient once. Call it before anything else
+// writes the gradients (ZeroGrad and a new backward pass): it copies what
+// the ReduceScatter kept over whatever is there. It does nothing after any
+// AllGather or a refused ReduceScatter (each forgets the kept gradients),
+// when called again, or with one process. (The optimizer's own marks
+// stay: an UnscaleGrads of the attempt still counts, and the restored
+// gradients, scaled, would be taken as unscaled; then skip RestoreGrad,
+// call ZeroGrad and compute the gradients again.)
 func (d *DataParallel[T]) RestoreGrad() {
 	if d.reduced {
 		copy(d.grad[d.lo:], d.recv)
