@@ -981,15 +981,9 @@ func TestF16StateSquares(t *testing.T) {
 	head16 := append([]byte{2}, head[1:]...)
 	bad := reseal(bytes.Replace(b.Bytes(), head, head16, 1))
 	o2 := mk(true)
-	var before bytes.Buffer
-	o2.Save(&before)
-	if err := o2.Load(bytes.NewReader(bad)); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "squared") {
-		t.Fatalf("Load of a float16 Adam state: %v, want ErrState naming the squares", err)
-	}
-	var after bytes.Buffer
-	o2.Save(&after)
-	if !bytes.Equal(before.Bytes(), after.Bytes()) {
-		t.Fatal("the refused Load changed the optimizer")
+	loadFails(t, o2, bad, ErrState, "a float16 Adam state")
+	if err := o2.Load(bytes.NewReader(bad)); !strings.Contains(err.Error(), "squared") {
+		t.Fatalf("Load of a float16 Adam state: %v, want the squares named", err)
 	}
 }
 
