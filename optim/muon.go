@@ -564,7 +564,6 @@ func (m *Muon[T]) Step() (StepReport, error) {
 	if len(m.params) == 0 {
 		return rep, nil
 	}
-	m.act = m.act[:0]
 	for i := range m.params {
 		if p := &m.params[i]; p.active() && p.step >= MaxStep {
 			return rep, fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
@@ -587,6 +586,7 @@ func (m *Muon[T]) Step() (StepReport, error) {
 			}
 		}
 	}
+	m.act = m.act[:0]
 	for i := range m.params {
 		if m.params[i].active() {
 			m.act = append(m.act, m.xs[i]) // (m.act has room: prepare)
