@@ -70,8 +70,11 @@ type bbState struct {
 //     ascends (for the negated objective −f: g → −g, so η flips its sign
 //     and the step is w += η·g). WithKernels selects the kernel level.
 //   - gorgonia takes any learning rate and clip. Here the learning rate
-//     must be finite and ≥ 0 and the clip > 0 (a bound of 0 would freeze
-//     the weights, a negative one reverse them, as gorgonia's do); Step
+//     must be finite and > 0 (a learning rate of 0 freezes gorgonia's
+//     weights for good: the first step does not move them, and every
+//     later η, 0/ΣΔg² or 0/0, falls back on it) and the clip > 0 (a bound
+//     of 0 would freeze the weights, a negative one reverse them, as
+//     gorgonia's do); Step
 //     refuses others (optim.ErrHyper) before anything changes. Step
 //     refuses too (optim.ErrHyper) a step size to fall back on that the
 //     model's float32 weights cannot carry.
@@ -120,8 +123,8 @@ func (s *Solver) checkBB(has32 bool) (float64, error) {
 		return 0, err
 	}
 	switch {
-	case !(c.eta >= 0) || math.IsInf(c.eta, 0):
-		return 0, fmt.Errorf("%w: BarzilaiBorweinSolver: learning rate %v, want a finite value ≥ 0", optim.ErrHyper, c.eta)
+	case !(c.eta > 0) || math.IsInf(c.eta, 0): // 0 would freeze the weights: each η comes from the steps before
+		return 0, fmt.Errorf("%w: BarzilaiBorweinSolver: learning rate %v, want a finite value > 0", optim.ErrHyper, c.eta)
 	case c.useClip && !(c.clip > 0):
 		return 0, fmt.Errorf("%w: BarzilaiBorweinSolver: clip %v bounds |η|, want a value > 0", optim.ErrHyper, c.clip)
 	}

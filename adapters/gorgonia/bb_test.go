@@ -593,6 +593,9 @@ func TestBBErrors(t *testing.T) {
 		err  error
 	}{
 		{"negative learning rate", []Option{WithLearnRate(-0.1)}, false, optim.ErrHyper},
+		{"learning rate 0", []Option{WithLearnRate(0)}, false, optim.ErrHyper},
+		{"infinite batch", []Option{WithBatchSize(math.Inf(1))}, false, optim.ErrHyper},
+		{"negative L1", []Option{WithL1Reg(-1e-3)}, false, optim.ErrHyper},
 		{"NaN learning rate", []Option{WithLearnRate(math.NaN())}, false, optim.ErrHyper},
 		{"infinite learning rate", []Option{WithLearnRate(math.Inf(1))}, false, optim.ErrHyper},
 		{"clip 0", []Option{WithClip(0)}, false, optim.ErrHyper},
@@ -622,7 +625,7 @@ func TestBBErrors(t *testing.T) {
 		}
 		// Repaired, the solver's first step is the plain first step.
 		s.SetLearnRate(0.05)
-		s.cfg.clip, s.cfg.useClip, s.cfg.batch, s.cfg.useL2 = 0, false, 1, false
+		s.cfg.clip, s.cfg.useClip, s.cfg.batch, s.cfg.useL1, s.cfg.useL2 = 0, false, 1, false, false
 		if err := s.Step(model); err != nil {
 			t.Errorf("%s, repaired: %v", c.name, err)
 		}

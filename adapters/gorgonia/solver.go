@@ -99,6 +99,7 @@ package fusegorgonia
 import (
 	"errors"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -218,7 +219,8 @@ func WithFast() Option { return func(c *config) { c.fast = true } }
 func WithKernels(s *kernels.Set) Option { return func(c *config) { c.kernels = s } }
 
 // WithBatchSize divides the gradients by batch (when batch > 1) before the
-// update, as gorgonia's option does.
+// update, as gorgonia's option does (batch finite: +Inf, which would
+// zero every gradient, returns ErrHyper).
 func WithBatchSize(batch float64) Option { return func(c *config) { c.batch = batch } }
 
 // WithClip clamps each gradient element to [−clip, clip] (when clip > 0)
@@ -229,10 +231,15 @@ func WithClip(clip float64) Option {
 	return func(c *config) { c.clip, c.useClip = clip, true }
 }
 
-// WithL1Reg adds l1·sign(w) to the gradient.
+// WithL1Reg adds l1·sign(w) to the gradient (l1 finite and ≥ 0: a step
+// with another l1 returns ErrHyper; gorgonia accepts one).
 func WithL1Reg(l1 float64) Option { return func(c *config) { c.l1, c.useL1 = l1, true } }
 
-// WithL2Reg adds l2·w to the gradient.
+// WithL2Reg adds l2·w to the gradient (l2 finite and ≥ 0: a step with
+// another l2 returns ErrHyper; gorgonia accepts one). Under WithMaximize
+// the L1 and L2 terms still pull the weights towards zero: the step
+// ascends g and descends the terms, as PyTorch's maximize with weight
+// decay.
 func WithL2Reg(l2 float64) Option { return func(c *config) { c.l2, c.useL2 = l2, true } }
 
 // Solver is a gorgonia.Solver running fuseopt's kernels. Make it with
@@ -451,8 +458,21 @@ func syncGroup[T optim.Float](g **optim.Group[T], h optim.Hyper, ls float64, ks 
 }
 
 func (c *config) check() error {
-	if c.batch != c.batch || (c.useClip && c.clip != c.clip) || (c.useL1 && c.l1 != c.l1) || (c.useL2 && c.l2 != c.l2) {
-		return fmt.Errorf("%w: NaN batch size, clip or regularization", optim.ErrHyper)
+	if c.batch != c.batch || math.IsInf(c.batch, 0) || (c.useClip && c.clip != c.clip) {
+		return fmt.Errorf("%w: batch size %v, clip %v: want a finite batch size and a clip that is not NaN", optim.ErrHyper, c.batch, c.clip)
+	}
+	// A regularization term is refused where it is negative or not finite,
+	// whether the kernel folds it (its weight decay refuses it) or a pass of
+	// its own applies it, so that the answer does not depend on the other
+	// options.
+	for _, r := range [...]struct {
+		name string
+		use  bool
+		v    float64
+	}{{"L1", c.useL1, c.l1}, {"L2", c.useL2, c.l2}} {
+		if r.use && !(r.v >= 0 && r.v <= math.MaxFloat64) {
+			return fmt.Errorf("%w: %s regularization %v, want a finite value ≥ 0", optim.ErrHyper, r.name, r.v)
+		}
 	}
 	return nil
 }

@@ -291,7 +291,11 @@ func updateT[T float](s *Solver, st *optim.Stepper[T], w, gr []T) error {
 // order: g = clamp((g + l1·sign(w) + l2·w)/batch, −clip, clip). For AdamW the
 // L2 term is always here, since the kernel's weight decay is the decoupled
 // one; for the other rules the kernel would fold it, but once a pass is
-// needed it is done here too.
+// needed it is done here too. Under WithMaximize the kernel negates the
+// prepared gradient before its step, so the terms are subtracted here:
+// the step then ascends g and the terms still pull w towards zero, as
+// PyTorch's maximize with weight decay (−g + l2·w), and as the kernel's
+// folded L2 term does.
 func prepare[T float](c *config, r rule, w, g []T) {
 	l1, l2 := T(0), T(0)
 	if c.useL1 {
@@ -299,6 +303,9 @@ func prepare[T float](c *config, r rule, w, g []T) {
 	}
 	if c.useL2 {
 		l2 = T(c.l2)
+	}
+	if c.maximize {
+		l1, l2 = -l1, -l2
 	}
 	scale := c.batch > 1
 	inv := T(1) / T(c.batch)
