@@ -52,6 +52,20 @@ func TestBF16NEChosen(t *testing.T) {
 		t.Skipf("no %s on this CPU: the %v level keeps its integer form", feat, l)
 	}
 	t.Logf("%v: bfloat16 to nearest by %s", l, a.BF16Nearest())
+	// The integer-form set is the level's whole set, AdamFast's split
+	// from the table included (it was copied before the splits were set,
+	// with no AdamFast kernels).
+	if bf16IntSet.FastPathF32() != a.FastPathF32() || bf16IntSet.FastPathF64() != a.FastPathF64() {
+		t.Fatalf("bf16IntSet's AdamFast splits %+v %+v, the level's %+v %+v", bf16IntSet.FastPathF32(),
+			bf16IntSet.FastPathF64(), a.FastPathF32(), a.FastPathF64())
+	}
+	ca := must(Adam{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}.Coeffs(2))
+	for _, s := range []*Set{a, bf16IntSet} {
+		p := []float64{1, 2, 3}
+		if err := s.AdamFastF64(&ca, p, []float64{1, 1, 1}, make([]float64, 3), make([]float64, 3), nil); err != nil || p[0] == 1 {
+			t.Fatalf("%s: AdamFastF64: %v, p %v", setName(s), err, p)
+		}
+	}
 	specials := []uint32{
 		0x7f800001, 0xffbfffff, 0x7fc00001, 0xffc12345, // NaNs: signalling and quiet, payloads
 		0x7f7fffff, 0xff7f8000, 0x7f7f7fff, // overflow to ±Inf, and just below

@@ -74,13 +74,13 @@ func levelSets() [len(levelNames)]*Set {
 		a.bf16.fill(&s[Generic].bf16)
 		a.f16.fill(&s[Generic].f16)
 	}
-	archHalf(&s)
 	// AdamFast's split, from the table of CPU models (fastsplit.go).
 	for l, set := range s {
 		if set != nil {
 			s[l] = set.withTableSplits()
 		}
 	}
+	archHalf(&s) // after the splits: bf16IntSet copies the whole set
 	return s
 }
 

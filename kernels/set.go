@@ -164,6 +164,9 @@ func adam[T Float](k *table[T], fast bool, c *Coeffs, p, g, m, v, vmax []T) erro
 	if err := c.check(famAdam, elemSize[T]()); err != nil {
 		return err
 	}
+	if fast && !(c.vals[abi.RowEps] < FastEpsLimit) {
+		return fmt.Errorf("%w: AdamFast: eps %g, want below 2¹²⁰ (the reciprocal estimates of AVX2 and NEON are 0 for divisors from 2¹²⁶)", ErrCoeff, c.vals[abi.RowEps])
+	}
 	n := len(p)
 	switch {
 	case len(g) != n:
@@ -591,9 +594,18 @@ func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // normal number. The
 // tests measure the worst case on their grid (about 2⁻²¹·⁴ for float32 and
 // 2⁻²⁷·⁵ for float64).
+//
+// AdamFast refuses coefficients whose eps is at or above [FastEpsLimit]
+// (ErrCoeff), on every level: the float32 reciprocal estimates of AVX2
+// (VRCPPS) and NEON (FRECPE) give 0 for divisors of 2¹²⁶ and more, where
+// p would not move, and below the limit d = sqrt(vv)·ib2 + eps stays under
+// 2¹²¹ (sqrt(vv) < 2⁶⁴ in float32, ib2 < 2²⁷ for any β2 < 1 in float64).
 func (s *Set) AdamFastF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
 	return adam(&s.f32, true, c, p, grad, m, v, vmax)
 }
+
+// FastEpsLimit is the bound on eps below which AdamFastF32/F64 run: 2¹²⁰.
+const FastEpsLimit = 0x1p120
 
 // AdamFastF64 is [Set.AdamFastF32] for float64.
 func (s *Set) AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {

@@ -105,6 +105,8 @@ func TestValidate(t *testing.T) {
 		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 1.5}, "Beta2"},
 		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: nan}, "Beta2"},
 		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: -1}, "Eps"},
+		{AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 0x1p120, Fast: true}, "Eps"},
+		{AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e38, Fast: true}, "Eps"},
 		{AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: -1e-2}, "WeightDecay"},
 		{AdamWConfig{LR: 1e-3, Beta1: -0.1, Beta2: 0.999}, "Beta1"},
 		{LionConfig{LR: -1, Beta1: 0.9, Beta2: 0.99}, "LR"},

@@ -1,6 +1,10 @@
 package optim
 
-import "github.com/fuseopt/fuseopt/kernels"
+import (
+	"fmt"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
 
 // The Adam kinds.
 const (
@@ -39,7 +43,8 @@ type AdamConfig struct {
 	// one level and CPU model (and across worker counts) but not
 	// bit-identical across levels or CPU models: the share of the vectors
 	// that take the estimates is a per-CPU-model setting of package
-	// kernels (kernels.Set.FastPathF32). Off by default.
+	// kernels (kernels.Set.FastPathF32). Off by default. With Fast, Eps
+	// must be below kernels.FastEpsLimit (2¹²⁰).
 	Fast bool
 }
 
@@ -53,7 +58,8 @@ func DefaultAdam() AdamConfig {
 func (AdamConfig) Kind() Kind { return KindAdam }
 
 // Validate checks PyTorch's rules: LR ≥ 0, Eps ≥ 0, 0 ≤ Beta1 < 1,
-// 0 ≤ Beta2 < 1, WeightDecay ≥ 0, every value finite.
+// 0 ≤ Beta2 < 1, WeightDecay ≥ 0, every value finite; and Eps below
+// kernels.FastEpsLimit with Fast.
 func (c AdamConfig) Validate() error {
 	if err := checkNonNeg("LR", c.LR); err != nil {
 		return err
@@ -66,6 +72,9 @@ func (c AdamConfig) Validate() error {
 	}
 	if err := checkUnit("Beta2", c.Beta2); err != nil {
 		return err
+	}
+	if c.Fast && !(c.Eps < kernels.FastEpsLimit) {
+		return fmt.Errorf("%w: Eps = %v with Fast, want below 2¹²⁰ (kernels.FastEpsLimit)", ErrHyper, c.Eps)
 	}
 	return checkNonNeg("WeightDecay", c.WeightDecay)
 }
