@@ -43,7 +43,7 @@ func parseLevels(s string) ([]kernels.ISA, error) {
 	for _, f := range strings.Split(s, ",") {
 		l, err := kernels.ParseLevel(f)
 		if err != nil {
-			return nil, fmt.Errorf("-cpu: unknown level %q (this CPU runs %v)", strings.TrimSpace(f), kernels.Levels())
+			return nil, fmt.Errorf("-cpu: unknown level %q (this CPU runs %v; all stands alone)", strings.TrimSpace(f), kernels.Levels())
 		}
 		if !l.Supported() {
 			return nil, fmt.Errorf("-cpu: level %v is not supported here (this CPU runs %v)", l, kernels.Levels())
@@ -63,9 +63,15 @@ const (
 	maxModelLayers = 2048    // layers plus norms: at most 4096 tensors
 )
 
+// isNone reports whether a flag's value is none (in any case, or empty).
+func isNone(s string) bool {
+	s = strings.TrimSpace(s)
+	return s == "" || strings.EqualFold(s, "none")
+}
+
 // parseModels parses -model: a comma-separated list of models, or "none".
 func parseModels(s string) ([]bench.ModelSpec, error) {
-	if s == "none" || s == "" {
+	if isNone(s) {
 		return nil, nil
 	}
 	var ms []bench.ModelSpec
@@ -74,7 +80,10 @@ func parseModels(s string) ([]bench.ModelSpec, error) {
 		if err != nil {
 			return nil, err
 		}
-		if m == nil || len(ms) == 16 {
+		if m == nil {
+			return nil, fmt.Errorf("-model %q: none stands alone; want models LAYERSxWIDTH+NORMS, comma-separated, or none", s)
+		}
+		if len(ms) == 16 {
 			return nil, fmt.Errorf("-model %q: want at most 16 models LAYERSxWIDTH+NORMS, comma-separated, or none", s)
 		}
 		if !slices.Contains(ms, *m) {
@@ -88,7 +97,7 @@ func parseModels(s string) ([]bench.ModelSpec, error) {
 // 64x256+36), or "none". The size is checked, without overflow, before
 // anything is built.
 func parseModel(s string) (*bench.ModelSpec, error) {
-	if s == "none" || s == "" {
+	if isNone(s) {
 		return nil, nil
 	}
 	bad := fmt.Errorf("-model %q: want LAYERSxWIDTH+NORMS, e.g. 64x256+36, or none", s)
@@ -179,13 +188,8 @@ func (m *measureFlags) config() (bench.Config, error) {
 	if c.Precs, err = bench.ParsePrecs(m.precs); err != nil {
 		return c, fmt.Errorf("-prec: %w", err)
 	}
-	if c.Sizes, err = bench.ParseSizes(m.sizes); err != nil {
+	if c.Sizes, err = bench.ParseSizes(m.sizes, maxModelParams); err != nil {
 		return c, fmt.Errorf("-sizes: %w", err)
-	}
-	for _, n := range c.Sizes {
-		if n > maxModelParams {
-			return c, fmt.Errorf("-sizes %s: too large (want at most %s parameters)", bench.FormatSize(n), bench.FormatSize(maxModelParams))
-		}
 	}
 	if c.Levels, err = parseLevels(m.cpu); err != nil {
 		return c, err
@@ -228,14 +232,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	case !flagSet(fs, "mixed") && (!slices.Contains(cfg.Ops, bench.Adam) || !slices.Contains(cfg.Precs, bench.F32)):
 		cfg.Mixed = nil // by default, only where float32 Adam is measured
 	}
-	if *solveSizes != "none" {
-		if cfg.SolveSizes, err = bench.ParseSizes(*solveSizes); err != nil {
+	if !isNone(*solveSizes) {
+		if cfg.SolveSizes, err = bench.ParseSizes(*solveSizes, maxSolveSize); err != nil {
 			return usageErr(stderr, fs.Name(), fmt.Errorf("-solve: %w", err))
-		}
-		for _, n := range cfg.SolveSizes {
-			if n > maxSolveSize {
-				return usageErr(stderr, fs.Name(), fmt.Errorf("-solve %d: want matrix sizes 1 … %d", n, maxSolveSize))
-			}
 		}
 	}
 	if cfg.Models, err = parseModels(*model); err != nil {
@@ -284,9 +283,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 			return 1
 		}
-		if !*jsonOut {
-			fmt.Fprintf(stdout, "plot written to %s\n", plot.path)
-		}
+		fmt.Fprintf(stderr, "plot written to %s\n", plot.path) // stdout is the report (JSON or markdown)
 	}
 	return 0
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,8 +199,8 @@ func TestBenchPlotSVG(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("status %d, stderr %s", status, errs)
 	}
-	if !strings.Contains(out, "plot written to "+path) {
-		t.Errorf("output does not name the plot:\n%s", out)
+	if !strings.Contains(errs, "plot written to "+path) || strings.Contains(out, "plot written") {
+		t.Errorf("the plot's path is not named on stderr only (a report piped to a file would hold it):\nstdout %s\nstderr %s", out, errs)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -303,7 +304,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	texts := strings.Join(svgTexts(t, data), "\n")
-	for _, w := range []string{"SGD", "Momentum", "Adam", "AdamW", "Newton", "loss − optimum"} {
+	for _, w := range []string{"SGD", "Momentum", "Adam", "AdamW", "Newton", "loss − lowest loss reached"} {
 		if !strings.Contains(texts, w) {
 			t.Errorf("demo SVG lacks %q", w)
 		}
@@ -319,6 +320,51 @@ func TestDemoText(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("demo output lacks %q:\n%s", w, out)
 		}
+	}
+}
+
+// TestDemoPlotFloor: a loss that rounds to 0 (two training points a
+// 64-unit MLP separates) is drawn at the floor of the logarithmic axis,
+// where gonum/plot panicked (exit 2, no plot); and a Newton stopped
+// early (-newton-iters 2) leaves Adam below its loss, which the text says
+// and the plot measures from the lowest loss reached (the gap was
+// printed negative, and Adam drawn at the optimum).
+func TestDemoPlotFloor(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "zero.svg")
+	status, out, errs := runCmd(t, "demo", "-mixed", "-train", "2", "-lr", "1", "-hidden", "64", "-epochs", "100", "-json", "-plot", path)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	var rep MixedReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Min(rep.Runs[0].Loss) != 0 {
+		t.Fatalf("float32 losses %v: want one that rounds to 0 (the case of this test)", rep.Runs[0].Loss)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if texts := strings.Join(svgTexts(t, data), "\n"); !strings.Contains(texts, "drawn at the floor") {
+		t.Errorf("the plot does not say where the zero losses are drawn:\n%s", texts)
+	}
+
+	path = filepath.Join(dir, "early.svg")
+	status, out, errs = runCmd(t, "demo", "-newton-iters", "2", "-adam-steps", "400", "-epochs", "1", "-samples", "600", "-plot", path)
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	if !strings.Contains(out, "below Newton's after 400 steps") || strings.Contains(out, "loss -") {
+		t.Errorf("Adam's gap to an early-stopped Newton:\n%s", out)
+	}
+	data, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if texts := strings.Join(svgTexts(t, data), "\n"); !strings.Contains(texts, "loss − lowest loss reached") {
+		t.Errorf("demo SVG lacks its title:\n%s", texts)
 	}
 }
 
@@ -363,6 +409,12 @@ func TestUsageErrors(t *testing.T) {
 		{"bench", "-solve", "32769"},
 		{"bench", "-solve", "1G"},
 		{"demo", "-samples", "1048576", "-features", "2000"},
+		{"demo", "-hidden", "4096"},
+		{"demo", "-hidden", "2048", "-epochs", "3"},
+		{"demo", "-epochs", "100000", "-train", "4096"},
+		{"demo", "-adam-steps", "1048576", "-samples", "8388", "-features", "2000"},
+		{"demo", "-mixed", "-epochs", "100000", "-train", "1048576", "-hidden", "4096"},
+		{"demo", "-mixed", "-epochs", "20000", "-hidden", "1024"},
 		{""},
 		{"", "bench"},
 		{"help", "frobnicate"},
@@ -494,8 +546,16 @@ func TestParseModel(t *testing.T) {
 	if m, err := parseModel("3x8"); err != nil || m.Norms != 0 || m.Params() != 3*(64+8) {
 		t.Errorf("3x8: %v, %v", m, err)
 	}
-	if m, err := parseModel("none"); m != nil || err != nil {
-		t.Errorf("none: %v, %v", m, err)
+	for _, none := range []string{"none", "NONE", " None ", ""} {
+		if m, err := parseModel(none); m != nil || err != nil {
+			t.Errorf("%q: %v, %v", none, m, err)
+		}
+		if ms, err := parseModels(none); ms != nil || err != nil {
+			t.Errorf("parseModels(%q): %v, %v", none, ms, err)
+		}
+	}
+	if _, err := parseModels("1x1+0,none"); err == nil || !strings.Contains(err.Error(), "none stands alone") {
+		t.Errorf("parseModels(1x1+0,none): %v", err)
 	}
 	for _, bad := range []string{"x", "3x", "ax4", "3x0", "-1x4", "0x4+0", "3x4+z", "3x-4", "3x4+-1", "-99999999999999999999x4",
 		"0x99999999999999999999+0"} {

@@ -342,6 +342,9 @@ func mixedCmd(fs *flag.FlagSet, mc mlpConfig, lr float64, seed uint64, jsonOut b
 	if !(lr > 0 && lr <= 1) {
 		return usageErr(stderr, fs.Name(), fmt.Errorf("-lr %g: want a value in (0, 1]", lr))
 	}
+	if err := checkWork(mixedSeconds(cfg), "-epochs, -train or -hidden"); err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
 	var pf *plotFile
 	if plotPath != "" {
 		var err error

@@ -219,6 +219,42 @@ func tickLabel(m, e int) string {
 	return fmt.Sprintf("%de%d", m, e)
 }
 
+// logFloor makes the series drawable on a logarithmic y axis, which
+// gonum/plot refuses with a panic for a value ≤ 0: it drops the points
+// that are not finite (a diverged loss) and draws the values ≤ 0 (a loss
+// that rounded to 0) at a floor, a tenth of the smallest positive value
+// (1e-16 where there is none). It reports whether it drew any at the
+// floor. The series' points are copied, not changed in place.
+func logFloor(ss []series) bool {
+	lo := math.Inf(1)
+	for _, s := range ss {
+		for _, v := range s.xy {
+			if v.Y > 0 && !math.IsInf(v.Y, 1) {
+				lo = math.Min(lo, v.Y)
+			}
+		}
+	}
+	floor := 1e-16
+	if !math.IsInf(lo, 1) {
+		floor = lo / 10
+	}
+	floored := false
+	for i := range ss {
+		xy := make(plotter.XYs, 0, len(ss[i].xy))
+		for _, v := range ss[i].xy {
+			switch {
+			case math.IsNaN(v.Y) || math.IsInf(v.Y, 0):
+				continue
+			case v.Y <= 0:
+				v.Y, floored = floor, true
+			}
+			xy = append(xy, v)
+		}
+		ss[i].xy = xy
+	}
+	return floored
+}
+
 // panel builds a plot of the series with logarithmic axes where asked.
 func panel(title, xLabel, yLabel string, logX, logY bool, xTicks []plot.Tick, ss []series) *plot.Plot {
 	p := plot.New()
@@ -229,6 +265,9 @@ func panel(title, xLabel, yLabel string, logX, logY bool, xTicks []plot.Tick, ss
 	p.Legend.Left = true
 	p.Legend.TextStyle.Font.Size = vg.Points(8)
 	p.Add(plotter.NewGrid())
+	if logY && logFloor(ss) {
+		p.Y.Label.Text += " (values ≤ 0 drawn at the floor)"
+	}
 	minX, maxX, minY, maxY := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range ss {
 		for _, v := range s.xy {

@@ -79,8 +79,10 @@ func FormatSize(n int) string {
 }
 
 // ParseSize parses a size written as FormatSize writes it (or a plain
-// number; k, m, g are accepted in either case), up to 2³⁰.
-func ParseSize(s string) (int, error) {
+// number; k, m, g are accepted in either case), from 1 up to max (at most
+// 2³⁰); the error names max.
+func ParseSize(s string, max int) (int, error) {
+	max = min(max, 1<<30)
 	in := s
 	s = strings.TrimSpace(s)
 	mul := 1
@@ -98,21 +100,21 @@ func ParseSize(s string) (int, error) {
 		}
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > (1<<30)/mul {
-		return 0, fmt.Errorf("bad size %q (want a positive number up to 1G, optionally with K, M or G)", strings.TrimSpace(in))
+	if err != nil || n < 1 || n > max/mul || n*mul > max {
+		return 0, fmt.Errorf("bad size %q (want a positive number up to %s, optionally with K, M or G)", strings.TrimSpace(in), FormatSize(max))
 	}
 	return n * mul, nil
 }
 
-// ParseSizes parses a comma-separated list of sizes, each once (a size
-// given again is dropped); an empty list is an error.
-func ParseSizes(s string) ([]int, error) {
+// ParseSizes parses a comma-separated list of sizes, each from 1 up to
+// max and once (a size given again is dropped); an empty list is an error.
+func ParseSizes(s string, max int) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, fmt.Errorf("no sizes")
 	}
 	var out []int
 	for _, f := range strings.Split(s, ",") {
-		n, err := ParseSize(f)
+		n, err := ParseSize(f, max)
 		if err != nil {
 			return nil, err
 		}

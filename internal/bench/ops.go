@@ -174,15 +174,15 @@ func adamScalar64(p, g []float64, s [][]float64, wd float64) {
 
 // ParseOps parses a comma-separated list of steps ("all" for every one).
 func ParseOps(s string) ([]Op, error) {
-	if strings.TrimSpace(s) == "all" {
+	if strings.EqualFold(strings.TrimSpace(s), "all") {
 		return append([]Op(nil), Ops...), nil
 	}
 	var out []Op
 	for _, f := range strings.Split(s, ",") {
-		f = strings.ToLower(strings.TrimSpace(f))
+		f = strings.TrimSpace(f)
 		found := false
 		for _, o := range Ops {
-			if string(o) == f {
+			if strings.EqualFold(string(o), f) {
 				if !slices.Contains(out, o) { // each once
 					out = append(out, o)
 				}
@@ -190,7 +190,7 @@ func ParseOps(s string) ([]Op, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown step %q (want %s or all)", f, joinOps(Ops))
+			return nil, fmt.Errorf("unknown step %q (want %s, or all alone)", f, joinOps(Ops))
 		}
 	}
 	return out, nil
@@ -281,7 +281,7 @@ var Precs = []Prec{F32, F64}
 // ParsePrecs parses a comma-separated list of precisions (f32, f64,
 // float32, float64, all).
 func ParsePrecs(s string) ([]Prec, error) {
-	if strings.TrimSpace(s) == "all" {
+	if strings.EqualFold(strings.TrimSpace(s), "all") {
 		return append([]Prec(nil), Precs...), nil
 	}
 	var out []Prec

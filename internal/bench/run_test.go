@@ -314,7 +314,7 @@ func TestMedian(t *testing.T) {
 }
 
 func TestSizes(t *testing.T) {
-	got, err := ParseSizes("4K, 64k,1M,100,16M")
+	got, err := ParseSizes("4K, 64k,1M,100,16M", 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,34 +322,59 @@ func TestSizes(t *testing.T) {
 		t.Errorf("ParseSizes = %v, want %v", got, want)
 	}
 	for _, n := range got {
-		back, err := ParseSize(FormatSize(n))
+		back, err := ParseSize(FormatSize(n), 1<<30)
 		if err != nil || back != n {
 			t.Errorf("FormatSize(%d) = %q parses to %d, %v", n, FormatSize(n), back, err)
 		}
 	}
 	for _, bad := range []string{"", "0", "-4K", "x", "2G0", "5G", "2G", "1025M", " 1048577K"} {
-		_, err := ParseSize(bad)
+		_, err := ParseSize(bad, 1<<30)
 		if err == nil {
 			t.Errorf("ParseSize(%q) succeeded", bad)
 		} else if !strings.Contains(err.Error(), fmt.Sprintf("%q", strings.TrimSpace(bad))) {
 			t.Errorf("ParseSize(%q): %v does not name the size as written", bad, err)
 		}
 	}
-	if n, err := ParseSize("1G"); n != 1<<30 || err != nil {
+	if n, err := ParseSize("1G", 1<<30); n != 1<<30 || err != nil {
 		t.Errorf("ParseSize(1G) = %d, %v", n, err)
+	}
+	// The error names the caller's limit, not the parser's.
+	for _, c := range []struct {
+		s, want string
+		max     int
+	}{{"257M", "up to 256M", 256 << 20}, {"2G", "up to 256M", 256 << 20}, {"32769", "up to 32K", 32768}, {"1M", "up to 32K", 32768}} {
+		if _, err := ParseSize(c.s, c.max); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseSize(%q, %d): %v, want an error saying %q", c.s, c.max, err, c.want)
+		}
+	}
+	if n, err := ParseSize("256M", 256<<20); n != 256<<20 || err != nil {
+		t.Errorf("ParseSize(256M, 256M) = %d, %v", n, err)
 	}
 	if _, err := ParseOps("adam,yogi"); err == nil {
 		t.Error("ParseOps accepted yogi")
 	}
+	// Steps and "all" in any case; the error names the step as written.
+	if got, err := ParseOps(" ALL "); err != nil || !reflect.DeepEqual(got, Ops) {
+		t.Errorf("ParseOps(ALL) = %v, %v", got, err)
+	}
+	if got, err := ParseOps("SGD,Adam"); err != nil || !reflect.DeepEqual(got, []Op{SGD, Adam}) {
+		t.Errorf("ParseOps(SGD,Adam) = %v, %v", got, err)
+	}
+	if _, err := ParseOps("sgd,Yogi"); err == nil || !strings.Contains(err.Error(), `"Yogi"`) {
+		t.Errorf("ParseOps(sgd,Yogi): %v", err)
+	}
+	if got, err := ParsePrecs("All"); err != nil || len(got) != len(Precs) {
+		t.Errorf("ParsePrecs(All) = %v, %v", got, err)
+	}
 	// Each once; no sizes is an error (it measured nothing).
-	if got, err := ParseSizes("4K,1M,4k"); err != nil || !reflect.DeepEqual(got, []int{4096, 1 << 20}) {
+	if got, err := ParseSizes("4K,1M,4k", 1<<30); err != nil || !reflect.DeepEqual(got, []int{4096, 1 << 20}) {
 		t.Errorf("ParseSizes(4K,1M,4k) = %v, %v", got, err)
 	}
 	if got, err := ParseOps("adam,sgd,adam"); err != nil || !reflect.DeepEqual(got, []Op{Adam, SGD}) {
 		t.Errorf("ParseOps(adam,sgd,adam) = %v, %v", got, err)
 	}
 	for _, empty := range []string{"", " "} {
-		if got, err := ParseSizes(empty); err == nil {
+		if got, err := ParseSizes(empty, 1<<30); err == nil {
 			t.Errorf("ParseSizes(%q) = %v, nil", empty, got)
 		}
 	}
