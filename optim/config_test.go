@@ -363,3 +363,35 @@ func TestParamInto(t *testing.T) {
 		}
 	}
 }
+
+// TestRAdamRectifiedLR: a learning rate whose RAdam step size underflows
+// float32 only where the rectification starts (r_t near 0 at t = 6 with
+// β2 = 0.999) is refused where it is set, not by every step from the
+// sixth on.
+func TestRAdamRectifiedLR(t *testing.T) {
+	h := DefaultRAdam()
+	h.LR = 1e-43
+	if _, err := New[float32](h, Options{}); !errors.Is(err, ErrHyper) {
+		t.Fatalf("New with lr 1e-43: %v, want ErrHyper", err)
+	}
+	o := mustNew[float32](t, DefaultRAdam(), Options{Workers: 1})
+	p := []float32{1, 2}
+	if err := o.Add("p", p, []float32{0.5, 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetLR(0, 1e-43); !errors.Is(err, ErrHyper) {
+		t.Fatalf("SetLR(1e-43): %v, want ErrHyper", err)
+	}
+	if err := o.SetLR(0, 1e-30); err != nil {
+		t.Fatal(err)
+	}
+	for range 12 {
+		mustStep(t, o)
+	}
+	if rc := (RAdamConfig{Beta1: 0.9, Beta2: 0.999}); rc.firstRectified() != 6 {
+		t.Errorf("first rectified step %d, want 6", rc.firstRectified())
+	}
+	if rc := (RAdamConfig{Beta1: 0.9, Beta2: 0.5}); rc.firstRectified() != 0 {
+		t.Errorf("β2 0.5: first rectified step %d, want none", rc.firstRectified())
+	}
+}

@@ -87,6 +87,25 @@ func (RAdamConfig) initial(int) float64 { return 0 }
 
 func (RAdamConfig) kernel() kernelID { return kernelRAdam }
 
+// firstRectified returns the first step t (from 1) that RAdam rectifies
+// (kernels.RAdam.Rectified: ρ_t > 5; ρ_t grows with t), or 0 when no step
+// up to MaxStep is.
+func (c RAdamConfig) firstRectified() int64 {
+	k := kernels.RAdam{LR: 1, Beta1: c.Beta1, Beta2: c.Beta2}
+	if !k.Rectified(MaxStep) {
+		return 0
+	}
+	lo, hi := int64(1), int64(MaxStep) // hi is rectified
+	for lo < hi {
+		if mid := lo + (hi-lo)/2; k.Rectified(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
 // coeffKey is the step number t of the next step, which the bias
 // corrections and the rectification depend on.
 func (RAdamConfig) coeffKey(step int64) int64 { return step + 1 }

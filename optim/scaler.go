@@ -16,6 +16,14 @@ import (
 // them representable, and the scaler finds the largest scale that does
 // not overflow. The zero value, with Enabled false, keeps the scale fixed
 // (SetLossScale).
+//
+// As GradScaler, the scaler keeps its scale in float32, whatever the
+// element type: Init and each change are rounded to float32 (Backoff 0.3
+// takes 65536 to 19660.80078125, not 19660.8), and a growth whose result
+// float32 cannot hold is not taken (the scale stays at or below 2¹²⁷).
+// A step that updates no parameter (every one frozen or marked by
+// SetNoGrad) leaves the scaler as it was, where GradScaler refuses it
+// ("No inf checks were recorded"): it is no evidence that the scale fits.
 type LossScaler struct {
 	Enabled bool
 	// Init is the first scale: 0 selects 65536 (2¹⁶, PyTorch's).
@@ -48,8 +56,8 @@ func (s LossScaler) resolve() (LossScaler, error) {
 		s.Interval = 2000
 	}
 	switch {
-	case !(s.Init > 0) || math.IsInf(s.Init, 1):
-		return s, fmt.Errorf("%w: LossScaler.Init = %v, want a finite value > 0", ErrInvalid, s.Init)
+	case !(float32(s.Init) > 0) || math.IsInf(float64(float32(s.Init)), 1):
+		return s, fmt.Errorf("%w: LossScaler.Init = %v, want a value > 0 that float32 holds (the scale is kept in float32, as GradScaler keeps it)", ErrInvalid, s.Init)
 	case !(s.Growth > 1) || math.IsInf(s.Growth, 1):
 		return s, fmt.Errorf("%w: LossScaler.Growth = %v, want a finite value > 1", ErrInvalid, s.Growth)
 	case !(s.Backoff > 0 && s.Backoff < 1):
@@ -57,6 +65,7 @@ func (s LossScaler) resolve() (LossScaler, error) {
 	case s.Interval < 0:
 		return s, fmt.Errorf("%w: LossScaler.Interval = %d, want ≥ 1", ErrInvalid, s.Interval)
 	}
+	s.Init = float64(float32(s.Init)) // kept in float32, as GradScaler keeps it
 	return s, nil
 }
 
@@ -74,10 +83,10 @@ func (o *Optimizer[T]) updateScale(skipped bool) {
 	s := o.scaler
 	next := s.scale
 	if skipped {
-		next *= s.conf.Backoff
+		next = float64(float32(next * s.conf.Backoff)) // float32, as GradScaler's scale
 		s.good = 0
 	} else if s.good++; s.good >= s.conf.Interval {
-		next *= s.conf.Growth
+		next = float64(float32(next * s.conf.Growth)) // +Inf where float32 cannot hold it: not taken
 		s.good = 0
 	}
 	if next != s.scale && o.scaleUsable(next) == nil {
@@ -112,7 +121,9 @@ func (o *Optimizer[T]) ScalerState() (scale float64, good int, err error) {
 	return o.scaler.scale, o.scaler.good, nil
 }
 
-// SetScalerState restores the state ScalerState returned.
+// SetScalerState restores the state ScalerState returned. The scale is
+// rounded to float32, where the scaler keeps it; like SetLossScale, it
+// ends an UnscaleGrads (the next gradients are taken as scaled).
 func (o *Optimizer[T]) SetScalerState(scale float64, good int) error {
 	if o.closed {
 		return ErrClosed
@@ -122,6 +133,9 @@ func (o *Optimizer[T]) SetScalerState(scale float64, good int) error {
 	}
 	if good < 0 || good >= o.scaler.conf.Interval {
 		return fmt.Errorf("%w: %d good steps, want 0 to Interval-1 = %d", ErrInvalid, good, o.scaler.conf.Interval-1)
+	}
+	if f := float64(float32(scale)); scale-scale == 0 { // a non-finite scale is refused below, as given
+		scale = f
 	}
 	if err := o.scaleUsable(scale); err != nil {
 		return err

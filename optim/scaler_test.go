@@ -213,3 +213,84 @@ func TestUnscaleGradsEachStep(t *testing.T) {
 		t.Fatalf("UnscaleGrads with float16 gradients: %v (gradients changed: %v)", err, !slices.Equal(g16, before))
 	}
 }
+
+// TestScalerFloat32: the scale is GradScaler's float32 scale whatever the
+// element type: a Backoff of 0.3 gives float32(65536·0.3), not the
+// float64 product; a growth float32 cannot hold is not taken (2¹²⁷ stays,
+// where a float64 scale kept growing); Init must be a float32 value > 0.
+func TestScalerFloat32(t *testing.T) {
+	o := mustNew[float64](t, SGDConfig{LR: 0.1}, Options{Workers: 1, LossScaler: LossScaler{Enabled: true, Backoff: 0.3}})
+	g := []float64{math.NaN()}
+	if err := o.Add("p", []float64{1}, g); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustStep(t, o); !rep.Skipped {
+		t.Fatal("a NaN gradient was not skipped")
+	}
+	if s, _, _ := o.ScalerState(); s != float64(float32(65536*0.3)) || s == 65536*0.3 {
+		t.Fatalf("scale after one backoff %v, want float32(65536·0.3) = %v", s, float64(float32(65536*0.3)))
+	}
+	if err := o.SetScalerState(19660.8, 0); err != nil || o.LossScale() != float64(float32(19660.8)) {
+		t.Fatalf("SetScalerState(19660.8): %v, scale %v, want it in float32", err, o.LossScale())
+	}
+
+	grow := func(name string, o interface {
+		Step() (StepReport, error)
+		LossScale() float64
+	}) {
+		for range 8 {
+			if _, err := o.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if o.LossScale() != 0x1p127 {
+			t.Fatalf("%s: scale %v after growth past float32, want 2¹²⁷", name, o.LossScale())
+		}
+	}
+	conf := LossScaler{Enabled: true, Init: 0x1p124, Interval: 1}
+	o64 := mustNew[float64](t, SGDConfig{LR: 0.1}, Options{Workers: 1, LossScaler: conf})
+	if err := o64.Add("p", []float64{1}, []float64{0}); err != nil {
+		t.Fatal(err)
+	}
+	grow("float64", o64)
+	o32 := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{Workers: 1, LossScaler: conf})
+	if err := o32.Add("p", []float32{1}, []float32{0}); err != nil {
+		t.Fatal(err)
+	}
+	grow("float32", o32)
+
+	for _, init := range []float64{1e39, 1e-50} {
+		if _, err := New[float64](SGDConfig{LR: 0.1}, Options{LossScaler: LossScaler{Enabled: true, Init: init}}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Init %v: %v, want ErrInvalid", init, err)
+		}
+	}
+}
+
+// TestScalerNoParams: a Step that updates no parameter (all marked by
+// SetNoGrad, or frozen) does not count as a finite step: the scale does
+// not grow without evidence that it fits.
+func TestScalerNoParams(t *testing.T) {
+	o := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{Workers: 1, LossScaler: LossScaler{Enabled: true, Interval: 2}})
+	p, g := []float32{1, 2}, []float32{float32(math.NaN()), 1}
+	if err := o.Add("p", p, g); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := o.SetNoGrad("p"); err != nil {
+			t.Fatal(err)
+		}
+		if rep := mustStep(t, o); rep.Skipped {
+			t.Fatal("a parameter without a gradient was checked")
+		}
+	}
+	if err := o.SetRequiresGrad("p", false); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(t, o)
+	if s, good, _ := o.ScalerState(); s != 65536 || good != 0 {
+		t.Fatalf("after steps of no parameter: scale %v, %d good steps; want 65536, 0", s, good)
+	}
+	if p[0] != 1 || p[1] != 2 {
+		t.Fatalf("p moved: %v", p)
+	}
+}

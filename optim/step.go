@@ -48,13 +48,17 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		if i := o.firstBad(); i >= 0 {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
+			if o.opt.NonFinite == ErrorOnNonFinite {
+				// Nothing changes (New refuses a LossScaler here): a Step
+				// retried after the gradient is mended sees the same
+				// SetNoGrad marks and takes the gradients as UnscaleGrads
+				// and ClipGradNorm left them.
+				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
+			}
 			o.clearNoGrad()
 			o.unscaled, o.clipped = false, false // (the next gradients come scaled)
 			if o.scaler != nil {
 				o.updateScale(true) // scaler.go
-			}
-			if o.opt.NonFinite == ErrorOnNonFinite {
-				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
 			}
 			return rep, nil
 		}
@@ -73,9 +77,11 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 			o.run(&o.jobApply)
 		}
 	}
+	stepped := false
 	for i := range o.params {
 		p := &o.params[i]
 		if p.active() {
+			stepped = true
 			p.step++
 			p.sc = p.scNext
 			p.fresh = false
@@ -86,7 +92,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		p.noGrad = false
 	}
 	o.unscaled, o.clipped = false, false
-	if o.scaler != nil {
+	if o.scaler != nil && stepped { // a step of no parameter is no evidence for the scale
 		o.updateScale(false) // scaler.go
 	}
 	return rep, nil
