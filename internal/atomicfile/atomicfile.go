@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"unicode/utf8"
 )
 
 // DefaultMode is the permission of a file that did not exist before.
@@ -89,10 +90,25 @@ func canonical(p string) (string, error) {
 }
 
 // CreateTemp creates an empty temporary file next to target, named after
-// it and hidden.
+// it and hidden. The name takes at most the first 200 bytes of target's
+// (cut at a rune boundary), so that a target whose name is near the
+// file system's limit (255 bytes on most) still gets one: the hidden
+// name adds a dot, ".tmp" and about ten digits.
 func CreateTemp(target string) (*os.File, error) {
-	return os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp*")
+	base := filepath.Base(target)
+	if len(base) > maxTempBase {
+		cut := maxTempBase
+		for cut > 0 && !utf8.RuneStart(base[cut]) {
+			cut--
+		}
+		base = base[:cut]
+	}
+	return os.CreateTemp(filepath.Dir(target), "."+base+".tmp*")
 }
+
+// maxTempBase bounds the part of a temporary file's name taken from its
+// target's.
+const maxTempBase = 200
 
 // Replace writes the file target (as Resolve returns it) with the bytes
 // write produces, atomically, and gives it the permission bits mode.

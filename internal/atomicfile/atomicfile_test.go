@@ -130,3 +130,24 @@ func TestReplacePanics(t *testing.T) {
 		t.Fatalf("left %v", entries)
 	}
 }
+
+// TestLongName: a file whose name is near the 255-byte limit is written
+// (the temporary name, longer than the target's, failed with
+// ENAMETOOLONG), and no temporary file is left; a multi-byte name is cut
+// at a rune boundary.
+func TestLongName(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{strings.Repeat("a", 250), strings.Repeat("é", 127)} {
+		p := filepath.Join(dir, name)
+		if err := Write(p, func(w io.Writer) error { _, err := io.WriteString(w, "x"); return err }); err != nil {
+			t.Fatalf("%d-byte name: %v", len(name), err)
+		}
+		if b, err := os.ReadFile(p); err != nil || string(b) != "x" {
+			t.Fatalf("%d-byte name: %q, %v", len(name), b, err)
+		}
+	}
+	es, _ := os.ReadDir(dir)
+	if len(es) != 2 {
+		t.Fatalf("%d entries, want the 2 files", len(es))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -480,5 +481,22 @@ func TestRepeatsDropped(t *testing.T) {
 		!slices.Equal(cfg.Sizes, []int{64, 33}) || !slices.Equal(cfg.SolveSizes, []int{20}) ||
 		!slices.Equal(cfg.Mixed, []Mode{F16Master, BF16StateSR}) || len(cfg.Models) != 1 {
 		t.Fatalf("normalised: %+v", cfg)
+	}
+}
+
+// TestGonumSolveWorkers: gonum's Cholesky is labelled with the goroutines
+// its Dgemm runs on (GOMAXPROCS), not the pool's size, so that -workers 1
+// does not divide its rate by one goroutine's peak.
+func TestGonumSolveWorkers(t *testing.T) {
+	pool := solve.NewPool(1)
+	defer pool.Close()
+	cs, err := solveContenders(8, pool, solve.Level())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.name == NameGonumCholesky && c.workers != runtime.GOMAXPROCS(0) {
+			t.Fatalf("gonum labelled with %d workers, GOMAXPROCS %d", c.workers, runtime.GOMAXPROCS(0))
+		}
 	}
 }

@@ -123,6 +123,10 @@ type Pool struct {
 	// would wake a helper are still to pass before the next one does.
 	unanswered   bool
 	misses, skip int
+
+	// held is the number of tasks the caller has taken in the job under
+	// way (work, worker 0): what abandon counts when one of them panics.
+	held int64
 }
 
 type helper struct {
@@ -353,6 +357,13 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 			p.skip = 1<<p.misses - 1
 		}
 	}
+	p.held = 0
+	ended := false
+	defer func() {
+		if !ended { // a task panicked on the caller: end the job before the panic goes on
+			p.abandon(gen, n, w)
+		}
+	}()
 	mine := p.work(gen, 0)
 	var w0 int64
 	if tracing {
@@ -368,6 +379,26 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 		p.unanswered, p.misses, p.skip = false, 0, 0
 	}
 	p.pub.Store(0)
+	p.job.Store(nil)
+	p.lastEnd.Store(nanotime())
+	ended = true
+}
+
+// abandon ends the job of generation gen (n tasks on w workers) after one
+// of the caller's tasks panicked, before the panic leaves Run: no helper
+// joins any more, the tasks no one has taken are dropped, and it waits
+// for the helpers' tasks under way. Without it a helper still in the job
+// would add its count to the next job's, which would then return before
+// its tasks were done.
+func (p *Pool) abandon(gen uint32, n, w int) {
+	p.pub.Store(0)
+	dropped := int64(0)
+	for i := range w {
+		dropped += p.runs[i].drain(gen)
+	}
+	for i := 0; p.done.Load()+p.held+dropped < int64(n); i++ {
+		Backoff(i)
+	}
 	p.job.Store(nil)
 	p.lastEnd.Store(nanotime())
 }
@@ -412,6 +443,9 @@ func (p *Pool) work(gen uint32, id int) int64 {
 			t, ok := r.take(gen, i > 0)
 			if !ok {
 				break
+			}
+			if id == 0 {
+				p.held = ran + 1 // (abandon's count, should this task panic)
 			}
 			(*job)(id, t)
 			ran++

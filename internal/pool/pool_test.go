@@ -484,3 +484,51 @@ func TestRunOwnedBadBounds(t *testing.T) {
 		t.Fatalf("after the refusals: %d of 4 tasks ran", done.Load())
 	}
 }
+
+// TestPanicOnCaller: a task that panics on the caller ends its job before
+// the panic leaves Run (the helpers' tasks under way finish, the others
+// are dropped), so the pool's next job runs every task before Run
+// returns. A helper still in the panicked job added its count to the next
+// job's, which returned with tasks still to run.
+func TestPanicOnCaller(t *testing.T) {
+	p := New(2, time.Millisecond)
+	defer p.Close()
+	var warm Job = func(w, t int) {}
+	p.Run(&warm, 4, 2, true)
+	for _, owned := range []bool{false, true} {
+		var late atomic.Int32
+		var bad Job = func(w, task int) {
+			if w == 0 {
+				panic("task")
+			}
+			time.Sleep(20 * time.Millisecond) // the helper is still in its task
+			late.Add(1)
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != "task" {
+					t.Fatalf("recovered %v, want the task's panic", r)
+				}
+			}()
+			if owned {
+				p.RunOwned(&bad, []int{0, 4, 8}, true)
+			} else {
+				p.Run(&bad, 8, 2, true)
+			}
+		}()
+		after := late.Load()
+		time.Sleep(60 * time.Millisecond)
+		if late.Load() != after {
+			t.Fatalf("owned %v: a task of the panicked job ran after Run returned", owned)
+		}
+		var ran atomic.Int32
+		var good Job = func(w, task int) {
+			time.Sleep(time.Duration(1+w) * 10 * time.Millisecond)
+			ran.Add(1)
+		}
+		p.Run(&good, 4, 2, true)
+		if got := ran.Load(); got != 4 {
+			t.Fatalf("owned %v: the next Run returned with %d of 4 tasks done", owned, got)
+		}
+	}
+}
