@@ -124,9 +124,6 @@ type Pool struct {
 	unanswered   bool
 	misses, skip int
 
-	// held is the number of tasks the caller has taken in the job under
-	// way (work, worker 0): what abandon counts when one of them panics.
-	held int64
 }
 
 type helper struct {
@@ -158,7 +155,10 @@ func (p *Pool) Size() int { return len(p.runs) }
 // most workers-1 helpers (at most Size()-1), and returns when all are done.
 // Worker w of the W taking part owns tasks w·n/W … (w+1)·n/W-1. Helpers
 // still polling join at once; parked helpers are woken only with wake.
-// A job of more than MaxTasks tasks runs in parts of MaxTasks.
+// A job of more than MaxTasks tasks runs in parts of MaxTasks. A task that
+// panics on the caller stops the pool before the panic leaves Run (the
+// tasks no one took are dropped, and every later job runs on the caller
+// alone), as it does in RunOwned and Each.
 func (p *Pool) Run(job *Job, n, workers int, wake bool) {
 	if n > MaxTasks {
 		// One closure for every part: it reads lo, which changes only
@@ -357,11 +357,10 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 			p.skip = 1<<p.misses - 1
 		}
 	}
-	p.held = 0
 	ended := false
 	defer func() {
 		if !ended { // a task panicked on the caller: end the job before the panic goes on
-			p.abandon(gen, n, w)
+			p.abandon(gen, w)
 		}
 	}()
 	mine := p.work(gen, 0)
@@ -384,23 +383,27 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 	ended = true
 }
 
-// abandon ends the job of generation gen (n tasks on w workers) after one
-// of the caller's tasks panicked, before the panic leaves Run: no helper
-// joins any more, the tasks no one has taken are dropped, and it waits
-// for the helpers' tasks under way. Without it a helper still in the job
-// would add its count to the next job's, which would then return before
-// its tasks were done.
-func (p *Pool) abandon(gen uint32, n, w int) {
+// abandon ends the job of generation gen after one of the caller's tasks
+// panicked, before the panic leaves Run: no helper joins any more, the
+// tasks no one has taken are dropped, and the pool stops, as Stop stops
+// it: every later job runs on the caller alone. It does not wait for the
+// helpers' tasks under way, which may wait on the task that panicked (the
+// solve package's do); they finish after the panic has left Run, and
+// would otherwise add their count to a later job's, which would then
+// return before its tasks were done.
+func (p *Pool) abandon(gen uint32, w int) {
 	p.pub.Store(0)
-	dropped := int64(0)
 	for i := range w {
-		dropped += p.runs[i].drain(gen)
-	}
-	for i := 0; p.done.Load()+p.held+dropped < int64(n); i++ {
-		Backoff(i)
+		p.runs[i].drain(gen)
 	}
 	p.job.Store(nil)
-	p.lastEnd.Store(nanotime())
+	if !p.stop.Swap(true) {
+		for _, h := range p.hs {
+			if h.sleeping.CompareAndSwap(true, false) {
+				h.wake <- struct{}{}
+			}
+		}
+	}
 }
 
 // parked reports whether the helpers of workers 1 … w-1 have all parked.
@@ -443,9 +446,6 @@ func (p *Pool) work(gen uint32, id int) int64 {
 			t, ok := r.take(gen, i > 0)
 			if !ok {
 				break
-			}
-			if id == 0 {
-				p.held = ran + 1 // (abandon's count, should this task panic)
 			}
 			(*job)(id, t)
 			ran++

@@ -485,50 +485,61 @@ func TestRunOwnedBadBounds(t *testing.T) {
 	}
 }
 
-// TestPanicOnCaller: a task that panics on the caller ends its job before
-// the panic leaves Run (the helpers' tasks under way finish, the others
-// are dropped), so the pool's next job runs every task before Run
-// returns. A helper still in the panicked job added its count to the next
-// job's, which returned with tasks still to run.
+// TestPanicOnCaller: a task that panics on the caller stops the pool
+// before the panic leaves Run, without waiting for the helpers' tasks
+// under way (one may wait on the task that panicked, as the solve
+// package's do: waiting deadlocked), and every later job runs all its
+// tasks before it returns (a helper still in the panicked job added its
+// count to the next job's, which returned with tasks still to run).
 func TestPanicOnCaller(t *testing.T) {
-	p := New(2, time.Millisecond)
+	p := New(3, time.Millisecond)
 	defer p.Close()
 	var warm Job = func(w, t int) {}
-	p.Run(&warm, 4, 2, true)
-	for _, owned := range []bool{false, true} {
-		var late atomic.Int32
-		var bad Job = func(w, task int) {
-			if w == 0 {
-				panic("task")
+	p.Run(&warm, 6, 3, true)
+	var started, release atomic.Bool
+	watch := time.AfterFunc(10*time.Second, func() { release.Store(true) })
+	defer watch.Stop()
+	var bad Job = func(w, task int) {
+		switch {
+		case w == 0:
+			for !started.Load() { // a helper is in its task
+				runtime.Gosched()
 			}
-			time.Sleep(20 * time.Millisecond) // the helper is still in its task
-			late.Add(1)
+			panic("task")
+		case started.CompareAndSwap(false, true): // the first task a helper takes
+			for !release.Load() { // waits on what the panicked task would have done
+				runtime.Gosched()
+			}
 		}
-		func() {
-			defer func() {
-				if r := recover(); r != "task" {
-					t.Fatalf("recovered %v, want the task's panic", r)
-				}
-			}()
-			if owned {
-				p.RunOwned(&bad, []int{0, 4, 8}, true)
-			} else {
-				p.Run(&bad, 8, 2, true)
+	}
+	t0 := time.Now()
+	func() {
+		defer func() {
+			if r := recover(); r != "task" {
+				t.Fatalf("recovered %v, want the task's panic", r)
 			}
 		}()
-		after := late.Load()
-		time.Sleep(60 * time.Millisecond)
-		if late.Load() != after {
-			t.Fatalf("owned %v: a task of the panicked job ran after Run returned", owned)
+		p.Run(&bad, 9, 3, true)
+	}()
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("the panic left Run after %v: it waited for a task that waited on it", d)
+	}
+	// The next job: the helper is released as it starts and ends its task
+	// of the panicked job at once; one of the others' calls takes longer.
+	var ran atomic.Int32
+	var good Job = func(_, task int) { // (a stopped pool runs every call as worker 0)
+		switch task {
+		case 0:
+			release.Store(true)
+		case 1:
+			time.Sleep(300 * time.Millisecond)
+		case 2:
+			time.Sleep(100 * time.Millisecond)
 		}
-		var ran atomic.Int32
-		var good Job = func(w, task int) {
-			time.Sleep(time.Duration(1+w) * 10 * time.Millisecond)
-			ran.Add(1)
-		}
-		p.Run(&good, 4, 2, true)
-		if got := ran.Load(); got != 4 {
-			t.Fatalf("owned %v: the next Run returned with %d of 4 tasks done", owned, got)
-		}
+		ran.Add(1)
+	}
+	p.Each(&good)
+	if got := ran.Load(); got != 3 {
+		t.Fatalf("the next job returned with %d of 3 calls done", got)
 	}
 }
