@@ -114,7 +114,13 @@
 // ErrRange, ErrState, ErrMismatch and ErrClosed, and name the parameter or
 // field; Newton's steps also return ErrLineSearch, ErrNewtonConfig (which
 // matches solve.ErrOptions) and ErrNonFiniteStep. A call that fails changes
-// nothing.
+// nothing, but for a Step that fails on a non-finite gradient
+// (ErrorOnNonFinite): it changes no parameter, state or step count, and
+// ends the iteration as a skipped step does (the SetNoGrad marks are
+// cleared, and the gradients in the buffers are next taken as scaled and
+// unclipped, as new ones computed for the next batch are): to retry on
+// the same gradients after mending them in place, undo an UnscaleGrads
+// or a ClipGradNorm first (multiply back), or compute them again.
 // Options.NonFinite chooses what a NaN or ±Inf gradient does: Propagate
 // (PyTorch's behaviour, no check), SkipStep (nothing changes, the step
 // reports Skipped) or ErrorOnNonFinite (nothing changes, an error names the parameter).

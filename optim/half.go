@@ -798,5 +798,5 @@ func checkHalfBuffers(h Hyper, names []string, bufs [][]uint16, f16 bool, step i
 		w[k] = make([]float32, len(b))
 		widen16(f16, w[k], b)
 	}
-	return checkBuffersOrdered(h, names, w, step, false)
+	return checkBuffers(h, names, w, step)
 }

@@ -449,10 +449,9 @@ func (m *Muon[T]) SetRequiresGrad(name string, requires bool) error {
 // = True) and a backward pass that did not reach it (an expert no token
 // was routed to): that Step leaves it out, as a frozen one, where a zero
 // gradient would still move it by the whole normalised step of its old
-// momentum. The mark is cleared by the next Step that applies the update
-// or skips it (SkipStep); a Step that fails (ErrNonFinite under
-// ErrorOnNonFinite included) keeps it, for a retry after the gradients are
-// mended. It does not allocate.
+// momentum. The mark is cleared by the next Step that looks at the
+// gradients: one that applies the update, or skips it or fails because a
+// gradient is not finite. It does not allocate.
 func (m *Muon[T]) SetNoGrad(name string) error {
 	p, err := m.param(name)
 	if err != nil {
@@ -571,6 +570,7 @@ func (m *Muon[T]) Step() (StepReport, error) {
 		}
 	}
 	m.prepare()
+	defer m.clearNoGrad()
 	if m.opt.NonFinite != Propagate {
 		m.run(&m.jobCheck)
 		for i := range m.params {
@@ -579,15 +579,13 @@ func (m *Muon[T]) Step() (StepReport, error) {
 				if m.bad[c] {
 					rep.Skipped, rep.NonFinite = true, p.name
 					if m.opt.NonFinite == ErrorOnNonFinite {
-						return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, p.name) // the marks kept
+						return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, p.name)
 					}
-					m.clearNoGrad()
 					return rep, nil
 				}
 			}
 		}
 	}
-	defer m.clearNoGrad()
 	m.act = m.act[:0]
 	for i := range m.params {
 		if m.params[i].active() {

@@ -143,10 +143,10 @@ func (o *Optimizer[T]) SetRequiresGrad(name string, requires bool) error {
 // = True) and a backward pass that did not reach it: that Step treats it
 // as frozen (see [Optimizer.SetRequiresGrad]), and so do GradNorm,
 // ClipGradNorm and UnscaleGrads until then. The mark is cleared by the next
-// Step that applies the update or skips it (SkipStep); a Step that fails
-// (ErrNonFinite under ErrorOnNonFinite, ErrClosed, ErrHyper, ErrInvalid)
-// keeps it, so that a Step retried after the gradients are mended leaves
-// the same parameters out. It does not allocate.
+// Step that looks at the gradients: one that applies the update, or skips
+// it or fails because a gradient is not finite (the iteration is over: a
+// retry on the same gradients marks again); a Step that fails before
+// (ErrClosed, ErrHyper, ErrInvalid) keeps it. It does not allocate.
 func (o *Optimizer[T]) SetNoGrad(name string) error {
 	p, err := o.param(name)
 	if err != nil {

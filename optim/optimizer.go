@@ -675,10 +675,18 @@ func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
 // non-zero value of T (otherwise the gradients would be dropped or
 // overflow); with s a power of two the unscaling is exact. On an error
 // nothing changes. With a LossScaler (Options), s becomes the scaler's
-// scale and its count of finite steps starts again.
+// scale, rounded to float32 where the scaler keeps it (s must then be a
+// finite value of float32), and its count of finite steps starts again.
 func (o *Optimizer[T]) SetLossScale(s float64) error {
 	if o.closed {
 		return ErrClosed
+	}
+	if o.scaler != nil && s-s == 0 {
+		if f := float64(float32(s)); f-f == 0 && f > 0 {
+			s = f
+		} else {
+			return hyperErr("loss scale", s, "a value > 0 that float32 holds (the LossScaler keeps its scale in float32, as GradScaler does)")
+		}
 	}
 	if err := o.scaleUsable(s); err != nil {
 		return err

@@ -233,6 +233,18 @@ func TestScalerFloat32(t *testing.T) {
 	if err := o.SetScalerState(19660.8, 0); err != nil || o.LossScale() != float64(float32(19660.8)) {
 		t.Fatalf("SetScalerState(19660.8): %v, scale %v, want it in float32", err, o.LossScale())
 	}
+	// SetLossScale sets the scaler's float32 scale too: what ScalerState
+	// returns then resumes bit for bit, and a scale float32 cannot hold is
+	// refused (it was taken, and no backoff from it fit in float32).
+	if err := o.SetLossScale(1000.1); err != nil || o.LossScale() != float64(float32(1000.1)) {
+		t.Fatalf("SetLossScale(1000.1): %v, scale %v, want it in float32", err, o.LossScale())
+	}
+	if s, good, _ := o.ScalerState(); o.SetScalerState(s, good) != nil || o.LossScale() != s {
+		t.Fatalf("ScalerState %v did not resume as itself: %v", s, o.LossScale())
+	}
+	if err := o.SetLossScale(1e39); !errors.Is(err, ErrHyper) || o.LossScale() != float64(float32(1000.1)) {
+		t.Fatalf("SetLossScale(1e39): %v, scale %v", err, o.LossScale())
+	}
 
 	grow := func(name string, o interface {
 		Step() (StepReport, error)

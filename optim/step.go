@@ -48,17 +48,18 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		if i := o.firstBad(); i >= 0 {
 			rep.Skipped = true
 			rep.NonFinite = o.params[i].name
-			if o.opt.NonFinite == ErrorOnNonFinite {
-				// Nothing changes (New refuses a LossScaler here): a Step
-				// retried after the gradient is mended sees the same
-				// SetNoGrad marks and takes the gradients as UnscaleGrads
-				// and ClipGradNorm left them.
-				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
-			}
+			// The iteration ends as a skipped step ends it, under
+			// ErrorOnNonFinite too (GradScaler's reset after its step): the
+			// SetNoGrad marks go, and the next gradients are taken as
+			// scaled and not clipped, since a caller most often drops the
+			// batch and computes new ones (ZeroGrad or not).
 			o.clearNoGrad()
-			o.unscaled, o.clipped = false, false // (the next gradients come scaled)
+			o.unscaled, o.clipped = false, false
 			if o.scaler != nil {
 				o.updateScale(true) // scaler.go
+			}
+			if o.opt.NonFinite == ErrorOnNonFinite {
+				return rep, fmt.Errorf("%w: parameter %q", ErrNonFinite, rep.NonFinite)
 			}
 			return rep, nil
 		}

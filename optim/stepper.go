@@ -35,7 +35,11 @@ import (
 // [Optimizer.SetGroup]: a buffer that the new config names starts at its
 // rule's initial value at the next Step (a new SGD momentum buffer is set
 // to the gradient, as PyTorch does), and buffers that it no longer names
-// are dropped at that Step. A Group whose coefficients depend on the step
+// are dropped at that Step. A Stepper compares its buffers with the config
+// in force at its Step, not with each change: a buffer turned off and on
+// again between two of its Steps (momentum, AMSGrad) is kept, as PyTorch
+// keeps it, where an Optimizer's SetGroup drops it at the first change
+// and starts it again at the second. A Group whose coefficients depend on the step
 // count (Adam) makes one coefficient block per step count, shared by all
 // its Steppers, in entries it recycles: a Step allocates nothing. A Stepper of a rule with per-parameter scalars (NAdam's
 // mu_product) carries them with its step count: Scalar reads them, Restore
@@ -511,9 +515,10 @@ type Scalar struct {
 // scalars are the rule's scalars (ScalarNames: NAdam's mu_product), each
 // at most once; a missing one is its initial value, which only step 0
 // accepts. The values are checked as Optimizer.Load checks them (no
-// negative or NaN second moment, max_exp_avg_sq not below exp_avg_sq, the
-// initial values at step 0, a mu_product in [0, 1)); on an error, wrapping
-// ErrState, nothing changes. The values are copied.
+// negative or NaN second moment, the initial values at step 0, a
+// mu_product in [0, 1); a max_exp_avg_sq below exp_avg_sq is taken, as
+// SetGroup turning AMSGrad on after steps leaves it); on an error,
+// wrapping ErrState, nothing changes. The values are copied.
 func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Scalar) error {
 	if s.g == nil {
 		return fmt.Errorf("%w: a Stepper not made by NewStepper", ErrInvalid)
@@ -543,19 +548,15 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Sc
 		}
 		ordered[j] = bufs[i]
 	}
-	missing, newMax := false, false
+	missing := false
 	for j := range ordered {
 		if ordered[j] == nil {
 			ordered[j] = make([]T, bufferLen(c.h, j, s.shape, s.n))
 			fillInitial(c.h, j, ordered[j])
 			missing = true
-			newMax = newMax || want[j] == BufMaxExpAvgSq
 		}
 	}
-	// A max_exp_avg_sq not given starts at zero, as SetGroup turning
-	// AMSGrad on starts it: below exp_avg_sq, which only a given one may
-	// not be.
-	if err := checkBuffersOrdered(c.h, want, ordered, step, !newMax); err != nil {
+	if err := checkBuffers(c.h, want, ordered, step); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
 	s.names, s.buf, s.fresh = nil, [3][]T{}, false

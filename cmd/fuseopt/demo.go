@@ -287,7 +287,12 @@ func demoPlots(rep *DemoReport) [][]*plot.Plot {
 	// Newton's last, unless -newton-iters stopped it before Adam got
 	// lower. The points at it are drawn at the floor (panel).
 	nt, ad := rep.LogReg.Newton, rep.LogReg.Adam
-	opt := math.Min(slices.Min(nt.Loss), slices.Min(ad.Loss))
+	opt := math.Inf(1)
+	for _, l := range slices.Concat(nt.Loss, ad.Loss) {
+		if l < opt { // (a NaN loss is passed over: slices.Min would return it)
+			opt = l
+		}
+	}
 	gap := func(name string, ls []float64) series {
 		s := series{name: name, colour: -1}
 		for i, l := range ls {

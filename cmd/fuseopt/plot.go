@@ -278,12 +278,12 @@ func panel(title, xLabel, yLabel string, logX, logY bool, xTicks []plot.Tick, ss
 	// The legend sits in the top-left corner: the top of the y range is
 	// left free for it.
 	free := math.Min(0.5, 0.1+0.045*float64(len(ss)))
-	if logX {
+	if logX && minX <= maxX {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = logTicks{}
 		p.X.Min, p.X.Max = minX/1.4, maxX*1.4
 	}
-	if logY {
+	if logY && minY <= maxY { // (no point left: a linear axis, which draws nothing and needs no range)
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = logTicks{}
 		p.Y.Min = minY / 1.5

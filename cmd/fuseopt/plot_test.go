@@ -1,12 +1,14 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -198,5 +200,28 @@ func TestPlotSymlink(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); !strings.Contains(string(b), "<svg") {
 		t.Errorf("real.svg not replaced: %.40q", b)
+	}
+}
+
+// TestPanelNoFinitePoint: a logarithmic panel whose series hold no finite
+// value (a diverged run: NaN losses) is drawn empty; its axis range was
+// computed from +Inf and the tick marker ran out of memory.
+func TestPanelNoFinitePoint(t *testing.T) {
+	nan := math.NaN()
+	p := panel("diverged", "step", "loss", true, true, nil, []series{{name: "a", colour: -1,
+		xy: plotter.XYs{{X: 1, Y: nan}, {X: 2, Y: math.Inf(1)}}}})
+	pf, err := checkPlot(filepath.Join(t.TempDir(), "d.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pf.write([][]*plot.Plot{{p}}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("drawing a panel of no finite point did not end")
 	}
 }

@@ -72,7 +72,9 @@ func solveContenders(n int, pool *solve.Pool, l kernels.ISA) ([]contender, error
 	var x mat.VecDense
 	// gonum's Dpotrf runs its Dgemm on GOMAXPROCS goroutines whatever the
 	// pool: its rate is a rate on that many, and its share of the peak is
-	// taken against that many goroutines' peak.
+	// taken against that many goroutines' peak. (Below about 4 blocks of
+	// 64 its Dgemm runs serially, and its Dsyrk and Dtrsm always do: at
+	// small n that share understates its use of one core.)
 	cs = append(cs, contender{name: NameGonumCholesky, kind: KindGonum, workers: runtime.GOMAXPROCS(0),
 		step: func() error {
 			if !ch.Factorize(sym) {
