@@ -123,7 +123,6 @@ type Pool struct {
 	// would wake a helper are still to pass before the next one does.
 	unanswered   bool
 	misses, skip int
-
 }
 
 type helper struct {
