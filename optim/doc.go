@@ -120,10 +120,12 @@
 // cleared, and the gradients in the buffers are next taken as scaled and
 // unclipped, as new ones computed for the next batch are): to retry on
 // the same gradients after mending them in place, undo an UnscaleGrads
-// or a ClipGradNorm first (multiply back), or compute them again.
+// or a ClipGradNorm first (multiply back), or compute them again, and
+// call SetNoGrad again for the parameters it marked.
 // Options.NonFinite chooses what a NaN or ±Inf gradient does: Propagate
-// (PyTorch's behaviour, no check), SkipStep (nothing changes, the step
-// reports Skipped) or ErrorOnNonFinite (nothing changes, an error names the parameter).
+// (PyTorch's behaviour, no check), SkipStep (no parameter, state or step
+// count changes, the step reports Skipped) or ErrorOnNonFinite (the same,
+// and an error names the parameter).
 //
 // # State
 //

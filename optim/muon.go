@@ -552,7 +552,8 @@ func (m *Muon[T]) run(job *pool.Job) {
 // Step updates every registered parameter that is not frozen or marked by
 // SetNoGrad by one step of Muon and advances its step count. Under the
 // SkipStep and ErrorOnNonFinite policies it first checks the gradients of
-// those parameters and, if one is not finite, changes nothing. After the
+// those parameters and, if one is not finite, changes no parameter, state
+// or step count (the SetNoGrad marks are cleared: the iteration ends). After the
 // first call Step does not allocate, but for the iteration's scratch when
 // its active matrices need more than any step's before (the first step
 // with every parameter active allocates all of it).

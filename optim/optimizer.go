@@ -59,12 +59,14 @@ const (
 	// state, as in PyTorch. It costs nothing.
 	Propagate NonFinitePolicy = iota
 	// SkipStep checks every gradient first; when one is not finite, the
-	// step changes nothing (parameters, state and step counts) and
-	// reports Skipped, as a loss scaler does.
+	// step changes no parameter, state or step count and reports
+	// Skipped, as a loss scaler does (the iteration ends: the SetNoGrad
+	// marks are cleared, and the gradients are next taken as scaled).
 	SkipStep
 	// ErrorOnNonFinite checks every gradient first; when one is not
-	// finite, the step changes nothing and returns an error wrapping
-	// ErrNonFinite that names the parameter.
+	// finite, the step changes no parameter, state or step count and
+	// returns an error wrapping ErrNonFinite that names the parameter;
+	// the iteration ends as under SkipStep (see the package doc).
 	ErrorOnNonFinite
 
 	// Error is the old name of ErrorOnNonFinite.

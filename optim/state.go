@@ -316,8 +316,8 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 // hyperparameters that fail the config's Validate or that the kernels of T
 // cannot use (see [New]), values of fields the kind's config does not have,
 // a step count above MaxStep, a second moment (exp_avg_sq,
-// max_exp_avg_sq) that is negative or NaN, a max_exp_avg_sq below
-// exp_avg_sq, a negative or NaN Adagrad sum, RMSprop or Adadelta square_avg,
+// max_exp_avg_sq) that is negative or NaN (a max_exp_avg_sq below
+// exp_avg_sq is taken: see checkBuffers), a negative or NaN Adagrad sum, RMSprop or Adadelta square_avg,
 // Adadelta acc_delta, Adamax exp_inf or Adafactor row_var, col_var or
 // variance, and buffers that do not hold their rule's initial value (zero
 // but for Adagrad's sum) at step 0; likewise per-parameter scalars (NAdam's

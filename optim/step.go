@@ -25,7 +25,9 @@ type StepReport struct {
 // parameter, or one marked by SetNoGrad, is left alone (see
 // [Optimizer.SetRequiresGrad]). Under the
 // SkipStep and ErrorOnNonFinite policies it first checks every gradient and, if one
-// is not finite, changes nothing at all. After the first call (which
+// is not finite, changes no parameter, state or step count, and ends the
+// iteration (the SetNoGrad marks are cleared, and the gradients are next
+// taken as scaled and unclipped: see the package doc). After the first call (which
 // allocates the state and the task plan) Step does not allocate. A rule of
 // two passes (LAMB) runs its first pass in the update job and its second
 // in a job of its own (rule.go), and Adafactor its three passes

@@ -297,6 +297,13 @@ func (f *factorizer[T]) ahead() {
 	if !f.aheadRun.CompareAndSwap(false, true) {
 		return
 	}
+	ended := false
+	defer func() {
+		if !ended { // a panic: the tasks waiting on this one skip their work and end
+			f.aheadFail = 0
+			f.aheadDone.Store(true)
+		}
+	}()
 	nxt := f.np
 	fail := f.sub.factorBlock(f.m, nxt.off+nxt.p*(f.rs+f.cs), nxt.b)
 	if fail < 0 && nxt.mt > 0 {
@@ -304,6 +311,7 @@ func (f *factorizer[T]) ahead() {
 	}
 	f.aheadFail = fail
 	f.aheadDone.Store(true)
+	ended = true
 }
 
 // waitAhead waits for the lookahead job's task 0, and runs it if no one

@@ -243,10 +243,14 @@ func (d *DataParallel[T]) ReduceScatter() error {
 // writes the gradients (ZeroGrad and a new backward pass): it copies what
 // the ReduceScatter kept over whatever is there. It does nothing after any
 // AllGather or a refused ReduceScatter (each forgets the kept gradients),
-// when called again, or with one process. (The optimizer's own marks
-// stay: an UnscaleGrads of the attempt still counts, and the restored
-// gradients, scaled, would be taken as unscaled; then skip RestoreGrad,
-// call ZeroGrad and compute the gradients again.)
+// when called again, or with one process. (The optimizer's own marks: a
+// Step that checked the gradients and found one not finite ended the
+// iteration, so the restored gradients are taken as scaled and the
+// SetNoGrad marks are gone: call SetNoGrad again before the retry. A
+// failure before that check (ClipGradNorm's ErrRange, a refused
+// hyperparameter) leaves an UnscaleGrads of the attempt counting: the
+// restored gradients, scaled, would be taken as unscaled; then skip
+// RestoreGrad, call ZeroGrad and compute the gradients again.)
 func (d *DataParallel[T]) RestoreGrad() {
 	if d.reduced {
 		copy(d.grad[d.lo:], d.recv)

@@ -155,9 +155,13 @@ func (p *Pool) Size() int { return len(p.runs) }
 // Worker w of the W taking part owns tasks w·n/W … (w+1)·n/W-1. Helpers
 // still polling join at once; parked helpers are woken only with wake.
 // A job of more than MaxTasks tasks runs in parts of MaxTasks. A task that
-// panics on the caller stops the pool before the panic leaves Run (the
-// tasks no one took are dropped, and every later job runs on the caller
-// alone), as it does in RunOwned and Each.
+// panics on the caller while the job is published to the helpers stops the
+// pool before the panic leaves Run (the tasks no one took are dropped, the
+// helpers' tasks under way finish after it, and every later job runs on
+// the caller alone), as it does in RunOwned and Each; a job the caller
+// runs alone leaves the pool as it was. Tasks that wait on one another
+// must end their waits when the awaited task panics (solve's lookahead
+// does).
 func (p *Pool) Run(job *Job, n, workers int, wake bool) {
 	if n > MaxTasks {
 		// One closure for every part: it reads lo, which changes only
@@ -386,10 +390,10 @@ func (p *Pool) start(job *Job, n, w int, steal, wake bool, bounds []int) {
 // panicked, before the panic leaves Run: no helper joins any more, the
 // tasks no one has taken are dropped, and the pool stops, as Stop stops
 // it: every later job runs on the caller alone. It does not wait for the
-// helpers' tasks under way, which may wait on the task that panicked (the
-// solve package's do); they finish after the panic has left Run, and
-// would otherwise add their count to a later job's, which would then
-// return before its tasks were done.
+// helpers' tasks under way, which may wait on the task that panicked
+// (solve's trsm tasks wait on its lookahead); they finish after the panic
+// has left Run, and would otherwise add their count to a later job's,
+// which would then return before its tasks were done.
 func (p *Pool) abandon(gen uint32, w int) {
 	p.pub.Store(0)
 	for i := range w {

@@ -487,8 +487,8 @@ func TestRunOwnedBadBounds(t *testing.T) {
 
 // TestPanicOnCaller: a task that panics on the caller stops the pool
 // before the panic leaves Run, without waiting for the helpers' tasks
-// under way (one may wait on the task that panicked, as the solve
-// package's do: waiting deadlocked), and every later job runs all its
+// under way (one may wait on the task that panicked, as solve's trsm
+// tasks wait on its lookahead: waiting deadlocked), and every later job runs all its
 // tasks before it returns (a helper still in the panicked job added its
 // count to the next job's, which returned with tasks still to run).
 func TestPanicOnCaller(t *testing.T) {

@@ -60,17 +60,14 @@ func (r *run) take(gen uint32, back bool) (task int, ok bool) {
 }
 
 // drain claims every task left in r for the job of generation gen, none
-// of which will run, and returns how many there were.
-func (r *run) drain(gen uint32) int64 {
+// of which will run.
+func (r *run) drain(gen uint32) {
 	g := uint64(gen) & genMask
 	for {
 		w := r.word.Load()
 		lo, hi := (w>>bits)&MaxTasks, w&MaxTasks
-		if w>>(2*bits) != g || lo >= hi {
-			return 0
-		}
-		if r.word.CompareAndSwap(w, g<<(2*bits)|hi<<bits|hi) {
-			return int64(hi - lo)
+		if w>>(2*bits) != g || lo >= hi || r.word.CompareAndSwap(w, g<<(2*bits)|hi<<bits|hi) {
+			return
 		}
 	}
 }
