@@ -100,7 +100,7 @@ func ParseSize(s string, max int) (int, error) {
 		}
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > max/mul || n*mul > max {
+	if err != nil || n < 1 || n > max/mul {
 		return 0, fmt.Errorf("bad size %q (want a positive number up to %s, optionally with K, M or G)", strings.TrimSpace(in), FormatSize(max))
 	}
 	return n * mul, nil

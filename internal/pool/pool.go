@@ -400,13 +400,7 @@ func (p *Pool) abandon(gen uint32, w int) {
 		p.runs[i].drain(gen)
 	}
 	p.job.Store(nil)
-	if !p.stop.Swap(true) {
-		for _, h := range p.hs {
-			if h.sleeping.CompareAndSwap(true, false) {
-				h.wake <- struct{}{}
-			}
-		}
-	}
+	p.halt()
 }
 
 // parked reports whether the helpers of workers 1 … w-1 have all parked.
@@ -530,6 +524,12 @@ func (p *Pool) Close() {
 func (p *Pool) Stop() {
 	p.busy.Lock()
 	defer p.busy.Unlock()
+	p.halt()
+}
+
+// halt stops the pool, once, and wakes the parked helpers so that they
+// exit; the caller holds busy.
+func (p *Pool) halt() {
 	if p.stop.Swap(true) {
 		return
 	}
