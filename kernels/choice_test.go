@@ -134,3 +134,18 @@ func TestStartLevelChoices(t *testing.T) {
 		}
 	}
 }
+
+// TestPlausibleCores: a physical core count outside 1 … Threads (a VM's
+// cpuid reporting 254 cores beside 2 logical CPUs) is reported as unknown.
+func TestPlausibleCores(t *testing.T) {
+	for _, c := range []struct{ phys, threads, want int }{
+		{254, 2, 0}, {0, 2, 0}, {-1, 4, 0}, {1, 2, 1}, {2, 2, 2}, {8, 16, 8},
+	} {
+		if got := plausibleCores(c.phys, c.threads); got != c.want {
+			t.Errorf("plausibleCores(%d, %d) = %d, want %d", c.phys, c.threads, got, c.want)
+		}
+	}
+	if d := Describe(); d.Cores < 0 || d.Cores > d.Threads {
+		t.Errorf("Describe: %d cores, %d threads", d.Cores, d.Threads)
+	}
+}

@@ -10,7 +10,7 @@ import (
 type CPUInfo struct {
 	Brand    string   // CPU model name
 	Arch     string   // GOARCH
-	Cores    int      // physical cores (0 if unknown)
+	Cores    int      // physical cores, 1 … Threads (0 if unknown or implausible)
 	Threads  int      // logical CPUs
 	Features []string // the features the levels depend on, where present
 	SVE      bool     // arm64 Scalable Vector Extension (no SVE kernel yet)
@@ -26,11 +26,21 @@ type CPUInfo struct {
 	Choices []KernelChoice
 }
 
+// plausibleCores returns cpuid's physical core count when it is one this
+// process can use (1 … threads), and 0 otherwise: a VM that reports 254
+// cores beside 2 logical CPUs does not know its cores.
+func plausibleCores(physical, threads int) int {
+	if physical < 1 || physical > threads {
+		return 0
+	}
+	return physical
+}
+
 // Describe returns what the dispatcher detected.
 func Describe() CPUInfo {
 	c := &cpuid.CPU
 	info := CPUInfo{
-		Brand: c.BrandName, Arch: runtime.GOARCH, Cores: c.PhysicalCores, Threads: runtime.NumCPU(),
+		Brand: c.BrandName, Arch: runtime.GOARCH, Cores: plausibleCores(c.PhysicalCores, runtime.NumCPU()), Threads: runtime.NumCPU(),
 		SVE: SVE(), L1D: c.Cache.L1D, L2: c.Cache.L2, L3: c.Cache.L3,
 		Levels: Levels(), Active: Level(), EnvNote: EnvNote(),
 	}

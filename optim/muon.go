@@ -597,8 +597,8 @@ func (m *Muon[T]) Step() (StepReport, error) {
 		return rep, nil
 	}
 	c := m.cfg
-	// The weights in T, and w - 1 and μ - 1 computed in T (exact), as
-	// torch.lerp's CPU kernel takes a scalar weight.
+	// The weights in T, and w - 1 and μ - 1 computed in T (rounded to T, as
+	// torch.lerp's CPU kernel computes them from a scalar weight).
 	w := 1 - c.Momentum
 	m.w, m.mu = T(w), T(c.Momentum)
 	m.w1, m.mu1 = m.w-1, m.mu-1

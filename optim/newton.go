@@ -149,8 +149,9 @@ type NewtonBlock struct {
 
 // NewtonBlocks splits the flat parameters w and gradient g into blocks of
 // the given sizes, with the Hessian blocks hs (hs[b] has sizes[b]² values).
-// The blocks' W and G share storage with w and g, which must not share
-// memory with each other or with an hs[b] (solve.ErrOverlap).
+// The blocks' W and G share storage with w and g; w must not share memory
+// with g or with an hs[b] (solve.ErrOverlap), while g and the hs, only
+// read, may share memory as in NewtonBlock.
 func NewtonBlocks(w, g []float64, sizes []int, hs [][]float64) ([]NewtonBlock, error) {
 	if len(g) != len(w) {
 		return nil, fmt.Errorf("%w: len(g) = %d, len(w) = %d", solve.ErrDimension, len(g), len(w))

@@ -206,6 +206,11 @@ func TestUnscaleGradsEachStep(t *testing.T) {
 	if err := o.AddF16("h", p16, g16, Half{}); err != nil {
 		t.Fatal(err)
 	}
+	// At a loss scale of 1 as at any other: the same code does not pass at
+	// one scale and fail at another.
+	if err := o.UnscaleGrads(); !errors.Is(err, ErrInvalid) || !slices.Equal(g16, before) {
+		t.Fatalf("UnscaleGrads with float16 gradients at scale 1: %v (gradients changed: %v)", err, !slices.Equal(g16, before))
+	}
 	if err := o.SetLossScale(s); err != nil {
 		t.Fatal(err)
 	}

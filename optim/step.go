@@ -333,7 +333,8 @@ func scaledSumSquares[T Float](x []T, s float64) float64 {
 // division is folded into Step at no cost.
 //
 // Float16 gradients (AddF16 with a 16-bit gradient) are refused with an
-// error wrapping ErrInvalid, as GradScaler.unscale_ refuses them: divided
+// error wrapping ErrInvalid at any loss scale, 1 included, as
+// GradScaler.unscale_ refuses them: divided
 // and rounded back to float16, the small gradients that the loss scale
 // keeps from underflowing would be flushed. Step, ClipGradNorm and
 // GradNorm unscale them in float32. Nothing changes on an error.
@@ -341,14 +342,19 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	if o.closed {
 		return ErrClosed
 	}
-	if o.lossScale == 1 || o.unscaled {
+	if o.unscaled {
 		return nil
 	}
+	// Refused whatever the scale (1 included), as GradScaler refuses them:
+	// the same code does not pass at one scale and fail at another.
 	for i := range o.params {
 		p := &o.params[i]
 		if h := p.half; h != nil && h.f16 && h.g != nil && p.active() {
 			return fmt.Errorf("%w: UnscaleGrads: parameter %q has float16 gradients, which dividing by the loss scale and rounding to float16 would flush; Step, ClipGradNorm and GradNorm unscale them in float32", ErrInvalid, p.name)
 		}
+	}
+	if o.lossScale == 1 {
+		return nil
 	}
 	o.prepare()
 	o.scaleBy, o.scaleThen = T(1/o.lossScale), 1

@@ -56,7 +56,7 @@ var blockTable = []blockEntry{
 	// 2% at n = 128 and 256, where the diagonal blocks' recursion sets the
 	// inner widths. 256 is also what the cache rule gives.
 	{vendor: "AMD", family: 0x1A, models: []int{0x02}, nb: 256,
-		why: "measured on AMD family 0x1A model 2: 78% of peak at n = 2048 (float64, one worker)"},
+		why: "measured on AMD family 0x1A model 2 at avx512: 78% of peak at n = 2048 (float64, one worker)"},
 	// Intel Xeon with AVX512-FP16, BF16 and AMX (Sapphire Rapids 0x8F and
 	// Emerald Rapids 0xCF class, L2 2 MiB): the width the cache rule gave
 	// these CPUs before the table, carried over; not measured on this

@@ -42,10 +42,13 @@ func DefaultNewtonSchulz() NewtonSchulz {
 	return NewtonSchulz{A: 3.4445, B: -4.775, C: 2.0315, Steps: 5}
 }
 
-func (ns NewtonSchulz) check() error {
+// checkNS validates ns for the element type T: each coefficient must be
+// finite once rounded to T (a float32 iteration with A = 1e39 would
+// multiply by +Inf).
+func checkNS[T Float](ns NewtonSchulz) error {
 	for _, v := range [...]float64{ns.A, ns.B, ns.C} {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("%w: NewtonSchulz coefficients (%g, %g, %g)", ErrOptions, ns.A, ns.B, ns.C)
+		if math.IsNaN(v) || math.IsInf(float64(T(v)), 0) {
+			return fmt.Errorf("%w: NewtonSchulz coefficients (%g, %g, %g), want finite in %T", ErrOptions, ns.A, ns.B, ns.C, T(0))
 		}
 	}
 	if ns.Steps < 0 || ns.Steps > MaxNewtonSchulzSteps {
@@ -86,8 +89,9 @@ func checkDense[T Float](d Dense[T]) error {
 // of an element that is exactly zero.) The result is therefore
 // bit-identical for every level, block size and number of workers; the
 // transposed case gives the bits that transposing, iterating and
-// transposing back would. NaN and ±Inf propagate; nothing is checked but
-// the shapes.
+// transposing back would. NaN and ±Inf in the matrices propagate; only
+// the shapes and ns are checked (ErrOptions: a coefficient that is not
+// finite once rounded to T, or Steps outside 0 … MaxNewtonSchulzSteps).
 //
 // Matrices whose products are large are each shared by the pool's
 // goroutines (the tiles of every product, the packing and the passes);
@@ -98,7 +102,7 @@ func checkDense[T Float](d Dense[T]) error {
 // The matrices must not share memory (ErrOverlap); argument errors are
 // returned before anything is written.
 func (s *Solver[T]) NewtonSchulz(ns NewtonSchulz, xs ...Dense[T]) error {
-	if err := ns.check(); err != nil {
+	if err := checkNS[T](ns); err != nil {
 		return err
 	}
 	for i, x := range xs {

@@ -128,7 +128,7 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 // the PATH.
 const next = `next: go run ./cmd/fuseopt bench   all steps and sizes, gonum, the Newton solve (-plot out.svg)
       go run ./cmd/fuseopt demo    training with SGD, momentum, Adam, AdamW and Newton
-      go test ./...                the tests
+      go test -timeout 30m ./...   the tests
 (in a clone of the repository; go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest
 installs the command as fuseopt, then: fuseopt bench, fuseopt demo)
 `

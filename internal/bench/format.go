@@ -101,7 +101,17 @@ func ParseSize(s string, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > max/mul {
-		return 0, fmt.Errorf("bad size %q (want a positive number up to %s, optionally with K, M or G)", strings.TrimSpace(in), FormatSize(max))
+		// Name only the suffixes a valid size can take.
+		suffixes := "K"
+		switch {
+		case max >= 1<<30:
+			suffixes = "K, M or G"
+		case max >= 1<<20:
+			suffixes = "K or M"
+		case max < 1<<10:
+			return 0, fmt.Errorf("bad size %q (want a positive number up to %s)", strings.TrimSpace(in), FormatSize(max))
+		}
+		return 0, fmt.Errorf("bad size %q (want a positive number up to %s, optionally with %s)", strings.TrimSpace(in), FormatSize(max), suffixes)
 	}
 	return n * mul, nil
 }

@@ -348,6 +348,16 @@ func TestSizes(t *testing.T) {
 			t.Errorf("ParseSize(%q, %d): %v, want an error saying %q", c.s, c.max, err, c.want)
 		}
 	}
+	// The error offers only the suffixes a size up to max can take.
+	for _, c := range []struct {
+		max        int
+		want, not string
+	}{{256 << 20, "with K or M)", "G"}, {32768, "with K)", "M"}, {1 << 30, "with K, M or G)", ""}, {1000, "up to 1000)", "with"}} {
+		_, err := ParseSize("x", c.max)
+		if err == nil || !strings.Contains(err.Error(), c.want) || (c.not != "" && strings.Contains(strings.TrimPrefix(err.Error(), `bad size "x"`), c.not)) {
+			t.Errorf("ParseSize(x, %d): %v, want %q and not %q", c.max, err, c.want, c.not)
+		}
+	}
 	if n, err := ParseSize("256M", 256<<20); n != 256<<20 || err != nil {
 		t.Errorf("ParseSize(256M, 256M) = %d, %v", n, err)
 	}
