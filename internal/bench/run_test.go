@@ -350,7 +350,7 @@ func TestSizes(t *testing.T) {
 	}
 	// The error offers only the suffixes a size up to max can take.
 	for _, c := range []struct {
-		max        int
+		max       int
 		want, not string
 	}{{256 << 20, "with K or M)", "G"}, {32768, "with K)", "M"}, {1 << 30, "with K, M or G)", ""}, {1000, "up to 1000)", "with"}} {
 		_, err := ParseSize("x", c.max)
