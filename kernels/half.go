@@ -14,7 +14,9 @@ type F16 uint16
 
 // Conversions. Narrowing (float32 → BF16, F16) rounds to nearest, ties to
 // even, as the hardware instructions do (VCVTNEPS2BF16, VCVTPS2PH with
-// rounding control 0, FCVTN/BFCVTN): a value beyond the largest finite
+// rounding control 0, FCVTN/BFCVTN), but for float32 subnormal inputs,
+// which VCVTNEPS2BF16 takes as zero (the kernels round a vector holding
+// one by the integer form instead): a value beyond the largest finite
 // value after rounding becomes ±Inf, and F16 keeps subnormal results
 // (gradual underflow) down to ±0. Widening (BF16, F16 → float32) is exact.
 //

@@ -901,7 +901,7 @@ func adam16BF16Generic(cf *Coeffs, p *BF16, grad *BF16, m *BF16, v *BF16, vmax *
 	kb := abi.SRKeyB(key)
 	ka2 := abi.SRKeyA(key, 2)
 	ka3 := abi.SRKeyA(key, 3)
-	ka4 := abi.SRKeyA(key, 4)
+	ka4 := abi.SRKeyA(key, 3)
 	ka0 := abi.SRKeyA(key, 0)
 	for i := range n {
 		g := T(grads[i].Float32() * gs)
@@ -963,7 +963,7 @@ func adam16F16Generic(cf *Coeffs, p *F16, grad *F16, m *F16, v *F16, vmax *F16, 
 	kb := abi.SRKeyB(key)
 	ka2 := abi.SRKeyA(key, 2)
 	ka3 := abi.SRKeyA(key, 3)
-	ka4 := abi.SRKeyA(key, 4)
+	ka4 := abi.SRKeyA(key, 3)
 	ka0 := abi.SRKeyA(key, 0)
 	for i := range n {
 		g := T(grads[i].Float32() * gs)

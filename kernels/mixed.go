@@ -38,7 +38,8 @@ import (
 // element's index in the parameter, so that every level, chunking, worker
 // count and architecture gives the same bits.
 
-// ErrRounding: a Rounding that cannot be used (a negative offset).
+// ErrRounding: a Rounding that cannot be used (a negative offset, or one
+// whose last element's index, Offset+n-1, an int cannot hold).
 var ErrRounding = errors.New("kernels: invalid rounding")
 
 // Rounding is how a mixed-precision kernel rounds its 16-bit outputs. The
@@ -54,6 +55,8 @@ type Rounding struct {
 	// Offset is the index of the first element of the call's slices within
 	// the parameter: a caller that splits a parameter into pieces passes
 	// each piece's offset, and the result does not depend on the split.
+	// Offset+n-1, the index of a call's last element, must be an int
+	// (ErrRounding).
 	Offset int
 }
 
@@ -74,7 +77,10 @@ func mix64(z uint64) uint64 {
 // SRBits returns the 32 random bits that stochastic rounding with key uses
 // for element i (the index in the parameter) of output stream s of a
 // kernel (the stream's place in the kernel's parameters after the
-// coefficients, from 0). The kernels take the bits of element i modulo
+// coefficients, from 0), but that the max_exp_avg_sq stream (vmax, 4) of
+// Adam16BF16 and Adam16F16 takes the bits of exp_avg_sq (v, 3): rounded
+// with the same bits, the stored vmax is never below the stored v. The
+// kernels take the bits of element i modulo
 // 2³² with the key of element i's block of 2³² elements (keyAt).
 func SRBits(key uint64, s int, i int) uint32 {
 	k := keyAt(key, uint64(i)>>32)
@@ -109,9 +115,9 @@ func BF16SR(f float32, r uint32) BF16 {
 // truncates; a subnormal one (|f| < 2⁻¹⁴) adds the top k bits of r to the
 // k bits that the fixed point of the subnormals (units of 2⁻²⁴) drops, and
 // truncates. The expected result is f, except that magnitudes below 2⁻³²
-// (1/256 of the smallest subnormal, where k would exceed 32) round to ±0.
-// NaN stays a quiet NaN (F16FromF32's rule), ±Inf stays ±Inf, and a
-// finite value at or above 65504 may round up to ±Inf (always from 65536).
+// (1/256 of the smallest subnormal, where k would be 32 or more) round to
+// ±0. NaN stays a quiet NaN (F16FromF32's rule), ±Inf stays ±Inf, and a
+// finite value above 65504 may round up to ±Inf (always from 65536).
 func F16SR(f float32, r uint32) F16 {
 	u := math.Float32bits(f)
 	sign := uint16(u>>16) & 0x8000
@@ -274,8 +280,9 @@ func mixedCall(c *Coeffs, f family, r Rounding, n int, run func(at, n, mode int,
 	if err := c.check(f, 4); err != nil {
 		return err
 	}
-	if r.Offset < 0 {
-		return fmt.Errorf("%w: Offset %d", ErrRounding, r.Offset)
+	if r.Offset < 0 || (n > 0 && r.Offset > math.MaxInt-(n-1)) {
+		// The indices of the parameter, Offset … Offset+n-1, are ints.
+		return fmt.Errorf("%w: Offset %d with %d elements", ErrRounding, r.Offset, n)
 	}
 	mode := c.mode
 	if r.Stochastic {

@@ -868,6 +868,9 @@ func TestMixedErrors(t *testing.T) {
 		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, v, Rounding{}), ErrOverlap},
 		{s.RMSprop16BF16(&rmsMu, p16, g, []BF16{0, 0, 0}, g, Rounding{}), ErrOverlap},
 		{s.RMSpropMasterBF16(&rmsMu, p, p16, g, v, m, Rounding{Offset: -3}), ErrRounding},
+		// The parameter's indices Offset … Offset+2 must be ints.
+		{s.SGD16BF16(&sgd, p16, g, Rounding{Stochastic: true, Offset: math.MaxInt - 1}), ErrRounding},
+		{s.SGDMasterBF16(&sgd, p, p16, g, Rounding{Offset: math.MaxInt}), ErrRounding},
 		{s.AdamaxMasterBF16(&adamax, p, p16, g, m, v[:1], Rounding{}), ErrLength},
 		{s.Adamax16F16(&nadam, []F16{1, 2, 3}, []F16{1, 2, 3}, []F16{1, 2, 3}, []F16{1, 2, 3}, Rounding{}), ErrCoeff},
 		{s.NAdamMasterBF16(&nadam, p, p16, g, m, m, Rounding{}), ErrOverlap},
@@ -880,6 +883,10 @@ func TestMixedErrors(t *testing.T) {
 	}
 	if !slices.Equal(before, keep()) {
 		t.Error("a rejected call wrote")
+	}
+	// The last indices an int holds are fine.
+	if err := s.SGD16BF16(&sgd, slices.Clone(p16), g, Rounding{Stochastic: true, Offset: math.MaxInt - 2}); err != nil {
+		t.Errorf("Offset MaxInt-2 with 3 elements: %v", err)
 	}
 }
 
@@ -1001,4 +1008,117 @@ func FuzzMixed(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSRAMSGradOrdered: 16-bit-state AMSGrad rounded stochastically keeps
+// max_exp_avg_sq at or above exp_avg_sq, as PyTorch's max of the stored
+// values does: vmax's stores take v's random bits, and rounding with the
+// same bits is monotone. (With bits of its own, vmax rounded down where v
+// rounded up in about 8% of the elements.)
+func TestSRAMSGradOrdered(t *testing.T) {
+	const n, steps = 4096, 3
+	c := must(Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true}.Coeffs(3))
+	rng := rand.New(rand.NewPCG(5, 6))
+	init := func(i int) (p, g, m, v float32) {
+		return float32(rng.NormFloat64()), float32(rng.NormFloat64()), float32(rng.NormFloat64()) * 0.1, float32(rng.Float64())
+	}
+	for _, s := range append(halfLevels(t), sets[Generic]) {
+		bad := map[string]int{}
+		check := func(h string, step int, v, vmax func(i int) float32) {
+			for i := range n {
+				if vmax(i) < v(i) {
+					if bad[h]++; bad[h] <= 3 {
+						t.Errorf("%v %s step %d element %d: max_exp_avg_sq %v < exp_avg_sq %v", setName(s), h, step, i, vmax(i), v(i))
+					}
+				}
+			}
+		}
+		{
+			p, g, m, v, vmax := make([]BF16, n), make([]BF16, n), make([]BF16, n), make([]BF16, n), make([]BF16, n)
+			for i := range n {
+				a, b, c, d := init(i)
+				p[i], g[i], m[i], v[i] = BF16FromF32(a), BF16FromF32(b), BF16FromF32(c), BF16FromF32(d)
+				vmax[i] = v[i]
+			}
+			for step := range steps {
+				if err := s.Adam16BF16(&c, p, g, m, v, vmax, Rounding{Stochastic: true, Key: SRKey(1, uint64(step), 0)}); err != nil {
+					t.Fatal(err)
+				}
+				check("BF16", step, func(i int) float32 { return v[i].Float32() }, func(i int) float32 { return vmax[i].Float32() })
+			}
+		}
+		{
+			p, g, m, v, vmax := make([]F16, n), make([]F16, n), make([]F16, n), make([]F16, n), make([]F16, n)
+			for i := range n {
+				a, b, c, d := init(i)
+				p[i], g[i], m[i], v[i] = F16FromF32(a), F16FromF32(b), F16FromF32(c), F16FromF32(d)
+				vmax[i] = v[i]
+			}
+			for step := range steps {
+				if err := s.Adam16F16(&c, p, g, m, v, vmax, Rounding{Stochastic: true, Key: SRKey(1, uint64(step), 0)}); err != nil {
+					t.Fatal(err)
+				}
+				check("F16", step, func(i int) float32 { return v[i].Float32() }, func(i int) float32 { return vmax[i].Float32() })
+			}
+		}
+		for h, k := range bad {
+			if k > 3 {
+				t.Errorf("%v %s: %d elements with max_exp_avg_sq < exp_avg_sq", setName(s), h, k)
+			}
+		}
+	}
+}
+
+// TestSRBitsBlocks: element i of a parameter takes the bits of the key of
+// its block of 2³² elements, mix64(key ^ block·0x9e3779b97f4a7c15)
+// (SplitMix64's finaliser, computed here again), not the block's first
+// key: SRBits across the blocks against that, and the kernels' stores at
+// offsets around and beyond 2³² against SRBits.
+func TestSRBitsBlocks(t *testing.T) {
+	splitmix := func(z uint64) uint64 {
+		z += 0x9e3779b97f4a7c15
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		return z ^ z>>31
+	}
+	const key = 0x1234567890abcdef
+	same := 0
+	for _, i := range []uint64{0, 5, 1<<32 - 1, 1 << 32, 1<<32 + 5, 5<<32 - 3, 1 << 40, 1<<40 + 77} {
+		for st := range 5 {
+			k := uint64(key)
+			if b := i >> 32; b != 0 {
+				k = splitmix(key ^ b*0x9e3779b97f4a7c15)
+			}
+			want := abi.SRHash(abi.SRKeyA(k, st), abi.SRKeyB(k), uint32(i))
+			if got := SRBits(key, st, int(i)); got != want {
+				t.Errorf("SRBits(stream %d, element %#x) = %#08x, want %#08x", st, i, got, want)
+			}
+			if i >= 1<<32 && SRBits(key, st, int(i)) == SRBits(key, st, int(i&(1<<32-1))) {
+				same++
+			}
+		}
+	}
+	if same > 1 {
+		t.Errorf("%d of 25 elements beyond 2³² take the bits of the element 2³²·k below them", same)
+	}
+	c := sgdCoeffs()[0]
+	for _, s := range append(halfLevels(t), sets[Generic]) {
+		for _, base := range []int{0, 1<<32 - 10, 1 << 32, 5<<32 - 3, 1 << 40} {
+			const n = 37
+			p, g := make([]float32, n), make([]float32, n)
+			for i := range p {
+				p[i] = 1 + float32(i)*0x1p-12
+			}
+			r := Rounding{Stochastic: true, Key: key, Offset: base}
+			p16 := make([]BF16, n)
+			if err := s.SGDMasterG32BF16(&c, p, p16, g, r); err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range p {
+				if want := BF16SR(x, SRBits(key, 1, base+i)); p16[i] != want {
+					t.Errorf("%v offset %d element %d: %#04x, want %#04x", setName(s), base, i, p16[i], want)
+				}
+			}
+		}
+	}
 }

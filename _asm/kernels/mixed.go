@@ -283,7 +283,7 @@ func (e *env) mixedSetup(k kernel) {
 		}
 		a := GP64()
 		MOVL(key.As32(), a.As32())
-		XORL(U32(uint32(s+1)*abi.SRGolden), a.As32())
+		XORL(U32(uint32(k.desc.SRKeyStream(s)+1)*abi.SRGolden), a.As32())
 		mx.ka[s] = bcast(a)
 	}
 	if !t.Z {

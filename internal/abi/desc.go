@@ -102,6 +102,22 @@ type Stream struct {
 	// (a scratch buffer out of cache), where an ordinary store would first
 	// read each line for ownership. The kernel ends with a store fence.
 	NT bool
+	// SRBitsOf names the stream whose stochastic-rounding bits the stores
+	// of this half stream take (empty: its own, SRKeyA(key, its index)).
+	// AMSGrad's vmax takes v's: with the same bits, rounding is monotone
+	// (x ≤ y gives SR(x) ≤ SR(y)), so the stored max_exp_avg_sq is never
+	// below the stored exp_avg_sq, as PyTorch's max of the stored values
+	// keeps it; with bits of its own, vmax rounded down where v rounded up.
+	SRBitsOf string
+}
+
+// SRKeyStream returns the index of the stream whose stochastic-rounding
+// bits the stores of stream i take: the stream SRBitsOf names, or i.
+func (k *Kernel) SRKeyStream(i int) int {
+	if of := k.Streams[i].SRBitsOf; of != "" {
+		return k.StreamIndex(of)
+	}
+	return i
 }
 
 // A Cond is a condition on the mode argument: it holds when

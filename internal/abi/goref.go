@@ -321,7 +321,7 @@ func goMixed(b *bytes.Buffer, k *Kernel, h string) {
 			i := k.StreamIndex(s.Dst)
 			if !slices.Contains(stored, i) {
 				stored = append(stored, i)
-				fmt.Fprintf(b, "ka%d := abi.SRKeyA(key, %d)\n", i, i)
+				fmt.Fprintf(b, "ka%d := abi.SRKeyA(key, %d)\n", i, k.SRKeyStream(i))
 			}
 		}
 	})

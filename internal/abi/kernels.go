@@ -168,7 +168,7 @@ func AdamFastEstimates(j, u, k int) bool {
 var Adam = &Kernel{
 	Name: "adam",
 	Streams: []Stream{{Name: "p"}, {Name: "grad"}, {Name: "m"}, {Name: "v"},
-		{Name: "vmax", Only: CondAMSGrad}},
+		{Name: "vmax", Only: CondAMSGrad, SRBitsOf: "v"}},
 	Conds: []*Cond{CondAdamDecoupled, CondAdamCoupled, CondAMSGrad, CondAdamBig},
 	Body: []Stmt{
 		gradient(),

@@ -50,6 +50,7 @@ const (
 type mixedBody struct {
 	h    string // "BF16" or "F16"
 	half []bool // stream → a half stream
+	key  []int  // stream → the stream whose stochastic-rounding bits it takes (abi.Kernel.SRKeyStream)
 	ne   bool   // bfloat16 rounds to nearest by BFCVTN (FEAT_BF16)
 }
 
@@ -67,9 +68,10 @@ func mixed(g *gen, d *abi.Kernel, h string, ne bool) {
 	}
 	var streams []string
 	mx := &mixedBody{h: h, ne: ne}
-	for _, s := range d.Streams {
+	for i, s := range d.Streams {
 		streams = append(streams, s.Name)
 		mx.half = append(mx.half, s.Half)
+		mx.key = append(mx.key, d.SRKeyStream(i))
 	}
 	ns := len(streams)
 	if ns > 6 {
@@ -392,7 +394,7 @@ func (b *body) srBits(dst, tmp V, st int) {
 	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", tmp, dst, dst)
 	// ka(st) in every lane of tmp: the stream's part, xored with lane 0
 	// of the key lanes, then lane 0 spread.
-	g.vconst(tmp, abi.SRKeyA(0, st))
+	g.vconst(tmp, abi.SRKeyA(0, b.mx.key[st]))
 	g.p("VEOR V%d.B16, V%d.B16, V%d.B16", mxKey, tmp, tmp)
 	g.p("VDUP V%d.S[0], V%d.S4", tmp, tmp)
 	g.p("VADD V%d.S4, V%d.S4, V%d.S4", tmp, dst, dst)
