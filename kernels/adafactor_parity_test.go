@@ -106,7 +106,11 @@ func newGridCase[T Float](r *rand.Rand, rows, cols, off int, factored bool, spec
 	return gc
 }
 
-// run runs the three passes on gc at level s and returns the two sums.
+// run runs the passes of a step on gc at level s and returns the two sums:
+// factored, the sums of the gradient's squares (AdafactorSums); a vector,
+// the variance (AdafactorVariance, into cs, which the other two passes
+// then read as their column scales, as a step does); then AdafactorNorms
+// and AdafactorUpdate.
 func (gc *gridCase[T]) run(s *Set, c *Coeffs) (u2, p2 float64, err error) {
 	var rs []T
 	if gc.factored {
@@ -118,6 +122,8 @@ func (gc *gridCase[T]) run(s *Set, c *Coeffs) (u2, p2 float64, err error) {
 			if err = s.AdafactorSumsF32(c, x.g.Slice(), gc.cols, gc.rowSum.Slice(), gc.colSum.Slice()); err != nil {
 				return
 			}
+		} else if err = s.AdafactorVarianceF32(c, x.cs.Slice(), x.g.Slice()); err != nil {
+			return
 		}
 		r := any(rs).([]float32)
 		if u2, p2, err = s.AdafactorNormsF32(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cs.Slice()); err != nil {
@@ -129,6 +135,8 @@ func (gc *gridCase[T]) run(s *Set, c *Coeffs) (u2, p2 float64, err error) {
 			if err = s.AdafactorSumsF64(c, x.g.Slice(), gc.cols, gc.rowSum.Slice(), gc.colSum.Slice()); err != nil {
 				return
 			}
+		} else if err = s.AdafactorVarianceF64(c, x.cs.Slice(), x.g.Slice()); err != nil {
+			return
 		}
 		r := any(rs).([]float64)
 		if u2, p2, err = s.AdafactorNormsF64(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cs.Slice()); err != nil {
@@ -137,6 +145,18 @@ func (gc *gridCase[T]) run(s *Set, c *Coeffs) (u2, p2 float64, err error) {
 		err = s.AdafactorUpdateF64(c, x.p.Slice(), x.g.Slice(), gc.cols, r, x.cs.Slice(), gc.st)
 	}
 	return
+}
+
+// matchGridInputs checks that run left the inputs of in as they were in
+// got: the gradient, the row scales, and the column scales where they are
+// scales (factored; a vector's cs is the variance, which run writes).
+func matchGridInputs[T Float](t *testing.T, what string, in, got *gridCase[T]) {
+	t.Helper()
+	paritytest.Match(t, what+" grad (input)", in.g, got.g)
+	paritytest.Match(t, what+" row scales (input)", in.rs, got.rs)
+	if in.factored {
+		paritytest.Match(t, what+" col scales (input)", in.cs, got.cs)
+	}
 }
 
 func runGridParity[T Float](t *testing.T, shapes [][2]int) {
@@ -178,9 +198,8 @@ func runGridParity[T Float](t *testing.T, shapes [][2]int) {
 							paritytest.Match(t, what+" p", want.p, got.p)
 							paritytest.Match(t, what+" rowSum", want.rowSum, got.rowSum)
 							paritytest.Match(t, what+" colSum", want.colSum, got.colSum)
-							paritytest.Match(t, what+" grad (input)", in.g, got.g)
-							paritytest.Match(t, what+" row scales (input)", in.rs, got.rs)
-							paritytest.Match(t, what+" col scales (input)", in.cs, got.cs)
+							matchGridInputs(t, what, in, got)
+							paritytest.Match(t, what+" col scales / variance", want.cs, got.cs)
 						}
 					}
 				}

@@ -606,12 +606,18 @@ func TestAdafactorBadInput(t *testing.T) {
 	}
 }
 
-// FuzzAdafactor: a shape, a mode and raw element values through the three
-// passes; every level must match the reference bit for bit.
+// FuzzAdafactor: a shape, a mode and raw element values through the passes
+// of a step (AdafactorSums of a matrix or AdafactorVariance of a vector,
+// AdafactorNorms, AdafactorUpdate); every level must match the reference
+// bit for bit, and leave the inputs as they were.
 func FuzzAdafactor(f *testing.F) {
 	f.Add([]byte{0, 3, 17, 0, 1})
 	f.Add([]byte{0x80, 1, 40, 5, 7, 0, 0, 0xc0, 0x7f, 0, 0, 0x80, 0x7f})
 	f.Add([]byte{0x81, 4, 15, 2, 11, 0, 0, 0, 0, 0, 0, 0xf0, 0x7f})
+	// Vectors (AdafactorVariance): float32 of 6×17 = 102 elements with a
+	// NaN, an Inf, a subnormal and -0 in grad; float64 of 2×65 = 130.
+	f.Add([]byte{0x01, 5, 16, 3, 7, 0, 0, 0xc0, 0x7f, 0, 0, 0x80, 0x7f, 1, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0x80, 0x3f})
+	f.Add([]byte{0x81, 1, 64, 6, 2, 0, 0, 0, 0, 0, 0, 0xf0, 0xff, 1, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return
@@ -661,6 +667,8 @@ func fuzzAdafactor[T Float](t *testing.T, data []byte, vector bool) {
 		paritytest.Match(t, what+" p", want.p, got.p)
 		paritytest.Match(t, what+" rowSum", want.rowSum, got.rowSum)
 		paritytest.Match(t, what+" colSum", want.colSum, got.colSum)
+		paritytest.Match(t, what+" col scales / variance", want.cs, got.cs)
+		matchGridInputs(t, what, gc, got)
 	}
 }
 
