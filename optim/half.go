@@ -778,9 +778,7 @@ func halfDesc(typ, mode uint8, srKnown ...bool) string {
 
 // checkHalfBuffers checks loaded 16-bit state buffers as checkBuffers
 // checks float32 ones, on their float32 values (before the first step:
-// the rule's initial values rounded to 16 bits), but for the order of
-// max_exp_avg_sq and exp_avg_sq: rounded apart stochastically, the maximum
-// may fall below the moment by a rounding.
+// the rule's initial values rounded to 16 bits).
 func checkHalfBuffers(h Hyper, names []string, bufs [][]uint16, f16 bool, step int64) error {
 	if step == 0 {
 		for k, b := range bufs {

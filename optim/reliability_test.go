@@ -369,6 +369,16 @@ func TestLoadStoresWhatItChecks(t *testing.T) {
 	} else if !errors.Is(err, ErrState) {
 		t.Fatalf("step 0 with a buffer: %v", err)
 	}
+	// Zero is the initial value, −0 is not (no step before the first
+	// makes it; a resumed run would differ in the sign of its results).
+	mb := bufferAt(t, z, BufMomentumBuffer)
+	for i := range 3 {
+		binary.LittleEndian.PutUint32(z[mb+4*i:], 0)
+	}
+	if err := fresh.Load(bytes.NewReader(reseal(z))); err != nil {
+		t.Fatalf("step 0 with a zero momentum buffer: %v", err)
+	}
+	loadFails(t, fresh, putF32(z, mb+4, float32(math.Copysign(0, -1))), ErrState, "momentum_buffer -0 at step 0")
 }
 
 // TestStepBound: the step count is bounded at Load and at Step.

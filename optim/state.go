@@ -656,8 +656,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 // step. (exp_avg and momentum_buffer can hold any value, NaN included,
 // after steps under the Propagate policy.) A max_exp_avg_sq below
 // exp_avg_sq is not refused: AMSGrad turned on after steps (SetGroup)
-// starts it at zero, and a parameter keeps it so until it steps; a
-// stochastically rounded 16-bit state rounds the two apart too.
+// starts it at zero, and a parameter keeps it so until it steps.
 func checkBuffers[T Float](h Hyper, names []string, bufs [][]T, step int64) error {
 	for k, b := range bufs {
 		if step == 0 {

@@ -54,12 +54,16 @@ func (g *Guarded[T]) Guards() error {
 	return nil
 }
 
-// Compare returns nil if got's guards are intact and its slice matches
-// want's under the exactness contract, or else an error that describes the
-// first fault.
+// Compare returns nil if the guards of both are intact (the reference
+// must not write outside its slice either) and got's slice matches want's
+// under the exactness contract, or else an error that describes the first
+// fault.
 func Compare[T Float](want, got *Guarded[T]) error {
 	if err := got.Guards(); err != nil {
 		return err
+	}
+	if err := want.Guards(); err != nil {
+		return fmt.Errorf("the reference: %w", err)
 	}
 	if got.off != want.off || got.n != want.n {
 		return fmt.Errorf("slice at %d, n=%d; want at %d, n=%d", got.off, got.n, want.off, want.n)

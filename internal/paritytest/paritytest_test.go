@@ -59,6 +59,12 @@ func TestGuarded(t *testing.T) {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.msg)
 		}
 	}
+	// A reference that writes outside its slice is caught too.
+	bad := want.Clone()
+	bad.buf[1] = 7
+	if err := Compare(bad, want.Clone()); err == nil || !strings.Contains(err.Error(), "the reference: guard element 1") {
+		t.Errorf("reference guard overwritten: %v", err)
+	}
 	if err := Diff([]float64{1, math.NaN()}, []float64{1, math.NaN()}); err != nil {
 		t.Error(err)
 	}
