@@ -400,6 +400,9 @@ func referenceVsTextbook[T Float](t *testing.T, tol float64) {
 					closeTo(t, "adam p", p, tb.p, tol)
 					closeTo(t, "adam m", m, tb.m, tol)
 					closeTo(t, "adam v", v, tb.v, tol)
+					if ams {
+						closeTo(t, "adam vmax", vmax, tb.vmax, tol)
+					}
 				}
 			}
 		}
@@ -590,23 +593,28 @@ func referenceVsTextbook[T Float](t *testing.T, tol float64) {
 			x = append(x, T(r.NormFloat64()))
 			y = append(y, T(r.NormFloat64()))
 		}
-		var sq, dt float64
+		var sq, dt, da float64 // da: Σ|x·y|, the scale of the dot's rounding errors
 		for i := range x {
 			sq += float64(x[i]) * float64(x[i])
 			dt += float64(x[i]) * float64(y[i])
+			da += math.Abs(float64(x[i]) * float64(y[i]))
 		}
 		var gotSq, gotDot float64
+		var err error
 		switch x := any(x).(type) {
 		case []float32:
 			y := any(y).([]float32)
 			gotSq = ref.SumSquaresF32(x)
-			gotDot, _ = ref.DotF32(x, y)
+			gotDot, err = ref.DotF32(x, y)
 		case []float64:
 			y := any(y).([]float64)
 			gotSq = ref.SumSquaresF64(x)
-			gotDot, _ = ref.DotF64(x, y)
+			gotDot, err = ref.DotF64(x, y)
 		}
-		if math.Abs(gotSq-sq) > 1e-12*math.Max(1, sq) || math.Abs(gotDot-dt) > 1e-12*math.Max(1, math.Abs(sq)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(gotSq-sq) > 1e-12*math.Max(1, sq) || math.Abs(gotDot-dt) > 1e-12*math.Max(1, da) {
 			t.Fatalf("n=%d: sumsq %v (want %v), dot %v (want %v)", n, gotSq, sq, gotDot, dt)
 		}
 	}
