@@ -3,6 +3,7 @@ package kernels
 import (
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -135,17 +136,27 @@ func TestStartLevelChoices(t *testing.T) {
 	}
 }
 
-// TestPlausibleCores: a physical core count outside 1 … Threads (a VM's
-// cpuid reporting 254 cores beside 2 logical CPUs) is reported as unknown.
+// TestPlausibleCores: a physical core count outside 1 … the machine's CPUs
+// (a VM's cpuid reporting 254 cores beside 2 CPUs) is reported as
+// unknown; the machine's CPUs are counted from Linux's CPU list, not the
+// process's affinity.
 func TestPlausibleCores(t *testing.T) {
-	for _, c := range []struct{ phys, threads, want int }{
-		{254, 2, 0}, {0, 2, 0}, {-1, 4, 0}, {1, 2, 1}, {2, 2, 2}, {8, 16, 8},
+	for _, c := range []struct{ phys, cpus, want int }{
+		{254, 2, 0}, {0, 2, 0}, {-1, 4, 0}, {1, 2, 1}, {2, 2, 2}, {8, 16, 8}, {16, 16, 16},
 	} {
-		if got := plausibleCores(c.phys, c.threads); got != c.want {
-			t.Errorf("plausibleCores(%d, %d) = %d, want %d", c.phys, c.threads, got, c.want)
+		if got := plausibleCores(c.phys, c.cpus); got != c.want {
+			t.Errorf("plausibleCores(%d, %d) = %d, want %d", c.phys, c.cpus, got, c.want)
 		}
 	}
-	if d := Describe(); d.Cores < 0 || d.Cores > d.Threads {
-		t.Errorf("Describe: %d cores, %d threads", d.Cores, d.Threads)
+	for s, want := range map[string]int{"0-1": 2, "0": 1, "0-3,8,10-11": 7, "0,2-5": 5, "": 0, "x": 0, "3-1": 0, "0-": 0} {
+		if got := countCPUList(s); got != want {
+			t.Errorf("countCPUList(%q) = %d, want %d", s, got, want)
+		}
+	}
+	if m := machineCPUs(); m < runtime.NumCPU() {
+		t.Errorf("machineCPUs() = %d, below runtime.NumCPU() = %d", m, runtime.NumCPU())
+	}
+	if d := Describe(); d.Cores < 0 || d.Cores > machineCPUs() {
+		t.Errorf("Describe: %d cores, %d CPUs", d.Cores, machineCPUs())
 	}
 }

@@ -1,7 +1,10 @@
 package kernels
 
 import (
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"github.com/klauspost/cpuid/v2"
 )
@@ -10,7 +13,7 @@ import (
 type CPUInfo struct {
 	Brand    string   // CPU model name
 	Arch     string   // GOARCH
-	Cores    int      // physical cores, 1 … Threads (0 if unknown or implausible)
+	Cores    int      // physical cores of the machine (0 if unknown, or more than its CPUs)
 	Threads  int      // logical CPUs
 	Features []string // the features the levels depend on, where present
 	SVE      bool     // arm64 Scalable Vector Extension (no SVE kernel yet)
@@ -26,21 +29,54 @@ type CPUInfo struct {
 	Choices []KernelChoice
 }
 
-// plausibleCores returns cpuid's physical core count when it is one this
-// process can use (1 … threads), and 0 otherwise: a VM that reports 254
-// cores beside 2 logical CPUs does not know its cores.
-func plausibleCores(physical, threads int) int {
-	if physical < 1 || physical > threads {
+// plausibleCores returns cpuid's physical core count when it is one the
+// machine can have (1 … its CPUs), and 0 otherwise: a VM that reports 254
+// cores beside 2 CPUs does not know its cores. cpus is the machine's CPU
+// count, not the process's affinity (a process pinned to 4 CPUs of a
+// 16-core machine still reports 16).
+func plausibleCores(physical, cpus int) int {
+	if physical < 1 || physical > cpus {
 		return 0
 	}
 	return physical
+}
+
+// machineCPUs returns the number of CPUs the system has: on Linux the
+// count of /sys/devices/system/cpu/present ("0-15", "0,2-5"), elsewhere
+// (or when it cannot be read) runtime.NumCPU.
+func machineCPUs() int {
+	if b, err := os.ReadFile("/sys/devices/system/cpu/present"); err == nil {
+		if n := countCPUList(strings.TrimSpace(string(b))); n > 0 {
+			return max(n, runtime.NumCPU())
+		}
+	}
+	return runtime.NumCPU()
+}
+
+// countCPUList counts the CPUs of a Linux CPU list ("0-3,8,10-11"); 0 if
+// it cannot be parsed.
+func countCPUList(s string) int {
+	n := 0
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, ok := strings.Cut(part, "-")
+		if !ok {
+			hi = lo
+		}
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || a < 0 || b < a {
+			return 0
+		}
+		n += b - a + 1
+	}
+	return n
 }
 
 // Describe returns what the dispatcher detected.
 func Describe() CPUInfo {
 	c := &cpuid.CPU
 	info := CPUInfo{
-		Brand: c.BrandName, Arch: runtime.GOARCH, Cores: plausibleCores(c.PhysicalCores, runtime.NumCPU()), Threads: runtime.NumCPU(),
+		Brand: c.BrandName, Arch: runtime.GOARCH, Cores: plausibleCores(c.PhysicalCores, machineCPUs()), Threads: runtime.NumCPU(),
 		SVE: SVE(), L1D: c.Cache.L1D, L2: c.Cache.L2, L3: c.Cache.L3,
 		Levels: Levels(), Active: Level(), EnvNote: EnvNote(),
 	}

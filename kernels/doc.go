@@ -63,7 +63,9 @@
 // once. The F16 forms are the same for binary16. RMSprop's are not
 // centered (centered coefficients are refused). A [Rounding] chooses
 // round to nearest even or stochastic rounding, whose random bits are a
-// hash of ([SRKey], output stream, element index): bit-identical on every
+// hash of ([SRKey], output stream, element index) (AMSGrad's
+// max_exp_avg_sq takes exp_avg_sq's stream, so that it is never stored
+// below it: see [SRBits]): bit-identical on every
 // level, chunking and architecture, like everything else here.
 //
 // # Errors

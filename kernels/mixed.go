@@ -79,7 +79,8 @@ func mix64(z uint64) uint64 {
 // kernel (the stream's place in the kernel's parameters after the
 // coefficients, from 0), but that the max_exp_avg_sq stream (vmax, 4) of
 // Adam16BF16 and Adam16F16 takes the bits of exp_avg_sq (v, 3): rounded
-// with the same bits, the stored vmax is never below the stored v. The
+// with the same bits, the stored vmax is never below the stored v. (So
+// vmax's bits are SRBits(key, 3, i); SRBits(key, 4, i) are no store's.) The
 // kernels take the bits of element i modulo
 // 2³² with the key of element i's block of 2³² elements (keyAt).
 func SRBits(key uint64, s int, i int) uint32 {

@@ -206,10 +206,18 @@ func TestUnscaleGradsEachStep(t *testing.T) {
 	if err := o.AddF16("h", p16, g16, Half{}); err != nil {
 		t.Fatal(err)
 	}
-	// At a loss scale of 1 as at any other: the same code does not pass at
-	// one scale and fail at another.
-	if err := o.UnscaleGrads(); !errors.Is(err, ErrInvalid) || !slices.Equal(g16, before) {
-		t.Fatalf("UnscaleGrads with float16 gradients at scale 1: %v (gradients changed: %v)", err, !slices.Equal(g16, before))
+	// Without loss scaling it does nothing, as GradScaler(enabled=False).
+	if err := o.UnscaleGrads(); err != nil || !slices.Equal(g16, before) {
+		t.Fatalf("UnscaleGrads with float16 gradients and no loss scaling: %v (gradients changed: %v)", err, !slices.Equal(g16, before))
+	}
+	// With a LossScaler, at its scale of 1 as at any other: the same code
+	// does not pass at one scale of a run and fail at another.
+	os1 := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{LossScaler: LossScaler{Enabled: true, Init: 1}})
+	if err := os1.AddF16("h", make([]kernels.F16, 8), g16, Half{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os1.UnscaleGrads(); !errors.Is(err, ErrInvalid) || !slices.Equal(g16, before) {
+		t.Fatalf("UnscaleGrads with float16 gradients, a LossScaler at scale 1: %v (gradients changed: %v)", err, !slices.Equal(g16, before))
 	}
 	if err := o.SetLossScale(s); err != nil {
 		t.Fatal(err)

@@ -333,8 +333,9 @@ func scaledSumSquares[T Float](x []T, s float64) float64 {
 // division is folded into Step at no cost.
 //
 // Float16 gradients (AddF16 with a 16-bit gradient) are refused with an
-// error wrapping ErrInvalid at any loss scale, 1 included, as
-// GradScaler.unscale_ refuses them: divided
+// error wrapping ErrInvalid whenever the gradients are loss-scaled (a
+// LossScaler, at any scale, or a scale other than 1 set by SetLossScale),
+// as an enabled GradScaler.unscale_ refuses them: divided
 // and rounded back to float16, the small gradients that the loss scale
 // keeps from underflowing would be flushed. Step, ClipGradNorm and
 // GradNorm unscale them in float32. Nothing changes on an error.
@@ -342,11 +343,13 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	if o.closed {
 		return ErrClosed
 	}
-	if o.unscaled {
+	if o.unscaled || (o.lossScale == 1 && o.scaler == nil) {
+		// No loss scaling (GradScaler(enabled=False).unscale_ returns at
+		// once too).
 		return nil
 	}
-	// Refused whatever the scale (1 included), as GradScaler refuses them:
-	// the same code does not pass at one scale and fail at another.
+	// With a LossScaler, refused at every scale, 1 included: the same code
+	// does not pass at one scale of a run and fail at another.
 	for i := range o.params {
 		p := &o.params[i]
 		if h := p.half; h != nil && h.f16 && h.g != nil && p.active() {

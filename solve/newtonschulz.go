@@ -44,11 +44,12 @@ func DefaultNewtonSchulz() NewtonSchulz {
 
 // checkNS validates ns for the element type T: each coefficient must be
 // finite once rounded to T (a float32 iteration with A = 1e39 would
-// multiply by +Inf).
+// multiply by +Inf) and not rounded to zero unless it is zero (A = 1e-50
+// would zero the matrix), as optim's Muon requires of its coefficients.
 func checkNS[T Float](ns NewtonSchulz) error {
 	for _, v := range [...]float64{ns.A, ns.B, ns.C} {
-		if math.IsNaN(v) || math.IsInf(float64(T(v)), 0) {
-			return fmt.Errorf("%w: NewtonSchulz coefficients (%g, %g, %g), want finite in %T", ErrOptions, ns.A, ns.B, ns.C, T(0))
+		if t := T(v); math.IsNaN(v) || math.IsInf(float64(t), 0) || (t == 0 && v != 0) {
+			return fmt.Errorf("%w: NewtonSchulz coefficients (%g, %g, %g), want each finite and, unless 0, not rounded to 0 in %T", ErrOptions, ns.A, ns.B, ns.C, T(0))
 		}
 	}
 	if ns.Steps < 0 || ns.Steps > MaxNewtonSchulzSteps {
@@ -91,7 +92,8 @@ func checkDense[T Float](d Dense[T]) error {
 // transposed case gives the bits that transposing, iterating and
 // transposing back would. NaN and ±Inf in the matrices propagate; only
 // the shapes and ns are checked (ErrOptions: a coefficient that is not
-// finite once rounded to T, or Steps outside 0 … MaxNewtonSchulzSteps).
+// finite once rounded to T or that rounds to 0 there, or Steps outside
+// 0 … MaxNewtonSchulzSteps).
 //
 // Matrices whose products are large are each shared by the pool's
 // goroutines (the tiles of every product, the packing and the passes);

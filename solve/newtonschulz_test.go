@@ -236,18 +236,25 @@ func TestNewtonSchulzArgs(t *testing.T) {
 	if err := s.NewtonSchulz(ok); err != nil {
 		t.Fatal(err)
 	}
-	// A coefficient finite in float64 but not in float32 is refused by a
-	// float32 solver (it would multiply by +Inf) and taken by a float64 one.
+	// A coefficient finite in float64 but not in float32, or one that
+	// float32 rounds to 0, is refused by a float32 solver (it would
+	// multiply by +Inf, or by 0) and taken by a float64 one.
 	s32 := newSolver[float32](t, Level(), 0, 1)
 	x32 := []float32{0.5, 0, 0, 0.5}
-	for _, ns := range []NewtonSchulz{{A: 1e39, Steps: 1}, {A: 1, B: -1e39, Steps: 1}, {A: 1, C: 4e38, Steps: 1}} {
+	for _, ns := range []NewtonSchulz{{A: 1e39, Steps: 1}, {A: 1, B: -1e39, Steps: 1}, {A: 1, C: 4e38, Steps: 1}, {A: 1e-50, Steps: 1}, {A: 1, B: -1e-46, Steps: 1}} {
 		if err := s32.NewtonSchulz(ns, Dense[float32]{Rows: 2, Cols: 2, Stride: 2, Data: x32}); !errors.Is(err, ErrOptions) {
 			t.Errorf("float32 %+v: %v, want ErrOptions", ns, err)
 		}
 		sameBits(t, "float32", x32, []float32{0.5, 0, 0, 0.5})
 	}
-	if err := s.NewtonSchulz(NewtonSchulz{A: 1e39, Steps: 0}, Dense[float64]{Rows: 2, Cols: 2, Stride: 2, Data: data}); err != nil {
-		t.Errorf("float64 A = 1e39: %v", err)
+	for _, ns := range []NewtonSchulz{{A: 1e39, Steps: 0}, {A: 1e-50, Steps: 0}, {A: 1, B: 1e-40, Steps: 0}} {
+		if err := s.NewtonSchulz(ns, Dense[float64]{Rows: 2, Cols: 2, Stride: 2, Data: data}); err != nil {
+			t.Errorf("float64 %+v: %v", ns, err)
+		}
+	}
+	// A float32 subnormal coefficient is not zero: taken.
+	if err := s32.NewtonSchulz(NewtonSchulz{A: 1, B: 1e-40, Steps: 0}, Dense[float32]{Rows: 2, Cols: 2, Stride: 2, Data: x32}); err != nil {
+		t.Errorf("float32 subnormal B: %v", err)
 	}
 }
 

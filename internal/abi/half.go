@@ -161,7 +161,8 @@ func Half16Of(k *Kernel) *Kernel {
 }
 
 // Stochastic rounding. The random bits of a store are a hash of the call's
-// 64-bit key, the stream's index s in the kernel and the element's index i
+// 64-bit key, the stream's index s in the kernel (or that of the stream
+// its SRBitsOf names: Kernel.SRKeyStream) and the element's index i
 // (the index of the call's first element plus the position in the call,
 // modulo 2³²), not the state of a generator: the same element of the same
 // stream gets the same bits whatever the level, the chunking of the slice
@@ -176,11 +177,13 @@ func Half16Of(k *Kernel) *Kernel {
 // mix is a bijection of the 32-bit integers with full avalanche; final is
 // a bijection too, so for a fixed key the bits of one stream over all 2³²
 // indices are a permutation of them (each 16-bit field exactly uniform).
-// The streams of an element differ by ka, which spreads s over the key
-// with SRGolden before final's multiply mixes it with h. A kernel that
-// stores k half streams does 2 + k multiplies per element (state16 Adam:
-// 5, not 12). The key is itself a 64-bit hash of (seed, step, parameter),
-// so both halves change from step to step.
+// The streams of an element differ by ka (a stream that takes another's
+// bits by SRBitsOf, AMSGrad's vmax, has that one's ka), which spreads s
+// over the key with SRGolden before final's multiply mixes it with h. A
+// kernel that stores k half streams does 2 + k multiplies per element
+// (state16 Adam: 5, not 12; 6 with AMSGrad, whose vmax computes v's final
+// again). The key is itself a 64-bit hash of (seed, step, parameter), so
+// both halves change from step to step.
 const (
 	SRMul1   = 0x21f0aaad
 	SRMul2   = 0x735a2d97

@@ -376,8 +376,9 @@ func (b *body) f16SR(out, x V, st int) {
 //	x = h + ka(st); x ^= x>>16; x *= SRMul3; x ^= x>>16   (abi.SRFinal)
 //	mix(x): x ^= x>>16; x *= SRMul1; x ^= x>>15; x *= SRMul2; x ^= x>>15
 //
-// ka(st) = SRKeyA(key, st) = the key's low half (lane 0 of V18) ^
-// (st+1)·SRGolden; kb (lane 1) is its high half, SRMul1 and SRMul2 are
+// ka(st) = SRKeyA(key, k) with k = key[st] (abi.Kernel.SRKeyStream: st,
+// or the stream whose bits st takes) = the key's low half (lane 0 of V18)
+// ^ (k+1)·SRGolden; kb (lane 1) is its high half, SRMul1 and SRMul2 are
 // lanes 2 and 3. h is the same for every stream; it is computed again per
 // stream here (the NEON kernels keep no register for it).
 func (b *body) srBits(dst, tmp V, st int) {
