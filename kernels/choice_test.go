@@ -5,7 +5,10 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/klauspost/cpuid/v2"
 )
 
 func fnPtr(f any) uintptr { return reflect.ValueOf(f).Pointer() }
@@ -148,15 +151,27 @@ func TestPlausibleCores(t *testing.T) {
 			t.Errorf("plausibleCores(%d, %d) = %d, want %d", c.phys, c.cpus, got, c.want)
 		}
 	}
-	for s, want := range map[string]int{"0-1": 2, "0": 1, "0-3,8,10-11": 7, "0,2-5": 5, "": 0, "x": 0, "3-1": 0, "0-": 0} {
+	for s, want := range map[string]int{"0-1": 2, "0": 1, "0-3,8,10-11": 7, "0,2-5": 5, "": 0, "x": 0, "3-1": 0, "0-": 0,
+		"+1": 0, "1-+3": 0, "-1": 0, "0-1048576": 0, "0-1048575": 1 << 20} {
 		if got := countCPUList(s); got != want {
 			t.Errorf("countCPUList(%q) = %d, want %d", s, got, want)
 		}
 	}
-	if m := machineCPUs(); m < runtime.NumCPU() {
-		t.Errorf("machineCPUs() = %d, below runtime.NumCPU() = %d", m, runtime.NumCPU())
+	// On Linux the machine's CPUs come from the present list.
+	want := runtime.NumCPU()
+	if b, err := os.ReadFile("/sys/devices/system/cpu/present"); err == nil {
+		n := countCPUList(strings.TrimSpace(string(b)))
+		if n < 1 {
+			t.Fatalf("cannot count the CPU list %q", b)
+		}
+		want = max(n, want)
+	} else if runtime.GOOS == "linux" {
+		t.Logf("no CPU list: %v", err)
 	}
-	if d := Describe(); d.Cores < 0 || d.Cores > machineCPUs() {
-		t.Errorf("Describe: %d cores, %d CPUs", d.Cores, machineCPUs())
+	if m := machineCPUs(); m != want {
+		t.Errorf("machineCPUs() = %d, want %d", m, want)
+	}
+	if d, want := Describe().Cores, plausibleCores(cpuid.CPU.PhysicalCores, machineCPUs()); d != want {
+		t.Errorf("Describe().Cores = %d, want %d", d, want)
 	}
 }

@@ -13,8 +13,8 @@ import (
 type CPUInfo struct {
 	Brand    string   // CPU model name
 	Arch     string   // GOARCH
-	Cores    int      // physical cores of the machine (0 if unknown, or more than its CPUs)
-	Threads  int      // logical CPUs
+	Cores    int      // physical cores as cpuid reports them (0 if unknown, or more than the machine's CPUs)
+	Threads  int      // logical CPUs this process may use (runtime.NumCPU)
 	Features []string // the features the levels depend on, where present
 	SVE      bool     // arm64 Scalable Vector Extension (no SVE kernel yet)
 	L1D      int      // bytes per core, -1 if unknown
@@ -32,8 +32,10 @@ type CPUInfo struct {
 // plausibleCores returns cpuid's physical core count when it is one the
 // machine can have (1 … its CPUs), and 0 otherwise: a VM that reports 254
 // cores beside 2 CPUs does not know its cores. cpus is the machine's CPU
-// count, not the process's affinity (a process pinned to 4 CPUs of a
-// 16-core machine still reports 16).
+// count where the system says it (Linux), not the process's affinity, so
+// a process pinned to a few CPUs keeps cpuid's count there; elsewhere it
+// is runtime.NumCPU. (cpuid's count is itself what the CPU reports: per
+// socket on x86, the process's CPUs on linux/arm64.)
 func plausibleCores(physical, cpus int) int {
 	if physical < 1 || physical > cpus {
 		return 0
@@ -64,7 +66,7 @@ func countCPUList(s string) int {
 		}
 		a, err1 := strconv.Atoi(lo)
 		b, err2 := strconv.Atoi(hi)
-		if err1 != nil || err2 != nil || a < 0 || b < a {
+		if err1 != nil || err2 != nil || lo[0] == '+' || hi[0] == '+' || a < 0 || b < a || b >= 1<<20 {
 			return 0
 		}
 		n += b - a + 1

@@ -734,23 +734,31 @@ func nadamUpdate(h NAdam, prod func(t int) float64) textbookStep {
 		vs := h.Beta2*x[3] + (1-h.Beta2)*gs*gs
 		// p's terms: p (its decay) and the two updates,
 		// lr·(1-μ_t)/(1-Π)·|g|/d and lr·μ_{t+1}/(1-Π·μ_{t+1})·|m|/d.
-		mu, muNext, pr := h.Mu(int64(t)), h.Mu(int64(t+1)), prod(t)*h.Mu(int64(t))
+		mu, muNext := nadamMu(h, t), nadamMu(h, t+1)
+		pr := prod(t) * mu
 		d := math.Sqrt(tb.v[0]/(1-math.Pow(h.Beta2, float64(t)))) + h.Eps
 		ps := math.Abs(x[0]) + (h.LR*(1-mu)/(1-pr)*gs+h.LR*muNext/(1-pr*muNext)*ms)/d*(1+vs/tb.v[0])
 		return []halfOut{{want: tb.p[0], scale: ps}, {want: tb.m[0], scale: ms}, {want: tb.v[0], scale: vs}}
 	}
 }
 
-// nadamProd returns mu_product before step t, and the coefficients of step t.
+// nadamMu is NAdam's momentum schedule μ_t = β1·(1 − ½·0.96^(t·ψ)),
+// written here again (not NAdam.Mu, which the kernels' coefficients use).
+func nadamMu(h NAdam, t int) float64 {
+	return h.Beta1 * (1 - 0.5*math.Pow(0.96, float64(t)*h.MomentumDecay))
+}
+
+// nadamProd returns mu_product before step t (from nadamMu), and the
+// coefficients of step t.
 func nadamProd(h NAdam) (func(t int) float64, func(t int) Coeffs) {
 	prod := func(t int) float64 {
 		p := 1.0
 		for s := 1; s < t; s++ {
-			p *= h.Mu(int64(s))
+			p *= nadamMu(h, s)
 		}
 		return p
 	}
-	return prod, func(t int) Coeffs { return must(h.Coeffs(int64(t), prod(t)*h.Mu(int64(t)))) }
+	return prod, func(t int) Coeffs { return must(h.Coeffs(int64(t), prod(t)*nadamMu(h, t))) }
 }
 
 // masterCase is a master-weight kernel with one set of hyperparameters:
@@ -905,8 +913,9 @@ func checkHalfOut(f halfFormat, got uint16, o halfOut, tol float64) error {
 //     midpoint; and p16 exactly the rounding of the float32 p, as
 //     documented;
 //   - from the start, p and the state against TestReferenceTextbook's
-//     textbook within its float32 tolerance 2·10⁻⁵ of max(1, |value|) (its
-//     rule for Lion's p, whose sign(c) the rounding of c may flip).
+//     textbook within its float32 tolerance 2·10⁻⁵ of max(1, |value|), 100
+//     times that for RMSprop's momentum_buffer as there (its rule for
+//     Lion's p, whose sign(c) the rounding of c may flip).
 //
 // The gradient is not written.
 func TestMasterTextbook(t *testing.T) {
@@ -994,7 +1003,7 @@ func TestMasterTextbook(t *testing.T) {
 					for i := range p {
 						if d := math.Abs(float64(p[i]) - tb.p[i]); d > tol*math.Max(1, math.Abs(tb.p[i])) {
 							flips++
-							if d > 2*1e-3*float64(steps) {
+							if d > 2*1e-3*4 { // a few steps of lr 1e-3 the other way, at most
 								t.Fatalf("%s: p[%d] = %v, textbook %v", what, i, p[i], tb.p[i])
 							}
 						}

@@ -225,6 +225,13 @@ func TestUnscaleGradsEachStep(t *testing.T) {
 	if err := o.UnscaleGrads(); !errors.Is(err, ErrInvalid) || !slices.Equal(g16, before) {
 		t.Fatalf("UnscaleGrads with float16 gradients: %v (gradients changed: %v)", err, !slices.Equal(g16, before))
 	}
+	// Back to a scale of 1 without a LossScaler: no scaling again.
+	if err := o.SetLossScale(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.UnscaleGrads(); err != nil {
+		t.Fatalf("UnscaleGrads with float16 gradients after SetLossScale(1): %v", err)
+	}
 }
 
 // TestScalerFloat32: the scale is GradScaler's float32 scale whatever the

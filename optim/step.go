@@ -334,8 +334,9 @@ func scaledSumSquares[T Float](x []T, s float64) float64 {
 //
 // Float16 gradients (AddF16 with a 16-bit gradient) are refused with an
 // error wrapping ErrInvalid whenever the gradients are loss-scaled (a
-// LossScaler, at any scale, or a scale other than 1 set by SetLossScale),
-// as an enabled GradScaler.unscale_ refuses them: divided
+// LossScaler, at any scale, or a scale other than 1 set by SetLossScale:
+// without a LossScaler a scale of 1 is no scaling, and the call does
+// nothing), as an enabled GradScaler.unscale_ refuses them: divided
 // and rounded back to float16, the small gradients that the loss scale
 // keeps from underflowing would be flushed. Step, ClipGradNorm and
 // GradNorm unscale them in float32. Nothing changes on an error.
