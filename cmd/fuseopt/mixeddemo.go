@@ -339,8 +339,11 @@ func mixedCmd(fs *flag.FlagSet, mc mlpConfig, lr float64, seed uint64, jsonOut b
 			return usageErr(stderr, fs.Name(), fmt.Errorf("%s %d: want %d … %d", c.name, c.v, c.lo, c.hi))
 		}
 	}
-	if !(lr > 0 && lr <= 1) {
-		return usageErr(stderr, fs.Name(), fmt.Errorf("-lr %g: want a value in (0, 1]", lr))
+	// The steps run in float32: an lr that rounds to 0 there (below
+	// 2^-150) makes the step size 0, which the kernels refuse at the
+	// first step.
+	if !(lr > 0 && lr <= 1) || float32(lr) == 0 {
+		return usageErr(stderr, fs.Name(), fmt.Errorf("-lr %g: want a value in (0, 1] that float32 holds (at least 1e-45)", lr))
 	}
 	if err := checkWork(mixedSeconds(cfg), "-epochs, -train or -hidden"); err != nil {
 		return usageErr(stderr, fs.Name(), err)

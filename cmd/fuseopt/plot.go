@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"image/color"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -355,6 +357,15 @@ func panel(title, xLabel, yLabel string, logX, logY bool, xTicks []plot.Tick, ss
 	return p
 }
 
+// byX sorts the points of every series by x: the sizes of a report are in
+// the order of the command line, and a line drawn in that order would run
+// back and forth.
+func byX(ss []series) {
+	for _, s := range ss {
+		slices.SortStableFunc(s.xy, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
+	}
+}
+
 // benchPlots returns the panels of a bench report: for every step and
 // precision, GB/s against the number of parameters per contender, with the
 // roof as a thick dashed line; and GFLOP/s of the solve against n, with the
@@ -399,6 +410,7 @@ func benchPlots(r *bench.Report) [][]*plot.Plot {
 					ss[k].xy = append(ss[k].xy, plotter.XY{X: float64(c.N), Y: c.GBps(m)})
 				}
 			}
+			byX(ss)
 			title := fmt.Sprintf("%s %s, one goroutine (%d B/param)", o.Title(), p.Title(), cases[0].BytesPerParam)
 			row[col[p]] = panel(title, "parameters", "GB/s moved", true, true, ticks, ss)
 		}
@@ -421,8 +433,13 @@ func benchPlots(r *bench.Report) [][]*plot.Plot {
 				ss[k].xy = append(ss[k].xy, plotter.XY{X: float64(c.N), Y: c.GFLOPS(m)})
 			}
 		}
+		byX(ss)
 		if r.Peak != nil {
-			lo, hi := float64(r.Solve[0].N), float64(r.Solve[len(r.Solve)-1].N)
+			// Across every size, in whatever order -solve gave them.
+			lo, hi := ss[0].xy[0].X, ss[0].xy[len(ss[0].xy)-1].X
+			for _, s := range ss {
+				lo, hi = min(lo, s.xy[0].X), max(hi, s.xy[len(s.xy)-1].X)
+			}
 			for i := range r.Peak.Results {
 				m := &r.Peak.Results[i]
 				g := r.Peak.GFLOPS(m)

@@ -138,7 +138,7 @@ func ParseSizes(s string, max int) ([]int, error) {
 // rate formats a rate with three significant figures.
 func rate(x float64) string {
 	switch {
-	case x != x || x <= 0:
+	case !(x > 0) || math.IsInf(x, 1):
 		return "–"
 	case x >= 100:
 		return strconv.FormatFloat(x, 'f', 0, 64)
@@ -159,7 +159,7 @@ func stateBytes(x float64) string {
 }
 
 func ratio(x float64) string {
-	if x != x || x <= 0 {
+	if !(x > 0) || math.IsInf(x, 1) {
 		return "–"
 	}
 	if x >= 10 {
@@ -169,7 +169,7 @@ func ratio(x float64) string {
 }
 
 func percent(x float64) string {
-	if x != x || x <= 0 {
+	if !(x > 0) || math.IsInf(x, 1) {
 		return "–"
 	}
 	return strconv.FormatFloat(100*x, 'f', 0, 64) + "%"
@@ -280,7 +280,7 @@ func (r *Report) MixedTable() Table {
 
 // ratio2 formats a ratio near 1 with two decimals.
 func ratio2(x float64) string {
-	if x != x || x <= 0 {
+	if !(x > 0) || math.IsInf(x, 1) {
 		return "–"
 	}
 	return strconv.FormatFloat(x, 'f', 2, 64) + "×"
@@ -371,7 +371,14 @@ func (r *Report) SolveTable() Table {
 				row = append(row, "–")
 				continue
 			}
-			row = append(row, percent(c.GFLOPS(m)/r.Peak.For(m.Workers)))
+			// No peak measured on as many goroutines (gonum runs on
+			// GOMAXPROCS, the peak on 1 and Workers; or no peak in the
+			// report): no share, rather than +Inf%.
+			share := 0.0
+			if pk := r.Peak.For(m.Workers); pk > 0 {
+				share = c.GFLOPS(m) / pk
+			}
+			row = append(row, percent(share))
 			if m.Kind == KindSolve && (bestNs == 0 || m.NsPerOp < bestNs) {
 				bestNs = m.NsPerOp
 			}
@@ -473,12 +480,24 @@ func fmtDuration(ns int64) string {
 	switch {
 	case ns >= 1e9 && ns%1e9 == 0:
 		return strconv.FormatInt(ns/1e9, 10) + "s"
+	case ns >= 1e9:
+		return sig3(float64(ns)/1e9) + "s"
 	case ns >= 1e6:
-		return strconv.FormatFloat(float64(ns)/1e6, 'g', 3, 64) + "ms"
+		return sig3(float64(ns)/1e6) + "ms"
 	case ns >= 1e3:
-		return strconv.FormatFloat(float64(ns)/1e3, 'g', 3, 64) + "µs"
+		return sig3(float64(ns)/1e3) + "µs"
 	}
 	return strconv.FormatInt(ns, 10) + "ns"
+}
+
+// sig3 formats x ≥ 1 with three significant figures and no exponent (a
+// value that rounds up to 1000 is written whole).
+func sig3(x float64) string {
+	s := strconv.FormatFloat(x, 'g', 3, 64)
+	if strings.Contains(s, "e") {
+		s = strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return s
 }
 
 // Write writes the whole report as text or markdown tables.
