@@ -6,6 +6,7 @@ package fusempi
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -664,18 +665,32 @@ func shardSetOf(name string) (shardSet, bool) {
 
 // LoadCheckpoint loads the optimizer state saved by SaveCheckpoint in dir,
 // by any number of processes, into this one; every process calls it. It
-// returns an error on every process when one failed (the state of the
-// processes that did not fail is then loaded: load again, or stop).
+// returns an error on every process when one failed, and then every
+// process keeps the state it had: a process whose own load succeeded puts
+// back the state it held before (a copy of its shard, taken first).
 func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 	set, err := readManifest(dir)
+	var before bytes.Buffer
+	if err == nil {
+		err = d.opt.SaveShard(&before)
+	}
+	loaded := false
 	if err == nil {
 		paths := make([]string, set.n)
 		for r := range paths {
 			paths[r] = filepath.Join(dir, set.name(r))
 		}
 		err = d.opt.LoadShardFiles(paths...)
+		loaded = err == nil
 	}
-	return d.agree(err)
+	if err = d.agree(err); err != nil && loaded {
+		// Another process failed (or the agreement itself): no process
+		// keeps the new state.
+		if rerr := d.opt.LoadShards(bytes.NewReader(before.Bytes())); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("fusempi: restoring this process's state: %w", rerr))
+		}
+	}
+	return err
 }
 
 // readManifest returns the set that dir's manifest names. A manifest that

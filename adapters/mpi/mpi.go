@@ -133,6 +133,19 @@ func live() error {
 	return nil
 }
 
+// usable returns ErrNotInit unless MPI is initialised and not finalised,
+// and an error wrapping ErrArgs for a Comm that World did not make (nil,
+// or the zero Comm, whose handle is no communicator and whose size is 0).
+func (c *Comm) usable() error {
+	if err := live(); err != nil {
+		return err
+	}
+	if c == nil || c.size < 1 {
+		return fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
+	}
+	return nil
+}
+
 // Finalize ends MPI (MPI_Finalize). Every process must call it before it
 // exits, or mpirun reports the job as failed. Called before Init or a
 // second time, it returns ErrNotInit.
@@ -177,7 +190,7 @@ func (c *Comm) Size() int { return c.size }
 
 // Barrier waits until every process of c has called it (MPI_Barrier).
 func (c *Comm) Barrier() error {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return err
 	}
 	return check("MPI_Barrier", C.MPI_Barrier(c.c))
@@ -201,7 +214,7 @@ func (c *Comm) AllReduceSumF64(v float64) (float64, error) {
 
 // AllReduceOr returns whether b is true on any process of c (MPI_LOR).
 func (c *Comm) AllReduceOr(b bool) (bool, error) {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return false, err
 	}
 	var v C.int
@@ -222,7 +235,7 @@ func (c *Comm) allReduceMax(x []uint64) error {
 // allReduce runs MPI_Allreduce in place over the n elements of type dt at
 // x, with op.
 func (c *Comm) allReduce(x unsafe.Pointer, n int, dt C.MPI_Datatype, op C.MPI_Op) error {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return err
 	}
 	if n == 0 {
@@ -256,6 +269,9 @@ func count(n int) (C.int, error) {
 // displacements (prefix sums), checking that there is one per process and
 // that they add up to total.
 func (c *Comm) counts(cs []int, total int) (n, displ []C.int, err error) {
+	if c == nil || c.size < 1 {
+		return nil, nil, fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
+	}
 	if len(cs) != c.size {
 		return nil, nil, fmt.Errorf("%w: %d counts for %d processes", ErrArgs, len(cs), c.size)
 	}
@@ -276,6 +292,18 @@ func (c *Comm) counts(cs []int, total int) (n, displ []C.int, err error) {
 	return n, displ, nil
 }
 
+// overlap reports whether a and b share an element (MPI forbids a send
+// buffer that overlaps the receive buffer; MPI_IN_PLACE is the way to
+// reuse one, as AllgatherInPlace does).
+func overlap[T any](a, b []T) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	sz := unsafe.Sizeof(a[0])
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b))*sz && pb < pa+uintptr(len(a))*sz
+}
+
 // ReduceScatter sums send over the processes of c and leaves on process r
 // the counts[r] elements that follow the first counts[0]+…+counts[r-1] of
 // the sum, in recv (MPI_Reduce_scatter with MPI_SUM). len(send) is the
@@ -289,12 +317,15 @@ func ReduceScatter[T optim.Float](c *Comm, send, recv []T, counts []int) error {
 	if len(recv) != counts[c.rank] {
 		return fmt.Errorf("%w: len(recv) = %d, this process's count is %d", ErrArgs, len(recv), counts[c.rank])
 	}
+	if overlap(send, recv) {
+		return fmt.Errorf("%w: send and recv overlap", ErrArgs)
+	}
 	return reduceScatter(c, send, recv, n)
 }
 
 // reduceScatter is ReduceScatter with checked C counts (no allocation).
 func reduceScatter[T optim.Float](c *Comm, send, recv []T, n []C.int) error {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return err
 	}
 	if len(send) == 0 {
@@ -311,13 +342,17 @@ func reduceScatter[T optim.Float](c *Comm, send, recv []T, n []C.int) error {
 }
 
 // ReduceScatterBlock is ReduceScatter with every count len(recv)
-// (MPI_Reduce_scatter_block): len(send) = Size()·len(recv).
+// (MPI_Reduce_scatter_block): len(send) = Size()·len(recv), and they
+// must not overlap.
 func ReduceScatterBlock[T optim.Float](c *Comm, send, recv []T) error {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return err
 	}
 	if len(send) != c.size*len(recv) {
 		return fmt.Errorf("%w: len(send) = %d, want %d processes × len(recv) = %d", ErrArgs, len(send), c.size, len(recv))
+	}
+	if overlap(send, recv) {
+		return fmt.Errorf("%w: send and recv overlap", ErrArgs)
 	}
 	if len(recv) == 0 {
 		return nil
@@ -330,13 +365,17 @@ func ReduceScatterBlock[T optim.Float](c *Comm, send, recv []T) error {
 }
 
 // Allgather concatenates every process's send, in rank order, into recv
-// on every process (MPI_Allgather): len(recv) = Size()·len(send).
+// on every process (MPI_Allgather): len(recv) = Size()·len(send), and
+// they must not overlap.
 func Allgather[T optim.Float](c *Comm, send, recv []T) error {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return err
 	}
 	if len(recv) != c.size*len(send) {
 		return fmt.Errorf("%w: len(recv) = %d, want %d processes × len(send) = %d", ErrArgs, len(recv), c.size, len(send))
+	}
+	if overlap(send, recv) {
+		return fmt.Errorf("%w: send and recv overlap", ErrArgs)
 	}
 	if len(send) == 0 {
 		return nil
@@ -362,7 +401,7 @@ func AllgatherInPlace[T optim.Float](c *Comm, buf []T, counts []int) error {
 
 // allgatherInPlace is AllgatherInPlace with checked C counts.
 func allgatherInPlace[T optim.Float](c *Comm, buf []T, n, displ []C.int) error {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return err
 	}
 	if len(buf) == 0 {
@@ -376,7 +415,7 @@ func allgatherInPlace[T optim.Float](c *Comm, buf []T, n, displ []C.int) error {
 // wait for it in a collective call. Before Init or after Finalize it
 // returns ErrNotInit and ends nothing.
 func (c *Comm) Abort(code int) error {
-	if err := live(); err != nil {
+	if err := c.usable(); err != nil {
 		return err
 	}
 	return check("MPI_Abort", C.MPI_Abort(c.c, C.int(code)))

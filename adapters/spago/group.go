@@ -199,8 +199,15 @@ type strategy[C strategyConfig[C]] struct {
 	groups groups
 }
 
-// Config returns the hyperparameters.
-func (s *strategy[C]) Config() C { return *s.cfg.Load() }
+// Config returns the hyperparameters (the zero config for a strategy not
+// made by its New function).
+func (s *strategy[C]) Config() C {
+	if c := s.cfg.Load(); c != nil {
+		return *c
+	}
+	var z C
+	return z
+}
 
 // config returns the hyperparameters for OptimizeParams, or an error for
 // a strategy not made by its New function (the zero strategy has none).
@@ -219,6 +226,9 @@ func (s *strategy[C]) SetConfig(c C) { s.cfg.Store(&c) }
 func (s *strategy[C]) SetLR(lr float64) {
 	for {
 		old := s.cfg.Load()
+		if old == nil {
+			return // a declared strategy: OptimizeParams refuses it still
+		}
 		c := (*old).withLR(lr)
 		if s.cfg.CompareAndSwap(old, &c) {
 			return

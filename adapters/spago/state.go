@@ -79,6 +79,9 @@ func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error)
 		return &State[T]{Kind: kind}, nil
 	}
 	st, ok := p.State.(*State[T])
+	if ok && st == nil { // a nil *State: no state yet
+		return &State[T]{Kind: kind}, nil
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: the parameter holds state of type %T, want %T (another optimizer's state; reset it with Param.State = nil)",
 			ErrState, p.State, st)
