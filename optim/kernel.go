@@ -22,7 +22,8 @@ import (
 // by a parameter of two dimensions or more) and variance (by a vector).
 // A nil h has none.
 func StateNames(h Hyper) []string {
-	if h == nil {
+	h, err := canonical(h)
+	if err != nil {
 		return nil
 	}
 	return slices.Clone(h.buffers())
@@ -35,7 +36,8 @@ func StateNames(h Hyper) []string {
 // rows and the columns over its matrices) and whose vector keeps variance.
 func StateLens(h Hyper, shape ...int) (names []string, lens []int) {
 	n, ok := shapeProduct(shape)
-	if !ok || h == nil {
+	h, err := canonical(h)
+	if !ok || err != nil {
 		return nil, nil
 	}
 	names = slices.Clone(paramBuffers(h, shape))
@@ -52,7 +54,8 @@ func StateLens(h Hyper, shape ...int) (names []string, lens []int) {
 // with these values.
 // A nil h has none.
 func StateInit(h Hyper) []float64 {
-	if h == nil {
+	h, err := canonical(h)
+	if err != nil {
 		return nil
 	}
 	out := make([]float64, len(h.buffers()))
@@ -65,7 +68,13 @@ func StateInit(h Hyper) []float64 {
 // ScalarNames returns the names of the per-parameter scalars a parameter
 // with hyperparameters h keeps besides its state buffers (NAdam's
 // mu_product; none for the other rules).
-func ScalarNames(h Hyper) []string { return slices.Clone(scalarNamesOf(h)) }
+func ScalarNames(h Hyper) []string {
+	h, err := canonical(h)
+	if err != nil {
+		return nil
+	}
+	return slices.Clone(scalarNamesOf(h))
+}
 
 // Coefficients returns the kernel coefficients of the step that a
 // parameter with hyperparameters h takes after steps earlier steps, with
@@ -93,8 +102,9 @@ func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScal
 		return fmt.Errorf("%w: nil Coeffs", ErrInvalid)
 	}
 	*c = kernels.Coeffs{}
-	if h == nil {
-		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return err
 	}
 	if err := h.Validate(); err != nil {
 		return err
@@ -133,8 +143,9 @@ func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScal
 // refused the call (kernels.ErrOverlap or ErrCoeff under ErrInvalid,
 // kernels.ErrLength under ErrLength).
 func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, state ...[]T) error {
-	if h == nil {
-		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return err
 	}
 	if ks == nil {
 		ks = kernels.Active()
@@ -156,7 +167,7 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
 		}
 	}
-	err := opsFor[T]().stepWhole(h, ks, c, p, g, state)
+	err = opsFor[T]().stepWhole(h, ks, c, p, g, state)
 	switch {
 	case err == nil:
 	case errors.Is(err, kernels.ErrLength):

@@ -2,6 +2,7 @@ package optim
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -38,8 +39,9 @@ func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 	if i < 0 || i >= len(o.groups) {
 		return o.groupErr(i)
 	}
-	if h == nil {
-		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return err
 	}
 	if h.Kind() != o.kind {
 		return fmt.Errorf("%w: a %v config for a %v optimizer", ErrInvalid, h.Kind(), o.kind)
@@ -81,7 +83,7 @@ func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 func (o *Optimizer[T]) refillInitial(i int, old, h Hyper) {
 	for k, name := range h.buffers() {
 		j := slices.Index(old.buffers(), name)
-		if j < 0 || old.initial(j) == h.initial(k) {
+		if j < 0 || math.Float64bits(old.initial(j)) == math.Float64bits(h.initial(k)) { // bits: +0 and -0 differ in the file
 			continue
 		}
 		for q := range o.params {
@@ -179,7 +181,8 @@ func (o *Optimizer[T]) clearNoGrad() {
 // amsgrad, maximize, …), in the order state files store them; none for a
 // nil h.
 func HyperNames(h Hyper) []string {
-	if h == nil {
+	h, err := canonical(h)
+	if err != nil {
 		return nil
 	}
 	names, _ := values(h)
@@ -192,8 +195,9 @@ func HyperNames(h Hyper) []string {
 // different types alike (AdamConfig and AdamWConfig, say) without a type
 // switch.
 func HyperValue(h Hyper, name string) (float64, error) {
-	if h == nil {
-		return 0, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return 0, err
 	}
 	fs, _ := h.named()
 	for _, f := range fs {
@@ -209,8 +213,9 @@ func HyperValue(h Hyper, name string) (float64, error) {
 // unknown name, a bool that is not 0 or 1 or a value that Validate refuses
 // gives an error wrapping ErrHyper.
 func WithHyperValue(h Hyper, name string, v float64) (Hyper, error) {
-	if h == nil {
-		return nil, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return nil, err
 	}
 	fs, get := h.named()
 	for _, f := range fs {

@@ -318,8 +318,9 @@ func (p *param[T]) active() bool { return !p.frozen && !p.noGrad }
 // 1e-50 would vanish in it). Otherwise the call fails with an error
 // wrapping ErrHyper that names the coefficient, before anything changes.
 func New[T Float](h Hyper, opts Options) (*Optimizer[T], error) {
-	if h == nil {
-		return nil, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return nil, err
 	}
 	if err := h.Validate(); err != nil {
 		return nil, err
@@ -380,8 +381,9 @@ func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
 	if o.closed {
 		return 0, ErrClosed
 	}
-	if h == nil {
-		return 0, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return 0, err
 	}
 	if h.Kind() != o.kind {
 		return 0, fmt.Errorf("%w: a %v group for a %v optimizer", ErrInvalid, h.Kind(), o.kind)

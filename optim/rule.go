@@ -3,6 +3,7 @@ package optim
 import (
 	"fmt"
 	"math"
+	"reflect"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
@@ -35,7 +36,9 @@ func (k Kind) String() string {
 // [NAdamConfig], [RAdamConfig], [LAMBConfig] or [AdafactorConfig].
 // The type of the config given to [New] selects the optimizer's [Kind];
 // every group of an optimizer has a config of that same type. Only this
-// package's configs implement it.
+// package's configs implement it (and pointers to them, which every
+// function that takes a Hyper takes as the config they point to; a nil
+// pointer is refused with ErrInvalid).
 type Hyper interface {
 	// Kind returns the optimizer kind the config belongs to.
 	Kind() Kind
@@ -145,6 +148,28 @@ func (f field) set(v float64) bool {
 	return true
 }
 
+// canonical returns the config h holds: h itself, or the config that h
+// points to when h is a pointer to one (a *AdamConfig implements Hyper
+// too, since the configs' methods have value receivers; the rules and the
+// optimizer's type switches take the configs by value). A nil Hyper, or a
+// nil pointer, gives an error wrapping ErrInvalid.
+func canonical(h Hyper) (Hyper, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	}
+	if v := reflect.ValueOf(h); v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil, fmt.Errorf("%w: nil %T", ErrInvalid, h)
+		}
+		e, ok := v.Elem().Interface().(Hyper)
+		if !ok {
+			return nil, fmt.Errorf("%w: %T", ErrInvalid, h)
+		}
+		return canonical(e)
+	}
+	return h, nil
+}
+
 // kinds holds the zero config of every kind, filled by the rule files.
 var kinds [256]Hyper
 
@@ -205,8 +230,8 @@ func checkUnit(field string, v float64) error {
 // hyperparameters h, to its value before the first step.
 func fillInitial[T Float](h Hyper, k int, b []T) {
 	v := T(h.initial(k))
-	if v == 0 {
-		clear(b) // +0
+	if v == 0 && !math.Signbit(float64(v)) {
+		clear(b) // +0 (a -0 initial value is filled as -0: Load and Restore check the bits)
 		return
 	}
 	for i := range b {

@@ -110,8 +110,9 @@ func NewGroup[T Float](h Hyper, ks *kernels.Set) (*Group[T], error) {
 
 // swap validates a new setting and stores it.
 func (g *Group[T]) swap(h Hyper, ls float64, ks *kernels.Set) error {
-	if h == nil {
-		return fmt.Errorf("%w: nil Hyper", ErrInvalid)
+	h, err := canonical(h)
+	if err != nil {
+		return err
 	}
 	if err := h.Validate(); err != nil {
 		return err
@@ -163,7 +164,11 @@ func (g *Group[T]) Hyper() Hyper {
 // several goroutines, and while its Steppers step.
 func (g *Group[T]) SetHyper(h Hyper) error {
 	return g.update(func(c *groupConf) error {
-		if h != nil && h.Kind() != c.h.Kind() {
+		h, err := canonical(h)
+		if err != nil {
+			return err
+		}
+		if h.Kind() != c.h.Kind() {
 			return fmt.Errorf("%w: a %v config for a %v group", ErrInvalid, h.Kind(), c.h.Kind())
 		}
 		return g.swap(h, c.ls, c.set)
