@@ -149,6 +149,7 @@ func (e *env) emit(vals []abi.Value) []Op {
 	e.conv = map[int][]Op{}
 	if e.mx != nil {
 		e.mx.idx, e.mx.base = nil, nil // the element indices and their hash, once per vector
+		e.mx.fin = map[[2]int]VecVirtual{}
 	}
 	for i, v := range vals {
 		a := func(j int) Op { return reg[v.Args[j]] }

@@ -240,6 +240,12 @@ type mixedEnv struct {
 	pend map[int]Op  // nearestNE2: the values of the first vector of the pair, by stream
 	idx  VecVirtual  // the element indices of the vector being written (once per vector)
 	base VecVirtual  // abi.SRBase of those indices (once per vector)
+	// fin holds the random bits of the vector being written by the
+	// stream whose key they take (abi.Kernel.SRKeyStream) and low16:
+	// AMSGrad's vmax takes v's bits and computes them once. The callers
+	// of srBits never write the register it returns.
+	fin  map[[2]int]VecVirtual
+	keys map[int]int // half stream → the stream whose key its bits take
 }
 
 // mixedSetup loads the table base and the keys for a kernel with half
@@ -248,7 +254,7 @@ func (e *env) mixedSetup(k kernel) {
 	t := e.t
 	e.htab = GP64()
 	LEAQ(hconstTab, e.htab)
-	mx := &mixedEnv{h: k.half, ka: map[int]Mem{}, ne: k.ne}
+	mx := &mixedEnv{h: k.half, ka: map[int]Mem{}, ne: k.ne, keys: map[int]int{}}
 	for _, s := range k.desc.Streams {
 		mx.half = append(mx.half, s.Half)
 	}
@@ -285,6 +291,7 @@ func (e *env) mixedSetup(k kernel) {
 		MOVL(key.As32(), a.As32())
 		XORL(U32(uint32(k.desc.SRKeyStream(s)+1)*abi.SRGolden), a.As32())
 		mx.ka[s] = bcast(a)
+		mx.keys[s] = k.desc.SRKeyStream(s)
 	}
 	if !t.Z {
 		mx.bufs = map[int]Mem{}
@@ -476,8 +483,16 @@ func (e *env) srBits(s int, low16 bool) VecVirtual {
 		e.xor(tmp, h, h)
 		e.mx.base = h
 	}
+	fk := [2]int{e.mx.keys[s], 0}
+	if low16 {
+		fk[1] = 1
+	}
+	if x, ok := e.mx.fin[fk]; ok {
+		return x
+	}
 	// final(h + ka).
 	x, tmp := t.Vec(), t.Vec()
+	defer func() { e.mx.fin[fk] = x }()
 	e.add(e.mx.ka[s], e.mx.base, x)
 	e.srl(16, x, tmp)
 	e.xor(tmp, x, x)
@@ -524,12 +539,12 @@ func (e *env) narrow(x Op, sr bool, s int) VecVirtual {
 		res, q := t.Vec(), t.Vec()
 		e.srl(16, x, q)
 		if sr {
-			res = r
+			e.add(x, r, res) // r is not written: srBits
 		} else {
 			e.and(e.hc("one"), q, res)
 			e.add(e.hc("bf16round"), res, res)
+			e.add(x, res, res)
 		}
-		e.add(x, res, res)
 		e.srl(16, res, res)
 		e.or(e.hc("bf16quiet"), q, q)
 		e.sel(e.nan(x), q, res)
@@ -638,8 +653,8 @@ func (e *env) narrowZ(x Op, sr bool, s int) VecVirtual {
 	// a becomes m: (a & frac) | implicit.
 	ternlog(func(a, b, c bool) bool { return a && b || c }, e.hc("implicit"), e.hcReg("frac"), a)
 	x86.Do(func() {
-		VPSRLVD(cnt, r, r)
-		VPADDD(r, a, q)
+		VPSRLVD(cnt, r, q) // r is not written: srBits
+		VPADDD(q, a, q)
 		VPSRLVD(sh, q, q)
 		VPSRLD(U8(13), h, norm, q)
 	})

@@ -181,8 +181,9 @@ func Half16Of(k *Kernel) *Kernel {
 // bits by SRBitsOf, AMSGrad's vmax, has that one's ka), which spreads s
 // over the key with SRGolden before final's multiply mixes it with h. A
 // kernel that stores k half streams does 2 + k multiplies per element
-// (state16 Adam: 5, not 12; 6 with AMSGrad, whose vmax computes v's final
-// again). The key is itself a 64-bit hash of (seed, step, parameter), so
+// (state16 Adam: 5, not 12; with AMSGrad still 5 on amd64, whose
+// generator computes the bits that vmax shares with v once, and 6 on
+// arm64, whose NEON body computes them again). The key is itself a 64-bit hash of (seed, step, parameter), so
 // both halves change from step to step.
 const (
 	SRMul1   = 0x21f0aaad
