@@ -180,10 +180,10 @@ func Half16Of(k *Kernel) *Kernel {
 // The streams of an element differ by ka (a stream that takes another's
 // bits by SRBitsOf, AMSGrad's vmax, has that one's ka), which spreads s
 // over the key with SRGolden before final's multiply mixes it with h. A
-// kernel that stores k half streams does 2 + k multiplies per element
-// (state16 Adam: 5, not 12; with AMSGrad still 5 on amd64, whose
-// generator computes the bits that vmax shares with v once, and 6 on
-// arm64, whose NEON body computes them again). The key is itself a 64-bit hash of (seed, step, parameter), so
+// kernel that stores k half streams can do 2 + k multiplies per element
+// (state16 Adam: 5, not 12), and one that takes another's bits none of
+// its own: the amd64 bodies do so (AMSGrad's 16-bit state: 5); the NEON
+// bodies keep no register for h and compute all three per store. The key is itself a 64-bit hash of (seed, step, parameter), so
 // both halves change from step to step.
 const (
 	SRMul1   = 0x21f0aaad
