@@ -83,12 +83,13 @@ func parseModels(s string) ([]bench.ModelSpec, error) {
 		if m == nil {
 			return nil, fmt.Errorf("-model %q: none stands alone; want models LAYERSxWIDTH+NORMS, comma-separated, or none", s)
 		}
+		if slices.Contains(ms, *m) {
+			continue // a repeat counts once, toward the limit too
+		}
 		if len(ms) == 16 {
 			return nil, fmt.Errorf("-model %q: want at most 16 models LAYERSxWIDTH+NORMS, comma-separated, or none", s)
 		}
-		if !slices.Contains(ms, *m) {
-			ms = append(ms, *m)
-		}
+		ms = append(ms, *m)
 	}
 	return ms, nil
 }

@@ -612,6 +612,10 @@ func TestParseModels(t *testing.T) {
 	for i := range 17 {
 		many = append(many, fmt.Sprintf("%dx4", i+1))
 	}
+	// 16 models and a repeat: 16 models.
+	if ms, err := parseModels(strings.Join(many[:16], ",") + ",1x4"); err != nil || len(ms) != 16 {
+		t.Errorf("16 models and a repeat: %d models, %v", len(ms), err)
+	}
 	if _, err := parseModels(strings.Join(many, ",")); err == nil || !strings.Contains(err.Error(), "at most 16") {
 		t.Errorf("17 models: %v", err)
 	}
