@@ -131,8 +131,8 @@ func numModelContenders(workers int) int {
 // tensor; a Stepper per tensor for a shaped step), "optim/w=1" and
 // "optim/w=W" (the optim package on 1 and W
 // workers, with the kernels of level l), "roof/w=1" and "roof/w=W" (the roof
-// of every tensor's streams at level l, the tensors split between W
-// goroutines). All work on the same parameters and gradients.
+// of every tensor's streams at level l, the model's elements split into W
+// equal contiguous runs, one per goroutine). All work on the same parameters and gradients.
 func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers int) ([]contender, func(), error) {
 	sizes := make([]int, len(shapes))
 	for i, sh := range shapes {
@@ -151,11 +151,10 @@ func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers
 		return nil, nil, err
 	}
 	tensors := modelStreams[T](o, sizes)
-	var scalar, fused, roofs []func() error
+	var scalar, fused []func() error
 	for i, a := range tensors {
 		scalar = append(scalar, scalarOf(o, a, shapes[i]))
 		fused = append(fused, stepOf(s, o, &c, a, shapes[i]))
-		roofs = append(roofs, roofOf(o, k, a))
 	}
 	seq := func(fs []func() error) func() error {
 		return func() error {
@@ -198,18 +197,72 @@ func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers
 			step: func() error { _, err := op.Step(); return err }})
 	}
 	for _, w := range ws {
-		cs = append(cs, contender{name: "roof/w=" + strconv.Itoa(w), kind: KindRoof, workers: w,
-			step: parallel(roofs, sizes, w)})
+		// The roof on w goroutines: the model's elements, all tensors
+		// end to end, cut into w contiguous runs of equal size (within
+		// one element), as the ideal sharding of the step would.
+		runs := elementRuns(sizes, w)
+		if w > 1 && len(runs) == 1 {
+			continue // a model of one element: roof/w=1 is that
+		}
+		fs := make([][]func() error, len(runs))
+		for r, spans := range runs {
+			for _, sp := range spans {
+				a := tensors[sp.t]
+				sub := make([][]T, len(a))
+				for j, x := range a {
+					sub[j] = x[sp.lo:sp.hi:sp.hi]
+				}
+				fs[r] = append(fs[r], roofOf(o, k, sub))
+			}
+		}
+		cs = append(cs, contender{name: "roof/w=" + strconv.Itoa(len(runs)), kind: KindRoof, workers: len(runs),
+			step: parallel(fs)})
 	}
 	return cs, release, nil
 }
 
-// parallel returns a step that runs fs split into w contiguous runs of
-// about equal total size, one per goroutine (the caller runs the first).
-func parallel(fs []func() error, sizes []int, w int) func() error {
-	if w <= 1 {
+// span is the elements [lo, hi) of tensor t.
+type span struct{ t, lo, hi int }
+
+// elementRuns cuts the elements of tensors of the given sizes, laid end to
+// end, into min(w, total) contiguous runs whose sizes differ by at most one
+// element: run r holds elements [total·r/w, total·(r+1)/w), as spans of
+// the tensors it meets. No run is empty.
+func elementRuns(sizes []int, w int) [][]span {
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	w = max(min(w, total), 1)
+	runs := make([][]span, 0, w)
+	t, at := 0, 0 // the tensor and the element in it where the next run starts
+	for r := range w {
+		need := total*(r+1)/w - total*r/w
+		var run []span
+		for need > 0 {
+			for sizes[t]-at == 0 {
+				t, at = t+1, 0
+			}
+			k := min(need, sizes[t]-at)
+			run = append(run, span{t, at, at + k})
+			at += k
+			need -= k
+		}
+		runs = append(runs, run)
+	}
+	return runs
+}
+
+// parallel returns a step that runs fs[r], in order, on goroutine r (the
+// caller runs fs[0]).
+func parallel(fs [][]func() error) func() error {
+	if len(fs) <= 1 {
+		var all []func() error
+		for _, f := range fs {
+			all = append(all, f...)
+		}
 		return func() error {
-			for _, f := range fs {
+			for _, f := range all {
 				if err := f(); err != nil {
 					return err
 				}
@@ -217,25 +270,11 @@ func parallel(fs []func() error, sizes []int, w int) func() error {
 			return nil
 		}
 	}
-	total := 0
-	for _, n := range sizes {
-		total += n
-	}
-	// bounds[i] is the first tensor of run i.
-	bounds := []int{0}
-	acc := 0
-	for i, n := range sizes {
-		acc += n
-		if len(bounds) < w && acc >= total*len(bounds)/w && i+1 < len(sizes) {
-			bounds = append(bounds, i+1)
-		}
-	}
-	bounds = append(bounds, len(fs))
-	errs := make([]error, len(bounds)-1)
-	team := crewOf(len(bounds) - 1)
+	errs := make([]error, len(fs))
+	team := crewOf(len(fs))
 	run := pool.Job(func(_, r int) {
 		errs[r] = nil
-		for _, f := range fs[bounds[r]:bounds[r+1]] {
+		for _, f := range fs[r] {
 			if err := f(); err != nil {
 				errs[r] = err
 				return

@@ -259,21 +259,61 @@ func TestModelContenders(t *testing.T) {
 	}
 }
 
-// parallel runs every function exactly once, whatever the split.
-func TestParallel(t *testing.T) {
+// elementRuns covers every element once, in order, in min(w, total)
+// runs whose sizes differ by at most one; parallel runs every function
+// exactly once.
+func TestElementRuns(t *testing.T) {
 	for _, w := range []int{1, 2, 3, 7} {
-		for _, sizes := range [][]int{{5}, {1, 1}, {100, 1, 1, 1}, {1, 2, 3, 4, 5, 6, 7, 8, 9}} {
-			counts := make([]int, len(sizes))
-			var fs []func() error
-			for i := range sizes {
-				fs = append(fs, func() error { counts[i]++; return nil })
+		for _, sizes := range [][]int{{5}, {1, 1}, {100, 1, 1, 1}, {1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 3, 0, 0, 4, 0}, {1, 1000}} {
+			total := 0
+			for _, n := range sizes {
+				total += n
 			}
-			if err := parallel(fs, sizes, w)(); err != nil {
+			runs := elementRuns(sizes, w)
+			if len(runs) != min(w, total) {
+				t.Errorf("w=%d sizes %v: %d runs", w, sizes, len(runs))
+			}
+			next := span{} // the next element expected: tensor t, element lo
+			lens := map[int]bool{}
+			covered := 0
+			counts := make([][]int, len(runs))
+			for r, run := range runs {
+				n := 0
+				for _, sp := range run {
+					for next.t < len(sizes) && next.lo == sizes[next.t] {
+						next = span{t: next.t + 1}
+					}
+					if sp.t != next.t || sp.lo != next.lo || sp.hi <= sp.lo || sp.hi > sizes[sp.t] {
+						t.Fatalf("w=%d sizes %v: run %d holds %v, want one starting at tensor %d element %d", w, sizes, r, sp, next.t, next.lo)
+					}
+					next.lo = sp.hi
+					n += sp.hi - sp.lo
+				}
+				lens[n] = true
+				covered += n
+				counts[r] = make([]int, len(run))
+			}
+			if covered != total { // contiguous from the first element, so every one
+				t.Errorf("w=%d sizes %v: the runs hold %d elements", w, sizes, covered)
+			}
+			if len(lens) > 2 {
+				t.Errorf("w=%d sizes %v: run sizes %v", w, sizes, lens)
+			}
+			var fs [][]func() error
+			for r, run := range runs {
+				fs = append(fs, nil)
+				for i := range run {
+					fs[r] = append(fs[r], func() error { counts[r][i]++; return nil })
+				}
+			}
+			if err := parallel(fs)(); err != nil {
 				t.Fatal(err)
 			}
-			for i, c := range counts {
-				if c != 1 {
-					t.Fatalf("w=%d sizes %v: function %d ran %d times", w, sizes, i, c)
+			for r := range counts {
+				for i, c := range counts[r] {
+					if c != 1 {
+						t.Fatalf("w=%d sizes %v: function %d of run %d ran %d times", w, sizes, i, r, c)
+					}
 				}
 			}
 		}
