@@ -44,8 +44,9 @@ var (
 	ErrUnsupported = errors.New("fusegomlx: unsupported")
 	// ErrVariable: a variable the step cannot update in place: a trainable
 	// variable that is not float32 or float64, one that the training graph
-	// itself changes, or a variable without a value (deleted, or cleared
-	// with Optimizer.Clear since the graph was built).
+	// itself changes, a variable without a value (deleted, or cleared
+	// with Optimizer.Clear since the graph was built), or two variables
+	// given one tensor (their memory is shared).
 	ErrVariable = errors.New("fusegomlx: variable cannot be stepped")
 )
 
@@ -277,10 +278,13 @@ func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*grap
 // that stopped the optimizer, if one did ([Optimizer.Err]). Graphs built
 // before need rebuilding (Trainer.ResetComputationGraphs) to train again:
 // an execution of one after Clear takes no step and stops the optimizer
-// again (until the next Clear).
+// again (until the next Clear). An optimizer without state (GoMLX's SGD,
+// whose Clear does nothing) deletes nothing, and its graphs go on training.
 func (o *Optimizer) Clear(ctx *context.Context) error {
 	o.mu.Lock()
-	clear(o.plans)
+	if o.scope != "" {
+		clear(o.plans)
+	}
 	o.err = nil
 	o.mu.Unlock()
 	if o.scope == "" {
@@ -377,6 +381,9 @@ type plan struct {
 	work32   []work[float32]
 	work64   []work[float64]
 	c32, c64 kernels.Coeffs
+	// addrs are the addresses of the memory of every variable the last
+	// step wrote (plan.checkDistinct).
+	addrs []uintptr
 }
 
 // param is one trainable variable and its state variables (nil: scratch).

@@ -3,6 +3,8 @@ package fusegomlx
 import (
 	"fmt"
 	"math"
+	"slices"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -105,6 +107,9 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 		if err != nil {
 			return err
 		}
+	}
+	if err := p.checkDistinct(); err != nil {
+		return err
 	}
 	for k := range p.params {
 		pa := &p.params[k]
@@ -229,4 +234,97 @@ func scalarFloat(t *tensors.Tensor) (float64, error) {
 		err = fmt.Errorf("%w: learning rate of shape %s", ErrUnsupported, t.Shape())
 	}
 	return v, err
+}
+
+// checkDistinct checks that no two variables the step writes (a trainable
+// variable or a state variable) share their memory: two variables given the
+// same tensor (ctx.VariableWithValue twice with one tensor, SetValue with
+// another variable's value) would be stepped twice, each with the other's
+// update. GoMLX refuses such variables too (its executor donates the
+// tensor's buffer for the first and fails on the second). The addresses are
+// kept from the last step, so the check costs one comparison per buffer
+// while they stay.
+func (p *plan) checkDistinct() error {
+	i, changed := 0, false
+	add := func(ptr unsafe.Pointer, n int) {
+		if n == 0 {
+			return // no memory
+		}
+		a := uintptr(ptr)
+		if i == len(p.addrs) {
+			p.addrs = append(p.addrs, a)
+			changed = true
+		} else if p.addrs[i] != a {
+			p.addrs[i] = a
+			changed = true
+		}
+		i++
+	}
+	for k := range p.params {
+		pa := &p.params[k]
+		switch pa.dtype {
+		case dtypes.Float32:
+			w := &p.work32[k]
+			add(unsafe.Pointer(unsafe.SliceData(w.p)), len(w.p))
+			for j, sv := range pa.state {
+				if sv != nil {
+					add(unsafe.Pointer(unsafe.SliceData(w.state[j])), len(w.state[j]))
+				}
+			}
+		default:
+			w := &p.work64[k]
+			add(unsafe.Pointer(unsafe.SliceData(w.p)), len(w.p))
+			for j, sv := range pa.state {
+				if sv != nil {
+					add(unsafe.Pointer(unsafe.SliceData(w.state[j])), len(w.state[j]))
+				}
+			}
+		}
+	}
+	if !changed && i == len(p.addrs) {
+		return nil
+	}
+	p.addrs = p.addrs[:i]
+	sorted := slices.Clone(p.addrs)
+	slices.Sort(sorted)
+	for j := 1; j < len(sorted); j++ {
+		if sorted[j] == sorted[j-1] {
+			p.addrs = p.addrs[:0] // check again at the next step
+			return fmt.Errorf("%w: variables %v share their memory (one tensor given to each): "+
+				"give each variable its own tensor", ErrVariable, p.sharing(sorted[j]))
+		}
+	}
+	return nil
+}
+
+// sharing returns the names of the variables whose memory starts at a.
+func (p *plan) sharing(a uintptr) []string {
+	var names []string
+	at := func(v *context.Variable, ptr unsafe.Pointer) {
+		if uintptr(ptr) == a {
+			names = append(names, v.ScopeAndName())
+		}
+	}
+	for k := range p.params {
+		pa := &p.params[k]
+		vars := append([]*context.Variable{pa.v}, pa.state...)
+		for j, v := range vars {
+			if v == nil {
+				continue
+			}
+			var ptr unsafe.Pointer
+			switch {
+			case pa.dtype == dtypes.Float32 && j == 0:
+				ptr = unsafe.Pointer(unsafe.SliceData(p.work32[k].p))
+			case pa.dtype == dtypes.Float32:
+				ptr = unsafe.Pointer(unsafe.SliceData(p.work32[k].state[j-1]))
+			case j == 0:
+				ptr = unsafe.Pointer(unsafe.SliceData(p.work64[k].p))
+			default:
+				ptr = unsafe.Pointer(unsafe.SliceData(p.work64[k].state[j-1]))
+			}
+			at(v, ptr)
+		}
+	}
+	return names
 }
