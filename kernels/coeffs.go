@@ -508,7 +508,8 @@ func (c *Coeffs) pows(b1, b2 float64, t int64) (float64, float64) {
 //	bc1 = 1-β1^t, bc2 = 1-β2^t, a = lr/bc1, ib2 = 1/sqrt(bc2),
 //	c1 = 1-β1, c2 = 1-β2, decay = 1-lr·wd
 //
-// all in float64, then rounded once to the element type.//
+// all in float64, then rounded once to the element type.
+//
 // When 1-β1 ≥ 0.5 (β1 ≤ 0.5), m takes PyTorch's second lerp form
 // (torch.lerp's CPU kernel, for a weight from 0.5 on) and c1 holds
 // (1-β1) - 1, computed in each element type from 1-β1 rounded to it
@@ -691,7 +692,8 @@ func (h RMSprop) Coeffs() (Coeffs, error) {
 //
 //	α, c2 = 1-α, -lr, μ, and c1 = 1-α when centered
 //
-// in float64, then rounded once to the element type.//
+// in float64, then rounded once to the element type.
+//
 // When 1-α ≥ 0.5 (α ≤ 0.5), centered grad_avg takes PyTorch's second lerp form
 // (torch.lerp's CPU kernel, for a weight from 0.5 on) and c1 holds
 // (1-α) - 1, computed in each element type from 1-α rounded to it
