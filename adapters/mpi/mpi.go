@@ -133,17 +133,16 @@ func live() error {
 	return nil
 }
 
-// usable returns ErrNotInit unless MPI is initialised and not finalised,
-// and an error wrapping ErrArgs for a Comm that World did not make (nil,
-// or the zero Comm, whose handle is no communicator and whose size is 0).
+// usable returns an error wrapping ErrArgs for a Comm that World did not
+// make (nil, or the zero Comm, whose handle is no communicator and whose
+// size is 0), and then ErrNotInit unless MPI is initialised and not
+// finalised. Every call on a Comm asks it before it looks at its other
+// arguments, so a call after Finalize gives ErrNotInit whatever they are.
 func (c *Comm) usable() error {
-	if err := live(); err != nil {
-		return err
-	}
 	if c == nil || c.size < 1 {
 		return fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
 	}
-	return nil
+	return live()
 }
 
 // Finalize ends MPI (MPI_Finalize). Every process must call it before it
@@ -310,6 +309,9 @@ func overlap[T any](a, b []T) bool {
 // sum of counts, len(recv) is counts[Rank()], and they must not overlap.
 // The order in which MPI adds the processes' values is its own.
 func ReduceScatter[T optim.Float](c *Comm, send, recv []T, counts []int) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
 	n, _, err := c.counts(counts, len(send))
 	if err != nil {
 		return err
@@ -392,6 +394,9 @@ func Allgather[T optim.Float](c *Comm, send, recv []T) error {
 // in place (MPI_Allgatherv with MPI_IN_PLACE). The counts add up to
 // len(buf).
 func AllgatherInPlace[T optim.Float](c *Comm, buf []T, counts []int) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
 	n, displ, err := c.counts(counts, len(buf))
 	if err != nil {
 		return err
