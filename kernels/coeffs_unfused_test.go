@@ -1,9 +1,12 @@
 package kernels
 
 import (
+	"errors"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
@@ -86,7 +89,7 @@ func TestCoeffsUnfused(t *testing.T) {
 	}
 }
 
-// TestNAdamRAdamCoeffsPinned: NAdam's momentum schedule (through expDet)
+// TestNAdamRAdamCoeffsPinned: NAdam's momentum schedule (through pow096)
 // and the NAdam and RAdam coefficients are the same bits on every
 // architecture: the values were computed on amd64, and the arm64 and
 // purego runs of this test must reproduce them.
@@ -96,10 +99,6 @@ func TestNAdamRAdamCoeffsPinned(t *testing.T) {
 		if math.Float64bits(got) != want {
 			t.Errorf("%s = %v (%#x), want %v (%#x)", what, got, math.Float64bits(got), math.Float64frombits(want), want)
 		}
-	}
-	for x, want := range map[float64]uint64{-1e-3: 0x3feff7cfe56f1a9e, -0.1634: 0x3feb2d1150515112,
-		-1: 0x3fd78b56362cef38, -10.5: 0x3efcdfc263f6a0ba, -700: 0xd14f2b0fb9307f} {
-		bits("expDet("+strconv.FormatFloat(x, 'g', -1, 64)+")", expDet(x), want)
 	}
 	h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
 	for st, want := range map[int64]uint64{1: 0x3fdcce00f877ca87, 2: 0x3fdccf3517413e70, 10: 0x3fdcd8d43e161326,
@@ -125,41 +124,59 @@ func TestNAdamRAdamCoeffsPinned(t *testing.T) {
 	}
 }
 
-// TestExpDet: expDet is within 2 ulps of math.Exp (each within an ulp of
-// e^x) over NAdam's range x ≤ 0, and exact at its edges.
-func TestExpDet(t *testing.T) {
-	for i := 0; i < 400000; i++ {
-		x := -float64(i)*0.00187 - 1e-9*float64(i%7)
-		if x < -708 { // below it e^x is subnormal: ulps there are coarse
-			break
-		}
-		got, want := expDet(x), math.Exp(x)
-		if ulp := math.Nextafter(want, math.Inf(1)) - want; math.Abs(got-want) > 2*ulp {
-			t.Fatalf("expDet(%v) = %v, math.Exp %v", x, got, want)
+// TestPow096: 0.96^y is correctly rounded (against 300-bit arithmetic)
+// on NAdam's grid y = t·ψ and at random y; ln096 is logDD(0.96); the
+// edges are exact.
+func TestPow096(t *testing.T) {
+	if h, l := logDD(0.96); h != ln096Hi || l != ln096Lo {
+		t.Errorf("logDD(0.96) = %#x + %#x, ln096 %#x + %#x", h, l, ln096Hi, ln096Lo)
+	}
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	r := rand.New(rand.NewPCG(5, 7))
+	for i := range n {
+		ys := []float64{float64(i+1) * 4e-3, float64(i+1) * 0.1, float64(3*i+1) * 1e-4, r.Float64() * 18000, r.ExpFloat64()}
+		for _, y := range ys {
+			if got, want := pow096(y), bigPowRef(0.96, y); got != want {
+				t.Fatalf("pow096(%v) = %v, want %v", y, got, want)
+			}
 		}
 	}
-	for _, c := range []struct{ x, want float64 }{
-		{0, 1}, {math.Copysign(0, -1), 1}, {math.Inf(-1), 0}, {-800, 0}, {math.Inf(1), math.Inf(1)}, {800, math.Inf(1)},
+	for _, c := range []struct{ y, want float64 }{
+		{0, 1}, {math.Copysign(0, -1), 1}, {1, 0.96}, {2, float64(0.96 * 0.96)}, {math.Inf(1), 0}, {1e5, 0},
+		{math.MaxFloat64, 0}, {-1e5, math.Inf(1)}, {math.Inf(-1), math.Inf(1)},
 	} {
-		if got := expDet(c.x); got != c.want {
-			t.Errorf("expDet(%v) = %v, want %v", c.x, got, c.want)
+		if got := pow096(c.y); got != c.want {
+			t.Errorf("pow096(%v) = %v, want %v", c.y, got, c.want)
 		}
 	}
-	if got := expDet(math.NaN()); got == got {
-		t.Errorf("expDet(NaN) = %v", got)
+	if got := pow096(math.NaN()); got == got {
+		t.Errorf("pow096(NaN) = %v", got)
 	}
 }
 
-// TestNAdamMu: Mu is PyTorch's β1·(1 - ½·0.96^(t·ψ)) within a few ulps
-// (PyTorch's pow against expDet), for ψ = 0 too.
+// TestNAdamMu: Mu is PyTorch's β1·(1 - ½·0.96^(t·ψ)), each operation
+// rounded in this order, with the power correctly rounded (a 300-bit
+// reference), for ψ = 0 too; and it is within 4 ulps of the formula with
+// Go's math.Pow.
 func TestNAdamMu(t *testing.T) {
-	for _, psi := range []float64{0, 4e-3, 0.1, 3} {
+	for _, psi := range []float64{0, 4e-3, 0.1, 3, 1e-4} {
 		h := NAdam{Beta1: 0.9, MomentumDecay: psi}
-		for st := int64(1); st < 1<<40; st = st*3/2 + 1 {
+		for st := int64(1); st < 1<<40; st = max(st*9/8, st+1) {
+			y := float64(st) * psi
 			got := h.Mu(st)
-			want := 0.9 * (1 - 0.5*math.Pow(0.96, float64(st)*psi))
-			if ulp := math.Nextafter(want, 2) - want; math.Abs(got-want) > 4*ulp {
+			p := 0.0 // 0.96^y < 2^-1100 beyond y = 18700
+			if y < 18700 {
+				p = bigPowRef(0.96, y)
+			}
+			if want := float64(0.9 * float64(1-float64(0.5*p))); got != want {
 				t.Fatalf("ψ=%v: Mu(%d) = %v, want %v", psi, st, got, want)
+			}
+			want := 0.9 * (1 - 0.5*math.Pow(0.96, y))
+			if ulp := math.Nextafter(want, 2) - want; math.Abs(got-want) > 4*ulp {
+				t.Fatalf("ψ=%v: Mu(%d) = %v, math.Pow's %v", psi, st, got, want)
 			}
 		}
 	}
@@ -197,5 +214,39 @@ func TestRAdamRectified(t *testing.T) {
 				t.Fatalf("β2 = %v: step %d rectified", b2, st)
 			}
 		}
+	}
+}
+
+// TestInvFact: expDD's 1/n! constants are 1/n! rounded, and Hi + Lo is
+// 1/n! to the bits of a double-double (Lo is the rounded remainder).
+func TestInvFact(t *testing.T) {
+	f := new(big.Float).SetPrec(300).SetInt64(1)
+	for n := 2; n <= 10; n++ {
+		f.Quo(f, new(big.Float).SetPrec(300).SetInt64(int64(n)))
+		want, _ := f.Float64()
+		if n >= 5 && invFact[n] != want {
+			t.Errorf("invFact[%d] = %v, want %v", n, invFact[n], want)
+		}
+		if n > 4 {
+			continue
+		}
+		rem := new(big.Float).SetPrec(300).Sub(f, new(big.Float).SetPrec(300).SetFloat64(invFactHi[n]))
+		lo, _ := rem.Float64()
+		if invFactHi[n] != want || invFactLo[n] != lo {
+			t.Errorf("1/%d! = %#x + %#x, want %#x + %#x", n, invFactHi[n], invFactLo[n], want, lo)
+		}
+	}
+}
+
+// TestNAdamLastStep: NAdam's coefficients need μ_{t+1}, so the last step
+// is MaxInt64-1, and MaxInt64 is refused with the range in the message.
+func TestNAdamLastStep(t *testing.T) {
+	h := NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+	if _, err := h.Coeffs(math.MaxInt64-1, 0); err != nil {
+		t.Errorf("step MaxInt64-1: %v", err)
+	}
+	_, err := h.Coeffs(math.MaxInt64, 0)
+	if !errors.Is(err, ErrCoeff) || !strings.Contains(err.Error(), "want 1 to 9223372036854775806") {
+		t.Errorf("step MaxInt64: %v, want ErrCoeff naming 1 to MaxInt64-1", err)
 	}
 }

@@ -25,13 +25,35 @@ func powReal(x, y float64) float64 {
 		return 0
 	}
 	lh, ll := logDD(x)
-	// z = y·ln x, as a double-double. Beyond ±746 the power is 0 or +Inf
-	// in float64 (whose exponents end at -1074 and 1024): so it is
-	// returned, where the double-double product could overflow (-Inf with
-	// an error term of +Inf, a NaN).
-	if p := y * lh; p < -746 {
+	return expMul(y, lh, ll)
+}
+
+// ln096 is ln(0.96) as a double-double, 0.96 being the float64 nearest it
+// (computed with 80 decimal digits; TestPow096 checks it against logDD).
+const (
+	ln096Hi = -0x1.4e69ed6d80eb3p-5
+	ln096Lo = -0x1.067d54cb9a84cp-60
+)
+
+// pow096 returns 0.96^y, 0.96 being the float64 nearest it, as powReal
+// does (about 100 bits, then one rounding): NAdam's momentum schedule
+// (see [NAdam.Mu]).
+func pow096(y float64) float64 {
+	return expMul(y, ln096Hi, ln096Lo)
+}
+
+// expMul returns e^(y·(lh+ll)) rounded to float64, the product taken as a
+// double-double.
+func expMul(y, lh, ll float64) float64 {
+	// Beyond ±746 the power is 0 or +Inf in float64 (whose exponents end
+	// at -1074 and 1024): so it is returned, where the double-double
+	// product could overflow (-Inf with an error term of +Inf, a NaN).
+	switch p := y * lh; {
+	case p != p:
+		return p
+	case p < -746:
 		return 0
-	} else if p > 746 {
+	case p > 746:
 		return math.Inf(1)
 	}
 	zh, zl := twoProd(y, lh)
@@ -87,6 +109,16 @@ func ddDiv(ah, al, bh, bl float64) (float64, float64) {
 	return ddAdd(qh, ql, q3, 0)
 }
 
+// invFact[n] is 1/n! rounded, and 1/n! = invFactHi[n] + invFactLo[n] to
+// about 106 bits (computed with 80 decimal digits; TestInvFact checks
+// them with math/big).
+var (
+	invFact = [...]float64{5: 0x1.1111111111111p-7, 6: 0x1.6c16c16c16c17p-10, 7: 0x1.a01a01a01a01ap-13,
+		8: 0x1.a01a01a01a01ap-16, 9: 0x1.71de3a556c734p-19, 10: 0x1.27e4fb7789f5cp-22}
+	invFactHi = [...]float64{2: 0x1p-1, 3: 0x1.5555555555555p-3, 4: 0x1.5555555555555p-5}
+	invFactLo = [...]float64{2: 0, 3: 0x1.5555555555555p-57, 4: 0x1.5555555555555p-59}
+)
+
 // ln 2 as a double-double.
 const (
 	ln2Hi = 0x1.62e42fefa39efp-1
@@ -120,8 +152,11 @@ func logDD(x float64) (float64, float64) {
 }
 
 // expDD returns e^(zh+zl) rounded to float64: z = j·ln2 + r with |r| ≤
-// ln2/2, e^r = (e^(r/1024))^1024 by a Taylor series and ten squarings,
-// then the exponent j.
+// ln2/2, e^(r/256) - 1 by its Taylor series (|r/256| < 0.0014: to r^10/10!,
+// whose next term is below 2⁻¹¹⁰ of the sum), doubled back eight times by
+// e^(2x) - 1 = (e^x - 1)·(e^x - 1 + 2), plus 1, then the exponent j. The
+// series' terms from r^5/5! on are below 2⁻⁵⁴ of the sum, so they are
+// summed in float64; the rest in double-double.
 func expDD(zh, zl float64) float64 {
 	switch {
 	case zh > 710:
@@ -132,28 +167,42 @@ func expDD(zh, zl float64) float64 {
 	j := math.Round(zh / ln2Hi)
 	jh, jl := ddMul(j, 0, ln2Hi, ln2Lo)
 	rh, rl := ddAdd(zh, zl, -jh, -jl)
-	rh, rl = rh/1024, rl/1024 // exact
-	// e^r - 1 = r(1 + r/2(1 + r/3(1 + …))) (|r| < 3.4e-4: 13 terms are
-	// past 2⁻¹⁰⁶), by Horner's rule from the inside.
-	th, tl := 1.0, 0.0
-	for n := 13; n >= 2; n-- {
-		th, tl = ddMul(th, tl, rh, rl)
-		th, tl = ddDiv(th, tl, float64(n), 0)
-		th, tl = ddAdd(1, 0, th, tl)
+	rh, rl = rh*0x1p-8, rl*0x1p-8 // exact
+	// q = 1/5! + r/6! + … + r^5/10!, by Horner's rule in float64.
+	q := invFact[10]
+	for n := 9; n >= 5; n-- {
+		q = float64(q*rh) + invFact[n]
 	}
+	// e^r - 1 = r(1 + r(1/2 + r(1/6 + r(1/24 + r·q)))) in double-double.
+	th, tl := ddMul(q, 0, rh, rl)
+	for n := 4; n >= 2; n-- {
+		th, tl = ddAdd(th, tl, invFactHi[n], invFactLo[n])
+		th, tl = ddMul(th, tl, rh, rl)
+	}
+	th, tl = ddAdd(th, tl, 1, 0)
 	th, tl = ddMul(th, tl, rh, rl)
-	// th, tl = e^r - 1; square (1 + t) ten times as 1 + (2t + t²), which
-	// keeps the small part's bits.
-	for range 10 {
-		sh, sl := ddMul(th, tl, th, tl)
-		th, tl = ddAdd(th, tl, th, tl)
-		th, tl = ddAdd(th, tl, sh, sl)
+	for range 8 {
+		sh, sl := ddAdd(th, tl, 2, 0)
+		th, tl = ddMul(th, tl, sh, sl)
 	}
 	eh, el := ddAdd(1, 0, th, tl)
 	if j >= -1021 {
 		// Normal result: scale the double-double exactly, then round.
 		return math.Ldexp(eh+el, int(j))
 	}
-	// Below the normal range, one rounding at the end.
-	return math.Ldexp(eh, int(j)) + math.Ldexp(el, int(j))
+	// Below the normal range the result's ulp is 2^-1074: round
+	// (eh + el)·2^(j+1074) (below 2^53) to an integer once, nearest and
+	// ties to even, then scale it back exactly. (Scaling eh and el to the
+	// subnormal range first and adding them rounds twice.)
+	s := int(j) + 1074
+	m, lo := math.Ldexp(eh, s), math.Ldexp(el, s) // exact: both stay normal
+	k := math.RoundToEven(m)
+	dh, dl := twoSum(m-k, lo) // m-k is exact, within ±½
+	switch {
+	case dh > 0.5 || dh == 0.5 && (dl > 0 || dl == 0 && math.Mod(k, 2) != 0):
+		k++
+	case dh < -0.5 || dh == -0.5 && (dl < 0 || dl == 0 && math.Mod(k, 2) != 0):
+		k--
+	}
+	return math.Ldexp(k, -1074)
 }

@@ -349,3 +349,31 @@ func TestNAdamCoefficientsLate(t *testing.T) {
 		}
 	}
 }
+
+// TestNAdamCheckedWhereItTurns: NAdam's m coefficient is smallest after
+// its first step and before its last; a learning rate that rounds it to
+// zero in float32 only there is refused by New, not by a Step some steps
+// into training.
+func TestNAdamCheckedWhereItTurns(t *testing.T) {
+	// With β1 = 0.2 the m coefficient is lr·0.101 at step 1, lr·0.2 in the
+	// limit and lr·0.1 near step 3: float32's half-least-subnormal 0.70e-45
+	// lies between the two.
+	h := NAdamConfig{LR: 6.97e-45, Beta1: 0.2, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3}
+	if _, err := New[float32](h, Options{}); !errors.Is(err, ErrHyper) {
+		t.Fatalf("New: %v, want ErrHyper", err)
+	}
+	// The same learning rate's coefficients at step 1 and in the limit are
+	// usable: only the steps in between refuse it.
+	var c kernels.Coeffs
+	sc := h.advance(h.initialScalars(), 0)
+	if err := coeffsIn(&c, h, 1, h.coeffKey(0), sc, 4); err != nil {
+		t.Fatalf("step 1: %v", err)
+	}
+	if err := coeffsIn(&c, h, 1, h.coeffKey(MaxStep-1), h.limitScalars(), 4); err != nil {
+		t.Fatalf("last step: %v", err)
+	}
+	h.LR = 1e-3
+	if _, err := New[float32](h, Options{}); err != nil {
+		t.Fatalf("lr 1e-3: %v", err)
+	}
+}
