@@ -14,25 +14,7 @@ import (
 func TestAdagradNegZeroInitialRoundTrip(t *testing.T) {
 	h := DefaultAdagrad()
 	h.InitialAccumulatorValue = math.Copysign(0, -1)
-	m := newTestModel[float32]([]int{40, 40})
-	o := mustNew[float32](t, h, Options{Workers: 1})
-	defer o.Close()
-	m.register(t, o, nil)
-	if err := o.SetRequiresGrad(m.names[1], false); err != nil {
-		t.Fatal(err)
-	}
-	m.fillGrads(0)
-	mustStep(t, o) // lays the state out; tensor 1 stays at step 0
-	var file bytes.Buffer
-	if err := o.Save(&file); err != nil {
-		t.Fatal(err)
-	}
-	o2 := mustNew[float32](t, h, Options{Workers: 1})
-	defer o2.Close()
-	newTestModel[float32]([]int{40, 40}).register(t, o2, nil)
-	if err := o2.Load(bytes.NewReader(file.Bytes())); err != nil {
-		t.Fatalf("Load of Save's own file: %v", err)
-	}
+	loadsInto(t, steppedWithFrozen(t, h), h)
 }
 
 // TestAdagradNegZeroRestore: Restore with the sum missing at step 0
@@ -58,25 +40,40 @@ func TestAdagradNegZeroRestore(t *testing.T) {
 // initial state), so that Save's file loads.
 func TestAdagradSetGroupSignedZero(t *testing.T) {
 	h := DefaultAdagrad()
+	o := steppedWithFrozen(t, h)
+	if err := o.SetGroupValue(0, "initial_accumulator_value", math.Copysign(0, -1)); err != nil {
+		t.Fatal(err)
+	}
+	h.InitialAccumulatorValue = math.Copysign(0, -1)
+	loadsInto(t, o, h)
+}
+
+// steppedWithFrozen returns an optimizer of h over a model of two tensors
+// of 40 whose second tensor is frozen, after one step: the state is laid
+// out and tensor 1 is still at step 0.
+func steppedWithFrozen(t *testing.T, h AdagradConfig) *Optimizer[float32] {
+	t.Helper()
 	m := newTestModel[float32]([]int{40, 40})
 	o := mustNew[float32](t, h, Options{Workers: 1})
-	defer o.Close()
+	t.Cleanup(func() { o.Close() })
 	m.register(t, o, nil)
 	if err := o.SetRequiresGrad(m.names[1], false); err != nil {
 		t.Fatal(err)
 	}
 	m.fillGrads(0)
 	mustStep(t, o)
-	if err := o.SetGroupValue(0, "initial_accumulator_value", math.Copysign(0, -1)); err != nil {
-		t.Fatal(err)
-	}
+	return o
+}
+
+// loadsInto checks that o's saved file loads into a fresh optimizer of h
+// over the same model.
+func loadsInto(t *testing.T, o *Optimizer[float32], h AdagradConfig) {
+	t.Helper()
 	var file bytes.Buffer
 	if err := o.Save(&file); err != nil {
 		t.Fatal(err)
 	}
-	h2 := h
-	h2.InitialAccumulatorValue = math.Copysign(0, -1)
-	o2 := mustNew[float32](t, h2, Options{Workers: 1})
+	o2 := mustNew[float32](t, h, Options{Workers: 1})
 	defer o2.Close()
 	newTestModel[float32]([]int{40, 40}).register(t, o2, nil)
 	if err := o2.Load(bytes.NewReader(file.Bytes())); err != nil {

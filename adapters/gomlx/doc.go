@@ -25,7 +25,11 @@
 // NewSharedBuffer), which may be written between executions. The variables are never copied (a value
 // that is not yet a shared buffer, such as the initializer's output, is made
 // one once), and the gradients are the execution's output buffers,
-// returned to the backend's pool after the step.
+// returned to the backend's pool after the step. So a tensor given to
+// ctx.VariableWithValue is updated in place by the steps (clone one that
+// must keep its values), and a per-step update function that reads the
+// weights in the graph reads them before this step's update (GoMLX runs it
+// after its optimizer's).
 //
 // The node logger is the only per-execution callback GoMLX's executors
 // have (it serves nanlogger too), and the trainer reaches its executors

@@ -246,11 +246,7 @@ func scalarFloat(t *tensors.Tensor) (float64, error) {
 // while they stay.
 func (p *plan) checkDistinct() error {
 	i, changed := 0, false
-	add := func(ptr unsafe.Pointer, n int) {
-		if n == 0 {
-			return // no memory
-		}
-		a := uintptr(ptr)
+	p.eachBuffer(func(_ *context.Variable, a uintptr) {
 		if i == len(p.addrs) {
 			p.addrs = append(p.addrs, a)
 			changed = true
@@ -259,28 +255,7 @@ func (p *plan) checkDistinct() error {
 			changed = true
 		}
 		i++
-	}
-	for k := range p.params {
-		pa := &p.params[k]
-		switch pa.dtype {
-		case dtypes.Float32:
-			w := &p.work32[k]
-			add(unsafe.Pointer(unsafe.SliceData(w.p)), len(w.p))
-			for j, sv := range pa.state {
-				if sv != nil {
-					add(unsafe.Pointer(unsafe.SliceData(w.state[j])), len(w.state[j]))
-				}
-			}
-		default:
-			w := &p.work64[k]
-			add(unsafe.Pointer(unsafe.SliceData(w.p)), len(w.p))
-			for j, sv := range pa.state {
-				if sv != nil {
-					add(unsafe.Pointer(unsafe.SliceData(w.state[j])), len(w.state[j]))
-				}
-			}
-		}
-	}
+	})
 	if !changed && i == len(p.addrs) {
 		return nil
 	}
@@ -300,31 +275,36 @@ func (p *plan) checkDistinct() error {
 // sharing returns the names of the variables whose memory starts at a.
 func (p *plan) sharing(a uintptr) []string {
 	var names []string
-	at := func(v *context.Variable, ptr unsafe.Pointer) {
-		if uintptr(ptr) == a {
+	p.eachBuffer(func(v *context.Variable, at uintptr) {
+		if at == a {
 			names = append(names, v.ScopeAndName())
 		}
-	}
+	})
+	return names
+}
+
+// eachBuffer calls f with each variable of the plan that has memory (its
+// parameters and their state variables, in order) and the address where
+// its memory starts.
+func (p *plan) eachBuffer(f func(v *context.Variable, a uintptr)) {
 	for k := range p.params {
 		pa := &p.params[k]
-		vars := append([]*context.Variable{pa.v}, pa.state...)
-		for j, v := range vars {
-			if v == nil {
-				continue
-			}
-			var ptr unsafe.Pointer
-			switch {
-			case pa.dtype == dtypes.Float32 && j == 0:
-				ptr = unsafe.Pointer(unsafe.SliceData(p.work32[k].p))
-			case pa.dtype == dtypes.Float32:
-				ptr = unsafe.Pointer(unsafe.SliceData(p.work32[k].state[j-1]))
-			case j == 0:
-				ptr = unsafe.Pointer(unsafe.SliceData(p.work64[k].p))
-			default:
-				ptr = unsafe.Pointer(unsafe.SliceData(p.work64[k].state[j-1]))
-			}
-			at(v, ptr)
+		if pa.dtype == dtypes.Float32 {
+			buffersOf(pa, &p.work32[k], f)
+		} else {
+			buffersOf(pa, &p.work64[k], f)
 		}
 	}
-	return names
+}
+
+// buffersOf is eachBuffer for one parameter pa whose memory w holds.
+func buffersOf[T float32 | float64](pa *param, w *work[T], f func(v *context.Variable, a uintptr)) {
+	if len(w.p) > 0 {
+		f(pa.v, uintptr(unsafe.Pointer(unsafe.SliceData(w.p))))
+	}
+	for j, sv := range pa.state {
+		if sv != nil && len(w.state[j]) > 0 {
+			f(sv, uintptr(unsafe.Pointer(unsafe.SliceData(w.state[j]))))
+		}
+	}
 }
