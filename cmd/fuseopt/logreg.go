@@ -115,13 +115,14 @@ func maxAbs(x []float64) float64 {
 
 // logRegConfig sets up the logistic-regression demo.
 type logRegConfig struct {
-	Samples, Features int
-	Lambda            float64
-	NewtonIters       int     // at most
-	Tol               float64 // Newton stops when max|g| ≤ Tol
-	AdamSteps         int
-	AdamLR            float64
-	Seed              uint64
+	Samples     int     `json:"samples"`
+	Features    int     `json:"features"`
+	Lambda      float64 `json:"lambda"`       // the L2 penalty
+	NewtonIters int     `json:"newton_iters"` // at most
+	Tol         float64 `json:"tol"`          // Newton stops when max|g| ≤ Tol
+	AdamSteps   int     `json:"adam_steps"`
+	AdamLR      float64 `json:"adam_lr"`
+	Seed        uint64  `json:"seed"`
 }
 
 func defaultLogReg() logRegConfig {

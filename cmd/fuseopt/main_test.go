@@ -67,6 +67,7 @@ func TestBenchJSON(t *testing.T) {
 	if err := dec.Decode(&r); err != nil {
 		t.Fatalf("output does not parse: %v\n%s", err, out)
 	}
+	snakeKeys(t, out)
 	// Round trip: the decoded report encodes to the same bytes.
 	var again bytes.Buffer
 	enc := json.NewEncoder(&again)
@@ -274,6 +275,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("output does not parse: %v", err)
 	}
+	snakeKeys(t, out)
 	if len(rep.MLP.Runs) != 4 {
 		t.Fatalf("%d MLP runs", len(rep.MLP.Runs))
 	}
@@ -630,4 +632,31 @@ func TestParseLevels(t *testing.T) {
 	if ls, err := parseLevels(" Generic "); err != nil || !reflect.DeepEqual(ls, []kernels.ISA{kernels.Generic}) {
 		t.Errorf("parseLevels(Generic) = %v, %v", ls, err)
 	}
+}
+
+// snakeKeys checks that every key of the JSON document out is snake_case,
+// as the reports name their fields (not Go's field names).
+func snakeKeys(t *testing.T, out string) {
+	t.Helper()
+	var doc any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("output does not parse: %v", err)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+					t.Errorf("key %q at %s is not snake_case", k, path)
+				}
+				walk(path+"."+k, e)
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	walk("$", doc)
 }

@@ -44,9 +44,14 @@ import (
 
 // mixedConfig sets up the mixed-precision demo.
 type mixedConfig struct {
-	Train, Test, Hidden, Batch, Epochs int
-	Noise, LR                          float64
-	Seed                               uint64
+	Train  int     `json:"train"`  // training points
+	Test   int     `json:"test"`   // test points
+	Hidden int     `json:"hidden"` // hidden units
+	Batch  int     `json:"batch"`  // minibatch size
+	Epochs int     `json:"epochs"` // passes over the training points
+	Noise  float64 `json:"noise"`  // of the two moons
+	LR     float64 `json:"lr"`     // Adam's learning rate
+	Seed   uint64  `json:"seed"`   // of the data and the initial weights
 }
 
 func defaultMixed() mixedConfig {

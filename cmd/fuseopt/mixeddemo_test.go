@@ -106,6 +106,7 @@ func TestDemoMixed(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("output does not parse: %v", err)
 	}
+	snakeKeys(t, out)
 	if rep.Config.Epochs != 3 || rep.Config.Train != 64 || rep.Config.Hidden != 8 || rep.Config.LR != 0.01 {
 		t.Errorf("config %+v", rep.Config)
 	}

@@ -14,10 +14,14 @@ import (
 
 // mlpConfig sets up the MLP demo.
 type mlpConfig struct {
-	Train, Test, Hidden, Batch, Epochs int
-	Noise                              float64
-	Seed                               uint64
-	Workers                            int // optim.Options.Workers
+	Train   int     `json:"train"`   // training points
+	Test    int     `json:"test"`    // test points
+	Hidden  int     `json:"hidden"`  // hidden units
+	Batch   int     `json:"batch"`   // minibatch size
+	Epochs  int     `json:"epochs"`  // passes over the training points
+	Noise   float64 `json:"noise"`   // of the two moons
+	Seed    uint64  `json:"seed"`    // of the data and the initial weights
+	Workers int     `json:"workers"` // optim.Options.Workers
 }
 
 func defaultMLP() mlpConfig {
