@@ -371,9 +371,9 @@ func (r *Report) SolveTable() Table {
 				row = append(row, "–")
 				continue
 			}
-			// No peak measured on as many goroutines (gonum runs on
-			// GOMAXPROCS, the peak on 1 and Workers; or no peak in the
-			// report): no share, rather than +Inf%.
+			// No peak measured on as many goroutines (a report without
+			// one, or from before the peak on GOMAXPROCS, gonum's, was
+			// measured): no share, rather than +Inf%.
 			share := 0.0
 			if pk := r.Peak.For(m.Workers); pk > 0 {
 				share = c.GFLOPS(m) / pk

@@ -59,16 +59,22 @@ func peakLoop() (string, int, func(n int)) {
 	return fmt.Sprintf("%s ×%d", name, per/(2*lanes)), per, func(n int) { peak.Kernel(l, n) }
 }
 
-// peakContenders returns the peak loop on one goroutine and, when workers
-// > 1, on workers goroutines at once (the caller and workers-1 others).
-func peakContenders(workers int) (kernel string, flops float64, cs []contender) {
+// peakContenders returns the peak loop on one goroutine and on each
+// distinct count of workers above 1, that many goroutines at once (the
+// caller and the others of a crew).
+func peakContenders(workers ...int) (kernel string, flops float64, cs []contender) {
 	name, perIter, loop := peakLoop()
 	one := func() error { loop(peakIters); return nil }
 	cs = append(cs, contender{name: "peak/w=1", kind: KindPeak, workers: 1, step: one})
-	if workers > 1 {
-		team := crewOf(workers)
+	done := map[int]bool{1: true}
+	for _, w := range workers {
+		if done[w] || w < 1 {
+			continue
+		}
+		done[w] = true
+		team := crewOf(w)
 		each := pool.Job(func(int, int) { loop(peakIters) })
-		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(workers), kind: KindPeak, workers: workers,
+		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(w), kind: KindPeak, workers: w,
 			step: func() error {
 				team.Each(&each)
 				return nil

@@ -193,7 +193,7 @@ func Run(cfg Config) (*Report, error) {
 	}
 	if len(cfg.SolveSizes) > 0 {
 		w := min(2, cfg.Workers)
-		m.total += m.units(w) + len(cfg.SolveSizes)*m.units(w+1)
+		m.total += m.units(numPeakContenders(cfg.Workers)) + len(cfg.SolveSizes)*m.units(w+1)
 	}
 	m.total += len(cfg.Models) * len(cfg.Ops) * len(cfg.Precs) * m.units(numModelContenders(cfg.Workers))
 
@@ -270,7 +270,9 @@ func runMixed(m *meter, modes []Mode, n int, l, roof kernels.ISA) (MixedCase, er
 func runSolve(m *meter, r *Report, cfg Config) error {
 	pool := solve.NewPool(cfg.Workers)
 	defer pool.Close()
-	kernel, flops, pcs := peakContenders(pool.Size())
+	// The peak on as many goroutines as each contender: the pool's, and
+	// GOMAXPROCS, gonum's.
+	kernel, flops, pcs := peakContenders(peakWorkers(pool.Size())...)
 	res, err := m.compare("fma peak", pcs)
 	if err != nil {
 		return err
@@ -310,4 +312,15 @@ func runModel(m *meter, o Op, p Prec, spec ModelSpec, l kernels.ISA, workers int
 	}
 	return ModelCase{Model: spec, Op: o, Prec: p, Tensors: len(shapes), Params: spec.Params(),
 		BytesPerParam: o.BytesPerParam(p), Results: res}, nil
+}
+
+// peakWorkers are the goroutine counts of the peak beside one: the solve's
+// workers and GOMAXPROCS, gonum's.
+func peakWorkers(workers int) []int { return []int{workers, runtime.GOMAXPROCS(0)} }
+
+// numPeakContenders is the number of peak contenders of a solve on
+// workers goroutines: one per distinct count of 1 and peakWorkers.
+func numPeakContenders(workers int) int {
+	_, _, cs := peakContenders(peakWorkers(workers)...)
+	return len(cs)
 }

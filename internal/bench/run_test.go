@@ -550,3 +550,29 @@ func TestGonumSolveWorkers(t *testing.T) {
 		}
 	}
 }
+
+// TestSolvePeakPerWorkers: the solve part measures the peak on as many
+// goroutines as each of its contenders, gonum's GOMAXPROCS among them
+// even when Workers is fewer, so that every contender gets its share of
+// the peak.
+func TestSolvePeakPerWorkers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	m := &meter{sample: 200 * time.Microsecond, runs: 2}
+	r := &Report{}
+	cfg := Config{SolveSizes: []int{24}, Workers: 1, Sample: 200 * time.Microsecond, Runs: 2}
+	if err := cfg.normalise(); err != nil {
+		t.Fatal(err)
+	}
+	if err := runSolve(m, r, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if r.Peak == nil || r.Peak.For(1) <= 0 || r.Peak.For(2) <= 0 {
+		t.Fatalf("peak %+v: want it on 1 and 2 goroutines", r.Peak)
+	}
+	tb := r.SolveTable()
+	for i, h := range tb.Head {
+		if strings.HasSuffix(h, "% peak") && tb.Rows[0][i] == "–" {
+			t.Errorf("column %q has no share: %v", h, tb.Rows[0])
+		}
+	}
+}
