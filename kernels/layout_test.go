@@ -46,7 +46,7 @@ func TestStaggered(t *testing.T) {
 // TestStaggeredBadSizes: sizes that cannot be allocated panic with the
 // function's name instead of wrapping around.
 func TestStaggeredBadSizes(t *testing.T) {
-	for _, c := range [][2]int{{-1, 1}, {1, -1}, {math.MaxInt / 4, 3}, {math.MaxInt / 8, 2}, {1 << 40, 1 << 30}} {
+	for _, c := range [][2]int{{-1, 1}, {1, -1}, {math.MaxInt / 4, 3}, {math.MaxInt / 8, 2}, {int(min(1<<40, uint64(math.MaxInt))), 1 << 30}} {
 		func() {
 			defer func() {
 				r := recover()

@@ -601,7 +601,7 @@ func TestSRMovesWeight(t *testing.T) {
 // parameter is split into calls (the offsets say where each call starts),
 // including across a block of 2³² elements.
 func TestMixedChunking(t *testing.T) {
-	for _, base := range []int{0, 1<<32 - 37} {
+	for _, base := range wideInts(0, 1<<32-37) {
 		for _, s := range append(halfLevels(t), sets[Generic]) {
 			for _, k := range mixedKernels() {
 				for _, h := range abi.HalfTypes {
@@ -1088,7 +1088,7 @@ func TestSRBitsBlocks(t *testing.T) {
 	}
 	c := sgdCoeffs()[0]
 	for _, s := range append(halfLevels(t), sets[Generic]) {
-		for _, base := range []int{0, 1<<32 - 10, 1 << 32, 5<<32 - 3, 1 << 40} {
+		for _, base := range wideInts(0, 1<<32-10, 1<<32, 5<<32-3, 1<<40) {
 			const n = 37
 			p, g := make([]float32, n), make([]float32, n)
 			for i := range p {
@@ -1106,4 +1106,17 @@ func TestSRBitsBlocks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wideInts returns the values of vs that an int holds: all of them on a
+// 64-bit machine, those below 2³¹ on a 32-bit one (whose offsets cannot
+// reach 2³²).
+func wideInts(vs ...uint64) []int {
+	var out []int
+	for _, v := range vs {
+		if v <= math.MaxInt {
+			out = append(out, int(v))
+		}
+	}
+	return out
 }

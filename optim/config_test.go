@@ -208,7 +208,7 @@ func TestRegistration(t *testing.T) {
 		{"", 0, make([]float32, 4), make([]float32, 4), nil, ErrInvalid, "name"},
 		{"c", 0, make([]float32, 4), make([]float32, 4), []int{3}, ErrLength, `"c"`},
 		{"c", 0, make([]float32, 4), make([]float32, 4), []int{2, -2}, ErrInvalid, `"c"`},
-		{"c", 0, make([]float32, 4), make([]float32, 4), []int{1 << 40, 1 << 40, 4}, ErrLength, `"c"`},
+		{"c", 0, make([]float32, 4), make([]float32, 4), []int{int(min(1<<40, uint64(math.MaxInt))), int(min(1<<40, uint64(math.MaxInt))), 4}, ErrLength, `"c"`},
 		{"d", 1, make([]float32, 4), make([]float32, 4), nil, ErrInvalid, "group 1"},
 		{"e", 0, a[2:4], make([]float32, 2), nil, ErrInvalid, `"a"`},
 		{"f", 0, make([]float32, 2), ga[8:], nil, ErrInvalid, `"a"`},
@@ -354,7 +354,7 @@ func TestParamInto(t *testing.T) {
 		t.Fatalf("changing dst.Shape changed the parameter's shape: %v", p.Shape)
 	}
 	before := dst
-	for _, i := range []int{-1, len(want), 1 << 40} {
+	for _, i := range []int{-1, len(want), int(min(1<<40, uint64(math.MaxInt)))} {
 		if err := o.ParamInto(i, &dst); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("ParamInto(%d): %v, want ErrInvalid", i, err)
 		}

@@ -141,7 +141,7 @@ func TestNewtonBlocksSizes(t *testing.T) {
 // TestNewtonTriesBound: the counts of tries are bounded.
 func TestNewtonTriesBound(t *testing.T) {
 	w, g, h := []float64{0}, []float64{1}, []float64{2}
-	for _, nt := range []Newton{{MaxTries: MaxNewtonTries + 1}, {MaxBacktracks: 1 << 40}} {
+	for _, nt := range []Newton{{MaxTries: MaxNewtonTries + 1}, {MaxBacktracks: int(min(1<<40, uint64(math.MaxInt)))}} {
 		if _, err := nt.Step(w, g, h); !errors.Is(err, ErrNewtonConfig) {
 			t.Errorf("%+v: %v, want ErrNewtonConfig", nt, err)
 		}

@@ -442,11 +442,11 @@ func TestShapeMessage(t *testing.T) {
 	if !errors.Is(err, ErrLength) || !strings.Contains(err.Error(), "holds 9 elements") {
 		t.Errorf("shape 3×3 for 4 elements: %v", err)
 	}
-	err = o.Add("b", make([]float32, 4), make([]float32, 4), 1<<62, 8)
+	err = o.Add("b", make([]float32, 4), make([]float32, 4), math.MaxInt/4+1, 8)
 	if !errors.Is(err, ErrLength) || !strings.Contains(err.Error(), "more elements than an int") {
 		t.Errorf("overflowing shape: %v", err)
 	}
-	if err := o.Add("c", make([]float32, 0), make([]float32, 0), 1<<62, 8, 0); err != nil {
+	if err := o.Add("c", make([]float32, 0), make([]float32, 0), math.MaxInt/4+1, 8, 0); err != nil {
 		t.Errorf("a shape with a zero dimension: %v", err)
 	}
 }

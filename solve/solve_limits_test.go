@@ -63,7 +63,7 @@ func TestNewMatrixSize(t *testing.T) {
 	// negative number.
 	sizes := []int{-1, -3, 1 << 24}
 	if strconv.IntSize == 64 {
-		sizes = append(sizes, 1<<(strconv.IntSize/2), 3037000500)
+		sizes = append(sizes, 1<<(strconv.IntSize/2), int(min(3037000500, uint64(math.MaxInt))))
 	}
 	for _, n := range sizes {
 		m := NewMatrix[float64](n, Lower)
@@ -146,7 +146,7 @@ func TestPoolMaxSize(t *testing.T) {
 // TestDefaultBlockSizeArgs: an element size below 1 neither panics nor
 // leaves the documented range.
 func TestDefaultBlockSizeArgs(t *testing.T) {
-	for _, e := range []int{math.MinInt, -8, 0, 1, 4, 8, 1 << 40} {
+	for _, e := range []int{math.MinInt, -8, 0, 1, 4, 8, int(min(1<<40, uint64(math.MaxInt)))} {
 		if nb := DefaultBlockSize(e); nb < 64 || nb > 256 {
 			t.Fatalf("DefaultBlockSize(%d) = %d", e, nb)
 		}

@@ -441,15 +441,15 @@ func TestModelSpecBounds(t *testing.T) {
 		t.Fatalf("DefaultModel().Params() = %d, want %d", got, want)
 	}
 	for _, m := range []ModelSpec{
-		{Layers: 99999999999, Width: 1},
-		{Layers: 1, Width: 3037000500},
-		{Layers: 1 << 40, Width: 1 << 40, Norms: 1 << 40},
+		{Layers: int(min(99999999999, uint64(math.MaxInt))), Width: 1},
+		{Layers: 1, Width: int(min(3037000500, uint64(math.MaxInt)))},
+		{Layers: int(min(1<<40, uint64(math.MaxInt))), Width: int(min(1<<40, uint64(math.MaxInt))), Norms: int(min(1<<40, uint64(math.MaxInt)))},
 		{Norms: MaxModelTensors, Width: 1},
 	} {
 		if err := m.validate(); err == nil {
 			t.Errorf("%+v accepted", m)
 		}
-		if m.Layers >= 1<<40 && m.Params() != math.MaxInt {
+		if int64(m.Layers) >= 1<<40 && m.Params() != math.MaxInt {
 			t.Errorf("%+v: Params = %d, want MaxInt", m, m.Params())
 		}
 	}
