@@ -219,7 +219,8 @@ func (p *Pool) RunOwned(job *Job, bounds []int, wake bool) {
 // no worker taking another's call, and returns when all have returned. It
 // wakes the helpers that have parked, and it waits for the pool when
 // another goroutine's job runs. On a closed pool the calls run one after
-// the other on the caller.
+// the other on the caller. Unlike Run, it must not be called from a job of
+// the same pool: it would wait for that job, its own caller, to end.
 func (p *Pool) Each(job *Job) {
 	n := p.Size()
 	p.busy.Lock()
