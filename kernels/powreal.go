@@ -113,10 +113,10 @@ func ddDiv(ah, al, bh, bl float64) (float64, float64) {
 // about 106 bits (computed with 80 decimal digits; TestInvFact checks
 // them with math/big).
 var (
-	invFact = [...]float64{5: 0x1.1111111111111p-7, 6: 0x1.6c16c16c16c17p-10, 7: 0x1.a01a01a01a01ap-13,
-		8: 0x1.a01a01a01a01ap-16, 9: 0x1.71de3a556c734p-19, 10: 0x1.27e4fb7789f5cp-22}
-	invFactHi = [...]float64{2: 0x1p-1, 3: 0x1.5555555555555p-3, 4: 0x1.5555555555555p-5}
-	invFactLo = [...]float64{2: 0, 3: 0x1.5555555555555p-57, 4: 0x1.5555555555555p-59}
+	invFact = [...]float64{6: 0x1.6c16c16c16c17p-10, 7: 0x1.a01a01a01a01ap-13, 8: 0x1.a01a01a01a01ap-16,
+		9: 0x1.71de3a556c734p-19, 10: 0x1.27e4fb7789f5cp-22}
+	invFactHi = [...]float64{2: 0x1p-1, 3: 0x1.5555555555555p-3, 4: 0x1.5555555555555p-5, 5: 0x1.1111111111111p-7}
+	invFactLo = [...]float64{2: 0, 3: 0x1.5555555555555p-57, 4: 0x1.5555555555555p-59, 5: 0x1.1111111111111p-63}
 )
 
 // ln 2 as a double-double.
@@ -155,8 +155,9 @@ func logDD(x float64) (float64, float64) {
 // ln2/2, e^(r/256) - 1 by its Taylor series (|r/256| < 0.0014: to r^10/10!,
 // whose next term is below 2⁻¹¹⁰ of the sum), doubled back eight times by
 // e^(2x) - 1 = (e^x - 1)·(e^x - 1 + 2), plus 1, then the exponent j. The
-// series' terms from r^5/5! on are below 2⁻⁵⁴ of the sum, so they are
-// summed in float64; the rest in double-double.
+// series' terms from r^6/6! on are below 2⁻⁵⁷ of the sum, so they are
+// summed in float64 (an error below 2⁻¹⁰⁶ of the sum); the rest in
+// double-double.
 func expDD(zh, zl float64) float64 {
 	switch {
 	case zh > 710:
@@ -168,14 +169,15 @@ func expDD(zh, zl float64) float64 {
 	jh, jl := ddMul(j, 0, ln2Hi, ln2Lo)
 	rh, rl := ddAdd(zh, zl, -jh, -jl)
 	rh, rl = rh*0x1p-8, rl*0x1p-8 // exact
-	// q = 1/5! + r/6! + … + r^5/10!, by Horner's rule in float64.
+	// q = 1/6! + r/7! + … + r^4/10!, by Horner's rule in float64.
 	q := invFact[10]
-	for n := 9; n >= 5; n-- {
+	for n := 9; n >= 6; n-- {
 		q = float64(q*rh) + invFact[n]
 	}
-	// e^r - 1 = r(1 + r(1/2 + r(1/6 + r(1/24 + r·q)))) in double-double.
+	// e^r - 1 = r(1 + r(1/2 + r(1/6 + r(1/24 + r(1/120 + r·q))))) in
+	// double-double.
 	th, tl := ddMul(q, 0, rh, rl)
-	for n := 4; n >= 2; n-- {
+	for n := 5; n >= 2; n-- {
 		th, tl = ddAdd(th, tl, invFactHi[n], invFactLo[n])
 		th, tl = ddMul(th, tl, rh, rl)
 	}
