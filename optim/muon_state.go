@@ -163,9 +163,6 @@ func (m *Muon[T]) Load(r io.Reader) error {
 		if err == nil {
 			err = cfg.Validate()
 		}
-		if err == nil {
-			err = checkMuonIn[T](cfg, m.shapes())
-		}
 		if err != nil {
 			d.invalid("hyperparameters: %v", err)
 		}
@@ -253,6 +250,12 @@ func (m *Muon[T]) Load(r io.Reader) error {
 	}
 	if d.why != "" {
 		return fmt.Errorf("%w: %s", ErrMismatch, d.why)
+	}
+	// Whether the values can be used in T and on these shapes is asked of
+	// a state of this element type and these parameters only: another
+	// one's is a mismatch, however usable its values are here.
+	if err := checkMuonIn[T](cfg, m.shapes()); err != nil {
+		return fmt.Errorf("%w: hyperparameters: %v", ErrState, err)
 	}
 	// Commit: nothing above has touched the optimizer.
 	m.cfg = cfg

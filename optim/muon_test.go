@@ -745,3 +745,64 @@ func mustState(tb testing.TB, o *Muon[float32], name string) []float32 {
 	}
 	return b
 }
+
+// TestMuonLoadMismatchBeforeUsable: an intact state of another element
+// type or of other parameter shapes is ErrMismatch even when its
+// hyperparameters cannot be used here (Eps 1e-50 rounds to 0 in float32;
+// LR 1e37 adjusted for a 10000×1 matrix overflows float32), not ErrState,
+// and the refused load changes nothing.
+func TestMuonLoadMismatchBeforeUsable(t *testing.T) {
+	c := DefaultMuon()
+	c.Eps = 1e-50
+	o64, err := NewMuon[float64](c, MuonOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o64.Close()
+	if err := o64.Add("w", make([]float64, 4), make([]float64, 4), 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	var f64 bytes.Buffer
+	if err := o64.Save(&f64); err != nil {
+		t.Fatal(err)
+	}
+	c = DefaultMuon()
+	c.LR, c.WeightDecay, c.AdjustLR = 1e37, 0, MuonSpectralUnclamped
+	small, err := NewMuon[float32](c, MuonOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if err := small.Add("v", make([]float32, 4), make([]float32, 4), 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	var shapes bytes.Buffer
+	if err := small.Save(&shapes); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		file       []byte
+		pname      string
+		rows, cols int
+	}{{"float64 state", f64.Bytes(), "w", 2, 2}, {"other shapes", shapes.Bytes(), "v", 10000, 1}} {
+		o, err := NewMuon[float32](DefaultMuon(), MuonOptions{Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		n := tc.rows * tc.cols
+		if err := o.Add(tc.pname, make([]float32, n), make([]float32, n), tc.rows, tc.cols); err != nil {
+			t.Fatal(err)
+		}
+		var before, after bytes.Buffer
+		o.Save(&before)
+		if err := o.Load(bytes.NewReader(tc.file)); !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s: %v, want ErrMismatch", tc.name, err)
+		}
+		o.Save(&after)
+		if !bytes.Equal(before.Bytes(), after.Bytes()) {
+			t.Errorf("%s: the refused load changed the state", tc.name)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package optim
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"testing"
 )
@@ -78,5 +79,46 @@ func loadsInto(t *testing.T, o *Optimizer[float32], h AdagradConfig) {
 	newTestModel[float32]([]int{40, 40}).register(t, o2, nil)
 	if err := o2.Load(bytes.NewReader(file.Bytes())); err != nil {
 		t.Fatalf("Load of Save's own file: %v", err)
+	}
+}
+
+// TestLoadOtherTypeIsMismatch: a state saved by a float64 optimizer whose
+// Eps (1e-50) rounds to zero in float32 loads into a float32 optimizer as
+// a mismatch (the wrong file), not as a bad state (a corrupted one), from
+// a whole state file and from a shard, and changes nothing.
+func TestLoadOtherTypeIsMismatch(t *testing.T) {
+	h := DefaultAdamW()
+	h.Eps = 1e-50
+	o64 := mustNew[float64](t, h, Options{Workers: 1})
+	defer o64.Close()
+	newTestModel[float64]([]int{40, 40}).register(t, o64, nil)
+	var whole, shard bytes.Buffer
+	if err := o64.Save(&whole); err != nil {
+		t.Fatal(err)
+	}
+	if err := o64.SaveShard(&shard); err != nil {
+		t.Fatal(err)
+	}
+	o32 := mustNew[float32](t, DefaultAdamW(), Options{Workers: 1})
+	defer o32.Close()
+	newTestModel[float32]([]int{40, 40}).register(t, o32, nil)
+	var before bytes.Buffer
+	if err := o32.Save(&before); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Load":       o32.Load(bytes.NewReader(whole.Bytes())),
+		"LoadShards": o32.LoadShards(bytes.NewReader(shard.Bytes())),
+	} {
+		if !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s: %v, want ErrMismatch", name, err)
+		}
+	}
+	var after bytes.Buffer
+	if err := o32.Save(&after); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before.Bytes(), after.Bytes()) {
+		t.Error("a refused load changed the optimizer's state")
 	}
 }

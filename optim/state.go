@@ -410,7 +410,10 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		if err == nil {
 			err = h.Validate()
 		}
-		if err == nil {
+		if err == nil && d.why == "" {
+			// Whether the values are usable in T is asked of a state of
+			// this kind and element type only: another one's is a
+			// mismatch, however usable its values are here.
 			err = checkIn[T](h, o.lossScale, scratchC)
 		}
 		if err != nil {
