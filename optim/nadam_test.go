@@ -377,3 +377,70 @@ func TestNAdamCheckedWhereItTurns(t *testing.T) {
 		t.Fatalf("lr 1e-3: %v", err)
 	}
 }
+
+// TestNAdamCheckedWherePeaks: NAdam's m coefficient lr·μ_{t+1}/(1 -
+// mu_product·μ_{t+1}) can rise above both its first value and its limit
+// lr·β1 (μ near β1 while mu_product has not died away: with β1 = 0.9999
+// and ψ = 1.778 it peaks at about lr·1.00035 near step 186, past the first
+// 64 steps); a learning rate that overflows float32 only there is refused
+// by New, not by a Step some hundred steps into training.
+func TestNAdamCheckedWherePeaks(t *testing.T) {
+	h := NAdamConfig{LR: 3.4025e38, Beta1: 0.9999, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 1.778}
+	// The peak's block is unusable in float32.
+	var c kernels.Coeffs
+	sc := h.initialScalars()
+	bad := int64(0)
+	for step := range int64(400) {
+		sc = h.advance(sc, step)
+		if coeffsIn(&c, h, 1, h.coeffKey(step), sc, 4) != nil {
+			bad = step
+			break
+		}
+	}
+	if bad < 64 {
+		t.Fatalf("first unusable step %d, want one past the first 64", bad)
+	}
+	if _, err := New[float32](h, Options{}); !errors.Is(err, ErrHyper) {
+		t.Fatalf("New: %v, want ErrHyper (step %d overflows float32)", err, bad)
+	}
+}
+
+// TestNAdamTurns: over a grid of β1 and ψ, the largest and smallest m
+// coefficient factor μ_{t+1}/(1-mu_product_t·μ_{t+1}) of the first 5000
+// steps and of the limit are each reached, within 1e-9, at a step
+// nadamTurns returns or at an end checkIn checks (the first step, the
+// limit); and a second call gives the same steps (the kept result).
+func TestNAdamTurns(t *testing.T) {
+	for _, b1 := range []float64{0.01, 0.2, 0.5, 0.9, 0.99, 0.9999, 0.999999} {
+		for _, psi := range []float64{0, 1e-6, 4e-3, 0.1, 1.778, 30, 1e3} {
+			h := NAdamConfig{LR: 1, Beta1: b1, Beta2: 0.999, MomentumDecay: psi}
+			k := h.nadam(kernels.Prelude{})
+			turns := nadamTurns(h)
+			if again := nadamTurns(h); !slices.Equal(again, turns) {
+				t.Fatalf("β1 %v ψ %v: %v, then %v", b1, psi, turns, again)
+			}
+			factor := func(step int64, sc scalars) float64 {
+				mu := k.Mu(step + 2)
+				return mu / (1 - sc[0]*mu)
+			}
+			sc := h.initialScalars()
+			var fs []float64
+			for step := range int64(5000) {
+				sc = h.advance(sc, step)
+				fs = append(fs, factor(step, sc))
+			}
+			lim := k.Mu(MaxStep + 1) // the last step's μ_{t+1}, mu_product at its limit 0
+			ends := []float64{fs[0], lim}
+			for _, tp := range turns {
+				ends = append(ends, factor(tp.step, tp.sc))
+			}
+			hi, lo := max(slices.Max(fs), lim), min(slices.Min(fs), lim)
+			if got := slices.Max(ends); got < hi*(1-1e-9) {
+				t.Errorf("β1 %v ψ %v: largest factor %v, the checked steps reach %v", b1, psi, hi, got)
+			}
+			if got := slices.Min(ends); got > lo*(1+1e-9) {
+				t.Errorf("β1 %v ψ %v: smallest factor %v, the checked steps reach %v", b1, psi, lo, got)
+			}
+		}
+	}
+}

@@ -317,10 +317,8 @@ func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, sc scalars, siz
 // limitScalars); the coefficients move monotonically between the two (β^t
 // only falls), so those two bound every step, but for RAdam's and NAdam's,
 // which are checked where they turn too: RAdam's where its rectification
-// starts, NAdam's over its first 64 steps (its m coefficient
-// lr·μ_{t+1}/(1-mu_product·μ_{t+1}) falls from step 1 while mu_product
-// dies away, to about 0.8 of its first value near step 10, then rises with
-// μ_t). Step checks each block again before it runs.
+// starts, NAdam's at every step until its m coefficient is monotonic
+// (see below). Step checks each block again before it runs.
 func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 	for k, name := range h.buffers() {
 		if v := T(h.initial(k)); v-v != 0 {
@@ -344,19 +342,19 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 			return fmt.Errorf("%w: %w", ErrHyper, err)
 		}
 	}
-	// RAdam's step size is not monotonic: lr·r_t·sqrt(1-β2^t)/(1-β1^t) is
-	// smallest where the rectification starts (r_t near 0: about 0.003 of
-	// its limit at t = 6 with β2 = 0.999), and can be largest there too
-	// (1/(1-β1^t) with β1 near 1). Those steps are checked as well.
-	if _, ok := h.(NAdamConfig); ok {
-		sc := r.initialScalars()
-		for step := range int64(64) {
-			sc = r.advance(sc, step)
-			if err := coeffsIn(c, h, ls, h.coeffKey(step), sc, size); err != nil {
+	// NAdam's m coefficient is not monotonic (see nadamTurns): the steps
+	// where it is near its largest and smallest are checked too.
+	if nc, ok := h.(NAdamConfig); ok {
+		for _, tp := range nadamTurns(nc) {
+			if err := coeffsIn(c, h, ls, h.coeffKey(tp.step), tp.sc, size); err != nil {
 				return fmt.Errorf("%w: %w", ErrHyper, err)
 			}
 		}
 	}
+	// RAdam's step size is not monotonic: lr·r_t·sqrt(1-β2^t)/(1-β1^t) is
+	// smallest where the rectification starts (r_t near 0: about 0.003 of
+	// its limit at t = 6 with β2 = 0.999), and can be largest there too
+	// (1/(1-β1^t) with β1 near 1). Those steps are checked as well.
 	if rc, ok := h.(RAdamConfig); ok {
 		if t := rc.firstRectified(); t > 0 {
 			for key := max(t-1, 1); key <= min(t+8, MaxStep); key++ {

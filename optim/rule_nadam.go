@@ -3,6 +3,8 @@ package optim
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
@@ -166,3 +168,71 @@ func (NAdamConfig) limitScalars() scalars { return scalars{0} }
 func (c NAdamConfig) coeffsWith(k *kernels.Coeffs, pre kernels.Prelude, t int64, sc scalars) error {
 	return c.nadam(pre).CoeffsInto(k, t, sc[0])
 }
+
+// nadamTurn is a step of a NAdam parameter and its mu_product after it.
+type nadamTurn struct {
+	step int64
+	sc   scalars
+}
+
+// nadamTurns returns the steps where NAdam's m coefficient
+//
+//	cm_t = lr·μ_{t+1}/(1 - mu_product_t·μ_{t+1})
+//
+// is within 1e-9 of its largest or its smallest value before it becomes
+// monotonic, for every learning rate (cm_t is lr times a factor that does
+// not depend on it, and 1e-9 is far above the few ulps by which the
+// rounding of lr·μ and of the division can reorder two steps). cm_t is
+// not monotonic: it dips below its limit lr·β1 while μ_t is low, and can
+// peak above both its first value and its limit where μ_t nears β1 before
+// mu_product has died away (about lr·1.00035 near step 186 with
+// β1 = 0.9999 and ψ = 1.778). It is monotonic from the step on where
+// 1 - mu_product rounds to 1 (every later denominator is 1 and μ_t only
+// rises: the largest is the limit, which checkIn checks) or μ_{t+1} is β1
+// (every later μ is, and mu_product only falls: the smallest is the
+// limit); a few thousand steps at most. The other coefficient,
+// lr·(1-μ_t)/(1-mu_product_t), only falls, so its ends bound it.
+//
+// The walk costs up to a few milliseconds, and SetLR asks for it at every
+// call, so its result is kept per β1 and ψ (the only values it depends
+// on), for the last few pairs.
+func nadamTurns(c NAdamConfig) []nadamTurn {
+	key := [2]float64{c.Beta1, c.MomentumDecay}
+	nadamTurnsMu.Lock()
+	tp, ok := nadamTurnsCache[key]
+	nadamTurnsMu.Unlock()
+	if ok {
+		return tp
+	}
+	k := c.nadam(kernels.Prelude{})
+	var fs []float64
+	var all []nadamTurn
+	sc := c.initialScalars()
+	for step := int64(0); step < MaxStep-1; step++ {
+		sc = c.advance(sc, step)
+		mu := k.Mu(step + 2)
+		fs = append(fs, mu/(1-sc[0]*mu))
+		all = append(all, nadamTurn{step, sc})
+		if 1-sc[0] == 1 || mu == c.Beta1 {
+			break
+		}
+	}
+	lo, hi := slices.Min(fs), slices.Max(fs)
+	for i, f := range fs {
+		if f >= hi*(1-1e-9) || f <= lo*(1+1e-9) {
+			tp = append(tp, all[i])
+		}
+	}
+	nadamTurnsMu.Lock()
+	if len(nadamTurnsCache) >= 16 {
+		clear(nadamTurnsCache)
+	}
+	nadamTurnsCache[key] = tp
+	nadamTurnsMu.Unlock()
+	return tp
+}
+
+var (
+	nadamTurnsMu    sync.Mutex
+	nadamTurnsCache = map[[2]float64][]nadamTurn{}
+)
