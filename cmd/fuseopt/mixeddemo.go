@@ -44,18 +44,12 @@ import (
 
 // mixedConfig sets up the mixed-precision demo.
 type mixedConfig struct {
-	Train  int     `json:"train"`  // training points
-	Test   int     `json:"test"`   // test points
-	Hidden int     `json:"hidden"` // hidden units
-	Batch  int     `json:"batch"`  // minibatch size
-	Epochs int     `json:"epochs"` // passes over the training points
-	Noise  float64 `json:"noise"`  // of the two moons
-	LR     float64 `json:"lr"`     // Adam's learning rate
-	Seed   uint64  `json:"seed"`   // of the data and the initial weights
+	moonsConfig
+	LR float64 `json:"lr"` // Adam's learning rate
 }
 
 func defaultMixed() mixedConfig {
-	return mixedConfig{Train: 512, Test: 512, Hidden: 32, Batch: 32, Epochs: 200, Noise: 0.2, LR: 1e-3, Seed: 1}
+	return mixedConfig{moonsConfig: moonsConfig{Train: 512, Test: 512, Hidden: 32, Batch: 32, Epochs: 200, Noise: 0.2, Seed: 1}, LR: 1e-3}
 }
 
 // mixedMode is one of the four ways of training.

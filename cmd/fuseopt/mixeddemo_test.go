@@ -16,7 +16,7 @@ import (
 // level this CPU and build run (losses, accuracies and final weights of
 // all four runs), at a learning rate where every mode moves its weights.
 func TestMixedLevels(t *testing.T) {
-	cfg := mixedConfig{Train: 64, Test: 64, Hidden: 12, Batch: 16, Epochs: 4, Noise: 0.2, LR: 1e-2, Seed: 5}
+	cfg := mixedConfig{moonsConfig: moonsConfig{Train: 64, Test: 64, Hidden: 12, Batch: 16, Epochs: 4, Noise: 0.2, Seed: 5}, LR: 1e-2}
 	var ref []MixedRun
 	for _, l := range kernels.Levels() {
 		set, err := kernels.For(l)

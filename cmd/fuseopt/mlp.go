@@ -14,18 +14,23 @@ import (
 
 // mlpConfig sets up the MLP demo.
 type mlpConfig struct {
-	Train   int     `json:"train"`   // training points
-	Test    int     `json:"test"`    // test points
-	Hidden  int     `json:"hidden"`  // hidden units
-	Batch   int     `json:"batch"`   // minibatch size
-	Epochs  int     `json:"epochs"`  // passes over the training points
-	Noise   float64 `json:"noise"`   // of the two moons
-	Seed    uint64  `json:"seed"`    // of the data and the initial weights
-	Workers int     `json:"workers"` // optim.Options.Workers
+	moonsConfig
+	Workers int `json:"workers"` // optim.Options.Workers
+}
+
+// moonsConfig sets up the data and the network of the MLP demos.
+type moonsConfig struct {
+	Train  int     `json:"train"`  // training points
+	Test   int     `json:"test"`   // test points
+	Hidden int     `json:"hidden"` // hidden units
+	Batch  int     `json:"batch"`  // minibatch size
+	Epochs int     `json:"epochs"` // passes over the training points
+	Noise  float64 `json:"noise"`  // of the two moons
+	Seed   uint64  `json:"seed"`   // of the data and the initial weights
 }
 
 func defaultMLP() mlpConfig {
-	return mlpConfig{Train: 512, Test: 512, Hidden: 32, Batch: 32, Epochs: 30, Noise: 0.2, Seed: 1}
+	return mlpConfig{moonsConfig: moonsConfig{Train: 512, Test: 512, Hidden: 32, Batch: 32, Epochs: 30, Noise: 0.2, Seed: 1}}
 }
 
 // mlpOptimizers are the optimizers of the MLP demo, in table order.
