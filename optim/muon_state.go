@@ -127,10 +127,17 @@ func (m *Muon[T]) Load(r io.Reader) error {
 	if d.err != nil {
 		return d.fail()
 	}
+	if string(head[:8]) == shardMagic {
+		// As Optimizer.Load answers a Muon state.
+		return fmt.Errorf("%w: an Optimizer's shard file for a Muon optimizer", ErrMismatch)
+	}
 	if string(head[:8]) != stateMagic {
 		return fmt.Errorf("%w: not an optimizer state (bad magic)", ErrState)
 	}
-	if v := binary.LittleEndian.Uint32(head[8:]); v != stateVersion {
+	// The Optimizer's versions, which other kinds write (NAdam's 3, those
+	// of 16-bit parameters 4 and 5), are another kind's state: a mismatch.
+	v := binary.LittleEndian.Uint32(head[8:])
+	if v < 1 || v > stateVersionRounding {
 		return fmt.Errorf("%w: version %d, Muon reads version %d", ErrState, v, stateVersion)
 	}
 	kind, elem := Kind(head[12]), int(head[13])
@@ -139,6 +146,9 @@ func (m *Muon[T]) Load(r io.Reader) error {
 	}
 	if kind != KindMuon {
 		return fmt.Errorf("%w: a %v state for a Muon optimizer", ErrMismatch, kind)
+	}
+	if v != stateVersion {
+		return fmt.Errorf("%w: version %d, Muon reads version %d", ErrState, v, stateVersion)
 	}
 	if elem != elemSize {
 		d.mismatch("%d-byte elements for a %d-byte optimizer", elem, elemSize)

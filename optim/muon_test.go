@@ -806,3 +806,49 @@ func TestMuonLoadMismatchBeforeUsable(t *testing.T) {
 		}
 	}
 }
+
+// TestMuonLoadOtherVersions: Muon.Load of an intact state of another kind
+// in a version Muon does not write (NAdam's 3, 16-bit parameters' 5) or
+// of an Optimizer's shard file gives ErrMismatch, as a version-2 state of
+// another kind does and as Optimizer.Load answers a Muon state (they
+// gave ErrState alone); a Muon state in another version is ErrState, not
+// a mismatch. Nothing changes.
+func TestMuonLoadOtherVersions(t *testing.T) {
+	shapes := [][2]int{{4, 6}}
+	m := newMuonModel[float32](shapes)
+	mu := m.muon(t, DefaultMuon(), MuonOptions{Workers: 1}, shapes)
+	m.steps(t, mu, 0, 2)
+	_, nadam := stateFile(t, DefaultNAdam())
+	_, half := halfStateOptimizer(t, true)
+	adam, _ := stateFile(t, DefaultAdam())
+	var shard, own bytes.Buffer
+	if err := adam.SaveShard(&shard); err != nil {
+		t.Fatal(err)
+	}
+	if err := mu.Save(&own); err != nil {
+		t.Fatal(err)
+	}
+	v3 := slices.Clone(own.Bytes())
+	binary.LittleEndian.PutUint32(v3[8:], stateVersionScalars)
+	for _, c := range []struct {
+		what     string
+		in       []byte
+		mismatch bool
+	}{
+		{"NAdam, version 3", nadam, true},
+		{"16-bit, version 5", half, true},
+		{"shard file", shard.Bytes(), true},
+		{"Muon, version 3", reseal(v3), false},
+	} {
+		var before, after bytes.Buffer
+		mu.Save(&before)
+		err := mu.Load(bytes.NewReader(c.in))
+		if !errors.Is(err, ErrState) || errors.Is(err, ErrMismatch) != c.mismatch {
+			t.Errorf("%s: %v, want ErrState, a mismatch: %v", c.what, err, c.mismatch)
+		}
+		mu.Save(&after)
+		if !bytes.Equal(before.Bytes(), after.Bytes()) {
+			t.Errorf("%s: the refused load changed the state", c.what)
+		}
+	}
+}

@@ -325,3 +325,38 @@ func TestShardFreshResave(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadShardFileUnloadable: Load of input that starts as a shard file,
+// into an optimizer that loads no shard files (Adafactor, which cannot be
+// sharded; 16-bit parameters), gives an error wrapping ErrState, as any
+// bad or foreign input does: ErrMismatch for an intact shard file of
+// another optimizer, and for a truncated or garbled one (besides
+// LoadShards' ErrInvalid); it gave ErrInvalid alone. Nothing changes.
+func TestLoadShardFileUnloadable(t *testing.T) {
+	af := mustNew[float32](t, DefaultAdafactor(), Options{Workers: 1})
+	if err := af.Add("w", make([]float32, 12), make([]float32, 12), 3, 4); err != nil {
+		t.Fatal(err)
+	}
+	half, _ := halfStateOptimizer(t, true)
+	adam, _ := stateFile(t, DefaultAdam())
+	var intact bytes.Buffer
+	if err := adam.SaveShard(&intact); err != nil {
+		t.Fatal(err)
+	}
+	for name, o := range map[string]*Optimizer[float32]{"Adafactor": af, "16-bit": half} {
+		for what, in := range map[string][]byte{
+			"magic alone":   []byte(shardMagic),
+			"garbage":       append([]byte(shardMagic), "\x01\x00\x00\x00garbage garbage garbage"...),
+			"intact (Adam)": intact.Bytes(),
+		} {
+			before := snap(t, o)
+			err := o.Load(bytes.NewReader(in))
+			if !errors.Is(err, ErrMismatch) || !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s, %s: %v, want ErrMismatch (ErrState) and ErrInvalid", name, what, err)
+			}
+			if !snap(t, o).equal(before) {
+				t.Errorf("%s, %s: the refused load changed the optimizer", name, what)
+			}
+		}
+	}
+}

@@ -327,9 +327,11 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 // shapes or sizes gives one wrapping ErrMismatch (which also matches
 // ErrState).
 //
-// A shard file (SaveShard) is loaded as LoadShards loads a set of one. A
-// sharded optimizer loads a whole state file too, keeping the state of
-// its spans.
+// A shard file (SaveShard) is loaded as LoadShards loads a set of one; an
+// optimizer that loads none (a rule that cannot be sharded, 16-bit
+// parameters) refuses it with an error wrapping both ErrMismatch and
+// ErrInvalid. A sharded optimizer loads a whole state file too, keeping
+// the state of its spans.
 func (o *Optimizer[T]) Load(r io.Reader) error {
 	if o.closed {
 		return ErrClosed
@@ -339,6 +341,17 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	}
 	br := bufio.NewReaderSize(r, 1<<16)
 	if isShardFile(br) {
+		// An optimizer that loads no shard files (a rule that cannot be
+		// sharded, 16-bit parameters) has none of its own: the file,
+		// intact or not, is refused as a state (ErrMismatch) as well as
+		// with LoadShards' ErrInvalid.
+		err := shardable(o.groups[0])
+		if err == nil {
+			err = o.noHalfShards()
+		}
+		if err != nil {
+			return fmt.Errorf("%w: a shard file: %w", ErrMismatch, err)
+		}
 		return o.LoadShards(br) // shard_state.go
 	}
 	d := decoder{r: br, h: crc64.New(crcTable)}

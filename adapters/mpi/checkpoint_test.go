@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ func init() {
 	scenarios["save-fails"] = saveFails
 	scenarios["checkpoint-layouts"] = checkpointLayouts
 	scenarios["save-sweeps"] = saveSweeps
+	scenarios["manifest-many"] = manifestMany
 }
 
 // TestSaveFails: a SaveCheckpoint that fails on one process (process 1's
@@ -327,4 +329,49 @@ func saveSweeps(c *Comm) error {
 		}
 	}
 	return d.LoadCheckpoint(os.Getenv(envDir))
+}
+
+// TestLoadCheckpointManifestBounded: a manifest that names optim.MaxRanks
+// files, none of which is there, costs LoadCheckpoint no more than a few
+// files' worth of memory: it fails at the first missing file, with the
+// optimizer as it was (it built the paths of every file first: 168 MB).
+func TestLoadCheckpointManifestBounded(t *testing.T) {
+	mpirun(t, "manifest-many", 1, t.TempDir())
+}
+
+func manifestMany(c *Comm) error {
+	dir := os.Getenv(envDir)
+	d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{}, 10)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err := d.Add("w", 10); err != nil {
+		return err
+	}
+	text := fmt.Sprintf("%s%d generation 1\n", manifestPrefix, optim.MaxRanks)
+	if err := os.WriteFile(filepath.Join(dir, manifest), []byte(text), 0o644); err != nil {
+		return err
+	}
+	var before, after bytes.Buffer
+	if err := d.Optimizer().Save(&before); err != nil {
+		return err
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	err = d.LoadCheckpoint(dir)
+	runtime.ReadMemStats(&m1)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("LoadCheckpoint of a manifest of %d missing files: %v, want fs.ErrNotExist", optim.MaxRanks, err)
+	}
+	if a := m1.TotalAlloc - m0.TotalAlloc; a > 4<<20 {
+		return fmt.Errorf("LoadCheckpoint of a manifest of %d missing files allocated %d bytes", optim.MaxRanks, a)
+	}
+	if err := d.Optimizer().Save(&after); err != nil {
+		return err
+	}
+	if !bytes.Equal(before.Bytes(), after.Bytes()) {
+		return errors.New("the refused load changed the optimizer")
+	}
+	return nil
 }

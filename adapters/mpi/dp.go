@@ -676,11 +676,7 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 	}
 	loaded := false
 	if err == nil {
-		paths := make([]string, set.n)
-		for r := range paths {
-			paths[r] = filepath.Join(dir, set.name(r))
-		}
-		err = d.opt.LoadShardFiles(paths...)
+		err = d.loadSet(dir, set)
 		loaded = err == nil
 	}
 	if err = d.agree(err); err != nil && loaded {
@@ -691,6 +687,26 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 		}
 	}
 	return err
+}
+
+// loadSet loads the shard files of set in dir into the optimizer. It
+// opens them one by one, so that what it allocates grows with the files
+// there are, not with the number the manifest claims (up to
+// optim.MaxRanks).
+func (d *DataParallel[T]) loadSet(dir string, set shardSet) error {
+	if d.opt.Closed() {
+		return optim.ErrClosed // as LoadShardFiles answers, before any file
+	}
+	var rs []io.Reader
+	for r := range set.n {
+		f, err := os.Open(filepath.Join(dir, set.name(r)))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rs = append(rs, f)
+	}
+	return d.opt.LoadShards(rs...)
 }
 
 // readManifest returns the set that dir's manifest names. A manifest that
