@@ -179,9 +179,9 @@ type nadamTurn struct {
 //
 //	cm_t = lr·μ_{t+1}/(1 - mu_product_t·μ_{t+1})
 //
-// is within 1e-9 of its largest or its smallest value before it becomes
+// is within 1e-12 of its largest or its smallest value before it becomes
 // monotonic, for every learning rate (cm_t is lr times a factor that does
-// not depend on it, and 1e-9 is far above the few ulps by which the
+// not depend on it, and 1e-12 is far above the few ulps by which the
 // rounding of lr·μ and of the division can reorder two steps). cm_t is
 // not monotonic: it dips below its limit lr·β1 while μ_t is low, and can
 // peak above both its first value and its limit where μ_t nears β1 before
@@ -219,7 +219,7 @@ func nadamTurns(c NAdamConfig) []nadamTurn {
 	}
 	lo, hi := slices.Min(fs), slices.Max(fs)
 	for i, f := range fs {
-		if f >= hi*(1-1e-9) || f <= lo*(1+1e-9) {
+		if f >= hi*(1-1e-12) || f <= lo*(1+1e-12) {
 			tp = append(tp, all[i])
 		}
 	}
