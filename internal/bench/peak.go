@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/fuseopt/fuseopt/internal/peak"
@@ -59,26 +60,36 @@ func peakLoop() (string, int, func(n int)) {
 	return fmt.Sprintf("%s ×%d", name, per/(2*lanes)), per, func(n int) { peak.Kernel(l, n) }
 }
 
-// peakContenders returns the peak loop on one goroutine and on each
-// distinct count of workers above 1, that many goroutines at once (the
-// caller and the others of a crew).
+// peakCounts returns the goroutine counts the peak is measured on: 1, then
+// each distinct count of workers above 1, in their order.
+func peakCounts(workers ...int) []int {
+	counts := []int{1}
+	for _, w := range workers {
+		if w > 1 && !slices.Contains(counts, w) {
+			counts = append(counts, w)
+		}
+	}
+	return counts
+}
+
+// peakContenders returns the peak loop on each of peakCounts(workers...):
+// on one goroutine, and on w > 1, that many goroutines at once (the caller
+// and the others of a crew).
 func peakContenders(workers ...int) (kernel string, flops float64, cs []contender) {
 	name, perIter, loop := peakLoop()
-	one := func() error { loop(peakIters); return nil }
-	cs = append(cs, contender{name: "peak/w=1", kind: KindPeak, workers: 1, step: one})
-	done := map[int]bool{1: true}
-	for _, w := range workers {
-		if done[w] || w < 1 {
-			continue
-		}
-		done[w] = true
-		team := crewOf(w)
-		each := pool.Job(func(int, int) { loop(peakIters) })
-		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(w), kind: KindPeak, workers: w,
-			step: func() error {
+	for _, w := range peakCounts(workers...) {
+		var step func() error
+		if w == 1 {
+			step = func() error { loop(peakIters); return nil }
+		} else {
+			team := crewOf(w)
+			each := pool.Job(func(int, int) { loop(peakIters) })
+			step = func() error {
 				team.Each(&each)
 				return nil
-			}})
+			}
+		}
+		cs = append(cs, contender{name: "peak/w=" + strconv.Itoa(w), kind: KindPeak, workers: w, step: step})
 	}
 	return name, float64(perIter) * peakIters, cs
 }

@@ -320,7 +320,4 @@ func peakWorkers(workers int) []int { return []int{workers, runtime.GOMAXPROCS(0
 
 // numPeakContenders is the number of peak contenders of a solve on
 // workers goroutines: one per distinct count of 1 and peakWorkers.
-func numPeakContenders(workers int) int {
-	_, _, cs := peakContenders(peakWorkers(workers)...)
-	return len(cs)
-}
+func numPeakContenders(workers int) int { return len(peakCounts(peakWorkers(workers)...)) }

@@ -576,3 +576,34 @@ func TestSolvePeakPerWorkers(t *testing.T) {
 		}
 	}
 }
+
+// TestPeakCounts: the peak runs on one goroutine and on each distinct count
+// above one, in order, and numPeakContenders counts what peakContenders
+// builds.
+func TestPeakCounts(t *testing.T) {
+	for _, c := range []struct {
+		in   []int
+		want []int
+	}{
+		{nil, []int{1}},
+		{[]int{1, 1}, []int{1}},
+		{[]int{0, -3}, []int{1}},
+		{[]int{2, 2}, []int{1, 2}},
+		{[]int{4, 2, 4, 1}, []int{1, 4, 2}},
+	} {
+		if got := peakCounts(c.in...); !slices.Equal(got, c.want) {
+			t.Errorf("peakCounts(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	for _, w := range []int{1, 2, 3} {
+		_, _, cs := peakContenders(peakWorkers(w)...)
+		if n := numPeakContenders(w); n != len(cs) {
+			t.Errorf("numPeakContenders(%d) = %d, peakContenders builds %d", w, n, len(cs))
+		}
+		for i, c := range cs {
+			if want := peakCounts(peakWorkers(w)...)[i]; c.workers != want {
+				t.Errorf("workers %d: contender %d runs on %d goroutines, want %d", w, i, c.workers, want)
+			}
+		}
+	}
+}
