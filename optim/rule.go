@@ -388,6 +388,16 @@ const maxScalars = 1
 // its rule's scalarNames (unused entries are 0).
 type scalars [maxScalars]float64
 
+// sameScalars reports whether a and b hold the same bits.
+func sameScalars(a, b scalars) bool {
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // settler is a scalarRule that can tell when its scalars stop changing:
 // settled(sc, step) reports that advance leaves sc as it is at step and at
 // every step after it (NAdam: a mu_product of 0, or one that μ = Beta1

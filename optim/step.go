@@ -566,6 +566,15 @@ type coeffKey struct {
 func (o *Optimizer[T]) computeCoeffs() error {
 	o.nkeys = 0
 	last := -1
+	// The scalars after the step of the last parameter that advanced
+	// them: the parameters of a group mostly share a step and scalars,
+	// and advance may be costly (NAdam's μ: a correctly rounded power).
+	var adv struct {
+		ok        bool
+		group     int
+		step      int64
+		from, out scalars
+	}
 	for i := range o.params {
 		p := &o.params[i]
 		if !p.active() {
@@ -580,7 +589,11 @@ func (o *Optimizer[T]) computeCoeffs() error {
 			k.t = fr.freshKey()
 		}
 		if r := scalarRuleOf(h); r != nil {
-			p.scNext = r.advance(p.sc, p.step)
+			if !adv.ok || adv.group != p.group || adv.step != p.step || !sameScalars(adv.from, p.sc) {
+				adv.ok, adv.group, adv.step, adv.from = true, p.group, p.step, p.sc
+				adv.out = r.advance(p.sc, p.step)
+			}
+			p.scNext = adv.out
 			k.s = p.scNext
 		}
 		idx := -1
