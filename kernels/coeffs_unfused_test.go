@@ -157,6 +157,41 @@ func TestPow096(t *testing.T) {
 	}
 }
 
+// TestExpDDRanges: pow096 (expDD) is correctly rounded (a 300-bit
+// reference) where expDD's reduction changes its path: results near every
+// power of two from 2^-1074 to 2^1023 (the table's first entry, with the
+// rest of either sign, and the subnormal range's one rounding), and
+// arguments near the midpoints between multiples of ln2/256 (the entry
+// changes, the rest at its largest).
+func TestExpDDRanges(t *testing.T) {
+	stride := 1
+	if testing.Short() {
+		stride = 7
+	}
+	ln096 := math.Log(0.96)
+	check := func(y float64) {
+		t.Helper()
+		if got, want := pow096(y), bigPowRef(0.96, y); got != want {
+			t.Fatalf("pow096(%v) = %v, want %v", y, got, want)
+		}
+	}
+	for e := -1074; e <= 1023; e += stride {
+		for _, d := range []float64{-1e-9, 0, 1e-12, 0.3} {
+			check((float64(e) + d) * math.Ln2 / ln096)
+		}
+	}
+	// Just below 2^-1022, where the table's first entry is doubled (a
+	// result scaled there from [0.5, 1) would be rounded twice).
+	for i := 1; i <= 400; i += stride {
+		check((-1022 - float64(i)*5e-6) * math.Ln2 / ln096)
+	}
+	for m := -2000; m < 2000; m += stride {
+		for _, d := range []float64{-1e-7, 1e-7} {
+			check((float64(m) + 0.5 + d) * math.Ln2 / 256 / ln096)
+		}
+	}
+}
+
 // TestNAdamMu: Mu is PyTorch's β1·(1 - ½·0.96^(t·ψ)), each operation
 // rounded in this order, with the power correctly rounded (a 300-bit
 // reference), for ψ = 0 too; and it is within 4 ulps of the formula with
@@ -214,6 +249,25 @@ func TestRAdamRectified(t *testing.T) {
 				t.Fatalf("β2 = %v: step %d rectified", b2, st)
 			}
 		}
+	}
+}
+
+// TestExp2Tab: every entry of expDD's table is 2^(k/256) to the bits of a
+// double-double: Hi rounded to nearest, Lo the rounded remainder.
+func TestExp2Tab(t *testing.T) {
+	const prec = 300
+	c := new(big.Float).SetPrec(prec).SetInt64(2)
+	for range 8 {
+		c.Sqrt(c) // 2^(1/256)
+	}
+	x := new(big.Float).SetPrec(prec).SetInt64(1)
+	for k := range 256 {
+		hi, _ := x.Float64()
+		lo, _ := new(big.Float).SetPrec(prec).Sub(x, new(big.Float).SetFloat64(hi)).Float64()
+		if exp2TabHi[k] != hi || exp2TabLo[k] != lo {
+			t.Errorf("2^(%d/256) = %#x + %#x, want %#x + %#x", k, exp2TabHi[k], exp2TabLo[k], hi, lo)
+		}
+		x.Mul(x, c)
 	}
 }
 

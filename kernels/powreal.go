@@ -151,13 +151,15 @@ func logDD(x float64) (float64, float64) {
 	return ddAdd(kh, kl, lh, ll)
 }
 
-// expDD returns e^(zh+zl) rounded to float64: z = j·ln2 + r with |r| ≤
-// ln2/2, e^(r/256) - 1 by its Taylor series (|r/256| < 0.0014: to r^10/10!,
-// whose next term is below 2⁻¹¹⁰ of the sum), doubled back eight times by
-// e^(2x) - 1 = (e^x - 1)·(e^x - 1 + 2), plus 1, then the exponent j. The
-// series' terms from r^6/6! on are below 2⁻⁵⁷ of the sum, so they are
-// summed in float64 (an error below 2⁻¹⁰⁶ of the sum); the rest in
-// double-double.
+// expDD returns e^(zh+zl) rounded to float64: z = (256j + k)·ln2/256 + r
+// with 0 ≤ k < 256 and |r| ≤ ln2/512 (a little more, by the rounding of
+// the multiple 256j + k), e^r - 1 by its Taylor series (|r| < 0.0014: to r^10/10!,
+// whose next term is below 2⁻¹¹⁰ of the sum), times 2^(k/256) from a
+// table (exp2Tab), then the exponent j. The series' terms from r^6/6! on
+// are below 2⁻⁵⁷ of the sum, so they are summed in float64 (an error
+// below 2⁻¹⁰⁶ of the sum); the rest in double-double. (The table replaces
+// eight doublings of e^(r/256) - 1, each a double-double product and sum:
+// a third of the time, as accurate.)
 func expDD(zh, zl float64) float64 {
 	switch {
 	case zh > 710:
@@ -165,10 +167,10 @@ func expDD(zh, zl float64) float64 {
 	case zh < -746:
 		return 0
 	}
-	j := math.Round(zh / ln2Hi)
-	jh, jl := ddMul(j, 0, ln2Hi, ln2Lo)
-	rh, rl := ddAdd(zh, zl, -jh, -jl)
-	rh, rl = rh*0x1p-8, rl*0x1p-8 // exact
+	m := math.Round(zh * (256 / ln2Hi)) // |m| < 2^19
+	mh, ml := ddMul(m, 0, ln2Hi*0x1p-8, ln2Lo*0x1p-8)
+	rh, rl := ddAdd(zh, zl, -mh, -ml)
+	j, k := int(m)>>8, int(m)&255 // m = 256j + k (the shift floors)
 	// q = 1/6! + r/7! + … + r^4/10!, by Horner's rule in float64.
 	q := invFact[10]
 	for n := 9; n >= 6; n-- {
@@ -183,28 +185,33 @@ func expDD(zh, zl float64) float64 {
 	}
 	th, tl = ddAdd(th, tl, 1, 0)
 	th, tl = ddMul(th, tl, rh, rl)
-	for range 8 {
-		sh, sl := ddAdd(th, tl, 2, 0)
-		th, tl = ddMul(th, tl, sh, sl)
+	// e^z/2^j = 2^(k/256) + 2^(k/256)·(e^r - 1) is below
+	// 2^(255.5/256) < 2, and below 1 only where k is 0 and r negative:
+	// then doubled (exactly), so that 2^j is its exponent (a result just
+	// below 2^-1022 is rounded once, below).
+	bh, bl := exp2TabHi[k], exp2TabLo[k]
+	th, tl = ddMul(bh, bl, th, tl)
+	eh, el := ddAdd(bh, bl, th, tl)
+	if eh < 1 {
+		eh, el, j = eh*2, el*2, j-1
 	}
-	eh, el := ddAdd(1, 0, th, tl)
-	if j >= -1021 {
+	if j >= -1022 {
 		// Normal result: scale the double-double exactly, then round.
-		return math.Ldexp(eh+el, int(j))
+		return math.Ldexp(eh+el, j)
 	}
 	// Below the normal range the result's ulp is 2^-1074: round
-	// (eh + el)·2^(j+1074) (below 2^53) to an integer once, nearest and
+	// (eh + el)·2^(j+1074) (below 2^52) to an integer once, nearest and
 	// ties to even, then scale it back exactly. (Scaling eh and el to the
 	// subnormal range first and adding them rounds twice.)
-	s := int(j) + 1074
-	m, lo := math.Ldexp(eh, s), math.Ldexp(el, s) // exact: both stay normal
-	k := math.RoundToEven(m)
-	dh, dl := twoSum(m-k, lo) // m-k is exact, within ±½
+	s := j + 1074
+	xh, xl := math.Ldexp(eh, s), math.Ldexp(el, s) // exact: both stay normal
+	r := math.RoundToEven(xh)
+	dh, dl := twoSum(xh-r, xl) // xh-r is exact, within ±½
 	switch {
-	case dh > 0.5 || dh == 0.5 && (dl > 0 || dl == 0 && math.Mod(k, 2) != 0):
-		k++
-	case dh < -0.5 || dh == -0.5 && (dl < 0 || dl == 0 && math.Mod(k, 2) != 0):
-		k--
+	case dh > 0.5 || dh == 0.5 && (dl > 0 || dl == 0 && math.Mod(r, 2) != 0):
+		r++
+	case dh < -0.5 || dh == -0.5 && (dl < 0 || dl == 0 && math.Mod(r, 2) != 0):
+		r--
 	}
-	return math.Ldexp(k, -1074)
+	return math.Ldexp(r, -1074)
 }
