@@ -169,8 +169,8 @@ func halfKernel(h Hyper) error {
 }
 
 func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, shape []int) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if err := o.notUnscaled(name); err != nil {
 		return err
@@ -580,8 +580,8 @@ func (o *Optimizer[T]) Master(name string) ([]float32, error) {
 // parameter whose master is the caller's, or that has none, gives an
 // error wrapping ErrInvalid.
 func (o *Optimizer[T]) SyncMaster(name string) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	i, ok := o.names[name]
 	if !ok {

@@ -240,7 +240,9 @@ const muonChunk = 1 << 15
 // list of one rule's configs. Example_muonWithAdamW shows the loop; the
 // two may share nothing but the parameters' gradients being ready.
 //
-// A Muon is not safe for concurrent use.
+// A Muon is made by NewMuon: the zero value holds no solver, and every
+// call on it that can fail does, with ErrInvalid. A Muon is not safe for
+// concurrent use.
 type Muon[T Float] struct {
 	cfg    MuonConfig
 	opt    MuonOptions
@@ -345,11 +347,26 @@ func NewMuon[T Float](c MuonConfig, opts MuonOptions) (*Muon[T], error) {
 // Config returns the hyperparameters.
 func (m *Muon[T]) Config() MuonConfig { return m.cfg }
 
+// errZeroMuon is the error of a Muon not made by NewMuon.
+var errZeroMuon = fmt.Errorf("%w: a Muon not made by NewMuon", ErrInvalid)
+
+// usable returns nil for a Muon made by NewMuon and not closed: otherwise
+// errZeroMuon or ErrClosed.
+func (m *Muon[T]) usable() error {
+	switch {
+	case m.names == nil:
+		return errZeroMuon
+	case m.closed:
+		return ErrClosed
+	}
+	return nil
+}
+
 // SetConfig replaces the hyperparameters (a schedule changing LR, say). The
 // state is kept. On an error nothing changes.
 func (m *Muon[T]) SetConfig(c MuonConfig) error {
-	if m.closed {
-		return ErrClosed
+	if err := m.usable(); err != nil {
+		return err
 	}
 	if err := c.Validate(); err != nil {
 		return err
@@ -381,8 +398,8 @@ func (m *Muon[T]) shapes() [][2]int {
 // an AdamW [Optimizer] for the others. The parameters and gradients must
 // not share memory with each other.
 func (m *Muon[T]) Add(name string, data, grad []T, rows, cols int) error {
-	if m.closed {
-		return ErrClosed
+	if err := m.usable(); err != nil {
+		return err
 	}
 	switch {
 	case name == "":
@@ -462,8 +479,8 @@ func (m *Muon[T]) SetNoGrad(name string) error {
 }
 
 func (m *Muon[T]) param(name string) (*muonParam[T], error) {
-	if m.closed {
-		return nil, ErrClosed
+	if err := m.usable(); err != nil {
+		return nil, err
 	}
 	i, ok := m.names[name]
 	if !ok {
@@ -559,8 +576,8 @@ func (m *Muon[T]) run(job *pool.Job) {
 // with every parameter active allocates all of it).
 func (m *Muon[T]) Step() (StepReport, error) {
 	var rep StepReport
-	if m.closed {
-		return rep, ErrClosed
+	if err := m.usable(); err != nil {
+		return rep, err
 	}
 	if len(m.params) == 0 {
 		return rep, nil

@@ -59,6 +59,9 @@ func muonFromValues(v [len(muonValueNames)]float64) (MuonConfig, error) {
 // step count and momentum_buffer, in the format of [Optimizer.Save] (kind
 // KindMuon), with a checksum.
 func (m *Muon[T]) Save(w io.Writer) error {
+	if m.names == nil {
+		return errZeroMuon // (a closed Muon saves)
+	}
 	if w == nil {
 		return fmt.Errorf("%w: Save to a nil writer", ErrInvalid)
 	}
@@ -113,8 +116,8 @@ func (m *Muon[T]) LoadFile(path string) error { return loadFile(m.closed, path, 
 // kind or element type, or of other parameters (number, names, shapes),
 // one wrapping ErrMismatch.
 func (m *Muon[T]) Load(r io.Reader) error {
-	if m.closed {
-		return ErrClosed
+	if err := m.usable(); err != nil {
+		return err
 	}
 	if r == nil {
 		return fmt.Errorf("%w: Load from a nil reader", ErrInvalid)

@@ -33,8 +33,8 @@ import (
 // new initial value that a 16-bit state type cannot hold (above 65504 in
 // binary16) is refused (ErrHyper).
 func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if i < 0 || i >= len(o.groups) {
 		return o.groupErr(i)
@@ -159,8 +159,8 @@ func (o *Optimizer[T]) SetNoGrad(name string) error {
 }
 
 func (o *Optimizer[T]) param(name string) (*param[T], error) {
-	if o.closed {
-		return nil, ErrClosed
+	if err := o.usable(); err != nil {
+		return nil, err
 	}
 	i, ok := o.names[name]
 	if !ok {

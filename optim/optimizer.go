@@ -199,7 +199,9 @@ func (op Options) resolve() (Options, error) {
 
 // Optimizer updates a set of registered parameters from their gradients.
 // T is float32 or float64. Its methods are not safe for concurrent use; the
-// optimizer runs its own worker goroutines, which Close stops.
+// optimizer runs its own worker goroutines, which Close stops. An
+// Optimizer is made by New: the zero value holds no rule, and every call
+// on it that can fail does, with ErrInvalid.
 type Optimizer[T Float] struct {
 	kind      Kind
 	ops       *ops[T]
@@ -378,8 +380,8 @@ func (o *Optimizer[T]) Options() Options { return o.opt }
 // AddGroup adds a parameter group with hyperparameters h, which must be of
 // the optimizer's kind, and returns its index.
 func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
-	if o.closed {
-		return 0, ErrClosed
+	if err := o.usable(); err != nil {
+		return 0, err
 	}
 	h, err := canonical(h)
 	if err != nil {
@@ -418,8 +420,8 @@ func (o *Optimizer[T]) groupErr(i int) error {
 // at the next Step. lr must be finite and ≥ 0, and the coefficients it
 // gives must be usable in T (see [New]); otherwise nothing changes.
 func (o *Optimizer[T]) SetLR(group int, lr float64) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if group < 0 || group >= len(o.groups) {
 		return o.groupErr(group)
@@ -450,8 +452,8 @@ func (o *Optimizer[T]) Add(name string, data, grad []T, shape ...int) error {
 // and the next Step (or ZeroGrad) no parameter can be added (ErrInvalid):
 // its gradient would be taken as unscaled.
 func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...int) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if err := o.notUnscaled(name); err != nil {
 		return err
@@ -682,8 +684,8 @@ func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
 // scale, rounded to float32 where the scaler keeps it (s must then be a
 // finite value of float32), and its count of finite steps starts again.
 func (o *Optimizer[T]) SetLossScale(s float64) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if o.scaler != nil && s-s == 0 {
 		if f := float64(float32(s)); f-f == 0 && f > 0 {
@@ -716,6 +718,21 @@ func (o *Optimizer[T]) Close() error {
 	if o.pool != nil {
 		o.pool.Close()
 		o.pool = nil
+	}
+	return nil
+}
+
+// errZeroOptimizer is the error of an Optimizer not made by New.
+var errZeroOptimizer = fmt.Errorf("%w: an Optimizer not made by New", ErrInvalid)
+
+// usable returns nil for an Optimizer made by New and not closed:
+// otherwise errZeroOptimizer or ErrClosed.
+func (o *Optimizer[T]) usable() error {
+	switch {
+	case o.ops == nil:
+		return errZeroOptimizer
+	case o.closed:
+		return ErrClosed
 	}
 	return nil
 }

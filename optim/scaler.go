@@ -125,8 +125,8 @@ func (o *Optimizer[T]) ScalerState() (scale float64, good int, err error) {
 // rounded to float32, where the scaler keeps it; like SetLossScale, it
 // ends an UnscaleGrads (the next gradients are taken as scaled).
 func (o *Optimizer[T]) SetScalerState(scale float64, good int) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if o.scaler == nil {
 		return fmt.Errorf("%w: the optimizer has no LossScaler", ErrInvalid)

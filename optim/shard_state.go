@@ -59,6 +59,9 @@ const (
 // an optimizer with 16-bit parameters (AddBF16, AddF16: the format records
 // no 16-bit state or master; Save's does): the error wraps ErrInvalid.
 func (o *Optimizer[T]) SaveShard(w io.Writer) error {
+	if o.ops == nil {
+		return errZeroOptimizer // (a closed optimizer saves)
+	}
 	if w == nil {
 		return fmt.Errorf("%w: SaveShard to a nil writer", ErrInvalid)
 	}
@@ -121,8 +124,8 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 
 // LoadShardFiles loads the shard files at paths; see LoadShards.
 func (o *Optimizer[T]) LoadShardFiles(paths ...string) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	rs := make([]io.Reader, len(paths))
 	for i, path := range paths {
@@ -183,8 +186,8 @@ func (a shardParam) equal(b shardParam) bool {
 // parameters' names, groups or shapes). An optimizer with 16-bit
 // parameters loads no shard files (ErrInvalid, as SaveShard).
 func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if len(rs) == 0 {
 		return fmt.Errorf("%w: LoadShards of no file", ErrInvalid)

@@ -173,6 +173,9 @@ func fromV1(k Kind, vals [7]float64, flags uint32) (Hyper, error) {
 // the gradient) is written without it, as PyTorch's state_dict has none,
 // and Load gives it the same next step.
 func (o *Optimizer[T]) Save(w io.Writer) error {
+	if o.ops == nil {
+		return errZeroOptimizer // (a closed optimizer saves)
+	}
 	if w == nil {
 		return fmt.Errorf("%w: Save to a nil writer", ErrInvalid)
 	}
@@ -333,8 +336,8 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 // ErrInvalid. A sharded optimizer loads a whole state file too, keeping
 // the state of its spans.
 func (o *Optimizer[T]) Load(r io.Reader) error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if r == nil {
 		return fmt.Errorf("%w: Load from a nil reader", ErrInvalid)

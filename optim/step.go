@@ -35,8 +35,8 @@ type StepReport struct {
 // first.
 func (o *Optimizer[T]) Step() (StepReport, error) {
 	var rep StepReport
-	if o.closed {
-		return rep, ErrClosed
+	if err := o.usable(); err != nil {
+		return rep, err
 	}
 	o.prepare()
 	if err := o.computeCoeffs(); err != nil {
@@ -157,8 +157,8 @@ func (o *Optimizer[T]) ZeroGrad() {
 // and a NaN norm a NaN coef, which makes every gradient NaN (PyTorch's
 // clamp(coef, max=1) keeps the NaN).
 func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
-	if o.closed {
-		return 0, ErrClosed
+	if err := o.usable(); err != nil {
+		return 0, err
 	}
 	if !(maxNorm >= 0) {
 		return 0, fmt.Errorf("%w: maxNorm = %v, want ≥ 0", ErrInvalid, maxNorm)
@@ -211,8 +211,8 @@ const (
 // ClipGradNorm and Step: every rank calls it (see [Shard]). When every gradient is finite but their norm exceeds
 // the float64 range, it returns +Inf, true and an error wrapping ErrRange.
 func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
-	if o.closed {
-		return 0, false, ErrClosed
+	if err := o.usable(); err != nil {
+		return 0, false, err
 	}
 	norm, bad, err := o.gradNorm()
 	return norm, bad < 0, err
@@ -341,8 +341,8 @@ func scaledSumSquares[T Float](x []T, s float64) float64 {
 // keeps from underflowing would be flushed. Step, ClipGradNorm and
 // GradNorm unscale them in float32. Nothing changes on an error.
 func (o *Optimizer[T]) UnscaleGrads() error {
-	if o.closed {
-		return ErrClosed
+	if err := o.usable(); err != nil {
+		return err
 	}
 	if o.unscaled || (o.lossScale == 1 && o.scaler == nil) {
 		// No loss scaling (GradScaler(enabled=False).unscale_ returns at
