@@ -125,15 +125,17 @@ func (o *Optimizer[T]) SetGroupValue(i int, name string, v float64) error {
 // uses its own count (Adam's bias corrections), as PyTorch's per-parameter
 // step does. Parameters start unfrozen; the setting is not saved with the
 // state. Between UnscaleGrads and the next Step (or ZeroGrad, or a change
-// of the loss scale) a frozen parameter cannot be unfrozen (ErrInvalid):
-// UnscaleGrads left its gradient scaled, and Step, which then takes the
-// gradients as unscaled, would step it by the loss scale times too much.
+// of the loss scale) a parameter that was frozen when UnscaleGrads ran
+// cannot be unfrozen (ErrInvalid): UnscaleGrads left its gradient scaled,
+// and Step, which then takes the gradients as unscaled, would step it by
+// the loss scale times too much. (One frozen after UnscaleGrads can: its
+// gradient was divided.)
 func (o *Optimizer[T]) SetRequiresGrad(name string, requires bool) error {
 	p, err := o.param(name)
 	if err != nil {
 		return err
 	}
-	if requires && p.frozen && o.unscaled {
+	if requires && p.frozen && o.unscaled && !p.unscaledGrad {
 		return fmt.Errorf("%w: SetRequiresGrad(%q, true) between UnscaleGrads and Step: its gradient was left scaled", ErrInvalid, name)
 	}
 	p.frozen = !requires

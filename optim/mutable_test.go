@@ -745,6 +745,43 @@ func TestUnscaledThenActive(t *testing.T) {
 	}
 }
 
+// TestFrozenAfterUnscaleThenActive: a parameter frozen after UnscaleGrads
+// (its gradient divided) may be unfrozen before Step, and steps by its
+// unscaled gradient once; one frozen before it may not, in the same run.
+func TestFrozenAfterUnscaleThenActive(t *testing.T) {
+	o := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{Workers: 1})
+	pa, ga := []float32{1, 1}, []float32{1024, 1024}
+	pb, gb := []float32{1, 1}, []float32{1024, 1024}
+	if err := o.Add("a", pa, ga); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Add("b", pb, gb); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetLossScale(1024); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetRequiresGrad("b", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.UnscaleGrads(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetRequiresGrad("a", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetRequiresGrad("a", true); err != nil {
+		t.Fatalf("unfreezing a parameter frozen after UnscaleGrads: %v", err)
+	}
+	if err := o.SetRequiresGrad("b", true); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unfreezing a parameter frozen before UnscaleGrads: %v, want ErrInvalid", err)
+	}
+	mustStep(t, o)
+	if want := float32(1 - 0.1); pa[0] != want || pb[0] != 1 {
+		t.Fatalf("a = %v (want %v), b = %v (want 1)", pa[0], want, pb[0])
+	}
+}
+
 // TestScalerNoAllocs: a dynamic loss scaler that changes the scale (an
 // overflow every other step, growth every step) does not make Step
 // allocate (the check of the new scale took a 4 KB block).

@@ -293,6 +293,11 @@ type param[T Float] struct {
 	// fresh is set when a buffer is new on a parameter that has stepped
 	// (SetGroup turned momentum on), until its next step; see freshRule.
 	fresh bool
+	// unscaledGrad is set by UnscaleGrads on the parameters whose
+	// gradients it divided (those active then), and cleared on the others:
+	// while o.unscaled holds, a frozen parameter with it set may be
+	// unfrozen.
+	unscaledGrad bool
 	// With a reduction pass (rule.go): its kernel, and the scalar of the
 	// second pass in the current step.
 	reduces bool

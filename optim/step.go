@@ -363,6 +363,9 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	o.prepare()
 	o.scaleBy, o.scaleThen = T(1/o.lossScale), 1
 	o.run(&o.jobScale)
+	for i := range o.params {
+		o.params[i].unscaledGrad = o.params[i].active()
+	}
 	o.unscaled = true
 	return nil
 }
