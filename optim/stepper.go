@@ -285,7 +285,9 @@ func (g *Group[T]) putSpare(e *coeffEntry) {
 }
 
 // Stepper is the step count and state of one parameter of n elements,
-// stepped with the hyperparameters of its [Group].
+// stepped with the hyperparameters of its [Group]. A Stepper is made by
+// NewStepper: the zero value has no Group, and every call on it that can
+// fail does, with ErrInvalid.
 type Stepper[T Float] struct {
 	g     *Group[T]
 	n     int
@@ -337,6 +339,9 @@ func (g *Group[T]) NewStepperShape(shape ...int) (*Stepper[T], error) {
 	return s, nil
 }
 
+// errZeroStepper is the error of a Stepper not made by NewStepper.
+var errZeroStepper = fmt.Errorf("%w: a Stepper not made by NewStepper", ErrInvalid)
+
 // Len returns the number of elements of the parameter.
 func (s *Stepper[T]) Len() int { return s.n }
 
@@ -348,6 +353,9 @@ func (s *Stepper[T]) Steps() int64 { return s.step }
 // per-parameter scalars (NAdam's mu_product) stay as they are; Restore
 // sets them with the step count.
 func (s *Stepper[T]) SetSteps(n int64) error {
+	if s.g == nil {
+		return errZeroStepper
+	}
 	if n < 0 || n > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrInvalid, n)
 	}
@@ -385,7 +393,7 @@ func (s *Stepper[T]) Scalar(name string) (v float64, ok bool) {
 // (ErrInvalid), and the coefficients of this step (ErrHyper).
 func (s *Stepper[T]) Step(p, g []T) error {
 	if s.g == nil {
-		return fmt.Errorf("%w: a Stepper not made by NewStepper", ErrInvalid)
+		return errZeroStepper
 	}
 	if len(p) != s.n || len(g) != s.n {
 		return fmt.Errorf("%w: len(p) = %d, len(g) = %d, the stepper's parameter has %d", ErrLength, len(p), len(g), s.n)
@@ -526,7 +534,7 @@ type Scalar struct {
 // wrapping ErrState, nothing changes. The values are copied.
 func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Scalar) error {
 	if s.g == nil {
-		return fmt.Errorf("%w: a Stepper not made by NewStepper", ErrInvalid)
+		return errZeroStepper
 	}
 	if step < 0 || step > MaxStep {
 		return fmt.Errorf("%w: step count %d, want 0 to MaxStep", ErrState, step)

@@ -7,11 +7,13 @@ import (
 	"testing"
 )
 
-// TestZeroValuesRefused: an Optimizer not made by New and a Muon not made
-// by NewMuon refuse every call that can fail with ErrInvalid (some
+// TestZeroValuesRefused: an Optimizer not made by New, a Muon not made
+// by NewMuon, a Group not made by NewGroup and a Stepper not made by
+// NewStepper refuse every call that can fail with ErrInvalid (some
 // panicked: GradNorm, ClipGradNorm, Save, SaveShard, LoadShards, Muon's
-// Add; Step and Muon's Step, SetConfig and Save succeeded, doing nothing),
-// and Close is a no-op on them.
+// Add; Step and Muon's Step, SetConfig and Save succeeded, doing nothing;
+// the Stepper's SetSteps succeeded, setting the count of a Stepper that
+// cannot step), and Close is a no-op on them.
 func TestZeroValuesRefused(t *testing.T) {
 	p, g := make([]float32, 4), make([]float32, 4)
 	var o Optimizer[float32]
@@ -41,6 +43,15 @@ func TestZeroValuesRefused(t *testing.T) {
 		"Muon.Load":      func() error { return m.Load(bytes.NewReader(nil)) },
 		"Muon.SetNoGrad": func() error { return m.SetNoGrad("w") },
 	}
+	var gr Group[float32]
+	var st Stepper[float32]
+	calls["Group.SetHyper"] = func() error { return gr.SetHyper(DefaultAdam()) }
+	calls["Group.SetLR"] = func() error { return gr.SetLR(1) }
+	calls["Group.SetLossScale"] = func() error { return gr.SetLossScale(2) }
+	calls["Group.NewStepper"] = func() error { _, err := gr.NewStepper(4); return err }
+	calls["Stepper.Step"] = func() error { return st.Step(p, g) }
+	calls["Stepper.SetSteps"] = func() error { return st.SetSteps(1) }
+	calls["Stepper.Restore"] = func() error { return st.Restore(0, nil, nil) }
 	for name, call := range calls {
 		func() {
 			defer func() {
@@ -52,6 +63,9 @@ func TestZeroValuesRefused(t *testing.T) {
 				t.Errorf("%s on a zero value: %v, want ErrInvalid", name, err)
 			}
 		}()
+	}
+	if st.Steps() != 0 {
+		t.Errorf("a zero Stepper's refused SetSteps set its count to %d", st.Steps())
 	}
 	if o.Close() != nil || m.Close() != nil || o.NumParams() != 0 || m.NumParams() != 0 {
 		t.Error("Close or NumParams of a zero value")

@@ -11,9 +11,11 @@ var (
 	solvers32 = sync.Pool{New: func() any { s, _ := New[float32](Options{}); return s }}
 )
 
+// orDefault returns s, refused before anything is written when it is a
+// zero Solver, or a new solver with the default options when s is nil.
 func orDefault(s *Solver[float64]) (*Solver[float64], error) {
 	if s != nil {
-		return s, nil
+		return s, s.usable()
 	}
 	return New[float64](Options{})
 }

@@ -69,9 +69,9 @@
 // is not a finite positive number stops the factorisation with a
 // *NotPositiveDefiniteError (errors.Is ErrNotPositiveDefinite) that names
 // the column and the pivot — the same on every level; the matrix then
-// holds intermediate values. Nothing panics on user input given to a
-// Solver made by New (a zero Solver holds no kernels), and no input
-// reaches the assembly unchecked. Sizes are checked without overflow:
+// holds intermediate values. Nothing panics on user input; a zero Solver
+// (not made by New) holds no kernels and refuses every call that can fail
+// (ErrOptions), and no input reaches the assembly unchecked. Sizes are checked without overflow:
 // Square(nil, 1<<32) is ErrDimension. A Pool has at most MaxPoolSize
 // goroutines. What a call writes must not share memory with what it
 // reads: a right-hand side and its factor, FactorTo's dst and h

@@ -22,7 +22,7 @@ var (
 	// right-hand side (the solves trust the factor: see Solver.SolveL).
 	ErrNonFinite = errors.New("solve: non-finite value")
 	// ErrOptions: an invalid option (negative block size, a worker count
-	// below 0 or above MaxPoolSize…).
+	// below 0 or above MaxPoolSize…), or a Solver not made by New.
 	ErrOptions = errors.New("solve: invalid options")
 	// ErrOverlap: arguments that share memory where the call writes one
 	// while it reads the other: FactorTo's dst and h; the right-hand side

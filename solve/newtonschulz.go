@@ -104,6 +104,9 @@ func checkDense[T Float](d Dense[T]) error {
 // The matrices must not share memory (ErrOverlap); argument errors are
 // returned before anything is written.
 func (s *Solver[T]) NewtonSchulz(ns NewtonSchulz, xs ...Dense[T]) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := checkNS[T](ns); err != nil {
 		return err
 	}

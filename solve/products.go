@@ -24,6 +24,9 @@ import (
 // returned before anything is written. A solver reused for products of
 // the same sizes does not allocate.
 func (s *Solver[T]) Mul(c, a, b Dense[T], accumulate bool) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	for _, d := range []struct {
 		m    Dense[T]
 		name string
@@ -71,6 +74,9 @@ func (s *Solver[T]) Mul(c, a, b Dense[T], accumulate bool) error {
 // checked; argument errors are returned before anything is written. A
 // solver reused for products of the same sizes does not allocate.
 func (s *Solver[T]) SymRankK(c Matrix[T], a Dense[T], trans bool) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := c.check("c"); err != nil {
 		return err
 	}

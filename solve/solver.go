@@ -40,7 +40,7 @@ type Options struct {
 // matrices of one size does not allocate. A Solver is not safe for
 // concurrent use; make one per goroutine (they may share a Pool). A Solver
 // comes from New: one declared by the caller (the zero Solver) holds no
-// kernels, and its methods panic.
+// kernels, and every call on it that can fail does, with ErrOptions.
 type Solver[T Float] struct {
 	im       *impl[T]
 	nb       int
@@ -94,8 +94,25 @@ func New[T Float](o Options) (*Solver[T], error) {
 	return s, nil
 }
 
-// Level returns the level of the solver's kernels.
-func (s *Solver[T]) Level() kernels.ISA { return s.im.level }
+// Level returns the level of the solver's kernels (Generic for a Solver
+// not made by New).
+func (s *Solver[T]) Level() kernels.ISA {
+	if s.im == nil {
+		return kernels.Generic
+	}
+	return s.im.level
+}
+
+// errZeroSolver is the error of a Solver not made by New.
+var errZeroSolver = fmt.Errorf("%w: a Solver not made by New", ErrOptions)
+
+// usable returns nil for a Solver made by New, errZeroSolver otherwise.
+func (s *Solver[T]) usable() error {
+	if s.im == nil {
+		return errZeroSolver
+	}
+	return nil
+}
 
 // BlockSize returns the panel width.
 func (s *Solver[T]) BlockSize() int { return s.nb }
@@ -105,6 +122,9 @@ func (s *Solver[T]) Workers() int { return s.f.workers }
 
 // checkH validates a matrix to be factored.
 func (s *Solver[T]) checkH(h Matrix[T]) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := h.check("H"); err != nil {
 		return err
 	}
@@ -163,6 +183,9 @@ func (s *Solver[T]) factor(h Matrix[T]) error {
 // reference): FactorTo(h, h), or the other triangle of h's own storage as
 // dst, is refused with ErrOverlap. Use [Solver.Factor] to factor in place.
 func (s *Solver[T]) FactorTo(dst, h Matrix[T]) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := h.check("H"); err != nil {
 		return err
 	}
@@ -213,6 +236,9 @@ func checkVec[T Float](l Matrix[T], x []T) error {
 // or a zero on its diagonal gives NaN or ±Inf in the solution, not an
 // error.
 func (s *Solver[T]) SolveL(l Matrix[T], x []T) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := checkVec(l, x); err != nil {
 		return err
 	}
@@ -228,6 +254,9 @@ func (s *Solver[T]) SolveL(l Matrix[T], x []T) error {
 //		d[i] = d[i] / l[i][i]
 //	}
 func (s *Solver[T]) SolveLT(l Matrix[T], x []T) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := checkVec(l, x); err != nil {
 		return err
 	}
@@ -238,6 +267,9 @@ func (s *Solver[T]) SolveLT(l Matrix[T], x []T) error {
 // Solve solves H d = x with the factor H = L·Lᵀ in place (x becomes d):
 // SolveL then SolveLT.
 func (s *Solver[T]) Solve(l Matrix[T], x []T) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := checkVec(l, x); err != nil {
 		return err
 	}
@@ -247,6 +279,9 @@ func (s *Solver[T]) Solve(l Matrix[T], x []T) error {
 }
 
 func (s *Solver[T]) checkMany(l Matrix[T], x Dense[T]) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := l.check("L"); err != nil {
 		return err
 	}

@@ -40,7 +40,10 @@ func TestConstructorErrors(t *testing.T) {
 
 // TestGraphErrors: settings the adapter refuses make the first TrainStep
 // fail, when the graph is built, with an error that errors.Is finds through
-// GoMLX's wrapping; no weight changes.
+// GoMLX's wrapping; no weight changes. A declared Optimizer or AdamConfig
+// (not made by the package's functions) is refused too: the Optimizer's
+// step panicked on its nil rule, and the AdamConfig's trained with no
+// scope for its state (which Clear then left alone).
 func TestGraphErrors(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -65,6 +68,9 @@ func TestGraphErrors(t *testing.T) {
 			nil, optim.ErrHyper},
 		{"foreign kernel set", func(*context.Context) *Optimizer { return Adam().Done().WithKernels(&kernels.Set{}) },
 			nil, optim.ErrInvalid},
+		{"declared Optimizer", func(*context.Context) *Optimizer { return &Optimizer{} }, nil, optim.ErrInvalid},
+		{"declared AdamConfig", func(*context.Context) *Optimizer { return (&AdamConfig{}).Done() }, nil, optim.ErrInvalid},
+		{"declared RMSProp AdamConfig", func(*context.Context) *Optimizer { return (&AdamConfig{rmsProp: true}).Done() }, nil, optim.ErrInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			x, y := regressionData(dtypes.Float32)

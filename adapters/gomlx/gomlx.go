@@ -39,6 +39,10 @@ import (
 // operation order; coefficients formed in float64); the hyperparameters
 // are first rounded to the dtype GoMLX computes in, as its graph holds them
 // as constants of that dtype.
+//
+// An AdamConfig comes from [Adam] or [RMSProp]: the Optimizer of a
+// declared one (the zero AdamConfig, which has no scope for its state)
+// fails to build its graph with optim.ErrInvalid.
 type AdamConfig struct {
 	scope        string
 	dtype        dtypes.DType
@@ -157,6 +161,9 @@ func (c *AdamConfig) Done() *Optimizer {
 
 // rule resolves c for a graph whose loss has dtype lossDType.
 func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope string) (*rule, error) {
+	if c.scope == "" { // Scope ignores "": only a declared AdamConfig has it
+		return nil, fmt.Errorf("%w: an AdamConfig not made by Adam or RMSProp", optim.ErrInvalid)
+	}
 	if c.err != nil {
 		return nil, c.err
 	}

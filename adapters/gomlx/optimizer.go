@@ -58,7 +58,8 @@ var (
 // Make one with [New] (any optim config), [Adam], [RMSProp],
 // [StochasticGradientDescent] or [FromContext], and attach it to the
 // trainer with [Optimizer.AttachToTrainer] or [Optimizer.AttachToLoop]
-// before the first training step.
+// before the first training step. A declared (zero) Optimizer has no rule:
+// building its graph fails with optim.ErrInvalid.
 type Optimizer struct {
 	msg     string // the log message that marks this optimizer's nodes
 	name    string
@@ -401,6 +402,9 @@ type work[T float32 | float64] struct {
 
 // buildGraph is UpdateGraphWithGradients without the panic.
 func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDType dtypes.DType) error {
+	if o.resolve == nil {
+		return fmt.Errorf("%w: an Optimizer not made by New, ByName, FromContext or a config's Done", optim.ErrInvalid)
+	}
 	g := grads[0].Graph()
 	if !o.attached.Load() {
 		return fmt.Errorf("%w: call AttachToTrainer (or AttachToLoop, AttachToExec) before the first training step", ErrNotAttached)

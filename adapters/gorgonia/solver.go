@@ -244,8 +244,10 @@ func WithL2Reg(l2 float64) Option { return func(c *config) { c.l2, c.useL2 = l2,
 
 // Solver is a gorgonia.Solver running fuseopt's kernels. Make it with
 // NewVanillaSolver, NewMomentum, NewAdamSolver, NewAdamW, NewLion,
-// NewAdaGradSolver, NewRMSPropSolver or NewBarzilaiBorweinSolver. Like
-// gorgonia's solvers it is not safe for concurrent use.
+// NewAdaGradSolver, NewRMSPropSolver or NewBarzilaiBorweinSolver: a
+// declared (zero) Solver has no rule, and its Step refuses every model
+// with optim.ErrInvalid, after Reset too. Like gorgonia's solvers it is
+// not safe for concurrent use.
 type Solver struct {
 	rule rule
 	cfg  config
@@ -563,8 +565,12 @@ func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
 
 // Reset drops the state of every weight, as Forget of all of them; a
 // NewBarzilaiBorweinSolver also takes its next step with the learning rate
-// again, as a new solver does. The options are kept.
+// again, as a new solver does. The options are kept. A declared Solver
+// keeps no state, and stays refused (see [Solver.Step]).
 func (s *Solver) Reset() {
+	if s.byKey == nil {
+		return // a declared Solver: Step refuses it still
+	}
 	s.byKey = make(map[unsafe.Pointer]*state) // a cleared map keeps its size
 	clear(s.states)
 	s.bb.stepped, s.bb.eta = false, s.cfg.eta

@@ -59,6 +59,10 @@ import (
 // ZeRO stage 1 shards the optimizer state and the step; it does not shard
 // the gradients (ZeRO-2) or the parameters (ZeRO-3): every process still
 // holds all of both.
+//
+// A DataParallel is made by NewDataParallel: the zero value has no
+// communicator and no optimizer, and every call on it that can fail does,
+// with ErrArgs, before any MPI call.
 type DataParallel[T optim.Float] struct {
 	comm       *Comm
 	opt        *optim.Optimizer[T]
@@ -112,6 +116,19 @@ func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Option
 	return &DataParallel[T]{comm: comm, opt: opt, data: make([]T, n), grad: make([]T, n)}, nil
 }
 
+// errZeroDataParallel is the error of a DataParallel not made by
+// NewDataParallel.
+var errZeroDataParallel = fmt.Errorf("%w: a DataParallel not made by NewDataParallel", ErrArgs)
+
+// usable returns nil for a DataParallel made by NewDataParallel,
+// errZeroDataParallel otherwise.
+func (d *DataParallel[T]) usable() error {
+	if d.opt == nil || d.comm == nil {
+		return errZeroDataParallel
+	}
+	return nil
+}
+
 // Optimizer returns the sharded optimizer, for everything but the
 // collectives: groups, SetLR, SetLossScale, ClipGradNorm (between
 // ReduceScatter and the step), Save.
@@ -137,6 +154,9 @@ func (d *DataParallel[T]) Add(name string, shape ...int) (data, grad []T, err er
 // and Grad. Every process registers the same parameters in the same
 // order, before the first Step.
 func (d *DataParallel[T]) AddTo(group int, name string, shape ...int) (data, grad []T, err error) {
+	if err := d.usable(); err != nil {
+		return nil, nil, err
+	}
 	if d.planned {
 		return nil, nil, fmt.Errorf("%w: parameter %q added after the first step", ErrArgs, name)
 	}
@@ -187,8 +207,14 @@ func (d *DataParallel[T]) plan() error {
 }
 
 // Bounds returns the assignment: process r owns the elements
-// [b[r], b[r+1]) of Data (and of Grad after ReduceScatter).
-func (d *DataParallel[T]) Bounds() []int { return d.opt.ShardBounds() }
+// [b[r], b[r+1]) of Data (and of Grad after ReduceScatter); nil for a
+// DataParallel not made by NewDataParallel.
+func (d *DataParallel[T]) Bounds() []int {
+	if d.opt == nil {
+		return nil
+	}
+	return d.opt.ShardBounds()
+}
 
 // ReduceScatter sums Grad over the processes into this process's own
 // elements of Grad (its other elements are left as they are and no step
@@ -212,6 +238,9 @@ func (d *DataParallel[T]) Bounds() []int { return d.opt.ShardBounds() }
 // (the same seed), or each process its own elements (Bounds), followed by
 // AllGather.
 func (d *DataParallel[T]) ReduceScatter() error {
+	if err := d.usable(); err != nil {
+		return err
+	}
 	d.reduced = false // (a refused call leaves Grad as it is)
 	err := d.plan()
 	if d.comm.Size() == 1 {
@@ -263,6 +292,9 @@ func (d *DataParallel[T]) RestoreGrad() {
 // Called before any ReduceScatter, it first checks, as ReduceScatter
 // does, that the processes agree.
 func (d *DataParallel[T]) AllGather() error {
+	if err := d.usable(); err != nil {
+		return err
+	}
 	d.reduced = false // the step was taken: Grad's sums are spent
 	err := d.plan()
 	if d.comm.Size() == 1 {
@@ -545,8 +577,14 @@ func (h *hasher) value(v reflect.Value) {
 // LastTimes returns how long the phases of the last Step took.
 func (d *DataParallel[T]) LastTimes() Times { return d.times }
 
-// Close closes the optimizer.
-func (d *DataParallel[T]) Close() error { return d.opt.Close() }
+// Close closes the optimizer (a no-op for a DataParallel not made by
+// NewDataParallel).
+func (d *DataParallel[T]) Close() error {
+	if d.opt == nil {
+		return nil
+	}
+	return d.opt.Close()
+}
 
 // Checkpoints. SaveCheckpoint writes each process's shard of the optimizer
 // state to dir/optim-<gen>-<rank>-of-<size>.shard and, once every process
@@ -594,6 +632,9 @@ func (s shardSet) name(r int) string {
 // optim.shards in dir that is not a manifest is refused (an error
 // wrapping optim.ErrState on process 0), not replaced.
 func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
+	if err := d.usable(); err != nil {
+		return err
+	}
 	rank := d.comm.Rank()
 	// Process 0 reads the manifest and picks the next generation; every
 	// process learns it (a maximum over the processes, which hold 0).
@@ -669,6 +710,9 @@ func shardSetOf(name string) (shardSet, bool) {
 // process keeps the state it had: a process whose own load succeeded puts
 // back the state it held before (a copy of its shard, taken first).
 func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
+	if err := d.usable(); err != nil {
+		return err
+	}
 	set, err := readManifest(dir)
 	var before bytes.Buffer
 	if err == nil {

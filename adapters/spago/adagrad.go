@@ -82,6 +82,8 @@ func NewAdagrad(c AdagradConfig) *Adagrad {
 func (o *Adagrad) Config() AdagradConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+// A declared strategy (not made by its New function) is left as it is:
+// OptimizeParams refuses it still.
 func (o *Adagrad) SetConfig(c AdagradConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the

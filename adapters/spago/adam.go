@@ -178,6 +178,8 @@ func (o *Adam) SetTimeStep(t int64) error { return setTimeStep(&o.step, t) }
 func (o *Adam) Config() AdamConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+// A declared strategy (not made by its New function) is left as it is:
+// OptimizeParams refuses it still.
 func (o *Adam) SetConfig(c AdamConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the

@@ -220,7 +220,19 @@ func (s *strategy[C]) config() (*C, error) {
 }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
-func (s *strategy[C]) SetConfig(c C) { s.cfg.Store(&c) }
+// A declared strategy (not made by its New function) is left as it is:
+// OptimizeParams refuses it still.
+func (s *strategy[C]) SetConfig(c C) {
+	for {
+		old := s.cfg.Load()
+		if old == nil {
+			return // a declared strategy: its step count was never set either
+		}
+		if s.cfg.CompareAndSwap(old, &c) {
+			return
+		}
+	}
+}
 
 // SetLR sets the learning rate, for schedules.
 func (s *strategy[C]) SetLR(lr float64) {

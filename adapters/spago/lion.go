@@ -65,6 +65,8 @@ func NewLion(c LionConfig) *Lion {
 func (o *Lion) Config() LionConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+// A declared strategy (not made by its New function) is left as it is:
+// OptimizeParams refuses it still.
 func (o *Lion) SetConfig(c LionConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the

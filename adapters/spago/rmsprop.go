@@ -83,6 +83,8 @@ func NewRMSprop(c RMSpropConfig) *RMSprop {
 func (o *RMSprop) Config() RMSpropConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+// A declared strategy (not made by its New function) is left as it is:
+// OptimizeParams refuses it still.
 func (o *RMSprop) SetConfig(c RMSpropConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the

@@ -77,6 +77,8 @@ func NewSGD(c SGDConfig) *SGD {
 func (o *SGD) Config() SGDConfig { return o.strategy.Config() }
 
 // SetConfig replaces the hyperparameters; the next OptimizeParams uses them.
+// A declared strategy (not made by its New function) is left as it is:
+// OptimizeParams refuses it still.
 func (o *SGD) SetConfig(c SGDConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
