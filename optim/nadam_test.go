@@ -106,7 +106,8 @@ func TestNAdamMuProduct(t *testing.T) {
 		v    float64
 		what string
 	}{{1, "mu_product 1 after steps"}, {-0.25, "mu_product < 0"}, {math.NaN(), "mu_product NaN"},
-		{1.5, "mu_product > 1"}, {math.Inf(-1), "mu_product -Inf"}} {
+		{1.5, "mu_product > 1"}, {math.Inf(-1), "mu_product -Inf"},
+		{math.Copysign(0, -1), "mu_product -0 (a product of positive factors underflows to +0)"}} {
 		loadFails(t, o2, putF64(data, at, bad.v), ErrState, bad.what)
 	}
 	loadFails(t, o2, reseal(bytes.Replace(data, []byte("\x0amu_product"), []byte("\x0amu_produce"), 1)), ErrState, "scalar renamed")

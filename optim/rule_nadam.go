@@ -153,11 +153,11 @@ func (c NAdamConfig) settled(sc scalars, step int64) bool {
 	return mu == c.Beta1 && sc[0]*mu == sc[0]
 }
 
-// checkScalars accepts a mu_product in [0, 1): a product of coefficients
+// checkScalars accepts a mu_product in [+0, 1): a product of coefficients
 // μ_i in [0, Beta1).
 func (NAdamConfig) checkScalars(sc scalars, _ int64) error {
-	if !(sc[0] >= 0 && sc[0] < 1) {
-		return fmt.Errorf("%s = %v, want 0 ≤ %s < 1", ScalarMuProduct, sc[0], ScalarMuProduct)
+	if !(sc[0] >= 0 && sc[0] < 1) || math.Signbit(sc[0]) {
+		return fmt.Errorf("%s = %v, want +0 ≤ %s < 1", ScalarMuProduct, sc[0], ScalarMuProduct)
 	}
 	return nil
 }

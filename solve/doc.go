@@ -71,8 +71,8 @@
 // the column and the pivot — the same on every level; the matrix then
 // holds intermediate values. Nothing panics on user input; a zero Solver
 // (not made by New) holds no kernels and refuses every call that can fail
-// (ErrOptions), and no input reaches the assembly unchecked. Sizes are checked without overflow:
-// Square(nil, 1<<32) is ErrDimension. A Pool has at most MaxPoolSize
+// (ErrOptions), and no input reaches the assembly unchecked. Sizes are
+// checked without overflow: Square(nil, 1<<32) is ErrDimension. A Pool has at most MaxPoolSize
 // goroutines. What a call writes must not share memory with what it
 // reads: a right-hand side and its factor, FactorTo's dst and h
 // (ErrOverlap, an argument error).
@@ -81,8 +81,9 @@
 //
 // Options.BlockSize defaults to the width of a table keyed by CPU model,
 // filled from measurements, or else one derived from the L2 size that
-// cpuid reports ([DefaultBlockSize]; [DefaultBlockSizeWhy] says which). A Solver keeps its scratch space;
-// factorisations of one size allocate nothing after the first.
+// cpuid reports ([DefaultBlockSize]; [DefaultBlockSizeWhy] says which). A
+// Solver keeps its scratch space; factorisations of one size allocate
+// nothing after the first.
 // BenchmarkCholeskySolveF64 (and BenchmarkCholeskySolveF64Gonum for
 // gonum) reports GFLOP/s, n³/3 + 2n² flops per factorisation and solve, and
 // the share of the machine's FMA peak (BenchmarkFMAPeak); docs/solve.md
