@@ -245,24 +245,7 @@ func testAdafactorReference[T Float](t *testing.T, s *Set, h Adafactor, rows, co
 			t.Fatal(err)
 		}
 		tb.step(h, eps1, gf)
-		for i := range p {
-			if d := math.Abs(float64(p[i]) - tb.p[i]); d > tol*math.Max(1, math.Abs(tb.p[i])) {
-				t.Fatalf("step %d: p[%d] = %v, textbook %v (difference %g)", step, i, p[i], tb.p[i], d)
-			}
-		}
-		check := func(name string, got []T, want []float64) {
-			for i := range got {
-				if d := math.Abs(float64(got[i]) - want[i]); d > tol*math.Abs(want[i])+1e-300 {
-					t.Fatalf("step %d: %s[%d] = %v, textbook %v", step, name, i, got[i], want[i])
-				}
-			}
-		}
-		if factored {
-			check("row_var", st.rv, tb.rv)
-			check("col_var", st.cv, tb.cv)
-		} else {
-			check("variance", st.v, tb.v)
-		}
+		checkAdafactorTextbook(t, step, st, tb, p, factored, tol)
 	}
 }
 
@@ -735,5 +718,30 @@ func TestPowIntNilValue(t *testing.T) {
 	var nilc *Coeffs
 	if v, ok := nilc.Value("gs"); ok || v != 0 {
 		t.Errorf("nil Coeffs: Value = %v, %v", v, ok)
+	}
+}
+
+// checkAdafactorTextbook compares p and the factors (or the variance of a
+// vector) after a step with the textbook's: p within tol of max(1, |p|),
+// the factors within tol relatively. A NaN fails.
+func checkAdafactorTextbook[T Float](t *testing.T, step int, st *adafactorState[T], tb *adafactorTextbook, p []T, factored bool, tol float64) {
+	t.Helper()
+	for i := range p {
+		if d := math.Abs(float64(p[i]) - tb.p[i]); !(d <= tol*math.Max(1, math.Abs(tb.p[i]))) {
+			t.Fatalf("step %d: p[%d] = %v, textbook %v (difference %g)", step, i, p[i], tb.p[i], d)
+		}
+	}
+	check := func(name string, got []T, want []float64) {
+		for i := range got {
+			if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*math.Abs(want[i])+1e-300) {
+				t.Fatalf("step %d: %s[%d] = %v, textbook %v", step, name, i, got[i], want[i])
+			}
+		}
+	}
+	if factored {
+		check("row_var", st.rv, tb.rv)
+		check("col_var", st.cv, tb.cv)
+	} else {
+		check("variance", st.v, tb.v)
 	}
 }

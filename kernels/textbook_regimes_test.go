@@ -187,23 +187,6 @@ func adafactorClampTextbook[T Float](t *testing.T, s *Set, h Adafactor, rows, co
 		if clamped < n/3 {
 			t.Fatalf("step %d: %d of %d estimates below ε1², too few to test the clamp", step, clamped, n)
 		}
-		for i := range p {
-			if d := math.Abs(float64(p[i]) - tb.p[i]); !(d <= tol*math.Max(1, math.Abs(tb.p[i]))) {
-				t.Fatalf("step %d: p[%d] = %v, textbook %v (difference %g)", step, i, p[i], tb.p[i], d)
-			}
-		}
-		check := func(name string, got []T, want []float64) {
-			for i := range got {
-				if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*math.Abs(want[i])+1e-300) {
-					t.Fatalf("step %d: %s[%d] = %v, textbook %v", step, name, i, got[i], want[i])
-				}
-			}
-		}
-		if factored {
-			check("row_var", st.rv, tb.rv)
-			check("col_var", st.cv, tb.cv)
-		} else {
-			check("variance", st.v, tb.v)
-		}
+		checkAdafactorTextbook(t, step, st, tb, p, factored, tol)
 	}
 }

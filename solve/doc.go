@@ -72,10 +72,10 @@
 // holds intermediate values. Nothing panics on user input; a zero Solver
 // (not made by New) holds no kernels and refuses every call that can fail
 // (ErrOptions), and no input reaches the assembly unchecked. Sizes are
-// checked without overflow: Square(nil, 1<<32) is ErrDimension. A Pool has at most MaxPoolSize
-// goroutines. What a call writes must not share memory with what it
-// reads: a right-hand side and its factor, FactorTo's dst and h
-// (ErrOverlap, an argument error).
+// checked without overflow: Square(nil, 1<<32) is ErrDimension. A Pool
+// has at most MaxPoolSize goroutines. What a call writes must not share
+// memory with what it reads: a right-hand side and its factor, FactorTo's
+// dst and h (ErrOverlap, an argument error).
 //
 // # Performance
 //
