@@ -21,6 +21,11 @@ import (
 // element type: Init and each change are rounded to float32 (Backoff 0.3
 // takes 65536 to 19660.80078125, not 19660.8), and a growth whose result
 // float32 cannot hold is not taken (the scale stays at or below 2¹²⁷).
+// The scale has a floor too: its inverse must be finite in the element
+// type, and every group's coefficients must hold with it (see [New]). A
+// backoff that would take the scale below that floor stops at it, where
+// GradScaler's scale goes on down to 0; steps that overflow at the floor
+// stay skipped.
 // A step that updates no parameter (every one frozen or marked by
 // SetNoGrad) leaves the scaler as it was, where GradScaler refuses it
 // ("No inf checks were recorded"): it is no evidence that the scale fits.
@@ -77,8 +82,9 @@ type scaler struct {
 }
 
 // update moves the scale after a step that was skipped or not, as
-// GradScaler.update does. A scale whose coefficients the kernels of T
-// cannot use (see [New]) is not taken: the scale stays.
+// GradScaler.update does. A growth whose coefficients the kernels of T
+// cannot use (see [New]) is not taken: the scale stays. A backoff below
+// the scales they can use stops at the smallest one (scaleFloor).
 func (o *Optimizer[T]) updateScale(skipped bool) {
 	s := o.scaler
 	next := s.scale
@@ -91,8 +97,33 @@ func (o *Optimizer[T]) updateScale(skipped bool) {
 	}
 	if next != s.scale && o.scaleUsable(next) == nil {
 		s.scale = next
+	} else if skipped && next < s.scale {
+		s.scale = o.scaleFloor(next, s.scale)
 	}
 	o.lossScale = s.scale
+}
+
+// scaleFloor returns the smallest float32 scale in (below, at] that every
+// group can use, found by bisection over the float32 values between them
+// (at is usable, below is not; the usable scales of a group are one
+// interval). A backoff that overshoots what the kernels of T can use, as a
+// Backoff of 1e-300 does at once, or 0.5 after enough skipped steps, so
+// stops at the floor, where GradScaler's scale would go on down to 0;
+// it does not stay where it was.
+func (o *Optimizer[T]) scaleFloor(below, at float64) float64 {
+	lo, hi := math.Float32bits(float32(below)), math.Float32bits(float32(at))
+	if o.scaleUsable(at) != nil {
+		return at
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if o.scaleUsable(float64(math.Float32frombits(mid))) == nil {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return float64(math.Float32frombits(hi))
 }
 
 // scaleUsable returns an error unless every group's coefficients are

@@ -326,3 +326,57 @@ func TestScalerNoParams(t *testing.T) {
 		t.Fatalf("p moved: %v", p)
 	}
 }
+
+// TestScalerFloor: a backoff below the smallest scale the kernels can use
+// stops at that scale, whether one huge Backoff overshoots at once or
+// repeated halvings reach it; it does not leave the scale where it was.
+// The floor is usable and the float32 value below it is not.
+func TestScalerFloor(t *testing.T) {
+	floorOf := func(t *testing.T, lr float64, backoff float64, skips int) (*Optimizer[float32], float64) {
+		t.Helper()
+		o := mustNew[float32](t, SGDConfig{LR: lr}, Options{Workers: 1,
+			LossScaler: LossScaler{Enabled: true, Backoff: backoff}})
+		if err := o.Add("p", []float32{1}, []float32{float32(math.NaN())}); err != nil {
+			t.Fatal(err)
+		}
+		last := o.LossScale()
+		for range skips {
+			if rep := mustStep(t, o); !rep.Skipped {
+				t.Fatal("a NaN gradient was not skipped")
+			}
+			if s := o.LossScale(); s > last {
+				t.Fatalf("the scale grew on a skipped step: %v after %v", s, last)
+			}
+			last = o.LossScale()
+		}
+		return o, last
+	}
+	for _, lr := range []float64{0.1, 1e4} {
+		o, floor := floorOf(t, lr, 1e-300, 1)
+		if floor >= 65536 {
+			t.Fatalf("lr %v: Backoff 1e-300 left the scale at %v", lr, floor)
+		}
+		if err := o.SetLossScale(floor); err != nil {
+			t.Fatalf("lr %v: the floor %v is not usable: %v", lr, floor, err)
+		}
+		below := float64(math.Nextafter32(float32(floor), 0))
+		if err := o.SetLossScale(below); !errors.Is(err, ErrHyper) {
+			t.Fatalf("lr %v: %v, below the floor %v, was not refused: %v", lr, below, floor, err)
+		}
+		if _, halved := floorOf(t, lr, 0.5, 300); halved != floor {
+			t.Fatalf("lr %v: 300 halvings end at %v, one Backoff of 1e-300 at %v", lr, halved, floor)
+		}
+	}
+	// float64 elements hold the inverse of every float32 scale > 0: the
+	// floor is the smallest float32 value.
+	o := mustNew[float64](t, SGDConfig{LR: 0.1}, Options{Workers: 1, LossScaler: LossScaler{Enabled: true, Backoff: 1e-300}})
+	if err := o.Add("p", []float64{1}, []float64{math.Inf(1)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		mustStep(t, o)
+	}
+	if s := o.LossScale(); s != 0x1p-149 {
+		t.Fatalf("float64: floor %v, want 2⁻¹⁴⁹", s)
+	}
+}
