@@ -436,12 +436,12 @@ func adafactorUpdate[T Float](k *table[T], c *Coeffs, p, g []T, cols int, rowSca
 //
 // with the coefficients of [Adafactor.CoeffsInto] (c2 = w or w-1).
 func (s *Set) AdafactorVarianceF32(c *Coeffs, v, grad []float32) error {
-	return adafactorVariance(&s.f32, c, v, grad)
+	return adafactorVariance(&s.k().f32, c, v, grad)
 }
 
 // AdafactorVarianceF64 is [Set.AdafactorVarianceF32] for float64.
 func (s *Set) AdafactorVarianceF64(c *Coeffs, v, grad []float64) error {
-	return adafactorVariance(&s.f64, c, v, grad)
+	return adafactorVariance(&s.k().f64, c, v, grad)
 }
 
 // AdafactorSumsF32 is the first pass of an Adafactor step of a factored
@@ -455,12 +455,12 @@ func (s *Set) AdafactorVarianceF64(c *Coeffs, v, grad []float64) error {
 // A lane adds g² by one float64 fma; the 16 lanes are combined as
 // SumSquaresF32 combines them.
 func (s *Set) AdafactorSumsF32(c *Coeffs, grad []float32, cols int, rowSum, colSum []float64) error {
-	return adafactorSums(&s.f32, c, grad, cols, rowSum, colSum)
+	return adafactorSums(&s.k().f32, c, grad, cols, rowSum, colSum)
 }
 
 // AdafactorSumsF64 is [Set.AdafactorSumsF32] for float64.
 func (s *Set) AdafactorSumsF64(c *Coeffs, grad []float64, cols int, rowSum, colSum []float64) error {
-	return adafactorSums(&s.f64, c, grad, cols, rowSum, colSum)
+	return adafactorSums(&s.k().f64, c, grad, cols, rowSum, colSum)
 }
 
 // AdafactorNormsF32 is the second pass of an Adafactor step: on whole rows
@@ -488,12 +488,12 @@ func (s *Set) AdafactorSumsF64(c *Coeffs, grad []float64, cols int, rowSum, colS
 //	g := grad[j]·gs
 //	u := r·g
 func (s *Set) AdafactorNormsF32(c *Coeffs, p, grad []float32, cols int, rowScale, colScale []float32) (sumU, sumP float64, err error) {
-	return adafactorNorms(&s.f32, c, p, grad, cols, rowScale, colScale)
+	return adafactorNorms(&s.k().f32, c, p, grad, cols, rowScale, colScale)
 }
 
 // AdafactorNormsF64 is [Set.AdafactorNormsF32] for float64.
 func (s *Set) AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowScale, colScale []float64) (sumU, sumP float64, err error) {
-	return adafactorNorms(&s.f64, c, p, grad, cols, rowScale, colScale)
+	return adafactorNorms(&s.k().f64, c, p, grad, cols, rowScale, colScale)
 }
 
 // AdafactorUpdateF32 is the last pass of an Adafactor step, with u as
@@ -507,12 +507,12 @@ func (s *Set) AdafactorNormsF64(c *Coeffs, p, grad []float64, cols int, rowScale
 // parameter holding ±Inf under the Propagate policy, as in PyTorch, or
 // an ε2·ρ beyond float32's range) makes p NaN or infinite.
 func (s *Set) AdafactorUpdateF32(c *Coeffs, p, grad []float32, cols int, rowScale, colScale []float32, st float64) error {
-	return adafactorUpdate(&s.f32, c, p, grad, cols, rowScale, colScale, st)
+	return adafactorUpdate(&s.k().f32, c, p, grad, cols, rowScale, colScale, st)
 }
 
 // AdafactorUpdateF64 is [Set.AdafactorUpdateF32] for float64.
 func (s *Set) AdafactorUpdateF64(c *Coeffs, p, grad []float64, cols int, rowScale, colScale []float64, st float64) error {
-	return adafactorUpdate(&s.f64, c, p, grad, cols, rowScale, colScale, st)
+	return adafactorUpdate(&s.k().f64, c, p, grad, cols, rowScale, colScale, st)
 }
 
 // AdafactorVarianceF32 runs [Set.AdafactorVarianceF32] at the active level.

@@ -144,10 +144,10 @@ func takeKernel[T Float](dst, src *table[T], kernel string) bool {
 // nadam, radam) of element size size (4 or 8): the set's level, unless the
 // table of level choices moved it.
 func (s *Set) KernelLevel(kernel string, size int) ISA {
-	for _, k := range s.choices {
+	for _, k := range s.k().choices {
 		if k.kernel == kernel && k.size == size {
 			return k.level
 		}
 	}
-	return s.level
+	return s.k().level
 }

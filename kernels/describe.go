@@ -115,7 +115,7 @@ func Describe() CPUInfo {
 // the NEON level of a CPU with FEAT_BF16, otherwise by the integer form of
 // BF16FromF32. The bits are the same either way.
 func (s *Set) BF16Nearest() string {
-	if s.bf16NE {
+	if s.k().bf16NE {
 		return bf16NEText
 	}
 	return "the integer form"

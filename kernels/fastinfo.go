@@ -21,10 +21,10 @@ type FastPath struct {
 }
 
 // FastPathF32 says which path AdamFastF32 takes on this set.
-func (s *Set) FastPathF32() FastPath { return fastPath(&s.f32) }
+func (s *Set) FastPathF32() FastPath { return fastPath(&s.k().f32) }
 
 // FastPathF64 says which path AdamFastF64 takes on this set.
-func (s *Set) FastPathF64() FastPath { return fastPath(&s.f64) }
+func (s *Set) FastPathF64() FastPath { return fastPath(&s.k().f64) }
 
 func fastPath[T Float](t *table[T]) FastPath {
 	return FastPath{Exact: t.fastK == 0, Reason: t.fastWhy, Estimated: t.fastK, Of: abi.AdamFastOf}

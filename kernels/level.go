@@ -77,6 +77,7 @@ func levelSets() [len(levelNames)]*Set {
 	// AdamFast's split, from the table of CPU models (fastsplit.go).
 	for l, set := range s {
 		if set != nil {
+			set.made = true // and so every copy made from it
 			s[l] = set.withTableSplits()
 		}
 	}
@@ -192,4 +193,4 @@ func EnvNote() string { return envNote }
 func EnvWarning() bool { return envWarn }
 
 // Level returns the level of the set.
-func (s *Set) Level() ISA { return s.level }
+func (s *Set) Level() ISA { return s.k().level }

@@ -399,23 +399,23 @@ func momentum16Run[H BF16 | F16](t *halfTable[H], c *Coeffs, p, grad, buf []H, r
 // bfloat16 gradient, bit for bit, and p16 receives each new p rounded to
 // bfloat16 by r. The coefficients are AdamF32's.
 func (s *Set) AdamMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, v, vmax []float32, r Rounding) error {
-	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.bf16.adamMaster)
+	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.k().bf16.adamMaster)
 }
 
 // AdamMasterF16 is [Set.AdamMasterBF16] for binary16.
 func (s *Set) AdamMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, v, vmax []float32, r Rounding) error {
-	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.f16.adamMaster)
+	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.k().f16.adamMaster)
 }
 
 // AdamMasterG32BF16 is [Set.AdamMasterBF16] with a float32 gradient: AdamF32
 // on p, grad, m, v (vmax), bit for bit, and p rounded to bfloat16 into p16.
 func (s *Set) AdamMasterG32BF16(c *Coeffs, p []float32, p16 []BF16, grad, m, v, vmax []float32, r Rounding) error {
-	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.bf16.adamMasterG32)
+	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.k().bf16.adamMasterG32)
 }
 
 // AdamMasterG32F16 is [Set.AdamMasterG32BF16] for binary16.
 func (s *Set) AdamMasterG32F16(c *Coeffs, p []float32, p16 []F16, grad, m, v, vmax []float32, r Rounding) error {
-	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.f16.adamMasterG32)
+	return adamMasterRun(c, p, p16, grad, m, v, vmax, r, s.k().f16.adamMasterG32)
 }
 
 // Adam16BF16 is one Adam or AdamW step ([Set.AdamF32], with AMSGrad) in
@@ -423,78 +423,78 @@ func (s *Set) AdamMasterG32F16(c *Coeffs, p []float32, p16 []F16, grad, m, v, vm
 // is widened, goes through AdamF32's operations in float32, and every new
 // value (m, v, vmax, p) is rounded once to bfloat16 by r.
 func (s *Set) Adam16BF16(c *Coeffs, p, grad, m, v, vmax []BF16, r Rounding) error {
-	return adam16Run(&s.bf16, c, p, grad, m, v, vmax, r)
+	return adam16Run(&s.k().bf16, c, p, grad, m, v, vmax, r)
 }
 
 // Adam16F16 is [Set.Adam16BF16] for binary16.
 func (s *Set) Adam16F16(c *Coeffs, p, grad, m, v, vmax []F16, r Rounding) error {
-	return adam16Run(&s.f16, c, p, grad, m, v, vmax, r)
+	return adam16Run(&s.k().f16, c, p, grad, m, v, vmax, r)
 }
 
 // SGDMasterBF16 is one SGD step ([Set.SGDF32]) in master-weight mode:
 // float32 p updated bit for bit as SGDF32 on the widened gradient, and p16
 // the new p rounded to bfloat16 by r.
 func (s *Set) SGDMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, r Rounding) error {
-	return sgdMasterRun(c, p, p16, grad, r, s.bf16.sgdMaster)
+	return sgdMasterRun(c, p, p16, grad, r, s.k().bf16.sgdMaster)
 }
 
 // SGDMasterF16 is [Set.SGDMasterBF16] for binary16.
 func (s *Set) SGDMasterF16(c *Coeffs, p []float32, p16, grad []F16, r Rounding) error {
-	return sgdMasterRun(c, p, p16, grad, r, s.f16.sgdMaster)
+	return sgdMasterRun(c, p, p16, grad, r, s.k().f16.sgdMaster)
 }
 
 // SGDMasterG32BF16 is [Set.SGDMasterBF16] with a float32 gradient.
 func (s *Set) SGDMasterG32BF16(c *Coeffs, p []float32, p16 []BF16, grad []float32, r Rounding) error {
-	return sgdMasterRun(c, p, p16, grad, r, s.bf16.sgdMasterG32)
+	return sgdMasterRun(c, p, p16, grad, r, s.k().bf16.sgdMasterG32)
 }
 
 // SGDMasterG32F16 is [Set.SGDMasterG32BF16] for binary16.
 func (s *Set) SGDMasterG32F16(c *Coeffs, p []float32, p16 []F16, grad []float32, r Rounding) error {
-	return sgdMasterRun(c, p, p16, grad, r, s.f16.sgdMasterG32)
+	return sgdMasterRun(c, p, p16, grad, r, s.k().f16.sgdMasterG32)
 }
 
 // SGD16BF16 is one SGD step ([Set.SGDF32]) on bfloat16 p and grad,
 // computed in float32, the new p rounded once by r.
 func (s *Set) SGD16BF16(c *Coeffs, p, grad []BF16, r Rounding) error {
-	return sgd16Run(&s.bf16, c, p, grad, r)
+	return sgd16Run(&s.k().bf16, c, p, grad, r)
 }
 
 // SGD16F16 is [Set.SGD16BF16] for binary16.
 func (s *Set) SGD16F16(c *Coeffs, p, grad []F16, r Rounding) error {
-	return sgd16Run(&s.f16, c, p, grad, r)
+	return sgd16Run(&s.k().f16, c, p, grad, r)
 }
 
 // MomentumMasterBF16 is one momentum step ([Set.MomentumF32]) in
 // master-weight mode: float32 p and buf updated bit for bit as MomentumF32
 // on the widened gradient, and p16 the new p rounded to bfloat16 by r.
 func (s *Set) MomentumMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, buf []float32, r Rounding) error {
-	return momentumMasterRun(c, p, p16, grad, buf, r, s.bf16.momentumMaster)
+	return momentumMasterRun(c, p, p16, grad, buf, r, s.k().bf16.momentumMaster)
 }
 
 // MomentumMasterF16 is [Set.MomentumMasterBF16] for binary16.
 func (s *Set) MomentumMasterF16(c *Coeffs, p []float32, p16, grad []F16, buf []float32, r Rounding) error {
-	return momentumMasterRun(c, p, p16, grad, buf, r, s.f16.momentumMaster)
+	return momentumMasterRun(c, p, p16, grad, buf, r, s.k().f16.momentumMaster)
 }
 
 // MomentumMasterG32BF16 is [Set.MomentumMasterBF16] with a float32 gradient.
 func (s *Set) MomentumMasterG32BF16(c *Coeffs, p []float32, p16 []BF16, grad, buf []float32, r Rounding) error {
-	return momentumMasterRun(c, p, p16, grad, buf, r, s.bf16.momentumMasterG32)
+	return momentumMasterRun(c, p, p16, grad, buf, r, s.k().bf16.momentumMasterG32)
 }
 
 // MomentumMasterG32F16 is [Set.MomentumMasterG32BF16] for binary16.
 func (s *Set) MomentumMasterG32F16(c *Coeffs, p []float32, p16 []F16, grad, buf []float32, r Rounding) error {
-	return momentumMasterRun(c, p, p16, grad, buf, r, s.f16.momentumMasterG32)
+	return momentumMasterRun(c, p, p16, grad, buf, r, s.k().f16.momentumMasterG32)
 }
 
 // Momentum16BF16 is one momentum step ([Set.MomentumF32]) on bfloat16 p,
 // grad and buf, computed in float32, buf and p rounded once by r.
 func (s *Set) Momentum16BF16(c *Coeffs, p, grad, buf []BF16, r Rounding) error {
-	return momentum16Run(&s.bf16, c, p, grad, buf, r)
+	return momentum16Run(&s.k().bf16, c, p, grad, buf, r)
 }
 
 // Momentum16F16 is [Set.Momentum16BF16] for binary16.
 func (s *Set) Momentum16F16(c *Coeffs, p, grad, buf []F16, r Rounding) error {
-	return momentum16Run(&s.f16, c, p, grad, buf, r)
+	return momentum16Run(&s.k().f16, c, p, grad, buf, r)
 }
 
 // The master-weight and 16-bit-state kernels of Lion, Adagrad, RMSprop
@@ -613,12 +613,12 @@ func rmsprop16Run[H BF16 | F16](c *Coeffs, p, grad, sq, buf []H, r Rounding,
 // for bit, and p16 receives each new p rounded to bfloat16 by r. The
 // coefficients are LionF32's.
 func (s *Set) LionMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m []float32, r Rounding) error {
-	return master1Run(famLion, "exp_avg", c, p, p16, grad, m, r, s.bf16.lionMaster)
+	return master1Run(famLion, "exp_avg", c, p, p16, grad, m, r, s.k().bf16.lionMaster)
 }
 
 // LionMasterF16 is [Set.LionMasterBF16] for binary16.
 func (s *Set) LionMasterF16(c *Coeffs, p []float32, p16, grad []F16, m []float32, r Rounding) error {
-	return master1Run(famLion, "exp_avg", c, p, p16, grad, m, r, s.f16.lionMaster)
+	return master1Run(famLion, "exp_avg", c, p, p16, grad, m, r, s.k().f16.lionMaster)
 }
 
 // Lion16BF16 is one Lion step ([Set.LionF32]) in 16-bit state mode: p,
@@ -626,12 +626,12 @@ func (s *Set) LionMasterF16(c *Coeffs, p []float32, p16, grad []F16, m []float32
 // operations in float32, and m and p are each rounded once to bfloat16 by
 // r.
 func (s *Set) Lion16BF16(c *Coeffs, p, grad, m []BF16, r Rounding) error {
-	return half1Run(famLion, "exp_avg", c, p, grad, m, r, s.bf16.lion16)
+	return half1Run(famLion, "exp_avg", c, p, grad, m, r, s.k().bf16.lion16)
 }
 
 // Lion16F16 is [Set.Lion16BF16] for binary16.
 func (s *Set) Lion16F16(c *Coeffs, p, grad, m []F16, r Rounding) error {
-	return half1Run(famLion, "exp_avg", c, p, grad, m, r, s.f16.lion16)
+	return half1Run(famLion, "exp_avg", c, p, grad, m, r, s.k().f16.lion16)
 }
 
 // AdagradMasterBF16 is one Adagrad step ([Set.AdagradF32]) in
@@ -639,12 +639,12 @@ func (s *Set) Lion16F16(c *Coeffs, p, grad, m []F16, r Rounding) error {
 // on the widened bfloat16 gradient, and p16 the new p rounded to bfloat16
 // by r.
 func (s *Set) AdagradMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, sum []float32, r Rounding) error {
-	return master1Run(famAdagrad, "sum", c, p, p16, grad, sum, r, s.bf16.adagradMaster)
+	return master1Run(famAdagrad, "sum", c, p, p16, grad, sum, r, s.k().bf16.adagradMaster)
 }
 
 // AdagradMasterF16 is [Set.AdagradMasterBF16] for binary16.
 func (s *Set) AdagradMasterF16(c *Coeffs, p []float32, p16, grad []F16, sum []float32, r Rounding) error {
-	return master1Run(famAdagrad, "sum", c, p, p16, grad, sum, r, s.f16.adagradMaster)
+	return master1Run(famAdagrad, "sum", c, p, p16, grad, sum, r, s.k().f16.adagradMaster)
 }
 
 // Adagrad16BF16 is one Adagrad step ([Set.AdagradF32]) on bfloat16 p, grad
@@ -653,12 +653,12 @@ func (s *Set) AdagradMasterF16(c *Coeffs, p []float32, p16, grad []F16, sum []fl
 // (for bfloat16, between 2⁻⁹ and 2⁻⁸ of sum); rounded stochastically, it
 // grows by g² on average.
 func (s *Set) Adagrad16BF16(c *Coeffs, p, grad, sum []BF16, r Rounding) error {
-	return half1Run(famAdagrad, "sum", c, p, grad, sum, r, s.bf16.adagrad16)
+	return half1Run(famAdagrad, "sum", c, p, grad, sum, r, s.k().bf16.adagrad16)
 }
 
 // Adagrad16F16 is [Set.Adagrad16BF16] for binary16.
 func (s *Set) Adagrad16F16(c *Coeffs, p, grad, sum []F16, r Rounding) error {
-	return half1Run(famAdagrad, "sum", c, p, grad, sum, r, s.f16.adagrad16)
+	return half1Run(famAdagrad, "sum", c, p, grad, sum, r, s.k().f16.adagrad16)
 }
 
 // RMSpropMasterBF16 is one RMSprop step ([Set.RMSpropF32]), not centered,
@@ -669,12 +669,12 @@ func (s *Set) Adagrad16F16(c *Coeffs, p, grad, sum []F16, r Rounding) error {
 // Coefficients of centered RMSprop are refused (ErrCoeff): the
 // mixed-precision kernels have no grad_avg.
 func (s *Set) RMSpropMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, sq, buf []float32, r Rounding) error {
-	return rmspropMasterRun(c, p, p16, grad, sq, buf, r, s.bf16.rmspropMaster)
+	return rmspropMasterRun(c, p, p16, grad, sq, buf, r, s.k().bf16.rmspropMaster)
 }
 
 // RMSpropMasterF16 is [Set.RMSpropMasterBF16] for binary16.
 func (s *Set) RMSpropMasterF16(c *Coeffs, p []float32, p16, grad []F16, sq, buf []float32, r Rounding) error {
-	return rmspropMasterRun(c, p, p16, grad, sq, buf, r, s.f16.rmspropMaster)
+	return rmspropMasterRun(c, p, p16, grad, sq, buf, r, s.k().f16.rmspropMaster)
 }
 
 // RMSprop16BF16 is one RMSprop step ([Set.RMSpropF32]), not centered, on
@@ -683,12 +683,12 @@ func (s *Set) RMSpropMasterF16(c *Coeffs, p []float32, p16, grad []F16, sq, buf 
 // centered coefficients are refused (ErrCoeff), as by
 // [Set.RMSpropMasterBF16].
 func (s *Set) RMSprop16BF16(c *Coeffs, p, grad, sq, buf []BF16, r Rounding) error {
-	return rmsprop16Run(c, p, grad, sq, buf, r, s.bf16.rmsprop16)
+	return rmsprop16Run(c, p, grad, sq, buf, r, s.k().bf16.rmsprop16)
 }
 
 // RMSprop16F16 is [Set.RMSprop16BF16] for binary16.
 func (s *Set) RMSprop16F16(c *Coeffs, p, grad, sq, buf []F16, r Rounding) error {
-	return rmsprop16Run(c, p, grad, sq, buf, r, s.f16.rmsprop16)
+	return rmsprop16Run(c, p, grad, sq, buf, r, s.k().f16.rmsprop16)
 }
 
 // AdamaxMasterBF16 is one Adamax step ([Set.AdamaxF32]) in master-weight
@@ -696,23 +696,23 @@ func (s *Set) RMSprop16F16(c *Coeffs, p, grad, sq, buf []F16, r Rounding) error 
 // AdamaxF32 on the widened bfloat16 gradient, and p16 the new p rounded to
 // bfloat16 by r.
 func (s *Set) AdamaxMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, u []float32, r Rounding) error {
-	return master2Run(famAdamax, "exp_avg", "exp_inf", c, p, p16, grad, m, u, r, s.bf16.adamaxMaster)
+	return master2Run(famAdamax, "exp_avg", "exp_inf", c, p, p16, grad, m, u, r, s.k().bf16.adamaxMaster)
 }
 
 // AdamaxMasterF16 is [Set.AdamaxMasterBF16] for binary16.
 func (s *Set) AdamaxMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, u []float32, r Rounding) error {
-	return master2Run(famAdamax, "exp_avg", "exp_inf", c, p, p16, grad, m, u, r, s.f16.adamaxMaster)
+	return master2Run(famAdamax, "exp_avg", "exp_inf", c, p, p16, grad, m, u, r, s.k().f16.adamaxMaster)
 }
 
 // Adamax16BF16 is one Adamax step ([Set.AdamaxF32]) on bfloat16 p, grad, m
 // and u, computed in float32, m, u and p each rounded once by r.
 func (s *Set) Adamax16BF16(c *Coeffs, p, grad, m, u []BF16, r Rounding) error {
-	return half2Run(famAdamax, "exp_avg", "exp_inf", c, p, grad, m, u, r, s.bf16.adamax16)
+	return half2Run(famAdamax, "exp_avg", "exp_inf", c, p, grad, m, u, r, s.k().bf16.adamax16)
 }
 
 // Adamax16F16 is [Set.Adamax16BF16] for binary16.
 func (s *Set) Adamax16F16(c *Coeffs, p, grad, m, u []F16, r Rounding) error {
-	return half2Run(famAdamax, "exp_avg", "exp_inf", c, p, grad, m, u, r, s.f16.adamax16)
+	return half2Run(famAdamax, "exp_avg", "exp_inf", c, p, grad, m, u, r, s.k().f16.adamax16)
 }
 
 // NAdamMasterBF16 is one NAdam or NAdamW step ([Set.NAdamF32]) in
@@ -720,22 +720,22 @@ func (s *Set) Adamax16F16(c *Coeffs, p, grad, m, u []F16, r Rounding) error {
 // bit for bit as NAdamF32 on the widened bfloat16 gradient, and p16 the
 // new p (after both of NAdam's updates) rounded to bfloat16 by r.
 func (s *Set) NAdamMasterBF16(c *Coeffs, p []float32, p16, grad []BF16, m, v []float32, r Rounding) error {
-	return master2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, p16, grad, m, v, r, s.bf16.nadamMaster)
+	return master2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, p16, grad, m, v, r, s.k().bf16.nadamMaster)
 }
 
 // NAdamMasterF16 is [Set.NAdamMasterBF16] for binary16.
 func (s *Set) NAdamMasterF16(c *Coeffs, p []float32, p16, grad []F16, m, v []float32, r Rounding) error {
-	return master2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, p16, grad, m, v, r, s.f16.nadamMaster)
+	return master2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, p16, grad, m, v, r, s.k().f16.nadamMaster)
 }
 
 // NAdam16BF16 is one NAdam or NAdamW step ([Set.NAdamF32]) on bfloat16 p,
 // grad, m and v, computed in float32, m, v and p each rounded once by r
 // (p once, after both updates).
 func (s *Set) NAdam16BF16(c *Coeffs, p, grad, m, v []BF16, r Rounding) error {
-	return half2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, grad, m, v, r, s.bf16.nadam16)
+	return half2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, grad, m, v, r, s.k().bf16.nadam16)
 }
 
 // NAdam16F16 is [Set.NAdam16BF16] for binary16.
 func (s *Set) NAdam16F16(c *Coeffs, p, grad, m, v []F16, r Rounding) error {
-	return half2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, grad, m, v, r, s.f16.nadam16)
+	return half2Run(famNAdam, "exp_avg", "exp_avg_sq", c, p, grad, m, v, r, s.k().f16.nadam16)
 }

@@ -56,12 +56,14 @@ type table[T Float] struct {
 // and y) may be the same slice.
 //
 // A Set comes from For or Active, which fill its tables. A Set declared
-// by the caller (the zero Set, or a nil *Set) holds no kernels: its
-// methods panic.
+// by the caller (the zero Set, or a nil *Set) holds no kernels of its
+// own: its methods run those of Active, the level chosen at start-up.
 type Set struct {
 	level ISA
-	f32   table[float32]
-	f64   table[float64]
+	// made: the tables were filled (levelSets). The zero Set is not.
+	made bool
+	f32  table[float32]
+	f64  table[float64]
 	// bf16 and f16 are the mixed-precision kernels (mixed.go), float32
 	// arithmetic on bfloat16 or binary16 streams.
 	bf16 halfTable[BF16]
@@ -71,6 +73,15 @@ type Set struct {
 	bf16NE bool
 	// choices are the kernels that run at another level (choice.go).
 	choices []kernelAt
+}
+
+// k returns s, or Active where s is a Set the caller declared (the zero
+// Set, or nil), which holds no kernels.
+func (s *Set) k() *Set {
+	if s == nil || !s.made {
+		return active
+	}
+	return s
 }
 
 func lengthErr(what string, want, got int) error {
@@ -508,10 +519,10 @@ func nonFinite[T Float](k *table[T], x []T) bool {
 //	g := grad[i]·gs                       // gs = ±scale (prelude)
 //	if wd ≠ 0 { g = fma(wd, p[i], g) }
 //	p[i] = fma(-lr, g, p[i])
-func (s *Set) SGDF32(c *Coeffs, p, grad []float32) error { return sgd(&s.f32, c, p, grad) }
+func (s *Set) SGDF32(c *Coeffs, p, grad []float32) error { return sgd(&s.k().f32, c, p, grad) }
 
 // SGDF64 is [Set.SGDF32] for float64.
-func (s *Set) SGDF64(c *Coeffs, p, grad []float64) error { return sgd(&s.f64, c, p, grad) }
+func (s *Set) SGDF64(c *Coeffs, p, grad []float64) error { return sgd(&s.k().f64, c, p, grad) }
 
 // MomentumF32 is one step of SGD with momentum, for every i:
 //
@@ -524,12 +535,12 @@ func (s *Set) SGDF64(c *Coeffs, p, grad []float64) error { return sgd(&s.f64, c,
 //
 // (1-τ)·g is a rounded product; with τ = 0 it is exactly g.
 func (s *Set) MomentumF32(c *Coeffs, p, grad, buf []float32) error {
-	return momentum(&s.f32, c, p, grad, buf)
+	return momentum(&s.k().f32, c, p, grad, buf)
 }
 
 // MomentumF64 is [Set.MomentumF32] for float64.
 func (s *Set) MomentumF64(c *Coeffs, p, grad, buf []float64) error {
-	return momentum(&s.f64, c, p, grad, buf)
+	return momentum(&s.k().f64, c, p, grad, buf)
 }
 
 // AdamF32 is one Adam or AdamW step, for every i:
@@ -545,12 +556,12 @@ func (s *Set) MomentumF64(c *Coeffs, p, grad, buf []float64) error {
 // with the coefficients of [Adam.CoeffsInto]. vmax is used only with AMSGrad
 // and may be nil otherwise.
 func (s *Set) AdamF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
-	return adam(&s.f32, false, c, p, grad, m, v, vmax)
+	return adam(&s.k().f32, false, c, p, grad, m, v, vmax)
 }
 
 // AdamF64 is [Set.AdamF32] for float64.
 func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
-	return adam(&s.f64, false, c, p, grad, m, v, vmax)
+	return adam(&s.k().f64, false, c, p, grad, m, v, vmax)
 }
 
 // AdamFastF32 is [Set.AdamF32] with part of the square roots and divisions
@@ -601,7 +612,7 @@ func (s *Set) AdamF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
 // p would not move, and below the limit d = sqrt(vv)·ib2 + eps stays under
 // 2¹²¹ (sqrt(vv) < 2⁶⁴ in float32, ib2 < 2²⁷ for any β2 < 1 in float64).
 func (s *Set) AdamFastF32(c *Coeffs, p, grad, m, v, vmax []float32) error {
-	return adam(&s.f32, true, c, p, grad, m, v, vmax)
+	return adam(&s.k().f32, true, c, p, grad, m, v, vmax)
 }
 
 // FastEpsLimit is the bound on eps below which AdamFastF32/F64 run: 2¹²⁰.
@@ -609,7 +620,7 @@ const FastEpsLimit = 0x1p120
 
 // AdamFastF64 is [Set.AdamFastF32] for float64.
 func (s *Set) AdamFastF64(c *Coeffs, p, grad, m, v, vmax []float64) error {
-	return adam(&s.f64, true, c, p, grad, m, v, vmax)
+	return adam(&s.k().f64, true, c, p, grad, m, v, vmax)
 }
 
 // FastIsExact reports whether AdamFast runs the exact kernel on this set
@@ -629,10 +640,10 @@ func (s *Set) FastIsExact() bool { return s.FastPathF32().Exact && s.FastPathF64
 // decay = 1-lr·wd. sign(c) is +1 for c > 0, -1 for c < 0 and c itself
 // otherwise, so that ±0 stays ±0 and NaN stays NaN. c and the new m both
 // use the m of the previous step (g - m is one rounded subtraction).
-func (s *Set) LionF32(c *Coeffs, p, grad, m []float32) error { return lion(&s.f32, c, p, grad, m) }
+func (s *Set) LionF32(c *Coeffs, p, grad, m []float32) error { return lion(&s.k().f32, c, p, grad, m) }
 
 // LionF64 is [Set.LionF32] for float64.
-func (s *Set) LionF64(c *Coeffs, p, grad, m []float64) error { return lion(&s.f64, c, p, grad, m) }
+func (s *Set) LionF64(c *Coeffs, p, grad, m []float64) error { return lion(&s.k().f64, c, p, grad, m) }
 
 // AdagradF32 is one Adagrad step (torch.optim.Adagrad, dense), for every i:
 //
@@ -645,12 +656,12 @@ func (s *Set) LionF64(c *Coeffs, p, grad, m []float64) error { return lion(&s.f6
 // with the coefficients of [Adagrad.CoeffsInto]: clr = lr/(1 +
 // (t-1)·lr_decay). The caller starts sum at initial_accumulator_value.
 func (s *Set) AdagradF32(c *Coeffs, p, grad, sum []float32) error {
-	return adagrad(&s.f32, c, p, grad, sum)
+	return adagrad(&s.k().f32, c, p, grad, sum)
 }
 
 // AdagradF64 is [Set.AdagradF32] for float64.
 func (s *Set) AdagradF64(c *Coeffs, p, grad, sum []float64) error {
-	return adagrad(&s.f64, c, p, grad, sum)
+	return adagrad(&s.k().f64, c, p, grad, sum)
 }
 
 // RMSpropF32 is one RMSprop step (torch.optim.RMSprop), for every i:
@@ -676,12 +687,12 @@ func (s *Set) AdagradF64(c *Coeffs, p, grad, sum []float64) error {
 // (grad_avg) only when centered, and may be anything (nil) otherwise.
 // sq - gavg·gavg is a rounded product and a rounded subtraction.
 func (s *Set) RMSpropF32(c *Coeffs, p, grad, sq, buf, gavg []float32) error {
-	return rmsprop(&s.f32, c, p, grad, sq, buf, gavg)
+	return rmsprop(&s.k().f32, c, p, grad, sq, buf, gavg)
 }
 
 // RMSpropF64 is [Set.RMSpropF32] for float64.
 func (s *Set) RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
-	return rmsprop(&s.f64, c, p, grad, sq, buf, gavg)
+	return rmsprop(&s.k().f64, c, p, grad, sq, buf, gavg)
 }
 
 // AdamaxF32 is one Adamax step (torch.optim.Adamax), for every i:
@@ -696,12 +707,12 @@ func (s *Set) RMSpropF64(c *Coeffs, p, grad, sq, buf, gavg []float64) error {
 // β1^t). m is exp_avg and u exp_inf, both starting at 0. max(a, b) is NaN
 // when a or b is, else a > b ? a : b; |g| clears the sign bit.
 func (s *Set) AdamaxF32(c *Coeffs, p, grad, m, u []float32) error {
-	return adamax(&s.f32, c, p, grad, m, u)
+	return adamax(&s.k().f32, c, p, grad, m, u)
 }
 
 // AdamaxF64 is [Set.AdamaxF32] for float64.
 func (s *Set) AdamaxF64(c *Coeffs, p, grad, m, u []float64) error {
-	return adamax(&s.f64, c, p, grad, m, u)
+	return adamax(&s.k().f64, c, p, grad, m, u)
 }
 
 // AdadeltaF32 is one Adadelta step (torch.optim.Adadelta), for every i:
@@ -718,12 +729,12 @@ func (s *Set) AdamaxF64(c *Coeffs, p, grad, m, u []float64) error {
 // square_avg and acc acc_delta, both starting at 0; delta uses the old acc.
 // Every operation but the fmas rounds: sqrt(acc + eps)/std, then ·g.
 func (s *Set) AdadeltaF32(c *Coeffs, p, grad, sq, acc []float32) error {
-	return adadelta(&s.f32, c, p, grad, sq, acc)
+	return adadelta(&s.k().f32, c, p, grad, sq, acc)
 }
 
 // AdadeltaF64 is [Set.AdadeltaF32] for float64.
 func (s *Set) AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
-	return adadelta(&s.f64, c, p, grad, sq, acc)
+	return adadelta(&s.k().f64, c, p, grad, sq, acc)
 }
 
 // NAdamF32 is one NAdam step (torch.optim.NAdam, with its
@@ -743,12 +754,12 @@ func (s *Set) AdadeltaF64(c *Coeffs, p, grad, sq, acc []float64) error {
 // rounded after each of its two updates, as PyTorch's two addcdiv_ round
 // it, in PyTorch's order: the gradient's term first, then the momentum's.
 func (s *Set) NAdamF32(c *Coeffs, p, grad, m, v []float32) error {
-	return mv(famNAdam, s.f32.nadam, c, p, grad, m, v)
+	return mv(famNAdam, s.k().f32.nadam, c, p, grad, m, v)
 }
 
 // NAdamF64 is [Set.NAdamF32] for float64.
 func (s *Set) NAdamF64(c *Coeffs, p, grad, m, v []float64) error {
-	return mv(famNAdam, s.f64.nadam, c, p, grad, m, v)
+	return mv(famNAdam, s.k().f64.nadam, c, p, grad, m, v)
 }
 
 // RAdamF32 is one RAdam step (torch.optim.RAdam, with its
@@ -769,12 +780,12 @@ func (s *Set) NAdamF64(c *Coeffs, p, grad, m, v []float64) error {
 // step t is rectified (ρ_t > 5). m is exp_avg and v exp_avg_sq; both are
 // updated in either mode.
 func (s *Set) RAdamF32(c *Coeffs, p, grad, m, v []float32) error {
-	return mv(famRAdam, s.f32.radam, c, p, grad, m, v)
+	return mv(famRAdam, s.k().f32.radam, c, p, grad, m, v)
 }
 
 // RAdamF64 is [Set.RAdamF32] for float64.
 func (s *Set) RAdamF64(c *Coeffs, p, grad, m, v []float64) error {
-	return mv(famRAdam, s.f64.radam, c, p, grad, m, v)
+	return mv(famRAdam, s.k().f64.radam, c, p, grad, m, v)
 }
 
 // LAMBMomentsF32 is the first pass of a LAMB step (You et al. 2019): it
@@ -801,12 +812,12 @@ func (s *Set) RAdamF64(c *Coeffs, p, grad, m, v []float64) error {
 // parameter adds the pieces' sums in order, and gives the parameter's
 // trust ratio ([LAMBTrust]) to [Set.LAMBApplyF32].
 func (s *Set) LAMBMomentsF32(c *Coeffs, p, grad, m, v []float32) (pp, rr float64, err error) {
-	return lambMoments(&s.f32, c, p, grad, m, v)
+	return lambMoments(&s.k().f32, c, p, grad, m, v)
 }
 
 // LAMBMomentsF64 is [Set.LAMBMomentsF32] for float64.
 func (s *Set) LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64, err error) {
-	return lambMoments(&s.f64, c, p, grad, m, v)
+	return lambMoments(&s.k().f64, c, p, grad, m, v)
 }
 
 // LAMBMomentsToF32 is [Set.LAMBMomentsF32] that stores the direction r
@@ -825,12 +836,12 @@ func (s *Set) LAMBMomentsF64(c *Coeffs, p, grad, m, v []float64) (pp, rr float64
 // buffers and Go's large allocations do), cut at multiples of 16
 // elements; the values are the same either way.
 func (s *Set) LAMBMomentsToF32(c *Coeffs, p, grad, m, v, r []float32) (pp, rr float64, err error) {
-	return lambMomentsTo(&s.f32, c, p, grad, m, v, r)
+	return lambMomentsTo(&s.k().f32, c, p, grad, m, v, r)
 }
 
 // LAMBMomentsToF64 is [Set.LAMBMomentsToF32] for float64.
 func (s *Set) LAMBMomentsToF64(c *Coeffs, p, grad, m, v, r []float64) (pp, rr float64, err error) {
-	return lambMomentsTo(&s.f64, c, p, grad, m, v, r)
+	return lambMomentsTo(&s.k().f64, c, p, grad, m, v, r)
 }
 
 // LAMBApplyF32 is the second pass of a LAMB step: it computes the
@@ -849,12 +860,12 @@ func (s *Set) LAMBMomentsToF64(c *Coeffs, p, grad, m, v, r []float64) (pp, rr fl
 // overflows float32) makes p NaN or infinite wherever r is not zero, as
 // the arithmetic gives.
 func (s *Set) LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
-	return lambApply(&s.f32, c, p, m, v, trust)
+	return lambApply(&s.k().f32, c, p, m, v, trust)
 }
 
 // LAMBApplyF64 is [Set.LAMBApplyF32] for float64.
 func (s *Set) LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
-	return lambApply(&s.f64, c, p, m, v, trust)
+	return lambApply(&s.k().f64, c, p, m, v, trust)
 }
 
 // LAMBApplyStoredF32 is the second pass of a LAMB step whose first pass
@@ -868,12 +879,12 @@ func (s *Set) LAMBApplyF64(c *Coeffs, p, m, v []float64, trust float64) error {
 // so p is the same bit for bit; it reads p and r where LAMBApplyF32 reads
 // p, m and v.
 func (s *Set) LAMBApplyStoredF32(c *Coeffs, p, r []float32, trust float64) error {
-	return lambApplyStored(&s.f32, c, p, r, trust, true)
+	return lambApplyStored(&s.k().f32, c, p, r, trust, true)
 }
 
 // LAMBApplyStoredF64 is [Set.LAMBApplyStoredF32] for float64.
 func (s *Set) LAMBApplyStoredF64(c *Coeffs, p, r []float64, trust float64) error {
-	return lambApplyStored(&s.f64, c, p, r, trust, true)
+	return lambApplyStored(&s.k().f64, c, p, r, trust, true)
 }
 
 // LAMBApplyToF32 is the second pass of a LAMB step whose first pass
@@ -882,12 +893,12 @@ func (s *Set) LAMBApplyStoredF64(c *Coeffs, p, r []float64, trust float64) error
 // from any LAMB block (the first pass takes any). That r holds this step's
 // direction is the caller's to keep.
 func (s *Set) LAMBApplyToF32(c *Coeffs, p, r []float32, trust float64) error {
-	return lambApplyStored(&s.f32, c, p, r, trust, false)
+	return lambApplyStored(&s.k().f32, c, p, r, trust, false)
 }
 
 // LAMBApplyToF64 is [Set.LAMBApplyToF32] for float64.
 func (s *Set) LAMBApplyToF64(c *Coeffs, p, r []float64, trust float64) error {
-	return lambApplyStored(&s.f64, c, p, r, trust, false)
+	return lambApplyStored(&s.k().f64, c, p, r, trust, false)
 }
 
 // SumSquaresF32 returns Σ x[i]², accumulated in float64 over 16 lanes:
@@ -895,28 +906,28 @@ func (s *Set) LAMBApplyToF64(c *Coeffs, p, r []float64, trust float64) error {
 //	lane[i mod 16] = fma(float64(x[i]), float64(x[i]), lane[i mod 16])
 //
 // then combined by the fixed tree of the package comment.
-func (s *Set) SumSquaresF32(x []float32) float64 { return sumSquares(&s.f32, x) }
+func (s *Set) SumSquaresF32(x []float32) float64 { return sumSquares(&s.k().f32, x) }
 
 // SumSquaresF64 is [Set.SumSquaresF32] for float64.
-func (s *Set) SumSquaresF64(x []float64) float64 { return sumSquares(&s.f64, x) }
+func (s *Set) SumSquaresF64(x []float64) float64 { return sumSquares(&s.k().f64, x) }
 
 // SumSquaresCheckF32 is SumSquaresF32 fused with NonFiniteF32: one pass
 // returns the sum of squares and whether any element is NaN or ±Inf.
 func (s *Set) SumSquaresCheckF32(x []float32) (sum float64, nonFinite bool) {
-	return sumSqCheck(&s.f32, x)
+	return sumSqCheck(&s.k().f32, x)
 }
 
 // SumSquaresCheckF64 is [Set.SumSquaresCheckF32] for float64.
 func (s *Set) SumSquaresCheckF64(x []float64) (sum float64, nonFinite bool) {
-	return sumSqCheck(&s.f64, x)
+	return sumSqCheck(&s.k().f64, x)
 }
 
 // DotF32 returns Σ x[i]·y[i], accumulated in float64 over 16 lanes as
 // SumSquaresF32 does.
-func (s *Set) DotF32(x, y []float32) (float64, error) { return dot(&s.f32, x, y) }
+func (s *Set) DotF32(x, y []float32) (float64, error) { return dot(&s.k().f32, x, y) }
 
 // DotF64 is [Set.DotF32] for float64.
-func (s *Set) DotF64(x, y []float64) (float64, error) { return dot(&s.f64, x, y) }
+func (s *Set) DotF64(x, y []float64) (float64, error) { return dot(&s.k().f64, x, y) }
 
 // SecantDotsF32 returns the two inner products of a secant (quasi-Newton,
 // Barzilai–Borwein) step over the differences s = x - xPrev and
@@ -934,12 +945,12 @@ func (s *Set) DotF64(x, y []float64) (float64, error) { return dot(&s.f64, x, y)
 // The four slices must have the same length (ErrLength otherwise); they
 // are only read and may share memory.
 func (s *Set) SecantDotsF32(x, xPrev, g, gPrev []float32) (sy, yy float64, err error) {
-	return secantDots(&s.f32, x, xPrev, g, gPrev)
+	return secantDots(&s.k().f32, x, xPrev, g, gPrev)
 }
 
 // SecantDotsF64 is [Set.SecantDotsF32] for float64.
 func (s *Set) SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err error) {
-	return secantDots(&s.f64, x, xPrev, g, gPrev)
+	return secantDots(&s.k().f64, x, xPrev, g, gPrev)
 }
 
 // SGDKeepF32 is [Set.SGDF32] that first keeps its inputs, as a secant
@@ -954,25 +965,25 @@ func (s *Set) SecantDotsF64(x, xPrev, g, gPrev []float64) (sy, yy float64, err e
 // with the coefficients of [SGD.CoeffsInto]. p is SGDF32's bit for bit;
 // the four slices may not share memory.
 func (s *Set) SGDKeepF32(c *Coeffs, p, grad, pPrev, gPrev []float32) error {
-	return sgdKeep(&s.f32, c, p, grad, pPrev, gPrev)
+	return sgdKeep(&s.k().f32, c, p, grad, pPrev, gPrev)
 }
 
 // SGDKeepF64 is [Set.SGDKeepF32] for float64.
 func (s *Set) SGDKeepF64(c *Coeffs, p, grad, pPrev, gPrev []float64) error {
-	return sgdKeep(&s.f64, c, p, grad, pPrev, gPrev)
+	return sgdKeep(&s.k().f64, c, p, grad, pPrev, gPrev)
 }
 
 // ScaleF32 multiplies in place: x[i] = x[i]·a.
-func (s *Set) ScaleF32(x []float32, a float32) { scale(&s.f32, x, a) }
+func (s *Set) ScaleF32(x []float32, a float32) { scale(&s.k().f32, x, a) }
 
 // ScaleF64 is [Set.ScaleF32] for float64.
-func (s *Set) ScaleF64(x []float64, a float64) { scale(&s.f64, x, a) }
+func (s *Set) ScaleF64(x []float64, a float64) { scale(&s.k().f64, x, a) }
 
 // NonFiniteF32 reports whether any element of x is NaN or ±Inf.
-func (s *Set) NonFiniteF32(x []float32) bool { return nonFinite(&s.f32, x) }
+func (s *Set) NonFiniteF32(x []float32) bool { return nonFinite(&s.k().f32, x) }
 
 // NonFiniteF64 is [Set.NonFiniteF32] for float64.
-func (s *Set) NonFiniteF64(x []float64) bool { return nonFinite(&s.f64, x) }
+func (s *Set) NonFiniteF64(x []float64) bool { return nonFinite(&s.k().f64, x) }
 
 func roof[T Float](k *table[T], src, d0, d1, d2 []T) error {
 	n := len(src)
@@ -1007,7 +1018,7 @@ func roof[T Float](k *table[T], src, d0, d1, d2 []T) error {
 // stores and loop structure of the kernels and no other arithmetic. With
 // three destinations it moves the 28 bytes per element of AdamF32, with two
 // the 20 of MomentumF32, with one the 12 of SGDF32. Benchmarks compare with it.
-func (s *Set) RoofF32(src, d0, d1, d2 []float32) error { return roof(&s.f32, src, d0, d1, d2) }
+func (s *Set) RoofF32(src, d0, d1, d2 []float32) error { return roof(&s.k().f32, src, d0, d1, d2) }
 
 // RoofF64 is [Set.RoofF32] for float64.
-func (s *Set) RoofF64(src, d0, d1, d2 []float64) error { return roof(&s.f64, src, d0, d1, d2) }
+func (s *Set) RoofF64(src, d0, d1, d2 []float64) error { return roof(&s.k().f64, src, d0, d1, d2) }
