@@ -37,9 +37,11 @@ var (
 
 // NotPositiveDefiniteError says where the factorisation stopped: Column is
 // the first column j whose pivot (a[j][j] after its updates from the columns
-// before it) is not a finite positive number, and Pivot is that value (≤ 0,
-// NaN, or +Inf when the factor overflows). The same column and pivot are
-// reported at every level, block size and worker count.
+// before it) is not a finite positive number, and Pivot is that value: ≤ 0
+// or NaN. (A finite pivot less the squares of its row cannot reach +Inf:
+// an entry of the factor that overflows makes a later pivot −Inf or NaN.)
+// The same column and pivot are reported at every level, block size and
+// worker count.
 type NotPositiveDefiniteError struct {
 	Column int
 	Pivot  float64

@@ -340,6 +340,8 @@ func (f *factorizer[T]) leaf(off, n int) int {
 	if fail >= 0 {
 		last = fail
 	}
+	// A guard: a diagonal entry above T's range would be a pivot of +Inf,
+	// which finite input cannot give (see NotPositiveDefiniteError).
 	for j := 0; j < last; j++ {
 		if v := float64(buf[j*ld+j]); v > maxOf[T]() {
 			fail = j
