@@ -36,6 +36,33 @@ func srNeighbours(p, emin int, maxFin float64, x float32) (lo, hi, frac float64)
 	return lo, hi, frac
 }
 
+func bf16SR(x float32, r uint32) float64 { return float64(BF16SR(x, r).Float32()) }
+func f16SR(x float32, r uint32) float64  { return float64(F16SR(x, r).Float32()) }
+
+// srCount rounds x by round with the random bits bits(j) for every
+// j < fields, and returns how many of the results are ±hi. Each must be
+// ±lo or ±hi with the sign of x (a zero's sign is free where anyZero).
+func srCount(t *testing.T, name string, x float32, fields uint32, bits func(j uint32) uint32,
+	round func(x float32, r uint32) float64, lo, hi float64, anyZero bool) int {
+	t.Helper()
+	up := 0
+	for j := range fields {
+		r := bits(j)
+		y := round(x, r)
+		if math.Signbit(y) != math.Signbit(float64(x)) && !(anyZero && y == 0) {
+			t.Fatalf("%s(%v, %#x) = %v: sign lost", name, x, r, y)
+		}
+		switch math.Abs(y) {
+		case hi:
+			up++
+		case lo:
+		default:
+			t.Fatalf("%s(%v, %#x) = %v, not ±%v or ±%v", name, x, r, y, lo, hi)
+		}
+	}
+	return up
+}
+
 // TestBF16SRExactField: BF16SR takes the low 16 bits of r (and no other)
 // and rounds |x| up for exactly frac·2¹⁶ of their 2¹⁶ values, frac the
 // position of x between its bfloat16 neighbours: the expected result is x.
@@ -45,20 +72,7 @@ func TestBF16SRExactField(t *testing.T) {
 	for _, x := range xs {
 		lo, hi, frac := srNeighbours(8, -126, 0x1.fep127, x)
 		for _, noise := range []uint32{0, 0xa5c30000} {
-			up := 0
-			for j := range uint32(1 << 16) {
-				y := float64(BF16SR(x, j|noise).Float32())
-				if math.Signbit(y) != math.Signbit(float64(x)) {
-					t.Fatalf("BF16SR(%v, %#x) = %v: sign lost", x, j|noise, y)
-				}
-				switch math.Abs(y) {
-				case hi:
-					up++
-				case lo:
-				default:
-					t.Fatalf("BF16SR(%v, %#x) = %v, not ±%v or ±%v", x, j|noise, y, lo, hi)
-				}
-			}
+			up := srCount(t, "BF16SR", x, 1<<16, func(j uint32) uint32 { return j | noise }, bf16SR, lo, hi, false)
 			if want := frac * (1 << 16); float64(up) != want {
 				t.Errorf("BF16SR(%v): rounded up for %d of the 2¹⁶ low fields (high bits %#x), want %v", x, up, noise, want)
 			}
@@ -77,20 +91,7 @@ func TestF16SRExactField(t *testing.T) {
 	for _, x := range normal {
 		lo, hi, frac := srNeighbours(11, -14, 65504, x)
 		for _, noise := range []uint32{0, 0x5a5ae000} {
-			up := 0
-			for j := range uint32(1 << 13) {
-				y := float64(F16SR(x, j|noise).Float32())
-				if math.Signbit(y) != math.Signbit(float64(x)) {
-					t.Fatalf("F16SR(%v, %#x) = %v: sign lost", x, j|noise, y)
-				}
-				switch math.Abs(y) {
-				case hi:
-					up++
-				case lo:
-				default:
-					t.Fatalf("F16SR(%v, %#x) = %v, not ±%v or ±%v", x, j|noise, y, lo, hi)
-				}
-			}
+			up := srCount(t, "F16SR", x, 1<<13, func(j uint32) uint32 { return j | noise }, f16SR, lo, hi, false)
 			if want := frac * (1 << 13); float64(up) != want {
 				t.Errorf("F16SR(%v): rounded up for %d of the 2¹³ low fields (other bits %#x), want %v", x, up, noise, want)
 			}
@@ -109,20 +110,7 @@ func TestF16SRExactField(t *testing.T) {
 		lo, hi, frac := srNeighbours(11, -14, 65504, x)
 		k := -1 - math.Ilogb(float64(x)) // 126 - the biased exponent: the bits the fixed point drops
 		for _, noise := range []uint32{0, 0xffff} {
-			up := 0
-			for j := range uint32(1 << 16) {
-				y := float64(F16SR(x, j<<16|noise).Float32())
-				if y != 0 && math.Signbit(y) != math.Signbit(float64(x)) {
-					t.Fatalf("F16SR(%v, %#x) = %v: sign lost", x, j<<16|noise, y)
-				}
-				switch math.Abs(y) {
-				case hi:
-					up++
-				case lo:
-				default:
-					t.Fatalf("F16SR(%v, %#x) = %v, not ±%v or ±%v", x, j<<16|noise, y, lo, hi)
-				}
-			}
+			up := srCount(t, "F16SR", x, 1<<16, func(j uint32) uint32 { return j<<16 | noise }, f16SR, lo, hi, true)
 			want := frac * (1 << 16)
 			if k <= 16 && float64(up) != want || math.Abs(float64(up)-want) >= 1 {
 				t.Errorf("F16SR(%v) (%d dropped bits): rounded up for %d of the 2¹⁶ top fields (low bits %#x), want %v",
