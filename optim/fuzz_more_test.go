@@ -27,6 +27,7 @@ func FuzzLoadShards(f *testing.F) {
 	flip := bytes.Clone(data)
 	flip[len(flip)/2] ^= 1
 	f.Add(reseal(flip))
+	f.Add(asVersion1(data)) // shard_runid_test.go
 	_, whole := stateFile(f, DefaultNAdam())
 	f.Add(whole)
 	f.Fuzz(func(t *testing.T, in []byte) {

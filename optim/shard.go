@@ -2,7 +2,9 @@ package optim
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
+	"math/rand/v2"
 )
 
 // Shard declares an optimizer to be one rank's part of a step sharded
@@ -54,7 +56,9 @@ import (
 // per-parameter scalars (NAdam's mu_product) of every parameter are kept
 // on every rank and advance alike. Step, ClipGradNorm and GradNorm are
 // collective (each may call the Reducer: GradNorm and ClipGradNorm for the
-// norm, Step for the non-finite check and a reducing rule's sums): a rank
+// norm, Step for the non-finite check and a reducing rule's sums, and the
+// first Step once more, before either, for the run id that the shard files
+// carry: shard_state.go): a rank
 // that calls GradNorm alone, to log it say, pairs its exchange with another rank's Step, and the
 // ranks diverge or wait for ever. Nothing here checks that the ranks
 // agree; adapters/mpi's DataParallel compares a fingerprint of the
@@ -144,6 +148,13 @@ type shard struct {
 	first, last int
 	// buf is the exchange vector.
 	buf []float64
+	// run is the id of this run of the ranks (runID): rank 0's random
+	// number, the same on every rank, drawn at the first Step; 0 before.
+	// file is the id the shard files carry: run once a Step has changed
+	// the state, the loaded files' after LoadShards (their state is this
+	// state until the next step), 0 before either or after a Load of a
+	// whole state file.
+	run, file uint64
 }
 
 // check validates the Shard options.
@@ -409,6 +420,37 @@ func (o *Optimizer[T]) exchange(what int) error {
 			}
 		}
 	}
+	return nil
+}
+
+// maxRunID bounds the run ids: float64 holds every integer below 2⁵³, so
+// the exchange carries one exactly.
+const maxRunID = 1 << 52
+
+// runID gives a shard of several ranks its run id at its first Step: rank
+// 0 draws a random integer in [1, 2⁵²) and one AllReduceSum of one value
+// (0 on the other ranks, so that the sum is exact) gives it to every rank.
+// The shard files carry it, so that LoadShards can tell the files of two
+// runs saved after the same step (their headers agree) from one set. It
+// is a no-op on a later Step and on an optimizer that is not sharded over
+// several ranks (its files each hold every element or none of another
+// rank's, so that a mixed set has an element twice or none).
+func (o *Optimizer[T]) runID() error {
+	s := o.shard
+	if s == nil || s.ranks == 1 || s.run != 0 {
+		return nil
+	}
+	x := make([]float64, 1) // once per optimizer
+	if s.rank == 0 {
+		x[0] = float64(1 + rand.Uint64N(maxRunID-1))
+	}
+	if err := s.red.AllReduceSum(x); err != nil {
+		return fmt.Errorf("optim: shard %d of %d: Reducer.AllReduceSum: %w", s.rank, s.ranks, err)
+	}
+	if v := x[0]; !(v >= 1 && v < maxRunID && v == math.Trunc(v)) {
+		return fmt.Errorf("%w: shard %d of %d: Reducer.AllReduceSum summed rank 0's run id and zeros to %v, want an integer in [1, 2⁵²): the Reducer does not sum over every rank", ErrInvalid, s.rank, s.ranks, v)
+	}
+	s.run = uint64(x[0])
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 //	rank     u32      the writer's Shard.Rank (0 when not sharded)
 //	ranks    u32      the writer's Shard.Ranks (1 when not sharded)
 //	chunk    u64      the writer's ChunkSize
+//	run      u64      the run id (version 2 only; see below)
 //	groups   u32, then per group as in the state file (version 2)
 //	params   u32, then per parameter, in registration order:
 //	    name   str16
@@ -46,9 +47,25 @@ import (
 // them, and they agree. rank, ranks and chunk are for people: loading
 // needs only the element ranges, so a set loads into any number of ranks
 // and with any ChunkSize.
+//
+// The run id tells the sets of two runs apart. Files of two runs saved
+// after the same step agree on every header, and a set mixed from them
+// would load, each rank's elements from another run. A shard of several
+// ranks gets an id at its first Step (rank 0's random integer in
+// [1, 2⁵²), shared through the Reducer: shard.go), and its files carry it
+// once a Step has changed its state; after LoadShards, and until a Step
+// changes the state, they carry the loaded files' id (the state is
+// theirs). LoadShards refuses a set whose files carry different ids
+// (ErrState). The id is 0, matching only 0, in version 1 files, in the
+// files of an optimizer that is not sharded over several ranks (each holds
+// every element: mixed with another file, some element is held twice)
+// and in those of one that has not stepped since New or since it loaded a
+// whole state file. Two runs of one program from the same start therefore
+// write files that differ in the 8 bytes of the id and in the checksum
+// (every other byte is bit-exact).
 const (
 	shardMagic   = "FUSEOPTZ"
-	shardVersion = 1
+	shardVersion = 2
 )
 
 // SaveShard writes the state this optimizer keeps to w, in the shard file
@@ -87,6 +104,11 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 	e.u32(uint32(rank))
 	e.u32(uint32(ranks))
 	e.u64(uint64(o.opt.ChunkSize))
+	var id uint64
+	if o.shard != nil {
+		id = o.shard.file
+	}
+	e.u64(id)
 	e.u32(uint32(len(o.groups)))
 	for _, g := range o.groups {
 		names, vals := values(g)
@@ -148,6 +170,7 @@ func isShardFile(r *bufio.Reader) bool {
 // shardHead is what every file of a set holds alike: the groups, and each
 // parameter's header.
 type shardHead struct {
+	run    uint64
 	groups []Hyper
 	params []shardParam
 }
@@ -273,6 +296,9 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	}
 
 	// Commit: nothing above has touched the optimizer.
+	if o.shard != nil {
+		o.shard.file = head.run // the state is the files' until a Step
+	}
 	copy(o.groups, head.groups)
 	for i := range o.params {
 		p := &o.params[i]
@@ -299,16 +325,28 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 // or an error for a file that cannot be read or disagrees with head.
 func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ranges [][][2]int64, fresh []int8) (*shardHead, string, error) {
 	d := decoder{r: bufio.NewReaderSize(r, 1<<16), h: crc64.New(crcTable)}
-	var top [36]byte
-	d.read(top[:])
+	var top [44]byte // to the group count: 36 bytes in version 1
+	d.read(top[:12])
 	if d.err != nil {
 		return nil, "", d.fail()
 	}
 	if string(top[:8]) != shardMagic {
 		return nil, "", fmt.Errorf("%w: not a shard file (bad magic; a whole state file loads with Load)", ErrState)
 	}
-	if v := binary.LittleEndian.Uint32(top[8:]); v != shardVersion {
-		return nil, "", fmt.Errorf("%w: shard file version %d, this build reads version %d", ErrState, v, shardVersion)
+	v := binary.LittleEndian.Uint32(top[8:])
+	if v != 1 && v != shardVersion {
+		return nil, "", fmt.Errorf("%w: shard file version %d, this build reads versions 1 and %d", ErrState, v, shardVersion)
+	}
+	var run uint64
+	if v == 1 {
+		d.read(top[12:36])
+	} else {
+		d.read(top[12:44])
+		run = binary.LittleEndian.Uint64(top[32:])
+		copy(top[32:36], top[40:44]) // the group count, where version 1 has it
+	}
+	if d.err != nil {
+		return nil, "", d.fail()
 	}
 	kind, elem := Kind(top[12]), int(top[13])
 	wrank, wranks := binary.LittleEndian.Uint32(top[16:]), binary.LittleEndian.Uint32(top[20:])
@@ -321,8 +359,11 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 	case elem != o.ops.size:
 		d.mismatch("%d-byte elements for a %d-byte optimizer", elem, o.ops.size)
 	}
-	h := &shardHead{}
+	h := &shardHead{run: run}
 	differ := "" // the first way the file disagrees with the first file
+	if head != nil && run != head.run {
+		differ = fmt.Sprintf("run id %#x, the first file's %#x (the files of two runs)", run, head.run)
+	}
 	ng := int64(binary.LittleEndian.Uint32(top[32:]))
 	if ng != int64(len(o.groups)) {
 		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))

@@ -639,6 +639,9 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	}
 
 	// Commit: nothing above has touched the optimizer.
+	if o.shard != nil {
+		o.shard.file = 0 // a whole state file carries no run id (shard.go)
+	}
 	copy(o.groups, groups) // as many as o.groups: they matched
 	for i := range o.params {
 		o.params[i].step = steps[i]

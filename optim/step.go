@@ -42,6 +42,9 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	if err := o.computeCoeffs(); err != nil {
 		return rep, err
 	}
+	if err := o.runID(); err != nil { // shard.go: the first Step of a shard of several ranks
+		return rep, err
+	}
 	if o.opt.NonFinite != Propagate {
 		o.run(&o.jobCheck)
 		if err := o.exchange(exBad); err != nil { // shard.go
@@ -95,6 +98,9 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		p.noGrad = false
 	}
 	o.unscaled, o.clipped = false, false
+	if o.shard != nil && stepped {
+		o.shard.file = o.shard.run // the files now hold this run's state
+	}
 	if o.scaler != nil && stepped { // a step of no parameter is no evidence for the scale
 		o.updateScale(false) // scaler.go
 	}
