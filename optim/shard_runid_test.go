@@ -176,13 +176,24 @@ func TestShardRunID(t *testing.T) {
 	if id := fileRunID(t, saveSet(t, c)[1]); id != idc {
 		t.Errorf("after a step: run id %#x, want the run's %#x", id, idc)
 	}
+	// One rank, and an optimizer that is not sharded, save 0, after
+	// loading a set too.
 	one, _ := saveShards(t, m, DefaultAdam(), op, 1, 0, 2)
+	r1 := newShardRun(t, m, DefaultAdam(), nil, nil, op, 1)
+	if err := r1.opts[0].LoadShards(readers(a...)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.LoadShards(readers(a...)...); err != nil {
+		t.Fatal(err)
+	}
 	var flat bytes.Buffer
 	if err := o.SaveShard(&flat); err != nil {
 		t.Fatal(err)
 	}
-	if x, y := fileRunID(t, one[0]), fileRunID(t, flat.Bytes()); x != 0 || y != 0 {
-		t.Errorf("run ids %#x (one rank) and %#x (not sharded), want 0", x, y)
+	for what, f := range map[string][]byte{"one rank": one[0], "one rank after a load": saveSet(t, r1)[0], "not sharded, after a load": flat.Bytes()} {
+		if id := fileRunID(t, f); id != 0 {
+			t.Errorf("%s: run id %#x, want 0", what, id)
+		}
 	}
 }
 

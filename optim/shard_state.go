@@ -296,7 +296,7 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	}
 
 	// Commit: nothing above has touched the optimizer.
-	if o.shard != nil {
+	if o.shard != nil && o.shard.ranks > 1 {
 		o.shard.file = head.run // the state is the files' until a Step
 	}
 	copy(o.groups, head.groups)
