@@ -305,7 +305,9 @@ func bigPowRef(x, y float64) float64 {
 // TestPowReal: the β2 schedule t^τ is correctly rounded on the grid (a
 // 300-bit reference) and exact where it can be.
 func TestPowReal(t *testing.T) {
-	exact := [][3]float64{{1, -0.8, 1}, {4, -0.5, 0.5}, {1 << 20, -0.25, 1.0 / 32}, {9, -1.5, 1.0 / 27}, {7, 0, 1}}
+	inf := math.Inf(1)
+	exact := [][3]float64{{1, -0.8, 1}, {4, -0.5, 0.5}, {1 << 20, -0.25, 1.0 / 32}, {9, -1.5, 1.0 / 27}, {7, 0, 1},
+		{inf, 0, 1}, {inf, 0.5, inf}, {inf, -0.5, 0}, {1, 1e308, 1}, {1, -1e308, 1}, {math.MaxFloat64, 0, 1}} // x⁰ = 1 for x = +Inf too, as math.Pow
 	for _, e := range exact {
 		if got := powReal(e[0], e[1]); got != e[2] {
 			t.Errorf("powReal(%v, %v) = %v, want %v", e[0], e[1], got, e[2])
