@@ -272,23 +272,12 @@ func TestShardFreshResave(t *testing.T) {
 		t.Fatal(err)
 	}
 	sr.gather(t)
-	save := func(sr *shardRun[float32]) [][]byte {
-		var files [][]byte
-		for _, o := range sr.opts {
-			var b bytes.Buffer
-			if err := o.Save(&b); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, b.Bytes())
-		}
-		return files
-	}
 	for _, o := range sr.opts {
 		if err := o.SetGroup(0, mom); err != nil {
 			t.Fatal(err)
 		}
 	}
-	files := save(sr)
+	files := saveSet(t, sr)
 	for _, c := range []struct {
 		name  string
 		ranks int
@@ -304,7 +293,7 @@ func TestShardFreshResave(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			again := save(sr1) // before any step: still fresh
+			again := saveSet(t, sr1) // before any step: still fresh
 			sr2 := newShardRun(t, sr.models[0], mom, nil, nil, op, 2)
 			for _, o := range sr2.opts {
 				if err := o.LoadShards(readers(again...)...); err != nil {
