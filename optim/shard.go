@@ -151,9 +151,9 @@ type shard struct {
 	// run is the id of this run of the ranks (runID): rank 0's random
 	// number, the same on every rank, drawn at the first Step; 0 before.
 	// file is the id the shard files carry: run once a Step has changed
-	// the state, the loaded files' after LoadShards (their state is this
-	// state until the next step), 0 before either or after a Load of a
-	// whole state file.
+	// the state, the loaded files' after LoadShards over several ranks
+	// (their state is this state until a Step changes it), 0 before
+	// either, after a Load of a whole state file and on one rank.
 	run, file uint64
 }
 
