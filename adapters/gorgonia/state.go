@@ -188,17 +188,9 @@ func backing(v gorgonia.Value) ([]float32, []float64, error) {
 		if x == nil {
 			return nil, nil, fmt.Errorf("%w: nil *tensor.Dense", ErrValue)
 		}
-		// An empty tensor is no view (gorgonia reports that it needs an
-		// iterator): a weight of no elements is left as it is.
-		if x.Size() == 0 && !x.IsMaterializable() {
-			switch x.Dtype() {
-			case tensor.Float32:
-				return []float32{}, nil, nil
-			case tensor.Float64:
-				return nil, []float64{}, nil
-			}
-		}
-		if x.RequiresIterator() || x.IsMaterializable() {
+		// gorgonia says an empty tensor needs an iterator, but it is no
+		// view: a weight of no elements is left as it is.
+		if x.IsMaterializable() || x.Size() != 0 && x.RequiresIterator() {
 			return nil, nil, fmt.Errorf("%w: a view or non-contiguous *tensor.Dense (materialize it first)", ErrValue)
 		}
 		n := x.Size()
