@@ -62,6 +62,10 @@ func TestGraphErrors(t *testing.T) {
 		{"optimizer adamax", FromContext, map[string]any{optimizers.ParamOptimizer: "adamax"}, ErrUnsupported},
 		{"clip_step_by_value", func(*context.Context) *Optimizer { return Adam().Done() },
 			map[string]any{optimizers.ParamClipStepByValue: 0.1}, ErrUnsupported},
+		// GoMLX's SGD clips for any value but 0 (ClipScalar(step, -c, c)
+		// with a negative c), so a negative one is refused as well.
+		{"negative clip_step_by_value", func(*context.Context) *Optimizer { return StochasticGradientDescent().Done() },
+			map[string]any{optimizers.ParamClipStepByValue: -0.1}, ErrUnsupported},
 		{"adam_dtype float64", func(ctx *context.Context) *Optimizer { return Adam().FromContext(ctx).Done() },
 			map[string]any{optimizers.ParamAdamDType: "float64"}, ErrUnsupported},
 		{"float32 coefficient overflow", func(*context.Context) *Optimizer { o, _ := New(optim.SGDConfig{LR: 1e300}); return o },
