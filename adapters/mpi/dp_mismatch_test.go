@@ -425,17 +425,28 @@ func TestFingerprint(t *testing.T) {
 
 // TestFingerprintFast: the settings' hash covers the kernel level and Fast
 // Adam's split only where a group has Fast (elsewhere every level gives the
-// same bits, and processes on different CPUs may step together).
+// same bits, and processes on different CPUs may step together), for AdamW
+// and Adam alike.
 func TestFingerprintFast(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		hyper func(fast bool) optim.Hyper
+	}{
+		{"AdamW", func(fast bool) optim.Hyper { h := optim.DefaultAdamW(); h.Fast = fast; return h }},
+		{"Adam", func(fast bool) optim.Hyper { h := optim.DefaultAdam(); h.Fast = fast; return h }},
+	} {
+		t.Run(c.name, func(t *testing.T) { fingerprintFast(t, c.hyper) })
+	}
+}
+
+func fingerprintFast(t *testing.T, hyper func(fast bool) optim.Hyper) {
 	hash := func(lv kernels.ISA, fast bool) uint64 {
 		t.Helper()
 		set, err := kernels.For(lv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := optim.DefaultAdamW()
-		h.Fast = fast
-		o, err := optim.New[float32](h, optim.Options{Kernels: set})
+		o, err := optim.New[float32](hyper(fast), optim.Options{Kernels: set})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 )
 
@@ -560,51 +559,6 @@ func init() {
 			return fmt.Errorf("the checkpoint of generation maxGeneration loads another state (%v)", err)
 		}
 		return nil
-	}
-}
-
-// TestFingerprintFastAdam: as TestFingerprintFast, for a group of Adam
-// (AdamConfig) with Fast: the settings' hash covers the kernel level and
-// Fast Adam's split where Fast is set, and only there.
-func TestFingerprintFastAdam(t *testing.T) {
-	hash := func(lv kernels.ISA, fast bool) uint64 {
-		t.Helper()
-		set, err := kernels.For(lv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := optim.DefaultAdam()
-		h.Fast = fast
-		o, err := optim.New[float32](h, optim.Options{Kernels: set})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
-		data := make([]float32, 64)
-		if err := o.Add("w", data, make([]float32, 64)); err != nil {
-			t.Fatal(err)
-		}
-		_, s := (&DataParallel[float32]{opt: o, data: data}).fingerprint()
-		return s
-	}
-	levels := kernels.Levels()
-	base := hash(levels[0], false)
-	for _, lv := range levels {
-		if s := hash(lv, false); s != base {
-			t.Errorf("%v: the settings' hash of exact Adam depends on the level", lv)
-		}
-		set, _ := kernels.For(lv)
-		fp := set.FastPathF32()
-		fastHash := hash(lv, true)
-		for _, other := range levels {
-			oset, _ := kernels.For(other)
-			ofp := oset.FastPathF32()
-			same := fastHash == hash(other, true)
-			want := lv == other || (fp.Exact && ofp.Exact)
-			if same != want {
-				t.Errorf("Fast Adam on %v (%+v) and %v (%+v): hashes equal %v, want %v", lv, fp, other, ofp, same, want)
-			}
-		}
 	}
 }
 
