@@ -18,18 +18,27 @@ type shardFileParam struct {
 	group, dims, length, step, sc, lo, hi, nbuf int
 }
 
-// firstShardParam walks a version 2 shard file's groups to its first
-// parameter.
-func firstShardParam(tb testing.TB, f []byte) shardFileParam {
-	tb.Helper()
-	off := 44
-	for range binary.LittleEndian.Uint32(f[40:]) {
+// skipGroups returns the offset past the group records of a state or
+// shard file whose group count lies at f[at:] and whose records follow it:
+// each a scalar count, then for each scalar a name's length byte, the name
+// and its float64 value.
+func skipGroups(f []byte, at int) int {
+	off := at + 4
+	for range binary.LittleEndian.Uint32(f[at:]) {
 		n := int(f[off])
 		off++
 		for range n {
 			off += 1 + int(f[off]) + 8
 		}
 	}
+	return off
+}
+
+// firstShardParam walks a version 2 shard file's groups to its first
+// parameter.
+func firstShardParam(tb testing.TB, f []byte) shardFileParam {
+	tb.Helper()
+	off := skipGroups(f, 40)
 	off += 4                                            // the parameter count
 	off += 2 + int(binary.LittleEndian.Uint16(f[off:])) // the name
 	var p shardFileParam

@@ -28,14 +28,7 @@ type stateRec struct {
 func stateRecs(tb testing.TB, f []byte) []stateRec {
 	tb.Helper()
 	version, elem := binary.LittleEndian.Uint32(f[8:]), int(f[13])
-	off := 20
-	for range binary.LittleEndian.Uint32(f[16:]) {
-		n := int(f[off])
-		off++
-		for range n {
-			off += 1 + int(f[off]) + 8
-		}
-	}
+	off := skipGroups(f, 16)
 	np := int(binary.LittleEndian.Uint32(f[off:]))
 	off += 4
 	var out []stateRec
