@@ -289,34 +289,6 @@ func TestMutOptimizerStateOf16BitState(t *testing.T) {
 	}
 }
 
-// TestMutOptimizerSetLossScaleEndsUnscale: a new loss scale ends the
-// effect of UnscaleGrads (see its doc): the next Step takes the gradients
-// as scaled by the new scale and divides them by it.
-func TestMutOptimizerSetLossScaleEndsUnscale(t *testing.T) {
-	o := mustNew[float32](t, SGDConfig{LR: 1}, Options{Workers: 1})
-	if err := o.SetLossScale(4); err != nil {
-		t.Fatal(err)
-	}
-	p, g := []float32{1, 2}, []float32{0.5 * 4, -0.25 * 4}
-	if err := o.Add("p", p, g); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.UnscaleGrads(); err != nil {
-		t.Fatal(err)
-	}
-	if g[0] != 0.5 || g[1] != -0.25 {
-		t.Fatalf("UnscaleGrads left %v, want [0.5 -0.25]", g)
-	}
-	if err := o.SetLossScale(8); err != nil {
-		t.Fatal(err)
-	}
-	g[0], g[1] = 0.5*8, -0.25*8 // a new backward pass at the new scale
-	mustStep(t, o)
-	if p[0] != 0.5 || p[1] != 2.25 {
-		t.Fatalf("p = %v, want [0.5 2.25]: the gradients were not divided by the new scale", p)
-	}
-}
-
 // TestMutOptimizerNonFiniteString: a policy prints as its constant's name,
 // and a value that is no policy as its type and number (the form of
 // stringer), which the error of Options.NonFinite = 7 shows.

@@ -67,28 +67,47 @@ func TestSetScalerStateRefusals(t *testing.T) {
 	}
 }
 
-// TestSetScalerStateEndsUnscale: SetScalerState after UnscaleGrads ends
-// the unscaling: the next Step takes the gradients as scaled by the new
-// scale and divides them by it.
+// TestSetScalerStateEndsUnscale: a new loss scale after UnscaleGrads, set
+// by SetScalerState or by SetLossScale, ends the unscaling (see
+// UnscaleGrads' doc): the next Step takes the gradients as scaled by the
+// new scale and divides them by it.
 func TestSetScalerStateEndsUnscale(t *testing.T) {
-	o := mustNew[float32](t, SGDConfig{LR: 1}, Options{Workers: 1, LossScaler: LossScaler{Enabled: true, Init: 1024}})
-	p, g := []float32{1, 2}, []float32{0.5 * 1024, -0.25 * 1024}
-	if err := o.Add("p", p, g); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.UnscaleGrads(); err != nil {
-		t.Fatal(err)
-	}
-	if g[0] != 0.5 {
-		t.Fatalf("UnscaleGrads left %v", g[0])
-	}
-	if err := o.SetScalerState(2048, 0); err != nil {
-		t.Fatal(err)
-	}
-	g[0], g[1] = 0.5*2048, -0.25*2048 // a new backward pass at the new scale
-	mustStep(t, o)
-	if p[0] != 0.5 || p[1] != 2.25 {
-		t.Fatalf("p = %v, want [0.5 2.25]: the gradients were not divided by the new scale", p)
+	for _, c := range []struct {
+		name      string
+		opts      Options
+		old, next float32
+		set       func(o *Optimizer[float32], s float32) error
+	}{
+		{"SetScalerState", Options{Workers: 1, LossScaler: LossScaler{Enabled: true, Init: 1024}}, 1024, 2048,
+			func(o *Optimizer[float32], s float32) error { return o.SetScalerState(float64(s), 0) }},
+		{"SetLossScale", Options{Workers: 1}, 4, 8,
+			func(o *Optimizer[float32], s float32) error { return o.SetLossScale(float64(s)) }},
+	} {
+		o := mustNew[float32](t, SGDConfig{LR: 1}, c.opts)
+		if !c.opts.LossScaler.Enabled {
+			if err := o.SetLossScale(float64(c.old)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, g := []float32{1, 2}, []float32{0.5 * c.old, -0.25 * c.old}
+		if err := o.Add("p", p, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.UnscaleGrads(); err != nil {
+			t.Fatal(err)
+		}
+		if g[0] != 0.5 || g[1] != -0.25 {
+			t.Fatalf("%s: UnscaleGrads left %v, want [0.5 -0.25]", c.name, g)
+		}
+		if err := c.set(o, c.next); err != nil {
+			t.Fatal(err)
+		}
+		g[0], g[1] = 0.5*c.next, -0.25*c.next // a new backward pass at the new scale
+		mustStep(t, o)
+		if p[0] != 0.5 || p[1] != 2.25 {
+			t.Fatalf("%s: p = %v, want [0.5 2.25]: the gradients were not divided by the new scale", c.name, p)
+		}
+		o.Close()
 	}
 }
 
