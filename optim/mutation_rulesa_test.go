@@ -14,25 +14,10 @@ import (
 // rule_radam.go and muon_state.go: each pins documented behaviour that no
 // other test checked.
 
-// mutRulesAConfigs returns one non-default config of each rule under test,
-// every field set away from its zero value where Validate allows it.
-func mutRulesAConfigs() []Hyper {
-	return []Hyper{
-		SGDConfig{LR: 0.1, Momentum: 0.9, Dampening: 0.25, WeightDecay: 0.01, Maximize: true},
-		SGDConfig{LR: 0.1, Momentum: 0.8, WeightDecay: 0.02, Nesterov: true},
-		AdamConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.95, Eps: 1e-6, WeightDecay: 0.03, AMSGrad: true, Maximize: true, Fast: true},
-		AdamWConfig{LR: 0.02, Beta1: 0.7, Beta2: 0.97, Eps: 1e-7, WeightDecay: 0.04, AMSGrad: true, Maximize: true, Fast: true},
-		LAMBConfig{LR: 0.03, Beta1: 0.85, Beta2: 0.98, Eps: 1e-5, WeightDecay: 0.05, Maximize: true, Spago: true, DirectionInGrad: true},
-		LAMBConfig{LR: 0.03, Beta1: 0.85, Beta2: 0.98, Eps: 1e-5, WeightDecay: 0.05, DirectionInScratch: true},
-		NAdamConfig{LR: 0.04, Beta1: 0.75, Beta2: 0.96, Eps: 1e-4, WeightDecay: 0.06, MomentumDecay: 0.01, DecoupledWeightDecay: true, Maximize: true},
-		RAdamConfig{LR: 0.05, Beta1: 0.65, Beta2: 0.94, Eps: 1e-3, WeightDecay: 0.07, DecoupledWeightDecay: true, Maximize: true},
-	}
-}
-
 // TestMutRulesASetLR pins SetLR: the group's learning rate becomes the new
-// value, every other hyperparameter stays, for each rule under test.
+// value, every other hyperparameter stays, for every rule.
 func TestMutRulesASetLR(t *testing.T) {
-	for _, h := range mutRulesAConfigs() {
+	for _, h := range mutRulesBusy() {
 		o := mustNew[float32](t, h, Options{})
 		if err := o.SetLR(0, 0.125); err != nil {
 			t.Fatalf("%T: SetLR: %v", h, err)
