@@ -49,16 +49,19 @@ func mutRulesBRefStep(h Hyper, st *mutRulesBRefState, p, g0 []float64) {
 		}
 		return st.buf[name]
 	}
+	maximize, _ := HyperValue(h, "maximize")
+	wd, _ := HyperValue(h, "weight_decay")
+	_, decoupled := h.(LionConfig) // Lion decays p itself, the others add to g
 	for i := range p {
 		g := g0[i]
+		if maximize == 1 {
+			g = -g
+		}
+		if wd != 0 && !decoupled {
+			g += wd * p[i]
+		}
 		switch c := h.(type) {
 		case RMSpropConfig:
-			if c.Maximize {
-				g = -g
-			}
-			if c.WeightDecay != 0 {
-				g += c.WeightDecay * p[i]
-			}
 			v := b(BufSquareAvg, 0)
 			v[i] = c.Alpha*v[i] + (1-c.Alpha)*g*g
 			var d float64
@@ -77,43 +80,22 @@ func mutRulesBRefStep(h Hyper, st *mutRulesBRefState, p, g0 []float64) {
 				p[i] -= c.LR * g / d
 			}
 		case AdagradConfig:
-			if c.Maximize {
-				g = -g
-			}
 			clr := c.LR / (1 + (t-1)*c.LRDecay)
-			if c.WeightDecay != 0 {
-				g += c.WeightDecay * p[i]
-			}
 			s := b(BufSum, c.InitialAccumulatorValue)
 			s[i] += g * g
 			p[i] -= clr * g / (math.Sqrt(s[i]) + c.Eps)
 		case AdadeltaConfig:
-			if c.Maximize {
-				g = -g
-			}
-			if c.WeightDecay != 0 {
-				g += c.WeightDecay * p[i]
-			}
 			v, u := b(BufSquareAvg, 0), b(BufAccDelta, 0)
 			v[i] = c.Rho*v[i] + (1-c.Rho)*g*g
 			delta := math.Sqrt(u[i]+c.Eps) / math.Sqrt(v[i]+c.Eps) * g
 			u[i] = c.Rho*u[i] + (1-c.Rho)*delta*delta
 			p[i] -= c.LR * delta
 		case AdamaxConfig:
-			if c.Maximize {
-				g = -g
-			}
-			if c.WeightDecay != 0 {
-				g += c.WeightDecay * p[i]
-			}
 			m, u := b(BufExpAvg, 0), b(BufExpInf, 0)
 			m[i] = c.Beta1*m[i] + (1-c.Beta1)*g
 			u[i] = math.Max(c.Beta2*u[i], math.Abs(g)+c.Eps)
 			p[i] -= c.LR / (1 - math.Pow(c.Beta1, t)) * m[i] / u[i]
 		case LionConfig:
-			if c.Maximize {
-				g = -g
-			}
 			m := b(BufExpAvg, 0)
 			p[i] *= 1 - c.LR*c.WeightDecay
 			d := c.Beta1*m[i] + (1-c.Beta1)*g
@@ -125,12 +107,6 @@ func mutRulesBRefStep(h Hyper, st *mutRulesBRefState, p, g0 []float64) {
 			}
 			m[i] = c.Beta2*m[i] + (1-c.Beta2)*g
 		case EMAConfig:
-			if c.Maximize {
-				g = -g
-			}
-			if c.WeightDecay != 0 {
-				g += c.WeightDecay * p[i]
-			}
 			m := b(BufMomentumBuffer, 0)
 			m[i] = c.Beta*m[i] + (1-c.Beta)*g
 			p[i] -= c.LR * m[i]
@@ -152,8 +128,11 @@ func mutRulesBClose(got, want float64) bool {
 func TestMutRulesBReferenceEquations(t *testing.T) {
 	const n, steps = 16, 6
 	for _, h0 := range mutRulesBRules() {
-		for _, max := range []bool{false, true} {
-			h := mutRulesBWithMaximize(t, h0, max)
+		for _, max := range []float64{0, 1} {
+			h, err := WithHyperValue(h0, "maximize", max)
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Run(h.Kind().String(), func(t *testing.T) {
 				o := mustNew[float64](t, h, Options{Workers: 1})
 				p, g := make([]float64, n), make([]float64, n)
@@ -196,33 +175,6 @@ func TestMutRulesBReferenceEquations(t *testing.T) {
 			})
 		}
 	}
-}
-
-// mutRulesBWithMaximize returns h with Maximize set to max.
-func mutRulesBWithMaximize(t *testing.T, h Hyper, max bool) Hyper {
-	t.Helper()
-	switch c := h.(type) {
-	case RMSpropConfig:
-		c.Maximize = max
-		return c
-	case AdagradConfig:
-		c.Maximize = max
-		return c
-	case AdadeltaConfig:
-		c.Maximize = max
-		return c
-	case AdamaxConfig:
-		c.Maximize = max
-		return c
-	case LionConfig:
-		c.Maximize = max
-		return c
-	case EMAConfig:
-		c.Maximize = max
-		return c
-	}
-	t.Fatalf("unexpected %T", h)
-	return nil
 }
 
 // TestMutRulesBStateLensAdafactor pins StateLens for Adafactor against an
