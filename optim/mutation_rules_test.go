@@ -9,11 +9,10 @@ import (
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
-// Tests of the rule files (rule_sgd.go, rule_adam.go, rule_lamb.go,
-// rule_nadam.go, rule_radam.go, rule_rmsprop.go, rule_adagrad.go,
-// rule_adadelta.go, rule_adamax.go, rule_lion.go, rule_ema.go), slab.go,
-// kernel.go and muon_state.go: each pins documented behaviour that no other
-// test checked.
+// Tests of the rule files (rule_sgd.go, rule_adam.go, rule_rmsprop.go,
+// rule_adagrad.go, rule_adadelta.go, rule_adamax.go, rule_lion.go,
+// rule_ema.go; the learning-rate table takes every rule), slab.go and
+// kernel.go: each pins documented behaviour that no other test checked.
 
 // mutRulesBusy returns a configuration of every registered rule with
 // every hyperparameter away from 0 and every option on where it can be.
