@@ -33,13 +33,7 @@ func TestChoicesFor(t *testing.T) {
 // function, leaves the base set alone, is reported by KernelLevel, and
 // gives the same bits (the contract that makes the table safe).
 func TestWithChoices(t *testing.T) {
-	levs := Levels()
-	if len(levs) < 2 {
-		t.Skip("one level here")
-	}
-	hi, lo := levs[len(levs)-1], levs[len(levs)-2]
-	base, _ := For(hi)
-	low, _ := For(lo)
+	hi, lo, base, low := topLevels(t)
 	before := fnPtr(base.f32.adam)
 	mixed := withChoices(base, sets[:], []KernelChoice{{Kernel: "adam", Size: 4, Level: lo}})
 	if mixed == base || fnPtr(base.f32.adam) != before {

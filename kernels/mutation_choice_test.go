@@ -37,18 +37,26 @@ func sameValue(a, b reflect.Value) bool {
 	panic("sameValue: a field of kind " + a.Kind().String())
 }
 
+// topLevels returns the two highest levels here and their sets, and
+// skips the test where there is one level.
+func topLevels(t *testing.T) (hi, lo ISA, base, low *Set) {
+	t.Helper()
+	levs := Levels()
+	if len(levs) < 2 {
+		t.Skip("one level here")
+	}
+	hi, lo = levs[len(levs)-1], levs[len(levs)-2]
+	base, _ = For(hi)
+	low, _ = For(lo)
+	return hi, lo, base, low
+}
+
 // TestChoiceMovesOneKernel: a choice moves exactly the kernel it names,
 // of its element size, to its level (adamFast with its splits and where
 // they come from), for every kernel name KernelLevel documents, and
 // KernelLevel reports it.
 func TestChoiceMovesOneKernel(t *testing.T) {
-	levs := Levels()
-	if len(levs) < 2 {
-		t.Skip("one level here")
-	}
-	hi, lo := levs[len(levs)-1], levs[len(levs)-2]
-	base, _ := For(hi)
-	low, _ := For(lo)
+	hi, lo, base, low := topLevels(t)
 	fields := map[string][]string{"adamFast": {"adamFast", "adamFastSplits", "fastK", "fastWhy"}}
 	for _, name := range []string{"sgd", "momentum", "adam", "adamFast", "lion", "adagrad", "rmsprop", "adamax", "adadelta", "nadam", "radam"} {
 		moved := fields[name]
