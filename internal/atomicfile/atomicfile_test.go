@@ -14,9 +14,6 @@ import (
 // temporary one.
 func TestWrite(t *testing.T) {
 	dir := t.TempDir()
-	put := func(s string) func(io.Writer) error {
-		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
-	}
 	check := func(path, want string, mode os.FileMode) {
 		t.Helper()
 		b, err := os.ReadFile(path)
@@ -26,12 +23,12 @@ func TestWrite(t *testing.T) {
 		}
 	}
 	p := filepath.Join(dir, "f")
-	if err := Write(p, put("one")); err != nil {
+	if err := Write(p, putString("one")); err != nil {
 		t.Fatal(err)
 	}
 	check(p, "one", DefaultMode)
 	os.Chmod(p, 0o600)
-	if err := Write(p, put("two")); err != nil {
+	if err := Write(p, putString("two")); err != nil {
 		t.Fatal(err)
 	}
 	check(p, "two", 0o600)
@@ -42,19 +39,19 @@ func TestWrite(t *testing.T) {
 	check(p, "two", 0o600)
 	l := filepath.Join(dir, "l")
 	os.Symlink("f", l)
-	if err := Write(l, put("three")); err != nil {
+	if err := Write(l, putString("three")); err != nil {
 		t.Fatal(err)
 	}
 	check(p, "three", 0o600)
 	if fi, _ := os.Lstat(l); fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatal("the link was replaced")
 	}
-	if err := Write(dir, put("x")); err == nil {
+	if err := Write(dir, putString("x")); err == nil {
 		t.Fatal("a directory was replaced")
 	}
 	loop := filepath.Join(dir, "loop")
 	os.Symlink("loop", loop)
-	if err := Write(loop, put("x")); err == nil || !strings.Contains(err.Error(), "symbolic links") {
+	if err := Write(loop, putString("x")); err == nil || !strings.Contains(err.Error(), "symbolic links") {
 		t.Fatalf("a link loop: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -69,12 +66,10 @@ func TestWrite(t *testing.T) {
 // sits under a link to a directory is written where the kernel resolves
 // it, not where a textual join of the paths points: the file read back
 // through the link is the one written. Also a ".." after a linked
-// directory inside the link's own text, and a dangling link of that kind.
+// directory inside the link's own text, a dangling link of that kind, and
+// a path whose ".." follows a linked directory.
 func TestWriteThroughLinkedDirs(t *testing.T) {
 	dir := t.TempDir()
-	put := func(s string) func(io.Writer) error {
-		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
-	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -89,7 +84,7 @@ func TestWriteThroughLinkedDirs(t *testing.T) {
 	must(os.Symlink("../ckpts/latest", filepath.Join(dir, "store/run/latest")))
 	via := filepath.Join(dir, "work/run/latest")
 	for _, s := range []string{"first", "second"} { // dangling, then existing
-		must(Write(via, put(s)))
+		must(Write(via, putString(s)))
 		b, err := os.ReadFile(via)
 		if err != nil || string(b) != s {
 			t.Fatalf("read back through the link: %q, %v; want %q", b, err, s)
@@ -98,6 +93,14 @@ func TestWriteThroughLinkedDirs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "work/ckpts")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a stray work/ckpts: %v", err)
 	}
+	// A path whose ".." follows the linked directory: store/f, not work/f.
+	must(Write(filepath.Join(dir, "work", "run")+string(filepath.Separator)+".."+string(filepath.Separator)+"f", putString("store")))
+	if b, err := os.ReadFile(filepath.Join(dir, "store/f")); err != nil || string(b) != "store" {
+		t.Fatalf("store/f: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "work/f")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a stray work/f: %v", err)
+	}
 	// A link whose own text goes through a linked directory and back:
 	// store/deep/jump -> ../run and store/deep/x/l -> ../jump/../ckpts/other,
 	// whose "jump/.." the kernel takes to store (run's parent), where the
@@ -105,7 +108,7 @@ func TestWriteThroughLinkedDirs(t *testing.T) {
 	must(os.Symlink("../run", filepath.Join(dir, "store/deep/jump")))
 	must(os.Symlink("../jump/../ckpts/other", filepath.Join(dir, "store/deep/x/l")))
 	l := filepath.Join(dir, "store/deep/x/l")
-	must(Write(l, put("third")))
+	must(Write(l, putString("third")))
 	if b, err := os.ReadFile(l); err != nil || string(b) != "third" {
 		t.Fatalf("read back through the link: %q, %v", b, err)
 	}
@@ -113,7 +116,7 @@ func TestWriteThroughLinkedDirs(t *testing.T) {
 		t.Fatalf("store/ckpts/other: %q, %v", b, err)
 	}
 	// A directory that does not exist: refused, nothing written.
-	if err := Write(filepath.Join(dir, "nowhere/f"), put("x")); !errors.Is(err, os.ErrNotExist) {
+	if err := Write(filepath.Join(dir, "nowhere/f"), putString("x")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a missing directory: %v", err)
 	}
 }
@@ -139,7 +142,7 @@ func TestLongName(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{strings.Repeat("a", 250), strings.Repeat("é", 127)} {
 		p := filepath.Join(dir, name)
-		if err := Write(p, func(w io.Writer) error { _, err := io.WriteString(w, "x"); return err }); err != nil {
+		if err := Write(p, putString("x")); err != nil {
 			t.Fatalf("%d-byte name: %v", len(name), err)
 		}
 		if b, err := os.ReadFile(p); err != nil || string(b) != "x" {

@@ -114,31 +114,6 @@ func TestResolvePaths(t *testing.T) {
 	}
 }
 
-// TestDotDotAfterLinkedDir: a path whose ".." follows a link to a
-// directory names the file the kernel finds, under the link's target's
-// parent, not the file a textual clean of the path names.
-func TestDotDotAfterLinkedDir(t *testing.T) {
-	dir := t.TempDir()
-	for _, d := range []string{"work", "store/run"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("../store/run", filepath.Join(dir, "work/run")); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "work", "run") + string(filepath.Separator) + ".." + string(filepath.Separator) + "f"
-	if err := Write(p, putString("store")); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "store/f")); err != nil || string(b) != "store" {
-		t.Fatalf("store/f: %q, %v", b, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "work/f")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("a stray work/f: %v", err)
-	}
-}
-
 // TestTempFile: while the writer runs, its bytes go to a hidden file in
 // the target's own directory (so that the rename cannot cross file
 // systems), named after the target; the target is untouched until the

@@ -386,8 +386,8 @@ func TestStats(t *testing.T) {
 func TestSteadyStateUnansweredWakes(t *testing.T) {
 	// A pool whose helper goroutine does not run yet: the test plays it,
 	// taking each wake's token and parking it again at once.
-	h := &helper{id: 1, wake: make(chan struct{}, 1)}
-	p := &Pool{spin: time.Millisecond, hs: []*helper{h}, runs: make([]run, 2)}
+	p := fakePool(2, time.Millisecond)
+	h := p.hs[0]
 	defer p.Close()
 	c := newCounter(8, 0)
 	const jobs = 200
