@@ -1060,19 +1060,13 @@ func TestSRAMSGradOrdered(t *testing.T) {
 // key: SRBits across the blocks against that, and the kernels' stores at
 // offsets around and beyond 2³² against SRBits.
 func TestSRBitsBlocks(t *testing.T) {
-	splitmix := func(z uint64) uint64 {
-		z += 0x9e3779b97f4a7c15
-		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-		z = (z ^ z>>27) * 0x94d049bb133111eb
-		return z ^ z>>31
-	}
 	const key = 0x1234567890abcdef
 	same := 0
 	for _, i := range []uint64{0, 5, 1<<32 - 1, 1 << 32, 1<<32 + 5, 5<<32 - 3, 1 << 40, 1<<40 + 77} {
 		for st := range 5 {
 			k := uint64(key)
 			if b := i >> 32; b != 0 {
-				k = splitmix(key ^ b*0x9e3779b97f4a7c15)
+				k = splitmixRef(key ^ b*0x9e3779b97f4a7c15)
 			}
 			want := abi.SRHash(abi.SRKeyA(k, st), abi.SRKeyB(k), uint32(i))
 			if got := SRBits(key, st, int(i)); got != want {
