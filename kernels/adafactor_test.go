@@ -269,31 +269,45 @@ func TestAdafactorStepsMove(t *testing.T) {
 	}
 }
 
-// bigPowRef is x^y to well beyond float64, with math/big: ln by the atanh
-// series, exp by Taylor's series of z/2²⁰ squared twenty times.
-func bigPowRef(x, y float64) float64 {
-	const prec = 300
-	f := func(v float64) *big.Float { return new(big.Float).SetPrec(prec).SetFloat64(v) }
-	ln := func(m float64) *big.Float { // m in [0.5, 2)
-		s := new(big.Float).SetPrec(prec).Quo(f(m-1), new(big.Float).SetPrec(prec).Add(f(m), f(1)))
-		s2 := new(big.Float).SetPrec(prec).Mul(s, s)
-		sum, term := f(0), new(big.Float).SetPrec(prec).Set(s)
-		for n := 0; n < 200; n++ {
-			sum.Add(sum, new(big.Float).SetPrec(prec).Quo(term, f(float64(2*n+1))))
+const bigPrec = 300
+
+func bigF(v float64) *big.Float { return new(big.Float).SetPrec(bigPrec).SetFloat64(v) }
+
+// bigLn is ln x for x > 0 to about 290 bits: x = m·2^k with m in
+// [1/√2, √2), ln m = 2·atanh((m-1)/(m+1)) by its series.
+func bigLn(x *big.Float) *big.Float {
+	m := new(big.Float).SetPrec(bigPrec)
+	k := x.MantExp(m) // m in [0.5, 1)
+	if m.Cmp(bigF(math.Sqrt2/2)) < 0 {
+		m.SetMantExp(m, 1)
+		k--
+	}
+	atanh2 := func(m *big.Float) *big.Float { // 2·atanh((m-1)/(m+1))
+		s := new(big.Float).SetPrec(bigPrec).Sub(m, bigF(1))
+		s.Quo(s, new(big.Float).SetPrec(bigPrec).Add(m, bigF(1)))
+		s2 := new(big.Float).SetPrec(bigPrec).Mul(s, s)
+		sum, term := bigF(0), new(big.Float).SetPrec(bigPrec).Set(s)
+		for n := range 110 { // s² < 0.18: 0.18^110 < 2⁻²⁷⁰
+			sum.Add(sum, new(big.Float).SetPrec(bigPrec).Quo(term, bigF(float64(2*n+1))))
 			term.Mul(term, s2)
 		}
-		return sum.Mul(sum, f(2))
+		return sum.SetMantExp(sum, 1)
 	}
-	m, k := math.Frexp(x)
-	z := new(big.Float).SetPrec(prec).Mul(ln(0.5), f(float64(-k)))
-	z.Add(z, ln(m))
-	z.Mul(z, f(y))
-	z.Quo(z, f(1<<20))
-	e, term := f(0), f(1)
+	ln2 := atanh2(bigF(2))
+	return ln2.Mul(ln2, bigF(float64(k))).Add(ln2, atanh2(m))
+}
+
+// bigPowRef is x^y to well beyond float64, with math/big: ln by bigLn,
+// exp by Taylor's series of z/2²⁰ squared twenty times.
+func bigPowRef(x, y float64) float64 {
+	z := bigLn(bigF(x))
+	z.Mul(z, bigF(y))
+	z.Quo(z, bigF(1<<20))
+	e, term := bigF(0), bigF(1)
 	for n := 1; n < 40; n++ {
 		e.Add(e, term)
 		term.Mul(term, z)
-		term.Quo(term, f(float64(n)))
+		term.Quo(term, bigF(float64(n)))
 	}
 	for range 20 {
 		e.Mul(e, e)

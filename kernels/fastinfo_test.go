@@ -186,6 +186,9 @@ func TestFastSplitTable(t *testing.T) {
 		{AVX512, 8, "Intel", 6, 0x8F, 1, def}, // the entry is float32's
 		{AVX2, 4, "Intel", 6, 0x8F, 2, def},   // the entry names AVX-512 only
 		{AVX512, 4, "Intel", 6, 0x6A, 1, def},
+		{AVX512, 4, "Intel", 0x1A, 0x02, 1, def}, // AMD's family number, another vendor
+		{AVX512, 8, "Intel", 0x1A, 0x02, 1, def},
+		{AVX512, 4, "AMD", 6, 0x8F, 1, def}, // Intel's family and model, another vendor
 		{NEON, 4, "ARM", 0, 0, 4, def},
 		{NEON, 8, "ARM", 0, 0, 4, def},
 		{Generic, 4, "AMD", 0x1A, 0x02, 0, def},
@@ -208,6 +211,40 @@ func TestFastSplitTable(t *testing.T) {
 				t.Errorf("%+v: level %v has no estimates", e, l)
 			}
 		}
+	}
+}
+
+// TestFastSplitWildcards: an entry of the table without models applies to
+// every model of its family, without levels to every level, and of size 0
+// to both element sizes; the first entry that applies wins. (The table's
+// own entries all name their levels and sizes, so a table made for the
+// test checks the rules.)
+func TestFastSplitWildcards(t *testing.T) {
+	saved := fastSplitTable
+	t.Cleanup(func() { fastSplitTable = saved })
+	fastSplitTable = []fastSplitEntry{
+		{vendor: "V", family: 1, models: []int{7}, levels: []ISA{AVX2}, size: 8, k: 4, why: "narrow"},
+		{vendor: "V", family: 1, k: 3, why: "wide"},
+	}
+	for _, c := range []struct {
+		l     ISA
+		size  int
+		model int
+		k     int
+		why   string
+	}{
+		{AVX2, 8, 7, 4, "narrow"},
+		{AVX2, 4, 7, 3, "wide"},   // another size
+		{AVX512, 8, 7, 3, "wide"}, // another level
+		{AVX2, 8, 9, 3, "wide"},   // another model
+		{NEON, 4, 0, 3, "wide"},
+	} {
+		if k, why := fastSplitFor(c.l, c.size, "V", 1, c.model); k != c.k || why != c.why {
+			t.Errorf("fastSplitFor(%v, %d, V, 1, %d) = %d, %q; want %d, %q", c.l, c.size, c.model, k, why, c.k, c.why)
+		}
+	}
+	if k, why := fastSplitFor(AVX2, 8, "V", 2, 7); k != fastSplitDefault(AVX2) || why == "wide" || why == "narrow" {
+		t.Errorf("another family: %d, %q; want the default", k, why)
 	}
 }
 
