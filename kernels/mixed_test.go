@@ -1066,7 +1066,7 @@ func TestSRBitsBlocks(t *testing.T) {
 		for st := range 5 {
 			k := uint64(key)
 			if b := i >> 32; b != 0 {
-				k = splitmixRef(key ^ b*0x9e3779b97f4a7c15)
+				k = paritytest.SplitMix64(key ^ b*0x9e3779b97f4a7c15)
 			}
 			want := abi.SRHash(abi.SRKeyA(k, st), abi.SRKeyB(k), uint32(i))
 			if got := SRBits(key, st, int(i)); got != want {

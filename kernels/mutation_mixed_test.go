@@ -7,23 +7,16 @@ import (
 	"testing"
 
 	"github.com/fuseopt/fuseopt/internal/abi"
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // Tests from a mutation review of mixed.go and half.go: each checks a
 // documented behaviour that a plausible mistake there would change and
 // that no other test saw.
 
-// splitmixRef is SplitMix64's output function with its increment γ,
-// written out from its definition.
-func splitmixRef(z uint64) uint64 {
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
-}
-
 // TestSRKeyDefinition: SRKey is the mixing its documentation gives,
-// f(seed ^ f(step ^ f(param + γ))), f SplitMix64's output function. The
+// f(seed ^ f(step ^ f(param + γ))), f SplitMix64's output function
+// (paritytest.SplitMix64). The
 // key decides every stochastically rounded bit, so a run resumed from a
 // state file (which records the seed) rounds as the run that wrote it did
 // only while the key stays this function.
@@ -33,7 +26,7 @@ func TestSRKeyDefinition(t *testing.T) {
 	for _, seed := range vals {
 		for _, step := range vals {
 			for _, param := range vals {
-				want := splitmixRef(seed ^ splitmixRef(step^splitmixRef(param+gamma)))
+				want := paritytest.SplitMix64(seed ^ paritytest.SplitMix64(step^paritytest.SplitMix64(param+gamma)))
 				if got := SRKey(seed, step, param); got != want {
 					t.Fatalf("SRKey(%#x, %#x, %#x) = %#x, want %#x", seed, step, param, got, want)
 				}

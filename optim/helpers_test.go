@@ -10,19 +10,12 @@ import (
 	"github.com/fuseopt/fuseopt/kernels"
 
 	"github.com/fuseopt/fuseopt/internal/layout"
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
-
-// splitmix returns a well-mixed 64-bit hash of x.
-func splitmix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	return x ^ x>>31
-}
 
 // unit returns a deterministic value in [-1, 1) for (a, b, c).
 func unit(a, b, c int) float64 {
-	h := splitmix(uint64(a)<<42 ^ uint64(b)<<32 ^ uint64(c))
+	h := paritytest.SplitMix64(uint64(a)<<42 ^ uint64(b)<<32 ^ uint64(c))
 	return float64(h>>11)/(1<<52) - 1
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // memHub is an in-memory collective for R simulated ranks (goroutines of
@@ -406,7 +408,7 @@ func TestShardBounds(t *testing.T) {
 		n := 1 + seed%9
 		lengths := make([]int, n)
 		for i := range lengths {
-			lengths[i] = int(splitmix(uint64(seed*16+i)) % 700)
+			lengths[i] = int(paritytest.SplitMix64(uint64(seed*16+i)) % 700)
 		}
 		c := 16 * (1 + seed%5)
 		for _, ranks := range []int{1, 2, 3, 4, 7, 64} {

@@ -72,3 +72,14 @@ func Lengths(short bool) []int {
 	}
 	return ls
 }
+
+// SplitMix64 is SplitMix64's output function with its increment γ =
+// 0x9e3779b97f4a7c15, written from its definition: a well-mixed hash for
+// test data, and the independent reference of the kernels' key mixing
+// (kernels.SRKey).
+func SplitMix64(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}

@@ -159,3 +159,17 @@ func TestCheckRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitMix64: the first outputs of SplitMix64's generator from state 0
+// (each output the function of the state before the increment), the
+// published known answers.
+func TestSplitMix64(t *testing.T) {
+	want := []uint64{0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f}
+	var state uint64
+	for i, w := range want {
+		if got := SplitMix64(state); got != w {
+			t.Errorf("output %d: %#x, want %#x", i+1, got, w)
+		}
+		state += 0x9e3779b97f4a7c15
+	}
+}
