@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -217,6 +218,8 @@ func TestNewtonSchulzArgs(t *testing.T) {
 		{NewtonSchulz{A: 1, B: math.Inf(1), Steps: 1}, []Dense[float64]{{Rows: 2, Cols: 2, Stride: 2, Data: data}}, ErrOptions},
 		{NewtonSchulz{A: 1, Steps: -1}, []Dense[float64]{{Rows: 2, Cols: 2, Stride: 2, Data: data}}, ErrOptions},
 		{NewtonSchulz{A: 1, Steps: MaxNewtonSchulzSteps + 1}, []Dense[float64]{{Rows: 2, Cols: 2, Stride: 2, Data: data}}, ErrOptions},
+		{NewtonSchulz{A: 1, Steps: 100}, []Dense[float64]{{Rows: 2, Cols: 2, Stride: 2, Data: data}}, ErrOptions}, // torch: ns_steps < 100
+		{ok, []Dense[float64]{{Rows: 1, Cols: 5, Stride: 5, Data: data[:3]}}, ErrDimension},                       // one row, short
 		{ok, []Dense[float64]{{Rows: 2, Cols: 2, Stride: 2, Data: data}, {Rows: -1, Cols: 2, Stride: 2, Data: data}}, ErrDimension},
 		{ok, []Dense[float64]{{Rows: 3, Cols: 4, Stride: 3, Data: data}}, ErrDimension},
 		{ok, []Dense[float64]{{Rows: 5, Cols: 5, Stride: 5, Data: data}}, ErrDimension},
@@ -228,6 +231,17 @@ func TestNewtonSchulzArgs(t *testing.T) {
 			t.Errorf("case %d: %v, want %v", i, err, c.want)
 		}
 		sameBits(t, fmt.Sprintf("case %d", i), data, orig)
+	}
+	// The error names the two matrices that overlap, the lower index
+	// first, and Steps up to 99 are taken.
+	err := s.NewtonSchulz(ok, Dense[float64]{Rows: 2, Cols: 2, Stride: 2, Data: data[8:12]},
+		Dense[float64]{Rows: 2, Cols: 2, Stride: 2, Data: data[3:7]}, Dense[float64]{Rows: 2, Cols: 2, Stride: 2, Data: data[:4]})
+	if !errors.Is(err, ErrOverlap) || !strings.Contains(err.Error(), "matrices 1 and 2") {
+		t.Errorf("matrices 1 and 2 overlapping: %v", err)
+	}
+	sameBits(t, "overlap", data, orig)
+	if err := s.NewtonSchulz(NewtonSchulz{A: 1, Steps: 99}, Dense[float64]{Rows: 2, Cols: 2, Stride: 2, Data: data[:4]}); err != nil {
+		t.Errorf("99 steps: %v", err)
 	}
 	// Empty matrices and no matrices are fine.
 	if err := s.NewtonSchulz(ok, Dense[float64]{}, Dense[float64]{Rows: 3}); err != nil {
