@@ -16,10 +16,9 @@ import (
 
 // TestSRKeyDefinition: SRKey is the mixing its documentation gives,
 // f(seed ^ f(step ^ f(param + γ))), f SplitMix64's output function
-// (paritytest.SplitMix64). The
-// key decides every stochastically rounded bit, so a run resumed from a
-// state file (which records the seed) rounds as the run that wrote it did
-// only while the key stays this function.
+// (paritytest.SplitMix64). The key decides every stochastically rounded
+// bit, so a run resumed from a state file (which records the seed) rounds
+// as the run that wrote it did only while the key stays this function.
 func TestSRKeyDefinition(t *testing.T) {
 	const gamma = 0x9e3779b97f4a7c15
 	vals := []uint64{0, 1, 2, 7, 1 << 32, math.MaxUint64 - gamma, math.MaxUint64 - gamma + 1, math.MaxUint64}
@@ -56,11 +55,7 @@ func TestMixedRMSpropBufUnused(t *testing.T) {
 	narrow := func(h string, x []float32) []uint16 {
 		out := make([]uint16, len(x))
 		for i, v := range x {
-			if h == "BF16" {
-				out[i] = uint16(BF16FromF32(v))
-			} else {
-				out[i] = uint16(F16FromF32(v))
-			}
+			out[i] = halfOf(h, v)
 		}
 		return out
 	}
