@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/fuseopt/fuseopt/solve"
@@ -140,30 +142,117 @@ func TestConfigErrors(t *testing.T) {
 }
 
 // The scalar loops, gonum and the kernels compute the same steps (the
-// scalar loops in their own operation order, so within a tolerance).
+// scalar loops in their own operation order, so within a tolerance), on
+// the benchmark's streams with half the state cleared (a first step's
+// state, where each eps shows) and gradients that change sign and size
+// from step to step (so that Lion's sign and the moments' decay show), of
+// magnitudes from 1e-1 down to 1e-9, shrinking fourfold a step (so that
+// Adafactor's later updates fall below its clipping threshold, where the
+// scale of its factors shows). What each contender changes is compared:
+// the parameters move by about a thousandth of their size a step.
 func TestContendersAgree(t *testing.T) {
 	for _, o := range Ops {
-		t.Run(string(o)+"/f32", func(t *testing.T) { contendersAgree[float32](t, o, 1e-5) })
-		t.Run(string(o)+"/f64", func(t *testing.T) { contendersAgree[float64](t, o, 1e-12) })
+		t.Run(string(o)+"/f32", func(t *testing.T) { contendersAgree[float32](t, o, agreeCase{}, 2e-4) })
+		t.Run(string(o)+"/f64", func(t *testing.T) { contendersAgree[float64](t, o, agreeCase{}, 1e-11) })
+	}
+	// Adafactor's vectors keep the full second moment: the model's biases
+	// and norms take that loop.
+	vec := agreeCase{shape: []int{1003}}
+	t.Run("adafactor/vector/f32", func(t *testing.T) { contendersAgree[float32](t, Adafactor, vec, 2e-4) })
+	t.Run("adafactor/vector/f64", func(t *testing.T) { contendersAgree[float64](t, Adafactor, vec, 1e-11) })
+	// Parameters whose RMS is below eps2 (the step's floor), and gradients
+	// whose squares fall below ε1 (the mean factor's and the variance's
+	// floor).
+	for _, shape := range [][]int{nil, {1003}} {
+		t.Run(fmt.Sprintf("adafactor/tiny%v/f32", shape), func(t *testing.T) {
+			contendersAgree[float32](t, Adafactor, agreeCase{shape: shape, pScale: 1e-6, gScale: 1e-5}, 2e-4)
+		})
+		t.Run(fmt.Sprintf("adafactor/tiny%v/f64", shape), func(t *testing.T) {
+			contendersAgree[float64](t, Adafactor, agreeCase{shape: shape, pScale: 1e-6, gScale: 1e-9}, 1e-11)
+		})
 	}
 }
 
-func contendersAgree[T optim.Float](t *testing.T, o Op, tol float64) {
+// agreeCase is a case of TestContendersAgree: the parameter's shape (o's
+// own where nil), and scales of the parameters and gradients (1 where 0).
+type agreeCase struct {
+	shape          []int
+	pScale, gScale float64
+}
+
+// agreeGrads fills g with the gradient of step s of TestContendersAgree,
+// times scale.
+func agreeGrads[T optim.Float](g []T, s int, scale float64) {
+	for j := range g {
+		h := paritytest.SplitMix64(uint64(s)<<32 | uint64(j))
+		x := scale * math.Pow(10, -1-8*float64(h%1024)/1024) * math.Pow(0.25, float64(s))
+		if h>>63 != 0 {
+			x = -x
+		}
+		g[j] = T(x)
+	}
+}
+
+// agreeStreams returns the streams of a case: the benchmark's, the
+// parameters scaled and the state of every other element cleared.
+func agreeStreams[T optim.Float](o Op, n int, ac agreeCase) [][]T {
+	a := stepStreams[T](o, n)
+	if ac.pScale != 0 {
+		for j := range a[0] {
+			a[0][j] = T(float64(a[0][j]) * ac.pScale)
+		}
+	}
+	for _, st := range a[min(2, len(a)):] {
+		for j := 0; j < len(st); j += 2 {
+			st[j] = 0
+		}
+	}
+	return a
+}
+
+// contendersAgree runs each contender of a step of o on fresh streams of
+// the case (agreeStreams, agreeGrads) and compares the change it makes to
+// each stream with the scalar loop's: within tol of the loop's change,
+// plus a few roundings of the stream's values.
+func contendersAgree[T optim.Float](t *testing.T, o Op, ac agreeCase, tol float64) {
 	const n, steps = 1003, 4
 	levels := kernels.Levels()
+	ulp := 0x1p-52
+	if precOf[T]() == F32 {
+		ulp = 0x1p-23
+	}
+	gScale := cmp.Or(ac.gScale, 1)
+	init := agreeStreams[T](o, n, ac)
 	var want [][]T
+	checked := 0
 	for i := 0; ; i++ {
 		// Each contender runs on fresh streams.
-		a := stepStreams[T](o, n)
+		a := agreeStreams[T](o, n, ac)
 		cs, err := contendersOn(o, a, levels, kernels.Best())
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := cs[i]
 		if c.kind == KindRoof {
-			return
+			break
 		}
-		for range steps {
+		if shape := ac.shape; shape != nil {
+			c0, _ := coeffs[T](o)
+			switch c.kind {
+			case KindScalar:
+				c.step = scalarOf(o, a, shape)
+			case KindLevel:
+				s, err := kernels.For(levels[i-1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.step = stepOf(s, o, &c0, a, shape)
+			default:
+				t.Fatalf("contender %s of kind %v", c.name, c.kind)
+			}
+		}
+		for s := range steps {
+			agreeGrads(a[1], s, gScale)
 			if err := c.step(); err != nil {
 				t.Fatal(err)
 			}
@@ -172,14 +261,22 @@ func contendersAgree[T optim.Float](t *testing.T, o Op, tol float64) {
 			want = a
 			continue
 		}
+		checked++
 		for s := range a {
+			if s == 1 {
+				continue // the gradient, set here
+			}
 			for j := range a[s] {
+				w0 := float64(init[s][j])
 				w, g := float64(want[s][j]), float64(a[s][j])
-				if math.Abs(g-w) > tol*(math.Abs(w)+1e-3) {
-					t.Fatalf("%s: stream %d [%d] = %v, scalar loop %v", c.name, s, j, g, w)
+				if math.Abs(g-w) > tol*math.Abs(w-w0)+8*ulp*(math.Abs(w)+math.Abs(w0)) || math.IsNaN(g) != math.IsNaN(w) {
+					t.Fatalf("%s: stream %d [%d] moves %v → %v, the scalar loop to %v (by %v, this contender by %v)", c.name, s, j, w0, g, w, w-w0, g-w0)
 				}
 			}
 		}
+	}
+	if checked == 0 {
+		t.Fatal("no contender besides the scalar loop")
 	}
 }
 
