@@ -445,8 +445,81 @@ func TestMedian(t *testing.T) {
 		in   []float64
 		want float64
 	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
-		if got := median(c.in); got != c.want {
+		in := slices.Clone(c.in)
+		if got := median(in); got != c.want {
 			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+		if !slices.Equal(in, c.in) { // samples stay in run order
+			t.Errorf("median(%v) reordered its argument to %v", c.in, in)
+		}
+	}
+}
+
+// The meter's figures are per operation: a run of n steps that each sleep
+// d reports at least d a step, and far less than n·d; a failing step's
+// error comes back.
+func TestTimeSteps(t *testing.T) {
+	const n, d = 20, 2 * time.Millisecond
+	calls := 0
+	ns, err := timeSteps(func() error { calls++; time.Sleep(d); return nil }, n)
+	if err != nil || calls != n {
+		t.Fatalf("%d calls, error %v", calls, err)
+	}
+	if ns < float64(d.Nanoseconds()) || ns >= float64(n/2*d.Nanoseconds()) {
+		t.Errorf("%v ns a step of a %v sleep", ns, d)
+	}
+	bad := errors.New("step failed")
+	if _, err := timeSteps(func() error { return bad }, n); !errors.Is(err, bad) {
+		t.Errorf("error %v, want %v", err, bad)
+	}
+}
+
+// calibrate runs a step enough times to last its sample: many times for a
+// step that does nothing, once (and once to fault its pages in) for a step
+// that outlasts the sample.
+func TestCalibrate(t *testing.T) {
+	m := &meter{sample: 20 * time.Millisecond, runs: 1}
+	calls := 0
+	n, err := m.calibrate(&contender{step: func() error { calls++; return nil }})
+	if err != nil || n < 1000 || calls <= n {
+		t.Errorf("a step that does nothing: %d iterations a sample after %d calls, error %v", n, calls, err)
+	}
+	calls = 0
+	n, err = m.calibrate(&contender{step: func() error { calls++; time.Sleep(2 * m.sample); return nil }})
+	if err != nil || n != 1 || calls != 2 {
+		t.Errorf("a step longer than the sample: %d iterations after %d calls, error %v", n, calls, err)
+	}
+}
+
+// compare gives each contender its runs in run order and their median,
+// the contenders taking turns.
+func TestCompareMedians(t *testing.T) {
+	m := &meter{sample: 100 * time.Microsecond, runs: 5}
+	var order []int
+	cs := make([]contender, 3)
+	for i := range cs {
+		cs[i] = contender{name: fmt.Sprint(i), kind: KindScalar, workers: 1,
+			step: func() error { order = append(order, i); return nil }}
+	}
+	ms, err := m.compare("case", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range ms {
+		if r.Contender != cs[i].name || len(r.SamplesNs) != m.runs || r.NsPerOp != median(r.SamplesNs) || r.Iters < 1 {
+			t.Errorf("contender %d: %+v", i, r)
+		}
+	}
+	// After the calibrations, runs of each contender's iterations in turn.
+	timed := order[len(order)-m.runs*(ms[0].Iters+ms[1].Iters+ms[2].Iters):]
+	for run := range m.runs {
+		for i, r := range ms {
+			for range r.Iters {
+				if timed[0] != i {
+					t.Fatalf("run %d: contender %d's step where contender %d's was due", run, timed[0], i)
+				}
+				timed = timed[1:]
+			}
 		}
 	}
 }
