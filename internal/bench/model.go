@@ -134,6 +134,11 @@ func numModelContenders(workers int) int {
 // of every tensor's streams at level l, the model's elements split into W
 // equal contiguous runs, one per goroutine). All work on the same parameters and gradients.
 func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers int) ([]contender, func(), error) {
+	return modelContendersOn(o, shapes, modelStreams[T](o, shapeSizes(shapes)), l, workers)
+}
+
+// shapeSizes returns the number of elements of each shape.
+func shapeSizes(shapes [][]int) []int {
 	sizes := make([]int, len(shapes))
 	for i, sh := range shapes {
 		sizes[i] = 1
@@ -141,6 +146,13 @@ func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers
 			sizes[i] *= d
 		}
 	}
+	return sizes
+}
+
+// modelContendersOn is modelContenders on the streams tensors (those of
+// modelStreams).
+func modelContendersOn[T optim.Float](o Op, shapes [][]int, tensors [][][]T, l kernels.ISA, workers int) ([]contender, func(), error) {
+	sizes := shapeSizes(shapes)
 	s, err := kernels.For(l)
 	if err != nil {
 		return nil, nil, err
@@ -150,7 +162,6 @@ func modelContenders[T optim.Float](o Op, shapes [][]int, l kernels.ISA, workers
 	if err != nil {
 		return nil, nil, err
 	}
-	tensors := modelStreams[T](o, sizes)
 	var scalar, fused []func() error
 	for i, a := range tensors {
 		scalar = append(scalar, scalarOf(o, a, shapes[i]))

@@ -356,6 +356,103 @@ func TestModelContenders(t *testing.T) {
 	}
 }
 
+// Every contender of a model case steps every element of every tensor; the
+// kernels agree with the scalar loops (within TestContendersAgree's
+// tolerance of what they change), and the optimizer on W workers with the
+// one on a single worker, bit for bit.
+func TestModelContendersAgree(t *testing.T) {
+	for _, o := range Ops {
+		t.Run(string(o)+"/f32", func(t *testing.T) { modelContendersAgree[float32](t, o, 2e-4) })
+		t.Run(string(o)+"/f64", func(t *testing.T) { modelContendersAgree[float64](t, o, 1e-11) })
+	}
+}
+
+func modelContendersAgree[T optim.Float](t *testing.T, o Op, tol float64) {
+	const steps, workers = 3, 3
+	shapes := ModelSpec{Layers: 3, Width: 24, Norms: 2}.Shapes()
+	sizes := shapeSizes(shapes)
+	ulp := 0x1p-52
+	if precOf[T]() == F32 {
+		ulp = 0x1p-23
+	}
+	init := modelStreams[T](o, sizes)
+	var scalar, optim1 [][][]T
+	for i := range numModelContenders(workers) {
+		tensors := modelStreams[T](o, sizes)
+		cs, release, err := modelContendersOn(o, shapes, tensors, kernels.Best(), workers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cs[i]
+		for range steps {
+			if err := c.step(); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+		release()
+		for ti, a := range tensors {
+			for j := range a[0] {
+				if a[0][j] == init[ti][0][j] {
+					t.Fatalf("%s: tensor %d [%d] not stepped", c.name, ti, j)
+				}
+			}
+		}
+		switch {
+		case c.kind == KindScalar:
+			scalar = tensors
+		case c.kind == KindLevel:
+			for ti, a := range tensors {
+				for s := range a {
+					for j := range a[s] {
+						w0, w, g := float64(init[ti][s][j]), float64(scalar[ti][s][j]), float64(a[s][j])
+						if math.Abs(g-w) > tol*math.Abs(w-w0)+8*ulp*(math.Abs(w)+math.Abs(w0)) {
+							t.Fatalf("%s: tensor %d stream %d [%d] moves %v → %v, the scalar loop to %v", c.name, ti, s, j, w0, g, w)
+						}
+					}
+				}
+			}
+		case c.kind == KindOptim && optim1 == nil:
+			optim1 = tensors
+		case c.kind == KindOptim:
+			for ti, a := range tensors {
+				if !slices.Equal(a[0], optim1[ti][0]) {
+					t.Fatalf("%s: tensor %d differs from optim/w=1's", c.name, ti)
+				}
+			}
+		}
+	}
+	if scalar == nil || optim1 == nil {
+		t.Fatal("no scalar or optim contender")
+	}
+	// optim/w=1 is the optimizer of the case's hyperparameters with each
+	// tensor in its shape.
+	ks, err := kernels.For(kernels.Best())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := optim.New[T](hyper(o), optim.Options{Kernels: ks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	tensors := modelStreams[T](o, sizes)
+	for i, a := range tensors {
+		if err := op.Add(fmt.Sprint(i), a[0], a[1], shapes[i]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range steps {
+		if _, err := op.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ti, a := range tensors {
+		if !slices.Equal(a[0], optim1[ti][0]) {
+			t.Fatalf("optim/w=1: tensor %d differs from the optimizer's", ti)
+		}
+	}
+}
+
 // elementRuns covers every element once, in order, in min(w, total)
 // runs whose sizes differ by at most one; parallel runs every function
 // exactly once.
