@@ -632,6 +632,32 @@ func TestParseLevels(t *testing.T) {
 	if ls, err := parseLevels(" Generic "); err != nil || !reflect.DeepEqual(ls, []kernels.ISA{kernels.Generic}) {
 		t.Errorf("parseLevels(Generic) = %v, %v", ls, err)
 	}
+	// A level named twice is compared once, in the order first named.
+	best := kernels.Best()
+	s := "generic," + best.String() + ",GENERIC, generic"
+	want := []kernels.ISA{kernels.Generic}
+	if best != kernels.Generic {
+		want = append(want, best)
+	}
+	if ls, err := parseLevels(s); err != nil || !reflect.DeepEqual(ls, want) {
+		t.Errorf("parseLevels(%q) = %v, %v; want %v", s, ls, err, want)
+	}
+	// An unknown name, all beside others, and a level this CPU lacks.
+	for _, c := range []struct{ s, says string }{
+		{"generic,avx3", `"avx3"`}, {"all,generic", `"all"`}, {"", `""`},
+	} {
+		if ls, err := parseLevels(c.s); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("parseLevels(%q) = %v, %v; want an error naming %s", c.s, ls, err, c.says)
+		}
+	}
+	for _, l := range []kernels.ISA{kernels.AVX2, kernels.AVX512, kernels.NEON} {
+		if l.Supported() {
+			continue
+		}
+		if ls, err := parseLevels("generic," + l.String()); err == nil || !strings.Contains(err.Error(), "not supported here") {
+			t.Errorf("parseLevels(generic,%v) on a CPU without it = %v, %v", l, ls, err)
+		}
+	}
 }
 
 // snakeKeys checks that every key of the JSON document out is snake_case,
