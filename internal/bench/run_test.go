@@ -129,15 +129,51 @@ func TestRunTiny(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{
 		{Sizes: []int{0}},
+		{Sizes: []int{33, 1<<30 + 1}},
 		{Runs: -1},
 		{Sample: -time.Second},
+		{Sample: -1},
+		{Workers: -1},
 		{SolveSizes: []int{-3}},
+		{SolveSizes: []int{0}},
+		{SolveSizes: []int{1<<15 + 1}},
 		{Levels: []kernels.ISA{kernels.ISA(99)}},
+		{Levels: []kernels.ISA{}},
 		{Models: []ModelSpec{DefaultModel(), {Width: 0, Layers: 1}}},
 	} {
 		if _, err := Run(c); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: error %v, want ErrConfig", c, err)
 		}
+	}
+}
+
+// normalise fills the zero fields with their defaults, accepts the sizes
+// at the ends of their ranges, and orders the levels, each once, so that
+// the last is the best compared; the roof runs at it, or at the CPU's best
+// when only the generic reference is compared.
+func TestConfigNormalise(t *testing.T) {
+	var c Config
+	if err := c.normalise(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Sample != DefaultSample || c.Runs != DefaultRuns || c.Workers != runtime.GOMAXPROCS(0) || !slices.Equal(c.Levels, kernels.Levels()) {
+		t.Errorf("defaults %+v", c)
+	}
+	best := kernels.Best()
+	c = Config{Sizes: []int{1, 1 << 30}, SolveSizes: []int{1, 1 << 15}, Levels: []kernels.ISA{best, kernels.Generic, best}}
+	if err := c.normalise(); err != nil {
+		t.Fatal(err)
+	}
+	want := []kernels.ISA{kernels.Generic, best}
+	if best == kernels.Generic {
+		want = want[:1]
+	}
+	if !slices.Equal(c.Levels, want) || c.roofLevel() != best {
+		t.Errorf("levels %v, roof at %v; want %v and %v", c.Levels, c.roofLevel(), want, best)
+	}
+	c = Config{Levels: []kernels.ISA{kernels.Generic}}
+	if err := c.normalise(); err != nil || c.roofLevel() != best {
+		t.Errorf("generic alone: roof at %v, error %v; want %v", c.roofLevel(), err, best)
 	}
 }
 
