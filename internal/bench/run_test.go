@@ -717,8 +717,10 @@ func TestSizes(t *testing.T) {
 	if _, err := ParseOps("sgd,Yogi"); err == nil || !strings.Contains(err.Error(), `"Yogi"`) {
 		t.Errorf("ParseOps(sgd,Yogi): %v", err)
 	}
-	if got, err := ParsePrecs("All"); err != nil || len(got) != len(Precs) {
-		t.Errorf("ParsePrecs(All) = %v, %v", got, err)
+	for in, want := range map[string][]Prec{"All": Precs, " all ": Precs, "float32, F64": {F32, F64}, "FLOAT64": {F64}, "f32": {F32}} {
+		if got, err := ParsePrecs(in); err != nil || !slices.Equal(got, want) {
+			t.Errorf("ParsePrecs(%q) = %v, %v; want %v", in, got, err, want)
+		}
 	}
 	// Each once; no sizes is an error (it measured nothing).
 	if got, err := ParseSizes("4K,1M,4k", 1<<30); err != nil || !reflect.DeepEqual(got, []int{4096, 1 << 20}) {
@@ -883,6 +885,26 @@ func TestSolvePeakPerWorkers(t *testing.T) {
 // TestPeakCounts: the peak runs on one goroutine and on each distinct count
 // above one, in order, and numPeakContenders counts what peakContenders
 // builds.
+// The peak's flop count is that of the work done: the scalar loop's eight
+// chains each take one fma (two flops) an iteration, and a peak operation
+// is peakIters iterations of the loop.
+func TestPeakFlops(t *testing.T) {
+	_, per, loop := scalarPeakLoop()
+	const n = 1000
+	loop(n)
+	// Each chain sums n products a·b ≈ 1 − 1e-14, from zero.
+	if fmas := peakSink / (1.0000001 * 0.9999999); per != 16 || math.Abs(fmas-8*n) > 1e-6 {
+		t.Errorf("scalar peak: %d flops an iteration, %v fmas in %d iterations", per, fmas, n)
+	}
+	_, per, _ = peakLoop()
+	for _, w := range []int{1, 2} {
+		_, flops, cs := peakContenders(peakWorkers(w)...)
+		if flops != float64(per)*peakIters || len(cs) == 0 {
+			t.Errorf("workers %d: %v flops an operation, want %d·%d", w, flops, per, peakIters)
+		}
+	}
+}
+
 func TestPeakCounts(t *testing.T) {
 	for _, c := range []struct {
 		in   []int
