@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fuseopt/fuseopt/internal/bench"
 	"github.com/fuseopt/fuseopt/kernels"
@@ -514,6 +515,11 @@ func TestProgressBar(t *testing.T) {
 	if !strings.HasPrefix(got, "\r[") || !strings.Contains(got, " 50%") || !strings.Contains(got, "adam f32 n=4096") ||
 		!strings.Contains(got, "eta 3s") {
 		t.Errorf("bar %q", got)
+	}
+	// Half of the 30 marks filled; the line padded to 78 columns.
+	if bar := "\r[" + strings.Repeat("#", 15) + strings.Repeat(".", 15) + "]  50%  eta 3s  adam f32 n=4096"; !strings.HasPrefix(got, bar) ||
+		utf8.RuneCountInString(got) != 1+78 {
+		t.Errorf("bar %q, want %q padded to 78 columns", got, bar)
 	}
 	b.Reset()
 	now = now.Add(10 * time.Millisecond)

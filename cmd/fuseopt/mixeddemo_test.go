@@ -91,6 +91,48 @@ func TestMixedOutcome(t *testing.T) {
 	if !(rne.Frozen > 1.5*sr.Frozen && rne.Frozen > 1.5*master.Frozen) {
 		t.Errorf("frozen: RNE %.3f, SR %.3f, master %.3f", rne.Frozen, sr.Frozen, master.Frozen)
 	}
+	// Frozen is over the last epoch, when the updates have become small:
+	// rounded to nearest, a large share of the bfloat16 weights no longer
+	// moves (half of them here; about a tenth have never moved since the
+	// start), and even the bfloat16 copy of master weights rests in part,
+	// while every float32 weight still moves.
+	if !(rne.Frozen > 0.3 && master.Frozen > 0.05 && f32.Frozen < 0.01) {
+		t.Errorf("frozen in the last epoch: RNE %.3f, master %.3f, float32 %.3f", rne.Frozen, master.Frozen, f32.Frozen)
+	}
+}
+
+// The table's epochs: 0, 1, 2, 5, 10, … below the last, the quarters of
+// the run, and the last, each once, in order.
+func TestMixedMarks(t *testing.T) {
+	for last, want := range map[int][]int{
+		1:   {0, 1},
+		3:   {0, 1, 2, 3},
+		30:  {0, 1, 2, 5, 7, 10, 15, 20, 22, 30},
+		200: {0, 1, 2, 5, 10, 20, 50, 100, 150, 200},
+	} {
+		if got := mixedMarks(last); !slices.Equal(got, want) {
+			t.Errorf("mixedMarks(%d) = %v, want %v", last, got, want)
+		}
+	}
+}
+
+// A training set that the minibatches do not divide ends each epoch with a
+// short batch, which is a step too: 100 points in batches of 32 are 4 steps
+// an epoch.
+func TestDemoMixedShortBatch(t *testing.T) {
+	status, out, errs := runCmd(t, "demo", "-mixed", "-epochs", "2", "-train", "100", "-hidden", "4")
+	if status != 0 {
+		t.Fatalf("status %d, stderr %s", status, errs)
+	}
+	if !strings.Contains(out, "2 epochs (8 steps)") {
+		t.Errorf("output does not count 8 steps:\n%s", out)
+	}
+	// The table's step column: 4 after the first epoch, 8 after the second.
+	for _, row := range []string{"\n       1       4  ", "\n       2       8  "} {
+		if !strings.Contains(out, row) {
+			t.Errorf("output lacks the row %q:\n%s", row, out)
+		}
+	}
 }
 
 // TestDemoMixed: demo -mixed prints the four runs as text or JSON and
