@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fuseopt/fuseopt/internal/mlp"
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // The Muon demo's network: backward is the gradient of the summed
@@ -36,14 +37,7 @@ func TestDeepMLPBackwardIsTheGradient(t *testing.T) {
 		p, g []float32
 	}{{"w1", m.w1, m.gw1}, {"b1", m.b1, m.gb1}, {"w2", m.w2, m.gw2}, {"b2", m.b2, m.gb2}, {"w3", m.w3, m.gw3}, {"b3", m.b3, m.gb3}} {
 		for j := range pg.p {
-			old := pg.p[j]
-			const h = 1e-2
-			pg.p[j] = old + h
-			up := loss()
-			pg.p[j] = old - h
-			down := loss()
-			pg.p[j] = old
-			num := (up - down) / float64((old+h)-(old-h))
+			num := paritytest.CentralDiff(&pg.p[j], 1e-2, loss)
 			if got := float64(pg.g[j]); math.Abs(got-num) > 2e-3*math.Max(1, math.Abs(num)) {
 				t.Errorf("%s[%d]: gradient %v, central difference %v", pg.name, j, got, num)
 			}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/fuseopt/fuseopt/internal/paritytest"
 )
 
 // TestBackwardIsTheGradient compares Backward with central differences of
@@ -28,14 +30,7 @@ func TestBackwardIsTheGradient(t *testing.T) {
 	}
 	for _, tn := range m.Tensors() {
 		for j := range tn.Data {
-			old := tn.Data[j]
-			const h = 1e-2
-			tn.Data[j] = old + h
-			up := loss()
-			tn.Data[j] = old - h
-			down := loss()
-			tn.Data[j] = old
-			num := (up - down) / float64((old+h)-(old-h))
+			num := paritytest.CentralDiff(&tn.Data[j], 1e-2, loss)
 			if got := float64(tn.Grad[j]); math.Abs(got-num) > 2e-3*math.Max(1, math.Abs(num)) {
 				t.Errorf("%s[%d]: gradient %v, central difference %v", tn.Name, j, got, num)
 			}

@@ -83,3 +83,17 @@ func SplitMix64(z uint64) uint64 {
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	return z ^ z>>31
 }
+
+// CentralDiff returns the central difference (f(x+h) − f(x−h)) / (2h) of f
+// in the float32 value at x, with the step 2h as float32 holds it, and
+// leaves x as it was: the numerical derivative the tests of a hand-written
+// backward pass compare it with.
+func CentralDiff(x *float32, h float32, f func() float64) float64 {
+	old := *x
+	*x = old + h
+	up := f()
+	*x = old - h
+	down := f()
+	*x = old
+	return (up - down) / float64((old+h)-(old-h))
+}

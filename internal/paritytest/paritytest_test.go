@@ -173,3 +173,17 @@ func TestSplitMix64(t *testing.T) {
 		state += 0x9e3779b97f4a7c15
 	}
 }
+
+// CentralDiff of x² at 3 with h = 0.5 is (3.5² − 2.5²)/1 = 6 exactly, of x³
+// it is 3·3² + h² = 27.25, and x is left as it was.
+func TestCentralDiff(t *testing.T) {
+	x := float32(3)
+	sq := func() float64 { return float64(x) * float64(x) }
+	cube := func() float64 { return float64(x) * float64(x) * float64(x) }
+	if d := CentralDiff(&x, 0.5, sq); d != 6 || x != 3 {
+		t.Errorf("d(x²)/dx at 3 = %v, x left at %v", d, x)
+	}
+	if d := CentralDiff(&x, 0.5, cube); d != 27.25 || x != 3 {
+		t.Errorf("d(x³)/dx at 3 = %v, x left at %v", d, x)
+	}
+}
