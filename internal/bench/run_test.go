@@ -246,6 +246,21 @@ func agreeStreams[T optim.Float](o Op, n int, ac agreeCase) [][]T {
 	return a
 }
 
+// agrees reports whether a contender that moved a value from w0 to g agrees
+// with the scalar loop, which moved it to w: within tol of the loop's change,
+// plus eight roundings of the values in T, and NaN exactly where the loop
+// has NaN.
+func agrees[T optim.Float](w0, w, g, tol float64) bool {
+	ulp := 0x1p-52
+	if precOf[T]() == F32 {
+		ulp = 0x1p-23
+	}
+	if math.IsNaN(g) || math.IsNaN(w) {
+		return math.IsNaN(g) == math.IsNaN(w)
+	}
+	return math.Abs(g-w) <= tol*math.Abs(w-w0)+8*ulp*(math.Abs(w)+math.Abs(w0))
+}
+
 // contendersAgree runs each contender of a step of o on fresh streams of
 // the case (agreeStreams, agreeGrads) and compares the change it makes to
 // each stream with the scalar loop's: within tol of the loop's change,
@@ -253,13 +268,16 @@ func agreeStreams[T optim.Float](o Op, n int, ac agreeCase) [][]T {
 func contendersAgree[T optim.Float](t *testing.T, o Op, ac agreeCase, tol float64) {
 	const n, steps = 1003, 4
 	levels := kernels.Levels()
-	ulp := 0x1p-52
-	if precOf[T]() == F32 {
-		ulp = 0x1p-23
-	}
 	gScale := cmp.Or(ac.gScale, 1)
 	init := agreeStreams[T](o, n, ac)
 	var want [][]T
+	var c0 kernels.Coeffs
+	if ac.shape != nil {
+		var err error
+		if c0, err = coeffs[T](o); err != nil {
+			t.Fatal(err)
+		}
+	}
 	checked := 0
 	for i := 0; ; i++ {
 		// Each contender runs on fresh streams.
@@ -273,7 +291,6 @@ func contendersAgree[T optim.Float](t *testing.T, o Op, ac agreeCase, tol float6
 			break
 		}
 		if shape := ac.shape; shape != nil {
-			c0, _ := coeffs[T](o)
 			switch c.kind {
 			case KindScalar:
 				c.step = scalarOf(o, a, shape)
@@ -305,7 +322,7 @@ func contendersAgree[T optim.Float](t *testing.T, o Op, ac agreeCase, tol float6
 			for j := range a[s] {
 				w0 := float64(init[s][j])
 				w, g := float64(want[s][j]), float64(a[s][j])
-				if math.Abs(g-w) > tol*math.Abs(w-w0)+8*ulp*(math.Abs(w)+math.Abs(w0)) || math.IsNaN(g) != math.IsNaN(w) {
+				if !agrees[T](w0, w, g, tol) {
 					t.Fatalf("%s: stream %d [%d] moves %v → %v, the scalar loop to %v (by %v, this contender by %v)", c.name, s, j, w0, g, w, w-w0, g-w0)
 				}
 			}
@@ -407,10 +424,6 @@ func modelContendersAgree[T optim.Float](t *testing.T, o Op, tol float64) {
 	const steps, workers = 3, 3
 	shapes := ModelSpec{Layers: 3, Width: 24, Norms: 2}.Shapes()
 	sizes := shapeSizes(shapes)
-	ulp := 0x1p-52
-	if precOf[T]() == F32 {
-		ulp = 0x1p-23
-	}
 	init := modelStreams[T](o, sizes)
 	var scalar, optim1 [][][]T
 	for i := range numModelContenders(workers) {
@@ -441,7 +454,7 @@ func modelContendersAgree[T optim.Float](t *testing.T, o Op, tol float64) {
 				for s := range a {
 					for j := range a[s] {
 						w0, w, g := float64(init[ti][s][j]), float64(scalar[ti][s][j]), float64(a[s][j])
-						if math.Abs(g-w) > tol*math.Abs(w-w0)+8*ulp*(math.Abs(w)+math.Abs(w0)) {
+						if !agrees[T](w0, w, g, tol) {
 							t.Fatalf("%s: tensor %d stream %d [%d] moves %v → %v, the scalar loop to %v", c.name, ti, s, j, w0, g, w)
 						}
 					}
