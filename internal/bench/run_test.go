@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/paritytest"
 	"github.com/fuseopt/fuseopt/kernels"
@@ -333,18 +334,73 @@ func contendersAgree[T optim.Float](t *testing.T, o Op, ac agreeCase, tol float6
 	}
 }
 
+// TestSolveContendersSolve: every contender of the solve comparison solves
+// the system it is timed on: its solution's residual is a few roundings of
+// the system's size, a second step (from the same matrix and right-hand
+// side) gives the same solution, the solve package's is bit-identical at
+// every level and worker count (its exactness contract), and gonum's agrees
+// with it to a few roundings.
 func TestSolveContendersSolve(t *testing.T) {
 	pool := solve.NewPool(2)
 	defer pool.Close()
-	for _, n := range []int{1, 17, 70} {
+	for _, n := range []int{1, 17, 70, 203} {
+		h, g := spd(n)
+		var ref []float64 // the solve package's solution
 		for _, l := range solve.Levels() {
-			cs, err := solveContenders(n, pool, l)
+			cs, sols, err := solveContendersWith(n, pool, l)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range cs {
-				if err := c.step(); err != nil {
-					t.Fatalf("n=%d %v %s: %v", n, l, c.name, err)
+			if len(sols) != len(cs) || len(cs) != 3 {
+				t.Fatalf("n=%d: %d contenders, %d solutions", n, len(cs), len(sols))
+			}
+			for i, c := range cs {
+				var first []float64
+				for k := range 2 {
+					if err := c.step(); err != nil {
+						t.Fatalf("n=%d %v %s: %v", n, l, c.name, err)
+					}
+					x := sols[i]()
+					if len(x) != n {
+						t.Fatalf("n=%d %v %s: a solution of %d", n, l, c.name, len(x))
+					}
+					if k == 0 {
+						first = slices.Clone(x)
+					} else if !slices.Equal(x, first) {
+						t.Fatalf("n=%d %v %s: the second step solves to another x", n, l, c.name)
+					}
+				}
+				// The residual: |Hx − g|∞ within a few roundings of |H|∞|x|∞.
+				var hx, xm, hm float64
+				for r := range n {
+					s, a := -g[r], 0.0
+					for j := range n {
+						s += h[r*n+j] * first[j]
+						a += math.Abs(h[r*n+j])
+					}
+					hx, hm = max(hx, math.Abs(s)), max(hm, a)
+				}
+				for _, v := range first {
+					xm = max(xm, math.Abs(v))
+				}
+				if xm == 0 || hx > 16*float64(n)*0x1p-52*hm*xm {
+					t.Fatalf("n=%d %v %s: residual %v of |H||x| = %v", n, l, c.name, hx, hm*xm)
+				}
+				switch {
+				case c.kind == KindSolve && ref == nil:
+					ref = first
+				case c.kind == KindSolve:
+					if !slices.Equal(first, ref) {
+						t.Fatalf("n=%d %v %s: not bit-identical to the first level's w=1", n, l, c.name)
+					}
+				case c.name == NameGonumCholesky:
+					for j := range n {
+						if math.Abs(first[j]-ref[j]) > 16*float64(n)*0x1p-52*xm {
+							t.Fatalf("n=%d %s: x[%d] = %v, the solve package's %v", n, c.name, j, first[j], ref[j])
+						}
+					}
+				default:
+					t.Fatalf("contender %s of kind %v", c.name, c.kind)
 				}
 			}
 		}
@@ -941,6 +997,80 @@ func TestPeakCounts(t *testing.T) {
 		for i, c := range cs {
 			if want := peakCounts(peakWorkers(w)...)[i]; c.workers != want {
 				t.Errorf("workers %d: contender %d runs on %d goroutines, want %d", w, i, c.workers, want)
+			}
+		}
+	}
+}
+
+// TestStepStreams: the streams of a step case are laid out as the
+// kernels' own buffers (each on a cache line, no two at one page offset),
+// start as slab.go says (gradients in [1e-3, 1e-2), positive moments,
+// parameters of both signs), and stay finite and normal while every
+// contender takes its turn at many steps on them, as the meter runs them.
+func TestStepStreams(t *testing.T) {
+	for _, o := range Ops {
+		t.Run(string(o)+"/f32", func(t *testing.T) { stepStreamsHold[float32](t, o, 0x1p-126) })
+		t.Run(string(o)+"/f64", func(t *testing.T) { stepStreamsHold[float64](t, o, 0x1p-1022) })
+	}
+}
+
+func stepStreamsHold[T optim.Float](t *testing.T, o Op, tiny float64) {
+	const n, rounds, steps = 1031, 3, 300
+	// The layout, at a size that make would put on a page boundary (a
+	// large object), and at the size stepped.
+	for _, n := range []int{1<<15 + 3, n} {
+		offs := map[uintptr]int{}
+		for s, x := range stepStreams[T](o, n) {
+			if len(x) != n {
+				t.Fatalf("n=%d: stream %d of %d elements", n, s, len(x))
+			}
+			at := uintptr(unsafe.Pointer(&x[0]))
+			if at%64 != 0 {
+				t.Fatalf("n=%d: stream %d at %#x, not on a cache line", n, s, at)
+			}
+			if prev, ok := offs[at%4096]; ok {
+				t.Fatalf("n=%d: streams %d and %d at one page offset %#x", n, prev, s, at%4096)
+			}
+			offs[at%4096] = s
+		}
+	}
+	a := stepStreams[T](o, n)
+	if len(a) != o.Streams() {
+		t.Fatalf("%d streams, want %d", len(a), o.Streams())
+	}
+	var neg, pos bool
+	for j := range n {
+		p, g := float64(a[0][j]), float64(a[1][j])
+		neg, pos = neg || p < 0, pos || p > 0
+		if !(g >= 1e-3 && g < 1e-2) {
+			t.Fatalf("g[%d] = %v", j, g)
+		}
+		for s := 2; s < len(a); s++ {
+			if !(a[s][j] > 0) {
+				t.Fatalf("stream %d [%d] = %v", s, j, a[s][j])
+			}
+		}
+	}
+	if !neg || !pos {
+		t.Fatal("the parameters have one sign")
+	}
+	cs, err := contendersOn(o, a, kernels.Levels(), kernels.Best())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range rounds {
+		for _, c := range cs {
+			for range steps {
+				if err := c.step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for s, x := range a {
+				for j, v := range x {
+					if f := math.Abs(float64(v)); math.IsNaN(f) || math.IsInf(f, 0) || f != 0 && f < tiny {
+						t.Fatalf("round %d, after %s: stream %d [%d] = %v", r, c.name, s, j, v)
+					}
+				}
 			}
 		}
 	}

@@ -40,12 +40,20 @@ func spd(n int) (h, g []float64) {
 // operation factors a copy of the matrix (the solve package with FactorTo,
 // gonum's Factorize copies) and solves one right-hand side.
 func solveContenders(n int, pool *solve.Pool, l kernels.ISA) ([]contender, error) {
+	cs, _, err := solveContendersWith(n, pool, l)
+	return cs, err
+}
+
+// solveContendersWith is solveContenders that also returns, for each
+// contender, where the solution of its last step is read.
+func solveContendersWith(n int, pool *solve.Pool, l kernels.ISA) ([]contender, []func() []float64, error) {
 	h, g := spd(n)
 	src, err := solve.Square(h, n)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var cs []contender
+	var sols []func() []float64
 	ws := []int{1}
 	if pool.Size() > 1 {
 		ws = append(ws, pool.Size())
@@ -53,7 +61,7 @@ func solveContenders(n int, pool *solve.Pool, l kernels.ISA) ([]contender, error
 	for _, w := range ws {
 		s, err := solve.New[float64](solve.Options{Workers: w, Pool: pool, Level: &l})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		dst := solve.NewMatrix[float64](n, solve.Lower)
 		x := make([]float64, n)
@@ -65,6 +73,7 @@ func solveContenders(n int, pool *solve.Pool, l kernels.ISA) ([]contender, error
 				}
 				return s.Solve(dst, x)
 			}})
+		sols = append(sols, func() []float64 { return x })
 	}
 	sym := mat.NewSymDense(n, h)
 	rhs := mat.NewVecDense(n, g)
@@ -82,5 +91,6 @@ func solveContenders(n int, pool *solve.Pool, l kernels.ISA) ([]contender, error
 			}
 			return ch.SolveVecTo(&x, rhs)
 		}})
-	return cs, nil
+	sols = append(sols, func() []float64 { return x.RawVector().Data })
+	return cs, sols, nil
 }
