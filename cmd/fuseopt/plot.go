@@ -366,12 +366,36 @@ func byX(ss []series) {
 	}
 }
 
-// benchPlots returns the panels of a bench report: for every step and
-// precision, GB/s against the number of parameters per contender, with the
-// roof as a thick dashed line; and GFLOP/s of the solve against n, with the
-// FMA peak as dashed lines.
+// panelSpec is what a panel draws: the arguments of panel.
+type panelSpec struct {
+	title, xLabel, yLabel string
+	logX, logY            bool
+	xTicks                []plot.Tick
+	ss                    []series
+}
+
+// benchPlots draws the panels of benchPanels.
 func benchPlots(r *bench.Report) [][]*plot.Plot {
 	var grid [][]*plot.Plot
+	for _, row := range benchPanels(r) {
+		ps := make([]*plot.Plot, len(row))
+		for i, s := range row {
+			if s != nil {
+				ps[i] = panel(s.title, s.xLabel, s.yLabel, s.logX, s.logY, s.xTicks, s.ss)
+			}
+		}
+		grid = append(grid, ps)
+	}
+	return grid
+}
+
+// benchPanels returns the panels of a bench report: a row for every step,
+// a column for every precision, each GB/s against the number of parameters
+// per contender, with the roof as a thick dashed line; and a last row of
+// one panel, GFLOP/s of the solve against n, with the FMA peak as dashed
+// lines. A step and precision the report has no case of is left empty.
+func benchPanels(r *bench.Report) [][]*panelSpec {
+	var grid [][]*panelSpec
 	col := map[bench.Prec]int{}
 	for _, p := range r.Settings.Precs {
 		col[p] = len(col)
@@ -381,7 +405,7 @@ func benchPlots(r *bench.Report) [][]*plot.Plot {
 		ticks = append(ticks, plot.Tick{Value: float64(n), Label: bench.FormatSize(n)})
 	}
 	for _, o := range r.Settings.Ops {
-		row := make([]*plot.Plot, len(col))
+		row := make([]*panelSpec, len(col))
 		for _, p := range r.Settings.Precs {
 			var cases []*bench.StepCase
 			for i := range r.Steps {
@@ -412,7 +436,7 @@ func benchPlots(r *bench.Report) [][]*plot.Plot {
 			}
 			byX(ss)
 			title := fmt.Sprintf("%s %s, one goroutine (%d B/param)", o.Title(), p.Title(), cases[0].BytesPerParam)
-			row[col[p]] = panel(title, "parameters", "GB/s moved", true, true, ticks, ss)
+			row[col[p]] = &panelSpec{title, "parameters", "GB/s moved", true, true, ticks, ss}
 		}
 		grid = append(grid, row)
 	}
@@ -447,8 +471,8 @@ func benchPlots(r *bench.Report) [][]*plot.Plot {
 					dashed: true, colour: -1, xy: plotter.XYs{{X: lo, Y: g}, {X: hi, Y: g}}})
 			}
 		}
-		row := make([]*plot.Plot, max(1, len(col)))
-		row[0] = panel("Newton solve (Cholesky + solve), float64", "n", "GFLOP/s", true, true, nTicks, ss)
+		row := make([]*panelSpec, max(1, len(col)))
+		row[0] = &panelSpec{"Newton solve (Cholesky + solve), float64", "n", "GFLOP/s", true, true, nTicks, ss}
 		grid = append(grid, row)
 	}
 	return grid
