@@ -43,7 +43,10 @@ func TestTour(t *testing.T) {
 	want := []string{"CPU", "features", "active     " + kernels.Level().String(), kernels.EnvVar, "parity",
 		"scalar-go", "roof", "SGD f32 n=2K", "Adam f32 n=2K", "go run ./cmd/fuseopt bench", "go run ./cmd/fuseopt demo",
 		"go install github.com/fuseopt/fuseopt/cmd/fuseopt@latest",
-		"\nfast adam  " + fastAdam(kernels.Active().FastPathF32(), kernels.Active().FastPathF64()) + "\n"}
+		"\nfast adam  " + fastAdam(kernels.Active().FastPathF32(), kernels.Active().FastPathF64()) + "\n",
+		// What the self-check runs, as paritycheck.Plan says and the README
+		// repeats.
+		"5 steps; lengths 1, 7, 16, 33, 100, 515, 4099 at offsets 0, 1, 3;"}
 	for _, l := range kernels.Levels()[1:] {
 		want = append(want, l.String()+"  ", "bit-identical")
 	}

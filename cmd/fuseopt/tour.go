@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,7 +71,8 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "           RMSprop (plain; centered, momentum), Adamax, Adadelta, NAdam, NAdamW, RAdam (through\n")
 	fmt.Fprintf(stdout, "           its rectification), RAdamW, Adafactor (matrix and vector passes), reductions, scale,\n")
 	fmt.Fprintf(stdout, "           roof, LAMB (both passes, the sums of squares bit for bit); float32 and float64;\n")
-	fmt.Fprintf(stdout, "           5 steps; lengths 1, 7, 16, 33, 100, 515, 4099 at offsets 0, 1, 3; with and without\n")
+	steps, lengths, offsets := paritycheck.Plan()
+	fmt.Fprintf(stdout, "           %d steps; lengths %s at offsets %s; with and without\n", steps, commaList(lengths), commaList(offsets))
 	fmt.Fprintf(stdout, "           NaN, ±Inf, subnormals; no write outside the slices or into the inputs; and Fast\n")
 	fmt.Fprintf(stdout, "           Adam, one step on finite inputs: m, v exact, p within 2^-20 of the update plus an ulp\n")
 	res, err := paritycheck.Check(kernels.Levels())
@@ -166,6 +168,15 @@ func lower(l kernels.ISA) []string {
 		}
 	}
 	return out
+}
+
+// commaList writes 1, 7, 16.
+func commaList(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
 }
 
 func caches(m bench.Machine) string {

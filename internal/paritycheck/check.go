@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/fuseopt/fuseopt/internal/paritytest"
 	"github.com/fuseopt/fuseopt/kernels"
@@ -84,6 +85,12 @@ var (
 )
 
 const paritySteps = 5
+
+// Plan says what Check runs of every kernel: the steps, the lengths and the
+// start offsets (in elements), for the command to print.
+func Plan() (steps int, lengths, offsets []int) {
+	return paritySteps, slices.Clone(parityLengths), slices.Clone(parityOffsets)
+}
 
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {

@@ -2,6 +2,7 @@ package paritycheck
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -145,5 +146,18 @@ func TestCheckDetectsLAMBSums(t *testing.T) {
 	}
 	if joined := strings.Join(out[0].Failures, "\n"); !strings.Contains(joined, "Σr²") {
 		t.Errorf("failures:\n%s", joined)
+	}
+}
+
+// TestPlan: Plan gives what Check runs, and copies that its caller may
+// change.
+func TestPlan(t *testing.T) {
+	steps, lengths, offsets := Plan()
+	if steps != paritySteps || !slices.Equal(lengths, parityLengths) || !slices.Equal(offsets, parityOffsets) {
+		t.Fatalf("Plan: %d steps, lengths %v, offsets %v", steps, lengths, offsets)
+	}
+	lengths[0], offsets[0] = -1, -1
+	if parityLengths[0] == -1 || parityOffsets[0] == -1 {
+		t.Fatal("Plan returned the check's own slices")
 	}
 }
