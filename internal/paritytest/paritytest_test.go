@@ -187,3 +187,149 @@ func TestCentralDiff(t *testing.T) {
 		t.Errorf("d(x³)/dx at 3 = %v, x left at %v", d, x)
 	}
 }
+
+// TestCompareLayout: slices at different offsets or of different lengths
+// do not compare equal, whatever their values.
+func TestCompareLayout(t *testing.T) {
+	a := NewGuarded[float64](4, 1)
+	for _, b := range []*Guarded[float64]{NewGuarded[float64](4, 2), NewGuarded[float64](3, 1)} {
+		if err := Compare(a, b); err == nil || !strings.Contains(err.Error(), "want at 1, n=4") {
+			t.Errorf("a slice at %d of %d: %v", b.off, b.n, err)
+		}
+	}
+}
+
+// TestFastAllowed: 2⁻²⁰ of the update plus an ulp of p, as the Fast Adam's
+// documentation says.
+func TestFastAllowed(t *testing.T) {
+	if FastBound != 0x1p-20 {
+		t.Errorf("FastBound %g", FastBound)
+	}
+	if got := FastAllowed(float32(0), float32(1)); got != 0x1p-20+0x1p-23 {
+		t.Errorf("float32: %g", got)
+	}
+	if got := FastAllowed(3.0, -1.0); got != 4*0x1p-20+0x1p-52 {
+		t.Errorf("float64: %g", got)
+	}
+}
+
+// TestSpecialsListed: every value Specials's comment names is there, in
+// both types: NaN, ±Inf, ±0, the smallest and largest subnormals and a
+// negative one, the smallest normal, the largest finite value, huge and
+// tiny values, ±1.
+func TestSpecialsListed(t *testing.T) {
+	specialsListed[float32](t, math.Float32frombits(1), math.Float32frombits(0x007fffff), 0x1p-126, math.MaxFloat32, 1e30, 1e-30)
+	specialsListed[float64](t, math.Float64frombits(1), math.Float64frombits(0x000fffffffffffff), 0x1p-1022, math.MaxFloat64, 1e300, 1e-300)
+}
+
+func specialsListed[T Float](t *testing.T, minSub, maxSub, minNormal, maxFinite, huge, tiny T) {
+	sp := Specials[T]()
+	has := func(f func(x T) bool) bool {
+		for _, x := range sp {
+			if f(x) {
+				return true
+			}
+		}
+		return false
+	}
+	for name, f := range map[string]func(x T) bool{
+		"NaN":                func(x T) bool { return x != x },
+		"+Inf":               func(x T) bool { return math.IsInf(float64(x), 1) },
+		"-Inf":               func(x T) bool { return math.IsInf(float64(x), -1) },
+		"+0":                 func(x T) bool { return x == 0 && !math.Signbit(float64(x)) },
+		"-0":                 func(x T) bool { return x == 0 && math.Signbit(float64(x)) },
+		"smallest subnormal": func(x T) bool { return x == minSub },
+		"largest subnormal":  func(x T) bool { return x == maxSub },
+		"negative subnormal": func(x T) bool { return x < 0 && -x < minNormal },
+		"smallest normal":    func(x T) bool { return x == minNormal },
+		"largest finite":     func(x T) bool { return x == maxFinite },
+		"huge, not the limit": func(x T) bool {
+			return math.Abs(float64(x)) >= float64(huge) && x != maxFinite && !math.IsInf(float64(x), 0)
+		},
+		"tiny, normal": func(x T) bool { a := math.Abs(float64(x)); return a <= float64(tiny) && a >= float64(minNormal) },
+		"+1":           func(x T) bool { return x == 1 },
+		"-1":           func(x T) bool { return x == -1 },
+	} {
+		if !has(f) {
+			t.Errorf("%T: no %s among %v", T(0), name, sp)
+		}
+	}
+}
+
+// TestFillValues: without specials, each value is u·2^k for u uniform in
+// [-1, 1) and k in -6…5, from the generator in that order (the kernels'
+// golden file depends on the sequence), squared with nonneg; with special
+// 1, every value is a special one.
+func TestFillValues(t *testing.T) {
+	for _, nonneg := range []bool{false, true} {
+		x := make([]float64, 2000)
+		Fill(rand.New(rand.NewPCG(5, 6)), x, 0, nonneg)
+		r := rand.New(rand.NewPCG(5, 6))
+		for i := range x {
+			v := (r.Float64()*2 - 1) * math.Pow(2, float64(r.IntN(12)-6))
+			if nonneg {
+				v *= v
+			}
+			if x[i] != v {
+				t.Fatalf("nonneg %v: x[%d] = %v, want %v", nonneg, i, x[i], v)
+			}
+		}
+	}
+	x := make([]float32, 500)
+	Fill(rand.New(rand.NewPCG(7, 8)), x, 1, false)
+	seen := map[uint64]bool{}
+	for i, v := range x {
+		if !slicesContainsSame(Specials[float32](), v) {
+			t.Fatalf("special 1: x[%d] = %v is not special", i, v)
+		}
+		seen[Bits(v)] = true
+	}
+	if len(seen) < len(Specials[float32]())-1 { // NaN may come with either payload
+		t.Errorf("special 1: %d distinct values of %d", len(seen), len(Specials[float32]()))
+	}
+}
+
+func slicesContainsSame[T Float](xs []T, v T) bool {
+	for _, x := range xs {
+		if Same(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLengths: every length up to 3·64 + 3, then 1021 and 4099, and 65537
+// and 1000003 unless short.
+func TestLengths(t *testing.T) {
+	for _, short := range []bool{true, false} {
+		ls := Lengths(short)
+		var want []int
+		for n := 0; n <= 195; n++ {
+			want = append(want, n)
+		}
+		want = append(want, 1021, 4099)
+		if !short {
+			want = append(want, 65537, 1000003)
+		}
+		if len(ls) != len(want) {
+			t.Errorf("short %v: %d lengths, want %d", short, len(ls), len(want))
+			continue
+		}
+		for i := range ls {
+			if ls[i] != want[i] {
+				t.Errorf("short %v: length %d is %d, want %d", short, i, ls[i], want[i])
+				break
+			}
+		}
+	}
+}
+
+// TestCentralDiffStep: the difference is divided by the step float32
+// holds, not by 2h: the derivative of x itself is 1 exactly, where
+// 1 + 1e-4 is not.
+func TestCentralDiffStep(t *testing.T) {
+	x := float32(1)
+	if d := CentralDiff(&x, 1e-4, func() float64 { return float64(x) }); d != 1 {
+		t.Errorf("d(x)/dx at 1 = %v", d)
+	}
+}
