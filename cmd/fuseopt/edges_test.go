@@ -1,7 +1,6 @@
 package main
 
 import (
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -28,21 +27,18 @@ func TestDemoMixedTinyLR(t *testing.T) {
 	}
 }
 
-// lineXs returns the x values of every line the plot draws (read through
-// reflection: gonum/plot keeps its plotters unexported).
+// lineXs returns the x values of every line the plot draws.
 func lineXs(t *testing.T, p *plot.Plot) [][]float64 {
 	t.Helper()
 	var out [][]float64
-	ps := reflect.ValueOf(p).Elem().FieldByName("plotters")
-	for i := range ps.Len() {
-		v := ps.Index(i).Elem()
-		if v.Kind() != reflect.Pointer || v.Elem().Type() != reflect.TypeOf(plotter.Line{}) {
+	for _, pl := range plottersOf(p) {
+		l, ok := pl.(*plotter.Line)
+		if !ok {
 			continue
 		}
-		xys := v.Elem().FieldByName("XYs")
-		var xs []float64
-		for j := range xys.Len() {
-			xs = append(xs, xys.Index(j).FieldByName("X").Float())
+		xs := make([]float64, len(l.XYs))
+		for j, xy := range l.XYs {
+			xs[j] = xy.X
 		}
 		out = append(out, xs)
 	}

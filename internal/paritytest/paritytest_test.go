@@ -3,6 +3,7 @@ package paritytest
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -115,11 +116,8 @@ func TestFill(t *testing.T) {
 	}
 	specials := 0
 	for _, x := range a {
-		for _, s := range Specials[float64]() {
-			if Same(x, s) {
-				specials++
-				break
-			}
+		if isSpecial(x) {
+			specials++
 		}
 	}
 	if specials < 850 || specials > 1150 {
@@ -279,7 +277,7 @@ func TestFillValues(t *testing.T) {
 	Fill(rand.New(rand.NewPCG(7, 8)), x, 1, false)
 	seen := map[uint64]bool{}
 	for i, v := range x {
-		if !slicesContainsSame(Specials[float32](), v) {
+		if !isSpecial(v) {
 			t.Fatalf("special 1: x[%d] = %v is not special", i, v)
 		}
 		seen[Bits(v)] = true
@@ -289,13 +287,9 @@ func TestFillValues(t *testing.T) {
 	}
 }
 
-func slicesContainsSame[T Float](xs []T, v T) bool {
-	for _, x := range xs {
-		if Same(x, v) {
-			return true
-		}
-	}
-	return false
+// isSpecial reports whether v is one of Specials (NaN with any payload).
+func isSpecial[T Float](v T) bool {
+	return slices.ContainsFunc(Specials[T](), func(s T) bool { return Same(s, v) })
 }
 
 // TestLengths: every length up to 3·64 + 3, then 1021 and 4099, and 65537
