@@ -223,12 +223,12 @@ func TestMutAdafactorEmptyBuffers(t *testing.T) {
 }
 
 // TestMutAdafactorSetLR: SetLR replaces a group's learning rate and
-// nothing else (Optimizer.SetLR and Group.SetLR alike), and the rule reads
-// back the rate it holds.
+// nothing else (Optimizer.SetLR and Group.SetLR alike), and the rule names
+// the rate it holds "lr".
 func TestMutAdafactorSetLR(t *testing.T) {
 	h := afConfigs[1]
-	if got := h.learningRate(); got != h.LR {
-		t.Errorf("learningRate() = %v, want LR %v", got, h.LR)
+	if got := lrOf(h); got != h.LR {
+		t.Errorf("lr = %v, want LR %v", got, h.LR)
 	}
 	o := mustNew[float32](t, h, Options{Workers: 1})
 	if err := o.SetLR(0, 0.25); err != nil {

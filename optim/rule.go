@@ -56,8 +56,7 @@ type rule interface {
 	// store them, as pointers into a copy of the config, and a function
 	// that returns that copy (after a reader has written through them).
 	named() ([]field, func() Hyper)
-	// learningRate and withLR read and replace the learning rate.
-	learningRate() float64
+	// withLR replaces the learning rate (the "lr" of named).
 	withLR(lr float64) Hyper
 	// buffers returns the names of the state buffers a parameter keeps
 	// (PyTorch's state_dict names), in storage order; at most 3. The

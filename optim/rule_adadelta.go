@@ -57,8 +57,6 @@ func (c AdadeltaConfig) named() ([]field, func() Hyper) {
 		fl("weight_decay", &c.WeightDecay), bl("maximize", &c.Maximize)}, func() Hyper { return c }
 }
 
-func (c AdadeltaConfig) learningRate() float64 { return c.LR }
-
 func (c AdadeltaConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (AdadeltaConfig) buffers() []string { return bufsAdadelta }

@@ -111,8 +111,6 @@ func (c AdafactorConfig) named() ([]field, func() Hyper) {
 		fl("weight_decay", &c.WeightDecay), bl("maximize", &c.Maximize)}, func() Hyper { return c }
 }
 
-func (c AdafactorConfig) learningRate() float64 { return c.LR }
-
 func (c AdafactorConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 // buffers names every buffer an Adafactor parameter may keep; which ones a

@@ -59,8 +59,6 @@ func (c AdagradConfig) named() ([]field, func() Hyper) {
 		bl("maximize", &c.Maximize)}, func() Hyper { return c }
 }
 
-func (c AdagradConfig) learningRate() float64 { return c.LR }
-
 func (c AdagradConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (AdagradConfig) buffers() []string { return bufsAdagrad }

@@ -89,8 +89,6 @@ func adamFields(c *AdamConfig) []field {
 		bl("fast", &c.Fast)}
 }
 
-func (c AdamConfig) learningRate() float64 { return c.LR }
-
 func (c AdamConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (c AdamConfig) buffers() []string {
@@ -175,8 +173,6 @@ func (AdamWConfig) name() string { return "AdamW" }
 func (c AdamWConfig) named() ([]field, func() Hyper) {
 	return adamFields((*AdamConfig)(&c)), func() Hyper { return c }
 }
-
-func (c AdamWConfig) learningRate() float64 { return c.LR }
 
 func (c AdamWConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 

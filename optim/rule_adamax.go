@@ -62,8 +62,6 @@ func (c AdamaxConfig) named() ([]field, func() Hyper) {
 		fl("weight_decay", &c.WeightDecay), bl("maximize", &c.Maximize)}, func() Hyper { return c }
 }
 
-func (c AdamaxConfig) learningRate() float64 { return c.LR }
-
 func (c AdamaxConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (AdamaxConfig) buffers() []string { return bufsAdamax }

@@ -48,8 +48,6 @@ func (c EMAConfig) named() ([]field, func() Hyper) {
 		bl("maximize", &c.Maximize)}, func() Hyper { return c }
 }
 
-func (c EMAConfig) learningRate() float64 { return c.LR }
-
 func (c EMAConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (EMAConfig) buffers() []string { return bufsMomentum }

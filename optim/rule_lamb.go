@@ -142,8 +142,6 @@ func (c LAMBConfig) named() ([]field, func() Hyper) {
 		func() Hyper { return c }
 }
 
-func (c LAMBConfig) learningRate() float64 { return c.LR }
-
 func (c LAMBConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (LAMBConfig) buffers() []string { return bufsAdam }

@@ -56,8 +56,6 @@ func (c LionConfig) named() ([]field, func() Hyper) {
 		fl("weight_decay", &c.WeightDecay), bl("maximize", &c.Maximize)}, func() Hyper { return c }
 }
 
-func (c LionConfig) learningRate() float64 { return c.LR }
-
 func (c LionConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (LionConfig) buffers() []string { return bufsLion }

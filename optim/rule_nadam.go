@@ -91,8 +91,6 @@ func (c NAdamConfig) named() ([]field, func() Hyper) {
 		func() Hyper { return c }
 }
 
-func (c NAdamConfig) learningRate() float64 { return c.LR }
-
 func (c NAdamConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (NAdamConfig) buffers() []string { return bufsAdam }

@@ -77,8 +77,6 @@ func (c RAdamConfig) named() ([]field, func() Hyper) {
 		func() Hyper { return c }
 }
 
-func (c RAdamConfig) learningRate() float64 { return c.LR }
-
 func (c RAdamConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (RAdamConfig) buffers() []string { return bufsAdam }

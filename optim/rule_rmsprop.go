@@ -63,8 +63,6 @@ func (c RMSpropConfig) named() ([]field, func() Hyper) {
 		func() Hyper { return c }
 }
 
-func (c RMSpropConfig) learningRate() float64 { return c.LR }
-
 func (c RMSpropConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (c RMSpropConfig) buffers() []string {

@@ -78,8 +78,6 @@ func (c SGDConfig) named() ([]field, func() Hyper) {
 		fl("weight_decay", &c.WeightDecay), bl("nesterov", &c.Nesterov), bl("maximize", &c.Maximize)}, func() Hyper { return c }
 }
 
-func (c SGDConfig) learningRate() float64 { return c.LR }
-
 func (c SGDConfig) withLR(lr float64) Hyper { c.LR = lr; return c }
 
 func (c SGDConfig) buffers() []string {

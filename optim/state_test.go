@@ -445,7 +445,7 @@ func checkV1[T Float](t *testing.T, name string, h Hyper) {
 // otherLR returns a valid config of h's kind that differs from h, so
 // that a Load that keeps the old hyperparameters shows.
 func otherLR(h Hyper) Hyper {
-	return h.withLR(h.learningRate() * 3)
+	return h.withLR(lrOf(h) * 3)
 }
 
 // TestLoadVersion2: the state files of format version 2 in testdata

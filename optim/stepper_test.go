@@ -65,10 +65,10 @@ func checkStepper[T Float](t *testing.T, h Hyper) {
 	}
 	for s := range 12 {
 		if s == 7 {
-			if err := o.SetLR(0, h.learningRate()/2); err != nil {
+			if err := o.SetLR(0, lrOf(h)/2); err != nil {
 				t.Fatal(err)
 			}
-			if err := g.SetLR(h.learningRate() / 2); err != nil {
+			if err := g.SetLR(lrOf(h) / 2); err != nil {
 				t.Fatal(err)
 			}
 		}
