@@ -15,27 +15,35 @@ func bind[T kernels.Float](s *kernels.Set) kset[T] { return paritycheck.Bind[T](
 // stepOf returns one step of o by the kernels of s on the streams a (p, g
 // and the state), with the coefficients c: the rule's kernel, as optim
 // runs it. A shaped step (Adafactor) runs on a Stepper of the parameter's
-// shape, which keeps its state, at the step count of c every time (so that
-// its group computes the coefficients once).
+// shape, which keeps its state, at step adamT every time (so that its
+// group computes the coefficients once).
 func stepOf[T optim.Float](s *kernels.Set, o Op, c *kernels.Coeffs, a [][]T, shape []int) func() error {
 	h, p, g, st := specs[o].hyper, a[0], a[1], a[2:]
 	if specs[o].shaped {
-		grp, err := optim.NewGroup[T](h, s)
-		var sp *optim.Stepper[T]
-		if err == nil {
-			sp, err = grp.NewStepperShape(shape...)
-		}
-		return func() error {
-			if err != nil {
-				return err
-			}
-			if err := sp.SetSteps(adamT - 1); err != nil {
-				return err
-			}
-			return sp.Step(p, g)
-		}
+		step := shapedRun(s, o, a, shape)
+		return func() error { return step(adamT) }
 	}
 	return func() error { return optim.KernelStep(s, h, c, p, g, st...) }
+}
+
+// shapedRun returns a step of the shaped o by the kernels of s on the
+// streams a (p and g), as a function of the step number t ≥ 1: a Stepper
+// of the parameter's shape, made once, which keeps the state.
+func shapedRun[T optim.Float](s *kernels.Set, o Op, a [][]T, shape []int) func(t int) error {
+	grp, err := optim.NewGroup[T](specs[o].hyper, s)
+	var sp *optim.Stepper[T]
+	if err == nil {
+		sp, err = grp.NewStepperShape(shape...)
+	}
+	return func(t int) error {
+		if err != nil {
+			return err
+		}
+		if err := sp.SetSteps(int64(t - 1)); err != nil {
+			return err
+		}
+		return sp.Step(a[0], a[1])
+	}
 }
 
 // roofOf returns the memory roof of a step of o on the streams a: g is
@@ -78,8 +86,14 @@ func roofOf[T kernels.Float](o Op, k kset[T], a [][]T) func() error {
 
 // scalarOf returns one step of o by the plain scalar Go loop on the
 // streams a, for a parameter of the given shape (a shaped step keeps its
-// state, made here, in the loop).
+// state, made here, in the loop): step adamT.
 func scalarOf[T kernels.Float](o Op, a [][]T, shape []int) func() error {
+	step := scalarRun(o, a, shape)
+	return func() error { step(adamT); return nil }
+}
+
+// scalarRun is scalarOf as a function of the step number t ≥ 1.
+func scalarRun[T kernels.Float](o Op, a [][]T, shape []int) func(t int) {
 	sp := specs[o]
 	if sp.shaped {
 		_, lens := optim.StateLens(sp.hyper, shape...)
@@ -95,17 +109,17 @@ func scalarOf[T kernels.Float](o Op, a [][]T, shape []int) func() error {
 		switch a := any(a).(type) {
 		case [][]float32:
 			s := any(st).([][]float32)
-			return func() error { sp.matrix32(a[0], a[1], rows, cols, s); return nil }
+			return func(t int) { sp.matrix32(t, a[0], a[1], rows, cols, s) }
 		case [][]float64:
 			s := any(st).([][]float64)
-			return func() error { sp.matrix64(a[0], a[1], rows, cols, s); return nil }
+			return func(t int) { sp.matrix64(t, a[0], a[1], rows, cols, s) }
 		}
 	}
 	switch a := any(a).(type) {
 	case [][]float32:
-		return func() error { sp.scalar32(a[0], a[1], a[2:]); return nil }
+		return func(t int) { sp.scalar32(t, a[0], a[1], a[2:]) }
 	case [][]float64:
-		return func() error { sp.scalar64(a[0], a[1], a[2:]); return nil }
+		return func(t int) { sp.scalar64(t, a[0], a[1], a[2:]) }
 	}
 	panic("unreachable")
 }

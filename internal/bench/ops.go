@@ -41,12 +41,12 @@ var Ops = []Op{SGD, Momentum, Nesterov, Adam, AdamW, Lion, Adagrad, RMSprop,
 // opSpec is what the comparisons know of a step: its title, its optim
 // config (whose rule gives the state buffers, the coefficients and the
 // kernel of fuseopt's contenders), the plain Go loop a stack would write
-// for it, and whether gonum has it (SGD is an axpy).
+// for it (at step t), and whether gonum has it (SGD is an axpy).
 type opSpec struct {
 	title    string
 	hyper    optim.Hyper
-	scalar32 func(p, g []float32, state [][]float32)
-	scalar64 func(p, g []float64, state [][]float64)
+	scalar32 func(t int, p, g []float32, state [][]float32)
+	scalar64 func(t int, p, g []float64, state [][]float64)
 	axpy     bool
 	// second is the number of element transfers a rule of two passes
 	// moves beyond a one-pass step on its streams: LAMB's first pass does
@@ -64,111 +64,111 @@ type opSpec struct {
 	// matrix32 and matrix64 are the scalar loop of a shaped step on a
 	// rows×cols matrix (rows 0: a vector), with its state: the buffers of
 	// optim.StateLens, then scratch as long as the last.
-	matrix32 func(p, g []float32, rows, cols int, state [][]float32)
-	matrix64 func(p, g []float64, rows, cols int, state [][]float64)
+	matrix32 func(t int, p, g []float32, rows, cols int, state [][]float32)
+	matrix64 func(t int, p, g []float64, rows, cols int, state [][]float64)
 }
 
 // specs holds the spec of every Op. The hyperparameters are those of
 // every comparison; the scalar loops use the same values.
 var specs = map[Op]opSpec{
 	SGD: {title: "SGD", hyper: optim.SGDConfig{LR: lrSGD}, axpy: true,
-		scalar32: func(p, g []float32, _ [][]float32) { sgdScalarF32(p, g, lrSGD) },
-		scalar64: func(p, g []float64, _ [][]float64) { sgdScalarF64(p, g, lrSGD) }},
+		scalar32: func(_ int, p, g []float32, _ [][]float32) { sgdScalarF32(p, g, lrSGD) },
+		scalar64: func(_ int, p, g []float64, _ [][]float64) { sgdScalarF64(p, g, lrSGD) }},
 	Momentum: {title: "Momentum", hyper: optim.SGDConfig{LR: lrSGD, Momentum: mu},
-		scalar32: func(p, g []float32, s [][]float32) { momentumScalarF32(p, g, s[0], lrSGD, mu, false) },
-		scalar64: func(p, g []float64, s [][]float64) { momentumScalarF64(p, g, s[0], lrSGD, mu, false) }},
+		scalar32: func(_ int, p, g []float32, s [][]float32) { momentumScalarF32(p, g, s[0], lrSGD, mu, false) },
+		scalar64: func(_ int, p, g []float64, s [][]float64) { momentumScalarF64(p, g, s[0], lrSGD, mu, false) }},
 	Nesterov: {title: "Nesterov", hyper: optim.SGDConfig{LR: lrSGD, Momentum: mu, Nesterov: true},
-		scalar32: func(p, g []float32, s [][]float32) { momentumScalarF32(p, g, s[0], lrSGD, mu, true) },
-		scalar64: func(p, g []float64, s [][]float64) { momentumScalarF64(p, g, s[0], lrSGD, mu, true) }},
+		scalar32: func(_ int, p, g []float32, s [][]float32) { momentumScalarF32(p, g, s[0], lrSGD, mu, true) },
+		scalar64: func(_ int, p, g []float64, s [][]float64) { momentumScalarF64(p, g, s[0], lrSGD, mu, true) }},
 	Adam: {title: "Adam", hyper: optim.AdamConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps},
-		scalar32: func(p, g []float32, s [][]float32) { adamScalar32(p, g, s, 0) },
-		scalar64: func(p, g []float64, s [][]float64) { adamScalar64(p, g, s, 0) }},
+		scalar32: func(t int, p, g []float32, s [][]float32) { adamScalar32(t, p, g, s, 0) },
+		scalar64: func(t int, p, g []float64, s [][]float64) { adamScalar64(t, p, g, s, 0) }},
 	AdamW: {title: "AdamW", hyper: optim.AdamWConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: wdAdamW},
-		scalar32: func(p, g []float32, s [][]float32) { adamScalar32(p, g, s, wdAdamW) },
-		scalar64: func(p, g []float64, s [][]float64) { adamScalar64(p, g, s, wdAdamW) }},
+		scalar32: func(t int, p, g []float32, s [][]float32) { adamScalar32(t, p, g, s, wdAdamW) },
+		scalar64: func(t int, p, g []float64, s [][]float64) { adamScalar64(t, p, g, s, wdAdamW) }},
 	Lion: {title: "Lion", hyper: optim.LionConfig{LR: lrLion, Beta1: beta1, Beta2: beta2Lion, WeightDecay: wdAdamW},
-		scalar32: func(p, g []float32, s [][]float32) {
+		scalar32: func(_ int, p, g []float32, s [][]float32) {
 			lionScalarF32(p, g, s[0], lrLion, beta1, beta2Lion, wdAdamW)
 		},
-		scalar64: func(p, g []float64, s [][]float64) {
+		scalar64: func(_ int, p, g []float64, s [][]float64) {
 			lionScalarF64(p, g, s[0], lrLion, beta1, beta2Lion, wdAdamW)
 		}},
 	Adagrad: {title: "Adagrad", hyper: optim.AdagradConfig{LR: lrAdagrad, Eps: epsAdagrad},
-		scalar32: func(p, g []float32, s [][]float32) { adagradScalarF32(p, g, s[0], lrAdagrad, epsAdagrad) },
-		scalar64: func(p, g []float64, s [][]float64) { adagradScalarF64(p, g, s[0], lrAdagrad, epsAdagrad) }},
+		scalar32: func(_ int, p, g []float32, s [][]float32) { adagradScalarF32(p, g, s[0], lrAdagrad, epsAdagrad) },
+		scalar64: func(_ int, p, g []float64, s [][]float64) { adagradScalarF64(p, g, s[0], lrAdagrad, epsAdagrad) }},
 	NAdam: {title: "NAdam", hyper: optim.NAdamConfig{LR: lrNAdam, Beta1: beta1, Beta2: beta2, Eps: eps, MomentumDecay: psiNAdam},
-		scalar32: func(p, g []float32, s [][]float32) {
-			bc2, cg, cm := nadamScalars(adamT)
+		scalar32: func(t int, p, g []float32, s [][]float32) {
+			bc2, cg, cm := nadamScalars(t)
 			nadamScalarF32(p, g, s[0], s[1], beta1, beta2, eps, float32(bc2), float32(cg), float32(cm))
 		},
-		scalar64: func(p, g []float64, s [][]float64) {
-			bc2, cg, cm := nadamScalars(adamT)
+		scalar64: func(t int, p, g []float64, s [][]float64) {
+			bc2, cg, cm := nadamScalars(t)
 			nadamScalarF64(p, g, s[0], s[1], beta1, beta2, eps, bc2, cg, cm)
 		}},
 	RAdam: {title: "RAdam", hyper: optim.RAdamConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: eps},
-		scalar32: func(p, g []float32, s [][]float32) {
-			bc1, step, rect := radamScalars(adamT)
+		scalar32: func(t int, p, g []float32, s [][]float32) {
+			bc1, step, rect := radamScalars(t)
 			radamScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, float32(bc1), float32(step), rect)
 		},
-		scalar64: func(p, g []float64, s [][]float64) {
-			bc1, step, rect := radamScalars(adamT)
+		scalar64: func(t int, p, g []float64, s [][]float64) {
+			bc1, step, rect := radamScalars(t)
 			radamScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, bc1, step, rect)
 		}},
 	LAMB: {title: "LAMB", hyper: optim.LAMBConfig{LR: lrAdam, Beta1: beta1, Beta2: beta2, Eps: epsLAMB, WeightDecay: wdAdamW},
 		second: 3,
-		scalar32: func(p, g []float32, s [][]float32) {
-			bc1, bc2 := biasCorrections(adamT)
+		scalar32: func(t int, p, g []float32, s [][]float32) {
+			bc1, bc2 := biasCorrections(t)
 			lambScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, float32(bc1), float32(bc2))
 		},
-		scalar64: func(p, g []float64, s [][]float64) {
-			bc1, bc2 := biasCorrections(adamT)
+		scalar64: func(t int, p, g []float64, s [][]float64) {
+			bc1, bc2 := biasCorrections(t)
 			lambScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, epsLAMB, wdAdamW, bc1, bc2)
 		}},
 	RMSprop: {title: "RMSprop", hyper: optim.RMSpropConfig{LR: lrRMSprop, Alpha: alphaRMSprop, Eps: eps},
-		scalar32: func(p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
-		scalar64: func(p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
+		scalar32: func(_ int, p, g []float32, s [][]float32) { rmspropScalarF32(p, g, s[0], lrRMSprop, alphaRMSprop, eps) },
+		scalar64: func(_ int, p, g []float64, s [][]float64) { rmspropScalarF64(p, g, s[0], lrRMSprop, alphaRMSprop, eps) }},
 	Adamax: {title: "Adamax", hyper: optim.AdamaxConfig{LR: lrAdamax, Beta1: beta1, Beta2: beta2, Eps: eps},
-		scalar32: func(p, g []float32, s [][]float32) {
-			bc1, _ := biasCorrections(adamT)
+		scalar32: func(t int, p, g []float32, s [][]float32) {
+			bc1, _ := biasCorrections(t)
 			adamaxScalarF32(p, g, s[0], s[1], lrAdamax, beta1, beta2, eps, float32(bc1))
 		},
-		scalar64: func(p, g []float64, s [][]float64) {
-			bc1, _ := biasCorrections(adamT)
+		scalar64: func(t int, p, g []float64, s [][]float64) {
+			bc1, _ := biasCorrections(t)
 			adamaxScalarF64(p, g, s[0], s[1], lrAdamax, beta1, beta2, eps, bc1)
 		}},
 	Adadelta: {title: "Adadelta", hyper: optim.AdadeltaConfig{LR: lrAdadelta, Rho: rhoAdadelta, Eps: epsAdadelta},
-		scalar32: func(p, g []float32, s [][]float32) {
+		scalar32: func(_ int, p, g []float32, s [][]float32) {
 			adadeltaScalarF32(p, g, s[0], s[1], lrAdadelta, rhoAdadelta, epsAdadelta)
 		},
-		scalar64: func(p, g []float64, s [][]float64) {
+		scalar64: func(_ int, p, g []float64, s [][]float64) {
 			adadeltaScalarF64(p, g, s[0], s[1], lrAdadelta, rhoAdadelta, epsAdadelta)
 		}},
 	// Adafactor moves g three times (row and column sums; the norms; the
 	// update), p twice, and writes p: six elements a parameter.
 	Adafactor: {title: "Adafactor", hyper: optim.DefaultAdafactor(), shaped: true, moves: 6, passes: 2,
-		matrix32: func(p, g []float32, r, c int, s [][]float32) {
+		matrix32: func(t int, p, g []float32, r, c int, s [][]float32) {
 			if r == 0 {
-				adafactorVecScalarF32(p, g, s[0], adamT, lrAdafactor, eps2Adafactor, 1)
+				adafactorVecScalarF32(p, g, s[0], t, lrAdafactor, eps2Adafactor, 1)
 				return
 			}
-			adafactorScalarF32(p, g, s[0], s[1], s[2], r, c, adamT, lrAdafactor, eps2Adafactor, 1)
+			adafactorScalarF32(p, g, s[0], s[1], s[2], r, c, t, lrAdafactor, eps2Adafactor, 1)
 		},
-		matrix64: func(p, g []float64, r, c int, s [][]float64) {
+		matrix64: func(t int, p, g []float64, r, c int, s [][]float64) {
 			if r == 0 {
-				adafactorVecScalarF64(p, g, s[0], adamT, lrAdafactor, eps2Adafactor, 1)
+				adafactorVecScalarF64(p, g, s[0], t, lrAdafactor, eps2Adafactor, 1)
 				return
 			}
-			adafactorScalarF64(p, g, s[0], s[1], s[2], r, c, adamT, lrAdafactor, eps2Adafactor, 1)
+			adafactorScalarF64(p, g, s[0], s[1], s[2], r, c, t, lrAdafactor, eps2Adafactor, 1)
 		}},
 }
 
-func adamScalar32(p, g []float32, s [][]float32, wd float64) {
-	bc1, bc2 := biasCorrections(adamT)
+func adamScalar32(t int, p, g []float32, s [][]float32, wd float64) {
+	bc1, bc2 := biasCorrections(t)
 	adamScalarF32(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, float32(wd), float32(bc1), float32(bc2))
 }
 
-func adamScalar64(p, g []float64, s [][]float64, wd float64) {
-	bc1, bc2 := biasCorrections(adamT)
+func adamScalar64(t int, p, g []float64, s [][]float64, wd float64) {
+	bc1, bc2 := biasCorrections(t)
 	adamScalarF64(p, g, s[0], s[1], lrAdam, beta1, beta2, eps, wd, bc1, bc2)
 }
 
@@ -344,16 +344,21 @@ const (
 	eps2Adafactor       = 1e-3
 )
 
-// coeffs returns the kernels' coefficients of a step of o in element type T.
-func coeffs[T kernels.Float](o Op) (kernels.Coeffs, error) {
+// coeffs returns the kernels' coefficients of a step of o in element type
+// T: those of step adamT.
+func coeffs[T kernels.Float](o Op) (kernels.Coeffs, error) { return coeffsAt[T](o, adamT) }
+
+// coeffsAt returns the kernels' coefficients of step t ≥ 1 of o in element
+// type T, for a parameter that has taken every step before it.
+func coeffsAt[T kernels.Float](o Op, t int) (kernels.Coeffs, error) {
 	sp, ok := specs[o]
 	if !ok {
 		return kernels.Coeffs{}, fmt.Errorf("bench: unknown step %q", o)
 	}
 	if _, is32 := any(T(0)).(float32); is32 {
-		return optim.Coefficients[float32](sp.hyper, adamT-1, 1)
+		return optim.Coefficients[float32](sp.hyper, int64(t-1), 1)
 	}
-	return optim.Coefficients[float64](sp.hyper, adamT-1, 1)
+	return optim.Coefficients[float64](sp.hyper, int64(t-1), 1)
 }
 
 // hyper returns the optim configuration of a step of o.
