@@ -429,7 +429,7 @@ func TestAdafactorConfig(t *testing.T) {
 	if d != (AdafactorConfig{LR: 1e-2, Beta2Decay: -0.8, Eps1Machine: true, Eps2: 1e-3, D: 1}) {
 		t.Errorf("DefaultAdafactor() = %+v", d)
 	}
-	names, vals := values(afConfigs[1])
+	names, _ := values(afConfigs[1])
 	if !slices.Equal(names, []string{"lr", "beta2_decay", "eps1", "eps1_machine", "eps2", "d", "weight_decay", "maximize"}) {
 		t.Errorf("names %v", names)
 	}
@@ -437,7 +437,7 @@ func TestAdafactorConfig(t *testing.T) {
 		if err := h.Validate(); err != nil {
 			t.Errorf("%+v: %v", h, err)
 		}
-		names, vals = values(h)
+		names, vals := values(h)
 		if back, err := fromValues(KindAdafactor, names, vals); err != nil || back != h {
 			t.Errorf("%+v does not round-trip: %v %v", h, back, err)
 		}

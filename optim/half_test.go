@@ -55,13 +55,13 @@ func halfCases() []halfCase {
 // halfModel is a set of 16-bit parameters with their gradients, masters
 // and (for the reference) state.
 type halfModel struct {
-	f16          bool
-	p, g         [][]uint16
-	master       [][]float32
-	state        [][3][]float32 // master-weight reference state
-	state16      [][3][]uint16  // 16-bit state reference
-	sizes        []int
-	seed, stepNo uint64
+	f16     bool
+	p, g    [][]uint16
+	master  [][]float32
+	state   [][3][]float32 // master-weight reference state
+	state16 [][3][]uint16  // 16-bit state reference
+	sizes   []int
+	seed    uint64
 }
 
 func to16(f16 bool, x float32) uint16 {

@@ -269,12 +269,12 @@ type stepMutReducer struct {
 	calls, failAt int
 }
 
-var stepMutDown = errors.New("reducer down")
+var errStepMutDown = errors.New("reducer down")
 
 func (r *stepMutReducer) AllReduceSum([]float64) error {
 	r.calls++
 	if r.calls >= r.failAt {
-		return stepMutDown
+		return errStepMutDown
 	}
 	return nil
 }
@@ -289,11 +289,11 @@ func TestMutStepScaledNormExchangeError(t *testing.T) {
 	o := mustNew[float64](t, SGDConfig{LR: 1}, Options{Workers: 1, Shard: Shard{Rank: 0, Ranks: 2, Reducer: red}})
 	g := []float64{1e200, 1e200}
 	stepMutAdd(t, o, "p", []float64{0, 0}, g)
-	if _, _, err := o.GradNorm(); !errors.Is(err, stepMutDown) {
+	if _, _, err := o.GradNorm(); !errors.Is(err, errStepMutDown) {
 		t.Fatalf("GradNorm: %v, want the reducer's error", err)
 	}
 	red.calls = 0
-	if _, err := o.ClipGradNorm(1); !errors.Is(err, stepMutDown) || g[0] != 1e200 || g[1] != 1e200 {
+	if _, err := o.ClipGradNorm(1); !errors.Is(err, errStepMutDown) || g[0] != 1e200 || g[1] != 1e200 {
 		t.Fatalf("ClipGradNorm: %v, gradients %v; want the reducer's error and no change", err, g)
 	}
 }

@@ -473,14 +473,6 @@ func (o *Optimizer[T]) shardFixed() error {
 	return nil
 }
 
-// zeroGradsAll sets every gradient to zero on the caller: a shard's jobs
-// run on its own chunks only, and ZeroGrad clears the whole gradients.
-func (o *Optimizer[T]) zeroGradsAll() {
-	for i := range o.params {
-		clear(o.params[i].grad)
-	}
-}
-
 // ShardBounds returns the assignment of the registered parameters' chunks
 // to the ranks (see the package function [ShardBounds]): rank r owns the
 // flat elements [b[r], b[r+1]) of the parameters laid end to end in

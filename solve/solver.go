@@ -51,7 +51,6 @@ type Solver[T Float] struct {
 	cp       triCopy[T]
 	ybuf     []T
 	apack    []T
-	work     Matrix[T]
 	ns       nsState[T]
 	pk       packer[T]
 }

@@ -63,11 +63,7 @@ func (lr *logReg) grad(w, g, h []float64) {
 	for j := range g {
 		g[j] = lr.lambda * w[j]
 	}
-	if h != nil {
-		for i := range h {
-			h[i] = 0
-		}
-	}
+	clear(h)
 	inv := 1 / float64(lr.n)
 	for i := range lr.n {
 		row := lr.x[i*d : (i+1)*d]

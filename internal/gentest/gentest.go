@@ -20,8 +20,8 @@ type Generator struct {
 
 // Compare runs the generators and compares each file of names, written
 // into the temporary directory, with the committed file of that name in
-// the test's package directory. header maps a name to the path the
-// go:generate line gives for it, which avo writes into the file's header.
+// the test's package directory. header maps a name to the path that the
+// file's go:generate line gives, which avo writes into the file's header.
 // Without the go command or the generators' modules it skips, unless
 // FUSEOPT_CHECK_GENERATE=1 makes that a failure; -short skips it. hint
 // says how to regenerate.

@@ -19,9 +19,6 @@ func ReserveHeap() {
 	if os.Getenv("FUSEOPT_QEMU") == "" {
 		return
 	}
-	ballast = make([]byte, 512<<20)
-	ballast = nil
+	runtime.KeepAlive(make([]byte, 512<<20))
 	runtime.GC()
 }
-
-var ballast []byte
