@@ -88,7 +88,9 @@ type Newton struct {
 	// Loss, when set, turns on the backtracking line search. It returns
 	// the loss at the parameters as they are when it is called: the search
 	// writes each trial point into w (into every block's W) before calling
-	// it. It is called once at the start point first.
+	// it. It is called once at the start point first. It may not call this
+	// Newton's methods, which the step under way is using (they return
+	// ErrInvalid from it); another Newton may be used there.
 	Loss func() float64
 	// C1 is Armijo's constant (0 means 1e-4), Shrink the factor of the
 	// backtracking (0 means 0.5) and MaxBacktracks the number of step
@@ -114,7 +116,24 @@ type Newton struct {
 	blocks []newtonScratch
 	spans  []newtonSpan
 	wtmp   []float64 // StepMat's copy of H
+	busy   bool      // a Step, StepBlocks, StepMat or Direction is under way
 }
+
+// errNewtonBusy is the error of a Newton method called from Loss during
+// a step of the same Newton, whose scratch space (the direction, the
+// start point) the step under way still needs.
+var errNewtonBusy = fmt.Errorf("%w: a Newton's Step, StepBlocks, StepMat or Direction called from its Loss, during a step of the same Newton (use another Newton there)", ErrInvalid)
+
+// enter marks nt busy, or returns errNewtonBusy when it is; leave ends it.
+func (nt *Newton) enter() error {
+	if nt.busy {
+		return errNewtonBusy
+	}
+	nt.busy = true
+	return nil
+}
+
+func (nt *Newton) leave() { nt.busy = false }
 
 // NewtonResult reports one Newton direction and step.
 type NewtonResult struct {
@@ -470,6 +489,10 @@ func newtonAxpy(w, w0, d []float64, alpha float64) {
 // d without a step; see Newton. H is len(g)² values, row-major. d is
 // written last, only without an error, and may share memory with g or H.
 func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
+	if err := nt.enter(); err != nil {
+		return NewtonResult{}, err
+	}
+	defer nt.leave()
 	c, err := nt.conf()
 	if err != nil {
 		return NewtonResult{}, err
@@ -516,6 +539,15 @@ func (nt *Newton) ensure(wk *newtonWorker, workers int) error {
 // unless CheckSymmetry is set). w must not share memory with g or h
 // (solve.ErrOverlap). On an error w is unchanged.
 func (nt *Newton) Step(w, g, h []float64) (NewtonResult, error) {
+	if err := nt.enter(); err != nil {
+		return NewtonResult{}, err
+	}
+	defer nt.leave()
+	return nt.step(w, g, h)
+}
+
+// step is Step, on a Newton marked busy.
+func (nt *Newton) step(w, g, h []float64) (NewtonResult, error) {
 	c, err := nt.conf()
 	if err != nil {
 		return NewtonResult{}, err
@@ -615,6 +647,10 @@ type NewtonBlocksResult struct {
 // On an error no W is changed. Unlike Step it allocates a little (the
 // goroutines and the result's Blocks).
 func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
+	if err := nt.enter(); err != nil {
+		return NewtonBlocksResult{}, err
+	}
+	defer nt.leave()
 	c, err := nt.conf()
 	if err != nil {
 		return NewtonBlocksResult{}, err
@@ -696,6 +732,10 @@ func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
 	if nilptr.Is(h) {
 		return NewtonResult{}, fmt.Errorf("%w: H is nil", solve.ErrDimension)
 	}
+	if err := nt.enter(); err != nil {
+		return NewtonResult{}, err
+	}
+	defer nt.leave()
 	// Everything that needs no H is checked before H is read into n²
 	// values of scratch space, which must also fit NewMatrix's bound.
 	if _, err := nt.conf(); err != nil {
@@ -727,5 +767,5 @@ func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
 			}
 		}
 	}
-	return nt.Step(w, g, hd)
+	return nt.step(w, g, hd)
 }

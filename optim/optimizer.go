@@ -226,6 +226,10 @@ type Optimizer[T Float] struct {
 	// the groups (SetLR, SetGroup, AddGroup), which must not allocate it.
 	checkC *kernels.Coeffs
 	closed bool
+	// inReducer is set while the shard's Reducer runs, within a Step,
+	// GradNorm or ClipGradNorm (reduce): the calls that change the
+	// optimizer, run a collective or save refuse to run from it.
+	inReducer bool
 
 	// Built by prepare when dirty: the state slab and the task plan.
 	dirty  bool
@@ -591,11 +595,14 @@ func (o *Optimizer[T]) Params() []ParamInfo {
 // ParamInto writes the description of parameter i (in registration order,
 // 0 ≤ i < NumParams) into dst, reusing dst.Shape's memory: a loop that
 // passes the same dst for every parameter allocates nothing once its
-// Shape has room for the longest shape. An i out of range is ErrInvalid,
-// and dst is left as it was.
+// Shape has room for the longest shape. An i out of range, or a nil dst,
+// is ErrInvalid, and dst is left as it was.
 func (o *Optimizer[T]) ParamInto(i int, dst *ParamInfo) error {
 	if i < 0 || i >= len(o.params) {
 		return fmt.Errorf("%w: parameter %d of %d", ErrInvalid, i, len(o.params))
+	}
+	if dst == nil {
+		return fmt.Errorf("%w: ParamInto(%d, nil)", ErrInvalid, i)
 	}
 	o.params[i].infoInto(dst)
 	return nil
@@ -714,8 +721,12 @@ func (o *Optimizer[T]) LossScale() float64 { return o.lossScale }
 
 // Close stops the worker goroutines. The optimizer then refuses Step and
 // the other calls that change it (with ErrClosed); Save still works. Close
-// is idempotent.
+// is idempotent. Called from the Reducer during a collective, it changes
+// nothing and returns errInReducer's ErrInvalid.
 func (o *Optimizer[T]) Close() error {
+	if o.inReducer {
+		return errInReducer
+	}
 	if o.closed {
 		return nil
 	}
@@ -730,12 +741,21 @@ func (o *Optimizer[T]) Close() error {
 // errZeroOptimizer is the error of an Optimizer not made by New.
 var errZeroOptimizer = fmt.Errorf("%w: an Optimizer not made by New", ErrInvalid)
 
-// usable returns nil for an Optimizer made by New and not closed:
-// otherwise errZeroOptimizer or ErrClosed.
+// errInReducer is the error of a call that changes the optimizer, runs a
+// collective or saves, made from its Reducer during a collective: the
+// step under way has computed what depends on the state (the blocks of
+// coefficients, the plan), and a checkpoint taken then would hold half a
+// step.
+var errInReducer = fmt.Errorf("%w: called from the Reducer, during a Step, GradNorm or ClipGradNorm of this optimizer", ErrInvalid)
+
+// usable returns nil for an Optimizer made by New and not closed, outside
+// its Reducer: otherwise errZeroOptimizer, ErrClosed or errInReducer.
 func (o *Optimizer[T]) usable() error {
 	switch {
 	case o.ops == nil:
 		return errZeroOptimizer
+	case o.inReducer:
+		return errInReducer
 	case o.closed:
 		return ErrClosed
 	}

@@ -46,8 +46,9 @@ func (o *Optimizer[T]) plan() {
 	o.pieceSum = make([]float64, len(o.pieces))
 	o.pieceBad = make([]bool, len(o.pieces))
 	o.widenBuf = nil
-	// One chunk of widened gradient per worker (halfGradSumSq), no longer
-	// than the longest 16-bit parameter (a piece is never longer).
+	// One chunk of widened gradient per worker that can run a task of the
+	// plan's (halfGradSumSq; runN runs no more workers than tasks), no
+	// longer than the longest 16-bit parameter (a piece is never longer).
 	wl := 0
 	for i := range o.params {
 		if o.params[i].half != nil {
@@ -55,7 +56,7 @@ func (o *Optimizer[T]) plan() {
 		}
 	}
 	if wl > 0 {
-		w := max(o.opt.Workers, 1)
+		w := max(min(o.opt.Workers, len(o.tasks)-1), 1)
 		buf := make([]float32, w*wl)
 		for k := range w {
 			o.widenBuf = append(o.widenBuf, buf[k*wl:(k+1)*wl:(k+1)*wl])

@@ -38,7 +38,10 @@ func (k Kind) String() string {
 // every group of an optimizer has a config of that same type. Only this
 // package's configs implement it (and pointers to them, which every
 // function that takes a Hyper takes as the config they point to; a nil
-// pointer is refused with ErrInvalid).
+// pointer is refused with ErrInvalid). A type of the caller's that embeds
+// a config implements it too, through the promoted methods, but every
+// function that takes a Hyper refuses it with ErrInvalid (or, where it
+// returns no error, treats it as nil): pass the config itself.
 type Hyper interface {
 	// Kind returns the optimizer kind the config belongs to.
 	Kind() Kind
@@ -150,8 +153,11 @@ func (f field) set(v float64) bool {
 // canonical returns the config h holds: h itself, or the config that h
 // points to when h is a pointer to one (a *AdamConfig implements Hyper
 // too, since the configs' methods have value receivers; the rules and the
-// optimizer's type switches take the configs by value). A nil Hyper, or a
-// nil pointer, gives an error wrapping ErrInvalid.
+// optimizer's type switches take the configs by value). A nil Hyper, a
+// nil pointer, or a type other than the package's configs (a struct that
+// embeds one implements Hyper through the promoted methods, but the
+// optimizer's checks and type switches know the configs alone) gives an
+// error wrapping ErrInvalid; no method of such an h is called.
 func canonical(h Hyper) (Hyper, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil Hyper", ErrInvalid)
@@ -166,11 +172,17 @@ func canonical(h Hyper) (Hyper, error) {
 		}
 		return canonical(e)
 	}
+	if !configTypes[reflect.TypeOf(h)] {
+		return nil, fmt.Errorf("%w: a %T is not one of the package's configs (AdamConfig, SGDConfig, …): pass the config itself", ErrInvalid, h)
+	}
 	return h, nil
 }
 
 // kinds holds the zero config of every kind, filled by the rule files.
 var kinds [256]Hyper
+
+// configTypes holds the type of every kind's config, filled with kinds.
+var configTypes = map[reflect.Type]bool{}
 
 // register records the rule of kind k; each rule file calls it once in a
 // package-level variable initialiser.
@@ -180,6 +192,7 @@ func register(h Hyper) Kind {
 		panic(fmt.Sprintf("optim: kind %d registered twice", k))
 	}
 	kinds[k] = h
+	configTypes[reflect.TypeOf(h)] = true
 	return k
 }
 

@@ -133,6 +133,10 @@ type Reducer interface {
 	// element is non-zero on one rank at most, so that the sum is exact
 	// in any order of addition (x + 0 = x; a -0 may become +0, on which
 	// nothing depends): MPI_Allreduce with MPI_SUM on MPI_DOUBLE is one.
+	// It runs inside the optimizer's Step, GradNorm and ClipGradNorm, and
+	// may not change that optimizer: the calls that would (Step, Add,
+	// SetGroup, Load, Close, …) and SaveShard return ErrInvalid from it,
+	// and ZeroGrad does nothing.
 	AllReduceSum(x []float64) error
 }
 
@@ -399,8 +403,8 @@ func (o *Optimizer[T]) exchange(what int) error {
 			}
 		}
 	}
-	if err := s.red.AllReduceSum(x); err != nil {
-		return fmt.Errorf("optim: shard %d of %d: Reducer.AllReduceSum: %w", s.rank, s.ranks, err)
+	if err := o.reduce(x); err != nil {
+		return err
 	}
 	seg = 0
 	if what&exSum != 0 {
@@ -419,6 +423,18 @@ func (o *Optimizer[T]) exchange(what int) error {
 				o.pieceRed[j][k] = v
 			}
 		}
+	}
+	return nil
+}
+
+// reduce runs the Reducer on x, with the calls that would change the
+// optimizer refused while it runs (errInReducer), and wraps its error.
+func (o *Optimizer[T]) reduce(x []float64) error {
+	s := o.shard
+	o.inReducer = true
+	defer func() { o.inReducer = false }()
+	if err := s.red.AllReduceSum(x); err != nil {
+		return fmt.Errorf("optim: shard %d of %d: Reducer.AllReduceSum: %w", s.rank, s.ranks, err)
 	}
 	return nil
 }
@@ -444,8 +460,8 @@ func (o *Optimizer[T]) runID() error {
 	if s.rank == 0 {
 		x[0] = float64(1 + rand.Uint64N(maxRunID-1))
 	}
-	if err := s.red.AllReduceSum(x); err != nil {
-		return fmt.Errorf("optim: shard %d of %d: Reducer.AllReduceSum: %w", s.rank, s.ranks, err)
+	if err := o.reduce(x); err != nil {
+		return err
 	}
 	if v := x[0]; !(v >= 1 && v < maxRunID && v == math.Trunc(v)) {
 		return fmt.Errorf("%w: shard %d of %d: Reducer.AllReduceSum summed rank 0's run id and zeros to %v, want an integer in [1, 2⁵²): the Reducer does not sum over every rank", ErrInvalid, s.rank, s.ranks, v)

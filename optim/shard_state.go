@@ -79,6 +79,9 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 	if o.ops == nil {
 		return errZeroOptimizer // (a closed optimizer saves)
 	}
+	if o.inReducer {
+		return errInReducer
+	}
 	if w == nil {
 		return fmt.Errorf("%w: SaveShard to a nil writer", ErrInvalid)
 	}

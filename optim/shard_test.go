@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -478,8 +479,11 @@ func TestShardOptions(t *testing.T) {
 }
 
 // shapedAdam stands for a rule whose buffers follow the tensor's shape
-// (Adafactor): sharding refuses it.
+// (Adafactor): sharding refuses it. It is made one of the configs that
+// canonical takes (which refuses other types that embed a config).
 type shapedAdam struct{ AdamConfig }
+
+func init() { configTypes[reflect.TypeOf(shapedAdam{})] = true }
 
 func (shapedAdam) bufferLen(k int, shape []int) int { return 0 }
 

@@ -108,8 +108,13 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 }
 
 // ZeroGrad sets every gradient to zero (and ends an UnscaleGrads: the
-// next gradients are taken as scaled by the loss scale).
+// next gradients are taken as scaled by the loss scale). Called from the
+// Reducer during a collective (when the Step under way has read the
+// gradients but not yet applied them), it does nothing.
 func (o *Optimizer[T]) ZeroGrad() {
+	if o.inReducer {
+		return
+	}
 	o.unscaled, o.clipped = false, false // (the next gradients come scaled)
 	if o.closed || o.shard != nil {      // a shard's jobs run on its own chunks only (shard.go)
 		for i := range o.params {
@@ -430,7 +435,9 @@ func (o *Optimizer[T]) runN(job *pool.Job, n int) {
 			// Stop the workers of an optimizer that was never closed.
 			runtime.AddCleanup(o, (*pool.Pool).Stop, o.pool)
 		}
-		o.pool.Run(job, n, o.opt.Workers, o.total >= o.opt.WakeThreshold)
+		// No more workers than tasks: a worker id is then below both,
+		// which bounds the per-worker buffers (plan's widenBuf).
+		o.pool.Run(job, n, min(o.opt.Workers, n), o.total >= o.opt.WakeThreshold)
 	}
 }
 
