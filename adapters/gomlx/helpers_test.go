@@ -186,20 +186,6 @@ func flat64(t testing.TB, v *context.Variable) []float64 {
 	return out
 }
 
-// maxRelDiff returns the largest |a-b| / max(|a|, |b|, floor) over a and b.
-func maxRelDiff(a, b [][]float64, floor float64) float64 {
-	worst := 0.0
-	for i := range a {
-		for j := range a[i] {
-			d := math.Abs(a[i][j]-b[i][j]) / max(math.Abs(a[i][j]), math.Abs(b[i][j]), floor)
-			if d > worst || math.IsNaN(d) {
-				worst = d
-			}
-		}
-	}
-	return worst
-}
-
 // maxScaledDiff returns the largest |a-b| over each variable, divided by the
 // variable's largest |a|.
 func maxScaledDiff(a, b [][]float64) float64 {

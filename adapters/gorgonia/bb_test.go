@@ -31,7 +31,6 @@ import (
 type bbRef struct {
 	eta, clip          float64
 	useClip, maximize  bool
-	stepped            bool
 	w, pw, pg          [][]float64
 	f32, kept          []bool
 	lastSY, lastYY     float64

@@ -357,7 +357,7 @@ func TestStateFollowsWeights(t *testing.T) {
 // byValue is a ValueGrad of a type that cannot be a map key.
 type byValue struct {
 	w, g *tensor.Dense
-	tags []string
+	_    []string // a slice: byValue is not comparable
 }
 
 func (b byValue) Value() G.Value         { return b.w }
