@@ -298,13 +298,16 @@ type Stepper[T Float] struct {
 	af    *afTensor[T] // Adafactor: the plan and scratch of its passes
 	sc    scalars      // the per-parameter scalars after the last step
 	fresh bool         // a buffer is new since the last step (see freshRule)
+	sized bool         // a Step has been given p and g of n elements
 }
 
 // NewStepper returns a Stepper for a parameter of n elements, at step
 // count 0 with no state yet: its buffers are made, at their initial values
 // (zero but for Adagrad's sum), by the first Step (placed away from that
 // Step's parameter and gradient, as the Optimizer places its state) or by
-// Restore.
+// Restore. Nothing of n's size is made before a Step has been given a
+// parameter of n elements or Restore a buffer of its length, so that an n
+// no parameter has costs nothing.
 func (g *Group[T]) NewStepper(n int) (*Stepper[T], error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%w: a parameter of %d elements", ErrLength, n)
@@ -332,11 +335,10 @@ func (g *Group[T]) NewStepperShape(shape ...int) (*Stepper[T], error) {
 	if len(shape) > maxRank {
 		return nil, fmt.Errorf("%w: rank %d > %d", ErrInvalid, len(shape), maxRank)
 	}
-	s := &Stepper[T]{g: g, n: n, shape: slices.Clone(shape), sc: initialScalarsOf(g.Hyper())}
-	if h, ok := g.Hyper().(AdafactorConfig); ok {
-		s.af = newAfTensor[T](h, s.shape, n, DefaultChunkSize)
-	}
-	return s, nil
+	// Nothing of n's size is made here (Adafactor's plan and scratch, the
+	// state): Step and Restore make it once a parameter or a buffer of
+	// that size has been given.
+	return &Stepper[T]{g: g, n: n, shape: slices.Clone(shape), sc: initialScalarsOf(g.Hyper())}, nil
 }
 
 // errZeroStepper is the error of a Stepper not made by NewStepper.
@@ -398,6 +400,7 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	if len(p) != s.n || len(g) != s.n {
 		return fmt.Errorf("%w: len(p) = %d, len(g) = %d, the stepper's parameter has %d", ErrLength, len(p), len(g), s.n)
 	}
+	s.sized = true
 	if overlap(p, g) {
 		return fmt.Errorf("%w: p and g overlap", ErrInvalid)
 	}
@@ -405,6 +408,9 @@ func (s *Stepper[T]) Step(p, g []T) error {
 		return fmt.Errorf("%w: the parameter has taken MaxStep = %d steps", ErrInvalid, MaxStep)
 	}
 	c := s.g.conf.Load()
+	if h, ok := c.h.(AdafactorConfig); ok && s.af == nil {
+		s.af = newAfTensor[T](h, s.shape, s.n, DefaultChunkSize) // (its chunks follow the shape alone)
+	}
 	want := s.bufNames(c)
 	// LAMB's scratch comes and goes with DirectionInScratch under the
 	// same buffer names.
@@ -460,14 +466,23 @@ func (s *Stepper[T]) bufNames(c *groupConf) []string { return paramBuffers(c.h, 
 // from each other, keeping the values of buffers already held by name; a
 // new one starts at its rule's initial value.
 func (s *Stepper[T]) place(c *groupConf, p, g []T) {
-	names := s.bufNames(c)
+	s.placeNames(c, s.bufNames(c), true, p, g)
+}
+
+// placeNames is place for the buffers names (of c's, in c's order), with
+// LAMB's scratch when scratch is set.
+func (s *Stepper[T]) placeNames(c *groupConf, names []string, scratch bool, p, g []T) {
+	all := s.bufNames(c)
 	size := s.g.ops.size
 	total := 0
-	for k := range names {
-		n := bufferLen(c.h, k, s.shape, s.n)
+	for _, name := range names {
+		n := bufferLen(c.h, slices.Index(all, name), s.shape, s.n)
 		total += n + layout.Pad(n, size)
 	}
-	sc := scratchLen(c.h, s.n)
+	sc := 0
+	if scratch {
+		sc = scratchLen(c.h, s.n)
+	}
 	total += sc + layout.Pad(sc, size)
 	var slab []T
 	if total > 0 {
@@ -483,7 +498,8 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 	var buf [3][]T
 	cur := 0
 	for i, name := range names {
-		n := bufferLen(c.h, i, s.shape, s.n)
+		k := slices.Index(all, name)
+		n := bufferLen(c.h, k, s.shape, s.n)
 		cur = layout.Place(base, cur, n, size, streams)
 		buf[i] = slab[cur : cur+n : cur+n]
 		streams = append(streams, base+uintptr(cur*size))
@@ -491,7 +507,7 @@ func (s *Stepper[T]) place(c *groupConf, p, g []T) {
 		if old := s.Buffer(name); old != nil {
 			copy(buf[i], old)
 		} else {
-			fillInitial(c.h, i, buf[i])
+			fillInitial(c.h, k, buf[i])
 		}
 	}
 	if sc > 0 { // LAMB's scratch, after the state (scratchOf)
@@ -561,21 +577,31 @@ func (s *Stepper[T]) Restore(step int64, names []string, bufs [][]T, named ...Sc
 		}
 		ordered[j] = bufs[i]
 	}
-	missing := false
-	for j := range ordered {
-		if ordered[j] == nil {
-			ordered[j] = make([]T, bufferLen(c.h, j, s.shape, s.n))
-			fillInitial(c.h, j, ordered[j])
-			missing = true
+	// A missing buffer passes the check (nil here). It is made at its
+	// initial value here when a Step has shown the parameter's length,
+	// and otherwise by the next Step, once p and g show it (the buffers
+	// given show theirs themselves).
+	var held []string
+	for j, b := range ordered {
+		if b != nil {
+			held = append(held, want[j])
 		}
 	}
+	missing := len(held) < len(want)
 	if err := checkBuffers(c.h, want, ordered, step); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
 	s.names, s.buf, s.fresh = nil, [3][]T{}, false
-	s.place(c, nil, nil)
-	for j := range ordered {
-		copy(s.buf[j], ordered[j])
+	if s.sized {
+		held = want
+		s.place(c, nil, nil)
+	} else {
+		s.placeNames(c, held, false, nil, nil)
+	}
+	for i, name := range held {
+		if b := ordered[slices.Index(want, name)]; b != nil {
+			copy(s.buf[i], b)
+		}
 	}
 	if _, ok := c.h.(freshRule); ok && missing && step > 0 {
 		s.fresh = true // SGD's momentum_buffer None: set to the next gradient
