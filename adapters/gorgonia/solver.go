@@ -260,6 +260,7 @@ type Solver struct {
 	states []*state // by position in the last models, a shortcut past byKey
 	items  []item   // scratch of Step
 	spans  []span   // scratch of checkDisjoint
+	inStep bool     // a Step is under way (a ValueGrad may call back)
 
 	// scratch receives the coefficients that check validates; checked
 	// holds the step count validated in this Step, per element type
@@ -287,7 +288,9 @@ func newSolver(r rule, defaults config, opts []Option) *Solver {
 	defaults.rule = r
 	s := &Solver{rule: r, cfg: defaults, byKey: make(map[unsafe.Pointer]*state)}
 	for _, o := range opts {
-		o(&s.cfg)
+		if o != nil { // a nil Option sets nothing
+			o(&s.cfg)
+		}
 	}
 	return s
 }
@@ -486,11 +489,19 @@ func (c *config) check() error {
 // error the weights, the gradients and the solver's state are as they were.
 // A value or gradient that shares memory with its own weight's other half,
 // or with another weight's value or gradient (the same weight twice), is
-// refused (ErrValue). A weight of no elements is left as it is.
+// refused (ErrValue). A weight of no elements is left as it is. A Step
+// called from a ValueGrad's Value or Grad during a Step of the same
+// solver is refused with optim.ErrInvalid (the outer Step holds the
+// solver's scratch).
 func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 	if s == nil || s.byKey == nil {
 		return fmt.Errorf("%w: a Solver made by one of the New…Solver functions (this one is declared, or nil)", optim.ErrInvalid)
 	}
+	if s.inStep {
+		return fmt.Errorf("%w: Step called from a ValueGrad during a Step of the same Solver", optim.ErrInvalid)
+	}
+	s.inStep = true
+	defer func() { s.inStep = false }()
 	if len(s.states) < len(model) {
 		s.states = append(s.states, make([]*state, len(model)-len(s.states))...)
 	}
