@@ -253,6 +253,9 @@ func (s *strategy[C]) SetLR(lr float64) {
 // config h of the setting key (global: spago's global step, or 0).
 func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind string, key groupKey, h optim.Hyper,
 	ks *kernels.Set, global int64) error {
+	if p == nil {
+		return fmt.Errorf("%w: a nil *nn.Param", ErrParam)
+	}
 	switch d := p.Matrix.(type) {
 	case *mat.Dense[float32]:
 		return stepParam(p, d, name, kind, &s.groups, key, h, ks, global)

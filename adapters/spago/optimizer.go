@@ -38,7 +38,8 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // the error is returned. A parameter that the channel gives more than once
 // (a weight shared by two layers: nn.Parameters walks the model and does
 // not remove repeats) is updated once, where spago's Optimizer would
-// update it once per appearance, from several goroutines at once.
+// update it once per appearance, from several goroutines at once. A nil
+// parameter, or one without a value, is an error wrapping ErrParam.
 func (o *Optimizer) Optimize() error {
 	if o == nil || o.params == nil || o.strategy == nil {
 		return fmt.Errorf("%w: an Optimizer made by NewOptimizer with parameters and a strategy", optim.ErrInvalid)
@@ -60,10 +61,18 @@ func (o *Optimizer) Optimize() error {
 				_, repeat := seen[p]
 				seen[p] = struct{}{}
 				mu.Unlock()
-				if failed || repeat || !p.HasGrad() {
+				var err error
+				switch {
+				case failed || repeat:
 					continue
+				case p == nil || p.Matrix == nil:
+					err = fmt.Errorf("%w: a nil parameter, or one without a value", ErrParam)
+				case !p.HasGrad():
+					continue
+				default:
+					err = o.strategy.OptimizeParams(p)
 				}
-				if err := o.strategy.OptimizeParams(p); err != nil {
+				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
