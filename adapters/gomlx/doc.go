@@ -93,5 +93,7 @@
 // graph ran (a schedule's negative learning rate) changes no weight, state
 // variable or step count, and stops the optimizer: the executions that
 // follow change none either, [Optimizer.Err] returns the error, and with
-// AttachToLoop the loop stops with it.
+// AttachToLoop the loop stops with it. The attach methods return no error:
+// given a nil trainer, executor or loop they attach nothing and stop the
+// optimizer in the same way, with an error wrapping optim.ErrInvalid.
 package fusegomlx

@@ -40,10 +40,12 @@ import (
 // are first rounded to the dtype GoMLX computes in, as its graph holds them
 // as constants of that dtype.
 //
-// An AdamConfig comes from [Adam] or [RMSProp]: the Optimizer of a
-// declared one (the zero AdamConfig, which has no scope for its state)
-// fails to build its graph with optim.ErrInvalid.
+// An AdamConfig comes from [Adam] or [RMSProp] (or is a copy of one): the
+// Optimizer of a declared one (the zero AdamConfig, whose betas and ε are 0)
+// fails to build its graph with optim.ErrInvalid, whatever builder methods
+// were called on it since.
 type AdamConfig struct {
+	made         bool // set by Adam and RMSProp only
 	scope        string
 	dtype        dtypes.DType
 	learningRate float64
@@ -63,6 +65,7 @@ type AdamConfig struct {
 // pass between the two).
 func Adam() *AdamConfig {
 	return &AdamConfig{
+		made:         true,
 		scope:        optimizers.AdamDefaultScope,
 		learningRate: -1, // < 0: the context's or the default
 		beta1:        0.9,
@@ -100,7 +103,8 @@ func (c *AdamConfig) FromContext(ctx *context.Context) *AdamConfig {
 }
 
 // Scope sets the scope of the moments and of the step count (default
-// "AdamOptimizer"); an empty name is ignored.
+// "AdamOptimizer"); an empty name is ignored. A name holding GoMLX's scope
+// separator "/" makes graph building fail with optim.ErrInvalid.
 func (c *AdamConfig) Scope(name string) *AdamConfig {
 	if name != "" {
 		c.scope = name
@@ -161,7 +165,7 @@ func (c *AdamConfig) Done() *Optimizer {
 
 // rule resolves c for a graph whose loss has dtype lossDType.
 func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope string) (*rule, error) {
-	if c.scope == "" { // Scope ignores "": only a declared AdamConfig has it
+	if !c.made {
 		return nil, fmt.Errorf("%w: an AdamConfig not made by Adam or RMSProp", optim.ErrInvalid)
 	}
 	if c.err != nil {
@@ -239,6 +243,10 @@ func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope st
 // has no momentum (optim.SGDConfig with Momentum through [New] has).
 // With clip_nan, non-finite gradient elements are set to zero, which is
 // GoMLX's SGD's keeping of the old value where the update is not finite.
+//
+// [StochasticGradientDescent] makes one. A declared (zero) SGDConfig is, as
+// GoMLX's declared SGDConfig, one without decay whose learning rate is the
+// context's "learning_rate" or 0.1.
 type SGDConfig struct {
 	learningRate float64
 	useDecay     bool

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"weak"
@@ -59,7 +60,9 @@ var (
 // [StochasticGradientDescent] or [FromContext], and attach it to the
 // trainer with [Optimizer.AttachToTrainer] or [Optimizer.AttachToLoop]
 // before the first training step. A declared (zero) Optimizer has no rule:
-// building its graph fails with optim.ErrInvalid.
+// building its graph fails with optim.ErrInvalid. A nil *Optimizer does not
+// panic: its graph building, [Optimizer.Err] and [Optimizer.Clear] give
+// optim.ErrInvalid, and its other methods do nothing.
 type Optimizer struct {
 	msg     string // the log message that marks this optimizer's nodes
 	name    string
@@ -92,6 +95,33 @@ func newOptimizer(name, scope string, resolve func(*context.Context, dtypes.DTyp
 		scope:   scope,
 		plans:   make(map[graph.GraphId]*plan),
 	}
+}
+
+// errNilOptimizer is the error of a nil *Optimizer.
+func errNilOptimizer() error { return fmt.Errorf("%w: a nil *Optimizer", optim.ErrInvalid) }
+
+// errScope is the error of a scope GoMLX's Context.In refuses.
+func errScope(scope string) error {
+	return fmt.Errorf("%w: scope %q holds the scope separator %q", optim.ErrInvalid, scope, context.ScopeSeparator)
+}
+
+// stop records err as the error that stopped the optimizer, unless one
+// already did ([Optimizer.Err]).
+func (o *Optimizer) stop(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == nil {
+		o.err = fmt.Errorf("fusegomlx %s: optimizer stopped: %w", o.name, err)
+	}
+}
+
+// isNil reports whether x is nil or holds a nil pointer.
+func isNil(x any) bool {
+	if x == nil {
+		return true
+	}
+	v := reflect.ValueOf(x)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // DefaultScope is the scope of the state variables and step count of an
@@ -138,9 +168,11 @@ func New(h optim.Hyper) (*Optimizer, error) {
 // (for New: [DefaultScope]; for Adam and RMSProp: GoMLX's
 // "AdamOptimizer"), as GoMLX's AdamConfig.Scope does. Set it before the
 // first training step. An empty name, or an optimizer without state (SGD),
-// keeps the scope it has. It returns the optimizer.
+// keeps the scope it has. A name holding GoMLX's scope separator "/" makes
+// graph building and [Optimizer.Clear] fail with optim.ErrInvalid. It
+// returns the optimizer.
 func (o *Optimizer) Scope(name string) *Optimizer {
-	if o.scope != "" && name != "" {
+	if o != nil && o.scope != "" && name != "" {
 		o.scope = name
 	}
 	return o
@@ -150,13 +182,21 @@ func (o *Optimizer) Scope(name string) *Optimizer {
 // default is kernels.Active(). Another set makes graph building fail with
 // optim.ErrInvalid. It returns the optimizer.
 func (o *Optimizer) WithKernels(s *kernels.Set) *Optimizer {
-	o.ks = s
+	if o != nil {
+		o.ks = s
+	}
 	return o
 }
 
 // Name returns the optimizer's name: the optim kind for New ("Adam",
-// "Lion", …), or GoMLX's ("adam", "adamw", "rmsprop", "sgd").
-func (o *Optimizer) Name() string { return o.name }
+// "Lion", …), or GoMLX's ("adam", "adamw", "rmsprop", "sgd"); "" for a nil
+// Optimizer.
+func (o *Optimizer) Name() string {
+	if o == nil {
+		return ""
+	}
+	return o.name
+}
 
 // Err returns the error that stopped the optimizer, or nil. A step that
 // fails after the graph ran (a learning rate that a schedule made negative
@@ -164,8 +204,15 @@ func (o *Optimizer) Name() string { return o.name }
 // changes no variable, the step counts included; the optimizer records the
 // error and takes no further steps, and the executions that follow change
 // no variable of the optimizer's either. [Optimizer.AttachToLoop] makes the
-// loop stop with it.
+// loop stop with it. An attach method given a nil trainer, executor or loop
+// stops the optimizer in the same way, with an error wrapping
+// optim.ErrInvalid; only the first error is kept. [Optimizer.Clear]
+// forgets it. For a nil Optimizer, Err returns an error wrapping
+// optim.ErrInvalid.
 func (o *Optimizer) Err() error {
+	if o == nil {
+		return errNilOptimizer()
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.err
@@ -184,8 +231,17 @@ type ExecWithLogger interface {
 // the values of the nodes marked for logging: the optimizer marks the
 // gradients and the learning rate, and passes every other
 // logged node on to the logger exec had (nanlogger or the default printer).
-// Attach before exec builds its first graph.
+// Attach before exec builds its first graph. A nil exec (or one holding a
+// nil pointer) is not attached: it stops the optimizer (see
+// [Optimizer.Err]).
 func (o *Optimizer) AttachToExec(exec ExecWithLogger) {
+	if o == nil {
+		return
+	}
+	if isNil(exec) {
+		o.stop(fmt.Errorf("%w: AttachToExec with a nil executor", optim.ErrInvalid))
+		return
+	}
 	exec.SetNodeLogger(o.hook(exec, exec.GetNodeLogger()))
 	o.attached.Store(true)
 }
@@ -219,7 +275,17 @@ func init() { hookCode = reflect.ValueOf((*Optimizer)(nil).hook(nil, nil)).Point
 // result nil and stops the optimizer, so that every later TrainStep
 // changes no weight. Without a Loop (whose stop [Optimizer.AttachToLoop]
 // arranges), check Err after each TrainStep.
+//
+// A nil trainer attaches nothing: it stops the optimizer (see
+// [Optimizer.Err]).
 func (o *Optimizer) AttachToTrainer(trainer *train.Trainer) {
+	if o == nil {
+		return
+	}
+	if trainer == nil {
+		o.stop(fmt.Errorf("%w: AttachToTrainer with a nil trainer", optim.ErrInvalid))
+		return
+	}
 	key := weak.Make(trainer)
 	if _, done := o.trainers.LoadOrStore(key, struct{}{}); done {
 		return
@@ -233,8 +299,16 @@ func (o *Optimizer) AttachToTrainer(trainer *train.Trainer) {
 // AttachToLoop attaches the optimizer to the loop's trainer (see
 // [Optimizer.AttachToTrainer]) and adds an OnStep hook, run before the
 // others, that returns [Optimizer.Err]: a step that failed stops
-// Loop.RunSteps with its error.
+// Loop.RunSteps with its error. A nil loop, or one without a trainer, is
+// left as it is: it stops the optimizer (see [Optimizer.Err]).
 func (o *Optimizer) AttachToLoop(loop *train.Loop) {
+	if o == nil {
+		return
+	}
+	if loop == nil || loop.Trainer == nil {
+		o.stop(fmt.Errorf("%w: AttachToLoop with a nil loop or a loop without a trainer", optim.ErrInvalid))
+		return
+	}
 	o.AttachToTrainer(loop.Trainer)
 	loop.OnStep("fusegomlx", train.Priority(math.MinInt32), func(*train.Loop, []*tensors.Tensor) error {
 		return o.Err()
@@ -281,7 +355,20 @@ func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*grap
 // an execution of one after Clear takes no step and stops the optimizer
 // again (until the next Clear). An optimizer without state (GoMLX's SGD,
 // whose Clear does nothing) deletes nothing, and its graphs go on training.
+//
+// A nil ctx, a nil Optimizer, or a scope holding GoMLX's scope separator
+// "/" gives an error wrapping optim.ErrInvalid, and nothing changes: the
+// state variables, the graphs built and the error that stopped the
+// optimizer stay.
 func (o *Optimizer) Clear(ctx *context.Context) error {
+	switch {
+	case o == nil:
+		return errNilOptimizer()
+	case ctx == nil:
+		return fmt.Errorf("%w: Clear with a nil context", optim.ErrInvalid)
+	case strings.Contains(o.scope, context.ScopeSeparator):
+		return errScope(o.scope)
+	}
 	o.mu.Lock()
 	if o.scope != "" {
 		clear(o.plans)
@@ -402,6 +489,9 @@ type work[T float32 | float64] struct {
 
 // buildGraph is UpdateGraphWithGradients without the panic.
 func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDType dtypes.DType) error {
+	if o == nil {
+		return errNilOptimizer()
+	}
 	if o.resolve == nil {
 		return fmt.Errorf("%w: an Optimizer not made by New, ByName, FromContext or a config's Done", optim.ErrInvalid)
 	}
@@ -423,6 +513,9 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	r, err := o.resolve(ctx, lossDType)
 	if err != nil {
 		return err
+	}
+	if strings.Contains(r.scope, context.ScopeSeparator) {
+		return errScope(r.scope)
 	}
 	p := &plan{r: r, g: weak.Make(g), backend: g.Backend(), slot: make(map[graph.NodeId]int)}
 	logged := make(map[*graph.Node]bool)
