@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fuseopt/fuseopt/optim"
 )
@@ -273,6 +275,104 @@ func TestReadManifest(t *testing.T) {
 		if got, ok := shardSetOf(name); got != want || ok != (want.n > 0) {
 			t.Errorf("shardSetOf(%q) = %+v, %v; want %+v", name, got, ok, want)
 		}
+	}
+}
+
+// TestReadManifestLarge: a manifest file larger than maxManifest (here a
+// sparse file of 1 GiB that begins as a manifest) is refused with
+// optim.ErrState after a read of at most maxManifest+1 bytes, where a read
+// of the whole file would allocate it.
+func TestReadManifestLarge(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, manifest)
+	if err := os.WriteFile(path, []byte(manifestPrefix+"1 generation 1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	set, err := readManifest(dir)
+	runtime.ReadMemStats(&m1)
+	if !errors.Is(err, optim.ErrState) {
+		t.Errorf("a manifest of 1 GiB: %+v, %v, want an error wrapping optim.ErrState", set, err)
+	}
+	if a := m1.TotalAlloc - m0.TotalAlloc; a > 64<<10 {
+		t.Errorf("reading a manifest of 1 GiB allocated %d bytes", a)
+	}
+	// The largest manifest read, and one byte more.
+	text := manifestPrefix + "1 generation 1"
+	text += strings.Repeat(" ", maxManifest-len(text))
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{{text, true}, {text + " ", false}} {
+		if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		set, err := readManifest(dir)
+		if tc.ok && (err != nil || set != (shardSet{n: 1, gen: 1})) {
+			t.Errorf("a manifest of %d bytes: %+v, %v", len(tc.text), set, err)
+		}
+		if !tc.ok && !errors.Is(err, optim.ErrState) {
+			t.Errorf("a manifest of %d bytes: %+v, %v, want an error wrapping optim.ErrState", len(tc.text), set, err)
+		}
+	}
+}
+
+// TestReadManifestNotRegular: a manifest that is a FIFO, a directory, a
+// device or a symbolic link to one is refused with optim.ErrState, at
+// once: it is not opened (the open of a FIFO without a writer would wait
+// for one) nor read (/dev/zero has no end). A symbolic link to a manifest
+// is read.
+func TestReadManifestNotRegular(t *testing.T) {
+	other := t.TempDir()
+	fifo := filepath.Join(other, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	regular := filepath.Join(other, "regular")
+	if err := os.WriteFile(regular, []byte(manifestPrefix+"2 generation 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		make func(path string) error
+		ok   bool
+	}{
+		{"a FIFO", func(path string) error { return syscall.Mkfifo(path, 0o644) }, false},
+		{"a directory", func(path string) error { return os.Mkdir(path, 0o755) }, false},
+		{"a link to a FIFO", func(path string) error { return os.Symlink(fifo, path) }, false},
+		{"a link to /dev/zero", func(path string) error { return os.Symlink("/dev/zero", path) }, false},
+		{"a link to a manifest", func(path string) error { return os.Symlink(regular, path) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tc.make(filepath.Join(dir, manifest)); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				set shardSet
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				set, err := readManifest(dir)
+				done <- result{set, err}
+			}()
+			select {
+			case r := <-done:
+				if tc.ok && (r.err != nil || r.set != (shardSet{n: 2, gen: 3})) {
+					t.Errorf("%+v, %v", r.set, r.err)
+				}
+				if !tc.ok && !errors.Is(r.err, optim.ErrState) {
+					t.Errorf("%+v, %v, want an error wrapping optim.ErrState", r.set, r.err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("readManifest has not returned after 10 s")
+			}
+		})
 	}
 }
 

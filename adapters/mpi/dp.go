@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -129,6 +130,16 @@ func (d *DataParallel[T]) usable() error {
 	return nil
 }
 
+// open returns nil while the optimizer is open, an error wrapping
+// optim.ErrClosed after Close: a closed optimizer's Step would fail before
+// the all-gather that the other processes wait in.
+func (d *DataParallel[T]) open() error {
+	if d.opt.Closed() {
+		return fmt.Errorf("%w (this process's optimizer)", optim.ErrClosed)
+	}
+	return nil
+}
+
 // Optimizer returns the sharded optimizer, for everything but the
 // collectives: groups, SetLR, SetLossScale, ClipGradNorm (between
 // ReduceScatter and the step), Save.
@@ -237,12 +248,20 @@ func (d *DataParallel[T]) Bounds() []int {
 // to the others when it is built. Initialise Data alike on every process
 // (the same seed), or each process its own elements (Bounds), followed by
 // AllGather.
+//
+// After Close it returns an error wrapping optim.ErrClosed and leaves Grad
+// as it is; a closed process still takes part in the check, so that the
+// others get an error wrapping ErrOtherRank, and leave Grad as it is too,
+// instead of waiting for it in the reduce-scatter.
 func (d *DataParallel[T]) ReduceScatter() error {
 	if err := d.usable(); err != nil {
 		return err
 	}
 	d.reduced = false // (a refused call leaves Grad as it is)
-	err := d.plan()
+	err := d.open()
+	if err == nil {
+		err = d.plan()
+	}
 	if d.comm.Size() == 1 {
 		return err // the sum over one process is its gradient
 	}
@@ -290,20 +309,41 @@ func (d *DataParallel[T]) RestoreGrad() {
 
 // AllGather gives every process every process's own elements of Data.
 // Called before any ReduceScatter, it first checks, as ReduceScatter
-// does, that the processes agree.
-func (d *DataParallel[T]) AllGather() error {
+// does, that the processes agree. After Close it returns an error wrapping
+// optim.ErrClosed and leaves Data as it is; the others get an error
+// wrapping ErrOtherRank, and leave Data as it is too, instead of waiting
+// for it in the all-gather: the processes first agree that every
+// optimizer is open (one small MPI_Allreduce, which Step, whose
+// ReduceScatter has checked it, leaves out).
+func (d *DataParallel[T]) AllGather() error { return d.allGather(false) }
+
+// allGather is AllGather; allOpen tells it that every process's optimizer
+// is known to be open (Step: its ReduceScatter checked them, and the step
+// that followed succeeded), so that it need not agree on it again.
+func (d *DataParallel[T]) allGather(allOpen bool) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
 	d.reduced = false // the step was taken: Grad's sums are spent
-	err := d.plan()
+	err := d.open()
+	if err == nil {
+		err = d.plan()
+	}
 	if d.comm.Size() == 1 {
 		return err
 	}
-	if !d.verified {
-		if err := d.verify(err, false); err != nil {
-			return err
+	switch {
+	case !d.verified:
+		err = d.verify(err, false)
+	case !allOpen:
+		// Verified: the plan is made, and err can only be this
+		// process's closed optimizer.
+		if err = d.agree(err); err == ErrOtherRank {
+			err = fmt.Errorf("%w: %w (its optimizer is closed)", ErrArgs, ErrOtherRank)
 		}
+	}
+	if err != nil {
+		return err
 	}
 	return allgatherInPlace(d.comm, d.data, d.n, d.displ)
 }
@@ -339,7 +379,7 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 		return rep, err
 	}
 	d.reduced = false
-	err = d.AllGather()
+	err = d.allGather(true)
 	d.times.AllGather = time.Since(t2)
 	return rep, err
 }
@@ -347,15 +387,11 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 // verify compares the processes' fingerprints (one MPI_Allreduce of the
 // hashes and of their complements, MPI_MAX: every process's hash is the
 // same when the largest hash is the complement of the largest complement).
-// local is this process's error so far (of plan, or a closed optimizer):
-// it is returned here and makes the others fail too, instead of waiting for a collective call that
-// this process will not make. With data, until the processes' Data have
-// agreed once, it also compares hashes of Data.
+// local is this process's error so far (of open or plan): it is returned
+// here and makes the others fail too, instead of waiting for a collective
+// call that this process will not make. With data, until the processes'
+// Data have agreed once, it also compares hashes of Data.
 func (d *DataParallel[T]) verify(local error, data bool) error {
-	if local == nil && d.opt.Closed() {
-		// Its Step would fail before the all-gather that the others wait in.
-		local = fmt.Errorf("%w (this process's optimizer)", optim.ErrClosed)
-	}
 	var x [7]uint64
 	if local == nil {
 		x[0], x[1] = d.fingerprint()
@@ -753,14 +789,49 @@ func (d *DataParallel[T]) loadSet(dir string, set shardSet) error {
 	return d.opt.LoadShards(rs...)
 }
 
+// maxManifest bounds the size of a manifest: the longest that
+// SaveCheckpoint writes is under 70 bytes.
+const maxManifest = 512
+
 // readManifest returns the set that dir's manifest names. A manifest that
 // cannot be read gives the error of the read (fs.ErrNotExist when there
 // is none); one that is not a manifest, an error wrapping optim.ErrState.
+// Anything but a regular file or a symbolic link to one is refused so,
+// before it is opened (the open of a FIFO would wait for a writer, a
+// device could be read without end), and so is a file larger than
+// maxManifest, of which it reads maxManifest+1 bytes at most.
 func readManifest(dir string) (shardSet, error) {
 	path := filepath.Join(dir, manifest)
-	b, err := os.ReadFile(path)
+	notManifest := func(why string) (shardSet, error) {
+		return shardSet{}, fmt.Errorf("%w: %s: not a shard manifest (%s)", optim.ErrState, path, why)
+	}
+	fi, err := os.Stat(path)
 	if err != nil {
 		return shardSet{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return notManifest(fmt.Sprintf("not a regular file: mode %v", fi.Mode()))
+	}
+	// O_NONBLOCK: should the file be replaced by a FIFO after the Stat,
+	// the open returns instead of waiting for a writer (and the Stat of
+	// the open file refuses it); reads of a regular file ignore the flag.
+	file, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return shardSet{}, err
+	}
+	defer file.Close()
+	if fi, err = file.Stat(); err != nil {
+		return shardSet{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return notManifest(fmt.Sprintf("not a regular file: mode %v", fi.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(file, maxManifest+1))
+	if err != nil {
+		return shardSet{}, err
+	}
+	if len(b) > maxManifest {
+		return notManifest(fmt.Sprintf("larger than %d bytes", maxManifest))
 	}
 	s, ok := strings.CutPrefix(strings.TrimSpace(string(b)), manifestPrefix)
 	f := strings.Fields(s)

@@ -19,6 +19,8 @@ func init() {
 	scenarios["mismatch-nograd"] = mismatchNoGrad
 	scenarios["mismatch-closed"] = mismatchClosed
 	scenarios["mismatch-data"] = mismatchData
+	scenarios["closed-collectives"] = closedCollectives
+	scenarios["closed-collectives-one"] = closedCollectivesOne
 }
 
 // TestStepMismatch: processes whose parameters or settings differ get an
@@ -140,6 +142,124 @@ func mismatchNoGrad(c *Comm) error {
 		return fmt.Errorf("step counts %d and %d, want 0 and 1", a.Step, b.Step)
 	}
 	return nil
+}
+
+// TestClosedCollectives: after Close, ReduceScatter and AllGather return
+// optim.ErrClosed, with one process and with several, whether or not a
+// step has verified the processes, and leave Grad and Data as they are
+// (no reduce-scatter, no all-gather). Where one process alone has closed
+// its optimizer, it gets ErrClosed from both and the others ErrOtherRank,
+// instead of an all-gather that the closed process makes and should not,
+// or one that the others wait in for ever.
+func TestClosedCollectives(t *testing.T) {
+	for _, sc := range []struct {
+		name string
+		np   int
+	}{
+		{"closed-collectives", 1},
+		{"closed-collectives", 2},
+		{"closed-collectives-one", 2},
+		{"closed-collectives-one", 3},
+	} {
+		t.Run(fmt.Sprintf("%s/np=%d", sc.name, sc.np), func(t *testing.T) { mpirun(t, sc.name, sc.np, "") })
+	}
+}
+
+// closedDP returns a DataParallel of two parameters of 32 elements, in
+// chunks of 16 (so that each of up to 4 processes owns some), with values
+// and gradients from fill, after one Step when step is set.
+func closedDP(c *Comm, step bool) (*DataParallel[float32], error) {
+	d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 16}, 64)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"w", "v"} {
+		if _, _, err := d.Add(name, 32); err == nil {
+			continue
+		}
+		d.Close()
+		return nil, err
+	}
+	fill(d)
+	if step {
+		if _, err := d.Step(); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// refusedCollectives calls AllGather and ReduceScatter, which must each
+// fail with an error wrapping want and leave Data and Grad as they were.
+// The elements of Data that other processes own are set to -1 first, and
+// this process's elements of Grad to its rank plus 2, so that an
+// all-gather or a reduce-scatter would change them.
+func refusedCollectives(d *DataParallel[float32], want error) error {
+	b, r := d.Bounds(), d.Comm().Rank()
+	if b[r] == b[r+1] {
+		return fmt.Errorf("process %d owns no element (bounds %v)", r, b)
+	}
+	for i := range d.Data() {
+		if i < b[r] || i >= b[r+1] {
+			d.Data()[i] = -1
+		} else {
+			d.Grad()[i] = float32(r + 2)
+		}
+	}
+	data, grad := slices.Clone(d.Data()), slices.Clone(d.Grad())
+	if err := d.AllGather(); !errors.Is(err, want) {
+		return fmt.Errorf("AllGather: %v, want an error wrapping %v", err, want)
+	}
+	if !slices.Equal(data, d.Data()) {
+		return errors.New("the refused AllGather changed Data")
+	}
+	if err := d.ReduceScatter(); !errors.Is(err, want) {
+		return fmt.Errorf("ReduceScatter: %v, want an error wrapping %v", err, want)
+	}
+	if !slices.Equal(grad, d.Grad()) {
+		return errors.New("the refused ReduceScatter changed Grad")
+	}
+	return nil
+}
+
+// closedCollectives: every process closes its optimizer, before any step
+// and after one.
+func closedCollectives(c *Comm) error {
+	for _, step := range []bool{false, true} {
+		d, err := closedDP(c, step)
+		if err != nil {
+			return err
+		}
+		if err := d.Close(); err != nil {
+			return err
+		}
+		if err := refusedCollectives(d, optim.ErrClosed); err != nil {
+			return fmt.Errorf("closed (after a step: %v): %w", step, err)
+		}
+		if _, err := d.Step(); !errors.Is(err, optim.ErrClosed) {
+			return fmt.Errorf("closed (after a step: %v): Step: %v, want optim.ErrClosed", step, err)
+		}
+	}
+	return nil
+}
+
+// closedCollectivesOne: process 1 alone closes its optimizer, after a
+// step.
+func closedCollectivesOne(c *Comm) error {
+	d, err := closedDP(c, true)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	want := ErrOtherRank
+	if c.Rank() == 1 {
+		if err := d.Close(); err != nil {
+			return err
+		}
+		want = optim.ErrClosed
+	}
+	return refusedCollectives(d, want)
 }
 
 // mismatchClosed: process 1 has closed its optimizer (its Step would
