@@ -164,19 +164,7 @@ func TestClearRefusesBadInput(t *testing.T) {
 	})
 
 	t.Run("nil context keeps the error", func(t *testing.T) {
-		ctx := newMLPContext(dtypes.Float32, 1)
-		opt := Adam().LearningRate(0.01).Done()
-		tr := newTrainer(t, ctx, opt)
-		if err := optimizers.LearningRateVar(ctx, dtypes.Float32, 0.01).SetValue(tensors.FromScalar(float32(-0.01))); err != nil {
-			t.Fatal(err)
-		}
-		if err := trainStep(tr, dtypes.Float32); err != nil {
-			t.Fatal(err)
-		}
-		first := opt.Err()
-		if !errors.Is(first, optim.ErrHyper) {
-			t.Fatalf("Err: %v, want optim.ErrHyper", first)
-		}
+		opt, first := stoppedAdam(t)
 		var err error
 		noPanic(t, "Clear(nil)", func() { err = opt.Clear(nil) })
 		if !errors.Is(err, optim.ErrInvalid) {
@@ -277,9 +265,10 @@ func TestAttachNil(t *testing.T) {
 	}
 }
 
-// TestAttachNilKeepsFirstError: a nil argument does not replace the error
-// that stopped the optimizer before.
-func TestAttachNilKeepsFirstError(t *testing.T) {
+// stoppedAdam returns an Adam optimizer that a step with a negative
+// learning rate stopped, and the error it stopped with (optim.ErrHyper).
+func stoppedAdam(t *testing.T) (*Optimizer, error) {
+	t.Helper()
 	ctx := newMLPContext(dtypes.Float32, 1)
 	opt := Adam().LearningRate(0.01).Done()
 	tr := newTrainer(t, ctx, opt)
@@ -293,6 +282,13 @@ func TestAttachNilKeepsFirstError(t *testing.T) {
 	if !errors.Is(first, optim.ErrHyper) {
 		t.Fatalf("Err: %v, want optim.ErrHyper", first)
 	}
+	return opt, first
+}
+
+// TestAttachNilKeepsFirstError: a nil argument does not replace the error
+// that stopped the optimizer before.
+func TestAttachNilKeepsFirstError(t *testing.T) {
+	opt, first := stoppedAdam(t)
 	noPanic(t, "AttachToTrainer(nil)", func() { opt.AttachToTrainer(nil) })
 	if err := opt.Err(); err != first {
 		t.Errorf("Err: %v, want the error of the step: %v", err, first)
