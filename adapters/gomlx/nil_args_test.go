@@ -100,15 +100,7 @@ func TestDeclaredAdamConfigBuilt(t *testing.T) {
 			opt := c.opt()
 			tr := newTrainer(t, ctx, opt)
 			before := values(t, ctx)
-			if err := trainStep(tr, dtypes.Float64); err != nil {
-				t.Fatalf("TrainStep: %v", err)
-			}
-			if err := opt.Err(); err != nil {
-				t.Fatalf("Err: %v", err)
-			}
-			if equalBits(before, values(t, ctx)) {
-				t.Error("the step changed no weight")
-			}
+			stepMoves(t, tr, ctx, opt, before, "")
 			if v := ctx.GetVariableByScopeAndName("/adam/dense0", "weights_1st_moment"); v == nil {
 				t.Error("no first moment in the scope /adam")
 			}
@@ -252,16 +244,24 @@ func TestAttachNil(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr.ResetComputationGraphs()
-			if err := trainStep(tr, dtypes.Float64); err != nil {
-				t.Fatalf("TrainStep after Clear: %v", err)
-			}
-			if err := opt.Err(); err != nil {
-				t.Errorf("Err after Clear and a step: %v", err)
-			}
-			if equalBits(before, values(t, ctx)) {
-				t.Error("the step after Clear changed no weight")
-			}
+			stepMoves(t, tr, ctx, opt, before, " after Clear")
 		})
+	}
+}
+
+// stepMoves takes a float64 training step of tr, which must succeed, leave
+// opt running and change a weight of ctx from before; when names the step
+// in the messages.
+func stepMoves(t *testing.T, tr *train.Trainer, ctx *context.Context, opt *Optimizer, before [][]float64, when string) {
+	t.Helper()
+	if err := trainStep(tr, dtypes.Float64); err != nil {
+		t.Fatalf("TrainStep%s: %v", when, err)
+	}
+	if err := opt.Err(); err != nil {
+		t.Fatalf("Err%s: %v", when, err)
+	}
+	if equalBits(before, values(t, ctx)) {
+		t.Errorf("the step%s changed no weight", when)
 	}
 }
 
