@@ -262,6 +262,11 @@ type Solver struct {
 	spans  []span   // scratch of checkDisjoint
 	inStep bool     // a Step is under way (a ValueGrad may call back)
 
+	// Forget and Reset called from a ValueGrad during a Step: applied
+	// when the Step ends
+	forgetLater []forgotten
+	resetLater  bool
+
 	// scratch receives the coefficients that check validates; checked
 	// holds the step count validated in this Step, per element type
 	// (float32, float64), or −1
@@ -501,7 +506,7 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 		return fmt.Errorf("%w: Step called from a ValueGrad during a Step of the same Solver", optim.ErrInvalid)
 	}
 	s.inStep = true
-	defer func() { s.inStep = false }()
+	defer s.endStep()
 	if len(s.states) < len(model) {
 		s.states = append(s.states, make([]*state, len(model)-len(s.states))...)
 	}
@@ -556,7 +561,9 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 // found any more: Reset releases it); a ValueGrad whose value the solver
 // keeps no state for (none at that address, or one of another length or
 // element type there, such as a view of the weight's first elements) is
-// passed over.
+// passed over. Called from a ValueGrad's Value or Grad during a Step, it
+// takes effect when that Step ends: the Step moves every weight with the
+// state it had when it began.
 func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
 	for _, vg := range vgs {
 		if vg == nil {
@@ -566,21 +573,63 @@ func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
 		if err != nil || len(w32)+len(w64) == 0 {
 			continue
 		}
-		k := dataKey(w32, w64)
-		if st := s.byKey[k]; st != nil && st.n == len(w32)+len(w64) && st.is32 == (w32 != nil) {
-			delete(s.byKey, k)
+		f := forgotten{key: dataKey(w32, w64), n: len(w32) + len(w64), is32: w32 != nil}
+		if s.inStep {
+			s.forgetLater = append(s.forgetLater, f)
+			continue
 		}
+		s.forget(f)
 	}
-	clear(s.states)
+	if !s.inStep {
+		clear(s.states)
+	}
+}
+
+// forgotten is a weight that Forget was given: its key, length and element
+// type.
+type forgotten struct {
+	key  unsafe.Pointer
+	n    int
+	is32 bool
+}
+
+func (s *Solver) forget(f forgotten) {
+	if st := s.byKey[f.key]; st != nil && st.n == f.n && st.is32 == f.is32 {
+		delete(s.byKey, f.key)
+	}
+}
+
+// endStep ends a Step: the Forget and Reset calls made during it (from a
+// ValueGrad's Value or Grad) take effect now, after every weight of the
+// Step has moved with the state it had when the Step began.
+func (s *Solver) endStep() {
+	s.inStep = false
+	if s.resetLater {
+		s.resetLater = false
+		s.Reset()
+	}
+	for _, f := range s.forgetLater {
+		s.forget(f)
+	}
+	if len(s.forgetLater) > 0 {
+		clear(s.forgetLater) // let go of the weights' arrays
+		s.forgetLater = s.forgetLater[:0]
+		clear(s.states)
+	}
 }
 
 // Reset drops the state of every weight, as Forget of all of them; a
 // NewBarzilaiBorweinSolver also takes its next step with the learning rate
 // again, as a new solver does. The options are kept. A declared Solver
-// keeps no state, and stays refused (see [Solver.Step]).
+// keeps no state, and stays refused (see [Solver.Step]). Called during a
+// Step, it takes effect when the Step ends, as Forget does.
 func (s *Solver) Reset() {
 	if s.byKey == nil {
 		return // a declared Solver: Step refuses it still
+	}
+	if s.inStep {
+		s.resetLater = true
+		return
 	}
 	s.byKey = make(map[unsafe.Pointer]*state) // a cleared map keeps its size
 	clear(s.states)
