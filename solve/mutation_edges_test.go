@@ -146,6 +146,39 @@ func TestMutManyChecks(t *testing.T) {
 	}
 }
 
+// TestManyNoColumns: right-hand sides of no columns are nothing to solve,
+// whatever their stride and data (a stride that is fine for any column
+// count, 0, negative, with no data): every Many solve returns nil. They
+// panicked, reading the first row of an empty slice for the non-finite check.
+func TestManyNoColumns(t *testing.T) {
+	s, err := New[float64](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := Square([]float64{2, 0, 1, 3}, 2)
+	for _, x := range []Dense[float64]{
+		{Rows: 2, Cols: 0, Stride: 1},
+		{Rows: 2, Cols: 0, Stride: 4, Data: []float64{}},
+		{Rows: 2, Cols: 0, Stride: -1},
+		{Rows: 2, Cols: 0, Stride: 0, Data: []float64{math.NaN()}},
+	} {
+		for name, solve := range map[string]func(Matrix[float64], Dense[float64]) error{
+			"SolveMany": s.SolveMany, "SolveLMany": s.SolveLMany, "SolveLTMany": s.SolveLTMany,
+		} {
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Errorf("%s(l, %+v): panic %v", name, x, r)
+					}
+				}()
+				if err := solve(l, x); err != nil {
+					t.Errorf("%s(l, %+v) = %v, want nil", name, x, err)
+				}
+			}()
+		}
+	}
+}
+
 // TestMutNonFiniteFirstRow: NaN or ±Inf at H[0][0] (the first segment of
 // both layouts) or at the last element is ErrNonFinite at every level —
 // not a NotPositiveDefiniteError from the factorisation running into it.

@@ -290,7 +290,7 @@ func (s *Solver[T]) checkMany(l Matrix[T], x Dense[T]) error {
 	if overlap(x.Data, x.span(), l.Data, l.span()) {
 		return fmt.Errorf("%w: the right-hand sides and the factor", ErrOverlap)
 	}
-	for i := 0; i < x.Rows; i++ {
+	for i := 0; i < x.Rows && x.Cols > 0; i++ { // no columns: nothing to read or solve
 		if anyNonFinite(x.row(i)) {
 			return fmt.Errorf("%w: in row %d of the right-hand sides", ErrNonFinite, i)
 		}
