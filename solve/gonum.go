@@ -17,7 +17,10 @@ import (
 // FromSymDense returns a view of h's storage: its referenced triangle is
 // the one h stores (Upper for every SymDense that gonum makes). Factoring
 // the view overwrites h with its factor (U = Lᵀ for Upper); use
-// [Solver.FactorTo] or [FactorSymDense] to keep h.
+// [Solver.FactorTo] or [FactorSymDense] to keep h. The other triangle of
+// the storage is whatever gonum left there (zeros, or stale values), so a
+// solver with Options.CheckSymmetry, which compares both, cannot check the
+// view: [FactorSymDense] factors without that check.
 func FromSymDense(h *mat.SymDense) Matrix[float64] {
 	if h == nil || h.IsEmpty() {
 		return Matrix[float64]{}
@@ -65,7 +68,9 @@ func TriDense(l Matrix[float64]) *mat.TriDense {
 
 // FactorSymDense factors h = L·Lᵀ into a new lower-triangular TriDense,
 // leaving h unchanged. A nil solver means a solver with the default
-// options.
+// options. A SymDense is symmetric by construction and stores one
+// triangle (gonum leaves the other unwritten), so the solver's
+// Options.CheckSymmetry has nothing to compare here and is not applied.
 func FactorSymDense(s *Solver[float64], h *mat.SymDense) (*mat.TriDense, error) {
 	s, err := orDefault(s)
 	if err != nil {
@@ -73,7 +78,11 @@ func FactorSymDense(s *Solver[float64], h *mat.SymDense) (*mat.TriDense, error) 
 	}
 	src := FromSymDense(h)
 	dst := NewMatrix[float64](src.N, Lower)
-	if err := s.FactorTo(dst, src); err != nil {
+	check := s.checkSym
+	s.checkSym = false // a Solver is used by one goroutine at a time
+	err = s.FactorTo(dst, src)
+	s.checkSym = check
+	if err != nil {
 		return nil, err
 	}
 	return TriDense(dst), nil

@@ -192,3 +192,44 @@ func TestGonumNilVector(t *testing.T) {
 		t.Fatalf("nil *mat.VecDense: %v, want ErrDimension", err)
 	}
 }
+
+// TestFactorSymDenseCheckSymmetry: a SymDense filled by SetSym stores only
+// its upper triangle, so FactorSymDense does not apply a solver's
+// CheckSymmetry (it compared against the unwritten zeros and refused a
+// symmetric matrix with ErrNotSymmetric); the factor is the bits of a
+// solver without the check, and the solver checks other matrices again
+// afterwards.
+func TestFactorSymDenseCheckSymmetry(t *testing.T) {
+	const n = 5
+	h := mat.NewSymDense(n, nil)
+	for i := range n {
+		h.SetSym(i, i, 4+float64(i))
+		for j := i + 1; j < n; j++ {
+			h.SetSym(i, j, 1/float64(1+i+j))
+		}
+	}
+	checked, err := New[float64](Options{CheckSymmetry: true, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := New[float64](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := FactorSymDense(checked, h)
+	if err != nil {
+		t.Fatalf("FactorSymDense with CheckSymmetry: %v", err)
+	}
+	want, err := FactorSymDense(plain, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mat.Equal(got, want) {
+		t.Errorf("factor with CheckSymmetry differs:\n%v\nwant\n%v", mat.Formatted(got), mat.Formatted(want))
+	}
+	bad := NewMatrix[float64](2, Lower)
+	bad.Data[0], bad.Data[1], bad.Data[2], bad.Data[3] = 4, 1, 2, 4
+	if err := checked.Factor(bad); !errors.Is(err, ErrNotSymmetric) {
+		t.Errorf("Factor of an asymmetric matrix after FactorSymDense: %v, want ErrNotSymmetric", err)
+	}
+}
