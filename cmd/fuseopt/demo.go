@@ -115,8 +115,8 @@ const maxDemoSeconds = 300
 // The rates of the estimate, from runs on one core of a Zen 5 class
 // machine (an estimate within a factor of about 1.5 there): the scalar
 // loops of the networks' forward and backward passes and of the logistic
-// regression's loss and gradient, and the SIMD products of Newton–Schulz
-// and of the Hessian.
+// regression's loss, gradient and Hessian, and the SIMD products of
+// Newton–Schulz and the Cholesky factorisation.
 const (
 	scalarOpsPerSecond = 2e9
 	simdFlopsPerSecond = 4e10
@@ -126,15 +126,17 @@ const (
 // MLPs 2 → H → 2 (about 40·H operations a sample and epoch, the loss of
 // every epoch included), (b) Adam's steps on the logistic regression
 // (about 4 operations a value of the design matrix) and Newton's
-// iterations (the Hessian and its Cholesky solve), (c) two MLPs 2 → H → H
-// → 2 (8·H² a sample and epoch), and Muon's Newton–Schulz on the H × H
-// matrix at every batch (5 iterations of 3 products, 30·H³).
+// iterations (the gradient and the Hessian, one more than the iterations:
+// the Hessian's lower triangle by a scalar loop, S·F² operations for S
+// samples of F values; and the Cholesky solve), (c) two MLPs 2 → H → H → 2
+// (8·H² a sample and epoch), and Muon's Newton–Schulz on the H × H matrix
+// at every batch (5 iterations of 3 products, 30·H³).
 func demoSeconds(mc mlpConfig, lc logRegConfig) float64 {
 	e, n, h := float64(mc.Epochs), float64(mc.Train+mc.Test), float64(mc.Hidden)
 	batches := math.Ceil(float64(mc.Train) / float64(mc.Batch))
 	s, f := float64(lc.Samples), float64(lc.Features+1)
-	scalar := 4*e*n*40*h + float64(lc.AdamSteps)*s*f*4 + 2*e*n*8*h*h
-	simd := float64(lc.NewtonIters)*(2*s*f*f+f*f*f) + e*batches*30*h*h*h
+	scalar := 4*e*n*40*h + float64(lc.AdamSteps)*s*f*4 + 2*e*n*8*h*h + float64(lc.NewtonIters+1)*(s*f*f+4*s*f)
+	simd := float64(lc.NewtonIters)*f*f*f + e*batches*30*h*h*h
 	return scalar/scalarOpsPerSecond + simd/simdFlopsPerSecond
 }
 
