@@ -169,3 +169,39 @@ func TestPlausibleCores(t *testing.T) {
 		t.Errorf("Describe().Cores = %d, want %d", d, want)
 	}
 }
+
+// TestIssued: the sets that Active and For return are issued, a copy of
+// one, the zero Set and nil are not; an active set with kernel choices
+// (a distinct Set, not For(its level)) is issued too: the callers that
+// accept only issued sets (optim, the adapters) used to compare a set
+// with For(s.Level()) and refused Active on CPUs of the table.
+func TestIssued(t *testing.T) {
+	for _, l := range Levels() {
+		s, err := For(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Issued() {
+			t.Errorf("For(%v) is not issued", l)
+		}
+		c := *s
+		if (&c).Issued() {
+			t.Errorf("a copy of For(%v) is issued", l)
+		}
+	}
+	if !Active().Issued() || (&Set{}).Issued() || (*Set)(nil).Issued() {
+		t.Errorf("Active %v, the zero Set %v, nil %v; want true, false, false",
+			Active().Issued(), (&Set{}).Issued(), (*Set)(nil).Issued())
+	}
+	_, lo, base, _ := topLevels(t)
+	mixed := withChoices(base, sets[:], []KernelChoice{{Kernel: "adam", Size: 4, Level: lo}})
+	if mixed.Issued() {
+		t.Error("a set with choices that is not the active one is issued")
+	}
+	saved := active
+	active = mixed
+	defer func() { active = saved }()
+	if !Active().Issued() || !base.Issued() {
+		t.Errorf("with choices: Active issued %v, For(its level) issued %v; want both", Active().Issued(), base.Issued())
+	}
+}

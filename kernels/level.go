@@ -194,3 +194,17 @@ func EnvWarning() bool { return envWarn }
 
 // Level returns the level of the set.
 func (s *Set) Level() ISA { return s.k().level }
+
+// Issued reports whether s is a set that Active or For returns. Active is
+// not For(Level()) where the table of kernel choices (KernelChoices) runs
+// some kernel of this CPU at another level, so a check of s against
+// For(s.Level()) alone would refuse it.
+func (s *Set) Issued() bool {
+	if s == nil || !s.made {
+		return false
+	}
+	if s == active {
+		return true
+	}
+	return int(s.level) < len(sets) && sets[s.level] == s && s.level.Supported()
+}

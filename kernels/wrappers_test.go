@@ -31,6 +31,7 @@ var setMethodsWithoutWrapper = map[string]string{
 	"FastPathF64": "a property of a set",
 	"KernelLevel": "a property of a set",
 	"BF16Nearest": "a property of a set",
+	"Issued":      "a property of a set (the active one is issued)",
 	"RoofF32":     "a benchmark's memory roof, not a kernel users call",
 	"RoofF64":     "a benchmark's memory roof, not a kernel users call",
 }

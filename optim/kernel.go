@@ -150,7 +150,7 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 	}
 	if ks == nil {
 		ks = kernels.Active()
-	} else if s, err := kernels.For(ks.Level()); err != nil || s != ks {
+	} else if !ks.Issued() {
 		return fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
 	}
 	if len(g) != len(p) {

@@ -141,7 +141,7 @@ type Options struct {
 func (op Options) resolve() (Options, error) {
 	if op.Kernels == nil {
 		op.Kernels = kernels.Active()
-	} else if s, err := kernels.For(op.Kernels.Level()); err != nil || s != op.Kernels {
+	} else if !op.Kernels.Issued() {
 		return op, fmt.Errorf("%w: Kernels is not a set from kernels.Active or kernels.For", ErrInvalid)
 	}
 	switch {

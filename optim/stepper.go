@@ -98,7 +98,7 @@ func (e *coeffEntry) release() { e.refs.Add(-1) }
 func NewGroup[T Float](h Hyper, ks *kernels.Set) (*Group[T], error) {
 	if ks == nil {
 		ks = kernels.Active()
-	} else if s, err := kernels.For(ks.Level()); err != nil || s != ks {
+	} else if !ks.Issued() {
 		return nil, fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
 	}
 	g := &Group[T]{ops: opsFor[T]()}

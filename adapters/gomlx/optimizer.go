@@ -503,7 +503,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		return fmt.Errorf("%w: backend %q: the step runs on the Go backend's shared buffers (simplego)", ErrUnsupported, g.Backend().Name())
 	}
 	if o.ks != nil {
-		if s, err := kernels.For(o.ks.Level()); err != nil || s != o.ks {
+		if !o.ks.Issued() {
 			return fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", optim.ErrInvalid)
 		}
 	}
