@@ -301,6 +301,36 @@ func TestLAMBTrust(t *testing.T) {
 	}
 }
 
+// TestLAMBApplyNonFiniteTrust: the second pass takes any trust as it is,
+// at every level, as its doc says: a NaN trust makes every element of p
+// NaN, r = 0 included; +Inf makes p −Inf where r > 0, +Inf where r < 0
+// and NaN where r = 0 (∞·0), in the vector body and the tail.
+func TestLAMBApplyNonFiniteTrust(t *testing.T) {
+	const n = 37
+	c := must(LAMB{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6}.Coeffs(1))
+	for _, l := range Levels() {
+		s, _ := For(l)
+		for _, trust := range []float64{math.NaN(), math.Inf(1)} {
+			p, r := make([]float32, n), make([]float32, n)
+			for i := range n {
+				p[i], r[i] = float32(i+1), float32(i%3-1) // −1, 0, 1, …
+			}
+			if err := s.LAMBApplyToF32(&c, p, r, trust); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				want := float32(math.NaN())
+				if !math.IsNaN(trust) && r[i] != 0 {
+					want = float32(math.Inf(-int(r[i])))
+				}
+				if !paritytest.Same(p[i], want) {
+					t.Errorf("%v, trust %v: p[%d] = %v for r = %v, want %v", l, trust, i, p[i], r[i], want)
+				}
+			}
+		}
+	}
+}
+
 // lamb is LAMB (You et al. 2019, Algorithm 2) with Adam's bias correction,
 // as timm's Lamb and apex's FusedLAMB compute it, in float64:
 //

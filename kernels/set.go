@@ -856,9 +856,10 @@ func (s *Set) LAMBMomentsToF64(c *Coeffs, p, grad, m, v, r []float64) (pp, rr fl
 // with f = c.LAMBFactor(trust) = -(step size)·trust, computed in float64
 // and rounded once to float32. trust is the parameter's trust ratio,
 // [LAMBTrust] of its sums; it is data, not a hyperparameter, and any
-// value is taken as it is: a NaN or infinite one (or one whose factor
-// overflows float32) makes p NaN or infinite wherever r is not zero, as
-// the arithmetic gives.
+// value is taken as it is, and the arithmetic decides: a NaN one makes
+// every element of p NaN (NaN·0 is NaN), an infinite one (or one whose
+// factor overflows float32) makes p ±Inf where r is not zero and NaN
+// where it is (∞·0).
 func (s *Set) LAMBApplyF32(c *Coeffs, p, m, v []float32, trust float64) error {
 	return lambApply(&s.k().f32, c, p, m, v, trust)
 }
