@@ -87,7 +87,7 @@
 // The reductions return the float64 value of their sum: [SumSquaresF64] of
 // elements above about 1.3e154 overflows to +Inf, and of elements below
 // about 1e-154 loses bits to underflow, as any float64 sum of squares does.
-// A norm needs scaling at those extremes (optim.ClipGradNorm does it).
+// A norm needs scaling at those extremes (optim's Optimizer.ClipGradNorm does it).
 // float32 data, summed in float64, never reaches them.
 //
 // # Levels

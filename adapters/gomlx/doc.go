@@ -58,10 +58,11 @@
 //
 // [New] runs any optim config (optim.SGDConfig with momentum or Nesterov,
 // AdamConfig with AMSGrad, AdamWConfig, LionConfig, AdagradConfig,
-// RMSpropConfig, and the rules optim adds later) with PyTorch's semantics,
-// bit for bit as optim's Stepper computes them, except that one step count
-// serves all variables (GoMLX trains every trainable variable at every
-// step, where the two are the same).
+// RMSpropConfig, and the rules optim adds later; not Adafactor, whose
+// factored state depends on each variable's shape: ErrUnsupported) with
+// PyTorch's semantics, bit for bit as optim's Stepper computes them, except
+// that one step count serves all variables (GoMLX trains every trainable
+// variable at every step, where the two are the same).
 //
 // # State and checkpoints
 //
