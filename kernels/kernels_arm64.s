@@ -5,7 +5,8 @@
 // NEON (Advanced SIMD) kernels. Every kernel computes, element by element,
 // the operation sequence of the reference (kernels_generic_gen.go, from
 // the descriptions in internal/abi), so that the results are
-// bit-identical to the reference (NaN payloads aside); see DESIGN.md §3.
+// bit-identical to the reference (NaN payloads aside); see the README,
+// "Exactness: the parity guarantee".
 // Instructions Go's assembler has no mnemonic for are WORDs, each with the
 // instruction in Arm syntax beside it.
 //

@@ -14,8 +14,8 @@ import (
 // often exactly a power of two apart. A kernel that streams through p, g, m
 // and v at once then has every load alias a recent store in the low 12
 // address bits and every stream fall into the same cache sets, which
-// DESIGN.md §4 reports makes the fused kernels 5–17× slower. The slab places
-// every buffer of at least one page on a cache line whose offset within a
+// makes the fused kernels 5–17× slower (README, "Design in a paragraph").
+// The slab places every buffer of at least one page on a cache line whose offset within a
 // page is as far as possible (circularly) from the page offsets of the other
 // streams of the same kernel call: the parameter, its gradient and the
 // buffers placed before it. Smaller buffers are only cache-line aligned. The

@@ -103,7 +103,7 @@ func (e *env) colSumSq(st int, groups []Op) {
 // gridPrefetch is how far ahead (bytes) a grid kernel that only reads
 // prefetches each of its full streams. Out of the caches, a core's
 // hardware prefetchers alone move too little per stream for a pass that
-// reads one or two: on the Zen 5 machine (DESIGN.md §6; thread CPU time,
+// reads one or two: on the Zen 5 machine (README, "Measured"; thread CPU time,
 // 4096×4096 float32) AdafactorSums read its one stream at 17 GB/s without,
 // 33 GB/s with 8 KiB ahead (1, 4 and 16 KiB: 21, 29 and 23 GB/s), and
 // AdafactorNorms its two at 35 and 40 GB/s (float64 AdafactorSums: 23

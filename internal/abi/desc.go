@@ -60,7 +60,7 @@ const (
 )
 
 // The reductions (SumSq; grid kernels also RowSumSq and ColSumSq), the
-// rule of DESIGN.md §3. Each accumulates the square of a value of the
+// rule of README's "Exactness: the parity guarantee". Each accumulates the square of a value of the
 // element type in float64, x² added by one fma (the product of two float64
 // conversions of an element-type value is exact for float32, and rounded
 // once with the sum for float64), into 16 lanes starting at +0: element i

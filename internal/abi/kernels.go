@@ -1,7 +1,7 @@
 package abi
 
 // The element-wise kernels. Each is its operation sequence, element by
-// element (DESIGN.md §3); the doc comment of the kernel's exported function
+// element (README, "Exactness: the parity guarantee"); the doc comment of the kernel's exported function
 // in package kernels shows the same sequence. The generated reference
 // (kernels/kernels_generic_gen.go) reads as these descriptions do.
 
