@@ -34,7 +34,8 @@ type DemoReport struct {
 }
 
 // maxLogRegValues bounds -samples × -features: the float64 design matrix
-// of the logistic regression (128 MiB).
+// of the logistic regression, and the copy of its scaled rows that Newton's
+// Hessians are formed from (128 MiB each).
 const maxLogRegValues = 1 << 24
 
 func demoCmd(args []string, stdout, stderr io.Writer) int {
@@ -115,8 +116,8 @@ const maxDemoSeconds = 300
 // The rates of the estimate, from runs on one core of a Zen 5 class
 // machine (an estimate within a factor of about 1.5 there): the scalar
 // loops of the networks' forward and backward passes and of the logistic
-// regression's loss, gradient and Hessian, and the SIMD products of
-// Newton–Schulz and the Cholesky factorisation.
+// regression's loss and gradient, and the SIMD products of Newton–Schulz,
+// the Hessian and the Cholesky factorisation.
 const (
 	scalarOpsPerSecond = 2e9
 	simdFlopsPerSecond = 4e10
@@ -126,17 +127,19 @@ const (
 // MLPs 2 → H → 2 (about 40·H operations a sample and epoch, the loss of
 // every epoch included), (b) Adam's steps on the logistic regression
 // (about 4 operations a value of the design matrix) and Newton's
-// iterations (the gradient and the Hessian, one more than the iterations:
-// the Hessian's lower triangle by a scalar loop, S·F² operations for S
-// samples of F values; and the Cholesky solve), (c) two MLPs 2 → H → H → 2
-// (8·H² a sample and epoch), and Muon's Newton–Schulz on the H × H matrix
-// at every batch (5 iterations of 3 products, 30·H³).
+// iterations (the gradient, the loss and the scaled rows, about 8
+// operations a value, and the Hessian's lower triangle by SymRankK, S·F²
+// flops for S samples of F values: one more of each than the iterations;
+// and the Cholesky solve), (c) two MLPs 2 → H → H → 2 (8·H² a sample and
+// epoch), and Muon's Newton–Schulz on the H × H matrix at every batch (5
+// iterations of 3 products, 30·H³).
 func demoSeconds(mc mlpConfig, lc logRegConfig) float64 {
 	e, n, h := float64(mc.Epochs), float64(mc.Train+mc.Test), float64(mc.Hidden)
 	batches := math.Ceil(float64(mc.Train) / float64(mc.Batch))
 	s, f := float64(lc.Samples), float64(lc.Features+1)
-	scalar := 4*e*n*40*h + float64(lc.AdamSteps)*s*f*4 + 2*e*n*8*h*h + float64(lc.NewtonIters+1)*(s*f*f+4*s*f)
-	simd := float64(lc.NewtonIters)*f*f*f + e*batches*30*h*h*h
+	newton := float64(lc.NewtonIters)
+	scalar := 4*e*n*40*h + float64(lc.AdamSteps)*s*f*4 + 2*e*n*8*h*h + (newton+1)*8*s*f
+	simd := (newton+1)*s*f*f + newton*f*f*f + e*batches*30*h*h*h
 	return scalar/scalarOpsPerSecond + simd/simdFlopsPerSecond
 }
 

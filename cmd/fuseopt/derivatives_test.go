@@ -56,9 +56,11 @@ func TestLogRegDerivatives(t *testing.T) {
 		w[j] = 0.5 * r.NormFloat64()
 	}
 	g, h := make([]float64, d), make([]float64, d*d)
-	lr.grad(w, g, h)
+	if err := lr.grad(w, g, h); err != nil {
+		t.Fatal(err)
+	}
 	g2 := make([]float64, d)
-	lr.grad(w, g2, nil)
+	_ = lr.grad(w, g2, nil)
 	const eps = 1e-5
 	gu, gd := make([]float64, d), make([]float64, d)
 	for j := range d {
@@ -68,10 +70,10 @@ func TestLogRegDerivatives(t *testing.T) {
 		old := w[j]
 		w[j] = old + eps
 		up := lr.loss(w)
-		lr.grad(w, gu, nil)
+		_ = lr.grad(w, gu, nil)
 		w[j] = old - eps
 		down := lr.loss(w)
-		lr.grad(w, gd, nil)
+		_ = lr.grad(w, gd, nil)
 		w[j] = old
 		if num := (up - down) / (2 * eps); math.Abs(g[j]-num) > 1e-7*math.Max(1, math.Abs(num)) {
 			t.Errorf("g[%d] = %v, central difference %v", j, g[j], num)

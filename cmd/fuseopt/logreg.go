@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fuseopt/fuseopt/optim"
+	"github.com/fuseopt/fuseopt/solve"
 )
 
 // The logistic-regression demo: L2-regularised logistic regression on
@@ -20,6 +21,11 @@ type logReg struct {
 	x, y   []float64
 	lambda float64
 	z      []float64 // scratch: x·w
+
+	// the Hessian's scratch, made by its first grad: the rows of x scaled
+	// by √(σ(1−σ)/n), and the solver that forms their Gram matrix
+	a  []float64
+	hs *solve.Solver[float64]
 }
 
 func newLogReg(r *rand.Rand, n, features int, lambda float64) *logReg {
@@ -57,13 +63,23 @@ func (lr *logReg) loss(w []float64) float64 {
 }
 
 // grad writes the gradient into g and, if h is not nil, the Hessian
-// Xᵀ·diag(σ(1-σ))·X/n + λI into h (row-major, both triangles).
-func (lr *logReg) grad(w, g, h []float64) {
+// Xᵀ·diag(σ(1-σ))·X/n + λI into h (row-major, both triangles). The
+// Hessian is the Gram matrix AᵀA of the rows of X scaled by
+// √(σ(1-σ)/n), formed by solve's SymRankK on the SIMD micro-kernels
+// (a scalar loop took about 15 s a Hessian at 8,388 samples of 2,000
+// features on one Zen 5 core).
+func (lr *logReg) grad(w, g, h []float64) error {
 	d := lr.d
 	for j := range g {
 		g[j] = lr.lambda * w[j]
 	}
-	clear(h)
+	if h != nil && lr.hs == nil {
+		hs, err := solve.New[float64](solve.Options{})
+		if err != nil {
+			return err
+		}
+		lr.a, lr.hs = make([]float64, lr.n*d), hs
+	}
 	inv := 1 / float64(lr.n)
 	for i := range lr.n {
 		row := lr.x[i*d : (i+1)*d]
@@ -73,24 +89,26 @@ func (lr *logReg) grad(w, g, h []float64) {
 			g[j] += r * row[j]
 		}
 		if h != nil {
-			c := s * (1 - s) * inv
-			for a := range d {
-				ca := c * row[a]
-				hr := h[a*d : a*d+a+1]
-				for b := range hr {
-					hr[b] += ca * row[b]
-				}
+			c := math.Sqrt(s * (1 - s) * inv)
+			for j, x := range row {
+				lr.a[i*d+j] = c * x
 			}
 		}
 	}
-	if h != nil {
-		for a := range d {
-			h[a*d+a] += lr.lambda
-			for b := range a {
-				h[b*d+a] = h[a*d+b]
-			}
+	if h == nil {
+		return nil
+	}
+	hm := solve.Matrix[float64]{N: d, Stride: d, Data: h, Uplo: solve.Lower}
+	if err := lr.hs.SymRankK(hm, solve.Dense[float64]{Rows: lr.n, Cols: d, Stride: d, Data: lr.a}, true); err != nil {
+		return err
+	}
+	for a := range d {
+		h[a*d+a] += lr.lambda
+		for b := range a {
+			h[b*d+a] = h[a*d+b]
 		}
 	}
+	return nil
 }
 
 func dot(x, y []float64) float64 {
@@ -149,7 +167,9 @@ func fitLogReg(cfg logRegConfig) (newton, adam LogRegRun, err error) {
 	nt := &optim.Newton{Loss: func() float64 { return lr.loss(w) }}
 	newton = LogRegRun{Method: "Newton"}
 	start := time.Now()
-	lr.grad(w, g, h)
+	if err := lr.grad(w, g, h); err != nil {
+		return newton, adam, err
+	}
 	newton.Loss = append(newton.Loss, lr.loss(w))
 	newton.GradNorm = append(newton.GradNorm, maxAbs(g))
 	for newton.Iters < cfg.NewtonIters && maxAbs(g) > cfg.Tol {
@@ -158,7 +178,9 @@ func fitLogReg(cfg logRegConfig) (newton, adam LogRegRun, err error) {
 			return newton, adam, fmt.Errorf("newton iteration %d: %w", newton.Iters+1, err)
 		}
 		newton.Iters++
-		lr.grad(w, g, h)
+		if err := lr.grad(w, g, h); err != nil {
+			return newton, adam, err
+		}
 		newton.Loss = append(newton.Loss, lr.loss(w))
 		newton.GradNorm = append(newton.GradNorm, maxAbs(g))
 		newton.Tau = append(newton.Tau, res.Tau)
@@ -179,7 +201,7 @@ func fitLogReg(cfg logRegConfig) (newton, adam LogRegRun, err error) {
 	}
 	adam = LogRegRun{Method: "Adam"}
 	start = time.Now()
-	lr.grad(wa, ga, nil)
+	_ = lr.grad(wa, ga, nil) // no Hessian: no error
 	adam.Loss = append(adam.Loss, lr.loss(wa))
 	adam.GradNorm = append(adam.GradNorm, maxAbs(ga))
 	for range cfg.AdamSteps {
@@ -187,7 +209,7 @@ func fitLogReg(cfg logRegConfig) (newton, adam LogRegRun, err error) {
 			return newton, adam, err
 		}
 		adam.Iters++
-		lr.grad(wa, ga, nil)
+		_ = lr.grad(wa, ga, nil)
 		adam.Loss = append(adam.Loss, lr.loss(wa))
 		adam.GradNorm = append(adam.GradNorm, maxAbs(ga))
 	}
