@@ -206,5 +206,5 @@ func (s *Set) Issued() bool {
 	if s == active {
 		return true
 	}
-	return int(s.level) < len(sets) && sets[s.level] == s && s.level.Supported()
+	return int(s.level) < len(sets) && sets[s.level] == s // For hands out the supported ones only
 }
