@@ -173,3 +173,44 @@ func TestZeroGroupStepper(t *testing.T) {
 		t.Errorf("zero Stepper Restore: %v, want ErrInvalid", err)
 	}
 }
+
+// TestIssuedKernelSets: New, NewGroup and KernelStep take the sets that
+// kernels.Active and kernels.For return, Active explicitly included (on
+// CPUs of the table of kernel choices a set of its own), and refuse a
+// copy of one with ErrInvalid.
+func TestIssuedKernelSets(t *testing.T) {
+	sets := []*kernels.Set{kernels.Active()}
+	for _, l := range kernels.Levels() {
+		s, err := kernels.For(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, s)
+	}
+	cp := *kernels.Active()
+	h := DefaultAdamW()
+	c, err := Coefficients[float32](h, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ks := range append(sets, &cp) {
+		want := error(nil)
+		if ks == &cp {
+			want = ErrInvalid
+		}
+		opt, err := New[float32](h, Options{Kernels: ks})
+		if !errors.Is(err, want) {
+			t.Errorf("set %d (level %v): New: %v, want %v", i, ks.Level(), err, want)
+		}
+		if opt != nil {
+			opt.Close()
+		}
+		if _, err := NewGroup[float32](h, ks); !errors.Is(err, want) {
+			t.Errorf("set %d (level %v): NewGroup: %v, want %v", i, ks.Level(), err, want)
+		}
+		p, g, m, v := []float32{1}, []float32{1}, []float32{0}, []float32{0}
+		if err := KernelStep[float32](ks, h, &c, p, g, m, v); !errors.Is(err, want) {
+			t.Errorf("set %d (level %v): KernelStep: %v, want %v", i, ks.Level(), err, want)
+		}
+	}
+}
