@@ -78,11 +78,7 @@ func FactorSymDense(s *Solver[float64], h *mat.SymDense) (*mat.TriDense, error) 
 	}
 	src := FromSymDense(h)
 	dst := NewMatrix[float64](src.N, Lower)
-	check := s.checkSym
-	s.checkSym = false // a Solver is used by one goroutine at a time
-	err = s.FactorTo(dst, src)
-	s.checkSym = check
-	if err != nil {
+	if err := s.factorTo(dst, src, false); err != nil {
 		return nil, err
 	}
 	return TriDense(dst), nil

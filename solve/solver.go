@@ -119,8 +119,9 @@ func (s *Solver[T]) BlockSize() int { return s.nb }
 // Workers returns the number of goroutines that share a factorisation.
 func (s *Solver[T]) Workers() int { return s.f.workers }
 
-// checkH validates a matrix to be factored.
-func (s *Solver[T]) checkH(h Matrix[T]) error {
+// checkH validates a matrix to be factored, and with sym compares its
+// triangles (Options.CheckSymmetry).
+func (s *Solver[T]) checkH(h Matrix[T], sym bool) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ func (s *Solver[T]) checkH(h Matrix[T]) error {
 	if i, j, bad := s.fc.nonFinite(h, s.f.pool, s.f.workers); bad {
 		return fmt.Errorf("%w: H[%d][%d] = %g", ErrNonFinite, i, j, h.Data[h.idx(i, j)])
 	}
-	if s.checkSym {
+	if sym {
 		return h.checkSymmetric(s.symTol)
 	}
 	return nil
@@ -160,7 +161,7 @@ func (s *Solver[T]) checkH(h Matrix[T]) error {
 // naming the column; h then holds intermediate values. Use [Solver.FactorTo]
 // to keep h.
 func (s *Solver[T]) Factor(h Matrix[T]) error {
-	if err := s.checkH(h); err != nil {
+	if err := s.checkH(h, s.checkSym); err != nil {
 		return err
 	}
 	return s.factor(h)
@@ -182,6 +183,11 @@ func (s *Solver[T]) factor(h Matrix[T]) error {
 // reference): FactorTo(h, h), or the other triangle of h's own storage as
 // dst, is refused with ErrOverlap. Use [Solver.Factor] to factor in place.
 func (s *Solver[T]) FactorTo(dst, h Matrix[T]) error {
+	return s.factorTo(dst, h, s.checkSym)
+}
+
+// factorTo is FactorTo, comparing h's triangles with sym.
+func (s *Solver[T]) factorTo(dst, h Matrix[T], sym bool) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -197,7 +203,7 @@ func (s *Solver[T]) FactorTo(dst, h Matrix[T]) error {
 	if overlap(dst.Data, dst.span(), h.Data, h.span()) {
 		return fmt.Errorf("%w: FactorTo's dst and H", ErrOverlap)
 	}
-	if err := s.checkH(h); err != nil {
+	if err := s.checkH(h, sym); err != nil {
 		return err
 	}
 	s.cp.copy(dst, h, s.f.pool, s.f.workers)
@@ -333,7 +339,7 @@ func (s *Solver[T]) SolveMany(l Matrix[T], x Dense[T]) error {
 // (as Solve). Nothing is written when an argument is bad, x sharing memory
 // with h included (ErrOverlap).
 func (s *Solver[T]) FactorSolve(h Matrix[T], x []T) error {
-	if err := s.checkH(h); err != nil {
+	if err := s.checkH(h, s.checkSym); err != nil {
 		return err
 	}
 	if err := checkVec(h, x); err != nil {
