@@ -20,7 +20,6 @@ type logReg struct {
 	n, d   int
 	x, y   []float64
 	lambda float64
-	z      []float64 // scratch: x·w
 
 	// the Hessian's scratch, made by its first grad: the rows of x scaled
 	// by √(σ(1−σ)/n), and the solver that forms their Gram matrix
@@ -30,7 +29,7 @@ type logReg struct {
 
 func newLogReg(r *rand.Rand, n, features int, lambda float64) *logReg {
 	d := features + 1
-	lr := &logReg{n: n, d: d, x: make([]float64, n*d), y: make([]float64, n), lambda: lambda, z: make([]float64, n)}
+	lr := &logReg{n: n, d: d, x: make([]float64, n*d), y: make([]float64, n), lambda: lambda}
 	truth := make([]float64, d)
 	for j := range truth {
 		truth[j] = r.NormFloat64()
