@@ -178,3 +178,104 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 	}
 	return err
 }
+
+// KernelStepMaster is KernelStep for a 16-bit parameter in master-weight
+// mode, the step of a parameter registered with AddBF16 or AddF16 (Half
+// without State16): it reads the 16-bit gradient g, updates the float32
+// master and the float32 state buffers (named as StateNames(h) says), and
+// writes the new master rounded by r into p16, in one pass. c comes from
+// Coefficients[float32] for the same h. A caller without a master of its
+// own (a stack that keeps only the 16-bit weights) widens p16 into a
+// scratch master first; the step is then computed in float32 and rounded
+// once, as a stack that converts the weights to float32, steps them and
+// converts them back does. The rules are those AddBF16 takes; another (or
+// a set, lengths or state count that KernelStep would refuse) gives an
+// error wrapping ErrInvalid or ErrLength before anything is written.
+func KernelStepMaster[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, master []float32, p16, g []H, r kernels.Rounding, state ...[]float32) error {
+	h, ks, err := halfStepChecks(ks, h, false, false, len(master), len(p16), len(g), state)
+	if err != nil {
+		return err
+	}
+	var b [3][]float32
+	copy(b[:], state)
+	return kernelErr(halfOpsOf[H]().master[h.kernel()](ks, c, master, p16, g, b, r))
+}
+
+// KernelStep16 is KernelStep for a 16-bit parameter in 16-bit state mode,
+// the step of a parameter registered with Half.State16: p, g and the state
+// buffers are of the 16-bit type, each new value computed in float32 from
+// the widened inputs and rounded once by r. c comes from
+// Coefficients[float32] for the same h. The rules are those AddBF16 (for
+// kernels.BF16) or AddF16 with State16 (for kernels.F16) take; float16
+// state of squared gradients is refused as AddF16 refuses it. Errors are
+// as for KernelStepMaster.
+func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []H, r kernels.Rounding, state ...[]H) error {
+	var zero H
+	_, f16 := any(zero).(kernels.F16)
+	h, ks, err := halfStepChecks(ks, h, true, f16, len(p), len(p), len(g), state)
+	if err != nil {
+		return err
+	}
+	var b [3][]H
+	copy(b[:], state)
+	return kernelErr(halfOpsOf[H]().state16[h.kernel()](ks, c, p, g, b, r))
+}
+
+// halfStepChecks makes the checks of KernelStepMaster and KernelStep16 (n:
+// the length of the master or the 16-bit parameter) and returns the
+// canonical h and the set to run.
+func halfStepChecks[E float32 | kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, state16, f16 bool, n, n16, ng int, state [][]E) (Hyper, *kernels.Set, error) {
+	h, err := canonical(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ks == nil {
+		ks = kernels.Active()
+	} else if !ks.Issued() {
+		return nil, nil, fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
+	}
+	if err := h.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := halfKernel(h); err != nil {
+		return nil, nil, err
+	}
+	if state16 {
+		if err := state16Fits(h, f16); err != nil {
+			return nil, nil, err
+		}
+	}
+	if n16 != n || ng != n {
+		return nil, nil, fmt.Errorf("%w: len(p16) = %d, len(g) = %d, the master %d", ErrLength, n16, ng, n)
+	}
+	names := h.buffers()
+	if len(state) != len(names) {
+		return nil, nil, fmt.Errorf("%w: %d state buffers, a %v parameter keeps %d (%v)", ErrLength, len(state), h.Kind(), len(names), names)
+	}
+	for k, s := range state {
+		if l := len(s); l != n {
+			return nil, nil, fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[k], l, n)
+		}
+	}
+	return h, ks, nil
+}
+
+// halfOpsOf returns the 16-bit kernel table of H.
+func halfOpsOf[H kernels.BF16 | kernels.F16]() *halfOps[H] {
+	if t, ok := any(&halfOpsBF16).(*halfOps[H]); ok {
+		return t
+	}
+	return any(&halfOpsF16).(*halfOps[H])
+}
+
+// kernelErr wraps an error of the kernels as KernelStep does.
+func kernelErr(err error) error {
+	switch {
+	case err == nil:
+	case errors.Is(err, kernels.ErrLength):
+		err = fmt.Errorf("%w: %w", ErrLength, err)
+	case !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrLength) && !errors.Is(err, ErrHyper):
+		err = fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return err
+}

@@ -1,0 +1,205 @@
+package optim
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fuseopt/fuseopt/kernels"
+)
+
+// kernelStepHalf steps every parameter of m once through KernelStepMaster
+// or KernelStep16 (as hc's mode says), with the rounding key an Optimizer
+// of seed m.seed uses.
+func (m *halfModel) kernelStepHalf(tb testing.TB, set *kernels.Set, hc halfCase, step int64) {
+	tb.Helper()
+	c, err := Coefficients[float32](hc.h, step, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nb := len(StateNames(hc.h))
+	for s := range m.p {
+		r := kernels.Rounding{Stochastic: hc.sr, Key: kernels.SRKey(m.seed, uint64(step+1), uint64(s))}
+		switch {
+		case hc.mode == ModeState16 && m.f16:
+			err = KernelStep16(set, hc.h, &c, asHalf[kernels.F16](m.p[s]), asHalf[kernels.F16](m.g[s]), r, halfBufs[kernels.F16](m.state16[s][:nb])...)
+		case hc.mode == ModeState16:
+			err = KernelStep16(set, hc.h, &c, asHalf[kernels.BF16](m.p[s]), asHalf[kernels.BF16](m.g[s]), r, halfBufs[kernels.BF16](m.state16[s][:nb])...)
+		case m.f16:
+			err = KernelStepMaster(set, hc.h, &c, m.master[s], asHalf[kernels.F16](m.p[s]), asHalf[kernels.F16](m.g[s]), r, m.state[s][:nb]...)
+		default:
+			err = KernelStepMaster(set, hc.h, &c, m.master[s], asHalf[kernels.BF16](m.p[s]), asHalf[kernels.BF16](m.g[s]), r, m.state[s][:nb]...)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func halfBufs[H kernels.BF16 | kernels.F16](bufs [][]uint16) [][]H {
+	var out [][]H
+	for _, b := range bufs {
+		out = append(out, asHalf[H](b))
+	}
+	return out
+}
+
+// TestKernelStepHalf: KernelStepMaster and KernelStep16 give, bit for bit,
+// the steps of an Optimizer's 16-bit parameters (a given master, 16-bit
+// state), for every rule with 16-bit kernels, both types, both roundings
+// and every level, their state included.
+func TestKernelStepHalf(t *testing.T) {
+	sizes := []int{1, 37, 300}
+	for _, set := range levelSets(t) {
+		for _, hc := range halfCases() {
+			if hc.mode == ModeMasterHeld {
+				continue
+			}
+			t.Run(set.Level().String()+"/"+hc.name, func(t *testing.T) {
+				m := newHalfModel(hc.f16, sizes)
+				m.initState(hc.h)
+				m.seed = 7
+				twin := m.clone()
+				o := mustNew[float32](t, hc.h, Options{Workers: 1, Seed: 7, Kernels: set})
+				m.register(t, o, hc)
+				nb := len(StateNames(hc.h))
+				for step := range 4 {
+					m.fill(step, 1)
+					twin.fill(step, 1)
+					mustStep(t, o)
+					twin.kernelStepHalf(t, set, hc, int64(step))
+					if !m.equal(twin) {
+						t.Fatalf("step %d: the parameters differ from the Optimizer's", step)
+					}
+					for s := range m.p {
+						for k, name := range StateNames(hc.h)[:nb] {
+							if hc.mode == ModeState16 {
+								st, err := o.State16(fmt.Sprintf("p%d", s), name)
+								if err != nil {
+									t.Fatal(err)
+								}
+								if !slices.Equal(st, twin.state16[s][k]) {
+									t.Fatalf("step %d: 16-bit %s of p%d differs", step, name, s)
+								}
+							} else {
+								st, err := o.State(fmt.Sprintf("p%d", s), name)
+								if err != nil {
+									t.Fatal(err)
+								}
+								if !bitsEqual(st, twin.state[s][k]) {
+									t.Fatalf("step %d: %s of p%d differs", step, name, s)
+								}
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestKernelStepHalfErrors: what KernelStepMaster and KernelStep16 refuse,
+// with nothing written.
+func TestKernelStepHalfErrors(t *testing.T) {
+	adam := AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	c, err := Coefficients[float32](adam, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 9
+	master := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	p16 := make([]kernels.BF16, n)
+	g16 := make([]kernels.BF16, n)
+	f16p, f16g := make([]kernels.F16, n), make([]kernels.F16, n)
+	for i := range n {
+		p16[i] = kernels.BF16FromF32(master[i])
+		g16[i] = kernels.BF16FromF32(0.5)
+		f16p[i], f16g[i] = kernels.F16FromF32(master[i]), kernels.F16FromF32(0.5)
+	}
+	m, v := make([]float32, n), make([]float32, n)
+	m16, v16 := make([]kernels.BF16, n), make([]kernels.BF16, n)
+	copySet := *kernels.Active()
+	var r kernels.Rounding
+	wantMaster, wantP16 := slices.Clone(master), slices.Clone(p16)
+	for _, tc := range []struct {
+		name string
+		err  error
+		run  func() error
+	}{
+		{"nil hyper", ErrInvalid, func() error { return KernelStepMaster(nil, nil, &c, master, p16, g16, r, m, v) }},
+		{"copied set", ErrInvalid, func() error { return KernelStepMaster(&copySet, adam, &c, master, p16, g16, r, m, v) }},
+		{"invalid hyper", ErrHyper, func() error {
+			return KernelStepMaster(nil, AdamConfig{LR: -1, Beta1: 0.9, Beta2: 0.999}, &c, master, p16, g16, r, m, v)
+		}},
+		{"LAMB", ErrInvalid, func() error {
+			return KernelStepMaster(nil, LAMBConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6}, &c, master, p16, g16, r, m, v)
+		}},
+		{"Fast Adam", ErrInvalid, func() error {
+			return KernelStepMaster(nil, AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Fast: true}, &c, master, p16, g16, r, m, v)
+		}},
+		{"centered RMSprop", ErrInvalid, func() error {
+			return KernelStep16(nil, RMSpropConfig{LR: 1e-3, Alpha: 0.99, Eps: 1e-8, Centered: true}, &c, p16, g16, r, m16, v16)
+		}},
+		{"short p16", ErrLength, func() error { return KernelStepMaster(nil, adam, &c, master, p16[:n-1], g16, r, m, v) }},
+		{"short g", ErrLength, func() error { return KernelStep16(nil, adam, &c, p16, g16[:n-1], r, m16, v16) }},
+		{"one state buffer", ErrLength, func() error { return KernelStepMaster(nil, adam, &c, master, p16, g16, r, m) }},
+		{"short state", ErrLength, func() error { return KernelStep16(nil, adam, &c, p16, g16, r, m16, v16[:2]) }},
+		{"float16 squares", ErrInvalid, func() error {
+			return KernelStep16(nil, adam, &c, f16p, f16g, r, make([]kernels.F16, n), make([]kernels.F16, n))
+		}},
+		{"p16 overlaps g", ErrInvalid, func() error { return KernelStepMaster(nil, adam, &c, master, p16, p16, r, m, v) }},
+		{"state overlaps", ErrInvalid, func() error { return KernelStepMaster(nil, adam, &c, master, p16, g16, r, m, m) }},
+		{"nil coefficients", ErrInvalid, func() error { return KernelStepMaster(nil, adam, nil, master, p16, g16, r, m, v) }},
+	} {
+		err := tc.run()
+		if !errors.Is(err, tc.err) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
+		}
+		if !slices.Equal(master, wantMaster) || !slices.Equal(p16, wantP16) {
+			t.Fatalf("%s: written before the error", tc.name)
+		}
+		for i := range n {
+			if m[i] != 0 || v[i] != 0 || m16[i] != 0 || v16[i] != 0 {
+				t.Fatalf("%s: state written before the error", tc.name)
+			}
+		}
+	}
+	// float16 state without squares (Lion) is taken.
+	lion := LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99}
+	cl, err := Coefficients[float32](lion, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := slices.Clone(f16p)
+	if err := KernelStep16(nil, lion, &cl, f16p, f16g, r, make([]kernels.F16, n)); err != nil {
+		t.Fatalf("Lion in float16 state: %v", err)
+	}
+	if slices.Equal(before, f16p) {
+		t.Error("Lion in float16 state moved nothing")
+	}
+}
+
+// TestKernelStepHalfAllocs: a step allocates nothing.
+func TestKernelStepHalfAllocs(t *testing.T) {
+	var h Hyper = AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01} // converted once
+	c, err := Coefficients[float32](h, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	master, m, v := make([]float32, n), make([]float32, n), make([]float32, n)
+	p16, g16 := make([]kernels.BF16, n), make([]kernels.BF16, n)
+	m16, v16 := make([]kernels.BF16, n), make([]kernels.BF16, n)
+	r := kernels.Rounding{Stochastic: true, Key: 3}
+	if a := testing.AllocsPerRun(20, func() {
+		if err := KernelStepMaster(nil, h, &c, master, p16, g16, r, m, v); err != nil {
+			t.Fatal(err)
+		}
+		if err := KernelStep16(nil, h, &c, p16, g16, r, m16, v16); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%v allocations per step, want 0", a)
+	}
+}
