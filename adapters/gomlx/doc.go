@@ -64,6 +64,24 @@
 // that one step count serves all variables (GoMLX trains every trainable
 // variable at every step, where the two are the same).
 //
+// # bfloat16 variables
+//
+// A bfloat16 trainable variable (its gradient bfloat16) is stepped by
+// fuseopt's mixed-precision kernels, with its state in the dtype the
+// optimizer computes in, as GoMLX keeps it: the loss's dtype (New, and
+// Adam and RMSProp by default) or Adam's adam_dtype. With float32 state
+// the variable is widened to float32, stepped there and rounded back once
+// (optim.KernelStepMaster on a scratch float32 copy); with bfloat16 state
+// (a graph whose loss is bfloat16) p and the state are bfloat16, each new
+// value computed in float32 and rounded once (optim.KernelStep16). Another
+// state dtype gives ErrUnsupported, a rule without 16-bit kernels (LAMB,
+// Fast Adam, centered RMSprop, Adadelta, RAdam) optim.ErrInvalid, both
+// when the graph is built. The kernels round to nearest even, or
+// stochastically with [Optimizer.WithStochasticRounding]; GoMLX v0.26.0
+// truncates, so results differ from its own optimizers by more than
+// rounding (the kernels' end nearer a float32 run). GoMLX's Go backend has
+// no float16.
+//
 // # State and checkpoints
 //
 // The optimizer's state is GoMLX variables, non-trainable, created when the

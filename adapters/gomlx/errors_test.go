@@ -8,7 +8,6 @@ import (
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX's usual style for graph code
-	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train"
@@ -101,24 +100,6 @@ func TestNotAttached(t *testing.T) {
 	tr := train.NewTrainer(goBackend(t), ctx, mlpModel, losses.MeanSquaredError, Adam().Done(), nil, nil)
 	if _, err := tr.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{y}); !errors.Is(err, ErrNotAttached) {
 		t.Fatalf("TrainStep: %v, want ErrNotAttached", err)
-	}
-}
-
-// TestBFloat16Variable: a trainable bfloat16 variable is refused (the kernels
-// step float32 and float64) with ErrVariable.
-func TestBFloat16Variable(t *testing.T) {
-	ctx := context.New()
-	model := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
-		w := ctx.WithInitializer(func(g *Graph, s shapes.Shape) *Node { return Ones(g, s) }).
-			VariableWithShape("w", shapes.Make(dtypes.BFloat16, 3)).ValueGraph(inputs[0].Graph())
-		return []*Node{ReduceAllSum(Mul(ConvertDType(w, dtypes.Float32), inputs[0]))}
-	}
-	opt := Adam().Done()
-	tr := train.NewTrainer(goBackend(t), ctx, model, lossIsPrediction, opt, nil, nil)
-	opt.AttachToTrainer(tr)
-	_, err := tr.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float32{1, 2, 3})}, nil)
-	if !errors.Is(err, ErrVariable) {
-		t.Fatalf("TrainStep: %v, want ErrVariable", err)
 	}
 }
 

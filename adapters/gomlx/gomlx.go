@@ -7,6 +7,8 @@ import (
 
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 )
@@ -178,19 +180,14 @@ func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope st
 	if dtype == dtypes.InvalidDType {
 		dtype = lossDType
 	}
-	if dtype != dtypes.Float32 && dtype != dtypes.Float64 {
-		return nil, fmt.Errorf("%w: Adam computing in %s (the kernels compute in float32 and float64)", ErrUnsupported, dtype)
+	if dtype != dtypes.Float32 && dtype != dtypes.Float64 && !is16(dtype) {
+		return nil, fmt.Errorf("%w: Adam computing in %s (the kernels compute in float32 and float64, and keep state in bfloat16 too)", ErrUnsupported, dtype)
 	}
 	lr := c.learningRate
 	if lr < 0 {
 		lr = context.GetParamOr(ctx, optimizers.ParamLearningRate, optimizers.AdamDefaultLearningRate)
 	}
-	round := func(x float64) float64 {
-		if dtype == dtypes.Float32 {
-			return float64(float32(x))
-		}
-		return x
-	}
+	round := func(x float64) float64 { return roundTo(dtype, x) }
 	b1, b2, eps, wd := round(c.beta1), round(c.beta2), round(c.epsilon), round(c.weightDecay)
 	base := optim.AdamConfig{LR: round(lr), Beta1: b1, Beta2: b2, Eps: eps, WeightDecay: wd}
 	if c.rmsProp {
@@ -199,7 +196,7 @@ func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope st
 	if err := base.Validate(); err != nil {
 		return nil, err
 	}
-	r := &rule{lr: lr, lrDType: dtype, scope: scope, varDType: c.dtype}
+	r := &rule{lr: lr, lrDType: dtype, scope: scope, varDType: c.dtype, stateDType: dtype}
 	backoff := int64(c.backoffSteps)
 	effective := func(t int64, lr float64) float64 {
 		if t <= backoff {
@@ -231,6 +228,18 @@ func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope st
 	r.states, r.inits = optim.StateNames(h), optim.StateInit(h)
 	r.hyper = lrCache(h, effective)
 	return r, checkStates(r, "exp_avg", "exp_avg_sq")
+}
+
+// roundTo returns x as GoMLX holds it in a constant of dtype
+// (shapes.CastAsDType; GoMLX v0.26.0 truncates to bfloat16).
+func roundTo(dtype dtypes.DType, x float64) float64 {
+	switch v := shapes.CastAsDType(x, dtype).(type) {
+	case float32:
+		return float64(v)
+	case bfloat16.BFloat16:
+		return float64(v.Float32())
+	}
+	return x
 }
 
 // SGDConfig is GoMLX's optimizers.SGDConfig (v0.26.0) with the update run

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX's usual style for graph code
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -18,6 +19,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+	"github.com/x448/float16"
 )
 
 const (
@@ -178,6 +180,14 @@ func flat64(t testing.TB, v *context.Variable) []float64 {
 		case []int64:
 			for _, x := range f {
 				out = append(out, float64(x))
+			}
+		case []bfloat16.BFloat16:
+			for _, x := range f {
+				out = append(out, float64(x.Float32()))
+			}
+		case []float16.Float16:
+			for _, x := range f {
+				out = append(out, float64(x.Float32()))
 			}
 		default:
 			t.Fatalf("%s: %T", v.ScopeAndName(), flat)

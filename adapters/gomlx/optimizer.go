@@ -44,9 +44,10 @@ var (
 	// in front of the optimizer's, an unknown optimizer name).
 	ErrUnsupported = errors.New("fusegomlx: unsupported")
 	// ErrVariable: a variable the step cannot update in place: a trainable
-	// variable that is not float32 or float64, one that the training graph
-	// itself changes, a variable without a value (deleted, or cleared
-	// with Optimizer.Clear since the graph was built), or two variables
+	// variable that is not float32, float64 or bfloat16, one that
+	// the training graph itself changes, a variable without a value
+	// (deleted, or cleared with Optimizer.Clear since the graph was
+	// built), or two variables
 	// given one tensor (their memory is shared).
 	ErrVariable = errors.New("fusegomlx: variable cannot be stepped")
 )
@@ -83,6 +84,14 @@ type Optimizer struct {
 	err       error
 	scratch32 []float32
 	scratch64 []float64
+	scratch16 []kernels.BF16
+	// master is the float32 copy a 16-bit variable with float32 state is
+	// widened into for its step.
+	master []float32
+	// sr: round the 16-bit variables stochastically, keyed by seed
+	// (WithStochasticRounding).
+	sr   bool
+	seed uint64
 }
 
 var optimizerCount atomic.Int64
@@ -184,6 +193,25 @@ func (o *Optimizer) Scope(name string) *Optimizer {
 func (o *Optimizer) WithKernels(s *kernels.Set) *Optimizer {
 	if o != nil {
 		o.ks = s
+	}
+	return o
+}
+
+// WithStochasticRounding makes the step round the new values of bfloat16
+// variables (and of their bfloat16 state) stochastically instead
+// of to nearest even (kernels.Rounding): the expected value of each
+// rounded value is the float32 value, so updates smaller than half a
+// bfloat16 spacing move the weights on average instead of being lost (a
+// bfloat16 weight near 1 has a spacing of 2⁻⁷; an Adam step of 1e-3 rounds
+// back to the old weight at every step). The random bits are keyed by
+// seed, the step count t, the variable's index among the trainable
+// variables the graph steps and the element's index, so that a run is
+// reproducible bit for bit on every CPU and level. float32 and float64
+// variables are not affected. Set it before the first training step. It
+// returns the optimizer.
+func (o *Optimizer) WithStochasticRounding(seed uint64) *Optimizer {
+	if o != nil {
+		o.sr, o.seed = true, seed
 	}
 	return o
 }
@@ -404,9 +432,14 @@ type rule struct {
 	// the step count ("<scope>/global_step"); "" for a rule without state
 	// that counts with GoMLX's global step (its SGD's decay).
 	scope string
-	// varDType, when valid, is the only variable dtype the rule accepts
-	// (GoMLX's adam_dtype).
+	// varDType, when valid, is the only float32 or float64 variable dtype
+	// the rule accepts (GoMLX's adam_dtype).
 	varDType dtypes.DType
+	// stateDType is the dtype the rule computes in (GoMLX's adam_dtype or
+	// the loss's): a bfloat16 variable keeps its state in it, which must
+	// be float32 or bfloat16; float32 and float64 variables keep theirs in
+	// their own dtype.
+	stateDType dtypes.DType
 	// clipNaNElementwise: with clip_nan, zero the non-finite gradient
 	// elements one by one (GoMLX's SGD) instead of a whole gradient that
 	// holds one (its Adam).
@@ -416,7 +449,7 @@ type rule struct {
 // genericRule runs h as it is, its learning rate taken from GoMLX's
 // learning-rate variable.
 func genericRule(h optim.Hyper, scope string, lrDType dtypes.DType) (*rule, error) {
-	r := &rule{states: optim.StateNames(h), inits: optim.StateInit(h), scope: scope, lr: math.NaN(), lrDType: lrDType}
+	r := &rule{states: optim.StateNames(h), inits: optim.StateInit(h), scope: scope, lr: math.NaN(), lrDType: lrDType, stateDType: lrDType}
 	for _, s := range r.states {
 		r.varNames = append(r.varNames, "_"+s)
 	}
@@ -432,7 +465,7 @@ func genericRule(h optim.Hyper, scope string, lrDType dtypes.DType) (*rule, erro
 		h  optim.Hyper
 	}
 	r.hyper = func(_ int64, lr float64) (optim.Hyper, error) {
-		if lr == lr0 || lr == float64(float32(lr0)) {
+		if lr == lr0 || lr == roundTo(lrDType, lr0) {
 			return h, nil
 		}
 		if lr == last.lr && last.h != nil {
@@ -462,12 +495,13 @@ type plan struct {
 	params   []param
 	slot     map[graph.NodeId]int // a gradient node → its index in params
 	// per-step scratch, reused: the memory of each counter, the gradient
-	// tensor of each param and the slices of the float32 and float64
-	// params.
+	// tensor of each param and the slices of the float32, float64 and
+	// 16-bit params.
 	counts   [2][]int64
 	grads    []*tensors.Tensor
 	work32   []work[float32]
 	work64   []work[float64]
+	work16   []work16
 	c32, c64 kernels.Coeffs
 	// addrs are the addresses of the memory of every variable the last
 	// step wrote (plan.checkDistinct).
@@ -479,12 +513,30 @@ type param struct {
 	v     *context.Variable
 	state []*context.Variable
 	dtype dtypes.DType
-	n     int
+	// stateDType is the dtype of the state: dtype, or float32 for a
+	// bfloat16 variable stepped through a float32 copy.
+	stateDType dtypes.DType
+	n          int
 }
+
+// is16 reports whether the variable is bfloat16. (The Go backend of
+// GoMLX v0.26.0 has no float16: TestUpstreamNoFloat16.)
+func (pa *param) is16() bool { return is16(pa.dtype) }
+
+func is16(dt dtypes.DType) bool { return dt == dtypes.BFloat16 }
 
 type work[T float32 | float64] struct {
 	p, g  []T
 	state [4][]T
+}
+
+// work16 holds the slices of a bfloat16 param: the variable, its
+// gradient and its state, bfloat16 (s16) or float32 (s32) as its
+// stateDType says.
+type work16 struct {
+	p, g []kernels.BF16
+	s16  [4][]kernels.BF16
+	s32  [4][]float32
 }
 
 // buildGraph is UpdateGraphWithGradients without the panic.
@@ -530,8 +582,8 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 
 	if !math.IsNaN(r.lr) {
 		lr := optimizers.LearningRateVar(ctx, r.lrDType, r.lr).ValueGraph(g)
-		if dt := lr.DType(); dt != dtypes.Float32 && dt != dtypes.Float64 {
-			return fmt.Errorf("%w: a %s learning rate (want float32 or float64)", ErrUnsupported, dt)
+		if dt := lr.DType(); dt != dtypes.Float32 && dt != dtypes.Float64 && !is16(dt) {
+			return fmt.Errorf("%w: a %s learning rate (want float32, float64 or bfloat16)", ErrUnsupported, dt)
 		}
 		p.lrNode, p.hasLR = mark(lr).Id(), true
 	}
@@ -561,9 +613,17 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		grad := grads[i]
 		i++
 		dt := v.Shape().DType
+		sd := dt
 		switch {
+		case is16(dt) && len(r.varNames) == 0:
+			// No state: the 16-bit step (computed in float32).
+		case is16(dt) && (r.stateDType == dtypes.Float32 || r.stateDType == dt):
+			sd = r.stateDType
+		case is16(dt):
+			return fmt.Errorf("%w: state in %s for the %s variable %s: the kernels keep a bfloat16 variable's state in float32 or bfloat16",
+				ErrUnsupported, r.stateDType, dt, v.ScopeAndName())
 		case dt != dtypes.Float32 && dt != dtypes.Float64:
-			return fmt.Errorf("%w: %s is %s; the kernels step float32 and float64", ErrVariable, v.ScopeAndName(), dt)
+			return fmt.Errorf("%w: %s is %s; the kernels step float32, float64 and bfloat16", ErrVariable, v.ScopeAndName(), dt)
 		case r.varDType != dtypes.InvalidDType && r.varDType != dt:
 			return fmt.Errorf("%w: %s = %s for the %s variable %s: the kernels step a variable in its own dtype",
 				ErrUnsupported, optimizers.ParamAdamDType, r.varDType, dt, v.ScopeAndName())
@@ -578,13 +638,13 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 				grad = optimizers.ClipNaNsInGradients(ctx, grad)
 			}
 		}
-		pa := param{v: v, dtype: dt, n: v.Shape().Size()}
+		pa := param{v: v, dtype: dt, stateDType: sd, n: v.Shape().Size()}
 		for k, name := range r.varNames {
 			if name == "" {
 				pa.state = append(pa.state, nil)
 				continue
 			}
-			pa.state = append(pa.state, stateVariable(ctx, r.scope, v, name, r.inits[k]))
+			pa.state = append(pa.state, stateVariable(ctx, r.scope, v, sd, name, r.inits[k]))
 		}
 		p.slot[mark(grad).Id()] = len(p.params)
 		p.params = append(p.params, pa)
@@ -592,12 +652,13 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if i != len(grads) {
 		return fmt.Errorf("%w: %d gradients for %d trainable variables: were variables created in between?", optim.ErrInvalid, len(grads), i)
 	}
-	if err := precheck(r, p.params); err != nil {
+	if err := precheck(o.ks, r, p.params); err != nil {
 		return err
 	}
 	p.grads = make([]*tensors.Tensor, len(p.params))
 	p.work32 = make([]work[float32], len(p.params))
 	p.work64 = make([]work[float64], len(p.params))
+	p.work16 = make([]work16, len(p.params))
 	o.mu.Lock()
 	for id, q := range o.plans {
 		// A finalized graph (Trainer.ResetComputationGraphs, an executor's
@@ -614,26 +675,38 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 // precheck computes the coefficients of the first step at the initial
 // learning rate for the dtypes of params, so that hyperparameters the
 // kernels cannot use (a coefficient out of float32's range, say) fail the
-// graph's building rather than its first step.
-func precheck(r *rule, params []param) error {
+// graph's building rather than its first step; for bfloat16 variables it
+// also asks the 16-bit steps, on empty slices, whether they take the rule
+// (rules without 16-bit kernels).
+func precheck(ks *kernels.Set, r *rule, params []param) error {
 	h, err := r.hyper(1, r.lr)
 	if err != nil {
 		return err
 	}
-	done := map[dtypes.DType]bool{}
+	type mode struct{ dt, sd dtypes.DType }
+	done := map[mode]bool{}
 	for _, pa := range params {
-		switch {
-		case done[pa.dtype]:
+		m := mode{pa.dtype, pa.stateDType}
+		if done[m] {
 			continue
-		case pa.dtype == dtypes.Float32:
-			_, err = optim.Coefficients[float32](h, 0, 1)
-		default:
+		}
+		done[m] = true
+		if pa.dtype == dtypes.Float64 {
 			_, err = optim.Coefficients[float64](h, 0, 1)
+		} else {
+			var c kernels.Coeffs
+			err = optim.CoefficientsInto[float32](&c, h, 0, 1)
+			if err == nil && pa.is16() {
+				empty := param{dtype: pa.dtype, stateDType: pa.stateDType, state: pa.state}
+				err = step16(ks, h, &c, &empty, &work16{}, nil, kernels.Rounding{})
+			}
 		}
 		if err != nil {
+			if pa.is16() {
+				return fmt.Errorf("the %s variable %s: %w", pa.dtype, pa.v.ScopeAndName(), err)
+			}
 			return err
 		}
-		done[pa.dtype] = true
 	}
 	return nil
 }
@@ -642,16 +715,23 @@ func precheck(r *rule, params []param) error {
 // variable name of v, under "/<scope><v's scope>" as GoMLX's Adam places
 // its moments, initialised to init. A checkpoint's value, when one was
 // loaded, takes its place, as for any GoMLX variable.
-func stateVariable(ctx *context.Context, scope string, v *context.Variable, name string, init float64) *context.Variable {
+func stateVariable(ctx *context.Context, scope string, v *context.Variable, dtype dtypes.DType, name string, init float64) *context.Variable {
 	path := context.ScopeSeparator + scope + v.Scope()
+	if dtype == dtypes.BFloat16 {
+		// optim's initial value in bfloat16 (rounded to nearest even);
+		// GoMLX's constant of a float64 truncates.
+		init = float64(kernels.BF16FromF32(float32(init)).Float32())
+	}
 	initializer := func(g *graph.Graph, shape shapes.Shape) *graph.Node {
 		if init == 0 {
 			return graph.Zeros(g, shape)
 		}
 		return graph.BroadcastToDims(graph.Scalar(g, shape.DType, init), shape.Dimensions...)
 	}
+	shape := v.Shape().Clone()
+	shape.DType = dtype
 	return ctx.Checked(false).InAbsPath(path).WithInitializer(initializer).
-		VariableWithShape(v.Name()+name, v.Shape().Clone()).SetTrainable(false)
+		VariableWithShape(v.Name()+name, shape).SetTrainable(false)
 }
 
 // logged is the node logger the optimizer installs: it steps the graph's

@@ -10,6 +10,7 @@ import (
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -31,6 +32,7 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 		clear(p.grads)
 		clear(p.work32)
 		clear(p.work64)
+		clear(p.work16)
 	}()
 	for i, m := range messages {
 		if m != o.msg {
@@ -83,7 +85,7 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 			return fmt.Errorf("%w: %s is changed inside the training graph (a per-step update function?); "+
 				"the fused step updates it after the graph", ErrVariable, pa.v.ScopeAndName())
 		}
-		if pa.dtype == dtypes.Float32 && !have32 {
+		if (pa.dtype == dtypes.Float32 || pa.is16()) && !have32 {
 			if err = optim.CoefficientsInto[float32](c32, h, t-1, 1); err != nil {
 				return err
 			}
@@ -98,8 +100,10 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 	}
 	for k := range p.params {
 		pa := &p.params[k]
-		switch pa.dtype {
-		case dtypes.Float32:
+		switch {
+		case pa.is16():
+			err = o.gather16(p.backend, pa, p.grads[k], &p.work16[k])
+		case pa.dtype == dtypes.Float32:
 			err = gather(p.backend, pa, p.grads[k], &p.work32[k], &o.scratch32)
 		default:
 			err = gather(p.backend, pa, p.grads[k], &p.work64[k], &o.scratch64)
@@ -113,8 +117,11 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 	}
 	for k := range p.params {
 		pa := &p.params[k]
-		switch pa.dtype {
-		case dtypes.Float32:
+		switch {
+		case pa.is16():
+			r := kernels.Rounding{Stochastic: o.sr, Key: kernels.SRKey(o.seed, uint64(t), uint64(k))}
+			err = step16(o.ks, h, c32, pa, &p.work16[k], o.master, r)
+		case pa.dtype == dtypes.Float32:
 			err = run(o.ks, h, c32, pa, &p.work32[k])
 		default:
 			err = run(o.ks, h, c64, pa, &p.work64[k])
@@ -140,6 +147,67 @@ func run[T float32 | float64](ks *kernels.Set, h optim.Hyper, c *kernels.Coeffs,
 		}
 	}
 	return optim.KernelStep(ks, h, c, w.p, w.g, w.state[:len(pa.state)]...)
+}
+
+// step16 is the step of the bfloat16 param pa on the slices of w: with
+// float32 state, p is widened into master (as long as p at least) and
+// stepped there, and the new value rounded back by r
+// (optim.KernelStepMaster); with bfloat16 state, optim.KernelStep16.
+// Scratch buffers (nil variables) are set to zero first.
+func step16(ks *kernels.Set, h optim.Hyper, c *kernels.Coeffs, pa *param, w *work16, master []float32, r kernels.Rounding) error {
+	ns := len(pa.state)
+	for j, sv := range pa.state {
+		if sv == nil {
+			clear(w.s16[j])
+			clear(w.s32[j])
+		}
+	}
+	if pa.stateDType == dtypes.Float32 {
+		master = master[:len(w.p)]
+		for i, x := range w.p {
+			master[i] = x.Float32()
+		}
+		return optim.KernelStepMaster(ks, h, c, master, w.p, w.g, r, w.s32[:ns]...)
+	}
+	return optim.KernelStep16(ks, h, c, w.p, w.g, r, w.s16[:ns]...)
+}
+
+// gather16 is gather for a bfloat16 param: its scratch state buffers and,
+// with float32 state, the master it is widened into come from the
+// optimizer's scratch (the params are stepped one after the other).
+func (o *Optimizer) gather16(backend backends.Backend, pa *param, grad *tensors.Tensor, w *work16) error {
+	var err error
+	if w.p, err = sharedFlat16(backend, pa.v, pa.n); err != nil {
+		return err
+	}
+	if w.g, err = constFlat16(grad, pa.n); err != nil {
+		return fmt.Errorf("gradient of %s: %w", pa.v.ScopeAndName(), err)
+	}
+	if pa.stateDType == dtypes.Float32 && len(o.master) < pa.n {
+		o.master = make([]float32, pa.n)
+	}
+	for j, sv := range pa.state {
+		switch {
+		case sv == nil && pa.stateDType == dtypes.Float32:
+			if len(o.scratch32) < pa.n {
+				o.scratch32 = make([]float32, pa.n)
+			}
+			w.s32[j] = o.scratch32[:pa.n:pa.n]
+		case sv == nil:
+			if len(o.scratch16) < pa.n {
+				o.scratch16 = make([]kernels.BF16, pa.n)
+			}
+			w.s16[j] = o.scratch16[:pa.n:pa.n]
+		case pa.stateDType == dtypes.Float32:
+			w.s32[j], err = sharedFlat[float32](backend, sv, pa.n)
+		default:
+			w.s16[j], err = sharedFlat16(backend, sv, pa.n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // gather fills w with the slices of pa's value, its gradient grad and its
@@ -169,9 +237,26 @@ func gather[T float32 | float64](backend backends.Backend, pa *param, grad *tens
 	return nil
 }
 
+// sharedFlat16 is sharedFlat for a bfloat16 value.
+func sharedFlat16(backend backends.Backend, v *context.Variable, n int) ([]kernels.BF16, error) {
+	x, err := sharedFlat[bfloat16.BFloat16](backend, v, n)
+	return asBF16(x), err
+}
+
+// constFlat16 is constFlat for a bfloat16 tensor.
+func constFlat16(t *tensors.Tensor, n int) ([]kernels.BF16, error) {
+	x, err := constFlat[bfloat16.BFloat16](t, n)
+	return asBF16(x), err
+}
+
+// asBF16 is x as the kernels' bfloat16 type (the same bits).
+func asBF16(x []bfloat16.BFloat16) []kernels.BF16 {
+	return unsafe.Slice((*kernels.BF16)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
 // sharedFlat returns the memory of v's value, n elements of T, replacing
 // the value by a shared-buffer copy if it is not one.
-func sharedFlat[T float32 | float64 | int64](backend backends.Backend, v *context.Variable, n int) ([]T, error) {
+func sharedFlat[T float32 | float64 | int64 | bfloat16.BFloat16](backend backends.Backend, v *context.Variable, n int) ([]T, error) {
 	t, err := v.Value()
 	if err != nil || t == nil {
 		return nil, fmt.Errorf("%w: %s has no value (%v)", ErrVariable, v.ScopeAndName(), err)
@@ -205,7 +290,7 @@ func sharedFlat[T float32 | float64 | int64](backend backends.Backend, v *contex
 
 // constFlat returns the memory of t (an execution's output: the backend's
 // buffer itself on a backend with shared buffers).
-func constFlat[T float32 | float64](t *tensors.Tensor, n int) ([]T, error) {
+func constFlat[T float32 | float64 | bfloat16.BFloat16](t *tensors.Tensor, n int) ([]T, error) {
 	var out []T
 	if err := t.ConstFlatData(func(flat any) { out, _ = flat.([]T) }); err != nil {
 		return nil, err
@@ -227,6 +312,10 @@ func scalarFloat(t *tensors.Tensor) (float64, error) {
 		case []float64:
 			if len(f) == 1 {
 				v, ok = f[0], true
+			}
+		case []bfloat16.BFloat16:
+			if len(f) == 1 {
+				v, ok = float64(f[0].Float32()), true
 			}
 		}
 	})
@@ -289,9 +378,24 @@ func (p *plan) sharing(a uintptr) []string {
 func (p *plan) eachBuffer(f func(v *context.Variable, a uintptr)) {
 	for k := range p.params {
 		pa := &p.params[k]
-		if pa.dtype == dtypes.Float32 {
+		switch {
+		case pa.is16():
+			w := &p.work16[k]
+			if len(w.p) > 0 {
+				f(pa.v, uintptr(unsafe.Pointer(unsafe.SliceData(w.p))))
+			}
+			for j, sv := range pa.state {
+				switch {
+				case sv == nil:
+				case len(w.s16[j]) > 0:
+					f(sv, uintptr(unsafe.Pointer(unsafe.SliceData(w.s16[j]))))
+				case len(w.s32[j]) > 0:
+					f(sv, uintptr(unsafe.Pointer(unsafe.SliceData(w.s32[j]))))
+				}
+			}
+		case pa.dtype == dtypes.Float32:
 			buffersOf(pa, &p.work32[k], f)
-		} else {
+		default:
 			buffersOf(pa, &p.work64[k], f)
 		}
 	}

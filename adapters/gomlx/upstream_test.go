@@ -5,11 +5,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX's usual style for graph code
 	"github.com/gomlx/gomlx/pkg/core/graph/nanlogger"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+	"github.com/x448/float16"
 )
 
 // Behaviour of GoMLX v0.26.0 that the adapter works around or reproduces,
@@ -100,5 +103,44 @@ func TestUpstreamAdamWDefault(t *testing.T) {
 	}
 	if !equalBits(got[0], got[1]) {
 		t.Errorf("GoMLX's adamw differs from its adam by %.3g: it has a weight decay now", maxScaledDiff(got[0], got[1]))
+	}
+}
+
+// TestUpstreamBFloat16Truncates: GoMLX's conversion to bfloat16
+// (bfloat16.FromFloat32, ConvertDType on the Go backend, the constants of
+// shapes.CastAsDType) drops the low 16 bits of the float32, rounding
+// toward zero, where the kernels round to nearest even. The adapter's
+// GoMLX-style configs hold their hyperparameters as GoMLX's constants hold
+// them (roundTo), and TestHalfTrainsAsGoMLX measures what the rounding
+// does to training.
+func TestUpstreamBFloat16Truncates(t *testing.T) {
+	x := float32(1 + 3.0/256) // 1 + 1.5 spacings of 2⁻⁷: to nearest even, 1 + 2⁻⁶; truncated, 1 + 2⁻⁷
+	exec, err := NewExec(goBackend(t), func(x *Node) *Node { return ConvertDType(x, dtypes.BFloat16) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Exec(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out[0].Value().(bfloat16.BFloat16).Float32()
+	if want := float32(1 + 1.0/128); got != want || bfloat16.FromFloat32(x).Float32() != want || roundTo(dtypes.BFloat16, float64(x)) != float64(want) {
+		t.Errorf("ConvertDType(%v) = %v, want %v (truncated): GoMLX rounds to bfloat16 another way now", x, got, want)
+	}
+	if kernels.BF16FromF32(x).Float32() != 1+1.0/64 {
+		t.Errorf("the kernels' bfloat16 of %v is %v", x, kernels.BF16FromF32(x).Float32())
+	}
+}
+
+// TestUpstreamNoFloat16: the Go backend has no float16 (a float16 input
+// or variable fails to execute), so the adapter steps bfloat16 variables
+// only: a float16 one never reaches it.
+func TestUpstreamNoFloat16(t *testing.T) {
+	exec, err := NewExec(goBackend(t), func(x *Node) *Node { return AddScalar(x, 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.Exec([]float16.Float16{float16.Fromfloat32(1)}); err == nil {
+		t.Error("the Go backend ran a float16 graph: the adapter could step float16 variables now")
 	}
 }
