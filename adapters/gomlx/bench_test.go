@@ -179,13 +179,18 @@ func benchGrads(ctx *context.Context, dt dtypes.DType) []any {
 // model and fixed gradients: GoMLX's Adam as a graph of its update (the
 // variables, moments and step counts in, their new values out), and the
 // adapter's step (after such a graph has computed nothing but handed over
-// the gradients: coefficients, buffer checks, the kernels in place).
+// the gradients: coefficients, buffer checks, the kernels in place). The
+// bfloat16 variables have a float32 loss, so float32 moments.
 func BenchmarkUpdate(b *testing.B) {
-	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
+	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.Float64, dtypes.BFloat16} {
+		loss := dt
+		if dt == dtypes.BFloat16 {
+			loss = dtypes.Float32
+		}
 		b.Run("gomlx/"+dt.String(), func(b *testing.B) {
 			ctx := benchContext(dt)
 			grads := benchGrads(ctx, dt)
-			exec, err := context.NewExec(goBackend(b), ctx, updateGraph(optimizers.Adam().Done(), dt))
+			exec, err := context.NewExec(goBackend(b), ctx, updateGraph(optimizers.Adam().Done(), loss))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -204,7 +209,7 @@ func BenchmarkUpdate(b *testing.B) {
 			ctx := benchContext(dt)
 			grads := benchGrads(ctx, dt)
 			opt := Adam().Done()
-			exec, err := context.NewExec(goBackend(b), ctx, updateGraph(opt, dt))
+			exec, err := context.NewExec(goBackend(b), ctx, updateGraph(opt, loss))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -216,7 +221,7 @@ func BenchmarkUpdate(b *testing.B) {
 			p := opt.plans[g.GraphId()]
 			// The values the graph hands over: the learning rate, the
 			// gradients (the step advances the step counts itself).
-			lrT := tensorOf(dt, []float64{optimizers.AdamDefaultLearningRate})
+			lrT := tensorOf(loss, []float64{optimizers.AdamDefaultLearningRate})
 			msgs := []string{opt.msg}
 			vals := []*tensors.Tensor{lrT}
 			nodes := []NodeId{p.lrNode}

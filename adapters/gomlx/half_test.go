@@ -458,3 +458,50 @@ func TestHalfRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestHalfCheckpointResume: GoMLX's checkpoints hold the bfloat16 weights
+// and their state (float32 or bfloat16) and the step counts, so training
+// resumed from one, with a new optimizer of the same seed, equals
+// uninterrupted training bit for bit, rounded to nearest or
+// stochastically (the keys come from the step count).
+func TestHalfCheckpointResume(t *testing.T) {
+	for _, graph := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16} {
+		for _, sr := range []bool{false, true} {
+			t.Run(fmt.Sprintf("graph=%s/sr=%v", graph, sr), func(t *testing.T) {
+				opt := func() *Optimizer {
+					o := Adam().LearningRate(0.01).Done()
+					if sr {
+						o.WithStochasticRounding(5)
+					}
+					return o
+				}
+				x, y := regressionData(dtypes.Float32)
+				if graph != dtypes.Float32 {
+					x, y = retype(t, x), retype(t, y)
+				}
+				trainer := func(ctx *context.Context) *train.Trainer {
+					o := opt()
+					tr := train.NewTrainer(goBackend(t), ctx, mlp16Model, losses.MeanSquaredError, o, nil, nil)
+					o.AttachToTrainer(tr)
+					return tr
+				}
+				dir := t.TempDir()
+				ctxA := newMLP16Context(6)
+				trA := trainer(ctxA)
+				trainSteps(t, trA, x, y, 20)
+				save(t, ctxA, dir)
+				trainSteps(t, trA, x, y, 20)
+
+				ctxB := load(t, dir)
+				trB := trainer(ctxB)
+				trainSteps(t, trB, x, y, 20)
+				if a, b := allValues(t, ctxA), allValues(t, ctxB); len(diffValues(a, b)) > 0 {
+					t.Errorf("resumed training differs in %v", diffValues(a, b))
+				}
+				if types := varDTypes(ctxB); types["/AdamOptimizer/dense0/weights_1st_moment"] != graph {
+					t.Errorf("moments of %s, want %s", types["/AdamOptimizer/dense0/weights_1st_moment"], graph)
+				}
+			})
+		}
+	}
+}

@@ -71,6 +71,9 @@ func newMLPContext(dt dtypes.DType, seed uint64) *context.Context {
 }
 
 func tensorOf(dt dtypes.DType, vals []float64, dims ...int) *tensors.Tensor {
+	if dt == dtypes.BFloat16 {
+		return tensor16(vals, dims...)
+	}
 	if dt == dtypes.Float32 {
 		f := make([]float32, len(vals))
 		for i, v := range vals {
