@@ -146,7 +146,10 @@
 // count and chunk size. Clipping, norms, loss scaling ([LossScaler], the
 // dynamic scale of torch.amp.GradScaler) and the non-finite policies work
 // on their 16-bit gradients as on float32 ones; the state file records
-// each parameter's type and mode.
+// each parameter's type and mode. A caller that keeps the state itself
+// (a stack whose variables hold it) makes the same steps with
+// [KernelStepMaster] and [KernelStep16], as [KernelStep] makes a float32
+// or float64 parameter's.
 //
 // # Muon
 //
