@@ -188,7 +188,11 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 // own (a stack that keeps only the 16-bit weights) widens p16 into a
 // scratch master first; the step is then computed in float32 and rounded
 // once, as a stack that converts the weights to float32, steps them and
-// converts them back does. The rules are those AddBF16 takes; another (or
+// converts them back does. An Optimizer rounds its parameter number i (in
+// registration order) at its step t (from 1) with
+// kernels.Rounding{Stochastic: Half.Stochastic, Key:
+// kernels.SRKey(Options.Seed, t, i)}: the same r here gives its bits
+// (TestKernelStepHalf). The rules are those AddBF16 takes; another (or
 // a set, lengths or state count that KernelStep would refuse) gives an
 // error wrapping ErrInvalid or ErrLength before anything is written.
 func KernelStepMaster[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, master []float32, p16, g []H, r kernels.Rounding, state ...[]float32) error {
