@@ -76,7 +76,11 @@
 // value computed in float32 and rounded once (optim.KernelStep16). Another
 // state dtype gives ErrUnsupported, a rule without 16-bit kernels (LAMB,
 // Fast Adam, centered RMSprop, Adadelta, RAdam) optim.ErrInvalid, both
-// when the graph is built. The kernels round to nearest even, or
+// when the graph is built; so does (ErrUnsupported) a float32 or float64
+// variable under Adam or RMSProp computing in bfloat16, whose moments
+// GoMLX would keep in bfloat16 (the kernels keep them in the variable's
+// dtype), and (ErrVariable) a state variable that exists already with
+// another dtype (a checkpoint of a run with another loss dtype). The kernels round to nearest even, or
 // stochastically with [Optimizer.WithStochasticRounding]; GoMLX v0.26.0
 // truncates, so results differ from its own optimizers by more than
 // rounding (the kernels' end nearer a float32 run). GoMLX's Go backend has

@@ -2,6 +2,7 @@ package fusegomlx
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -72,6 +73,12 @@ func TestGraphErrors(t *testing.T) {
 		{"foreign kernel set", func(*context.Context) *Optimizer { return Adam().Done().WithKernels(&kernels.Set{}) },
 			nil, optim.ErrInvalid},
 		{"declared Optimizer", func(*context.Context) *Optimizer { return &Optimizer{} }, nil, optim.ErrInvalid},
+		// The first step that moves the weights (after 3 without a
+		// learning rate) has lr/(1-0.9⁴) ≈ 8.7e38: refused when the graph is
+		// built, not at that step.
+		{"float32 coefficient overflow after backoff", func(*context.Context) *Optimizer {
+			return Adam().LearningRate(3e38).WithBackoffSteps(3).Done()
+		}, nil, optim.ErrHyper},
 		{"declared AdamConfig", func(*context.Context) *Optimizer { return (&AdamConfig{}).Done() }, nil, optim.ErrInvalid},
 		{"declared RMSProp AdamConfig", func(*context.Context) *Optimizer { return (&AdamConfig{rmsProp: true}).Done() }, nil, optim.ErrInvalid},
 	} {
@@ -88,8 +95,24 @@ func TestGraphErrors(t *testing.T) {
 			if !equalBits(before, values(t, ctx)) {
 				t.Error("the weights changed")
 			}
+			if v := stateVariables(ctx); len(v) > 0 {
+				t.Errorf("the refused graph made state variables %v", v)
+			}
 		})
 	}
+}
+
+// stateVariables returns the names of the optimizer state variables of
+// ctx (under "/AdamOptimizer" or "/fuseopt", step counts aside).
+func stateVariables(ctx *context.Context) []string {
+	var out []string
+	for v := range ctx.IterVariables() {
+		if (strings.HasPrefix(v.Scope(), "/AdamOptimizer") || strings.HasPrefix(v.Scope(), "/"+DefaultScope)) &&
+			v.Name() != optimizers.GlobalStepVariableName {
+			out = append(out, v.ScopeAndName())
+		}
+	}
+	return out
 }
 
 // TestNotAttached: an optimizer given to a trainer but not attached to it

@@ -197,7 +197,15 @@ func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope st
 		return nil, err
 	}
 	r := &rule{lr: lr, lrDType: dtype, scope: scope, varDType: c.dtype, stateDType: dtype}
+	if is16(dtype) {
+		// GoMLX keeps a float32 or float64 variable's moments in bfloat16
+		// then; the kernels keep them in the variable's dtype.
+		r.varDType = dtype
+	}
 	backoff := int64(c.backoffSteps)
+	if backoff > 0 && backoff < optim.MaxStep-1 {
+		r.checkAt = backoff + 1 // the first step that moves the weights
+	}
 	effective := func(t int64, lr float64) float64 {
 		if t <= backoff {
 			return 0

@@ -455,6 +455,140 @@ func TestHalfRefused(t *testing.T) {
 			if got := flat64(t, ctx.GetVariableByScopeAndName("/", "w")); !slices.Equal(got, w0) {
 				t.Errorf("w = %v, want %v unchanged", got, w0)
 			}
+			if v := stateVariables(ctx); len(v) > 0 {
+				t.Errorf("the refused graph made state variables %v", v)
+			}
+			save(t, ctx, t.TempDir()) // every variable has a value
+		})
+	}
+}
+
+// linearMixed is linear16 over a float32 variable a and a bfloat16
+// variable w, in the input's dtype.
+func linearMixed(ctx *context.Context, _ any, inputs []*Node) []*Node {
+	x := inputs[0]
+	sum := func(name string) *Node {
+		v := ctx.GetVariableByScopeAndName("/", name).ValueGraph(x.Graph())
+		return ReduceAllSum(Mul(ConvertDType(v, x.DType()), x))
+	}
+	return []*Node{Add(sum("a"), sum("w"))}
+}
+
+// TestHalfMixedRefusedMakesNothing: a graph refused for its second
+// variable (a bfloat16 one whose state would be float64) makes no state
+// variable for the first (float32), and leaves a context that GoMLX's
+// checkpoints save.
+func TestHalfMixedRefusedMakesNothing(t *testing.T) {
+	ctx := context.New()
+	ctx.VariableWithValue("a", tensorOf(dtypes.Float32, []float64{1, 2, 3}, 3))
+	ctx.VariableWithValue("w", tensor16([]float64{0.5, -0.25, 1}, 3))
+	opt, err := New(optim.AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := train.NewTrainer(goBackend(t), ctx, linearMixed, lossIsPrediction, opt, nil, nil)
+	opt.AttachToTrainer(tr)
+	_, err = tr.TrainStep(nil, []*tensors.Tensor{tensorOf(dtypes.Float64, []float64{1, 2, 3}, 3)}, nil)
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("TrainStep: %v, want ErrUnsupported", err)
+	}
+	if v := stateVariables(ctx); len(v) > 0 {
+		t.Errorf("the refused graph made state variables %v", v)
+	}
+	save(t, ctx, t.TempDir())
+}
+
+// TestHalfFloat32WithBFloat16Loss: GoMLX's Adam with a bfloat16 loss keeps
+// a float32 variable's moments in bfloat16, which the kernels do not:
+// refused (ErrUnsupported), as an adam_dtype other than the variable's is.
+// New keeps a float32 variable's state in float32 whatever the loss, and
+// trains.
+func TestHalfFloat32WithBFloat16Loss(t *testing.T) {
+	x := tensor16([]float64{1, 2, 3}, 3)
+	for _, c := range []struct {
+		name string
+		opt  func() (*Optimizer, error)
+		err  error
+	}{
+		{"GoMLX Adam", func() (*Optimizer, error) { return Adam().Done(), nil }, ErrUnsupported},
+		{"GoMLX RMSProp", func() (*Optimizer, error) { return RMSProp().Done(), nil }, ErrUnsupported},
+		{"New", func() (*Optimizer, error) {
+			return New(optim.AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+		}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.New()
+			ctx.VariableWithValue("a", tensorOf(dtypes.Float32, []float64{1, 2, 3}, 3))
+			ctx.VariableWithValue("w", tensor16([]float64{0.5, -0.25, 1}, 3))
+			opt, err := c.opt()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := train.NewTrainer(goBackend(t), ctx, linearMixed, lossIsPrediction, opt, nil, nil)
+			opt.AttachToTrainer(tr)
+			_, err = tr.TrainStep(nil, []*tensors.Tensor{x}, nil)
+			if !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+				t.Fatalf("TrainStep: %v, want %v", err, c.err)
+			}
+			if c.err != nil {
+				if v := stateVariables(ctx); len(v) > 0 {
+					t.Errorf("the refused graph made state variables %v", v)
+				}
+				return
+			}
+			if err := opt.Err(); err != nil {
+				t.Fatal(err)
+			}
+			types := varDTypes(ctx)
+			if types["/fuseopt/a_exp_avg"] != dtypes.Float32 || types["/fuseopt/w_exp_avg"] != dtypes.BFloat16 {
+				t.Errorf("state dtypes %v: want a's float32, w's bfloat16", types)
+			}
+			if got := flat64(t, ctx.GetVariableByScopeAndName("/", "a")); got[0] == 1 {
+				t.Error("a did not move")
+			}
+		})
+	}
+}
+
+// TestHalfStateDTypeChanged: state variables made by a graph of a float32
+// loss (float32 moments) met by a graph of a bfloat16 loss (which keeps
+// them in bfloat16), in memory or from a checkpoint: the step is refused
+// with ErrVariable, naming the variable, and nothing changes (GoMLX itself
+// panics on the dtype).
+func TestHalfStateDTypeChanged(t *testing.T) {
+	for _, fromCheckpoint := range []bool{false, true} {
+		t.Run(fmt.Sprintf("checkpoint=%v", fromCheckpoint), func(t *testing.T) {
+			ctx := context.New()
+			ctx.VariableWithValue("w", tensor16([]float64{0.5, -0.25, 1}, 3))
+			opt := Adam().LearningRate(0.01).Done()
+			tr := train.NewTrainer(goBackend(t), ctx, linear16, lossIsPrediction, opt, nil, nil)
+			opt.AttachToTrainer(tr)
+			for range 2 {
+				if _, err := tr.TrainStep(nil, []*tensors.Tensor{tensorOf(dtypes.Float32, []float64{1, 2, 3}, 3)}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := allValues(t, ctx)
+			if fromCheckpoint {
+				dir := t.TempDir()
+				save(t, ctx, dir)
+				ctx = load(t, dir) // its variables load when a graph asks for them
+			}
+			opt2 := Adam().LearningRate(0.01).Done()
+			tr2 := train.NewTrainer(goBackend(t), ctx, linear16, lossIsPrediction, opt2, nil, nil)
+			opt2.AttachToTrainer(tr2)
+			_, err := tr2.TrainStep(nil, []*tensors.Tensor{tensor16([]float64{1, 2, 3}, 3)}, nil)
+			if !errors.Is(err, ErrVariable) || !strings.Contains(err.Error(), "w_1st_moment") {
+				t.Fatalf("TrainStep: %v, want ErrVariable naming w_1st_moment", err)
+			}
+			for name, v := range allValues(t, ctx) {
+				if name == "/optimizers/learning_rate" {
+					continue // the trainer's, remade in the loss's dtype
+				}
+				if d := diffValues(map[string][]float64{name: before[name]}, map[string][]float64{name: v}); len(d) > 0 {
+					t.Errorf("%s changed", name)
+				}
+			}
 		})
 	}
 }

@@ -440,6 +440,10 @@ type rule struct {
 	// be float32 or bfloat16; float32 and float64 variables keep theirs in
 	// their own dtype.
 	stateDType dtypes.DType
+	// checkAt is the step whose coefficients precheck computes (0: the
+	// first): the first with a learning rate (GoMLX's backoff steps have
+	// none).
+	checkAt int64
 	// clipNaNElementwise: with clip_nan, zero the non-finite gradient
 	// elements one by one (GoMLX's SGD) instead of a whole gradient that
 	// holds one (its Adam).
@@ -625,12 +629,32 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		case dt != dtypes.Float32 && dt != dtypes.Float64:
 			return fmt.Errorf("%w: %s is %s; the kernels step float32, float64 and bfloat16", ErrVariable, v.ScopeAndName(), dt)
 		case r.varDType != dtypes.InvalidDType && r.varDType != dt:
-			return fmt.Errorf("%w: %s = %s for the %s variable %s: the kernels step a variable in its own dtype",
-				ErrUnsupported, optimizers.ParamAdamDType, r.varDType, dt, v.ScopeAndName())
-		case !grad.Shape().Equal(v.Shape()):
+			return fmt.Errorf("%w: state in %s (%s, or the loss's dtype) for the %s variable %s: the kernels keep a float32 or float64 variable's state in its own dtype",
+				ErrUnsupported, r.varDType, optimizers.ParamAdamDType, dt, v.ScopeAndName())
+		}
+		if !grad.Shape().Equal(v.Shape()) {
 			return fmt.Errorf("%w: gradient of %s has shape %s, the variable %s", optim.ErrLength, v.ScopeAndName(), grad.Shape(), v.Shape())
 		}
-		optimizers.TraceNaNInGradients(ctx, v, grad)
+		for _, name := range r.varNames {
+			if err := checkStateVariable(ctx, r.scope, v, sd, name); err != nil {
+				return err
+			}
+		}
+		p.params = append(p.params, param{v: v, dtype: dt, stateDType: sd, n: v.Shape().Size(), state: make([]*context.Variable, len(r.varNames))})
+	}
+	if i != len(grads) {
+		return fmt.Errorf("%w: %d gradients for %d trainable variables: were variables created in between?", optim.ErrInvalid, len(grads), i)
+	}
+	if err := precheck(o.ks, r, p.params); err != nil {
+		return err
+	}
+	// Everything is checked: only now are the state variables made, so that
+	// a refused graph leaves none (GoMLX's checkpoints would fail to save a
+	// variable made for a graph that never ran).
+	for k := range p.params {
+		pa := &p.params[k]
+		grad := grads[k] // params[k] is the variable of grads[k]
+		optimizers.TraceNaNInGradients(ctx, pa.v, grad)
 		if context.GetParamOr(ctx, optimizers.ParamClipNaN, false) {
 			if r.clipNaNElementwise {
 				grad = graph.Where(graph.IsFinite(grad), grad, graph.ZerosLike(grad))
@@ -638,22 +662,12 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 				grad = optimizers.ClipNaNsInGradients(ctx, grad)
 			}
 		}
-		pa := param{v: v, dtype: dt, stateDType: sd, n: v.Shape().Size()}
-		for k, name := range r.varNames {
-			if name == "" {
-				pa.state = append(pa.state, nil)
-				continue
+		for j, name := range r.varNames {
+			if name != "" {
+				pa.state[j] = stateVariable(ctx, r.scope, pa.v, pa.stateDType, name, r.inits[j])
 			}
-			pa.state = append(pa.state, stateVariable(ctx, r.scope, v, sd, name, r.inits[k]))
 		}
-		p.slot[mark(grad).Id()] = len(p.params)
-		p.params = append(p.params, pa)
-	}
-	if i != len(grads) {
-		return fmt.Errorf("%w: %d gradients for %d trainable variables: were variables created in between?", optim.ErrInvalid, len(grads), i)
-	}
-	if err := precheck(o.ks, r, p.params); err != nil {
-		return err
+		p.slot[mark(grad).Id()] = k
 	}
 	p.grads = make([]*tensors.Tensor, len(p.params))
 	p.work32 = make([]work[float32], len(p.params))
@@ -672,14 +686,15 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	return nil
 }
 
-// precheck computes the coefficients of the first step at the initial
+// precheck computes the coefficients of the first step (r.checkAt) at the initial
 // learning rate for the dtypes of params, so that hyperparameters the
 // kernels cannot use (a coefficient out of float32's range, say) fail the
 // graph's building rather than its first step; for bfloat16 variables it
 // also asks the 16-bit steps, on empty slices, whether they take the rule
 // (rules without 16-bit kernels).
 func precheck(ks *kernels.Set, r *rule, params []param) error {
-	h, err := r.hyper(1, r.lr)
+	t := max(r.checkAt, 1)
+	h, err := r.hyper(t, r.lr)
 	if err != nil {
 		return err
 	}
@@ -692,10 +707,10 @@ func precheck(ks *kernels.Set, r *rule, params []param) error {
 		}
 		done[m] = true
 		if pa.dtype == dtypes.Float64 {
-			_, err = optim.Coefficients[float64](h, 0, 1)
+			_, err = optim.Coefficients[float64](h, t-1, 1)
 		} else {
 			var c kernels.Coeffs
-			err = optim.CoefficientsInto[float32](&c, h, 0, 1)
+			err = optim.CoefficientsInto[float32](&c, h, t-1, 1)
 			if err == nil && pa.is16() {
 				empty := param{dtype: pa.dtype, stateDType: pa.stateDType, state: pa.state}
 				err = step16(ks, h, &c, &empty, &work16{}, nil, kernels.Rounding{})
@@ -707,6 +722,27 @@ func precheck(ks *kernels.Set, r *rule, params []param) error {
 			}
 			return err
 		}
+	}
+	return nil
+}
+
+// checkStateVariable refuses a state variable name of v ("" for a scratch
+// buffer: none) that exists already (a checkpoint's, or one that a graph
+// of another loss dtype made) with another shape or dtype than the step
+// keeps: GoMLX would panic when the graph asks for it.
+func checkStateVariable(ctx *context.Context, scope string, v *context.Variable, dtype dtypes.DType, name string) error {
+	if name == "" {
+		return nil
+	}
+	sv := ctx.InAbsPath(context.ScopeSeparator + scope + v.Scope()).GetVariable(v.Name() + name)
+	if sv == nil {
+		return nil
+	}
+	want := v.Shape().Clone()
+	want.DType = dtype
+	if !sv.Shape().Equal(want) {
+		return fmt.Errorf("%w: state variable %s is %s, the step keeps %s for %s (its state is in %s or the loss's dtype: a checkpoint of a graph of another dtype?)",
+			ErrVariable, sv.ScopeAndName(), sv.Shape(), want, v.ScopeAndName(), optimizers.ParamAdamDType)
 	}
 	return nil
 }
