@@ -168,15 +168,7 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
 		}
 	}
-	err = opsFor[T]().stepWhole(h, ks, c, p, g, state)
-	switch {
-	case err == nil:
-	case errors.Is(err, kernels.ErrLength):
-		err = fmt.Errorf("%w: %w", ErrLength, err)
-	case !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrLength) && !errors.Is(err, ErrHyper):
-		err = fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return err
+	return kernelErr(opsFor[T]().stepWhole(h, ks, c, p, g, state))
 }
 
 // KernelStepMaster is KernelStep for a 16-bit parameter in master-weight
@@ -272,7 +264,8 @@ func halfOpsOf[H kernels.BF16 | kernels.F16]() *halfOps[H] {
 	return any(&halfOpsF16).(*halfOps[H])
 }
 
-// kernelErr wraps an error of the kernels as KernelStep does.
+// kernelErr wraps an error of the kernels (kernels.ErrLength under
+// ErrLength, the others under ErrInvalid unless they wrap one of optim's).
 func kernelErr(err error) error {
 	switch {
 	case err == nil:

@@ -35,25 +35,7 @@ func tensor16(vals []float64, dims ...int) *tensors.Tensor {
 }
 
 // newMLP16Context is newMLPContext with bfloat16 variables.
-func newMLP16Context(seed uint64) *context.Context {
-	ctx := context.New()
-	r := rand.New(rand.NewPCG(seed, 1))
-	shapesByVar := [][]int{{nIn, nHidden}, {nHidden}, {nHidden, nOut}, {nOut}}
-	for i, sv := range mlpVars {
-		dims := shapesByVar[i]
-		n := 1
-		for _, d := range dims {
-			n *= d
-		}
-		scale := 1 / math.Sqrt(float64(dims[0]))
-		vals := make([]float64, n)
-		for j := range vals {
-			vals[j] = scale * (2*r.Float64() - 1)
-		}
-		ctx.InAbsPath(sv[0]).VariableWithValue(sv[1], tensor16(vals, dims...))
-	}
-	return ctx
-}
+func newMLP16Context(seed uint64) *context.Context { return newMLPContext(dtypes.BFloat16, seed) }
 
 // mlp16Model is mlpModel on bfloat16 variables: with a float32 input they
 // are converted to float32 (the loss is float32); with a bfloat16 input
