@@ -68,19 +68,20 @@
 //
 // A bfloat16 trainable variable (its gradient bfloat16) is stepped by
 // fuseopt's mixed-precision kernels, with its state in the dtype the
-// optimizer computes in, as GoMLX keeps it: the loss's dtype (New, and
-// Adam and RMSProp by default) or Adam's adam_dtype. With float32 state
-// the variable is widened to float32, stepped there and rounded back once
+// optimizer computes in, as GoMLX keeps it: the loss's dtype (New, and Adam
+// and RMSProp by default) or Adam's adam_dtype. With float32 state the
+// variable is widened to float32, stepped there and rounded back once
 // (optim.KernelStepMaster on a scratch float32 copy); with bfloat16 state
-// (a graph whose loss is bfloat16) p and the state are bfloat16, each new
-// value computed in float32 and rounded once (optim.KernelStep16). Another
-// state dtype gives ErrUnsupported, a rule without 16-bit kernels (LAMB,
-// Fast Adam, centered RMSprop, Adadelta, RAdam) optim.ErrInvalid, both
-// when the graph is built; so does (ErrUnsupported) a float32 or float64
-// variable under Adam or RMSProp computing in bfloat16, whose moments
-// GoMLX would keep in bfloat16 (the kernels keep them in the variable's
-// dtype), and (ErrVariable) a state variable that exists already with
-// another dtype (a checkpoint of a run with another loss dtype). The kernels round to nearest even, or
+// (a graph whose loss is bfloat16, or adam_dtype bfloat16) p and the state
+// are bfloat16, each new value computed in float32 and rounded once
+// (optim.KernelStep16). Another state dtype gives ErrUnsupported, a rule
+// without 16-bit kernels (LAMB, Fast Adam, centered RMSprop, Adadelta,
+// RAdam) optim.ErrInvalid, both when the graph is built; so does
+// (ErrUnsupported) a float32 or float64 variable under Adam or RMSProp
+// computing in bfloat16, whose moments GoMLX would keep in bfloat16 (the
+// kernels keep them in the variable's dtype), and (ErrVariable) a state
+// variable that exists already with another dtype (a checkpoint of a run
+// with another loss dtype). The kernels round to nearest even, or
 // stochastically with [Optimizer.WithStochasticRounding]; GoMLX v0.26.0
 // truncates, so results differ from its own optimizers by more than
 // rounding (the kernels' end nearer a float32 run). GoMLX's Go backend has

@@ -114,10 +114,12 @@ func (c *AdamConfig) Scope(name string) *AdamConfig {
 	return c
 }
 
-// DType sets the dtype GoMLX's Adam computes and keeps its moments in. The
-// fused kernels step each variable in its own dtype, so only that one (or
-// dtypes.InvalidDType: the loss's, the default) is accepted; another gives
-// ErrUnsupported when the graph is built.
+// DType sets the dtype GoMLX's Adam computes and keeps its moments in
+// (dtypes.InvalidDType: the loss's, the default). The fused kernels keep
+// a float32 or float64 variable's moments in its own dtype, so for those
+// only that dtype is accepted; a bfloat16 variable's moments are float32
+// or bfloat16 (see the package doc). Another gives ErrUnsupported when the
+// graph is built.
 func (c *AdamConfig) DType(dtype dtypes.DType) *AdamConfig { c.dtype = dtype; return c }
 
 // LearningRate sets the initial learning rate (default: the context's

@@ -621,3 +621,66 @@ func TestHalfCheckpointResume(t *testing.T) {
 		}
 	}
 }
+
+// linearA is linear16 over a float32 variable a.
+func linearA(ctx *context.Context, _ any, inputs []*Node) []*Node {
+	x := inputs[0]
+	v := ctx.GetVariableByScopeAndName("/", "a").ValueGraph(x.Graph())
+	return []*Node{ReduceAllSum(Mul(ConvertDType(v, x.DType()), x))}
+}
+
+// TestHalfLossDTypeSwitchSameTrainer: one trainer given inputs of one
+// dtype and then of another builds a graph for each. A graph refused for
+// its loss dtype makes nothing (not even the learning-rate variable or the
+// step counts, which a graph of the other dtype would then meet), so the
+// trainer trains on with the dtype it takes; a graph that meets the
+// variables of a graph of the other dtype is refused with an errors.Is-able
+// error (GoMLX panicked on the learning-rate variable's dtype).
+func TestHalfLossDTypeSwitchSameTrainer(t *testing.T) {
+	f32 := tensorOf(dtypes.Float32, []float64{1, 2, 3}, 3)
+	b16 := tensor16([]float64{1, 2, 3}, 3)
+	for _, c := range []struct {
+		name   string
+		model  func(*context.Context, any, []*Node) []*Node
+		w      *tensors.Tensor
+		inputs []*tensors.Tensor
+		want   []error // of each step
+	}{
+		// A float32 variable: GoMLX's Adam computing in bfloat16 is refused.
+		{"float32, bfloat16 then float32", linearA, tensorOf(dtypes.Float32, []float64{1, 2, 3}, 3),
+			[]*tensors.Tensor{b16, f32, f32}, []error{ErrUnsupported, nil, nil}},
+		{"float32, float32 then bfloat16", linearA, tensorOf(dtypes.Float32, []float64{1, 2, 3}, 3),
+			[]*tensors.Tensor{f32, b16}, []error{nil, ErrUnsupported}},
+		// A bfloat16 variable: float32 moments, then a bfloat16 graph.
+		{"bfloat16, float32 then bfloat16", linear16, tensor16([]float64{0.5, -0.25, 1}, 3),
+			[]*tensors.Tensor{f32, b16}, []error{nil, ErrVariable}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.New()
+			name := "w"
+			if c.w.DType() == dtypes.Float32 {
+				name = "a"
+			}
+			ctx.VariableWithValue(name, c.w)
+			opt := Adam().LearningRate(0.01).Done()
+			tr := train.NewTrainer(goBackend(t), ctx, c.model, lossIsPrediction, opt, nil, nil)
+			opt.AttachToTrainer(tr)
+			for i, x := range c.inputs {
+				before := allValues(t, ctx)
+				_, err := tr.TrainStep(nil, []*tensors.Tensor{x}, nil)
+				if c.want[i] == nil && err != nil || c.want[i] != nil && !errors.Is(err, c.want[i]) {
+					t.Fatalf("step %d (%s input): %.300v, want %v", i, x.DType(), err, c.want[i])
+				}
+				if err == nil {
+					continue
+				}
+				if d := diffValues(before, allValues(t, ctx)); len(d) > 0 {
+					t.Errorf("step %d, refused, changed %v", i, d)
+				}
+			}
+			if err := opt.Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -39,9 +39,10 @@ var (
 	// runs its step (see [Optimizer.AttachToTrainer]).
 	ErrNotAttached = errors.New("fusegomlx: optimizer not attached to a trainer or executor")
 	// ErrUnsupported: a GoMLX option or setting the adapter cannot run
-	// (Adamax, clip_step_by_value, an adam_dtype other than the
-	// variables', a backend other than the Go one, a node logger attached
-	// in front of the optimizer's, an unknown optimizer name).
+	// (Adamax, clip_step_by_value, an adam_dtype other than a float32 or
+	// float64 variable's own, or than float32 and bfloat16 for a bfloat16
+	// one, a backend other than the Go one, a node logger attached in
+	// front of the optimizer's, an unknown optimizer name).
 	ErrUnsupported = errors.New("fusegomlx: unsupported")
 	// ErrVariable: a variable the step cannot update in place: a trainable
 	// variable that is not float32, float64 or bfloat16, one that
@@ -584,28 +585,6 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		return n
 	}
 
-	if !math.IsNaN(r.lr) {
-		lr := optimizers.LearningRateVar(ctx, r.lrDType, r.lr).ValueGraph(g)
-		if dt := lr.DType(); dt != dtypes.Float32 && dt != dtypes.Float64 && !is16(dt) {
-			return fmt.Errorf("%w: a %s learning rate (want float32, float64 or bfloat16)", ErrUnsupported, dt)
-		}
-		p.lrNode, p.hasLR = mark(lr).Id(), true
-	}
-	// The step counts are not incremented in the graph: the graph's new
-	// value of a variable replaces it after the node logger ran, whatever
-	// the step did. The step advances them with the state, in place.
-	p.counters = append(p.counters, optimizers.GetGlobalStepVar(ctx))
-	if r.scope != "" {
-		if v := optimizers.GetGlobalStepVar(ctx.In(r.scope)); v != p.counters[0] {
-			p.counters = append(p.counters, v)
-		}
-	}
-	for _, v := range p.counters {
-		if dt := v.Shape().DType; dt != dtypes.Int64 || !v.Shape().IsScalar() {
-			return fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), v.Shape())
-		}
-	}
-
 	i := 0
 	for v := range ctx.IterVariables() {
 		if !v.Trainable || !v.InUseByGraph(g) {
@@ -648,6 +627,49 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if err := precheck(o.ks, r, p.params); err != nil {
 		return err
 	}
+	// The learning-rate variable and the step counts: checked before any is
+	// made (GoMLX panics on a learning-rate variable of another dtype, one
+	// that a graph of another loss dtype made), and made only now, so that
+	// a graph refused above makes none.
+	if !math.IsNaN(r.lr) {
+		if dt := r.lrDType; dt != dtypes.Float32 && dt != dtypes.Float64 && !is16(dt) {
+			return fmt.Errorf("%w: a %s learning rate (want float32, float64 or bfloat16)", ErrUnsupported, dt)
+		}
+		if lv := ctx.In(optimizers.Scope).GetVariable(optimizers.ParamLearningRate); lv != nil && !lv.Shape().Equal(shapes.Make(r.lrDType)) {
+			return fmt.Errorf("%w: the learning-rate variable %s is %s, this graph keeps it in %s (a graph of another loss dtype?)",
+				ErrVariable, lv.ScopeAndName(), lv.Shape(), r.lrDType)
+		}
+	}
+	counterCtxs := []*context.Context{ctx}
+	if r.scope != "" {
+		counterCtxs = append(counterCtxs, ctx.In(r.scope))
+	}
+	for _, c := range counterCtxs {
+		if v := c.GetVariable(optimizers.GlobalStepVariableName); v != nil {
+			if dt := v.Shape().DType; dt != dtypes.Int64 || !v.Shape().IsScalar() {
+				return fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), v.Shape())
+			}
+		}
+	}
+	if !math.IsNaN(r.lr) {
+		lr := optimizers.LearningRateVar(ctx, r.lrDType, r.lr).ValueGraph(g)
+		p.lrNode, p.hasLR = mark(lr).Id(), true
+	}
+	// The step counts are not incremented in the graph: the graph's new
+	// value of a variable replaces it after the node logger ran, whatever
+	// the step did. The step advances them with the state, in place.
+	p.counters = append(p.counters, optimizers.GetGlobalStepVar(ctx))
+	if r.scope != "" {
+		if v := optimizers.GetGlobalStepVar(ctx.In(r.scope)); v != p.counters[0] {
+			p.counters = append(p.counters, v)
+		}
+	}
+	for _, v := range p.counters {
+		if dt := v.Shape().DType; dt != dtypes.Int64 || !v.Shape().IsScalar() {
+			return fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), v.Shape())
+		}
+	}
+
 	// Everything is checked: only now are the state variables made, so that
 	// a refused graph leaves none (GoMLX's checkpoints would fail to save a
 	// variable made for a graph that never ran).
