@@ -153,6 +153,50 @@ func asF32[T Float](x []T) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
 }
 
+// CheckHalf reports whether a 16-bit parameter of the type H steps by h:
+// in master-weight mode (state16 false: AddBF16 or AddF16 without
+// Half.State16, KernelStepMaster) or in 16-bit state mode (state16 true:
+// Half.State16, KernelStep16). It returns nil where the 16-bit kernels
+// take h and the state (float32 in master-weight mode, H in 16-bit state
+// mode) holds its initial values, and otherwise the error AddBF16 or
+// AddF16 gives: one wrapping ErrInvalid for a rule without 16-bit kernels
+// (LAMB, Fast Adam, centered RMSprop, ...) or for float16 state of
+// squared gradients, ErrHyper for hyperparameters h.Validate refuses or an
+// initial state value the state's type cannot hold. Whether the
+// coefficients of a step fit float32 is Coefficients' to say, step by
+// step (New[float32] checks the whole range of steps at once). A caller
+// that keeps the state itself (a stack's adapter) asks CheckHalf once,
+// when it builds the step.
+func CheckHalf[H kernels.BF16 | kernels.F16](h Hyper, state16 bool) error {
+	h, err := canonical(h)
+	if err != nil {
+		return err
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if !state16 {
+		if err := initialIn[float32](h); err != nil {
+			return err
+		}
+	}
+	var zero H
+	_, f16 := any(zero).(kernels.F16)
+	return halfFits(h, state16, f16)
+}
+
+// halfFits is CheckHalf for a canonical, valid h (f16: float16, else
+// bfloat16).
+func halfFits(h Hyper, state16, f16 bool) error {
+	if err := halfKernel(h); err != nil {
+		return err
+	}
+	if state16 {
+		return state16Fits(h, f16)
+	}
+	return nil
+}
+
 // halfKernel reports whether the 16-bit kernels step rule h.
 func halfKernel(h Hyper) error {
 	if _, red := reductionOf(h); !red {
@@ -184,16 +228,11 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 	if h.Group < 0 || h.Group >= len(o.groups) {
 		return o.groupErr(h.Group)
 	}
-	if err := halfKernel(o.groups[h.Group]); err != nil {
-		return fmt.Errorf("parameter %q: %w", name, err)
-	}
 	if h.State16 && h.Master != nil {
 		return fmt.Errorf("%w: parameter %q: a 16-bit state parameter has no master", ErrInvalid, name)
 	}
-	if h.State16 {
-		if err := state16Fits(o.groups[h.Group], f16); err != nil {
-			return fmt.Errorf("parameter %q: %w", name, err)
-		}
+	if err := halfFits(o.groups[h.Group], h.State16, f16); err != nil {
+		return fmt.Errorf("parameter %q: %w", name, err)
 	}
 	if len(g) != len(p) {
 		return fmt.Errorf("%w: parameter %q: len(grad) = %d, len(data) = %d", ErrLength, name, len(g), len(p))

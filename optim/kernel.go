@@ -148,10 +148,8 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 	if err != nil {
 		return err
 	}
-	if ks == nil {
-		ks = kernels.Active()
-	} else if !ks.Issued() {
-		return fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
+	if ks, err = issuedSet(ks); err != nil {
+		return err
 	}
 	if len(g) != len(p) {
 		return fmt.Errorf("%w: len(g) = %d, len(p) = %d", ErrLength, len(g), len(p))
@@ -159,16 +157,38 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 	if _, ok := h.(shaped); ok {
 		return fmt.Errorf("%w: a %v step takes several passes and state that depends on the shape: use an Optimizer or a Stepper (NewStepperShape)", ErrInvalid, h.Kind())
 	}
+	if err := stateFits(h, len(p), state); err != nil {
+		return err
+	}
+	return kernelErr(opsFor[T]().stepWhole(h, ks, c, p, g, state))
+}
+
+// issuedSet returns ks, or kernels.Active() for nil, or an error wrapping
+// ErrInvalid for a set that kernels.Active or kernels.For did not issue.
+func issuedSet(ks *kernels.Set) (*kernels.Set, error) {
+	if ks == nil {
+		return kernels.Active(), nil
+	}
+	if !ks.Issued() {
+		return nil, fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
+	}
+	return ks, nil
+}
+
+// stateFits checks that state holds the buffers a parameter of h keeps
+// (StateNames(h)), each n long, for the stateless steps: an error wraps
+// ErrLength.
+func stateFits[E float32 | float64 | kernels.BF16 | kernels.F16](h Hyper, n int, state [][]E) error {
 	names := h.buffers()
 	if len(state) != len(names) {
 		return fmt.Errorf("%w: %d state buffers, a %v parameter keeps %d (%v)", ErrLength, len(state), h.Kind(), len(names), names)
 	}
 	for i, s := range state {
-		if len(s) != len(p) {
-			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), len(p))
+		if len(s) != n {
+			return fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[i], len(s), n)
 		}
 	}
-	return kernelErr(opsFor[T]().stepWhole(h, ks, c, p, g, state))
+	return nil
 }
 
 // KernelStepMaster is KernelStep for a 16-bit parameter in master-weight
@@ -217,41 +237,31 @@ func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *ker
 	return kernelErr(halfOpsOf[H]().state16[h.kernel()](ks, c, p, g, b, r))
 }
 
-// halfStepChecks makes the checks of KernelStepMaster and KernelStep16 (n:
-// the length of the master or the 16-bit parameter) and returns the
-// canonical h and the set to run.
+// halfStepChecks makes the checks of KernelStepMaster (state16 false: n is
+// the master's length, n16 p16's) and KernelStep16 (state16 true: n and
+// n16 are both p's length) and returns the canonical h and the set to run.
 func halfStepChecks[E float32 | kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, state16, f16 bool, n, n16, ng int, state [][]E) (Hyper, *kernels.Set, error) {
 	h, err := canonical(h)
 	if err != nil {
 		return nil, nil, err
 	}
-	if ks == nil {
-		ks = kernels.Active()
-	} else if !ks.Issued() {
-		return nil, nil, fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
+	if ks, err = issuedSet(ks); err != nil {
+		return nil, nil, err
 	}
 	if err := h.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if err := halfKernel(h); err != nil {
+	if err := halfFits(h, state16, f16); err != nil {
 		return nil, nil, err
 	}
-	if state16 {
-		if err := state16Fits(h, f16); err != nil {
-			return nil, nil, err
-		}
-	}
-	if n16 != n || ng != n {
+	switch {
+	case state16 && ng != n:
+		return nil, nil, fmt.Errorf("%w: len(g) = %d, len(p) = %d", ErrLength, ng, n)
+	case !state16 && (n16 != n || ng != n):
 		return nil, nil, fmt.Errorf("%w: len(p16) = %d, len(g) = %d, the master %d", ErrLength, n16, ng, n)
 	}
-	names := h.buffers()
-	if len(state) != len(names) {
-		return nil, nil, fmt.Errorf("%w: %d state buffers, a %v parameter keeps %d (%v)", ErrLength, len(state), h.Kind(), len(names), names)
-	}
-	for k, s := range state {
-		if l := len(s); l != n {
-			return nil, nil, fmt.Errorf("%w: state %s holds %d elements, p %d", ErrLength, names[k], l, n)
-		}
+	if err := stateFits(h, n, state); err != nil {
+		return nil, nil, err
 	}
 	return h, ks, nil
 }

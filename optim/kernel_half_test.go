@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -164,6 +165,14 @@ func TestKernelStepHalfErrors(t *testing.T) {
 				t.Fatalf("%s: state written before the error", tc.name)
 			}
 		}
+	}
+	// The length errors name the slices the function takes: KernelStep16
+	// has no master.
+	if err := KernelStep16(nil, adam, &c, p16, g16[:n-1], r, m16, v16); err == nil || strings.Contains(err.Error(), "master") || !strings.Contains(err.Error(), "len(p) = 9") {
+		t.Errorf("KernelStep16, short g: %v, want it to name len(p), not a master", err)
+	}
+	if err := KernelStepMaster(nil, adam, &c, master, p16[:n-1], g16, r, m, v); err == nil || !strings.Contains(err.Error(), "len(p16) = 8") {
+		t.Errorf("KernelStepMaster, short p16: %v, want it to name len(p16)", err)
 	}
 	// float16 state without squares (Lion) is taken.
 	lion := LionConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.99}

@@ -54,11 +54,7 @@ func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 	}
 	for k := range o.params {
 		if p := &o.params[k]; p.group == i && p.half != nil {
-			err := halfKernel(h)
-			if err == nil && p.half.state16 {
-				err = state16Fits(h, p.half.f16)
-			}
-			if err != nil {
+			if err := halfFits(h, p.half.state16, p.half.f16); err != nil {
 				return fmt.Errorf("group %d holds 16-bit parameter %q: %w", i, p.name, err)
 			}
 		}

@@ -320,6 +320,17 @@ func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, sc scalars, siz
 	return err
 }
 
+// initialIn returns an error wrapping ErrHyper unless T holds the initial
+// value of every state buffer of h as a finite value.
+func initialIn[T Float](h Hyper) error {
+	for k, name := range h.buffers() {
+		if v := T(h.initial(k)); v-v != 0 {
+			return hyperErr("initial "+name, h.initial(k), "a value finite in the element type")
+		}
+	}
+	return nil
+}
+
 // checkIn returns an error wrapping ErrHyper unless the coefficient blocks
 // of a group with hyperparameters h under loss scale ls are usable by the
 // kernels of element type T at every step count: every coefficient finite
@@ -332,10 +343,8 @@ func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, sc scalars, siz
 // starts, NAdam's at every step until its m coefficient is monotonic
 // (see below). Step checks each block again before it runs.
 func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
-	for k, name := range h.buffers() {
-		if v := T(h.initial(k)); v-v != 0 {
-			return hyperErr("initial "+name, h.initial(k), "a value finite in the element type")
-		}
+	if err := initialIn[T](h); err != nil {
+		return err
 	}
 	if c == nil {
 		c = new(kernels.Coeffs)

@@ -526,13 +526,9 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			break
 		}
 		if typ != 0 {
-			err := halfKernel(groups[group])
-			if err == nil && mode == 3 {
-				// As AddF16/AddBF16 and SetGroup refuse: a 16-bit state
-				// whose initial value the type cannot hold.
-				err = state16Fits(groups[group], typ == 2)
-			}
-			if err != nil {
+			// As AddF16/AddBF16 and SetGroup refuse (in 16-bit state
+			// mode, mode 3, also an initial value the type cannot hold).
+			if err := halfFits(groups[group], mode == 3, typ == 2); err != nil {
 				d.invalid("parameter %q: %v", name, err)
 				break
 			}

@@ -96,10 +96,9 @@ func (e *coeffEntry) release() { e.refs.Add(-1) }
 // usable by the kernels of T (see [New]), running the kernel set ks (nil
 // selects kernels.Active()).
 func NewGroup[T Float](h Hyper, ks *kernels.Set) (*Group[T], error) {
-	if ks == nil {
-		ks = kernels.Active()
-	} else if !ks.Issued() {
-		return nil, fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", ErrInvalid)
+	ks, err := issuedSet(ks)
+	if err != nil {
+		return nil, err
 	}
 	g := &Group[T]{ops: opsFor[T]()}
 	if err := g.swap(h, 1, ks); err != nil {

@@ -73,6 +73,12 @@ func TestGraphErrors(t *testing.T) {
 		{"foreign kernel set", func(*context.Context) *Optimizer { return Adam().Done().WithKernels(&kernels.Set{}) },
 			nil, optim.ErrInvalid},
 		{"declared Optimizer", func(*context.Context) *Optimizer { return &Optimizer{} }, nil, optim.ErrInvalid},
+		// float32 state cannot hold the initial sum (it would be +Inf, and
+		// the weights would never move).
+		{"initial value overflows float32", func(*context.Context) *Optimizer {
+			o, _ := New(optim.AdagradConfig{LR: 0.1, InitialAccumulatorValue: 1e39, Eps: 1e-10})
+			return o
+		}, nil, optim.ErrHyper},
 		// The first step that moves the weights (after 3 without a
 		// learning rate) has lr/(1-0.9⁴) ≈ 8.7e38: refused when the graph is
 		// built, not at that step.

@@ -418,6 +418,10 @@ func TestHalfRefused(t *testing.T) {
 		{"Fast Adam", func() (*Optimizer, error) {
 			return New(optim.AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Fast: true})
 		}, optim.ErrInvalid},
+		// The float32 state of the master-weight mode cannot hold it.
+		{"initial sum over float32", func() (*Optimizer, error) {
+			return New(optim.AdagradConfig{LR: 0.1, InitialAccumulatorValue: 1e39, Eps: 1e-10})
+		}, optim.ErrHyper},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.New()

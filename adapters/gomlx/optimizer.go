@@ -624,7 +624,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if i != len(grads) {
 		return fmt.Errorf("%w: %d gradients for %d trainable variables: were variables created in between?", optim.ErrInvalid, len(grads), i)
 	}
-	if err := precheck(o.ks, r, p.params); err != nil {
+	if err := precheck(r, p.params); err != nil {
 		return err
 	}
 	// The learning-rate variable and the step counts: checked before any is
@@ -662,11 +662,6 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if r.scope != "" {
 		if v := optimizers.GetGlobalStepVar(ctx.In(r.scope)); v != p.counters[0] {
 			p.counters = append(p.counters, v)
-		}
-	}
-	for _, v := range p.counters {
-		if dt := v.Shape().DType; dt != dtypes.Int64 || !v.Shape().IsScalar() {
-			return fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), v.Shape())
 		}
 	}
 
@@ -712,9 +707,9 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 // learning rate for the dtypes of params, so that hyperparameters the
 // kernels cannot use (a coefficient out of float32's range, say) fail the
 // graph's building rather than its first step; for bfloat16 variables it
-// also asks the 16-bit steps, on empty slices, whether they take the rule
-// (rules without 16-bit kernels).
-func precheck(ks *kernels.Set, r *rule, params []param) error {
+// also asks optim.CheckHalf whether the 16-bit steps take the rule (rules
+// without 16-bit kernels).
+func precheck(r *rule, params []param) error {
 	t := max(r.checkAt, 1)
 	h, err := r.hyper(t, r.lr)
 	if err != nil {
@@ -728,14 +723,25 @@ func precheck(ks *kernels.Set, r *rule, params []param) error {
 			continue
 		}
 		done[m] = true
+		if pa.stateDType == dtypes.Float32 {
+			// float32 state (of a float32 variable, or the master-weight
+			// mode of a bfloat16 one): the state variables must hold their
+			// initial values (an Adagrad sum of 1e39 would be +Inf, and the
+			// weights would never move). float64 holds every valid one; a
+			// bfloat16 state's are CheckHalf's to check.
+			for j, v := range r.inits {
+				if r.varNames[j] != "" && math.IsInf(float64(float32(v)), 0) {
+					return fmt.Errorf("%w: initial %s = %g for %s, want a value finite in float32", optim.ErrHyper, r.states[j], v, pa.v.ScopeAndName())
+				}
+			}
+		}
 		if pa.dtype == dtypes.Float64 {
 			_, err = optim.Coefficients[float64](h, t-1, 1)
 		} else {
 			var c kernels.Coeffs
 			err = optim.CoefficientsInto[float32](&c, h, t-1, 1)
 			if err == nil && pa.is16() {
-				empty := param{dtype: pa.dtype, stateDType: pa.stateDType, state: pa.state}
-				err = step16(ks, h, &c, &empty, &work16{}, nil, kernels.Rounding{})
+				err = optim.CheckHalf[kernels.BF16](h, pa.stateDType != dtypes.Float32)
 			}
 		}
 		if err != nil {
