@@ -149,7 +149,8 @@
 // each parameter's type and mode. A caller that keeps the state itself
 // (a stack whose variables hold it) makes the same steps with
 // [KernelStepMaster] and [KernelStep16], as [KernelStep] makes a float32
-// or float64 parameter's.
+// or float64 parameter's; [CheckHalf] says once, beforehand, whether they
+// take a rule.
 //
 // # Muon
 //
