@@ -90,6 +90,10 @@ func RMSProp() *AdamConfig {
 // adam_weight_decay (default 0, replacing any WeightDecay set before),
 // adam_beta1 and adam_beta2 (defaults 0.9 and 0.999, replacing Betas).
 func (c *AdamConfig) FromContext(ctx *context.Context) *AdamConfig {
+	if ctx == nil {
+		c.err = fmt.Errorf("%w: FromContext of a nil context", optim.ErrInvalid)
+		return c
+	}
 	c.Epsilon(context.GetParamOr(ctx, optimizers.ParamAdamEpsilon, c.epsilon))
 	if s := context.GetParamOr(ctx, optimizers.ParamAdamDType, ""); s != "" {
 		dtype, err := dtypes.DTypeString(s)
@@ -339,10 +343,14 @@ func checkStates(r *rule, want ...string) error {
 
 // FromContext returns the optimizer named by the context's "optimizer"
 // hyperparameter (default "adamw"), as GoMLX's optimizers.FromContext; see
-// [ByName]. An unknown or unsupported name gives an optimizer whose graph
-// building fails with that error.
+// [ByName]. An unknown or unsupported name, or a nil ctx, gives an
+// optimizer whose graph building fails with that error.
 func FromContext(ctx *context.Context) *Optimizer {
-	o, err := ByName(ctx, context.GetParamOr(ctx, optimizers.ParamOptimizer, "adamw"))
+	name := "adamw"
+	if ctx != nil {
+		name = context.GetParamOr(ctx, optimizers.ParamOptimizer, name)
+	}
+	o, err := ByName(ctx, name)
 	if err != nil {
 		o = newOptimizer("invalid", "", func(*context.Context, dtypes.DType) (*rule, error) { return nil, err })
 	}
@@ -353,8 +361,11 @@ func FromContext(ctx *context.Context) *Optimizer {
 // for name: "sgd", "adam", "adamw" (GoMLX's: Adam().WeightDecay(0.004)
 // followed by FromContext, whose adam_weight_decay — default 0 — replaces
 // the 0.004) and "rmsprop", configured from ctx as GoMLX does. "adamax" and
-// unknown names give ErrUnsupported.
+// unknown names give ErrUnsupported, a nil ctx optim.ErrInvalid.
 func ByName(ctx *context.Context, name string) (*Optimizer, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("%w: ByName(%q) of a nil context", optim.ErrInvalid, name)
+	}
 	switch name {
 	case "sgd":
 		return StochasticGradientDescent().Done(), nil

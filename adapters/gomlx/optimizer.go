@@ -155,8 +155,15 @@ const DefaultScope = "fuseopt"
 // hyperparameters: optim.ErrHyper); Adafactor, whose state depends on each
 // variable's shape, ErrUnsupported.
 func New(h optim.Hyper) (*Optimizer, error) {
-	if h == nil {
-		return nil, fmt.Errorf("%w: nil Hyper", optim.ErrInvalid)
+	if isNil(h) {
+		return nil, fmt.Errorf("%w: nil Hyper (%T)", optim.ErrInvalid, h)
+	}
+	if v := reflect.ValueOf(h); v.Kind() == reflect.Pointer {
+		e, ok := v.Elem().Interface().(optim.Hyper)
+		if !ok {
+			return nil, fmt.Errorf("%w: %T", optim.ErrInvalid, h)
+		}
+		h = e // a copy: later changes to *h do not reach the steps
 	}
 	if err := h.Validate(); err != nil {
 		return nil, err
@@ -586,6 +593,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	}
 
 	i := 0
+	statePaths := map[string]string{}
 	for v := range ctx.IterVariables() {
 		if !v.Trainable || !v.InUseByGraph(g) {
 			continue
@@ -618,6 +626,14 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 			if err := checkStateVariable(ctx, r.scope, v, sd, name); err != nil {
 				return err
 			}
+			if name == "" {
+				continue
+			}
+			path := context.ScopeSeparator + r.scope + v.Scope() + context.ScopeSeparator + v.Name() + name
+			if other, dup := statePaths[path]; dup {
+				return fmt.Errorf("%w: the state variables of %s and %s are both %s: rename one", ErrVariable, other, v.ScopeAndName(), path)
+			}
+			statePaths[path] = v.ScopeAndName()
 		}
 		p.params = append(p.params, param{v: v, dtype: dt, stateDType: sd, n: v.Shape().Size(), state: make([]*context.Variable, len(r.varNames))})
 	}
@@ -703,15 +719,19 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	return nil
 }
 
-// precheck computes the coefficients of the first step (r.checkAt) at the initial
-// learning rate for the dtypes of params, so that hyperparameters the
-// kernels cannot use (a coefficient out of float32's range, say) fail the
-// graph's building rather than its first step; for bfloat16 variables it
-// also asks optim.CheckHalf whether the 16-bit steps take the rule (rules
-// without 16-bit kernels).
+// precheck checks, for the dtypes of params, that the kernels can use the
+// hyperparameters of the first step (r.checkAt) at the initial learning
+// rate (as the learning-rate variable holds it), so that they fail the
+// graph's building rather than a step: the coefficients of that step, and,
+// as optim.NewGroup checks them, those of every later step at that rate (a
+// coefficient that leaves float32's range or rounds to 0 at some step, say)
+// and the state's initial values (an Adagrad sum of 1e39 would be +Inf in
+// float32 state, and the weights would never move). For bfloat16 variables
+// it also asks optim.CheckHalf whether the 16-bit steps take the rule
+// (rules without 16-bit kernels, initial values beyond bfloat16 state).
 func precheck(r *rule, params []param) error {
 	t := max(r.checkAt, 1)
-	h, err := r.hyper(t, r.lr)
+	h, err := r.hyper(t, roundTo(r.lrDType, r.lr))
 	if err != nil {
 		return err
 	}
@@ -723,32 +743,22 @@ func precheck(r *rule, params []param) error {
 			continue
 		}
 		done[m] = true
-		if pa.stateDType == dtypes.Float32 {
-			// float32 state (of a float32 variable, or the master-weight
-			// mode of a bfloat16 one): the state variables must hold their
-			// initial values (an Adagrad sum of 1e39 would be +Inf, and the
-			// weights would never move). float64 holds every valid one; a
-			// bfloat16 state's are CheckHalf's to check.
-			for j, v := range r.inits {
-				if r.varNames[j] != "" && math.IsInf(float64(float32(v)), 0) {
-					return fmt.Errorf("%w: initial %s = %g for %s, want a value finite in float32", optim.ErrHyper, r.states[j], v, pa.v.ScopeAndName())
-				}
-			}
-		}
 		if pa.dtype == dtypes.Float64 {
-			_, err = optim.Coefficients[float64](h, t-1, 1)
+			if _, err = optim.NewGroup[float64](h, nil); err == nil {
+				_, err = optim.Coefficients[float64](h, t-1, 1)
+			}
 		} else {
-			var c kernels.Coeffs
-			err = optim.CoefficientsInto[float32](&c, h, t-1, 1)
+			// The 16-bit steps compute in float32 with float32
+			// coefficients too.
+			if _, err = optim.NewGroup[float32](h, nil); err == nil {
+				_, err = optim.Coefficients[float32](h, t-1, 1)
+			}
 			if err == nil && pa.is16() {
 				err = optim.CheckHalf[kernels.BF16](h, pa.stateDType != dtypes.Float32)
 			}
 		}
 		if err != nil {
-			if pa.is16() {
-				return fmt.Errorf("the %s variable %s: %w", pa.dtype, pa.v.ScopeAndName(), err)
-			}
-			return err
+			return fmt.Errorf("the %s variable %s: %w", pa.dtype, pa.v.ScopeAndName(), err)
 		}
 	}
 	return nil
