@@ -1148,6 +1148,44 @@ func LAMBTrust(pp, rr float64) float64 {
 	return 1
 }
 
+// StateBuffers returns the number of state buffers of the element type
+// that the kernel of block c reads and writes beside p and the gradient
+// (Adam's m and v, and vmax where the block keeps AMSGrad's maximum;
+// RMSprop's square average, and its momentum buffer and gradient average
+// where the block has momentum or is centered; 0 for SGD), so that a
+// caller passing the buffers of one configuration can check that the block
+// was made for it: a kernel ignores a buffer its block does not use. It
+// returns -1 for a zero or nil Coeffs and for Adafactor, whose state
+// depends on the tensor's shape.
+func (c *Coeffs) StateBuffers() int {
+	if c == nil {
+		return -1
+	}
+	switch c.fam {
+	case famSGD:
+		return 0
+	case famMomentum, famLion, famAdagrad:
+		return 1
+	case famAdamax, famAdadelta, famNAdam, famRAdam, famLAMB:
+		return 2
+	case famAdam:
+		if c.mode&abi.AdamAMSGrad != 0 {
+			return 3
+		}
+		return 2
+	case famRMSprop:
+		n := 1
+		if c.mode&abi.RMSpropMomentum != 0 {
+			n++
+		}
+		if c.mode&abi.RMSpropCentered != 0 {
+			n++
+		}
+		return n
+	}
+	return -1
+}
+
 // LAMBStored reports whether c is a LAMB block made with
 // DirectionInGrad: its first pass stores r over the gradient, for
 // [Set.LAMBApplyStoredF32].

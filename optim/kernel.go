@@ -96,7 +96,7 @@ func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coe
 }
 
 // CoefficientsInto is [Coefficients] writing into c, for a caller that
-// steps every iteration and keeps its block (a Coeffs is about 2 KB): it
+// steps every iteration and keeps its block (a Coeffs is about 3.5 KB): it
 // does not allocate. On an error c holds no usable block.
 func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScale float64) error {
 	if c == nil {
@@ -108,6 +108,9 @@ func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScal
 		return err
 	}
 	if err := h.Validate(); err != nil {
+		return err
+	}
+	if err := initialIn[T](h); err != nil {
 		return err
 	}
 	if steps < 0 || steps >= MaxStep {
@@ -137,7 +140,8 @@ func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScal
 // KernelStep updates p from g by one step of the rule of h on the kernel
 // set ks (nil: kernels.Active()), with the coefficients c (from
 // Coefficients for the same h) and the state buffers state, named as
-// StateNames(h) says, each as long as p. It checks everything the kernels
+// StateNames(h) says, each as long as p. It checks h as New does
+// (Validate; initial state values finite in T) and everything the kernels
 // check (lengths, overlaps, the coefficients) before writing. For a rule
 // of two passes (LAMB) it runs both, as a Stepper does. Its errors wrap
 // ErrInvalid or ErrLength, and the kernels' error where the kernels
@@ -157,10 +161,34 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 	if _, ok := h.(shaped); ok {
 		return fmt.Errorf("%w: a %v step takes several passes and state that depends on the shape: use an Optimizer or a Stepper (NewStepperShape)", ErrInvalid, h.Kind())
 	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if err := initialIn[T](h); err != nil {
+		return err
+	}
 	if err := stateFits(h, len(p), state); err != nil {
 		return err
 	}
+	if err := blockFits(h, c); err != nil {
+		return err
+	}
 	return kernelErr(opsFor[T]().stepWhole(h, ks, c, p, g, state))
+}
+
+// blockFits refuses a block c whose kernel keeps another number of state
+// buffers than h names: an Adam block without AMSGrad for an AMSGrad h
+// (the kernel would never write max_exp_avg_sq), an RMSprop block without
+// momentum for an h with it. A block for another rule of the same count,
+// or of other values, is the caller's to avoid: c comes from Coefficients
+// for the same h. The error wraps kernels.ErrCoeff under ErrInvalid; a nil
+// or zero c is left to the kernels' refusal.
+func blockFits(h Hyper, c *kernels.Coeffs) error {
+	if n := c.StateBuffers(); n >= 0 && n != len(h.buffers()) {
+		return fmt.Errorf("%w: %w: a block whose kernel keeps %d state buffers for a %v parameter of %d (%v): c must come from Coefficients for h",
+			ErrInvalid, kernels.ErrCoeff, n, h.Kind(), len(h.buffers()), h.buffers())
+	}
+	return nil
 }
 
 // issuedSet returns ks, or kernels.Active() for nil, or an error wrapping
@@ -208,7 +236,7 @@ func stateFits[E float32 | float64 | kernels.BF16 | kernels.F16](h Hyper, n int,
 // a set, lengths or state count that KernelStep would refuse) gives an
 // error wrapping ErrInvalid or ErrLength before anything is written.
 func KernelStepMaster[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, master []float32, p16, g []H, r kernels.Rounding, state ...[]float32) error {
-	h, ks, err := halfStepChecks(ks, h, false, false, len(master), len(p16), len(g), state)
+	h, ks, err := halfStepChecks(ks, h, c, false, false, len(master), len(p16), len(g), state)
 	if err != nil {
 		return err
 	}
@@ -228,7 +256,7 @@ func KernelStepMaster[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c 
 func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []H, r kernels.Rounding, state ...[]H) error {
 	var zero H
 	_, f16 := any(zero).(kernels.F16)
-	h, ks, err := halfStepChecks(ks, h, true, f16, len(p), len(p), len(g), state)
+	h, ks, err := halfStepChecks(ks, h, c, true, f16, len(p), len(p), len(g), state)
 	if err != nil {
 		return err
 	}
@@ -240,7 +268,7 @@ func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *ker
 // halfStepChecks makes the checks of KernelStepMaster (state16 false: n is
 // the master's length, n16 p16's) and KernelStep16 (state16 true: n and
 // n16 are both p's length) and returns the canonical h and the set to run.
-func halfStepChecks[E float32 | kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, state16, f16 bool, n, n16, ng int, state [][]E) (Hyper, *kernels.Set, error) {
+func halfStepChecks[E float32 | kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, state16, f16 bool, n, n16, ng int, state [][]E) (Hyper, *kernels.Set, error) {
 	h, err := canonical(h)
 	if err != nil {
 		return nil, nil, err
@@ -250,6 +278,11 @@ func halfStepChecks[E float32 | kernels.BF16 | kernels.F16](ks *kernels.Set, h H
 	}
 	if err := h.Validate(); err != nil {
 		return nil, nil, err
+	}
+	if !state16 {
+		if err := initialIn[float32](h); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := halfFits(h, state16, f16); err != nil {
 		return nil, nil, err
@@ -261,6 +294,9 @@ func halfStepChecks[E float32 | kernels.BF16 | kernels.F16](ks *kernels.Set, h H
 		return nil, nil, fmt.Errorf("%w: len(p16) = %d, len(g) = %d, the master %d", ErrLength, n16, ng, n)
 	}
 	if err := stateFits(h, n, state); err != nil {
+		return nil, nil, err
+	}
+	if err := blockFits(h, c); err != nil {
 		return nil, nil, err
 	}
 	return h, ks, nil

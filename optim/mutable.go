@@ -30,8 +30,9 @@ import (
 // but for a parameter that has taken no step: its state is its rule's
 // initial state until its first step, so a new initial_accumulator_value
 // fills its sum (PyTorch fills sum once, when the optimizer is made). Step counts do not change. A
-// new initial value that a 16-bit state type cannot hold (above 65504 in
-// binary16) is refused (ErrHyper).
+// new initial value that a parameter's state type cannot hold (above
+// float32's range, or for bfloat16 16-bit state above about 3.39e38) is
+// refused (ErrHyper).
 func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 	if err := o.usable(); err != nil {
 		return err
