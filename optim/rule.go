@@ -372,6 +372,17 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 			}
 		}
 	}
+	// spago's LAMB step size lr·sqrt(1-β2^t)/(1-β1^t) is not monotonic
+	// either (0.316·lr at t = 1, 0.152·lr at t = 12, lr in the limit with
+	// the default betas): its smallest is checked too.
+	if lc, ok := h.(LAMBConfig); ok && lc.Spago {
+		t := lambSpagoMinStep(lc.Beta1, lc.Beta2)
+		for key := max(t-1, 1); key <= min(t+1, MaxStep); key++ {
+			if err := coeffsIn(c, h, ls, key, scalars{}, size); err != nil {
+				return fmt.Errorf("%w: %w", ErrHyper, err)
+			}
+		}
+	}
 	// RAdam's step size is not monotonic: lr·r_t·sqrt(1-β2^t)/(1-β1^t) is
 	// smallest where the rectification starts (r_t near 0: about 0.003 of
 	// its limit at t = 6 with β2 = 0.999), and can be largest there too
@@ -685,4 +696,38 @@ func bufferLen(h Hyper, k int, shape []int, n int) int {
 		return s.bufferLen(k, shape)
 	}
 	return n
+}
+
+// lambSpagoMinStep returns the step t ≥ 1 where sqrt(1-β2^t)/(1-β1^t) is
+// smallest, by a ternary search (the factor falls, then rises towards 1).
+// Once β1^t is below 2⁻⁶⁰ the denominator is 1 in float64 and the factor
+// only rises with its numerator, so the search stops there: a few dozen
+// powers, which SetLR's check (checkIn) can afford at every call.
+func lambSpagoMinStep(b1, b2 float64) int64 {
+	f := func(t int64) float64 {
+		return math.Sqrt(1-float64(kernels.PowInt(b2, t))) / (1 - float64(kernels.PowInt(b1, t)))
+	}
+	lo, hi := int64(1), int64(MaxStep)
+	if b1 > 0 && b1 < 1 {
+		if t := math.Ceil(-60 * math.Ln2 / math.Log(b1)); t < float64(hi) {
+			hi = max(int64(t), lo)
+		}
+	} else if b1 == 0 {
+		hi = lo // the denominator is 1 from the first step
+	}
+	for hi-lo > 2 {
+		m1, m2 := lo+(hi-lo)/3, hi-(hi-lo)/3
+		if f(m1) <= f(m2) {
+			hi = m2
+		} else {
+			lo = m1
+		}
+	}
+	best := lo
+	for t := lo; t <= hi; t++ {
+		if f(t) < f(best) {
+			best = t
+		}
+	}
+	return best
 }

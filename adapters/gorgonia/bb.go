@@ -128,6 +128,11 @@ func (s *Solver) checkBB(has32 bool) (float64, error) {
 	case c.useClip && !(c.clip > 0):
 		return 0, fmt.Errorf("%w: BarzilaiBorweinSolver: clip %v bounds |η|, want a value > 0", optim.ErrHyper, c.clip)
 	}
+	if has32 && c.needsPrepass(ruleBB) {
+		if err := c.check32(ruleBB); err != nil {
+			return 0, err
+		}
+	}
 	eta := c.eta
 	if s.bb.stepped {
 		eta = s.bb.eta

@@ -430,6 +430,11 @@ func (s *Solver) groups(items []item) error {
 		s.hyper, s.ls, s.hyperOf = h, ls, s.cfg
 	}
 	h, ls := s.hyper, s.ls
+	if need32 && s.cfg.needsPrepass(s.rule) {
+		if err := s.cfg.check32(s.rule); err != nil {
+			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
+		}
+	}
 	if need32 {
 		if err := syncGroup(&s.g32, h, ls, s.cfg.kernels); err != nil {
 			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
@@ -463,6 +468,25 @@ func syncGroup[T optim.Float](g **optim.Group[T], h optim.Hyper, ls float64, ks 
 	}
 	if (*g).LossScale() != ls {
 		return (*g).SetLossScale(ls)
+	}
+	return nil
+}
+
+// check32 refuses, for float32 weights, a term of the gradient's pass of
+// its own (prepare) that float32 rounds to 0 or to infinity (an L1 or L2
+// factor, the clip, 1/batch): the folded path refuses the same values
+// through the kernel's coefficients, and prepare would drop them silently
+// (a batch size of 1e39 zeroed every gradient).
+func (c *config) check32(r rule) error {
+	switch {
+	case c.useL1 && !carried32(c.l1):
+		return fmt.Errorf("%w: L1 %v: float32 weights cannot carry it", optim.ErrHyper, c.l1)
+	case c.useL2 && !carried32(c.l2):
+		return fmt.Errorf("%w: L2 %v: float32 weights cannot carry it", optim.ErrHyper, c.l2)
+	case c.useClip && c.clip > 0 && r != ruleBB && !carried32(c.clip):
+		return fmt.Errorf("%w: clip %v: float32 weights cannot carry it", optim.ErrHyper, c.clip)
+	case c.batch > 1 && float32(1)/float32(c.batch) == 0:
+		return fmt.Errorf("%w: batch size %v: 1/batch rounds to 0 in float32", optim.ErrHyper, c.batch)
 	}
 	return nil
 }
@@ -566,7 +590,7 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 // state it had when it began.
 func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
 	for _, vg := range vgs {
-		if vg == nil {
+		if isNilVG(vg) {
 			continue
 		}
 		w32, w64, err := backing(vg.Value())

@@ -56,7 +56,7 @@ func dataKey(w32 []float32, w64 []float64) unsafe.Pointer {
 // nothing. A weight of no elements has nothing to update and keeps no
 // state: ok is false.
 func (s *Solver) resolve(i int, vg gorgonia.ValueGrad) (it item, ok bool, err error) {
-	if vg == nil {
+	if isNilVG(vg) {
 		return it, false, fmt.Errorf("%w: weight %d is nil", ErrValue, i)
 	}
 	w := vg.Value()
@@ -335,4 +335,14 @@ func prepare[T float](c *config, r rule, w, g []T) {
 		}
 		g[i] = x
 	}
+}
+
+// isNilVG reports a nil ValueGrad, or a nil *gorgonia.Node in a non-nil
+// interface (whose Value and Grad panic).
+func isNilVG(vg gorgonia.ValueGrad) bool {
+	if vg == nil {
+		return true
+	}
+	n, ok := vg.(*gorgonia.Node)
+	return ok && n == nil
 }

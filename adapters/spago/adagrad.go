@@ -89,6 +89,9 @@ func (o *Adagrad) SetConfig(c AdagradConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Adagrad) OptimizeParams(p *nn.Param) error {
+	if o == nil {
+		return fmt.Errorf("%w: a nil *Adagrad", optim.ErrInvalid)
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

@@ -185,6 +185,9 @@ func (o *Adam) SetConfig(c AdamConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Adam) OptimizeParams(p *nn.Param) error {
+	if o == nil {
+		return fmt.Errorf("%w: a nil *Adam", optim.ErrInvalid)
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

@@ -171,17 +171,17 @@ func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, g
 		if err := s.SetSteps(global - 1); err != nil {
 			return fmt.Errorf("fusespago: %s: %w", name, err)
 		}
+		// The stepper counts spago's global step for this step only; it
+		// goes back to the parameter's own count afterwards, whether the
+		// step succeeded (st.Step advanced) or was refused.
+		defer func() { _ = s.SetSteps(st.Step) }()
 	}
 	if err := s.Step(data, grad); err != nil {
 		return fmt.Errorf("fusespago: %s step of a %v parameter: %w", name, d.Shape(), err)
 	}
 	st.sync()
 	st.Step++
-	if global > 0 {
-		// The stepper counted spago's global step; it resumes from the
-		// parameter's own count the next time it is made from State.
-		_ = s.SetSteps(st.Step)
-	}
+	st.owner = p
 	p.State = st
 	p.ZeroGrad()
 	return nil
@@ -212,6 +212,9 @@ func (s *strategy[C]) Config() C {
 // config returns the hyperparameters for OptimizeParams, or an error for
 // a strategy not made by its New function (the zero strategy has none).
 func (s *strategy[C]) config() (*C, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: a nil strategy", optim.ErrInvalid)
+	}
 	c := s.cfg.Load()
 	if c == nil {
 		return nil, fmt.Errorf("%w: a strategy made by its New function (this one is declared: it has no hyperparameters)", optim.ErrInvalid)
@@ -255,6 +258,11 @@ func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind strin
 	ks *kernels.Set, global int64) error {
 	if p == nil {
 		return fmt.Errorf("%w: a nil *nn.Param", ErrParam)
+	}
+	if st, ok := p.State.(interface{ boundTo() *nn.Param }); ok {
+		if o := st.boundTo(); o != nil && o != p {
+			return fmt.Errorf("%w: the parameter's State steps another parameter (one State in two Params)", ErrState)
+		}
 	}
 	switch d := p.Matrix.(type) {
 	case *mat.Dense[float32]:

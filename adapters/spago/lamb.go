@@ -130,6 +130,9 @@ func (o *LAMB) SetConfig(c LAMBConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *LAMB) OptimizeParams(p *nn.Param) error {
+	if o == nil {
+		return fmt.Errorf("%w: a nil *LAMB", optim.ErrInvalid)
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

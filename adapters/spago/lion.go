@@ -72,6 +72,9 @@ func (o *Lion) SetConfig(c LionConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *Lion) OptimizeParams(p *nn.Param) error {
+	if o == nil {
+		return fmt.Errorf("%w: a nil *Lion", optim.ErrInvalid)
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

@@ -179,6 +179,9 @@ func (o *RAdam) SetConfig(c RAdamConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *RAdam) OptimizeParams(p *nn.Param) error {
+	if o == nil {
+		return fmt.Errorf("%w: a nil *RAdam", optim.ErrInvalid)
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

@@ -90,6 +90,9 @@ func (o *RMSprop) SetConfig(c RMSpropConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *RMSprop) OptimizeParams(p *nn.Param) error {
+	if o == nil {
+		return fmt.Errorf("%w: a nil *RMSprop", optim.ErrInvalid)
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

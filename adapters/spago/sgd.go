@@ -84,6 +84,9 @@ func (o *SGD) SetConfig(c SGDConfig) { o.strategy.SetConfig(c) }
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
 func (o *SGD) OptimizeParams(p *nn.Param) error {
+	if o == nil {
+		return fmt.Errorf("%w: a nil *SGD", optim.ErrInvalid)
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

@@ -28,7 +28,9 @@ const (
 // State is the optimizer state of one parameter, kept in nn.Param.State. Its
 // buffers have the parameter's element type and length and PyTorch's names;
 // a buffer the rule does not use is nil. Its exported fields are what
-// encoding/gob writes when spago saves the model.
+// encoding/gob writes when spago saves the model. A State belongs to the
+// parameter it first steps: another parameter given it is refused with
+// ErrState.
 type State[T float.DType] struct {
 	Kind           string // KindAdam, KindSGD, KindLion, KindAdagrad, KindRMSprop, KindLAMB or KindRAdam
 	Step           int64  // steps this parameter has taken
@@ -44,6 +46,14 @@ type State[T float.DType] struct {
 	// next step makes them from the fields above).
 	stepper *optim.Stepper[T]
 	group   *optim.Group[T]
+	owner   *nn.Param // the parameter it steps (nil until its first step here)
+}
+
+func (st *State[T]) boundTo() *nn.Param {
+	if st == nil {
+		return nil
+	}
+	return st.owner
 }
 
 // bufNames are optim's names of the buffers of buffers(), in that order.
@@ -94,8 +104,8 @@ func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error)
 			return nil, fmt.Errorf("%w: a state buffer holds %d elements, the parameter %d", ErrState, len(*b), n)
 		}
 	}
-	if st.Step < 0 {
-		return nil, fmt.Errorf("%w: step count %d", ErrState, st.Step)
+	if st.Step < 0 || st.Step > optim.MaxStep {
+		return nil, fmt.Errorf("%w: step count %d, want 0 to optim.MaxStep", ErrState, st.Step)
 	}
 	if st.Step > 0 && n > 0 {
 		bufs := st.buffers()
