@@ -381,6 +381,13 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	return nil
 }
 
+// GradsAdjusted reports whether UnscaleGrads or ClipGradNorm (on a shard
+// of several ranks) has changed the gradients in place since the last Step
+// that read them, ZeroGrad or new loss scale: a data-parallel caller must
+// not sum such gradients over the ranks (each rank changed only its own
+// chunks of its own gradients).
+func (o *Optimizer[T]) GradsAdjusted() bool { return o.unscaled || o.clipped }
+
 // notUnscaled refuses to register parameter name between UnscaleGrads and
 // the next Step.
 func (o *Optimizer[T]) notUnscaled(name string) error {

@@ -103,8 +103,8 @@ type Times struct {
 // elements in all, with an optimizer of rule h and options opts
 // (opts.Shard is set from comm). Register the parameters with Add.
 func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Options, n int) (*DataParallel[T], error) {
-	if comm == nil {
-		return nil, fmt.Errorf("%w: nil communicator", ErrArgs)
+	if comm == nil || comm.size < 1 {
+		return nil, fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
 	}
 	if n < 0 {
 		return nil, fmt.Errorf("%w: %d elements", ErrArgs, n)
@@ -240,7 +240,11 @@ func (d *DataParallel[T]) Bounds() []int {
 // every process and changes nothing, where the reduce-scatter and the step
 // would otherwise sum misaligned elements or step the processes' shares
 // by different rules. Settings changed after ReduceScatter, before the
-// optimizer's Step, are not checked. The first ReduceScatter also checks
+// optimizer's Step, are not checked. With several processes it refuses
+// (ErrArgs, on every process) gradients that UnscaleGrads or ClipGradNorm
+// changed already (optim.Optimizer.GradsAdjusted): each changed only this
+// process's own chunks of its unsummed gradients; make them after
+// ReduceScatter. The first ReduceScatter also checks
 // that the processes' Data are the same, bit for bit (one pass over Data
 // on each process, once): a process whose parameters start from other
 // values would step its share from them and the all-gather would mix the
@@ -261,6 +265,11 @@ func (d *DataParallel[T]) ReduceScatter() error {
 	err := d.open()
 	if err == nil {
 		err = d.plan()
+	}
+	if err == nil && d.comm.Size() > 1 && d.opt.GradsAdjusted() {
+		// UnscaleGrads or ClipGradNorm before the sum: each rank scaled
+		// its own chunks of its own gradients only.
+		err = fmt.Errorf("%w: the gradients were unscaled or clipped before ReduceScatter (call UnscaleGrads and ClipGradNorm between ReduceScatter and the optimizer's Step)", ErrArgs)
 	}
 	if d.comm.Size() == 1 {
 		return err // the sum over one process is its gradient

@@ -35,7 +35,15 @@ static MPI_Datatype fo_uint64(void) { return MPI_UINT64_T; }
 static MPI_Op fo_sum(void) { return MPI_SUM; }
 static MPI_Op fo_lor(void) { return MPI_LOR; }
 static MPI_Op fo_max(void) { return MPI_MAX; }
-static void *fo_in_place(void) { return MPI_IN_PLACE; }
+// MPI_IN_PLACE is ((void *) 1) in Open MPI: it must never reach Go, whose
+// runtime aborts on finding such a value in a pointer-typed stack slot
+// when it moves the stack. The in-place collectives are called from C.
+static int fo_allreduce_in_place(void *buf, int n, MPI_Datatype dt, MPI_Op op, MPI_Comm c) {
+	return MPI_Allreduce(MPI_IN_PLACE, buf, n, dt, op, c);
+}
+static int fo_allgatherv_in_place(void *buf, const int *n, const int *displ, MPI_Datatype dt, MPI_Comm c) {
+	return MPI_Allgatherv(MPI_IN_PLACE, 0, dt, buf, n, displ, dt, c);
+}
 static int fo_errors_return(MPI_Comm c) { return MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN); }
 static int fo_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static int fo_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
@@ -220,7 +228,7 @@ func (c *Comm) AllReduceOr(b bool) (bool, error) {
 	if b {
 		v = 1
 	}
-	err := check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), unsafe.Pointer(&v), 1, C.fo_int(), C.fo_lor(), c.c))
+	err := check("MPI_Allreduce", C.fo_allreduce_in_place(unsafe.Pointer(&v), 1, C.fo_int(), C.fo_lor(), c.c))
 	return v != 0, err
 }
 
@@ -244,7 +252,7 @@ func (c *Comm) allReduce(x unsafe.Pointer, n int, dt C.MPI_Datatype, op C.MPI_Op
 	if err != nil {
 		return err
 	}
-	return check("MPI_Allreduce", C.MPI_Allreduce(C.fo_in_place(), x, cn, dt, op, c.c))
+	return check("MPI_Allreduce", C.fo_allreduce_in_place(x, cn, dt, op, c.c))
 }
 
 // datatype returns the MPI datatype of T.
@@ -412,7 +420,7 @@ func allgatherInPlace[T optim.Float](c *Comm, buf []T, n, displ []C.int) error {
 	if len(buf) == 0 {
 		return nil
 	}
-	return check("MPI_Allgatherv", C.MPI_Allgatherv(C.fo_in_place(), 0, datatype[T](), unsafe.Pointer(&buf[0]), &n[0], &displ[0], datatype[T](), c.c))
+	return check("MPI_Allgatherv", C.fo_allgatherv_in_place(unsafe.Pointer(&buf[0]), &n[0], &displ[0], datatype[T](), c.c))
 }
 
 // Abort ends every process of c's job with the exit code code
