@@ -47,7 +47,10 @@ var (
 // multiple of the identity): τ = 0 when min_i H[i][i] > 0, else
 // −min_i H[i][i] + Beta; while the Cholesky factorisation of H + τI fails,
 // τ = max(Growth·τ, Beta); after MaxTries failures d = g (a gradient step).
-// d is a descent direction (gᵀd > 0) whenever a factorisation succeeded.
+// d is a descent direction (gᵀd > 0) whenever a factorisation succeeded
+// and g ≠ 0, except where the computed gᵀd underflows to 0 (|g| below
+// about 1e-154 of the scale of H); Slope is then 0 and the line search's
+// Armijo condition only asks f(w − α·d) ≤ f(w).
 //
 // The step length α is Alpha, or, when Loss is set, the first of Alpha,
 // Alpha·Shrink, Alpha·Shrink², … that satisfies Armijo's condition
@@ -145,7 +148,8 @@ type NewtonResult struct {
 	// FellBack is set when none succeeded: the direction is g itself (Tau
 	// is then the last shift tried).
 	FellBack bool
-	// Slope is gᵀd (positive: −d is a descent direction).
+	// Slope is gᵀd (positive: −d is a descent direction; 0 when g = 0 or
+	// when gᵀd underflows).
 	Slope float64
 	// Alpha is the step length taken (0 when no step was taken).
 	Alpha float64

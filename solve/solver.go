@@ -96,7 +96,7 @@ func New[T Float](o Options) (*Solver[T], error) {
 // Level returns the level of the solver's kernels (Generic for a Solver
 // not made by New).
 func (s *Solver[T]) Level() kernels.ISA {
-	if s.im == nil {
+	if s == nil || s.im == nil {
 		return kernels.Generic
 	}
 	return s.im.level
@@ -107,17 +107,27 @@ var errZeroSolver = fmt.Errorf("%w: a Solver not made by New", ErrOptions)
 
 // usable returns nil for a Solver made by New, errZeroSolver otherwise.
 func (s *Solver[T]) usable() error {
-	if s.im == nil {
+	if s == nil || s.im == nil {
 		return errZeroSolver
 	}
 	return nil
 }
 
 // BlockSize returns the panel width.
-func (s *Solver[T]) BlockSize() int { return s.nb }
+func (s *Solver[T]) BlockSize() int {
+	if s == nil {
+		return 0
+	}
+	return s.nb
+}
 
 // Workers returns the number of goroutines that share a factorisation.
-func (s *Solver[T]) Workers() int { return s.f.workers }
+func (s *Solver[T]) Workers() int {
+	if s == nil {
+		return 0
+	}
+	return s.f.workers
+}
 
 // checkH validates a matrix to be factored, and with sym compares its
 // triangles (Options.CheckSymmetry).
@@ -161,6 +171,9 @@ func (s *Solver[T]) checkH(h Matrix[T], sym bool) error {
 // naming the column; h then holds intermediate values. Use [Solver.FactorTo]
 // to keep h.
 func (s *Solver[T]) Factor(h Matrix[T]) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := s.checkH(h, s.checkSym); err != nil {
 		return err
 	}
@@ -183,6 +196,9 @@ func (s *Solver[T]) factor(h Matrix[T]) error {
 // reference): FactorTo(h, h), or the other triangle of h's own storage as
 // dst, is refused with ErrOverlap. Use [Solver.Factor] to factor in place.
 func (s *Solver[T]) FactorTo(dst, h Matrix[T]) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	return s.factorTo(dst, h, s.checkSym)
 }
 
@@ -339,6 +355,9 @@ func (s *Solver[T]) SolveMany(l Matrix[T], x Dense[T]) error {
 // (as Solve). Nothing is written when an argument is bad, x sharing memory
 // with h included (ErrOverlap).
 func (s *Solver[T]) FactorSolve(h Matrix[T], x []T) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if err := s.checkH(h, s.checkSym); err != nil {
 		return err
 	}

@@ -12,7 +12,14 @@ import (
 // SolveVecDense given one included (each of them panicked on its nil
 // kernels, SolveVecDense after it had copied g into dst, and so did Level).
 func TestZeroValuesRefused(t *testing.T) {
-	var s Solver[float64]
+	var zero Solver[float64]
+	zeroValuesRefused(t, &zero, "a zero Solver")
+	// A nil *Solver too (Factor, FactorTo, FactorSolve and Level
+	// panicked); the gonum helpers take nil for the defaults.
+	zeroValuesRefused(t, nil, "a nil *Solver")
+}
+
+func zeroValuesRefused(t *testing.T, s *Solver[float64], what string) {
 	h := func() Matrix[float64] { return Matrix[float64]{N: 2, Stride: 2, Data: []float64{4, 0, 0, 4}} }
 	d := func() Dense[float64] { return Dense[float64]{Rows: 2, Cols: 2, Stride: 2, Data: []float64{1, 0, 0, 1}} }
 	x := []float64{1, 2}
@@ -30,36 +37,38 @@ func TestZeroValuesRefused(t *testing.T) {
 		"Mul":          func() error { return s.Mul(d(), d(), d(), false) },
 		"SymRankK":     func() error { return s.SymRankK(NewMatrix[float64](2, Lower), d(), false) },
 		"NewtonSchulz": func() error { return s.NewtonSchulz(DefaultNewtonSchulz(), d()) },
-		"FactorSymDense": func() error {
-			_, err := FactorSymDense(&s, mat.NewSymDense(2, []float64{4, 0, 0, 4}))
+	}
+	if s != nil {
+		calls["FactorSymDense"] = func() error {
+			_, err := FactorSymDense(s, mat.NewSymDense(2, []float64{4, 0, 0, 4}))
 			return err
-		},
-		"SolveVecDense": func() error {
-			_, err := SolveVecDense(&s, dst, h(), mat.NewVecDense(2, []float64{1, 2}))
+		}
+		calls["SolveVecDense"] = func() error {
+			_, err := SolveVecDense(s, dst, h(), mat.NewVecDense(2, []float64{1, 2}))
 			return err
-		},
+		}
 	}
 	for name, call := range calls {
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
-					t.Errorf("%s on a zero Solver panicked: %v", name, r)
+					t.Errorf("%s on %s panicked: %v", name, what, r)
 				}
 			}()
 			if err := call(); !errors.Is(err, ErrOptions) {
-				t.Errorf("%s on a zero Solver: %v, want ErrOptions", name, err)
+				t.Errorf("%s on %s: %v, want ErrOptions", name, what, err)
 			}
 		}()
 	}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				t.Errorf("Level, BlockSize or Workers of a zero Solver panicked: %v", r)
+				t.Errorf("Level, BlockSize or Workers of %s panicked: %v", what, r)
 			}
 		}()
 		_, _, _ = s.Level(), s.BlockSize(), s.Workers()
 	}()
 	if x[0] != 1 || x[1] != 2 || dst.AtVec(0) != 0 || dst.AtVec(1) != 0 {
-		t.Errorf("a refused call wrote: x = %v, dst = %v", x, dst.RawVector().Data)
+		t.Errorf("%s: a refused call wrote: x = %v, dst = %v", what, x, dst.RawVector().Data)
 	}
 }
