@@ -77,7 +77,10 @@
 //
 // # Performance
 //
-// A step does not allocate after the first one. Tensors are cut into
+// A step does not allocate after the first one, but for a coefficient
+// block (about 3.5 KB) the first time the parameters' step counts spread
+// further apart (SetNoGrad, SetRequiresGrad: one block per group and
+// distinct step count). Tensors are cut into
 // chunks of Options.ChunkSize elements (a multiple of 16, so chunks start on
 // cache lines; the boundaries depend on the tensor's size only), small
 // tensors are batched into tasks of about the same total size, and the

@@ -95,7 +95,10 @@ func (o *Optimizer[T]) updateScale(skipped bool) {
 		next = float64(float32(next * s.conf.Growth)) // +Inf where float32 cannot hold it: not taken
 		s.good = 0
 	}
-	if next != s.scale && o.scaleUsable(next) == nil {
+	// scaleInRange first: a refused scale (a growth to +Inf, a backoff
+	// below the floor) must not build an error inside Step, which does
+	// not allocate.
+	if next != s.scale && scaleInRange[T](next) && o.scaleUsable(next) == nil {
 		s.scale = next
 	} else if skipped && next < s.scale {
 		s.scale = o.scaleFloor(next, s.scale)
@@ -117,13 +120,20 @@ func (o *Optimizer[T]) scaleFloor(below, at float64) float64 {
 	}
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		if o.scaleUsable(float64(math.Float32frombits(mid))) == nil {
+		if m := float64(math.Float32frombits(mid)); scaleInRange[T](m) && o.scaleUsable(m) == nil {
 			hi = mid
 		} else {
 			lo = mid
 		}
 	}
 	return float64(math.Float32frombits(hi))
+}
+
+// scaleInRange reports, without building an error, whether s is finite
+// and > 0 with 1/s a finite, non-zero value of T: scaleUsable's first check.
+func scaleInRange[T Float](s float64) bool {
+	inv := T(1 / s)
+	return s > 0 && inv != 0 && inv-inv == 0 && s-s == 0
 }
 
 // scaleUsable returns an error unless every group's coefficients are

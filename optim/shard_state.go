@@ -393,7 +393,7 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 			err = checkIn[T](g, o.lossScale, scratchC)
 		}
 		if err != nil {
-			d.invalid("group %d: %v", i, err)
+			d.invalidGroup(i, err)
 			break
 		}
 		h.groups = append(h.groups, g)

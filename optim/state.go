@@ -280,7 +280,12 @@ func (o *Optimizer[T]) SaveFile(path string) error {
 }
 
 // LoadFile loads the state written by SaveFile; see Load.
-func (o *Optimizer[T]) LoadFile(path string) error { return loadFile(o.closed, path, o.Load) }
+func (o *Optimizer[T]) LoadFile(path string) error {
+	if err := o.usable(); err != nil { // the zero value, closed, or from the Reducer: before the file is opened
+		return err
+	}
+	return loadFile(false, path, o.Load)
+}
 
 // loadFile opens path and loads it with load, unless the optimizer is
 // closed.
@@ -433,7 +438,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			err = checkIn[T](h, o.lossScale, scratchC)
 		}
 		if err != nil {
-			d.invalid("group %d: %v", i, err)
+			d.invalidGroup(i, err)
 			break
 		}
 		groups = append(groups, h)
@@ -880,6 +885,15 @@ func (d *decoder) mismatch(format string, args ...any) {
 func (d *decoder) invalid(format string, args ...any) {
 	if d.err == nil {
 		d.err = fmt.Errorf("%w: %s", ErrState, fmt.Sprintf(format, args...))
+	}
+}
+
+// invalidGroup stops reading at a group the optimizer cannot take, keeping
+// err's sentinels (ErrHyper for a hyperparameter Validate or checkIn
+// refuses) beside ErrState.
+func (d *decoder) invalidGroup(i int64, err error) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: group %d: %w", ErrState, i, err)
 	}
 }
 

@@ -28,7 +28,12 @@ type StepReport struct {
 // is not finite, changes no parameter, state or step count, and ends the
 // iteration (the SetNoGrad marks are cleared, and the gradients are next
 // taken as scaled and unclipped: see the package doc). After the first call (which
-// allocates the state and the task plan) Step does not allocate. A rule of
+// allocates the state and the task plan) Step does not allocate, but for
+// one coefficient block (about 3.5 KB) each time a step needs more blocks
+// than any step before it: one per group and distinct step count (and
+// NAdam mu_product), so the first step after SetNoGrad or SetRequiresGrad
+// has spread the parameters' step counts further may allocate, once per
+// new block, never more blocks than parameters. A rule of
 // two passes (LAMB) runs its first pass in the update job and its second
 // in a job of its own (rule.go), and Adafactor its three passes
 // (adafactor_step.go); what any of them could refuse is checked before the
