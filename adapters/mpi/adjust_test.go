@@ -120,4 +120,9 @@ func TestZeroCommDataParallel(t *testing.T) {
 	if _, err := NewDataParallel[float32](nil, optim.DefaultAdam(), optim.Options{}, 4); !errors.Is(err, ErrArgs) {
 		t.Errorf("NewDataParallel(nil): %v, want ErrArgs", err)
 	}
+	// Rank and Size of a nil Comm are those of a zero one (they panicked).
+	var c *Comm
+	if r, s := c.Rank(), c.Size(); r != 0 || s != 0 {
+		t.Errorf("nil Comm: Rank %d, Size %d, want 0, 0", r, s)
+	}
 }

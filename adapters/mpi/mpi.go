@@ -188,12 +188,22 @@ func World() (*Comm, error) {
 }
 
 // Rank returns the process's rank in c, from 0 (kept from World: it
-// calls no MPI function).
-func (c *Comm) Rank() int { return c.rank }
+// calls no MPI function); 0 for a nil or zero Comm.
+func (c *Comm) Rank() int {
+	if c == nil {
+		return 0
+	}
+	return c.rank
+}
 
 // Size returns the number of processes of c (kept from World: it calls
-// no MPI function).
-func (c *Comm) Size() int { return c.size }
+// no MPI function); 0 for a nil or zero Comm, which World did not make.
+func (c *Comm) Size() int {
+	if c == nil {
+		return 0
+	}
+	return c.size
+}
 
 // Barrier waits until every process of c has called it (MPI_Barrier).
 func (c *Comm) Barrier() error {
