@@ -168,21 +168,32 @@ func asF32[T Float](x []T) []float32 {
 // that keeps the state itself (a stack's adapter) asks CheckHalf once,
 // when it builds the step.
 func CheckHalf[H kernels.BF16 | kernels.F16](h Hyper, state16 bool) error {
+	var zero H
+	_, f16 := any(zero).(kernels.F16)
+	_, err := checkHalf(h, state16, f16)
+	return err
+}
+
+// checkHalf is CheckHalf for a 16-bit type given by f16 (float16, else
+// bfloat16); it returns the canonical h. The stateless 16-bit steps make
+// the same checks (halfStepChecks).
+func checkHalf(h Hyper, state16, f16 bool) (Hyper, error) {
 	h, err := canonical(h)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := h.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	if !state16 {
 		if err := initialIn[float32](h); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	var zero H
-	_, f16 := any(zero).(kernels.F16)
-	return halfFits(h, state16, f16)
+	if err := halfFits(h, state16, f16); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // halfFits is CheckHalf for a canonical, valid h (f16: float16, else

@@ -269,22 +269,11 @@ func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *ker
 // the master's length, n16 p16's) and KernelStep16 (state16 true: n and
 // n16 are both p's length) and returns the canonical h and the set to run.
 func halfStepChecks[E float32 | kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, state16, f16 bool, n, n16, ng int, state [][]E) (Hyper, *kernels.Set, error) {
-	h, err := canonical(h)
+	ks, err := issuedSet(ks)
 	if err != nil {
 		return nil, nil, err
 	}
-	if ks, err = issuedSet(ks); err != nil {
-		return nil, nil, err
-	}
-	if err := h.Validate(); err != nil {
-		return nil, nil, err
-	}
-	if !state16 {
-		if err := initialIn[float32](h); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := halfFits(h, state16, f16); err != nil {
+	if h, err = checkHalf(h, state16, f16); err != nil {
 		return nil, nil, err
 	}
 	switch {

@@ -128,10 +128,8 @@ func (s *Solver) checkBB(has32 bool) (float64, error) {
 	case c.useClip && !(c.clip > 0):
 		return 0, fmt.Errorf("%w: BarzilaiBorweinSolver: clip %v bounds |η|, want a value > 0", optim.ErrHyper, c.clip)
 	}
-	if has32 && c.needsPrepass(ruleBB) {
-		if err := c.check32(ruleBB); err != nil {
-			return 0, err
-		}
+	if err := c.check32(ruleBB, has32); err != nil {
+		return 0, err
 	}
 	eta := c.eta
 	if s.bb.stepped {

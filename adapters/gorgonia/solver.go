@@ -430,10 +430,8 @@ func (s *Solver) groups(items []item) error {
 		s.hyper, s.ls, s.hyperOf = h, ls, s.cfg
 	}
 	h, ls := s.hyper, s.ls
-	if need32 && s.cfg.needsPrepass(s.rule) {
-		if err := s.cfg.check32(s.rule); err != nil {
-			return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
-		}
+	if err := s.cfg.check32(s.rule, need32); err != nil {
+		return fmt.Errorf("fusegorgonia: %s: %w", ruleNames[s.rule], err)
 	}
 	if need32 {
 		if err := syncGroup(&s.g32, h, ls, s.cfg.kernels); err != nil {
@@ -472,12 +470,16 @@ func syncGroup[T optim.Float](g **optim.Group[T], h optim.Hyper, ls float64, ks 
 	return nil
 }
 
-// check32 refuses, for float32 weights, a term of the gradient's pass of
-// its own (prepare) that float32 rounds to 0 or to infinity (an L1 or L2
-// factor, the clip, 1/batch): the folded path refuses the same values
-// through the kernel's coefficients, and prepare would drop them silently
-// (a batch size of 1e39 zeroed every gradient).
-func (c *config) check32(r rule) error {
+// check32 refuses, where float32 weights (has32) take the gradient's pass
+// of its own (prepare) under rule r, a term of that pass that float32
+// rounds to 0 or to infinity (an L1 or L2 factor, the clip, 1/batch): the
+// folded path refuses the same values through the kernel's coefficients,
+// and prepare would drop them silently (a batch size of 1e39 zeroed every
+// gradient).
+func (c *config) check32(r rule, has32 bool) error {
+	if !has32 || !c.needsPrepass(r) {
+		return nil
+	}
 	switch {
 	case c.useL1 && !carried32(c.l1):
 		return fmt.Errorf("%w: L1 %v: float32 weights cannot carry it", optim.ErrHyper, c.l1)
