@@ -104,7 +104,8 @@ func (m *Muon[T]) SaveFile(path string) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return m.Save(w) })
 }
 
-// LoadFile loads the state written by SaveFile; see Load.
+// LoadFile loads the state written by SaveFile; see Load. An error opening
+// the file is returned as os.Open gives it, with nothing changed.
 func (m *Muon[T]) LoadFile(path string) error { return loadFile(m.closed, path, m.Load) }
 
 // Load reads state written by Save, to the end of r, and replaces the
@@ -114,7 +115,8 @@ func (m *Muon[T]) LoadFile(path string) error { return loadFile(m.closed, path, 
 // fail Validate or cannot be used in T, a step above MaxStep, a non-zero
 // buffer at step 0) give an error wrapping ErrState; the state of another
 // kind or element type, or of other parameters (number, names, shapes),
-// one wrapping ErrMismatch.
+// one wrapping ErrMismatch. An error of r itself is returned wrapped
+// (errors.Is matches it), not as ErrState.
 func (m *Muon[T]) Load(r io.Reader) error {
 	if err := m.usable(); err != nil {
 		return err

@@ -279,7 +279,9 @@ func (o *Optimizer[T]) SaveFile(path string) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return o.Save(w) })
 }
 
-// LoadFile loads the state written by SaveFile; see Load.
+// LoadFile loads the state written by SaveFile; see Load. An error opening
+// the file is returned as os.Open gives it (errors.Is matches
+// fs.ErrNotExist, fs.ErrPermission), with nothing changed.
 func (o *Optimizer[T]) LoadFile(path string) error {
 	if err := o.usable(); err != nil { // the zero value, closed, or from the Reducer: before the file is opened
 		return err
@@ -333,7 +335,8 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 // exactly what was checked. intact state of another optimizer kind or element
 // type, or whose groups or parameters differ in number, names, groups,
 // shapes or sizes gives one wrapping ErrMismatch (which also matches
-// ErrState).
+// ErrState). An error of r itself is returned wrapped (errors.Is matches
+// it), not as ErrState: the input was not read, so nothing is known of it.
 //
 // A shard file (SaveShard) is loaded as LoadShards loads a set of one; an
 // optimizer that loads none (a rule that cannot be sharded, 16-bit
