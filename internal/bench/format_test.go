@@ -108,11 +108,28 @@ func TestTableFigures(t *testing.T) {
 	if len(mts) != 2 || len(mts[0].Rows) != 2 || len(mts[1].Rows) != 1 {
 		t.Fatalf("model tables %+v", mts)
 	}
-	same(t, "model head", mts[0].Head, "step", NameScalar, "optim/w=1", "optim/w=2", "roof/w=2", "optim/w=2 ÷ "+NameScalar, "optim/w=2 % of roof/w=2")
+	same(t, "model head", mts[0].Head, "step", NameScalar, "optim/w=1", "optim/w=2", "roof/w=2", "optim/w=2 ÷ "+NameScalar, "optim/w=2 % of roof")
 	// 1000·10³/2e5 = 5; /1.5e4 = 66.67; /1e4 = 100; /5e3 = 200; 2e5/1e4 = 20;
 	// 5e3/1e4 = 50%.
 	same(t, "model row 1", mts[0].Rows[0], "Adam f32", "5.00", "66.7", "100", "200", "20×", "50%")
 	same(t, "model row 2", mts[0].Rows[1], "SGD f32", "10.0", "66.7", "100", "200", "10×", "50%")
+	// A model too small to pay for waking a worker: roof/w=1 is the faster
+	// roof, and the percentage is of it (1e4/2e4 = 50%), not of the slower
+	// roof/w=2 (8e4/2e4 = 400%).
+	tiny := ModelCase{Model: a, Op: Adam, Prec: F32, Tensors: 4, Params: 1000, Results: []Measure{
+		{Contender: NameScalar, NsPerOp: 1e5}, {Contender: "optim/w=2", NsPerOp: 2e4},
+		{Contender: "roof/w=1", NsPerOp: 1e4}, {Contender: "roof/w=2", NsPerOp: 8e4}}}
+	tt := modelTable(a, []ModelCase{tiny})
+	same(t, "tiny model head", tt.Head, "step", NameScalar, "optim/w=2", "roof/w=1", "roof/w=2", "optim/w=2 ÷ "+NameScalar, "optim/w=2 % of roof")
+	same(t, "tiny model row", tt.Rows[0], "Adam f32", "10.0", "50.0", "100", "12.5", "5.0×", "50%")
+	if !strings.Contains(mts[0].Title, "of the faster roof/w") || !strings.Contains(mts[0].Title, "(2 matrices 16×16 with biases, 0 norms)") {
+		t.Errorf("model title %q", mts[0].Title)
+	}
+	norms := ModelSpec{Norms: 1, Width: 40000}
+	nt := modelTable(norms, []ModelCase{{Model: norms, Op: SGD, Prec: F32, Tensors: 2, Params: 80000, Results: tiny.Results}})
+	if !strings.Contains(nt.Title, "(1 norms of 40000)") {
+		t.Errorf("norms-only model title %q", nt.Title)
+	}
 
 	// n = 100: 100³/3 + 2·100² = 353 333 flops. Peak: 10³ flops an
 	// operation of each goroutine in 10 ns: 100 GFLOP/s on one, 200 on two.

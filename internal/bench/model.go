@@ -88,7 +88,8 @@ func (m ModelSpec) validate() error {
 	}
 	// Checked before Sizes builds anything, in arithmetic that cannot wrap.
 	w := uint64(m.Width)
-	if m.Layers > MaxModelTensors/2 || m.Norms > MaxModelTensors/2 || w > 1<<15 ||
+	// A norms-only model may be wider: only a layer squares the width.
+	if m.Layers > MaxModelTensors/2 || m.Norms > MaxModelTensors/2 || w > MaxModelParams || (m.Layers > 0 && w > 1<<15) ||
 		uint64(m.Layers)*(w*w+w)+uint64(m.Norms)*2*w > MaxModelParams {
 		return fmt.Errorf("bench: model %d layers × %d wide, %d norms: more than %d tensors or %d parameters",
 			m.Layers, m.Width, m.Norms, MaxModelTensors, MaxModelParams)

@@ -827,6 +827,18 @@ func TestModelSpecBounds(t *testing.T) {
 			t.Errorf("%+v: Params = %d, want MaxInt", m, m.Params())
 		}
 	}
+	// A model of norms only is not bounded by a layer's width (only a
+	// layer squares it): what the command accepts, bench accepts.
+	for _, m := range []ModelSpec{{Norms: 1, Width: 40000}, {Norms: 1, Width: 1 << 27}, {Norms: 2, Width: 1 << 16}} {
+		if err := m.validate(); err != nil {
+			t.Errorf("%+v: %v", m, err)
+		}
+	}
+	for _, m := range []ModelSpec{{Norms: 1, Width: MaxModelParams}, {Layers: 1, Width: 1<<15 + 1}, {Norms: 1, Width: int(min(1<<62, uint64(math.MaxInt)))}} {
+		if err := m.validate(); err == nil {
+			t.Errorf("%+v accepted", m)
+		}
+	}
 }
 
 // TestBytesPerParam: the bytes a step moves, LAMB's second pass included,
