@@ -245,6 +245,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		return usageErr(stderr, fs.Name(), fmt.Errorf("-workers %d: want 1 … 1024", *workers))
 	}
 	cfg.Workers = *workers
+	if err := checkMemory(cfg); err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
 	if *jsonOut && mf.markdown {
 		return usageErr(stderr, fs.Name(), fmt.Errorf("-json and -markdown exclude each other"))
 	}
@@ -287,6 +290,23 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "plot written to %s\n", plot.path) // stdout is the report (JSON or markdown)
 	}
 	return 0
+}
+
+// machineMemory is the memory this process may use (bench.MachineMemory;
+// a variable for the tests).
+var machineMemory = bench.MachineMemory
+
+// checkMemory refuses a comparison whose largest part would not fit in 90%
+// of the machine's memory (where that is known): the process would be
+// killed part-way, with no message, after the tables before it had run.
+func checkMemory(cfg bench.Config) error {
+	need, what := cfg.Memory()
+	have := machineMemory()
+	if have <= 0 || need <= 0.9*have {
+		return nil
+	}
+	return fmt.Errorf("%s would hold about %.1f GB at once; this machine has %.1f GB: lower -sizes, -mixed, -solve or -model",
+		what, need/1e9, have/1e9)
 }
 
 // opNames lists the optimizer steps -ops takes, comma-separated.

@@ -27,6 +27,9 @@ func tourCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr(stderr, fs.Name(), err)
 	}
+	if err := checkMemory(cfg); err != nil {
+		return usageErr(stderr, fs.Name(), err)
+	}
 	bar, err := newProgress(mf.progress, stderr)
 	if err != nil {
 		return usageErr(stderr, fs.Name(), err)

@@ -22,7 +22,7 @@ type Report struct {
 type Machine struct {
 	CPU        string   `json:"cpu"`
 	Arch       string   `json:"arch"`
-	Cores      int      `json:"cores"`
+	Cores      int      `json:"cores"` // physical cores; 0 where unknown (kernels.CPUInfo.Cores)
 	Threads    int      `json:"threads"`
 	GOMAXPROCS int      `json:"gomaxprocs"`
 	Features   []string `json:"features"`
