@@ -543,7 +543,9 @@ func (h Adam) CoeffsInto(c *Coeffs, t int64) error {
 	c.init(famAdam, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
-	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	if mode&abi.AdamWDDecoupled != 0 { // only the decoupled form reads it: 1 otherwise
+		c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	}
 	c.setLerp(abi.RowC1, 1-h.Beta1, abi.AdamBig)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowBeta2, h.Beta2)
@@ -947,7 +949,9 @@ func (h NAdam) CoeffsInto(c *Coeffs, t int64, muProduct float64) error {
 	c.init(famNAdam, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
-	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	if mode&abi.NAdamWDDecoupled != 0 { // only the decoupled form reads it: 1 otherwise
+		c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	}
 	c.setLerp(abi.RowC1, 1-h.Beta1, abi.NAdamBig)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowBeta2, h.Beta2)
@@ -1037,7 +1041,9 @@ func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {
 	c.init(famRAdam, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)
-	c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	if mode&abi.RAdamWDDecoupled != 0 { // only the decoupled form reads it: 1 otherwise
+		c.set(abi.RowDecay, 1-float64(h.LR*h.WeightDecay))
+	}
 	c.setLerp(abi.RowC1, 1-h.Beta1, abi.RAdamBig)
 	c.set(abi.RowC2, 1-h.Beta2)
 	c.set(abi.RowBeta2, h.Beta2)
