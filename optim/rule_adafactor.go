@@ -45,7 +45,8 @@ var _ = register(AdafactorConfig{})
 // the scalars in float64. For a factored parameter u is computed without a
 // division or a square root per element: the reciprocal square roots are
 // taken once per row, rs = 1/sqrt(row_var), and once per column, cs =
-// 1/sqrt(col_var/max(mean(row_var), ε1)) (kernels.AdafactorScalesF32), and
+// 1/sqrt(col_var/max(mean(row_var), ε1)) (kernels.AdafactorScalesF32
+// stores -cs, so that the passes fold the descent's sign into it), and
 // u = min(rs·cs, 1/ε1)·g, which is g/sqrt(max(v, ε1²)) in exact arithmetic
 // and differs from PyTorch's per-element order only by rounding. State: row_var and col_var (as many elements as
 // the rows and the columns of all the matrices) for a parameter of two
