@@ -94,15 +94,19 @@ func mixedMemory(modes []Mode, n int) float64 {
 
 // MachineMemory returns the memory this process may use in bytes: the
 // machine's (MemTotal of /proc/meminfo), or the cgroup's limit where that
-// is lower; 0 where neither can be read (other systems).
+// is lower (cgroup v2's memory.max, v1's memory.limit_in_bytes; "max" or
+// v1's huge value where there is none); 0 where none can be read (other
+// systems).
 func MachineMemory() float64 {
 	var total float64
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		total = meminfoTotal(string(b))
 	}
-	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 && (total == 0 || float64(v) < total) {
-			total = float64(v)
+	for _, f := range [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if b, err := os.ReadFile(f); err == nil {
+			if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 && (total == 0 || float64(v) < total) {
+				total = float64(v)
+			}
 		}
 	}
 	return total
