@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"sort"
 )
 
 // Shard declares an optimizer to be one rank's part of a step sharded
@@ -238,21 +239,36 @@ func ShardBounds(lengths []int, chunkSize, ranks int) ([]int, error) {
 }
 
 // shardBounds is ShardBounds for valid arguments whose lengths add up to
-// total.
+// total. A chunk of w elements starting at flat element s goes to rank
+// r(s) = ⌊ranks·(2s + w) / (2·total)⌋, which never falls from one chunk to
+// the next (2s + w grows: the next chunk starts c after s, and w ≤ c), so
+// b[r] is the start of the first chunk whose rank is r or more: found by a
+// binary search over a parameter's chunks for each rank whose first chunk
+// lies in it, in O((len(lengths) + ranks)·log(chunks)) steps however long
+// the parameters are.
 func shardBounds(lengths []int, c, ranks, total int) []int {
 	b := make([]int, ranks+1)
 	b[ranks] = total
 	next := 1 // the next rank whose first element is not yet known
 	off := 0
 	for _, n := range lengths {
-		for lo := 0; lo < n; lo += c {
-			w := min(c, n-lo)
-			s := off + lo
-			// r = ⌊ranks·(2s + w) / (2·total)⌋ in 128-bit arithmetic:
-			// 2s + w < 2·total ≤ 2⁶⁴, and the quotient is below ranks.
-			hi, l := bits.Mul64(uint64(ranks), uint64(2*s+w))
+		chunks := n / c
+		if n%c != 0 {
+			chunks++
+		}
+		// rankAt is r of chunk k of this parameter: 2s + w < 2·total ≤
+		// 2⁶⁴, and the 128-bit quotient is below ranks.
+		rankAt := func(k int) int {
+			lo := k * c
+			s, w := off+lo, min(c, n-lo)
+			hi, l := bits.Mul64(uint64(ranks), 2*uint64(s)+uint64(w))
 			r, _ := bits.Div64(hi, l, 2*uint64(total))
-			for ; next <= int(r); next++ {
+			return int(r)
+		}
+		for next < ranks && chunks > 0 && rankAt(chunks-1) >= next {
+			k := sort.Search(chunks, func(k int) bool { return rankAt(k) >= next })
+			s, r := off+k*c, rankAt(k)
+			for ; next <= r; next++ {
 				b[next] = s
 			}
 		}

@@ -448,6 +448,55 @@ func TestShardBounds(t *testing.T) {
 	if err != nil || b[5] != math.MaxInt/2*2 || !slices.IsSorted(b) {
 		t.Fatalf("huge: %v, %v", b, err)
 	}
+	// Many ranks, empty parameters, ranks beyond the chunks: as the
+	// reference, chunk by chunk.
+	for seed := range 100 {
+		r := paritytest.SplitMix64(uint64(seed) + 1e6)
+		lengths := make([]int, 1+r%40)
+		for i := range lengths {
+			if x := paritytest.SplitMix64(r + uint64(i)); x%3 != 0 {
+				lengths[i] = int(x>>8) % 2000
+			}
+		}
+		c := 16 * int(1+r>>32%8)
+		ranks := 1 + int(r>>40)%MaxRanks
+		b, err := ShardBounds(lengths, c, ranks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := refBounds(lengths, c, ranks); !slices.Equal(b, want) {
+			t.Fatalf("lengths %v, chunk %d, %d ranks: %v, want %v", lengths, c, ranks, b, want)
+		}
+	}
+	// Parameters of 2⁶⁰ elements in chunks of 16 (2⁵⁶ chunks each) are
+	// assigned at once, not chunk by chunk, each rank's share within a
+	// chunk of W/R and every bound on a chunk boundary.
+	if math.MaxInt > 1<<62 {
+		e64 := uint64(1 << 60)
+		e := int(e64) // a variable: the constant overflows a 32-bit int
+		huge := []int{e, e + 5, 0, e}
+		starts := []int{0, e, 2*e + 5, 2*e + 5} // of each parameter
+		for _, ranks := range []int{3, MaxRanks} {
+			b, err := ShardBounds(huge, 16, ranks)
+			if err != nil || b[ranks] != 3*e+5 || !slices.IsSorted(b) {
+				t.Fatalf("2⁶⁰ elements, %d ranks: %v, %v", ranks, b, err)
+			}
+			for r := range ranks {
+				if d := float64(b[r+1]-b[r]) - float64(b[ranks])/float64(ranks); math.Abs(d) > 16 {
+					t.Fatalf("2⁶⁰ elements, %d ranks: rank %d owns %d", ranks, r, b[r+1]-b[r])
+				}
+				onChunk := false
+				for i, off := range starts {
+					if x := b[r]; x >= off && x < off+huge[i] && (x-off)%16 == 0 {
+						onChunk = true
+					}
+				}
+				if r > 0 && !onChunk {
+					t.Fatalf("2⁶⁰ elements, %d ranks: bound %d is not a chunk boundary", ranks, b[r])
+				}
+			}
+		}
+	}
 	for _, bad := range []struct{ c, r int }{{15, 2}, {-16, 2}, {16, 0}, {16, MaxRanks + 1}} {
 		if _, err := ShardBounds([]int{10}, bad.c, bad.r); !errors.Is(err, ErrInvalid) {
 			t.Errorf("chunk %d, ranks %d: %v, want ErrInvalid", bad.c, bad.r, err)
