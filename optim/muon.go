@@ -395,8 +395,12 @@ func (m *Muon[T]) shapes() [][2]int {
 
 // Add registers the rows×cols parameter matrix data (row-major) with its
 // gradient grad under a unique name. Muon takes 2-D parameters only: use
-// an AdamW [Optimizer] for the others. The parameters and gradients must
-// not share memory with each other.
+// an AdamW [Optimizer] for the others. A matrix with no rows or no columns
+// is refused (ErrInvalid), where PyTorch takes a 0×n one (its step changes
+// nothing) and fails at the first step on an n×0 one under the "original"
+// adjustment (rows/cols divides by zero): leave empty matrices out, or
+// give them to the AdamW Optimizer. The parameters and gradients must not
+// share memory with each other.
 func (m *Muon[T]) Add(name string, data, grad []T, rows, cols int) error {
 	if err := m.usable(); err != nil {
 		return err
