@@ -742,3 +742,43 @@ func TestWithRhoRules(t *testing.T) {
 		t.Errorf("RMSProp with WithRho(0.8): ρ %v, weight decay %v", c.rho, c.weightDecay)
 	}
 }
+
+// gorgonia v0.9.18's scalar branches (Vanilla, Adam, Momentum) clamp the
+// gradient whenever a clip is set, with no clip > 0 test (solvers.go
+// 886/925): a clip of 0 freezes a scalar weight and a negative one turns
+// its step around; and they take sign(0) as +1 for L1 at w = 0 (871/910).
+// Its dense branches, and the adapter for every weight, clip only with a
+// clip > 0 and take sign(0) as 0.
+func TestGorgoniaScalarClipL1(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		g    []G.SolverOpt
+		f    []Option
+		w    float64
+	}{
+		{"clip 0", []G.SolverOpt{G.WithLearnRate(0.1), G.WithClip(0)}, []Option{WithLearnRate(0.1), WithClip(0)}, 1},
+		{"clip -1", []G.SolverOpt{G.WithLearnRate(0.1), G.WithClip(-1)}, []Option{WithLearnRate(0.1), WithClip(-1)}, 1},
+		{"L1 at w = 0", []G.SolverOpt{G.WithLearnRate(0.1), G.WithL1Reg(0.5)}, []Option{WithLearnRate(0.1), WithL1Reg(0.5)}, 0},
+	} {
+		wg, gg := G.F64(c.w), G.F64(0.3)
+		wf, gf := G.F64(c.w), G.F64(0.3)
+		wd := tensor.New(tensor.WithBacking([]float64{c.w}), tensor.WithShape(1))
+		gd := tensor.New(tensor.WithBacking([]float64{0.3}), tensor.WithShape(1))
+		if err := G.NewVanillaSolver(c.g...).Step([]G.ValueGrad{&scalarVG{&wg, &gg}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := G.NewVanillaSolver(c.g...).Step([]G.ValueGrad{&scalarVG{wd, gd}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewVanillaSolver(c.f...).Step([]G.ValueGrad{&scalarVG{&wf, &gf}}); err != nil {
+			t.Fatal(err)
+		}
+		dense := wd.Float64s()[0]
+		if float64(wf) != dense {
+			t.Errorf("%s: the adapter's scalar weight %v, gorgonia's dense one %v: want the same", c.name, float64(wf), dense)
+		}
+		if float64(wg) == dense {
+			t.Errorf("%s: gorgonia's scalar weight (%v) now steps as its dense one: the upstream defect is fixed; update the documentation", c.name, float64(wg))
+		}
+	}
+}

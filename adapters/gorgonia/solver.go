@@ -194,7 +194,9 @@ func WithInitialAccumulator(v float64) Option { return func(c *config) { c.initA
 func WithCentered() Option { return func(c *config) { c.centered = true } }
 
 // WithMomentum sets the momentum μ of NewMomentum and of RMSProp (default
-// 0 there: b = μ·b + g/(√v + ε), w −= η·b).
+// 0 there: b = μ·b + g/(√v + ε), w −= η·b, PyTorch's RMSprop momentum).
+// gorgonia's RMSProp ignores it: code that passes it there trains
+// differently here.
 func WithMomentum(momentum float64) Option { return func(c *config) { c.momentum = momentum } }
 
 // WithDampening sets NewMomentum's dampening τ: b = μ·b + (1−τ)·g.

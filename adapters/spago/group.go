@@ -103,6 +103,12 @@ func sync1[T optim.Float](g **optim.Group[T], k *groupKey, kset **kernels.Set, k
 // buffers st holds, as gob or an earlier group left them) when st has none
 // of that group.
 func stepperOf[T float.DType](st *State[T], g *optim.Group[T], n int) (*optim.Stepper[T], error) {
+	if st.stepper != nil && st.stepper.Len() != n {
+		// A rule without buffers (plain SGD) has none whose length
+		// stateFor could compare: the State steps a parameter of
+		// another size, refused as for the other kinds.
+		return nil, fmt.Errorf("%w: the State steps a parameter of %d elements, the parameter holds %d", ErrState, st.stepper.Len(), n)
+	}
 	if st.stepper != nil && st.group == g {
 		return st.stepper, nil
 	}
@@ -263,6 +269,9 @@ func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind strin
 		if o := st.boundTo(); o != nil && o != p {
 			return fmt.Errorf("%w: the parameter's State steps another parameter (one State in two Params)", ErrState)
 		}
+	}
+	if noValue(p) {
+		return fmt.Errorf("%w: a parameter without a value (a nil Matrix)", ErrParam)
 	}
 	switch d := p.Matrix.(type) {
 	case *mat.Dense[float32]:

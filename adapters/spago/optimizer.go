@@ -65,7 +65,7 @@ func (o *Optimizer) Optimize() error {
 				switch {
 				case failed || repeat:
 					continue
-				case p == nil || p.Matrix == nil:
+				case p == nil || noValue(p):
 					err = fmt.Errorf("%w: a nil parameter, or one without a value", ErrParam)
 				case !p.HasGrad():
 					continue

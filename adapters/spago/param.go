@@ -59,6 +59,21 @@ func backing[T float.DType](d *mat.Dense[T]) []T {
 // is32 reports whether T is float32.
 func is32[T float.DType]() bool { return unsafe.Sizeof(T(0)) == 4 }
 
+// noValue reports whether p holds no value: a nil Matrix, or a nil
+// *mat.Dense in it (a typed nil, which p.Matrix == nil does not catch and
+// whose methods panic).
+func noValue(p *nn.Param) bool {
+	switch d := p.Matrix.(type) {
+	case nil:
+		return true
+	case *mat.Dense[float32]:
+		return d == nil
+	case *mat.Dense[float64]:
+		return d == nil
+	}
+	return false
+}
+
 func unsupported(p *nn.Param) error {
 	return fmt.Errorf("%w: value of type %T (want *mat.Dense[float32] or *mat.Dense[float64])", ErrParam, p.Matrix)
 }
