@@ -133,7 +133,11 @@ func (m *Muon[T]) Load(r io.Reader) error {
 		return d.fail()
 	}
 	if string(head[:8]) == shardMagic {
-		// As Optimizer.Load answers a Muon state.
+		// As Optimizer.Load answers a Muon state, once its checksum shows
+		// that it is a shard file.
+		if err := d.intactToEnd(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: an Optimizer's shard file for a Muon optimizer", ErrMismatch)
 	}
 	if string(head[:8]) != stateMagic {
@@ -150,6 +154,15 @@ func (m *Muon[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: bad header", ErrState)
 	}
 	if kind != KindMuon {
+		// Another kind's state, once its checksum shows that it is one
+		// (a flipped kind byte is a corrupted file); an unknown kind is
+		// no state at all.
+		if kinds[kind] == nil {
+			return fmt.Errorf("%w: bad header (kind %d)", ErrState, kind)
+		}
+		if err := d.intactToEnd(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: a %v state for a Muon optimizer", ErrMismatch, kind)
 	}
 	if v != stateVersion {

@@ -164,10 +164,16 @@ func (o *Optimizer[T]) LoadShardFiles(paths ...string) error {
 	return o.LoadShards(rs...)
 }
 
-// isShardFile reports whether r starts with the shard file's magic.
-func isShardFile(r *bufio.Reader) bool {
-	b, _ := r.Peek(len(shardMagic))
-	return string(b) == shardMagic
+// isShardFile reports whether r starts with the shard file's magic. An
+// error of r (not the end of a short input) comes back, as Load returns it:
+// a bufio.Reader reports it once, and the reads after the peek would see
+// only the end of the input.
+func isShardFile(r *bufio.Reader) (bool, error) {
+	b, err := r.Peek(len(shardMagic))
+	if err != nil && err != io.EOF {
+		return false, fmt.Errorf("optim: load: %w", err)
+	}
+	return string(b) == shardMagic, nil
 }
 
 // shardHead is what every file of a set holds alike: the groups, and each

@@ -340,8 +340,8 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 //
 // A shard file (SaveShard) is loaded as LoadShards loads a set of one; an
 // optimizer that loads none (a rule that cannot be sharded, 16-bit
-// parameters) refuses it with an error wrapping both ErrMismatch and
-// ErrInvalid. A sharded optimizer loads a whole state file too, keeping
+// parameters) refuses it with an error wrapping ErrInvalid and, for an
+// intact file, ErrMismatch (a corrupted one: ErrState alone). A sharded optimizer loads a whole state file too, keeping
 // the state of its spans.
 func (o *Optimizer[T]) Load(r io.Reader) error {
 	if err := o.usable(); err != nil {
@@ -351,16 +351,28 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: Load from a nil reader", ErrInvalid)
 	}
 	br := bufio.NewReaderSize(r, 1<<16)
-	if isShardFile(br) {
+	shard, err := isShardFile(br)
+	if err != nil {
+		return err
+	}
+	if shard {
 		// An optimizer that loads no shard files (a rule that cannot be
-		// sharded, 16-bit parameters) has none of its own: the file,
-		// intact or not, is refused as a state (ErrMismatch) as well as
-		// with LoadShards' ErrInvalid.
+		// sharded, 16-bit parameters) has none of its own: the file is
+		// refused with LoadShards' ErrInvalid, and as a state: an intact
+		// one is another optimizer's (ErrMismatch), a corrupted or
+		// truncated one is corrupted (ErrState alone).
 		err := shardable(o.groups[0])
 		if err == nil {
 			err = o.noHalfShards()
 		}
 		if err != nil {
+			d := decoder{r: br, h: crc64.New(crcTable)}
+			if ierr := d.intactToEnd(); ierr != nil {
+				if !errors.Is(ierr, ErrState) {
+					return ierr // the reader's
+				}
+				return fmt.Errorf("%w (a shard file): %w", ierr, err)
+			}
 			return fmt.Errorf("%w: a shard file: %w", ErrMismatch, err)
 		}
 		return o.LoadShards(br) // shard_state.go
@@ -379,8 +391,12 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: version %d, this build reads versions 1 to %d", ErrState, version, stateVersionRounding)
 	}
 	kind, elem := Kind(head[12]), int(head[13])
-	if kind == KindMuon && version == stateVersion && (elem == 4 || elem == 8) {
-		// As Muon.Load answers a state of this type.
+	if kind == KindMuon && version == stateVersion && (elem == 4 || elem == 8) && head[14] == 0 && head[15] == 0 {
+		// As Muon.Load answers a state of this type, once its checksum
+		// shows that it is one.
+		if err := d.intactToEnd(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: a %v state for a %v optimizer (Muon.Load reads it)", ErrMismatch, kind, o.kind)
 	}
 	if kinds[kind] == nil || (version == 1 && kind > KindAdamW) || (elem != 4 && elem != 8) || head[14] != 0 || head[15] != 0 {
@@ -866,6 +882,43 @@ func (d *decoder) str(n int) string {
 	b := make([]byte, n)
 	d.read(b)
 	return string(b)
+}
+
+// intactToEnd reads the rest of the input and checks its trailing
+// checksum (the CRC-64 of every byte before it, the part read already
+// included), for a file whose body this reader does not parse (another
+// kind's state, a shard file): nil where it is intact, so that the caller
+// may answer ErrMismatch ("intact, not this optimizer's"), and an error
+// wrapping ErrState where it is corrupted or truncated (a flipped kind
+// byte is not another kind's state); a read error comes back as itself.
+// It holds 64 KiB however long the input.
+func (d *decoder) intactToEnd() error {
+	if d.err != nil {
+		return d.fail()
+	}
+	buf := make([]byte, 1<<16+8)
+	held := 0 // the last bytes read, the checksum once the input ends
+	for {
+		n, err := d.r.Read(buf[held:])
+		held += n
+		if held > 8 {
+			d.h.Write(buf[:held-8])
+			held = copy(buf, buf[held-8:held])
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("optim: load: %w", err)
+		}
+	}
+	if held < 8 {
+		return fmt.Errorf("%w: truncated", ErrState)
+	}
+	if binary.LittleEndian.Uint64(buf[:8]) != d.h.Sum64() {
+		return fmt.Errorf("%w: checksum mismatch (corrupted)", ErrState)
+	}
+	return nil
 }
 
 // skip reads and hashes n bytes without keeping them.
