@@ -59,7 +59,10 @@
 // (the hyperparameters, a loss scale, the kernel set; each step's
 // coefficient block computed once for all its Steppers) and one Stepper per
 // parameter (its step count and state buffers). A Stepper gives the same
-// bits as the Optimizer.
+// bits as the Optimizer, but where a buffer is turned off and on again
+// between two of its Steps (momentum, AMSGrad, RMSprop's centering): the
+// Stepper keeps it, as PyTorch does, and the Optimizer's SetGroup starts it
+// again (see Group).
 //
 // # Arithmetic
 //
