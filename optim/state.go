@@ -340,8 +340,9 @@ func loadFile(closed bool, path string, load func(io.Reader) error) error {
 //
 // A shard file (SaveShard) is loaded as LoadShards loads a set of one; an
 // optimizer that loads none (a rule that cannot be sharded, 16-bit
-// parameters) refuses it with an error wrapping ErrInvalid and, for an
-// intact file, ErrMismatch (a corrupted one: ErrState alone). A sharded optimizer loads a whole state file too, keeping
+// parameters) refuses it with an error wrapping ErrInvalid and ErrState,
+// and ErrMismatch too where the file is intact (not where it is
+// corrupted). A sharded optimizer loads a whole state file too, keeping
 // the state of its spans.
 func (o *Optimizer[T]) Load(r io.Reader) error {
 	if err := o.usable(); err != nil {
