@@ -361,7 +361,8 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		// sharded, 16-bit parameters) has none of its own: the file is
 		// refused with LoadShards' ErrInvalid, and as a state: an intact
 		// one is another optimizer's (ErrMismatch), a corrupted or
-		// truncated one is corrupted (ErrState alone).
+		// truncated one is corrupted (ErrState, with ErrInvalid and
+		// without ErrMismatch).
 		err := shardable(o.groups[0])
 		if err == nil {
 			err = o.noHalfShards()
