@@ -651,7 +651,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		if dt := r.lrDType; dt != dtypes.Float32 && dt != dtypes.Float64 && !is16(dt) {
 			return fmt.Errorf("%w: a %s learning rate (want float32, float64 or bfloat16)", ErrUnsupported, dt)
 		}
-		if lv := ctx.In(optimizers.Scope).GetVariable(optimizers.ParamLearningRate); lv != nil && !lv.Shape().Equal(shapes.Make(r.lrDType)) {
+		if lv := ownVariable(ctx.In(optimizers.Scope), optimizers.ParamLearningRate); lv != nil && !lv.Shape().Equal(shapes.Make(r.lrDType)) {
 			return fmt.Errorf("%w: the learning-rate variable %s is %s, this graph keeps it in %s (a graph of another loss dtype?)",
 				ErrVariable, lv.ScopeAndName(), lv.Shape(), r.lrDType)
 		}
@@ -661,7 +661,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		counterCtxs = append(counterCtxs, ctx.In(r.scope))
 	}
 	for _, c := range counterCtxs {
-		if v := c.GetVariable(optimizers.GlobalStepVariableName); v != nil {
+		if v := ownVariable(c, optimizers.GlobalStepVariableName); v != nil {
 			if dt := v.Shape().DType; dt != dtypes.Int64 || !v.Shape().IsScalar() {
 				return fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), v.Shape())
 			}
@@ -772,7 +772,7 @@ func checkStateVariable(ctx *context.Context, scope string, v *context.Variable,
 	if name == "" {
 		return nil
 	}
-	sv := ctx.InAbsPath(context.ScopeSeparator + scope + v.Scope()).GetVariable(v.Name() + name)
+	sv := ownVariable(ctx.InAbsPath(context.ScopeSeparator+scope+v.Scope()), v.Name()+name)
 	if sv == nil {
 		return nil
 	}
@@ -783,6 +783,21 @@ func checkStateVariable(ctx *context.Context, scope string, v *context.Variable,
 			ErrVariable, sv.ScopeAndName(), sv.Shape(), want, v.ScopeAndName(), optimizers.ParamAdamDType)
 	}
 	return nil
+}
+
+// ownVariable returns the variable name in ctx's scope, one of the
+// optimizer's own (a state variable, the learning rate, a step count), or
+// nil where there is none. Asking for it makes a checkpoint's variable,
+// which GoMLX loads lazily as a trainable one: it is marked not trainable
+// at once, as GoMLX's optimizers mark theirs, so that a graph refused
+// after looking at it leaves no optimizer variable among the model's
+// trainable ones.
+func ownVariable(ctx *context.Context, name string) *context.Variable {
+	v := ctx.GetVariable(name)
+	if v != nil {
+		v.SetTrainable(false)
+	}
+	return v
 }
 
 // stateVariable returns (creating it if needed) the non-trainable state
