@@ -102,6 +102,13 @@ type Times struct {
 // NewDataParallel returns a DataParallel over comm for n parameter
 // elements in all, with an optimizer of rule h and options opts
 // (opts.Shard is set from comm). Register the parameters with Add.
+//
+// An n that no assignment to the processes lets the collectives address
+// (MPI's counts and displacements are C ints: above 2³¹−1 elements on one
+// process, 2·(2³¹−1) on several) gives an error wrapping ErrArgs before
+// anything is allocated; one below that whose chunks put a process's first
+// element at 2³¹ or beyond is refused by the first collective (about
+// 2³¹·N/(N−1) elements fit on N processes; see the README).
 func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Options, n int) (*DataParallel[T], error) {
 	if comm == nil || comm.size < 1 {
 		return nil, fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
@@ -109,12 +116,31 @@ func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Option
 	if n < 0 {
 		return nil, fmt.Errorf("%w: %d elements", ErrArgs, n)
 	}
+	if limit := maxElements(comm.size); n > limit {
+		// Refused before Data and Grad are allocated: no assignment of
+		// these elements to the processes fits MPI's counts.
+		return nil, fmt.Errorf("%w: %d elements: over %d processes the collectives address at most %d (their counts and displacements are C ints)", ErrArgs, n, comm.size, limit)
+	}
 	opts.Shard = optim.Shard{Rank: comm.Rank(), Ranks: comm.Size(), Reducer: comm}
 	opt, err := optim.New[T](h, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &DataParallel[T]{comm: comm, opt: opt, data: make([]T, n), grad: make([]T, n)}, nil
+}
+
+// maxElements is the most elements that processes processes can address
+// in the reduce-scatter and the all-gather: each process's count, and each
+// displacement (the elements before a process's first), is a C int. One
+// process holds at most 2³¹−1; several at most 2·(2³¹−1), the last
+// process's first element and its count each 2³¹−1 (an assignment of
+// chunks that fits needs the last process's first element below 2³¹: about
+// 2³¹·N/(N−1) elements on N processes).
+func maxElements(processes int) int {
+	if processes == 1 {
+		return math.MaxInt32
+	}
+	return int(min(int64(math.MaxInt), 2*math.MaxInt32)) // (int of 32 bits: MaxInt)
 }
 
 // errZeroDataParallel is the error of a DataParallel not made by
@@ -413,7 +439,7 @@ func (d *DataParallel[T]) verify(local error, data bool) error {
 	err := d.agreeMax(local, x[:])
 	switch {
 	case err == ErrOtherRank:
-		err = fmt.Errorf("%w: %w (its parameters make no plan: not all registered, or too many for an MPI count; or its optimizer is closed)", ErrArgs, ErrOtherRank)
+		err = fmt.Errorf("%w: %w (its parameters make no plan: not all registered, or too many for an MPI count; its optimizer is closed; or it unscaled or clipped its gradients before ReduceScatter)", ErrArgs, ErrOtherRank)
 	case err != nil:
 	case x[0] != ^x[2]:
 		err = fmt.Errorf("%w: the processes' parameters or options differ (every process registers the same parameters, of the same shapes and groups, in the same order, with the same element type, optimizer kind, ChunkSize, NonFinite and LossScaler)", ErrArgs)
@@ -673,7 +699,10 @@ func (s shardSet) name(r int) string {
 // dir (which must exist), and process 0 the set's manifest; every process
 // calls it. It returns an error on every process when one failed, and
 // then leaves the checkpoint that dir held before as it was: the manifest
-// still names the earlier set, whose files are untouched. A file named
+// still names the earlier set, whose files are untouched. (The one
+// exception: where only the sync of dir failed, after the manifest was
+// replaced, the manifest may name the new set, or after a crash either;
+// the files of both sets are kept, so that the one it names loads.) A file named
 // optim.shards in dir that is not a manifest is refused (an error
 // wrapping optim.ErrState on process 0), not replaced.
 func (d *DataParallel[T]) SaveCheckpoint(dir string) error {

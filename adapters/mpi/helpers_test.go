@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func runScenario(name string) int {
 		fmt.Fprintf(os.Stderr, "no scenario %q\n", name)
 		return 2
 	}
+	runtime.LockOSThread() // Finalize on Init's thread
 	if err := Init(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -102,6 +102,12 @@ func check(call string, rc C.int) error {
 // and makes errors on the world communicator return instead of abort. A
 // second Init, or one after Finalize, returns ErrInitTwice and calls
 // nothing.
+//
+// The MPI standard asks that MPI_Finalize run on the OS thread that
+// initialised MPI, and a goroutine may change threads between two calls:
+// call runtime.LockOSThread before Init, in the goroutine that will call
+// Finalize (main's, most often), and keep it locked until Finalize. Open
+// MPI accepts any thread; other libraries may not.
 func Init() error {
 	in, fin := state()
 	if in || fin {
@@ -154,8 +160,9 @@ func (c *Comm) usable() error {
 }
 
 // Finalize ends MPI (MPI_Finalize). Every process must call it before it
-// exits, or mpirun reports the job as failed. Called before Init or a
-// second time, it returns ErrNotInit.
+// exits, or mpirun reports the job as failed, on the OS thread that called
+// Init (see Init). Called before Init or a second time, it returns
+// ErrNotInit.
 func Finalize() error {
 	if err := live(); err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 
 	fusempi "github.com/fuseopt/fuseopt/adapters/mpi"
 	"github.com/fuseopt/fuseopt/internal/mlp"
@@ -37,6 +38,7 @@ func main() {
 	batch := flag.Int("batch", 32, "samples per step, over all processes")
 	tol := flag.Float64("tol", 1e-5, "largest relative difference of the two loss curves")
 	flag.Parse()
+	runtime.LockOSThread() // Finalize on Init's thread
 	if err := fusempi.Init(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
