@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/nilptr"
+	"github.com/fuseopt/fuseopt/internal/sysmem"
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/solve"
 	"gonum.org/v1/gonum/mat"
@@ -725,13 +726,13 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 	return res, err
 }
 
-// maxHessianBytes bounds the scratch space of StepMat, as solve.NewMatrix
-// bounds a matrix's storage.
-const maxHessianBytes = min(uint64(math.MaxInt), 1<<47)
-
 // StepMat is Step with a gonum Hessian: any mat.Matrix (a *mat.SymDense, a
 // *mat.Dense…), which must be len(w)×len(w). It is read into scratch space
 // (both triangles, for CheckSymmetry), so it may share memory with w.
+// An H whose n² scratch values would not fit this machine's memory and
+// swap (as solve.NewMatrix bounds a matrix: a mat.DiagDense of 2²⁰
+// elements would need 8 TiB) is refused with solve.ErrDimension before
+// anything is allocated.
 func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
 	if nilptr.Is(h) {
 		return NewtonResult{}, fmt.Errorf("%w: H is nil", solve.ErrDimension)
@@ -741,13 +742,18 @@ func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
 	}
 	defer nt.leave()
 	// Everything that needs no H is checked before H is read into n²
-	// values of scratch space, which must also fit NewMatrix's bound.
+	// values of scratch space, which must also fit NewMatrix's bound (the
+	// machine's memory and swap: sysmem.MaxBytes).
 	if _, err := nt.conf(); err != nil {
 		return NewtonResult{}, err
 	}
 	r, cols := h.Dims()
-	if r != cols || r != len(w) || (r > 0 && uint64(r) > maxHessianBytes/8/uint64(r)) {
+	if r != cols || r != len(w) {
 		return NewtonResult{}, fmt.Errorf("%w: H is %d×%d for %d parameters", solve.ErrDimension, r, cols, len(w))
+	}
+	if r > 0 && uint64(r) > sysmem.MaxBytes()/8/uint64(r) {
+		return NewtonResult{}, fmt.Errorf("%w: H is %d×%d: its scratch copy of %.3g bytes would not fit this machine's memory and swap (%d bytes)",
+			solve.ErrDimension, r, cols, 8*float64(r)*float64(r), sysmem.MaxBytes())
 	}
 	if err := checkWG(w, g, true, ""); err != nil {
 		return NewtonResult{}, err

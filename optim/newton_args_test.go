@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/internal/sysmem"
 	"github.com/fuseopt/fuseopt/solve"
 	"gonum.org/v1/gonum/mat"
 )
@@ -153,13 +154,29 @@ func TestNewtonTriesBound(t *testing.T) {
 
 // TestNewtonStepMatChecksFirst: StepMat checks its configuration, g and the
 // size of H before it reads H into n² values of scratch space: a huge H
-// (cheap as a gonum DiagDense) is refused, not a panic of make, and a
-// wrong g costs no scratch.
+// (cheap as a gonum DiagDense) is refused, not a panic of make, as is one
+// beyond this machine's memory and swap, and a wrong g costs no scratch.
 func TestNewtonStepMatChecksFirst(t *testing.T) {
 	var nt Newton
 	huge := 1 << 23 // 2⁴⁶ values: 2⁴⁹ bytes
 	if _, err := nt.StepMat(make([]float64, huge), make([]float64, huge), mat.NewDiagDense(huge, nil)); !errors.Is(err, solve.ErrDimension) {
 		t.Fatalf("a %d×%d H: %v, want ErrDimension", huge, huge, err)
+	}
+	// Below the 2⁴⁷-byte bound, beyond this machine's memory and swap: the
+	// scratch copy would end the process.
+	if b := sysmem.MaxBytes(); b < sysmem.Limit {
+		big := int(math.Sqrt(float64(b/8))) + 2
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		_, err := nt.StepMat(make([]float64, big), make([]float64, big), mat.NewDiagDense(big, nil))
+		runtime.ReadMemStats(&m1)
+		if !errors.Is(err, solve.ErrDimension) {
+			t.Fatalf("a %d×%d H beyond %d bytes of memory and swap: %v, want ErrDimension", big, big, b, err)
+		}
+		// The two vectors and the DiagDense: 3·8·big bytes.
+		if a := m1.TotalAlloc - m0.TotalAlloc; a > uint64(24*big)+1<<20 {
+			t.Errorf("%d bytes allocated for a refused %d×%d H", a, big, big)
+		}
 	}
 	n := 1024 // 8 MiB of scratch
 	w, h := make([]float64, n), mat.NewDiagDense(n, nil)

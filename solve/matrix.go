@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/pool"
+	"github.com/fuseopt/fuseopt/internal/sysmem"
 	"github.com/fuseopt/fuseopt/kernels"
 )
 
@@ -44,21 +45,20 @@ type Matrix[T Float] struct {
 }
 
 // NewMatrix returns an n×n zero matrix with stride n. When n < 0, or when
-// its n·n elements would take more than 2⁴⁷ bytes (128 TiB; math.MaxInt
-// bytes where int has 32 bits), or n·n overflows, it allocates nothing and
-// returns a matrix without storage (Data nil) that every method refuses
-// with ErrDimension.
+// its n·n elements would take more bytes than this machine's memory and
+// swap together (Linux's /proc/meminfo, and the cgroup's memory limit
+// where lower; never more than 2⁴⁷ bytes, 128 TiB, or math.MaxInt where
+// int has 32 bits), or n·n overflows, it allocates nothing and returns a
+// matrix without storage (Data nil) that every method refuses with
+// ErrDimension: an allocation that large would end the process, not fail.
 func NewMatrix[T Float](n int, uplo Uplo) Matrix[T] {
 	m := Matrix[T]{N: n, Stride: n, Uplo: uplo}
 	var z T
-	if n >= 0 && (n == 0 || uint64(n) <= maxMatrixBytes/uint64(unsafe.Sizeof(z))/uint64(n)) {
+	if n >= 0 && (n == 0 || uint64(n) <= sysmem.MaxBytes()/uint64(unsafe.Sizeof(z))/uint64(n)) {
 		m.Data = make([]T, n*n)
 	}
 	return m
 }
-
-// maxMatrixBytes bounds the storage NewMatrix allocates.
-const maxMatrixBytes = min(uint64(math.MaxInt), 1<<47)
 
 // isSquare reports whether l elements make an n×n matrix, l = n·n, without
 // overflow.

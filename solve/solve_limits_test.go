@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fuseopt/fuseopt/internal/pool"
+	"github.com/fuseopt/fuseopt/internal/sysmem"
 	"gonum.org/v1/gonum/blas/blas64"
 	gmat "gonum.org/v1/gonum/mat"
 )
@@ -350,4 +351,34 @@ func TestZeroPoolMethods(t *testing.T) {
 	}
 	p.Close()
 	nilp.Close()
+}
+
+// TestNewMatrixBeyondMemory: a matrix below the 2⁴⁷-byte bound but larger
+// than this machine's memory and swap (sysmem.MaxBytes) gets no storage
+// and allocates nothing: make would end the process (the system refuses
+// the mapping) or the kernel would kill it once the pages are touched.
+func TestNewMatrixBeyondMemory(t *testing.T) {
+	b := sysmem.MaxBytes()
+	if b >= sysmem.Limit {
+		t.Skip("this system tells no memory size")
+	}
+	n := int(math.Sqrt(float64(b/8))) + 2 // n²·8 > b
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	m := NewMatrix[float64](n, Lower)
+	m32 := NewMatrix[float32](int(math.Sqrt(float64(b/4)))+2, Lower)
+	runtime.ReadMemStats(&m1)
+	if m.Data != nil || m32.Data != nil {
+		t.Fatalf("NewMatrix(%d) beyond %d bytes of memory and swap: %d and %d elements", n, b, len(m.Data), len(m32.Data))
+	}
+	if a := m1.TotalAlloc - m0.TotalAlloc; a > 1<<20 {
+		t.Errorf("%d bytes allocated", a)
+	}
+	s, err := New[float64](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Factor(m); !errors.Is(err, ErrDimension) {
+		t.Errorf("Factor: %v, want ErrDimension", err)
+	}
 }

@@ -2,11 +2,11 @@ package bench
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/fuseopt/fuseopt/internal/sysmem"
 )
 
 // The memory of a solve comparison: solveMatrices n×n float64 matrices
@@ -92,36 +92,7 @@ func mixedMemory(modes []Mode, n int) float64 {
 	return float64(4+2*len(master))*4*float64(n) + float64(half)*4*4*float64((n+1)/2)
 }
 
-// MachineMemory returns the memory this process may use in bytes: the
-// machine's (MemTotal of /proc/meminfo), or the cgroup's limit where that
-// is lower (cgroup v2's memory.max, v1's memory.limit_in_bytes; "max" or
-// v1's huge value where there is none); 0 where none can be read (other
-// systems).
-func MachineMemory() float64 {
-	var total float64
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		total = meminfoTotal(string(b))
-	}
-	for _, f := range [...]string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		if b, err := os.ReadFile(f); err == nil {
-			if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 && (total == 0 || float64(v) < total) {
-				total = float64(v)
-			}
-		}
-	}
-	return total
-}
-
-// meminfoTotal returns MemTotal of the text of /proc/meminfo in bytes, 0
-// where it has none.
-func meminfoTotal(s string) float64 {
-	for line := range strings.Lines(s) {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
-			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-				return float64(v) * 1024
-			}
-		}
-	}
-	return 0
-}
+// MachineMemory returns the memory this process may use in bytes
+// (sysmem.Memory): the machine's, or the cgroup's limit where that is
+// lower; 0 where none can be read (other systems).
+func MachineMemory() float64 { return float64(sysmem.Memory()) }

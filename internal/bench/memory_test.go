@@ -120,16 +120,3 @@ func TestMemoryLargest(t *testing.T) {
 		t.Errorf("the empty Config: %v, %q", b, what)
 	}
 }
-
-func TestMeminfoTotal(t *testing.T) {
-	for s, want := range map[string]float64{
-		"MemTotal:       24567890 kB\nMemFree:  1 kB\n": 24567890 * 1024,
-		"MemFree: 1 kB\nMemTotal: 2 kB":                 2048,
-		"MemTotal: x kB\n":                              0,
-		"":                                              0,
-	} {
-		if got := meminfoTotal(s); got != want {
-			t.Errorf("meminfoTotal(%q) = %v, want %v", s, got, want)
-		}
-	}
-}
