@@ -88,7 +88,14 @@ func (o *Adagrad) SetConfig(c AdagradConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
-func (o *Adagrad) OptimizeParams(p *nn.Param) error {
+func (o *Adagrad) OptimizeParams(p *nn.Param) error { return o.optimizeParams(p, false) }
+
+// precheck runs OptimizeParams' checks of p without stepping it
+// (Optimizer.Optimize).
+func (o *Adagrad) precheck(p *nn.Param) error { return o.optimizeParams(p, true) }
+
+// optimizeParams is OptimizeParams, or with dry its checks alone.
+func (o *Adagrad) optimizeParams(p *nn.Param, dry bool) error {
 	if o == nil {
 		return fmt.Errorf("%w: a nil *Adagrad", optim.ErrInvalid)
 	}
@@ -96,5 +103,5 @@ func (o *Adagrad) OptimizeParams(p *nn.Param) error {
 	if err != nil {
 		return err
 	}
-	return optimize(&o.strategy, p, "Adagrad", KindAdagrad, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "Adagrad", KindAdagrad, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0, dry)
 }

@@ -184,7 +184,14 @@ func (o *Adam) SetConfig(c AdamConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
-func (o *Adam) OptimizeParams(p *nn.Param) error {
+func (o *Adam) OptimizeParams(p *nn.Param) error { return o.optimizeParams(p, false) }
+
+// precheck runs OptimizeParams' checks of p without stepping it
+// (Optimizer.Optimize).
+func (o *Adam) precheck(p *nn.Param) error { return o.optimizeParams(p, true) }
+
+// optimizeParams is OptimizeParams, or with dry its checks alone.
+func (o *Adam) optimizeParams(p *nn.Param, dry bool) error {
 	if o == nil {
 		return fmt.Errorf("%w: a nil *Adam", optim.ErrInvalid)
 	}
@@ -199,5 +206,5 @@ func (o *Adam) OptimizeParams(p *nn.Param) error {
 	if cfg.Semantics == Spago {
 		key.t = o.step.Load()
 	}
-	return optimize(&o.strategy, p, "Adam", KindAdam, key, cfg.hyper(key.t), cfg.Kernels, key.t)
+	return optimize(&o.strategy, p, "Adam", KindAdam, key, cfg.hyper(key.t), cfg.Kernels, key.t, dry)
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -142,37 +143,74 @@ func stepperOf[T float.DType](st *State[T], g *optim.Group[T], n int) (*optim.St
 // group's setting (tests: what comes meanwhile).
 var afterGroup func()
 
-// stepParam is one step of every strategy: the parameter's slices, its
-// State of kind, the group of the setting key with hyperparameters h, its
-// stepper, the step, and the State's fields brought up to date. global > 0
-// is spago's global step count (its Adam semantics): the stepper steps as
-// step global, and State.Step keeps the parameter's own count.
-func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, gs *groups, key groupKey,
-	h optim.Hyper, ks *kernels.Set, global int64) error {
+// prepared is a parameter made ready to step: its slices, its State, the
+// stepper of its group's setting, and that group's lock, held until
+// release.
+type prepared[T float.DType] struct {
+	data, grad []T
+	st         *State[T]
+	s          *optim.Stepper[T]
+	gs         *groups
+	excl       bool
+}
+
+func (pr *prepared[T]) release() {
+	if pr.excl {
+		pr.gs.mu.Unlock()
+	} else {
+		pr.gs.mu.RUnlock()
+	}
+}
+
+// prepare makes p ready to step (ok) or returns why it cannot be stepped:
+// the parameter's slices, its State of kind, the group of the setting key
+// with hyperparameters h (held: release), and its stepper. ok is false
+// with a nil error when p has no gradient. It writes neither the
+// parameter nor its State's values (a State's stepper may be made anew
+// from them).
+func prepare[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, gs *groups, key groupKey,
+	h optim.Hyper, ks *kernels.Set) (pr prepared[T], ok bool, err error) {
 	data, grad, ok, err := paramSlices(p, d)
 	if !ok || err != nil {
-		return err
+		return pr, false, err
+	}
+	if overlap(data, grad) {
+		return pr, false, fmt.Errorf("%w: the parameter's value and gradient share memory", ErrParam)
 	}
 	st, err := stateFor[T](p, kind, len(data))
 	if err != nil {
-		return err
+		return pr, false, err
 	}
 	g, excl, err := group[T](gs, key, h, ks)
 	if err != nil {
-		return fmt.Errorf("fusespago: %s: %w", name, err)
+		return pr, false, fmt.Errorf("fusespago: %s: %w", name, err)
 	}
-	if excl {
-		defer gs.mu.Unlock()
-	} else {
-		defer gs.mu.RUnlock()
-	}
+	pr = prepared[T]{data: data, grad: grad, st: st, gs: gs, excl: excl}
 	if afterGroup != nil {
 		afterGroup()
 	}
-	s, err := stepperOf(st, g, len(data))
-	if err != nil {
+	if pr.s, err = stepperOf(st, g, len(data)); err != nil {
+		pr.release()
+		return prepared[T]{}, false, err
+	}
+	return pr, true, nil
+}
+
+// stepParam is one step of every strategy: prepare, the step, and the
+// State's fields brought up to date; with dry, prepare alone. global > 0
+// is spago's global step count (its Adam semantics): the stepper steps as
+// step global, and State.Step keeps the parameter's own count.
+func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, gs *groups, key groupKey,
+	h optim.Hyper, ks *kernels.Set, global int64, dry bool) error {
+	pr, ok, err := prepare(p, d, name, kind, gs, key, h, ks)
+	if !ok || err != nil {
 		return err
 	}
+	defer pr.release()
+	if dry {
+		return nil
+	}
+	st, s := pr.st, pr.s
 	if global > 0 {
 		if err := s.SetSteps(global - 1); err != nil {
 			return fmt.Errorf("fusespago: %s: %w", name, err)
@@ -182,12 +220,12 @@ func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, g
 		// step succeeded (st.Step advanced) or was refused.
 		defer func() { _ = s.SetSteps(st.Step) }()
 	}
-	if err := s.Step(data, grad); err != nil {
+	if err := s.Step(pr.data, pr.grad); err != nil {
 		return fmt.Errorf("fusespago: %s step of a %v parameter: %w", name, d.Shape(), err)
 	}
 	st.sync()
 	st.Step++
-	st.owner = p
+	st.owner.Store(p)
 	p.State = st
 	p.ZeroGrad()
 	return nil
@@ -259,9 +297,11 @@ func (s *strategy[C]) SetLR(lr float64) {
 
 // optimize is OptimizeParams of a strategy whose steps are named name and
 // keep State of kind: one step of p under the config c, with the optim
-// config h of the setting key (global: spago's global step, or 0).
+// config h of the setting key (global: spago's global step, or 0); with
+// dry, its checks alone (Optimizer.Optimize checks every parameter before
+// it steps any).
 func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind string, key groupKey, h optim.Hyper,
-	ks *kernels.Set, global int64) error {
+	ks *kernels.Set, global int64, dry bool) error {
 	if p == nil {
 		return fmt.Errorf("%w: a nil *nn.Param", ErrParam)
 	}
@@ -275,9 +315,19 @@ func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind strin
 	}
 	switch d := p.Matrix.(type) {
 	case *mat.Dense[float32]:
-		return stepParam(p, d, name, kind, &s.groups, key, h, ks, global)
+		return stepParam(p, d, name, kind, &s.groups, key, h, ks, global, dry)
 	case *mat.Dense[float64]:
-		return stepParam(p, d, name, kind, &s.groups, key, h, ks, global)
+		return stepParam(p, d, name, kind, &s.groups, key, h, ks, global, dry)
 	}
 	return unsupported(p)
+}
+
+// overlap reports whether a and b share an element.
+func overlap[T float.DType](a, b []T) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	sz := unsafe.Sizeof(a[0])
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b))*sz && pb < pa+uintptr(len(a))*sz
 }

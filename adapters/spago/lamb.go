@@ -129,7 +129,14 @@ func (o *LAMB) SetConfig(c LAMBConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
-func (o *LAMB) OptimizeParams(p *nn.Param) error {
+func (o *LAMB) OptimizeParams(p *nn.Param) error { return o.optimizeParams(p, false) }
+
+// precheck runs OptimizeParams' checks of p without stepping it
+// (Optimizer.Optimize).
+func (o *LAMB) precheck(p *nn.Param) error { return o.optimizeParams(p, true) }
+
+// optimizeParams is OptimizeParams, or with dry its checks alone.
+func (o *LAMB) optimizeParams(p *nn.Param, dry bool) error {
 	if o == nil {
 		return fmt.Errorf("%w: a nil *LAMB", optim.ErrInvalid)
 	}
@@ -146,5 +153,5 @@ func (o *LAMB) OptimizeParams(p *nn.Param) error {
 	}
 	// The config does not depend on the step count (the stepper's step
 	// gives t): one group setting for every step.
-	return optimize(&o.strategy, p, "LAMB", KindLAMB, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, global)
+	return optimize(&o.strategy, p, "LAMB", KindLAMB, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, global, dry)
 }

@@ -71,7 +71,14 @@ func (o *Lion) SetConfig(c LionConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
-func (o *Lion) OptimizeParams(p *nn.Param) error {
+func (o *Lion) OptimizeParams(p *nn.Param) error { return o.optimizeParams(p, false) }
+
+// precheck runs OptimizeParams' checks of p without stepping it
+// (Optimizer.Optimize).
+func (o *Lion) precheck(p *nn.Param) error { return o.optimizeParams(p, true) }
+
+// optimizeParams is OptimizeParams, or with dry its checks alone.
+func (o *Lion) optimizeParams(p *nn.Param, dry bool) error {
 	if o == nil {
 		return fmt.Errorf("%w: a nil *Lion", optim.ErrInvalid)
 	}
@@ -79,5 +86,5 @@ func (o *Lion) OptimizeParams(p *nn.Param) error {
 	if err != nil {
 		return err
 	}
-	return optimize(&o.strategy, p, "Lion", KindLion, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "Lion", KindLion, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0, dry)
 }

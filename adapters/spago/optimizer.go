@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fuseopt/fuseopt/optim"
+	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 )
@@ -34,12 +36,24 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 }
 
 // Optimize updates every parameter that has a gradient and returns after
-// all updates have finished. After the first error no new update starts;
-// the error is returned. A parameter that the channel gives more than once
-// (a weight shared by two layers: nn.Parameters walks the model and does
-// not remove repeats) is updated once, where spago's Optimizer would
-// update it once per appearance, from several goroutines at once. A nil
-// parameter, or one without a value, is an error wrapping ErrParam.
+// all updates have finished.
+//
+// With the strategies of this package, every parameter is checked first
+// (its value, its gradient's type and shape, its State), and a parameter
+// that cannot be stepped fails the call before any is stepped: nothing
+// changes. (The step itself may still fail: a hyperparameter the kernels
+// refuse fails every parameter's step alike, nothing stepped either; so,
+// in practice, does every other failure.) With another strategy, spago's
+// own, the checks are the strategy's, made as it steps: after the first
+// error no new update starts, and the updates made before it stay.
+//
+// A parameter that the channel gives more than once (a weight shared by
+// two layers: nn.Parameters walks the model and does not remove repeats),
+// or two Params over one matrix (a copy of a Param), are updated once,
+// where spago's Optimizer would update the matrix once per appearance,
+// from several goroutines at once. A nil parameter, or one without a
+// value, is an error wrapping ErrParam; a parameter function that returns
+// a nil channel one wrapping optim.ErrInvalid.
 func (o *Optimizer) Optimize() error {
 	if o == nil || o.params == nil || o.strategy == nil {
 		return fmt.Errorf("%w: an Optimizer made by NewOptimizer with parameters and a strategy", optim.ErrInvalid)
@@ -47,36 +61,62 @@ func (o *Optimizer) Optimize() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := o.params(ctx)
+	if ch == nil {
+		return fmt.Errorf("%w: the parameter function returned a nil channel", optim.ErrInvalid)
+	}
+	// Every parameter, each matrix once, checked before any is stepped.
+	check, _ := o.strategy.(prechecker)
+	var (
+		ps   []*nn.Param
+		seen = make(map[any]struct{})
+		err  error
+	)
+	for p := range ch {
+		if err != nil {
+			continue // (cancelled: the sender closes the channel)
+		}
+		if p == nil || noValue(p) {
+			err = fmt.Errorf("%w: a nil parameter, or one without a value", ErrParam)
+			cancel()
+			continue
+		}
+		key := matrixOf(p)
+		if _, repeat := seen[key]; repeat || !p.HasGrad() {
+			continue
+		}
+		seen[key] = struct{}{}
+		if check != nil {
+			if err = check.precheck(p); err != nil {
+				cancel()
+				continue
+			}
+		}
+		ps = append(ps, p)
+	}
+	if err != nil {
+		return err
+	}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
-		seen     = make(map[*nn.Param]struct{})
+		next     atomic.Int64
 	)
-	for range runtime.GOMAXPROCS(0) {
+	for range min(runtime.GOMAXPROCS(0), len(ps)) {
 		wg.Go(func() {
-			for p := range ch {
+			for {
+				i := int(next.Add(1) - 1)
 				mu.Lock()
 				failed := firstErr != nil
-				_, repeat := seen[p]
-				seen[p] = struct{}{}
 				mu.Unlock()
-				var err error
-				switch {
-				case failed || repeat:
-					continue
-				case p == nil || noValue(p):
-					err = fmt.Errorf("%w: a nil parameter, or one without a value", ErrParam)
-				case !p.HasGrad():
-					continue
-				default:
-					err = o.strategy.OptimizeParams(p)
+				if failed || i >= len(ps) {
+					return
 				}
-				if err != nil {
+				if err := o.strategy.OptimizeParams(ps[i]); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
-						cancel()
+						cancel() // (the context the parameter function was given)
 					}
 					mu.Unlock()
 				}
@@ -85,4 +125,21 @@ func (o *Optimizer) Optimize() error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// prechecker is a strategy of this package: precheck makes OptimizeParams'
+// checks of p and steps nothing.
+type prechecker interface{ precheck(p *nn.Param) error }
+
+// matrixOf returns what identifies p's value: its *mat.Dense, which holds
+// the value and the gradient (a copy of a Param shares it), or p where it
+// holds another type.
+func matrixOf(p *nn.Param) any {
+	switch d := p.Matrix.(type) {
+	case *mat.Dense[float32]:
+		return d
+	case *mat.Dense[float64]:
+		return d
+	}
+	return p
 }

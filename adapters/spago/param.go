@@ -3,6 +3,7 @@ package fusespago
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/nlpodyssey/spago/mat"
@@ -38,9 +39,11 @@ func paramSlices[T float.DType](p *nn.Param, d *mat.Dense[T]) (data, grad []T, o
 		return nil, nil, false, fmt.Errorf("%w: gradient of type %T for a %T parameter", ErrParam, gt, d)
 	}
 	data, grad = backing(d), backing(gd)
-	if len(grad) != len(data) {
-		return nil, nil, false, fmt.Errorf("%w: gradient of %d elements for a parameter of %d (shape %v)",
-			ErrParam, len(grad), len(data), d.Shape())
+	if len(grad) != len(data) || !slices.Equal(gd.Shape(), d.Shape()) {
+		// spago's own arithmetic (mat.SameDims) refuses another shape of
+		// the same size as well: a 3×2 gradient of a 2×3 weight.
+		return nil, nil, false, fmt.Errorf("%w: gradient of shape %v (%d elements) for a parameter of shape %v (%d)",
+			ErrParam, gd.Shape(), len(grad), d.Shape(), len(data))
 	}
 	return data, grad, true, nil
 }

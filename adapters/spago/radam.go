@@ -178,7 +178,14 @@ func (o *RAdam) SetConfig(c RAdamConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
-func (o *RAdam) OptimizeParams(p *nn.Param) error {
+func (o *RAdam) OptimizeParams(p *nn.Param) error { return o.optimizeParams(p, false) }
+
+// precheck runs OptimizeParams' checks of p without stepping it
+// (Optimizer.Optimize).
+func (o *RAdam) precheck(p *nn.Param) error { return o.optimizeParams(p, true) }
+
+// optimizeParams is OptimizeParams, or with dry its checks alone.
+func (o *RAdam) optimizeParams(p *nn.Param, dry bool) error {
 	if o == nil {
 		return fmt.Errorf("%w: a nil *RAdam", optim.ErrInvalid)
 	}
@@ -197,5 +204,5 @@ func (o *RAdam) OptimizeParams(p *nn.Param) error {
 	} else if cfg.Semantics > Spago {
 		return fmt.Errorf("%w: unknown semantics %v", optim.ErrHyper, cfg.Semantics)
 	}
-	return optimize(&o.strategy, p, "RAdam", KindRAdam, key, cfg.hyper(key.t), cfg.Kernels, key.t)
+	return optimize(&o.strategy, p, "RAdam", KindRAdam, key, cfg.hyper(key.t), cfg.Kernels, key.t, dry)
 }

@@ -89,7 +89,14 @@ func (o *RMSprop) SetConfig(c RMSpropConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
-func (o *RMSprop) OptimizeParams(p *nn.Param) error {
+func (o *RMSprop) OptimizeParams(p *nn.Param) error { return o.optimizeParams(p, false) }
+
+// precheck runs OptimizeParams' checks of p without stepping it
+// (Optimizer.Optimize).
+func (o *RMSprop) precheck(p *nn.Param) error { return o.optimizeParams(p, true) }
+
+// optimizeParams is OptimizeParams, or with dry its checks alone.
+func (o *RMSprop) optimizeParams(p *nn.Param, dry bool) error {
 	if o == nil {
 		return fmt.Errorf("%w: a nil *RMSprop", optim.ErrInvalid)
 	}
@@ -97,5 +104,5 @@ func (o *RMSprop) OptimizeParams(p *nn.Param) error {
 	if err != nil {
 		return err
 	}
-	return optimize(&o.strategy, p, "RMSprop", KindRMSprop, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "RMSprop", KindRMSprop, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0, dry)
 }

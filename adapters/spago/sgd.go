@@ -83,7 +83,14 @@ func (o *SGD) SetConfig(c SGDConfig) { o.strategy.SetConfig(c) }
 
 // OptimizeParams updates p by one step from its gradient and drops the
 // gradient. A parameter without a gradient is left alone.
-func (o *SGD) OptimizeParams(p *nn.Param) error {
+func (o *SGD) OptimizeParams(p *nn.Param) error { return o.optimizeParams(p, false) }
+
+// precheck runs OptimizeParams' checks of p without stepping it
+// (Optimizer.Optimize).
+func (o *SGD) precheck(p *nn.Param) error { return o.optimizeParams(p, true) }
+
+// optimizeParams is OptimizeParams, or with dry its checks alone.
+func (o *SGD) optimizeParams(p *nn.Param, dry bool) error {
 	if o == nil {
 		return fmt.Errorf("%w: a nil *SGD", optim.ErrInvalid)
 	}
@@ -91,5 +98,5 @@ func (o *SGD) OptimizeParams(p *nn.Param) error {
 	if err != nil {
 		return err
 	}
-	return optimize(&o.strategy, p, "SGD", KindSGD, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0)
+	return optimize(&o.strategy, p, "SGD", KindSGD, groupKey{cfg: cfg}, cfg.hyper(), cfg.Kernels, 0, dry)
 }

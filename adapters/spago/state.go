@@ -3,8 +3,9 @@ package fusespago
 import (
 	"encoding/gob"
 	"fmt"
-	"github.com/fuseopt/fuseopt/optim"
+	"sync/atomic"
 
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 )
@@ -46,14 +47,17 @@ type State[T float.DType] struct {
 	// next step makes them from the fields above).
 	stepper *optim.Stepper[T]
 	group   *optim.Group[T]
-	owner   *nn.Param // the parameter it steps (nil until its first step here)
+	// owner is the parameter it steps (nil until its first step here);
+	// atomic, since another parameter given the same State may be checked
+	// against it meanwhile.
+	owner atomic.Pointer[nn.Param]
 }
 
 func (st *State[T]) boundTo() *nn.Param {
 	if st == nil {
 		return nil
 	}
-	return st.owner
+	return st.owner.Load()
 }
 
 // bufNames are optim's names of the buffers of buffers(), in that order.
