@@ -112,7 +112,9 @@ import (
 var (
 	// ErrValue: a weight or gradient that is not a float32 or float64
 	// *tensor.Dense (contiguous) or *gorgonia.F32/F64, a gradient of
-	// another type or size than its weight, a weight whose size changed
+	// another type, size or shape than its weight (shapes compared as
+	// gorgonia's Shape.Eq compares them), a weight whose gradient cannot
+	// be read (the stack's error is wrapped too), a weight whose size changed
 	// since its state was made, or a value or gradient that shares memory
 	// with its weight's gradient or value or with another weight's (the
 	// same weight twice in a model).

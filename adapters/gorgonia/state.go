@@ -62,7 +62,7 @@ func (s *Solver) resolve(i int, vg gorgonia.ValueGrad) (it item, ok bool, err er
 	w := vg.Value()
 	g, err := vg.Grad()
 	if err != nil {
-		return it, false, fmt.Errorf("fusegorgonia: no gradient for %s: %w", name(i, vg), err)
+		return it, false, fmt.Errorf("%w: no gradient for %s: %w", ErrValue, name(i, vg), err)
 	}
 	w32, w64, err := backing(w)
 	if err != nil {
@@ -76,6 +76,11 @@ func (s *Solver) resolve(i int, vg gorgonia.ValueGrad) (it item, ok bool, err er
 	n := max(len(w32), len(w64))
 	if (w32 == nil) != (g32 == nil) || len(g32)+len(g64) != n {
 		return it, false, fmt.Errorf("%w: %s: gradient %T of %d elements for a value %T of %d", ErrValue, name(i, vg), g, len(g32)+len(g64), w, n)
+	}
+	if !w.Shape().Eq(g.Shape()) {
+		// gorgonia's arithmetic refuses it too (a 3×2 gradient of a 2×3
+		// weight), where the elements alone would pair up.
+		return it, false, fmt.Errorf("%w: %s: gradient of shape %v for a value of shape %v", ErrValue, name(i, vg), g.Shape(), w.Shape())
 	}
 	if n == 0 {
 		return it, false, nil
