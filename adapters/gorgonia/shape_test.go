@@ -13,7 +13,7 @@ import (
 // was never run).
 type noGrad struct{ w G.Value }
 
-func (n noGrad) Value() G.Value          { return n.w }
+func (n noGrad) Value() G.Value         { return n.w }
 func (n noGrad) Grad() (G.Value, error) { return nil, errors.New("no gradient here") }
 
 // TestGradientShape: a gradient of another shape than its weight, with
