@@ -159,7 +159,9 @@ func (o *Optimizer[T]) ZeroGrad() {
 // range gives an error wrapping ErrRange, with the gradients unchanged.
 // When coef is below the normal range of T (so that a single factor would
 // keep too few bits), the gradients are scaled twice, by the smallest
-// normal power of two of T and then by the rest of coef; when even that
+// normal power of two of T and then by the rest of coef (computed from
+// maxNorm and the norm, not from coef: a float64 coef below the normal
+// range would have lost bits, or be 0); when even that
 // cannot hold coef, the error wraps ErrRange and nothing changes. The
 // gradients are never zeroed unless maxNorm is 0, but for the elements of
 // a 16-bit gradient whose product rounds to ±0 in its type (a float16
@@ -193,19 +195,22 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if coef >= 1 { // (a NaN coef goes on: see above)
 		return norm, nil
 	}
-	tiny := T(minNormal32)
+	tiny, up := T(minNormal32), 0x1p126
 	if o.ops.size == 8 {
-		tiny = T(minNormal64)
+		tiny, up = T(minNormal64), 0x1p1022
 	}
 	f := T(coef)
-	if coef == 0 || f >= tiny || bad >= 0 {
+	if maxNorm == 0 || f >= tiny || bad >= 0 {
 		o.scaleBy, o.scaleThen = f, 1
 		o.run(&o.jobScale)
 		o.clipped = o.shard != nil && o.shard.ranks > 1
 		return norm, nil
 	}
-	// coef is below T's normal range: coef = tiny·rest, each normal.
-	rest := T(coef / float64(tiny))
+	// coef is below T's normal range: coef = tiny·rest, each normal. rest
+	// is maxNorm·2^k/(norm+1e-6), tiny = 2^-k, with one rounding: for
+	// float64, coef itself may have lost bits below the normal range, or
+	// be 0 (maxNorm·2^k is exact and finite: it is below norm+1e-6 here).
+	rest := T(maxNorm * up / (norm + 1e-6))
 	if rest < tiny {
 		return norm, fmt.Errorf("%w: clip factor maxNorm/norm = %g is below the range of %T", ErrRange, coef, f)
 	}
