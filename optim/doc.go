@@ -131,7 +131,11 @@
 // Options.NonFinite chooses what a NaN or ±Inf gradient does: Propagate
 // (PyTorch's behaviour, no check), SkipStep (no parameter, state or step
 // count changes, the step reports Skipped) or ErrorOnNonFinite (the same,
-// and an error names the parameter).
+// and an error names the parameter). Under a loss scale below 1, a
+// gradient that is finite as scaled but overflows once unscaled counts as
+// non-finite, as the ±Inf that UnscaleGrads makes of it does: the same
+// steps are skipped whether or not UnscaleGrads was called (and GradNorm
+// and ClipGradNorm report a norm of +Inf).
 //
 // # State
 //

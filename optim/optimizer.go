@@ -210,6 +210,9 @@ type Optimizer[T Float] struct {
 	params    []param[T]
 	names     map[string]int
 	lossScale float64
+	// ovf: the magnitudes of the gradients that overflow once unscaled,
+	// while the loss scale is below 1 (overflow.go).
+	ovf overflowLimits[T]
 	// unscaled: UnscaleGrads has divided the gradients now in the buffers
 	// by lossScale; the Step that reads them, ZeroGrad and a new loss
 	// scale clear it.

@@ -51,6 +51,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		return rep, err
 	}
 	if o.opt.NonFinite != Propagate {
+		o.overflowCheck() // overflow.go
 		o.run(&o.jobCheck)
 		if err := o.exchange(exBad); err != nil { // shard.go
 			return rep, err
@@ -243,13 +244,18 @@ func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 // parameter whose gradient is not finite (-1 when none); see ClipGradNorm.
 func (o *Optimizer[T]) gradNorm() (norm float64, bad int, err error) {
 	o.prepare()
+	o.overflowCheck() // overflow.go
 	o.run(&o.jobSumSq)
 	if err := o.exchange(exSum | exBad); err != nil { // shard.go
 		return 0, -1, err
 	}
 	sum := o.sumSquares()
 	bad = o.firstBad()
-	if bad >= 0 || o.ops.size == 4 || (sum <= math.MaxFloat64 && sum >= minSafeSum) {
+	if bad >= 0 && sum <= math.MaxFloat64 {
+		// Flagged only as overflowing once unscaled (overflow.go): the
+		// unscaled gradients' norm, as UnscaleGrads would leave them.
+		norm = math.Inf(1)
+	} else if bad >= 0 || o.ops.size == 4 || (sum <= math.MaxFloat64 && sum >= minSafeSum) {
 		norm = math.Sqrt(sum)
 		if s := o.gradScale(); s != 1 {
 			norm /= s
@@ -510,11 +516,21 @@ func (o *Optimizer[T]) checkTask(_, t int) {
 		pc := o.pieces[j]
 		p := &o.params[pc.param]
 		if p.half != nil {
-			o.pieceBad[j] = p.active() && nonFinite16(p.half.f16, p.half.g[pc.lo:pc.hi])
+			o.pieceBad[j] = p.active() && (nonFinite16(p.half.f16, p.half.g[pc.lo:pc.hi]) || o.overflow16(p.half, pc))
 			continue
 		}
-		o.pieceBad[j] = p.active() && o.ops.nonFinite(o.opt.Kernels, p.grad[pc.lo:pc.hi])
+		o.pieceBad[j] = p.active() && (o.ops.nonFinite(o.opt.Kernels, p.grad[pc.lo:pc.hi]) || overflows(p.grad[pc.lo:pc.hi], o.ovf.lim))
 	}
+}
+
+// overflow16 reports whether a 16-bit gradient of piece pc overflows once
+// unscaled (overflow.go).
+func (o *Optimizer[T]) overflow16(h *halfParam, pc piece) bool {
+	lim := o.ovf.bf16
+	if h.f16 {
+		lim = o.ovf.f16
+	}
+	return o.ovf.lim != 0 && overflows16(h.g[pc.lo:pc.hi], lim)
 }
 
 func (o *Optimizer[T]) sumSqTask(w, t int) {
@@ -527,9 +543,11 @@ func (o *Optimizer[T]) sumSqTask(w, t int) {
 		}
 		if p.half != nil {
 			o.pieceSum[j], o.pieceBad[j] = halfGradSumSq(o.opt.Kernels, p.half, o.widenBuf[w], pc.lo, pc.hi)
+			o.pieceBad[j] = o.pieceBad[j] || o.overflow16(p.half, pc)
 			continue
 		}
 		o.pieceSum[j], o.pieceBad[j] = o.ops.sumSqCheck(o.opt.Kernels, p.grad[pc.lo:pc.hi])
+		o.pieceBad[j] = o.pieceBad[j] || overflows(p.grad[pc.lo:pc.hi], o.ovf.lim)
 	}
 }
 
