@@ -697,7 +697,9 @@ func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
 // overflow); with s a power of two the unscaling is exact. On an error
 // nothing changes. With a LossScaler (Options), s becomes the scaler's
 // scale, rounded to float32 where the scaler keeps it (s must then be a
-// finite value of float32), and its count of finite steps starts again.
+// finite value of float32), and its count of finite steps starts again
+// (where GradScaler.update(new_scale) keeps its growth tracker: a scale
+// set by hand waits a whole GrowthInterval before it grows).
 func (o *Optimizer[T]) SetLossScale(s float64) error {
 	if err := o.usable(); err != nil {
 		return err

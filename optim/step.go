@@ -139,6 +139,9 @@ func (o *Optimizer[T]) ZeroGrad() {
 // is at most maxNorm, as torch.nn.utils.clip_grad_norm_ does, and returns
 // the norm before clipping. With a loss scale s set, the norm is that of
 // the unscaled gradients (the gradients stay scaled; Step unscales them).
+// A maxNorm that is negative or NaN is refused with an error wrapping
+// ErrInvalid, nothing changed (PyTorch takes it: a negative one turns the
+// gradients around, a NaN one makes them NaN).
 //
 // The sum of squares of a parameter is the sum, in chunk order, of
 // kernels.SumSquares over its chunks (one chunk, and so exactly
