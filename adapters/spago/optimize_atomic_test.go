@@ -113,3 +113,25 @@ func TestOptimizeNilChannel(t *testing.T) {
 		t.Fatal("Optimize waits on a nil channel")
 	}
 }
+
+// TestOptimizeCheckAllocates: the checks before the first step make no
+// state buffers (a new State's stepper, made there and dropped, places
+// its buffers only at its first step): the first Optimize of a large
+// parameter allocates its Adam state once.
+func TestOptimizeCheckAllocates(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const n = 1 << 20
+	p := nn.NewParam(mat.NewDense[float32](mat.WithBacking(make([]float32, n)), mat.WithShape(n)))
+	setGrad(p, make([]float32, n))
+	o := NewOptimizer(nn.StreamParams([]*nn.Param{p}), NewAdam(DefaultAdam()))
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	if err := o.Optimize(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&m1)
+	// m and v: 8 bytes a parameter (and page-staggering slack).
+	if a := m1.TotalAlloc - m0.TotalAlloc; a > 12*n {
+		t.Errorf("the first Optimize allocated %d bytes for %d parameters' Adam state (%.1f a parameter)", a, n, float64(a)/n)
+	}
+}
