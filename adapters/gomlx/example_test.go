@@ -42,6 +42,9 @@ func Example() {
 	}
 
 	ctx := context.New()
+	// GoMLX draws the initial weights from a random seed unless one is set;
+	// a fixed seed makes the run, and so the output below, the same each time.
+	ctx.SetParam(context.ParamInitialSeed, int64(1))
 	opt := fusegomlx.Adam().LearningRate(0.05).Done() // GoMLX: optimizers.Adam().LearningRate(0.05).Done()
 	trainer := train.NewTrainer(backend, ctx, model, losses.MeanSquaredError, opt, nil, nil)
 	loop := train.NewLoop(trainer)
