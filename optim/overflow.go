@@ -24,13 +24,13 @@ type overflowLimits[T Float] struct {
 	bf16, f16 uint16
 }
 
-// overflowCheck returns the limits for the gradients now in the buffers:
-// the zero limits (nothing to flag) unless they are loss-scaled by a scale
-// below 1, under a policy that checks them.
-func (o *Optimizer[T]) overflowCheck() *overflowLimits[T] {
+// overflowCheck sets o.ovf to the limits for the gradients now in the
+// buffers: the zero limits (nothing to flag) unless they are loss-scaled by
+// a scale below 1, under a policy that checks them.
+func (o *Optimizer[T]) overflowCheck() {
 	if o.opt.NonFinite == Propagate || o.unscaled || !(o.lossScale < 1) {
 		o.ovf.lim = 0
-		return &o.ovf
+		return
 	}
 	inv := T(1 / o.lossScale)
 	if float64(inv) != o.ovf.inv || o.ovf.lim == 0 {
@@ -45,7 +45,6 @@ func (o *Optimizer[T]) overflowCheck() *overflowLimits[T] {
 			return math.IsInf(float64(kernels.F16(b).Float32()*inv32), 1)
 		}))
 	}
-	return &o.ovf
 }
 
 // overflowAt returns the smallest positive T whose product with inv,

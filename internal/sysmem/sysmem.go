@@ -18,8 +18,14 @@ import (
 // (cgroup v2's memory.max, v1's memory.limit_in_bytes; "max" or v1's huge
 // value where there is none); 0 where none can be read (other systems).
 func Memory() uint64 {
-	total, _ := meminfo(readFile("/proc/meminfo"))
-	return withCgroup(total, readFile("/sys/fs/cgroup/memory.max"), readFile("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+	mem, _ := memoryAndSwap()
+	return mem
+}
+
+// memoryAndSwap returns Memory and SwapTotal, reading /proc/meminfo once.
+func memoryAndSwap() (mem, swap uint64) {
+	total, swap := meminfo(readFile("/proc/meminfo"))
+	return withCgroup(total, readFile("/sys/fs/cgroup/memory.max"), readFile("/sys/fs/cgroup/memory/memory.limit_in_bytes")), swap
 }
 
 // MaxBytes bounds one allocation of a size that the caller's arguments
@@ -30,8 +36,7 @@ func Memory() uint64 {
 // read. It is read once, at the first call.
 func MaxBytes() uint64 {
 	maxOnce.Do(func() {
-		_, swap := meminfo(readFile("/proc/meminfo"))
-		maxBytes = bound(Memory(), swap)
+		maxBytes = bound(memoryAndSwap())
 	})
 	return maxBytes
 }
