@@ -289,6 +289,14 @@ func TestClosed(t *testing.T) {
 	if err := o.Load(strings.NewReader("")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after Close: %v", err)
 	}
+	// The optimizer's state comes before the arguments: a bad name, group
+	// or value is not what a closed optimizer reports.
+	if err := o.SetGroupValue(0, "bogus", 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetGroupValue(0, bogus) after Close: %v", err)
+	}
+	if err := o.SetGroupValue(5, "lr", 0.1); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetGroupValue(5, lr) after Close: %v", err)
+	}
 	g[0] = 1
 	o.ZeroGrad()
 	if g[0] != 0 {

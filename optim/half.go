@@ -263,7 +263,7 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 			}
 		}
 	}
-	if j := o.overlapsRegistered(mine); j >= 0 {
+	if j := o.reg.find(mine); j >= 0 {
 		return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, o.params[j].name)
 	}
 	hp := &halfParam{f16: f16, p: p[:len(p):len(p)], g: g[:len(g):len(g)], state16: h.State16, sr: h.Stochastic, seed: o.opt.Seed}
@@ -286,7 +286,7 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 		half:  hp,
 		sc:    initialScalarsOf(o.groups[h.Group]),
 	})
-	o.register(len(o.params)-1, mine)
+	o.reg.add(len(o.params)-1, mine)
 	o.names[name] = len(o.params) - 1
 	o.dirty = true
 	return nil
@@ -315,34 +315,37 @@ type regSpan struct {
 	param int
 }
 
-// overlapsRegistered returns the index of a registered parameter whose
-// memory overlaps one of spans, or -1. The registered spans (o.reg) are
-// disjoint and sorted by start, so their ends are sorted too, and the only
-// one that may overlap a span s is the first that ends after s starts: a
-// binary search (a scan of every parameter made registering n parameters
-// take n² steps: 25 s for 20,000).
-func (o *Optimizer[T]) overlapsRegistered(spans []memSpan) int {
+// spanSet holds the memory spans that a caller registered, each with the
+// index of its parameter: disjoint and sorted by start, so their ends are
+// sorted too, and the only one that may overlap a span s is the first that
+// ends after s starts. find is a binary search (a scan of every parameter
+// made registering n parameters take n² steps: 25 s for 20,000).
+type spanSet []regSpan
+
+// find returns the index of a registered parameter whose memory overlaps
+// one of spans, or -1.
+func (r spanSet) find(spans []memSpan) int {
 	for _, s := range spans {
 		if s.lo >= s.hi {
 			continue
 		}
-		i := sort.Search(len(o.reg), func(i int) bool { return o.reg[i].hi > s.lo })
-		if i < len(o.reg) && o.reg[i].lo < s.hi {
-			return o.reg[i].param
+		i := sort.Search(len(r), func(i int) bool { return r[i].hi > s.lo })
+		if i < len(r) && r[i].lo < s.hi {
+			return r[i].param
 		}
 	}
 	return -1
 }
 
-// register records the spans of parameter i, which overlap neither each
-// other nor those registered.
-func (o *Optimizer[T]) register(i int, spans []memSpan) {
+// add records the spans of parameter i, which overlap neither each other
+// nor those registered.
+func (r *spanSet) add(i int, spans []memSpan) {
 	for _, s := range spans {
 		if s.lo >= s.hi {
 			continue
 		}
-		at := sort.Search(len(o.reg), func(k int) bool { return o.reg[k].lo >= s.lo })
-		o.reg = slices.Insert(o.reg, at, regSpan{s, i})
+		at := sort.Search(len(*r), func(k int) bool { return (*r)[k].lo >= s.lo })
+		*r = slices.Insert(*r, at, regSpan{s, i})
 	}
 }
 

@@ -158,7 +158,7 @@ func (c MuonConfig) Validate() error {
 // checkMuonIn checks that the per-step coefficients of c (and of every
 // registered shape) are usable in T: finite, and not rounded to zero in T
 // unless zero.
-func checkMuonIn[T Float](c MuonConfig, shapes [][2]int) error {
+func checkMuonIn[T Float](c MuonConfig, params []muonParam[T]) error {
 	w := 1 - c.Momentum
 	vals := []struct {
 		name string
@@ -174,17 +174,26 @@ func checkMuonIn[T Float](c MuonConfig, shapes [][2]int) error {
 			return err
 		}
 	}
-	for _, s := range shapes {
-		if err := usableIn[T](fmt.Sprintf("adjusted LR of a %d×%d parameter", s[0], s[1]), c.LR*c.AdjustLR.factor(s[0], s[1])); err != nil {
-			return err
+	for i := range params {
+		p := &params[i]
+		// The name is formatted only on a refusal: SetLR runs this for
+		// every parameter at every change of a schedule.
+		if v := c.LR * c.AdjustLR.factor(p.rows, p.cols); !isUsableIn[T](v) {
+			return usableIn[T](fmt.Sprintf("adjusted LR of %q (%d×%d)", p.name, p.rows, p.cols), v)
 		}
 	}
 	return nil
 }
 
-func usableIn[T Float](name string, v float64) error {
+// isUsableIn reports whether v is finite in T and not rounded to zero in
+// T unless zero.
+func isUsableIn[T Float](v float64) bool {
 	t := T(v)
-	if math.IsNaN(v) || math.IsInf(float64(t), 0) || (t == 0 && v != 0) {
+	return !math.IsNaN(v) && !math.IsInf(float64(t), 0) && (t != 0 || v == 0)
+}
+
+func usableIn[T Float](name string, v float64) error {
+	if !isUsableIn[T](v) {
 		return hyperErr(name, v, "a value that is finite and not rounded to zero in the element type")
 	}
 	return nil
@@ -253,6 +262,9 @@ type Muon[T Float] struct {
 	ks     *kernels.Set
 	params []muonParam[T]
 	names  map[string]int
+	// reg holds the memory of every parameter and gradient, sorted by
+	// start (Add's overlap check).
+	reg    spanSet
 	closed bool
 
 	// Built by prepare when dirty.
@@ -371,7 +383,7 @@ func (m *Muon[T]) SetConfig(c MuonConfig) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if err := checkMuonIn[T](c, m.shapes()); err != nil {
+	if err := checkMuonIn[T](c, m.params); err != nil {
 		return err
 	}
 	m.cfg = c
@@ -383,14 +395,6 @@ func (m *Muon[T]) SetLR(lr float64) error {
 	c := m.cfg
 	c.LR = lr
 	return m.SetConfig(c)
-}
-
-func (m *Muon[T]) shapes() [][2]int {
-	out := make([][2]int, len(m.params))
-	for i, p := range m.params {
-		out[i] = [2]int{p.rows, p.cols}
-	}
-	return out
 }
 
 // Add registers the rows×cols parameter matrix data (row-major) with its
@@ -423,15 +427,14 @@ func (m *Muon[T]) Add(name string, data, grad []T, rows, cols int) error {
 	if overlap(data, grad) {
 		return fmt.Errorf("%w: parameter %q and its gradient share memory", ErrInvalid, name)
 	}
-	for i := range m.params {
-		q := &m.params[i]
-		if overlap(data, q.data) || overlap(data, q.grad) || overlap(grad, q.data) || overlap(grad, q.grad) {
-			return fmt.Errorf("%w: parameter %q shares memory with %q", ErrInvalid, name, q.name)
-		}
+	mine := []memSpan{memOf(data), memOf(grad)}
+	if j := m.reg.find(mine); j >= 0 {
+		return fmt.Errorf("%w: parameter %q shares memory with %q", ErrInvalid, name, m.params[j].name)
 	}
 	if err := usableIn[T](fmt.Sprintf("adjusted LR of %q", name), m.cfg.LR*m.cfg.AdjustLR.factor(rows, cols)); err != nil {
 		return err
 	}
+	m.reg.add(len(m.params), mine)
 	m.names[name] = len(m.params)
 	m.params = append(m.params, muonParam[T]{name: name, rows: rows, cols: cols, data: data, grad: grad})
 	m.dirty = true

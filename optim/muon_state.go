@@ -282,7 +282,7 @@ func (m *Muon[T]) Load(r io.Reader) error {
 	// Whether the values can be used in T and on these shapes is asked of
 	// a state of this element type and these parameters only: another
 	// one's is a mismatch, however usable its values are here.
-	if err := checkMuonIn[T](cfg, m.shapes()); err != nil {
+	if err := checkMuonIn[T](cfg, m.params); err != nil {
 		return fmt.Errorf("%w: hyperparameters: %v", ErrState, err)
 	}
 	// Commit: nothing above has touched the optimizer.

@@ -103,6 +103,9 @@ func (o *Optimizer[T]) refillInitial(i int, old, h Hyper) {
 // optimizer.param_groups[i][name] = v does; a bool takes 0 or 1. It is
 // SetGroup with [WithHyperValue]'s config, and changes nothing on an error.
 func (o *Optimizer[T]) SetGroupValue(i int, name string, v float64) error {
+	if err := o.usable(); err != nil {
+		return err
+	}
 	if i < 0 || i >= len(o.groups) {
 		return o.groupErr(i)
 	}

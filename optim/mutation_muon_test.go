@@ -3,7 +3,9 @@ package optim
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -654,5 +656,77 @@ func TestMuonOneElement(t *testing.T) {
 				t.Fatalf("1×%d: w[%d] = %v, textbook %v", n, j, m.data[0][j], ref.data[0][j])
 			}
 		}
+	}
+}
+
+// TestMuonAddOverlapMany: Add finds an overlap of one element with any
+// earlier parameter among many, registered in an order unrelated to their
+// addresses, names the parameter it overlaps, and refuses nothing
+// disjoint.
+func TestMuonAddOverlapMany(t *testing.T) {
+	const n, size = 2000, 6 // 2×3 matrices
+	m := newTestMuon[float32](t, DefaultMuon(), MuonOptions{Workers: 1})
+	// Slots of size elements: one free at the start, then for parameter i
+	// its data, its gradient and a free one; two more free at the end.
+	slab := make([]float32, (3*n+3)*size)
+	dataAt := func(i int) int { return (3*i + 1) * size }
+	for _, i := range rand.New(rand.NewPCG(5, 6)).Perm(n) {
+		d := dataAt(i)
+		if err := m.Add(fmt.Sprint("p", i), slab[d:d+size], slab[d+size:d+2*size], 2, 3); err != nil {
+			t.Fatalf("p%d: %v", i, err)
+		}
+	}
+	free := slab[(3*n+1)*size:]
+	fd, fg := free[:size], free[size:]
+	for _, i := range []int{0, 1, n / 2, n - 2, n - 1} {
+		d := dataAt(i)
+		for _, c := range []struct {
+			what string
+			d, g []float32
+		}{
+			{"data on the data's first element", slab[d-size+1 : d+1], fg},
+			{"data on the gradient's last element", slab[d+2*size-1 : d+3*size-1], fg},
+			{"gradient on the data's last element", fd, slab[d+size-1 : d+2*size-1]},
+			{"gradient on the gradient's first element", fd, slab[d+size : d+2*size]},
+		} {
+			err := m.Add("new", c.d, c.g, 2, 3)
+			if want := fmt.Sprintf("%q", fmt.Sprint("p", i)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+				t.Errorf("p%d, %s: %v, want ErrInvalid naming %s", i, c.what, err, want)
+			}
+		}
+	}
+	if m.NumParams() != n {
+		t.Fatalf("%d parameters after refused Adds, want %d", m.NumParams(), n)
+	}
+	if err := m.Add("new", fd, fg, 2, 3); err != nil {
+		t.Fatalf("disjoint slices: %v", err)
+	}
+}
+
+// TestMuonSetLRAllocs: a learning-rate schedule calls SetLR at every
+// step; its checks of every parameter's adjusted learning rate allocate
+// nothing (they formatted a name for each parameter before).
+func TestMuonSetLRAllocs(t *testing.T) {
+	m := newTestMuon[float32](t, DefaultMuon(), MuonOptions{Workers: 1})
+	for i := range 1000 {
+		if err := m.Add(fmt.Sprint("p", i), make([]float32, 6), make([]float32, 6), 2+i%2, 3-i%2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lr := 0.02
+	if a := testing.AllocsPerRun(10, func() {
+		lr *= 0.99
+		if err := m.SetLR(lr); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("SetLR with 1000 parameters: %v allocations per call, want 0", a)
+	}
+	if a := testing.AllocsPerRun(10, func() {
+		if err := m.SetConfig(m.Config()); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("SetConfig with 1000 parameters: %v allocations per call, want 0", a)
 	}
 }

@@ -223,7 +223,7 @@ type Optimizer[T Float] struct {
 	clipped bool
 	// reg holds the memory the caller registered, every parameter's
 	// spans, sorted by start (Add's overlap checks).
-	reg []regSpan
+	reg spanSet
 	// checkC is checkIn's scratch block (made by New) for the changes of
 	// the loss scale, the dynamic scaler's within Step included, and of
 	// the groups (SetLR, SetGroup, AddGroup), which must not allocate it.
@@ -487,7 +487,7 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 		return fmt.Errorf("%w: parameter %q: data and grad overlap", ErrInvalid, name)
 	}
 	mine := []memSpan{memOf(data), memOf(grad)}
-	if j := o.overlapsRegistered(mine); j >= 0 {
+	if j := o.reg.find(mine); j >= 0 {
 		return fmt.Errorf("%w: parameter %q overlaps parameter %q", ErrInvalid, name, o.params[j].name)
 	}
 	o.params = append(o.params, param[T]{
@@ -498,7 +498,7 @@ func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...in
 		grad:  grad[:len(grad):len(grad)],
 		sc:    initialScalarsOf(o.groups[group]),
 	})
-	o.register(len(o.params)-1, mine)
+	o.reg.add(len(o.params)-1, mine)
 	o.names[name] = len(o.params) - 1
 	o.dirty = true
 	return nil
