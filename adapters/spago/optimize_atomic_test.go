@@ -18,6 +18,7 @@ import (
 // Optimize before any parameter is stepped, with one worker or several:
 // every weight, gradient and State stays as it was.
 func TestOptimizeChecksFirst(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, procs := range []int{1, 4} {
 		bads := map[string]func() *nn.Param{
 			"gradient of another size": func() *nn.Param {
@@ -59,7 +60,6 @@ func TestOptimizeChecksFirst(t *testing.T) {
 			}
 		}
 	}
-	runtime.GOMAXPROCS(0)
 }
 
 // TestOptimizeCopiedParamOnce: a copy of a Param (the same *mat.Dense,

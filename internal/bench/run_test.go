@@ -681,10 +681,19 @@ func TestTimeSteps(t *testing.T) {
 // that outlasts the sample.
 func TestCalibrate(t *testing.T) {
 	m := &meter{sample: 20 * time.Millisecond, runs: 1}
-	calls := 0
-	n, err := m.calibrate(&contender{step: func() error { calls++; return nil }})
-	if err != nil || n < 1000 || calls <= n {
-		t.Errorf("a step that does nothing: %d iterations a sample after %d calls, error %v", n, calls, err)
+	// (Up to three tries: a machine that stalls the process for a sample
+	// while a short round runs ends the calibration there.)
+	var n, calls int
+	var err error
+	for try := 0; try < 3 && (try == 0 || n < 1000); try++ {
+		calls = 0
+		n, err = m.calibrate(&contender{step: func() error { calls++; return nil }})
+		if err != nil || calls <= n {
+			t.Fatalf("a step that does nothing: %d iterations a sample after %d calls, error %v", n, calls, err)
+		}
+	}
+	if n < 1000 {
+		t.Errorf("a step that does nothing: %d iterations a sample after %d calls", n, calls)
 	}
 	calls = 0
 	n, err = m.calibrate(&contender{step: func() error { calls++; time.Sleep(2 * m.sample); return nil }})

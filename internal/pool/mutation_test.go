@@ -117,9 +117,12 @@ func TestGapLevel(t *testing.T) {
 	// A published job of 50 ms: the next gap starts when it ends.
 	slow := Job(func(_, _ int) { time.Sleep(50 * time.Millisecond) })
 	gen := p.gen.Load()
+	before := nanotime()
 	p.Run(&slow, 2, 2, true)
-	if since := time.Duration(nanotime() - p.lastEnd.Load()); since > 25*time.Millisecond {
-		t.Fatalf("%v since the end of a job that has just returned", since)
+	after := nanotime()
+	if end := p.lastEnd.Load(); end < before+50e6 || end > after {
+		t.Fatalf("the last job's end at %v after its start, %v after its return: want at least 50ms after the start, and no later than the return",
+			time.Duration(end-before), time.Duration(end-after))
 	}
 	if p.gen.Load() == gen {
 		t.Fatal("the woken job was not published")

@@ -302,7 +302,9 @@ func TestSteadyStateAfterMissedStart(t *testing.T) {
 
 	q := New(2, 0)
 	defer q.Close()
-	time.Sleep(5 * time.Millisecond)
+	for !q.parked(2) { // a helper that has not parked yet may join a job
+		time.Sleep(time.Millisecond)
+	}
 	d := newCounter(8, 20*time.Microsecond)
 	for range 20 {
 		q.Run(&d.job, 8, 2, false)
