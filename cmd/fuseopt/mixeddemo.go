@@ -292,7 +292,8 @@ func writeMixed(w io.Writer, rep *MixedReport) error {
 		"  weight moves by whole steps of its spacing (2⁻⁷ of its power of two): rounded to nearest, an update\n" +
 		"  below half a step is lost, every time; rounded stochastically, it moves a whole step with the\n" +
 		"  probability that makes the expected move the float32 one; with master weights, the float32 copy\n" +
-		"  adds up the small updates. The results are the same bits on every level (FUSEOPT_CPU).\n")
+		"  adds up the small updates. The results are the same bits on every level (FUSEOPT_CPU): `fuseopt\n" +
+		"  tour` compares every 16-bit kernel of each level with the reference.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -42,7 +42,10 @@ func (r *Result) fail(format string, args ...any) {
 // maximize and gradient scaling, Lion, Adagrad, RMSprop, Adamax, Adadelta,
 // NAdam, RAdam, Adafactor's passes on a matrix and a vector, the Fast Adam,
 // the reductions, scale and the roof, LAMB's two passes and their sums),
-// in float32 and float64, at every level of levels other than generic, on
+// in float32 and float64, and the 16-bit kernels (parityMixed: SGD,
+// Nesterov, AdamW, AMSGrad, Lion, Adagrad, RMSprop, Adamax and NAdam, in
+// bfloat16 and binary16, master-weight and 16-bit state modes, rounded to
+// nearest and stochastically), at every level of levels other than generic, on
 // lengths from 1 to 4099 (parityLengths) at several start offsets, with and without
 // NaN, ±Inf, ±0, subnormal and huge inputs (paritytest.Specials), and
 // compares the bits of every output with those of the generic reference:
@@ -54,6 +57,7 @@ func Check(levels []kernels.ISA) ([]Result, error) {
 	var out []Result
 	var s32 []Kernels[float32]
 	var s64 []Kernels[float64]
+	var mixed []mixedLevel
 	for _, l := range levels {
 		if l == kernels.Generic {
 			continue
@@ -63,6 +67,7 @@ func Check(levels []kernels.ISA) ([]Result, error) {
 			return nil, err
 		}
 		out = append(out, Result{Level: l.String()})
+		mixed = append(mixed, mixedLevel{s: s})
 		s32 = append(s32, Bind[float32](s))
 		s64 = append(s64, Bind[float64](s))
 	}
@@ -74,6 +79,9 @@ func Check(levels []kernels.ISA) ([]Result, error) {
 		return nil, err
 	}
 	if err := parityT(Bind[float64](g), s64, out); err != nil {
+		return nil, err
+	}
+	if err := parityMixed(mixedLevel{s: g}, mixed, out); err != nil {
 		return nil, err
 	}
 	return out, nil
