@@ -435,7 +435,7 @@ func benchPanels(r *bench.Report) [][]*panelSpec {
 				}
 			}
 			byX(ss)
-			title := fmt.Sprintf("%s %s, one goroutine (%d B/param)", o.Title(), p.Title(), cases[0].BytesPerParam)
+			title := fmt.Sprintf("%s %s, one goroutine (%d B/param%s)", o.Title(), p.Title(), cases[0].BytesPerParam, bench.RoofMoves(cases[0]))
 			row[col[p]] = &panelSpec{title, "parameters", "GB/s moved", true, true, ticks, ss}
 		}
 		grid = append(grid, row)

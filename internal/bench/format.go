@@ -136,6 +136,18 @@ func ParseSizes(s string, max int) ([]int, error) {
 }
 
 // rate formats a rate with three significant figures.
+// roofMoves names the bytes c's roof moves where they are not the step's
+// (LAMB's), for a title.
+func roofMoves(c *StepCase) string {
+	if c.RoofBytesPerParam > 0 && c.RoofBytesPerParam != c.BytesPerParam {
+		return fmt.Sprintf("; the roof %d", c.RoofBytesPerParam)
+	}
+	return ""
+}
+
+// RoofMoves is roofMoves for the command's plots.
+func RoofMoves(c *StepCase) string { return roofMoves(c) }
+
 func rate(x float64) string {
 	switch {
 	case !(x > 0) || math.IsInf(x, 1):
@@ -208,8 +220,8 @@ func (r *Report) StepTables() []Table {
 			all = append(all, c.Results)
 		}
 		names := contenderNames(all...)
-		t := Table{Title: fmt.Sprintf("%s %s — Mparam/s on one goroutine (%d B/param moved)",
-			cases[0].Op.Title(), cases[0].Prec.Title(), cases[0].BytesPerParam)}
+		t := Table{Title: fmt.Sprintf("%s %s — Mparam/s on one goroutine (%d B/param moved%s)",
+			cases[0].Op.Title(), cases[0].Prec.Title(), cases[0].BytesPerParam, roofMoves(&cases[0]))}
 		t.Head = append(append([]string{"n"}, names...), best+" ÷ "+NameScalar, best+" % of roof", "roof GB/s", "state B/param")
 		for _, c := range cases {
 			row := []string{FormatSize(c.N)}

@@ -52,8 +52,8 @@ func shapedRun[T optim.Float](s *kernels.Set, o Op, a [][]T, shape []int) func(t
 // arithmetic. For a rule of two passes (LAMB) a second pass adds the first
 // state stream into p and into the second: the roof reads the seven
 // streams LAMB's two passes read (p, g, m, v; then p, m, v) and writes two
-// more than they write (twelve transfers to LAMB's ten; the tables' roof
-// GB/s counts LAMB's ten). Out of cache on one core the reads set the time
+// more than they write (twelve transfers to LAMB's ten: the tables' roof
+// GB/s counts the roof's twelve, Op.RoofBytesPerParam). Out of cache on one core the reads set the time
 // of a pass (a written stream has been read first, and its write-back
 // costs little besides: kernels' BenchmarkLAMBPassesF32), so a roof that
 // read one stream fewer would be one no two-pass LAMB could reach (6/7 of

@@ -234,6 +234,17 @@ func (o Op) BytesPerParam(p Prec) int {
 	return (2*o.Streams() - 1 + specs[o].second) * p.Size()
 }
 
+// RoofBytesPerParam is the memory the roof of a step of o moves per
+// parameter (roofOf): BytesPerParam, but for a rule of two passes, whose
+// roof's second pass reads three streams and writes two where LAMB's
+// reads three and writes one (LAMB: 48 bytes of float32).
+func (o Op) RoofBytesPerParam(p Prec) int {
+	if specs[o].second > 0 {
+		return (2*o.Streams() - 1 + 5) * p.Size()
+	}
+	return o.BytesPerParam(p)
+}
+
 // Shape is the shape the comparisons give a parameter of n elements for a
 // step of o: [n], or a matrix (MatrixShape) for a shaped step.
 func (o Op) Shape(n int) []int {

@@ -78,6 +78,10 @@ type StepCase struct {
 	Prec          Prec `json:"precision"`
 	N             int  `json:"n"`               // parameters
 	BytesPerParam int  `json:"bytes_per_param"` // memory moved per parameter
+	// RoofBytesPerParam is the memory the roof moves per parameter: the
+	// step's, but LAMB's (its roof's second pass writes a stream more than
+	// LAMB's does); 0 in reports from before it was kept: the step's.
+	RoofBytesPerParam int `json:"roof_bytes_per_param,omitempty"`
 	// StateBytesPerParam is the optimizer state kept per parameter: a
 	// buffer's element size per buffer as long as the parameter, and for
 	// Adafactor's matrix (rows + cols)·size/n.
@@ -91,9 +95,14 @@ func (c *StepCase) Get(name string) *Measure { return get(c.Results, name) }
 // MParams returns the parameters per second of m, in millions.
 func (c *StepCase) MParams(m *Measure) float64 { return float64(c.N) * 1e3 / m.NsPerOp }
 
-// GBps returns the memory throughput of m in GB/s (10⁹ bytes per second).
+// GBps returns the memory throughput of m in GB/s (10⁹ bytes per second):
+// of the bytes the roof moves for the roof, of the step's for the others.
 func (c *StepCase) GBps(m *Measure) float64 {
-	return float64(c.N) * float64(c.BytesPerParam) / m.NsPerOp
+	b := c.BytesPerParam
+	if m.Contender == NameRoof && c.RoofBytesPerParam > 0 {
+		b = c.RoofBytesPerParam
+	}
+	return float64(c.N) * float64(b) / m.NsPerOp
 }
 
 func get(ms []Measure, name string) *Measure {

@@ -251,8 +251,8 @@ func runStep(m *meter, o Op, p Prec, n int, levels []kernels.ISA, roof kernels.I
 	if err != nil {
 		return StepCase{}, err
 	}
-	return StepCase{Op: o, Prec: p, N: n, BytesPerParam: o.BytesPerParam(p), StateBytesPerParam: o.StateBytesPerParam(p, n),
-		Results: res}, nil
+	return StepCase{Op: o, Prec: p, N: n, BytesPerParam: o.BytesPerParam(p), RoofBytesPerParam: o.RoofBytesPerParam(p),
+		StateBytesPerParam: o.StateBytesPerParam(p, n), Results: res}, nil
 }
 
 func runMixed(m *meter, modes []Mode, n int, l, roof kernels.ISA) (MixedCase, error) {

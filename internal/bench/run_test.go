@@ -863,6 +863,31 @@ func TestBytesPerParam(t *testing.T) {
 			t.Errorf("%s %s: %d bytes per parameter, want %d", c.o, c.p, got, c.want)
 		}
 	}
+	// The roof moves the step's bytes, but LAMB's: g, p, m, v read, p, m,
+	// v written; then m, p, v read and p, v written (twelve transfers).
+	for _, c := range []struct {
+		o    Op
+		p    Prec
+		want int
+	}{{SGD, F32, 12}, {Adam, F32, 28}, {Adafactor, F32, 24}, {LAMB, F32, 48}, {LAMB, F64, 96}} {
+		if got := c.o.RoofBytesPerParam(c.p); got != c.want {
+			t.Errorf("%s %s: the roof moves %d bytes per parameter, want %d", c.o, c.p, got, c.want)
+		}
+	}
+	// The roof's GB/s counts the roof's bytes; a report without them, the
+	// step's.
+	sc := StepCase{Op: LAMB, Prec: F32, N: 1000, BytesPerParam: 40, RoofBytesPerParam: 48,
+		Results: []Measure{{Contender: NameRoof, NsPerOp: 400}, {Contender: "avx512", NsPerOp: 400}}}
+	if got := sc.GBps(sc.Get(NameRoof)); got != 120 {
+		t.Errorf("LAMB's roof: %v GB/s, want 120", got)
+	}
+	if got := sc.GBps(sc.Get("avx512")); got != 100 {
+		t.Errorf("LAMB's step: %v GB/s, want 100", got)
+	}
+	sc.RoofBytesPerParam = 0
+	if got := sc.GBps(sc.Get(NameRoof)); got != 100 {
+		t.Errorf("LAMB's roof in a report without its bytes: %v GB/s, want 100", got)
+	}
 	// The roof of LAMB changes p and exp_avg_sq twice: once by g, once by
 	// exp_avg.
 	a := stepStreams[float64](LAMB, 5)
