@@ -41,7 +41,9 @@ func (r *Result) fail(format string, args ...any) {
 // heavy-ball, Nesterov, dampened and EMA forms, Adam, AdamW, AMSGrad,
 // maximize and gradient scaling, Lion, Adagrad, RMSprop, Adamax, Adadelta,
 // NAdam, RAdam, Adafactor's passes on a matrix and a vector, the Fast Adam,
-// the reductions, scale and the roof, LAMB's two passes and their sums),
+// the reductions, scale and the roof, LAMB's two passes and their sums,
+// with the direction in the gradient or in a buffer of its own, SGD that
+// keeps its inputs and the secant dot products),
 // in float32 and float64, and the 16-bit kernels (parityMixed: SGD,
 // Nesterov, AdamW, AMSGrad, Lion, Adagrad, RMSprop, Adamax and NAdam, in
 // bfloat16 and binary16, master-weight and 16-bit state modes, rounded to
@@ -103,9 +105,10 @@ func Plan() (steps int, lengths, offsets []int) {
 // pcase is one parity check: a kernel family with its hyperparameters.
 type pcase struct {
 	name   string
-	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, nadam, radam, adafactor, fast, reduce, roof, lamb
+	fam    string // sgd, momentum, adam, lion, adagrad, rmsprop, adamax, adadelta, nadam, radam, adafactor, fast, reduce, roof, lamb, secant
 	coeffs func(t int64) (kernels.Coeffs, error)
 	ams    bool
+	to     bool // LAMB: the direction through a buffer of its own (LAMBMomentsTo, LAMBApplyTo)
 }
 
 func parityCases() []pcase {
@@ -210,6 +213,9 @@ func parityCases() []pcase {
 		{name: "LAMB spago", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Spago: true})},
 		{name: "LAMB direction in grad, weight decay (r stored over g, read back)", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3,
 			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true})},
+		{name: "LAMB direction in a buffer, weight decay (non-temporal stores where it starts on a vector)", fam: "lamb",
+			to: true, coeffs: lamb(kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01})},
+		{name: "SGD keeping its inputs, the secant dot products", fam: "secant", coeffs: sgd(kernels.SGD{LR: 0.01, WeightDecay: 0.01})},
 	}
 }
 
@@ -219,7 +225,8 @@ func lamb(h kernels.LAMB) func(int64) (kernels.Coeffs, error) {
 
 // lambSteps runs paritySteps LAMB steps on a (p, g, m, v): each the first
 // pass, the trust ratio of its sums, the second pass (from the direction
-// the first left in g, for a block with DirectionInGrad). It returns every
+// the first left in g, for a block with DirectionInGrad, or in a[4], for
+// pc.to). It returns every
 // step's two sums.
 func lambSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) ([]float64, error) {
 	var sums []float64
@@ -228,13 +235,21 @@ func lambSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) ([]float64, er
 		if err != nil {
 			return nil, err
 		}
-		pp, rr, err := k.LAMBMoments(&c, a[0], a[1], a[2], a[3])
+		var pp, rr float64
+		if pc.to {
+			pp, rr, err = k.LAMBMomentsTo(&c, a[0], a[1], a[2], a[3], a[4])
+		} else {
+			pp, rr, err = k.LAMBMoments(&c, a[0], a[1], a[2], a[3])
+		}
 		if err != nil {
 			return nil, err
 		}
-		if c.LAMBStored() {
+		switch {
+		case pc.to:
+			err = k.LAMBApplyTo(&c, a[0], a[4], kernels.LAMBTrust(pp, rr))
+		case c.LAMBStored():
 			err = k.LAMBApplyStored(&c, a[0], a[1], kernels.LAMBTrust(pp, rr))
-		} else {
+		default:
 			err = k.LAMBApply(&c, a[0], a[2], a[3], kernels.LAMBTrust(pp, rr))
 		}
 		if err != nil {
@@ -243,6 +258,25 @@ func lambSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) ([]float64, er
 		sums = append(sums, pp, rr)
 	}
 	return sums, nil
+}
+
+// secantSteps runs paritySteps SGD steps that keep their inputs on a (p,
+// g, p_prev, g_prev), the gradient changed between them as a new one
+// would be, and returns the dot products of the last step's differences.
+func secantSteps[T kernels.Float](k Kernels[T], pc *pcase, a [][]T) (sy, yy float64, err error) {
+	for t := int64(1); t <= paritySteps; t++ {
+		c, err := pc.coeffs(t)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := k.SGDKeep(&c, a[0], a[1], a[2], a[3]); err != nil {
+			return 0, 0, err
+		}
+		for i := range a[1] { // the next gradient: this one rotated and halved
+			a[1][i] = a[3][(i+1)%len(a[3])] / 2
+		}
+	}
+	return k.SecantDots(a[0], a[2], a[1], a[3])
 }
 
 // specialRate is the fraction of special values in an input with special
@@ -456,6 +490,11 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 	case "lamb":
 		names := []string{"p", "g", "exp_avg", "exp_avg_sq"}
 		in := parityInput[T](4, n, off, seed, special, map[int]bool{3: true})
+		if pc.to {
+			// r: written before it is read; a buffer of the sentinel.
+			names = append(names, "r")
+			in = append(in, paritytest.NewGuarded[T](n, off))
+		}
 		want, ws := paritytest.CloneAll(in)
 		wsums, err := lambSteps(ref, &pc, ws)
 		if err != nil {
@@ -501,6 +540,26 @@ func parityOne[T kernels.Float](ref Kernels[T], levs []Kernels[T], out []Result,
 				}
 				compareStreams(&out[li], w, names, want, got)
 			}
+		}
+	case "secant":
+		// SGD steps that keep p and g in p_prev and g_prev, then the dot
+		// products of the differences.
+		names := []string{"p", "g", "p_prev", "g_prev"}
+		in := parityInput[T](4, n, off, seed, special, nil)
+		want, ws := paritytest.CloneAll(in)
+		wsy, wyy, err := secantSteps(ref, &pc, ws)
+		if err != nil {
+			return fmt.Errorf("%s, reference: %w", what, err)
+		}
+		for li, l := range levs {
+			got, gs := paritytest.CloneAll(in)
+			gsy, gyy, err := secantSteps(l, &pc, gs)
+			if err != nil {
+				return fmt.Errorf("%s, %v: %w", what, l.Level, err)
+			}
+			compareStreams(&out[li], what, names, want, got)
+			compareScalar(&out[li], what, "SecantDots sy", wsy, gsy)
+			compareScalar(&out[li], what, "SecantDots yy", wyy, gyy)
 		}
 	case "roof":
 		in := parityInput[T](4, n, off, seed, special, nil)

@@ -23,6 +23,10 @@ type Kernels[T kernels.Float] struct {
 	LAMBMoments     func(c *kernels.Coeffs, p, g, m, v []T) (pp, rr float64, err error)
 	LAMBApply       func(c *kernels.Coeffs, p, m, v []T, trust float64) error
 	LAMBApplyStored func(c *kernels.Coeffs, p, r []T, trust float64) error
+	LAMBMomentsTo   func(c *kernels.Coeffs, p, g, m, v, r []T) (pp, rr float64, err error)
+	LAMBApplyTo     func(c *kernels.Coeffs, p, r []T, trust float64) error
+	SGDKeep         func(c *kernels.Coeffs, p, g, pPrev, gPrev []T) error
+	SecantDots      func(x, xPrev, g, gPrev []T) (sy, yy float64, err error)
 	SumSquares      func(x []T) float64
 	SumSquaresCheck func(x []T) (float64, bool)
 	Dot             func(x, y []T) (float64, error)
@@ -54,6 +58,7 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 			NonFinite: s.NonFiniteF32, Roof: s.RoofF32,
 			Adamax: s.AdamaxF32, Adadelta: s.AdadeltaF32, NAdam: s.NAdamF32, RAdam: s.RAdamF32,
 			LAMBMoments: s.LAMBMomentsF32, LAMBApply: s.LAMBApplyF32, LAMBApplyStored: s.LAMBApplyStoredF32,
+			LAMBMomentsTo: s.LAMBMomentsToF32, LAMBApplyTo: s.LAMBApplyToF32, SGDKeep: s.SGDKeepF32, SecantDots: s.SecantDotsF32,
 			AdafactorVariance: s.AdafactorVarianceF32, AdafactorSums: s.AdafactorSumsF32,
 			AdafactorNorms: s.AdafactorNormsF32, AdafactorUpdate: s.AdafactorUpdateF32,
 			AdafactorFactor: kernels.AdafactorFactorF32, AdafactorMean: kernels.AdafactorMeanF32,
@@ -65,6 +70,7 @@ func Bind[T kernels.Float](s *kernels.Set) Kernels[T] {
 			NonFinite: s.NonFiniteF64, Roof: s.RoofF64,
 			Adamax: s.AdamaxF64, Adadelta: s.AdadeltaF64, NAdam: s.NAdamF64, RAdam: s.RAdamF64,
 			LAMBMoments: s.LAMBMomentsF64, LAMBApply: s.LAMBApplyF64, LAMBApplyStored: s.LAMBApplyStoredF64,
+			LAMBMomentsTo: s.LAMBMomentsToF64, LAMBApplyTo: s.LAMBApplyToF64, SGDKeep: s.SGDKeepF64, SecantDots: s.SecantDotsF64,
 			AdafactorVariance: s.AdafactorVarianceF64, AdafactorSums: s.AdafactorSumsF64,
 			AdafactorNorms: s.AdafactorNormsF64, AdafactorUpdate: s.AdafactorUpdateF64,
 			AdafactorFactor: kernels.AdafactorFactorF64, AdafactorMean: kernels.AdafactorMeanF64,
