@@ -135,7 +135,6 @@ func ParseSizes(s string, max int) ([]int, error) {
 	return out, nil
 }
 
-// rate formats a rate with three significant figures.
 // roofMoves names the bytes c's roof moves where they are not the step's
 // (LAMB's), for a title.
 func roofMoves(c *StepCase) string {
@@ -148,6 +147,7 @@ func roofMoves(c *StepCase) string {
 // RoofMoves is roofMoves for the command's plots.
 func RoofMoves(c *StepCase) string { return roofMoves(c) }
 
+// rate formats a rate with three significant figures.
 func rate(x float64) string {
 	switch {
 	case !(x > 0) || math.IsInf(x, 1):
