@@ -271,12 +271,8 @@ func (b *mixedBufs) slices() ([][]float32, [][]uint16) {
 	return f, u
 }
 
-func halfNaN(h string, u uint16) bool {
-	if h == "BF16" {
-		return u&0x7f80 == 0x7f80 && u&0x7f != 0
-	}
-	return u&0x7c00 == 0x7c00 && u&0x3ff != 0
-}
+// halfNaN reports whether u is a NaN of the format h names.
+func halfNaN(h string, u uint16) bool { return paritytest.HalfNaN(h == "F16", u) }
 
 // compare returns an error for the first element where got differs from
 // want: bit for bit, except that a NaN matches any NaN (the payload rule
@@ -295,7 +291,7 @@ func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
 		}
 		for i, w := range b.u[s] {
 			g := got.u[s][i]
-			if w != g && !(halfNaN(h, w) && halfNaN(h, g)) {
+			if !paritytest.SameHalf(h == "F16", w, g) {
 				return fmt.Errorf("stream %s element %d (slice at %d, n=%d): got %#04x (%v), want %#04x (%v)",
 					k.streams[s], i, b.off, b.n, g, widen(h, g), w, widen(h, w))
 			}
@@ -417,7 +413,7 @@ func TestMixedIsFloat32Kernel(t *testing.T) {
 					name := fmt.Sprintf("%s%s coeffs %d stream %s", k.name, h, ci, k.streams[s])
 					if k.streams[s] == "p16" {
 						for i, u := range gu[s] {
-							if want := halfOf(h, x[0][i]); u != want && !(halfNaN(h, u) && halfNaN(h, want)) {
+							if want := halfOf(h, x[0][i]); !paritytest.SameHalf(h == "F16", u, want) {
 								t.Fatalf("%s element %d: %#04x, want %#04x", name, i, u, want)
 							}
 						}
@@ -426,7 +422,7 @@ func TestMixedIsFloat32Kernel(t *testing.T) {
 					for i := range x[j] {
 						if gu[s] != nil {
 							want := halfOf(h, x[j][i])
-							if gu[s][i] != want && !(halfNaN(h, gu[s][i]) && halfNaN(h, want)) {
+							if !paritytest.SameHalf(h == "F16", gu[s][i], want) {
 								t.Fatalf("%s element %d: %#04x, want %#04x", name, i, gu[s][i], want)
 							}
 						} else if !paritytest.Same(gf[s][i], x[j][i]) {

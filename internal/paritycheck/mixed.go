@@ -3,7 +3,6 @@ package paritycheck
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/paritytest"
@@ -206,67 +205,11 @@ func mixedCases() []mcase {
 	}
 }
 
-// guarded16 is paritytest.Guarded for 16-bit values.
-type guarded16 struct {
-	buf    []uint16
-	off, n int
-}
-
-const sentinel16 = 0x5a5a
-
-func newGuarded16(n, off int) *guarded16 {
-	g := &guarded16{buf: make([]uint16, off+n+paritytest.GuardLen), off: off, n: n}
-	for i := range g.buf {
-		g.buf[i] = sentinel16
-	}
-	return g
-}
-
-func (g *guarded16) slice() []uint16 { return g.buf[g.off : g.off+g.n : g.off+g.n] }
-
-func (g *guarded16) clone() *guarded16 {
-	c := *g
-	c.buf = slices.Clone(g.buf)
-	return &c
-}
-
-// halfNaN reports whether u is a NaN of its format.
-func halfNaN(f16 bool, u uint16) bool {
-	if f16 {
-		return u&0x7c00 == 0x7c00 && u&0x3ff != 0
-	}
-	return u&0x7f80 == 0x7f80 && u&0x7f != 0
-}
-
-// compare16 returns an error for a guard of got or want overwritten, or
-// the first element of got that differs from want's: bit for bit, but that
-// a NaN matches any NaN (the payload rule of the exactness contract).
-func compare16(f16 bool, want, got *guarded16) error {
-	for _, g := range []*guarded16{got, want} {
-		for i, v := range g.buf {
-			if (i < g.off || i >= g.off+g.n) && v != sentinel16 {
-				who := ""
-				if g == want {
-					who = "the reference: "
-				}
-				return fmt.Errorf("%sguard element %d (slice starts at %d, n=%d) overwritten: %#04x", who, i, g.off, g.n, v)
-			}
-		}
-	}
-	w, g := want.slice(), got.slice()
-	for i := range w {
-		if w[i] != g[i] && !(halfNaN(f16, w[i]) && halfNaN(f16, g[i])) {
-			return fmt.Errorf("element %d of %d (start offset %d): got %#04x, want %#04x", i, len(w), got.off, g[i], w[i])
-		}
-	}
-	return nil
-}
-
 // mixedIn is the input of one check: float32 streams (the master and its
 // state, or a float32 gradient) and 16-bit streams.
 type mixedIn struct {
 	f []*paritytest.Guarded[float32]
-	u []*guarded16
+	u []*paritytest.Guarded16
 }
 
 func (in *mixedIn) clone() (*mixedIn, [][]float32, [][]uint16) {
@@ -275,8 +218,8 @@ func (in *mixedIn) clone() (*mixedIn, [][]float32, [][]uint16) {
 	var us [][]uint16
 	c.f, fs = paritytest.CloneAll(in.f)
 	for _, g := range in.u {
-		c.u = append(c.u, g.clone())
-		us = append(us, c.u[len(c.u)-1].slice())
+		c.u = append(c.u, g.Clone())
+		us = append(us, c.u[len(c.u)-1].Slice())
 	}
 	return c, fs, us
 }
@@ -310,11 +253,11 @@ func mixedInput(mc *mcase, f16 bool, mode, n, off int, seed uint64, special bool
 		paritytest.Fill(r, g.Slice(), rate, nonneg)
 		return g
 	}
-	half := func(nonneg bool) *guarded16 {
-		g := newGuarded16(n, off)
+	half := func(nonneg bool) *paritytest.Guarded16 {
+		g := paritytest.NewGuarded16(n, off)
 		paritytest.Fill(r, tmp, rate, nonneg)
 		for i, x := range tmp {
-			g.slice()[i] = to16(f16, x)
+			g.Slice()[i] = to16(f16, x)
 		}
 		return g
 	}
@@ -331,9 +274,9 @@ func mixedInput(mc *mcase, f16 bool, mode, n, off int, seed uint64, special bool
 		in.f = append(in.f, f32(nn))
 	}
 	// p16 starts as p rounded; the kernels only write it.
-	p16 := newGuarded16(n, off)
+	p16 := paritytest.NewGuarded16(n, off)
 	for i, x := range in.f[0].Slice() {
-		p16.slice()[i] = to16(f16, x)
+		p16.Slice()[i] = to16(f16, x)
 	}
 	in.u = append(in.u, p16)
 	if mode == 1 {
@@ -437,7 +380,7 @@ func parityMixedCase(ref mixedLevel, levs []mixedLevel, out []Result, ci, mode i
 							compareStreams(r, what, fnames, want.f, got.f)
 							for k := range want.u {
 								r.Elements += int64(n)
-								if err := compare16(f16, want.u[k], got.u[k]); err != nil {
+								if err := paritytest.CompareHalf(f16, want.u[k], got.u[k]); err != nil {
 									r.fail("%s: %s: %v", what, unames[k], err)
 								}
 							}
