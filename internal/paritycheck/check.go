@@ -111,48 +111,39 @@ type pcase struct {
 	to     bool // LAMB: the direction through a buffer of its own (LAMBMomentsTo, LAMBApplyTo)
 }
 
-func parityCases() []pcase {
-	sgd := func(h kernels.SGD) func(int64) (kernels.Coeffs, error) {
-		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
-	}
-	mom := func(h kernels.Momentum, firstStep bool) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(firstStep && t == 1) }
-	}
-	adam := func(h kernels.Adam) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
-	}
-	lion := func(h kernels.Lion) func(int64) (kernels.Coeffs, error) {
-		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
-	}
-	adagrad := func(h kernels.Adagrad) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
-	}
-	rmsprop := func(h kernels.RMSprop) func(int64) (kernels.Coeffs, error) {
-		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
-	}
-	adamax := func(h kernels.Adamax) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
-	}
-	adadelta := func(h kernels.Adadelta) func(int64) (kernels.Coeffs, error) {
-		return func(int64) (kernels.Coeffs, error) { return h.Coeffs() }
-	}
-	// NAdam's step t, for a parameter that has taken every step before it.
-	nadam := func(h kernels.NAdam) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) {
-			prod := 1.0
-			for i := int64(1); i <= t; i++ {
-				prod *= h.Mu(i)
-			}
-			return h.Coeffs(t, prod)
+// The coefficients of step t (from 1) of each case.
+
+// fixed returns the coefficients of a family whose coefficients do not
+// depend on the step.
+func fixed(c func() (kernels.Coeffs, error)) func(int64) (kernels.Coeffs, error) {
+	return func(int64) (kernels.Coeffs, error) { return c() }
+}
+
+// momentumAt returns momentum's coefficients: those of PyTorch's first step
+// (the buffer set to the gradient) at t = 1 if firstStep, every step's
+// after it.
+func momentumAt(h kernels.Momentum, firstStep bool) func(int64) (kernels.Coeffs, error) {
+	return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(firstStep && t == 1) }
+}
+
+// nadamAt returns NAdam's coefficients of step t, for a parameter that has
+// taken every step before it (its μ-product is μ₁…μₜ).
+func nadamAt(h kernels.NAdam) func(int64) (kernels.Coeffs, error) {
+	return func(t int64) (kernels.Coeffs, error) {
+		prod := 1.0
+		for i := int64(1); i <= t; i++ {
+			prod *= h.Mu(i)
 		}
+		return h.Coeffs(t, prod)
 	}
-	// RAdam's steps from+1, from+2, …
-	radam := func(h kernels.RAdam, from int64) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(from + t) }
-	}
-	adafactor := func(h kernels.Adafactor) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
-	}
+}
+
+// radamFrom returns RAdam's coefficients of the steps from+1, from+2, …
+func radamFrom(h kernels.RAdam, from int64) func(int64) (kernels.Coeffs, error) {
+	return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(from + t) }
+}
+
+func parityCases() []pcase {
 	base := kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	wd, w, ams, maxi := base, base, base, base
 	wd.WeightDecay = 0.01
@@ -160,67 +151,63 @@ func parityCases() []pcase {
 	ams.AMSGrad, ams.WeightDecay, ams.Decoupled = true, 0.01, true
 	maxi.Maximize, maxi.Scale = true, 1.0/1024
 	return []pcase{
-		{name: "SGD", fam: "sgd", coeffs: sgd(kernels.SGD{LR: 0.01})},
-		{name: "SGD weight decay", fam: "sgd", coeffs: sgd(kernels.SGD{LR: 0.01, WeightDecay: 0.01})},
-		{name: "SGD maximize, scale", fam: "sgd", coeffs: sgd(kernels.SGD{LR: 0.01, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
-		{name: "momentum", fam: "momentum", coeffs: mom(kernels.Momentum{LR: 0.01, Momentum: 0.9}, true)},
-		{name: "Nesterov, weight decay", fam: "momentum", coeffs: mom(kernels.Momentum{LR: 0.01, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4}, true)},
-		{name: "momentum dampening", fam: "momentum", coeffs: mom(kernels.Momentum{LR: 0.01, Momentum: 0.9, Dampening: 0.1}, true)},
-		{name: "EMA momentum", fam: "momentum", coeffs: mom(kernels.Momentum{LR: 0.01, Momentum: 0.9, Dampening: 0.9}, false)},
-		{name: "Adam", fam: "adam", coeffs: adam(base)},
-		{name: "Adam weight decay", fam: "adam", coeffs: adam(wd)},
-		{name: "AdamW", fam: "adam", coeffs: adam(w)},
-		{name: "AdamW AMSGrad", fam: "adam", coeffs: adam(ams), ams: true},
-		{name: "Adam maximize, scale", fam: "adam", coeffs: adam(maxi)},
-		{name: "AdamW, beta1 0.1 (the second lerp form)", fam: "adam", coeffs: adam(kernels.Adam{LR: 1e-3, Beta1: 0.1,
-			Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true})},
-		{name: "Lion", fam: "lion", coeffs: lion(kernels.Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.01})},
-		{name: "Lion maximize, scale", fam: "lion", coeffs: lion(kernels.Lion{LR: 1e-4, Beta1: 0.5, Beta2: 0.9,
-			Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
-		{name: "Adagrad", fam: "adagrad", coeffs: adagrad(kernels.Adagrad{LR: 1e-2, Eps: 1e-10})},
-		{name: "Adagrad weight decay, lr decay, maximize", fam: "adagrad", coeffs: adagrad(kernels.Adagrad{LR: 1e-2,
-			LRDecay: 0.01, WeightDecay: 0.01, Eps: 1e-10, Prelude: kernels.Prelude{Maximize: true}})},
-		{name: "RMSprop", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8})},
-		{name: "RMSprop centered, momentum, weight decay, maximize", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2,
-			Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Prelude: kernels.Prelude{Maximize: true}})},
-		{name: "RMSprop centered, alpha 0.3", fam: "rmsprop", coeffs: rmsprop(kernels.RMSprop{LR: 1e-2, Alpha: 0.3, Eps: 1e-8, Centered: true})},
-		{name: "NAdam", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3})},
-		{name: "NAdam weight decay, maximize", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999,
+		{name: "SGD", fam: "sgd", coeffs: fixed(kernels.SGD{LR: 0.01}.Coeffs)},
+		{name: "SGD weight decay", fam: "sgd", coeffs: fixed(kernels.SGD{LR: 0.01, WeightDecay: 0.01}.Coeffs)},
+		{name: "SGD maximize, scale", fam: "sgd", coeffs: fixed(kernels.SGD{LR: 0.01, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}}.Coeffs)},
+		{name: "momentum", fam: "momentum", coeffs: momentumAt(kernels.Momentum{LR: 0.01, Momentum: 0.9}, true)},
+		{name: "Nesterov, weight decay", fam: "momentum", coeffs: momentumAt(kernels.Momentum{LR: 0.01, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4}, true)},
+		{name: "momentum dampening", fam: "momentum", coeffs: momentumAt(kernels.Momentum{LR: 0.01, Momentum: 0.9, Dampening: 0.1}, true)},
+		{name: "EMA momentum", fam: "momentum", coeffs: momentumAt(kernels.Momentum{LR: 0.01, Momentum: 0.9, Dampening: 0.9}, false)},
+		{name: "Adam", fam: "adam", coeffs: base.Coeffs},
+		{name: "Adam weight decay", fam: "adam", coeffs: wd.Coeffs},
+		{name: "AdamW", fam: "adam", coeffs: w.Coeffs},
+		{name: "AdamW AMSGrad", fam: "adam", coeffs: ams.Coeffs, ams: true},
+		{name: "Adam maximize, scale", fam: "adam", coeffs: maxi.Coeffs},
+		{name: "AdamW, beta1 0.1 (the second lerp form)", fam: "adam", coeffs: kernels.Adam{LR: 1e-3, Beta1: 0.1,
+			Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}.Coeffs},
+		{name: "Lion", fam: "lion", coeffs: fixed(kernels.Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.01}.Coeffs)},
+		{name: "Lion maximize, scale", fam: "lion", coeffs: fixed(kernels.Lion{LR: 1e-4, Beta1: 0.5, Beta2: 0.9,
+			Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}}.Coeffs)},
+		{name: "Adagrad", fam: "adagrad", coeffs: kernels.Adagrad{LR: 1e-2, Eps: 1e-10}.Coeffs},
+		{name: "Adagrad weight decay, lr decay, maximize", fam: "adagrad", coeffs: kernels.Adagrad{LR: 1e-2,
+			LRDecay: 0.01, WeightDecay: 0.01, Eps: 1e-10, Prelude: kernels.Prelude{Maximize: true}}.Coeffs},
+		{name: "RMSprop", fam: "rmsprop", coeffs: fixed(kernels.RMSprop{LR: 1e-2, Alpha: 0.99, Eps: 1e-8}.Coeffs)},
+		{name: "RMSprop centered, momentum, weight decay, maximize", fam: "rmsprop", coeffs: fixed(kernels.RMSprop{LR: 1e-2,
+			Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Momentum: 0.9, Centered: true, Prelude: kernels.Prelude{Maximize: true}}.Coeffs)},
+		{name: "RMSprop centered, alpha 0.3", fam: "rmsprop", coeffs: fixed(kernels.RMSprop{LR: 1e-2, Alpha: 0.3, Eps: 1e-8, Centered: true}.Coeffs)},
+		{name: "NAdam", fam: "nadam", coeffs: nadamAt(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3})},
+		{name: "NAdam weight decay, maximize", fam: "nadam", coeffs: nadamAt(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999,
 			Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3, Prelude: kernels.Prelude{Maximize: true}})},
-		{name: "NAdamW", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+		{name: "NAdamW", fam: "nadam", coeffs: nadamAt(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 			WeightDecay: 0.01, MomentumDecay: 4e-3, Decoupled: true})},
-		{name: "NAdam, beta1 0.2", fam: "nadam", coeffs: nadam(kernels.NAdam{LR: 2e-3, Beta1: 0.2, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3})},
+		{name: "NAdam, beta1 0.2", fam: "nadam", coeffs: nadamAt(kernels.NAdam{LR: 2e-3, Beta1: 0.2, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3})},
 		{name: "RAdam (steps 4 to 8: the switch to rectified steps)", fam: "radam",
-			coeffs: radam(kernels.RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, 3)},
-		{name: "RAdamW maximize, scale (rectified steps)", fam: "radam", coeffs: radam(kernels.RAdam{LR: 1e-3, Beta1: 0.9,
+			coeffs: radamFrom(kernels.RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, 3)},
+		{name: "RAdamW maximize, scale (rectified steps)", fam: "radam", coeffs: radamFrom(kernels.RAdam{LR: 1e-3, Beta1: 0.9,
 			Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}}, 10)},
-		{name: "Adamax", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})},
-		{name: "Adamax, beta1 0.4", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3, Beta1: 0.4, Beta2: 0.999, Eps: 1e-8})},
-		{name: "Adamax weight decay, maximize, eps 0", fam: "adamax", coeffs: adamax(kernels.Adamax{LR: 2e-3,
-			Beta1: 0.9, Beta2: 0.999, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
-		{name: "Adadelta", fam: "adadelta", coeffs: adadelta(kernels.Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6})},
-		{name: "Adadelta weight decay, maximize, scale", fam: "adadelta", coeffs: adadelta(kernels.Adadelta{LR: 1,
-			Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
-		{name: "Adafactor", fam: "adafactor", coeffs: adafactor(kernels.Adafactor{LR: 1e-2, Beta2Decay: -0.8,
-			Eps1Machine: true, Eps2: 1e-3, D: 1})},
-		{name: "Adafactor weight decay, eps1, maximize, scale", fam: "adafactor", coeffs: adafactor(kernels.Adafactor{LR: 0.1,
-			Beta2Decay: -0.5, Eps1: 1e-6, Eps2: 1e-2, D: 1.5, WeightDecay: 0.05, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}})},
-		{name: "Fast AdamW", fam: "fast", coeffs: adam(w)},
+		{name: "Adamax", fam: "adamax", coeffs: kernels.Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}.Coeffs},
+		{name: "Adamax, beta1 0.4", fam: "adamax", coeffs: kernels.Adamax{LR: 2e-3, Beta1: 0.4, Beta2: 0.999, Eps: 1e-8}.Coeffs},
+		{name: "Adamax weight decay, maximize, eps 0", fam: "adamax", coeffs: kernels.Adamax{LR: 2e-3,
+			Beta1: 0.9, Beta2: 0.999, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}}.Coeffs},
+		{name: "Adadelta", fam: "adadelta", coeffs: fixed(kernels.Adadelta{LR: 1, Rho: 0.9, Eps: 1e-6}.Coeffs)},
+		{name: "Adadelta weight decay, maximize, scale", fam: "adadelta", coeffs: fixed(kernels.Adadelta{LR: 1,
+			Rho: 0.9, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}}.Coeffs)},
+		{name: "Adafactor", fam: "adafactor", coeffs: kernels.Adafactor{LR: 1e-2, Beta2Decay: -0.8,
+			Eps1Machine: true, Eps2: 1e-3, D: 1}.Coeffs},
+		{name: "Adafactor weight decay, eps1, maximize, scale", fam: "adafactor", coeffs: kernels.Adafactor{LR: 0.1,
+			Beta2Decay: -0.5, Eps1: 1e-6, Eps2: 1e-2, D: 1.5, WeightDecay: 0.05, Prelude: kernels.Prelude{Scale: 0.5, Maximize: true}}.Coeffs},
+		{name: "Fast AdamW", fam: "fast", coeffs: w.Coeffs},
 		{name: "reductions, scale", fam: "reduce"},
 		{name: "roof", fam: "roof"},
-		{name: "LAMB weight decay, maximize (both passes, the sums bit for bit)", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3,
-			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}})},
-		{name: "LAMB spago", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Spago: true})},
-		{name: "LAMB direction in grad, weight decay (r stored over g, read back)", fam: "lamb", coeffs: lamb(kernels.LAMB{LR: 1e-3,
-			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true})},
+		{name: "LAMB weight decay, maximize (both passes, the sums bit for bit)", fam: "lamb", coeffs: kernels.LAMB{LR: 1e-3,
+			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, Prelude: kernels.Prelude{Maximize: true}}.Coeffs},
+		{name: "LAMB spago", fam: "lamb", coeffs: kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Spago: true}.Coeffs},
+		{name: "LAMB direction in grad, weight decay (r stored over g, read back)", fam: "lamb", coeffs: kernels.LAMB{LR: 1e-3,
+			Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01, DirectionInGrad: true}.Coeffs},
 		{name: "LAMB direction in a buffer, weight decay (non-temporal stores where it starts on a vector)", fam: "lamb",
-			to: true, coeffs: lamb(kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01})},
-		{name: "SGD keeping its inputs, the secant dot products", fam: "secant", coeffs: sgd(kernels.SGD{LR: 0.01, WeightDecay: 0.01})},
+			to: true, coeffs: kernels.LAMB{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.01}.Coeffs},
+		{name: "SGD keeping its inputs, the secant dot products", fam: "secant", coeffs: fixed(kernels.SGD{LR: 0.01, WeightDecay: 0.01}.Coeffs)},
 	}
-}
-
-func lamb(h kernels.LAMB) func(int64) (kernels.Coeffs, error) {
-	return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
 }
 
 // lambSteps runs paritySteps LAMB steps on a (p, g, m, v): each the first

@@ -48,12 +48,6 @@ func at[E any](st [][]E, i int) []E {
 }
 
 func mixedCases() []mcase {
-	adam := func(h kernels.Adam) func(int64) (kernels.Coeffs, error) {
-		return func(t int64) (kernels.Coeffs, error) { return h.Coeffs(t) }
-	}
-	fixed := func(c func() (kernels.Coeffs, error)) func(int64) (kernels.Coeffs, error) {
-		return func(int64) (kernels.Coeffs, error) { return c() }
-	}
 	adamMaster := func(s *kernels.Set, f16 bool, c *kernels.Coeffs, p []float32, p16, g16 []uint16, g32 []float32, st [][]float32, r kernels.Rounding) error {
 		m, v, vmax := st[0], st[1], at(st, 2)
 		switch {
@@ -72,7 +66,6 @@ func mixedCases() []mcase {
 		}
 		return s.Adam16BF16(c, asBF16(p), asBF16(g), asBF16(st[0]), asBF16(st[1]), asBF16(at(st, 2)), r)
 	}
-	nadam := kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3}
 	return []mcase{
 		{name: "SGD weight decay", coeffs: fixed(kernels.SGD{LR: 0.01, WeightDecay: 0.01}.Coeffs), g32: true,
 			master: func(s *kernels.Set, f16 bool, c *kernels.Coeffs, p []float32, p16, g16 []uint16, g32 []float32, _ [][]float32, r kernels.Rounding) error {
@@ -93,9 +86,7 @@ func mixedCases() []mcase {
 				return s.SGD16BF16(c, asBF16(p), asBF16(g), r)
 			}},
 		{name: "Nesterov, weight decay", state: []string{"momentum_buffer"}, nonneg: []bool{false}, g32: true,
-			coeffs: func(t int64) (kernels.Coeffs, error) {
-				return kernels.Momentum{LR: 0.01, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4}.Coeffs(t == 1)
-			},
+			coeffs: momentumAt(kernels.Momentum{LR: 0.01, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4}, true),
 			master: func(s *kernels.Set, f16 bool, c *kernels.Coeffs, p []float32, p16, g16 []uint16, g32 []float32, st [][]float32, r kernels.Rounding) error {
 				switch {
 				case g32 != nil && f16:
@@ -113,10 +104,10 @@ func mixedCases() []mcase {
 				}
 				return s.Momentum16BF16(c, asBF16(p), asBF16(g), asBF16(st[0]), r)
 			}},
-		{name: "AdamW", coeffs: adam(kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}),
+		{name: "AdamW", coeffs: kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Decoupled: true}.Coeffs,
 			state: []string{"m", "v"}, nonneg: []bool{false, true}, g32: true, master: adamMaster, state16: adam16},
-		{name: "Adam AMSGrad, maximize", coeffs: adam(kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true,
-			Prelude: kernels.Prelude{Maximize: true}}),
+		{name: "Adam AMSGrad, maximize", coeffs: kernels.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, AMSGrad: true,
+			Prelude: kernels.Prelude{Maximize: true}}.Coeffs,
 			state: []string{"m", "v", "vmax"}, nonneg: []bool{false, true, true}, g32: true, master: adamMaster, state16: adam16},
 		{name: "Lion", coeffs: fixed(kernels.Lion{LR: 1e-4, Beta1: 0.9, Beta2: 0.99, WeightDecay: 0.01}.Coeffs),
 			state: []string{"exp_avg"}, nonneg: []bool{false},
@@ -133,10 +124,8 @@ func mixedCases() []mcase {
 				return s.Lion16BF16(c, asBF16(p), asBF16(g), asBF16(st[0]), r)
 			}},
 		{name: "Adagrad lr decay, weight decay",
-			coeffs: func(t int64) (kernels.Coeffs, error) {
-				return kernels.Adagrad{LR: 1e-2, LRDecay: 0.01, WeightDecay: 0.01, Eps: 1e-10}.Coeffs(t)
-			},
-			state: []string{"sum"}, nonneg: []bool{true},
+			coeffs: kernels.Adagrad{LR: 1e-2, LRDecay: 0.01, WeightDecay: 0.01, Eps: 1e-10}.Coeffs,
+			state:  []string{"sum"}, nonneg: []bool{true},
 			master: func(s *kernels.Set, f16 bool, c *kernels.Coeffs, p []float32, p16, g16 []uint16, _ []float32, st [][]float32, r kernels.Rounding) error {
 				if f16 {
 					return s.AdagradMasterF16(c, p, asF16(p16), asF16(g16), st[0], r)
@@ -165,10 +154,8 @@ func mixedCases() []mcase {
 				return s.RMSprop16BF16(c, asBF16(p), asBF16(g), asBF16(st[0]), asBF16(st[1]), r)
 			}},
 		{name: "Adamax weight decay",
-			coeffs: func(t int64) (kernels.Coeffs, error) {
-				return kernels.Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}.Coeffs(t)
-			},
-			state: []string{"exp_avg", "exp_inf"}, nonneg: []bool{false, true},
+			coeffs: kernels.Adamax{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}.Coeffs,
+			state:  []string{"exp_avg", "exp_inf"}, nonneg: []bool{false, true},
 			master: func(s *kernels.Set, f16 bool, c *kernels.Coeffs, p []float32, p16, g16 []uint16, _ []float32, st [][]float32, r kernels.Rounding) error {
 				if f16 {
 					return s.AdamaxMasterF16(c, p, asF16(p16), asF16(g16), st[0], st[1], r)
@@ -182,14 +169,8 @@ func mixedCases() []mcase {
 				return s.Adamax16BF16(c, asBF16(p), asBF16(g), asBF16(st[0]), asBF16(st[1]), r)
 			}},
 		{name: "NAdam weight decay",
-			coeffs: func(t int64) (kernels.Coeffs, error) {
-				prod := 1.0
-				for i := int64(1); i <= t; i++ {
-					prod *= nadam.Mu(i)
-				}
-				return nadam.Coeffs(t, prod)
-			},
-			state: []string{"exp_avg", "exp_avg_sq"}, nonneg: []bool{false, true},
+			coeffs: nadamAt(kernels.NAdam{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, MomentumDecay: 4e-3}),
+			state:  []string{"exp_avg", "exp_avg_sq"}, nonneg: []bool{false, true},
 			master: func(s *kernels.Set, f16 bool, c *kernels.Coeffs, p []float32, p16, g16 []uint16, _ []float32, st [][]float32, r kernels.Rounding) error {
 				if f16 {
 					return s.NAdamMasterF16(c, p, asF16(p16), asF16(g16), st[0], st[1], r)
