@@ -33,6 +33,15 @@ func refNorm[T Float](xs [][]T, s float64) float64 {
 	return f
 }
 
+// refClipped returns x·maxNorm/(norm+1e-6) rounded once to float64, the
+// gradient element x after ClipGradNorm with the total norm norm (the sum
+// norm+1e-6 in float64, as the clip computes it; the product exact).
+func refClipped(x, maxNorm, norm float64) float64 {
+	num := new(big.Float).SetPrec(200).Mul(big.NewFloat(x), big.NewFloat(maxNorm))
+	r, _ := new(big.Float).SetPrec(200).Quo(num, big.NewFloat(norm+1e-6)).Float64()
+	return r
+}
+
 // close reports whether got is within rel of want, or both are within a
 // few subnormal steps of each other.
 func closeTo(got, want, rel float64) bool {
