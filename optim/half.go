@@ -292,7 +292,8 @@ func (o *Optimizer[T]) addHalf(name string, f16 bool, p, g []uint16, h Half, sha
 	return nil
 }
 
-// span is the memory of a slice, for the overlap checks.
+// memSpan is the memory of a slice, [lo, hi) in bytes, for the overlap
+// checks; the zero memSpan is that of an empty slice.
 type memSpan struct{ lo, hi uintptr }
 
 func memOf[E any](x []E) memSpan {

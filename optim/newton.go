@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/nilptr"
 	"github.com/fuseopt/fuseopt/internal/sysmem"
@@ -118,7 +117,7 @@ type Newton struct {
 	oneSc  newtonScratch // and direction
 	crew   []newtonWorker
 	blocks []newtonScratch
-	spans  []newtonSpan
+	spans  []regSpan
 	wtmp   []float64 // StepMat's copy of H
 	busy   bool      // a Step, StepBlocks, StepMat or Direction is under way
 }
@@ -289,7 +288,7 @@ func checkWG(w, g []float64, hasW bool, name string) error {
 	switch {
 	case hasW && len(w) != n:
 		return fmt.Errorf("%w: %slen(g) = %d, len(w) = %d", solve.ErrDimension, name, n, len(w))
-	case hasW && overlaps(w, g):
+	case hasW && overlap(w, g):
 		return fmt.Errorf("%w: %sw and g", solve.ErrOverlap, name)
 	case n > 0 && kernels.NonFiniteF64(g):
 		return fmt.Errorf("%w: %sin g", solve.ErrNonFinite, name)
@@ -306,7 +305,7 @@ func (nt *Newton) check(w, g, h []float64, hasW bool, name string) error {
 	switch {
 	case !isSquareLen(len(h), n):
 		return fmt.Errorf("%w: %sH has %d values, want %d×%d (square, of the size of w)", solve.ErrDimension, name, len(h), n, n)
-	case hasW && overlaps(w, h):
+	case hasW && overlap(w, h):
 		return fmt.Errorf("%w: %sw and H", solve.ErrOverlap, name)
 	}
 	if err := checkWG(w, g, hasW, name); err != nil {
@@ -343,65 +342,31 @@ func isSquareLen(l, n int) bool {
 	return l%n == 0 && l/n == n
 }
 
-// overlaps reports whether a and b share memory.
-func overlaps(a, b []float64) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return false
-	}
-	pa := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
-	pb := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	return pa < pb+uintptr(len(b))*8 && pb < pa+uintptr(len(a))*8
-}
-
-// newtonSpan is the memory of a slice of block b: [lo, hi) in bytes.
-type newtonSpan struct {
-	lo, hi uintptr
-	b      int
-}
-
-func spanOf(x []float64, b int) newtonSpan {
-	lo := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
-	return newtonSpan{lo, lo + uintptr(len(x))*8, b}
-}
-
 // checkBlockOverlap refuses blocks whose Ws share memory with each other
 // or with a G or an H, in O(B log B) for B blocks: the Ws sorted by
 // address, each G and H looked up among them. spans is scratch space.
-func checkBlockOverlap(blocks []NewtonBlock, spans []newtonSpan) ([]newtonSpan, error) {
+func checkBlockOverlap(blocks []NewtonBlock, spans []regSpan) ([]regSpan, error) {
 	spans = spans[:0]
 	for b, bl := range blocks {
 		if len(bl.W) > 0 {
-			spans = append(spans, spanOf(bl.W, b))
+			spans = append(spans, regSpan{memOf(bl.W), b})
 		}
 	}
-	slices.SortFunc(spans, func(x, y newtonSpan) int { return cmp.Compare(x.lo, y.lo) })
+	slices.SortFunc(spans, func(x, y regSpan) int { return cmp.Compare(x.lo, y.lo) })
 	for i := 1; i < len(spans); i++ {
 		if spans[i].lo < spans[i-1].hi {
-			b0, b1 := min(spans[i-1].b, spans[i].b), max(spans[i-1].b, spans[i].b)
+			b0, b1 := min(spans[i-1].param, spans[i].param), max(spans[i-1].param, spans[i].param)
 			return spans, fmt.Errorf("%w: the W of blocks %d and %d", solve.ErrOverlap, b0, b1)
 		}
 	}
-	// The Ws are disjoint and sorted: their ends increase too. The first W
-	// that ends after x starts is the only one that can hold x's start.
+	// The Ws are disjoint and sorted: a spanSet.
 	for b, bl := range blocks {
 		for _, x := range [2]struct {
 			name string
 			v    []float64
 		}{{"G", bl.G}, {"H", bl.H}} {
-			if len(x.v) == 0 {
-				continue
-			}
-			sp := spanOf(x.v, b)
-			lo, hi := 0, len(spans)
-			for lo < hi {
-				if m := int(uint(lo+hi) >> 1); spans[m].hi <= sp.lo {
-					lo = m + 1
-				} else {
-					hi = m
-				}
-			}
-			if lo < len(spans) && spans[lo].lo < sp.hi {
-				return spans, fmt.Errorf("%w: the W of block %d and the %s of block %d", solve.ErrOverlap, spans[lo].b, x.name, b)
+			if w := spanSet(spans).find([]memSpan{memOf(x.v)}); w >= 0 {
+				return spans, fmt.Errorf("%w: the W of block %d and the %s of block %d", solve.ErrOverlap, w, x.name, b)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/internal/sysmem"
@@ -78,17 +79,21 @@ func TestNewtonOverlap(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		blocks []NewtonBlock
+		msg    string
 	}{
-		{"the same W twice", []NewtonBlock{b(buf[0:2], g2, h), b(buf[0:2], g2, h)}},
-		{"Ws overlapping by one", []NewtonBlock{b(buf[0:2], g2, h), b(buf[5:6], g2[:1], h1), b(buf[1:3], g2, h)}},
-		{"a W inside another", []NewtonBlock{b(buf[0:4], []float64{1, 1, 1, 1}, make([]float64, 16)), b(buf[2:3], g2[:1], h1)}},
-		{"a W over another block's G", []NewtonBlock{b(buf[0:2], buf[4:6], h), b(buf[5:7], g2, h)}},
-		{"a W over another block's H", []NewtonBlock{b(buf[0:1], g2[:1], buf[7:8]), b(buf[6:8], g2, h)}},
-		{"a W over its own G", []NewtonBlock{b(buf[0:2], buf[1:3], h)}},
+		{"the same W twice", []NewtonBlock{b(buf[0:2], g2, h), b(buf[0:2], g2, h)}, "the W of blocks 0 and 1"},
+		{"Ws overlapping by one", []NewtonBlock{b(buf[0:2], g2, h), b(buf[5:6], g2[:1], h1), b(buf[1:3], g2, h)}, "the W of blocks 0 and 2"},
+		{"a W inside another", []NewtonBlock{b(buf[0:4], []float64{1, 1, 1, 1}, make([]float64, 16)), b(buf[2:3], g2[:1], h1)}, "the W of blocks 0 and 1"},
+		{"a W over another block's G", []NewtonBlock{b(buf[0:2], buf[4:6], h), b(buf[5:7], g2, h)}, "the W of block 1 and the G of block 0"},
+		{"a W over another block's H", []NewtonBlock{b(buf[0:1], g2[:1], buf[7:8]), b(buf[6:8], g2, h)}, "the W of block 1 and the H of block 0"},
+		{"a W over its own G", []NewtonBlock{b(buf[0:2], buf[1:3], h)}, "w and g"},
 	} {
 		var nt Newton
 		_, err := nt.StepBlocks(c.blocks)
 		refuse(c.name, err)
+		if !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: %v, want it to name %q", c.name, err, c.msg)
+		}
 	}
 	_, err = NewtonBlocks(buf[0:4], buf[2:6], []int{2, 2}, [][]float64{h, h})
 	refuse("NewtonBlocks: w and g overlap", err)
