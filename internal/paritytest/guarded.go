@@ -59,19 +59,39 @@ func (g *Guarded[T]) Guards() error {
 // under the exactness contract, or else an error that describes the first
 // fault.
 func Compare[T Float](want, got *Guarded[T]) error {
+	if err := frame(want, got); err != nil {
+		return err
+	}
+	w, g := want.Slice(), got.Slice()
+	if i := firstDiff(w, g); i >= 0 {
+		return fmt.Errorf("element %d of %d (start offset %d): got %v (%#x), want %v (%#x)",
+			i, len(w), got.off, g[i], Bits(g[i]), w[i], Bits(w[i]))
+	}
+	return nil
+}
+
+// guarded is a guarded slice of either kind.
+type guarded interface {
+	Guards() error
+	layout() (off, n int)
+}
+
+func (g *Guarded[T]) layout() (off, n int) { return g.off, g.n }
+
+// frame returns an error if a guard of got or want has changed (the
+// reference must not write outside its slice either) or their slices lie
+// at other offsets or lengths.
+func frame(want, got guarded) error {
 	if err := got.Guards(); err != nil {
 		return err
 	}
 	if err := want.Guards(); err != nil {
 		return fmt.Errorf("the reference: %w", err)
 	}
-	if got.off != want.off || got.n != want.n {
-		return fmt.Errorf("slice at %d, n=%d; want at %d, n=%d", got.off, got.n, want.off, want.n)
-	}
-	w, g := want.Slice(), got.Slice()
-	if i := firstDiff(w, g); i >= 0 {
-		return fmt.Errorf("element %d of %d (start offset %d): got %v (%#x), want %v (%#x)",
-			i, len(w), got.off, g[i], Bits(g[i]), w[i], Bits(w[i]))
+	goff, gn := got.layout()
+	woff, wn := want.layout()
+	if goff != woff || gn != wn {
+		return fmt.Errorf("slice at %d, n=%d; want at %d, n=%d", goff, gn, woff, wn)
 	}
 	return nil
 }

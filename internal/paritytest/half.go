@@ -53,6 +53,8 @@ func (g *Guarded16) Clone() *Guarded16 {
 	return &c
 }
 
+func (g *Guarded16) layout() (off, n int) { return g.off, g.n }
+
 // Guards returns an error if a sentinel of g has changed.
 func (g *Guarded16) Guards() error {
 	for i, v := range g.buf {
@@ -68,14 +70,8 @@ func (g *Guarded16) Guards() error {
 // slice matches want's under [SameHalf], or else an error that describes
 // the first fault.
 func CompareHalf(f16 bool, want, got *Guarded16) error {
-	if err := got.Guards(); err != nil {
+	if err := frame(want, got); err != nil {
 		return err
-	}
-	if err := want.Guards(); err != nil {
-		return fmt.Errorf("the reference: %w", err)
-	}
-	if got.off != want.off || got.n != want.n {
-		return fmt.Errorf("slice at %d, n=%d; want at %d, n=%d", got.off, got.n, want.off, want.n)
 	}
 	w, g := want.Slice(), got.Slice()
 	for i := range w {

@@ -53,16 +53,7 @@ func TestGuarded16(t *testing.T) {
 	if err := CompareHalf(false, want, want.Clone()); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		name string
-		i    int // index in the buffer
-		msg  string
-	}{
-		{"before", 2, "guard element 2"},
-		{"after", 13, "guard element 13"},
-		{"last guard", 3 + 10 + GuardLen - 1, "guard element 31"},
-		{"inside", 7, "element 4 of 10"},
-	} {
+	for _, c := range guardFaults {
 		got := want.Clone()
 		got.buf[c.i] ^= 1
 		if err := CompareHalf(false, want, got); err == nil || !strings.Contains(err.Error(), c.msg) {

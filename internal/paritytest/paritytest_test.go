@@ -33,6 +33,19 @@ func TestSame(t *testing.T) {
 
 // TestGuarded: a write outside the slice, on either side, and a change of
 // one bit inside it are reported.
+// guardFaults are the changes to a buffer with a slice of 10 at offset 3
+// that a comparison must report, and what its error names.
+var guardFaults = []struct {
+	name string
+	i    int // index in the buffer
+	msg  string
+}{
+	{"before", 2, "guard element 2"},
+	{"after", 13, "guard element 13"},
+	{"last guard", 3 + 10 + GuardLen - 1, "guard element 31"},
+	{"inside", 7, "element 4 of 10"},
+}
+
 func TestGuarded(t *testing.T) {
 	want := NewGuarded[float32](10, 3)
 	for i := range want.Slice() {
@@ -44,16 +57,7 @@ func TestGuarded(t *testing.T) {
 	if err := Compare(want, want.Clone()); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		name string
-		i    int // index in the buffer
-		msg  string
-	}{
-		{"before", 2, "guard element 2"},
-		{"after", 13, "guard element 13"},
-		{"last guard", 3 + 10 + GuardLen - 1, "guard element 31"},
-		{"inside", 7, "element 4 of 10"},
-	} {
+	for _, c := range guardFaults {
 		got := want.Clone()
 		got.buf[c.i] = math.Nextafter32(got.buf[c.i], 0)
 		if err := Compare(want, got); err == nil || !strings.Contains(err.Error(), c.msg) {
