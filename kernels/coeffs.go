@@ -1100,6 +1100,8 @@ func (h LAMB) Coeffs(t int64) (Coeffs, error) {
 //
 // all in float64, then rounded once to the element type (the step stays
 // in float64 until [Coeffs.LAMBFactor] multiplies it by the trust ratio).
+// A non-zero eps whose e is 0 in float64 (eps near 5e-324) is refused
+// with ErrCoeff, as a non-zero e that rounds to 0 in float32 is.
 func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
 	gs, err := h.gs(c)
 	if err != nil {
@@ -1119,6 +1121,12 @@ func (h LAMB) CoeffsInto(c *Coeffs, t int64) error {
 	// coefficients do, so that they are the same bits on every machine.
 	b1t, b2t := c.pows(h.Beta1, h.Beta2, t)
 	bc1, bc2 := 1-float64(b1t), 1-float64(b2t)
+	// eps·(1-β1^t) of a positive eps below float64's range (eps near
+	// 5e-324) would be an exact 0, which no rounding check sees, and turn
+	// a zero moment's m/(sqrt(v)+eps) into 0/0.
+	if !h.Spago && h.Eps != 0 && float64(bc1*h.Eps) == 0 {
+		return fmt.Errorf("%w: eps·(1-beta1^t) = %v·%v underflows to 0 at step %d", ErrCoeff, h.Eps, bc1, t)
+	}
 	c.init(famLAMB, mode)
 	c.set(abi.RowGS, gs)
 	c.set(abi.RowWD, h.WeightDecay)

@@ -363,6 +363,27 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 			return fmt.Errorf("%w: %w", ErrHyper, err)
 		}
 	}
+	// Adagrad's learning rate lr/(1+(t-1)·lr_decay) is an exact 0 (which
+	// no rounding check refuses) from the step where (t-1)·lr_decay
+	// overflows float64; its smallest non-zero value, at the step before,
+	// is checked too.
+	if ac, ok := h.(AdagradConfig); ok && ac.LRDecay > 0 {
+		inf := func(step uint64) bool { return math.IsInf(float64(float64(int64(step))*ac.LRDecay), 1) }
+		if inf(uint64(MaxStep - 1)) {
+			step := int64(firstTrue(uint64(MaxStep-1), inf)) - 1
+			if err := coeffsIn(c, h, ls, h.coeffKey(step), scalars{}, size); err != nil {
+				return fmt.Errorf("%w: %w", ErrHyper, err)
+			}
+		}
+	}
+	// Adafactor's step size α = max(ε2, RMS(p))·ρ, with ρ = min(lr, 1/√t),
+	// is no coefficient row: ε2·ρ at t = 1, where ρ is largest, bounds α
+	// from below whatever the parameter, and must be finite in T.
+	if ac, ok := h.(AdafactorConfig); ok {
+		if a := T(ac.Eps2 * min(ac.LR, 1)); a-a != 0 {
+			return hyperErr("eps2·min(lr, 1)", ac.Eps2*min(ac.LR, 1), "a step size finite in the element type")
+		}
+	}
 	// NAdam's m coefficient is not monotonic (see nadamTurns): the steps
 	// where it is near its largest and smallest are checked too.
 	if nc, ok := h.(NAdamConfig); ok {

@@ -80,7 +80,10 @@ func DefaultAdafactor() AdafactorConfig {
 func (AdafactorConfig) Kind() Kind { return KindAdafactor }
 
 // Validate checks PyTorch's rules: LR ≥ 0, Beta2Decay ≤ 0, Eps1 ≥ 0 (when
-// used), Eps2 ≥ 0, D ≥ 1, WeightDecay ≥ 0, every value finite.
+// used), Eps2 ≥ 0, D ≥ 1, WeightDecay ≥ 0, every value finite. [New] and
+// the setters also refuse, as for every coefficient, an Eps2·min(LR, 1)
+// (the least step size of the first step) beyond the element type's
+// range.
 func (c AdafactorConfig) Validate() error {
 	if err := checkNonNeg("LR", c.LR); err != nil {
 		return err
