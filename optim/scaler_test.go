@@ -232,6 +232,17 @@ func TestUnscaleGradsEachStep(t *testing.T) {
 	if err := o.UnscaleGrads(); err != nil {
 		t.Fatalf("UnscaleGrads with float16 gradients after SetLossScale(1): %v", err)
 	}
+	// An empty float16 parameter has no gradient to flush, whether its
+	// empty gradient slice is nil or not.
+	for _, g := range [][]kernels.F16{nil, {}} {
+		oe := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{LossScaler: LossScaler{Enabled: true}})
+		if err := oe.AddF16("e", []kernels.F16{}, g, Half{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := oe.UnscaleGrads(); err != nil {
+			t.Errorf("UnscaleGrads with an empty float16 parameter (gradient nil: %v): %v", g == nil, err)
+		}
+	}
 }
 
 // TestScalerFloat32: the scale is GradScaler's float32 scale whatever the

@@ -383,7 +383,7 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	// does not pass at one scale of a run and fail at another.
 	for i := range o.params {
 		p := &o.params[i]
-		if h := p.half; h != nil && h.f16 && h.g != nil && p.active() {
+		if h := p.half; h != nil && h.f16 && len(h.g) > 0 && p.active() {
 			return fmt.Errorf("%w: UnscaleGrads: parameter %q has float16 gradients, which dividing by the loss scale and rounding to float16 would flush; Step, ClipGradNorm and GradNorm unscale them in float32", ErrInvalid, p.name)
 		}
 	}
