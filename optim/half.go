@@ -310,7 +310,7 @@ func (a memSpan) overlaps(b memSpan) bool {
 }
 
 // regSpan is a span of memory that the caller registered for parameter
-// param.
+// param (for Newton's blocks: the memory of block param's W).
 type regSpan struct {
 	memSpan
 	param int
