@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/klauspost/cpuid/v2"
 )
@@ -90,6 +91,19 @@ func withChoices(base *Set, all []*Set, choices []KernelChoice) *Set {
 		return base
 	}
 	return s
+}
+
+// applied returns the entries of table that s took: an entry that names
+// s's own level (a CPU whose best level the OS or FUSEOPT_CPU lowered to
+// the entry's) moved nothing and is left out.
+func applied(s *Set, table []KernelChoice) []KernelChoice {
+	var out []KernelChoice
+	for _, k := range table {
+		if slices.Contains(s.k().choices, kernelAt{k.Kernel, k.Size, k.Level}) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // kernelAt records that a set runs one kernel at another level.

@@ -62,8 +62,17 @@ func TestWithChoices(t *testing.T) {
 			t.Fatal("the mixed set's Adam differs from the level's")
 		}
 	}
-	if s := withChoices(base, sets[:], []KernelChoice{{Kernel: "adam", Size: 4, Level: hi}}); s != base {
+	same := []KernelChoice{{Kernel: "adam", Size: 4, Level: hi}}
+	if s := withChoices(base, sets[:], same); s != base {
 		t.Fatal("a choice of the base level made a new set")
+	}
+	// What Describe reports: the entries a set took, not one of its own
+	// level (which KernelLevel alone cannot tell apart).
+	if got := applied(base, same); len(got) != 0 {
+		t.Fatalf("applied: a choice of the base level is reported: %v", got)
+	}
+	if got := applied(mixed, append(same, KernelChoice{Kernel: "adam", Size: 4, Level: lo})); len(got) != 1 || got[0].Level != lo {
+		t.Fatalf("applied: %v, want only the choice of level %v", got, lo)
 	}
 	defer func() {
 		if recover() == nil {

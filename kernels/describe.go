@@ -82,11 +82,7 @@ func Describe() CPUInfo {
 		SVE: SVE(), L1D: c.Cache.L1D, L2: c.Cache.L2, L3: c.Cache.L3,
 		Levels: Levels(), Active: Level(), EnvNote: EnvNote(),
 	}
-	for _, k := range KernelChoices() {
-		if chosen && active.KernelLevel(k.Kernel, k.Size) == k.Level {
-			info.Choices = append(info.Choices, k)
-		}
-	}
+	info.Choices = applied(active, KernelChoices())
 	for _, f := range []struct {
 		name string
 		id   cpuid.FeatureID

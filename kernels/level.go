@@ -130,10 +130,10 @@ func For(l ISA) (*Set, error) {
 // EnvVar is the environment variable that lowers the level at start-up.
 const EnvVar = "FUSEOPT_CPU"
 
-// active is the set chosen at start-up; envNote records what happened to
-// FUSEOPT_CPU, for Describe; envWarn says whether the value was ignored;
-// chosen whether the active set follows the table of kernel choices.
-var active, envNote, envWarn, chosen = startLevel()
+// active is the set chosen at start-up (the kernel choices it took are in
+// its choices); envNote records what happened to FUSEOPT_CPU, for
+// Describe; envWarn says whether the value was ignored.
+var active, envNote, envWarn, _ = startLevel()
 
 // startLevel returns the active set: the best level with the table's
 // kernel choices (KernelChoices), unless FUSEOPT_CPU names a level, which
