@@ -4,7 +4,6 @@ package kernels
 
 import (
 	"github.com/klauspost/cpuid/v2"
-	"golang.org/x/sys/cpu"
 )
 
 // cpuHas reports whether the CPU runs level l. Advanced SIMD is part of
@@ -12,10 +11,6 @@ import (
 func cpuHas(l ISA) bool {
 	return l == Generic || l == NEON
 }
-
-// SVE reports whether the CPU has the Scalable Vector Extension. No kernel
-// uses it yet; it is reported so that users can see what the machine offers.
-func SVE() bool { return cpu.ARM64.HasSVE }
 
 // bf16NEText is what Set.BF16Nearest says of a set with neonBF16NE.
 const bf16NEText = "BFCVTN (FEAT_BF16)"

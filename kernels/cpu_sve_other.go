@@ -1,7 +1,7 @@
-//go:build !arm64 || purego
+//go:build !arm64
 
 package kernels
 
 // SVE reports whether the CPU has the Scalable Vector Extension: never on
-// this architecture or in a purego build.
+// this architecture.
 func SVE() bool { return false }
