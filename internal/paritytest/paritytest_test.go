@@ -31,8 +31,6 @@ func TestSame(t *testing.T) {
 	}
 }
 
-// TestGuarded: a write outside the slice, on either side, and a change of
-// one bit inside it are reported.
 // guardFaults are the changes to a buffer with a slice of 10 at offset 3
 // that a comparison must report, and what its error names.
 var guardFaults = []struct {
@@ -46,6 +44,8 @@ var guardFaults = []struct {
 	{"inside", 7, "element 4 of 10"},
 }
 
+// TestGuarded: a write outside the slice, on either side, and a change of
+// one bit inside it are reported.
 func TestGuarded(t *testing.T) {
 	want := NewGuarded[float32](10, 3)
 	for i := range want.Slice() {
