@@ -221,6 +221,9 @@ type Optimizer[T Float] struct {
 	// gradients now in the buffers; the Step that reads them and ZeroGrad
 	// clear it (shardFixed).
 	clipped bool
+	// clipArg is the maxNorm of the ClipGradNorm in progress, which a
+	// sharded optimizer's ranks compare (exchange, exArg).
+	clipArg float64
 	// reg holds the memory the caller registered, every parameter's
 	// spans, sorted by start (Add's overlap checks).
 	reg spanSet

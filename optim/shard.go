@@ -61,9 +61,14 @@ import (
 // first Step once more, before either, for the run id that the shard files
 // carry: shard_state.go): a rank
 // that calls GradNorm alone, to log it say, pairs its exchange with another rank's Step, and the
-// ranks diverge or wait for ever. Nothing here checks that the ranks
+// ranks diverge or wait for ever. Little here checks that the ranks
 // agree; adapters/mpi's DataParallel compares a fingerprint of the
-// parameters, options and settings before each step. LoadShards is local
+// parameters, options and settings before each step. ClipGradNorm's
+// maxNorm, which is given between that check and the step, travels with
+// the norm's exchange (one entry per rank) and is compared there: where
+// the ranks passed different values, ClipGradNorm returns an error
+// wrapping ErrInvalid on every rank and scales nothing (each rank would
+// otherwise scale its own chunks by its own factor). LoadShards is local
 // too: each rank checks the files it reads, and a rank whose load fails
 // while another's succeeds must not step on (agree on the outcome, as
 // DataParallel's LoadCheckpoint does, or stop).
@@ -358,18 +363,21 @@ func (o *Optimizer[T]) shardPlan() {
 	if cur > 0 {
 		o.tasks = append(o.tasks, s.last)
 	}
-	need := len(o.pieces) * max(2, maxSums)
+	need := max(len(o.pieces)*max(2, maxSums), 2*len(o.pieces)+s.ranks)
 	if cap(s.buf) < need {
 		s.buf = make([]float64, need)
 	}
 }
 
 // What an exchange carries: the per-piece non-finite flags, sums of
-// squares (or maxima), and a reducing rule's sums.
+// squares (or maxima), and a reducing rule's sums; exArg adds one entry
+// per rank, each rank's clipArg (ClipGradNorm's maxNorm), which the ranks
+// must agree on.
 const (
 	exBad = 1 << iota
 	exSum
 	exRed
+	exArg
 )
 
 // exchange gives every rank the per-piece values of every other rank's
@@ -395,8 +403,21 @@ func (o *Optimizer[T]) exchange(what int) error {
 	if what&exRed != 0 {
 		segs += maxSums
 	}
-	x := s.buf[:segs*n]
+	args := 0
+	if what&exArg != 0 {
+		args = s.ranks
+	}
+	x := s.buf[:segs*n+args]
 	clear(x)
+	if args > 0 {
+		// Never 0 (maxNorm ≥ 0: -1 stands for ±0), so that a 0 can
+		// only be an entry no rank wrote: a test's Reducer that stands
+		// for ranks contributing zeros.
+		x[segs*n+s.rank] = o.clipArg
+		if o.clipArg == 0 {
+			x[segs*n+s.rank] = -1
+		}
+	}
 	seg := 0
 	if what&exSum != 0 {
 		copy(x[s.first:s.last], o.pieceSum[s.first:s.last])
@@ -421,6 +442,20 @@ func (o *Optimizer[T]) exchange(what int) error {
 	}
 	if err := o.reduce(x); err != nil {
 		return err
+	}
+	if args > 0 {
+		a := x[segs*n:]
+		first := s.rank
+		for r, v := range a {
+			if v == 0 {
+				continue
+			}
+			if v != a[first] {
+				arg := func(v float64) float64 { return max(v, 0) }
+				return fmt.Errorf("%w: shard %d of %d: the ranks passed ClipGradNorm different maxNorm values (%v on rank %d, %v on rank %d): every rank passes the same", ErrInvalid, s.rank, s.ranks, arg(a[first]), first, arg(v), r)
+			}
+			first = min(first, r)
+		}
 	}
 	seg = 0
 	if what&exSum != 0 {

@@ -178,6 +178,10 @@ func (o *Optimizer[T]) ZeroGrad() {
 // stands, as in PyTorch's clip_grad_norm_: an infinite norm gives coef 0,
 // and a NaN norm a NaN coef, which makes every gradient NaN (PyTorch's
 // clamp(coef, max=1) keeps the NaN).
+//
+// Sharded over several ranks (Options.Shard), it is collective, and the
+// ranks compare their maxNorm in the norm's exchange: where they differ,
+// every rank gets an error wrapping ErrInvalid and no gradient is scaled.
 func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if err := o.usable(); err != nil {
 		return 0, err
@@ -185,7 +189,8 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if !(maxNorm >= 0) {
 		return 0, fmt.Errorf("%w: maxNorm = %v, want ≥ 0", ErrInvalid, maxNorm)
 	}
-	norm, bad, err := o.gradNorm()
+	o.clipArg = maxNorm
+	norm, bad, err := o.gradNorm(exArg)
 	if err != nil {
 		return norm, err
 	}
@@ -239,17 +244,19 @@ func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 	if err := o.usable(); err != nil {
 		return 0, false, err
 	}
-	norm, bad, err := o.gradNorm()
+	norm, bad, err := o.gradNorm(0)
 	return norm, bad < 0, err
 }
 
 // gradNorm returns the global norm of the unscaled gradients and the first
 // parameter whose gradient is not finite (-1 when none); see ClipGradNorm.
-func (o *Optimizer[T]) gradNorm() (norm float64, bad int, err error) {
+// arg is exArg when the ranks of a sharded optimizer are to agree on
+// clipArg in the same exchange (ClipGradNorm), else 0.
+func (o *Optimizer[T]) gradNorm(arg int) (norm float64, bad int, err error) {
 	o.prepare()
 	o.overflowCheck() // overflow.go
 	o.run(&o.jobSumSq)
-	if err := o.exchange(exSum | exBad); err != nil { // shard.go
+	if err := o.exchange(exSum | exBad | arg); err != nil { // shard.go
 		return 0, -1, err
 	}
 	sum := o.sumSquares()

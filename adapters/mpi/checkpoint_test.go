@@ -22,6 +22,7 @@ func init() {
 	scenarios["checkpoint-layouts"] = checkpointLayouts
 	scenarios["save-sweeps"] = saveSweeps
 	scenarios["manifest-many"] = manifestMany
+	scenarios["load-diverged"] = loadDiverged
 }
 
 // TestSaveFails: a SaveCheckpoint that fails on one process (process 1's
@@ -472,6 +473,87 @@ func manifestMany(c *Comm) error {
 	}
 	if !bytes.Equal(before.Bytes(), after.Bytes()) {
 		return errors.New("the refused load changed the optimizer")
+	}
+	return nil
+}
+
+// TestLoadDiverged: processes that read different checkpoints from "one"
+// directory (each its own disk's copy, another run's or another step's)
+// are refused on every process with optim.ErrState, every process keeping
+// its state, where each loaded a state of another step. The same
+// directory on every process still loads.
+func TestLoadDiverged(t *testing.T) {
+	for _, np := range []int{2, 3} {
+		t.Run(fmt.Sprint(np), func(t *testing.T) { mpirun(t, "load-diverged", np, t.TempDir()) })
+	}
+}
+
+func loadDiverged(c *Comm) error {
+	dir := os.Getenv(envDir)
+	d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 64}, 500)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", 500); err != nil {
+		return err
+	}
+	fill(d)
+	// a: the state after one step; b and g: after two, b saved once
+	// (generation 1, as a), g twice (generation 2).
+	a, b, g := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "g")
+	if c.Rank() == 0 {
+		for _, p := range []string{a, b, g} {
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	if err := d.SaveCheckpoint(a); err != nil {
+		return err
+	}
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	for _, p := range []string{b, g, g} {
+		if err := d.SaveCheckpoint(p); err != nil {
+			return err
+		}
+	}
+	held, err := shardBytes(d.Optimizer())
+	if err != nil {
+		return err
+	}
+	for _, tc := range []struct {
+		name  string
+		other string // process 1's directory; the others read a
+	}{
+		{"same manifest, another step's files", b},
+		{"another generation", g},
+	} {
+		mine := a
+		if c.Rank() == 1 {
+			mine = tc.other
+		}
+		if err := d.LoadCheckpoint(mine); !errors.Is(err, optim.ErrState) {
+			return fmt.Errorf("%s: LoadCheckpoint: %v, want optim.ErrState on every process", tc.name, err)
+		}
+		if st, err := shardBytes(d.Optimizer()); err != nil || !bytes.Equal(st, held) {
+			return fmt.Errorf("%s: the refused load changed the state (%v)", tc.name, err)
+		}
+	}
+	// One directory for all: a loads, the state after the first step.
+	if err := d.LoadCheckpoint(a); err != nil {
+		return err
+	}
+	if st, err := shardBytes(d.Optimizer()); err != nil || bytes.Equal(st, held) {
+		return fmt.Errorf("the load of a left the state of the second step (%v)", err)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"math"
@@ -62,8 +64,9 @@ import (
 // holds all of both.
 //
 // A DataParallel is made by NewDataParallel: the zero value has no
-// communicator and no optimizer, and every call on it that can fail does,
-// with ErrArgs, before any MPI call.
+// communicator and no optimizer, and every call on it, or on a nil
+// *DataParallel, that can fail does, with ErrArgs, before any MPI call
+// (the others return zero values).
 type DataParallel[T optim.Float] struct {
 	comm       *Comm
 	opt        *optim.Optimizer[T]
@@ -101,7 +104,9 @@ type Times struct {
 
 // NewDataParallel returns a DataParallel over comm for n parameter
 // elements in all, with an optimizer of rule h and options opts
-// (opts.Shard is set from comm). Register the parameters with Add.
+// (opts.Shard is set from comm: leave it zero, or give comm's rank, size
+// and comm itself as the Reducer; any other Shard is refused with
+// ErrArgs). Register the parameters with Add.
 //
 // An n that no assignment to the processes lets the collectives address
 // (MPI's counts and displacements are C ints: above 2³¹−1 elements on one
@@ -121,7 +126,13 @@ func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Option
 		// these elements to the processes fits MPI's counts.
 		return nil, fmt.Errorf("%w: %d elements: over %d processes the collectives address at most %d (their counts and displacements are C ints)", ErrArgs, n, comm.size, limit)
 	}
-	opts.Shard = optim.Shard{Rank: comm.Rank(), Ranks: comm.Size(), Reducer: comm}
+	own := optim.Shard{Rank: comm.Rank(), Ranks: comm.Size(), Reducer: comm}
+	if sh := opts.Shard; sh != (optim.Shard{}) && (sh.Rank != own.Rank || sh.Ranks != own.Ranks || sh.Reducer != optim.Reducer(comm)) {
+		// (Comparisons with nil and with a *Comm, which cannot panic:
+		// only two values of one incomparable type would.)
+		return nil, fmt.Errorf("%w: opts.Shard = {Rank %d, Ranks %d, Reducer %T} where comm gives rank %d of %d and is the Reducer (leave opts.Shard zero)", ErrArgs, sh.Rank, sh.Ranks, sh.Reducer, own.Rank, own.Ranks)
+	}
+	opts.Shard = own
 	opt, err := optim.New[T](h, opts)
 	if err != nil {
 		return nil, err
@@ -150,7 +161,7 @@ var errZeroDataParallel = fmt.Errorf("%w: a DataParallel not made by NewDataPara
 // usable returns nil for a DataParallel made by NewDataParallel,
 // errZeroDataParallel otherwise.
 func (d *DataParallel[T]) usable() error {
-	if d.opt == nil || d.comm == nil {
+	if d == nil || d.opt == nil || d.comm == nil {
 		return errZeroDataParallel
 	}
 	return nil
@@ -169,16 +180,36 @@ func (d *DataParallel[T]) open() error {
 // Optimizer returns the sharded optimizer, for everything but the
 // collectives: groups, SetLR, SetLossScale, ClipGradNorm (between
 // ReduceScatter and the step), Save.
-func (d *DataParallel[T]) Optimizer() *optim.Optimizer[T] { return d.opt }
+func (d *DataParallel[T]) Optimizer() *optim.Optimizer[T] {
+	if d == nil {
+		return nil
+	}
+	return d.opt
+}
 
 // Comm returns the communicator.
-func (d *DataParallel[T]) Comm() *Comm { return d.comm }
+func (d *DataParallel[T]) Comm() *Comm {
+	if d == nil {
+		return nil
+	}
+	return d.comm
+}
 
 // Data returns all the parameters, laid end to end in registration order.
-func (d *DataParallel[T]) Data() []T { return d.data }
+func (d *DataParallel[T]) Data() []T {
+	if d == nil {
+		return nil
+	}
+	return d.data
+}
 
 // Grad returns all the gradients, in the order of Data.
-func (d *DataParallel[T]) Grad() []T { return d.grad }
+func (d *DataParallel[T]) Grad() []T {
+	if d == nil {
+		return nil
+	}
+	return d.grad
+}
 
 // Add registers the next parameter, of the given shape, in group 0: see
 // AddTo.
@@ -247,7 +278,7 @@ func (d *DataParallel[T]) plan() error {
 // [b[r], b[r+1]) of Data (and of Grad after ReduceScatter); nil for a
 // DataParallel not made by NewDataParallel.
 func (d *DataParallel[T]) Bounds() []int {
-	if d.opt == nil {
+	if d == nil || d.opt == nil {
 		return nil
 	}
 	return d.opt.ShardBounds()
@@ -336,7 +367,7 @@ func (d *DataParallel[T]) ReduceScatter() error {
 // restored gradients, scaled, would be taken as unscaled; then skip
 // RestoreGrad, call ZeroGrad and compute the gradients again.)
 func (d *DataParallel[T]) RestoreGrad() {
-	if d.reduced {
+	if d != nil && d.reduced {
 		copy(d.grad[d.lo:], d.recv)
 		d.reduced = false
 	}
@@ -401,6 +432,10 @@ func (d *DataParallel[T]) allGather(allOpen bool) error {
 // call Optimizer().ZeroGrad() before the next backward pass that
 // accumulates.
 func (d *DataParallel[T]) Step() (optim.StepReport, error) {
+	if d == nil {
+		return optim.StepReport{}, errZeroDataParallel
+	}
+	d.times = Times{} // a refused ReduceScatter times no phase
 	t0 := time.Now()
 	if err := d.ReduceScatter(); err != nil {
 		return optim.StepReport{}, err
@@ -645,13 +680,20 @@ func (h *hasher) value(v reflect.Value) {
 	}
 }
 
-// LastTimes returns how long the phases of the last Step took.
-func (d *DataParallel[T]) LastTimes() Times { return d.times }
+// LastTimes returns how long the phases of the last Step took: zero for
+// the phases it did not reach (all of them when its ReduceScatter was
+// refused, AllGather when the step was skipped or failed).
+func (d *DataParallel[T]) LastTimes() Times {
+	if d == nil {
+		return Times{}
+	}
+	return d.times
+}
 
 // Close closes the optimizer (a no-op for a DataParallel not made by
 // NewDataParallel).
 func (d *DataParallel[T]) Close() error {
-	if d.opt == nil {
+	if d == nil || d.opt == nil {
 		return nil
 	}
 	return d.opt.Close()
@@ -783,6 +825,15 @@ func shardSetOf(name string) (shardSet, bool) {
 // returns an error on every process when one failed, and then every
 // process keeps the state it had: a process whose own load succeeded puts
 // back the state it held before (a copy of its shard, taken first).
+//
+// The processes also check that they read the same checkpoint: the same
+// manifest and the same bytes of every shard file (a CRC-32C of each
+// file, compared in the all-reduce that ends the call). Where dir is not
+// one file system that every process sees alike (a directory of each
+// node's own disk that holds another run's files, a save of another job
+// between the processes' reads), the state each loaded would come from
+// another step or run; the call then fails on every process with an error
+// wrapping optim.ErrState, and every process keeps its state.
 func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 	if err := d.usable(); err != nil {
 		return err
@@ -793,13 +844,18 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 		err = d.opt.SaveShard(&before)
 	}
 	loaded := false
+	var sum uint64
 	if err == nil {
-		err = d.loadSet(dir, set)
-		loaded = err == nil
+		sum, loaded, err = d.loadSet(dir, set)
 	}
-	if err = d.agree(err); err != nil && loaded {
-		// Another process failed (or the agreement itself): no process
-		// keeps the new state.
+	x := [3]uint64{sum, ^sum}
+	if err = d.agreeMax(err, x[:]); err == nil && x[0] != ^x[1] {
+		err = fmt.Errorf("%w: the processes read different checkpoints in %s (another manifest, or shard files of other bytes): is it one file system that every process sees, and did another save run meanwhile?", optim.ErrState, dir)
+	}
+	if err != nil && loaded {
+		// Another process failed, the processes read different
+		// checkpoints, or the agreement itself failed: no process keeps
+		// the new state.
 		if rerr := d.opt.LoadShards(bytes.NewReader(before.Bytes())); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("fusempi: restoring this process's state: %w", rerr))
 		}
@@ -807,25 +863,52 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 	return err
 }
 
-// loadSet loads the shard files of set in dir into the optimizer. It
-// opens them one by one, so that what it allocates grows with the files
-// there are, not with the number the manifest claims (up to
-// optim.MaxRanks).
-func (d *DataParallel[T]) loadSet(dir string, set shardSet) error {
+// loadSet loads the shard files of set in dir into the optimizer, and
+// returns a hash of the set and of the CRC-32C of each file's bytes, in
+// order, and whether the optimizer's state was replaced (also where the
+// rest of a file then failed to read, and an error is returned). It opens the files one by
+// one, so that what it allocates grows with the files there are, not with
+// the number the manifest claims (up to optim.MaxRanks).
+func (d *DataParallel[T]) loadSet(dir string, set shardSet) (sum uint64, loaded bool, err error) {
 	if d.opt.Closed() {
-		return optim.ErrClosed // as LoadShardFiles answers, before any file
+		return 0, false, optim.ErrClosed // as LoadShardFiles answers, before any file
 	}
-	var rs []io.Reader
+	var (
+		rs   []io.Reader
+		sums []hash.Hash32
+	)
 	for r := range set.n {
 		f, err := os.Open(filepath.Join(dir, set.name(r)))
 		if err != nil {
-			return err
+			return 0, false, err
 		}
 		defer f.Close()
-		rs = append(rs, f)
+		c := crc32.New(castagnoli)
+		rs = append(rs, io.TeeReader(f, c))
+		sums = append(sums, c)
 	}
-	return d.opt.LoadShards(rs...)
+	if err := d.opt.LoadShards(rs...); err != nil {
+		return 0, false, err
+	}
+	// The rest of each file, should the load have stopped before its
+	// end: the hashes cover the same bytes on every process.
+	for _, r := range rs {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return 0, true, err
+		}
+	}
+	h := newHasher()
+	h.u64(uint64(set.n))
+	h.u64(uint64(set.gen))
+	for _, c := range sums {
+		h.u64(uint64(c.Sum32()))
+	}
+	return h.sum(), true, nil
 }
+
+// castagnoli is CRC-32C's table (the polynomial with the CPUs'
+// instructions: SSE4.2's CRC32, ARMv8's CRC32C).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // maxManifest bounds the size of a manifest: the longest that
 // SaveCheckpoint writes is under 70 bytes.

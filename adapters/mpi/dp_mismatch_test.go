@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 
@@ -19,6 +20,7 @@ func init() {
 	scenarios["mismatch-nograd"] = mismatchNoGrad
 	scenarios["mismatch-closed"] = mismatchClosed
 	scenarios["mismatch-data"] = mismatchData
+	scenarios["mismatch-clip"] = mismatchClip
 	scenarios["closed-collectives"] = closedCollectives
 	scenarios["closed-collectives-one"] = closedCollectivesOne
 }
@@ -43,6 +45,8 @@ func TestStepMismatch(t *testing.T) {
 		{"mismatch-closed", 3},
 		{"mismatch-data", 2},
 		{"mismatch-data", 3},
+		{"mismatch-clip", 2},
+		{"mismatch-clip", 3},
 	} {
 		t.Run(fmt.Sprintf("%s/np=%d", sc.name, sc.np), func(t *testing.T) { mpirun(t, sc.name, sc.np, "") })
 	}
@@ -597,4 +601,52 @@ func fingerprintFast(t *testing.T, hyper func(fast bool) optim.Hyper) {
 			}
 		}
 	}
+}
+
+// mismatchClip: between ReduceScatter and Step, the last process alone
+// passes ClipGradNorm another maxNorm (0 there, which would zero its
+// chunks; then +Inf, which would leave them): every process gets
+// optim.ErrInvalid and no gradient is scaled. With one maxNorm the
+// three-part step goes on and clips.
+func mismatchClip(c *Comm) error {
+	d, err := NewDataParallel[float32](c, optim.DefaultAdamW(), optim.Options{ChunkSize: 64}, 640)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("w", 10, 64); err != nil {
+		return err
+	}
+	fill(d)
+	if err := d.ReduceScatter(); err != nil {
+		return err
+	}
+	summed := slices.Clone(d.Grad())
+	for _, other := range []float64{0, math.Inf(1)} {
+		maxNorm := 1.0
+		if c.Rank() == c.Size()-1 {
+			maxNorm = other
+		}
+		if _, err := d.Optimizer().ClipGradNorm(maxNorm); !errors.Is(err, optim.ErrInvalid) {
+			return fmt.Errorf("maxNorm %v on the last process: %v, want optim.ErrInvalid", other, err)
+		}
+		if !slices.Equal(d.Grad(), summed) {
+			return fmt.Errorf("maxNorm %v on the last process: the refused clip scaled gradients", other)
+		}
+	}
+	norm, err := d.Optimizer().ClipGradNorm(1)
+	if err != nil || !(norm > 1) {
+		return fmt.Errorf("ClipGradNorm(1) on every process: %v, %v; want a norm above 1", norm, err)
+	}
+	b := d.Bounds()
+	own, was := d.Grad()[b[c.Rank()]:b[c.Rank()+1]], summed[b[c.Rank()]:b[c.Rank()+1]]
+	for i := range own {
+		if own[i] == was[i] {
+			return fmt.Errorf("ClipGradNorm(1) left element %d of this process's own gradients", i)
+		}
+	}
+	if _, err := d.Optimizer().Step(); err != nil {
+		return err
+	}
+	return d.AllGather()
 }

@@ -44,3 +44,80 @@ func TestDataParallelTooManyElements(t *testing.T) {
 		}
 	}
 }
+
+// reducerFunc is a Reducer of a type that == cannot compare (a func):
+// comparing two of them would panic.
+type reducerFunc func([]float64) error
+
+func (f reducerFunc) AllReduceSum(x []float64) error { return f(x) }
+
+// TestDataParallelShardOption: NewDataParallel sets opts.Shard from comm,
+// and refuses (ErrArgs) a Shard that says otherwise, where it replaced it
+// silently: another rank or size, or a Reducer other than comm. A zero
+// Shard, and one that repeats comm's, are taken. No MPI call: a Comm of 3
+// processes stands in for World's.
+func TestDataParallelShardOption(t *testing.T) {
+	c := &Comm{rank: 1, size: 3}
+	other := &Comm{rank: 1, size: 3}
+	var f reducerFunc = func([]float64) error { return nil }
+	for _, tc := range []struct {
+		shard optim.Shard
+		ok    bool
+	}{
+		{optim.Shard{}, true},
+		{optim.Shard{Rank: 1, Ranks: 3, Reducer: c}, true},
+		{optim.Shard{Rank: 0, Ranks: 3, Reducer: c}, false},
+		{optim.Shard{Rank: 1, Ranks: 2, Reducer: c}, false},
+		{optim.Shard{Rank: 1, Ranks: 3}, false},
+		{optim.Shard{Rank: 1, Ranks: 3, Reducer: other}, false},
+		{optim.Shard{Rank: 1, Ranks: 3, Reducer: f}, false},
+		{optim.Shard{Reducer: f}, false},
+		{optim.Shard{Ranks: 1}, false},
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("Shard %+v: panicked: %v", tc.shard, r)
+				}
+			}()
+			d, err := NewDataParallel[float32](c, optim.SGDConfig{LR: 0.1}, optim.Options{Shard: tc.shard}, 10)
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("Shard %+v: %v", tc.shard, err)
+			case !tc.ok && !errors.Is(err, ErrArgs):
+				t.Errorf("Shard %+v: %v, want ErrArgs", tc.shard, err)
+			case tc.ok && d.Bounds() == nil:
+				t.Errorf("Shard %+v: no optimizer", tc.shard)
+			}
+			d.Close()
+		}()
+	}
+}
+
+// TestLastTimesOfRefusedStep: a Step whose ReduceScatter is refused
+// reports no phase (it reported the last step's times), one that is taken
+// its phases. One process, which calls no MPI function: a Comm of one
+// process stands in for World's.
+func TestLastTimesOfRefusedStep(t *testing.T) {
+	c := &Comm{size: 1}
+	d, err := NewDataParallel[float32](c, optim.SGDConfig{LR: 0.1}, optim.Options{}, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Add("w", 1<<16); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if d.LastTimes().Step <= 0 {
+		t.Fatalf("a step taken: %+v, want its step's time", d.LastTimes())
+	}
+	d.Close()
+	if _, err := d.Step(); !errors.Is(err, optim.ErrClosed) {
+		t.Fatalf("Step after Close: %v, want optim.ErrClosed", err)
+	}
+	if got := d.LastTimes(); got != (Times{}) {
+		t.Errorf("a refused step: LastTimes %+v, want zero", got)
+	}
+}

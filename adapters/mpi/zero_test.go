@@ -14,7 +14,14 @@ import (
 // optimizer or communicator, and so did Bounds and Close), and a Comm not
 // made by World refuses its collectives. No MPI runtime is needed.
 func TestZeroValuesRefused(t *testing.T) {
-	var d DataParallel[float32]
+	for _, d := range []*DataParallel[float32]{new(DataParallel[float32]), nil} {
+		t.Run(map[bool]string{false: "zero", true: "nil"}[d == nil], func(t *testing.T) { zeroValueRefuses(t, d) })
+	}
+}
+
+// zeroValueRefuses is TestZeroValuesRefused for one DataParallel: a zero
+// one or a nil pointer (whose every method panicked on its nil receiver).
+func zeroValueRefuses(t *testing.T, d *DataParallel[float32]) {
 	var c Comm
 	dir := t.TempDir() // with a manifest, so that LoadCheckpoint gets past reading it
 	if err := os.WriteFile(filepath.Join(dir, manifest), []byte(manifestPrefix+"1 generation 1\n"), 0o600); err != nil {
@@ -48,11 +55,13 @@ func TestZeroValuesRefused(t *testing.T) {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				t.Errorf("Bounds or Close of a zero DataParallel panicked: %v", r)
+				t.Errorf("an accessor, RestoreGrad or Close of a zero DataParallel panicked: %v", r)
 			}
 		}()
-		if d.Bounds() != nil || d.Close() != nil {
-			t.Error("Bounds or Close of a zero DataParallel")
+		d.RestoreGrad()
+		if d.Bounds() != nil || d.Close() != nil || d.Optimizer() != nil || d.Comm() != nil ||
+			d.Data() != nil || d.Grad() != nil || d.LastTimes() != (Times{}) {
+			t.Error("an accessor or Close of a zero DataParallel returned a value")
 		}
 	}()
 }

@@ -1,0 +1,78 @@
+package optim
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"testing"
+)
+
+// TestShardClipMaxNormAgree: ranks of a sharded optimizer that pass
+// ClipGradNorm different maxNorm values all get ErrInvalid, and no
+// gradient is scaled, where each rank scaled its own chunks by its own
+// factor (a step no single process takes). One value on every rank (+0
+// and -0 are one) clips as a single process does.
+func TestShardClipMaxNormAgree(t *testing.T) {
+	const ranks = 3
+	for _, tc := range []struct {
+		name  string
+		norms [ranks]float64
+		ok    bool
+	}{
+		{"same", [ranks]float64{0.5, 0.5, 0.5}, true},
+		{"zero and negative zero", [ranks]float64{0, math.Copysign(0, -1), 0}, true},
+		{"infinite", [ranks]float64{math.Inf(1), math.Inf(1), math.Inf(1)}, true},
+		{"last rank differs", [ranks]float64{0.5, 0.5, 0.25}, false},
+		{"first rank differs", [ranks]float64{1, 0.5, 0.5}, false},
+		{"one zero", [ranks]float64{0.5, 0, 0.5}, false},
+		{"one infinite", [ranks]float64{0.5, 0.5, math.Inf(1)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newTestModel[float32](shardSizes)
+			m.fillGrads(1)
+			ref := mustNew[float32](t, DefaultAdamW(), Options{ChunkSize: 64})
+			m.register(t, ref, nil)
+			sr := newShardRun(t, m, DefaultAdamW(), nil, nil, Options{ChunkSize: 64}, ranks)
+			before := slices.Clone(sr.models[0].grad)
+			for i := range before {
+				before[i] = slices.Clone(before[i])
+			}
+			errs := make([]error, ranks)
+			norms := make([]float64, ranks)
+			onRanks(ranks, func(r int) error {
+				norms[r], errs[r] = sr.opts[r].ClipGradNorm(tc.norms[r])
+				return nil
+			})
+			if !tc.ok {
+				for r, err := range errs {
+					if !errors.Is(err, ErrInvalid) {
+						t.Errorf("rank %d: %v, want ErrInvalid", r, err)
+					}
+				}
+				for r, mr := range sr.models {
+					for i := range mr.grad {
+						if !slices.Equal(mr.grad[i], before[i]) {
+							t.Errorf("rank %d: the refused clip changed tensor %d's gradient", r, i)
+						}
+					}
+				}
+				return
+			}
+			want, err := ref.ClipGradNorm(tc.norms[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r := range ranks {
+				if errs[r] != nil || norms[r] != want {
+					t.Fatalf("rank %d: norm %v, %v; single process %v", r, norms[r], errs[r], want)
+				}
+				// This rank's own chunks as the single process clipped them.
+				lo, hi := sr.opts[r].ShardBounds()[r], sr.opts[r].ShardBounds()[r+1]
+				flat, refFlat := slices.Concat(sr.models[r].grad...), slices.Concat(m.grad...)
+				if !slices.Equal(flat[lo:hi], refFlat[lo:hi]) {
+					t.Errorf("rank %d: own chunks clipped otherwise than by the single process", r)
+				}
+			}
+		})
+	}
+}
