@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -51,7 +52,10 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // two layers: nn.Parameters walks the model and does not remove repeats),
 // or two Params over one matrix (a copy of a Param), are updated once,
 // where spago's Optimizer would update the matrix once per appearance,
-// from several goroutines at once. A nil parameter, or one without a
+// from several goroutines at once. A strategy that panics (spago's own panic
+// on, for one, a gradient of another shape than its parameter) fails the
+// call with an error wrapping ErrPanicked, where the panic of one of
+// spago's goroutines ends the program. A nil parameter, or one without a
 // value, is an error wrapping ErrParam; a parameter function that returns
 // a nil channel one wrapping optim.ErrInvalid.
 func (o *Optimizer) Optimize() error {
@@ -112,7 +116,7 @@ func (o *Optimizer) Optimize() error {
 				if failed || i >= len(ps) {
 					return
 				}
-				if err := o.strategy.OptimizeParams(ps[i]); err != nil {
+				if err := o.optimizeParam(ps[i]); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -125,6 +129,23 @@ func (o *Optimizer) Optimize() error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// optimizeParam runs the strategy on p, and returns a panic of the
+// strategy as an error wrapping ErrPanicked: the panic of a goroutine that
+// Optimize started would end the program, and no caller could recover it.
+func (o *Optimizer) optimizeParam(p *nn.Param) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stack := debug.Stack()
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("%w: %w\n%s", ErrPanicked, e, stack)
+			} else {
+				err = fmt.Errorf("%w: %v\n%s", ErrPanicked, r, stack)
+			}
+		}
+	}()
+	return o.strategy.OptimizeParams(p)
 }
 
 // prechecker is a strategy of this package: precheck makes OptimizeParams'

@@ -21,6 +21,10 @@ var (
 	// ErrState: nn.Param.State holds something that is not this strategy's
 	// State for the parameter.
 	ErrState = errors.New("fusespago: unusable parameter state")
+	// ErrPanicked: the strategy panicked in one of Optimizer.Optimize's
+	// goroutines (spago's own strategies panic on, for one, a gradient of
+	// another shape); the error carries the panic's value and stack.
+	ErrPanicked = errors.New("fusespago: the strategy panicked")
 )
 
 // paramSlices returns the backing slices of p's value and gradient, without a
