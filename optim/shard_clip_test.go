@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestShardClipMaxNormAgree: ranks of a sharded optimizer that pass
@@ -74,5 +75,48 @@ func TestShardClipMaxNormAgree(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestShardClipInvalidMaxNorm: a rank given an invalid maxNorm (negative,
+// NaN) still takes part in the norm's exchange, so that every rank gets
+// ErrInvalid, where the others waited in the exchange for ever; no
+// gradient is scaled.
+func TestShardClipInvalidMaxNorm(t *testing.T) {
+	const ranks = 3
+	for _, bad := range []float64{-1, math.NaN(), math.Inf(-1)} {
+		for _, all := range []bool{false, true} {
+			m := newTestModel[float32](shardSizes)
+			m.fillGrads(1)
+			sr := newShardRun(t, m, DefaultAdamW(), nil, nil, Options{ChunkSize: 64}, ranks)
+			errs := make([]error, ranks)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				onRanks(ranks, func(r int) error {
+					maxNorm := 0.5
+					if all || r == 1 {
+						maxNorm = bad
+					}
+					_, errs[r] = sr.opts[r].ClipGradNorm(maxNorm)
+					return nil
+				})
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatalf("maxNorm %v on rank 1 (all ranks: %v): the ranks wait for ever", bad, all)
+			}
+			for r, err := range errs {
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("maxNorm %v on rank 1 (all ranks: %v): rank %d: %v, want ErrInvalid", bad, all, r, err)
+				}
+				for i := range m.grad {
+					if !slices.Equal(sr.models[r].grad[i], m.grad[i]) {
+						t.Errorf("maxNorm %v: rank %d: tensor %d's gradient scaled", bad, r, i)
+					}
+				}
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -182,12 +183,24 @@ func (o *Optimizer[T]) ZeroGrad() {
 // Sharded over several ranks (Options.Shard), it is collective, and the
 // ranks compare their maxNorm in the norm's exchange: where they differ,
 // every rank gets an error wrapping ErrInvalid and no gradient is scaled.
+// A rank given an invalid maxNorm (negative, NaN) takes part in that
+// exchange too, so that every rank gets the error rather than wait in the
+// exchange for this one.
 func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if err := o.usable(); err != nil {
 		return 0, err
 	}
 	if !(maxNorm >= 0) {
-		return 0, fmt.Errorf("%w: maxNorm = %v, want ≥ 0", ErrInvalid, maxNorm)
+		err := fmt.Errorf("%w: maxNorm = %v, want ≥ 0", ErrInvalid, maxNorm)
+		if o.shard != nil && o.shard.ranks > 1 {
+			// A NaN entry, which differs from every entry, ends the
+			// exchange in an error on every rank; nothing is scaled.
+			o.clipArg = math.NaN()
+			if _, _, xerr := o.gradNorm(exArg); xerr != nil && !errors.Is(xerr, ErrInvalid) {
+				err = errors.Join(err, xerr) // the Reducer's error
+			}
+		}
+		return 0, err
 	}
 	o.clipArg = maxNorm
 	norm, bad, err := o.gradNorm(exArg)
