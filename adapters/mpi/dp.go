@@ -24,6 +24,7 @@ import (
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/atomicfile"
+	"github.com/fuseopt/fuseopt/internal/sysmem"
 	"github.com/fuseopt/fuseopt/optim"
 )
 
@@ -45,6 +46,11 @@ import (
 //     through one small MPI_Allreduce);
 //  3. gives every process every updated parameter (AllGather:
 //     MPI_Allgatherv in place).
+//
+// Where a process's count of elements, or its first element, exceeds
+// what an MPI count holds (2³¹−1), the reduce-scatter is one MPI_Reduce to
+// each process in turn and the all-gather one MPI_Bcast from each, in
+// pieces of at most 2³¹−1 elements: the cut form, with the same results.
 //
 // The gradients are summed, not averaged. For the mean gradient over the
 // processes, divide the loss (or the gradients) by Size before the
@@ -72,11 +78,14 @@ type DataParallel[T optim.Float] struct {
 	opt        *optim.Optimizer[T]
 	data, grad []T
 	used       int // elements handed out by Add
-	// Set by the first collective (plan): each process's element count,
-	// displacements, this process's first element, and the receive
-	// buffer of the reduce-scatter.
+	// Set by the first collective (plan): each process's element count
+	// and first element (bounds), as C ints for the single collectives
+	// (n, displ; nil in the cut form, cut), this process's first element,
+	// and the receive buffer of the reduce-scatter.
 	planned  bool
+	bounds   []int
 	n, displ []C.int
+	cut      bool
 	lo       int
 	recv     []T
 	// reduced is set while ReduceScatter's sums are in Grad and recv
@@ -108,12 +117,12 @@ type Times struct {
 // and comm itself as the Reducer; any other Shard is refused with
 // ErrArgs). Register the parameters with Add.
 //
-// An n that no assignment to the processes lets the collectives address
-// (MPI's counts and displacements are C ints: above 2³¹−1 elements on one
-// process, 2·(2³¹−1) on several) gives an error wrapping ErrArgs before
-// anything is allocated; one below that whose chunks put a process's first
-// element at 2³¹ or beyond is refused by the first collective (about
-// 2³¹·N/(N−1) elements fit on N processes; see the README).
+// An n whose Data and Grad together exceed the memory and swap of the
+// machine (or math.MaxInt bytes) gives an error wrapping ErrArgs before
+// anything is allocated. Any other n is addressed by the collectives:
+// where a process's count or first element exceeds what an MPI count (a C
+// int) holds, 2³¹−1, the reduce-scatter and the all-gather are cut into
+// rooted collectives of at most that many elements (see the README).
 func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Options, n int) (*DataParallel[T], error) {
 	if comm == nil || comm.size < 1 {
 		return nil, fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
@@ -121,10 +130,10 @@ func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Option
 	if n < 0 {
 		return nil, fmt.Errorf("%w: %d elements", ErrArgs, n)
 	}
-	if limit := maxElements(comm.size); n > limit {
-		// Refused before Data and Grad are allocated: no assignment of
-		// these elements to the processes fits MPI's counts.
-		return nil, fmt.Errorf("%w: %d elements: over %d processes the collectives address at most %d (their counts and displacements are C ints)", ErrArgs, n, comm.size, limit)
+	if limit := maxElements[T](); uint64(n) > limit {
+		// Refused before Data and Grad are allocated: the runtime
+		// cannot recover from an allocation the system refuses.
+		return nil, fmt.Errorf("%w: %d elements: Data and Grad would take %d bytes, this machine holds %d (memory and swap)", ErrArgs, n, 2*uint64(n)*uint64(unsafe.Sizeof(T(0))), sysmem.MaxBytes())
 	}
 	own := optim.Shard{Rank: comm.Rank(), Ranks: comm.Size(), Reducer: comm}
 	if sh := opts.Shard; sh != (optim.Shard{}) && (sh.Rank != own.Rank || sh.Ranks != own.Ranks || sh.Reducer != optim.Reducer(comm)) {
@@ -140,19 +149,19 @@ func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Option
 	return &DataParallel[T]{comm: comm, opt: opt, data: make([]T, n), grad: make([]T, n)}, nil
 }
 
-// maxElements is the most elements that processes processes can address
-// in the reduce-scatter and the all-gather: each process's count, and each
-// displacement (the elements before a process's first), is a C int. One
-// process holds at most 2³¹−1; several at most 2·(2³¹−1), the last
-// process's first element and its count each 2³¹−1 (an assignment of
-// chunks that fits needs the last process's first element below 2³¹: about
-// 2³¹·N/(N−1) elements on N processes).
-func maxElements(processes int) int {
-	if processes == 1 {
-		return math.MaxInt32
-	}
-	return int(min(int64(math.MaxInt), 2*math.MaxInt32)) // (int of 32 bits: MaxInt)
+// maxElements is the most elements of T that a DataParallel takes: Data
+// and Grad together within sysmem.MaxBytes (the memory and swap there are,
+// and at most math.MaxInt bytes).
+func maxElements[T optim.Float]() uint64 {
+	return sysmem.MaxBytes() / 2 / uint64(unsafe.Sizeof(T(0)))
 }
+
+// maxCount is the most elements that one rooted collective of the cut
+// form moves (MPI_Reduce, MPI_Bcast), and the largest count and
+// displacement of the single reduce-scatter and all-gather: an MPI count
+// is a C int. A variable, so that the tests can take the cut form with
+// small buffers.
+var maxCount = math.MaxInt32
 
 // errZeroDataParallel is the error of a DataParallel not made by
 // NewDataParallel.
@@ -258,13 +267,19 @@ func (d *DataParallel[T]) plan() error {
 	}
 	b := d.opt.ShardBounds()
 	counts := make([]int, len(b)-1)
+	d.cut = false
 	for r := range counts {
 		counts[r] = b[r+1] - b[r]
+		d.cut = d.cut || counts[r] > maxCount || b[r] > maxCount
 	}
-	var err error
-	if d.n, d.displ, err = d.comm.counts(counts, len(d.data)); err != nil {
-		return err
+	d.n, d.displ = nil, nil
+	if !d.cut && d.comm.Size() > 1 {
+		var err error
+		if d.n, d.displ, err = d.comm.counts(counts, len(d.data)); err != nil {
+			return err
+		}
 	}
+	d.bounds = b
 	r := d.comm.Rank()
 	d.lo = b[r]
 	if d.comm.Size() > 1 {
@@ -335,7 +350,7 @@ func (d *DataParallel[T]) ReduceScatter() error {
 		return err
 	}
 	d.sameData = true
-	if err := reduceScatter(d.comm, d.grad, d.recv, d.n); err != nil {
+	if err := d.reduceScatter(); err != nil {
 		return err
 	}
 	// The sums into this process's elements of Grad, and its own
@@ -411,7 +426,50 @@ func (d *DataParallel[T]) allGather(allOpen bool) error {
 	if err != nil {
 		return err
 	}
-	return allgatherInPlace(d.comm, d.data, d.n, d.displ)
+	return d.allGatherData()
+}
+
+// reduceScatter sums Grad over the processes into recv: one
+// MPI_Reduce_scatter, or in the cut form (counts or first elements beyond
+// a C int) one MPI_Reduce of at most maxCount elements to each process
+// in turn, as many as its count takes.
+func (d *DataParallel[T]) reduceScatter() error {
+	if !d.cut {
+		return reduceScatter(d.comm, d.grad, d.recv, d.n)
+	}
+	for r := range d.comm.Size() {
+		lo, hi := d.bounds[r], d.bounds[r+1]
+		for at := lo; at < hi; at += maxCount {
+			k := min(maxCount, hi-at)
+			var recv []T
+			if r == d.comm.Rank() {
+				recv = d.recv[at-lo : at-lo+k]
+			}
+			if err := reduceTo(d.comm, d.grad[at:at+k], recv, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// allGatherData gives every process every process's own elements of Data:
+// one MPI_Allgatherv in place, or in the cut form one MPI_Bcast of at most
+// maxCount elements from each process in turn, as many as its count
+// takes.
+func (d *DataParallel[T]) allGatherData() error {
+	if !d.cut {
+		return allgatherInPlace(d.comm, d.data, d.n, d.displ)
+	}
+	for r := range d.comm.Size() {
+		lo, hi := d.bounds[r], d.bounds[r+1]
+		for at := lo; at < hi; at += maxCount {
+			if err := bcastFrom(d.comm, d.data[at:at+min(maxCount, hi-at)], r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Step runs one data-parallel step: ReduceScatter, the optimizer's Step,

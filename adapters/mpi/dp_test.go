@@ -24,6 +24,13 @@ func init() {
 		}
 		return nil
 	}
+	scenarios["exact-cut"] = func(c *Comm) error {
+		// Rooted collectives of at most 97 elements: several for each
+		// process's count (about 4301/N), the last one short.
+		maxCount = 97
+		defer func() { maxCount = math.MaxInt32 }()
+		return scenarios["exact"](c)
+	}
 	scenarios["save"] = func(c *Comm) error { return reshard(c, true) }
 	scenarios["load"] = func(c *Comm) error { return reshard(c, false) }
 }
@@ -43,6 +50,18 @@ func TestDataParallelExact(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCutCollectives is TestDataParallelExact with the reduce-scatter and
+// the all-gather cut into rooted collectives of at most 97 elements
+// (MPI_Reduce, MPI_Bcast), as they are where a process's count or first
+// element exceeds a C int (2³¹−1 elements, which this machine's memory
+// cannot hold twice per process): every step bit-identical to one process
+// stepping the summed gradients.
+func TestCutCollectives(t *testing.T) {
+	for _, np := range []int{2, 3} {
+		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) { mpirun(t, "exact-cut", np, "") })
 	}
 }
 
@@ -288,6 +307,9 @@ func runExact[T optim.Float](c *Comm, dc dpCase) error {
 	}
 	if err := r.sameState(); err != nil {
 		return err
+	}
+	if cut := maxCount < math.MaxInt32; r.dp.cut != cut {
+		return fmt.Errorf("the collectives were cut: %v, want %v", r.dp.cut, cut)
 	}
 	// The state bytes: 1/N each, give or take a chunk's, and the whole in
 	// all.

@@ -368,6 +368,46 @@ func reduceScatter[T optim.Float](c *Comm, send, recv []T, n []C.int) error {
 	return check("MPI_Reduce_scatter", C.MPI_Reduce_scatter(unsafe.Pointer(&send[0]), rp, &n[0], datatype[T](), C.fo_sum(), c.c))
 }
 
+// reduceTo sums send over the processes into recv on process root
+// (MPI_Reduce with MPI_SUM): recv is as long as send there, and nil on the
+// others; len(send) is at most maxCount, and the same on every process.
+func reduceTo[T optim.Float](c *Comm, send, recv []T, root int) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if len(send) == 0 {
+		return nil
+	}
+	n, err := count(len(send))
+	if err != nil {
+		return err
+	}
+	var rp unsafe.Pointer // ignored but on the root
+	if c.rank == root {
+		if len(recv) != len(send) || overlap(send, recv) {
+			return fmt.Errorf("%w: MPI_Reduce's receive buffer of %d elements for %d", ErrArgs, len(recv), len(send))
+		}
+		rp = unsafe.Pointer(&recv[0])
+	}
+	return check("MPI_Reduce", C.MPI_Reduce(unsafe.Pointer(&send[0]), rp, n, datatype[T](), C.fo_sum(), C.int(root), c.c))
+}
+
+// bcastFrom gives every process process root's buf (MPI_Bcast); len(buf)
+// is at most maxCount, and the same on every process.
+func bcastFrom[T optim.Float](c *Comm, buf []T, root int) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	n, err := count(len(buf))
+	if err != nil {
+		return err
+	}
+	return check("MPI_Bcast", C.MPI_Bcast(unsafe.Pointer(&buf[0]), n, datatype[T](), C.int(root), c.c))
+}
+
 // ReduceScatterBlock is ReduceScatter with every count len(recv)
 // (MPI_Reduce_scatter_block): len(send) = Size()·len(recv), and they
 // must not overlap.
