@@ -147,6 +147,50 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 	return e.close()
 }
 
+// ShardHeader is what the first bytes of a shard file say about its
+// writer (see SaveShard): its rank of Ranks, its ChunkSize and the run id
+// (0 in version-1 files and where the writer had none).
+type ShardHeader struct {
+	Rank, Ranks, ChunkSize int
+	Run                    uint64
+}
+
+// ReadShardHeader reads the header of a shard file from r (its first 44
+// bytes at most), for a loader that picks which files of a set to read:
+// the file written by rank r of R with chunk size c holds the state of the
+// flat elements [b[r], b[r+1]) of ShardBounds(lengths, c, R), and every
+// file of one set carries the same Ranks, ChunkSize and Run. The header is
+// not checked against the file's checksum, which only a read of the whole
+// file (LoadShards) checks. Errors wrap ErrState: a file too short, not a
+// shard file, of an unknown version, or a header no SaveShard writes.
+func ReadShardHeader(r io.Reader) (ShardHeader, error) {
+	var b [44]byte
+	if _, err := io.ReadFull(r, b[:36]); err != nil {
+		return ShardHeader{}, fmt.Errorf("%w: a shard file's header: %w", ErrState, err)
+	}
+	if string(b[:8]) != shardMagic {
+		return ShardHeader{}, fmt.Errorf("%w: not a shard file (bad magic)", ErrState)
+	}
+	var h ShardHeader
+	switch v := binary.LittleEndian.Uint32(b[8:]); v {
+	case 1:
+	case shardVersion:
+		if _, err := io.ReadFull(r, b[36:]); err != nil {
+			return ShardHeader{}, fmt.Errorf("%w: a shard file's header: %w", ErrState, err)
+		}
+		h.Run = binary.LittleEndian.Uint64(b[32:])
+	default:
+		return ShardHeader{}, fmt.Errorf("%w: shard file version %d, this build reads versions 1 and %d", ErrState, v, shardVersion)
+	}
+	rank, ranks := binary.LittleEndian.Uint32(b[16:]), binary.LittleEndian.Uint32(b[20:])
+	chunk := binary.LittleEndian.Uint64(b[24:])
+	if ranks == 0 || ranks > MaxRanks || rank >= ranks || chunk == 0 || chunk > math.MaxInt {
+		return ShardHeader{}, fmt.Errorf("%w: bad header (rank %d of %d, chunk size %d)", ErrState, rank, ranks, chunk)
+	}
+	h.Rank, h.Ranks, h.ChunkSize = int(rank), int(ranks), int(chunk)
+	return h, nil
+}
+
 // LoadShardFiles loads the shard files at paths; see LoadShards.
 func (o *Optimizer[T]) LoadShardFiles(paths ...string) error {
 	if err := o.usable(); err != nil {

@@ -480,8 +480,9 @@ func manifestMany(c *Comm) error {
 // TestLoadDiverged: processes that read different checkpoints from "one"
 // directory (each its own disk's copy, another run's or another step's)
 // are refused on every process with optim.ErrState, every process keeping
-// its state, where each loaded a state of another step. The same
-// directory on every process still loads.
+// its state, where each loaded a state of another step or run. The same
+// directory on every process still loads, each process reading whole only
+// the file that holds its elements.
 func TestLoadDiverged(t *testing.T) {
 	for _, np := range []int{2, 3} {
 		t.Run(fmt.Sprint(np), func(t *testing.T) { mpirun(t, "load-diverged", np, t.TempDir()) })
@@ -490,20 +491,29 @@ func TestLoadDiverged(t *testing.T) {
 
 func loadDiverged(c *Comm) error {
 	dir := os.Getenv(envDir)
-	d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 64}, 500)
+	newDP := func() (*DataParallel[float32], error) {
+		d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 64}, 500)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err = d.Add("w", 500); err != nil {
+			d.Close()
+			return nil, err
+		}
+		fill(d)
+		return d, nil
+	}
+	d, err := newDP()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if _, _, err = d.Add("w", 500); err != nil {
-		return err
-	}
-	fill(d)
 	// a: the state after one step; b and g: after two, b saved once
-	// (generation 1, as a), g twice (generation 2).
-	a, b, g := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "g")
+	// (generation 1, as a), g twice (generation 2); o: another run's
+	// state after one step, from the same start (generation 1).
+	a, b, g, o := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "g"), filepath.Join(dir, "o")
 	if c.Rank() == 0 {
-		for _, p := range []string{a, b, g} {
+		for _, p := range []string{a, b, g, o} {
 			if err := os.Mkdir(p, 0o755); err != nil {
 				return err
 			}
@@ -518,6 +528,17 @@ func loadDiverged(c *Comm) error {
 	if err := d.SaveCheckpoint(a); err != nil {
 		return err
 	}
+	other, err := newDP()
+	if err != nil {
+		return err
+	}
+	if _, err := other.Step(); err != nil {
+		return err
+	}
+	if err := other.SaveCheckpoint(o); err != nil {
+		return err
+	}
+	other.Close()
 	if _, err := d.Step(); err != nil {
 		return err
 	}
@@ -536,6 +557,7 @@ func loadDiverged(c *Comm) error {
 	}{
 		{"same manifest, another step's files", b},
 		{"another generation", g},
+		{"same manifest and step, another run's files", o},
 	} {
 		mine := a
 		if c.Rank() == 1 {
@@ -548,12 +570,16 @@ func loadDiverged(c *Comm) error {
 			return fmt.Errorf("%s: the refused load changed the state (%v)", tc.name, err)
 		}
 	}
-	// One directory for all: a loads, the state after the first step.
+	// One directory for all: a loads, the state after the first step,
+	// each process reading whole its own file only.
 	if err := d.LoadCheckpoint(a); err != nil {
 		return err
 	}
 	if st, err := shardBytes(d.Optimizer()); err != nil || bytes.Equal(st, held) {
 		return fmt.Errorf("the load of a left the state of the second step (%v)", err)
+	}
+	if !slices.Equal(d.loadedFiles, []int{c.Rank()}) {
+		return fmt.Errorf("the load of a read files %v whole, want only this process's, %d", d.loadedFiles, c.Rank())
 	}
 	return nil
 }

@@ -9,8 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"math"
@@ -102,6 +100,9 @@ type DataParallel[T optim.Float] struct {
 	layoutN int
 	info    optim.ParamInfo
 	times   Times
+	// loadedFiles are the files of the set that the last LoadCheckpoint
+	// read whole (its tests look).
+	loadedFiles []int
 }
 
 // Times is how long the phases of the last Step took on this process.
@@ -766,8 +767,9 @@ func (d *DataParallel[T]) Close() error {
 // set, whose files a save never writes, and once it is replaced, process
 // 0 removes the shard files of every other set in dir (the previous one,
 // and any that a failed or interrupted save left). LoadCheckpoint reads the set the
-// manifest names into any number of processes: each reads the files (on a
-// file system every process sees) and keeps the state of its own chunks.
+// manifest names into any number of processes: each reads the files that
+// hold its own chunks (on a file system every process sees) and keeps
+// their state.
 // A manifest without a generation names the files of the earlier layout,
 // dir/optim-<rank>-of-<size>.shard, which LoadCheckpoint reads and the
 // next SaveCheckpoint replaces. The parameters themselves are the caller's
@@ -884,14 +886,23 @@ func shardSetOf(name string) (shardSet, bool) {
 // process keeps the state it had: a process whose own load succeeded puts
 // back the state it held before (a copy of its shard, taken first).
 //
+// Each process reads the header of every file of the set and the whole of
+// only the files that hold its own elements (one or two where the numbers
+// of processes and the chunk sizes match, and so about 1/N of the
+// checkpoint on each of N processes): a file's header says which process
+// of how many wrote it with what chunk size, and so which elements it
+// holds. Where the headers disagree or the files chosen do not hold every
+// own element, it reads every file.
+//
 // The processes also check that they read the same checkpoint: the same
-// manifest and the same bytes of every shard file (a CRC-32C of each
-// file, compared in the all-reduce that ends the call). Where dir is not
-// one file system that every process sees alike (a directory of each
-// node's own disk that holds another run's files, a save of another job
-// between the processes' reads), the state each loaded would come from
-// another step or run; the call then fails on every process with an error
-// wrapping optim.ErrState, and every process keeps its state.
+// manifest, the same headers (the run ids among them) and, once loaded,
+// the same step counts and hyperparameters, compared in the all-reduce
+// that ends the call. Where dir is not one file system that every process
+// sees alike (a directory of each node's own disk that holds another run's
+// files, a save of another job between the processes' reads), the state
+// each loaded would come from another step or run; the call then fails on
+// every process with an error wrapping optim.ErrState, and every process
+// keeps its state.
 func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 	if err := d.usable(); err != nil {
 		return err
@@ -902,13 +913,16 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 		err = d.opt.SaveShard(&before)
 	}
 	loaded := false
-	var sum uint64
+	var x [7]uint64
 	if err == nil {
-		sum, loaded, err = d.loadSet(dir, set)
+		x[0], d.loadedFiles, loaded, err = d.loadSet(dir, set)
 	}
-	x := [3]uint64{sum, ^sum}
-	if err = d.agreeMax(err, x[:]); err == nil && x[0] != ^x[1] {
-		err = fmt.Errorf("%w: the processes read different checkpoints in %s (another manifest, or shard files of other bytes): is it one file system that every process sees, and did another save run meanwhile?", optim.ErrState, dir)
+	if err == nil {
+		x[1], x[2] = d.fingerprint() // the loaded step counts and hyperparameters
+		x[3], x[4], x[5] = ^x[0], ^x[1], ^x[2]
+	}
+	if err = d.agreeMax(err, x[:]); err == nil && (x[0] != ^x[3] || x[1] != ^x[4] || x[2] != ^x[5]) {
+		err = fmt.Errorf("%w: the processes read different checkpoints in %s (another manifest, another run's files, or another step's): is it one file system that every process sees, and did another save run meanwhile?", optim.ErrState, dir)
 	}
 	if err != nil && loaded {
 		// Another process failed, the processes read different
@@ -921,52 +935,111 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 	return err
 }
 
-// loadSet loads the shard files of set in dir into the optimizer, and
-// returns a hash of the set and of the CRC-32C of each file's bytes, in
-// order, and whether the optimizer's state was replaced (also where the
-// rest of a file then failed to read, and an error is returned). It opens the files one by
-// one, so that what it allocates grows with the files there are, not with
-// the number the manifest claims (up to optim.MaxRanks).
-func (d *DataParallel[T]) loadSet(dir string, set shardSet) (sum uint64, loaded bool, err error) {
+// loadSet loads the files of set in dir that hold this process's own
+// elements (every file where their headers do not say which do, or the
+// ones they name fail to load) into the optimizer. It returns a hash of
+// the set and of every file's header, the files it loaded, and whether the
+// optimizer's state was replaced. It opens the files one by one, so that
+// what it allocates grows with the files there are, not with the number
+// the manifest claims (up to optim.MaxRanks).
+func (d *DataParallel[T]) loadSet(dir string, set shardSet) (id uint64, files []int, loaded bool, err error) {
 	if d.opt.Closed() {
-		return 0, false, optim.ErrClosed // as LoadShardFiles answers, before any file
-	}
-	var (
-		rs   []io.Reader
-		sums []hash.Hash32
-	)
-	for r := range set.n {
-		f, err := os.Open(filepath.Join(dir, set.name(r)))
-		if err != nil {
-			return 0, false, err
-		}
-		defer f.Close()
-		c := crc32.New(castagnoli)
-		rs = append(rs, io.TeeReader(f, c))
-		sums = append(sums, c)
-	}
-	if err := d.opt.LoadShards(rs...); err != nil {
-		return 0, false, err
-	}
-	// The rest of each file, should the load have stopped before its
-	// end: the hashes cover the same bytes on every process.
-	for _, r := range rs {
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return 0, true, err
-		}
+		return 0, nil, false, optim.ErrClosed // as LoadShardFiles answers, before any file
 	}
 	h := newHasher()
 	h.u64(uint64(set.n))
 	h.u64(uint64(set.gen))
-	for _, c := range sums {
-		h.u64(uint64(c.Sum32()))
+	var first optim.ShardHeader
+	alike := true // every header says the set's writer of its own rank
+	for f := range set.n {
+		hd, err := readShardHeader(filepath.Join(dir, set.name(f)))
+		if err != nil {
+			return 0, nil, false, err
+		}
+		h.u64(uint64(hd.Rank))
+		h.u64(uint64(hd.Ranks))
+		h.u64(uint64(hd.ChunkSize))
+		h.u64(hd.Run)
+		if f == 0 {
+			first = hd
+		}
+		alike = alike && hd.Rank == f && hd.Ranks == set.n && hd.ChunkSize == first.ChunkSize && hd.Run == first.Run
 	}
-	return h.sum(), true, nil
+	all := make([]int, set.n)
+	for f := range all {
+		all[f] = f
+	}
+	files = all
+	if own := d.filesHolding(first.ChunkSize, set.n); alike && own != nil {
+		files = own
+	}
+	err = d.loadFiles(dir, set, files)
+	if err != nil && len(files) < set.n {
+		files = all
+		err = d.loadFiles(dir, set, files)
+	}
+	if err != nil {
+		return 0, nil, false, err
+	}
+	return h.sum(), files, true, nil
 }
 
-// castagnoli is CRC-32C's table (the polynomial with the CPUs'
-// instructions: SSE4.2's CRC32, ARMv8's CRC32C).
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// filesHolding returns the files of a set written by ranks processes with
+// chunk size chunk that hold this process's own elements (file 0 where it
+// owns none: every file holds the step counts and hyperparameters), or
+// nil where the parameters' lengths do not give an assignment.
+func (d *DataParallel[T]) filesHolding(chunk, ranks int) []int {
+	lengths := make([]int, d.opt.NumParams())
+	for i := range lengths {
+		lengths[i] = d.param(i).Len
+	}
+	b, err := optim.ShardBounds(lengths, chunk, ranks)
+	if err != nil {
+		return nil
+	}
+	own := d.opt.ShardBounds()
+	lo, hi := own[d.comm.Rank()], own[d.comm.Rank()+1]
+	var files []int
+	for f := range ranks {
+		if b[f] < hi && b[f+1] > lo {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		files = []int{0}
+	}
+	return files
+}
+
+// loadFiles loads the files of set in dir numbered files into the
+// optimizer (optim.Optimizer.LoadShards, which checks that they hold
+// every own element).
+func (d *DataParallel[T]) loadFiles(dir string, set shardSet, files []int) error {
+	var rs []io.Reader
+	for _, f := range files {
+		file, err := os.Open(filepath.Join(dir, set.name(f)))
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		rs = append(rs, file)
+	}
+	return d.opt.LoadShards(rs...)
+}
+
+// readShardHeader reads the header of the shard file at path.
+func readShardHeader(path string) (optim.ShardHeader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return optim.ShardHeader{}, err
+	}
+	defer f.Close()
+	h, err := optim.ReadShardHeader(f)
+	if err != nil {
+		return h, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
 
 // maxManifest bounds the size of a manifest: the longest that
 // SaveCheckpoint writes is under 70 bytes.

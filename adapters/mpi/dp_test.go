@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -413,6 +414,29 @@ func reshardOne[T optim.Float](c *Comm, dc dpCase, dir string, save bool) error 
 	}
 	if err := r.sameState(); err != nil {
 		return fmt.Errorf("after the load: %w", err)
+	}
+	// The files read whole: those whose writer's elements meet this
+	// process's (the same chunk size), not all of them on 3 processes.
+	set, err := readManifest(dir)
+	if err != nil {
+		return err
+	}
+	b := r.dp.Bounds()
+	saved, err := optim.ShardBounds(dpSizes, dpChunk, set.n)
+	if err != nil {
+		return err
+	}
+	var want []int
+	for f := range set.n {
+		if saved[f] < b[c.Rank()+1] && saved[f+1] > b[c.Rank()] {
+			want = append(want, f)
+		}
+	}
+	if len(want) == 0 {
+		want = []int{0}
+	}
+	if !slices.Equal(r.dp.loadedFiles, want) {
+		return fmt.Errorf("the load read files %v of %d whole, want %v", r.dp.loadedFiles, set.n, want)
 	}
 	for s := 3; s < 6; s++ {
 		if _, err := r.step(s, false); err != nil {

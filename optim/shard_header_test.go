@@ -1,0 +1,69 @@
+package optim
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// TestReadShardHeader: the header of each rank's shard file says its rank,
+// the number of ranks, the chunk size and the run id that the files of
+// one set share; what is not a shard file's header is refused (ErrState).
+func TestReadShardHeader(t *testing.T) {
+	const ranks = 3
+	m := newTestModel[float32](shardSizes)
+	m.fillGrads(0)
+	sr := newShardRun(t, m, DefaultAdam(), nil, nil, Options{ChunkSize: 64}, ranks)
+	if err := onRanks(ranks, func(r int) error { _, err := sr.opts[r].Step(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var files [ranks][]byte
+	for r := range ranks {
+		var b bytes.Buffer
+		if err := sr.opts[r].SaveShard(&b); err != nil {
+			t.Fatal(err)
+		}
+		files[r] = b.Bytes()
+	}
+	var run uint64
+	for r, f := range files {
+		h, err := ReadShardHeader(bytes.NewReader(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == 0 {
+			run = h.Run
+		}
+		if want := (ShardHeader{Rank: r, Ranks: ranks, ChunkSize: 64, Run: run}); h != want || run == 0 {
+			t.Errorf("file %d: %+v, want %+v (a run id other than 0)", r, h, want)
+		}
+	}
+	// An unsharded optimizer's file: rank 0 of 1, run 0.
+	o := mustNew[float32](t, DefaultAdam(), Options{})
+	m.register(t, o, nil)
+	var b bytes.Buffer
+	if err := o.SaveShard(&b); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := ReadShardHeader(bytes.NewReader(b.Bytes())); err != nil || h != (ShardHeader{Ranks: 1, ChunkSize: DefaultChunkSize}) {
+		t.Errorf("an unsharded file: %+v, %v", h, err)
+	}
+	bad := func(f func(b []byte)) []byte {
+		c := bytes.Clone(files[1])
+		f(c)
+		return c
+	}
+	for name, f := range map[string][]byte{
+		"empty":        nil,
+		"short":        files[1][:40],
+		"magic":        bad(func(b []byte) { b[0] ^= 1 }),
+		"version":      bad(func(b []byte) { b[8] = 9 }),
+		"rank ≥ ranks": bad(func(b []byte) { b[16] = 3 }),
+		"no ranks":     bad(func(b []byte) { b[20] = 0 }),
+		"no chunk":     bad(func(b []byte) { clear(b[24:32]) }),
+	} {
+		if _, err := ReadShardHeader(bytes.NewReader(f)); !errors.Is(err, ErrState) {
+			t.Errorf("%s: %v, want ErrState", name, err)
+		}
+	}
+}
