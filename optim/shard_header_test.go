@@ -2,13 +2,15 @@ package optim
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 )
 
 // TestReadShardHeader: the header of each rank's shard file says its rank,
 // the number of ranks, the chunk size and the run id that the files of
-// one set share; what is not a shard file's header is refused (ErrState).
+// one set share, and its last 8 bytes the file's checksum; what is not a
+// shard file's header is refused (ErrState).
 func TestReadShardHeader(t *testing.T) {
 	const ranks = 3
 	m := newTestModel[float32](shardSizes)
@@ -27,14 +29,15 @@ func TestReadShardHeader(t *testing.T) {
 	}
 	var run uint64
 	for r, f := range files {
-		h, err := ReadShardHeader(bytes.NewReader(f))
+		h, err := ReadShardHeader(bytes.NewReader(f), int64(len(f)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r == 0 {
 			run = h.Run
 		}
-		if want := (ShardHeader{Rank: r, Ranks: ranks, ChunkSize: 64, Run: run}); h != want || run == 0 {
+		sum := binary.LittleEndian.Uint64(f[len(f)-8:])
+		if want := (ShardHeader{Rank: r, Ranks: ranks, ChunkSize: 64, Run: run, Sum: sum}); h != want || run == 0 || sum == 0 {
 			t.Errorf("file %d: %+v, want %+v (a run id other than 0)", r, h, want)
 		}
 	}
@@ -45,7 +48,9 @@ func TestReadShardHeader(t *testing.T) {
 	if err := o.SaveShard(&b); err != nil {
 		t.Fatal(err)
 	}
-	if h, err := ReadShardHeader(bytes.NewReader(b.Bytes())); err != nil || h != (ShardHeader{Ranks: 1, ChunkSize: DefaultChunkSize}) {
+	un := b.Bytes()
+	if h, err := ReadShardHeader(bytes.NewReader(un), int64(len(un))); err != nil ||
+		h != (ShardHeader{Ranks: 1, ChunkSize: DefaultChunkSize, Sum: binary.LittleEndian.Uint64(un[len(un)-8:])}) {
 		t.Errorf("an unsharded file: %+v, %v", h, err)
 	}
 	bad := func(f func(b []byte)) []byte {
@@ -56,13 +61,14 @@ func TestReadShardHeader(t *testing.T) {
 	for name, f := range map[string][]byte{
 		"empty":        nil,
 		"short":        files[1][:40],
+		"header only":  files[1][:44],
 		"magic":        bad(func(b []byte) { b[0] ^= 1 }),
 		"version":      bad(func(b []byte) { b[8] = 9 }),
 		"rank ≥ ranks": bad(func(b []byte) { b[16] = 3 }),
 		"no ranks":     bad(func(b []byte) { b[20] = 0 }),
 		"no chunk":     bad(func(b []byte) { clear(b[24:32]) }),
 	} {
-		if _, err := ReadShardHeader(bytes.NewReader(f)); !errors.Is(err, ErrState) {
+		if _, err := ReadShardHeader(bytes.NewReader(f), int64(len(f))); !errors.Is(err, ErrState) {
 			t.Errorf("%s: %v, want ErrState", name, err)
 		}
 	}

@@ -147,38 +147,48 @@ func (o *Optimizer[T]) SaveShard(w io.Writer) error {
 	return e.close()
 }
 
-// ShardHeader is what the first bytes of a shard file say about its
-// writer (see SaveShard): its rank of Ranks, its ChunkSize and the run id
-// (0 in version-1 files and where the writer had none).
+// ShardHeader is what a shard file says about itself (see SaveShard) in
+// its first and last bytes: its writer's rank of Ranks, ChunkSize and run
+// id (0 in version-1 files and where the writer had none), and Sum, the
+// CRC-64 of its contents stored in its last 8 bytes.
 type ShardHeader struct {
 	Rank, Ranks, ChunkSize int
 	Run                    uint64
+	Sum                    uint64
 }
 
-// ReadShardHeader reads the header of a shard file from r (its first 44
-// bytes at most), for a loader that picks which files of a set to read:
-// the file written by rank r of R with chunk size c holds the state of the
-// flat elements [b[r], b[r+1]) of ShardBounds(lengths, c, R), and every
-// file of one set carries the same Ranks, ChunkSize and Run. The header is
-// not checked against the file's checksum, which only a read of the whole
-// file (LoadShards) checks. Errors wrap ErrState: a file too short, not a
-// shard file, of an unknown version, or a header no SaveShard writes.
-func ReadShardHeader(r io.Reader) (ShardHeader, error) {
+// ReadShardHeader reads the header and the stored checksum of the shard
+// file of size bytes that r reads (its first 44 bytes at most and its last
+// 8), for a loader that picks which files of a set to read whole: the file
+// written by rank r of R with chunk size c holds the state of the flat
+// elements [b[r], b[r+1]) of ShardBounds(lengths, c, R), and every file of
+// one set carries the same Ranks, ChunkSize and Run; files of other
+// contents carry other sums. Nothing is checked against the checksum, which
+// only a read of the whole file (LoadShards) checks. Errors wrap ErrState:
+// a file too short, not a shard file, of an unknown version, or a header
+// no SaveShard writes.
+func ReadShardHeader(r io.ReaderAt, size int64) (ShardHeader, error) {
 	var b [44]byte
-	if _, err := io.ReadFull(r, b[:36]); err != nil {
+	n := 44
+	if size < 44+8 {
+		n = 36
+	}
+	if size < 36+8 {
+		return ShardHeader{}, fmt.Errorf("%w: a shard file of %d bytes", ErrState, size)
+	}
+	if _, err := r.ReadAt(b[:n], 0); err != nil {
 		return ShardHeader{}, fmt.Errorf("%w: a shard file's header: %w", ErrState, err)
 	}
 	if string(b[:8]) != shardMagic {
 		return ShardHeader{}, fmt.Errorf("%w: not a shard file (bad magic)", ErrState)
 	}
 	var h ShardHeader
-	switch v := binary.LittleEndian.Uint32(b[8:]); v {
-	case 1:
-	case shardVersion:
-		if _, err := io.ReadFull(r, b[36:]); err != nil {
-			return ShardHeader{}, fmt.Errorf("%w: a shard file's header: %w", ErrState, err)
-		}
+	switch v := binary.LittleEndian.Uint32(b[8:]); {
+	case v == 1:
+	case v == shardVersion && n == 44:
 		h.Run = binary.LittleEndian.Uint64(b[32:])
+	case v == shardVersion:
+		return ShardHeader{}, fmt.Errorf("%w: a shard file of %d bytes", ErrState, size)
 	default:
 		return ShardHeader{}, fmt.Errorf("%w: shard file version %d, this build reads versions 1 and %d", ErrState, v, shardVersion)
 	}
@@ -188,6 +198,10 @@ func ReadShardHeader(r io.Reader) (ShardHeader, error) {
 		return ShardHeader{}, fmt.Errorf("%w: bad header (rank %d of %d, chunk size %d)", ErrState, rank, ranks, chunk)
 	}
 	h.Rank, h.Ranks, h.ChunkSize = int(rank), int(ranks), int(chunk)
+	if _, err := r.ReadAt(b[:8], size-8); err != nil {
+		return ShardHeader{}, fmt.Errorf("%w: a shard file's checksum: %w", ErrState, err)
+	}
+	h.Sum = binary.LittleEndian.Uint64(b[:8])
 	return h, nil
 }
 

@@ -45,10 +45,10 @@ import (
 //  3. gives every process every updated parameter (AllGather:
 //     MPI_Allgatherv in place).
 //
-// Where a process's count of elements, or its first element, exceeds
-// what an MPI count holds (2³¹−1), the reduce-scatter is one MPI_Reduce to
-// each process in turn and the all-gather one MPI_Bcast from each, in
-// pieces of at most 2³¹−1 elements: the cut form, with the same results.
+// Where the elements exceed what an MPI count holds (2³¹−1), the
+// reduce-scatter is one MPI_Reduce to each process in turn and the
+// all-gather one MPI_Bcast from each, in pieces of at most 2³¹−1 elements:
+// the cut form, with the same results.
 //
 // The gradients are summed, not averaged. For the mean gradient over the
 // processes, divide the loss (or the gradients) by Size before the
@@ -121,9 +121,9 @@ type Times struct {
 // An n whose Data and Grad together exceed the memory and swap of the
 // machine (or math.MaxInt bytes) gives an error wrapping ErrArgs before
 // anything is allocated. Any other n is addressed by the collectives:
-// where a process's count or first element exceeds what an MPI count (a C
-// int) holds, 2³¹−1, the reduce-scatter and the all-gather are cut into
-// rooted collectives of at most that many elements (see the README).
+// where it exceeds what an MPI count (a C int) holds, 2³¹−1, the
+// reduce-scatter and the all-gather are cut into rooted collectives of at
+// most that many elements (see the README).
 func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Options, n int) (*DataParallel[T], error) {
 	if comm == nil || comm.size < 1 {
 		return nil, fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
@@ -134,7 +134,7 @@ func NewDataParallel[T optim.Float](comm *Comm, h optim.Hyper, opts optim.Option
 	if limit := maxElements[T](); uint64(n) > limit {
 		// Refused before Data and Grad are allocated: the runtime
 		// cannot recover from an allocation the system refuses.
-		return nil, fmt.Errorf("%w: %d elements: Data and Grad would take %d bytes, this machine holds %d (memory and swap)", ErrArgs, n, 2*uint64(n)*uint64(unsafe.Sizeof(T(0))), sysmem.MaxBytes())
+		return nil, fmt.Errorf("%w: %d elements: Data and Grad, of %d bytes each an element, take more than the %d bytes this machine holds (memory and swap): at most %d elements", ErrArgs, n, unsafe.Sizeof(T(0)), sysmem.MaxBytes(), limit)
 	}
 	own := optim.Shard{Rank: comm.Rank(), Ranks: comm.Size(), Reducer: comm}
 	if sh := opts.Shard; sh != (optim.Shard{}) && (sh.Rank != own.Rank || sh.Ranks != own.Ranks || sh.Reducer != optim.Reducer(comm)) {
@@ -158,9 +158,8 @@ func maxElements[T optim.Float]() uint64 {
 }
 
 // maxCount is the most elements that one rooted collective of the cut
-// form moves (MPI_Reduce, MPI_Bcast), and the largest count and
-// displacement of the single reduce-scatter and all-gather: an MPI count
-// is a C int. A variable, so that the tests can take the cut form with
+// form moves (MPI_Reduce, MPI_Bcast), and the most elements in all of the
+// single reduce-scatter and all-gather: an MPI count is a C int. A variable, so that the tests can take the cut form with
 // small buffers.
 var maxCount = math.MaxInt32
 
@@ -268,10 +267,12 @@ func (d *DataParallel[T]) plan() error {
 	}
 	b := d.opt.ShardBounds()
 	counts := make([]int, len(b)-1)
-	d.cut = false
+	// The cut form where the whole exceeds an MPI count: the counts and
+	// first elements then may, and an MPI library may add the counts of
+	// a reduce-scatter into a C int.
+	d.cut = len(d.data) > maxCount
 	for r := range counts {
 		counts[r] = b[r+1] - b[r]
-		d.cut = d.cut || counts[r] > maxCount || b[r] > maxCount
 	}
 	d.n, d.displ = nil, nil
 	if !d.cut && d.comm.Size() > 1 {
@@ -431,8 +432,8 @@ func (d *DataParallel[T]) allGather(allOpen bool) error {
 }
 
 // reduceScatter sums Grad over the processes into recv: one
-// MPI_Reduce_scatter, or in the cut form (counts or first elements beyond
-// a C int) one MPI_Reduce of at most maxCount elements to each process
+// MPI_Reduce_scatter, or in the cut form (more elements than a C int
+// holds) one MPI_Reduce of at most maxCount elements to each process
 // in turn, as many as its count takes.
 func (d *DataParallel[T]) reduceScatter() error {
 	if !d.cut {
@@ -895,9 +896,10 @@ func shardSetOf(name string) (shardSet, bool) {
 // own element, it reads every file.
 //
 // The processes also check that they read the same checkpoint: the same
-// manifest, the same headers (the run ids among them) and, once loaded,
-// the same step counts and hyperparameters, compared in the all-reduce
-// that ends the call. Where dir is not one file system that every process
+// manifest, the same headers (the run ids among them) and stored
+// checksums of every file (a file's last 8 bytes: the CRC-64 that the
+// load of a file read whole checks) and, once loaded, the same step counts
+// and hyperparameters, compared in the all-reduce that ends the call. Where dir is not one file system that every process
 // sees alike (a directory of each node's own disk that holds another run's
 // files, a save of another job between the processes' reads), the state
 // each loaded would come from another step or run; the call then fails on
@@ -938,8 +940,8 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 // loadSet loads the files of set in dir that hold this process's own
 // elements (every file where their headers do not say which do, or the
 // ones they name fail to load) into the optimizer. It returns a hash of
-// the set and of every file's header, the files it loaded, and whether the
-// optimizer's state was replaced. It opens the files one by one, so that
+// the set and of every file's header and stored checksum, the files it
+// loaded, and whether the optimizer's state was replaced. It opens the files one by one, so that
 // what it allocates grows with the files there are, not with the number
 // the manifest claims (up to optim.MaxRanks).
 func (d *DataParallel[T]) loadSet(dir string, set shardSet) (id uint64, files []int, loaded bool, err error) {
@@ -960,6 +962,7 @@ func (d *DataParallel[T]) loadSet(dir string, set shardSet) (id uint64, files []
 		h.u64(uint64(hd.Ranks))
 		h.u64(uint64(hd.ChunkSize))
 		h.u64(hd.Run)
+		h.u64(hd.Sum)
 		if f == 0 {
 			first = hd
 		}
@@ -1027,14 +1030,19 @@ func (d *DataParallel[T]) loadFiles(dir string, set shardSet, files []int) error
 	return d.opt.LoadShards(rs...)
 }
 
-// readShardHeader reads the header of the shard file at path.
+// readShardHeader reads the header and the stored checksum of the shard
+// file at path.
 func readShardHeader(path string) (optim.ShardHeader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return optim.ShardHeader{}, err
 	}
 	defer f.Close()
-	h, err := optim.ReadShardHeader(f)
+	fi, err := f.Stat()
+	if err != nil {
+		return optim.ShardHeader{}, err
+	}
+	h, err := optim.ReadShardHeader(f, fi.Size())
 	if err != nil {
 		return h, fmt.Errorf("%s: %w", path, err)
 	}

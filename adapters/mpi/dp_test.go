@@ -56,10 +56,10 @@ func TestDataParallelExact(t *testing.T) {
 
 // TestCutCollectives is TestDataParallelExact with the reduce-scatter and
 // the all-gather cut into rooted collectives of at most 97 elements
-// (MPI_Reduce, MPI_Bcast), as they are where a process's count or first
-// element exceeds a C int (2³¹−1 elements, which this machine's memory
-// cannot hold twice per process): every step bit-identical to one process
-// stepping the summed gradients.
+// (MPI_Reduce, MPI_Bcast), as they are where the elements exceed a C int
+// (2³¹−1 elements, which this machine's memory cannot hold twice on each
+// of two processes): every step bit-identical to one process stepping the
+// summed gradients.
 func TestCutCollectives(t *testing.T) {
 	for _, np := range []int{2, 3} {
 		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) { mpirun(t, "exact-cut", np, "") })

@@ -2,7 +2,9 @@ package fusempi
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/internal/sysmem"
@@ -40,6 +42,11 @@ func TestDataParallelTooManyElements(t *testing.T) {
 		}
 		if _, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.1}, optim.Options{}, int(maxElements[float64]()+1)); !errors.Is(err, ErrArgs) {
 			t.Errorf("%d processes, float64: %v, want ErrArgs", size, err)
+		}
+		// The message names the bound, computed without overflow.
+		_, err := NewDataParallel[float32](c, optim.SGDConfig{LR: 0.1}, optim.Options{}, 1<<62)
+		if want := fmt.Sprintf("at most %d elements", maxElements[float32]()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%d processes, 2⁶² elements: %v, want %q", size, err, want)
 		}
 	}
 }
