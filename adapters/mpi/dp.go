@@ -439,20 +439,13 @@ func (d *DataParallel[T]) reduceScatter() error {
 	if !d.cut {
 		return reduceScatter(d.comm, d.grad, d.recv, d.n)
 	}
-	for r := range d.comm.Size() {
-		lo, hi := d.bounds[r], d.bounds[r+1]
-		for at := lo; at < hi; at += maxCount {
-			k := min(maxCount, hi-at)
-			var recv []T
-			if r == d.comm.Rank() {
-				recv = d.recv[at-lo : at-lo+k]
-			}
-			if err := reduceTo(d.comm, d.grad[at:at+k], recv, r); err != nil {
-				return err
-			}
+	return d.eachPiece(func(r, at, k int) error {
+		var recv []T
+		if r == d.comm.Rank() {
+			recv = d.recv[at-d.lo : at-d.lo+k]
 		}
-	}
-	return nil
+		return reduceTo(d.comm, d.grad[at:at+k], recv, r)
+	})
 }
 
 // allGatherData gives every process every process's own elements of Data:
@@ -463,10 +456,19 @@ func (d *DataParallel[T]) allGatherData() error {
 	if !d.cut {
 		return allgatherInPlace(d.comm, d.data, d.n, d.displ)
 	}
+	return d.eachPiece(func(r, at, k int) error {
+		return bcastFrom(d.comm, d.data[at:at+k], r)
+	})
+}
+
+// eachPiece calls f for the pieces of the cut form, in the order every
+// process takes them: process r's elements [at, at+k), k at most
+// maxCount, for each process in turn. It stops at the first error.
+func (d *DataParallel[T]) eachPiece(f func(r, at, k int) error) error {
 	for r := range d.comm.Size() {
-		lo, hi := d.bounds[r], d.bounds[r+1]
-		for at := lo; at < hi; at += maxCount {
-			if err := bcastFrom(d.comm, d.data[at:at+min(maxCount, hi-at)], r); err != nil {
+		hi := d.bounds[r+1]
+		for at := d.bounds[r]; at < hi; at += maxCount {
+			if err := f(r, at, min(maxCount, hi-at)); err != nil {
 				return err
 			}
 		}
