@@ -516,33 +516,30 @@ func (d *DataParallel[T]) Step() (optim.StepReport, error) {
 	return rep, err
 }
 
-// verify compares the processes' fingerprints (one MPI_Allreduce of the
-// hashes and of their complements, MPI_MAX: every process's hash is the
-// same when the largest hash is the complement of the largest complement).
+// verify compares the processes' fingerprints (agreeSame: one
+// MPI_Allreduce of the hashes and of their complements).
 // local is this process's error so far (of open or plan): it is returned
 // here and makes the others fail too, instead of waiting for a collective
 // call that this process will not make. With data, until the processes'
 // Data have agreed once, it also compares hashes of Data.
 func (d *DataParallel[T]) verify(local error, data bool) error {
-	var x [7]uint64
+	var v [3]uint64
 	if local == nil {
-		x[0], x[1] = d.fingerprint()
-		x[2], x[3] = ^x[0], ^x[1]
+		v[0], v[1] = d.fingerprint()
 		if data && !d.sameData {
-			x[4] = dataHash(d.data)
+			v[2] = dataHash(d.data)
 		}
-		x[5] = ^x[4]
 	}
-	err := d.agreeMax(local, x[:])
+	differs, err := d.agreeSame(local, v[:]...)
 	switch {
 	case err == ErrOtherRank:
 		err = fmt.Errorf("%w: %w (its parameters make no plan: not all registered, or too many for an MPI count; its optimizer is closed; or it unscaled or clipped its gradients before ReduceScatter)", ErrArgs, ErrOtherRank)
 	case err != nil:
-	case x[0] != ^x[2]:
+	case differs == 0:
 		err = fmt.Errorf("%w: the processes' parameters or options differ (every process registers the same parameters, of the same shapes and groups, in the same order, with the same element type, optimizer kind, ChunkSize, NonFinite and LossScaler)", ErrArgs)
-	case x[1] != ^x[3]:
+	case differs == 1:
 		err = fmt.Errorf("%w: the processes' settings differ (every process makes the same changes to the groups' hyperparameters, the loss scale, the frozen parameters and the SetNoGrad marks, and takes the same steps)", ErrArgs)
-	case x[4] != ^x[5]:
+	case differs == 2:
 		err = fmt.Errorf("%w: the processes' parameter values (Data) differ at the first step (every process starts from the same values: the same initialisation and seed, the same loaded weights, or each its own elements of Data followed by AllGather)", ErrArgs)
 	}
 	if err != nil {
@@ -917,15 +914,15 @@ func (d *DataParallel[T]) LoadCheckpoint(dir string) error {
 		err = d.opt.SaveShard(&before)
 	}
 	loaded := false
-	var x [7]uint64
+	var v [3]uint64
 	if err == nil {
-		x[0], d.loadedFiles, loaded, err = d.loadSet(dir, set)
+		v[0], d.loadedFiles, loaded, err = d.loadSet(dir, set)
 	}
 	if err == nil {
-		x[1], x[2] = d.fingerprint() // the loaded step counts and hyperparameters
-		x[3], x[4], x[5] = ^x[0], ^x[1], ^x[2]
+		v[1], v[2] = d.fingerprint() // the loaded step counts and hyperparameters
 	}
-	if err = d.agreeMax(err, x[:]); err == nil && (x[0] != ^x[3] || x[1] != ^x[4] || x[2] != ^x[5]) {
+	differs, err := d.agreeSame(err, v[:]...)
+	if err == nil && differs >= 0 {
 		err = fmt.Errorf("%w: the processes read different checkpoints in %s (another manifest, another run's files, or another step's): is it one file system that every process sees, and did another save run meanwhile?", optim.ErrState, dir)
 	}
 	if err != nil && loaded {
@@ -1128,6 +1125,34 @@ func (d *DataParallel[T]) agree(err error) error {
 	var x [1]uint64
 	return d.agreeMax(err, x[:])
 }
+
+// agreeSame is agree for values v that every process must hold alike (at
+// most maxSame): it returns the error, or else the index of the first
+// value that differs between the processes (-1 when none does), from one
+// all-reduce of the values and their complements (MPI_MAX: a value is the
+// same on every process when its largest is the complement of its
+// complement's largest, the complement of its smallest).
+func (d *DataParallel[T]) agreeSame(local error, v ...uint64) (differs int, err error) {
+	var x [2*maxSame + 1]uint64
+	n := len(v)
+	if local == nil {
+		for i, a := range v {
+			x[i], x[n+i] = a, ^a
+		}
+	}
+	if err := d.agreeMax(local, x[:2*n+1]); err != nil {
+		return -1, err
+	}
+	for i := range n {
+		if x[i] != ^x[n+i] {
+			return i, nil
+		}
+	}
+	return -1, nil
+}
+
+// maxSame is the most values agreeSame compares.
+const maxSame = 3
 
 // agreeMax is agree, with the maximum over the processes of x[:len(x)-1]
 // taken in the same all-reduce (in place); the last element of x is the
