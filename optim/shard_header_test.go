@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc64"
+	"io"
 	"testing"
 )
 
@@ -67,9 +69,32 @@ func TestReadShardHeader(t *testing.T) {
 		"rank ≥ ranks": bad(func(b []byte) { b[16] = 3 }),
 		"no ranks":     bad(func(b []byte) { b[20] = 0 }),
 		"no chunk":     bad(func(b []byte) { clear(b[24:32]) }),
+		"kind":         bad(func(b []byte) { b[12] = 0xff }),
+		"element size": bad(func(b []byte) { b[13] = 2 }),
+		"padding":      bad(func(b []byte) { b[15] = 1 }),
+		"ranks > MaxRanks": bad(func(b []byte) {
+			binary.LittleEndian.PutUint32(b[20:], MaxRanks+1)
+		}),
+		"chunk > MaxInt": bad(func(b []byte) { binary.LittleEndian.PutUint64(b[24:], 1<<63) }),
 	} {
 		if _, err := ReadShardHeader(bytes.NewReader(f), int64(len(f))); !errors.Is(err, ErrState) {
 			t.Errorf("%s: %v, want ErrState", name, err)
 		}
+		// LoadShards refuses the same headers, the checksum made right
+		// so that the header's parse is what sees them.
+		if len(f) < 44+8 {
+			continue
+		}
+		binary.LittleEndian.PutUint64(f[len(f)-8:], crc64.Checksum(f[:len(f)-8], crcTable))
+		if err := o.LoadShards(bytes.NewReader(files[0]), bytes.NewReader(f), bytes.NewReader(files[2])); !errors.Is(err, ErrState) {
+			t.Errorf("LoadShards, %s: %v, want ErrState", name, err)
+		}
+	}
+	rs := make([]io.Reader, ranks)
+	for r, f := range files {
+		rs[r] = bytes.NewReader(f)
+	}
+	if err := o.LoadShards(rs...); err != nil {
+		t.Errorf("LoadShards of the intact files: %v", err)
 	}
 }

@@ -168,41 +168,86 @@ type ShardHeader struct {
 // a file too short, not a shard file, of an unknown version, or a header
 // no SaveShard writes.
 func ReadShardHeader(r io.ReaderAt, size int64) (ShardHeader, error) {
-	var b [44]byte
-	n := 44
-	if size < 44+8 {
-		n = 36
-	}
-	if size < 36+8 {
+	var b [shardTopMax]byte
+	if size < 12+8 {
 		return ShardHeader{}, fmt.Errorf("%w: a shard file of %d bytes", ErrState, size)
 	}
-	if _, err := r.ReadAt(b[:n], 0); err != nil {
+	if _, err := r.ReadAt(b[:12], 0); err != nil {
 		return ShardHeader{}, fmt.Errorf("%w: a shard file's header: %w", ErrState, err)
 	}
-	if string(b[:8]) != shardMagic {
-		return ShardHeader{}, fmt.Errorf("%w: not a shard file (bad magic)", ErrState)
+	n, err := shardTopLen(b[:12])
+	if err != nil {
+		return ShardHeader{}, err
 	}
-	var h ShardHeader
-	switch v := binary.LittleEndian.Uint32(b[8:]); {
-	case v == 1:
-	case v == shardVersion && n == 44:
-		h.Run = binary.LittleEndian.Uint64(b[32:])
-	case v == shardVersion:
+	if size < int64(n)+8 {
 		return ShardHeader{}, fmt.Errorf("%w: a shard file of %d bytes", ErrState, size)
-	default:
-		return ShardHeader{}, fmt.Errorf("%w: shard file version %d, this build reads versions 1 and %d", ErrState, v, shardVersion)
 	}
-	rank, ranks := binary.LittleEndian.Uint32(b[16:]), binary.LittleEndian.Uint32(b[20:])
-	chunk := binary.LittleEndian.Uint64(b[24:])
-	if ranks == 0 || ranks > MaxRanks || rank >= ranks || chunk == 0 || chunk > math.MaxInt {
-		return ShardHeader{}, fmt.Errorf("%w: bad header (rank %d of %d, chunk size %d)", ErrState, rank, ranks, chunk)
+	if _, err := r.ReadAt(b[12:n], 12); err != nil {
+		return ShardHeader{}, fmt.Errorf("%w: a shard file's header: %w", ErrState, err)
 	}
-	h.Rank, h.Ranks, h.ChunkSize = int(rank), int(ranks), int(chunk)
+	t, err := parseShardTop(b[:n])
+	if err != nil {
+		return ShardHeader{}, err
+	}
+	h := ShardHeader{Rank: int(t.rank), Ranks: int(t.ranks), ChunkSize: int(t.chunk), Run: t.run}
 	if _, err := r.ReadAt(b[:8], size-8); err != nil {
 		return ShardHeader{}, fmt.Errorf("%w: a shard file's checksum: %w", ErrState, err)
 	}
 	h.Sum = binary.LittleEndian.Uint64(b[:8])
 	return h, nil
+}
+
+// shardTopMax is the length of a shard file's fixed header (to its group
+// count) in the current version; version 1 has 36 bytes, without the run
+// id.
+const shardTopMax = 44
+
+// shardTop is a shard file's fixed header, as SaveShard writes it.
+type shardTop struct {
+	kind        Kind
+	elem        int
+	rank, ranks uint32
+	chunk, run  uint64
+	groups      uint32
+}
+
+// shardTopLen checks the magic and version in a shard file's first 12
+// bytes and returns the length of its fixed header.
+func shardTopLen(b []byte) (int, error) {
+	if string(b[:8]) != shardMagic {
+		return 0, fmt.Errorf("%w: not a shard file (bad magic; a whole state file loads with Load)", ErrState)
+	}
+	switch v := binary.LittleEndian.Uint32(b[8:]); v {
+	case 1:
+		return 36, nil
+	case shardVersion:
+		return shardTopMax, nil
+	default:
+		return 0, fmt.Errorf("%w: shard file version %d, this build reads versions 1 and %d", ErrState, v, shardVersion)
+	}
+}
+
+// parseShardTop parses the fixed header b (of the length shardTopLen gave),
+// refusing one that SaveShard does not write: an unknown kind or element
+// size, padding that is not zero, a rank outside its ranks, more ranks than
+// MaxRanks, a chunk size of 0 or beyond int.
+func parseShardTop(b []byte) (shardTop, error) {
+	t := shardTop{
+		kind:   Kind(b[12]),
+		elem:   int(b[13]),
+		rank:   binary.LittleEndian.Uint32(b[16:]),
+		ranks:  binary.LittleEndian.Uint32(b[20:]),
+		chunk:  binary.LittleEndian.Uint64(b[24:]),
+		groups: binary.LittleEndian.Uint32(b[len(b)-4:]),
+	}
+	if len(b) == shardTopMax {
+		t.run = binary.LittleEndian.Uint64(b[32:])
+	}
+	if kinds[t.kind] == nil || (t.elem != 4 && t.elem != 8) || b[14] != 0 || b[15] != 0 ||
+		t.ranks == 0 || t.ranks > MaxRanks || t.rank >= t.ranks || t.chunk == 0 || t.chunk > math.MaxInt {
+		return shardTop{}, fmt.Errorf("%w: bad header (%v state of %d-byte elements, rank %d of %d, chunk size %d)", ErrState, t.kind, t.elem, t.rank, t.ranks, t.chunk)
+	}
+	return t, nil
 }
 
 // LoadShardFiles loads the shard files at paths; see LoadShards.
@@ -392,34 +437,24 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 // or an error for a file that cannot be read or disagrees with head.
 func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ranges [][][2]int64, fresh []int8) (*shardHead, string, error) {
 	d := decoder{r: bufio.NewReaderSize(r, 1<<16), h: crc64.New(crcTable)}
-	var top [44]byte // to the group count: 36 bytes in version 1
+	var top [shardTopMax]byte
 	d.read(top[:12])
 	if d.err != nil {
 		return nil, "", d.fail()
 	}
-	if string(top[:8]) != shardMagic {
-		return nil, "", fmt.Errorf("%w: not a shard file (bad magic; a whole state file loads with Load)", ErrState)
+	n, err := shardTopLen(top[:12])
+	if err != nil {
+		return nil, "", err
 	}
-	v := binary.LittleEndian.Uint32(top[8:])
-	if v != 1 && v != shardVersion {
-		return nil, "", fmt.Errorf("%w: shard file version %d, this build reads versions 1 and %d", ErrState, v, shardVersion)
-	}
-	var run uint64
-	if v == 1 {
-		d.read(top[12:36])
-	} else {
-		d.read(top[12:44])
-		run = binary.LittleEndian.Uint64(top[32:])
-		copy(top[32:36], top[40:44]) // the group count, where version 1 has it
-	}
+	d.read(top[12:n])
 	if d.err != nil {
 		return nil, "", d.fail()
 	}
-	kind, elem := Kind(top[12]), int(top[13])
-	wrank, wranks := binary.LittleEndian.Uint32(top[16:]), binary.LittleEndian.Uint32(top[20:])
-	if kinds[kind] == nil || (elem != 4 && elem != 8) || top[14] != 0 || top[15] != 0 || wranks == 0 || wrank >= wranks {
-		return nil, "", fmt.Errorf("%w: bad header", ErrState)
+	t, err := parseShardTop(top[:n])
+	if err != nil {
+		return nil, "", err
 	}
+	kind, elem, run := t.kind, t.elem, t.run
 	switch {
 	case kind != o.kind:
 		d.mismatch("a %v state for a %v optimizer", kind, o.kind)
@@ -431,7 +466,7 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 	if head != nil && run != head.run {
 		differ = fmt.Sprintf("run id %#x, the first file's %#x (the files of two runs)", run, head.run)
 	}
-	ng := int64(binary.LittleEndian.Uint32(top[32:]))
+	ng := int64(t.groups)
 	if ng != int64(len(o.groups)) {
 		d.mismatch("%d groups in the file, %d here", ng, len(o.groups))
 	}
