@@ -157,12 +157,6 @@ func maxElements[T optim.Float]() uint64 {
 	return sysmem.MaxBytes() / 2 / uint64(unsafe.Sizeof(T(0)))
 }
 
-// maxCount is the most elements that one rooted collective of the cut
-// form moves (MPI_Reduce, MPI_Bcast), and the most elements in all of the
-// single reduce-scatter and all-gather: an MPI count is a C int. A variable, so that the tests can take the cut form with
-// small buffers.
-var maxCount = math.MaxInt32
-
 // errZeroDataParallel is the error of a DataParallel not made by
 // NewDataParallel.
 var errZeroDataParallel = fmt.Errorf("%w: a DataParallel not made by NewDataParallel", ErrArgs)
@@ -439,13 +433,7 @@ func (d *DataParallel[T]) reduceScatter() error {
 	if !d.cut {
 		return reduceScatter(d.comm, d.grad, d.recv, d.n)
 	}
-	return d.eachPiece(func(r, at, k int) error {
-		var recv []T
-		if r == d.comm.Rank() {
-			recv = d.recv[at-d.lo : at-d.lo+k]
-		}
-		return reduceTo(d.comm, d.grad[at:at+k], recv, r)
-	})
+	return cutReduceScatter(d.comm, d.grad, d.recv, d.bounds)
 }
 
 // allGatherData gives every process every process's own elements of Data:
@@ -456,24 +444,7 @@ func (d *DataParallel[T]) allGatherData() error {
 	if !d.cut {
 		return allgatherInPlace(d.comm, d.data, d.n, d.displ)
 	}
-	return d.eachPiece(func(r, at, k int) error {
-		return bcastFrom(d.comm, d.data[at:at+k], r)
-	})
-}
-
-// eachPiece calls f for the pieces of the cut form, in the order every
-// process takes them: process r's elements [at, at+k), k at most
-// maxCount, for each process in turn. It stops at the first error.
-func (d *DataParallel[T]) eachPiece(f func(r, at, k int) error) error {
-	for r := range d.comm.Size() {
-		hi := d.bounds[r+1]
-		for at := d.bounds[r]; at < hi; at += maxCount {
-			if err := f(r, at, min(maxCount, hi-at)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return cutAllgather(d.comm, d.data, d.bounds)
 }
 
 // Step runs one data-parallel step: ReduceScatter, the optimizer's Step,

@@ -256,20 +256,20 @@ func (c *Comm) allReduceMax(x []uint64) error {
 	return c.allReduce(unsafe.Pointer(unsafe.SliceData(x)), len(x), C.fo_uint64(), C.fo_max())
 }
 
-// allReduce runs MPI_Allreduce in place over the n elements of type dt at
-// x, with op.
+// allReduce runs MPI_Allreduce in place over the n 8-byte elements of
+// type dt at x, with op: one call for each maxCount of them, since an MPI
+// count is a C int.
 func (c *Comm) allReduce(x unsafe.Pointer, n int, dt C.MPI_Datatype, op C.MPI_Op) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if n == 0 {
-		return nil
+	for at := 0; at < n; at += maxCount {
+		k := min(maxCount, n-at)
+		if err := check("MPI_Allreduce", C.fo_allreduce_in_place(unsafe.Add(x, 8*at), C.int(k), dt, op, c.c)); err != nil {
+			return err
+		}
 	}
-	cn, err := count(n)
-	if err != nil {
-		return err
-	}
-	return check("MPI_Allreduce", C.fo_allreduce_in_place(x, cn, dt, op, c.c))
+	return nil
 }
 
 // datatype returns the MPI datatype of T.
@@ -316,6 +316,75 @@ func (c *Comm) counts(cs []int, total int) (n, displ []C.int, err error) {
 	return n, displ, nil
 }
 
+// maxCount is the most elements that one MPI call here moves: an MPI
+// count is a C int (MPI 3.1, Open MPI 4, has no large-count calls). Longer
+// buffers take the cut form (cutReduceScatter, cutAllgather; allReduce in
+// pieces). A variable, so that the tests can take the cut form with small
+// buffers.
+var maxCount = math.MaxInt32
+
+// bounds returns the first element of each process's part of a buffer of
+// total elements, and its end: b[r] = counts[0]+…+counts[r-1], b[Size()] =
+// total, checking that there is one count per process, none negative, and
+// that they add up to total.
+func (c *Comm) bounds(cs []int, total int) ([]int, error) {
+	if c == nil || c.size < 1 {
+		return nil, fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
+	}
+	if len(cs) != c.size {
+		return nil, fmt.Errorf("%w: %d counts for %d processes", ErrArgs, len(cs), c.size)
+	}
+	b := make([]int, c.size+1)
+	for r, k := range cs {
+		if k < 0 || k > total-b[r] {
+			return nil, fmt.Errorf("%w: count %d of process %d, with %d elements before it, in a buffer of %d", ErrArgs, k, r, b[r], total)
+		}
+		b[r+1] = b[r] + k
+	}
+	if b[c.size] != total {
+		return nil, fmt.Errorf("%w: the counts add up to %d, the buffer holds %d", ErrArgs, b[c.size], total)
+	}
+	return b, nil
+}
+
+// eachPiece calls f for the pieces of the cut form, in the order every
+// process takes them: process r's elements [at, at+k) of [b[r], b[r+1]),
+// k at most maxCount, for each process in turn. It stops at the first
+// error.
+func eachPiece(b []int, f func(r, at, k int) error) error {
+	for r := range len(b) - 1 {
+		for at := b[r]; at < b[r+1]; at += maxCount {
+			if err := f(r, at, min(maxCount, b[r+1]-at)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cutReduceScatter is the reduce-scatter of send, process r's sums
+// [b[r], b[r+1]) into its recv, as one MPI_Reduce of at most maxCount
+// elements to each process in turn, as many as its part takes: the form
+// for more elements than an MPI count holds.
+func cutReduceScatter[T optim.Float](c *Comm, send, recv []T, b []int) error {
+	lo := b[c.rank]
+	return eachPiece(b, func(r, at, k int) error {
+		var rv []T
+		if r == c.rank {
+			rv = recv[at-lo : at-lo+k]
+		}
+		return reduceTo(c, send[at:at+k], rv, r)
+	})
+}
+
+// cutAllgather gives every process process r's elements [b[r], b[r+1])
+// of buf, for every r, as MPI_Bcasts of at most maxCount elements from
+// each process in turn: the form of the all-gather in place for more
+// elements than an MPI count holds.
+func cutAllgather[T optim.Float](c *Comm, buf []T, b []int) error {
+	return eachPiece(b, func(r, at, k int) error { return bcastFrom(c, buf[at:at+k], r) })
+}
+
 // overlap reports whether a and b share an element (MPI forbids a send
 // buffer that overlaps the receive buffer; MPI_IN_PLACE is the way to
 // reuse one, as AllgatherInPlace does).
@@ -332,12 +401,14 @@ func overlap[T any](a, b []T) bool {
 // the counts[r] elements that follow the first counts[0]+…+counts[r-1] of
 // the sum, in recv (MPI_Reduce_scatter with MPI_SUM). len(send) is the
 // sum of counts, len(recv) is counts[Rank()], and they must not overlap.
-// The order in which MPI adds the processes' values is its own.
+// The order in which MPI adds the processes' values is its own. Beyond
+// 2³¹−1 elements in all, which one MPI call cannot take, it is one
+// MPI_Reduce to each process in turn, of at most 2³¹−1 elements each.
 func ReduceScatter[T optim.Float](c *Comm, send, recv []T, counts []int) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	n, _, err := c.counts(counts, len(send))
+	b, err := c.bounds(counts, len(send))
 	if err != nil {
 		return err
 	}
@@ -346,6 +417,13 @@ func ReduceScatter[T optim.Float](c *Comm, send, recv []T, counts []int) error {
 	}
 	if overlap(send, recv) {
 		return fmt.Errorf("%w: send and recv overlap", ErrArgs)
+	}
+	if len(send) > maxCount {
+		return cutReduceScatter(c, send, recv, b)
+	}
+	n, _, err := c.counts(counts, len(send))
+	if err != nil {
+		return err
 	}
 	return reduceScatter(c, send, recv, n)
 }
@@ -410,12 +488,13 @@ func bcastFrom[T optim.Float](c *Comm, buf []T, root int) error {
 
 // ReduceScatterBlock is ReduceScatter with every count len(recv)
 // (MPI_Reduce_scatter_block): len(send) = Size()·len(recv), and they
-// must not overlap.
+// must not overlap. Beyond 2³¹−1 elements in send it takes the form of
+// ReduceScatter's.
 func ReduceScatterBlock[T optim.Float](c *Comm, send, recv []T) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if len(send) != c.size*len(recv) {
+	if len(send)%c.size != 0 || len(send)/c.size != len(recv) {
 		return fmt.Errorf("%w: len(send) = %d, want %d processes × len(recv) = %d", ErrArgs, len(send), c.size, len(recv))
 	}
 	if overlap(send, recv) {
@@ -424,21 +503,31 @@ func ReduceScatterBlock[T optim.Float](c *Comm, send, recv []T) error {
 	if len(recv) == 0 {
 		return nil
 	}
-	n, err := count(len(recv))
-	if err != nil {
-		return err
+	if len(send) > maxCount {
+		return cutReduceScatter(c, send, recv, blockBounds(c.size, len(recv)))
 	}
-	return check("MPI_Reduce_scatter_block", C.MPI_Reduce_scatter_block(unsafe.Pointer(&send[0]), unsafe.Pointer(&recv[0]), n, datatype[T](), C.fo_sum(), c.c))
+	return check("MPI_Reduce_scatter_block", C.MPI_Reduce_scatter_block(unsafe.Pointer(&send[0]), unsafe.Pointer(&recv[0]), C.int(len(recv)), datatype[T](), C.fo_sum(), c.c))
+}
+
+// blockBounds returns the bounds of size parts of k elements each.
+func blockBounds(size, k int) []int {
+	b := make([]int, size+1)
+	for r := range b {
+		b[r] = r * k
+	}
+	return b
 }
 
 // Allgather concatenates every process's send, in rank order, into recv
 // on every process (MPI_Allgather): len(recv) = Size()·len(send), and
-// they must not overlap.
+// they must not overlap. Beyond 2³¹−1 elements in recv, which one MPI call
+// cannot take, it is MPI_Bcasts from each process in turn, of at most
+// 2³¹−1 elements each.
 func Allgather[T optim.Float](c *Comm, send, recv []T) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if len(recv) != c.size*len(send) {
+	if len(recv)%c.size != 0 || len(recv)/c.size != len(send) {
 		return fmt.Errorf("%w: len(recv) = %d, want %d processes × len(send) = %d", ErrArgs, len(recv), c.size, len(send))
 	}
 	if overlap(send, recv) {
@@ -447,20 +536,29 @@ func Allgather[T optim.Float](c *Comm, send, recv []T) error {
 	if len(send) == 0 {
 		return nil
 	}
-	n, err := count(len(send))
-	if err != nil {
-		return err
+	if len(recv) > maxCount {
+		copy(recv[c.rank*len(send):], send)
+		return cutAllgather(c, recv, blockBounds(c.size, len(send)))
 	}
+	n := C.int(len(send))
 	return check("MPI_Allgather", C.MPI_Allgather(unsafe.Pointer(&send[0]), n, datatype[T](), unsafe.Pointer(&recv[0]), n, datatype[T](), c.c))
 }
 
 // AllgatherInPlace gives every process all of buf: process r contributes
 // its counts[r] elements that follow the first counts[0]+…+counts[r-1],
 // in place (MPI_Allgatherv with MPI_IN_PLACE). The counts add up to
-// len(buf).
+// len(buf). Beyond 2³¹−1 elements in buf it takes the form of
+// Allgather's.
 func AllgatherInPlace[T optim.Float](c *Comm, buf []T, counts []int) error {
 	if err := c.usable(); err != nil {
 		return err
+	}
+	b, err := c.bounds(counts, len(buf))
+	if err != nil {
+		return err
+	}
+	if len(buf) > maxCount {
+		return cutAllgather(c, buf, b)
 	}
 	n, displ, err := c.counts(counts, len(buf))
 	if err != nil {

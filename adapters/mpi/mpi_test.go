@@ -3,6 +3,7 @@ package fusempi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 
@@ -11,6 +12,14 @@ import (
 
 func init() {
 	scenarios["collectives"] = collectives
+	scenarios["collectives-cut"] = func(c *Comm) error {
+		// Every call of at most 2 elements: the buffers of collectives
+		// take the cut form (rooted collectives, all-reduces in pieces),
+		// as they do beyond 2³¹−1 elements.
+		maxCount = 2
+		defer func() { maxCount = math.MaxInt32 }()
+		return collectives(c)
+	}
 	scenarios["init-twice"] = initTwice
 	scenarios["after-finalize"] = afterFinalize
 }
@@ -19,6 +28,15 @@ func init() {
 func TestCollectives(t *testing.T) {
 	for _, np := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) { mpirun(t, "collectives", np, "") })
+	}
+}
+
+// TestCollectivesCut is TestCollectives with every MPI call cut to at
+// most 2 elements, the form the exported collectives take beyond 2³¹−1
+// elements (a C int): the same results.
+func TestCollectivesCut(t *testing.T) {
+	for _, np := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) { mpirun(t, "collectives-cut", np, "") })
 	}
 }
 
