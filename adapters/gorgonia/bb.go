@@ -95,6 +95,9 @@ func NewBarzilaiBorweinSolver(opts ...Option) *Solver {
 // NewBarzilaiBorweinSolver (its learning rate before the first step); for
 // the other rules it is LearnRate.
 func (s *Solver) StepSize() float64 {
+	if s == nil {
+		return 0
+	}
 	if s.rule == ruleBB && s.bb.stepped {
 		return s.bb.last
 	}

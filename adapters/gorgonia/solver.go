@@ -219,7 +219,8 @@ func WithMaximize() Option { return func(c *config) { c.maximize = true } }
 func WithFast() Option { return func(c *config) { c.fast = true } }
 
 // WithKernels selects the kernel set (a level from kernels.For); the default
-// is kernels.Active().
+// is kernels.Active(). A set that neither issued (a declared Set, a copy of
+// one) makes Step return optim.ErrInvalid, whatever the rule.
 func WithKernels(s *kernels.Set) Option { return func(c *config) { c.kernels = s } }
 
 // WithBatchSize divides the gradients by batch (when batch > 1) before the
@@ -355,14 +356,32 @@ func NewRMSPropSolver(opts ...Option) *Solver {
 // NewBarzilaiBorweinSolver it sets the step size that a step falls back on
 // when it computes none (see there).
 func (s *Solver) SetLearnRate(eta float64) {
+	if s == nil {
+		return
+	}
 	s.cfg.eta = eta
 	s.bb.eta = eta
 }
 
-// LearnRate returns η.
-func (s *Solver) LearnRate() float64 { return s.cfg.eta }
+// LearnRate returns η (0 for a nil Solver).
+func (s *Solver) LearnRate() float64 {
+	if s == nil {
+		return 0
+	}
+	return s.cfg.eta
+}
 
-func (s *Solver) String() string { return "fusegorgonia." + ruleNames[s.rule] }
+// String names the solver's rule: "fusegorgonia.AdamSolver" and so on; a
+// declared Solver, which has none, is "fusegorgonia.Solver" (nil: "<nil>").
+func (s *Solver) String() string {
+	switch {
+	case s == nil:
+		return "<nil>"
+	case s.byKey == nil:
+		return "fusegorgonia.Solver"
+	}
+	return "fusegorgonia." + ruleNames[s.rule]
+}
 
 // needsPrepass reports whether the gradient needs gorgonia's preparation as
 // a pass of its own: the kernels fold only the batch scale and a coupled L2
@@ -498,6 +517,12 @@ func (c *config) check32(r rule, has32 bool) error {
 }
 
 func (c *config) check() error {
+	// Every rule refuses a set that kernels.For or kernels.Active did not
+	// issue, as optim does: the kernels package would run another
+	// (kernels.Active) in its place.
+	if c.kernels != nil && !c.kernels.Issued() {
+		return fmt.Errorf("%w: WithKernels: a kernels.Set that kernels.For or kernels.Active did not issue", optim.ErrInvalid)
+	}
 	if c.batch != c.batch || math.IsInf(c.batch, 0) || (c.useClip && c.clip != c.clip) {
 		return fmt.Errorf("%w: batch size %v, clip %v: want a finite batch size and a clip that is not NaN", optim.ErrHyper, c.batch, c.clip)
 	}
@@ -595,6 +620,9 @@ func (s *Solver) Step(model []gorgonia.ValueGrad) error {
 // takes effect when that Step ends: the Step moves every weight with the
 // state it had when it began.
 func (s *Solver) Forget(vgs ...gorgonia.ValueGrad) {
+	if s == nil || s.byKey == nil {
+		return // a nil or declared Solver keeps no state
+	}
 	for _, vg := range vgs {
 		if isNilVG(vg) {
 			continue
@@ -654,7 +682,7 @@ func (s *Solver) endStep() {
 // keeps no state, and stays refused (see [Solver.Step]). Called during a
 // Step, it takes effect when the Step ends, as Forget does.
 func (s *Solver) Reset() {
-	if s.byKey == nil {
+	if s == nil || s.byKey == nil {
 		return // a declared Solver: Step refuses it still
 	}
 	if s.inStep {
@@ -667,4 +695,9 @@ func (s *Solver) Reset() {
 }
 
 // States returns the number of weights whose state the solver keeps.
-func (s *Solver) States() int { return len(s.byKey) }
+func (s *Solver) States() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.byKey)
+}
