@@ -106,7 +106,12 @@ func (m *Muon[T]) SaveFile(path string) error {
 
 // LoadFile loads the state written by SaveFile; see Load. An error opening
 // the file is returned as os.Open gives it, with nothing changed.
-func (m *Muon[T]) LoadFile(path string) error { return loadFile(m.closed, path, m.Load) }
+func (m *Muon[T]) LoadFile(path string) error {
+	if err := m.usable(); err != nil { // the zero value or closed: before the file is opened
+		return err
+	}
+	return loadFile(path, m.Load)
+}
 
 // Load reads state written by Save, to the end of r, and replaces the
 // hyperparameters, step counts and momentum buffers with it. Everything is

@@ -286,15 +286,13 @@ func (o *Optimizer[T]) LoadFile(path string) error {
 	if err := o.usable(); err != nil { // the zero value, closed, or from the Reducer: before the file is opened
 		return err
 	}
-	return loadFile(false, path, o.Load)
+	return loadFile(path, o.Load)
 }
 
-// loadFile opens path and loads it with load, unless the optimizer is
-// closed.
-func loadFile(closed bool, path string, load func(io.Reader) error) error {
-	if closed {
-		return ErrClosed
-	}
+// loadFile opens path and loads it with load; the caller has checked that
+// the optimizer is usable, so that the zero value and a closed one get
+// their errors whether or not path opens.
+func loadFile(path string, load func(io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

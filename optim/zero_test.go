@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -13,9 +15,11 @@ import (
 // panicked: GradNorm, ClipGradNorm, Save, SaveShard, LoadShards, Muon's
 // Add; Step and Muon's Step, SetConfig and Save succeeded, doing nothing;
 // the Stepper's SetSteps succeeded, setting the count of a Stepper that
-// cannot step), and Close is a no-op on them.
+// cannot step; Muon's LoadFile returned the error of opening a missing
+// file), and Close is a no-op on them.
 func TestZeroValuesRefused(t *testing.T) {
 	p, g := make([]float32, 4), make([]float32, 4)
+	missing := filepath.Join(t.TempDir(), "missing.state") // a file that does not open
 	var o Optimizer[float32]
 	var m Muon[float32]
 	calls := map[string]func() error{
@@ -42,6 +46,10 @@ func TestZeroValuesRefused(t *testing.T) {
 		"Muon.Save":      func() error { return m.Save(io.Discard) },
 		"Muon.Load":      func() error { return m.Load(bytes.NewReader(nil)) },
 		"Muon.SetNoGrad": func() error { return m.SetNoGrad("w") },
+		"LoadFile":       func() error { return o.LoadFile(missing) },
+		"Muon.LoadFile":  func() error { return m.LoadFile(missing) },
+		"SaveFile":       func() error { return o.SaveFile(missing) },
+		"Muon.SaveFile":  func() error { return m.SaveFile(missing) },
 	}
 	var gr Group[float32]
 	var st Stepper[float32]
@@ -63,6 +71,9 @@ func TestZeroValuesRefused(t *testing.T) {
 				t.Errorf("%s on a zero value: %v, want ErrInvalid", name, err)
 			}
 		}()
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a zero value's refused SaveFile left a file: %v", err)
 	}
 	if st.Steps() != 0 {
 		t.Errorf("a zero Stepper's refused SetSteps set its count to %d", st.Steps())
