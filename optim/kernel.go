@@ -82,13 +82,19 @@ func ScalarNames(h Hyper) []string {
 // (see [New]): errors wrap ErrHyper. For a rule with per-parameter scalars
 // (NAdam) they are those of a parameter that has taken all its steps with
 // h: NAdam's mu_product is made, as an Optimizer makes it, in steps+1
-// multiplications, of which those after it can no longer change (0, or
-// a fixed point once μ_t is Beta1) are skipped. So a late step count costs
-// time in proportion to it where the product settles late (Beta1 close to
-// 1; each multiplication takes a μ_t, a correctly rounded power: about
-// 130 ns on a Zen 5 core, so a million steps cost 0.13 s); a caller
-// stepping NAdam for long keeps the product with its state instead (a
-// Stepper, whose Scalar and Restore carry it).
+// multiplications, of which those after it can no longer change are
+// skipped: after 0, after a subnormal that every later μ_t leaves as it
+// is (with the default Beta1 0.9 the product gets there in about a
+// thousand steps), or at a fixed point once μ_t is Beta1. So a late step
+// count costs about as much as a step count of a thousand or so (0.1 ms on
+// a Zen 5 core); it would cost time in proportion to it only where the
+// product stays in float64's normal range for long, where μ_t is close
+// to 1 for most of the steps (Beta1 within about 1e-4 of 1 with a
+// MomentumDecay of 1 or more, which brings μ_t to Beta1 within a few
+// hundred steps; each multiplication takes a μ_t, a correctly rounded
+// power, about 130 ns, so a million steps cost 0.13 s).
+// A caller stepping NAdam for long can keep the product with its state
+// instead (a Stepper, whose Scalar and Restore carry it).
 func Coefficients[T Float](h Hyper, steps int64, lossScale float64) (kernels.Coeffs, error) {
 	var c kernels.Coeffs
 	err := CoefficientsInto[T](&c, h, steps, lossScale)

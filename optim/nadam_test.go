@@ -327,8 +327,9 @@ func TestNAdamCoefficientsLate(t *testing.T) {
 		{LR: 1e-3, Beta1: 0.999999, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3},
 		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 0},
 		{LR: 1e-3, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 1},
+		{LR: 1e-3, Beta1: 0.99, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 1e-4},
 	} {
-		for _, steps := range []int64{0, 1, 100, 7000, 20000, 1 << 17} {
+		for _, steps := range []int64{0, 1, 100, 7000, 20000, 1 << 17, 1 << 20} {
 			got, err := Coefficients[float32](h, steps, 1)
 			if err != nil {
 				t.Fatal(err)
@@ -348,6 +349,31 @@ func TestNAdamCoefficientsLate(t *testing.T) {
 		if _, err := Coefficients[float32](h, MaxStep-1, 1); err != nil {
 			t.Fatalf("%+v at MaxStep-1: %v", h, err)
 		}
+	}
+}
+
+// TestNAdamSettlesEarly: with the default Beta1 0.9, mu_product falls to
+// a subnormal within about a thousand steps and stops there (μ_t > 0.5),
+// and Coefficients stops making it there, not where μ_t reaches Beta1
+// (about 4.9 million steps, 0.6 s of multiplications for every late
+// Coefficients call); TestNAdamCoefficientsLate checks the bits.
+func TestNAdamSettlesEarly(t *testing.T) {
+	for _, h := range []NAdamConfig{
+		DefaultNAdam(),
+		{LR: 1e-3, Beta1: 0.99, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3},
+	} {
+		sc := h.initialScalars()
+		var i int64
+		for ; !h.settled(sc, i); i++ {
+			if i == 100000 {
+				t.Fatalf("Beta1 %v: mu_product %v not settled after %d steps", h.Beta1, sc[0], i)
+			}
+			sc = h.advance(sc, i)
+		}
+		if sc[0] == 0 {
+			t.Errorf("Beta1 %v: settled at mu_product 0 after %d steps, want a subnormal", h.Beta1, i)
+		}
+		t.Logf("Beta1 %v: mu_product settles at %v after %d steps", h.Beta1, sc[0], i)
 	}
 }
 

@@ -137,12 +137,24 @@ func (c NAdamConfig) advance(sc scalars, step int64) scalars {
 // log096 is ln 0.96, the base of μ's schedule.
 var log096 = math.Log(0.96)
 
-// settled reports that mu_product sc no longer changes from step on:
-// it is 0, or μ has reached Beta1 (0.96^(tψ) below float64's range, so
+// settled reports that mu_product sc no longer changes from step on: it
+// is 0; or it is so small (a subnormal, where the product of 0.5^1000 or
+// so stops in a few thousand steps of Beta1 0.9) that sc·μ rounds to sc
+// for a μ below every later μ_t (μ_t grows with t towards Beta1 < 1, and
+// each computed μ_t is within two ulps of the exact one's rounding:
+// μ_{step+1}·(1−2⁻⁴⁰) is below them all), so that every later
+// multiplication, by a μ in [that, 1), rounds to sc too (rounding is
+// monotone); or μ has reached Beta1 (0.96^(tψ) below float64's range, so
 // every later μ is Beta1 exactly) and sc·Beta1 rounds to sc.
 func (c NAdamConfig) settled(sc scalars, step int64) bool {
 	if sc[0] == 0 {
 		return true
+	}
+	if sc[0] < 0x1p-1000 {
+		mu := c.nadam(kernels.Prelude{}).Mu(step + 1)
+		if sc[0]*(mu*(1-0x1p-40)) == sc[0] {
+			return true
+		}
 	}
 	if float64(step+1)*c.MomentumDecay*log096 > -800 {
 		return false // μ may still change (exp(-800) is far below the smallest float64)
