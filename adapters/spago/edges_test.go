@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/optim"
@@ -68,6 +69,75 @@ func TestSharedStateRefused(t *testing.T) {
 	grad32(a, 1, 1)
 	if err := s.OptimizeParams(a); err != nil {
 		t.Errorf("a's own State: %v", err)
+	}
+}
+
+// TestSharedFreshState: one State that no step has bound yet (gob made
+// it, or the caller) given to two parameters over different matrices is
+// refused (ErrState): by Optimize before any parameter steps (it stepped
+// the first and failed on the second, or, with the two stepped at once,
+// stepped both with one set of moments and returned nil), and, in
+// concurrent OptimizeParams calls as spago's Optimizer makes them, for
+// one of the two, the other stepping as it would alone.
+func TestSharedFreshState(t *testing.T) {
+	fresh := func() *State[float32] {
+		return &State[float32]{Kind: KindAdam, Step: 1, ExpAvg: []float32{0.1, 0.1}, ExpAvgSq: []float32{0.01, 0.01}}
+	}
+	for range 20 {
+		a, b := param32(1, 2), param32(3, 4)
+		st := fresh()
+		a.State, b.State = st, st
+		grad32(a, 1, 1)
+		grad32(b, -1, -1)
+		o := NewOptimizer(nn.StreamParams([]*nn.Param{a, b}), NewAdam(DefaultAdam()))
+		if err := o.Optimize(); !errors.Is(err, ErrState) {
+			t.Fatalf("Optimize of one State in two parameters: %v, want ErrState", err)
+		}
+		if va, vb := values[float32](a), values[float32](b); !slices.Equal(va, []float32{1, 2}) || !slices.Equal(vb, []float32{3, 4}) {
+			t.Fatalf("a refused Optimize moved a parameter: a = %v, b = %v", va, vb)
+		}
+		if st.Step != 1 || st.boundTo() != nil {
+			t.Fatalf("a refused Optimize changed the State: step %d, bound to %p", st.Step, st.boundTo())
+		}
+	}
+	// The step of a alone, with a State of its own.
+	lone := param32(1, 2)
+	lone.State = fresh()
+	grad32(lone, 1, 1)
+	if err := NewAdam(DefaultAdam()).OptimizeParams(lone); err != nil {
+		t.Fatal(err)
+	}
+	want := values[float32](lone)
+	for range 50 {
+		a, b := param32(1, 2), param32(1, 2)
+		st := fresh()
+		a.State, b.State = st, st
+		grad32(a, 1, 1)
+		grad32(b, 1, 1)
+		s := NewAdam(DefaultAdam())
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i, p := range []*nn.Param{a, b} {
+			wg.Go(func() { errs[i] = s.OptimizeParams(p) })
+		}
+		wg.Wait()
+		refused := 0
+		for i, err := range errs {
+			switch {
+			case errors.Is(err, ErrState):
+				refused++
+			case err != nil:
+				t.Fatalf("parameter %d: %v", i, err)
+			}
+		}
+		if refused != 1 || st.Step != 2 {
+			t.Fatalf("concurrent steps of one State: errors %v, step count %d; want one ErrState and step 2", errs, st.Step)
+		}
+		for _, p := range []*nn.Param{a, b} {
+			if v := values[float32](p); !slices.Equal(v, want) && !slices.Equal(v, []float32{1, 2}) {
+				t.Fatalf("a parameter at %v, want %v (as alone) or unmoved", v, want)
+			}
+		}
 	}
 }
 

@@ -295,6 +295,9 @@ func (s *strategy[C]) SetLR(lr float64) {
 	}
 }
 
+// errSharedState is the error of a State given to two parameters.
+var errSharedState = fmt.Errorf("%w: the parameter's State steps another parameter (one State in two Params)", ErrState)
+
 // optimize is OptimizeParams of a strategy whose steps are named name and
 // keep State of kind: one step of p under the config c, with the optim
 // config h of the setting key (global: spago's global step, or 0); with
@@ -305,9 +308,11 @@ func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind strin
 	if p == nil {
 		return fmt.Errorf("%w: a nil *nn.Param", ErrParam)
 	}
-	if st, ok := p.State.(interface{ boundTo() *nn.Param }); ok {
-		if o := st.boundTo(); o != nil && o != p {
-			return fmt.Errorf("%w: the parameter's State steps another parameter (one State in two Params)", ErrState)
+	if st, ok := p.State.(stateRef); ok {
+		// A step binds the State before it touches it (claim); the checks
+		// alone (dry) bind nothing.
+		if o := st.boundTo(); (dry && o != nil && o != p) || (!dry && !st.claim(p)) {
+			return errSharedState
 		}
 	}
 	if noValue(p) {

@@ -71,9 +71,10 @@ func (o *Optimizer) Optimize() error {
 	// Every parameter, each matrix once, checked before any is stepped.
 	check, _ := o.strategy.(prechecker)
 	var (
-		ps   []*nn.Param
-		seen = make(map[any]struct{})
-		err  error
+		ps     []*nn.Param
+		seen   = make(map[any]struct{})
+		states = make(map[any]*nn.Param) // the State each parameter holds
+		err    error
 	)
 	for p := range ch {
 		if err != nil {
@@ -89,6 +90,17 @@ func (o *Optimizer) Optimize() error {
 			continue
 		}
 		seen[key] = struct{}{}
+		// One State in two parameters, neither bound to it by a step yet
+		// (gob made it, or the caller): the second to step would fail
+		// after the first has stepped, or both step with it at once.
+		if st, ok := p.State.(stateRef); ok && st.ref() != nil {
+			if q, dup := states[st.ref()]; dup && q != p {
+				err = errSharedState
+				cancel()
+				continue
+			}
+			states[st.ref()] = p
+		}
 		if check != nil {
 			if err = check.precheck(p); err != nil {
 				cancel()

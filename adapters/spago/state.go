@@ -30,8 +30,9 @@ const (
 // buffers have the parameter's element type and length and PyTorch's names;
 // a buffer the rule does not use is nil. Its exported fields are what
 // encoding/gob writes when spago saves the model. A State belongs to the
-// parameter it first steps: another parameter given it is refused with
-// ErrState.
+// parameter it first steps (bound as that step begins): another parameter
+// given it is refused with ErrState, and Optimizer.Optimize refuses, before
+// any parameter steps, two parameters that hold one State.
 type State[T float.DType] struct {
 	Kind           string // KindAdam, KindSGD, KindLion, KindAdagrad, KindRMSprop, KindLAMB or KindRAdam
 	Step           int64  // steps this parameter has taken
@@ -58,6 +59,33 @@ func (st *State[T]) boundTo() *nn.Param {
 		return nil
 	}
 	return st.owner.Load()
+}
+
+// claim binds st to p, the parameter about to step with it, and reports
+// whether st is p's: false where it steps another. Atomic, so that of two
+// parameters given one State that no step has bound yet (gob made it, or
+// the caller), in concurrent OptimizeParams calls, one alone steps with it.
+// A nil *State is no state: true.
+func (st *State[T]) claim(p *nn.Param) bool {
+	if st == nil || st.owner.CompareAndSwap(nil, p) {
+		return true
+	}
+	return st.owner.Load() == p
+}
+
+// ref is st as a map key, nil for a nil *State.
+func (st *State[T]) ref() any {
+	if st == nil {
+		return nil
+	}
+	return st
+}
+
+// stateRef is what every *State[T] has, whatever T.
+type stateRef interface {
+	boundTo() *nn.Param
+	claim(p *nn.Param) bool
+	ref() any
 }
 
 // bufNames are optim's names of the buffers of buffers(), in that order.
