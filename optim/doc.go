@@ -134,8 +134,9 @@
 // and an error names the parameter). Under a loss scale below 1, a
 // gradient that is finite as scaled but overflows once unscaled counts as
 // non-finite, as the ±Inf that UnscaleGrads makes of it does: the same
-// steps are skipped whether or not UnscaleGrads was called (and GradNorm
-// and ClipGradNorm report a norm of +Inf).
+// steps are skipped whether or not UnscaleGrads was called, and GradNorm
+// and ClipGradNorm, under every policy, report a norm of +Inf and the
+// gradients as not finite.
 //
 // # State
 //

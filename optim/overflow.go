@@ -26,9 +26,11 @@ type overflowLimits[T Float] struct {
 
 // overflowCheck sets o.ovf to the limits for the gradients now in the
 // buffers: the zero limits (nothing to flag) unless they are loss-scaled by
-// a scale below 1, under a policy that checks them.
+// a scale below 1. Step checks them under SkipStep and ErrorOnNonFinite
+// only; GradNorm and ClipGradNorm under every policy, as they report ±Inf
+// and NaN gradients under every policy.
 func (o *Optimizer[T]) overflowCheck() {
-	if o.opt.NonFinite == Propagate || o.unscaled || !(o.lossScale < 1) {
+	if o.unscaled || !(o.lossScale < 1) {
 		o.ovf.lim = 0
 		return
 	}

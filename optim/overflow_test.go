@@ -128,3 +128,60 @@ func unscaleOverflowBF16(t *testing.T) {
 		}
 	}
 }
+
+// TestPropagateOverflowNorm: under Propagate, with a loss scale below 1,
+// GradNorm of a gradient that overflows once unscaled reports +Inf and
+// not finite whether or not UnscaleGrads was called (it reported the
+// finite 6e38 without it, and the Step that followed wrote -Inf), and
+// ClipGradNorm then leaves the parameters as UnscaleGrads before it does:
+// the gradient NaN, the others 0, and the Step the same bits.
+func TestPropagateOverflowNorm(t *testing.T) {
+	type result struct {
+		norm   float64
+		finite bool
+		clip   float64
+		p, g   []float32
+	}
+	run := func(unscale bool) result {
+		o := mustNew[float32](t, DefaultSGD(0.1), Options{Workers: 1})
+		p, g := []float32{1, 1, 2}, []float32{3e38, 1, -2}
+		if err := o.Add("p", p, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetLossScale(0.5); err != nil {
+			t.Fatal(err)
+		}
+		if unscale {
+			if err := o.UnscaleGrads(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var r result
+		var err error
+		if r.norm, r.finite, err = o.GradNorm(); err != nil {
+			t.Fatal(err)
+		}
+		if r.clip, err = o.ClipGradNorm(1); err != nil {
+			t.Fatal(err)
+		}
+		r.g = slices.Clone(g)
+		mustStep(t, o)
+		r.p = p
+		return r
+	}
+	folded, unscaled := run(false), run(true)
+	for name, r := range map[string]result{"folded": folded, "UnscaleGrads": unscaled} {
+		if !math.IsInf(r.norm, 1) || r.finite || !math.IsInf(r.clip, 1) {
+			t.Errorf("%s: GradNorm %v (finite %v), ClipGradNorm %v; want +Inf, not finite, +Inf", name, r.norm, r.finite, r.clip)
+		}
+	}
+	same := func(a, b []float32) bool {
+		return slices.EqualFunc(a, b, func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) })
+	}
+	if !same(folded.g, unscaled.g) || !same(folded.p, unscaled.p) {
+		t.Errorf("clipped gradients %v, parameters %v; after UnscaleGrads %v, %v", folded.g, folded.p, unscaled.g, unscaled.p)
+	}
+	if !math.IsNaN(float64(unscaled.g[0])) || unscaled.g[1] != 0 || unscaled.g[2] != 0 {
+		t.Errorf("clipped gradients %v, want NaN, 0, 0 (PyTorch: unscale_, then clip_grad_norm_)", unscaled.g)
+	}
+}

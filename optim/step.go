@@ -178,7 +178,12 @@ func (o *Optimizer[T]) ZeroGrad() {
 // naming the parameter; under Propagate the rule above applies as it
 // stands, as in PyTorch's clip_grad_norm_: an infinite norm gives coef 0,
 // and a NaN norm a NaN coef, which makes every gradient NaN (PyTorch's
-// clamp(coef, max=1) keeps the NaN).
+// clamp(coef, max=1) keeps the NaN). Under Propagate, non-finite
+// gradients (or ones that overflow once unscaled) that are loss-scaled by
+// a scale below 1 and not yet unscaled are unscaled first (UnscaleGrads,
+// but for float16 gradients, which it refuses), as GradScaler.unscale_
+// comes before clip_grad_norm_: a gradient that overflows once unscaled
+// becomes ±Inf and then NaN, as it does after an UnscaleGrads call, not 0.
 //
 // Sharded over several ranks (Options.Shard), it is collective, and the
 // ranks compare their maxNorm in the norm's exchange: where they differ,
@@ -212,6 +217,17 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 			return norm, fmt.Errorf("%w: parameter %q", ErrNonFinite, o.params[bad].name)
 		}
 		return norm, nil
+	}
+	if bad >= 0 && !o.unscaled && o.lossScale < 1 && !o.hasF16Grads() {
+		// Under Propagate, with gradients that may overflow once unscaled
+		// (the norm is +Inf or NaN): unscale them first, as PyTorch's
+		// unscale_ before clip_grad_norm_ does, so that those become ±Inf
+		// and then NaN (±Inf·0) as they do after an UnscaleGrads call,
+		// not 0 (the gradient times 0). UnscaleGrads refuses float16
+		// gradients: those are multiplied by coef as they are.
+		if err := o.UnscaleGrads(); err != nil {
+			return norm, err
+		}
 	}
 	coef := maxNorm / (norm + 1e-6)
 	if coef >= 1 { // (a NaN coef goes on: see above)
@@ -418,6 +434,18 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	}
 	o.unscaled = true
 	return nil
+}
+
+// hasF16Grads reports whether a parameter taking part in the step has a
+// float16 gradient, which UnscaleGrads refuses while the gradients are
+// loss-scaled.
+func (o *Optimizer[T]) hasF16Grads() bool {
+	for i := range o.params {
+		if h := o.params[i].half; h != nil && h.f16 && len(h.g) > 0 && o.params[i].active() {
+			return true
+		}
+	}
+	return false
 }
 
 // GradsAdjusted reports whether UnscaleGrads or ClipGradNorm (on a shard
