@@ -48,7 +48,14 @@ var _ = register(AdafactorConfig{})
 // 1/sqrt(col_var/max(mean(row_var), ε1)) (kernels.AdafactorScalesF32
 // stores -cs, so that the passes fold the descent's sign into it), and
 // u = min(rs·cs, 1/ε1)·g, which is g/sqrt(max(v, ε1²)) in exact arithmetic
-// and differs from PyTorch's per-element order only by rounding. State: row_var and col_var (as many elements as
+// and differs from PyTorch's per-element order only by rounding inside
+// T's range. At its edges the two orders leave it on different inputs:
+// PyTorch's row_var·col_var overflows where both are huge (float32
+// gradients above about 4e9; u is then 0),
+// and col_var/mean here underflows to 0 where a column's variance is
+// below about 1e-38 (float32) of the rows' mean, so that its elements
+// take the clamp 1/ε1 where the estimate row_var·col_var/mean may be well
+// above ε1² (docs/adafactor.md). State: row_var and col_var (as many elements as
 // the rows and the columns of all the matrices) for a parameter of two
 // dimensions or more, variance (as many as p) for a vector or a scalar;
 // with the step count. So the state of a matrix is far smaller than the
