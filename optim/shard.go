@@ -371,14 +371,28 @@ func (o *Optimizer[T]) shardPlan() {
 
 // What an exchange carries: the per-piece non-finite flags, sums of
 // squares (or maxima), and a reducing rule's sums; exArg adds one entry
-// per rank, each rank's clipArg (ClipGradNorm's maxNorm), which the ranks
-// must agree on.
+// per rank, each rank's clipArg (ClipGradNorm's maxNorm, or argGradNorm),
+// which the ranks must agree on.
 const (
 	exBad = 1 << iota
 	exSum
 	exRed
 	exArg
 )
+
+// argCall describes a rank's entry in the exchange in which the ranks
+// compare their calls (exArg).
+func argCall(v float64) string {
+	switch {
+	case v == argGradNorm:
+		return "GradNorm"
+	case v != v:
+		return "a closed optimizer, or an invalid maxNorm"
+	case v == -1:
+		return "ClipGradNorm(0)"
+	}
+	return fmt.Sprintf("ClipGradNorm(%v)", v)
+}
 
 // exchange gives every rank the per-piece values of every other rank's
 // pieces (see the comment at the top of this file): a no-op unless the
@@ -451,8 +465,7 @@ func (o *Optimizer[T]) exchange(what int) error {
 				continue
 			}
 			if v != a[first] {
-				arg := func(v float64) float64 { return max(v, 0) }
-				return fmt.Errorf("%w: shard %d of %d: the ranks passed ClipGradNorm different maxNorm values (%v on rank %d, %v on rank %d): every rank passes the same", ErrInvalid, s.rank, s.ranks, arg(a[first]), first, arg(v), r)
+				return fmt.Errorf("%w: shard %d of %d: the ranks' calls differ (%s on rank %d, %s on rank %d): every rank makes the same call, ClipGradNorm with the same maxNorm", ErrInvalid, s.rank, s.ranks, argCall(a[first]), first, argCall(v), r)
 			}
 			first = min(first, r)
 		}

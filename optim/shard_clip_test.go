@@ -120,3 +120,82 @@ func TestShardClipInvalidMaxNorm(t *testing.T) {
 		}
 	}
 }
+
+// TestShardNormCallsDiffer: the ranks of a sharded optimizer compare their
+// norm calls in the norm's exchange. A closed rank's GradNorm or
+// ClipGradNorm returned ErrClosed before the exchange, and the others
+// waited in it for ever; a rank calling GradNorm while the others call
+// ClipGradNorm exchanged a buffer of another length (the others' maxNorm
+// entries). Now every rank gets an error (ErrClosed on the closed one,
+// ErrInvalid on the others) and no gradient is scaled.
+func TestShardNormCallsDiffer(t *testing.T) {
+	const ranks = 3
+	for _, c := range []struct {
+		name   string
+		closed bool // rank 1 is closed
+		call   func(o *Optimizer[float32], r int) error
+	}{
+		{"closed, ClipGradNorm", true, func(o *Optimizer[float32], _ int) error { _, err := o.ClipGradNorm(0.5); return err }},
+		{"closed, GradNorm", true, func(o *Optimizer[float32], _ int) error { _, _, err := o.GradNorm(); return err }},
+		{"GradNorm on rank 1, ClipGradNorm on the others", false, func(o *Optimizer[float32], r int) error {
+			if r == 1 {
+				_, _, err := o.GradNorm()
+				return err
+			}
+			_, err := o.ClipGradNorm(0.5)
+			return err
+		}},
+	} {
+		m := newTestModel[float32](shardSizes)
+		m.fillGrads(1)
+		sr := newShardRun(t, m, DefaultAdamW(), nil, nil, Options{ChunkSize: 64}, ranks)
+		if c.closed {
+			if err := sr.opts[1].Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errs := make([]error, ranks)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			onRanks(ranks, func(r int) error {
+				errs[r] = c.call(sr.opts[r], r)
+				return nil
+			})
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: the ranks wait for ever", c.name)
+		}
+		for r, err := range errs {
+			want := ErrInvalid
+			if c.closed && r == 1 {
+				want = ErrClosed
+			}
+			if !errors.Is(err, want) {
+				t.Errorf("%s: rank %d: %v, want %v", c.name, r, err, want)
+			}
+			for i := range m.grad {
+				if !slices.Equal(sr.models[r].grad[i], m.grad[i]) {
+					t.Errorf("%s: rank %d: tensor %d's gradient scaled", c.name, r, i)
+				}
+			}
+		}
+	}
+	// GradNorm on every rank agrees, as before.
+	m := newTestModel[float32](shardSizes)
+	m.fillGrads(1)
+	sr := newShardRun(t, m, DefaultAdamW(), nil, nil, Options{ChunkSize: 64}, ranks)
+	norms := make([]float64, ranks)
+	if err := onRanks(ranks, func(r int) error {
+		var err error
+		norms[r], _, err = sr.opts[r].GradNorm()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if norms[0] != norms[1] || norms[0] != norms[2] || !(norms[0] > 0) {
+		t.Errorf("GradNorm on every rank: %v", norms)
+	}
+}

@@ -190,9 +190,11 @@ func (o *Optimizer[T]) ZeroGrad() {
 // every rank gets an error wrapping ErrInvalid and no gradient is scaled.
 // A rank given an invalid maxNorm (negative, NaN) takes part in that
 // exchange too, so that every rank gets the error rather than wait in the
-// exchange for this one.
+// exchange for this one, and so does a closed rank (which returns
+// ErrClosed), and a rank calling GradNorm (the others get ErrInvalid).
 func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 	if err := o.usable(); err != nil {
+		o.takePart(err)
 		return 0, err
 	}
 	if !(maxNorm >= 0) {
@@ -267,14 +269,40 @@ const (
 // GradNorm returns the global L2 norm of the (unscaled) gradients as
 // ClipGradNorm computes it, and whether every gradient is finite, without
 // changing anything. On a sharded optimizer it is collective, as
-// ClipGradNorm and Step: every rank calls it (see [Shard]). When every gradient is finite but their norm exceeds
+// ClipGradNorm and Step: every rank calls it (see [Shard]); the ranks
+// compare their calls in the norm's exchange, as ClipGradNorm's do, so
+// that where one rank is closed (ErrClosed there) or calls ClipGradNorm,
+// the others get ErrInvalid rather than wait or take another's norm. When every gradient is finite but their norm exceeds
 // the float64 range, it returns +Inf, true and an error wrapping ErrRange.
 func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 	if err := o.usable(); err != nil {
+		o.takePart(err)
 		return 0, false, err
 	}
-	norm, bad, err := o.gradNorm(0)
+	// The ranks of a sharded optimizer compare their calls, as
+	// ClipGradNorm's do: a rank calling GradNorm while another calls
+	// ClipGradNorm (the same exchange) gets an error, not another's norm.
+	o.clipArg = argGradNorm
+	norm, bad, err := o.gradNorm(exArg)
 	return norm, bad < 0, err
+}
+
+// argGradNorm is the entry of a rank calling GradNorm in the exchange in
+// which the ranks compare their calls (exArg); ClipGradNorm's are its
+// maxNorm (−1 for ±0) and NaN for an invalid one or a closed optimizer.
+const argGradNorm = -2
+
+// takePart is the part in the norm's exchange of a rank of a sharded
+// optimizer whose GradNorm or ClipGradNorm fails with err before it: a
+// closed one takes part with a NaN entry, so that every rank gets an
+// error (ErrInvalid) instead of waiting in the exchange for this one.
+// Nothing is scaled.
+func (o *Optimizer[T]) takePart(err error) {
+	if err != ErrClosed || o.shard == nil || o.shard.ranks < 2 {
+		return
+	}
+	o.clipArg = math.NaN()
+	_, _, _ = o.gradNorm(exArg) // (this rank's error is err)
 }
 
 // gradNorm returns the global norm of the unscaled gradients and the first

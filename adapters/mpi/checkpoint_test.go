@@ -23,6 +23,70 @@ func init() {
 	scenarios["save-sweeps"] = saveSweeps
 	scenarios["manifest-many"] = manifestMany
 	scenarios["load-diverged"] = loadDiverged
+	scenarios["save-mismatched"] = saveMismatched
+}
+
+// TestSaveMismatched: processes whose settings differ (process 1 alone
+// changed its learning rate, which Step refuses) all get ErrArgs from
+// SaveCheckpoint, and the checkpoint saved before stays in dir, loadable
+// bit for bit; it saved the disagreeing shards, replacing the checkpoint
+// with one that no LoadCheckpoint could read.
+func TestSaveMismatched(t *testing.T) { mpirun(t, "save-mismatched", 2, t.TempDir()) }
+
+func saveMismatched(c *Comm) error {
+	dir := os.Getenv(envDir)
+	mk := func() (*DataParallel[float32], error) {
+		d, err := NewDataParallel[float32](c, optim.DefaultAdam(), optim.Options{ChunkSize: 16}, 64)
+		if err == nil {
+			_, _, err = d.Add("w", 64)
+		}
+		if err == nil {
+			fill(d)
+		}
+		return d, err
+	}
+	d, err := mk()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	if err := d.SaveCheckpoint(dir); err != nil {
+		return err
+	}
+	good, err := shardBytes(d.Optimizer())
+	if err != nil {
+		return err
+	}
+	if c.Rank() == 1 {
+		if err := d.Optimizer().SetLR(0, 0.5); err != nil {
+			return err
+		}
+	}
+	if _, err := d.Step(); !errors.Is(err, ErrArgs) {
+		return fmt.Errorf("Step with different learning rates: %v, want ErrArgs", err)
+	}
+	if err := d.SaveCheckpoint(dir); !errors.Is(err, ErrArgs) {
+		return fmt.Errorf("SaveCheckpoint with different learning rates: %v, want ErrArgs", err)
+	}
+	e, err := mk()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	if err := e.LoadCheckpoint(dir); err != nil {
+		return fmt.Errorf("the checkpoint saved before the refused save: %w", err)
+	}
+	got, err := shardBytes(e.Optimizer())
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, good) {
+		return errors.New("the checkpoint loaded is not the one saved before the refused save")
+	}
+	return nil
 }
 
 // TestSaveFails: a SaveCheckpoint that fails on one process (process 1's

@@ -777,16 +777,37 @@ func (s shardSet) name(r int) string {
 // replaced, the manifest may name the new set, or after a crash either;
 // the files of both sets are kept, so that the one it names loads.) A file named
 // optim.shards in dir that is not a manifest is refused (an error
-// wrapping optim.ErrState on process 0), not replaced.
+// wrapping optim.ErrState on process 0), not replaced. Processes whose
+// parameters or settings differ (those that Step refuses, with ErrArgs)
+// all get an error wrapping ErrArgs before anything is written: their
+// shards would not load as one checkpoint.
+//
+// A directory holds the checkpoint of one DataParallel: a save replaces
+// the set that its manifest names and removes the shard files of every
+// other set in it, so that two DataParallels saving into one directory
+// keep only the last one's checkpoint (which LoadCheckpoint then loads
+// into either, where their parameters match).
 func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
 	rank := d.comm.Rank()
+	// The processes' shards make one checkpoint only where their
+	// parameters and settings agree, as a Step needs them to: otherwise the
+	// set would not load (LoadCheckpoint compares them), and replacing the
+	// checkpoint in dir with it would lose the last one that does.
+	var v [2]uint64
+	v[0], v[1] = d.fingerprint()
+	differs, err := d.agreeSame(nil, v[:]...)
+	if err == nil && differs >= 0 {
+		err = fmt.Errorf("%w: the processes' parameters or settings differ (see Step), so their shards make no checkpoint; the one in dir is kept", ErrArgs)
+	}
+	if err != nil {
+		return err
+	}
 	// Process 0 reads the manifest and picks the next generation; every
 	// process learns it (a maximum over the processes, which hold 0).
 	var old shardSet
-	var err error
 	if rank == 0 {
 		old, err = readManifest(dir)
 		if errors.Is(err, fs.ErrNotExist) {
