@@ -298,6 +298,11 @@ type Stepper[T Float] struct {
 	sc    scalars      // the per-parameter scalars after the last step
 	fresh bool         // a buffer is new since the last step (see freshRule)
 	sized bool         // a Step has been given p and g of n elements
+	// init holds, for each buffer of names, the initial value of the
+	// config it was made under: before the parameter's first step a
+	// Step refills a buffer whose config's initial value has changed
+	// since (Adagrad's initial_accumulator_value), as SetGroup does.
+	init [3]float64
 }
 
 // NewStepper returns a Stepper for a parameter of n elements, at step
@@ -399,9 +404,16 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	if len(p) != s.n || len(g) != s.n {
 		return fmt.Errorf("%w: len(p) = %d, len(g) = %d, the stepper's parameter has %d", ErrLength, len(p), len(g), s.n)
 	}
-	s.sized = true
 	if overlap(p, g) {
 		return fmt.Errorf("%w: p and g overlap", ErrInvalid)
+	}
+	// The state held now: also before place, which moves it away from p
+	// and g where the buffers change (a p that is the old exp_avg would
+	// pass the check after it).
+	for _, b := range s.buf {
+		if overlap(p, b) || overlap(g, b) {
+			return fmt.Errorf("%w: p or g overlaps the stepper's state", ErrInvalid)
+		}
 	}
 	if s.step >= MaxStep {
 		return fmt.Errorf("%w: the parameter has taken MaxStep = %d steps", ErrInvalid, MaxStep)
@@ -434,13 +446,19 @@ func (s *Stepper[T]) Step(p, g []T) error {
 	}
 	defer e.release()
 	k := &e.c
+	s.sized = true
 	if replace {
 		s.place(c, p, g)
 		s.fresh = fresh
 	}
-	for _, b := range s.buf {
-		if overlap(p, b) || overlap(g, b) {
-			return fmt.Errorf("%w: p or g overlaps the stepper's state", ErrInvalid)
+	if s.step == 0 {
+		all := s.bufNames(c)
+		for i, name := range s.names {
+			j := slices.Index(all, name)
+			if v := c.h.initial(j); math.Float64bits(v) != math.Float64bits(s.init[i]) { // bits, as refillInitial
+				fillInitial(c.h, j, s.buf[i])
+				s.init[i] = v
+			}
 		}
 	}
 	if s.af != nil {
@@ -495,6 +513,7 @@ func (s *Stepper[T]) placeNames(c *groupConf, names []string, scratch bool, p, g
 		}
 	}
 	var buf [3][]T
+	var init [3]float64
 	cur := 0
 	for i, name := range names {
 		k := slices.Index(all, name)
@@ -505,15 +524,17 @@ func (s *Stepper[T]) placeNames(c *groupConf, names []string, scratch bool, p, g
 		cur += n
 		if old := s.Buffer(name); old != nil {
 			copy(buf[i], old)
+			init[i] = s.init[slices.Index(s.names, name)]
 		} else {
 			fillInitial(c.h, k, buf[i])
+			init[i] = c.h.initial(k)
 		}
 	}
 	if sc > 0 { // LAMB's scratch, after the state (scratchOf)
 		cur = layout.Place(base, cur, sc, size, streams)
 		buf[len(names)] = slab[cur : cur+sc : cur+sc]
 	}
-	s.names, s.buf = slices.Clone(names), buf
+	s.names, s.buf, s.init = slices.Clone(names), buf, init
 }
 
 // scratch returns the scratch buffer after the state buffers (scratchOf),

@@ -3,6 +3,7 @@ package optim
 import (
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -307,5 +308,81 @@ func TestStepperConcurrentBlocks(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestStepperInitialAfterRestore: a Stepper at step 0 whose Group's
+// Adagrad initial_accumulator_value changes starts its sum at the new
+// value at its next Step, as an Optimizer's SetGroup refills a parameter
+// that has taken no step, whether the sum was made by Restore(0, …) with
+// or without buffers (which Restore checks against the initial value of
+// the config in force then); it kept the old value.
+func TestStepperInitialAfterRestore(t *testing.T) {
+	for _, given := range []bool{false, true} {
+		h := DefaultAdagrad()
+		h.InitialAccumulatorValue = 0.1
+		g, err := NewGroup[float64](h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := g.NewStepper(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Step([]float64{1, 2}, []float64{1, 1}); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		var bufs [][]float64
+		if given {
+			names, bufs = []string{BufSum}, [][]float64{{0.1, 0.1}}
+		}
+		if err := s.Restore(0, names, bufs); err != nil {
+			t.Fatal(err)
+		}
+		h.InitialAccumulatorValue = 5
+		if err := g.SetHyper(h); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Step([]float64{1, 2}, []float64{1, 1}); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Buffer(BufSum); got[0] != 6 || got[1] != 6 {
+			t.Errorf("buffers given to Restore: %v: sum after the first step %v, want 5 + 1", given, got)
+		}
+	}
+}
+
+// TestStepperOverlapAfterBufferChange: a p that is the Stepper's state is
+// refused (ErrInvalid) by the Step that follows a change of the buffers
+// too (SetHyper turning AMSGrad on), with nothing changed: that Step moved
+// the state first and then found no overlap.
+func TestStepperOverlapAfterBufferChange(t *testing.T) {
+	h := DefaultAdam()
+	g, err := NewGroup[float32](h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := g.NewStepper(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr := []float32{0.5, -0.5, 1, -1}
+	if err := s.Step([]float32{1, 2, 3, 4}, gr); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Step(s.Buffer(BufExpAvg), gr); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("p = the stepper's exp_avg: %v, want ErrInvalid", err)
+	}
+	h.AMSGrad = true
+	if err := g.SetHyper(h); err != nil {
+		t.Fatal(err)
+	}
+	m := slices.Clone(s.Buffer(BufExpAvg))
+	if err := s.Step(s.Buffer(BufExpAvg), gr); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("after SetHyper (AMSGrad on): p = the stepper's exp_avg: %v, want ErrInvalid", err)
+	}
+	if !slices.Equal(s.Buffer(BufExpAvg), m) || s.Buffer(BufMaxExpAvgSq) != nil || s.Steps() != 1 {
+		t.Errorf("the refused Step changed the state: exp_avg %v (was %v), max_exp_avg_sq %v, steps %d", s.Buffer(BufExpAvg), m, s.Buffer(BufMaxExpAvgSq), s.Steps())
 	}
 }
