@@ -1200,6 +1200,18 @@ func (c *Coeffs) StateBuffers() int {
 	return -1
 }
 
+// RMSpropModes reports whether c is an RMSprop block (ok), and then
+// whether it keeps a momentum buffer and whether it is centered: blocks of
+// the two modes both keep two buffers (StateBuffers), the second the
+// momentum buffer in one and the gradient's average in the other, so that
+// a caller passing the buffers of one configuration checks the mode too.
+func (c *Coeffs) RMSpropModes() (momentum, centered, ok bool) {
+	if c == nil || c.fam != famRMSprop {
+		return false, false, false
+	}
+	return c.mode&abi.RMSpropMomentum != 0, c.mode&abi.RMSpropCentered != 0, true
+}
+
 // LAMBStored reports whether c is a LAMB block made with
 // DirectionInGrad: its first pass stores r over the gradient, for
 // [Set.LAMBApplyStoredF32].

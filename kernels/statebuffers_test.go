@@ -40,3 +40,34 @@ func TestStateBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestRMSpropModes: an RMSprop block says whether it keeps momentum and
+// whether it is centered (the two modes of two buffers); another block, a
+// zero one and nil say it is not RMSprop's.
+func TestRMSpropModes(t *testing.T) {
+	for _, tc := range []struct {
+		momentum, centered bool
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		h := RMSprop{LR: 0.1, Alpha: 0.99, Eps: 1e-8, Centered: tc.centered}
+		if tc.momentum {
+			h.Momentum = 0.5
+		}
+		c, err := h.Coeffs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ce, ok := c.RMSpropModes(); !ok || m != tc.momentum || ce != tc.centered {
+			t.Errorf("%+v: RMSpropModes() = %v, %v, %v", tc, m, ce, ok)
+		}
+	}
+	adam, err := Adam{LR: 0.1, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}.Coeffs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nilC *Coeffs
+	for name, c := range map[string]*Coeffs{"Adam": &adam, "zero": {}, "nil": nilC} {
+		if m, ce, ok := c.RMSpropModes(); ok || m || ce {
+			t.Errorf("%s block: RMSpropModes() = %v, %v, %v", name, m, ce, ok)
+		}
+	}
+}

@@ -185,14 +185,22 @@ func KernelStep[T Float](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []T, 
 // blockFits refuses a block c whose kernel keeps another number of state
 // buffers than h names: an Adam block without AMSGrad for an AMSGrad h
 // (the kernel would never write max_exp_avg_sq), an RMSprop block without
-// momentum for an h with it. A block for another rule of the same count,
-// or of other values, is the caller's to avoid: c comes from Coefficients
-// for the same h. The error wraps kernels.ErrCoeff under ErrInvalid; a nil
-// or zero c is left to the kernels' refusal.
+// momentum for an h with it; and an RMSprop block of another mode with
+// as many (momentum for a centered h: the kernel would write the momentum
+// into grad_avg). A block for another rule of the same count, or of other
+// values, is the caller's to avoid: c comes from Coefficients for the same
+// h. The error wraps kernels.ErrCoeff under ErrInvalid; a nil or zero c is
+// left to the kernels' refusal.
 func blockFits(h Hyper, c *kernels.Coeffs) error {
 	if n := c.StateBuffers(); n >= 0 && n != len(h.buffers()) {
 		return fmt.Errorf("%w: %w: a block whose kernel keeps %d state buffers for a %v parameter of %d (%v): c must come from Coefficients for h",
 			ErrInvalid, kernels.ErrCoeff, n, h.Kind(), len(h.buffers()), h.buffers())
+	}
+	if r, isR := h.(RMSpropConfig); isR {
+		if m, ce, ok := c.RMSpropModes(); ok && (m != (r.Momentum > 0) || ce != r.Centered) {
+			return fmt.Errorf("%w: %w: an RMSprop block with momentum %v and centered %v for a parameter with momentum %v and centered %v: c must come from Coefficients for h",
+				ErrInvalid, kernels.ErrCoeff, m, ce, r.Momentum > 0, r.Centered)
+		}
 	}
 	return nil
 }

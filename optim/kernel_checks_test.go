@@ -66,8 +66,9 @@ func TestStatelessInitialFits(t *testing.T) {
 // does, and refuses a block whose kernel keeps another number of state
 // buffers than h (an AMSGrad h given a block without AMSGrad: the kernel
 // would never write max_exp_avg_sq; RMSprop with momentum given a block
-// without), in both directions, before anything is written; the 16-bit
-// steps refuse it too.
+// without), in both directions, and an RMSprop block of the other mode
+// with as many buffers (momentum for a centered h), before anything is
+// written; the 16-bit steps refuse it too.
 func TestKernelStepBlockFits(t *testing.T) {
 	const n = 4
 	adam := AdamConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}
@@ -98,6 +99,12 @@ func TestKernelStepBlockFits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rmsCentered := rmsPlain
+	rmsCentered.Centered = true
+	crmsCentered, err := Coefficients[float32](rmsCentered, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		h    Hyper
@@ -107,6 +114,10 @@ func TestKernelStepBlockFits(t *testing.T) {
 		{"plain h, AMSGrad block", adam, &cams},
 		{"RMSprop momentum h, plain block", rms, &crms},
 		{"plain RMSprop h, momentum block", rmsPlain, &crmsMom},
+		// As many buffers, the second of another meaning: the momentum
+		// kernel wrote the momentum into grad_avg.
+		{"centered RMSprop h, momentum block", rmsCentered, &crmsMom}, // (16 bits: no centered kernel)
+		{"RMSprop momentum h, centered block", rms, &crmsCentered},
 	} {
 		nb := len(StateNames(tc.h))
 		st := make([][]float32, nb)
@@ -118,15 +129,19 @@ func TestKernelStepBlockFits(t *testing.T) {
 			t.Errorf("%s: KernelStep %v, want ErrInvalid wrapping kernels.ErrCoeff", tc.name, err)
 		}
 		master, p16, g16 := []float32{1, 2, 3, 4}, make([]kernels.BF16, n), make([]kernels.BF16, n)
-		if err := KernelStepMaster(nil, tc.h, tc.c, master, p16, g16, kernels.Rounding{}, st...); !errors.Is(err, kernels.ErrCoeff) {
-			t.Errorf("%s: KernelStepMaster %v, want kernels.ErrCoeff", tc.name, err)
+		want16 := kernels.ErrCoeff
+		if tc.h == rmsCentered {
+			want16 = ErrInvalid // 16-bit parameters have no centered RMSprop kernel
+		}
+		if err := KernelStepMaster(nil, tc.h, tc.c, master, p16, g16, kernels.Rounding{}, st...); !errors.Is(err, want16) {
+			t.Errorf("%s: KernelStepMaster %v, want %v", tc.name, err, want16)
 		}
 		s16 := make([][]kernels.BF16, nb)
 		for i := range s16 {
 			s16[i] = make([]kernels.BF16, n)
 		}
-		if err := KernelStep16(nil, tc.h, tc.c, p16, g16, kernels.Rounding{}, s16...); !errors.Is(err, kernels.ErrCoeff) {
-			t.Errorf("%s: KernelStep16 %v, want kernels.ErrCoeff", tc.name, err)
+		if err := KernelStep16(nil, tc.h, tc.c, p16, g16, kernels.Rounding{}, s16...); !errors.Is(err, want16) {
+			t.Errorf("%s: KernelStep16 %v, want %v", tc.name, err, want16)
 		}
 		if !slices.Equal(p, []float32{1, 2, 3, 4}) || !slices.Equal(master, []float32{1, 2, 3, 4}) || p16[0] != 0 {
 			t.Fatalf("%s: written before the error", tc.name)
