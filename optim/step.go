@@ -220,7 +220,7 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 		}
 		return norm, nil
 	}
-	if bad >= 0 && !o.unscaled && o.lossScale < 1 && !o.hasF16Grads() {
+	if bad >= 0 && !o.unscaled && o.lossScale < 1 && o.f16Grad() < 0 {
 		// Under Propagate, with gradients that may overflow once unscaled
 		// (the norm is +Inf or NaN): unscale them first, as PyTorch's
 		// unscale_ before clip_grad_norm_ does, so that those become ±Inf
@@ -445,11 +445,8 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	}
 	// With a LossScaler, refused at every scale, 1 included: the same code
 	// does not pass at one scale of a run and fail at another.
-	for i := range o.params {
-		p := &o.params[i]
-		if h := p.half; h != nil && h.f16 && len(h.g) > 0 && p.active() {
-			return fmt.Errorf("%w: UnscaleGrads: parameter %q has float16 gradients, which dividing by the loss scale and rounding to float16 would flush; Step, ClipGradNorm and GradNorm unscale them in float32", ErrInvalid, p.name)
-		}
+	if i := o.f16Grad(); i >= 0 {
+		return fmt.Errorf("%w: UnscaleGrads: parameter %q has float16 gradients, which dividing by the loss scale and rounding to float16 would flush; Step, ClipGradNorm and GradNorm unscale them in float32", ErrInvalid, o.params[i].name)
 	}
 	if o.lossScale == 1 {
 		return nil
@@ -464,16 +461,16 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 	return nil
 }
 
-// hasF16Grads reports whether a parameter taking part in the step has a
+// f16Grad returns the first parameter taking part in the step that has a
 // float16 gradient, which UnscaleGrads refuses while the gradients are
-// loss-scaled.
-func (o *Optimizer[T]) hasF16Grads() bool {
+// loss-scaled; -1 when none has.
+func (o *Optimizer[T]) f16Grad() int {
 	for i := range o.params {
 		if h := o.params[i].half; h != nil && h.f16 && len(h.g) > 0 && o.params[i].active() {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // GradsAdjusted reports whether UnscaleGrads or ClipGradNorm (on a shard

@@ -270,8 +270,11 @@ func (d *DataParallel[T]) plan() error {
 	}
 	d.n, d.displ = nil, nil
 	if !d.cut && d.comm.Size() > 1 {
-		var err error
-		if d.n, d.displ, err = d.comm.counts(counts, len(d.data)); err != nil {
+		cb, err := d.comm.bounds(counts, len(d.data))
+		if err == nil {
+			d.n, d.displ, err = cCounts(cb)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -289,29 +289,19 @@ func count(n int) (C.int, error) {
 	return C.int(n), nil
 }
 
-// counts converts per-process element counts to C ints, with their
-// displacements (prefix sums), checking that there is one per process and
-// that they add up to total.
-func (c *Comm) counts(cs []int, total int) (n, displ []C.int, err error) {
-	if c == nil || c.size < 1 {
-		return nil, nil, fmt.Errorf("%w: a communicator that World did not make", ErrArgs)
-	}
-	if len(cs) != c.size {
-		return nil, nil, fmt.Errorf("%w: %d counts for %d processes", ErrArgs, len(cs), c.size)
-	}
-	n, displ = make([]C.int, c.size), make([]C.int, c.size)
-	at := 0
-	for r, k := range cs {
-		if n[r], err = count(k); err != nil {
+// cCounts converts the bounds b of the processes' parts (Comm.bounds) to
+// C ints: each part's count and first element, for the single collectives
+// (MPI_Reduce_scatter, MPI_Allgatherv); an error wrapping ErrArgs where
+// one does not fit in a C int.
+func cCounts(b []int) (n, displ []C.int, err error) {
+	n, displ = make([]C.int, len(b)-1), make([]C.int, len(b)-1)
+	for r := range n {
+		if n[r], err = count(b[r+1] - b[r]); err != nil {
 			return nil, nil, err
 		}
-		if displ[r], err = count(at); err != nil {
+		if displ[r], err = count(b[r]); err != nil {
 			return nil, nil, err
 		}
-		at += k
-	}
-	if at != total {
-		return nil, nil, fmt.Errorf("%w: the counts add up to %d, the buffer holds %d", ErrArgs, at, total)
 	}
 	return n, displ, nil
 }
@@ -421,7 +411,7 @@ func ReduceScatter[T optim.Float](c *Comm, send, recv []T, counts []int) error {
 	if len(send) > maxCount {
 		return cutReduceScatter(c, send, recv, b)
 	}
-	n, _, err := c.counts(counts, len(send))
+	n, _, err := cCounts(b)
 	if err != nil {
 		return err
 	}
@@ -560,7 +550,7 @@ func AllgatherInPlace[T optim.Float](c *Comm, buf []T, counts []int) error {
 	if len(buf) > maxCount {
 		return cutAllgather(c, buf, b)
 	}
-	n, displ, err := c.counts(counts, len(buf))
+	n, displ, err := cCounts(b)
 	if err != nil {
 		return err
 	}
