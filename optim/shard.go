@@ -68,7 +68,11 @@ import (
 // the norm's exchange (one entry per rank) and is compared there: where
 // the ranks passed different values, ClipGradNorm returns an error
 // wrapping ErrInvalid on every rank and scales nothing (each rank would
-// otherwise scale its own chunks by its own factor). LoadShards is local
+// otherwise scale its own chunks by its own factor). Step's first exchange
+// (the non-finite check, or under Propagate a reducing rule's sums)
+// carries such an entry too, so that a closed rank, which takes part in
+// these exchanges with a NaN entry, gives the others an error wrapping
+// ErrInvalid instead of leaving them waiting. LoadShards is local
 // too: each rank checks the files it reads, and a rank whose load fails
 // while another's succeeds must not step on (agree on the outcome, as
 // DataParallel's LoadCheckpoint does, or stop).
@@ -371,8 +375,8 @@ func (o *Optimizer[T]) shardPlan() {
 
 // What an exchange carries: the per-piece non-finite flags, sums of
 // squares (or maxima), and a reducing rule's sums; exArg adds one entry
-// per rank, each rank's clipArg (ClipGradNorm's maxNorm, or argGradNorm),
-// which the ranks must agree on.
+// per rank, each rank's clipArg (ClipGradNorm's maxNorm, argGradNorm or
+// argStep; NaN for a closed rank), which the ranks must agree on.
 const (
 	exBad = 1 << iota
 	exSum
@@ -386,6 +390,8 @@ func argCall(v float64) string {
 	switch {
 	case v == argGradNorm:
 		return "GradNorm"
+	case v == argStep:
+		return "Step"
 	case v != v:
 		return "a closed optimizer, or an invalid maxNorm"
 	case v == -1:

@@ -2,8 +2,10 @@ package optim
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -197,5 +199,89 @@ func TestShardNormCallsDiffer(t *testing.T) {
 	}
 	if norms[0] != norms[1] || norms[0] != norms[2] || !(norms[0] > 0) {
 		t.Errorf("GradNorm on every rank: %v", norms)
+	}
+}
+
+// TestShardStepClosedRank: a closed rank's Step takes part in the step's
+// first exchange, so that the other ranks get ErrInvalid (and, where that
+// exchange is the non-finite check, change nothing) instead of waiting
+// for it; at the first Step after the run id's exchange. A Step under
+// Propagate of a rule that does not reduce exchanges nothing: the others
+// step.
+func TestShardStepClosedRank(t *testing.T) {
+	const ranks = 3
+	lamb := DefaultLAMB()
+	lamb.WeightDecay = 0.01
+	for _, c := range []struct {
+		name   string
+		h      Hyper
+		policy NonFinitePolicy
+		before int  // steps of every rank before rank 1 closes
+		steps  bool // the open ranks step (no exchange)
+
+	}{
+		{name: "AdamW-SkipStep-first", h: DefaultAdamW(), policy: SkipStep},
+		{name: "AdamW-ErrorOnNonFinite", h: DefaultAdamW(), policy: ErrorOnNonFinite, before: 2},
+		{name: "LAMB-SkipStep", h: lamb, policy: SkipStep, before: 1},
+		{name: "LAMB-Propagate-first", h: lamb, policy: Propagate},
+		{name: "LAMB-Propagate", h: lamb, policy: Propagate, before: 1},
+		{name: "AdamW-Propagate", h: DefaultAdamW(), policy: Propagate, before: 1, steps: true},
+	} {
+		m := newTestModel[float32](shardSizes)
+		m.fillGrads(1)
+		sr := newShardRun(t, m, c.h, nil, nil, Options{ChunkSize: 64, NonFinite: c.policy}, ranks)
+		for range c.before {
+			if err := onRanks(ranks, func(r int) error { _, err := sr.opts[r].Step(); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sr.opts[1].Close(); err != nil {
+			t.Fatal(err)
+		}
+		data := make([][][]float32, ranks)
+		for r := range ranks {
+			for _, d := range sr.models[r].data {
+				data[r] = append(data[r], slices.Clone(d))
+			}
+		}
+		errs := make([]error, ranks)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			onRanks(ranks, func(r int) error {
+				_, errs[r] = sr.opts[r].Step()
+				return nil
+			})
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: the open ranks wait for ever", c.name)
+		}
+		for r, err := range errs {
+			var want error = ErrInvalid
+			switch {
+			case r == 1:
+				want = ErrClosed
+			case c.steps:
+				want = nil
+			}
+			if !errors.Is(err, want) || (want == nil && err != nil) {
+				t.Errorf("%s: rank %d: %v, want %v", c.name, r, err, want)
+			}
+			if r != 1 && want != nil && !strings.Contains(fmt.Sprint(err), "Step on rank 0") {
+				t.Errorf("%s: rank %d: %v does not name the calls", c.name, r, err)
+			}
+			moved := false
+			for i := range data[r] {
+				moved = moved || !slices.Equal(data[r][i], sr.models[r].data[i])
+			}
+			if wantMoved := c.steps && r != 1; moved != wantMoved {
+				t.Errorf("%s: rank %d: parameters moved %v, want %v", c.name, r, moved, wantMoved)
+			}
+			if step := sr.opts[r].params[0].step; !c.steps && step != int64(c.before) {
+				t.Errorf("%s: rank %d: step count %d, want %d", c.name, r, step, c.before)
+			}
+		}
 	}
 }

@@ -38,10 +38,14 @@ type StepReport struct {
 // two passes (LAMB) runs its first pass in the update job and its second
 // in a job of its own (rule.go), and Adafactor its three passes
 // (adafactor_step.go); what any of them could refuse is checked before the
-// first.
+// first. Sharded over several ranks, it is collective (see [Shard]); a
+// closed rank takes part in its first exchange (ErrClosed there, an error
+// wrapping ErrInvalid on the others) rather than leave the others waiting
+// in it: see stepPart.
 func (o *Optimizer[T]) Step() (StepReport, error) {
 	var rep StepReport
 	if err := o.usable(); err != nil {
+		o.stepPart(err)
 		return rep, err
 	}
 	o.prepare()
@@ -54,7 +58,8 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	if o.opt.NonFinite != Propagate {
 		o.overflowCheck() // overflow.go
 		o.run(&o.jobCheck)
-		if err := o.exchange(exBad); err != nil { // shard.go
+		o.clipArg = argStep                               // (the ranks compare their calls: a closed one's entry is NaN)
+		if err := o.exchange(exBad | exArg); err != nil { // shard.go
 			return rep, err
 		}
 		if i := o.firstBad(); i >= 0 {
@@ -83,7 +88,11 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	} else {
 		o.run(&o.jobUpdate)
 		if o.reducing {
-			if err := o.exchange(exRed); err != nil { // shard.go
+			what := exRed
+			if o.opt.NonFinite == Propagate { // (the check, which compared the calls, did not run)
+				o.clipArg, what = argStep, exRed|exArg
+			}
+			if err := o.exchange(what); err != nil { // shard.go
 				return rep, err
 			}
 			o.between()
@@ -290,7 +299,43 @@ func (o *Optimizer[T]) GradNorm() (norm float64, finite bool, err error) {
 // argGradNorm is the entry of a rank calling GradNorm in the exchange in
 // which the ranks compare their calls (exArg); ClipGradNorm's are its
 // maxNorm (−1 for ±0) and NaN for an invalid one or a closed optimizer.
-const argGradNorm = -2
+// Step's is argStep: its first exchange (the non-finite check, or under
+// Propagate a reducing rule's sums) compares the calls too.
+const (
+	argGradNorm = -2
+	argStep     = -3
+)
+
+// stepPart is the part in Step's first exchange of a closed rank of an
+// optimizer sharded over several ranks (err is ErrClosed): it takes part
+// with a NaN entry, as in the norm's (takePart), so that every other rank
+// gets an error wrapping ErrInvalid instead of waiting for this one: in
+// the non-finite check (SkipStep, ErrorOnNonFinite), before anything
+// changes; under Propagate, in a reducing rule's exchange (LAMB), after
+// the first pass has updated the other ranks' moments, as a Reducer's
+// error there does (restore from a checkpoint). A Step under Propagate of
+// a rule that does not reduce exchanges nothing, and neither does this.
+// The first Step's run id (runID) comes before either, and this rank takes
+// part in it too.
+func (o *Optimizer[T]) stepPart(err error) {
+	if err != ErrClosed || o.shard == nil || o.shard.ranks < 2 {
+		return
+	}
+	o.prepare()
+	what := exBad | exArg
+	if o.opt.NonFinite == Propagate {
+		if !o.reducing {
+			return
+		}
+		what = exRed | exArg
+	}
+	if o.runID() != nil {
+		return
+	}
+	clear(o.pieceBad) // (its entries do not matter: the calls differ)
+	o.clipArg = math.NaN()
+	_ = o.exchange(what) // (this rank's error is err)
+}
 
 // takePart is the part in the norm's exchange of a rank of a sharded
 // optimizer whose GradNorm or ClipGradNorm fails with err before it: a
