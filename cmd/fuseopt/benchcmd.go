@@ -98,6 +98,7 @@ func parseModels(s string) ([]bench.ModelSpec, error) {
 // 64x256+36), or "none". The size is checked, without overflow, before
 // anything is built.
 func parseModel(s string) (*bench.ModelSpec, error) {
+	s = strings.TrimSpace(s) // (as the other lists: "2x16+1, 1x8+0")
 	if isNone(s) {
 		return nil, nil
 	}

@@ -611,6 +611,10 @@ func TestParseModels(t *testing.T) {
 	if ms, err := parseModels("none"); ms != nil || err != nil {
 		t.Errorf("none: %v, %v", ms, err)
 	}
+	// Spaces around an item, as the other lists take them.
+	if ms, err := parseModels(" 64x256+36 , 8x128+4"); err != nil || len(ms) != 2 || ms[0] != bench.DefaultModel() || ms[1] != bench.SmallModel() {
+		t.Errorf("spaces around the items: %v, %v", ms, err)
+	}
 	for _, bad := range []string{"64x256+36,", "none,3x4", "3x4,x", "3x4,,3x4"} {
 		if _, err := parseModels(bad); err == nil || !strings.Contains(err.Error(), "LAYERSxWIDTH+NORMS") {
 			t.Errorf("parseModels(%q): %v", bad, err)

@@ -26,6 +26,11 @@ func TestMemoryRefused(t *testing.T) {
 		{[]string{"bench", "-ops", "sgd", "-sizes", "1K", "-solve", "8192", "-model", "none", "-workers", "2"}, "the solve at n=8192 would hold about 2.2 GB"},
 		{[]string{"bench", "-ops", "adam", "-prec", "f64", "-sizes", "1K", "-solve", "none", "-model", "16x2048+0", "-workers", "2"}, "model 16x2048+0 adam f64 would hold about 4.3 GB"},
 		{[]string{"tour", "-ops", "sgd", "-prec", "f64", "-sizes", "64M"}, "sgd f64 at n=64M"},
+		// Adafactor float64 at a prime 16M (a matrix of one row): p, g,
+		// the state, the column sums and scales of each level's Stepper
+		// and the scalar loop's, at least 56 bytes a parameter, 0.94 GB
+		// (not the 16 bytes of p and g).
+		{[]string{"bench", "-ops", "adafactor", "-prec", "f64", "-sizes", "16777213", "-solve", "none", "-model", "none"}, "adafactor f64 at n=16777213"},
 	} {
 		status, stdout, stderr := runCmd(t, c.args...)
 		if status != 2 || stdout != "" || !strings.Contains(stderr, c.what) || !strings.Contains(stderr, "this machine has 1.0 GB") || strings.Count(stderr, "\n") != 1 {

@@ -46,7 +46,11 @@ func benchStep[T optim.Float](b *testing.B, o Op) {
 				if err := step(); err != nil {
 					b.Fatal(err)
 				}
-				b.SetBytes(int64(n * o.BytesPerParam(precOf[T]())))
+				bytes := o.BytesPerParam(precOf[T]())
+				if name == NameRoof { // the roof's own transfers, as the tables' GB/s (StepCase.GBps)
+					bytes = o.RoofBytesPerParam(precOf[T]())
+				}
+				b.SetBytes(int64(n * bytes))
 				b.ReportAllocs()
 				for b.Loop() {
 					if err := step(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/fuseopt/fuseopt/internal/sysmem"
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/optim"
 )
 
 // The memory of a solve comparison: solveMatrices n×n float64 matrices
@@ -21,7 +23,8 @@ const (
 // Memory returns about the most memory in bytes that Run holds at once for
 // c, and the comparison that holds it. The comparisons run one after
 // another, each on memory of its own: a step on n parameters holds its
-// streams (p, g and the state), the mixed-precision comparison the float32
+// streams (p, g and the state; a shaped step, its matrix's state and
+// scratch: shapedMemory), the mixed-precision comparison the float32
 // streams, the 16-bit copies of each mode and the roofs', a model step the
 // streams and the state of each optimizer, a solve a few n×n matrices.
 // It is the largest of these, exact to within a few percent at sizes where
@@ -34,10 +37,18 @@ func (c Config) Memory() (bytes float64, what string) {
 			bytes, what = b, w
 		}
 	}
+	levels := len(c.Levels)
+	if levels == 0 {
+		levels = len(kernels.Levels())
+	}
 	for _, p := range c.Precs {
 		for _, o := range c.Ops {
 			for _, n := range c.Sizes {
-				at(float64(n)*float64(o.Streams()*p.Size()), fmt.Sprintf("%s %s at n=%s", o, p, FormatSize(n)))
+				b := float64(n) * float64(o.Streams()*p.Size())
+				if specs[o].shaped {
+					b = shapedMemory(o, p, n, levels)
+				}
+				at(b, fmt.Sprintf("%s %s at n=%s", o, p, FormatSize(n)))
 			}
 		}
 	}
@@ -69,6 +80,38 @@ func (c Config) Memory() (bytes float64, what string) {
 	}
 	return bytes, what
 }
+
+// shapedMemory is the memory of the comparison of the shaped step o
+// (Adafactor) on n parameters of p over levels levels: p and g; the state
+// of the scalar loop and of each level's Stepper (optim.StateLens of the
+// matrix); the loop's scratch of a row; and each Stepper's scratch, made
+// with its plan: its row sums and its chunks' column sums in float64 (a
+// chunk is at least one row, and optim cuts a matrix into at most
+// adafactorChunks), and its row and column scales. Most of it is p and g
+// at a square matrix, but a prime n makes a matrix of one row
+// (MatrixShape), whose state, scratch and column sums are each as long as
+// the parameter: seven float64 arrays of n, not two.
+func shapedMemory(o Op, p Prec, n, levels int) float64 {
+	shape := o.Shape(n)
+	_, lens := optim.StateLens(specs[o].hyper, shape...)
+	state := 0
+	for _, l := range lens {
+		state += l
+	}
+	rows, cols := 1, n
+	if len(shape) >= 2 {
+		cols = shape[len(shape)-1]
+		rows = n / max(cols, 1)
+	}
+	size := float64(p.Size())
+	stepper := float64(rows+min(rows, adafactorChunks)*cols)*8 + float64(rows+cols)*size
+	return (float64(2*n)+float64(state)*float64(levels+1)+float64(cols))*size + float64(levels)*stepper
+}
+
+// adafactorChunks is optim's bound on the chunks of one matrix of
+// Adafactor (maxAdafactorChunks), each of which keeps a float64 column
+// sum per column.
+const adafactorChunks = 64
 
 // mixedMemory is the memory of the mixed-precision comparison of modes on
 // n parameters (mixedContenders): four float32 streams, a 16-bit gradient

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
@@ -46,17 +47,27 @@ func TestMemoryEstimates(t *testing.T) {
 		}
 	}
 	const n = 1 << 20
-	for _, o := range []Op{SGD, Adam, RMSprop, Adafactor, LAMB} {
+	// A prime n makes Adafactor's matrix one row (MatrixShape): its
+	// state, its Stepper's column sums and scales and the scalar loop's
+	// scratch are each as long as the parameter.
+	const prime = 1<<20 - 3
+	if sh := MatrixShape(prime); sh[0] != 1 {
+		t.Fatalf("MatrixShape(%d) = %v, want one row", prime, sh)
+	}
+	for _, c := range []struct {
+		o Op
+		n int
+	}{{SGD, n}, {Adam, n}, {RMSprop, n}, {Adafactor, n}, {LAMB, n}, {Adafactor, prime}} {
 		for _, p := range Precs {
 			got := allocated(func() {
 				if p == F64 {
-					runAll(stepContenders[float64](o, n, []kernels.ISA{l}, l))
+					runAll(stepContenders[float64](c.o, c.n, []kernels.ISA{l}, l))
 				} else {
-					runAll(stepContenders[float32](o, n, []kernels.ISA{l}, l))
+					runAll(stepContenders[float32](c.o, c.n, []kernels.ISA{l}, l))
 				}
 			})
-			est, _ := Config{Ops: []Op{o}, Precs: []Prec{p}, Sizes: []int{n}}.Memory()
-			near(string(o)+" "+string(p), est, got)
+			est, _ := Config{Ops: []Op{c.o}, Precs: []Prec{p}, Sizes: []int{c.n}, Levels: []kernels.ISA{l}}.Memory()
+			near(fmt.Sprintf("%s %s n=%d", c.o, p, c.n), est, got)
 		}
 	}
 	for _, modes := range [][]Mode{MixedModes, {BF16Master}, {F16StateSR}, {BF16MasterSR, F16State}} {
