@@ -404,7 +404,10 @@ func (m *Muon[T]) SetLR(lr float64) error {
 // nothing) and fails at the first step on an n×0 one under the "original"
 // adjustment (rows/cols divides by zero): leave empty matrices out, or
 // give them to the AdamW Optimizer. The parameters and gradients must not
-// share memory with each other.
+// share memory with each other. A matrix whose Newton–Schulz scratch space
+// exceeds the machine's memory and swap (solve's NewtonSchulzScratch: a
+// single row or column of hundreds of millions of elements) is refused
+// with ErrInvalid, wrapping solve.ErrDimension.
 func (m *Muon[T]) Add(name string, data, grad []T, rows, cols int) error {
 	if err := m.usable(); err != nil {
 		return err
@@ -433,6 +436,11 @@ func (m *Muon[T]) Add(name string, data, grad []T, rows, cols int) error {
 	}
 	if err := usableIn[T](fmt.Sprintf("adjusted LR of %q", name), m.cfg.LR*m.cfg.AdjustLR.factor(rows, cols)); err != nil {
 		return err
+	}
+	if _, err := m.solver.NewtonSchulzScratch(rows, cols); err != nil {
+		// (so that Step, which updates the momentum before the
+		// iteration, cannot fail in it)
+		return fmt.Errorf("%w: parameter %q: %w", ErrInvalid, name, err)
 	}
 	m.reg.add(len(m.params), mine)
 	m.names[name] = len(m.params)

@@ -52,22 +52,30 @@ func uploOf(u blas.Uplo) Uplo {
 
 // TriDense returns the factor held by l as a *mat.TriDense sharing l's
 // storage: mat.Lower holding L for a Lower matrix, mat.Upper holding U = Lᵀ
-// for an Upper one. Its T method gives the other one as a view.
-func TriDense(l Matrix[float64]) *mat.TriDense {
+// for an Upper one. Its T method gives the other one as a view. A Matrix
+// that does not hold its N rows (N < 0, a stride below N, too little
+// Data) or names neither triangle is refused with ErrDimension, as every
+// call of a Solver refuses it: gonum would take it and index out of range
+// later.
+func TriDense(l Matrix[float64]) (*mat.TriDense, error) {
+	if err := l.check("L"); err != nil {
+		return nil, err
+	}
 	t := &mat.TriDense{}
 	if l.N == 0 {
-		return t
+		return t, nil
 	}
 	u := blas.Lower
 	if l.Uplo == Upper {
 		u = blas.Upper
 	}
 	t.SetRawTriangular(blas64.Triangular{N: l.N, Stride: l.Stride, Data: l.Data, Uplo: u, Diag: blas.NonUnit})
-	return t
+	return t, nil
 }
 
 // FactorSymDense factors h = L·Lᵀ into a new lower-triangular TriDense,
-// leaving h unchanged. A nil solver means a solver with the default
+// leaving h unchanged; a nil h is refused (ErrDimension), an empty one
+// gives an empty factor. A nil solver means a solver with the default
 // options. A SymDense is symmetric by construction and stores one
 // triangle (gonum leaves the other unwritten), so the solver's
 // Options.CheckSymmetry has nothing to compare here and is not applied.
@@ -76,12 +84,15 @@ func FactorSymDense(s *Solver[float64], h *mat.SymDense) (*mat.TriDense, error) 
 	if err != nil {
 		return nil, err
 	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: h is a nil *mat.SymDense", ErrDimension)
+	}
 	src := FromSymDense(h)
 	dst := NewMatrix[float64](src.N, Lower)
 	if err := s.factorTo(dst, src, false); err != nil {
 		return nil, err
 	}
-	return TriDense(dst), nil
+	return TriDense(dst)
 }
 
 // SolveVecDense solves H d = g with the factor l (H = L·Lᵀ) and returns d

@@ -122,7 +122,10 @@ func TestGonumInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameLower(t, "SymDense in place", lowerOf(view), l, n)
-	ut := TriDense(view)
+	ut, err := TriDense(view)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if &ut.RawTriangular().Data[0] != &sym.RawSymmetric().Data[0] {
 		t.Fatal("TriDense did not share storage")
 	}
@@ -231,5 +234,38 @@ func TestFactorSymDenseCheckSymmetry(t *testing.T) {
 	bad.Data[0], bad.Data[1], bad.Data[2], bad.Data[3] = 4, 1, 2, 4
 	if err := checked.Factor(bad); !errors.Is(err, ErrNotSymmetric) {
 		t.Errorf("Factor of an asymmetric matrix after FactorSymDense: %v, want ErrNotSymmetric", err)
+	}
+}
+
+// TestGonumRefused: FactorSymDense refuses a nil SymDense (an empty one
+// gives an empty factor), and TriDense a Matrix that does not hold its
+// rows or names no triangle, with ErrDimension, as SolveVecDense and every
+// Solver call refuse them, instead of a 0×0 factor or a TriDense that
+// indexes out of range when read.
+func TestGonumRefused(t *testing.T) {
+	if l, err := FactorSymDense(nil, nil); !errors.Is(err, ErrDimension) || l != nil {
+		t.Errorf("FactorSymDense(nil, nil) = %v, %v; want ErrDimension", l, err)
+	}
+	if l, err := FactorSymDense(nil, &mat.SymDense{}); err != nil || !l.IsEmpty() {
+		t.Errorf("FactorSymDense of an empty SymDense = %v, %v; want an empty factor", l, err)
+	}
+	for name, m := range map[string]Matrix[float64]{
+		"short Data": {N: 2, Stride: 2, Data: []float64{1}},
+		"N < 0":      {N: -3},
+		"stride < N": {N: 3, Stride: 2, Data: make([]float64, 9)},
+		"Uplo(7)":    {N: 2, Stride: 2, Data: []float64{1, 2, 3, 4}, Uplo: Uplo(7)},
+	} {
+		if td, err := TriDense(m); !errors.Is(err, ErrDimension) || td != nil {
+			t.Errorf("%s: TriDense = %v, %v; want ErrDimension", name, td, err)
+		}
+	}
+	for _, m := range []Matrix[float64]{{}, {N: 2, Stride: 3, Data: []float64{4, 0, 0, 2, 3}}, {N: 1, Stride: 1, Data: []float64{2}, Uplo: Upper}} {
+		td, err := TriDense(m)
+		if err != nil {
+			t.Fatalf("%+v: %v", m, err)
+		}
+		if r, c := td.Dims(); r != m.N || c != m.N || (m.N > 0 && td.At(m.N-1, m.N-1) != m.Data[(m.N-1)*m.Stride+m.N-1]) {
+			t.Errorf("%+v: TriDense %d×%d", m, r, c)
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package solve
 
 import (
+	"fmt"
 	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/pool"
+	"github.com/fuseopt/fuseopt/internal/sysmem"
 )
 
 // Matrix products on the micro-kernel of the trailing update.
@@ -397,4 +399,29 @@ func (m *multiplier[T]) tileTask(w int, t mulTask) {
 			m.im.tile(p, r, c, m.k0, m.kc, m.tmp[w])
 		}
 	}
+}
+
+// packLen64 is packLen in uint64, which cannot wrap where int has 32
+// bits: the length is checked (scratchFits) before packLen allocates it.
+func (im *impl[T]) packLen64(n, k int) uint64 {
+	return uint64(im.groups(n)) * uint64(im.g) * uint64(k)
+}
+
+// maxScratch bounds the scratch space of a product, of the Newton–Schulz
+// iteration and of a solve of several right-hand sides: the machine's
+// memory and swap (tests lower it).
+var maxScratch = sysmem.MaxBytes
+
+// scratchFits refuses scratch space of n elements beyond maxScratch (an
+// allocation that would end the process rather than fail), with an error
+// naming what needs it. A packed side of fewer rows or columns than a
+// sliver is padded to a whole one (Solver.Mul), so a product with a
+// single row or column needs up to nc times its operands.
+func scratchFits[T Float](n uint64, what string) error {
+	var z T
+	size := uint64(unsafe.Sizeof(z))
+	if max := maxScratch(); n > max/size {
+		return fmt.Errorf("%w: %s needs %.3g bytes of scratch space (its operands packed, padded to whole slivers of the micro-kernel), more than this machine's memory and swap (%d bytes)", ErrDimension, what, float64(n)*float64(size), max)
+	}
+	return nil
 }

@@ -121,6 +121,11 @@ func (s *Solver[T]) NewtonSchulz(ns NewtonSchulz, xs ...Dense[T]) error {
 	if ns.Steps == 0 {
 		return nil
 	}
+	for i, x := range xs {
+		if _, err := s.nsScratch(x.Rows, x.Cols); err != nil {
+			return fmt.Errorf("matrix %d: %w", i, err)
+		}
+	}
 	s.ns.run(s, ns, xs)
 	return nil
 }
@@ -150,6 +155,44 @@ func nsLen[T Float](im *impl[T], r, c int) int {
 	}
 	m := min(r, c)
 	return im.packLen(r, c) + im.packLen(c, r) + im.packLen(m, m) + 2*m*m
+}
+
+// NewtonSchulzScratch returns the bytes of scratch space that
+// NewtonSchulz needs for one rows×cols matrix (the matrix packed by rows
+// and by columns, each side padded to whole slivers of the micro-kernel,
+// and M = X·Xᵀ of the smaller side, packed and twice as a triangle: about
+// 2·rows·cols + 3·min(rows, cols)² elements, but up to about 49 times the
+// matrix for a single row or column at avx512), and an error wrapping
+// ErrDimension, the one NewtonSchulz returns, where that exceeds the
+// machine's memory and swap (then with 0 bytes). optim's Muon asks it of
+// each matrix at Add.
+func (s *Solver[T]) NewtonSchulzScratch(rows, cols int) (uint64, error) {
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	if rows < 0 || cols < 0 {
+		return 0, fmt.Errorf("%w: a %d×%d matrix", ErrDimension, rows, cols)
+	}
+	return s.nsScratch(rows, cols)
+}
+
+// nsScratch is NewtonSchulzScratch for a checked shape.
+func (s *Solver[T]) nsScratch(rows, cols int) (uint64, error) {
+	var z T
+	n := nsLen64(s.im, rows, cols)
+	if err := scratchFits[T](n, "NewtonSchulz"); err != nil {
+		return 0, fmt.Errorf("a %d×%d matrix: %w", rows, cols, err)
+	}
+	return n * uint64(unsafe.Sizeof(z)), nil
+}
+
+// nsLen64 is nsLen in uint64, which cannot wrap where int has 32 bits.
+func nsLen64[T Float](im *impl[T], r, c int) uint64 {
+	if r == 0 || c == 0 {
+		return 0
+	}
+	m := min(r, c)
+	return im.packLen64(r, c) + im.packLen64(c, r) + im.packLen64(m, m) + 2*uint64(m)*uint64(m)
 }
 
 func (sp *nsSpace[T]) carve(im *impl[T], slab []T, r, c int) {

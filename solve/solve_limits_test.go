@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -380,5 +381,104 @@ func TestNewMatrixBeyondMemory(t *testing.T) {
 	}
 	if err := s.Factor(m); !errors.Is(err, ErrDimension) {
 		t.Errorf("Factor: %v, want ErrDimension", err)
+	}
+}
+
+// TestScratchBeyondMemory: a product, an iteration or a solve of several
+// right-hand sides whose scratch space (its operands packed, each side
+// padded to whole slivers: a single row or column up to nc times its
+// size) exceeds the machine's memory and swap is refused with
+// ErrDimension before anything is allocated or written, at every level,
+// where it would end the process; the same call with room runs.
+func TestScratchBeyondMemory(t *testing.T) {
+	defer func(f func() uint64) { maxScratch = f }(maxScratch)
+	const k = 1 << 16
+	in := make([]float32, k)
+	for i := range in {
+		in[i] = float32(i%7) - 3
+	}
+	for _, l := range Levels() {
+		s, err := New[float32](Options{Workers: 1, Level: &l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := Dense[float32]{Rows: 1, Cols: k, Stride: k, Data: in}
+		col := Dense[float32]{Rows: k, Cols: 1, Stride: 1, Data: in}
+		x := Dense[float32]{Rows: 1, Cols: k, Stride: k, Data: slices.Clone(in)}
+		lf := Matrix[float32]{N: 2, Stride: 2, Data: []float32{2, 0, 1, 3}}
+		rhs := Dense[float32]{Rows: 2, Cols: k / 2, Stride: k / 2, Data: slices.Clone(in)}
+		calls := []struct {
+			name string
+			f    func() error
+		}{
+			{"Mul", func() error {
+				return s.Mul(Dense[float32]{Rows: 1, Cols: 1, Stride: 1, Data: []float32{5}}, row, col, true)
+			}},
+			{"SymRankK", func() error {
+				return s.SymRankK(Matrix[float32]{N: 1, Stride: 1, Data: []float32{5}}, row, false)
+			}},
+			{"NewtonSchulz", func() error { return s.NewtonSchulz(DefaultNewtonSchulz(), x) }},
+			{"SolveMany", func() error { return s.SolveMany(lf, rhs) }},
+		}
+		maxScratch = func() uint64 { return 1 << 17 } // 128 KiB: less than the operands (256 KiB each)
+		for _, c := range calls {
+			x0, rhs0 := slices.Clone(x.Data), slices.Clone(rhs.Data)
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			err := c.f()
+			runtime.ReadMemStats(&m1)
+			if !errors.Is(err, ErrDimension) || !strings.Contains(err.Error(), "scratch") {
+				t.Errorf("%v: %s: %v, want ErrDimension naming the scratch space", l, c.name, err)
+			}
+			if !slices.Equal(x.Data, x0) || !slices.Equal(rhs.Data, rhs0) {
+				t.Errorf("%v: %s: refused, but wrote", l, c.name)
+			}
+			if a := m1.TotalAlloc - m0.TotalAlloc; a > 64<<10 {
+				t.Errorf("%v: %s: refused after allocating %d bytes", l, c.name, a)
+			}
+		}
+		maxScratch = sysmem.MaxBytes
+		for _, c := range calls {
+			if err := c.f(); err != nil {
+				t.Errorf("%v: %s with room: %v", l, c.name, err)
+			}
+		}
+	}
+}
+
+// TestNewtonSchulzScratch: the scratch space NewtonSchulz needs for a
+// matrix, at least its two packed copies, and the error it returns where
+// that does not fit.
+func TestNewtonSchulzScratch(t *testing.T) {
+	defer func(f func() uint64) { maxScratch = f }(maxScratch)
+	s, err := New[float32](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewtonSchulzScratch(-1, 3); !errors.Is(err, ErrDimension) {
+		t.Errorf("a -1×3 matrix: %v", err)
+	}
+	if b, err := s.NewtonSchulzScratch(0, 3); b != 0 || err != nil {
+		t.Errorf("a 0×3 matrix: %d, %v", b, err)
+	}
+	for _, sh := range [][2]int{{64, 32}, {32, 64}, {1, 1000}, {1000, 1}} {
+		b, err := s.NewtonSchulzScratch(sh[0], sh[1])
+		m := uint64(min(sh[0], sh[1]))
+		if err != nil || b < 4*(2*uint64(sh[0]*sh[1])+2*m*m) {
+			t.Errorf("%v: %d bytes, %v", sh, b, err)
+		}
+		maxScratch = func() uint64 { return b - 1 }
+		if _, err := s.NewtonSchulzScratch(sh[0], sh[1]); !errors.Is(err, ErrDimension) {
+			t.Errorf("%v beyond the bound: %v", sh, err)
+		}
+		maxScratch = func() uint64 { return b }
+		if _, err := s.NewtonSchulzScratch(sh[0], sh[1]); err != nil {
+			t.Errorf("%v at the bound: %v", sh, err)
+		}
+		maxScratch = sysmem.MaxBytes
+	}
+	var zero Solver[float32]
+	if _, err := zero.NewtonSchulzScratch(2, 2); err == nil {
+		t.Error("a zero Solver: no error")
 	}
 }
