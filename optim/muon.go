@@ -91,6 +91,10 @@ func (a MuonAdjustLR) factor(rows, cols int) float64 {
 //	‖U‖_F = sqrt of the sum, in order over fixed chunks of 2¹⁵ elements, of
 //	        kernels.SumSquares of each chunk (float64); d = T(max(‖U‖_F, Eps))
 //	X = U / d                                (a division, as torch's div_)
+//	    but where ‖U‖_F ≥ Eps lies below T's normal range (Eps below it):
+//	    X = (U·2⁶⁴) / T(‖U‖_F·2⁶⁴), the division at T's full precision
+//	    (T(‖U‖_F) would keep a few bits, or one, and ‖X‖_F could reach √2,
+//	    from which the iteration diverges to ±Inf; PyTorch's would too)
 //	the iteration: solve.Solver.NewtonSchulz (each element one fma chain)
 //	θ = fma(−LR′, O, θ·decay),  decay = 1 − LR·WeightDecay
 //
@@ -291,6 +295,7 @@ type muonParam[T Float] struct {
 	step       int64
 	c0, c1     int // its chunks
 	d, lr      T   // this step's divisor and adjusted learning rate
+	pre        T   // 1, or 2⁶⁴ for a norm below T's normal range (divTask)
 	// frozen (SetRequiresGrad) and noGrad (SetNoGrad, for the next step)
 	// leave the parameter out of a step.
 	frozen, noGrad bool
@@ -457,7 +462,7 @@ func (m *Muon[T]) NumParams() int { return len(m.params) }
 func (m *Muon[T]) Params() []ParamInfo {
 	out := make([]ParamInfo, len(m.params))
 	for i, p := range m.params {
-		out[i] = ParamInfo{Name: p.name, Shape: []int{p.rows, p.cols}, Len: len(p.data), Step: p.step, Frozen: p.frozen, NoGrad: p.noGrad}
+		out[i] = ParamInfo{Name: p.name, Shape: []int{p.rows, p.cols}, Len: len(p.data), Type: typeOf[T](), Step: p.step, Frozen: p.frozen, NoGrad: p.noGrad}
 	}
 	return out
 }
@@ -650,7 +655,20 @@ func (m *Muon[T]) Step() (StepReport, error) {
 		if math.IsInf(ss, 1) || ss < minSafeSum {
 			nrm = scaledNorm2(p.x) // (squares that overflowed, or lost bits to underflow, maybe all of them)
 		}
-		p.d = T(max(nrm, c.Eps))
+		p.d, p.pre = T(max(nrm, c.Eps)), 1
+		if nrm >= c.Eps && nrm > 0 && nrm < minNormalOf[T]() {
+			// Both scaled by 2⁶⁴ (exact for U: every |u| ≤ ‖U‖ is
+			// then below 2⁻⁶²; ‖U‖·2⁶⁴ is normal for the smallest
+			// subnormal norm), so that d keeps T's precision.
+			sn := nrm * 0x1p64
+			if math.IsInf(ss, 1) || ss < minSafeSum {
+				// scaledNorm2 rounded the norm into float64's
+				// subnormal range: the same norm, scaled.
+				fr, e := scaledNormParts(p.x)
+				sn = math.Ldexp(fr, e+64)
+			}
+			p.d, p.pre = T(sn), 0x1p64
+		}
 		p.lr = T(c.LR * c.AdjustLR.factor(p.rows, p.cols))
 	}
 	m.run(&m.jobDiv)
@@ -673,17 +691,24 @@ func (m *Muon[T]) Step() (StepReport, error) {
 // as scaledSumSquares adds it (the same bits on every machine), the
 // scaling in exponent arithmetic.
 func scaledNorm2[T Float](x []T) float64 {
+	fr, e := scaledNormParts(x)
+	return math.Ldexp(fr, e)
+}
+
+// scaledNormParts is scaledNorm2 as fr·2ᵉ, fr in [0.5, 1) (0, 0 for a zero
+// x): not rounded into float64's subnormal range.
+func scaledNormParts[T Float](x []T) (fr float64, e int) {
 	var mx float64
 	for _, v := range x {
 		mx = max(mx, math.Abs(float64(v)))
 	}
 	if mx == 0 {
-		return 0
+		return 0, 0
 	}
-	_, e := math.Frexp(mx)
+	_, e = math.Frexp(mx)
 	k := min(-e, 1023)
 	fr, er := math.Frexp(math.Sqrt(scaledSumSquares(x, math.Ldexp(1, k))))
-	return math.Ldexp(fr, er-k)
+	return fr, er - k
 }
 
 // checkTask marks chunk t when its gradient holds NaN or ±Inf.
@@ -764,8 +789,14 @@ func (m *Muon[T]) divTask(_, t int) {
 	if !p.active() {
 		return
 	}
-	d := p.d
+	d, pre := p.d, p.pre
 	x := p.x[ch.lo:ch.hi]
+	if pre != 1 {
+		for i, v := range x {
+			x[i] = v * pre / d
+		}
+		return
+	}
 	for i, v := range x {
 		x[i] = v / d
 	}
@@ -805,4 +836,22 @@ func (m *Muon[T]) Close() error {
 		m.sp.Close()
 	}
 	return nil
+}
+
+// typeOf is the ParamInfo.Type of T.
+func typeOf[T Float]() string {
+	var z T
+	if unsafe.Sizeof(z) == 8 {
+		return TypeFloat64
+	}
+	return TypeFloat32
+}
+
+// minNormalOf is the smallest normal T, as a float64.
+func minNormalOf[T Float]() float64 {
+	var z T
+	if unsafe.Sizeof(z) == 8 {
+		return minNormal64
+	}
+	return minNormal32
 }

@@ -852,3 +852,74 @@ func TestMuonLoadOtherVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestMuonParamsType: Muon.Params names the element type, as
+// Optimizer.Params does.
+func TestMuonParamsType(t *testing.T) {
+	o32, err := NewMuon[float32](DefaultMuon(), MuonOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o32.Close()
+	o64, err := NewMuon[float64](DefaultMuon(), MuonOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o64.Close()
+	if err := o32.Add("w", make([]float32, 4), make([]float32, 4), 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := o64.Add("w", make([]float64, 4), make([]float64, 4), 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := o32.Params()[0].Type; got != TypeFloat32 {
+		t.Errorf("Muon[float32]: Type %q", got)
+	}
+	if got := o64.Params()[0].Type; got != TypeFloat64 {
+		t.Errorf("Muon[float64]: Type %q", got)
+	}
+}
+
+// TestMuonSubnormalNorm: a momentum whose norm lies below T's normal
+// range (Eps below it) is divided at T's full precision, so that
+// ‖X‖_F ≤ 1 and the step is the one of the same gradient scaled into the
+// normal range (X is the same up to the division's rounding: the same
+// bits where that gradient's norm rounds alike), where T(‖U‖) kept one
+// bit, ‖X‖_F was √2 and the parameters became -Inf.
+func TestMuonSubnormalNorm(t *testing.T) {
+	t.Run("float64", func(t *testing.T) { muonSubnormal[float64](t, 5e-324, 0x1p-1074) })
+	t.Run("float32", func(t *testing.T) { muonSubnormal[float32](t, 0x1p-149, 0x1p-149) })
+}
+
+func muonSubnormal[T Float](t *testing.T, tiny T, eps float64) {
+	c := DefaultMuon()
+	c.Eps, c.Momentum, c.Nesterov, c.WeightDecay, c.LR = 0, 0, false, 0, 0.01
+	step := func(g []T) []T {
+		o, err := NewMuon[T](c, MuonOptions{Workers: 1, NonFinite: SkipStep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		data := []T{1, 1, 1, 1, 1, 1}
+		if err := o.Add("w", data, g, 2, 3); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Step(); err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for _, e := range []float64{0, eps} {
+		c.Eps = e
+		// Two rows, [g, g, 0] and [0, 3g, 0]: multiples of the smallest
+		// subnormal, and the same scaled by 2⁶⁰ (normal).
+		got := step([]T{tiny, tiny, 0, 0, 3 * tiny, 0})
+		s := T(0x1p60)
+		want := step([]T{tiny * s, tiny * s, 0, 0, 3 * tiny * s, 0})
+		for i := range got {
+			if v := float64(got[i]); math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v-float64(want[i])) > 1e-6 {
+				t.Errorf("Eps %g: element %d: %v, want %v (the step of the gradient scaled by 2⁶⁰)", e, i, got[i], want[i])
+			}
+		}
+	}
+}
