@@ -35,6 +35,12 @@ func halfCases() []halfCase {
 		RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9},
 		AdamaxConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		NAdamConfig{LR: 2e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, MomentumDecay: 4e-3, DecoupledWeightDecay: true, WeightDecay: 0.01},
+		// maximize, dampening, lr_decay, and EMA
+		SGDConfig{LR: 0.05, Momentum: 0.9, Dampening: 0.1, WeightDecay: 0.01, Maximize: true},
+		EMAConfig{LR: 0.05, Beta: 0.9, WeightDecay: 0.01, Maximize: true},
+		AdamConfig{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Maximize: true},
+		AdagradConfig{LR: 1e-2, LRDecay: 0.01, InitialAccumulatorValue: 0.1, Eps: 1e-10, WeightDecay: 0.01, Maximize: true},
+		RMSpropConfig{LR: 1e-2, Alpha: 0.99, Eps: 1e-8, WeightDecay: 0.01, Maximize: true}, // (centered has no 16-bit kernel: refused)
 	}
 	var out []halfCase
 	for _, h := range hs {
