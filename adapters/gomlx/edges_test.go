@@ -2,7 +2,9 @@ package fusegomlx
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/optim"
@@ -190,6 +192,84 @@ func TestNilContext(t *testing.T) {
 		opt.AttachToTrainer(tr)
 		if _, err := tr.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float64{1, 1, 1})}, nil); !errors.Is(err, optim.ErrInvalid) {
 			t.Errorf("%s(nil): TrainStep = %v, want optim.ErrInvalid", name, err)
+		}
+	}
+}
+
+// TestWrongTypedParams: a context hyperparameter of a type that does not
+// convert (a string where GoMLX wants a float64, as a JSON or flag loader
+// may leave it) gives ByName, FromContext and the graph's building an
+// error wrapping optim.ErrHyper, not a panic; the variable is unchanged.
+func TestWrongTypedParams(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		val  any
+		make func(ctx *context.Context) *Optimizer
+	}{
+		{optimizers.ParamAdamEpsilon, "1e-7", func(ctx *context.Context) *Optimizer { o, _ := ByName(ctx, "adam"); return o }},
+		{optimizers.ParamAdamBeta1, "0.9", func(ctx *context.Context) *Optimizer { o, _ := ByName(ctx, "adamw"); return o }},
+		{optimizers.ParamAdamWeightDecay, "0.01", func(ctx *context.Context) *Optimizer { o, _ := ByName(ctx, "rmsprop"); return o }},
+		{optimizers.ParamAdamDType, 3, func(ctx *context.Context) *Optimizer { return Adam().FromContext(ctx).Done() }},
+		{optimizers.ParamOptimizer, []int{1}, FromContext},
+		{optimizers.ParamLearningRate, "0.1", func(*context.Context) *Optimizer { return StochasticGradientDescent().Done() }},
+		{optimizers.ParamLearningRate, "0.1", func(*context.Context) *Optimizer { return Adam().Done() }},
+		{optimizers.ParamClipStepByValue, "1", func(*context.Context) *Optimizer { return StochasticGradientDescent().WithLearningRate(0.1).Done() }},
+		{optimizers.ParamClipNaN, "yes", func(*context.Context) *Optimizer { return StochasticGradientDescent().WithLearningRate(0.1).Done() }},
+	} {
+		name := fmt.Sprintf("%s=%#v", c.key, c.val)
+		ctx := context.New()
+		ctx.SetParam(c.key, c.val)
+		ctx.In("m").VariableWithValue("w", []float64{1, 2, 3})
+		var opt *Optimizer
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: making the optimizer panicked: %v", name, r)
+				}
+			}()
+			opt = c.make(ctx)
+		}()
+		if opt == nil {
+			continue
+		}
+		tr := train.NewTrainer(goBackend(t), ctx, linearVar(3, dtypes.Float64), lossIsPrediction, opt, nil, nil)
+		opt.AttachToTrainer(tr)
+		_, err := tr.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float64{1, 1, 1})}, nil)
+		if !errors.Is(err, optim.ErrHyper) || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: TrainStep = %v, want optim.ErrHyper naming the key", name, err)
+		}
+		if got := flat64(t, ctx.GetVariableByScopeAndName("/m", "w")); !slices.Equal(got, []float64{1, 2, 3}) {
+			t.Errorf("%s: w = %v, changed", name, got)
+		}
+	}
+}
+
+// TestNilConfigDone: Done of a nil *AdamConfig or *SGDConfig gives an
+// Optimizer whose graph building fails with optim.ErrInvalid, as a nil
+// *Optimizer's does, not a panic.
+func TestNilConfigDone(t *testing.T) {
+	for name, done := range map[string]func() *Optimizer{
+		"AdamConfig": func() *Optimizer { return (*AdamConfig)(nil).Done() },
+		"SGDConfig":  func() *Optimizer { return (*SGDConfig)(nil).Done() },
+	} {
+		var opt *Optimizer
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: Done of nil panicked: %v", name, r)
+				}
+			}()
+			opt = done()
+		}()
+		if opt == nil {
+			continue
+		}
+		ctx := context.New()
+		ctx.In("m").VariableWithValue("w", []float64{1, 2, 3})
+		tr := train.NewTrainer(goBackend(t), ctx, linearVar(3, dtypes.Float64), lossIsPrediction, opt, nil, nil)
+		opt.AttachToTrainer(tr)
+		if _, err := tr.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float64{1, 1, 1})}, nil); !errors.Is(err, optim.ErrInvalid) {
+			t.Errorf("%s: TrainStep = %v, want optim.ErrInvalid", name, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package fusegomlx
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -94,18 +95,44 @@ func (c *AdamConfig) FromContext(ctx *context.Context) *AdamConfig {
 		c.err = fmt.Errorf("%w: FromContext of a nil context", optim.ErrInvalid)
 		return c
 	}
-	c.Epsilon(context.GetParamOr(ctx, optimizers.ParamAdamEpsilon, c.epsilon))
-	if s := context.GetParamOr(ctx, optimizers.ParamAdamDType, ""); s != "" {
+	var errs []error
+	get := func(key string, def float64) float64 {
+		v, err := paramOr(ctx, key, def)
+		errs = append(errs, err)
+		return v
+	}
+	c.Epsilon(get(optimizers.ParamAdamEpsilon, c.epsilon))
+	s, err := paramOr(ctx, optimizers.ParamAdamDType, "")
+	errs = append(errs, err)
+	if s != "" {
 		dtype, err := dtypes.DTypeString(s)
 		if err != nil || !dtype.IsFloat() {
-			c.err = fmt.Errorf("%w: %s = %q", optim.ErrHyper, optimizers.ParamAdamDType, s)
+			errs = append(errs, fmt.Errorf("%w: %s = %q", optim.ErrHyper, optimizers.ParamAdamDType, s))
 		}
 		c.DType(dtype)
 	}
-	c.WeightDecay(context.GetParamOr(ctx, optimizers.ParamAdamWeightDecay, 0.0))
-	c.beta1 = context.GetParamOr(ctx, optimizers.ParamAdamBeta1, 0.9)
-	c.beta2 = context.GetParamOr(ctx, optimizers.ParamAdamBeta2, 0.999)
+	c.WeightDecay(get(optimizers.ParamAdamWeightDecay, 0.0))
+	c.beta1 = get(optimizers.ParamAdamBeta1, 0.9)
+	c.beta2 = get(optimizers.ParamAdamBeta2, 0.999)
+	if err := errors.Join(errs...); err != nil && c.err == nil {
+		c.err = err
+	}
 	return c
+}
+
+// paramOr reads the context hyperparameter key as context.GetParamOr does
+// (def where it is unset, a value of another numeric type converted), but
+// returns def and an error wrapping optim.ErrHyper where GetParamOr panics:
+// a value that does not convert to T (a string "1e-7" where a float64 is
+// wanted, as a JSON or flag loader may leave it).
+func paramOr[T any](ctx *context.Context, key string, def T) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			raw, _ := ctx.GetParam(key)
+			v, err = def, fmt.Errorf("%w: context hyperparameter %q is %T %v, want %T", optim.ErrHyper, key, raw, raw, def)
+		}
+	}()
+	return context.GetParamOr(ctx, key, def), nil
 }
 
 // Scope sets the scope of the moments and of the step count (default
@@ -159,6 +186,9 @@ func (c *AdamConfig) WithBackoffSteps(numSteps int) *AdamConfig { c.backoffSteps
 // Done returns the Optimizer. The configuration is copied: later changes to
 // c do not reach it.
 func (c *AdamConfig) Done() *Optimizer {
+	if c == nil {
+		return invalidOptimizer(fmt.Errorf("%w: Done of a nil *AdamConfig", optim.ErrInvalid))
+	}
 	cc := *c
 	name := "adam"
 	if cc.rmsProp {
@@ -191,7 +221,10 @@ func (c *AdamConfig) rule(ctx *context.Context, lossDType dtypes.DType, scope st
 	}
 	lr := c.learningRate
 	if lr < 0 {
-		lr = context.GetParamOr(ctx, optimizers.ParamLearningRate, optimizers.AdamDefaultLearningRate)
+		var err error
+		if lr, err = paramOr(ctx, optimizers.ParamLearningRate, optimizers.AdamDefaultLearningRate); err != nil {
+			return nil, err
+		}
 	}
 	round := func(x float64) float64 { return roundTo(dtype, x) }
 	b1, b2, eps, wd := round(c.beta1), round(c.beta2), round(c.epsilon), round(c.weightDecay)
@@ -291,12 +324,18 @@ func (c *SGDConfig) WithLearningRate(lr float64) *SGDConfig { c.learningRate = l
 
 // Done returns the Optimizer.
 func (c *SGDConfig) Done() *Optimizer {
+	if c == nil {
+		return invalidOptimizer(fmt.Errorf("%w: Done of a nil *SGDConfig", optim.ErrInvalid))
+	}
 	cc := *c
 	o := newOptimizer("sgd", "", nil)
 	o.resolve = func(ctx *context.Context, lossDType dtypes.DType) (*rule, error) {
 		lr := cc.learningRate
 		if lr <= 0 {
-			lr = context.GetParamOr(ctx, optimizers.ParamLearningRate, optimizers.SGDDefaultLearningRate)
+			var err error
+			if lr, err = paramOr(ctx, optimizers.ParamLearningRate, optimizers.SGDDefaultLearningRate); err != nil {
+				return nil, err
+			}
 		}
 		if err := (optim.SGDConfig{LR: lr}).Validate(); err != nil {
 			return nil, err
@@ -347,14 +386,24 @@ func checkStates(r *rule, want ...string) error {
 // optimizer whose graph building fails with that error.
 func FromContext(ctx *context.Context) *Optimizer {
 	name := "adamw"
+	var err error
 	if ctx != nil {
-		name = context.GetParamOr(ctx, optimizers.ParamOptimizer, name)
+		name, err = paramOr(ctx, optimizers.ParamOptimizer, name)
 	}
-	o, err := ByName(ctx, name)
+	var o *Optimizer
+	if err == nil {
+		o, err = ByName(ctx, name)
+	}
 	if err != nil {
-		o = newOptimizer("invalid", "", func(*context.Context, dtypes.DType) (*rule, error) { return nil, err })
+		o = invalidOptimizer(err)
 	}
 	return o
+}
+
+// invalidOptimizer returns an Optimizer whose graph building fails with
+// err.
+func invalidOptimizer(err error) *Optimizer {
+	return newOptimizer("invalid", "", func(*context.Context, dtypes.DType) (*rule, error) { return nil, err })
 }
 
 // ByName returns the optimizer GoMLX's optimizers.KnownOptimizers gives

@@ -326,3 +326,43 @@ func TestTrainerReleased(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestModelsReleased: one optimizer reused for several models (a sweep),
+// each dropped after training, keeps none of them alive (its variables,
+// weights, state and graphs), as GoMLX's own optimizers do, and its
+// plans go with the graphs: the plans hold the variables weakly between
+// steps (a plan's variable refers to its graph).
+func TestModelsReleased(t *testing.T) {
+	x, y := regressionData(dtypes.Float32)
+	for _, opt := range []*Optimizer{Adam().Done(), StochasticGradientDescent().Done()} {
+		var ws []weak.Pointer[context.Variable]
+		for range 4 {
+			func() {
+				ctx := newMLPContext(dtypes.Float32, 1)
+				tr := newTrainer(t, ctx, opt)
+				trainSteps(t, tr, x, y, 2)
+				ws = append(ws, weak.Make(ctx.GetVariableByScopeAndName("/dense0", "weights")))
+			}()
+		}
+		alive := func() (n int) {
+			for _, w := range ws {
+				if w.Value() != nil {
+					n++
+				}
+			}
+			return n
+		}
+		plans := func() int {
+			opt.mu.Lock()
+			defer opt.mu.Unlock()
+			return len(opt.plans)
+		}
+		for deadline := time.Now().Add(5 * time.Second); alive() > 0 || plans() > 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of 4 dropped models alive, %d plans held", opt.name, alive(), plans())
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

@@ -505,6 +505,12 @@ type plan struct {
 	// step's t).
 	counters []*context.Variable
 	params   []param
+	// weak holds the plan's variables (counters, then each param's
+	// variable and state variables) between steps: the strong references
+	// above are set for a step only (bind, release), so that the plans of
+	// the graphs of a model the program dropped keep neither its variables
+	// nor, through their references to the graphs, the graphs alive.
+	weak []weak.Pointer[context.Variable]
 	slot     map[graph.NodeId]int // a gradient node → its index in params
 	// per-step scratch, reused: the memory of each counter, the gradient
 	// tensor of each param and the slices of the float32, float64 and
@@ -571,8 +577,14 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 			return fmt.Errorf("%w: a kernel set not from kernels.Active or kernels.For", optim.ErrInvalid)
 		}
 	}
-	if clip := context.GetParamOr(ctx, optimizers.ParamClipStepByValue, 0.0); clip != 0 {
+	if clip, err := paramOr(ctx, optimizers.ParamClipStepByValue, 0.0); err != nil {
+		return err
+	} else if clip != 0 {
 		return fmt.Errorf("%w: %s = %v: the fused kernels do not clip the step", ErrUnsupported, optimizers.ParamClipStepByValue, clip)
+	}
+	clipNaN, err := paramOr(ctx, optimizers.ParamClipNaN, false)
+	if err != nil {
+		return err
 	}
 	r, err := o.resolve(ctx, lossDType)
 	if err != nil {
@@ -688,7 +700,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		pa := &p.params[k]
 		grad := grads[k] // params[k] is the variable of grads[k]
 		optimizers.TraceNaNInGradients(ctx, pa.v, grad)
-		if context.GetParamOr(ctx, optimizers.ParamClipNaN, false) {
+		if clipNaN {
 			if r.clipNaNElementwise {
 				grad = graph.Where(graph.IsFinite(grad), grad, graph.ZerosLike(grad))
 			} else {
@@ -714,8 +726,73 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 			delete(o.plans, id)
 		}
 	}
+	p.release()
 	o.plans[g.GraphId()] = p
 	o.mu.Unlock()
+	// Dropped with its graph (and, until then, at the next graph's
+	// building once finalized).
+	runtime.AddCleanup(g, func(id graph.GraphId) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if q := o.plans[id]; q != nil && q.g.Value() == nil {
+			delete(o.plans, id)
+		}
+	}, g.GraphId())
+	return nil
+}
+
+// release turns the plan's references to its variables into weak ones
+// (see plan.weak); bind turns them back for a step.
+func (p *plan) release() {
+	if p.weak == nil { // the first release: record them
+		for _, v := range p.counters {
+			p.weak = append(p.weak, weak.Make(v))
+		}
+		for k := range p.params {
+			p.weak = append(p.weak, weak.Make(p.params[k].v))
+			for _, sv := range p.params[k].state {
+				p.weak = append(p.weak, weak.Make(sv)) // (the zero Pointer for a scratch buffer's nil)
+			}
+		}
+	}
+	clear(p.counters)
+	for k := range p.params {
+		p.params[k].v = nil
+		clear(p.params[k].state)
+	}
+}
+
+// bind restores the plan's references to its variables for a step; a
+// variable collected since (deleted from a context the program dropped,
+// while the graph still runs) is an error wrapping ErrVariable.
+func (p *plan) bind() error {
+	w := p.weak
+	take := func(zeroOK bool) (*context.Variable, error) {
+		wp := w[0]
+		w = w[1:]
+		v := wp.Value()
+		if v == nil && !(zeroOK && wp == weak.Pointer[context.Variable]{}) {
+			return nil, fmt.Errorf("%w: a variable of the graph no longer exists", ErrVariable)
+		}
+		return v, nil
+	}
+	var err error
+	for j := range p.counters {
+		if p.counters[j], err = take(false); err != nil {
+			return err
+		}
+	}
+	for k := range p.params {
+		pa := &p.params[k]
+		if pa.v, err = take(false); err != nil {
+			return err
+		}
+		for j := range pa.state {
+			if pa.state[j], err = take(true); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -27,13 +27,18 @@ import (
 func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*tensors.Tensor, nodes []graph.NodeId) error {
 	lr := math.NaN()
 	defer func() {
-		// Keep no reference to this execution's buffers.
+		// Keep no reference to this execution's buffers, nor (but
+		// weakly) to the variables.
+		p.release()
 		clear(p.counts[:])
 		clear(p.grads)
 		clear(p.work32)
 		clear(p.work64)
 		clear(p.work16)
 	}()
+	if err := p.bind(); err != nil {
+		return err
+	}
 	for i, m := range messages {
 		if m != o.msg {
 			continue
