@@ -511,7 +511,7 @@ type plan struct {
 	// the graphs of a model the program dropped keep neither its variables
 	// nor, through their references to the graphs, the graphs alive.
 	weak []weak.Pointer[context.Variable]
-	slot     map[graph.NodeId]int // a gradient node → its index in params
+	slot map[graph.NodeId]int // a gradient node → its index in params
 	// per-step scratch, reused: the memory of each counter, the gradient
 	// tensor of each param and the slices of the float32, float64 and
 	// 16-bit params.
