@@ -463,7 +463,8 @@ func (o *Optimizer[T]) Add(name string, data, grad []T, shape ...int) error {
 // in saved state and defaults to [len(data)]; its product must be
 // len(data). The optimizer keeps data and grad (not copies): the caller
 // must not re-slice them, and no two registered slices may overlap. Its
-// state buffers start at zero, its step count at 0. Between UnscaleGrads
+// state buffers start at their rule's initial value (zero, but for
+// Adagrad's sum: InitialAccumulatorValue), its step count at 0. Between UnscaleGrads
 // and the next Step (or ZeroGrad) no parameter can be added (ErrInvalid):
 // its gradient would be taken as unscaled.
 func (o *Optimizer[T]) AddTo(group int, name string, data, grad []T, shape ...int) error {

@@ -356,8 +356,11 @@ func (s *Stepper[T]) Steps() int64 { return s.step }
 
 // SetSteps sets the number of steps taken, 0 to MaxStep, for stacks that
 // count steps for the whole model (the next Step is step n+1). The
-// per-parameter scalars (NAdam's mu_product) stay as they are; Restore
-// sets them with the step count.
+// per-parameter scalars (NAdam's mu_product) and the buffers stay as they
+// are; Restore sets them with the step count. The step is the rule's step
+// t: at SetSteps(0) the next Step is a first step, which sets SGD's
+// momentum_buffer to the gradient (and refills Adagrad's sum where its
+// initial value changed) whatever the buffers hold.
 func (s *Stepper[T]) SetSteps(n int64) error {
 	if s.g == nil {
 		return errZeroStepper
