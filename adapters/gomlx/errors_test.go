@@ -2,6 +2,8 @@ package fusegomlx
 
 import (
 	"errors"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -363,5 +365,69 @@ func TestStepCountChangedInGraph(t *testing.T) {
 	}
 	if m := flat64(t, ctx.GetVariableByScopeAndName("/AdamOptimizer/dense0", "weights_1st_moment")); !equalBits([][]float64{m}, [][]float64{make([]float64, len(m))}) {
 		t.Error("the first moment changed")
+	}
+}
+
+// TestScopeOwner: a context whose DefaultScope holds the state and step
+// count of one New optimizer (SGD with momentum) refuses another rule's
+// (Adam would take step 51 for its first, with fresh moments) with
+// ErrVariable, changing nothing; the same rule goes on with the state;
+// another Scope, or Clear, gives Adam a first step (|Δp| = lr where
+// |g| ≫ ε).
+func TestScopeOwner(t *testing.T) {
+	x, y := regressionData(dtypes.Float64)
+	ctx := newMLPContext(dtypes.Float64, 1)
+	sgd, err := New(optim.SGDConfig{LR: 0.01, Momentum: 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainSteps(t, newTrainer(t, ctx, sgd), x, y, 5)
+	const lr = 1e-3
+	adam := func() *Optimizer {
+		o, err := New(optim.AdamConfig{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	firstStep := func(o *Optimizer) error {
+		before := values(t, ctx)
+		tr := newTrainer(t, ctx, o)
+		if _, err := tr.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{y}); err != nil {
+			if got := values(t, ctx); maxScaledDiff(got, before) != 0 {
+				t.Errorf("refused, but the variables changed")
+			}
+			return err
+		}
+		after := values(t, ctx)
+		var r []float64
+		for i := range before {
+			for j := range before[i] {
+				r = append(r, math.Abs(after[i][j]-before[i][j])/lr)
+			}
+		}
+		slices.Sort(r)
+		if med := r[len(r)/2]; math.Abs(med-1) > 1e-3 {
+			t.Errorf("Adam's first step: median |Δp|/lr = %v, want 1", med)
+		}
+		return nil
+	}
+	if err := firstStep(adam()); !errors.Is(err, ErrVariable) || !strings.Contains(err.Error(), "another optimizer") {
+		t.Fatalf("Adam on SGD's scope: %v, want ErrVariable", err)
+	}
+	// The same rule goes on from the state.
+	sgd2, _ := New(optim.SGDConfig{LR: 0.01, Momentum: 0.9})
+	trainSteps(t, newTrainer(t, ctx, sgd2), x, y, 1)
+	if n := stepCount(t, ctx, "/"+DefaultScope); n != 6 {
+		t.Errorf("a second SGD: step count %d, want 6", n)
+	}
+	if err := firstStep(adam().Scope("adam")); err != nil {
+		t.Errorf("Adam in its own scope: %v", err)
+	}
+	if err := sgd.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := firstStep(adam()); err != nil {
+		t.Errorf("Adam after Clear: %v", err)
 	}
 }

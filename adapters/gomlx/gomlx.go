@@ -195,6 +195,7 @@ func (c *AdamConfig) Done() *Optimizer {
 		name = "rmsprop"
 	}
 	o := newOptimizer(name, cc.scope, nil)
+	o.owner = "fusegomlx." + map[bool]string{false: "Adam", true: "RMSProp"}[cc.rmsProp] // (adamw is Adam)
 	o.resolve = func(ctx *context.Context, lossDType dtypes.DType) (*rule, error) {
 		return cc.rule(ctx, lossDType, o.scope)
 	}

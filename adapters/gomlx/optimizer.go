@@ -70,7 +70,10 @@ type Optimizer struct {
 	name    string
 	resolve func(ctx *context.Context, dtype dtypes.DType) (*rule, error)
 	scope   string // state scope; "" when the rule keeps no state
-	ks      *kernels.Set
+	// owner names the kind of optimizer whose state and step count the
+	// scope holds (ownerParam); "" checks nothing.
+	owner string
+	ks    *kernels.Set
 
 	attached atomic.Bool
 	// trainers holds the trainers attached to, weakly: a trainer the
@@ -175,6 +178,7 @@ func New(h optim.Hyper) (*Optimizer, error) {
 		return nil, fmt.Errorf("%w: Adafactor (its factored state depends on the variable's shape; the adapter steps element-wise state only)", ErrUnsupported)
 	}
 	o := newOptimizer(h.Kind().String(), DefaultScope, nil)
+	o.owner = "fusegomlx.New(" + h.Kind().String() + ")"
 	o.resolve = func(_ *context.Context, dtype dtypes.DType) (*rule, error) {
 		return genericRule(h, o.scope, dtype)
 	}
@@ -414,7 +418,11 @@ func (o *Optimizer) Clear(ctx *context.Context) error {
 	if o.scope == "" {
 		return nil
 	}
-	return ctx.In(o.scope).DeleteVariablesInScope()
+	if err := ctx.In(o.scope).DeleteVariablesInScope(); err != nil {
+		return err
+	}
+	ctx.InAbsPath(context.ScopeSeparator+o.scope).SetParam(ownerParam, "") // (the scope holds no one's state now)
+	return nil
 }
 
 // rule is an optimizer resolved for one graph: which optim config runs at
@@ -593,6 +601,9 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	if strings.Contains(r.scope, context.ScopeSeparator) {
 		return errScope(r.scope)
 	}
+	if err := o.checkOwner(ctx, r.scope); err != nil {
+		return err
+	}
 	p := &plan{r: r, g: weak.Make(g), backend: g.Backend(), slot: make(map[graph.NodeId]int)}
 	logged := make(map[*graph.Node]bool)
 	mark := func(n *graph.Node) *graph.Node {
@@ -693,6 +704,9 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		}
 	}
 
+	if o.owner != "" && r.scope != "" {
+		ctx.InAbsPath(context.ScopeSeparator+r.scope).SetParam(ownerParam, o.owner)
+	}
 	// Everything is checked: only now are the state variables made, so that
 	// a refused graph leaves none (GoMLX's checkpoints would fail to save a
 	// variable made for a graph that never ran).
@@ -739,6 +753,31 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		}
 	}, g.GraphId())
 	return nil
+}
+
+// ownerParam is the context hyperparameter, in an optimizer's scope, that
+// names the kind of optimizer whose state and step count the scope holds
+// (Optimizer.owner): a scope's step count and buffers belong to one rule,
+// and another optimizer given the same scope (two New optimizers of
+// different rules on one context: both use DefaultScope) would take the
+// first's step count for its own (Adam's bias corrections at step 51 for
+// its first step) or its buffers (Lion's exp_avg from AdamW's). It is
+// saved with the context's other hyperparameters in GoMLX's checkpoints.
+const ownerParam = "fusegomlx_optimizer"
+
+// checkOwner refuses a scope whose state another kind of optimizer keeps
+// (ownerParam). A scope without the mark (GoMLX's own AdamOptimizer, a
+// checkpoint made before it) is taken.
+func (o *Optimizer) checkOwner(ctx *context.Context, scope string) error {
+	if o.owner == "" || scope == "" {
+		return nil
+	}
+	v, found := ctx.InAbsPath(context.ScopeSeparator + scope).GetParam(ownerParam)
+	if s, ok := v.(string); !found || v == nil || ok && (s == "" || s == o.owner) {
+		return nil
+	}
+	return fmt.Errorf("%w: scope %q holds the state and step count of another optimizer (%v); this one is %s: "+
+		"give it another Scope, or Clear the scope's state first", ErrVariable, scope, v, o.owner)
 }
 
 // release turns the plan's references to its variables into weak ones
