@@ -2,6 +2,7 @@ package fusegomlx
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -54,5 +55,37 @@ func TestSharedValueRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSharedValueAcrossModels: two models (contexts) initialised from one
+// tensor, each trained by its own optimizer, are not both stepped on the
+// one buffer: the second's step is refused with ErrVariable (GoMLX's own
+// optimizers refuse it too: the first step donates the tensor).
+func TestSharedValueAcrossModels(t *testing.T) {
+	model := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
+		g := inputs[0].Graph()
+		a := ctx.Checked(false).VariableWithShape("a", shapes.Make(dtypes.Float32, 3)).ValueGraph(g)
+		return []*Node{ReduceAllSum(Mul(a, inputs[0]))} // gradient: the input
+	}
+	init := tensors.FromValue([]float32{0.5, 0.5, 0.5})
+	ctxA, ctxB := context.New(), context.New()
+	ctxA.VariableWithValue("a", init)
+	ctxB.VariableWithValue("a", init)
+	oa := StochasticGradientDescent().WithLearningRate(0.1).WithDecay(false).Done()
+	ob := StochasticGradientDescent().WithLearningRate(0.1).WithDecay(false).Done()
+	ta := train.NewTrainer(goBackend(t), ctxA, model, lossIsPrediction, oa, nil, nil)
+	tb := train.NewTrainer(goBackend(t), ctxB, model, lossIsPrediction, ob, nil, nil)
+	oa.AttachToTrainer(ta)
+	ob.AttachToTrainer(tb)
+	if _, err := ta.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float32{1, 1, 1})}, nil); err != nil || oa.Err() != nil {
+		t.Fatal(err, oa.Err())
+	}
+	_, _ = tb.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float32{-1, -1, -1})}, nil)
+	if err := ob.Err(); !errors.Is(err, ErrVariable) || !strings.Contains(err.Error(), "one tensor") {
+		t.Fatalf("model B's step: %v, want ErrVariable", err)
+	}
+	if a := flat64(t, ctxA.GetVariableByScopeAndName("/", "a")); a[0] != float64(float32(0.4)) {
+		t.Errorf("model A = %v, want 0.4 (one step, not undone by B's)", a)
 	}
 }

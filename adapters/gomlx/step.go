@@ -3,8 +3,11 @@ package fusegomlx
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 	"unsafe"
+	"weak"
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
@@ -266,6 +269,9 @@ func sharedFlat[T float32 | float64 | int64 | bfloat16.BFloat16](backend backend
 	if err != nil || t == nil {
 		return nil, fmt.Errorf("%w: %s has no value (%v)", ErrVariable, v.ScopeAndName(), err)
 	}
+	if err := claim(t, v); err != nil {
+		return nil, err
+	}
 	if !t.IsShared() {
 		// Once per value: an execution's output (the initializer's) is the
 		// backend's buffer, not shared with the tensor. Tensor.ToLocal and
@@ -291,6 +297,49 @@ func sharedFlat[T float32 | float64 | int64 | bfloat16.BFloat16](backend backend
 		return nil, fmt.Errorf("%w: %s holds %d elements of %s, want %d", ErrVariable, v.ScopeAndName(), t.Size(), t.DType(), n)
 	}
 	return out, nil
+}
+
+// owners records, for every tensor whose memory a step has written, the
+// variable whose value it was (weakly, by the tensor's address; an entry
+// goes with its tensor): one tensor given to the variables of two models
+// (two contexts initialised from one tensor) would otherwise be stepped
+// by both, as one buffer. plan.checkDistinct finds such variables within
+// one graph; owners across graphs, optimizers and contexts.
+var owners = struct {
+	sync.Mutex
+	m map[uintptr]weak.Pointer[context.Variable]
+}{m: map[uintptr]weak.Pointer[context.Variable]{}}
+
+// claim records v as the variable whose value t is, or refuses t (an
+// error wrapping ErrVariable) where it is the value of another variable
+// still alive: GoMLX's own optimizers refuse it too (the first step
+// donates the tensor). It allocates only at a tensor's first claim.
+func claim(t *tensors.Tensor, v *context.Variable) error {
+	a := uintptr(unsafe.Pointer(t))
+	owners.Lock()
+	defer owners.Unlock()
+	if w, ok := owners.m[a]; ok {
+		switch o := w.Value(); {
+		case o == v:
+			return nil
+		case o != nil:
+			if ot, err := o.Value(); err == nil && ot == t {
+				return fmt.Errorf("%w: %s and %s hold one tensor as their value (two models initialised from one tensor?): "+
+					"each is stepped in place; give each its own tensor", ErrVariable, o.ScopeAndName(), v.ScopeAndName())
+			}
+		}
+		// The variable it was claimed for is gone, or holds another
+		// tensor now: v takes it.
+		owners.m[a] = weak.Make(v)
+		return nil
+	}
+	owners.m[a] = weak.Make(v)
+	runtime.AddCleanup(t, func(a uintptr) {
+		owners.Lock()
+		delete(owners.m, a)
+		owners.Unlock()
+	}, a)
+	return nil
 }
 
 // constFlat returns the memory of t (an execution's output: the backend's
