@@ -77,7 +77,10 @@ func F16FromF32(f float32) F16 {
 	}
 }
 
-// Float32 returns h as a float32, exactly.
+// Float32 returns h as a float32, exactly; a NaN stays a NaN with its sign
+// and payload (the payload's 10 bits at the top of float32's 23), quieted
+// as F16C's VCVTPH2PS and FCVTL quiet it: a signalling float16 NaN
+// (0x7c01) becomes the quiet 0x7fc02000.
 func (h F16) Float32() float32 {
 	sign := uint32(h&0x8000) << 16
 	e := uint32(h>>10) & 0x1f
