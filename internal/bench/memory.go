@@ -69,7 +69,22 @@ func (c Config) Memory() (bytes float64, what string) {
 		for _, p := range c.Precs {
 			for _, o := range c.Ops {
 				k := o.Streams()
-				at(float64(m.Params())*float64((k+optimizers*(k-2))*p.Size()), fmt.Sprintf("model %s %s %s", m, o, p))
+				b := float64(m.Params()) * float64((k+optimizers*(k-2))*p.Size())
+				if specs[o].shaped {
+					// p and g; the state of the scalar loop, the
+					// Steppers and each optimizer; the loop's row
+					// scratch; the Steppers' and optimizers' scratch.
+					b = 0
+					for _, sh := range m.Shapes() {
+						n := 1
+						for _, d := range sh {
+							n *= d
+						}
+						state, cols, scratch := shapedParts(o, p, sh)
+						b += float64(2*n+(2+optimizers)*state+cols)*float64(p.Size()) + float64(1+optimizers)*scratch
+					}
+				}
+				at(b, fmt.Sprintf("model %s %s %s", m, o, p))
 			}
 		}
 	}
@@ -84,28 +99,49 @@ func (c Config) Memory() (bytes float64, what string) {
 // shapedMemory is the memory of the comparison of the shaped step o
 // (Adafactor) on n parameters of p over levels levels: p and g; the state
 // of the scalar loop and of each level's Stepper (optim.StateLens of the
-// matrix); the loop's scratch of a row; and each Stepper's scratch, made
-// with its plan: its row sums and its chunks' column sums in float64 (a
-// chunk is at least one row, and optim cuts a matrix into at most
-// adafactorChunks), and its row and column scales. Most of it is p and g
-// at a square matrix, but a prime n makes a matrix of one row
-// (MatrixShape), whose state, scratch and column sums are each as long as
-// the parameter: seven float64 arrays of n, not two.
+// matrix); the loop's scratch of a row; and each Stepper's scratch
+// (shapedParts). Most of it is p and g at a square matrix, but a prime n
+// makes a matrix of one row (MatrixShape), whose state, scratch and
+// column sums are each as long as the parameter: seven float64 arrays of
+// n, not two.
 func shapedMemory(o Op, p Prec, n, levels int) float64 {
-	shape := o.Shape(n)
+	state, cols, scratch := shapedParts(o, p, o.Shape(n))
+	size := float64(p.Size())
+	return (float64(2*n)+float64(state)*float64(levels+1)+float64(cols))*size + float64(levels)*scratch
+}
+
+// shapedParts returns, for the shaped step o on a parameter of shape, the
+// elements of its state (optim.StateLens), those of the scalar loop's
+// scratch of a row (cols, a matrix's only), and the bytes of a Stepper's or
+// an Optimizer's scratch, made with its plan: a matrix's row sums and its
+// chunks' column sums in float64 (a chunk is whole rows of about
+// optim.DefaultChunkSize elements, at most adafactorChunks of a matrix),
+// and its row and column scales; a vector keeps its full second moment and
+// no scratch. (A Stepper or an optimizer's parameter also holds about
+// 20 KB whatever its size, coefficient blocks and plans, not counted: the
+// figure is exact where the tensors are large.)
+func shapedParts(o Op, p Prec, shape []int) (state, cols int, scratch float64) {
 	_, lens := optim.StateLens(specs[o].hyper, shape...)
-	state := 0
 	for _, l := range lens {
 		state += l
 	}
-	rows, cols := 1, n
-	if len(shape) >= 2 {
-		cols = shape[len(shape)-1]
-		rows = n / max(cols, 1)
+	if len(shape) < 2 {
+		return state, 0, 0
 	}
-	size := float64(p.Size())
-	stepper := float64(rows+min(rows, adafactorChunks)*cols)*8 + float64(rows+cols)*size
-	return (float64(2*n)+float64(state)*float64(levels+1)+float64(cols))*size + float64(levels)*stepper
+	b := 1
+	for _, d := range shape[:len(shape)-2] {
+		b *= d
+	}
+	r, c := shape[len(shape)-2], shape[len(shape)-1]
+	// optim's chunks of a matrix (adafactorRows): whole rows, about
+	// DefaultChunkSize elements each, at most adafactorChunks.
+	rpc := max(1, optim.DefaultChunkSize/max(c, 1))
+	if (r+rpc-1)/rpc > adafactorChunks {
+		rpc = (r + adafactorChunks - 1) / adafactorChunks
+	}
+	chunks := (r + rpc - 1) / rpc
+	sc := float64(b) * (float64(r+chunks*c)*8 + float64(r+c)*float64(p.Size()))
+	return state, c, sc
 }
 
 // adafactorChunks is optim's bound on the chunks of one matrix of

@@ -81,16 +81,23 @@ func TestMemoryEstimates(t *testing.T) {
 		}
 		near("mixed "+strings.Trim(strings.Join(strings.Fields(strings.Trim(fmtModes(modes), "[]")), ","), ","), est, got)
 	}
-	spec := ModelSpec{Layers: 4, Width: 512, Norms: 2}
-	for _, o := range []Op{SGD, Adam, Adafactor} {
+	// Adafactor keeps a vector's full second moment in each contender
+	// (the norms' and biases' tensors).
+	for _, c := range []struct {
+		o    Op
+		spec ModelSpec
+	}{
+		{SGD, ModelSpec{Layers: 4, Width: 512, Norms: 2}}, {Adam, ModelSpec{Layers: 4, Width: 512, Norms: 2}},
+		{Adafactor, ModelSpec{Layers: 4, Width: 512, Norms: 2}}, {Adafactor, ModelSpec{Layers: 0, Width: 1 << 18, Norms: 2}},
+	} {
 		for _, w := range []int{1, 2} {
 			got := allocated(func() {
-				cs, release, err := modelContenders[float64](o, spec.Shapes(), l, w)
+				cs, release, err := modelContenders[float64](c.o, c.spec.Shapes(), l, w)
 				runAll(cs, err)
 				release()
 			})
-			est, _ := Config{Ops: []Op{o}, Precs: []Prec{F64}, Models: []ModelSpec{spec}, Workers: w}.Memory()
-			near("model "+string(o)+" w="+string(rune('0'+w)), est, got)
+			est, _ := Config{Ops: []Op{c.o}, Precs: []Prec{F64}, Models: []ModelSpec{c.spec}, Workers: w}.Memory()
+			near(fmt.Sprintf("model %s %s w=%d", c.spec, c.o, w), est, got)
 		}
 	}
 	for _, w := range []int{1, 2} {
