@@ -91,8 +91,8 @@ func (a MuonAdjustLR) factor(rows, cols int) float64 {
 //	‖U‖_F = sqrt of the sum, in order over fixed chunks of 2¹⁵ elements, of
 //	        kernels.SumSquares of each chunk (float64); d = T(max(‖U‖_F, Eps))
 //	X = U / d                                (a division, as torch's div_)
-//	    but where ‖U‖_F ≥ Eps lies below T's normal range (Eps below it):
-//	    X = (U·2⁶⁴) / T(‖U‖_F·2⁶⁴), the division at T's full precision
+//	    but where max(‖U‖_F, Eps) lies below T's normal range:
+//	    X = (U·2⁶⁴) / T(max(‖U‖_F, Eps)·2⁶⁴), the division at T's full precision
 //	    (T(‖U‖_F) would keep a few bits, or one, and ‖X‖_F could reach √2,
 //	    from which the iteration diverges to ±Inf; PyTorch's would too)
 //	the iteration: solve.Solver.NewtonSchulz (each element one fma chain)
@@ -656,12 +656,12 @@ func (m *Muon[T]) Step() (StepReport, error) {
 			nrm = scaledNorm2(p.x) // (squares that overflowed, or lost bits to underflow, maybe all of them)
 		}
 		p.d, p.pre = T(max(nrm, c.Eps)), 1
-		if nrm >= c.Eps && nrm > 0 && nrm < minNormalOf[T]() {
-			// Both scaled by 2⁶⁴ (exact for U: every |u| ≤ ‖U‖ is
-			// then below 2⁻⁶²; ‖U‖·2⁶⁴ is normal for the smallest
-			// subnormal norm), so that d keeps T's precision.
-			sn := nrm * 0x1p64
-			if math.IsInf(ss, 1) || ss < minSafeSum {
+		if dd := max(nrm, c.Eps); dd > 0 && dd < minNormalOf[T]() {
+			// Both scaled by 2⁶⁴ (exact for U: every |u| ≤ max(‖U‖,
+			// Eps) is then below 2⁻⁶²; that times 2⁶⁴ is normal for
+			// the smallest subnormal), so that d keeps T's precision.
+			sn := dd * 0x1p64 // (Eps·2⁶⁴ is exact)
+			if nrm >= c.Eps && (math.IsInf(ss, 1) || ss < minSafeSum) {
 				// scaledNorm2 rounded the norm into float64's
 				// subnormal range: the same norm, scaled.
 				fr, e := scaledNormParts(p.x)

@@ -909,13 +909,17 @@ func muonSubnormal[T Float](t *testing.T, tiny T, eps float64) {
 		}
 		return data
 	}
-	for _, e := range []float64{0, eps} {
-		c.Eps = e
+	// Eps 0, the smallest subnormal (below the norm), and 5.5·tiny (above
+	// the norm √11·tiny: Eps is the divisor, which T(Eps) rounds to 6·tiny).
+	for _, e := range []float64{0, eps, 5.5 * float64(tiny)} {
 		// Two rows, [g, g, 0] and [0, 3g, 0]: multiples of the smallest
-		// subnormal, and the same scaled by 2⁶⁰ (normal).
+		// subnormal, and the same (and Eps) scaled by 2⁶⁰ (normal).
+		c.Eps = e
 		got := step([]T{tiny, tiny, 0, 0, 3 * tiny, 0})
 		s := T(0x1p60)
+		c.Eps = e * 0x1p60
 		want := step([]T{tiny * s, tiny * s, 0, 0, 3 * tiny * s, 0})
+		c.Eps = e
 		for i := range got {
 			if v := float64(got[i]); math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v-float64(want[i])) > 1e-6 {
 				t.Errorf("Eps %g: element %d: %v, want %v (the step of the gradient scaled by 2⁶⁰)", e, i, got[i], want[i])
