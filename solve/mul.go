@@ -401,10 +401,15 @@ func (m *multiplier[T]) tileTask(w int, t mulTask) {
 	}
 }
 
-// packLen64 is packLen in uint64, which cannot wrap where int has 32
-// bits: the length is checked (scratchFits) before packLen allocates it.
-func (im *impl[T]) packLen64(n, k int) uint64 {
-	return uint64(im.groups(n)) * uint64(im.g) * uint64(k)
+// packLenF is packLen in float64, which neither wraps (int where it has
+// 32 bits, the rounding up of n near MaxInt, products beyond 2⁶⁴) nor loses
+// anything that matters (exact below 2⁵³ elements, far beyond any memory):
+// the length is checked (scratchFits) before packLen computes and
+// allocates it.
+func (im *impl[T]) packLenF(n, k int) float64 {
+	nc := uint64(im.nc())
+	groups := (uint64(n) + nc - 1) / nc * uint64(im.nv) // (n ≥ 0: no wrap in uint64)
+	return float64(groups) * float64(im.g) * float64(k)
 }
 
 // maxScratch bounds the scratch space of a product, of the Newton–Schulz
@@ -417,11 +422,11 @@ var maxScratch = sysmem.MaxBytes
 // naming what needs it. A packed side of fewer rows or columns than a
 // sliver is padded to a whole one (Solver.Mul), so a product with a
 // single row or column needs up to nc times its operands.
-func scratchFits[T Float](n uint64, what string) error {
+func scratchFits[T Float](n float64, what string) error {
 	var z T
-	size := uint64(unsafe.Sizeof(z))
-	if max := maxScratch(); n > max/size {
-		return fmt.Errorf("%w: %s needs %.3g bytes of scratch space (its operands packed, padded to whole slivers of the micro-kernel), more than this machine's memory and swap (%d bytes)", ErrDimension, what, float64(n)*float64(size), max)
+	size := float64(unsafe.Sizeof(z))
+	if max := maxScratch(); !(n*size <= float64(max)) {
+		return fmt.Errorf("%w: %s needs %.3g bytes of scratch space (its operands packed, padded to whole slivers of the micro-kernel), more than this machine's memory and swap (%d bytes)", ErrDimension, what, n*size, max)
 	}
 	return nil
 }

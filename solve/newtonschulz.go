@@ -179,20 +179,20 @@ func (s *Solver[T]) NewtonSchulzScratch(rows, cols int) (uint64, error) {
 // nsScratch is NewtonSchulzScratch for a checked shape.
 func (s *Solver[T]) nsScratch(rows, cols int) (uint64, error) {
 	var z T
-	n := nsLen64(s.im, rows, cols)
+	n := nsLenF(s.im, rows, cols)
 	if err := scratchFits[T](n, "NewtonSchulz"); err != nil {
 		return 0, fmt.Errorf("a %d×%d matrix: %w", rows, cols, err)
 	}
-	return n * uint64(unsafe.Sizeof(z)), nil
+	return uint64(n) * uint64(unsafe.Sizeof(z)), nil // (exact: it fits in memory)
 }
 
-// nsLen64 is nsLen in uint64, which cannot wrap where int has 32 bits.
-func nsLen64[T Float](im *impl[T], r, c int) uint64 {
+// nsLenF is nsLen in float64 (see packLenF).
+func nsLenF[T Float](im *impl[T], r, c int) float64 {
 	if r == 0 || c == 0 {
 		return 0
 	}
 	m := min(r, c)
-	return im.packLen64(r, c) + im.packLen64(c, r) + im.packLen64(m, m) + 2*uint64(m)*uint64(m)
+	return im.packLenF(r, c) + im.packLenF(c, r) + im.packLenF(m, m) + 2*float64(m)*float64(m)
 }
 
 func (sp *nsSpace[T]) carve(im *impl[T], slab []T, r, c int) {

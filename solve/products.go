@@ -58,7 +58,7 @@ func (s *Solver[T]) Mul(c, a, b Dense[T], accumulate bool) error {
 		return nil
 	}
 	im := s.im
-	if err := scratchFits[T](im.packLen64(a.Rows, k)+im.packLen64(b.Cols, k), "Mul"); err != nil {
+	if err := scratchFits[T](im.packLenF(a.Rows, k)+im.packLenF(b.Cols, k), "Mul"); err != nil {
 		return err
 	}
 	s.pk.pa = grow(s.pk.pa, im.packLen(a.Rows, k))
@@ -114,7 +114,7 @@ func (s *Solver[T]) SymRankK(c Matrix[T], a Dense[T], trans bool) error {
 		return nil
 	}
 	im := s.im
-	if err := scratchFits[T](2*im.packLen64(n, k), "SymRankK"); err != nil {
+	if err := scratchFits[T](2*im.packLenF(n, k), "SymRankK"); err != nil {
 		return err
 	}
 	s.pk.pa = grow(s.pk.pa, im.packLen(n, k))

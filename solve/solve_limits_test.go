@@ -482,3 +482,27 @@ func TestNewtonSchulzScratch(t *testing.T) {
 		t.Error("a zero Solver: no error")
 	}
 }
+
+// TestNewtonSchulzScratchHuge: shapes whose scratch space would wrap an
+// integer count (products beyond 2⁶⁴, a size rounded up to whole slivers
+// near MaxInt) are refused, not reported as fitting.
+func TestNewtonSchulzScratchHuge(t *testing.T) {
+	s32, err := New[float32](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s64, err := New[float64](Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := math.MaxInt / 3 // 3<<61 on 64 bits
+	for _, sh := range [][2]int{{big, big}, {math.MaxInt, math.MaxInt}, {math.MaxInt, 1}, {1, math.MaxInt},
+		{math.MaxInt - 1, 2}, {math.MaxInt, 16}, {math.MaxInt, 1 << 10}, {1 << (strconv.IntSize/2 - 1), 1 << (strconv.IntSize/2 - 1)}} {
+		if b, err := s32.NewtonSchulzScratch(sh[0], sh[1]); !errors.Is(err, ErrDimension) {
+			t.Errorf("float32 %v: %d bytes, %v; want ErrDimension", sh, b, err)
+		}
+		if b, err := s64.NewtonSchulzScratch(sh[0], sh[1]); !errors.Is(err, ErrDimension) {
+			t.Errorf("float64 %v: %d bytes, %v; want ErrDimension", sh, b, err)
+		}
+	}
+}

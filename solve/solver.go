@@ -320,7 +320,7 @@ func (s *Solver[T]) checkMany(l Matrix[T], x Dense[T]) error {
 	if l.N > 0 && x.Cols > 0 { // trsmMany's padded copy
 		mr, nc := uint64(s.im.mr), uint64(s.im.nc())
 		rows, cols := (uint64(l.N)+mr-1)/mr*mr, (uint64(x.Cols)+nc-1)/nc*nc
-		if err := scratchFits[T](rows*cols, "the right-hand sides' padded copy"); err != nil {
+		if err := scratchFits[T](float64(rows)*float64(cols), "the right-hand sides' padded copy"); err != nil {
 			return err
 		}
 	}
