@@ -431,3 +431,22 @@ func TestScopeOwner(t *testing.T) {
 		t.Errorf("Adam after Clear: %v", err)
 	}
 }
+
+// TestClearSubScope: Clear given a context of another scope than the
+// root (a model's) deletes the state at the root's scope, where the step
+// made it, not a scope under ctx's (where there is none).
+func TestClearSubScope(t *testing.T) {
+	x, y := regressionData(dtypes.Float64)
+	ctx := newMLPContext(dtypes.Float64, 1)
+	opt := Adam().LearningRate(0.01).Done()
+	trainSteps(t, newTrainer(t, ctx, opt), x, y, 2)
+	if len(stateVariables(ctx)) == 0 {
+		t.Fatal("no state made")
+	}
+	if err := opt.Clear(ctx.In("dense0")); err != nil {
+		t.Fatal(err)
+	}
+	if v := stateVariables(ctx); len(v) > 0 {
+		t.Errorf("Clear under /dense0 left %v", v)
+	}
+}

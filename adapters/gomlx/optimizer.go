@@ -389,7 +389,9 @@ func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*grap
 }
 
 // Clear deletes the optimizer's state variables and step count (its scope,
-// under ctx's), as GoMLX's optimizers' Clear does, and forgets the error
+// at the context's root, where the step makes them, whatever ctx's scope:
+// GoMLX's optimizers' Clear deletes the scope under ctx's, and leaves them
+// where ctx is not the root), as GoMLX's optimizers' Clear does, and forgets the error
 // that stopped the optimizer, if one did ([Optimizer.Err]). Graphs built
 // before need rebuilding (Trainer.ResetComputationGraphs) to train again:
 // an execution of one after Clear takes no step and stops the optimizer
@@ -418,10 +420,11 @@ func (o *Optimizer) Clear(ctx *context.Context) error {
 	if o.scope == "" {
 		return nil
 	}
-	if err := ctx.In(o.scope).DeleteVariablesInScope(); err != nil {
+	sc := ctx.InAbsPath(context.ScopeSeparator + o.scope) // (where the state variables are, whatever ctx's scope)
+	if err := sc.DeleteVariablesInScope(); err != nil {
 		return err
 	}
-	ctx.InAbsPath(context.ScopeSeparator+o.scope).SetParam(ownerParam, "") // (the scope holds no one's state now)
+	sc.SetParam(ownerParam, "") // (the scope holds no one's state now)
 	return nil
 }
 

@@ -307,19 +307,29 @@ func sharedFlat[T float32 | float64 | int64 | bfloat16.BFloat16](backend backend
 // one graph; owners across graphs, optimizers and contexts.
 var owners = struct {
 	sync.Mutex
-	m map[uintptr]weak.Pointer[context.Variable]
-}{m: map[uintptr]weak.Pointer[context.Variable]{}}
+	m map[uintptr]owner
+}{m: map[uintptr]owner{}}
+
+// owner is an entry of owners: the tensor (so that an entry left by a
+// collected tensor whose address a new one has is told from the new
+// one's) and the variable it was claimed for.
+type owner struct {
+	t weak.Pointer[tensors.Tensor]
+	v weak.Pointer[context.Variable]
+}
 
 // claim records v as the variable whose value t is, or refuses t (an
 // error wrapping ErrVariable) where it is the value of another variable
 // still alive: GoMLX's own optimizers refuse it too (the first step
-// donates the tensor). It allocates only at a tensor's first claim.
+// donates the tensor). It allocates only at a tensor's first claim (and
+// at a variable's first claim of a tensor claimed before).
 func claim(t *tensors.Tensor, v *context.Variable) error {
 	a := uintptr(unsafe.Pointer(t))
 	owners.Lock()
 	defer owners.Unlock()
-	if w, ok := owners.m[a]; ok {
-		switch o := w.Value(); {
+	e, ok := owners.m[a]
+	if ok && e.t.Value() == t {
+		switch o := e.v.Value(); {
 		case o == v:
 			return nil
 		case o != nil:
@@ -330,13 +340,17 @@ func claim(t *tensors.Tensor, v *context.Variable) error {
 		}
 		// The variable it was claimed for is gone, or holds another
 		// tensor now: v takes it.
-		owners.m[a] = weak.Make(v)
+		owners.m[a] = owner{e.t, weak.Make(v)}
 		return nil
 	}
-	owners.m[a] = weak.Make(v)
+	// A new tensor (or one at the address of a collected one, whose
+	// cleanup has not run yet: it deletes only an entry of a dead tensor).
+	owners.m[a] = owner{weak.Make(t), weak.Make(v)}
 	runtime.AddCleanup(t, func(a uintptr) {
 		owners.Lock()
-		delete(owners.m, a)
+		if e, ok := owners.m[a]; ok && e.t.Value() == nil {
+			delete(owners.m, a)
+		}
 		owners.Unlock()
 	}, a)
 	return nil
