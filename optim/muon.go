@@ -661,11 +661,12 @@ func (m *Muon[T]) Step() (StepReport, error) {
 			// Eps) is then below 2⁻⁶²; that times 2⁶⁴ is normal for
 			// the smallest subnormal), so that d keeps T's precision.
 			sn := dd * 0x1p64 // (Eps·2⁶⁴ is exact)
-			if nrm >= c.Eps && (math.IsInf(ss, 1) || ss < minSafeSum) {
+			if math.IsInf(ss, 1) || ss < minSafeSum {
 				// scaledNorm2 rounded the norm into float64's
-				// subnormal range: the same norm, scaled.
+				// subnormal range (maybe up to Eps, from below it):
+				// the same norm, scaled, unrounded.
 				fr, e := scaledNormParts(p.x)
-				sn = math.Ldexp(fr, e+64)
+				sn = max(math.Ldexp(fr, e+64), c.Eps*0x1p64)
 			}
 			p.d, p.pre = T(sn), 0x1p64
 		}

@@ -889,6 +889,34 @@ func TestMuonParamsType(t *testing.T) {
 func TestMuonSubnormalNorm(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { muonSubnormal[float64](t, 5e-324, 0x1p-1074) })
 	t.Run("float32", func(t *testing.T) { muonSubnormal[float32](t, 0x1p-149, 0x1p-149) })
+	// float64, a norm √3·2⁻¹⁰⁷⁴ that float64 rounds up to Eps = 2·2⁻¹⁰⁷⁴:
+	// the divisor is Eps, not the norm.
+	c := DefaultMuon()
+	c.Momentum, c.Nesterov, c.WeightDecay, c.LR = 0, false, 0, 0.01
+	step := func(g []float64, eps float64) []float64 {
+		c.Eps = eps
+		o, err := NewMuon[float64](c, MuonOptions{Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		data := []float64{1, 1, 1, 1, 1, 1}
+		if err := o.Add("w", data, g, 2, 3); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Step(); err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	const tiny, s = 5e-324, 0x1p60
+	got := step([]float64{tiny, tiny, tiny, 0, 0, 0}, 2*tiny)
+	want := step([]float64{tiny * s, tiny * s, tiny * s, 0, 0, 0}, 2*tiny*s)
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-6 {
+			t.Errorf("a norm rounded up to Eps: element %d: %v, want %v", i, got[i], want[i])
+		}
+	}
 }
 
 func muonSubnormal[T Float](t *testing.T, tiny T, eps float64) {

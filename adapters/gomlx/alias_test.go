@@ -2,6 +2,7 @@ package fusegomlx
 
 import (
 	"errors"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -87,5 +88,44 @@ func TestSharedValueAcrossModels(t *testing.T) {
 	}
 	if a := flat64(t, ctxA.GetVariableByScopeAndName("/", "a")); a[0] != float64(float32(0.4)) {
 		t.Errorf("model A = %v, want 0.4 (one step, not undone by B's)", a)
+	}
+}
+
+// TestSharedValueAfterDroppedModel: a model started from the tensor of a
+// model the program has dropped (trained on, its context, trainer and
+// optimizer gone) steps, whether or not a collection ran in between, as
+// with GoMLX's own optimizers.
+func TestSharedValueAfterDroppedModel(t *testing.T) {
+	model := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
+		g := inputs[0].Graph()
+		a := ctx.Checked(false).VariableWithShape("a", shapes.Make(dtypes.Float32, 3)).ValueGraph(g)
+		return []*Node{ReduceAllSum(Mul(a, inputs[0]))}
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection but the adapter's
+	trained := func() *tensors.Tensor {
+		ctxA := context.New()
+		ctxA.VariableWithValue("a", tensors.FromValue([]float32{0.5, 0.5, 0.5}))
+		oa := StochasticGradientDescent().WithLearningRate(0.1).WithDecay(false).Done()
+		ta := train.NewTrainer(goBackend(t), ctxA, model, lossIsPrediction, oa, nil, nil)
+		oa.AttachToTrainer(ta)
+		if _, err := ta.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float32{1, 1, 1})}, nil); err != nil || oa.Err() != nil {
+			t.Fatal(err, oa.Err())
+		}
+		v, err := ctxA.GetVariableByScopeAndName("/", "a").Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}()
+	ctxB := context.New()
+	ctxB.VariableWithValue("a", trained)
+	ob := StochasticGradientDescent().WithLearningRate(0.1).WithDecay(false).Done()
+	tb := train.NewTrainer(goBackend(t), ctxB, model, lossIsPrediction, ob, nil, nil)
+	ob.AttachToTrainer(tb)
+	if _, err := tb.TrainStep(nil, []*tensors.Tensor{tensors.FromValue([]float32{1, 1, 1})}, nil); err != nil || ob.Err() != nil {
+		t.Fatalf("model B, from dropped model A's tensor: %v, %v", err, ob.Err())
+	}
+	if b := flat64(t, ctxB.GetVariableByScopeAndName("/", "a")); b[0] != float64(float32(float32(0.4)-0.1)) {
+		t.Errorf("model B = %v, want 0.3", b)
 	}
 }

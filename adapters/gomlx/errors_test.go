@@ -450,3 +450,31 @@ func TestClearSubScope(t *testing.T) {
 		t.Errorf("Clear under /dense0 left %v", v)
 	}
 }
+
+// TestClearSubScopeTrainer: a trainer given a model's sub-scope keeps the
+// rule's step count under that scope (GoMLX's GetGlobalStepVar of
+// ctx.In(scope)) and its state at the root's scope; Clear of that context
+// deletes both, so that the first step after it is step 1 again.
+func TestClearSubScopeTrainer(t *testing.T) {
+	x, y := regressionData(dtypes.Float64)
+	root := context.New()
+	sub := root.In("model")
+	opt := Adam().LearningRate(0.01).Done()
+	tr := newTrainer(t, sub, opt)
+	trainSteps(t, tr, x, y, 3)
+	if err := opt.Clear(sub); err != nil {
+		t.Fatal(err)
+	}
+	if v := stateVariables(root); len(v) > 0 {
+		t.Errorf("Clear left %v", v)
+	}
+	tr.ResetComputationGraphs()
+	trainSteps(t, tr, x, y, 1)
+	for v := range root.IterVariables() {
+		if v.Name() == optimizers.GlobalStepVariableName && strings.HasSuffix(v.Scope(), "/AdamOptimizer") {
+			if n := flat64(t, v)[0]; n != 1 {
+				t.Errorf("%s = %v after Clear and one step, want 1", v.ScopeAndName(), n)
+			}
+		}
+	}
+}

@@ -195,7 +195,9 @@ func (c *AdamConfig) Done() *Optimizer {
 		name = "rmsprop"
 	}
 	o := newOptimizer(name, cc.scope, nil)
-	o.owner = "fusegomlx." + map[bool]string{false: "Adam", true: "RMSProp"}[cc.rmsProp] // (adamw is Adam)
+	// Adam, AdamW and RMSProp share GoMLX's scope and its variables (its
+	// RMSProp is its Adam with the flag set): one owner, as in GoMLX.
+	o.owner = "fusegomlx.Adam"
 	o.resolve = func(ctx *context.Context, lossDType dtypes.DType) (*rule, error) {
 		return cc.rule(ctx, lossDType, o.scope)
 	}

@@ -388,10 +388,11 @@ func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*grap
 	}
 }
 
-// Clear deletes the optimizer's state variables and step count (its scope,
-// at the context's root, where the step makes them, whatever ctx's scope:
-// GoMLX's optimizers' Clear deletes the scope under ctx's, and leaves them
-// where ctx is not the root), as GoMLX's optimizers' Clear does, and forgets the error
+// Clear deletes the optimizer's state variables (its scope at the
+// context's root, where the step makes them, whatever ctx's scope: GoMLX's
+// optimizers' Clear deletes only the scope under ctx's) and its step count
+// (under ctx's scope, where GoMLX keeps it), as GoMLX's optimizers' Clear
+// does, and forgets the error
 // that stopped the optimizer, if one did ([Optimizer.Err]). Graphs built
 // before need rebuilding (Trainer.ResetComputationGraphs) to train again:
 // an execution of one after Clear takes no step and stops the optimizer
@@ -420,8 +421,13 @@ func (o *Optimizer) Clear(ctx *context.Context) error {
 	if o.scope == "" {
 		return nil
 	}
-	sc := ctx.InAbsPath(context.ScopeSeparator + o.scope) // (where the state variables are, whatever ctx's scope)
+	// The state variables are made at the root's scope, whatever ctx's;
+	// the rule's step count under ctx's (GetGlobalStepVar(ctx.In(scope))).
+	sc := ctx.InAbsPath(context.ScopeSeparator + o.scope)
 	if err := sc.DeleteVariablesInScope(); err != nil {
+		return err
+	}
+	if err := ctx.In(o.scope).DeleteVariablesInScope(); err != nil {
 		return err
 	}
 	sc.SetParam(ownerParam, "") // (the scope holds no one's state now)

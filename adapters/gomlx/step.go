@@ -332,8 +332,16 @@ func claim(t *tensors.Tensor, v *context.Variable) error {
 		switch o := e.v.Value(); {
 		case o == v:
 			return nil
-		case o != nil:
-			if ot, err := o.Value(); err == nil && ot == t {
+		case o != nil && holds(o, t):
+			// Another variable still holds t, or one the program has
+			// dropped (a finished model, whose tensor a new one
+			// continues from) and no collection has cleared: a
+			// collection tells them apart. (Only here: a refusal, or
+			// the first step of a model started from another's
+			// tensor, pays for it.) o is not used after holds: it
+			// keeps nothing alive.
+			runtime.GC()
+			if o := e.v.Value(); o != nil && holds(o, t) {
 				return fmt.Errorf("%w: %s and %s hold one tensor as their value (two models initialised from one tensor?): "+
 					"each is stepped in place; give each its own tensor", ErrVariable, o.ScopeAndName(), v.ScopeAndName())
 			}
@@ -354,6 +362,12 @@ func claim(t *tensors.Tensor, v *context.Variable) error {
 		owners.Unlock()
 	}, a)
 	return nil
+}
+
+// holds reports whether t is v's value.
+func holds(v *context.Variable, t *tensors.Tensor) bool {
+	vt, err := v.Value()
+	return err == nil && vt == t
 }
 
 // constFlat returns the memory of t (an execution's output: the backend's
