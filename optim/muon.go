@@ -655,8 +655,9 @@ func (m *Muon[T]) Step() (StepReport, error) {
 		if math.IsInf(ss, 1) || ss < minSafeSum {
 			nrm = scaledNorm2(p.x) // (squares that overflowed, or lost bits to underflow, maybe all of them)
 		}
-		p.d, p.pre = T(max(nrm, c.Eps)), 1
-		if dd := max(nrm, c.Eps); dd > 0 && dd < minNormalOf[T]() {
+		dd := max(nrm, c.Eps)
+		p.d, p.pre = T(dd), 1
+		if dd > 0 && dd < minNormalOf[T]() {
 			// Both scaled by 2⁶⁴ (exact for U: every |u| ≤ max(‖U‖,
 			// Eps) is then below 2⁻⁶²; that times 2⁶⁴ is normal for
 			// the smallest subnormal), so that d keeps T's precision.
@@ -839,7 +840,7 @@ func (m *Muon[T]) Close() error {
 	return nil
 }
 
-// typeOf is the ParamInfo.Type of T.
+// typeOf is the ParamInfo.Type of T (a float32 or float64 parameter).
 func typeOf[T Float]() string {
 	var z T
 	if unsafe.Sizeof(z) == 8 {

@@ -891,38 +891,29 @@ func TestMuonSubnormalNorm(t *testing.T) {
 	t.Run("float32", func(t *testing.T) { muonSubnormal[float32](t, 0x1p-149, 0x1p-149) })
 	// float64, a norm √3·2⁻¹⁰⁷⁴ that float64 rounds up to Eps = 2·2⁻¹⁰⁷⁴:
 	// the divisor is Eps, not the norm.
-	c := DefaultMuon()
-	c.Momentum, c.Nesterov, c.WeightDecay, c.LR = 0, false, 0, 0.01
-	step := func(g []float64, eps float64) []float64 {
-		c.Eps = eps
-		o, err := NewMuon[float64](c, MuonOptions{Workers: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
-		data := []float64{1, 1, 1, 1, 1, 1}
-		if err := o.Add("w", data, g, 2, 3); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := o.Step(); err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	const tiny, s = 5e-324, 0x1p60
-	got := step([]float64{tiny, tiny, tiny, 0, 0, 0}, 2*tiny)
-	want := step([]float64{tiny * s, tiny * s, tiny * s, 0, 0, 0}, 2*tiny*s)
-	for i := range got {
-		if math.Abs(got[i]-want[i]) > 1e-6 {
-			t.Errorf("a norm rounded up to Eps: element %d: %v, want %v", i, got[i], want[i])
-		}
-	}
+	const tiny = 5e-324
+	muonScaledStep(t, []float64{tiny, tiny, tiny, 0, 0, 0}, 2*tiny, "a norm rounded up to Eps")
 }
 
 func muonSubnormal[T Float](t *testing.T, tiny T, eps float64) {
+	// Eps 0, the smallest subnormal (below the norm), and 5.5·tiny (above
+	// the norm √11·tiny: Eps is the divisor, which T(Eps) rounds to 6·tiny).
+	// Two rows, [g, g, 0] and [0, 3g, 0]: multiples of the smallest
+	// subnormal.
+	for _, e := range []float64{0, eps, 5.5 * float64(tiny)} {
+		muonScaledStep(t, []T{tiny, tiny, 0, 0, 3 * tiny, 0}, e, fmt.Sprintf("Eps %g", e))
+	}
+}
+
+// muonScaledStep fails unless one Muon step (no momentum, no decay) of a
+// 2×3 matrix of ones with gradient g and Eps eps is finite and equals, to
+// 1e-6, the step with g and Eps scaled by 2⁶⁰ (into the normal range).
+func muonScaledStep[T Float](t *testing.T, g []T, eps float64, what string) {
+	t.Helper()
 	c := DefaultMuon()
-	c.Eps, c.Momentum, c.Nesterov, c.WeightDecay, c.LR = 0, 0, false, 0, 0.01
-	step := func(g []T) []T {
+	c.Momentum, c.Nesterov, c.WeightDecay, c.LR = 0, false, 0, 0.01
+	step := func(g []T, eps float64) []T {
+		c.Eps = eps
 		o, err := NewMuon[T](c, MuonOptions{Workers: 1, NonFinite: SkipStep})
 		if err != nil {
 			t.Fatal(err)
@@ -937,21 +928,14 @@ func muonSubnormal[T Float](t *testing.T, tiny T, eps float64) {
 		}
 		return data
 	}
-	// Eps 0, the smallest subnormal (below the norm), and 5.5·tiny (above
-	// the norm √11·tiny: Eps is the divisor, which T(Eps) rounds to 6·tiny).
-	for _, e := range []float64{0, eps, 5.5 * float64(tiny)} {
-		// Two rows, [g, g, 0] and [0, 3g, 0]: multiples of the smallest
-		// subnormal, and the same (and Eps) scaled by 2⁶⁰ (normal).
-		c.Eps = e
-		got := step([]T{tiny, tiny, 0, 0, 3 * tiny, 0})
-		s := T(0x1p60)
-		c.Eps = e * 0x1p60
-		want := step([]T{tiny * s, tiny * s, 0, 0, 3 * tiny * s, 0})
-		c.Eps = e
-		for i := range got {
-			if v := float64(got[i]); math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v-float64(want[i])) > 1e-6 {
-				t.Errorf("Eps %g: element %d: %v, want %v (the step of the gradient scaled by 2⁶⁰)", e, i, got[i], want[i])
-			}
+	scaled := make([]T, len(g))
+	for i, v := range g {
+		scaled[i] = v * 0x1p60
+	}
+	got, want := step(g, eps), step(scaled, eps*0x1p60)
+	for i := range got {
+		if v := float64(got[i]); math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v-float64(want[i])) > 1e-6 {
+			t.Errorf("%s: element %d: %v, want %v (the step of the gradient and Eps scaled by 2⁶⁰)", what, i, got[i], want[i])
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"runtime"
 	"time"
-	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
@@ -634,11 +633,7 @@ func (p *param[T]) info() ParamInfo {
 // memory.
 func (p *param[T]) infoInto(in *ParamInfo) {
 	*in = ParamInfo{Name: p.name, Group: p.group, Shape: append(in.Shape[:0], p.shape...), Len: p.len(), Step: p.step,
-		Frozen: p.frozen, NoGrad: p.noGrad, Type: TypeFloat32}
-	var z T
-	if unsafe.Sizeof(z) == 8 {
-		in.Type = TypeFloat64
-	}
+		Frozen: p.frozen, NoGrad: p.noGrad, Type: typeOf[T]()}
 	if p.half != nil {
 		in.Type, in.Mode, in.Stochastic = p.half.typeName(), p.half.mode(), p.half.sr
 	}

@@ -75,12 +75,9 @@ func (c Config) Memory() (bytes float64, what string) {
 					// Steppers and each optimizer; the loop's row
 					// scratch; the Steppers' and optimizers' scratch.
 					b = 0
-					for _, sh := range m.Shapes() {
-						n := 1
-						for _, d := range sh {
-							n *= d
-						}
-						state, cols, scratch := shapedParts(o, p, sh)
+					shapes := m.Shapes()
+					for i, n := range shapeSizes(shapes) {
+						state, cols, scratch := shapedParts(o, p, shapes[i])
 						b += float64(2*n+(2+optimizers)*state+cols)*float64(p.Size()) + float64(1+optimizers)*scratch
 					}
 				}
