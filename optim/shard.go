@@ -540,6 +540,35 @@ func (o *Optimizer[T]) runID() error {
 	return nil
 }
 
+// loaded moves the run id on after a Load or LoadShards on a shard of
+// several ranks that has one: the same step counts can now be reached
+// again by another state (a rollback to an earlier checkpoint, a
+// different batch), and the files saved after that must not pair with the
+// files saved after the same step before the load. Every rank that loads
+// moves its id on alike, without an exchange (a load is local), so that a
+// rank that did not load writes files of another id, and LoadShards
+// refuses a set mixed across the load (ErrState). The id stays in [1, 2⁵²)
+// and differs from the one before.
+func (s *shard) loaded() {
+	if s == nil || s.ranks == 1 || s.run == 0 {
+		return
+	}
+	// splitmix64's finaliser of the id and a constant, folded into the
+	// ids' range; the rare collisions with the old id or 0 step once more.
+	x := s.run
+	for {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		z ^= z >> 31
+		if v := z % maxRunID; v != 0 && v != s.run {
+			s.run = v
+			return
+		}
+	}
+}
+
 // shardFixed returns an error when a parameter may not be added: the
 // optimizer is sharded and a parameter has stepped, so that a new
 // assignment would move state that lives on other ranks.

@@ -173,8 +173,9 @@ func TestShardRunID(t *testing.T) {
 		}
 	}
 	stepRanks(t, c, 3)
-	if id := fileRunID(t, saveSet(t, c)[1]); id != idc {
-		t.Errorf("after a step: run id %#x, want the run's %#x", id, idc)
+	cw := saveSet(t, c)
+	if id := fileRunID(t, cw[1]); id == idc || id == 0 || id >= maxRunID || fileRunID(t, cw[0]) != id {
+		t.Errorf("after a load and a step: run ids %#x and %#x, want one new id in [1, 2⁵²), not the run's %#x before the load", fileRunID(t, cw[0]), id, idc)
 	}
 	// One rank, and an optimizer that is not sharded, save 0, after
 	// loading a set too.
@@ -293,3 +294,73 @@ func TestShardRunIDExchange(t *testing.T) {
 type zeroReducer struct{}
 
 func (zeroReducer) AllReduceSum(x []float64) error { return nil }
+
+// TestShardRollbackRunID: a run that rolls back to an earlier set (or a
+// whole state file) and steps to the same step count again writes files
+// of another id than those it wrote after that step before the load: a
+// set mixed from the two saves (one rank's save failed, say, and its old
+// file is left) is refused, not loaded with each rank's elements from
+// another state. A rank that did not load writes the old id.
+func TestShardRollbackRunID(t *testing.T) {
+	op := Options{ChunkSize: 64}
+	m := newTestModel[float32](shardSizes)
+	for _, whole := range []bool{false, true} {
+		sr := newShardRun(t, m, DefaultAdam(), nil, nil, op, 2)
+		stepRanks(t, sr, 0)
+		s0 := saveSet(t, sr)
+		var w0 bytes.Buffer // the state after one step, as a whole file
+		one := mustNew[float32](t, DefaultAdam(), op)
+		m.clone().register(t, one, nil)
+		if err := one.LoadShards(readers(s0...)...); err != nil {
+			t.Fatal(err)
+		}
+		if err := one.Save(&w0); err != nil {
+			t.Fatal(err)
+		}
+		stepRanks(t, sr, 1)
+		s1 := saveSet(t, sr)
+		for _, o := range sr.opts { // roll back
+			var err error
+			if whole {
+				err = o.Load(bytes.NewReader(w0.Bytes()))
+			} else {
+				err = o.LoadShards(readers(s0...)...)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		stepRanks(t, sr, 7) // another batch
+		s2 := saveSet(t, sr)
+		id1, id2 := fileRunID(t, s1[0]), fileRunID(t, s2[0])
+		if id2 == id1 || id2 == 0 || id2 >= maxRunID || fileRunID(t, s2[1]) != id2 {
+			t.Errorf("whole %v: run ids %#x before the rollback, %#x and %#x after, want one new id", whole, id1, id2, fileRunID(t, s2[1]))
+		}
+		o := mustNew[float32](t, DefaultAdam(), op)
+		m.clone().register(t, o, nil)
+		before := snap(t, o)
+		for _, mix := range [][][]byte{{s1[0], s2[1]}, {s2[0], s1[1]}} {
+			if err := o.LoadShards(readers(mix...)...); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "run id") {
+				t.Errorf("whole %v: a set mixed from the saves before and after a rollback: %v, want ErrState naming the run ids", whole, err)
+			}
+		}
+		if !snap(t, o).equal(before) {
+			t.Fatal("a refused LoadShards changed the optimizer")
+		}
+		for _, set := range [][][]byte{s1, s2} {
+			if err := o.LoadShards(readers(set...)...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A failed load leaves the id: rank 1's refused load and a step
+		// keep both ranks on one id.
+		if err := sr.opts[1].LoadShards(readers(s1[0], s2[1])...); !errors.Is(err, ErrState) {
+			t.Fatalf("whole %v: a mixed set: %v, want ErrState", whole, err)
+		}
+		stepRanks(t, sr, 8)
+		s3 := saveSet(t, sr)
+		if fileRunID(t, s3[0]) != id2 || fileRunID(t, s3[1]) != id2 {
+			t.Errorf("whole %v: after a refused load: run ids %#x and %#x, want the run's %#x", whole, fileRunID(t, s3[0]), fileRunID(t, s3[1]), id2)
+		}
+	}
+}

@@ -55,8 +55,12 @@ import (
 // [1, 2⁵²), shared through the Reducer: shard.go), and its files carry it
 // once a Step has changed its state; after LoadShards, and until a Step
 // changes the state, they carry the loaded files' id (the state is
-// theirs). LoadShards refuses a set whose files carry different ids
-// (ErrState). The id is 0, matching only 0, in version 1 files, in the
+// theirs). A Load or LoadShards on a shard that has an id moves it on, the
+// same way on every rank that loads (shard.go's loaded), so that a run
+// rolled back to an earlier checkpoint, which reaches the same step counts
+// again with another state, writes files that do not pair with the ones it
+// wrote after those steps before. LoadShards refuses a set whose files
+// carry different ids (ErrState). The id is 0, matching only 0, in version 1 files, in the
 // files of an optimizer that is not sharded over several ranks (each holds
 // every element: mixed with another file, some element is held twice)
 // and in those of one that has not stepped since New or since it loaded a
@@ -410,6 +414,7 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	// Commit: nothing above has touched the optimizer.
 	if o.shard != nil && o.shard.ranks > 1 {
 		o.shard.file = head.run // the state is the files' until a Step
+		o.shard.loaded()        // and the files after that Step are not the same run's
 	}
 	copy(o.groups, head.groups)
 	for i := range o.params {

@@ -661,6 +661,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 	// Commit: nothing above has touched the optimizer.
 	if o.shard != nil {
 		o.shard.file = 0 // a whole state file carries no run id (shard.go)
+		o.shard.loaded()
 	}
 	copy(o.groups, groups) // as many as o.groups: they matched
 	for i := range o.params {
