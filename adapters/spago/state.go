@@ -114,8 +114,8 @@ func init() {
 // stateFor returns the State of p for the rule kind, for a parameter of n
 // elements, or a new empty one (not yet stored in p) when p has none. A
 // State of another kind or element type, buffers of another length, or a
-// State past step 0 that lacks a buffer every step of its kind keeps, is an
-// error.
+// State past step 0 that lacks a buffer every step of its kind keeps, or
+// one at optim.MaxStep (no step is left), is an error.
 func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error) {
 	if p.State == nil {
 		return &State[T]{Kind: kind}, nil
@@ -138,6 +138,12 @@ func stateFor[T float.DType](p *nn.Param, kind string, n int) (*State[T], error)
 	}
 	if st.Step < 0 || st.Step > optim.MaxStep {
 		return nil, fmt.Errorf("%w: step count %d, want 0 to optim.MaxStep", ErrState, st.Step)
+	}
+	if st.Step == optim.MaxStep {
+		// Refused here, before any parameter of the call steps, rather
+		// than by the stepper after others have (and, under spago's
+		// global step, a step here would leave a count past MaxStep).
+		return nil, fmt.Errorf("%w: step count optim.MaxStep: the parameter has no step left", ErrState)
 	}
 	if st.Step > 0 && n > 0 {
 		bufs := st.buffers()
