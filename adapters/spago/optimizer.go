@@ -1,12 +1,15 @@
 package fusespago
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/mat"
@@ -52,7 +55,10 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // two layers: nn.Parameters walks the model and does not remove repeats),
 // or two Params over one matrix (a copy of a Param), are updated once,
 // where spago's Optimizer would update the matrix once per appearance,
-// from several goroutines at once. A strategy that panics (spago's own panic
+// from several goroutines at once. Two matrices over one backing slice (or
+// over overlapping parts of one: mat.WithBacking) are refused with
+// ErrParam before anything is stepped, as is a gradient that shares memory
+// with another parameter's value or gradient. A strategy that panics (spago's own panic
 // on, for one, a gradient of another shape than its parameter) fails the
 // call with an error wrapping ErrPanicked, where the panic of one of
 // spago's goroutines ends the program. A nil parameter, or one without a
@@ -112,6 +118,9 @@ func (o *Optimizer) Optimize() error {
 	if err != nil {
 		return err
 	}
+	if err := disjoint(ps); err != nil {
+		return err
+	}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -163,6 +172,80 @@ func (o *Optimizer) optimizeParam(p *nn.Param) (err error) {
 // prechecker is a strategy of this package: precheck makes OptimizeParams'
 // checks of p and steps nothing.
 type prechecker interface{ precheck(p *nn.Param) error }
+
+// memSpan is the memory of a parameter's value or gradient: bytes lo to
+// hi of parameter i of Optimize's list.
+type memSpan struct {
+	lo, hi uintptr
+	i      int
+	grad   bool
+}
+
+// spansOf appends the memory of p's value and of its gradient (where it
+// is a matrix of the value's type) to sp.
+func spansOf(sp []memSpan, p *nn.Param, i int) []memSpan {
+	add := func(data unsafe.Pointer, n int, size uintptr, grad bool) {
+		if n > 0 {
+			lo := uintptr(data)
+			sp = append(sp, memSpan{lo: lo, hi: lo + uintptr(n)*size, i: i, grad: grad})
+		}
+	}
+	switch d := p.Matrix.(type) {
+	case *mat.Dense[float32]:
+		v := backing(d)
+		add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 4, false)
+		if g, ok := p.Grad().(*mat.Dense[float32]); ok && g != nil {
+			v := backing(g)
+			add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 4, true)
+		}
+	case *mat.Dense[float64]:
+		v := backing(d)
+		add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 8, false)
+		if g, ok := p.Grad().(*mat.Dense[float64]); ok && g != nil {
+			v := backing(g)
+			add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 8, true)
+		}
+	}
+	return sp
+}
+
+// disjoint returns an error wrapping ErrParam where the values or
+// gradients of two of the parameters ps (each matrix once) share memory:
+// two matrices made over one backing slice (mat.WithBacking, a view), which
+// Optimize would otherwise update concurrently, each with its own
+// gradient, from stale reads of the other's writes. A parameter whose
+// value and gradient share memory is refused as OptimizeParams refuses it.
+func disjoint(ps []*nn.Param) error {
+	var sp []memSpan
+	for i, p := range ps {
+		sp = spansOf(sp, p, i)
+	}
+	slices.SortFunc(sp, func(a, b memSpan) int { return cmp.Compare(a.lo, b.lo) })
+	what := func(s memSpan) string {
+		if s.grad {
+			return "the gradient"
+		}
+		return "the value"
+	}
+	// reach is the span of greatest end so far: a span that overlaps an
+	// earlier one overlaps it too. Spans of one parameter (value and
+	// gradient) that overlap are an error too, so that no pair is missed.
+	var reach memSpan
+	for k, s := range sp {
+		if k > 0 && s.lo < reach.hi {
+			a, b := reach, s
+			if a.i == b.i {
+				return fmt.Errorf("%w: the value and gradient of a %v parameter share memory", ErrParam, ps[a.i].Shape())
+			}
+			return fmt.Errorf("%w: %s of a %v parameter and %s of another (%v) share memory: two matrices over one backing slice are stepped as two parameters",
+				ErrParam, what(a), ps[a.i].Shape(), what(b), ps[b.i].Shape())
+		}
+		if k == 0 || s.hi > reach.hi {
+			reach = s
+		}
+	}
+	return nil
+}
 
 // matrixOf returns what identifies p's value: its *mat.Dense, which holds
 // the value and the gradient (a copy of a Param shares it), or p where it
