@@ -136,7 +136,7 @@ func CoefficientsInto[T Float](c *kernels.Coeffs, h Hyper, steps int64, lossScal
 			sc = r.advance(sc, i)
 		}
 	}
-	if err := coeffsIn(c, h, lossScale, h.coeffKey(steps), sc, opsFor[T]().size); err != nil {
+	if err := coeffsIn(c, h, invScale(lossScale, false), h.coeffKey(steps), sc, opsFor[T]().size); err != nil {
 		*c = kernels.Coeffs{}
 		return fmt.Errorf("%w: %w", ErrHyper, err)
 	}

@@ -50,7 +50,7 @@ func (o *Optimizer[T]) SetGroup(i int, h Hyper) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	if err := checkIn[T](h, o.lossScale, o.checkC); err != nil {
+	if err := checkIn[T](h, o.invScale(o.lossScale), o.checkC); err != nil {
 		return err
 	}
 	for k := range o.params {

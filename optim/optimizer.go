@@ -267,6 +267,11 @@ type Optimizer[T Float] struct {
 	keys               []coeffKey
 	nkeys              int
 	scaleBy, scaleThen T
+	// With f16Clip set (ClipGradNorm's unscaling under Propagate), the
+	// pass multiplies float16 gradients too, by scaleBy and then f16Then,
+	// the clip factor, in float32 before rounding to float16.
+	f16Clip bool
+	f16Then float32
 	// normScale is the power of two that scaledNorm multiplies by.
 	normScale float64
 
@@ -407,7 +412,7 @@ func (o *Optimizer[T]) AddGroup(h Hyper) (int, error) {
 	if err := h.Validate(); err != nil {
 		return 0, err
 	}
-	if err := checkIn[T](h, o.lossScale, o.checkC); err != nil {
+	if err := checkIn[T](h, o.invScale(o.lossScale), o.checkC); err != nil {
 		return 0, err
 	}
 	o.groups = append(o.groups, h)
@@ -444,7 +449,7 @@ func (o *Optimizer[T]) SetLR(group int, lr float64) error {
 		return err
 	}
 	h := o.groups[group].withLR(lr)
-	if err := checkIn[T](h, o.lossScale, o.checkC); err != nil {
+	if err := checkIn[T](h, o.invScale(o.lossScale), o.checkC); err != nil {
 		return err
 	}
 	o.groups[group] = h
@@ -696,7 +701,10 @@ func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
 // overflow); with s a power of two the unscaling is exact. On an error
 // nothing changes. With a LossScaler (Options), s becomes the scaler's
 // scale, rounded to float32 where the scaler keeps it (s must then be a
-// finite value of float32), and its count of finite steps starts again
+// finite value of float32), the gradients are multiplied by its inverse
+// rounded to float32, as under GradScaler (for float32 gradients that is
+// the division by s; see [LossScaler]), and its count of finite steps
+// starts again
 // (where GradScaler.update(new_scale) keeps its growth tracker: a scale
 // set by hand waits a whole GrowthInterval before it grows).
 func (o *Optimizer[T]) SetLossScale(s float64) error {

@@ -34,7 +34,7 @@ func (o *Optimizer[T]) overflowCheck() {
 		o.ovf.lim = 0
 		return
 	}
-	inv := T(1 / o.lossScale)
+	inv := T(o.invScale(o.lossScale))
 	if float64(inv) != o.ovf.inv || o.ovf.lim == 0 {
 		o.ovf = overflowLimits[T]{inv: float64(inv), lim: overflowAt(inv)}
 		inv32 := float32(inv)

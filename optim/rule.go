@@ -295,14 +295,15 @@ func fromValues(k Kind, names []string, vals []float64) (Hyper, error) {
 }
 
 // coeffsIn computes into c the coefficient block of key for a group with
-// hyperparameters h under loss scale ls, for a parameter whose
+// hyperparameters h for gradients to be multiplied by inv (1/s under a
+// loss scale s, 1 for none: see invScale), for a parameter whose
 // per-parameter scalars after this step are sc (ignored by a rule without
 // scalars), and checks that the kernels of element size size (4 or 8) can
 // use it.
-func coeffsIn(c *kernels.Coeffs, h Hyper, ls float64, key int64, sc scalars, size int) error {
+func coeffsIn(c *kernels.Coeffs, h Hyper, inv float64, key int64, sc scalars, size int) error {
 	pre := kernels.Prelude{}
-	if ls != 1 {
-		pre.Scale = 1 / ls
+	if inv != 1 {
+		pre.Scale = inv
 	}
 	var err error
 	if r := scalarRuleOf(h); r != nil {
@@ -332,7 +333,8 @@ func initialIn[T Float](h Hyper) error {
 }
 
 // checkIn returns an error wrapping ErrHyper unless the coefficient blocks
-// of a group with hyperparameters h under loss scale ls are usable by the
+// of a group with hyperparameters h for gradients multiplied by inv (the
+// inverse of the loss scale: invScale) are usable by the
 // kernels of element type T at every step count: every coefficient finite
 // in T, and not rounded to zero unless it is zero. The blocks are computed
 // as Step computes them, for the first step and for the last one below
@@ -342,7 +344,7 @@ func initialIn[T Float](h Hyper) error {
 // which are checked where they turn too: RAdam's where its rectification
 // starts, NAdam's at every step until its m coefficient is monotonic
 // (see below). Step checks each block again before it runs.
-func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
+func checkIn[T Float](h Hyper, inv float64, c *kernels.Coeffs) error {
 	if err := initialIn[T](h); err != nil {
 		return err
 	}
@@ -359,7 +361,7 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 		case r != nil:
 			sc = r.limitScalars()
 		}
-		if err := coeffsIn(c, h, ls, h.coeffKey(step), sc, size); err != nil {
+		if err := coeffsIn(c, h, inv, h.coeffKey(step), sc, size); err != nil {
 			return fmt.Errorf("%w: %w", ErrHyper, err)
 		}
 	}
@@ -371,7 +373,7 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 		inf := func(step uint64) bool { return math.IsInf(float64(float64(int64(step))*ac.LRDecay), 1) }
 		if inf(uint64(MaxStep - 1)) {
 			step := int64(firstTrue(uint64(MaxStep-1), inf)) - 1
-			if err := coeffsIn(c, h, ls, h.coeffKey(step), scalars{}, size); err != nil {
+			if err := coeffsIn(c, h, inv, h.coeffKey(step), scalars{}, size); err != nil {
 				return fmt.Errorf("%w: %w", ErrHyper, err)
 			}
 		}
@@ -388,7 +390,7 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 	// where it is near its largest and smallest are checked too.
 	if nc, ok := h.(NAdamConfig); ok {
 		for _, tp := range nadamTurns(nc) {
-			if err := coeffsIn(c, h, ls, h.coeffKey(tp.step), tp.sc, size); err != nil {
+			if err := coeffsIn(c, h, inv, h.coeffKey(tp.step), tp.sc, size); err != nil {
 				return fmt.Errorf("%w: %w", ErrHyper, err)
 			}
 		}
@@ -399,7 +401,7 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 	if lc, ok := h.(LAMBConfig); ok && lc.Spago {
 		t := lambSpagoMinStep(lc.Beta1, lc.Beta2)
 		for key := max(t-1, 1); key <= min(t+1, MaxStep); key++ {
-			if err := coeffsIn(c, h, ls, key, scalars{}, size); err != nil {
+			if err := coeffsIn(c, h, inv, key, scalars{}, size); err != nil {
 				return fmt.Errorf("%w: %w", ErrHyper, err)
 			}
 		}
@@ -411,7 +413,7 @@ func checkIn[T Float](h Hyper, ls float64, c *kernels.Coeffs) error {
 	if rc, ok := h.(RAdamConfig); ok {
 		if t := rc.firstRectified(); t > 0 {
 			for key := max(t-1, 1); key <= min(t+8, MaxStep); key++ {
-				if err := coeffsIn(c, h, ls, key, scalars{}, size); err != nil {
+				if err := coeffsIn(c, h, inv, key, scalars{}, size); err != nil {
 					return fmt.Errorf("%w: %w", ErrHyper, err)
 				}
 			}
@@ -751,4 +753,20 @@ func lambSpagoMinStep(b1, b2 float64) int64 {
 		}
 	}
 	return best
+}
+
+// invScale is the factor that unscales gradients scaled by the loss scale
+// s: 1/s, or, under a LossScaler (f32), 1/s rounded to float32, as
+// GradScaler's inv_scale (the reciprocal of its float32 scale in float64,
+// rounded to float32) multiplies the gradients of every type. The two
+// agree for float32 gradients, and for every power-of-two scale.
+func invScale(s float64, f32 bool) float64 {
+	if s == 1 {
+		return 1
+	}
+	inv := 1 / s
+	if f32 {
+		inv = float64(float32(inv))
+	}
+	return inv
 }

@@ -10,7 +10,11 @@ import (
 // scaled loss overflowed) is skipped and multiplies the scale by Backoff;
 // Interval finite steps in a row multiply it by Growth. The caller
 // multiplies its loss by LossScale() before each backward pass, and Step
-// divides the gradients by it, folded into the update at no cost.
+// unscales the gradients, folded into the update at no cost: it multiplies
+// them by the inverse of the scale rounded to float32, GradScaler's
+// inv_scale, for gradients of every type (for float64 gradients that
+// differs from a division by the scale where the scale is not a power of
+// two; SetLossScale without a LossScaler divides by its scale).
 //
 // Gradients of float16 underflow below about 6e-8: scaling the loss keeps
 // them representable, and the scaler finds the largest scale that does
@@ -21,8 +25,9 @@ import (
 // element type: Init and each change are rounded to float32 (Backoff 0.3
 // takes 65536 to 19660.80078125, not 19660.8), and a growth whose result
 // float32 cannot hold is not taken (the scale stays at or below 2¹²⁷).
-// The scale has a floor too: its inverse must be finite in the element
-// type, and every group's coefficients must hold with it (see [New]). A
+// The scale has a floor too: its inverse, rounded to float32, must be
+// finite and non-zero (so the floor is about 2.9e-39 for float64 elements
+// too), and every group's coefficients must hold with it (see [New]). A
 // backoff that would take the scale below that floor stops at it, where
 // GradScaler's scale goes on down to 0; steps that overflow at the floor
 // stay skipped.
@@ -98,7 +103,7 @@ func (o *Optimizer[T]) updateScale(skipped bool) {
 	// scaleInRange first: a refused scale (a growth to +Inf, a backoff
 	// below the floor) must not build an error inside Step, which does
 	// not allocate.
-	if next != s.scale && scaleInRange[T](next) && o.scaleUsable(next) == nil {
+	if next != s.scale && o.scaleInRange(next) && o.scaleUsable(next) == nil {
 		s.scale = next
 	} else if skipped && next < s.scale {
 		s.scale = o.scaleFloor(next, s.scale)
@@ -120,7 +125,7 @@ func (o *Optimizer[T]) scaleFloor(below, at float64) float64 {
 	}
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		if m := float64(math.Float32frombits(mid)); scaleInRange[T](m) && o.scaleUsable(m) == nil {
+		if m := float64(math.Float32frombits(mid)); o.scaleInRange(m) && o.scaleUsable(m) == nil {
 			hi = mid
 		} else {
 			lo = mid
@@ -130,26 +135,31 @@ func (o *Optimizer[T]) scaleFloor(below, at float64) float64 {
 }
 
 // scaleInRange reports, without building an error, whether s is finite
-// and > 0 with 1/s a finite, non-zero value of T: scaleUsable's first check.
-func scaleInRange[T Float](s float64) bool {
-	inv := T(1 / s)
+// and > 0 with its inverse (invScale) a finite, non-zero value of T:
+// scaleUsable's first check.
+func (o *Optimizer[T]) scaleInRange(s float64) bool {
+	inv := T(o.invScale(s))
 	return s > 0 && inv != 0 && inv-inv == 0 && s-s == 0
 }
 
 // scaleUsable returns an error unless every group's coefficients are
 // usable with loss scale s.
 func (o *Optimizer[T]) scaleUsable(s float64) error {
-	inv := T(1 / s)
+	inv := T(o.invScale(s))
 	if !(s > 0) || inv == 0 || inv-inv != 0 || s-s != 0 {
 		return hyperErr("loss scale", s, "a finite value > 0 whose inverse is a finite, non-zero element value")
 	}
 	for g := range o.groups {
-		if err := checkIn[T](o.groups[g], s, o.checkC); err != nil {
+		if err := checkIn[T](o.groups[g], o.invScale(s), o.checkC); err != nil {
 			return fmt.Errorf("loss scale %v: group %d: %w", s, g, err)
 		}
 	}
 	return nil
 }
+
+// invScale is the factor that unscales gradients scaled by s: see the
+// function invScale; the float32 inverse under a LossScaler.
+func (o *Optimizer[T]) invScale(s float64) float64 { return invScale(s, o.scaler != nil) }
 
 // ScalerState returns the state of the loss scaler (Options.LossScaler):
 // the scale of the next step and the number of finite steps since it last

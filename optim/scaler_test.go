@@ -378,8 +378,17 @@ func TestScalerFloor(t *testing.T) {
 			t.Fatalf("lr %v: 300 halvings end at %v, one Backoff of 1e-300 at %v", lr, halved, floor)
 		}
 	}
-	// float64 elements hold the inverse of every float32 scale > 0: the
-	// floor is the smallest float32 value.
+	// The gradients are multiplied by the float32 inverse of the scale,
+	// GradScaler's inv_scale, whatever their type: the floor of float64
+	// elements is the smallest float32 scale whose float32 inverse is
+	// finite (float64 itself holds the inverse of every float32 scale).
+	want := float32(1 / float64(math.MaxFloat32))
+	for math.IsInf(float64(float32(1/float64(want))), 1) {
+		want = math.Nextafter32(want, 1)
+	}
+	if below := math.Nextafter32(want, 0); !math.IsInf(float64(float32(1/float64(below))), 1) {
+		t.Fatalf("the test's floor %v is not the smallest: %v below it has a finite float32 inverse", want, below)
+	}
 	o := mustNew[float64](t, SGDConfig{LR: 0.1}, Options{Workers: 1, LossScaler: LossScaler{Enabled: true, Backoff: 1e-300}})
 	if err := o.Add("p", []float64{1}, []float64{math.Inf(1)}); err != nil {
 		t.Fatal(err)
@@ -387,7 +396,7 @@ func TestScalerFloor(t *testing.T) {
 	for range 3 {
 		mustStep(t, o)
 	}
-	if s := o.LossScale(); s != 0x1p-149 {
-		t.Fatalf("float64: floor %v, want 2⁻¹⁴⁹", s)
+	if s := o.LossScale(); s != float64(want) {
+		t.Fatalf("float64: floor %v, want %v", s, want)
 	}
 }

@@ -494,7 +494,7 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 			// Whether the values are usable in T is asked of a state of
 			// this kind and element type only: another one's is a
 			// mismatch, however usable its values are here.
-			err = checkIn[T](g, o.lossScale, scratchC)
+			err = checkIn[T](g, o.invScale(o.lossScale), scratchC)
 		}
 		if err != nil {
 			d.invalidGroup(i, err)

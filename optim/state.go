@@ -454,7 +454,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 			// Whether the values are usable in T is asked of a state of
 			// this kind and element type only: another one's is a
 			// mismatch, however usable its values are here.
-			err = checkIn[T](h, o.lossScale, scratchC)
+			err = checkIn[T](h, o.invScale(o.lossScale), scratchC)
 		}
 		if err != nil {
 			d.invalidGroup(i, err)

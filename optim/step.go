@@ -189,10 +189,12 @@ func (o *Optimizer[T]) ZeroGrad() {
 // and a NaN norm a NaN coef, which makes every gradient NaN (PyTorch's
 // clamp(coef, max=1) keeps the NaN). Under Propagate, non-finite
 // gradients (or ones that overflow once unscaled) that are loss-scaled by
-// a scale below 1 and not yet unscaled are unscaled first (UnscaleGrads,
-// but for float16 gradients, which it refuses), as GradScaler.unscale_
-// comes before clip_grad_norm_: a gradient that overflows once unscaled
-// becomes ±Inf and then NaN, as it does after an UnscaleGrads call, not 0.
+// a scale below 1 and not yet unscaled are unscaled first (as UnscaleGrads
+// unscales them; float16 gradients, which it refuses, in float32, as Step
+// unscales them, before the clip's product is rounded to float16), as
+// GradScaler.unscale_ comes before clip_grad_norm_: a gradient that
+// overflows once unscaled becomes ±Inf and then NaN, as it does after an
+// UnscaleGrads call, not 0.
 //
 // Sharded over several ranks (Options.Shard), it is collective, and the
 // ranks compare their maxNorm in the norm's exchange: where they differ,
@@ -229,16 +231,23 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 		}
 		return norm, nil
 	}
-	if bad >= 0 && !o.unscaled && o.lossScale < 1 && o.f16Grad() < 0 {
+	if bad >= 0 && !o.unscaled && o.lossScale < 1 {
 		// Under Propagate, with gradients that may overflow once unscaled
 		// (the norm is +Inf or NaN): unscale them first, as PyTorch's
 		// unscale_ before clip_grad_norm_ does, so that those become ±Inf
 		// and then NaN (±Inf·0) as they do after an UnscaleGrads call,
-		// not 0 (the gradient times 0). UnscaleGrads refuses float16
-		// gradients: those are multiplied by coef as they are.
-		if err := o.UnscaleGrads(); err != nil {
-			return norm, err
-		}
+		// not 0 (the gradient times 0). Float16 gradients, which
+		// UnscaleGrads refuses, are unscaled in float32, as Step unscales
+		// them, and multiplied by coef before they are rounded: coef is 0
+		// or NaN here (the norm is +Inf or NaN), so that each ends as the
+		// 0 or NaN it would be after the clip, its overflow once unscaled
+		// a NaN too, and the clip's second factor below leaves it.
+		o.prepare()
+		o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
+		o.f16Clip, o.f16Then = true, float32(maxNorm/(norm+1e-6))
+		o.run(&o.jobScale)
+		o.f16Clip = false
+		o.markUnscaled()
 	}
 	coef := maxNorm / (norm + 1e-6)
 	if coef >= 1 { // (a NaN coef goes on: see above)
@@ -497,13 +506,19 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 		return nil
 	}
 	o.prepare()
-	o.scaleBy, o.scaleThen = T(1/o.lossScale), 1
+	o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
 	o.run(&o.jobScale)
+	o.markUnscaled()
+	return nil
+}
+
+// markUnscaled records that the gradients of the active parameters have
+// been unscaled.
+func (o *Optimizer[T]) markUnscaled() {
 	for i := range o.params {
 		o.params[i].unscaledGrad = o.params[i].active()
 	}
 	o.unscaled = true
-	return nil
 }
 
 // f16Grad returns the first parameter taking part in the step that has a
@@ -676,6 +691,10 @@ func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		if p := &o.params[pc.param]; p.active() {
 			if p.half != nil {
+				if p.half.f16 && o.f16Clip {
+					scale16(true, p.half.g[pc.lo:pc.hi], float32(o.scaleBy), o.f16Then)
+					continue
+				}
 				scale16(p.half.f16, p.half.g[pc.lo:pc.hi], float32(o.scaleBy), float32(o.scaleThen))
 				continue
 			}
@@ -809,7 +828,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 // fill computes the coefficient block of key k and checks that the
 // kernels of T can use it.
 func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
-	if err := coeffsIn(c, o.groups[k.group], o.gradScale(), k.t, k.s, o.ops.size); err != nil {
+	if err := coeffsIn(c, o.groups[k.group], o.invScale(o.gradScale()), k.t, k.s, o.ops.size); err != nil {
 		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 	}
 	return nil

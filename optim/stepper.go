@@ -116,7 +116,7 @@ func (g *Group[T]) swap(h Hyper, ls float64, ks *kernels.Set) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	if err := checkIn[T](h, ls, nil); err != nil {
+	if err := checkIn[T](h, invScale(ls, false), nil); err != nil {
 		return err
 	}
 	g.conf.Store(&groupConf{h: h, ls: ls, set: ks})
@@ -251,7 +251,7 @@ func (g *Group[T]) coeffs(c *groupConf, key int64, sc scalars) (*coeffEntry, err
 	}
 	e := g.takeSpare()
 	e.conf, e.key, e.sc = c, key, sc
-	if err := coeffsIn(&e.c, c.h, c.ls, key, sc, g.ops.size); err != nil {
+	if err := coeffsIn(&e.c, c.h, invScale(c.ls, false), key, sc, g.ops.size); err != nil {
 		g.putSpare(e)
 		return nil, fmt.Errorf("%w: %w", ErrHyper, err)
 	}
