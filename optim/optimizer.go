@@ -272,6 +272,10 @@ type Optimizer[T Float] struct {
 	// the clip factor, in float32 before rounding to float16.
 	f16Clip bool
 	f16Then float32
+	// bf16Unscale is set for a Step that unscales bfloat16 gradients in
+	// place before its update (loss-scaled, not yet unscaled); bf16Only
+	// makes the Scale pass that does it touch those alone.
+	bf16Unscale, bf16Only bool
 	// normScale is the power of two that scaledNorm multiplies by.
 	normScale float64
 

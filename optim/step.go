@@ -28,7 +28,10 @@ type StepReport struct {
 // SkipStep and ErrorOnNonFinite policies it first checks every gradient and, if one
 // is not finite, changes no parameter, state or step count, and ends the
 // iteration (the SetNoGrad marks are cleared, and the gradients are next
-// taken as scaled and unclipped: see the package doc). After the first call (which
+// taken as scaled and unclipped: see the package doc). Step reads the
+// gradients and leaves them as they are, but for loss-scaled bfloat16
+// gradients, which a step that updates unscales in place first, as
+// GradScaler's step does (see [Optimizer.UnscaleGrads]). After the first call (which
 // allocates the state and the task plan) Step does not allocate, but for
 // one coefficient block (about 3.5 KB) each time a step needs more blocks
 // than any step before it: one per group and distinct step count (and
@@ -49,6 +52,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		return rep, err
 	}
 	o.prepare()
+	o.bf16Unscale = o.gradScale() != 1 && o.anyBF16Grad()
 	if err := o.computeCoeffs(); err != nil {
 		return rep, err
 	}
@@ -80,6 +84,16 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 			}
 			return rep, nil
 		}
+	}
+	if o.bf16Unscale {
+		// Loss-scaled bfloat16 gradients are unscaled in place and
+		// rounded to bfloat16, as UnscaleGrads (and GradScaler.step's
+		// unscale_) does, so that the step is the same with or without
+		// an UnscaleGrads call; their blocks have no scale (unit).
+		o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
+		o.bf16Only = true
+		o.run(&o.jobScale)
+		o.bf16Only = false
 	}
 	if o.af != nil {
 		o.stepAdafactor() // three passes: adafactor_step.go (never sharded: New refuses it)
@@ -472,13 +486,19 @@ func scaledSumSquares[T Float](x []T, s float64) float64 {
 }
 
 // UnscaleGrads divides the gradients by the loss scale now, in place (with
-// kernels.Scale by 1/s), for a caller that wants to read or change the
+// kernels.Scale by 1/s, the float32 1/s under a LossScaler; bfloat16
+// gradients rounded back to bfloat16), for a caller that wants to read or change the
 // true gradients before Step, as GradScaler.unscale_ does: for this step
 // only. Step, ClipGradNorm and GradNorm then take the gradients as they
 // are, until the next Step that reads them (applied or skipped), ZeroGrad
 // or a new loss scale; LossScale still returns s, the factor of the next
 // backward pass. A second call before then does nothing. Without it the
-// division is folded into Step at no cost.
+// division is folded into Step at no cost, with the same result: but for
+// bfloat16 gradients, which Step then unscales in place itself, in a
+// pass of their own before the update, rounded to bfloat16 as here and as
+// GradScaler's step unscales them (the float32 product g·(1/s) is not a
+// bfloat16 value, and below bfloat16's range it would keep a gradient
+// that GradScaler rounds to 0).
 //
 // Float16 gradients (AddF16 with a 16-bit gradient) are refused with an
 // error wrapping ErrInvalid whenever the gradients are loss-scaled (a
@@ -519,6 +539,20 @@ func (o *Optimizer[T]) markUnscaled() {
 		o.params[i].unscaledGrad = o.params[i].active()
 	}
 	o.unscaled = true
+}
+
+// bf16Grad reports whether p has a bfloat16 gradient.
+func (p *param[T]) bf16Grad() bool { return p.half != nil && !p.half.f16 && len(p.half.g) > 0 }
+
+// anyBF16Grad reports whether a parameter taking part in the step has a
+// bfloat16 gradient.
+func (o *Optimizer[T]) anyBF16Grad() bool {
+	for i := range o.params {
+		if o.params[i].bf16Grad() && o.params[i].active() {
+			return true
+		}
+	}
+	return false
 }
 
 // f16Grad returns the first parameter taking part in the step that has a
@@ -690,6 +724,9 @@ func (o *Optimizer[T]) sumSqTask(w, t int) {
 func (o *Optimizer[T]) scaleTask(_, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		if p := &o.params[pc.param]; p.active() {
+			if o.bf16Only && !p.bf16Grad() {
+				continue
+			}
 			if p.half != nil {
 				if p.half.f16 && o.f16Clip {
 					scale16(true, p.half.g[pc.lo:pc.hi], float32(o.scaleBy), o.f16Then)
@@ -749,6 +786,9 @@ type coeffKey struct {
 	group int
 	t     int64
 	s     scalars
+	// unit: the block of a bfloat16 gradient that Step has unscaled
+	// (bf16Unscale): no loss scale in its prelude.
+	unit bool
 }
 
 // computeCoeffs builds one coefficient block per distinct (group, step,
@@ -775,7 +815,7 @@ func (o *Optimizer[T]) computeCoeffs() error {
 			return fmt.Errorf("%w: parameter %q has taken MaxStep = %d steps", ErrInvalid, p.name, MaxStep)
 		}
 		h := o.groups[p.group]
-		k := coeffKey{group: p.group, t: h.coeffKey(p.step)}
+		k := coeffKey{group: p.group, t: h.coeffKey(p.step), unit: o.bf16Unscale && p.bf16Grad()}
 		if fr, ok := h.(freshRule); ok && p.fresh {
 			k.t = fr.freshKey()
 		}
@@ -828,7 +868,11 @@ func (o *Optimizer[T]) computeCoeffs() error {
 // fill computes the coefficient block of key k and checks that the
 // kernels of T can use it.
 func (o *Optimizer[T]) fill(c *kernels.Coeffs, k coeffKey) error {
-	if err := coeffsIn(c, o.groups[k.group], o.invScale(o.gradScale()), k.t, k.s, o.ops.size); err != nil {
+	inv := o.invScale(o.gradScale())
+	if k.unit {
+		inv = 1
+	}
+	if err := coeffsIn(c, o.groups[k.group], inv, k.t, k.s, o.ops.size); err != nil {
 		return fmt.Errorf("%w: group %d: %w", ErrHyper, k.group, err)
 	}
 	return nil
