@@ -697,18 +697,19 @@ func (o *Optimizer[T]) StateScalar(name, key string) (float64, error) {
 }
 
 // SetLossScale declares that the gradients are those of the loss
-// multiplied by s (mixed-precision loss scaling). Every later Step divides
-// them by s by folding the factor 1/s into the kernels' gradient prelude,
-// without a pass of its own, and ClipGradNorm measures the unscaled norm.
-// s = 1 turns it off. s must be finite and > 0, and 1/s must be a finite,
-// non-zero value of T (otherwise the gradients would be dropped or
-// overflow); with s a power of two the unscaling is exact. On an error
-// nothing changes. With a LossScaler (Options), s becomes the scaler's
-// scale, rounded to float32 where the scaler keeps it (s must then be a
-// finite value of float32), the gradients are multiplied by its inverse
-// rounded to float32, as under GradScaler (for float32 gradients that is
-// the division by s; see [LossScaler]), and its count of finite steps
-// starts again
+// multiplied by s (mixed-precision loss scaling). Every later Step
+// unscales them, multiplying them by the factor 1/s rounded to T, folded
+// into the kernels' gradient prelude without a pass of its own (but for
+// bfloat16 gradients: see [Optimizer.UnscaleGrads]), and ClipGradNorm
+// measures the unscaled norm. s = 1 turns it off. s must be finite and
+// > 0, and the factor a finite, non-zero value of T (otherwise the
+// gradients would be dropped or overflow); with s a power of two the
+// unscaling is exact. On an error nothing changes. With a LossScaler
+// (Options), s becomes the scaler's scale, rounded to float32 where the
+// scaler keeps it (s must then be a finite value of float32), the factor
+// is 1/s rounded to float32, GradScaler's inv_scale (for float32
+// gradients the same factor; see [LossScaler]), and its count of finite
+// steps starts again
 // (where GradScaler.update(new_scale) keeps its growth tracker: a scale
 // set by hand waits a whole GrowthInterval before it grows).
 func (o *Optimizer[T]) SetLossScale(s float64) error {

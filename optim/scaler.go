@@ -13,8 +13,8 @@ import (
 // unscales the gradients, folded into the update at no cost: it multiplies
 // them by the inverse of the scale rounded to float32, GradScaler's
 // inv_scale, for gradients of every type (for float64 gradients that
-// differs from a division by the scale where the scale is not a power of
-// two; SetLossScale without a LossScaler divides by its scale).
+// differs from the float64 inverse, which SetLossScale without a
+// LossScaler takes, where the scale is not a power of two).
 //
 // Gradients of float16 underflow below about 6e-8: scaling the loss keeps
 // them representable, and the scaler finds the largest scale that does

@@ -169,6 +169,13 @@ type shard struct {
 	// (their state is this state until a Step changes it), 0 before
 	// either, after a Load of a whole state file and on one rank.
 	run, file uint64
+	// back is the run id, the file id and the step counts (stepsHash) of
+	// the state before the first load since the last Step that changed
+	// the state; see loaded.
+	back struct {
+		ok               bool
+		run, file, steps uint64
+	}
 }
 
 // check validates the Shard options.
@@ -549,9 +556,29 @@ func (o *Optimizer[T]) runID() error {
 // rank that did not load writes files of another id, and LoadShards
 // refuses a set mixed across the load (ErrState). The id stays in [1, 2⁵²)
 // and differs from the one before.
-func (s *shard) loaded() {
+//
+// A load that puts back the state before the first load since the last
+// Step (the files' id, file, and the step counts, steps, of that state: a
+// process undoing its load because another's failed, as fusempi's
+// LoadCheckpoint does) puts back that state's run id, so that it and the
+// processes whose loads failed, which kept theirs, write files of one id.
+// A load of the files of the state it holds (its id and step counts)
+// leaves the id. prevFile and prevSteps are the state's before this load.
+func (s *shard) loaded(prevFile, prevSteps, file, steps uint64) {
 	if s == nil || s.ranks == 1 || s.run == 0 {
 		return
+	}
+	if file != 0 && file == prevFile && steps == prevSteps {
+		// The state it held (one id holds one state at each step count):
+		// no other timeline starts here.
+		return
+	}
+	if s.back.ok && file == s.back.file && steps == s.back.steps {
+		s.run, s.back.ok = s.back.run, false
+		return
+	}
+	if !s.back.ok {
+		s.back.ok, s.back.run, s.back.file, s.back.steps = true, s.run, prevFile, prevSteps
 	}
 	// splitmix64's finaliser of the id and a constant, folded into the
 	// ids' range; the rare collisions with the old id or 0 step once more.
@@ -567,6 +594,16 @@ func (s *shard) loaded() {
 			return
 		}
 	}
+}
+
+// stepsHash returns a hash of the parameters' step counts (loaded).
+func (o *Optimizer[T]) stepsHash() uint64 {
+	h := uint64(len(o.params))
+	for i := range o.params {
+		h = (h ^ uint64(o.params[i].step)) * 0x100000001b3
+		h ^= h >> 29
+	}
+	return h
 }
 
 // shardFixed returns an error when a parameter may not be added: the

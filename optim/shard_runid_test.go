@@ -364,3 +364,52 @@ func TestShardRollbackRunID(t *testing.T) {
 		}
 	}
 }
+
+// TestShardRestoreRunID: a rank that loads an earlier set and then puts
+// its own state back (its load succeeded where another rank's failed: the
+// others kept their state, as fusempi's LoadCheckpoint has it) puts back
+// its run id too, so that the run's next files are one set; a load of
+// the earlier set again (no undo) moves the id on.
+func TestShardRestoreRunID(t *testing.T) {
+	op := Options{ChunkSize: 64}
+	m := newTestModel[float32](shardSizes)
+	sr := newShardRun(t, m, DefaultAdam(), nil, nil, op, 2)
+	stepRanks(t, sr, 0)
+	ckpt := saveSet(t, sr) // an earlier checkpoint
+	stepRanks(t, sr, 1)
+	before := saveSet(t, sr)                     // each rank's own state
+	for _, set := range [][][]byte{ckpt, ckpt} { // (twice: the first load's id is the one put back)
+		if err := sr.opts[0].LoadShards(readers(set...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sr.opts[0].LoadShards(bytes.NewReader(before[0])); err != nil {
+		t.Fatal(err)
+	}
+	// A load of the state a rank holds leaves its id.
+	if err := sr.opts[1].LoadShards(bytes.NewReader(before[1])); err != nil {
+		t.Fatal(err)
+	}
+	stepRanks(t, sr, 2)
+	after := saveSet(t, sr)
+	if a, b := fileRunID(t, after[0]), fileRunID(t, after[1]); a != b || a != fileRunID(t, before[0]) {
+		t.Errorf("run ids after the restore: rank 0 %#x, rank 1 %#x, want the run's %#x on both", a, b, fileRunID(t, before[0]))
+	}
+	o := mustNew[float32](t, DefaultAdam(), op)
+	m.clone().register(t, o, nil)
+	if err := o.LoadShards(readers(after...)...); err != nil {
+		t.Errorf("the set of a run whose ranks all hold one state: %v", err)
+	}
+	// The restore is undone by a Step: a load of before's files after it
+	// is a rollback, and moves the id on.
+	for _, o := range sr.opts {
+		if err := o.LoadShards(readers(before...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stepRanks(t, sr, 3)
+	again := saveSet(t, sr)
+	if a, b := fileRunID(t, again[0]), fileRunID(t, again[1]); a != b || a == fileRunID(t, after[0]) {
+		t.Errorf("run ids after a rollback: %#x and %#x, want one id other than %#x", a, b, fileRunID(t, after[0]))
+	}
+}

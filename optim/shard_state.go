@@ -59,7 +59,10 @@ import (
 // same way on every rank that loads (shard.go's loaded), so that a run
 // rolled back to an earlier checkpoint, which reaches the same step counts
 // again with another state, writes files that do not pair with the ones it
-// wrote after those steps before. LoadShards refuses a set whose files
+// wrote after those steps before; a load of the files of the state it
+// holds leaves the id, and one that puts back the state it held before
+// the loads since its last Step (undoing a load that failed on another
+// rank) puts back that state's id. LoadShards refuses a set whose files
 // carry different ids (ErrState). The id is 0, matching only 0, in version 1 files, in the
 // files of an optimizer that is not sharded over several ranks (each holds
 // every element: mixed with another file, some element is held twice)
@@ -412,9 +415,11 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	}
 
 	// Commit: nothing above has touched the optimizer.
+	prevSteps := o.stepsHash()
+	prevFile := uint64(0)
 	if o.shard != nil && o.shard.ranks > 1 {
+		prevFile = o.shard.file
 		o.shard.file = head.run // the state is the files' until a Step
-		o.shard.loaded()        // and the files after that Step are not the same run's
 	}
 	copy(o.groups, head.groups)
 	for i := range o.params {
@@ -427,6 +432,10 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		p.buf = bufs[i]
 		p.bufNames = head.groups[p.group].buffers()
 		p.fresh = fresh[i] == 1 // not left to layout: see Load
+	}
+	if o.shard != nil && o.shard.ranks > 1 {
+		// The files after the next Step are not the same run's (shard.go).
+		o.shard.loaded(prevFile, prevSteps, head.run, o.stepsHash())
 	}
 	o.dirty = true
 	o.prepare() // as Load: the groups' kernels may have changed

@@ -130,6 +130,7 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	o.unscaled, o.clipped = false, false
 	if o.shard != nil && stepped {
 		o.shard.file = o.shard.run // the files now hold this run's state
+		o.shard.back.ok = false    // (shard.go's loaded)
 	}
 	if o.scaler != nil && stepped { // a step of no parameter is no evidence for the scale
 		o.updateScale(false) // scaler.go

@@ -24,6 +24,59 @@ func init() {
 	scenarios["manifest-many"] = manifestMany
 	scenarios["load-diverged"] = loadDiverged
 	scenarios["save-mismatched"] = saveMismatched
+	scenarios["load-fails-then-save"] = loadFailsThenSave
+}
+
+// TestLoadFailsThenSave: after a LoadCheckpoint that failed on one
+// process (every process keeps its state: the others put theirs back),
+// the run steps and saves a checkpoint that loads. The processes that
+// loaded and put their state back put back its run id too, so that the
+// shard files of all of them are one set.
+func TestLoadFailsThenSave(t *testing.T) { mpirun(t, "load-fails-then-save", 2, t.TempDir()) }
+
+func loadFailsThenSave(c *Comm) error {
+	dir := os.Getenv(envDir)
+	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1024)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, _, err = d.Add("a", 1024); err != nil {
+		return err
+	}
+	fill(d)
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, x := range []string{a, b} {
+		if err := os.MkdirAll(x, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := d.SaveCheckpoint(a); err != nil {
+		return err
+	}
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	where := a
+	if c.Rank() == 1 {
+		where = filepath.Join(dir, "missing")
+	}
+	if err := d.LoadCheckpoint(where); err == nil {
+		return errors.New("LoadCheckpoint succeeded with one process failing")
+	}
+	if _, err := d.Step(); err != nil {
+		return err
+	}
+	if err := d.SaveCheckpoint(b); err != nil {
+		return err
+	}
+	if err := d.LoadCheckpoint(b); err != nil {
+		return fmt.Errorf("the checkpoint saved after a refused load does not load: %w", err)
+	}
+	return nil
 }
 
 // TestSaveMismatched: processes whose settings differ (process 1 alone
