@@ -416,6 +416,12 @@ func scale16(f16 bool, x []uint16, f, then float32) {
 		}
 		return
 	}
+	if then == 1 { // (UnscaleGrads, Step's unscaling: no closure, a tight loop)
+		for i, u := range x {
+			x[i] = uint16(kernels.BF16FromF32(math.Float32frombits(uint32(u)<<16) * f))
+		}
+		return
+	}
 	for i, u := range x {
 		x[i] = uint16(kernels.BF16FromF32(mul(math.Float32frombits(uint32(u) << 16))))
 	}

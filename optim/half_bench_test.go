@@ -13,12 +13,18 @@ import (
 // state rounded to nearest and stochastically), and each mode's kernel
 // called directly on the whole tensor, so that the ratio of the two is
 // the optimizer's cost. Bytes per parameter: float32 28, master 30 (16-bit
-// gradient read, 16-bit copy written), 16-bit state 14.
+// gradient read, 16-bit copy written), 16-bit state 14. bf16-master-scaled
+// is bf16-master under a loss scale (2 and 1/2 in turn, so that the
+// gradients keep their values), which Step unscales in a pass of its own
+// before the update (4 bytes more: the gradient read and written).
 func BenchmarkStepHalf(b *testing.B) {
 	h := AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	for _, n := range []int{1 << 16, 1 << 24} {
-		for _, mode := range []string{"float32", "bf16-master", "bf16-state16", "bf16-state16-sr"} {
+		for _, mode := range []string{"float32", "bf16-master", "bf16-master-scaled", "bf16-state16", "bf16-state16-sr"} {
 			for _, direct := range []bool{false, true} {
+				if direct && mode == "bf16-master-scaled" {
+					continue // (the kernel is bf16-master's)
+				}
 				name := fmt.Sprintf("n=%d/%s/optim", n, mode)
 				if direct {
 					name = fmt.Sprintf("n=%d/%s/kernel", n, mode)
@@ -49,7 +55,7 @@ func benchHalf(b *testing.B, h AdamConfig, n int, mode string, direct bool) {
 	switch mode {
 	case "float32":
 		err = o.Add("p", p, g)
-	case "bf16-master":
+	case "bf16-master", "bf16-master-scaled":
 		err = o.AddBF16("p", p16, g16, Half{Master: p})
 	default:
 		err = o.AddBF16("p", p16, g16, Half{State16: true, Stochastic: mode == "bf16-state16-sr"})
@@ -65,7 +71,14 @@ func benchHalf(b *testing.B, h AdamConfig, n int, mode string, direct bool) {
 	s := kernels.Active()
 	r := kernels.Rounding{Stochastic: mode == "bf16-state16-sr", Key: 1}
 	b.SetBytes(int64(n) * 4) // parameters per second: MB/s ÷ 4 = Mparam/s
+	scale := 2.0
 	for b.Loop() {
+		if mode == "bf16-master-scaled" {
+			if err := o.SetLossScale(scale); err != nil {
+				b.Fatal(err)
+			}
+			scale = 1 / scale
+		}
 		switch {
 		case !direct:
 			_, err = o.Step()
