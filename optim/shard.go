@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/bits"
@@ -169,12 +170,12 @@ type shard struct {
 	// (their state is this state until a Step changes it), 0 before
 	// either, after a Load of a whole state file and on one rank.
 	run, file uint64
-	// back is the run id, the file id and the step counts (stepsHash) of
-	// the state before the first load since the last Step that changed
-	// the state; see loaded.
+	// back is the run id held before the last load since the last Step
+	// that changed the state, and the checksum of the shard file of the
+	// state held then; see loaded.
 	back struct {
-		ok               bool
-		run, file, steps uint64
+		ok       bool
+		run, sum uint64
 	}
 }
 
@@ -557,29 +558,28 @@ func (o *Optimizer[T]) runID() error {
 // refuses a set mixed across the load (ErrState). The id stays in [1, 2⁵²)
 // and differs from the one before.
 //
-// A load that puts back the state before the first load since the last
-// Step (the files' id, file, and the step counts, steps, of that state: a
-// process undoing its load because another's failed, as fusempi's
-// LoadCheckpoint does) puts back that state's run id, so that it and the
-// processes whose loads failed, which kept theirs, write files of one id.
-// A load of the files of the state it holds (its id and step counts)
-// leaves the id. prevFile and prevSteps are the state's before this load.
-func (s *shard) loaded(prevFile, prevSteps, file, steps uint64) {
+// A load of one shard file that is the file SaveShard wrote of the state
+// held before this load (its checksum is prev; prevOK false where none is
+// known) leaves the id; one that is that file of the state held before the
+// last load since the last Step puts back the id held then: a process
+// undoing its load because another's failed (fusempi's LoadCheckpoint)
+// writes files of one id with the processes whose loads failed, which
+// kept theirs. Files are told apart by their checksums (CRC-64 of every
+// byte: the state, the step counts and the file id), never by the file id
+// alone, which is 0 for every state not yet stepped. sum is the loaded
+// file's checksum where one (single) was loaded.
+func (s *shard) loaded(prev uint64, prevOK, single bool, sum uint64) {
 	if s == nil || s.ranks == 1 || s.run == 0 {
 		return
 	}
-	if file != 0 && file == prevFile && steps == prevSteps {
-		// The state it held (one id holds one state at each step count):
-		// no other timeline starts here.
-		return
+	if single && prevOK && sum == prev {
+		return // the state it held: no other timeline starts here
 	}
-	if s.back.ok && file == s.back.file && steps == s.back.steps {
+	if single && s.back.ok && sum == s.back.sum {
 		s.run, s.back.ok = s.back.run, false
 		return
 	}
-	if !s.back.ok {
-		s.back.ok, s.back.run, s.back.file, s.back.steps = true, s.run, prevFile, prevSteps
-	}
+	s.back.ok, s.back.run, s.back.sum = prevOK, s.run, prev
 	// splitmix64's finaliser of the id and a constant, folded into the
 	// ids' range; the rare collisions with the old id or 0 step once more.
 	x := s.run
@@ -596,14 +596,35 @@ func (s *shard) loaded(prevFile, prevSteps, file, steps uint64) {
 	}
 }
 
-// stepsHash returns a hash of the parameters' step counts (loaded).
-func (o *Optimizer[T]) stepsHash() uint64 {
-	h := uint64(len(o.params))
-	for i := range o.params {
-		h = (h ^ uint64(o.params[i].step)) * 0x100000001b3
-		h ^= h >> 29
+// heldSum returns the checksum of the shard file SaveShard would write of
+// the state held now, for loaded; ok is false where the optimizer is not
+// sharded over several ranks with a run id, or SaveShard refuses it.
+func (o *Optimizer[T]) heldSum() (sum uint64, ok bool) {
+	if s := o.shard; s == nil || s.ranks == 1 || s.run == 0 {
+		return 0, false
 	}
-	return h
+	var w tailWriter
+	if err := o.SaveShard(&w); err != nil || w.n < 8 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(w.tail[:]), true
+}
+
+// tailWriter keeps the last 8 bytes written to it (a file's checksum).
+type tailWriter struct {
+	tail [8]byte
+	n    int
+}
+
+func (w *tailWriter) Write(b []byte) (int, error) {
+	if len(b) >= 8 {
+		copy(w.tail[:], b[len(b)-8:])
+	} else {
+		copy(w.tail[:], w.tail[len(b):])
+		copy(w.tail[8-len(b):], b)
+	}
+	w.n += len(b)
+	return len(b), nil
 }
 
 // shardFixed returns an error when a parameter may not be added: the

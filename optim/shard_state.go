@@ -59,10 +59,11 @@ import (
 // same way on every rank that loads (shard.go's loaded), so that a run
 // rolled back to an earlier checkpoint, which reaches the same step counts
 // again with another state, writes files that do not pair with the ones it
-// wrote after those steps before; a load of the files of the state it
-// holds leaves the id, and one that puts back the state it held before
-// the loads since its last Step (undoing a load that failed on another
-// rank) puts back that state's id. LoadShards refuses a set whose files
+// wrote after those steps before; a load of the shard file of the state
+// it holds leaves the id, and one of the shard file of the state it held
+// before its last load, with no Step since (undoing a load that failed on
+// another rank), puts back that state's id (files told apart by their
+// checksums). LoadShards refuses a set whose files
 // carry different ids (ErrState). The id is 0, matching only 0, in version 1 files, in the
 // files of an optimizer that is not sharded over several ranks (each holds
 // every element: mixed with another file, some element is held twice)
@@ -290,6 +291,7 @@ func isShardFile(r *bufio.Reader) (bool, error) {
 // parameter's header.
 type shardHead struct {
 	run    uint64
+	sum    uint64 // the file's checksum (readShard)
 	groups []Hyper
 	params []shardParam
 }
@@ -414,11 +416,9 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		}
 	}
 
+	prev, prevOK := o.heldSum() // (before the commit: the state held)
 	// Commit: nothing above has touched the optimizer.
-	prevSteps := o.stepsHash()
-	prevFile := uint64(0)
 	if o.shard != nil && o.shard.ranks > 1 {
-		prevFile = o.shard.file
 		o.shard.file = head.run // the state is the files' until a Step
 	}
 	copy(o.groups, head.groups)
@@ -435,7 +435,7 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 	}
 	if o.shard != nil && o.shard.ranks > 1 {
 		// The files after the next Step are not the same run's (shard.go).
-		o.shard.loaded(prevFile, prevSteps, head.run, o.stepsHash())
+		o.shard.loaded(prev, prevOK, len(rs) == 1, head.sum)
 	}
 	o.dirty = true
 	o.prepare() // as Load: the groups' kernels may have changed
@@ -630,6 +630,7 @@ func (o *Optimizer[T]) readShard(r io.Reader, head *shardHead, bufs [][3][]T, ra
 	} else if got != sum {
 		return nil, "", fmt.Errorf("%w: checksum mismatch (corrupted)", ErrState)
 	}
+	h.sum = sum
 	if _, err := d.r.Peek(1); err != io.EOF {
 		if err != nil {
 			return nil, "", fmt.Errorf("optim: load: %w", err)

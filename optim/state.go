@@ -658,11 +658,9 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		return fmt.Errorf("%w: %s", ErrMismatch, d.why)
 	}
 
+	prev, prevOK := o.heldSum() // (before the commit: the state held)
 	// Commit: nothing above has touched the optimizer.
-	prevSteps := o.stepsHash()
-	var prevFile uint64
 	if o.shard != nil {
-		prevFile = o.shard.file
 		o.shard.file = 0 // a whole state file carries no run id (shard.go)
 	}
 	copy(o.groups, groups) // as many as o.groups: they matched
@@ -684,7 +682,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		// parameter has none to fill.
 		o.params[i].fresh = freshes[i]
 	}
-	o.shard.loaded(prevFile, prevSteps, 0, o.stepsHash()) // (shard.go; nil when not sharded)
+	o.shard.loaded(prev, prevOK, false, 0) // (shard.go; nil when not sharded): not a shard file
 	// Lay out and plan again: the file's groups may take other kernels
 	// (Fast Adam, whose results follow the plan's cut, refuses the fine
 	// plan: planFine).
