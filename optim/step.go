@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"unsafe"
 
 	"github.com/fuseopt/fuseopt/internal/pool"
 	"github.com/fuseopt/fuseopt/kernels"
@@ -53,6 +54,12 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	}
 	o.prepare()
 	o.bf16Unscale = o.gradScale() != 1 && o.anyBF16Grad()
+	if o.bf16Unscale {
+		o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
+		if err := (kernels.SGD{LR: 1, Prelude: kernels.Prelude{Scale: float64(float32(o.scaleBy)), Maximize: true}}).CoeffsInto(&o.unscaleC); err != nil {
+			return rep, fmt.Errorf("%w: unscaling bfloat16 gradients: %w", ErrHyper, err)
+		}
+	}
 	if err := o.computeCoeffs(); err != nil {
 		return rep, err
 	}
@@ -90,7 +97,6 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 		// rounded to bfloat16, as UnscaleGrads (and GradScaler.step's
 		// unscale_) does, so that the step is the same with or without
 		// an UnscaleGrads call; their blocks have no scale (unit).
-		o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
 		o.bf16Only = true
 		o.run(&o.jobScale)
 		o.bf16Only = false
@@ -542,6 +548,34 @@ func (o *Optimizer[T]) markUnscaled() {
 	o.unscaled = true
 }
 
+// unscaleBF16 multiplies the bfloat16 values g by float32(scaleBy) and
+// rounds each product to bfloat16, in place: scale16's result, bit for
+// bit (TestUnscaleBF16Exhaustive), on the SIMD kernels, through buf (a
+// worker's widenBuf, as bfloat16 scratch). SGD16BF16 with the block
+// unscaleC (LR 1, no weight decay, the prelude −f: Scale f, Maximize)
+// stores, for each element, bf16(fma(−1, float32(g·(−f)), p)); from p =
+// −0 that is bf16(float32(g·f)): the negations are exact, and x + (−0) is
+// x for every x, −0 and NaN included.
+func (o *Optimizer[T]) unscaleBF16(buf []float32, g []uint16) {
+	// buf's memory as bfloat16 values, filled with −0 four at a time.
+	words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(buf))), len(buf)/2)
+	p := unsafe.Slice((*kernels.BF16)(unsafe.Pointer(unsafe.SliceData(buf))), 2*len(buf))
+	for len(g) > 0 {
+		n := min(len(g), len(p))
+		for i := range n / 4 {
+			words[i] = 0x8000800080008000
+		}
+		for i := n &^ 3; i < n; i++ {
+			p[i] = 0x8000
+		}
+		// (The block and the spans were checked: Step's CoeffsInto, and p
+		// is the optimizer's own memory, never the gradient's.)
+		_ = o.opt.Kernels.SGD16BF16(&o.unscaleC, p[:n], asBF16(g[:n]), kernels.Rounding{})
+		copy(g[:n], asU16(p[:n]))
+		g = g[n:]
+	}
+}
+
 // bf16Grad reports whether p has a bfloat16 gradient.
 func (p *param[T]) bf16Grad() bool { return p.half != nil && !p.half.f16 && len(p.half.g) > 0 }
 
@@ -722,10 +756,13 @@ func (o *Optimizer[T]) sumSqTask(w, t int) {
 	}
 }
 
-func (o *Optimizer[T]) scaleTask(_, t int) {
+func (o *Optimizer[T]) scaleTask(w, t int) {
 	for _, pc := range o.pieces[o.tasks[t]:o.tasks[t+1]] {
 		if p := &o.params[pc.param]; p.active() {
-			if o.bf16Only && !p.bf16Grad() {
+			if o.bf16Only { // Step's unscaling of bfloat16 gradients
+				if p.bf16Grad() {
+					o.unscaleBF16(o.widenBuf[w], p.half.g[pc.lo:pc.hi])
+				}
 				continue
 			}
 			if p.half != nil {
