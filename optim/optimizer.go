@@ -276,7 +276,10 @@ type Optimizer[T Float] struct {
 	// place before its update (loss-scaled, not yet unscaled); bf16Only
 	// makes the Scale pass that does it touch those alone.
 	bf16Unscale, bf16Only bool
-	unscaleC              kernels.Coeffs // unscaleBF16's block
+	// bf16Fast: a Scale pass by scaleBy alone (unscaling) runs bfloat16
+	// gradients through unscaleBF16.
+	bf16Fast bool
+	unscaleC kernels.Coeffs // unscaleBF16's block
 	// normScale is the power of two that scaledNorm multiplies by.
 	normScale float64
 

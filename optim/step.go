@@ -55,9 +55,8 @@ func (o *Optimizer[T]) Step() (StepReport, error) {
 	o.prepare()
 	o.bf16Unscale = o.gradScale() != 1 && o.anyBF16Grad()
 	if o.bf16Unscale {
-		o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
-		if err := (kernels.SGD{LR: 1, Prelude: kernels.Prelude{Scale: float64(float32(o.scaleBy)), Maximize: true}}).CoeffsInto(&o.unscaleC); err != nil {
-			return rep, fmt.Errorf("%w: unscaling bfloat16 gradients: %w", ErrHyper, err)
+		if err := o.setUnscale(); err != nil {
+			return rep, err
 		}
 	}
 	if err := o.computeCoeffs(); err != nil {
@@ -264,10 +263,12 @@ func (o *Optimizer[T]) ClipGradNorm(maxNorm float64) (float64, error) {
 		// 0 or NaN it would be after the clip, its overflow once unscaled
 		// a NaN too, and the clip's second factor below leaves it.
 		o.prepare()
-		o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
-		o.f16Clip, o.f16Then = true, float32(maxNorm/(norm+1e-6))
+		if err := o.setUnscale(); err != nil {
+			return norm, err
+		}
+		o.f16Clip, o.f16Then, o.bf16Fast = true, float32(maxNorm/(norm+1e-6)), true
 		o.run(&o.jobScale)
-		o.f16Clip = false
+		o.f16Clip, o.bf16Fast = false, false
 		o.markUnscaled()
 	}
 	coef := maxNorm / (norm + 1e-6)
@@ -533,9 +534,24 @@ func (o *Optimizer[T]) UnscaleGrads() error {
 		return nil
 	}
 	o.prepare()
-	o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
+	if err := o.setUnscale(); err != nil {
+		return err
+	}
+	o.bf16Fast = true
 	o.run(&o.jobScale)
+	o.bf16Fast = false
 	o.markUnscaled()
+	return nil
+}
+
+// setUnscale sets the factors of a Scale pass that unscales the
+// gradients, and unscaleBF16's block for bfloat16 gradients (an error
+// wrapping ErrHyper where the kernels refuse it: nothing has changed).
+func (o *Optimizer[T]) setUnscale() error {
+	o.scaleBy, o.scaleThen = T(o.invScale(o.lossScale)), 1
+	if err := (kernels.SGD{LR: 1, Prelude: kernels.Prelude{Scale: float64(float32(o.scaleBy)), Maximize: true}}).CoeffsInto(&o.unscaleC); err != nil {
+		return fmt.Errorf("%w: unscaling bfloat16 gradients: %w", ErrHyper, err)
+	}
 	return nil
 }
 
@@ -768,6 +784,10 @@ func (o *Optimizer[T]) scaleTask(w, t int) {
 			if p.half != nil {
 				if p.half.f16 && o.f16Clip {
 					scale16(true, p.half.g[pc.lo:pc.hi], float32(o.scaleBy), o.f16Then)
+					continue
+				}
+				if !p.half.f16 && o.bf16Fast {
+					o.unscaleBF16(o.widenBuf[w], p.half.g[pc.lo:pc.hi])
 					continue
 				}
 				scale16(p.half.f16, p.half.g[pc.lo:pc.hi], float32(o.scaleBy), float32(o.scaleThen))
