@@ -573,8 +573,13 @@ func (o *Optimizer[T]) markUnscaled() {
 // −0 that is bf16(float32(g·f)): the negations are exact, and x + (−0) is
 // x for every x, −0 and NaN included.
 func (o *Optimizer[T]) unscaleBF16(buf []float32, g []uint16) {
-	// buf's memory as bfloat16 values, filled with −0 four at a time.
-	words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(buf))), len(buf)/2)
+	// buf's memory as bfloat16 values, filled with −0 four at a time
+	// (words only where buf holds 8 bytes: a *uint64 into a 4-byte
+	// allocation is invalid, even unused).
+	var words []uint64
+	if len(buf) >= 2 {
+		words = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(buf))), len(buf)/2)
+	}
 	p := unsafe.Slice((*kernels.BF16)(unsafe.Pointer(unsafe.SliceData(buf))), 2*len(buf))
 	for len(g) > 0 {
 		n := min(len(g), len(p))
@@ -584,10 +589,14 @@ func (o *Optimizer[T]) unscaleBF16(buf []float32, g []uint16) {
 		for i := n &^ 3; i < n; i++ {
 			p[i] = 0x8000
 		}
-		// (The block and the spans were checked: Step's CoeffsInto, and p
-		// is the optimizer's own memory, never the gradient's.)
-		_ = o.opt.Kernels.SGD16BF16(&o.unscaleC, p[:n], asBF16(g[:n]), kernels.Rounding{})
-		copy(g[:n], asU16(p[:n]))
+		// The block and the spans were checked (setUnscale's CoeffsInto;
+		// p is the optimizer's own memory, never the gradient's): should
+		// the kernel refuse all the same, the scalar rounding does it.
+		if err := o.opt.Kernels.SGD16BF16(&o.unscaleC, p[:n], asBF16(g[:n]), kernels.Rounding{}); err != nil {
+			scale16(false, g[:n], float32(o.scaleBy), 1)
+		} else {
+			copy(g[:n], asU16(p[:n]))
+		}
 		g = g[n:]
 	}
 }

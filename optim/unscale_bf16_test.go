@@ -35,3 +35,25 @@ func TestUnscaleBF16Exhaustive(t *testing.T) {
 		}
 	}
 }
+
+// TestUnscaleBF16OneElement: a loss-scaled Step whose only bfloat16
+// parameter has one element (each worker's scratch is 4 bytes) unscales
+// its gradient as scale16 does; under -race (checkptr) the scratch's
+// 8-byte view must not be made.
+func TestUnscaleBF16OneElement(t *testing.T) {
+	o := mustNew[float32](t, SGDConfig{LR: 1}, Options{Workers: 1})
+	p := []kernels.BF16{kernels.BF16FromF32(1)}
+	g := []kernels.BF16{kernels.BF16FromF32(3)}
+	if err := o.AddBF16("b", p, g, Half{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetLossScale(3); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(t, o)
+	want := []uint16{uint16(kernels.BF16FromF32(3))}
+	scale16(false, want, float32(o.invScale(3)), 1)
+	if uint16(g[0]) != want[0] {
+		t.Errorf("g = %#04x, want %#04x", uint16(g[0]), want[0])
+	}
+}
