@@ -30,17 +30,7 @@ func undoLoad[T Float](tb testing.TB, o *Optimizer[T], set [][]byte) {
 func TestRunIDUndoTwoLoadsThenUndo(t *testing.T) {
 	op := Options{ChunkSize: 64}
 	m := newTestModel[float32](shardSizes)
-	sr := newShardRun(t, m, DefaultAdam(), nil, nil, op, 2)
-	stepRanks(t, sr, 0)
-	c1 := saveSet(t, sr)
-	stepRanks(t, sr, 1)
-	c2 := saveSet(t, sr)
-	stepRanks(t, sr, 2)
-	for _, o := range sr.opts { // LoadCheckpoint(c1) on every rank
-		if err := o.LoadShards(readers(c1...)...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sr, c2 := backToC1(t, m, op)
 	undoLoad(t, sr.opts[0], c2) // LoadCheckpoint(c2): rank 1 failed, rank 0 undoes
 	stepRanks(t, sr, 3)
 	after := saveSet(t, sr)
@@ -93,22 +83,7 @@ func TestRunIDUndoWholeFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A skipped first Step: it draws the run id, steps nothing.
-	for _, mr := range sr.models {
-		mr.fillGrads(2)
-		for t := range mr.grad {
-			mr.grad[t][0] = float32(math.NaN())
-		}
-	}
-	if err := onRanks(2, func(r int) error {
-		rep, err := sr.opts[r].Step()
-		if err == nil && !rep.Skipped {
-			t.Errorf("rank %d: the step was not skipped", r)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	skippedStep(t, sr, 2, float32(math.NaN())) // the first: it draws the run id, steps nothing
 	for range 2 {
 		if err := sr.opts[0].Load(bytes.NewReader(w2)); err != nil {
 			t.Fatal(err)
@@ -133,7 +108,42 @@ func TestRunIDUndoWholeFiles(t *testing.T) {
 // Both ranks hold C1's state; after a Step their files must be one set.
 func TestRunIDUndoSkippedStepThenUndo(t *testing.T) {
 	op := Options{ChunkSize: 64, NonFinite: SkipStep}
-	m := newTestModel[float32](shardSizes)
+	sr, c2 := backToC1(t, newTestModel[float32](shardSizes), op)
+	skippedStep(t, sr, 3, float32(math.Inf(1))) // an overflow
+	undoLoad(t, sr.opts[0], c2)
+	stepRanks(t, sr, 4)
+	after := saveSet(t, sr)
+	if a, b := fileRunID(t, after[0]), fileRunID(t, after[1]); a != b {
+		t.Errorf("ranks holding one state write ids %#x and %#x", a, b)
+	}
+}
+
+// skippedStep runs a Step on every rank (SkipStep) of the gradients of
+// step s with the first element of each tensor set to bad: skipped.
+func skippedStep(t *testing.T, sr *shardRun[float32], s int, bad float32) {
+	t.Helper()
+	for _, mr := range sr.models {
+		mr.fillGrads(s)
+		for k := range mr.grad {
+			mr.grad[k][0] = bad
+		}
+	}
+	if err := onRanks(len(sr.opts), func(r int) error {
+		rep, err := sr.opts[r].Step()
+		if err == nil && !rep.Skipped {
+			t.Errorf("rank %d: the step was not skipped", r)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backToC1 runs two ranks three steps, saving C1 after the first and C2
+// after the second, and has every rank load C1 (a LoadCheckpoint that
+// succeeds everywhere); it returns the run and C2.
+func backToC1(t *testing.T, m *testModel[float32], op Options) (*shardRun[float32], [][]byte) {
+	t.Helper()
 	sr := newShardRun(t, m, DefaultAdam(), nil, nil, op, 2)
 	stepRanks(t, sr, 0)
 	c1 := saveSet(t, sr)
@@ -145,23 +155,5 @@ func TestRunIDUndoSkippedStepThenUndo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, mr := range sr.models { // an overflow: the Step is skipped
-		mr.fillGrads(3)
-		mr.grad[0][0] = float32(math.Inf(1))
-	}
-	if err := onRanks(2, func(r int) error {
-		rep, err := sr.opts[r].Step()
-		if err == nil && !rep.Skipped {
-			t.Errorf("rank %d: the step was not skipped", r)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	undoLoad(t, sr.opts[0], c2)
-	stepRanks(t, sr, 4)
-	after := saveSet(t, sr)
-	if a, b := fileRunID(t, after[0]), fileRunID(t, after[1]); a != b {
-		t.Errorf("ranks holding one state write ids %#x and %#x", a, b)
-	}
+	return sr, c2
 }

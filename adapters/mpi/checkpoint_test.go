@@ -36,23 +36,17 @@ func TestLoadFailsThenSave(t *testing.T) { mpirun(t, "load-fails-then-save", 2, 
 
 func loadFailsThenSave(c *Comm) error {
 	dir := os.Getenv(envDir)
-	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1024)
+	d, err := newSGDParallel(c)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if _, _, err = d.Add("a", 1024); err != nil {
-		return err
-	}
-	fill(d)
 	if _, err := d.Step(); err != nil {
 		return err
 	}
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	for _, x := range []string{a, b} {
-		if err := os.MkdirAll(x, 0o755); err != nil {
-			return err
-		}
+	if err := mkdirs(a, b); err != nil {
+		return err
 	}
 	if err := d.SaveCheckpoint(a); err != nil {
 		return err
@@ -60,9 +54,41 @@ func loadFailsThenSave(c *Comm) error {
 	if _, err := d.Step(); err != nil {
 		return err
 	}
-	where := a
+	return failLoadThenResave(c, d, a, b)
+}
+
+// mkdirs makes the directories.
+func mkdirs(dirs ...string) error {
+	for _, x := range dirs {
+		if err := os.MkdirAll(x, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newSGDParallel returns a DataParallel of SGD with momentum over one
+// 1024-element parameter, filled.
+func newSGDParallel(c *Comm) (*DataParallel[float64], error) {
+	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1024)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err = d.Add("a", 1024); err != nil {
+		d.Close()
+		return nil, err
+	}
+	fill(d)
+	return d, nil
+}
+
+// failLoadThenResave makes a LoadCheckpoint of from that fails on process
+// 1 (its directory is missing there), then a Step, a SaveCheckpoint to
+// next, and a LoadCheckpoint of next, which must load.
+func failLoadThenResave(c *Comm, d *DataParallel[float64], from, next string) error {
+	where := from
 	if c.Rank() == 1 {
-		where = filepath.Join(dir, "missing")
+		where = filepath.Join(filepath.Dir(from), "missing")
 	}
 	if err := d.LoadCheckpoint(where); err == nil {
 		return errors.New("LoadCheckpoint succeeded with one process failing")
@@ -70,10 +96,10 @@ func loadFailsThenSave(c *Comm) error {
 	if _, err := d.Step(); err != nil {
 		return err
 	}
-	if err := d.SaveCheckpoint(b); err != nil {
+	if err := d.SaveCheckpoint(next); err != nil {
 		return err
 	}
-	if err := d.LoadCheckpoint(b); err != nil {
+	if err := d.LoadCheckpoint(next); err != nil {
 		return fmt.Errorf("the checkpoint saved after a refused load does not load: %w", err)
 	}
 	return nil

@@ -1,13 +1,9 @@
 package fusempi
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/fuseopt/fuseopt/optim"
 )
 
 func init() {
@@ -24,32 +20,22 @@ func TestRunIDUndoTwoLoadsThenFail(t *testing.T) {
 
 func twoLoadsThenFail(c *Comm) error {
 	dir := os.Getenv(envDir)
-	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1024)
+	d, err := newSGDParallel(c)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if _, _, err = d.Add("a", 1024); err != nil {
+	a, b, x := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "x")
+	if err := mkdirs(a, b, x); err != nil {
 		return err
 	}
-	fill(d)
-	a, b, x := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "x")
-	for _, p := range []string{a, b, x} {
-		if err := os.MkdirAll(p, 0o755); err != nil {
+	for _, to := range []string{a, b} {
+		if _, err := d.Step(); err != nil {
 			return err
 		}
-	}
-	if _, err := d.Step(); err != nil {
-		return err
-	}
-	if err := d.SaveCheckpoint(a); err != nil {
-		return err
-	}
-	if _, err := d.Step(); err != nil {
-		return err
-	}
-	if err := d.SaveCheckpoint(b); err != nil {
-		return err
+		if err := d.SaveCheckpoint(to); err != nil {
+			return err
+		}
 	}
 	if _, err := d.Step(); err != nil {
 		return err
@@ -57,21 +43,5 @@ func twoLoadsThenFail(c *Comm) error {
 	if err := d.LoadCheckpoint(a); err != nil { // succeeds everywhere
 		return err
 	}
-	where := b
-	if c.Rank() == 1 {
-		where = filepath.Join(dir, "missing")
-	}
-	if err := d.LoadCheckpoint(where); err == nil {
-		return errors.New("LoadCheckpoint succeeded with one process failing")
-	}
-	if _, err := d.Step(); err != nil {
-		return err
-	}
-	if err := d.SaveCheckpoint(x); err != nil {
-		return err
-	}
-	if err := d.LoadCheckpoint(x); err != nil {
-		return fmt.Errorf("the checkpoint saved after a refused load does not load: %w", err)
-	}
-	return nil
+	return failLoadThenResave(c, d, b, x)
 }
