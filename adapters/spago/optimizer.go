@@ -13,6 +13,7 @@ import (
 
 	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/mat/float"
 	"github.com/nlpodyssey/spago/nn"
 	"github.com/nlpodyssey/spago/optimizers"
 )
@@ -184,27 +185,26 @@ type memSpan struct {
 // spansOf appends the memory of p's value and of its gradient (where it
 // is a matrix of the value's type) to sp.
 func spansOf(sp []memSpan, p *nn.Param, i int) []memSpan {
-	add := func(data unsafe.Pointer, n int, size uintptr, grad bool) {
-		if n > 0 {
-			lo := uintptr(data)
-			sp = append(sp, memSpan{lo: lo, hi: lo + uintptr(n)*size, i: i, grad: grad})
-		}
-	}
 	switch d := p.Matrix.(type) {
 	case *mat.Dense[float32]:
-		v := backing(d)
-		add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 4, false)
-		if g, ok := p.Grad().(*mat.Dense[float32]); ok && g != nil {
-			v := backing(g)
-			add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 4, true)
-		}
+		return denseSpans(sp, p, d, i)
 	case *mat.Dense[float64]:
-		v := backing(d)
-		add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 8, false)
-		if g, ok := p.Grad().(*mat.Dense[float64]); ok && g != nil {
-			v := backing(g)
-			add(unsafe.Pointer(unsafe.SliceData(v)), len(v), 8, true)
+		return denseSpans(sp, p, d, i)
+	}
+	return sp
+}
+
+// denseSpans is spansOf for a value d of element type T.
+func denseSpans[T float.DType](sp []memSpan, p *nn.Param, d *mat.Dense[T], i int) []memSpan {
+	add := func(v []T, grad bool) {
+		if len(v) > 0 {
+			lo := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+			sp = append(sp, memSpan{lo: lo, hi: lo + uintptr(len(v))*unsafe.Sizeof(v[0]), i: i, grad: grad})
 		}
+	}
+	add(backing(d), false)
+	if g, ok := p.Grad().(*mat.Dense[T]); ok && g != nil {
+		add(backing(g), true)
 	}
 	return sp
 }
