@@ -413,8 +413,11 @@ func (sc *newtonScratch) direction(wk *newtonWorker, c *newtonConf, g, h []float
 			break
 		}
 		sc.res.Attempts++
-		err := wk.solver.Factor(m)
-		if err == nil {
+		col, err := wk.solver.TryFactor(m) // (a failure does not allocate)
+		if err != nil {
+			return err
+		}
+		if col < 0 {
 			sc.res.Tau = tau
 			if err := wk.solver.Solve(m, sc.d); err != nil {
 				return err
@@ -423,9 +426,6 @@ func (sc *newtonScratch) direction(wk *newtonWorker, c *newtonConf, g, h []float
 				return fmt.Errorf("%w: the direction d overflowed (τ = %g)", ErrNonFiniteStep, tau)
 			}
 			return sc.slope(g)
-		}
-		if !errors.Is(err, solve.ErrNotPositiveDefinite) {
-			return err
 		}
 		sc.res.Tau = tau // the last shift tried
 		tau = max(c.growth*tau, c.beta)
@@ -626,8 +626,10 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 		return NewtonBlocksResult{}, err
 	}
 	for b, bl := range blocks {
-		if err := nt.check(bl.W, bl.G, bl.H, true, fmt.Sprintf("block %d: ", b)); err != nil {
-			return NewtonBlocksResult{}, err
+		if nt.check(bl.W, bl.G, bl.H, true, "") != nil {
+			// (Named only on a failure, the same one: a name is a string
+			// to allocate.)
+			return NewtonBlocksResult{}, nt.check(bl.W, bl.G, bl.H, true, fmt.Sprintf("block %d: ", b))
 		}
 	}
 	if nt.spans, err = checkBlockOverlap(blocks, nt.spans); err != nil {
@@ -637,7 +639,9 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	workers = min(workers, len(blocks), solve.MaxPoolSize)
+	// (At least one, also for no blocks: ensure checks Solve's options,
+	// which every step does.)
+	workers = max(min(workers, len(blocks), solve.MaxPoolSize), 1)
 	for len(nt.crew) < workers {
 		nt.crew = append(nt.crew, newtonWorker{})
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/solve"
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
@@ -496,6 +497,60 @@ func TestNewtonAllocs(t *testing.T) {
 		step()
 		if a := testing.AllocsPerRun(20, step); a != 0 {
 			t.Fatalf("line search %v: %v allocations per step", nt.Loss != nil, a)
+		}
+	}
+	// Damped: the failed factorisations before the shift that succeeds
+	// allocate nothing either (StepBlocks too, but for its result).
+	hi := randSym(r, n, -2)
+	for _, workers := range []int{1, 2} {
+		nt := &Newton{Solve: solve.Options{Workers: workers}}
+		w0 := slices.Clone(w)
+		var res NewtonResult
+		step := func() {
+			copy(w, w0)
+			var err error
+			if res, err = nt.Step(w, g, hi); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step()
+		if res.Attempts < 3 || res.FellBack {
+			t.Fatalf("workers %d: %d attempts, fell back %v: the damping was not exercised", workers, res.Attempts, res.FellBack)
+		}
+		if a := testing.AllocsPerRun(20, step); a != 0 {
+			t.Fatalf("damped, workers %d (%d attempts): %v allocations per step", workers, res.Attempts, a)
+		}
+		// StepBlocks allocates its result, its goroutines and their
+		// closures: as many for six damped blocks as for six that
+		// need no damping.
+		blocksAllocs := func(k int, h []float64) float64 {
+			bl := make([]NewtonBlock, k)
+			for i := range bl {
+				bl[i] = NewtonBlock{W: slices.Clone(w0), G: g, H: h}
+			}
+			step := func() {
+				if _, err := nt.StepBlocks(bl); err != nil {
+					t.Fatal(err)
+				}
+			}
+			step()
+			return testing.AllocsPerRun(20, step)
+		}
+		if a, b := blocksAllocs(6, hi), blocksAllocs(6, h); a != b || a > float64(5+2*workers) {
+			t.Fatalf("workers %d: StepBlocks allocates %v times for 6 damped blocks, %v for 6 undamped", workers, a, b)
+		}
+	}
+}
+
+// TestNewtonBlocksNoneChecksSolve: StepBlocks with no blocks checks the
+// Solve options as Step with no parameters does (each step checks them).
+func TestNewtonBlocksNoneChecksSolve(t *testing.T) {
+	level := kernels.ISA(99)
+	for _, o := range []solve.Options{{BlockSize: -1}, {Level: &level}, {Workers: -1}} {
+		_, errStep := (&Newton{Solve: o}).Step(nil, nil, nil)
+		_, errBlocks := (&Newton{Solve: o}).StepBlocks(nil)
+		if !errors.Is(errStep, ErrNewtonConfig) || !errors.Is(errBlocks, ErrNewtonConfig) {
+			t.Errorf("%+v: Step: %v; StepBlocks: %v; want ErrNewtonConfig from both", o, errStep, errBlocks)
 		}
 	}
 }

@@ -69,7 +69,9 @@
 // is not a finite positive number stops the factorisation with a
 // *NotPositiveDefiniteError (errors.Is ErrNotPositiveDefinite) that names
 // the column and the pivot — the same on every level; the matrix then
-// holds intermediate values. Nothing panics on user input; a zero Solver
+// holds intermediate values. The error is allocated; a caller that expects
+// failures (a damping loop) uses TryFactor, which returns the column
+// instead and allocates nothing. Nothing panics on user input; a zero Solver
 // (not made by New) holds no kernels and refuses every call that can fail
 // (ErrOptions), and no input reaches the assembly unchecked. Sizes are
 // checked without overflow: Square(nil, 1<<32) is ErrDimension. A Pool

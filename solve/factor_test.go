@@ -461,3 +461,64 @@ func TestFactorConcurrent(t *testing.T) {
 		t.Fatalf("columns %v, pivots %x; want column %d", cols, pivots, want)
 	}
 }
+
+// TestTryFactor: TryFactor leaves the bits Factor leaves and names the
+// column Factor's error names, allocates nothing on a failure, and
+// refuses what Factor refuses, writing nothing.
+func TestTryFactor(t *testing.T) {
+	for _, n := range []int{1, 7, 50, 130} {
+		spd := randSPD[float64](rng(8), n)
+		for _, w := range []int{1, 2} {
+			s := newSolver[float64](t, Level(), 16, w)
+			for _, col := range []int{-1, 0, n / 2, n - 1} {
+				h := slices.Clone(spd)
+				if col >= 0 {
+					h[col*n+col] = -float64(n) // the pivot of col is negative
+				}
+				m1, _ := Square(slices.Clone(h), n)
+				m2, _ := Square(slices.Clone(h), n)
+				err := s.Factor(m1)
+				got, err2 := s.TryFactor(m2)
+				var npd *NotPositiveDefiniteError
+				want := -1
+				if errors.As(err, &npd) {
+					want = npd.Column
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if err2 != nil || got != want || (col >= 0) != (want >= 0) {
+					t.Fatalf("n=%d w=%d poisoned %d: TryFactor = %d, %v; Factor: %v", n, w, col, got, err2, err)
+				}
+				for i := range m1.Data {
+					if math.Float64bits(m1.Data[i]) != math.Float64bits(m2.Data[i]) {
+						t.Fatalf("n=%d w=%d poisoned %d: element %d differs from Factor's", n, w, col, i)
+					}
+				}
+				if col < 0 {
+					continue
+				}
+				if a := testing.AllocsPerRun(10, func() {
+					copy(m2.Data, h)
+					if c, err := s.TryFactor(m2); c != want || err != nil {
+						t.Fatal(c, err)
+					}
+				}); a != 0 {
+					t.Fatalf("n=%d w=%d: a failed TryFactor allocates %v times", n, w, a)
+				}
+			}
+		}
+	}
+	s := newSolver[float64](t, Level(), 0, 1)
+	h := randSPD[float64](rng(9), 5)
+	h[3*5+1] = math.NaN()
+	keep := slices.Clone(h)
+	m, _ := Square(h, 5)
+	if c, err := s.TryFactor(m); c != -1 || !errors.Is(err, ErrNonFinite) || !slices.EqualFunc(h, keep, func(a, b float64) bool {
+		return math.Float64bits(a) == math.Float64bits(b)
+	}) {
+		t.Fatalf("a NaN in H: %d, %v (written: %v)", c, err, !slices.Equal(h, keep))
+	}
+	if c, err := (&Solver[float64]{}).TryFactor(m); c != -1 || err == nil {
+		t.Fatalf("a zero Solver: %d, %v", c, err)
+	}
+}

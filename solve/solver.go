@@ -189,6 +189,26 @@ func (s *Solver[T]) factor(h Matrix[T]) error {
 	return nil
 }
 
+// TryFactor is Factor for a caller that expects factorisations to fail,
+// such as a damping loop that raises a diagonal shift until one succeeds:
+// where Factor returns a *NotPositiveDefiniteError, TryFactor returns its
+// Column as col with a nil error, and allocates nothing (the pivot is
+// h's diagonal element at col, and h holds intermediate values as after
+// Factor's failure). col is −1 when the factorisation succeeded, and when
+// err is not nil: the bad arguments that Factor refuses, refused the same
+// way before anything is written.
+func (s *Solver[T]) TryFactor(h Matrix[T]) (col int, err error) {
+	if err := s.usable(); err != nil {
+		return -1, err
+	}
+	if err := s.checkH(h, s.checkSym); err != nil {
+		return -1, err
+	}
+	col = s.f.factor(h, s.nb)
+	s.f.m = Matrix[T]{}
+	return max(col, -1), nil
+}
+
 // FactorTo copies the referenced triangle of h into the referenced triangle
 // of dst (same N; the Uplo may differ) and factors dst, leaving h
 // unchanged. The memory of dst must not overlap that of h (their spans,
