@@ -77,9 +77,11 @@ func (a MuonAdjustLR) factor(rows, cols int) float64 {
 // update. Two details of the source differ from its documentation, and
 // fuseopt follows the source: the momentum buffer is the exponential
 // average B = μ·B + (1−μ)·g (the documentation writes μ·B + g, which
-// differs by the factor 1−μ that the division by the norm removes), and ε
-// enters as a lower bound of the norm, ‖U‖_F clamped to at least ε (not
-// ‖U‖_F + ε).
+// differs by the factor 1−μ: for μ < 1 the division by the norm removes
+// it, where the norm is above ε; μ = 1 keeps B at 0, so that only the
+// decay acts, and μ > 1, which both accept, reverses the update's sign),
+// and ε enters as a lower bound of the norm, ‖U‖_F clamped to at least ε
+// (not ‖U‖_F + ε).
 //
 // Each element is computed in T with these operations (coefficients
 // computed once in float64 and rounded once to T, but w−1 and μ−1, which

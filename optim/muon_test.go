@@ -939,3 +939,51 @@ func muonScaledStep[T Float](t *testing.T, g []T, eps float64, what string) {
 		}
 	}
 }
+
+// TestMuonMomentumAtAndAboveOne: the buffer's factor 1−μ (MuonConfig's
+// doc) cancels in the norm for μ < 1 only: at the first step (B₀ = 0,
+// no Nesterov, no decay) μ = 1.5's update is the exact negation of
+// μ = 0.5's (B = ∓g/2, the iteration is odd), and μ = 1 moves nothing
+// but by the decay, step after step.
+func TestMuonMomentumAtAndAboveOne(t *testing.T) {
+	g := make([]float64, 12)
+	for i := range g {
+		g[i] = math.Sin(float64(3*i+1)) * float64(i%5+1)
+	}
+	w0 := func(i int, wd float64) float64 { return wd * (1 + float64(i)/16) } // (θ₀ = 0 without decay: w is the update)
+	run := func(mu, wd float64, steps int) []float64 {
+		c := DefaultMuon()
+		c.Momentum, c.Nesterov, c.WeightDecay, c.LR = mu, false, wd, 0.01
+		o, err := NewMuon[float64](c, MuonOptions{Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		w := make([]float64, 12)
+		for i := range w {
+			w[i] = w0(i, wd)
+		}
+		if err := o.Add("w", w, g, 3, 4); err != nil {
+			t.Fatal(err)
+		}
+		for range steps {
+			if _, err := o.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return w
+	}
+	lo, hi := run(0.5, 0, 1), run(1.5, 0, 1)
+	for i := range lo {
+		if lo[i] == 0 || math.Float64bits(hi[i]) != math.Float64bits(-lo[i]) {
+			t.Fatalf("update[%d]: μ=1.5 %v, μ=0.5 %v: want the exact negation", i, hi[i], lo[i])
+		}
+	}
+	one := run(1, 0.5, 3)
+	for i := range one {
+		want := w0(i, 0.5) * (1 - 0.005) * (1 - 0.005) * (1 - 0.005)
+		if math.Abs(one[i]-want) > 1e-15 {
+			t.Fatalf("μ=1, element %d moved %v, want the decay's %v", i, one[i], want)
+		}
+	}
+}
