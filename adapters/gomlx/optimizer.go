@@ -216,9 +216,11 @@ func (o *Optimizer) WithKernels(s *kernels.Set) *Optimizer {
 // bfloat16 spacing move the weights on average instead of being lost (a
 // bfloat16 weight near 1 has a spacing of 2⁻⁷; an Adam step of 1e-3 rounds
 // back to the old weight at every step). The random bits are keyed by
-// seed, the step count t, the variable's index among the trainable
-// variables the graph steps and the element's index, so that a run is
-// reproducible bit for bit on every CPU and level. float32 and float64
+// seed, the step count t, the variable's scope and name (a hash of them,
+// not its place among the variables, which a model that creates its
+// variables in another order after loading a checkpoint changes) and the
+// element's index, so that a run is reproducible bit for bit on every CPU
+// and level, and resumes bit for bit from a checkpoint. float32 and float64
 // variables are not affected. Set it before the first training step. It
 // returns the optimizer.
 func (o *Optimizer) WithStochasticRounding(seed uint64) *Optimizer {
@@ -378,9 +380,14 @@ func (o *Optimizer) UpdateGraph(ctx *context.Context, g *graph.Graph, loss *grap
 // advances the step counts with the state, so a step not taken advances
 // none of them.
 // It panics on error (errors.Is works on the panic value and on the error
-// TrainStep returns).
+// TrainStep returns). A graph with no gradients (no trainable variable)
+// is an error (optim.ErrInvalid), as with GoMLX's Adam and RMSProp, but for
+// StochasticGradientDescent, which then does nothing, as GoMLX's SGD.
 func (o *Optimizer) UpdateGraphWithGradients(ctx *context.Context, grads []*graph.Node, lossDType dtypes.DType) {
 	if len(grads) == 0 {
+		if o != nil && o.name == "sgd" {
+			return // (GoMLX's SGD takes no step, and makes no variable)
+		}
 		panic(fmt.Errorf("%w: no gradients: are there any trainable variables?", optim.ErrInvalid))
 	}
 	if err := o.buildGraph(ctx, grads, lossDType); err != nil {
@@ -547,6 +554,11 @@ type plan struct {
 type param struct {
 	v     *context.Variable
 	state []*context.Variable
+	// id is the variable's in the key of stochastic rounding: nameID of
+	// its scope and name, which a checkpoint keeps (its index among the
+	// variables does not: GoMLX creates a loaded checkpoint's variables
+	// in the order in which the model asks for them).
+	id    uint64
 	dtype dtypes.DType
 	// stateDType is the dtype of the state: dtype, or float32 for a
 	// bfloat16 variable stepped through a float32 copy.
@@ -559,6 +571,18 @@ type param struct {
 func (pa *param) is16() bool { return is16(pa.dtype) }
 
 func is16(dt dtypes.DType) bool { return dt == dtypes.BFloat16 }
+
+// nameID is a variable's id in the key of stochastic rounding: the 64-bit
+// FNV-1a hash of its scope and name (unique within a context), so that the
+// rounding of a variable does not depend on the order in which the
+// variables were created.
+func nameID(scopeAndName string) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	for i := 0; i < len(scopeAndName); i++ {
+		h = (h ^ uint64(scopeAndName[i])) * 0x100000001b3
+	}
+	return h
+}
 
 type work[T float32 | float64] struct {
 	p, g  []T
@@ -667,7 +691,8 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 			}
 			statePaths[path] = v.ScopeAndName()
 		}
-		p.params = append(p.params, param{v: v, dtype: dt, stateDType: sd, n: v.Shape().Size(), state: make([]*context.Variable, len(r.varNames))})
+		p.params = append(p.params, param{v: v, id: nameID(v.ScopeAndName()), dtype: dt, stateDType: sd, n: v.Shape().Size(),
+			state: make([]*context.Variable, len(r.varNames))})
 	}
 	if i != len(grads) {
 		return fmt.Errorf("%w: %d gradients for %d trainable variables: were variables created in between?", optim.ErrInvalid, len(grads), i)

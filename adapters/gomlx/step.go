@@ -127,7 +127,7 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 		pa := &p.params[k]
 		switch {
 		case pa.is16():
-			r := kernels.Rounding{Stochastic: o.sr, Key: kernels.SRKey(o.seed, uint64(t), uint64(k))}
+			r := kernels.Rounding{Stochastic: o.sr, Key: kernels.SRKey(o.seed, uint64(t), pa.id)}
 			err = step16(o.ks, h, c32, pa, &p.work16[k], o.master, r)
 		case pa.dtype == dtypes.Float32:
 			err = run(o.ks, h, c32, pa, &p.work32[k])
