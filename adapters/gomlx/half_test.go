@@ -194,7 +194,7 @@ func linear16(ctx *context.Context, _ any, inputs []*Node) []*Node {
 // optim.KernelStepMaster on the variable widened to float32 (float32
 // state) or optim.KernelStep16 (bfloat16 state), with the gradient the
 // graph computed, the state in the GoMLX variables, and, with
-// WithStochasticRounding, the key kernels.SRKey(seed, t, nameID("/w")).
+// WithStochasticRounding, the key kernels.SRKey(seed, t, nameID("/", "w")).
 func TestHalfStepExact(t *testing.T) {
 	const n = 67
 	for _, c := range []struct {
@@ -262,7 +262,7 @@ func TestHalfStepExact(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rd := kernels.Rounding{Stochastic: c.sr, Key: kernels.SRKey(seed, uint64(step), nameID("/w"))}
+				rd := kernels.Rounding{Stochastic: c.sr, Key: kernels.SRKey(seed, uint64(step), nameID("/", "w"))}
 				if c.graph == dtypes.Float32 && len(names) > 0 {
 					for i := range n {
 						master[i] = p[i].Float32()
@@ -738,5 +738,64 @@ func TestHalfCheckpointResumeOrder(t *testing.T) {
 		if a, b := allValues(t, ctxA), allValues(t, ctxB); len(diffValues(a, b)) > 0 {
 			t.Errorf("sr=%v: resumed training differs in %v", sr, diffValues(a, b))
 		}
+	}
+}
+
+// TestHalfSRKeyPerVariable: two distinct bfloat16 variables round with
+// streams of their own, also where their ScopeAndName is one string ("w"
+// in the scope "/a" and in "/a/", which GoMLX keeps apart: two graph
+// parameters "var:/a/w" and "var:/a//w", two checkpoint entries; "a/w" at
+// the root and "w" in "/a"): with equal values and gradients, rounded
+// stochastically, they differ after a few steps, as "/a/w" and "/b/w" do.
+func TestHalfSRKeyPerVariable(t *testing.T) {
+	const n, steps = 512, 30
+	run := func(scope1, scope2 string) (a, b []float64) {
+		name1 := "w"
+		if scope1 == "/" {
+			name1 = "a/w" // a name holding the separator, at the root
+		}
+		ctx := context.New()
+		ones := make([]float64, n)
+		for i := range ones {
+			ones[i] = 1
+		}
+		v1 := ctx.InAbsPath(scope1).VariableWithValue(name1, tensor16(ones, n))
+		v2 := ctx.InAbsPath(scope2).VariableWithValue("w", tensor16(ones, n))
+		if v1 == v2 {
+			t.Fatal("one variable")
+		}
+		model := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
+			g := inputs[0].Graph()
+			s := ReduceAllSum(Mul(ConvertDType(v1.ValueGraph(g), dtypes.Float32), inputs[0]))
+			s2 := ReduceAllSum(Mul(ConvertDType(v2.ValueGraph(g), dtypes.Float32), inputs[0]))
+			return []*Node{Add(s, s2)}
+		}
+		opt, err := New(optim.SGDConfig{LR: 1e-4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.WithStochasticRounding(1)
+		tr := train.NewTrainer(goBackend(t), ctx, model, lossIsPrediction, opt, nil, nil)
+		opt.AttachToTrainer(tr)
+		x := tensorOf(dtypes.Float32, ones, n)
+		for range steps {
+			if _, err := tr.TrainStep(nil, []*tensors.Tensor{x}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := opt.Err(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%q %q: ScopeAndName %q %q, ParameterName %q %q", scope1, scope2, v1.ScopeAndName(), v2.ScopeAndName(), v1.ParameterName(), v2.ParameterName())
+		return flat64(t, v1), flat64(t, v2)
+	}
+	if a, b := run("/a", "/b"); slices.Equal(a, b) {
+		t.Fatal("control: distinct names round alike")
+	}
+	if a, b := run("/a", "/a/"); slices.Equal(a, b) {
+		t.Errorf("/a/ and /a: two distinct variables share one stochastic-rounding stream: after %d steps they are bit-identical at all %d elements", steps, n)
+	}
+	if a, b := run("/", "/a"); slices.Equal(a, b) {
+		t.Errorf("root \"a/w\" and /a \"w\": two distinct variables share one stochastic-rounding stream: after %d steps bit-identical at all %d elements", steps, n)
 	}
 }

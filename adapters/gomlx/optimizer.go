@@ -573,13 +573,21 @@ func (pa *param) is16() bool { return is16(pa.dtype) }
 func is16(dt dtypes.DType) bool { return dt == dtypes.BFloat16 }
 
 // nameID is a variable's id in the key of stochastic rounding: the 64-bit
-// FNV-1a hash of its scope and name (unique within a context), so that the
-// rounding of a variable does not depend on the order in which the
-// variables were created.
-func nameID(scopeAndName string) uint64 {
+// FNV-1a hash of the length of its scope (8 bytes), its scope and its
+// name, so that the rounding of a variable does not depend on the order in
+// which the variables were created. (Not of ScopeAndName, which is one
+// string for "w" in the scope "/a/" and in "/a", and for "a/w" at the root.)
+func nameID(scope, name string) uint64 {
 	h := uint64(0xcbf29ce484222325)
-	for i := 0; i < len(scopeAndName); i++ {
-		h = (h ^ uint64(scopeAndName[i])) * 0x100000001b3
+	add := func(b byte) { h = (h ^ uint64(b)) * 0x100000001b3 }
+	for i := range 8 {
+		add(byte(uint64(len(scope)) >> (8 * i)))
+	}
+	for i := 0; i < len(scope); i++ {
+		add(scope[i])
+	}
+	for i := 0; i < len(name); i++ {
+		add(name[i])
 	}
 	return h
 }
@@ -691,7 +699,7 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 			}
 			statePaths[path] = v.ScopeAndName()
 		}
-		p.params = append(p.params, param{v: v, id: nameID(v.ScopeAndName()), dtype: dt, stateDType: sd, n: v.Shape().Size(),
+		p.params = append(p.params, param{v: v, id: nameID(v.Scope(), v.Name()), dtype: dt, stateDType: sd, n: v.Shape().Size(),
 			state: make([]*context.Variable, len(r.varNames))})
 	}
 	if i != len(grads) {
