@@ -994,7 +994,7 @@ func (h RAdam) Rectified(t int64) bool {
 // rectified.
 func (h RAdam) step(t int64) (a float64, rect bool) {
 	bc1 := 1 - float64(powInt(h.Beta1, t))
-	b2t := powInt(h.Beta2, t)
+	b2t := powIntRounded(h.Beta2, t) // (the branch below turns on it)
 	bc2 := 1 - b2t
 	rhoInf := 2/(1-h.Beta2) - 1
 	rhoT := rhoInf - float64(2*float64(t)*b2t)/bc2
@@ -1014,8 +1014,15 @@ func (h RAdam) step(t int64) (a float64, rect bool) {
 //	         a = (lr/bc1)·sqrt(bc2)·r_t, rectified
 //	else:    a = lr/bc1
 //
-// then rounded once to the element type. β^t is [PowInt]'s (PyTorch's
-// beta ** step is the C library's pow).
+// then rounded once to the element type. β1^t is [PowInt]'s (PyTorch's
+// beta ** step is the C library's pow, which differs from it by an ulp or
+// so: a rounding of bc1). β2^t is correctly rounded, as glibc's pow
+// computes it (but within about 2⁻⁹⁵ of a rounding boundary), because the
+// branch turns on it: PowInt's β2^t, a few ulps off, put ρ_t on the other
+// side of 5 from PyTorch's where ρ_t is within ulps of 5 (β2 =
+// 0.8397685748659789 at t = 6: ρ_t = 5.000000000000001 in PyTorch, and
+// 4.999999999999998 from PowInt's β2^t), and the step then took the other
+// formula.
 // The second lerp form from 1-β1 ≥ 0.5 on is Adam's (see
 // [Adam.CoeffsInto]).
 func (h RAdam) CoeffsInto(c *Coeffs, t int64) error {

@@ -114,7 +114,7 @@ func TestNAdamRAdamCoeffsPinned(t *testing.T) {
 		bits("NAdam "+name, v, want)
 	}
 	r := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
-	for st, want := range map[int64]uint64{5: 0xbf64012010341c8b, 6: 0xbed1e1a872bbbf2b, 100: 0xbf116b0f5a6893fd} {
+	for st, want := range map[int64]uint64{5: 0xbf64012010341c8b, 6: 0xbed1e1a872bc95cb, 100: 0xbf116b0f5a6895e2} {
 		c, err := r.Coeffs(st)
 		if err != nil {
 			t.Fatal(err)
@@ -232,11 +232,11 @@ func TestRAdamRectified(t *testing.T) {
 		if rect != (st >= 6) || h.Rectified(st) != rect {
 			t.Fatalf("step %d: mode rectified %v, Rectified %v", st, rect, h.Rectified(st))
 		}
-		bc1, bc2 := 1-math.Pow(0.9, float64(st)), 1-math.Pow(0.999, float64(st))
+		bc1, bc2 := 1-math.Pow(0.9, float64(st)), 1-bigPowIntRef(0.999, st)
 		want := -1e-3 / bc1
 		if rect {
 			rhoInf := 2/(1-0.999) - 1
-			rhoT := rhoInf - 2*float64(st)*math.Pow(0.999, float64(st))/bc2
+			rhoT := rhoInf - 2*float64(st)*bigPowIntRef(0.999, st)/bc2
 			want *= math.Sqrt(bc2) * math.Sqrt((rhoT-4)*(rhoT-2)*rhoInf/((rhoInf-4)*(rhoInf-2)*rhoT))
 		}
 		if got, _ := c.Value("nega"); math.Abs(got-want) > 1e-12*math.Abs(want) {
@@ -302,5 +302,83 @@ func TestNAdamLastStep(t *testing.T) {
 	_, err := h.Coeffs(math.MaxInt64, 0)
 	if !errors.Is(err, ErrCoeff) || !strings.Contains(err.Error(), "want 1 to 9223372036854775806") {
 		t.Errorf("step MaxInt64: %v, want ErrCoeff naming 1 to MaxInt64-1", err)
+	}
+}
+
+// bigPowIntRef returns b^t rounded to nearest even from 400-bit
+// arithmetic (t multiplications, each rounded to 400 bits: far below
+// float64's resolution for the t used here).
+func bigPowIntRef(b float64, t int64) float64 {
+	x := new(big.Float).SetPrec(400).SetFloat64(b)
+	r := new(big.Float).SetPrec(400).SetFloat64(1)
+	for range t {
+		r.Mul(r, x)
+	}
+	v, _ := r.Float64()
+	return v
+}
+
+// TestPowIntRounded: β^t in double-double is correctly rounded, where
+// PowInt's repeated squaring is not always (which the test sees, so that it
+// could fail), over β from 0 to 1 and t to 4096, and exact at the edges.
+func TestPowIntRounded(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 7))
+	betas := []float64{0, 0.5, 0.9, 0.99, 0.999, 0.9999, 0.95, 0.98, 0.8397685748659789, 0.7678067796924253, 1, math.Nextafter(1, 0)}
+	for range 40 {
+		betas = append(betas, r.Float64(), 1-r.Float64()*1e-3)
+	}
+	differ := 0
+	for _, b := range betas {
+		for st := int64(0); st <= 4096; st = max(st*5/4, st+1) {
+			want := bigPowIntRef(b, st)
+			if got := powIntRounded(b, st); math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("powIntRounded(%v, %d) = %v (%#x), want %v (%#x)", b, st, got, math.Float64bits(got), want, math.Float64bits(want))
+			}
+			if powInt(b, st) != want {
+				differ++
+			}
+		}
+	}
+	if differ == 0 {
+		t.Fatal("PowInt was correctly rounded everywhere: the test shows nothing")
+	}
+	t.Logf("PowInt off the correctly rounded value at %d of the points", differ)
+}
+
+// TestRAdamRectifiedBranch: the branch ρ_t > 5 is PyTorch's, ρ_t computed
+// in float64 in its order from a correctly rounded β2^t (glibc's pow), also
+// for the β2 whose ρ_t is within ulps of 5 at steps 6, 7 and 8, where
+// PowInt's β2^t took the other branch.
+func TestRAdamRectifiedBranch(t *testing.T) {
+	rect := func(b2 float64, st int64) bool {
+		b2t := bigPowIntRef(b2, st)
+		rhoInf := 2/(1-b2) - 1
+		return rhoInf-float64(2*float64(st)*b2t)/(1-b2t) > 5
+	}
+	for _, c := range []struct {
+		b2   float64
+		st   int64
+		want bool
+	}{{0.8397685748659789, 6, true}, {0.7678067796924253, 7, false}, {0.729637229259242, 8, true}} {
+		h := RAdam{LR: 1e-3, Beta1: 0.9, Beta2: c.b2, Eps: 1e-8}
+		if rect(c.b2, c.st) != c.want || h.Rectified(c.st) != c.want {
+			t.Errorf("β2 = %v, step %d: Rectified %v, PyTorch's %v", c.b2, c.st, h.Rectified(c.st), c.want)
+		}
+		co, err := h.Coeffs(c.st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (co.mode&abi.RAdamRect != 0) != c.want {
+			t.Errorf("β2 = %v, step %d: the coefficients' mode says rectified %v", c.b2, c.st, !c.want)
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	for range 300 {
+		b2 := 0.6 + 0.4*r.Float64()
+		for st := int64(1); st <= 40; st++ {
+			if got, want := (RAdam{LR: 1, Beta1: 0.9, Beta2: b2}).Rectified(st), rect(b2, st); got != want {
+				t.Fatalf("β2 = %v, step %d: Rectified %v, want %v", b2, st, got, want)
+			}
+		}
 	}
 }

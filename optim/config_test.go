@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"slices"
 	"strings"
@@ -401,5 +402,58 @@ func TestRAdamRectifiedLR(t *testing.T) {
 	}
 	if rc := (RAdamConfig{Beta1: 0.9, Beta2: 0.5}); rc.firstRectified() != 0 {
 		t.Errorf("β2 0.5: first rectified step %d, want none", rc.firstRectified())
+	}
+}
+
+// TestRAdamBranchAtFive: for β2 whose ρ_t is within ulps of 5 (at steps 6,
+// 7 and 8), RAdam takes PyTorch's branch, ρ_t computed in float64 in its
+// order from a correctly rounded β2^t (C's pow), step after step: a
+// float64 textbook RAdam agrees to 1e-12, where the other branch's step
+// would differ by about the step itself. The first rectified step agrees
+// too.
+func TestRAdamBranchAtFive(t *testing.T) {
+	pow := func(b float64, st int) float64 { // b^st rounded once, from 300 bits
+		x, r := new(big.Float).SetPrec(300).SetFloat64(b), new(big.Float).SetPrec(300).SetFloat64(1)
+		for range st {
+			r.Mul(r, x)
+		}
+		v, _ := r.Float64()
+		return v
+	}
+	for _, b2 := range []float64{0.8397685748659789, 0.7678067796924253, 0.729637229259242} {
+		h := RAdamConfig{LR: 0.01, Beta1: 0.9, Beta2: b2, Eps: 1e-8}
+		o := mustNew[float64](t, h, Options{Workers: 1})
+		p, g := []float64{1, -2, 0.5}, []float64{0.3, -0.1, 0.2}
+		if err := o.Add("p", p, g); err != nil {
+			t.Fatal(err)
+		}
+		ref, m, v := slices.Clone(p), make([]float64, 3), make([]float64, 3)
+		first := 0
+		for st := 1; st <= 9; st++ {
+			mustStep(t, o)
+			bc1, b2t := 1-pow(0.9, st), pow(b2, st)
+			bc2 := 1 - b2t
+			rhoInf := 2/(1-b2) - 1
+			rho := rhoInf - float64(2*float64(st)*b2t)/bc2
+			if rho > 5 && first == 0 {
+				first = st
+			}
+			for i := range ref {
+				m[i] = 0.9*m[i] + 0.1*g[i]
+				v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+				if rho > 5 {
+					r := math.Sqrt((rho - 4) * (rho - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rho))
+					ref[i] -= 0.01 * m[i] / bc1 * r * math.Sqrt(bc2) / (math.Sqrt(v[i]) + 1e-8)
+				} else {
+					ref[i] -= 0.01 * m[i] / bc1
+				}
+				if d := math.Abs(p[i] - ref[i]); d > 1e-12*math.Abs(ref[i]) {
+					t.Fatalf("β2 = %v, step %d (ρ_t = %.17g): p[%d] = %v, PyTorch's %v", b2, st, rho, i, p[i], ref[i])
+				}
+			}
+		}
+		if got := (RAdamConfig{Beta1: 0.9, Beta2: b2}).firstRectified(); got != int64(first) {
+			t.Errorf("β2 = %v: first rectified step %d, PyTorch's %d", b2, got, first)
+		}
 	}
 }

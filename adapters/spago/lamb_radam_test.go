@@ -317,7 +317,11 @@ func TestRAdamSpagoForms(t *testing.T) {
 				t.Errorf("r₅ = %v, want about 0.017", rect)
 			}
 		default:
-			if d := moveDiff(ps, pr); d > 1e-12 {
+			// (To 1e-10: spago takes β2ᵗ from math.Pow, PyTorch's RAdam,
+			// as glibc's pow, correctly rounded; an ulp of β2ᵗ is about
+			// 1e-11 of ρₜ at step 6, where ρ∞ − 2t·β2ᵗ/(1−β2ᵗ) is 1999 −
+			// 1994 and 1−β2ᵗ is 0.006, and so of the move.)
+			if d := moveDiff(ps, pr); d > 1e-10 {
 				t.Errorf("step %d: spago's move differs from PyTorch's with ε' by %.3g", ti, d)
 			}
 			if d := moveDiff(ps, pt); d < 1e-3 {
