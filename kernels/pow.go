@@ -15,14 +15,16 @@ func PowInt(b float64, t int64) float64 {
 }
 
 // powIntRounded returns b^t (t ≥ 0, |b| ≤ 1) correctly rounded, but where
-// the exact value is within about 2⁻⁹⁵ of b^t of a boundary between two
-// float64 values: repeated squaring in double-double arithmetic (ddMul,
-// powreal.go), rounded once at the end. PowInt's plain repeated squaring
-// is off by up to a few ulps after its up to 126 roundings, which only
-// rounds a bias correction but can turn a comparison: RAdam's ρ_t > 5.
-// The same bits on every machine (see powReal). Below about 2⁻⁹⁶⁹ the
-// low parts underflow and the result is no longer correctly rounded (nor
-// needed: 1−b^t is then 1).
+// the exact value is within the double-double's error of a boundary
+// between two float64 values: repeated squaring in double-double
+// arithmetic (ddMul, powreal.go), rounded once at the end. Each squaring
+// doubles the relative error, so it is about 2⁻¹⁰⁰ for small t and grows
+// to about 2⁻⁷⁸ by t = 2³⁰. PowInt's plain repeated squaring is off by up
+// to a few ulps after its up to 126 roundings, which only rounds a bias
+// correction but can turn a comparison: RAdam's ρ_t > 5. The same bits
+// on every machine (see powReal). Below about 2⁻⁹⁶⁹ the low parts
+// underflow and the result is no longer correctly rounded (nor needed:
+// 1−b^t is then 1).
 func powIntRounded(b float64, t int64) float64 {
 	rh, rl := 1.0, 0.0
 	bh, bl := b, 0.0

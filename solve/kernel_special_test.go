@@ -9,13 +9,14 @@ import (
 	"unsafe"
 )
 
-// The NEON kernels against the reference on special values: ±0, ±Inf, NaN,
-// subnormals, the extremes of the range and scales whose products underflow
-// to subnormals or overflow, mixed with ordinary values. The random inputs
-// of kernel_test.go never reach the paths of the hardware where the
-// software fma of float32, the vector FMLS, the scalar FMSUB and FDIV
-// could part (signed zeros, gradual underflow, overflow, NaN propagation);
-// these do. Guard bands as in kernel_test.go.
+// Every level's kernels (forEachImpl: AVX2, AVX-512, NEON) against the
+// reference on special values: ±0, ±Inf, NaN, subnormals, the extremes of
+// the range and scales whose products underflow to subnormals or overflow,
+// mixed with ordinary values. The random inputs of kernel_test.go never
+// reach the paths of the hardware where the software fma of float32, the
+// vector FMA or FMLS, the scalar FMSUB and the division could part (signed
+// zeros, gradual underflow, overflow, NaN propagation); these do. Guard
+// bands as in kernel_test.go.
 
 // special returns a value for an input of a kernel: with probability p a
 // special value, else a random value of one of three scales.
