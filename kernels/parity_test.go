@@ -438,12 +438,19 @@ func scaleKernel[T Float]() ewKernel[T] {
 	}
 }
 
+// streamOff is the start (in elements past an aligned one) of stream s of
+// a parity input whose first stream starts at off: off, off+3, off+8, …
+// mod 8, so that no two neighbouring streams share their alignment.
+func streamOff(off, s int) int { return (off + s*(s+2)) % 8 }
+
 // ewInput builds the guarded streams of one case.
 func ewInput[T Float](k *ewKernel[T], n, off int, special float64, seed uint64) []*paritytest.Guarded[T] {
 	r := rand.New(rand.NewPCG(seed, uint64(n)*131+uint64(off)))
 	in := make([]*paritytest.Guarded[T], len(k.streams))
 	for s := range in {
-		in[s] = paritytest.NewGuarded[T](n, off)
+		// Each stream at a start of its own (streamOff), so that a
+		// kernel that assumes its streams equally aligned fails.
+		in[s] = paritytest.NewGuarded[T](n, streamOff(off, s))
 		paritytest.Fill(r, in[s].Slice(), special, k.nonneg[s])
 	}
 	return in

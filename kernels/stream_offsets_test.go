@@ -1,9 +1,9 @@
 package kernels
 
-// the parity harnesses give every stream of a call the same
-// start offset (runParity, runLAMBParityOf, TestMixedParity, the
-// reductions and SecantDots). These run every kernel with a different
-// misalignment per stream, guarded, on every level against the reference.
+// The reductions, SecantDots and the mixed-precision kernels with each
+// stream at a start of its own (streamOff), guarded, on every level
+// against the reference: their parity tests start every stream of a call
+// at one offset. (runParity's inputs, ewInput, stagger theirs.)
 
 import (
 	"fmt"
@@ -23,70 +23,6 @@ var offsetLens = func() []int {
 	return append(ns, 127, 129, 255, 257, 1021)
 }()
 
-// streamOffs gives stream s its own start, different from its neighbours'.
-func streamOffs(base, nstreams int) []int {
-	o := make([]int, nstreams)
-	for s := range o {
-		o[s] = (base + 3*s + s*s) % 8
-	}
-	return o
-}
-
-func runParityStreams[T Float](t *testing.T, k ewKernel[T]) {
-	ref := sets[Generic]
-	for _, s := range testLevels(t) {
-		t.Run(s.Level().String(), func(t *testing.T) {
-			for _, n := range offsetLens {
-				for base := range 8 {
-					offs := streamOffs(base, len(k.streams))
-					for _, ci := range []int{(n + base) % len(k.coeffs), len(k.coeffs) - 1} {
-						special := 0.0
-						if (n+base)%2 == 1 {
-							special = 0.15
-						}
-						r := rand.New(rand.NewPCG(uint64(ci), uint64(n*8+base)))
-						in := make([]*paritytest.Guarded[T], len(k.streams))
-						for st := range in {
-							in[st] = paritytest.NewGuarded[T](n, offs[st])
-							paritytest.Fill(r, in[st].Slice(), special, k.nonneg[st])
-						}
-						want, ws := paritytest.CloneAll(in)
-						got, gs := paritytest.CloneAll(in)
-						c := &k.coeffs[ci]
-						if err := k.run(ref, c, ws); err != nil {
-							t.Fatal(err)
-						}
-						if err := k.run(s, c, gs); err != nil {
-							t.Fatal(err)
-						}
-						for st := range in {
-							what := fmt.Sprintf("%s n=%d offs=%v coeffs#%d stream %s", k.name, n, offs, ci, k.streams[st])
-							if k.written[st] {
-								paritytest.Match(t, what, want[st], got[st])
-							} else {
-								paritytest.Match(t, what+" (input changed)", in[st], got[st])
-							}
-						}
-					}
-				}
-			}
-		})
-	}
-}
-
-func TestStreamOffsets(t *testing.T) {
-	t.Run("F32", func(t *testing.T) {
-		for _, k := range append(elementwiseKinds[float32](), adafactorVarianceKernel[float32]()) {
-			t.Run(k.name, func(t *testing.T) { runParityStreams(t, k) })
-		}
-	})
-	t.Run("F64", func(t *testing.T) {
-		for _, k := range append(elementwiseKinds[float64](), adafactorVarianceKernel[float64]()) {
-			t.Run(k.name, func(t *testing.T) { runParityStreams(t, k) })
-		}
-	})
-}
-
 // Reductions and SecantDots with x, y (x, xPrev, g, gPrev) at different
 // starts.
 func runReductionStreams[T Float](t *testing.T) {
@@ -94,7 +30,7 @@ func runReductionStreams[T Float](t *testing.T) {
 	for _, s := range testLevels(t) {
 		for _, n := range offsetLens {
 			for base := range 8 {
-				offs := streamOffs(base, 4)
+				offs := streamOffsList(base, 4)
 				for _, special := range []float64{0, 0.1} {
 					r := rand.New(rand.NewPCG(uint64(n), uint64(base)))
 					in := make([]*paritytest.Guarded[T], 4)
@@ -149,7 +85,7 @@ func TestMixedStreamOffsets(t *testing.T) {
 				t.Run(fmt.Sprintf("%v/%s%s", setName(s), k.name, h), func(t *testing.T) {
 					for _, n := range offsetLens {
 						for base := range 8 {
-							offs := streamOffs(base, len(k.streams))
+							offs := streamOffsList(base, len(k.streams))
 							ci := (n*7 + base) % len(k.coeffs)
 							special := 0.0
 							if (n+base)%2 == 1 {
@@ -284,4 +220,14 @@ func (b *mixedOffs) guardsSame(got *mixedOffs) error {
 		}
 	}
 	return nil
+}
+
+// streamOffsList returns the starts of n streams, the first at base
+// (streamOff).
+func streamOffsList(base, n int) []int {
+	o := make([]int, n)
+	for s := range o {
+		o[s] = streamOff(base, s)
+	}
+	return o
 }

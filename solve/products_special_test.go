@@ -1,142 +1,18 @@
 package solve
 
-// Mul, SymRankK and NewtonSchulz on every level with special values
-// (±0, ±Inf, NaN, subnormals, huge and tiny scales) in the inputs, against
-// the same element-wise references as TestMul / TestSymRankK /
-// TestNewtonSchulzReference (whose inputs are all uniform in [-1, 1)).
+// NewtonSchulz on every level with special values (±0, ±Inf, NaN,
+// subnormals, huge and tiny scales) in the inputs, against the reference
+// of TestNewtonSchulzReference (TestMul and TestSymRankK take special
+// values themselves: densities); Mul and SymRankK against float64.
 
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
 )
-
-func specialDense[T Float](r *rand.Rand, p float64, rows, cols, ld int, poison T) Dense[T] {
-	d := Dense[T]{Rows: rows, Cols: cols, Stride: ld, Data: make([]T, max(0, (rows-1)*ld+cols))}
-	for i := range d.Data {
-		d.Data[i] = poison
-	}
-	for i := 0; i < rows; i++ {
-		for j := 0; j < cols; j++ {
-			d.Data[i*ld+j] = special[T](r, p)
-		}
-	}
-	return d
-}
-
-func sameOrNaN[T Float](a, b T) bool { return bits(a) == bits(b) || (a != a && b != b) }
-
-func TestMulSpecial(t *testing.T) {
-	t.Run("f64", testMulSpecial[float64])
-	t.Run("f32", testMulSpecial[float32])
-}
-
-func testMulSpecial[T Float](t *testing.T) {
-	poison := T(-3.5)
-	savedW := minParallelWork
-	defer func() { minParallelWork = savedW }()
-	forEachLevel(t, func(t *testing.T, lv kernels.ISA) {
-		for si, sh := range productShapes {
-			for trial, p := range []float64{0.3, 0.05, 0.01} {
-				r := rng(uint64(1000 + si*10 + trial))
-				m, n, k := sh[0], sh[1], sh[2]
-				a := specialDense[T](r, p, m, k, k+1, poison)
-				b := specialDense[T](r, p, k, n, n+2, poison)
-				c0 := specialDense[T](r, p, m, n, n+3, poison)
-				for _, acc := range []bool{false, true} {
-					want := slices.Clone(c0.Data)
-					for i := 0; i < m; i++ {
-						for j := 0; j < n; j++ {
-							var s T
-							if acc {
-								s = want[i*c0.Stride+j]
-							}
-							for kk := 0; kk < k; kk++ {
-								s = fmaT(a.Data[i*a.Stride+kk], b.Data[kk*b.Stride+j], s)
-							}
-							want[i*c0.Stride+j] = s
-						}
-					}
-					for _, c := range []struct{ nb, w, par int }{{0, 1, 1 << 21}, {8, 2, 0}, {5, 3, 0}} {
-						minParallelWork = c.par
-						s := newSolver[T](t, lv, c.nb, c.w)
-						cc := c0
-						cc.Data = slices.Clone(c0.Data)
-						if err := s.Mul(cc, a, b, acc); err != nil {
-							t.Fatal(err)
-						}
-						for i := range want {
-							if !sameOrNaN(cc.Data[i], want[i]) {
-								t.Fatalf("%dx%dx%d p=%v acc=%v nb=%d w=%d: element %d = %v (%#x), want %v (%#x)",
-									m, n, k, p, acc, c.nb, c.w, i, cc.Data[i], bits(cc.Data[i]), want[i], bits(want[i]))
-							}
-						}
-					}
-				}
-			}
-		}
-	})
-}
-
-func TestSymRankKSpecial(t *testing.T) {
-	t.Run("f64", testSymRankKSpecial[float64])
-	t.Run("f32", testSymRankKSpecial[float32])
-}
-
-func testSymRankKSpecial[T Float](t *testing.T) {
-	poison := T(-3.5)
-	savedW := minParallelWork
-	defer func() { minParallelWork = savedW }()
-	forEachLevel(t, func(t *testing.T, lv kernels.ISA) {
-		for si, sh := range productShapes {
-			n, k := sh[0], sh[2]
-			for trial, p := range []float64{0.3, 0.05} {
-				for _, trans := range []bool{false, true} {
-					r := rng(uint64(2000 + si*10 + trial))
-					a := specialDense[T](r, p, n, k, k+2, poison)
-					at := func(i, kk int) T { return a.Data[i*a.Stride+kk] }
-					if trans {
-						a = specialDense[T](r, p, k, n, n+1, poison)
-						at = func(i, kk int) T { return a.Data[kk*a.Stride+i] }
-					}
-					for _, uplo := range []Uplo{Lower, Upper} {
-						for _, c := range []struct{ nb, w, par int }{{0, 1, 1 << 21}, {8, 2, 0}} {
-							minParallelWork = c.par
-							s := newSolver[T](t, lv, c.nb, c.w)
-							cm := Matrix[T]{N: n, Stride: n + 1, Uplo: uplo, Data: make([]T, max(0, n*(n+1)-1))}
-							for i := range cm.Data {
-								cm.Data[i] = poison
-							}
-							if err := s.SymRankK(cm, a, trans); err != nil {
-								t.Fatal(err)
-							}
-							for i := 0; i < n; i++ {
-								for j := 0; j < n; j++ {
-									got := cm.Data[i*cm.Stride+j]
-									want := poison
-									if (uplo == Lower && j <= i) || (uplo == Upper && j >= i) {
-										var sum T
-										for kk := 0; kk < k; kk++ {
-											sum = fmaT(at(i, kk), at(j, kk), sum)
-										}
-										want = sum
-									}
-									if !sameOrNaN(got, want) {
-										t.Fatalf("%d×%d p=%v trans=%v %v nb=%d: (%d,%d) = %v, want %v", n, k, p, trans, uplo, c.nb, i, j, got, want)
-									}
-								}
-							}
-						}
-					}
-				}
-			}
-		}
-	})
-}
 
 func TestNewtonSchulzSpecial(t *testing.T) {
 	t.Run("f64", testNewtonSchulzSpecial[float64])
@@ -179,7 +55,7 @@ func testNewtonSchulzSpecial[T Float](t *testing.T) {
 						t.Fatal(err)
 					}
 					for i := range want {
-						if !sameOrNaN(x[i], want[i]) {
+						if bits(x[i]) != bits(want[i]) && !(x[i] != x[i] && want[i] != want[i]) {
 							t.Fatalf("%s", fmt.Sprintf("%d×%d p=%v nb=%d w=%d: element %d = %v, want %v", rows, cols, p, c.nb, c.w, i, x[i], want[i]))
 						}
 					}

@@ -12,6 +12,14 @@ import (
 // dense returns a rows×cols matrix of stride ld with entries 2u−1, the
 // padding of the stride filled with poison.
 func dense[T Float](seed uint64, rows, cols, ld int, poison T) Dense[T] {
+	return denseP(seed, 0, rows, cols, ld, poison)
+}
+
+// denseP is dense with, for p > 0, special's values (kernel_special_test.go):
+// with probability p a special value (±0, ±Inf, NaN, subnormals, the
+// extremes), else values of three scales whose products underflow or
+// overflow.
+func denseP[T Float](seed uint64, p float64, rows, cols, ld int, poison T) Dense[T] {
 	r := rng(seed)
 	d := Dense[T]{Rows: rows, Cols: cols, Stride: ld, Data: make([]T, max(0, (rows-1)*ld+cols))}
 	for i := range d.Data {
@@ -19,11 +27,19 @@ func dense[T Float](seed uint64, rows, cols, ld int, poison T) Dense[T] {
 	}
 	for i := 0; i < rows; i++ {
 		for j := 0; j < cols; j++ {
-			d.Data[i*ld+j] = T(2*r.Float64() - 1)
+			if p > 0 {
+				d.Data[i*ld+j] = special[T](r, p)
+			} else {
+				d.Data[i*ld+j] = T(2*r.Float64() - 1)
+			}
 		}
 	}
 	return d
 }
+
+// densities are the inputs of the product tests: uniform in [-1, 1), and
+// special values at two densities.
+var densities = []float64{0, 0.05, 0.3}
 
 var productShapes = [][3]int{{1, 1, 1}, {1, 5, 3}, {7, 1, 9}, {5, 6, 0}, {8, 48, 16}, {9, 49, 17}, {33, 70, 41}, {64, 100, 300}, {130, 97, 64}}
 
@@ -41,33 +57,35 @@ func testMul[T Float](t *testing.T) {
 	defer func() { minParallelWork = savedW }()
 	forEachLevel(t, func(t *testing.T, lv kernels.ISA) {
 		for si, sh := range productShapes {
-			m, n, k := sh[0], sh[1], sh[2]
-			a := dense[T](uint64(si), m, k, k+1, poison)
-			b := dense[T](uint64(si+50), k, n, n+2, poison)
-			c0 := dense[T](uint64(si+90), m, n, n+3, poison)
-			for _, acc := range []bool{false, true} {
-				want := slices.Clone(c0.Data)
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						var s T
-						if acc {
-							s = want[i*c0.Stride+j]
+			for _, p := range densities {
+				m, n, k := sh[0], sh[1], sh[2]
+				a := denseP[T](uint64(si), p, m, k, k+1, poison)
+				b := denseP[T](uint64(si+50), p, k, n, n+2, poison)
+				c0 := denseP[T](uint64(si+90), p, m, n, n+3, poison)
+				for _, acc := range []bool{false, true} {
+					want := slices.Clone(c0.Data)
+					for i := 0; i < m; i++ {
+						for j := 0; j < n; j++ {
+							var s T
+							if acc {
+								s = want[i*c0.Stride+j]
+							}
+							for kk := 0; kk < k; kk++ {
+								s = fmaT(a.Data[i*a.Stride+kk], b.Data[kk*b.Stride+j], s)
+							}
+							want[i*c0.Stride+j] = s
 						}
-						for kk := 0; kk < k; kk++ {
-							s = fmaT(a.Data[i*a.Stride+kk], b.Data[kk*b.Stride+j], s)
+					}
+					for _, c := range []struct{ nb, w, par int }{{0, 1, 1 << 21}, {8, 2, 0}, {5, 3, 0}} {
+						minParallelWork = c.par
+						s := newSolver[T](t, lv, c.nb, c.w)
+						cc := c0
+						cc.Data = slices.Clone(c0.Data)
+						if err := s.Mul(cc, a, b, acc); err != nil {
+							t.Fatal(err)
 						}
-						want[i*c0.Stride+j] = s
+						sameBits(t, fmt.Sprintf("%dx%dx%d p=%v accumulate=%v nb=%d workers=%d", m, n, k, p, acc, c.nb, c.w), cc.Data, want)
 					}
-				}
-				for _, c := range []struct{ nb, w, par int }{{0, 1, 1 << 21}, {8, 2, 0}, {5, 3, 0}} {
-					minParallelWork = c.par
-					s := newSolver[T](t, lv, c.nb, c.w)
-					cc := c0
-					cc.Data = slices.Clone(c0.Data)
-					if err := s.Mul(cc, a, b, acc); err != nil {
-						t.Fatal(err)
-					}
-					sameBits(t, fmt.Sprintf("%dx%dx%d accumulate=%v nb=%d workers=%d", m, n, k, acc, c.nb, c.w), cc.Data, want)
 				}
 			}
 		}
@@ -90,50 +108,52 @@ func testSymRankK[T Float](t *testing.T) {
 	forEachLevel(t, func(t *testing.T, lv kernels.ISA) {
 		for si, sh := range productShapes {
 			n, k := sh[0], sh[2]
-			for _, trans := range []bool{false, true} {
-				a := dense[T](uint64(si), n, k, k+2, poison)
-				at := func(i, kk int) T { return a.Data[i*a.Stride+kk] }
-				if trans {
-					a = dense[T](uint64(si), k, n, n+1, poison)
-					at = func(i, kk int) T { return a.Data[kk*a.Stride+i] }
-				}
-				ref := make([]T, n*n)
-				for i := 0; i < n; i++ {
-					for j := 0; j < n; j++ {
-						var s T
-						for kk := 0; kk < k; kk++ {
-							s = fmaT(at(i, kk), at(j, kk), s)
-						}
-						ref[i*n+j] = s
+			for _, p := range densities {
+				for _, trans := range []bool{false, true} {
+					a := denseP[T](uint64(si), p, n, k, k+2, poison)
+					at := func(i, kk int) T { return a.Data[i*a.Stride+kk] }
+					if trans {
+						a = denseP[T](uint64(si), p, k, n, n+1, poison)
+						at = func(i, kk int) T { return a.Data[kk*a.Stride+i] }
 					}
-				}
-				for _, uplo := range []Uplo{Lower, Upper} {
-					for _, c := range []struct{ nb, w, par int }{{0, 1, 1 << 21}, {8, 2, 0}, {3, 3, 0}} {
-						minParallelWork = c.par
-						s := newSolver[T](t, lv, c.nb, c.w)
-						cm := Matrix[T]{N: n, Stride: n + 1, Uplo: uplo, Data: make([]T, max(0, n*(n+1)-1))}
-						for i := range cm.Data {
-							cm.Data[i] = poison
+					ref := make([]T, n*n)
+					for i := 0; i < n; i++ {
+						for j := 0; j < n; j++ {
+							var s T
+							for kk := 0; kk < k; kk++ {
+								s = fmaT(at(i, kk), at(j, kk), s)
+							}
+							ref[i*n+j] = s
 						}
-						if err := s.SymRankK(cm, a, trans); err != nil {
-							t.Fatal(err)
-						}
-						what := fmt.Sprintf("%d×%d trans=%v %v nb=%d workers=%d", n, k, trans, uplo, c.nb, c.w)
-						for i := 0; i < n; i++ {
-							for j := 0; j < n; j++ {
-								got := cm.Data[i*cm.Stride+j]
-								want := poison
-								if (uplo == Lower && j <= i) || (uplo == Upper && j >= i) {
-									want = ref[i*n+j]
-								}
-								if bits(got) != bits(want) {
-									t.Fatalf("%s: element (%d,%d) = %v, want %v", what, i, j, got, want)
+					}
+					for _, uplo := range []Uplo{Lower, Upper} {
+						for _, c := range []struct{ nb, w, par int }{{0, 1, 1 << 21}, {8, 2, 0}, {3, 3, 0}} {
+							minParallelWork = c.par
+							s := newSolver[T](t, lv, c.nb, c.w)
+							cm := Matrix[T]{N: n, Stride: n + 1, Uplo: uplo, Data: make([]T, max(0, n*(n+1)-1))}
+							for i := range cm.Data {
+								cm.Data[i] = poison
+							}
+							if err := s.SymRankK(cm, a, trans); err != nil {
+								t.Fatal(err)
+							}
+							what := fmt.Sprintf("%d×%d p=%v trans=%v %v nb=%d workers=%d", n, k, p, trans, uplo, c.nb, c.w)
+							for i := 0; i < n; i++ {
+								for j := 0; j < n; j++ {
+									got := cm.Data[i*cm.Stride+j]
+									want := poison
+									if (uplo == Lower && j <= i) || (uplo == Upper && j >= i) {
+										want = ref[i*n+j]
+									}
+									if bits(got) != bits(want) && !(got != got && want != want) {
+										t.Fatalf("%s: element (%d,%d) = %v, want %v", what, i, j, got, want)
+									}
 								}
 							}
-						}
-						for i := n*(n+1) - 1; i < len(cm.Data); i++ {
-							if cm.Data[i] != poison {
-								t.Fatalf("%s: padding written", what)
+							for i := n*(n+1) - 1; i < len(cm.Data); i++ {
+								if cm.Data[i] != poison {
+									t.Fatalf("%s: padding written", what)
+								}
 							}
 						}
 					}
