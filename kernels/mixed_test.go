@@ -210,19 +210,44 @@ func widen(h string, u uint16) float32 {
 const mixedGuard = 13 // guard elements after each slice
 
 // mixedBufs are the buffers of one case: per stream a float32 or a 16-bit
-// buffer with the slice at offset off and guards before and after, filled
-// with random bits that no kernel writes by design.
+// buffer with the slice at offset offs[s] and guards before and after,
+// filled with random bits that no kernel writes by design.
 type mixedBufs struct {
-	off, n int
-	f      [][]float32
-	u      [][]uint16
+	n    int
+	offs []int
+	f    [][]float32
+	u    [][]uint16
 }
 
+// newMixedBufs returns the buffers of one case with every stream's slice
+// at offset off.
 func newMixedBufs(k *mixedKernel, h string, n, off int, special float64, seed uint64) *mixedBufs {
-	r := rand.New(rand.NewPCG(seed, uint64(n)*131+uint64(off)))
-	b := &mixedBufs{off: off, n: n, f: make([][]float32, len(k.streams)), u: make([][]uint16, len(k.streams))}
+	offs := make([]int, len(k.streams))
+	for s := range offs {
+		offs[s] = off
+	}
+	return newMixedBufsAt(k, h, n, offs, special, seed)
+}
+
+// newMixedBufsStaggered returns the buffers of one case with each
+// stream's slice at a start of its own (streamOff), the first at off, so
+// that a kernel that assumes its streams equally aligned fails.
+func newMixedBufsStaggered(k *mixedKernel, h string, n, off int, special float64, seed uint64) *mixedBufs {
+	offs := make([]int, len(k.streams))
+	for s := range offs {
+		offs[s] = streamOff(off, s)
+	}
+	return newMixedBufsAt(k, h, n, offs, special, seed)
+}
+
+// newMixedBufsAt returns the buffers of one case with stream s's slice at
+// offset offs[s].
+func newMixedBufsAt(k *mixedKernel, h string, n int, offs []int, special float64, seed uint64) *mixedBufs {
+	r := rand.New(rand.NewPCG(seed, uint64(n)*131+uint64(offs[0])))
+	b := &mixedBufs{n: n, offs: offs, f: make([][]float32, len(k.streams)), u: make([][]uint16, len(k.streams))}
 	vals := make([]float32, n)
 	for s := range k.streams {
+		off := offs[s]
 		paritytest.Fill(r, vals, special, k.nonneg[s])
 		if k.half[s] {
 			buf := make([]uint16, off+n+mixedGuard)
@@ -250,6 +275,7 @@ func newMixedBufs(k *mixedKernel, h string, n, off int, special float64, seed ui
 
 func (b *mixedBufs) clone() *mixedBufs {
 	c := *b
+	c.offs = slices.Clone(b.offs)
 	c.f, c.u = make([][]float32, len(b.f)), make([][]uint16, len(b.u))
 	for i := range b.f {
 		c.f[i], c.u[i] = slices.Clone(b.f[i]), slices.Clone(b.u[i])
@@ -261,11 +287,12 @@ func (b *mixedBufs) clone() *mixedBufs {
 func (b *mixedBufs) slices() ([][]float32, [][]uint16) {
 	f, u := make([][]float32, len(b.f)), make([][]uint16, len(b.u))
 	for i := range b.f {
+		o := b.offs[i]
 		if b.f[i] != nil {
-			f[i] = b.f[i][b.off : b.off+b.n : b.off+b.n]
+			f[i] = b.f[i][o : o+b.n : o+b.n]
 		}
 		if b.u[i] != nil {
-			u[i] = b.u[i][b.off : b.off+b.n : b.off+b.n]
+			u[i] = b.u[i][o : o+b.n : o+b.n]
 		}
 	}
 	return f, u
@@ -284,7 +311,7 @@ func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
 				g := got.f[s][i]
 				if !paritytest.Same(w, g) {
 					return fmt.Errorf("stream %s element %d (slice at %d, n=%d): got %v (%#x), want %v (%#x)",
-						k.streams[s], i, b.off, b.n, g, math.Float32bits(g), w, math.Float32bits(w))
+						k.streams[s], i, b.offs[s], b.n, g, math.Float32bits(g), w, math.Float32bits(w))
 				}
 			}
 			continue
@@ -293,7 +320,7 @@ func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
 			g := got.u[s][i]
 			if !paritytest.SameHalf(h == "F16", w, g) {
 				return fmt.Errorf("stream %s element %d (slice at %d, n=%d): got %#04x (%v), want %#04x (%v)",
-					k.streams[s], i, b.off, b.n, g, widen(h, g), w, widen(h, w))
+					k.streams[s], i, b.offs[s], b.n, g, widen(h, g), w, widen(h, w))
 			}
 		}
 	}
@@ -303,8 +330,8 @@ func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
 // TestMixedParity runs every mixed-precision kernel on every level against
 // the reference, bit for bit: both half types, both roundings, every
 // variant of the coefficients (two per length and start, in turn),
-// lengths across the vector widths and unrolls, misaligned starts, guard
-// elements, special values.
+// lengths across the vector widths and unrolls, misaligned starts (each
+// stream at a start of its own), guard elements, special values.
 func TestMixedParity(t *testing.T) {
 	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ref := sets[Generic]
@@ -328,7 +355,7 @@ func TestMixedParity(t *testing.T) {
 									special = 0.1
 								}
 								r := Rounding{Stochastic: (n+ci)%3 != 0, Key: uint64(n*7919 + ci), Offset: off * 1000}
-								in := newMixedBufs(&k, h, n, off, special, uint64(ci))
+								in := newMixedBufsStaggered(&k, h, n, off, special, uint64(ci))
 								want, got := in.clone(), in.clone()
 								wf, wu := want.slices()
 								gf, gu := got.slices()
@@ -356,8 +383,9 @@ func TestMixedParity(t *testing.T) {
 // compareGuards returns an error if the guards of got differ from b's.
 func (b *mixedBufs) compareGuards(h string, k *mixedKernel, got *mixedBufs) error {
 	for s := range k.streams {
+		o := b.offs[s]
 		for i := range max(len(b.f[s]), len(b.u[s])) {
-			if i >= b.off && i < b.off+b.n {
+			if i >= o && i < o+b.n {
 				continue
 			}
 			if b.f[s] != nil && math.Float32bits(b.f[s][i]) != math.Float32bits(got.f[s][i]) ||
@@ -974,7 +1002,7 @@ func FuzzMixed(f *testing.F) {
 		sr := d.byte()
 		off := int(sr % 8)
 		r := Rounding{Stochastic: sr&8 != 0, Key: uint64(sr) * 0x9e3779b97f4a7c15, Offset: int(sr) << 20}
-		b := newMixedBufs(&k, h, n, off, 0, 1)
+		b := newMixedBufsStaggered(&k, h, n, off, 0, 1)
 		_, u := b.slices()
 		fs, _ := b.slices()
 		for i := range n {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -483,6 +484,18 @@ func (nt *Newton) Direction(d, g, h []float64) (NewtonResult, error) {
 	return nt.oneSc.res, nil
 }
 
+// solveOptionsError is solve.New's error on Newton's Solve options: it
+// matches ErrNewtonConfig and what that error matches, and reads
+// "solve: invalid options: Newton: Solve: BlockSize = -1" (solve.New's
+// error without its own "solve: invalid options" prefix).
+type solveOptionsError struct{ err error }
+
+func (e *solveOptionsError) Error() string {
+	return ErrNewtonConfig.Error() + ": Solve: " + strings.TrimPrefix(e.err.Error(), solve.ErrOptions.Error()+": ")
+}
+
+func (e *solveOptionsError) Unwrap() []error { return []error{ErrNewtonConfig, e.err} }
+
 // ensure gives wk a solver of nt.Solve's options (with the given count of
 // workers, 0 for nt.Solve's). It makes it again, checking the options
 // again, whenever nt.Solve has changed since: Solve is read at every step.
@@ -498,7 +511,7 @@ func (nt *Newton) ensure(wk *newtonWorker, workers int) error {
 	wk.solver = nil
 	s, err := solve.New[float64](o)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNewtonConfig, err)
+		return &solveOptionsError{err}
 	}
 	wk.solver, wk.opts, wk.level = s, o, level
 	return nil

@@ -2,9 +2,11 @@ package optim
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -551,6 +553,25 @@ func TestNewtonBlocksNoneChecksSolve(t *testing.T) {
 		_, errBlocks := (&Newton{Solve: o}).StepBlocks(nil)
 		if !errors.Is(errStep, ErrNewtonConfig) || !errors.Is(errBlocks, ErrNewtonConfig) {
 			t.Errorf("%+v: Step: %v; StepBlocks: %v; want ErrNewtonConfig from both", o, errStep, errBlocks)
+		}
+	}
+}
+
+// TestNewtonSolveOptionsMessage: an invalid Solve option reads once as
+// invalid options, names the field, and matches ErrNewtonConfig and what
+// solve.New's error matches.
+func TestNewtonSolveOptionsMessage(t *testing.T) {
+	level := kernels.ISA(99)
+	for _, o := range []solve.Options{{BlockSize: -1}, {Level: &level}, {Workers: -1}} {
+		_, err := (&Newton{Solve: o}).Step([]float64{1}, []float64{1}, []float64{1})
+		_, errNew := solve.New[float64](o)
+		msg := fmt.Sprint(err)
+		if !errors.Is(err, ErrNewtonConfig) || !errors.Is(err, solve.ErrOptions) ||
+			strings.Count(msg, "invalid options") != 1 || !strings.Contains(msg, "Newton: Solve") {
+			t.Errorf("%+v: %q, want ErrNewtonConfig, solve.ErrOptions, one \"invalid options\" and \"Newton: Solve\"", o, msg)
+		}
+		if errors.Is(errNew, kernels.ErrLevel) != errors.Is(err, kernels.ErrLevel) {
+			t.Errorf("%+v: %v, and solve.New's %v: kernels.ErrLevel in one alone", o, err, errNew)
 		}
 	}
 }
