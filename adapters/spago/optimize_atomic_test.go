@@ -135,3 +135,60 @@ func TestOptimizeCheckAllocates(t *testing.T) {
 		t.Errorf("the first Optimize allocated %d bytes for %d parameters' Adam state (%.1f a parameter)", a, n, float64(a)/n)
 	}
 }
+
+// TestOptimizeCopiedParamOrder: two Params over one matrix are one
+// parameter in either order of the channel: a copy made before the first
+// step (its State nil) and listed first in a later call does not restart
+// the moments, and a copy made after it (holding the original's State)
+// listed first is not refused. After the call the copies hold the State
+// that stepped, so a copy given alone is refused (ErrState) rather than
+// starting again from step 1.
+func TestOptimizeCopiedParamOrder(t *testing.T) {
+	const n = 8
+	mk := func() *nn.Param {
+		return nn.NewParam(mat.NewDense[float64](mat.WithBacking(slices.Repeat([]float64{1}, n)), mat.WithShape(n)))
+	}
+	for _, copyAfter := range []bool{false, true} {
+		p, ref := mk(), mk()
+		var q nn.Param
+		if !copyAfter {
+			q = *p // before any step: q.State is nil
+		}
+		s, sref := NewAdam(DefaultAdam()), NewAdam(DefaultAdam())
+		grads := [][]float64{slices.Repeat([]float64{1}, n), slices.Repeat([]float64{-3}, n), slices.Repeat([]float64{2}, n)}
+		for step := range 3 {
+			setGrad(p, grads[step])
+			setGrad(ref, grads[step])
+			list := []*nn.Param{p}
+			if step > 0 {
+				if copyAfter && step == 1 {
+					q = *p // after the first step: q holds p's State
+				}
+				list = []*nn.Param{&q, p}
+				if step == 2 {
+					list = []*nn.Param{&q, p, &q}
+				}
+			}
+			if err := NewOptimizer(nn.StreamParams(list), s).Optimize(); err != nil {
+				t.Fatalf("copy after the first step %v, step %d: %v", copyAfter, step, err)
+			}
+			if err := sref.OptimizeParams(ref); err != nil {
+				t.Fatal(err)
+			}
+			if a, b := values[float64](p), values[float64](ref); !slices.Equal(a, b) {
+				t.Fatalf("copy after the first step %v, step %d: value %v, want %v (one parameter, Adam step %d)", copyAfter, step, a[0], b[0], step+1)
+			}
+		}
+		if q.State != p.State {
+			t.Errorf("copy after the first step %v: the copy holds %p, the original %p", copyAfter, q.State, p.State)
+		}
+		setGrad(&q, grads[0])
+		before := slices.Clone(values[float64](p))
+		if err := NewOptimizer(nn.StreamParams([]*nn.Param{&q}), s).Optimize(); !errors.Is(err, ErrState) {
+			t.Errorf("copy after the first step %v: the copy alone: %v, want ErrState", copyAfter, err)
+		}
+		if !slices.Equal(before, values[float64](p)) {
+			t.Errorf("copy after the first step %v: the copy alone stepped the matrix", copyAfter)
+		}
+	}
+}

@@ -56,7 +56,10 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // two layers: nn.Parameters walks the model and does not remove repeats),
 // or two Params over one matrix (a copy of a Param), are updated once,
 // where spago's Optimizer would update the matrix once per appearance,
-// from several goroutines at once. Two matrices over one backing slice (or
+// from several goroutines at once. The matrix steps with the State that a
+// step bound to one of its Params, whatever their order in the channel,
+// and afterwards every Param over it in the call holds that State (a copy
+// given alone later is refused with ErrState, not started anew). Two matrices over one backing slice (or
 // over overlapping parts of one: mat.WithBacking) are refused with
 // ErrParam before anything is stepped, as is a gradient that shares memory
 // with another parameter's value or gradient. A strategy that panics (spago's own panic
@@ -76,11 +79,13 @@ func (o *Optimizer) Optimize() error {
 		return fmt.Errorf("%w: the parameter function returned a nil channel", optim.ErrInvalid)
 	}
 	// Every parameter, each matrix once, checked before any is stepped.
-	check, _ := o.strategy.(prechecker)
+	// Of the Params over one matrix (copies of one Param), the one whose
+	// State is its own steps (ownState), whatever the channel's order; the
+	// others (copies) are kept to be given its State after the step.
 	var (
 		ps     []*nn.Param
-		seen   = make(map[any]struct{})
-		states = make(map[any]*nn.Param) // the State each parameter holds
+		copies [][]*nn.Param       // copies[i]: the other Params over ps[i]'s matrix
+		index  = make(map[any]int) // matrix → its index in ps
 		err    error
 	)
 	for p := range ch {
@@ -92,32 +97,44 @@ func (o *Optimizer) Optimize() error {
 			cancel()
 			continue
 		}
-		key := matrixOf(p)
-		if _, repeat := seen[key]; repeat || !p.HasGrad() {
+		if !p.HasGrad() {
 			continue
 		}
-		seen[key] = struct{}{}
+		key := matrixOf(p)
+		i, repeat := index[key]
+		if !repeat {
+			index[key] = len(ps)
+			ps, copies = append(ps, p), append(copies, nil)
+			continue
+		}
+		if p == ps[i] || slices.Contains(copies[i], p) {
+			continue // the same Param again
+		}
+		if ownState(p) > ownState(ps[i]) {
+			p, ps[i] = ps[i], p
+		}
+		copies[i] = append(copies[i], p)
+	}
+	if err != nil {
+		return err
+	}
+	check, _ := o.strategy.(prechecker)
+	states := make(map[any]*nn.Param) // the State each parameter holds
+	for _, p := range ps {
 		// One State in two parameters, neither bound to it by a step yet
 		// (gob made it, or the caller): the second to step would fail
 		// after the first has stepped, or both step with it at once.
 		if st, ok := p.State.(stateRef); ok && st.ref() != nil {
 			if q, dup := states[st.ref()]; dup && q != p {
-				err = errSharedState
-				cancel()
-				continue
+				return errSharedState
 			}
 			states[st.ref()] = p
 		}
 		if check != nil {
-			if err = check.precheck(p); err != nil {
-				cancel()
-				continue
+			if err := check.precheck(p); err != nil {
+				return err
 			}
 		}
-		ps = append(ps, p)
-	}
-	if err != nil {
-		return err
 	}
 	if err := disjoint(ps); err != nil {
 		return err
@@ -138,7 +155,17 @@ func (o *Optimizer) Optimize() error {
 				if failed || i >= len(ps) {
 					return
 				}
-				if err := o.optimizeParam(ps[i]); err != nil {
+				err := o.optimizeParam(ps[i])
+				if err == nil {
+					// The copies hold the State that stepped: a copy given
+					// alone later is refused (ErrState), not started anew.
+					if _, ours := ps[i].State.(stateRef); ours {
+						for _, c := range copies[i] {
+							c.State = ps[i].State
+						}
+					}
+				}
+				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -151,6 +178,23 @@ func (o *Optimizer) Optimize() error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// ownState ranks p's claim to step its matrix among the Params over it:
+// 2 where p holds a State of this package that a step bound to p, 1 where
+// p holds one no step has bound (gob made it, or the caller), 0 otherwise
+// (no State, one bound to another Param, or another strategy's).
+func ownState(p *nn.Param) int {
+	st, ok := p.State.(stateRef)
+	switch {
+	case !ok || st.ref() == nil:
+		return 0
+	case st.boundTo() == p:
+		return 2
+	case st.boundTo() == nil:
+		return 1
+	}
+	return 0
 }
 
 // optimizeParam runs the strategy on p, and returns a panic of the
