@@ -117,8 +117,9 @@ func (m *Muon[T]) LoadFile(path string) error {
 // hyperparameters, step counts and momentum buffers with it. Everything is
 // read and checked before anything changes: truncated or corrupted input,
 // an unknown version, or values Save never writes (hyperparameters that
-// fail Validate or cannot be used in T, a step above MaxStep, a non-zero
-// buffer at step 0) give an error wrapping ErrState; the state of another
+// fail Validate or cannot be used in T, which wrap ErrHyper as well, as
+// Optimizer.Load's do; a step above MaxStep, a non-zero buffer at step 0)
+// give an error wrapping ErrState; the state of another
 // kind or element type, or of other parameters (number, names, shapes),
 // one wrapping ErrMismatch. An error of r itself is returned wrapped
 // (errors.Is matches it), not as ErrState.
@@ -196,8 +197,8 @@ func (m *Muon[T]) Load(r io.Reader) error {
 		if err == nil {
 			err = cfg.Validate()
 		}
-		if err != nil {
-			d.invalid("hyperparameters: %v", err)
+		if err != nil && d.err == nil {
+			d.err = fmt.Errorf("%w: hyperparameters: %w", ErrState, err) // ErrHyper kept
 		}
 	}
 	np := int64(d.u32())
@@ -288,7 +289,7 @@ func (m *Muon[T]) Load(r io.Reader) error {
 	// a state of this element type and these parameters only: another
 	// one's is a mismatch, however usable its values are here.
 	if err := checkMuonIn[T](cfg, m.params); err != nil {
-		return fmt.Errorf("%w: hyperparameters: %v", ErrState, err)
+		return fmt.Errorf("%w: hyperparameters: %w", ErrState, err)
 	}
 	// Commit: nothing above has touched the optimizer.
 	m.cfg = cfg
