@@ -3,6 +3,7 @@ package optim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -246,7 +247,10 @@ func stateFits[E float32 | float64 | kernels.BF16 | kernels.F16](h Hyper, n int,
 // registration order) at its step t (from 1) with
 // kernels.Rounding{Stochastic: Half.Stochastic, Key:
 // kernels.SRKey(Options.Seed, t, i)}: the same r here gives its bits
-// (TestKernelStepHalf). The rules are those AddBF16 takes; another (or
+// (TestKernelStepHalf). With loss-scaled bfloat16 gradients those bits
+// come from UnscaleBF16 and the coefficients of a loss scale of 1 (see
+// UnscaleBF16); float16 gradients take the loss scale in c. The rules are
+// those AddBF16 takes; another (or
 // a set, lengths or state count that KernelStep would refuse) gives an
 // error wrapping ErrInvalid or ErrLength before anything is written.
 func KernelStepMaster[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, master []float32, p16, g []H, r kernels.Rounding, state ...[]float32) error {
@@ -265,8 +269,8 @@ func KernelStepMaster[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c 
 // the widened inputs and rounded once by r. c comes from
 // Coefficients[float32] for the same h. The rules are those AddBF16 (for
 // kernels.BF16) or AddF16 with State16 (for kernels.F16) take; float16
-// state of squared gradients is refused as AddF16 refuses it. Errors are
-// as for KernelStepMaster.
+// state of squared gradients is refused as AddF16 refuses it. Loss scales
+// and errors are as for KernelStepMaster.
 func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *kernels.Coeffs, p, g []H, r kernels.Rounding, state ...[]H) error {
 	var zero H
 	_, f16 := any(zero).(kernels.F16)
@@ -277,6 +281,35 @@ func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *ker
 	var b [3][]H
 	copy(b[:], state)
 	return kernelErr(halfOpsOf[H]().state16[h.kernel()](ks, c, p, g, b, r))
+}
+
+// UnscaleBF16 divides the loss-scaled bfloat16 gradients g by lossScale
+// in place as an Optimizer unscales its bfloat16 gradients before their
+// step (and as UnscaleGrads and GradScaler.unscale_ do): each
+// g·float32(1/lossScale) rounded to bfloat16. With bfloat16 gradients, a
+// caller of KernelStepMaster or KernelStep16 gets an Optimizer's bits at
+// a loss scale s by unscaling them with UnscaleBF16(g, s) and taking the
+// coefficients of Coefficients[float32](h, steps, 1); the coefficients of
+// Coefficients[float32](h, steps, s) fold 1/s into the step instead, on
+// the exact g/s, which differs from the Optimizer's rounded g·(1/s) by up
+// to 2⁻⁸ of each gradient. (Float16 gradients take the folded form: an
+// Optimizer unscales them in float32.) A lossScale of 1 does nothing; one
+// that Coefficients refuses (not finite and > 0, or with 1/s beyond
+// float32) gives an error wrapping ErrHyper with g unchanged. A scalar
+// pass, without allocation.
+func UnscaleBF16(g []kernels.BF16, lossScale float64) error {
+	if !(lossScale > 0) || lossScale-lossScale != 0 {
+		return hyperErr("loss scale", lossScale, "a finite value > 0")
+	}
+	if lossScale == 1 {
+		return nil
+	}
+	f := float32(invScale(lossScale, false))
+	if !(f > 0) || math.IsInf(float64(f), 1) {
+		return hyperErr("loss scale", lossScale, "a value whose inverse float32 holds (neither 0 nor +Inf)")
+	}
+	scale16(false, asU16(g), f, 1)
+	return nil
 }
 
 // halfStepChecks makes the checks of KernelStepMaster (state16 false: n is

@@ -3,6 +3,7 @@ package optim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -13,9 +14,20 @@ import (
 // kernelStepHalf steps every parameter of m once through KernelStepMaster
 // or KernelStep16 (as hc's mode says), with the rounding key an Optimizer
 // of seed m.seed uses.
-func (m *halfModel) kernelStepHalf(tb testing.TB, set *kernels.Set, hc halfCase, step int64) {
+func (m *halfModel) kernelStepHalf(tb testing.TB, set *kernels.Set, hc halfCase, step int64, lossScale float64) {
 	tb.Helper()
-	c, err := Coefficients[float32](hc.h, step, 1)
+	// Loss-scaled bfloat16 gradients unscaled to bfloat16 first, as an
+	// Optimizer unscales them; float16 ones with the scale in c.
+	cs := lossScale
+	if !m.f16 {
+		for s := range m.g {
+			if err := UnscaleBF16(asHalf[kernels.BF16](m.g[s]), lossScale); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		cs = 1
+	}
+	c, err := Coefficients[float32](hc.h, step, cs)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -49,7 +61,8 @@ func halfBufs[H kernels.BF16 | kernels.F16](bufs [][]uint16) [][]H {
 // TestKernelStepHalf: KernelStepMaster and KernelStep16 give, bit for bit,
 // the steps of an Optimizer's 16-bit parameters (a given master, 16-bit
 // state), for every rule with 16-bit kernels, both types, both roundings
-// and every level, their state included.
+// and every level, their state included; at loss scales 1 and 3 (bfloat16
+// gradients unscaled by UnscaleBF16, float16 ones by the coefficients).
 func TestKernelStepHalf(t *testing.T) {
 	sizes := []int{1, 37, 300}
 	for _, set := range levelSets(t) {
@@ -57,46 +70,99 @@ func TestKernelStepHalf(t *testing.T) {
 			if hc.mode == ModeMasterHeld {
 				continue
 			}
-			t.Run(set.Level().String()+"/"+hc.name, func(t *testing.T) {
-				m := newHalfModel(hc.f16, sizes)
-				m.initState(hc.h)
-				m.seed = 7
-				twin := m.clone()
-				o := mustNew[float32](t, hc.h, Options{Workers: 1, Seed: 7, Kernels: set})
-				m.register(t, o, hc)
-				nb := len(StateNames(hc.h))
-				for step := range 4 {
-					m.fill(step, 1)
-					twin.fill(step, 1)
-					mustStep(t, o)
-					twin.kernelStepHalf(t, set, hc, int64(step))
-					if !m.equal(twin) {
-						t.Fatalf("step %d: the parameters differ from the Optimizer's", step)
+			for _, ls := range []float64{1, 3} {
+				t.Run(fmt.Sprintf("%v/%s/scale=%v", set.Level(), hc.name, ls), func(t *testing.T) {
+					m := newHalfModel(hc.f16, sizes)
+					m.initState(hc.h)
+					m.seed = 7
+					twin := m.clone()
+					o := mustNew[float32](t, hc.h, Options{Workers: 1, Seed: 7, Kernels: set})
+					m.register(t, o, hc)
+					if err := o.SetLossScale(ls); err != nil {
+						t.Fatal(err)
 					}
-					for s := range m.p {
-						for k, name := range StateNames(hc.h)[:nb] {
-							if hc.mode == ModeState16 {
-								st, err := o.State16(fmt.Sprintf("p%d", s), name)
-								if err != nil {
-									t.Fatal(err)
-								}
-								if !slices.Equal(st, twin.state16[s][k]) {
-									t.Fatalf("step %d: 16-bit %s of p%d differs", step, name, s)
-								}
-							} else {
-								st, err := o.State(fmt.Sprintf("p%d", s), name)
-								if err != nil {
-									t.Fatal(err)
-								}
-								if !bitsEqual(st, twin.state[s][k]) {
-									t.Fatalf("step %d: %s of p%d differs", step, name, s)
+					nb := len(StateNames(hc.h))
+					for step := range 4 {
+						m.fill(step, float32(ls))
+						twin.fill(step, float32(ls))
+						mustStep(t, o)
+						twin.kernelStepHalf(t, set, hc, int64(step), ls)
+						if !m.equal(twin) {
+							t.Fatalf("step %d: the parameters differ from the Optimizer's", step)
+						}
+						for s := range m.p {
+							for k, name := range StateNames(hc.h)[:nb] {
+								if hc.mode == ModeState16 {
+									st, err := o.State16(fmt.Sprintf("p%d", s), name)
+									if err != nil {
+										t.Fatal(err)
+									}
+									if !slices.Equal(st, twin.state16[s][k]) {
+										t.Fatalf("step %d: 16-bit %s of p%d differs", step, name, s)
+									}
+								} else {
+									st, err := o.State(fmt.Sprintf("p%d", s), name)
+									if err != nil {
+										t.Fatal(err)
+									}
+									if !bitsEqual(st, twin.state[s][k]) {
+										t.Fatalf("step %d: %s of p%d differs", step, name, s)
+									}
 								}
 							}
 						}
 					}
-				}
-			})
+				})
+			}
 		}
+	}
+}
+
+// TestUnscaleBF16: UnscaleBF16 gives UnscaleGrads' bits (an Optimizer's
+// unscaling of bfloat16 gradients) for every bfloat16 value at several
+// scales, and refuses the scales Coefficients refuses, g unchanged.
+func TestUnscaleBF16(t *testing.T) {
+	all := make([]kernels.BF16, 1<<16)
+	for i := range all {
+		all[i] = kernels.BF16(i)
+	}
+	for _, s := range []float64{3, 1000, 0x1p-10, 1e-3, 1e30, 0x1p127, 1e45} {
+		o := mustNew[float32](t, SGDConfig{LR: 0.1}, Options{Workers: 1})
+		want := slices.Clone(all)
+		if err := o.AddBF16("p", make([]kernels.BF16, len(all)), want, Half{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetLossScale(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.UnscaleGrads(); err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Clone(all)
+		if err := UnscaleBF16(got, s); err != nil {
+			t.Fatal(err)
+		}
+		for i := range all {
+			if got[i] != want[i] && !(got[i].Float32() != got[i].Float32() && want[i].Float32() != want[i].Float32()) {
+				t.Fatalf("scale %v: %#04x unscaled to %#04x, UnscaleGrads %#04x", s, uint16(all[i]), uint16(got[i]), uint16(want[i]))
+			}
+		}
+	}
+	g := []kernels.BF16{0x3f80, 0x4000}
+	for _, s := range []float64{0, -1, math.NaN(), math.Inf(1), 1e46, 1e-39} {
+		_, cerr := Coefficients[float32](SGDConfig{LR: 0.1}, 0, s)
+		if err := UnscaleBF16(g, s); !errors.Is(err, ErrHyper) || !errors.Is(cerr, ErrHyper) {
+			t.Errorf("scale %v: %v (Coefficients: %v), want ErrHyper from both", s, err, cerr)
+		}
+		if g[0] != 0x3f80 || g[1] != 0x4000 {
+			t.Fatalf("scale %v: g changed on an error", s)
+		}
+	}
+	if err := UnscaleBF16(g, 1); err != nil || g[0] != 0x3f80 || g[1] != 0x4000 {
+		t.Errorf("scale 1: %v, g %v: want no change", err, g)
+	}
+	if n := testing.AllocsPerRun(10, func() { _ = UnscaleBF16(g, 3) }); n != 0 {
+		t.Errorf("%v allocations", n)
 	}
 }
 
