@@ -335,7 +335,7 @@ func (b *mixedBufs) compare(h string, k *mixedKernel, got *mixedBufs) error {
 func TestMixedParity(t *testing.T) {
 	t.Parallel() // read-only: overlaps the other long tests on a second core
 	ref := sets[Generic]
-	ns := paritytest.Lengths(testing.Short())
+	ns := append(paritytest.Lengths(testing.Short()), 255, 257)
 	for _, s := range halfLevels(t) {
 		for _, k := range mixedKernels() {
 			for _, h := range abi.HalfTypes {
@@ -343,13 +343,19 @@ func TestMixedParity(t *testing.T) {
 					for _, n := range ns {
 						offs := []int{0, 1, 2, 3, 5, 7}
 						if n > 300 {
-							offs = []int{3}
+							offs = []int{3, 6}
 						}
-						for _, off := range offs {
+						for _, off0 := range offs {
 							// Two variants of the coefficients per length and
 							// start, in turn, so that every variant meets many
-							// lengths and starts.
-							for _, ci := range []int{(n*7 + off) % len(k.coeffs), len(k.coeffs) - 1} {
+							// lengths and starts; the second with the streams
+							// 4 elements further on, so that the first stream
+							// starts at every offset 0 … 7 too.
+							for vi, ci := range []int{(n*7 + off0) % len(k.coeffs), len(k.coeffs) - 1} {
+								off := off0
+								if vi == 1 {
+									off = (off0 + 4) % 8
+								}
 								special := 0.0
 								if (n+off+ci)%2 == 1 {
 									special = 0.1

@@ -3,8 +3,8 @@ package kernels
 // The reductions and SecantDots with each stream at a start of its own
 // (streamOff), guarded, on every level against the reference: their
 // parity tests start every stream of a call at one offset. (runParity's
-// inputs, ewInput, and the mixed-precision kernels' parity inputs,
-// newMixedBufsStaggered, stagger theirs.)
+// inputs, ewInput, and TestMixedParity's, newMixedBufsStaggered, stagger
+// theirs.)
 
 import (
 	"fmt"

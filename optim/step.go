@@ -170,13 +170,18 @@ func (o *Optimizer[T]) ZeroGrad() {
 // the norm before clipping. With a loss scale s set, the norm is that of
 // the unscaled gradients (the gradients stay scaled; Step unscales them).
 // That is GradScaler's order (unscale_, clip_grad_norm_, step) bit for bit
-// when s is a power of two, as a LossScaler's scale is unless its Init,
-// Growth or Backoff is not one: then the norm is that of the exact g/s
-// rather than of UnscaleGrads' rounded g·(1/s) (for bfloat16 gradients,
-// rounded to bfloat16, a difference of up to 2⁻⁸ of each), and the clip's
-// factor meets the scaled gradient before Step unscales it; call
-// UnscaleGrads first for GradScaler's order at any scale
-// (TestClipUnscaleOrder).
+// when s is a power of two and no unscaled gradient falls below the normal
+// range of its type (a LossScaler's scale is a power of two while its
+// Init, Growth and Backoff are, unless a backoff has stopped it at its
+// floor, scaleFloor's smallest usable float32 scale, which need not be
+// one). Otherwise the norm is that of the exact g/s rather than of
+// UnscaleGrads' rounded g·(1/s) (for bfloat16 gradients, rounded to
+// bfloat16: a difference of up to 2⁻⁸ of each), and the clip's factor
+// meets the scaled gradient before Step unscales it; call UnscaleGrads
+// first for GradScaler's order at any scale, for float32, float64 and
+// bfloat16 gradients (float16 ones, which it refuses while loss-scaled,
+// are unscaled in float32 by ClipGradNorm and Step, where GradScaler
+// refuses them) (TestClipUnscaleOrder).
 // A maxNorm that is negative or NaN is refused with an error wrapping
 // ErrInvalid, nothing changed (PyTorch takes it: a negative one turns the
 // gradients around, a NaN one makes them NaN).
