@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -56,10 +57,11 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // two layers: nn.Parameters walks the model and does not remove repeats),
 // or two Params over one matrix (a copy of a Param), are updated once,
 // where spago's Optimizer would update the matrix once per appearance,
-// from several goroutines at once. The matrix steps with the State that a
-// step bound to one of its Params, whatever their order in the channel,
-// and afterwards every Param over it in the call holds that State (a copy
-// given alone later is refused with ErrState, not started anew). Two matrices over one backing slice (or
+// from several goroutines at once. The matrix steps with the State its
+// Params hold (one State, or none: copies holding different States are
+// refused with ErrState before anything steps), whatever their order in
+// the channel, with this package's strategies and spago's, and afterwards
+// every Param over it in the call holds the State that stepped. Two matrices over one backing slice (or
 // over overlapping parts of one: mat.WithBacking) are refused with
 // ErrParam before anything is stepped, as is a gradient that shares memory
 // with another parameter's value or gradient. A strategy that panics (spago's own panic
@@ -79,9 +81,9 @@ func (o *Optimizer) Optimize() error {
 		return fmt.Errorf("%w: the parameter function returned a nil channel", optim.ErrInvalid)
 	}
 	// Every parameter, each matrix once, checked before any is stepped.
-	// Of the Params over one matrix (copies of one Param), the one whose
-	// State is its own steps (ownState), whatever the channel's order; the
-	// others (copies) are kept to be given its State after the step.
+	// The other Params over a matrix (copies of one Param) are kept to
+	// choose the one that steps (settle) and to be given its State after
+	// the step.
 	var (
 		ps     []*nn.Param
 		copies [][]*nn.Param       // copies[i]: the other Params over ps[i]'s matrix
@@ -102,21 +104,23 @@ func (o *Optimizer) Optimize() error {
 		}
 		key := matrixOf(p)
 		i, repeat := index[key]
-		if !repeat {
+		switch {
+		case !repeat:
 			index[key] = len(ps)
 			ps, copies = append(ps, p), append(copies, nil)
-			continue
+		case p != ps[i] && !slices.Contains(copies[i], p):
+			copies[i] = append(copies[i], p)
 		}
-		if p == ps[i] || slices.Contains(copies[i], p) {
-			continue // the same Param again
-		}
-		if ownState(p) > ownState(ps[i]) {
-			p, ps[i] = ps[i], p
-		}
-		copies[i] = append(copies[i], p)
 	}
 	if err != nil {
 		return err
+	}
+	for i := range ps {
+		if len(copies[i]) > 0 {
+			if err := settle(ps, copies, i); err != nil {
+				return err
+			}
+		}
 	}
 	check, _ := o.strategy.(prechecker)
 	states := make(map[any]*nn.Param) // the State each parameter holds
@@ -157,12 +161,10 @@ func (o *Optimizer) Optimize() error {
 				}
 				err := o.optimizeParam(ps[i])
 				if err == nil {
-					// The copies hold the State that stepped: a copy given
-					// alone later is refused (ErrState), not started anew.
-					if _, ours := ps[i].State.(stateRef); ours {
-						for _, c := range copies[i] {
-							c.State = ps[i].State
-						}
+					// The copies hold the State that stepped, as a copy
+					// made now would.
+					for _, c := range copies[i] {
+						c.State = ps[i].State
 					}
 				}
 				if err != nil {
@@ -180,21 +182,59 @@ func (o *Optimizer) Optimize() error {
 	return firstErr
 }
 
-// ownState ranks p's claim to step its matrix among the Params over it:
-// 2 where p holds a State of this package that a step bound to p, 1 where
-// p holds one no step has bound (gob made it, or the caller), 0 otherwise
-// (no State, one bound to another Param, or another strategy's).
-func ownState(p *nn.Param) int {
-	st, ok := p.State.(stateRef)
-	switch {
-	case !ok || st.ref() == nil:
-		return 0
-	case st.boundTo() == p:
-		return 2
-	case st.boundTo() == nil:
-		return 1
+// settle chooses which of the Params over matrix i (ps[i] and copies[i],
+// copies of one Param) steps it, and puts that one in ps[i]: one that
+// holds the State they hold (they may hold one State, or none: different
+// States are an error wrapping ErrState), the one it is bound to where
+// that is among them and holds it; else the first. A State of this
+// package bound to another copy over the same matrix (one made for an
+// earlier call, or one given here without it) is bound to the chosen
+// Param: it is the same parameter.
+func settle(ps []*nn.Param, copies [][]*nn.Param, i int) error {
+	all := append([]*nn.Param{ps[i]}, copies[i]...)
+	var st any
+	for _, q := range all {
+		s := stateOf(q)
+		switch {
+		case s == nil:
+		case st == nil:
+			st = s
+		case !sameState(s, st):
+			return fmt.Errorf("%w: two Params over one %v matrix (copies of one Param) hold different States: give them one, or nil", ErrState, q.Shape())
+		}
 	}
-	return 0
+	if st == nil {
+		return nil // none holds a State: the first steps
+	}
+	pick := slices.IndexFunc(all, func(q *nn.Param) bool { return stateOf(q) != nil })
+	if r, ok := st.(stateRef); ok {
+		if o := r.boundTo(); o != nil {
+			switch k := slices.Index(all, o); {
+			case k >= 0 && stateOf(all[k]) != nil:
+				pick = k
+			case k >= 0 || !noValue(o) && matrixOf(o) == matrixOf(ps[i]):
+				r.rebind(o, all[pick])
+			}
+		}
+	}
+	ps[i] = all[pick]
+	copies[i] = append(all[:pick:pick], all[pick+1:]...)
+	return nil
+}
+
+// stateOf returns p's State, nil for none (a nil *State included).
+func stateOf(p *nn.Param) any {
+	if r, ok := p.State.(stateRef); ok && r.ref() == nil {
+		return nil
+	}
+	return p.State
+}
+
+// sameState reports whether a and b are one State (one pointer, for the
+// States of this package and spago's).
+func sameState(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Type() == vb.Type() && va.Comparable() && vb.Comparable() && va.Equal(vb)
 }
 
 // optimizeParam runs the strategy on p, and returns a panic of the
