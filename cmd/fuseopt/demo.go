@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/solve"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 )
@@ -114,14 +116,33 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 const maxDemoSeconds = 300
 
 // The rates of the estimate, from runs on one core of a Zen 5 class
-// machine (an estimate within a factor of about 1.5 there): the scalar
-// loops of the networks' forward and backward passes and of the logistic
-// regression's loss and gradient, and the SIMD products of Newton–Schulz,
-// the Hessian and the Cholesky factorisation.
-const (
-	scalarOpsPerSecond = 2e9
-	simdFlopsPerSecond = 4e10
-)
+// machine (an estimate within a factor of about 1.5 there at the best
+// level): the scalar loops of the networks' forward and backward passes
+// and of the logistic regression's loss and gradient, and the products of
+// Newton–Schulz, the Hessian and the Cholesky factorisation, whose rate
+// depends on solve's level (simdRate).
+const scalarOpsPerSecond = 2e9
+
+// simdRate returns the flop rate of solve's products at level l, one core:
+// AVX-512 measured on Zen 5 (4e10); AVX2 half of it, as on a CPU whose
+// AVX2 units are half as wide (Zen 5 runs it about as fast as AVX-512);
+// the generic Go loops measured on Zen 5 about 200 times below AVX-512
+// (FUSEOPT_CPU=generic: Muon's Newton–Schulz at -hidden 512 took 133 s
+// where AVX-512 took 0.68 s), taken as 2e8; NEON not measured, taken as a
+// quarter of AVX-512. Where a level's rate is a guess it is a low one, so
+// that the estimate errs long and the guard refuses rather than runs for
+// hours.
+func simdRate(l kernels.ISA) float64 {
+	switch l {
+	case kernels.AVX512:
+		return 4e10
+	case kernels.AVX2:
+		return 2e10
+	case kernels.NEON:
+		return 1e10
+	}
+	return 2e8
+}
 
 // demoSeconds estimates the run time of the demo (one core): (a) four
 // MLPs 2 → H → 2 (about 40·H operations a sample and epoch, the loss of
@@ -134,13 +155,18 @@ const (
 // epoch), and Muon's Newton–Schulz on the H × H matrix at every batch (5
 // iterations of 3 products, 30·H³).
 func demoSeconds(mc mlpConfig, lc logRegConfig) float64 {
+	return demoSecondsAt(mc, lc, solve.Level())
+}
+
+// demoSecondsAt is demoSeconds with solve's products at level l.
+func demoSecondsAt(mc mlpConfig, lc logRegConfig, l kernels.ISA) float64 {
 	e, n, h := float64(mc.Epochs), float64(mc.Train+mc.Test), float64(mc.Hidden)
 	batches := math.Ceil(float64(mc.Train) / float64(mc.Batch))
 	s, f := float64(lc.Samples), float64(lc.Features+1)
 	newton := float64(lc.NewtonIters)
 	scalar := 4*e*n*40*h + float64(lc.AdamSteps)*s*f*4 + 2*e*n*8*h*h + (newton+1)*8*s*f
 	simd := (newton+1)*s*f*f + newton*f*f*f + e*batches*30*h*h*h
-	return scalar/scalarOpsPerSecond + simd/simdFlopsPerSecond
+	return scalar/scalarOpsPerSecond + simd/simdRate(l)
 }
 
 // mixedSeconds estimates the run time of demo -mixed: four MLPs 2 → H → 2.

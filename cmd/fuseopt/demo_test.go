@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/kernels"
+	"github.com/fuseopt/fuseopt/solve"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 )
@@ -48,7 +50,7 @@ func TestDemoEstimateHessian(t *testing.T) {
 	mc.Epochs = 1
 	lc.Samples, lc.Features, lc.NewtonIters, lc.AdamSteps = 8388, 2000, 1, 1
 	s, f := float64(lc.Samples), float64(lc.Features+1)
-	if got, hessians := demoSeconds(mc, lc), 2*s*f*f/simdFlopsPerSecond; got < hessians {
+	if got, hessians := demoSeconds(mc, lc), 2*s*f*f/simdRate(solve.Level()); got < hessians {
 		t.Errorf("one iteration at 8388×2000: estimate %.1f s, below the %.1f s of its two Hessians", got, hessians)
 	}
 	status, _, errs := runCmd(t, "demo", "-samples", "8388", "-features", "2000", "-newton-iters", "1000", "-epochs", "1", "-adam-steps", "1")
@@ -234,6 +236,28 @@ func TestDemoPlots(t *testing.T) {
 			if lr[k][i] != want {
 				t.Errorf("line %d: point %d is %v, want %v", k, i, lr[k][i], want)
 			}
+		}
+	}
+}
+
+// TestDemoEstimateLevel: the estimate takes solve's level: the products of
+// a Muon-heavy demo (-hidden 1024, 2 epochs: under a minute at AVX-512)
+// cost about 200 times more in the generic loops, so the guard refuses it
+// there (FUSEOPT_CPU=generic) rather than let it run for an hour.
+func TestDemoEstimateLevel(t *testing.T) {
+	mc, lc := defaultMLP(), defaultLogReg()
+	mc.Hidden, mc.Epochs = 1024, 2
+	fast, slow := demoSecondsAt(mc, lc, kernels.AVX512), demoSecondsAt(mc, lc, kernels.Generic)
+	if fast > maxDemoSeconds/2 || slow <= maxDemoSeconds || slow < 20*fast {
+		t.Errorf("-hidden 1024 -epochs 2: %.0f s at AVX-512, %.0f s generic; want under %d s, over %d s, and 20 times as long",
+			fast, slow, maxDemoSeconds/2, maxDemoSeconds)
+	}
+	if got, want := demoSeconds(mc, lc), demoSecondsAt(mc, lc, solve.Level()); got != want {
+		t.Errorf("demoSeconds %v, at solve's level %v", got, want)
+	}
+	for _, l := range []kernels.ISA{kernels.Generic, kernels.AVX2, kernels.AVX512, kernels.NEON} {
+		if r := simdRate(l); !(r > 0) {
+			t.Errorf("%v: rate %v", l, r)
 		}
 	}
 }
