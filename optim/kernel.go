@@ -292,7 +292,9 @@ func KernelStep16[H kernels.BF16 | kernels.F16](ks *kernels.Set, h Hyper, c *ker
 // coefficients of Coefficients[float32](h, steps, 1); the coefficients of
 // Coefficients[float32](h, steps, s) fold 1/s into the step instead, on
 // the exact g/s, which differs from the Optimizer's rounded g·(1/s) by up
-// to 2⁻⁸ of each gradient. (Float16 gradients take the folded form: an
+// to 2⁻⁸ of each gradient whose g/s is in bfloat16's normal range, and by
+// as much as the whole of one below it (rounded to a subnormal, or to 0).
+// (Float16 gradients take the folded form: an
 // Optimizer unscales them in float32.) A lossScale of 1 does nothing; one
 // that Coefficients refuses (not finite and > 0, or with 1/s beyond
 // float32) gives an error wrapping ErrHyper with g unchanged. A scalar

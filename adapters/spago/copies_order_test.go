@@ -82,10 +82,10 @@ func TestCopiesForeignState(t *testing.T) {
 	}
 }
 
-// TestCopiesBoundElsewhere: the State is bound to the original p, which the
-// call does not give; it gives p2 (a copy holding p's State) and q (a copy
-// without one), in either order: Adam goes on from step 1 to 2, and both
-// hold the State afterwards.
+// TestCopiesBoundElsewhere: the State is bound to the original p, which
+// the call does not give; it gives p2 (a copy holding p's State) and q (a
+// copy without one), in either order: refused with ErrState, as p2 alone
+// is, nothing stepped and nothing rebound (p then steps on, Adam's step 2).
 func TestCopiesBoundElsewhere(t *testing.T) {
 	const n = 8
 	for _, copyFirst := range []bool{false, true} {
@@ -103,12 +103,19 @@ func TestCopiesBoundElsewhere(t *testing.T) {
 		p2 := *p
 		setGrad(p, slices.Repeat([]float64{-3}, n))
 		setGrad(ref, slices.Repeat([]float64{-3}, n))
+		before := slices.Clone(values[float64](p))
 		list := []*nn.Param{&p2, &q}
 		if copyFirst {
 			list = []*nn.Param{&q, &p2}
 		}
-		if err := NewOptimizer(nn.StreamParams(list), s).Optimize(); err != nil {
-			t.Fatalf("copy first %v: %v", copyFirst, err)
+		if err := NewOptimizer(nn.StreamParams(list), s).Optimize(); !errors.Is(err, ErrState) {
+			t.Fatalf("copy first %v: %v, want ErrState", copyFirst, err)
+		}
+		if !slices.Equal(before, values[float64](p)) || q.State != nil {
+			t.Fatalf("copy first %v: changed on an error", copyFirst)
+		}
+		if err := NewOptimizer(nn.StreamParams([]*nn.Param{&q, p, &p2}), s).Optimize(); err != nil {
+			t.Fatalf("copy first %v, with p: %v", copyFirst, err)
 		}
 		if err := sref.OptimizeParams(ref); err != nil {
 			t.Fatal(err)
@@ -123,8 +130,10 @@ func TestCopiesBoundElsewhere(t *testing.T) {
 }
 
 // TestCopiesFreshEachCall: the model's p given with a copy made just
-// before each call (it holds p's State, bound to the previous call's
-// copy where that one stepped), in either order: every call steps on.
+// before each call (it holds p's State). Given first, p steps every call;
+// given second, the first call (no State yet) binds the State to that
+// call's copy, and the second call is refused with ErrState, as the State
+// is then bound to a Param it does not give; nothing changes.
 func TestCopiesFreshEachCall(t *testing.T) {
 	const n = 8
 	for _, copyFirst := range []bool{false, true} {
@@ -139,7 +148,15 @@ func TestCopiesFreshEachCall(t *testing.T) {
 			if copyFirst {
 				list = []*nn.Param{&c, p}
 			}
-			if err := NewOptimizer(nn.StreamParams(list), s).Optimize(); err != nil {
+			before := slices.Clone(values[float64](p))
+			err := NewOptimizer(nn.StreamParams(list), s).Optimize()
+			if copyFirst && step == 1 {
+				if !errors.Is(err, ErrState) || !slices.Equal(before, values[float64](p)) {
+					t.Fatalf("copy first, call 2: %v, want ErrState and nothing changed", err)
+				}
+				break
+			}
+			if err != nil {
 				t.Fatalf("copy first %v, call %d: %v", copyFirst, step+1, err)
 			}
 			if err := sref.OptimizeParams(ref); err != nil {
@@ -148,6 +165,43 @@ func TestCopiesFreshEachCall(t *testing.T) {
 			if a, b := values[float64](p), values[float64](ref); !slices.Equal(a, b) {
 				t.Fatalf("copy first %v, call %d: %v, want %v", copyFirst, step+1, a[0], b[0])
 			}
+		}
+	}
+}
+
+// TestCopiesFailedCallBindsNothing: a call with copies of p that fails its
+// checks (another parameter holding another kind's State) changes no
+// binding: p alone steps on afterwards.
+func TestCopiesFailedCallBindsNothing(t *testing.T) {
+	const n = 8
+	p, bad := newOnes(n), newOnes(n)
+	s := NewAdam(DefaultAdam())
+	setGrad(p, slices.Repeat([]float64{1}, n))
+	if err := s.OptimizeParams(p); err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := *p, *p
+	bad.State = &State[float64]{Kind: KindLion}
+	setGrad(p, slices.Repeat([]float64{1}, n))
+	setGrad(bad, slices.Repeat([]float64{1}, n))
+	if err := NewOptimizer(nn.StreamParams([]*nn.Param{&c1, &c2, bad}), s).Optimize(); !errors.Is(err, ErrState) {
+		t.Fatalf("%v, want ErrState", err)
+	}
+	if err := NewOptimizer(nn.StreamParams([]*nn.Param{p}), s).Optimize(); err != nil {
+		t.Fatalf("p alone after the failed call: %v", err)
+	}
+}
+
+// TestCopiesNonComparableState: copies sharing a State of a type that
+// cannot be compared (a map; a struct holding a slice) are one State.
+func TestCopiesNonComparableState(t *testing.T) {
+	type sliceState struct{ v []float64 }
+	for _, st := range []any{map[string]int{"a": 1}, sliceState{v: []float64{1}}} {
+		p := newOnes(4)
+		p.State = st
+		q := *p
+		if err := settle([]*nn.Param{p}, [][]*nn.Param{{&q}}, 0); err != nil {
+			t.Errorf("%T: %v", st, err)
 		}
 	}
 }

@@ -61,7 +61,11 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // Params hold (one State, or none: copies holding different States are
 // refused with ErrState before anything steps), whatever their order in
 // the channel, with this package's strategies and spago's, and afterwards
-// every Param over it in the call holds the State that stepped. Two matrices over one backing slice (or
+// every Param over it in the call holds the State that stepped. A State
+// of this package steps with the Param it is bound to (the one that took
+// its first step): one bound to a Param the call does not give (a copy
+// given to an earlier call, when none of the copies held a State then
+// and it came first) is refused with ErrState, as it is given alone. Two matrices over one backing slice (or
 // over overlapping parts of one: mat.WithBacking) are refused with
 // ErrParam before anything is stepped, as is a gradient that shares memory
 // with another parameter's value or gradient. A strategy that panics (spago's own panic
@@ -183,13 +187,13 @@ func (o *Optimizer) Optimize() error {
 }
 
 // settle chooses which of the Params over matrix i (ps[i] and copies[i],
-// copies of one Param) steps it, and puts that one in ps[i]: one that
-// holds the State they hold (they may hold one State, or none: different
-// States are an error wrapping ErrState), the one it is bound to where
-// that is among them and holds it; else the first. A State of this
-// package bound to another copy over the same matrix (one made for an
-// earlier call, or one given here without it) is bound to the chosen
-// Param: it is the same parameter.
+// copies of one Param) steps it, and puts that one in ps[i]: the one
+// their State is bound to, where it is among them and holds it; else the
+// first that holds the State (they may hold one State, or none: different
+// States are an error wrapping ErrState); else the first. It changes
+// nothing else: a State bound to a Param the call does not give (a copy
+// given to an earlier call) is then refused by the checks, as that Param
+// alone would be, and a State no step has bound is bound by the step.
 func settle(ps []*nn.Param, copies [][]*nn.Param, i int) error {
 	all := append([]*nn.Param{ps[i]}, copies[i]...)
 	var st any
@@ -208,13 +212,8 @@ func settle(ps []*nn.Param, copies [][]*nn.Param, i int) error {
 	}
 	pick := slices.IndexFunc(all, func(q *nn.Param) bool { return stateOf(q) != nil })
 	if r, ok := st.(stateRef); ok {
-		if o := r.boundTo(); o != nil {
-			switch k := slices.Index(all, o); {
-			case k >= 0 && stateOf(all[k]) != nil:
-				pick = k
-			case k >= 0 || !noValue(o) && matrixOf(o) == matrixOf(ps[i]):
-				r.rebind(o, all[pick])
-			}
+		if k := slices.Index(all, r.boundTo()); k >= 0 && stateOf(all[k]) != nil {
+			pick = k
 		}
 	}
 	ps[i] = all[pick]
@@ -230,11 +229,20 @@ func stateOf(p *nn.Param) any {
 	return p.State
 }
 
-// sameState reports whether a and b are one State (one pointer, for the
-// States of this package and spago's).
+// sameState reports whether a and b are one State: one pointer, for the
+// States of this package and spago's; equal values of a comparable type;
+// any two values of one type that cannot be compared (a map, a struct
+// holding a slice: the copies of a Param share such a State, and nothing
+// tells two apart).
 func sameState(a, b any) bool {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	return va.Type() == vb.Type() && va.Comparable() && vb.Comparable() && va.Equal(vb)
+	if va.Type() != vb.Type() {
+		return false
+	}
+	if !va.Comparable() || !vb.Comparable() {
+		return true
+	}
+	return va.Equal(vb)
 }
 
 // optimizeParam runs the strategy on p, and returns a panic of the

@@ -73,14 +73,6 @@ func (st *State[T]) claim(p *nn.Param) bool {
 	return st.owner.Load() == p
 }
 
-// rebind binds st to p where it is bound to from (a copy of p, over the
-// same matrix, that this call does not step): atomic, as claim.
-func (st *State[T]) rebind(from, p *nn.Param) {
-	if st != nil {
-		st.owner.CompareAndSwap(from, p)
-	}
-}
-
 // ref is st as a map key, nil for a nil *State.
 func (st *State[T]) ref() any {
 	if st == nil {
@@ -93,7 +85,6 @@ func (st *State[T]) ref() any {
 type stateRef interface {
 	boundTo() *nn.Param
 	claim(p *nn.Param) bool
-	rebind(from, p *nn.Param)
 	ref() any
 }
 
