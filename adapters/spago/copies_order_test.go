@@ -1,10 +1,13 @@
 package fusespago
 
 import (
+	"bytes"
+	"encoding/gob"
 	"errors"
 	"slices"
 	"testing"
 
+	"github.com/fuseopt/fuseopt/optim"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
 	spadam "github.com/nlpodyssey/spago/optimizers/adam"
@@ -263,6 +266,79 @@ func TestCopiesRace(t *testing.T) {
 	for _, x := range ts {
 		if st := x.p.State.(*State[float64]); st.Step != 4 || x.c1.State != x.p.State || x.c2.State != x.p.State {
 			t.Fatalf("step %d; the copies hold the State: %v %v", st.Step, x.c1.State == x.p.State, x.c2.State == x.p.State)
+		}
+	}
+}
+
+// gobbed returns st saved and loaded with encoding/gob, as nn.Load gives
+// it back: unbound.
+func gobbed(t *testing.T, st *State[float64]) *State[float64] {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(st); err != nil {
+		t.Fatal(err)
+	}
+	out := new(State[float64])
+	if err := gob.NewDecoder(&buf).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCopiesFailedStepUnbinds: a step that fails after the checks (spago's
+// global step count at MaxStep) leaves a loaded State unbound, so the
+// model's p steps with it afterwards; nothing changed.
+func TestCopiesFailedStepUnbinds(t *testing.T) {
+	const n = 8
+	c := DefaultAdam()
+	c.Semantics = Spago
+	s := NewAdam(c)
+	p := newOnes(n)
+	setGrad(p, slices.Repeat([]float64{1}, n))
+	if err := s.OptimizeParams(p); err != nil {
+		t.Fatal(err)
+	}
+	st := gobbed(t, p.State.(*State[float64]))
+	p.State = st
+	q := *p
+	setGrad(p, slices.Repeat([]float64{-2}, n))
+	before := slices.Clone(values[float64](p))
+	if err := s.SetTimeStep(optim.MaxStep); err != nil {
+		t.Fatal(err)
+	}
+	s.IncExample() // no step left: the step fails past the checks
+	if err := NewOptimizer(nn.StreamParams([]*nn.Param{&q, p}), s).Optimize(); err == nil {
+		t.Fatal("a step past MaxStep: no error")
+	}
+	if !slices.Equal(before, values[float64](p)) || st.boundTo() != nil || q.State != st {
+		t.Fatalf("changed by the failed call: values %v, bound %v", !slices.Equal(before, values[float64](p)), st.boundTo() != nil)
+	}
+	if err := s.SetTimeStep(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewOptimizer(nn.StreamParams([]*nn.Param{p}), s).Optimize(); err != nil {
+		t.Fatalf("p alone after the failed call: %v", err)
+	}
+}
+
+// TestSameState: one pointer, map or slice is one State; two maps, or
+// slices, are two, even when equal; a struct that cannot be compared is
+// taken as one.
+func TestSameState(t *testing.T) {
+	m1, m2 := map[string]int{"a": 1}, map[string]int{"a": 1}
+	s1 := []float64{1, 2}
+	type sliceState struct{ v []float64 }
+	st1, st2 := &State[float64]{}, &State[float64]{}
+	for _, c := range []struct {
+		a, b any
+		want bool
+	}{
+		{st1, st1, true}, {st1, st2, false}, {m1, m1, true}, {m1, m2, false},
+		{s1, s1, true}, {s1, []float64{1, 2}, false}, {s1, s1[:1], false},
+		{sliceState{s1}, sliceState{s1}, true}, {1, 1, true}, {1, 2, false}, {m1, st1, false},
+	} {
+		if got := sameState(c.a, c.b); got != c.want {
+			t.Errorf("sameState(%v, %v) = %v, want %v", c.a, c.b, got, c.want)
 		}
 	}
 }

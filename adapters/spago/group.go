@@ -304,15 +304,30 @@ var errSharedState = fmt.Errorf("%w: the parameter's State steps another paramet
 // dry, its checks alone (Optimizer.Optimize checks every parameter before
 // it steps any).
 func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind string, key groupKey, h optim.Hyper,
-	ks *kernels.Set, global int64, dry bool) error {
+	ks *kernels.Set, global int64, dry bool) (err error) {
 	if p == nil {
 		return fmt.Errorf("%w: a nil *nn.Param", ErrParam)
 	}
 	if st, ok := p.State.(stateRef); ok {
-		// A step binds the State before it touches it (claim); the checks
-		// alone (dry) bind nothing.
-		if o := st.boundTo(); (dry && o != nil && o != p) || (!dry && !st.claim(p)) {
-			return errSharedState
+		// A step binds the State before it touches it (claim), and a step
+		// that fails undoes a binding it made; the checks alone (dry)
+		// bind nothing.
+		if dry {
+			if o := st.boundTo(); o != nil && o != p {
+				return errSharedState
+			}
+		} else {
+			ok, fresh := st.claim(p)
+			if !ok {
+				return errSharedState
+			}
+			if fresh {
+				defer func() {
+					if err != nil {
+						st.unclaim(p)
+					}
+				}()
+			}
 		}
 	}
 	if noValue(p) {

@@ -62,10 +62,11 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // refused with ErrState before anything steps), whatever their order in
 // the channel, with this package's strategies and spago's, and afterwards
 // every Param over it in the call holds the State that stepped. A State
-// of this package steps with the Param it is bound to (the one that took
-// its first step): one bound to a Param the call does not give (a copy
-// given to an earlier call, when none of the copies held a State then
-// and it came first) is refused with ErrState, as it is given alone. Two matrices over one backing slice (or
+// of this package steps with the Param it is bound to (the one whose step
+// first succeeded with it; a State gob made is bound to none): one bound
+// to a Param that the call does not give with it (a copy that came first
+// in an earlier call, when the State was not yet bound: none held one, or
+// it came from gob) is refused with ErrState, as it is given alone. Two matrices over one backing slice (or
 // over overlapping parts of one: mat.WithBacking) are refused with
 // ErrParam before anything is stepped, as is a gradient that shares memory
 // with another parameter's value or gradient. A strategy that panics (spago's own panic
@@ -229,15 +230,21 @@ func stateOf(p *nn.Param) any {
 	return p.State
 }
 
-// sameState reports whether a and b are one State: one pointer, for the
-// States of this package and spago's; equal values of a comparable type;
-// any two values of one type that cannot be compared (a map, a struct
-// holding a slice: the copies of a Param share such a State, and nothing
-// tells two apart).
+// sameState reports whether a and b are one State: one pointer (the
+// States of this package and spago's), map, channel or slice; equal
+// values of another comparable type; any two values of one struct type
+// that cannot be compared (one holding a slice: the copies of a Param
+// share such a State, and nothing tells two apart).
 func sameState(a, b any) bool {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	if va.Type() != vb.Type() {
 		return false
+	}
+	switch va.Kind() {
+	case reflect.Map, reflect.Pointer, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return va.UnsafePointer() == vb.UnsafePointer()
+	case reflect.Slice:
+		return va.UnsafePointer() == vb.UnsafePointer() && va.Len() == vb.Len()
 	}
 	if !va.Comparable() || !vb.Comparable() {
 		return true

@@ -62,15 +62,27 @@ func (st *State[T]) boundTo() *nn.Param {
 }
 
 // claim binds st to p, the parameter about to step with it, and reports
-// whether st is p's: false where it steps another. Atomic, so that of two
+// whether st is p's (ok: false where it steps another) and whether this
+// call bound it (fresh). Atomic, so that of two
 // parameters given one State that no step has bound yet (gob made it, or
 // the caller), in concurrent OptimizeParams calls, one alone steps with it.
 // A nil *State is no state: true.
-func (st *State[T]) claim(p *nn.Param) bool {
-	if st == nil || st.owner.CompareAndSwap(nil, p) {
-		return true
+func (st *State[T]) claim(p *nn.Param) (ok, fresh bool) {
+	if st == nil {
+		return true, false
 	}
-	return st.owner.Load() == p
+	if st.owner.CompareAndSwap(nil, p) {
+		return true, true
+	}
+	return st.owner.Load() == p, false
+}
+
+// unclaim undoes claim's fresh binding of st to p, after a step that
+// failed: a State that no step has moved stays unbound.
+func (st *State[T]) unclaim(p *nn.Param) {
+	if st != nil {
+		st.owner.CompareAndSwap(p, nil)
+	}
 }
 
 // ref is st as a map key, nil for a nil *State.
@@ -84,7 +96,8 @@ func (st *State[T]) ref() any {
 // stateRef is what every *State[T] has, whatever T.
 type stateRef interface {
 	boundTo() *nn.Param
-	claim(p *nn.Param) bool
+	claim(p *nn.Param) (ok, fresh bool)
+	unclaim(p *nn.Param)
 	ref() any
 }
 
