@@ -225,7 +225,7 @@ func stepParam[T float.DType](p *nn.Param, d *mat.Dense[T], name, kind string, g
 	}
 	st.sync()
 	st.Step++
-	st.owner.Store(p)
+	st.bind(p)
 	p.State = st
 	p.ZeroGrad()
 	return nil
@@ -321,10 +321,10 @@ func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind strin
 			if !ok {
 				return errSharedState
 			}
-			if fresh {
+			if fresh != nil {
 				defer func() {
 					if err != nil {
-						st.unclaim(p)
+						st.unclaim(fresh)
 					}
 				}()
 			}

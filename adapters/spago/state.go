@@ -48,40 +48,53 @@ type State[T float.DType] struct {
 	// next step makes them from the fields above).
 	stepper *optim.Stepper[T]
 	group   *optim.Group[T]
-	// owner is the parameter it steps (nil until its first step here);
-	// atomic, since another parameter given the same State may be checked
-	// against it meanwhile.
-	owner atomic.Pointer[nn.Param]
+	// owner binds it to the parameter it steps (nil until a step here
+	// claims it); atomic, since another parameter given the same State may
+	// be checked against it meanwhile. Each claim and each successful step
+	// stores a binding of its own, so that a failed step undoes its own
+	// claim alone (unclaim), never a binding a concurrent step made since.
+	owner atomic.Pointer[binding]
 }
+
+// binding is a State's binding to the parameter p.
+type binding struct{ p *nn.Param }
 
 func (st *State[T]) boundTo() *nn.Param {
 	if st == nil {
 		return nil
 	}
-	return st.owner.Load()
+	if b := st.owner.Load(); b != nil {
+		return b.p
+	}
+	return nil
 }
 
+// bind records a successful step of p with st.
+func (st *State[T]) bind(p *nn.Param) { st.owner.Store(&binding{p}) }
+
 // claim binds st to p, the parameter about to step with it, and reports
-// whether st is p's (ok: false where it steps another) and whether this
-// call bound it (fresh). Atomic, so that of two
+// whether st is p's (ok: false where it steps another) and, where this
+// call bound it, the binding it made (fresh, for unclaim). Atomic, so that of two
 // parameters given one State that no step has bound yet (gob made it, or
 // the caller), in concurrent OptimizeParams calls, one alone steps with it.
 // A nil *State is no state: true.
-func (st *State[T]) claim(p *nn.Param) (ok, fresh bool) {
+func (st *State[T]) claim(p *nn.Param) (ok bool, fresh *binding) {
 	if st == nil {
-		return true, false
+		return true, nil
 	}
-	if st.owner.CompareAndSwap(nil, p) {
-		return true, true
+	if b := (&binding{p}); st.owner.CompareAndSwap(nil, b) {
+		return true, b
 	}
-	return st.owner.Load() == p, false
+	return st.boundTo() == p, nil
 }
 
-// unclaim undoes claim's fresh binding of st to p, after a step that
-// failed: a State that no step has moved stays unbound.
-func (st *State[T]) unclaim(p *nn.Param) {
-	if st != nil {
-		st.owner.CompareAndSwap(p, nil)
+// unclaim undoes claim's fresh binding b, after a step that failed: a
+// State that no step has moved stays unbound. Where a concurrent step of
+// the same parameter has succeeded since (its bind replaced b), it does
+// nothing.
+func (st *State[T]) unclaim(b *binding) {
+	if st != nil && b != nil {
+		st.owner.CompareAndSwap(b, nil)
 	}
 }
 
@@ -96,8 +109,8 @@ func (st *State[T]) ref() any {
 // stateRef is what every *State[T] has, whatever T.
 type stateRef interface {
 	boundTo() *nn.Param
-	claim(p *nn.Param) (ok, fresh bool)
-	unclaim(p *nn.Param)
+	claim(p *nn.Param) (ok bool, fresh *binding)
+	unclaim(b *binding)
 	ref() any
 }
 
