@@ -2,7 +2,6 @@ package fusespago
 
 import (
 	"bytes"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"math"
@@ -1043,18 +1042,6 @@ func TestCorruptState(t *testing.T) {
 		KindAdagrad: NewAdagrad(AdagradConfig{LR: 0.01, Eps: 1e-10}),
 		KindRMSprop: NewRMSprop(RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8}),
 	}
-	// roundTrip is what nn.Load gives back for st.
-	roundTrip := func(st *State[float64]) *State[float64] {
-		var buf bytes.Buffer
-		if err := gob.NewEncoder(&buf).Encode(st); err != nil {
-			t.Fatal(err)
-		}
-		out := new(State[float64])
-		if err := gob.NewDecoder(&buf).Decode(out); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
 	step := func(s optimizers.OptimizationStrategy, st *State[float64]) (*nn.Param, error) {
 		p := nn.NewParam(mat.NewDense[float64](mat.WithBacking([]float64{1, 2, 3}), mat.WithShape(3)))
 		setGrad(p, []float64{1, 1, 1})
@@ -1063,7 +1050,7 @@ func TestCorruptState(t *testing.T) {
 	}
 	for kind, s := range strategies {
 		// The complete State steps.
-		if _, err := step(s, roundTrip(full(kind))); err != nil {
+		if _, err := step(s, gobbed(t, full(kind))); err != nil {
 			t.Errorf("%s: complete state: %v", kind, err)
 		}
 		// Without each buffer the kind keeps: refused, nothing changed.
@@ -1073,7 +1060,7 @@ func TestCorruptState(t *testing.T) {
 				continue
 			}
 			*st.buffers()[i] = nil
-			st = roundTrip(st)
+			st = gobbed(t, st)
 			p, err := step(s, st)
 			if !errors.Is(err, ErrState) {
 				t.Errorf("%s without %s at step 100: %v, want ErrState", kind, name, err)
@@ -1090,14 +1077,14 @@ func TestCorruptState(t *testing.T) {
 	ams.AMSGrad = true
 	st := full(KindAdam)
 	clear(st.ExpAvgSq) // a missing MaxExpAvgSq starts at 0, which must not be below ExpAvgSq
-	if _, err := step(NewAdam(ams), roundTrip(st)); err != nil {
+	if _, err := step(NewAdam(ams), gobbed(t, st)); err != nil {
 		t.Errorf("AMSGrad turned on (no MaxExpAvgSq): %v", err)
 	}
 	if _, err := step(NewRMSprop(RMSpropConfig{LR: 0.01, Alpha: 0.99, Eps: 1e-8, Momentum: 0.9, Centered: true}),
-		roundTrip(full(KindRMSprop))); err != nil {
+		gobbed(t, full(KindRMSprop))); err != nil {
 		t.Errorf("momentum and centering turned on (no MomentumBuffer, GradAvg): %v", err)
 	}
-	if _, err := step(NewSGD(SGDConfig{LR: 0.1, Momentum: 0.9}), roundTrip(full(KindSGD))); err != nil {
+	if _, err := step(NewSGD(SGDConfig{LR: 0.1, Momentum: 0.9}), gobbed(t, full(KindSGD))); err != nil {
 		t.Errorf("SGD momentum turned on (no MomentumBuffer): %v", err)
 	}
 }
