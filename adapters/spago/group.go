@@ -311,7 +311,8 @@ func optimize[C strategyConfig[C]](s *strategy[C], p *nn.Param, name, kind strin
 	if st, ok := p.State.(stateRef); ok {
 		// A step binds the State before it touches it (claim), and a step
 		// that fails undoes a binding it made; the checks alone (dry)
-		// bind nothing.
+		// bind nothing: Optimizer.Optimize claims the State before it
+		// runs them, so that they read no State another step holds.
 		if dry {
 			if o := st.boundTo(); o != nil && o != p {
 				return errSharedState

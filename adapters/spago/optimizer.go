@@ -129,6 +129,17 @@ func (o *Optimizer) Optimize() error {
 	}
 	check, _ := o.strategy.(prechecker)
 	states := make(map[any]*nn.Param) // the State each parameter holds
+	// The States this call claimed (bound to their parameters as their
+	// checks begin, so that no concurrent step of another parameter given
+	// one of them reads or steps it meanwhile), released as the call ends:
+	// a State whose step succeeded stays bound (the step bound it anew),
+	// the others are unbound again.
+	var claims []claimed
+	defer func() {
+		for _, c := range claims {
+			c.st.unclaim(c.b)
+		}
+	}()
 	for _, p := range ps {
 		// One State in two parameters, neither bound to it by a step yet
 		// (gob made it, or the caller): the second to step would fail
@@ -138,6 +149,15 @@ func (o *Optimizer) Optimize() error {
 				return errSharedState
 			}
 			states[st.ref()] = p
+			if check != nil {
+				ok, fresh := st.claim(p)
+				if !ok {
+					return errSharedState
+				}
+				if fresh != nil {
+					claims = append(claims, claimed{st, fresh})
+				}
+			}
 		}
 		if check != nil {
 			if err := check.precheck(p); err != nil {
@@ -185,6 +205,12 @@ func (o *Optimizer) Optimize() error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// claimed is a State that Optimize claimed, and the binding it made.
+type claimed struct {
+	st stateRef
+	b  *binding
 }
 
 // settle chooses which of the Params over matrix i (ps[i] and copies[i],
