@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -783,7 +784,12 @@ func (s shardSet) name(r int) string {
 // wrapping optim.ErrState on process 0), not replaced. Processes whose
 // parameters or settings differ (those that Step refuses, with ErrArgs)
 // all get an error wrapping ErrArgs before anything is written: their
-// shards would not load as one checkpoint.
+// shards would not load as one checkpoint. Before the manifest names the
+// new set, every process reads the header and stored checksum of each of
+// its files, and the processes compare them: where dir is not one file
+// system that every process sees alike, every process gets an error
+// wrapping optim.ErrState (ErrOtherRank where another found it) and the
+// checkpoint stays.
 //
 // A directory holds the checkpoint of one DataParallel: a save replaces
 // the set that its manifest names and removes the shard files of every
@@ -834,6 +840,25 @@ func (d *DataParallel[T]) SaveCheckpoint(dir string) error {
 		// use (best effort).
 		os.Remove(path)
 		return err
+	}
+	// Every process sees every file of the new set, as written, before
+	// the manifest names it: where dir is not one file system that every
+	// process sees alike (each node's own disk), the manifest would name
+	// files that are not there, and the clean-up below would remove the
+	// checkpoint that loads.
+	id, _, alike, err := setHeaders(dir, set)
+	if err != nil {
+		err = fmt.Errorf("%w: %s does not hold every file of the new set: %w", optim.ErrState, dir, err)
+	} else if !alike {
+		err = fmt.Errorf("%w: %s: the files of the new set are not those its processes wrote", optim.ErrState, dir)
+	}
+	differs, err = d.agreeSame(err, id)
+	if err == nil && differs >= 0 {
+		err = fmt.Errorf("%w: the processes see different files in %s", optim.ErrState, dir)
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("%w (is it one file system that every process sees alike? the checkpoint there is kept)", err)
 	}
 	if rank == 0 {
 		err = atomicfile.Write(filepath.Join(dir, manifest), func(w io.Writer) error {
@@ -886,8 +911,10 @@ func shardSetOf(name string) (shardSet, bool) {
 // of processes and the chunk sizes match, and so about 1/N of the
 // checkpoint on each of N processes): a file's header says which process
 // of how many wrote it with what chunk size, and so which elements it
-// holds. Where the headers disagree or the files chosen do not hold every
-// own element, it reads every file.
+// holds. A file that holds no process's elements is read whole by one
+// process besides, so that every file's checksum is checked. Where the
+// headers disagree or the files chosen do not hold every own element, it
+// reads every file.
 //
 // The processes also check that they read the same checkpoint: the same
 // manifest, the same headers (the run ids among them) and stored
@@ -942,25 +969,9 @@ func (d *DataParallel[T]) loadSet(dir string, set shardSet) (id uint64, files []
 	if d.opt.Closed() {
 		return 0, nil, false, optim.ErrClosed // as LoadShardFiles answers, before any file
 	}
-	h := newHasher()
-	h.u64(uint64(set.n))
-	h.u64(uint64(set.gen))
-	var first optim.ShardHeader
-	alike := true // every header says the set's writer of its own rank
-	for f := range set.n {
-		hd, err := readShardHeader(filepath.Join(dir, set.name(f)))
-		if err != nil {
-			return 0, nil, false, err
-		}
-		h.u64(uint64(hd.Rank))
-		h.u64(uint64(hd.Ranks))
-		h.u64(uint64(hd.ChunkSize))
-		h.u64(hd.Run)
-		h.u64(hd.Sum)
-		if f == 0 {
-			first = hd
-		}
-		alike = alike && hd.Rank == f && hd.Ranks == set.n && hd.ChunkSize == first.ChunkSize && hd.Run == first.Run
+	id, first, alike, err := setHeaders(dir, set)
+	if err != nil {
+		return 0, nil, false, err
 	}
 	all := make([]int, set.n)
 	for f := range all {
@@ -978,13 +989,44 @@ func (d *DataParallel[T]) loadSet(dir string, set shardSet) (id uint64, files []
 	if err != nil {
 		return 0, nil, false, err
 	}
-	return h.sum(), files, true, nil
+	return id, files, true, nil
+}
+
+// setHeaders reads the header and stored checksum of every file of set in
+// dir and returns a digest of them (with the set's name), the first
+// file's header, and whether every header says the set's writer of its
+// own rank, with one chunk size and run id.
+func setHeaders(dir string, set shardSet) (id uint64, first optim.ShardHeader, alike bool, err error) {
+	h := newHasher()
+	h.u64(uint64(set.n))
+	h.u64(uint64(set.gen))
+	alike = true
+	for f := range set.n {
+		hd, err := readShardHeader(filepath.Join(dir, set.name(f)))
+		if err != nil {
+			return 0, first, false, err
+		}
+		h.u64(uint64(hd.Rank))
+		h.u64(uint64(hd.Ranks))
+		h.u64(uint64(hd.ChunkSize))
+		h.u64(hd.Run)
+		h.u64(hd.Sum)
+		if f == 0 {
+			first = hd
+		}
+		alike = alike && hd.Rank == f && hd.Ranks == set.n && hd.ChunkSize == first.ChunkSize && hd.Run == first.Run
+	}
+	return h.sum(), first, alike, nil
 }
 
 // filesHolding returns the files of a set written by ranks processes with
-// chunk size chunk that hold this process's own elements (file 0 where it
-// owns none: every file holds the step counts and hyperparameters), or
-// nil where the parameters' lengths do not give an assignment.
+// chunk size chunk that this process reads whole: those that hold its own
+// elements (file 0 where it owns none: every file holds the step counts
+// and hyperparameters), and each file that no process reads so (one that
+// holds no element: written by a process that owned none) whose number
+// modulo the number of processes is this one's, so that every file of the
+// set is read whole, and its checksum checked, by some process. It
+// returns nil where the parameters' lengths do not give an assignment.
 func (d *DataParallel[T]) filesHolding(chunk, ranks int) []int {
 	lengths := make([]int, d.opt.NumParams())
 	for i := range lengths {
@@ -995,16 +1037,33 @@ func (d *DataParallel[T]) filesHolding(chunk, ranks int) []int {
 		return nil
 	}
 	own := d.opt.ShardBounds()
-	lo, hi := own[d.comm.Rank()], own[d.comm.Rank()+1]
-	var files []int
+	holding := func(r int) []int {
+		lo, hi := own[r], own[r+1]
+		var files []int
+		for f := range ranks {
+			if b[f] < hi && b[f+1] > lo {
+				files = append(files, f)
+			}
+		}
+		if len(files) == 0 {
+			files = []int{0}
+		}
+		return files
+	}
+	me, size := d.comm.Rank(), d.comm.Size()
+	files := holding(me)
+	read := make([]bool, ranks)
+	for r := range size {
+		for _, f := range holding(r) {
+			read[f] = true
+		}
+	}
 	for f := range ranks {
-		if b[f] < hi && b[f+1] > lo {
+		if !read[f] && f%size == me {
 			files = append(files, f)
 		}
 	}
-	if len(files) == 0 {
-		files = []int{0}
-	}
+	slices.Sort(files)
 	return files
 }
 

@@ -66,7 +66,12 @@ func NewOptimizer(params nn.ParamChannelFunc, strategy optimizers.OptimizationSt
 // first succeeded with it; a State gob made is bound to none): one bound
 // to a Param that the call does not give with it (a copy that came first
 // in an earlier call, when the State was not yet bound: none held one, or
-// it came from gob) is refused with ErrState, as it is given alone. Two matrices over one backing slice (or
+// it came from gob) is refused with ErrState, as it is given alone. With
+// this package's strategies, the call binds each unbound State to its
+// Param before it checks it (as a step would) and holds it to the call's
+// end: an OptimizeParams of another Param given the same State meanwhile
+// is refused with ErrState; a State whose step did not succeed is unbound
+// again as the call returns. Two matrices over one backing slice (or
 // over overlapping parts of one: mat.WithBacking) are refused with
 // ErrParam before anything is stepped, as is a gradient that shares memory
 // with another parameter's value or gradient. A strategy that panics (spago's own panic

@@ -72,7 +72,10 @@ func (st *State[T]) boundTo() *nn.Param {
 // bind records a successful step of p with st.
 func (st *State[T]) bind(p *nn.Param) { st.owner.Store(&binding{p}) }
 
-// claim binds st to p, the parameter about to step with it, and reports
+// claim binds st to p, the parameter about to step with it (or, from
+// Optimizer.Optimize, about to be checked and stepped: the call unclaims
+// as it ends whatever it claimed, which leaves the binding of a step that
+// succeeded), and reports
 // whether st is p's (ok: false where it steps another) and, where this
 // call bound it, the binding it made (fresh, for unclaim). Atomic, so that of two
 // parameters given one State that no step has bound yet (gob made it, or
