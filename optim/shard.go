@@ -558,26 +558,30 @@ func (o *Optimizer[T]) runID() error {
 // refuses a set mixed across the load (ErrState). The id stays in [1, 2⁵²)
 // and differs from the one before.
 //
-// A load of one shard file that is the file SaveShard wrote of the state
-// held before this load (its checksum is prev; prevOK false where none is
-// known) leaves the id; one that is that file of the state held before the
-// last load since the last Step puts back the id held then: a process
-// undoing its load because another's failed (fusempi's LoadCheckpoint)
-// writes files of one id with the processes whose loads failed, which
-// kept theirs. Files are told apart by their checksums (CRC-64 of every
-// byte: the state, the step counts and the file id), never by the file id
-// alone, which is 0 for every state not yet stepped. sum is the loaded
-// file's checksum where one (single) was loaded.
-func (s *shard) loaded(prev uint64, prevOK, single bool, sum uint64) {
+// The states are compared by the checksums of the shard files SaveShard
+// writes of them (CRC-64 of every byte: this rank's state, the step counts
+// and the file id; never the file id alone, which is 0 for every state not
+// yet stepped): prev of the state held before the load, after of the
+// state loaded (prevOK, afterOK false where none is known: a whole state
+// file's Load, which always moves the id on). A load that leaves the
+// state as it was (after == prev: a rank's own file of the state it holds,
+// or file 0 and files of no element on a rank that owns none) leaves the
+// id, whichever and however many files it read, so that every rank of a
+// set loaded just after it was saved keeps one id. A load of the state
+// held before the last load since the last Step puts back the id held
+// then: a process undoing its load because another's failed (fusempi's
+// LoadCheckpoint) writes files of one id with the processes whose loads
+// failed, which kept theirs.
+func (s *shard) loaded(prev uint64, prevOK bool, after uint64, afterOK bool) {
 	if s == nil || s.ranks == 1 || s.run == 0 {
 		return
 	}
-	if single && prevOK && sum == prev {
-		return // the state it held: no other timeline starts here
-	}
-	if single && s.back.ok && sum == s.back.sum {
+	if afterOK && s.back.ok && after == s.back.sum {
 		s.run, s.back.ok = s.back.run, false
 		return
+	}
+	if afterOK && prevOK && after == prev {
+		return // the state it held: no other timeline starts here
 	}
 	s.back.ok, s.back.run, s.back.sum = prevOK, s.run, prev
 	// splitmix64's finaliser of the id and a constant, folded into the

@@ -433,12 +433,14 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		p.bufNames = head.groups[p.group].buffers()
 		p.fresh = fresh[i] == 1 // not left to layout: see Load
 	}
-	if o.shard != nil && o.shard.ranks > 1 {
-		// The files after the next Step are not the same run's (shard.go).
-		o.shard.loaded(prev, prevOK, len(rs) == 1, head.sum)
-	}
 	o.dirty = true
 	o.prepare() // as Load: the groups' kernels may have changed
+	if o.shard != nil && o.shard.ranks > 1 {
+		// The files after the next Step are not the same run's, unless
+		// the state is the one held (shard.go).
+		after, afterOK := o.heldSum()
+		o.shard.loaded(prev, prevOK, after, afterOK)
+	}
 	return nil
 }
 

@@ -1,0 +1,69 @@
+package optim
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestShardRunIDKeptAcrossReads: a set loaded just after it was saved
+// leaves every rank's state as it was, whichever files each rank reads
+// (its own; file 0 and a file of no element on a rank that owns none; all
+// of them): every rank keeps its run id, so that the set saved after the
+// next Step is one run's and loads. A load of another state moves the id
+// on every rank alike.
+func TestShardRunIDKeptAcrossReads(t *testing.T) {
+	op := Options{ChunkSize: 16}
+	h := SGDConfig{LR: 0.5, Momentum: 0.9}
+	for _, reads := range [][][]int{
+		{{0}, {1}, {0, 2}}, // each the least it needs (fusempi's LoadCheckpoint)
+		{{0, 1, 2}, {0, 1, 2}, {0, 1, 2}},
+		{{0}, {0, 1, 2}, {2, 0}},
+	} {
+		sr := newShardRun(t, newTestModel[float64]([]int{8}), h, nil, nil, op, 3)
+		if b := sr.opts[0].ShardBounds(); !slices.Equal(b, []int{0, 0, 8, 8}) {
+			t.Fatalf("bounds %v, want [0 0 8 8]", b)
+		}
+		stepRanks(t, sr, 0)
+		files := saveSet(t, sr)
+		load := func(set [][]byte, reads [][]int) {
+			t.Helper()
+			for r, o := range sr.opts {
+				var rs [][]byte
+				for _, f := range reads[r] {
+					rs = append(rs, set[f])
+				}
+				if err := o.LoadShards(readers(rs...)...); err != nil {
+					t.Fatalf("rank %d reading %v: %v", r, reads[r], err)
+				}
+			}
+		}
+		load(files, reads)
+		stepRanks(t, sr, 1)
+		next := saveSet(t, sr)
+		for r := range next {
+			if got, want := fileRunID(t, next[r]), fileRunID(t, next[0]); got != want {
+				t.Fatalf("reads %v: after the load and a step, rank %d writes run id %#x, rank 0 %#x", reads, r, got, want)
+			}
+		}
+		if fileRunID(t, next[0]) != fileRunID(t, files[0]) {
+			t.Errorf("reads %v: a load of the state held moved the run id", reads)
+		}
+		// Back to the first set (another state): every rank moves on, alike.
+		load(files, reads)
+		stepRanks(t, sr, 2)
+		third := saveSet(t, sr)
+		for r := range third {
+			if got := fileRunID(t, third[r]); got != fileRunID(t, third[0]) || got == fileRunID(t, files[0]) {
+				t.Fatalf("reads %v: after a rollback and a step, rank %d writes run id %#x, rank 0 %#x, the rolled-back run %#x",
+					reads, r, got, fileRunID(t, third[0]), fileRunID(t, files[0]))
+			}
+		}
+		o := mustNew[float64](t, h, op)
+		newTestModel[float64]([]int{8}).register(t, o, nil)
+		for _, set := range [][][]byte{next, third} {
+			if err := o.LoadShards(readers(set...)...); err != nil {
+				t.Errorf("reads %v: %v", reads, err)
+			}
+		}
+	}
+}
