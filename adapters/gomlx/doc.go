@@ -60,9 +60,11 @@
 // AdamConfig with AMSGrad, AdamWConfig, LionConfig, AdagradConfig,
 // RMSpropConfig, and the rules optim adds later; not Adafactor, whose
 // factored state depends on each variable's shape: ErrUnsupported) with
-// PyTorch's semantics, bit for bit as optim's Stepper computes them, except
-// that one step count serves all variables (GoMLX trains every trainable
-// variable at every step, where the two are the same).
+// PyTorch's semantics, bit for bit as optim's Stepper computes them, step
+// counts included: each variable counts its own steps (PyTorch's
+// state["step"]), so a variable that a step's graph does not use (GoMLX
+// computes gradients only for the variables a graph uses) is not stepped
+// and keeps its count, and a variable created later starts at step 1.
 //
 // # bfloat16 variables
 //
@@ -96,8 +98,11 @@
 // "_2nd_moment", "/AdamOptimizer/global_step"), so a checkpoint written
 // with GoMLX's Adam resumes with this package's and the other way round.
 // New's state is "/fuseopt/<scope>/<name>_<buffer>" with PyTorch's buffer
-// names (exp_avg, momentum_buffer, sum, square_avg, …) and
-// "/fuseopt/global_step".
+// names (exp_avg, momentum_buffer, sum, square_avg, …), each variable's
+// step count "/fuseopt/<scope>/<name>_step" and "/fuseopt/global_step". A
+// variable whose buffers exist without a count of its own (a checkpoint
+// written while one count served all) takes "/fuseopt/global_step" at its
+// next step.
 //
 // # Backend
 //

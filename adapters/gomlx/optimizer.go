@@ -151,8 +151,9 @@ const DefaultScope = "fuseopt"
 // the kernels use h's LR itself. The state buffers are GoMLX variables
 // under the scope [DefaultScope] (see [Optimizer.Scope]), named
 // "<variable>_<buffer>" with PyTorch's buffer names (exp_avg, exp_avg_sq,
-// momentum_buffer, sum, square_avg, …), and one step count is kept for all
-// variables in "<scope>/global_step".
+// momentum_buffer, sum, square_avg, …) with each variable's own step count
+// ("<scope>/<variable's scope>/<name>_step", PyTorch's state "step"), and
+// "<scope>/global_step" counts the optimizer's steps.
 //
 // A nil or invalid h gives an error wrapping optim.ErrInvalid (invalid
 // hyperparameters: optim.ErrHyper); Adafactor, whose state depends on each
@@ -480,6 +481,11 @@ type rule struct {
 	// elements one by one (GoMLX's SGD) instead of a whole gradient that
 	// holds one (its Adam).
 	clipNaNElementwise bool
+	// perVar: each variable counts its own steps (PyTorch's state
+	// "step"), in the state variable "<name>_step" beside its buffers
+	// (New's rules with state); otherwise one count serves all (GoMLX's
+	// optimizers' global step).
+	perVar bool
 }
 
 // genericRule runs h as it is, its learning rate taken from GoMLX's
@@ -489,6 +495,7 @@ func genericRule(h optim.Hyper, scope string, lrDType dtypes.DType) (*rule, erro
 	for _, s := range r.states {
 		r.varNames = append(r.varNames, "_"+s)
 	}
+	r.perVar = len(r.varNames) > 0 && scope != ""
 	lr0, err := optim.HyperValue(h, "lr")
 	if err != nil {
 		// A rule without a learning rate runs its config unchanged.
@@ -500,8 +507,9 @@ func genericRule(h optim.Hyper, scope string, lrDType dtypes.DType) (*rule, erro
 		lr float64
 		h  optim.Hyper
 	}
+	lr0r := roundTo(lrDType, lr0) // (once: the conversion boxes its value)
 	r.hyper = func(_ int64, lr float64) (optim.Hyper, error) {
-		if lr == lr0 || lr == roundTo(lrDType, lr0) {
+		if lr == lr0 || lr == lr0r {
 			return h, nil
 		}
 		if lr == last.lr && last.h != nil {
@@ -545,6 +553,15 @@ type plan struct {
 	work64   []work[float64]
 	work16   []work16
 	c32, c64 kernels.Coeffs
+	// Per-variable step counts (rule.perVar): the memory of each param's
+	// count, the step t each param takes, and the distinct coefficient
+	// blocks of a step (coefs, of the steps coefT in float32 or float64:
+	// coef64), made once per plan.
+	pcounts [][]int64
+	pt      []int64
+	coefs   []kernels.Coeffs
+	coefT   []int64
+	coef64  []bool
 	// addrs are the addresses of the memory of every variable the last
 	// step wrote (plan.checkDistinct).
 	addrs []uintptr
@@ -554,6 +571,12 @@ type plan struct {
 type param struct {
 	v     *context.Variable
 	state []*context.Variable
+	// count is the variable's own step count (rule.perVar), nil for a
+	// rule whose steps all variables count together.
+	count *context.Variable
+	// coef is the index in plan.coefs of the coefficients of the
+	// variable's step (set by each step).
+	coef int
 	// id is the variable's in the key of stochastic rounding: nameID of
 	// its scope and name, which a checkpoint keeps (its index among the
 	// variables does not: GoMLX creates a loaded checkpoint's variables
@@ -686,6 +709,16 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 		if !grad.Shape().Equal(v.Shape()) {
 			return fmt.Errorf("%w: gradient of %s has shape %s, the variable %s", optim.ErrLength, v.ScopeAndName(), grad.Shape(), v.Shape())
 		}
+		if r.perVar {
+			if err := checkCountVariable(ctx, r.scope, v); err != nil {
+				return err
+			}
+			path := context.ScopeSeparator + r.scope + v.Scope() + context.ScopeSeparator + v.Name() + countSuffix
+			if other, dup := statePaths[path]; dup {
+				return fmt.Errorf("%w: the state variables of %s and %s are both %s: rename one", ErrVariable, other, v.ScopeAndName(), path)
+			}
+			statePaths[path] = v.ScopeAndName()
+		}
 		for _, name := range r.varNames {
 			if err := checkStateVariable(ctx, r.scope, v, sd, name); err != nil {
 				return err
@@ -763,6 +796,19 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 				grad = optimizers.ClipNaNsInGradients(ctx, grad)
 			}
 		}
+		if r.perVar {
+			// A variable whose buffers exist without a count of its own
+			// (a checkpoint written while one count served all) takes
+			// the rule's count at its next step: -1 says so.
+			init := int64(0)
+			for _, name := range r.varNames {
+				if name != "" && ownVariable(ctx.InAbsPath(context.ScopeSeparator+r.scope+pa.v.Scope()), pa.v.Name()+name) != nil {
+					init = -1
+				}
+			}
+			pa.count = ctx.Checked(false).InAbsPath(context.ScopeSeparator+r.scope+pa.v.Scope()).
+				VariableWithValue(pa.v.Name()+countSuffix, init).SetTrainable(false)
+		}
 		for j, name := range r.varNames {
 			if name != "" {
 				pa.state[j] = stateVariable(ctx, r.scope, pa.v, pa.stateDType, name, r.inits[j])
@@ -774,6 +820,11 @@ func (o *Optimizer) buildGraph(ctx *context.Context, grads []*graph.Node, lossDT
 	p.work32 = make([]work[float32], len(p.params))
 	p.work64 = make([]work[float64], len(p.params))
 	p.work16 = make([]work16, len(p.params))
+	if r.perVar {
+		p.pcounts = make([][]int64, len(p.params))
+		p.pt = make([]int64, len(p.params))
+		p.coefs = make([]kernels.Coeffs, 0, min(len(p.params), 4))
+	}
 	o.mu.Lock()
 	for id, q := range o.plans {
 		// A finalized graph (Trainer.ResetComputationGraphs, an executor's
@@ -830,7 +881,7 @@ func (p *plan) release() {
 			p.weak = append(p.weak, weak.Make(v))
 		}
 		for k := range p.params {
-			p.weak = append(p.weak, weak.Make(p.params[k].v))
+			p.weak = append(p.weak, weak.Make(p.params[k].v), weak.Make(p.params[k].count))
 			for _, sv := range p.params[k].state {
 				p.weak = append(p.weak, weak.Make(sv)) // (the zero Pointer for a scratch buffer's nil)
 			}
@@ -838,7 +889,7 @@ func (p *plan) release() {
 	}
 	clear(p.counters)
 	for k := range p.params {
-		p.params[k].v = nil
+		p.params[k].v, p.params[k].count = nil, nil
 		clear(p.params[k].state)
 	}
 }
@@ -866,6 +917,9 @@ func (p *plan) bind() error {
 	for k := range p.params {
 		pa := &p.params[k]
 		if pa.v, err = take(false); err != nil {
+			return err
+		}
+		if pa.count, err = take(true); err != nil {
 			return err
 		}
 		for j := range pa.state {
@@ -918,6 +972,20 @@ func precheck(r *rule, params []param) error {
 		if err != nil {
 			return fmt.Errorf("the %s variable %s: %w", pa.dtype, pa.v.ScopeAndName(), err)
 		}
+	}
+	return nil
+}
+
+// countSuffix ends the name of a variable's own step count (rule.perVar):
+// PyTorch's state "step".
+const countSuffix = "_step"
+
+// checkCountVariable refuses a step count of v (rule.perVar) that exists
+// already with another shape than an int64 scalar.
+func checkCountVariable(ctx *context.Context, scope string, v *context.Variable) error {
+	cv := ownVariable(ctx.InAbsPath(context.ScopeSeparator+scope+v.Scope()), v.Name()+countSuffix)
+	if cv != nil && (cv.Shape().DType != dtypes.Int64 || !cv.Shape().IsScalar()) {
+		return fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, cv.ScopeAndName(), cv.Shape())
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 		// weakly) to the variables.
 		p.release()
 		clear(p.counts[:])
+		clear(p.pcounts)
 		clear(p.grads)
 		clear(p.work32)
 		clear(p.work64)
@@ -82,6 +83,9 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 	if err != nil {
 		return err
 	}
+	if p.r.perVar {
+		p.coefs, p.coefT, p.coef64 = p.coefs[:0], p.coefT[:0], p.coef64[:0]
+	}
 	c32, c64 := &p.c32, &p.c64 // in the plan: a local would escape
 	var have32, have64 bool
 	for k := range p.params {
@@ -92,6 +96,12 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 		if pa.v.ChangedInGraph(g) {
 			return fmt.Errorf("%w: %s is changed inside the training graph (a per-step update function?); "+
 				"the fused step updates it after the graph", ErrVariable, pa.v.ScopeAndName())
+		}
+		if p.r.perVar {
+			if err := p.ownStep(g, k, t, h); err != nil {
+				return err
+			}
+			continue
 		}
 		if (pa.dtype == dtypes.Float32 || pa.is16()) && !have32 {
 			if err = optim.CoefficientsInto[float32](c32, h, t-1, 1); err != nil {
@@ -125,14 +135,18 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 	}
 	for k := range p.params {
 		pa := &p.params[k]
+		tk, k32, k64 := t, c32, c64
+		if p.r.perVar {
+			tk, k32, k64 = p.pt[k], &p.coefs[pa.coef], &p.coefs[pa.coef]
+		}
 		switch {
 		case pa.is16():
-			r := kernels.Rounding{Stochastic: o.sr, Key: kernels.SRKey(o.seed, uint64(t), pa.id)}
-			err = step16(o.ks, h, c32, pa, &p.work16[k], o.master, r)
+			r := kernels.Rounding{Stochastic: o.sr, Key: kernels.SRKey(o.seed, uint64(tk), pa.id)}
+			err = step16(o.ks, h, k32, pa, &p.work16[k], o.master, r)
 		case pa.dtype == dtypes.Float32:
-			err = run(o.ks, h, c32, pa, &p.work32[k])
+			err = run(o.ks, h, k32, pa, &p.work32[k])
 		default:
-			err = run(o.ks, h, c64, pa, &p.work64[k])
+			err = run(o.ks, h, k64, pa, &p.work64[k])
 		}
 		if err != nil {
 			// The checks above make this unreachable; say which variables
@@ -143,6 +157,58 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 	for _, c := range p.counts[:len(p.counters)] {
 		c[0]++
 	}
+	if p.r.perVar {
+		for k, c := range p.pcounts {
+			c[0] = p.pt[k]
+		}
+		clear(p.pcounts)
+	}
+	return nil
+}
+
+// ownStep reads and checks the own step count of param k (rule.perVar)
+// and finds or computes the coefficients of its step: t = its count + 1
+// (ruleT, the step of the rule's count, for a count of -1: a variable of
+// a checkpoint written while one count served all).
+func (p *plan) ownStep(g *graph.Graph, k int, ruleT int64, h optim.Hyper) error {
+	pa := &p.params[k]
+	v := pa.count
+	if v.ChangedInGraph(g) {
+		return fmt.Errorf("%w: step count %s is changed inside the training graph; "+
+			"the fused step advances it after the graph", ErrVariable, v.ScopeAndName())
+	}
+	c, err := sharedFlat[int64](p.backend, v, 1)
+	if err != nil {
+		return err
+	}
+	if c[0] < -1 || c[0] == math.MaxInt64 {
+		return fmt.Errorf("%w: step count %s = %d, want 0 ≤ count < MaxInt64", optim.ErrInvalid, v.ScopeAndName(), c[0])
+	}
+	t := c[0] + 1
+	if c[0] == -1 {
+		t = ruleT
+	}
+	p.pcounts[k], p.pt[k] = c, t
+	is64 := pa.dtype == dtypes.Float64 // (16-bit steps compute in float32)
+	for j := range p.coefs {
+		if p.coefT[j] == t && p.coef64[j] == is64 {
+			pa.coef = j
+			return nil
+		}
+	}
+	p.coefs = append(p.coefs, kernels.Coeffs{})
+	c0 := &p.coefs[len(p.coefs)-1]
+	if is64 {
+		err = optim.CoefficientsInto[float64](c0, h, t-1, 1)
+	} else {
+		err = optim.CoefficientsInto[float32](c0, h, t-1, 1)
+	}
+	if err != nil {
+		p.coefs = p.coefs[:len(p.coefs)-1]
+		return err
+	}
+	p.coefT, p.coef64 = append(p.coefT, t), append(p.coef64, is64)
+	pa.coef = len(p.coefs) - 1
 	return nil
 }
 
