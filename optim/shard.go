@@ -553,7 +553,7 @@ func (o *Optimizer[T]) runID() error {
 // again by another state (a rollback to an earlier checkpoint, a
 // different batch), and the files saved after that must not pair with the
 // files saved after the same step before the load. Every rank that loads
-// moves its id on alike, without an exchange (a load is local), so that a
+// a set decides alike, without an exchange (a load is local), so that a
 // rank that did not load writes files of another id, and LoadShards
 // refuses a set mixed across the load (ErrState). The id stays in [1, 2⁵²)
 // and differs from the one before.
@@ -562,16 +562,21 @@ func (o *Optimizer[T]) runID() error {
 // writes of them (CRC-64 of every byte: this rank's state, the step counts
 // and the file id; never the file id alone, which is 0 for every state not
 // yet stepped): prev of the state held before the load, after of the
-// state loaded (prevOK, afterOK false where none is known: a whole state
-// file's Load, which always moves the id on). A load that leaves the
-// state as it was (after == prev: a rank's own file of the state it holds,
-// or file 0 and files of no element on a rank that owns none) leaves the
-// id, whichever and however many files it read, so that every rank of a
-// set loaded just after it was saved keeps one id. A load of the state
-// held before the last load since the last Step puts back the id held
-// then: a process undoing its load because another's failed (fusempi's
-// LoadCheckpoint) writes files of one id with the processes whose loads
-// failed, which kept theirs.
+// state loaded (afterOK false where none is known: a whole state file's
+// Load, which always moves the id on). A load that leaves the state as it
+// was (after == prev: a rank's own file of the state it holds, or file 0
+// and files of no element on a rank that owns none) leaves the id,
+// whichever and however many files it read, so that every rank of a set
+// loaded just after it was saved keeps one id; only where the state has a
+// file id (s.file, set to the loaded files' before this call), since the
+// states of one file id and step counts are one state on every rank (one
+// point of one run), and the ranks whose own parts of two states of file
+// id 0 (single-process files, states loaded from whole state files) agree
+// would otherwise keep their ids where the others move theirs. A load of
+// the state held before the last load since the last Step puts back the
+// id held then: a process undoing its load because another's failed
+// (fusempi's LoadCheckpoint) writes files of one id with the processes
+// whose loads failed, which kept theirs.
 func (s *shard) loaded(prev uint64, prevOK bool, after uint64, afterOK bool) {
 	if s == nil || s.ranks == 1 || s.run == 0 {
 		return
@@ -580,7 +585,7 @@ func (s *shard) loaded(prev uint64, prevOK bool, after uint64, afterOK bool) {
 		s.run, s.back.ok = s.back.run, false
 		return
 	}
-	if afterOK && prevOK && after == prev {
+	if afterOK && prevOK && after == prev && s.file != 0 {
 		return // the state it held: no other timeline starts here
 	}
 	s.back.ok, s.back.run, s.back.sum = prevOK, s.run, prev

@@ -59,11 +59,11 @@ import (
 // same way on every rank that loads (shard.go's loaded), so that a run
 // rolled back to an earlier checkpoint, which reaches the same step counts
 // again with another state, writes files that do not pair with the ones it
-// wrote after those steps before; a load of the shard file of the state
-// it holds leaves the id, and one of the shard file of the state it held
-// before its last load, with no Step since (undoing a load that failed on
-// another rank), puts back that state's id (files told apart by their
-// checksums). LoadShards refuses a set whose files
+// wrote after those steps before; a load that leaves the rank's state as
+// it was (of a file id other than 0), whichever files it read, leaves the
+// id, and one of the state it held before its last load, with no Step
+// since (undoing a load that failed on another rank), puts back that
+// state's id (states told apart by the checksums of their shard files). LoadShards refuses a set whose files
 // carry different ids (ErrState). The id is 0, matching only 0, in version 1 files, in the
 // files of an optimizer that is not sharded over several ranks (each holds
 // every element: mixed with another file, some element is held twice)
