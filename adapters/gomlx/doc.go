@@ -61,8 +61,8 @@
 // RMSpropConfig, and the rules optim adds later; not Adafactor, whose
 // factored state depends on each variable's shape: ErrUnsupported) with
 // PyTorch's semantics, bit for bit as optim's Stepper computes them, step
-// counts included: each variable counts its own steps (PyTorch's
-// state["step"]), so a variable that a step's graph does not use (GoMLX
+// counts included: under a rule that keeps state each variable counts its
+// own steps (PyTorch's state["step"]), so a variable that a step's graph does not use (GoMLX
 // computes gradients only for the variables a graph uses) is not stepped
 // and keeps its count, and a variable created later starts at step 1.
 //

@@ -217,7 +217,8 @@ func (o *Optimizer) WithKernels(s *kernels.Set) *Optimizer {
 // bfloat16 spacing move the weights on average instead of being lost (a
 // bfloat16 weight near 1 has a spacing of 2⁻⁷; an Adam step of 1e-3 rounds
 // back to the old weight at every step). The random bits are keyed by
-// seed, the step count t, the variable's scope and name (a hash of them,
+// seed, the step t (the variable's own under New with a rule that keeps
+// state, else the optimizer's), the variable's scope and name (a hash of them,
 // not its place among the variables, which a model that creates its
 // variables in another order after loading a checkpoint changes) and the
 // element's index, so that a run is reproducible bit for bit on every CPU

@@ -3,6 +3,7 @@ package fusegomlx
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/fuseopt/fuseopt/kernels"
@@ -317,6 +318,51 @@ func TestOwnStepAllocs(t *testing.T) {
 		}
 		if c := ctx.GetVariableByScopeAndName("/fuseopt", "global_step"); c.MustValue().Value().(int64) != 7 {
 			t.Errorf("%s: global step %v after 7 steps", dt, c.MustValue().Value())
+		}
+	}
+}
+
+// TestOwnStepCountEdited: a variable's count (or the optimizer's) edited
+// between steps to another shape than an int64 scalar, or to a value out
+// of range, fails the step before anything is written (the weights, the
+// state, every count as they were), as graph building refuses it.
+func TestOwnStepCountEdited(t *testing.T) {
+	h := optim.AdamWConfig{LR: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
+	for _, c := range []struct {
+		scope, name string
+		value       any
+		want        error
+	}{
+		{"/fuseopt/m", "a_step", []int64{2}, ErrVariable},
+		{"/fuseopt/m", "a_step", int64(-2), optim.ErrInvalid},
+		{"/fuseopt", "global_step", []int64{2}, ErrVariable},
+	} {
+		ctx := context.New()
+		ctx.In("m").VariableWithValue("a", []float64{1, 2, 3})
+		opt, err := New(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := train.NewTrainer(goBackend(t), ctx, twoVarModel, lossIsPrediction, opt, nil, nil)
+		opt.AttachToTrainer(tr)
+		in := []*tensors.Tensor{tensors.FromFlatDataAndDimensions([]float64{0.5, -1, 2}, 1, 3)}
+		if _, err := tr.TrainStep(nil, in, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ctx.GetVariableByScopeAndName(c.scope, c.name).SetValue(tensors.FromAnyValue(c.value)); err != nil {
+			t.Fatal(err)
+		}
+		a := flat64(t, ctx.GetVariableByScopeAndName("/m", "a"))
+		m := flat64(t, ctx.GetVariableByScopeAndName("/fuseopt/m", "a_exp_avg"))
+		_, _ = tr.TrainStep(nil, in, nil)
+		if err := opt.Err(); !errors.Is(err, c.want) {
+			t.Errorf("%s/%s = %v: %v, want %v", c.scope, c.name, c.value, err, c.want)
+		}
+		if got := flat64(t, ctx.GetVariableByScopeAndName("/m", "a")); !slices.Equal(got, a) {
+			t.Errorf("%s/%s = %v: a moved", c.scope, c.name, c.value)
+		}
+		if got := flat64(t, ctx.GetVariableByScopeAndName("/fuseopt/m", "a_exp_avg")); !slices.Equal(got, m) {
+			t.Errorf("%s/%s = %v: exp_avg moved", c.scope, c.name, c.value)
 		}
 	}
 }

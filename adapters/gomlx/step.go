@@ -70,7 +70,7 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 			return fmt.Errorf("%w: step count %s is changed inside the training graph; "+
 				"the fused step advances it after the graph", ErrVariable, v.ScopeAndName())
 		}
-		c, err := sharedFlat[int64](p.backend, v, 1)
+		c, err := countFlat(p.backend, v)
 		if err != nil {
 			return err
 		}
@@ -177,12 +177,12 @@ func (p *plan) ownStep(g *graph.Graph, k int, ruleT int64, h optim.Hyper) error 
 		return fmt.Errorf("%w: step count %s is changed inside the training graph; "+
 			"the fused step advances it after the graph", ErrVariable, v.ScopeAndName())
 	}
-	c, err := sharedFlat[int64](p.backend, v, 1)
+	c, err := countFlat(p.backend, v)
 	if err != nil {
 		return err
 	}
 	if c[0] < -1 || c[0] == math.MaxInt64 {
-		return fmt.Errorf("%w: step count %s = %d, want 0 ≤ count < MaxInt64", optim.ErrInvalid, v.ScopeAndName(), c[0])
+		return fmt.Errorf("%w: step count %s = %d, want 0 ≤ count < MaxInt64 (or -1: take the optimizer's count)", optim.ErrInvalid, v.ScopeAndName(), c[0])
 	}
 	t := c[0] + 1
 	if c[0] == -1 {
@@ -330,6 +330,16 @@ func asBF16(x []bfloat16.BFloat16) []kernels.BF16 {
 
 // sharedFlat returns the memory of v's value, n elements of T, replacing
 // the value by a shared-buffer copy if it is not one.
+// countFlat is sharedFlat of a step count, which must be an int64 scalar
+// (as graph building requires: a count edited to another shape is refused
+// here too, before anything is written).
+func countFlat(backend backends.Backend, v *context.Variable) ([]int64, error) {
+	if sh := v.Shape(); sh.DType != dtypes.Int64 || !sh.IsScalar() {
+		return nil, fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), sh)
+	}
+	return sharedFlat[int64](backend, v, 1)
+}
+
 func sharedFlat[T float32 | float64 | int64 | bfloat16.BFloat16](backend backends.Backend, v *context.Variable, n int) ([]T, error) {
 	t, err := v.Value()
 	if err != nil || t == nil {
