@@ -66,16 +66,9 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 	// or the global step for a rule without scope).
 	var t int64
 	for j, v := range p.counters {
-		if v.ChangedInGraph(g) {
-			return fmt.Errorf("%w: step count %s is changed inside the training graph; "+
-				"the fused step advances it after the graph", ErrVariable, v.ScopeAndName())
-		}
-		c, err := countFlat(p.backend, v)
+		c, err := readCount(g, p.backend, v, false)
 		if err != nil {
 			return err
-		}
-		if c[0] < 0 || c[0] == math.MaxInt64 {
-			return fmt.Errorf("%w: step count %s = %d, want 0 ≤ count < MaxInt64", optim.ErrInvalid, v.ScopeAndName(), c[0])
 		}
 		p.counts[j], t = c, c[0]+1
 	}
@@ -172,17 +165,9 @@ func (o *Optimizer) step(g *graph.Graph, p *plan, messages []string, values []*t
 // a checkpoint written while one count served all).
 func (p *plan) ownStep(g *graph.Graph, k int, ruleT int64, h optim.Hyper) error {
 	pa := &p.params[k]
-	v := pa.count
-	if v.ChangedInGraph(g) {
-		return fmt.Errorf("%w: step count %s is changed inside the training graph; "+
-			"the fused step advances it after the graph", ErrVariable, v.ScopeAndName())
-	}
-	c, err := countFlat(p.backend, v)
+	c, err := readCount(g, p.backend, pa.count, true)
 	if err != nil {
 		return err
-	}
-	if c[0] < -1 || c[0] == math.MaxInt64 {
-		return fmt.Errorf("%w: step count %s = %d, want 0 ≤ count < MaxInt64 (or -1: take the optimizer's count)", optim.ErrInvalid, v.ScopeAndName(), c[0])
 	}
 	t := c[0] + 1
 	if c[0] == -1 {
@@ -330,14 +315,31 @@ func asBF16(x []bfloat16.BFloat16) []kernels.BF16 {
 
 // sharedFlat returns the memory of v's value, n elements of T, replacing
 // the value by a shared-buffer copy if it is not one.
-// countFlat is sharedFlat of a step count, which must be an int64 scalar
-// (as graph building requires: a count edited to another shape is refused
-// here too, before anything is written).
-func countFlat(backend backends.Backend, v *context.Variable) ([]int64, error) {
+// readCount returns the memory of the step count v, checked: not changed
+// inside g, an int64 scalar (as graph building requires: a count edited to
+// another shape is refused here too, before anything is written), and
+// from 0 (legacy: from -1, a variable's count that takes the optimizer's)
+// to below MaxInt64.
+func readCount(g *graph.Graph, backend backends.Backend, v *context.Variable, legacy bool) ([]int64, error) {
+	if v.ChangedInGraph(g) {
+		return nil, fmt.Errorf("%w: step count %s is changed inside the training graph; "+
+			"the fused step advances it after the graph", ErrVariable, v.ScopeAndName())
+	}
 	if sh := v.Shape(); sh.DType != dtypes.Int64 || !sh.IsScalar() {
 		return nil, fmt.Errorf("%w: step count %s has shape %s, want an int64 scalar", ErrVariable, v.ScopeAndName(), sh)
 	}
-	return sharedFlat[int64](backend, v, 1)
+	c, err := sharedFlat[int64](backend, v, 1)
+	if err != nil {
+		return nil, err
+	}
+	if (legacy && c[0] == -1) || (c[0] >= 0 && c[0] != math.MaxInt64) {
+		return c, nil
+	}
+	msg := "want 0 ≤ count < MaxInt64"
+	if legacy {
+		msg += " (or -1: take the optimizer's count)"
+	}
+	return nil, fmt.Errorf("%w: step count %s = %d, %s", optim.ErrInvalid, v.ScopeAndName(), c[0], msg)
 }
 
 func sharedFlat[T float32 | float64 | int64 | bfloat16.BFloat16](backend backends.Backend, v *context.Variable, n int) ([]T, error) {

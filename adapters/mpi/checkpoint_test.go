@@ -68,13 +68,17 @@ func mkdirs(dirs ...string) error {
 }
 
 // newSGDParallel returns a DataParallel of SGD with momentum over one
-// 1024-element parameter, filled.
-func newSGDParallel(c *Comm) (*DataParallel[float64], error) {
-	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1024)
+// 1024-element parameter, chunks of 256, filled.
+func newSGDParallel(c *Comm) (*DataParallel[float64], error) { return newSGDParallelOf(c, 256, 1024) }
+
+// newSGDParallelOf returns a DataParallel of SGD with momentum over one
+// n-element parameter "a", chunks of chunk elements, filled.
+func newSGDParallelOf(c *Comm, chunk, n int) (*DataParallel[float64], error) {
+	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: chunk}, n)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err = d.Add("a", 1024); err != nil {
+	if _, _, err = d.Add("a", n); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -96,17 +96,7 @@ func TestLoadUnreadCorrupt(t *testing.T) { mpirun(t, "load-unread-corrupt", 3, t
 
 func loadUnreadCorrupt(c *Comm) error {
 	dir := os.Getenv(envDir)
-	mk := func() (*DataParallel[float64], error) {
-		d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 16}, 8)
-		if err != nil {
-			return nil, err
-		}
-		if _, _, err = d.Add("a", 8); err != nil {
-			return nil, err
-		}
-		fill(d)
-		return d, nil
-	}
+	mk := func() (*DataParallel[float64], error) { return newSGDParallelOf(c, 16, 8) }
 	d, err := mk()
 	if err != nil {
 		return err

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/fuseopt/fuseopt/optim"
 )
 
 func init() {
@@ -114,17 +112,7 @@ func TestLoadFailsOnOneRank(t *testing.T) { mpirun(t, "load-fails-on-one-rank", 
 
 func loadFailsOnOneRank(c *Comm) error {
 	dir := os.Getenv(envDir)
-	mk := func() (*DataParallel[float64], error) {
-		d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 256}, 1024)
-		if err != nil {
-			return nil, err
-		}
-		if _, _, err = d.Add("a", 1024); err != nil {
-			return nil, err
-		}
-		fill(d)
-		return d, nil
-	}
+	mk := func() (*DataParallel[float64], error) { return newSGDParallel(c) }
 	d, err := mk()
 	if err != nil {
 		return err

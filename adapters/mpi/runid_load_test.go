@@ -33,15 +33,11 @@ func TestSaveLoadStepSave(t *testing.T) {
 
 func saveLoadStepSave(c *Comm) error {
 	dir := os.Getenv(envDir)
-	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: 16}, 8)
+	d, err := newSGDParallelOf(c, 16, 8)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if _, _, err = d.Add("a", 8); err != nil {
-		return err
-	}
-	fill(d)
 	if _, err := d.Step(); err != nil {
 		return err
 	}
