@@ -74,7 +74,13 @@ func newSGDParallel(c *Comm) (*DataParallel[float64], error) { return newSGDPara
 // newSGDParallelOf returns a DataParallel of SGD with momentum over one
 // n-element parameter "a", chunks of chunk elements, filled.
 func newSGDParallelOf(c *Comm, chunk, n int) (*DataParallel[float64], error) {
-	d, err := NewDataParallel[float64](c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, optim.Options{ChunkSize: chunk}, n)
+	return newParallel(c, optim.SGDConfig{LR: 0.5, Momentum: 0.9}, chunk, n)
+}
+
+// newParallel returns a DataParallel of rule h over one n-element
+// parameter "a", chunks of chunk elements, filled.
+func newParallel(c *Comm, h optim.Hyper, chunk, n int) (*DataParallel[float64], error) {
+	d, err := NewDataParallel[float64](c, h, optim.Options{ChunkSize: chunk}, n)
 	if err != nil {
 		return nil, err
 	}
@@ -159,15 +165,21 @@ func saveMismatched(c *Comm) error {
 		return err
 	}
 	defer e.Close()
+	return loadsAs(e, dir, good, "the checkpoint saved before the refused save")
+}
+
+// loadsAs loads the checkpoint in dir into e and checks that e then holds
+// the state want (shardBytes); what names the checkpoint in errors.
+func loadsAs[T optim.Float](e *DataParallel[T], dir string, want []byte, what string) error {
 	if err := e.LoadCheckpoint(dir); err != nil {
-		return fmt.Errorf("the checkpoint saved before the refused save: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	got, err := shardBytes(e.Optimizer())
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(got, good) {
-		return errors.New("the checkpoint loaded is not the one saved before the refused save")
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%s: the state loaded is not the one saved", what)
 	}
 	return nil
 }

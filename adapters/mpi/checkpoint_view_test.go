@@ -75,17 +75,7 @@ func saveSplitDirs(c *Comm) error {
 		return err
 	}
 	defer e.Close()
-	if err := e.LoadCheckpoint(a); err != nil {
-		return fmt.Errorf("the checkpoint kept: %v", err)
-	}
-	got, err := shardBytes(e.Optimizer())
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(got, saved) {
-		return errors.New("the checkpoint kept does not hold the state saved")
-	}
-	return nil
+	return loadsAs(e, a, saved, "the checkpoint kept")
 }
 
 // TestLoadUnreadCorrupt: a shard file that holds no element (written by a

@@ -88,15 +88,11 @@ func TestFailedLoadStepSave(t *testing.T) {
 
 func failedLoadStepSave(c *Comm) error {
 	dir := os.Getenv(envDir)
-	d, err := NewDataParallel[float64](c, optim.DefaultAdam(), optim.Options{ChunkSize: 16}, 3)
+	d, err := newParallel(c, optim.DefaultAdam(), 16, 3)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if _, _, err = d.Add("a", 3); err != nil {
-		return err
-	}
-	fill(d)
 	if _, err := d.Step(); err != nil {
 		return err
 	}
