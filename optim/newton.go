@@ -716,13 +716,13 @@ func (nt *Newton) StepBlocks(blocks []NewtonBlock) (NewtonBlocksResult, error) {
 // elements would need 8 TiB) is refused with solve.ErrDimension before
 // anything is allocated.
 func (nt *Newton) StepMat(w, g []float64, h mat.Matrix) (NewtonResult, error) {
+	if err := nt.enter(); err != nil {
+		return NewtonResult{}, err // (from Loss: ErrInvalid, whatever the arguments)
+	}
+	defer nt.leave()
 	if nilptr.Is(h) {
 		return NewtonResult{}, fmt.Errorf("%w: H is nil", solve.ErrDimension)
 	}
-	if err := nt.enter(); err != nil {
-		return NewtonResult{}, err
-	}
-	defer nt.leave()
 	// Everything that needs no H is checked before H is read into n²
 	// values of scratch space, which must also fit NewMatrix's bound (the
 	// machine's memory and swap: sysmem.MaxBytes).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fuseopt/fuseopt/kernels"
 	"github.com/fuseopt/fuseopt/optim"
+	"gonum.org/v1/gonum/mat"
 )
 
 // Types of a caller's that embed a config: they implement Hyper through
@@ -255,6 +256,13 @@ func TestNewtonLossReentry(t *testing.T) {
 		inner = append(inner, err)
 		_, err = nt.StepBlocks([]optim.NewtonBlock{{W: []float64{1}, G: []float64{1}, H: []float64{1}}})
 		inner = append(inner, err)
+		// StepMat, with an H or without one (nil; a nil *SymDense):
+		// ErrInvalid whatever the arguments.
+		var nilSym *mat.SymDense
+		for _, hm := range []mat.Matrix{mat.NewSymDense(2, nil), nil, nilSym} {
+			_, err = nt.StepMat([]float64{1, 1}, []float64{5, 5}, hm)
+			inner = append(inner, err)
+		}
 		return w[0] + w[1] // g is its gradient
 	}
 	res, err := nt.Step(w, g, h)

@@ -19,7 +19,9 @@ var (
 	// ErrNotSymmetric: Options.CheckSymmetry found H[i][j] ≠ H[j][i].
 	ErrNotSymmetric = errors.New("solve: matrix is not symmetric")
 	// ErrNonFinite: NaN or ±Inf in the matrix to factor or in the
-	// right-hand side (the solves trust the factor: see Solver.SolveL).
+	// right-hand side (the solves trust the factor: see Solver.SolveL). In
+	// the other triangle, which Options.CheckSymmetry reads, the error
+	// wraps ErrNotSymmetric too.
 	ErrNonFinite = errors.New("solve: non-finite value")
 	// ErrOptions: an invalid option (negative block size, a worker count
 	// below 0 or above MaxPoolSize…), or a Solver not made by New.

@@ -252,6 +252,12 @@ func (m Matrix[T]) checkSymmetric(tol float64) error {
 			if a == b {
 				continue
 			}
+			if math.IsNaN(a-a) || math.IsNaN(b-b) {
+				// NaN or ±Inf in the other triangle (the referenced one
+				// is checked before), which CheckSymmetry reads: both
+				// errors, as optim.Newton's check gives ErrNonFinite.
+				return fmt.Errorf("%w in the other triangle, so %w: H[%d][%d] = %g, H[%d][%d] = %g", ErrNonFinite, ErrNotSymmetric, i, j, a, j, i, b)
+			}
 			// (An infinite difference is never within the tolerance,
 			// though tol·Inf is Inf.)
 			if d := math.Abs(a - b); tol > 0 && d <= tol*math.Max(math.Abs(a), math.Abs(b)) && !math.IsInf(d, 1) {

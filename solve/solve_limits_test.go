@@ -325,18 +325,24 @@ func TestOverlap(t *testing.T) {
 }
 
 // TestSymmetryTolInfinite: with a tolerance, a finite element against ±Inf
-// in the other triangle (which the finiteness check, on the referenced
-// triangle, does not read) is not symmetric: |a−b| = Inf ≤ tol·Inf held.
+// or NaN in the other triangle (which the finiteness check, on the
+// referenced triangle, does not read) is not symmetric (|a−b| = Inf ≤
+// tol·Inf held) and non-finite, as optim.Newton's CheckSymmetry reports
+// it: the error wraps both, and nothing is written.
 func TestSymmetryTolInfinite(t *testing.T) {
 	for _, tol := range []float64{0, 1e-12, 0.5} {
 		s, err := New[float64](Options{CheckSymmetry: true, SymmetryTol: tol})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, inf := range []float64{math.Inf(1), math.Inf(-1)} {
-			m, _ := Square([]float64{4, inf, 1, 3}, 2)
-			if err := s.Factor(m); !errors.Is(err, ErrNotSymmetric) {
-				t.Errorf("tol %g, H[0][1] = %g: %v, want ErrNotSymmetric", tol, inf, err)
+		for _, bad := range []float64{math.Inf(1), math.Inf(-1), math.NaN()} {
+			m, _ := Square([]float64{4, bad, 1, 3}, 2)
+			err := s.Factor(m)
+			if !errors.Is(err, ErrNotSymmetric) || !errors.Is(err, ErrNonFinite) {
+				t.Errorf("tol %g, H[0][1] = %g: %v, want ErrNotSymmetric and ErrNonFinite", tol, bad, err)
+			}
+			if m.Data[0] != 4 || m.Data[2] != 1 || m.Data[3] != 3 {
+				t.Errorf("tol %g, H[0][1] = %g: H written: %v", tol, bad, m.Data)
 			}
 		}
 	}
