@@ -101,7 +101,11 @@ func (a MuonAdjustLR) factor(rows, cols int) float64 {
 //	θ = fma(−LR′, O, θ·decay),  decay = 1 − LR·WeightDecay
 //
 // so a step is bit-identical on every level, block size and number of
-// workers. PyTorch runs the iteration in bfloat16; fuseopt runs it in T,
+// workers, but for NaN, the exception the project's contract allows: a
+// NaN result (a NaN gradient under Propagate, the 0/0 of a zero momentum
+// with Eps 0) is NaN at the same places on every level, its sign and
+// payload may differ (a tall matrix's product negates one side, which
+// the levels' instructions treat differently for NaN). PyTorch runs the iteration in bfloat16; fuseopt runs it in T,
 // so its updates are more precise than PyTorch's and not bit-equal to
 // them.
 //
