@@ -573,15 +573,19 @@ func (o *Optimizer[T]) runID() error {
 // point of one run), and the ranks whose own parts of two states of file
 // id 0 (single-process files, states loaded from whole state files) agree
 // would otherwise keep their ids where the others move theirs. A load of
-// the state held before the last load since the last Step puts back the
-// id held then: a process undoing its load because another's failed
+// one shard file (single) that is this rank's file of the state held
+// before the last load since the last Step (its checksum sum is that
+// state's: the same bytes, this rank's header among them) puts back the id
+// held then: a process undoing its load because another's failed
 // (fusempi's LoadCheckpoint) writes files of one id with the processes
-// whose loads failed, which kept theirs.
-func (s *shard) loaded(prev uint64, prevOK bool, after uint64, afterOK bool) {
+// whose loads failed, which kept theirs. (Compared by the state after the
+// load instead, ranks whose own parts of two states of file id 0 agree
+// would put the id back where the others move theirs.)
+func (s *shard) loaded(prev uint64, prevOK bool, after uint64, afterOK, single bool, sum uint64) {
 	if s == nil || s.ranks == 1 || s.run == 0 {
 		return
 	}
-	if afterOK && s.back.ok && after == s.back.sum {
+	if single && s.back.ok && sum == s.back.sum {
 		s.run, s.back.ok = s.back.run, false
 		return
 	}

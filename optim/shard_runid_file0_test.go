@@ -169,3 +169,36 @@ func TestShardRunIDWholeLoadThenShard(t *testing.T) {
 		t.Errorf("ids %#x %#x %#x: %v", fileRunID(t, set[0]), fileRunID(t, set[1]), fileRunID(t, set[2]), err)
 	}
 }
+
+// TestShardRunIDThreeLoadsFileID0: every rank loads three single-process
+// shard files X, Y, Z (file id 0, the same step counts) that differ only
+// in elements ranks 0 and 2 do not own, with no Step between: no rank
+// puts back an earlier id (Z is not a rank's own file of the state held
+// before its last load), every rank moves on alike, and the set saved
+// after the next Step loads.
+func TestShardRunIDThreeLoadsFileID0(t *testing.T) {
+	h := SGDConfig{LR: 0.5, Momentum: 0.9}
+	op := Options{ChunkSize: 16}
+	m := newTestModel[float64]([]int{8})
+	x := singleProcessShard(t, m, h, op, 0)
+	y := singleProcessShard(t, m, h, op, 7)
+	z := singleProcessShard(t, m, h, op, 3)
+	sr := newShardRun(t, m, h, nil, nil, op, 3)
+	t.Logf("bounds %v", sr.opts[0].ShardBounds())
+	stepRanks(t, sr, 0)
+	for _, f := range [][]byte{x, y, z} {
+		for r, o := range sr.opts {
+			if err := o.LoadShards(bytes.NewReader(f)); err != nil {
+				t.Fatalf("rank %d: %v", r, err)
+			}
+		}
+	}
+	stepRanks(t, sr, 1)
+	set := saveSet(t, sr)
+	t.Logf("ids %#x %#x %#x", fileRunID(t, set[0]), fileRunID(t, set[1]), fileRunID(t, set[2]))
+	o := mustNew[float64](t, h, op)
+	m.clone().register(t, o, nil)
+	if err := o.LoadShards(readers(set...)...); err != nil {
+		t.Errorf("the set every rank saved after the same loads and one Step is refused: %v", err)
+	}
+}

@@ -439,7 +439,7 @@ func (o *Optimizer[T]) LoadShards(rs ...io.Reader) error {
 		// The files after the next Step are not the same run's, unless
 		// the state is the one held (shard.go).
 		after, afterOK := o.heldSum()
-		o.shard.loaded(prev, prevOK, after, afterOK)
+		o.shard.loaded(prev, prevOK, after, afterOK, len(rs) == 1, head.sum)
 	}
 	return nil
 }

@@ -682,7 +682,7 @@ func (o *Optimizer[T]) Load(r io.Reader) error {
 		// parameter has none to fill.
 		o.params[i].fresh = freshes[i]
 	}
-	o.shard.loaded(prev, prevOK, 0, false) // (shard.go; nil when not sharded): not a shard file
+	o.shard.loaded(prev, prevOK, 0, false, false, 0) // (shard.go; nil when not sharded): not a shard file
 	// Lay out and plan again: the file's groups may take other kernels
 	// (Fast Adam, whose results follow the plan's cut, refuses the fine
 	// plan: planFine).

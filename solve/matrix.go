@@ -244,19 +244,26 @@ func (c *finiteCheck[T]) nonFinite(m Matrix[T], p *Pool, workers int) (i, j int,
 
 // checkSymmetric compares element (i, j) with (j, i) for every i > j:
 // exactly when tol is 0, else |a−b| ≤ tol·max(|a|, |b|) with |a−b| finite.
+// NaN or ±Inf anywhere in the other triangle (the referenced one is
+// checked before), which it reads, is found first, whatever asymmetry
+// comes before it: an error wrapping ErrNonFinite (as optim.Newton's check
+// gives) and ErrNotSymmetric.
 func (m Matrix[T]) checkSymmetric(tol float64) error {
+	for i := 0; i < m.N; i++ {
+		for j := 0; j < i; j++ {
+			a := float64(m.Data[i*m.Stride+j])
+			b := float64(m.Data[j*m.Stride+i])
+			if math.IsNaN(a-a) || math.IsNaN(b-b) {
+				return fmt.Errorf("%w in the other triangle, so %w: H[%d][%d] = %g, H[%d][%d] = %g", ErrNonFinite, ErrNotSymmetric, i, j, a, j, i, b)
+			}
+		}
+	}
 	for i := 0; i < m.N; i++ {
 		for j := 0; j < i; j++ {
 			a := float64(m.Data[i*m.Stride+j])
 			b := float64(m.Data[j*m.Stride+i])
 			if a == b {
 				continue
-			}
-			if math.IsNaN(a-a) || math.IsNaN(b-b) {
-				// NaN or ±Inf in the other triangle (the referenced one
-				// is checked before), which CheckSymmetry reads: both
-				// errors, as optim.Newton's check gives ErrNonFinite.
-				return fmt.Errorf("%w in the other triangle, so %w: H[%d][%d] = %g, H[%d][%d] = %g", ErrNonFinite, ErrNotSymmetric, i, j, a, j, i, b)
 			}
 			// (An infinite difference is never within the tolerance,
 			// though tol·Inf is Inf.)

@@ -344,6 +344,12 @@ func TestSymmetryTolInfinite(t *testing.T) {
 			if m.Data[0] != 4 || m.Data[2] != 1 || m.Data[3] != 3 {
 				t.Errorf("tol %g, H[0][1] = %g: H written: %v", tol, bad, m.Data)
 			}
+			// After an asymmetric finite pair in the scan (H[0][1] = 7,
+			// H[1][0] = 2): still ErrNonFinite.
+			m, _ = Square([]float64{4, 7, bad, 2, 5, 1, 1, 1, 6}, 3)
+			if err := s.Factor(m); !errors.Is(err, ErrNonFinite) {
+				t.Errorf("tol %g, H[0][2] = %g after an asymmetric pair: %v, want ErrNonFinite", tol, bad, err)
+			}
 		}
 	}
 }

@@ -313,8 +313,6 @@ func asBF16(x []bfloat16.BFloat16) []kernels.BF16 {
 	return unsafe.Slice((*kernels.BF16)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
 }
 
-// sharedFlat returns the memory of v's value, n elements of T, replacing
-// the value by a shared-buffer copy if it is not one.
 // readCount returns the memory of the step count v, checked: not changed
 // inside g, an int64 scalar (as graph building requires: a count edited to
 // another shape is refused here too, before anything is written), and
@@ -342,6 +340,8 @@ func readCount(g *graph.Graph, backend backends.Backend, v *context.Variable, le
 	return nil, fmt.Errorf("%w: step count %s = %d, %s", optim.ErrInvalid, v.ScopeAndName(), c[0], msg)
 }
 
+// sharedFlat returns the memory of v's value, n elements of T, replacing
+// the value by a shared-buffer copy if it is not one.
 func sharedFlat[T float32 | float64 | int64 | bfloat16.BFloat16](backend backends.Backend, v *context.Variable, n int) ([]T, error) {
 	t, err := v.Value()
 	if err != nil || t == nil {
