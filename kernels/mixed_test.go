@@ -998,6 +998,18 @@ func FuzzMixed(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 9, 3, 0x80, 0x7f, 0x01, 0x7c, 0, 0, 0xc0, 0x7f})
 	f.Add([]byte{2, 1, 3, 40, 5, 0xff, 0xff, 0x00, 0x80, 0x01, 0x00})
 	f.Add([]byte{8, 0, 4, 200, 1, 0x7b, 0xff, 0x3c, 0x00, 0x00, 0x04})
+	// Every kernel, both half types, both roundings: the stream values
+	// about binary16's and bfloat16's largest finite values, 1, the
+	// smallest normals and subnormals.
+	payload := []byte{0xff, 0x7b, 0x00, 0x7c, 0x00, 0x3c, 0x00, 0x04, 0xff, 0x03, 0x01, 0x00, 0x7f, 0x7f, 0x80, 0x00,
+		0xfe, 0xfb, 0x80, 0x3f, 0x01, 0x80}
+	for ki := range mixedKernels() {
+		for h := range 2 {
+			for _, sr := range []byte{3, 8 | 5} {
+				f.Add(append([]byte{byte(ki), byte(h), byte(ki + h), 37, 0, sr}, payload...))
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := &decoder{b: data}
 		ks := mixedKernels()

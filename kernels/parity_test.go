@@ -750,8 +750,8 @@ func runFastSet[T Float](t *testing.T, ns []int, s *Set, exact, fast ewKernel[T]
 	if fp.Exact {
 		t.Errorf("updates differ from the exact kernel's, but the set reports %+v", fp)
 	}
-	if worst > paritytest.FastBound {
-		t.Fatalf("relative error %g above the bound %g", worst, paritytest.FastBound)
+	if b := paritytest.FastBoundOf[T](); worst > b {
+		t.Fatalf("relative error %g above the bound %g", worst, b)
 	}
 }
 
