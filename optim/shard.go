@@ -572,20 +572,23 @@ func (o *Optimizer[T]) runID() error {
 // states of one file id and step counts are one state on every rank (one
 // point of one run), and the ranks whose own parts of two states of file
 // id 0 (single-process files, states loaded from whole state files) agree
-// would otherwise keep their ids where the others move theirs. A load of
-// one shard file (single) that is this rank's file of the state held
-// before the last load since the last Step (its checksum sum is that
-// state's: the same bytes, this rank's header among them) puts back the id
-// held then: a process undoing its load because another's failed
-// (fusempi's LoadCheckpoint) writes files of one id with the processes
-// whose loads failed, which kept theirs. (Compared by the state after the
-// load instead, ranks whose own parts of two states of file id 0 agree
-// would put the id back where the others move theirs.)
+// would otherwise keep their ids where the others move theirs. A load
+// that brings back the state held before the last load since the last
+// Step puts back the id held then: one shard file (single) that is this
+// rank's file of that state (its checksum sum is that state's: the same
+// bytes, this rank's header among them), as a process undoing its load
+// because another's failed (fusempi's LoadCheckpoint) loads, so that it
+// writes files of one id with the processes whose loads failed, which
+// kept theirs; or, where the state has a file id, any files that leave
+// that state (after == its checksum), so that the ranks reading their own
+// file and those reading others (owning none) decide alike. (Compared by
+// the state after the load under file id 0, ranks whose own parts of two
+// states agree would put the id back where the others move theirs.)
 func (s *shard) loaded(prev uint64, prevOK bool, after uint64, afterOK, single bool, sum uint64) {
 	if s == nil || s.ranks == 1 || s.run == 0 {
 		return
 	}
-	if single && s.back.ok && sum == s.back.sum {
+	if s.back.ok && ((single && sum == s.back.sum) || (afterOK && after == s.back.sum && s.file != 0)) {
 		s.run, s.back.ok = s.back.run, false
 		return
 	}

@@ -67,3 +67,49 @@ func TestShardRunIDKeptAcrossReads(t *testing.T) {
 		}
 	}
 }
+
+// TestShardRunIDBackAcrossReads: the ranks hold state S (after a Step);
+// every rank loads an earlier set P (another state: every id moves on),
+// then, with no Step between, the set Q saved of S, each rank reading its
+// own file, or file 0 and the file of no element (a rank owning none): every
+// rank puts back the id it held at S, so that the set saved after the
+// next Step is one run's and loads.
+func TestShardRunIDBackAcrossReads(t *testing.T) {
+	op := Options{ChunkSize: 16}
+	h := SGDConfig{LR: 0.5, Momentum: 0.9}
+	sr := newShardRun(t, newTestModel[float64]([]int{8}), h, nil, nil, op, 3)
+	stepRanks(t, sr, 0)
+	p := saveSet(t, sr)
+	stepRanks(t, sr, 1)
+	q := saveSet(t, sr)
+	load := func(set [][]byte, reads [][]int) {
+		t.Helper()
+		for r, o := range sr.opts {
+			var rs [][]byte
+			for _, f := range reads[r] {
+				rs = append(rs, set[f])
+			}
+			if err := o.LoadShards(readers(rs...)...); err != nil {
+				t.Fatalf("rank %d reading %v: %v", r, reads[r], err)
+			}
+		}
+	}
+	least := [][]int{{0}, {1}, {0, 2}}
+	load(p, least)
+	load(q, least)
+	stepRanks(t, sr, 2)
+	next := saveSet(t, sr)
+	for r := range next {
+		if got, want := fileRunID(t, next[r]), fileRunID(t, next[0]); got != want {
+			t.Fatalf("rank %d writes run id %#x, rank 0 %#x", r, got, want)
+		}
+	}
+	if fileRunID(t, next[0]) != fileRunID(t, q[0]) {
+		t.Errorf("the id held at S was not put back: %#x, S's files %#x", fileRunID(t, next[0]), fileRunID(t, q[0]))
+	}
+	o := mustNew[float64](t, h, op)
+	newTestModel[float64]([]int{8}).register(t, o, nil)
+	if err := o.LoadShards(readers(next...)...); err != nil {
+		t.Error(err)
+	}
+}
