@@ -204,13 +204,16 @@ func TestCompareLayout(t *testing.T) {
 // TestFastAllowed: 2⁻²⁰ of the update plus an ulp of p, as the Fast Adam's
 // documentation says.
 func TestFastAllowed(t *testing.T) {
-	if FastBound != 0x1p-20 {
-		t.Errorf("FastBound %g", FastBound)
+	if FastBound != 0x1p-20 || FastBound64 != 0x1p-26 {
+		t.Errorf("FastBound %g, FastBound64 %g", FastBound, FastBound64)
+	}
+	if FastBoundOf[float32]() != FastBound || FastBoundOf[float64]() != FastBound64 {
+		t.Errorf("FastBoundOf: %g, %g", FastBoundOf[float32](), FastBoundOf[float64]())
 	}
 	if got := FastAllowed(float32(0), float32(1)); got != 0x1p-20+0x1p-23 {
 		t.Errorf("float32: %g", got)
 	}
-	if got := FastAllowed(3.0, -1.0); got != 4*0x1p-20+0x1p-52 {
+	if got := FastAllowed(3.0, -1.0); got != 4*0x1p-26+0x1p-52 {
 		t.Errorf("float64: %g", got)
 	}
 }
