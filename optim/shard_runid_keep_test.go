@@ -25,18 +25,7 @@ func TestShardRunIDKeptAcrossReads(t *testing.T) {
 		}
 		stepRanks(t, sr, 0)
 		files := saveSet(t, sr)
-		load := func(set [][]byte, reads [][]int) {
-			t.Helper()
-			for r, o := range sr.opts {
-				var rs [][]byte
-				for _, f := range reads[r] {
-					rs = append(rs, set[f])
-				}
-				if err := o.LoadShards(readers(rs...)...); err != nil {
-					t.Fatalf("rank %d reading %v: %v", r, reads[r], err)
-				}
-			}
-		}
+		load := func(set [][]byte, reads [][]int) { t.Helper(); loadReads(t, sr, set, reads) }
 		load(files, reads)
 		stepRanks(t, sr, 1)
 		next := saveSet(t, sr)
@@ -82,18 +71,7 @@ func TestShardRunIDBackAcrossReads(t *testing.T) {
 	p := saveSet(t, sr)
 	stepRanks(t, sr, 1)
 	q := saveSet(t, sr)
-	load := func(set [][]byte, reads [][]int) {
-		t.Helper()
-		for r, o := range sr.opts {
-			var rs [][]byte
-			for _, f := range reads[r] {
-				rs = append(rs, set[f])
-			}
-			if err := o.LoadShards(readers(rs...)...); err != nil {
-				t.Fatalf("rank %d reading %v: %v", r, reads[r], err)
-			}
-		}
-	}
+	load := func(set [][]byte, reads [][]int) { t.Helper(); loadReads(t, sr, set, reads) }
 	least := [][]int{{0}, {1}, {0, 2}}
 	load(p, least)
 	load(q, least)
@@ -111,5 +89,19 @@ func TestShardRunIDBackAcrossReads(t *testing.T) {
 	newTestModel[float64]([]int{8}).register(t, o, nil)
 	if err := o.LoadShards(readers(next...)...); err != nil {
 		t.Error(err)
+	}
+}
+
+// loadReads loads into each rank r of sr the files reads[r] of set.
+func loadReads[T Float](tb testing.TB, sr *shardRun[T], set [][]byte, reads [][]int) {
+	tb.Helper()
+	for r, o := range sr.opts {
+		var rs [][]byte
+		for _, f := range reads[r] {
+			rs = append(rs, set[f])
+		}
+		if err := o.LoadShards(readers(rs...)...); err != nil {
+			tb.Fatalf("rank %d reading %v: %v", r, reads[r], err)
+		}
 	}
 }
